@@ -1,0 +1,38 @@
+"""The Typer application object shared by all command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from sam2elnet import __version__
+
+app = typer.Typer(
+    name="elnet",
+    help="SAM2-ELNet: enhance coarse labels, auto-annotate imagery and score label quality "
+    "for remote sensing segmentation (SAR oil spills, VHR roads, ...).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sam2elnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail in messages."),
+) -> None:
+    """SAM2-ELNet command line."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )

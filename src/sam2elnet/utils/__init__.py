@@ -1,0 +1,1 @@
+"""Small helpers shared by every layer (no dependencies on the rest of the package)."""
