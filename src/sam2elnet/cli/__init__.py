@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import sys
 
-from sam2elnet.cli.app import app
 from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
-    weights_cmd,
     data_cmd,
     engine_cmd,
     eval_cmd,
     geo_cmd,
     pipeline_cmd,
+    weights_cmd,
 )
+from sam2elnet.cli.app import app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except FileNotFoundError as err:
-        print(f"error: {err.filename or err}: no such file or folder; check the path", file=sys.stderr)
+        print(
+            f"error: {err.filename or err}: no such file or folder; check the path", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; re-run with --resume to continue", file=sys.stderr)

@@ -1,0 +1,172 @@
+"""Saving and loading whole SAM2-ELNet models (one file: config + weights + metadata).
+
+A model file holds the config, the trainable weights (adapters, stem, mask encoder, decoder) and
+either the trunk weights themselves (when the trunk was randomly initialised or fine-tuned, so the
+file is self-contained) or a *reference* to the SAM2 checkpoint plus a fingerprint (so a 25 MB
+model file does not duplicate a 150 MB-900 MB encoder). ``extra`` carries plain data the engine
+needs (normalisation, the quality evaluator and its calibration, training metadata).
+
+Files are loaded with ``torch.load(weights_only=True)``: no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from sam2elnet import __version__
+from sam2elnet.errors import CheckpointError
+from sam2elnet.model.elnet import ModelConfig, SAM2ELNet
+from sam2elnet.model.hiera import (
+    build_trunk,
+    load_encoder_weights,
+    load_trunk_state_strict,
+    safe_torch_load,
+    trunk_fingerprint,
+    weights_home,
+)
+from sam2elnet.utils.atomic import atomic_path
+
+MODEL_FORMAT = "sam2elnet.model"
+MODEL_FORMAT_VERSION = 1
+
+
+def save_model(
+    model: SAM2ELNet,
+    path: str | Path,
+    extra: dict[str, Any] | None = None,
+    embed_encoder: bool | None = None,
+) -> Path:
+    """Write ``model`` (and ``extra``) to ``path`` atomically.
+
+    ``embed_encoder`` defaults to True when the trunk has no external weights file or was trained.
+    """
+    cfg = model.config
+    if embed_encoder is None:
+        embed_encoder = cfg.weights is None or cfg.trunk_trainable != "none"
+    state = {
+        k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("trunk.")
+    }
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "package_version": __version__,
+        "config": cfg.model_dump(mode="json"),
+        "state": state,
+        "trunk_state": {k: v.detach().clone() for k, v in model.trunk.state_dict().items()}
+        if embed_encoder
+        else None,
+        "encoder": {
+            "weights": cfg.weights,
+            "size": cfg.size,
+            "embedded": bool(embed_encoder),
+            "fingerprint": trunk_fingerprint(model.trunk),
+        },
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def read_model_file(path: str | Path) -> dict[str, Any]:
+    """Read and validate a model file's payload without building the network."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError("model file not found; train one with `elnet train`", p)
+    obj = safe_torch_load(p)
+    if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
+        raise CheckpointError(
+            "not a sam2elnet model file (for SAM2 encoder checkpoints use --weights, not --model)",
+            p,
+        )
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > MODEL_FORMAT_VERSION:
+        raise CheckpointError(
+            f"model file format {version!r} was written by a newer sam2elnet "
+            f"({obj.get('package_version')}); upgrade sam2elnet to read it",
+            p,
+        )
+    for key in ("config", "state", "encoder"):
+        if key not in obj:
+            raise CheckpointError(f"model file lacks its '{key}' entry; it is damaged", p)
+    return obj
+
+
+def _resolve_encoder_file(ref: str | None, override: str | Path | None, path: Path) -> Path:
+    if override is not None:
+        return Path(override)
+    if ref is None:
+        raise CheckpointError(
+            "model file has neither embedded nor referenced encoder weights", path
+        )
+    candidates = [
+        Path(ref).expanduser(),
+        path.parent / Path(ref).name,
+        weights_home() / Path(ref).name,
+    ]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise CheckpointError(
+        f"the SAM2 encoder weights this model was trained with ({ref}) are not found; put the file "
+        f"next to the model or in {weights_home()}, or pass encoder_weights / --weights",
+        path,
+    )
+
+
+def load_model(
+    path: str | Path, encoder_weights: str | Path | None = None, map_location: str = "cpu"
+) -> tuple[SAM2ELNet, dict[str, Any]]:
+    """Load a model saved by :func:`save_model`; returns ``(model, extra)``, model in eval mode."""
+    p = Path(path)
+    obj = read_model_file(p)
+    try:
+        cfg = ModelConfig.model_validate(obj["config"])
+    except ValidationError as err:
+        raise CheckpointError(
+            f"model config is invalid ({err.errors()[0]['loc']}: {err.errors()[0]['msg']}); "
+            "the file is from an incompatible version",
+            p,
+        ) from None
+    enc = obj["encoder"]
+    if obj.get("trunk_state"):
+        trunk = build_trunk(cfg.size)
+        load_trunk_state_strict(trunk, obj["trunk_state"], p)
+    else:
+        src = _resolve_encoder_file(enc.get("weights"), encoder_weights, p)
+        trunk, _ = load_encoder_weights(src, cfg.size)
+        expected = enc.get("fingerprint")
+        if expected is not None and not math.isclose(
+            trunk_fingerprint(trunk), float(expected), rel_tol=1e-6, abs_tol=1e-3
+        ):
+            raise CheckpointError(
+                "these encoder weights differ from the ones the model was trained with; "
+                "pass the original SAM2 checkpoint",
+                src,
+            )
+    model = SAM2ELNet(cfg, trunk)
+    state = obj["state"]
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("trunk.")}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        what = (
+            f"missing '{missing[0]}'"
+            if missing
+            else f"unexpected '{unexpected[0]}'"
+            if unexpected
+            else f"shape mismatch at '{bad[0]}'"
+        )
+        raise CheckpointError(
+            f"model weights do not fit the network ({what}); the file is damaged", p
+        )
+    model.load_state_dict(state, strict=False)
+    model.to(map_location)
+    model.eval()
+    return model, dict(obj.get("extra") or {})

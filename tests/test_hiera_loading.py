@@ -1,0 +1,174 @@
+"""Loading SAM2 encoder weights: official, Hugging Face and project formats; every error path."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from conftest import write_official_checkpoint
+from safetensors.torch import save_file
+
+from sam2elnet.errors import CheckpointError
+from sam2elnet.model import ModelConfig, build_model, load_encoder_weights, save_model
+from sam2elnet.model.hiera import (
+    build_trunk,
+    find_cached_weights,
+    infer_size,
+    official_filename,
+    read_trunk_state,
+)
+
+
+def features(trunk, x):
+    with torch.no_grad():
+        return trunk(x).intermediate_hidden_states
+
+
+def test_official_checkpoint_loads_strictly_with_same_features(tmp_path) -> None:
+    path = tmp_path / "ckpt.pt"
+    state = write_official_checkpoint(path)
+    trunk, size = load_encoder_weights(path)
+    assert size == "micro"
+    ref = build_trunk("micro")
+    ref.load_state_dict(state)
+    x = torch.randn(1, 3, 64, 64)
+    for a, b in zip(features(trunk, x), features(ref, x), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_tiny_official_layout_has_documented_key_count(tmp_path) -> None:
+    path = tmp_path / "sam2_hiera_tiny.pt"
+    write_official_checkpoint(path, size="tiny")
+    raw = torch.load(path, weights_only=True)["model"]
+    trunk_keys = [k for k in raw if k.startswith("image_encoder.trunk.")]
+    assert len(trunk_keys) == 154  # DESIGN.md: tiny has 154 trunk keys, 26.85 M parameters
+    trunk, size = load_encoder_weights(path)
+    assert size == "tiny"
+    assert abs(sum(p.numel() for p in trunk.parameters()) / 1e6 - 26.85) < 0.01
+
+
+def test_model_built_from_weights_uses_them(official_checkpoint) -> None:
+    model = build_model(ModelConfig(size="micro", weights=str(official_checkpoint)))
+    trunk, _ = load_encoder_weights(official_checkpoint)
+    for a, b in zip(model.trunk.parameters(), trunk.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_huggingface_safetensors_file_and_folder(tmp_path) -> None:
+    trunk = build_trunk("micro")
+    with torch.no_grad():
+        for p in trunk.parameters():
+            p.normal_(0, 0.02)
+    hf = {f"vision_encoder.backbone.{k}": v.contiguous() for k, v in trunk.state_dict().items()}
+    hf["vision_encoder.neck.conv.weight"] = torch.zeros(2, 2)
+    folder = tmp_path / "sam2.1-hiera-micro"
+    folder.mkdir()
+    save_file(hf, str(folder / "model.safetensors"))
+    for src in (folder, folder / "model.safetensors"):
+        loaded, size = load_encoder_weights(src)
+        assert size == "micro"
+        x = torch.randn(1, 3, 32, 32)
+        for a, b in zip(features(loaded, x), features(trunk, x), strict=True):
+            assert torch.equal(a, b)
+
+
+def test_project_checkpoint_with_embedded_encoder(tmp_path) -> None:
+    model = build_model(ModelConfig(size="micro"))
+    path = save_model(model, tmp_path / "model.pt")
+    trunk, size = load_encoder_weights(path)
+    assert size == "micro"
+    for a, b in zip(trunk.parameters(), model.trunk.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_wrong_size_is_refused(official_checkpoint) -> None:
+    with pytest.raises(CheckpointError, match="Hiera-micro encoder but size 'tiny' was asked"):
+        load_encoder_weights(official_checkpoint, size="tiny")
+
+
+def test_missing_key_is_named(tmp_path) -> None:
+    path = tmp_path / "ckpt.pt"
+    write_official_checkpoint(path)
+    raw = torch.load(path, weights_only=True)
+    del raw["model"]["image_encoder.trunk.blocks.1.norm1.weight"]
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=r"missing key 'blocks\.1\.layer_norm1\.weight'"):
+        load_encoder_weights(path)
+
+
+def test_mis_shaped_and_unexpected_keys_are_named(tmp_path) -> None:
+    path = tmp_path / "ckpt.pt"
+    write_official_checkpoint(path)
+    raw = torch.load(path, weights_only=True)
+    raw["model"]["image_encoder.trunk.blocks.0.attn.proj.bias"] = torch.zeros(5)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=r"'blocks\.0\.attn\.proj\.bias' has shape \(5,\)"):
+        load_encoder_weights(path)
+    raw = torch.load(path, weights_only=True)
+    raw["model"]["image_encoder.trunk.blocks.0.attn.proj.bias"] = torch.zeros(16)
+    raw["model"]["image_encoder.trunk.blocks.0.extra"] = torch.zeros(1)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=r"unexpected key 'blocks\.0\.extra'"):
+        load_encoder_weights(path)
+
+
+def test_truncated_garbage_empty_and_missing_files(tmp_path, official_checkpoint) -> None:
+    truncated = tmp_path / "truncated.pt"
+    data = official_checkpoint.read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(2048))
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    for path, pattern in [
+        (truncated, "truncated or corrupt"),
+        (garbage, "truncated or corrupt"),
+        (empty, "empty"),
+        (tmp_path / "nope.pt", "not found"),
+    ]:
+        with pytest.raises(CheckpointError, match=pattern) as info:
+            load_encoder_weights(path)
+        assert str(path) in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickled_code_is_refused(tmp_path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save(
+        {"model": {"image_encoder.trunk.x": _Evil()}}, path, pickle_protocol=pickle.DEFAULT_PROTOCOL
+    )
+    with pytest.raises(CheckpointError, match="refused: this file needs arbitrary code"):
+        load_encoder_weights(path)
+
+
+def test_non_sam2_checkpoint_is_refused(tmp_path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"model": {"backbone.conv1.weight": torch.zeros(1)}}, path)
+    with pytest.raises(CheckpointError, match="no 'image_encoder.trunk"):
+        read_trunk_state(path)
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match="not a SAM2 checkpoint"):
+        read_trunk_state(path)
+
+
+def test_infer_size_rejects_unknown_shapes() -> None:
+    state = build_trunk("micro").state_dict()
+    state["blocks.9.attn.qkv.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointError, match="match no known Hiera size"):
+        infer_size(state)
+
+
+def test_cached_weights_lookup(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path))
+    assert find_cached_weights("tiny") is None
+    (tmp_path / official_filename("tiny", "2")).write_bytes(b"x")
+    assert find_cached_weights("tiny").name == "sam2_hiera_tiny.pt"
+    (tmp_path / official_filename("tiny", "2.1")).write_bytes(b"x")
+    assert find_cached_weights("tiny").name == "sam2.1_hiera_tiny.pt"

@@ -1,0 +1,186 @@
+"""The SAM2-ELNet network: shapes, frozen trunk, adapters, conditioning, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sam2elnet.errors import CheckpointError
+from sam2elnet.model import ModelConfig, SAM2ELNet, build_model, load_model, save_model
+from sam2elnet.model.adapters import BottleneckAdapter
+from sam2elnet.model.stem import IMAGENET_MEAN, IMAGENET_STD, InputStem
+
+
+def micro(**kw) -> SAM2ELNet:
+    return build_model(ModelConfig(size="micro", **kw))
+
+
+@pytest.mark.parametrize("bands", [1, 3, 4])
+@pytest.mark.parametrize("hw", [(45, 70), (64, 64), (33, 97)])
+def test_output_shapes_equal_input_shapes(bands: int, hw: tuple[int, int]) -> None:
+    model = micro(in_bands=bands).eval()
+    x = torch.rand(2, bands, *hw)
+    with torch.no_grad():
+        out = model(x)
+        out_c = model(x, coarse=(torch.rand(2, 1, *hw) > 0.5).float())
+    assert out.logits.shape == (2, 1, *hw)
+    assert out.edge_logits.shape == (2, 1, *hw)
+    assert out_c.logits.shape == (2, 1, *hw)
+    assert [s.shape[-2:] for s in out.side_logits] == [
+        (-(-hw[0] // s), -(-hw[1] // s)) for s in (32, 16, 8, 4)
+    ]
+    assert out.embedding.shape == (2, model.embedding_dim)
+
+
+def test_wrong_band_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="expected images of shape"):
+        micro(in_bands=1)(torch.rand(1, 3, 32, 32))
+
+
+def test_frozen_trunk_gets_no_gradient_and_trainable_parts_do() -> None:
+    model = micro(in_bands=1).train()
+    assert not model.trunk.training, "frozen trunk must stay in eval mode"
+    # Give zero-initialised layers a nudge so gradients reach everything upstream of them.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BottleneckAdapter):
+                m.up.weight.normal_(0, 0.01)
+        for p in model.mask_encoder.proj.parameters():
+            p.normal_(0, 0.01)
+        model.mask_encoder.to_trunk.weight.normal_(0, 0.01)
+    x = torch.rand(2, 1, 64, 64)
+    out = model(x, coarse=(torch.rand(2, 1, 64, 64) > 0.5).float())
+    (out.logits.mean() + sum(s.mean() for s in out.side_logits) + out.edge_logits.mean()).backward()
+    for name, p in model.trunk.named_parameters():
+        assert not p.requires_grad and p.grad is None, name
+    for part in (model.adapters, model.stem, model.mask_encoder, model.decoder):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None for g in grads)
+        assert any(float(g.abs().sum()) > 0 for g in grads)
+    trainable = {id(p) for p in model.trainable_parameters()}
+    assert not trainable & {id(p) for p in model.trunk.parameters()}
+
+
+@pytest.mark.parametrize("mode,expect_all", [("last", False), ("all", True)])
+def test_trunk_can_be_trained_when_asked(mode: str, expect_all: bool) -> None:
+    model = micro(trunk_trainable=mode)
+    flags = [p.requires_grad for p in model.trunk.parameters()]
+    assert any(flags)
+    assert all(flags) is expect_all
+    assert model.train().trunk.training
+
+
+def test_fresh_adapters_reproduce_bare_trunk_features_exactly() -> None:
+    model = micro(in_bands=3, mask_into_trunk=False).eval()
+    pixels = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ours = model.encode(pixels)
+        ref = model.trunk(pixels).intermediate_hidden_states
+    assert len(ours) == 4
+    for a, b in zip(ours, ref, strict=True):
+        assert torch.equal(a, b.permute(0, 3, 1, 2))
+
+
+def test_adapters_change_features_once_trained() -> None:
+    model = micro(mask_into_trunk=False).eval()
+    pixels = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = model.encode(pixels)[0].clone()
+        model.adapters[0].up.weight.normal_(0, 0.1)
+        after = model.encode(pixels)[0]
+    assert not torch.allclose(before, after)
+
+
+def test_adapter_width_is_configurable_and_zero_disables() -> None:
+    assert micro(adapter_dim=8).adapters[0].down.out_features == 8
+    assert micro(adapter_dim=0).adapters is None
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 5])
+def test_stem_initialisation_keeps_pretrained_behaviour(bands: int) -> None:
+    stem = InputStem(bands)
+    x = torch.rand(1, bands, 8, 8)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    rgb = stem(x) * std + mean
+    if bands == 1:
+        expected = x.expand(1, 3, 8, 8)
+    elif bands == 2:
+        expected = x.mean(dim=1, keepdim=True).expand(1, 3, 8, 8)
+    else:
+        expected = x[:, :3]
+    assert torch.allclose(rgb, expected, atol=1e-6)
+
+
+def test_coarse_label_changes_the_prediction_once_trained() -> None:
+    model = micro(in_bands=1).eval()
+    with torch.no_grad():
+        for p in model.mask_encoder.proj.parameters():
+            p.normal_(0, 0.5)
+    x = torch.rand(1, 1, 64, 64)
+    coarse = torch.zeros(1, 1, 64, 64)
+    coarse[..., 16:48, 16:48] = 1
+    with torch.no_grad():
+        a = model(x).logits
+        b = model(x, coarse=coarse).logits
+        # A coarse tensor flagged as absent is the same as no coarse label at all.
+        c = model(x, coarse=coarse, has_coarse=torch.zeros(1)).logits
+    assert not torch.allclose(a, b)
+    assert torch.allclose(a, c, atol=1e-6)
+
+
+def test_save_load_roundtrip_is_exact(tmp_path) -> None:
+    model = micro(in_bands=1, normalization={"mode": "sar-db"}).eval()
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(0.01)
+    path = save_model(model, tmp_path / "model.pt", extra={"quality": {"threshold": 0.5}})
+    loaded, extra = load_model(path)
+    assert extra == {"quality": {"threshold": 0.5}}
+    assert loaded.config == model.config
+    x = torch.rand(1, 1, 40, 40)
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, loaded(x).logits)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+
+
+def test_model_file_referencing_encoder_weights(tmp_path, official_checkpoint) -> None:
+    model = build_model(ModelConfig(size="micro", weights=str(official_checkpoint))).eval()
+    path = save_model(model, tmp_path / "m.pt")
+    size_with_ref = path.stat().st_size
+    loaded, _ = load_model(path)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, loaded(x).logits)
+    embedded = save_model(model, tmp_path / "e.pt", embed_encoder=True)
+    assert embedded.stat().st_size > size_with_ref
+    official_checkpoint.rename(tmp_path / "moved.pt")
+    with pytest.raises(CheckpointError, match="are not found"):
+        load_model(path)
+    loaded, _ = load_model(path, encoder_weights=tmp_path / "moved.pt")
+
+
+def test_model_file_errors(tmp_path) -> None:
+    model = micro()
+    good = save_model(model, tmp_path / "good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_model(truncated)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a sam2elnet model file"):
+        load_model(foreign)
+    payload = torch.load(good, weights_only=True)
+    payload["format_version"] = 99
+    newer = tmp_path / "newer.pt"
+    torch.save(payload, newer)
+    with pytest.raises(CheckpointError, match="newer sam2elnet"):
+        load_model(newer)
+    payload["format_version"] = 1
+    payload["config"]["size"] = "gigantic"
+    torch.save(payload, newer)
+    with pytest.raises(CheckpointError, match="incompatible version"):
+        load_model(newer)
