@@ -1,1 +1,42 @@
-"""sam2elnet.data"""
+"""sam2elnet.data: files -> arrays. Raster IO, normalisation, dataset layouts, coarse labels, synthetic scenes.
+
+Submodules are imported lazily (``from sam2elnet.data import discover`` works) so that commands that
+only read rasters do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RasterImage": "raster",
+    "read_image": "raster",
+    "read_mask": "raster",
+    "write_mask": "raster",
+    "write_probability": "raster",
+    "write_image": "raster",
+    "NormalizationConfig": "normalize",
+    "normalize": "normalize",
+    "compute_stats": "normalize",
+    "Sample": "datasets",
+    "DatasetIndex": "datasets",
+    "discover": "datasets",
+    "SegmentationDataset": "datasets",
+    "split_fraction": "datasets",
+    "mask_strata": "datasets",
+    "verify_pairs": "datasets",
+    "degrade": "coarse",
+    "CoarseResult": "coarse",
+    "make_scene": "synthetic",
+    "generate_dataset": "synthetic",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"sam2elnet.data.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'sam2elnet.data' has no attribute {name!r}")

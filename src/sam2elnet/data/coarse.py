@@ -1,0 +1,403 @@
+"""Coarse-label simulator: turn an accurate mask into the kind of label a hurried annotator draws.
+
+Real coarse labels (see the SOS polygons and the fixed-width road strips in the shared data) are
+polygons with few vertices, shifted and bloated boundaries, missing thin parts and, for roads,
+strips of one brush width along a roughly followed centre line. Simulating them from exact masks
+lets label enhancement be trained and *measured* against ground truth.
+
+Every profile takes a ``severity`` in [0, 1]. All random numbers are drawn *before* severity
+scales them, from one generator per operation, so for a fixed seed a higher severity applies the
+same distortions with larger amplitude: the IoU to the input falls with severity in expectation
+(and nearly always per seed). Severity 0 returns the input unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sam2elnet.errors import DataError
+from sam2elnet.utils.atomic import write_text_atomic
+
+PROFILES = ("polygon", "sloppy", "blocky", "strip", "mixed")
+
+
+@dataclass
+class CoarseResult:
+    """A degraded mask, its IoU to the input and a readable list of what was applied."""
+
+    mask: np.ndarray
+    iou: float
+    ops: list[str] = field(default_factory=list)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two bool masks; two empty masks agree perfectly (1.0)."""
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    union = int(np.count_nonzero(a | b))
+    if union == 0:
+        return 1.0
+    return float(np.count_nonzero(a & b)) / union
+
+
+def _ref(shape: tuple[int, ...]) -> float:
+    """Pixel amplitudes are defined for 256 px images and scale with image size."""
+    return float(np.sqrt(shape[0] * shape[1])) / 256.0
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _u8(mask: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- single operations
+def simplify_polygons(
+    mask: np.ndarray,
+    rel_eps: float,
+    min_eps: float = 0.0,
+    max_eps: float = np.inf,
+    min_hole: float = 0.0,
+) -> np.ndarray:
+    """Replace every contour by a polygon with few vertices, as an annotator clicking vertices does.
+
+    ``rel_eps`` is the Douglas-Peucker tolerance as a fraction of each contour's perimeter (clipped
+    to ``[min_eps, max_eps]`` px). Holes smaller than ``min_hole`` px are filled; larger ones (the
+    blocks between roads) are kept as simplified polygons too.
+    """
+    contours, hier = cv2.findContours(_u8(mask), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros(mask.shape, dtype=np.uint8)
+    if not contours:
+        return out.astype(bool)
+    parents = hier[0][:, 3]
+
+    def poly(c: np.ndarray) -> np.ndarray:
+        eps = min(max_eps, max(min_eps, rel_eps * cv2.arcLength(c, True)))
+        return cv2.approxPolyDP(c, eps, True) if eps > 0 else c
+
+    outers = [i for i in range(len(contours)) if parents[i] < 0]
+    outers.sort(key=lambda i: -cv2.contourArea(contours[i]))
+    for i in outers:
+        cv2.fillPoly(out, [poly(contours[i])], 1)
+        for j in np.flatnonzero(parents == i):
+            if cv2.contourArea(contours[j]) >= min_hole:
+                cv2.fillPoly(out, [poly(contours[j])], 0)
+    return out.astype(bool)
+
+
+def morph(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate (radius > 0) or erode (radius < 0) with a disk: bloated or shrunk boundaries."""
+    if radius == 0:
+        return mask.copy()
+    op = cv2.dilate if radius > 0 else cv2.erode
+    return op(_u8(mask), _disk(abs(int(radius)))).astype(bool)
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """A smooth random field with unit standard deviation and correlation length ~``scale`` px."""
+    gh = max(2, int(round(shape[0] / max(scale, 1.0))) + 1)
+    gw = max(2, int(round(shape[1] / max(scale, 1.0))) + 1)
+    grid = rng.standard_normal((gh, gw)).astype(np.float32)
+    field_ = cv2.resize(grid, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+    std = float(field_.std())
+    return field_ / std if std > 0 else field_
+
+
+def displace(mask: np.ndarray, dx: np.ndarray, dy: np.ndarray, amplitude: float) -> np.ndarray:
+    """Move the boundary by a smooth random displacement field (unit fields ``dx``, ``dy``)."""
+    if amplitude <= 0:
+        return mask.copy()
+    h, w = mask.shape
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx = xs + amplitude * dx
+    my = ys + amplitude * dy
+    warped = cv2.remap(
+        _u8(mask) * np.float32(1.0), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return warped > 0.5
+
+
+def drop_parts(mask: np.ndarray, min_area: float, thin_radius: int) -> np.ndarray:
+    """Drop components smaller than ``min_area`` px and parts thinner than ``2*thin_radius``."""
+    out = mask.copy()
+    if thin_radius > 0:
+        opened = cv2.morphologyEx(_u8(out), cv2.MORPH_OPEN, _disk(thin_radius)).astype(bool)
+        out = opened
+    if min_area > 0 and out.any():
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(_u8(out), connectivity=8)
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+        small = small[small > 0]
+        if small.size:
+            out[np.isin(labels, small)] = False
+    return out
+
+
+def add_blobs(
+    mask: np.ndarray, blobs: list[tuple[float, float, float, float, float]]
+) -> np.ndarray:
+    """Add false-positive ellipses given as (cx, cy, ax, ay, angle_deg) in pixels."""
+    out = _u8(mask).copy()
+    for cx, cy, ax, ay, ang in blobs:
+        if ax < 0.5 or ay < 0.5:
+            continue
+        cv2.ellipse(out, (int(cx), int(cy)), (max(1, int(ax)), max(1, int(ay))), ang, 0, 360, 1, -1)
+    return out.astype(bool)
+
+
+def blockify(
+    mask: np.ndarray, block: int, threshold: float, offset: tuple[int, int] = (0, 0)
+) -> np.ndarray:
+    """Down-sample by ``block`` (area average), threshold, up-sample: a label drawn on a coarse grid."""
+    if block <= 1:
+        return mask.copy()
+    h, w = mask.shape
+    oy, ox = offset[0] % block, offset[1] % block
+    padded = np.zeros((h + block + oy, w + block + ox), dtype=np.float32)
+    padded[oy : oy + h, ox : ox + w] = mask
+    gh, gw = padded.shape[0] // block, padded.shape[1] // block
+    cells = padded[: gh * block, : gw * block].reshape(gh, block, gw, block).mean(axis=(1, 3))
+    up = np.repeat(np.repeat(cells > threshold, block, axis=0), block, axis=1)
+    return up[oy : oy + h, ox : ox + w]
+
+
+def centerline_width(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """Skeleton of ``mask`` and the typical object width (twice the median distance to the edge)."""
+    from skimage.morphology import skeletonize
+
+    skel = skeletonize(mask.astype(bool))
+    if not skel.any():
+        return skel, 0.0
+    dist = cv2.distanceTransform(_u8(mask), cv2.DIST_L2, 5)
+    return skel, max(1.0, 2.0 * float(np.median(dist[skel])) - 0.5)
+
+
+def strip(
+    mask: np.ndarray,
+    width: float,
+    simplify_eps: float,
+    shift: tuple[float, float],
+    skel: np.ndarray | None = None,
+) -> np.ndarray:
+    """Replace line-like objects by a fixed-width strip along their (simplified) centre line.
+
+    The strip is moved sideways by ``shift`` = (dx, dy) pixels, like a road drawn next to itself.
+    """
+    if skel is None:
+        skel, _ = centerline_width(mask)
+    if not skel.any():
+        return mask.copy()
+    contours, _ = cv2.findContours(_u8(skel), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    lines = np.ones(mask.shape, dtype=np.uint8)
+    for c in contours:
+        line = cv2.approxPolyDP(c, simplify_eps, False) if simplify_eps > 0 else c
+        cv2.polylines(lines, [line], False, 0, thickness=1)
+    # a strip is every pixel within width/2 of the centre line: continuous in width, unlike thick lines
+    out = (cv2.distanceTransform(lines, cv2.DIST_L2, 5) < max(width, 1.0) / 2.0).astype(np.uint8)
+    if shift != (0.0, 0.0):
+        m = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+        out = cv2.warpAffine(out, m, (mask.shape[1], mask.shape[0]), flags=cv2.INTER_NEAREST)
+    return out.astype(bool)
+
+
+def is_linear(mask: np.ndarray) -> bool:
+    """Heuristic: thin, long structures (roads, rivers) rather than blobs (slicks)."""
+    if not mask.any():
+        return False
+    skel, width = centerline_width(mask)
+    length = float(np.count_nonzero(skel))
+    return width > 0 and length >= 4.0 * width
+
+
+# --------------------------------------------------------------------------- profiles
+def _rngs(seed: int | np.random.Generator, n: int) -> list[np.random.Generator]:
+    """Independent generators, one per operation, so ops do not shift each other's draws."""
+    if isinstance(seed, np.random.Generator):
+        return list(seed.spawn(n))
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 7919])
+    return [np.random.default_rng(s) for s in ss.spawn(n)]
+
+
+Profile = Callable[[np.ndarray, float, list[np.random.Generator]], tuple[np.ndarray, list[str]]]
+
+
+def _polygon(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    u_eps, u_rad = r[0].random(), r[1].random()
+    dx = smooth_field(r[2], mask.shape, 64 * ref)
+    dy = smooth_field(r[2], mask.shape, 64 * ref)
+    rel_eps = s * (0.01 + 0.04 * u_eps)
+    out = simplify_polygons(
+        mask, rel_eps, min_eps=s * 2.0 * ref, max_eps=s * 8.0 * ref, min_hole=s * 0.003 * mask.size
+    )
+    rad = int(round(s * (1.0 + 5.0 * u_rad) * ref))
+    out = morph(out, rad)
+    amp = s * 3.0 * ref
+    out = displace(out, dx, dy, amp)
+    return out, [f"simplify(rel_eps={rel_eps:.3f})", f"dilate({rad})", f"displace({amp:.1f})"]
+
+
+def _sloppy(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    h, w = mask.shape
+    dx = smooth_field(r[0], mask.shape, 40 * ref)
+    dy = smooth_field(r[0], mask.shape, 40 * ref)
+    u_rad, u_thin = r[1].random(), r[2].random()
+    blob_draws = r[3].random((3, 6))
+    amp = s * 7.0 * ref
+    out = displace(mask, dx, dy, amp)
+    rad = int(round(s * (6.0 * u_rad - 1.5) * ref))
+    out = morph(out, rad)
+    min_area = s * 0.004 * h * w
+    thin = int(round(s * u_thin * 2.5 * ref))
+    out = drop_parts(out, min_area, thin)
+    blobs = []
+    for row in blob_draws:
+        if row[0] < 0.6 * s:
+            rad_b = (3.0 + 12.0 * row[3]) * ref * (0.4 + 0.6 * s)
+            blobs.append(
+                (row[1] * w, row[2] * h, rad_b, rad_b * (0.4 + 0.6 * row[4]), 180 * row[5])
+            )
+    out = add_blobs(out, blobs)
+    ops = [f"displace({amp:.1f})", f"morph({rad})", f"drop(area<{min_area:.0f},thin={thin})"]
+    return out, ops + [f"blobs({len(blobs)})"]
+
+
+def _blocky(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    u_b, u_t, u_o = r[0].random(), r[1].random(), r[2].integers(0, 1 << 16, size=2)
+    block = 1 + int(round(s * (6.0 + 14.0 * u_b) * ref))
+    thr = 0.5 - 0.3 * s * u_t
+    out = blockify(mask, block, thr, (int(u_o[0]), int(u_o[1])))
+    return out, [f"blocks({block},thr={thr:.2f})"]
+
+
+def _strip(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    skel, width = centerline_width(mask)
+    if not skel.any():
+        return mask.copy(), ["strip(empty)"]
+    u_w, u_eps = r[0].random(), r[1].random()
+    ang, u_shift = r[2].random() * 2 * np.pi, r[3].random()
+    fixed = max(1.0, width * (1.0 + s * (1.2 * u_w - 0.5)))
+    eps = s * (1.0 + 4.0 * u_eps) * ref
+    mag = s * (1.0 + 6.0 * u_shift) * ref
+    shift = (float(mag * np.cos(ang)), float(mag * np.sin(ang)))
+    out = strip(mask, fixed, eps, shift, skel=skel)
+    return out, [f"strip(width={fixed:.1f},eps={eps:.1f},shift={mag:.1f})"]
+
+
+_PROFILES: dict[str, Profile] = {
+    "polygon": _polygon,
+    "sloppy": _sloppy,
+    "blocky": _blocky,
+    "strip": _strip,
+}
+
+
+def _mixed(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    choices = ["polygon", "sloppy", "blocky"] + (["strip", "strip"] if is_linear(mask) else [])
+    name = choices[int(r[7].integers(len(choices)))]
+    out, ops = _PROFILES[name](mask, s, r)
+    return out, [f"mixed:{name}", *ops]
+
+
+_PROFILES["mixed"] = _mixed
+
+
+def degrade(
+    mask: np.ndarray,
+    profile: str = "mixed",
+    severity: float = 0.5,
+    seed: int | np.random.Generator = 0,
+) -> CoarseResult:
+    """Simulate a coarse label from an accurate bool mask (H, W).
+
+    Deterministic for an integer ``seed``; severity 0 returns the input exactly.
+    """
+    if profile not in _PROFILES:
+        raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if not 0.0 <= severity <= 1.0:
+        raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
+    m = m.astype(bool)
+    if severity == 0.0:
+        return CoarseResult(mask=m.copy(), iou=1.0, ops=[])
+    out, ops = _PROFILES[profile](m, float(severity), _rngs(seed, 8))
+    out = np.ascontiguousarray(out, dtype=bool)
+    return CoarseResult(mask=out, iou=iou(m, out), ops=ops)
+
+
+def file_seed(seed: int, name: str | int) -> int:
+    """Per-file seed that depends on the file name (or id), not on listing order."""
+    return (int(seed) * 1_000_003 + zlib.crc32(str(name).encode("utf-8"))) & 0x7FFFFFFF
+
+
+def degrade_folder(
+    masks: str | Path,
+    out: str | Path,
+    profile: str = "mixed",
+    severity: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[Path, float]:
+    """Degrade every mask in ``masks`` into ``out`` (same names, PNG 0/255) plus ``coarse_iou.csv``.
+
+    Returns the CSV path and the mean IoU.
+    """
+    from tqdm import tqdm
+
+    from sam2elnet.data.raster import IMAGE_SUFFIXES, read_mask, write_mask
+
+    src = Path(masks)
+    if not src.exists():
+        raise DataError("mask folder does not exist; check the path", src)
+    if not src.is_dir():
+        raise DataError("expected a folder of masks; pass the folder, not a file", src)
+    files = sorted(
+        p
+        for p in src.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise DataError("no mask files (.png/.jpg/.tif) in folder; check the path", src)
+    dst = Path(out)
+    if dst.resolve() == src.resolve():
+        raise DataError(
+            "output folder is the mask folder; choose another --out so masks are kept", dst
+        )
+    rows: list[tuple[str, float, str]] = []
+    for f in tqdm(files, desc="degrade", disable=not progress):
+        m = read_mask(f)
+        res = degrade(m, profile, severity, file_seed(seed, f.name))
+        name = f.stem + (".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png")
+        write_mask(dst / name, res.mask)
+        rows.append((name, res.iou, ";".join(res.ops)))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "iou", "ops"])
+    for name, v, ops in rows:
+        writer.writerow([name, f"{v:.6f}", ops])
+    csv_path = write_text_atomic(dst / "coarse_iou.csv", buf.getvalue())
+    return csv_path, float(np.mean([r[1] for r in rows]))

@@ -1,0 +1,600 @@
+"""Finding image/label pairs in a folder and serving them to PyTorch.
+
+Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``):
+
+- ``sos``: Deep-SAR Oil Spill. ``train/<sensor>/<id>_sat.jpg`` + ``<id>_mask.png``, and
+  ``test/<sensor>/sat/<id>_sat.jpg`` + ``test/<sensor>/gt/<id>_mask.png``; sensors palsar, sentinel.
+- ``chn6``: CHN6-CUG roads. ``images/<id>_sat.jpg`` + ``gt/<id>_mask.png``, optionally under
+  ``train/`` and ``val/``.
+- ``generic``: ``images/`` + ``masks/`` (or ``labels/``) matched by file stem, optionally under split
+  folders; an optional ``coarse/`` folder holds coarse labels, an optional ``dataset.json`` (as
+  written by ``elnet synth``) states the modality.
+
+Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
+dropped. The :class:`SegmentationDataset` loads lazily, one file at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sam2elnet.data.normalize import NormalizationConfig, normalize
+from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask
+from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("auto", "sos", "chn6", "generic")
+SOS_SENSORS = ("palsar", "sentinel")
+_SPLITS = ("train", "val", "test")
+_IMAGE_TAGS = ("_sat", "_image", "_img")
+_MASK_TAGS = ("_mask", "_gt", "_label", "_lbl")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its label (``mask`` None for unlabelled images) and optional coarse label."""
+
+    id: str
+    image: Path
+    mask: Path | None
+    coarse: Path | None = None
+    split: str | None = None
+    sensor: str | None = None
+
+
+@dataclass
+class DatasetIndex:
+    """What :func:`discover` found: the pairs, the layout, unmatched files and the modality."""
+
+    root: Path
+    layout: str
+    samples: list[Sample]
+    unmatched: list[Path] = field(default_factory=list)
+    modality: Literal["sar", "optical"] = "optical"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Number of pairs per (split, sensor); '-' where the layout has none."""
+        c = Counter((s.split or "-", s.sensor or "-") for s in self.samples)
+        return dict(sorted(c.items()))
+
+    @property
+    def ids(self) -> list[str]:
+        """Sample ids in index order."""
+        return [s.id for s in self.samples]
+
+
+# --------------------------------------------------------------------------- file matching
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def _key(path: Path, tags: Sequence[str]) -> str:
+    """File stem without a role tag (``123_sat`` -> ``123``, ``123_mask`` -> ``123``)."""
+    stem = path.stem
+    for tag in tags:
+        if stem.lower().endswith(tag) and len(stem) > len(tag):
+            return stem[: -len(tag)]
+    return stem
+
+
+def _pair(
+    images: list[Path],
+    masks: list[Path],
+    split: str | None,
+    sensor: str | None,
+    coarse_dir: Path | None = None,
+) -> tuple[list[Sample], list[Path]]:
+    """Match images to masks by key; return samples and the files left without a partner."""
+    img_by_key = {_key(p, _IMAGE_TAGS): p for p in images}
+    mask_by_key = {_key(p, _MASK_TAGS): p for p in masks}
+    coarse_by_key = {_key(p, _MASK_TAGS): p for p in _files(coarse_dir)} if coarse_dir else {}
+    samples = [
+        Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
+        for k in sorted(img_by_key)
+        if k in mask_by_key
+    ]
+    unmatched = [p for k, p in img_by_key.items() if k not in mask_by_key]
+    unmatched += [p for k, p in mask_by_key.items() if k not in img_by_key]
+    return samples, sorted(unmatched)
+
+
+def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """SOS training folders mix ``*_sat`` images and ``*_mask`` labels in one folder."""
+    imgs = [p for p in files if p.stem.lower().endswith("_sat")]
+    masks = [p for p in files if p.stem.lower().endswith("_mask")]
+    other = [p for p in files if p not in imgs and p not in masks]
+    return imgs, masks, other
+
+
+# --------------------------------------------------------------------------- layouts
+def _sos_roots(root: Path) -> list[tuple[str | None, Path]]:
+    """(split, folder holding sensor folders): the dataset root, or one split folder."""
+    found = [
+        (s, root / s)
+        for s in ("train", "test")
+        if any((root / s / n).is_dir() for n in SOS_SENSORS)
+    ]
+    if not found and any((root / n).is_dir() for n in SOS_SENSORS):
+        found = [(root.name if root.name in _SPLITS else None, root)]
+    return found
+
+
+def _discover_sos(
+    root: Path, splits: set[str] | None, sensors: set[str] | None
+) -> tuple[list[Sample], list[Path]]:
+    samples: list[Sample] = []
+    unmatched: list[Path] = []
+    for split, base in _sos_roots(root):
+        if splits and split not in splits:
+            continue
+        for sensor in SOS_SENSORS:
+            folder = base / sensor
+            if not folder.is_dir() or (sensors and sensor not in sensors):
+                continue
+            if (folder / "sat").is_dir() or (folder / "gt").is_dir():
+                s, u = _pair(_files(folder / "sat"), _files(folder / "gt"), split, sensor)
+            else:
+                imgs, masks, other = _split_by_suffix(_files(folder))
+                s, u = _pair(imgs, masks, split, sensor)
+                u = sorted(u + other)
+            samples += s
+            unmatched += u
+    return samples, unmatched
+
+
+def _split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
+    if (root / image_dir).is_dir():
+        return [(root.name if root.name in _SPLITS else None, root)]
+    return [(s, root / s) for s in _SPLITS if (root / s / image_dir).is_dir()]
+
+
+def _discover_folders(
+    root: Path, mask_dirs: Sequence[str], splits: set[str] | None
+) -> tuple[list[Sample], list[Path]]:
+    samples: list[Sample] = []
+    unmatched: list[Path] = []
+    for split, base in _split_dirs(root, "images"):
+        if splits and split not in splits:
+            continue
+        mdir = next((base / m for m in mask_dirs if (base / m).is_dir()), None)
+        if mdir is None:
+            unmatched += _files(base / "images")
+            continue
+        coarse = base / "coarse" if (base / "coarse").is_dir() else None
+        s, u = _pair(_files(base / "images"), _files(mdir), split, None, coarse)
+        samples += s
+        unmatched += u
+    return samples, unmatched
+
+
+def _detect(root: Path) -> str | None:
+    if _sos_roots(root):
+        return "sos"
+    for _split, base in _split_dirs(root, "images"):
+        if (base / "gt").is_dir():
+            return "chn6"
+        if (base / "masks").is_dir() or (base / "labels").is_dir():
+            return "generic"
+    return None
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot parse dataset.json ({err}); fix or delete it", meta_path) from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _unique_ids(samples: list[Sample]) -> list[Sample]:
+    """Ids must be unique (they name output files); prefix split/sensor only where they clash."""
+    dup = {k for k, n in Counter(s.id for s in samples).items() if n > 1}
+    if not dup:
+        return samples
+    out = []
+    for s in samples:
+        if s.id in dup:
+            prefix = "_".join(x for x in (s.split, s.sensor) if x)
+            s = Sample(
+                f"{prefix}_{s.id}" if prefix else s.id, s.image, s.mask, s.coarse, s.split, s.sensor
+            )
+        out.append(s)
+    return out
+
+
+def discover(
+    root: str | Path,
+    layout: str = "auto",
+    split: str | Sequence[str] | None = None,
+    sensors: str | Sequence[str] | None = None,
+    modality: Literal["sar", "optical"] | None = None,
+) -> DatasetIndex:
+    """Find image/label pairs under ``root``.
+
+    ``split`` / ``sensors`` restrict SOS (and split-folder) datasets; ``modality`` overrides the
+    layout's default (SOS: sar, CHN6: optical, generic: ``dataset.json`` or optical).
+    Unmatched files are counted (warning) and listed (info level, i.e. ``--verbose``).
+    """
+    base = Path(root)
+    if not base.exists():
+        raise DataError("dataset folder does not exist; check the path", base)
+    if not base.is_dir():
+        raise DataError(
+            "expected a dataset folder, got a file; pass the folder holding images/", base
+        )
+    if not any(base.iterdir()):
+        raise DataError("dataset folder is empty; put images and labels in it", base)
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    found = _detect(base) if layout == "auto" else layout
+    if found is None:
+        raise DataError(
+            "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
+            "or SOS train/<sensor>/ folders (see docs/data.md)",
+            base,
+        )
+    splits = {split} if isinstance(split, str) else (set(split) if split else None)
+    sens = {sensors} if isinstance(sensors, str) else (set(sensors) if sensors else None)
+    if sens and not sens <= set(SOS_SENSORS):
+        raise DataError(
+            f"unknown sensor(s) {sorted(sens - set(SOS_SENSORS))}; SOS has {', '.join(SOS_SENSORS)}"
+        )
+    meta = _read_meta(base)
+    if found == "sos":
+        samples, unmatched = _discover_sos(base, splits, sens)
+        default_modality = "sar"
+    elif found == "chn6":
+        samples, unmatched = _discover_folders(base, ("gt",), splits)
+        default_modality = "optical"
+    else:
+        samples, unmatched = _discover_folders(base, ("masks", "labels"), splits)
+        default_modality = meta.get("modality", "optical")
+    if unmatched:
+        log.warning(
+            "%d file(s) under %s have no image/label partner (listed with --verbose)",
+            len(unmatched),
+            base,
+        )
+        for p in unmatched:
+            log.info("unmatched: %s", p)
+    if not samples:
+        what = f" for split={sorted(splits)}" if splits else ""
+        what += f" sensors={sorted(sens)}" if sens else ""
+        raise DataError(
+            f"found the {found} layout but no image/label pairs{what} "
+            f"({len(unmatched)} unmatched files); check file names (<id>_sat / <id>_mask or equal stems)",
+            base,
+        )
+    mod = modality or default_modality
+    if mod not in ("sar", "optical"):
+        mod = "optical"
+    return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header only (no pixel decoding)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("file does not exist; check the path", p)
+    if p.suffix.lower() in (".tif", ".tiff"):
+        return read_image(p).shape
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError):
+        raise DataError(
+            "cannot decode image (corrupt, truncated or not an image); re-export it or remove it", p
+        ) from None
+    return h, w
+
+
+def verify_pairs(
+    samples: Sequence[Sample], strict: bool = True, progress: bool = False
+) -> list[Sample]:
+    """Check every image/label pair has the same size (headers only, fast).
+
+    ``strict``: the first mismatch is a DataError naming both files. Otherwise (batch mode)
+    mismatched pairs are skipped with a warning and the good ones returned.
+    """
+    from tqdm import tqdm
+
+    good = []
+    for s in tqdm(samples, desc="check pairs", disable=not progress, leave=False):
+        shape = image_size(s.image)
+        bad = [p for p in (s.mask, s.coarse) if p is not None and image_size(p) != shape]
+        if not bad:
+            good.append(s)
+            continue
+        msg = f"size {image_size(bad[0])[::-1]} differs from image {s.image} {shape[::-1]} (WxH); re-export the label at the image's size or remove the pair"
+        if strict:
+            raise DataError(msg, bad[0])
+        log.warning("skipping %s: %s", bad[0], msg)
+    return good
+
+
+# --------------------------------------------------------------------------- fraction splits
+def split_fraction(
+    ids: Sequence[str],
+    fraction: float,
+    seed: int = 0,
+    strata: Sequence[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Select ``fraction`` of ``ids`` reproducibly; return (selected, rest), each sorted.
+
+    With ``strata`` (one label per id, e.g. "empty"/"oil") the fraction is taken per stratum and
+    every non-empty stratum with at least two members contributes at least one id to each side, so
+    both empty and non-empty masks are represented in the labelled part.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise DataError(f"fraction {fraction} is outside [0, 1]; e.g. 0.3 for 30 %")
+    ids = [str(i) for i in ids]
+    if len(set(ids)) != len(ids):
+        raise DataError("ids passed to split_fraction are not unique")
+    if strata is not None and len(strata) != len(ids):
+        raise DataError(f"{len(strata)} strata labels for {len(ids)} ids; give one label per id")
+    groups: dict[str, list[str]] = {}
+    for i, sid in enumerate(ids):
+        groups.setdefault(str(strata[i]) if strata is not None else "", []).append(sid)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 3001]))
+    selected: list[str] = []
+    for name in sorted(groups):
+        members = sorted(groups[name])
+        n = len(members)
+        k = int(round(fraction * n))
+        if strata is not None and n >= 2 and 0.0 < fraction < 1.0:
+            k = min(max(k, 1), n - 1)
+        order = rng.permutation(n)
+        selected += [members[j] for j in order[:k]]
+    chosen = set(selected)
+    return sorted(chosen), sorted(i for i in ids if i not in chosen)
+
+
+def mask_strata(samples: Sequence[Sample], progress: bool = False) -> list[str]:
+    """ "empty" / "object" per sample, for stratified splits (reads each mask once)."""
+    from tqdm import tqdm
+
+    out = []
+    for s in tqdm(samples, desc="strata", disable=not progress, leave=False):
+        out.append("object" if s.mask is not None and read_mask(s.mask).any() else "empty")
+    return out
+
+
+# --------------------------------------------------------------------------- the torch Dataset
+def _match_bands(x: np.ndarray, bands: int | None, path: Path) -> np.ndarray:
+    """Make the band count what the model expects where that is unambiguous, else DataError."""
+    if bands is None or x.shape[0] == bands:
+        return x
+    if x.shape[0] == 1:
+        return np.repeat(x, bands, axis=0)
+    if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
+        return x[:1]
+    raise DataError(
+        f"unsupported band count {x.shape[0]} (the model expects {bands}); "
+        "select matching bands or train a model for this band count",
+        path,
+    )
+
+
+def _crop_box(
+    rng: np.random.Generator, h: int, w: int, size: int, scale: tuple[float, float]
+) -> tuple[int, int, int]:
+    """A random square window (y, x, side) whose side is size * a log-uniform scale factor."""
+    lo, hi = np.log(scale[0]), np.log(scale[1])
+    side = int(round(size * float(np.exp(rng.uniform(lo, hi)))))
+    side = max(8, min(side, max(h, w)))
+    y = int(rng.integers(0, max(h - side, 0) + 1))
+    x = int(rng.integers(0, max(w - side, 0) + 1))
+    return y, x, side
+
+
+def _window(a: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
+    """Crop (..., H, W) to a side x side window, zero-padding past the border."""
+    h, w = a.shape[-2:]
+    out = np.zeros((*a.shape[:-2], side, side), dtype=a.dtype)
+    hh, ww = min(side, h - y), min(side, w - x)
+    out[..., :hh, :ww] = a[..., y : y + hh, x : x + ww]
+    return out
+
+
+def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    """Resize (C, H, W) or (H, W) to size x size; nearest for labels, area/linear for images."""
+    if a.shape[-2:] == (size, size):
+        return a
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if a.shape[-1] > size else cv2.INTER_LINEAR
+    if a.ndim == 2:
+        return cv2.resize(a, (size, size), interpolation=interp)
+    return np.stack([cv2.resize(c, (size, size), interpolation=interp) for c in a])
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 symmetries of the square (rotations by 90 degrees, with or without a flip)."""
+    out = np.rot90(a, k % 4, axes=(-2, -1))
+    if k >= 4:
+        out = out[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
+def _jitter(
+    x: np.ndarray, valid: np.ndarray, rng: np.random.Generator, strength: float
+) -> np.ndarray:
+    """Mild brightness / contrast / gamma change; nodata pixels stay 0."""
+    if strength <= 0:
+        return x
+    b = rng.uniform(-0.08, 0.08) * strength
+    c = 1.0 + rng.uniform(-0.15, 0.15) * strength
+    g = float(np.exp(rng.uniform(-0.15, 0.15) * strength))
+    mean = float(x[:, valid].mean()) if valid.any() else 0.5
+    y = np.clip((x - mean) * c + mean + b, 0.0, 1.0) ** g
+    return (y * valid[None]).astype(np.float32)
+
+
+class SegmentationDataset(Dataset):
+    """PyTorch map-style dataset of (image, mask, valid, coarse) tensors.
+
+    Training (``train=True``): random square crop at a random scale resized to ``size``, one of the
+    8 dihedral symmetries, mild photometric jitter and, with probability ``coarse_prob``, a coarse
+    label (the sample's own ``coarse`` file when it has one, else simulated by
+    :func:`sam2elnet.data.coarse.degrade`). Randomness comes from a generator seeded by
+    (seed, epoch, index): the same seed and epoch give the same item, in any worker.
+
+    Evaluation (``train=False``): no augmentation; ``eval_mode="resize"`` resizes the whole image to
+    ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid).
+    A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        norm_cfg: NormalizationConfig | None = None,
+        size: int = 256,
+        train: bool = True,
+        seed: int = 0,
+        coarse_prob: float = 0.5,
+        coarse_profile: str = "mixed",
+        coarse_severity: tuple[float, float] = (0.2, 0.8),
+        scale: tuple[float, float] = (0.75, 1.33),
+        jitter: float = 1.0,
+        bands: int | None = None,
+        eval_mode: Literal["resize", "pad"] = "resize",
+    ) -> None:
+        self.samples = list(samples)
+        self.norm_cfg = norm_cfg or NormalizationConfig()
+        self.size = int(size)
+        self.train = train
+        self.seed = int(seed)
+        self.coarse_prob = float(coarse_prob)
+        self.coarse_profile = coarse_profile
+        self.coarse_severity = coarse_severity
+        self.scale = scale
+        self.jitter = jitter
+        self.bands = bands
+        self.eval_mode = eval_mode
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (call once per epoch, before iterating)."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        epoch = self.epoch if self.train else 0
+        return np.random.default_rng(
+            np.random.SeedSequence([self.seed & 0xFFFFFFFF, epoch, index, 17])
+        )
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Full-size normalised image, mask, valid and coarse file (if any), without augmentation."""
+        s = self.samples[index]
+        img = read_image(s.image, sar=self.norm_cfg.sar)
+        x = _match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
+        valid = img.valid
+        if s.mask is not None:
+            mask = read_mask(s.mask, shape=img.shape, image_path=s.image)
+        else:
+            mask = np.zeros(img.shape, dtype=bool)
+        coarse = read_mask(s.coarse, shape=img.shape, image_path=s.image) if s.coarse else None
+        return x, mask, valid, coarse
+
+    def _geometry_train(
+        self, rng: np.random.Generator, arrays: list[np.ndarray], labels: list[bool]
+    ) -> list[np.ndarray]:
+        h, w = arrays[0].shape[-2:]
+        y, x, side = _crop_box(rng, h, w, self.size, self.scale)
+        k = int(rng.integers(8))
+        out = []
+        for a, is_label in zip(arrays, labels, strict=True):
+            a = _resize(_window(a, y, x, side), self.size, nearest=is_label)
+            out.append(_dihedral(a, k))
+        return out
+
+    def _geometry_eval(self, arrays: list[np.ndarray], labels: list[bool]) -> list[np.ndarray]:
+        if self.eval_mode == "resize":
+            return [
+                _resize(a, self.size, nearest=lab) for a, lab in zip(arrays, labels, strict=True)
+            ]
+        h, w = arrays[0].shape[-2:]
+        f = min(1.0, self.size / max(h, w))
+        nh, nw = max(1, int(round(h * f))), max(1, int(round(w * f)))
+        out = []
+        for a, lab in zip(arrays, labels, strict=True):
+            if (nh, nw) != (h, w):
+                interp = cv2.INTER_NEAREST if lab else cv2.INTER_AREA
+                a = (
+                    cv2.resize(a, (nw, nh), interpolation=interp)
+                    if a.ndim == 2
+                    else np.stack([cv2.resize(c, (nw, nh), interpolation=interp) for c in a])
+                )
+            out.append(_window(a, 0, 0, self.size))
+        return out
+
+    def _coarse(
+        self, rng: np.random.Generator, mask: np.ndarray, coarse: np.ndarray | None, index: int
+    ) -> tuple[np.ndarray, float]:
+        from sam2elnet.data.coarse import degrade
+
+        use = rng.random() < self.coarse_prob if self.train else self.coarse_prob > 0
+        sev_u = rng.random()
+        sub_seed = int(rng.integers(1 << 31))
+        if not use:
+            return np.zeros_like(mask), 0.0
+        if coarse is not None:
+            return coarse, 1.0
+        lo, hi = self.coarse_severity
+        sev = lo + (hi - lo) * sev_u
+        return degrade(mask, self.coarse_profile, sev, sub_seed).mask, 1.0
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        x, mask, valid, coarse = self.load(index)
+        arrays: list[np.ndarray] = [x, mask.astype(np.uint8), valid.astype(np.uint8)]
+        labels = [False, True, True]
+        if coarse is not None:
+            arrays.append(coarse.astype(np.uint8))
+            labels.append(True)
+        geo = (
+            self._geometry_train(rng, arrays, labels)
+            if self.train
+            else self._geometry_eval(arrays, labels)
+        )
+        x, m, v = geo[0].astype(np.float32), geo[1] > 0, geo[2] > 0
+        c = geo[3] > 0 if coarse is not None else None
+        if self.train:
+            x = _jitter(x, v, rng, self.jitter)
+        cm, has = self._coarse(rng, m, c, index)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(x)),
+            "mask": torch.from_numpy(m[None].astype(np.float32)),
+            "valid": torch.from_numpy(v[None].astype(np.float32)),
+            "coarse": torch.from_numpy(np.ascontiguousarray(cm)[None].astype(np.float32)),
+            "has_coarse": torch.tensor(has, dtype=torch.float32),
+            "id": self.samples[index].id,
+        }

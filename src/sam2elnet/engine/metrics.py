@@ -1,0 +1,1039 @@
+"""Segmentation metrics for binary masks, and folder-level evaluation (``elnet evaluate``).
+
+Everything here works on plain numpy boolean masks; :func:`confusion` also accepts torch tensors
+(it counts on the tensor's own device and only moves four integers to the host), so training
+loops can accumulate :class:`Confusion` objects without copying whole masks.
+
+Aggregation
+    :class:`Confusion` objects add up, so the *aggregate* over a folder is computed from the
+    pixel-summed counts (one big confusion matrix). That is what the SOS oil-spill literature
+    (and most remote sensing papers) report as "IoU", "F1", "precision" and "recall". The mean of
+    per-image IoUs is reported next to it as ``mean_image_iou`` because it weighs small objects and
+    empty images very differently.
+
+Edge cases (documented in docs/evaluation.md)
+    A ratio whose denominator is zero means the event it measures cannot go wrong on this image:
+    empty truth *and* empty prediction gives foreground IoU = F1 = precision = recall = 1.0. When the
+    prediction is empty but the truth is not, precision is 0.0 (and so are recall, IoU and F1);
+    when the truth is empty but the prediction is not, recall is 0.0 likewise. Images with no valid
+    pixel at all give NaN everywhere and contribute nothing to the aggregate.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Confusion",
+    "confusion",
+    "scores",
+    "iou_per_sample",
+    "BoundaryCounts",
+    "boundary_counts",
+    "boundary_f1",
+    "RoadCounts",
+    "road_counts",
+    "road_scores",
+    "read_binary_mask",
+    "mask_key",
+    "ImageResult",
+    "QualityStats",
+    "EvaluationResult",
+    "evaluate_folders",
+    "quality_stats",
+    "read_quality_csv",
+    "find_quality_csv",
+    "RUN_MASK_FOLDERS",
+    "MASK_EXTENSIONS",
+]
+
+#: File extensions treated as masks when scanning folders.
+MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# Stem suffixes stripped to pair files across folders (SOS: ``<id>_sat.jpg`` / ``<id>_mask.png``;
+# CHN6-CUG: ``<id>_sat.jpg`` / ``<id>_mask.png``; tool outputs: ``<id>_pred.png``).
+_KEY_SUFFIXES = (
+    "_mask",
+    "_masks",
+    "_sat",
+    "_label",
+    "_labels",
+    "_lbl",
+    "_pred",
+    "_prediction",
+    "_gt",
+    "_enhanced",
+    "_annotated",
+    "_output",
+)
+# Files that share a folder with masks but are not masks (probability maps, images).
+_NOT_MASK_SUFFIXES = ("_prob", "_probs", "_probability", "_quality", "_overlay")
+_IMAGE_SUFFIXES = ("_sat", "_image", "_img", "_rgb")
+
+
+# --------------------------------------------------------------------------------------------
+# confusion counts and scores
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Pixel counts of a binary confusion matrix (foreground = positive class).
+
+    Instances add (``a + b``, ``sum(list, Confusion())``) so a folder aggregate is just the sum.
+    """
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: Confusion) -> Confusion:
+        if not isinstance(other, Confusion):
+            return NotImplemented
+        return Confusion(
+            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+        )
+
+    def __radd__(self, other: Any) -> Confusion:
+        # lets the builtin sum() start from 0
+        if other == 0:
+            return self
+        return self.__add__(other)
+
+    @property
+    def total(self) -> int:
+        """Number of counted (valid) pixels."""
+        return self.tp + self.fp + self.fn + self.tn
+
+    def as_dict(self) -> dict[str, int]:
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _as_bool(x: Any, name: str) -> np.ndarray:
+    """Convert a mask-like (numpy, list, torch tensor) to a numpy bool array."""
+    if _is_torch(x):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype != bool:
+        arr = arr > 0.5 if np.issubdtype(arr.dtype, np.floating) else arr != 0
+    return arr
+
+
+def _torch_bool(x: Any) -> Any:
+    """A torch tensor as bool: floats (probabilities, 0/1 floats) are foreground above 0.5."""
+    return x > 0.5 if x.dtype.is_floating_point else x.bool()
+
+
+def confusion(pred: Any, truth: Any, valid: Any | None = None) -> Confusion:
+    """Count TP/FP/FN/TN between a predicted and a true mask.
+
+    ``pred``, ``truth`` and ``valid`` are boolean arrays of one shape (numpy, or torch tensors on any
+    device; non-bool inputs count as foreground where ``> 0.5`` for floats, ``!= 0`` otherwise).
+    Pixels where ``valid`` is False (nodata, image padding) are not counted at all. Any leading
+    batch dimensions are summed over, which is what a training loop accumulating a pixel-summed
+    score wants.
+    """
+    if _is_torch(pred) and _is_torch(truth):
+        # count on the tensors' device; only four scalars reach the host
+        p, t = _torch_bool(pred), _torch_bool(truth)
+        if p.shape != t.shape:
+            raise ValueError(f"pred shape {tuple(p.shape)} != truth shape {tuple(t.shape)}")
+        if valid is not None:
+            v = _torch_bool(valid).to(p.device).expand_as(p)
+            p, t = p & v, t & v
+            total = int(v.sum().item())
+        else:
+            total = p.numel()
+        tp = int((p & t).sum().item())
+        fp = int((p & ~t).sum().item())
+        fn = int((~p & t).sum().item())
+        return Confusion(tp, fp, fn, total - tp - fp - fn)
+
+    p = _as_bool(pred, "pred")
+    t = _as_bool(truth, "truth")
+    if p.shape != t.shape:
+        raise ValueError(f"pred shape {p.shape} != truth shape {t.shape}")
+    if valid is not None:
+        v = np.broadcast_to(_as_bool(valid, "valid"), p.shape)
+        p = p[v]
+        t = t[v]
+        total = int(v.sum())
+    else:
+        total = int(p.size)
+    tp = int(np.count_nonzero(p & t))
+    fp = int(np.count_nonzero(p & ~t))
+    fn = int(np.count_nonzero(~p & t))
+    return Confusion(tp, fp, fn, total - tp - fp - fn)
+
+
+def iou_per_sample(pred: Any, truth: Any, valid: Any | None = None, empty: float = 1.0) -> Any:
+    """Foreground IoU of each sample of a batch ``(B, ...)``, in the input's own library.
+
+    Torch tensors in -> float32 tensor ``(B,)`` on the same device (no host copy; usable as the
+    quality head's regression target); numpy in -> float64 array. A sample with empty truth and
+    empty prediction gets ``empty`` (1.0, as in :func:`scores`).
+    """
+    if _is_torch(pred) and _is_torch(truth):
+        p, t = _torch_bool(pred).flatten(1), _torch_bool(truth).flatten(1)
+        if valid is not None:
+            v = _torch_bool(valid).to(p.device).expand_as(_torch_bool(pred)).flatten(1)
+            p, t = p & v, t & v
+        inter = (p & t).sum(1).float()
+        union = (p | t).sum(1).float()
+        out = inter / union.clamp(min=1)
+        return out.masked_fill(union == 0, empty)
+    p = _as_bool(pred, "pred")
+    t = _as_bool(truth, "truth")
+    if valid is not None:
+        v = np.broadcast_to(_as_bool(valid, "valid"), p.shape)
+        p, t = p & v, t & v
+    p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
+    inter = (p & t).sum(1).astype(np.float64)
+    union = (p | t).sum(1).astype(np.float64)
+    return np.where(union > 0, inter / np.maximum(union, 1), empty)
+
+
+def _ratio(num: int, den: int, when_empty: float) -> float:
+    return float(num) / float(den) if den > 0 else when_empty
+
+
+def scores(conf: Confusion) -> dict[str, float]:
+    """Standard scores from a :class:`Confusion`; foreground is the positive class.
+
+    Returns ``iou`` (foreground IoU = TP/(TP+FP+FN)), ``iou_bg`` (TN/(TN+FP+FN)), ``miou`` (mean of
+    the two), ``f1`` (= ``dice`` = 2TP/(2TP+FP+FN)), ``precision`` (TP/(TP+FP)), ``recall``
+    (TP/(TP+FN)) and ``accuracy`` ((TP+TN)/N). Zero denominators follow the module rules: 1.0 when
+    both masks agree that there is nothing to find, 0.0 when one side has pixels and the other has
+    none, NaN everywhere when no pixel was counted.
+    """
+    if conf.total == 0:
+        nan = float("nan")
+        return dict.fromkeys(
+            ("iou", "iou_bg", "miou", "f1", "dice", "precision", "recall", "accuracy"), nan
+        )
+    tp, fp, fn, tn = conf.tp, conf.fp, conf.fn, conf.tn
+    # "no error possible" -> 1.0; "something there but nothing matched" -> 0.0
+    iou = _ratio(tp, tp + fp + fn, 1.0)
+    iou_bg = _ratio(tn, tn + fp + fn, 1.0)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn, 1.0)
+    precision = _ratio(tp, tp + fp, 1.0 if fn == 0 else 0.0)
+    recall = _ratio(tp, tp + fn, 1.0 if fp == 0 else 0.0)
+    accuracy = (tp + tn) / conf.total
+    return {
+        "iou": iou,
+        "iou_bg": iou_bg,
+        "miou": 0.5 * (iou + iou_bg),
+        "f1": f1,
+        "dice": f1,
+        "precision": precision,
+        "recall": recall,
+        "accuracy": accuracy,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# boundary F-score
+# --------------------------------------------------------------------------------------------
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """Inner boundary: foreground pixels with a background 4-neighbour.
+
+    The image frame does not count as background (``border_value=1``), so a mask cut by the image
+    edge, or covering the whole image, has no boundary along the frame.
+    """
+    from scipy import ndimage
+
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    eroded = ndimage.binary_erosion(
+        mask, structure=ndimage.generate_binary_structure(2, 1), border_value=1
+    )
+    return mask & ~eroded
+
+
+def _within(src: np.ndarray, target: np.ndarray, tol: float) -> np.ndarray:
+    """Which True pixels of ``src`` lie within Euclidean distance ``tol`` of a True pixel of target."""
+    from scipy import ndimage
+
+    if not target.any():
+        return np.zeros(int(src.sum()), dtype=bool)
+    dist = ndimage.distance_transform_edt(~target)
+    return dist[src] <= tol
+
+
+@dataclass(frozen=True)
+class BoundaryCounts:
+    """Matched / total boundary pixels, both ways; addable, so the aggregate is pixel-summed."""
+
+    pred_matched: int = 0
+    pred_total: int = 0
+    truth_matched: int = 0
+    truth_total: int = 0
+
+    def __add__(self, other: BoundaryCounts) -> BoundaryCounts:
+        if not isinstance(other, BoundaryCounts):
+            return NotImplemented
+        return BoundaryCounts(
+            self.pred_matched + other.pred_matched,
+            self.pred_total + other.pred_total,
+            self.truth_matched + other.truth_matched,
+            self.truth_total + other.truth_total,
+        )
+
+    def __radd__(self, other: Any) -> BoundaryCounts:
+        return self if other == 0 else self.__add__(other)
+
+    def scores(self) -> dict[str, float]:
+        """``boundary_precision``, ``boundary_recall``, ``boundary_f1`` (empty vs empty -> 1.0)."""
+        if self.pred_total == 0 and self.truth_total == 0:
+            return {"boundary_precision": 1.0, "boundary_recall": 1.0, "boundary_f1": 1.0}
+        p = _ratio(self.pred_matched, self.pred_total, 0.0)
+        r = _ratio(self.truth_matched, self.truth_total, 0.0)
+        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        return {"boundary_precision": p, "boundary_recall": r, "boundary_f1": f}
+
+
+def boundary_counts(
+    pred: Any, truth: Any, tolerance_px: float = 2.0, valid: Any | None = None
+) -> BoundaryCounts:
+    """Boundary pixels of each mask that lie within ``tolerance_px`` of the other mask's boundary.
+
+    Boundaries are the inner 4-connected contours (see :func:`_boundary`); distances are Euclidean
+    (``scipy.ndimage.distance_transform_edt``). Boundary pixels outside ``valid`` are ignored.
+    """
+    p = _as_bool(pred, "pred")
+    t = _as_bool(truth, "truth")
+    if p.shape != t.shape or p.ndim != 2:
+        raise ValueError(
+            f"boundary metrics need two 2-D masks of one shape, got {p.shape}, {t.shape}"
+        )
+    bp, bt = _boundary(p), _boundary(t)
+    if valid is not None:
+        v = _as_bool(valid, "valid")
+        bp, bt = bp & v, bt & v
+    mp = _within(bp, bt, tolerance_px)
+    mt = _within(bt, bp, tolerance_px)
+    return BoundaryCounts(int(mp.sum()), int(bp.sum()), int(mt.sum()), int(bt.sum()))
+
+
+def boundary_f1(
+    pred: Any, truth: Any, tolerance_px: float = 2.0, valid: Any | None = None
+) -> float:
+    """Boundary F-score (BF score, Csurka et al. 2013 style) of one image.
+
+    Precision = share of predicted boundary pixels within ``tolerance_px`` of the true boundary;
+    recall = share of true boundary pixels within ``tolerance_px`` of the predicted boundary;
+    F = 2PR/(P+R). Neither mask has a boundary -> 1.0; only one has -> 0.0.
+    """
+    return boundary_counts(pred, truth, tolerance_px, valid).scores()["boundary_f1"]
+
+
+# --------------------------------------------------------------------------------------------
+# road topology: skeleton correctness / completeness / quality and connectivity
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoadCounts:
+    """Centre-line lengths (skeleton pixels) for the Wiedemann et al. (1998) road measures.
+
+    ``*_matched`` = skeleton pixels of one mask within the buffer of the other mask's skeleton.
+    ``components_*`` count connected components of the true skeleton that the prediction keeps in
+    one piece (see :func:`road_counts`). Addable; the aggregate is length-summed.
+    """
+
+    pred_length: int = 0
+    pred_matched: int = 0
+    truth_length: int = 0
+    truth_matched: int = 0
+    components_total: int = 0
+    components_preserved: int = 0
+
+    def __add__(self, other: RoadCounts) -> RoadCounts:
+        if not isinstance(other, RoadCounts):
+            return NotImplemented
+        return RoadCounts(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)))
+
+    def __radd__(self, other: Any) -> RoadCounts:
+        return self if other == 0 else self.__add__(other)
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (
+            self.pred_length,
+            self.pred_matched,
+            self.truth_length,
+            self.truth_matched,
+            self.components_total,
+            self.components_preserved,
+        )
+
+    def scores(self) -> dict[str, float]:
+        """``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``."""
+        return road_scores(self)
+
+
+def road_scores(c: RoadCounts) -> dict[str, float]:
+    """Wiedemann measures from :class:`RoadCounts`.
+
+    correctness = matched predicted length / predicted length;
+    completeness = matched true length / true length;
+    quality = matched predicted length / (predicted length + unmatched true length);
+    connectivity = preserved true-skeleton components / true-skeleton components (NaN if none).
+    Both skeletons empty -> 1.0 for the first three.
+    """
+    if c.pred_length == 0 and c.truth_length == 0:
+        corr = comp = qual = 1.0
+    else:
+        corr = _ratio(c.pred_matched, c.pred_length, 0.0)
+        comp = _ratio(c.truth_matched, c.truth_length, 0.0)
+        qual = _ratio(c.pred_matched, c.pred_length + (c.truth_length - c.truth_matched), 0.0)
+    conn = _ratio(c.components_preserved, c.components_total, float("nan"))
+    return {
+        "road_correctness": corr,
+        "road_completeness": comp,
+        "road_quality": qual,
+        "road_connectivity": conn,
+    }
+
+
+def road_counts(
+    pred: Any,
+    truth: Any,
+    buffer_px: float = 3.0,
+    min_component_px: int = 10,
+    cover_fraction: float = 0.9,
+) -> RoadCounts:
+    """Skeleton-based road measures for one image.
+
+    Both masks are thinned to one-pixel centre lines (``skimage.morphology.skeletonize``); lengths
+    are skeleton pixel counts and matching uses a Euclidean buffer of ``buffer_px`` (Wiedemann et
+    al., 1998, "Empirical evaluation of automatically extracted road axes").
+
+    Connectivity ("skeleton components preserved"): each 8-connected component of the true
+    skeleton with at least ``min_component_px`` pixels counts as preserved when at least
+    ``cover_fraction`` of its pixels lie inside the prediction dilated by ``buffer_px`` *and* all of
+    those pixels fall in one connected piece of that dilated prediction, i.e. the predicted road is
+    not broken along it. This is a simple, honest proxy; it does not check junction topology.
+    """
+    from scipy import ndimage
+    from skimage.morphology import skeletonize
+
+    p = _as_bool(pred, "pred")
+    t = _as_bool(truth, "truth")
+    if p.shape != t.shape or p.ndim != 2:
+        raise ValueError(f"road metrics need two 2-D masks of one shape, got {p.shape}, {t.shape}")
+    sp = skeletonize(p) if p.any() else np.zeros_like(p)
+    st = skeletonize(t) if t.any() else np.zeros_like(t)
+    mp = _within(sp, st, buffer_px)
+    mt = _within(st, sp, buffer_px)
+
+    comp_total = comp_ok = 0
+    if st.any():
+        eight = np.ones((3, 3), dtype=bool)
+        t_lab, n_t = ndimage.label(st, structure=eight)
+        if p.any():
+            dil = ndimage.distance_transform_edt(~p) <= buffer_px
+            p_lab, _ = ndimage.label(dil, structure=eight)
+        else:
+            p_lab = np.zeros(p.shape, dtype=np.int32)
+        sizes = np.bincount(t_lab.ravel(), minlength=n_t + 1)
+        for k in range(1, n_t + 1):
+            if sizes[k] < min_component_px:
+                continue
+            comp_total += 1
+            under = p_lab[t_lab == k]
+            covered = under[under > 0]
+            if covered.size >= cover_fraction * sizes[k] and np.unique(covered).size == 1:
+                comp_ok += 1
+    return RoadCounts(
+        int(sp.sum()), int(mp.sum()), int(st.sum()), int(mt.sum()), comp_total, comp_ok
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# reading masks and pairing files
+# --------------------------------------------------------------------------------------------
+
+
+def _binarise(arr: np.ndarray) -> np.ndarray:
+    """Binary foreground from a mask array: {0,1} -> 1 is foreground; otherwise ``> 127``."""
+    a = np.asarray(arr)
+    if a.dtype == bool:
+        return a
+    if a.ndim == 3:
+        # (H, W, C) from PIL or (C, H, W) from rasterio: colour masks count any channel
+        chan_axis = 0 if a.shape[0] <= 4 and a.shape[-1] > 4 else -1
+        n = a.shape[chan_axis]
+        if n in (2, 4):  # grey+alpha / RGBA: drop alpha
+            a = np.take(a, range(n - 1), axis=chan_axis)
+        a = a.max(axis=chan_axis)
+    a = np.nan_to_num(a.astype(np.float64), nan=0.0)
+    if a.size and a.max() <= 1:
+        return a >= 0.5
+    return a > 127
+
+
+def read_binary_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as a bool (H, W) array.
+
+    Uses :func:`sam2elnet.data.raster.read_mask` when the data layer provides it, else reads with
+    rasterio (GeoTIFF) / PIL (everything else). Values {0,1}: 1 is foreground; {0,255} and greys:
+    ``> 127`` is foreground. A file that cannot be read raises :class:`DataError` naming it.
+    """
+    p = Path(path)
+    try:
+        from sam2elnet.data.raster import read_mask  # type: ignore[attr-defined]
+    except ImportError:
+        read_mask = None
+    if read_mask is not None:
+        try:
+            return np.asarray(read_mask(p), dtype=bool)
+        except UserError:
+            raise
+        except TypeError:
+            pass  # a different signature than expected: fall back to the local reader
+    try:
+        if p.suffix.lower() in (".tif", ".tiff"):
+            import rasterio
+
+            with rasterio.open(p) as src:
+                arr = src.read()
+            arr = arr[0] if arr.shape[0] == 1 else arr
+        else:
+            from PIL import Image
+
+            with Image.open(p) as im:
+                # palette masks ("P") are read as their indices: class 1 is foreground whatever
+                # colour the palette gives it
+                arr = np.asarray(im)
+    except Exception as err:  # noqa: BLE001 - any reader failure is a data problem for the user
+        raise DataError(f"cannot read mask ({err}); is it a valid image file?", p) from err
+    if arr.ndim not in (2, 3):
+        raise DataError(f"mask has unexpected shape {arr.shape}; expected (H, W)", p)
+    return _binarise(arr)
+
+
+def mask_key(name: str | Path) -> str:
+    """Pairing key of a file: its stem without one of the known suffixes (``_mask``, ``_sat`` ...).
+
+    ``10791_sat.jpg``, ``10791_mask.png`` and ``10791_pred.png`` all give ``10791``.
+    """
+    stem = Path(str(name)).name
+    for ext in sorted((*MASK_EXTENSIONS, ".jp2", ".npy"), key=len, reverse=True):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    low = stem.lower()
+    for suf in _KEY_SUFFIXES:
+        if low.endswith(suf) and len(stem) > len(suf):
+            return stem[: -len(suf)]
+    return stem
+
+
+def _mask_files(folder: Path) -> list[Path]:
+    return sorted(
+        f
+        for f in folder.iterdir()
+        if f.is_file()
+        and not f.name.startswith(".")
+        and f.suffix.lower() in MASK_EXTENSIONS
+        and not any(f.stem.lower().endswith(s) for s in _NOT_MASK_SUFFIXES)
+    )
+
+
+#: Sub-folders of an ``elnet annotate`` / ``elnet enhance`` output folder that hold its masks.
+RUN_MASK_FOLDERS = ("labels", "rejected")
+
+
+def _scan(folder: Path, role: str, run_layout: bool = False) -> dict[str, Path]:
+    """Mask files of ``folder`` keyed by :func:`mask_key`; duplicates that cannot be resolved fail.
+
+    With ``run_layout``, a folder without masks of its own but with ``labels/`` / ``rejected/``
+    sub-folders (the output of ``elnet annotate`` / ``elnet enhance``) is read through those, so
+    kept *and* rejected labels are evaluated, which the quality statistics need.
+    """
+    if not folder.exists():
+        raise UserError(f"{role} folder does not exist; check the path", folder)
+    if not folder.is_dir():
+        raise UserError(f"{role} must be a folder of mask files, not a file", folder)
+    files = _mask_files(folder)
+    if not files and run_layout:
+        for sub in RUN_MASK_FOLDERS:
+            if (folder / sub).is_dir():
+                files.extend(_mask_files(folder / sub))
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(mask_key(f.name), []).append(f)
+    out: dict[str, Path] = {}
+    for key, group in groups.items():
+        if len(group) > 1:
+            # SOS training layout keeps <id>_sat.jpg next to <id>_mask.png: drop the images
+            non_image = [
+                g for g in group if not any(g.stem.lower().endswith(s) for s in _IMAGE_SUFFIXES)
+            ]
+            group = non_image or group
+        if len(group) > 1:
+            raise DataError(
+                f"several files pair with the name '{key}': {', '.join(g.name for g in group)}; "
+                "keep one mask per image",
+                folder,
+            )
+        out[key] = group[0]
+    if not out:
+        raise DataError(
+            f"{role} folder holds no mask files ({', '.join(MASK_EXTENSIONS)}); check the path",
+            folder,
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# quality.csv
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_bool(text: str) -> bool | None:
+    t = str(text).strip().lower()
+    if t in ("1", "true", "yes", "y", "kept", "keep", "t"):
+        return True
+    if t in ("0", "false", "no", "n", "rejected", "reject", "f"):
+        return False
+    return None
+
+
+def _parse_float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def read_quality_csv(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a ``quality.csv`` (columns ``image, label, predicted_iou, kept`` + features).
+
+    Returns rows keyed by :func:`mask_key` of the ``image`` column, each with ``predicted_iou``
+    (float, NaN if blank), ``kept`` (bool or None), ``label`` (str) and the remaining columns.
+    """
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            rows = list(reader)
+    except OSError as err:
+        raise DataError(f"cannot read quality table ({err})", p) from err
+    missing = {"image", "predicted_iou"} - set(fields)
+    if missing:
+        raise DataError(
+            f"quality table lacks column(s) {', '.join(sorted(missing))}; "
+            "expected image, label, predicted_iou, kept",
+            p,
+        )
+    out: dict[str, dict[str, Any]] = {}
+    by_image: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        row = {(k or "").strip(): v for k, v in row.items()}
+        name = (row.get("image") or "").strip()
+        if not name:
+            continue
+        rec: dict[str, Any] = dict(row)
+        rec["predicted_iou"] = _parse_float(row.get("predicted_iou"))
+        rec["kept"] = _parse_bool(row.get("kept", "")) if "kept" in row else None
+        rec["label"] = (row.get("label") or "").strip()
+        rec["image_path"] = _resolve_near(name, p.parent)
+        coarse = (row.get("coarse") or "").strip()
+        rec["coarse_path"] = _resolve_near(coarse, p.parent) if coarse else None
+        # the written label's name wins (it is what sits in the prediction folder); the image
+        # name is the fallback for tables without labels
+        if rec["label"]:
+            out.setdefault(mask_key(rec["label"]), rec)
+        by_image.setdefault(mask_key(name), rec)
+    for key, rec in by_image.items():
+        out.setdefault(key, rec)
+    return out
+
+
+def _resolve_near(name: str, base: Path) -> str:
+    """``name`` as written if it exists (absolute, or relative to the working folder), else
+    relative to ``base`` (the quality table's folder) if that exists, else unchanged."""
+    p = Path(name)
+    if p.is_absolute() or p.exists():
+        return str(p)
+    q = base / p
+    return str(q) if q.exists() else name
+
+
+def find_quality_csv(pred_dir: str | Path) -> Path | None:
+    """``pred_dir/quality.csv``, or the run folder's one when ``pred_dir`` is its ``labels/``."""
+    d = Path(pred_dir)
+    if (d / "quality.csv").is_file():
+        return d / "quality.csv"
+    if d.name in RUN_MASK_FOLDERS and (d.parent / "quality.csv").is_file():
+        return d.parent / "quality.csv"
+    return None
+
+
+@dataclass
+class QualityStats:
+    """How well predicted label quality tracks the true IoU, and what filtering by it buys.
+
+    ``spearman`` is the rank correlation of predicted vs true per-image IoU over ``n`` images;
+    ``mean_iou_kept`` / ``mean_iou_all`` are mean true per-image IoUs; ``aggregate_iou_kept`` /
+    ``aggregate_iou_all`` are pixel-summed IoUs of the same sets.
+    """
+
+    n: int
+    spearman: float
+    spearman_p: float
+    n_kept: int
+    mean_iou_all: float
+    mean_iou_kept: float
+    aggregate_iou_all: float
+    aggregate_iou_kept: float
+    source: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: _json_num(v) for k, v in self.__dict__.items()}
+
+
+def quality_stats(
+    predicted: Sequence[float],
+    true_iou: Sequence[float],
+    kept: Sequence[bool | None] | None = None,
+    confusions: Sequence[Confusion] | None = None,
+    source: str = "",
+) -> QualityStats:
+    """Spearman correlation of predicted vs true IoU, and mean true IoU of kept vs all images.
+
+    Pairs with a NaN on either side are left out of the correlation. With fewer than 3 pairs, or a
+    constant side, the correlation is NaN. ``kept`` None entries count as not kept.
+    """
+    from scipy.stats import spearmanr
+
+    pr = np.asarray(predicted, dtype=float)
+    tr = np.asarray(true_iou, dtype=float)
+    ok = np.isfinite(pr) & np.isfinite(tr)
+    rho = pval = float("nan")
+    if ok.sum() >= 3 and np.ptp(pr[ok]) > 0 and np.ptp(tr[ok]) > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = spearmanr(pr[ok], tr[ok])
+        rho, pval = float(res.statistic), float(res.pvalue)
+    k = (
+        np.array([bool(x) for x in kept], dtype=bool)
+        if kept is not None
+        else np.zeros(len(tr), bool)
+    )
+    fin = np.isfinite(tr)
+    mean_all = float(tr[fin].mean()) if fin.any() else float("nan")
+    mean_kept = float(tr[fin & k].mean()) if (fin & k).any() else float("nan")
+    agg_all = agg_kept = float("nan")
+    if confusions is not None:
+        agg_all = scores(sum(confusions, Confusion()))["iou"] if confusions else float("nan")
+        ck = [c for c, kk in zip(confusions, k, strict=True) if kk]
+        agg_kept = scores(sum(ck, Confusion()))["iou"] if ck else float("nan")
+    return QualityStats(
+        n=int(ok.sum()),
+        spearman=rho,
+        spearman_p=pval,
+        n_kept=int(k.sum()),
+        mean_iou_all=mean_all,
+        mean_iou_kept=mean_kept,
+        aggregate_iou_all=agg_all,
+        aggregate_iou_kept=agg_kept,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# folder evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def _json_num(v: Any) -> Any:
+    """NaN/inf -> None so the JSON output is strict JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return _json_num(v.item())
+    return v
+
+
+@dataclass
+class ImageResult:
+    """Per-image evaluation row."""
+
+    name: str
+    pred_path: Path
+    truth_path: Path
+    confusion: Confusion
+    metrics: dict[str, float]
+    boundary: BoundaryCounts | None = None
+    roads: RoadCounts | None = None
+    predicted_iou: float | None = None
+    kept: bool | None = None
+    image_path: str | None = None
+    input_label_path: str | None = None
+
+    @property
+    def iou(self) -> float:
+        return self.metrics["iou"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat row (for CSV/JSON): name, paths, counts, scores, optional boundary/road/quality."""
+        row: dict[str, Any] = {
+            "image": self.name,
+            "pred": str(self.pred_path),
+            "truth": str(self.truth_path),
+            **self.confusion.as_dict(),
+            "truth_pixels": self.confusion.tp + self.confusion.fn,
+            "pred_pixels": self.confusion.tp + self.confusion.fp,
+        }
+        row.update(self.metrics)
+        if self.boundary is not None:
+            row.update(self.boundary.scores())
+        if self.roads is not None:
+            row.update(self.roads.scores())
+        if self.predicted_iou is not None:
+            row["predicted_iou"] = self.predicted_iou
+            row["kept"] = self.kept
+        if self.image_path:
+            row["image_path"] = self.image_path
+        return {k: _json_num(v) for k, v in row.items()}
+
+
+@dataclass
+class EvaluationResult:
+    """Outcome of :func:`evaluate_folders`.
+
+    ``aggregate`` holds the pixel-summed scores (``iou``, ``f1``, ... as in :func:`scores`, plus
+    boundary/road scores when asked), ``mean_image_iou`` and ``n_images``; ``quality`` is set when a
+    quality table was found.
+    """
+
+    pred_dir: Path
+    truth_dir: Path
+    images: list[ImageResult]
+    aggregate: dict[str, Any]
+    total: Confusion
+    unmatched_pred: list[str] = field(default_factory=list)
+    unmatched_truth: list[str] = field(default_factory=list)
+    quality: QualityStats | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.images]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (NaN written as null)."""
+        return {
+            "pred_dir": str(self.pred_dir),
+            "truth_dir": str(self.truth_dir),
+            "options": self.options,
+            "aggregate": {k: _json_num(v) for k, v in self.aggregate.items()},
+            "quality": None if self.quality is None else self.quality.as_dict(),
+            "unmatched_pred": self.unmatched_pred,
+            "unmatched_truth": self.unmatched_truth,
+            "images": self.rows(),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        from sam2elnet.utils.atomic import write_json_atomic
+
+        return write_json_atomic(path, self.to_dict())
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Per-image rows as CSV (columns = union of row keys, in first-seen order)."""
+        import io
+
+        from sam2elnet.utils.atomic import write_text_atomic
+
+        rows = self.rows()
+        cols: list[str] = []
+        for r in rows:
+            cols.extend(k for k in r if k not in cols)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+        return write_text_atomic(path, buf.getvalue())
+
+
+def _aggregate(
+    images: list[ImageResult], boundary: bool, roads: bool
+) -> tuple[dict[str, Any], Confusion]:
+    total = sum((r.confusion for r in images), Confusion())
+    agg: dict[str, Any] = {"n_images": len(images), **scores(total)}
+    per = np.array([r.metrics["iou"] for r in images], dtype=float)
+    fin = np.isfinite(per)
+    agg["mean_image_iou"] = float(per[fin].mean()) if fin.any() else float("nan")
+    agg.update({f"total_{k}": v for k, v in total.as_dict().items()})
+    if boundary:
+        agg.update(sum((r.boundary for r in images if r.boundary), BoundaryCounts()).scores())
+        bf = np.array(
+            [r.boundary.scores()["boundary_f1"] for r in images if r.boundary], dtype=float
+        )
+        agg["mean_image_boundary_f1"] = float(bf.mean()) if bf.size else float("nan")
+    if roads:
+        agg.update(sum((r.roads for r in images if r.roads), RoadCounts()).scores())
+    return agg, total
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    truth_dir: str | Path,
+    quality_csv: str | Path | None = None,
+    boundary: bool = False,
+    roads: bool = False,
+    valid_dir: str | Path | None = None,
+    *,
+    tolerance_px: float = 2.0,
+    road_buffer_px: float = 3.0,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
+
+    Files pair by :func:`mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
+    ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)
+    are skipped. Files without a partner are listed in ``unmatched_pred`` / ``unmatched_truth`` and
+    logged. ``valid_dir`` optionally holds masks of pixels to count (same pairing; missing -> all).
+
+    ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
+    holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
+
+    ``quality_csv`` defaults to :func:`find_quality_csv` (``pred_dir/quality.csv``, or the run
+    folder's when ``pred_dir`` is ``OUT/labels``); its rows (paired by the ``label`` file name, else
+    the ``image`` name) add ``predicted_iou``/``kept`` to each image and produce
+    :class:`QualityStats`.
+
+    Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
+    an unreadable mask, or a pred/truth size mismatch (the message names both files).
+    """
+    from tqdm.auto import tqdm
+
+    pdir, tdir = Path(pred_dir), Path(truth_dir)
+    preds = _scan(pdir, "prediction", run_layout=True)
+    truths = _scan(tdir, "ground-truth")
+    valids = _scan(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
+    keys = sorted(set(preds) & set(truths), key=_natural_key)
+    unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=_natural_key)
+    unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=_natural_key)
+    if not keys:
+        raise DataError(
+            f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. {next(iter(preds.values())).name} "
+            f"vs {next(iter(truths.values())).name}); names must match after removing _mask/_sat/_pred/_label",
+            pdir,
+        )
+    if unmatched_pred or unmatched_truth:
+        log.warning(
+            "%d prediction(s) and %d ground-truth mask(s) have no partner (first: %s)",
+            len(unmatched_pred),
+            len(unmatched_truth),
+            (unmatched_pred + unmatched_truth)[0],
+        )
+
+    qpath: Path | None = Path(quality_csv) if quality_csv is not None else None
+    if qpath is None:
+        qpath = find_quality_csv(pdir)
+    if qpath is not None and not qpath.is_file():
+        raise UserError("quality table does not exist; check the path", qpath)
+    qrows = read_quality_csv(qpath) if qpath is not None else {}
+
+    images: list[ImageResult] = []
+    for key in tqdm(keys, desc="evaluate", unit="img", disable=not progress):
+        truth = read_binary_mask(truths[key])
+        pred = read_binary_mask(preds[key])
+        if pred.shape != truth.shape:
+            raise DataError(
+                f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} is "
+                f"{truth.shape[1]}x{truth.shape[0]}; predictions must have the size of their masks",
+                preds[key],
+            )
+        valid = None
+        if key in valids:
+            valid = read_binary_mask(valids[key])
+            if valid.shape != truth.shape:
+                raise DataError(
+                    f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground truth "
+                    f"{truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
+                    valids[key],
+                )
+        conf = confusion(pred, truth, valid)
+        res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
+        if boundary:
+            res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
+        if roads:
+            p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
+            res.roads = road_counts(p, t, buffer_px=road_buffer_px)
+        q = qrows.get(key)
+        if q is not None:
+            res.predicted_iou = q["predicted_iou"]
+            res.kept = q["kept"]
+            res.image_path = q["image_path"]
+            res.input_label_path = q["coarse_path"]
+        images.append(res)
+
+    agg, total = _aggregate(images, boundary, roads)
+    quality = None
+    if qrows:
+        with_q = [r for r in images if r.predicted_iou is not None]
+        if not with_q:
+            log.warning("quality table %s names none of the evaluated images", qpath)
+        else:
+            quality = quality_stats(
+                [r.predicted_iou for r in with_q],
+                [r.metrics["iou"] for r in with_q],
+                [bool(r.kept) for r in with_q],
+                [r.confusion for r in with_q],
+                source=str(qpath),
+            )
+    return EvaluationResult(
+        pred_dir=pdir,
+        truth_dir=tdir,
+        images=images,
+        aggregate=agg,
+        total=total,
+        unmatched_pred=unmatched_pred,
+        unmatched_truth=unmatched_truth,
+        quality=quality,
+        options={
+            "boundary": boundary,
+            "roads": roads,
+            "tolerance_px": tolerance_px,
+            "road_buffer_px": road_buffer_px,
+            "valid_dir": None if valid_dir is None else str(valid_dir),
+            "quality_csv": None if qpath is None else str(qpath),
+        },
+    )
+
+
+def _natural_key(s: str) -> list[Any]:
+    """Sort ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
+    """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report."""
+    for r in result.images:
+        yield r, read_binary_mask(r.pred_path), read_binary_mask(r.truth_path)

@@ -1,0 +1,132 @@
+"""Small builders of image/mask files and dataset folders shared by the data tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared(name: str) -> Path:
+    """Path of a shared real-data sample; skip the test when it is absent."""
+    p = SHARED_DATA / name
+    if not p.is_dir():
+        pytest.skip(f"shared data {p} not available")
+    return p
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    """Write (H, W) or (H, W, C RGB[A]) uint8/uint16 with OpenCV (converting RGB to BGR)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = a[:, :, ::-1]
+    elif a.ndim == 3 and a.shape[2] == 4:
+        a = a[:, :, [2, 1, 0, 3]]
+    ok = cv2.imwrite(str(path), np.ascontiguousarray(a))
+    assert ok, path
+    return path
+
+
+def write_tif(
+    path: Path, data: np.ndarray, nodata: float | None = None, georef: bool = True
+) -> Path:
+    """Write (C, H, W) as a GeoTIFF (EPSG:32633, 10 m pixels) with rasterio."""
+    import rasterio
+    from affine import Affine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    c, h, w = data.shape
+    profile = {"driver": "GTiff", "height": h, "width": w, "count": c, "dtype": str(data.dtype)}
+    if georef:
+        profile.update(crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 4000000))
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def blob_mask(size: int = 48, seed: int = 0) -> np.ndarray:
+    """A bool mask with one or two ellipses."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(1, 3))):
+        c = rng.integers(size // 4, 3 * size // 4, 2)
+        ax = rng.integers(size // 10, size // 4, 2)
+        cv2.ellipse(
+            m,
+            (int(c[0]), int(c[1])),
+            (int(ax[0]), int(ax[1])),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            1,
+            -1,
+        )
+    return m.astype(bool)
+
+
+def road_mask(size: int = 64, seed: int = 0) -> np.ndarray:
+    """A bool mask of two crossing fixed-width lines."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros((size, size), np.uint8)
+    for _ in range(2):
+        p = rng.integers(0, size, 4)
+        cv2.line(m, (int(p[0]), 0), (int(p[1]), size - 1), 1, int(rng.integers(3, 6)))
+    return m.astype(bool)
+
+
+def grey_rgb(size: int = 32, seed: int = 0) -> np.ndarray:
+    """A grey image stored as 3 identical channels (like the SOS JPEGs)."""
+    g = np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
+    return np.stack([g, g, g], axis=2)
+
+
+def make_generic(
+    root: Path, n: int = 4, size: int = 32, mask_dir: str = "masks", coarse: bool = False
+) -> Path:
+    """images/ + masks/ (matched by stem), optional coarse/."""
+    for i in range(n):
+        write_png(root / "images" / f"img{i}.png", grey_rgb(size, i))
+        write_png(root / mask_dir / f"img{i}.png", blob_mask(size, i).astype(np.uint8) * 255)
+        if coarse:
+            write_png(root / "coarse" / f"img{i}.png", np.ones((size, size), np.uint8) * 255)
+    return root
+
+
+def make_sos(root: Path, n: int = 3, size: int = 32) -> Path:
+    """SOS layout: train/<sensor>/<id>_sat.jpg + _mask.png and test/<sensor>/{sat,gt}/."""
+    for sensor, base in (("palsar", 10000), ("sentinel", 20000)):
+        for i in range(n):
+            sid = base + i
+            write_png(root / "train" / sensor / f"{sid}_sat.jpg", grey_rgb(size, sid))
+            write_png(
+                root / "train" / sensor / f"{sid}_mask.png",
+                np.dstack([blob_mask(size, i).astype(np.uint8) * 255] * 3),
+            )
+        for i in range(n - 1):
+            sid = base + 500 + i
+            write_png(root / "test" / sensor / "sat" / f"{sid}_sat.jpg", grey_rgb(size, sid))
+            write_png(
+                root / "test" / sensor / "gt" / f"{sid}_mask.png",
+                blob_mask(size, i).astype(np.uint8) * 255,
+            )
+    return root
+
+
+def make_chn6(root: Path, n: int = 3, size: int = 32) -> Path:
+    """CHN6-CUG layout: {train,val}/images/<id>_sat.jpg + gt/<id>_mask.png."""
+    for split in ("train", "val"):
+        for i in range(n):
+            rgb = np.random.default_rng(i).integers(0, 256, (size, size, 3), dtype=np.uint8)
+            write_png(root / split / "images" / f"{split}{i}_sat.jpg", rgb)
+            write_png(
+                root / split / "gt" / f"{split}{i}_mask.png",
+                road_mask(size, i).astype(np.uint8) * 255,
+            )
+    return root

@@ -1,0 +1,176 @@
+"""CLI: elnet stats / synth / degrade, including the one-line error contract (exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from helpers_data import blob_mask, grey_rgb, make_generic, make_sos, shared, write_png
+
+from sam2elnet.cli import main
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err, err
+    return err
+
+
+def test_stats_sos_layout(tmp_path, capsys):
+    root = make_sos(tmp_path / "sos")
+    out = tmp_path / "stats.json"
+    assert main(["stats", "--data", str(root), "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "layout: sos" in text and "split=train  sensor=palsar" in text and "pairs=3" in text
+    payload = json.loads(out.read_text())
+    assert payload["pairs"]["test/sentinel"] == 2 and payload["normalization"]["bands"] == 1
+    from sam2elnet.data.normalize import NormalizationConfig
+
+    assert NormalizationConfig.model_validate(payload["normalization"]).method == "stats"
+
+
+def test_stats_verbose_lists_unmatched(tmp_path, capsys):
+    root = make_generic(tmp_path / "g", n=2)
+    write_png(root / "images" / "lonely.png", grey_rgb(32))
+    assert main(["stats", "--data", str(root), "--no-progress", "--verbose"]) == 0
+    text = capsys.readouterr().out
+    assert "unmatched files: 1" in text and "lonely.png" in text
+
+
+def test_synth_and_degrade(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert (
+        main(
+            [
+                "synth",
+                "--task",
+                "road",
+                "--count",
+                "3",
+                "--size",
+                "48",
+                "--out",
+                str(out),
+                "--seed",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert len(list((out / "coarse").glob("*.png"))) == 3 and (out / "dataset.json").is_file()
+    deg = tmp_path / "deg"
+    args = [
+        "degrade",
+        "--masks",
+        str(out / "masks"),
+        "--out",
+        str(deg),
+        "--profile",
+        "mixed",
+        "--severity",
+        "0.5",
+        "--seed",
+        "0",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    rows = list(csv.DictReader((deg / "coarse_iou.csv").open()))
+    assert len(rows) == 3 and "mean IoU" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "needle"),
+    [
+        ("missing", ["stats", "--data", "{d}/nope"], "does not exist"),
+        ("empty", ["stats", "--data", "{d}/empty"], "empty"),
+        ("junk", ["stats", "--data", "{d}/junk"], "no recognisable dataset layout"),
+        ("corrupt", ["stats", "--data", "{d}/corrupt"], "cannot decode"),
+        ("bands", ["stats", "--data", "{d}/bands"], "band count"),
+        ("missing", ["degrade", "--masks", "{d}/nope", "--out", "{d}/o"], "does not exist"),
+        (
+            "missing",
+            ["degrade", "--masks", "{d}", "--out", "{d}/o", "--profile", "wobbly"],
+            "profile",
+        ),
+        ("missing", ["synth", "--task", "lake", "--out", "{d}/s"], "task"),
+    ],
+)
+def test_bad_input_is_one_line_error_exit_2(tmp_path, capsys, setup, args, needle):
+    if setup == "empty":
+        (tmp_path / "empty").mkdir()
+    elif setup == "junk":
+        (tmp_path / "junk").mkdir()
+        (tmp_path / "junk" / "notes.txt").write_text("x")
+    elif setup == "corrupt":
+        root = make_generic(tmp_path / "corrupt", n=1)
+        (root / "images" / "img0.png").write_bytes(b"\x89PNG broken")
+    elif setup == "bands":
+        from helpers_data import write_tif
+
+        write_tif(tmp_path / "bands" / "images" / "a.tif", np.zeros((20, 8, 8), np.uint8))
+        write_png(tmp_path / "bands" / "masks" / "a.png", np.zeros((8, 8), np.uint8))
+    else:
+        write_png(tmp_path / "m.png", blob_mask(16).astype(np.uint8) * 255)
+    rc = main([a.format(d=tmp_path) for a in args] + ["--no-progress"])
+    assert rc == 2
+    err = _err(capsys)
+    assert needle in err
+
+
+def test_size_mismatch_cli_check(tmp_path, capsys):
+    root = make_generic(tmp_path / "g", n=2, size=32)
+    assert main(["stats", "--data", str(root), "--check", "--no-progress"]) == 0
+    write_png(root / "masks" / "img1.png", np.zeros((16, 16), np.uint8))
+    capsys.readouterr()
+    assert main(["stats", "--data", str(root), "--check", "--no-progress"]) == 2
+    err = _err(capsys)
+    assert "masks/img1.png" in err and "images/img1.png" in err
+
+
+def test_verify_pairs_batch_mode_skips(tmp_path, caplog):
+    from sam2elnet.data.datasets import discover, verify_pairs
+    from sam2elnet.errors import DataError
+
+    root = make_generic(tmp_path / "g", n=3, size=32)
+    write_png(root / "masks" / "img1.png", np.zeros((16, 16), np.uint8))
+    samples = discover(root).samples
+    with pytest.raises(DataError, match="img1"):
+        verify_pairs(samples)
+    good = verify_pairs(samples, strict=False)
+    assert [s.id for s in good] == ["img0", "img2"] and "skipping" in caplog.text
+
+
+def test_size_mismatch_error_names_both_files(tmp_path, capsys):
+    from sam2elnet.data.datasets import SegmentationDataset, discover
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.errors import DataError
+
+    root = make_generic(tmp_path / "g", n=1, size=32)
+    write_png(root / "masks" / "img0.png", np.zeros((16, 16), np.uint8))
+    with pytest.raises(DataError) as err:
+        SegmentationDataset(discover(root).samples, NormalizationConfig(), size=16)[0]
+    assert "masks/img0.png" in str(err.value) and "images/img0.png" in str(err.value)
+
+
+def test_stats_on_real_sos(capsys):
+    sos = shared("sos-dev")
+    assert (
+        main(
+            [
+                "stats",
+                "--data",
+                str(sos),
+                "--sensor",
+                "palsar",
+                "--max-images",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "pairs: 200" in text and "sensor=palsar" in text and "band 0" in text

@@ -1,0 +1,175 @@
+"""``elnet evaluate`` end to end on tiny generated PNG folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2elnet.cli import main
+
+
+def _save(path: Path, mask: np.ndarray) -> None:
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    pred, truth, images = tmp_path / "pred", tmp_path / "truth", tmp_path / "images"
+    for d in (pred, truth, images):
+        d.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(4):
+        t = np.zeros((24, 24), bool)
+        t[4:20, 4:20] = True
+        p = np.zeros_like(t)
+        p[4 + k : 20, 4:20] = True
+        _save(truth / f"{k}_mask.png", t)
+        _save(pred / f"{k}_pred.png", p)
+        Image.fromarray((rng.random((24, 24)) * 255).astype(np.uint8)).save(images / f"{k}_sat.png")
+        rows.append(
+            {"image": f"{k}_sat.png", "label": "", "predicted_iou": 1 - 0.1 * k, "kept": k < 2}
+        )
+    with (pred / "quality.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return pred, truth, images
+
+
+def test_evaluate_json_csv_report(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, truth, images = folders
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "evaluate", "--pred", str(pred), "--truth", str(truth),
+            "--json", str(out / "eval.json"), "--csv", str(out / "eval.csv"),
+            "--boundary", "--roads", "--report", "--images", str(images),
+        ]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "IoU" in captured.out and "Spearman" in captured.out
+    text = (out / "eval.json").read_text()
+    assert "NaN" not in text  # strict JSON: undefined scores are null
+    data = json.loads(text)
+    agg = data["aggregate"]
+    assert agg["n_images"] == 4
+    # pixel-summed: tp = 256 + 240 + 224 + 208 over 4 * 256 truth pixels, no false positives
+    assert agg["iou"] == pytest.approx((256 + 240 + 224 + 208) / 1024)
+    assert agg["precision"] == 1.0
+    assert {"boundary_f1", "road_quality", "road_connectivity"} <= set(agg)
+    assert len(data["images"]) == 4 and data["images"][1]["image"] == "1"
+    assert data["quality"]["spearman"] == pytest.approx(1.0)
+    assert data["quality"]["n_kept"] == 2
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert len(rows) == 4 and "iou" in rows[0]
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and 'src="http' not in html
+
+
+def test_evaluate_report_defaults_to_pred_dir(
+    folders: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, truth, _ = folders
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--report"]) == 0
+    assert (pred / "report.html").is_file()
+
+
+def _expect_error(argv: list[str], capsys: pytest.CaptureFixture[str], needle: str) -> None:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error:"), err
+    assert needle in err
+
+
+def test_evaluate_bad_inputs(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, truth, _ = folders
+    _expect_error(
+        ["evaluate", "--pred", str(tmp_path / "missing"), "--truth", str(truth)], capsys, "missing"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _expect_error(
+        ["evaluate", "--pred", str(empty), "--truth", str(truth)], capsys, "no mask files"
+    )
+    _save(pred / "2_pred.png", np.zeros((12, 24), bool))
+    _expect_error(["evaluate", "--pred", str(pred), "--truth", str(truth)], capsys, "2_mask.png")
+
+
+def test_evaluate_run_folder_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An `elnet enhance` output folder: labels/ + rejected/ + quality.csv + summary.json."""
+    run, truth, imgs, coarse = (tmp_path / d for d in ("run", "truth", "imgs", "coarse"))
+    for d in (run / "labels", run / "rejected", truth, imgs, coarse):
+        d.mkdir(parents=True)
+    rows = []
+    for k in range(4):
+        t = np.zeros((24, 24), bool)
+        t[4:20, 4:20] = True
+        p = np.zeros_like(t)
+        p[4 + 2 * k : 20, 4:20] = True
+        kept = k < 2
+        rel = f"{'labels' if kept else 'rejected'}/{k}_sat.png"
+        _save(run / rel, p)
+        _save(truth / f"{k}_mask.png", t)
+        _save(coarse / f"{k}_mask.png", t)
+        Image.fromarray(np.full((24, 24), 100, np.uint8)).save(imgs / f"{k}_sat.jpg")
+        rows.append(
+            {
+                "image": str(imgs / f"{k}_sat.jpg"),
+                "label": rel,
+                "predicted_iou": 0.9 - 0.1 * k,
+                "kept": kept,
+                "coarse": str(coarse / f"{k}_mask.png"),
+            }
+        )
+    with (run / "quality.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (run / "summary.json").write_text(json.dumps({"threshold": 0.75}))
+    rc = main(
+        [
+            "evaluate",
+            "--pred",
+            str(run),
+            "--truth",
+            str(truth),
+            "--json",
+            str(tmp_path / "e.json"),
+            "--report",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert data["aggregate"]["n_images"] == 4
+    assert data["quality"]["n_kept"] == 2 and data["quality"]["spearman"] == pytest.approx(1.0)
+    html = (tmp_path / "report.html").read_text()
+    assert "input label" in html and "threshold" in html
+    # OUT/labels alone: only the kept labels, quality.csv found in the parent
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(run / "labels"),
+                "--truth",
+                str(truth),
+                "--json",
+                str(tmp_path / "k.json"),
+            ]
+        )
+        == 0
+    )
+    kept_only = json.loads((tmp_path / "k.json").read_text())
+    assert kept_only["aggregate"]["n_images"] == 2 and kept_only["quality"]["n"] == 2

@@ -1,0 +1,154 @@
+"""Coarse-label simulator: properties (hypothesis) and the folder command's library function."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from helpers_data import blob_mask, road_mask, shared, write_png
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sam2elnet.data.coarse import (
+    PROFILES,
+    degrade,
+    degrade_folder,
+    iou,
+    is_linear,
+    simplify_polygons,
+    strip,
+)
+from sam2elnet.data.raster import read_mask
+from sam2elnet.errors import DataError
+
+
+def _mask(kind: str, size: int, seed: int) -> np.ndarray:
+    if kind == "blob":
+        return blob_mask(size, seed)
+    if kind == "road":
+        return road_mask(size, seed)
+    if kind == "empty":
+        return np.zeros((size, size), bool)
+    return np.random.default_rng(seed).random((size, size)) > 0.7  # speckled noise mask
+
+
+masks = st.builds(
+    _mask,
+    st.sampled_from(["blob", "road", "empty", "noise"]),
+    st.sampled_from([32, 48, 64]),
+    st.integers(0, 1000),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=masks,
+    profile=st.sampled_from(PROFILES),
+    severity=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_output_binary_same_shape_deterministic(m, profile, severity, seed):
+    a = degrade(m, profile, severity, seed)
+    b = degrade(m, profile, severity, seed)
+    assert a.mask.dtype == bool and a.mask.shape == m.shape
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert a.iou == pytest.approx(iou(m, a.mask)) and 0.0 <= a.iou <= 1.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(m=masks, profile=st.sampled_from(PROFILES), seed=st.integers(0, 2**31 - 1))
+def test_severity_zero_is_identity(m, profile, seed):
+    res = degrade(m, profile, 0.0, seed)
+    np.testing.assert_array_equal(res.mask, m)
+    assert res.iou == 1.0 and res.ops == []
+
+
+@pytest.mark.parametrize(
+    ("profile", "kind"),
+    [
+        (p, k) for p in PROFILES for k in ("blob", "road") if (p, k) != ("strip", "blob")
+    ],  # strip: lines only
+)
+def test_iou_falls_with_severity_on_average(profile, kind):
+    """Mean IoU over 4 masks x 5 seeds decreases with severity (measured margins >= 0.03)."""
+    means = []
+    for s in (0.1, 0.5, 0.9):
+        means.append(
+            np.mean(
+                [
+                    degrade(_mask(kind, 64, k), profile, s, seed).iou
+                    for k in range(4)
+                    for seed in range(5)
+                ]
+            )
+        )
+    assert means[0] > means[1] > means[2], means
+    assert means[0] - means[2] > 0.05, means
+
+
+def test_seeds_differ_and_ops_reported():
+    m = blob_mask(64, 1)
+    a, b = degrade(m, "sloppy", 0.7, 0), degrade(m, "sloppy", 0.7, 1)
+    assert not np.array_equal(a.mask, b.mask)
+    assert a.ops and all(isinstance(o, str) for o in a.ops)
+    assert degrade(m, "mixed", 0.5, 3).ops[0].startswith("mixed:")
+
+
+def test_bad_arguments():
+    m = blob_mask(32)
+    with pytest.raises(DataError, match="profile"):
+        degrade(m, "wobbly", 0.5)
+    with pytest.raises(DataError, match="severity"):
+        degrade(m, "polygon", 1.5)
+
+
+def test_simplify_keeps_large_holes_and_fewer_vertices():
+    m = np.zeros((64, 64), np.uint8)
+    cv2.rectangle(m, (4, 4), (60, 60), 1, -1)
+    cv2.rectangle(m, (16, 16), (48, 48), 0, -1)  # a big hole, like a block between roads
+    out = simplify_polygons(m.astype(bool), 0.02, min_hole=10)
+    assert not out[32, 32] and out[8, 8]
+    filled = simplify_polygons(m.astype(bool), 0.02, min_hole=10_000)
+    assert filled[32, 32]
+
+
+def test_strip_fixed_width_and_shift():
+    m = np.zeros((64, 64), bool)
+    m[28:37, 4:60] = True  # a horizontal road 9 px wide
+    assert is_linear(m) and not is_linear(blob_mask(64, 0))
+    s = strip(m, 5, 0.0, (0.0, 6.0))
+    rows = np.flatnonzero(s[:, 32])
+    assert len(rows) == 5 and rows.min() > 32  # 5 px wide, moved down
+
+
+def test_degrade_folder(tmp_path):
+    src = tmp_path / "masks"
+    for i in range(3):
+        write_png(src / f"m{i}.png", blob_mask(32, i).astype(np.uint8) * 255)
+    csv_path, mean_iou = degrade_folder(src, tmp_path / "out", "polygon", 0.5, 0, progress=False)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["file"] for r in rows] == ["m0.png", "m1.png", "m2.png"]
+    assert 0 < mean_iou <= 1 and all(0 <= float(r["iou"]) <= 1 for r in rows)
+    out0 = read_mask(tmp_path / "out" / "m0.png")
+    assert float(rows[0]["iou"]) == pytest.approx(iou(out0, blob_mask(32, 0)), abs=1e-6)
+    first = (tmp_path / "out" / "m1.png").read_bytes()
+    degrade_folder(src, tmp_path / "out", "polygon", 0.5, 0, progress=False)
+    assert (tmp_path / "out" / "m1.png").read_bytes() == first
+    with pytest.raises(DataError):
+        degrade_folder(tmp_path / "missing", tmp_path / "o2", progress=False)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(DataError, match="no mask files"):
+        degrade_folder(tmp_path / "none", tmp_path / "o3", progress=False)
+
+
+def test_real_masks_degrade_reasonably():
+    sos = shared("sos-dev")
+    m = read_mask(sos / "train" / "palsar" / "10791_mask.png")
+    res = degrade(m, "polygon", 0.5, 0)
+    assert 0.5 < res.iou < 0.98
+    roads = shared("roads-dev")
+    r = read_mask(roads / "masks" / "satimage_0.png")
+    assert is_linear(r)
+    assert 0.4 < degrade(r, "strip", 0.5, 0).iou < 0.95
