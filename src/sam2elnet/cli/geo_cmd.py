@@ -1,3 +1,199 @@
-"""CLI commands (filled in by its module owner)."""
+"""``elnet scene`` (large GeoTIFFs, sliding windows) and ``elnet export`` (polygons, COCO, chips).
 
-from sam2elnet.cli.app import app  # noqa: F401
+Thin wrappers: options are parsed here, the work is :func:`sam2elnet.engine.scene.scene_job` and
+:func:`sam2elnet.export.vector.export_labels`; their errors carry the messages.
+"""
+
+# ruff: noqa: UP045  (Optional: typer resolves annotations at runtime; keep 3.10-safe)
+from pathlib import Path
+from typing import Optional  # noqa: UP035
+
+import typer
+
+from sam2elnet.cli.app import app
+
+
+def _bands(text: Optional[str]) -> Optional[list]:
+    from sam2elnet.errors import UserError
+
+    if not text:
+        return None
+    try:
+        out = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise UserError(
+            f"--bands must be comma-separated band numbers (1-based), got {text!r}"
+        ) from None
+    if not out or min(out) < 1:
+        raise UserError(f"--bands must be comma-separated band numbers (1-based), got {text!r}")
+    return out
+
+
+@app.command("scene")
+def scene_cmd(
+    model: str = typer.Option(
+        ..., "--model", help="Model file from `elnet train` (or builtin:smoothing for a dry run)."
+    ),
+    image: Path = typer.Option(
+        ..., "--image", help="Scene GeoTIFF, or a folder of scenes (batch, resumable)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Label GeoTIFF (0/255, nodata 127); a folder for a batch."
+    ),
+    tile: int = typer.Option(1024, "--tile", help="Window size in pixels."),
+    overlap: int = typer.Option(
+        128, "--overlap", help="Window overlap in pixels (blended, seam-free)."
+    ),
+    batch_size: int = typer.Option(4, "--batch-size", help="Windows per model call."),
+    threshold: float = typer.Option(
+        0.5, "--threshold", help="Probability threshold for the label."
+    ),
+    labels: Optional[Path] = typer.Option(
+        None,
+        "--labels",
+        help="Coarse labels to enhance: raster or GeoJSON/GPKG/SHP (a folder for a batch, matched by name).",
+    ),
+    line_width: Optional[float] = typer.Option(
+        None, "--line-width", help="Buffer line/point labels (roads) to this width."
+    ),
+    line_width_px: bool = typer.Option(
+        False,
+        "--line-width-px",
+        help="--line-width is in pixels (default: map units of the scene CRS).",
+    ),
+    labels_pixel_coords: bool = typer.Option(
+        False,
+        "--labels-pixel-coords",
+        help="Read vector label coordinates as (column, row) pixels.",
+    ),
+    prob: bool = typer.Option(
+        False, "--prob", help="Also write <out>_prob.tif (blended probabilities)."
+    ),
+    prob_uint8: bool = typer.Option(
+        False, "--prob-uint8", help="Probabilities as uint8 (p*254, nodata 255) instead of float32."
+    ),
+    quality_gpkg: bool = typer.Option(
+        False, "--quality-gpkg", help="Also write <out>_tiles.gpkg: per-window quality polygons."
+    ),
+    bands: Optional[str] = typer.Option(
+        None, "--bands", help="Scene bands to use, e.g. 1,2,3 (default: all / automatic)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Batch: skip scenes the manifest lists as done."
+    ),
+    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="Ray cluster address (auto, ray://host:10001); default: a local Ray.",
+    ),
+    workers: int = typer.Option(2, "--workers", help="Ray actors (each loads the model once)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
+    from sam2elnet.engine.scene import SceneBatchResult, scene_job
+    from sam2elnet.errors import UserError
+
+    res = scene_job(
+        image,
+        out,
+        model,
+        labels=labels,
+        prob=prob,
+        quality=quality_gpkg,
+        resume=resume,
+        backend=backend,
+        address=address,
+        workers=workers,
+        device=device,
+        precision=precision,
+        progress=not no_progress,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        threshold=threshold,
+        prob_dtype="uint8" if prob_uint8 else "float32",
+        line_width=line_width,
+        line_width_unit="px" if line_width_px else "map",
+        labels_pixel_coords=labels_pixel_coords,
+        bands=_bands(bands),
+    )
+    if isinstance(res, SceneBatchResult):
+        typer.echo(res.summary())
+        if res.failed and not res.done and not res.skipped:
+            raise UserError("no scene could be predicted (see the reasons above)", image)
+        return
+    for note in res.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(res.summary())
+
+
+@app.command("export")
+def export_cmd(
+    labels: Path = typer.Option(
+        ..., "--labels", help="Label raster or folder of them (GeoTIFF/PNG, 0/255 or 0/1)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output file (.geojson, .gpkg, .shp, or .json for COCO)."
+    ),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="geojson | gpkg | shp | coco (default: from --out)."
+    ),
+    quality_csv: Optional[Path] = typer.Option(
+        None,
+        "--quality-csv",
+        help="quality.csv of annotate/enhance (default: the one next to the labels).",
+    ),
+    simplify: Optional[float] = typer.Option(
+        None, "--simplify", help="Douglas-Peucker tolerance (map units; pixels without CRS)."
+    ),
+    smooth: Optional[float] = typer.Option(
+        None, "--smooth", help="Round staircase edges with this radius (map units)."
+    ),
+    min_area: float = typer.Option(
+        0.0, "--min-area", help="Drop polygons smaller than this many pixels."
+    ),
+    model_id: Optional[str] = typer.Option(
+        None, "--model-id", help="Model identifier stored on every feature."
+    ),
+    images: Optional[Path] = typer.Option(
+        None, "--images", help="Source images (folder or file) for --chips and COCO file names."
+    ),
+    chips: Optional[Path] = typer.Option(
+        None,
+        "--chips",
+        help="Also write PNG image/mask chips to this folder (COCO then lists the chips).",
+    ),
+    chip_size: int = typer.Option(512, "--chip-size", help="Chip size in pixels."),
+    coco_rle: bool = typer.Option(
+        False,
+        "--coco-rle",
+        help="COCO segmentations as RLE for every region (default: polygons, RLE for regions with holes).",
+    ),
+    category: str = typer.Option("foreground", "--category", help="COCO category name."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes) or COCO JSON."""
+    from sam2elnet.export.vector import export_labels
+
+    res = export_labels(
+        labels,
+        out,
+        fmt,
+        quality_csv=quality_csv,
+        simplify=simplify,
+        smooth=smooth,
+        min_area_px=min_area,
+        model_id=model_id,
+        images=images,
+        chips=chips,
+        chip_size=chip_size,
+        coco_rle=coco_rle,
+        category=category,
+        progress=not no_progress,
+    )
+    for note in res.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(res.summary())

@@ -81,7 +81,12 @@ class Manifest:
 
     def mark_done(self, item: str, outputs: list[str | Path] | None = None, **extra: Any) -> None:
         """Record that ``item`` finished and its ``outputs`` are complete on disk."""
-        rec = {"item": str(item), "status": DONE, "outputs": [str(o) for o in outputs or []], "time": time.time()}
+        rec = {
+            "item": str(item),
+            "status": DONE,
+            "outputs": [str(o) for o in outputs or []],
+            "time": time.time(),
+        }
         rec.update(extra)
         self._append(rec)
 
@@ -102,7 +107,9 @@ class Manifest:
 
     def failed(self) -> dict[str, str]:
         """Items whose latest record is a failure, with the reason."""
-        return {k: r.get("reason", "") for k, r in self.records.items() if r.get("status") == FAILED}
+        return {
+            k: r.get("reason", "") for k, r in self.records.items() if r.get("status") == FAILED
+        }
 
     def done(self) -> list[str]:
         """Items whose latest record is ``done``."""

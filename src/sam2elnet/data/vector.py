@@ -1,0 +1,326 @@
+"""Vector labels (GeoJSON / GeoPackage / Shapefile) rasterised onto an image's pixel grid.
+
+Why: users draw coarse labels as polygons (oil slicks) or lines (roads) in a GIS, usually in a
+different CRS from the imagery. The model wants a coarse *mask* on the image grid, so we
+
+1. read the features (pyogrio via geopandas), refusing empty / unreadable files with a clear
+   :class:`~sam2elnet.errors.DataError` that names the file;
+2. repair invalid geometries (``shapely.make_valid``) and say how many were repaired;
+3. reproject to the image CRS (``to_crs``); a GeoTIFF without a CRS takes labels in *pixel
+   coordinates* only (column, row), because there is nothing to reproject to;
+4. buffer lines (and points) by a width given in map units of the image CRS or in pixels;
+5. drop features that miss the image entirely, with a warning that says how many and why; if
+   *none* overlap, raise (almost always a CRS mix-up);
+6. rasterise on demand for any window of the grid (``VectorLabels.rasterize(window)``), using a
+   spatial index, so a 20,000 x 20,000 px scene never needs a full-size label array.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.tiling import Window
+from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VECTOR_SUFFIXES", "is_vector_path", "read_vector", "VectorLabels", "rasterize_vector"]
+
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml")
+
+
+def is_vector_path(path: str | Path) -> bool:
+    """True if ``path`` has a vector-format suffix we read (GeoJSON, GeoPackage, Shapefile, ...)."""
+    return Path(path).suffix.lower() in VECTOR_SUFFIXES
+
+
+def read_vector(path: str | Path, layer: str | int | None = None):
+    """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input."""
+    import geopandas as gpd
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError("vector label file does not exist; check the path", p)
+    if p.is_file() and p.stat().st_size == 0:
+        raise DataError("vector label file is empty (0 bytes)", p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
+    except Exception as err:  # pyogrio raises several DataSource/Field errors
+        raise DataError(
+            f"cannot read vector labels ({type(err).__name__}: {err}); expected GeoJSON, "
+            "GeoPackage or Shapefile polygons/lines",
+            p,
+        ) from err
+    if len(gdf) == 0:
+        raise DataError("vector label file has no features (empty layer)", p)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if len(gdf) == 0:
+        raise DataError("vector label file has features but all geometries are empty", p)
+    return gdf
+
+
+def _pixel_size(transform: Any) -> float:
+    """Mean absolute pixel size of an affine transform (map units per pixel)."""
+    return float((abs(transform.a) + abs(transform.e)) / 2.0) or 1.0
+
+
+@dataclass
+class VectorLabels:
+    """Label geometries already in the target grid's coordinates, ready to rasterise by window.
+
+    Build with :meth:`from_file`. ``notes`` lists what was repaired or dropped and why (the same
+    text goes to the log as warnings).
+    """
+
+    geoms: list[Any]
+    transform: Any  # affine.Affine of the full grid (identity for pixel coordinates)
+    height: int
+    width: int
+    path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from shapely import STRtree
+
+        self._tree = STRtree(self.geoms) if self.geoms else None
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        crs: Any,
+        transform: Any,
+        height: int,
+        width: int,
+        line_width: float | None = None,
+        line_width_unit: str = "map",
+        pixel_coords: bool = False,
+        layer: str | int | None = None,
+    ) -> VectorLabels:
+        """Read ``path`` and prepare its geometries for an image grid.
+
+        ``crs`` / ``transform`` / ``height`` / ``width`` describe the image (``crs=None`` for a
+        raster without georeference). ``line_width`` buffers lines and points to that total width,
+        in ``line_width_unit`` ``"map"`` (units of the image CRS) or ``"px"`` (pixels).
+        ``pixel_coords=True`` ignores any label CRS and reads coordinates as (column, row).
+        """
+        import shapely
+        from affine import Affine
+
+        p = Path(path)
+        gdf = read_vector(p, layer=layer)
+        notes: list[str] = []
+        n_total = len(gdf)
+
+        if line_width_unit not in ("map", "px"):
+            raise DataError(f"line width unit must be 'map' or 'px', got {line_width_unit!r}", p)
+        if line_width is not None and line_width <= 0:
+            raise DataError(f"line width must be positive, got {line_width}", p)
+
+        if pixel_coords or crs is None:
+            if crs is None and gdf.crs is not None and not pixel_coords:
+                raise DataError(
+                    f"the image has no CRS but the labels are in {gdf.crs.to_string()}; without a "
+                    "georeferenced image the labels must be in pixel coordinates (x = column, "
+                    "y = row) with no CRS (or pass --labels-pixel-coords to ignore the label CRS), "
+                    "or georeference the image",
+                    p,
+                )
+            grid_transform = Affine.identity()
+            pix = 1.0
+        else:
+            grid_transform = transform
+            pix = _pixel_size(transform)
+            if gdf.crs is None:
+                msg = (
+                    f"{p}: labels have no CRS; assuming they are already in the image CRS "
+                    f"({_crs_name(crs)})"
+                )
+                log.warning(msg)
+                notes.append(msg)
+            else:
+                try:
+                    same = gdf.crs == crs or gdf.crs.equals(crs)
+                except Exception:
+                    same = False
+                if not same:
+                    try:
+                        gdf = gdf.to_crs(crs)
+                    except Exception as err:
+                        raise DataError(
+                            f"cannot transform the labels from {gdf.crs.to_string()} to the image "
+                            f"CRS {_crs_name(crs)} ({type(err).__name__}: {err})",
+                            p,
+                        ) from err
+
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        # reprojection outside a CRS's area of use gives inf coordinates: drop with a reason
+        bounds = shapely.bounds(geoms)
+        finite = np.isfinite(bounds).all(axis=1)
+        if not finite.all():
+            msg = (
+                f"{p}: {int((~finite).sum())} of {n_total} features could not be placed in the "
+                "image CRS (non-finite coordinates after reprojection); skipped"
+            )
+            log.warning(msg)
+            notes.append(msg)
+            geoms = geoms[finite]
+
+        invalid = ~shapely.is_valid(geoms)
+        if invalid.any():
+            geoms = geoms.copy()
+            geoms[invalid] = shapely.make_valid(geoms[invalid])
+            msg = f"{p}: repaired {int(invalid.sum())} invalid geometries with make_valid"
+            log.warning(msg)
+            notes.append(msg)
+
+        kinds = shapely.get_type_id(geoms)
+        # 0 point, 1 linestring, 2 linearring, 3 polygon, 4 multipoint, 5 multilinestring,
+        # 6 multipolygon, 7 collection
+        is_line = np.isin(kinds, (1, 2, 5))
+        is_point = np.isin(kinds, (0, 4))
+        if line_width is not None:
+            dist = 0.5 * line_width * (pix if line_width_unit == "px" else 1.0)
+            buf = is_line | is_point
+            if buf.any():
+                geoms = geoms.copy()
+                geoms[buf] = shapely.buffer(geoms[buf], dist)
+        else:
+            if is_point.any():
+                msg = (
+                    f"{p}: {int(is_point.sum())} point features skipped (give a line width to "
+                    "buffer them into discs)"
+                )
+                log.warning(msg)
+                notes.append(msg)
+                geoms = geoms[~is_point]
+                is_line = is_line[~is_point]
+            if is_line.any():
+                msg = (
+                    f"{p}: {int(is_line.sum())} line features burnt 1 px wide; give a line width "
+                    "(--line-width, map units or px) to buffer roads to their real width"
+                )
+                log.warning(msg)
+                notes.append(msg)
+
+        # keep only what touches the image footprint
+        from shapely.geometry import box
+
+        if crs is None or pixel_coords:
+            footprint = box(0, 0, width, height)
+        else:
+            xs, ys = zip(
+                *(
+                    grid_transform @ (c, r)
+                    for c, r in ((0, 0), (width, 0), (0, height), (width, height))
+                ),
+                strict=True,
+            )
+            footprint = box(min(xs), min(ys), max(xs), max(ys))
+        hits = shapely.intersects(geoms, footprint) if len(geoms) else np.zeros(0, bool)
+        n_miss = int((~hits).sum())
+        if len(geoms) == 0 or not hits.any():
+            where = "pixel coordinates" if (crs is None or pixel_coords) else _crs_name(crs)
+            raise DataError(
+                f"none of the {n_total} label features overlaps the image (image extent "
+                f"{tuple(round(v, 3) for v in footprint.bounds)} in {where}); check the label CRS "
+                "and that labels and image cover the same area",
+                p,
+            )
+        if n_miss:
+            msg = f"{p}: {n_miss} of {n_total} label features lie outside the image; skipped"
+            log.warning(msg)
+            notes.append(msg)
+        geoms = geoms[hits]
+        return cls(
+            geoms=list(geoms),
+            transform=grid_transform,
+            height=int(height),
+            width=int(width),
+            path=p,
+            notes=notes,
+        )
+
+    def rasterize(self, window: Window | None = None, all_touched: bool = False) -> np.ndarray:
+        """Burn the labels into a uint8 0/1 array for ``window`` (whole grid when None)."""
+        from rasterio import features, windows
+        from shapely.geometry import box
+
+        if window is None:
+            window = Window(0, 0, self.height, self.width)
+        out = np.zeros((window.height, window.width), dtype=np.uint8)
+        if self._tree is None:
+            return out
+        wt = windows.transform(window.to_rasterio(), self.transform)
+        c0, r0 = window.col_off, window.row_off
+        corners = [
+            self.transform @ (c, r)
+            for c, r in (
+                (c0, r0),
+                (c0 + window.width, r0),
+                (c0, r0 + window.height),
+                (c0 + window.width, r0 + window.height),
+            )
+        ]
+        xs, ys = zip(*corners, strict=True)
+        idx = self._tree.query(box(min(xs), min(ys), max(xs), max(ys)))
+        if len(idx) == 0:
+            return out
+        shapes = ((self.geoms[i], 1) for i in np.sort(idx))
+        features.rasterize(
+            shapes, out=out, transform=wt, fill=0, all_touched=all_touched, dtype=np.uint8
+        )
+        return out
+
+
+def _crs_name(crs: Any) -> str:
+    try:
+        return crs.to_string()
+    except Exception:
+        return str(crs)
+
+
+def rasterize_vector(
+    vector_path: str | Path,
+    image_path: str | Path,
+    *,
+    line_width: float | None = None,
+    line_width_unit: str = "map",
+    pixel_coords: bool = False,
+) -> np.ndarray:
+    """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
+
+    For images that fit in memory (single chips); scenes use :class:`VectorLabels` by window.
+    """
+    import rasterio
+
+    from sam2elnet.errors import require_exists
+
+    ip = require_exists(image_path, "image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(ip) as src:
+                crs, transform, h, w = src.crs, src.transform, src.height, src.width
+    except rasterio.errors.RasterioIOError as err:
+        raise DataError(f"cannot open image ({err})", ip) from err
+    labels = VectorLabels.from_file(
+        vector_path,
+        crs=crs,
+        transform=transform,
+        height=h,
+        width=w,
+        line_width=line_width,
+        line_width_unit=line_width_unit,
+        pixel_coords=pixel_coords,
+    )
+    return labels.rasterize().astype(bool)

@@ -1,0 +1,194 @@
+"""Vector labels in: reading, repair, reprojection, buffering and clear errors for bad input."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyproj
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import LineString, Point, Polygon, box
+
+from sam2elnet.data.tiling import Window
+from sam2elnet.data.vector import VectorLabels, is_vector_path, rasterize_vector, read_vector
+from sam2elnet.errors import DataError
+
+CRS = "EPSG:32633"
+T = from_origin(500000, 4000000, 10, 10)  # 10 m pixels
+H, W = 300, 400
+
+
+def grid(**kw):
+    return dict(crs=CRS, transform=T, height=H, width=W) | kw
+
+
+def px_box(c0, r0, c1, r1):
+    """Map-coordinate box of a pixel rectangle."""
+    x0, y0 = T @ (c0, r0)
+    x1, y1 = T @ (c1, r1)
+    return box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    p = tmp_path / "img.tif"
+    prof = dict(driver="GTiff", height=H, width=W, count=1, dtype="uint8", crs=CRS, transform=T)
+    with rasterio.open(p, "w", **prof) as d:
+        d.write(np.zeros((H, W), np.uint8), 1)
+    return p
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg", ".shp"])
+def test_polygons_from_every_format_rasterise_in_place(tmp_path: Path, suffix: str):
+    path = tmp_path / f"labels{suffix}"
+    gpd.GeoDataFrame({"k": [1]}, geometry=[px_box(100, 50, 200, 150)], crs=CRS).to_file(path)
+    assert is_vector_path(path)
+    m = VectorLabels.from_file(path, **grid()).rasterize()
+    assert m.dtype == np.uint8 and m.sum() == 100 * 100
+    assert m[50:150, 100:200].all()
+
+
+def test_reprojection_from_wgs84(tmp_path: Path):
+    path = tmp_path / "wgs.geojson"
+    gpd.GeoDataFrame(geometry=[px_box(100, 50, 200, 150)], crs=CRS).to_crs("EPSG:4326").to_file(
+        path
+    )
+    m = VectorLabels.from_file(path, **grid()).rasterize()
+    ref = np.zeros((H, W), np.uint8)
+    ref[50:150, 100:200] = 1
+    assert np.mean(m == ref) > 0.995
+
+
+def test_window_rasterisation_matches_the_full_grid(tmp_path: Path):
+    path = tmp_path / "l.gpkg"
+    polys = [
+        px_box(10, 10, 90, 70),
+        Polygon([(500500, 3998000), (502500, 3997500), (501000, 3999500)]),
+    ]
+    gpd.GeoDataFrame(geometry=polys, crs=CRS).to_file(path)
+    vl = VectorLabels.from_file(path, **grid())
+    full = vl.rasterize()
+    for win in (Window(0, 0, 128, 128), Window(100, 150, 128, 128), Window(172, 272, 128, 128)):
+        np.testing.assert_array_equal(vl.rasterize(win), full[win.slices])
+
+
+@pytest.mark.parametrize("unit,width,expect_px", [("map", 50.0, 5), ("px", 7, 7)])
+def test_lines_are_buffered_to_their_width(tmp_path: Path, unit, width, expect_px):
+    path = tmp_path / "roads.gpkg"
+    x0, y = T @ (0, 150.5)
+    x1, _ = T @ (400, 150.5)
+    gpd.GeoDataFrame(geometry=[LineString([(x0, y), (x1, y)])], crs=CRS).to_file(path)
+    m = VectorLabels.from_file(path, **grid(), line_width=width, line_width_unit=unit).rasterize()
+    col = m[:, 200]
+    assert abs(int(col.sum()) - expect_px) <= 1
+
+
+def test_lines_without_width_burn_one_pixel_and_say_so(tmp_path: Path, caplog):
+    path = tmp_path / "roads.geojson"
+    gpd.GeoDataFrame(geometry=[LineString([T @ (0, 150.5), T @ (400, 150.5)])], crs=CRS).to_file(
+        path
+    )
+    with caplog.at_level(logging.WARNING):
+        vl = VectorLabels.from_file(path, **grid())
+    assert any("1 px wide" in n for n in vl.notes)
+    assert vl.rasterize()[:, 200].sum() == 1
+
+
+def test_points_need_a_width(tmp_path: Path):
+    path = tmp_path / "pts.gpkg"
+    gpd.GeoDataFrame(geometry=[Point(T @ (50, 50)), px_box(100, 100, 120, 120)], crs=CRS).to_file(
+        path
+    )
+    vl = VectorLabels.from_file(path, **grid())
+    assert any("point features skipped" in n for n in vl.notes)
+    disc = VectorLabels.from_file(path, **grid(), line_width=5, line_width_unit="px").rasterize()
+    assert disc[50, 50] == 1
+
+
+def test_invalid_geometries_are_repaired_and_reported(tmp_path: Path):
+    path = tmp_path / "bowtie.geojson"
+    a, b, c, d = T @ (100, 100), T @ (200, 200), T @ (200, 100), T @ (100, 200)
+    bowtie = Polygon([a, b, c, d, a])  # self-intersecting
+    assert not bowtie.is_valid
+    gpd.GeoDataFrame(geometry=[bowtie], crs=CRS).to_file(path)
+    vl = VectorLabels.from_file(path, **grid())
+    assert any("repaired 1 invalid" in n for n in vl.notes)
+    m = vl.rasterize()
+    assert 4000 < m.sum() < 6000  # two triangles of 100x100 / 2 each
+
+
+def test_features_outside_the_image_are_skipped_with_a_reason(tmp_path: Path):
+    path = tmp_path / "l.gpkg"
+    far = box(600000, 3000000, 600100, 3000100)
+    gpd.GeoDataFrame(geometry=[px_box(10, 10, 20, 20), far], crs=CRS).to_file(path)
+    vl = VectorLabels.from_file(path, **grid())
+    assert any("1 of 2 label features lie outside" in n for n in vl.notes)
+    gpd.GeoDataFrame(geometry=[far], crs=CRS).to_file(tmp_path / "far.gpkg")
+    with pytest.raises(DataError, match="none of the 1 label features overlaps"):
+        VectorLabels.from_file(tmp_path / "far.gpkg", **grid())
+
+
+def test_empty_and_unreadable_files(tmp_path: Path):
+    (tmp_path / "zero.geojson").write_bytes(b"")
+    with pytest.raises(DataError, match=r"zero\.geojson.*empty"):
+        read_vector(tmp_path / "zero.geojson")
+    (tmp_path / "none.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(DataError, match="no features"):
+        read_vector(tmp_path / "none.geojson")
+    (tmp_path / "junk.gpkg").write_bytes(b"this is no geopackage" * 20)
+    with pytest.raises(DataError, match=r"junk\.gpkg.*cannot read"):
+        read_vector(tmp_path / "junk.gpkg")
+    with pytest.raises(DataError, match="does not exist"):
+        read_vector(tmp_path / "missing.shp")
+
+
+def test_labels_with_crs_on_an_image_without_crs(tmp_path: Path):
+    path = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame(geometry=[px_box(10, 10, 20, 20)], crs=CRS).to_file(path)
+    with pytest.raises(DataError, match="image has no CRS.*pixel coordinates"):
+        VectorLabels.from_file(path, crs=None, transform=T, height=H, width=W)
+    # forcing pixel coordinates reads (x, y) as (column, row)
+    gpd.GeoDataFrame(geometry=[box(10, 20, 30, 60)], crs=CRS).to_file(tmp_path / "px.gpkg")
+    m = VectorLabels.from_file(
+        tmp_path / "px.gpkg", crs=None, transform=T, height=H, width=W, pixel_coords=True
+    ).rasterize()
+    assert m[20:60, 10:30].all() and m.sum() == 20 * 40
+
+
+def test_labels_in_a_crs_that_cannot_be_transformed(tmp_path: Path):
+    local = pyproj.CRS(
+        'LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
+    )
+    path = tmp_path / "local.gpkg"
+    gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=local).to_file(path)
+    with pytest.raises(DataError, match=r"local\.gpkg.*cannot transform the labels"):
+        VectorLabels.from_file(path, **grid())
+
+
+def test_labels_without_crs_are_assumed_in_the_image_crs(tmp_path: Path):
+    path = tmp_path / "nocrs.gpkg"
+    gpd.GeoDataFrame(geometry=[px_box(100, 50, 200, 150)]).to_file(path)
+    vl = VectorLabels.from_file(path, **grid())
+    assert any("no CRS; assuming" in n for n in vl.notes)
+    assert vl.rasterize().sum() == 100 * 100
+
+
+def test_bad_line_width(tmp_path: Path):
+    path = tmp_path / "l.gpkg"
+    gpd.GeoDataFrame(geometry=[px_box(1, 1, 5, 5)], crs=CRS).to_file(path)
+    with pytest.raises(DataError, match="line width must be positive"):
+        VectorLabels.from_file(path, **grid(), line_width=-1)
+    with pytest.raises(DataError, match="unit"):
+        VectorLabels.from_file(path, **grid(), line_width=1, line_width_unit="feet")
+
+
+def test_rasterize_vector_on_an_image_file(tmp_path: Path, image: Path):
+    path = tmp_path / "l.geojson"
+    gpd.GeoDataFrame(geometry=[px_box(100, 50, 200, 150)], crs=CRS).to_crs(4326).to_file(path)
+    m = rasterize_vector(path, image)
+    assert m.dtype == bool and m.shape == (H, W)
+    assert 9800 < m.sum() < 10200
