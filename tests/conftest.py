@@ -12,7 +12,11 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests use tiny models on tiny images: one thread is as fast and never stalls on a busy machine
+# (OpenMP threads spin-waiting for a descheduled sibling can slow a step 100x).
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

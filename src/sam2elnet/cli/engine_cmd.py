@@ -1,3 +1,278 @@
-"""CLI commands (filled in by its module owner)."""
+"""``elnet train``, ``elnet enhance`` and ``elnet annotate``: thin wrappers over sam2elnet.engine.
 
-from sam2elnet.cli.app import app  # noqa: F401
+Each command parses options, calls one library function and prints a short summary; all logic
+(and all error messages) live in :mod:`sam2elnet.engine.train` and :mod:`sam2elnet.engine.infer`.
+"""
+
+import os
+from pathlib import Path
+from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
+
+import typer
+
+from sam2elnet.cli.app import app
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+@app.command("train")
+def train_cmd(
+    data: Path | None = typer.Option(
+        None, "--data", help="Labelled dataset folder (SOS, CHN6-CUG or images/+masks/)."
+    ),  # noqa: UP045
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder for model.pt, last.pt, config.yaml, metrics.csv."
+    ),  # noqa: UP045
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML TrainConfig; command-line options override it."
+    ),  # noqa: UP045
+    weights: str | None = typer.Option(
+        None, "--weights", help="SAM2 checkpoint for the encoder, or 'none' (random)."
+    ),  # noqa: UP045
+    size: str | None = typer.Option(
+        None, "--size", help="micro | tiny | small | base_plus | large (default tiny)."
+    ),  # noqa: UP045
+    fraction: float | None = typer.Option(
+        None,
+        "--fraction",
+        help="Train on this reproducible fraction of the labelled set (e.g. 0.3).",
+    ),  # noqa: UP045
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed for splits, augmentation and initialisation."
+    ),  # noqa: UP045
+    epochs: Optional[int] = typer.Option(None, "--epochs"),  # noqa: UP045
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),  # noqa: UP045
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Training crop size in pixels."
+    ),  # noqa: UP045
+    lr: float | None = typer.Option(
+        None, "--lr", help="Peak learning rate (AdamW, warm-up + cosine)."
+    ),  # noqa: UP045
+    val_fraction: float | None = typer.Option(
+        None, "--val-fraction", help="Share of the training part kept for validation."
+    ),  # noqa: UP045
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="bf16 (default) | 32."),  # noqa: UP045
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N."),  # noqa: UP045
+    trunk: str | None = typer.Option(
+        None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
+    ),  # noqa: UP045
+    max_train: int | None = typer.Option(
+        None, "--max-train", help="Cap on training images (smoke runs)."
+    ),  # noqa: UP045
+    layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
+    sensor: list[str] | None = typer.Option(
+        None, "--sensor", help="SOS sensor(s): palsar, sentinel (repeatable)."
+    ),  # noqa: UP006, UP045
+    workers: int | None = typer.Option(
+        None, "--workers", help="DataLoader workers (default: automatic)."
+    ),  # noqa: UP045
+    tta: int | None = typer.Option(
+        None, "--tta", help="Test-time views for the quality evaluator (0-7)."
+    ),  # noqa: UP045
+    tau: float | None = typer.Option(
+        None, "--tau", help="IoU that makes a label 'good' for the evaluator (default 0.7)."
+    ),  # noqa: UP045
+    no_quality: bool = typer.Option(
+        False, "--no-quality", help="Skip fitting the quality evaluator."
+    ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train import train
+    from sam2elnet.errors import UserError
+
+    base: dict = {}
+    if config is not None:
+        base = TrainConfig.load(config).model_dump()
+    elif resume and out is not None and (out / "config.yaml").is_file():
+        base = TrainConfig.load(out / "config.yaml").model_dump()
+    given = {
+        "data": data,
+        "out": out,
+        "size": size,
+        "fraction": fraction,
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "lr": lr,
+        "val_fraction": val_fraction,
+        "precision": precision,
+        "device": device,
+        "trunk": trunk,
+        "max_train": max_train,
+        "layout": layout,
+        "sensor": sensor or None,
+        "num_workers": workers,
+    }
+    if weights is not None:
+        given["weights"] = weights
+    opts = {k: v for k, v in given.items() if v is not None}
+    merged = {**base, **opts, "resume": resume, "progress": not no_progress}
+    if no_quality:
+        merged["fit_quality"] = False
+    q = dict(merged.get("quality") or {})
+    if tta is not None:
+        q["tta"] = tta
+    if tau is not None:
+        q["tau"] = tau
+    if q:
+        merged["quality"] = q
+    for key, flag in (("data", "--data"), ("out", "--out")):
+        if merged.get(key) is None:
+            raise UserError(f"{flag} is required (or give it in --config)")
+    from pydantic import ValidationError
+
+    try:
+        cfg = TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise UserError(
+            f"invalid option {'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+        ) from None
+    res = train(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one summary, from rank 0
+        return
+    typer.echo(
+        f"best model: {res.best_path} (epoch {res.best_epoch}, val IoU {_fmt(res.best_val_iou)})"
+    )
+    if res.history:
+        last = res.history[-1]
+        typer.echo(
+            f"last epoch: train IoU {_fmt(last['train_iou'])}, {_fmt(last['train_img_per_s'])} img/s; "
+            f"metrics in {res.run_dir / 'metrics.csv'}"
+        )
+    if res.quality:
+        q = res.quality
+        typer.echo(
+            f"quality evaluator: fitted={q.get('fitted')} on {q.get('n')} held-out labels, "
+            f"Spearman {_fmt(q.get('spearman_oof'))}"
+        )
+    held = len(res.splits.get("held_out", []))
+    if held:
+        typer.echo(
+            f"held out (not trained on): {held} labelled images, listed in {res.run_dir / 'splits.json'}"
+        )
+
+
+def _print_folder(res: object, what: str) -> None:
+    s = res.summary  # type: ignore[attr-defined]
+    typer.echo(
+        f"{what} {s['n_images']} image(s) in {s['seconds']:.1f} s: kept {s['n_kept']}, "
+        f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
+        f"{_fmt(s['mean_predicted_iou'])}"
+    )
+    filt = s.get("filter") or {}
+    tp = filt.get("target_precision")
+    if tp:
+        typer.echo(
+            f"threshold {tp['threshold']:.3f} for precision >= {tp['target_precision']} at IoU >= "
+            f"{tp['tau']} (held-out precision {_fmt(tp['precision'])}, recall {_fmt(tp['recall'])})"
+        )
+    elif filt.get("threshold") is not None:
+        typer.echo(f"threshold {filt['threshold']:.3f}")
+    typer.echo(f"outputs in {res.out_dir} (quality.csv, summary.json)")  # type: ignore[attr-defined]
+
+
+@app.command("annotate")
+def annotate_cmd(
+    model: Path = typer.Option(
+        ..., "--model", help="Model file from `elnet train` (RUN/model.pt)."
+    ),
+    images: Path = typer.Option(..., "--images", help="Image folder or single image."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    min_quality: float | None = typer.Option(
+        None, "--min-quality", help="Keep labels with predicted IoU >= Q."
+    ),  # noqa: UP045
+    target_precision: float | None = typer.Option(
+        None, "--target-precision", help="Pick the threshold giving this held-out precision."
+    ),  # noqa: UP045
+    tau: float | None = typer.Option(
+        None, "--tau", help="IoU counted as a good label for --target-precision."
+    ),  # noqa: UP045
+    save_prob: bool = typer.Option(
+        False, "--save-prob", help="Also write probability maps (OUT/prob/)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Skip images already done in OUT."),
+    report: bool = typer.Option(False, "--report", help="Write OUT/report.html."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32."),
+    tta: int | None = typer.Option(None, "--tta", help="Override the evaluator's test-time views."),  # noqa: UP045
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Label images from scratch and score every label (predicted IoU)."""
+    from sam2elnet.engine.infer import annotate_folder
+
+    res = annotate_folder(
+        model,
+        images,
+        out,
+        min_quality=min_quality,
+        target_precision=target_precision,
+        tau=tau,
+        resume=resume,
+        report=report,
+        save_prob=save_prob,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        tta=tta,
+        progress=not no_progress,
+    )
+    _print_folder(res, "annotated")
+
+
+@app.command("enhance")
+def enhance_cmd(
+    model: Path = typer.Option(
+        ..., "--model", help="Model file from `elnet train` (RUN/model.pt)."
+    ),
+    images: Path = typer.Option(..., "--images", help="Image folder or single image."),
+    labels: Path = typer.Option(..., "--labels", help="Folder of coarse labels (matched by name)."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    skip_missing: bool = typer.Option(
+        False, "--skip-missing", help="Enhance only images that have a label."
+    ),
+    min_quality: Optional[float] = typer.Option(None, "--min-quality"),  # noqa: UP045
+    target_precision: Optional[float] = typer.Option(None, "--target-precision"),  # noqa: UP045
+    tau: Optional[float] = typer.Option(None, "--tau"),  # noqa: UP045
+    save_prob: bool = typer.Option(
+        False, "--save-prob", help="Also write probability maps (OUT/prob/)."
+    ),
+    no_changes: bool = typer.Option(False, "--no-changes", help="Do not write change maps."),
+    resume: bool = typer.Option(False, "--resume"),
+    report: bool = typer.Option(False, "--report", help="Write OUT/report.html."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    device: str = typer.Option("cpu", "--device"),
+    precision: str = typer.Option("bf16", "--precision"),
+    tta: Optional[int] = typer.Option(None, "--tta"),  # noqa: UP045
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
+    from sam2elnet.engine.infer import enhance_folder
+
+    res = enhance_folder(
+        model,
+        images,
+        labels,
+        out,
+        skip_missing=skip_missing,
+        min_quality=min_quality,
+        target_precision=target_precision,
+        tau=tau,
+        resume=resume,
+        report=report,
+        save_prob=save_prob,
+        save_changes=not no_changes,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        tta=tta,
+        progress=not no_progress,
+    )
+    _print_folder(res, "enhanced")

@@ -1,0 +1,818 @@
+"""Inference: enhance coarse labels and annotate images with a trained SAM2-ELNet, scoring each label.
+
+* :class:`Predictor` wraps a model file: normalisation, batched bf16 inference (images grouped by
+  size; padding to a multiple of 32 happens inside the model), test-time-augmentation views and the
+  label quality evaluator, all restored from the one model file.
+* :func:`annotate_folder` / :func:`enhance_folder` are the folder jobs behind ``elnet annotate`` and
+  ``elnet enhance``: unreadable images are skipped and listed, outputs are written atomically, a
+  killed job continues with ``resume=True``, and ``min_quality`` / ``target_precision`` split the
+  labels into ``labels/`` (kept) and ``rejected/``.
+
+Large GeoTIFF scenes are handled by :mod:`sam2elnet.engine.scene`, which calls
+:meth:`Predictor.predict_arrays` on already normalised windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam2elnet.engine.train import autocast, resolve_device
+from sam2elnet.errors import CheckpointError, DataError, UserError
+from sam2elnet.model.quality import (
+    FEATURE_NAMES,
+    QualityEvaluator,
+    QualityResult,
+    ThresholdChoice,
+    tta_views,
+    uncertainty_features,
+)
+from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BandCountError",
+    "ModelRun",
+    "run_model",
+    "Predictor",
+    "FolderResult",
+    "annotate_folder",
+    "enhance_folder",
+    "list_images",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+_GEO_SUFFIXES = (".tif", ".tiff")
+
+
+# ----------------------------------------------------------------------------- core forward
+@dataclass
+class ModelRun:
+    """Outputs of one batched forward (plus TTA views): everything the engine needs, on the CPU."""
+
+    probs: torch.Tensor  # (B, H, W) float32: main output averaged with the TTA views
+    features: np.ndarray  # (B, F) uncertainty features
+    embedding: np.ndarray  # (B, D)
+
+
+@torch.no_grad()
+def run_model(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    coarse: torch.Tensor | None = None,
+    *,
+    device: torch.device,
+    precision: str = "bf16",
+    tta: int = 0,
+    valid: torch.Tensor | None = None,
+) -> ModelRun:
+    """One forward of a batch (B,C,H,W) plus ``tta`` augmented views; features for the evaluator.
+
+    The returned probabilities average the main and the de-augmented views (the views cost forward
+    passes anyway, and averaging them is a free accuracy gain); the features compare each view and
+    each deep-supervision output with the main output. Training (evaluator fitting) and inference
+    call this same function, so the evaluator sees the same feature distribution in both.
+    """
+    model.eval()
+    x = x.to(device)
+    b = x.shape[0]
+    has = None
+    if coarse is not None:
+        coarse = coarse.to(device).float()
+        has = torch.ones(b, device=device)
+    with autocast(device, precision):
+        out = model(x, coarse, has)
+    main = torch.sigmoid(out.logits.float())[:, 0]
+    sides = [torch.sigmoid(s.float())[:, 0] for s in out.side_logits]
+    views = []
+    for fwd, inv in tta_views(tta):
+        with autocast(device, precision):
+            o = model(fwd(x), None if coarse is None else fwd(coarse), has)
+        views.append(inv(torch.sigmoid(o.logits.float()))[:, 0])
+    v = None if valid is None else valid.to(device).float()
+    feats = uncertainty_features(
+        main.cpu(),
+        tta_probs=[t.cpu() for t in views],
+        side_probs=[s.cpu() for s in sides],
+        valid=None if v is None else v.cpu(),
+        coarse=None if coarse is None else coarse[:, 0].cpu(),
+        has_coarse=None if has is None else has.cpu(),
+    )
+    probs = main if not views else torch.stack([main, *views]).mean(0)
+    if v is not None:
+        probs = probs * v
+    return ModelRun(
+        probs=probs.float().cpu(),
+        features=feats.numpy().astype(np.float64),
+        embedding=out.embedding.float().cpu().numpy().astype(np.float64),
+    )
+
+
+# ----------------------------------------------------------------------------- predictor
+class BandCountError(DataError):
+    """An image whose band count the model cannot take: a configuration problem for the whole
+    job (wrong model or wrong imagery), so folder jobs stop instead of skipping the image."""
+
+
+def _match_bands(x: np.ndarray, bands: int, path: Path | str | None) -> np.ndarray:
+    """Adapt unambiguous band-count differences (grey <-> grey-as-RGB), else BandCountError."""
+    if x.shape[0] == bands:
+        return x
+    if x.shape[0] == 1:
+        return np.repeat(x, bands, axis=0)
+    if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
+        return np.ascontiguousarray(x[:1])
+    raise BandCountError(
+        f"image has {x.shape[0]} bands but the model was trained for {bands}; select {bands} "
+        "band(s) into a new file or train a model on this kind of image",
+        path,
+    )
+
+
+class Predictor:
+    """A trained model ready for inference (see module docstring)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        extra: dict[str, Any],
+        device: str = "cpu",
+        precision: str = "bf16",
+        batch_size: int = 8,
+        tta: int | None = None,
+        path: Path | None = None,
+    ) -> None:
+        from sam2elnet.data.normalize import NormalizationConfig
+        from sam2elnet.engine.train import _set_threads
+
+        _set_threads()
+        self.path = path
+        self.device = resolve_device(device)
+        self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
+        self.batch_size = max(1, int(batch_size))
+        self.model = model.to(self.device).eval()
+        self.extra = extra
+        norm = extra.get("normalization") or getattr(model.config, "normalization", None) or {}
+        try:
+            self.normalization = NormalizationConfig.model_validate(norm)
+        except Exception as err:
+            raise CheckpointError(
+                f"model file has an invalid normalisation config ({err})", path
+            ) from None
+        self.in_bands = int(model.config.in_bands)
+        try:
+            self.evaluator = QualityEvaluator.from_state(extra.get("quality"))
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"the quality evaluator in this model file is unreadable ({err}); re-fit it with "
+                "sam2elnet.engine.train.fit_quality or retrain",
+                path,
+            ) from None
+        self.tta = self.evaluator.tta if tta is None else int(tta)
+        if tta is not None and self.evaluator.fitted and tta != self.evaluator.tta:
+            warnings.warn(
+                f"tta={tta} differs from the {self.evaluator.tta} views the quality evaluator was "
+                "fitted with; predicted IoUs will be less reliable",
+                stacklevel=2,
+            )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        precision: str = "bf16",
+        batch_size: int = 8,
+        tta: int | None = None,
+    ) -> Predictor:
+        """Load a model file written by ``elnet train`` (CheckpointError on anything wrong)."""
+        from sam2elnet.model import load_model
+
+        p = Path(path)
+        if not p.exists():
+            raise CheckpointError("model file does not exist; train one with `elnet train`", p)
+        try:
+            model, extra = load_model(p)
+        except UserError:
+            raise
+        except Exception as err:  # truncated or foreign files surface as many exception types
+            raise CheckpointError(
+                f"cannot read model file ({err.__class__.__name__}); it is truncated or not a "
+                "sam2elnet model - re-copy it or retrain",
+                p,
+            ) from None
+        return cls(
+            model, extra, device=device, precision=precision, batch_size=batch_size, tta=tta, path=p
+        )
+
+    # ---------------------------------------------------------------- preparing inputs
+    def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
+        """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
+        from sam2elnet.data.normalize import normalize
+
+        x = _match_bands(
+            normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
+        )
+        return x, np.asarray(img.valid, dtype=bool)
+
+    def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""
+        from sam2elnet.data.raster import read_image
+
+        img = read_image(path, sar=self.normalization.sar)
+        x, valid = self.prepare(img)
+        return img, x, valid
+
+    # ---------------------------------------------------------------- prediction
+    def predict_arrays(self, batch: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (B,h,w) float32 for already normalised arrays (B,C,h,w); no TTA, no scoring.
+
+        The fast path for sliding-window scene inference (:mod:`sam2elnet.engine.scene`).
+        ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement.
+        """
+        arr = np.asarray(batch, dtype=np.float32)
+        if arr.ndim != 4 or arr.shape[1] != self.in_bands:
+            raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
+        out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
+        for s in range(0, len(arr), self.batch_size):
+            x = torch.from_numpy(arr[s : s + self.batch_size]).to(self.device)
+            c = None
+            if coarse is not None:
+                c = torch.from_numpy(np.asarray(coarse[s : s + self.batch_size], dtype=np.float32))
+                c = c.reshape(x.shape[0], 1, *x.shape[-2:]).to(self.device)
+            with torch.no_grad(), autocast(self.device, self.precision):
+                o = self.model(
+                    x, c, None if c is None else torch.ones(x.shape[0], device=self.device)
+                )
+            out[s : s + len(x)] = torch.sigmoid(o.logits.float())[:, 0].cpu().numpy()
+        return out
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray] | np.ndarray,
+        coarse: Sequence[np.ndarray | None] | np.ndarray | None = None,
+        valid: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[np.ndarray], QualityResult]:
+        """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
+
+        Images are grouped by size and run in batches of ``batch_size``; ``coarse`` (one (H,W) mask
+        per image, or None) turns annotation into enhancement. Returns a list of (H,W) float32 maps
+        in input order and a :class:`QualityResult` with one row per image.
+        """
+        n = len(images)
+        if coarse is not None and len(coarse) != n:
+            raise ValueError(f"{len(coarse)} coarse labels for {n} images")
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i, im in enumerate(images):
+            if np.asarray(im).ndim != 3:
+                raise DataError(f"image {i} must be (C, H, W), got shape {np.asarray(im).shape}")
+            has_c = coarse is not None and coarse[i] is not None
+            groups[(tuple(np.asarray(im).shape), has_c)].append(i)
+        probs: list[np.ndarray | None] = [None] * n
+        feats = np.zeros((n, len(FEATURE_NAMES)))
+        embs: np.ndarray | None = None
+        for (_shape, has_c), idx in groups.items():
+            for s in range(0, len(idx), self.batch_size):
+                sel = idx[s : s + self.batch_size]
+                x = torch.from_numpy(np.stack([np.asarray(images[i], np.float32) for i in sel]))
+                if x.shape[1] != self.in_bands:
+                    raise BandCountError(
+                        f"images have {x.shape[1]} bands but the model was trained for {self.in_bands}"
+                    )
+                c = None
+                if has_c:
+                    hw = tuple(x.shape[-2:])  # accept (H,W) or (1,H,W) coarse masks
+                    c = torch.from_numpy(
+                        np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
+                    )[:, None]
+                v = None
+                if valid is not None:
+                    v = torch.from_numpy(
+                        np.stack(
+                            [
+                                np.ones(x.shape[-2:], np.float32)
+                                if valid[i] is None
+                                else np.asarray(valid[i], np.float32)
+                                for i in sel
+                            ]
+                        )
+                    )
+                res = run_model(
+                    self.model,
+                    x,
+                    c,
+                    device=self.device,
+                    precision=self.precision,
+                    tta=self.tta,
+                    valid=v,
+                )
+                if embs is None:
+                    embs = np.zeros((n, res.embedding.shape[1]))
+                for j, i in enumerate(sel):
+                    probs[i] = res.probs[j].numpy()
+                    feats[i] = res.features[j]
+                    embs[i] = res.embedding[j]
+        scores = self.evaluator.score(feats, embs) if n else np.zeros(0)
+        return [p for p in probs if p is not None], QualityResult(scores, feats)
+
+    # ---------------------------------------------------------------- thresholds
+    def choose_threshold(
+        self,
+        min_quality: float | None = None,
+        target_precision: float | None = None,
+        tau: float | None = None,
+    ) -> tuple[float | None, dict[str, Any]]:
+        """Score threshold for keeping labels: ``min_quality`` as given, ``target_precision`` via
+        the evaluator's held-out data; with both, the stricter one. None = keep everything."""
+        info: dict[str, Any] = {}
+        thr: float | None = None
+        if min_quality is not None:
+            if not 0.0 <= min_quality <= 1.0:
+                raise UserError(f"--min-quality {min_quality} must be within [0, 1]")
+            thr = float(min_quality)
+            info["min_quality"] = thr
+        if target_precision is not None:
+            if not 0.0 < target_precision <= 1.0:
+                raise UserError(f"--target-precision {target_precision} must be within (0, 1]")
+            if not self.evaluator.fitted:
+                raise UserError(
+                    "this model's quality evaluator was not fitted (too few validation images); "
+                    "use --min-quality, or retrain with a validation split",
+                    self.path,
+                )
+            choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)
+            info["target_precision"] = choice.as_dict()
+            if not choice.achievable:
+                warnings.warn(
+                    f"no threshold reaches precision {target_precision} on held-out data; "
+                    "every label will be rejected",
+                    stacklevel=2,
+                )
+            thr = choice.threshold if thr is None else max(thr, choice.threshold)
+        info["threshold"] = thr
+        return thr, info
+
+
+# ----------------------------------------------------------------------------- folder jobs
+def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Image files of a folder (sorted), a single file, or a list; UserError when there are none.
+
+    In folders that mix ``*_sat`` images with ``*_mask`` labels (the SOS layout) the masks are left out.
+    """
+    if isinstance(images, (str, Path)):
+        p = Path(images)
+        if not p.exists():
+            raise UserError("image path does not exist; check the path", p)
+        if p.is_file():
+            return [p]
+        files = sorted(
+            f
+            for f in p.iterdir()
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        )
+        if any(f.stem.lower().endswith("_sat") for f in files):
+            files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
+        if not files:
+            raise UserError("no images (.png/.jpg/.tif) in the folder; check the path", p)
+        return files
+    files = [Path(f) for f in images]
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+def _out_name(path: Path) -> str:
+    return path.stem + (".tif" if path.suffix.lower() in _GEO_SUFFIXES else ".png")
+
+
+def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
+    names: dict[Path, str] = {}
+    seen: dict[str, int] = defaultdict(int)
+    for f in files:
+        name = _out_name(f)
+        seen[name] += 1
+        if seen[name] > 1:  # same stem in different folders (file lists)
+            name = f"{Path(name).stem}_{seen[name]}{Path(name).suffix}"
+        names[f] = name
+    return names
+
+
+@dataclass
+class FolderResult:
+    """What a folder job produced."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_kept(self) -> int:
+        return sum(1 for r in self.rows if r.get("kept") in (True, "1", 1, "True"))
+
+
+def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Rows of a previous run's quality.csv whose label file exists (for resume)."""
+    path = out / "quality.csv"
+    if not path.is_file():
+        return {}
+    done = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("label") and (out / row["label"]).is_file():
+                row["kept"] = row.get("kept") in ("1", "True", "true")
+                done[row["image"]] = row
+    return done
+
+
+class _Job:
+    """Shared machinery of annotate and enhance: chunked reading, prediction, writing, resume."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        out: Path,
+        fields: Sequence[str],
+        threshold: float | None,
+        save_prob: bool,
+        resume: bool,
+        progress: bool,
+        desc: str,
+    ) -> None:
+        self.p, self.out, self.fields = predictor, out, list(fields)
+        self.threshold, self.save_prob, self.progress, self.desc = (
+            threshold,
+            save_prob,
+            progress,
+            desc,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        self.done = _read_done(out, fields) if resume else {}
+        self.rows: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, str]] = []
+        self._last_flush = time.monotonic()
+
+    def flush(self, final: bool = False) -> None:
+        """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little."""
+        if final or time.monotonic() - self._last_flush > 5.0:
+            write_text_atomic(self.out / "quality.csv", _csv(self.rows, self.fields))
+            self._last_flush = time.monotonic()
+
+    def decide(self, score: float) -> bool:
+        return self.threshold is None or score >= self.threshold
+
+    def label_path(self, name: str, kept: bool) -> Path:
+        return self.out / ("labels" if kept else "rejected") / name
+
+    def run(
+        self,
+        files: Sequence[Path],
+        load: Any,
+        write: Any,
+    ) -> None:
+        """``load(path) -> (img, x, valid, coarse|None)``; ``write(path, img, prob, mask, coarse, row)``."""
+        from tqdm import tqdm
+
+        names = _unique_names(files)
+        todo = []
+        for f in files:
+            key = str(f)
+            if key in self.done:
+                self.rows.append(self.done[key])
+            else:
+                todo.append(f)
+        chunk = max(1, self.p.batch_size * 4)
+        bar = tqdm(total=len(todo), desc=self.desc, unit="img", disable=not self.progress)
+        try:
+            for s in range(0, len(todo), chunk):
+                loaded = []
+                for f in todo[s : s + chunk]:
+                    try:
+                        loaded.append((f, *load(f)))
+                    except BandCountError:
+                        raise
+                    except DataError as err:
+                        self.skipped.append({"image": str(f), "reason": str(err)})
+                        log.warning("skipping %s: %s", f, err)
+                        bar.update(1)
+                if not loaded:
+                    continue
+                probs, quality = self.p.predict(
+                    [it[2] for it in loaded],
+                    coarse=[it[4] for it in loaded],
+                    valid=[it[3] for it in loaded],
+                )
+                qrows = quality.rows()
+                for (f, img, _x, valid, coarse), prob, q in zip(loaded, probs, qrows, strict=True):
+                    mask = (prob > 0.5) & valid
+                    kept = self.decide(q["predicted_iou"])
+                    rel = self.label_path(names[f], kept).relative_to(self.out)
+                    row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
+                    write(f, img, prob, mask, coarse, row)
+                    from sam2elnet.data.raster import write_mask
+
+                    write_mask(self.out / rel, mask, like=img)
+                    self.rows.append(row)
+                    bar.update(1)
+                self.flush()
+        finally:
+            bar.close()
+            self.flush(final=True)
+            if self.skipped or (self.out / "skipped.csv").exists():
+                write_text_atomic(self.out / "skipped.csv", _csv(self.skipped, ["image", "reason"]))
+        if self.skipped:
+            warnings.warn(
+                f"{len(self.skipped)} image(s) could not be read and were skipped; see "
+                f"{self.out / 'skipped.csv'}",
+                stacklevel=3,
+            )
+
+    def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
+        scores = [float(r["predicted_iou"]) for r in self.rows]
+        kept = sum(1 for r in self.rows if r["kept"] in (True, "True", "1"))
+        dt = time.perf_counter() - t0
+        return {
+            "n_images": len(self.rows),
+            "n_kept": kept,
+            "n_rejected": len(self.rows) - kept,
+            "n_skipped": len(self.skipped),
+            "mean_predicted_iou": float(np.mean(scores)) if scores else None,
+            "threshold": self.threshold,
+            "seconds": dt,
+            "images_per_s": n_new / dt if dt > 0 else None,
+            "evaluator": {
+                "fitted": self.p.evaluator.fitted,
+                "tta": self.p.tta,
+                "heldout_metrics": {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in self.p.evaluator.metrics.items()
+                },
+            },
+            **extra,
+        }
+
+
+def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
+    from sam2elnet.data.raster import write_probability
+
+    rel = Path("prob") / name
+    write_probability(out / rel, prob, like=img)
+    return str(rel)
+
+
+def _maybe_report(out: Path, result: FolderResult, kind: str) -> Path | None:
+    """Write ``OUT/report.html`` with :func:`sam2elnet.pipeline.report.write_report` (one card per
+    label, worst predicted quality first, with the job summary as metrics)."""
+    try:
+        from sam2elnet.pipeline.report import ReportItem, write_report
+    except ImportError:
+        warnings.warn("the report module is not available; no report.html written", stacklevel=3)
+        return None
+    items = []
+    for r in result.rows:
+        label = out / str(r["label"])
+        items.append(
+            ReportItem(
+                name=Path(str(r["image"])).name,
+                image=Path(str(r["image"])),
+                input_label=Path(str(r["coarse"])) if r.get("coarse") else None,
+                output=label if label.is_file() else None,
+                predicted_iou=float(r["predicted_iou"]),
+                kept=r["kept"] in (True, "True", "1"),
+                extra={k: r[k] for k in ("tta_agreement", "mean_entropy") if k in r},
+            )
+        )
+    metrics = {k: v for k, v in result.summary.items() if k not in ("missing_labels",)}
+    return write_report(
+        out / "report.html",
+        items,
+        title=f"sam2elnet {kind}: {out.name}",
+        metrics=metrics,
+        quality_threshold=result.summary.get("threshold"),
+    )
+
+
+def annotate_folder(
+    model_path: str | Path,
+    images: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    min_quality: float | None = None,
+    target_precision: float | None = None,
+    tau: float | None = None,
+    resume: bool = False,
+    report: bool = False,
+    save_prob: bool = False,
+    batch_size: int = 8,
+    device: str = "cpu",
+    precision: str = "bf16",
+    tta: int | None = None,
+    progress: bool = True,
+    predictor: Predictor | None = None,
+) -> FolderResult:
+    """Label every image of ``images`` from scratch and score each label.
+
+    Writes ``OUT/labels/`` (kept labels; all when no filter is given), ``OUT/rejected/`` (labels
+    below the threshold), ``OUT/prob/`` (with ``save_prob``), ``OUT/quality.csv`` (image, label,
+    predicted_iou, kept, uncertainty features), ``OUT/skipped.csv`` and ``OUT/summary.json``.
+    """
+    t0 = time.perf_counter()
+    files = list_images(images)
+    pred = predictor or Predictor.from_file(
+        model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
+    )
+    threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
+    out = Path(out_dir)
+    fields = ["image", "label", "predicted_iou", "kept", "prob", *FEATURE_NAMES]
+    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "annotate")
+    n_before = len(job.done)
+
+    def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, None]:
+        img, x, valid = pred.read(f)
+        return img, x, valid, None
+
+    def write(
+        f: Path, img: Any, prob: np.ndarray, mask: np.ndarray, coarse: Any, row: dict[str, Any]
+    ) -> None:
+        if save_prob:
+            row["prob"] = _write_prob(out, Path(row["label"]).name, prob, img)
+
+    job.run(files, load, write)
+    n_new = len(job.rows) - n_before
+    summary = job.summary(
+        t0, n_new, {"task": "annotate", "model": str(model_path), "filter": thr_info}
+    )
+    write_json_atomic(out / "summary.json", summary)
+    result = FolderResult(out, job.rows, job.skipped, summary)
+    if report:
+        path = _maybe_report(out, result, "annotate")
+        if path is not None:
+            result.summary["report"] = str(path)
+            write_json_atomic(out / "summary.json", result.summary)
+    return result
+
+
+def _label_index(labels: str | Path) -> dict[str, Path]:
+    from sam2elnet.engine.metrics import mask_key
+
+    root = Path(labels)
+    if not root.is_dir():
+        raise UserError("label folder does not exist or is not a folder; check --labels", root)
+    idx: dict[str, Path] = {}
+    for f in sorted(root.iterdir()):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+            idx.setdefault(mask_key(f.name), f)
+    return idx
+
+
+def _change_map(coarse: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGB (3,H,W) uint8: white = kept foreground, green = added, red = removed, black = background."""
+    rgb = np.zeros((3, *mask.shape), np.uint8)
+    both = coarse & mask
+    added = mask & ~coarse
+    removed = coarse & ~mask
+    rgb[:, both] = 255
+    rgb[1, added] = 200
+    rgb[0, removed] = 220
+    return rgb
+
+
+def enhance_folder(
+    model_path: str | Path,
+    images: str | Path | Sequence[str | Path],
+    labels: str | Path,
+    out_dir: str | Path,
+    *,
+    skip_missing: bool = False,
+    min_quality: float | None = None,
+    target_precision: float | None = None,
+    tau: float | None = None,
+    resume: bool = False,
+    report: bool = False,
+    save_prob: bool = False,
+    save_changes: bool = True,
+    batch_size: int = 8,
+    device: str = "cpu",
+    precision: str = "bf16",
+    tta: int | None = None,
+    progress: bool = True,
+    predictor: Predictor | None = None,
+) -> FolderResult:
+    """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
+    with ``<id>_mask.png``, ``<id>.png`` ...).
+
+    Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
+    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed), ``OUT/prob/`` (with
+    ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
+    Images without a label are an error naming them unless ``skip_missing``.
+    """
+    from sam2elnet.data.raster import read_mask, write_image
+    from sam2elnet.engine.metrics import mask_key
+
+    t0 = time.perf_counter()
+    files = list_images(images)
+    label_idx = _label_index(labels)
+    missing = [f for f in files if mask_key(f.name) not in label_idx]
+    if missing and not skip_missing:
+        names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DataError(
+            f"{len(missing)} image(s) have no label in {labels}: {names}; add the labels or pass "
+            "--skip-missing to enhance only the others"
+        )
+    files = [f for f in files if mask_key(f.name) in label_idx]
+    if not files:
+        raise DataError("no image has a matching label; check --images and --labels", labels)
+    pred = predictor or Predictor.from_file(
+        model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
+    )
+    threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
+    out = Path(out_dir)
+    fields = [
+        "image",
+        "label",
+        "predicted_iou",
+        "kept",
+        "coarse",
+        "changes",
+        "prob",
+        "added_px",
+        "removed_px",
+        "changed_frac",
+        *FEATURE_NAMES,
+    ]
+    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "enhance")
+    n_before = len(job.done)
+
+    def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        img, x, valid = pred.read(f)
+        coarse = read_mask(label_idx[mask_key(f.name)], shape=img.shape, image_path=f)
+        return img, x, valid, coarse.astype(np.float32)
+
+    def write(
+        f: Path,
+        img: Any,
+        prob: np.ndarray,
+        mask: np.ndarray,
+        coarse: np.ndarray,
+        row: dict[str, Any],
+    ) -> None:
+        c = coarse > 0.5
+        added = int(np.count_nonzero(mask & ~c))
+        removed = int(np.count_nonzero(c & ~mask))
+        row.update(
+            coarse=str(label_idx[mask_key(f.name)]),
+            added_px=added,
+            removed_px=removed,
+            changed_frac=(added + removed) / max(1, mask.size),
+        )
+        name = Path(row["label"]).name
+        if save_changes:
+            rel = Path("changes") / (Path(name).stem + ".png")
+            write_image(out / rel, _change_map(c, mask))
+            row["changes"] = str(rel)
+        if save_prob:
+            row["prob"] = _write_prob(out, name, prob, img)
+
+    job.run(files, load, write)
+    n_new = len(job.rows) - n_before
+    summary = job.summary(
+        t0,
+        n_new,
+        {
+            "task": "enhance",
+            "model": str(model_path),
+            "filter": thr_info,
+            "n_missing_labels": len(missing),
+            "missing_labels": [str(m) for m in missing],
+        },
+    )
+    write_json_atomic(out / "summary.json", summary)
+    result = FolderResult(out, job.rows, job.skipped, summary)
+    if report:
+        path = _maybe_report(out, result, "enhance")
+        if path is not None:
+            result.summary["report"] = str(path)
+            write_json_atomic(out / "summary.json", result.summary)
+    return result

@@ -1,0 +1,908 @@
+"""Fine-tuning SAM2-ELNet: ``train(TrainConfig) -> TrainResult`` (the library behind ``elnet train``).
+
+What a run does, and why:
+
+* Splits the labelled set reproducibly: ``fraction`` of it is the *labelled part* (the paper's 30 %
+  protocol; the rest is recorded as held out in ``RUN/splits.json``), and ``val_fraction`` of the
+  labelled part is kept for validation (model selection and the quality evaluator, which must be
+  fitted on predictions the model was not trained on).
+* One model learns both tasks: the dataset gives a coarse label to ``coarse_prob`` of the training
+  samples (enhancement) and none to the rest (annotation), so every batch mixes the two.
+* Only adapters, input stem, mask encoder and decoder train (``model.trainable_parameters()``); the
+  frozen Hiera trunk stays in eval mode. ``trunk="last"|"all"`` also trains the trunk for runs
+  without pretrained weights.
+* AdamW, linear warm-up then cosine decay (per step), gradient clipping, bf16 autocast (1.5x on CPU
+  per DESIGN.md), fixed seeds, epoch-level checkpoints: ``--resume`` after a kill continues with the
+  same weights, optimiser, schedule, RNG and data order, so the result equals an uninterrupted run.
+* ``torchrun``: with ``WORLD_SIZE > 1`` the same command runs DDP (gloo on CPU, nccl on CUDA); every
+  rank trains on its shard, rank 0 validates and writes files.
+
+Outputs in ``RUN/``: ``model.pt`` (best validation IoU, with normalisation, quality evaluator and
+training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``metrics.csv``,
+``splits.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sam2elnet import __version__
+from sam2elnet.config import QualityConfig, TrainConfig
+from sam2elnet.engine.losses import LossWeights, segmentation_loss
+from sam2elnet.errors import CheckpointError, UserError
+from sam2elnet.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "train", "fit_quality", "autocast", "resolve_device"]
+
+LAST_FORMAT = "sam2elnet.train_state"
+LAST_VERSION = 1
+METRIC_FIELDS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_iou",
+    "train_f1",
+    "val_loss",
+    "val_iou",
+    "val_f1",
+    "val_iou_annotate",
+    "val_iou_enhance",
+    "val_coarse_iou",
+    "time_s",
+    "train_img_per_s",
+)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_iou: float
+    splits: dict[str, list[str]] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- small helpers
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` / ``cuda`` / ``cuda:N``; UserError when CUDA is asked for but absent."""
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast context for ``precision == "bf16"`` (CPU and CUDA), else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _set_threads(n: int | None = None) -> None:
+    """Use every core by default (torch counts physical cores, which on small VMs can be fewer).
+
+    ``n`` or the environment variable ``SAM2ELNET_THREADS`` override it: on a machine shared with
+    other jobs, OpenMP threads that wait for a descheduled sibling make every op cost a scheduler
+    time slice (measured: a micro training step 8 s with 2 threads vs 0.04 s with 1 under load).
+    """
+    env = os.environ.get("SAM2ELNET_THREADS")
+    # under torchrun several processes share the machine's cores
+    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    per_proc = max(1, (os.cpu_count() or 1) // local_procs)
+    want = n or (int(env) if env and env.isdigit() and int(env) > 0 else None) or per_proc
+    if torch.get_num_threads() != want:
+        torch.set_num_threads(want)
+
+
+def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:
+    def f(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        t = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return f
+
+
+def _param_groups(
+    params: Sequence[torch.nn.Parameter], weight_decay: float
+) -> list[dict[str, Any]]:
+    """No weight decay on biases and norm scales (1-D tensors): decaying them only hurts."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    """Shuffles with a generator seeded by (seed, epoch): data order is a pure function of both,
+    which is what makes ``--resume`` reproduce an uninterrupted run."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng(
+            np.random.SeedSequence([self.seed & 0xFFFFFFFF, self.epoch, 71])
+        )
+        return iter(rng.permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _auto_workers(device: torch.device) -> int:
+    """0 on small CPU machines: decoding a 256 px JPEG costs ~1 ms, a worker would steal a core
+    from the forward pass (measured in docs/training.md); GPUs get a few workers."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return min(8, max(1, cores - 1))
+    return 0 if cores <= 4 else min(4, cores // 4)
+
+
+def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _scores(tp: float, fp: float, fn: float) -> tuple[float, float]:
+    iou = tp / (tp + fp + fn) if tp + fp + fn > 0 else 1.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 1.0
+    return float(iou), float(f1)
+
+
+def _counts(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(tp, fp, fn) over a batch, as a tensor so no host sync happens per step."""
+    p = logits.detach() > 0
+    t = mask > 0.5
+    v = valid > 0.5
+    return torch.stack([(p & t & v).sum(), (p & ~t & v).sum(), (~p & t & v).sum()]).double()
+
+
+def _per_image_iou(pred: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    p, t, v = pred > 0.5, truth > 0.5, valid > 0.5
+    inter = (p & t & v).flatten(1).sum(1).double()
+    union = ((p | t) & v).flatten(1).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class _Data:
+    norm: Any
+    in_bands: int
+    modality: str
+    train_samples: list[Any]
+    val_samples: list[Any]
+    splits: dict[str, list[str]]
+
+
+def _prepare_data(cfg: TrainConfig) -> _Data:
+    from sam2elnet.data.datasets import discover, split_fraction
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.data.raster import read_image
+
+    index = discover(cfg.data, layout=cfg.layout, sensors=cfg.sensor)
+    samples = [s for s in index.samples if s.mask is not None]
+    by_id = {s.id: s for s in samples}
+    ids = sorted(by_id)
+    if cfg.fraction < 1.0:
+        labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
+    else:
+        labelled, held_out = ids, []
+    if not labelled:
+        raise UserError(
+            f"--fraction {cfg.fraction} of {len(ids)} labelled images selects none; raise --fraction",
+            cfg.data,
+        )
+    if cfg.val_fraction > 0 and len(labelled) >= 2:
+        val_ids, train_ids = split_fraction(labelled, cfg.val_fraction, seed=cfg.seed + 1)
+        if not val_ids:  # at least one validation image when asked for any
+            val_ids, train_ids = train_ids[:1], train_ids[1:]
+    else:
+        val_ids, train_ids = [], list(labelled)
+    if cfg.max_train is not None and len(train_ids) > cfg.max_train:
+        rng = np.random.default_rng(cfg.seed)
+        train_ids = sorted(rng.choice(train_ids, cfg.max_train, replace=False).tolist())
+    if not train_ids:
+        raise UserError(
+            "no training images left after the validation split; lower --val-fraction", cfg.data
+        )
+    norm = NormalizationConfig.for_modality(index.modality)
+    first = read_image(by_id[train_ids[0]].image, sar=norm.sar)
+    splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
+    return _Data(
+        norm=norm,
+        in_bands=first.bands,
+        modality=index.modality,
+        train_samples=[by_id[i] for i in train_ids],
+        val_samples=[by_id[i] for i in val_ids],
+        splits=splits,
+    )
+
+
+class _CachedDataset(Dataset):
+    """Materialises a (small, deterministic) evaluation dataset once: validation runs every epoch
+    and re-decoding the same JPEGs each time would be wasted work."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.items = [base[i] for i in range(len(base))]  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+# ----------------------------------------------------------------------------- distributed
+@dataclass
+class _Dist:
+    enabled: bool = False
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # we initialised the process group, so we tear it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(cfg: TrainConfig, device: torch.device) -> tuple[_Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    enabled = cfg.distributed if cfg.distributed is not None else world > 1
+    if not enabled:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    owns = not dist.is_initialized()
+    if owns:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29517")
+        os.environ.setdefault("RANK", "0")
+        os.environ.setdefault("WORLD_SIZE", "1")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{local}")
+        torch.cuda.set_device(device)
+    return _Dist(True, rank, world, local, owns), device
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
+    py = state["python"]
+    random.setstate((int(py[-2]), tuple(int(v) for v in py[:-2]), py[-1]))
+
+
+def _save_last(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_last(path: Path) -> dict[str, Any]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, foreign pickle ...
+        raise CheckpointError(
+            f"cannot read the resume state ({err.__class__.__name__}); it is damaged - delete it "
+            "and start again without --resume",
+            path,
+        ) from None
+    if (
+        not isinstance(obj, dict)
+        or obj.get("format") != LAST_FORMAT
+        or obj.get("version") != LAST_VERSION
+    ):
+        raise CheckpointError(
+            "not a sam2elnet resume state from this version; start a new run", path
+        )
+    return obj
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def _validate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    precision: str,
+    weights: LossWeights,
+) -> dict[str, float]:
+    """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
+
+    ``val_iou`` (model selection) is the mean of the two pixel-aggregated IoUs, so the chosen model
+    is good at both tasks the file will be used for.
+    """
+    model.eval()
+    counts = {
+        "annotate": torch.zeros(3, dtype=torch.float64),
+        "enhance": torch.zeros(3, dtype=torch.float64),
+    }
+    coarse_counts = torch.zeros(3, dtype=torch.float64)
+    loss_sum, n = 0.0, 0
+    for batch in loader:
+        x = batch["image"].to(device)
+        m = batch["mask"].to(device)
+        v = batch["valid"].to(device)
+        c = batch["coarse"].to(device)
+        for mode in ("annotate", "enhance"):
+            with autocast(device, precision):
+                out = model(
+                    x,
+                    c if mode == "enhance" else None,
+                    torch.ones(x.shape[0], device=device) if mode == "enhance" else None,
+                )
+            loss, _ = segmentation_loss(out.logits, m, v, out.side_logits, out.edge_logits, weights)
+            loss_sum += float(loss) * x.shape[0]
+            n += x.shape[0]
+            counts[mode] += _counts(out.logits.float(), m, v).cpu()
+        coarse_counts += _counts(c * 2 - 1, m, v).cpu()
+    ia, fa = _scores(*counts["annotate"].tolist())
+    ie, fe = _scores(*counts["enhance"].tolist())
+    ic, _ = _scores(*coarse_counts.tolist())
+    return {
+        "val_loss": loss_sum / max(1, n),
+        "val_iou": 0.5 * (ia + ie),
+        "val_f1": 0.5 * (fa + fe),
+        "val_iou_annotate": ia,
+        "val_iou_enhance": ie,
+        "val_coarse_iou": ic,
+    }
+
+
+@torch.no_grad()
+def collect_quality_samples(
+    model: torch.nn.Module,
+    items: Sequence[dict[str, Any]],
+    device: torch.device,
+    precision: str,
+    tta: int,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predict held-out items in both modes; return (features, embeddings, true IoU, has_coarse).
+
+    Uses the same feature code as inference (:func:`sam2elnet.engine.infer.run_model`), so the
+    evaluator sees at fit time exactly what it will see in use.
+    """
+    from sam2elnet.engine.infer import run_model
+
+    feats, embs, ious, modes = [], [], [], []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        x = torch.stack([it["image"] for it in chunk]).to(device)
+        m = torch.stack([it["mask"] for it in chunk]).to(device)
+        v = torch.stack([it["valid"] for it in chunk]).to(device)
+        c = torch.stack([it["coarse"] for it in chunk]).to(device)
+        has = torch.stack([it["has_coarse"] for it in chunk]).to(device)
+        for mode in ("annotate", "enhance"):
+            if mode == "enhance" and not bool((has > 0).any()):
+                continue
+            sel = (
+                torch.arange(len(chunk))
+                if mode == "annotate"
+                else torch.nonzero(has.cpu() > 0).flatten()
+            )
+            xs, ms, vs, cs = x[sel], m[sel], v[sel], c[sel]
+            res = run_model(
+                model,
+                xs,
+                cs if mode == "enhance" else None,
+                device=device,
+                precision=precision,
+                tta=tta,
+                valid=vs[:, 0],
+            )
+            feats.append(res.features)
+            embs.append(res.embedding)
+            ious.append(_per_image_iou(res.probs.unsqueeze(1), ms.cpu(), vs.cpu()).numpy())
+            modes.append(np.full(len(sel), 1.0 if mode == "enhance" else 0.0))
+    if not feats:
+        return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0), np.zeros(0)
+    return np.concatenate(feats), np.concatenate(embs), np.concatenate(ious), np.concatenate(modes)
+
+
+def _fit_evaluator(
+    model: torch.nn.Module,
+    val_items: Sequence[dict[str, Any]],
+    qcfg: QualityConfig,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit the quality evaluator on held-out predictions; return (state, summary)."""
+    from sam2elnet.model.quality import QualityEvaluator, _spearman
+
+    ev = QualityEvaluator(
+        tau=qcfg.tau, tta=qcfg.tta, pca_dim=qcfg.pca_dim, ridge_alpha=qcfg.ridge_alpha
+    )
+    if not val_items:
+        log.warning("no validation images: the quality evaluator stays unfitted (heuristic scores)")
+        return ev.state_dict(), {"fitted": False, "n": 0}
+    feats, embs, ious, modes = collect_quality_samples(
+        model, val_items, device, precision, qcfg.tta, batch_size
+    )
+    ev.fit(feats, embs, ious, folds=qcfg.folds, seed=seed)
+    choice = ev.threshold_for_precision(qcfg.default_target_precision)
+    scores = np.asarray(ev.heldout_scores)
+    summary = {
+        "fitted": ev.fitted,
+        "n": int(len(ious)),
+        "spearman_oof": ev.metrics.get("spearman_oof"),
+        "spearman_annotate": _spearman(scores[modes == 0], ious[modes == 0]) if len(ious) else None,
+        "spearman_enhance": _spearman(scores[modes == 1], ious[modes == 1]) if len(ious) else None,
+        "mae_oof": ev.metrics.get("mae_oof"),
+        "mean_iou_annotate": float(ious[modes == 0].mean()) if (modes == 0).any() else None,
+        "mean_iou_enhance": float(ious[modes == 1].mean()) if (modes == 1).any() else None,
+        "default_threshold": choice.as_dict(),
+    }
+    summary = {
+        k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()
+    }
+    return ev.state_dict(), summary
+
+
+# ----------------------------------------------------------------------------- the run
+def _build(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
+    from sam2elnet.model import ModelConfig, build_model
+
+    kwargs: dict[str, Any] = {
+        "size": cfg.size,
+        "in_bands": in_bands,
+        "weights": cfg.weights,
+        "trunk_trainable": cfg.trunk,
+        "normalization": norm.model_dump(mode="json"),
+    }
+    if cfg.adapter_dim is not None:
+        kwargs["adapter_dim"] = cfg.adapter_dim
+    return build_model(ModelConfig(**kwargs))
+
+
+def _prepare_run_dir(cfg: TrainConfig) -> TrainConfig:
+    """New run: refuse to overwrite a previous one. Resume: the saved config wins (only runtime
+    options such as device, workers and progress may change), so the run continues unchanged."""
+    out = Path(cfg.out)
+    saved = out / "config.yaml"
+    last = out / "last.pt"
+    if cfg.resume:
+        if not last.is_file():
+            raise UserError("nothing to resume: no last.pt in the run folder; drop --resume", out)
+        if saved.is_file():
+            old = TrainConfig.load(saved)
+            changed = [
+                k
+                for k in ("epochs", "batch_size", "lr", "fraction", "seed", "size", "image_size")
+                if getattr(old, k) != getattr(cfg, k) and k in cfg.model_fields_set
+            ]
+            if changed:
+                log.warning(
+                    "--resume uses the saved config; ignoring changed option(s): %s",
+                    ", ".join(changed),
+                )
+            cfg = old.model_copy(
+                update={
+                    "resume": True,
+                    "device": cfg.device,
+                    "num_workers": cfg.num_workers,
+                    "progress": cfg.progress,
+                    "distributed": cfg.distributed,
+                }
+            )
+        return cfg
+    if last.exists() or (out / "model.pt").exists():
+        raise UserError(
+            "run folder already holds a training run; pass --resume to continue it or choose a new --out",
+            out,
+        )
+    return cfg
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Fine-tune SAM2-ELNet as configured; see the module docstring for what is written."""
+    from tqdm import tqdm
+
+    from sam2elnet.data.datasets import SegmentationDataset
+    from sam2elnet.model import save_model
+
+    cfg = _prepare_run_dir(cfg)
+    out = Path(cfg.out)
+    _set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    dist_info, device = _init_distributed(cfg, device)
+    _seed_everything(cfg.seed)
+
+    data = _prepare_data(cfg)
+    weights = LossWeights(
+        boundary=cfg.loss_boundary, deep_supervision=cfg.loss_deep_supervision, edge=cfg.loss_edge
+    )
+    train_ds = SegmentationDataset(
+        data.train_samples,
+        data.norm,
+        size=cfg.image_size,
+        train=True,
+        seed=cfg.seed,
+        coarse_prob=cfg.coarse_prob,
+        bands=data.in_bands,
+    )
+    val_items: list[dict[str, Any]] = []
+    if data.val_samples and dist_info.main:
+        val_base = SegmentationDataset(
+            data.val_samples,
+            data.norm,
+            size=cfg.image_size,
+            train=False,
+            seed=cfg.seed,
+            coarse_prob=1.0,
+            bands=data.in_bands,
+        )
+        val_items = _CachedDataset(val_base).items
+
+    model = _build(cfg, data.in_bands, data.norm).to(device)
+    params = model.trainable_parameters()
+    optimizer = torch.optim.AdamW(_param_groups(params, cfg.weight_decay), lr=cfg.lr)
+
+    if dist_info.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler: Any = DistributedSampler(
+            train_ds,
+            num_replicas=dist_info.world,
+            rank=dist_info.rank,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=True,
+        )
+    else:
+        sampler = _EpochSampler(len(train_ds), cfg.seed)
+    # drop the ragged last batch (batch-norm-free model, but tiny batches make noisy steps) unless
+    # the training set is smaller than one batch
+    drop_last = len(train_ds) // max(1, dist_info.world) >= cfg.batch_size
+    workers = cfg.num_workers if cfg.num_workers is not None else _auto_workers(device)
+    loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=drop_last,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    total_steps = max(1, len(loader)) * cfg.epochs
+    warmup = int(round(cfg.warmup_fraction * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
+    )
+    val_loader = (
+        DataLoader(val_items, batch_size=cfg.batch_size, shuffle=False) if val_items else None
+    )
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best_iou, best_epoch = 0, -1.0, -1
+    last_path, best_path = out / "last.pt", out / "model.pt"
+    if cfg.resume:
+        state = _load_last(last_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = int(state["epoch"]) + 1
+        best_iou, best_epoch = float(state["best_iou"]), int(state["best_epoch"])
+        history = list(state["history"])
+        _set_rng_state(state["rng"])
+        log.info("resuming %s at epoch %d", out, start_epoch + 1)
+
+    ddp_model: torch.nn.Module = model
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+        write_json_atomic(out / "splits.json", data.splits)
+
+    meta_base = {
+        "package_version": __version__,
+        "data": str(cfg.data),
+        "modality": data.modality,
+        "size": cfg.size,
+        "image_size": cfg.image_size,
+        "fraction": cfg.fraction,
+        "seed": cfg.seed,
+        "n_train": len(data.train_samples),
+        "n_val": len(data.val_samples),
+        "n_held_out": len(data.splits["held_out"]),
+        "precision": cfg.precision,
+        "trunk": cfg.trunk,
+        "weights": cfg.weights,
+    }
+
+    def model_extra(
+        quality_state: dict[str, Any] | None, quality_summary: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        return {
+            "normalization": data.norm.model_dump(mode="json"),
+            "in_bands": data.in_bands,
+            "image_size": cfg.image_size,
+            "quality": quality_state or {},
+            "quality_summary": quality_summary or {},
+            "train": {
+                **meta_base,
+                "best_epoch": best_epoch + 1,
+                "best_val_iou": best_iou,
+                "epochs": cfg.epochs,
+            },
+        }
+
+    # one bar over the whole run, so its ETA is the run's, not the epoch's
+    bar = tqdm(
+        total=len(loader) * (cfg.epochs - start_epoch),
+        disable=not (cfg.progress and dist_info.main),
+        unit="batch",
+        dynamic_ncols=True,
+    )
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        train_ds.set_epoch(epoch)
+        ddp_model.train()
+        # accumulate on the device: no host sync per step (matters on GPUs)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        counts = torch.zeros(3, dtype=torch.float64, device=device)
+        n_img = 0
+        bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+        for batch in loader:
+            x = batch["image"].to(device, non_blocking=True)
+            m = batch["mask"].to(device, non_blocking=True)
+            v = batch["valid"].to(device, non_blocking=True)
+            c = batch["coarse"].to(device, non_blocking=True)
+            has = batch["has_coarse"].to(device, non_blocking=True)
+            with autocast(device, cfg.precision):
+                out_ = ddp_model(x, c, has)
+            loss, _parts = segmentation_loss(
+                out_.logits, m, v, out_.side_logits, out_.edge_logits, weights
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach().double() * x.shape[0]
+            counts += _counts(out_.logits, m, v)
+            n_img += x.shape[0]
+            if cfg.progress and dist_info.main and bar.n % 10 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            bar.update(1)
+        if dist_info.enabled:
+            import torch.distributed as dist
+
+            agg = torch.cat(
+                [
+                    loss_sum.reshape(1),
+                    counts,
+                    torch.tensor([float(n_img)], dtype=torch.float64, device=device),
+                ]
+            )
+            dist.all_reduce(agg)
+            loss_sum, counts, n_img = agg[0], agg[1:4], int(agg[4].item())
+        loss_sum, counts = loss_sum.cpu(), counts.cpu()
+        train_time = time.perf_counter() - t0
+        tr_iou, tr_f1 = _scores(*counts.tolist())
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": float(scheduler.get_last_lr()[0]),
+            "train_loss": float(loss_sum) / max(1, n_img),
+            "train_iou": tr_iou,
+            "train_f1": tr_f1,
+            "train_img_per_s": n_img / max(train_time, 1e-9),
+        }
+        if dist_info.main:
+            if val_loader is not None:
+                row.update(_validate(model, val_loader, device, cfg.precision, weights))
+                score = row["val_iou"]
+            else:
+                score = tr_iou  # no validation split: the latest epoch is the best we know
+                row.update(
+                    dict.fromkeys(
+                        (
+                            "val_loss",
+                            "val_iou",
+                            "val_f1",
+                            "val_iou_annotate",
+                            "val_iou_enhance",
+                            "val_coarse_iou",
+                        ),
+                        float("nan"),
+                    )
+                )
+            row["time_s"] = time.perf_counter() - t0
+            history.append(row)
+            improved = val_loader is None or score > best_iou
+            if improved:
+                best_iou, best_epoch = float(score), epoch
+                save_model(model, best_path, extra=model_extra(None, None))
+            write_text_atomic(out / "metrics.csv", _csv_text(history, METRIC_FIELDS))
+            _save_last(
+                last_path,
+                {
+                    "format": LAST_FORMAT,
+                    "version": LAST_VERSION,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "best_iou": best_iou,
+                    "best_epoch": best_epoch,
+                    "history": history,
+                    "rng": _rng_state(),
+                },
+            )
+            msg = (
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU {tr_iou:.3f} "
+                f"val IoU {row['val_iou']:.3f} ({row['train_img_per_s']:.2f} img/s)"
+            )
+            if cfg.progress:
+                tqdm.write(msg)
+            log.info(msg)
+        if dist_info.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    bar.close()
+    quality_summary: dict[str, Any] = {}
+    if dist_info.main:
+        if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
+            save_model(model, best_path, extra=model_extra(None, None))
+        if cfg.fit_quality:
+            quality_summary = fit_quality(
+                best_path,
+                val_items=val_items,
+                qcfg=cfg.quality,
+                device=cfg.device,
+                precision=cfg.precision,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+            )
+    if dist_info.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if dist_info.owns_group:
+            dist.destroy_process_group()
+    return TrainResult(
+        run_dir=out,
+        best_path=best_path,
+        last_path=last_path,
+        history=history,
+        best_epoch=best_epoch + 1,
+        best_val_iou=best_iou,
+        splits=data.splits,
+        quality=quality_summary,
+    )
+
+
+def fit_quality(
+    model_path: str | Path,
+    data: str | Path | None = None,
+    *,
+    val_items: Sequence[dict[str, Any]] | None = None,
+    ids: Sequence[str] | None = None,
+    qcfg: QualityConfig | None = None,
+    device: str = "cpu",
+    precision: str = "bf16",
+    batch_size: int = 8,
+    seed: int = 0,
+    layout: str = "auto",
+) -> dict[str, Any]:
+    """(Re)fit the label quality evaluator stored in ``model_path`` and rewrite the file.
+
+    The evaluator must be fitted on images the model was **not** trained on. By default that is the
+    run's validation split (``splits.json`` next to the model, images found under ``data`` or the
+    training data folder recorded in the model); ``ids`` chooses other held-out ids and
+    ``val_items`` passes prepared dataset items directly (used at the end of :func:`train`).
+    Returns the evaluator summary (held-out Spearman, default threshold...), also stored in extra.
+    """
+    import json
+
+    from sam2elnet.data.datasets import SegmentationDataset, discover
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.model import load_model, save_model
+
+    path = Path(model_path)
+    model, extra = load_model(path)
+    dev = resolve_device(device)
+    model.to(dev)
+    qcfg = qcfg or QualityConfig()
+    if val_items is None:
+        root = Path(data) if data is not None else Path(str(extra.get("train", {}).get("data", "")))
+        if not str(root) or not root.exists():
+            raise UserError(
+                "pass the labelled data folder (--data) to fit the quality evaluator", path
+            )
+        if ids is None:
+            splits_file = path.parent / "splits.json"
+            if not splits_file.is_file():
+                raise UserError(
+                    "no splits.json next to the model; pass held-out ids explicitly", path
+                )
+            ids = json.loads(splits_file.read_text(encoding="utf-8")).get("val", [])
+        index = discover(root, layout=layout)
+        want = set(ids)
+        samples = [s for s in index.samples if s.id in want and s.mask is not None]
+        if not samples:
+            raise UserError("none of the held-out ids were found in the data folder", root)
+        norm = NormalizationConfig.model_validate(extra["normalization"])
+        ds = SegmentationDataset(
+            samples,
+            norm,
+            size=int(extra.get("image_size", 256)),
+            train=False,
+            seed=seed,
+            coarse_prob=1.0,
+            bands=int(extra.get("in_bands", model.config.in_bands)),
+        )
+        val_items = [ds[i] for i in range(len(ds))]
+    state, summary = _fit_evaluator(model, list(val_items), qcfg, dev, precision, batch_size, seed)
+    extra = dict(extra)
+    extra["quality"] = state
+    extra["quality_summary"] = summary
+    save_model(model.cpu(), path, extra=extra)
+    return summary

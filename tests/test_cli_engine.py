@@ -1,0 +1,213 @@
+"""CLI: elnet train / annotate / enhance (exit codes, messages, outputs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train import make_dataset, trained_run
+
+from sam2elnet.cli import main
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trained_run(tmp_path_factory)
+
+
+def test_train_cli_end_to_end_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_dataset(tmp_path / "d", n=6)
+    args = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "r"),
+        "--size",
+        "micro",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--image-size",
+        "32",
+        "--val-fraction",
+        "0.34",
+        "--fraction",
+        "1.0",
+        "--weights",
+        "none",
+        "--precision",
+        "32",
+        "--no-progress",
+        "--tta",
+        "1",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "best model" in out and (tmp_path / "r" / "model.pt").is_file()
+    assert "tta: 1" in (tmp_path / "r" / "config.yaml").read_text()
+    assert main(args) == 2  # refuses to overwrite a run
+    assert "--resume" in capsys.readouterr().err
+    assert (
+        main(["train", "--out", str(tmp_path / "r"), "--resume", "--no-progress"]) == 0
+    )  # nothing left
+
+
+def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "r"),
+                "--size",
+                "micro",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "empty" in err
+    assert (
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--epochs", "0"]) == 2
+    )
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_annotate_cli(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "annotate",
+            "--model",
+            str(run["model"]),
+            "--images",
+            str(run["data"] / "images"),
+            "--out",
+            str(tmp_path / "a"),
+            "--min-quality",
+            "0.0",
+            "--no-progress",
+            "--precision",
+            "32",
+        ]
+    )
+    assert code == 0
+    assert "annotated 8 image(s)" in capsys.readouterr().out
+    assert len(list((tmp_path / "a" / "labels").glob("*.png"))) == 8
+    assert not (tmp_path / "a" / "rejected").exists() or not list(
+        (tmp_path / "a" / "rejected").iterdir()
+    )
+    code = main(
+        [
+            "annotate",
+            "--model",
+            str(run["model"]),
+            "--images",
+            str(run["data"] / "images"),
+            "--out",
+            str(tmp_path / "b"),
+            "--min-quality",
+            "1.01",
+            "--no-progress",
+        ]
+    )
+    assert code == 2 and "min-quality" in capsys.readouterr().err
+
+
+def test_enhance_cli_missing_labels(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = tmp_path / "coarse"
+    labels.mkdir()
+    for p in sorted((run["data"] / "masks").glob("*.png"))[:5]:
+        (labels / p.name).write_bytes(p.read_bytes())
+    base = [
+        "enhance",
+        "--model",
+        str(run["model"]),
+        "--images",
+        str(run["data"] / "images"),
+        "--labels",
+        str(labels),
+        "--no-progress",
+    ]
+    assert main([*base, "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "3 image(s) have no label" in err and "s07.png" in err
+    assert main([*base, "--out", str(tmp_path / "e"), "--skip-missing"]) == 0
+    assert len(list((tmp_path / "e" / "labels").glob("*.png"))) == 5
+    assert len(list((tmp_path / "e" / "changes").glob("*.png"))) == 5
+
+
+def test_cli_bad_model_and_inputs(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(run["model"].read_bytes()[:1000])
+    assert (
+        main(
+            [
+                "annotate",
+                "--model",
+                str(trunc),
+                "--images",
+                str(run["data"] / "images"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "trunc.pt" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            [
+                "annotate",
+                "--model",
+                str(run["model"]),
+                "--images",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "no images" in capsys.readouterr().err
+    bands = tmp_path / "bands"
+    bands.mkdir()
+    import rasterio
+
+    with rasterio.open(
+        bands / "x.tif", "w", driver="GTiff", width=32, height=32, count=2, dtype="uint8"
+    ) as d:
+        d.write(np.random.default_rng(0).integers(0, 255, (2, 32, 32), dtype=np.uint8))
+    assert (
+        main(
+            [
+                "annotate",
+                "--model",
+                str(run["model"]),
+                "--images",
+                str(bands),
+                "--out",
+                str(tmp_path / "o2"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    assert "trained for 3" in capsys.readouterr().err

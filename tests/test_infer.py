@@ -1,0 +1,290 @@
+"""Inference: Predictor, annotate/enhance folder jobs, filtering, resume, bad inputs."""
+
+from __future__ import annotations
+
+import os
+
+# Tiny tensors gain nothing from a 2nd thread, and on a shared machine OpenMP waits make each op
+# cost a time slice; the library honours this variable (see engine.train._set_threads).
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import csv
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from test_train import trained_run
+
+from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
+from sam2elnet.errors import CheckpointError, DataError, UserError
+from sam2elnet.model.quality import FEATURE_NAMES
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pred(run: dict[str, Path]) -> Predictor:
+    return Predictor.from_file(run["model"], precision="32", batch_size=4)
+
+
+def _no_temp_files(folder: Path) -> None:
+    assert not [p for p in folder.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_predict_mixed_sizes_and_batching(pred: Predictor) -> None:
+    rng = np.random.default_rng(0)
+    imgs = [
+        rng.random((3, 40, 40), dtype=np.float32),
+        rng.random((3, 24, 56), dtype=np.float32),
+        rng.random((3, 40, 40), dtype=np.float32),
+    ]
+    probs, q = pred.predict(imgs)
+    assert [p.shape for p in probs] == [(40, 40), (24, 56), (40, 40)]
+    assert q.predicted_iou.shape == (3,) and np.all((q.predicted_iou >= 0) & (q.predicted_iou <= 1))
+    assert q.features.shape == (3, len(FEATURE_NAMES))
+    alone, _ = pred.predict([imgs[2]])
+    np.testing.assert_allclose(alone[0], probs[2], atol=1e-4)  # batching does not change results
+    arr = pred.predict_arrays(np.stack([imgs[0], imgs[2]]))
+    assert arr.shape == (2, 40, 40) and arr.dtype == np.float32
+    enh = pred.predict_arrays(np.stack([imgs[0]]), coarse=np.ones((1, 40, 40)))
+    assert enh.shape == (1, 40, 40) and not np.allclose(enh[0], arr[0])
+    # enhancement through predict() accepts (H,W) and (1,H,W) coarse masks alike
+    p2, q2 = pred.predict([imgs[0], imgs[0]], coarse=[np.ones((40, 40)), np.ones((1, 40, 40))])
+    np.testing.assert_allclose(p2[0], p2[1], atol=1e-5)
+    assert q2.features[0, FEATURE_NAMES.index("has_coarse")] == 1
+    assert pred.normalization.method in ("fixed", "percentile", "stats")
+    with pytest.raises(DataError):
+        pred.predict_arrays(np.zeros((1, 2, 32, 32), np.float32))
+
+
+def test_annotate_filters_into_kept_and_rejected(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    images = run["data"] / "images"
+    res = annotate_folder(
+        run["model"],
+        images,
+        tmp_path / "a",
+        min_quality=0.5,
+        save_prob=True,
+        progress=False,
+        predictor=pred,
+    )
+    rows = list(csv.DictReader((tmp_path / "a" / "quality.csv").open()))
+    assert len(rows) == 8
+    assert {"image", "label", "predicted_iou", "kept", *FEATURE_NAMES} <= set(rows[0])
+    for r in rows:
+        q = float(r["predicted_iou"])
+        assert 0 <= q <= 1
+        kept = r["kept"] == "True"
+        assert kept == (q >= 0.5)
+        assert r["label"].startswith("labels/" if kept else "rejected/")
+        assert (tmp_path / "a" / r["label"]).is_file()
+    n_kept = sum(r["kept"] == "True" for r in rows)
+    assert len(list((tmp_path / "a" / "labels").glob("*.png")) if n_kept else []) == n_kept
+    assert res.summary["n_kept"] == n_kept and res.summary["n_rejected"] == 8 - n_kept
+    assert len(list((tmp_path / "a" / "prob").glob("*.png"))) == 8
+    mask = cv2.imread(str(tmp_path / "a" / rows[0]["label"]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 40) and set(np.unique(mask)) <= {0, 255}
+    _no_temp_files(tmp_path / "a")
+
+
+def test_target_precision_records_threshold(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    res = annotate_folder(
+        run["model"],
+        run["data"] / "images",
+        tmp_path / "a",
+        target_precision=0.5,
+        tau=0.3,
+        progress=False,
+        predictor=pred,
+    )
+    tp = res.summary["filter"]["target_precision"]
+    assert tp["target_precision"] == 0.5 and tp["tau"] == 0.3 and "recall" in tp
+    assert res.summary["threshold"] == pytest.approx(tp["threshold"])
+
+
+def test_annotate_skips_unreadable_and_resumes(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in sorted((run["data"] / "images").glob("*.png"))[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        res = annotate_folder(run["model"], src, tmp_path / "a", progress=False, predictor=pred)
+    assert any("skipped" in str(x.message) for x in w)
+    assert len(res.rows) == 3 and len(res.skipped) == 1
+    skipped = list(csv.DictReader((tmp_path / "a" / "skipped.csv").open()))
+    assert skipped[0]["image"].endswith("broken.png") and skipped[0]["reason"]
+    # resume: the three finished images are not predicted again, one new image is
+    (src / "broken.png").unlink()
+    extra = sorted((run["data"] / "images").glob("*.png"))[3]
+    (src / extra.name).write_bytes(extra.read_bytes())
+    seen: list[int] = []
+    real = Predictor.predict
+
+    def counting(self: Predictor, images, coarse=None, valid=None):  # type: ignore[no-untyped-def]
+        seen.append(len(images))
+        return real(self, images, coarse, valid)
+
+    monkeypatch.setattr(Predictor, "predict", counting)
+    res2 = annotate_folder(
+        run["model"], src, tmp_path / "a", resume=True, progress=False, predictor=pred
+    )
+    assert seen == [1] and len(res2.rows) == 4
+    assert len(list(csv.DictReader((tmp_path / "a" / "quality.csv").open()))) == 4
+
+
+def test_enhance_outputs_and_missing_labels(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    images, masks = run["data"] / "images", run["data"] / "masks"
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    for p in sorted(masks.glob("*.png"))[:-2]:  # the last two images have no label
+        m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(coarse / f"{p.stem}_mask.png"), cv2.dilate(m, np.ones((5, 5), np.uint8)))
+    with pytest.raises(DataError, match="s07.png"):
+        enhance_folder(run["model"], images, coarse, tmp_path / "e", progress=False, predictor=pred)
+    res = enhance_folder(
+        run["model"],
+        images,
+        coarse,
+        tmp_path / "e",
+        skip_missing=True,
+        save_prob=True,
+        progress=False,
+        predictor=pred,
+    )
+    assert len(res.rows) == 6 and res.summary["n_missing_labels"] == 2
+    rows = list(csv.DictReader((tmp_path / "e" / "quality.csv").open()))
+    assert {"image", "label", "predicted_iou", "kept", "added_px", "removed_px", "coarse"} <= set(
+        rows[0]
+    )
+    ch = cv2.imread(str(tmp_path / "e" / rows[0]["changes"]), cv2.IMREAD_UNCHANGED)
+    assert ch.shape == (40, 40, 3)
+    label = cv2.imread(str(tmp_path / "e" / rows[0]["label"]), cv2.IMREAD_GRAYSCALE) > 127
+    c = cv2.imread(str(coarse / "s00_mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert int(rows[0]["added_px"]) == int(np.count_nonzero(label & ~c))
+    _no_temp_files(tmp_path / "e")
+
+
+def test_geotiff_input_gives_georeferenced_output(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
+    (tmp_path / "in").mkdir()
+    tif = tmp_path / "in" / "scene.tif"
+    tr = from_origin(500000, 4000000, 10, 10)
+    with rasterio.open(
+        tif,
+        "w",
+        driver="GTiff",
+        width=40,
+        height=40,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=tr,
+    ) as dst:
+        dst.write(np.moveaxis(src, 2, 0))
+    res = annotate_folder(run["model"], tif, tmp_path / "a", progress=False, predictor=pred)
+    out = tmp_path / "a" / res.rows[0]["label"]
+    assert out.suffix == ".tif"
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform == tr
+
+
+def test_bad_model_files(run: dict[str, Path], tmp_path: Path) -> None:
+    data = run["model"].read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="trunc.pt"):
+        Predictor.from_file(tmp_path / "trunc.pt")
+    obj = torch.load(run["model"], weights_only=True)
+    obj["format_version"] = 99
+    torch.save(obj, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="newer"):
+        Predictor.from_file(tmp_path / "future.pt")
+    obj["format_version"] = 1
+    obj["extra"]["quality"]["version"] = 42
+    torch.save(obj, tmp_path / "oldq.pt")
+    with pytest.raises(CheckpointError, match="quality evaluator"):
+        Predictor.from_file(tmp_path / "oldq.pt")
+    with pytest.raises(CheckpointError):
+        Predictor.from_file(tmp_path / "missing.pt")
+
+
+def test_wrong_band_count_and_empty_folder(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    four = tmp_path / "four"
+    four.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(
+        str(four / "x.png"), rng.integers(0, 255, (40, 40, 4), dtype=np.uint8)
+    )  # RGBA -> 3 bands
+    import rasterio
+
+    with rasterio.open(
+        four / "y.tif", "w", driver="GTiff", width=40, height=40, count=5, dtype="uint8"
+    ) as d:
+        d.write(rng.integers(0, 255, (5, 40, 40), dtype=np.uint8))
+    (four / "x.png").unlink()
+    with pytest.raises(DataError, match="trained for 3"):
+        annotate_folder(run["model"], four, tmp_path / "o", progress=False, predictor=pred)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        annotate_folder(
+            run["model"], tmp_path / "empty", tmp_path / "o2", progress=False, predictor=pred
+        )
+
+
+def test_unfitted_evaluator_refuses_target_precision(run: dict[str, Path], tmp_path: Path) -> None:
+    obj = torch.load(run["model"], weights_only=True)
+    obj["extra"]["quality"] = {}
+    torch.save(obj, tmp_path / "nq.pt")
+    p = Predictor.from_file(tmp_path / "nq.pt")
+    with pytest.raises(UserError, match="not fitted"):
+        p.choose_threshold(target_precision=0.9)
+    assert p.choose_threshold(min_quality=0.3)[0] == 0.3
+
+
+def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None:
+    from sam2elnet.engine.train import fit_quality
+    from sam2elnet.model import load_model
+
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("model.pt", "splits.json"):
+        (copy / name).write_bytes((run["run"] / name).read_bytes())
+    summary = fit_quality(copy / "model.pt", run["data"])
+    assert summary["n"] == 8 and summary["fitted"]
+    _, extra = load_model(copy / "model.pt")
+    assert extra["quality_summary"]["n"] == 8 and extra["quality"]["fitted"]
+
+
+def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path) -> None:
+    res = annotate_folder(
+        run["model"],
+        run["data"] / "images",
+        tmp_path / "a",
+        report=True,
+        progress=False,
+        predictor=pred,
+    )
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert res.summary["report"].endswith("report.html") and "s03.png" in html

@@ -1,0 +1,209 @@
+"""Training: run-folder outputs, config round trip, exact resume, fractions, DDP (gloo, 1 process)."""
+
+from __future__ import annotations
+
+import os
+
+# Tiny tensors gain nothing from a 2nd thread, and on a shared machine OpenMP waits make each op
+# cost a time slice; the library honours this variable (see engine.train._set_threads).
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import csv
+import socket
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sam2elnet.config import TrainConfig
+from sam2elnet.errors import UserError
+
+_CACHE: dict[str, Any] = {}
+
+
+def make_dataset(root: Path, n: int = 8, size: int = 40, seed: int = 0, bands: int = 3) -> Path:
+    """images/ + masks/ with bright ellipses on noise (an easy, learnable task)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        m = np.zeros((size, size), np.uint8)
+        c = (
+            int(rng.integers(size // 4, 3 * size // 4)),
+            int(rng.integers(size // 4, 3 * size // 4)),
+        )
+        ax = (int(rng.integers(size // 8, size // 3)), int(rng.integers(size // 8, size // 3)))
+        cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        img = (rng.normal(90, 25, (size, size)) + (m > 0) * 80).clip(0, 255).astype(np.uint8)
+        if bands == 3:
+            img = np.stack([img, np.roll(img, 1, 0), img], -1)
+        cv2.imwrite(str(root / "images" / f"s{i:02d}.png"), img)
+        cv2.imwrite(str(root / "masks" / f"s{i:02d}.png"), m)
+    return root
+
+
+def small_cfg(data: Path, out: Path, **kw: Any) -> TrainConfig:
+    base: dict[str, Any] = dict(
+        data=data,
+        out=out,
+        size="micro",
+        epochs=1,
+        batch_size=2,
+        image_size=32,
+        val_fraction=0.5,
+        progress=False,
+        seed=0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def trained_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One micro model shared by the inference and CLI tests (trained once per session)."""
+    if "run" not in _CACHE:
+        from sam2elnet.engine.train import train
+
+        root = tmp_factory.mktemp("shared")
+        data = make_dataset(root / "data", n=8)
+        res = train(small_cfg(data, root / "run", epochs=2))
+        _CACHE["run"] = {"data": data, "run": res.run_dir, "model": res.best_path}
+    return _CACHE["run"]
+
+
+def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sam2elnet.model import load_model
+
+    r = trained_run(tmp_path_factory)
+    run = r["run"]
+    for name in ("model.pt", "last.pt", "config.yaml", "metrics.csv", "splits.json"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(x["epoch"]) for x in rows] == [1, 2]
+    for key in ("train_loss", "train_iou", "train_f1", "val_iou", "val_f1", "time_s"):
+        assert np.isfinite(float(rows[-1][key])), key
+    assert 0 <= float(rows[-1]["val_iou"]) <= 1
+    cfg = TrainConfig.load(run / "config.yaml")
+    assert cfg.size == "micro" and cfg.epochs == 2
+    model, extra = load_model(r["model"])
+    assert extra["normalization"]["method"] in ("fixed", "percentile", "stats")
+    assert extra["train"]["n_train"] + extra["train"]["n_val"] == 8
+    assert extra["quality"]["fitted"] is True  # 4 val images x 2 modes = 8 samples
+    assert extra["quality_summary"]["n"] == 8
+    # only the adapters/stem/mask encoder/decoder train: the trunk stays frozen and identical
+    assert not any(p.requires_grad for p in model.trunk.parameters())
+
+
+def test_trunk_is_unchanged_by_training(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import ModelConfig, build_model
+
+    data = make_dataset(tmp_path / "d", n=4)
+    res = train(small_cfg(data, tmp_path / "r", val_fraction=0.0, fit_quality=False))
+    state = torch.load(res.last_path, weights_only=True)["model"]
+    torch.manual_seed(0)
+    fresh = build_model(ModelConfig(size="micro", in_bands=3)).state_dict()
+    trunk_keys = [k for k in fresh if k.startswith("trunk.")]
+    other = [k for k in fresh if not k.startswith("trunk.") and fresh[k].is_floating_point()]
+    assert trunk_keys and all(torch.equal(state[k], fresh[k]) for k in trunk_keys)
+    assert any(not torch.equal(state[k], fresh[k]) for k in other)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sam2elnet.engine.train as tr
+
+    data = make_dataset(tmp_path / "d", n=6)
+    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
+    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+
+    real_save = tr._save_last
+    calls = {"n": 0}
+
+    def save_then_die(path: Path, payload: dict[str, Any]) -> None:
+        real_save(path, payload)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # killed right after epoch 1 was checkpointed
+
+    monkeypatch.setattr(tr, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(small_cfg(data, tmp_path / "killed", **kw))
+    monkeypatch.setattr(tr, "_save_last", real_save)
+    with pytest.raises(UserError, match="--resume"):
+        tr.train(small_cfg(data, tmp_path / "killed", **kw))
+    resumed = tr.train(small_cfg(data, tmp_path / "killed", resume=True, **kw))
+
+    a = torch.load(full.last_path, weights_only=True)
+    b = torch.load(resumed.last_path, weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
+    rows_a = (tmp_path / "full" / "metrics.csv").read_text().splitlines()
+    rows_b = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
+    strip = lambda rows: [",".join(r.split(",")[:11]) for r in rows]  # noqa: E731 (drop timings)
+    assert strip(rows_a) == strip(rows_b)
+
+
+def test_fraction_split_is_reproducible_and_disjoint(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import _prepare_data
+
+    data = make_dataset(tmp_path / "d", n=10)
+    a = _prepare_data(small_cfg(data, tmp_path / "r", fraction=0.5, val_fraction=0.2, seed=3))
+    b = _prepare_data(small_cfg(data, tmp_path / "r", fraction=0.5, val_fraction=0.2, seed=3))
+    assert a.splits == b.splits
+    s = a.splits
+    assert len(s["held_out"]) == 5 and len(s["train"]) + len(s["val"]) == 5 and len(s["val"]) >= 1
+    assert not (set(s["train"]) & set(s["val"])) and not (set(s["train"]) & set(s["held_out"]))
+    c = _prepare_data(small_cfg(data, tmp_path / "r", fraction=0.5, seed=4))
+    assert c.splits["held_out"] != s["held_out"]
+    d = _prepare_data(small_cfg(data, tmp_path / "r", max_train=2, val_fraction=0.0))
+    assert len(d.splits["train"]) == 2
+
+
+def test_config_yaml_round_trip_and_errors(tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        data=tmp_path, out=tmp_path / "o", weights="none", precision="fp32", sensor=["palsar"]
+    )
+    assert cfg.weights is None and cfg.precision == "32"
+    p = cfg.save(tmp_path / "c.yaml")
+    assert TrainConfig.load(p) == cfg
+    (tmp_path / "bad.yaml").write_text("epochs: [unclosed")
+    with pytest.raises(UserError, match="bad.yaml"):
+        TrainConfig.load(tmp_path / "bad.yaml")
+    (tmp_path / "bad2.yaml").write_text("data: x\nout: y\nepochs: -1\n")
+    with pytest.raises(UserError, match="epochs"):
+        TrainConfig.load(tmp_path / "bad2.yaml")
+
+
+def test_empty_data_folder_is_a_user_error(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import train
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError):
+        train(small_cfg(tmp_path / "empty", tmp_path / "r"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ddp_single_process_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed as dist
+
+    from sam2elnet.engine.train import train
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    data = make_dataset(tmp_path / "d", n=4)
+    res = train(
+        small_cfg(data, tmp_path / "r", distributed=True, val_fraction=0.25, fit_quality=False)
+    )
+    assert res.best_path.is_file() and len(res.history) == 1
+    assert not dist.is_initialized()  # torn down again
