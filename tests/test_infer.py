@@ -288,3 +288,84 @@ def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path
     )
     html = (tmp_path / "a" / "report.html").read_text()
     assert res.summary["report"].endswith("report.html") and "s03.png" in html
+
+
+def _write_scene(path: Path, run: dict[str, Path], size: int = 96) -> None:
+    """A small georeferenced GeoTIFF tiled from a training image (3 bands, uint8)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
+    tiled = np.tile(np.moveaxis(src, 2, 0), (1, 3, 3))[:, :size, :size]
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500000, 4000000, 10, 10),
+    ) as dst:
+        dst.write(np.ascontiguousarray(tiled))
+
+
+def test_large_scenes_are_routed_to_the_streaming_scene_path(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GeoTIFFs above the size limit go through sliding windows, with per-tile quality layers;
+    the scene label keeps the georeference and agrees with the whole-image path."""
+    import rasterio
+
+    from sam2elnet.engine import infer
+
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run)
+    whole = annotate_folder(run["model"], scene, tmp_path / "whole", progress=False, predictor=pred)
+    monkeypatch.setattr(infer._Job, "large_scene_pixels", 64 * 64)
+    res = annotate_folder(
+        run["model"], scene, tmp_path / "tiled", progress=False, predictor=pred, tile=64, overlap=16
+    )
+    row = res.rows[0]
+    label = tmp_path / "tiled" / row["label"]
+    assert (tmp_path / "tiled" / "tiles" / "scene.gpkg").is_file()
+    with rasterio.open(label) as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.width == 96
+        tiled = ds.read(1) == 255
+    with rasterio.open(tmp_path / "whole" / whole.rows[0]["label"]) as ds:
+        ref = ds.read(1) > 127
+    # Windows see less context than the whole image; the bulk of pixels must still agree.
+    assert np.mean(tiled == ref) > 0.9
+    assert (tmp_path / "tiled" / "quality.csv").read_text().count("\n") == 2
+    _no_temp_files(tmp_path / "tiled")
+
+
+def test_enhance_accepts_vector_coarse_labels(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """One GeoJSON of polygons is rasterised onto each image's grid before enhancement."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run)
+    # A 20x20-pixel square in map coordinates (10 m pixels from x=500000, y=4000000 downwards).
+    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
+    labels = tmp_path / "coarse.geojson"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(labels)
+    res = enhance_folder(
+        run["model"], scene, labels, tmp_path / "e", progress=False, predictor=pred
+    )
+    row = res.rows[0]
+    assert row["coarse"].endswith("coarse.geojson")
+    # In the change map, coarse pixels are white (kept) or red (removed): together they must be
+    # exactly the rasterised square (rows/cols 20..39), whatever the model predicted.
+    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
+    coarse = rgb[:, :, 0] > 0
+    expected = np.zeros((96, 96), bool)
+    expected[20:40, 20:40] = True
+    assert np.array_equal(coarse, expected)
+    assert int(row["removed_px"]) == int(np.count_nonzero(coarse & (rgb[:, :, 1] == 0)))

@@ -204,6 +204,10 @@ def annotate_cmd(
     precision: str = typer.Option("bf16", "--precision", help="bf16 | 32."),
     tta: int | None = typer.Option(None, "--tta", help="Override the evaluator's test-time views."),  # noqa: UP045
     no_progress: bool = typer.Option(False, "--no-progress"),
+    tile: int = typer.Option(
+        1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
+    ),
+    overlap: int = typer.Option(128, "--overlap", help="Window overlap for large scenes, px."),
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     from sam2elnet.engine.infer import annotate_folder
@@ -223,6 +227,8 @@ def annotate_cmd(
         precision=precision,
         tta=tta,
         progress=not no_progress,
+        tile=tile,
+        overlap=overlap,
     )
     _print_folder(res, "annotated")
 
@@ -233,7 +239,15 @@ def enhance_cmd(
         ..., "--model", help="Model file from `elnet train` (RUN/model.pt)."
     ),
     images: Path = typer.Option(..., "--images", help="Image folder or single image."),
-    labels: Path = typer.Option(..., "--labels", help="Folder of coarse labels (matched by name)."),
+    labels: Path = typer.Option(
+        ...,
+        "--labels",
+        help="Folder of coarse labels matched by name (masks or vector files), or one "
+        "GeoJSON/GeoPackage/Shapefile covering all images.",
+    ),
+    line_width: float | None = typer.Option(
+        None, "--line-width", help="Buffer width for line labels (roads), in map units."
+    ),
     out: Path = typer.Option(..., "--out", help="Output folder."),
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Enhance only images that have a label."
@@ -252,6 +266,10 @@ def enhance_cmd(
     precision: str = typer.Option("bf16", "--precision"),
     tta: Optional[int] = typer.Option(None, "--tta"),  # noqa: UP045
     no_progress: bool = typer.Option(False, "--no-progress"),
+    tile: int = typer.Option(
+        1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
+    ),
+    overlap: int = typer.Option(128, "--overlap", help="Window overlap for large scenes, px."),
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     from sam2elnet.engine.infer import enhance_folder
@@ -274,5 +292,8 @@ def enhance_cmd(
         precision=precision,
         tta=tta,
         progress=not no_progress,
+        tile=tile,
+        overlap=overlap,
+        line_width=line_width,
     )
     _print_folder(res, "enhanced")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import logging
 import math
 import time
@@ -450,6 +451,9 @@ def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
 class _Job:
     """Shared machinery of annotate and enhance: chunked reading, prediction, writing, resume."""
 
+    #: GeoTIFFs larger than this go through the streaming scene path (bounded memory).
+    large_scene_pixels = 4096 * 4096
+
     def __init__(
         self,
         predictor: Predictor,
@@ -460,8 +464,12 @@ class _Job:
         resume: bool,
         progress: bool,
         desc: str,
+        tile: int = 1024,
+        overlap: int = 128,
     ) -> None:
         self.p, self.out, self.fields = predictor, out, list(fields)
+        self.tile, self.overlap = tile, overlap
+        self.line_width: float | None = None  # width of vector line labels (roads), map units
         self.threshold, self.save_prob, self.progress, self.desc = (
             threshold,
             save_prob,
@@ -486,14 +494,68 @@ class _Job:
     def label_path(self, name: str, kept: bool) -> Path:
         return self.out / ("labels" if kept else "rejected") / name
 
+    def run_scene(self, f: Path, name: str, coarse: Path | None) -> None:
+        """Predict one large GeoTIFF scene with the streaming sliding-window path.
+
+        Only the windows in flight are in memory; the label is a tiled GeoTIFF with the scene's
+        georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
+        """
+        from sam2elnet.engine.scene import QualityScoringPredictor, predict_scene
+
+        tif = Path(name).with_suffix(".tif").name
+        scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
+        try:
+            res = predict_scene(
+                f,
+                self.out / "labels" / tif,
+                scorer,
+                tile=self.tile,
+                overlap=self.overlap,
+                batch_size=self.p.batch_size,
+                coarse=coarse,
+                line_width=self.line_width,
+                prob_path=(self.out / "prob" / tif) if self.save_prob else None,
+                quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
+                progress=self.progress,
+            )
+        except DataError as err:
+            self.skipped.append({"image": str(f), "reason": str(err)})
+            log.warning("skipping %s: %s", f, err)
+            return
+        score = res.predicted_iou
+        kept = self.decide(score) if score is not None else True
+        if not kept:
+            (self.out / "rejected").mkdir(parents=True, exist_ok=True)
+            os.replace(self.out / "labels" / tif, self.out / "rejected" / tif)
+        row: dict[str, Any] = {
+            "image": str(f),
+            "label": str(Path("labels" if kept else "rejected") / tif),
+            "kept": kept,
+            "predicted_iou": float("nan") if score is None else score,
+            "foreground_frac": res.foreground_fraction,
+        }
+        if coarse is not None:
+            row["coarse"] = str(coarse)
+        if self.save_prob:
+            row["prob"] = str(Path("prob") / tif)
+        self.rows.append(row)
+        self.flush()
+
     def run(
         self,
         files: Sequence[Path],
         load: Any,
         write: Any,
+        scene_coarse: Any = None,
     ) -> None:
-        """``load(path) -> (img, x, valid, coarse|None)``; ``write(path, img, prob, mask, coarse, row)``."""
+        """``load(path) -> (img, x, valid, coarse|None)``; ``write(path, img, prob, mask, coarse, row)``.
+
+        Large GeoTIFF scenes (more than 4096 x 4096 px) go through :meth:`run_scene` instead;
+        ``scene_coarse(path) -> Path | None`` gives their coarse label file (raster or vector).
+        """
         from tqdm import tqdm
+
+        from sam2elnet.engine.scene import is_large_scene
 
         names = _unique_names(files)
         todo = []
@@ -501,6 +563,8 @@ class _Job:
             key = str(f)
             if key in self.done:
                 self.rows.append(self.done[key])
+            elif is_large_scene(f, self.large_scene_pixels):
+                self.run_scene(f, names[f], scene_coarse(f) if scene_coarse else None)
             else:
                 todo.append(f)
         chunk = max(1, self.p.batch_size * 4)
@@ -631,6 +695,8 @@ def annotate_folder(
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
+    tile: int = 1024,
+    overlap: int = 128,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -646,7 +712,7 @@ def annotate_folder(
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "prob", *FEATURE_NAMES]
-    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "annotate")
+    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap)
     n_before = len(job.done)
 
     def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, None]:
@@ -674,15 +740,40 @@ def annotate_folder(
     return result
 
 
-def _label_index(labels: str | Path) -> dict[str, Path]:
+class _LabelIndex(dict):
+    """Coarse label per image key; a single vector file serves every image (``default``)."""
+
+    default: Path | None = None
+
+    def __missing__(self, key: str) -> Path:
+        if self.default is None:
+            raise KeyError(key)
+        return self.default
+
+    def __contains__(self, key: object) -> bool:
+        return self.default is not None or dict.__contains__(self, key)
+
+
+def _label_index(labels: str | Path) -> _LabelIndex:
+    """Coarse labels by image key: raster masks and/or vector files (GeoJSON, GeoPackage, ...) in a
+    folder, matched by name, or one vector file covering all images."""
+    from sam2elnet.data.vector import is_vector_path
     from sam2elnet.engine.metrics import mask_key
 
     root = Path(labels)
+    idx = _LabelIndex()
+    if root.is_file() and is_vector_path(root):
+        idx.default = root
+        return idx
     if not root.is_dir():
-        raise UserError("label folder does not exist or is not a folder; check --labels", root)
-    idx: dict[str, Path] = {}
+        raise UserError(
+            "label path does not exist or is neither a folder nor a vector file "
+            "(.geojson/.gpkg/.shp); check --labels",
+            root,
+        )
     for f in sorted(root.iterdir()):
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+        ok = f.suffix.lower() in IMAGE_SUFFIXES or is_vector_path(f)
+        if f.is_file() and ok and not f.name.startswith("."):
             idx.setdefault(mask_key(f.name), f)
     return idx
 
@@ -719,6 +810,9 @@ def enhance_folder(
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
+    tile: int = 1024,
+    overlap: int = 128,
+    line_width: float | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -762,12 +856,18 @@ def enhance_folder(
         "changed_frac",
         *FEATURE_NAMES,
     ]
-    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "enhance")
+    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "enhance", tile, overlap)
     n_before = len(job.done)
 
     def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        from sam2elnet.data.vector import is_vector_path, rasterize_vector
+
         img, x, valid = pred.read(f)
-        coarse = read_mask(label_idx[mask_key(f.name)], shape=img.shape, image_path=f)
+        label = label_idx[mask_key(f.name)]
+        if is_vector_path(label):
+            coarse = rasterize_vector(label, f, line_width=line_width)
+        else:
+            coarse = read_mask(label, shape=img.shape, image_path=f)
         return img, x, valid, coarse.astype(np.float32)
 
     def write(
@@ -795,7 +895,8 @@ def enhance_folder(
         if save_prob:
             row["prob"] = _write_prob(out, name, prob, img)
 
-    job.run(files, load, write)
+    job.line_width = line_width
+    job.run(files, load, write, scene_coarse=lambda f: label_idx[mask_key(f.name)])
     n_new = len(job.rows) - n_before
     summary = job.summary(
         t0,
