@@ -184,3 +184,18 @@ def test_model_file_errors(tmp_path) -> None:
     torch.save(payload, newer)
     with pytest.raises(CheckpointError, match="incompatible version"):
         load_model(newer)
+
+
+def test_coarse_prior_shifts_logits_towards_the_coarse_label() -> None:
+    """Enhancement predicts a correction to the coarse label: logits move by +-p inside/outside it,
+    and nothing changes when no coarse label is given."""
+    with_prior = micro(in_bands=1, coarse_prior=2.0).eval()
+    without = SAM2ELNet(with_prior.config.model_copy(update={"coarse_prior": 0.0}), with_prior.trunk)
+    without.load_state_dict(with_prior.state_dict())
+    x = torch.rand(1, 1, 48, 40)
+    coarse = torch.zeros(1, 1, 48, 40)
+    coarse[..., 8:30, 5:25] = 1
+    with torch.no_grad():
+        diff = with_prior(x, coarse).logits - without(x, coarse).logits
+        assert torch.allclose(diff, 2.0 * (2 * coarse - 1), atol=1e-5)
+        assert torch.equal(with_prior(x).logits, without(x).logits)

@@ -69,6 +69,9 @@ class TrainConfig(BaseModel):
     coarse_prob: float = Field(
         0.5, ge=0, le=1, description="share of samples that are enhancement (coarse given)"
     )
+    coarse_prior: float = Field(
+        0.0, ge=0, description="logit offset towards a given coarse label (see ModelConfig)"
+    )
     precision: Literal["bf16", "32"] = "bf16"
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; None = automatic")

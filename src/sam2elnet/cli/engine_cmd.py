@@ -79,6 +79,12 @@ def train_cmd(
         False, "--no-quality", help="Skip fitting the quality evaluator."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    coarse_prior: float | None = typer.Option(
+        None,
+        "--coarse-prior",
+        help="Logit offset towards a given coarse label, so enhancement learns corrections to "
+        "it (e.g. 2; default 0 = off). See docs/training.md for measurements.",
+    ),
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
     from sam2elnet.config import TrainConfig
@@ -108,6 +114,7 @@ def train_cmd(
         "layout": layout,
         "sensor": sensor or None,
         "num_workers": workers,
+        "coarse_prior": coarse_prior,
     }
     if weights is not None:
         given["weights"] = weights

@@ -507,6 +507,7 @@ def _build(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
         "weights": cfg.weights,
         "trunk_trainable": cfg.trunk,
         "normalization": norm.model_dump(mode="json"),
+        "coarse_prior": cfg.coarse_prior,
     }
     if cfg.adapter_dim is not None:
         kwargs["adapter_dim"] = cfg.adapter_dim
