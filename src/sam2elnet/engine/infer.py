@@ -15,10 +15,9 @@ Large GeoTIFF scenes are handled by :mod:`sam2elnet.engine.scene`, which calls
 from __future__ import annotations
 
 import csv
-import io
-import os
 import logging
 import math
+import os
 import time
 import warnings
 from collections import defaultdict
@@ -41,6 +40,7 @@ from sam2elnet.model.quality import (
     uncertainty_features,
 )
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -426,12 +426,7 @@ class FolderResult:
 
 
 def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    return csv_text(rows, fields, ".6f")
 
 
 def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -24,8 +24,6 @@ training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import os
@@ -46,6 +44,7 @@ from sam2elnet.config import QualityConfig, TrainConfig
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
+from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +175,7 @@ def _auto_workers(device: torch.device) -> int:
 
 
 def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
+    return csv_text(rows, fields, ".6g")
 
 
 def _scores(tp: float, fp: float, fn: float) -> tuple[float, float]:

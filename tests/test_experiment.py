@@ -1,0 +1,142 @@
+"""End-to-end test of the protocol experiment on a miniature synthetic set, plus its bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sam2elnet.cli import main
+from sam2elnet.errors import UserError
+from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sam2elnet.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, task="oil-spill", count=12, size=48, seed=3, progress=False)
+    return root
+
+
+def _cfg(data: Path, out: Path, **kw) -> ExperimentConfig:
+    base = dict(
+        data=data, out=out, fraction=0.4, epochs=1, downstream_epochs=1, image_size=48,
+        batch_size=4, size="micro", refiners=("morphological",), downstream_width=4,
+        downstream_depth=2, progress=False,
+    )
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread: on a machine shared with other jobs, 2 spinning OpenMP threads are much slower."""
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+
+
+def test_miniature_experiment_end_to_end_and_caching(synth: Path, tmp_path: Path, one_thread) -> None:
+    out = tmp_path / "exp"
+    cfg = _cfg(synth, out)
+    r = run_experiment(cfg)
+
+    # results.json structure
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["version"] == 1
+    for key in ("settings", "weights", "split", "elnet", "autolabels", "downstream_config",
+                "table1", "table2", "stages"):
+        assert key in saved, key
+    assert saved["weights"]["random_init"] is True
+    assert [row["setting"] for row in saved["table1"]] == [
+        "full", "fraction", "auto_filtered", "fraction_auto_filtered", "fraction_auto_all"]
+    sp = saved["split"]
+    assert sp["labelled"] + sp["unlabelled"] + sp["test"] == 12
+    t1 = {row["setting"]: row for row in saved["table1"]}
+    assert t1["full"]["hand_labels"] == sp["labelled"] + sp["unlabelled"]
+    assert t1["fraction"]["hand_labels"] == sp["labelled"] == t1["auto_filtered"]["hand_labels"]
+    for row in saved["table1"]:
+        assert row["skipped"] or 0.0 <= row["iou"] <= 1.0
+    a = saved["autolabels"]
+    assert a["n"] == sp["unlabelled"] and 1 <= a["n_kept"] <= a["n"]
+    assert 0.0 <= a["iou_all"]["iou"] <= 1.0
+    # table 2: both label sources x (coarse, morphological, elnet)
+    combos = {(row["source"], row["method"]) for row in saved["table2"]}
+    assert combos == {(s, m) for s in ("sim", "own") for m in ("coarse", "morphological", "elnet")}
+    for row in saved["table2"]:
+        assert 0.0 <= row["label_iou_all"] <= 1.0  # synthetic data: truth exists for both sources
+    md = (out / "results.md").read_text()
+    assert "Table 1" in md and "Table 2" in md and "RANDOMLY INITIALISED" in md
+    assert (out / "results.png").stat().st_size > 1000
+    assert (out / "report.html").is_file()
+    assert set(r["stages"].values()) == {"ran"}
+
+    # second run: every stage is skipped
+    r2 = run_experiment(cfg)
+    assert set(r2["stages"].values()) == {"cached"}
+    assert r2["table1"] == r["table1"] and r2["table2"] == r["table2"]
+
+    # a removed marker re-runs only that stage (what --resume relies on after a kill)
+    (out / "stages" / "downstream_fraction.json").unlink()
+    r3 = run_experiment(_cfg(synth, out, resume=True))
+    ran = [k for k, v in r3["stages"].items() if v == "ran"]
+    assert ran == ["downstream_fraction"]
+
+    # a rewritten auto-label invalidates exactly the downstream models trained on it
+    labels = json.loads((out / "stages" / "annotate.json").read_text())["summary"]["labels"]
+    label = Path(labels[sorted(labels)[0]])
+    data = label.read_bytes()
+    label.unlink()
+    label.write_bytes(data + b"")
+    r4 = run_experiment(cfg)
+    ran = {k for k, v in r4["stages"].items() if v == "ran"}
+    assert "downstream_fraction_auto_all" in ran and "downstream_fraction" not in ran
+
+    # other downstream settings re-train only the downstream models
+    r5 = run_experiment(_cfg(synth, out, downstream_steps=3))
+    ran = {k for k, v in r5["stages"].items() if v == "ran"}
+    assert ran and all(k.startswith("downstream_") for k in ran)
+    assert r5["downstream_config"]["steps"] == 3
+
+    # other settings in the same folder are refused
+    with pytest.raises(UserError, match="other settings"):
+        run_experiment(_cfg(synth, out, fraction=0.5))
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-0.2"])
+def test_cli_rejects_fraction_outside_open_interval(synth: Path, tmp_path: Path, fraction: str, capsys) -> None:
+    code = main(["experiment", "--data", str(synth), "--out", str(tmp_path / "o"), "--fraction", fraction])
+    assert code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_cli_missing_and_empty_data(tmp_path: Path, capsys) -> None:
+    code = main(["experiment", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "nope" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = main(["experiment", "--data", str(empty), "--out", str(tmp_path / "o2")])
+    assert code == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_cli_rejects_conflicting_filters_and_bad_options(synth: Path, tmp_path: Path, capsys) -> None:
+    args = ["experiment", "--data", str(synth), "--out", str(tmp_path / "o")]
+    assert main([*args, "--min-quality", "0.5", "--target-precision", "0.9"]) == 2
+    assert "either" in capsys.readouterr().err
+    assert main([*args, "--refiners", "crf"]) == 2
+    assert main([*args, "--trunk", "some"]) == 2
+    assert main([*args, "--image-size", "8"]) == 2
+
+
+def test_too_few_pairs_is_a_data_error(tmp_path: Path) -> None:
+    from sam2elnet.data.synthetic import generate_dataset
+    from sam2elnet.errors import DataError
+
+    root = tmp_path / "tiny"
+    generate_dataset(root, count=4, size=32, progress=False)
+    with pytest.raises(DataError, match="at least 6"):
+        run_experiment(_cfg(root, tmp_path / "o"))
