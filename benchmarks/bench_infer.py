@@ -42,11 +42,15 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return (f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; Python {platform.python_version()}")
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; Python {platform.python_version()}"
+    )
 
 
-def make_model_file(path: Path, size: str = "tiny", in_bands: int = 1, adapter_dim: int | None = None) -> Path:
+def make_model_file(
+    path: Path, size: str = "tiny", in_bands: int = 1, adapter_dim: int | None = None
+) -> Path:
     """A model file like ``elnet train`` writes (random weights, unfitted quality evaluator)."""
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import ModelConfig, build_model, save_model
@@ -57,8 +61,11 @@ def make_model_file(path: Path, size: str = "tiny", in_bands: int = 1, adapter_d
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_model(ModelConfig(size=size, in_bands=in_bands,
-                                        normalization=norm.model_dump(mode="json"), **kw))
+        model = build_model(
+            ModelConfig(
+                size=size, in_bands=in_bands, normalization=norm.model_dump(mode="json"), **kw
+            )
+        )
     save_model(model, path, extra={"normalization": norm.model_dump(mode="json")})
     return path
 
@@ -97,7 +104,9 @@ def count_attention() -> Iterator[list[float]]:
     box = [0.0]
     orig = F.scaled_dot_product_attention
 
-    def wrapped(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *a: object, **kw: object) -> torch.Tensor:
+    def wrapped(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *a: object, **kw: object
+    ) -> torch.Tensor:
         lead = float(np.prod(q.shape[:-2]))
         box[0] += 2.0 * lead * q.shape[-2] * k.shape[-2] * q.shape[-1]
         box[0] += 2.0 * lead * q.shape[-2] * k.shape[-2] * v.shape[-1]
@@ -136,8 +145,16 @@ def timed(fn, reps: int, warmup: bool = True) -> float:  # noqa: ANN001
 
 
 # ---------------------------------------------------------------------------------------- main
-def bench_size(model_file: Path, size: int, n: int, batch: int, precision: str, tta: int,
-               work: Path, reps: int = 3) -> dict[str, float]:
+def bench_size(
+    model_file: Path,
+    size: int,
+    n: int,
+    batch: int,
+    precision: str,
+    tta: int,
+    work: Path,
+    reps: int = 3,
+) -> dict[str, float]:
     from sam2elnet.engine.infer import Predictor, annotate_folder
     from sam2elnet.engine.train import autocast
 
@@ -193,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tta", type=int, default=2, help="TTA views of the quality evaluator")
     ap.add_argument("--precisions", nargs="+", default=["32", "bf16"])
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--quick", action="store_true",
-                    help="8 images at 256 px, 4 at 512 px, one timed run each")
+    ap.add_argument(
+        "--quick", action="store_true", help="8 images at 256 px, 4 at 512 px, one timed run each"
+    )
     args = ap.parse_args(argv)
     if args.threads:
         os.environ["SAM2ELNET_THREADS"] = str(args.threads)
@@ -202,24 +220,39 @@ def main(argv: list[str] | None = None) -> int:
 
     _set_threads()
     print(f"machine: {machine()}")
-    print(f"matmul ceiling (2048^2): fp32 {matmul_ceiling(torch.float32):.0f} GFLOP/s, "
-          f"bf16 {matmul_ceiling(torch.bfloat16):.0f} GFLOP/s")
+    print(
+        f"matmul ceiling (2048^2): fp32 {matmul_ceiling(torch.float32):.0f} GFLOP/s, "
+        f"bf16 {matmul_ceiling(torch.bfloat16):.0f} GFLOP/s"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_file = make_model_file(work / "model.pt", args.model_size)
-        hdr = (f"size prec   n  e2e img/s  e2e MP/s  bare(1v) img/s  bare({1 + args.tta}v) img/s  "
-               "ratio  GFLOP/view (+attn)  GFLOP/s bare  GFLOP/s e2e")
+        hdr = (
+            f"size prec   n  e2e img/s  e2e MP/s  bare(1v) img/s  bare({1 + args.tta}v) img/s  "
+            "ratio  GFLOP/view (+attn)  GFLOP/s bare  GFLOP/s e2e"
+        )
         print(hdr)
         for size in args.sizes:
             n = args.n if not args.quick else (8 if size <= 256 else 4)
             for prec in args.precisions:
-                r = bench_size(model_file, size, n, args.batch, prec, args.tta, work,
-                               reps=1 if args.quick else 3)
-                print(f"{size:4d} {prec:>4} {n:3d}  {r['e2e_img_s']:9.2f}  {r['e2e_mp_s']:8.2f}  "
-                      f"{r['bare1_img_s']:14.2f}  {r['bare_views_img_s']:14.2f}  "
-                      f"{r['ratio_same_views']:5.2f}  {r['gflop_per_view']:8.1f} "
-                      f"(+{r['attention_gflop_added']:.1f})  {r['achieved_gflops_bare']:12.0f}  "
-                      f"{r['achieved_gflops_e2e']:11.0f}", flush=True)
+                r = bench_size(
+                    model_file,
+                    size,
+                    n,
+                    args.batch,
+                    prec,
+                    args.tta,
+                    work,
+                    reps=1 if args.quick else 3,
+                )
+                print(
+                    f"{size:4d} {prec:>4} {n:3d}  {r['e2e_img_s']:9.2f}  {r['e2e_mp_s']:8.2f}  "
+                    f"{r['bare1_img_s']:14.2f}  {r['bare_views_img_s']:14.2f}  "
+                    f"{r['ratio_same_views']:5.2f}  {r['gflop_per_view']:8.1f} "
+                    f"(+{r['attention_gflop_added']:.1f})  {r['achieved_gflops_bare']:12.0f}  "
+                    f"{r['achieved_gflops_e2e']:11.0f}",
+                    flush=True,
+                )
     return 0
 
 

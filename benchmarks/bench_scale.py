@@ -28,9 +28,13 @@ def one(model: str, images: str, n: int, out: str, batch: int, precision: str) -
     t = time.perf_counter()
     annotate_folder(model, files, out, batch_size=batch, precision=precision, progress=False)
     dt = time.perf_counter() - t
-    return {"n": n, "seconds": dt, "s_per_img": dt / n,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "rss_before_mb": base_rss}
+    return {
+        "n": n,
+        "seconds": dt,
+        "s_per_img": dt / n,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": base_rss,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,23 +58,37 @@ def main(argv: list[str] | None = None) -> int:
 
     counts, size = (args.counts, args.size) if not args.quick else ([8, 16, 32, 64], 128)
     print(f"machine: {machine()}")
-    print(f"annotate_folder, Hiera-{args.model_size}, {size} px, batch {args.batch}, {args.precision}")
+    print(
+        f"annotate_folder, Hiera-{args.model_size}, {size} px, batch {args.batch}, {args.precision}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = make_model_file(work / "model.pt", args.model_size)
         write_images(work / "images", max(counts), size)
         print("    n   seconds  s/image  peak RSS MB")
         for n in counts:
-            spec = {"model": str(model), "images": str(work / "images"), "n": n,
-                    "out": str(work / f"out{n}"), "batch": args.batch, "precision": args.precision}
-            res = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)],
-                                 capture_output=True, text=True, check=False)
+            spec = {
+                "model": str(model),
+                "images": str(work / "images"),
+                "n": n,
+                "out": str(work / f"out{n}"),
+                "batch": args.batch,
+                "precision": args.precision,
+            }
+            res = subprocess.run(
+                [sys.executable, __file__, "--one", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if res.returncode != 0:
                 print(f"{n}: failed\n{res.stderr[-800:]}")
                 continue
             r = json.loads(res.stdout.strip().splitlines()[-1])
-            print(f"{n:5d}  {r['seconds']:8.2f}  {r['s_per_img']:7.3f}  {r['peak_rss_mb']:11.0f}",
-                  flush=True)
+            print(
+                f"{n:5d}  {r['seconds']:8.2f}  {r['s_per_img']:7.3f}  {r['peak_rss_mb']:11.0f}",
+                flush=True,
+            )
     return 0
 
 

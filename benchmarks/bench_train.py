@@ -60,9 +60,13 @@ def one(size: int, precision: str, adapters: bool, model_size: str, batch: int, 
         ts.append(time.perf_counter() - t)
     med = statistics.median(ts)
     return {
-        "size": size, "precision": precision, "adapters": adapters, "batch": batch,
+        "size": size,
+        "precision": precision,
+        "adapters": adapters,
+        "batch": batch,
         "trainable_params": sum(p.numel() for p in params),
-        "step_s": med, "img_s": batch / med,
+        "step_s": med,
+        "img_s": batch / med,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -91,18 +95,30 @@ def main(argv: list[str] | None = None) -> int:
         for prec in args.precisions:
             for adapters in (True, False):
                 batch = args.batch if not (args.quick and size >= 512) else max(1, args.batch // 2)
-                spec = {"size": size, "precision": prec, "adapters": adapters,
-                        "model_size": args.model_size, "batch": batch,
-                        "steps": 3 if args.quick else args.steps}
-                res = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)],
-                                     capture_output=True, text=True, check=False)
+                spec = {
+                    "size": size,
+                    "precision": prec,
+                    "adapters": adapters,
+                    "model_size": args.model_size,
+                    "batch": batch,
+                    "steps": 3 if args.quick else args.steps,
+                }
+                res = subprocess.run(
+                    [sys.executable, __file__, "--one", json.dumps(spec)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if res.returncode != 0:
                     print(f"{size} {prec} adapters={adapters}: failed\n{res.stderr[-800:]}")
                     continue
                 r = json.loads(res.stdout.strip().splitlines()[-1])
-                print(f"{size:4d} {prec:>4}  {'on' if adapters else 'off':>8} {r['batch']:5d}  "
-                      f"{r['trainable_params'] / 1e6:8.2f}M  {r['step_s']:6.2f}  {r['img_s']:6.2f}  "
-                      f"{r['peak_rss_mb']:10.0f}", flush=True)
+                print(
+                    f"{size:4d} {prec:>4}  {'on' if adapters else 'off':>8} {r['batch']:5d}  "
+                    f"{r['trainable_params'] / 1e6:8.2f}M  {r['step_s']:6.2f}  {r['img_s']:6.2f}  "
+                    f"{r['peak_rss_mb']:10.0f}",
+                    flush=True,
+                )
     return 0
 
 

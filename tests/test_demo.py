@@ -12,8 +12,24 @@ from sam2elnet.cli import main
 def test_demo_miniature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")
     out = tmp_path / "demo-out"
-    code = main(["demo", "--out", str(out), "--count", "12", "--image-size", "48", "--epochs", "1",
-                 "--downstream-epochs", "1", "--size", "micro", "--no-progress"])
+    code = main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--count",
+            "12",
+            "--image-size",
+            "48",
+            "--epochs",
+            "1",
+            "--downstream-epochs",
+            "1",
+            "--size",
+            "micro",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "report.html" in printed and "RANDOMLY INITIALISED" in printed
@@ -28,13 +44,32 @@ def test_demo_missing_data_folder(tmp_path: Path, capsys) -> None:
     assert "error:" in capsys.readouterr().err
 
 
-def test_demo_on_real_sos_subset(shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_on_real_sos_subset(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``elnet demo --data`` on the real SOS subset (skipped when ../shared/data is absent)."""
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")
     out = tmp_path / "demo-sos"
-    code = main(["demo", "--data", str(shared_data / "sos-dev"), "--out", str(out), "--count", "12",
-                 "--image-size", "64", "--epochs", "1", "--downstream-epochs", "1", "--size", "micro",
-                 "--no-progress"])
+    code = main(
+        [
+            "demo",
+            "--data",
+            str(shared_data / "sos-dev"),
+            "--out",
+            str(out),
+            "--count",
+            "12",
+            "--image-size",
+            "64",
+            "--epochs",
+            "1",
+            "--downstream-epochs",
+            "1",
+            "--size",
+            "micro",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     md = (out / "results.md").read_text()
     assert "sos layout" in md and "dataset's own" in md

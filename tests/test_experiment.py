@@ -23,9 +23,18 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cfg(data: Path, out: Path, **kw) -> ExperimentConfig:
     base = dict(
-        data=data, out=out, fraction=0.4, epochs=1, downstream_epochs=1, image_size=48,
-        batch_size=4, size="micro", refiners=("morphological",), downstream_width=4,
-        downstream_depth=2, progress=False,
+        data=data,
+        out=out,
+        fraction=0.4,
+        epochs=1,
+        downstream_epochs=1,
+        image_size=48,
+        batch_size=4,
+        size="micro",
+        refiners=("morphological",),
+        downstream_width=4,
+        downstream_depth=2,
+        progress=False,
     )
     base.update(kw)
     return ExperimentConfig(**base)
@@ -37,7 +46,9 @@ def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")
 
 
-def test_miniature_experiment_end_to_end_and_caching(synth: Path, tmp_path: Path, one_thread) -> None:
+def test_miniature_experiment_end_to_end_and_caching(
+    synth: Path, tmp_path: Path, one_thread
+) -> None:
     out = tmp_path / "exp"
     cfg = _cfg(synth, out)
     r = run_experiment(cfg)
@@ -45,12 +56,26 @@ def test_miniature_experiment_end_to_end_and_caching(synth: Path, tmp_path: Path
     # results.json structure
     saved = json.loads((out / "results.json").read_text())
     assert saved["version"] == 1
-    for key in ("settings", "weights", "split", "elnet", "autolabels", "downstream_config",
-                "table1", "table2", "stages"):
+    for key in (
+        "settings",
+        "weights",
+        "split",
+        "elnet",
+        "autolabels",
+        "downstream_config",
+        "table1",
+        "table2",
+        "stages",
+    ):
         assert key in saved, key
     assert saved["weights"]["random_init"] is True
     assert [row["setting"] for row in saved["table1"]] == [
-        "full", "fraction", "auto_filtered", "fraction_auto_filtered", "fraction_auto_all"]
+        "full",
+        "fraction",
+        "auto_filtered",
+        "fraction_auto_filtered",
+        "fraction_auto_all",
+    ]
     sp = saved["split"]
     assert sp["labelled"] + sp["unlabelled"] + sp["test"] == 12
     t1 = {row["setting"]: row for row in saved["table1"]}
@@ -105,8 +130,12 @@ def test_miniature_experiment_end_to_end_and_caching(synth: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize("fraction", ["0", "1", "1.5", "-0.2"])
-def test_cli_rejects_fraction_outside_open_interval(synth: Path, tmp_path: Path, fraction: str, capsys) -> None:
-    code = main(["experiment", "--data", str(synth), "--out", str(tmp_path / "o"), "--fraction", fraction])
+def test_cli_rejects_fraction_outside_open_interval(
+    synth: Path, tmp_path: Path, fraction: str, capsys
+) -> None:
+    code = main(
+        ["experiment", "--data", str(synth), "--out", str(tmp_path / "o"), "--fraction", fraction]
+    )
     assert code == 2
     assert "error:" in capsys.readouterr().err
 
@@ -123,7 +152,9 @@ def test_cli_missing_and_empty_data(tmp_path: Path, capsys) -> None:
     assert "empty" in capsys.readouterr().err
 
 
-def test_cli_rejects_conflicting_filters_and_bad_options(synth: Path, tmp_path: Path, capsys) -> None:
+def test_cli_rejects_conflicting_filters_and_bad_options(
+    synth: Path, tmp_path: Path, capsys
+) -> None:
     args = ["experiment", "--data", str(synth), "--out", str(tmp_path / "o")]
     assert main([*args, "--min-quality", "0.5", "--target-precision", "0.9"]) == 2
     assert "either" in capsys.readouterr().err

@@ -190,7 +190,9 @@ def test_coarse_prior_shifts_logits_towards_the_coarse_label() -> None:
     """Enhancement predicts a correction to the coarse label: logits move by +-p inside/outside it,
     and nothing changes when no coarse label is given."""
     with_prior = micro(in_bands=1, coarse_prior=2.0).eval()
-    without = SAM2ELNet(with_prior.config.model_copy(update={"coarse_prior": 0.0}), with_prior.trunk)
+    without = SAM2ELNet(
+        with_prior.config.model_copy(update={"coarse_prior": 0.0}), with_prior.trunk
+    )
     without.load_state_dict(with_prior.state_dict())
     x = torch.rand(1, 1, 48, 40)
     coarse = torch.zeros(1, 1, 48, 40)

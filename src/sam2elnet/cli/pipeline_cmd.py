@@ -14,29 +14,63 @@ def _f(v: object) -> str:
 
 @app.command("experiment")
 def experiment_cmd(
-    data: Path = typer.Option(..., "--data", help="Labelled dataset folder (SOS, CHN6-CUG, images/+masks/)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled dataset folder (SOS, CHN6-CUG, images/+masks/)."
+    ),
     out: Path = typer.Option(..., "--out", help="Experiment folder (every stage is cached here)."),
-    fraction: float = typer.Option(0.3, "--fraction", help="Share of the training pool that keeps its labels."),
+    fraction: float = typer.Option(
+        0.3, "--fraction", help="Share of the training pool that keeps its labels."
+    ),
     epochs: int = typer.Option(10, "--epochs", help="SAM2-ELNet fine-tuning epochs."),
-    downstream_epochs: int = typer.Option(10, "--downstream-epochs", help="Epochs of every downstream U-Net."),
-    downstream_steps: Optional[int] = typer.Option(None, "--downstream-steps", help="Fixed optimiser steps per downstream model (overrides epochs)."),  # noqa: UP045
-    image_size: int = typer.Option(256, "--image-size", help="Training crop size (SAM2-ELNet and U-Net)."),
+    downstream_epochs: int = typer.Option(
+        10, "--downstream-epochs", help="Epochs of every downstream U-Net."
+    ),
+    downstream_steps: Optional[int] = typer.Option(
+        None,
+        "--downstream-steps",
+        help="Fixed optimiser steps per downstream model (overrides epochs).",
+    ),  # noqa: UP045
+    image_size: int = typer.Option(
+        256, "--image-size", help="Training crop size (SAM2-ELNet and U-Net)."
+    ),
     batch_size: int = typer.Option(8, "--batch-size"),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="Cap on the training pool (seeded subset)."),  # noqa: UP045
-    max_test: Optional[int] = typer.Option(None, "--max-test", help="Cap on the test split (seeded subset)."),  # noqa: UP045
-    size: str = typer.Option("tiny", "--size", help="SAM2 Hiera size: micro | tiny | small | base_plus | large."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="SAM2 checkpoint (default: the cached one, else random)."),  # noqa: UP045
+    max_train: Optional[int] = typer.Option(
+        None, "--max-train", help="Cap on the training pool (seeded subset)."
+    ),  # noqa: UP045
+    max_test: Optional[int] = typer.Option(
+        None, "--max-test", help="Cap on the test split (seeded subset)."
+    ),  # noqa: UP045
+    size: str = typer.Option(
+        "tiny", "--size", help="SAM2 Hiera size: micro | tiny | small | base_plus | large."
+    ),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="SAM2 checkpoint (default: the cached one, else random)."
+    ),  # noqa: UP045
     trunk: str = typer.Option("none", "--trunk", help="Also train the trunk: none | last | all."),
     seed: int = typer.Option(0, "--seed"),
-    min_quality: Optional[float] = typer.Option(None, "--min-quality", help="Keep auto-labels with predicted IoU >= this."),  # noqa: UP045
-    target_precision: Optional[float] = typer.Option(None, "--target-precision", help="Choose the quality threshold for this precision."),  # noqa: UP045
-    refiners: str = typer.Option("morphological,guided,grabcut", "--refiners", help="Classical baselines in table 2 (comma-separated)."),
-    no_enhancement: bool = typer.Option(False, "--no-enhancement", help="Skip table 2 (label enhancement)."),
-    downstream_width: int = typer.Option(16, "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."),
+    min_quality: Optional[float] = typer.Option(
+        None, "--min-quality", help="Keep auto-labels with predicted IoU >= this."
+    ),  # noqa: UP045
+    target_precision: Optional[float] = typer.Option(
+        None, "--target-precision", help="Choose the quality threshold for this precision."
+    ),  # noqa: UP045
+    refiners: str = typer.Option(
+        "morphological,guided,grabcut",
+        "--refiners",
+        help="Classical baselines in table 2 (comma-separated).",
+    ),
+    no_enhancement: bool = typer.Option(
+        False, "--no-enhancement", help="Skip table 2 (label enhancement)."
+    ),
+    downstream_width: int = typer.Option(
+        16, "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
+    ),
     downstream_depth: int = typer.Option(4, "--downstream-depth", help="U-Net depth."),
     precision: str = typer.Option("bf16", "--precision", help="bf16 | fp32."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
-    resume: bool = typer.Option(False, "--resume", help="Continue interrupted stages instead of restarting them."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue interrupted stages instead of restarting them."
+    ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
@@ -49,20 +83,38 @@ def experiment_cmd(
     if precision not in ("bf16", "fp32"):
         raise UserError(f"--precision {precision!r}: choose bf16 or fp32")
     cfg = ExperimentConfig(
-        data=data, out=out, fraction=fraction, epochs=epochs, downstream_epochs=downstream_epochs,
+        data=data,
+        out=out,
+        fraction=fraction,
+        epochs=epochs,
+        downstream_epochs=downstream_epochs,
         downstream_steps=downstream_steps,
-        image_size=image_size, batch_size=batch_size, max_train=max_train, max_test=max_test,
-        size=size, weights=weights, trunk=trunk, seed=seed, min_quality=min_quality,  # type: ignore[arg-type]
+        image_size=image_size,
+        batch_size=batch_size,
+        max_train=max_train,
+        max_test=max_test,
+        size=size,
+        weights=weights,
+        trunk=trunk,
+        seed=seed,
+        min_quality=min_quality,  # type: ignore[arg-type]
         target_precision=target_precision,
         refiners=tuple(r.strip() for r in refiners.split(",") if r.strip()),
-        enhancement=not no_enhancement, downstream_width=downstream_width,
-        downstream_depth=downstream_depth, precision=precision, device=device,  # type: ignore[arg-type]
-        resume=resume, progress=not no_progress, report=not no_report,
+        enhancement=not no_enhancement,
+        downstream_width=downstream_width,
+        downstream_depth=downstream_depth,
+        precision=precision,
+        device=device,  # type: ignore[arg-type]
+        resume=resume,
+        progress=not no_progress,
+        report=not no_report,
     )
     r = run_experiment(cfg)
     _print_tables(r)
-    typer.echo(f"results: {out / 'results.md'}  {out / 'results.json'}  {out / 'results.png'}"
-               + (f"  {out / 'report.html'}" if not no_report else ""))
+    typer.echo(
+        f"results: {out / 'results.md'}  {out / 'results.json'}  {out / 'results.png'}"
+        + (f"  {out / 'report.html'}" if not no_report else "")
+    )
 
 
 def _print_tables(r: dict) -> None:
@@ -71,25 +123,33 @@ def _print_tables(r: dict) -> None:
     for row in r["table1"]:
         typer.echo(f"  {row['title']:<46} IoU {_f(row['iou'])}  hand labels {row['hand_labels']}")
     a = r["autolabels"]
-    typer.echo(f"auto-labels kept {a['n_kept']}/{a['n']}, IoU all {_f(a['iou_all']['iou'])} "
-               f"kept {_f(a['iou_kept']['iou'])}, Spearman {_f(a['spearman'])}")
+    typer.echo(
+        f"auto-labels kept {a['n_kept']}/{a['n']}, IoU all {_f(a['iou_all']['iou'])} "
+        f"kept {_f(a['iou_kept']['iou'])}, Spearman {_f(a['spearman'])}"
+    )
     if r["table2"]:
         typer.echo("table 2 (label IoU / downstream test IoU):")
         for row in r["table2"]:
-            typer.echo(f"  {row['labels']:<17} {row['title']:<32} label IoU "
-                       f"{_f(row.get('label_iou_all'))}  test IoU {_f(row['iou'])}")
+            typer.echo(
+                f"  {row['labels']:<17} {row['title']:<32} label IoU "
+                f"{_f(row.get('label_iou_all'))}  test IoU {_f(row['iou'])}"
+            )
 
 
 @app.command("demo")
 def demo_cmd(
-    data: Optional[Path] = typer.Option(None, "--data", help="Run on this labelled folder instead of synthetic data."),  # noqa: UP045
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Run on this labelled folder instead of synthetic data."
+    ),  # noqa: UP045
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
     count: int = typer.Option(120, "--count", help="Synthetic images to generate.", hidden=True),
     image_size: int = typer.Option(128, "--image-size", help="Image / crop size.", hidden=True),
     epochs: int = typer.Option(8, "--epochs", help="SAM2-ELNet epochs.", hidden=True),
     downstream_epochs: int = typer.Option(6, "--downstream-epochs", hidden=True),
     size: str = typer.Option("tiny", "--size", help="SAM2 Hiera size.", hidden=True),
-    max_train: Optional[int] = typer.Option(None, "--max-train", help="Cap on the training pool (real data).", hidden=True),  # noqa: UP045
+    max_train: Optional[int] = typer.Option(
+        None, "--max-train", help="Cap on the training pool (real data).", hidden=True
+    ),  # noqa: UP045
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
@@ -98,11 +158,21 @@ def demo_cmd(
     annotate -> quality filter -> protocol table -> report.html."""
     from sam2elnet.pipeline.demo import DemoConfig, run_demo
 
-    res = run_demo(DemoConfig(
-        data=data, out=out, count=count, image_size=image_size, epochs=epochs,
-        downstream_epochs=downstream_epochs, size=size, max_train=max_train, seed=seed,
-        resume=resume, progress=not no_progress,
-    ))
+    res = run_demo(
+        DemoConfig(
+            data=data,
+            out=out,
+            count=count,
+            image_size=image_size,
+            epochs=epochs,
+            downstream_epochs=downstream_epochs,
+            size=size,
+            max_train=max_train,
+            seed=seed,
+            resume=resume,
+            progress=not no_progress,
+        )
+    )
     _print_tables(res["results"])
     typer.echo(f"report:  {res['report']}")
     typer.echo(f"results: {res['results_md']}")

@@ -49,13 +49,23 @@ def _synthetic(cfg: DemoConfig) -> Path:
     meta = root / "dataset.json"
     if meta.is_file():
         m = json.loads(meta.read_text(encoding="utf-8"))
-        if m.get("count") == cfg.count and m.get("size") == cfg.image_size and m.get("seed") == cfg.seed:
+        if (
+            m.get("count") == cfg.count
+            and m.get("size") == cfg.image_size
+            and m.get("seed") == cfg.seed
+        ):
             return root
         raise DataError(
             "the demo folder holds synthetic data of another size/count; choose a new --out", root
         )
-    generate_dataset(root, task="oil-spill", count=cfg.count, size=cfg.image_size, seed=cfg.seed,
-                     progress=cfg.progress)
+    generate_dataset(
+        root,
+        task="oil-spill",
+        count=cfg.count,
+        size=cfg.image_size,
+        seed=cfg.seed,
+        progress=cfg.progress,
+    )
     return root
 
 
@@ -102,8 +112,12 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     from sam2elnet.utils.atomic import write_text_atomic
 
     write_text_atomic(md, (ecfg.out / "results.md").read_text(encoding="utf-8"))
-    return {"results": results, "report": report, "results_md": md,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "results": results,
+        "report": report,
+        "results_md": md,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
@@ -120,30 +134,40 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     if enh_marker.is_file():
         enh = stage("enhance_sim")
         for i in split.unlabelled[:12]:
-            items.append(ReportItem(
-                name=f"enhance {i}",
-                image=split.images[i],
-                input_label=str(exp / "labels" / "sim" / "coarse" / f"{i}.png"),
-                output=enh["labels"][i],
-                truth=split.masks[i],
-                predicted_iou=enh["quality"].get(i),
-                extra={"task": "enhance a simulated coarse label"},
-            ))
+            items.append(
+                ReportItem(
+                    name=f"enhance {i}",
+                    image=split.images[i],
+                    input_label=str(exp / "labels" / "sim" / "coarse" / f"{i}.png"),
+                    output=enh["labels"][i],
+                    truth=split.masks[i],
+                    predicted_iou=enh["quality"].get(i),
+                    extra={"task": "enhance a simulated coarse label"},
+                )
+            )
     for i in split.unlabelled:
-        items.append(ReportItem(
-            name=f"annotate {i}",
-            image=split.images[i],
-            output=auto["labels"][i],
-            truth=split.masks[i],
-            predicted_iou=auto["quality"].get(i),
-            true_iou=auto["true_iou"].get(i),
-            kept=auto["kept"].get(i),
-            extra={"task": "automatic annotation"},
-        ))
+        items.append(
+            ReportItem(
+                name=f"annotate {i}",
+                image=split.images[i],
+                output=auto["labels"][i],
+                truth=split.masks[i],
+                predicted_iou=auto["quality"].get(i),
+                true_iou=auto["true_iou"].get(i),
+                kept=auto["kept"].get(i),
+                extra={"task": "automatic annotation"},
+            )
+        )
     cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
     t1 = [{k: row[k] for k in cols} for row in results["table1"]]
-    t2 = [{"labels": row["labels"], **{k: row[k] for k in cols},
-           "label_iou_all": row.get("label_iou_all")} for row in results["table2"]]
+    t2 = [
+        {
+            "labels": row["labels"],
+            **{k: row[k] for k in cols},
+            "label_iou_all": row.get("label_iou_all"),
+        }
+        for row in results["table2"]
+    ]
     notes = [
         results["weights"]["note"],
         "Demo budget: tiny data, few epochs; the numbers show the pipeline works, not what the "

@@ -144,8 +144,10 @@ class ExperimentConfig:
         if bad:
             raise UserError(f"unknown refiner(s) {bad}; choose from morphological, guided, grabcut")
         if not set(self.sources) <= {"sim", "own"}:
-            raise UserError(f"unknown label source(s) {sorted(set(self.sources) - {'sim', 'own'})}; "
-                            "use sim and/or own")
+            raise UserError(
+                f"unknown label source(s) {sorted(set(self.sources) - {'sim', 'own'})}; "
+                "use sim and/or own"
+            )
 
     def identity(self) -> dict[str, Any]:
         """The options that define the experiment (a changed one means a different experiment)."""
@@ -210,8 +212,13 @@ class Stages:
     def marker(self, name: str) -> Path:
         return self.dir / f"{name}.json"
 
-    def run(self, name: str, fn: Callable[[], dict[str, Any]], clear: Sequence[Path] = (),
-            key: str | None = None) -> dict:
+    def run(
+        self,
+        name: str,
+        fn: Callable[[], dict[str, Any]],
+        clear: Sequence[Path] = (),
+        key: str | None = None,
+    ) -> dict:
         """Run ``fn`` unless ``name`` is done (with the same input ``key``); return its summary.
 
         ``key`` fingerprints the stage's inputs (e.g. the label files a downstream model trains on):
@@ -238,8 +245,10 @@ class Stages:
         t0 = time.perf_counter()
         summary = _json_safe(fn())
         dt = time.perf_counter() - t0
-        write_json_atomic(m, {"stage": name, "key": key, "seconds": dt, "finished": time.time(),
-                              "summary": summary})
+        write_json_atomic(
+            m,
+            {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
+        )
         self.status[name] = "ran"
         self.seconds[name] = dt
         return summary
@@ -268,7 +277,9 @@ class Split:
     def pool(self) -> list[str]:
         return sorted(self.labelled + self.unlabelled)
 
-    def pairs(self, ids: Sequence[str], labels: dict[str, str] | None = None) -> list[tuple[Path, Path]]:
+    def pairs(
+        self, ids: Sequence[str], labels: dict[str, str] | None = None
+    ) -> list[tuple[Path, Path]]:
         lab = self.masks if labels is None else labels
         return [(Path(self.images[i]), Path(lab[i])) for i in ids]
 
@@ -303,8 +314,12 @@ def make_split(cfg: ExperimentConfig) -> Split:
                 cfg.data,
             )
         strata = mask_strata([by_id[i] for i in ids])
-        test_ids, train_ids = split_fraction(ids, cfg.test_fraction, seed=cfg.seed + 1000, strata=strata)
-        test_source = f"held-out {cfg.test_fraction:.0%} of the labelled pairs (seed {cfg.seed + 1000})"
+        test_ids, train_ids = split_fraction(
+            ids, cfg.test_fraction, seed=cfg.seed + 1000, strata=strata
+        )
+        test_source = (
+            f"held-out {cfg.test_fraction:.0%} of the labelled pairs (seed {cfg.seed + 1000})"
+        )
     train_ids = _cap(train_ids, cfg.max_train, cfg.seed)
     test_ids = _cap(test_ids, cfg.max_test, cfg.seed + 1)
     if len(train_ids) < 4:
@@ -340,8 +355,13 @@ def make_split(cfg: ExperimentConfig) -> Split:
     )
 
 
-def _write_subset(root: Path, split: Split, ids: Sequence[str], labels: dict[str, str] | None,
-                  with_masks: bool = True) -> Path:
+def _write_subset(
+    root: Path,
+    split: Split,
+    ids: Sequence[str],
+    labels: dict[str, str] | None,
+    with_masks: bool = True,
+) -> Path:
     """A generic-layout folder of links (images/, masks/, dataset.json) the engine can read."""
     for i in ids:
         img = Path(split.images[i])
@@ -349,13 +369,17 @@ def _write_subset(root: Path, split: Split, ids: Sequence[str], labels: dict[str
         if with_masks:
             lab = Path((labels or split.masks)[i])
             _link(lab, root / "masks" / f"{i}{lab.suffix.lower()}")
-    write_json_atomic(root / "dataset.json", {"modality": split.modality, "layout": "generic",
-                                              "source": "sam2elnet experiment subset"})
+    write_json_atomic(
+        root / "dataset.json",
+        {"modality": split.modality, "layout": "generic", "source": "sam2elnet experiment subset"},
+    )
     return root
 
 
 # --------------------------------------------------------------------------------- label scoring
-def score_labels(labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]) -> dict[str, Any]:
+def score_labels(
+    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
+) -> dict[str, Any]:
     """Pixel-aggregated and mean per-image IoU of ``labels`` against ``truth`` over ``ids``."""
     from sam2elnet.data.raster import read_mask
     from sam2elnet.engine.metrics import Confusion, confusion, scores
@@ -369,8 +393,12 @@ def score_labels(labels: dict[str, str], truth: dict[str, str], ids: Sequence[st
         total = total + c
         per_image.append(scores(c)["iou"])
     s = scores(total) if ids else {"iou": float("nan"), "f1": float("nan")}
-    return {"n": len(ids), "iou": s["iou"], "f1": s["f1"],
-            "mean_image_iou": float(np.mean(per_image)) if per_image else float("nan")}
+    return {
+        "n": len(ids),
+        "iou": s["iou"],
+        "f1": s["f1"],
+        "mean_image_iou": float(np.mean(per_image)) if per_image else float("nan"),
+    }
 
 
 # ------------------------------------------------------------------------------- engine adapters
@@ -388,7 +416,9 @@ def _weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
     except (ImportError, Exception):  # noqa: BLE001 - a missing cache is not an error here
         found = None
     if found is not None:
-        return str(found), f"pretrained SAM2 Hiera-{cfg.size} weights from the local cache ({found})"
+        return str(
+            found
+        ), f"pretrained SAM2 Hiera-{cfg.size} weights from the local cache ({found})"
     return None, (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (no pretrained weights were available "
         f"locally; trunk training: {cfg.trunk}). Numbers are a floor, not what SAM2-ELNet reaches "
@@ -404,9 +434,19 @@ def _train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: 
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)
     tcfg = TrainConfig(
-        data=data_dir, out=run_dir, weights=weights, size=cfg.size, trunk=cfg.trunk, fraction=1.0,
-        seed=cfg.seed, epochs=cfg.epochs, batch_size=cfg.batch_size, image_size=cfg.image_size,
-        precision="bf16" if cfg.precision == "bf16" else "32", device=cfg.device, resume=resume,
+        data=data_dir,
+        out=run_dir,
+        weights=weights,
+        size=cfg.size,
+        trunk=cfg.trunk,
+        fraction=1.0,
+        seed=cfg.seed,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        image_size=cfg.image_size,
+        precision="bf16" if cfg.precision == "bf16" else "32",
+        device=cfg.device,
+        resume=resume,
         progress=cfg.progress,
     )
     res = train(tcfg)
@@ -442,23 +482,34 @@ def _rows_to_labels(result: Any, ids: Sequence[str]) -> tuple[dict[str, str], di
 def _predictor(cfg: ExperimentConfig, model: str) -> Any:
     from sam2elnet.engine.infer import Predictor
 
-    return Predictor.from_file(model, device=cfg.device, precision=cfg.precision,
-                               batch_size=cfg.batch_size)
+    return Predictor.from_file(
+        model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size
+    )
 
 
 def _annotate(cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, out_dir: Path) -> Any:
     from sam2elnet.engine.infer import annotate_folder
 
-    return annotate_folder(model, image_dir, out_dir, resume=cfg.resume, progress=cfg.progress,
-                           predictor=pred)
+    return annotate_folder(
+        model, image_dir, out_dir, resume=cfg.resume, progress=cfg.progress, predictor=pred
+    )
 
 
-def _enhance(cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, label_dir: Path,
-             out_dir: Path) -> Any:
+def _enhance(
+    cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, label_dir: Path, out_dir: Path
+) -> Any:
     from sam2elnet.engine.infer import enhance_folder
 
-    return enhance_folder(model, image_dir, label_dir, out_dir, resume=cfg.resume,
-                          progress=cfg.progress, predictor=pred, save_changes=False)
+    return enhance_folder(
+        model,
+        image_dir,
+        label_dir,
+        out_dir,
+        resume=cfg.resume,
+        progress=cfg.progress,
+        predictor=pred,
+        save_changes=False,
+    )
 
 
 def _threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
@@ -472,15 +523,19 @@ def _threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
     target = cfg.target_precision
     if target is None:
         if not pred.evaluator.fitted:
-            return 0.5, ("minimum predicted quality 0.5 (the quality evaluator was not fitted: too "
-                         "few validation images)")
+            return 0.5, (
+                "minimum predicted quality 0.5 (the quality evaluator was not fitted: too "
+                "few validation images)"
+            )
         from sam2elnet.config import QualityConfig
 
         target = QualityConfig().default_target_precision
     thr, info = pred.choose_threshold(None, target)
     choice = info.get("target_precision", {})
-    how = (f"target precision {target:.2f} of 'IoU >= {choice.get('tau', float('nan')):.2f}' on "
-           f"held-out labels -> threshold {thr:.3f}")
+    how = (
+        f"target precision {target:.2f} of 'IoU >= {choice.get('tau', float('nan')):.2f}' on "
+        f"held-out labels -> threshold {thr:.3f}"
+    )
     if not choice.get("achievable", True):
         how += " (not achievable on the held-out labels)"
     return float(thr), how
@@ -491,10 +546,19 @@ def _downstream_cfg(cfg: ExperimentConfig) -> Any:
     from sam2elnet.engine.downstream import DownstreamConfig
 
     return DownstreamConfig(
-        model_options={"width": cfg.downstream_width, "depth": cfg.downstream_depth, "norm": "batch"},
-        epochs=cfg.downstream_epochs, steps=cfg.downstream_steps, image_size=cfg.image_size,
+        model_options={
+            "width": cfg.downstream_width,
+            "depth": cfg.downstream_depth,
+            "norm": "batch",
+        },
+        epochs=cfg.downstream_epochs,
+        steps=cfg.downstream_steps,
+        image_size=cfg.image_size,
         batch_size=cfg.batch_size,
-        precision=cfg.precision, device=cfg.device, seed=cfg.seed, progress=cfg.progress,
+        precision=cfg.precision,
+        device=cfg.device,
+        seed=cfg.seed,
+        progress=cfg.progress,
     )
 
 
@@ -513,15 +577,22 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     finished = any((out / "stages").glob("*.json"))
     if ident_path.is_file() and finished:
         old = json.loads(ident_path.read_text(encoding="utf-8"))
-        diff = sorted(k for k in set(old) | set(ident)
-                      if k not in cfg.DOWNSTREAM and old.get(k) != ident.get(k))
+        diff = sorted(
+            k
+            for k in set(old) | set(ident)
+            if k not in cfg.DOWNSTREAM and old.get(k) != ident.get(k)
+        )
         if diff:
             raise UserError(
                 f"this folder holds an experiment with other settings ({', '.join(diff)}); "
                 "choose a new --out or delete the folder",
                 out,
             )
-    if not ident_path.is_file() or not finished or ident != json.loads(ident_path.read_text("utf-8")):
+    if (
+        not ident_path.is_file()
+        or not finished
+        or ident != json.loads(ident_path.read_text("utf-8"))
+    ):
         write_json_atomic(ident_path, ident)
 
     stages = Stages(out, cfg.resume)
@@ -540,8 +611,12 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         _write_subset(lab_root, split, split.labelled, None)
         _write_subset(unl_root, split, split.unlabelled, None, with_masks=False)
         _write_subset(pool_root, split, split.pool, None)
-        return {"labelled": len(split.labelled), "unlabelled": len(split.unlabelled),
-                "pool": len(split.pool), "test": len(split.test)}
+        return {
+            "labelled": len(split.labelled),
+            "unlabelled": len(split.unlabelled),
+            "pool": len(split.pool),
+            "test": len(split.test),
+        }
 
     stages.run("subsets", _subsets, clear=[lab_root, unl_root, pool_root])
 
@@ -570,13 +645,17 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             if not any(kept.values()):
                 kept = {i: bool(q >= med) for i, q in quality.items()}
                 op = ">="
-            fallback = (f"the filter ({how}) kept no label; fell back to keeping labels with "
-                        f"predicted quality {op} the median ({med:.3f})")
+            fallback = (
+                f"the filter ({how}) kept no label; fell back to keeping labels with "
+                f"predicted quality {op} the median ({med:.3f})"
+            )
             thr = med
         per_true = score_per_image(labels, split.masks, split.unlabelled)
-        stats = quality_stats([quality[i] for i in split.unlabelled],
-                              [per_true[i] for i in split.unlabelled],
-                              kept=[kept[i] for i in split.unlabelled])
+        stats = quality_stats(
+            [quality[i] for i in split.unlabelled],
+            [per_true[i] for i in split.unlabelled],
+            kept=[kept[i] for i in split.unlabelled],
+        )
         kept_ids = [i for i in split.unlabelled if kept[i]]
         return {
             "labels": labels,
@@ -629,11 +708,18 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             continue
         pairs = split.pairs(ids, labels)
         # labels by path *and* file state: a re-run earlier stage rewrites them under the same names
-        fp = _sha({"pairs": [(str(a), str(b), *_stat(b)) for a, b in pairs], "cfg": dcfg.to_dict(),
-                   "test": [str(a) for a, _ in test_pairs]})
+        fp = _sha(
+            {
+                "pairs": [(str(a), str(b), *_stat(b)) for a, b in pairs],
+                "cfg": dcfg.to_dict(),
+                "test": [str(a) for a, _ in test_pairs],
+            }
+        )
         cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
 
-        def _train_one(pairs: list = pairs, cache_file: Path = cache_file, name: str = name) -> dict:
+        def _train_one(
+            pairs: list = pairs, cache_file: Path = cache_file, name: str = name
+        ) -> dict:
             from sam2elnet.engine.downstream import train_and_evaluate
 
             if cache_file.is_file():  # the same labels were trained under another setting name
@@ -656,7 +742,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             for method in sets:
                 key = f"enh_{src}_{method}"
                 r = down.get(key, {})
-                row = _row(key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool))
+                row = _row(
+                    key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool)
+                )
                 row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
                 row["method"] = method
                 row["source"] = src
@@ -673,19 +761,43 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         "data": str(Path(cfg.data).resolve()),
         "settings": {**ident, **{k: getattr(cfg, k) for k in cfg.DOWNSTREAM}},
         "weights": {"path": weights, "note": weights_note, "random_init": weights is None},
-        "split": {"labelled": len(lab), "unlabelled": len(unl), "test": len(split.test),
-                  "test_source": split.test_source, "modality": split.modality, "layout": split.layout},
+        "split": {
+            "labelled": len(lab),
+            "unlabelled": len(unl),
+            "test": len(split.test),
+            "test_source": split.test_source,
+            "modality": split.modality,
+            "layout": split.layout,
+        },
         "elnet": {k: elnet.get(k) for k in ("model", "best_epoch", "best_val_iou", "quality")},
-        "autolabels": {k: auto[k] for k in ("n", "n_kept", "threshold", "threshold_rule", "fallback",
-                                            "iou_all", "iou_kept", "spearman", "spearman_p")},
+        "autolabels": {
+            k: auto[k]
+            for k in (
+                "n",
+                "n_kept",
+                "threshold",
+                "threshold_rule",
+                "fallback",
+                "iou_all",
+                "iou_kept",
+                "spearman",
+                "spearman_p",
+            )
+        },
         "downstream_config": dcfg.to_dict(),
         "table1": table1,
         "table2": table2_rows,
-        "notes": split.notes + ([auto["fallback"]] if auto.get("fallback") else []) + (
-            [f"Every downstream model trains for {cfg.downstream_epochs} epochs, so settings with "
-             "fewer training images also get proportionally fewer optimiser steps; "
-             "--downstream-steps gives every setting the same number of updates instead."]
-            if cfg.downstream_steps is None else []),
+        "notes": split.notes
+        + ([auto["fallback"]] if auto.get("fallback") else [])
+        + (
+            [
+                f"Every downstream model trains for {cfg.downstream_epochs} epochs, so settings with "
+                "fewer training images also get proportionally fewer optimiser steps; "
+                "--downstream-steps gives every setting the same number of updates instead."
+            ]
+            if cfg.downstream_steps is None
+            else []
+        ),
         "stages": dict(stages.status),
         "stage_seconds": dict(stages.seconds),
         "seconds_this_run": time.perf_counter() - t_start,
@@ -699,7 +811,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     return results
 
 
-def score_per_image(labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]) -> dict[str, float]:
+def score_per_image(
+    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
+) -> dict[str, float]:
     """True IoU of each label (id -> IoU)."""
     from sam2elnet.data.raster import read_mask
     from sam2elnet.engine.metrics import confusion, scores
@@ -786,8 +900,9 @@ def _enhancement_labels(
         def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir) -> dict:
             for i in split.pool:
                 _link(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
-            res = _enhance(cfg, _predictor(cfg, model_path), model_path, out / "pool" / "images",
-                           ldir, edir)
+            res = _enhance(
+                cfg, _predictor(cfg, model_path), model_path, out / "pool" / "images", ldir, edir
+            )
             labels, quality = _rows_to_labels(res, split.pool)
             return {"labels": labels, "quality": quality}
 
@@ -834,8 +949,10 @@ def render_markdown(r: dict[str, Any]) -> str:
     ]
     for row in r["table1"]:
         if row.get("skipped"):
-            lines.append(f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
-                         f"skipped: {row['skipped']} | | | |")
+            lines.append(
+                f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
+                f"skipped: {row['skipped']} | | | |"
+            )
             continue
         lines.append(
             f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | {_f(row['iou'])} | "
@@ -907,7 +1024,10 @@ def _plot(r: dict[str, Any], path: Path) -> None:
     from sam2elnet.utils.atomic import atomic_path
 
     rows = [row for row in r["table1"] + r["table2"]]
-    names = [(row["title"] if row in r["table1"] else f"{row['labels']}: {row['method']}") for row in rows]
+    names = [
+        (row["title"] if row in r["table1"] else f"{row['labels']}: {row['method']}")
+        for row in rows
+    ]
     iou = [row["iou"] if row["iou"] is not None else 0.0 for row in rows]
     cost = [row["hand_labels"] for row in rows]
     colors = ["tab:blue"] * len(r["table1"]) + ["tab:orange"] * len(r["table2"])
@@ -922,7 +1042,9 @@ def _plot(r: dict[str, Any], path: Path) -> None:
         axes[0].text(v + 0.01, yy, f"{v:.3f}", va="center", fontsize=7)
     axes[1].barh(y, cost, color=colors)
     axes[1].set_xlabel("labelling cost (hand labels)")
-    title = "SAM2-ELNet protocol" + (" (random-init encoder)" if r["weights"]["random_init"] else "")
+    title = "SAM2-ELNet protocol" + (
+        " (random-init encoder)" if r["weights"]["random_init"] else ""
+    )
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -950,8 +1072,14 @@ def _report(cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, 
     ]
     cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
     t1 = [{k: row[k] for k in cols} for row in r["table1"]]
-    t2 = [{"labels": row["labels"], **{k: row[k] for k in cols},
-           "label_iou_all": row.get("label_iou_all")} for row in r["table2"]]
+    t2 = [
+        {
+            "labels": row["labels"],
+            **{k: row[k] for k in cols},
+            "label_iou_all": row.get("label_iou_all"),
+        }
+        for row in r["table2"]
+    ]
     fig_bytes = (out / "results.png").read_bytes()
     write_report(
         out / "report.html",

@@ -110,8 +110,9 @@ def _smooth(image: np.ndarray, sigma: float | None) -> np.ndarray:
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, reflecting at the border (cv2's box filter is O(1) per pixel)."""
-    return cv2.boxFilter(x, ddepth=-1, ksize=(2 * r + 1, 2 * r + 1), normalize=True,
-                         borderType=cv2.BORDER_REFLECT)
+    return cv2.boxFilter(
+        x, ddepth=-1, ksize=(2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT
+    )
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
@@ -199,7 +200,9 @@ def grabcut(
     fgd = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(seed)
     try:
-        cv2.grabCut(_to_bgr8(_smooth(image, smooth)), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(
+            _to_bgr8(_smooth(image, smooth)), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK
+        )
     except cv2.error:
         return coarse.copy()
     return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
