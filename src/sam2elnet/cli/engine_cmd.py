@@ -185,122 +185,100 @@ def _print_folder(res: object, what: str) -> None:
     typer.echo(f"outputs in {res.out_dir} (quality.csv, summary.json)")  # type: ignore[attr-defined]
 
 
+# Options shared by annotate and enhance (one definition, one help text).
+_MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
+_IMAGES = typer.Option(..., "--images", help="Image folder or single image (PNG/JPEG/GeoTIFF).")
+_OUT = typer.Option(..., "--out", help="Output folder.")
+_MIN_QUALITY = typer.Option(None, "--min-quality", help="Keep labels with predicted IoU >= Q.")
+_TARGET_PRECISION = typer.Option(
+    None, "--target-precision", help="Pick the threshold giving this held-out precision."
+)
+_TAU = typer.Option(None, "--tau", help="IoU counted as a good label for --target-precision.")
+_SAVE_PROB = typer.Option(False, "--save-prob", help="Also write probability maps (OUT/prob/).")
+_RESUME = typer.Option(False, "--resume", help="Skip images already done in OUT.")
+_REPORT = typer.Option(False, "--report", help="Write OUT/report.html.")
+_BATCH = typer.Option(8, "--batch-size", help="Images per forward pass.")
+_DEVICE = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N.")
+_PRECISION = typer.Option("bf16", "--precision", help="bf16 | 32.")
+_TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views.")
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
+_TILE = typer.Option(
+    1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
+)
+_OVERLAP = typer.Option(128, "--overlap", help="Window overlap for large scenes, px.")
+
+
+def _job_kwargs(**kw: object) -> dict[str, object]:
+    """Keyword arguments shared by annotate_folder and enhance_folder."""
+    kw["progress"] = not kw.pop("no_progress")
+    return kw
+
+
 @app.command("annotate")
 def annotate_cmd(
-    model: Path = typer.Option(
-        ..., "--model", help="Model file from `elnet train` (RUN/model.pt)."
-    ),
-    images: Path = typer.Option(..., "--images", help="Image folder or single image."),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
-    min_quality: float | None = typer.Option(
-        None, "--min-quality", help="Keep labels with predicted IoU >= Q."
-    ),  # noqa: UP045
-    target_precision: float | None = typer.Option(
-        None, "--target-precision", help="Pick the threshold giving this held-out precision."
-    ),  # noqa: UP045
-    tau: float | None = typer.Option(
-        None, "--tau", help="IoU counted as a good label for --target-precision."
-    ),  # noqa: UP045
-    save_prob: bool = typer.Option(
-        False, "--save-prob", help="Also write probability maps (OUT/prob/)."
-    ),
-    resume: bool = typer.Option(False, "--resume", help="Skip images already done in OUT."),
-    report: bool = typer.Option(False, "--report", help="Write OUT/report.html."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    device: str = typer.Option("cpu", "--device"),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32."),
-    tta: int | None = typer.Option(None, "--tta", help="Override the evaluator's test-time views."),  # noqa: UP045
-    no_progress: bool = typer.Option(False, "--no-progress"),
-    tile: int = typer.Option(
-        1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
-    ),
-    overlap: int = typer.Option(128, "--overlap", help="Window overlap for large scenes, px."),
+    model: Path = _MODEL,
+    images: Path = _IMAGES,
+    out: Path = _OUT,
+    min_quality: Optional[float] = _MIN_QUALITY,  # noqa: UP045
+    target_precision: Optional[float] = _TARGET_PRECISION,  # noqa: UP045
+    tau: Optional[float] = _TAU,  # noqa: UP045
+    save_prob: bool = _SAVE_PROB,
+    resume: bool = _RESUME,
+    report: bool = _REPORT,
+    batch_size: int = _BATCH,
+    device: str = _DEVICE,
+    precision: str = _PRECISION,
+    tta: Optional[int] = _TTA,  # noqa: UP045
+    no_progress: bool = _NO_PROGRESS,
+    tile: int = _TILE,
+    overlap: int = _OVERLAP,
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
+    params = dict(locals())  # first statement: exactly the command's options
     from sam2elnet.engine.infer import annotate_folder
 
-    res = annotate_folder(
-        model,
-        images,
-        out,
-        min_quality=min_quality,
-        target_precision=target_precision,
-        tau=tau,
-        resume=resume,
-        report=report,
-        save_prob=save_prob,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        tta=tta,
-        progress=not no_progress,
-        tile=tile,
-        overlap=overlap,
-    )
-    _print_folder(res, "annotated")
+    opts = _job_kwargs(**{k: v for k, v in params.items() if k not in ("model", "images", "out")})
+    _print_folder(annotate_folder(model, images, out, **opts), "annotated")
 
 
 @app.command("enhance")
 def enhance_cmd(
-    model: Path = typer.Option(
-        ..., "--model", help="Model file from `elnet train` (RUN/model.pt)."
-    ),
-    images: Path = typer.Option(..., "--images", help="Image folder or single image."),
+    model: Path = _MODEL,
+    images: Path = _IMAGES,
     labels: Path = typer.Option(
         ...,
         "--labels",
         help="Folder of coarse labels matched by name (masks or vector files), or one "
         "GeoJSON/GeoPackage/Shapefile covering all images.",
     ),
-    line_width: float | None = typer.Option(
+    out: Path = _OUT,
+    line_width: Optional[float] = typer.Option(  # noqa: UP045
         None, "--line-width", help="Buffer width for line labels (roads), in map units."
     ),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Enhance only images that have a label."
     ),
-    min_quality: Optional[float] = typer.Option(None, "--min-quality"),  # noqa: UP045
-    target_precision: Optional[float] = typer.Option(None, "--target-precision"),  # noqa: UP045
-    tau: Optional[float] = typer.Option(None, "--tau"),  # noqa: UP045
-    save_prob: bool = typer.Option(
-        False, "--save-prob", help="Also write probability maps (OUT/prob/)."
-    ),
     no_changes: bool = typer.Option(False, "--no-changes", help="Do not write change maps."),
-    resume: bool = typer.Option(False, "--resume"),
-    report: bool = typer.Option(False, "--report", help="Write OUT/report.html."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    device: str = typer.Option("cpu", "--device"),
-    precision: str = typer.Option("bf16", "--precision"),
-    tta: Optional[int] = typer.Option(None, "--tta"),  # noqa: UP045
-    no_progress: bool = typer.Option(False, "--no-progress"),
-    tile: int = typer.Option(
-        1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
-    ),
-    overlap: int = typer.Option(128, "--overlap", help="Window overlap for large scenes, px."),
+    min_quality: Optional[float] = _MIN_QUALITY,  # noqa: UP045
+    target_precision: Optional[float] = _TARGET_PRECISION,  # noqa: UP045
+    tau: Optional[float] = _TAU,  # noqa: UP045
+    save_prob: bool = _SAVE_PROB,
+    resume: bool = _RESUME,
+    report: bool = _REPORT,
+    batch_size: int = _BATCH,
+    device: str = _DEVICE,
+    precision: str = _PRECISION,
+    tta: Optional[int] = _TTA,  # noqa: UP045
+    no_progress: bool = _NO_PROGRESS,
+    tile: int = _TILE,
+    overlap: int = _OVERLAP,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
+    params = dict(locals())  # first statement: exactly the command's options
     from sam2elnet.engine.infer import enhance_folder
 
-    res = enhance_folder(
-        model,
-        images,
-        labels,
-        out,
-        skip_missing=skip_missing,
-        min_quality=min_quality,
-        target_precision=target_precision,
-        tau=tau,
-        resume=resume,
-        report=report,
-        save_prob=save_prob,
-        save_changes=not no_changes,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        tta=tta,
-        progress=not no_progress,
-        tile=tile,
-        overlap=overlap,
-        line_width=line_width,
+    opts = _job_kwargs(
+        **{k: v for k, v in params.items() if k not in ("model", "images", "labels", "out")}
     )
-    _print_folder(res, "enhanced")
+    opts["save_changes"] = not opts.pop("no_changes")
+    _print_folder(enhance_folder(model, images, labels, out, **opts), "enhanced")
