@@ -144,7 +144,7 @@ def demo_cmd(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
     count: int = typer.Option(120, "--count", help="Synthetic images to generate.", hidden=True),
     image_size: int = typer.Option(128, "--image-size", help="Image / crop size.", hidden=True),
-    epochs: int = typer.Option(8, "--epochs", help="SAM2-ELNet epochs.", hidden=True),
+    epochs: int = typer.Option(40, "--epochs", help="SAM2-ELNet epochs.", hidden=True),
     downstream_epochs: int = typer.Option(6, "--downstream-epochs", hidden=True),
     size: str = typer.Option("tiny", "--size", help="SAM2 Hiera size.", hidden=True),
     max_train: Optional[int] = typer.Option(
