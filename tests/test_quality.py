@@ -116,3 +116,24 @@ def test_incompatible_state_is_rejected() -> None:
     with pytest.raises(ValueError):
         QualityEvaluator.from_state(state)
     assert not QualityEvaluator.from_state(None).fitted
+
+
+def test_small_heldout_sets_keep_the_ranking() -> None:
+    """With few held-out samples the calibration stays strictly monotone (no pooled ties), so the
+    filter can still rank labels; with many it is isotonic."""
+    from sam2elnet.model.quality import FEATURE_NAMES, ISOTONIC_MIN_SAMPLES, QualityEvaluator
+
+    rng = np.random.default_rng(0)
+    for n in (10, ISOTONIC_MIN_SAMPLES + 10):
+        feats = rng.random((n, len(FEATURE_NAMES)))
+        iou = np.clip(0.6 * feats[:, 0] + 0.2 * rng.random(n), 0, 1)
+        ev = QualityEvaluator().fit(feats, None, iou)
+        assert ev.fitted
+        scores = ev.score(feats)
+        if n < ISOTONIC_MIN_SAMPLES:
+            assert ev.linear and not ev.iso_x
+            assert len(np.unique(np.round(scores, 9))) == n  # no ties
+        else:
+            assert ev.iso_x and not ev.linear
+        restored = QualityEvaluator.from_state(ev.state_dict())
+        assert np.allclose(restored.score(feats), scores)

@@ -13,8 +13,9 @@ Design (why it looks like this):
   few hundred held-out images (the validation split of a training run), where a small MLP or boosted
   trees would overfit; ridge has a closed form, is deterministic and serialises as plain lists.
 * **Honest calibration.** The ridge scores used for calibration are *out-of-fold* (k-fold
-  cross-fitting over the held-out samples), then an isotonic regression maps them to IoU in [0, 1].
-  Isotonic is monotone, so precision/recall at a threshold on the calibrated scale equal those of the
+  cross-fitting over the held-out samples), then an isotonic regression (40+ samples) or a
+  non-negative linear map (fewer: isotonic would pool them into one or two levels and erase the
+  ranking) maps them to IoU in [0, 1]. Both are monotone, so precision/recall at a threshold on the calibrated scale equal those of the
   out-of-fold ranking: ``threshold_for_precision`` chooses on honest scores.
 * **No pickle.** :meth:`QualityEvaluator.state_dict` returns only str / numbers / lists / dicts, so
   the state lives in the model file's ``extra`` and the file stays loadable with ``weights_only``.
@@ -221,9 +222,14 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+#: Held-out samples needed before isotonic calibration is used instead of a linear one.
+ISOTONIC_MIN_SAMPLES = 40
+
+
 @dataclass
 class QualityEvaluator:
-    """Ridge head over [uncertainty features + PCA(embedding)] with isotonic calibration.
+    """Ridge head over [uncertainty features + PCA(embedding)], calibrated to IoU: isotonic with
+    >= 40 held-out samples, a non-negative linear map below that (keeps the ranking).
 
     An unfitted evaluator (too few held-out samples) falls back to a transparent heuristic:
     ``tta_agreement * ds_agreement * (1 - uncertain_frac)``.
@@ -242,6 +248,7 @@ class QualityEvaluator:
     intercept: float = 0.0
     iso_x: list[float] = field(default_factory=list)
     iso_y: list[float] = field(default_factory=list)
+    linear: list[float] = field(default_factory=list)  # [slope, intercept] for small held-out sets
     heldout_scores: list[float] = field(default_factory=list)  # calibrated out-of-fold scores
     heldout_iou: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -359,13 +366,21 @@ class QualityEvaluator:
             )
             tmp = QualityEvaluator(**{**self._hyper(), **parts})
             oof[test] = tmp._raw(feats[test], None if emb is None else emb[test])
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-        iso.fit(oof, y)
         parts = self._fit_parts(feats, emb, y, self.pca_dim, self.ridge_alpha)
         for key, val in parts.items():
             setattr(self, key, val)
-        self.iso_x = [float(v) for v in iso.X_thresholds_]
-        self.iso_y = [float(v) for v in iso.y_thresholds_]
+        self.iso_x, self.iso_y, self.linear = [], [], []
+        if n >= ISOTONIC_MIN_SAMPLES:
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+            iso.fit(oof, y)
+            self.iso_x = [float(v) for v in iso.X_thresholds_]
+            self.iso_y = [float(v) for v in iso.y_thresholds_]
+        else:
+            # Isotonic regression on a handful of points pools them into one or two levels, so
+            # every label gets the same score and the filter cannot rank them (measured in the
+            # demo: 7 points -> one level). A non-negative linear map keeps the ranking.
+            slope, icpt = np.polyfit(oof, y, 1) if np.ptp(oof) > 1e-9 else (0.0, float(y.mean()))
+            self.linear = [float(slope), float(icpt)] if slope > 0 else [1.0, 0.0]
         self.fitted = True
         calibrated = self._calibrate(oof)
         self.heldout_scores = calibrated.tolist()
@@ -388,6 +403,8 @@ class QualityEvaluator:
         }
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        if self.linear:
+            return np.clip(self.linear[0] * np.asarray(raw, np.float64) + self.linear[1], 0, 1)
         if len(self.iso_x) == 0:
             return np.clip(raw, 0, 1)
         if len(self.iso_x) == 1:
