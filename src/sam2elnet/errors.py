@@ -28,6 +28,11 @@ class DataError(UserError):
     """An image, mask, vector file or dataset folder that cannot be used."""
 
 
+class BandCountError(DataError):
+    """An image whose band count the model cannot take: a configuration problem for the whole
+    job (wrong model or wrong imagery), so folder jobs stop instead of skipping the image."""
+
+
 def require_exists(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise a UserError that names it when it does not exist."""
     p = Path(path)

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from sam2elnet.data.normalize import NormalizationConfig, normalize
 from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask
-from sam2elnet.errors import DataError
+from sam2elnet.errors import BandCountError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -384,17 +384,19 @@ def mask_strata(samples: Sequence[Sample], progress: bool = False) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the torch Dataset
-def _match_bands(x: np.ndarray, bands: int | None, path: Path) -> np.ndarray:
-    """Make the band count what the model expects where that is unambiguous, else DataError."""
+def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np.ndarray:
+    """Make the band count what the model expects where that is unambiguous (grey <-> grey stored
+    as identical channels), else :class:`~sam2elnet.errors.BandCountError`."""
     if bands is None or x.shape[0] == bands:
         return x
     if x.shape[0] == 1:
         return np.repeat(x, bands, axis=0)
     if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
-        return x[:1]
-    raise DataError(
-        f"unsupported band count {x.shape[0]} (the model expects {bands}); "
-        "select matching bands or train a model for this band count",
+        return np.ascontiguousarray(x[:1])
+    raise BandCountError(
+        f"unsupported band count: image has {x.shape[0]} bands but the model was trained for "
+        f"{bands}; select {bands} "
+        "band(s) into a new file or train a model on this kind of image",
         path,
     )
 
@@ -515,7 +517,7 @@ class SegmentationDataset(Dataset):
         """Full-size normalised image, mask, valid and coarse file (if any), without augmentation."""
         s = self.samples[index]
         img = read_image(s.image, sar=self.norm_cfg.sar)
-        x = _match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
+        x = match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
         valid = img.valid
         if s.mask is not None:
             mask = read_mask(s.mask, shape=img.shape, image_path=s.image)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from sam2elnet.engine.train import autocast, resolve_device
-from sam2elnet.errors import CheckpointError, DataError, UserError
+from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.quality import (
     FEATURE_NAMES,
     QualityEvaluator,
@@ -123,26 +123,6 @@ def run_model(
 
 
 # ----------------------------------------------------------------------------- predictor
-class BandCountError(DataError):
-    """An image whose band count the model cannot take: a configuration problem for the whole
-    job (wrong model or wrong imagery), so folder jobs stop instead of skipping the image."""
-
-
-def _match_bands(x: np.ndarray, bands: int, path: Path | str | None) -> np.ndarray:
-    """Adapt unambiguous band-count differences (grey <-> grey-as-RGB), else BandCountError."""
-    if x.shape[0] == bands:
-        return x
-    if x.shape[0] == 1:
-        return np.repeat(x, bands, axis=0)
-    if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
-        return np.ascontiguousarray(x[:1])
-    raise BandCountError(
-        f"image has {x.shape[0]} bands but the model was trained for {bands}; select {bands} "
-        "band(s) into a new file or train a model on this kind of image",
-        path,
-    )
-
-
 class Predictor:
     """A trained model ready for inference (see module docstring)."""
 
@@ -222,9 +202,10 @@ class Predictor:
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
         """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
+        from sam2elnet.data.datasets import match_bands
         from sam2elnet.data.normalize import normalize
 
-        x = _match_bands(
+        x = match_bands(
             normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
         )
         return x, np.asarray(img.valid, dtype=bool)

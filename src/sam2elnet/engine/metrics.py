@@ -475,62 +475,13 @@ def road_counts(
 # --------------------------------------------------------------------------------------------
 
 
-def _binarise(arr: np.ndarray) -> np.ndarray:
-    """Binary foreground from a mask array: {0,1} -> 1 is foreground; otherwise ``> 127``."""
-    a = np.asarray(arr)
-    if a.dtype == bool:
-        return a
-    if a.ndim == 3:
-        # (H, W, C) from PIL or (C, H, W) from rasterio: colour masks count any channel
-        chan_axis = 0 if a.shape[0] <= 4 and a.shape[-1] > 4 else -1
-        n = a.shape[chan_axis]
-        if n in (2, 4):  # grey+alpha / RGBA: drop alpha
-            a = np.take(a, range(n - 1), axis=chan_axis)
-        a = a.max(axis=chan_axis)
-    a = np.nan_to_num(a.astype(np.float64), nan=0.0)
-    if a.size and a.max() <= 1:
-        return a >= 0.5
-    return a > 127
-
-
 def read_binary_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a bool (H, W) array.
+    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.raster.read_mask`
+    ({0,1}: 1 is foreground; {0,255} and greys: ``> 127``; palette PNGs by class index).
+    A file that cannot be read raises :class:`DataError` naming it."""
+    from sam2elnet.data.raster import read_mask
 
-    Uses :func:`sam2elnet.data.raster.read_mask` when the data layer provides it, else reads with
-    rasterio (GeoTIFF) / PIL (everything else). Values {0,1}: 1 is foreground; {0,255} and greys:
-    ``> 127`` is foreground. A file that cannot be read raises :class:`DataError` naming it.
-    """
-    p = Path(path)
-    try:
-        from sam2elnet.data.raster import read_mask  # type: ignore[attr-defined]
-    except ImportError:
-        read_mask = None
-    if read_mask is not None:
-        try:
-            return np.asarray(read_mask(p), dtype=bool)
-        except UserError:
-            raise
-        except TypeError:
-            pass  # a different signature than expected: fall back to the local reader
-    try:
-        if p.suffix.lower() in (".tif", ".tiff"):
-            import rasterio
-
-            with rasterio.open(p) as src:
-                arr = src.read()
-            arr = arr[0] if arr.shape[0] == 1 else arr
-        else:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                # palette masks ("P") are read as their indices: class 1 is foreground whatever
-                # colour the palette gives it
-                arr = np.asarray(im)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a data problem for the user
-        raise DataError(f"cannot read mask ({err}); is it a valid image file?", p) from err
-    if arr.ndim not in (2, 3):
-        raise DataError(f"mask has unexpected shape {arr.shape}; expected (H, W)", p)
-    return _binarise(arr)
+    return np.asarray(read_mask(path), dtype=bool)
 
 
 def mask_key(name: str | Path) -> str:
