@@ -179,9 +179,11 @@ def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
 
 
 def _scores(tp: float, fp: float, fn: float) -> tuple[float, float]:
-    iou = tp / (tp + fp + fn) if tp + fp + fn > 0 else 1.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 1.0
-    return float(iou), float(f1)
+    """(IoU, F1) of pixel counts, with :func:`sam2elnet.engine.metrics.scores`' conventions."""
+    from sam2elnet.engine.metrics import Confusion, scores
+
+    s = scores(Confusion(int(tp), int(fp), int(fn), 0))
+    return float(s["iou"]), float(s["f1"])
 
 
 def _counts(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -190,13 +192,6 @@ def _counts(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> to
     t = mask > 0.5
     v = valid > 0.5
     return torch.stack([(p & t & v).sum(), (p & ~t & v).sum(), (~p & t & v).sum()]).double()
-
-
-def _per_image_iou(pred: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    p, t, v = pred > 0.5, truth > 0.5, valid > 0.5
-    inter = (p & t & v).flatten(1).sum(1).double()
-    union = ((p | t) & v).flatten(1).sum(1).double()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
 # ----------------------------------------------------------------------------- data
@@ -414,6 +409,7 @@ def collect_quality_samples(
     evaluator sees at fit time exactly what it will see in use.
     """
     from sam2elnet.engine.infer import run_model
+    from sam2elnet.engine.metrics import iou_per_sample
 
     feats, embs, ious, modes = [], [], [], []
     for start in range(0, len(items), batch_size):
@@ -443,7 +439,9 @@ def collect_quality_samples(
             )
             feats.append(res.features)
             embs.append(res.embedding)
-            ious.append(_per_image_iou(res.probs.unsqueeze(1), ms.cpu(), vs.cpu()).numpy())
+            ious.append(
+                iou_per_sample(res.probs.unsqueeze(1) > 0.5, ms.cpu() > 0.5, vs.cpu() > 0.5).numpy()
+            )
             modes.append(np.full(len(sel), 1.0 if mode == "enhance" else 0.0))
     if not feats:
         return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0), np.zeros(0)
