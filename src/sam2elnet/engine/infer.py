@@ -589,6 +589,17 @@ class _Job:
                 stacklevel=3,
             )
 
+    def finish(self, t0: float, n_before: int, extra: dict[str, Any], report: bool) -> FolderResult:
+        """Summarise the job, write the optional report and ``summary.json``; return the result."""
+        summary = self.summary(t0, len(self.rows) - n_before, extra)
+        result = FolderResult(self.out, self.rows, self.skipped, summary)
+        if report:
+            path = _maybe_report(self.out, result, extra["task"])
+            if path is not None:
+                summary["report"] = str(path)
+        write_json_atomic(self.out / "summary.json", summary)
+        return result
+
     def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
         scores = [float(r["predicted_iou"]) for r in self.rows]
         kept = sum(1 for r in self.rows if r["kept"] in (True, "True", "1"))
@@ -702,18 +713,8 @@ def annotate_folder(
             row["prob"] = _write_prob(out, Path(row["label"]).name, prob, img)
 
     job.run(files, load, write)
-    n_new = len(job.rows) - n_before
-    summary = job.summary(
-        t0, n_new, {"task": "annotate", "model": str(model_path), "filter": thr_info}
-    )
-    write_json_atomic(out / "summary.json", summary)
-    result = FolderResult(out, job.rows, job.skipped, summary)
-    if report:
-        path = _maybe_report(out, result, "annotate")
-        if path is not None:
-            result.summary["report"] = str(path)
-            write_json_atomic(out / "summary.json", result.summary)
-    return result
+    extra = {"task": "annotate", "model": str(model_path), "filter": thr_info}
+    return job.finish(t0, n_before, extra, report)
 
 
 class _LabelIndex(dict):
@@ -873,23 +874,11 @@ def enhance_folder(
 
     job.line_width = line_width
     job.run(files, load, write, scene_coarse=lambda f: label_idx[mask_key(f.name)])
-    n_new = len(job.rows) - n_before
-    summary = job.summary(
-        t0,
-        n_new,
-        {
-            "task": "enhance",
-            "model": str(model_path),
-            "filter": thr_info,
-            "n_missing_labels": len(missing),
-            "missing_labels": [str(m) for m in missing],
-        },
-    )
-    write_json_atomic(out / "summary.json", summary)
-    result = FolderResult(out, job.rows, job.skipped, summary)
-    if report:
-        path = _maybe_report(out, result, "enhance")
-        if path is not None:
-            result.summary["report"] = str(path)
-            write_json_atomic(out / "summary.json", result.summary)
-    return result
+    extra = {
+        "task": "enhance",
+        "model": str(model_path),
+        "filter": thr_info,
+        "n_missing_labels": len(missing),
+        "missing_labels": [str(m) for m in missing],
+    }
+    return job.finish(t0, n_before, extra, report)
