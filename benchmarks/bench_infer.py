@@ -156,7 +156,7 @@ def bench_size(
     reps: int = 3,
 ) -> dict[str, float]:
     from sam2elnet.engine.infer import Predictor, annotate_folder
-    from sam2elnet.engine.train import autocast
+    from sam2elnet.engine.runtime import autocast
 
     folder = work / f"img{size}"
     files = sorted(folder.glob("*.png")) if folder.is_dir() else []
@@ -216,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         os.environ["SAM2ELNET_THREADS"] = str(args.threads)
-    from sam2elnet.engine.train import _set_threads
+    from sam2elnet.engine.runtime import set_threads
 
-    _set_threads()
+    set_threads()
     print(f"machine: {machine()}")
     print(
         f"matmul ceiling (2048^2): fp32 {matmul_ceiling(torch.float32):.0f} GFLOP/s, "

@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench_infer import machine, make_model_file, write_images
 
-    from sam2elnet.engine.train import _set_threads
+    from sam2elnet.engine.runtime import set_threads
 
-    _set_threads()
+    set_threads()
 
     counts, size = (args.counts, args.size) if not args.quick else ([8, 16, 32, 64], 128)
     print(f"machine: {machine()}")

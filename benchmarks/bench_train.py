@@ -27,10 +27,10 @@ def one(size: int, precision: str, adapters: bool, model_size: str, batch: int, 
     import torch
 
     from sam2elnet.engine.losses import segmentation_loss
-    from sam2elnet.engine.train import _set_threads
+    from sam2elnet.engine.runtime import set_threads
     from sam2elnet.model import ModelConfig, build_model
 
-    _set_threads()
+    set_threads()
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench_infer import machine  # same folder
 
-    from sam2elnet.engine.train import _set_threads
+    from sam2elnet.engine.runtime import set_threads
 
-    _set_threads()
+    set_threads()
     print(f"machine: {machine()}")
     print("size prec  adapters batch  trainable  step s   img/s  peak RSS MB")
     for size in args.sizes:

@@ -29,15 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from sam2elnet.engine.train import autocast, resolve_device
+from sam2elnet.engine.runtime import ModelRun, autocast, resolve_device, run_model, set_threads
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.quality import (
     FEATURE_NAMES,
     QualityEvaluator,
     QualityResult,
     ThresholdChoice,
-    tta_views,
-    uncertainty_features,
 )
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.tables import csv_text
@@ -59,69 +57,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _GEO_SUFFIXES = (".tif", ".tiff")
 
 
-# ----------------------------------------------------------------------------- core forward
-@dataclass
-class ModelRun:
-    """Outputs of one batched forward (plus TTA views): everything the engine needs, on the CPU."""
-
-    probs: torch.Tensor  # (B, H, W) float32: main output averaged with the TTA views
-    features: np.ndarray  # (B, F) uncertainty features
-    embedding: np.ndarray  # (B, D)
-
-
-@torch.no_grad()
-def run_model(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    coarse: torch.Tensor | None = None,
-    *,
-    device: torch.device,
-    precision: str = "bf16",
-    tta: int = 0,
-    valid: torch.Tensor | None = None,
-) -> ModelRun:
-    """One forward of a batch (B,C,H,W) plus ``tta`` augmented views; features for the evaluator.
-
-    The returned probabilities average the main and the de-augmented views (the views cost forward
-    passes anyway, and averaging them is a free accuracy gain); the features compare each view and
-    each deep-supervision output with the main output. Training (evaluator fitting) and inference
-    call this same function, so the evaluator sees the same feature distribution in both.
-    """
-    model.eval()
-    x = x.to(device)
-    b = x.shape[0]
-    has = None
-    if coarse is not None:
-        coarse = coarse.to(device).float()
-        has = torch.ones(b, device=device)
-    with autocast(device, precision):
-        out = model(x, coarse, has)
-    main = torch.sigmoid(out.logits.float())[:, 0]
-    sides = [torch.sigmoid(s.float())[:, 0] for s in out.side_logits]
-    views = []
-    for fwd, inv in tta_views(tta):
-        with autocast(device, precision):
-            o = model(fwd(x), None if coarse is None else fwd(coarse), has)
-        views.append(inv(torch.sigmoid(o.logits.float()))[:, 0])
-    v = None if valid is None else valid.to(device).float()
-    feats = uncertainty_features(
-        main.cpu(),
-        tta_probs=[t.cpu() for t in views],
-        side_probs=[s.cpu() for s in sides],
-        valid=None if v is None else v.cpu(),
-        coarse=None if coarse is None else coarse[:, 0].cpu(),
-        has_coarse=None if has is None else has.cpu(),
-    )
-    probs = main if not views else torch.stack([main, *views]).mean(0)
-    if v is not None:
-        probs = probs * v
-    return ModelRun(
-        probs=probs.float().cpu(),
-        features=feats.numpy().astype(np.float64),
-        embedding=out.embedding.float().cpu().numpy().astype(np.float64),
-    )
-
-
 # ----------------------------------------------------------------------------- predictor
 class Predictor:
     """A trained model ready for inference (see module docstring)."""
@@ -137,9 +72,8 @@ class Predictor:
         path: Path | None = None,
     ) -> None:
         from sam2elnet.data.normalize import NormalizationConfig
-        from sam2elnet.engine.train import _set_threads
 
-        _set_threads()
+        set_threads()
         self.path = path
         self.device = resolve_device(device)
         self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"

@@ -30,7 +30,6 @@ import os
 import random
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,20 @@ from torch.utils.data import DataLoader, Dataset
 from sam2elnet import __version__
 from sam2elnet.config import QualityConfig, TrainConfig
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
+from sam2elnet.engine.runtime import (
+    autocast,
+    resolve_device,
+    run_model,
+    seed_everything,
+    set_threads,
+)
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
 from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "train", "fit_quality", "autocast", "resolve_device"]
+__all__ = ["TrainConfig", "TrainResult", "train", "fit_quality"]
 
 LAST_FORMAT = "sam2elnet.train_state"
 LAST_VERSION = 1
@@ -84,44 +90,6 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- small helpers
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` / ``cuda`` / ``cuda:N``; UserError when CUDA is asked for but absent."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    """bf16 autocast context for ``precision == "bf16"`` (CPU and CUDA), else a no-op."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def _set_threads(n: int | None = None) -> None:
-    """Use every core by default (torch counts physical cores, which on small VMs can be fewer).
-
-    ``n`` or the environment variable ``SAM2ELNET_THREADS`` override it: on a machine shared with
-    other jobs, OpenMP threads that wait for a descheduled sibling make every op cost a scheduler
-    time slice (measured: a micro training step 8 s with 2 threads vs 0.04 s with 1 under load).
-    """
-    env = os.environ.get("SAM2ELNET_THREADS")
-    # under torchrun several processes share the machine's cores
-    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    per_proc = max(1, (os.cpu_count() or 1) // local_procs)
-    want = n or (int(env) if env and env.isdigit() and int(env) > 0 else None) or per_proc
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)
-
-
 def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:
     def f(step: int) -> float:
         if warmup_steps > 0 and step < warmup_steps:
@@ -405,10 +373,9 @@ def collect_quality_samples(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Predict held-out items in both modes; return (features, embeddings, true IoU, has_coarse).
 
-    Uses the same feature code as inference (:func:`sam2elnet.engine.infer.run_model`), so the
+    Uses the same feature code as inference (:func:`sam2elnet.engine.runtime.run_model`), so the
     evaluator sees at fit time exactly what it will see in use.
     """
-    from sam2elnet.engine.infer import run_model
     from sam2elnet.engine.metrics import iou_per_sample
 
     feats, embs, ious, modes = [], [], [], []
@@ -554,10 +521,10 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     cfg = _prepare_run_dir(cfg)
     out = Path(cfg.out)
-    _set_threads(cfg.threads)
+    set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     dist_info, device = _init_distributed(cfg, device)
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
 
     data = _prepare_data(cfg)
     weights = LossWeights(
