@@ -14,7 +14,6 @@ One place for the things every model run needs, so that :mod:`sam2elnet.engine.t
 
 from __future__ import annotations
 
-import os
 import random
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -82,25 +81,20 @@ def seed_everything(seed: int) -> None:
 
 
 def set_threads(n: int | None = None) -> None:
-    """Set torch's intra-op CPU threads; every core by default.
+    """Set torch's intra-op CPU threads to ``n``, else the thread policy's count.
 
-    torch counts physical cores, which on small VMs can be fewer than the usable ones, so the
-    default is ``os.cpu_count()`` divided by the processes ``torchrun`` starts on this machine
-    (``LOCAL_WORLD_SIZE``). ``n`` or the environment variable ``SAM2ELNET_THREADS`` override it: on a
-    machine shared with other jobs, OpenMP threads that wait for a descheduled sibling make every op
-    cost a scheduler time slice (measured: a micro training step 8 s with 2 threads vs 0.04 s with 1
-    under load).
+    The policy (:mod:`sam2elnet.utils.threads`, applied at ``import sam2elnet`` before torch loads
+    OpenMP): ``SAM2ELNET_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may use
+    (affinity mask and cgroup CPU quota, not ``os.cpu_count()``) divided by ``LOCAL_WORLD_SIZE``
+    under ``torchrun``; idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) so that a machine
+    shared with other CPU-bound jobs does not make every op wait a scheduler time slice.
 
     Args:
-        n: threads to use; None or 0 for ``SAM2ELNET_THREADS`` or the default above.
+        n: threads to use; None or 0 for the policy's count.
     """
-    env = os.environ.get("SAM2ELNET_THREADS")
-    # under torchrun several processes share the machine's cores
-    local_procs = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    per_proc = max(1, (os.cpu_count() or 1) // local_procs)
-    want = n or (int(env) if env and env.isdigit() and int(env) > 0 else None) or per_proc
-    if torch.get_num_threads() != want:
-        torch.set_num_threads(want)
+    from sam2elnet.utils.threads import set_torch_threads
+
+    set_torch_threads(n or None)
 
 
 @dataclass

@@ -136,7 +136,9 @@ class _EpochSampler(torch.utils.data.Sampler[int]):
 def _auto_workers(device: torch.device) -> int:
     """0 on small CPU machines: decoding a 256 px JPEG costs ~1 ms, a worker would steal a core
     from the forward pass (measured in docs/training.md); GPUs get a few workers."""
-    cores = os.cpu_count() or 1
+    from sam2elnet.utils.threads import available_cpus
+
+    cores = available_cpus()
     if device.type == "cuda":
         return min(8, max(1, cores - 1))
     return 0 if cores <= 4 else min(4, cores // 4)
