@@ -39,3 +39,12 @@ def require_exists(path: str | Path, what: str = "file") -> Path:
     if not p.exists():
         raise UserError(f"{what} does not exist; check the path", p)
     return p
+
+
+class DiskFullError(UserError):
+    """The file system ran out of space (ENOSPC) while writing an output; nothing was left under
+    the final name."""
+
+
+class LockedError(UserError):
+    """The output folder is in use by another running job."""

@@ -7,6 +7,13 @@ from pathlib import Path
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.config import (
+    DegradeOptions,
+    StatsOptions,
+    SynthOptions,
+    check_options,
+    option_default,
+)
 
 
 @app.command("stats")
@@ -14,7 +21,9 @@ def stats_cmd(
     data: Path = typer.Option(
         ..., "--data", help="Dataset folder (SOS, CHN6-CUG or images/ + masks/)."
     ),
-    layout: str = typer.Option("auto", "--layout", help="auto | sos | chn6 | generic."),
+    layout: str = typer.Option(
+        option_default(StatsOptions, "layout"), "--layout", help="auto | sos | chn6 | generic."
+    ),
     split: list[str] = typer.Option(
         None, "--split", help="Only these splits (train, val, test); repeatable."
     ),
@@ -27,10 +36,20 @@ def stats_cmd(
     to_db: bool = typer.Option(
         False, "--db", help="Convert linear SAR intensity to dB before statistics."
     ),
-    p_low: float = typer.Option(1.0, "--p-low", help="Lower percentile for the scaling range."),
-    p_high: float = typer.Option(99.0, "--p-high", help="Upper percentile for the scaling range."),
+    p_low: float = typer.Option(
+        option_default(StatsOptions, "p_low"),
+        "--p-low",
+        help="Lower percentile for the scaling range (0-100).",
+    ),
+    p_high: float = typer.Option(
+        option_default(StatsOptions, "p_high"),
+        "--p-high",
+        help="Upper percentile for the scaling range (0-100, above --p-low).",
+    ),
     max_images: int = typer.Option(
-        0, "--max-images", help="Use at most N images (evenly spaced); 0 = all."
+        option_default(StatsOptions, "max_images"),
+        "--max-images",
+        help="Use at most N images (evenly spaced); 0 = all.",
     ),
     out: Path = typer.Option(None, "--out", help="Write the normalisation config (JSON) here."),
     check: bool = typer.Option(
@@ -43,7 +62,18 @@ def stats_cmd(
     from sam2elnet.data.datasets import discover, verify_pairs
     from sam2elnet.data.normalize import NormalizationConfig, compute_stats
     from sam2elnet.utils.atomic import write_json_atomic
+    from sam2elnet.utils.paths import check_input, check_output
 
+    check_options(
+        StatsOptions,
+        layout=layout,
+        modality=modality,
+        p_low=p_low,
+        p_high=p_high,
+        max_images=max_images,
+    )
+    check_input(data, "--data", "dataset folder")
+    check_output(out, "file", "--out")
     index = discover(
         data, layout=layout, split=split or None, sensors=sensor or None, modality=modality
     )
@@ -85,24 +115,44 @@ def stats_cmd(
 
 @app.command("synth")
 def synth_cmd(
-    task: str = typer.Option("oil-spill", "--task", help="oil-spill | road."),
-    count: int = typer.Option(200, "--count", help="Number of scenes."),
-    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    task: str = typer.Option(
+        option_default(SynthOptions, "task"), "--task", help="oil-spill | road."
+    ),
+    count: int = typer.Option(
+        option_default(SynthOptions, "count"), "--count", help="Number of scenes."
+    ),
+    size: int = typer.Option(
+        option_default(SynthOptions, "size"), "--size", help="Image side in pixels (32-8192)."
+    ),
     out: Path = typer.Option(
         ..., "--out", help="Output folder (images/, masks/, coarse/, dataset.json)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed, same bytes."),
     profile: str = typer.Option(
-        "mixed", "--coarse-profile", help="Coarse-label profile for coarse/."
+        option_default(SynthOptions, "coarse_profile"),
+        "--coarse-profile",
+        help="Coarse-label profile for coarse/: polygon | sloppy | blocky | strip | mixed.",
     ),
     severity: float = typer.Option(
-        0.5, "--coarse-severity", help="Coarse-label severity in [0, 1]."
+        option_default(SynthOptions, "coarse_severity"),
+        "--coarse-severity",
+        help="Coarse-label severity in [0, 1].",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Generate synthetic scenes with exact masks and simulated coarse labels."""
     from sam2elnet.data.synthetic import generate_dataset
+    from sam2elnet.utils.paths import check_output
 
+    check_options(
+        SynthOptions,
+        task=task,
+        count=count,
+        size=size,
+        coarse_profile=profile,
+        coarse_severity=severity,
+    )
+    check_output(out, "dir", "--out")
     path = generate_dataset(out, task, count, size, seed, profile, severity, progress=progress)
     typer.echo(f"wrote {count} {task} scenes of {size} px to {out} ({path.name})")
 
@@ -114,14 +164,22 @@ def degrade_cmd(
         ..., "--out", help="Output folder for coarse labels and coarse_iou.csv."
     ),
     profile: str = typer.Option(
-        "mixed", "--profile", help="polygon | sloppy | blocky | strip | mixed."
+        option_default(DegradeOptions, "profile"),
+        "--profile",
+        help="polygon | sloppy | blocky | strip | mixed.",
     ),
-    severity: float = typer.Option(0.5, "--severity", help="Severity in [0, 1]."),
+    severity: float = typer.Option(
+        option_default(DegradeOptions, "severity"), "--severity", help="Severity in [0, 1]."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU."""
     from sam2elnet.data.coarse import degrade_folder
+    from sam2elnet.utils.paths import check_input, check_output
 
+    check_options(DegradeOptions, profile=profile, severity=severity)
+    check_input(masks, "--masks", "mask folder")
+    check_output(out, "dir", "--out")
     csv_path, mean_iou = degrade_folder(masks, out, profile, severity, seed, progress=progress)
     typer.echo(f"wrote coarse labels to {out}; mean IoU to input {mean_iou:.3f} ({csv_path.name})")

@@ -11,6 +11,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.config import FolderJobOptions, option_default
 
 
 def _fmt(v: object) -> str:
@@ -132,6 +133,10 @@ def train_cmd(
     for key, flag in (("data", "--data"), ("out", "--out")):
         if merged.get(key) is None:
             raise UserError(f"{flag} is required (or give it in --config)")
+    from sam2elnet.utils.paths import check_input, check_output
+
+    check_input(merged["data"], "--data", "dataset folder")
+    check_output(merged["out"], "dir", "--out")
     from pydantic import ValidationError
 
     try:
@@ -197,21 +202,46 @@ _TAU = typer.Option(None, "--tau", help="IoU counted as a good label for --targe
 _SAVE_PROB = typer.Option(False, "--save-prob", help="Also write probability maps (OUT/prob/).")
 _RESUME = typer.Option(False, "--resume", help="Skip images already done in OUT.")
 _REPORT = typer.Option(False, "--report", help="Write OUT/report.html.")
-_BATCH = typer.Option(8, "--batch-size", help="Images per forward pass.")
-_DEVICE = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N.")
-_PRECISION = typer.Option("bf16", "--precision", help="bf16 | 32.")
-_TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views.")
+_D = FolderJobOptions  # the one declaration of these options' defaults and ranges
+_BATCH = typer.Option(
+    option_default(_D, "batch_size"), "--batch-size", help="Images per forward pass (1-1024)."
+)
+_DEVICE = typer.Option(option_default(_D, "device"), "--device", help="cpu | cuda | cuda:N.")
+_PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help="bf16 | 32.")
+_TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views (0-7).")
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 _TILE = typer.Option(
-    1024, "--tile", help="Window size for large GeoTIFF scenes (> 4096x4096 px), px."
+    option_default(_D, "tile"),
+    "--tile",
+    help="Window size for large GeoTIFF scenes (> 4096x4096 px), px.",
 )
-_OVERLAP = typer.Option(128, "--overlap", help="Window overlap for large scenes, px.")
+_OVERLAP = typer.Option(
+    option_default(_D, "overlap"), "--overlap", help="Window overlap for large scenes, px."
+)
 
 
 def _job_kwargs(**kw: object) -> dict[str, object]:
-    """Keyword arguments shared by annotate_folder and enhance_folder."""
+    """Keyword arguments shared by annotate_folder and enhance_folder, validated against
+    :class:`~sam2elnet.config.FolderJobOptions` (ranges in the error message)."""
+    from sam2elnet.config import check_options
+
+    names = set(FolderJobOptions.model_fields)
+    checked = check_options(FolderJobOptions, **{k: v for k, v in kw.items() if k in names})
+    for k in names & set(kw):
+        kw[k] = getattr(checked, k)
     kw["progress"] = not kw.pop("no_progress")
     return kw
+
+
+def _check_io(images: Path, out: Path, model: Path, labels: Path | None = None) -> None:
+    """Inputs exist and the output folder can be created: checked before the model loads."""
+    from sam2elnet.utils.paths import check_input, check_output
+
+    check_input(model, "--model", "model file")
+    check_input(images, "--images", "image file or folder")
+    if labels is not None:
+        check_input(labels, "--labels", "label file or folder")
+    check_output(out, "dir", "--out")
 
 
 @app.command("annotate")
@@ -238,6 +268,7 @@ def annotate_cmd(
     from sam2elnet.engine.infer import annotate_folder
 
     opts = _job_kwargs(**{k: v for k, v in params.items() if k not in ("model", "images", "out")})
+    _check_io(images, out, model)
     _print_folder(annotate_folder(model, images, out, **opts), "annotated")
 
 
@@ -280,5 +311,6 @@ def enhance_cmd(
     opts = _job_kwargs(
         **{k: v for k, v in params.items() if k not in ("model", "images", "labels", "out")}
     )
+    _check_io(images, out, model, labels)
     opts["save_changes"] = not opts.pop("no_changes")
     _print_folder(enhance_folder(model, images, labels, out, **opts), "enhanced")

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 # (key, label) of the aggregate metrics printed, in order; missing keys are skipped
 _SHOWN = (
@@ -54,7 +55,9 @@ def evaluate(
     csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image rows as CSV here."),
     boundary: bool = typer.Option(False, "--boundary", help="Also compute the boundary F-score."),
     tolerance: float = typer.Option(
-        2.0, "--tolerance", help="Boundary F-score tolerance in pixels."
+        option_default(EvaluateOptions, "tolerance"),
+        "--tolerance",
+        help="Boundary F-score tolerance in pixels.",
     ),
     roads: bool = typer.Option(
         False,
@@ -74,7 +77,9 @@ def evaluate(
         None, "--images", help="Folder of the images, drawn under the overlays in the report."
     ),
     max_items: int = typer.Option(
-        200, "--max-items", help="At most this many images in the report."
+        option_default(EvaluateOptions, "max_items"),
+        "--max-items",
+        help="At most this many images in the report.",
     ),
     threshold: float | None = typer.Option(
         None,
@@ -92,9 +97,20 @@ def evaluate(
 
     from sam2elnet.engine.metrics import evaluate_folders
     from sam2elnet.errors import UserError
+    from sam2elnet.utils.paths import check_input, check_output
 
+    check_options(EvaluateOptions, tolerance=tolerance, max_items=max_items, threshold=threshold)
+    check_input(pred, "--pred", "prediction folder")
+    check_input(truth, "--truth", "ground-truth folder")
+    for opt, path in (("--quality", quality), ("--valid", valid)):
+        if path is not None:
+            check_input(path, opt)
     if images is not None and not images.is_dir():
         raise UserError("images folder does not exist; check --images", images)
+    check_output(json_path, "file", "--json")
+    check_output(csv_path, "file", "--csv")
+    if report:
+        check_output((json_path.parent if json_path is not None else pred) / "report.html")
     res = evaluate_folders(
         pred,
         truth,

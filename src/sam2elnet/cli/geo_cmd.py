@@ -11,6 +11,9 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
+
+_S = SceneOptions  # the one declaration of scene defaults and ranges
 
 
 def _bands(text: Optional[str]) -> Optional[list]:
@@ -40,13 +43,19 @@ def scene_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Label GeoTIFF (0/255, nodata 127); a folder for a batch."
     ),
-    tile: int = typer.Option(1024, "--tile", help="Window size in pixels."),
+    tile: int = typer.Option(option_default(_S, "tile"), "--tile", help="Window size in pixels."),
     overlap: int = typer.Option(
-        128, "--overlap", help="Window overlap in pixels (blended, seam-free)."
+        option_default(_S, "overlap"),
+        "--overlap",
+        help="Window overlap in pixels (blended, seam-free; < --tile).",
     ),
-    batch_size: int = typer.Option(4, "--batch-size", help="Windows per model call."),
+    batch_size: int = typer.Option(
+        option_default(_S, "batch_size"), "--batch-size", help="Windows per model call."
+    ),
     threshold: float = typer.Option(
-        0.5, "--threshold", help="Probability threshold for the label."
+        option_default(_S, "threshold"),
+        "--threshold",
+        help="Probability threshold for the label (0-1).",
     ),
     labels: Optional[Path] = typer.Option(
         None,
@@ -81,21 +90,52 @@ def scene_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Batch: skip scenes the manifest lists as done."
     ),
-    backend: str = typer.Option("local", "--backend", help="local | ray"),
+    backend: str = typer.Option(option_default(_S, "backend"), "--backend", help="local | ray"),
     address: Optional[str] = typer.Option(
         None,
         "--address",
         help="Ray cluster address (auto, ray://host:10001); default: a local Ray.",
     ),
-    workers: int = typer.Option(2, "--workers", help="Ray actors (each loads the model once)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32"),
+    workers: int = typer.Option(
+        option_default(_S, "workers"), "--workers", help="Ray actors (each loads the model once)."
+    ),
+    device: str = typer.Option(
+        option_default(_S, "device"), "--device", help="cpu | cuda | cuda:N"
+    ),
+    precision: str = typer.Option(option_default(_S, "precision"), "--precision", help="bf16 | 32"),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
     from sam2elnet.engine.scene import SceneBatchResult, scene_job
     from sam2elnet.errors import UserError
+    from sam2elnet.utils.paths import check_input, check_output
 
+    opts = check_options(
+        SceneOptions,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        threshold=threshold,
+        line_width=line_width,
+        backend=backend,
+        workers=workers,
+        device=device,
+        precision=precision,
+    )
+    precision = opts.precision
+    band_list = _bands(bands)
+    if not model.startswith("builtin:"):
+        check_input(model, "--model", "model file")
+    check_input(image, "--image", "scene file or folder")
+    if labels is not None:
+        check_input(labels, "--labels", "label file or folder")
+    if image.is_dir():
+        check_output(out, "dir", "--out")
+    else:
+        check_output(out, "file", "--out")
+        for extra, on in (("_prob.tif", prob), ("_tiles.gpkg", quality_gpkg)):
+            if on:
+                check_output(out.with_name(out.stem + extra), "file", "--out")
     res = scene_job(
         image,
         out,
@@ -118,7 +158,7 @@ def scene_cmd(
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
         labels_pixel_coords=labels_pixel_coords,
-        bands=_bands(bands),
+        bands=band_list,
     )
     if isinstance(res, SceneBatchResult):
         typer.echo(res.summary())
@@ -153,7 +193,9 @@ def export_cmd(
         None, "--smooth", help="Round staircase edges with this radius (map units)."
     ),
     min_area: float = typer.Option(
-        0.0, "--min-area", help="Drop polygons smaller than this many pixels."
+        option_default(ExportOptions, "min_area"),
+        "--min-area",
+        help="Drop polygons smaller than this many pixels.",
     ),
     model_id: Optional[str] = typer.Option(
         None, "--model-id", help="Model identifier stored on every feature."
@@ -166,7 +208,9 @@ def export_cmd(
         "--chips",
         help="Also write PNG image/mask chips to this folder (COCO then lists the chips).",
     ),
-    chip_size: int = typer.Option(512, "--chip-size", help="Chip size in pixels."),
+    chip_size: int = typer.Option(
+        option_default(ExportOptions, "chip_size"), "--chip-size", help="Chip size in pixels."
+    ),
     coco_rle: bool = typer.Option(
         False,
         "--coco-rle",
@@ -177,7 +221,23 @@ def export_cmd(
 ) -> None:
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes) or COCO JSON."""
     from sam2elnet.export.vector import export_labels
+    from sam2elnet.utils.paths import check_input, check_output
 
+    check_options(
+        ExportOptions,
+        fmt=fmt.lower() if fmt else None,
+        simplify=simplify,
+        smooth=smooth,
+        min_area=min_area,
+        chip_size=chip_size,
+        flags={"fmt": "--format"},
+    )
+    check_input(labels, "--labels", "label file or folder")
+    for opt, path in (("--quality-csv", quality_csv), ("--images", images)):
+        if path is not None:
+            check_input(path, opt)
+    check_output(out, "file", "--out")
+    check_output(chips, "dir", "--chips")
     res = export_labels(
         labels,
         out,

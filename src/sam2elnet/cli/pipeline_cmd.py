@@ -75,13 +75,31 @@ def experiment_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
-    from sam2elnet.errors import UserError
+    from sam2elnet.config import ExperimentOptions, check_options
     from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+    from sam2elnet.utils.paths import check_input, check_output
 
-    if trunk not in ("none", "last", "all"):
-        raise UserError(f"--trunk {trunk!r}: choose none, last or all")
-    if precision not in ("bf16", "fp32"):
-        raise UserError(f"--precision {precision!r}: choose bf16 or fp32")
+    check_options(
+        ExperimentOptions,
+        fraction=fraction,
+        epochs=epochs,
+        downstream_epochs=downstream_epochs,
+        downstream_steps=downstream_steps,
+        image_size=image_size,
+        batch_size=batch_size,
+        max_train=max_train,
+        max_test=max_test,
+        size=size,
+        trunk=trunk,
+        min_quality=min_quality,
+        target_precision=target_precision,
+        downstream_width=downstream_width,
+        downstream_depth=downstream_depth,
+        precision=precision,
+        device=device,
+    )
+    check_input(data, "--data", "dataset folder")
+    check_output(out, "dir", "--out")
     cfg = ExperimentConfig(
         data=data,
         out=out,
@@ -157,7 +175,11 @@ def demo_cmd(
     """A few-minute tour on a fresh machine: synthetic SAR oil spills -> fine-tune -> enhance ->
     annotate -> quality filter -> protocol table -> report.html."""
     from sam2elnet.pipeline.demo import DemoConfig, run_demo
+    from sam2elnet.utils.paths import check_input, check_output
 
+    if data is not None:
+        check_input(data, "--data", "dataset folder")
+    check_output(out, "dir", "--out")
     res = run_demo(
         DemoConfig(
             data=data,

@@ -41,6 +41,8 @@ def weights_download(
 ) -> None:
     """Download an official SAM2 checkpoint, verify that it loads, and put it in place."""
     from sam2elnet.model.download import download_weights
+    from sam2elnet.utils.paths import check_output
 
+    check_output(dest, "dir", "--dest")
     path = download_weights(size, version, dest)
     typer.echo(f"ready: {path}")

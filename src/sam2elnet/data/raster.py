@@ -18,6 +18,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import atomic_path
+from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _CV2_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -66,7 +67,14 @@ def _check_file(path: Path, what: str) -> None:
 def _read_cv2(path: Path) -> tuple[np.ndarray, dict[str, Any], bool]:
     """Decode PNG/JPEG to (C, H, W); return (data, profile, last_band_is_alpha)."""
     buf = np.fromfile(str(path), dtype=np.uint8)
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    with quiet_native_stderr() as native:
+        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if arr is not None and mentions_truncation(native.text):
+        raise DataError(
+            "image is truncated or damaged (the decoder reported: "
+            f"{native.text.strip().splitlines()[-1][:120]}); re-export it or remove it",
+            path,
+        )
     if arr is None:
         raise DataError(
             "cannot decode image (corrupt, truncated or not an image); re-export it or remove it",
@@ -91,6 +99,15 @@ def _read_cv2(path: Path) -> tuple[np.ndarray, dict[str, Any], bool]:
         "transform": None,
     }
     return data, profile, alpha
+
+
+def check_complete(path: str | Path) -> None:
+    """Raise :class:`DataError` when a PNG/JPEG file is truncated or damaged (GDAL reads such
+    files without complaint, returning the missing rows as zeros); other formats pass."""
+    p = Path(path)
+    if p.suffix.lower() in _CV2_SUFFIXES:
+        _check_file(p, "image")
+        _read_cv2(p)
 
 
 def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.ndarray | None]:
@@ -266,11 +283,30 @@ def _read_palette_indices(path: Path) -> np.ndarray | None:
     return np.where(fg, 255, 0).astype(np.uint8)
 
 
+def verify_written(path: str | Path) -> bool:
+    """True when an image file just written decodes again (PNG/JPEG) or opens with its last
+    pixel readable (GeoTIFF): the check :func:`~sam2elnet.utils.atomic.atomic_path` runs before
+    renaming into place, because ``cv2.imwrite`` and GDAL can report success on a full disk."""
+    p = Path(path)
+    if p.suffix.lower() in _CV2_SUFFIXES:
+        buf = np.fromfile(str(p), dtype=np.uint8)
+        with quiet_native_stderr():
+            return buf.size > 0 and cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) is not None
+    import rasterio
+    from rasterio.windows import Window
+
+    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        warnings.simplefilter("ignore")
+        with rasterio.open(p) as src:
+            src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
+    return True
+
+
 def _write_png(path: Path, arr: np.ndarray) -> None:
     """Write (H, W) or (H, W, C RGB) uint8 as PNG atomically (deterministic bytes)."""
     if arr.ndim == 3 and arr.shape[2] == 3:
         arr = arr[:, :, ::-1]
-    with atomic_path(path) as tmp:
+    with atomic_path(path, verify=verify_written) as tmp, quiet_native_stderr():
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 6]):
             raise DataError("cannot write PNG; check the folder is writable", path)
 
@@ -294,7 +330,7 @@ def _write_tif(path: Path, arr: np.ndarray, like: RasterImage | None, nodata: fl
     profile = _geotiff_profile(like, arr.shape, str(arr.dtype))
     if nodata is not None:
         profile["nodata"] = nodata
-    with warnings.catch_warnings(), atomic_path(path) as tmp:
+    with warnings.catch_warnings(), atomic_path(path, verify=verify_written) as tmp:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(tmp, "w", **profile) as dst:
             dst.write(arr[None])
@@ -337,7 +373,7 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
 
         profile = _geotiff_profile(like, arr.shape[1:], str(arr.dtype))
         profile["count"] = arr.shape[0]
-        with atomic_path(p) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with atomic_path(p, verify=verify_written) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with rasterio.open(tmp, "w", **profile) as dst:
@@ -351,6 +387,6 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
     else:
         if hwc.ndim == 3:
             hwc = hwc[:, :, ::-1]
-        with atomic_path(p) as tmp:
+        with atomic_path(p, verify=verify_written) as tmp, quiet_native_stderr():
             cv2.imwrite(str(tmp), np.ascontiguousarray(hwc), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return p

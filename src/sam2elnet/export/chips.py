@@ -31,7 +31,9 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
     if arr.ndim == 3:
         arr = arr[:, :, ::-1]  # RGB -> BGR for OpenCV
-    with atomic_path(path) as tmp:
+    from sam2elnet.data.raster import verify_written
+
+    with atomic_path(path, verify=verify_written) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):
             raise DataError("cannot write PNG chip; check the folder is writable", path)
 

@@ -134,7 +134,10 @@ class LabelRaster:
     def __init__(self, path: Path) -> None:
         import rasterio
 
+        from sam2elnet.data.raster import check_complete
+
         self.path = path
+        check_complete(path)  # GDAL returns a truncated PNG's missing rows as zeros
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)

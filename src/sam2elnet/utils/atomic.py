@@ -1,55 +1,184 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""Atomic, verified file output: write to a temporary name in the same folder, check, then rename.
 
 A killed job therefore never leaves a half-written file under the final name, which is what makes
-``--resume`` safe (a file that exists is complete).
+``--resume`` safe (a file that exists is complete). Some writers report success on a full disk
+(``cv2.imwrite`` and GDAL both return normally after a failed ``fclose``, leaving a 0-byte file),
+so before the rename the temporary file is checked: it must exist, be non-empty (or exactly the
+bytes written, for text) and pass the caller's ``verify`` (for images: decode it again). A failed
+check on a file system with almost no space left raises :class:`~sam2elnet.errors.DiskFullError`
+("disk full"); any ``ENOSPC``/``EDQUOT`` raised by a writer is reported the same way.
+
+Temporary names are ``.<stem>.<random>.tmp<suffix>``; :func:`remove_stale_temps` deletes those a
+killed job left behind (``--resume`` calls it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.errors import DiskFullError, UserError
+
+#: below this many free bytes a failed write is blamed on a full disk
+LOW_SPACE_BYTES = 1 << 20
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(folder: str | Path) -> int:
+    """Bytes available to this process in the file system holding ``folder`` (-1 if unknown)."""
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return -1
+    return int(st.f_bavail) * int(st.f_frsize)
+
+
+def disk_full_error(final: Path) -> DiskFullError:
+    """The one error raised when the disk fills while writing ``final``."""
+    return DiskFullError(
+        "disk full (no space left on device) while writing this file; free some space or "
+        "choose another output folder, then re-run with --resume",
+        final,
+    )
+
+
+def _looks_disk_full(err: BaseException, folder: Path) -> bool:
+    if isinstance(err, OSError) and err.errno in _DISK_FULL:
+        return True
+    text = str(err).lower()
+    if "no space left" in text or "disk full" in text or "quota" in text:
+        return True
+    # writers that wrap the OS error (torch.save's RuntimeError, rasterio's CPLE_*) lose errno
+    free = free_bytes(folder)
+    return 0 <= free < LOW_SPACE_BYTES
+
+
+def _check_written(tmp: Path, final: Path, verify: Callable[[Path], Any] | None) -> None:
+    """Raise when the temporary file is missing, empty or fails ``verify``."""
+    if tmp.is_dir():
+        return
+    size = tmp.stat().st_size if tmp.exists() else -1
+    ok = size > 0
+    if ok and verify is not None:
+        try:
+            ok = verify(tmp) is not False
+        except Exception:  # noqa: BLE001  (any failure to re-read means a bad file)
+            ok = False
+    if ok:
+        return
+    if 0 <= free_bytes(final.parent) < LOW_SPACE_BYTES:
+        raise disk_full_error(final)
+    raise UserError(
+        "the written file is "
+        + ("missing" if size < 0 else "empty" if size == 0 else "unreadable")
+        + " after writing (disk full or failing storage?); check the output folder and re-run",
+        final,
+    )
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it to ``path``, on error delete it.
+def atomic_path(
+    path: str | Path,
+    suffix: str | None = None,
+    verify: Callable[[Path], Any] | None = None,
+    allow_empty: bool = False,
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success check it and rename it to ``path``.
 
-    ``suffix`` defaults to the final file's suffix so libraries that pick a format from the file
-    name (rasterio, PIL, geopandas) still do the right thing.
+    Args:
+        path: the final file.
+        suffix: suffix of the temporary name; defaults to the final file's suffix so libraries
+            that pick a format from the file name (rasterio, PIL, geopandas) still do the right
+            thing.
+        verify: called with the temporary path after writing; raising or returning False means
+            the file is bad (e.g. re-open and decode an image).
+        allow_empty: accept a 0-byte file (an empty text file is a valid output).
+
+    Raises:
+        DiskFullError: the disk filled up (ENOSPC from the writer, or a bad file with < 1 MiB
+            free); the temporary file is removed and nothing appears under ``path``.
+        UserError: the written file is empty or unreadable for another reason.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    sfx = final.suffix if suffix is None else suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{sfx}", dir=final.parent)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sfx = final.suffix if suffix is None else suffix
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{final.stem}.", suffix=f".tmp{sfx}", dir=final.parent
+        )
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise disk_full_error(final) from None
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # let the writer create it (some writers refuse to overwrite)
     try:
         yield tmp
+        if not (allow_empty and tmp.is_file() and tmp.stat().st_size == 0):
+            _check_written(tmp, final, verify)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             if tmp.is_dir():
-                import shutil
-
                 shutil.rmtree(tmp)
             else:
                 tmp.unlink()
+        if not isinstance(err, (DiskFullError, KeyboardInterrupt, SystemExit)):
+            if _looks_disk_full(err, final.parent):
+                raise disk_full_error(final) from None
         raise
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write a text file atomically and return its path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically; the file must have exactly ``len(data)`` bytes before the rename."""
+
+    def _same_size(tmp: Path) -> bool:
+        return tmp.stat().st_size == len(data)
+
+    with atomic_path(path, verify=_same_size, allow_empty=not data) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
     return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a UTF-8 text file atomically (size checked before the rename); return its path."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically and return the path."""
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = True) -> int:
+    """Delete temporary files a killed job left in ``folder`` (``.<stem>.<random>.tmp<sfx>``).
+
+    Returns how many were removed. Only names this module creates are touched.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return 0
+    n = 0
+    it = root.rglob(".*.tmp*") if recursive else root.glob(".*.tmp*")
+    for p in list(it):
+        if ".tmp" not in p.name or not p.name.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            n += 1
+    return n

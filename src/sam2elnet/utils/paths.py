@@ -1,0 +1,134 @@
+"""Output-path checks run before any work starts, and OS errors turned into one-line messages.
+
+Every command calls :func:`check_output` for each of its output options (``--out``, ``--json``,
+``--csv``, ``--chips``, ...) before it reads a single input, so a path that cannot be created
+(under an existing file, onto a file where a folder is expected, through a symlink loop, in a
+folder without write permission) fails in a second with one ``error:`` line instead of after
+hours of work with a traceback. The check creates nothing: a write probe is removed at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from sam2elnet.errors import UserError
+
+__all__ = ["check_output", "check_input", "os_error_message"]
+
+
+def _stat_error(p: Path) -> OSError | None:
+    """The error ``os.stat`` raises for ``p`` other than 'does not exist' (ELOOP, ENOTDIR, EACCES)."""
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return err
+    return None
+
+
+def _describe(err: OSError, p: Path) -> str:
+    if err.errno == errno.ELOOP:
+        return (
+            f"{p}: symbolic link loop (a link that points back to itself); fix or remove the link"
+        )
+    if err.errno == errno.ENOTDIR:
+        first = next((a for a in reversed(p.parents) if a.is_file()), None)
+        where = f"{first} is a file" if first is not None else "a part of the path is a file"
+        return f"{p}: {where}, so nothing can be created under it; choose another path"
+    return os_error_message(err, p)
+
+
+def check_output(
+    path: str | Path | None, kind: Literal["file", "dir"] = "file", flag: str = "--out"
+) -> Path | None:
+    """Check that ``path`` can be created or overwritten, before any work starts; return it.
+
+    Args:
+        path: the output file or folder (None: nothing to check, returns None).
+        kind: ``"file"`` (a folder there is an error) or ``"dir"`` (a file there is an error).
+        flag: the option name used in messages.
+
+    Raises:
+        UserError: one line naming the path and what to do — a symlink loop, a path under an
+            existing file, a file where a folder is expected (or the reverse), or a folder that is
+            not writable (a probe file cannot be created in it; the probe is removed at once).
+    """
+    if path is None:
+        return None
+    p = Path(path)
+    if str(p).strip() == "":
+        raise UserError(f"{flag} is empty; give a {'folder' if kind == 'dir' else 'file'} path")
+    err = _stat_error(p)
+    if err is not None:
+        raise UserError(f"{flag} {_describe(err, p)}")
+    if p.is_symlink() and not p.exists():
+        raise UserError(f"{flag} {p}: broken symbolic link; fix or remove the link")
+    if p.exists():
+        if kind == "dir" and not p.is_dir():
+            raise UserError(f"{flag} {p}: is a file, expected a folder; choose a folder path")
+        if kind == "file" and p.is_dir():
+            raise UserError(f"{flag} {p}: is a folder, expected a file name; add a file name")
+    # nearest existing ancestor: the folder in which the first missing part will be created
+    anc = p if (kind == "dir" and p.is_dir()) else p.parent
+    while not anc.exists():
+        if anc.is_symlink():
+            raise UserError(f"{flag} {anc}: broken symbolic link; fix or remove the link")
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UserError(
+            f"{flag} {p}: {anc} is a file, so nothing can be created under it; choose another path"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".elnet-write-test.", dir=anc)
+    except OSError as oerr:
+        raise UserError(f"{flag} {os_error_message(oerr, anc)}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return p
+
+
+def check_input(path: str | Path, flag: str, what: str = "file or folder") -> Path:
+    """Check that an input exists (a symlink loop is named as one); return it as a Path.
+
+    Raises:
+        UserError: naming ``flag`` and the path when it is missing or cannot be reached.
+    """
+    p = Path(path)
+    err = _stat_error(p)
+    if err is not None:
+        raise UserError(f"{flag} {_describe(err, p)}")
+    if not p.exists():
+        if p.is_symlink():
+            raise UserError(f"{flag} {p}: broken symbolic link; fix or remove the link")
+        raise UserError(f"{flag} {p}: {what} does not exist; check the path")
+    return p
+
+
+_MESSAGES = {
+    errno.ENOSPC: "disk full (no space left on device); free some space or choose another "
+    "output folder, then re-run with --resume",
+    errno.EDQUOT: "disk quota exceeded; free some space, then re-run with --resume",
+    errno.EACCES: "permission denied; choose a folder you can write to or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you can write to",
+    errno.EROFS: "read-only file system; choose a writable output folder",
+    errno.ELOOP: "symbolic link loop (a link that points back to itself); fix or remove the link",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "is a folder, expected a file; give a file name",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) and re-run",
+}
+
+
+def os_error_message(err: OSError, path: str | Path | None = None) -> str:
+    """One-line, user-facing text for an ``OSError`` (names the file; says what to do)."""
+    where = path if path is not None else (err.filename or "")
+    text = _MESSAGES.get(err.errno or -1)
+    if text is None:
+        text = (err.strerror or str(err)).strip().rstrip(".") or err.__class__.__name__
+    return f"{where}: {text}" if where else text
