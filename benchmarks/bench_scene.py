@@ -2,7 +2,7 @@
 
 Each size runs in a fresh subprocess (its own peak RSS, ``VmHWM``) on a synthetic
 GeoTIFF generated strip by strip on disk (never held in memory either). The default predictor is
-the deterministic :class:`~sam2elnet.engine.scene.SmoothingPredictor` (a Gaussian filter and a
+the deterministic :class:`~sam2elnet.engine.executors.SmoothingPredictor` (a Gaussian filter and a
 sigmoid), which isolates the cost of the scene machinery itself: windowed reads, normalisation,
 blending, streaming writes. ``--model PATH`` (or ``--micro``, which builds a random micro model)
 adds rows with the real network at small sizes.
@@ -92,7 +92,9 @@ def run_one(args: argparse.Namespace) -> None:
     import scipy.ndimage  # noqa: F401
     import tqdm  # noqa: F401
 
-    from sam2elnet.engine.scene import SmoothingPredictor, load_scene_predictor, predict_scene
+    from sam2elnet.engine.executors import SmoothingPredictor
+    from sam2elnet.engine.scene import predict_scene
+    from sam2elnet.pipeline.scenes import load_scene_predictor
 
     if args.model:
         pred = load_scene_predictor(args.model, batch_size=args.batch_size)

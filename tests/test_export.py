@@ -462,7 +462,8 @@ def test_quality_csv_of_annotate_matches_labels_in_the_sibling_folder(tmp_path: 
 def test_scene_outputs_get_polygon_quality_from_their_tiles_layer(tmp_path: Path):
     from test_scene import make_scene
 
-    from sam2elnet.engine.scene import SmoothingPredictor, predict_scene
+    from sam2elnet.engine.executors import SmoothingPredictor
+    from sam2elnet.engine.scene import predict_scene
 
     scene = make_scene(tmp_path / "scene.tif")
     out = tmp_path / "pred" / "scene.tif"

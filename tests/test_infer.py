@@ -278,6 +278,8 @@ def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None
 
 
 def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path) -> None:
+    from sam2elnet.pipeline.jobs import annotate_folder
+
     res = annotate_folder(
         run["model"],
         run["data"] / "images",

@@ -13,7 +13,8 @@ from rasterio.transform import from_origin
 ray = pytest.importorskip("ray")
 
 from sam2elnet.engine.distributed import RayExecutor  # noqa: E402
-from sam2elnet.engine.scene import SmoothingPredictor, predict_scene  # noqa: E402
+from sam2elnet.engine.executors import SmoothingPredictor  # noqa: E402
+from sam2elnet.engine.scene import predict_scene  # noqa: E402
 
 
 def _scene(path: Path, h: int = 300, w: int = 400) -> Path:

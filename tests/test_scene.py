@@ -13,14 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
 
-from sam2elnet.engine.scene import (
-    LABEL_NODATA,
-    SmoothingPredictor,
-    _StripAccumulator,
-    predict_scene,
-    predict_scenes,
-)
+from sam2elnet.engine.executors import SmoothingPredictor
+from sam2elnet.engine.scene import predict_scene
+from sam2elnet.engine.scene_writer import LABEL_NODATA, StripAccumulator
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.scenes import predict_scenes
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(500000, 4000000, 10, 10)
@@ -159,7 +156,7 @@ def test_memory_is_bounded_by_width_not_height(tmp_path: Path, monkeypatch):
     The statistics overview is capped at 1 Mpx in production; shrink the cap so both scenes here
     are beyond it and only the streaming part is compared.
     """
-    import sam2elnet.engine.scene as scene_mod
+    import sam2elnet.engine.scene_inputs as scene_mod
 
     monkeypatch.setattr(scene_mod, "_OVERVIEW_PIXELS", 10_000)
     peaks = {}
@@ -185,7 +182,7 @@ def test_strip_accumulator_flushes_block_aligned_rows_in_order():
         out[top:end] = acc / (wy[:, None] * wx[None, :])
 
     wy, wx = weight_sums(1000, 10, 300, 50)
-    acc = _StripAccumulator(1000, 10, 300, sink, wy)
+    acc = StripAccumulator(1000, 10, 300, sink, wy)
     assert acc.cap == 300 + 256 and acc.acc.shape == (556, 10)  # bounded, whatever the height
     ones = np.ones((300, 10), np.float32)
     from sam2elnet.data.tiling import blend_weights
@@ -463,7 +460,7 @@ def test_percentile_normalisation_is_frozen_scene_wide(scene: Path, tmp_path: Pa
     import rasterio as rio
 
     from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.engine.scene import make_scene_normalizer
+    from sam2elnet.engine.scene_inputs import make_scene_normalizer
 
     cfg = NormalizationConfig(method="percentile", p_low=1, p_high=99)
     pred = SmoothingPredictor(normalization=cfg)
@@ -495,11 +492,9 @@ def test_real_predictor_from_a_model_file(tmp_path: Path):
         pytest.skip(f"engine not available: {err}")
     import warnings
 
-    from sam2elnet.engine.scene import (
-        QualityScoringPredictor,
-        WindowPredictor,
-        load_scene_predictor,
-    )
+    from sam2elnet.engine.executors import WindowPredictor
+    from sam2elnet.engine.infer import QualityScoringPredictor
+    from sam2elnet.pipeline.scenes import load_scene_predictor
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -265,7 +265,7 @@ def annotate_cmd(
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     params = dict(locals())  # first statement: exactly the command's options
-    from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.pipeline.jobs import annotate_folder
 
     opts = _job_kwargs(**{k: v for k, v in params.items() if k not in ("model", "images", "out")})
     _check_io(images, out, model)
@@ -306,7 +306,7 @@ def enhance_cmd(
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     params = dict(locals())  # first statement: exactly the command's options
-    from sam2elnet.engine.infer import enhance_folder
+    from sam2elnet.pipeline.jobs import enhance_folder
 
     opts = _job_kwargs(
         **{k: v for k, v in params.items() if k not in ("model", "images", "labels", "out")}

@@ -1,6 +1,6 @@
 """``elnet scene`` (large GeoTIFFs, sliding windows) and ``elnet export`` (polygons, COCO, chips).
 
-Thin wrappers: options are parsed here, the work is :func:`sam2elnet.engine.scene.scene_job` and
+Thin wrappers: options are parsed here, the work is :func:`sam2elnet.pipeline.scenes.scene_job` and
 :func:`sam2elnet.export.vector.export_labels`; their errors carry the messages.
 """
 
@@ -106,8 +106,8 @@ def scene_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
-    from sam2elnet.engine.scene import SceneBatchResult, scene_job
     from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_output
 
     opts = check_options(

@@ -16,7 +16,7 @@ Use::
         predict_scene(src, dst, predictor, executor=ex)
 
 ``factory`` is any picklable zero-argument callable returning a :class:`WindowPredictor`, e.g.
-``functools.partial(load_scene_predictor, "model.pt")``.
+``functools.partial(load_scene_predictor, "model.pt")`` (:mod:`sam2elnet.pipeline.scenes`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.scene import run_batch
+from sam2elnet.engine.executors import run_batch
 from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _PredictorActor:
 
 
 class RayExecutor:
-    """A :class:`~sam2elnet.engine.scene.BatchExecutor` running batches on Ray actors.
+    """A :class:`~sam2elnet.engine.executors.BatchExecutor` running batches on Ray actors.
 
     ``address`` None starts a private local Ray (``num_workers`` CPUs, no dashboard); ``"auto"``
     or ``"ray://host:10001"`` joins an existing cluster. ``num_cpus_per_worker`` is the CPU

@@ -9,7 +9,7 @@
   labels into ``labels/`` (kept) and ``rejected/``.
 
 Large GeoTIFF scenes are handled by :mod:`sam2elnet.engine.scene`, which calls
-:meth:`Predictor.predict_arrays` on already normalised windows.
+:meth:`Predictor.predict_arrays` (or :class:`QualityScoringPredictor`) on already normalised windows.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from sam2elnet.engine.runtime import ModelRun, autocast, resolve_device, run_model, set_threads
+from sam2elnet.engine.scene import is_large_scene, predict_scene
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.quality import (
     FEATURE_NAMES,
@@ -47,6 +48,7 @@ __all__ = [
     "ModelRun",
     "run_model",
     "Predictor",
+    "QualityScoringPredictor",
     "FolderResult",
     "annotate_folder",
     "enhance_folder",
@@ -282,6 +284,37 @@ class Predictor:
         return thr, info
 
 
+class QualityScoringPredictor:
+    """Adapter: a real :class:`Predictor` that also scores each window.
+
+    ``Predictor.predict`` returns probabilities *and* the quality evaluator's predicted IoU from
+    one forward (plus the evaluator's test-time views), so ``predict_arrays`` runs it and keeps
+    the scores for the ``score_arrays`` call that :func:`~sam2elnet.engine.executors.run_batch` makes right after, on the same
+    batch. Slower than plain ``predict_arrays`` by the TTA views; used only with ``--quality-gpkg``.
+    """
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.in_bands = predictor.in_bands
+        self.normalization = predictor.normalization
+        self.fitted = bool(getattr(getattr(predictor, "evaluator", None), "fitted", False))
+        self._scores: np.ndarray | None = None
+
+    def predict_arrays(self, batch: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
+        c = None if coarse is None else list(coarse)
+        probs, q = self.predictor.predict(list(batch), c)
+        self._scores = np.asarray(q.predicted_iou, dtype=np.float32)
+        return np.stack(probs).astype(np.float32)
+
+    def score_arrays(
+        self, batch: np.ndarray, coarse: np.ndarray | None, probs: np.ndarray
+    ) -> np.ndarray:
+        if self._scores is None or len(self._scores) != len(batch):
+            raise RuntimeError("score_arrays must follow predict_arrays on the same batch")
+        out, self._scores = self._scores, None
+        return out
+
+
 # ----------------------------------------------------------------------------- folder jobs
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     """Image files of a folder (sorted), a single file, or a list; UserError when there are none.
@@ -338,6 +371,11 @@ class FolderResult:
     @property
     def n_kept(self) -> int:
         return sum(1 for r in self.rows if r.get("kept") in (True, "1", 1, "True"))
+
+
+FinishHook = Callable[[FolderResult], dict[str, Any]]
+"""Called with the finished job's result before ``summary.json`` is written; the entries it
+returns are added to the summary (the pipeline writes ``report.html`` this way)."""
 
 
 def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
@@ -410,8 +448,6 @@ class _Job:
         Only the windows in flight are in memory; the label is a tiled GeoTIFF with the scene's
         georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
         """
-        from sam2elnet.engine.scene import QualityScoringPredictor, predict_scene
-
         tif = Path(name).with_suffix(".tif").name
         scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
         try:
@@ -464,8 +500,6 @@ class _Job:
         ``scene_coarse(path) -> Path | None`` gives their coarse label file (raster or vector).
         """
         from tqdm import tqdm
-
-        from sam2elnet.engine.scene import is_large_scene
 
         names = _unique_names(files)
         todo = []
@@ -523,14 +557,15 @@ class _Job:
                 stacklevel=3,
             )
 
-    def finish(self, t0: float, n_before: int, extra: dict[str, Any], report: bool) -> FolderResult:
-        """Summarise the job, write the optional report and ``summary.json``; return the result."""
+    def finish(
+        self, t0: float, n_before: int, extra: dict[str, Any], on_finish: FinishHook | None
+    ) -> FolderResult:
+        """Summarise the job, run ``on_finish`` (its entries join the summary), write
+        ``summary.json``; return the result."""
         summary = self.summary(t0, len(self.rows) - n_before, extra)
         result = FolderResult(self.out, self.rows, self.skipped, summary)
-        if report:
-            path = _maybe_report(self.out, result, extra["task"])
-            if path is not None:
-                summary["report"] = str(path)
+        if on_finish is not None:
+            summary.update(on_finish(result))
         write_json_atomic(self.out / "summary.json", summary)
         return result
 
@@ -567,38 +602,6 @@ def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
     return str(rel)
 
 
-def _maybe_report(out: Path, result: FolderResult, kind: str) -> Path | None:
-    """Write ``OUT/report.html`` with :func:`sam2elnet.pipeline.report.write_report` (one card per
-    label, worst predicted quality first, with the job summary as metrics)."""
-    try:
-        from sam2elnet.pipeline.report import ReportItem, write_report
-    except ImportError:
-        warnings.warn("the report module is not available; no report.html written", stacklevel=3)
-        return None
-    items = []
-    for r in result.rows:
-        label = out / str(r["label"])
-        items.append(
-            ReportItem(
-                name=Path(str(r["image"])).name,
-                image=Path(str(r["image"])),
-                input_label=Path(str(r["coarse"])) if r.get("coarse") else None,
-                output=label if label.is_file() else None,
-                predicted_iou=float(r["predicted_iou"]),
-                kept=r["kept"] in (True, "True", "1"),
-                extra={k: r[k] for k in ("tta_agreement", "mean_entropy") if k in r},
-            )
-        )
-    metrics = {k: v for k, v in result.summary.items() if k not in ("missing_labels",)}
-    return write_report(
-        out / "report.html",
-        items,
-        title=f"sam2elnet {kind}: {out.name}",
-        metrics=metrics,
-        quality_threshold=result.summary.get("threshold"),
-    )
-
-
 def annotate_folder(
     model_path: str | Path,
     images: str | Path | Sequence[str | Path],
@@ -608,7 +611,7 @@ def annotate_folder(
     target_precision: float | None = None,
     tau: float | None = None,
     resume: bool = False,
-    report: bool = False,
+    on_finish: FinishHook | None = None,
     save_prob: bool = False,
     batch_size: int = 8,
     device: str = "cpu",
@@ -648,7 +651,7 @@ def annotate_folder(
 
     job.run(files, load, write)
     extra = {"task": "annotate", "model": str(model_path), "filter": thr_info}
-    return job.finish(t0, n_before, extra, report)
+    return job.finish(t0, n_before, extra, on_finish)
 
 
 class _LabelIndex(dict):
@@ -712,7 +715,7 @@ def enhance_folder(
     target_precision: float | None = None,
     tau: float | None = None,
     resume: bool = False,
-    report: bool = False,
+    on_finish: FinishHook | None = None,
     save_prob: bool = False,
     save_changes: bool = True,
     batch_size: int = 8,
@@ -815,4 +818,4 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
-    return job.finish(t0, n_before, extra, report)
+    return job.finish(t0, n_before, extra, on_finish)

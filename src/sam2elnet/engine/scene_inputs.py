@@ -1,0 +1,416 @@
+"""Scene inputs: the open source raster, its scene-global normalisation and the coarse label.
+
+:class:`SceneInputs` is what :func:`sam2elnet.engine.scene.predict_scene` reads windows from:
+it opens the scene, freezes the predictor's normalisation into scene-global statistics
+(:func:`make_scene_normalizer`, so neighbouring windows see identical pixel values), opens the
+optional coarse label (:class:`CoarseSource`: a raster warped onto the scene grid, or a vector file
+rasterised per window) and yields normalised windows with their valid-pixel masks.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.tiling import Window, decimated_read
+from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "SCENE_SUFFIXES",
+    "CoarseSource",
+    "SceneInputs",
+    "SceneNormalizer",
+    "make_scene_normalizer",
+    "open_scene",
+]
+
+SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+"""File suffixes read as scenes (rasters GDAL opens with windowed reads)."""
+_OVERVIEW_PIXELS = 1_000_000
+"""Pixels of the decimated overview read that fixes the normalisation statistics."""
+
+
+# --------------------------------------------------------------------------------------------
+# normalisation fixed for the whole scene
+
+
+@dataclass
+class SceneNormalizer:
+    """Scene-global normalisation: the same scaling for every window.
+
+    ``cfg`` is a NormalizationConfig whose statistics are fixed (``fixed``/``stats`` method), or
+    None for the built-in fallback (per-band ``low``/``high`` linear stretch). Nodata pixels become
+    0 after scaling, exactly as :func:`sam2elnet.data.normalize.normalize` treats single images in
+    training and in ``elnet annotate``, so a scene window looks to the model like a chip would.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    cfg: Any = None
+    bands: list[int] | None = None  # 1-based band indexes read from the source (None: all)
+
+    def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if self.cfg is not None:
+            from sam2elnet.data.normalize import normalize
+
+            return normalize(data, self.cfg, valid=valid)
+        xf = np.nan_to_num(data.astype(np.float32))
+        scale = np.maximum(self.high - self.low, 1e-6)
+        out = (xf - self.low[:, None, None]) / scale[:, None, None]
+        np.clip(out, 0.0, 1.0, out=out)
+        out *= valid[None]
+        return out.astype(np.float32, copy=False)
+
+
+def _overview(
+    src: Any, bands: list[int], max_pixels: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decimated (C, h, w) data and (h, w) valid mask of the scene (statistics, coarse checks)."""
+    return decimated_read(src, bands, max_pixels or _OVERVIEW_PIXELS)
+
+
+def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray:
+    """Full-resolution sample of valid pixels (C, n), for scenes whose overview shows none."""
+    step = max(1, src.height // 64)
+    chunks: list[np.ndarray] = []
+    got = 0
+    from rasterio.windows import Window as RioWindow
+
+    for r in range(0, src.height, step):
+        win = RioWindow(0, r, src.width, 1)
+        d = src.read(bands, window=win)
+        v = src.dataset_mask(window=win) > 0
+        if np.issubdtype(d.dtype, np.floating):
+            v &= np.all(np.isfinite(d), axis=0)
+        if v.any():
+            chunks.append(d[:, v])
+            got += int(v.sum())
+            if got >= want:
+                break
+    if not chunks:
+        return np.zeros((len(bands), 0))
+    return np.concatenate(chunks, axis=1)
+
+
+def make_scene_normalizer(
+    src: Any, predictor: Any, bands: list[int] | None = None
+) -> SceneNormalizer:
+    """Freeze the predictor's normalisation into scene-global statistics.
+
+    * ``percentile`` (per-image) configs become ``fixed`` with per-band low/high = the configured
+      percentiles of a decimated overview read (after dB conversion when ``to_db``): per-window
+      percentiles would give every tile a different brightness scale and visible seams.
+    * ``fixed`` / ``stats`` configs are already global and are used as they are.
+    * Without a config (simple predictors) the overview's 1st/99th percentiles stretch to [0, 1].
+
+    Raises DataError when the scene holds no valid pixel at all.
+    """
+    cfg = getattr(predictor, "normalization", None)
+    in_bands = getattr(predictor, "in_bands", None)
+    if bands is None:
+        bands = list(range(1, src.count + 1))
+        if in_bands is not None and src.count != in_bands:
+            sar = bool(getattr(cfg, "sar", False))
+            if in_bands == 1 and src.count in (3, 4) and (sar or cfg is None):
+                bands = [1]  # grey stored as RGB(A): the first band carries it
+            elif src.count > in_bands and src.count == in_bands + 1 and _last_is_alpha(src):
+                bands = list(range(1, in_bands + 1))
+            else:
+                raise DataError(
+                    f"scene has {src.count} bands but the model takes {in_bands}; "
+                    "select bands (--bands 1,2,3) or use a model trained on this sensor",
+                    src.name,
+                )
+    data, valid = _overview(src, bands)
+    if valid.any():
+        pix = data[:, valid]
+    else:
+        pix = _sample_valid(src, bands)
+        if pix.shape[1] == 0:
+            raise DataError(
+                "scene is entirely nodata (no valid pixel); nothing to predict. Check the file's "
+                "nodata value or mask",
+                src.name,
+            )
+    pix = pix.astype(np.float32)
+    if cfg is not None:
+        from sam2elnet.data.normalize import to_db
+
+        method = getattr(cfg, "method", None)
+        if method == "percentile":
+            work = to_db(pix, cfg.db_floor) if getattr(cfg, "to_db", False) else pix
+            lo, hi = np.percentile(work, [cfg.p_low, cfg.p_high], axis=1)
+            cfg = cfg.model_copy(
+                update={
+                    "method": "fixed",
+                    "low": [float(v) for v in lo],
+                    "high": [float(v) for v in hi],
+                }
+            )
+        return SceneNormalizer(low=np.zeros(0), high=np.zeros(0), cfg=cfg, bands=bands)
+    lo, hi = np.percentile(pix, [1.0, 99.0], axis=1).astype(np.float32)
+    return SceneNormalizer(low=lo, high=hi, cfg=None, bands=bands)
+
+
+def _last_is_alpha(src: Any) -> bool:
+    from rasterio.enums import ColorInterp
+
+    return src.colorinterp[-1] == ColorInterp.alpha
+
+
+# --------------------------------------------------------------------------------------------
+# coarse labels
+
+
+class CoarseSource:
+    """Coarse label per window: a raster (warped onto the scene grid if needed) or a vector file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        scene: Any,
+        *,
+        line_width: float | None = None,
+        line_width_unit: str = "map",
+        pixel_coords: bool = False,
+    ) -> None:
+        from sam2elnet.data.vector import VectorLabels, is_vector_path
+
+        self.path = Path(path)
+        self._ds = None
+        self._vrt = None
+        self._vec = None
+        self.notes: list[str] = []
+        if not self.path.exists():
+            raise DataError("coarse label file does not exist; check the path", self.path)
+        if is_vector_path(self.path):
+            self._vec = VectorLabels.from_file(
+                self.path,
+                crs=scene.crs,
+                transform=scene.transform,
+                height=scene.height,
+                width=scene.width,
+                line_width=line_width,
+                line_width_unit=line_width_unit,
+                pixel_coords=pixel_coords,
+            )
+            self.notes = list(self._vec.notes)
+            return
+        import rasterio
+        from rasterio.vrt import WarpedVRT
+
+        try:
+            self._ds = rasterio.open(self.path)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(f"cannot open coarse label raster ({err})", self.path) from None
+        ds = self._ds
+        same_grid = ds.height == scene.height and ds.width == scene.width
+        if same_grid and scene.crs is not None and ds.crs is not None:
+            same_grid = ds.crs == scene.crs and ds.transform.almost_equals(scene.transform)
+        if not same_grid:
+            if scene.crs is None or ds.crs is None:
+                raise DataError(
+                    f"coarse label raster is {ds.width}x{ds.height} px but the scene is "
+                    f"{scene.width}x{scene.height} and one of them has no CRS, so it cannot be "
+                    "aligned; give a label on the scene's grid",
+                    self.path,
+                )
+            from rasterio.enums import Resampling
+
+            self._vrt = WarpedVRT(
+                ds,
+                crs=scene.crs,
+                transform=scene.transform,
+                width=scene.width,
+                height=scene.height,
+                resampling=Resampling.nearest,
+            )
+        reader = self._vrt or ds
+        self._nodata = reader.nodata
+        ov, _ = _overview(reader, [1], max_pixels=250_000)
+        ov = ov[0]
+        if self._nodata is not None:
+            ov = ov[ov != self._nodata]
+        self._binary01 = ov.size == 0 or float(ov.max()) <= 1
+
+    def read(self, w: Window) -> np.ndarray:
+        """uint8 0/1 coarse mask for window ``w``."""
+        if self._vec is not None:
+            return self._vec.rasterize(w)
+        reader = self._vrt or self._ds
+        a = reader.read(1, window=w.to_rasterio())
+        keep = np.ones(a.shape, bool) if self._nodata is None else a != self._nodata
+        fg = (a >= 1) if self._binary01 else (a > 127)
+        return (fg & keep).astype(np.uint8)
+
+    def close(self) -> None:
+        if self._vrt is not None:
+            self._vrt.close()
+        if self._ds is not None:
+            self._ds.close()
+
+
+def open_scene(path: Path) -> Any:
+    """Open a scene raster for reading.
+
+    Args:
+        path: a raster file GDAL can read (GeoTIFF, VRT, ...).
+
+    Returns:
+        An open ``rasterio`` dataset (the caller closes it).
+
+    Raises:
+        DataError: the file is missing, empty, corrupt or not a raster.
+    """
+    import rasterio
+
+    if not path.exists():
+        raise DataError("scene does not exist; check the path", path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError("scene file is empty (0 bytes)", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise DataError(
+            f"cannot open scene ({err}); corrupt, truncated or not a raster", path
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# the scene, opened
+
+
+class SceneInputs:
+    """An open scene ready for window-by-window prediction (use as a context manager).
+
+    Args:
+        path: the scene raster.
+        predictor: a :class:`~sam2elnet.engine.executors.WindowPredictor` (its ``normalization``
+            and ``in_bands`` decide the normalisation and the bands read).
+        bands: 1-based band indexes to read (None: chosen from the predictor's band count).
+        coarse: coarse label file (raster on any grid with a CRS, or a vector file), or None.
+        line_width: width of vector line labels (roads), in ``line_width_unit``.
+        line_width_unit: ``"map"`` (CRS units) or ``"px"``.
+        pixel_coords: vector label coordinates are pixel coordinates (x = column, y = row).
+
+    Raises:
+        DataError: unreadable scene, all-nodata scene, band mismatch, unreadable label.
+
+    Attributes:
+        src: the open rasterio dataset.
+        normalizer: the frozen :class:`SceneNormalizer`.
+        bands: band indexes read from ``src``.
+        coarse: the :class:`CoarseSource` or None.
+        notes: things a user should know (no CRS, vector-label remarks).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        predictor: Any,
+        *,
+        bands: list[int] | None = None,
+        coarse: str | Path | None = None,
+        line_width: float | None = None,
+        line_width_unit: str = "map",
+        pixel_coords: bool = False,
+    ) -> None:
+        import rasterio
+
+        self.path = Path(path)
+        self.notes: list[str] = []
+        self.coarse: CoarseSource | None = None
+        self.src = open_scene(self.path)
+        try:
+            if self.src.crs is None:
+                self.notes.append(
+                    f"{self.path} has no CRS: outputs carry no georeference and vector labels / "
+                    "tile footprints use pixel coordinates (x = column, y = row)"
+                )
+                log.warning(self.notes[-1])
+            try:
+                self.normalizer = make_scene_normalizer(self.src, predictor, bands)
+            except rasterio.errors.RasterioError as err:
+                raise DataError(
+                    f"cannot read the scene ({err}); the file is corrupt or truncated", self.path
+                ) from None
+            self.bands = self.normalizer.bands or list(range(1, self.src.count + 1))
+            if coarse is not None:
+                self.coarse = CoarseSource(
+                    coarse,
+                    self.src,
+                    line_width=line_width,
+                    line_width_unit=line_width_unit,
+                    pixel_coords=pixel_coords,
+                )
+                self.notes.extend(self.coarse.notes)
+            dtype = np.dtype(self.src.dtypes[self.bands[0] - 1])
+            self._is_float = np.issubdtype(dtype, np.floating)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def height(self) -> int:
+        return int(self.src.height)
+
+    @property
+    def width(self) -> int:
+        return int(self.src.width)
+
+    def read_windows(
+        self, windows: Sequence[Window]
+    ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Yield ``(window, x, valid, coarse)`` per window, in the given order.
+
+        ``x`` is the normalised (C, h, w) float32 window, ``valid`` the (h, w) bool mask of pixels
+        holding data (dataset mask, and finite values for float rasters), ``coarse`` the (h, w)
+        uint8 0/1 coarse label or None. A window without any valid pixel yields ``valid.any() ==
+        False`` and the raw data (it is not normalised; callers skip it).
+
+        Raises:
+            DataError: a window cannot be read (corrupt or truncated file).
+        """
+        import rasterio
+
+        for w in windows:
+            try:
+                rw = w.to_rasterio()
+                data = self.src.read(self.bands, window=rw)
+                valid = self.src.dataset_mask(window=rw) > 0
+            except rasterio.errors.RasterioError as err:
+                raise DataError(
+                    f"cannot read window at row {w.row_off}, col {w.col_off} ({err}); the "
+                    "file is corrupt or truncated",
+                    self.path,
+                ) from None
+            if self._is_float:
+                valid &= np.all(np.isfinite(data), axis=0)
+            if not valid.any():
+                yield w, data, valid, None  # skipped marker
+                continue
+            x = self.normalizer(data, valid)
+            c = self.coarse.read(w) if self.coarse is not None else None
+            yield w, x, valid, c
+
+    def close(self) -> None:
+        """Close the coarse label and the scene."""
+        if self.coarse is not None:
+            self.coarse.close()
+        self.src.close()
+
+    def __enter__(self) -> SceneInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

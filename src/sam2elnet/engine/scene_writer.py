@@ -1,0 +1,297 @@
+"""Scene outputs: the seam-free blending accumulator, the GeoTIFF strip writer, per-tile quality.
+
+* :class:`StripAccumulator` blends window probabilities over a rolling band of rows (memory ~
+  scene width x tile height) and hands finished rows to a sink;
+* :class:`SceneWriter` is that sink: it turns finished rows into label (and probability) GeoTIFF
+  rows in block-aligned column chunks;
+* :class:`TileRecords` collects per-window statistics, written by :func:`write_quality` as the
+  per-tile quality GeoPackage (layer ``tiles``).
+
+Output conventions (documented in ``docs/geospatial.md``): label GeoTIFF uint8, 0 = background,
+255 = foreground, :data:`LABEL_NODATA` = nodata; probability GeoTIFF float32 with NaN nodata or
+uint8 ``round(p * 254)`` with nodata 255 and scale 1/254.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.tiling import Window
+from sam2elnet.engine.executors import entropy_bits
+from sam2elnet.utils.atomic import atomic_path
+
+__all__ = [
+    "BLOCK",
+    "LABEL_NODATA",
+    "PROB_U8_NODATA",
+    "SceneWriter",
+    "StripAccumulator",
+    "TileRecords",
+    "maybe_atomic",
+    "maybe_open",
+    "output_profiles",
+    "windows_geo",
+    "write_quality",
+]
+
+LABEL_NODATA = 127
+"""Nodata value of label GeoTIFFs (0 = background, 255 = foreground)."""
+PROB_U8_NODATA = 255
+BLOCK = 256
+"""Output GeoTIFF block size; rows are flushed in multiples of it."""
+_COL_CHUNK = 16 * BLOCK
+"""Columns converted and written at a time when flushing rows (bounds temporaries)."""
+
+
+def output_profiles(src: Any, prob_dtype: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """rasterio write profiles ``(label, probability)`` on the grid of ``src``.
+
+    Tiled 256 x 256, deflate, BigTIFF when needed; the label is uint8 with nodata
+    :data:`LABEL_NODATA`, the probability float32 (nodata NaN) or uint8 (nodata 255).
+
+    Args:
+        src: the open source scene (its size, CRS and transform are copied).
+        prob_dtype: ``"float32"`` or ``"uint8"``.
+    """
+    profile = {
+        "driver": "GTiff",
+        "height": src.height,
+        "width": src.width,
+        "count": 1,
+        "crs": src.crs,
+        "transform": src.transform,
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    label_profile = dict(profile, dtype="uint8", nodata=LABEL_NODATA, predictor=2)
+    if prob_dtype == "uint8":
+        prob_profile = dict(profile, dtype="uint8", nodata=PROB_U8_NODATA, predictor=2)
+    else:
+        prob_profile = dict(profile, dtype="float32", nodata=float("nan"), predictor=3)
+    return label_profile, prob_profile
+
+
+# --------------------------------------------------------------------------------------------
+# the streaming accumulator
+
+
+class StripAccumulator:
+    """Weighted-average blending over a rolling band of rows.
+
+    Holds ``acc`` (sum of weight * probability) for rows ``[top, top + cap)`` only; the weight
+    sum is the exact separable product ``wy[r] * wx[c]`` (:func:`~sam2elnet.data.tiling.weight_sums`),
+    so it needs no buffer. Windows arrive in non-decreasing ``row_off``; before adding a window
+    at row ``r`` every row ``< r`` is final and is flushed (in multiples of :data:`BLOCK` rows, so
+    each compressed GeoTIFF block is written once). ``windows`` lists the predicted windows still
+    overlapping the buffer, which tells the writer which pixels were predicted at all.
+    """
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        tile_h: int,
+        sink: Callable[[int, int, np.ndarray, np.ndarray, list[Window]], None],
+        wy: np.ndarray,
+    ) -> None:
+        self.height = height
+        self.width = width
+        self.cap = min(height, tile_h + BLOCK)
+        self.acc = np.zeros((self.cap, width), np.float32)
+        self.wy = wy
+        self.windows: list[Window] = []
+        self.top = 0
+        self.sink = sink
+
+    def add(self, w: Window, probs: np.ndarray, weights: np.ndarray) -> None:
+        self.flush_upto(w.row_off)
+        r0 = w.row_off - self.top
+        if r0 < 0 or r0 + w.height > self.cap:
+            raise RuntimeError("windows must arrive in row order (internal error)")
+        sl = (slice(r0, r0 + w.height), slice(w.col_off, w.col_off + w.width))
+        self.acc[sl] += probs * weights
+        self.windows.append(w)
+
+    def flush_upto(self, row: int, final: bool = False) -> None:
+        end = self.height if final or row >= self.height else (row // BLOCK) * BLOCK
+        if end <= self.top:
+            return
+        n = end - self.top
+        live = [w for w in self.windows if w.row_off < end]
+        self.sink(self.top, end, self.acc[:n], self.wy[self.top : end], live)
+        self.windows = [w for w in self.windows if w.row_off + w.height > end]
+        keep = self.cap - n
+        # shift the unfinished rows up in chunks of <= n rows: source and destination never
+        # overlap, so numpy needs no full-size temporary copy
+        for i in range(0, keep, n):
+            j = min(i + n, keep)
+            self.acc[i:j] = self.acc[i + n : j + n]
+        self.acc[keep:] = 0.0
+        self.top = end
+
+
+class SceneWriter:
+    """Turns finished accumulator rows into label (and probability) GeoTIFF rows.
+
+    Works in column chunks of :data:`_COL_CHUNK` pixels (a multiple of the block size) so its
+    temporaries stay small however wide the scene is.
+    """
+
+    def __init__(
+        self, src: Any, dst: Any, pdst: Any, threshold: float, prob_dtype: str, wx: np.ndarray
+    ) -> None:
+        self.src, self.dst, self.pdst = src, dst, pdst
+        self.threshold = threshold
+        self.prob_dtype = prob_dtype
+        self.wx = wx
+        self.n_fg = 0
+        self.n_valid = 0
+
+    def write_rows(
+        self, top: int, end: int, acc: np.ndarray, wy: np.ndarray, windows: list[Window]
+    ) -> None:
+        from rasterio.windows import Window as RioWindow
+
+        width = acc.shape[1]
+        for c0 in range(0, width, _COL_CHUNK):
+            c1 = min(c0 + _COL_CHUNK, width)
+            rw = RioWindow(c0, top, c1 - c0, end - top)
+            covered = np.zeros((end - top, c1 - c0), bool)
+            for w in windows:
+                r_a, r_b = max(w.row_off, top), min(w.row_off + w.height, end)
+                c_a, c_b = max(w.col_off, c0), min(w.col_off + w.width, c1)
+                if r_a < r_b and c_a < c_b:
+                    covered[r_a - top : r_b - top, c_a - c0 : c_b - c0] = True
+            prob = acc[:, c0:c1] / (wy[:, None] * self.wx[None, c0:c1])
+            valid = covered & (self.src.dataset_mask(window=rw) > 0)
+            fg = (prob >= self.threshold) & valid
+            lab = np.full(prob.shape, LABEL_NODATA, np.uint8)
+            lab[valid] = 0
+            lab[fg] = 255
+            self.dst.write(lab, 1, window=rw)
+            self.n_fg += int(fg.sum())
+            self.n_valid += int(valid.sum())
+            if self.pdst is None:
+                continue
+            if self.prob_dtype == "uint8":
+                pa = np.full(prob.shape, PROB_U8_NODATA, np.uint8)
+                pa[valid] = np.round(np.clip(prob[valid], 0.0, 1.0) * 254).astype(np.uint8)
+            else:
+                pa = prob
+                pa[~valid] = np.nan
+            self.pdst.write(pa, 1, window=rw)
+
+
+class TileRecords:
+    """Per-window statistics of a scene run: counts, the pixel-weighted predicted IoU, GPKG rows.
+
+    Args:
+        threshold: probability threshold of the label (for ``foreground_fraction``).
+        keep_rows: collect one row per window for :func:`write_quality`.
+    """
+
+    def __init__(self, threshold: float, keep_rows: bool) -> None:
+        self.threshold = threshold
+        self.keep_rows = keep_rows
+        self.n = 0
+        self.rows: list[dict[str, Any]] = []
+        self._iou = [0.0, 0.0]  # valid-pixel-weighted sum of window predicted IoUs, weight
+
+    def add(self, w: Window, valid: np.ndarray, p: np.ndarray, iou: float | None) -> None:
+        """Record window ``w`` with its (h, w) valid mask, probabilities and predicted IoU."""
+        self.n += 1
+        if iou is not None:
+            nv = float(valid.sum())
+            self._iou[0] += iou * nv
+            self._iou[1] += nv
+        if self.keep_rows:
+            pv = p[valid]
+            rec = {
+                "row": w.row,
+                "col": w.col,
+                "row_off": w.row_off,
+                "col_off": w.col_off,
+                "valid_fraction": float(valid.mean()),
+                "foreground_fraction": float((pv >= self.threshold).mean()),
+                "mean_entropy": float(entropy_bits(pv).mean()),
+            }
+            if iou is not None:
+                rec["predicted_iou"] = iou
+            self.rows.append(rec)
+
+    @property
+    def predicted_iou(self) -> float | None:
+        """Valid-pixel-weighted mean predicted IoU of the windows (None without a scorer)."""
+        return self._iou[0] / self._iou[1] if self._iou[1] > 0 else None
+
+    @property
+    def kind(self) -> str:
+        """What the quality layer holds: ``predicted_iou`` or the ``entropy proxy``."""
+        return "predicted_iou" if any("predicted_iou" in r for r in self.rows) else "entropy proxy"
+
+
+def windows_geo(src: Any) -> Callable[[int, int, int, int], Any]:
+    """Return a function mapping a pixel rectangle to its footprint polygon in the scene CRS.
+
+    Without a CRS the footprint is in pixel coordinates (x = column, y = row), the same
+    convention as vector labels and exports for non-georeferenced rasters.
+    """
+    from shapely.geometry import box
+
+    if src.crs is None:
+        return lambda r, c, h, w: box(c, r, c + w, r + h)
+    t = src.transform
+
+    def footprint(r: int, c: int, h: int, w: int) -> Any:
+        xs, ys = zip(
+            *(t @ (cc, rr) for cc, rr in ((c, r), (c + w, r), (c, r + h), (c + w, r + h))),
+            strict=True,
+        )
+        return box(min(xs), min(ys), max(xs), max(ys))
+
+    return footprint
+
+
+def write_quality(
+    path: Path,
+    records: list[dict[str, Any]],
+    footprint: Callable,
+    crs: Any,
+    tile_h: int,
+    tile_w: int,
+) -> Path:
+    """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically."""
+    import geopandas as gpd
+
+    geoms = [footprint(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
+    gdf = gpd.GeoDataFrame(records, geometry=geoms, crs=crs)
+    with atomic_path(path) as tmp:
+        gdf.to_file(tmp, layer="tiles", driver="GPKG", engine="pyogrio")
+    return path
+
+
+class _NullCtx:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def maybe_atomic(path: str | Path | None) -> Any:
+    return atomic_path(path) if path is not None else _NullCtx()
+
+
+def maybe_open(path: Path | None, profile: dict[str, Any]) -> Any:
+    if path is None:
+        return _NullCtx()
+    import rasterio
+
+    return rasterio.open(path, "w", **profile)

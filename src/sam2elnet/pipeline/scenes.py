@@ -1,0 +1,268 @@
+"""Scene job front doors: folders of scenes, model loading and the job behind ``elnet scene``.
+
+:func:`scene_job` is what ``elnet scene`` runs: it loads the predictor (a model file, or
+``builtin:smoothing`` for a model-free dry run), picks the local or Ray backend and predicts one
+scene (:func:`sam2elnet.engine.scene.predict_scene`) or a folder of scenes (:func:`predict_scenes`,
+resumable through ``manifest.jsonl``). These live in the pipeline layer because they wire engine
+parts together (:class:`~sam2elnet.engine.infer.Predictor`,
+:class:`~sam2elnet.engine.distributed.RayExecutor`, :func:`~sam2elnet.engine.scene.predict_scene`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.data.vector import VECTOR_SUFFIXES
+from sam2elnet.engine.executors import SmoothingPredictor
+from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
+from sam2elnet.engine.scene import SCENE_SUFFIXES, SceneResult, predict_scene
+from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BUILTIN_PREFIX",
+    "SceneBatchResult",
+    "load_scene_predictor",
+    "predict_scenes",
+    "scene_job",
+    "scene_outputs",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# folders of scenes, resumable
+
+
+@dataclass
+class SceneBatchResult:
+    """What a folder run did: finished, skipped (already done on resume) and failed items."""
+
+    done: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+    manifest: Path
+
+    def summary(self) -> str:
+        s = f"{len(self.done)} scenes predicted, {len(self.skipped)} already done, {len(self.failed)} failed"
+        for k, v in self.failed.items():
+            s += f"\n  failed {k}: {v}"
+        return s + f"\nmanifest: {self.manifest}"
+
+
+def _list_scenes(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
+    if isinstance(inputs, (str, Path)):
+        p = Path(inputs)
+        if not p.exists():
+            raise DataError("scene folder or file does not exist; check the path", p)
+        if p.is_dir():
+            files = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SCENE_SUFFIXES
+            )
+            if not files:
+                raise DataError(f"no scenes ({', '.join(SCENE_SUFFIXES)}) in the folder", p)
+            return files
+        return [p]
+    return [Path(x) for x in inputs]
+
+
+def _match_coarse(coarse: str | Path | None, scene: Path) -> Path | None:
+    """Coarse label for ``scene``: a file is used as is; in a folder, the file with the same stem."""
+    if coarse is None:
+        return None
+    c = Path(coarse)
+    if not c.is_dir():
+        return c
+    for suf in (*SCENE_SUFFIXES, *VECTOR_SUFFIXES, ".png"):
+        cand = c / f"{scene.stem}{suf}"
+        if cand.exists():
+            return cand
+    raise DataError(f"no coarse label named {scene.stem}.* in the label folder", c)
+
+
+def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
+    """Output paths of one scene in a batch run."""
+    return {
+        "label": out_dir / f"{scene.stem}.tif",
+        "prob": out_dir / f"{scene.stem}_prob.tif" if prob else None,
+        "quality": out_dir / f"{scene.stem}_tiles.gpkg" if quality else None,
+    }
+
+
+def predict_scenes(
+    inputs: str | Path | Iterable[str | Path],
+    out_dir: str | Path,
+    predictor: Any,
+    *,
+    resume: bool = False,
+    prob: bool = False,
+    quality: bool = False,
+    coarse: str | Path | None = None,
+    progress: bool = True,
+    **scene_kwargs: Any,
+) -> SceneBatchResult:
+    """Predict every scene of a folder (or list) into ``out_dir``, resumably.
+
+    Outputs per scene ``S``: ``S.tif`` (labels), ``S_prob.tif`` (``prob``), ``S_tiles.gpkg``
+    (``quality``). ``out_dir/manifest.jsonl`` records each finished or failed scene (fsync'd);
+    with ``resume=True`` scenes recorded as done (whose outputs exist) are skipped, so a killed job
+    continues where it stopped and ends with identical outputs (every file is written atomically).
+    A scene that cannot be used (corrupt, all nodata, wrong bands) is recorded as failed with the
+    reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
+    Other keyword arguments go to :func:`predict_scene`.
+    """
+    from sam2elnet.utils.manifest import Manifest
+
+    out = Path(out_dir)
+    scenes = _list_scenes(inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    mpath = out / "manifest.jsonl"
+    if not resume and mpath.exists():
+        mpath.unlink()
+    manifest = Manifest.load(mpath)
+    done: list[str] = []
+    skipped: list[str] = []
+    failed: dict[str, str] = {}
+    for scene in scenes:
+        key = scene.name
+        if resume and manifest.is_done(key):
+            skipped.append(key)
+            continue
+        outs = scene_outputs(out, scene, prob, quality)
+        try:
+            res = predict_scene(
+                scene,
+                outs["label"],
+                predictor,
+                coarse=_match_coarse(coarse, scene),
+                prob_path=outs["prob"],
+                quality_gpkg=outs["quality"],
+                progress=progress,
+                **scene_kwargs,
+            )
+        except DataError as err:
+            reason = str(err)
+            log.warning("skipping %s: %s", scene, reason)
+            manifest.mark_failed(key, reason)
+            failed[key] = reason
+            continue
+        manifest.mark_done(
+            key,
+            [p for p in outs.values() if p is not None],
+            foreground_fraction=round(res.foreground_fraction, 6),
+            windows=res.n_predicted,
+        )
+        done.append(key)
+    return SceneBatchResult(done=done, skipped=skipped, failed=failed, manifest=mpath)
+
+
+# --------------------------------------------------------------------------------------------
+# loading predictors and the job behind ``elnet scene``
+
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def load_scene_predictor(
+    model: str | Path,
+    *,
+    quality: bool = False,
+    device: str = "cpu",
+    precision: str = "bf16",
+    batch_size: int = 4,
+    tta: int | None = None,
+    in_bands: int = 1,
+) -> Any:
+    """Load the predictor for scene jobs (picklable via functools.partial for Ray workers).
+
+    ``model`` is a model file written by ``elnet train``, or ``builtin:smoothing`` for a model-free
+    dry run (:class:`SmoothingPredictor`: checks tiling, georeference and outputs on a scene in
+    seconds before committing CPU hours). ``quality`` wraps the real predictor so each window is
+    also scored by the label quality evaluator.
+    """
+    m = str(model)
+    if m.startswith(BUILTIN_PREFIX):
+        name = m[len(BUILTIN_PREFIX) :]
+        if name != "smoothing":
+            raise UserError(f"unknown built-in model {name!r}; the only one is builtin:smoothing")
+        return SmoothingPredictor(in_bands=in_bands, score=False)
+    p = Predictor.from_file(m, device=device, precision=precision, batch_size=batch_size, tta=tta)
+    return QualityScoringPredictor(p) if quality else p
+
+
+def scene_job(
+    image: str | Path,
+    out: str | Path,
+    model: str | Path,
+    *,
+    labels: str | Path | None = None,
+    prob: bool = False,
+    quality: bool = False,
+    resume: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    device: str = "cpu",
+    precision: str = "bf16",
+    progress: bool = True,
+    **scene_kwargs: Any,
+) -> SceneResult | SceneBatchResult:
+    """What ``elnet scene`` does: one scene (``image`` a file) or a folder of scenes, locally or on Ray.
+
+    For a single scene ``out`` is the label GeoTIFF; ``prob`` / ``quality`` write
+    ``<out stem>_prob.tif`` / ``<out stem>_tiles.gpkg`` next to it. For a folder ``out`` is a
+    folder (see :func:`predict_scenes`, resumable with ``resume``).
+    """
+    import functools
+
+    if backend not in ("local", "ray"):
+        raise UserError(f"unknown backend {backend!r}; use local or ray")
+    batch_size = int(scene_kwargs.get("batch_size", 4))
+    factory = functools.partial(
+        load_scene_predictor,
+        model,
+        quality=quality,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+    )
+    predictor = factory()
+    executor = None
+    if backend == "ray":
+        from sam2elnet.engine.distributed import RayExecutor
+
+        executor = RayExecutor(factory, num_workers=workers, address=address)
+    try:
+        src = Path(image)
+        if src.is_dir():
+            return predict_scenes(
+                src,
+                out,
+                predictor,
+                resume=resume,
+                prob=prob,
+                quality=quality,
+                coarse=labels,
+                executor=executor,
+                progress=progress,
+                **scene_kwargs,
+            )
+        dst = Path(out)
+        return predict_scene(
+            src,
+            dst,
+            predictor,
+            coarse=labels,
+            prob_path=dst.with_name(f"{dst.stem}_prob.tif") if prob else None,
+            quality_gpkg=dst.with_name(f"{dst.stem}_tiles.gpkg") if quality else None,
+            executor=executor,
+            progress=progress,
+            **scene_kwargs,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
