@@ -1,128 +1,127 @@
-"""Training throughput (images/s) and peak memory of SAM2-ELNet training steps.
+"""Training speed, side by side with the reference design, in one process.
 
-One configuration per fresh subprocess, so the peak resident memory (``ru_maxrss``) belongs to that
-configuration alone. Each step is what ``engine.train`` does per batch: forward with a coarse label on
-half of the batch, the full loss (BCE + soft IoU + deep supervision + edge), backward, AdamW step,
-under bf16 autocast or fp32, with the frozen trunk and trainable adapters (or adapters off).
+For each image size the script builds the reference (``benchmarks/reference.py``: frozen Hiera
+trunk + adapters, RFB reductions, DoubleConv decoder with deep supervision, fp32, AdamW, batch 4 at
+256 px / 2 at 512 px) and our network as ``elnet train`` runs it (bf16 autocast, batch 8, a coarse
+label on half the batch, the full loss with deep supervision and edge term, backward, gradient
+clipping, AdamW), plus each speed lever, and times one training step of each in turn — reference,
+ours, levers, reference, ... — on the same random inputs. It prints images/s and the ratio to the
+reference (goal >= 2x at 256 and 512 px).
 
-Usage: ``python benchmarks/bench_train.py [--quick] [--sizes 256 512] [--model-size tiny]``.
+Peak memory per configuration is in ``bench_scale.py`` (one fresh process per point).
+
+Usage::
+
+    python benchmarks/bench_train.py              # 256 and 512 px, 3 alternating rounds
+    python benchmarks/bench_train.py --quick      # 2 rounds
+    python benchmarks/bench_train.py --smoke      # micro model, 64 px: checks the script runs
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
+
+import common  # noqa: F401  (first: the product's thread policy before torch loads OpenMP)
+
+# isort: split
+import torch
+from common import (
+    LEVERS,
+    TRAIN_LEVERS,
+    Goals,
+    alternate,
+    apply_lever,
+    build_ours,
+    lever_autocast,
+    lever_input,
+    machine,
+)
+from reference import build_reference, reference_batch, reference_train_step
 
 
-def one(size: int, precision: str, adapters: bool, model_size: str, batch: int, steps: int) -> dict:
-    """Run one configuration in this process and return its numbers."""
-    import warnings
+def our_step(model, lever, batch: int, size: int):  # noqa: ANN001, ANN201
+    """A closure running one of ``engine.train``'s steps on fixed random inputs."""
+    from sam2elnet.engine.losses import LossWeights, segmentation_loss
 
-    import torch
-
-    from sam2elnet.engine.losses import segmentation_loss
-    from sam2elnet.engine.runtime import set_threads
-    from sam2elnet.model import ModelConfig, build_model
-
-    set_threads()
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        kw = {} if adapters else {"adapter_dim": 0}
-        model = build_model(ModelConfig(size=model_size, in_bands=1, **kw))
+    g = torch.Generator().manual_seed(1)
+    x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever)
+    mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
+    valid = torch.ones_like(mask)
+    has = torch.tensor([float(i % 2) for i in range(batch)])
+    coarse = lever_input(mask * has[:, None, None, None], lever)
+    params = model.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    weights = LossWeights()
     model.train()
-    params = list(model.trainable_parameters())
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    x = torch.rand(batch, 1, size, size)
-    mask = (torch.rand(batch, 1, size, size) > 0.7).float()
-    coarse = mask.clone()
-    has = torch.tensor([1.0 if i % 2 else 0.0 for i in range(batch)])
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x, coarse * has[:, None, None, None], has)
-        loss, _ = segmentation_loss(out.logits, mask, None, out.side_logits, out.edge_logits)
+        with lever_autocast(lever):
+            out = model(x, coarse, has)
+        loss, _ = segmentation_loss(
+            out.logits, mask, valid, out.side_logits, out.edge_logits, weights
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
 
-    step()
-    ts = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        ts.append(time.perf_counter() - t)
-    med = statistics.median(ts)
-    return {
-        "size": size,
-        "precision": precision,
-        "adapters": adapters,
-        "batch": batch,
-        "trainable_params": sum(p.numel() for p in params),
-        "step_s": med,
-        "img_s": batch / med,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+    return step
+
+
+def bench_size(args: argparse.Namespace, size: int, goals: Goals) -> dict:
+    rb = reference_batch(size) if args.ref_batch is None else args.ref_batch
+    ref, ref_opt = build_reference(args.model_size)
+    g = torch.Generator().manual_seed(2)
+    x3 = torch.rand(rb, 1, size, size, generator=g).repeat(1, 3, 1, 1)
+    m = (torch.rand(rb, 1, size, size, generator=g) > 0.7).float()
+    fns = {"reference": lambda: reference_train_step(ref, ref_opt, x3, m)}
+    batches = {"reference": rb}
+    for name in args.levers:
+        lv = LEVERS[name]
+        b = args.batch if lv.batch is None else (rb if lv.batch == -1 else lv.batch)
+        model = apply_lever(build_ours(args.model_size, lv.detail_width), lv, train=True)
+        fns[name] = our_step(model, lv, b, size)
+        batches[name] = b
+    t = alternate(fns, args.reps)
+    ips = {k: batches[k] / sec for k, sec in t.items()}
+    print(f"\n{size} px; reference batch {rb}")
+    print(f"{'contender':<16} batch  step s   img/s  x reference")
+    for k, sec in t.items():
+        print(
+            f"{k:<16} {batches[k]:5d}  {sec:6.2f}  {ips[k]:6.2f}  {ips[k] / ips['reference']:10.2f}x",
+            flush=True,
+        )
+    goals.add(
+        f"training {size} px: ours as shipped / reference", ips["default"] / ips["reference"], 2.0
+    )
+    return {"size": size, "step_s": t, "batches": batches, "img_s": ips}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     ap.add_argument("--model-size", default="tiny")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="3 steps; batch 4 at 512 px")
-    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=8, help="our batch size (elnet train default 8)")
+    ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
+    ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
+    ap.add_argument("--levers", nargs="+", default=TRAIN_LEVERS, choices=list(LEVERS))
+    ap.add_argument("--quick", action="store_true", help="2 rounds")
+    ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 1 round")
+    ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
-    if args.one:
-        print(json.dumps(one(**json.loads(args.one))))
-        return 0
-    from bench_infer import machine  # same folder
-
-    from sam2elnet.engine.runtime import set_threads
-
-    set_threads()
+    if "default" not in args.levers:
+        args.levers.insert(0, "default")
+    if args.smoke:
+        args.sizes, args.model_size, args.reps = [64], "micro", 1
+    elif args.quick:
+        args.reps = 2
     print(f"machine: {machine()}")
-    print("size prec  adapters batch  trainable  step s   img/s  peak RSS MB")
-    for size in args.sizes:
-        for prec in args.precisions:
-            for adapters in (True, False):
-                batch = args.batch if not (args.quick and size >= 512) else max(1, args.batch // 2)
-                spec = {
-                    "size": size,
-                    "precision": prec,
-                    "adapters": adapters,
-                    "model_size": args.model_size,
-                    "batch": batch,
-                    "steps": 3 if args.quick else args.steps,
-                }
-                res = subprocess.run(
-                    [sys.executable, __file__, "--one", json.dumps(spec)],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if res.returncode != 0:
-                    print(f"{size} {prec} adapters={adapters}: failed\n{res.stderr[-800:]}")
-                    continue
-                r = json.loads(res.stdout.strip().splitlines()[-1])
-                print(
-                    f"{size:4d} {prec:>4}  {'on' if adapters else 'off':>8} {r['batch']:5d}  "
-                    f"{r['trainable_params'] / 1e6:8.2f}M  {r['step_s']:6.2f}  {r['img_s']:6.2f}  "
-                    f"{r['peak_rss_mb']:10.0f}",
-                    flush=True,
-                )
+    goals = Goals()
+    results = [bench_size(args, s, goals) for s in args.sizes]
+    goals.print("bench_train")
+    goals.dump(args.json, {"results": results})
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     raise SystemExit(main())

@@ -1,0 +1,234 @@
+"""Helpers shared by the benchmark scripts: machine line, matmul ceiling, FLOP counting,
+alternating timers, goal lines and the switchable speed levers.
+
+Import ``sam2elnet`` before torch (done here) so the product's thread policy is in place exactly
+as it is for a user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import sam2elnet  # noqa: E402,F401  (thread policy before torch loads OpenMP)
+
+# isort: split
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+# ------------------------------------------------------------------------------- environment
+def machine() -> str:
+    """One line describing this machine, the load and the software versions."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    from sam2elnet.utils.threads import available_cpus
+
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs ({available_cpus()} usable); load average {load}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+        f"Python {platform.python_version()}"
+    )
+
+
+def matmul_ceiling(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    """Best GFLOP/s of an n x n matmul in this process (the practical compute ceiling)."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+@contextlib.contextmanager
+def count_attention() -> Iterator[list[float]]:
+    """Count FLOPs of scaled_dot_product_attention calls: 4 * B * H * Lq * Lk * D (QK^T and AV)."""
+    box = [0.0]
+    orig = F.scaled_dot_product_attention
+
+    def wrapped(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *a: object, **kw: object
+    ) -> torch.Tensor:
+        lead = float(np.prod(q.shape[:-2]))
+        box[0] += 2.0 * lead * q.shape[-2] * k.shape[-2] * q.shape[-1]
+        box[0] += 2.0 * lead * q.shape[-2] * k.shape[-2] * v.shape[-1]
+        return orig(q, k, v, *a, **kw)
+
+    F.scaled_dot_product_attention = wrapped  # type: ignore[assignment]
+    try:
+        yield box
+    finally:
+        F.scaled_dot_product_attention = orig  # type: ignore[assignment]
+
+
+def forward_flops(fn: Callable[[], object]) -> float:
+    """FLOPs of ``fn()`` (one forward): FlopCounterMode plus the attention products it misses."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), count_attention() as attn, FlopCounterMode(display=False) as fc:
+        fn()
+    counted = float(fc.get_total_flops())
+    per_op = fc.get_flop_counts().get("Global", {})
+    attn_counted = any("attention" in str(op) for op in per_op)
+    return counted + (0.0 if attn_counted else attn[0])
+
+
+# ------------------------------------------------------------------------------- timing
+def alternate(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn (a, b, c, a, b, c, ...) after one warm-up
+    round, so a change in machine load hits every contender alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+@dataclass
+class Goals:
+    """Ratios with their goals; printed as ``GOAL`` lines and optionally written as JSON."""
+
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, name: str, value: float, goal: float, unit: str = "x", higher: bool = True):
+        met = value >= goal if higher else value <= goal
+        self.rows.append(
+            {"name": name, "value": value, "goal": goal, "unit": unit, "higher": higher, "met": met}
+        )
+        return met
+
+    def print(self, title: str) -> None:
+        print(f"\n{title}: goals")
+        for r in self.rows:
+            op = ">=" if r["higher"] else "<="
+            fmt = ".0%" if r["unit"] == "%" else ".2f"
+            val = format(r["value"], fmt) + ("" if r["unit"] == "%" else r["unit"])
+            goal = format(r["goal"], fmt) + ("" if r["unit"] == "%" else r["unit"])
+            status = "met" if r["met"] else "NOT met"
+            print(f"GOAL {r['name']:<58} {val:>8}  (goal {op} {goal})  {status}", flush=True)
+
+    def dump(self, path: str | None, extra: dict | None = None) -> None:
+        if path:
+            Path(path).write_text(json.dumps({"goals": self.rows, **(extra or {})}, indent=1))
+
+
+# ------------------------------------------------------------------------------- levers
+@dataclass(frozen=True)
+class Lever:
+    """One switchable speed lever (a variant of our network / runtime to A/B)."""
+
+    name: str
+    precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile(dynamic=False), inference only
+    detail_width: int | None = None  # lighter full-resolution head (model default 16)
+    batch: int | None = None  # None = the product default (8)
+    help: str = ""
+
+
+LEVERS: dict[str, Lever] = {
+    lv.name: lv
+    for lv in (
+        Lever("default", help="as shipped: bf16 autocast, batch 8"),
+        Lever("fp32", precision="32", help="no autocast"),
+        Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
+        Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
+        Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
+        Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
+        Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
+    )
+}
+INFER_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "bf16-weights", "light-head"]
+TRAIN_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "light-head"]
+
+
+def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> torch.nn.Module:
+    """Our network as ``elnet train`` builds it (random weights; speed does not depend on them)."""
+    import warnings
+
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.model import ModelConfig, build_model
+
+    torch.manual_seed(seed)
+    kw = {} if detail_width is None else {"detail_width": detail_width}
+    norm = NormalizationConfig.for_modality("sar")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_model(
+            ModelConfig(size=size, in_bands=1, normalization=norm.model_dump(mode="json"), **kw)
+        )
+
+
+def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.Module:
+    """The model to call for ``lever`` (channels-last / bf16 weights / compiled)."""
+    if lever.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if lever.precision == "bf16-weights":
+        if train:
+            raise ValueError("bf16-weights is an inference lever")
+        model = model.to(torch.bfloat16)
+    if lever.compile:
+        if train:
+            raise ValueError("compile is an inference lever here")
+        model = torch.compile(model, dynamic=False)
+    return model
+
+
+def lever_input(x: torch.Tensor, lever: Lever) -> torch.Tensor:
+    if lever.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    if lever.precision == "bf16-weights":
+        x = x.to(torch.bfloat16)
+    return x
+
+
+def lever_autocast(lever: Lever):  # noqa: ANN201
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=lever.precision == "bf16")
+
+
+def write_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
+    """``n`` synthetic SAR-like 8-bit PNG images of ``size`` px."""
+    from sam2elnet.data.raster import write_image
+    from sam2elnet.data.synthetic import make_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        p = folder / f"{i:05d}.png"
+        if not p.exists():
+            write_image(p, make_scene("oil-spill", size, seed + i).image)
+        out.append(p)
+    return out
+
+
+def save_ours(model: torch.nn.Module, path: Path) -> Path:
+    """A model file like ``elnet train`` writes (unfitted quality evaluator)."""
+    from sam2elnet.model import save_model
+
+    save_model(model, path, extra={"normalization": model.config.normalization})
+    return path
