@@ -79,6 +79,11 @@ class TrainConfig(BaseModel):
         None, ge=1, description="torch threads; None = all cores (or $SAM2ELNET_THREADS)"
     )
     layout: str = "auto"
+    split: list[str] | None = Field(
+        None,
+        description="dataset split folders to train on (train/val/test); None = the 'train' split "
+        "of a split-aware layout, or everything in a flat one",
+    )
     sensor: list[str] | None = None
     resume: bool = False
     progress: bool = True

@@ -85,6 +85,11 @@ def stats_cmd(
         for p in index.unmatched:
             typer.echo(f"  unmatched: {p}")
     samples = index.samples
+    found = index.splits
+    if not split and "train" in found and len(found) > 1:
+        # normalisation statistics describe the training data: never look at test images
+        samples = [s for s in samples if s.split == "train"]
+        typer.echo(f"statistics from the train split ({len(samples)} pairs); --split to choose")
     if check:
         verify_pairs(samples, strict=True, progress=progress)
         typer.echo("all pairs have matching sizes")

@@ -64,6 +64,12 @@ def train_cmd(
         None, "--max-train", help="Cap on training images (smoke runs)."
     ),  # noqa: UP045
     layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
+    split: list[str] | None = typer.Option(
+        None,
+        "--split",
+        help="Dataset split folder(s) to train on: train, val, test (repeatable). Default: the "
+        "'train' split of a split-aware layout (SOS, CHN6-CUG), everything in a flat one.",
+    ),  # noqa: UP006, UP045
     sensor: list[str] | None = typer.Option(
         None, "--sensor", help="SOS sensor(s): palsar, sentinel (repeatable)."
     ),  # noqa: UP006, UP045
@@ -113,6 +119,7 @@ def train_cmd(
         "trunk": trunk,
         "max_train": max_train,
         "layout": layout,
+        "split": split or None,
         "sensor": sensor or None,
         "num_workers": workers,
         "coarse_prior": coarse_prior,
@@ -146,7 +153,7 @@ def train_cmd(
         raise UserError(
             f"invalid option {'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
         ) from None
-    res = train(cfg)
+    res = train(cfg, echo=typer.echo)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one summary, from rank 0
         return
     typer.echo(

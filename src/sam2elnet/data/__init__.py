@@ -22,6 +22,8 @@ _EXPORTS = {
     "Sample": "datasets",
     "DatasetIndex": "datasets",
     "discover": "datasets",
+    "select_split": "datasets",
+    "SplitChoice": "datasets",
     "SegmentationDataset": "datasets",
     "split_fraction": "datasets",
     "mask_strata": "datasets",

@@ -75,6 +75,12 @@ class DatasetIndex:
         """Sample ids in index order."""
         return [s.id for s in self.samples]
 
+    @property
+    def splits(self) -> dict[str, int]:
+        """Pairs per split folder found (``train``/``val``/``test``); empty for a flat layout."""
+        c = Counter(s.split for s in self.samples if s.split is not None)
+        return {k: c[k] for k in _SPLITS if k in c}
+
 
 # --------------------------------------------------------------------------- file matching
 def _files(folder: Path) -> list[Path]:
@@ -230,6 +236,7 @@ def discover(
     split: str | Sequence[str] | None = None,
     sensors: str | Sequence[str] | None = None,
     modality: Literal["sar", "optical"] | None = None,
+    report_unmatched: bool = True,
 ) -> DatasetIndex:
     """Find image/label pairs under ``root``.
 
@@ -271,7 +278,7 @@ def discover(
     else:
         samples, unmatched = _discover_folders(base, ("masks", "labels"), splits)
         default_modality = meta.get("modality", "optical")
-    if unmatched:
+    if unmatched and report_unmatched:
         log.warning(
             "%d file(s) under %s have no image/label partner (listed with --verbose)",
             len(unmatched),
@@ -291,6 +298,89 @@ def discover(
     if mod not in ("sar", "optical"):
         mod = "optical"
     return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta)
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """Which split folders of a dataset a command uses (see :func:`select_split`)."""
+
+    index: DatasetIndex
+    """The dataset re-discovered with only the chosen splits (ids stable for that choice)."""
+    found: dict[str, int]
+    """Pairs per split folder found under the root (empty: no split folders)."""
+    used: list[str] | None
+    """Split names used, or None for a layout without split folders (all pairs used)."""
+
+    def describe(self, purpose: str = "training") -> str:
+        """One line for logs: ``splits found: train (6455), test (1615); training on: train``."""
+        if not self.found:
+            return f"no split folders found; {purpose} on all {len(self.index.samples)} pairs"
+        found = ", ".join(f"{k} ({n})" for k, n in self.found.items())
+        used = ", ".join(self.used or [])
+        return f"splits found: {found}; {purpose} on: {used} ({len(self.index.samples)} pairs)"
+
+
+def select_split(
+    root: str | Path,
+    split: str | Sequence[str] | None = None,
+    *,
+    layout: str = "auto",
+    sensors: str | Sequence[str] | None = None,
+    modality: Literal["sar", "optical"] | None = None,
+    default: str = "train",
+    purpose: str = "training",
+) -> SplitChoice:
+    """Discover ``root`` and keep only the split folders a command should use.
+
+    ``split`` names them explicitly (``train``, ``val``, ``test``; DataError naming the splits
+    found when one is absent). Without it, a split-aware layout (SOS ``train/`` + ``test/``,
+    CHN6-CUG ``train/`` + ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the
+    ``default`` split, so training never sees the official test images; a root holding only
+    other splits is used whole, with a warning. A flat layout (no split folders) is used whole.
+    """
+    index = discover(root, layout=layout, sensors=sensors, modality=modality)
+    found = index.splits
+    if split:
+        want = [split] if isinstance(split, str) else list(dict.fromkeys(split))
+        bad = [w for w in want if w not in _SPLITS]
+        if bad:
+            raise DataError(f"unknown split {bad[0]!r}; choose from {', '.join(_SPLITS)}")
+        if not found:
+            raise DataError(
+                f"--split {','.join(want)} given but the dataset has no split folders "
+                "(train/, val/, test/); drop --split to use every pair",
+                index.root,
+            )
+        missing = [w for w in want if w not in found]
+        if missing:
+            raise DataError(
+                f"split {missing[0]!r} not found; this dataset has: {', '.join(found)}",
+                index.root,
+            )
+        used: list[str] | None = want
+    elif not found:
+        used = None
+    elif default in found:
+        used = [default]
+    else:
+        used = list(found)
+        log.warning(
+            "no %r split folder under %s; %s on the split(s) found: %s",
+            default,
+            index.root,
+            purpose,
+            ", ".join(used),
+        )
+    if used is not None and set(used) != set(found):
+        index = discover(
+            root,
+            layout=index.layout,
+            split=used,
+            sensors=sensors,
+            modality=modality,
+            report_unmatched=False,
+        )
+    return SplitChoice(index, found, used)
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

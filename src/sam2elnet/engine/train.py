@@ -29,7 +29,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,13 +145,21 @@ def _auto_workers(device: torch.device) -> int:
 
 
 def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
-    return csv_text(rows, fields, ".6g")
+    """metrics.csv text; a value that does not exist (no validation split) is an empty cell,
+    never ``nan``."""
+    clean = [
+        {k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
+        for r in rows
+    ]
+    return csv_text(clean, fields, ".6g")
 
 
 def _scores(tp: float, fp: float, fn: float) -> tuple[float, float]:
     """(IoU, F1) of pixel counts, with :func:`sam2elnet.engine.metrics.scores`' conventions."""
     from sam2elnet.engine.metrics import Confusion, scores
 
+    if tp + fp + fn == 0:  # no object anywhere and none predicted: agreement, not NaN
+        return 1.0, 1.0
     s = scores(Confusion(int(tp), int(fp), int(fn), 0))
     return float(s["iou"]), float(s["f1"])
 
@@ -173,14 +181,70 @@ class _Data:
     train_samples: list[Any]
     val_samples: list[Any]
     splits: dict[str, list[str]]
+    source_splits: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    select_by_loss: bool = False  # validation split without object pixels
+
+
+def _mask_content(samples: Sequence[Any]) -> tuple[bool, bool]:
+    """(any object pixel, any background pixel) over the masks of ``samples`` (valid pixels only).
+
+    Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
+    degenerate one is read completely.
+    """
+    from sam2elnet.data.raster import read_mask
+
+    pos = neg = False
+    for s in samples:
+        m = read_mask(s.mask)
+        pos = pos or bool(m.any())
+        neg = neg or bool((~m).any())
+        if pos and neg:
+            break
+    return pos, neg
+
+
+def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> list[str]:
+    """Refuse a training set with nothing to learn; return warnings for a weak validation split.
+
+    All-empty masks (no object pixel anywhere) or all-full masks (no background) make every
+    prediction equally right for the loss: the model learns a constant. That is a DataError.
+    A validation split without object pixels cannot rank epochs by IoU: a warning, and the run
+    selects the model by validation loss instead.
+    """
+    from sam2elnet.errors import DataError
+
+    pos, neg = _mask_content(train)
+    if not pos:
+        raise DataError(
+            f"all {len(train)} training masks are empty (no object pixels): there is nothing to "
+            "learn; check the mask encoding (object = non-zero, e.g. 255) or add labelled objects",
+            cfg.data,
+        )
+    if not neg:
+        raise DataError(
+            f"all {len(train)} training masks are full (every pixel is object): there is no "
+            "background to learn; check that masks are not inverted",
+            cfg.data,
+        )
+    notes = []
+    if val and not _mask_content(val)[0]:
+        notes.append(
+            f"validation split ({len(val)} images) has no object pixels: its IoU cannot rank "
+            "epochs, so the model is selected by validation loss; raise --val-fraction or add "
+            "labelled objects"
+        )
+    return notes
 
 
 def _prepare_data(cfg: TrainConfig) -> _Data:
-    from sam2elnet.data.datasets import discover, split_fraction
+    from sam2elnet.data.datasets import select_split, split_fraction
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.data.raster import read_image
 
-    index = discover(cfg.data, layout=cfg.layout, sensors=cfg.sensor)
+    choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
+    index = choice.index
+    notes = [choice.describe("training")]
     samples = [s for s in index.samples if s.mask is not None]
     by_id = {s.id: s for s in samples}
     ids = sorted(by_id)
@@ -206,6 +270,11 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         raise UserError(
             "no training images left after the validation split; lower --val-fraction", cfg.data
         )
+    train_samples = [by_id[i] for i in train_ids]
+    val_samples = [by_id[i] for i in val_ids]
+    val_warnings = _check_labels(cfg, train_samples, val_samples)
+    for warning in val_warnings:
+        log.warning(warning)
     norm = NormalizationConfig.for_modality(index.modality)
     first = read_image(by_id[train_ids[0]].image, sar=norm.sar)
     splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
@@ -213,9 +282,12 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         norm=norm,
         in_bands=first.bands,
         modality=index.modality,
-        train_samples=[by_id[i] for i in train_ids],
-        val_samples=[by_id[i] for i in val_ids],
+        train_samples=train_samples,
+        val_samples=val_samples,
         splits=splits,
+        source_splits=choice.used,
+        notes=notes,
+        select_by_loss=bool(val_warnings),
     )
 
 
@@ -514,8 +586,13 @@ def _prepare_run_dir(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Fine-tune SAM2-ELNet as configured; see the module docstring for what is written."""
+def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
+    """Fine-tune SAM2-ELNet as configured; see the module docstring for what is written.
+
+    Progress lines (splits found and used, normalisation, one line per epoch with loss, IoUs and
+    speed) go above the progress bar; with ``cfg.progress`` False they go to ``echo`` (the CLI
+    passes ``typer.echo``, so ``--no-progress`` logs stay informative), else to the log at INFO.
+    """
     from tqdm import tqdm
 
     from sam2elnet.data.datasets import SegmentationDataset
@@ -528,7 +605,19 @@ def train(cfg: TrainConfig) -> TrainResult:
     dist_info, device = _init_distributed(cfg, device)
     seed_everything(cfg.seed)
 
+    def say(msg: str) -> None:
+        if not dist_info.main:
+            return
+        if cfg.progress:
+            tqdm.write(msg)
+        elif echo is not None:
+            echo(msg)
+        else:
+            log.info(msg)
+
     data = _prepare_data(cfg)
+    for note in data.notes:
+        say(note)
     weights = LossWeights(
         boundary=cfg.loss_boundary, deep_supervision=cfg.loss_deep_supervision, edge=cfg.loss_edge
     )
@@ -595,6 +684,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     history: list[dict[str, Any]] = []
     start_epoch, best_iou, best_epoch = 0, -1.0, -1
+    best_score = -math.inf
     last_path, best_path = out / "last.pt", out / "model.pt"
     if cfg.resume:
         state = _load_last(last_path)
@@ -603,6 +693,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"]) + 1
         best_iou, best_epoch = float(state["best_iou"]), int(state["best_epoch"])
+        best_score = float(state.get("best_score", best_iou))
         history = list(state["history"])
         _set_rng_state(state["rng"])
         log.info("resuming %s at epoch %d", out, start_epoch + 1)
@@ -618,11 +709,14 @@ def train(cfg: TrainConfig) -> TrainResult:
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
-        write_json_atomic(out / "splits.json", data.splits)
+        write_json_atomic(
+            out / "splits.json", {**data.splits, "dataset_splits": data.source_splits}
+        )
 
     meta_base = {
         "package_version": __version__,
         "data": str(cfg.data),
+        "dataset_splits": data.source_splits,
         "modality": data.modality,
         "size": cfg.size,
         "image_size": cfg.image_size,
@@ -718,7 +812,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         if dist_info.main:
             if val_loader is not None:
                 row.update(_validate(model, val_loader, device, cfg.precision, weights))
-                score = row["val_iou"]
+                score = -row["val_loss"] if data.select_by_loss else row["val_iou"]
             else:
                 score = tr_iou  # no validation split: the latest epoch is the best we know
                 row.update(
@@ -736,9 +830,10 @@ def train(cfg: TrainConfig) -> TrainResult:
                 )
             row["time_s"] = time.perf_counter() - t0
             history.append(row)
-            improved = val_loader is None or score > best_iou
+            improved = val_loader is None or score > best_score
             if improved:
-                best_iou, best_epoch = float(score), epoch
+                best_score, best_epoch = float(score), epoch
+                best_iou = float(row["val_iou"] if val_loader is not None else tr_iou)
                 save_model(model, best_path, extra=model_extra(None, None))
             write_text_atomic(out / "metrics.csv", _csv_text(history, METRIC_FIELDS))
             _save_last(
@@ -751,18 +846,22 @@ def train(cfg: TrainConfig) -> TrainResult:
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
                     "best_iou": best_iou,
+                    "best_score": best_score,
                     "best_epoch": best_epoch,
                     "history": history,
                     "rng": _rng_state(),
                 },
             )
-            msg = (
-                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU {tr_iou:.3f} "
-                f"val IoU {row['val_iou']:.3f} ({row['train_img_per_s']:.2f} img/s)"
+            val_txt = (
+                f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f}"
+                if val_loader is not None
+                else "no validation split"
             )
-            if cfg.progress:
-                tqdm.write(msg)
-            log.info(msg)
+            say(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
+                f"{tr_iou:.3f} {val_txt} lr {row['lr']:.2g} ({row['train_img_per_s']:.2f} img/s, "
+                f"{row['time_s']:.1f} s){' *' if improved else ''}"
+            )
         if dist_info.enabled:
             import torch.distributed as dist
 
@@ -845,8 +944,13 @@ def fit_quality(
                 raise UserError(
                     "no splits.json next to the model; pass held-out ids explicitly", path
                 )
-            ids = json.loads(splits_file.read_text(encoding="utf-8")).get("val", [])
-        index = discover(root, layout=layout)
+            saved = json.loads(splits_file.read_text(encoding="utf-8"))
+            ids = saved.get("val", [])
+            dataset_splits = saved.get("dataset_splits")
+        else:
+            dataset_splits = extra.get("train", {}).get("dataset_splits")
+        # the split folders training used: sample ids are only unique within that choice
+        index = discover(root, layout=layout, split=dataset_splits or None)
         want = set(ids)
         samples = [s for s in index.samples if s.id in want and s.mask is not None]
         if not samples:

@@ -300,11 +300,20 @@ def make_split(cfg: ExperimentConfig) -> Split:
     if not samples:
         raise DataError("no labelled image pairs found; the experiment needs labels", cfg.data)
     by_id = {s.id: s for s in samples}
-    test_ids = sorted(s.id for s in samples if s.split == "test")
+    # the dataset's own evaluation split: SOS test/, CHN6-CUG val/ (its published evaluation set)
+    found = index.splits
+    eval_split = "test" if "test" in found else ("val" if "val" in found else None)
+    test_ids = sorted(s.id for s in samples if eval_split and s.split == eval_split)
     notes: list[str] = []
     if test_ids:
-        train_ids = sorted(s.id for s in samples if s.split != "test")
-        test_source = "dataset test split"
+        train_ids = sorted(s.id for s in samples if s.split == "train")
+        test_source = f"dataset {eval_split} split"
+        log.info(
+            "experiment splits: labelled/unlabelled parts from train (%d), test from %s (%d)",
+            len(train_ids),
+            eval_split,
+            len(test_ids),
+        )
     else:
         ids = sorted(by_id)
         if len(ids) < 6:

@@ -1,0 +1,179 @@
+"""Training on real-world dataset folders: split-aware layouts (SOS train/ vs test/, CHN6-CUG
+train/ vs val/), degenerate label sets, NaN-free metrics.csv and progress lines without a bar."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_data import make_chn6, make_sos, write_png
+from test_train import make_dataset, small_cfg
+
+from sam2elnet.data.datasets import select_split
+from sam2elnet.errors import DataError
+
+
+# ------------------------------------------------------------------ split selection
+def test_select_split_sos_defaults_to_train(tmp_path):
+    root = make_sos(tmp_path / "sos")  # 3+3 train pairs, 2+2 test pairs
+    ch = select_split(root)
+    assert ch.found == {"train": 6, "test": 4}
+    assert ch.used == ["train"]
+    assert {s.split for s in ch.index.samples} == {"train"} and len(ch.index.samples) == 6
+    assert ch.describe() == "splits found: train (6), test (4); training on: train (6 pairs)"
+    test = select_split(root, "test", purpose="evaluating")
+    assert test.used == ["test"] and len(test.index.samples) == 4
+    both = select_split(root, ["train", "test"])
+    assert len(both.index.samples) == 10
+
+
+def test_select_split_chn6_and_errors(tmp_path):
+    root = make_chn6(tmp_path / "chn6")
+    ch = select_split(root)
+    assert ch.found == {"train": 3, "val": 3} and ch.used == ["train"]
+    assert sorted(s.id for s in ch.index.samples) == ["train0", "train1", "train2"]
+    with pytest.raises(DataError, match="split 'test' not found; this dataset has: train, val"):
+        select_split(root, "test")
+    with pytest.raises(DataError, match="unknown split 'dev'"):
+        select_split(root, "dev")
+
+
+def test_select_split_flat_and_only_test(tmp_path, caplog):
+    flat = make_dataset(tmp_path / "flat", n=4)
+    ch = select_split(flat)
+    assert ch.found == {} and ch.used is None and len(ch.index.samples) == 4
+    assert ch.describe() == "no split folders found; training on all 4 pairs"
+    with pytest.raises(DataError, match="no split folders"):
+        select_split(flat, "train")
+    sos = make_sos(tmp_path / "sos")
+    import shutil
+
+    shutil.rmtree(sos / "train")
+    with caplog.at_level("WARNING"):
+        only = select_split(sos)
+    assert only.used == ["test"] and "no 'train' split folder" in caplog.text
+
+
+def test_train_uses_only_the_training_split(tmp_path):
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import load_model
+
+    root = make_sos(tmp_path / "sos", size=40)
+    lines: list[str] = []
+    res = train(small_cfg(root, tmp_path / "run", val_fraction=0.34), echo=lines.append)
+    used = res.splits["train"] + res.splits["val"]
+    assert sorted(used) == ["10000", "10001", "10002", "20000", "20001", "20002"]
+    saved = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert saved["dataset_splits"] == ["train"]
+    _, extra = load_model(res.best_path)
+    assert extra["train"]["dataset_splits"] == ["train"]
+    assert extra["train"]["n_train"] + extra["train"]["n_val"] == 6
+    assert lines[0] == "splits found: train (6), test (4); training on: train (6 pairs)"
+    # explicit choice: the test split (e.g. a deliberate experiment), ids from that split only
+    res2 = train(small_cfg(root, tmp_path / "run2", split=["test"], fit_quality=False))
+    assert sorted(res2.splits["train"] + res2.splits["val"]) == ["10500", "10501", "20500", "20501"]
+
+
+def test_train_cli_split_option_and_progress_lines(tmp_path, capsys):
+    from sam2elnet.cli import main
+
+    root = make_chn6(tmp_path / "chn6", size=40)
+    rc = main(
+        [
+            "train", "--data", str(root), "--out", str(tmp_path / "run"), "--weights", "none",
+            "--size", "micro", "--epochs", "2", "--image-size", "32", "--batch-size", "2",
+            "--split", "val", "--no-progress", "--no-quality",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "splits found: train (3), val (3); training on: val (3 pairs)" in out
+    epoch_lines = [ln for ln in out.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(":")[0] for ln in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss" in ln and "train IoU" in ln and "img/s" in ln for ln in epoch_lines)
+    saved = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert sorted(saved["train"] + saved["val"]) == ["val0", "val1", "val2"]
+    rc = main(["train", "--data", str(root), "--out", str(tmp_path / "r2"), "--split", "test"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "split 'test' not found; this dataset has: train, val" in err
+
+
+# ------------------------------------------------------------------ degenerate label sets
+def _set(root: Path, masks: list[np.ndarray], size: int = 32) -> Path:
+    rng = np.random.default_rng(0)
+    for i, m in enumerate(masks):
+        write_png(root / "images" / f"i{i}.png", rng.integers(0, 255, (size, size), np.uint8))
+        write_png(root / "masks" / f"i{i}.png", m.astype(np.uint8) * 255)
+    return root
+
+
+def test_all_empty_or_all_full_masks_are_refused(tmp_path):
+    from sam2elnet.engine.train import train
+
+    empty = _set(tmp_path / "empty", [np.zeros((32, 32), bool)] * 4)
+    with pytest.raises(DataError, match="all 2 training masks are empty"):
+        train(small_cfg(empty, tmp_path / "r1"))
+    assert not (tmp_path / "r1" / "model.pt").exists()
+    full = _set(tmp_path / "full", [np.ones((32, 32), bool)] * 4)
+    with pytest.raises(DataError, match="all 2 training masks are full"):
+        train(small_cfg(full, tmp_path / "r2"))
+
+
+def test_validation_without_objects_warns_and_metrics_have_no_nan(tmp_path, caplog):
+    from sam2elnet.engine.train import train
+
+    m = np.zeros((32, 32), bool)
+    m[8:20, 8:20] = True
+    # seed 0 with val_fraction 0.5 puts i0, i1 in validation: both empty
+    root = _set(tmp_path / "d", [np.zeros_like(m), np.zeros_like(m), m, m])
+    with caplog.at_level("WARNING"):
+        res = train(small_cfg(root, tmp_path / "run", epochs=2, fit_quality=False))
+    assert sorted(res.splits["val"]) == ["i0", "i1"]
+    assert "validation split (2 images) has no object pixels" in caplog.text
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    assert len(rows) == 2
+    for r in rows:
+        assert all(v.lower() != "nan" for v in r.values())
+        assert float(r["val_coarse_iou"]) == 1.0  # empty coarse vs empty truth: agreement
+    # no validation split at all: val columns are empty cells, not 'nan'
+    res = train(small_cfg(root, tmp_path / "run2", val_fraction=0.0, fit_quality=False))
+    text = (tmp_path / "run2" / "metrics.csv").read_text()
+    assert "nan" not in text.lower()
+    row = next(csv.DictReader(text.splitlines()))
+    assert row["val_iou"] == "" and row["train_loss"] != ""
+
+
+def test_stats_uses_the_training_split(tmp_path):
+    from sam2elnet.cli import main
+
+    root = make_sos(tmp_path / "sos")
+    rc = main(["stats", "--data", str(root), "--no-progress", "--out", str(tmp_path / "n.json")])
+    assert rc == 0
+    payload = json.loads((tmp_path / "n.json").read_text())
+    assert payload["images_used"] == 6  # the 6 train pairs, not the 4 test pairs
+    assert payload["pairs"] == {
+        "test/palsar": 2,
+        "test/sentinel": 2,
+        "train/palsar": 3,
+        "train/sentinel": 3,
+    }
+    rc = main(
+        [
+            "stats",
+            "--data",
+            str(root),
+            "--split",
+            "test",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "t.json"),
+        ]
+    )
+    assert rc == 0 and json.loads((tmp_path / "t.json").read_text())["images_used"] == 4
