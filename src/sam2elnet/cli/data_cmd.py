@@ -177,14 +177,28 @@ def degrade_cmd(
         option_default(DegradeOptions, "severity"), "--severity", help="Severity in [0, 1]."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    positive_values: str | None = typer.Option(
+        None,
+        "--positive-values",
+        help="Mask value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU."""
     from sam2elnet.data.coarse import degrade_folder
+    from sam2elnet.data.raster import parse_positive_values
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(DegradeOptions, profile=profile, severity=severity)
     check_input(masks, "--masks", "mask folder")
     check_output(out, "dir", "--out")
-    csv_path, mean_iou = degrade_folder(masks, out, profile, severity, seed, progress=progress)
+    csv_path, mean_iou = degrade_folder(
+        masks,
+        out,
+        profile,
+        severity,
+        seed,
+        progress=progress,
+        positive_values=parse_positive_values(positive_values),
+    )
     typer.echo(f"wrote coarse labels to {out}; mean IoU to input {mean_iou:.3f} ({csv_path.name})")

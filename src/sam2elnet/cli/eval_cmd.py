@@ -70,6 +70,12 @@ def evaluate(
     valid: Path | None = typer.Option(
         None, "--valid", help="Folder of valid-pixel masks (pixels outside are not counted)."
     ),
+    positive_values: str | None = typer.Option(
+        None,
+        "--positive-values",
+        help="Ground-truth value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3 "
+        "(the rest is background). Default: the rule in docs/data.md.",
+    ),
     report: bool = typer.Option(
         False, "--report", help="Write report.html next to the JSON file (else into PRED)."
     ),
@@ -95,6 +101,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    from sam2elnet.data.raster import parse_positive_values
     from sam2elnet.engine.metrics import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import check_input, check_output
@@ -120,6 +127,7 @@ def evaluate(
         valid_dir=valid,
         tolerance_px=tolerance,
         progress=sys.stderr.isatty(),
+        positive_values=parse_positive_values(positive_values),
     )
     console = Console()
     table = Table(

@@ -361,14 +361,18 @@ def degrade_folder(
     severity: float = 0.5,
     seed: int = 0,
     progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
 ) -> tuple[Path, float]:
     """Degrade every mask in ``masks`` into ``out`` (same names, PNG 0/255) plus ``coarse_iou.csv``.
 
+    Masks are read with :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
+    class-index masks); ignored / nodata pixels stay 127 (nodata) in the coarse label and are not
+    counted in its IoU. GeoTIFF masks give GeoTIFF coarse labels with the same georeference.
     Returns the CSV path and the mean IoU.
     """
     from tqdm import tqdm
 
-    from sam2elnet.data.raster import IMAGE_SUFFIXES, read_mask, write_mask
+    from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask_valid, write_mask
 
     src = Path(masks)
     if not src.exists():
@@ -389,11 +393,14 @@ def degrade_folder(
         )
     rows: list[tuple[str, float, str]] = []
     for f in tqdm(files, desc="degrade", disable=not progress):
-        m = read_mask(f)
+        m, valid = read_mask_valid(f, positive_values=positive_values)
         res = degrade(m, profile, severity, file_seed(seed, f.name))
-        name = f.stem + (".tif" if f.suffix.lower() in (".tif", ".tiff") else ".png")
-        write_mask(dst / name, res.mask)
-        rows.append((name, res.iou, ";".join(res.ops)))
+        tif = f.suffix.lower() in (".tif", ".tiff")
+        name = f.stem + (".tif" if tif else ".png")
+        nodata = None if valid is None else ~valid
+        v = res.iou if valid is None else iou(m[valid], res.mask[valid])
+        write_mask(dst / name, res.mask, like=read_image(f) if tif else None, nodata=nodata)
+        rows.append((name, v, ";".join(res.ops)))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "iou", "ops"])

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sam2elnet.data.normalize import NormalizationConfig, normalize
-from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask
+from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask, read_mask_valid
 from sam2elnet.errors import BandCountError, DataError
 
 log = logging.getLogger(__name__)
@@ -559,6 +559,8 @@ class SegmentationDataset(Dataset):
     Evaluation (``train=False``): no augmentation; ``eval_mode="resize"`` resizes the whole image to
     ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid).
     A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
+    Masks are read by :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
+    class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
     """
 
     def __init__(
@@ -575,6 +577,7 @@ class SegmentationDataset(Dataset):
         jitter: float = 1.0,
         bands: int | None = None,
         eval_mode: Literal["resize", "pad"] = "resize",
+        positive_values: tuple[float, ...] | None = None,
     ) -> None:
         self.samples = list(samples)
         self.norm_cfg = norm_cfg or NormalizationConfig()
@@ -588,6 +591,7 @@ class SegmentationDataset(Dataset):
         self.jitter = jitter
         self.bands = bands
         self.eval_mode = eval_mode
+        self.positive_values = positive_values
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -610,7 +614,11 @@ class SegmentationDataset(Dataset):
         x = match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
         valid = img.valid
         if s.mask is not None:
-            mask = read_mask(s.mask, shape=img.shape, image_path=s.image)
+            mask, mask_valid = read_mask_valid(
+                s.mask, shape=img.shape, image_path=s.image, positive_values=self.positive_values
+            )
+            if mask_valid is not None:  # ignore / nodata in the truth: out of losses and metrics
+                valid = valid & mask_valid
         else:
             mask = np.zeros(img.shape, dtype=bool)
         coarse = read_mask(s.coarse, shape=img.shape, image_path=s.image) if s.coarse else None

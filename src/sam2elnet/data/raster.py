@@ -8,6 +8,7 @@ user can fix (missing file, corrupt file, wrong size, unsupported band count) be
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _CV2_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -122,6 +125,11 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
             with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as src:
                 data = src.read()
                 profile = dict(src.profile)
+                gcps, gcp_crs = src.gcps
+                if gcps and src.crs is None:
+                    # GCP-only georeference (Sentinel-1 GRD): kept for every output
+                    profile["gcps"] = list(gcps)
+                    profile["gcp_crs"] = gcp_crs
                 alpha = src.count > 1 and src.colorinterp[-1] == ColorInterp.alpha
                 if alpha and np.issubdtype(data.dtype, np.integer):
                     # GDAL tags the 4th band of any 4-band uint8 TIFF as alpha; a real alpha band
@@ -166,7 +174,9 @@ def read_image(path: str | Path, sar: bool | None = None) -> RasterImage:
 
     Alpha bands are dropped (alpha == 0 becomes nodata). With ``sar=True`` a grey image stored as
     3 identical channels (as in the SOS JPEGs) collapses to one band; other values keep all bands.
-    Float NaNs and the file's nodata value become ``nodata``.
+    Float NaN / +-inf, the file's nodata value and transparent alpha become ``nodata`` (a pixel
+    is nodata when it is nodata in every band for the tag, in any band for NaN / inf). A GCP-only
+    georeference (Sentinel-1 GRD) is kept in ``profile["gcps"]`` / ``profile["gcp_crs"]``.
     """
     p = Path(path)
     _check_file(p, "image")
@@ -188,9 +198,9 @@ def read_image(path: str | Path, sar: bool | None = None) -> RasterImage:
     if sar and data.shape[0] in (3, 4) and _identical_channels(data, tol=2.0):
         data = data[:1]
     if np.issubdtype(data.dtype, np.floating):
-        nan = np.any(np.isnan(data), axis=0)
-        if nan.any():
-            nodata = nan if nodata is None else (nodata | nan)
+        bad = np.any(~np.isfinite(data), axis=0)  # NaN, +inf, -inf: no measurement
+        if bad.any():
+            nodata = bad if nodata is None else (nodata | bad)
     if data.dtype == np.float64:
         data = data.astype(np.float32)
     if nodata is not None and not nodata.any():
@@ -199,42 +209,243 @@ def read_image(path: str | Path, sar: bool | None = None) -> RasterImage:
     return RasterImage(data=np.ascontiguousarray(data), nodata=nodata, profile=profile, path=p)
 
 
-def binarize(values: np.ndarray) -> np.ndarray:
-    """Binarise one mask band: {0,1} -> 1 is foreground; anything else -> > 127 (0..255 greys).
+LABEL_BACKGROUND = 0
+LABEL_OBJECT = 255
+LABEL_NODATA = 127
+"""Label raster convention of every label this project writes (PNG and GeoTIFF): uint8,
+0 = background, 255 = object, 127 = nodata (no measurement in the image; GeoTIFFs also carry the
+``nodata=127`` tag). :func:`read_mask` reads 127 back as "ignore" wherever the file holds only
+0 / 127 / 255."""
 
-    Float masks in [0, 1] (probabilities) use > 0.5.
+_LOSSY_SUFFIXES = (".jpg", ".jpeg")
+_MAX_LISTED_VALUES = 8
+
+
+def parse_positive_values(text: str | None) -> tuple[float, ...] | None:
+    """Parse a ``--positive-values`` option: comma-separated numbers (``"1"``, ``"2,3"``,
+    ``"100"``). None or "" -> None. Raises :class:`~sam2elnet.errors.UserError` on anything else."""
+    from sam2elnet.errors import UserError
+
+    if text is None or not str(text).strip():
+        return None
+    vals = []
+    for part in str(text).split(","):
+        try:
+            vals.append(float(part.strip()))
+        except ValueError:
+            raise UserError(
+                f"--positive-values: {part.strip()!r} is not a number; "
+                "give the mask values that mean 'object', e.g. --positive-values 1 or 2,3"
+            ) from None
+    return tuple(vals)
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How the values of one mask file map to object / background / ignore.
+
+    ``positive``: values that are object (exact match), or None to use ``threshold``;
+    ``threshold``: object where ``value > threshold``; ``ignore``: values excluded from every
+    measure (nodata tag, 255 "void" of 0/1 masks, 127 of this project's labels, NaN);
+    ``rule``: one line describing the decision (shown in messages and docs).
     """
+
+    rule: str
+    positive: tuple[float, ...] | None = None
+    threshold: float | None = None
+    ignore: tuple[float, ...] = ()
+    ignore_nan: bool = False
+
+    def apply(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Bool (H, W) object mask and bool (H, W) ignore mask (None when nothing is ignored)."""
+        a = np.asarray(values)
+        ign = np.zeros(a.shape, dtype=bool)
+        for v in self.ignore:
+            ign |= (
+                a == np.asarray(v).astype(a.dtype)
+                if np.issubdtype(a.dtype, np.integer)
+                else (a == v)
+            )
+        if self.ignore_nan and np.issubdtype(a.dtype, np.floating):
+            ign |= np.isnan(a)
+        if self.positive is not None:
+            fg = np.isin(a, np.asarray(self.positive, dtype=np.float64).astype(a.dtype))
+        else:
+            with np.errstate(invalid="ignore"):
+                fg = a > (self.threshold if self.threshold is not None else 0.5)
+        fg &= ~ign
+        return fg, (ign if ign.any() else None)
+
+
+def _value_list(values: np.ndarray, counts: np.ndarray) -> str:
+    order = np.argsort(-counts)[:_MAX_LISTED_VALUES]
+    shown = ", ".join(
+        f"{_fmt(values[i])} ({counts[i]} px)" for i in sorted(order, key=lambda i: values[i])
+    )
+    more = f" and {len(values) - len(order)} more" if len(values) > len(order) else ""
+    return shown + more
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{float(v):g}"
+
+
+def mask_encoding(
+    values: np.ndarray,
+    *,
+    nodata: float | None = None,
+    positive_values: tuple[float, ...] | None = None,
+    lossy: bool = False,
+    palette: bool = False,
+    path: str | Path | None = None,
+) -> MaskEncoding:
+    """Decide how a mask's values map to object / background / ignore (the documented rule).
+
+    ``values`` is the mask band (or a decimated sample of it), any dtype. In order:
+
+    1. ``nodata`` (the GeoTIFF tag) and NaN are *ignore*.
+    2. ``positive_values`` given: exactly those values are object, the rest background.
+    3. Floats within [0, 1] (probabilities): object where > 0.5.
+    4. Values within {0, 1}: 1 is object. {0, 1, 255}: 1 object, 255 ignore ("void").
+       Within {0, 255}: 255 object. {0, 127, 255} with 127 present: this project's label
+       convention (127 = nodata, ignored). Exactly one non-zero value (e.g. {0, 2}, {0, 100},
+       {0, 1000} in 16 bit): that value is object. Palette PNGs follow the same rules on their
+       class indices.
+    5. Greys (JPEG noise, anti-aliased edges: a lossy file, more than 8 distinct values up to
+       255, or a maximum >= 128 with grey levels above 32): object where > 127 (> max/2 for a
+       lossy file whose maximum is below 128).
+    6. Anything else (several classes, e.g. {0, 1, 2} or {0, 1, 2, 255}, or 16-bit values of
+       many kinds) is
+       refused: :class:`~sam2elnet.errors.DataError` listing the values found and how to map
+       them with ``--positive-values``.
+    """
+    a = np.asarray(values)
+    ignore: list[float] = []
+    if nodata is not None and not np.isnan(nodata):
+        ignore.append(float(nodata))
+    is_float = np.issubdtype(a.dtype, np.floating)
+    flat = a.ravel()
+    if is_float:
+        flat = flat[np.isfinite(flat)]
+    if ignore:
+        flat = flat[flat != np.asarray(ignore[0]).astype(flat.dtype)]
+    nan = bool(is_float)
+    if positive_values is not None:
+        shown = ",".join(_fmt(v) for v in positive_values)
+        return MaskEncoding(
+            f"values {shown} are object (--positive-values)",
+            positive=tuple(positive_values),
+            ignore=tuple(ignore),
+            ignore_nan=nan,
+        )
+    if flat.size == 0:
+        return MaskEncoding("no valid pixel", threshold=0.5, ignore=tuple(ignore), ignore_nan=nan)
+    if flat.dtype in (np.uint8, np.uint16):  # fast path for the usual masks
+        hist = np.bincount(flat, minlength=1)
+        uniq = np.flatnonzero(hist)
+        counts = hist[uniq]
+    else:
+        uniq, counts = np.unique(flat, return_counts=True)
+    vmin, vmax = float(uniq[0]), float(uniq[-1])
+    integral = bool(np.all(np.mod(uniq, 1) == 0)) if is_float else True
+    if is_float and vmin >= 0 and vmax <= 1 and not (integral and len(uniq) <= 2):
+        return MaskEncoding(
+            "probabilities: > 0.5 is object", threshold=0.5, ignore=tuple(ignore), ignore_nan=nan
+        )
+    vals = set(float(u) for u in uniq)
+    if integral and vmin >= 0:
+        if vals <= {0.0, 1.0}:
+            return MaskEncoding(
+                "0/1: 1 is object", positive=(1.0,), ignore=tuple(ignore), ignore_nan=nan
+            )
+        if vals <= {0.0, 1.0, 255.0} and {1.0, 255.0} <= vals:
+            return MaskEncoding(
+                "0/1 + 255: 1 is object, 255 is ignored",
+                positive=(1.0,),
+                ignore=(*ignore, 255.0),
+                ignore_nan=nan,
+            )
+        if vals <= {0.0, 255.0}:
+            return MaskEncoding(
+                "0/255: 255 is object", positive=(255.0,), ignore=tuple(ignore), ignore_nan=nan
+            )
+        if vals <= {0.0, 127.0, 255.0} and 127.0 in vals and not lossy:
+            return MaskEncoding(
+                "0/255 + 127: 255 is object, 127 (nodata) is ignored",
+                positive=(255.0,),
+                ignore=(*ignore, 127.0),
+                ignore_nan=nan,
+            )
+        nonzero = sorted(vals - {0.0})
+        if len(nonzero) == 1 and not lossy:
+            v = nonzero[0]
+            return MaskEncoding(
+                f"single class value {_fmt(v)} is object",
+                positive=(v,),
+                ignore=tuple(ignore),
+                ignore_nan=nan,
+            )
+    levels = vals - {0.0, 255.0}
+    greys = vmax <= 255 and (
+        len(uniq) > _MAX_LISTED_VALUES or (vmax >= 128 and max(levels, default=0) > 32)
+    )
+    if lossy or greys:
+        thr = 127.0 if vmax >= 128 or not lossy else vmax / 2.0
+        return MaskEncoding(
+            f"greys: > {_fmt(thr)} is object", threshold=thr, ignore=tuple(ignore), ignore_nan=nan
+        )
+    what = "palette indices" if palette else "values"
+    raise DataError(
+        f"mask holds {len(uniq)} different {what}: {_value_list(uniq, counts)}; "
+        "this looks like a class-index mask. Pass --positive-values with the value(s) that mean "
+        "'object' (e.g. --positive-values 1 or 2,3; the rest becomes background), or re-export "
+        "it as 0 = background, 255 = object",
+        path,
+    )
+
+
+def binarize(values: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """Binarise one mask band with :func:`mask_encoding`'s rule; ignored pixels are False."""
     if values.size == 0:
         return np.zeros(values.shape, dtype=bool)
-    vmax = (
-        float(np.nanmax(values))
-        if np.issubdtype(values.dtype, np.floating)
-        else float(values.max())
-    )
-    if np.issubdtype(values.dtype, np.floating) and vmax <= 1.0:
-        return np.nan_to_num(values, nan=0.0) > 0.5
-    if vmax <= 1:
-        return values >= 1
-    return values > 127
+    return mask_encoding(values, path=path).apply(values)[0]
 
 
 def read_mask(
     path: str | Path,
     shape: tuple[int, int] | None = None,
     image_path: str | Path | None = None,
+    positive_values: tuple[float, ...] | None = None,
 ) -> np.ndarray:
-    """Read a label as bool (H, W).
+    """Read a label as bool (H, W): True = object; ignored / nodata pixels are False.
 
-    Accepts {0,1}, {0,255} and noisy greys (> 127); multi-channel masks whose channels agree.
-    ``shape`` is the image's (H, W): a different size is a DataError naming both files.
+    The values are decoded by :func:`mask_encoding` (0/1, 0/255, 0/1 + 255 ignore, palette,
+    single class value, greys, GeoTIFF nodata; class-index masks need ``positive_values``).
+    Multi-channel masks must have agreeing channels. ``shape`` is the image's (H, W): a
+    different size is a DataError naming both files. Use :func:`read_mask_valid` when ignored
+    pixels must be left out of a measure.
     """
+    return read_mask_valid(path, shape, image_path, positive_values)[0]
+
+
+def read_mask_valid(
+    path: str | Path,
+    shape: tuple[int, int] | None = None,
+    image_path: str | Path | None = None,
+    positive_values: tuple[float, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a label as (object, valid): two bool (H, W) arrays; ``valid`` is False where the
+    mask says "ignore" (nodata tag, 255 in a 0/1 mask, 127 in this project's labels, NaN), or
+    None when every pixel is valid. Raises DataError like :func:`read_mask`."""
     p = Path(path)
     _check_file(p, "mask")
     palette = _read_palette_indices(p)
+    nodata_value = None
     if palette is not None:
         data, alpha = palette[None], False
     else:
-        data, _profile, alpha, _nodata = _read_any(p)
+        data, profile, alpha, _nodata = _read_any(p)
+        nodata_value = profile.get("nodata")
     if alpha:
         data = data[:-1]
     if data.ndim != 3 or data.shape[0] == 0:
@@ -246,9 +457,23 @@ def read_mask(
             "re-export the mask at the image's size or remove the pair",
             p,
         )
-    bands = [binarize(b) for b in data]
-    mask = bands[0]
-    if len(bands) > 1:
+    lossy = p.suffix.lower() in _LOSSY_SUFFIXES
+    if len(data) > 1 and _identical_channels(data):
+        data = data[:1]
+    decoded = [
+        mask_encoding(
+            b,
+            nodata=nodata_value,
+            positive_values=positive_values,
+            lossy=lossy,
+            palette=palette is not None,
+            path=p,
+        ).apply(b)
+        for b in data
+    ]
+    mask, ignore = decoded[0]
+    if len(decoded) > 1:
+        bands = [d[0] for d in decoded]
         votes = np.sum(bands, axis=0)
         disagree = float(np.mean((votes > 0) & (votes < len(bands))))
         if disagree > 0.01:
@@ -258,14 +483,19 @@ def read_mask(
                 p,
             )
         mask = votes * 2 > len(bands)
-    return np.ascontiguousarray(mask)
+        igns = [d[1] for d in decoded if d[1] is not None]
+        ignore = np.logical_or.reduce(igns) if igns else None
+        if ignore is not None:
+            mask &= ~ignore
+    valid = None if ignore is None else ~ignore
+    return np.ascontiguousarray(mask), valid
 
 
 def _read_palette_indices(path: Path) -> np.ndarray | None:
-    """Class indices of a palette ("P" mode) PNG, as 0/255 uint8; None for any other file.
+    """Class indices of a palette ("P" mode) PNG (uint8 (H, W)); None for any other file.
 
     VOC-style masks store class 1 with a colour, so reading their RGB would see three differing
-    channels. Index 0 is background; 255 is "void" unless it is the only foreground value.
+    channels; the indices are decoded by :func:`mask_encoding` like any other mask values.
     """
     if path.suffix.lower() != ".png":
         return None
@@ -278,9 +508,7 @@ def _read_palette_indices(path: Path) -> np.ndarray | None:
             idx = np.asarray(im)
     except OSError:
         return None  # let the regular reader report the damage
-    values = set(np.unique(idx).tolist())
-    fg = idx == 255 if values <= {0, 255} else (idx > 0) & (idx != 255)
-    return np.where(fg, 255, 0).astype(np.uint8)
+    return np.ascontiguousarray(idx.astype(np.uint8))
 
 
 def verify_written(path: str | Path) -> bool:
@@ -311,14 +539,59 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
             raise DataError("cannot write PNG; check the folder is writable", path)
 
 
+def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
+    """The georeferencing entries of a raster profile, ready for ``rasterio.open(..., "w")``.
+
+    CRS + affine transform (EPSG or custom WKT CRS, kept as is), or, for a GCP-only raster
+    (Sentinel-1 GRD), its ground control points and their CRS (``gcps``, ``crs``). Empty for an
+    image without georeference (PNG/JPEG, plain TIFF).
+    """
+    out: dict[str, Any] = {}
+    if not profile:
+        return out
+    if profile.get("crs") is not None:
+        out["crs"] = profile["crs"]
+        if profile.get("transform") is not None:
+            out["transform"] = profile["transform"]
+    elif profile.get("gcps"):
+        out["gcps"] = profile["gcps"]
+        out["crs"] = profile.get("gcp_crs")
+    elif profile.get("transform") is not None and not _is_identity(profile["transform"]):
+        out["transform"] = profile["transform"]
+    return out
+
+
+def georeference_kind(profile: dict[str, Any] | None) -> str:
+    """ "crs" (CRS + transform), "gcps" (ground control points only) or "none"."""
+    g = georeference(profile)
+    if "gcps" in g:
+        return "gcps"
+    return "crs" if g.get("crs") is not None else "none"
+
+
+def _is_identity(transform: Any) -> bool:
+    try:
+        return tuple(transform)[:6] == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    except TypeError:
+        return False
+
+
+def write_georeference(dst: Any, profile: dict[str, Any] | None) -> None:
+    """Attach ``profile``'s GCPs to an open rasterio dataset (CRS and transform go in the creation
+    profile via :func:`georeference`; GCPs are set here, which every GDAL version accepts)."""
+    g = georeference(profile)
+    if "gcps" in g:
+        dst.gcps = (g["gcps"], g.get("crs"))
+
+
 def _geotiff_profile(
     like: RasterImage | None, shape: tuple[int, int], dtype: str
 ) -> dict[str, Any]:
     profile: dict[str, Any] = {"driver": "GTiff", "compress": "deflate"}
-    if like is not None and like.profile.get("crs") is not None:
-        profile["crs"] = like.profile["crs"]
-    if like is not None and like.profile.get("transform") is not None:
-        profile["transform"] = like.profile["transform"]
+    if like is not None:
+        profile.update({k: v for k, v in georeference(like.profile).items() if k != "gcps"})
+        if "gcps" in georeference(like.profile):
+            profile.pop("crs", None)
     profile.update(height=shape[0], width=shape[1], count=1, dtype=dtype)
     return profile
 
@@ -334,16 +607,34 @@ def _write_tif(path: Path, arr: np.ndarray, like: RasterImage | None, nodata: fl
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(tmp, "w", **profile) as dst:
             dst.write(arr[None])
+            write_georeference(dst, like.profile if like is not None else None)
 
 
-def write_mask(path: str | Path, mask: np.ndarray, like: RasterImage | None = None) -> Path:
-    """Write a bool mask as 0/255: PNG, or GeoTIFF (``.tif``) keeping ``like``'s georeference."""
+def write_mask(
+    path: str | Path,
+    mask: np.ndarray,
+    like: RasterImage | None = None,
+    nodata: np.ndarray | None = None,
+) -> Path:
+    """Write a bool (H, W) mask in the project's label convention (uint8, 0 = background,
+    255 = object, 127 = nodata): PNG, or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS +
+    transform, or its ground control points) with the ``nodata=127`` tag.
+
+    ``nodata`` (bool (H, W), optional) marks pixels without a measurement; when None, ``like``'s
+    nodata mask is used. A GeoTIFF label always carries the tag, so GIS tools show nodata as
+    transparent; :func:`read_mask` reads 127 back as "ignore".
+    """
     p = Path(path)
-    arr = (np.asarray(mask) > 0).astype(np.uint8) * 255
+    arr = (np.asarray(mask) > 0).astype(np.uint8) * LABEL_OBJECT
     if arr.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {arr.shape}")
+    if nodata is None and like is not None and like.nodata is not None:
+        if like.nodata.shape == arr.shape:
+            nodata = like.nodata
+    if nodata is not None:
+        arr[np.asarray(nodata, dtype=bool)] = LABEL_NODATA
     if p.suffix.lower() in (".tif", ".tiff"):
-        _write_tif(p, arr, like, None)
+        _write_tif(p, arr, like, LABEL_NODATA)
     else:
         _write_png(p, arr)
     return p
@@ -378,6 +669,7 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
                 warnings.simplefilter("ignore")
                 with rasterio.open(tmp, "w", **profile) as dst:
                     dst.write(arr)
+                    write_georeference(dst, like.profile if like is not None else None)
         return p
     if arr.dtype != np.uint8 or arr.shape[0] not in (1, 3):
         raise DataError("PNG/JPEG output needs uint8 with 1 or 3 bands; use a .tif name", p)
@@ -390,3 +682,121 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
         with atomic_path(p, verify=verify_written) as tmp, quiet_native_stderr():
             cv2.imwrite(str(tmp), np.ascontiguousarray(hwc), [cv2.IMWRITE_JPEG_QUALITY, 95])
     return p
+
+
+def read_mask_on_grid(
+    path: str | Path,
+    like: RasterImage,
+    positive_values: tuple[float, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a raster label onto the pixel grid of image ``like``: (object, valid) bool (H, W).
+
+    * Both georeferenced by CRS + transform: the label is placed by map position
+      (``rasterio.warp.reproject``, nearest neighbour), whatever its extent, resolution, CRS or
+      origin; image pixels the label does not cover are background and not valid.
+    * Same size and the same grid, or either side without a georeference: used by pixel index;
+      when only one side is georeferenced a one-line warning says so.
+    * Different size without a common georeference: stretched over the image (nearest
+      neighbour), assuming the same extent, with a warning.
+
+    The values are decoded by :func:`mask_encoding` before warping. Raises DataError for
+    unreadable labels and class-index masks without ``positive_values``.
+    """
+    p = Path(path)
+    shape = like.shape
+    lab_geo: dict[str, Any] = {}
+    if p.suffix.lower() not in _CV2_SUFFIXES:
+        _check_file(p, "mask")
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as ds:
+                    lab_geo = georeference(dict(ds.profile))
+                    lab_shape = (ds.height, ds.width)
+        except RasterioError:
+            lab_geo = {}  # read_mask_valid reports the damage
+            lab_shape = None
+    else:
+        lab_shape = None
+    img_geo = georeference(like.profile)
+    both = (
+        lab_geo.get("crs") is not None
+        and "transform" in lab_geo
+        and img_geo.get("crs") is not None
+        and "transform" in img_geo
+    )
+    if both:
+        same = (
+            lab_shape == shape
+            and _same_crs(lab_geo["crs"], img_geo["crs"])
+            and lab_geo["transform"].almost_equals(img_geo["transform"])
+        )
+        if same:
+            return read_mask_valid(p, shape, like.path, positive_values)
+        return _warp_mask(p, lab_geo, img_geo, shape, positive_values)
+    mask, valid = read_mask_valid(p, None, like.path, positive_values)
+    one_sided = bool(lab_geo.get("crs")) != bool(img_geo.get("crs") or img_geo.get("gcps"))
+    if mask.shape == shape:
+        if one_sided:
+            log.warning(
+                "note: %s: %s has no georeference, so the label is used by pixel index",
+                p.name,
+                "the label" if not lab_geo.get("crs") else f"the image {like.path}",
+            )
+        return mask, valid
+    log.warning(
+        "note: %s is %dx%d px but image %s is %dx%d and they share no georeference: the label "
+        "is stretched over the image (same extent assumed)",
+        p.name,
+        mask.shape[1],
+        mask.shape[0],
+        like.path,
+        shape[1],
+        shape[0],
+    )
+    code = mask.astype(np.uint8)
+    if valid is not None:
+        code[~valid] = 2
+    code = cv2.resize(code, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return code == 1, (None if valid is None else code != 2)
+
+
+def _same_crs(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - CRS comparison of odd WKT can raise in PROJ
+        return str(a) == str(b)
+
+
+def _warp_mask(
+    path: Path,
+    lab_geo: dict[str, Any],
+    img_geo: dict[str, Any],
+    shape: tuple[int, int],
+    positive_values: tuple[float, ...] | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a label and reproject it (nearest) onto the image grid; outside = not valid."""
+    from rasterio.warp import Resampling, reproject
+
+    mask, valid = read_mask_valid(path, None, None, positive_values)
+    code = mask.astype(np.uint8)
+    if valid is not None:
+        code[~valid] = 2
+    dst = np.full(shape, 2, np.uint8)
+    reproject(
+        code,
+        dst,
+        src_transform=lab_geo["transform"],
+        src_crs=lab_geo["crs"],
+        dst_transform=img_geo["transform"],
+        dst_crs=img_geo["crs"],
+        src_nodata=2,
+        dst_nodata=2,
+        resampling=Resampling.nearest,
+    )
+    valid_out = dst != 2
+    log.info("%s placed on the image grid by map position (reprojected)", path.name)
+    return dst == 1, (None if valid_out.all() else valid_out)

@@ -151,6 +151,12 @@ class Predictor:
         from sam2elnet.data.raster import read_image
 
         img = read_image(path, sar=self.normalization.sar)
+        if img.nodata is not None and bool(img.nodata.all()):
+            raise DataError(
+                "image is entirely nodata (every pixel is NaN, +-inf or the file's nodata value); "
+                "nothing to label. Check the file's nodata value",
+                path,
+            )
         x, valid = self.prepare(img)
         return img, x, valid
 
@@ -736,7 +742,7 @@ def enhance_folder(
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
     Images without a label are an error naming them unless ``skip_missing``.
     """
-    from sam2elnet.data.raster import read_mask, write_image
+    from sam2elnet.data.raster import read_mask_on_grid, write_image
     from sam2elnet.engine.metrics import mask_key
 
     t0 = time.perf_counter()
@@ -781,7 +787,7 @@ def enhance_folder(
         if is_vector_path(label):
             coarse = rasterize_vector(label, f, line_width=line_width)
         else:
-            coarse = read_mask(label, shape=img.shape, image_path=f)
+            coarse = read_mask_on_grid(label, img)[0]
         return img, x, valid, coarse.astype(np.float32)
 
     def write(

@@ -862,6 +862,7 @@ def evaluate_folders(
     tolerance_px: float = 2.0,
     road_buffer_px: float = 3.0,
     progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -869,6 +870,9 @@ def evaluate_folders(
     ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)
     are skipped. Files without a partner are listed in ``unmatched_pred`` / ``unmatched_truth`` and
     logged. ``valid_dir`` optionally holds masks of pixels to count (same pairing; missing -> all).
+    Pixels the ground truth marks as "ignore" (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this
+    project's labels; see :func:`sam2elnet.data.raster.mask_encoding`) are never counted.
+    ``positive_values`` names the object value(s) of class-index ground-truth masks.
 
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
@@ -882,6 +886,8 @@ def evaluate_folders(
     an unreadable mask, or a pred/truth size mismatch (the message names both files).
     """
     from tqdm.auto import tqdm
+
+    from sam2elnet.data.raster import read_mask_valid
 
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     preds = _scan(pdir, "prediction", run_layout=True)
@@ -913,7 +919,7 @@ def evaluate_folders(
 
     images: list[ImageResult] = []
     for key in tqdm(keys, desc="evaluate", unit="img", disable=not progress):
-        truth = read_binary_mask(truths[key])
+        truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
         pred = read_binary_mask(preds[key])
         if pred.shape != truth.shape:
             raise DataError(
@@ -930,6 +936,8 @@ def evaluate_folders(
                     f"{truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
                     valids[key],
                 )
+        if truth_valid is not None:
+            valid = truth_valid if valid is None else (valid & truth_valid)
         conf = confusion(pred, truth, valid)
         res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
         if boundary:

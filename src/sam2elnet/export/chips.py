@@ -46,6 +46,8 @@ def _scaler(src: Any, bands: list[int]) -> Any:
         return lambda x: x.astype(np.uint8)
     ov = decimated_read(src, bands, 1_000_000)[0].astype(np.float32)
     valid = np.all(np.isfinite(ov), axis=0)
+    if src.nodata is not None and np.isfinite(src.nodata):
+        valid &= ~np.all(ov == np.float32(src.nodata), axis=0)  # nodata stays out of the stretch
     pix = ov[:, valid] if valid.any() else np.zeros((len(bands), 1), np.float32)
     lo, hi = np.percentile(pix, [1, 99], axis=1)
     scale = np.maximum(hi - lo, 1e-6)

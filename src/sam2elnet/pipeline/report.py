@@ -80,7 +80,12 @@ def _read_image_file(path: Path) -> np.ndarray:
     try:
         from sam2elnet.data.raster import read_image  # type: ignore[attr-defined]
 
-        return np.asarray(read_image(path).data)
+        img = read_image(path)
+        if img.nodata is None:
+            return np.asarray(img.data)
+        data = img.data.astype(np.float32)  # nodata -> NaN: out of every display stretch
+        data[:, img.nodata] = np.nan
+        return data
     except ImportError:
         pass
     try:
