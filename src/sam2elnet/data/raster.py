@@ -219,6 +219,8 @@ LABEL_NODATA = 127
 
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
 _MAX_LISTED_VALUES = 8
+_MAX_CLASS_ID = 32
+"""Masks whose values other than 0 / 255 are all small integers (<= 32) are class-index maps."""
 
 
 def parse_positive_values(text: str | None) -> tuple[float, ...] | None:
@@ -311,11 +313,12 @@ def mask_encoding(
        convention (127 = nodata, ignored). Exactly one non-zero value (e.g. {0, 2}, {0, 100},
        {0, 1000} in 16 bit): that value is object. Palette PNGs follow the same rules on their
        class indices.
-    5. Greys (JPEG noise, anti-aliased edges: a lossy file, more than 8 distinct values up to
-       255, or a maximum >= 128 with grey levels above 32): object where > 127 (> max/2 for a
-       lossy file whose maximum is below 128).
-    6. Anything else (several classes, e.g. {0, 1, 2} or {0, 1, 2, 255}, or 16-bit values of
-       many kinds) is
+    5. Several class ids: values other than 0 / 255 all integers <= 32 (e.g. {0, 1, 2} or
+       {0, 1, 2, 255}) in a lossless file are refused (rule 7).
+    6. Greys (JPEG noise, anti-aliased edges, faint noise in an empty mask; any other 8-bit
+       mask, or any lossy file): object where > 127 (> max/2 for a lossy file whose maximum is
+       below 128).
+    7. Anything else (class ids, or 16-bit values of several kinds) is
        refused: :class:`~sam2elnet.errors.DataError` listing the values found and how to map
        them with ``--positive-values``.
     """
@@ -377,7 +380,10 @@ def mask_encoding(
                 ignore_nan=nan,
             )
         nonzero = sorted(vals - {0.0})
-        if len(nonzero) == 1 and not lossy:
+        faint = (
+            len(nonzero) == 1 and nonzero[0] < 128 and int(counts[-1]) <= 5e-4 * flat.size
+        )  # a few faint pixels in an empty 0/255 mask (re-saved PNGs): greys, not a class
+        if len(nonzero) == 1 and not lossy and not faint:
             v = nonzero[0]
             return MaskEncoding(
                 f"single class value {_fmt(v)} is object",
@@ -386,9 +392,8 @@ def mask_encoding(
                 ignore_nan=nan,
             )
     levels = vals - {0.0, 255.0}
-    greys = vmax <= 255 and (
-        len(uniq) > _MAX_LISTED_VALUES or (vmax >= 128 and max(levels, default=0) > 32)
-    )
+    class_ids = integral and vmin >= 0 and max(levels, default=0) <= _MAX_CLASS_ID
+    greys = vmax <= 255 and not class_ids
     if lossy or greys:
         thr = 127.0 if vmax >= 128 or not lossy else vmax / 2.0
         return MaskEncoding(
