@@ -8,7 +8,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sam2elnet-installed
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup oracle demo test lint format bench clean
+# Label Studio (for the review-loop tests against a real server) lives in its own venv: its pins
+# clash with ours. Best effort: when it cannot be installed, those tests skip and say why.
+LS_VENV  ?= .venv-ls
+LS_STAMP := $(LS_VENV)/.sam2elnet-ls-installed
+LS_PIP   := $(LS_VENV)/bin/python -m pip --disable-pip-version-check -q
+
+.PHONY: setup setup-ls oracle demo test lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +38,25 @@ oracle:
 
 setup: $(STAMP)
 
+# label-studio + its SDK, and a migrated data folder (template/) the tests copy, so a test server
+# starts in seconds instead of running every migration again.
+$(LS_STAMP):
+	@echo "setting up $(LS_VENV) (Label Studio for the review-loop tests; a few minutes once)..."
+	@( test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV) ) \
+	 && $(LS_PIP) install "label-studio>=1.23,<1.24" "label-studio-sdk>=2.1,<3" \
+	 && rm -rf $(LS_VENV)/template \
+	 && LATEST_VERSION_CHECK=false $(LS_VENV)/bin/label-studio init --data-dir $(LS_VENV)/template \
+	    --username elnet@example.com --password elnet-test-pw --user-token elnet0test0token \
+	    --enable-legacy-api-token > $(LS_VENV)/init.log 2>&1 \
+	 && touch $(LS_STAMP) \
+	 || echo "warning: Label Studio could not be set up; the tests against a real server will skip"
+
+setup-ls: $(LS_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/elnet demo --out demo-out
 
-test: $(STAMP)
+test: $(STAMP) $(LS_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -52,4 +73,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_scale.py --quick
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LS_VENV) demo-out .pytest_cache .ruff_cache .hypothesis

@@ -224,7 +224,7 @@ class SceneOptions(WindowOptions):
 class ExportOptions(_Options):
     """Options of ``elnet export``."""
 
-    fmt: Literal["geojson", "gpkg", "shp", "coco"] | None = None
+    fmt: Literal["geojson", "gpkg", "shp", "coco", "label-studio"] | None = None
     simplify: float | None = Field(None, ge=0, description="Douglas-Peucker tolerance")
     smooth: float | None = Field(None, ge=0, description="edge rounding radius")
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")

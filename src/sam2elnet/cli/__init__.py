@@ -21,6 +21,7 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     eval_cmd,
     geo_cmd,
     pipeline_cmd,
+    review_cmd,
     weights_cmd,
 )
 from sam2elnet.cli.app import app

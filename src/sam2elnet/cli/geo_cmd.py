@@ -176,10 +176,12 @@ def export_cmd(
         ..., "--labels", help="Label raster or folder of them (GeoTIFF/PNG, 0/255 or 0/1)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Output file (.geojson, .gpkg, .shp, or .json for COCO)."
+        ..., "--out", help="Output file (.geojson, .gpkg, .shp, or .json for COCO / Label Studio)."
     ),
     fmt: Optional[str] = typer.Option(
-        None, "--format", help="geojson | gpkg | shp | coco (default: from --out)."
+        None,
+        "--format",
+        help="geojson | gpkg | shp | coco | label-studio (default: from --out; .json is COCO).",
     ),
     quality_csv: Optional[Path] = typer.Option(
         None,
@@ -216,10 +218,24 @@ def export_cmd(
         "--coco-rle",
         help="COCO segmentations as RLE for every region (default: polygons, RLE for regions with holes).",
     ),
-    category: str = typer.Option("foreground", "--category", help="COCO category name."),
+    category: str = typer.Option(
+        "foreground", "--category", help="COCO category / Label Studio label name."
+    ),
+    polygons: bool = typer.Option(
+        False,
+        "--polygons",
+        help="Label Studio: pre-annotations as polygons (default: brush masks).",
+    ),
+    document_root: Optional[Path] = typer.Option(
+        None,
+        "--document-root",
+        help="Label Studio: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT the image URLs are relative to "
+        "(default: the folder of --out).",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes) or COCO JSON."""
+    """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
+    Studio tasks with pre-annotations (least trusted first)."""
     from sam2elnet.export.vector import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -238,6 +254,25 @@ def export_cmd(
             check_input(path, opt)
     check_output(out, "file", "--out")
     check_output(chips, "dir", "--chips")
+    if fmt is not None and fmt.lower() == "label-studio":
+        from sam2elnet.export.labelstudio import export_label_studio
+
+        ls = export_label_studio(
+            labels,
+            out,
+            images=images,
+            quality_csv=quality_csv,
+            model_id=model_id,
+            polygons=polygons,
+            document_root=document_root,
+            category=category,
+            progress=not no_progress,
+        )
+        for note in ls.notes:
+            typer.echo(f"note: {note}", err=True)
+        typer.echo(ls.summary())
+        return
+
     res = export_labels(
         labels,
         out,

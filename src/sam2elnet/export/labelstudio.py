@@ -1,0 +1,561 @@
+"""Label Studio tasks with pre-annotations out, reviewed annotations back in as training masks.
+
+Export (:func:`export_label_studio`): one task per label raster, least trusted first (ascending
+predicted IoU from ``quality.csv``; labels without a score after those with one). Each task:
+
+* ``data.image``: a browser-viewable PNG of the source image (8-bit; other dtypes stretched per
+  band between the 2nd and 98th percentile) referenced as ``/data/local-files/?d=<path>``, the path
+  relative to the *document root*. Label Studio serves it when started with
+  ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+  ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=<document root>`` and the project has a *Local files*
+  source storage whose path contains the PNGs (see docs/review.md);
+* ``data.name`` / ``data.source`` / ``data.label`` / ``data.quality``: the label stem, the source
+  image and label files (absolute paths) and the predicted IoU, used again by the import;
+* ``predictions``: one prediction with ``model_version`` (the model id), ``score`` (the predicted
+  IoU) and the mask as one ``brushlabels`` region (:mod:`sam2elnet.export.brush`), or with
+  ``polygons=True`` one ``polygonlabels`` region per 4-connected component, points in percent of
+  the image width/height (pixel-corner outlines; Label Studio polygons have no holes, so holes
+  are filled).
+
+The labelling configuration that matches the tasks is :func:`label_config`; the export writes it
+next to the tasks as ``<out stem>.xml``.
+
+Import (:func:`import_label_studio`): reads Label Studio's JSON export (a list of tasks with
+``annotations``), takes each task's latest annotation that was not cancelled, rasterises its
+brush and polygon regions and writes one 0/255 mask per task named like the source image
+(``<stem>.tif`` with the image's georeference when the image is a GeoTIFF, else ``<stem>.png``),
+the layout ``elnet train`` reads as ``masks/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.brush import brush_decode, brush_encode
+from sam2elnet.utils.atomic import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FROM_NAME",
+    "TO_NAME",
+    "label_config",
+    "image_view",
+    "mask_result",
+    "build_task",
+    "export_label_studio",
+    "result_mask",
+    "import_label_studio",
+    "ImportResult",
+    "LabelStudioExport",
+]
+
+FROM_NAME = "label"  # name of the BrushLabels / PolygonLabels control in the labelling config
+TO_NAME = "image"  # name of the Image object (and the task data key holding its URL)
+_LOCAL_FILES = "/data/local-files/?d="
+_VIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def label_config(category: str = "foreground", polygons: bool = False) -> str:
+    """Label Studio labelling configuration (XML) matching the exported tasks."""
+    from xml.sax.saxutils import quoteattr
+
+    tag = "PolygonLabels" if polygons else "BrushLabels"
+    return (
+        "<View>\n"
+        f'  <Image name="{TO_NAME}" value="${TO_NAME}" zoom="true"/>\n'
+        f'  <{tag} name="{FROM_NAME}" toName="{TO_NAME}">\n'
+        f'    <Label value={quoteattr(category)} background="#ff3300"/>\n'
+        f"  </{tag}>\n"
+        "</View>\n"
+    )
+
+
+def _stretch(data: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """(C, H, W) any dtype -> uint8: uint8 kept, else 2-98 % per-band stretch over valid pixels."""
+    if data.dtype == np.uint8:
+        return data
+    out = np.zeros(data.shape, np.uint8)
+    for b in range(data.shape[0]):
+        x = data[b].astype(np.float32)
+        sel = np.isfinite(x) if valid is None else (valid & np.isfinite(x))
+        if not sel.any():
+            continue
+        lo, hi = np.percentile(x[sel], [2, 98])
+        y = (np.nan_to_num(x) - lo) / max(float(hi - lo), 1e-6)
+        out[b] = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def image_view(src: Path, dst: Path) -> tuple[int, int]:
+    """Write a PNG a browser can show (grey or RGB, 8-bit) of ``src``; return its (H, W)."""
+    import cv2
+
+    from sam2elnet.data.raster import read_image
+
+    img = read_image(src)
+    data = _stretch(img.data, img.valid if img.nodata is not None else None)
+    data = data[:1] if data.shape[0] < 3 else data[:3]
+    arr = data[0] if data.shape[0] == 1 else np.moveaxis(data, 0, -1)[:, :, ::-1]
+    with atomic_path(dst) as tmp:
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):
+            raise DataError("cannot write the image view; check the folder is writable", dst)
+    return img.shape
+
+
+def mask_result(mask: np.ndarray, category: str, polygons: bool = False) -> list[dict[str, Any]]:
+    """Label Studio ``result`` regions for a bool (H, W) mask (empty list for an empty mask)."""
+    h, w = mask.shape
+    base = {
+        "from_name": FROM_NAME,
+        "to_name": TO_NAME,
+        "original_width": int(w),
+        "original_height": int(h),
+        "image_rotation": 0,
+    }
+    if not mask.any():
+        return []
+    if not polygons:
+        return [
+            {
+                **base,
+                "id": "m1",
+                "type": "brushlabels",
+                "value": {"format": "rle", "rle": brush_encode(mask), "brushlabels": [category]},
+            }
+        ]
+    from rasterio import features
+
+    out = []
+    for geom, _v in features.shapes(mask.astype(np.uint8), mask=mask.astype(bool), connectivity=4):
+        ring = geom["coordinates"][0][:-1]
+        pts = [[100.0 * x / w, 100.0 * y / h] for x, y in ring]
+        out.append(
+            {
+                **base,
+                "id": f"p{len(out) + 1}",
+                "type": "polygonlabels",
+                "value": {"points": pts, "closed": True, "polygonlabels": [category]},
+            }
+        )
+    return out
+
+
+def build_task(
+    image_url: str,
+    mask: np.ndarray,
+    *,
+    name: str,
+    score: float | None,
+    model_version: str,
+    category: str = "foreground",
+    polygons: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Label Studio task with a pre-annotation (prediction) of ``mask``."""
+    pred: dict[str, Any] = {
+        "model_version": model_version,
+        "result": mask_result(mask, category, polygons),
+    }
+    if score is not None:
+        pred["score"] = float(score)
+    data = {TO_NAME: image_url, "name": name, **(extra or {})}
+    if score is not None:
+        data["quality"] = float(score)
+    return {"data": data, "predictions": [pred]}
+
+
+@dataclass
+class LabelStudioExport:
+    """What :func:`export_label_studio` wrote."""
+
+    out: Path
+    config: Path
+    views: Path
+    document_root: Path
+    n_tasks: int
+    n_regions: int
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.out}: {self.n_tasks} Label Studio tasks ({self.n_regions} pre-annotated "
+            f"regions), least trusted first; labelling config {self.config.name}; images in "
+            f"{self.views} served from document root {self.document_root}"
+        )
+
+
+def _run_label_files(labels: Path) -> list[Path]:
+    """Label files of a file, a label folder, or a run folder (``labels/`` + ``rejected/``)."""
+    from sam2elnet.export.vector import find_labels
+
+    subs = [labels / s for s in ("labels", "rejected")] if labels.is_dir() else []
+    subs = [s for s in subs if s.is_dir()]
+    if subs:
+        files: list[Path] = []
+        for s in subs:
+            try:
+                files += find_labels(s)
+            except DataError:
+                pass
+        if files:
+            return files
+    return find_labels(labels)
+
+
+def _quality_csv_for(labels: Path) -> Path | None:
+    cands = [labels / "quality.csv", labels.parent / "quality.csv"] if labels.is_dir() else []
+    cands.append(labels.parent / "quality.csv")
+    return next((c for c in cands if c.exists()), None)
+
+
+def _images_from_csv(path: Path) -> dict[str, Path]:
+    """Label stem -> source image from the ``image`` column of an annotate/enhance quality.csv."""
+    out: dict[str, Path] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            img = (row.get("image") or "").strip()
+            if not img:
+                continue
+            p = Path(img)
+            if not p.is_absolute():
+                p = path.parent / p
+            lab = (row.get("label") or "").strip()
+            for key in {Path(img).stem, Path(lab).stem} - {""}:
+                out.setdefault(key, p)
+    return out
+
+
+def _model_version(labels: Path, model_id: str | None) -> str:
+    """``model_id``, else the model file named in the run's summary.json (name + sha256[:8])."""
+    if model_id:
+        return model_id
+    import hashlib
+
+    for cand in (labels / "summary.json", labels.parent / "summary.json"):
+        if cand.is_file():
+            try:
+                model = json.loads(cand.read_text(encoding="utf-8")).get("model")
+            except (OSError, ValueError):
+                continue
+            if model:
+                mp = Path(model)
+                if mp.is_file():
+                    h = hashlib.sha256(mp.read_bytes()).hexdigest()[:8]
+                    return f"{mp.name}@{h}"
+                return mp.name
+    return "sam2elnet"
+
+
+def export_label_studio(
+    labels: str | Path,
+    out: str | Path,
+    *,
+    images: str | Path | None = None,
+    quality_csv: str | Path | None = None,
+    model_id: str | None = None,
+    polygons: bool = False,
+    document_root: str | Path | None = None,
+    views: str | Path | None = None,
+    category: str = "foreground",
+    progress: bool = True,
+) -> LabelStudioExport:
+    """Write Label Studio tasks (JSON list) with pre-annotations for label rasters.
+
+    ``labels``: a label raster, a folder of them, or an ``elnet annotate`` run folder (then
+    ``labels/`` and ``rejected/`` are both exported). Source images come from ``images`` (folder
+    matched by stem, or one file), else the ``image`` column of ``quality.csv``, else the label's
+    ``SOURCE`` tag. ``views`` (default ``<out stem>-images/`` next to ``out``) receives the PNG
+    views and must lie inside ``document_root`` (default: the folder of ``out``). Raises
+    :class:`UserError` / :class:`DataError` for missing images or a view folder outside the root.
+    """
+    from tqdm import tqdm
+
+    from sam2elnet.export.coco import _find_image
+    from sam2elnet.export.vector import LabelRaster, read_quality_csv
+
+    out = Path(out)
+    if out.suffix.lower() != ".json":
+        raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
+    lp = Path(labels)
+    files = _run_label_files(lp)
+    qpath = Path(quality_csv) if quality_csv is not None else _quality_csv_for(lp)
+    quality = read_quality_csv(qpath) if qpath is not None else {}
+    csv_images = _images_from_csv(qpath) if qpath is not None else {}
+    root = Path(document_root if document_root is not None else out.parent).resolve()
+    vdir = Path(views if views is not None else out.parent / f"{out.stem}-images").resolve()
+    if not vdir.is_relative_to(root):
+        raise UserError(
+            f"the image views folder {vdir} is not inside the document root {root}; "
+            "give --document-root a folder that contains it",
+            out,
+        )
+    mv = _model_version(lp if lp.is_dir() else lp.parent, model_id)
+    notes: list[str] = []
+    if not quality:
+        notes.append("no quality.csv: tasks carry no prediction score and keep file order")
+
+    entries = []
+    for f in tqdm(files, desc="label-studio", disable=not progress, leave=False):
+        lab = LabelRaster(f)
+        try:
+            mask = lab.read_mask()
+        finally:
+            lab.close()
+        src = None
+        if images is not None:
+            src = _find_image(f, images, lab.source if lab.source != f.name else None)
+        elif f.stem in csv_images and csv_images[f.stem].exists():
+            src = csv_images[f.stem]
+        else:
+            src = _find_image(f, None, lab.source if lab.source != f.name else None)
+        if src is None:
+            raise DataError(
+                "no source image found for the label; give --images (folder with images named "
+                "like the labels, or the image file)",
+                f,
+            )
+        q = quality.get(f.stem, quality.get(src.stem))
+        if q is not None and not math.isfinite(q):
+            q = None
+        entries.append((q, f, src, mask))
+    # least trusted first; unscored labels after the scored ones, file order otherwise
+    entries.sort(key=lambda e: (e[0] is None, e[0] if e[0] is not None else 0.0))
+
+    tasks = []
+    n_regions = 0
+    holes = False
+    for q, f, src, mask in entries:
+        view = vdir / f"{f.stem}.png"
+        h, w = image_view(src, view)
+        if (h, w) != mask.shape:
+            raise DataError(
+                f"image {src.name} is {w}x{h} px but the label is {mask.shape[1]}x{mask.shape[0]}",
+                f,
+            )
+        url = _LOCAL_FILES + quote(view.relative_to(root).as_posix(), safe="/")
+        task = build_task(
+            url,
+            mask,
+            name=f.stem,
+            score=q,
+            model_version=mv,
+            category=category,
+            polygons=polygons,
+            extra={"source": str(src.resolve()), "label": str(f.resolve())},
+        )
+        if polygons and not holes:
+            from scipy import ndimage
+
+            holes = bool((ndimage.binary_fill_holes(mask) & ~mask).any())
+        n_regions += len(task["predictions"][0]["result"])
+        tasks.append(task)
+    if holes:
+        notes.append("Label Studio polygons have no holes: holes in the labels are filled")
+    write_text_atomic(out, json.dumps(tasks) + "\n")
+    config = out.with_suffix(".xml")
+    write_text_atomic(config, label_config(category, polygons))
+    return LabelStudioExport(out, config, vdir, root, len(tasks), n_regions, notes)
+
+
+# --------------------------------------------------------------------------------------- import
+
+
+def result_mask(
+    results: Iterable[dict[str, Any]], height: int, width: int, category: str | None = None
+) -> np.ndarray:
+    """Union of the brush and polygon regions of a Label Studio ``result`` list as bool (H, W).
+
+    ``category``: only regions with that label; None takes every brush/polygon region. Polygon
+    points are percent of the image size; a pixel is foreground when its centre lies inside.
+    Raises ``DataError`` for a brush RLE whose size does not match (H, W).
+    """
+    from rasterio import features
+    from shapely.geometry import Polygon
+
+    mask = np.zeros((height, width), dtype=bool)
+    polys = []
+    for r in results:
+        kind = r.get("type")
+        value = r.get("value") or {}
+        if kind not in ("brushlabels", "polygonlabels", "polygon", "brush"):
+            continue
+        names = value.get("brushlabels") or value.get("polygonlabels") or []
+        if category is not None and names and category not in names:
+            continue
+        h = int(r.get("original_height") or height)
+        w = int(r.get("original_width") or width)
+        if (h, w) != (height, width):
+            raise DataError(
+                f"annotation region is {w}x{h} px but the image is {width}x{height}", None
+            )
+        if kind in ("brushlabels", "brush"):
+            if value.get("format", "rle") != "rle" or "rle" not in value:
+                continue
+            try:
+                mask |= brush_decode(value["rle"], height, width)
+            except ValueError as err:
+                raise DataError(f"unreadable brush mask ({err})") from None
+        else:
+            pts = [
+                (float(x) * width / 100.0, float(y) * height / 100.0) for x, y in value["points"]
+            ]
+            if len(pts) >= 3:
+                polys.append((Polygon(pts).buffer(0), 1))
+    if polys:
+        mask |= features.rasterize(polys, out_shape=(height, width), dtype=np.uint8) > 0
+    return mask
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_label_studio` (or the COCO import) wrote."""
+
+    out: Path
+    written: list[Path]
+    skipped: list[tuple[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = f"{self.out}: {len(self.written)} masks written"
+        if self.skipped:
+            s += f"; {len(self.skipped)} skipped"
+        return s
+
+
+def _latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
+    anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    if not anns:
+        return None
+    return max(
+        anns,
+        key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0),
+    )
+
+
+def _task_image(
+    task: dict[str, Any], images: Path | None, root: Path | None
+) -> tuple[str, Path | None]:
+    """(mask stem, source image or None) of an exported task."""
+    data = task.get("data") or {}
+    url = str(data.get(TO_NAME) or "")
+    rel = None
+    if url.startswith("/data/local-files"):
+        rel = parse_qs(urlparse(url).query).get("d", [None])[0]
+    url_name = Path(rel or urlparse(url).path or "image").name
+    stem = str(data.get("name") or Path(data.get("source") or url_name).stem)
+    if images is not None:
+        if images.is_file():
+            return stem, images
+        for cand_stem in (stem, Path(str(data.get("source") or "")).stem):
+            for suf in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+                c = images / f"{cand_stem}{suf}"
+                if c.exists():
+                    return stem, c
+    src = data.get("source")
+    if src and Path(src).exists():
+        return stem, Path(src)
+    if rel and root is not None and (root / rel).exists():
+        return stem, root / rel
+    return stem, None
+
+
+def import_label_studio(
+    export: str | Path,
+    out: str | Path,
+    *,
+    images: str | Path | None = None,
+    document_root: str | Path | None = None,
+    category: str | None = None,
+    progress: bool = True,
+) -> ImportResult:
+    """Masks from a Label Studio JSON export: one 0/255 mask per annotated task into ``out``.
+
+    Each mask is named like its source image (``data.name``, else the image file stem) and takes
+    the image's georeference when that image is a GeoTIFF (``<stem>.tif``); otherwise it is a
+    ``<stem>.png``. The source image is looked up in ``images`` (folder or file), else
+    ``data.source``, else the served file under ``document_root``. Tasks without a (non-cancelled)
+    annotation are skipped and listed. Raises :class:`DataError` for an unreadable export.
+    """
+    from tqdm import tqdm
+
+    from sam2elnet.data.raster import read_image, write_mask
+
+    ep = Path(export)
+    if not ep.is_file():
+        raise DataError("Label Studio export does not exist; check the path", ep)
+    try:
+        tasks = json.loads(ep.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"not a JSON file ({err}); export the project as JSON", ep) from None
+    if isinstance(tasks, dict):
+        tasks = [tasks]
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise DataError("not a Label Studio JSON export (expected a list of tasks)", ep)
+    outp = Path(out)
+    if outp.exists() and not outp.is_dir():
+        raise UserError("--out must be a folder for the masks", outp)
+    ipath = Path(images) if images is not None else None
+    root = Path(document_root) if document_root is not None else None
+    written: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for task in tqdm(tasks, desc="import", disable=not progress, leave=False):
+        stem, src = _task_image(task, ipath, root)
+        ann = _latest_annotation(task)
+        if ann is None:
+            skipped.append((stem, "no annotation (not reviewed yet, or cancelled)"))
+            continue
+        if stem in seen:
+            skipped.append((stem, "a second task with the same image name"))
+            continue
+        results = ann.get("result") or []
+        sizes = {
+            (int(r["original_height"]), int(r["original_width"]))
+            for r in results
+            if r.get("original_height") and r.get("original_width")
+        }
+        like = None
+        if src is not None and src.suffix.lower() in (".tif", ".tiff"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                like = read_image(src)
+            hw = like.shape
+        elif src is not None:
+            from sam2elnet.data.datasets import image_size
+
+            hw = image_size(src)
+        elif len(sizes) == 1:
+            hw = next(iter(sizes))
+        else:
+            skipped.append(
+                (stem, "source image not found and no size in the annotation; give --images")
+            )
+            continue
+        try:
+            mask = result_mask(results, hw[0], hw[1], category)
+        except DataError as err:
+            skipped.append((stem, str(err)))
+            continue
+        dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
+        write_mask(dst, mask, like=like)
+        written.append(dst)
+        seen.add(stem)
+    if not written and tasks:
+        raise DataError(
+            "no task has a usable annotation; review tasks in Label Studio, then export again", ep
+        )
+    notes = [f"skipped {s}: {why}" for s, why in skipped]
+    return ImportResult(outp, written, skipped, notes)

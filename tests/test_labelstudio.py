@@ -1,0 +1,230 @@
+"""Label Studio export/import without a server: brush RLE, task layout, order, masks back.
+
+The round trip through a real Label Studio server is in test_labelstudio_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from review_helpers import label_mask, make_run
+
+from sam2elnet.cli import main
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.brush import brush_decode, brush_encode
+from sam2elnet.export.labelstudio import (
+    export_label_studio,
+    import_label_studio,
+    label_config,
+    result_mask,
+)
+
+SCORES = {"b_mid": 0.71, "a_bad": 0.12, "c_good": 0.93}
+
+
+def test_brush_rle_round_trip_and_header():
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (3, 7), (33, 17), (64, 64)]:
+        for p in (0.0, 0.02, 0.5, 1.0):
+            m = rng.random((h, w)) < p
+            assert np.array_equal(brush_decode(brush_encode(m), h, w), m)
+    # header: 32-bit value count (H*W*4), word size 8 -> 7 in 5 bits, run widths 3,4,8,16 -> 2,3,7,15
+    rle = brush_encode(np.zeros((2, 3), bool))
+    bits = "".join(f"{b:08b}" for b in rle)
+    assert int(bits[:32], 2) == 24
+    assert int(bits[32:37], 2) == 7
+    assert [int(bits[37 + 4 * i : 41 + 4 * i], 2) for i in range(4)] == [2, 3, 7, 15]
+    # then one repeat chunk: flag 1, width class 1 (4 bits: 24-1=23 does not fit) -> class 2 (8 bits)
+    assert bits[53] == "1" and int(bits[54:56], 2) == 2 and int(bits[56:64], 2) == 23
+    assert int(bits[64:72], 2) == 0
+
+
+def test_brush_decode_refuses_wrong_size_and_truncation():
+    rle = brush_encode(np.ones((4, 4), bool))
+    with pytest.raises(ValueError, match="needs"):
+        brush_decode(rle, 4, 5)
+    with pytest.raises(ValueError, match="truncated"):
+        brush_decode(rle[:8], 4, 4)
+
+
+def test_export_orders_least_trusted_first_with_scores_and_views(tmp_path: Path):
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "ls" / "tasks.json"
+    res = export_label_studio(run, out, progress=False)
+    tasks = json.loads(out.read_text())
+    assert [t["data"]["name"] for t in tasks] == ["a_bad", "b_mid", "c_good"]
+    assert [t["predictions"][0]["score"] for t in tasks] == [0.12, 0.71, 0.93]
+    mv = {t["predictions"][0]["model_version"] for t in tasks}
+    assert len(mv) == 1 and next(iter(mv)).startswith("model.pt@")
+    assert res.n_tasks == 3 and res.document_root == out.parent.resolve()
+    for t in tasks:
+        url = t["data"]["image"]
+        assert url.startswith("/data/local-files/?d=tasks-images/")
+        view = out.parent / url.split("?d=")[1]
+        import cv2
+
+        png = cv2.imread(str(view), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint8 and png.shape == (40, 48, 3)
+        (r,) = t["predictions"][0]["result"]
+        assert r["type"] == "brushlabels" and r["from_name"] == "label" and r["to_name"] == "image"
+        lab = rasterio.open(t["data"]["label"]).read(1) > 127
+        assert np.array_equal(brush_decode(r["value"]["rle"], 40, 48), lab)
+    assert "<BrushLabels" in res.config.read_text()
+    assert "<PolygonLabels" in label_config("oil", polygons=True)
+
+
+def test_export_polygons_in_percent_fill_holes(tmp_path: Path):
+    run = make_run(tmp_path, {"a": 0.3})
+    out = tmp_path / "tasks.json"
+    res = export_label_studio(run, out, polygons=True, model_id="m1", progress=False)
+    (task,) = json.loads(out.read_text())
+    regions = task["predictions"][0]["result"]
+    assert {r["type"] for r in regions} == {"polygonlabels"}
+    assert task["predictions"][0]["model_version"] == "m1"
+    pts = np.array([p for r in regions for p in r["value"]["points"]])
+    assert pts.min() >= 0 and pts.max() <= 100
+    got = result_mask(regions, 40, 48)
+    from scipy import ndimage
+
+    want = ndimage.binary_fill_holes(label_mask(40, 48, 0))
+    assert np.array_equal(got, want)
+    assert any("holes" in n for n in res.notes)
+
+
+def _annotated(tasks: list[dict], edits: dict[str, np.ndarray]) -> list[dict]:
+    """What Label Studio exports after review: each task gets an annotation (edited or accepted)."""
+    out = []
+    for i, t in enumerate(tasks):
+        t = json.loads(json.dumps(t))
+        res = t["predictions"][0]["result"]
+        name = t["data"]["name"]
+        if name in edits:
+            m = edits[name]
+            res = [
+                dict(
+                    res[0],
+                    value={"format": "rle", "rle": brush_encode(m), "brushlabels": ["foreground"]},
+                )
+            ]
+        t["id"] = i + 1
+        t["annotations"] = [
+            {
+                "id": 10 * i + 1,
+                "result": [],
+                "was_cancelled": True,
+                "updated_at": "2026-01-02T00:00:00Z",
+            },
+            {
+                "id": 10 * i + 2,
+                "result": res,
+                "was_cancelled": False,
+                "updated_at": "2026-01-01T00:00:00Z",
+            },
+        ]
+        out.append(t)
+    return out
+
+
+def test_import_writes_georeferenced_masks_named_like_images(tmp_path: Path):
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    edit = np.zeros((40, 48), bool)
+    edit[5:15, 7:30] = True
+    exported = tmp_path / "export.json"
+    tasks = _annotated(json.loads(out.read_text()), {"b_mid": edit})
+    tasks.append(
+        {
+            "id": 99,
+            "data": {"image": "/data/local-files/?d=x/zz.png", "name": "zz"},
+            "annotations": [],
+        }
+    )
+    exported.write_text(json.dumps(tasks))
+    res = import_label_studio(exported, tmp_path / "masks", progress=False)
+    assert sorted(p.name for p in res.written) == ["a_bad.tif", "b_mid.tif", "c_good.tif"]
+    assert res.skipped == [("zz", "no annotation (not reviewed yet, or cancelled)")]
+    for name in SCORES:
+        with (
+            rasterio.open(tmp_path / "masks" / f"{name}.tif") as m,
+            rasterio.open(tmp_path / "images" / f"{name}.tif") as img,
+        ):
+            assert m.crs == img.crs and m.transform == img.transform
+            got = m.read(1)
+        assert set(np.unique(got)) <= {0, 255}
+        sub = "labels" if SCORES[name] >= 0.5 else "rejected"
+        want = edit if name == "b_mid" else rasterio.open(run / sub / f"{name}.tif").read(1) > 127
+        assert np.array_equal(got > 0, want), name
+
+
+def test_import_errors(tmp_path: Path):
+    with pytest.raises(DataError, match="does not exist"):
+        import_label_studio(tmp_path / "nope.json", tmp_path / "m")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="not a JSON"):
+        import_label_studio(bad, tmp_path / "m")
+    empty = tmp_path / "e.json"
+    empty.write_text(json.dumps([{"data": {"image": "a.png"}, "annotations": []}]))
+    with pytest.raises(DataError, match="no task has a usable annotation"):
+        import_label_studio(empty, tmp_path / "m")
+    with pytest.raises(UserError, match=r"\.json"):
+        export_label_studio(tmp_path, tmp_path / "tasks.txt")
+
+
+def test_cli_export_import_and_errors(tmp_path: Path, capsys):
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    rc = main(
+        [
+            "export",
+            "--labels",
+            str(run),
+            "--out",
+            str(out),
+            "--format",
+            "label-studio",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    assert "3 Label Studio tasks" in capsys.readouterr().out
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(_annotated(json.loads(out.read_text()), {})))
+    rc = main(
+        [
+            "import",
+            str(exported),
+            "--from",
+            "label-studio",
+            "--out",
+            str(tmp_path / "masks"),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and len(list((tmp_path / "masks").glob("*.tif"))) == 3
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "xml", "--out", str(tmp_path / "m2")])
+    err = capsys.readouterr().err
+    assert (
+        rc == 2 and err.startswith("error: unknown --from") and len(err.strip().splitlines()) == 1
+    )
+    rc = main(
+        [
+            "export",
+            "--labels",
+            str(run),
+            "--out",
+            str(out),
+            "--format",
+            "label-studio",
+            "--document-root",
+            str(tmp_path / "elsewhere"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "not inside the document root" in err
