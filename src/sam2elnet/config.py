@@ -85,6 +85,11 @@ class TrainConfig(BaseModel):
         "of a split-aware layout, or everything in a flat one",
     )
     sensor: list[str] | None = None
+    norm_stats: Path | None = Field(
+        None,
+        description="normalisation from `elnet stats --out` JSON; None = chosen from the training "
+        "data (sam2elnet.data.normalize.fit_normalization)",
+    )
     resume: bool = False
     progress: bool = True
     fit_quality: bool = True

@@ -33,8 +33,11 @@ def stats_cmd(
     modality: str = typer.Option(
         None, "--modality", help="sar | optical (default: from the layout)."
     ),
-    to_db: bool = typer.Option(
-        False, "--db", help="Convert linear SAR intensity to dB before statistics."
+    to_db: bool | None = typer.Option(
+        None,
+        "--db/--no-db",
+        help="Convert linear SAR intensity to dB (10*log10) before statistics. Default: as "
+        "`elnet train` does (SAR stored with more than 8 bits and not already in dB).",
     ),
     p_low: float = typer.Option(
         option_default(StatsOptions, "p_low"),
@@ -96,10 +99,17 @@ def stats_cmd(
     if max_images and len(samples) > max_images:
         step = len(samples) / max_images
         samples = [samples[int(i * step)] for i in range(max_images)]
-    base = NormalizationConfig.for_modality(index.modality).model_copy(
-        update={"to_db": to_db, "p_low": p_low, "p_high": p_high}
-    )
+    base = NormalizationConfig.for_modality(index.modality)
+    if to_db is None:
+        from sam2elnet.data.normalize import sar_needs_db
+        from sam2elnet.data.raster import read_image
+
+        to_db = base.sar and sar_needs_db(read_image(samples[0].image, sar=True))
+    base = base.model_copy(update={"to_db": to_db, "p_low": p_low, "p_high": p_high})
     cfg = compute_stats([s.image for s in samples], base, progress=progress)
+    from sam2elnet.data.normalize import describe
+
+    typer.echo(describe(cfg))
     for b in range(cfg.bands or 0):
         typer.echo(
             f"  band {b}: mean={cfg.mean[b]:.3f} std={cfg.std[b]:.3f} "

@@ -73,6 +73,11 @@ def train_cmd(
     sensor: list[str] | None = typer.Option(
         None, "--sensor", help="SOS sensor(s): palsar, sentinel (repeatable)."
     ),  # noqa: UP006, UP045
+    norm_stats: Path | None = typer.Option(
+        None,
+        "--norm-stats",
+        help="Normalisation from `elnet stats --out FILE` (default: chosen from the training data).",
+    ),  # noqa: UP045
     workers: int | None = typer.Option(
         None, "--workers", help="DataLoader workers (default: automatic)."
     ),  # noqa: UP045
@@ -121,6 +126,7 @@ def train_cmd(
         "layout": layout,
         "split": split or None,
         "sensor": sensor or None,
+        "norm_stats": norm_stats,
         "num_workers": workers,
         "coarse_prior": coarse_prior,
     }

@@ -12,6 +12,13 @@ pydantic model so ``model_dump()`` / ``model_validate()`` round-trip it through 
 
 SAR intensities in linear power (float or uint16) can be converted to decibels first (``to_db``)
 because their dynamic range is otherwise dominated by a few bright targets.
+
+:func:`fit_normalization` chooses the configuration for a training set from its data: 8-bit
+products keep the modality default (fixed 0..255 for SAR, per-image percentiles for optical), while
+SAR stored as uint16 DN, float linear sigma0 or float dB gets dataset statistics (robust
+percentiles), with linear values converted to dB first. The training data's robust range is
+recorded (``data_low``/``data_high``/``data_dtype``) so :func:`check_input_range` can warn when an
+image given to a model is far from what it was trained on (e.g. a dB image to a DN model).
 """
 
 from __future__ import annotations
@@ -49,6 +56,12 @@ class NormalizationConfig(BaseModel):
     bands: int | None = None
     """Band count the statistics were computed for (None: any)."""
     db_floor: float = 1e-6
+    data_dtype: str | None = None
+    """dtype of the training images (``uint8``, ``uint16``, ``float32`` ...); None: not recorded."""
+    data_low: list[float] | None = None
+    """Per-band ``p_low`` percentile of the training data after dB conversion (when ``to_db``),
+    in the data's own units; with ``data_high`` the range :func:`check_input_range` compares to."""
+    data_high: list[float] | None = None
 
     @classmethod
     def for_modality(cls, modality: str) -> NormalizationConfig:
@@ -84,7 +97,13 @@ def _per_band(values: list[float] | None, c: int, name: str) -> np.ndarray | Non
 
 
 def to_db(x: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """Linear intensity -> decibels, with a floor so zeros do not become -inf."""
+    """Linear intensity -> decibels: ``10 * log10(max(x, floor))``, float32, same shape.
+
+    The power-ratio decibel (ESA Sentinel-1 Level-1 product specification and SNAP's "Linear to/from
+    dB" operator: sigma0_dB = 10 log10(sigma0)). Applied to amplitude DNs it gives half the
+    amplitude decibel 20 log10(DN); the affine percentile stretch that follows removes that factor,
+    so DN, linear power and dB versions of one scene normalise alike. ``floor`` keeps zeros finite.
+    """
     return (10.0 * np.log10(np.maximum(x, floor))).astype(np.float32)
 
 
@@ -172,6 +191,7 @@ def compute_stats(
     rng = np.random.default_rng(seed)
     samples: list[np.ndarray] = []
     bands: int | None = None
+    dtype: str | None = None
     total = np.zeros(0)
     total_sq = np.zeros(0)
     count = 0
@@ -182,6 +202,7 @@ def compute_stats(
         img = read_image(path, sar=base.sar)
         if bands is None:
             bands = img.bands
+            dtype = str(img.data.dtype)
             total = np.zeros(bands)
             total_sq = np.zeros(bands)
         elif img.bands != bands:
@@ -192,6 +213,8 @@ def compute_stats(
             )
         x = _prepare(img.data, base).reshape(bands, -1)
         keep = img.valid.reshape(-1) & np.all(np.isfinite(x), axis=0)
+        if base.to_db:  # zero / negative "power" is nodata or no signal, not -60 dB of sea
+            keep &= np.all(img.data.reshape(bands, -1) > 0, axis=0)
         x = x[:, keep]
         if x.shape[1] == 0:
             continue
@@ -215,5 +238,176 @@ def compute_stats(
             "mean": [float(v) for v in mean],
             "std": [float(v) for v in std],
             "bands": bands,
+            "data_dtype": dtype,
+            "data_low": [float(v) for v in q[0]],
+            "data_high": [float(v) for v in q[1]],
         }
     )
+
+
+# --------------------------------------------------------------------------- data-driven choice
+def looks_like_db(values: np.ndarray) -> bool:
+    """True when SAR values are already in decibels: floating point with a negative median.
+
+    Linear sigma0/gamma0 and DNs are powers or amplitudes, >= 0 apart from a few noise-subtracted
+    pixels; calibrated backscatter in dB is mostly negative (sea about -30..-10 dB, land up to a
+    few dB above 0), so its median is below 0.
+    """
+    v = np.asarray(values)
+    if not np.issubdtype(v.dtype, np.floating):
+        return False
+    v = v[np.isfinite(v)]
+    return bool(v.size) and float(np.median(v)) < 0.0
+
+
+def sar_needs_db(img: RasterImage) -> bool:
+    """Whether a SAR image holds linear values (DN, sigma0) that should be converted to dB: any
+    dtype other than uint8 whose valid pixels do not already look like dB (:func:`looks_like_db`)."""
+    if img.data.dtype == np.uint8:
+        return False
+    return not looks_like_db(img.data[:, img.valid])
+
+
+def fit_normalization(
+    paths: Sequence[str | Path],
+    modality: str,
+    *,
+    max_images: int = 32,
+    progress: bool = False,
+) -> NormalizationConfig:
+    """The normalisation a model trained on ``paths`` should use, chosen from the data.
+
+    * 8-bit images: :meth:`NormalizationConfig.for_modality` (SAR: fixed 0..255, which keeps the
+      absolute brightness of display-scaled products such as the SOS JPEGs; optical: per-image
+      percentile stretch).
+    * SAR with more than 8 bits (uint16 DN, float32 linear sigma0, float32 dB): ``stats`` with the
+      1st/99th percentiles of the training set; linear values (no negative value) are converted
+      with :func:`to_db` first, values already in dB are not. Without this, DNs of 9..2029 scaled
+      by the uint16 range reach the model as 0..0.03 and dB values (all negative) as zeros.
+    * Optical with more than 8 bits keeps the per-image percentile stretch.
+
+    At most ``max_images`` evenly spaced images are read. Every returned config records the
+    training data's dtype and robust range (``data_dtype``/``data_low``/``data_high``).
+    Raises DataError for an empty list, mixed band counts or all-nodata images.
+    """
+    plist = list(paths)
+    if not plist:
+        raise DataError("no training images to choose a normalisation from")
+    if len(plist) > max_images:
+        step = len(plist) / max_images
+        plist = [plist[int(i * step)] for i in range(max_images)]
+    base = NormalizationConfig.for_modality(modality)
+    first = read_image(plist[0], sar=base.sar)
+    if base.sar and first.data.dtype != np.uint8:
+        base = base.model_copy(update={"to_db": sar_needs_db(first)})
+        return compute_stats(plist, base, progress=progress)
+    # keep the method; record the data's range for the input range check
+    probe = compute_stats(plist, base.model_copy(update={"method": "stats"}), progress=progress)
+    return base.model_copy(
+        update={
+            "data_dtype": probe.data_dtype,
+            "data_low": probe.data_low,
+            "data_high": probe.data_high,
+        }
+    )
+
+
+def load_norm_stats(path: str | Path) -> NormalizationConfig:
+    """A NormalizationConfig from ``elnet stats --out`` JSON (``{"normalization": {...}, ...}``)
+    or from a bare config dict; DataError naming the file when it is neither."""
+    import json
+
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError("normalisation statistics file does not exist; check the path", p) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(
+            f"cannot read normalisation statistics ({err.__class__.__name__}); pass the JSON "
+            "written by `elnet stats --out`",
+            p,
+        ) from None
+    cfg = obj.get("normalization", obj) if isinstance(obj, dict) else None
+    try:
+        return NormalizationConfig.model_validate(cfg)
+    except Exception as err:
+        raise DataError(
+            f"not a normalisation config ({str(err).splitlines()[0]}); pass the JSON written by "
+            "`elnet stats --out`",
+            p,
+        ) from None
+
+
+def check_input_range(
+    values: np.ndarray, dtype: np.dtype | str, cfg: NormalizationConfig
+) -> str | None:
+    """A warning text when raw pixel ``values`` (C, n) are far from the model's training range.
+
+    Only for global scalings (``fixed``/``stats``; a per-image percentile stretch adapts to any
+    range) and models that recorded their training range. Far means: less than half of the
+    pixels (after dB conversion when ``cfg.to_db``) fall within the training 1..99 % range widened
+    by half its width on each side, or a dB-looking image (negative floats) meets a model that
+    converts linear values to dB. Returns None when the image fits.
+    """
+    if cfg.method == "percentile" or cfg.data_low is None or cfg.data_high is None:
+        return None
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[None]
+    v = v[:, np.all(np.isfinite(v), axis=0)]
+    if v.shape[1] == 0:
+        return None
+    if v.shape[1] > 100_000:
+        v = v[:, :: v.shape[1] // 100_000 + 1]
+    trained = f"{cfg.data_dtype or 'unknown dtype'}"
+    if cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating) and looks_like_db(v):
+        return (
+            f"pixel values {v.min():.3g}..{v.max():.3g} ({dtype}) look like dB already, but the "
+            f"model was trained on linear {trained} data that it converts to dB itself; give it "
+            "linear values (10**(dB/10)) or train a model on dB data"
+        )
+    x = to_db(v, cfg.db_floor).astype(np.float64) if cfg.to_db else v
+    lo = np.asarray(cfg.data_low, np.float64)
+    hi = np.asarray(cfg.data_high, np.float64)
+    if lo.size != x.shape[0]:  # grey vs grey-as-RGB and the like: compare the overall range
+        lo, hi = np.array([lo.min()]), np.array([hi.max()])
+    lo, hi = np.broadcast_to(lo, x.shape[0]), np.broadcast_to(hi, x.shape[0])
+    span = np.maximum(hi - lo, 1e-6)
+    inside = (x >= (lo - 0.5 * span)[:, None]) & (x <= (hi + 0.5 * span)[:, None])
+    frac = float(inside.mean())
+    if frac >= 0.5:
+        return None
+    unit = " dB" if cfg.to_db else ""
+    q = np.percentile(x, [1, 99])
+    return (
+        f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}..{q[1]:.4g}"
+        f"{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} ({trained}); only "
+        f"{frac:.0%} of the pixels fall near it, so predictions are unreliable. Convert the image "
+        "like the training data (same dtype and units) or train a model on this kind of data"
+    )
+
+
+def describe(cfg: NormalizationConfig) -> str:
+    """One line for logs: what a normalisation config does to raw pixels."""
+    parts = [f"{cfg.data_dtype or '?'} {'SAR' if cfg.sar else 'optical'}"]
+    if cfg.to_db:
+        parts.append("linear -> dB (10*log10)")
+    if cfg.method == "percentile":
+        parts.append(f"per-image p{cfg.p_low:g}..p{cfg.p_high:g} stretch")
+    elif cfg.method == "stats" and cfg.low is not None and cfg.high is not None:
+        unit = " dB" if cfg.to_db else ""
+        rng = ", ".join(f"{a:.4g}..{b:.4g}{unit}" for a, b in zip(cfg.low, cfg.high, strict=False))
+        parts.append(f"dataset p{cfg.p_low:g}..p{cfg.p_high:g} range {rng} -> 0..1")
+    else:
+        dlo, dhi = (
+            _dtype_range(np.dtype(cfg.data_dtype)) if cfg.data_dtype else ("dtype min", "dtype max")
+        )
+        lo = cfg.low if cfg.low is not None else dlo
+        hi = cfg.high if cfg.high is not None else dhi
+        parts.append(
+            f"fixed {lo:g}..{hi:g} -> 0..1"
+            if isinstance(lo, float)
+            else f"fixed {lo}..{hi} -> 0..1"
+        )
+    return "normalisation: " + ", ".join(parts)

@@ -144,7 +144,27 @@ class Predictor:
         x = match_bands(
             normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
         )
-        return x, np.asarray(img.valid, dtype=bool)
+        valid = np.asarray(img.valid, dtype=bool)
+        self.check_range(img.data[:, valid], img.data.dtype, getattr(img, "path", None))
+        return x, valid
+
+    #: range warnings printed per predictor; later ones are only counted (``range_warnings``)
+    max_range_warnings = 3
+
+    def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
+        """Warn (log) when raw pixel ``values`` (C, n) are far from the model's training range
+        (:func:`sam2elnet.data.normalize.check_input_range`); return the message or None."""
+        from sam2elnet.data.normalize import check_input_range
+
+        msg = check_input_range(values, dtype, self.normalization)
+        if msg is None:
+            return None
+        self.range_warnings = getattr(self, "range_warnings", 0) + 1
+        if self.range_warnings <= self.max_range_warnings:
+            log.warning("%s: %s", source if source is not None else "input", msg)
+            if self.range_warnings == self.max_range_warnings:
+                log.warning("further input range warnings of this run are not shown")
+        return msg
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""

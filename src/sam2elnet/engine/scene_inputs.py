@@ -140,6 +140,12 @@ def make_scene_normalizer(
                 "nodata value or mask",
                 src.name,
             )
+    from sam2elnet.data.normalize import NormalizationConfig, check_input_range
+
+    if isinstance(cfg, NormalizationConfig):
+        msg = check_input_range(pix, src.dtypes[bands[0] - 1], cfg)
+        if msg is not None:
+            log.warning("%s: %s", src.name, msg)
     pix = pix.astype(np.float32)
     if cfg is not None:
         from sam2elnet.data.normalize import to_db

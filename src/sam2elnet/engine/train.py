@@ -239,8 +239,9 @@ def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) ->
 
 def _prepare_data(cfg: TrainConfig) -> _Data:
     from sam2elnet.data.datasets import select_split, split_fraction
-    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.data.normalize import describe, fit_normalization, load_norm_stats
     from sam2elnet.data.raster import read_image
+    from sam2elnet.errors import DataError
 
     choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
     index = choice.index
@@ -275,8 +276,21 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
     val_warnings = _check_labels(cfg, train_samples, val_samples)
     for warning in val_warnings:
         log.warning(warning)
-    norm = NormalizationConfig.for_modality(index.modality)
+    if cfg.norm_stats is not None:
+        norm = load_norm_stats(cfg.norm_stats)
+        source = f"from {cfg.norm_stats}"
+    else:
+        norm = fit_normalization([s.image for s in train_samples], index.modality)
+        source = f"from {min(len(train_samples), 32)} training images"
+    notes.append(f"{describe(norm)} ({source})")
     first = read_image(by_id[train_ids[0]].image, sar=norm.sar)
+    n_low = len(norm.low or [])
+    if n_low > 1 and n_low != first.bands:
+        raise DataError(
+            f"--norm-stats has statistics for {n_low} bands but the training images have "
+            f"{first.bands}; compute them with `elnet stats --data` on this dataset",
+            cfg.norm_stats,
+        )
     splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
     return _Data(
         norm=norm,

@@ -710,6 +710,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             runs[f"enh_{src}_{method}"] = (split.pool, labels, hand)
 
     test_pairs = split.pairs(split.test)
+    norm = _norm_cfg(split)  # the same data-chosen scaling elnet train uses, for every run
     down: dict[str, dict[str, Any]] = {}
     for name, (ids, labels, _cost) in runs.items():
         if not ids:
@@ -721,6 +722,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             {
                 "pairs": [(str(a), str(b), *_stat(b)) for a, b in pairs],
                 "cfg": dcfg.to_dict(),
+                "norm": norm.model_dump(mode="json"),
                 "test": [str(a) for a, _ in test_pairs],
             }
         )
@@ -733,7 +735,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
             if cache_file.is_file():  # the same labels were trained under another setting name
                 return json.loads(cache_file.read_text(encoding="utf-8"))
-            res = train_and_evaluate(pairs, test_pairs, dcfg, cache=cache)
+            res = train_and_evaluate(pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache)
             d = _json_safe(res.to_dict())
             write_json_atomic(cache_file, d)
             return d
@@ -922,9 +924,11 @@ def _enhancement_labels(
 
 
 def _norm_cfg(split: Split) -> Any:
-    from sam2elnet.data.normalize import NormalizationConfig
+    """Normalisation chosen from the training pool's images, exactly as ``elnet train`` chooses it
+    (:func:`sam2elnet.data.normalize.fit_normalization`); never looks at the test images."""
+    from sam2elnet.data.normalize import fit_normalization
 
-    return NormalizationConfig.for_modality(split.modality)
+    return fit_normalization([split.images[i] for i in sorted(split.pool)], split.modality)
 
 
 # ----------------------------------------------------------------------------------- reporting
