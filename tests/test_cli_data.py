@@ -79,6 +79,13 @@ def test_synth_and_degrade(tmp_path, capsys):
     assert main(args) == 0
     rows = list(csv.DictReader((deg / "coarse_iou.csv").open()))
     assert len(rows) == 3 and "mean IoU" in capsys.readouterr().out
+    # the held-out (evaluation-only) family is available to degrade
+    held = tmp_path / "held"
+    args[args.index(str(deg))] = str(held)
+    args[args.index("mixed")] = "freehand"
+    assert main(args) == 0
+    rows = list(csv.DictReader((held / "coarse_iou.csv").open()))
+    assert len(rows) == 3 and all(r["ops"].startswith("freehand(") for r in rows)
 
 
 @pytest.mark.parametrize(

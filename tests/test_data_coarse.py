@@ -12,13 +12,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sam2elnet.data.coarse import (
+    EVAL_ONLY_PROFILES,
+    MIXED_CHOICES,
     PROFILES,
+    TRAIN_PROFILES,
+    blur_threshold,
+    check_train_profile,
     degrade,
     degrade_folder,
+    freehand_outline,
     iou,
     is_linear,
     simplify_polygons,
     strip,
+    translate,
 )
 from sam2elnet.data.raster import read_mask
 from sam2elnet.errors import DataError
@@ -152,3 +159,73 @@ def test_real_masks_degrade_reasonably():
     r = read_mask(roads / "masks" / "satimage_0.png")
     assert is_linear(r)
     assert 0.4 < degrade(r, "strip", 0.5, 0).iou < 0.95
+
+
+# ------------------------------------------------------------------ widened training family
+def test_blur_threshold_moves_the_boundary_both_ways():
+    m = np.zeros((64, 64), bool)
+    m[16:48, 16:48] = True
+    grown = blur_threshold(m, 3.0, 0.2)
+    shrunk = blur_threshold(m, 3.0, 0.8)
+    assert grown.sum() > m.sum() > shrunk.sum()
+    assert grown[m].all() and m[shrunk].all()  # growing keeps the object, shrinking stays inside
+    assert not blur_threshold(m, 3.0, 0.5)[16, 16]  # corners are rounded off
+
+
+def test_translate_shifts_without_changing_shape():
+    m = np.zeros((64, 64), bool)
+    m[10:20, 10:30] = True
+    out = translate(m, 5, -3)
+    np.testing.assert_array_equal(out[7:17, 15:35], m[10:20, 10:30])
+    assert out.sum() == m.sum()
+
+
+def test_mixed_draws_the_whole_training_family_and_never_a_held_out_profile():
+    drawn = set()
+    for k in range(6):
+        for seed in range(40):
+            for kind in ("blob", "road"):
+                op = degrade(_mask(kind, 48, k), "mixed", 0.5, seed).ops[0]
+                drawn.add(op.split(":", 1)[1])
+    assert drawn == set(MIXED_CHOICES) | {"strip"}, drawn
+    assert not drawn & set(EVAL_ONLY_PROFILES)
+    assert set(MIXED_CHOICES) <= set(TRAIN_PROFILES)
+    assert {"blurred", "shifted", "polygon", "sloppy"} <= set(MIXED_CHOICES)
+
+
+# ------------------------------------------------------------------ held-out family
+def test_freehand_is_evaluation_only_and_training_refuses_it(tmp_path):
+    from sam2elnet.data.datasets import SegmentationDataset
+
+    assert "freehand" in EVAL_ONLY_PROFILES and "freehand" in PROFILES
+    assert "freehand" not in TRAIN_PROFILES
+    with pytest.raises(DataError, match="held out"):
+        check_train_profile("freehand")
+    with pytest.raises(DataError, match="held out"):
+        SegmentationDataset([], train=True, coarse_profile="freehand")
+    assert check_train_profile("mixed") == "mixed"
+    SegmentationDataset([], train=False, coarse_profile="freehand")  # evaluation may use it
+
+
+def test_freehand_outline_fills_holes_merges_neighbours_skips_specks():
+    m = np.zeros((96, 96), bool)
+    cv2.circle(m.view(np.uint8), (30, 40), 16, 1, -1)
+    cv2.circle(m.view(np.uint8), (30, 40), 5, 0, -1)  # a hole
+    cv2.circle(m.view(np.uint8), (56, 40), 9, 1, -1)  # a neighbour 1 px away
+    m[85:87, 85:87] = True  # a speck
+    rng = np.random.default_rng(0)
+    out = freehand_outline(m, rng, step=4.0, wobble=0.0, bias=1.0, merge_radius=3, min_area=20)
+    assert out[40, 30]  # hole filled
+    assert out[40, 47]  # gap between the neighbours bridged: one outline around both
+    assert not out[80:, 80:].any()  # speck skipped
+    big = m.copy()
+    big[80:, 80:] = False
+    assert (out & big).sum() / big.sum() > 0.97  # drawn around (outside) the objects
+    n, _ = cv2.connectedComponents(out.astype(np.uint8))
+    assert n - 1 == 1
+
+
+def test_freehand_iou_realistic_range_at_mid_severity():
+    """Blob-like objects (slicks) at severity 0.5: mean IoU ~0.87 (measured 0.87 at 64-256 px)."""
+    vals = [degrade(blob_mask(128, k), "freehand", 0.5, s).iou for k in range(4) for s in range(3)]
+    assert 0.8 < float(np.mean(vals)) < 0.93

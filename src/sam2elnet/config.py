@@ -254,20 +254,26 @@ class StatsOptions(_Options):
         return v
 
 
+# Every coarse-label profile of sam2elnet.data.coarse.PROFILES ("freehand" is evaluation-only).
+CoarseProfile = Literal[
+    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed", "freehand"
+]
+
+
 class SynthOptions(_Options):
     """Options of ``elnet synth``."""
 
     task: Literal["oil-spill", "road"] = "oil-spill"
     count: int = Field(200, ge=1, le=1_000_000)
     size: int = Field(256, ge=32, le=8192, description="image side, px")
-    coarse_profile: Literal["polygon", "sloppy", "blocky", "strip", "mixed"] = "mixed"
+    coarse_profile: CoarseProfile = "mixed"
     coarse_severity: float = Field(0.5, ge=0, le=1)
 
 
 class DegradeOptions(_Options):
     """Options of ``elnet degrade``."""
 
-    profile: Literal["polygon", "sloppy", "blocky", "strip", "mixed"] = "mixed"
+    profile: CoarseProfile = "mixed"
     severity: float = Field(0.5, ge=0, le=1)
 
 
@@ -298,6 +304,10 @@ class ExperimentOptions(_Options):
     downstream_depth: int = Field(4, ge=1, le=6)
     precision: Literal["bf16", "fp32"] = "bf16"
     device: str = "cpu"
+    coarse_profile: CoarseProfile = Field(
+        "freehand", description="simulated coarse labels of the enhancement table (held out)"
+    )
+    coarse_severity: float = Field(0.5, ge=0, le=1)
 
     _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
 

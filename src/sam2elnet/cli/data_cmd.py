@@ -146,7 +146,8 @@ def synth_cmd(
     profile: str = typer.Option(
         option_default(SynthOptions, "coarse_profile"),
         "--coarse-profile",
-        help="Coarse-label profile for coarse/: polygon | sloppy | blocky | strip | mixed.",
+        help="Coarse-label profile for coarse/: polygon | sloppy | blocky | blurred | shifted | "
+        "strip | mixed | freehand (held out from training).",
     ),
     severity: float = typer.Option(
         option_default(SynthOptions, "coarse_severity"),
@@ -181,7 +182,8 @@ def degrade_cmd(
     profile: str = typer.Option(
         option_default(DegradeOptions, "profile"),
         "--profile",
-        help="polygon | sloppy | blocky | strip | mixed.",
+        help="polygon | sloppy | blocky | blurred | shifted | strip | mixed (training family), "
+        "freehand (held out: never used in training, for measuring enhancement).",
     ),
     severity: float = typer.Option(
         option_default(DegradeOptions, "severity"), "--severity", help="Severity in [0, 1]."

@@ -62,6 +62,15 @@ def experiment_cmd(
     no_enhancement: bool = typer.Option(
         False, "--no-enhancement", help="Skip table 2 (label enhancement)."
     ),
+    coarse_profile: str = typer.Option(
+        "freehand",
+        "--coarse-profile",
+        help="Simulated coarse labels of table 2 (elnet degrade profiles); default freehand, "
+        "the family held out from training.",
+    ),
+    coarse_severity: float = typer.Option(
+        0.5, "--coarse-severity", help="Severity of the simulated coarse labels, in [0, 1]."
+    ),
     downstream_width: int = typer.Option(
         16, "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
     ),
@@ -97,6 +106,8 @@ def experiment_cmd(
         downstream_depth=downstream_depth,
         precision=precision,
         device=device,
+        coarse_profile=coarse_profile,
+        coarse_severity=coarse_severity,
     )
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
@@ -119,6 +130,8 @@ def experiment_cmd(
         target_precision=target_precision,
         refiners=tuple(r.strip() for r in refiners.split(",") if r.strip()),
         enhancement=not no_enhancement,
+        coarse_profile=coarse_profile,
+        coarse_severity=coarse_severity,
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
         precision=precision,

@@ -5,6 +5,19 @@ polygons with few vertices, shifted and bloated boundaries, missing thin parts a
 strips of one brush width along a roughly followed centre line. Simulating them from exact masks
 lets label enhancement be trained and *measured* against ground truth.
 
+Profiles (``degrade(mask, profile, severity, seed)``):
+
+* training family (:data:`TRAIN_PROFILES`): ``polygon`` (Douglas-Peucker simplification, dilation,
+  smooth boundary displacement), ``sloppy`` (displacement, dilation/erosion, dropped small and thin
+  parts, spurious blobs), ``blocky`` (drawn on a coarse grid), ``blurred`` (blur-and-threshold
+  boundary shift), ``shifted`` (whole-label translation with dilation/erosion), ``strip`` (fixed
+  width strips along centre lines, for roads) and ``mixed`` (one of them per label, strips only for
+  line-like masks);
+* held out (:data:`EVAL_ONLY_PROFILES`): ``freehand``, a hand-drawn outline around each object
+  (close objects merged, small ones skipped, holes filled, wobbly and drawn slightly outside).
+  Training refuses it (:func:`check_train_profile`), so enhancement measured on it measures
+  generalisation to an unseen kind of coarse label, not fitting the simulator.
+
 Every profile takes a ``severity`` in [0, 1]. All random numbers are drawn *before* severity
 scales them, from one generator per operation, so for a fixed seed a higher severity applies the
 same distortions with larger amplitude: the IoU to the input falls with severity in expectation
@@ -26,7 +39,11 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import write_text_atomic
 
-PROFILES = ("polygon", "sloppy", "blocky", "strip", "mixed")
+#: Profiles training may sample ("mixed" draws one of the others per label).
+TRAIN_PROFILES = ("polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed")
+#: Held out from training: only for measuring enhancement on a kind of error the model never saw.
+EVAL_ONLY_PROFILES = ("freehand",)
+PROFILES = TRAIN_PROFILES + EVAL_ONLY_PROFILES
 
 
 @dataclass
@@ -170,6 +187,84 @@ def blockify(
     return up[oy : oy + h, ox : ox + w]
 
 
+def blur_threshold(mask: np.ndarray, sigma: float, threshold: float) -> np.ndarray:
+    """Gaussian-blur the mask (``sigma`` px) and threshold it at ``threshold`` in (0, 1).
+
+    A boundary drawn by eye: corners are rounded, the boundary moves out (``threshold`` < 0.5) or
+    in (> 0.5) by an amount that grows with ``sigma``, thin parts vanish and narrow gaps close.
+    """
+    if sigma <= 0:
+        return mask.copy()
+    soft = cv2.GaussianBlur(_u8(mask) * np.float32(1.0), (0, 0), sigmaX=float(sigma))
+    return soft > float(threshold)
+
+
+def translate(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Shift the whole label by (``dx``, ``dy``) px (misregistration); vacated pixels are empty."""
+    if dx == 0 and dy == 0:
+        return mask.copy()
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    out = cv2.warpAffine(_u8(mask), m, (mask.shape[1], mask.shape[0]), flags=cv2.INTER_NEAREST)
+    return out.astype(bool)
+
+
+def freehand_outline(
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    step: float,
+    wobble: float,
+    bias: float,
+    merge_radius: int,
+    min_area: float,
+) -> np.ndarray:
+    """Trace every object as a hand-drawn closed outline and fill it.
+
+    What an annotator with a mouse or pen does, and none of the training profiles does: objects
+    closer than ~``2 * merge_radius`` px get one outline around both, components smaller than
+    ``min_area`` px are skipped, holes are not traced (filled), and the outline is a polyline
+    through points every ``step`` px along the true contour, each moved along the contour normal
+    by ``bias`` px outwards (people draw around, not inside) plus a hand wobble: a random walk
+    along the contour, low-pass filtered, with standard deviation ``wobble`` px.
+    """
+    work = _u8(mask)
+    if merge_radius > 0:
+        work = cv2.morphologyEx(work, cv2.MORPH_CLOSE, _disk(merge_radius))
+    contours, _ = cv2.findContours(work, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros(mask.shape, dtype=np.uint8)
+    for c in contours:
+        if cv2.contourArea(c) < min_area or len(c) < 3:
+            continue
+        pts = c[:, 0, :].astype(np.float64)
+        # Resample at ``step`` px of arc length (at least 6 points per outline).
+        seg = np.linalg.norm(np.diff(pts, axis=0, append=pts[:1]), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(seg)])
+        total = float(arc[-1])
+        n = max(6, int(round(total / max(step, 1.0))))
+        t = np.linspace(0.0, total, n, endpoint=False)
+        closed = np.vstack([pts, pts[:1]])
+        xy = np.stack([np.interp(t, arc, closed[:, 0]), np.interp(t, arc, closed[:, 1])], axis=1)
+        # Outward normals from the resampled polygon's orientation.
+        tangent = np.roll(xy, -1, axis=0) - np.roll(xy, 1, axis=0)
+        normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+        signed_area = 0.5 * float(
+            np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1])
+        )
+        if signed_area < 0:
+            normal = -normal
+        # Hand wobble: a closed random walk, smoothed over ~3 points, scaled to ``wobble`` px.
+        walk = np.cumsum(rng.standard_normal(n))
+        walk -= np.linspace(0.0, walk[-1], n)  # close the loop
+        kernel = np.ones(3) / 3.0
+        walk = np.convolve(np.concatenate([walk[-1:], walk, walk[:1]]), kernel, mode="valid")
+        walk -= walk.mean()
+        sd = float(walk.std())
+        offset = bias + (wobble * walk / sd if sd > 0 else 0.0)
+        drawn = xy + normal * np.asarray(offset)[:, None]
+        cv2.fillPoly(out, [np.round(drawn).astype(np.int32)], 1)
+    return out.astype(bool)
+
+
 def centerline_width(mask: np.ndarray) -> tuple[np.ndarray, float]:
     """Skeleton of ``mask`` and the typical object width (twice the median distance to the edge)."""
     from skimage.morphology import skeletonize
@@ -304,24 +399,85 @@ def _strip(
     return out, [f"strip(width={fixed:.1f},eps={eps:.1f},shift={mag:.1f})"]
 
 
+def _blurred(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    u_sig, u_thr = r[0].random(), r[1].random()
+    sigma = s * (2.0 + 6.0 * u_sig) * ref
+    thr = 0.5 + s * 0.35 * (2.0 * u_thr - 1.0)  # < 0.5 grows the label, > 0.5 shrinks it
+    out = blur_threshold(mask, sigma, thr)
+    return out, [f"blur(sigma={sigma:.1f},thr={thr:.2f})"]
+
+
+def _shifted(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    ang, u_mag, u_rad = r[0].random() * 2 * np.pi, r[1].random(), r[2].random()
+    mag = s * (2.0 + 8.0 * u_mag) * ref
+    dx, dy = float(mag * np.cos(ang)), float(mag * np.sin(ang))
+    out = translate(mask, dx, dy)
+    rad = int(round(s * (4.0 * u_rad - 2.0) * ref))
+    out = morph(out, rad)
+    return out, [f"translate({dx:.1f},{dy:.1f})", f"morph({rad})"]
+
+
+def _freehand(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    ref = _ref(mask.shape)
+    u_step, u_wob, u_bias, u_merge = (r[i].random() for i in range(4))
+    step = max(1.0, s * (6.0 + 12.0 * u_step) * ref)
+    wobble = s * (2.0 + 6.0 * u_wob) * ref
+    bias = s * (1.0 + 5.0 * u_bias) * ref
+    merge = int(round(s * (3.0 + 9.0 * u_merge) * ref))
+    min_area = s * 0.002 * mask.size
+    out = freehand_outline(mask, r[4], step, wobble, bias, merge, min_area)
+    ops = f"freehand(step={step:.1f},wobble={wobble:.1f},bias={bias:.1f},merge={merge})"
+    return out, [ops]
+
+
 _PROFILES: dict[str, Profile] = {
     "polygon": _polygon,
     "sloppy": _sloppy,
     "blocky": _blocky,
+    "blurred": _blurred,
+    "shifted": _shifted,
     "strip": _strip,
+    "freehand": _freehand,
 }
+
+
+#: What "mixed" samples from (plus "strip" for line-like masks).
+MIXED_CHOICES = ["polygon", "sloppy", "blocky", "blurred", "shifted"]
 
 
 def _mixed(
     mask: np.ndarray, s: float, r: list[np.random.Generator]
 ) -> tuple[np.ndarray, list[str]]:
-    choices = ["polygon", "sloppy", "blocky"] + (["strip", "strip"] if is_linear(mask) else [])
+    # Never an EVAL_ONLY profile: those measure generalisation to coarse labels training never saw.
+    choices = MIXED_CHOICES + (["strip", "strip"] if is_linear(mask) else [])
     name = choices[int(r[7].integers(len(choices)))]
     out, ops = _PROFILES[name](mask, s, r)
     return out, [f"mixed:{name}", *ops]
 
 
 _PROFILES["mixed"] = _mixed
+
+
+def check_train_profile(profile: str) -> str:
+    """Return ``profile`` if training may use it; DataError for held-out or unknown profiles."""
+    if profile in EVAL_ONLY_PROFILES:
+        raise DataError(
+            f"coarse profile {profile!r} is held out for evaluation and never used in training; "
+            f"train with one of {', '.join(TRAIN_PROFILES)}"
+        )
+    if profile not in TRAIN_PROFILES:
+        raise DataError(
+            f"unknown coarse profile {profile!r}; choose one of {', '.join(TRAIN_PROFILES)}"
+        )
+    return profile
 
 
 def degrade(

@@ -579,6 +579,10 @@ class SegmentationDataset(Dataset):
         eval_mode: Literal["resize", "pad"] = "resize",
         positive_values: tuple[float, ...] | None = None,
     ) -> None:
+        if train:
+            from sam2elnet.data.coarse import check_train_profile
+
+            check_train_profile(coarse_profile)  # held-out (evaluation-only) profiles refused
         self.samples = list(samples)
         self.norm_cfg = norm_cfg or NormalizationConfig()
         self.size = int(size)
