@@ -14,7 +14,7 @@ LS_VENV  ?= .venv-ls
 LS_STAMP := $(LS_VENV)/.sam2elnet-ls-installed
 LS_PIP   := $(LS_VENV)/bin/python -m pip --disable-pip-version-check -q
 
-.PHONY: setup setup-ls oracle demo test lint format bench clean
+.PHONY: setup setup-ls oracle demo test browser lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,8 +56,18 @@ setup-ls: $(LS_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/elnet demo --out demo-out
 
-test: $(STAMP) $(LS_STAMP)
+test: $(STAMP) $(LS_STAMP) browser
 	$(PY) -m pytest -q
+
+# Headless Chromium for the report's browser test (tests/test_report_browser.py). Installed from
+# Debian only when missing, only as root and only where apt-get exists; otherwise that test skips.
+browser:
+	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium + chromium-driver (apt) for the report's browser test..."; \
+		apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null || \
+		echo "warning: could not install chromium; the browser test will skip"; \
+	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

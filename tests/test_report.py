@@ -1,7 +1,9 @@
-"""HTML report: written atomically, self-contained, sorted, with overlays and plots."""
+"""HTML report: written atomically, self-contained, sorted, with overlays, plots, table and flags."""
 
 from __future__ import annotations
 
+import csv
+import json
 import re
 from pathlib import Path
 
@@ -9,7 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2elnet.pipeline.report import ReportItem, display_rgb, overlay_rgb, write_report
+from sam2elnet.pipeline.report import (
+    ReportItem,
+    degenerate_rows,
+    display_rgb,
+    overlay_rgb,
+    write_protocol_report,
+    write_report,
+    write_run_report,
+)
+from sam2elnet.pipeline.report_figures import filter_curves, footprint_map, read_footprint
 
 
 def _items(n: int = 6, bands: int = 1) -> list[ReportItem]:
@@ -39,6 +50,14 @@ def _items(n: int = 6, bands: int = 1) -> list[ReportItem]:
     return items
 
 
+def _card_names(text: str) -> list[str]:
+    return re.findall(r'<span class="nm">([^<]+)</span>', text)
+
+
+def _table_names(text: str) -> list[str]:
+    return re.findall(r'<tr data-idx="\d+" data-name="([^"]+)"', text)
+
+
 def test_report_self_contained(tmp_path: Path) -> None:
     import matplotlib
 
@@ -51,7 +70,7 @@ def test_report_self_contained(tmp_path: Path) -> None:
         tmp_path / "sub" / "report.html",
         _items(),
         title="Test report",
-        metrics={"iou": 0.5, "per sensor": {"palsar": 0.4, "sentinel": 0.6}},
+        metrics={"iou": 0.5, "iou_bg": 0.9, "per sensor": {"palsar": 0.4, "sentinel": 0.6}},
         quality_threshold=0.75,
         notes=["first note", "second"],
         figures={"a line": fig},
@@ -60,15 +79,25 @@ def test_report_self_contained(tmp_path: Path) -> None:
     plt.close(fig)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
-    assert "data:image/png;base64" in text
-    assert 'src="http' not in text and "src='http" not in text and "<script" not in text
-    assert "<link" not in text
+    assert "data:image/png;base64" in text and "data:image/jpeg;base64" in text
+    # nothing is fetched: no remote src/href, one inline script (no src), no stylesheet link
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert text.count("<script") == 1 and "<script src" not in text
+    assert 'rel="stylesheet"' not in text
     assert "tile_0&lt;b&gt;" in text and "tile_0<b>" not in text
     assert "Test report" in text and "first note" in text and "sentinel" in text
-    assert "kept" in text and "rejected" in text
-    # sorted by predicted quality, worst first
-    names = re.findall(r"class='nm'>tile_(\d)", text)
-    assert names == ["5", "4", "3", "2", "1", "0"]
+    # metric keys get readable names and a glossary entry
+    assert "IoU (background)" in text and 'id="glossary"' in text
+    assert "TN / (TN + FP + FN)" in text
+    assert 'class="badge kept"' in text and 'class="badge rejected"' in text
+    assert "unfiltered" not in text.split('id="cards"')[1]  # a filter ran: no "unfiltered" badge
+    # cards sorted by predicted IoU, worst first; the table lists every item
+    assert _card_names(text) == [f"tile_{k}&lt;b&gt;" for k in (5, 4, 3, 2, 1, 0)]
+    assert len(_table_names(text)) == 6
+    # enhancement-style items (input label + output + truth) show input -> output IoU
+    assert "→" in text and 'data-key="gain"' in text
+    # the quality-filter curves are drawn (6 labels with known truth)
+    assert "Quality filter: precision and recall" in text
     # no temporary files left behind
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]
 
@@ -81,19 +110,60 @@ def test_report_max_items_best_first_rgb_and_paths(tmp_path: Path) -> None:
     items.append(ReportItem("from_files", image=tmp_path / "img.png", output=tmp_path / "m.png"))
     path = write_report(tmp_path / "r.html", items, title="t", max_items=3, order="best")
     text = path.read_text(encoding="utf-8")
-    names = re.findall(r"class='nm'>([^<]+)<", text)
-    assert names == ["tile_0&lt;b&gt;", "tile_1&lt;b&gt;", "tile_2&lt;b&gt;"]
+    assert _card_names(text) == ["tile_0&lt;b&gt;", "tile_1&lt;b&gt;", "tile_2&lt;b&gt;"]
     assert "3 of 6" in text
+    assert len(_table_names(text)) == 6  # the table keeps every item, cards are capped
+    # file items link to their files so a reviewer can open the label
+    assert (tmp_path / "m.png").resolve().as_uri() in text
+    assert (tmp_path / "img.png").resolve().as_uri() in text
 
 
 def test_report_without_scores(tmp_path: Path) -> None:
     items = [ReportItem(name=n, image=np.zeros((8, 8))) for n in ("b", "a")]
     text = write_report(tmp_path / "r.html", items, title="plain").read_text(encoding="utf-8")
-    assert re.findall(r"class='nm'>([^<]+)<", text) == ["a", "b"]
+    assert _card_names(text) == ["a", "b"]
+
+
+def test_unfiltered_labels_are_not_called_kept(tmp_path: Path) -> None:
+    """kept=True without a filter (no threshold, nothing rejected) reads 'unfiltered'."""
+    items = [
+        ReportItem(name=f"i{k}", image=np.zeros((8, 8)), predicted_iou=0.1 * k, kept=True)
+        for k in range(3)
+    ]
+    text = write_report(tmp_path / "r.html", items, title="t").read_text(encoding="utf-8")
+    assert 'class="badge kept"' not in text
+    assert text.count('class="badge unfiltered"') == 6  # table + card, 3 items
+    assert "No quality filter ran" in text
+    # the same items with a threshold are kept
+    text = write_report(tmp_path / "r2.html", items, title="t", quality_threshold=0.0).read_text(
+        encoding="utf-8"
+    )
+    assert text.count('class="badge kept"') == 6 and "No quality filter ran" not in text
+
+
+def test_false_alarms_on_empty_truth_are_named(tmp_path: Path) -> None:
+    empty = np.zeros((16, 16), bool)
+    blob = empty.copy()
+    blob[4:8, 4:8] = True
+    items = [
+        ReportItem("alarm", output=blob, truth=empty, predicted_iou=0.4),
+        ReportItem("quiet", output=empty, truth=empty, predicted_iou=0.9),
+        ReportItem("miss", output=empty, truth=blob, predicted_iou=0.2),
+        ReportItem("hit", output=blob, truth=blob, predicted_iou=0.8),
+    ]
+    text = write_report(tmp_path / "r.html", items, title="t").read_text(encoding="utf-8")
+    flags = dict(re.findall(r'data-name="([^"]+)" data-status="[^"]*" data-flag="([^"]+)"', text))
+    assert flags == {"alarm": "false alarm", "quiet": "correct empty", "miss": "missed", "hit": "-"}
+    assert "1 of 2 image(s) with empty ground truth got a non-empty label" in text
+    # true IoU computed from the masks: 0 for the false alarm, 1 for both-empty and the hit
+    true = dict(
+        re.findall(r'data-name="([^"]+)".*?\n.*?\n.*?\n<td class="num" data-v="([^"]*)"', text)
+    )
+    assert true == {"alarm": "0.0", "quiet": "1.0", "miss": "0.0", "hit": "1.0"}
 
 
 def test_report_size_is_modest(tmp_path: Path) -> None:
-    """200 noisy 256 px SAR tiles with 3 masks each stay well under 10 MB."""
+    """200 noisy 256 px SAR tiles with 3 masks each stay under 10 MB."""
     rng = np.random.default_rng(0)
     truth = np.zeros((256, 256), bool)
     truth[60:200, 40:220] = True
@@ -130,16 +200,86 @@ def test_overlay_and_display() -> None:
         display_rgb(np.zeros((2, 2, 2, 2)))
 
 
+def test_filter_curves_values() -> None:
+    """precision = good kept / kept, recall = good kept / good (good: true IoU >= tau)."""
+    pred = [0.2, 0.4, 0.6, 0.8]
+    true = [0.1, 0.9, 0.5, 0.95]  # good at tau 0.7: items 1 and 3
+    c = filter_curves(pred, true, tau=0.7)
+    at = {
+        round(float(t), 3): (p, r, f)
+        for t, p, r, f in zip(c.thresholds, c.precision, c.recall, c.kept_fraction, strict=True)
+    }
+    assert at[0.0] == (0.5, 1.0, 1.0)
+    assert at[0.4] == (pytest.approx(2 / 3), 1.0, 0.75)
+    assert at[0.6] == (0.5, 0.5, 0.5)
+    assert at[0.8] == (1.0, 0.5, 0.25)
+    assert np.isnan(at[1.0][0]) and at[1.0][1:] == (0.0, 0.0)
+    assert c.n_good == 2
+
+
+def test_degenerate_downstream_rows_are_flagged(tmp_path: Path) -> None:
+    all_fg = {"title": "x", "iou": 0.05, "miou": 0.025, "precision": 0.05, "recall": 1.0}
+    fine = {"title": "y", "iou": 0.6, "miou": 0.78, "precision": 0.7, "recall": 0.8}
+    none = {"title": "z", "iou": 0.0, "miou": 0.47, "precision": 0.0, "recall": 0.0}
+    assert degenerate_rows([all_fg, fine, none, {"title": "?"}]) == [
+        "all foreground",
+        None,
+        "no foreground",
+        None,
+    ]
+    results = {
+        "table1": [dict(all_fg, hand_labels=9, train_images=9, f1=0.1)] * 2,
+        "table2": [dict(all_fg, labels="coarse", hand_labels=9, train_images=9, f1=0.1)],
+        "autolabels": {"n": 0, "threshold": None},
+        "split": {"labelled": 3},
+    }
+    text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
+    assert "Every downstream model is degenerate (all foreground)" in text
+    assert text.count('class="flagged"') == 3
+    results["table1"] = [dict(fine, hand_labels=9, train_images=9, f1=0.7), results["table1"][0]]
+    text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
+    assert "Every downstream" not in text and "2 downstream model(s) are degenerate" in text
+
+
+def _geotiff(path: Path, left: float, top: float, crs: str = "EPSG:32633") -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(
+        path, "w", driver="GTiff", width=16, height=16, count=1, dtype="uint8", crs=crs,
+        transform=from_origin(left, top, 10.0, 10.0),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 16, 16), 100, np.uint8))
+
+
+def test_footprint_map_of_georeferenced_images(tmp_path: Path) -> None:
+    _geotiff(tmp_path / "a.tif", 500_000, 4_000_160)
+    _geotiff(tmp_path / "b.tif", 500_160, 4_000_160)  # east of a, same row
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "c.png")  # no georeference
+    fa, fb = read_footprint(tmp_path / "a.tif"), read_footprint(tmp_path / "b.tif")
+    assert read_footprint(tmp_path / "c.png") is None
+    assert fa is not None and fb is not None
+    assert (fa.left, fa.bottom, fa.right, fa.top) == (500_000, 4_000_000, 500_160, 4_000_160)
+    geo = footprint_map([fa, fb, None], [0.9, 0.1, 0.5], width=336)
+    assert geo is not None and geo["crs"] == "EPSG:32633"
+    a, b = geo["boxes"]
+    assert (a["index"], b["index"]) == (0, 1)
+    assert a["x"] == 8 and b["x"] == pytest.approx(168) and a["y"] == b["y"] == 8
+    assert a["w"] == pytest.approx(160) and a["color"] != b["color"]
+    items = [
+        ReportItem(n, image=tmp_path / f, predicted_iou=q)
+        for n, f, q in (("a", "a.tif", 0.9), ("b", "b.tif", 0.1), ("c", "c.png", 0.5))
+    ]
+    text = write_report(tmp_path / "r.html", items, title="geo").read_text()
+    assert 'id="map"' in text and text.count('<rect class="fp"') == 2 and "EPSG:32633" in text
+
+
 def test_write_run_report(tmp_path: Path) -> None:
     """Report of an annotate/enhance output folder, with true IoU from a truth folder."""
-    import csv
-    import json
-
-    from sam2elnet.pipeline.report import write_run_report
-
     run, truth = tmp_path / "run", tmp_path / "gt"
     (run / "labels").mkdir(parents=True)
     (run / "rejected").mkdir()
+    (run / "prob").mkdir()
     truth.mkdir()
     rows = []
     for k in range(3):
@@ -147,6 +287,7 @@ def test_write_run_report(tmp_path: Path) -> None:
         m[2 : 18 - 3 * k, 2:18] = 255
         rel = f"{'labels' if k < 2 else 'rejected'}/{k}_sat.png"
         Image.fromarray(m).save(run / rel)
+        Image.fromarray(m // 2).save(run / "prob" / f"{k}_sat.png")
         t = np.zeros((20, 20), np.uint8)
         t[2:18, 2:18] = 255
         Image.fromarray(t).save(truth / f"{k}_mask.png")
@@ -157,6 +298,7 @@ def test_write_run_report(tmp_path: Path) -> None:
                 "label": rel,
                 "predicted_iou": 0.9 - 0.2 * k,
                 "kept": k < 2,
+                "prob": f"prob/{k}_sat.png",
             }
         )
     with (run / "quality.csv").open("w", newline="") as fh:
@@ -169,5 +311,19 @@ def test_write_run_report(tmp_path: Path) -> None:
     path = write_run_report(run, truth_dir=truth)
     assert path == run / "report.html"
     text = path.read_text(encoding="utf-8")
-    assert "sam2elnet annotate" in text and "true IoU" in text and "rejected" in text
-    assert text.count("class='card") == 3
+    assert "sam2elnet annotate" in text and "true IoU" in text
+    assert text.count('class="card ') == 3
+    assert text.count('<span class="badge rejected">') == 2  # table row + card of item 2
+    assert text.count('hidden data-layer="prob"') == 3  # one probability layer per card
+    # true IoU of item 1 (rows 2..15 of 2..18) = 13/16
+    assert 'data-v="0.8125"' in text
+    # the same folder without a filter: nothing is "kept"
+    for r in rows:
+        r["kept"] = True
+    with (run / "quality.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (run / "summary.json").write_text(json.dumps({"task": "annotate", "threshold": None}))
+    text = write_run_report(run).read_text(encoding="utf-8")
+    assert '<span class="badge kept">' not in text and "unfiltered" in text

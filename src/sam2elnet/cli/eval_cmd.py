@@ -16,24 +16,24 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
-# (key, label) of the aggregate metrics printed, in order; missing keys are skipped
+# aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
 _SHOWN = (
-    ("iou", "IoU (foreground)"),
-    ("f1", "F1 / Dice"),
-    ("precision", "precision"),
-    ("recall", "recall"),
-    ("iou_bg", "IoU (background)"),
-    ("miou", "mIoU (2 classes)"),
-    ("accuracy", "overall accuracy"),
-    ("mean_image_iou", "mean per-image IoU"),
-    ("boundary_f1", "boundary F1"),
-    ("boundary_precision", "boundary precision"),
-    ("boundary_recall", "boundary recall"),
-    ("mean_image_boundary_f1", "mean per-image boundary F1"),
-    ("road_correctness", "road correctness"),
-    ("road_completeness", "road completeness"),
-    ("road_quality", "road quality"),
-    ("road_connectivity", "road connectivity"),
+    "iou",
+    "f1",
+    "precision",
+    "recall",
+    "iou_bg",
+    "miou",
+    "accuracy",
+    "mean_image_iou",
+    "boundary_f1",
+    "boundary_precision",
+    "boundary_recall",
+    "mean_image_boundary_f1",
+    "road_correctness",
+    "road_completeness",
+    "road_quality",
+    "road_connectivity",
 )
 
 
@@ -104,6 +104,7 @@ def evaluate(
     from sam2elnet.data.raster import parse_positive_values
     from sam2elnet.engine.metrics import evaluate_folders
     from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.glossary import label
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(EvaluateOptions, tolerance=tolerance, max_items=max_items, threshold=threshold)
@@ -135,9 +136,9 @@ def evaluate(
     )
     table.add_column("metric (pixel-summed)")
     table.add_column("value", justify="right")
-    for key, label in _SHOWN:
+    for key in _SHOWN:
         if key in res.aggregate:
-            table.add_row(label, _f(res.aggregate[key]))
+            table.add_row(label(key), _f(res.aggregate[key]))
     console.print(table)
     if res.quality is not None:
         qs = res.quality
@@ -167,87 +168,7 @@ def evaluate(
         console.print(f"wrote {csv_path}")
     if report:
         out = (json_path.parent if json_path is not None else pred) / "report.html"
-        if threshold is None:
-            threshold = _run_threshold(res.options.get("quality_csv"))
-        _write_eval_report(res, out, images, max_items, threshold)
+        from sam2elnet.pipeline.report import write_evaluation_report
+
+        write_evaluation_report(res, out, images=images, max_items=max_items, threshold=threshold)
         console.print(f"wrote {out}")
-
-
-def _run_threshold(quality_csv: str | None) -> float | None:
-    """The acceptance threshold an annotate/enhance run recorded in its summary.json, if any."""
-    import json
-
-    if not quality_csv:
-        return None
-    summary = Path(quality_csv).parent / "summary.json"
-    try:
-        value = json.loads(summary.read_text(encoding="utf-8")).get("threshold")
-        return float(value) if value is not None else None
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
-
-
-def _image_index(images: Path | None) -> dict[str, Path]:
-    """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
-    from sam2elnet.engine.metrics import mask_key
-
-    found: dict[str, Path] = {}
-    if images is None:
-        return found
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
-    for f in sorted(images.iterdir()):
-        if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
-            k = mask_key(f.name)
-            if k not in found or f.stem.lower().endswith(("_sat", "_image", "_img")):
-                found[k] = f
-    return found
-
-
-def _write_eval_report(
-    res: Any, out: Path, images: Path | None, max_items: int, threshold: float | None
-) -> None:
-    """Build report items from an evaluation: image from --images (else quality.csv's image
-    column), input label from quality.csv's ``coarse`` column (enhance runs), output and truth."""
-    from sam2elnet.pipeline.report import ReportItem, write_report
-
-    img_files = _image_index(images)
-    items = []
-    for r in res.images:
-        image = img_files.get(r.name)
-        if image is None and r.image_path and Path(r.image_path).is_file():
-            image = Path(r.image_path)
-        label = None
-        if r.input_label_path and Path(r.input_label_path).is_file():
-            label = Path(r.input_label_path)
-        items.append(
-            ReportItem(
-                name=r.name,
-                image=image,
-                input_label=label,
-                output=r.pred_path,
-                truth=r.truth_path,
-                predicted_iou=r.predicted_iou,
-                true_iou=r.metrics["iou"],
-                kept=r.kept,
-                extra={"F1": r.metrics["f1"], "truth px": r.confusion.tp + r.confusion.fn},
-            )
-        )
-    agg = {k: v for k, v in res.aggregate.items() if not k.startswith("total_")}
-    metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
-    if res.quality is not None:
-        metrics["label quality"] = {k: v for k, v in res.quality.as_dict().items() if k != "source"}
-    notes = [f"predictions: {res.pred_dir}", f"ground truth: {res.truth_dir}"]
-    if res.unmatched_pred or res.unmatched_truth:
-        notes.append(
-            f"unmatched files: {len(res.unmatched_pred)} prediction(s), "
-            f"{len(res.unmatched_truth)} ground truth"
-        )
-    write_report(
-        out,
-        items,
-        title="elnet evaluate",
-        metrics=metrics,
-        quality_threshold=threshold,
-        notes=notes,
-        max_items=max_items,
-    )

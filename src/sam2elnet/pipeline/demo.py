@@ -133,7 +133,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     """OUT/report.html: enhancement and annotation examples next to the truth, both tables, plot."""
     from sam2elnet.pipeline.experiment import Split
-    from sam2elnet.pipeline.report import ReportItem, write_report
+    from sam2elnet.pipeline.report import ReportItem, write_protocol_report
 
     exp = Path(ecfg.out)
     stage = lambda name: json.loads((exp / "stages" / f"{name}.json").read_text())["summary"]  # noqa: E731
@@ -168,31 +168,19 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
                 extra={"task": "automatic annotation"},
             )
         )
-    cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
-    t1 = [{k: row[k] for k in cols} for row in results["table1"]]
-    t2 = [
-        {
-            "labels": row["labels"],
-            **{k: row[k] for k in cols},
-            "label_iou_all": row.get("label_iou_all"),
-        }
-        for row in results["table2"]
-    ]
     notes = [
         results["weights"]["note"],
         "Demo budget: tiny data, few epochs; the numbers show the pipeline works, not what the "
         "method reaches on real data with pretrained SAM2 weights.",
         *results.get("notes", []),
     ]
-    return write_report(
+    return write_protocol_report(
         out / "report.html",
+        results,
         items,
         title="SAM2-ELNet demo",
-        metrics={"auto-labels": results["autolabels"], "split": results["split"]},
-        quality_threshold=results["autolabels"]["threshold"],
         notes=notes,
+        figure=(exp / "results.png").read_bytes(),
         max_items=80,
         order="name",
-        figures={"downstream IoU and labelling cost": (exp / "results.png").read_bytes()},
-        tables={"Table 1: automatic annotation": t1, "Table 2: label enhancement": t2},
     )

@@ -1070,10 +1070,8 @@ def _plot(r: dict[str, Any], path: Path) -> None:
 
 def _report(cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, out: Path) -> None:
     """report.html: tables, the plot, and the auto-labels next to the held-aside truth."""
-    try:
-        from sam2elnet.pipeline.report import ReportItem, write_report
-    except ImportError:  # pragma: no cover
-        return
+    from sam2elnet.pipeline.report import ReportItem, write_protocol_report
+
     items = [
         ReportItem(
             name=i,
@@ -1086,25 +1084,12 @@ def _report(cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, 
         )
         for i in split.unlabelled
     ]
-    cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
-    t1 = [{k: row[k] for k in cols} for row in r["table1"]]
-    t2 = [
-        {
-            "labels": row["labels"],
-            **{k: row[k] for k in cols},
-            "label_iou_all": row.get("label_iou_all"),
-        }
-        for row in r["table2"]
-    ]
-    fig_bytes = (out / "results.png").read_bytes()
-    write_report(
+    write_protocol_report(
         out / "report.html",
+        r,
         items,
         title="SAM2-ELNet protocol experiment",
-        metrics={"auto-labels": r["autolabels"], "split": r["split"]},
-        quality_threshold=r["autolabels"]["threshold"],
         notes=[r["weights"]["note"], *r["notes"]],
+        figure=(out / "results.png").read_bytes(),
         max_items=60,
-        figures={"downstream IoU and labelling cost": fig_bytes},
-        tables={"Table 1: automatic annotation": t1, "Table 2: label enhancement": t2},
     )

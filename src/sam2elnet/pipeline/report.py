@@ -1,20 +1,30 @@
-"""Self-contained HTML report: image / label / output / ground-truth overlays, quality, metrics.
+"""Self-contained HTML report a reviewer works from: per-image table, overlays, viewer, plots, map.
 
-One ``report.html`` file carries everything (thumbnails as base64 PNG data URIs, inline CSS, no
-JavaScript, no external links), so it can be mailed, attached to an issue or opened offline.
+One ``report.html`` file carries everything (images as base64 ``data:`` URIs, inline CSS and a
+small inline script, no external links), so it can be mailed, attached to an issue or opened
+offline. The page is the jinja2 template ``templates/report.html.j2`` (autoescaped); this module
+only turns :class:`ReportItem` objects and metric dicts into the template's context, and
+:mod:`sam2elnet.pipeline.report_figures` draws the pictures.
 
-Size is kept down on purpose: each item's image is embedded *once* (as a CSS background shared by
-all of that item's panels) and the label overlays are small transparent palette PNGs stacked on
-top of it. Thumbnails are at most ``thumb_px`` (160) pixels on their long side, and the image is
-quantised (32 grey levels / 64 colours), so a 200-item report stays a few MB.
+What the page holds (see docs/evaluation.md, "Reading the report"):
+
+* warnings (degenerate downstream models, no filter ran) and notes;
+* the summary and metric tables with readable names, and a glossary of every key shown;
+* plots: quality histogram, predicted-vs-true scatter (false alarms on empty truth marked),
+  precision/recall of the quality filter vs its threshold, and the caller's figures;
+* a map of image footprints coloured by predicted IoU when the images are georeferenced;
+* a sortable, filterable per-image table (file, status, predicted/true/input IoU, areas, flags,
+  paths of the label and image to open for fixing);
+* one card per image (worst first) and a full-size viewer with image / input label / label /
+  truth / errors / probability layers toggled.
+
+Size: each shown item's image is embedded once (JPEG, up to ``full_px`` pixels on its long
+side) as a CSS class shared by all its panels and the viewer; mask layers are palette PNGs.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
-import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -25,38 +35,43 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError
+from sam2elnet.pipeline import report_figures as figs
+from sam2elnet.pipeline.glossary import GLOSSARY, definition
+from sam2elnet.pipeline.glossary import label as key_label
+from sam2elnet.pipeline.report_figures import COLORS, Footprint, display_rgb, overlay_rgb
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ReportItem",
+    "render_report",
     "write_report",
     "write_run_report",
-    "render_report",
+    "write_evaluation_report",
+    "write_protocol_report",
+    "degenerate_rows",
     "overlay_rgb",
     "display_rgb",
     "COLORS",
 ]
 
-#: Overlay colours (RGB) used throughout the report; exported so other figures can match them.
-COLORS: dict[str, tuple[int, int, int]] = {
-    "input": (255, 200, 0),  # amber: the label given to the model (coarse / original)
-    "output": (0, 200, 255),  # cyan: the model's mask
-    "truth": (60, 220, 60),  # green: ground truth
-    "fp": (255, 40, 40),  # red: output but not truth
-    "fn": (40, 90, 255),  # blue: truth but not output
-}
+#: Default "good label" IoU of the quality filter curves (the evaluator's default tau).
+DEFAULT_TAU = 0.7
 
 
 @dataclass
 class ReportItem:
     """One image of the report.
 
-    ``image`` is (C, H, W) or (H, W) array (any dtype; SAR is fine, it is percentile-stretched) or a
-    path to an image file. ``input_label`` / ``output`` / ``truth`` are (H, W) masks (bool or 0/1,
-    or a path); any of them may be None. ``predicted_iou`` is the model's quality estimate,
-    ``true_iou`` the IoU of ``output`` (or of ``input_label`` if no output) against ``truth`` when
-    known, ``kept`` the accept/reject decision. ``extra`` is shown as small key/value lines.
+    ``image`` is a (C, H, W) or (H, W) array (any dtype; SAR is fine, it is percentile-stretched)
+    or a path to an image file. ``input_label`` (coarse / given label), ``output`` (the label under
+    review) and ``truth`` are (H, W) masks (bool or 0/1, or a path); ``probability`` is an (H, W)
+    probability map in [0, 1] (or uint8 0-255, or a path); any of them may be None.
+    ``predicted_iou`` is the quality evaluator's estimate, ``true_iou`` the IoU of ``output`` (or of
+    ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``; both
+    are computed from the masks when not given. ``kept`` is the filter decision (None: no
+    decision). ``footprint`` places the image on the map (read from a georeferenced ``image`` path
+    when not given). ``extra`` is shown as small key/value lines on the card.
     """
 
     name: str
@@ -68,511 +83,353 @@ class ReportItem:
     true_iou: float | None = None
     kept: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    probability: np.ndarray | str | Path | None = None
+    input_iou: float | None = None
+    footprint: Footprint | None = None
 
 
 # --------------------------------------------------------------------------------------------
-# image helpers
+# small helpers
 # --------------------------------------------------------------------------------------------
 
 
-def _read_image_file(path: Path) -> np.ndarray:
-    """(C, H, W) array from an image file: data layer reader if present, else rasterio / PIL."""
+def _finite(v: Any) -> bool:
     try:
-        from sam2elnet.data.raster import read_image  # type: ignore[attr-defined]
-
-        img = read_image(path)
-        if img.nodata is None:
-            return np.asarray(img.data)
-        data = img.data.astype(np.float32)  # nodata -> NaN: out of every display stretch
-        data[:, img.nodata] = np.nan
-        return data
-    except ImportError:
-        pass
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import rasterio
-
-            with rasterio.open(path) as src:
-                return src.read()
-        from PIL import Image
-
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB") if im.mode in ("P", "CMYK", "YCbCr") else im)
-    except Exception as err:  # noqa: BLE001
-        raise DataError(f"cannot read image for the report ({err})", path) from err
-    if arr.ndim == 3:
-        arr = np.moveaxis(arr, -1, 0)
-    return arr
+        return v is not None and not isinstance(v, bool) and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
-def _to_chw(image: np.ndarray) -> np.ndarray:
-    a = np.asarray(image)
-    if a.ndim == 2:
-        return a[None]
-    if a.ndim != 3:
-        raise ValueError(f"image must be (C,H,W) or (H,W), got shape {a.shape}")
-    if a.shape[0] > 4 and a.shape[-1] <= 4:  # (H, W, C) from PIL: be lenient
-        a = np.moveaxis(a, -1, 0)
-    return a
+def _num(v: Any) -> float | None:
+    return float(v) if _finite(v) else None
 
 
-def display_rgb(image: np.ndarray | str | Path, low: float = 2.0, high: float = 98.0) -> np.ndarray:
-    """uint8 (H, W, 3) for display.
-
-    1- or 2-band images (SAR) show the first band in grey with a ``low``..``high`` percentile
-    stretch (SAR amplitudes are heavy-tailed; a min/max stretch would show black). 3+ band images
-    show the first three bands; uint8 RGB is shown as is, anything else gets one joint percentile
-    stretch so colour balance is kept. RGBA alpha is dropped. NaNs show black.
-    """
-    if isinstance(image, (str, Path)):
-        image = _read_image_file(Path(image))
-    a = _to_chw(image)
-    if a.shape[0] == 4 and a.dtype == np.uint8:
-        a = a[:3]
-    if a.shape[0] >= 3:
-        a = a[:3]
-        if a.dtype == np.uint8:
-            return np.ascontiguousarray(np.moveaxis(a, 0, -1))
-    else:
-        a = a[:1]
-    f = a.astype(np.float32)
-    fin = np.isfinite(f)
-    if not fin.any():
-        return np.zeros((*a.shape[1:], 3), dtype=np.uint8)
-    lo, hi = np.percentile(f[fin], [low, high])
-    if hi <= lo:
-        lo, hi = float(f[fin].min()), float(f[fin].max())
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    out = np.clip((np.where(fin, f, lo) - lo) * scale, 0, 255).astype(np.uint8)
-    if out.shape[0] == 1:
-        out = np.repeat(out, 3, axis=0)
-    return np.ascontiguousarray(np.moveaxis(out, 0, -1))
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4f}" if math.isfinite(float(v)) else "—"
+    return str(v)
 
 
-def _edge(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """Inner outline of a mask, ``width`` pixels thick (frame does not count as background)."""
-    from scipy import ndimage
-
-    if not mask.any():
-        return mask.copy()
-    er = ndimage.binary_erosion(mask, iterations=width, border_value=1)
-    return mask & ~er
-
-
-def overlay_rgb(
-    image: np.ndarray | str | Path,
-    mask: np.ndarray | None,
-    color: tuple[int, int, int] = (0, 200, 255),
-    alpha: float = 0.35,
-    outline: bool = True,
-) -> np.ndarray:
-    """Image with ``mask`` drawn on it: a semi-transparent fill (``alpha``) plus a solid outline.
-
-    ``image`` is anything :func:`display_rgb` accepts (or already uint8 (H, W, 3)); returns uint8
-    (H, W, 3). A mask of another size than the image is resized (nearest neighbour).
-    """
-    if (
-        isinstance(image, np.ndarray)
-        and image.ndim == 3
-        and image.shape[-1] == 3
-        and image.dtype == np.uint8
-    ):
-        rgb = image.copy()
-    else:
-        rgb = display_rgb(image)
-    if mask is None:
-        return rgb
-    m = _resize_mask(np.asarray(mask) > 0, rgb.shape[:2])
-    col = np.array(color, dtype=np.float32)
-    out = rgb.astype(np.float32)
-    out[m] = (1 - alpha) * out[m] + alpha * col
-    if outline:
-        out[_edge(m, max(1, round(min(m.shape) / 200)))] = col
-    return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask; downscaling keeps a pixel when at least half of its footprint is set."""
-    if mask.shape == tuple(shape):
-        return mask
-    from PIL import Image
-
-    im = Image.fromarray(mask.astype(np.uint8) * 255)
-    down = shape[0] < mask.shape[0]
-    im = im.resize((shape[1], shape[0]), Image.Resampling.BOX if down else Image.Resampling.NEAREST)
-    return np.asarray(im) > 127
-
-
-def _thumb_shape(shape: tuple[int, int], max_px: int) -> tuple[int, int]:
-    h, w = shape
-    s = min(1.0, max_px / max(h, w))
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def _png_b64(arr: np.ndarray, palette_colors: int | None = None, grey_levels: int = 32) -> str:
-    """Base64 PNG of a uint8 (H, W), (H, W, 3) or (H, W, 4) array, optionally palette-quantised."""
-    from PIL import Image
-
-    im = Image.fromarray(arr)
-    if palette_colors:
-        if im.mode == "RGB" and _is_grey(arr):
-            im = im.convert("L")
-            # fewer grey levels compress much better and look the same at thumbnail size
-            n = max(2, min(256, grey_levels)) - 1
-            im = im.point([round(round(v * n / 255) * 255 / n) for v in range(256)])
-        elif im.mode == "RGB":
-            im = im.quantize(
-                colors=palette_colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
-            )
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _is_grey(rgb: np.ndarray) -> bool:
-    return bool(
-        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+def _is_num(v: Any) -> bool:
+    return v is None or (
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
     )
-
-
-def _rgba_layer(
-    layers: Sequence[tuple[np.ndarray, tuple[int, int, int], int]], shape: tuple[int, int]
-) -> np.ndarray:
-    """Transparent RGBA overlay from (mask, colour, alpha 0..255) layers painted in order."""
-    out = np.zeros((*shape, 4), dtype=np.uint8)
-    for m, col, a in layers:
-        out[m, :3] = col
-        out[m, 3] = a
-    return out
 
 
 def _load_mask(m: np.ndarray | str | Path | None) -> np.ndarray | None:
     if m is None:
         return None
     if isinstance(m, (str, Path)):
-        from sam2elnet.engine.metrics import read_binary_mask
+        from sam2elnet.data.raster import read_mask
 
-        return read_binary_mask(m)
+        return np.asarray(read_mask(m), dtype=bool)
     a = np.asarray(m)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     return a > 0.5 if np.issubdtype(a.dtype, np.floating) else a != 0
 
 
-def _fig_b64(fig: Any) -> str:
-    """PNG (base64) of a matplotlib Figure, or pass PNG bytes through."""
-    if isinstance(fig, (bytes, bytearray)):
-        return base64.b64encode(bytes(fig)).decode("ascii")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-# --------------------------------------------------------------------------------------------
-# plots (matplotlib object API + Agg canvas: no pyplot global state, no display needed)
-# --------------------------------------------------------------------------------------------
-
-
-def _new_figure(w: float = 5.0, h: float = 3.2) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _quality_histogram(items: Sequence[ReportItem], threshold: float | None) -> str | None:
-    q = np.array([i.predicted_iou for i in items if _finite(i.predicted_iou)], dtype=float)
-    t = np.array([i.true_iou for i in items if _finite(i.true_iou)], dtype=float)
-    if q.size == 0 and t.size == 0:
+def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
+    if p is None:
         return None
-    fig = _new_figure()
-    ax = fig.add_subplot(111)
-    bins = np.linspace(0, 1, 21)
-    if q.size:
-        ax.hist(
-            np.clip(q, 0, 1),
-            bins=bins,
-            color="#3b82c4",
-            alpha=0.8,
-            label=f"predicted quality (n={q.size})",
-        )
-    if t.size:
-        ax.hist(
-            np.clip(t, 0, 1),
-            bins=bins,
-            histtype="step",
-            lw=2,
-            color="#2a9d4b",
-            label=f"true IoU (n={t.size})",
-        )
-    if threshold is not None and math.isfinite(threshold):
-        ax.axvline(threshold, color="#d62828", ls="--", lw=2, label=f"threshold {threshold:.2f}")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("IoU")
-    ax.set_ylabel("images")
-    ax.set_title("Label quality distribution")
-    ax.legend(fontsize=8, loc="best", framealpha=0.85)
-    ax.grid(alpha=0.3)
-    return _fig_b64(fig)
+    if isinstance(p, (str, Path)):
+        from sam2elnet.data.raster import read_image
+
+        return np.asarray(read_image(p).data)[0]
+    return np.asarray(p)
 
 
-def _quality_scatter(items: Sequence[ReportItem], threshold: float | None) -> str | None:
-    pairs = [
-        (i.predicted_iou, i.true_iou, i.kept)
-        for i in items
-        if _finite(i.predicted_iou) and _finite(i.true_iou)
-    ]
-    if len(pairs) < 2:
+def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    if a is None or b is None or a.shape != b.shape:
         return None
-    fig = _new_figure(4.0, 3.6)
-    ax = fig.add_subplot(111)
-    p = np.array([a for a, _, _ in pairs], dtype=float)
-    t = np.array([b for _, b, _ in pairs], dtype=float)
-    k = np.array([bool(c) for _, _, c in pairs])
-    ax.scatter(p[~k], t[~k], s=12, c="#d62828", alpha=0.7, label="rejected")
-    ax.scatter(p[k], t[k], s=12, c="#2a9d4b", alpha=0.7, label="kept")
-    ax.plot([0, 1], [0, 1], color="#888", lw=1)
-    if threshold is not None and math.isfinite(threshold):
-        ax.axvline(threshold, color="#d62828", ls="--", lw=1.5)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("predicted quality")
-    ax.set_ylabel("true IoU")
-    ax.set_title("Predicted vs true IoU")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3)
-    return _fig_b64(fig)
+    from sam2elnet.engine.metrics import confusion, scores
+
+    return float(scores(confusion(a, b))["iou"])
 
 
-# --------------------------------------------------------------------------------------------
-# HTML
-# --------------------------------------------------------------------------------------------
-
-_CSS = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;
- background:#f4f5f7;color:#1d2433;line-height:1.4}
-header{background:#1d2a44;color:#fff;padding:18px 28px}
-header h1{margin:0 0 4px;font-size:22px}
-header .sub{opacity:.8;font-size:13px}
-main{padding:18px 28px;max-width:1600px}
-section{background:#fff;border-radius:8px;padding:14px 18px;margin:0 0 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-h2{font-size:17px;margin:0 0 10px}
-h3{font-size:14px;margin:12px 0 6px}
-table.kv{border-collapse:collapse;font-size:13px;margin:0 18px 8px 0;display:inline-table;vertical-align:top}
-table.kv th,table.kv td{padding:3px 10px;border-bottom:1px solid #e6e8ec;text-align:left}
-table.kv td.num{text-align:right;font-variant-numeric:tabular-nums}
-table.kv thead th{background:#eef1f5}
-.plots img{max-width:100%;margin:0 14px 8px 0;vertical-align:top}
-.notes li{font-size:13px}
-.legend span{display:inline-block;margin-right:14px;font-size:13px}
-.sw{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:4px;vertical-align:-1px}
-.grid{display:flex;flex-wrap:wrap;gap:12px}
-.card{background:#fff;border-radius:8px;padding:8px;box-shadow:0 1px 3px rgba(0,0,0,.1);border-top:4px solid #9aa3b2}
-.card.kept{border-top-color:#2a9d4b}
-.card.rej{border-top-color:#d62828}
-.card .hd{font-size:13px;margin-bottom:6px;display:flex;gap:8px;align-items:center;flex-wrap:wrap}
-.card .nm{font-weight:600;word-break:break-all;max-width:420px}
-.badge{font-size:11px;padding:1px 7px;border-radius:9px;color:#fff;background:#9aa3b2}
-.badge.kept{background:#2a9d4b}.badge.rej{background:#d62828}
-.m{font-size:12px;color:#44506a;font-variant-numeric:tabular-nums}
-.panels{display:flex;gap:6px}
-figure{margin:0;text-align:center}
-figure .pn{position:relative;background-size:100% 100%;image-rendering:auto}
-figure .pn img{position:absolute;left:0;top:0;width:100%;height:100%}
-figcaption{font-size:11px;color:#5b6578}
-.ex{font-size:11px;color:#5b6578;margin-top:4px}
-footer{font-size:12px;color:#7a8396;padding:0 28px 24px}
-"""
+def _path_of(v: Any) -> str | None:
+    return str(v) if isinstance(v, (str, Path)) else None
 
 
-def _finite(v: Any) -> bool:
+def _file_uri(p: str) -> str:
     try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
+        return Path(p).resolve().as_uri()
+    except ValueError:
+        return p
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return "—" if v is None else ("yes" if v else "no")
-    if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
-    if isinstance(v, (float, np.floating)):
-        if not math.isfinite(float(v)):
-            return "—"
-        return f"{float(v):.4f}"
-    return html.escape(str(v))
+# --------------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------------
 
 
-def _kv_table(title: str | None, data: Mapping[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td class='num'>{_fmt(v)}</td></tr>"
+def _cell(v: Any) -> dict[str, Any]:
+    return {"text": _fmt(v), "num": _is_num(v) and v is not None, "sort": _num(v)}
+
+
+def _kv_table(title: str | None, data: Mapping[str, Any]) -> dict[str, Any]:
+    rows = [
+        {
+            "key": str(k),
+            "label": key_label(str(k)),
+            "definition": definition(str(k)),
+            **_cell(v),
+            "long": isinstance(v, str) and len(v) > 60,
+        }
         for k, v in data.items()
         if not isinstance(v, (Mapping, list, tuple))
-    )
-    head = f"<thead><tr><th colspan='2'>{html.escape(title)}</th></tr></thead>" if title else ""
-    return f"<table class='kv'>{head}<tbody>{rows}</tbody></table>"
+    ]
+    return {"kind": "kv", "title": title, "rows": rows}
 
 
-def _rows_table(title: str | None, rows: Sequence[Mapping[str, Any]]) -> str:
+def _rows_table(
+    title: str | None,
+    rows: Sequence[Mapping[str, Any]],
+    row_flags: Sequence[str | None] | None = None,
+) -> dict[str, Any]:
     cols: list[str] = []
     for r in rows:
         cols.extend(str(k) for k in r if str(k) not in cols)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td class='num'>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>"
-        for r in rows
-    )
-    cap = f"<h3>{html.escape(title)}</h3>" if title else ""
-    return f"{cap}<table class='kv'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    columns = [
+        {
+            "key": c,
+            "label": key_label(c),
+            "definition": definition(c),
+            "num": all(_is_num(r.get(c)) for r in rows),
+        }
+        for c in cols
+    ]
+    body = []
+    for k, r in enumerate(rows):
+        flag = row_flags[k] if row_flags else None
+        body.append({"cells": [_cell(r.get(c)) for c in cols], "flag": flag})
+    return {"kind": "rows", "title": title, "columns": columns, "rows": body}
 
 
-def _table_html(title: str | None, table: Any) -> str:
-    """A dict -> key/value table; a dict of dicts -> one table each; a list of dicts -> rows."""
+def _tables(title: str | None, table: Any) -> list[dict[str, Any]]:
+    """A dict -> key/value table (+ one per nested dict / list of dicts); a list of dicts -> rows."""
     if isinstance(table, Mapping):
         scalars = {k: v for k, v in table.items() if not isinstance(v, (Mapping, list, tuple))}
-        parts = [_kv_table(title, scalars)] if scalars else []
+        out = [_kv_table(title, scalars)] if scalars else []
         for k, v in table.items():
             if isinstance(v, Mapping):
-                parts.append(_kv_table(str(k), v))
+                out.extend(_tables(f"{title}: {k}" if title else str(k), v))
             elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Mapping) for x in v):
-                parts.append(_rows_table(str(k), v))
-        return "".join(parts)
+                out.append(_rows_table(str(k), v))
+        return out
     if isinstance(table, (list, tuple)):
-        return _rows_table(title, table)
-    return f"<p>{html.escape(str(table))}</p>"
+        return [_rows_table(title, table)]
+    return [{"kind": "text", "title": title, "text": str(table)}]
 
 
-def _sort_items(items: Sequence[ReportItem], order: str) -> tuple[list[ReportItem], str]:
-    """Sort by predicted quality (else true IoU, else name); items without a score go last."""
+def _used_keys(tables: Sequence[Mapping[str, Any]]) -> set[str]:
+    keys: set[str] = set()
+    for t in tables:
+        if t["kind"] == "kv":
+            keys.update(r["key"] for r in t["rows"])
+        elif t["kind"] == "rows":
+            keys.update(c["key"] for c in t["columns"])
+    return keys
+
+
+# --------------------------------------------------------------------------------------------
+# items
+# --------------------------------------------------------------------------------------------
+
+
+def _status(item: ReportItem, filtered: bool) -> str | None:
+    if item.kept is None:
+        return None
+    if not filtered:
+        return "unfiltered"
+    return "kept" if item.kept else "rejected"
+
+
+def _prepare(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
+    """Table row of one item (masks read, IoUs and flags derived); image pixels not touched."""
+    errors: list[str] = []
+
+    def load(kind: str, value: Any) -> np.ndarray | None:
+        try:
+            return _load_mask(value)
+        except DataError as err:  # one unreadable file must not cost the whole report
+            log.warning("report: %s", err)
+            errors.append(f"{kind}: {err}")
+            return None
+
+    inp, out, tru = load("input label", item.input_label), load("label", item.output), None
+    tru = load("truth", item.truth)
+    label = out if out is not None else inp
+    true_iou = _num(item.true_iou)
+    if true_iou is None:
+        true_iou = _iou(label, tru)
+    input_iou = _num(item.input_iou)
+    if input_iou is None and out is not None:
+        input_iou = _iou(inp, tru)
+    flag = None
+    if tru is not None and label is not None and label.shape == tru.shape:
+        if not tru.any():
+            flag = "false alarm" if label.any() else "correct empty"
+        elif not label.any():
+            flag = "missed"
+    paths = {
+        k: p
+        for k, p in (
+            ("label", _path_of(item.output)),
+            ("image", _path_of(item.image)),
+            ("input label", _path_of(item.input_label)),
+            ("truth", _path_of(item.truth)),
+            ("probability", _path_of(item.probability)),
+        )
+        if p
+    }
+    fp = item.footprint
+    if fp is None and isinstance(item.image, (str, Path)):
+        fp = figs.read_footprint(item.image)
+    return {
+        "idx": idx,
+        "name": item.name,
+        "status": _status(item, filtered),
+        "predicted": _num(item.predicted_iou),
+        "true": true_iou,
+        "input": input_iou if out is not None and inp is not None else None,
+        "gain": (true_iou - input_iou)
+        if (true_iou is not None and input_iou is not None and out is not None)
+        else None,
+        "area_px": int(label.sum()) if label is not None else None,
+        "area_frac": float(label.mean()) if label is not None and label.size else None,
+        "truth_px": int(tru.sum()) if tru is not None else None,
+        "flag": flag,
+        "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
+        "errors": errors,
+        "extra": [(key_label(str(k)), _fmt(v)) for k, v in item.extra.items()],
+        "footprint": fp,
+    }
+
+
+def _try_mask(value: Any) -> np.ndarray | None:
+    try:
+        return _load_mask(value)
+    except DataError:  # already named on the item by _prepare
+        return None
+
+
+def _card(
+    view: dict[str, Any], item: ReportItem, thumb_px: int, full_px: int, styles: list
+) -> None:
+    """Add the picture layers of a shown item to ``view`` (image embedded once as a CSS class)."""
+    inp, out, tru = (
+        _try_mask(item.input_label),
+        _try_mask(item.output),
+        _try_mask(item.truth),
+    )
+    rgb = None
+    if item.image is not None:
+        try:
+            rgb = display_rgb(item.image)
+        except (DataError, ValueError) as err:
+            log.warning("report: %s", err)
+            view["errors"].append(f"image: {err}")
+    shapes = [a.shape[:2] for a in (inp, out, tru) if a is not None]
+    native = rgb.shape[:2] if rgb is not None else (shapes[0] if shapes else (thumb_px, thumb_px))
+    fh, fw = figs.fit_shape(native, full_px)
+    th, tw = figs.fit_shape(native, thumb_px)
+    cls = f"im{view['idx']}"
+    if rgb is not None:
+        styles.append((cls, figs.image_data_uri(figs.resize_rgb(rgb, (fh, fw)))))
+    width = max(1, round(max(fh, fw) / max(th, tw)))
+    small = {
+        k: (figs.resize_mask(m, (fh, fw)) if m is not None else None)
+        for k, m in (("input", inp), ("output", out), ("truth", tru))
+    }
+    layers = []
+    if small["input"] is not None:
+        layers.append(
+            ("input", "input label", figs.mask_layer(small["input"], COLORS["input"], width))
+        )
+    if small["output"] is not None:
+        layers.append(
+            ("output", "label", figs.mask_layer(small["output"], COLORS["output"], width))
+        )
+    if small["truth"] is not None:
+        layers.append(
+            ("truth", "ground truth", figs.mask_layer(small["truth"], COLORS["truth"], width))
+        )
+    cmp_ = small["output"] if small["output"] is not None else small["input"]
+    if small["truth"] is not None and cmp_ is not None:
+        cap = "errors" if small["output"] is not None else "label errors"
+        layers.append(("errors", cap, figs.error_layer(cmp_, small["truth"])))
+    prob = None
+    if item.probability is not None:
+        try:
+            prob = figs.probability_layer(_load_prob(item.probability), (fh, fw))
+        except (DataError, ValueError) as err:
+            log.warning("report: %s", err)
+            view["errors"].append(f"probability: {err}")
+    view["card"] = {
+        "cls": cls,
+        "has_image": rgb is not None,
+        "tw": tw,
+        "th": th,
+        "fw": fw,
+        "fh": fh,
+        "native": f"{native[1]} × {native[0]} px",
+        "layers": [
+            {"key": k, "caption": c, "src": figs.png_data_uri(a, palette=True)}
+            for k, c, a in layers
+        ],
+        "prob": figs.png_data_uri(prob) if prob is not None else None,
+    }
+
+
+def _order(views: list[dict[str, Any]], order: str) -> tuple[list[dict[str, Any]], str]:
+    """Sort by predicted IoU (else true IoU, else name); items without a score go last."""
     if order not in ("worst", "best", "name"):
         raise ValueError("order must be 'worst', 'best' or 'name'")
     if order == "name":
-        return sorted(items, key=lambda i: i.name), "by name"
-    use_pred = any(_finite(i.predicted_iou) for i in items)
-    use_true = not use_pred and any(_finite(i.true_iou) for i in items)
-    if not (use_pred or use_true):
-        return sorted(items, key=lambda i: i.name), "by name (no quality scores given)"
-    attr = "predicted_iou" if use_pred else "true_iou"
+        return sorted(views, key=lambda v: v["name"]), "by name"
+    attr = "predicted" if any(v["predicted"] is not None for v in views) else "true"
+    if not any(v[attr] is not None for v in views):
+        return sorted(views, key=lambda v: v["name"]), "by name (no quality scores given)"
     sign = 1.0 if order == "worst" else -1.0
-    scored = [i for i in items if _finite(getattr(i, attr))]
-    rest = [i for i in items if not _finite(getattr(i, attr))]
-    scored.sort(key=lambda i: (sign * float(getattr(i, attr)), i.name))
-    what = "predicted quality" if use_pred else "true IoU"
-    return scored + sorted(rest, key=lambda i: i.name), (
-        f"by {what}, {'worst' if order == 'worst' else 'best'} first"
+    scored = sorted(
+        (v for v in views if v[attr] is not None), key=lambda v: (sign * v[attr], v["name"])
     )
+    rest = sorted((v for v in views if v[attr] is None), key=lambda v: v["name"])
+    what = "predicted IoU" if attr == "predicted" else "true IoU"
+    return scored + rest, f"by {what}, {'worst' if order == 'worst' else 'best'} first"
 
 
-def _item_html(idx: int, item: ReportItem, thumb_px: int, styles: list[str]) -> str:
-    """One card. The image goes once into ``styles`` as a CSS class; panels stack overlays on it."""
-    img_rgb = None
-    if item.image is not None:
-        try:
-            img_rgb = display_rgb(item.image)
-        except DataError as err:  # one unreadable image must not cost the whole report
-            log.warning("report: %s", err)
-    inp, out, tru = _load_mask(item.input_label), _load_mask(item.output), _load_mask(item.truth)
-    shapes = [a.shape[:2] for a in (inp, out, tru) if a is not None]
-    full = (
-        img_rgb.shape[:2]
-        if img_rgb is not None
-        else (shapes[0] if shapes else (thumb_px, thumb_px))
+# --------------------------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("sam2elnet.pipeline", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
     )
-    th, tw = _thumb_shape(full, thumb_px)
-    cls = f"im{idx}"
-    if img_rgb is not None:
-        from PIL import Image
+    env.filters["fmt"] = _fmt
+    env.filters["fmt3"] = lambda v: "—" if v is None else f"{float(v):.3f}"
+    return env
 
-        small = np.asarray(Image.fromarray(img_rgb).resize((tw, th), Image.Resampling.LANCZOS))
-        styles.append(
-            f".{cls}{{background-image:url(data:image/png;base64,{_png_b64(small, 64, grey_levels=32)})}}"
-        )
-    else:
-        styles.append(f".{cls}{{background:#222}}")
 
-    def small_mask(m: np.ndarray | None) -> np.ndarray | None:
-        return None if m is None else _resize_mask(m, (th, tw))
-
-    si, so, st = small_mask(inp), small_mask(out), small_mask(tru)
-    width = 1 if max(th, tw) <= 256 else 2
-    panels: list[tuple[str, np.ndarray | None]] = [("image", None)]
-    if si is not None:
-        panels.append(
-            (
-                "input label",
-                _rgba_layer(
-                    [(si, COLORS["input"], 90), (_edge(si, width), COLORS["input"], 255)], (th, tw)
-                ),
-            )
-        )
-    if so is not None:
-        panels.append(
-            (
-                "output",
-                _rgba_layer(
-                    [(so, COLORS["output"], 90), (_edge(so, width), COLORS["output"], 255)],
-                    (th, tw),
-                ),
-            )
-        )
-    if st is not None:
-        panels.append(
-            (
-                "ground truth",
-                _rgba_layer(
-                    [(st, COLORS["truth"], 90), (_edge(st, width), COLORS["truth"], 255)], (th, tw)
-                ),
-            )
-        )
-    cmp_ = so if so is not None else si
-    if st is not None and cmp_ is not None:
-        panels.append(
-            (
-                "errors" if so is not None else "label errors",
-                _rgba_layer(
-                    [
-                        (cmp_ & st, COLORS["truth"], 70),
-                        (cmp_ & ~st, COLORS["fp"], 190),
-                        (~cmp_ & st, COLORS["fn"], 190),
-                    ],
-                    (th, tw),
-                ),
-            )
-        )
-    figs = []
-    for cap, layer in panels:
-        ov = (
-            f"<img alt='' src='data:image/png;base64,{_png_b64(layer)}'>"
-            if layer is not None
-            else ""
-        )
-        figs.append(
-            f"<figure><div class='pn {cls}' style='width:{tw}px;height:{th}px'>{ov}</div>"
-            f"<figcaption>{cap}</figcaption></figure>"
-        )
-
-    kept_cls, badge = "", ""
-    if item.kept is True:
-        kept_cls, badge = " kept", "<span class='badge kept'>kept</span>"
-    elif item.kept is False:
-        kept_cls, badge = " rej", "<span class='badge rej'>rejected</span>"
-    ms = []
-    if _finite(item.predicted_iou):
-        ms.append(f"quality <b>{float(item.predicted_iou):.3f}</b>")
-    if _finite(item.true_iou):
-        ms.append(f"true IoU <b>{float(item.true_iou):.3f}</b>")
-    extra = " · ".join(f"{html.escape(str(k))}: {_fmt(v)}" for k, v in item.extra.items())
-    return (
-        f"<div class='card{kept_cls}'><div class='hd'><span class='nm'>{html.escape(item.name)}</span>"
-        f"{badge}<span class='m'>{' · '.join(ms)}</span></div>"
-        f"<div class='panels'>{''.join(figs)}</div>"
-        + (f"<div class='ex'>{extra}</div>" if extra else "")
-        + "</div>"
-    )
+def _figures(figures: Sequence[Any] | Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    if isinstance(figures, Mapping):
+        return [(str(k), v) for k, v in figures.items()]
+    return [("", f) for f in (figures or [])]
 
 
 def render_report(
@@ -587,140 +444,238 @@ def render_report(
     figures: Sequence[Any] | Mapping[str, Any] | None = None,
     tables: Mapping[str, Any] | None = None,
     thumb_px: int = 160,
+    full_px: int = 512,
+    filter_applied: bool | None = None,
+    tau: float | None = None,
+    target_precision: float | None = None,
+    warnings: Sequence[str] = (),
+    table_flags: Mapping[str, Sequence[str | None]] | None = None,
+    next_steps: Sequence[str] = (),
 ) -> str:
     """The report as an HTML string (see :func:`write_report` for the arguments)."""
     items = list(items)
-    ordered, order_text = _sort_items(items, order)
+    if filter_applied is None:
+        filter_applied = _finite(quality_threshold) or any(i.kept is False for i in items)
+    views = [_prepare(it, k, filter_applied) for k, it in enumerate(items)]
+    ordered, order_text = _order(views, order)
     shown = ordered[: max(0, max_items)]
-    n_kept = sum(1 for i in items if i.kept is True)
-    n_rej = sum(1 for i in items if i.kept is False)
+    styles: list[tuple[str, str]] = []
+    for v in shown:
+        _card(v, items[v["idx"]], thumb_px, full_px, styles)
+    for v in views:
+        v.setdefault("card", None)
 
+    statuses = [v["status"] for v in views]
+    n_kept, n_rej = statuses.count("kept"), statuses.count("rejected")
+    empty = [v for v in views if v["flag"] in ("false alarm", "correct empty")]
+    alarms = [v for v in views if v["flag"] == "false alarm"]
     summary: dict[str, Any] = {"items": len(items)}
-    if n_kept or n_rej:
-        summary["kept"] = n_kept
-        summary["rejected"] = n_rej
-    if quality_threshold is not None:
-        summary["quality threshold"] = float(quality_threshold)
-    q = [float(i.predicted_iou) for i in items if _finite(i.predicted_iou)]
+    if filter_applied:
+        summary["kept"], summary["rejected"] = n_kept, n_rej
+    if _finite(quality_threshold):
+        summary["threshold"] = float(quality_threshold)  # type: ignore[arg-type]
+    q = [v["predicted"] for v in views if v["predicted"] is not None]
     if q:
-        summary["mean predicted quality"] = float(np.mean(q))
-    t = [float(i.true_iou) for i in items if _finite(i.true_iou)]
+        summary["mean_predicted_iou"] = float(np.mean(q))
+    t = [v["true"] for v in views if v["true"] is not None]
     if t:
-        summary["mean true IoU"] = float(np.mean(t))
+        summary["mean_image_iou"] = float(np.mean(t))
+    if empty:
+        summary["empty_truth"] = len(empty)
+        summary["false_alarms"] = len(alarms)
 
-    parts: list[str] = []
-    if notes:
-        note_list = [notes] if isinstance(notes, str) else list(notes)
-        parts.append(
-            "<section class='notes'><h2>Notes</h2><ul>"
-            + "".join(f"<li>{html.escape(str(n))}</li>" for n in note_list)
-            + "</ul></section>"
+    page_warnings = list(warnings)
+    if not filter_applied and any(s == "unfiltered" for s in statuses):
+        page_warnings.append(
+            "No quality filter ran (no --min-quality / --target-precision): every label was kept "
+            "as it is. Status 'unfiltered' means no decision was made; sort the table by predicted "
+            "IoU to find the labels to review first."
         )
-    tbl = _kv_table("summary", summary)
-    if metrics:
-        tbl += _table_html("metrics", metrics)
-    parts.append(f"<section><h2>Metrics</h2>{tbl}</section>")
-
-    plots = [
-        p
-        for p in (
-            _quality_histogram(items, quality_threshold),
-            _quality_scatter(items, quality_threshold),
-        )
-        if p
-    ]
-    fig_list: list[tuple[str, Any]] = []
-    if isinstance(figures, Mapping):
-        fig_list = [(str(k), v) for k, v in figures.items()]
-    elif figures:
-        fig_list = [("", f) for f in figures]
-    imgs = "".join(f"<img alt='plot' src='data:image/png;base64,{p}'>" for p in plots)
-    for cap, f in fig_list:
-        imgs += f"<figure style='display:inline-block'><img alt='{html.escape(cap)}' src='data:image/png;base64,{_fig_b64(f)}'>"
-        imgs += f"<figcaption>{html.escape(cap)}</figcaption></figure>" if cap else "</figure>"
-    if imgs:
-        parts.append(f"<section class='plots'><h2>Plots</h2>{imgs}</section>")
-    if tables:
-        parts.append(
-            "<section><h2>Tables</h2>"
-            + "".join(
-                _table_html(str(k), v) if isinstance(v, Mapping) else _rows_table(str(k), v)
-                for k, v in tables.items()
-            )
-            + "</section>"
+    info: list[str] = []
+    if alarms:
+        info.append(
+            f"{len(alarms)} of {len(empty)} image(s) with empty ground truth got a non-empty "
+            "label: false alarms. Their IoU is 0 by definition (nothing to overlap), which pulls mean "
+            "IoUs down; they are marked 'false alarm' in the table and as orange crosses in the "
+            "scatter plot."
         )
 
-    styles: list[str] = []
-    cards = "".join(_item_html(k, it, thumb_px, styles) for k, it in enumerate(shown))
-    legend = "".join(
-        f"<span><i class='sw' style='background:rgb{c}'></i>{html.escape(n)}</span>"
-        for n, c in (
-            ("input label", COLORS["input"]),
-            ("output", COLORS["output"]),
-            ("ground truth / agreement", COLORS["truth"]),
-            ("false positive", COLORS["fp"]),
-            ("false negative", COLORS["fn"]),
+    tbls = _tables("summary", summary)
+    for k, v in (metrics or {}).items():
+        if isinstance(v, (Mapping, list, tuple)):
+            tbls += _tables(str(k), v)
+    scalars = {
+        k: v for k, v in (metrics or {}).items() if not isinstance(v, (Mapping, list, tuple))
+    }
+    if scalars:
+        tbls.insert(1, _kv_table("metrics", scalars))
+    caller_tables: list[dict[str, Any]] = []
+    for k, v in (tables or {}).items():
+        flags = (table_flags or {}).get(str(k))
+        if isinstance(v, (list, tuple)) and flags is not None:
+            caller_tables.append(_rows_table(str(k), v, flags))
+        else:
+            caller_tables.extend(_tables(str(k), v))
+
+    # plots
+    plots: list[dict[str, str]] = []
+    fig = figs.quality_histogram([v["predicted"] for v in views], [v["true"] for v in views],
+                                 _num(quality_threshold))  # fmt: skip
+    if fig is not None:
+        plots.append({"caption": "", "src": figs.figure_data_uri(fig)})
+    both = [v for v in views if v["predicted"] is not None and v["true"] is not None]
+    if len(both) >= 2:
+        fig = figs.quality_scatter(
+            [v["predicted"] for v in both],
+            [v["true"] for v in both],
+            [v["status"] or "unfiltered" for v in both],
+            [v["flag"] == "false alarm" for v in both],
+            _num(quality_threshold),
         )
+        plots.append({"caption": "", "src": figs.figure_data_uri(fig)})
+    used_tau = float(tau) if _finite(tau) else DEFAULT_TAU
+    if len(both) >= 3:
+        curves = figs.filter_curves(
+            [v["predicted"] for v in both], [v["true"] for v in both], used_tau
+        )
+        fig = figs.threshold_curves(curves, _num(quality_threshold), _num(target_precision))
+        plots.append(
+            {
+                "caption": "Quality filter: precision and recall of 'keep labels with predicted "
+                f"IoU >= t' on the {len(both)} labels with known truth (good label: true IoU >= "
+                f"{used_tau:.2f}).",
+                "src": figs.figure_data_uri(fig),
+            }
+        )
+    for cap, f in _figures(figures):
+        plots.append({"caption": cap, "src": figs.figure_data_uri(f)})
+
+    geo = figs.footprint_map([v["footprint"] for v in views], [v["predicted"] for v in views])
+    for v in views:
+        v.pop("footprint", None)
+    for box in (geo or {}).get("boxes", []):
+        box["name"], box["true"] = views[box["index"]]["name"], views[box["index"]]["true"]
+    cardw = max(
+        [(1 + len(v["card"]["layers"])) * (v["card"]["tw"] + 6) + 18 for v in shown] or [300]
     )
-    count = f"all {len(items)}" if len(shown) == len(items) else f"{len(shown)} of {len(items)}"
-    parts.append(
-        f"<section><h2>Images ({count}, sorted {html.escape(order_text)})</h2>"
-        f"<p class='legend'>{legend}</p><div class='grid'>{cards}</div></section>"
+
+    glossary_keys = _used_keys(tbls + caller_tables) | {"predicted_iou", "true_iou"}
+    if any(v["input"] is not None for v in views):
+        glossary_keys.add("input_iou")
+    if empty:
+        glossary_keys |= {"false_alarms"}
+    glossary = sorted(
+        (
+            {"key": k, "label": GLOSSARY[k][0], "definition": GLOSSARY[k][1]}
+            for k in glossary_keys
+            if k in GLOSSARY
+        ),
+        key=lambda g: g["label"].lower(),
     )
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    note_list = [notes] if isinstance(notes, str) else list(notes or [])
     from sam2elnet import __version__
 
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>{_CSS}{''.join(styles)}</style></head><body>"
-        f"<header><h1>{html.escape(title)}</h1><div class='sub'>sam2elnet {__version__} · {now}</div></header>"
-        f"<main>{''.join(parts)}</main>"
-        "<footer>Self-contained report: every image is embedded; no network access needed.</footer>"
-        "</body></html>\n"
-    )
+    ctx = {
+        "title": title,
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "warnings": page_warnings,
+        "info": info,
+        "notes": note_list,
+        "tables": tbls,
+        "caller_tables": caller_tables,
+        "plots": plots,
+        "geo": geo,
+        "items": ordered,
+        "shown": shown,
+        "n_items": len(items),
+        "order_text": order_text,
+        "styles": styles,
+        "cardw": cardw,
+        "glossary": glossary,
+        "colors": {k: "rgb({},{},{})".format(*c) for k, c in COLORS.items()},
+        "has_input": any(v["input"] is not None for v in views),
+        "has_true": any(v["true"] is not None for v in views),
+        "has_truth": any(v["truth_px"] is not None for v in views),
+        "has_status": any(v["status"] is not None for v in views),
+        "has_flags": any(v["flag"] for v in views),
+        "filter_applied": filter_applied,
+        "next_steps": list(next_steps),
+    }
+    return _environment().get_template("report.html.j2").render(**ctx)
 
 
-def write_report(
-    path: str | Path,
-    items: Sequence[ReportItem],
-    *,
-    title: str,
-    metrics: Mapping[str, Any] | None = None,
-    quality_threshold: float | None = None,
-    notes: str | Sequence[str] | None = None,
-    max_items: int = 200,
-    order: str = "worst",
-    figures: Sequence[Any] | Mapping[str, Any] | None = None,
-    tables: Mapping[str, Any] | None = None,
-    thumb_px: int = 160,
-) -> Path:
+def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -> Path:
     """Write a self-contained ``report.html`` and return its path (atomic write).
 
-    ``items`` are drawn as cards of panels (image, input label, output, ground truth, and an error
-    map when output/label and truth are both given), sorted by predicted quality (``order="worst"``:
-    worst first, the default, since those need a human look; ``"best"``; or ``"name"``), at most
-    ``max_items`` of them. ``metrics`` is a dict (nested dicts become sub-tables; lists of dicts
-    become row tables). The quality histogram (with ``quality_threshold`` as a dashed line) and a
-    predicted-vs-true scatter are drawn when scores are present. ``figures`` are extra matplotlib
-    figures or PNG bytes (a list, or a dict caption -> figure); ``tables`` maps a title to a dict
-    or a list of row dicts. ``notes`` is a string or list of strings shown at the top.
+    Keyword arguments (all optional except ``title``):
+
+    * ``title`` (str): page title.
+    * ``metrics``: dict of scalars (one table, keys shown with readable names) or of named dicts /
+      lists of row dicts (one table each).
+    * ``quality_threshold`` (float): acceptance threshold, drawn in the plots.
+    * ``filter_applied`` (bool): whether a quality filter decided ``kept``; default: a threshold
+      is given or some item was rejected. Without a filter, cards say "unfiltered", never "kept".
+    * ``tau`` (float, default 0.7) and ``target_precision``: the "good label" IoU and the wanted
+      precision for the precision/recall-vs-threshold plot.
+    * ``notes`` (str or list), ``warnings`` (list of str, shown as alerts), ``next_steps``.
+    * ``max_items`` (200): cards drawn (the per-image table lists every item);
+      ``order``: ``"worst"`` (default, lowest predicted IoU first), ``"best"`` or ``"name"``.
+    * ``figures``: extra matplotlib figures or PNG bytes (list, or dict caption -> figure);
+      ``tables``: title -> dict or list of row dicts; ``table_flags``: title -> one note per row
+      (rows with a note are highlighted).
+    * ``thumb_px`` (160) card size, ``full_px`` (512) long side of the embedded image and layers.
+
+    Raises ValueError for an unknown ``order``; unreadable images or masks are logged and named on
+    their card instead of failing the report.
     """
     from sam2elnet.utils.atomic import write_text_atomic
 
-    text = render_report(
-        items,
-        title=title,
-        metrics=metrics,
-        quality_threshold=quality_threshold,
-        notes=notes,
-        max_items=max_items,
-        order=order,
-        figures=figures,
-        tables=tables,
-        thumb_px=thumb_px,
-    )
-    return write_text_atomic(path, text)
+    return write_text_atomic(path, render_report(items, **kwargs))
+
+
+# --------------------------------------------------------------------------------------------
+# reports of runs, evaluations and the protocol
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_kept(value: Any) -> bool | None:
+    txt = str(value if value is not None else "").strip().lower()
+    if txt in ("1", "true", "yes"):
+        return True
+    if txt in ("0", "false", "no"):
+        return False
+    return None
+
+
+def _filter_facts(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """tau / target precision recorded in an annotate/enhance ``summary.json`` (``filter`` entry)."""
+    out: dict[str, Any] = {}
+    flt = (summary or {}).get("filter") or {}
+    tp = flt.get("target_precision") if isinstance(flt, Mapping) else None
+    if isinstance(tp, Mapping):
+        if _finite(tp.get("tau")):
+            out["tau"] = float(tp["tau"])
+        if _finite(tp.get("target_precision")):
+            out["target_precision"] = float(tp["target_precision"])
+    return out
+
+
+def _next_steps(run: Path | None, filtered: bool) -> list[str]:
+    steps = [
+        "Sort the per-image table by predicted IoU (lowest first) and open the worst labels "
+        "from their paths in QGIS or your labelling tool.",
+    ]
+    if not filtered:
+        steps.append(
+            "Choose a filter from the quality-filter plot and rerun with --min-quality Q "
+            "(or --target-precision P with a fitted evaluator)."
+        )
+    if run is not None:
+        steps.append(
+            f"Score the labels against truth: elnet evaluate --pred {run} --truth MASKS --report"
+        )
+    return steps
 
 
 def write_run_report(
@@ -738,15 +693,17 @@ def write_run_report(
     """``report.html`` for an ``elnet annotate`` / ``elnet enhance`` output folder.
 
     Reads ``run_dir/quality.csv`` (columns ``image``, ``label`` relative to ``run_dir``,
-    ``predicted_iou``, ``kept``, optional ``coarse`` = input label path, + features) and
-    ``summary.json`` (metrics table; ``threshold`` for the histogram line) unless ``summary`` is
-    given. With ``truth_dir`` each label is also scored against its ground truth (true IoU), so the
-    predicted-vs-true plot appears. Writes ``run_dir/report.html`` unless ``path`` is given.
+    ``predicted_iou``, ``kept``, optional ``coarse`` = input label path and ``prob`` = probability
+    map, + features) and ``summary.json`` (metrics table; ``threshold``: the filter, None = no filter
+    ran; ``filter.target_precision.tau``) unless ``summary`` is given. With ``truth_dir`` each label
+    is also scored against its ground truth (true IoU, input IoU for enhance runs), so the
+    predicted-vs-true and filter plots appear. Writes ``run_dir/report.html`` unless ``path`` is
+    given. Raises UserError when the folder has no quality.csv.
     """
     import csv
     import json
 
-    from sam2elnet.engine.metrics import confusion, mask_key, read_binary_mask, scores
+    from sam2elnet.engine.metrics import mask_key
     from sam2elnet.errors import UserError
 
     run = Path(run_dir)
@@ -772,57 +729,240 @@ def write_run_report(
                 if not f.stem.lower().endswith(("_sat", "_image", "_img")):
                     truths.setdefault(mask_key(f.name), f)
 
-    def existing(p: str | None, base: Path) -> Path | None:
+    def existing(p: str | None) -> Path | None:
         if not p:
             return None
-        q = Path(p)
-        for cand in (q, base / q):
+        for cand in (Path(p), run / p):
             if cand.is_file():
                 return cand
         return None
 
     items: list[ReportItem] = []
     for row in rows:
-        label = existing(row.get("label"), run)
         name = Path(row.get("label") or row.get("image") or "?").stem
-        kept_txt = str(row.get("kept", "")).strip().lower()
-        kept = (
-            True
-            if kept_txt in ("1", "true", "yes")
-            else False
-            if kept_txt in ("0", "false", "no")
-            else None
-        )
-        true_iou = None
         truth = truths.get(mask_key(name)) if truths else None
-        if truth is not None and label is not None:
-            true_iou = scores(confusion(read_binary_mask(label), read_binary_mask(truth)))["iou"]
         extra = {k: row[k] for k in ("added_px", "removed_px") if row.get(k) not in (None, "")}
         items.append(
             ReportItem(
                 name=name,
-                image=existing(row.get("image"), run),
-                input_label=existing(row.get("coarse"), run),
-                output=label,
+                image=existing(row.get("image")),
+                input_label=existing(row.get("coarse")),
+                output=existing(row.get("label")),
                 truth=truth,
-                predicted_iou=float(row["predicted_iou"])
-                if _finite(row.get("predicted_iou"))
-                else None,
-                true_iou=true_iou,
-                kept=kept,
+                probability=existing(row.get("prob")),
+                predicted_iou=_num(row.get("predicted_iou")),
+                kept=_parse_kept(row.get("kept")),
                 extra=extra,
             )
         )
     metrics = None
     if summary is not None:
-        metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple))}
+        metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
     label_kind = kind or (summary or {}).get("task") or "run"
+    filtered = quality_threshold is not None or any(i.kept is False for i in items)
     return write_report(
         path if path is not None else run / "report.html",
         items,
         title=title or f"sam2elnet {label_kind}: {run.name}",
         metrics=metrics,
         quality_threshold=quality_threshold,
+        filter_applied=filtered,
         notes=[f"run folder: {run}", f"quality table: {qpath}"],
         max_items=max_items,
+        next_steps=_next_steps(run, filtered),
+        **_filter_facts(summary),
+    )
+
+
+def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
+    """The summary.json next to an annotate/enhance quality table, if any."""
+    import json
+
+    if not quality_csv:
+        return None
+    try:
+        data = json.loads((Path(quality_csv).parent / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _image_index(images: str | Path | None) -> dict[str, Path]:
+    """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
+    from sam2elnet.engine.metrics import mask_key
+
+    found: dict[str, Path] = {}
+    if images is None:
+        return found
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+    for f in sorted(Path(images).iterdir()):
+        if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
+            k = mask_key(f.name)
+            if k not in found or f.stem.lower().endswith(("_sat", "_image", "_img")):
+                found[k] = f
+    return found
+
+
+def write_evaluation_report(
+    result: Any,
+    path: str | Path,
+    *,
+    images: str | Path | None = None,
+    max_items: int = 200,
+    threshold: float | None = None,
+) -> Path:
+    """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
+
+    Each image comes from ``images`` (a folder, matched by name) else from the quality table's
+    ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
+    defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
+    Metric tables: the pixel-summed aggregate and the label-quality statistics.
+    """
+    run_summary = _run_summary(result.options.get("quality_csv"))
+    if threshold is None and run_summary is not None and _finite(run_summary.get("threshold")):
+        threshold = float(run_summary["threshold"])
+    img_files = _image_index(images)
+    items = []
+    for r in result.images:
+        image = img_files.get(r.name)
+        if image is None and r.image_path and Path(r.image_path).is_file():
+            image = Path(r.image_path)
+        label = None
+        if r.input_label_path and Path(r.input_label_path).is_file():
+            label = Path(r.input_label_path)
+        items.append(
+            ReportItem(
+                name=r.name,
+                image=image,
+                input_label=label,
+                output=r.pred_path,
+                truth=r.truth_path,
+                predicted_iou=r.predicted_iou,
+                true_iou=r.metrics["iou"],
+                kept=r.kept,
+                extra={"f1": r.metrics["f1"]},
+            )
+        )
+    agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
+    metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
+    if result.quality is not None:
+        metrics["label quality"] = {
+            k: v for k, v in result.quality.as_dict().items() if k != "source"
+        }
+    notes = [f"predictions: {result.pred_dir}", f"ground truth: {result.truth_dir}"]
+    if result.unmatched_pred or result.unmatched_truth:
+        notes.append(
+            f"unmatched files: {len(result.unmatched_pred)} prediction(s), "
+            f"{len(result.unmatched_truth)} ground truth"
+        )
+    filtered = threshold is not None or any(r.kept is False for r in result.images)
+    return write_report(
+        path,
+        items,
+        title="elnet evaluate",
+        metrics=metrics,
+        quality_threshold=threshold,
+        filter_applied=filtered,
+        notes=notes,
+        max_items=max_items,
+        next_steps=_next_steps(None, filtered),
+        **_filter_facts(run_summary),
+    )
+
+
+def degenerate_rows(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """Per downstream-result row: "all foreground" / "no foreground" when the model is degenerate.
+
+    A row with recall >= 0.999 and background IoU <= 0.001 (``iou_bg`` given, or ``2 * miou -
+    iou``) labelled (almost) every test pixel foreground; a row with recall <= 0.001 found none of
+    the foreground. Rows without these scores get None.
+    """
+    out: list[str | None] = []
+    for r in rows:
+        rec, iou = _num(r.get("recall")), _num(r.get("iou"))
+        bg = _num(r.get("iou_bg"))
+        if bg is None and iou is not None and _num(r.get("miou")) is not None:
+            bg = 2.0 * float(r["miou"]) - iou
+        if rec is not None and rec >= 0.999 and bg is not None and bg <= 1e-3:
+            out.append("all foreground")
+        elif rec is not None and rec <= 1e-3:
+            out.append("no foreground")
+        else:
+            out.append(None)
+    return out
+
+
+def write_protocol_report(
+    path: str | Path,
+    results: Mapping[str, Any],
+    items: Sequence[ReportItem],
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    figure: Any = None,
+    max_items: int = 60,
+    order: str = "worst",
+) -> Path:
+    """The report of the paper's protocol (``elnet experiment`` and ``elnet demo`` share it).
+
+    ``results`` is the experiment's results dict (``table1``, ``table2``, ``autolabels``,
+    ``split``); ``items`` the auto-labels (and enhancement examples) next to their truth;
+    ``figure`` the downstream-IoU / labelling-cost plot (PNG bytes or a Figure). Downstream rows
+    whose model predicted (almost) everything foreground, or nothing, are highlighted, and a
+    warning says so when every row is: the comparison then measures nothing.
+    """
+    cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
+    table1 = list(results.get("table1") or [])
+    table2 = list(results.get("table2") or [])
+    t1 = [{k: row.get(k) for k in cols} for row in table1]
+    t2 = [
+        {
+            "labels": row.get("labels"),
+            **{k: row.get(k) for k in cols},
+            "label_iou_all": row.get("label_iou_all"),
+        }
+        for row in table2
+    ]
+    f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
+    flags = f1 + f2
+    warns = []
+    judged = [
+        f for f, row in zip(flags, table1 + table2, strict=True) if _finite(row.get("recall"))
+    ]
+    if judged and all(f is not None for f in judged):
+        kinds = sorted({f for f in judged if f})
+        warns.append(
+            f"Every downstream model is degenerate ({' / '.join(kinds)}): recall "
+            f"{'1' if 'all foreground' in kinds else '0'} with no background kept. The tables "
+            "below compare nothing; train the downstream models longer (--downstream-epochs) or "
+            "on more images before reading them."
+        )
+    elif any(flags):
+        n = sum(1 for f in flags if f)
+        warns.append(
+            f"{n} downstream model(s) are degenerate (highlighted rows): they predicted almost "
+            "every pixel as foreground, or none; their scores say nothing about the labels."
+        )
+    auto = dict(results.get("autolabels") or {})
+    facts = {}
+    if _finite(auto.get("tau")):
+        facts["tau"] = float(auto["tau"])
+    if _finite(auto.get("target_precision")):
+        facts["target_precision"] = float(auto["target_precision"])
+    thr = auto.get("threshold")
+    return write_report(
+        path,
+        items,
+        title=title,
+        metrics={"auto-labels": auto, "split": dict(results.get("split") or {})},
+        quality_threshold=_num(thr),
+        filter_applied=_finite(thr),
+        notes=list(notes),
+        warnings=warns,
+        max_items=max_items,
+        order=order,
+        figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
+        tables={"Table 1: automatic annotation": t1, "Table 2: label enhancement": t2},
+        table_flags={"Table 1: automatic annotation": f1, "Table 2: label enhancement": f2},
+        **facts,
     )

@@ -1,0 +1,132 @@
+"""Readable names and one-line definitions of the metric keys the tool writes (JSON, CSV, reports).
+
+One place for the wording: the HTML report shows these names with the definitions as a glossary,
+and ``elnet evaluate`` prints the same names. Definitions follow docs/evaluation.md (TP/FP/FN/TN
+counted per pixel, foreground = oil / road is the positive class).
+"""
+
+from __future__ import annotations
+
+__all__ = ["GLOSSARY", "label", "definition"]
+
+#: key -> (readable name, definition)
+GLOSSARY: dict[str, tuple[str, str]] = {
+    # pixel metrics
+    "iou": ("IoU (foreground)", "TP / (TP + FP + FN): overlap of label and truth, 0-1."),
+    "iou_bg": ("IoU (background)", "TN / (TN + FP + FN): the IoU of the background class."),
+    "miou": (
+        "mIoU (2 classes)",
+        "(IoU foreground + IoU background) / 2: the two-class mean IoU quoted for SOS.",
+    ),
+    "f1": ("F1 / Dice", "2TP / (2TP + FP + FN)."),
+    "dice": ("Dice", "Same as F1: 2TP / (2TP + FP + FN)."),
+    "precision": (
+        "precision",
+        "TP / (TP + FP): share of labelled pixels that are truly foreground.",
+    ),
+    "recall": ("recall", "TP / (TP + FN): share of true foreground pixels that were labelled."),
+    "accuracy": ("overall accuracy", "(TP + TN) / all pixels; dominated by background."),
+    "mean_image_iou": (
+        "mean per-image IoU",
+        "Plain mean of per-image IoUs: every image weighs the same, small slicks and empty tiles "
+        "count more than in the pixel-summed IoU.",
+    ),
+    "boundary_f1": (
+        "boundary F1",
+        "F-score of boundary pixels matched within the tolerance (default 2 px).",
+    ),
+    "boundary_precision": ("boundary precision", "Predicted boundary pixels near a true boundary."),
+    "boundary_recall": ("boundary recall", "True boundary pixels near a predicted boundary."),
+    "mean_image_boundary_f1": ("mean per-image boundary F1", "Plain mean over images."),
+    "road_correctness": ("road correctness", "Matched predicted centre-line length / predicted."),
+    "road_completeness": ("road completeness", "Matched true centre-line length / true length."),
+    "road_quality": (
+        "road quality",
+        "Matched predicted length / (predicted length + unmatched true length).",
+    ),
+    "road_connectivity": (
+        "road connectivity",
+        "Share of true road components kept in one connected predicted piece.",
+    ),
+    # label quality
+    "predicted_iou": (
+        "predicted IoU",
+        "The quality evaluator's estimate of a label's IoU against the (unknown) truth, 0-1.",
+    ),
+    "mean_predicted_iou": ("mean predicted IoU", "Mean of the evaluator's per-label estimates."),
+    "true_iou": ("true IoU", "IoU of the label against the ground truth, where truth is known."),
+    "input_iou": ("input IoU", "IoU of the input (coarse) label against the ground truth."),
+    "spearman": (
+        "Spearman ρ (predicted vs true IoU)",
+        "Rank correlation of predicted and true per-image IoU: 1 = the evaluator orders labels "
+        "perfectly, 0 = no better than chance.",
+    ),
+    "spearman_p": (
+        "Spearman p-value",
+        "Probability of a correlation at least this strong by chance; small (< 0.05) = "
+        "the ranking is real.",
+    ),
+    "n": ("labels with both scores", "Labels that have a predicted and a true IoU."),
+    "n_kept": ("labels kept", "Labels at or above the quality threshold."),
+    "n_rejected": ("labels rejected", "Labels below the quality threshold."),
+    "n_images": ("images", "Images processed / evaluated."),
+    "n_skipped": ("images skipped", "Unreadable or invalid inputs, listed in skipped.csv."),
+    "mean_iou_all": ("mean true IoU: all", "Mean per-image true IoU of every label."),
+    "mean_iou_kept": ("mean true IoU: kept", "Mean per-image true IoU of the kept labels."),
+    "aggregate_iou_all": ("pixel-summed IoU: all", "IoU from the summed counts of every label."),
+    "aggregate_iou_kept": ("pixel-summed IoU: kept", "IoU from the summed counts of kept labels."),
+    "iou_all": ("label IoU: all", "Pixel-summed IoU of all auto-labels against the truth."),
+    "iou_kept": ("label IoU: kept", "Pixel-summed IoU of the kept auto-labels."),
+    "threshold": (
+        "quality threshold",
+        "Labels with predicted IoU >= this are kept; none = no filter ran.",
+    ),
+    "threshold_rule": ("threshold rule", "How the threshold was chosen."),
+    "tau": ("good-label IoU (τ)", "A label counts as good when its true IoU >= τ."),
+    "target_precision": (
+        "target precision",
+        "Wanted share of good labels among the kept ones (--target-precision).",
+    ),
+    "fallback": ("fallback", "What the filter did when its rule kept no label."),
+    "false_alarms": (
+        "false alarms on empty truth",
+        "Images whose truth is empty but the label is not: IoU 0 by definition.",
+    ),
+    "empty_truth": ("images with empty truth", "Images whose ground truth has no foreground."),
+    # protocol / runs
+    "hand_labels": ("hand labels", "Labelling cost: hand-drawn labels the setting needs."),
+    "train_images": ("training images", "Images the downstream model trained on."),
+    "label_iou_all": ("label IoU (all)", "Pixel-summed IoU of the training labels vs truth."),
+    "label_iou_unlabelled": (
+        "label IoU (unlabelled part)",
+        "The same on images SAM2-ELNet never saw a true label of.",
+    ),
+    "labelled": ("labelled images", "Images whose hand labels are used (the labelled fraction)."),
+    "unlabelled": ("unlabelled images", "Images labelled automatically."),
+    "test": ("test images", "Held-out images the downstream models are scored on."),
+    "test_source": ("test set", "Where the test images come from."),
+    "modality": ("modality", "sar (1-band, speckle) or optical (RGB)."),
+    "layout": ("dataset layout", "How image and mask files were found."),
+    "seconds": ("wall time (s)", "Seconds the job ran."),
+    "images_per_s": ("images / s", "Throughput of the job."),
+    "title": ("setting", "Training labels of the downstream model."),
+    "labels": ("labels", "Which label set the method starts from."),
+    "method": ("method", "Refinement method."),
+    "items": ("images", "Images in this report."),
+    "kept": ("kept", "Labels the quality filter kept."),
+    "rejected": ("rejected", "Labels the quality filter rejected."),
+    "area_px": ("label area (px)", "Foreground pixels of the label."),
+    "truth_px": ("truth area (px)", "Foreground pixels of the ground truth."),
+}
+
+
+def label(key: str) -> str:
+    """Readable name of a metric key (the key with spaces for underscores when unknown)."""
+    entry = GLOSSARY.get(str(key))
+    return entry[0] if entry else str(key).replace("_", " ")
+
+
+def definition(key: str) -> str | None:
+    """One-line definition of a metric key, None when the key is not in :data:`GLOSSARY`."""
+    entry = GLOSSARY.get(str(key))
+    return entry[1] if entry else None
