@@ -23,8 +23,9 @@ __all__ = ["annotate_folder", "enhance_folder", "folder_report"]
 def folder_report(result: FolderResult, kind: str) -> Path | None:
     """Write ``OUT/report.html`` for a finished folder job.
 
-    One card per label, worst predicted quality first, with the job summary as metrics
-    (:func:`sam2elnet.pipeline.report.write_report`).
+    The run report of :func:`sam2elnet.pipeline.report.write_run_report` (per-image table, cards
+    worst predicted quality first, viewer, filter plots) over the job's rows, with the job summary
+    as metrics.
 
     Args:
         result: the finished job (its ``rows`` are the ``quality.csv`` rows).
@@ -34,33 +35,12 @@ def folder_report(result: FolderResult, kind: str) -> Path | None:
         The report path, or None when the report module cannot be imported.
     """
     try:
-        from sam2elnet.pipeline.report import ReportItem, write_report
+        from sam2elnet.pipeline.report import write_run_report
     except ImportError:
         warnings.warn("the report module is not available; no report.html written", stacklevel=3)
         return None
-    out = result.out_dir
-    items = []
-    for r in result.rows:
-        label = out / str(r["label"])
-        items.append(
-            ReportItem(
-                name=Path(str(r["image"])).name,
-                image=Path(str(r["image"])),
-                input_label=Path(str(r["coarse"])) if r.get("coarse") else None,
-                output=label if label.is_file() else None,
-                predicted_iou=float(r["predicted_iou"]),
-                kept=r["kept"] in (True, "True", "1"),
-                extra={k: r[k] for k in ("tta_agreement", "mean_entropy") if k in r},
-            )
-        )
-    metrics = {k: v for k, v in result.summary.items() if k not in ("missing_labels",)}
-    return write_report(
-        out / "report.html",
-        items,
-        title=f"sam2elnet {kind}: {out.name}",
-        metrics=metrics,
-        quality_threshold=result.summary.get("threshold"),
-    )
+    summary = {k: v for k, v in result.summary.items() if k not in ("missing_labels",)}
+    return write_run_report(result.out_dir, kind=kind, summary=summary, rows=result.rows)
 
 
 def _report_hook(kind: str) -> FinishHook:

@@ -689,6 +689,7 @@ def write_run_report(
     path: str | Path | None = None,
     quality_threshold: float | None = None,
     max_items: int = 200,
+    rows: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """``report.html`` for an ``elnet annotate`` / ``elnet enhance`` output folder.
 
@@ -698,7 +699,9 @@ def write_run_report(
     ran; ``filter.target_precision.tau``) unless ``summary`` is given. With ``truth_dir`` each label
     is also scored against its ground truth (true IoU, input IoU for enhance runs), so the
     predicted-vs-true and filter plots appear. Writes ``run_dir/report.html`` unless ``path`` is
-    given. Raises UserError when the folder has no quality.csv.
+    given. ``rows`` (the quality.csv rows of a job still running, e.g.
+    :attr:`sam2elnet.engine.infer.FolderResult.rows`) replace reading the file. Raises UserError
+    when neither is there.
     """
     import csv
     import json
@@ -708,12 +711,13 @@ def write_run_report(
 
     run = Path(run_dir)
     qpath = Path(quality_csv) if quality_csv is not None else run / "quality.csv"
-    if not qpath.is_file():
-        raise UserError(
-            "no quality.csv in the run folder; is it an annotate/enhance output?", qpath
-        )
-    with qpath.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    if rows is None:
+        if not qpath.is_file():
+            raise UserError(
+                "no quality.csv in the run folder; is it an annotate/enhance output?", qpath
+            )
+        with qpath.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
     if summary is None and (run / "summary.json").is_file():
         try:
             summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
@@ -729,17 +733,17 @@ def write_run_report(
                 if not f.stem.lower().endswith(("_sat", "_image", "_img")):
                     truths.setdefault(mask_key(f.name), f)
 
-    def existing(p: str | None) -> Path | None:
-        if not p:
+    def existing(p: Any) -> Path | None:
+        if p is None or str(p) == "":
             return None
-        for cand in (Path(p), run / p):
+        for cand in (Path(str(p)), run / str(p)):
             if cand.is_file():
                 return cand
         return None
 
     items: list[ReportItem] = []
     for row in rows:
-        name = Path(row.get("label") or row.get("image") or "?").stem
+        name = Path(str(row.get("label") or row.get("image") or "?")).stem
         truth = truths.get(mask_key(name)) if truths else None
         extra = {k: row[k] for k in ("added_px", "removed_px") if row.get(k) not in (None, "")}
         items.append(
