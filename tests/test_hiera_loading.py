@@ -144,8 +144,27 @@ def test_pickled_code_is_refused(tmp_path) -> None:
     torch.save(
         {"model": {"image_encoder.trunk.x": _Evil()}}, path, pickle_protocol=pickle.DEFAULT_PROTOCOL
     )
-    with pytest.raises(CheckpointError, match="refused: this file needs arbitrary code"):
+    with pytest.raises(CheckpointError, match="refused: loading this file would execute code"):
         load_encoder_weights(path)
+    # a raw pickle (not a torch zip archive) that calls os.system: same message, not "corrupt"
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps({"model": _Evil()}))
+    with pytest.raises(CheckpointError, match="would execute code.*system") as info:
+        load_encoder_weights(raw)
+    assert str(raw) in str(info.value) and "corrupt" not in str(info.value)
+    # a truncated raw pickle is damaged, not malicious
+    cut = tmp_path / "cut.pkl"
+    cut.write_bytes(pickle.dumps({"model": _Evil()})[:20])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_encoder_weights(cut)
+
+
+def test_missing_patch_embed_names_the_file(tmp_path) -> None:
+    path = tmp_path / "nopatch.pt"
+    torch.save({"model": {"image_encoder.trunk.blocks.0.norm1.weight": torch.zeros(4)}}, path)
+    with pytest.raises(CheckpointError, match="patch_embed") as info:
+        load_encoder_weights(path)
+    assert str(path) in str(info.value)
 
 
 def test_non_sam2_checkpoint_is_refused(tmp_path) -> None:

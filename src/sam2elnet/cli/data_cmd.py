@@ -204,6 +204,7 @@ def degrade_cmd(
     check_options(DegradeOptions, profile=profile, severity=severity)
     check_input(masks, "--masks", "mask folder")
     check_output(out, "dir", "--out")
+    skipped: list[dict[str, str]] = []
     csv_path, mean_iou = degrade_folder(
         masks,
         out,
@@ -212,5 +213,11 @@ def degrade_cmd(
         seed,
         progress=progress,
         positive_values=parse_positive_values(positive_values),
+        skipped=skipped,
     )
     typer.echo(f"wrote coarse labels to {out}; mean IoU to input {mean_iou:.3f} ({csv_path.name})")
+    if skipped:
+        from sam2elnet.utils.batch import skip_line
+
+        n_total = len(skipped) + len(csv_path.read_text(encoding="utf-8").splitlines()) - 1
+        typer.echo(skip_line(len(skipped), n_total, out / "skipped.csv"))

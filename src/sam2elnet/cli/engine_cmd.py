@@ -162,6 +162,8 @@ def train_cmd(
     res = train(cfg, echo=typer.echo)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one summary, from rank 0
         return
+    if res.resumed:
+        typer.echo(f"--resume: {res.resumed}")
     typer.echo(
         f"best model: {res.best_path} (epoch {res.best_epoch}, val IoU {_fmt(res.best_val_iou)})"
     )
@@ -182,6 +184,13 @@ def train_cmd(
         typer.echo(
             f"held out (not trained on): {held} labelled images, listed in {res.run_dir / 'splits.json'}"
         )
+    if res.skipped:
+        from sam2elnet.utils.batch import skip_line
+
+        n_total = len(res.splits.get("train", [])) + len(res.splits.get("val", []))
+        typer.echo(
+            skip_line(len(res.skipped), n_total + len(res.skipped), res.run_dir / "skipped.csv")
+        )
 
 
 def _print_folder(res: object, what: str) -> None:
@@ -201,6 +210,11 @@ def _print_folder(res: object, what: str) -> None:
     elif filt.get("threshold") is not None:
         typer.echo(f"threshold {filt['threshold']:.3f}")
     typer.echo(f"outputs in {res.out_dir} (quality.csv, summary.json)")  # type: ignore[attr-defined]
+    if s["n_skipped"]:
+        from sam2elnet.utils.batch import skip_line
+
+        total = s["n_images"] + s["n_skipped"]
+        typer.echo(skip_line(s["n_skipped"], total, res.out_dir / "skipped.csv"))  # type: ignore[attr-defined]
 
 
 # Options shared by annotate and enhance (one definition, one help text).

@@ -106,7 +106,6 @@ def scene_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
-    from sam2elnet.errors import UserError
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -161,9 +160,22 @@ def scene_cmd(
         bands=band_list,
     )
     if isinstance(res, SceneBatchResult):
-        typer.echo(res.summary())
+        from sam2elnet.utils.batch import SkipLog, skip_line
+
+        skips = SkipLog("scene")
+        skips.items = [{"scene": k, "reason": v} for k, v in res.failed.items()]
         if res.failed and not res.done and not res.skipped:
-            raise UserError("no scene could be predicted (see the reasons above)", image)
+            raise skips.nothing_done(len(res.failed), image)
+        typer.echo(res.summary())
+        if res.failed:
+            from sam2elnet.utils.atomic import write_text_atomic
+            from sam2elnet.utils.tables import csv_text
+
+            csv_path = write_text_atomic(
+                out / "skipped.csv", csv_text(skips.items, ["scene", "reason"])
+            )
+            n_total = len(res.done) + len(res.skipped) + len(res.failed)
+            typer.echo(skip_line(len(res.failed), n_total, csv_path))
         return
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
@@ -292,3 +304,8 @@ def export_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
+    if res.skipped:
+        from sam2elnet.utils.batch import skip_line
+
+        n_total = res.n_labels + len(res.skipped)
+        typer.echo(skip_line(len(res.skipped), n_total, res.skipped_csv))

@@ -518,13 +518,18 @@ def degrade_folder(
     seed: int = 0,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> tuple[Path, float]:
     """Degrade every mask in ``masks`` into ``out`` (same names, PNG 0/255) plus ``coarse_iou.csv``.
 
     Masks are read with :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
     class-index masks); ignored / nodata pixels stay 127 (nodata) in the coarse label and are not
     counted in its IoU. GeoTIFF masks give GeoTIFF coarse labels with the same georeference.
-    Returns the CSV path and the mean IoU.
+    Unreadable masks (corrupt, truncated) are skipped and listed in ``out/skipped.csv`` (and
+    appended to ``skipped`` when given, one ``{"mask", "reason"}`` dict each); when no mask can be
+    read a DataError summarises the reasons and nothing is left in ``out``.
+
+    Returns the CSV path and the mean IoU of the degraded masks.
     """
     from tqdm import tqdm
 
@@ -547,20 +552,49 @@ def degrade_folder(
         raise DataError(
             "output folder is the mask folder; choose another --out so masks are kept", dst
         )
+    from sam2elnet.utils.batch import SkipLog
+    from sam2elnet.utils.lock import output_lock
+
+    if profile not in PROFILES:
+        raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if not 0.0 <= severity <= 1.0:
+        raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
     rows: list[tuple[str, float, str]] = []
-    for f in tqdm(files, desc="degrade", disable=not progress):
-        m, valid = read_mask_valid(f, positive_values=positive_values)
-        res = degrade(m, profile, severity, file_seed(seed, f.name))
-        tif = f.suffix.lower() in (".tif", ".tiff")
-        name = f.stem + (".tif" if tif else ".png")
-        nodata = None if valid is None else ~valid
-        v = res.iou if valid is None else iou(m[valid], res.mask[valid])
-        write_mask(dst / name, res.mask, like=read_image(f) if tif else None, nodata=nodata)
-        rows.append((name, v, ";".join(res.ops)))
+    skips = SkipLog("mask")
+    with output_lock(dst):
+        for f in tqdm(files, desc="degrade", disable=not progress):
+            try:
+                m, valid = read_mask_valid(f, positive_values=positive_values)
+            except DataError as err:  # one batch policy: skip the file, list it, go on
+                skips.add(f, err)
+                continue
+            res = degrade(m, profile, severity, file_seed(seed, f.name))
+            tif = f.suffix.lower() in (".tif", ".tiff")
+            name = f.stem + (".tif" if tif else ".png")
+            nodata = None if valid is None else ~valid
+            v = res.iou if valid is None else iou(m[valid], res.mask[valid])
+            write_mask(dst / name, res.mask, like=read_image(f) if tif else None, nodata=nodata)
+            rows.append((name, v, ";".join(res.ops)))
+        if skips:
+            if not rows:
+                dst_created = not any(p for p in dst.iterdir() if p.name != ".elnet.lock")
+                err = skips.nothing_done(len(files), src)
+                if dst_created:
+                    import shutil
+
+                    shutil.rmtree(dst, ignore_errors=True)
+                raise err
+            from sam2elnet.utils.tables import csv_text
+
+            write_text_atomic(dst / "skipped.csv", csv_text(skips.items, ["mask", "reason"]))
+        elif (dst / "skipped.csv").exists():
+            (dst / "skipped.csv").unlink()
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "iou", "ops"])
     for name, v, ops in rows:
         writer.writerow([name, f"{v:.6f}", ops])
     csv_path = write_text_atomic(dst / "coarse_iou.csv", buf.getvalue())
+    if skipped is not None:
+        skipped.extend(skips.items)
     return csv_path, float(np.mean([r[1] for r in rows]))

@@ -14,6 +14,7 @@ Large GeoTIFF scenes are handled by :mod:`sam2elnet.engine.scene`, which calls
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -38,7 +39,9 @@ from sam2elnet.model.quality import (
     QualityResult,
     ThresholdChoice,
 )
-from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.atomic import remove_stale_temps, write_json_atomic, write_text_atomic
+from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
@@ -409,16 +412,40 @@ def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
 
 
 def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Rows of a previous run's quality.csv whose label file exists (for resume)."""
+    """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes
+    (for resume; anything else is redone). A quality.csv that is not text raises a DataError."""
+    from sam2elnet.data.raster import verify_written
+
     path = out / "quality.csv"
     if not path.is_file():
         return {}
     done = {}
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("label") and (out / row["label"]).is_file():
-                row["kept"] = row.get("kept") in ("1", "True", "true")
-                done[row["image"]] = row
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(
+            f"not a quality.csv written by elnet ({err.__class__.__name__}: binary or damaged); "
+            "delete it to redo every image, or drop --resume",
+            path,
+        ) from None
+    redo = 0
+    for row in rows:
+        label = out / (row.get("label") or "")
+        if not row.get("label") or not row.get("image") or not label.is_file():
+            continue
+        try:
+            ok = label.stat().st_size > 0 and verify_written(label)
+        except Exception:  # noqa: BLE001  (any failure to re-read: redo the image)
+            ok = False
+        if not ok:
+            redo += 1
+            label.unlink(missing_ok=True)
+            continue
+        row["kept"] = row.get("kept") in ("1", "True", "true")
+        done[row["image"]] = row
+    if redo:
+        log.warning("%d empty or unreadable label(s) in %s will be redone", redo, out)
     return done
 
 
@@ -450,11 +477,43 @@ class _Job:
             progress,
             desc,
         )
-        out.mkdir(parents=True, exist_ok=True)
-        self.done = _read_done(out, fields) if resume else {}
+        self._created = not out.exists()
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(output_lock(out))  # one job per output folder
+        try:
+            if resume:
+                remove_stale_temps(out)
+            self.done = _read_done(out, fields) if resume else {}
+        except BaseException:
+            self._lock.close()
+            raise
         self.rows: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, str]] = []
+        self.skips = SkipLog("image")
+        self.skipped: list[dict[str, str]] = self.skips.items
         self._last_flush = time.monotonic()
+
+    def __enter__(self) -> _Job:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.close()
+
+    def discard_if_empty(self) -> None:
+        """Nothing was produced: remove what this job wrote (and the folder if it made it)."""
+        if self.rows:
+            return
+        for name in ("quality.csv", "skipped.csv", "summary.json"):
+            if self._created:
+                (self.out / name).unlink(missing_ok=True)
+        if self._created:
+            self._lock.close()
+            import shutil
+
+            for sub in ("labels", "rejected", "prob", "tiles", "changes"):
+                with contextlib.suppress(OSError):
+                    (self.out / sub).rmdir()
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.out) if not any(self.out.iterdir()) else None
 
     def flush(self, final: bool = False) -> None:
         """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little."""
@@ -490,15 +549,17 @@ class _Job:
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
             )
+        except BandCountError:
+            raise
         except DataError as err:
-            self.skipped.append({"image": str(f), "reason": str(err)})
-            log.warning("skipping %s: %s", f, err)
+            self.skips.add(f, err)
             return
         score = res.predicted_iou
         kept = self.decide(score) if score is not None else True
         if not kept:
             (self.out / "rejected").mkdir(parents=True, exist_ok=True)
             os.replace(self.out / "labels" / tif, self.out / "rejected" / tif)
+        self.drop_counterpart(Path("labels" if kept else "rejected") / tif)
         row: dict[str, Any] = {
             "image": str(f),
             "label": str(Path("labels" if kept else "rejected") / tif),
@@ -548,8 +609,7 @@ class _Job:
                     except BandCountError:
                         raise
                     except DataError as err:
-                        self.skipped.append({"image": str(f), "reason": str(err)})
-                        log.warning("skipping %s: %s", f, err)
+                        self.skips.add(f, err)
                         bar.update(1)
                 if not loaded:
                     continue
@@ -568,6 +628,7 @@ class _Job:
                     from sam2elnet.data.raster import write_mask
 
                     write_mask(self.out / rel, mask, like=img)
+                    self.drop_counterpart(rel)
                     self.rows.append(row)
                     bar.update(1)
                 self.flush()
@@ -576,19 +637,48 @@ class _Job:
             self.flush(final=True)
             if self.skipped or (self.out / "skipped.csv").exists():
                 write_text_atomic(self.out / "skipped.csv", _csv(self.skipped, ["image", "reason"]))
-        if self.skipped:
-            warnings.warn(
-                f"{len(self.skipped)} image(s) could not be read and were skipped; see "
-                f"{self.out / 'skipped.csv'}",
-                stacklevel=3,
+        if not self.rows and self.skipped:
+            self.discard_if_empty()
+            raise self.skips.nothing_done(len(self.skipped), self.out)
+
+    def drop_counterpart(self, rel: Path) -> None:
+        """A label now in labels/ must not also be in rejected/ from an earlier run (or vice
+        versa): the folders and quality.csv then describe the same, current decision."""
+        other = "rejected" if rel.parts[0] == "labels" else "labels"
+        (self.out / other / Path(*rel.parts[1:])).unlink(missing_ok=True)
+
+    def on_disk(self) -> None:
+        """Keep only rows whose label file is on disk; warn about label files no row lists."""
+        self.rows = [r for r in self.rows if (self.out / str(r["label"])).is_file()]
+        listed = {str(Path(str(r["label"]))) for r in self.rows}
+        extra = [
+            p
+            for sub in ("labels", "rejected")
+            if (self.out / sub).is_dir()
+            for p in (self.out / sub).iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and str(p.relative_to(self.out)) not in listed
+        ]
+        self.unlisted = len(extra)
+        if extra:
+            log.warning(
+                "%d label file(s) in %s are from an earlier run and not in quality.csv "
+                "(e.g. %s); delete them or re-run with --resume",
+                len(extra),
+                self.out,
+                extra[0].name,
             )
 
     def finish(
         self, t0: float, n_before: int, extra: dict[str, Any], on_finish: FinishHook | None
     ) -> FolderResult:
-        """Summarise the job, run ``on_finish`` (its entries join the summary), write
-        ``summary.json``; return the result."""
+        """Summarise the job (rows reconciled with the files on disk), run ``on_finish`` (its
+        entries join the summary), write ``summary.json``; return the result."""
+        self.on_disk()
+        self.flush(final=True)
         summary = self.summary(t0, len(self.rows) - n_before, extra)
+        summary["unlisted_label_files"] = self.unlisted
         result = FolderResult(self.out, self.rows, self.skipped, summary)
         if on_finish is not None:
             summary.update(on_finish(result))
@@ -662,7 +752,23 @@ def annotate_folder(
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "prob", *FEATURE_NAMES]
-    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap)
+    with _Job(
+        pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
+    ) as job:
+        return _annotate(job, pred, out, files, save_prob, model_path, thr_info, t0, on_finish)
+
+
+def _annotate(
+    job: _Job,
+    pred: Predictor,
+    out: Path,
+    files: list[Path],
+    save_prob: bool,
+    model_path: str | Path,
+    thr_info: dict[str, Any],
+    t0: float,
+    on_finish: FinishHook | None,
+) -> FolderResult:
     n_before = len(job.done)
 
     def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, None]:
@@ -835,13 +941,14 @@ def enhance_folder(
         if save_prob:
             row["prob"] = _write_prob(out, name, prob, img)
 
-    job.line_width = line_width
-    job.run(files, load, write, scene_coarse=lambda f: label_idx[mask_key(f.name)])
-    extra = {
-        "task": "enhance",
-        "model": str(model_path),
-        "filter": thr_info,
-        "n_missing_labels": len(missing),
-        "missing_labels": [str(m) for m in missing],
-    }
-    return job.finish(t0, n_before, extra, on_finish)
+    with job:
+        job.line_width = line_width
+        job.run(files, load, write, scene_coarse=lambda f: label_idx[mask_key(f.name)])
+        extra = {
+            "task": "enhance",
+            "model": str(model_path),
+            "filter": thr_info,
+            "n_missing_labels": len(missing),
+            "missing_labels": [str(m) for m in missing],
+        }
+        return job.finish(t0, n_before, extra, on_finish)

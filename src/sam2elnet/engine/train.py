@@ -48,8 +48,15 @@ from sam2elnet.engine.runtime import (
     seed_everything,
     set_threads,
 )
-from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.utils.atomic import atomic_path, write_json_atomic, write_text_atomic
+from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
+from sam2elnet.utils.atomic import (
+    atomic_path,
+    remove_stale_temps,
+    write_json_atomic,
+    write_text_atomic,
+)
+from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,10 @@ class TrainResult:
     best_val_iou: float
     splits: dict[str, list[str]] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """Image/mask pairs that could not be read (also in ``RUN/skipped.csv``)."""
+    resumed: str = ""
+    """How ``--resume`` started: "continued at epoch N", "restarted: <why>" or "" (new run)."""
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -184,6 +195,7 @@ class _Data:
     source_splits: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     select_by_loss: bool = False  # validation split without object pixels
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 def _mask_content(samples: Sequence[Any]) -> tuple[bool, bool]:
@@ -239,7 +251,12 @@ def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) ->
 
 def _prepare_data(cfg: TrainConfig) -> _Data:
     from sam2elnet.data.datasets import select_split, split_fraction
-    from sam2elnet.data.normalize import describe, fit_normalization, load_norm_stats
+    from sam2elnet.data.normalize import (
+        NormalizationConfig,
+        describe,
+        fit_normalization,
+        load_norm_stats,
+    )
     from sam2elnet.data.raster import read_image
     from sam2elnet.errors import DataError
 
@@ -271,6 +288,19 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         raise UserError(
             "no training images left after the validation split; lower --val-fraction", cfg.data
         )
+    # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
+    skips = _check_pairs(
+        [by_id[i] for i in [*train_ids, *val_ids]],
+        NormalizationConfig.for_modality(index.modality),
+        cfg.progress,
+    )
+    bad = {s["id"] for s in skips.items}
+    train_ids = [i for i in train_ids if i not in bad]
+    val_ids = [i for i in val_ids if i not in bad]
+    if not train_ids:
+        if bad:
+            raise skips.nothing_done(len(skips), cfg.data)
+        raise UserError("no training images left; check --data", cfg.data)
     train_samples = [by_id[i] for i in train_ids]
     val_samples = [by_id[i] for i in val_ids]
     val_warnings = _check_labels(cfg, train_samples, val_samples)
@@ -302,7 +332,28 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         source_splits=choice.used,
         notes=notes,
         select_by_loss=bool(val_warnings),
+        skipped=skips.items,
     )
+
+
+def _check_pairs(samples: Sequence[Any], norm: Any, progress: bool) -> SkipLog:
+    """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
+    return the pairs that cannot be used, each with the reason."""
+    from tqdm import tqdm
+
+    from sam2elnet.data.raster import read_image, read_mask
+
+    skips = SkipLog("image")
+    for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
+        try:
+            img = read_image(smp.image, sar=norm.sar)
+            read_mask(smp.mask, shape=img.shape, image_path=smp.image)
+        except BandCountError:
+            raise
+        except DataError as err:
+            skips.add(smp.image, err)
+            skips.items[-1]["id"] = smp.id
+    return skips
 
 
 class _CachedDataset(Dataset):
@@ -561,15 +612,19 @@ def _build(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
     return build_model(ModelConfig(**kwargs))
 
 
-def _prepare_run_dir(cfg: TrainConfig) -> TrainConfig:
-    """New run: refuse to overwrite a previous one. Resume: the saved config wins (only runtime
-    options such as device, workers and progress may change), so the run continues unchanged."""
+def _prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """New run: refuse to overwrite a previous one. Resume: continue from ``last.pt`` when it is
+    readable (the saved config wins; only runtime options such as device, workers and progress
+    may change, so the run continues unchanged); otherwise restart from the beginning and say
+    why (no ``last.pt``: killed before the first epoch finished; damaged ``last.pt``).
+
+    Returns the configuration to run and a note saying what ``--resume`` did ("" for new runs).
+    """
     out = Path(cfg.out)
     saved = out / "config.yaml"
     last = out / "last.pt"
     if cfg.resume:
-        if not last.is_file():
-            raise UserError("nothing to resume: no last.pt in the run folder; drop --resume", out)
+        remove_stale_temps(out, recursive=False)
         if saved.is_file():
             old = TrainConfig.load(saved)
             changed = [
@@ -591,13 +646,25 @@ def _prepare_run_dir(cfg: TrainConfig) -> TrainConfig:
                     "distributed": cfg.distributed,
                 }
             )
-        return cfg
+        why = ""
+        if not last.is_file():
+            why = "no resume state (last.pt) in the run folder: the run stopped before its first epoch ended"
+        else:
+            try:
+                _load_last(last)
+            except CheckpointError as err:
+                why = f"the resume state is unusable ({err})"
+        if why:
+            log.warning("%s; restarting the run from the beginning", why)
+            return cfg.model_copy(update={"resume": False}), f"restarted: {why}"
+        return cfg, "continued"
     if last.exists() or (out / "model.pt").exists():
         raise UserError(
-            "run folder already holds a training run; pass --resume to continue it or choose a new --out",
+            "run folder already holds a training run; pass --resume to continue it (or restart it, "
+            "when it stopped before a resume state was saved) or choose a new --out",
             out,
         )
-    return cfg
+    return cfg, ""
 
 
 def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
@@ -606,13 +673,23 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
     Progress lines (splits found and used, normalisation, one line per epoch with loss, IoUs and
     speed) go above the progress bar; with ``cfg.progress`` False they go to ``echo`` (the CLI
     passes ``typer.echo``, so ``--no-progress`` logs stay informative), else to the log at INFO.
+
+    The run folder is locked for the duration (a second job into the same ``--out`` fails with
+    an error naming the first one's PID); under torchrun only rank 0 takes the lock.
     """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, echo)
+    with output_lock(cfg.out):
+        return _train(cfg, echo)
+
+
+def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     from tqdm import tqdm
 
     from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.model import save_model
 
-    cfg = _prepare_run_dir(cfg)
+    cfg, resumed = _prepare_run_dir(cfg)
     out = Path(cfg.out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -699,6 +776,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
     history: list[dict[str, Any]] = []
     start_epoch, best_iou, best_epoch = 0, -1.0, -1
     best_score = -math.inf
+    rewrite_best = False
     last_path, best_path = out / "last.pt", out / "model.pt"
     if cfg.resume:
         state = _load_last(last_path)
@@ -710,7 +788,11 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
         best_score = float(state.get("best_score", best_iou))
         history = list(state["history"])
         _set_rng_state(state["rng"])
+        resumed = f"continued at epoch {start_epoch + 1} of {cfg.epochs}"
         log.info("resuming %s at epoch %d", out, start_epoch + 1)
+        # last.pt is written before model.pt: a kill between the two leaves the best weights
+        # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
+        rewrite_best = best_epoch == int(state["epoch"]) and best_epoch >= 0
 
     ddp_model: torch.nn.Module = model
     if dist_info.enabled:
@@ -760,6 +842,16 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
                 "epochs": cfg.epochs,
             },
         }
+
+    if rewrite_best and dist_info.main:
+        save_model(model, best_path, extra=model_extra(None, None))
+    if dist_info.main:
+        if data.skipped:
+            write_text_atomic(
+                out / "skipped.csv", csv_text(data.skipped, ["image", "id", "reason"])
+            )
+        else:
+            (out / "skipped.csv").unlink(missing_ok=True)
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar = tqdm(
@@ -848,8 +940,9 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
             if improved:
                 best_score, best_epoch = float(score), epoch
                 best_iou = float(row["val_iou"] if val_loader is not None else tr_iou)
-                save_model(model, best_path, extra=model_extra(None, None))
             write_text_atomic(out / "metrics.csv", _csv_text(history, METRIC_FIELDS))
+            # last.pt first, then model.pt: a kill between the two leaves a last.pt whose
+            # best epoch is its own epoch, from which --resume rewrites model.pt
             _save_last(
                 last_path,
                 {
@@ -866,6 +959,8 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
                     "rng": _rng_state(),
                 },
             )
+            if improved:
+                save_model(model, best_path, extra=model_extra(None, None))
             val_txt = (
                 f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f}"
                 if val_loader is not None
@@ -911,6 +1006,8 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
         best_val_iou=best_iou,
         splits=data.splits,
         quality=quality_summary,
+        skipped=data.skipped,
+        resumed=resumed,
     )
 
 

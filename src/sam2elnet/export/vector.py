@@ -63,6 +63,8 @@ class ExportResult:
     n_features: int
     n_chips: int = 0
     notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_csv: Path | None = None
 
     def summary(self) -> str:
         s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
@@ -311,6 +313,24 @@ def export_labels(
     if min_area_px < 0:
         raise UserError("--min-area must be >= 0")
     files = find_labels(labels)
+    # one batch policy: an unreadable label file is skipped (listed in <out>_skipped.csv)
+    from sam2elnet.utils.batch import SkipLog
+
+    skips = SkipLog("label")
+    usable = []
+    for f in files:
+        try:
+            LabelRaster(f).close()
+            usable.append(f)
+        except DataError as err:
+            skips.add(f, err)
+    skips.raise_if_nothing_done(len(usable), labels)
+    files = usable
+    skipped_csv = out.with_name(f"{out.stem}_skipped.csv")
+    if skips:
+        from sam2elnet.utils.tables import csv_text
+
+        write_text_atomic(skipped_csv, csv_text(skips.items, ["label", "reason"]))
     lp = Path(labels)
     if quality_csv is None and lp.is_dir():
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -343,7 +363,16 @@ def export_labels(
         )
         write_text_atomic(out, json.dumps(coco) + "\n")
         n_chips = counted.n if counted is not None else 0
-        return ExportResult(out, fmt, len(files), len(coco["annotations"]), n_chips, notes)
+        return ExportResult(
+            out,
+            fmt,
+            len(files),
+            len(coco["annotations"]),
+            n_chips,
+            notes,
+            skips.items,
+            skipped_csv if skips else None,
+        )
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
 
     import geopandas as gpd
@@ -423,7 +452,9 @@ def export_labels(
             kw = {"layer": "labels" if fmt == "gpkg" else out.stem}
             with atomic_path(out) as tmp:
                 gdf.to_file(tmp, driver=driver, engine="pyogrio", **kw)
-    return ExportResult(out, fmt, len(files), len(gdf), n_chips, notes)
+    return ExportResult(
+        out, fmt, len(files), len(gdf), n_chips, notes, skips.items, skipped_csv if skips else None
+    )
 
 
 def _tile_quality(label: Path, polys: list[Any]) -> list[float | None] | None:

@@ -16,6 +16,7 @@ import os
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,19 +104,49 @@ def build_trunk(size: str) -> Sam2HieraDetModel:
 # --------------------------------------------------------------------------------------------
 
 
+def _pickle_calls_code(path: Path) -> str | None:
+    """The first callable a raw (non-zip) pickle file would import and run, or None.
+
+    Scans the opcodes with :mod:`pickletools` (nothing is executed). None also when the stream
+    is not a complete pickle (then the file is damaged, not malicious).
+    """
+    import pickletools
+
+    try:
+        data = path.read_bytes()
+        found = None
+        strings: list[str] = []
+        for op, arg, _pos in pickletools.genops(data):
+            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+                strings.append(str(arg))
+            if found is None and op.name in ("GLOBAL", "INST"):
+                found = str(arg).replace(" ", ".")
+            elif found is None and op.name == "STACK_GLOBAL":
+                found = ".".join(strings[-2:]) if len(strings) >= 2 else "a global"
+            elif found is None and op.name in ("REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
+                found = "a pickled callable"
+        return found
+    except Exception:  # noqa: BLE001  (not a complete pickle stream: damaged, not malicious)
+        return None
+
+
 def safe_torch_load(path: Path) -> object:
     """``torch.load`` that refuses pickled code and turns every failure into a one-line CheckpointError."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Detected pickle protocol 4 ..." chatter
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # A well-formed torch archive whose pickle the safe unpickler rejects needs code to load
         # (classes, functions, exotic opcodes); anything else is simply damaged.
         text = str(err)
-        if "GLOBAL" in text or zipfile.is_zipfile(path):
+        raw = None if zipfile.is_zipfile(path) else _pickle_calls_code(path)
+        if "GLOBAL" in text or zipfile.is_zipfile(path) or raw:
             detail = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "")
+            detail = detail or (f"it calls {raw}" if raw else "")
             raise CheckpointError(
-                "refused: this file needs arbitrary code to be unpickled, which could run "
-                "malicious code; only plain tensor checkpoints (torch weights_only or "
+                "refused: loading this file would execute code (it holds pickled code, which "
+                "could be malicious); only plain tensor checkpoints (torch weights_only or "
                 f".safetensors) are accepted{' (' + detail[:120] + ')' if detail else ''}",
                 path,
             ) from None
@@ -261,12 +292,17 @@ def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     )
 
 
-def infer_size(state: Mapping[str, torch.Tensor]) -> str:
-    """Infer the Hiera size from a trunk state dict's shapes (embed dim and number of blocks)."""
+def infer_size(state: Mapping[str, torch.Tensor], path: str | Path | None = None) -> str:
+    """Infer the Hiera size from a trunk state dict's shapes (embed dim and number of blocks).
+
+    ``path`` (the file the state came from) is named in the CheckpointError raised when the
+    shapes match no size."""
     w = state.get("patch_embed.projection.weight")
     if w is None:
         raise CheckpointError(
-            "cannot infer encoder size: key 'patch_embed.projection.weight' missing"
+            "cannot infer the encoder size: key 'patch_embed.projection.weight' (Hiera patch "
+            "embedding) is missing; not a SAM2 image-encoder checkpoint",
+            path,
         )
     dim = int(w.shape[0])
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
@@ -276,7 +312,8 @@ def infer_size(state: Mapping[str, torch.Tensor]) -> str:
             return name
     raise CheckpointError(
         f"encoder weights (embed dim {dim}, {n} blocks) match no known Hiera size "
-        f"({', '.join(HIERA_SPECS)})"
+        f"({', '.join(HIERA_SPECS)})",
+        path,
     )
 
 
@@ -320,7 +357,7 @@ def load_encoder_weights(
     is an error. Returns the trunk and its size.
     """
     state, kind = read_trunk_state(path)
-    found = infer_size(state)
+    found = infer_size(state, path)
     if size is not None and size != found:
         raise CheckpointError(
             f"checkpoint holds a Hiera-{found} encoder but size {size!r} was asked; "

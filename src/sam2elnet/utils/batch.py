@@ -1,0 +1,82 @@
+"""One batch policy for every command that processes many files (annotate, enhance, scene on a
+folder, degrade, export, train):
+
+* a file that cannot be used (corrupt, truncated, wrong size, unreadable label, ...) is **skipped**,
+  not fatal: a ``warning: skipping FILE: reason`` line, and a row in ``skipped.csv``;
+* a configuration problem for the whole job (wrong model for the imagery, bad option) stops it;
+* a batch where **nothing** could be used fails with exit code 2 and the skip reasons summarised
+  on the one ``error:`` line;
+* a batch where some files were skipped succeeds (exit 0) and its last line says
+  ``N of M skipped, see skipped.csv``.
+
+See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SkipLog", "skip_line"]
+
+
+def _short(reason: str, item: str) -> str:
+    """The reason without the leading ``<path>: `` the errors put in front."""
+    for prefix in (f"{item}: ", f"{Path(item).name}: "):
+        if reason.startswith(prefix):
+            return reason[len(prefix) :]
+    return reason
+
+
+@dataclass
+class SkipLog:
+    """Files a batch skipped, with the reason (the error message) for each."""
+
+    what: str = "image"
+    items: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, item: str | Path, reason: str | BaseException) -> None:
+        """Record a skipped file and log one ``warning: skipping ...`` line."""
+        text = str(reason)
+        self.items.append({self.what: str(item), "reason": text})
+        log.warning("skipping %s: %s", item, _short(text, str(item)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def reasons(self, top: int = 3) -> str:
+        """The most frequent reasons, e.g. ``3 x cannot decode image ...; 1 x ...``."""
+        counts = Counter(_short(it["reason"], it[self.what]) for it in self.items)
+        parts = [f"{n} x {r}" if n > 1 else r for r, n in counts.most_common(top)]
+        if len(counts) > top:
+            parts.append(f"{len(counts) - top} other reason(s)")
+        return "; ".join(parts)
+
+    def rows(self) -> list[dict[str, str]]:
+        return list(self.items)
+
+    def nothing_done(self, n_total: int, where: str | Path | None = None) -> UserError:
+        """The error of a batch in which every one of ``n_total`` files was skipped."""
+        noun = self.what if n_total == 1 else f"{self.what}s"
+        first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
+        return DataError(
+            f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
+            "the files and re-run",
+            where,
+        )
+
+    def raise_if_nothing_done(self, n_done: int, where: str | Path | None = None) -> None:
+        """Raise :meth:`nothing_done` when files were skipped and none succeeded."""
+        if n_done == 0 and self.items:
+            raise self.nothing_done(len(self.items), where)
+
+
+def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
+    """The last line of a batch that skipped some files."""
+    return f"{n_skipped} of {n_total} skipped, see {csv_path}"

@@ -1,0 +1,106 @@
+"""An exclusive lock on an output folder, so two jobs never write into the same ``--out``.
+
+Two ``elnet annotate`` runs into one folder with different filters used to leave the same image
+in both ``labels/`` and ``rejected/`` and a ``quality.csv`` describing half of the files. Every
+job that writes a folder takes :func:`output_lock` first: an ``fcntl.flock`` on ``OUT/.elnet.lock``
+(released by the kernel when the process dies, so a killed job never leaves a stale lock), with
+the holder's PID and command written into the file for the error message of the second job.
+Re-entrant within one process (the CLI and the library function it calls may both take it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from sam2elnet.errors import LockedError
+
+__all__ = ["output_lock", "LOCK_NAME"]
+
+LOCK_NAME = ".elnet.lock"
+
+_held: dict[str, tuple[int, int]] = {}  # resolved folder -> (fd, depth)
+_guard = threading.Lock()
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return "another process"
+    pid, _, cmd = text.partition(" ")
+    if pid.isdigit():
+        return f"another elnet job (PID {pid}{': ' + cmd[:80] if cmd else ''})"
+    return "another process"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if missing) for the duration of the block.
+
+    Raises:
+        LockedError: another process holds the lock; the message names its PID and command.
+    """
+    root = Path(folder)
+    created = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    key = str(root.resolve())
+    lock_path = root / LOCK_NAME
+    with _guard:
+        if key in _held:
+            fd, depth = _held[key]
+            _held[key] = (fd, depth + 1)
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield root
+        finally:
+            with _guard:
+                fd, depth = _held[key]
+                _held[key] = (fd, depth - 1)
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover  (Windows: no advisory locks; run unlocked)
+        yield root
+        return
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LockedError(
+                f"output folder is in use by {_holder(lock_path)}; wait for it to finish or "
+                "choose another --out",
+                root,
+            ) from None
+        # the previous holder may have removed the file between our open and flock: retry then
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()} {' '.join(sys.argv[:4])}\n".encode())
+    with _guard:
+        _held[key] = (fd, 1)
+    try:
+        yield root
+    finally:
+        with _guard:
+            _held.pop(key, None)
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+        os.close(fd)  # releases the flock
+        if created:  # a job that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                root.rmdir()
