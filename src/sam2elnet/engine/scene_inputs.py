@@ -129,6 +129,14 @@ def make_scene_normalizer(
                     "select bands (--bands 1,2,3) or use a model trained on this sensor",
                     src.name,
                 )
+    else:
+        bad = [b for b in bands if not 1 <= b <= src.count]
+        if bad:
+            raise DataError(
+                f"--bands {','.join(map(str, bands))}: the scene has {src.count} band(s), so "
+                f"band {bad[0]} does not exist; choose bands between 1 and {src.count}",
+                src.name,
+            )
     data, valid = _overview(src, bands)
     if valid.any():
         pix = data[:, valid]
