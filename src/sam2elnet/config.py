@@ -361,13 +361,26 @@ def check_options(
     try:
         return model.model_validate(given)
     except ValidationError as err:
-        e = err.errors()[0]
-        name = str(e["loc"][0]) if e["loc"] else ""
-        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-        value = given.get(name)
-        msg = str(e["msg"])
-        msg = msg.removeprefix("Value error, ")
-        msg = msg[:1].lower() + msg[1:]
-        allowed = _allowed(model, name)
-        extra = f"; {allowed}" if allowed and allowed not in msg else ""
-        raise UserError(f"invalid value for {flag}: {value!r} ({msg}{extra})") from None
+        raise option_error(model, err, flags) from None
+
+
+def option_error(
+    model: type[BaseModel], err: ValidationError, flags: dict[str, str] | None = None
+) -> UserError:
+    """One-line UserError for the first error of ``err`` (raised validating ``model``), naming
+    the command-line flag, the value given and the allowed range. Nested fields (``quality.tta``)
+    are looked up in the nested model."""
+    e = err.errors()[0]
+    loc = [str(x) for x in e["loc"]]
+    owner: type[BaseModel] = model
+    for part in loc[:-1]:
+        ann = owner.model_fields[part].annotation if part in owner.model_fields else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            owner = ann
+    name = loc[-1] if loc else ""
+    flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    allowed = _allowed(owner, name)
+    extra = f"; {allowed}" if allowed and allowed not in msg else ""
+    return UserError(f"invalid value for {flag}: {e.get('input')!r} ({msg}{extra})")

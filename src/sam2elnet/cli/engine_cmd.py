@@ -143,22 +143,27 @@ def train_cmd(
         q["tau"] = tau
     if q:
         merged["quality"] = q
+    if resume and out is not None and merged.get("data") is None:
+        raise UserError(
+            "nothing to resume: no run (config.yaml) in this folder; give --data to start a "
+            "new run, or point --out at an existing run",
+            out,
+        )
     for key, flag in (("data", "--data"), ("out", "--out")):
         if merged.get(key) is None:
             raise UserError(f"{flag} is required (or give it in --config)")
-    from sam2elnet.utils.paths import check_input, check_output
-
-    check_input(merged["data"], "--data", "dataset folder")
-    check_output(merged["out"], "dir", "--out")
     from pydantic import ValidationError
 
     try:
         cfg = TrainConfig.model_validate(merged)
     except ValidationError as err:
-        e = err.errors()[0]
-        raise UserError(
-            f"invalid option {'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
-        ) from None
+        from sam2elnet.config import option_error
+
+        raise option_error(TrainConfig, err, {"num_workers": "--workers"}) from None
+    from sam2elnet.utils.paths import check_input, check_output
+
+    check_input(cfg.data, "--data", "dataset folder")
+    check_output(cfg.out, "dir", "--out")
     res = train(cfg, echo=typer.echo)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: one summary, from rank 0
         return

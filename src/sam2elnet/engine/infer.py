@@ -639,7 +639,7 @@ class _Job:
                 write_text_atomic(self.out / "skipped.csv", _csv(self.skipped, ["image", "reason"]))
         if not self.rows and self.skipped:
             self.discard_if_empty()
-            raise self.skips.nothing_done(len(self.skipped), self.out)
+            raise self.skips.nothing_done(len(self.skipped))
 
     def drop_counterpart(self, rel: Path) -> None:
         """A label now in labels/ must not also be in rejected/ from an earlier run (or vice

@@ -65,6 +65,10 @@ class SkipLog:
         """The error of a batch in which every one of ``n_total`` files was skipped."""
         noun = self.what if n_total == 1 else f"{self.what}s"
         first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
+        if where is None and self.items:
+            paths = [Path(it[self.what]) for it in self.items]
+            parents = {p.parent for p in paths}
+            where = paths[0] if len(paths) == 1 else (parents.pop() if len(parents) == 1 else None)
         return DataError(
             f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
             "the files and re-run",
