@@ -165,9 +165,12 @@ def test_png_labels_export_in_pixel_coordinates(tmp_path: Path):
     cv2.imwrite(str(d / "x.png"), lab)
     cv2.imwrite(str(d / "x_prob.png"), lab)  # probability files are not labels
     assert find_labels(d) == [d / "x.png"]
-    res = export_labels(d, tmp_path / "x.geojson", progress=False)
+    with pytest.raises(DataError, match="RFC 7946"):  # GeoJSON is lon/lat only
+        export_labels(d, tmp_path / "x.geojson", progress=False)
+    assert not (tmp_path / "x.geojson").exists()
+    res = export_labels(d, tmp_path / "x.gpkg", progress=False)
     assert any("pixel coordinates" in n for n in res.notes)
-    gdf = gpd.read_file(tmp_path / "x.geojson")
+    gdf = gpd.read_file(tmp_path / "x.gpkg")
     assert len(gdf) == 1
     assert gdf.total_bounds.tolist() == [5, 10, 25, 20]
     assert gdf["area_px"].iloc[0] == 200

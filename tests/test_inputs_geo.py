@@ -351,3 +351,78 @@ def test_different_size_label_without_georeference_is_stretched(
     expected[4:18, 6:26] = True
     np.testing.assert_array_equal(got, expected)
     assert any("stretched" in r.getMessage() for r in caplog.records)
+
+
+def test_scene_keeps_gcps_and_says_so(tmp_path: Path) -> None:
+    from sam2elnet.engine.executors import SmoothingPredictor
+    from sam2elnet.engine.scene import predict_scene
+
+    src = _gcp_image(tmp_path / "grd.tif")
+    res = predict_scene(
+        src,
+        tmp_path / "lab.tif",
+        SmoothingPredictor(),
+        tile=32,
+        overlap=8,
+        progress=False,
+        prob_path=tmp_path / "prob.tif",
+    )
+    for out in (tmp_path / "lab.tif", tmp_path / "prob.tif"):
+        with rasterio.open(out) as ds:
+            gcps, crs = ds.gcps
+            assert ds.crs is None and len(gcps) == 4 and crs == CRS.from_epsg(4326)
+    assert any("ground control points" in n for n in res.notes)
+
+
+def test_export_geojson_is_wgs84_rfc7946(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from sam2elnet.export.vector import export_labels
+
+    lab = np.zeros((1, H, W), np.uint8)
+    lab[0, 4:14, 6:20] = 255
+    f = write_tif(tmp_path / "lab.tif", lab)  # EPSG:32633, 10 m pixels
+    res = export_labels(f, tmp_path / "x.geojson", progress=False)
+    assert any("RFC 7946" in n for n in res.notes)
+    g = gpd.read_file(tmp_path / "x.geojson")
+    assert g.crs.to_epsg() == 4326
+    back = g.to_crs("EPSG:32633").geometry.iloc[0]
+    assert back.bounds == pytest.approx((500060, 3999860, 500200, 3999960), abs=0.5)
+    assert g["area_map"].iloc[0] == pytest.approx(14000)  # in the labels' own CRS units (m2)
+    gpkg = gpd.read_file(export_labels(f, tmp_path / "x.gpkg", progress=False).out)
+    assert gpkg.crs.to_epsg() == 32633
+
+
+def test_export_gcp_only_label_placed_by_gcps(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from sam2elnet.export.vector import export_labels
+
+    img = read_image(_gcp_image(tmp_path / "grd.tif"))
+    m = np.zeros((H, W), bool)
+    m[:, : W // 2] = True
+    lab = write_mask(tmp_path / "lab.tif", m, like=img)
+    res = export_labels(lab, tmp_path / "x.gpkg", progress=False)
+    assert any("ground control points" in n for n in res.notes)
+    g = gpd.read_file(tmp_path / "x.gpkg")
+    assert g.crs.to_epsg() == 4326
+    x0, y0, x1, y1 = g.total_bounds
+    # GCPs: lon = 28 + 0.001 col, lat = 43 - 0.001 row
+    assert (x0, x1) == pytest.approx((28.0, 28.0 + 0.001 * W / 2), abs=1e-4)
+    assert (y0, y1) == pytest.approx((43.0 - 0.001 * H, 43.0), abs=1e-4)
+
+
+def test_export_class_index_label_and_positive_values(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from sam2elnet.export.vector import export_labels
+
+    a = np.zeros((1, H, W), np.uint8)
+    a[0, 2:6, 2:6] = 1
+    a[0, 10:20, 10:20] = 2
+    f = write_tif(tmp_path / "cls.tif", a)
+    with pytest.raises(DataError, match="positive-values"):
+        export_labels(f, tmp_path / "x.gpkg", progress=False)
+    export_labels(f, tmp_path / "x.gpkg", progress=False, positive_values=(2,))
+    g = gpd.read_file(tmp_path / "x.gpkg")
+    assert len(g) == 1 and g["area_px"].iloc[0] == 100

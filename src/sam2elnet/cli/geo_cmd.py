@@ -244,10 +244,16 @@ def export_cmd(
         help="Label Studio: LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT the image URLs are relative to "
         "(default: the folder of --out).",
     ),
+    positive_values: Optional[str] = typer.Option(
+        None,
+        "--positive-values",
+        help="Label value(s) that mean 'object' in class-index label rasters, e.g. 1 or 2,3.",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
     Studio tasks with pre-annotations (least trusted first)."""
+    from sam2elnet.data.raster import parse_positive_values
     from sam2elnet.export.vector import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -299,6 +305,7 @@ def export_cmd(
         chip_size=chip_size,
         coco_rle=coco_rle,
         category=category,
+        positive_values=parse_positive_values(positive_values),
         progress=not no_progress,
     )
     for note in res.notes:

@@ -566,6 +566,17 @@ def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def dataset_georeference(ds: Any) -> dict[str, Any]:
+    """:func:`georeference` of an open rasterio dataset (its GCPs included when it has no CRS):
+    ``rasterio.open(path, "w", **profile, **dataset_georeference(ds))`` keeps it."""
+    profile: dict[str, Any] = {"crs": ds.crs, "transform": ds.transform}
+    if ds.crs is None:
+        gcps, gcp_crs = ds.gcps
+        if gcps:
+            profile.update(gcps=list(gcps), gcp_crs=gcp_crs)
+    return georeference(profile)
+
+
 def georeference_kind(profile: dict[str, Any] | None) -> str:
     """ "crs" (CRS + transform), "gcps" (ground control points only) or "none"."""
     g = georeference(profile)

@@ -229,6 +229,12 @@ class CoarseSource:
         same_grid = ds.height == scene.height and ds.width == scene.width
         if same_grid and scene.crs is not None and ds.crs is not None:
             same_grid = ds.crs == scene.crs and ds.transform.almost_equals(scene.transform)
+        if same_grid and (scene.crs is None) != (ds.crs is None):
+            self.notes.append(
+                f"{self.path.name}: {'the label' if ds.crs is None else 'the scene'} has no "
+                "georeference, so the label is used by pixel index"
+            )
+            log.warning(self.notes[-1])
         if not same_grid:
             if scene.crs is None or ds.crs is None:
                 raise DataError(
@@ -251,9 +257,9 @@ class CoarseSource:
         self._nodata = reader.nodata
         ov, _ = _overview(reader, [1], max_pixels=250_000)
         ov = ov[0]
-        if self._nodata is not None:
-            ov = ov[ov != self._nodata]
-        self._binary01 = ov.size == 0 or float(ov.max()) <= 1
+        from sam2elnet.data.raster import mask_encoding
+
+        self._encoding = mask_encoding(ov, nodata=self._nodata, path=self.path)
 
     def read(self, w: Window) -> np.ndarray:
         """uint8 0/1 coarse mask for window ``w``."""
@@ -261,9 +267,7 @@ class CoarseSource:
             return self._vec.rasterize(w)
         reader = self._vrt or self._ds
         a = reader.read(1, window=w.to_rasterio())
-        keep = np.ones(a.shape, bool) if self._nodata is None else a != self._nodata
-        fg = (a >= 1) if self._binary01 else (a > 127)
-        return (fg & keep).astype(np.uint8)
+        return self._encoding.apply(a)[0].astype(np.uint8)
 
     def close(self) -> None:
         if self._vrt is not None:
@@ -346,7 +350,16 @@ class SceneInputs:
         self.coarse: CoarseSource | None = None
         self.src = open_scene(self.path)
         try:
-            if self.src.crs is None:
+            gcps, gcp_crs = self.src.gcps
+            if self.src.crs is None and gcps:
+                self.notes.append(
+                    f"{self.path} is georeferenced by {len(gcps)} ground control points only "
+                    f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; vector labels and "
+                    "tile footprints use pixel coordinates (x = column, y = row). Warp the scene "
+                    "to a map grid first (e.g. gdalwarp) to get map coordinates"
+                )
+                log.warning(self.notes[-1])
+            elif self.src.crs is None:
                 self.notes.append(
                     f"{self.path} has no CRS: outputs carry no georeference and vector labels / "
                     "tile footprints use pixel coordinates (x = column, y = row)"

@@ -54,16 +54,18 @@ def output_profiles(src: Any, prob_dtype: str) -> tuple[dict[str, Any], dict[str
     :data:`LABEL_NODATA`, the probability float32 (nodata NaN) or uint8 (nodata 255).
 
     Args:
-        src: the open source scene (its size, CRS and transform are copied).
+        src: the open source scene (its size, CRS and transform, or its ground control points
+            when it has only those, are copied).
         prob_dtype: ``"float32"`` or ``"uint8"``.
     """
+    from sam2elnet.data.raster import dataset_georeference
+
     profile = {
         "driver": "GTiff",
         "height": src.height,
         "width": src.width,
         "count": 1,
-        "crs": src.crs,
-        "transform": src.transform,
+        **dataset_georeference(src),  # CRS + transform, or the GCPs of a GCP-only scene
         "tiled": True,
         "blockxsize": BLOCK,
         "blockysize": BLOCK,

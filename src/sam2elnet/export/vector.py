@@ -133,7 +133,7 @@ def read_quality_csv(path: str | Path) -> dict[str, float]:
 class LabelRaster:
     """A label file opened for strip-wise reading, with its georeference (or pixel space)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, positive_values: tuple[float, ...] | None = None) -> None:
         import rasterio
 
         from sam2elnet.data.raster import check_complete
@@ -151,9 +151,23 @@ class LabelRaster:
         ds = self.ds
         self.crs = ds.crs
         self.georef = ds.crs is not None
+        self.gcp_note: str | None = None
         from affine import Affine
 
         self.transform = ds.transform if self.georef else Affine.identity()
+        gcps, gcp_crs = ds.gcps
+        if not self.georef and len(gcps) >= 3 and gcp_crs is not None:
+            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs
+            from rasterio.transform import from_gcps
+
+            self.transform = from_gcps(gcps)
+            self.crs = gcp_crs
+            self.georef = True
+            self.gcp_note = (
+                f"{path.name}: georeferenced by {len(gcps)} ground control points only; polygons "
+                f"are placed with an affine fit to them in {gcp_crs.to_string()} (approximate "
+                "away from the GCPs; warp the label to a map grid for exact positions)"
+            )
         self.height, self.width = ds.height, ds.width
         self.nodata = ds.nodata
         self.pixel_area = abs(
@@ -170,9 +184,15 @@ class LabelRaster:
             raise DataError(
                 f"cannot read label raster ({err}); corrupt or truncated", path
             ) from None
-        if self.nodata is not None:
-            ov = ov[ov != self.nodata]
-        self.binary01 = ov.size == 0 or float(ov.max()) <= 1
+        from sam2elnet.data.raster import mask_encoding
+
+        self.encoding = mask_encoding(
+            ov,
+            nodata=self.nodata,
+            positive_values=positive_values,
+            lossy=path.suffix.lower() in (".jpg", ".jpeg"),
+            path=path,
+        )
 
     def read_mask(
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
@@ -189,10 +209,7 @@ class LabelRaster:
             raise DataError(
                 f"cannot read label raster ({err}); corrupt or truncated", self.path
             ) from None
-        fg = (a >= 1) if self.binary01 else (a > 127)
-        if self.nodata is not None:
-            fg &= a != self.nodata
-        return fg
+        return self.encoding.apply(a)[0]
 
     def close(self) -> None:
         self.ds.close()
@@ -217,6 +234,7 @@ def polygonize_label(
     smooth: float | None = None,
     min_area_px: float = 0,
     strip_rows: int = 4096,
+    positive_values: tuple[float, ...] | None = None,
 ) -> tuple[list[Any], LabelRaster]:
     """Polygons of the foreground of one label raster, in its CRS (or pixel coordinates).
 
@@ -229,7 +247,7 @@ def polygonize_label(
     from rasterio import windows
     from shapely.geometry import LineString
 
-    lab = LabelRaster(Path(path))
+    lab = LabelRaster(Path(path), positive_values)
     done: list[Any] = []
     pending: list[Any] = []
     try:
@@ -287,6 +305,7 @@ def export_labels(
     category: str = "foreground",
     strip_rows: int = 4096,
     progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -320,7 +339,7 @@ def export_labels(
     usable = []
     for f in files:
         try:
-            LabelRaster(f).close()
+            LabelRaster(f, positive_values).close()
             usable.append(f)
         except DataError as err:
             skips.add(f, err)
@@ -384,8 +403,15 @@ def export_labels(
     tile_note = False
     for f in tqdm(files, desc="polygonise", disable=not progress, leave=False):
         polys, lab = polygonize_label(
-            f, simplify=simplify, smooth=smooth, min_area_px=min_area_px, strip_rows=strip_rows
+            f,
+            simplify=simplify,
+            smooth=smooth,
+            min_area_px=min_area_px,
+            strip_rows=strip_rows,
+            positive_values=positive_values,
         )
+        if lab.gcp_note:
+            notes.append(lab.gcp_note)
         georef_kinds.add(lab.georef)
         if len(georef_kinds) > 1:
             raise DataError(
@@ -428,6 +454,13 @@ def export_labels(
                 }
             )
     if georef_kinds == {False}:
+        if fmt == "geojson":
+            raise DataError(
+                "labels have no georeference, but GeoJSON (RFC 7946) holds WGS84 "
+                "longitude/latitude only; nothing written. Export pixel-coordinate polygons to "
+                ".gpkg or .shp (or COCO .json), or give georeferenced GeoTIFF labels",
+                files[0],
+            )
         notes.append("labels have no CRS: polygons are in pixel coordinates (x = column, y = row)")
         log.warning(notes[-1])
     gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
@@ -443,6 +476,16 @@ def export_labels(
     for col in ("quality", "model_id"):
         if gdf[col].isna().all():
             gdf[col] = gdf[col].astype("float64" if col == "quality" else "object")
+    options: dict[str, Any] = {}
+    if fmt == "geojson":
+        # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
+        if crs is not None and crs.to_epsg() != 4326:
+            notes.append(
+                f"GeoJSON written in WGS84 longitude/latitude (RFC 7946), reprojected from "
+                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg to keep the CRS"
+            )
+        gdf = gdf.to_crs("EPSG:4326")
+        options["RFC7946"] = "YES"
     driver, _ = FORMATS[fmt]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -451,10 +494,19 @@ def export_labels(
         else:
             kw = {"layer": "labels" if fmt == "gpkg" else out.stem}
             with atomic_path(out) as tmp:
-                gdf.to_file(tmp, driver=driver, engine="pyogrio", **kw)
+                gdf.to_file(tmp, driver=driver, engine="pyogrio", layer_options=options, **kw)
     return ExportResult(
         out, fmt, len(files), len(gdf), n_chips, notes, skips.items, skipped_csv if skips else None
     )
+
+
+def _crs_name(crs: Any) -> str:
+    """EPSG code when the CRS has one, else the CRS's own name (custom WKT)."""
+    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+    if epsg:
+        return f"EPSG:{epsg}"
+    name = getattr(crs, "name", None) or (crs.to_wkt()[:60] if hasattr(crs, "to_wkt") else str(crs))
+    return f"the custom CRS '{name}'"
 
 
 def _tile_quality(label: Path, polys: list[Any]) -> list[float | None] | None:
