@@ -14,7 +14,11 @@ LS_VENV  ?= .venv-ls
 LS_STAMP := $(LS_VENV)/.sam2elnet-ls-installed
 LS_PIP   := $(LS_VENV)/bin/python -m pip --disable-pip-version-check -q
 
+<<<<<<< HEAD
 .PHONY: setup setup-ls oracle demo test browser lint format bench clean
+=======
+.PHONY: setup setup-ls oracle demo test lint format bench bench-full clean
+>>>>>>> d75926a (benchmarks: bench_contention (idle vs 1-2 busy competitors), bench_scale training curves, run_all.py behind make bench / bench-full)
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,9 +82,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_infer.py --quick
-	$(PY) benchmarks/bench_train.py --quick
-	$(PY) benchmarks/bench_scale.py --quick
+	$(PY) benchmarks/run_all.py
+
+bench-full: $(STAMP)
+	$(PY) benchmarks/run_all.py --full
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) demo-out .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LS_VENV) demo-out bench-out .pytest_cache .ruff_cache .hypothesis
