@@ -162,6 +162,19 @@ def test_false_alarms_on_empty_truth_are_named(tmp_path: Path) -> None:
     assert true == {"alarm": "0.0", "quiet": "1.0", "miss": "0.0", "hit": "1.0"}
 
 
+def test_true_iou_leaves_ignored_truth_pixels_out(tmp_path: Path) -> None:
+    """Pixels the truth marks 'ignore' (127 in this project's labels) are not scored."""
+    t = np.zeros((16, 16), np.uint8)
+    t[2:10, 2:10] = 255
+    t[10:14, 2:10] = 127  # ignore
+    Image.fromarray(t).save(tmp_path / "t_mask.png")
+    label = np.zeros((16, 16), bool)
+    label[2:14, 2:10] = True  # covers the object and the ignored band
+    items = [ReportItem("t", output=label, truth=tmp_path / "t_mask.png", predicted_iou=0.5)]
+    text = write_report(tmp_path / "r.html", items, title="t").read_text()
+    assert 'data-v="1.0">1.000</td>' in text
+
+
 def test_report_size_is_modest(tmp_path: Path) -> None:
     """200 noisy 256 px SAR tiles with 3 masks each stay under 10 MB."""
     rng = np.random.default_rng(0)
@@ -217,6 +230,18 @@ def test_filter_curves_values() -> None:
     assert c.n_good == 2
 
 
+def test_filter_curves_need_a_good_label(tmp_path: Path) -> None:
+    """No curves (and a note saying why) when no label reaches tau; drawn once one does."""
+    items = [
+        ReportItem(f"i{k}", predicted_iou=0.1 * k, true_iou=0.1 * k, kept=k > 2) for k in range(5)
+    ]
+    text = write_report(tmp_path / "r.html", items, title="t", tau=0.7).read_text()
+    assert "No quality-filter curves: none of the 5 labels" in text
+    assert "Quality filter: precision and recall" not in text
+    text = write_report(tmp_path / "r.html", items, title="t", tau=0.3).read_text()
+    assert "Quality filter: precision and recall" in text and "No quality-filter" not in text
+
+
 def test_degenerate_downstream_rows_are_flagged(tmp_path: Path) -> None:
     all_fg = {"title": "x", "iou": 0.05, "miou": 0.025, "precision": 0.05, "recall": 1.0}
     fine = {"title": "y", "iou": 0.6, "miou": 0.78, "precision": 0.7, "recall": 0.8}
@@ -234,7 +259,7 @@ def test_degenerate_downstream_rows_are_flagged(tmp_path: Path) -> None:
         "split": {"labelled": 3},
     }
     text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
-    assert "Every downstream model is degenerate (all foreground)" in text
+    assert "Every downstream model is degenerate: it labelled (almost) every test pixel" in text
     assert text.count('class="flagged"') == 3
     results["table1"] = [dict(fine, hand_labels=9, train_images=9, f1=0.7), results["table1"][0]]
     text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()

@@ -145,12 +145,23 @@ def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
     return np.asarray(p)
 
 
-def _iou(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+def _truth_valid(t: np.ndarray | str | Path | None) -> np.ndarray | None:
+    """Valid-pixel mask of a truth file (False where it says "ignore"), None when all count."""
+    if not isinstance(t, (str, Path)):
+        return None
+    from sam2elnet.data.raster import read_mask_valid
+
+    return read_mask_valid(t)[1]
+
+
+def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -> float | None:
     if a is None or b is None or a.shape != b.shape:
         return None
     from sam2elnet.engine.metrics import confusion, scores
 
-    return float(scores(confusion(a, b))["iou"])
+    if valid is not None and valid.shape != a.shape:
+        valid = None
+    return _num(scores(confusion(a, b, valid=valid))["iou"])
 
 
 def _path_of(v: Any) -> str | None:
@@ -219,7 +230,7 @@ def _tables(title: str | None, table: Any) -> list[dict[str, Any]]:
         out = [_kv_table(title, scalars)] if scalars else []
         for k, v in table.items():
             if isinstance(v, Mapping):
-                out.extend(_tables(f"{title}: {k}" if title else str(k), v))
+                out.extend(_tables(f"{title}: {key_label(str(k))}" if title else str(k), v))
             elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Mapping) for x in v):
                 out.append(_rows_table(str(k), v))
         return out
@@ -266,12 +277,18 @@ def _prepare(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     inp, out, tru = load("input label", item.input_label), load("label", item.output), None
     tru = load("truth", item.truth)
     label = out if out is not None else inp
+    valid = None
+    if tru is not None and (item.true_iou is None or item.input_iou is None):
+        try:  # pixels the truth marks "ignore" are not scored (as in elnet evaluate)
+            valid = _truth_valid(item.truth)
+        except DataError:
+            valid = None
     true_iou = _num(item.true_iou)
     if true_iou is None:
-        true_iou = _iou(label, tru)
+        true_iou = _iou(label, tru, valid)
     input_iou = _num(item.input_iou)
     if input_iou is None and out is not None:
-        input_iou = _iou(inp, tru)
+        input_iou = _iou(inp, tru, valid)
     flag = None
     if tru is not None and label is not None and label.shape == tru.shape:
         if not tru.any():
@@ -340,10 +357,14 @@ def _card(
     native = rgb.shape[:2] if rgb is not None else (shapes[0] if shapes else (thumb_px, thumb_px))
     fh, fw = figs.fit_shape(native, full_px)
     th, tw = figs.fit_shape(native, thumb_px)
+    # tiny chips (e.g. 64 px) are drawn up to twice as large, pixels kept sharp
+    up = min(2.0, thumb_px / max(th, tw))
+    if up > 1.0:
+        th, tw = round(th * up), round(tw * up)
     cls = f"im{view['idx']}"
     if rgb is not None:
         styles.append((cls, figs.image_data_uri(figs.resize_rgb(rgb, (fh, fw)))))
-    width = max(1, round(max(fh, fw) / max(th, tw)))
+    width = max(1, round(max(fh, fw) / max(th, tw)))  # outline still visible on the card
     small = {
         k: (figs.resize_mask(m, (fh, fw)) if m is not None else None)
         for k, m in (("input", inp), ("output", out), ("truth", tru))
@@ -380,6 +401,7 @@ def _card(
         "fw": fw,
         "fh": fh,
         "native": f"{native[1]} × {native[0]} px",
+        "pixelated": up > 1.0,
         "layers": [
             {"key": k, "caption": c, "src": figs.png_data_uri(a, palette=True)}
             for k, c, a in layers
@@ -528,25 +550,34 @@ def render_report(
         fig = figs.quality_scatter(
             [v["predicted"] for v in both],
             [v["true"] for v in both],
-            [v["status"] or "unfiltered" for v in both],
+            [v["status"] or "not filtered" for v in both],
             [v["flag"] == "false alarm" for v in both],
             _num(quality_threshold),
         )
         plots.append({"caption": "", "src": figs.figure_data_uri(fig)})
     used_tau = float(tau) if _finite(tau) else DEFAULT_TAU
-    if len(both) >= 3:
+    # the filter's own labels (those with a decision) when there are any, else every label
+    judged = [v for v in both if v["status"] is not None] or both
+    if len(judged) >= 3:
         curves = figs.filter_curves(
-            [v["predicted"] for v in both], [v["true"] for v in both], used_tau
+            [v["predicted"] for v in judged], [v["true"] for v in judged], used_tau
         )
-        fig = figs.threshold_curves(curves, _num(quality_threshold), _num(target_precision))
-        plots.append(
-            {
-                "caption": "Quality filter: precision and recall of 'keep labels with predicted "
-                f"IoU >= t' on the {len(both)} labels with known truth (good label: true IoU >= "
-                f"{used_tau:.2f}).",
-                "src": figs.figure_data_uri(fig),
-            }
-        )
+        if curves.n_good:
+            fig = figs.threshold_curves(curves, _num(quality_threshold), _num(target_precision))
+            plots.append(
+                {
+                    "caption": "Quality filter: precision and recall of 'keep labels with "
+                    f"predicted IoU >= t' on the {len(judged)} labels with known truth (good "
+                    f"label: true IoU >= {used_tau:.2f}).",
+                    "src": figs.figure_data_uri(fig),
+                }
+            )
+        else:
+            info.append(
+                f"No quality-filter curves: none of the {len(judged)} labels with known truth "
+                f"reaches the good-label IoU τ = {used_tau:.2f}, so every threshold has "
+                "precision 0."
+            )
     for cap, f in _figures(figures):
         plots.append({"caption": cap, "src": figs.figure_data_uri(f)})
 
@@ -935,11 +966,16 @@ def write_protocol_report(
     ]
     if judged and all(f is not None for f in judged):
         kinds = sorted({f for f in judged if f})
+        what = {
+            "all foreground": "labelled (almost) every test pixel as foreground (recall 1, "
+            "background IoU 0)",
+            "no foreground": "found no foreground at all (recall 0)",
+        }
         warns.append(
-            f"Every downstream model is degenerate ({' / '.join(kinds)}): recall "
-            f"{'1' if 'all foreground' in kinds else '0'} with no background kept. The tables "
-            "below compare nothing; train the downstream models longer (--downstream-epochs) or "
-            "on more images before reading them."
+            "Every downstream model is degenerate: it "
+            + " or ".join(what[k] for k in kinds)
+            + ". The tables below compare nothing; train the downstream models longer "
+            "(--downstream-epochs / --downstream-steps) or on more images before reading them."
         )
     elif any(flags):
         n = sum(1 for f in flags if f)

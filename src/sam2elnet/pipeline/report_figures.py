@@ -361,7 +361,7 @@ def quality_scatter(
     false_alarm: Sequence[bool],
     threshold: float | None = None,
 ) -> Any | None:
-    """Predicted vs true IoU, one point per label: kept green, rejected red, unfiltered blue;
+    """Predicted vs true IoU, one point per label: kept green, rejected red, not filtered blue;
     labels on images with empty truth (IoU 0 by definition) as orange crosses. The legend sits
     below the axes so it never covers a point. None with fewer than 2 points."""
     p = np.asarray(predicted, dtype=float)
@@ -372,7 +372,7 @@ def quality_scatter(
     fa = np.asarray(false_alarm, dtype=bool)
     fig = _new_figure(4.2, 4.4)
     ax = fig.add_subplot(111)
-    for name, colour in (("kept", "#2a9d4b"), ("rejected", "#d62828"), ("unfiltered", "#3b82c4")):
+    for name, colour in (("kept", "#2a9d4b"), ("rejected", "#d62828"), ("not filtered", "#3b82c4")):
         sel = (st == name) & ~fa
         if sel.any():
             ax.scatter(p[sel], t[sel], s=14, c=colour, alpha=0.75, label=f"{name} ({sel.sum()})")
