@@ -85,6 +85,11 @@ class TrainConfig(BaseModel):
         "of a split-aware layout, or everything in a flat one",
     )
     sensor: list[str] | None = None
+    bands: list[int] | None = Field(
+        None,
+        description="file bands (1-based) to train on, e.g. [4, 3, 2]; recorded in the model and "
+        "used again by annotate/enhance/scene; None = all",
+    )
     norm_stats: Path | None = Field(
         None,
         description="normalisation from `elnet stats --out` JSON; None = chosen from the training "

@@ -29,8 +29,8 @@ class DataError(UserError):
 
 
 class BandCountError(DataError):
-    """An image whose band count the model cannot take: a configuration problem for the whole
-    job (wrong model or wrong imagery), so folder jobs stop instead of skipping the image."""
+    """An image whose band count the model cannot take. Folder jobs skip it (listed in
+    ``skipped.csv`` with this message) and label the usable images; ``--bands`` selects bands."""
 
 
 def require_exists(path: str | Path, what: str = "file") -> Path:

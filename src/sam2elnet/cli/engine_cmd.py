@@ -73,6 +73,11 @@ def train_cmd(
     sensor: list[str] | None = typer.Option(
         None, "--sensor", help="SOS sensor(s): palsar, sentinel (repeatable)."
     ),  # noqa: UP006, UP045
+    bands: str | None = typer.Option(
+        None,
+        "--bands",
+        help="File bands to train on, 1-based, e.g. 4,3,2 (stored in the model; default: all).",
+    ),  # noqa: UP045
     norm_stats: Path | None = typer.Option(
         None,
         "--norm-stats",
@@ -100,6 +105,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
     from sam2elnet.config import TrainConfig
+    from sam2elnet.data.raster import parse_bands
     from sam2elnet.engine.train import train
     from sam2elnet.errors import UserError
 
@@ -127,6 +133,7 @@ def train_cmd(
         "split": split or None,
         "sensor": sensor or None,
         "norm_stats": norm_stats,
+        "bands": parse_bands(bands),
         "num_workers": workers,
         "coarse_prior": coarse_prior,
     }
@@ -250,6 +257,11 @@ _TILE = typer.Option(
 _OVERLAP = typer.Option(
     option_default(_D, "overlap"), "--overlap", help="Window overlap for large scenes, px."
 )
+_BANDS = typer.Option(
+    None,
+    "--bands",
+    help="File bands to use, 1-based, e.g. 4,3,2 (default: the bands the model was trained on).",
+)
 
 
 def _job_kwargs(**kw: object) -> dict[str, object]:
@@ -262,6 +274,10 @@ def _job_kwargs(**kw: object) -> dict[str, object]:
     for k in names & set(kw):
         kw[k] = getattr(checked, k)
     kw["progress"] = not kw.pop("no_progress")
+    if "bands" in kw:
+        from sam2elnet.data.raster import parse_bands
+
+        kw["bands"] = parse_bands(kw["bands"])  # type: ignore[arg-type]
     return kw
 
 
@@ -294,6 +310,7 @@ def annotate_cmd(
     no_progress: bool = _NO_PROGRESS,
     tile: int = _TILE,
     overlap: int = _OVERLAP,
+    bands: Optional[str] = _BANDS,  # noqa: UP045
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     params = dict(locals())  # first statement: exactly the command's options
@@ -335,6 +352,7 @@ def enhance_cmd(
     no_progress: bool = _NO_PROGRESS,
     tile: int = _TILE,
     overlap: int = _OVERLAP,
+    bands: Optional[str] = _BANDS,  # noqa: UP045
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     params = dict(locals())  # first statement: exactly the command's options

@@ -485,8 +485,8 @@ def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np
         return np.ascontiguousarray(x[:1])
     raise BandCountError(
         f"unsupported band count: image has {x.shape[0]} bands but the model was trained for "
-        f"{bands}; select {bands} "
-        "band(s) into a new file or train a model on this kind of image",
+        f"{bands}; choose {bands} band(s) with --bands (e.g. --bands "
+        f"{','.join(str(i) for i in range(1, bands + 1))}) or train a model on this kind of image",
         path,
     )
 
@@ -614,7 +614,7 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Full-size normalised image, mask, valid and coarse file (if any), without augmentation."""
         s = self.samples[index]
-        img = read_image(s.image, sar=self.norm_cfg.sar)
+        img = read_image(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
         x = match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
         valid = img.valid
         if s.mask is not None:

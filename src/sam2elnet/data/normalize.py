@@ -62,6 +62,8 @@ class NormalizationConfig(BaseModel):
     """Per-band ``p_low`` percentile of the training data after dB conversion (when ``to_db``),
     in the data's own units; with ``data_high`` the range :func:`check_input_range` compares to."""
     data_high: list[float] | None = None
+    band_select: list[int] | None = None
+    """File bands (1-based, e.g. ``[4, 3, 2]``) read before scaling (``--bands``); None: all."""
 
     @classmethod
     def for_modality(cls, modality: str) -> NormalizationConfig:
@@ -199,7 +201,7 @@ def compute_stats(
     if not path_list:
         raise DataError("no images to compute statistics from; check the dataset folder")
     for path in tqdm(path_list, desc="stats", disable=not progress, leave=False):
-        img = read_image(path, sar=base.sar)
+        img = read_image(path, sar=base.sar, bands=base.band_select)
         if bands is None:
             bands = img.bands
             dtype = str(img.data.dtype)
@@ -272,6 +274,7 @@ def fit_normalization(
     paths: Sequence[str | Path],
     modality: str,
     *,
+    bands: Sequence[int] | None = None,
     max_images: int = 32,
     progress: bool = False,
 ) -> NormalizationConfig:
@@ -287,7 +290,8 @@ def fit_normalization(
     * Optical with more than 8 bits keeps the per-image percentile stretch.
 
     At most ``max_images`` evenly spaced images are read. Every returned config records the
-    training data's dtype and robust range (``data_dtype``/``data_low``/``data_high``).
+    training data's dtype and robust range (``data_dtype``/``data_low``/``data_high``) and the
+    file bands used (``band_select``, from ``bands``; None = all).
     Raises DataError for an empty list, mixed band counts or all-nodata images.
     """
     plist = list(paths)
@@ -297,7 +301,9 @@ def fit_normalization(
         step = len(plist) / max_images
         plist = [plist[int(i * step)] for i in range(max_images)]
     base = NormalizationConfig.for_modality(modality)
-    first = read_image(plist[0], sar=base.sar)
+    if bands:
+        base = base.model_copy(update={"band_select": [int(b) for b in bands]})
+    first = read_image(plist[0], sar=base.sar, bands=base.band_select)
     if base.sar and first.data.dtype != np.uint8:
         base = base.model_copy(update={"to_db": sar_needs_db(first)})
         return compute_stats(plist, base, progress=progress)
@@ -391,6 +397,8 @@ def check_input_range(
 def describe(cfg: NormalizationConfig) -> str:
     """One line for logs: what a normalisation config does to raw pixels."""
     parts = [f"{cfg.data_dtype or '?'} {'SAR' if cfg.sar else 'optical'}"]
+    if cfg.band_select:
+        parts.append(f"bands {','.join(map(str, cfg.band_select))}")
     if cfg.to_db:
         parts.append("linear -> dB (10*log10)")
     if cfg.method == "percentile":

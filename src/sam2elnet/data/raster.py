@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,11 +170,51 @@ def _identical_channels(data: np.ndarray, tol: float = 0.0) -> bool:
     )
 
 
-def read_image(path: str | Path, sar: bool | None = None) -> RasterImage:
+def parse_bands(text: str | Sequence[int] | None) -> list[int] | None:
+    """``--bands`` text (``"4,3,2"``, 1-based file band numbers) -> list; None/"" -> None.
+
+    Raises :class:`~sam2elnet.errors.UserError` for anything but positive integers."""
+    from sam2elnet.errors import UserError
+
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    msg = f"--bands must be comma-separated band numbers (1-based, e.g. 4,3,2), got {text!r}"
+    try:
+        out = (
+            [int(b) for b in text.split(",") if b.strip()]
+            if isinstance(text, str)
+            else [int(b) for b in text]
+        )
+    except (TypeError, ValueError):
+        raise UserError(msg) from None
+    if not out or min(out) < 1:
+        raise UserError(msg)
+    return out
+
+
+def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | None) -> np.ndarray:
+    """Bands ``bands`` (1-based) of (C, H, W) ``data``; DataError naming the file when one is
+    missing."""
+    if not bands:
+        return data
+    if max(bands) > data.shape[0]:
+        raise DataError(
+            f"--bands {','.join(map(str, bands))} asks for band {max(bands)} but the image has "
+            f"{data.shape[0]} band(s) (alpha excluded); choose bands 1..{data.shape[0]}",
+            path,
+        )
+    return data[[b - 1 for b in bands]]
+
+
+def read_image(
+    path: str | Path, sar: bool | None = None, bands: Sequence[int] | None = None
+) -> RasterImage:
     """Read an image as (C, H, W) in its native dtype.
 
     Alpha bands are dropped (alpha == 0 becomes nodata). With ``sar=True`` a grey image stored as
     3 identical channels (as in the SOS JPEGs) collapses to one band; other values keep all bands.
+    ``bands`` (1-based numbers of the file's non-alpha bands, e.g. ``[4, 3, 2]``) keeps only those,
+    in that order, before the band-count check.
     Float NaN / +-inf, the file's nodata value and transparent alpha become ``nodata`` (a pixel
     is nodata when it is nodata in every band for the tag, in any band for NaN / inf). A GCP-only
     georeference (Sentinel-1 GRD) is kept in ``profile["gcps"]`` / ``profile["gcp_crs"]``.
@@ -189,6 +230,7 @@ def read_image(path: str | Path, sar: bool | None = None) -> RasterImage:
         transparent = a == 0
         if transparent.any():
             nodata = transparent if nodata is None else (nodata | transparent)
+    data = select_bands(data, bands, p)
     if data.shape[0] > MAX_BANDS:
         raise DataError(
             f"unsupported band count {data.shape[0]} (at most {MAX_BANDS}); "

@@ -97,7 +97,7 @@ def load_pair(
     from sam2elnet.data.normalize import normalize
     from sam2elnet.data.raster import read_image, read_mask
 
-    img = read_image(image_path, sar=norm_cfg.sar)
+    img = read_image(image_path, sar=norm_cfg.sar, bands=norm_cfg.band_select)
     x = normalize(img, norm_cfg)
     mask = None
     if label_path is not None:

@@ -151,6 +151,20 @@ class Predictor:
         self.check_range(img.data[:, valid], img.data.dtype, getattr(img, "path", None))
         return x, valid
 
+    def set_bands(self, bands: Sequence[int] | None) -> Predictor:
+        """Read these file bands (1-based, ``--bands 4,3,2``) instead of the ones the model was
+        trained with (``normalization.band_select``); None keeps the model's choice."""
+        if bands:
+            if len(bands) != self.in_bands:
+                raise UserError(
+                    f"--bands {','.join(map(str, bands))} selects {len(bands)} band(s) but the "
+                    f"model takes {self.in_bands}; give {self.in_bands} band number(s)"
+                )
+            self.normalization = self.normalization.model_copy(
+                update={"band_select": [int(b) for b in bands]}
+            )
+        return self
+
     #: range warnings printed per predictor; later ones are only counted (``range_warnings``)
     max_range_warnings = 3
 
@@ -173,7 +187,7 @@ class Predictor:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""
         from sam2elnet.data.raster import read_image
 
-        img = read_image(path, sar=self.normalization.sar)
+        img = read_image(path, sar=self.normalization.sar, bands=self.normalization.band_select)
         if img.nodata is not None and bool(img.nodata.all()):
             raise DataError(
                 "image is entirely nodata (every pixel is NaN, +-inf or the file's nodata value); "
@@ -606,9 +620,7 @@ class _Job:
                 for f in todo[s : s + chunk]:
                     try:
                         loaded.append((f, *load(f)))
-                    except BandCountError:
-                        raise
-                    except DataError as err:
+                    except DataError as err:  # incl. a band count the model cannot take
                         self.skips.add(f, err)
                         bar.update(1)
                 if not loaded:
@@ -737,6 +749,7 @@ def annotate_folder(
     predictor: Predictor | None = None,
     tile: int = 1024,
     overlap: int = 128,
+    bands: Sequence[int] | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -749,6 +762,7 @@ def annotate_folder(
     pred = predictor or Predictor.from_file(
         model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
     )
+    pred.set_bands(bands)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "prob", *FEATURE_NAMES]
@@ -859,6 +873,7 @@ def enhance_folder(
     tile: int = 1024,
     overlap: int = 128,
     line_width: float | None = None,
+    bands: Sequence[int] | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -887,6 +902,7 @@ def enhance_folder(
     pred = predictor or Predictor.from_file(
         model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
     )
+    pred.set_bands(bands)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = [

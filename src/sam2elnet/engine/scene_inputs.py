@@ -115,6 +115,8 @@ def make_scene_normalizer(
     """
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
+    if bands is None and getattr(cfg, "band_select", None):
+        bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
     if bands is None:
         bands = list(range(1, src.count + 1))
         if in_bands is not None and src.count != in_bands:

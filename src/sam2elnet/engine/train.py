@@ -308,12 +308,14 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         log.warning(warning)
     if cfg.norm_stats is not None:
         norm = load_norm_stats(cfg.norm_stats)
+        if cfg.bands:
+            norm = norm.model_copy(update={"band_select": list(cfg.bands)})
         source = f"from {cfg.norm_stats}"
     else:
-        norm = fit_normalization([s.image for s in train_samples], index.modality)
+        norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
         source = f"from {min(len(train_samples), 32)} training images"
     notes.append(f"{describe(norm)} ({source})")
-    first = read_image(by_id[train_ids[0]].image, sar=norm.sar)
+    first = read_image(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
     n_low = len(norm.low or [])
     if n_low > 1 and n_low != first.bands:
         raise DataError(

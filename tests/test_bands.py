@@ -1,0 +1,129 @@
+"""Bands: --bands for train/annotate/enhance (like scene), folders mixing band counts, and alpha
+dropped only when it is alpha."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import csv
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from helpers_data import write_png, write_tif
+from test_train import make_dataset, small_cfg, trained_run
+
+from sam2elnet.data.raster import parse_bands, read_image
+from sam2elnet.errors import DataError, UserError
+
+
+def test_parse_bands():
+    assert parse_bands("4,3,2") == [4, 3, 2]
+    assert parse_bands(" 1, 2 ,3 ") == [1, 2, 3]
+    assert parse_bands(None) is None and parse_bands("") is None
+    for bad in ("0,1", "a,b", ",", "-1"):
+        with pytest.raises(UserError, match="--bands must be comma-separated band numbers"):
+            parse_bands(bad)
+
+
+def test_read_image_selects_bands(tmp_path):
+    data = np.stack([np.full((8, 8), 100 * (b + 1), np.uint16) for b in range(13)])
+    p = write_tif(tmp_path / "s2.tif", data)
+    img = read_image(p, bands=[4, 3, 2])
+    assert img.bands == 3 and img.data[:, 0, 0].tolist() == [400, 300, 200]
+    with pytest.raises(DataError, match="asks for band 14 but the image has 13 band"):
+        read_image(p, bands=[14, 3, 2])
+    # more than 16 bands is fine once a selection brings it down
+    many = write_tif(tmp_path / "h.tif", np.zeros((20, 8, 8), np.uint16))
+    assert read_image(many, bands=[1, 10, 20]).bands == 3
+
+
+def _tif4(path, fourth, alpha_tag: bool):
+    rgb = np.random.default_rng(0).integers(40, 200, (3, 32, 32), dtype=np.uint8)
+    prof = dict(driver="GTiff", width=32, height=32, count=4, dtype="uint8", photometric="RGB")
+    prof.update(crs="EPSG:32633", transform=Affine(1, 0, 0, 0, -1, 0))
+    kw = {"alpha": "YES"} if alpha_tag else {}
+    with rasterio.open(path, "w", **prof, **kw) as ds:
+        ds.write(np.concatenate([rgb, fourth[None]]))
+    return path
+
+
+def test_alpha_only_when_it_is_alpha(tmp_path):
+    alpha = np.full((32, 32), 255, np.uint8)
+    alpha[:, :8] = 0
+    real = read_image(_tif4(tmp_path / "rgba.tif", alpha, True))
+    assert real.bands == 3 and real.nodata is not None and real.nodata[:, :8].all()
+    nir = np.random.default_rng(1).integers(1, 254, (32, 32), dtype=np.uint8)
+    rgbn = read_image(_tif4(tmp_path / "rgbn.tif", nir, True))  # NIR that GDAL tags alpha
+    assert rgbn.bands == 4 and rgbn.nodata is None
+    assert np.array_equal(rgbn.data[3], nir)
+    png = read_image(
+        write_png(tmp_path / "a.png", np.dstack([np.zeros((32, 32, 3), np.uint8), alpha]))
+    )
+    assert png.bands == 3 and png.nodata[:, :8].all()  # PNG RGBA: the 4th channel is alpha
+
+
+def test_annotate_mixed_band_folder_labels_every_usable_image(tmp_path_factory, tmp_path):
+    from sam2elnet.engine.infer import annotate_folder
+
+    model = trained_run(tmp_path_factory)["model"]  # 3-band micro model
+    folder = tmp_path / "img"
+    rng = np.random.default_rng(0)
+    write_png(folder / "a_rgb.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
+    alpha = np.full((40, 40, 1), 255, np.uint8)
+    write_png(
+        folder / "b_rgba.png",
+        np.concatenate([rng.integers(0, 255, (40, 40, 3), np.uint8), alpha], 2),
+    )
+    write_tif(folder / "c_rgbn.tif", rng.integers(1, 254, (4, 40, 40)).astype(np.uint8))
+    write_tif(folder / "d_s2.tif", rng.integers(500, 3000, (13, 40, 40)).astype(np.uint16))
+    res = annotate_folder(model, folder, tmp_path / "out", progress=False)
+    labelled = sorted(os.path.basename(r["image"]) for r in res.rows)
+    assert labelled == ["a_rgb.png", "b_rgba.png"]
+    rows = list(csv.DictReader((tmp_path / "out" / "skipped.csv").open()))
+    assert sorted(os.path.basename(r["image"]) for r in rows) == ["c_rgbn.tif", "d_s2.tif"]
+    reasons = {os.path.basename(r["image"]): r["reason"] for r in rows}
+    assert "image has 4 bands but the model was trained for 3" in reasons["c_rgbn.tif"]
+    assert "--bands" in reasons["d_s2.tif"]
+    # choosing bands: every file has bands 1..3 (RGBA after dropping alpha)
+    res = annotate_folder(model, folder, tmp_path / "out2", progress=False, bands=[1, 2, 3])
+    assert len(res.rows) == 4 and not res.skipped
+    with pytest.raises(UserError, match="selects 2 band"):
+        annotate_folder(model, folder, tmp_path / "out3", progress=False, bands=[1, 2])
+
+
+def test_train_bands_recorded_and_reused(tmp_path, capsys):
+    from sam2elnet.cli import main
+    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.train import train
+
+    data = make_dataset(tmp_path / "d", n=6, bands=3)
+    # make a 5-band copy: bands 4,3,2 carry the RGB-like content, 1 and 5 are noise
+    five = tmp_path / "five"
+    rng = np.random.default_rng(3)
+    for p in sorted((data / "images").iterdir()):
+        rgb = read_image(p).data
+        noise = rng.integers(0, 255, (2, *rgb.shape[1:])).astype(np.uint8)
+        stack = np.stack([noise[0], rgb[2], rgb[1], rgb[0], noise[1]])
+        write_tif(five / "images" / f"{p.stem}.tif", stack)
+        m = read_image(data / "masks" / p.name).data
+        write_tif(five / "masks" / f"{p.stem}.tif", m)
+    res = train(small_cfg(five, tmp_path / "run", bands=[4, 3, 2], fit_quality=False))
+    pred = Predictor.from_file(res.best_path)
+    assert pred.in_bands == 3 and pred.normalization.band_select == [4, 3, 2]
+    img, x, _ = pred.read(five / "images" / "s00.tif")
+    assert img.bands == 3 and np.array_equal(
+        img.data[0], read_image(data / "images" / "s00.png").data[0]
+    )
+    rc = main(
+        ["annotate", "--model", str(res.best_path), "--images", str(five / "images"),
+         "--out", str(tmp_path / "ann"), "--no-progress"]
+    )  # fmt: skip
+    assert rc == 0 and len(list((tmp_path / "ann" / "labels").iterdir())) == 6
+    rc = main(
+        ["train", "--data", str(five), "--out", str(tmp_path / "r2"), "--bands", "4,x"]
+    )  # fmt: skip
+    assert rc == 2 and "--bands must be comma-separated" in capsys.readouterr().err
