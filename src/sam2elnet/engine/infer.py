@@ -563,9 +563,7 @@ class _Job:
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
             )
-        except BandCountError:
-            raise
-        except DataError as err:
+        except DataError as err:  # incl. a band count the model cannot take: skip, go on
             self.skips.add(f, err)
             return
         score = res.predicted_iou
