@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -199,6 +200,13 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
+def _clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for progress lines."""
+    sec = int(round(max(0.0, seconds)))
+    h, rem = divmod(sec, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
 class Stages:
     """Done-markers under ``OUT/stages``: a finished stage is skipped on re-run.
 
@@ -206,11 +214,53 @@ class Stages:
     stage may have left partial outputs); ``resume=True`` lets the stage continue from them.
     """
 
-    def __init__(self, out: Path, resume: bool) -> None:
+    def __init__(self, out: Path, resume: bool, progress: bool = False) -> None:
         self.dir = out / "stages"
         self.resume = resume
         self.status: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        self.progress = progress
+        self.plan: dict[str, int] = {}
+        self._t0 = time.perf_counter()
+        self._ran: dict[str, list[float]] = {}
+
+    def expect(self, plan: dict[str, int]) -> None:
+        """Stages still to come per kind (the name up to the first ``_``), for the ETA lines."""
+        self.plan = dict(plan)
+
+    @staticmethod
+    def _kind(name: str) -> str:
+        return name.split("_", 1)[0]
+
+    def _eta(self) -> str:
+        """ETA from the mean time of finished stages of each kind still planned.
+
+        A kind not seen yet has no estimate: the ETA is then a lower bound and says which kind
+        is missing (honest rather than guessed)."""
+        left, unknown = 0.0, []
+        for kind, n in self.plan.items():
+            done = len(self._ran.get(kind, [])) + sum(
+                1 for k, v in self.status.items() if v == "cached" and self._kind(k) == kind
+            )
+            rest = max(0, n - done)
+            if not rest:
+                continue
+            if self._ran.get(kind):
+                left += rest * sum(self._ran[kind]) / len(self._ran[kind])
+            else:
+                unknown.append(kind)
+        eta = _clock(left)
+        return (
+            f"ETA {eta}"
+            if not unknown
+            else f"ETA >= {eta} (no {', '.join(unknown)} stage timed yet)"
+        )
+
+    def _say(self, text: str) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(f"[{_clock(time.perf_counter() - self._t0)}] {text}", file=sys.stderr)
 
     def marker(self, name: str) -> Path:
         return self.dir / f"{name}.json"
@@ -235,6 +285,7 @@ class Stages:
                     self.status[name] = "cached"
                     self.seconds[name] = float(rec.get("seconds", 0.0))
                     log.info("stage %s: done before, skipped", name)
+                    self._say(f"stage {name}: done before, skipped")
                     return rec["summary"]
                 log.info("stage %s: inputs changed since it ran; running it again", name)
             except (json.JSONDecodeError, KeyError):
@@ -245,9 +296,13 @@ class Stages:
                     shutil.rmtree(d)
                 elif d.exists():
                     d.unlink()
+        self._say(f"stage {name} ...")
         t0 = time.perf_counter()
         summary = _json_safe(fn())
         dt = time.perf_counter() - t0
+        self._ran.setdefault(self._kind(name), []).append(dt)
+        self.status[name] = "ran"
+        self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
         write_json_atomic(
             m,
             {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
@@ -607,7 +662,21 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     ):
         write_json_atomic(ident_path, ident)
 
-    stages = Stages(out, cfg.resume)
+    stages = Stages(out, cfg.resume, progress=cfg.progress)
+    n_src = len(cfg.sources) if cfg.enhancement else 0
+    stages.expect(
+        {
+            "split": 1,
+            "subsets": 1,
+            "elnet": 1,
+            "annotate": 1,
+            "coarse": int(cfg.enhancement and "sim" in cfg.sources),
+            "refine": n_src * len(cfg.refiners),
+            "enhance": n_src,
+            "downstream": 5 + n_src * (len(cfg.refiners) + 2),
+            "labelscore": n_src * (len(cfg.refiners) + 2),
+        }
+    )
     t_start = time.perf_counter()
     weights, weights_note = _weights(cfg)
 
