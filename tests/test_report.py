@@ -175,6 +175,19 @@ def test_true_iou_leaves_ignored_truth_pixels_out(tmp_path: Path) -> None:
     assert 'data-v="1.0">1.000</td>' in text
 
 
+def test_object_counts() -> None:
+    from sam2elnet.pipeline.report import object_counts
+
+    truth = np.zeros((20, 20), bool)
+    truth[1:4, 1:4] = truth[10:14, 10:14] = truth[16:19, 1:3] = True  # 3 objects
+    label = np.zeros_like(truth)
+    label[2:5, 2:5] = True  # hits object 1
+    label[12:13, 12:18] = True  # hits object 2
+    label[1:3, 15:19] = True  # touches nothing: extra
+    assert object_counts(label, truth) == (3, 1, 1)  # object 3 missed
+    assert object_counts(np.zeros_like(truth), truth) == (3, 3, 0)
+
+
 def test_report_size_is_modest(tmp_path: Path) -> None:
     """200 noisy 256 px SAR tiles with 3 masks each stay under 10 MB."""
     rng = np.random.default_rng(0)

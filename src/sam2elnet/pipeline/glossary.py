@@ -115,6 +115,15 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "items": ("images", "Images in this report."),
     "kept": ("kept", "Labels the quality filter kept."),
     "rejected": ("rejected", "Labels the quality filter rejected."),
+    "true_objects": ("true objects", "8-connected components of the ground truth."),
+    "missed_objects": (
+        "missed objects",
+        "True objects that no label pixel touches (e.g. a slick left out entirely).",
+    ),
+    "extra_objects": (
+        "extra objects",
+        "Label objects that touch no true pixel (look-alikes, speckle, false alarms).",
+    ),
     "area_px": ("label area (px)", "Foreground pixels of the label."),
     "truth_px": ("truth area (px)", "Foreground pixels of the ground truth."),
 }

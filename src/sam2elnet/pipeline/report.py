@@ -164,6 +164,24 @@ def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -
     return _num(scores(confusion(a, b, valid=valid))["iou"])
 
 
+def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+    """(true objects, missed objects, extra objects) of a label against its truth.
+
+    Objects are 8-connected components (``scipy.ndimage.label``). A true object is missed when no
+    label pixel touches it; a label object is extra when it touches no true pixel (the
+    object-level counts of CVAT's quality report, without an IoU match threshold).
+    """
+    from scipy import ndimage
+
+    eight = np.ones((3, 3), dtype=bool)
+    lab_t, n_t = ndimage.label(truth, structure=eight)
+    lab_p, n_p = ndimage.label(label, structure=eight)
+    both = label & truth
+    hit_t = np.unique(lab_t[both])
+    hit_p = np.unique(lab_p[both])
+    return int(n_t), int(n_t - np.count_nonzero(hit_t)), int(n_p - np.count_nonzero(hit_p))
+
+
 def _path_of(v: Any) -> str | None:
     return str(v) if isinstance(v, (str, Path)) else None
 
@@ -290,7 +308,9 @@ def _prepare(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     if input_iou is None and out is not None:
         input_iou = _iou(inp, tru, valid)
     flag = None
+    objects = None
     if tru is not None and label is not None and label.shape == tru.shape:
+        objects = object_counts(label, tru)
         if not tru.any():
             flag = "false alarm" if label.any() else "correct empty"
         elif not label.any():
@@ -322,6 +342,9 @@ def _prepare(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
         "area_px": int(label.sum()) if label is not None else None,
         "area_frac": float(label.mean()) if label is not None and label.size else None,
         "truth_px": int(tru.sum()) if tru is not None else None,
+        "objects": objects[0] if objects else None,
+        "missed": objects[1] if objects else None,
+        "extra_objects": objects[2] if objects else None,
         "flag": flag,
         "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
         "errors": errors,
@@ -505,6 +528,11 @@ def render_report(
     if empty:
         summary["empty_truth"] = len(empty)
         summary["false_alarms"] = len(alarms)
+    counted = [v for v in views if v["objects"] is not None]
+    if counted:
+        summary["true_objects"] = sum(v["objects"] for v in counted)
+        summary["missed_objects"] = sum(v["missed"] for v in counted)
+        summary["extra_objects"] = sum(v["extra_objects"] for v in counted)
 
     page_warnings = list(warnings)
     if not filter_applied and any(s == "unfiltered" for s in statuses):
@@ -628,6 +656,7 @@ def render_report(
         "has_input": any(v["input"] is not None for v in views),
         "has_true": any(v["true"] is not None for v in views),
         "has_truth": any(v["truth_px"] is not None for v in views),
+        "has_objects": bool(counted),
         "has_status": any(v["status"] is not None for v in views),
         "has_flags": any(v["flag"] for v in views),
         "filter_applied": filter_applied,
@@ -699,8 +728,9 @@ def _next_steps(run: Path | None, filtered: bool) -> list[str]:
     ]
     if not filtered:
         steps.append(
-            "Choose a filter from the quality-filter plot and rerun with --min-quality Q "
-            "(or --target-precision P with a fitted evaluator)."
+            "Choose a threshold (the quality-filter plot, when drawn, gives its precision and "
+            "recall) and rerun with --min-quality Q (or --target-precision P with a fitted "
+            "evaluator)."
         )
     if run is not None:
         steps.append(
