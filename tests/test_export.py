@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.api import export_labels
 from sam2elnet.export.coco import (
     counts_to_string,
     rle_counts,
@@ -21,7 +22,8 @@ from sam2elnet.export.coco import (
     rle_encode,
     string_to_counts,
 )
-from sam2elnet.export.vector import export_labels, find_labels, polygonize_label, read_quality_csv
+from sam2elnet.export.labels import find_labels, read_quality_csv
+from sam2elnet.export.vector import polygonize_label
 
 CRS = "EPSG:32633"
 T = from_origin(500000, 4000000, 10, 10)

@@ -138,7 +138,7 @@ def test_mask_encoding_rules_named() -> None:
 
 
 def test_evaluate_excludes_ignore_pixels(tmp_path: Path) -> None:
-    from sam2elnet.engine.metrics import evaluate_folders
+    from sam2elnet.engine.evaluate import evaluate_folders
 
     m = _truth()
     (pred := tmp_path / "pred").mkdir()
@@ -157,7 +157,7 @@ def test_evaluate_excludes_ignore_pixels(tmp_path: Path) -> None:
 
 
 def test_evaluate_positive_values(tmp_path: Path) -> None:
-    from sam2elnet.engine.metrics import evaluate_folders
+    from sam2elnet.engine.evaluate import evaluate_folders
 
     m = _truth()
     (pred := tmp_path / "pred").mkdir()
@@ -377,7 +377,7 @@ def test_scene_keeps_gcps_and_says_so(tmp_path: Path) -> None:
 def test_export_geojson_is_wgs84_rfc7946(tmp_path: Path) -> None:
     import geopandas as gpd
 
-    from sam2elnet.export.vector import export_labels
+    from sam2elnet.export.api import export_labels
 
     lab = np.zeros((1, H, W), np.uint8)
     lab[0, 4:14, 6:20] = 255
@@ -396,7 +396,7 @@ def test_export_geojson_is_wgs84_rfc7946(tmp_path: Path) -> None:
 def test_export_gcp_only_label_placed_by_gcps(tmp_path: Path) -> None:
     import geopandas as gpd
 
-    from sam2elnet.export.vector import export_labels
+    from sam2elnet.export.api import export_labels
 
     img = read_image(_gcp_image(tmp_path / "grd.tif"))
     m = np.zeros((H, W), bool)
@@ -415,7 +415,7 @@ def test_export_gcp_only_label_placed_by_gcps(tmp_path: Path) -> None:
 def test_export_class_index_label_and_positive_values(tmp_path: Path) -> None:
     import geopandas as gpd
 
-    from sam2elnet.export.vector import export_labels
+    from sam2elnet.export.api import export_labels
 
     a = np.zeros((1, H, W), np.uint8)
     a[0, 2:6, 2:6] = 1

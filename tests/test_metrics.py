@@ -12,17 +12,16 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from sam2elnet.data.naming import mask_key
+from sam2elnet.engine.evaluate import evaluate_folders, read_binary_mask
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
     boundary_counts,
     boundary_f1,
     confusion,
-    evaluate_folders,
     iou_per_sample,
-    mask_key,
     quality_stats,
-    read_binary_mask,
     road_counts,
     scores,
 )

@@ -1,6 +1,6 @@
 """``elnet evaluate``: score predicted masks against ground truth (+ label-quality statistics).
 
-Thin layer: parses options, calls :func:`sam2elnet.engine.metrics.evaluate_folders`, prints a
+Thin layer: parses options, calls :func:`sam2elnet.engine.evaluate.evaluate_folders`, prints a
 table, writes the requested JSON / CSV / HTML report.
 """
 
@@ -102,7 +102,7 @@ def evaluate(
     from rich.table import Table
 
     from sam2elnet.data.raster import parse_positive_values
-    from sam2elnet.engine.metrics import evaluate_folders
+    from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label
     from sam2elnet.utils.paths import check_input, check_output

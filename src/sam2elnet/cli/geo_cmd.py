@@ -1,7 +1,7 @@
 """``elnet scene`` (large GeoTIFFs, sliding windows) and ``elnet export`` (polygons, COCO, chips).
 
 Thin wrappers: options are parsed here, the work is :func:`sam2elnet.pipeline.scenes.scene_job` and
-:func:`sam2elnet.export.vector.export_labels`; their errors carry the messages.
+:func:`sam2elnet.export.api.export_labels`; their errors carry the messages.
 """
 
 # ruff: noqa: UP045  (Optional: typer resolves annotations at runtime; keep 3.10-safe)
@@ -254,7 +254,7 @@ def export_cmd(
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
     Studio tasks with pre-annotations (least trusted first)."""
     from sam2elnet.data.raster import parse_positive_values
-    from sam2elnet.export.vector import export_labels
+    from sam2elnet.export.api import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(

@@ -533,7 +533,8 @@ def degrade_folder(
     """
     from tqdm import tqdm
 
-    from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask_valid, write_mask
+    from sam2elnet.data.naming import IMAGE_SUFFIXES
+    from sam2elnet.data.raster import read_image, read_mask_valid, write_mask
 
     src = Path(masks)
     if not src.exists():

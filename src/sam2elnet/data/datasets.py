@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
 from sam2elnet.data.normalize import NormalizationConfig, normalize
-from sam2elnet.data.raster import IMAGE_SUFFIXES, read_image, read_mask, read_mask_valid
+from sam2elnet.data.raster import read_image, read_mask, read_mask_valid
 from sam2elnet.errors import BandCountError, DataError
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("auto", "sos", "chn6", "generic")
 SOS_SENSORS = ("palsar", "sentinel")
 _SPLITS = ("train", "val", "test")
-_IMAGE_TAGS = ("_sat", "_image", "_img")
-_MASK_TAGS = ("_mask", "_gt", "_label", "_lbl")
+_IMAGE_TAGS = IMAGE_TAGS
+_MASK_TAGS = MASK_TAGS
 
 
 @dataclass(frozen=True)

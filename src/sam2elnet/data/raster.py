@@ -18,13 +18,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sam2elnet.data.naming import IMAGE_SUFFIXES  # noqa: F401  (re-exported; defined in data.naming)
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _CV2_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_BANDS = 16
 """More bands than this is almost certainly a hyperspectral cube or a wrongly read file."""

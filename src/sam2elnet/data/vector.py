@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["VECTOR_SUFFIXES", "is_vector_path", "read_vector", "VectorLabels", "rasterize_vector"]
-
-VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb", ".kml", ".gml")
 
 
 def is_vector_path(path: str | Path) -> bool:

@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
+from sam2elnet.data.runfolder import (
+    QUALITY_CSV,
+    SKIPPED_CSV,
+    write_csv_table,
+    write_summary,
+)
 from sam2elnet.engine.runtime import ModelRun, autocast, resolve_device, run_model, set_threads
 from sam2elnet.engine.scene import is_large_scene, predict_scene
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
@@ -39,10 +46,9 @@ from sam2elnet.model.quality import (
     QualityResult,
     ThresholdChoice,
 )
-from sam2elnet.utils.atomic import remove_stale_temps, write_json_atomic, write_text_atomic
+from sam2elnet.utils.atomic import remove_stale_temps
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
-from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +63,6 @@ __all__ = [
     "enhance_folder",
     "list_images",
 ]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-_GEO_SUFFIXES = (".tif", ".tiff")
 
 
 # ----------------------------------------------------------------------------- predictor
@@ -387,7 +390,7 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def _out_name(path: Path) -> str:
-    return path.stem + (".tif" if path.suffix.lower() in _GEO_SUFFIXES else ".png")
+    return path.stem + (".tif" if path.suffix.lower() in GEO_SUFFIXES else ".png")
 
 
 def _unique_names(files: Sequence[Path]) -> dict[Path, str]:
@@ -421,16 +424,12 @@ FinishHook = Callable[[FolderResult], dict[str, Any]]
 returns are added to the summary (the pipeline writes ``report.html`` this way)."""
 
 
-def _csv(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
-    return csv_text(rows, fields, ".6f")
-
-
 def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes
     (for resume; anything else is redone). A quality.csv that is not text raises a DataError."""
     from sam2elnet.data.raster import verify_written
 
-    path = out / "quality.csv"
+    path = out / QUALITY_CSV
     if not path.is_file():
         return {}
     done = {}
@@ -532,7 +531,7 @@ class _Job:
     def flush(self, final: bool = False) -> None:
         """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little."""
         if final or time.monotonic() - self._last_flush > 5.0:
-            write_text_atomic(self.out / "quality.csv", _csv(self.rows, self.fields))
+            write_csv_table(self.out / QUALITY_CSV, self.rows, self.fields)
             self._last_flush = time.monotonic()
 
     def decide(self, score: float) -> bool:
@@ -646,7 +645,7 @@ class _Job:
             bar.close()
             self.flush(final=True)
             if self.skipped or (self.out / "skipped.csv").exists():
-                write_text_atomic(self.out / "skipped.csv", _csv(self.skipped, ["image", "reason"]))
+                write_csv_table(self.out / SKIPPED_CSV, self.skipped, ["image", "reason"])
         if not self.rows and self.skipped:
             self.discard_if_empty()
             raise self.skips.nothing_done(len(self.skipped))
@@ -692,7 +691,7 @@ class _Job:
         result = FolderResult(self.out, self.rows, self.skipped, summary)
         if on_finish is not None:
             summary.update(on_finish(result))
-        write_json_atomic(self.out / "summary.json", summary)
+        write_summary(self.out, summary)
         return result
 
     def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -815,8 +814,8 @@ class _LabelIndex(dict):
 def _label_index(labels: str | Path) -> _LabelIndex:
     """Coarse labels by image key: raster masks and/or vector files (GeoJSON, GeoPackage, ...) in a
     folder, matched by name, or one vector file covering all images."""
+    from sam2elnet.data.naming import mask_key
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.engine.metrics import mask_key
 
     root = Path(labels)
     idx = _LabelIndex()
@@ -881,8 +880,8 @@ def enhance_folder(
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
     Images without a label are an error naming them unless ``skip_missing``.
     """
+    from sam2elnet.data.naming import mask_key
     from sam2elnet.data.raster import read_mask_on_grid, write_image
-    from sam2elnet.engine.metrics import mask_key
 
     t0 = time.perf_counter()
     files = list_images(images)

@@ -1,5 +1,6 @@
-"""Segmentation metrics for binary masks, and folder-level evaluation (``elnet evaluate``).
+"""Segmentation metrics for binary masks: pixel scores, boundary F-score, road measures, quality stats.
 
+Pure measures on arrays (folder evaluation, ``elnet evaluate``, is :mod:`sam2elnet.engine.evaluate`).
 Everything here works on plain numpy boolean masks; :func:`confusion` also accepts torch tensors
 (it counts on the tensor's own device and only moves four integers to the host), so training
 loops can accumulate :class:`Confusion` objects without copying whole masks.
@@ -21,21 +22,15 @@ Edge cases (documented in docs/evaluation.md)
 
 from __future__ import annotations
 
-import csv
-import logging
 import math
-import re
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError, UserError
-
-log = logging.getLogger(__name__)
+from sam2elnet.data.naming import mask_key
 
 __all__ = [
     "Confusion",
@@ -48,41 +43,11 @@ __all__ = [
     "RoadCounts",
     "road_counts",
     "road_scores",
-    "read_binary_mask",
-    "mask_key",
-    "ImageResult",
     "QualityStats",
-    "EvaluationResult",
-    "evaluate_folders",
     "quality_stats",
-    "read_quality_csv",
-    "find_quality_csv",
-    "RUN_MASK_FOLDERS",
-    "MASK_EXTENSIONS",
+    "json_num",
+    "mask_key",  # re-exported from sam2elnet.data.naming
 ]
-
-#: File extensions treated as masks when scanning folders.
-MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
-
-# Stem suffixes stripped to pair files across folders (SOS: ``<id>_sat.jpg`` / ``<id>_mask.png``;
-# CHN6-CUG: ``<id>_sat.jpg`` / ``<id>_mask.png``; tool outputs: ``<id>_pred.png``).
-_KEY_SUFFIXES = (
-    "_mask",
-    "_masks",
-    "_sat",
-    "_label",
-    "_labels",
-    "_lbl",
-    "_pred",
-    "_prediction",
-    "_gt",
-    "_enhanced",
-    "_annotated",
-    "_output",
-)
-# Files that share a folder with masks but are not masks (probability maps, images).
-_NOT_MASK_SUFFIXES = ("_prob", "_probs", "_probability", "_quality", "_overlay")
-_IMAGE_SUFFIXES = ("_sat", "_image", "_img", "_rgb")
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,178 +435,13 @@ def road_counts(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# reading masks and pairing files
-# --------------------------------------------------------------------------------------------
-
-
-def read_binary_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.raster.read_mask`
-    ({0,1}: 1 is foreground; {0,255} and greys: ``> 127``; palette PNGs by class index).
-    A file that cannot be read raises :class:`DataError` naming it."""
-    from sam2elnet.data.raster import read_mask
-
-    return np.asarray(read_mask(path), dtype=bool)
-
-
-def mask_key(name: str | Path) -> str:
-    """Pairing key of a file: its stem without one of the known suffixes (``_mask``, ``_sat`` ...).
-
-    ``10791_sat.jpg``, ``10791_mask.png`` and ``10791_pred.png`` all give ``10791``.
-    """
-    stem = Path(str(name)).name
-    for ext in sorted((*MASK_EXTENSIONS, ".jp2", ".npy"), key=len, reverse=True):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    low = stem.lower()
-    for suf in _KEY_SUFFIXES:
-        if low.endswith(suf) and len(stem) > len(suf):
-            return stem[: -len(suf)]
-    return stem
-
-
-def _mask_files(folder: Path) -> list[Path]:
-    return sorted(
-        f
-        for f in folder.iterdir()
-        if f.is_file()
-        and not f.name.startswith(".")
-        and f.suffix.lower() in MASK_EXTENSIONS
-        and not any(f.stem.lower().endswith(s) for s in _NOT_MASK_SUFFIXES)
-    )
-
-
-#: Sub-folders of an ``elnet annotate`` / ``elnet enhance`` output folder that hold its masks.
-RUN_MASK_FOLDERS = ("labels", "rejected")
-
-
-def _scan(folder: Path, role: str, run_layout: bool = False) -> dict[str, Path]:
-    """Mask files of ``folder`` keyed by :func:`mask_key`; duplicates that cannot be resolved fail.
-
-    With ``run_layout``, a folder without masks of its own but with ``labels/`` / ``rejected/``
-    sub-folders (the output of ``elnet annotate`` / ``elnet enhance``) is read through those, so
-    kept *and* rejected labels are evaluated, which the quality statistics need.
-    """
-    if not folder.exists():
-        raise UserError(f"{role} folder does not exist; check the path", folder)
-    if not folder.is_dir():
-        raise UserError(f"{role} must be a folder of mask files, not a file", folder)
-    files = _mask_files(folder)
-    if not files and run_layout:
-        for sub in RUN_MASK_FOLDERS:
-            if (folder / sub).is_dir():
-                files.extend(_mask_files(folder / sub))
-    groups: dict[str, list[Path]] = {}
-    for f in files:
-        groups.setdefault(mask_key(f.name), []).append(f)
-    out: dict[str, Path] = {}
-    for key, group in groups.items():
-        if len(group) > 1:
-            # SOS training layout keeps <id>_sat.jpg next to <id>_mask.png: drop the images
-            non_image = [
-                g for g in group if not any(g.stem.lower().endswith(s) for s in _IMAGE_SUFFIXES)
-            ]
-            group = non_image or group
-        if len(group) > 1:
-            raise DataError(
-                f"several files pair with the name '{key}': {', '.join(g.name for g in group)}; "
-                "keep one mask per image",
-                folder,
-            )
-        out[key] = group[0]
-    if not out:
-        raise DataError(
-            f"{role} folder holds no mask files ({', '.join(MASK_EXTENSIONS)}); check the path",
-            folder,
-        )
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# quality.csv
-# --------------------------------------------------------------------------------------------
-
-
-def _parse_bool(text: str) -> bool | None:
-    t = str(text).strip().lower()
-    if t in ("1", "true", "yes", "y", "kept", "keep", "t"):
-        return True
-    if t in ("0", "false", "no", "n", "rejected", "reject", "f"):
-        return False
-    return None
-
-
-def _parse_float(text: Any) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def read_quality_csv(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ``quality.csv`` (columns ``image, label, predicted_iou, kept`` + features).
-
-    Returns rows keyed by :func:`mask_key` of the ``image`` column, each with ``predicted_iou``
-    (float, NaN if blank), ``kept`` (bool or None), ``label`` (str) and the remaining columns.
-    """
-    p = Path(path)
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip() for f in (reader.fieldnames or [])]
-            rows = list(reader)
-    except OSError as err:
-        raise DataError(f"cannot read quality table ({err})", p) from err
-    missing = {"image", "predicted_iou"} - set(fields)
-    if missing:
-        raise DataError(
-            f"quality table lacks column(s) {', '.join(sorted(missing))}; "
-            "expected image, label, predicted_iou, kept",
-            p,
-        )
-    out: dict[str, dict[str, Any]] = {}
-    by_image: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        row = {(k or "").strip(): v for k, v in row.items()}
-        name = (row.get("image") or "").strip()
-        if not name:
-            continue
-        rec: dict[str, Any] = dict(row)
-        rec["predicted_iou"] = _parse_float(row.get("predicted_iou"))
-        rec["kept"] = _parse_bool(row.get("kept", "")) if "kept" in row else None
-        rec["label"] = (row.get("label") or "").strip()
-        rec["image_path"] = _resolve_near(name, p.parent)
-        coarse = (row.get("coarse") or "").strip()
-        rec["coarse_path"] = _resolve_near(coarse, p.parent) if coarse else None
-        # the written label's name wins (it is what sits in the prediction folder); the image
-        # name is the fallback for tables without labels
-        if rec["label"]:
-            out.setdefault(mask_key(rec["label"]), rec)
-        by_image.setdefault(mask_key(name), rec)
-    for key, rec in by_image.items():
-        out.setdefault(key, rec)
-    return out
-
-
-def _resolve_near(name: str, base: Path) -> str:
-    """``name`` as written if it exists (absolute, or relative to the working folder), else
-    relative to ``base`` (the quality table's folder) if that exists, else unchanged."""
-    p = Path(name)
-    if p.is_absolute() or p.exists():
-        return str(p)
-    q = base / p
-    return str(q) if q.exists() else name
-
-
-def find_quality_csv(pred_dir: str | Path) -> Path | None:
-    """``pred_dir/quality.csv``, or the run folder's one when ``pred_dir`` is its ``labels/``."""
-    d = Path(pred_dir)
-    if (d / "quality.csv").is_file():
-        return d / "quality.csv"
-    if d.name in RUN_MASK_FOLDERS and (d.parent / "quality.csv").is_file():
-        return d.parent / "quality.csv"
-    return None
+def json_num(v: Any) -> Any:
+    """NaN/inf -> None so the JSON output is strict JSON."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, np.generic):
+        return json_num(v.item())
+    return v
 
 
 @dataclass
@@ -664,7 +464,7 @@ class QualityStats:
     source: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: _json_num(v) for k, v in self.__dict__.items()}
+        return {k: json_num(v) for k, v in self.__dict__.items()}
 
 
 def quality_stats(
@@ -714,285 +514,3 @@ def quality_stats(
         aggregate_iou_kept=agg_kept,
         source=source,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# folder evaluation
-# --------------------------------------------------------------------------------------------
-
-
-def _json_num(v: Any) -> Any:
-    """NaN/inf -> None so the JSON output is strict JSON."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, np.generic):
-        return _json_num(v.item())
-    return v
-
-
-@dataclass
-class ImageResult:
-    """Per-image evaluation row."""
-
-    name: str
-    pred_path: Path
-    truth_path: Path
-    confusion: Confusion
-    metrics: dict[str, float]
-    boundary: BoundaryCounts | None = None
-    roads: RoadCounts | None = None
-    predicted_iou: float | None = None
-    kept: bool | None = None
-    image_path: str | None = None
-    input_label_path: str | None = None
-
-    @property
-    def iou(self) -> float:
-        return self.metrics["iou"]
-
-    def as_dict(self) -> dict[str, Any]:
-        """Flat row (for CSV/JSON): name, paths, counts, scores, optional boundary/road/quality."""
-        row: dict[str, Any] = {
-            "image": self.name,
-            "pred": str(self.pred_path),
-            "truth": str(self.truth_path),
-            **self.confusion.as_dict(),
-            "truth_pixels": self.confusion.tp + self.confusion.fn,
-            "pred_pixels": self.confusion.tp + self.confusion.fp,
-        }
-        row.update(self.metrics)
-        if self.boundary is not None:
-            row.update(self.boundary.scores())
-        if self.roads is not None:
-            row.update(self.roads.scores())
-        if self.predicted_iou is not None:
-            row["predicted_iou"] = self.predicted_iou
-            row["kept"] = self.kept
-        if self.image_path:
-            row["image_path"] = self.image_path
-        return {k: _json_num(v) for k, v in row.items()}
-
-
-@dataclass
-class EvaluationResult:
-    """Outcome of :func:`evaluate_folders`.
-
-    ``aggregate`` holds the pixel-summed scores (``iou``, ``f1``, ... as in :func:`scores`, plus
-    boundary/road scores when asked), ``mean_image_iou`` and ``n_images``; ``quality`` is set when a
-    quality table was found.
-    """
-
-    pred_dir: Path
-    truth_dir: Path
-    images: list[ImageResult]
-    aggregate: dict[str, Any]
-    total: Confusion
-    unmatched_pred: list[str] = field(default_factory=list)
-    unmatched_truth: list[str] = field(default_factory=list)
-    quality: QualityStats | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [r.as_dict() for r in self.images]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-ready (NaN written as null)."""
-        return {
-            "pred_dir": str(self.pred_dir),
-            "truth_dir": str(self.truth_dir),
-            "options": self.options,
-            "aggregate": {k: _json_num(v) for k, v in self.aggregate.items()},
-            "quality": None if self.quality is None else self.quality.as_dict(),
-            "unmatched_pred": self.unmatched_pred,
-            "unmatched_truth": self.unmatched_truth,
-            "images": self.rows(),
-        }
-
-    def write_json(self, path: str | Path) -> Path:
-        from sam2elnet.utils.atomic import write_json_atomic
-
-        return write_json_atomic(path, self.to_dict())
-
-    def write_csv(self, path: str | Path) -> Path:
-        """Per-image rows as CSV (columns = union of row keys, in first-seen order)."""
-        import io
-
-        from sam2elnet.utils.atomic import write_text_atomic
-
-        rows = self.rows()
-        cols: list[str] = []
-        for r in rows:
-            cols.extend(k for k in r if k not in cols)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
-        return write_text_atomic(path, buf.getvalue())
-
-
-def _aggregate(
-    images: list[ImageResult], boundary: bool, roads: bool
-) -> tuple[dict[str, Any], Confusion]:
-    total = sum((r.confusion for r in images), Confusion())
-    agg: dict[str, Any] = {"n_images": len(images), **scores(total)}
-    per = np.array([r.metrics["iou"] for r in images], dtype=float)
-    fin = np.isfinite(per)
-    agg["mean_image_iou"] = float(per[fin].mean()) if fin.any() else float("nan")
-    agg.update({f"total_{k}": v for k, v in total.as_dict().items()})
-    if boundary:
-        agg.update(sum((r.boundary for r in images if r.boundary), BoundaryCounts()).scores())
-        bf = np.array(
-            [r.boundary.scores()["boundary_f1"] for r in images if r.boundary], dtype=float
-        )
-        agg["mean_image_boundary_f1"] = float(bf.mean()) if bf.size else float("nan")
-    if roads:
-        agg.update(sum((r.roads for r in images if r.roads), RoadCounts()).scores())
-    return agg, total
-
-
-def evaluate_folders(
-    pred_dir: str | Path,
-    truth_dir: str | Path,
-    quality_csv: str | Path | None = None,
-    boundary: bool = False,
-    roads: bool = False,
-    valid_dir: str | Path | None = None,
-    *,
-    tolerance_px: float = 2.0,
-    road_buffer_px: float = 3.0,
-    progress: bool = True,
-    positive_values: tuple[float, ...] | None = None,
-) -> EvaluationResult:
-    """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
-
-    Files pair by :func:`mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
-    ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)
-    are skipped. Files without a partner are listed in ``unmatched_pred`` / ``unmatched_truth`` and
-    logged. ``valid_dir`` optionally holds masks of pixels to count (same pairing; missing -> all).
-    Pixels the ground truth marks as "ignore" (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this
-    project's labels; see :func:`sam2elnet.data.raster.mask_encoding`) are never counted.
-    ``positive_values`` names the object value(s) of class-index ground-truth masks.
-
-    ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
-    holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
-
-    ``quality_csv`` defaults to :func:`find_quality_csv` (``pred_dir/quality.csv``, or the run
-    folder's when ``pred_dir`` is ``OUT/labels``); its rows (paired by the ``label`` file name, else
-    the ``image`` name) add ``predicted_iou``/``kept`` to each image and produce
-    :class:`QualityStats`.
-
-    Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
-    an unreadable mask, or a pred/truth size mismatch (the message names both files).
-    """
-    from tqdm.auto import tqdm
-
-    from sam2elnet.data.raster import read_mask_valid
-
-    pdir, tdir = Path(pred_dir), Path(truth_dir)
-    preds = _scan(pdir, "prediction", run_layout=True)
-    truths = _scan(tdir, "ground-truth")
-    valids = _scan(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
-    keys = sorted(set(preds) & set(truths), key=_natural_key)
-    unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=_natural_key)
-    unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=_natural_key)
-    if not keys:
-        raise DataError(
-            f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. {next(iter(preds.values())).name} "
-            f"vs {next(iter(truths.values())).name}); names must match after removing _mask/_sat/_pred/_label",
-            pdir,
-        )
-    if unmatched_pred or unmatched_truth:
-        log.warning(
-            "%d prediction(s) and %d ground-truth mask(s) have no partner (first: %s)",
-            len(unmatched_pred),
-            len(unmatched_truth),
-            (unmatched_pred + unmatched_truth)[0],
-        )
-
-    qpath: Path | None = Path(quality_csv) if quality_csv is not None else None
-    if qpath is None:
-        qpath = find_quality_csv(pdir)
-    if qpath is not None and not qpath.is_file():
-        raise UserError("quality table does not exist; check the path", qpath)
-    qrows = read_quality_csv(qpath) if qpath is not None else {}
-
-    images: list[ImageResult] = []
-    for key in tqdm(keys, desc="evaluate", unit="img", disable=not progress):
-        truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
-        pred = read_binary_mask(preds[key])
-        if pred.shape != truth.shape:
-            raise DataError(
-                f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} is "
-                f"{truth.shape[1]}x{truth.shape[0]}; predictions must have the size of their masks",
-                preds[key],
-            )
-        valid = None
-        if key in valids:
-            valid = read_binary_mask(valids[key])
-            if valid.shape != truth.shape:
-                raise DataError(
-                    f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground truth "
-                    f"{truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
-                    valids[key],
-                )
-        if truth_valid is not None:
-            valid = truth_valid if valid is None else (valid & truth_valid)
-        conf = confusion(pred, truth, valid)
-        res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
-        if boundary:
-            res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
-        if roads:
-            p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
-            res.roads = road_counts(p, t, buffer_px=road_buffer_px)
-        q = qrows.get(key)
-        if q is not None:
-            res.predicted_iou = q["predicted_iou"]
-            res.kept = q["kept"]
-            res.image_path = q["image_path"]
-            res.input_label_path = q["coarse_path"]
-        images.append(res)
-
-    agg, total = _aggregate(images, boundary, roads)
-    quality = None
-    if qrows:
-        with_q = [r for r in images if r.predicted_iou is not None]
-        if not with_q:
-            log.warning("quality table %s names none of the evaluated images", qpath)
-        else:
-            quality = quality_stats(
-                [r.predicted_iou for r in with_q],
-                [r.metrics["iou"] for r in with_q],
-                [bool(r.kept) for r in with_q],
-                [r.confusion for r in with_q],
-                source=str(qpath),
-            )
-    return EvaluationResult(
-        pred_dir=pdir,
-        truth_dir=tdir,
-        images=images,
-        aggregate=agg,
-        total=total,
-        unmatched_pred=unmatched_pred,
-        unmatched_truth=unmatched_truth,
-        quality=quality,
-        options={
-            "boundary": boundary,
-            "roads": roads,
-            "tolerance_px": tolerance_px,
-            "road_buffer_px": road_buffer_px,
-            "valid_dir": None if valid_dir is None else str(valid_dir),
-            "quality_csv": None if qpath is None else str(qpath),
-        },
-    )
-
-
-def _natural_key(s: str) -> list[Any]:
-    """Sort ``img2`` before ``img10``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
-
-
-def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
-    """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report."""
-    for r in result.images:
-        yield r, read_binary_mask(r.pred_path), read_binary_mask(r.truth_path)

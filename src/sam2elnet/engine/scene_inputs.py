@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.errors import DataError
 
@@ -32,8 +33,6 @@ __all__ = [
     "open_scene",
 ]
 
-SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
-"""File suffixes read as scenes (rasters GDAL opens with windowed reads)."""
 _OVERVIEW_PIXELS = 1_000_000
 """Pixels of the decimated overview read that fixes the normalisation statistics."""
 

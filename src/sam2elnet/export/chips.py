@@ -20,7 +20,7 @@ import numpy as np
 
 from sam2elnet.data.tiling import plan_windows
 from sam2elnet.errors import DataError
-from sam2elnet.export.coco import CocoItem, _find_image
+from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = ["iter_chips"]
@@ -75,15 +75,13 @@ def iter_chips(
     import rasterio
     from tqdm import tqdm
 
-    from sam2elnet.export.vector import LabelRaster
-
     if chip_size < 16:
         raise DataError(f"chip size must be at least 16 px, got {chip_size}", out_dir)
 
     def gen() -> Iterator[CocoItem]:
         for f in tqdm(list(labels), desc="chips", disable=not progress, leave=False):
             lab = LabelRaster(f)
-            src_img = _find_image(f, images, lab.source if lab.source != f.name else None)
+            src_img = find_image(f, images, lab.source if lab.source != f.name else None)
             if src_img is None:
                 lab.close()
                 raise DataError(

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 
 __all__ = [
     "CocoItem",
@@ -32,15 +33,6 @@ __all__ = [
     "label_items",
     "build_coco",
 ]
-
-
-@dataclass
-class CocoItem:
-    """One image for the COCO file: its name, size, foreground mask and quality lookup key."""
-
-    file_name: str
-    mask: np.ndarray  # bool (H, W)
-    key: str
 
 
 def rle_counts(mask: np.ndarray) -> list[int]:
@@ -135,35 +127,15 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     return flat.reshape((h, w), order="F")
 
 
-def _find_image(label: Path, images: str | Path | None, source: str | None) -> Path | None:
-    if images is None:
-        cand = label.parent / source if source else None
-        return cand if cand is not None and cand.exists() and cand != label else None
-    ip = Path(images)
-    if ip.is_file():
-        return ip
-    stems = [label.stem]
-    if source:
-        stems.insert(0, Path(source).stem)
-    for stem in stems:
-        for suf in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
-            c = ip / f"{stem}{suf}"
-            if c.exists():
-                return c
-    return None
-
-
 def label_items(files: Iterable[Path], images: str | Path | None = None) -> Iterator[CocoItem]:
     """One COCO image per label file; the image name comes from ``images`` or the label's tags."""
-    from sam2elnet.export.vector import LabelRaster
-
     for f in files:
         lab = LabelRaster(f)
         try:
             mask = lab.read_mask()
         finally:
             lab.close()
-        img = _find_image(f, images, lab.source if lab.source != f.name else None)
+        img = find_image(f, images, lab.source if lab.source != f.name else None)
         yield CocoItem(file_name=img.name if img is not None else f.name, mask=mask, key=f.stem)
 
 

@@ -199,7 +199,7 @@ class LabelStudioExport:
 
 def _run_label_files(labels: Path) -> list[Path]:
     """Label files of a file, a label folder, or a run folder (``labels/`` + ``rejected/``)."""
-    from sam2elnet.export.vector import find_labels
+    from sam2elnet.export.labels import find_labels
 
     subs = [labels / s for s in ("labels", "rejected")] if labels.is_dir() else []
     subs = [s for s in subs if s.is_dir()]
@@ -283,8 +283,7 @@ def export_label_studio(
     """
     from tqdm import tqdm
 
-    from sam2elnet.export.coco import _find_image
-    from sam2elnet.export.vector import LabelRaster, read_quality_csv
+    from sam2elnet.export.labels import LabelRaster, find_image, read_quality_csv
 
     out = Path(out)
     if out.suffix.lower() != ".json":
@@ -316,11 +315,11 @@ def export_label_studio(
             lab.close()
         src = None
         if images is not None:
-            src = _find_image(f, images, lab.source if lab.source != f.name else None)
+            src = find_image(f, images, lab.source if lab.source != f.name else None)
         elif f.stem in csv_images and csv_images[f.stem].exists():
             src = csv_images[f.stem]
         else:
-            src = _find_image(f, None, lab.source if lab.source != f.name else None)
+            src = find_image(f, None, lab.source if lab.source != f.name else None)
         if src is None:
             raise DataError(
                 "no source image found for the label; give --images (folder with images named "

@@ -767,7 +767,7 @@ def write_run_report(
     import csv
     import json
 
-    from sam2elnet.engine.metrics import mask_key
+    from sam2elnet.data.naming import mask_key
     from sam2elnet.errors import UserError
 
     run = Path(run_dir)
@@ -854,7 +854,7 @@ def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
 
 def _image_index(images: str | Path | None) -> dict[str, Path]:
     """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
-    from sam2elnet.engine.metrics import mask_key
+    from sam2elnet.data.naming import mask_key
 
     found: dict[str, Path] = {}
     if images is None:

@@ -1,0 +1,218 @@
+"""The run-folder contract: reading and writing ``quality.csv``, ``skipped.csv`` and ``summary.json``.
+
+``elnet annotate`` / ``elnet enhance`` write an output folder ``OUT/`` that evaluation, export,
+reports and resume read back::
+
+    OUT/labels/  OUT/rejected/    kept / rejected label masks (RUN_MASK_FOLDERS)
+    OUT/quality.csv               one row per image: image, label (relative to OUT), predicted_iou,
+                                  kept, [coarse], [prob], uncertainty features
+    OUT/skipped.csv               image, reason for every input that could not be used
+    OUT/summary.json              counts, threshold, evaluator info, timing
+
+Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
+present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
+... in tables made by other tools), names come from :data:`NAME_COLUMNS`, ``kept`` is parsed
+leniently (``True/1/yes/kept`` vs ``False/0/no/rejected``). Two lookups serve the consumers:
+:func:`quality_by_key` (evaluation: paired by :func:`~sam2elnet.data.naming.mask_key`) and
+:func:`quality_by_stem` (export: label or image file stem -> score).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.data.naming import mask_key
+from sam2elnet.errors import DataError
+from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.tables import csv_text
+
+__all__ = [
+    "NAME_COLUMNS",
+    "QUALITY_CSV",
+    "RUN_MASK_FOLDERS",
+    "SCORE_COLUMNS",
+    "SKIPPED_CSV",
+    "SUMMARY_JSON",
+    "find_quality_csv",
+    "parse_bool",
+    "parse_float",
+    "quality_by_key",
+    "quality_by_stem",
+    "read_csv_rows",
+    "read_quality_table",
+    "read_summary",
+    "write_csv_table",
+    "write_summary",
+]
+
+QUALITY_CSV = "quality.csv"
+SKIPPED_CSV = "skipped.csv"
+SUMMARY_JSON = "summary.json"
+RUN_MASK_FOLDERS = ("labels", "rejected")
+"""Sub-folders of an ``elnet annotate`` / ``elnet enhance`` output folder that hold its masks."""
+NAME_COLUMNS = ("label", "image", "id", "name", "file", "filename", "path", "sample")
+"""Columns that name a row's file, in order of preference."""
+SCORE_COLUMNS = ("quality", "predicted_iou", "pred_iou", "iou_pred", "score")
+"""Columns holding the predicted label quality (IoU in [0, 1]); the first present one is used."""
+
+
+# ---------------------------------------------------------------------------- parsing
+def parse_bool(text: Any) -> bool | None:
+    """``True/1/yes/kept`` -> True, ``False/0/no/rejected`` -> False, anything else None."""
+    t = str(text).strip().lower()
+    if t in ("1", "true", "yes", "y", "kept", "keep", "t"):
+        return True
+    if t in ("0", "false", "no", "n", "rejected", "reject", "f"):
+        return False
+    return None
+
+
+def parse_float(text: Any) -> float:
+    """A float, or NaN for blanks and text that is not a number."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _resolve_near(name: str, base: Path) -> str:
+    """``name`` as written if it exists (absolute, or relative to the working folder), else
+    relative to ``base`` (the quality table's folder) if that exists, else unchanged."""
+    p = Path(name)
+    if p.is_absolute() or p.exists():
+        return str(p)
+    q = base / p
+    return str(q) if q.exists() else name
+
+
+# ---------------------------------------------------------------------------- reading
+def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts with stripped column names.
+
+    Raises:
+        DataError: the file is missing or unreadable.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError("table does not exist; check the path", p)
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            return [{(k or "").strip(): v for k, v in row.items()} for row in csv.DictReader(fh)]
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read table ({err})", p) from None
+
+
+def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
+    """Read a ``quality.csv`` (ours or another tool's) with the one rule of this module.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        One record per row that names a file: the raw columns plus ``predicted_iou`` (float, NaN
+        when blank), ``kept`` (bool or None; None also when the column is absent), ``label`` and
+        ``image`` (str, may be empty), ``names`` (every non-empty name column, in
+        :data:`NAME_COLUMNS` order), ``image_path`` / ``coarse_path`` (resolved next to the table
+        when relative; ``coarse_path`` None without a coarse label).
+
+    Raises:
+        DataError: the file is missing or unreadable, or has no name or no score column.
+    """
+    p = Path(path)
+    rows = read_csv_rows(p)
+    with p.open(newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    cols = {c.strip().lower(): c.strip() for c in header}
+    names = [cols[c] for c in NAME_COLUMNS if c in cols]
+    score = next((cols[c] for c in SCORE_COLUMNS if c in cols), None)
+    if not names or score is None:
+        raise DataError(
+            f"quality table needs a name column ({'/'.join(NAME_COLUMNS)}) and a score column "
+            f"({'/'.join(SCORE_COLUMNS)}); found {sorted(cols)}",
+            p,
+        )
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        found = [(row.get(c) or "").strip() for c in names]
+        found = [n for n in found if n]
+        if not found:
+            continue
+        rec: dict[str, Any] = dict(row)
+        rec["names"] = found
+        rec["predicted_iou"] = parse_float((row.get(score) or "").strip())
+        rec["kept"] = parse_bool(row.get("kept", "")) if "kept" in cols else None
+        rec["label"] = (row.get("label") or "").strip()
+        rec["image"] = (row.get("image") or "").strip()
+        rec["image_path"] = _resolve_near(rec["image"], p.parent) if rec["image"] else None
+        coarse = (row.get("coarse") or "").strip()
+        rec["coarse_path"] = _resolve_near(coarse, p.parent) if coarse else None
+        out.append(rec)
+    return out
+
+
+def quality_by_key(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Records of :func:`read_quality_table` keyed by :func:`~sam2elnet.data.naming.mask_key`.
+
+    The written label's name wins (it is what sits in the prediction folder); the image name, then
+    the other name columns, are fallbacks for tables without labels.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    rest: list[tuple[str, dict[str, Any]]] = []
+    for rec in read_quality_table(path):
+        if rec["label"]:
+            out.setdefault(mask_key(rec["label"]), rec)
+        rest.extend((n, rec) for n in rec["names"] if n != rec["label"])
+    for name, rec in rest:
+        out.setdefault(mask_key(name), rec)
+    return out
+
+
+def quality_by_stem(path: str | Path) -> dict[str, float]:
+    """File stem of every name column -> predicted quality (rows without a number are left out)."""
+    out: dict[str, float] = {}
+    for rec in read_quality_table(path):
+        if math.isnan(rec["predicted_iou"]):
+            continue
+        for name in rec["names"]:
+            out.setdefault(Path(name).stem, rec["predicted_iou"])
+    return out
+
+
+def find_quality_csv(pred_dir: str | Path) -> Path | None:
+    """``pred_dir/quality.csv``, or the run folder's one when ``pred_dir`` is its ``labels/``."""
+    d = Path(pred_dir)
+    if (d / QUALITY_CSV).is_file():
+        return d / QUALITY_CSV
+    if d.name in RUN_MASK_FOLDERS and (d.parent / QUALITY_CSV).is_file():
+        return d.parent / QUALITY_CSV
+    return None
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` as a dict; None when absent or not valid JSON."""
+    p = Path(run_dir) / SUMMARY_JSON
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# ---------------------------------------------------------------------------- writing
+def write_csv_table(
+    path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str]
+) -> Path:
+    """Write rows atomically with a fixed column order (floats as ``.6f``; other keys ignored)."""
+    return write_text_atomic(path, csv_text(rows, fields, ".6f"))
+
+
+def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
+    """Write ``run_dir/summary.json`` atomically."""
+    return write_json_atomic(Path(run_dir) / SUMMARY_JSON, summary)

@@ -1,0 +1,180 @@
+"""``elnet export``: label rasters -> GeoJSON / GeoPackage / Shapefile or COCO JSON (+ chips).
+
+:func:`export_labels` picks the format, finds the labels and their quality table, and hands the
+work to the format modules (:mod:`~sam2elnet.export.vector` polygons, :mod:`~sam2elnet.export.coco`
+COCO JSON, :mod:`~sam2elnet.export.chips` image/mask tiles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.chips import iter_chips
+from sam2elnet.export.coco import build_coco, label_items
+from sam2elnet.export.labels import LabelRaster, find_labels, read_quality_csv
+from sam2elnet.export.vector import FORMATS, write_polygons
+from sam2elnet.utils.atomic import write_text_atomic
+
+__all__ = ["ExportResult", "export_labels"]
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    out: Path
+    format: str
+    n_labels: int
+    n_features: int
+    n_chips: int = 0
+    notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_csv: Path | None = None
+
+    def summary(self) -> str:
+        s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
+        if self.n_chips:
+            s += f"; {self.n_chips} image/mask chips"
+        return s
+
+
+def export_labels(
+    labels: str | Path,
+    out: str | Path,
+    fmt: str | None = None,
+    *,
+    quality_csv: str | Path | None = None,
+    simplify: float | None = None,
+    smooth: float | None = None,
+    min_area_px: float = 0,
+    model_id: str | None = None,
+    images: str | Path | None = None,
+    chips: str | Path | None = None,
+    chip_size: int = 512,
+    coco_rle: bool = False,
+    category: str = "foreground",
+    strip_rows: int = 4096,
+    progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
+) -> ExportResult:
+    """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
+
+    ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
+    labels when present) adds each label's predicted quality. ``chips`` also writes
+    ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the
+    folder or file of the source images, unless the labels are scene outputs whose ``SOURCE`` tag
+    names an image next to them); with ``fmt="coco"`` the COCO file then describes the chips.
+    """
+    out = Path(out)
+    if fmt is None:
+        fmt = {".geojson": "geojson", ".json": "coco", ".gpkg": "gpkg", ".shp": "shp"}.get(
+            out.suffix.lower()
+        )
+        if fmt is None:
+            raise UserError(f"cannot tell the export format from {out.name}; give --format")
+    fmt = fmt.lower()
+    if fmt not in (*FORMATS, "coco"):
+        raise UserError(f"unknown export format {fmt!r}; use geojson, gpkg, shp or coco")
+    if simplify is not None and simplify < 0:
+        raise UserError("--simplify must be >= 0")
+    if min_area_px < 0:
+        raise UserError("--min-area must be >= 0")
+    files = find_labels(labels)
+    # one batch policy: an unreadable label file is skipped (listed in <out>_skipped.csv)
+    from sam2elnet.utils.batch import SkipLog
+
+    skips = SkipLog("label")
+    usable = []
+    for f in files:
+        try:
+            LabelRaster(f, positive_values).close()
+            usable.append(f)
+        except DataError as err:
+            skips.add(f, err)
+    skips.raise_if_nothing_done(len(usable), labels)
+    files = usable
+    skipped_csv = out.with_name(f"{out.stem}_skipped.csv")
+    if skips:
+        from sam2elnet.utils.tables import csv_text
+
+        write_text_atomic(skipped_csv, csv_text(skips.items, ["label", "reason"]))
+    lp = Path(labels)
+    if quality_csv is None and lp.is_dir():
+        # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
+        quality_csv = next(
+            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
+        )
+    quality = read_quality_csv(quality_csv) if quality_csv is not None else {}
+    notes: list[str] = []
+
+    chip_items = None
+    if chips is not None:
+        chip_items = iter_chips(files, images, Path(chips), chip_size=chip_size, progress=progress)
+
+    if fmt == "coco":
+        import json
+
+        counted = _Counter(chip_items) if chip_items is not None else None
+        items = counted if counted is not None else label_items(files, images)
+        coco = build_coco(
+            items,
+            quality=quality,
+            category=category,
+            rle=coco_rle,
+            model_id=model_id,
+            progress=progress,
+        )
+        write_text_atomic(out, json.dumps(coco) + "\n")
+        n_chips = counted.n if counted is not None else 0
+        return ExportResult(
+            out,
+            fmt,
+            len(files),
+            len(coco["annotations"]),
+            n_chips,
+            notes,
+            skips.items,
+            skipped_csv if skips else None,
+        )
+    n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
+    n_features = write_polygons(
+        files,
+        out,
+        fmt,
+        quality=quality,
+        simplify=simplify,
+        smooth=smooth,
+        min_area_px=min_area_px,
+        model_id=model_id,
+        strip_rows=strip_rows,
+        progress=progress,
+        positive_values=positive_values,
+        notes=notes,
+    )
+    return ExportResult(
+        out,
+        fmt,
+        len(files),
+        n_features,
+        n_chips,
+        notes,
+        skips.items,
+        skipped_csv if skips else None,
+    )
+
+
+class _Counter:
+    """Iterator wrapper that counts what passed through."""
+
+    def __init__(self, it: Iterator[Any]) -> None:
+        self.it = it
+        self.n = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for x in self.it:
+            self.n += 1
+            yield x

@@ -1,0 +1,187 @@
+"""Reading label rasters for export: discovery, strip-wise reading, source images, quality scores.
+
+Shared by the three export formats (:mod:`~sam2elnet.export.vector`, :mod:`~sam2elnet.export.coco`,
+:mod:`~sam2elnet.export.chips`) and the dispatcher :func:`sam2elnet.export.api.export_labels`, so
+none of them imports another.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sam2elnet.data.naming import LABEL_SKIP_TAGS, LABEL_SUFFIXES
+from sam2elnet.data.runfolder import quality_by_stem
+from sam2elnet.errors import DataError
+
+__all__ = [
+    "LABEL_SUFFIXES",
+    "CocoItem",
+    "LabelRaster",
+    "find_image",
+    "find_labels",
+    "read_quality_csv",
+]
+
+
+def find_labels(labels: str | Path) -> list[Path]:
+    """Label rasters in a folder (``.tif``/``.png``; probability and tile files skipped) or one file."""
+    p = Path(labels)
+    if not p.exists():
+        raise DataError("label file or folder does not exist; check the path", p)
+    if p.is_file():
+        if p.suffix.lower() not in LABEL_SUFFIXES:
+            raise DataError(f"not a label raster (expected {', '.join(LABEL_SUFFIXES)})", p)
+        return [p]
+    files = sorted(
+        f
+        for f in p.iterdir()
+        if f.is_file()
+        and f.suffix.lower() in LABEL_SUFFIXES
+        and not f.name.startswith(".")
+        and not f.stem.endswith(LABEL_SKIP_TAGS)
+    )
+    if not files:
+        raise DataError(f"no label rasters ({', '.join(LABEL_SUFFIXES)}) in the folder", p)
+    return files
+
+
+def read_quality_csv(path: str | Path) -> dict[str, float]:
+    """Map label/image *stem* -> predicted quality from a ``quality.csv``.
+
+    The table is read by :func:`sam2elnet.data.runfolder.read_quality_table` (score: the first of
+    ``quality, predicted_iou, pred_iou, iou_pred, score``; names: every present column of
+    ``label, image, id, name, file, filename, path, sample``), so both the label file and its
+    source image match.
+
+    Raises:
+        DataError: missing or unreadable file, or no name / score column.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError("quality CSV does not exist; check the path", p)
+    return quality_by_stem(p)
+
+
+class LabelRaster:
+    """A label file opened for strip-wise reading, with its georeference (or pixel space)."""
+
+    def __init__(self, path: Path, positive_values: tuple[float, ...] | None = None) -> None:
+        import rasterio
+
+        from sam2elnet.data.raster import check_complete
+
+        self.path = path
+        check_complete(path)  # GDAL returns a truncated PNG's missing rows as zeros
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self.ds = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(
+                f"cannot read label raster ({err}); corrupt or not a raster", path
+            ) from None
+        ds = self.ds
+        self.crs = ds.crs
+        self.georef = ds.crs is not None
+        self.gcp_note: str | None = None
+        from affine import Affine
+
+        self.transform = ds.transform if self.georef else Affine.identity()
+        gcps, gcp_crs = ds.gcps
+        if not self.georef and len(gcps) >= 3 and gcp_crs is not None:
+            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs
+            from rasterio.transform import from_gcps
+
+            self.transform = from_gcps(gcps)
+            self.crs = gcp_crs
+            self.georef = True
+            self.gcp_note = (
+                f"{path.name}: georeferenced by {len(gcps)} ground control points only; polygons "
+                f"are placed with an affine fit to them in {gcp_crs.to_string()} (approximate "
+                "away from the GCPs; warp the label to a map grid for exact positions)"
+            )
+        self.height, self.width = ds.height, ds.width
+        self.nodata = ds.nodata
+        self.pixel_area = abs(
+            self.transform.a * self.transform.e - self.transform.b * self.transform.d
+        )
+        self.source = ds.tags().get("SOURCE", path.name)
+        # 0/1 labels vs 0/255 labels (127 nodata): decide once from a decimated read
+        from sam2elnet.data.tiling import decimated_read
+
+        try:
+            ov = decimated_read(ds, [1], 250_000)[0][0]
+        except rasterio.errors.RasterioError as err:
+            ds.close()
+            raise DataError(
+                f"cannot read label raster ({err}); corrupt or truncated", path
+            ) from None
+        from sam2elnet.data.raster import mask_encoding
+
+        self.encoding = mask_encoding(
+            ov,
+            nodata=self.nodata,
+            positive_values=positive_values,
+            lossy=path.suffix.lower() in (".jpg", ".jpeg"),
+            path=path,
+        )
+
+    def read_mask(
+        self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
+    ) -> np.ndarray:
+        """Bool foreground mask for rows ``row0 : row0 + rows`` (columns ``col0 : col0 + cols``)."""
+        import rasterio
+        from rasterio.windows import Window
+
+        rows = self.height - row0 if rows is None else min(rows, self.height - row0)
+        cols = self.width - col0 if cols is None else min(cols, self.width - col0)
+        try:
+            a = self.ds.read(1, window=Window(col0, row0, cols, rows))
+        except rasterio.errors.RasterioError as err:
+            raise DataError(
+                f"cannot read label raster ({err}); corrupt or truncated", self.path
+            ) from None
+        return self.encoding.apply(a)[0]
+
+    def close(self) -> None:
+        self.ds.close()
+
+
+@dataclass
+class CocoItem:
+    """One image for the COCO file: its name, size, foreground mask and quality lookup key."""
+
+    file_name: str
+    mask: np.ndarray  # bool (H, W)
+    key: str
+
+
+def find_image(label: Path, images: str | Path | None, source: str | None) -> Path | None:
+    """The source image of a label file, or None.
+
+    Args:
+        label: the label raster.
+        images: a folder of images (matched by the ``source`` stem, then the label's stem, with
+            ``.tif/.tiff/.png/.jpg/.jpeg``), one image file (used as is), or None (the ``source``
+            file next to the label, if it exists).
+        source: the image name recorded in the label (``SOURCE`` tag), or None.
+    """
+    if images is None:
+        cand = label.parent / source if source else None
+        return cand if cand is not None and cand.exists() and cand != label else None
+    ip = Path(images)
+    if ip.is_file():
+        return ip
+    stems = [label.stem]
+    if source:
+        stems.insert(0, Path(source).stem)
+    for stem in stems:
+        for suf in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+            c = ip / f"{stem}{suf}"
+            if c.exists():
+                return c
+    return None
