@@ -426,3 +426,63 @@ def test_export_class_index_label_and_positive_values(tmp_path: Path) -> None:
     export_labels(f, tmp_path / "x.gpkg", progress=False, positive_values=(2,))
     g = gpd.read_file(tmp_path / "x.gpkg")
     assert len(g) == 1 and g["area_px"].iloc[0] == 100
+
+
+# ------------------------------------------------------------------ training data and folder jobs
+
+
+def test_dataset_ignore_pixels_leave_valid_and_positive_values(tmp_path: Path) -> None:
+    from sam2elnet.data.datasets import Sample, SegmentationDataset
+
+    img = write_png(tmp_path / "i.png", np.full((32, 32), 90, np.uint8))
+    m = np.zeros((32, 32), np.uint8)
+    m[8:24, 8:24] = 1
+    m[:, :4] = 255  # ignore
+    ign = _write_png_raw(tmp_path / "m.png", m)
+    cls = np.zeros((32, 32), np.uint8)
+    cls[8:24, 8:24] = 2
+    cls[0:4, 0:4] = 1
+    cls_f = _write_png_raw(tmp_path / "c.png", cls)
+    ds = SegmentationDataset([Sample("a", img, ign)], size=32, train=False, coarse_prob=0.0)
+    item = ds[0]
+    assert item["valid"][0, :, :4].sum() == 0 and item["valid"][0, :, 4:].min() == 1
+    assert item["mask"][0, 8:24, 8:24].min() == 1 and item["mask"].sum() == 256
+    with pytest.raises(DataError, match="positive-values"):
+        SegmentationDataset([Sample("c", img, cls_f)], size=32, train=False, coarse_prob=0.0)[0]
+    ds2 = SegmentationDataset(
+        [Sample("c", img, cls_f)], size=32, train=False, coarse_prob=0.0, positive_values=(2,)
+    )
+    assert ds2[0]["mask"].sum() == 256
+
+
+def test_train_config_and_cli_accept_positive_values() -> None:
+    from sam2elnet.cli.engine_cmd import _positive_list
+    from sam2elnet.config import TrainConfig
+
+    assert _positive_list("2,3") == [2.0, 3.0] and _positive_list(None) is None
+    cfg = TrainConfig(data=Path("x"), out=Path("y"), positive_values=[2])
+    assert cfg.positive_values == [2.0]
+
+
+def test_annotate_marks_nodata_and_skips_all_nodata(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from test_train import trained_run
+
+    from sam2elnet.engine.infer import annotate_folder
+
+    run = trained_run(tmp_path_factory)
+    (src := tmp_path / "img").mkdir()
+    rng = np.random.default_rng(0)
+    a = rng.random((1, 40, 40)).astype(np.float32)
+    a[0, :, :10] = np.nan
+    write_tif(src / "part.tif", a, nodata=float("nan"))
+    write_tif(src / "none.tif", np.full((1, 40, 40), -9999.0, np.float32), nodata=-9999.0)
+    res = annotate_folder(run["model"], src, tmp_path / "out", progress=False, precision="32")
+    assert [Path(r["image"]).name for r in res.rows] == ["part.tif"]
+    assert len(res.skipped) == 1 and "entirely nodata" in res.skipped[0]["reason"]
+    with rasterio.open(tmp_path / "out" / res.rows[0]["label"]) as ds:
+        lab = ds.read(1)
+        assert ds.nodata == LABEL_NODATA and ds.crs == CRS.from_epsg(32633)
+    assert (lab[:, :10] == LABEL_NODATA).all()
+    assert set(np.unique(lab[:, 10:]).tolist()) <= {0, 255}

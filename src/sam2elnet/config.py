@@ -90,6 +90,11 @@ class TrainConfig(BaseModel):
         description="file bands (1-based) to train on, e.g. [4, 3, 2]; recorded in the model and "
         "used again by annotate/enhance/scene; None = all",
     )
+    positive_values: list[float] | None = Field(
+        None,
+        description="mask value(s) that mean 'object' in class-index masks (e.g. [2]); None = "
+        "the documented rule of sam2elnet.data.raster.mask_encoding",
+    )
     norm_stats: Path | None = Field(
         None,
         description="normalisation from `elnet stats --out` JSON; None = chosen from the training "

@@ -18,6 +18,13 @@ def _fmt(v: object) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _positive_list(text: str | None) -> list[float] | None:
+    from sam2elnet.data.raster import parse_positive_values
+
+    vals = parse_positive_values(text)
+    return list(vals) if vals else None
+
+
 @app.command("train")
 def train_cmd(
     data: Path | None = typer.Option(
@@ -78,6 +85,12 @@ def train_cmd(
         "--bands",
         help="File bands to train on, 1-based, e.g. 4,3,2 (stored in the model; default: all).",
     ),  # noqa: UP045
+    positive_values: str | None = typer.Option(
+        None,
+        "--positive-values",
+        help="Mask value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3 (the rest is "
+        "background). Default: the rule in docs/data.md.",
+    ),  # noqa: UP045
     norm_stats: Path | None = typer.Option(
         None,
         "--norm-stats",
@@ -134,6 +147,7 @@ def train_cmd(
         "sensor": sensor or None,
         "norm_stats": norm_stats,
         "bands": parse_bands(bands),
+        "positive_values": _positive_list(positive_values),
         "num_workers": workers,
         "coarse_prior": coarse_prior,
     }
@@ -339,6 +353,11 @@ def enhance_cmd(
         False, "--skip-missing", help="Enhance only images that have a label."
     ),
     no_changes: bool = typer.Option(False, "--no-changes", help="Do not write change maps."),
+    positive_values: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--positive-values",
+        help="Coarse-label value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3.",
+    ),
     min_quality: Optional[float] = _MIN_QUALITY,  # noqa: UP045
     target_precision: Optional[float] = _TARGET_PRECISION,  # noqa: UP045
     tau: Optional[float] = _TAU,  # noqa: UP045
@@ -363,4 +382,6 @@ def enhance_cmd(
     )
     _check_io(images, out, model, labels)
     opts["save_changes"] = not opts.pop("no_changes")
+    pv = _positive_list(opts.pop("positive_values"))
+    opts["positive_values"] = tuple(pv) if pv else None
     _print_folder(enhance_folder(model, images, labels, out, **opts), "enhanced")

@@ -871,6 +871,7 @@ def enhance_folder(
     overlap: int = 128,
     line_width: float | None = None,
     bands: Sequence[int] | None = None,
+    positive_values: tuple[float, ...] | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -878,7 +879,9 @@ def enhance_folder(
     Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
     a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed), ``OUT/prob/`` (with
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
-    Images without a label are an error naming them unless ``skip_missing``.
+    Images without a label are an error naming them unless ``skip_missing``. Raster coarse
+    labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
+    map position when both are georeferenced) and decoded with ``positive_values`` if given.
     """
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.raster import read_mask_on_grid, write_image
@@ -926,7 +929,7 @@ def enhance_folder(
         if is_vector_path(label):
             coarse = rasterize_vector(label, f, line_width=line_width)
         else:
-            coarse = read_mask_on_grid(label, img)[0]
+            coarse = read_mask_on_grid(label, img, positive_values)[0]
         return img, x, valid, coarse.astype(np.float32)
 
     def write(

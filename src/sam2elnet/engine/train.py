@@ -198,7 +198,9 @@ class _Data:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
-def _mask_content(samples: Sequence[Any]) -> tuple[bool, bool]:
+def _mask_content(
+    samples: Sequence[Any], positive_values: tuple[float, ...] | None = None
+) -> tuple[bool, bool]:
     """(any object pixel, any background pixel) over the masks of ``samples`` (valid pixels only).
 
     Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
@@ -208,7 +210,7 @@ def _mask_content(samples: Sequence[Any]) -> tuple[bool, bool]:
 
     pos = neg = False
     for s in samples:
-        m = read_mask(s.mask)
+        m = read_mask(s.mask, positive_values=positive_values)
         pos = pos or bool(m.any())
         neg = neg or bool((~m).any())
         if pos and neg:
@@ -226,7 +228,7 @@ def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) ->
     """
     from sam2elnet.errors import DataError
 
-    pos, neg = _mask_content(train)
+    pos, neg = _mask_content(train, _positive(cfg))
     if not pos:
         raise DataError(
             f"all {len(train)} training masks are empty (no object pixels): there is nothing to "
@@ -240,7 +242,7 @@ def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) ->
             cfg.data,
         )
     notes = []
-    if val and not _mask_content(val)[0]:
+    if val and not _mask_content(val, _positive(cfg))[0]:
         notes.append(
             f"validation split ({len(val)} images) has no object pixels: its IoU cannot rank "
             "epochs, so the model is selected by validation loss; raise --val-fraction or add "
@@ -293,6 +295,7 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
         [by_id[i] for i in [*train_ids, *val_ids]],
         NormalizationConfig.for_modality(index.modality),
         cfg.progress,
+        _positive(cfg),
     )
     bad = {s["id"] for s in skips.items}
     train_ids = [i for i in train_ids if i not in bad]
@@ -338,7 +341,17 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
     )
 
 
-def _check_pairs(samples: Sequence[Any], norm: Any, progress: bool) -> SkipLog:
+def _positive(cfg: TrainConfig) -> tuple[float, ...] | None:
+    """``cfg.positive_values`` as the tuple the mask reader takes."""
+    return tuple(cfg.positive_values) if cfg.positive_values else None
+
+
+def _check_pairs(
+    samples: Sequence[Any],
+    norm: Any,
+    progress: bool,
+    positive_values: tuple[float, ...] | None = None,
+) -> SkipLog:
     """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
     return the pairs that cannot be used, each with the reason."""
     from tqdm import tqdm
@@ -349,7 +362,9 @@ def _check_pairs(samples: Sequence[Any], norm: Any, progress: bool) -> SkipLog:
     for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
         try:
             img = read_image(smp.image, sar=norm.sar)
-            read_mask(smp.mask, shape=img.shape, image_path=smp.image)
+            read_mask(
+                smp.mask, shape=img.shape, image_path=smp.image, positive_values=positive_values
+            )
         except BandCountError:
             raise
         except DataError as err:
@@ -628,6 +643,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         seed=cfg.seed,
         coarse_prob=cfg.coarse_prob,
         bands=data.in_bands,
+        positive_values=_positive(cfg),
     )
     val_items: list[dict[str, Any]] = []
     if data.val_samples and dist_info.main:
@@ -639,6 +655,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             seed=cfg.seed,
             coarse_prob=1.0,
             bands=data.in_bands,
+            positive_values=_positive(cfg),
         )
         val_items = _CachedDataset(val_base).items
 
