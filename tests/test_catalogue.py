@@ -1,9 +1,9 @@
 """Catalogue of bad inputs across every command (the reliability contract, docs/reliability.md).
 
 Each case runs the CLI in-process (``sam2elnet.cli.main``) and must give exit code 2, exactly one
-``error:`` line on stderr (file-descriptor level, so native libpng/GDAL chatter counts too), no
-traceback, and leave the workspace exactly as it was (no output folder, no temporary file, no
-lock file). One micro model (trained once per test session) serves every case.
+``error:`` line on stderr, last, with nothing else there but ``warning:`` lines (captured at the
+file-descriptor level, so native libpng/GDAL/OpenCV chatter would count), no traceback, and leave
+the workspace exactly as it was (no output folder, no temporary file, no lock file). One micro model (trained once per test session) serves every case.
 """
 
 from __future__ import annotations
@@ -269,13 +269,16 @@ def test_bad_input_is_one_clean_error(
     capfd.readouterr()
     rc = main(argv)
     out, err = capfd.readouterr()
-    error_lines = [ln for ln in err.splitlines() if "error:" in ln.lower()]
+    error_lines = [ln for ln in err.splitlines() if ln.lower().startswith("error:")]
+    # nothing else leaks: no native-library chatter, no traceback, no Python source lines
+    strays = [ln for ln in err.splitlines() if not ln.startswith(("error: ", "warning: "))]
     if os.environ.get("ELNET_CATALOGUE_LOG"):  # review the messages: one line per case
         with open(os.environ["ELNET_CATALOGUE_LOG"], "a", encoding="utf-8") as fh:
             fh.write(f"{name}\t{rc}\t{' | '.join(err.splitlines())}\n")
     assert rc == 2, f"{name}: exit {rc}\nstdout: {out}\nstderr: {err}"
     assert len(error_lines) == 1, f"{name}: {len(error_lines)} error lines:\n{err}"
     assert err.splitlines()[-1].startswith("error: "), err
+    assert not strays, f"{name}: stray stderr lines {strays}"
     assert "Traceback" not in out + err, err
     after = _snapshot(env.root)
     assert after == before, f"{name}: left behind {sorted(after - before)}"

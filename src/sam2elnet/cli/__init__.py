@@ -40,9 +40,36 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
 
 
+class _StderrHandler:
+    """Log records of ``sam2elnet`` as ``warning: ...`` / ``info: ...`` lines on the current
+    ``sys.stderr`` (never a second ``error:`` line: the one error line is main's)."""
+
+    @staticmethod
+    def make() -> object:
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
+                try:
+                    print(f"{level}: {_one_line(record.getMessage())}", file=sys.stderr)
+                except Exception:  # noqa: BLE001  (logging must never raise)
+                    self.handleError(record)
+
+        return Handler()
+
+
+_HANDLER: object | None = None
+
+
 def _setup_messages() -> None:
     import logging
     import warnings
+
+    global _HANDLER
+    if _HANDLER is None:
+        _HANDLER = _StderrHandler.make()
+        logging.getLogger("sam2elnet").addHandler(_HANDLER)  # type: ignore[arg-type]
 
     warnings.showwarning = _show_warning
     # third-party deprecation chatter is for developers, not users of the command line

@@ -32,12 +32,4 @@ def _root(
     """SAM2-ELNet command line."""
     import logging
 
-    class _Lower(logging.Formatter):
-        def format(self, record: logging.LogRecord) -> str:
-            # "warning: ..." like the "error: ..." lines; never a second "error:" line
-            level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
-            return f"{level}: {record.getMessage()}"
-
-    handler = logging.StreamHandler()
-    handler.setFormatter(_Lower())
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    logging.getLogger("sam2elnet").setLevel(logging.INFO if verbose else logging.WARNING)

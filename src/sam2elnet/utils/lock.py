@@ -89,8 +89,9 @@ def output_lock(folder: str | Path) -> Iterator[Path]:
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {' '.join(sys.argv[:4])}\n".encode())
+    with contextlib.suppress(OSError):  # who holds it: best effort (a full disk must not fail it)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {' '.join(sys.argv[:4])}\n".encode())
     with _guard:
         _held[key] = (fd, 1)
     try:
