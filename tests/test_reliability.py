@@ -308,7 +308,7 @@ def test_degrade_and_export_skip_bad_files(
     assert sorted(p.name for p in (tmp_path / "c").glob("*.png")) == sorted(
         p.name for p in masks.glob("s*.png")
     )
-    assert main(["export", "--labels", str(masks), "--out", str(tmp_path / "l.geojson"),
+    assert main(["export", "--labels", str(masks), "--out", str(tmp_path / "l.gpkg"),
                  "--no-progress"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("1 of 3 skipped, see ")
