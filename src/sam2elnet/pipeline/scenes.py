@@ -115,11 +115,32 @@ def predict_scenes(
     reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
     Other keyword arguments go to :func:`predict_scene`.
     """
-    from sam2elnet.utils.manifest import Manifest
+    from sam2elnet.utils.lock import output_lock
 
     out = Path(out_dir)
     scenes = _list_scenes(inputs)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # one job per output folder
+        return _predict_scenes(
+            scenes, out, predictor, resume, prob, quality, coarse, progress, scene_kwargs
+        )
+
+
+def _predict_scenes(
+    scenes: list[Path],
+    out: Path,
+    predictor: Any,
+    resume: bool,
+    prob: bool,
+    quality: bool,
+    coarse: str | Path | None,
+    progress: bool,
+    scene_kwargs: dict[str, Any],
+) -> SceneBatchResult:
+    from sam2elnet.utils.atomic import remove_stale_temps
+    from sam2elnet.utils.manifest import Manifest
+
+    if resume:
+        remove_stale_temps(out)
     mpath = out / "manifest.jsonl"
     if not resume and mpath.exists():
         mpath.unlink()
