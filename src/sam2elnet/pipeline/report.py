@@ -734,6 +734,12 @@ def _next_steps(run: Path | None, filtered: bool) -> list[str]:
         )
     if run is not None:
         steps.append(
+            "Review them in Label Studio, least trusted first: elnet export --labels "
+            f"{run / 'labels'} --format label-studio --out {run / 'label-studio.json'} "
+            "(or --format gpkg for QGIS); bring the corrections back with elnet import "
+            "EXPORT.json --from label-studio --out MASKS."
+        )
+        steps.append(
             f"Score the labels against truth: elnet evaluate --pred {run} --truth MASKS --report"
         )
     return steps
