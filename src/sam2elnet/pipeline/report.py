@@ -699,15 +699,6 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_kept(value: Any) -> bool | None:
-    txt = str(value if value is not None else "").strip().lower()
-    if txt in ("1", "true", "yes"):
-        return True
-    if txt in ("0", "false", "no"):
-        return False
-    return None
-
-
 def _filter_facts(summary: Mapping[str, Any] | None) -> dict[str, Any]:
     """tau / target precision recorded in an annotate/enhance ``summary.json`` (``filter`` entry)."""
     out: dict[str, Any] = {}
@@ -770,34 +761,28 @@ def write_run_report(
     :attr:`sam2elnet.engine.infer.FolderResult.rows`) replace reading the file. Raises UserError
     when neither is there.
     """
-    import csv
-    import json
-
-    from sam2elnet.data.naming import mask_key
+    from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key
+    from sam2elnet.data.runfolder import QUALITY_CSV, parse_bool, read_quality_table, read_summary
     from sam2elnet.errors import UserError
 
     run = Path(run_dir)
-    qpath = Path(quality_csv) if quality_csv is not None else run / "quality.csv"
+    qpath = Path(quality_csv) if quality_csv is not None else run / QUALITY_CSV
     if rows is None:
         if not qpath.is_file():
             raise UserError(
                 "no quality.csv in the run folder; is it an annotate/enhance output?", qpath
             )
-        with qpath.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    if summary is None and (run / "summary.json").is_file():
-        try:
-            summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
-        except ValueError:
-            summary = None
+        rows = read_quality_table(qpath)
+    if summary is None:
+        summary = read_summary(run)
     if quality_threshold is None and summary is not None and _finite(summary.get("threshold")):
         quality_threshold = float(summary["threshold"])
 
     truths: dict[str, Path] = {}
     if truth_dir is not None:
         for f in sorted(Path(truth_dir).iterdir()):
-            if f.is_file() and f.suffix.lower() in (".png", ".tif", ".tiff", ".jpg", ".bmp"):
-                if not f.stem.lower().endswith(("_sat", "_image", "_img")):
+            if f.is_file() and f.suffix.lower() in MASK_SUFFIXES:
+                if not f.stem.lower().endswith(IMAGE_TAGS):
                     truths.setdefault(mask_key(f.name), f)
 
     def existing(p: Any) -> Path | None:
@@ -822,7 +807,9 @@ def write_run_report(
                 truth=truth,
                 probability=existing(row.get("prob")),
                 predicted_iou=_num(row.get("predicted_iou")),
-                kept=_parse_kept(row.get("kept")),
+                kept=row["kept"]
+                if isinstance(row.get("kept"), bool)
+                else parse_bool(row.get("kept")),
                 extra=extra,
             )
         )
@@ -847,29 +834,22 @@ def write_run_report(
 
 def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
     """The summary.json next to an annotate/enhance quality table, if any."""
-    import json
+    from sam2elnet.data.runfolder import read_summary
 
-    if not quality_csv:
-        return None
-    try:
-        data = json.loads((Path(quality_csv).parent / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_summary(Path(quality_csv).parent) if quality_csv else None
 
 
 def _image_index(images: str | Path | None) -> dict[str, Path]:
     """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
-    from sam2elnet.data.naming import mask_key
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, mask_key
 
     found: dict[str, Path] = {}
     if images is None:
         return found
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
     for f in sorted(Path(images).iterdir()):
-        if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
             k = mask_key(f.name)
-            if k not in found or f.stem.lower().endswith(("_sat", "_image", "_img")):
+            if k not in found or f.stem.lower().endswith(IMAGE_TAGS):
                 found[k] = f
     return found
 
