@@ -276,9 +276,19 @@ def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None
     for name in ("model.pt", "splits.json"):
         (copy / name).write_bytes((run["run"] / name).read_bytes())
     summary = fit_quality(copy / "model.pt", run["data"])
-    assert summary["n"] == 8 and summary["fitted"]
+    # 4 validation + 4 training images (splits.json), both modes
+    assert (summary["n"], summary["n_heldout"], summary["n_in_sample"]) == (16, 8, 8)
+    assert summary["fitted"]
     _, extra = load_model(copy / "model.pt")
-    assert extra["quality_summary"]["n"] == 8 and extra["quality"]["fitted"]
+    assert extra["quality_summary"]["n"] == 16 and extra["quality"]["fitted"]
+    # validation images only: 8 samples are too few -> not fitted, said so in the file
+    from sam2elnet.config import QualityConfig
+
+    with pytest.warns(UserWarning, match="only 8 labelled samples"):
+        summary = fit_quality(copy / "model.pt", run["data"], qcfg=QualityConfig(train_samples=0))
+    assert not summary["fitted"] and summary["status"] == "too_few_samples"
+    _, extra = load_model(copy / "model.pt")
+    assert extra["quality"]["status"] == "too_few_samples" and extra["quality"]["warning"]
 
 
 def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path) -> None:

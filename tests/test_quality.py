@@ -121,10 +121,15 @@ def test_incompatible_state_is_rejected() -> None:
 def test_small_heldout_sets_keep_the_ranking() -> None:
     """With few held-out samples the calibration stays strictly monotone (no pooled ties), so the
     filter can still rank labels; with many it is isotonic."""
-    from sam2elnet.model.quality import FEATURE_NAMES, ISOTONIC_MIN_SAMPLES, QualityEvaluator
+    from sam2elnet.model.quality import (
+        FEATURE_NAMES,
+        ISOTONIC_MIN_SAMPLES,
+        MIN_FIT_SAMPLES,
+        QualityEvaluator,
+    )
 
     rng = np.random.default_rng(0)
-    for n in (10, ISOTONIC_MIN_SAMPLES + 10):
+    for n in (MIN_FIT_SAMPLES + 5, ISOTONIC_MIN_SAMPLES + 10):
         feats = rng.random((n, len(FEATURE_NAMES)))
         iou = np.clip(0.6 * feats[:, 0] + 0.2 * rng.random(n), 0, 1)
         ev = QualityEvaluator().fit(feats, None, iou)
@@ -137,3 +142,154 @@ def test_small_heldout_sets_keep_the_ranking() -> None:
             assert ev.iso_x and not ev.linear
         restored = QualityEvaluator.from_state(ev.state_dict())
         assert np.allclose(restored.score(feats), scores)
+
+
+# ----------------------------------------------------------------- garbage never scores high
+def _confident_features(n: int) -> np.ndarray:
+    """Features of a model that is sure of itself (what an empty prediction looks like)."""
+    f = np.zeros((n, len(FEATURE_NAMES)))
+    for name, v in (("tta_agreement", 1.0), ("ds_agreement", 1.0), ("valid_frac", 1.0)):
+        f[:, FEATURE_NAMES.index(name)] = v
+    return f
+
+
+def test_model_that_predicts_nothing_gets_zero_not_heuristic_confidence() -> None:
+    """Issue 10: a micro model predicting nothing got ~0.96 for every label from an evaluator
+    fitted on 8 labels. Its labels have IoU 0 everywhere: uniform labels, conservative score 0."""
+    from sam2elnet.model.quality import MIN_FIT_SAMPLES
+
+    for n in (8, MIN_FIT_SAMPLES + 20):
+        feats = _confident_features(n) + np.random.default_rng(n).normal(0, 1e-3, (n, 13))
+        with pytest.warns(UserWarning, match="not fitted"):
+            ev = QualityEvaluator().fit(feats, None, np.zeros(n))
+        assert not ev.fitted
+        assert ev.status == ("too_few_samples" if n < MIN_FIT_SAMPLES else "uniform_labels")
+        assert ev.prior == 0.0
+        assert np.all(ev.score(_confident_features(5)) == 0.0)
+        state = ev.state_dict()
+        assert state["status"] == ev.status and "not fitted" not in state["warning"]
+        assert state["warning"] and QualityEvaluator.from_state(state).status == ev.status
+
+
+def test_too_few_varied_labels_are_capped_at_a_lower_bound_of_their_mean() -> None:
+    feats, emb, iou = _synthetic(10)
+    with pytest.warns(UserWarning, match="only 10 labelled samples"):
+        ev = QualityEvaluator().fit(feats, emb, iou)
+    se = iou.std(ddof=1) / np.sqrt(10)
+    assert ev.prior == pytest.approx(iou.mean() - se)
+    s = ev.score(_confident_features(4))
+    assert np.all(s <= ev.prior + 1e-12) and np.all(s < 0.6)  # never "keep everything"
+
+
+def test_no_samples_cap_is_conservative() -> None:
+    ev = QualityEvaluator()
+    assert ev.status == "no_samples" and not ev.fitted
+    assert np.all(ev.score(_confident_features(3)) == pytest.approx(0.5))
+
+
+def test_non_finite_features_or_embeddings_score_zero() -> None:
+    feats, emb, iou = _synthetic(80)
+    ev = QualityEvaluator(pca_dim=4).fit(feats, emb, iou)
+    f, e = feats[:4].copy(), emb[:4].copy()
+    f[0, 0] = np.nan
+    f[1, 2] = np.inf
+    e[2, 3] = np.nan
+    scores, flags = ev.assess(f, e)
+    assert list(scores[:3]) == [0.0, 0.0, 0.0] and scores[3] > 0
+    assert flags[:3] == ["non-finite features"] * 3 and flags[3] in ("", "out of distribution")
+    unfitted = QualityEvaluator()
+    assert unfitted.score(f[:1])[0] == 0.0
+
+
+def test_out_of_distribution_features_are_damped_to_zero() -> None:
+    from sam2elnet.model.quality import OOD_MIN_SCALE, OOD_SPAN, OOD_TOLERANCE
+
+    feats, emb, iou = _synthetic(120)
+    ev = QualityEvaluator(pca_dim=4).fit(feats, emb, iou)
+    assert ev.metrics["ood_rate_oof"] < 0.1  # in-distribution samples are rarely damped
+    base = feats[:1].copy()
+    s0, fl0 = ev.assess(base, emb[:1])
+    assert fl0 == [""]
+    j = FEATURE_NAMES.index("boundary_entropy")
+    hi = ev.ood_hi[
+        [
+            n for n in FEATURE_NAMES if n not in ("has_coarse", "coarse_agreement", "valid_frac")
+        ].index("boundary_entropy")
+    ]
+    scale = max(float(np.std(feats[:, j])), OOD_MIN_SCALE)
+    for beyond, factor in ((0.5, 1.0), (OOD_TOLERANCE + OOD_SPAN / 2, 0.5), (10.0, 0.0)):
+        f = base.copy()
+        f[0, j] = hi + beyond * scale
+        raw = np.clip(ev._calibrate(ev._raw(f, emb[:1])), 0, 1)
+        s, flags = ev.assess(f, emb[:1])
+        assert s[0] == pytest.approx(raw[0] * factor, abs=1e-9), beyond
+        assert flags == (["out of distribution"] if factor < 1 else [""])
+    # an embedding far from every fitted one
+    s, flags = ev.assess(base, emb[:1] * 100)
+    assert s[0] == 0.0 and flags == ["out of distribution"]
+    # partly-nodata inputs are not "out of distribution"
+    f = base.copy()
+    f[0, FEATURE_NAMES.index("valid_frac")] = 0.2
+    assert ev.assess(f, emb[:1])[1] == [""]
+
+
+def test_input_flags_catch_nodata_nan_constant_and_empty_inputs() -> None:
+    import torch
+
+    from sam2elnet.model.quality import input_flags
+
+    x = torch.rand(5, 2, 8, 8)
+    valid = torch.ones(5, 8, 8)
+    valid[0] = 0  # all nodata
+    x[1] = float("nan")  # all NaN
+    x[2] = 0.3  # constant
+    x[3, :, :4] = float("nan")  # half NaN: still usable
+    assert input_flags(x, valid) == ["all nodata", "all nodata", "constant image", "", ""]
+    assert input_flags(torch.rand(2, 1, 0, 5)) == ["no pixels", "no pixels"]
+    # constant within the valid pixels only (the rest is nodata fill) is still constant
+    y = torch.rand(1, 1, 8, 8)
+    y[0, 0, :4] = 0.5
+    v = torch.zeros(1, 8, 8)
+    v[0, :4] = 1
+    assert input_flags(y, v) == ["constant image"]
+
+
+def test_version_1_states_still_load() -> None:
+    feats, emb, iou = _synthetic(60)
+    ev = QualityEvaluator(pca_dim=4).fit(feats, emb, iou)
+    state = ev.state_dict()
+    for k in ("status", "warning", "prior", "ood_lo", "ood_hi", "ood_scale", "in_sample_coef"):
+        state.pop(k)
+    state["version"] = 1
+    old = QualityEvaluator.from_state(state)
+    assert old.fitted and old.status == "fitted" and not old.ood_lo
+    np.testing.assert_allclose(
+        old.score(feats[:5], emb[:5]),
+        ev.score(feats[:5], emb[:5]) / ev.ood_factor(feats[:5], emb[:5]),
+    )
+
+
+# ----------------------------------------------------------------- cross-fitting with in-sample items
+def test_in_sample_items_are_cross_fitted_grouped_and_their_optimism_absorbed() -> None:
+    """Training-image predictions are optimistic (IoU + 0.2 for the same features): the ridge's
+    in-sample indicator absorbs the offset, so new images are scored on the held-out relation, and
+    thresholds are chosen on held-out items only."""
+    rng = np.random.default_rng(0)
+    n_val, n_tr = 60, 200
+    feats, emb, iou = _synthetic(n_val + n_tr, seed=3)
+    ins = np.r_[np.zeros(n_val), np.ones(n_tr)]
+    y = np.clip(iou + 0.2 * ins, 0, 1)
+    groups = np.r_[np.arange(n_val), n_val + np.arange(n_tr)] // 2  # two samples per image
+    ev = QualityEvaluator(pca_dim=4).fit(feats, emb, y, in_sample=ins, groups=groups, seed=1)
+    assert ev.fitted and ev.in_sample_coef == pytest.approx(0.2, abs=0.05)
+    m = ev.metrics
+    assert (m["n_heldout"], m["n_in_sample"]) == (n_val, n_tr)
+    assert m["threshold_on_in_sample"] == 0.0 and len(ev.heldout_scores) == n_val
+    assert m["mean_iou_in_sample"] - m["mean_iou_heldout"] > 0.1  # the bias, measured
+    tf, te, ti = _synthetic(200, seed=9)
+    s = ev.score(tf, te)
+    assert abs(float(s.mean() - ti.mean())) < 0.08  # calibrated to out-of-sample IoU
+    # groups: both samples of an image land in the same fold (changing one's group changes folds)
+    alone = QualityEvaluator(pca_dim=4).fit(feats, emb, y, in_sample=ins, seed=1)
+    assert not np.allclose(alone.oof_scores, ev.oof_scores)
+    del rng

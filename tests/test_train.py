@@ -90,8 +90,10 @@ def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> No
     model, extra = load_model(r["model"])
     assert extra["normalization"]["method"] in ("fixed", "percentile", "stats")
     assert extra["train"]["n_train"] + extra["train"]["n_val"] == 8
-    assert extra["quality"]["fitted"] is True  # 4 val images x 2 modes = 8 samples
-    assert extra["quality_summary"]["n"] == 8
+    # 4 val images (out of sample) + 4 training images (in sample), each in 2 modes = 16 samples
+    assert extra["quality"]["fitted"] is True and extra["quality"]["status"] == "fitted"
+    qs = extra["quality_summary"]
+    assert (qs["n"], qs["n_heldout"], qs["n_in_sample"]) == (16, 8, 8)
     # only the adapters/stem/mask encoder/decoder train: the trunk stays frozen and identical
     assert not any(p.requires_grad for p in model.trunk.parameters())
 

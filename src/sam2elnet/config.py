@@ -34,6 +34,13 @@ class QualityConfig(BaseModel):
     pca_dim: int = Field(8, ge=0, le=64, description="embedding components fed to the learned head")
     ridge_alpha: float = Field(1.0, gt=0)
     folds: int = Field(5, ge=2, le=20, description="cross-fitting folds for out-of-fold scores")
+    train_samples: int = Field(
+        256,
+        ge=0,
+        le=1_000_000,
+        description="training images also predicted for the evaluator (in-sample, marked as "
+        "such; 0 = validation images only); each costs one inference per mode",
+    )
     default_target_precision: float = Field(0.9, gt=0, le=1)
 
 

@@ -202,9 +202,13 @@ def train_cmd(
     if res.quality:
         q = res.quality
         typer.echo(
-            f"quality evaluator: fitted={q.get('fitted')} on {q.get('n')} held-out labels, "
-            f"Spearman {_fmt(q.get('spearman_oof'))}"
+            f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
+            f" on {q.get('n')} labels ({q.get('n_heldout', q.get('n'))} held out, "
+            f"{q.get('n_in_sample', 0)} training images), out-of-fold Spearman "
+            f"{_fmt(q.get('spearman_oof'))} (held out {_fmt(q.get('spearman_oof_heldout'))})"
         )
+        if q.get("warning"):
+            typer.echo(f"warning: quality evaluator not fitted: {q['warning']}", err=True)
     held = len(res.splits.get("held_out", []))
     if held:
         typer.echo(

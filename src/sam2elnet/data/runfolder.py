@@ -5,7 +5,9 @@ reports and resume read back::
 
     OUT/labels/  OUT/rejected/    kept / rejected label masks (RUN_MASK_FOLDERS)
     OUT/quality.csv               one row per image: image, label (relative to OUT), predicted_iou,
-                                  kept, [coarse], [prob], uncertainty features
+                                  kept, quality_flag ("" or why the score is 0 /
+                                  damped: all nodata, constant image, out of distribution...),
+                                  [coarse], [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
     OUT/summary.json              counts, threshold, evaluator info, timing
 

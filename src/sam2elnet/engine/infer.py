@@ -37,11 +37,19 @@ from sam2elnet.data.runfolder import (
     write_csv_table,
     write_summary,
 )
-from sam2elnet.engine.runtime import ModelRun, autocast, resolve_device, run_model, set_threads
+from sam2elnet.engine.runtime import (
+    NON_FINITE_OUTPUT,
+    ModelRun,
+    autocast,
+    resolve_device,
+    run_model,
+    set_threads,
+)
 from sam2elnet.engine.scene import is_large_scene, predict_scene
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.quality import (
     FEATURE_NAMES,
+    REJECT_FLAGS,
     QualityEvaluator,
     QualityResult,
     ThresholdChoice,
@@ -66,6 +74,18 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- predictor
+def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
+    """CheckpointError naming the first parameter/buffer with NaN/Inf values."""
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"model weights contain NaN/Inf ({bad} values in {name}): the file is corrupt "
+                "or its training diverged; re-copy it or retrain",
+                path,
+            )
+
+
 class Predictor:
     """A trained model ready for inference (see module docstring)."""
 
@@ -96,6 +116,7 @@ class Predictor:
                 f"model file has an invalid normalisation config ({err})", path
             ) from None
         self.in_bands = int(model.config.in_bands)
+        _check_weights_finite(self.model, path)
         try:
             self.evaluator = QualityEvaluator.from_state(extra.get("quality"))
         except (ValueError, KeyError, TypeError) as err:
@@ -104,6 +125,14 @@ class Predictor:
                 "sam2elnet.engine.train.fit_quality or retrain",
                 path,
             ) from None
+        if not self.evaluator.fitted:
+            warnings.warn(
+                "this model's quality evaluator is not fitted "
+                f"({self.evaluator.warning or self.evaluator.status}); predicted IoUs are "
+                f"conservative (at most {self.evaluator.prior:.2f}) and do not rank labels well - "
+                "refit it on more labelled images (docs/training.md)",
+                stacklevel=2,
+            )
         self.tta = self.evaluator.tta if tta is None else int(tta)
         if tta is not None and self.evaluator.fitted and tta != self.evaluator.tta:
             warnings.warn(
@@ -221,6 +250,8 @@ class Predictor:
                 o = self.model(
                     x, c, None if c is None else torch.ones(x.shape[0], device=self.device)
                 )
+            if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(o.logits).all()):
+                raise CheckpointError(NON_FINITE_OUTPUT, self.path)
             out[s : s + len(x)] = torch.sigmoid(o.logits.float())[:, 0].cpu().numpy()
         return out
 
@@ -248,6 +279,7 @@ class Predictor:
         probs: list[np.ndarray | None] = [None] * n
         feats = np.zeros((n, len(FEATURE_NAMES)))
         embs: np.ndarray | None = None
+        in_flags = [""] * n
         for (_shape, has_c), idx in groups.items():
             for s in range(0, len(idx), self.batch_size):
                 sel = idx[s : s + self.batch_size]
@@ -274,23 +306,32 @@ class Predictor:
                             ]
                         )
                     )
-                res = run_model(
-                    self.model,
-                    x,
-                    c,
-                    device=self.device,
-                    precision=self.precision,
-                    tta=self.tta,
-                    valid=v,
-                )
+                try:
+                    res = run_model(
+                        self.model,
+                        x,
+                        c,
+                        device=self.device,
+                        precision=self.precision,
+                        tta=self.tta,
+                        valid=v,
+                    )
+                except CheckpointError as err:
+                    raise CheckpointError(str(err), self.path) from None
                 if embs is None:
                     embs = np.zeros((n, res.embedding.shape[1]))
                 for j, i in enumerate(sel):
                     probs[i] = res.probs[j].numpy()
                     feats[i] = res.features[j]
                     embs[i] = res.embedding[j]
-        scores = self.evaluator.score(feats, embs) if n else np.zeros(0)
-        return [p for p in probs if p is not None], QualityResult(scores, feats)
+                    in_flags[i] = res.flags[j] if res.flags else ""
+        if not n:
+            return [], QualityResult(np.zeros(0), feats, flags=[])
+        scores, q_flags = self.evaluator.assess(feats, embs)
+        # garbage inputs (all nodata, constant...) carry no label: score 0, never kept
+        flags = [a or b for a, b in zip(in_flags, q_flags, strict=True)]
+        scores = np.where([bool(f) for f in in_flags], 0.0, scores)
+        return [p for p in probs if p is not None], QualityResult(scores, feats, flags=flags)
 
     # ---------------------------------------------------------------- thresholds
     def choose_threshold(
@@ -630,7 +671,7 @@ class _Job:
                 qrows = quality.rows()
                 for (f, img, _x, valid, coarse), prob, q in zip(loaded, probs, qrows, strict=True):
                     mask = (prob > 0.5) & valid
-                    kept = self.decide(q["predicted_iou"])
+                    kept = self.decide(q["predicted_iou"]) and q["quality_flag"] not in REJECT_FLAGS
                     rel = self.label_path(names[f], kept).relative_to(self.out)
                     row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
                     write(f, img, prob, mask, coarse, row)
@@ -697,18 +738,25 @@ class _Job:
     def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
         scores = [float(r["predicted_iou"]) for r in self.rows]
         kept = sum(1 for r in self.rows if r["kept"] in (True, "True", "1"))
+        flagged: dict[str, int] = defaultdict(int)
+        for r in self.rows:
+            if r.get("quality_flag"):
+                flagged[str(r["quality_flag"])] += 1
         dt = time.perf_counter() - t0
         return {
             "n_images": len(self.rows),
             "n_kept": kept,
             "n_rejected": len(self.rows) - kept,
             "n_skipped": len(self.skipped),
+            "n_flagged": dict(flagged),
             "mean_predicted_iou": float(np.mean(scores)) if scores else None,
             "threshold": self.threshold,
             "seconds": dt,
             "images_per_s": n_new / dt if dt > 0 else None,
             "evaluator": {
                 "fitted": self.p.evaluator.fitted,
+                "status": self.p.evaluator.status,
+                "warning": self.p.evaluator.warning or None,
                 "tta": self.p.tta,
                 "heldout_metrics": {
                     k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -762,7 +810,7 @@ def annotate_folder(
     pred.set_bands(bands)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
-    fields = ["image", "label", "predicted_iou", "kept", "prob", *FEATURE_NAMES]
+    fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
     with _Job(
         pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
     ) as job:
@@ -910,6 +958,7 @@ def enhance_folder(
         "label",
         "predicted_iou",
         "kept",
+        "quality_flag",
         "coarse",
         "changes",
         "prob",

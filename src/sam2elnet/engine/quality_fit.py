@@ -1,10 +1,11 @@
-"""Fitting the label quality evaluator on held-out predictions of a trained model.
+"""Fitting the label quality evaluator on predictions of a trained model (docs/training.md).
 
 The evaluator (:class:`sam2elnet.model.quality.QualityEvaluator`) predicts each label's IoU from
-uncertainty features. It must be fitted on images the model was not trained on, with the same
-features inference computes: :func:`collect_quality_samples` runs
-:func:`sam2elnet.engine.runtime.run_model` on held-out items in both modes, :func:`fit_evaluator`
-fits and summarises, and :func:`fit_quality` (re)fits the evaluator stored in a model file (called
+uncertainty features, with the same features inference computes: :func:`collect_quality_samples`
+runs :func:`sam2elnet.engine.runtime.run_model` on labelled items in both modes: the validation
+images (out of sample) and a capped subset of training images (:func:`train_subset`; in sample,
+marked so the evaluator can absorb their optimism). :func:`fit_evaluator` cross-fits and
+summarises, and :func:`fit_quality` (re)fits the evaluator stored in a model file (called
 at the end of :func:`sam2elnet.engine.train.train`, or on its own for an existing model).
 """
 
@@ -23,11 +24,11 @@ from sam2elnet.config import QualityConfig
 from sam2elnet.engine.metrics import iou_per_sample
 from sam2elnet.engine.runtime import resolve_device, run_model
 from sam2elnet.errors import UserError
-from sam2elnet.model.quality import QualityEvaluator, _spearman
+from sam2elnet.model.quality import FEATURE_NAMES, QualityEvaluator, _spearman
 
 log = logging.getLogger(__name__)
 
-__all__ = ["collect_quality_samples", "fit_evaluator", "fit_quality"]
+__all__ = ["collect_quality_samples", "fit_evaluator", "fit_quality", "train_subset"]
 
 
 @torch.no_grad()
@@ -38,26 +39,15 @@ def collect_quality_samples(
     precision: str,
     tta: int,
     batch_size: int = 8,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Predict held-out items in both modes (annotate, and enhance where a coarse label exists).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Predict labelled items in both modes.
 
+    Returns (features (N,F), embeddings (N,D), true IoU (N,), mode (N,) 0 = annotate /
+    1 = enhance, item index (N,) into ``items``: the two samples of one image share it).
     Uses the same feature code as inference (:func:`sam2elnet.engine.runtime.run_model`), so the
     evaluator sees at fit time exactly what it will see in use.
-
-    Args:
-        model: the trained SAM2-ELNet.
-        items: dataset items (dicts of ``image`` (C,H,W), ``mask``/``valid``/``coarse`` (1,H,W)
-            float tensors and ``has_coarse`` (scalar)), as :class:`SegmentationDataset` yields.
-        device: where to run.
-        precision: ``"bf16"`` or ``"32"``.
-        tta: test-time-augmentation views.
-        batch_size: items per forward pass.
-
-    Returns:
-        ``(features (N, F), embeddings (N, D), true IoU (N,), has_coarse (N,) in {0, 1})`` as
-        float64 arrays, one row per (item, mode).
     """
-    feats, embs, ious, modes = [], [], [], []
+    feats, embs, ious, modes, idx = [], [], [], [], []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
         x = torch.stack([it["image"] for it in chunk]).to(device)
@@ -89,9 +79,17 @@ def collect_quality_samples(
                 iou_per_sample(res.probs.unsqueeze(1) > 0.5, ms.cpu() > 0.5, vs.cpu() > 0.5).numpy()
             )
             modes.append(np.full(len(sel), 1.0 if mode == "enhance" else 0.0))
+            idx.append(start + sel.numpy())
     if not feats:
-        return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros(0), np.zeros(0)
-    return np.concatenate(feats), np.concatenate(embs), np.concatenate(ious), np.concatenate(modes)
+        z = np.zeros(0)
+        return np.zeros((0, 0)), np.zeros((0, 0)), z, z, z
+    return (
+        np.concatenate(feats),
+        np.concatenate(embs),
+        np.concatenate(ious),
+        np.concatenate(modes),
+        np.concatenate(idx),
+    )
 
 
 def fit_evaluator(
@@ -102,44 +100,61 @@ def fit_evaluator(
     precision: str,
     batch_size: int,
     seed: int,
+    train_items: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit the quality evaluator on held-out predictions.
+    """Fit the quality evaluator; return (state, summary).
 
-    Args:
-        model: the trained SAM2-ELNet.
-        val_items: held-out dataset items (see :func:`collect_quality_samples`).
-        qcfg: evaluator settings (TTA views, tau, PCA size, ridge alpha, folds, default precision).
-        device: where to run.
-        precision: ``"bf16"`` or ``"32"``.
-        batch_size: items per forward pass.
-        seed: seed of the cross-validation folds.
-
-    Returns:
-        ``(state, summary)``: the evaluator's state dict (stored in the model file) and a summary
-        (held-out Spearman per mode, MAE, mean IoU per mode, default threshold), NaN as None.
+    Samples: every validation item (out of sample) plus ``train_items`` (images the network was
+    trained on: in-sample, optimistic; an indicator in the ridge absorbs the offset), each in
+    annotate and enhance mode; k-fold cross-fitting grouped by image (docs/training.md).
     """
-
     ev = QualityEvaluator(
         tau=qcfg.tau, tta=qcfg.tta, pca_dim=qcfg.pca_dim, ridge_alpha=qcfg.ridge_alpha
     )
-    if not val_items:
-        log.warning("no validation images: the quality evaluator stays unfitted (heuristic scores)")
-        return ev.state_dict(), {"fitted": False, "n": 0}
-    feats, embs, ious, modes = collect_quality_samples(
-        model, val_items, device, precision, qcfg.tta, batch_size
+    items = list(val_items) + list(train_items)
+    feats, embs, ious, modes, idx = collect_quality_samples(
+        model, items, device, precision, qcfg.tta, batch_size
     )
-    ev.fit(feats, embs, ious, folds=qcfg.folds, seed=seed)
+    in_sample = (idx >= len(val_items)).astype(np.float64)
+    if not len(ious):
+        log.warning("no labelled images for the quality evaluator: it stays unfitted")
+    ev.fit(
+        feats if len(ious) else np.zeros((0, len(FEATURE_NAMES))),
+        embs if len(ious) else None,
+        ious,
+        folds=qcfg.folds,
+        seed=seed,
+        in_sample=in_sample,
+        groups=idx,
+    )
     choice = ev.threshold_for_precision(qcfg.default_target_precision)
-    scores = np.asarray(ev.heldout_scores)
+    oof = getattr(ev, "oof_scores", np.zeros(len(ious)))
+    out = in_sample < 0.5
+    mode_sp = {}
+    for name, val in (("annotate", 0), ("enhance", 1)):
+        sel = (modes == val) & out if out.sum() >= 3 else modes == val
+        mode_sp[name] = _spearman(oof[sel], ious[sel]) if len(oof) == len(ious) else None
     summary = {
         "fitted": ev.fitted,
+        "status": ev.status,
+        "warning": ev.warning or None,
         "n": int(len(ious)),
+        "n_heldout": int(out.sum()),
+        "n_in_sample": int((~out).sum()),
         "spearman_oof": ev.metrics.get("spearman_oof"),
-        "spearman_annotate": _spearman(scores[modes == 0], ious[modes == 0]) if len(ious) else None,
-        "spearman_enhance": _spearman(scores[modes == 1], ious[modes == 1]) if len(ious) else None,
+        "spearman_oof_heldout": ev.metrics.get("spearman_oof_heldout"),
+        "spearman_oof_in_sample": ev.metrics.get("spearman_oof_in_sample"),
+        "spearman_annotate": mode_sp["annotate"],
+        "spearman_enhance": mode_sp["enhance"],
         "mae_oof": ev.metrics.get("mae_oof"),
-        "mean_iou_annotate": float(ious[modes == 0].mean()) if (modes == 0).any() else None,
-        "mean_iou_enhance": float(ious[modes == 1].mean()) if (modes == 1).any() else None,
+        "mean_iou_annotate": float(ious[(modes == 0) & out].mean())
+        if ((modes == 0) & out).any()
+        else None,
+        "mean_iou_enhance": float(ious[(modes == 1) & out].mean())
+        if ((modes == 1) & out).any()
+        else None,
+        "mean_iou_in_sample": ev.metrics.get("mean_iou_in_sample"),
+        "in_sample_offset": ev.in_sample_coef,
         "default_threshold": choice.as_dict(),
     }
     summary = {
@@ -148,12 +163,25 @@ def fit_evaluator(
     return ev.state_dict(), summary
 
 
+def train_subset(samples: Sequence[Any], cap: int, seed: int) -> list[Any]:
+    """At most ``cap`` training samples, a seeded random subset (order kept)."""
+    samples = list(samples)
+    if cap <= 0:
+        return []
+    if len(samples) <= cap:
+        return samples
+    keep = np.sort(np.random.default_rng(seed + 7919).choice(len(samples), cap, replace=False))
+    return [samples[i] for i in keep]
+
+
 def fit_quality(
     model_path: str | Path,
     data: str | Path | None = None,
     *,
     val_items: Sequence[dict[str, Any]] | None = None,
+    train_items: Sequence[dict[str, Any]] | None = None,
     ids: Sequence[str] | None = None,
+    train_ids: Sequence[str] | None = None,
     qcfg: QualityConfig | None = None,
     device: str = "cpu",
     precision: str = "bf16",
@@ -163,26 +191,30 @@ def fit_quality(
 ) -> dict[str, Any]:
     """(Re)fit the label quality evaluator stored in ``model_path`` and rewrite the file.
 
-    The evaluator must be fitted on images the model was **not** trained on. By default that is the
-    run's validation split (``splits.json`` next to the model, images found under ``data`` or the
-    training data folder recorded in the model); ``ids`` chooses other held-out ids and
-    ``val_items`` passes prepared dataset items directly (used at the end of :func:`train`).
+    Samples: the run's validation split (out of sample; ``splits.json`` next to the model, images
+    found under ``data`` or the training data folder recorded in the model) plus at most
+    ``qcfg.train_samples`` of its training images (in sample, marked so; docs/training.md says why
+    and what that costs). ``ids`` / ``train_ids`` choose other ids; ``val_items`` /
+    ``train_items`` pass prepared dataset items directly (used at the end of :func:`train`).
 
     Args:
         model_path: model file written by ``elnet train`` (rewritten atomically).
         data: labelled data folder (default: the training data folder recorded in the model).
-        val_items: prepared dataset items (skips reading ``data``).
+        val_items: prepared held-out dataset items (skips reading ``data``).
+        train_items: prepared training-image items (in sample); None = read ``train_ids``.
         ids: held-out sample ids (default: ``val`` of ``splits.json`` next to the model).
+        train_ids: training sample ids (default: ``train`` of ``splits.json``), of which at most
+            ``qcfg.train_samples`` (seeded subset) are used.
         qcfg: evaluator settings (default :class:`~sam2elnet.config.QualityConfig`).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         precision: ``"bf16"`` or ``"32"``.
         batch_size: items per forward pass.
-        seed: seed of the dataset and of the cross-validation folds.
+        seed: seed of the dataset, the training subset and the cross-fitting folds.
         layout: dataset layout for :func:`~sam2elnet.data.datasets.discover`.
 
     Returns:
-        The evaluator summary (held-out Spearman, default threshold...), also stored in the
-        model file's ``extra["quality_summary"]``.
+        The evaluator summary (out-of-fold Spearman overall / held out / in sample, status,
+        warning, default threshold...), also stored in ``extra["quality_summary"]``.
 
     Raises:
         UserError: no data folder, no ``splits.json``, or none of the held-out ids found.
@@ -199,6 +231,7 @@ def fit_quality(
     model.to(dev)
     qcfg = qcfg or QualityConfig()
     if val_items is None:
+        saved: dict[str, Any] = {}
         root = Path(data) if data is not None else Path(str(extra.get("train", {}).get("data", "")))
         if not str(root) or not root.exists():
             raise UserError(
@@ -222,17 +255,27 @@ def fit_quality(
         if not samples:
             raise UserError("none of the held-out ids were found in the data folder", root)
         norm = NormalizationConfig.model_validate(extra["normalization"])
-        ds = SegmentationDataset(
-            samples,
-            norm,
-            size=int(extra.get("image_size", 256)),
-            train=False,
-            seed=seed,
-            coarse_prob=1.0,
-            bands=int(extra.get("in_bands", model.config.in_bands)),
-        )
-        val_items = [ds[i] for i in range(len(ds))]
-    state, summary = fit_evaluator(model, list(val_items), qcfg, dev, precision, batch_size, seed)
+
+        def _items(chosen: Sequence[Any]) -> list[dict[str, Any]]:
+            ds = SegmentationDataset(
+                chosen,
+                norm,
+                size=int(extra.get("image_size", 256)),
+                train=False,
+                seed=seed,
+                coarse_prob=1.0,
+                bands=int(extra.get("in_bands", model.config.in_bands)),
+            )
+            return [ds[i] for i in range(len(ds))]
+
+        val_items = _items(samples)
+        if train_items is None:
+            tids = set(train_ids if train_ids is not None else saved.get("train", []))
+            tr = [s for s in index.samples if s.id in tids and s.mask is not None]
+            train_items = _items(train_subset(tr, qcfg.train_samples, seed))
+    state, summary = fit_evaluator(
+        model, list(val_items), qcfg, dev, precision, batch_size, seed, list(train_items or ())
+    )
     extra = dict(extra)
     extra["quality"] = state
     extra["quality_summary"] = summary

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import random
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from sam2elnet.errors import UserError
-from sam2elnet.model.quality import tta_views, uncertainty_features
+from sam2elnet.errors import CheckpointError, UserError
+from sam2elnet.model.quality import input_flags, tta_views, uncertainty_features
 
 __all__ = [
     "ModelRun",
@@ -104,6 +104,19 @@ class ModelRun:
     probs: torch.Tensor  # (B, H, W) float32: main output averaged with the TTA views
     features: np.ndarray  # (B, F) uncertainty features
     embedding: np.ndarray  # (B, D)
+    flags: list[str] = field(default_factory=list)  # (B,) "" or why the input carries no label
+
+
+#: Raised message when a model turns finite input into NaN/Inf.
+NON_FINITE_OUTPUT = (
+    "the model produced NaN/Inf outputs on finite input: its weights are corrupt or its "
+    "training diverged; re-copy the model file or retrain (e.g. with a lower --lr)"
+)
+
+
+def _check_finite(t: torch.Tensor) -> None:
+    if not bool(torch.isfinite(t).all()):
+        raise CheckpointError(NON_FINITE_OUTPUT)
 
 
 @torch.no_grad()
@@ -131,26 +144,38 @@ def run_model(
         precision: ``"bf16"`` (autocast) or ``"32"``.
         tta: number of test-time-augmentation views (0 = none).
         valid: (B, H, W) 1 where pixels hold data; probabilities are zeroed elsewhere.
+            Non-finite input pixels count as nodata (set to 0 before the forward).
 
     Returns:
-        A :class:`ModelRun` with (B, H, W) float32 probabilities in [0, 1], (B, F) features and
-        (B, D) embeddings, all on the CPU.
+        A :class:`ModelRun` with (B, H, W) float32 probabilities in [0, 1], (B, F) features,
+        (B, D) embeddings (all on the CPU) and per-image input flags
+        (:func:`sam2elnet.model.quality.input_flags`: all nodata, constant image...).
+
+    Raises:
+        CheckpointError: the model turned finite input into NaN/Inf (corrupt weights).
     """
     model.eval()
     x = x.to(device)
     b = x.shape[0]
+    flags = input_flags(x, valid)
+    finite = torch.isfinite(x).all(1)
+    if not bool(finite.all()):
+        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        valid = finite.float() if valid is None else valid.to(device).float() * finite.float()
     has = None
     if coarse is not None:
         coarse = coarse.to(device).float()
         has = torch.ones(b, device=device)
     with autocast(device, precision):
         out = model(x, coarse, has)
+    _check_finite(out.logits)
     main = torch.sigmoid(out.logits.float())[:, 0]
     sides = [torch.sigmoid(s.float())[:, 0] for s in out.side_logits]
     views = []
     for fwd, inv in tta_views(tta):
         with autocast(device, precision):
             o = model(fwd(x), None if coarse is None else fwd(coarse), has)
+        _check_finite(o.logits)
         views.append(inv(torch.sigmoid(o.logits.float()))[:, 0])
     v = None if valid is None else valid.to(device).float()
     feats = uncertainty_features(
@@ -168,4 +193,5 @@ def run_model(
         probs=probs.float().cpu(),
         features=feats.numpy().astype(np.float64),
         embedding=out.embedding.float().cpu().numpy().astype(np.float64),
+        flags=flags,
     )

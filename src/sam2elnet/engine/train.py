@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
-from sam2elnet.engine.quality_fit import fit_quality
+from sam2elnet.engine.quality_fit import fit_quality, train_subset
 from sam2elnet.engine.runtime import (
     autocast,
     resolve_device,
@@ -907,9 +907,20 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
             save_model(model, best_path, extra=model_extra(None, None))
         if cfg.fit_quality:
+            q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
+            q_ds = SegmentationDataset(
+                q_train,
+                data.norm,
+                size=cfg.image_size,
+                train=False,
+                seed=cfg.seed,
+                coarse_prob=1.0,
+                bands=data.in_bands,
+            )
             quality_summary = fit_quality(
                 best_path,
                 val_items=val_items,
+                train_items=[q_ds[i] for i in range(len(q_ds))],
                 qcfg=cfg.quality,
                 device=cfg.device,
                 precision=cfg.precision,

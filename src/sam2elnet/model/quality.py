@@ -35,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+COMPATIBLE_VERSIONS = (1, 2)
 
 FEATURE_NAMES: tuple[str, ...] = (
     "mean_entropy",
@@ -187,12 +188,20 @@ class QualityResult:
     predicted_iou: np.ndarray  # (N,) in [0, 1]
     features: np.ndarray  # (N, F)
     feature_names: tuple[str, ...] = FEATURE_NAMES
+    flags: list[str] = field(default_factory=list)  # (N,) "" or why the score is 0 / damped
 
-    def rows(self) -> list[dict[str, float]]:
-        """One dict per label: predicted_iou and every feature (for CSV writers)."""
-        out = []
+    def rejected(self, i: int) -> bool:
+        """True when label ``i`` must not be kept whatever the threshold (REJECT_FLAGS)."""
+        return bool(self.flags) and self.flags[i] in REJECT_FLAGS
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per label: predicted_iou, quality_flag and every feature (for CSV writers)."""
+        out: list[dict[str, Any]] = []
         for i in range(len(self.predicted_iou)):
-            row = {"predicted_iou": float(self.predicted_iou[i])}
+            row: dict[str, Any] = {
+                "predicted_iou": float(self.predicted_iou[i]),
+                "quality_flag": self.flags[i] if self.flags else "",
+            }
             row.update({n: float(self.features[i, j]) for j, n in enumerate(self.feature_names)})
             out.append(row)
         return out
@@ -224,15 +233,76 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 #: Held-out samples needed before isotonic calibration is used instead of a linear one.
 ISOTONIC_MIN_SAMPLES = 40
+#: Fewer labelled samples than this and the evaluator is not fitted (status "too_few_samples"):
+#: 16 = 8 images in both modes. Below it, 5-fold cross-fitting leaves at most 3 samples per fold
+#: and the standard error of the out-of-fold Spearman (~1/sqrt(n-3) = 0.28 at n = 16) exceeds the
+#: differences it must detect; an evaluator "fitted" on 8 labels scored garbage 0.96 (issue 10).
+MIN_FIT_SAMPLES = 16
+#: Labels whose true IoUs vary less than this (standard deviation) cannot teach a ranking
+#: (status "uniform_labels"), e.g. a model that predicts nothing on images that all hold objects.
+MIN_IOU_STD = 0.02
+#: Out-of-distribution damping: a feature more than OOD_TOLERANCE scale units outside the range
+#: seen at fit time scales the score down linearly, to 0 at OOD_TOLERANCE + OOD_SPAN units.
+#: Scale = the feature's standard deviation at fit time, at least OOD_MIN_SCALE (the uncertainty
+#: features are fractions, entropies in bits or agreements, all in [0, 1]); PCA components of the
+#: embedding have unit variance by construction.
+OOD_TOLERANCE = 1.0
+OOD_SPAN = 2.0
+OOD_MIN_SCALE = 0.05
+#: Context features that are not checked for being out of distribution (a partly-nodata tile or an
+#: enhancement input on an annotation-only fit is no reason to distrust a score).
+OOD_EXEMPT = ("has_coarse", "coarse_agreement", "valid_frac")
+#: Score ceiling of an evaluator that saw no labelled samples at all.
+NO_SAMPLE_PRIOR = 0.5
+#: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
+REJECT_FLAGS = ("no pixels", "all nodata", "constant image", "non-finite features")
+
+
+def input_flags(x: torch.Tensor, valid: torch.Tensor | None = None) -> list[str]:
+    """Per-image reasons why an input cannot carry a label: "" when it is usable.
+
+    Args:
+        x: (B, C, H, W) normalised image batch (non-finite values count as nodata).
+        valid: (B, H, W) 1 where pixels hold data (None = all).
+
+    Returns:
+        One string per image: ``"no pixels"`` (H or W is 0), ``"all nodata"`` (no finite valid
+        pixel), ``"constant image"`` (every valid pixel of every band has the same value, within
+        1e-6: a blank, zero-filled or saturated tile), else ``""``.
+    """
+    b = x.shape[0]
+    if x.shape[-1] == 0 or x.shape[-2] == 0:
+        return ["no pixels"] * b
+    xf = x.detach().float()
+    ok = torch.isfinite(xf).all(1)  # (B,H,W)
+    if valid is not None:
+        ok = ok & (valid.to(ok.device) > 0.5)
+    flags = []
+    for i in range(b):
+        m = ok[i]
+        if not bool(m.any()):
+            flags.append("all nodata")
+            continue
+        vals = xf[i][:, m]  # (C, n)
+        spread = float((vals.amax(1) - vals.amin(1)).max())
+        flags.append("constant image" if spread <= 1e-6 else "")
+    return flags
 
 
 @dataclass
 class QualityEvaluator:
     """Ridge head over [uncertainty features + PCA(embedding)], calibrated to IoU: isotonic with
-    >= 40 held-out samples, a non-negative linear map below that (keeps the ranking).
+    >= 40 samples, a non-negative linear map below that (keeps the ranking).
 
-    An unfitted evaluator (too few held-out samples) falls back to a transparent heuristic:
-    ``tta_agreement * ds_agreement * (1 - uncertain_frac)``.
+    Guards against confident scores on garbage (each documented at its constant above):
+
+    * an evaluator with fewer than :data:`MIN_FIT_SAMPLES` labelled samples or with near-constant
+      true IoUs is not fitted: it warns, records ``status`` and ``warning`` (stored in the model
+      file) and scores ``min(heuristic, prior)``, where ``prior`` is a one-standard-error lower
+      bound of the samples' mean IoU (:data:`NO_SAMPLE_PRIOR` without samples). The heuristic is
+      ``tta_agreement * ds_agreement * (1 - uncertain_frac)``;
+    * non-finite features score 0;
+    * features far outside the fitted range are damped towards 0 (:data:`OOD_TOLERANCE`).
     """
 
     tau: float = 0.7
@@ -240,15 +310,22 @@ class QualityEvaluator:
     pca_dim: int = 8
     ridge_alpha: float = 1.0
     fitted: bool = False
+    status: str = "no_samples"
+    warning: str = ""
+    prior: float = NO_SAMPLE_PRIOR
     feat_mean: list[float] = field(default_factory=list)
     feat_std: list[float] = field(default_factory=list)
     emb_mean: list[float] = field(default_factory=list)
     pca_components: list[list[float]] = field(default_factory=list)
     coef: list[float] = field(default_factory=list)
     intercept: float = 0.0
+    in_sample_coef: float = 0.0  # ridge offset of in-sample (training-image) predictions
     iso_x: list[float] = field(default_factory=list)
     iso_y: list[float] = field(default_factory=list)
-    linear: list[float] = field(default_factory=list)  # [slope, intercept] for small held-out sets
+    linear: list[float] = field(default_factory=list)  # [slope, intercept] for small sets
+    ood_lo: list[float] = field(default_factory=list)  # fitted range of each checked column
+    ood_hi: list[float] = field(default_factory=list)
+    ood_scale: list[float] = field(default_factory=list)
     heldout_scores: list[float] = field(default_factory=list)  # calibrated out-of-fold scores
     heldout_iou: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -266,6 +343,16 @@ class QualityEvaluator:
             f = np.concatenate([f, z], axis=1)
         return f
 
+    def _ood_columns(self, features: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
+        """The columns checked for being out of distribution: raw features (minus the exempt
+        ones) and the embedding's PCA scores."""
+        keep = [i for i, n in enumerate(FEATURE_NAMES) if n not in OOD_EXEMPT]
+        cols = np.asarray(features, np.float64)[:, keep]
+        if self.pca_components and embeddings is not None:
+            e = np.asarray(embeddings, np.float64) - np.asarray(self.emb_mean)
+            cols = np.concatenate([cols, e @ np.asarray(self.pca_components).T], axis=1)
+        return cols
+
     @staticmethod
     def _fit_parts(
         features: np.ndarray,
@@ -273,8 +360,14 @@ class QualityEvaluator:
         target: np.ndarray,
         pca_dim: int,
         alpha: float,
+        in_sample: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Standardise, PCA, ridge in closed form (deterministic, no sklearn state to pickle)."""
+        """Standardise, PCA, ridge in closed form (deterministic, no sklearn state to pickle).
+
+        ``in_sample`` (0/1 per sample) adds one unpenalised-by-scale indicator column whose
+        coefficient absorbs the optimism of predictions on training images; scoring new images
+        uses indicator 0, so only the out-of-sample relation is applied.
+        """
         feats = np.asarray(features, np.float64)
         mean = feats.mean(0)
         std = feats.std(0)
@@ -296,14 +389,43 @@ class QualityEvaluator:
         else:
             parts.update(emb_mean=[], pca_components=[])
         y = np.asarray(target, np.float64)
+        use_ins = in_sample is not None and 0 < float(np.sum(in_sample)) < len(y)
+        if use_ins:
+            x = np.concatenate([x, np.asarray(in_sample, np.float64)[:, None]], axis=1)
+        x_mean = x.mean(0)
         y_mean = y.mean()
-        a = x.T @ x + alpha * np.eye(x.shape[1])
-        coef = np.linalg.solve(a, x.T @ (y - y_mean))
-        parts.update(coef=coef.tolist(), intercept=float(y_mean))
+        a = (x - x_mean).T @ (x - x_mean) + alpha * np.eye(x.shape[1])
+        coef = np.linalg.solve(a, (x - x_mean).T @ (y - y_mean))
+        icpt = float(y_mean - x_mean @ coef)
+        ins = 0.0
+        if use_ins:
+            coef, ins = coef[:-1], float(coef[-1])
+        parts.update(coef=coef.tolist(), intercept=icpt, in_sample_coef=ins)
+        # fitted range of the OOD-checked columns
+        keep = [i for i, n in enumerate(FEATURE_NAMES) if n not in OOD_EXEMPT]
+        cols = [feats[:, keep]]
+        scales = [np.maximum(feats[:, keep].std(0), OOD_MIN_SCALE)]
+        if k > 0:
+            cols.append(z)
+            scales.append(np.ones(k))
+        c = np.concatenate(cols, axis=1)
+        parts.update(
+            ood_lo=c.min(0).tolist(),
+            ood_hi=c.max(0).tolist(),
+            ood_scale=np.concatenate(scales).tolist(),
+        )
         return parts
 
-    def _raw(self, features: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
-        return self._design(features, embeddings) @ np.asarray(self.coef) + self.intercept
+    def _raw(
+        self,
+        features: np.ndarray,
+        embeddings: np.ndarray | None,
+        in_sample: np.ndarray | None = None,
+    ) -> np.ndarray:
+        raw = self._design(features, embeddings) @ np.asarray(self.coef) + self.intercept
+        if in_sample is not None:
+            raw = raw + self.in_sample_coef * np.asarray(in_sample, np.float64)
+        return raw
 
     def _heuristic(self, features: np.ndarray) -> np.ndarray:
         idx = {n: i for i, n in enumerate(FEATURE_NAMES)}
@@ -315,6 +437,22 @@ class QualityEvaluator:
         )
         return np.clip(s, 0.0, 1.0)
 
+    def ood_factor(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """(N,) in [0, 1]: 1 inside the fitted range (+ tolerance), falling linearly to 0 at
+        :data:`OOD_TOLERANCE` + :data:`OOD_SPAN` scale units beyond it; 1 when no range is known
+        (unfitted evaluators, model files from before this check)."""
+        n = len(features)
+        if not self.ood_lo:
+            return np.ones(n)
+        cols = self._ood_columns(features, embeddings if self.pca_components else None)
+        lo, hi = np.asarray(self.ood_lo), np.asarray(self.ood_hi)
+        if cols.shape[1] != len(lo):  # no embeddings given: check the features only
+            cols, lo, hi = cols, lo[: cols.shape[1]], hi[: cols.shape[1]]
+        scale = np.asarray(self.ood_scale)[: cols.shape[1]]
+        excess = np.maximum(lo - cols, cols - hi).clip(min=0.0) / scale
+        worst = excess.max(1) if excess.shape[1] else np.zeros(n)
+        return np.clip(1.0 - (worst - OOD_TOLERANCE) / OOD_SPAN, 0.0, 1.0)
+
     # ---------------------------------------------------------------- public API
     def fit(
         self,
@@ -323,50 +461,66 @@ class QualityEvaluator:
         iou: np.ndarray,
         folds: int = 5,
         seed: int = 0,
-        min_samples: int = 8,
+        min_samples: int = MIN_FIT_SAMPLES,
+        in_sample: np.ndarray | None = None,
+        groups: Sequence[Any] | None = None,
     ) -> QualityEvaluator:
-        """Fit on held-out samples whose true label IoU is known.
+        """Fit on labelled samples whose true label IoU is known.
 
-        Out-of-fold ridge scores (``folds``-fold cross-fitting) are calibrated with isotonic
-        regression; the final ridge is refitted on all samples.
+        Args:
+            features: (N, F) uncertainty features; embeddings: (N, D) or None; iou: (N,) true IoU.
+            folds: k of the k-fold cross-fitting that gives every sample an out-of-fold score.
+            min_samples: fewer samples -> not fitted (conservative fallback, see class doc).
+            in_sample: (N,) 1 where the prediction was made on an image the network was trained
+                on (optimistic); a ridge indicator absorbs the offset and scores use 0.
+            groups: (N,) ids; samples of one group (one image in both modes) share a fold.
+
+        Out-of-fold ridge scores are calibrated (isotonic with >= :data:`ISOTONIC_MIN_SAMPLES`,
+        else linear); the final ridge is refitted on all samples. ``heldout_scores`` /
+        ``heldout_iou`` (used by :meth:`threshold_for_precision`) are the out-of-sample items'
+        when there are at least ``min_samples`` of them, else all items (then ``metrics``
+        has ``threshold_on_in_sample`` = 1: an optimistic threshold).
         """
         from sklearn.isotonic import IsotonicRegression
 
         feats = np.asarray(features, np.float64)
         y = np.clip(np.asarray(iou, np.float64), 0, 1)
         n = len(y)
-        if n < min_samples or np.ptp(y) < 1e-6:
-            warnings.warn(
-                f"quality evaluator: {n} held-out samples (need >= {min_samples} with varying IoU); "
-                "using the unfitted heuristic score",
-                stacklevel=2,
-            )
-            self.fitted = False
-            self.heldout_scores = self._heuristic(feats).tolist()
-            self.heldout_iou = y.tolist()
-            self.metrics = {
-                "n": float(n),
-                "spearman_oof": _spearman(np.array(self.heldout_scores), y),
-            }
-            return self
+        ins = np.zeros(n) if in_sample is None else np.asarray(in_sample, np.float64).reshape(n)
+        out_mask = ins < 0.5
+        self.ood_lo, self.ood_hi, self.ood_scale = [], [], []
+        std = float(y.std()) if n else 0.0
+        if n < min_samples or std < MIN_IOU_STD:
+            return self._fallback(feats, y, out_mask, n, min_samples, std)
         emb = None if embeddings is None else np.asarray(embeddings, np.float64)
         rng = np.random.default_rng(seed)
-        order = rng.permutation(n)
-        k = min(folds, n)
+        gid = (
+            np.arange(n)
+            if groups is None
+            else np.unique(np.asarray(groups), return_inverse=True)[1]
+        )
+        n_groups = int(gid.max()) + 1
+        fold_of_group = np.empty(n_groups, dtype=int)
+        fold_of_group[rng.permutation(n_groups)] = np.arange(n_groups) % min(folds, n_groups)
+        fold = fold_of_group[gid]
         oof = np.zeros(n)
-        for f in range(k):
-            test = order[f::k]
-            train = np.setdiff1d(order, test)
+        oof_ood = np.ones(n)
+        for f in range(min(folds, n_groups)):
+            test = np.flatnonzero(fold == f)
+            train = np.flatnonzero(fold != f)
             parts = self._fit_parts(
                 feats[train],
                 None if emb is None else emb[train],
                 y[train],
                 self.pca_dim,
                 self.ridge_alpha,
+                ins[train],
             )
             tmp = QualityEvaluator(**{**self._hyper(), **parts})
-            oof[test] = tmp._raw(feats[test], None if emb is None else emb[test])
-        parts = self._fit_parts(feats, emb, y, self.pca_dim, self.ridge_alpha)
+            e_test = None if emb is None else emb[test]
+            oof[test] = tmp._raw(feats[test], e_test, ins[test])
+            oof_ood[test] = tmp.ood_factor(feats[test], e_test)
+        parts = self._fit_parts(feats, emb, y, self.pca_dim, self.ridge_alpha, ins)
         for key, val in parts.items():
             setattr(self, key, val)
         self.iso_x, self.iso_y, self.linear = [], [], []
@@ -381,16 +535,67 @@ class QualityEvaluator:
             # demo: 7 points -> one level). A non-negative linear map keeps the ranking.
             slope, icpt = np.polyfit(oof, y, 1) if np.ptp(oof) > 1e-9 else (0.0, float(y.mean()))
             self.linear = [float(slope), float(icpt)] if slope > 0 else [1.0, 0.0]
-        self.fitted = True
-        calibrated = self._calibrate(oof)
-        self.heldout_scores = calibrated.tolist()
-        self.heldout_iou = y.tolist()
-        mae = float(np.mean(np.abs(calibrated - y)))
+        self.fitted, self.status, self.warning = True, "fitted", ""
+        calibrated = self._calibrate(oof) * oof_ood
+        self.oof_scores = calibrated  # not part of the state: for the caller's per-mode summary
+        n_out = int(out_mask.sum())
+        thr_sel = out_mask if n_out >= min_samples else np.ones(n, bool)
+        self.heldout_scores = calibrated[thr_sel].tolist()
+        self.heldout_iou = y[thr_sel].tolist()
+        self.prior = _lower_mean(y[out_mask] if n_out else y)
         self.metrics = {
             "n": float(n),
+            "n_in_sample": float(n - n_out),
+            "n_heldout": float(n_out),
             "spearman_oof": _spearman(oof, y),
-            "mae_oof": mae,
+            "spearman_oof_heldout": _spearman(oof[out_mask], y[out_mask]),
+            "spearman_oof_in_sample": _spearman(oof[~out_mask], y[~out_mask]),
+            "mean_iou_heldout": float(y[out_mask].mean()) if n_out else float("nan"),
+            "mean_iou_in_sample": float(y[~out_mask].mean()) if n_out < n else float("nan"),
+            "mae_oof": float(np.mean(np.abs(calibrated - y))),
             "good_rate": float(np.mean(y >= self.tau)),
+            "ood_rate_oof": float(np.mean(oof_ood < 1.0)),
+            "threshold_on_in_sample": float(not bool(thr_sel is out_mask)),
+        }
+        return self
+
+    def _fallback(
+        self,
+        feats: np.ndarray,
+        y: np.ndarray,
+        out_mask: np.ndarray,
+        n: int,
+        min_samples: int,
+        std: float,
+    ) -> QualityEvaluator:
+        """Not enough signal to fit: warn, record why, score conservatively (class doc)."""
+        if n == 0:
+            self.status = "no_samples"
+            self.warning = "no labelled samples: quality scores are capped at 0.5"
+        elif n < min_samples:
+            self.status = "too_few_samples"
+            self.warning = (
+                f"only {n} labelled samples (need >= {min_samples}): quality scores are a "
+                "conservative heuristic capped at the samples' mean IoU lower bound"
+            )
+        else:
+            self.status = "uniform_labels"
+            self.warning = (
+                f"the {n} labelled samples have almost the same IoU (std {std:.3f} < "
+                f"{MIN_IOU_STD}); nothing to learn a ranking from: quality scores are a "
+                "conservative heuristic capped at their mean IoU lower bound"
+            )
+        warnings.warn(f"quality evaluator not fitted: {self.warning}", stacklevel=3)
+        self.fitted = False
+        sel = out_mask if out_mask.any() else np.ones(n, bool)
+        self.prior = _lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
+        self.coef, self.linear, self.iso_x, self.iso_y = [], [], [], []
+        self.heldout_scores = np.minimum(self._heuristic(feats), self.prior).tolist() if n else []
+        self.oof_scores = np.asarray(self.heldout_scores)
+        self.heldout_iou = y.tolist()
+        self.metrics = {
+            "n": float(n),
+            "spearman_oof": _spearman(np.array(self.heldout_scores), y) if n else float("nan"),
         }
         return self
 
@@ -411,14 +616,37 @@ class QualityEvaluator:
             return np.full_like(raw, self.iso_y[0], dtype=np.float64)
         return np.interp(raw, self.iso_x, self.iso_y)
 
-    def score(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """Predicted IoU in [0, 1] for each row of ``features``."""
+    def assess(
+        self, features: np.ndarray, embeddings: np.ndarray | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Predicted IoU in [0, 1] for each row of ``features`` and a flag per row ("" = none):
+        ``"non-finite features"`` (score 0), ``"out of distribution"`` (score damped)."""
         feats = np.asarray(features, np.float64)
         if feats.ndim != 2 or feats.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"expected (N, {len(FEATURE_NAMES)}) features, got {feats.shape}")
+        emb = None if embeddings is None else np.asarray(embeddings, np.float64)
+        bad = ~np.isfinite(feats).all(1)
+        if emb is not None:
+            bad |= ~np.isfinite(emb).all(1)
+            emb = np.where(bad[:, None], 0.0, emb)
+        feats = np.where(bad[:, None], 0.0, feats)
+        flags = ["non-finite features" if b else "" for b in bad]
         if not self.fitted:
-            return self._heuristic(feats)
-        return np.clip(self._calibrate(self._raw(feats, embeddings)), 0.0, 1.0)
+            scores = np.minimum(self._heuristic(feats), self.prior)
+        else:
+            scores = np.clip(self._calibrate(self._raw(feats, emb)), 0.0, 1.0)
+            factor = self.ood_factor(feats, emb)
+            scores = scores * factor
+            flags = [
+                f or ("out of distribution" if g < 1.0 else "")
+                for f, g in zip(flags, factor, strict=True)
+            ]
+        scores = np.where(bad, 0.0, scores)
+        return scores, flags
+
+    def score(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Predicted IoU in [0, 1] for each row of ``features`` (see :meth:`assess`)."""
+        return self.assess(features, embeddings)[0]
 
     def threshold_for_precision(self, target: float, tau: float | None = None) -> ThresholdChoice:
         """Lowest score threshold whose held-out precision of "IoU >= tau" is >= ``target``.
@@ -461,15 +689,30 @@ class QualityEvaluator:
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> QualityEvaluator:
-        """Rebuild from :meth:`state_dict`; ``None``/empty gives an unfitted evaluator."""
+        """Rebuild from :meth:`state_dict`; ``None``/empty gives an unfitted evaluator.
+
+        Version-1 states (before the garbage guards) load too: fitted ones without an OOD range,
+        unfitted ones with the conservative :data:`NO_SAMPLE_PRIOR` cap.
+        """
         if not state:
             return cls()
-        if state.get("version") != STATE_VERSION or list(state.get("feature_names", [])) != list(
-            FEATURE_NAMES
-        ):
+        if state.get("version") not in COMPATIBLE_VERSIONS or list(
+            state.get("feature_names", [])
+        ) != list(FEATURE_NAMES):
             raise ValueError("quality evaluator state from an incompatible version")
         kwargs = {k: state[k] for k in cls.__dataclass_fields__ if k in state}
         kwargs["metrics"] = {
             k: (float("nan") if v is None else v) for k, v in kwargs.get("metrics", {}).items()
         }
+        if state.get("version") == 1:
+            kwargs["status"] = "fitted" if kwargs.get("fitted") else "too_few_samples"
         return cls(**kwargs)
+
+
+def _lower_mean(y: np.ndarray) -> float:
+    """Mean minus one standard error, in [0, 1]: a conservative estimate of the mean IoU."""
+    y = np.asarray(y, np.float64)
+    if len(y) == 0:
+        return NO_SAMPLE_PRIOR
+    se = float(y.std(ddof=1)) / math.sqrt(len(y)) if len(y) > 1 else 0.0
+    return float(np.clip(y.mean() - se, 0.0, 1.0))

@@ -1,0 +1,101 @@
+"""Issue 10.4: no confident score on garbage, end to end through the Predictor and annotate.
+
+A model with NaN weights or one that produces NaN is an error; all-nodata, all-NaN and constant
+images get predicted quality 0, a flag saying why, and are never kept (even with no filter).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_data import write_png, write_tif
+from test_train import trained_run
+
+from sam2elnet.engine.infer import Predictor, annotate_folder
+from sam2elnet.errors import CheckpointError
+from sam2elnet.model import load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trained_run(tmp_path_factory)
+
+
+def _tampered(run: dict[str, Path], tmp: Path, value: float, name: str = "nan.pt") -> Path:
+    model, extra = load_model(run["model"])
+    with torch.no_grad():
+        first = next(p for n, p in model.named_parameters() if n.startswith("stem"))
+        first.view(-1)[0] = value
+    return save_model(model, tmp / name, extra=extra)
+
+
+def test_model_with_nan_weights_is_refused_with_the_file_named(run, tmp_path: Path) -> None:
+    path = _tampered(run, tmp_path, float("nan"))
+    with pytest.raises(CheckpointError, match="NaN/Inf") as err:
+        Predictor.from_file(path)
+    assert str(path) in str(err.value) and "stem" in str(err.value)
+
+
+def test_model_that_produces_nan_is_an_error(run, tmp_path: Path) -> None:
+    """Finite but absurd weights (3e38) overflow to Inf/NaN inside the network."""
+    path = _tampered(run, tmp_path, 3e38, "overflow.pt")
+    pred = Predictor.from_file(path, precision="32")
+    x = np.random.default_rng(0).random((1, pred.in_bands, 32, 32)).astype(np.float32)
+    with pytest.raises(CheckpointError, match="NaN/Inf outputs") as err:
+        pred.predict(list(x))
+    assert str(path) in str(err.value)
+    with pytest.raises(CheckpointError, match="NaN/Inf outputs"):
+        pred.predict_arrays(x)
+
+
+def test_garbage_inputs_score_zero_and_are_flagged(run) -> None:
+    pred = Predictor.from_file(run["model"], precision="32")
+    rng = np.random.default_rng(0)
+    c = pred.in_bands
+    good = rng.random((c, 40, 40)).astype(np.float32)
+    nan = np.full((c, 40, 40), np.nan, np.float32)
+    const = np.full((c, 40, 40), 0.4, np.float32)
+    valid = [None, None, None, np.zeros((40, 40), bool)]
+    probs, q = pred.predict([good, nan, const, good], valid=valid)
+    assert q.flags[1:] == ["all nodata", "constant image", "all nodata"]
+    assert q.flags[0] in ("", "out of distribution")
+    assert list(q.predicted_iou[1:]) == [0.0, 0.0, 0.0]
+    assert all(np.isfinite(p).all() for p in probs)
+    assert not probs[1].any() and not probs[3].any()  # no label on pixels without data
+    assert not q.rejected(0) and all(q.rejected(i) for i in (1, 2, 3))
+
+
+def test_annotate_never_keeps_garbage_even_without_a_filter(run, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    imgs = tmp_path / "imgs"
+    write_png(imgs / "a_good.png", (rng.random((40, 40, 3)) * 255).astype(np.uint8))
+    write_png(imgs / "b_const.png", np.full((40, 40, 3), 128, np.uint8))
+    write_tif(imgs / "c_nodata.tif", np.full((3, 40, 40), -9999, np.float32), nodata=-9999)
+    write_tif(imgs / "d_nan.tif", np.full((3, 40, 40), np.nan, np.float32))
+    res = annotate_folder(run["model"], imgs, tmp_path / "out", progress=False)
+    rows = {Path(r["image"]).name: r for r in res.rows}
+    skipped = {Path(s["image"]).name for s in res.skipped}
+    assert rows["a_good.png"]["kept"] is True
+    assert rows["b_const.png"]["kept"] is False and rows["b_const.png"]["predicted_iou"] == 0.0
+    assert rows["b_const.png"]["quality_flag"] == "constant image"
+    for name in ("c_nodata.tif", "d_nan.tif"):  # refused at reading, or flagged: never kept
+        assert name in skipped or (
+            rows[name]["kept"] is False
+            and rows[name]["predicted_iou"] == 0.0
+            and rows[name]["quality_flag"] == "all nodata"
+        ), name
+    assert not (tmp_path / "out" / "labels" / "b_const.png").exists()
+    assert (tmp_path / "out" / "rejected" / "b_const.png").is_file()
+    with (tmp_path / "out" / "quality.csv").open() as fh:
+        table = {Path(r["image"]).name: r for r in csv.DictReader(fh)}
+    assert table["b_const.png"]["quality_flag"] == "constant image"
+    assert res.summary["n_flagged"].get("constant image") == 1
+    assert res.summary["evaluator"]["status"] in ("fitted", "too_few_samples", "uniform_labels")
