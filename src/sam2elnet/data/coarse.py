@@ -428,10 +428,10 @@ def _freehand(
 ) -> tuple[np.ndarray, list[str]]:
     ref = _ref(mask.shape)
     u_step, u_wob, u_bias, u_merge = (r[i].random() for i in range(4))
-    step = max(1.0, s * (6.0 + 12.0 * u_step) * ref)
-    wobble = s * (2.0 + 6.0 * u_wob) * ref
-    bias = s * (1.0 + 5.0 * u_bias) * ref
-    merge = int(round(s * (3.0 + 9.0 * u_merge) * ref))
+    step = max(1.0, s * (8.0 + 16.0 * u_step) * ref)
+    wobble = s * (3.0 + 8.0 * u_wob) * ref
+    bias = s * (1.5 + 7.0 * u_bias) * ref
+    merge = int(round(s * (4.0 + 12.0 * u_merge) * ref))
     min_area = s * 0.002 * mask.size
     out = freehand_outline(mask, r[4], step, wobble, bias, merge, min_area)
     ops = f"freehand(step={step:.1f},wobble={wobble:.1f},bias={bias:.1f},merge={merge})"
