@@ -293,3 +293,13 @@ def test_in_sample_items_are_cross_fitted_grouped_and_their_optimism_absorbed() 
     alone = QualityEvaluator(pca_dim=4).fit(feats, emb, y, in_sample=ins, seed=1)
     assert not np.allclose(alone.oof_scores, ev.oof_scores)
     del rng
+
+
+def test_an_evaluator_that_cannot_rank_says_so() -> None:
+    rng = np.random.default_rng(5)
+    feats, emb, iou = rng.random((100, len(FEATURE_NAMES))), None, rng.random(100)
+    with pytest.warns(UserWarning, match="hardly rank"):
+        ev = QualityEvaluator().fit(feats, emb, iou)
+    assert ev.fitted and ev.status == "fitted" and "Spearman" in ev.warning
+    s = ev.score(feats)
+    assert abs(float(s.mean()) - float(iou.mean())) < 0.1 and float(s.max()) < 0.9

@@ -203,12 +203,12 @@ def train_cmd(
         q = res.quality
         typer.echo(
             f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
-            f" on {q.get('n')} labels ({q.get('n_heldout', q.get('n'))} held out, "
-            f"{q.get('n_in_sample', 0)} training images), out-of-fold Spearman "
+            f" on {q.get('n')} labelled samples ({q.get('n_heldout', q.get('n'))} held out, "
+            f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
             f"{_fmt(q.get('spearman_oof'))} (held out {_fmt(q.get('spearman_oof_heldout'))})"
         )
         if q.get("warning"):
-            typer.echo(f"warning: quality evaluator not fitted: {q['warning']}", err=True)
+            typer.echo(f"warning: quality evaluator: {q['warning']}", err=True)
     held = len(res.splits.get("held_out", []))
     if held:
         typer.echo(

@@ -241,6 +241,9 @@ MIN_FIT_SAMPLES = 16
 #: Labels whose true IoUs vary less than this (standard deviation) cannot teach a ranking
 #: (status "uniform_labels"), e.g. a model that predicts nothing on images that all hold objects.
 MIN_IOU_STD = 0.02
+#: A fitted evaluator whose out-of-fold Spearman is below this gets a warning (status stays
+#: "fitted": its calibrated scores are then close to the mean IoU, not "keep everything").
+WEAK_SPEARMAN = 0.3
 #: Out-of-distribution damping: a feature more than OOD_TOLERANCE scale units outside the range
 #: seen at fit time scales the score down linearly, to 0 at OOD_TOLERANCE + OOD_SPAN units.
 #: Scale = the feature's standard deviation at fit time, at least OOD_MIN_SCALE (the uncertainty
@@ -536,6 +539,13 @@ class QualityEvaluator:
             slope, icpt = np.polyfit(oof, y, 1) if np.ptp(oof) > 1e-9 else (0.0, float(y.mean()))
             self.linear = [float(slope), float(icpt)] if slope > 0 else [1.0, 0.0]
         self.fitted, self.status, self.warning = True, "fitted", ""
+        rho = _spearman(oof, y)
+        if not rho >= WEAK_SPEARMAN:  # also NaN
+            self.warning = (
+                f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
+                "train longer or label more images before trusting a quality filter"
+            )
+            warnings.warn(f"quality evaluator: {self.warning}", stacklevel=2)
         calibrated = self._calibrate(oof) * oof_ood
         self.oof_scores = calibrated  # not part of the state: for the caller's per-mode summary
         n_out = int(out_mask.sum())
