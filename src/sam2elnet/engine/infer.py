@@ -354,8 +354,9 @@ class Predictor:
                 raise UserError(f"--target-precision {target_precision} must be within (0, 1]")
             if not self.evaluator.fitted:
                 raise UserError(
-                    "this model's quality evaluator was not fitted (too few validation images); "
-                    "use --min-quality, or retrain with a validation split",
+                    "this model's quality evaluator was not fitted "
+                    f"({self.evaluator.warning or self.evaluator.status}); use --min-quality, or "
+                    "retrain / refit it with more labelled images",
                     self.path,
                 )
             choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)

@@ -590,9 +590,10 @@ def _threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
     target = cfg.target_precision
     if target is None:
         if not pred.evaluator.fitted:
+            why = pred.evaluator.warning or pred.evaluator.status
             return 0.5, (
-                "minimum predicted quality 0.5 (the quality evaluator was not fitted: too "
-                "few validation images)"
+                f"minimum predicted quality 0.5 (the quality evaluator was not fitted: {why}; "
+                f"its scores are capped at {pred.evaluator.prior:.2f})"
             )
         from sam2elnet.config import QualityConfig
 
