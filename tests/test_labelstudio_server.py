@@ -86,6 +86,9 @@ def ls_server(tmp_path_factory):
         "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root),
         "LATEST_VERSION_CHECK": "false",
+        # the ML backend (and its webhook) runs on 127.0.0.1 too, which Label Studio blocks by default
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
         "ML_TIMEOUT_SETUP": "60",
         "ML_TIMEOUT_HEALTH": "30",
         "ML_CONNECTION_TIMEOUT": "10",
@@ -191,6 +194,94 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
             got = m.read(1) > 0
         want = edit if name == "b_mid" else _label(run, name)
         assert np.array_equal(got, want), name
+
+
+def _wait_json(url: str, ok, timeout: float, proc: subprocess.Popen | None = None) -> dict:
+    """Poll ``url`` until ``ok(json)`` holds (bounded); return the last answer."""
+    t0 = time.monotonic()
+    last: dict = {}
+    while time.monotonic() - t0 < timeout:
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"elnet serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                last = json.loads(r.read())
+            if ok(last):
+                return last
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not reach the expected state in {timeout} s; last answer {last}")
+
+
+def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsys):
+    from test_serve import micro_model
+
+    from sam2elnet.pipeline.serve import BackendConfig, MLBackend
+
+    scores = {"a": 0.2, "b": 0.8}
+    make_run(tmp_path, scores)
+    model = micro_model(tmp_path / "model.pt")
+    out = ls_server.root / "backend" / "tasks.json"
+    assert main([
+        "export", "--labels", str(tmp_path / "run"), "--out", str(out), "--format", "label-studio",
+        "--document-root", str(ls_server.root), "--no-progress",
+    ]) == 0  # fmt: skip
+    tasks = [{"data": t["data"]} for t in json.loads(out.read_text())]  # no pre-annotations
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "serve.log").open("wb")
+    cmd = [
+        sys.executable, "-c", "import sys; from sam2elnet.cli import main; sys.exit(main(sys.argv[1:]))",
+        "serve", "--model", str(model), "--workdir", str(tmp_path / "serve"), "--port", str(port),
+        "--document-root", str(ls_server.root), "--epochs", "1", "--image-size", "32",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        h0 = _wait_json(f"{url}/health", lambda h: h.get("status") == "UP", 120, proc)
+        edit = np.zeros((40, 48), bool)
+        edit[8:30, 4:20] = True
+        report = drive(
+            "backend",
+            {
+                "url": ls_server.url,
+                "token": ls_server.token,
+                "config": out.with_suffix(".xml").read_text(),
+                "views": str(out.parent / "tasks-images"),
+                "backend": url,
+                "tasks": tasks,
+                "annotation": mask_result(edit, "foreground"),
+            },
+            tmp_path,
+        )
+        assert report["ml_state"] == "CO"  # connected: Label Studio called /health and /setup
+        local = MLBackend(BackendConfig(model=model, workdir=tmp_path / "local"))
+        for name, preds in report["predictions"].items():
+            (p,) = preds  # Label Studio called /predict and stored the backend's answer
+            assert p["model_version"] == h0["model_version"]
+            want, _ = local.predict_image(tmp_path / "images" / f"{name}.tif")
+            got = np.zeros((40, 48), bool)
+            for region in p["result"]:
+                got |= brush_decode(region["value"]["rle"], 40, 48)
+            assert np.array_equal(got, want), name
+        # the submitted annotation reached /webhook, was stored and fine-tuned a new model
+        h = _wait_json(
+            f"{url}/health",
+            lambda h: h.get("jobs") and h["jobs"][-1]["state"] in ("done", "failed"),
+            300,
+            proc,
+        )
+        assert h["jobs"][-1]["state"] == "done", h["jobs"]
+        assert h["model_version"] != h0["model_version"]
+        import cv2
+
+        name = report["annotated"]
+        stored = cv2.imread(str(tmp_path / "serve" / "data" / "masks" / f"{name}.png"), 0)
+        assert np.array_equal(stored > 0, edit)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

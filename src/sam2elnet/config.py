@@ -52,6 +52,11 @@ class TrainConfig(BaseModel):
     data: Path = Field(..., description="dataset root (any layout sam2elnet.data.discover knows)")
     out: Path = Field(..., description="run folder: model.pt, last.pt, config.yaml, metrics.csv")
     weights: str | None = Field(None, description="SAM2 checkpoint for the trunk; None = random")
+    init_model: Path | None = Field(
+        None,
+        description="model file from a previous `elnet train` to start from (fine-tuning on "
+        "corrected labels); its architecture wins over size/adapter_dim/trunk/weights",
+    )
     size: ModelSize = "tiny"
     adapter_dim: int | None = Field(None, description="None = the model's default")
     trunk: Literal["none", "last", "all"] = Field(

@@ -70,3 +70,67 @@ def import_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Path = typer.Option(..., "--model", help="Model file from `elnet train`."),
+    workdir: Path = typer.Option(
+        Path("elnet-serve"),
+        "--workdir",
+        help="Folder for reviewed masks (data/images, data/masks) and fine-tuning runs (runs/).",
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(9090, "--port", help="Port to listen on."),
+    document_root: Optional[Path] = typer.Option(
+        None,
+        "--document-root",
+        help="Label Studio's LOCAL_FILES_DOCUMENT_ROOT, to read /data/local-files images directly.",
+    ),
+    ls_url: Optional[str] = typer.Option(
+        None, "--ls-url", help="Label Studio URL for image downloads (default: from /setup)."
+    ),
+    ls_token: Optional[str] = typer.Option(
+        None,
+        "--ls-token",
+        envvar="LABEL_STUDIO_API_KEY",
+        help="Label Studio API token for image downloads (default: from /setup).",
+    ),
+    threshold: float = typer.Option(0.5, "--threshold", help="Probability threshold for masks."),
+    category: str = typer.Option("foreground", "--category", help="Label name in the results."),
+    train: bool = typer.Option(
+        True, "--train/--no-train", help="Fine-tune on submitted annotations (via the webhook)."
+    ),
+    train_after: int = typer.Option(
+        1, "--train-after", help="Start fine-tuning after this many new reviewed annotations."
+    ),
+    epochs: int = typer.Option(3, "--epochs", help="Epochs of each fine-tuning run."),
+    image_size: int = typer.Option(256, "--image-size", help="Training crop size (pixels)."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+) -> None:
+    """Run a Label Studio ML backend: pre-annotations on demand, fine-tuning on reviews."""
+    from sam2elnet.pipeline.serve import BackendConfig, serve
+    from sam2elnet.utils.paths import check_input, check_output
+
+    check_input(model, "--model", "model file")
+    check_output(workdir, "dir", "--workdir")
+    if document_root is not None:
+        check_input(document_root, "--document-root")
+    serve(
+        BackendConfig(
+            model=model,
+            workdir=workdir,
+            document_root=document_root,
+            ls_url=ls_url,
+            ls_token=ls_token,
+            threshold=threshold,
+            category=category,
+            device=device,
+            train=train,
+            train_after=train_after,
+            epochs=epochs,
+            image_size=image_size,
+        ),
+        host=host,
+        port=port,
+    )

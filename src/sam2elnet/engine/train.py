@@ -522,6 +522,18 @@ def _validate(
 def _build(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
     from sam2elnet.model import ModelConfig, build_model
 
+    if cfg.init_model is not None:
+        from sam2elnet.errors import DataError
+        from sam2elnet.model import load_model
+
+        model, _extra = load_model(cfg.init_model)
+        if int(model.config.in_bands) != in_bands:
+            raise DataError(
+                f"the model to fine-tune takes {model.config.in_bands} bands but the images have "
+                f"{in_bands}",
+                cfg.init_model,
+            )
+        return model.train()
     kwargs: dict[str, Any] = {
         "size": cfg.size,
         "in_bands": in_bands,

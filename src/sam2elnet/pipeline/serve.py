@@ -1,0 +1,358 @@
+"""``elnet serve``: a Label Studio ML backend (pre-annotations on demand, fine-tuning on reviews).
+
+Label Studio talks to an ML backend over HTTP/JSON (the protocol of its ``ml`` app):
+
+* ``GET /health`` (and ``GET /``) -> ``{"status": "UP", "model_class", "model_version"}``;
+* ``POST /setup`` ``{project, schema, hostname, access_token, ...}`` when a project connects ->
+  ``{"model_version"}``; the host name and token are kept to download images Label Studio serves;
+* ``POST /predict`` ``{tasks: [...], project, label_config, params}`` ->
+  ``{"results": [{"result": [...], "score", "model_version"}, ...]}``, one per task, the mask as a
+  ``brushlabels`` region (:func:`sam2elnet.export.labelstudio.mask_result`) and the evaluator's
+  predicted IoU as the score;
+* ``POST /webhook`` ``{action, annotation, task, project}``: ``ANNOTATION_CREATED`` /
+  ``ANNOTATION_UPDATED`` store the reviewed mask with its image under ``WORKDIR/data/`` (the
+  ``images/`` + ``masks/`` layout ``elnet train`` reads); once ``train_after`` new reviews are in
+  (or on ``START_TRAINING``), a fine-tuning run starts in the background from the current model
+  (:class:`sam2elnet.config.TrainConfig` ``init_model``); when it finishes the new model serves
+  the following predictions under a new ``model_version``;
+* ``POST /train`` (older Label Studio versions) ``{annotations: [tasks with annotations]}``: the
+  same, for every task given.
+
+Images are found, in order, as ``data.source`` (a local path, as ``elnet export --format
+label-studio`` writes it), a ``/data/local-files/?d=`` URL under ``document_root``, or a download
+from the Label Studio host (``Authorization: Token``; give ``ls_url``/``ls_token`` when the
+``/setup`` values are not usable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.labelstudio import TO_NAME, mask_result, result_mask
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BackendConfig", "MLBackend", "make_server", "serve"]
+
+_TRAIN_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+
+
+@dataclass
+class BackendConfig:
+    """Settings of the ML backend (defaults are those of ``elnet serve``)."""
+
+    model: Path
+    workdir: Path
+    document_root: Path | None = None
+    ls_url: str | None = None
+    ls_token: str | None = None
+    threshold: float = 0.5
+    category: str = "foreground"
+    device: str = "cpu"
+    train: bool = True
+    train_after: int = 1
+    epochs: int = 3
+    image_size: int = 256
+    batch_size: int = 2
+    extra_train: dict[str, Any] = field(default_factory=dict)
+
+
+class MLBackend:
+    """The backend's state and actions, independent of HTTP (used by the handler and tests)."""
+
+    def __init__(self, cfg: BackendConfig) -> None:
+        from sam2elnet.engine.infer import Predictor
+
+        if not 0 < cfg.threshold < 1:
+            raise UserError(f"--threshold must be in (0, 1), got {cfg.threshold}")
+        if cfg.train_after < 1:
+            raise UserError(f"--train-after must be >= 1, got {cfg.train_after}")
+        self.cfg = cfg
+        self.lock = threading.Lock()
+        self.predictor = Predictor.from_file(cfg.model, device=cfg.device)
+        self.model_path = Path(cfg.model)
+        self.model_version = self._version(self.model_path)
+        self.hostname = cfg.ls_url
+        self.token = cfg.ls_token
+        self.pending = 0
+        self.jobs: list[dict[str, Any]] = []
+        self.training: threading.Thread | None = None
+        (cfg.workdir / "data" / "images").mkdir(parents=True, exist_ok=True)
+        (cfg.workdir / "data" / "masks").mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _version(path: Path) -> str:
+        import hashlib
+
+        return f"{path.name}@{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}"
+
+    # ------------------------------------------------------------------ protocol
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "UP",
+            "model_class": "SAM2-ELNet",
+            "model_version": self.model_version,
+            "training": self.training is not None and self.training.is_alive(),
+            "jobs": self.jobs,
+        }
+
+    def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.cfg.ls_url and payload.get("hostname"):
+            self.hostname = str(payload["hostname"]).rstrip("/")
+        if not self.cfg.ls_token and payload.get("access_token"):
+            self.token = str(payload["access_token"])
+        return {"model_version": self.model_version}
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        results = []
+        for task in payload.get("tasks") or []:
+            try:
+                mask, score = self.predict_image(self.image_path(task))
+            except (DataError, OSError) as err:
+                log.warning("task %s: %s", task.get("id"), err)
+                results.append({"result": [], "score": 0.0, "model_version": self.model_version})
+                continue
+            r: dict[str, Any] = {
+                "result": mask_result(mask, self.cfg.category),
+                "model_version": self.model_version,
+            }
+            if score is not None:
+                r["score"] = score
+            results.append(r)
+        return {"results": results, "model_version": self.model_version}
+
+    def predict_image(self, path: Path) -> tuple[np.ndarray, float | None]:
+        """Bool (H, W) mask (probability > threshold) and predicted IoU (None without evaluator)."""
+        with self.lock:
+            pred = self.predictor
+        _img, x, valid = pred.read(path)
+        probs, quality = pred.predict([x], valid=[valid])
+        score = None
+        if pred.evaluator.fitted:
+            score = float(quality.predicted_iou[0])
+        return (probs[0] > self.cfg.threshold) & valid, score
+
+    def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
+        action = payload.get("action")
+        if action in _TRAIN_ACTIONS:
+            task = payload.get("task") or {}
+            anns = payload.get("annotations") or [payload.get("annotation") or {}]
+            stored = sum(self.store(task, a) for a in anns if a)
+            return {"status": "ok", "stored": stored, **self.maybe_train(force=False)}
+        if action == "START_TRAINING":
+            return {"status": "ok", **self.maybe_train(force=True)}
+        return {"status": "ignored", "action": action}
+
+    def train_legacy(self, payload: dict[str, Any]) -> dict[str, Any]:
+        stored = 0
+        for task in payload.get("annotations") or []:
+            ann = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+            if ann:
+                stored += self.store(task, ann[-1])
+        return {"status": "ok", "stored": stored, **self.maybe_train(force=True)}
+
+    # ------------------------------------------------------------------ reviews -> training data
+    def image_path(self, task: dict[str, Any]) -> Path:
+        """Local file of a task's image (see the module docstring for the order)."""
+        data = task.get("data") or {}
+        src = data.get("source")
+        if src and Path(src).is_file():
+            return Path(src)
+        url = str(data.get(TO_NAME) or "")
+        if not url:
+            raise DataError(f"task has no data.{TO_NAME}")
+        if url.startswith("/data/local-files") and self.cfg.document_root is not None:
+            rel = parse_qs(urlparse(url).query).get("d", [""])[0]
+            p = (self.cfg.document_root / rel).resolve()
+            if p.is_file() and p.is_relative_to(self.cfg.document_root.resolve()):
+                return p
+        if Path(url).is_file():
+            return Path(url)
+        return self._download(url, task)
+
+    def _download(self, url: str, task: dict[str, Any]) -> Path:
+        if url.startswith("/"):
+            if not self.hostname:
+                raise DataError(f"cannot fetch {url}: Label Studio host unknown (give --ls-url)")
+            url = self.hostname + url
+        cache = self.cfg.workdir / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        name = Path(urlparse(url).path).name or "image"
+        if "d" in parse_qs(urlparse(url).query):
+            name = Path(parse_qs(urlparse(url).query)["d"][0]).name
+        dst = cache / f"{task.get('id', 'x')}_{name}"
+        req = urllib.request.Request(url)
+        if self.token:
+            req.add_header("Authorization", f"Token {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r, open(dst, "wb") as fh:
+                shutil.copyfileobj(r, fh)
+        except OSError as err:
+            raise DataError(f"cannot download {url} ({err})") from None
+        return dst
+
+    def store(self, task: dict[str, Any], annotation: dict[str, Any]) -> int:
+        """Save a reviewed annotation as ``data/masks/<stem>.png`` + its image; 1 if stored."""
+        from sam2elnet.data.datasets import image_size
+        from sam2elnet.data.raster import write_mask
+
+        if annotation.get("was_cancelled"):
+            return 0
+        try:
+            src = self.image_path(task)
+            h, w = image_size(src)
+            mask = result_mask(annotation.get("result") or [], h, w)
+        except (DataError, OSError) as err:
+            log.warning("annotation of task %s not stored: %s", task.get("id"), err)
+            return 0
+        stem = str((task.get("data") or {}).get("name") or f"task{task.get('id')}_{src.stem}")
+        data = self.cfg.workdir / "data"
+        for old in (data / "images").glob(f"{stem}.*"):
+            old.unlink()
+        shutil.copyfile(src, data / "images" / f"{stem}{src.suffix.lower()}")
+        write_mask(data / "masks" / f"{stem}.png", mask)
+        with self.lock:
+            self.pending += 1
+        return 1
+
+    def maybe_train(self, force: bool) -> dict[str, Any]:
+        """Start a background fine-tuning run when enough new reviews are in (or ``force``)."""
+        with self.lock:
+            busy = self.training is not None and self.training.is_alive()
+            n = len(list((self.cfg.workdir / "data" / "masks").glob("*.png")))
+            if (
+                not self.cfg.train
+                or busy
+                or n == 0
+                or (not force and self.pending < self.cfg.train_after)
+            ):
+                return {"training": busy}
+            self.pending = 0
+            job = {"job": f"ft-{len(self.jobs) + 1}", "state": "running", "samples": n}
+            self.jobs.append(job)
+            self.training = threading.Thread(target=self._train, args=(job,), daemon=True)
+            self.training.start()
+        return {"training": True, "job": job["job"]}
+
+    def _train(self, job: dict[str, Any]) -> None:
+        from sam2elnet.config import TrainConfig
+        from sam2elnet.engine.infer import Predictor
+        from sam2elnet.engine.train import train
+
+        out = self.cfg.workdir / "runs" / f"{job['job']}-{int(time.time())}"
+        t0 = time.monotonic()
+        try:
+            n = job["samples"]
+            cfg = TrainConfig(
+                data=self.cfg.workdir / "data",
+                out=out,
+                init_model=self.model_path,
+                epochs=self.cfg.epochs,
+                batch_size=min(self.cfg.batch_size, n),
+                image_size=self.cfg.image_size,
+                val_fraction=0.0 if n < 4 else 0.25,
+                fit_quality=n >= 4,
+                device=self.cfg.device,
+                progress=False,
+                **self.cfg.extra_train,
+            )
+            res = train(cfg)
+            new = Predictor.from_file(res.best_path, device=self.cfg.device)
+            if not new.evaluator.fitted and self.predictor.evaluator.fitted:
+                new.evaluator = self.predictor.evaluator  # keep scoring until enough reviews
+            with self.lock:
+                self.predictor = new
+                self.model_path = Path(res.best_path)
+                self.model_version = self._version(self.model_path)
+            job.update(state="done", model=str(res.best_path), model_version=self.model_version)
+        except Exception as err:  # reported on /health; the backend keeps serving the old model
+            log.exception("fine-tuning failed")
+            job.update(state="failed", error=f"{err.__class__.__name__}: {err}")
+        job["seconds"] = round(time.monotonic() - t0, 1)
+
+
+def _handler(backend: MLBackend) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "sam2elnet-ml-backend"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.info("%s %s", self.address_string(), fmt % args)
+
+        def _send(self, code: int, obj: dict[str, Any]) -> None:
+            body = json.dumps(obj).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            if urlparse(self.path).path.rstrip("/") in ("", "/health"):
+                self._send(200, backend.health())
+            else:
+                self._send(404, {"error": f"no such endpoint {self.path}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            route = urlparse(self.path).path.rstrip("/")
+            n = int(self.headers.get("Content-Length") or 0)
+            try:
+                payload = json.loads(self.rfile.read(n) or b"{}")
+            except ValueError:
+                self._send(400, {"error": "request body is not JSON"})
+                return
+            actions = {
+                "/setup": backend.setup,
+                "/predict": backend.predict,
+                "/webhook": backend.webhook,
+                "/train": backend.train_legacy,
+            }
+            if route not in actions:
+                self._send(404, {"error": f"no such endpoint {self.path}"})
+                return
+            try:
+                self._send(200, actions[route](payload))
+            except Exception as err:
+                log.exception("%s failed", route)
+                self._send(500, {"error": f"{err.__class__.__name__}: {err}"})
+
+    return Handler
+
+
+def make_server(
+    backend: MLBackend, host: str = "127.0.0.1", port: int = 9090
+) -> ThreadingHTTPServer:
+    """An HTTP server for ``backend`` bound to ``host:port`` (port 0: any free port)."""
+    try:
+        return ThreadingHTTPServer((host, port), _handler(backend))
+    except OSError as err:
+        raise UserError(
+            f"cannot listen on {host}:{port} ({err.strerror}); choose another --port"
+        ) from None
+
+
+def serve(cfg: BackendConfig, host: str = "127.0.0.1", port: int = 9090) -> None:
+    """Run the ML backend until interrupted."""
+    backend = MLBackend(cfg)
+    srv = make_server(backend, host, port)
+    print(
+        f"sam2elnet ML backend at http://{srv.server_address[0]}:{srv.server_address[1]} "
+        f"(model {backend.model_version}); connect it in Label Studio: project Settings > Model",
+        flush=True,
+    )
+    try:
+        srv.serve_forever()
+    finally:
+        srv.server_close()

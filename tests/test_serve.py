@@ -1,0 +1,140 @@
+"""``elnet serve`` (Label Studio ML backend) over HTTP without Label Studio: protocol, storing
+reviews, background fine-tuning. The same backend called by a real Label Studio is in
+test_labelstudio_server.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import numpy as np
+import pytest
+from review_helpers import make_run
+
+from sam2elnet.errors import UserError
+from sam2elnet.export.brush import brush_decode
+from sam2elnet.export.labelstudio import mask_result
+from sam2elnet.pipeline.serve import BackendConfig, MLBackend, make_server
+
+
+def micro_model(path: Path, bands: int = 3) -> Path:
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+
+    return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
+
+
+def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def backend(tmp_path: Path):
+    make_run(tmp_path, {"a": 0.2, "b": 0.8})
+    cfg = BackendConfig(
+        model=micro_model(tmp_path / "model.pt"),
+        workdir=tmp_path / "serve",
+        epochs=1,
+        image_size=32,
+        extra_train={"size": "micro"},
+    )
+    be = MLBackend(cfg)
+    srv = make_server(be, port=0)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield be, f"http://127.0.0.1:{srv.server_address[1]}", tmp_path
+    srv.shutdown()
+    srv.server_close()
+    if be.training is not None:
+        be.training.join(timeout=120)
+
+
+def test_protocol_predict_store_and_fine_tune(backend):
+    be, url, root = backend
+    code, h = call(f"{url}/health")
+    assert code == 200 and h["status"] == "UP" and h["model_version"].startswith("model.pt@")
+    code, s = call(
+        f"{url}/setup", {"project": "1.1", "schema": "<View/>", "hostname": "http://x:1"}
+    )
+    assert code == 200 and s == {"model_version": h["model_version"]}
+    tasks = [
+        {
+            "id": i + 1,
+            "data": {
+                "image": "/data/local-files/?d=none.png",
+                "source": str(root / "images" / f"{n}.tif"),
+                "name": n,
+            },
+        }
+        for i, n in enumerate("ab")
+    ]
+    code, p = call(f"{url}/predict", {"tasks": tasks, "project": "1.1", "label_config": ""})
+    assert code == 200 and len(p["results"]) == 2
+    for t, r in zip(tasks, p["results"], strict=True):
+        want, _score = be.predict_image(Path(t["data"]["source"]))
+        got = np.zeros((40, 48), bool)
+        for region in r["result"]:
+            got |= brush_decode(region["value"]["rle"], 40, 48)
+        assert np.array_equal(got, want) and r["model_version"] == h["model_version"]
+    # a submitted review is stored as a training pair and starts a fine-tuning run
+    edit = np.zeros((40, 48), bool)
+    edit[5:25, 10:30] = True
+    ann = {"id": 7, "result": mask_result(edit, "foreground"), "was_cancelled": False}
+    code, w = call(
+        f"{url}/webhook", {"action": "ANNOTATION_CREATED", "task": tasks[0], "annotation": ann}
+    )
+    assert code == 200 and w["stored"] == 1 and w["job"] == "ft-1"
+    import cv2
+
+    stored = cv2.imread(str(root / "serve" / "data" / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(stored > 0, edit)
+    assert (root / "serve" / "data" / "images" / "a.tif").is_file()
+    be.training.join(timeout=240)
+    code, h2 = call(f"{url}/health")
+    (job,) = h2["jobs"]
+    assert job["state"] == "done", job
+    assert h2["model_version"] != h["model_version"] and Path(job["model"]).is_file()
+    code, p2 = call(f"{url}/predict", {"tasks": tasks[:1]})
+    assert p2["results"][0]["model_version"] == h2["model_version"]
+    # other actions are acknowledged, errors are JSON
+    assert call(f"{url}/webhook", {"action": "PROJECT_UPDATED"})[1]["status"] == "ignored"
+    assert call(f"{url}/nope", {})[0] == 404
+    req = urllib.request.Request(f"{url}/predict", data=b"{not json")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    assert e.value.code == 400
+
+
+def test_bad_settings_and_busy_port(tmp_path: Path):
+    model = micro_model(tmp_path / "m.pt")
+    with pytest.raises(UserError, match="--threshold"):
+        MLBackend(BackendConfig(model=model, workdir=tmp_path / "w", threshold=1.5))
+    be = MLBackend(BackendConfig(model=model, workdir=tmp_path / "w"))
+    srv = make_server(be, port=0)
+    try:
+        with pytest.raises(UserError, match="choose another --port"):
+            make_server(be, port=srv.server_address[1])
+    finally:
+        srv.server_close()
+
+
+def test_cli_serve_refuses_missing_model(tmp_path: Path, capsys):
+    from sam2elnet.cli import main
+
+    rc = main(["serve", "--model", str(tmp_path / "missing.pt"), "--workdir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--model" in err and len(err.strip().splitlines()) == 1
+    time.sleep(0)
