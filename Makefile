@@ -60,7 +60,9 @@ setup-ls: $(LS_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/elnet demo --out demo-out
 
-test: $(STAMP) $(LS_STAMP) browser
+# the venvs and the browser are independent: set them up side by side (mostly download/unpack)
+test:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) $(LS_STAMP) browser
 	$(PY) -m pytest -q
 
 # Headless Chromium for the report's browser test (tests/test_report_browser.py). Installed from

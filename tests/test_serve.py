@@ -49,7 +49,6 @@ def backend(tmp_path: Path):
         workdir=tmp_path / "serve",
         epochs=1,
         image_size=32,
-        extra_train={"size": "micro"},
     )
     be = MLBackend(cfg)
     srv = make_server(be, port=0)
@@ -107,6 +106,19 @@ def test_protocol_predict_store_and_fine_tune(backend):
     (job,) = h2["jobs"]
     assert job["state"] == "done", job
     assert h2["model_version"] != h["model_version"] and Path(job["model"]).is_file()
+    from sam2elnet.model import load_model
+
+    # fine-tuned from the served model (TrainConfig.init_model): its micro architecture, not the
+    # config's default size, and trained weights that differ from the start
+    tuned, _ = load_model(job["model"])
+    start, _ = load_model(root / "model.pt")
+    assert tuned.config.size == "micro"
+    diffs = [
+        float((a - b).abs().max())
+        for (k, a), b in zip(tuned.state_dict().items(), start.state_dict().values(), strict=True)
+        if not k.startswith("trunk.")
+    ]
+    assert 0 < max(diffs) < 1.0
     code, p2 = call(f"{url}/predict", {"tasks": tasks[:1]})
     assert p2["results"][0]["model_version"] == h2["model_version"]
     # other actions are acknowledged, errors are JSON

@@ -39,6 +39,11 @@ def train_cmd(
     weights: str | None = typer.Option(
         None, "--weights", help="SAM2 checkpoint for the encoder, or 'none' (random)."
     ),  # noqa: UP045
+    init_model: Path | None = typer.Option(
+        None,
+        "--init-model",
+        help="Start from this model file (fine-tune on corrected labels, e.g. after a review).",
+    ),  # noqa: UP045
     size: str | None = typer.Option(
         None, "--size", help="micro | tiny | small | base_plus | large (default tiny)."
     ),  # noqa: UP045
@@ -150,6 +155,7 @@ def train_cmd(
         "positive_values": _positive_list(positive_values),
         "num_workers": workers,
         "coarse_prior": coarse_prior,
+        "init_model": init_model,
     }
     if weights is not None:
         given["weights"] = weights

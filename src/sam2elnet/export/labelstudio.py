@@ -230,8 +230,8 @@ def _images_from_csv(path: Path) -> dict[str, Path]:
             if not img:
                 continue
             p = Path(img)
-            if not p.is_absolute():
-                p = path.parent / p
+            if not p.is_absolute() and not p.exists():
+                p = path.parent / p  # annotate records the path as given (relative to its cwd)
             lab = (row.get("label") or "").strip()
             for key in {Path(img).stem, Path(lab).stem} - {""}:
                 out.setdefault(key, p)

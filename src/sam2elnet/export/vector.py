@@ -253,6 +253,10 @@ def write_polygons(
             kw = {"layer": "labels" if fmt == "gpkg" else out.stem}
             with atomic_path(out) as tmp:
                 gdf.to_file(tmp, driver=driver, engine="pyogrio", layer_options=options, **kw)
+                if fmt == "gpkg":
+                    from sam2elnet.export.qgis_style import add_layer_style
+
+                    add_layer_style(tmp, "labels")  # QGIS opens it coloured by quality
     return len(gdf)
 
 
