@@ -312,6 +312,18 @@ def test_footprint_map_of_georeferenced_images(tmp_path: Path) -> None:
     assert 'id="map"' in text and text.count('<rect class="fp"') == 2 and "EPSG:32633" in text
 
 
+def test_footprint_map_mixed_crs_goes_to_wgs84() -> None:
+    from sam2elnet.pipeline.report_figures import Footprint
+
+    a = Footprint(500_000, 4_000_000, 501_000, 4_001_000, "EPSG:32633")  # 15.00-15.011 E, 36.145 N
+    b = Footprint(15.02, 36.14, 15.03, 36.15, "EPSG:4326")
+    geo = footprint_map([a, b], [0.5, None])
+    assert geo is not None and geo["crs"] == "EPSG:4326"
+    x0, y0, x1, y1 = geo["bounds"]
+    assert (x0, y0, x1, y1) == pytest.approx((15.0, 36.14, 15.03, 36.1537), abs=1e-4)
+    assert geo["boxes"][1]["color"] == "#9aa3b2"  # no score: grey
+
+
 def test_write_run_report(tmp_path: Path) -> None:
     """Report of an annotate/enhance output folder, with true IoU from a truth folder."""
     run, truth = tmp_path / "run", tmp_path / "gt"
