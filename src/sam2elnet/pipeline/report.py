@@ -725,9 +725,9 @@ def _next_steps(run: Path | None, filtered: bool) -> list[str]:
         )
     if run is not None:
         steps.append(
-            "Review them in Label Studio, least trusted first: elnet export --labels "
-            f"{run / 'labels'} --format label-studio --out {run / 'label-studio.json'} "
-            "(or --format gpkg for QGIS); bring the corrections back with elnet import "
+            "Review them in Label Studio, least trusted first (kept and rejected labels): "
+            f"elnet export --labels {run} --format label-studio --out {run / 'ls' / 'tasks.json'} "
+            "(QGIS: --format gpkg --out labels.gpkg); bring the corrections back with elnet import "
             "EXPORT.json --from label-studio --out MASKS."
         )
         steps.append(
