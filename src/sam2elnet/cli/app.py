@@ -33,3 +33,21 @@ def _root(
     import logging
 
     logging.getLogger("sam2elnet").setLevel(logging.INFO if verbose else logging.WARNING)
+    import sys
+
+    from sam2elnet.utils.progress import LOGGER_NAME
+
+    class _Stdout(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # sys.stdout as it is now
+            try:
+                print(self.format(record), file=sys.stdout, flush=True)
+            except Exception:  # noqa: BLE001  (a closed stream must not break the command)
+                self.handleError(record)
+
+    # progress lines (one per epoch / stage / half minute with --no-progress) print as they are
+    plain = _Stdout()
+    plain.setFormatter(logging.Formatter("%(message)s"))
+    plog = logging.getLogger(LOGGER_NAME)
+    plog.handlers = [plain]
+    plog.setLevel(logging.INFO)
+    plog.propagate = False

@@ -639,8 +639,6 @@ class _Job:
         Large GeoTIFF scenes (more than 4096 x 4096 px) go through :meth:`run_scene` instead;
         ``scene_coarse(path) -> Path | None`` gives their coarse label file (raster or vector).
         """
-        from tqdm import tqdm
-
         names = _unique_names(files)
         todo = []
         for f in files:
@@ -652,7 +650,9 @@ class _Job:
             else:
                 todo.append(f)
         chunk = max(1, self.p.batch_size * 4)
-        bar = tqdm(total=len(todo), desc=self.desc, unit="img", disable=not self.progress)
+        from sam2elnet.utils.progress import progress_bar
+
+        bar = progress_bar(len(todo), self.desc, "img", self.progress)
         try:
             for s in range(0, len(todo), chunk):
                 loaded = []
@@ -682,6 +682,11 @@ class _Job:
                     self.drop_counterpart(rel)
                     self.rows.append(row)
                     bar.update(1)
+                bar.set_postfix(
+                    kept=sum(1 for r in self.rows if r["kept"] in (True, "True", "1")),
+                    skipped=len(self.skipped),
+                    refresh=False,
+                )
                 self.flush()
         finally:
             bar.close()

@@ -265,7 +265,8 @@ def predict_scene(
         DataError: unreadable scenes, an all-nodata scene, band mismatch, bad labels.
     """
     import rasterio
-    from tqdm import tqdm
+
+    from sam2elnet.utils.progress import progress_bar
 
     t0 = time.perf_counter()
     src_path = Path(src_path)
@@ -304,9 +305,7 @@ def predict_scene(
         label_profile, prob_profile = output_profiles(src, prob_dtype)
         tiles = TileRecords(threshold, keep_rows=quality_gpkg is not None)
         skipped = [0]
-        bar = tqdm(
-            total=len(windows), desc=src_path.name, unit="win", disable=not progress, leave=False
-        )
+        bar = progress_bar(len(windows), src_path.name, "win", progress, leave=False)
         meta_queue: list[Meta] = []
 
         def work_items() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:

@@ -639,7 +639,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         elif echo is not None:
             echo(msg)
         else:
-            log.info(msg)
+            from sam2elnet.utils.progress import line
+
+            line(msg)
 
     data = _prepare_data(cfg)
     for note in data.notes:

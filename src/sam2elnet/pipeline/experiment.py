@@ -257,10 +257,15 @@ class Stages:
         )
 
     def _say(self, text: str) -> None:
+        msg = f"[{_clock(time.perf_counter() - self._t0)}] {text}"
         if self.progress:
             from tqdm import tqdm
 
-            tqdm.write(f"[{_clock(time.perf_counter() - self._t0)}] {text}", file=sys.stderr)
+            tqdm.write(msg, file=sys.stderr)
+        else:  # --no-progress: the same stage lines, for logs (sam2elnet.progress logger)
+            from sam2elnet.utils.progress import line
+
+            line(msg)
 
     def marker(self, name: str) -> Path:
         return self.dir / f"{name}.json"
