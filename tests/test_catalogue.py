@@ -85,6 +85,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     # a previous annotate run whose quality.csv is binary
     (root / "binrun").mkdir()
     (root / "binrun" / "quality.csv").write_bytes(bytes(range(256)) * 4)
+    (root / "bad.yaml").write_text("epochs: [\n")
+    (root / "badscenes").mkdir()
+    (root / "badscenes" / "a.tif").write_bytes(b"II*\x00" + b"\x00" * 60)
+    (root / "badscenes" / "b.tif").write_bytes(b"not a tiff")
     # checkpoints
     (root / "evil.pkl").write_bytes(pickle.dumps({"model": _Evil()}))
     torch.save(
@@ -169,6 +173,11 @@ CASES: list[Case] = [
     ("train-fraction-0", lambda e: ["train", "--data", e.data, "--out", e.root / "r", "--fraction", "0"]),
     ("train-weights-evil-pickle", lambda e: ["train", "--data", e.data, "--out", e.root / "r", "--size", "micro", "--weights", e.root / "evil.pkl", "--no-progress"]),
     ("train-weights-no-patch-embed", lambda e: ["train", "--data", e.data, "--out", e.root / "r", "--size", "micro", "--weights", e.root / "nopatch.pt", "--no-progress"]),
+    ("train-config-binary", lambda e: ["train", "--config", e.root / "binrun" / "quality.csv", "--out", e.root / "r"]),
+    ("train-config-bad-yaml", lambda e: ["train", "--config", e.root / "bad.yaml", "--out", e.root / "r"]),
+    ("scene-batch-all-corrupt", lambda e: ["scene", "--model", "builtin:smoothing", "--image", e.root / "badscenes", "--out", e.root / "sb", "--no-progress"]),
+    ("evaluate-quality-binary", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--quality", e.root / "binrun" / "quality.csv"]),
+    ("export-quality-csv-binary", lambda e: ["export", "--labels", e.masks, "--out", e.root / "x.gpkg", "--quality-csv", e.root / "binrun" / "quality.csv", "--no-progress"]),
     ("train-resume-nothing", lambda e: ["train", "--out", e.root / "r", "--resume"]),
     # ------------------------------------------------------------------ annotate
     ("annotate-tta-99", lambda e: ["annotate", "--model", M, "--images", e.good, "--out", e.root / "a", "--tta", "99"]),

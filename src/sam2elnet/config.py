@@ -159,6 +159,8 @@ def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
         raise UserError("config file does not exist; check the path", p)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise UserError("not a text (YAML) file; give a YAML config", p) from None
     except yaml.YAMLError as err:
         raise UserError(f"not valid YAML ({err}); fix or delete the file", p) from err
     if not isinstance(raw, dict):

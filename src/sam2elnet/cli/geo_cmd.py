@@ -135,6 +135,7 @@ def scene_cmd(
         for extra, on in (("_prob.tif", prob), ("_tiles.gpkg", quality_gpkg)):
             if on:
                 check_output(out.with_name(out.stem + extra), "file", "--out")
+    created = image.is_dir() and not out.exists()
     res = scene_job(
         image,
         out,
@@ -165,6 +166,10 @@ def scene_cmd(
         skips = SkipLog("scene")
         skips.items = [{"scene": k, "reason": v} for k, v in res.failed.items()]
         if res.failed and not res.done and not res.skipped:
+            if created:  # nothing produced: leave no folder with only a manifest of failures
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
             raise skips.nothing_done(len(res.failed), image)
         typer.echo(res.summary())
         if res.failed:
