@@ -105,8 +105,9 @@ def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
     try:
         with p.open(newline="", encoding="utf-8") as fh:
             return [{(k or "").strip(): v for k, v in row.items()} for row in csv.DictReader(fh)]
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read table ({err})", p) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        kind = "binary or damaged" if not isinstance(err, OSError) else "unreadable"
+        raise DataError(f"cannot read table ({kind}: {err})", p) from None
 
 
 def read_quality_table(path: str | Path) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ Large GeoTIFF scenes are handled by :mod:`sam2elnet.engine.scene`, which calls
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import os
@@ -34,6 +33,7 @@ from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
 from sam2elnet.data.runfolder import (
     QUALITY_CSV,
     SKIPPED_CSV,
+    read_csv_rows,
     write_csv_table,
     write_summary,
 )
@@ -476,12 +476,11 @@ def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {}
     done = {}
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (UnicodeDecodeError, csv.Error) as err:
+        rows = read_csv_rows(path)
+    except DataError as err:
         raise DataError(
-            f"not a quality.csv written by elnet ({err.__class__.__name__}: binary or damaged); "
-            "delete it to redo every image, or drop --resume",
+            f"{str(err).removeprefix(f'{path}: ')}; not a quality.csv written by elnet: delete "
+            "it to redo every image, or drop --resume",
             path,
         ) from None
     redo = 0
