@@ -185,18 +185,20 @@ def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> tor
 
 
 def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.Module:
-    """The model to call for ``lever`` (channels-last / bf16 weights / compiled)."""
-    if lever.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    """The model to call for ``lever`` (channels-last / bf16 weights / compiled).
+
+    Inference goes through the product's own switch (``engine.runtime.speed_levers``, what
+    ``Predictor(channels_last=..., compile=...)`` uses), so the bench measures that code path.
+    """
+    from sam2elnet.engine.runtime import speed_levers
+
+    if train:
+        if lever.precision == "bf16-weights" or lever.compile:
+            raise ValueError(f"{lever.name} is an inference lever")
+        return model.to(memory_format=torch.channels_last) if lever.channels_last else model
     if lever.precision == "bf16-weights":
-        if train:
-            raise ValueError("bf16-weights is an inference lever")
         model = model.to(torch.bfloat16)
-    if lever.compile:
-        if train:
-            raise ValueError("compile is an inference lever here")
-        model = torch.compile(model, dynamic=False)
-    return model
+    return speed_levers(model, channels_last=lever.channels_last, compile=lever.compile)
 
 
 def lever_input(x: torch.Tensor, lever: Lever) -> torch.Tensor:

@@ -44,6 +44,7 @@ from sam2elnet.engine.runtime import (
     resolve_device,
     run_model,
     set_threads,
+    speed_levers,
 )
 from sam2elnet.engine.scene import is_large_scene, predict_scene
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
@@ -98,6 +99,8 @@ class Predictor:
         batch_size: int = 8,
         tta: int | None = None,
         path: Path | None = None,
+        channels_last: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         from sam2elnet.data.normalize import NormalizationConfig
 
@@ -107,6 +110,9 @@ class Predictor:
         self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
         self.batch_size = max(1, int(batch_size))
         self.model = model.to(self.device).eval()
+        # what forward passes call: the model, or its channels-last / compiled form (opt-in,
+        # see engine.runtime.speed_levers)
+        self.net = speed_levers(self.model, channels_last=channels_last, compile=compile)
         self.extra = extra
         norm = extra.get("normalization") or getattr(model.config, "normalization", None) or {}
         try:
@@ -149,8 +155,13 @@ class Predictor:
         precision: str = "bf16",
         batch_size: int = 8,
         tta: int | None = None,
+        channels_last: bool | None = None,
+        compile: bool | None = None,
     ) -> Predictor:
-        """Load a model file written by ``elnet train`` (CheckpointError on anything wrong)."""
+        """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
+
+        ``channels_last`` / ``compile``: opt-in speed levers (see
+        :func:`sam2elnet.engine.runtime.speed_levers`)."""
         from sam2elnet.model import load_model
 
         p = Path(path)
@@ -167,7 +178,15 @@ class Predictor:
                 p,
             ) from None
         return cls(
-            model, extra, device=device, precision=precision, batch_size=batch_size, tta=tta, path=p
+            model,
+            extra,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            tta=tta,
+            path=p,
+            channels_last=channels_last,
+            compile=compile,
         )
 
     # ---------------------------------------------------------------- preparing inputs
@@ -247,7 +266,7 @@ class Predictor:
                 c = torch.from_numpy(np.asarray(coarse[s : s + self.batch_size], dtype=np.float32))
                 c = c.reshape(x.shape[0], 1, *x.shape[-2:]).to(self.device)
             with torch.no_grad(), autocast(self.device, self.precision):
-                o = self.model(
+                o = self.net(
                     x, c, None if c is None else torch.ones(x.shape[0], device=self.device)
                 )
             if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(o.logits).all()):
@@ -308,7 +327,7 @@ class Predictor:
                     )
                 try:
                     res = run_model(
-                        self.model,
+                        self.net,
                         x,
                         c,
                         device=self.device,

@@ -14,6 +14,7 @@ One place for the things every model run needs, so that :mod:`sam2elnet.engine.t
 
 from __future__ import annotations
 
+import os
 import random
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "run_model",
     "seed_everything",
     "set_threads",
+    "speed_levers",
 ]
 
 
@@ -95,6 +97,43 @@ def set_threads(n: int | None = None) -> None:
     from sam2elnet.utils.threads import set_torch_threads
 
     set_torch_threads(n or None)
+
+
+ENV_CHANNELS_LAST = "SAM2ELNET_CHANNELS_LAST"
+ENV_COMPILE = "SAM2ELNET_COMPILE"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def speed_levers(
+    model: torch.nn.Module, *, channels_last: bool | None = None, compile: bool | None = None
+) -> torch.nn.Module:
+    """Opt-in inference speed levers; both off by default (not enabled before they are measured:
+    ``benchmarks/bench_infer.py`` A/Bs them, docs/benchmarks.md).
+
+    Args:
+        model: the network, already on its device and in eval mode. Not copied: ``channels_last``
+            converts its conv weights in place (results are the same up to float rounding).
+        channels_last: convolution weights in channels-last memory format (oneDNN's preferred
+            layout); None = environment variable ``SAM2ELNET_CHANNELS_LAST=1``.
+        compile: wrap in ``torch.compile(dynamic=False)``: static shapes, one compilation per input
+            shape (tens of seconds to minutes on a CPU; inductor caches compiled graphs on disk, so
+            later processes start faster); None = ``SAM2ELNET_COMPILE=1``.
+
+    Returns:
+        The module to call (``model`` itself or its compiled wrapper).
+    """
+    if channels_last is None:
+        channels_last = _env_flag(ENV_CHANNELS_LAST)
+    if compile is None:
+        compile = _env_flag(ENV_COMPILE)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model, dynamic=False)  # type: ignore[assignment]
+    return model
 
 
 @dataclass
