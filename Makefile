@@ -14,11 +14,7 @@ LS_VENV  ?= .venv-ls
 LS_STAMP := $(LS_VENV)/.sam2elnet-ls-installed
 LS_PIP   := $(LS_VENV)/bin/python -m pip --disable-pip-version-check -q
 
-<<<<<<< HEAD
-.PHONY: setup setup-ls oracle demo test browser lint format bench clean
-=======
-.PHONY: setup setup-ls oracle demo test lint format bench bench-full clean
->>>>>>> d75926a (benchmarks: bench_contention (idle vs 1-2 busy competitors), bench_scale training curves, run_all.py behind make bench / bench-full)
+.PHONY: setup setup-ls oracle demo test browser lint format bench bench-full clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
