@@ -486,3 +486,17 @@ def test_annotate_marks_nodata_and_skips_all_nodata(
         assert ds.nodata == LABEL_NODATA and ds.crs == CRS.from_epsg(32633)
     assert (lab[:, :10] == LABEL_NODATA).all()
     assert set(np.unique(lab[:, 10:]).tolist()) <= {0, 255}
+
+
+def test_coco_export_honours_positive_values(tmp_path: Path) -> None:
+    import json
+
+    from sam2elnet.export.api import export_labels
+
+    a = np.zeros((1, H, W), np.uint8)
+    a[0, 2:6, 2:6] = 1
+    a[0, 10:20, 10:20] = 2
+    f = write_tif(tmp_path / "cls.tif", a)
+    export_labels(f, tmp_path / "c.json", "coco", progress=False, positive_values=(2,))
+    coco = json.loads((tmp_path / "c.json").read_text())
+    assert [round(x["area"]) for x in coco["annotations"]] == [100]

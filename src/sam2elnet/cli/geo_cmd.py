@@ -290,6 +290,7 @@ def export_cmd(
             document_root=document_root,
             category=category,
             progress=not no_progress,
+            positive_values=parse_positive_values(positive_values),
         )
         for note in ls.notes:
             typer.echo(f"note: {note}", err=True)

@@ -113,13 +113,20 @@ def export_labels(
 
     chip_items = None
     if chips is not None:
-        chip_items = iter_chips(files, images, Path(chips), chip_size=chip_size, progress=progress)
+        chip_items = iter_chips(
+            files,
+            images,
+            Path(chips),
+            chip_size=chip_size,
+            progress=progress,
+            positive_values=positive_values,
+        )
 
     if fmt == "coco":
         import json
 
         counted = _Counter(chip_items) if chip_items is not None else None
-        items = counted if counted is not None else label_items(files, images)
+        items = counted if counted is not None else label_items(files, images, positive_values)
         coco = build_coco(
             items,
             quality=quality,

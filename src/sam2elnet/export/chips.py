@@ -66,6 +66,7 @@ def iter_chips(
     *,
     chip_size: int = 512,
     progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
 ) -> Iterator[CocoItem]:
     """Write chips lazily: each iteration writes one image/mask pair and yields its CocoItem.
 
@@ -80,7 +81,7 @@ def iter_chips(
 
     def gen() -> Iterator[CocoItem]:
         for f in tqdm(list(labels), desc="chips", disable=not progress, leave=False):
-            lab = LabelRaster(f)
+            lab = LabelRaster(f, positive_values)
             src_img = find_image(f, images, lab.source if lab.source != f.name else None)
             if src_img is None:
                 lab.close()

@@ -127,10 +127,15 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     return flat.reshape((h, w), order="F")
 
 
-def label_items(files: Iterable[Path], images: str | Path | None = None) -> Iterator[CocoItem]:
-    """One COCO image per label file; the image name comes from ``images`` or the label's tags."""
+def label_items(
+    files: Iterable[Path],
+    images: str | Path | None = None,
+    positive_values: tuple[float, ...] | None = None,
+) -> Iterator[CocoItem]:
+    """One COCO image per label file; the image name comes from ``images`` or the label's tags;
+    label values are decoded by the shared mask rule (``positive_values`` for class indices)."""
     for f in files:
-        lab = LabelRaster(f)
+        lab = LabelRaster(f, positive_values)
         try:
             mask = lab.read_mask()
         finally:

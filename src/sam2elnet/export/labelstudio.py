@@ -271,6 +271,7 @@ def export_label_studio(
     views: str | Path | None = None,
     category: str = "foreground",
     progress: bool = True,
+    positive_values: tuple[float, ...] | None = None,
 ) -> LabelStudioExport:
     """Write Label Studio tasks (JSON list) with pre-annotations for label rasters.
 
@@ -308,7 +309,7 @@ def export_label_studio(
 
     entries = []
     for f in tqdm(files, desc="label-studio", disable=not progress, leave=False):
-        lab = LabelRaster(f)
+        lab = LabelRaster(f, positive_values)
         try:
             mask = lab.read_mask()
         finally:
