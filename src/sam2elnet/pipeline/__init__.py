@@ -5,45 +5,21 @@ folders of scenes, model loading, Ray), ``experiment`` (the paper protocol), ``d
 ``refine`` (classical refinement baselines), ``report`` / ``report_figures`` / ``glossary``
 (the HTML report).
 
-The public API is listed below and imported lazily on first use (module ``__getattr__``), so that
-``import sam2elnet.pipeline`` and ``elnet --help`` stay fast; ``from sam2elnet.pipeline import X`` works for every name.
-Each name lives in the submodule given in ``_EXPORTS``.
+The public API is listed below and imported lazily on first use
+(:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.pipeline`` and ``elnet --help``
+stay fast.
 """
 
-from __future__ import annotations
+from sam2elnet.utils.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "annotate_folder": "jobs",
-    "enhance_folder": "jobs",
-    "folder_report": "jobs",
-    "scene_job": "scenes",
-    "predict_scenes": "scenes",
-    "load_scene_predictor": "scenes",
-    "SceneBatchResult": "scenes",
-    "ExperimentConfig": "experiment",
-    "run_experiment": "experiment",
-    "DemoConfig": "demo",
-    "run_demo": "demo",
-    "refine": "refine",
-    "REFINERS": "refine",
-    "ReportItem": "report",
-    "write_report": "report",
-    "write_run_report": "report",
-    "write_evaluation_report": "report",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"sam2elnet.pipeline.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'sam2elnet.pipeline' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "jobs": ("annotate_folder", "enhance_folder", "folder_report"),
+        "scenes": ("scene_job", "predict_scenes", "load_scene_predictor", "SceneBatchResult"),
+        "experiment": ("ExperimentConfig", "run_experiment"),
+        "demo": ("DemoConfig", "run_demo"),
+        "refine": ("REFINERS",),
+        "report": ("ReportItem", "write_report", "write_run_report", "write_evaluation_report"),
+    },
+)

@@ -1,0 +1,388 @@
+"""The model at inference: :class:`Predictor`, a trained model file ready to label images.
+
+:class:`Predictor` wraps a model file: normalisation, batched bf16 inference (images grouped by
+size; padding to a multiple of 32 happens inside the model), test-time-augmentation views and the
+label quality evaluator, all restored from the one model file. :class:`QualityScoringPredictor`
+adapts it to scene prediction with per-window quality. The folder jobs built on it live in
+:mod:`sam2elnet.engine.infer`; large scenes in :mod:`sam2elnet.engine.scene`, which calls
+:meth:`Predictor.predict_arrays` on already normalised windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam2elnet.engine.runtime import (
+    NON_FINITE_OUTPUT,
+    autocast,
+    resolve_device,
+    run_model,
+    set_threads,
+    speed_levers,
+)
+from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
+from sam2elnet.model.quality import (
+    FEATURE_NAMES,
+    QualityEvaluator,
+    QualityResult,
+    ThresholdChoice,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Predictor", "QualityScoringPredictor"]
+
+
+def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
+    """CheckpointError naming the first parameter/buffer with NaN/Inf values."""
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"model weights contain NaN/Inf ({bad} values in {name}): the file is corrupt "
+                "or its training diverged; re-copy it or retrain",
+                path,
+            )
+
+
+class Predictor:
+    """A trained model ready for inference (see module docstring)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        extra: dict[str, Any],
+        device: str = "cpu",
+        precision: str = "bf16",
+        batch_size: int = 8,
+        tta: int | None = None,
+        path: Path | None = None,
+        channels_last: bool | None = None,
+        compile: bool | None = None,
+    ) -> None:
+        from sam2elnet.data.normalize import NormalizationConfig
+
+        set_threads()
+        self.path = path
+        self.device = resolve_device(device)
+        self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
+        self.batch_size = max(1, int(batch_size))
+        self.model = model.to(self.device).eval()
+        # what forward passes call: the model, or its channels-last / compiled form (opt-in,
+        # see engine.runtime.speed_levers)
+        self.net = speed_levers(self.model, channels_last=channels_last, compile=compile)
+        self.extra = extra
+        norm = extra.get("normalization") or getattr(model.config, "normalization", None) or {}
+        try:
+            self.normalization = NormalizationConfig.model_validate(norm)
+        except Exception as err:
+            raise CheckpointError(
+                f"model file has an invalid normalisation config ({err})", path
+            ) from None
+        self.in_bands = int(model.config.in_bands)
+        _check_weights_finite(self.model, path)
+        try:
+            self.evaluator = QualityEvaluator.from_state(extra.get("quality"))
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"the quality evaluator in this model file is unreadable ({err}); re-fit it with "
+                "sam2elnet.engine.train.fit_quality or retrain",
+                path,
+            ) from None
+        if not self.evaluator.fitted:
+            warnings.warn(
+                "this model's quality evaluator is not fitted "
+                f"({self.evaluator.warning or self.evaluator.status}); predicted IoUs are "
+                f"conservative (at most {self.evaluator.prior:.2f}) and do not rank labels well - "
+                "refit it on more labelled images (docs/training.md)",
+                stacklevel=2,
+            )
+        self.tta = self.evaluator.tta if tta is None else int(tta)
+        if tta is not None and self.evaluator.fitted and tta != self.evaluator.tta:
+            warnings.warn(
+                f"tta={tta} differs from the {self.evaluator.tta} views the quality evaluator was "
+                "fitted with; predicted IoUs will be less reliable",
+                stacklevel=2,
+            )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        device: str = "cpu",
+        precision: str = "bf16",
+        batch_size: int = 8,
+        tta: int | None = None,
+        channels_last: bool | None = None,
+        compile: bool | None = None,
+    ) -> Predictor:
+        """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
+
+        ``channels_last`` / ``compile``: opt-in speed levers (see
+        :func:`sam2elnet.engine.runtime.speed_levers`)."""
+        from sam2elnet.model import load_model
+
+        p = Path(path)
+        if not p.exists():
+            raise CheckpointError("model file does not exist; train one with `elnet train`", p)
+        try:
+            model, extra = load_model(p)
+        except UserError:
+            raise
+        except Exception as err:  # truncated or foreign files surface as many exception types
+            raise CheckpointError(
+                f"cannot read model file ({err.__class__.__name__}); it is truncated or not a "
+                "sam2elnet model - re-copy it or retrain",
+                p,
+            ) from None
+        return cls(
+            model,
+            extra,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            tta=tta,
+            path=p,
+            channels_last=channels_last,
+            compile=compile,
+        )
+
+    # ---------------------------------------------------------------- preparing inputs
+    def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
+        """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
+        from sam2elnet.data.datasets import match_bands
+        from sam2elnet.data.normalize import normalize
+
+        x = match_bands(
+            normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
+        )
+        valid = np.asarray(img.valid, dtype=bool)
+        self.check_range(img.data[:, valid], img.data.dtype, getattr(img, "path", None))
+        return x, valid
+
+    def set_bands(self, bands: Sequence[int] | None) -> Predictor:
+        """Read these file bands (1-based, ``--bands 4,3,2``) instead of the ones the model was
+        trained with (``normalization.band_select``); None keeps the model's choice."""
+        if bands:
+            if len(bands) != self.in_bands:
+                raise UserError(
+                    f"--bands {','.join(map(str, bands))} selects {len(bands)} band(s) but the "
+                    f"model takes {self.in_bands}; give {self.in_bands} band number(s)"
+                )
+            self.normalization = self.normalization.model_copy(
+                update={"band_select": [int(b) for b in bands]}
+            )
+        return self
+
+    #: range warnings printed per predictor; later ones are only counted (``range_warnings``)
+    max_range_warnings = 3
+
+    def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
+        """Warn (log) when raw pixel ``values`` (C, n) are far from the model's training range
+        (:func:`sam2elnet.data.normalize.check_input_range`); return the message or None."""
+        from sam2elnet.data.normalize import check_input_range
+
+        msg = check_input_range(values, dtype, self.normalization)
+        if msg is None:
+            return None
+        self.range_warnings = getattr(self, "range_warnings", 0) + 1
+        if self.range_warnings <= self.max_range_warnings:
+            log.warning("%s: %s", source if source is not None else "input", msg)
+            if self.range_warnings == self.max_range_warnings:
+                log.warning("further input range warnings of this run are not shown")
+        return msg
+
+    def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""
+        from sam2elnet.data.raster import read_image
+
+        img = read_image(path, sar=self.normalization.sar, bands=self.normalization.band_select)
+        if img.nodata is not None and bool(img.nodata.all()):
+            raise DataError(
+                "image is entirely nodata (every pixel is NaN, +-inf or the file's nodata value); "
+                "nothing to label. Check the file's nodata value",
+                path,
+            )
+        x, valid = self.prepare(img)
+        return img, x, valid
+
+    # ---------------------------------------------------------------- prediction
+    def predict_arrays(self, batch: np.ndarray, coarse: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (B,h,w) float32 for already normalised arrays (B,C,h,w); no TTA, no scoring.
+
+        The fast path for sliding-window scene inference (:mod:`sam2elnet.engine.scene`).
+        ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement.
+        """
+        arr = np.asarray(batch, dtype=np.float32)
+        if arr.ndim != 4 or arr.shape[1] != self.in_bands:
+            raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
+        out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
+        for s in range(0, len(arr), self.batch_size):
+            x = torch.from_numpy(arr[s : s + self.batch_size]).to(self.device)
+            c = None
+            if coarse is not None:
+                c = torch.from_numpy(np.asarray(coarse[s : s + self.batch_size], dtype=np.float32))
+                c = c.reshape(x.shape[0], 1, *x.shape[-2:]).to(self.device)
+            with torch.no_grad(), autocast(self.device, self.precision):
+                o = self.net(
+                    x, c, None if c is None else torch.ones(x.shape[0], device=self.device)
+                )
+            if bool(torch.isfinite(x).all()) and not bool(torch.isfinite(o.logits).all()):
+                raise CheckpointError(NON_FINITE_OUTPUT, self.path)
+            out[s : s + len(x)] = torch.sigmoid(o.logits.float())[:, 0].cpu().numpy()
+        return out
+
+    def predict(
+        self,
+        images: Sequence[np.ndarray] | np.ndarray,
+        coarse: Sequence[np.ndarray | None] | np.ndarray | None = None,
+        valid: Sequence[np.ndarray | None] | None = None,
+    ) -> tuple[list[np.ndarray], QualityResult]:
+        """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
+
+        Images are grouped by size and run in batches of ``batch_size``; ``coarse`` (one (H,W) mask
+        per image, or None) turns annotation into enhancement. Returns a list of (H,W) float32 maps
+        in input order and a :class:`QualityResult` with one row per image.
+        """
+        n = len(images)
+        if coarse is not None and len(coarse) != n:
+            raise ValueError(f"{len(coarse)} coarse labels for {n} images")
+        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i, im in enumerate(images):
+            if np.asarray(im).ndim != 3:
+                raise DataError(f"image {i} must be (C, H, W), got shape {np.asarray(im).shape}")
+            has_c = coarse is not None and coarse[i] is not None
+            groups[(tuple(np.asarray(im).shape), has_c)].append(i)
+        probs: list[np.ndarray | None] = [None] * n
+        feats = np.zeros((n, len(FEATURE_NAMES)))
+        embs: np.ndarray | None = None
+        in_flags = [""] * n
+        for (_shape, has_c), idx in groups.items():
+            for s in range(0, len(idx), self.batch_size):
+                sel = idx[s : s + self.batch_size]
+                x = torch.from_numpy(np.stack([np.asarray(images[i], np.float32) for i in sel]))
+                if x.shape[1] != self.in_bands:
+                    raise BandCountError(
+                        f"images have {x.shape[1]} bands but the model was trained for {self.in_bands}"
+                    )
+                c = None
+                if has_c:
+                    hw = tuple(x.shape[-2:])  # accept (H,W) or (1,H,W) coarse masks
+                    c = torch.from_numpy(
+                        np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
+                    )[:, None]
+                v = None
+                if valid is not None:
+                    v = torch.from_numpy(
+                        np.stack(
+                            [
+                                np.ones(x.shape[-2:], np.float32)
+                                if valid[i] is None
+                                else np.asarray(valid[i], np.float32)
+                                for i in sel
+                            ]
+                        )
+                    )
+                try:
+                    res = run_model(
+                        self.net,
+                        x,
+                        c,
+                        device=self.device,
+                        precision=self.precision,
+                        tta=self.tta,
+                        valid=v,
+                    )
+                except CheckpointError as err:
+                    raise CheckpointError(str(err), self.path) from None
+                if embs is None:
+                    embs = np.zeros((n, res.embedding.shape[1]))
+                for j, i in enumerate(sel):
+                    probs[i] = res.probs[j].numpy()
+                    feats[i] = res.features[j]
+                    embs[i] = res.embedding[j]
+                    in_flags[i] = res.flags[j] if res.flags else ""
+        if not n:
+            return [], QualityResult(np.zeros(0), feats, flags=[])
+        scores, q_flags = self.evaluator.assess(feats, embs)
+        # garbage inputs (all nodata, constant...) carry no label: score 0, never kept
+        flags = [a or b for a, b in zip(in_flags, q_flags, strict=True)]
+        scores = np.where([bool(f) for f in in_flags], 0.0, scores)
+        return [p for p in probs if p is not None], QualityResult(scores, feats, flags=flags)
+
+    # ---------------------------------------------------------------- thresholds
+    def choose_threshold(
+        self,
+        min_quality: float | None = None,
+        target_precision: float | None = None,
+        tau: float | None = None,
+    ) -> tuple[float | None, dict[str, Any]]:
+        """Score threshold for keeping labels: ``min_quality`` as given, ``target_precision`` via
+        the evaluator's held-out data; with both, the stricter one. None = keep everything."""
+        info: dict[str, Any] = {}
+        thr: float | None = None
+        if min_quality is not None:
+            if not 0.0 <= min_quality <= 1.0:
+                raise UserError(f"--min-quality {min_quality} must be within [0, 1]")
+            thr = float(min_quality)
+            info["min_quality"] = thr
+        if target_precision is not None:
+            if not 0.0 < target_precision <= 1.0:
+                raise UserError(f"--target-precision {target_precision} must be within (0, 1]")
+            if not self.evaluator.fitted:
+                raise UserError(
+                    "this model's quality evaluator was not fitted "
+                    f"({self.evaluator.warning or self.evaluator.status}); use --min-quality, or "
+                    "retrain / refit it with more labelled images",
+                    self.path,
+                )
+            choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)
+            info["target_precision"] = choice.as_dict()
+            if not choice.achievable:
+                warnings.warn(
+                    f"no threshold reaches precision {target_precision} on held-out data; "
+                    "every label will be rejected",
+                    stacklevel=2,
+                )
+            thr = choice.threshold if thr is None else max(thr, choice.threshold)
+        info["threshold"] = thr
+        return thr, info
+
+
+class QualityScoringPredictor:
+    """Adapter: a real :class:`Predictor` that also scores each window.
+
+    ``Predictor.predict`` returns probabilities *and* the quality evaluator's predicted IoU from
+    one forward (plus the evaluator's test-time views), so ``predict_arrays`` runs it and keeps
+    the scores for the ``score_arrays`` call that :func:`~sam2elnet.engine.executors.run_batch` makes right after, on the same
+    batch. Slower than plain ``predict_arrays`` by the TTA views; used only with ``--quality-gpkg``.
+    """
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.in_bands = predictor.in_bands
+        self.normalization = predictor.normalization
+        self.fitted = bool(getattr(getattr(predictor, "evaluator", None), "fitted", False))
+        self._scores: np.ndarray | None = None
+
+    def predict_arrays(self, batch: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
+        c = None if coarse is None else list(coarse)
+        probs, q = self.predictor.predict(list(batch), c)
+        self._scores = np.asarray(q.predicted_iou, dtype=np.float32)
+        return np.stack(probs).astype(np.float32)
+
+    def score_arrays(
+        self, batch: np.ndarray, coarse: np.ndarray | None, probs: np.ndarray
+    ) -> np.ndarray:
+        if self._scores is None or len(self._scores) != len(batch):
+            raise RuntimeError("score_arrays must follow predict_arrays on the same batch")
+        out, self._scores = self._scores, None
+        return out
