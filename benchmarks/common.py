@@ -126,7 +126,7 @@ class Goals:
         print(f"\n{title}: goals")
         for r in self.rows:
             op = ">=" if r["higher"] else "<="
-            fmt = ".0%" if r["unit"] == "%" else ".2f"
+            fmt = ".0%" if r["unit"] == "%" else ".3f"
             val = format(r["value"], fmt) + ("" if r["unit"] == "%" else r["unit"])
             goal = format(r["goal"], fmt) + ("" if r["unit"] == "%" else r["unit"])
             status = "met" if r["met"] else "NOT met"

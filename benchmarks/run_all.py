@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if not js.is_file():
             continue
         for g in json.loads(js.read_text()).get("goals", []):
-            fmt = ".0%" if g["unit"] == "%" else ".2f"
+            fmt = ".0%" if g["unit"] == "%" else ".3f"
             unit = "" if g["unit"] == "%" else g["unit"]
             op = ">=" if g["higher"] else "<="
             print(
