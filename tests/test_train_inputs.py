@@ -177,3 +177,36 @@ def test_stats_uses_the_training_split(tmp_path):
         ]
     )
     assert rc == 0 and json.loads((tmp_path / "t.json").read_text())["images_used"] == 4
+
+
+def test_annotate_and_evaluate_address_the_test_split(tmp_path, capsys):
+    from sam2elnet.cli import main
+
+    root = make_sos(tmp_path / "sos", size=40)
+    assert main(
+        ["train", "--data", str(root), "--out", str(tmp_path / "run"), "--weights", "none",
+         "--size", "micro", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
+         "--no-progress", "--no-quality"]
+    ) == 0  # fmt: skip
+    model = str(tmp_path / "run" / "model.pt")
+    rc = main(
+        ["annotate", "--model", model, "--images", str(root), "--split", "test",
+         "--out", str(tmp_path / "ann"), "--no-progress"]
+    )  # fmt: skip
+    assert rc == 0
+    labels = sorted(p.name for p in (tmp_path / "ann" / "labels").iterdir())
+    assert labels == ["10500_sat.png", "10501_sat.png", "20500_sat.png", "20501_sat.png"]
+    capsys.readouterr()
+    rc = main(
+        ["evaluate", "--pred", str(tmp_path / "ann"), "--truth", str(root), "--split", "test",
+         "--json", str(tmp_path / "m.json")]
+    )  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "m.json").read_text())["aggregate"]["n_images"] == 4
+    rc = main(
+        ["evaluate", "--pred", str(tmp_path / "ann"), "--truth", str(root), "--split", "val"]
+    )  # fmt: skip
+    assert (
+        rc == 2
+        and "split 'val' not found; this dataset has: train, test" in capsys.readouterr().err
+    )

@@ -335,6 +335,11 @@ def annotate_cmd(
     tile: int = _TILE,
     overlap: int = _OVERLAP,
     bands: Optional[str] = _BANDS,  # noqa: UP045
+    split: Optional[list[str]] = typer.Option(  # noqa: UP006, UP045
+        None,
+        "--split",
+        help="With a dataset root as --images: label this split's images (e.g. test).",
+    ),
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     params = dict(locals())  # first statement: exactly the command's options

@@ -48,7 +48,16 @@ def _f(v: Any) -> str:
 @app.command("evaluate")
 def evaluate(
     pred: Path = typer.Option(..., "--pred", help="Folder of predicted masks (PNG/TIF)."),
-    truth: Path = typer.Option(..., "--truth", help="Folder of ground-truth masks."),
+    truth: Path = typer.Option(
+        ...,
+        "--truth",
+        help="Folder of ground-truth masks, or a dataset root with --split.",
+    ),
+    split: list[str] | None = typer.Option(
+        None,
+        "--split",
+        help="With a dataset root as --truth: score against this split's masks (e.g. test).",
+    ),
     json_path: Path | None = typer.Option(
         None, "--json", help="Write aggregate + per-image + quality JSON here."
     ),
@@ -129,6 +138,7 @@ def evaluate(
         tolerance_px=tolerance,
         progress=sys.stderr.isatty(),
         positive_values=parse_positive_values(positive_values),
+        truth_split=split or None,
     )
     console = Console()
     table = Table(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,6 +235,27 @@ def _aggregate(
     return agg, total
 
 
+def _split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
+    """Ground-truth masks of one split of a dataset root, keyed by :func:`mask_key`."""
+    from sam2elnet.data.datasets import select_split
+
+    choice = select_split(root, split, purpose="evaluating")
+    out: dict[str, Path] = {}
+    for s in choice.index.samples:
+        if s.mask is None:
+            continue
+        key = mask_key(s.mask.name)
+        if key in out:
+            raise DataError(
+                f"masks {out[key]} and {s.mask} have the same name '{key}' in split "
+                f"{split!r}; evaluate one sensor folder at a time (--truth .../gt)",
+                root,
+            )
+        out[key] = s.mask
+    log.info(choice.describe("evaluating"))
+    return out
+
+
 def evaluate_folders(
     pred_dir: str | Path,
     truth_dir: str | Path,
@@ -247,8 +268,13 @@ def evaluate_folders(
     road_buffer_px: float = 3.0,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
+    truth_split: str | Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
+
+    With ``truth_split`` (e.g. ``"test"``) ``truth_dir`` is a dataset root (SOS, CHN6-CUG, generic
+    split folders) and the ground truth is that split's masks, found by
+    :func:`sam2elnet.data.datasets.select_split` (all sensors together).
 
     Files pair by :func:`mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
     ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)
@@ -275,7 +301,7 @@ def evaluate_folders(
 
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     preds = _scan(pdir, "prediction", run_layout=True)
-    truths = _scan(tdir, "ground-truth")
+    truths = _split_truths(tdir, truth_split) if truth_split else _scan(tdir, "ground-truth")
     valids = _scan(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
     keys = sorted(set(preds) & set(truths), key=_natural_key)
     unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=_natural_key)

@@ -94,6 +94,17 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
+def _split_images(root: Any, split: str | Sequence[str]) -> list[Path]:
+    """Image files of one split of a dataset root (:func:`sam2elnet.data.datasets.select_split`)."""
+    from sam2elnet.data.datasets import select_split
+
+    if not isinstance(root, (str, Path)):
+        raise UserError("--split needs --images to be a dataset folder")
+    choice = select_split(root, split, purpose="annotating")
+    log.info(choice.describe("annotating"))
+    return [s.image for s in choice.index.samples]
+
+
 def _out_name(path: Path) -> str:
     return path.stem + (".tif" if path.suffix.lower() in GEO_SUFFIXES else ".png")
 
@@ -463,15 +474,19 @@ def annotate_folder(
     tile: int = 1024,
     overlap: int = 128,
     bands: Sequence[int] | None = None,
+    split: str | Sequence[str] | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
+
+    With ``split`` (e.g. ``"test"``) ``images`` is a labelled dataset root (SOS, CHN6-CUG, generic
+    split folders) and the images of that split are labelled (all sensors).
 
     Writes ``OUT/labels/`` (kept labels; all when no filter is given), ``OUT/rejected/`` (labels
     below the threshold), ``OUT/prob/`` (with ``save_prob``), ``OUT/quality.csv`` (image, label,
     predicted_iou, kept, uncertainty features), ``OUT/skipped.csv`` and ``OUT/summary.json``.
     """
     t0 = time.perf_counter()
-    files = list_images(images)
+    files = _split_images(images, split) if split else list_images(images)
     pred = predictor or Predictor.from_file(
         model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
     )
