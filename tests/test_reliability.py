@@ -332,3 +332,18 @@ def test_outputs_describe_what_is_on_disk(run: dict[str, Path], tmp_path: Path) 
     assert sorted(r["label"] for r in rows) == sorted(
         str(p.relative_to(out)) for p in (out / "labels").glob("*.png")
     ) + sorted(str(p.relative_to(out)) for p in (out / "rejected").glob("*.png"))
+
+
+def test_api_applies_the_cli_ranges(run: dict[str, Path], tmp_path: Path) -> None:
+    from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.errors import UserError
+
+    imgs = _images(run, tmp_path / "imgs", n=1)
+    for kw, text in (
+        ({"tta": 99}, "0 <= x <= 7"),
+        ({"overlap": 2000}, "smaller than --tile"),
+        ({"precision": "fp16"}, "bf16 | 32"),
+    ):
+        with pytest.raises(UserError, match=text):
+            annotate_folder(run["model"], imgs, tmp_path / "o", progress=False, **kw)
+    assert not (tmp_path / "o").exists()

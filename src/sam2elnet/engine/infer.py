@@ -454,6 +454,13 @@ def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
     return str(rel)
 
 
+def _check_job_options(**values: Any) -> None:
+    """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions)."""
+    from sam2elnet.config import FolderJobOptions, check_options
+
+    check_options(FolderJobOptions, **values)
+
+
 def annotate_folder(
     model_path: str | Path,
     images: str | Path | Sequence[str | Path],
@@ -485,6 +492,11 @@ def annotate_folder(
     below the threshold), ``OUT/prob/`` (with ``save_prob``), ``OUT/quality.csv`` (image, label,
     predicted_iou, kept, uncertainty features), ``OUT/skipped.csv`` and ``OUT/summary.json``.
     """
+    _check_job_options(
+        min_quality=min_quality, target_precision=target_precision, tau=tau,
+        batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
+        overlap=overlap,
+    )  # fmt: skip
     t0 = time.perf_counter()
     files = _split_images(images, split) if split else list_images(images)
     pred = predictor or Predictor.from_file(
@@ -617,6 +629,11 @@ def enhance_folder(
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.raster import read_mask_on_grid, write_image
 
+    _check_job_options(
+        min_quality=min_quality, target_precision=target_precision, tau=tau,
+        batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
+        overlap=overlap, line_width=line_width,
+    )  # fmt: skip
     t0 = time.perf_counter()
     files = list_images(images)
     label_idx = _label_index(labels)
