@@ -196,6 +196,45 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
         assert np.array_equal(got, want), name
 
 
+def test_polygon_pre_annotations_round_trip(ls_server: Server, tmp_path: Path, capsys):
+    from scipy import ndimage
+
+    from sam2elnet.export.labelstudio import result_mask
+
+    run = make_run(tmp_path, SCORES)
+    out = ls_server.root / "polygons" / "tasks.json"
+    rc = main([
+        "export", "--labels", str(run), "--out", str(out), "--format", "label-studio",
+        "--polygons", "--document-root", str(ls_server.root), "--no-progress",
+    ])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    export = tmp_path / "ls-export.json"
+    report = drive(
+        "roundtrip",
+        {
+            "url": ls_server.url,
+            "token": ls_server.token,
+            "config": out.with_suffix(".xml").read_text(),
+            "views": str(out.parent / "tasks-images"),
+            "tasks": json.loads(out.read_text()),
+            "edits": {},
+            "export": str(export),
+        },
+        tmp_path,
+    )
+    for name, (p,) in report["predictions"].items():
+        assert {r["type"] for r in p["result"]} == {"polygonlabels"}
+        filled = ndimage.binary_fill_holes(_label(run, name))  # LS polygons have no holes
+        assert np.array_equal(result_mask(p["result"], 40, 48), filled), name
+    assert (
+        main(["import", str(export), "--from", "label-studio", "--out", str(tmp_path / "m")]) == 0
+    )
+    for name in SCORES:
+        with rasterio.open(tmp_path / "m" / f"{name}.tif") as m:
+            got = m.read(1) > 0
+        assert np.array_equal(got, ndimage.binary_fill_holes(_label(run, name))), name
+
+
 def _wait_json(url: str, ok, timeout: float, proc: subprocess.Popen | None = None) -> dict:
     """Poll ``url`` until ``ok(json)`` holds (bounded); return the last answer."""
     t0 = time.monotonic()
