@@ -500,3 +500,21 @@ def test_coco_export_honours_positive_values(tmp_path: Path) -> None:
     export_labels(f, tmp_path / "c.json", "coco", progress=False, positive_values=(2,))
     coco = json.loads((tmp_path / "c.json").read_text())
     assert [round(x["area"]) for x in coco["annotations"]] == [100]
+
+
+def test_experiment_scoring_and_downstream_skip_truth_ignore(tmp_path: Path) -> None:
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.downstream import load_pair
+    from sam2elnet.pipeline.experiment import score_labels, score_per_image
+
+    m = _truth()
+    ign = m.astype(np.uint8)
+    ign[:, :8] = 255
+    t = _write_png_raw(tmp_path / "t.png", ign)
+    p = write_png(tmp_path / "p.png", m.astype(np.uint8) * 255)
+    assert score_labels({"a": str(p)}, {"a": str(t)}, ["a"])["iou"] == 1.0
+    assert score_per_image({"a": str(p)}, {"a": str(t)}, ["a"]) == {"a": 1.0}
+    img = write_png(tmp_path / "i.png", np.full((H, W), 90, np.uint8))
+    _x, mask, valid = load_pair(img, t, NormalizationConfig())
+    assert not valid[:, :8].any() and valid[:, 8:].all()
+    np.testing.assert_array_equal(mask[:, 8:], m[:, 8:])

@@ -95,14 +95,17 @@ def load_pair(
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Read one pair: normalised image (C,H,W) f32, label bool (H,W) or None, valid bool (H,W)."""
     from sam2elnet.data.normalize import normalize
-    from sam2elnet.data.raster import read_image, read_mask
+    from sam2elnet.data.raster import read_image, read_mask_valid
 
     img = read_image(image_path, sar=norm_cfg.sar, bands=norm_cfg.band_select)
     x = normalize(img, norm_cfg)
     mask = None
+    valid = img.valid
     if label_path is not None:
-        mask = read_mask(label_path, shape=img.shape, image_path=image_path)
-    return x, mask, img.valid
+        mask, mask_valid = read_mask_valid(label_path, shape=img.shape, image_path=image_path)
+        if mask_valid is not None:  # the label's ignore / nodata pixels: out of the loss
+            valid = valid & mask_valid
+    return x, mask, valid
 
 
 def make_train_dataset(

@@ -452,16 +452,17 @@ def _write_subset(
 def score_labels(
     labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
 ) -> dict[str, Any]:
-    """Pixel-aggregated and mean per-image IoU of ``labels`` against ``truth`` over ``ids``."""
-    from sam2elnet.data.raster import read_mask
+    """Pixel-aggregated and mean per-image IoU of ``labels`` against ``truth`` over ``ids``
+    (pixels the truth marks as ignore / nodata are not counted)."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
     from sam2elnet.engine.metrics import Confusion, confusion, scores
 
     total = Confusion()
     per_image = []
     for i in ids:
-        t = read_mask(truth[i])
+        t, valid = read_mask_valid(truth[i])
         p = read_mask(labels[i], shape=t.shape)
-        c = confusion(p, t)
+        c = confusion(p, t, valid)
         total = total + c
         per_image.append(scores(c)["iou"])
     s = scores(total) if ids else {"iou": float("nan"), "f1": float("nan")}
@@ -903,14 +904,14 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 def score_per_image(
     labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
 ) -> dict[str, float]:
-    """True IoU of each label (id -> IoU)."""
-    from sam2elnet.data.raster import read_mask
+    """True IoU of each label (id -> IoU; truth ignore / nodata pixels not counted)."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
     from sam2elnet.engine.metrics import confusion, scores
 
     out = {}
     for i in ids:
-        t = read_mask(truth[i])
-        out[i] = scores(confusion(read_mask(labels[i], shape=t.shape), t))["iou"]
+        t, valid = read_mask_valid(truth[i])
+        out[i] = scores(confusion(read_mask(labels[i], shape=t.shape), t, valid))["iou"]
     return out
 
 
