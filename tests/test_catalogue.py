@@ -86,6 +86,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (root / "binrun").mkdir()
     (root / "binrun" / "quality.csv").write_bytes(bytes(range(256)) * 4)
     (root / "bad.yaml").write_text("epochs: [\n")
+    (root / "ls.json").write_text("[]\n")
     (root / "badscenes").mkdir()
     (root / "badscenes" / "a.tif").write_bytes(b"II*\x00" + b"\x00" * 60)
     (root / "badscenes" / "b.tif").write_bytes(b"not a tiff")
@@ -253,6 +254,11 @@ CASES: list[Case] = [
     ("experiment-out-under-file", lambda e: ["experiment", "--data", e.data, "--out", e.afile + "/x"]),
     ("demo-out-under-file", lambda e: ["demo", "--out", e.afile + "/demo"]),
     ("demo-out-onto-file", lambda e: ["demo", "--out", e.afile]),
+    ("import-out-under-file", lambda e: ["import", e.root / "ls.json", "--from", "label-studio", "--out", e.afile + "/m"]),
+    ("import-out-onto-file", lambda e: ["import", e.root / "ls.json", "--from", "label-studio", "--out", e.afile]),
+    ("import-from", lambda e: ["import", e.root / "ls.json", "--from", "cvat-xml", "--out", e.root / "m"]),
+    ("import-binary-export", lambda e: ["import", e.root / "binrun" / "quality.csv", "--from", "label-studio", "--out", e.root / "m"]),
+    ("import-export-missing", lambda e: ["import", e.root / "nope.json", "--from", "coco", "--out", e.root / "m"]),
     ("weights-dest-onto-file", lambda e: ["weights", "download", "--dest", e.afile]),
 ]
 # fmt: on
@@ -298,5 +304,5 @@ def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 60
     assert commands >= {
         "synth", "stats", "degrade", "train", "annotate", "enhance", "scene", "export",
-        "evaluate", "experiment", "demo", "weights",
+        "evaluate", "experiment", "demo", "weights", "import",
     }  # fmt: skip
