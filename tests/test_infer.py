@@ -328,9 +328,9 @@ def _write_scene(path: Path, run: dict[str, Path], size: int = 96) -> None:
 
 
 def test_large_scenes_are_routed_to_the_streaming_scene_path(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:
-    """GeoTIFFs above the size limit go through sliding windows, with per-tile quality layers;
+    """GeoTIFFs above the memory budget go through sliding windows, with per-tile quality layers;
     the scene label keeps the georeference and agrees with the whole-image path."""
     import rasterio
 
@@ -340,10 +340,18 @@ def test_large_scenes_are_routed_to_the_streaming_scene_path(
     scene.parent.mkdir()
     _write_scene(scene, run)
     whole = annotate_folder(run["model"], scene, tmp_path / "whole", progress=False, predictor=pred)
-    monkeypatch.setattr(infer._Job, "large_scene_pixels", 64 * 64)
+    budget = pred.whole_bytes(64 * 64)  # 96 x 96 px no longer fits
     res = annotate_folder(
-        run["model"], scene, tmp_path / "tiled", progress=False, predictor=pred, tile=64, overlap=16
+        run["model"],
+        scene,
+        tmp_path / "tiled",
+        progress=False,
+        predictor=pred,
+        tile=64,
+        overlap=16,
+        max_memory=budget,
     )
+    pred.max_memory = infer.memory.DEFAULT_MAX_MEMORY
     row = res.rows[0]
     label = tmp_path / "tiled" / row["label"]
     assert (tmp_path / "tiled" / "tiles" / "scene.gpkg").is_file()

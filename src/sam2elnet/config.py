@@ -195,6 +195,36 @@ def _check_device(v: str) -> str:
     return str(v)
 
 
+_MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_MEMORY_UNITS.update({"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40})
+
+
+def memory_bytes(value: Any) -> int:
+    """Bytes from ``"1.5G"``, ``"800M"``, ``"512MiB"``, ``"2GB"`` or a plain number of bytes.
+
+    Units are decimal (K = 1e3, M = 1e6, G = 1e9, T = 1e12) or binary with an ``i`` (KiB, MiB,
+    GiB, TiB); a trailing ``B`` is optional, case does not matter. The ``--max-memory`` format.
+
+    Raises:
+        ValueError: not a size, or not positive.
+    """
+    import math
+    import re
+
+    if isinstance(value, bool):
+        raise ValueError("is not a size; give e.g. 1.5G or 800M")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?)b?\s*", str(value), re.IGNORECASE)
+        if not m:
+            raise ValueError("is not a size; give e.g. 1.5G or 800M")
+        n = float(m.group(1)) * _MEMORY_UNITS[m.group(2).upper()]
+    if not math.isfinite(n) or n < 2**20:
+        raise ValueError("must be a size of at least 1M, e.g. 1.5G or 800M")
+    return int(n)
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -225,8 +255,13 @@ class FolderJobOptions(WindowOptions):
     precision: Precision = "bf16"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
     line_width: float | None = Field(None, gt=0, description="buffer for line labels, map units")
+    max_memory: int = Field(
+        1_500_000_000,
+        description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",
+    )
 
     _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: _norm_precision_value(v))
     )

@@ -276,10 +276,17 @@ _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 _TILE = typer.Option(
     option_default(_D, "tile"),
     "--tile",
-    help="Window size for large GeoTIFF scenes (> 4096x4096 px), px.",
+    help="Window size for images too large for --max-memory, px.",
 )
 _OVERLAP = typer.Option(
-    option_default(_D, "overlap"), "--overlap", help="Window overlap for large scenes, px."
+    option_default(_D, "overlap"), "--overlap", help="Window overlap for windowed images, px."
+)
+_MAX_MEMORY = typer.Option(
+    None,
+    "--max-memory",
+    help="Memory budget, e.g. 1.5G or 800M (default "
+    f"{option_default(_D, 'max_memory') / 1e9:g}G): images too large to predict whole within it "
+    "are predicted window by window (--tile, --overlap).",
 )
 _BANDS = typer.Option(
     None,
@@ -340,6 +347,7 @@ def annotate_cmd(
         "--split",
         help="With a dataset root as --images: label this split's images (e.g. test).",
     ),
+    max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     params = dict(locals())  # first statement: exactly the command's options
@@ -387,6 +395,7 @@ def enhance_cmd(
     tile: int = _TILE,
     overlap: int = _OVERLAP,
     bands: Optional[str] = _BANDS,  # noqa: UP045
+    max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     params = dict(locals())  # first statement: exactly the command's options

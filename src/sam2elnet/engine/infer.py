@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,13 @@ from sam2elnet.data.runfolder import (
     write_csv_table,
     write_summary,
 )
+from sam2elnet.engine import memory
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import (
     ModelRun,
     run_model,
 )
-from sam2elnet.engine.scene import is_large_scene, predict_scene
+from sam2elnet.engine.scene import predict_scene
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.model.quality import (
     FEATURE_NAMES,
@@ -180,9 +181,6 @@ def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
 class _Job:
     """Shared machinery of annotate and enhance: chunked reading, prediction, writing, resume."""
 
-    #: GeoTIFFs larger than this go through the streaming scene path (bounded memory).
-    large_scene_pixels = 4096 * 4096
-
     def __init__(
         self,
         predictor: Predictor,
@@ -263,6 +261,17 @@ class _Job:
         """
         tif = Path(name).with_suffix(".tif").name
         scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
+        tile_px = self.tile * self.tile
+        if not self.p.fits_whole(tile_px, coarse=coarse is not None):
+            need = memory.format_bytes(self.p.whole_bytes(tile_px, coarse=coarse is not None))
+            log.warning(
+                "%s: one %d px window needs about %s, more than --max-memory %s; "
+                "give a smaller --tile",
+                f.name,
+                self.tile,
+                need,
+                memory.format_bytes(self.p.max_memory),
+            )
         try:
             res = predict_scene(
                 f,
@@ -270,7 +279,7 @@ class _Job:
                 scorer,
                 tile=self.tile,
                 overlap=self.overlap,
-                batch_size=self.p.batch_size,
+                batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
                 coarse=coarse,
                 line_width=self.line_width,
                 prob_path=(self.out / "prob" / tif) if self.save_prob else None,
@@ -280,15 +289,19 @@ class _Job:
         except DataError as err:  # incl. a band count the model cannot take: skip, go on
             self.skips.add(f, err)
             return
+        if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
+            _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
+            if self.save_prob:
+                _tif_to_png(self.out / "prob" / tif, self.out / "prob" / name, prob=True)
         score = res.predicted_iou
         kept = self.decide(score) if score is not None else True
         if not kept:
             (self.out / "rejected").mkdir(parents=True, exist_ok=True)
-            os.replace(self.out / "labels" / tif, self.out / "rejected" / tif)
-        self.drop_counterpart(Path("labels" if kept else "rejected") / tif)
+            os.replace(self.out / "labels" / name, self.out / "rejected" / name)
+        self.drop_counterpart(Path("labels" if kept else "rejected") / name)
         row: dict[str, Any] = {
             "image": str(f),
-            "label": str(Path("labels" if kept else "rejected") / tif),
+            "label": str(Path("labels" if kept else "rejected") / name),
             "kept": kept,
             "predicted_iou": float("nan") if score is None else score,
             "foreground_frac": res.foreground_fraction,
@@ -296,7 +309,7 @@ class _Job:
         if coarse is not None:
             row["coarse"] = str(coarse)
         if self.save_prob:
-            row["prob"] = str(Path("prob") / tif)
+            row["prob"] = str(Path("prob") / name)
         self.rows.append(row)
         self.flush()
 
@@ -309,8 +322,11 @@ class _Job:
     ) -> None:
         """``load(path) -> (img, x, valid, coarse|None)``; ``write(path, img, prob, mask, coarse, row)``.
 
-        Large GeoTIFF scenes (more than 4096 x 4096 px) go through :meth:`run_scene` instead;
-        ``scene_coarse(path) -> Path | None`` gives their coarse label file (raster or vector).
+        Images whose whole-image memory estimate exceeds the predictor's ``max_memory``
+        (:meth:`Predictor.fits_whole`) go through the sliding-window :meth:`run_scene` instead,
+        whatever their format; ``scene_coarse(path) -> Path | None`` gives their coarse label file
+        (raster or vector). Images are read in chunks of at most ``4 x batch_size`` whose whole-
+        image estimate stays within ``max_memory``.
         """
         names = _unique_names(files)
         todo = []
@@ -318,18 +334,17 @@ class _Job:
             key = str(f)
             if key in self.done:
                 self.rows.append(self.done[key])
-            elif is_large_scene(f, self.large_scene_pixels):
+            elif self.tiled(f, scene_coarse is not None):
                 self.run_scene(f, names[f], scene_coarse(f) if scene_coarse else None)
             else:
                 todo.append(f)
-        chunk = max(1, self.p.batch_size * 4)
         from sam2elnet.utils.progress import progress_bar
 
         bar = progress_bar(len(todo), self.desc, "img", self.progress)
         try:
-            for s in range(0, len(todo), chunk):
+            for chunk in self.chunks(todo, scene_coarse is not None):
                 loaded = []
-                for f in todo[s : s + chunk]:
+                for f in chunk:
                     try:
                         loaded.append((f, *load(f)))
                     except DataError as err:  # incl. a band count the model cannot take
@@ -369,6 +384,29 @@ class _Job:
         if not self.rows and self.skipped:
             self.discard_if_empty()
             raise self.skips.nothing_done(len(self.skipped))
+
+    def tiled(self, f: Path, coarse: bool) -> bool:
+        """True when ``f`` is too large to predict whole within the predictor's ``max_memory``
+        (header read only; unreadable files are left to the whole-image reader to report)."""
+        px = memory.image_pixels(f)
+        return px is not None and not self.p.fits_whole(px, coarse=coarse)
+
+    def chunks(self, files: Sequence[Path], coarse: bool) -> Iterator[list[Path]]:
+        """Consecutive groups of at most ``4 x batch_size`` files whose summed whole-image
+        estimate (:meth:`Predictor.whole_bytes` of their pixels) stays within ``max_memory``."""
+        limit = max(1, self.p.batch_size * 4)
+        group: list[Path] = []
+        pixels = 0
+        for f in files:
+            px = memory.image_pixels(f) or 0
+            over = self.p.whole_bytes(pixels + px, coarse=coarse) > self.p.max_memory
+            if group and (len(group) >= limit or over):
+                yield group
+                group, pixels = [], 0
+            group.append(f)
+            pixels += px
+        if group:
+            yield group
 
     def drop_counterpart(self, rel: Path) -> None:
         """A label now in labels/ must not also be in rejected/ from an earlier run (or vice
@@ -446,6 +484,48 @@ class _Job:
         }
 
 
+def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
+    """Rewrite a scene-path output GeoTIFF (``tif``, removed afterwards) as the PNG the
+    whole-image path writes for PNG/JPEG inputs: labels keep their uint8 values (0/255, 127 =
+    nodata); float32 probabilities become ``round(p * 255)`` with nodata as 0. The uint8 label is
+    read whole (1 byte per pixel, far below the network's working set)."""
+    import rasterio
+
+    from sam2elnet.data.raster import write_image, write_probability
+
+    with rasterio.open(tif) as ds:
+        arr = ds.read(1)
+    if prob:
+        write_probability(png, np.nan_to_num(arr, nan=0.0))
+    else:
+        write_image(png, arr)
+    tif.unlink()
+
+
+def _predictor(
+    predictor: Predictor | None,
+    model_path: str | Path,
+    device: str,
+    precision: str,
+    batch_size: int,
+    tta: int | None,
+    max_memory: int | str | None,
+) -> Predictor:
+    """The given predictor (with ``max_memory`` applied when given) or one loaded from file."""
+    if predictor is None:
+        return Predictor.from_file(
+            model_path,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            tta=tta,
+            max_memory=max_memory,
+        )
+    if max_memory is not None:
+        predictor.max_memory = memory.parse_memory(max_memory)
+    return predictor
+
+
 def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
     from sam2elnet.data.raster import write_probability
 
@@ -482,6 +562,7 @@ def annotate_folder(
     overlap: int = 128,
     bands: Sequence[int] | None = None,
     split: str | Sequence[str] | None = None,
+    max_memory: int | str | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -491,17 +572,20 @@ def annotate_folder(
     Writes ``OUT/labels/`` (kept labels; all when no filter is given), ``OUT/rejected/`` (labels
     below the threshold), ``OUT/prob/`` (with ``save_prob``), ``OUT/quality.csv`` (image, label,
     predicted_iou, kept, uncertainty features), ``OUT/skipped.csv`` and ``OUT/summary.json``.
+
+    ``max_memory`` (bytes, or a size such as ``"1.5G"``; default
+    :data:`~sam2elnet.engine.memory.DEFAULT_MAX_MEMORY`) is the memory budget: images whose
+    whole-image estimate exceeds it are predicted window by window (``tile``/``overlap``), with
+    the same label name and georeference.
     """
     _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap,
+        overlap=overlap, max_memory=max_memory,
     )  # fmt: skip
     t0 = time.perf_counter()
     files = _split_images(images, split) if split else list_images(images)
-    pred = predictor or Predictor.from_file(
-        model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
-    )
+    pred = _predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
@@ -615,6 +699,7 @@ def enhance_folder(
     line_width: float | None = None,
     bands: Sequence[int] | None = None,
     positive_values: tuple[float, ...] | None = None,
+    max_memory: int | str | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -625,6 +710,8 @@ def enhance_folder(
     Images without a label are an error naming them unless ``skip_missing``. Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
+    ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
+    :func:`annotate_folder`.
     """
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.raster import read_mask_on_grid, write_image
@@ -632,7 +719,7 @@ def enhance_folder(
     _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, line_width=line_width,
+        overlap=overlap, line_width=line_width, max_memory=max_memory,
     )  # fmt: skip
     t0 = time.perf_counter()
     files = list_images(images)
@@ -647,9 +734,7 @@ def enhance_folder(
     files = [f for f in files if mask_key(f.name) in label_idx]
     if not files:
         raise DataError("no image has a matching label; check --images and --labels", labels)
-    pred = predictor or Predictor.from_file(
-        model_path, device=device, precision=precision, batch_size=batch_size, tta=tta
-    )
+    pred = _predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)

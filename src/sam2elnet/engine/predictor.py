@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sam2elnet.engine import memory
 from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
     autocast,
@@ -67,10 +68,16 @@ class Predictor:
         path: Path | None = None,
         channels_last: bool | None = None,
         compile: bool | None = None,
+        max_memory: int | str | None = None,
     ) -> None:
         from sam2elnet.data.normalize import NormalizationConfig
 
         set_threads()
+        #: memory budget in bytes (``--max-memory``): batches are formed within it and the folder
+        #: jobs predict images whose whole-image estimate exceeds it window by window
+        self.max_memory = memory.parse_memory(
+            memory.DEFAULT_MAX_MEMORY if max_memory is None else max_memory
+        )
         self.path = path
         self.device = resolve_device(device)
         self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
@@ -123,6 +130,7 @@ class Predictor:
         tta: int | None = None,
         channels_last: bool | None = None,
         compile: bool | None = None,
+        max_memory: int | str | None = None,
     ) -> Predictor:
         """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
 
@@ -153,7 +161,35 @@ class Predictor:
             path=p,
             channels_last=channels_last,
             compile=compile,
+            max_memory=max_memory,
         )
+
+    # ---------------------------------------------------------------- memory
+    def whole_bytes(self, pixels: int, batch: int = 1, coarse: bool = False) -> int:
+        """Estimated peak resident bytes of predicting ``batch`` images of ``pixels`` px whole
+        with this model, precision and TTA (:func:`sam2elnet.engine.memory.whole_image_bytes`)."""
+        return memory.whole_image_bytes(pixels, batch=batch, **self._memory_kw(coarse))
+
+    def fits_whole(self, pixels: int, coarse: bool = False) -> bool:
+        """True when one image of ``pixels`` px may be predicted whole within ``max_memory``."""
+        return self.whole_bytes(pixels, coarse=coarse) <= self.max_memory
+
+    def fit_batch(self, pixels: int, coarse: bool = False) -> int:
+        """Images of ``pixels`` px per forward: at most ``batch_size``, within ``max_memory``
+        (at least 1)."""
+        return memory.fit_batch(pixels, self.max_memory, self.batch_size, **self._memory_kw(coarse))
+
+    def _memory_kw(self, coarse: bool) -> dict[str, Any]:
+        if not hasattr(self, "_weights_bytes"):
+            self._weights_bytes = memory.model_bytes(self.model)
+        return {
+            "size": str(getattr(self.model.config, "size", "tiny")),
+            "precision": self.precision,
+            "bands": self.in_bands,
+            "tta": int(self.tta or 0),
+            "coarse": coarse,
+            "weights": self._weights_bytes,
+        }
 
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +284,8 @@ class Predictor:
     ) -> tuple[list[np.ndarray], QualityResult]:
         """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
 
-        Images are grouped by size and run in batches of ``batch_size``; ``coarse`` (one (H,W) mask
+        Images are grouped by size and run in batches of at most ``batch_size`` images whose
+        memory estimate stays within ``max_memory`` (:meth:`fit_batch`); ``coarse`` (one (H,W) mask
         per image, or None) turns annotation into enhancement. Returns a list of (H,W) float32 maps
         in input order and a :class:`QualityResult` with one row per image.
         """
@@ -265,9 +302,10 @@ class Predictor:
         feats = np.zeros((n, len(FEATURE_NAMES)))
         embs: np.ndarray | None = None
         in_flags = [""] * n
-        for (_shape, has_c), idx in groups.items():
-            for s in range(0, len(idx), self.batch_size):
-                sel = idx[s : s + self.batch_size]
+        for (shape, has_c), idx in groups.items():
+            step = self.fit_batch(int(shape[1]) * int(shape[2]), coarse=has_c)
+            for s in range(0, len(idx), step):
+                sel = idx[s : s + step]
                 x = torch.from_numpy(np.stack([np.asarray(images[i], np.float32) for i in sel]))
                 if x.shape[1] != self.in_bands:
                     raise BandCountError(

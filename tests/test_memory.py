@@ -1,0 +1,170 @@
+"""Memory budget: the estimate, --max-memory parsing, routing by memory, batches by memory."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_train import trained_run
+
+from sam2elnet.engine import memory
+from sam2elnet.engine.infer import Predictor, annotate_folder
+from sam2elnet.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture
+def pred(run: dict[str, Path]) -> Predictor:
+    return Predictor.from_file(run["model"], precision="32", batch_size=4)
+
+
+def test_parse_memory_sizes_and_errors() -> None:
+    assert memory.parse_memory("1.5G") == 1_500_000_000
+    assert memory.parse_memory("800M") == 800_000_000
+    assert memory.parse_memory("800mb") == 800_000_000
+    assert memory.parse_memory("512MiB") == 512 * 2**20
+    assert memory.parse_memory(3_000_000) == 3_000_000
+    assert memory.DEFAULT_MAX_MEMORY == 1_500_000_000
+    for bad in ("lots", "-1G", "0", "10K", "1.5X"):
+        with pytest.raises(UserError, match="--max-memory"):
+            memory.parse_memory(bad)
+
+
+def test_max_memory_option_is_validated_with_the_flag_named() -> None:
+    from sam2elnet.config import FolderJobOptions, check_options
+
+    assert check_options(FolderJobOptions, max_memory="2G").max_memory == 2_000_000_000
+    assert check_options(FolderJobOptions).max_memory == memory.DEFAULT_MAX_MEMORY
+    with pytest.raises(UserError, match="--max-memory"):
+        check_options(FolderJobOptions, max_memory="a lot")
+
+
+def test_estimate_grows_with_pixels_bands_batch_and_precision() -> None:
+    kw = {"size": "tiny", "precision": "bf16", "bands": 3}
+    one = memory.whole_image_bytes(1_000_000, **kw)
+    assert one - memory.whole_image_bytes(0, **kw) == 1_000_000 * memory.per_pixel_bytes(
+        "tiny", "bf16", 3
+    )
+    assert memory.whole_image_bytes(1_000_000, batch=2, **kw) > one
+    assert memory.per_pixel_bytes("tiny", "32", 3) > memory.per_pixel_bytes("tiny", "bf16", 3)
+    assert memory.per_pixel_bytes("tiny", "bf16", 4) > memory.per_pixel_bytes("tiny", "bf16", 3)
+    assert memory.per_pixel_bytes("large", "bf16", 3) > memory.per_pixel_bytes("tiny", "bf16", 3)
+    # the issue's case: a 3,000^2 px 3-band image with the tiny model exceeds the 1.5 GB default
+    assert memory.whole_image_bytes(9_000_000, **kw) > memory.DEFAULT_MAX_MEMORY
+    assert memory.whole_image_bytes(500 * 500, **kw) < memory.DEFAULT_MAX_MEMORY
+
+
+def test_batches_are_formed_by_memory(pred: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sam2elnet.engine import predictor as infer
+
+    rng = np.random.default_rng(0)
+    images = [rng.random((pred.in_bands, 64, 64), dtype=np.float32) for _ in range(5)]
+    ref, _ = pred.predict(images)
+    sizes: list[int] = []
+    real = infer.run_model
+
+    def spy(model, x, *a, **k):  # type: ignore[no-untyped-def]
+        sizes.append(int(x.shape[0]))
+        return real(model, x, *a, **k)
+
+    monkeypatch.setattr(infer, "run_model", spy)
+    pred.max_memory = pred.whole_bytes(64 * 64, batch=2)
+    assert pred.fit_batch(64 * 64) == 2 and pred.fit_batch(32 * 32) == 4
+    out, _ = pred.predict(images)
+    assert sizes == [2, 2, 1]
+    for a, b in zip(ref, out, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def _png(path: Path, run: dict[str, Path], size: int) -> Path:
+    img = cv2.imread(str(run["data"] / "images" / "s00.png"))
+    tiled = np.tile(img, (3, 3, 1))[:size, :size]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), tiled)
+    return path
+
+
+def test_png_over_the_budget_is_tiled_and_equals_the_whole_image_path(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """A PNG just over a tiny budget goes through the window path; with one window covering
+    it entirely the label (same name, PNG) equals the whole-image label pixel for pixel."""
+    img = _png(tmp_path / "in" / "a.png", run, 48)
+    whole = annotate_folder(
+        run["model"], img, tmp_path / "whole", progress=False, predictor=pred, save_prob=True
+    )
+    assert "tiles" not in {p.name for p in (tmp_path / "whole").iterdir()}
+    tiled = annotate_folder(
+        run["model"],
+        img,
+        tmp_path / "tiled",
+        progress=False,
+        predictor=pred,
+        save_prob=True,
+        tile=64,
+        overlap=16,
+        max_memory=pred.whole_bytes(48 * 48) - 1,
+    )
+    assert (tmp_path / "tiled" / "tiles" / "a.gpkg").is_file()  # it did take the window path
+    assert whole.rows[0]["label"] == tiled.rows[0]["label"] == "labels/a.png"
+    a = cv2.imread(str(tmp_path / "whole" / "labels" / "a.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(tmp_path / "tiled" / "labels" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert a.shape == b.shape == (48, 48) and a.dtype == b.dtype == np.uint8
+    assert np.array_equal(a, b) and 0 < np.count_nonzero(a == 255) < a.size
+    pa = cv2.imread(str(tmp_path / "whole" / "prob" / "a.png"), cv2.IMREAD_UNCHANGED)
+    pb = cv2.imread(str(tmp_path / "tiled" / "prob" / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert np.abs(pa.astype(int) - pb.astype(int)).max() <= 1
+    assert not list((tmp_path / "tiled" / "labels").glob("*.tif"))
+    assert abs(float(whole.rows[0]["predicted_iou"]) - float(tiled.rows[0]["predicted_iou"])) < 1e-4
+
+
+def test_geotiff_just_over_the_budget_keeps_name_and_georeference(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
+    data = np.ascontiguousarray(np.moveaxis(src, 2, 0)[:, :40, :40])
+    img = tmp_path / "in" / "g.tif"
+    img.parent.mkdir()
+    profile = {"driver": "GTiff", "width": 40, "height": 40, "count": 3, "dtype": "uint8"}
+    with rasterio.open(
+        img, "w", crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), **profile
+    ) as dst:
+        dst.write(data)
+    small = annotate_folder(
+        run["model"],
+        img,
+        tmp_path / "w",
+        progress=False,
+        predictor=pred,
+        max_memory=pred.whole_bytes(40 * 40),
+    )
+    assert not (tmp_path / "w" / "tiles").exists()  # exactly at the budget: whole
+    res = annotate_folder(
+        run["model"],
+        img,
+        tmp_path / "t",
+        progress=False,
+        predictor=pred,
+        tile=32,
+        overlap=8,
+        max_memory=pred.whole_bytes(40 * 40) - 1,
+    )
+    assert (tmp_path / "t" / "tiles" / "g.gpkg").is_file()
+    assert res.rows[0]["label"] == small.rows[0]["label"] == "labels/g.tif"
+    with rasterio.open(tmp_path / "t" / "labels" / "g.tif") as ds:
+        assert ds.crs.to_epsg() == 32633 and (ds.width, ds.height) == (40, 40)
+        assert ds.transform == from_origin(500000, 4000000, 10, 10)
+        assert set(np.unique(ds.read(1))) <= {0, 255}
