@@ -127,3 +127,19 @@ def test_train_bands_recorded_and_reused(tmp_path, capsys):
         ["train", "--data", str(five), "--out", str(tmp_path / "r2"), "--bands", "4,x"]
     )  # fmt: skip
     assert rc == 2 and "--bands must be comma-separated" in capsys.readouterr().err
+
+
+def test_train_bands_on_more_than_16_band_images(tmp_path):
+    """A hyperspectral-like 20-band set trains on --bands 3,2,1 (the 16-band cap applies after
+    the selection)."""
+    from sam2elnet.engine.train import train
+
+    data = make_dataset(tmp_path / "d", n=4, bands=3)
+    cube = tmp_path / "cube"
+    for p in sorted((data / "images").iterdir()):
+        rgb = read_image(p).data
+        stack = np.concatenate([rgb[::-1], np.zeros((17, *rgb.shape[1:]), np.uint8)])
+        write_tif(cube / "images" / f"{p.stem}.tif", stack)
+        write_tif(cube / "masks" / f"{p.stem}.tif", read_image(data / "masks" / p.name).data)
+    res = train(small_cfg(cube, tmp_path / "run", bands=[3, 2, 1], fit_quality=False))
+    assert len(res.splits["train"]) + len(res.splits["val"]) == 4

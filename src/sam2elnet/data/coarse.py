@@ -531,10 +531,9 @@ def degrade_folder(
 
     Returns the CSV path and the mean IoU of the degraded masks.
     """
-    from tqdm import tqdm
-
     from sam2elnet.data.naming import IMAGE_SUFFIXES
     from sam2elnet.data.raster import read_image, read_mask_valid, write_mask
+    from sam2elnet.utils.progress import track
 
     src = Path(masks)
     if not src.exists():
@@ -563,7 +562,7 @@ def degrade_folder(
     rows: list[tuple[str, float, str]] = []
     skips = SkipLog("mask")
     with output_lock(dst):
-        for f in tqdm(files, desc="degrade", disable=not progress):
+        for f in track(files, "degrade", "mask", progress):
             try:
                 m, valid = read_mask_valid(f, positive_values=positive_values)
             except DataError as err:  # one batch policy: skip the file, list it, go on

@@ -29,10 +29,10 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm import tqdm
 
 from sam2elnet.data.raster import RasterImage, read_image
 from sam2elnet.errors import DataError
+from sam2elnet.utils.progress import track
 
 
 class NormalizationConfig(BaseModel):
@@ -200,7 +200,7 @@ def compute_stats(
     path_list: Sequence[str | Path] = list(paths)
     if not path_list:
         raise DataError("no images to compute statistics from; check the dataset folder")
-    for path in tqdm(path_list, desc="stats", disable=not progress, leave=False):
+    for path in track(path_list, "stats", "img", progress):
         img = read_image(path, sar=base.sar, bands=base.band_select)
         if bands is None:
             bands = img.bands

@@ -432,7 +432,7 @@ def generate_dataset(
     Item ``i`` depends only on (seed, i), so datasets of different counts share their first items.
     Returns the path of dataset.json.
     """
-    from tqdm import tqdm
+    from sam2elnet.utils.progress import track
 
     if task not in TASKS:
         raise DataError(f"unknown synthetic task {task!r}; choose one of {', '.join(TASKS)}")
@@ -445,7 +445,7 @@ def generate_dataset(
         raise DataError("output path exists and is a file; choose a folder", root)
     ious = []
     n_empty = 0
-    for i in tqdm(range(count), desc=f"synth {task}", disable=not progress):
+    for i in track(range(count), f"synth {task}", "scene", progress):
         ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, i, 101])
         scene_ss, coarse_ss = ss.spawn(2)
         scene = make_scene(task, size, np.random.default_rng(scene_ss))

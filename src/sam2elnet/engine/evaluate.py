@@ -295,9 +295,8 @@ def evaluate_folders(
     Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
     an unreadable mask, or a pred/truth size mismatch (the message names both files).
     """
-    from tqdm.auto import tqdm
-
     from sam2elnet.data.raster import read_mask_valid
+    from sam2elnet.utils.progress import track
 
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     preds = _scan(pdir, "prediction", run_layout=True)
@@ -328,7 +327,7 @@ def evaluate_folders(
     qrows = quality_by_key(qpath) if qpath is not None else {}
 
     images: list[ImageResult] = []
-    for key in tqdm(keys, desc="evaluate", unit="img", disable=not progress):
+    for key in track(keys, "evaluate", "img", progress):
         truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
         pred = read_binary_mask(preds[key])
         if pred.shape != truth.shape:

@@ -293,7 +293,9 @@ def _prepare_data(cfg: TrainConfig) -> _Data:
     # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
     skips = _check_pairs(
         [by_id[i] for i in [*train_ids, *val_ids]],
-        NormalizationConfig.for_modality(index.modality),
+        NormalizationConfig.for_modality(index.modality).model_copy(
+            update={"band_select": cfg.bands}
+        ),
         cfg.progress,
         _positive(cfg),
     )
@@ -361,7 +363,7 @@ def _check_pairs(
     skips = SkipLog("image")
     for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
         try:
-            img = read_image(smp.image, sar=norm.sar)
+            img = read_image(smp.image, sar=norm.sar, bands=norm.band_select)
             read_mask(
                 smp.mask, shape=img.shape, image_path=smp.image, positive_values=positive_values
             )

@@ -72,3 +72,18 @@ def progress_bar(
         kw.pop("every_s", None)
         return tqdm(total=total, desc=desc, unit=unit, **kw)
     return ProgressLines(total, desc, unit, every_s=kw.get("every_s", 30.0))
+
+
+def track(
+    iterable: Any, desc: str, unit: str = "it", enabled: bool = True, total: int | None = None
+) -> Any:
+    """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``)."""
+    items = list(iterable) if total is None and not hasattr(iterable, "__len__") else iterable
+    n = total if total is not None else len(items)
+    bar = progress_bar(n, desc, unit, enabled, leave=False)
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
