@@ -1,6 +1,7 @@
 """Segmentation metrics for binary masks: pixel scores, boundary F-score, road measures, quality stats.
 
-Pure measures on arrays (folder evaluation, ``elnet evaluate``, is :mod:`sam2elnet.engine.evaluate`).
+Pure measures on arrays, one concept (hence a little over 500 lines); folder evaluation
+(``elnet evaluate``) is :mod:`sam2elnet.engine.evaluate`.
 Everything here works on plain numpy boolean masks; :func:`confusion` also accepts torch tensors
 (it counts on the tensor's own device and only moves four integers to the host), so training
 loops can accumulate :class:`Confusion` objects without copying whole masks.

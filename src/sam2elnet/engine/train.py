@@ -20,6 +20,12 @@ What a run does, and why:
 Outputs in ``RUN/``: ``model.pt`` (best validation IoU, with normalisation, quality evaluator and
 training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``metrics.csv``,
 ``splits.json``.
+
+Where the parts live: the split and datasets in :mod:`sam2elnet.engine.train_data`, DDP set-up and
+the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, device/autocast/threads/seeds in
+:mod:`sam2elnet.engine.runtime`, the evaluator fit in :mod:`sam2elnet.engine.quality_fit`. This
+module holds one concept, the training run (schedule, epoch loop, validation, outputs), which is
+why it is longer than 500 lines.
 """
 
 from __future__ import annotations
@@ -27,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
@@ -48,14 +53,40 @@ from sam2elnet.engine.runtime import (
     seed_everything,
     set_threads,
 )
-from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
+from sam2elnet.engine.train_data import (
+    CachedDataset as _CachedDataset,
+)
+from sam2elnet.engine.train_data import (
+    positive_values as _positive,
+)
+from sam2elnet.engine.train_data import (
+    prepare_data as _prepare_data,
+)
+from sam2elnet.engine.train_state import (
+    LAST_FORMAT,
+    LAST_VERSION,
+)
+from sam2elnet.engine.train_state import (
+    init_distributed as _init_distributed,
+)
+from sam2elnet.engine.train_state import (
+    load_last as _load_last,
+)
+from sam2elnet.engine.train_state import (
+    rng_state as _rng_state,
+)
+from sam2elnet.engine.train_state import (
+    save_last as _save_last,
+)
+from sam2elnet.engine.train_state import (
+    set_rng_state as _set_rng_state,
+)
+from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.utils.atomic import (
-    atomic_path,
     remove_stale_temps,
     write_json_atomic,
     write_text_atomic,
 )
-from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
 
@@ -63,8 +94,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["TrainConfig", "TrainResult", "train", "fit_quality"]
 
-LAST_FORMAT = "sam2elnet.train_state"
-LAST_VERSION = 1
 METRIC_FIELDS = (
     "epoch",
     "lr",
@@ -181,292 +210,6 @@ def _counts(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> to
     t = mask > 0.5
     v = valid > 0.5
     return torch.stack([(p & t & v).sum(), (p & ~t & v).sum(), (~p & t & v).sum()]).double()
-
-
-# ----------------------------------------------------------------------------- data
-@dataclass
-class _Data:
-    norm: Any
-    in_bands: int
-    modality: str
-    train_samples: list[Any]
-    val_samples: list[Any]
-    splits: dict[str, list[str]]
-    source_splits: list[str] | None = None
-    notes: list[str] = field(default_factory=list)
-    select_by_loss: bool = False  # validation split without object pixels
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-def _mask_content(
-    samples: Sequence[Any], positive_values: tuple[float, ...] | None = None
-) -> tuple[bool, bool]:
-    """(any object pixel, any background pixel) over the masks of ``samples`` (valid pixels only).
-
-    Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
-    degenerate one is read completely.
-    """
-    from sam2elnet.data.raster import read_mask
-
-    pos = neg = False
-    for s in samples:
-        m = read_mask(s.mask, positive_values=positive_values)
-        pos = pos or bool(m.any())
-        neg = neg or bool((~m).any())
-        if pos and neg:
-            break
-    return pos, neg
-
-
-def _check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> list[str]:
-    """Refuse a training set with nothing to learn; return warnings for a weak validation split.
-
-    All-empty masks (no object pixel anywhere) or all-full masks (no background) make every
-    prediction equally right for the loss: the model learns a constant. That is a DataError.
-    A validation split without object pixels cannot rank epochs by IoU: a warning, and the run
-    selects the model by validation loss instead.
-    """
-    from sam2elnet.errors import DataError
-
-    pos, neg = _mask_content(train, _positive(cfg))
-    if not pos:
-        raise DataError(
-            f"all {len(train)} training masks are empty (no object pixels): there is nothing to "
-            "learn; check the mask encoding (object = non-zero, e.g. 255) or add labelled objects",
-            cfg.data,
-        )
-    if not neg:
-        raise DataError(
-            f"all {len(train)} training masks are full (every pixel is object): there is no "
-            "background to learn; check that masks are not inverted",
-            cfg.data,
-        )
-    notes = []
-    if val and not _mask_content(val, _positive(cfg))[0]:
-        notes.append(
-            f"validation split ({len(val)} images) has no object pixels: its IoU cannot rank "
-            "epochs, so the model is selected by validation loss; raise --val-fraction or add "
-            "labelled objects"
-        )
-    return notes
-
-
-def _prepare_data(cfg: TrainConfig) -> _Data:
-    from sam2elnet.data.datasets import select_split, split_fraction
-    from sam2elnet.data.normalize import (
-        NormalizationConfig,
-        describe,
-        fit_normalization,
-        load_norm_stats,
-    )
-    from sam2elnet.data.raster import read_image
-    from sam2elnet.errors import DataError
-
-    choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
-    index = choice.index
-    notes = [choice.describe("training")]
-    samples = [s for s in index.samples if s.mask is not None]
-    by_id = {s.id: s for s in samples}
-    ids = sorted(by_id)
-    if cfg.fraction < 1.0:
-        labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
-    else:
-        labelled, held_out = ids, []
-    if not labelled:
-        raise UserError(
-            f"--fraction {cfg.fraction} of {len(ids)} labelled images selects none; raise --fraction",
-            cfg.data,
-        )
-    if cfg.val_fraction > 0 and len(labelled) >= 2:
-        val_ids, train_ids = split_fraction(labelled, cfg.val_fraction, seed=cfg.seed + 1)
-        if not val_ids:  # at least one validation image when asked for any
-            val_ids, train_ids = train_ids[:1], train_ids[1:]
-    else:
-        val_ids, train_ids = [], list(labelled)
-    if cfg.max_train is not None and len(train_ids) > cfg.max_train:
-        rng = np.random.default_rng(cfg.seed)
-        train_ids = sorted(rng.choice(train_ids, cfg.max_train, replace=False).tolist())
-    if not train_ids:
-        raise UserError(
-            "no training images left after the validation split; lower --val-fraction", cfg.data
-        )
-    # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
-    skips = _check_pairs(
-        [by_id[i] for i in [*train_ids, *val_ids]],
-        NormalizationConfig.for_modality(index.modality).model_copy(
-            update={"band_select": cfg.bands}
-        ),
-        cfg.progress,
-        _positive(cfg),
-    )
-    bad = {s["id"] for s in skips.items}
-    train_ids = [i for i in train_ids if i not in bad]
-    val_ids = [i for i in val_ids if i not in bad]
-    if not train_ids:
-        if bad:
-            raise skips.nothing_done(len(skips), cfg.data)
-        raise UserError("no training images left; check --data", cfg.data)
-    train_samples = [by_id[i] for i in train_ids]
-    val_samples = [by_id[i] for i in val_ids]
-    val_warnings = _check_labels(cfg, train_samples, val_samples)
-    for warning in val_warnings:
-        log.warning(warning)
-    if cfg.norm_stats is not None:
-        norm = load_norm_stats(cfg.norm_stats)
-        if cfg.bands:
-            norm = norm.model_copy(update={"band_select": list(cfg.bands)})
-        source = f"from {cfg.norm_stats}"
-    else:
-        norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
-        source = f"from {min(len(train_samples), 32)} training images"
-    notes.append(f"{describe(norm)} ({source})")
-    first = read_image(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
-    n_low = len(norm.low or [])
-    if n_low > 1 and n_low != first.bands:
-        raise DataError(
-            f"--norm-stats has statistics for {n_low} bands but the training images have "
-            f"{first.bands}; compute them with `elnet stats --data` on this dataset",
-            cfg.norm_stats,
-        )
-    splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
-    return _Data(
-        norm=norm,
-        in_bands=first.bands,
-        modality=index.modality,
-        train_samples=train_samples,
-        val_samples=val_samples,
-        splits=splits,
-        source_splits=choice.used,
-        notes=notes,
-        select_by_loss=bool(val_warnings),
-        skipped=skips.items,
-    )
-
-
-def _positive(cfg: TrainConfig) -> tuple[float, ...] | None:
-    """``cfg.positive_values`` as the tuple the mask reader takes."""
-    return tuple(cfg.positive_values) if cfg.positive_values else None
-
-
-def _check_pairs(
-    samples: Sequence[Any],
-    norm: Any,
-    progress: bool,
-    positive_values: tuple[float, ...] | None = None,
-) -> SkipLog:
-    """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
-    return the pairs that cannot be used, each with the reason."""
-    from tqdm import tqdm
-
-    from sam2elnet.data.raster import read_image, read_mask
-
-    skips = SkipLog("image")
-    for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
-        try:
-            img = read_image(smp.image, sar=norm.sar, bands=norm.band_select)
-            read_mask(
-                smp.mask, shape=img.shape, image_path=smp.image, positive_values=positive_values
-            )
-        except BandCountError:
-            raise
-        except DataError as err:
-            skips.add(smp.image, err)
-            skips.items[-1]["id"] = smp.id
-    return skips
-
-
-class _CachedDataset(Dataset):
-    """Materialises a (small, deterministic) evaluation dataset once: validation runs every epoch
-    and re-decoding the same JPEGs each time would be wasted work."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.items = [base[i] for i in range(len(base))]  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[i]
-
-
-# ----------------------------------------------------------------------------- distributed
-@dataclass
-class _Dist:
-    enabled: bool = False
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False  # we initialised the process group, so we tear it down
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(cfg: TrainConfig, device: torch.device) -> tuple[_Dist, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    enabled = cfg.distributed if cfg.distributed is not None else world > 1
-    if not enabled:
-        return _Dist(), device
-    import torch.distributed as dist
-
-    owns = not dist.is_initialized()
-    if owns:
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", "29517")
-        os.environ.setdefault("RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device(f"cuda:{local}")
-        torch.cuda.set_device(device)
-    return _Dist(True, rank, world, local, owns), device
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": list(random.getstate()[1]) + [random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
-    py = state["python"]
-    random.setstate((int(py[-2]), tuple(int(v) for v in py[:-2]), py[-1]))
-
-
-def _save_last(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_last(path: Path) -> dict[str, Any]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, foreign pickle ...
-        raise CheckpointError(
-            f"cannot read the resume state ({err.__class__.__name__}); it is damaged - delete it "
-            "and start again without --resume",
-            path,
-        ) from None
-    if (
-        not isinstance(obj, dict)
-        or obj.get("format") != LAST_FORMAT
-        or obj.get("version") != LAST_VERSION
-    ):
-        raise CheckpointError(
-            "not a sam2elnet resume state from this version; start a new run", path
-        )
-    return obj
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -1,0 +1,239 @@
+"""Training data: the split, label checks and the dataset items a training run uses.
+
+:func:`prepare_data` splits the labelled set reproducibly (labelled part / held out / validation),
+checks the labels (degenerate masks, band counts, image/mask pairs) and builds the training and
+validation datasets; :class:`CachedDataset` keeps decoded validation items in memory.
+Used by :func:`sam2elnet.engine.train.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from sam2elnet.config import TrainConfig
+from sam2elnet.errors import BandCountError, DataError, UserError
+from sam2elnet.utils.batch import SkipLog
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CachedDataset",
+    "TrainData",
+    "check_labels",
+    "check_pairs",
+    "mask_content",
+    "positive_values",
+    "prepare_data",
+]
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class TrainData:
+    norm: Any
+    in_bands: int
+    modality: str
+    train_samples: list[Any]
+    val_samples: list[Any]
+    splits: dict[str, list[str]]
+    source_splits: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    select_by_loss: bool = False  # validation split without object pixels
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def mask_content(
+    samples: Sequence[Any], positive_values: tuple[float, ...] | None = None
+) -> tuple[bool, bool]:
+    """(any object pixel, any background pixel) over the masks of ``samples`` (valid pixels only).
+
+    Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
+    degenerate one is read completely.
+    """
+    from sam2elnet.data.raster import read_mask
+
+    pos = neg = False
+    for s in samples:
+        m = read_mask(s.mask, positive_values=positive_values)
+        pos = pos or bool(m.any())
+        neg = neg or bool((~m).any())
+        if pos and neg:
+            break
+    return pos, neg
+
+
+def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> list[str]:
+    """Refuse a training set with nothing to learn; return warnings for a weak validation split.
+
+    All-empty masks (no object pixel anywhere) or all-full masks (no background) make every
+    prediction equally right for the loss: the model learns a constant. That is a DataError.
+    A validation split without object pixels cannot rank epochs by IoU: a warning, and the run
+    selects the model by validation loss instead.
+    """
+    from sam2elnet.errors import DataError
+
+    pos, neg = mask_content(train, positive_values(cfg))
+    if not pos:
+        raise DataError(
+            f"all {len(train)} training masks are empty (no object pixels): there is nothing to "
+            "learn; check the mask encoding (object = non-zero, e.g. 255) or add labelled objects",
+            cfg.data,
+        )
+    if not neg:
+        raise DataError(
+            f"all {len(train)} training masks are full (every pixel is object): there is no "
+            "background to learn; check that masks are not inverted",
+            cfg.data,
+        )
+    notes = []
+    if val and not mask_content(val, positive_values(cfg))[0]:
+        notes.append(
+            f"validation split ({len(val)} images) has no object pixels: its IoU cannot rank "
+            "epochs, so the model is selected by validation loss; raise --val-fraction or add "
+            "labelled objects"
+        )
+    return notes
+
+
+def prepare_data(cfg: TrainConfig) -> TrainData:
+    from sam2elnet.data.datasets import select_split, split_fraction
+    from sam2elnet.data.normalize import (
+        NormalizationConfig,
+        describe,
+        fit_normalization,
+        load_norm_stats,
+    )
+    from sam2elnet.data.raster import read_image
+    from sam2elnet.errors import DataError
+
+    choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
+    index = choice.index
+    notes = [choice.describe("training")]
+    samples = [s for s in index.samples if s.mask is not None]
+    by_id = {s.id: s for s in samples}
+    ids = sorted(by_id)
+    if cfg.fraction < 1.0:
+        labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
+    else:
+        labelled, held_out = ids, []
+    if not labelled:
+        raise UserError(
+            f"--fraction {cfg.fraction} of {len(ids)} labelled images selects none; raise --fraction",
+            cfg.data,
+        )
+    if cfg.val_fraction > 0 and len(labelled) >= 2:
+        val_ids, train_ids = split_fraction(labelled, cfg.val_fraction, seed=cfg.seed + 1)
+        if not val_ids:  # at least one validation image when asked for any
+            val_ids, train_ids = train_ids[:1], train_ids[1:]
+    else:
+        val_ids, train_ids = [], list(labelled)
+    if cfg.max_train is not None and len(train_ids) > cfg.max_train:
+        rng = np.random.default_rng(cfg.seed)
+        train_ids = sorted(rng.choice(train_ids, cfg.max_train, replace=False).tolist())
+    if not train_ids:
+        raise UserError(
+            "no training images left after the validation split; lower --val-fraction", cfg.data
+        )
+    # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
+    skips = check_pairs(
+        [by_id[i] for i in [*train_ids, *val_ids]],
+        NormalizationConfig.for_modality(index.modality).model_copy(
+            update={"band_select": cfg.bands}
+        ),
+        cfg.progress,
+        positive_values(cfg),
+    )
+    bad = {s["id"] for s in skips.items}
+    train_ids = [i for i in train_ids if i not in bad]
+    val_ids = [i for i in val_ids if i not in bad]
+    if not train_ids:
+        if bad:
+            raise skips.nothing_done(len(skips), cfg.data)
+        raise UserError("no training images left; check --data", cfg.data)
+    train_samples = [by_id[i] for i in train_ids]
+    val_samples = [by_id[i] for i in val_ids]
+    val_warnings = check_labels(cfg, train_samples, val_samples)
+    for warning in val_warnings:
+        log.warning(warning)
+    if cfg.norm_stats is not None:
+        norm = load_norm_stats(cfg.norm_stats)
+        if cfg.bands:
+            norm = norm.model_copy(update={"band_select": list(cfg.bands)})
+        source = f"from {cfg.norm_stats}"
+    else:
+        norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
+        source = f"from {min(len(train_samples), 32)} training images"
+    notes.append(f"{describe(norm)} ({source})")
+    first = read_image(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
+    n_low = len(norm.low or [])
+    if n_low > 1 and n_low != first.bands:
+        raise DataError(
+            f"--norm-stats has statistics for {n_low} bands but the training images have "
+            f"{first.bands}; compute them with `elnet stats --data` on this dataset",
+            cfg.norm_stats,
+        )
+    splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
+    return TrainData(
+        norm=norm,
+        in_bands=first.bands,
+        modality=index.modality,
+        train_samples=train_samples,
+        val_samples=val_samples,
+        splits=splits,
+        source_splits=choice.used,
+        notes=notes,
+        select_by_loss=bool(val_warnings),
+        skipped=skips.items,
+    )
+
+
+def positive_values(cfg: TrainConfig) -> tuple[float, ...] | None:
+    """``cfg.positive_values`` as the tuple the mask reader takes."""
+    return tuple(cfg.positive_values) if cfg.positive_values else None
+
+
+def check_pairs(
+    samples: Sequence[Any],
+    norm: Any,
+    progress: bool,
+    positive_values: tuple[float, ...] | None = None,
+) -> SkipLog:
+    """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
+    return the pairs that cannot be used, each with the reason."""
+    from tqdm import tqdm
+
+    from sam2elnet.data.raster import read_image, read_mask
+
+    skips = SkipLog("image")
+    for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
+        try:
+            img = read_image(smp.image, sar=norm.sar, bands=norm.band_select)
+            read_mask(
+                smp.mask, shape=img.shape, image_path=smp.image, positive_values=positive_values
+            )
+        except BandCountError:
+            raise
+        except DataError as err:
+            skips.add(smp.image, err)
+            skips.items[-1]["id"] = smp.id
+    return skips
+
+
+class CachedDataset(Dataset):
+    """Materialises a (small, deterministic) evaluation dataset once: validation runs every epoch
+    and re-decoding the same JPEGs each time would be wasted work."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.items = [base[i] for i in range(len(base))]  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
