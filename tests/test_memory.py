@@ -168,3 +168,23 @@ def test_geotiff_just_over_the_budget_keeps_name_and_georeference(
         assert ds.crs.to_epsg() == 32633 and (ds.width, ds.height) == (40, 40)
         assert ds.transform == from_origin(500000, 4000000, 10, 10)
         assert set(np.unique(ds.read(1))) <= {0, 255}
+
+
+def test_scene_batches_of_windows_fit_the_budget(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict_scene forms window batches within the predictor's budget (elnet scene too)."""
+    from sam2elnet.engine.scene import predict_scene
+
+    img = _png(tmp_path / "in" / "a.png", run, 96)
+    sizes: list[int] = []
+    real = pred.predict_arrays
+
+    def spy(batch, coarse=None):  # type: ignore[no-untyped-def]
+        sizes.append(len(batch))
+        return real(batch, coarse)
+
+    monkeypatch.setattr(pred, "predict_arrays", spy)
+    pred.max_memory = pred.whole_bytes(32 * 32, batch=2)
+    predict_scene(img, tmp_path / "a.tif", pred, tile=32, overlap=0, batch_size=8, progress=False)
+    assert sizes == [2] * 4 + [1]  # 9 windows of 32 x 32 px, at most 2 per forward

@@ -239,7 +239,8 @@ def predict_scene(
             :class:`sam2elnet.engine.infer.Predictor` is one).
         tile: window size in px (>= 16).
         overlap: overlap of neighbouring windows in px, in [0, tile).
-        batch_size: windows per predictor call (>= 1).
+        batch_size: windows per predictor call (>= 1); fewer when the predictor's
+            ``max_memory`` budget (``Predictor.fit_batch``) allows fewer windows per forward.
         threshold: probability threshold of the label, in [0, 1].
         coarse: coarse label for label enhancement (raster on any grid with a CRS, or
             GeoJSON/GeoPackage/Shapefile); None annotates from scratch.
@@ -300,6 +301,7 @@ def predict_scene(
         src, H, W = inputs.src, inputs.height, inputs.width
         windows = plan_windows(H, W, tile, overlap)
         th, tw = windows[0].height, windows[0].width
+        batch_size = _memory_batch(predictor, batch_size, th * tw, coarse is not None)
         weights = blend_weights(th, tw, overlap)
         wy, wx = weight_sums(H, W, tile, overlap)
         label_profile, prob_profile = output_profiles(src, prob_dtype)
@@ -357,6 +359,16 @@ def predict_scene(
         predicted_iou=tiles.predicted_iou,
         notes=inputs.notes,
     )
+
+
+def _memory_batch(predictor: Any, batch_size: int, pixels: int, coarse: bool) -> int:
+    """``batch_size`` capped so a batch of windows stays within the predictor's memory budget
+    (:meth:`sam2elnet.engine.predictor.Predictor.fit_batch`, ``--max-memory``); predictors
+    without a budget (fakes, wrappers of other kinds) keep ``batch_size``."""
+    fit = getattr(getattr(predictor, "predictor", predictor), "fit_batch", None)
+    if fit is None:
+        return batch_size
+    return max(1, min(batch_size, int(fit(pixels, coarse=coarse))))
 
 
 def is_large_scene(path: str | Path, max_pixels: int = 4096 * 4096) -> bool:
