@@ -87,6 +87,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (root / "binrun" / "quality.csv").write_bytes(bytes(range(256)) * 4)
     (root / "bad.yaml").write_text("epochs: [\n")
     (root / "ls.json").write_text("[]\n")
+    (root / "coco-empty.json").write_text('{"images": [], "annotations": [], "categories": []}\n')
     (root / "badscenes").mkdir()
     (root / "badscenes" / "a.tif").write_bytes(b"II*\x00" + b"\x00" * 60)
     (root / "badscenes" / "b.tif").write_bytes(b"not a tiff")
@@ -259,6 +260,8 @@ CASES: list[Case] = [
     ("import-from", lambda e: ["import", e.root / "ls.json", "--from", "cvat-xml", "--out", e.root / "m"]),
     ("import-binary-export", lambda e: ["import", e.root / "binrun" / "quality.csv", "--from", "label-studio", "--out", e.root / "m"]),
     ("import-export-missing", lambda e: ["import", e.root / "nope.json", "--from", "coco", "--out", e.root / "m"]),
+    ("import-empty-export", lambda e: ["import", e.root / "ls.json", "--from", "label-studio", "--out", e.root / "m"]),
+    ("import-coco-no-images", lambda e: ["import", e.root / "coco-empty.json", "--from", "coco", "--out", e.root / "m"]),
     ("weights-dest-onto-file", lambda e: ["weights", "download", "--dest", e.afile]),
 ]
 # fmt: on

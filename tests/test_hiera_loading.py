@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 
 import pytest
 import torch
@@ -119,10 +120,17 @@ def test_truncated_garbage_empty_and_missing_files(tmp_path, official_checkpoint
     data = official_checkpoint.read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
     garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(os.urandom(2048))
+    garbage.write_bytes(random.Random(0).randbytes(2048))
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
+    # Seeded garbage that makes torch's unpickler raise UnpicklingError, IndexError, KeyError and
+    # UnicodeDecodeError respectively (found by scanning seeds): each must be one clean error.
+    odd = []
+    for seed in (0, 2, 20, 195):
+        odd.append(tmp_path / f"garbage{seed}.pt")
+        odd[-1].write_bytes(random.Random(seed).randbytes(2048))
     for path, pattern in [
+        *((p, "truncated or corrupt") for p in odd),
         (truncated, "truncated or corrupt"),
         (garbage, "truncated or corrupt"),
         (empty, "empty"),

@@ -77,6 +77,8 @@ def import_coco(
         raise DataError(f"not a JSON file ({err})", p) from None
     if not isinstance(coco, dict) or "images" not in coco or "annotations" not in coco:
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
+    if not coco["images"]:
+        raise DataError("the COCO file lists no images; export the task again", p)
     outp = Path(out)
     if outp.exists() and not outp.is_dir():
         raise UserError("--out must be a folder for the masks", outp)
@@ -129,4 +131,7 @@ def import_coco(
         dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
         write_mask(dst, mask, like=like)
         written.append(dst)
+    if not written:
+        why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
     return ImportResult(outp, written, skipped, [f"skipped {s}: {why}" for s, why in skipped])

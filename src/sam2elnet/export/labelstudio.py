@@ -504,6 +504,8 @@ def import_label_studio(
         tasks = [tasks]
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise DataError("not a Label Studio JSON export (expected a list of tasks)", ep)
+    if not tasks:
+        raise DataError("the export holds no tasks; export the Label Studio project again", ep)
     outp = Path(out)
     if outp.exists() and not outp.is_dir():
         raise UserError("--out must be a folder for the masks", outp)
@@ -553,7 +555,7 @@ def import_label_studio(
         write_mask(dst, mask, like=like)
         written.append(dst)
         seen.add(stem)
-    if not written and tasks:
+    if not written:
         raise DataError(
             "no task has a usable annotation; review tasks in Label Studio, then export again", ep
         )

@@ -154,7 +154,19 @@ def safe_torch_load(path: Path) -> object:
             "not a readable checkpoint (truncated or corrupt download?); download the file again",
             path,
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, struct.error) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        struct.error,
+        IndexError,  # random bytes can send the unpickler off its stack
+        KeyError,
+        TypeError,
+        OverflowError,
+        MemoryError,
+    ) as err:
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise CheckpointError(
             f"not a readable checkpoint (truncated or corrupt download?): {first}; "
