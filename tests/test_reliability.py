@@ -255,6 +255,30 @@ def test_second_job_into_the_same_folder_is_refused(
                  "--out", str(out), "--no-progress"]) == 0  # fmt: skip
 
 
+def test_synth_into_a_folder_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "synth"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from sam2elnet.utils.lock import output_lock\n"
+         "with output_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)",
+         str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        rc = main(["synth", "--count", "2", "--size", "32", "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("error: ") and f"PID {holder.pid}" in err
+        assert not (out / "images").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_lock_is_reentrant_and_exclusive_between_processes(tmp_path: Path) -> None:
     from sam2elnet.errors import LockedError
     from sam2elnet.utils.lock import output_lock

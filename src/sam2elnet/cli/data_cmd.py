@@ -169,7 +169,10 @@ def synth_cmd(
         coarse_severity=severity,
     )
     check_output(out, "dir", "--out")
-    path = generate_dataset(out, task, count, size, seed, profile, severity, progress=progress)
+    from sam2elnet.utils.lock import output_lock
+
+    with output_lock(out):  # one job per output folder, like every other batch command
+        path = generate_dataset(out, task, count, size, seed, profile, severity, progress=progress)
     typer.echo(f"wrote {count} {task} scenes of {size} px to {out} ({path.name})")
 
 
