@@ -223,11 +223,8 @@ def test_train_cli_says_how_it_resumed(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 # ----------------------------------------------------------------------------- two jobs
-def test_second_job_into_the_same_folder_is_refused(
-    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    imgs = _images(run, tmp_path / "imgs", n=2)
-    out = tmp_path / "auto"
+def _hold_lock(out: Path) -> subprocess.Popen:
+    """Another process holding the output-folder lock on ``out`` (returns once it holds it)."""
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from sam2elnet.utils.lock import output_lock\n"
@@ -237,8 +234,17 @@ def test_second_job_into_the_same_folder_is_refused(
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_second_job_into_the_same_folder_is_refused(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imgs = _images(run, tmp_path / "imgs", n=2)
+    out = tmp_path / "auto"
+    holder = _hold_lock(out)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         rc = main(["annotate", "--model", str(run["model"]), "--images", str(imgs),
                    "--out", str(out), "--no-progress"])  # fmt: skip
         err = capsys.readouterr().err
@@ -259,17 +265,8 @@ def test_synth_into_a_folder_in_use_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "synth"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from sam2elnet.utils.lock import output_lock\n"
-         "with output_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)",
-         str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )  # fmt: skip
+    holder = _hold_lock(out)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         rc = main(["synth", "--count", "2", "--size", "32", "--out", str(out), "--no-progress"])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith("error: ") and f"PID {holder.pid}" in err

@@ -10,7 +10,6 @@ else ``<stem>.png``).
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode
-from sam2elnet.export.labelstudio import ImportResult
+from sam2elnet.export.labelstudio import ImportResult, read_json_export
 
 __all__ = ["annotation_mask", "import_coco"]
 
@@ -69,12 +68,7 @@ def import_coco(
     from sam2elnet.data.raster import read_image, write_mask
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError("COCO file does not exist; check the path", p)
-    try:
-        coco = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"not a JSON file ({err})", p) from None
+    coco = read_json_export(p, "COCO file")
     if not isinstance(coco, dict) or "images" not in coco or "annotations" not in coco:
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
     if not coco["images"]:

@@ -419,6 +419,20 @@ def result_mask(
     return mask
 
 
+def read_json_export(path: Path, what: str, remedy: str = "") -> Any:
+    """The parsed JSON of an annotation tool's export (Label Studio, COCO) for the importers.
+
+    Raises:
+        DataError: the file is missing, or is not UTF-8 JSON (``remedy`` is appended).
+    """
+    if not path.is_file():
+        raise DataError(f"{what} does not exist; check the path", path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"not a JSON file ({err}){remedy}", path) from None
+
+
 @dataclass
 class ImportResult:
     """What :func:`import_label_studio` (or the COCO import) wrote."""
@@ -494,12 +508,7 @@ def import_label_studio(
     from sam2elnet.data.raster import read_image, write_mask
 
     ep = Path(export)
-    if not ep.is_file():
-        raise DataError("Label Studio export does not exist; check the path", ep)
-    try:
-        tasks = json.loads(ep.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"not a JSON file ({err}); export the project as JSON", ep) from None
+    tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
