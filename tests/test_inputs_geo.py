@@ -122,6 +122,19 @@ def test_class_index_mask_refused_with_values_and_remedy(tmp_path: Path) -> None
     assert both.sum() == 136
 
 
+def test_empty_rgb_mask_with_one_faint_speck_reads_empty(tmp_path: Path) -> None:
+    """sos-2k's 21220_mask.png: an RGB-grey SOS mask that is all 0 except one pixel of 9 (a
+    re-save artefact). It is an empty mask, not a class-index map with class 9."""
+    from PIL import Image
+
+    a = np.zeros((256, 256, 3), np.uint8)
+    a[100, 37] = 9
+    f = tmp_path / "21220_mask.png"
+    Image.fromarray(a).save(f)
+    got = read_mask(f)
+    assert got.shape == (256, 256) and not got.any()
+
+
 def test_parse_positive_values() -> None:
     assert parse_positive_values(None) is None
     assert parse_positive_values("2, 3") == (2.0, 3.0)

@@ -398,6 +398,7 @@ def mask_encoding(
             "probabilities: > 0.5 is object", threshold=0.5, ignore=tuple(ignore), ignore_nan=nan
         )
     vals = set(float(u) for u in uniq)
+    faint = False
     if integral and vmin >= 0:
         if vals <= {0.0, 1.0}:
             return MaskEncoding(
@@ -434,7 +435,7 @@ def mask_encoding(
                 ignore_nan=nan,
             )
     levels = vals - {0.0, 255.0}
-    class_ids = integral and vmin >= 0 and max(levels, default=0) <= _MAX_CLASS_ID
+    class_ids = integral and vmin >= 0 and max(levels, default=0) <= _MAX_CLASS_ID and not faint
     greys = vmax <= 255 and not class_ids
     if lossy or greys:
         thr = 127.0 if vmax >= 128 or not lossy else vmax / 2.0
