@@ -121,6 +121,38 @@ class TrainConfig(BaseModel):
     loss_boundary: float = 2.0
     loss_deep_supervision: float = 0.4
     loss_edge: float = 0.5
+    domain: Literal["auto", "roads", "other"] = Field(
+        "auto",
+        description="roads switch on road measures, the clDice loss and road augmentation; auto "
+        "= detected from the layout, dataset.json or the shape of the labels "
+        "(sam2elnet.data.domain)",
+    )
+    topology_loss: Literal["auto", "none", "cldice"] = Field(
+        "auto",
+        description="topology-aware loss term (soft clDice, Shit et al. CVPR 2021); auto = cldice "
+        "for roads, none otherwise",
+    )
+    topology_weight: float = Field(0.5, ge=0, le=10, description="weight of the clDice term")
+    topology_iterations: int = Field(
+        10, ge=1, le=100, description="soft-skeleton iterations (> half the widest road, px)"
+    )
+    aug_scale: tuple[float, float] | None = Field(
+        None,
+        description="crop scale range low,high (log-uniform; >1 zooms out); None = domain "
+        "default (0.75,1.33; roads 0.5,2)",
+    )
+    aug_photometric: float | None = Field(
+        None,
+        ge=0,
+        le=5,
+        description="brightness/contrast/gamma strength; None = domain default (1; roads 2)",
+    )
+    aug_band_jitter: float | None = Field(
+        None,
+        ge=0,
+        le=0.5,
+        description="per-band gain/offset jitter; None = domain default (0; roads 0.05)",
+    )
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @field_validator("weights", mode="before")
@@ -135,6 +167,18 @@ class TrainConfig(BaseModel):
     def _norm_precision(cls, v: Any) -> Any:
         s = str(v).lower()
         return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
+
+    @field_validator("aug_scale", mode="before")
+    @classmethod
+    def _scale_range(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v.strip().lower() in {"", "none", "auto"}):
+            return None
+        if isinstance(v, str):
+            v = [x for x in v.replace(" ", "").split(",") if x]
+        vals = [float(x) for x in v]
+        if len(vals) != 2 or not (0.1 <= vals[0] <= vals[1] <= 10):
+            raise ValueError("give two numbers low,high with 0.1 <= low <= high <= 10, e.g. 0.5,2")
+        return tuple(vals)
 
     def to_yaml(self) -> str:
         """YAML text (paths as strings)."""
@@ -394,7 +438,7 @@ def _allowed(model: type[BaseModel], name: str) -> str:
     if lo or hi:
         return f"allowed: {lo or ''}x{hi or ''}"
     args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
-    lits = [v for a in args for v in typing.get_args(a)] if args else []
+    lits = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
     if not lits and typing.get_origin(f.annotation) is Literal:
         lits = list(typing.get_args(f.annotation))
     if lits:

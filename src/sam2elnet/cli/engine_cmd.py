@@ -120,6 +120,35 @@ def train_cmd(
         help="Logit offset towards a given coarse label, so enhancement learns corrections to "
         "it (e.g. 2; default 0 = off). See docs/training.md for measurements.",
     ),
+    domain: str | None = typer.Option(
+        None,
+        "--domain",
+        help="auto (default: detected) | roads | other. Roads add road measures to validation, "
+        "the clDice loss and stronger augmentation.",
+    ),  # noqa: UP045
+    topology_loss: str | None = typer.Option(
+        None,
+        "--topology-loss",
+        help="auto (default: cldice for roads) | none | cldice (soft clDice, Shit et al. 2021).",
+    ),  # noqa: UP045
+    topology_weight: float | None = typer.Option(
+        None, "--topology-weight", help="Weight of the clDice term (default 0.5)."
+    ),  # noqa: UP045
+    aug_scale: str | None = typer.Option(
+        None,
+        "--aug-scale",
+        help="Crop scale range LOW,HIGH, e.g. 0.5,2 (default 0.75,1.33; roads 0.5,2).",
+    ),  # noqa: UP045
+    aug_photometric: float | None = typer.Option(
+        None,
+        "--aug-photometric",
+        help="Brightness/contrast/gamma strength, 0 = off (default 1; roads 2).",
+    ),  # noqa: UP045
+    aug_band_jitter: float | None = typer.Option(
+        None,
+        "--aug-band-jitter",
+        help="Per-band gain/offset jitter for colour casts, 0 = off (default 0; roads 0.05).",
+    ),  # noqa: UP045
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
     from sam2elnet.config import TrainConfig
@@ -156,6 +185,12 @@ def train_cmd(
         "num_workers": workers,
         "coarse_prior": coarse_prior,
         "init_model": init_model,
+        "domain": domain,
+        "topology_loss": topology_loss,
+        "topology_weight": topology_weight,
+        "aug_scale": aug_scale,
+        "aug_photometric": aug_photometric,
+        "aug_band_jitter": aug_band_jitter,
     }
     if weights is not None:
         given["weights"] = weights

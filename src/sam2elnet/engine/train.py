@@ -62,6 +62,9 @@ from sam2elnet.engine.train_data import (
 from sam2elnet.engine.train_data import (
     prepare_data as _prepare_data,
 )
+from sam2elnet.engine.train_data import (
+    training_recipe as _training_recipe,
+)
 from sam2elnet.engine.train_state import (
     LAST_FORMAT,
     LAST_VERSION,
@@ -108,6 +111,14 @@ METRIC_FIELDS = (
     "val_coarse_iou",
     "time_s",
     "train_img_per_s",
+)
+# added to metrics.csv for road data (annotation mode, Wiedemann et al. 1998 measures over the
+# validation split: sam2elnet.engine.metrics.road_counts)
+ROAD_FIELDS = (
+    "val_road_correctness",
+    "val_road_completeness",
+    "val_road_quality",
+    "val_road_connectivity",
 )
 
 
@@ -220,12 +231,17 @@ def _validate(
     device: torch.device,
     precision: str,
     weights: LossWeights,
+    roads: bool = False,
 ) -> dict[str, float]:
     """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
 
     ``val_iou`` (model selection) is the mean of the two pixel-aggregated IoUs, so the chosen model
-    is good at both tasks the file will be used for.
+    is good at both tasks the file will be used for. With ``roads`` the road measures of the
+    annotation-mode predictions (length-summed over the split) are added as ``val_road_*``.
     """
+    from sam2elnet.engine.metrics import RoadCounts, road_counts
+
+    road_total = RoadCounts()
     model.eval()
     counts = {
         "annotate": torch.zeros(3, dtype=torch.float64),
@@ -249,11 +265,16 @@ def _validate(
             loss_sum += float(loss) * x.shape[0]
             n += x.shape[0]
             counts[mode] += _counts(out.logits.float(), m, v).cpu()
+            if roads and mode == "annotate":
+                pred = (out.logits.float() > 0) & (v > 0.5)
+                truth = (m > 0.5) & (v > 0.5)
+                for p_i, t_i in zip(pred.cpu().numpy(), truth.cpu().numpy(), strict=True):
+                    road_total = road_total + road_counts(p_i[0], t_i[0])
         coarse_counts += _counts(c * 2 - 1, m, v).cpu()
     ia, fa = _scores(*counts["annotate"].tolist())
     ie, fe = _scores(*counts["enhance"].tolist())
     ic, _ = _scores(*coarse_counts.tolist())
-    return {
+    res = {
         "val_loss": loss_sum / max(1, n),
         "val_iou": 0.5 * (ia + ie),
         "val_f1": 0.5 * (fa + fe),
@@ -261,6 +282,9 @@ def _validate(
         "val_iou_enhance": ie,
         "val_coarse_iou": ic,
     }
+    if roads:
+        res.update({f"val_{k}": float(v) for k, v in road_total.scores().items()})
+    return res
 
 
 # ----------------------------------------------------------------------------- the run
@@ -391,9 +415,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     data = _prepare_data(cfg)
     for note in data.notes:
         say(note)
-    weights = LossWeights(
-        boundary=cfg.loss_boundary, deep_supervision=cfg.loss_deep_supervision, edge=cfg.loss_edge
-    )
+    weights, augmentation, recipe = _training_recipe(cfg, data.domain)
+    say(recipe)
+    roads = bool(data.domain is not None and data.domain.roads)
+    fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(
         data.train_samples,
         data.norm,
@@ -403,6 +428,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         coarse_prob=cfg.coarse_prob,
         bands=data.in_bands,
         positive_values=_positive(cfg),
+        augmentation=augmentation,
     )
     val_items: list[dict[str, Any]] = []
     if data.val_samples and dist_info.main:
@@ -508,6 +534,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "precision": cfg.precision,
         "trunk": cfg.trunk,
         "weights": cfg.weights,
+        "domain": "roads" if roads else "other",
+        "topology_loss": "cldice" if weights.topology > 0 else "none",
     }
 
     def model_extra(
@@ -601,7 +629,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         }
         if dist_info.main:
             if val_loader is not None:
-                row.update(_validate(model, val_loader, device, cfg.precision, weights))
+                row.update(
+                    _validate(model, val_loader, device, cfg.precision, weights, roads=roads)
+                )
                 score = -row["val_loss"] if data.select_by_loss else row["val_iou"]
             else:
                 score = tr_iou  # no validation split: the latest epoch is the best we know
@@ -618,13 +648,15 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                         float("nan"),
                     )
                 )
+                if roads:
+                    row.update(dict.fromkeys(ROAD_FIELDS, float("nan")))
             row["time_s"] = time.perf_counter() - t0
             history.append(row)
             improved = val_loader is None or score > best_score
             if improved:
                 best_score, best_epoch = float(score), epoch
                 best_iou = float(row["val_iou"] if val_loader is not None else tr_iou)
-            write_text_atomic(out / "metrics.csv", _csv_text(history, METRIC_FIELDS))
+            write_text_atomic(out / "metrics.csv", _csv_text(history, fields))
             # last.pt first, then model.pt: a kill between the two leaves a last.pt whose
             # best epoch is its own epoch, from which --resume rewrites model.pt
             _save_last(
@@ -650,6 +682,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 if val_loader is not None
                 else "no validation split"
             )
+            if roads and val_loader is not None:
+                val_txt += (
+                    f" road quality {row['val_road_quality']:.3f} completeness "
+                    f"{row['val_road_completeness']:.3f} correctness "
+                    f"{row['val_road_correctness']:.3f}"
+                )
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
                 f"{tr_iou:.3f} {val_txt} lr {row['lr']:.2g} ({row['train_img_per_s']:.2f} img/s, "

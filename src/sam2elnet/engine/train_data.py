@@ -30,6 +30,8 @@ __all__ = [
     "mask_content",
     "positive_values",
     "prepare_data",
+    "training_domain",
+    "training_recipe",
 ]
 
 
@@ -46,6 +48,67 @@ class TrainData:
     notes: list[str] = field(default_factory=list)
     select_by_loss: bool = False  # validation split without object pixels
     skipped: list[dict[str, str]] = field(default_factory=list)
+    domain: Any = None  # sam2elnet.data.domain.DomainGuess
+
+
+def training_domain(cfg: TrainConfig, index: Any, samples: Sequence[Any]) -> Any:
+    """The run's :class:`~sam2elnet.data.domain.DomainGuess`: ``cfg.domain`` when forced, else
+    detected from the layout, ``dataset.json`` and the training labels' shape."""
+    from sam2elnet.data.domain import detect_domain, resolve_domain
+
+    if cfg.domain != "auto":
+        return resolve_domain(cfg.domain, None)
+    return detect_domain(
+        [s.mask for s in samples],
+        layout=index.layout,
+        modality=index.modality,
+        meta=index.meta,
+        positive_values=positive_values(cfg),
+    )
+
+
+def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
+    """(LossWeights, Augmentation, one log line) of a run in ``domain``: options given win,
+    ``auto`` / unset ones take the domain's defaults (clDice and strong augmentation for roads)."""
+    from dataclasses import replace
+
+    from sam2elnet.data.datasets import Augmentation
+    from sam2elnet.engine.losses import LossWeights
+
+    roads = domain is not None and domain.roads
+    topo = cfg.topology_loss if cfg.topology_loss != "auto" else ("cldice" if roads else "none")
+    weights = LossWeights(
+        boundary=cfg.loss_boundary,
+        deep_supervision=cfg.loss_deep_supervision,
+        edge=cfg.loss_edge,
+        topology=cfg.topology_weight if topo == "cldice" else 0.0,
+        topology_iterations=cfg.topology_iterations,
+    )
+    aug = Augmentation.for_domain("roads" if roads else None)
+    given = {
+        "scale": cfg.aug_scale,
+        "photometric": cfg.aug_photometric,
+        "band_jitter": cfg.aug_band_jitter,
+    }
+    aug = replace(aug, **{k: v for k, v in given.items() if v is not None})
+    name = "roads" if roads else "other"
+    why = domain.reason if domain is not None else "not detected"
+    if topo == "cldice":
+        how = "auto for roads" if cfg.topology_loss == "auto" else "--topology-loss cldice"
+        loss_txt = (
+            f"clDice topology loss on (weight {weights.topology:g}, {how}; "
+            f"--topology-loss none turns it off)"
+        )
+    else:
+        loss_txt = "no topology loss" + (
+            " (--topology-loss cldice adds clDice for thin structures)" if not roads else ""
+        )
+    road_txt = ", road measures in validation" if roads else ""
+    line = (
+        f"domain: {name} ({why}; --domain roads|other overrides){road_txt}; {loss_txt}; "
+        f"augmentation: {aug.describe()}"
+    )
+    return weights, aug, line
 
 
 def mask_content(
@@ -179,6 +242,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
             cfg.norm_stats,
         )
     splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
+    domain = training_domain(cfg, index, train_samples)
     return TrainData(
         norm=norm,
         in_bands=first.bands,
@@ -190,6 +254,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         notes=notes,
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
+        domain=domain,
     )
 
 

@@ -1,0 +1,43 @@
+"""Tiny synthetic road datasets (images/ + masks/, no dataset.json) for the roads tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def road_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """uint8 0/255 mask of 2-3 straight roads, 3-4 px wide, crossing the whole image."""
+    m = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(2, 4))):
+        if rng.random() < 0.5:  # roughly horizontal
+            p0 = (0, int(rng.integers(4, size - 4)))
+            p1 = (size - 1, int(rng.integers(4, size - 4)))
+        else:
+            p0 = (int(rng.integers(4, size - 4)), 0)
+            p1 = (int(rng.integers(4, size - 4)), size - 1)
+        cv2.line(m, p0, p1, 255, int(rng.integers(3, 5)))
+    return m
+
+
+def make_road_dataset(
+    root: Path, n: int = 12, size: int = 48, seed: int = 0, two_looks: bool = False
+) -> Path:
+    """RGB road scenes: grey roads on textured ground. ``two_looks``: the first half of the images
+    (ids r00..) are dark green countryside, the second half bright reddish desert, i.e. two
+    visibly different appearance groups."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        m = road_mask(size, rng)
+        desert = two_looks and i >= n // 2
+        ground = np.array([200, 150, 110] if desert else [60, 110, 50], np.float64)
+        img = ground + rng.normal(0, 18, (size, size, 3))
+        img[m > 0] = np.array([120, 120, 125]) + rng.normal(0, 8, (int((m > 0).sum()), 3))
+        bgr = img.clip(0, 255).astype(np.uint8)[:, :, ::-1]
+        cv2.imwrite(str(root / "images" / f"r{i:02d}.png"), np.ascontiguousarray(bgr))
+        cv2.imwrite(str(root / "masks" / f"r{i:02d}.png"), m)
+    return root

@@ -1,0 +1,186 @@
+"""Roads domain: detection, augmentation against domain shift, clDice and road measures in training."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import numpy as np
+import pytest
+from helpers_roads import make_road_dataset
+from test_train import make_dataset, small_cfg
+
+from sam2elnet.data.datasets import Augmentation, Sample, SegmentationDataset, _jitter
+from sam2elnet.data.domain import detect_domain
+from sam2elnet.engine.train_data import training_recipe
+
+
+def _masks(root: Path) -> list[Path]:
+    return sorted((root / "masks").glob("*.png"))
+
+
+def test_domain_is_detected_from_the_shape_of_the_labels(tmp_path: Path) -> None:
+    roads = make_road_dataset(tmp_path / "roads", n=8, size=48)
+    blobs = make_dataset(tmp_path / "blobs", n=8)
+    g = detect_domain(_masks(roads), layout="generic", modality="optical")
+    assert g.domain == "roads" and "elongation" in g.reason
+    assert detect_domain(_masks(blobs), layout="generic", modality="optical").domain == "other"
+    # facts before shapes: SAR is never roads, a CHN6 layout or dataset.json task always is
+    assert detect_domain(_masks(roads), modality="sar").domain == "other"
+    assert detect_domain(_masks(blobs), layout="chn6").domain == "roads"
+    assert detect_domain(_masks(blobs), meta={"task": "road"}).domain == "roads"
+    assert detect_domain([], modality="optical").domain == "other"
+
+
+def test_domain_on_real_roads_and_oil_spills(shared_data: Path) -> None:
+    roads = shared_data / "roads-dev"
+    sos = shared_data / "sos-dev"
+    if not roads.is_dir() or not sos.is_dir():
+        pytest.skip("roads-dev / sos-dev not available")
+    assert detect_domain(_masks(roads), layout="generic", modality="optical").roads
+    sos_masks = sorted(sos.glob("train/*/*_mask.png"))
+    # even read as optical data, oil slicks are not line networks
+    assert not detect_domain(sos_masks, layout="generic", modality="optical").roads
+
+
+def test_recipe_for_roads_and_overrides(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    cfg = small_cfg(data, tmp_path / "o")
+    road = detect_domain([], layout="chn6")
+    weights, aug, line = training_recipe(cfg, road)
+    assert weights.topology == 0.5 and aug == Augmentation.for_domain("roads")
+    assert "domain: roads" in line and "clDice" in line and "auto for roads" in line
+    weights, aug, line = training_recipe(cfg, detect_domain([], modality="sar"))
+    assert weights.topology == 0.0 and aug == Augmentation()
+    assert "no topology loss" in line
+    cfg2 = small_cfg(
+        data,
+        tmp_path / "o",
+        topology_loss="none",
+        aug_scale="0.6,1.5",
+        aug_photometric=0.0,
+        aug_band_jitter=0.1,
+    )
+    weights, aug, _ = training_recipe(cfg2, road)
+    assert weights.topology == 0.0
+    assert aug == Augmentation(scale=(0.6, 1.5), photometric=0.0, band_jitter=0.1)
+    weights, _, line = training_recipe(
+        small_cfg(data, tmp_path / "o", topology_loss="cldice", topology_weight=1.5), None
+    )
+    assert weights.topology == 1.5 and "--topology-loss cldice" in line
+
+
+def test_bad_augmentation_options_are_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    for bad in ("2,0.5", "0.5", "a,b", "0,2"):
+        with pytest.raises(ValidationError):
+            small_cfg(tmp_path, tmp_path / "o", aug_scale=bad)
+    with pytest.raises(ValueError):
+        Augmentation(scale=(2.0, 1.0))
+
+
+def test_band_jitter_gives_each_band_its_own_gain() -> None:
+    x = np.full((3, 16, 16), 0.5, np.float32)
+    valid = np.ones((16, 16), bool)
+    off = _jitter(x, valid, np.random.default_rng(0), Augmentation(photometric=0.0))
+    assert np.array_equal(off, x)  # everything off: unchanged
+    y = _jitter(x, valid, np.random.default_rng(0), Augmentation(photometric=0.0, band_jitter=0.1))
+    means = y.reshape(3, -1).mean(1)
+    assert np.ptp(means) > 0.01  # a colour cast: bands moved differently
+    assert np.all(np.abs(means - 0.5) <= 0.3 + 1e-6)  # within gain 1 +- 0.2 and offset +- 0.1
+    # nodata stays 0
+    valid[:4] = False
+    y = _jitter(x, valid, np.random.default_rng(1), Augmentation(photometric=2, band_jitter=0.1))
+    assert np.all(y[:, :4] == 0)
+    # a single-band (SAR) image gets no per-band draw: the random stream is unchanged
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    _jitter(x[:1], valid, r1, Augmentation(band_jitter=0.1))
+    _jitter(x[:1], valid, r2, Augmentation())
+    assert r1.random() == r2.random()
+
+
+def test_scale_range_sets_the_window_seen_in_training(tmp_path: Path) -> None:
+    import cv2
+
+    data = make_road_dataset(tmp_path / "r", n=1, size=64)
+    s = [Sample("r00", data / "images" / "r00.png", data / "masks" / "r00.png")]
+    truth = cv2.imread(str(s[0].mask), cv2.IMREAD_GRAYSCALE) > 127
+
+    def item(scale: float) -> dict:
+        aug = Augmentation(scale=(scale, scale), photometric=0.0)
+        return SegmentationDataset(s, size=32, train=True, coarse_prob=0.0, augmentation=aug)[0]
+
+    # scale 2 at 32 px: a 64 px window, i.e. the whole image shrunk 2x (road share unchanged)
+    zoomed_out = item(2.0)
+    assert float(zoomed_out["mask"].mean()) == pytest.approx(float(truth.mean()), abs=0.03)
+    # scale 0.5: a 16 px window enlarged 2x; it holds 1/16 of the image, never all of it
+    zoomed_in = item(0.5)
+    assert zoomed_in["image"].shape == (3, 32, 32)
+    assert float(zoomed_in["mask"].sum()) != float(zoomed_out["mask"].sum())
+
+
+def test_road_training_logs_road_measures_and_uses_cldice(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import ROAD_FIELDS, train
+
+    data = make_road_dataset(tmp_path / "data", n=8, size=48)
+    lines: list[str] = []
+    res = train(
+        small_cfg(data, tmp_path / "run", image_size=48, fit_quality=False), echo=lines.append
+    )
+    text = "\n".join(lines)
+    assert "domain: roads" in text and "clDice topology loss on" in text
+    assert "road quality" in text
+    rows = list(csv.DictReader((res.run_dir / "metrics.csv").open()))
+    for key in ROAD_FIELDS:
+        assert key in rows[0]
+    for key in ("val_road_correctness", "val_road_completeness", "val_road_quality"):
+        assert 0.0 <= float(rows[-1][key]) <= 1.0
+    from sam2elnet.model import load_model
+
+    _, extra = load_model(res.best_path)
+    assert extra["train"]["domain"] == "roads" and extra["train"]["topology_loss"] == "cldice"
+
+
+def test_non_road_training_keeps_its_columns(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import METRIC_FIELDS, train
+
+    data = make_dataset(tmp_path / "data", n=6)
+    res = train(small_cfg(data, tmp_path / "run", fit_quality=False), echo=lambda _m: None)
+    header = (res.run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == list(METRIC_FIELDS)
+
+
+def test_cli_train_options_reach_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from sam2elnet.cli import app
+    from sam2elnet.config import TrainConfig
+
+    data = make_road_dataset(tmp_path / "data", n=6, size=40)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        app,
+        [
+            "train", "--data", str(data), "--out", str(out), "--size", "micro", "--epochs", "1",
+            "--image-size", "32", "--batch-size", "2", "--no-quality", "--no-progress",
+            "--domain", "other", "--topology-loss", "cldice", "--topology-weight", "0.3",
+            "--aug-scale", "0.5,2", "--aug-band-jitter", "0.02",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "domain: other (chosen with --domain" in r.output and "weight 0.3" in r.output
+    cfg = TrainConfig.load(out / "config.yaml")
+    assert cfg.aug_scale == (0.5, 2.0) and cfg.topology_loss == "cldice"
+    from sam2elnet.cli import main
+
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "x"), "--aug-scale", "3,1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid value for --aug-scale: '3,1'") and "0.5,2" in err
+    assert "class" not in err
