@@ -101,7 +101,10 @@ def detect_domain(
     paths = list(masks)
     if not paths:
         return DomainGuess("other", "no labels to look at")
-    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), 4 * max_masks)).astype(int))
+    n = len(paths)
+    first = np.unique(np.linspace(0, n - 1, min(n, max_masks)).astype(int)).tolist()
+    spare = np.unique(np.linspace(0, n - 1, min(n, 4 * max_masks)).astype(int)).tolist()
+    picks = first + [i for i in spare if i not in set(first)]  # evenly spread, then fill-ins
     shapes: list[tuple[float, float]] = []
     for i in picks:
         try:
