@@ -75,14 +75,36 @@ def test_miniature_experiment_end_to_end_and_caching(
         "auto_filtered",
         "fraction_auto_filtered",
         "fraction_auto_all",
+        "elnet_direct",
     ]
     sp = saved["split"]
     assert sp["labelled"] + sp["unlabelled"] + sp["test"] == 12
     t1 = {row["setting"]: row for row in saved["table1"]}
     assert t1["full"]["hand_labels"] == sp["labelled"] + sp["unlabelled"]
     assert t1["fraction"]["hand_labels"] == sp["labelled"] == t1["auto_filtered"]["hand_labels"]
+    assert t1["elnet_direct"]["hand_labels"] == sp["labelled"] == t1["elnet_direct"]["train_images"]
     for row in saved["table1"]:
         assert row["skipped"] or 0.0 <= row["iou"] <= 1.0
+        if not row["skipped"]:  # every IoU carries its bootstrap interval around it
+            lo, hi = row["iou_ci"]
+            assert 0.0 <= lo <= row["iou"] + 1e-9 and row["iou"] - 1e-9 <= hi <= 1.0
+            assert set(row["by_group"]) == {"all"}  # generic layout: one group
+            assert row["by_group"]["all"]["iou"] == pytest.approx(row["iou"])
+    # per-image counts: one line per (setting, test image), summing to the aggregate scores
+    import csv
+
+    with open(out / "per_image.csv", newline="") as fh:
+        recs = list(csv.DictReader(fh))
+    for setting in ("full", "elnet_direct"):
+        mine = [x for x in recs if x["setting"] == setting]
+        assert len(mine) == sp["test"]
+        tp, fp, fn = (sum(int(x[k]) for x in mine) for k in ("tp", "fp", "fn"))
+        assert t1[setting]["iou"] == pytest.approx(tp / (tp + fp + fn) if tp + fp + fn else 1.0)
+    auto_rows = [x for x in recs if x["setting"] == "autolabels"]
+    assert len(auto_rows) == sp["unlabelled"]
+    tp, fp, fn = (sum(int(x[k]) for x in auto_rows) for k in ("tp", "fp", "fn"))
+    assert saved["autolabels"]["iou_all"]["iou"] == pytest.approx(tp / (tp + fp + fn))
+    assert saved["verdict"] and "(a)" in saved["verdict"][0]  # tiny models: maybe IoU 0
     a = saved["autolabels"]
     assert a["n"] == sp["unlabelled"] and 1 <= a["n_kept"] <= a["n"]
     assert 0.0 <= a["iou_all"]["iou"] <= 1.0
@@ -93,6 +115,7 @@ def test_miniature_experiment_end_to_end_and_caching(
         assert 0.0 <= row["label_iou_all"] <= 1.0  # synthetic data: truth exists for both sources
     md = (out / "results.md").read_text()
     assert "Table 1" in md and "Table 2" in md and "RANDOMLY INITIALISED" in md
+    assert "IoU [95 % CI]" in md and "Verdict" in md and "(f) SAM2-ELNet itself" in md
     assert (out / "results.png").stat().st_size > 1000
     assert (out / "report.html").is_file()
     assert set(r["stages"].values()) == {"ran"}

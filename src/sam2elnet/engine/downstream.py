@@ -77,6 +77,9 @@ class DownstreamResult:
     images_per_second: float
     parameters: int
     history: list[dict[str, float]] = field(default_factory=list)
+    per_image: list[list[int]] = field(default_factory=list)
+    """Confusion counts [tp, fp, fn, tn] of each test image, in the order of the test pairs (they
+    sum to the aggregate counts in ``metrics``; bootstrap intervals resample them)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for results files."""
@@ -323,6 +326,34 @@ def predict_probabilities(
     return [p for p in out if p is not None]
 
 
+def confusion_per_image(
+    model: nn.Module,
+    pairs: Sequence[Pair],
+    cfg: DownstreamConfig,
+    norm_cfg: Any | None = None,
+) -> np.ndarray:
+    """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
+
+    Returns an (N, 4) int64 array [tp, fp, fn, tn] in the order of ``pairs``; pixels that are nodata
+    in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
+    probability.
+    """
+    from sam2elnet.engine.metrics import confusion
+
+    pairs = _check_pairs(pairs, "test")
+    norm_cfg = _normalization(norm_cfg)
+    rows = np.zeros((len(pairs), 4), dtype=np.int64)
+    bs = max(1, cfg.eval_batch_size)
+    for s in tqdm(range(0, len(pairs), bs), desc="evaluate", disable=not cfg.progress, leave=False):
+        loaded = [load_pair(ip, lp, norm_cfg) for ip, lp in pairs[s : s + bs]]
+        probs = predict_probabilities(model, [x for x, _, _ in loaded], cfg)
+        for j, ((_, m, v), p) in enumerate(zip(loaded, probs, strict=True)):
+            assert m is not None
+            c = confusion(p > cfg.threshold, m, valid=v)
+            rows[s + j] = (c.tp, c.fp, c.fn, c.tn)
+    return rows
+
+
 def evaluate_downstream(
     model: nn.Module,
     pairs: Sequence[Pair],
@@ -330,20 +361,8 @@ def evaluate_downstream(
     norm_cfg: Any | None = None,
 ) -> dict[str, float]:
     """Pixel-aggregated scores of ``model`` on test ``pairs`` at native resolution."""
-    from sam2elnet.engine.metrics import confusion
-
-    pairs = _check_pairs(pairs, "test")
-    norm_cfg = _normalization(norm_cfg)
-    total = np.zeros(4, dtype=np.int64)
-    bs = max(1, cfg.eval_batch_size)
-    for s in tqdm(range(0, len(pairs), bs), desc="evaluate", disable=not cfg.progress, leave=False):
-        loaded = [load_pair(ip, lp, norm_cfg) for ip, lp in pairs[s : s + bs]]
-        probs = predict_probabilities(model, [x for x, _, _ in loaded], cfg)
-        for (_, m, v), p in zip(loaded, probs, strict=True):
-            assert m is not None
-            c = confusion(p > cfg.threshold, m, valid=v)
-            total += np.array([c.tp, c.fp, c.fn, c.tn], dtype=np.int64)
-    result = scores_from_counts(total)
+    counts = confusion_per_image(model, pairs, cfg, norm_cfg)
+    result = scores_from_counts(counts.sum(axis=0))
     result["n_test"] = len(pairs)
     return result
 
@@ -358,7 +377,9 @@ def train_and_evaluate(
 ) -> DownstreamResult:
     """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically)."""
     model, facts = train_downstream(train_pairs, cfg, norm_cfg=norm_cfg, cache=cache)
-    metrics = evaluate_downstream(model, test_pairs, cfg, norm_cfg=norm_cfg)
+    counts = confusion_per_image(model, test_pairs, cfg, norm_cfg=norm_cfg)
+    metrics: dict[str, float] = scores_from_counts(counts.sum(axis=0))
+    metrics["n_test"] = len(test_pairs)
     if model_path is not None:
         from sam2elnet.utils.atomic import atomic_path
 
@@ -379,6 +400,7 @@ def train_and_evaluate(
         images_per_second=facts["images_per_second"],
         parameters=facts["parameters"],
         history=facts["history"],
+        per_image=counts.tolist(),
     )
 
 
@@ -388,6 +410,7 @@ __all__ = [
     "DownstreamResult",
     "make_train_dataset",
     "build_downstream_model",
+    "confusion_per_image",
     "evaluate_downstream",
     "load_pair",
     "predict_probabilities",

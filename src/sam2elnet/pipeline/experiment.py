@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
@@ -61,7 +62,13 @@ TABLE1_SETTINGS: dict[str, str] = {
     "auto_filtered": "(c) filtered auto-labels only",
     "fraction_auto_filtered": "(d) fraction + filtered auto-labels",
     "fraction_auto_all": "(e) fraction + all auto-labels (unfiltered)",
+    "elnet_direct": "(f) SAM2-ELNet itself, annotating the test split",
 }
+DOWNSTREAM_EVAL_VERSION = 2
+"""Part of every downstream fingerprint: results cached by an older evaluation (one without the
+per-image counts the confidence intervals need) are trained and scored again."""
+TARGET_RATIO = 0.97
+"""The protocol's bar: a label-efficient setting "reaches" all hand labels at >= 97 % of its IoU."""
 TABLE2_METHODS: dict[str, str] = {
     "coarse": "no change (labels as they are)",
     "morphological": "morphological clean-up",
@@ -70,6 +77,8 @@ TABLE2_METHODS: dict[str, str] = {
     "elnet": "SAM2-ELNet enhancement",
 }
 REFINERS_DEFAULT = ("morphological", "guided", "grabcut")
+BOOTSTRAP_SEED = 0
+"""Fixed seed of every bootstrap interval: the same image resamples for every row of a table."""
 
 
 @dataclass
@@ -677,6 +686,8 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             "subsets": 1,
             "elnet": 1,
             "annotate": 1,
+            "elnettest": 1,
+            "autocounts": 1,
             "coarse": int(cfg.enhancement and "sim" in cfg.sources),
             "refine": n_src * len(cfg.refiners),
             "enhance": n_src,
@@ -763,6 +774,37 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
     auto = stages.run("annotate", _auto, clear=[auto_dir])
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
+    norm = _norm_cfg(split)  # the same data-chosen scaling elnet train uses, for every run
+
+    # 3b. SAM2-ELNet itself on the test split (scored exactly like the downstream models) ---------
+    test_root, test_label_dir = out / "test", out / "testlabels"
+
+    def _elnet_test() -> dict:
+        from sam2elnet.engine.downstream import scores_from_counts
+
+        _write_subset(test_root, split, split.test, None, with_masks=False)
+        res = _annotate(
+            cfg, _predictor(cfg, model_path), model_path, test_root / "images", test_label_dir
+        )
+        labels, _quality = _rows_to_labels(res, split.test)
+        counts = counts_vs_truth(labels, split, split.test, norm=norm)
+        metrics = scores_from_counts(counts.sum(axis=0))
+        metrics["n_test"] = len(split.test)
+        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
+
+    down_direct = stages.run(
+        "elnettest",
+        _elnet_test,
+        clear=[test_root, test_label_dir],
+        key=_sha(_stat(Path(model_path))),
+    )
+
+    # per-image counts of the auto-labels vs the held-aside truth (for their confidence intervals)
+    auto_counts = stages.run(
+        "autocounts",
+        lambda: {"per_image": counts_vs_truth(auto["labels"], split, split.unlabelled).tolist()},
+        key=_sha([_stat(Path(auto["labels"][i])) for i in split.unlabelled]),
+    )["per_image"]
 
     # 4./6. label sets for the enhancement table -----------------------------------------------
     label_sets: dict[str, dict[str, str]] = {}
@@ -789,7 +831,6 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             runs[f"enh_{src}_{method}"] = (split.pool, labels, hand)
 
     test_pairs = split.pairs(split.test)
-    norm = _norm_cfg(split)  # the same data-chosen scaling elnet train uses, for every run
     down: dict[str, dict[str, Any]] = {}
     for name, (ids, labels, _cost) in runs.items():
         if not ids:
@@ -803,6 +844,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 "cfg": dcfg.to_dict(),
                 "norm": norm.model_dump(mode="json"),
                 "test": [str(a) for a, _ in test_pairs],
+                "eval": DOWNSTREAM_EVAL_VERSION,
             }
         )
         cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
@@ -822,11 +864,18 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         down[name] = stages.run(f"downstream_{name}", _train_one, key=fp)
 
     # results ------------------------------------------------------------------------------------
+    down["elnet_direct"] = {**down_direct, "n_train": len(lab)}
+    runs["elnet_direct"] = (lab, split.masks, len(lab))
+    test_groups = group_of(split, split.test)
     table1 = []
+    per_image_rows: list[tuple[str, str, str, str, list[int]]] = []
     for key, title in TABLE1_SETTINGS.items():
         r = down.get(key, {})
         ids, _labels, cost = runs[key]
-        table1.append(_row(key, title, r, cost, len(ids)))
+        row = _row(key, title, r, cost, len(ids))
+        add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
+        table1.append(row)
+        per_image_rows += _csv_rows(key, "test", split.test, test_groups, r.get("per_image"))
     if cfg.enhancement:
         for src, sets in label_sets.items():
             for method in sets:
@@ -834,6 +883,10 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 r = down.get(key, {})
                 row = _row(
                     key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool)
+                )
+                add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
+                per_image_rows += _csv_rows(
+                    key, "test", split.test, test_groups, r.get("per_image")
                 )
                 row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
                 row["method"] = method
@@ -845,6 +898,17 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 )
                 row.update({f"label_{k}": v for k, v in li.items()})
                 table2_rows.append(row)
+    unl_groups = group_of(split, split.unlabelled)
+    auto_stats = {"iou_all": dict(auto["iou_all"]), "iou_kept": dict(auto["iou_kept"])}
+    idx = {i: n for n, i in enumerate(split.unlabelled)}
+    for name, ids in (("iou_all", split.unlabelled), ("iou_kept", kept_ids)):
+        sub = [auto_counts[idx[i]] for i in ids]
+        add_intervals(auto_stats[name], sub, ids, unl_groups, seed=BOOTSTRAP_SEED)
+    per_image_rows += _csv_rows(
+        "autolabels", "unlabelled", split.unlabelled, unl_groups, auto_counts
+    )
+    _write_per_image_csv(out / "per_image.csv", per_image_rows)
+    verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
 
     results = {
         "version": RESULTS_VERSION,
@@ -873,10 +937,21 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 "spearman",
                 "spearman_p",
             )
-        },
+        }
+        | auto_stats,
         "downstream_config": dcfg.to_dict(),
         "table1": table1,
         "table2": table2_rows,
+        "verdict": verdict,
+        "bootstrap": {
+            "resamples": BOOTSTRAP_RESAMPLES,
+            "confidence": 0.95,
+            "seed": BOOTSTRAP_SEED,
+            "unit": "image",
+            "method": "percentile",
+        },
+        "groups": sorted(set(test_groups.values())),
+        "per_image_file": "per_image.csv",
         "notes": split.notes
         + ([auto["fallback"]] if auto.get("fallback") else [])
         + (
@@ -899,6 +974,167 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     if cfg.report:
         _report(cfg, results, split, auto, out)
     return results
+
+
+# ------------------------------------------------------------------- per-image counts and intervals
+def counts_vs_truth(
+    labels: dict[str, str], split: Split, ids: Sequence[str], norm: Any | None = None
+) -> np.ndarray:
+    """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
+
+    Pixels the truth marks as ignore / nodata are not counted; with ``norm`` (a normalisation
+    config) the image's own nodata pixels are left out too, exactly as the downstream evaluation
+    (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
+    comparable.
+    """
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.engine.metrics import confusion
+
+    rows = np.zeros((len(ids), 4), dtype=np.int64)
+    for n, i in enumerate(ids):
+        if norm is not None:
+            from sam2elnet.engine.downstream import load_pair
+
+            _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
+        else:
+            t, valid = read_mask_valid(split.masks[i])
+        c = confusion(read_mask(labels[i], shape=t.shape), t, valid)
+        rows[n] = (c.tp, c.fp, c.fn, c.tn)
+    return rows
+
+
+def group_of(split: Split, ids: Sequence[str]) -> dict[str, str]:
+    """Reporting group of each id: the SOS sensor (``palsar`` / ``sentinel``, the sub-folder the
+    image lies in) for the SOS layout, else one group ``all``."""
+    from sam2elnet.data.datasets import SOS_SENSORS
+
+    out = {}
+    for i in ids:
+        g = "all"
+        if split.layout == "sos":
+            parts = Path(split.images[i]).parts
+            g = next((p for p in reversed(parts) if p in SOS_SENSORS), "all")
+        out[i] = g
+    return out
+
+
+def _ci(counts: Any, seed: int) -> list[float] | None:
+    from sam2elnet.engine.metrics import bootstrap_iou_ci
+
+    if counts is None or len(counts) < 2:
+        return None
+    ci = bootstrap_iou_ci(counts, seed=seed)
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def add_intervals(
+    row: dict[str, Any],
+    per_image: Sequence[Sequence[int]] | None,
+    ids: Sequence[str],
+    groups: dict[str, str],
+    seed: int = BOOTSTRAP_SEED,
+) -> None:
+    """Add ``iou_ci`` (bootstrap 95 % interval over images) and ``by_group`` (per sensor: n, IoU,
+    its interval, F1, precision, recall, two-class mIoU) to a table row, in place.
+
+    ``per_image`` are the (N, 4) counts of ``ids`` in that order; None (a skipped setting) adds
+    ``iou_ci = None`` and no groups. Raises ValueError when counts and ids differ in length.
+    """
+    from sam2elnet.engine.downstream import scores_from_counts
+
+    if per_image is None or len(ids) == 0:
+        row["iou_ci"] = None
+        row["by_group"] = {}
+        return
+    c = np.asarray(per_image, dtype=np.int64).reshape(-1, 4)
+    if len(c) != len(ids):
+        raise ValueError(f"{len(c)} per-image counts for {len(ids)} images")
+    row["iou_ci"] = _ci(c, seed)
+    by: dict[str, Any] = {}
+    for g in sorted(set(groups[i] for i in ids)):
+        sel = np.array([groups[i] == g for i in ids])
+        sc = scores_from_counts(c[sel].sum(axis=0))
+        by[g] = {
+            "n": int(sel.sum()),
+            **{k: sc[k] for k in ("iou", "f1", "precision", "recall", "miou")},
+            "iou_ci": _ci(c[sel], seed),
+        }
+    row["by_group"] = by
+
+
+def _csv_rows(
+    setting: str, part: str, ids: Sequence[str], groups: dict[str, str], per_image: Any
+) -> list[tuple[str, str, str, str, list[int]]]:
+    if per_image is None:
+        return []
+    return [
+        (setting, part, i, groups[i], [int(v) for v in c])
+        for i, c in zip(ids, per_image, strict=True)
+    ]
+
+
+def _write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[int]]]) -> None:
+    """per_image.csv: setting, part (test / unlabelled), id, group, tp, fp, fn, tn (pixels)."""
+    lines = ["setting,part,id,group,tp,fp,fn,tn"]
+    lines += [f"{s},{p},{i},{g},{c[0]},{c[1]},{c[2]},{c[3]}" for s, p, i, g, c in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def verdict_lines(
+    table1: list[dict[str, Any]], per_image: dict[str, Any], target: float = TARGET_RATIO
+) -> list[str]:
+    """Plain sentences: do (c) and (d) reach ``target`` x the IoU of (a), and at what labelling cost.
+
+    The ratio's interval is a paired bootstrap over the same test images
+    (:func:`sam2elnet.engine.metrics.bootstrap_ratio_ci`); the verdict is "reaches" when the point
+    ratio is >= ``target``, and says whether the interval's lower end clears it too.
+    """
+    from sam2elnet.engine.metrics import bootstrap_ratio_ci
+
+    rows = {r["setting"]: r for r in table1}
+    a = rows.get("full")
+    if not a or a.get("iou") in (None, 0) or a.get("skipped"):
+        why = "was not trained" if not a or a.get("skipped") else "has test IoU 0"
+        return [f"{TABLE1_SETTINGS['full']} {why}, so no ratio to it can be given."]
+    out = []
+    for key in ("auto_filtered", "fraction_auto_filtered"):
+        r = rows.get(key)
+        name = TABLE1_SETTINGS[key].split(" ", 1)[0]
+        if not r or r.get("skipped") or r.get("iou") is None:
+            out.append(f"{name} was not trained ({(r or {}).get('skipped', 'no result')}).")
+            continue
+        ratio = r["iou"] / a["iou"]
+        ci = None
+        if per_image.get(key) is not None and per_image.get("full") is not None:
+            ci = bootstrap_ratio_ci(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
+        reach = "reaches" if ratio >= target else "does not reach"
+        text = (
+            f"{TABLE1_SETTINGS[key]} {reach} {target:.0%} of (a): IoU {r['iou']:.3f} vs "
+            f"{a['iou']:.3f} = {_pct(ratio)} of (a)"
+        )
+        if ci is not None:
+            text += f" (paired bootstrap 95 % CI of the ratio {_pct(ci[0])} – {_pct(ci[1])}"
+            if ci[0] >= target:
+                text += f"; the whole interval is above {target:.0%})"
+            elif ci[1] < target:
+                text += f"; the whole interval is below {target:.0%})"
+            else:
+                text += f"; the interval contains {target:.0%}, so the data cannot decide)"
+        ca, cr = a.get("iou_ci"), r.get("iou_ci")
+        if ca and cr:
+            overlap = cr[0] <= ca[1] and ca[0] <= cr[1]
+            text += "; the two IoUs' 95 % CIs " + ("overlap" if overlap else "do not overlap")
+        saving = 1.0 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
+        text += (
+            f". It uses {r['hand_labels']} hand labels instead of {a['hand_labels']} "
+            f"({_pct(saving)} fewer)."
+        )
+        out.append(text)
+    return out
 
 
 def score_per_image(
@@ -1019,6 +1255,37 @@ def _f(v: Any, nd: int = 3) -> str:
     return str(v)
 
 
+def _iou_ci(row: dict[str, Any]) -> str:
+    """``0.712 [0.690, 0.733]`` (IoU and its bootstrap interval), or the IoU alone."""
+    ci = row.get("iou_ci")
+    if row.get("iou") is None:
+        return "–"
+    return f"{_f(row['iou'])} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _f(row["iou"])
+
+
+def _group_table(
+    title: str, rows: list[dict[str, Any]], groups: list[str], name: Callable[[dict], str]
+) -> list[str]:
+    """Per-sensor lines (IoU with CI, F1, precision, recall, mIoU) of a table's rows."""
+    lines = [
+        "",
+        f"### {title}",
+        "",
+        "| setting | sensor | test images | IoU [95 % CI] | F1 | precision | recall | mIoU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        for g in groups:
+            gr = (row.get("by_group") or {}).get(g)
+            if not gr:
+                continue
+            lines.append(
+                f"| {name(row)} | {g} | {gr['n']} | {_iou_ci(gr)} | {_f(gr['f1'])} | "
+                f"{_f(gr['precision'])} | {_f(gr['recall'])} | {_f(gr['miou'])} |"
+            )
+    return lines
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
     s = r["settings"]
@@ -1036,28 +1303,51 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Table 1 — automatic annotation (downstream U-Net, test split, pixel-aggregated)",
         "",
-        "| setting | hand labels | train images | IoU | F1 | precision | recall |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "IoU = oil (foreground) IoU with its bootstrap 95 % confidence interval over test images; "
+        "mIoU = mean of oil and background IoU (the two-class mIoU SOS papers quote). Row (f) is "
+        "SAM2-ELNet itself annotating the test images, to compare with (b), a plain U-Net trained "
+        "on the same labelled fraction.",
+        "",
+        "| setting | hand labels | train images | IoU [95 % CI] | F1 | precision | recall | mIoU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["table1"]:
         if row.get("skipped"):
             lines.append(
                 f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
-                f"skipped: {row['skipped']} | | | |"
+                f"skipped: {row['skipped']} | | | | |"
             )
             continue
         lines.append(
-            f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | {_f(row['iou'])} | "
-            f"{_f(row['f1'])} | {_f(row['precision'])} | {_f(row['recall'])} |"
+            f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
+            f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
+            f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
         )
+    if r.get("verdict"):
+        lines += ["", "**Verdict.**", ""] + [f"- {v}" for v in r["verdict"]]
+    groups = r.get("groups") or []
+    if len(groups) > 1:
+        lines += _group_table("Table 1 per sensor", r["table1"], groups, lambda row: row["title"])
     ia, ik = a["iou_all"], a["iou_kept"]
     lines += [
         "",
         f"Auto-labels: {a['n']} generated, {a['n_kept']} kept by the quality filter "
-        f"({a['threshold_rule']}). IoU against the held-aside true labels: all {_f(ia['iou'])} "
-        f"(mean per image {_f(ia['mean_image_iou'])}), kept {_f(ik['iou'])} "
+        f"({a['threshold_rule']}). IoU against the held-aside true labels: all {_iou_ci(ia)} "
+        f"(mean per image {_f(ia['mean_image_iou'])}), kept {_iou_ci(ik)} "
         f"(mean per image {_f(ik['mean_image_iou'])}). Spearman correlation of predicted quality "
         f"vs true IoU: {_f(a['spearman'])}.",
+    ]
+    if len(groups) > 1 and ia.get("by_group"):
+        per = []
+        for g in groups:
+            ga, gk = ia["by_group"].get(g), (ik.get("by_group") or {}).get(g)
+            if ga:
+                per.append(
+                    f"{g}: all {_iou_ci(ga)} (n={ga['n']}), kept "
+                    + (f"{_iou_ci(gk)} (n={gk['n']})" if gk else "–")
+                )
+        lines += ["", "Auto-label IoU per sensor: " + "; ".join(per) + "."]
+    lines += [
         "",
         "Labelling cost = number of hand-drawn labels a setting needs; auto-label settings need only "
         "the labelled fraction (used to fine-tune SAM2-ELNet).",
@@ -1068,14 +1358,22 @@ def render_markdown(r: dict[str, Any]) -> str:
             "## Table 2 — label enhancement vs classical refinement (same downstream U-Net)",
             "",
             "| training labels | method | hand labels | label IoU (all) | label IoU (unlabelled part) "
-            "| test IoU | F1 | precision | recall |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| test IoU [95 % CI] | F1 | precision | recall | mIoU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in r["table2"]:
             lines.append(
                 f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
                 f"{_f(row.get('label_iou_all'))} | {_f(row.get('label_iou_unlabelled'))} | "
-                f"{_f(row['iou'])} | {_f(row['f1'])} | {_f(row['precision'])} | {_f(row['recall'])} |"
+                f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
+                f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
+            )
+        if len(groups) > 1:
+            lines += _group_table(
+                "Table 2 per sensor",
+                r["table2"],
+                groups,
+                lambda row: f"{row['labels']}: {row['title']}",
             )
         lines += [
             "",
@@ -1099,6 +1397,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"batch {d['batch_size']}, lr {d['lr']} (AdamW, warm-up + cosine), {d['precision']}, "
         f"seed {d['seed']} — identical for every setting.",
         f"- Coarse-label simulator: profile {s['coarse_profile']}, severity {s['coarse_severity']}.",
+        *(
+            [
+                f"- Confidence intervals: percentile bootstrap (Efron & Tibshirani 1993) over "
+                f"{r['bootstrap']['unit']}s, {r['bootstrap']['resamples']} resamples with "
+                f"replacement, seed {r['bootstrap']['seed']}; each resample's IoU is "
+                "pixel-aggregated from its images' confusion counts (per_image.csv)."
+            ]
+            if r.get("bootstrap")
+            else []
+        ),
         f"- Stages this run: {', '.join(f'{k}={v}' for k, v in r['stages'].items())}.",
         f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
         "",

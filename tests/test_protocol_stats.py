@@ -1,0 +1,134 @@
+"""Bootstrap intervals, per-sensor groups, the verdict and the frozen experiment identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam2elnet.engine.metrics import bootstrap_iou_ci, bootstrap_ratio_ci
+from sam2elnet.pipeline.experiment import (
+    ExperimentConfig,
+    Split,
+    add_intervals,
+    group_of,
+    verdict_lines,
+)
+
+
+def _counts(n: int, iou: float, spread: float, seed: int) -> np.ndarray:
+    """n images of 1000 union pixels each; per-image IoU around ``iou`` +- ``spread``."""
+    rng = np.random.default_rng(seed)
+    per = np.clip(iou + rng.uniform(-spread, spread, n), 0, 1)
+    tp = np.round(per * 1000).astype(np.int64)
+    fp = (1000 - tp) // 2
+    fn = 1000 - tp - fp
+    return np.stack([tp, fp, fn, np.full(n, 5000)], axis=1)
+
+
+def test_bootstrap_ci_contains_estimate_and_narrows_with_more_images() -> None:
+    small, large = _counts(20, 0.7, 0.3, 1), _counts(500, 0.7, 0.3, 2)
+    widths = []
+    for c in (small, large):
+        tp, fp, fn = c[:, :3].sum(axis=0)
+        point = tp / (tp + fp + fn)
+        lo, hi = bootstrap_iou_ci(c)
+        assert lo < point < hi
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2  # ~ 1/sqrt(n): 5x narrower expected
+    # more spread between images -> wider interval; no spread -> zero width
+    assert bootstrap_iou_ci(_counts(100, 0.7, 0.3, 3))[1] - bootstrap_iou_ci(
+        _counts(100, 0.7, 0.3, 3)
+    )[0] > np.ptp(bootstrap_iou_ci(_counts(100, 0.7, 0.05, 3)))
+    lo, hi = bootstrap_iou_ci(_counts(50, 0.6, 0.0, 4))
+    assert lo == pytest.approx(0.6) and hi == pytest.approx(0.6)
+    # reproducible (fixed seed), None for a single image, bad shapes refused
+    assert bootstrap_iou_ci(small) == bootstrap_iou_ci(small)
+    assert bootstrap_iou_ci(small[:1]) is None
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_iou_ci(np.zeros((5, 3)))
+
+
+def test_paired_ratio_ci_is_exact_for_identical_models() -> None:
+    a = _counts(200, 0.7, 0.3, 5)
+    assert bootstrap_ratio_ci(a, a) == pytest.approx((1.0, 1.0))
+    b = a.copy()
+    b[:, 0] = (b[:, 0] * 0.9).astype(np.int64)  # model b finds 10 % fewer oil pixels everywhere
+    b[:, 2] += a[:, 0] - b[:, 0]
+    lo, hi = bootstrap_ratio_ci(b, a)
+    iou = [x[:, 0].sum() / x[:, :3].sum() for x in (b, a)]
+    point = iou[0] / iou[1]
+    assert point == pytest.approx(0.9, abs=0.005)
+    assert lo <= point <= hi and hi - lo < 0.02  # paired: the shared test-set luck cancels
+    lo_a, hi_a = bootstrap_iou_ci(a)  # unpaired, the IoU itself varies far more
+    assert (hi_a - lo_a) / iou[1] > 2 * (hi - lo)
+
+
+def test_groups_by_sensor_and_intervals_per_group() -> None:
+    split = Split(
+        modality="sar",
+        layout="sos",
+        labelled=[],
+        unlabelled=[],
+        test=["1", "2", "3", "4"],
+        images={
+            "1": "d/train/palsar/1_sat.jpg",
+            "2": "d/train/palsar/2_sat.jpg",
+            "3": "d/train/sentinel/3_sat.jpg",
+            "4": "d/train/sentinel/4_sat.jpg",
+        },
+        masks={},
+        own={},
+        own_is_truth=True,
+        test_source="x",
+    )
+    groups = group_of(split, split.test)
+    assert groups == {"1": "palsar", "2": "palsar", "3": "sentinel", "4": "sentinel"}
+    row: dict = {}
+    counts = [[10, 0, 0, 90], [10, 10, 0, 80], [0, 0, 20, 80], [5, 0, 5, 90]]
+    add_intervals(row, counts, split.test, groups)
+    assert row["by_group"]["palsar"]["n"] == 2
+    assert row["by_group"]["palsar"]["iou"] == pytest.approx(20 / 30)
+    assert row["by_group"]["sentinel"]["iou"] == pytest.approx(5 / 30)
+    assert row["by_group"]["sentinel"]["miou"] == pytest.approx(0.5 * (5 / 30 + 170 / 195))
+    generic = Split(**{**split.__dict__, "layout": "generic"})
+    assert set(group_of(generic, split.test).values()) == {"all"}
+
+
+def test_verdict_states_ratio_interval_and_saving() -> None:
+    a = _counts(300, 0.70, 0.2, 6)
+    d = a.copy()
+    d[:, 0] = (d[:, 0] * 0.99).astype(np.int64)
+    d[:, 2] += a[:, 0] - d[:, 0]
+    c = a.copy()
+    c[:, 0] = (c[:, 0] * 0.8).astype(np.int64)
+    c[:, 2] += a[:, 0] - c[:, 0]
+
+    def row(key: str, cnt: np.ndarray, hand: int) -> dict:
+        tp, fp, fn = cnt[:, :3].sum(axis=0)
+        r = {"setting": key, "iou": tp / (tp + fp + fn), "hand_labels": hand, "skipped": None}
+        r["iou_ci"] = list(bootstrap_iou_ci(cnt))
+        return r
+
+    table = [row("full", a, 1600), row("auto_filtered", c, 480), row("fraction_auto_filtered", d, 480)]
+    lines = verdict_lines(table, {"full": a, "auto_filtered": c, "fraction_auto_filtered": d})
+    assert "(c) filtered auto-labels only does not reach 97%" in lines[0]
+    assert "whole interval is below 97%" in lines[0]
+    assert "(d) fraction + filtered auto-labels reaches 97%" in lines[1]
+    assert "whole interval is above 97%" in lines[1] and "CIs overlap" in lines[1]
+    assert "480 hand labels instead of 1600 (70.0 % fewer)" in lines[1]
+
+
+def test_experiment_identity_is_frozen() -> None:
+    """Runs started by earlier versions must resume: the identity (experiment.json) keys may not
+    change when options are added (new options belong to RUNTIME / DOWNSTREAM or need a migration)."""
+    ident = ExperimentConfig(data=Path("."), out=Path("o")).identity()
+    assert sorted(ident) == sorted(
+        [
+            "data", "fraction", "epochs", "image_size", "batch_size", "max_train", "max_test",
+            "test_fraction", "size", "weights", "trunk", "seed", "min_quality",
+            "target_precision", "coarse_profile", "coarse_severity", "refiners", "enhancement",
+            "sources", "precision",
+        ]
+    )  # fmt: skip
