@@ -111,7 +111,11 @@ def test_verdict_states_ratio_interval_and_saving() -> None:
         r["iou_ci"] = list(bootstrap_iou_ci(cnt))
         return r
 
-    table = [row("full", a, 1600), row("auto_filtered", c, 480), row("fraction_auto_filtered", d, 480)]
+    table = [
+        row("full", a, 1600),
+        row("auto_filtered", c, 480),
+        row("fraction_auto_filtered", d, 480),
+    ]
     lines = verdict_lines(table, {"full": a, "auto_filtered": c, "fraction_auto_filtered": d})
     assert "(c) filtered auto-labels only does not reach 97%" in lines[0]
     assert "whole interval is below 97%" in lines[0]
