@@ -11,7 +11,8 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
   written by ``elnet synth``) states the modality.
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
-dropped. The :class:`SegmentationDataset` loads lazily, one file at a time.
+dropped. The :class:`SegmentationDataset` loads lazily, one file at a time, and reads large
+GeoTIFFs by windows (:mod:`sam2elnet.data.windowed`).
 """
 
 from __future__ import annotations
@@ -618,6 +619,14 @@ class SegmentationDataset(Dataset):
     A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
     Masks are read by :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
     class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
+
+    Large GeoTIFFs (a whole read above ``window_bytes``, default
+    :data:`sam2elnet.data.windowed.WINDOW_MIN_BYTES` = 64 MB, and larger than the largest crop)
+    are never read whole: a training item reads only its crop's window (the same random box, so
+    the item is identical to the whole-read one; per-image percentile normalisation uses the
+    file's statistics sample, see :mod:`sam2elnet.data.windowed`), and an evaluation item
+    decimates the file to at least ``4 * size`` px per side before resizing as usual (close to,
+    not bit-identical with, resizing the whole image). Other files keep the whole read.
     """
 
     def __init__(
@@ -634,6 +643,7 @@ class SegmentationDataset(Dataset):
         bands: int | None = None,
         eval_mode: Literal["resize", "pad"] = "resize",
         positive_values: tuple[float, ...] | None = None,
+        window_bytes: int | None = None,
     ) -> None:
         if train:
             from sam2elnet.data.coarse import check_train_profile
@@ -651,7 +661,10 @@ class SegmentationDataset(Dataset):
         self.bands = bands
         self.eval_mode = eval_mode
         self.positive_values = positive_values
+        self.window_bytes = window_bytes
         self.epoch = 0
+        self._plans: dict[int, tuple[Any, Any, Any] | None] = {}
+        self._norms: dict[int, NormalizationConfig] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -683,15 +696,140 @@ class SegmentationDataset(Dataset):
         coarse = read_mask(s.coarse, shape=img.shape, image_path=s.image) if s.coarse else None
         return x, mask, valid, coarse
 
+    # ------------------------------------------------------------------ windowed reads
+    def windowed(self, index: int) -> tuple[Any, Any, Any] | None:
+        """(image plan, mask plan, coarse plan) when sample ``index`` is read by windows (a large
+        GeoTIFF, :func:`sam2elnet.data.windowed.use_windows`), else None (whole reads).
+
+        A mask or coarse label that cannot be windowed (PNG, JPEG) has plan None and is read
+        whole, then cropped. Plans are computed on first use (one streamed pass per file) and
+        cached; :meth:`prepare_windows` computes them up front.
+        """
+        if index in self._plans:
+            return self._plans[index]
+        from sam2elnet.data import windowed as win
+
+        s = self.samples[index]
+        side = int(round(self.size * max(self.augmentation.scale))) if self.train else self.size
+        plans = None
+        if win.use_windows(s.image, self.window_bytes, side):
+            ip = win.image_plan(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
+            mp = cp = None
+            if s.mask is not None and win.windowable(s.mask):
+                mp = win.mask_plan(s.mask, ip.shape, s.image, self.positive_values)
+            elif s.mask is not None:
+                log.info(
+                    "%s is read by windows but its label %s is %s (no windowed reads): the label "
+                    "is decoded whole for every crop; save it as a tiled GeoTIFF to avoid that",
+                    s.image,
+                    s.mask,
+                    s.mask.suffix,
+                )
+            if s.coarse is not None and win.windowable(s.coarse):
+                cp = win.mask_plan(s.coarse, ip.shape, s.image)
+            plans = (ip, mp, cp)
+        self._plans[index] = plans
+        return plans
+
+    def prepare_windows(self) -> int:
+        """Decide whole vs windowed reads for every sample now (in this process, so DataLoader
+        workers inherit the plans); return how many samples are read by windows."""
+        return sum(self.windowed(i) is not None for i in range(len(self.samples)))
+
+    def _norm_for(self, index: int, plan: Any) -> NormalizationConfig:
+        """The normalisation of a windowed sample: per-image percentiles (``percentile``
+        method) become a ``fixed`` range from the file's statistics sample, so every window is
+        scaled like the whole image; global methods are used as they are."""
+        cfg = self.norm_cfg
+        if cfg.method != "percentile":
+            return cfg
+        if index not in self._norms:
+            from sam2elnet.data.normalize import image_percentiles
+            from sam2elnet.data.windowed import sample_image
+
+            low, high = image_percentiles(sample_image(plan), cfg)
+            self._norms[index] = cfg.model_copy(
+                update={"method": "fixed", "low": low, "high": high}
+            )
+        return self._norms[index]
+
+    def _label_part(
+        self,
+        index: int,
+        path: Path | None,
+        plan: Any,
+        shape: tuple[int, int],
+        box: tuple[int, int, int, int] | None,
+        step: int = 1,
+        coarse: bool = False,
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(object, valid) of a label over ``box`` (row, col, rows, cols) or decimated by
+        ``step``: windowed when ``plan`` is given, else from a whole read."""
+        from sam2elnet.data import windowed as win
+
+        if path is None:
+            return None, None
+        if plan is not None:
+            if box is not None:
+                return win.read_mask_window(plan, *box)
+            return win.read_mask_decimated(plan, step)
+        s = self.samples[index]
+        pv = None if coarse else self.positive_values
+        m, v = read_mask_valid(path, shape=shape, image_path=s.image, positive_values=pv)
+        if box is not None:
+            r, c, h, w = box
+            sl = (slice(r, r + h), slice(c, c + w))
+        else:
+            sl = (slice(None, None, step), slice(None, None, step))
+        return m[sl], (None if v is None else v[sl])
+
+    def load_window(
+        self, index: int, box: tuple[int, int, int, int] | None, step: int = 1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Like :meth:`load` for a windowed sample, but only rows ``r : r + h`` and columns
+        ``c : c + w`` of ``box = (r, c, h, w)`` (clipped to the image), or with ``box`` None every
+        ``step``-th row and column: the same values as the same pixels of :meth:`load`."""
+        from sam2elnet.data import windowed as win
+
+        plans = self.windowed(index)
+        if plans is None:
+            raise ValueError(f"sample {index} is not read by windows")
+        ip, mp, cp = plans
+        s = self.samples[index]
+        img = (
+            win.read_image_window(ip, *box)
+            if box is not None
+            else win.read_image_decimated(ip, step)
+        )
+        x = match_bands(normalize(img, self._norm_for(index, ip)), self.bands, s.image)
+        valid = img.valid
+        mask, mask_valid = self._label_part(index, s.mask, mp, ip.shape, box, step)
+        if mask is None:
+            mask = np.zeros(img.shape, dtype=bool)
+        elif mask_valid is not None:
+            valid = valid & mask_valid
+        coarse, _ = self._label_part(index, s.coarse, cp, ip.shape, box, step, coarse=True)
+        return x, mask, valid, coarse
+
     def _geometry_train(
-        self, rng: np.random.Generator, arrays: list[np.ndarray], labels: list[bool]
+        self,
+        rng: np.random.Generator,
+        arrays: list[np.ndarray],
+        labels: list[bool],
+        side: int | None = None,
     ) -> list[np.ndarray]:
-        h, w = arrays[0].shape[-2:]
-        y, x, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
+        """Random crop (unless ``side`` is given: ``arrays`` are that crop already, read by
+        windows), resize to ``size`` and one of the 8 symmetries."""
+        if side is None:
+            h, w = arrays[0].shape[-2:]
+            y, x, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
+            arrays = [_window(a, y, x, side) for a in arrays]
+        else:
+            arrays = [_window(a, 0, 0, side) for a in arrays]
         k = int(rng.integers(8))
         out = []
         for a, is_label in zip(arrays, labels, strict=True):
-            a = _resize(_window(a, y, x, side), self.size, nearest=is_label)
+            a = _resize(a, self.size, nearest=is_label)
             out.append(_dihedral(a, k))
         return out
 
@@ -733,14 +871,24 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = self._rng(index)
-        x, mask, valid, coarse = self.load(index)
+        plans = self.windowed(index)
+        side = None
+        if plans is None:
+            x, mask, valid, coarse = self.load(index)
+        elif self.train:  # read only the crop (same random box as a whole read would take)
+            h, w = plans[0].shape
+            y0, x0, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
+            x, mask, valid, coarse = self.load_window(index, (y0, x0, side, side))
+        else:  # evaluation resizes the whole image: decimate to >= 4 x size first
+            step = max(1, min(plans[0].shape) // (4 * self.size))
+            x, mask, valid, coarse = self.load_window(index, None, step)
         arrays: list[np.ndarray] = [x, mask.astype(np.uint8), valid.astype(np.uint8)]
         labels = [False, True, True]
         if coarse is not None:
             arrays.append(coarse.astype(np.uint8))
             labels.append(True)
         geo = (
-            self._geometry_train(rng, arrays, labels)
+            self._geometry_train(rng, arrays, labels, side)
             if self.train
             else self._geometry_eval(arrays, labels)
         )

@@ -131,6 +131,27 @@ def _band_percentiles(
     return q[0], q[1]
 
 
+def image_percentiles(
+    img: RasterImage, cfg: NormalizationConfig
+) -> tuple[list[float], list[float]]:
+    """Per-band ``p_low`` / ``p_high`` percentiles of an image's valid, finite pixels (after dB
+    conversion when ``cfg.to_db``): the range the ``percentile`` method stretches to [0, 1], as
+    :func:`normalize` computes it (a raster-order stride sample of at most 65,536 pixels).
+
+    A ``fixed`` config with these ``low`` / ``high`` normalises every window of the image
+    exactly as :func:`normalize` normalises the whole image (the training dataset's windowed
+    reads of large files use it with the sample of :func:`sam2elnet.data.windowed.sample_image`).
+    """
+    x = _prepare(img.data, cfg)
+    valid = None if img.nodata is None else ~img.nodata
+    finite = np.all(np.isfinite(x), axis=0)
+    if not finite.all():
+        valid = finite if valid is None else (valid & finite)
+        x = np.where(finite[None], x, 0.0).astype(np.float32)
+    low, high = _band_percentiles(x, valid, cfg.p_low, cfg.p_high)
+    return [float(v) for v in low], [float(v) for v in high]
+
+
 def normalize(
     img: RasterImage | np.ndarray,
     cfg: NormalizationConfig,
@@ -176,6 +197,20 @@ def normalize(
     return out.astype(np.float32, copy=False)
 
 
+def read_image_or_sample(
+    path: str | Path, sar: bool | None = None, bands: Sequence[int] | None = None
+) -> RasterImage:
+    """The whole image (:func:`read_image`), or for a file above the windowed-read threshold
+    (:func:`sam2elnet.data.windowed.use_windows`) its statistics sample as a (C, 1, n) image
+    (:func:`sam2elnet.data.windowed.sample_image`, read in one streamed pass): what statistics
+    over an image need, without holding a large file in memory."""
+    from sam2elnet.data import windowed
+
+    if windowed.use_windows(path):
+        return windowed.sample_image(windowed.image_plan(path, sar, bands))
+    return read_image(path, sar=sar, bands=bands)
+
+
 def compute_stats(
     paths: Iterable[str | Path],
     cfg: NormalizationConfig | None = None,
@@ -201,7 +236,7 @@ def compute_stats(
     if not path_list:
         raise DataError("no images to compute statistics from; check the dataset folder")
     for path in track(path_list, "stats", "img", progress):
-        img = read_image(path, sar=base.sar, bands=base.band_select)
+        img = read_image_or_sample(path, sar=base.sar, bands=base.band_select)
         if bands is None:
             bands = img.bands
             dtype = str(img.data.dtype)
@@ -303,7 +338,7 @@ def fit_normalization(
     base = NormalizationConfig.for_modality(modality)
     if bands:
         base = base.model_copy(update={"band_select": [int(b) for b in bands]})
-    first = read_image(plist[0], sar=base.sar, bands=base.band_select)
+    first = read_image_or_sample(plist[0], sar=base.sar, bands=base.band_select)
     if base.sar and first.data.dtype != np.uint8:
         base = base.model_copy(update={"to_db": sar_needs_db(first)})
         return compute_stats(plist, base, progress=progress)

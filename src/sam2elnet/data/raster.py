@@ -365,15 +365,69 @@ def mask_encoding(
        them with ``--positive-values``.
     """
     a = np.asarray(values)
+    if positive_values is not None:  # no need to count values
+        uniq, counts = a.ravel()[:0], np.zeros(0, dtype=np.int64)
+    else:
+        uniq, counts = value_counts(a, nodata)
+    return encoding_from_counts(
+        uniq,
+        counts,
+        dtype=a.dtype,
+        nodata=nodata,
+        positive_values=positive_values,
+        lossy=lossy,
+        palette=palette,
+        path=path,
+    )
+
+
+def value_counts(values: np.ndarray, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, their pixel counts) of a mask band, without NaN / +-inf and
+    the ``nodata`` value: what :func:`encoding_from_counts` decides from. Streamed readers add
+    the counts of several strips with :func:`merge_counts`."""
+    a = np.asarray(values).ravel()
+    if np.issubdtype(a.dtype, np.floating):
+        a = a[np.isfinite(a)]
+    if nodata is not None and not np.isnan(nodata):
+        a = a[a != np.asarray(float(nodata)).astype(a.dtype)]
+    if a.dtype in (np.uint8, np.uint16):
+        hist = np.bincount(a, minlength=1)
+        uniq = np.flatnonzero(hist).astype(a.dtype)
+        return uniq, hist[uniq.astype(np.intp)]
+    return np.unique(a, return_counts=True)
+
+
+def merge_counts(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum two :func:`value_counts` results (distinct values stay sorted)."""
+    values = np.concatenate([a[0], b[0]])
+    uniq, inv = np.unique(values, return_inverse=True)
+    counts = np.bincount(inv, weights=np.concatenate([a[1], b[1]]), minlength=len(uniq))
+    return uniq, counts.astype(np.int64)
+
+
+def encoding_from_counts(
+    uniq: np.ndarray,
+    counts: np.ndarray,
+    *,
+    dtype: Any,
+    nodata: float | None = None,
+    positive_values: tuple[float, ...] | None = None,
+    lossy: bool = False,
+    palette: bool = False,
+    path: str | Path | None = None,
+) -> MaskEncoding:
+    """:func:`mask_encoding` from the mask's distinct values and their pixel counts
+    (:func:`value_counts`, NaN and ``nodata`` already left out) and its ``dtype``: the same rule,
+    so a label read strip by strip is decoded exactly as if it were read whole."""
     ignore: list[float] = []
     if nodata is not None and not np.isnan(nodata):
         ignore.append(float(nodata))
-    is_float = np.issubdtype(a.dtype, np.floating)
-    flat = a.ravel()
-    if is_float:
-        flat = flat[np.isfinite(flat)]
-    if ignore:
-        flat = flat[flat != np.asarray(ignore[0]).astype(flat.dtype)]
+    is_float = np.issubdtype(np.dtype(dtype), np.floating)
+    uniq = np.asarray(uniq)
+    counts = np.asarray(counts)
+    total = int(counts.sum())
     nan = bool(is_float)
     if positive_values is not None:
         shown = ",".join(_fmt(v) for v in positive_values)
@@ -383,14 +437,8 @@ def mask_encoding(
             ignore=tuple(ignore),
             ignore_nan=nan,
         )
-    if flat.size == 0:
+    if total == 0:
         return MaskEncoding("no valid pixel", threshold=0.5, ignore=tuple(ignore), ignore_nan=nan)
-    if flat.dtype in (np.uint8, np.uint16):  # fast path for the usual masks
-        hist = np.bincount(flat, minlength=1)
-        uniq = np.flatnonzero(hist)
-        counts = hist[uniq]
-    else:
-        uniq, counts = np.unique(flat, return_counts=True)
     vmin, vmax = float(uniq[0]), float(uniq[-1])
     integral = bool(np.all(np.mod(uniq, 1) == 0)) if is_float else True
     if is_float and vmin >= 0 and vmax <= 1 and not (integral and len(uniq) <= 2):
@@ -424,7 +472,7 @@ def mask_encoding(
             )
         nonzero = sorted(vals - {0.0})
         faint = (
-            len(nonzero) == 1 and nonzero[0] < 128 and int(counts[-1]) <= 5e-4 * flat.size
+            len(nonzero) == 1 and nonzero[0] < 128 and int(counts[-1]) <= 5e-4 * total
         )  # a few faint pixels in an empty 0/255 mask (re-saved PNGs): greys, not a class
         if len(nonzero) == 1 and not lossy and not faint:
             v = nonzero[0]

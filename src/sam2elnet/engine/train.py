@@ -430,6 +430,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         positive_values=_positive(cfg),
         augmentation=augmentation,
     )
+    n_windowed = train_ds.prepare_windows()  # before the workers fork: they inherit the plans
+    if n_windowed:
+        say(
+            f"{n_windowed} large training image(s) are read by windows (only each crop's pixels; "
+            "see docs/training.md)"
+        )
     val_items: list[dict[str, Any]] = []
     if data.val_samples and dist_info.main:
         val_base = SegmentationDataset(

@@ -119,13 +119,19 @@ def mask_content(
     Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
     degenerate one is read completely.
     """
+    from sam2elnet.data import windowed
     from sam2elnet.data.raster import read_mask
 
     pos = neg = False
     for s in samples:
-        m = read_mask(s.mask, positive_values=positive_values)
-        pos = pos or bool(m.any())
-        neg = neg or bool((~m).any())
+        if windowed.use_windows(s.mask) and positive_values is None:  # counted by one streamed pass
+            plan = windowed.mask_plan(s.mask)
+            pos = pos or plan.object_px > 0
+            neg = neg or plan.background_px > 0
+        else:
+            m = read_mask(s.mask, positive_values=positive_values)
+            pos = pos or bool(m.any())
+            neg = neg or bool((~m).any())
         if pos and neg:
             break
     return pos, neg
@@ -171,8 +177,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         describe,
         fit_normalization,
         load_norm_stats,
+        read_image_or_sample,
     )
-    from sam2elnet.data.raster import read_image
     from sam2elnet.errors import DataError
 
     choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
@@ -233,7 +239,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
         source = f"from {min(len(train_samples), 32)} training images"
     notes.append(f"{describe(norm)} ({source})")
-    first = read_image(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
+    first = read_image_or_sample(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
     n_low = len(norm.low or [])
     if n_low > 1 and n_low != first.bands:
         raise DataError(
@@ -270,18 +276,29 @@ def check_pairs(
     positive_values: tuple[float, ...] | None = None,
 ) -> SkipLog:
     """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
-    return the pairs that cannot be used, each with the reason."""
+    return the pairs that cannot be used, each with the reason.
+
+    Large GeoTIFFs (:func:`sam2elnet.data.windowed.use_windows`) are decoded in one streamed
+    pass that also makes the plan their windowed reads use (cached for the training run), so
+    they are never held in memory whole."""
     from tqdm import tqdm
 
+    from sam2elnet.data import windowed
     from sam2elnet.data.raster import read_image, read_mask
 
     skips = SkipLog("image")
     for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
         try:
-            img = read_image(smp.image, sar=norm.sar, bands=norm.band_select)
-            read_mask(
-                smp.mask, shape=img.shape, image_path=smp.image, positive_values=positive_values
-            )
+            if windowed.use_windows(smp.image):
+                shape = windowed.image_plan(smp.image, norm.sar, norm.band_select).shape
+            else:
+                shape = read_image(smp.image, sar=norm.sar, bands=norm.band_select).shape
+            if windowed.use_windows(smp.mask):
+                windowed.mask_plan(smp.mask, shape, smp.image, positive_values)
+            else:
+                read_mask(
+                    smp.mask, shape=shape, image_path=smp.image, positive_values=positive_values
+                )
         except BandCountError:
             raise
         except DataError as err:
