@@ -211,3 +211,56 @@ def test_cli_bad_model_and_inputs(
         == 2
     )
     assert "trained for 3" in capsys.readouterr().err
+
+
+def _split_root(run: dict[str, Path], root: Path, coarse: bool) -> Path:
+    """Generic split layout from the run's data: train/ (4 pairs) and test/ (4 pairs, coarse/)."""
+    imgs = sorted((run["data"] / "images").glob("*.png"))
+    for split, part in (("train", imgs[:4]), ("test", imgs[4:8])):
+        for sub in ("images", "masks") + (("coarse",) if coarse and split == "test" else ()):
+            (root / split / sub).mkdir(parents=True)
+        for p in part:
+            mask = (run["data"] / "masks" / p.name).read_bytes()
+            (root / split / "images" / p.name).write_bytes(p.read_bytes())
+            (root / split / "masks" / p.name).write_bytes(mask)
+            if coarse and split == "test":
+                (root / split / "coarse" / p.name).write_bytes(mask)
+    return root
+
+
+def test_enhance_cli_split(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """enhance --split picks a split's images as annotate --split does; without --labels the
+    split's own coarse/ folder is used; a folder given with --labels is matched by name."""
+    root = _split_root(run, tmp_path / "ds", coarse=True)
+    test_names = sorted(p.name for p in (root / "test" / "images").iterdir())
+    base = ["enhance", "--model", str(run["model"]), "--images", str(root), "--no-progress"]
+    assert main([*base, "--split", "test", "--out", str(tmp_path / "e")]) == 0
+    assert sorted(p.name for p in (tmp_path / "e" / "labels").iterdir()) == test_names
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "e" / "quality.csv").open()))
+    assert sorted(Path(r["coarse"]).parent.name for r in rows) == ["coarse"] * 4
+    assert {Path(r["coarse"]).parent.parent.name for r in rows} == {"test"}
+    # --labels with --split: the train split's images, coarse labels from any folder by name
+    rc = main(
+        [*base, "--split", "train", "--labels", str(run["data"] / "masks"),
+         "--out", str(tmp_path / "t")]
+    )  # fmt: skip
+    assert rc == 0
+    train_names = sorted(p.name for p in (root / "train" / "images").iterdir())
+    assert sorted(p.name for p in (tmp_path / "t" / "labels").iterdir()) == train_names
+    capsys.readouterr()
+    # bad inputs: one error line, exit 2
+    for args, msg in (
+        (["--split", "val"], "split 'val' not found; this dataset has: train, test"),
+        (["--split", "train"], "hold no coarse labels (no coarse/ folder next to images/)"),
+        ([], "enhance needs --labels"),
+        (["--split", "test", "--images", str(run["data"])], "has no split folders"),
+        (["--split", "test", "--images", str(run["data"] / "images")], "no recognisable"),
+    ):
+        assert main([*base, *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad" / "labels").exists()

@@ -397,11 +397,12 @@ def annotate_cmd(
 def enhance_cmd(
     model: Path = _MODEL,
     images: Path = _IMAGES,
-    labels: Path = typer.Option(
-        ...,
+    labels: Optional[Path] = typer.Option(  # noqa: UP045
+        None,
         "--labels",
         help="Folder of coarse labels matched by name (masks or vector files), or one "
-        "GeoJSON/GeoPackage/Shapefile covering all images.",
+        "GeoJSON/GeoPackage/Shapefile covering all images. Required unless --split picks a "
+        "split that has coarse/ folders.",
     ),
     out: Path = _OUT,
     line_width: Optional[float] = typer.Option(  # noqa: UP045
@@ -430,6 +431,12 @@ def enhance_cmd(
     tile: int = _TILE,
     overlap: int = _OVERLAP,
     bands: Optional[str] = _BANDS,  # noqa: UP045
+    split: Optional[list[str]] = typer.Option(  # noqa: UP006, UP045
+        None,
+        "--split",
+        help="With a dataset root as --images: enhance this split's images (e.g. test); "
+        "without --labels their coarse labels come from the split's coarse/ folders.",
+    ),
     max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""

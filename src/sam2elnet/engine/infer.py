@@ -95,15 +95,22 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _split_images(root: Any, split: str | Sequence[str]) -> list[Path]:
-    """Image files of one split of a dataset root (:func:`sam2elnet.data.datasets.select_split`)."""
+def _split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[Any]:
+    """Samples (image, mask, coarse) of one split of a dataset root: the one place annotate and
+    enhance pick a split (:func:`sam2elnet.data.datasets.select_split`; DataError naming the
+    splits found when one is absent)."""
     from sam2elnet.data.datasets import select_split
 
     if not isinstance(root, (str, Path)):
         raise UserError("--split needs --images to be a dataset folder")
-    choice = select_split(root, split, purpose="annotating")
-    log.info(choice.describe("annotating"))
-    return [s.image for s in choice.index.samples]
+    choice = select_split(root, split, purpose=purpose)
+    log.info(choice.describe(purpose))
+    return list(choice.index.samples)
+
+
+def _split_images(root: Any, split: str | Sequence[str]) -> list[Path]:
+    """Image files of one split of a dataset root (:func:`_split_samples`)."""
+    return [s.image for s in _split_samples(root, split, "annotating")]
 
 
 def _out_name(path: Path) -> str:
@@ -677,7 +684,7 @@ def _change_map(coarse: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def enhance_folder(
     model_path: str | Path,
     images: str | Path | Sequence[str | Path],
-    labels: str | Path,
+    labels: str | Path | None,
     out_dir: str | Path,
     *,
     skip_missing: bool = False,
@@ -700,9 +707,14 @@ def enhance_folder(
     bands: Sequence[int] | None = None,
     positive_values: tuple[float, ...] | None = None,
     max_memory: int | str | None = None,
+    split: str | Sequence[str] | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
+
+    With ``split`` (e.g. ``"test"``) ``images`` is a dataset root and that split's images are
+    enhanced, exactly as :func:`annotate_folder` picks them; ``labels`` may then be None to use
+    the split's own ``coarse/`` folders (DataError when the split has none).
 
     Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
     a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed), ``OUT/prob/`` (with
@@ -722,16 +734,35 @@ def enhance_folder(
         overlap=overlap, line_width=line_width, max_memory=max_memory,
     )  # fmt: skip
     t0 = time.perf_counter()
-    files = list_images(images)
-    label_idx = _label_index(labels)
-    missing = [f for f in files if mask_key(f.name) not in label_idx]
+    if labels is None and not split:
+        raise UserError(
+            "enhance needs --labels (a folder or a vector file of coarse labels), or --split "
+            "with a dataset whose split folders hold a coarse/ folder"
+        )
+    samples = _split_samples(images, split, "enhancing") if split else None
+    files = [s.image for s in samples] if samples is not None else list_images(images)
+    if labels is not None:
+        label_idx = _label_index(labels)
+        label_map = {f: label_idx[mask_key(f.name)] for f in files if mask_key(f.name) in label_idx}
+        where = str(labels)
+    else:  # the split's own coarse/ folders
+        label_map = {s.image: s.coarse for s in samples or () if s.coarse is not None}
+        names = [split] if isinstance(split, str) else list(split or ())
+        where = f"the coarse/ folders of split {','.join(names)}"
+        if not label_map:
+            raise DataError(
+                f"{where} hold no coarse labels (no coarse/ folder next to images/); "
+                "give the coarse labels with --labels FOLDER",
+                images if isinstance(images, (str, Path)) else None,
+            )
+    missing = [f for f in files if f not in label_map]
     if missing and not skip_missing:
         names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise DataError(
-            f"{len(missing)} image(s) have no label in {labels}: {names}; add the labels or pass "
+            f"{len(missing)} image(s) have no label in {where}: {names}; add the labels or pass "
             "--skip-missing to enhance only the others"
         )
-    files = [f for f in files if mask_key(f.name) in label_idx]
+    files = [f for f in files if f in label_map]
     if not files:
         raise DataError("no image has a matching label; check --images and --labels", labels)
     pred = _predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
@@ -759,7 +790,7 @@ def enhance_folder(
         from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
         img, x, valid = pred.read(f)
-        label = label_idx[mask_key(f.name)]
+        label = label_map[f]
         if is_vector_path(label):
             coarse = rasterize_vector(label, f, line_width=line_width)
         else:
@@ -778,7 +809,7 @@ def enhance_folder(
         added = int(np.count_nonzero(mask & ~c))
         removed = int(np.count_nonzero(c & ~mask))
         row.update(
-            coarse=str(label_idx[mask_key(f.name)]),
+            coarse=str(label_map[f]),
             added_px=added,
             removed_px=removed,
             changed_frac=(added + removed) / max(1, mask.size),
@@ -793,7 +824,7 @@ def enhance_folder(
 
     with job:
         job.line_width = line_width
-        job.run(files, load, write, scene_coarse=lambda f: label_idx[mask_key(f.name)])
+        job.run(files, load, write, scene_coarse=label_map.__getitem__)
         extra = {
             "task": "enhance",
             "model": str(model_path),
