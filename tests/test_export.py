@@ -226,9 +226,11 @@ def test_chips_and_coco_over_chips(tmp_path: Path, label_tif: Path):
     img_dir.mkdir()
     rng = np.random.default_rng(0)
     with rasterio.open(label_tif) as lab:
-        prof = dict(lab.profile, dtype="uint16", nodata=None, count=3)
+        prof = dict(lab.profile, dtype="uint16", nodata=0, count=3)
+    img = (1 + rng.random((3, 200, 240)) * 4000).astype(np.uint16)
+    img[:, 195:, :] = 0  # image nodata (tag 0) in the last 5 rows
     with rasterio.open(img_dir / "a.tif", "w", **prof) as d:
-        d.write((rng.random((3, 200, 240)) * 4000).astype(np.uint16))
+        d.write(img)
     res = export_labels(
         label_tif,
         tmp_path / "chips.json",
@@ -244,7 +246,17 @@ def test_chips_and_coco_over_chips(tmp_path: Path, label_tif: Path):
     a = cv2.imread(str(imgs[0]), cv2.IMREAD_UNCHANGED)
     m = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
     assert a.shape == (128, 128, 3) and a.dtype == np.uint8 and m.shape == (128, 128)
-    assert set(np.unique(m)) <= {0, 255}
+    # label convention: 0 / 255, nodata 127 where the label is nodata (corner) ...
+    lab = label_array()
+    assert [p.name for p in masks] == [f"a_r{r}_c{c}.png" for r in (0, 72) for c in (0, 112)]
+    assert (m[:3, :3] == 127).all() and set(np.unique(m)) == {0, 127, 255}
+    np.testing.assert_array_equal(m[3:, 3:], lab[3:128, 3:128])
+    # ... and where the image has no measurement (rows 195-199 = chip rows 123-127)
+    last = cv2.imread(str(masks[3]), cv2.IMREAD_UNCHANGED)
+    assert (last[123:] == 127).all() and not (last[:123] == 127).any()
+    np.testing.assert_array_equal(last[:123], lab[72:195, 112:240])
+    with rasterio.open(masks[3]) as ds:  # GDAL reads the PNG tRNS chunk as nodata 127
+        assert ds.nodata == 127 and ds.dataset_mask()[123:].max() == 0
     coco = json.loads((tmp_path / "chips.json").read_text())
     assert {i["file_name"] for i in coco["images"]} == {f"images/{p.name}" for p in imgs}
     # chips without images is a clear error

@@ -106,6 +106,56 @@ def test_own_label_convention_127_is_ignored(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got[:, 5:], _truth()[:, 5:])
 
 
+def test_half_intensity_binary_mask_0_127_is_object(tmp_path: Path) -> None:
+    """A {0, 127} file without a nodata tag is a binary mask saved at half intensity (127 =
+    object), not an all-ignore mask; with the PNG tRNS / GeoTIFF nodata tag 127 is nodata."""
+    m = _truth()
+    half = _write_png_raw(tmp_path / "half.png", m.astype(np.uint8) * 127)
+    got, valid = read_mask_valid(half)
+    assert valid is None
+    np.testing.assert_array_equal(got, m)
+    assert mask_encoding(np.array([0, 127], np.uint8)).rule == "single class value 127 is object"
+    # the same values as one of this project's labels with nodata and no object: tagged
+    tagged = tmp_path / "own_empty.png"
+    write_mask(tagged, np.zeros((H, W), bool), nodata=m)
+    got, valid = read_mask_valid(tagged)
+    assert not got.any() and valid is not None
+    np.testing.assert_array_equal(valid, ~m)
+    tif = write_tif(tmp_path / "half.tif", (m.astype(np.uint8) * 127)[None], nodata=127)
+    got, valid = read_mask_valid(tif)
+    assert not got.any() and valid is not None and not valid[m].any()
+
+
+def test_label_png_carries_trns_nodata_for_gdal(tmp_path: Path) -> None:
+    """Label PNGs mark 127 transparent (tRNS), which GDAL reads as nodata = 127."""
+    m = _truth()
+    nd = np.zeros((H, W), bool)
+    nd[:, :4] = True
+    f = write_mask(tmp_path / "lab.png", m, nodata=nd)
+    with rasterio.open(f) as ds:
+        assert ds.count == 1 and ds.nodata == LABEL_NODATA
+        a = ds.read(1)
+        assert ds.dataset_mask()[:, :4].max() == 0 and ds.dataset_mask()[:, 4:].min() == 255
+    assert set(np.unique(a).tolist()) == {0, 127, 255}
+    assert (a[:, :4] == LABEL_NODATA).all() and (a[:, 4:] == m[:, 4:] * 255).all()
+    assert cv2.imread(str(f), cv2.IMREAD_UNCHANGED).shape == (H, W)  # still one grey band
+    got, valid = read_mask_valid(f)
+    np.testing.assert_array_equal(valid, ~nd)
+    np.testing.assert_array_equal(got, m & ~nd)
+
+
+def test_mask_refusals_name_the_rule(tmp_path: Path) -> None:
+    ids = _write_png_raw(tmp_path / "ids.png", np.array([[0, 1, 2, 3]], np.uint8))
+    with pytest.raises(DataError, match=r"rule: several class ids \(integers 1-32"):
+        read_mask(ids)
+    big = write_tif(tmp_path / "big.tif", np.array([[[0, 300, 600, 900]]], np.uint16), georef=False)
+    with pytest.raises(DataError, match=r"rule: several kinds of values above 255"):
+        read_mask(big)
+    # several grey levels above 32 are greys: object where > 127
+    grey = _write_png_raw(tmp_path / "grey.png", np.array([[0, 40, 100, 128, 200]], np.uint8))
+    assert read_mask(grey).tolist() == [[False, False, False, True, True]]
+
+
 def test_class_index_mask_refused_with_values_and_remedy(tmp_path: Path) -> None:
     a = np.zeros((H, W), np.uint8)
     a[2:8, 2:8] = 1

@@ -93,16 +93,35 @@ def _read_cv2(path: Path) -> tuple[np.ndarray, dict[str, Any], bool]:
         arr = arr[:, :, [2, 1, 0, 3]]  # BGRA -> RGBA
     data = np.ascontiguousarray(np.moveaxis(arr, 2, 0))
     alpha = c in (2, 4)
+    png = path.suffix.lower() == ".png"
     profile = {
-        "driver": "PNG" if path.suffix.lower() == ".png" else "JPEG",
+        "driver": "PNG" if png else "JPEG",
         "width": int(data.shape[2]),
         "height": int(data.shape[1]),
         "count": int(data.shape[0]),
         "dtype": str(data.dtype),
         "crs": None,
         "transform": None,
+        "nodata": _png_grey_nodata(buf) if png and c == 1 else None,
     }
     return data, profile, alpha
+
+
+def _png_grey_nodata(buf: np.ndarray) -> float | None:
+    """The grey value a single-band PNG marks transparent (its ``tRNS`` chunk), or None.
+
+    GDAL's PNG driver reads and writes this chunk as the band's nodata value; label PNGs of this
+    project carry ``tRNS`` = :data:`LABEL_NODATA` (:func:`write_mask`)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            t = im.info.get("transparency")
+    except OSError:
+        return None
+    return float(t) if isinstance(t, int) else None
 
 
 def check_complete(path: str | Path) -> None:
@@ -255,9 +274,10 @@ LABEL_BACKGROUND = 0
 LABEL_OBJECT = 255
 LABEL_NODATA = 127
 """Label raster convention of every label this project writes (PNG and GeoTIFF): uint8,
-0 = background, 255 = object, 127 = nodata (no measurement in the image; GeoTIFFs also carry the
-``nodata=127`` tag). :func:`read_mask` reads 127 back as "ignore" wherever the file holds only
-0 / 127 / 255."""
+0 = background, 255 = object, 127 = nodata (no measurement in the image; GeoTIFFs carry the
+``nodata=127`` tag, PNGs a ``tRNS`` chunk for grey 127, which GDAL reads as nodata).
+:func:`read_mask` reads 127 back as "ignore" where the file says so (tag / ``tRNS``) or holds
+0 / 127 / 255 together; a {0, 127} file without either is a binary mask (127 = object)."""
 
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
 _MAX_LISTED_VALUES = 8
@@ -351,10 +371,13 @@ def mask_encoding(
     2. ``positive_values`` given: exactly those values are object, the rest background.
     3. Floats within [0, 1] (probabilities): object where > 0.5.
     4. Values within {0, 1}: 1 is object. {0, 1, 255}: 1 object, 255 ignore ("void").
-       Within {0, 255}: 255 object. {0, 127, 255} with 127 present: this project's label
-       convention (127 = nodata, ignored). Exactly one non-zero value (e.g. {0, 2}, {0, 100},
-       {0, 1000} in 16 bit): that value is object. Palette PNGs follow the same rules on their
-       class indices.
+       Within {0, 255}: 255 object. {0, 127, 255} with both 127 and 255 present: this project's
+       label convention (127 = nodata, ignored; the project's own files also carry the nodata
+       tag / PNG ``tRNS``, so rule 1 already applies to them). Exactly one non-zero value (e.g.
+       {0, 2}, {0, 100}, {0, 127} - a binary mask saved at half intensity -, {0, 1000} in 16
+       bit): that value is object, unless it covers at most 0.05 % of the pixels and is below
+       128 (a few faint pixels in an empty mask: rule 6). Palette PNGs follow the same rules on
+       their class indices.
     5. Several class ids: values other than 0 / 255 all integers <= 32 (e.g. {0, 1, 2} or
        {0, 1, 2, 255}) in a lossless file are refused (rule 7).
     6. Greys (JPEG noise, anti-aliased edges, faint noise in an empty mask; any other 8-bit
@@ -463,7 +486,7 @@ def encoding_from_counts(
             return MaskEncoding(
                 "0/255: 255 is object", positive=(255.0,), ignore=tuple(ignore), ignore_nan=nan
             )
-        if vals <= {0.0, 127.0, 255.0} and 127.0 in vals and not lossy:
+        if vals <= {0.0, 127.0, 255.0} and {127.0, 255.0} <= vals and not lossy:
             return MaskEncoding(
                 "0/255 + 127: 255 is object, 127 (nodata) is ignored",
                 positive=(255.0,),
@@ -491,9 +514,15 @@ def encoding_from_counts(
             f"greys: > {_fmt(thr)} is object", threshold=thr, ignore=tuple(ignore), ignore_nan=nan
         )
     what = "palette indices" if palette else "values"
+    rule = (
+        f"several class ids (integers 1-{_MAX_CLASS_ID} besides 0/255) are never guessed"
+        if class_ids
+        else "several kinds of values above 255 (16-bit class ids) are never guessed"
+    )
     raise DataError(
         f"mask holds {len(uniq)} different {what}: {_value_list(uniq, counts)}; "
-        "this looks like a class-index mask. Pass --positive-values with the value(s) that mean "
+        f"this looks like a class-index mask (rule: {rule}; docs/data.md, mask values). "
+        "Pass --positive-values with the value(s) that mean "
         "'object' (e.g. --positive-values 1 or 2,3; the rest becomes background), or re-export "
         "it as 0 = background, 255 = object",
         path,
@@ -626,6 +655,23 @@ def verify_written(path: str | Path) -> bool:
     return True
 
 
+def _write_label_png(path: Path, arr: np.ndarray) -> None:
+    """Write a uint8 (H, W) label (0 / 255 / :data:`LABEL_NODATA`) as a grey PNG whose ``tRNS``
+    chunk marks :data:`LABEL_NODATA` transparent: GDAL (QGIS, rasterio) reads it as nodata = 127,
+    as for the GeoTIFF labels, and :func:`read_mask` tells it from a {0, 127} binary mask."""
+    from PIL import Image
+
+    with atomic_path(path, verify=verify_written) as tmp:
+        try:
+            Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), "L").save(
+                tmp, format="PNG", transparency=LABEL_NODATA, compress_level=6
+            )
+        except OSError as err:
+            raise DataError(
+                f"cannot write PNG ({err}); check the folder is writable", path
+            ) from None
+
+
 def _write_png(path: Path, arr: np.ndarray) -> None:
     """Write (H, W) or (H, W, C RGB) uint8 as PNG atomically (deterministic bytes)."""
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -724,8 +770,9 @@ def write_mask(
     nodata: np.ndarray | None = None,
 ) -> Path:
     """Write a bool (H, W) mask in the project's label convention (uint8, 0 = background,
-    255 = object, 127 = nodata): PNG, or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS +
-    transform, or its ground control points) with the ``nodata=127`` tag.
+    255 = object, 127 = nodata): PNG with a ``tRNS`` chunk marking 127 transparent (GDAL's PNG
+    nodata), or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS + transform, or its
+    ground control points) with the ``nodata=127`` tag.
 
     ``nodata`` (bool (H, W), optional) marks pixels without a measurement; when None, ``like``'s
     nodata mask is used. A GeoTIFF label always carries the tag, so GIS tools show nodata as
@@ -743,7 +790,7 @@ def write_mask(
     if p.suffix.lower() in (".tif", ".tiff"):
         _write_tif(p, arr, like, LABEL_NODATA)
     else:
-        _write_png(p, arr)
+        _write_label_png(p, arr)
     return p
 
 

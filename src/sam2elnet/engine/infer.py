@@ -498,14 +498,14 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
     read whole (1 byte per pixel, far below the network's working set)."""
     import rasterio
 
-    from sam2elnet.data.raster import write_image, write_probability
+    from sam2elnet.data.raster import LABEL_NODATA, LABEL_OBJECT, write_mask, write_probability
 
     with rasterio.open(tif) as ds:
         arr = ds.read(1)
     if prob:
         write_probability(png, np.nan_to_num(arr, nan=0.0))
     else:
-        write_image(png, arr)
+        write_mask(png, arr == LABEL_OBJECT, nodata=arr == LABEL_NODATA)
     tif.unlink()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.raster import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.engine.executors import entropy_bits
 from sam2elnet.utils.atomic import atomic_path
@@ -38,8 +39,6 @@ __all__ = [
     "write_quality",
 ]
 
-LABEL_NODATA = 127
-"""Nodata value of label GeoTIFFs (0 = background, 255 = foreground)."""
 PROB_U8_NODATA = 255
 BLOCK = 256
 """Output GeoTIFF block size; rows are flushed in multiples of it."""

@@ -4,7 +4,10 @@ Why: most training code wants fixed-size PNG pairs, not 10,000 px GeoTIFFs. Chip
 non-overlapping grid (the last row/column shifted inward, so every chip is full-size and made of
 real pixels), chips without any valid image pixel are skipped, image chips keep uint8 data as is
 and scale other dtypes with scene-global 1st/99th percentiles (the same scaling for every chip of
-a scene), masks are 0/255 (label nodata becomes 0).
+a scene), masks follow the project's label convention (:data:`sam2elnet.data.raster.LABEL_NODATA`:
+0 = background, 255 = object, 127 = nodata where the label is nodata / ignore or the image has
+no measurement, with the PNG ``tRNS`` chunk GDAL reads as nodata), so training code that skips
+127 (or the nodata value) never learns background from pixels nobody labelled.
 
 Files: ``DIR/images/<label stem>_r<row>_c<col>.png`` and ``DIR/masks/<same name>.png``.
 """
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.raster import write_mask
 from sam2elnet.data.tiling import plan_windows
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
@@ -104,17 +108,22 @@ def iter_chips(
                 scale = _scaler(src, bands)
                 for w in plan_windows(lab.height, lab.width, chip_size, 0):
                     rw = w.to_rasterio()
+                    raw = src.read(bands, window=rw)
                     valid = src.dataset_mask(window=rw) > 0
+                    if np.issubdtype(raw.dtype, np.floating):
+                        valid &= np.all(np.isfinite(raw), axis=0)  # NaN / inf: no measurement
                     if not valid.any():
                         continue
-                    img = scale(src.read(bands, window=rw))
-                    mask = lab.read_mask(w.row_off, w.height, w.col_off, w.width)
+                    img = scale(raw)
+                    mask, ignore = lab.read_mask_ignore(w.row_off, w.height, w.col_off, w.width)
+                    nodata = ~valid if ignore is None else (ignore | ~valid)
+                    mask = mask & ~nodata
                     name = f"{f.stem}_r{w.row_off}_c{w.col_off}.png"
                     _write_png(
                         out_dir / "images" / name,
                         img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1),
                     )
-                    _write_png(out_dir / "masks" / name, mask.astype(np.uint8) * 255)
+                    write_mask(out_dir / "masks" / name, mask, nodata=nodata)
                     yield CocoItem(file_name=f"images/{name}", mask=mask, key=f.stem)
             finally:
                 src.close()

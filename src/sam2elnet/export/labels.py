@@ -134,6 +134,13 @@ class LabelRaster:
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
     ) -> np.ndarray:
         """Bool foreground mask for rows ``row0 : row0 + rows`` (columns ``col0 : col0 + cols``)."""
+        return self.read_mask_ignore(row0, rows, col0, cols)[0]
+
+    def read_mask_ignore(
+        self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(object, ignore) bool arrays of a window, as :meth:`read_mask`; ``ignore`` marks the
+        label's nodata / ignore pixels (None when there are none)."""
         import rasterio
         from rasterio.windows import Window
 
@@ -145,7 +152,7 @@ class LabelRaster:
             raise DataError(
                 f"cannot read label raster ({err}); corrupt or truncated", self.path
             ) from None
-        return self.encoding.apply(a)[0]
+        return self.encoding.apply(a)
 
     def close(self) -> None:
         self.ds.close()
