@@ -94,8 +94,18 @@ def full_disk(
             raise OSError(errno.ENOSPC, "No space left on device", str(name))
         return real_open(name, flags, *a, **kw)
 
+    from PIL import Image
+
+    real_save = Image.Image.save
+
+    def pil_save(self, fp, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202  (label PNGs)
+        if is_full() and str(fp).startswith(str(mnt)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+        return real_save(self, fp, *a, **kw)
+
     monkeypatch.setattr(cv2, "imwrite", imwrite)
     monkeypatch.setattr(os, "open", fake_open)
+    monkeypatch.setattr(Image.Image, "save", pil_save)
     monkeypatch.setattr(
         "sam2elnet.utils.atomic.free_bytes", lambda folder: 0 if is_full() else 1 << 30
     )

@@ -8,6 +8,7 @@ user can fix (missing file, corrupt file, wrong size, unsupported band count) be
 
 from __future__ import annotations
 
+import errno
 import logging
 import warnings
 from collections.abc import Sequence
@@ -667,6 +668,8 @@ def _write_label_png(path: Path, arr: np.ndarray) -> None:
                 tmp, format="PNG", transparency=LABEL_NODATA, compress_level=6
             )
         except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # atomic_path reports it as "disk full"
             raise DataError(
                 f"cannot write PNG ({err}); check the folder is writable", path
             ) from None
