@@ -174,7 +174,7 @@ def test_cli_train_options_reach_the_config(
         ],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "domain: other (chosen with --domain" in r.output and "weight 0.3" in r.output
+    assert "domain: other (given: --domain" in r.output and "weight 0.3" in r.output
     cfg = TrainConfig.load(out / "config.yaml")
     assert cfg.aug_scale == (0.5, 2.0) and cfg.topology_loss == "cldice"
     from sam2elnet.cli import main

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 
 from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
+    cv_cmd,
     data_cmd,
     engine_cmd,
     eval_cmd,

@@ -32,7 +32,16 @@ Domain = Literal["roads", "other"]
 DOMAINS = ("auto", "roads", "other")
 ELONGATION_MIN = 15.0
 
-__all__ = ["DOMAINS", "DomainGuess", "detect_domain", "line_shape", "resolve_domain"]
+__all__ = [
+    "DOMAINS",
+    "AppearanceSplit",
+    "DomainGuess",
+    "appearance_features",
+    "appearance_split",
+    "detect_domain",
+    "line_shape",
+    "resolve_domain",
+]
 
 
 @dataclass(frozen=True)
@@ -127,5 +136,116 @@ def detect_domain(
 def resolve_domain(choice: str, guess: DomainGuess | None) -> DomainGuess:
     """``choice`` ("auto" / "roads" / "other"): a forced choice wins over the guess."""
     if choice in {"roads", "other"}:
-        return DomainGuess(choice, "chosen with --domain")  # type: ignore[arg-type]
+        return DomainGuess(choice, "given: --domain, or elnet cv for all folds")  # type: ignore[arg-type]
     return guess or DomainGuess("other", "not detected")
+
+
+# ----------------------------------------------------------------------------- appearance groups
+FEATURE_NAMES = ("brightness", "contrast", "red-ness", "green-ness", "blue-ness", "saturation")
+
+
+def appearance_features(path: str | Path) -> np.ndarray:
+    """Simple appearance statistics of one image file: float64 array, one value per
+    :data:`FEATURE_NAMES` entry.
+
+    The raw pixel values are scaled to [0, 1] by the data type's range (8 / 16 bit; float data by
+    its own 1..99 % range); bands past the third are not used (alpha bands never reach here:
+    :func:`sam2elnet.data.raster.read_image` drops them). Brightness = mean over bands and pixels; contrast = standard deviation
+    of the per-pixel band mean; X-ness = mean chromaticity of band X (band / sum of bands, 1/3 for
+    grey); saturation = mean over pixels of (max band - min band). Grey (1-band) images have
+    chromaticities 1/3 and saturation 0. Nodata pixels are left out.
+    """
+    from sam2elnet.data.raster import read_image
+
+    img = read_image(path)
+    a = np.asarray(img.data, dtype=np.float64)[:3]  # alpha bands are dropped by read_image
+    if np.issubdtype(img.data.dtype, np.integer):
+        a = a / float(np.iinfo(img.data.dtype).max)
+    else:
+        lo, hi = np.nanpercentile(a, [1, 99])
+        a = (a - lo) / max(float(hi - lo), 1e-12)
+    a = np.clip(np.nan_to_num(a), 0.0, 1.0)
+    valid = img.valid
+    px = a[:, valid] if valid.any() else a.reshape(a.shape[0], -1)
+    if px.shape[0] == 1:
+        px = np.repeat(px, 3, axis=0)
+    if px.shape[0] == 2:
+        px = np.concatenate([px, px[1:]], axis=0)
+    grey = px.mean(0)
+    chroma = px / np.maximum(px.sum(0, keepdims=True), 1e-6)
+    chroma[:, px.sum(0) <= 1e-6] = 1.0 / 3.0
+    sat = px.max(0) - px.min(0)
+    return np.array(
+        [grey.mean(), grey.std(), *chroma.mean(1).tolist(), sat.mean()], dtype=np.float64
+    )
+
+
+@dataclass(frozen=True)
+class AppearanceSplit:
+    """Two appearance groups of a set of images (see :func:`appearance_split`)."""
+
+    groups: tuple[list[str], list[str]]
+    """ids of group A (low side of the main appearance axis) and group B (high side)."""
+    axis: dict[str, float]
+    """weight of each feature in the main axis (unit vector over standardised features)."""
+    means: tuple[dict[str, float], dict[str, float]]
+    """mean raw features of group A and group B."""
+    separation: float
+    """distance of the two group means along the axis, in standard deviations of the axis."""
+
+    def describe(self) -> str:
+        """One line: what distinguishes the groups, e.g. 'A (30): darker ...; B (30): ...'."""
+        names = sorted(self.axis, key=lambda k: -abs(self.axis[k]))[:2]
+        a, b = self.means
+        parts = ", ".join(f"{k} {a[k]:.2f} vs {b[k]:.2f}" for k in names)
+        return (
+            f"group A ({len(self.groups[0])} images) vs group B ({len(self.groups[1])}): {parts}; "
+            f"separation {self.separation:.1f} SD"
+        )
+
+
+def appearance_split(images: dict[str, str | Path], progress: bool = False) -> AppearanceSplit:
+    """Split images into two visibly different halves by appearance (for cross-domain tests).
+
+    Every image gets :func:`appearance_features`; the features are standardised, their first
+    principal component (the direction along which the images differ most: typically dark vs
+    bright, or green countryside vs grey towns) is computed, and the images are split at its
+    median: group A below, group B above. Balanced halves, deterministic (ties by id).
+
+    Args:
+        images: id -> image file.
+
+    Raises:
+        DataError: fewer than 4 images.
+    """
+    from sam2elnet.errors import DataError
+    from sam2elnet.utils.progress import track
+
+    ids = sorted(images)
+    if len(ids) < 4:
+        raise DataError(f"a cross-domain split needs at least 4 images, got {len(ids)}")
+    feats = np.stack(
+        [appearance_features(images[i]) for i in track(ids, "appearance", "image", progress)]
+    )
+    sd = feats.std(0)
+    z = (feats - feats.mean(0)) / np.where(sd > 1e-12, sd, 1.0)
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    axis = vt[0]
+    if axis[int(np.argmax(np.abs(axis)))] < 0:  # sign convention: the dominant feature grows
+        axis = -axis
+    score = z @ axis
+    order = sorted(range(len(ids)), key=lambda k: (score[k], ids[k]))
+    half = len(ids) // 2
+    a_idx, b_idx = order[:half], order[half:]
+    spread = float(score.std()) or 1.0
+    sep = float(abs(score[b_idx].mean() - score[a_idx].mean()) / spread)
+
+    def means(idx: list[int]) -> dict[str, float]:
+        return {n: float(v) for n, v in zip(FEATURE_NAMES, feats[idx].mean(0), strict=True)}
+
+    return AppearanceSplit(
+        groups=(sorted(ids[k] for k in a_idx), sorted(ids[k] for k in b_idx)),
+        axis={n: float(v) for n, v in zip(FEATURE_NAMES, axis, strict=True)},
+        means=(means(a_idx), means(b_idx)),
+        separation=sep,
+    )

@@ -1,0 +1,124 @@
+"""``elnet cv``: k-fold and cross-domain cross-validation, a thin wrapper over
+:func:`sam2elnet.pipeline.crossval.run_cv`."""
+
+from pathlib import Path
+from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
+
+import typer
+
+from sam2elnet.cli.app import app
+
+
+@app.command("cv")
+def cv_cmd(
+    data: Path = typer.Option(
+        ..., "--data", help="Labelled dataset folder (SOS, CHN6-CUG, images/+masks/)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output folder (every fold is kept here)."),
+    mode: str = typer.Option(
+        "kfold",
+        "--mode",
+        help="kfold | cross-domain (train on one appearance group, test on the other).",
+    ),
+    folds: int = typer.Option(5, "--folds", help="k of k-fold cross-validation."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds and of every training run."),
+    in_domain_fraction: float = typer.Option(
+        0.25,
+        "--in-domain-fraction",
+        help="cross-domain: share of the training group kept for the in-domain test.",
+    ),
+    domain: str = typer.Option("auto", "--domain", help="auto | roads | other."),
+    max_folds: Optional[int] = typer.Option(  # noqa: UP045
+        None, "--max-folds", help="Run only the first N folds (smoke runs)."
+    ),
+    size: Optional[str] = typer.Option(None, "--size", help="micro | tiny | small | ..."),  # noqa: UP045
+    weights: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--weights", help="SAM2 checkpoint for the encoder, or 'none' (random)."
+    ),
+    trunk: Optional[str] = typer.Option(None, "--trunk", help="none | last | all."),  # noqa: UP045
+    epochs: Optional[int] = typer.Option(None, "--epochs"),  # noqa: UP045
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),  # noqa: UP045
+    image_size: Optional[int] = typer.Option(None, "--image-size"),  # noqa: UP045
+    lr: Optional[float] = typer.Option(None, "--lr"),  # noqa: UP045
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),  # noqa: UP045
+    max_train: Optional[int] = typer.Option(None, "--max-train"),  # noqa: UP045
+    topology_loss: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--topology-loss", help="auto (cldice for roads) | none | cldice."
+    ),
+    topology_weight: Optional[float] = typer.Option(None, "--topology-weight"),  # noqa: UP045
+    aug_scale: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--aug-scale", help="Crop scale range LOW,HIGH (default by domain)."
+    ),
+    aug_photometric: Optional[float] = typer.Option(None, "--aug-photometric"),  # noqa: UP045
+    aug_band_jitter: Optional[float] = typer.Option(None, "--aug-band-jitter"),  # noqa: UP045
+    no_quality: bool = typer.Option(
+        False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
+    ),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Cross-validate training: k models (or both directions of a cross-domain split), each
+    scored on images it never saw; mean ± std of IoU, F1 and (for roads) road measures."""
+    from sam2elnet.pipeline.crossval import CVConfig, run_cv
+    from sam2elnet.utils.paths import check_input, check_output
+
+    check_input(data, "--data", "dataset folder")
+    check_output(out, "dir", "--out")
+    given = {
+        "size": size,
+        "weights": weights,
+        "trunk": trunk,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "image_size": image_size,
+        "lr": lr,
+        "val_fraction": val_fraction,
+        "max_train": max_train,
+        "topology_loss": topology_loss,
+        "topology_weight": topology_weight,
+        "aug_scale": aug_scale,
+        "aug_photometric": aug_photometric,
+        "aug_band_jitter": aug_band_jitter,
+        "precision": precision,
+        "device": device,
+    }
+    train = {k: v for k, v in given.items() if v is not None}
+    if no_quality:
+        train["fit_quality"] = False
+    cfg = CVConfig(
+        data=data,
+        out=out,
+        mode=mode,  # type: ignore[arg-type]
+        folds=folds,
+        seed=seed,
+        in_domain_fraction=in_domain_fraction,
+        domain=domain,  # type: ignore[arg-type]
+        train=train,
+        max_folds=max_folds,
+        progress=not no_progress,
+        batch_size=batch_size or 8,
+        device=device,
+        precision=precision,
+    )
+    r = run_cv(cfg, echo=typer.echo)
+    for name, s in r["summary"].items():
+        if name == "iou_gap":
+            continue
+        parts = [f"IoU {_pm(s['iou'])}", f"F1 {_pm(s['f1'])}"]
+        if "road_quality" in s:
+            parts += [
+                f"road completeness {_pm(s['road_completeness'])}",
+                f"correctness {_pm(s['road_correctness'])}",
+                f"quality {_pm(s['road_quality'])}",
+            ]
+        typer.echo(f"{name.replace('_', '-')}: " + ", ".join(parts))
+    if "iou_gap" in r["summary"]:
+        typer.echo(f"in-domain minus cross-domain IoU: {_pm(r['summary']['iou_gap'])}")
+    typer.echo(f"tables:  {Path(out) / 'cv.md'}")
+
+
+def _pm(s: dict) -> str:
+    if s.get("mean") is None:
+        return "–"
+    return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s.get("std") is not None else "")

@@ -1,0 +1,600 @@
+"""Cross-validation of SAM2-ELNet training: ``elnet cv`` (k-fold and cross-domain).
+
+Why: one validation split of a small dataset (roads-dev has 60 images, 9 of them in a 15 %
+validation split) says little; k-fold cross-validation trains k models, each tested on the images it
+never saw, and reports mean +- standard deviation. A random split also hides domain shift (every
+test image looks like some training image), so the **cross-domain** mode splits the images into two
+visibly different appearance groups (:func:`sam2elnet.data.domain.appearance_split`: brightness,
+contrast, colour), trains on one group and tests both on held-out images of the *same* group
+(in-domain) and on the *other* group (cross-domain), in both directions; the gap between the two
+IoUs is what augmentation and losses against domain shift should shrink.
+
+Each fold: links of its training and test images in ``OUT/folds/<name>/`` (generic layout), one
+:func:`sam2elnet.engine.train.train` run (options as for ``elnet train``; the domain is decided
+once for the whole dataset), ``elnet annotate`` of the test images with the trained model (full
+images at native size, as a user would run it), ``elnet evaluate`` against the true masks (pixel
+scores, road measures for roads, quality Spearman). Scores are pixel-aggregated over each test set.
+
+Resumable per fold: a finished fold leaves ``OUT/folds/<name>/result.json`` and is skipped when the
+command runs again; an interrupted fold continues its training from ``last.pt`` and its annotation
+from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config.json``): running
+with other settings into the same folder is refused.
+
+Outputs: ``OUT/cv.json`` (every fold, mean and std), ``OUT/cv.md`` (the tables), for the
+cross-domain mode ``OUT/groups.json`` and ``OUT/groups.png`` (sample images of both groups).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CVConfig", "run_cv", "kfold_ids", "render_markdown", "SCORE_KEYS", "ROAD_KEYS"]
+
+SCORE_KEYS = ("iou", "f1", "precision", "recall", "mean_image_iou")
+ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
+# TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
+_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")
+
+
+@dataclass
+class CVConfig:
+    """Options of one cross-validation run.
+
+    Attributes:
+        data: labelled dataset folder (any layout ``elnet train`` reads; its training split).
+        out: output folder.
+        mode: ``kfold`` or ``cross-domain``.
+        folds: k of k-fold (2-20; ignored by ``cross-domain``, which has 2 directions).
+        seed: seed of the fold assignment (and of every training run unless ``train`` sets one).
+        in_domain_fraction: cross-domain only: share of the training group tested in-domain.
+        domain: ``auto`` / ``roads`` / ``other`` (see :mod:`sam2elnet.data.domain`).
+        train: further :class:`~sam2elnet.config.TrainConfig` options (epochs, size, image_size,
+            topology_loss, aug_*...), validated before any work.
+        max_folds: run only the first N folds (smoke runs; the summary says so).
+        batch_size / device / precision: of the annotation of the test images.
+    """
+
+    data: Path
+    out: Path
+    mode: Literal["kfold", "cross-domain"] = "kfold"
+    folds: int = 5
+    seed: int = 0
+    in_domain_fraction: float = 0.25
+    domain: Literal["auto", "roads", "other"] = "auto"
+    train: dict[str, Any] = field(default_factory=dict)
+    max_folds: int | None = None
+    progress: bool = True
+    batch_size: int = 8
+    device: str = "cpu"
+    precision: str = "bf16"
+
+    def validate(self) -> Any:
+        """Check every option before any work; return a template TrainConfig.
+
+        Raises:
+            UserError: an option out of range, naming the flag.
+        """
+        from pydantic import ValidationError
+
+        from sam2elnet.config import TrainConfig, option_error
+
+        if self.mode not in ("kfold", "cross-domain"):
+            raise UserError(
+                f"invalid value for --mode: {self.mode!r} (choose kfold | cross-domain)"
+            )
+        if not 2 <= int(self.folds) <= 20:
+            raise UserError(f"invalid value for --folds: {self.folds} (allowed: 2 <= x <= 20)")
+        if not 0.05 <= float(self.in_domain_fraction) <= 0.5:
+            raise UserError(
+                f"invalid value for --in-domain-fraction: {self.in_domain_fraction} "
+                "(allowed: 0.05 <= x <= 0.5)"
+            )
+        if self.max_folds is not None and self.max_folds < 1:
+            raise UserError(f"invalid value for --max-folds: {self.max_folds} (allowed: x >= 1)")
+        bad = sorted(set(self.train) & set(_OWN_FIELDS))
+        if bad:
+            raise UserError(f"cross-validation sets {', '.join(bad)} itself; leave it out")
+        try:
+            return TrainConfig.model_validate(
+                {"seed": self.seed, **self.train, "data": self.data, "out": self.out / "folds"}
+            )
+        except ValidationError as err:
+            raise option_error(TrainConfig, err, {"num_workers": "--workers"}) from None
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that fixes the results (runtime options left out)."""
+        d = asdict(self)
+        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision"):
+            d.pop(k)
+        d["data"] = str(Path(self.data).resolve())
+        d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}
+        return json.loads(json.dumps(d, default=str))
+
+
+_RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
+
+
+# ----------------------------------------------------------------------------- folds
+def kfold_ids(ids: Sequence[str], k: int, seed: int) -> list[list[str]]:
+    """Split ``ids`` into ``k`` disjoint test folds of near-equal size (seeded permutation).
+
+    Raises:
+        DataError: fewer ids than folds... times two (each fold needs >= 2 training images).
+    """
+    ids = sorted(ids)
+    if len(ids) < 2 * k:
+        raise DataError(
+            f"{k}-fold cross-validation needs at least {2 * k} labelled images, got {len(ids)}"
+        )
+    order = np.random.default_rng(
+        np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 4711])
+    ).permutation(len(ids))
+    return [sorted(ids[j] for j in part) for part in np.array_split(order, k)]
+
+
+@dataclass
+class _Fold:
+    name: str
+    train: list[str]
+    tests: dict[str, list[str]]  # test set name (test / in_domain / cross_domain) -> ids
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Symlink ``dst`` -> ``src`` (a copy where links are not allowed)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    try:
+        os.symlink(Path(src).resolve(), dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta: dict) -> Path:
+    """images/ + masks/ links (generic layout) and a dataset.json the engine reads."""
+    want = set(ids)
+    for sub in ("images", "masks"):
+        d = root / sub
+        if d.is_dir():  # a re-run with the same settings: same ids; drop anything else
+            for f in d.iterdir():
+                if f.stem not in want:
+                    f.unlink()
+    for i in ids:
+        s = samples[i]
+        _link(s.image, root / "images" / f"{i}{s.image.suffix.lower()}")
+        _link(s.mask, root / "masks" / f"{i}{s.mask.suffix.lower()}")
+    write_json_atomic(root / "dataset.json", meta)
+    return root
+
+
+# ----------------------------------------------------------------------------- one fold
+def _evaluate_model(
+    cfg: CVConfig, model: Path, test_dir: Path, pred_dir: Path, roads: bool
+) -> dict[str, Any]:
+    from sam2elnet.engine.evaluate import evaluate_folders
+    from sam2elnet.engine.infer import annotate_folder
+
+    annotate_folder(
+        model,
+        test_dir / "images",
+        pred_dir,
+        resume=pred_dir.is_dir(),
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        precision=cfg.precision,
+        progress=cfg.progress,
+    )
+    ev = evaluate_folders(pred_dir, test_dir / "masks", roads=roads, progress=False)
+    ev.write_json(pred_dir / "evaluation.json")
+    agg = ev.aggregate
+    keys = SCORE_KEYS + (ROAD_KEYS if roads else ())
+    res: dict[str, Any] = {k: _num(agg.get(k)) for k in keys}
+    res["n_images"] = int(agg.get("n_images", 0))
+    fitted = _quality_fitted(model)
+    res["quality_spearman"] = (
+        _num(ev.quality.spearman) if ev.quality is not None and fitted else None
+    )
+    return res
+
+
+def _quality_fitted(model: Path) -> bool:
+    """Whether the model file carries a fitted quality evaluator (else its scores are only a
+    conservative placeholder and their Spearman means nothing)."""
+    from sam2elnet.model import load_model
+
+    _, extra = load_model(model)
+    return bool((extra.get("quality") or {}).get("fitted"))
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _run_fold(
+    cfg: CVConfig,
+    fold: _Fold,
+    samples: dict[str, Any],
+    meta: dict[str, Any],
+    domain: str,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train import train
+
+    root = cfg.out / "folds" / fold.name
+    done = root / "result.json"
+    if done.is_file():
+        say(f"fold {fold.name}: done before, reusing {done}")
+        return json.loads(done.read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    train_dir = _write_subset(root / "train-data", samples, fold.train, meta)
+    run = root / "run"
+    tcfg = TrainConfig.model_validate(
+        {
+            "seed": cfg.seed,
+            **cfg.train,
+            "data": train_dir,
+            "out": run,
+            "domain": domain,
+            "progress": cfg.progress,
+            "resume": (run / "config.yaml").is_file(),
+        }
+    )
+    trained = root / "trained.json"
+    if trained.is_file():
+        info = json.loads(trained.read_text(encoding="utf-8"))
+    else:
+        say(f"fold {fold.name}: training on {len(fold.train)} images")
+        res = train(tcfg, echo=say)
+        info = {
+            "best_epoch": res.best_epoch,
+            "best_val_iou": _num(res.best_val_iou),
+            "n_train": len(res.splits.get("train", [])),
+            "n_val": len(res.splits.get("val", [])),
+        }
+        write_json_atomic(trained, info)
+    roads = domain == "roads"
+    tests: dict[str, Any] = {}
+    for name, ids in fold.tests.items():
+        tdir = _write_subset(root / name, samples, ids, meta)
+        tests[name] = _evaluate_model(cfg, run / "model.pt", tdir, root / f"pred-{name}", roads)
+        tests[name]["ids"] = list(ids)
+    result = {
+        "fold": fold.name,
+        "train_ids": list(fold.train),
+        **info,
+        "tests": tests,
+        "seconds": time.perf_counter() - t0,
+    }
+    write_json_atomic(done, result)
+    main = tests.get("test") or tests.get("cross_domain") or {}
+    say(
+        f"fold {fold.name}: "
+        + ", ".join(f"{n} IoU {_fmt(t.get('iou'))}" for n, t in tests.items())
+        + (f", road quality {_fmt(main.get('road_quality'))}" if roads else "")
+        + f" ({result['seconds']:.0f} s)"
+    )
+    return result
+
+
+# ----------------------------------------------------------------------------- summary
+def _mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "n": int(v.size),
+    }
+
+
+def _summarise(folds: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    names = list(dict.fromkeys(n for f in folds for n in f["tests"]))
+    out: dict[str, Any] = {}
+    for n in names:
+        out[n] = {
+            k: _mean_std([f["tests"][n].get(k) for f in folds if n in f["tests"]])
+            for k in (*keys, "quality_spearman")
+        }
+    if "in_domain" in names and "cross_domain" in names:
+        gaps = [
+            f["tests"]["in_domain"]["iou"] - f["tests"]["cross_domain"]["iou"]
+            for f in folds
+            if f["tests"]["in_domain"].get("iou") is not None
+            and f["tests"]["cross_domain"].get("iou") is not None
+        ]
+        out["iou_gap"] = _mean_std(gaps)
+    return out
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    return "–" if v is None else f"{float(v):.{nd}f}"
+
+
+def _pm(s: dict[str, Any]) -> str:
+    if s.get("mean") is None:
+        return "–"
+    return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s.get("std") is not None else "")
+
+
+_TITLES = {
+    "iou": "IoU",
+    "f1": "F1",
+    "precision": "precision",
+    "recall": "recall",
+    "mean_image_iou": "mean image IoU",
+    "road_correctness": "road correctness",
+    "road_completeness": "road completeness",
+    "road_quality": "road quality",
+    "road_connectivity": "road connectivity",
+    "quality_spearman": "quality Spearman",
+}
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """cv.md: per-fold table(s), mean ± std, settings."""
+    keys = [*r["keys"], "quality_spearman"]
+    head = "| fold | test set | train + val | test | " + " | ".join(_TITLES[k] for k in keys) + " |"
+    rule = "|---|---|---:|---:|" + "---:|" * len(keys)
+    mode = r["mode"]
+    title = f"{r['folds_total']}-fold cross-validation" if mode == "kfold" else "cross-domain split"
+    lines = [
+        f"# SAM2-ELNet {title}",
+        "",
+        f"Data: `{r['data']}` ({r['n_images']} labelled images, domain: {r['domain']} — "
+        f"{r['domain_reason']}).",
+        "",
+    ]
+    if mode == "cross-domain":
+        g = r["groups"]
+        lines += [
+            f"Groups by appearance ({g['describe']}); see `groups.png`. Each direction trains on "
+            f"{1 - r['in_domain_fraction']:.0%} of one group, tests in-domain on the rest of that "
+            "group and cross-domain on the whole other group.",
+            "",
+        ]
+    if r["folds_done"] < r["folds_total"]:
+        lines += [
+            f"**Only {r['folds_done']} of {r['folds_total']} folds were run** (--max-folds).",
+            "",
+        ]
+    lines += ["## Per fold (pixel-aggregated over each test set)", "", head, rule]
+    for f in r["folds"]:
+        for name, t in f["tests"].items():
+            lines.append(
+                f"| {f['fold']} | {name.replace('_', '-')} | {f.get('n_train', '–')} + "
+                f"{f.get('n_val', '–')} | "
+                f"{t['n_images']} | " + " | ".join(_fmt(t.get(k)) for k in keys) + " |"
+            )
+    lines += [
+        "",
+        "## Mean ± standard deviation over folds",
+        "",
+        "| test set | " + " | ".join(_TITLES[k] for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    for name, s in r["summary"].items():
+        if name == "iou_gap":
+            continue
+        lines.append(f"| {name.replace('_', '-')} | " + " | ".join(_pm(s[k]) for k in keys) + " |")
+    if "iou_gap" in r["summary"]:
+        lines += [
+            "",
+            f"In-domain minus cross-domain IoU: **{_pm(r['summary']['iou_gap'])}** "
+            f"(over {r['summary']['iou_gap']['n']} directions).",
+        ]
+    t = r["train"]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        f"- Training options: {', '.join(f'{k}={v}' for k, v in sorted(t.items())) or 'defaults'}"
+        f"; seed {r['seed']}; the domain recipe (loss, augmentation) is in each fold's log and "
+        "`folds/*/run/model.pt`.",
+        f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _montage(images: dict[str, Path], groups: tuple[list[str], list[str]], path: Path) -> None:
+    """groups.png: up to 8 thumbnails per group, group A on top, group B below."""
+    import cv2
+
+    from sam2elnet.data.raster import read_image
+    from sam2elnet.utils.atomic import atomic_path
+
+    side, n = 96, 8
+    rows = []
+    for ids in groups:
+        pick = [ids[int(j)] for j in np.linspace(0, len(ids) - 1, min(n, len(ids)))]
+        tiles = []
+        for i in pick:
+            data = read_image(images[i]).data
+            a = np.asarray(data)[:3].astype(np.float64)
+            if np.issubdtype(data.dtype, np.integer):
+                a = a / float(np.iinfo(data.dtype).max)
+            else:  # float rasters: their own 1..99 % range
+                lo, hi = np.nanpercentile(a, [1, 99])
+                a = (np.nan_to_num(a) - lo) / max(float(hi - lo), 1e-12)
+            a = np.clip(a, 0, 1)
+            if a.shape[0] < 3:
+                a = np.repeat(a[:1], 3, axis=0)
+            t = cv2.resize((a.transpose(1, 2, 0) * 255).astype(np.uint8), (side, side))
+            tiles.append(t)
+        tiles += [np.full((side, side, 3), 255, np.uint8)] * (n - len(tiles))
+        rows.append(np.concatenate(tiles, axis=1))
+    gap = np.full((8, rows[0].shape[1], 3), 255, np.uint8)
+    img = np.concatenate([rows[0], gap, rows[1]], axis=0)
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), np.ascontiguousarray(img[:, :, ::-1]))
+
+
+# ----------------------------------------------------------------------------- the run
+def _plan(
+    cfg: CVConfig, ids: list[str], samples: dict[str, Any], say: Callable[[str], None]
+) -> tuple[list[_Fold], dict[str, Any] | None]:
+    if cfg.mode == "kfold":
+        parts = kfold_ids(ids, cfg.folds, cfg.seed)
+        folds = [
+            _Fold(
+                name=f"fold-{k + 1}",
+                train=sorted(set(ids) - set(part)),
+                tests={"test": part},
+            )
+            for k, part in enumerate(parts)
+        ]
+        return folds, None
+    from sam2elnet.data.datasets import split_fraction
+    from sam2elnet.data.domain import appearance_split
+
+    split = appearance_split({i: samples[i].image for i in ids}, progress=cfg.progress)
+    say(f"cross-domain split: {split.describe()}")
+    folds = []
+    for name, own, other in (("A-to-B", 0, 1), ("B-to-A", 1, 0)):
+        group = split.groups[own]
+        test_in, train_ids = split_fraction(group, cfg.in_domain_fraction, seed=cfg.seed)
+        if len(train_ids) < 2 or not test_in:
+            raise DataError(
+                f"appearance group {'AB'[own]} has {len(group)} images: too few to train on and "
+                "test in-domain; use more images or --mode kfold",
+                cfg.data,
+            )
+        folds.append(
+            _Fold(
+                name=name,
+                train=sorted(train_ids),
+                tests={"in_domain": sorted(test_in), "cross_domain": list(split.groups[other])},
+            )
+        )
+    groups = {
+        "A": split.groups[0],
+        "B": split.groups[1],
+        "axis": split.axis,
+        "means": {"A": split.means[0], "B": split.means[1]},
+        "separation_sd": split.separation,
+        "describe": split.describe(),
+    }
+    return folds, groups
+
+
+def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the cross-validation described by ``cfg`` (see the module docstring); return cv.json.
+
+    Raises:
+        UserError / DataError: bad options, a dataset too small for the folds, an ``OUT`` holding
+            a run with other settings (named), or anything ``elnet train`` refuses.
+    """
+    from sam2elnet.utils.lock import output_lock
+
+    cfg.out = Path(cfg.out)
+    cfg.data = Path(cfg.data)
+    cfg.validate()
+    with output_lock(cfg.out):
+        return _run_cv(cfg, echo)
+
+
+def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]:
+    from sam2elnet.data.datasets import select_split
+    from sam2elnet.data.domain import detect_domain, resolve_domain
+    from sam2elnet.utils.progress import line
+
+    def say(msg: str) -> None:
+        (echo or line)(msg)
+
+    t_start = time.perf_counter()
+    ident_path = cfg.out / "cv_config.json"
+    ident = cfg.identity()
+    if ident_path.is_file():
+        old = json.loads(ident_path.read_text(encoding="utf-8"))
+        if old != ident:
+            diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+            raise UserError(
+                f"folder holds a cross-validation run with other settings ({', '.join(diff)}); "
+                "use the same options to continue it, or choose a new --out",
+                cfg.out,
+            )
+    train_opts = cfg.train
+    choice = select_split(
+        cfg.data,
+        train_opts.get("split"),
+        layout=train_opts.get("layout", "auto"),
+        sensors=train_opts.get("sensor"),
+    )
+    index = choice.index
+    say(choice.describe("cross-validation"))
+    samples = {s.id: s for s in index.samples if s.mask is not None}
+    ids = sorted(samples)
+    if not ids:
+        raise DataError("no labelled images (image + mask pairs) found; check --data", cfg.data)
+    pv = train_opts.get("positive_values")
+    if cfg.domain == "auto":
+        guess = detect_domain(
+            [samples[i].mask for i in ids],
+            layout=index.layout,
+            modality=index.modality,
+            meta=index.meta,
+            positive_values=tuple(pv) if pv else None,
+        )
+    else:
+        guess = resolve_domain(cfg.domain, None)
+    say(f"domain: {guess.domain} ({guess.reason})")
+    meta = {
+        "modality": index.modality,
+        "layout": "generic",
+        "source": f"sam2elnet cv subset of {Path(cfg.data).resolve()}",
+    }
+    folds, groups = _plan(cfg, ids, samples, say)
+    write_json_atomic(ident_path, ident)
+    if groups is not None:
+        write_json_atomic(cfg.out / "groups.json", groups)
+        _montage(
+            {i: samples[i].image for i in ids}, (groups["A"], groups["B"]), cfg.out / "groups.png"
+        )
+    todo = folds[: cfg.max_folds] if cfg.max_folds else folds
+    results = []
+    for k, fold in enumerate(todo):
+        say(f"fold {fold.name} ({k + 1}/{len(todo)})")
+        results.append(_run_fold(cfg, fold, samples, meta, guess.domain, say))
+    keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
+    report: dict[str, Any] = {
+        "data": str(cfg.data),
+        "mode": cfg.mode,
+        "n_images": len(ids),
+        "domain": guess.domain,
+        "domain_reason": guess.reason,
+        "seed": cfg.seed,
+        "in_domain_fraction": cfg.in_domain_fraction,
+        "train": {k: v for k, v in cfg.train.items()},
+        "keys": list(keys),
+        "folds_total": len(folds),
+        "folds_done": len(results),
+        "folds": results,
+        "summary": _summarise(results, keys),
+        "groups": groups,
+        "seconds_this_run": time.perf_counter() - t_start,
+    }
+    report = json.loads(json.dumps(report, default=str))
+    write_json_atomic(cfg.out / "cv.json", report)
+    write_text_atomic(cfg.out / "cv.md", render_markdown(report))
+    return report

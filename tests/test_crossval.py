@@ -1,0 +1,125 @@
+"""``elnet cv``: k-fold and cross-domain cross-validation on tiny synthetic road images."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import numpy as np
+import pytest
+from helpers_roads import make_road_dataset
+
+from sam2elnet.data.domain import appearance_split
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.crossval import ROAD_KEYS, CVConfig, kfold_ids, run_cv
+
+TRAIN = {"size": "micro", "epochs": 1, "image_size": 48, "batch_size": 2, "fit_quality": False}
+
+
+def _cfg(data: Path, out: Path, **kw: Any) -> CVConfig:
+    base: dict[str, Any] = {"folds": 3, "train": dict(TRAIN), "progress": False}
+    base.update(kw)
+    return CVConfig(data=data, out=out, **base)
+
+
+@pytest.fixture(scope="module")
+def roads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_road_dataset(tmp_path_factory.mktemp("cv") / "data", n=12, size=48, two_looks=True)
+
+
+def test_kfold_ids_partition_the_set() -> None:
+    ids = [f"i{k:02d}" for k in range(11)]
+    folds = kfold_ids(ids, 3, seed=0)
+    assert sorted(x for f in folds for x in f) == ids
+    assert sorted(len(f) for f in folds) == [3, 4, 4]
+    assert folds == kfold_ids(list(reversed(ids)), 3, seed=0)  # order of input does not matter
+    assert folds != kfold_ids(ids, 3, seed=1)
+    with pytest.raises(DataError, match="at least 10"):
+        kfold_ids(ids[:9], 5, seed=0)
+
+
+def test_appearance_split_finds_the_two_looks(roads: Path) -> None:
+    images = {p.stem: p for p in (roads / "images").glob("*.png")}
+    split = appearance_split(images)
+    green = [f"r{k:02d}" for k in range(6)]  # make_road_dataset: first half green, second desert
+    desert = [f"r{k:02d}" for k in range(6, 12)]
+    assert split.groups == (green, desert)
+    assert split.means[1]["brightness"] > split.means[0]["brightness"] + 0.1
+    assert split.separation > 1.5
+    assert "group A (6 images)" in split.describe()
+
+
+def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cv"
+    lines: list[str] = []
+    r = run_cv(_cfg(roads, out), echo=lines.append)
+    assert r["domain"] == "roads" and r["folds_done"] == r["folds_total"] == 3
+    tests = [f["tests"]["test"] for f in r["folds"]]
+    test_ids = [x for t in tests for x in t["ids"]]
+    assert sorted(test_ids) == sorted(p.stem for p in (roads / "masks").glob("*.png"))
+    for f in r["folds"]:  # never tested on a training image
+        assert not set(f["train_ids"]) & set(f["tests"]["test"]["ids"])
+    s = r["summary"]["test"]
+    for key in ("iou", "f1", *ROAD_KEYS[:3]):
+        vals = [t[key] for t in tests]
+        assert s[key]["mean"] == pytest.approx(np.mean(vals))
+        assert s[key]["std"] == pytest.approx(np.std(vals, ddof=1))
+        assert 0.0 <= s[key]["mean"] <= 1.0
+    assert s["quality_spearman"]["mean"] is None  # no evaluator fitted: no Spearman claimed
+    md = (out / "cv.md").read_text()
+    assert "3-fold cross-validation" in md and "road quality" in md and " ± " in md
+    assert json.loads((out / "cv.json").read_text())["summary"] == r["summary"]
+
+    # resumable per fold: finished folds are reused, a missing one is run again
+    done = out / "folds" / "fold-1" / "result.json"
+    stamp = done.stat().st_mtime_ns
+    (out / "folds" / "fold-3" / "result.json").unlink()
+    lines.clear()
+    r2 = run_cv(_cfg(roads, out), echo=lines.append)
+    assert done.stat().st_mtime_ns == stamp
+    assert any("fold fold-1: done before" in x for x in lines)
+    assert any("fold fold-3: test IoU" in x for x in lines)
+    assert r2["folds"][0] == r["folds"][0]
+    # the same folder with other settings is refused, naming what changed
+    with pytest.raises(UserError, match="other settings .*folds"):
+        run_cv(_cfg(roads, out, folds=4))
+
+
+def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:
+    out = tmp_path / "xd"
+    r = run_cv(_cfg(roads, out, mode="cross-domain", max_folds=None))
+    assert [f["fold"] for f in r["folds"]] == ["A-to-B", "B-to-A"]
+    groups = json.loads((out / "groups.json").read_text())
+    assert groups["A"] == [f"r{k:02d}" for k in range(6)]
+    assert (out / "groups.png").is_file()
+    for f, own, other in ((r["folds"][0], "A", "B"), (r["folds"][1], "B", "A")):
+        ind, cross = f["tests"]["in_domain"], f["tests"]["cross_domain"]
+        assert set(f["train_ids"]) | set(ind["ids"]) == set(groups[own])
+        assert not set(f["train_ids"]) & set(ind["ids"])
+        assert cross["ids"] == groups[other]
+    gaps = [f["tests"]["in_domain"]["iou"] - f["tests"]["cross_domain"]["iou"] for f in r["folds"]]
+    assert r["summary"]["iou_gap"]["mean"] == pytest.approx(np.mean(gaps))
+    assert "In-domain minus cross-domain IoU" in (out / "cv.md").read_text()
+
+
+def test_cli_cv_smoke_and_bad_options(
+    roads: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sam2elnet.cli import main
+
+    base = ["cv", "--data", str(roads), "--size", "micro", "--epochs", "1", "--image-size", "48"]
+    args = [*base, "--out", str(tmp_path / "c"), "--folds", "2", "--max-folds", "1"]
+    assert main([*args, "--batch-size", "2", "--no-progress", "--no-quality"]) == 0
+    text = capsys.readouterr().out
+    assert "test: IoU" in text and "road quality" in text and "cv.md" in text
+    assert "Only 1 of 2 folds" in (tmp_path / "c" / "cv.md").read_text()
+    assert main([*base, "--out", str(tmp_path / "d"), "--folds", "1"]) == 2
+    assert "--folds" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "e"), "--aug-scale", "2,1"]) == 2
+    assert "--aug-scale" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "f"), "--folds", "7"]) == 2
+    assert "at least 14" in capsys.readouterr().err
