@@ -15,7 +15,7 @@ Layer order, written once (lowest first; a module may import its own package and
   ``quality.csv``, both defined in ``data``, and never a model, so it stands on ``data`` beside
   the engine instead of above it (``elnet export`` works on labels made by any tool);
 * ``pipeline`` - job front doors and whole workflows wiring engine and export together;
-* ``cli`` - the thin command layer.
+* ``cli`` - the thin command layer (with ``sam2elnet.__main__``: ``python -m sam2elnet``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ LAYERS: list[set[str]] = [
     {"sam2elnet.pipeline"},
     {"sam2elnet.cli"},
 ]
+
+OUTSIDERS = {"sam2elnet.__main__": "sam2elnet.cli"}
+"""Modules that belong to a room although they live outside its folder (``python -m sam2elnet``)."""
 
 
 def _module_name(path: Path) -> str:
@@ -86,6 +89,7 @@ def _graph() -> dict[str, set[str]]:
 def _layer_of(module: str) -> tuple[int, str]:
     """(layer index, room) of a module: the longest LAYERS entry that is a prefix of it."""
     best: tuple[int, str] | None = None
+    module = OUTSIDERS.get(module, module)
     for i, rooms in enumerate(LAYERS):
         for room in rooms:
             if module == room or module.startswith(room + "."):

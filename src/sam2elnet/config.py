@@ -105,7 +105,7 @@ class TrainConfig(BaseModel):
     positive_values: list[float] | None = Field(
         None,
         description="mask value(s) that mean 'object' in class-index masks (e.g. [2]); None = "
-        "the documented rule of sam2elnet.data.raster.mask_encoding",
+        "the documented rule of sam2elnet.data.masks.mask_encoding",
     )
     norm_stats: Path | None = Field(
         None,

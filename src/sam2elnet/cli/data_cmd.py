@@ -101,8 +101,8 @@ def stats_cmd(
         samples = [samples[int(i * step)] for i in range(max_images)]
     base = NormalizationConfig.for_modality(index.modality)
     if to_db is None:
+        from sam2elnet.data.images import read_image
         from sam2elnet.data.normalize import sar_needs_db
-        from sam2elnet.data.raster import read_image
 
         to_db = base.sar and sar_needs_db(read_image(samples[0].image, sar=True))
     base = base.model_copy(update={"to_db": to_db, "p_low": p_low, "p_high": p_high})
@@ -201,7 +201,7 @@ def degrade_cmd(
 ) -> None:
     """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU."""
     from sam2elnet.data.coarse import degrade_folder
-    from sam2elnet.data.raster import parse_positive_values
+    from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(DegradeOptions, profile=profile, severity=severity)

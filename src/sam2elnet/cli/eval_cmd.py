@@ -110,7 +110,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from sam2elnet.data.raster import parse_positive_values
+    from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label

@@ -258,7 +258,7 @@ def export_cmd(
 ) -> None:
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
     Studio tasks with pre-annotations (least trusted first)."""
-    from sam2elnet.data.raster import parse_positive_values
+    from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.export.api import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 

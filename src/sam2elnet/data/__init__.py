@@ -10,12 +10,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "RasterImage": "raster",
-    "read_image": "raster",
-    "read_mask": "raster",
-    "write_mask": "raster",
-    "write_probability": "raster",
-    "write_image": "raster",
+    "RasterImage": "images",
+    "read_image": "images",
+    "read_mask": "masks",
+    "write_mask": "writers",
+    "write_probability": "writers",
+    "write_image": "writers",
     "NormalizationConfig": "normalize",
     "normalize": "normalize",
     "compute_stats": "normalize",

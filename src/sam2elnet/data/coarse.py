@@ -522,7 +522,7 @@ def degrade_folder(
 ) -> tuple[Path, float]:
     """Degrade every mask in ``masks`` into ``out`` (same names, PNG 0/255) plus ``coarse_iou.csv``.
 
-    Masks are read with :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
+    Masks are read with :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); ignored / nodata pixels stay 127 (nodata) in the coarse label and are not
     counted in its IoU. GeoTIFF masks give GeoTIFF coarse labels with the same georeference.
     Unreadable masks (corrupt, truncated) are skipped and listed in ``out/skipped.csv`` (and
@@ -531,8 +531,10 @@ def degrade_folder(
 
     Returns the CSV path and the mean IoU of the degraded masks.
     """
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.data.naming import IMAGE_SUFFIXES
-    from sam2elnet.data.raster import read_image, read_mask_valid, write_mask
+    from sam2elnet.data.writers import write_mask
     from sam2elnet.utils.progress import track
 
     src = Path(masks)

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sam2elnet.data.images import read_image
+from sam2elnet.data.masks import read_mask, read_mask_valid
 from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
 from sam2elnet.data.normalize import NormalizationConfig, normalize
-from sam2elnet.data.raster import read_image, read_mask, read_mask_valid
 from sam2elnet.errors import BandCountError, DataError
 
 log = logging.getLogger(__name__)
@@ -617,7 +618,7 @@ class SegmentationDataset(Dataset):
     Evaluation (``train=False``): no augmentation; ``eval_mode="resize"`` resizes the whole image to
     ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid).
     A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
-    Masks are read by :func:`sam2elnet.data.raster.read_mask_valid` (``positive_values`` for
+    Masks are read by :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
 
     Large GeoTIFFs (a whole read above ``window_bytes``, default

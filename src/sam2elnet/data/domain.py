@@ -97,7 +97,7 @@ def detect_domain(
 
     Unreadable masks are passed over (the training run reports them elsewhere).
     """
-    from sam2elnet.data.raster import read_mask
+    from sam2elnet.data.masks import read_mask
     from sam2elnet.errors import DataError
 
     if layout == "chn6":
@@ -155,7 +155,7 @@ def appearance_features(path: str | Path) -> np.ndarray:
     grey); saturation = mean over pixels of (max band - min band). Grey (1-band) images have
     chromaticities 1/3 and saturation 0. Nodata pixels are left out.
     """
-    from sam2elnet.data.raster import read_image
+    from sam2elnet.data.images import read_image
 
     img = read_image(path)
     a = np.asarray(img.data, dtype=np.float64)[:3]  # alpha bands are dropped by read_image

@@ -31,7 +31,7 @@ __all__ = [
 
 # ---------------------------------------------------------------------------- extensions
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-"""Image files read by :func:`sam2elnet.data.raster.read_image` (folder jobs, datasets)."""
+"""Image files read by :func:`sam2elnet.data.images.read_image` (folder jobs, datasets)."""
 GEO_SUFFIXES = (".tif", ".tiff")
 """Image files that can carry a georeference (outputs keep it)."""
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")

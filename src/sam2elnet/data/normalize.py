@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sam2elnet.data.raster import RasterImage, read_image
+from sam2elnet.data.images import RasterImage, read_image
 from sam2elnet.errors import DataError
 from sam2elnet.utils.progress import track
 

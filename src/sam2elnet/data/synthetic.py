@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from sam2elnet.data.coarse import degrade, smooth_field
-from sam2elnet.data.raster import write_image, write_mask
+from sam2elnet.data.writers import write_image, write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import write_json_atomic
 

@@ -54,10 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.raster import (
-    MAX_BANDS,
+from sam2elnet.data.images import MAX_BANDS, RasterImage
+from sam2elnet.data.mask_values import (
     MaskEncoding,
-    RasterImage,
     encoding_from_counts,
     merge_counts,
     value_counts,
@@ -244,7 +243,7 @@ def scan_image(
     from rasterio.enums import ColorInterp
     from rasterio.windows import Window
 
-    from sam2elnet.data.raster import select_bands
+    from sam2elnet.data.images import select_bands
 
     p = Path(path)
     if not p.is_file():

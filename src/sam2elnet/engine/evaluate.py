@@ -48,10 +48,10 @@ __all__ = [
 
 
 def read_binary_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.raster.read_mask`
+    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.masks.read_mask`
     ({0,1}: 1 is foreground; {0,255} and greys: ``> 127``; palette PNGs by class index).
     A file that cannot be read raises :class:`DataError` naming it."""
-    from sam2elnet.data.raster import read_mask
+    from sam2elnet.data.masks import read_mask
 
     return np.asarray(read_mask(path), dtype=bool)
 
@@ -281,7 +281,7 @@ def evaluate_folders(
     are skipped. Files without a partner are listed in ``unmatched_pred`` / ``unmatched_truth`` and
     logged. ``valid_dir`` optionally holds masks of pixels to count (same pairing; missing -> all).
     Pixels the ground truth marks as "ignore" (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this
-    project's labels; see :func:`sam2elnet.data.raster.mask_encoding`) are never counted.
+    project's labels; see :func:`sam2elnet.data.masks.mask_encoding`) are never counted.
     ``positive_values`` names the object value(s) of class-index ground-truth masks.
 
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
@@ -295,7 +295,7 @@ def evaluate_folders(
     Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
     an unreadable mask, or a pred/truth size mismatch (the message names both files).
     """
-    from sam2elnet.data.raster import read_mask_valid
+    from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.utils.progress import track
 
     pdir, tdir = Path(pred_dir), Path(truth_dir)

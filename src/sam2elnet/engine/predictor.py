@@ -238,7 +238,7 @@ class Predictor:
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""
-        from sam2elnet.data.raster import read_image
+        from sam2elnet.data.images import read_image
 
         img = read_image(path, sar=self.normalization.sar, bands=self.normalization.band_select)
         if img.nodata is not None and bool(img.nodata.all()):

@@ -28,7 +28,7 @@ inputs -> executor -> accumulator -> writer. Folders of scenes, model loading an
 Output conventions (documented in ``docs/geospatial.md``):
 
 * label GeoTIFF: uint8, **0 = background, 255 = foreground, 127 = nodata** (``nodata=127`` tag;
-  :func:`sam2elnet.data.raster.read_mask` reads 127 as "ignore"), tiled 256 x 256, deflate;
+  :func:`sam2elnet.data.masks.read_mask` reads 127 as "ignore"), tiled 256 x 256, deflate;
 * probability GeoTIFF (optional): float32 in [0, 1] with ``nodata=NaN``, or uint8 ``round(p*254)``
   with ``nodata=255`` and a ``scale`` of 1/254;
 * per-tile quality GeoPackage (optional), layer ``tiles``: one polygon per predicted window.

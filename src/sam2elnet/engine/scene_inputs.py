@@ -258,7 +258,7 @@ class CoarseSource:
         self._nodata = reader.nodata
         ov, _ = _overview(reader, [1], max_pixels=250_000)
         ov = ov[0]
-        from sam2elnet.data.raster import mask_encoding
+        from sam2elnet.data.mask_values import mask_encoding
 
         self._encoding = mask_encoding(ov, nodata=self._nodata, path=self.path)
 

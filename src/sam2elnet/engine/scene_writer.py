@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.raster import LABEL_NODATA
+from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.engine.executors import entropy_bits
 from sam2elnet.utils.atomic import atomic_path
@@ -57,7 +57,7 @@ def output_profiles(src: Any, prob_dtype: str) -> tuple[dict[str, Any], dict[str
             when it has only those, are copied).
         prob_dtype: ``"float32"`` or ``"uint8"``.
     """
-    from sam2elnet.data.raster import dataset_georeference
+    from sam2elnet.data.georef import dataset_georeference
 
     profile = {
         "driver": "GTiff",

@@ -120,7 +120,7 @@ def mask_content(
     degenerate one is read completely.
     """
     from sam2elnet.data import windowed
-    from sam2elnet.data.raster import read_mask
+    from sam2elnet.data.masks import read_mask
 
     pos = neg = False
     for s in samples:
@@ -284,7 +284,8 @@ def check_pairs(
     from tqdm import tqdm
 
     from sam2elnet.data import windowed
-    from sam2elnet.data.raster import read_image, read_mask
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.masks import read_mask
 
     skips = SkipLog("image")
     for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):

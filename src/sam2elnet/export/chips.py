@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.raster import write_mask
 from sam2elnet.data.tiling import plan_windows
+from sam2elnet.data.writers import write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 from sam2elnet.utils.atomic import atomic_path
@@ -35,7 +35,7 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
     if arr.ndim == 3:
         arr = arr[:, :, ::-1]  # RGB -> BGR for OpenCV
-    from sam2elnet.data.raster import verify_written
+    from sam2elnet.data.writers import verify_written
 
     with atomic_path(path, verify=verify_written) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):

@@ -65,7 +65,8 @@ def import_coco(
     """
     from tqdm import tqdm
 
-    from sam2elnet.data.raster import read_image, write_mask
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.writers import write_mask
 
     p = Path(path)
     coco = read_json_export(p, "COCO file")

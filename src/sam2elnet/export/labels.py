@@ -72,7 +72,7 @@ class LabelRaster:
     def __init__(self, path: Path, positive_values: tuple[float, ...] | None = None) -> None:
         import rasterio
 
-        from sam2elnet.data.raster import check_complete
+        from sam2elnet.data.images import check_complete
 
         self.path = path
         check_complete(path)  # GDAL returns a truncated PNG's missing rows as zeros
@@ -120,7 +120,7 @@ class LabelRaster:
             raise DataError(
                 f"cannot read label raster ({err}); corrupt or truncated", path
             ) from None
-        from sam2elnet.data.raster import mask_encoding
+        from sam2elnet.data.mask_values import mask_encoding
 
         self.encoding = mask_encoding(
             ov,

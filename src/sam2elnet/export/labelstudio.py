@@ -103,7 +103,7 @@ def image_view(src: Path, dst: Path) -> tuple[int, int]:
     """Write a PNG a browser can show (grey or RGB, 8-bit) of ``src``; return its (H, W)."""
     import cv2
 
-    from sam2elnet.data.raster import read_image
+    from sam2elnet.data.images import read_image
 
     img = read_image(src)
     data = _stretch(img.data, img.valid if img.nodata is not None else None)
@@ -505,7 +505,8 @@ def import_label_studio(
     """
     from tqdm import tqdm
 
-    from sam2elnet.data.raster import read_image, write_mask
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.writers import write_mask
 
     ep = Path(export)
     tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")

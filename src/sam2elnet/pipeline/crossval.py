@@ -421,7 +421,7 @@ def _montage(images: dict[str, Path], groups: tuple[list[str], list[str]], path:
     """groups.png: up to 8 thumbnails per group, group A on top, group B below."""
     import cv2
 
-    from sam2elnet.data.raster import read_image
+    from sam2elnet.data.images import read_image
     from sam2elnet.utils.atomic import atomic_path
 
     side, n = 96, 8

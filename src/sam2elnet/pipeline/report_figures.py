@@ -61,9 +61,9 @@ FALSE_ALARM_COLOR = "#e07b00"
 
 
 def _read_image_file(path: Path) -> np.ndarray:
-    """(C, H, W) array of an image file through :func:`sam2elnet.data.raster.read_image`;
+    """(C, H, W) array of an image file through :func:`sam2elnet.data.images.read_image`;
     nodata pixels become NaN (float32) so they stay out of the display stretch and show black."""
-    from sam2elnet.data.raster import read_image
+    from sam2elnet.data.images import read_image
 
     try:
         img = read_image(path)

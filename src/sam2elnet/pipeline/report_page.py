@@ -107,7 +107,7 @@ def _load_mask(m: np.ndarray | str | Path | None) -> np.ndarray | None:
     if m is None:
         return None
     if isinstance(m, (str, Path)):
-        from sam2elnet.data.raster import read_mask
+        from sam2elnet.data.masks import read_mask
 
         return np.asarray(read_mask(m), dtype=bool)
     a = np.asarray(m)
@@ -120,7 +120,7 @@ def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
     if p is None:
         return None
     if isinstance(p, (str, Path)):
-        from sam2elnet.data.raster import read_image
+        from sam2elnet.data.images import read_image
 
         return np.asarray(read_image(p).data)[0]
     return np.asarray(p)
@@ -130,7 +130,7 @@ def _truth_valid(t: np.ndarray | str | Path | None) -> np.ndarray | None:
     """Valid-pixel mask of a truth file (False where it says "ignore"), None when all count."""
     if not isinstance(t, (str, Path)):
         return None
-    from sam2elnet.data.raster import read_mask_valid
+    from sam2elnet.data.masks import read_mask_valid
 
     return read_mask_valid(t)[1]
 

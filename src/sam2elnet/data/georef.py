@@ -1,0 +1,75 @@
+"""Georeference of a raster: CRS + affine transform, or ground control points (GCPs).
+
+One place that decides which entries of a rasterio profile carry the georeference, so every
+written label, probability map and mosaic keeps its source's (an EPSG or custom WKT CRS with its
+transform, or, for GCP-only scenes such as Sentinel-1 GRD, the GCPs and their CRS).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
+    """The georeferencing entries of a raster profile, ready for ``rasterio.open(..., "w")``.
+
+    CRS + affine transform (EPSG or custom WKT CRS, kept as is), or, for a GCP-only raster
+    (Sentinel-1 GRD), its ground control points and their CRS (``gcps``, ``crs``). Empty for an
+    image without georeference (PNG/JPEG, plain TIFF).
+    """
+    out: dict[str, Any] = {}
+    if not profile:
+        return out
+    if profile.get("crs") is not None:
+        out["crs"] = profile["crs"]
+        if profile.get("transform") is not None:
+            out["transform"] = profile["transform"]
+    elif profile.get("gcps"):
+        out["gcps"] = profile["gcps"]
+        out["crs"] = profile.get("gcp_crs")
+    elif profile.get("transform") is not None and not _is_identity(profile["transform"]):
+        out["transform"] = profile["transform"]
+    return out
+
+
+def dataset_georeference(ds: Any) -> dict[str, Any]:
+    """:func:`georeference` of an open rasterio dataset (its GCPs included when it has no CRS):
+    ``rasterio.open(path, "w", **profile, **dataset_georeference(ds))`` keeps it."""
+    profile: dict[str, Any] = {"crs": ds.crs, "transform": ds.transform}
+    if ds.crs is None:
+        gcps, gcp_crs = ds.gcps
+        if gcps:
+            profile.update(gcps=list(gcps), gcp_crs=gcp_crs)
+    return georeference(profile)
+
+
+def georeference_kind(profile: dict[str, Any] | None) -> str:
+    """ "crs" (CRS + transform), "gcps" (ground control points only) or "none"."""
+    g = georeference(profile)
+    if "gcps" in g:
+        return "gcps"
+    return "crs" if g.get("crs") is not None else "none"
+
+
+def _is_identity(transform: Any) -> bool:
+    try:
+        return tuple(transform)[:6] == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    except TypeError:
+        return False
+
+
+def write_georeference(dst: Any, profile: dict[str, Any] | None) -> None:
+    """Attach ``profile``'s GCPs to an open rasterio dataset (CRS and transform go in the creation
+    profile via :func:`georeference`; GCPs are set here, which every GDAL version accepts)."""
+    g = georeference(profile)
+    if "gcps" in g:
+        dst.gcps = (g["gcps"], g.get("crs"))
+
+
+def same_crs(a: Any, b: Any) -> bool:
+    """True when two CRS objects (rasterio ``CRS``, WKT or EPSG strings) are the same; falls back
+    to comparing their text when PROJ cannot compare them."""
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - CRS comparison of odd WKT can raise in PROJ
+        return str(a) == str(b)

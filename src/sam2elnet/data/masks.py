@@ -1,0 +1,247 @@
+"""Reading label masks: a mask file -> bool (H, W) object and valid arrays.
+
+:func:`read_mask_valid` decodes a file's values with the documented rule
+(:func:`sam2elnet.data.mask_values.mask_encoding`: 0/1, 0/255, 0/1 + 255 void, this project's
+0/127/255, palette PNGs, single class values, greys, GeoTIFF nodata; class-index masks need
+``--positive-values``); :func:`read_mask_on_grid` places a label on an image's pixel grid by map
+position. The pixels themselves are decoded by :mod:`sam2elnet.data.images`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sam2elnet.data.georef import georeference, same_crs
+from sam2elnet.data.images import (
+    CV2_SUFFIXES,
+    RasterImage,
+    check_file,
+    identical_channels,
+    read_pixels,
+)
+from sam2elnet.data.mask_values import (
+    mask_encoding,
+)
+from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+_LOSSY_SUFFIXES = (".jpg", ".jpeg")
+
+
+def read_mask(
+    path: str | Path,
+    shape: tuple[int, int] | None = None,
+    image_path: str | Path | None = None,
+    positive_values: tuple[float, ...] | None = None,
+) -> np.ndarray:
+    """Read a label as bool (H, W): True = object; ignored / nodata pixels are False.
+
+    The values are decoded by :func:`mask_encoding` (0/1, 0/255, 0/1 + 255 ignore, palette,
+    single class value, greys, GeoTIFF nodata; class-index masks need ``positive_values``).
+    Multi-channel masks must have agreeing channels. ``shape`` is the image's (H, W): a
+    different size is a DataError naming both files. Use :func:`read_mask_valid` when ignored
+    pixels must be left out of a measure.
+    """
+    return read_mask_valid(path, shape, image_path, positive_values)[0]
+
+
+def read_mask_valid(
+    path: str | Path,
+    shape: tuple[int, int] | None = None,
+    image_path: str | Path | None = None,
+    positive_values: tuple[float, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a label as (object, valid): two bool (H, W) arrays; ``valid`` is False where the
+    mask says "ignore" (nodata tag, 255 in a 0/1 mask, 127 in this project's labels, NaN), or
+    None when every pixel is valid. Raises DataError like :func:`read_mask`."""
+    p = Path(path)
+    check_file(p, "mask")
+    palette = _read_palette_indices(p)
+    nodata_value = None
+    if palette is not None:
+        data, alpha = palette[None], False
+    else:
+        data, profile, alpha, _nodata = read_pixels(p)
+        nodata_value = profile.get("nodata")
+    if alpha:
+        data = data[:-1]
+    if data.ndim != 3 or data.shape[0] == 0:
+        raise DataError("mask has no bands; re-export it as a single-band PNG", p)
+    if shape is not None and tuple(data.shape[1:]) != tuple(shape):
+        other = f" but image {image_path} is" if image_path is not None else ", expected"
+        raise DataError(
+            f"mask size {data.shape[2]}x{data.shape[1]}{other} {shape[1]}x{shape[0]} (WxH); "
+            "re-export the mask at the image's size or remove the pair",
+            p,
+        )
+    lossy = p.suffix.lower() in _LOSSY_SUFFIXES
+    if len(data) > 1 and identical_channels(data):
+        data = data[:1]
+    decoded = [
+        mask_encoding(
+            b,
+            nodata=nodata_value,
+            positive_values=positive_values,
+            lossy=lossy,
+            palette=palette is not None,
+            path=p,
+        ).apply(b)
+        for b in data
+    ]
+    mask, ignore = decoded[0]
+    if len(decoded) > 1:
+        bands = [d[0] for d in decoded]
+        votes = np.sum(bands, axis=0)
+        disagree = float(np.mean((votes > 0) & (votes < len(bands))))
+        if disagree > 0.01:
+            raise DataError(
+                f"mask has {len(bands)} channels that differ ({disagree:.1%} of pixels); "
+                "save it as a single-band mask (0 = background, 255 = object)",
+                p,
+            )
+        mask = votes * 2 > len(bands)
+        igns = [d[1] for d in decoded if d[1] is not None]
+        ignore = np.logical_or.reduce(igns) if igns else None
+        if ignore is not None:
+            mask &= ~ignore
+    valid = None if ignore is None else ~ignore
+    return np.ascontiguousarray(mask), valid
+
+
+def _read_palette_indices(path: Path) -> np.ndarray | None:
+    """Class indices of a palette ("P" mode) PNG (uint8 (H, W)); None for any other file.
+
+    VOC-style masks store class 1 with a colour, so reading their RGB would see three differing
+    channels; the indices are decoded by :func:`mask_encoding` like any other mask values.
+    """
+    if path.suffix.lower() != ".png":
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode != "P":
+                return None
+            idx = np.asarray(im)
+    except OSError:
+        return None  # let the regular reader report the damage
+    return np.ascontiguousarray(idx.astype(np.uint8))
+
+
+def read_mask_on_grid(
+    path: str | Path,
+    like: RasterImage,
+    positive_values: tuple[float, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a raster label onto the pixel grid of image ``like``: (object, valid) bool (H, W).
+
+    * Both georeferenced by CRS + transform: the label is placed by map position
+      (``rasterio.warp.reproject``, nearest neighbour), whatever its extent, resolution, CRS or
+      origin; image pixels the label does not cover are background and not valid.
+    * Same size and the same grid, or either side without a georeference: used by pixel index;
+      when only one side is georeferenced a one-line warning says so.
+    * Different size without a common georeference: stretched over the image (nearest
+      neighbour), assuming the same extent, with a warning.
+
+    The values are decoded by :func:`mask_encoding` before warping. Raises DataError for
+    unreadable labels and class-index masks without ``positive_values``.
+    """
+    p = Path(path)
+    shape = like.shape
+    lab_geo: dict[str, Any] = {}
+    if p.suffix.lower() not in CV2_SUFFIXES:
+        check_file(p, "mask")
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as ds:
+                    lab_geo = georeference(dict(ds.profile))
+                    lab_shape = (ds.height, ds.width)
+        except RasterioError:
+            lab_geo = {}  # read_mask_valid reports the damage
+            lab_shape = None
+    else:
+        lab_shape = None
+    img_geo = georeference(like.profile)
+    both = (
+        lab_geo.get("crs") is not None
+        and "transform" in lab_geo
+        and img_geo.get("crs") is not None
+        and "transform" in img_geo
+    )
+    if both:
+        same = (
+            lab_shape == shape
+            and same_crs(lab_geo["crs"], img_geo["crs"])
+            and lab_geo["transform"].almost_equals(img_geo["transform"])
+        )
+        if same:
+            return read_mask_valid(p, shape, like.path, positive_values)
+        return _warp_mask(p, lab_geo, img_geo, shape, positive_values)
+    mask, valid = read_mask_valid(p, None, like.path, positive_values)
+    one_sided = bool(lab_geo.get("crs")) != bool(img_geo.get("crs") or img_geo.get("gcps"))
+    if mask.shape == shape:
+        if one_sided:
+            log.warning(
+                "note: %s: %s has no georeference, so the label is used by pixel index",
+                p.name,
+                "the label" if not lab_geo.get("crs") else f"the image {like.path}",
+            )
+        return mask, valid
+    log.warning(
+        "note: %s is %dx%d px but image %s is %dx%d and they share no georeference: the label "
+        "is stretched over the image (same extent assumed)",
+        p.name,
+        mask.shape[1],
+        mask.shape[0],
+        like.path,
+        shape[1],
+        shape[0],
+    )
+    code = mask.astype(np.uint8)
+    if valid is not None:
+        code[~valid] = 2
+    code = cv2.resize(code, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return code == 1, (None if valid is None else code != 2)
+
+
+def _warp_mask(
+    path: Path,
+    lab_geo: dict[str, Any],
+    img_geo: dict[str, Any],
+    shape: tuple[int, int],
+    positive_values: tuple[float, ...] | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a label and reproject it (nearest) onto the image grid; outside = not valid."""
+    from rasterio.warp import Resampling, reproject
+
+    mask, valid = read_mask_valid(path, None, None, positive_values)
+    code = mask.astype(np.uint8)
+    if valid is not None:
+        code[~valid] = 2
+    dst = np.full(shape, 2, np.uint8)
+    reproject(
+        code,
+        dst,
+        src_transform=lab_geo["transform"],
+        src_crs=lab_geo["crs"],
+        dst_transform=img_geo["transform"],
+        dst_crs=img_geo["crs"],
+        src_nodata=2,
+        dst_nodata=2,
+        resampling=Resampling.nearest,
+    )
+    valid_out = dst != 2
+    log.info("%s placed on the image grid by map position (reprojected)", path.name)
+    return dst == 1, (None if valid_out.all() else valid_out)

@@ -1,0 +1,172 @@
+"""Writing rasters: label masks (0 / 127 / 255), probability maps and images, atomically.
+
+PNG for plain images (deterministic bytes), GeoTIFF (``.tif``) keeping the source's georeference
+(:mod:`sam2elnet.data.georef`). Every file goes through :func:`~sam2elnet.utils.atomic.atomic_path`
+with :func:`verify_written` as the check, so a full disk never leaves a half-written file under
+the final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from sam2elnet.data.georef import georeference, write_georeference
+from sam2elnet.data.images import CV2_SUFFIXES, RasterImage
+from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
+from sam2elnet.errors import DataError
+from sam2elnet.utils.atomic import atomic_path
+from sam2elnet.utils.quiet import quiet_native_stderr
+
+
+def verify_written(path: str | Path) -> bool:
+    """True when an image file just written decodes again (PNG/JPEG) or opens with its last
+    pixel readable (GeoTIFF): the check :func:`~sam2elnet.utils.atomic.atomic_path` runs before
+    renaming into place, because ``cv2.imwrite`` and GDAL can report success on a full disk."""
+    p = Path(path)
+    if p.suffix.lower() in CV2_SUFFIXES:
+        buf = np.fromfile(str(p), dtype=np.uint8)
+        with quiet_native_stderr():
+            return buf.size > 0 and cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) is not None
+    import rasterio
+    from rasterio.windows import Window
+
+    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        warnings.simplefilter("ignore")
+        with rasterio.open(p) as src:
+            src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
+    return True
+
+
+def _write_label_png(path: Path, arr: np.ndarray) -> None:
+    """Write a uint8 (H, W) label (0 / 255 / :data:`LABEL_NODATA`) as a grey PNG whose ``tRNS``
+    chunk marks :data:`LABEL_NODATA` transparent: GDAL (QGIS, rasterio) reads it as nodata = 127,
+    as for the GeoTIFF labels, and :func:`read_mask` tells it from a {0, 127} binary mask."""
+    from PIL import Image
+
+    with atomic_path(path, verify=verify_written) as tmp:
+        try:
+            Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), "L").save(
+                tmp, format="PNG", transparency=LABEL_NODATA, compress_level=6
+            )
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # atomic_path reports it as "disk full"
+            raise DataError(
+                f"cannot write PNG ({err}); check the folder is writable", path
+            ) from None
+
+
+def _write_png(path: Path, arr: np.ndarray) -> None:
+    """Write (H, W) or (H, W, C RGB) uint8 as PNG atomically (deterministic bytes)."""
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]
+    with atomic_path(path, verify=verify_written) as tmp, quiet_native_stderr():
+        if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 6]):
+            raise DataError("cannot write PNG; check the folder is writable", path)
+
+
+def _geotiff_profile(
+    like: RasterImage | None, shape: tuple[int, int], dtype: str
+) -> dict[str, Any]:
+    profile: dict[str, Any] = {"driver": "GTiff", "compress": "deflate"}
+    if like is not None:
+        profile.update({k: v for k, v in georeference(like.profile).items() if k != "gcps"})
+        if "gcps" in georeference(like.profile):
+            profile.pop("crs", None)
+    profile.update(height=shape[0], width=shape[1], count=1, dtype=dtype)
+    return profile
+
+
+def _write_tif(path: Path, arr: np.ndarray, like: RasterImage | None, nodata: float | None) -> None:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    profile = _geotiff_profile(like, arr.shape, str(arr.dtype))
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with warnings.catch_warnings(), atomic_path(path, verify=verify_written) as tmp:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(arr[None])
+            write_georeference(dst, like.profile if like is not None else None)
+
+
+def write_mask(
+    path: str | Path,
+    mask: np.ndarray,
+    like: RasterImage | None = None,
+    nodata: np.ndarray | None = None,
+) -> Path:
+    """Write a bool (H, W) mask in the project's label convention (uint8, 0 = background,
+    255 = object, 127 = nodata): PNG with a ``tRNS`` chunk marking 127 transparent (GDAL's PNG
+    nodata), or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS + transform, or its
+    ground control points) with the ``nodata=127`` tag.
+
+    ``nodata`` (bool (H, W), optional) marks pixels without a measurement; when None, ``like``'s
+    nodata mask is used. A GeoTIFF label always carries the tag, so GIS tools show nodata as
+    transparent; :func:`read_mask` reads 127 back as "ignore".
+    """
+    p = Path(path)
+    arr = (np.asarray(mask) > 0).astype(np.uint8) * LABEL_OBJECT
+    if arr.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {arr.shape}")
+    if nodata is None and like is not None and like.nodata is not None:
+        if like.nodata.shape == arr.shape:
+            nodata = like.nodata
+    if nodata is not None:
+        arr[np.asarray(nodata, dtype=bool)] = LABEL_NODATA
+    if p.suffix.lower() in (".tif", ".tiff"):
+        _write_tif(p, arr, like, LABEL_NODATA)
+    else:
+        _write_label_png(p, arr)
+    return p
+
+
+def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | None = None) -> Path:
+    """Write a probability map in [0, 1]: float32 GeoTIFF for ``.tif``, else 8-bit PNG (x255)."""
+    p = Path(path)
+    arr = np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0)
+    if arr.ndim != 2:
+        raise ValueError(f"probability map must be 2-D, got shape {arr.shape}")
+    if p.suffix.lower() in (".tif", ".tiff"):
+        _write_tif(p, arr, like, None)
+    else:
+        _write_png(p, np.round(arr * 255).astype(np.uint8))
+    return p
+
+
+def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = None) -> Path:
+    """Write a (C, H, W) image: PNG/JPEG for uint8 with 1 or 3 bands, GeoTIFF otherwise."""
+    p = Path(path)
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if p.suffix.lower() in (".tif", ".tiff"):
+        import rasterio
+
+        profile = _geotiff_profile(like, arr.shape[1:], str(arr.dtype))
+        profile["count"] = arr.shape[0]
+        with atomic_path(p, verify=verify_written) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with rasterio.open(tmp, "w", **profile) as dst:
+                    dst.write(arr)
+                    write_georeference(dst, like.profile if like is not None else None)
+        return p
+    if arr.dtype != np.uint8 or arr.shape[0] not in (1, 3):
+        raise DataError("PNG/JPEG output needs uint8 with 1 or 3 bands; use a .tif name", p)
+    hwc = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, 2)
+    if p.suffix.lower() == ".png":
+        _write_png(p, hwc)
+    else:
+        if hwc.ndim == 3:
+            hwc = hwc[:, :, ::-1]
+        with atomic_path(p, verify=verify_written) as tmp, quiet_native_stderr():
+            cv2.imwrite(str(tmp), np.ascontiguousarray(hwc), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return p
