@@ -62,7 +62,7 @@ def stats_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
-    from sam2elnet.data.datasets import discover, verify_pairs
+    from sam2elnet.data.layouts import discover, verify_pairs
     from sam2elnet.data.normalize import NormalizationConfig, compute_stats
     from sam2elnet.utils.atomic import write_json_atomic
     from sam2elnet.utils.paths import check_input, check_output

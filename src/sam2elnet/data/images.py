@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import BandCountError, DataError
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,23 @@ def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | Non
             path,
         )
     return data[[b - 1 for b in bands]]
+
+
+def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np.ndarray:
+    """Make the band count what the model expects where that is unambiguous (grey <-> grey stored
+    as identical channels), else :class:`~sam2elnet.errors.BandCountError`."""
+    if bands is None or x.shape[0] == bands:
+        return x
+    if x.shape[0] == 1:
+        return np.repeat(x, bands, axis=0)
+    if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
+        return np.ascontiguousarray(x[:1])
+    raise BandCountError(
+        f"unsupported band count: image has {x.shape[0]} bands but the model was trained for "
+        f"{bands}; choose {bands} band(s) with --bands (e.g. --bands "
+        f"{','.join(str(i) for i in range(1, bands + 1))}) or train a model on this kind of image",
+        path,
+    )
 
 
 def read_image(

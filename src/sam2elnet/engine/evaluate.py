@@ -237,7 +237,7 @@ def _aggregate(
 
 def _split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
     """Ground-truth masks of one split of a dataset root, keyed by :func:`mask_key`."""
-    from sam2elnet.data.datasets import select_split
+    from sam2elnet.data.layouts import select_split
 
     choice = select_split(root, split, purpose="evaluating")
     out: dict[str, Path] = {}
@@ -274,7 +274,7 @@ def evaluate_folders(
 
     With ``truth_split`` (e.g. ``"test"``) ``truth_dir`` is a dataset root (SOS, CHN6-CUG, generic
     split folders) and the ground truth is that split's masks, found by
-    :func:`sam2elnet.data.datasets.select_split` (all sensors together).
+    :func:`sam2elnet.data.layouts.select_split` (all sensors together).
 
     Files pair by :func:`mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
     ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)

@@ -194,7 +194,7 @@ class Predictor:
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
         """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
-        from sam2elnet.data.datasets import match_bands
+        from sam2elnet.data.images import match_bands
         from sam2elnet.data.normalize import normalize
 
         x = match_bands(

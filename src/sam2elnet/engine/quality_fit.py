@@ -210,7 +210,7 @@ def fit_quality(
         precision: ``"bf16"`` or ``"32"``.
         batch_size: items per forward pass.
         seed: seed of the dataset, the training subset and the cross-fitting folds.
-        layout: dataset layout for :func:`~sam2elnet.data.datasets.discover`.
+        layout: dataset layout for :func:`~sam2elnet.data.layouts.discover`.
 
     Returns:
         The evaluator summary (out-of-fold Spearman overall / held out / in sample, status,
@@ -221,7 +221,8 @@ def fit_quality(
     """
     import json
 
-    from sam2elnet.data.datasets import SegmentationDataset, discover
+    from sam2elnet.data.datasets import SegmentationDataset
+    from sam2elnet.data.layouts import discover
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import load_model, save_model
 

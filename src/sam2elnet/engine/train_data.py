@@ -171,7 +171,7 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
 
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
-    from sam2elnet.data.datasets import select_split, split_fraction
+    from sam2elnet.data.layouts import select_split
     from sam2elnet.data.normalize import (
         NormalizationConfig,
         describe,
@@ -179,6 +179,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         load_norm_stats,
         read_image_or_sample,
     )
+    from sam2elnet.data.splits import split_fraction
     from sam2elnet.errors import DataError
 
     choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)

@@ -546,7 +546,7 @@ def import_label_studio(
                 like = read_image(src)
             hw = like.shape
         elif src is not None:
-            from sam2elnet.data.datasets import image_size
+            from sam2elnet.data.layouts import image_size
 
             hw = image_size(src)
         elif len(sizes) == 1:

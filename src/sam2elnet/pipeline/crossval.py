@@ -465,8 +465,8 @@ def _plan(
             for k, part in enumerate(parts)
         ]
         return folds, None
-    from sam2elnet.data.datasets import split_fraction
     from sam2elnet.data.domain import appearance_split
+    from sam2elnet.data.splits import split_fraction
 
     split = appearance_split({i: samples[i].image for i in ids}, progress=cfg.progress)
     say(f"cross-domain split: {split.describe()}")
@@ -515,8 +515,8 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
 
 
 def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]:
-    from sam2elnet.data.datasets import select_split
     from sam2elnet.data.domain import detect_domain, resolve_domain
+    from sam2elnet.data.layouts import select_split
     from sam2elnet.utils.progress import line
 
     def say(msg: str) -> None:

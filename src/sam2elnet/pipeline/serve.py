@@ -206,7 +206,7 @@ class MLBackend:
 
     def store(self, task: dict[str, Any], annotation: dict[str, Any]) -> int:
         """Save a reviewed annotation as ``data/masks/<stem>.png`` + its image; 1 if stored."""
-        from sam2elnet.data.datasets import image_size
+        from sam2elnet.data.layouts import image_size
         from sam2elnet.data.writers import write_mask
 
         if annotation.get("was_cancelled"):

@@ -1,0 +1,422 @@
+"""Finding image/label pairs in a folder: dataset layouts (SOS, CHN6-CUG, generic), splits, checks.
+
+Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``):
+
+- ``sos``: Deep-SAR Oil Spill. ``train/<sensor>/<id>_sat.jpg`` + ``<id>_mask.png``, and
+  ``test/<sensor>/sat/<id>_sat.jpg`` + ``test/<sensor>/gt/<id>_mask.png``; sensors palsar, sentinel.
+- ``chn6``: CHN6-CUG roads. ``images/<id>_sat.jpg`` + ``gt/<id>_mask.png``, optionally under
+  ``train/`` and ``val/``.
+- ``generic``: ``images/`` + ``masks/`` (or ``labels/``) matched by file stem, optionally under split
+  folders; an optional ``coarse/`` folder holds coarse labels, an optional ``dataset.json`` (as
+  written by ``elnet synth``) states the modality.
+
+Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
+dropped. Splits by fraction live in :mod:`sam2elnet.data.splits`, the PyTorch dataset in
+:mod:`sam2elnet.data.datasets`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sam2elnet.data.images import read_image
+from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
+from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("auto", "sos", "chn6", "generic")
+SOS_SENSORS = ("palsar", "sentinel")
+_SPLITS = ("train", "val", "test")
+_IMAGE_TAGS = IMAGE_TAGS
+_MASK_TAGS = MASK_TAGS
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image with its label (``mask`` None for unlabelled images) and optional coarse label."""
+
+    id: str
+    image: Path
+    mask: Path | None
+    coarse: Path | None = None
+    split: str | None = None
+    sensor: str | None = None
+
+
+@dataclass
+class DatasetIndex:
+    """What :func:`discover` found: the pairs, the layout, unmatched files and the modality."""
+
+    root: Path
+    layout: str
+    samples: list[Sample]
+    unmatched: list[Path] = field(default_factory=list)
+    modality: Literal["sar", "optical"] = "optical"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Number of pairs per (split, sensor); '-' where the layout has none."""
+        c = Counter((s.split or "-", s.sensor or "-") for s in self.samples)
+        return dict(sorted(c.items()))
+
+    @property
+    def ids(self) -> list[str]:
+        """Sample ids in index order."""
+        return [s.id for s in self.samples]
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Pairs per split folder found (``train``/``val``/``test``); empty for a flat layout."""
+        c = Counter(s.split for s in self.samples if s.split is not None)
+        return {k: c[k] for k in _SPLITS if k in c}
+
+
+# --------------------------------------------------------------------------- file matching
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def _key(path: Path, tags: Sequence[str]) -> str:
+    """File stem without a role tag (``123_sat`` -> ``123``, ``123_mask`` -> ``123``)."""
+    stem = path.stem
+    for tag in tags:
+        if stem.lower().endswith(tag) and len(stem) > len(tag):
+            return stem[: -len(tag)]
+    return stem
+
+
+def _pair(
+    images: list[Path],
+    masks: list[Path],
+    split: str | None,
+    sensor: str | None,
+    coarse_dir: Path | None = None,
+) -> tuple[list[Sample], list[Path]]:
+    """Match images to masks by key; return samples and the files left without a partner."""
+    img_by_key = {_key(p, _IMAGE_TAGS): p for p in images}
+    mask_by_key = {_key(p, _MASK_TAGS): p for p in masks}
+    coarse_by_key = {_key(p, _MASK_TAGS): p for p in _files(coarse_dir)} if coarse_dir else {}
+    samples = [
+        Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
+        for k in sorted(img_by_key)
+        if k in mask_by_key
+    ]
+    unmatched = [p for k, p in img_by_key.items() if k not in mask_by_key]
+    unmatched += [p for k, p in mask_by_key.items() if k not in img_by_key]
+    return samples, sorted(unmatched)
+
+
+def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """SOS training folders mix ``*_sat`` images and ``*_mask`` labels in one folder."""
+    imgs = [p for p in files if p.stem.lower().endswith("_sat")]
+    masks = [p for p in files if p.stem.lower().endswith("_mask")]
+    other = [p for p in files if p not in imgs and p not in masks]
+    return imgs, masks, other
+
+
+# --------------------------------------------------------------------------- layouts
+def _sos_roots(root: Path) -> list[tuple[str | None, Path]]:
+    """(split, folder holding sensor folders): the dataset root, or one split folder."""
+    found = [
+        (s, root / s)
+        for s in ("train", "test")
+        if any((root / s / n).is_dir() for n in SOS_SENSORS)
+    ]
+    if not found and any((root / n).is_dir() for n in SOS_SENSORS):
+        found = [(root.name if root.name in _SPLITS else None, root)]
+    return found
+
+
+def _discover_sos(
+    root: Path, splits: set[str] | None, sensors: set[str] | None
+) -> tuple[list[Sample], list[Path]]:
+    samples: list[Sample] = []
+    unmatched: list[Path] = []
+    for split, base in _sos_roots(root):
+        if splits and split not in splits:
+            continue
+        for sensor in SOS_SENSORS:
+            folder = base / sensor
+            if not folder.is_dir() or (sensors and sensor not in sensors):
+                continue
+            if (folder / "sat").is_dir() or (folder / "gt").is_dir():
+                s, u = _pair(_files(folder / "sat"), _files(folder / "gt"), split, sensor)
+            else:
+                imgs, masks, other = _split_by_suffix(_files(folder))
+                s, u = _pair(imgs, masks, split, sensor)
+                u = sorted(u + other)
+            samples += s
+            unmatched += u
+    return samples, unmatched
+
+
+def _split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
+    if (root / image_dir).is_dir():
+        return [(root.name if root.name in _SPLITS else None, root)]
+    return [(s, root / s) for s in _SPLITS if (root / s / image_dir).is_dir()]
+
+
+def _discover_folders(
+    root: Path, mask_dirs: Sequence[str], splits: set[str] | None
+) -> tuple[list[Sample], list[Path]]:
+    samples: list[Sample] = []
+    unmatched: list[Path] = []
+    for split, base in _split_dirs(root, "images"):
+        if splits and split not in splits:
+            continue
+        mdir = next((base / m for m in mask_dirs if (base / m).is_dir()), None)
+        if mdir is None:
+            unmatched += _files(base / "images")
+            continue
+        coarse = base / "coarse" if (base / "coarse").is_dir() else None
+        s, u = _pair(_files(base / "images"), _files(mdir), split, None, coarse)
+        samples += s
+        unmatched += u
+    return samples, unmatched
+
+
+def _detect(root: Path) -> str | None:
+    if _sos_roots(root):
+        return "sos"
+    for _split, base in _split_dirs(root, "images"):
+        if (base / "gt").is_dir():
+            return "chn6"
+        if (base / "masks").is_dir() or (base / "labels").is_dir():
+            return "generic"
+    return None
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot parse dataset.json ({err}); fix or delete it", meta_path) from None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _unique_ids(samples: list[Sample]) -> list[Sample]:
+    """Ids must be unique (they name output files); prefix split/sensor only where they clash."""
+    dup = {k for k, n in Counter(s.id for s in samples).items() if n > 1}
+    if not dup:
+        return samples
+    out = []
+    for s in samples:
+        if s.id in dup:
+            prefix = "_".join(x for x in (s.split, s.sensor) if x)
+            s = Sample(
+                f"{prefix}_{s.id}" if prefix else s.id, s.image, s.mask, s.coarse, s.split, s.sensor
+            )
+        out.append(s)
+    return out
+
+
+def discover(
+    root: str | Path,
+    layout: str = "auto",
+    split: str | Sequence[str] | None = None,
+    sensors: str | Sequence[str] | None = None,
+    modality: Literal["sar", "optical"] | None = None,
+    report_unmatched: bool = True,
+) -> DatasetIndex:
+    """Find image/label pairs under ``root``.
+
+    ``split`` / ``sensors`` restrict SOS (and split-folder) datasets; ``modality`` overrides the
+    layout's default (SOS: sar, CHN6: optical, generic: ``dataset.json`` or optical).
+    Unmatched files are counted (warning) and listed (info level, i.e. ``--verbose``).
+    """
+    base = Path(root)
+    if not base.exists():
+        raise DataError("dataset folder does not exist; check the path", base)
+    if not base.is_dir():
+        raise DataError(
+            "expected a dataset folder, got a file; pass the folder holding images/", base
+        )
+    if not any(base.iterdir()):
+        raise DataError("dataset folder is empty; put images and labels in it", base)
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    found = _detect(base) if layout == "auto" else layout
+    if found is None:
+        raise DataError(
+            "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
+            "or SOS train/<sensor>/ folders (see docs/data.md)",
+            base,
+        )
+    splits = {split} if isinstance(split, str) else (set(split) if split else None)
+    sens = {sensors} if isinstance(sensors, str) else (set(sensors) if sensors else None)
+    if sens and not sens <= set(SOS_SENSORS):
+        raise DataError(
+            f"unknown sensor(s) {sorted(sens - set(SOS_SENSORS))}; SOS has {', '.join(SOS_SENSORS)}"
+        )
+    meta = _read_meta(base)
+    if found == "sos":
+        samples, unmatched = _discover_sos(base, splits, sens)
+        default_modality = "sar"
+    elif found == "chn6":
+        samples, unmatched = _discover_folders(base, ("gt",), splits)
+        default_modality = "optical"
+    else:
+        samples, unmatched = _discover_folders(base, ("masks", "labels"), splits)
+        default_modality = meta.get("modality", "optical")
+    if unmatched and report_unmatched:
+        log.warning(
+            "%d file(s) under %s have no image/label partner (listed with --verbose)",
+            len(unmatched),
+            base,
+        )
+        for p in unmatched:
+            log.info("unmatched: %s", p)
+    if not samples:
+        what = f" for split={sorted(splits)}" if splits else ""
+        what += f" sensors={sorted(sens)}" if sens else ""
+        raise DataError(
+            f"found the {found} layout but no image/label pairs{what} "
+            f"({len(unmatched)} unmatched files); check file names (<id>_sat / <id>_mask or equal stems)",
+            base,
+        )
+    mod = modality or default_modality
+    if mod not in ("sar", "optical"):
+        mod = "optical"
+    return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta)
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """Which split folders of a dataset a command uses (see :func:`select_split`)."""
+
+    index: DatasetIndex
+    """The dataset re-discovered with only the chosen splits (ids stable for that choice)."""
+    found: dict[str, int]
+    """Pairs per split folder found under the root (empty: no split folders)."""
+    used: list[str] | None
+    """Split names used, or None for a layout without split folders (all pairs used)."""
+
+    def describe(self, purpose: str = "training") -> str:
+        """One line for logs: ``splits found: train (6455), test (1615); training on: train``."""
+        if not self.found:
+            return f"no split folders found; {purpose} on all {len(self.index.samples)} pairs"
+        found = ", ".join(f"{k} ({n})" for k, n in self.found.items())
+        used = ", ".join(self.used or [])
+        return f"splits found: {found}; {purpose} on: {used} ({len(self.index.samples)} pairs)"
+
+
+def select_split(
+    root: str | Path,
+    split: str | Sequence[str] | None = None,
+    *,
+    layout: str = "auto",
+    sensors: str | Sequence[str] | None = None,
+    modality: Literal["sar", "optical"] | None = None,
+    default: str = "train",
+    purpose: str = "training",
+) -> SplitChoice:
+    """Discover ``root`` and keep only the split folders a command should use.
+
+    ``split`` names them explicitly (``train``, ``val``, ``test``; DataError naming the splits
+    found when one is absent). Without it, a split-aware layout (SOS ``train/`` + ``test/``,
+    CHN6-CUG ``train/`` + ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the
+    ``default`` split, so training never sees the official test images; a root holding only
+    other splits is used whole, with a warning. A flat layout (no split folders) is used whole.
+    """
+    index = discover(root, layout=layout, sensors=sensors, modality=modality)
+    found = index.splits
+    if split:
+        want = [split] if isinstance(split, str) else list(dict.fromkeys(split))
+        bad = [w for w in want if w not in _SPLITS]
+        if bad:
+            raise DataError(f"unknown split {bad[0]!r}; choose from {', '.join(_SPLITS)}")
+        if not found:
+            raise DataError(
+                f"--split {','.join(want)} given but the dataset has no split folders "
+                "(train/, val/, test/); drop --split to use every pair",
+                index.root,
+            )
+        missing = [w for w in want if w not in found]
+        if missing:
+            raise DataError(
+                f"split {missing[0]!r} not found; this dataset has: {', '.join(found)}",
+                index.root,
+            )
+        used: list[str] | None = want
+    elif not found:
+        used = None
+    elif default in found:
+        used = [default]
+    else:
+        used = list(found)
+        log.warning(
+            "no %r split folder under %s; %s on the split(s) found: %s",
+            default,
+            index.root,
+            purpose,
+            ", ".join(used),
+        )
+    if used is not None and set(used) != set(found):
+        index = discover(
+            root,
+            layout=index.layout,
+            split=used,
+            sensors=sensors,
+            modality=modality,
+            report_unmatched=False,
+        )
+    return SplitChoice(index, found, used)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header only (no pixel decoding)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("file does not exist; check the path", p)
+    if p.suffix.lower() in (".tif", ".tiff"):
+        return read_image(p).shape
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError):
+        raise DataError(
+            "cannot decode image (corrupt, truncated or not an image); re-export it or remove it", p
+        ) from None
+    return h, w
+
+
+def verify_pairs(
+    samples: Sequence[Sample], strict: bool = True, progress: bool = False
+) -> list[Sample]:
+    """Check every image/label pair has the same size (headers only, fast).
+
+    ``strict``: the first mismatch is a DataError naming both files. Otherwise (batch mode)
+    mismatched pairs are skipped with a warning and the good ones returned.
+    """
+    from tqdm import tqdm
+
+    good = []
+    for s in tqdm(samples, desc="check pairs", disable=not progress, leave=False):
+        shape = image_size(s.image)
+        bad = [p for p in (s.mask, s.coarse) if p is not None and image_size(p) != shape]
+        if not bad:
+            good.append(s)
+            continue
+        msg = f"size {image_size(bad[0])[::-1]} differs from image {s.image} {shape[::-1]} (WxH); re-export the label at the image's size or remove the pair"
+        if strict:
+            raise DataError(msg, bad[0])
+        log.warning("skipping %s: %s", bad[0], msg)
+    return good
