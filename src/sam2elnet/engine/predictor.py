@@ -30,12 +30,9 @@ from sam2elnet.engine.runtime import (
     speed_levers,
 )
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
-from sam2elnet.model.quality import (
-    FEATURE_NAMES,
-    QualityEvaluator,
-    QualityResult,
-    ThresholdChoice,
-)
+from sam2elnet.model.quality import QualityEvaluator, QualityResult
+from sam2elnet.model.quality_calibration import ThresholdChoice
+from sam2elnet.model.quality_features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 

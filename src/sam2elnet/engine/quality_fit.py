@@ -24,7 +24,9 @@ from sam2elnet.config import QualityConfig
 from sam2elnet.engine.metrics import iou_per_sample
 from sam2elnet.engine.runtime import resolve_device, run_model
 from sam2elnet.errors import UserError
-from sam2elnet.model.quality import FEATURE_NAMES, QualityEvaluator, _spearman
+from sam2elnet.model.quality import QualityEvaluator
+from sam2elnet.model.quality_calibration import spearman
+from sam2elnet.model.quality_features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def fit_evaluator(
     mode_sp = {}
     for name, val in (("annotate", 0), ("enhance", 1)):
         sel = (modes == val) & out if out.sum() >= 3 else modes == val
-        mode_sp[name] = _spearman(oof[sel], ious[sel]) if len(oof) == len(ious) else None
+        mode_sp[name] = spearman(oof[sel], ious[sel]) if len(oof) == len(ious) else None
     summary = {
         "fitted": ev.fitted,
         "status": ev.status,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.model.quality import input_flags, tta_views, uncertainty_features
+from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
 
 __all__ = [
     "ModelRun",

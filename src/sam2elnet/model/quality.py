@@ -20,165 +20,71 @@ Design (why it looks like this):
 * **No pickle.** :meth:`QualityEvaluator.state_dict` returns only str / numbers / lists / dicts, so
   the state lives in the model file's ``extra`` and the file stays loadable with ``weights_only``.
 
-This module only sees tensors and arrays; file IO belongs to the engine.
+This module holds the evaluator (fitted state, scoring, (de)serialisation); the features are
+computed by :mod:`sam2elnet.model.quality_features`, the ridge fit, calibration and threshold choice
+are :mod:`sam2elnet.model.quality_calibration` (their public names are re-exported here). It only
+sees tensors and arrays; file IO belongs to the engine.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-STATE_VERSION = 2
-COMPATIBLE_VERSIONS = (1, 2)
-
-FEATURE_NAMES: tuple[str, ...] = (
-    "mean_entropy",
-    "uncertain_frac",
-    "boundary_entropy",
-    "fg_frac",
-    "fg_confidence",
-    "edge_density",
-    "tta_agreement",
-    "tta_soft_diff",
-    "ds_agreement",
-    "ds_soft_diff",
-    "has_coarse",
-    "coarse_agreement",
-    "valid_frac",
+from sam2elnet.model.quality_calibration import (
+    ISOTONIC_MIN_SAMPLES,
+    MIN_FIT_SAMPLES,
+    MIN_IOU_STD,
+    NO_SAMPLE_PRIOR,
+    OOD_EXEMPT,
+    OOD_MIN_SCALE,
+    OOD_SPAN,
+    OOD_TOLERANCE,
+    WEAK_SPEARMAN,
+    ThresholdChoice,
+    apply_calibration,
+    choose_threshold,
+    fit_calibration,
+    fit_head,
+    lower_mean,
+    spearman,
+)
+from sam2elnet.model.quality_features import (
+    FEATURE_NAMES,
+    REJECT_FLAGS,
+    input_flags,
+    tta_views,
+    uncertainty_features,
 )
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
-def tta_views(count: int) -> list[tuple[Transform, Transform]]:
-    """The first ``count`` test-time augmentations as (forward, inverse) pairs on (..., H, W) tensors.
-
-    Flips come first (no shape change, so batches of non-square images stay valid); 90-degree
-    rotations and transposes follow.
-    """
-    views: list[tuple[Transform, Transform]] = [
-        (lambda x: x.flip(-1), lambda x: x.flip(-1)),
-        (lambda x: x.flip(-2), lambda x: x.flip(-2)),
-        (lambda x: x.flip(-1, -2), lambda x: x.flip(-1, -2)),
-        (lambda x: x.rot90(1, (-2, -1)), lambda x: x.rot90(-1, (-2, -1))),
-        (lambda x: x.rot90(-1, (-2, -1)), lambda x: x.rot90(1, (-2, -1))),
-        (lambda x: x.transpose(-1, -2), lambda x: x.transpose(-1, -2)),
-        (
-            lambda x: x.flip(-1, -2).transpose(-1, -2),
-            lambda x: x.transpose(-1, -2).flip(-1, -2),
-        ),
-    ]
-    return views[: max(0, min(int(count), len(views)))]
-
-
-def _masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    return (x * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1.0)
-
-
-def _binary_iou(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-image IoU of two {0,1} maps; 1 when both are empty (they agree)."""
-    inter = (a * b * valid).flatten(1).sum(1)
-    union = (((a + b) > 0).float() * valid).flatten(1).sum(1)
-    return torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
-
-
-def _boundary(mask: torch.Tensor, width: int = 3) -> torch.Tensor:
-    pad = width // 2
-    m = F.pad(mask.unsqueeze(1), (pad, pad, pad, pad), mode="replicate")
-    dil = F.max_pool2d(m, width, stride=1)
-    ero = -F.max_pool2d(-m, width, stride=1)
-    return (dil - ero).squeeze(1)
-
-
-@torch.no_grad()
-def uncertainty_features(
-    probs: torch.Tensor,
-    *,
-    tta_probs: Sequence[torch.Tensor] = (),
-    side_probs: Sequence[torch.Tensor] = (),
-    valid: torch.Tensor | None = None,
-    coarse: torch.Tensor | None = None,
-    has_coarse: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Per-image features (B, len(FEATURE_NAMES)) from predicted probabilities.
-
-    Args:
-        probs: (B,H,W) main-output probabilities.
-        tta_probs: de-augmented (B,H,W) probabilities of each test-time view (may be empty: the
-            agreement features are then 1 / 0, i.e. "perfect agreement").
-        side_probs: deep-supervision probabilities at any lower resolution (B,h,w).
-        valid: (B,H,W) 1 = pixel counts.
-        coarse: (B,H,W) coarse label {0,1} for enhancement samples.
-        has_coarse: (B,) 1 where ``coarse`` is meaningful.
-    """
-    p = probs.float().clamp(1e-6, 1 - 1e-6)
-    b = p.shape[0]
-    v = torch.ones_like(p) if valid is None else valid.float()
-    hard = (p > 0.5).float()
-    ent = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-    mean_entropy = _masked_mean(ent, v)
-    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), v)
-    edge = _boundary(hard) * v
-    n_edge = edge.flatten(1).sum(1)
-    boundary_entropy = torch.where(
-        n_edge > 0, (ent * edge).flatten(1).sum(1) / n_edge.clamp_min(1.0), torch.zeros_like(n_edge)
-    )
-    fg_frac = _masked_mean(hard, v)
-    n_fg = (hard * v).flatten(1).sum(1)
-    fg_conf = torch.where(
-        n_fg > 0, (p * hard * v).flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
-    )
-    edge_density = _masked_mean(edge, v)
-
-    if tta_probs:
-        tta_iou = torch.stack([_binary_iou(hard, (t.float() > 0.5).float(), v) for t in tta_probs])
-        tta_diff = torch.stack([_masked_mean((t.float() - p).abs(), v) for t in tta_probs])
-        tta_agreement, tta_soft = tta_iou.mean(0), tta_diff.mean(0)
-    else:
-        tta_agreement, tta_soft = torch.ones(b), torch.zeros(b)
-
-    if side_probs:
-        ious, diffs = [], []
-        for s in side_probs:
-            size = tuple(s.shape[-2:])
-            p_small = F.adaptive_avg_pool2d(p.unsqueeze(1), size).squeeze(1)
-            v_small = (F.adaptive_avg_pool2d(v.unsqueeze(1), size).squeeze(1) > 0.5).float()
-            ious.append(_binary_iou((p_small > 0.5).float(), (s.float() > 0.5).float(), v_small))
-            diffs.append(_masked_mean((s.float() - p_small).abs(), v_small))
-        ds_agreement, ds_soft = torch.stack(ious).mean(0), torch.stack(diffs).mean(0)
-    else:
-        ds_agreement, ds_soft = torch.ones(b), torch.zeros(b)
-
-    if coarse is not None:
-        hc = torch.ones(b) if has_coarse is None else has_coarse.float().reshape(b).cpu()
-        c_iou = _binary_iou(hard, (coarse.float() > 0.5).float(), v).cpu() * hc
-    else:
-        hc, c_iou = torch.zeros(b), torch.zeros(b)
-    valid_frac = v.flatten(1).mean(1)
-
-    cols = [
-        mean_entropy,
-        uncertain,
-        boundary_entropy,
-        fg_frac,
-        fg_conf,
-        edge_density,
-        tta_agreement,
-        tta_soft,
-        ds_agreement,
-        ds_soft,
-        hc,
-        c_iou,
-        valid_frac,
-    ]
-    return torch.stack([c.float().cpu().reshape(b) for c in cols], dim=1)
+__all__ = [
+    "COMPATIBLE_VERSIONS",
+    "FEATURE_NAMES",
+    "ISOTONIC_MIN_SAMPLES",
+    "MIN_FIT_SAMPLES",
+    "MIN_IOU_STD",
+    "NO_SAMPLE_PRIOR",
+    "OOD_EXEMPT",
+    "OOD_MIN_SCALE",
+    "OOD_SPAN",
+    "OOD_TOLERANCE",
+    "REJECT_FLAGS",
+    "STATE_VERSION",
+    "WEAK_SPEARMAN",
+    "QualityEvaluator",
+    "QualityResult",
+    "ThresholdChoice",
+    "input_flags",
+    "tta_views",
+    "uncertainty_features",
+]
+STATE_VERSION = 2
+COMPATIBLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -205,91 +111,6 @@ class QualityResult:
             row.update({n: float(self.features[i, j]) for j, n in enumerate(self.feature_names)})
             out.append(row)
         return out
-
-
-@dataclass
-class ThresholdChoice:
-    """A score threshold chosen for a target precision, with its held-out precision and recall."""
-
-    threshold: float
-    target_precision: float
-    tau: float
-    precision: float
-    recall: float
-    n_heldout: int
-    achievable: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
-
-
-#: Held-out samples needed before isotonic calibration is used instead of a linear one.
-ISOTONIC_MIN_SAMPLES = 40
-#: Fewer labelled samples than this and the evaluator is not fitted (status "too_few_samples"):
-#: 16 = 8 images in both modes. Below it, 5-fold cross-fitting leaves at most 3 samples per fold
-#: and the standard error of the out-of-fold Spearman (~1/sqrt(n-3) = 0.28 at n = 16) exceeds the
-#: differences it must detect; an evaluator "fitted" on 8 labels scored garbage 0.96 (issue 10).
-MIN_FIT_SAMPLES = 16
-#: Labels whose true IoUs vary less than this (standard deviation) cannot teach a ranking
-#: (status "uniform_labels"), e.g. a model that predicts nothing on images that all hold objects.
-MIN_IOU_STD = 0.02
-#: A fitted evaluator whose out-of-fold Spearman is below this gets a warning (status stays
-#: "fitted": its calibrated scores are then close to the mean IoU, not "keep everything").
-WEAK_SPEARMAN = 0.3
-#: Out-of-distribution damping: a feature more than OOD_TOLERANCE scale units outside the range
-#: seen at fit time scales the score down linearly, to 0 at OOD_TOLERANCE + OOD_SPAN units.
-#: Scale = the feature's standard deviation at fit time, at least OOD_MIN_SCALE (the uncertainty
-#: features are fractions, entropies in bits or agreements, all in [0, 1]); PCA components of the
-#: embedding have unit variance by construction.
-OOD_TOLERANCE = 1.0
-OOD_SPAN = 2.0
-OOD_MIN_SCALE = 0.05
-#: Context features that are not checked for being out of distribution (a partly-nodata tile or an
-#: enhancement input on an annotation-only fit is no reason to distrust a score).
-OOD_EXEMPT = ("has_coarse", "coarse_agreement", "valid_frac")
-#: Score ceiling of an evaluator that saw no labelled samples at all.
-NO_SAMPLE_PRIOR = 0.5
-#: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
-REJECT_FLAGS = ("no pixels", "all nodata", "constant image", "non-finite features")
-
-
-def input_flags(x: torch.Tensor, valid: torch.Tensor | None = None) -> list[str]:
-    """Per-image reasons why an input cannot carry a label: "" when it is usable.
-
-    Args:
-        x: (B, C, H, W) normalised image batch (non-finite values count as nodata).
-        valid: (B, H, W) 1 where pixels hold data (None = all).
-
-    Returns:
-        One string per image: ``"no pixels"`` (H or W is 0), ``"all nodata"`` (no finite valid
-        pixel), ``"constant image"`` (every valid pixel of every band has the same value, within
-        1e-6: a blank, zero-filled or saturated tile), else ``""``.
-    """
-    b = x.shape[0]
-    if x.shape[-1] == 0 or x.shape[-2] == 0:
-        return ["no pixels"] * b
-    xf = x.detach().float()
-    ok = torch.isfinite(xf).all(1)  # (B,H,W)
-    if valid is not None:
-        ok = ok & (valid.to(ok.device) > 0.5)
-    flags = []
-    for i in range(b):
-        m = ok[i]
-        if not bool(m.any()):
-            flags.append("all nodata")
-            continue
-        vals = xf[i][:, m]  # (C, n)
-        spread = float((vals.amax(1) - vals.amin(1)).max())
-        flags.append("constant image" if spread <= 1e-6 else "")
-    return flags
 
 
 @dataclass
@@ -356,69 +177,6 @@ class QualityEvaluator:
             cols = np.concatenate([cols, e @ np.asarray(self.pca_components).T], axis=1)
         return cols
 
-    @staticmethod
-    def _fit_parts(
-        features: np.ndarray,
-        embeddings: np.ndarray | None,
-        target: np.ndarray,
-        pca_dim: int,
-        alpha: float,
-        in_sample: np.ndarray | None = None,
-    ) -> dict[str, Any]:
-        """Standardise, PCA, ridge in closed form (deterministic, no sklearn state to pickle).
-
-        ``in_sample`` (0/1 per sample) adds one unpenalised-by-scale indicator column whose
-        coefficient absorbs the optimism of predictions on training images; scoring new images
-        uses indicator 0, so only the out-of-sample relation is applied.
-        """
-        feats = np.asarray(features, np.float64)
-        mean = feats.mean(0)
-        std = feats.std(0)
-        std = np.where(std < 1e-8, 1.0, std)
-        x = (feats - mean) / std
-        parts: dict[str, Any] = {"feat_mean": mean.tolist(), "feat_std": std.tolist()}
-        k = 0 if embeddings is None else min(pca_dim, max(0, len(feats) // 4), embeddings.shape[1])
-        if k > 0:
-            emb = np.asarray(embeddings, np.float64)
-            emb_mean = emb.mean(0)
-            _, s, vt = np.linalg.svd(emb - emb_mean, full_matrices=False)
-            comps = vt[:k]
-            # scale components so PCA scores have unit variance, like the standardised features
-            scale = s[:k] / math.sqrt(max(1, len(emb) - 1))
-            comps = comps / np.where(scale < 1e-8, 1.0, scale)[:, None]
-            z = (emb - emb_mean) @ comps.T
-            x = np.concatenate([x, z], axis=1)
-            parts.update(emb_mean=emb_mean.tolist(), pca_components=comps.tolist())
-        else:
-            parts.update(emb_mean=[], pca_components=[])
-        y = np.asarray(target, np.float64)
-        use_ins = in_sample is not None and 0 < float(np.sum(in_sample)) < len(y)
-        if use_ins:
-            x = np.concatenate([x, np.asarray(in_sample, np.float64)[:, None]], axis=1)
-        x_mean = x.mean(0)
-        y_mean = y.mean()
-        a = (x - x_mean).T @ (x - x_mean) + alpha * np.eye(x.shape[1])
-        coef = np.linalg.solve(a, (x - x_mean).T @ (y - y_mean))
-        icpt = float(y_mean - x_mean @ coef)
-        ins = 0.0
-        if use_ins:
-            coef, ins = coef[:-1], float(coef[-1])
-        parts.update(coef=coef.tolist(), intercept=icpt, in_sample_coef=ins)
-        # fitted range of the OOD-checked columns
-        keep = [i for i, n in enumerate(FEATURE_NAMES) if n not in OOD_EXEMPT]
-        cols = [feats[:, keep]]
-        scales = [np.maximum(feats[:, keep].std(0), OOD_MIN_SCALE)]
-        if k > 0:
-            cols.append(z)
-            scales.append(np.ones(k))
-        c = np.concatenate(cols, axis=1)
-        parts.update(
-            ood_lo=c.min(0).tolist(),
-            ood_hi=c.max(0).tolist(),
-            ood_scale=np.concatenate(scales).tolist(),
-        )
-        return parts
-
     def _raw(
         self,
         features: np.ndarray,
@@ -484,8 +242,6 @@ class QualityEvaluator:
         when there are at least ``min_samples`` of them, else all items (then ``metrics``
         has ``threshold_on_in_sample`` = 1: an optimistic threshold).
         """
-        from sklearn.isotonic import IsotonicRegression
-
         feats = np.asarray(features, np.float64)
         y = np.clip(np.asarray(iou, np.float64), 0, 1)
         n = len(y)
@@ -511,7 +267,7 @@ class QualityEvaluator:
         for f in range(min(folds, n_groups)):
             test = np.flatnonzero(fold == f)
             train = np.flatnonzero(fold != f)
-            parts = self._fit_parts(
+            parts = fit_head(
                 feats[train],
                 None if emb is None else emb[train],
                 y[train],
@@ -523,23 +279,12 @@ class QualityEvaluator:
             e_test = None if emb is None else emb[test]
             oof[test] = tmp._raw(feats[test], e_test, ins[test])
             oof_ood[test] = tmp.ood_factor(feats[test], e_test)
-        parts = self._fit_parts(feats, emb, y, self.pca_dim, self.ridge_alpha, ins)
+        parts = fit_head(feats, emb, y, self.pca_dim, self.ridge_alpha, ins)
         for key, val in parts.items():
             setattr(self, key, val)
-        self.iso_x, self.iso_y, self.linear = [], [], []
-        if n >= ISOTONIC_MIN_SAMPLES:
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-            iso.fit(oof, y)
-            self.iso_x = [float(v) for v in iso.X_thresholds_]
-            self.iso_y = [float(v) for v in iso.y_thresholds_]
-        else:
-            # Isotonic regression on a handful of points pools them into one or two levels, so
-            # every label gets the same score and the filter cannot rank them (measured in the
-            # demo: 7 points -> one level). A non-negative linear map keeps the ranking.
-            slope, icpt = np.polyfit(oof, y, 1) if np.ptp(oof) > 1e-9 else (0.0, float(y.mean()))
-            self.linear = [float(slope), float(icpt)] if slope > 0 else [1.0, 0.0]
+        self.iso_x, self.iso_y, self.linear = fit_calibration(oof, y)
         self.fitted, self.status, self.warning = True, "fitted", ""
-        rho = _spearman(oof, y)
+        rho = spearman(oof, y)
         if not rho >= WEAK_SPEARMAN:  # also NaN
             self.warning = (
                 f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
@@ -552,14 +297,14 @@ class QualityEvaluator:
         thr_sel = out_mask if n_out >= min_samples else np.ones(n, bool)
         self.heldout_scores = calibrated[thr_sel].tolist()
         self.heldout_iou = y[thr_sel].tolist()
-        self.prior = _lower_mean(y[out_mask] if n_out else y)
+        self.prior = lower_mean(y[out_mask] if n_out else y)
         self.metrics = {
             "n": float(n),
             "n_in_sample": float(n - n_out),
             "n_heldout": float(n_out),
-            "spearman_oof": _spearman(oof, y),
-            "spearman_oof_heldout": _spearman(oof[out_mask], y[out_mask]),
-            "spearman_oof_in_sample": _spearman(oof[~out_mask], y[~out_mask]),
+            "spearman_oof": spearman(oof, y),
+            "spearman_oof_heldout": spearman(oof[out_mask], y[out_mask]),
+            "spearman_oof_in_sample": spearman(oof[~out_mask], y[~out_mask]),
             "mean_iou_heldout": float(y[out_mask].mean()) if n_out else float("nan"),
             "mean_iou_in_sample": float(y[~out_mask].mean()) if n_out < n else float("nan"),
             "mae_oof": float(np.mean(np.abs(calibrated - y))),
@@ -598,14 +343,14 @@ class QualityEvaluator:
         warnings.warn(f"quality evaluator not fitted: {self.warning}", stacklevel=3)
         self.fitted = False
         sel = out_mask if out_mask.any() else np.ones(n, bool)
-        self.prior = _lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
+        self.prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
         self.coef, self.linear, self.iso_x, self.iso_y = [], [], [], []
         self.heldout_scores = np.minimum(self._heuristic(feats), self.prior).tolist() if n else []
         self.oof_scores = np.asarray(self.heldout_scores)
         self.heldout_iou = y.tolist()
         self.metrics = {
             "n": float(n),
-            "spearman_oof": _spearman(np.array(self.heldout_scores), y) if n else float("nan"),
+            "spearman_oof": spearman(np.array(self.heldout_scores), y) if n else float("nan"),
         }
         return self
 
@@ -618,13 +363,7 @@ class QualityEvaluator:
         }
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
-        if self.linear:
-            return np.clip(self.linear[0] * np.asarray(raw, np.float64) + self.linear[1], 0, 1)
-        if len(self.iso_x) == 0:
-            return np.clip(raw, 0, 1)
-        if len(self.iso_x) == 1:
-            return np.full_like(raw, self.iso_y[0], dtype=np.float64)
-        return np.interp(raw, self.iso_x, self.iso_y)
+        return apply_calibration(raw, self.iso_x, self.iso_y, self.linear)
 
     def assess(
         self, features: np.ndarray, embeddings: np.ndarray | None = None
@@ -666,24 +405,7 @@ class QualityEvaluator:
         above every score (reject all) and ``achievable`` is False.
         """
         tau = self.tau if tau is None else float(tau)
-        s = np.asarray(self.heldout_scores, np.float64)
-        y = np.asarray(self.heldout_iou, np.float64)
-        n = len(s)
-        if n == 0:
-            return ThresholdChoice(1.0 + 1e-9, target, tau, float("nan"), 0.0, 0, False)
-        good = y >= tau
-        n_good = int(good.sum())
-        best: ThresholdChoice | None = None
-        for t in np.unique(s):  # ascending: first hit is the lowest threshold
-            kept = s >= t
-            prec = float(good[kept].mean())
-            rec = float(good[kept].sum() / n_good) if n_good else 0.0
-            if prec >= target:
-                best = ThresholdChoice(float(t), target, tau, prec, rec, n, True)
-                break
-        if best is None:
-            best = ThresholdChoice(float(s.max()) + 1e-6, target, tau, float("nan"), 0.0, n, False)
-        return best
+        return choose_threshold(self.heldout_scores, self.heldout_iou, target, tau)
 
     # ---------------------------------------------------------------- (de)serialisation
     def state_dict(self) -> dict[str, Any]:
@@ -717,12 +439,3 @@ class QualityEvaluator:
         if state.get("version") == 1:
             kwargs["status"] = "fitted" if kwargs.get("fitted") else "too_few_samples"
         return cls(**kwargs)
-
-
-def _lower_mean(y: np.ndarray) -> float:
-    """Mean minus one standard error, in [0, 1]: a conservative estimate of the mean IoU."""
-    y = np.asarray(y, np.float64)
-    if len(y) == 0:
-        return NO_SAMPLE_PRIOR
-    se = float(y.std(ddof=1)) / math.sqrt(len(y)) if len(y) > 1 else 0.0
-    return float(np.clip(y.mean() - se, 0.0, 1.0))
