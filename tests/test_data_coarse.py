@@ -16,10 +16,12 @@ from sam2elnet.data.coarse import (
     MIXED_CHOICES,
     PROFILES,
     TRAIN_PROFILES,
-    blur_threshold,
     check_train_profile,
     degrade,
     degrade_folder,
+)
+from sam2elnet.data.coarse_ops import (
+    blur_threshold,
     freehand_outline,
     iou,
     is_linear,

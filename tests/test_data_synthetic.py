@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sam2elnet.data.coarse import iou
+from sam2elnet.data.coarse_ops import iou
 from sam2elnet.data.synthetic import GENERATOR_VERSION, generate_dataset, make_scene
 from sam2elnet.errors import DataError
 

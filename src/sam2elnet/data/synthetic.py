@@ -25,7 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sam2elnet.data.coarse import degrade, smooth_field
+from sam2elnet.data.coarse import degrade
+from sam2elnet.data.coarse_ops import smooth_field
 from sam2elnet.data.writers import write_image, write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import write_json_atomic
