@@ -16,12 +16,8 @@ from review_helpers import label_mask, make_run
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.brush import brush_decode, brush_encode
-from sam2elnet.export.labelstudio import (
-    export_label_studio,
-    import_label_studio,
-    label_config,
-    result_mask,
-)
+from sam2elnet.export.labelstudio import export_label_studio, label_config
+from sam2elnet.export.labelstudio_import import import_label_studio, result_mask
 
 SCORES = {"b_mid": 0.71, "a_bad": 0.12, "c_good": 0.93}
 

@@ -199,7 +199,7 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
 def test_polygon_pre_annotations_round_trip(ls_server: Server, tmp_path: Path, capsys):
     from scipy import ndimage
 
-    from sam2elnet.export.labelstudio import result_mask
+    from sam2elnet.export.labelstudio_import import result_mask
 
     run = make_run(tmp_path, SCORES)
     out = ls_server.root / "polygons" / "tasks.json"

@@ -53,7 +53,7 @@ def import_cmd(
             check_input(path, opt)
     check_output(out, "dir", "--out")
     if kind == "label-studio":
-        from sam2elnet.export.labelstudio import import_label_studio
+        from sam2elnet.export.labelstudio_import import import_label_studio
 
         res = import_label_studio(
             export,

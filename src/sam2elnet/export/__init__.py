@@ -2,8 +2,8 @@
 
 Rooms: ``labels`` (finding and reading label rasters, shared by every format), ``vector``
 (polygons: GeoJSON / GeoPackage / Shapefile), ``coco`` (COCO JSON, RLE), ``chips`` (image/mask
-tiles), ``api`` (``export_labels``, the format dispatcher), ``labelstudio`` / ``brush`` /
-``coco_import`` (review round trip).
+tiles), ``api`` (``export_labels``, the format dispatcher), ``labelstudio`` (tasks out) /
+``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` (review round trip).
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.export`` and ``elnet --help``
@@ -20,7 +20,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "vector": ("polygonize_label",),
         "coco": ("build_coco", "rle_encode", "rle_decode"),
         "chips": ("iter_chips",),
-        "labelstudio": ("export_label_studio", "import_label_studio"),
+        "labelstudio": ("export_label_studio",),
+        "labelstudio_import": ("import_label_studio",),
         "coco_import": ("import_coco",),
     },
 )

@@ -18,7 +18,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode
-from sam2elnet.export.labelstudio import ImportResult, read_json_export
+from sam2elnet.export.labelstudio_import import ImportResult, read_json_export
 
 __all__ = ["annotation_mask", "import_coco"]
 

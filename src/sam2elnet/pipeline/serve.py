@@ -41,7 +41,8 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.export.labelstudio import TO_NAME, mask_result, result_mask
+from sam2elnet.export.labelstudio import TO_NAME, mask_result
+from sam2elnet.export.labelstudio_import import result_mask
 
 log = logging.getLogger(__name__)
 
