@@ -1,0 +1,340 @@
+"""One image of the report: :class:`ReportItem`, its per-image facts and its card's pictures.
+
+:func:`prepare_item` reads an item's masks and derives its row (true / input IoU with the truth's
+ignore pixels left out, object counts, empty-truth flags, filter status, file links);
+:func:`add_card` draws the picture layers of a shown item (:mod:`sam2elnet.pipeline.report_figures`);
+:func:`order_items` sorts rows worst (or best) first. One unreadable file costs its item a note,
+never the report.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError
+from sam2elnet.pipeline import report_figures as figs
+from sam2elnet.pipeline.glossary import label as key_label
+from sam2elnet.pipeline.report_figures import COLORS, Footprint, display_rgb
+from sam2elnet.pipeline.report_tables import as_float, fmt_value
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ReportItem", "add_card", "object_counts", "order_items", "prepare_item"]
+
+
+@dataclass
+class ReportItem:
+    """One image of the report.
+
+    ``image`` is a (C, H, W) or (H, W) array (any dtype; SAR is fine, it is percentile-stretched)
+    or a path to an image file. ``input_label`` (coarse / given label), ``output`` (the label under
+    review) and ``truth`` are (H, W) masks (bool or 0/1, or a path); ``probability`` is an (H, W)
+    probability map in [0, 1] (or uint8 0-255, or a path); any of them may be None.
+    ``predicted_iou`` is the quality evaluator's estimate, ``true_iou`` the IoU of ``output`` (or of
+    ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``; both
+    are computed from the masks when not given. ``kept`` is the filter decision (None: no
+    decision). ``footprint`` places the image on the map (read from a georeferenced ``image`` path
+    when not given). ``extra`` is shown as small key/value lines on the card.
+    """
+
+    name: str
+    image: np.ndarray | str | Path | None = None
+    input_label: np.ndarray | str | Path | None = None
+    output: np.ndarray | str | Path | None = None
+    truth: np.ndarray | str | Path | None = None
+    predicted_iou: float | None = None
+    true_iou: float | None = None
+    kept: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    probability: np.ndarray | str | Path | None = None
+    input_iou: float | None = None
+    footprint: Footprint | None = None
+
+
+def _load_mask(m: np.ndarray | str | Path | None) -> np.ndarray | None:
+    if m is None:
+        return None
+    if isinstance(m, (str, Path)):
+        from sam2elnet.data.masks import read_mask
+
+        return np.asarray(read_mask(m), dtype=bool)
+    a = np.asarray(m)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    return a > 0.5 if np.issubdtype(a.dtype, np.floating) else a != 0
+
+
+def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
+    if p is None:
+        return None
+    if isinstance(p, (str, Path)):
+        from sam2elnet.data.images import read_image
+
+        return np.asarray(read_image(p).data)[0]
+    return np.asarray(p)
+
+
+def _truth_valid(t: np.ndarray | str | Path | None) -> np.ndarray | None:
+    """Valid-pixel mask of a truth file (False where it says "ignore"), None when all count."""
+    if not isinstance(t, (str, Path)):
+        return None
+    from sam2elnet.data.masks import read_mask_valid
+
+    return read_mask_valid(t)[1]
+
+
+def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -> float | None:
+    if a is None or b is None or a.shape != b.shape:
+        return None
+    from sam2elnet.engine.metrics import confusion, scores
+
+    if valid is not None and valid.shape != a.shape:
+        valid = None
+    return as_float(scores(confusion(a, b, valid=valid))["iou"])
+
+
+def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
+    """(true objects, missed objects, extra objects) of a label against its truth.
+
+    Objects are 8-connected components (``scipy.ndimage.label``). A true object is missed when no
+    label pixel touches it; a label object is extra when it touches no true pixel (the
+    object-level counts of CVAT's quality report, without an IoU match threshold).
+    """
+    from scipy import ndimage
+
+    eight = np.ones((3, 3), dtype=bool)
+    lab_t, n_t = ndimage.label(truth, structure=eight)
+    lab_p, n_p = ndimage.label(label, structure=eight)
+    both = label & truth
+    hit_t = np.unique(lab_t[both])
+    hit_p = np.unique(lab_p[both])
+    return int(n_t), int(n_t - np.count_nonzero(hit_t)), int(n_p - np.count_nonzero(hit_p))
+
+
+def _path_of(v: Any) -> str | None:
+    return str(v) if isinstance(v, (str, Path)) else None
+
+
+def _file_uri(p: str) -> str:
+    try:
+        return Path(p).resolve().as_uri()
+    except ValueError:
+        return p
+
+
+def _status(item: ReportItem, filtered: bool) -> str | None:
+    if item.kept is None:
+        return None
+    if not filtered:
+        return "unfiltered"
+    return "kept" if item.kept else "rejected"
+
+
+def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
+    """Table row of one item (masks read, IoUs and flags derived); image pixels not touched.
+
+    Args:
+        item: The item.
+        idx: Its position in the caller's list (links the row to its card).
+        filtered: Whether a quality filter ran (else a kept item is "unfiltered").
+
+    Returns:
+        The row as a dict for the template: ``name``, ``status``, ``predicted`` / ``true`` /
+        ``input`` IoU and ``gain`` (None where unknown), ``area_px`` / ``area_frac`` /
+        ``truth_px`` (pixels), ``objects`` / ``missed`` / ``extra_objects``, ``flag`` ("false
+        alarm", "correct empty", "missed" or None), ``paths``, ``errors`` (unreadable files),
+        ``extra`` and ``footprint``.
+    """
+    errors: list[str] = []
+
+    def load(kind: str, value: Any) -> np.ndarray | None:
+        try:
+            return _load_mask(value)
+        except DataError as err:  # one unreadable file must not cost the whole report
+            log.warning("report: %s", err)
+            errors.append(f"{kind}: {err}")
+            return None
+
+    inp, out, tru = load("input label", item.input_label), load("label", item.output), None
+    tru = load("truth", item.truth)
+    label = out if out is not None else inp
+    valid = None
+    if tru is not None and (item.true_iou is None or item.input_iou is None):
+        try:  # pixels the truth marks "ignore" are not scored (as in elnet evaluate)
+            valid = _truth_valid(item.truth)
+        except DataError:
+            valid = None
+    true_iou = as_float(item.true_iou)
+    if true_iou is None:
+        true_iou = _iou(label, tru, valid)
+    input_iou = as_float(item.input_iou)
+    if input_iou is None and out is not None:
+        input_iou = _iou(inp, tru, valid)
+    flag = None
+    objects = None
+    if tru is not None and label is not None and label.shape == tru.shape:
+        objects = object_counts(label, tru)
+        if not tru.any():
+            flag = "false alarm" if label.any() else "correct empty"
+        elif not label.any():
+            flag = "missed"
+    paths = {
+        k: p
+        for k, p in (
+            ("label", _path_of(item.output)),
+            ("image", _path_of(item.image)),
+            ("input label", _path_of(item.input_label)),
+            ("truth", _path_of(item.truth)),
+            ("probability", _path_of(item.probability)),
+        )
+        if p
+    }
+    fp = item.footprint
+    if fp is None and isinstance(item.image, (str, Path)):
+        fp = figs.read_footprint(item.image)
+    return {
+        "idx": idx,
+        "name": item.name,
+        "status": _status(item, filtered),
+        "predicted": as_float(item.predicted_iou),
+        "true": true_iou,
+        "input": input_iou if out is not None and inp is not None else None,
+        "gain": (true_iou - input_iou)
+        if (true_iou is not None and input_iou is not None and out is not None)
+        else None,
+        "area_px": int(label.sum()) if label is not None else None,
+        "area_frac": float(label.mean()) if label is not None and label.size else None,
+        "truth_px": int(tru.sum()) if tru is not None else None,
+        "objects": objects[0] if objects else None,
+        "missed": objects[1] if objects else None,
+        "extra_objects": objects[2] if objects else None,
+        "flag": flag,
+        "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
+        "errors": errors,
+        "extra": [(key_label(str(k)), fmt_value(v)) for k, v in item.extra.items()],
+        "footprint": fp,
+    }
+
+
+def _try_mask(value: Any) -> np.ndarray | None:
+    try:
+        return _load_mask(value)
+    except DataError:  # already named on the item by prepare_item
+        return None
+
+
+def add_card(
+    view: dict[str, Any], item: ReportItem, thumb_px: int, full_px: int, styles: list
+) -> None:
+    """Add the picture layers of a shown item to ``view`` (image embedded once as a CSS class).
+
+    Args:
+        view: The item's row from :func:`prepare_item`; gets a ``card`` entry (sizes in px,
+            PNG data URIs of the mask / error / probability layers) and notes in ``errors``.
+        item: The item (image and masks are read here).
+        thumb_px: Longest side of the card thumbnail (chips smaller than half of it are drawn
+            up to twice as large, pixels kept sharp).
+        full_px: Longest side of the embedded image and layers (click to enlarge).
+        styles: Receives ``(css class, JPEG data URI)`` of the image.
+    """
+    inp, out, tru = (
+        _try_mask(item.input_label),
+        _try_mask(item.output),
+        _try_mask(item.truth),
+    )
+    rgb = None
+    if item.image is not None:
+        try:
+            rgb = display_rgb(item.image)
+        except (DataError, ValueError) as err:
+            log.warning("report: %s", err)
+            view["errors"].append(f"image: {err}")
+    shapes = [a.shape[:2] for a in (inp, out, tru) if a is not None]
+    native = rgb.shape[:2] if rgb is not None else (shapes[0] if shapes else (thumb_px, thumb_px))
+    fh, fw = figs.fit_shape(native, full_px)
+    th, tw = figs.fit_shape(native, thumb_px)
+    # tiny chips (e.g. 64 px) are drawn up to twice as large, pixels kept sharp
+    up = min(2.0, thumb_px / max(th, tw))
+    if up > 1.0:
+        th, tw = round(th * up), round(tw * up)
+    cls = f"im{view['idx']}"
+    if rgb is not None:
+        styles.append((cls, figs.image_data_uri(figs.resize_rgb(rgb, (fh, fw)))))
+    width = max(1, round(max(fh, fw) / max(th, tw)))  # outline still visible on the card
+    small = {
+        k: (figs.resize_mask(m, (fh, fw)) if m is not None else None)
+        for k, m in (("input", inp), ("output", out), ("truth", tru))
+    }
+    layers = []
+    if small["input"] is not None:
+        layers.append(
+            ("input", "input label", figs.mask_layer(small["input"], COLORS["input"], width))
+        )
+    if small["output"] is not None:
+        layers.append(
+            ("output", "label", figs.mask_layer(small["output"], COLORS["output"], width))
+        )
+    if small["truth"] is not None:
+        layers.append(
+            ("truth", "ground truth", figs.mask_layer(small["truth"], COLORS["truth"], width))
+        )
+    cmp_ = small["output"] if small["output"] is not None else small["input"]
+    if small["truth"] is not None and cmp_ is not None:
+        cap = "errors" if small["output"] is not None else "label errors"
+        layers.append(("errors", cap, figs.error_layer(cmp_, small["truth"])))
+    prob = None
+    if item.probability is not None:
+        try:
+            prob = figs.probability_layer(_load_prob(item.probability), (fh, fw))
+        except (DataError, ValueError) as err:
+            log.warning("report: %s", err)
+            view["errors"].append(f"probability: {err}")
+    view["card"] = {
+        "cls": cls,
+        "has_image": rgb is not None,
+        "tw": tw,
+        "th": th,
+        "fw": fw,
+        "fh": fh,
+        "native": f"{native[1]} × {native[0]} px",
+        "pixelated": up > 1.0,
+        "layers": [
+            {"key": k, "caption": c, "src": figs.png_data_uri(a, palette=True)}
+            for k, c, a in layers
+        ],
+        "prob": figs.png_data_uri(prob) if prob is not None else None,
+    }
+
+
+def order_items(views: list[dict[str, Any]], order: str) -> tuple[list[dict[str, Any]], str]:
+    """Sort by predicted IoU (else true IoU, else name); items without a score go last.
+
+    Args:
+        views: Rows from :func:`prepare_item`.
+        order: "worst" (lowest IoU first), "best" or "name".
+
+    Returns:
+        The sorted rows and a phrase saying how they are sorted.
+
+    Raises:
+        ValueError: ``order`` is none of the three.
+    """
+    if order not in ("worst", "best", "name"):
+        raise ValueError("order must be 'worst', 'best' or 'name'")
+    if order == "name":
+        return sorted(views, key=lambda v: v["name"]), "by name"
+    attr = "predicted" if any(v["predicted"] is not None for v in views) else "true"
+    if not any(v[attr] is not None for v in views):
+        return sorted(views, key=lambda v: v["name"]), "by name (no quality scores given)"
+    sign = 1.0 if order == "worst" else -1.0
+    scored = sorted(
+        (v for v in views if v[attr] is not None), key=lambda v: (sign * v[attr], v["name"])
+    )
+    rest = sorted((v for v in views if v[attr] is None), key=lambda v: v["name"])
+    what = "predicted IoU" if attr == "predicted" else "true IoU"
+    return scored + rest, f"by {what}, {'worst' if order == 'worst' else 'best'} first"
