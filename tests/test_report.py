@@ -20,7 +20,8 @@ from sam2elnet.pipeline.report import (
     write_report,
     write_run_report,
 )
-from sam2elnet.pipeline.report_figures import filter_curves, footprint_map, read_footprint
+from sam2elnet.pipeline.report_map import footprint_map, read_footprint
+from sam2elnet.pipeline.report_plots import filter_curves
 
 
 def _items(n: int = 6, bands: int = 1) -> list[ReportItem]:
@@ -313,7 +314,7 @@ def test_footprint_map_of_georeferenced_images(tmp_path: Path) -> None:
 
 
 def test_footprint_map_mixed_crs_goes_to_wgs84() -> None:
-    from sam2elnet.pipeline.report_figures import Footprint
+    from sam2elnet.pipeline.report_map import Footprint
 
     a = Footprint(500_000, 4_000_000, 501_000, 4_001_000, "EPSG:32633")  # 15.00-15.011 E, 36.145 N
     b = Footprint(15.02, 36.14, 15.03, 36.15, "EPSG:4326")

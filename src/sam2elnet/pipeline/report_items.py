@@ -19,7 +19,8 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline import report_figures as figs
 from sam2elnet.pipeline.glossary import label as key_label
-from sam2elnet.pipeline.report_figures import COLORS, Footprint, display_rgb
+from sam2elnet.pipeline.report_figures import COLORS, display_rgb
+from sam2elnet.pipeline.report_map import Footprint, read_footprint
 from sam2elnet.pipeline.report_tables import as_float, fmt_value
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     }
     fp = item.footprint
     if fp is None and isinstance(item.image, (str, Path)):
-        fp = figs.read_footprint(item.image)
+        fp = read_footprint(item.image)
     return {
         "idx": idx,
         "name": item.name,

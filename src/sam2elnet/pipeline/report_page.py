@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.pipeline import report_figures as figs
+from sam2elnet.pipeline import report_plots as charts
 from sam2elnet.pipeline.glossary import GLOSSARY
 from sam2elnet.pipeline.report_figures import COLORS
 from sam2elnet.pipeline.report_items import (
@@ -27,6 +28,7 @@ from sam2elnet.pipeline.report_items import (
     order_items,
     prepare_item,
 )
+from sam2elnet.pipeline.report_map import footprint_map
 from sam2elnet.pipeline.report_tables import (
     as_float,
     fmt_value,
@@ -159,13 +161,13 @@ def render_report(
 
     # plots
     plots: list[dict[str, str]] = []
-    fig = figs.quality_histogram([v["predicted"] for v in views], [v["true"] for v in views],
+    fig = charts.quality_histogram([v["predicted"] for v in views], [v["true"] for v in views],
                                  as_float(quality_threshold))  # fmt: skip
     if fig is not None:
         plots.append({"caption": "", "src": figs.figure_data_uri(fig)})
     both = [v for v in views if v["predicted"] is not None and v["true"] is not None]
     if len(both) >= 2:
-        fig = figs.quality_scatter(
+        fig = charts.quality_scatter(
             [v["predicted"] for v in both],
             [v["true"] for v in both],
             [v["status"] or "not filtered" for v in both],
@@ -177,11 +179,11 @@ def render_report(
     # the filter's own labels (those with a decision) when there are any, else every label
     judged = [v for v in both if v["status"] is not None] or both
     if len(judged) >= 3:
-        curves = figs.filter_curves(
+        curves = charts.filter_curves(
             [v["predicted"] for v in judged], [v["true"] for v in judged], used_tau
         )
         if curves.n_good:
-            fig = figs.threshold_curves(
+            fig = charts.threshold_curves(
                 curves, as_float(quality_threshold), as_float(target_precision)
             )
             plots.append(
@@ -201,7 +203,7 @@ def render_report(
     for cap, f in _figures(figures):
         plots.append({"caption": cap, "src": figs.figure_data_uri(f)})
 
-    geo = figs.footprint_map([v["footprint"] for v in views], [v["predicted"] for v in views])
+    geo = footprint_map([v["footprint"] for v in views], [v["predicted"] for v in views])
     for v in views:
         v.pop("footprint", None)
     for box in (geo or {}).get("boxes", []):
