@@ -1,4 +1,4 @@
-"""Label Studio tasks with pre-annotations out, reviewed annotations back in as training masks.
+"""Label Studio tasks with pre-annotations out (reviewed annotations come back in labelstudio_import).
 
 Export (:func:`export_label_studio`): one task per label raster, least trusted first (ascending
 predicted IoU from ``quality.csv``; labels without a score after those with one). Each task:
