@@ -63,7 +63,8 @@ def stats_cmd(
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
     from sam2elnet.data.layouts import discover, verify_pairs
-    from sam2elnet.data.normalize import NormalizationConfig, compute_stats
+    from sam2elnet.data.normalize import describe
+    from sam2elnet.data.stats import DatasetStats, evenly_spaced, stats_config, stats_samples
     from sam2elnet.utils.atomic import write_json_atomic
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -87,28 +88,16 @@ def stats_cmd(
     if verbose:
         for p in index.unmatched:
             typer.echo(f"  unmatched: {p}")
-    samples = index.samples
-    found = index.splits
-    if not split and "train" in found and len(found) > 1:
-        # normalisation statistics describe the training data: never look at test images
-        samples = [s for s in samples if s.split == "train"]
+    samples, train_only = stats_samples(index, split)
+    if train_only:
         typer.echo(f"statistics from the train split ({len(samples)} pairs); --split to choose")
     if check:
         verify_pairs(samples, strict=True, progress=progress)
         typer.echo("all pairs have matching sizes")
-    if max_images and len(samples) > max_images:
-        step = len(samples) / max_images
-        samples = [samples[int(i * step)] for i in range(max_images)]
-    base = NormalizationConfig.for_modality(index.modality)
-    if to_db is None:
-        from sam2elnet.data.images import read_image
-        from sam2elnet.data.normalize import sar_needs_db
-
-        to_db = base.sar and sar_needs_db(read_image(samples[0].image, sar=True))
-    base = base.model_copy(update={"to_db": to_db, "p_low": p_low, "p_high": p_high})
-    cfg = compute_stats([s.image for s in samples], base, progress=progress)
-    from sam2elnet.data.normalize import describe
-
+    samples = evenly_spaced(samples, max_images)
+    cfg = stats_config(
+        samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high, progress=progress
+    )
     typer.echo(describe(cfg))
     for b in range(cfg.bands or 0):
         typer.echo(
@@ -116,15 +105,7 @@ def stats_cmd(
             f"p{p_low:g}={cfg.low[b]:.3f} p{p_high:g}={cfg.high[b]:.3f}"
         )
     if out is not None:
-        payload = {
-            "normalization": cfg.model_dump(),
-            "layout": index.layout,
-            "modality": index.modality,
-            "pairs": {f"{sp}/{se}": n for (sp, se), n in index.counts().items()},
-            "unmatched": len(index.unmatched),
-            "images_used": len(samples),
-        }
-        write_json_atomic(out, payload)
+        write_json_atomic(out, DatasetStats(index, samples, cfg, train_only).payload())
         typer.echo(f"wrote {out}")
 
 

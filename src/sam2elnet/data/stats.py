@@ -1,0 +1,167 @@
+"""What is in a dataset folder, and its normalisation statistics (the library behind ``elnet stats``).
+
+:func:`dataset_stats` finds the image/label pairs (:func:`sam2elnet.data.layouts.discover`),
+optionally checks that every pair has matching sizes, and computes per-band normalisation
+statistics (:func:`sam2elnet.data.normalize.compute_stats`) from the *training* images only when
+the layout has a train split and no split was asked for: normalisation describes the training
+data, and looking at test images would leak them. :meth:`DatasetStats.payload` is the JSON that
+``elnet stats --out FILE`` writes and ``elnet train --norm-stats FILE`` reads back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.config import StatsOptions, option_default
+from sam2elnet.data.layouts import DatasetIndex, Sample, discover, verify_pairs
+from sam2elnet.data.normalize import NormalizationConfig, compute_stats
+
+__all__ = ["DatasetStats", "dataset_stats", "evenly_spaced", "stats_config", "stats_samples"]
+
+
+def stats_samples(
+    index: DatasetIndex, split: Sequence[str] | None = None
+) -> tuple[list[Sample], bool]:
+    """The pairs normalisation statistics describe.
+
+    Args:
+        index: What :func:`~sam2elnet.data.layouts.discover` found.
+        split: The split folders asked for; when none was asked for and the layout has a
+            ``train`` split beside others, only ``train`` is used (never look at test images).
+
+    Returns:
+        ``(samples, train_only)``: the pairs, and whether the train-split rule applied.
+    """
+    if not split and "train" in index.splits and len(index.splits) > 1:
+        return [s for s in index.samples if s.split == "train"], True
+    return list(index.samples), False
+
+
+def evenly_spaced(samples: Sequence[Sample], max_images: int) -> list[Sample]:
+    """At most ``max_images`` of ``samples``, evenly spaced over the list (0 = all)."""
+    if max_images and len(samples) > max_images:
+        step = len(samples) / max_images
+        return [samples[int(i * step)] for i in range(max_images)]
+    return list(samples)
+
+
+def stats_config(
+    samples: Sequence[Sample],
+    modality: str,
+    *,
+    to_db: bool | None = None,
+    p_low: float = option_default(StatsOptions, "p_low"),
+    p_high: float = option_default(StatsOptions, "p_high"),
+    progress: bool = True,
+) -> NormalizationConfig:
+    """Per-band normalisation statistics of the images of ``samples``.
+
+    Args:
+        samples: The pairs (see :func:`stats_samples`); only their images are read.
+        modality: ``sar`` | ``optical`` (the dataset's).
+        to_db: Convert linear SAR intensity to dB (10 log10) first; None = as ``elnet train``
+            decides (SAR stored with more than 8 bits and not already in dB, judged on the first
+            image).
+        p_low, p_high: Percentiles (0-100) of the scaling range.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`~sam2elnet.data.normalize.NormalizationConfig` with per-band ``mean`` /
+        ``std`` and ``low`` / ``high`` (values at the percentiles, after the optional dB step).
+
+    Raises:
+        DataError: an image cannot be read.
+    """
+    base = NormalizationConfig.for_modality(modality)
+    if to_db is None:
+        from sam2elnet.data.images import read_image
+        from sam2elnet.data.normalize import sar_needs_db
+
+        to_db = base.sar and sar_needs_db(read_image(samples[0].image, sar=True))
+    base = base.model_copy(update={"to_db": to_db, "p_low": p_low, "p_high": p_high})
+    return compute_stats([s.image for s in samples], base, progress=progress)
+
+
+@dataclass
+class DatasetStats:
+    """The pairs found and the normalisation computed from them.
+
+    Attributes:
+        index: Everything :func:`~sam2elnet.data.layouts.discover` found (pairs, layout,
+            modality, unmatched files).
+        samples: The pairs the statistics were computed from (after the train-split rule and
+            ``max_images``).
+        config: The normalisation (per-band ``mean`` / ``std`` and ``low`` / ``high`` at the
+            chosen percentiles, in the image's units after the optional dB conversion).
+        train_only: True when only the train split was used because no split was asked for.
+    """
+
+    index: DatasetIndex
+    samples: list[Sample]
+    config: NormalizationConfig
+    train_only: bool = False
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON of ``elnet stats --out``: ``normalization`` (a
+        :class:`~sam2elnet.data.normalize.NormalizationConfig` dump), ``layout``, ``modality``,
+        ``pairs`` per ``"split/sensor"``, ``unmatched`` and ``images_used`` (counts)."""
+        return {
+            "normalization": self.config.model_dump(),
+            "layout": self.index.layout,
+            "modality": self.index.modality,
+            "pairs": {f"{sp}/{se}": n for (sp, se), n in self.index.counts().items()},
+            "unmatched": len(self.index.unmatched),
+            "images_used": len(self.samples),
+        }
+
+
+def dataset_stats(
+    data: str | Path,
+    *,
+    layout: str = option_default(StatsOptions, "layout"),
+    split: Sequence[str] | None = None,
+    sensors: Sequence[str] | None = None,
+    modality: str | None = None,
+    to_db: bool | None = None,
+    p_low: float = option_default(StatsOptions, "p_low"),
+    p_high: float = option_default(StatsOptions, "p_high"),
+    max_images: int = option_default(StatsOptions, "max_images"),
+    check: bool = False,
+    progress: bool = True,
+) -> DatasetStats:
+    """Find the pairs of a dataset folder and compute its normalisation statistics.
+
+    Args:
+        data: Dataset root (SOS, CHN6-CUG or ``images/`` + ``masks/``).
+        layout: ``auto`` | ``sos`` | ``chn6`` | ``generic``.
+        split: Only these split folders (``train``, ``val``, ``test``); None = all found, and
+            then only ``train`` is used for statistics when there are several.
+        sensors: SOS sensors (``palsar``, ``sentinel``); None = all.
+        modality: ``sar`` | ``optical``; None = from the layout / ``dataset.json``.
+        to_db: Convert linear SAR intensity to dB (10 log10) first; None = as ``elnet train``
+            decides (SAR stored with more than 8 bits and not already in dB, judged on the first
+            image).
+        p_low, p_high: Percentiles (0-100) of the scaling range.
+        max_images: Use at most this many images, evenly spaced; 0 = all.
+        check: Verify every image/label pair has the same size (headers only).
+        progress: Show progress bars.
+
+    Returns:
+        The :class:`DatasetStats`.
+
+    Raises:
+        DataError: unreadable folder or images, no pairs, or (with ``check``) a size mismatch
+            naming both files.
+    """
+    index = discover(data, layout=layout, split=split or None, sensors=sensors or None,
+                     modality=modality)  # fmt: skip
+    samples, train_only = stats_samples(index, split)
+    if check:
+        verify_pairs(samples, strict=True, progress=progress)
+    samples = evenly_spaced(samples, max_images)
+    cfg = stats_config(samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high,
+                       progress=progress)  # fmt: skip
+    return DatasetStats(index, samples, cfg, train_only)
