@@ -195,6 +195,71 @@ class TrainConfig(BaseModel):
         """Read a YAML config; UserError naming the file on bad YAML or bad fields."""
         return load_yaml_model(cls, path)
 
+    @classmethod
+    def from_sources(
+        cls,
+        options: dict[str, Any],
+        *,
+        config: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        fit_quality: bool = True,
+        quality: dict[str, Any] | None = None,
+        flags: dict[str, str] | None = None,
+    ) -> TrainConfig:
+        """A run's configuration from its layered sources (what ``elnet train`` does).
+
+        Layers, later ones win: the YAML file ``config`` (else, with ``resume``, the run's own
+        ``OUT/config.yaml``, so a resumed run keeps its hyper-parameters); then ``options``
+        (field name -> value; None means "not given" and keeps the layer below); then
+        ``quality`` (QualityConfig fields, e.g. ``tta``, ``tau``; None values ignored).
+
+        Args:
+            options: Field values as given on the command line (``out`` locates the run).
+            config: YAML TrainConfig to start from.
+            resume: Continue the run in ``options["out"]``.
+            progress: Show progress bars.
+            fit_quality: False skips fitting the quality evaluator (``--no-quality``).
+            quality: Overrides of the quality evaluator's settings.
+            flags: Field name -> command-line flag for messages (default ``--field-name``).
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            UserError: unreadable ``config``; ``--resume`` on a folder without a run and no
+                ``data``; ``data`` or ``out`` missing from every layer; a value out of range
+                (one line naming the flag, the value and the allowed range).
+        """
+        out = options.get("out")
+        base: dict[str, Any] = {}
+        if config is not None:
+            base = cls.load(config).model_dump()
+        elif resume and out is not None and (Path(out) / "config.yaml").is_file():
+            base = cls.load(Path(out) / "config.yaml").model_dump()
+        given = {k: v for k, v in options.items() if v is not None}
+        merged: dict[str, Any] = {**base, **given, "resume": resume, "progress": progress}
+        if not fit_quality:
+            merged["fit_quality"] = False
+        q = dict(merged.get("quality") or {})
+        q.update({k: v for k, v in (quality or {}).items() if v is not None})
+        if q:
+            merged["quality"] = q
+        if resume and out is not None and merged.get("data") is None:
+            raise UserError(
+                "nothing to resume: no run (config.yaml) in this folder; give --data to start a "
+                "new run, or point --out at an existing run",
+                out,
+            )
+        for key in ("data", "out"):
+            if merged.get(key) is None:
+                flag = (flags or {}).get(key, f"--{key}")
+                raise UserError(f"{flag} is required (or give it in --config)")
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as err:
+            raise option_error(cls, err, flags) from None
+
 
 def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
     """Parse ``path`` as YAML into pydantic model ``cls`` with user-facing errors."""

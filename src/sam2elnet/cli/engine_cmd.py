@@ -154,16 +154,11 @@ def train_cmd(
     from sam2elnet.config import TrainConfig
     from sam2elnet.data.raster import parse_bands
     from sam2elnet.engine.train import train
-    from sam2elnet.errors import UserError
 
-    base: dict = {}
-    if config is not None:
-        base = TrainConfig.load(config).model_dump()
-    elif resume and out is not None and (out / "config.yaml").is_file():
-        base = TrainConfig.load(out / "config.yaml").model_dump()
     given = {
         "data": data,
         "out": out,
+        "weights": weights,
         "size": size,
         "fraction": fraction,
         "seed": seed,
@@ -192,36 +187,15 @@ def train_cmd(
         "aug_photometric": aug_photometric,
         "aug_band_jitter": aug_band_jitter,
     }
-    if weights is not None:
-        given["weights"] = weights
-    opts = {k: v for k, v in given.items() if v is not None}
-    merged = {**base, **opts, "resume": resume, "progress": not no_progress}
-    if no_quality:
-        merged["fit_quality"] = False
-    q = dict(merged.get("quality") or {})
-    if tta is not None:
-        q["tta"] = tta
-    if tau is not None:
-        q["tau"] = tau
-    if q:
-        merged["quality"] = q
-    if resume and out is not None and merged.get("data") is None:
-        raise UserError(
-            "nothing to resume: no run (config.yaml) in this folder; give --data to start a "
-            "new run, or point --out at an existing run",
-            out,
-        )
-    for key, flag in (("data", "--data"), ("out", "--out")):
-        if merged.get(key) is None:
-            raise UserError(f"{flag} is required (or give it in --config)")
-    from pydantic import ValidationError
-
-    try:
-        cfg = TrainConfig.model_validate(merged)
-    except ValidationError as err:
-        from sam2elnet.config import option_error
-
-        raise option_error(TrainConfig, err, {"num_workers": "--workers"}) from None
+    cfg = TrainConfig.from_sources(
+        given,
+        config=config,
+        resume=resume,
+        progress=not no_progress,
+        fit_quality=not no_quality,
+        quality={"tta": tta, "tau": tau},
+        flags={"num_workers": "--workers"},
+    )
     from sam2elnet.utils.paths import check_input, check_output
 
     check_input(cfg.data, "--data", "dataset folder")

@@ -1,0 +1,47 @@
+"""TrainConfig.from_sources: the layering behind ``elnet train`` (YAML, resume, options, quality)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sam2elnet.config import QualityConfig, TrainConfig
+from sam2elnet.errors import UserError
+
+
+def test_options_override_the_yaml_file(tmp_path):
+    yaml_cfg = TrainConfig(data=tmp_path / "d", out=tmp_path / "o", epochs=7, lr=1e-3)
+    path = yaml_cfg.save(tmp_path / "c.yaml")
+    cfg = TrainConfig.from_sources({"epochs": 3, "lr": None}, config=path, progress=False)
+    assert cfg.epochs == 3  # given on the command line
+    assert cfg.lr == pytest.approx(1e-3)  # None = not given: the file's value stays
+    assert cfg.data == tmp_path / "d" and cfg.progress is False and cfg.fit_quality is True
+
+
+def test_resume_reads_the_runs_own_config(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    TrainConfig(data=tmp_path / "d", out=run, epochs=9, seed=5).save(run / "config.yaml")
+    cfg = TrainConfig.from_sources({"out": run, "data": None}, resume=True)
+    assert cfg.resume and cfg.epochs == 9 and cfg.seed == 5 and cfg.data == tmp_path / "d"
+    with pytest.raises(UserError, match="nothing to resume"):
+        TrainConfig.from_sources({"out": tmp_path / "empty"}, resume=True)
+
+
+def test_quality_overrides_and_no_quality(tmp_path):
+    cfg = TrainConfig.from_sources(
+        {"data": tmp_path, "out": tmp_path / "o"},
+        fit_quality=False,
+        quality={"tta": 3, "tau": None},
+    )
+    assert cfg.fit_quality is False and cfg.quality.tta == 3
+    assert cfg.quality.tau == QualityConfig().tau  # None keeps the default
+
+
+def test_required_and_out_of_range_options_name_the_flag(tmp_path):
+    with pytest.raises(UserError, match="--data is required"):
+        TrainConfig.from_sources({"out": tmp_path})
+    with pytest.raises(UserError, match=r"--workers: -1"):
+        TrainConfig.from_sources(
+            {"data": tmp_path, "out": tmp_path, "num_workers": -1},
+            flags={"num_workers": "--workers"},
+        )
