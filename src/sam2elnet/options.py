@@ -1,0 +1,283 @@
+"""Command options: one declaration per option, its default and its allowed range or values.
+
+The CLI takes its defaults from these models (:func:`option_default`) and validates every
+command's options through them (:func:`check_options`) before any work starts; the library front
+doors accept the same values, so an option's default and range are written once. Run
+configurations (``TrainConfig``) are :mod:`sam2elnet.config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sam2elnet.errors import UserError
+
+ModelSize = Literal["micro", "tiny", "small", "base_plus", "large"]
+
+
+Precision = Literal["bf16", "32"]
+
+
+def _norm_precision_value(v: Any) -> Any:
+    s = str(v).lower()
+    return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
+
+
+def _check_device(v: str) -> str:
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(v)):
+        raise ValueError("must be cpu, cuda, cuda:N or mps")
+    return str(v)
+
+
+_MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_MEMORY_UNITS.update({"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40})
+
+
+def memory_bytes(value: Any) -> int:
+    """Bytes from ``"1.5G"``, ``"800M"``, ``"512MiB"``, ``"2GB"`` or a plain number of bytes.
+
+    Units are decimal (K = 1e3, M = 1e6, G = 1e9, T = 1e12) or binary with an ``i`` (KiB, MiB,
+    GiB, TiB); a trailing ``B`` is optional, case does not matter. The ``--max-memory`` format.
+
+    Raises:
+        ValueError: not a size, or not positive.
+    """
+    import math
+    import re
+
+    if isinstance(value, bool):
+        raise ValueError("is not a size; give e.g. 1.5G or 800M")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?)b?\s*", str(value), re.IGNORECASE)
+        if not m:
+            raise ValueError("is not a size; give e.g. 1.5G or 800M")
+        n = float(m.group(1)) * _MEMORY_UNITS[m.group(2).upper()]
+    if not math.isfinite(n) or n < 2**20:
+        raise ValueError("must be a size of at least 1M, e.g. 1.5G or 800M")
+    return int(n)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WindowOptions(_Options):
+    """Sliding-window settings shared by ``scene`` and the large-scene path of annotate/enhance."""
+
+    tile: int = Field(1024, ge=32, le=16384, description="window size, px")
+    overlap: int = Field(128, ge=0, le=8192, description="window overlap, px (< tile)")
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap_below_tile(cls, v: int, info: Any) -> int:
+        tile = info.data.get("tile")
+        if tile is not None and v >= tile:
+            raise ValueError(f"must be smaller than --tile ({tile})")
+        return v
+
+
+class FolderJobOptions(WindowOptions):
+    """Options of ``elnet annotate`` and ``elnet enhance`` (see engine.infer)."""
+
+    min_quality: float | None = Field(None, ge=0, le=1, description="keep labels with score >= Q")
+    target_precision: float | None = Field(None, gt=0, le=1)
+    tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
+    batch_size: int = Field(8, ge=1, le=1024, description="images per forward pass")
+    device: str = "cpu"
+    precision: Precision = "bf16"
+    tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
+    line_width: float | None = Field(None, gt=0, description="buffer for line labels, map units")
+    max_memory: int = Field(
+        1_500_000_000,
+        description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",
+    )
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
+    _prec = field_validator("precision", mode="before")(
+        classmethod(lambda cls, v: _norm_precision_value(v))
+    )
+
+
+class SceneOptions(WindowOptions):
+    """Options of ``elnet scene``."""
+
+    tile: int = Field(1024, ge=16, le=16384, description="window size, px")
+    batch_size: int = Field(4, ge=1, le=1024, description="windows per model call")
+    threshold: float = Field(0.5, ge=0, le=1, description="probability threshold")
+    line_width: float | None = Field(None, gt=0)
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(2, ge=1, le=1024, description="Ray actors")
+    device: str = "cpu"
+    precision: Precision = "bf16"
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    _prec = field_validator("precision", mode="before")(
+        classmethod(lambda cls, v: _norm_precision_value(v))
+    )
+
+
+class ExportOptions(_Options):
+    """Options of ``elnet export``."""
+
+    fmt: Literal["geojson", "gpkg", "shp", "coco", "label-studio"] | None = None
+    simplify: float | None = Field(None, ge=0, description="Douglas-Peucker tolerance")
+    smooth: float | None = Field(None, ge=0, description="edge rounding radius")
+    min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")
+    chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
+
+
+class StatsOptions(_Options):
+    """Options of ``elnet stats``."""
+
+    layout: Literal["auto", "sos", "chn6", "generic"] = "auto"
+    modality: Literal["sar", "optical"] | None = None
+    p_low: float = Field(1.0, ge=0, lt=100, description="lower percentile")
+    p_high: float = Field(99.0, gt=0, le=100, description="upper percentile (> --p-low)")
+    max_images: int = Field(0, ge=0, description="0 = all")
+
+    @field_validator("p_high")
+    @classmethod
+    def _high_above_low(cls, v: float, info: Any) -> float:
+        low = info.data.get("p_low")
+        if low is not None and v <= low:
+            raise ValueError(f"must be larger than --p-low ({low:g})")
+        return v
+
+
+# Every coarse-label profile of sam2elnet.data.coarse.PROFILES ("freehand" is evaluation-only).
+CoarseProfile = Literal[
+    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed", "freehand"
+]
+
+
+class SynthOptions(_Options):
+    """Options of ``elnet synth``."""
+
+    task: Literal["oil-spill", "road"] = "oil-spill"
+    count: int = Field(200, ge=1, le=1_000_000)
+    size: int = Field(256, ge=32, le=8192, description="image side, px")
+    coarse_profile: CoarseProfile = "mixed"
+    coarse_severity: float = Field(0.5, ge=0, le=1)
+
+
+class DegradeOptions(_Options):
+    """Options of ``elnet degrade``."""
+
+    profile: CoarseProfile = "mixed"
+    severity: float = Field(0.5, ge=0, le=1)
+
+
+class EvaluateOptions(_Options):
+    """Options of ``elnet evaluate``."""
+
+    tolerance: float = Field(2.0, ge=0, le=1000, description="boundary tolerance, px")
+    max_items: int = Field(200, ge=1, description="images in the report")
+    threshold: float | None = Field(None, ge=0, le=1)
+
+
+class ExperimentOptions(_Options):
+    """Options of ``elnet experiment`` checked before the protocol starts."""
+
+    fraction: float = Field(0.3, gt=0, lt=1)
+    epochs: int = Field(10, ge=1)
+    downstream_epochs: int = Field(10, ge=1)
+    downstream_steps: int | None = Field(None, ge=1)
+    image_size: int = Field(256, ge=32)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_train: int | None = Field(None, ge=1)
+    max_test: int | None = Field(None, ge=1)
+    size: ModelSize = "tiny"
+    trunk: Literal["none", "last", "all"] = "none"
+    min_quality: float | None = Field(None, ge=0, le=1)
+    target_precision: float | None = Field(None, gt=0, le=1)
+    downstream_width: int = Field(16, ge=4, le=256)
+    downstream_depth: int = Field(4, ge=1, le=6)
+    precision: Literal["bf16", "fp32"] = "bf16"
+    device: str = "cpu"
+    coarse_profile: CoarseProfile = Field(
+        "freehand", description="simulated coarse labels of the enhancement table (held out)"
+    )
+    coarse_severity: float = Field(0.5, ge=0, le=1)
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+
+
+def option_default(model: type[BaseModel], name: str) -> Any:
+    """The declared default of option ``name`` (the CLI's default comes from here)."""
+    return model.model_fields[name].default
+
+
+def _allowed(model: type[BaseModel], name: str) -> str:
+    """'allowed: 0 <= x <= 7' from the field's constraints (or the choices of a Literal)."""
+    import typing
+
+    f = model.model_fields.get(name)
+    if f is None:
+        return ""
+    lo = hi = None
+    for m in f.metadata:
+        for attr, sign in (("ge", "<="), ("gt", "<")):
+            if getattr(m, attr, None) is not None:
+                lo = f"{getattr(m, attr):g} {sign} "
+        for attr, sign in (("le", "<="), ("lt", "<")):
+            if getattr(m, attr, None) is not None:
+                hi = f" {sign} {getattr(m, attr):g}"
+    if lo or hi:
+        return f"allowed: {lo or ''}x{hi or ''}"
+    args = [a for a in typing.get_args(f.annotation) if a is not type(None)]
+    lits = [v for a in args if typing.get_origin(a) is Literal for v in typing.get_args(a)]
+    if not lits and typing.get_origin(f.annotation) is Literal:
+        lits = list(typing.get_args(f.annotation))
+    if lits:
+        return "choose " + " | ".join(str(v) for v in lits)
+    return ""
+
+
+def check_options(
+    model: type[BaseModel], flags: dict[str, str] | None = None, **values: Any
+) -> Any:
+    """Validate command options against ``model``; return the validated model.
+
+    Args:
+        model: one of the option models above.
+        flags: option name -> flag shown in messages (default ``--name-with-dashes``).
+        **values: the options as given (None for "not given" keeps the declared default).
+
+    Raises:
+        UserError: ``invalid value for --tta: 99 (input should be less than or equal to 7;
+            allowed: 0 <= x <= 7)`` for the first bad option.
+    """
+    given = {k: v for k, v in values.items() if v is not None}
+    try:
+        return model.model_validate(given)
+    except ValidationError as err:
+        raise option_error(model, err, flags) from None
+
+
+def option_error(
+    model: type[BaseModel], err: ValidationError, flags: dict[str, str] | None = None
+) -> UserError:
+    """One-line UserError for the first error of ``err`` (raised validating ``model``), naming
+    the command-line flag, the value given and the allowed range. Nested fields (``quality.tta``)
+    are looked up in the nested model."""
+    e = err.errors()[0]
+    loc = [str(x) for x in e["loc"]]
+    owner: type[BaseModel] = model
+    for part in loc[:-1]:
+        ann = owner.model_fields[part].annotation if part in owner.model_fields else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            owner = ann
+    name = loc[-1] if loc else ""
+    flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    allowed = _allowed(owner, name)
+    extra = f"; {allowed}" if allowed and allowed not in msg else ""
+    return UserError(f"invalid value for {flag}: {e.get('input')!r} ({msg}{extra})")
