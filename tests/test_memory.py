@@ -128,6 +128,60 @@ def test_png_over_the_budget_is_tiled_and_equals_the_whole_image_path(
     assert abs(float(whole.rows[0]["predicted_iou"]) - float(tiled.rows[0]["predicted_iou"])) < 1e-4
 
 
+def test_enhanced_images_on_the_window_path_get_the_same_change_map(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """enhance: an image routed to the window path gets the change map and change counts of the
+    whole-image path (PNG input: same name and pixels); a GeoTIFF scene gets a georeferenced
+    GeoTIFF change map whose colours follow its label and coarse label."""
+    import rasterio
+
+    from sam2elnet.engine.infer import enhance_folder
+
+    img = _png(tmp_path / "in" / "a.png", run, 48)
+    coarse = np.zeros((48, 48), np.uint8)
+    coarse[8:30, 10:40] = 255
+    (tmp_path / "coarse").mkdir()
+    cv2.imwrite(str(tmp_path / "coarse" / "a.png"), coarse)
+    budget = pred.whole_bytes(48 * 48, coarse=True) - 1
+    kw = dict(progress=False, predictor=pred, tile=64, overlap=16)
+    whole = enhance_folder(run["model"], img, tmp_path / "coarse", tmp_path / "whole", **kw)
+    tiled = enhance_folder(
+        run["model"], img, tmp_path / "coarse", tmp_path / "tiled", max_memory=budget, **kw
+    )
+    assert (tmp_path / "tiled" / "tiles" / "a.gpkg").is_file()  # it took the window path
+    a, b = (cv2.imread(str(tmp_path / d / "labels" / "a.png"), 0) for d in ("whole", "tiled"))
+    assert np.array_equal(a, b)
+    assert whole.rows[0]["changes"] == tiled.rows[0]["changes"] == "changes/a.png"
+    ca, cb = (cv2.imread(str(tmp_path / d / "changes" / "a.png")) for d in ("whole", "tiled"))
+    assert ca.shape == cb.shape == (48, 48, 3) and np.array_equal(ca, cb)
+    for key in ("added_px", "removed_px", "changed_frac"):
+        assert whole.rows[0][key] == tiled.rows[0][key], key
+    assert whole.rows[0]["added_px"] + whole.rows[0]["removed_px"] > 0
+    # a GeoTIFF scene: changes/<stem>.tif with the label's georeference
+    with rasterio.open(img) as src:
+        data = src.read()
+    from helpers_data import write_tif
+
+    scene = write_tif(tmp_path / "geo" / "g.tif", data)
+    write_tif(tmp_path / "geo_coarse" / "g.tif", coarse[None])
+    res = enhance_folder(
+        run["model"], scene, tmp_path / "geo_coarse", tmp_path / "geo_out", max_memory=budget, **kw
+    )
+    assert res.rows[0]["changes"] == "changes/g.tif"
+    with (
+        rasterio.open(tmp_path / "geo_out" / "changes" / "g.tif") as ch,
+        rasterio.open(tmp_path / "geo_out" / res.rows[0]["label"]) as lab,
+    ):
+        assert ch.crs == lab.crs and ch.transform == lab.transform and ch.count == 3
+        rgb, mask = ch.read(), lab.read(1) == 255
+    c = coarse > 0
+    assert np.array_equal(rgb[1] == 200, mask & ~c)  # green: added
+    assert np.array_equal(rgb[0] == 220, c & ~mask)  # red: removed
+    assert res.rows[0]["added_px"] == int((mask & ~c).sum())
+    assert res.rows[0]["removed_px"] == int((c & ~mask).sum())
+
+
 def test_geotiff_just_over_the_budget_keeps_name_and_georeference(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

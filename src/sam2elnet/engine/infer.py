@@ -204,6 +204,7 @@ class _Job:
         self.p, self.out, self.fields = predictor, out, list(fields)
         self.tile, self.overlap = tile, overlap
         self.line_width: float | None = None  # width of vector line labels (roads), map units
+        self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
         self.threshold, self.save_prob, self.progress, self.desc = (
             threshold,
             save_prob,
@@ -296,6 +297,16 @@ class _Job:
         except DataError as err:  # incl. a band count the model cannot take: skip, go on
             self.skips.add(f, err)
             return
+        changes: dict[str, Any] = {}
+        if coarse is not None:  # enhance: the same change statistics / map as whole images
+            changes = _scene_changes(
+                f,
+                coarse,
+                self.out / "labels" / tif,
+                self.out / "changes" / Path(name).stem if self.save_changes else None,
+                png=name != tif,
+                line_width=self.line_width,
+            )
         if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
             _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
             if self.save_prob:
@@ -315,6 +326,7 @@ class _Job:
         }
         if coarse is not None:
             row["coarse"] = str(coarse)
+            row.update(changes)
         if self.save_prob:
             row["prob"] = str(Path("prob") / name)
         self.rows.append(row)
@@ -489,6 +501,89 @@ class _Job:
             },
             **extra,
         }
+
+
+def _scene_changes(
+    scene: Path,
+    coarse: Path,
+    label_tif: Path,
+    out_stem: Path | None,
+    *,
+    png: bool,
+    line_width: float | None,
+) -> dict[str, Any]:
+    """Change statistics (``added_px``, ``removed_px``, ``changed_frac``) of an enhanced scene and,
+    with ``out_stem``, its change map (colours of :func:`_change_map`), read and written in row
+    strips so memory stays a strip whatever the scene size.
+
+    The enhanced label is the scene path's label GeoTIFF (255 = object; 0 and 127 = nodata are
+    not); the coarse label is read on the scene grid as the scene path reads it
+    (:class:`~sam2elnet.engine.scene_inputs.CoarseSource`: a raster warped onto the grid, or a
+    vector file rasterised). The map is ``<out_stem>.tif`` (tiled GeoTIFF with the label's
+    georeference) for GeoTIFF scenes and ``<out_stem>.png`` for PNG/JPEG inputs (``png``), as the
+    whole-image path names it; the ``changes`` entry is its path relative to the output folder.
+    """
+    import rasterio
+    import rasterio.shutil
+
+    from sam2elnet.data.tiling import Window
+    from sam2elnet.engine.scene_inputs import CoarseSource, open_scene
+    from sam2elnet.utils.atomic import atomic_path
+
+    added = removed = 0
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64))
+        src = stack.enter_context(open_scene(scene))
+        lab = stack.enter_context(rasterio.open(label_tif))
+        cs = CoarseSource(coarse, src, line_width=line_width)
+        stack.callback(cs.close)
+        h, w = lab.height, lab.width
+        dst = None
+        if out_stem is not None:
+            out_stem.parent.mkdir(parents=True, exist_ok=True)
+            final = out_stem.with_suffix(".tif")
+            tmp = stack.enter_context(atomic_path(final))
+            profile = {
+                "driver": "GTiff",
+                "height": h,
+                "width": w,
+                "count": 3,
+                "dtype": "uint8",
+                "tiled": True,
+                "blockxsize": 256,
+                "blockysize": 256,
+                "compress": "deflate",
+                "BIGTIFF": "IF_SAFER",
+            }
+            if lab.crs is not None:
+                profile.update(crs=lab.crs, transform=lab.transform)
+            dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+        rows = max(256, (4_000_000 // max(1, w)) // 256 * 256)
+        for r0 in range(0, h, rows):
+            win = Window(r0, 0, min(rows, h - r0), w)
+            mask = lab.read(1, window=win.to_rasterio()) == 255
+            c = cs.read(win) > 0
+            added += int(np.count_nonzero(mask & ~c))
+            removed += int(np.count_nonzero(c & ~mask))
+            if dst is not None:
+                dst.write(_change_map(c, mask), window=win.to_rasterio())
+    out: dict[str, Any] = {
+        "added_px": added,
+        "removed_px": removed,
+        "changed_frac": (added + removed) / max(1, h * w),
+    }
+    if out_stem is not None:
+        final = out_stem.with_suffix(".tif")
+        if png:  # GDAL's PNG driver copies row by row from the GeoTIFF: memory stays small
+            with (
+                atomic_path(out_stem.with_suffix(".png")) as tmp_png,
+                rasterio.Env(GDAL_PAM_ENABLED="NO"),
+            ):
+                rasterio.shutil.copy(final, tmp_png, driver="PNG")
+            final.unlink()
+            final = out_stem.with_suffix(".png")
+        out["changes"] = str(final.relative_to(out_stem.parent.parent))
+    return out
 
 
 def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
@@ -717,7 +812,8 @@ def enhance_folder(
     the split's own ``coarse/`` folders (DataError when the split has none).
 
     Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
-    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed), ``OUT/prob/`` (with
+    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; images on the window
+    path get theirs strip by strip, a tiled GeoTIFF for GeoTIFF scenes), ``OUT/prob/`` (with
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
     Images without a label are an error naming them unless ``skip_missing``. Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
@@ -824,6 +920,7 @@ def enhance_folder(
 
     with job:
         job.line_width = line_width
+        job.save_changes = save_changes
         job.run(files, load, write, scene_coarse=label_map.__getitem__)
         extra = {
             "task": "enhance",
