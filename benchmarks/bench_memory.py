@@ -8,7 +8,11 @@ process, the commands a user runs on such an image::
     elnet enhance   --model M --images IMG --labels LABELS --out E --no-progress
     elnet evaluate  --pred A/labels --truth LABELS
     elnet export    --labels A/labels --out A/labels.gpkg
-    elnet train     --data DATA --out T --size SIZE --epochs 1 --image-size 256 --no-progress
+    elnet train     --data DATA --out T --size SIZE --epochs 3 --image-size 256 --no-progress
+
+(``train`` on the one-image folder: three steps, the data check, the statistics and the quality
+fit; a GeoTIFF above 64 MB of decoded pixels - 2,300^2 px here - is read by windows, see
+docs/training.md).
 
 and reads each child's own peak RSS (``VmHWM`` from ``/proc/self/status``, written by the child at
 exit; not ``ru_maxrss``, which Linux carries over ``exec`` from this parent, torch loaded). It prints a table: peak RSS in GB, whether it meets the goal (default 1.5 GB, the
@@ -17,7 +21,8 @@ exit; not ``ru_maxrss``, which Linux carries over ``exec`` from this parent, tor
 Run::
 
     .venv/bin/python benchmarks/bench_memory.py --quick            # 1,000^2 and 3,000^2 px
-    .venv/bin/python benchmarks/bench_memory.py --sizes 1000 3000 6000 12000
+    .venv/bin/python benchmarks/bench_memory.py --sizes 1000 3000 6000 12000 --model-size tiny
+    .venv/bin/python benchmarks/bench_memory.py --sizes 256 512 --model-size micro   # smoke run
 
 The model is a random-weight network of ``--model-size`` (default tiny, the smallest SAM2 size;
 memory does not depend on the weights) saved once under ``--work``.
@@ -108,7 +113,7 @@ def commands(cmd: str, work: Path, model: Path, size: int, model_size: str) -> l
         "export": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
                    "--out", str(d / "annotate" / "labels.gpkg")],
         "train": [*elnet, "train", "--data", str(d / "data"), "--out", str(d / "train"),
-                  "--size", model_size, "--epochs", "1", "--image-size", "256", "--no-progress"],
+                  "--size", model_size, "--epochs", "3", "--image-size", "256", "--no-progress"],
     }[cmd]  # fmt: skip
 
 

@@ -218,3 +218,46 @@ def test_training_reads_large_geotiffs_by_windows(
     res = train(small_cfg(tmp_path / "data", tmp_path / "run"), echo=said.append)
     assert res.best_path.is_file()
     assert any("2 large training image(s) are read by windows" in s for s in said), said
+
+
+def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate: a large label GeoTIFF is counted in row strips (here 23 rows: 7,000 px per
+    strip) and gives the confusion of whole reads, with the truth's ignore value, a PNG
+    prediction and a valid-pixel mask in the mix."""
+    from sam2elnet.engine import evaluate as ev
+
+    truth = _blobs(1).astype(np.uint8)
+    truth[100:110, :] = 255  # 0/1 + 255: ignored
+    pred = _blobs(2) | _blobs(1)
+    valid = np.ones((H, W), np.uint8) * 255
+    valid[:, :20] = 0
+    for kind in ("tif", "png"):
+        d = tmp_path / kind
+        write_tif(d / "truth" / "a.tif", truth[None])
+        write_tif(d / "truth" / "b.tif", (truth[::-1] == 1).astype(np.uint8)[None] * 255)
+        for k, m in (("a", pred), ("b", pred[::-1])):
+            if kind == "tif":
+                write_tif(d / "pred" / f"{k}.tif", (m * 255).astype(np.uint8)[None])
+            else:
+                write_png(d / "pred" / f"{k}.png", (m * 255).astype(np.uint8))
+            write_png(d / "valid" / f"{k}.png", valid)
+        whole = ev.evaluate_folders(d / "pred", d / "truth", valid_dir=d / "valid", progress=False)
+        called: list[Path] = []
+        streamed_fn = ev._streamed_confusion
+        monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
+        monkeypatch.setattr(windowed, "STRIP_PIXELS", 7000)
+        monkeypatch.setattr(
+            ev, "_streamed_confusion", lambda p, *a, **k: called.append(p) or streamed_fn(p, *a, **k)
+        )
+        streamed = ev.evaluate_folders(
+            d / "pred", d / "truth", valid_dir=d / "valid", progress=False
+        )
+        monkeypatch.undo()
+        assert len(called) == 2
+        for a, b in zip(whole.images, streamed.images, strict=True):
+            assert a.confusion == b.confusion and a.confusion.tp > 0
+        ignored = int((truth == 255).sum() - (truth[:, :20] == 255).sum())
+        conf = whole.images[0].confusion
+        assert conf.tp + conf.fp + conf.fn + conf.tn == H * W - 20 * H - ignored
