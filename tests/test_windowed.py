@@ -245,12 +245,14 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
             write_png(d / "valid" / f"{k}.png", valid)
         whole = ev.evaluate_folders(d / "pred", d / "truth", valid_dir=d / "valid", progress=False)
         called: list[Path] = []
-        streamed_fn = ev._streamed_confusion
+
+        def spy(p: Path, *a: object, _fn=ev._streamed_confusion, _seen=called, **k: object):
+            _seen.append(p)
+            return _fn(p, *a, **k)
+
         monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
         monkeypatch.setattr(windowed, "STRIP_PIXELS", 7000)
-        monkeypatch.setattr(
-            ev, "_streamed_confusion", lambda p, *a, **k: called.append(p) or streamed_fn(p, *a, **k)
-        )
+        monkeypatch.setattr(ev, "_streamed_confusion", spy)
         streamed = ev.evaluate_folders(
             d / "pred", d / "truth", valid_dir=d / "valid", progress=False
         )
