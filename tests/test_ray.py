@@ -1,8 +1,14 @@
-"""The Ray backend gives exactly the local backend's outputs, with bounded in-flight work."""
+"""The Ray backend gives exactly the local backend's outputs, with bounded in-flight work.
+
+One local Ray cluster (2 CPUs) serves the whole module: scene windows (:class:`RayExecutor`), and
+the folder jobs ``annotate`` / ``enhance`` / ``scene`` with ``--backend ray``, each compared byte
+for byte with ``--backend local``; resume, a corrupt image and bad ``--address`` values.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +45,24 @@ def _scene(path: Path, h: int = 300, w: int = 400) -> Path:
     return path
 
 
-@pytest.fixture
-def local_ray():
-    """One local Ray for the module (2 CPUs, no dashboard); executors reuse it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[str]:
+    """One local Ray for the module (2 CPUs, no dashboard); executors reuse it. Yields the
+    cluster's address (what ``--address`` takes)."""
+    try:
+        ray.init(
+            address="local",  # a private cluster, never one another job started here
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except Exception as err:  # noqa: BLE001  (any reason Ray cannot start here)
+        pytest.skip(f"a local Ray cluster cannot start on this machine: {err}")
+    yield ray.get_runtime_context().gcs_address
+    from sam2elnet.engine.distributed import release_workers
+
+    release_workers()
     ray.shutdown()
 
 
@@ -83,19 +102,229 @@ def test_ray_backend_matches_local_backend(tmp_path: Path, local_ray):
     ql, qr = gpd.read_file(tmp_path / "local.gpkg"), gpd.read_file(tmp_path / "ray.gpkg")
     np.testing.assert_allclose(ql["predicted_iou"], qr["predicted_iou"])
 
-    # the CLI path: elnet scene --backend ray, same output as the local CLI run
+    # the CLI path (elnet scene --backend ray) is compared in the scene-folder test below
     from sam2elnet.cli import main
 
     base = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--tile", "96",
             "--overlap", "24", "--no-progress"]  # fmt: skip
-    assert main([*base, "--out", str(tmp_path / "cli_local.tif")]) == 0
-    assert (
-        main([*base, "--out", str(tmp_path / "cli_ray.tif"), "--backend", "ray", "--workers", "2"])
-        == 0
-    )
-    with (
-        rasterio.open(tmp_path / "cli_local.tif") as x,
-        rasterio.open(tmp_path / "cli_ray.tif") as y,
-    ):
-        np.testing.assert_array_equal(x.read(), y.read())
     assert main([*base, "--out", str(tmp_path / "x.tif"), "--backend", "spark"]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# folder jobs: annotate, enhance and scene over a folder with --backend ray
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    """Run ``elnet ARGS`` in this process (the Ray cluster is the module's); (exit code, stdout)."""
+    import contextlib
+    import io
+
+    from sam2elnet.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(args)
+    return code, buf.getvalue()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    """Every output file below ``root`` except those that record time or place of the run
+    (summary.json, the per-window GeoPackages: compared by content instead)."""
+    skip = {"summary.json", "manifest.jsonl"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in skip and p.suffix != ".gpkg" and p.name != ".lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """5 PNG images + one corrupt PNG + one 96 px GeoTIFF (windowed under the memory budget),
+    coarse labels for enhance, and the module's micro model."""
+    import cv2
+    from test_train import trained_run
+
+    run = trained_run(tmp_path_factory)
+    root = tmp_path_factory.mktemp("rayfolder")
+    imgs, labels = root / "images", root / "labels"
+    imgs.mkdir()
+    labels.mkdir()
+    for p in sorted((run["data"] / "images").glob("*.png"))[:5]:
+        (imgs / p.name).write_bytes(p.read_bytes())
+        m = cv2.imread(str(run["data"] / "masks" / p.name), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(labels / p.name), np.roll(m, 3, axis=1))  # a shifted (coarse) label
+    (imgs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
+    big = np.ascontiguousarray(np.tile(np.moveaxis(src, 2, 0), (1, 3, 3))[:, :96, :96])
+    prof = dict(driver="GTiff", height=96, width=96, count=3, dtype="uint8",
+                crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10))  # fmt: skip
+    with rasterio.open(imgs / "zscene.tif", "w", **prof) as d:
+        d.write(big)
+    from sam2elnet.engine.predictor import Predictor
+
+    budget = Predictor.from_file(run["model"], batch_size=2).whole_bytes(64 * 64)
+    return {"model": run["model"], "images": imgs, "labels": labels, "root": root, "budget": budget}
+
+
+def _annotate_args(folder: dict[str, Path], out: Path) -> list[str]:
+    budget = folder["budget"]
+    return ["annotate", "--model", str(folder["model"]), "--images", str(folder["images"]),
+            "--out", str(out), "--batch-size", "2", "--save-prob", "--target-precision", "0.5",
+            "--tau", "0.3", "--max-memory", str(budget), "--tile", "64", "--overlap", "16",
+            "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def annotated(local_ray: str, folder: dict[str, Path]) -> dict[str, object]:
+    """``elnet annotate`` over the folder, locally and on the module's cluster (--address)."""
+    root = folder["root"]
+    local = _cli(_annotate_args(folder, root / "a_local"))
+    dist = _cli([*_annotate_args(folder, root / "a_ray"), "--backend", "ray", "--address",
+                 local_ray, "--workers", "2"])  # fmt: skip
+    return {"local": local, "ray": dist, "out_local": root / "a_local", "out_ray": root / "a_ray"}
+
+
+@pytest.mark.timeout(180)
+def test_annotate_on_ray_matches_local_byte_for_byte(annotated: dict) -> None:
+    import json
+
+    assert annotated["local"][0] == 0 and annotated["ray"][0] == 0
+    a, b = _files(annotated["out_local"]), _files(annotated["out_ray"])
+    assert sorted(a) == sorted(b)
+    assert "quality.csv" in a and "skipped.csv" in a
+    assert any(k.startswith("labels/") for k in a) and any(k.startswith("prob/") for k in a)
+    assert "labels/zscene.tif" in a or "rejected/zscene.tif" in a  # the windowed image
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between the local and the Ray backend"
+    sl = json.loads((annotated["out_local"] / "summary.json").read_text())
+    sr = json.loads((annotated["out_ray"] / "summary.json").read_text())
+    assert sl["filter"] == sr["filter"] and sl["threshold"] == sr["threshold"]
+    assert sr["backend"]["name"] == "ray" and sr["backend"]["workers"] == 2
+    assert sl["backend"] == {"name": "local"}
+    import geopandas as gpd
+
+    gl = gpd.read_file(annotated["out_local"] / "tiles" / "zscene.gpkg")
+    gr = gpd.read_file(annotated["out_ray"] / "tiles" / "zscene.gpkg")
+    assert len(gl) > 1 and gl.equals(gr)
+
+
+def test_corrupt_image_is_skipped_and_listed_on_ray(annotated: dict) -> None:
+    import csv
+
+    code, out = annotated["ray"]
+    assert code == 0  # some images skipped: the batch still succeeds (utils/batch.py policy)
+    skipped = list(csv.DictReader((annotated["out_ray"] / "skipped.csv").open()))
+    assert [Path(r["image"]).name for r in skipped] == ["broken.png"] and skipped[0]["reason"]
+    rows = list(csv.DictReader((annotated["out_ray"] / "quality.csv").open()))
+    assert len(rows) == 6 and "broken.png" not in {Path(r["image"]).name for r in rows}
+    assert "1 of 7 skipped" in out and "annotated 6 image(s)" in out
+
+
+@pytest.mark.timeout(180)
+def test_resume_on_ray_redoes_only_unfinished_images(
+    annotated: dict, folder: dict[str, Path], local_ray: str, tmp_path: Path
+) -> None:
+    """A run killed after some labels were written: --resume on Ray predicts only the rest and
+    ends with the uninterrupted run's files."""
+    import csv
+    import shutil
+
+    out = tmp_path / "resumed"
+    shutil.copytree(annotated["out_ray"], out)
+    lines = (out / "quality.csv").read_text().splitlines(keepends=True)
+    rows = list(csv.DictReader(lines))
+    lost = [r["label"] for r in rows[3:]]
+    (out / "quality.csv").write_text("".join(lines[:4]))  # the last flush saw 3 images
+    for rel in lost[:2]:  # and two of the later labels were not written yet
+        (out / rel).unlink()
+    (out / "labels" / ".s04.png.tmp123").write_bytes(b"half")  # a write cut short
+    kept = {r["label"]: (out / r["label"]).stat().st_mtime_ns for r in rows[:3]}
+    code, text = _cli([*_annotate_args(folder, out), "--resume", "--backend", "ray",
+                       "--address", local_ray])  # fmt: skip
+    assert code == 0, text
+    for rel, mtime in kept.items():  # finished images were not redone
+        assert (out / rel).stat().st_mtime_ns == mtime, rel
+    a, b = _files(annotated["out_local"]), _files(out)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name] == b[name], f"{name} differs after resuming"
+
+
+@pytest.mark.timeout(180)
+def test_enhance_on_ray_matches_local_byte_for_byte(
+    local_ray: str, folder: dict[str, Path], tmp_path: Path
+) -> None:
+    from sam2elnet.pipeline import enhance_folder
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for p in sorted(folder["images"].glob("s0*.png")):
+        (imgs / p.name).write_bytes(p.read_bytes())
+    # the annotate run's predictor options: its Ray workers are reused (model loaded once)
+    kw = dict(progress=False, batch_size=2, save_prob=True, min_quality=0.3,
+              max_memory=folder["budget"], tile=64, overlap=16)  # fmt: skip
+    loc = enhance_folder(folder["model"], imgs, folder["labels"], tmp_path / "loc", **kw)
+    dist = enhance_folder(
+        folder["model"], imgs, folder["labels"], tmp_path / "ray", backend="ray", workers=2, **kw
+    )
+    assert len(loc.rows) == len(dist.rows) == 5
+    a, b = _files(tmp_path / "loc"), _files(tmp_path / "ray")
+    assert sorted(a) == sorted(b) and len([k for k in a if k.startswith("changes/")]) == 5
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between the local and the Ray backend"
+
+
+@pytest.mark.timeout(180)
+def test_scene_folder_on_ray_matches_local_byte_for_byte(
+    local_ray: str, folder: dict[str, Path], tmp_path: Path
+) -> None:
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i, size in enumerate((64, 80)):
+        with rasterio.open(folder["images"] / "zscene.tif") as src:
+            arr = src.read(window=((i, i + size), (0, size)))
+            prof = {**src.profile, "height": size, "width": size}
+        with rasterio.open(scenes / f"scene{i}.tif", "w", **prof) as d:
+            d.write(arr)
+    (scenes / "bad.tif").write_bytes(b"II*\x00 truncated")
+    base = ["scene", "--model", str(folder["model"]), "--image", str(scenes), "--tile", "32",
+            "--overlap", "8", "--prob", "--no-progress"]  # fmt: skip
+    loc = _cli([*base, "--out", str(tmp_path / "loc")])
+    dist = _cli([*base, "--out", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2"])
+    assert loc[0] == dist[0] == 0
+    assert "1 of 3 skipped" in dist[1]
+    a, b = _files(tmp_path / "loc"), _files(tmp_path / "ray")
+    assert sorted(a) == sorted(b) == [
+        "scene0.tif", "scene0_prob.tif", "scene1.tif", "scene1_prob.tif", "skipped.csv"
+    ]  # fmt: skip
+    for name in a:
+        assert a[name] == b[name], f"{name} differs between the local and the Ray backend"
+
+
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
+        ("not-an-address", "is not a Ray cluster address"),
+    ],
+)
+def test_bad_address_is_one_error_line(
+    folder: dict[str, Path],
+    tmp_path: Path,
+    address: str,
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from sam2elnet.cli import main
+
+    out = tmp_path / "never"
+    args = ["annotate", "--model", str(folder["model"]), "--images", str(folder["images"]),
+            "--out", str(out), "--no-progress", "--backend", "ray", "--address", address]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and says in err[0], err
+    assert "--address" in err[0] and not out.exists()
+    # --address without --backend ray is a mistake too, said before anything runs
+    assert main(args[:-4] + ["--address", "auto"]) == 2
+    assert "add --backend ray" in capsys.readouterr().err

@@ -97,6 +97,8 @@ class FolderJobOptions(WindowOptions):
         1_500_000_000,
         description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",
     )
+    backend: Literal["local", "ray"] = "local"
+    workers: int = Field(2, ge=1, le=1024, description="Ray actors")
 
     _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
     _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))

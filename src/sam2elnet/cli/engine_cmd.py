@@ -297,6 +297,22 @@ _MAX_MEMORY = typer.Option(
     f"{option_default(_D, 'max_memory') / 1e9:g}G): images too large to predict whole within it "
     "are predicted window by window (--tile, --overlap).",
 )
+_BACKEND = typer.Option(
+    option_default(_D, "backend"),
+    "--backend",
+    help="local | ray: spread the images over Ray workers (same outputs; docs/geospatial.md).",
+)
+_ADDRESS = typer.Option(
+    None,
+    "--address",
+    help="Ray cluster with --backend ray: auto, HOST:6379 or ray://HOST:10001 (default: a "
+    "private local Ray).",
+)
+_WORKERS = typer.Option(
+    option_default(_D, "workers"),
+    "--workers",
+    help="Ray actors with --backend ray (each loads the model once).",
+)
 _BANDS = typer.Option(
     None,
     "--bands",
@@ -357,6 +373,9 @@ def annotate_cmd(
         help="With a dataset root as --images: label this split's images (e.g. test).",
     ),
     max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
+    backend: str = _BACKEND,
+    address: Optional[str] = _ADDRESS,  # noqa: UP045
+    workers: int = _WORKERS,
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
     params = dict(locals())  # first statement: exactly the command's options
@@ -412,6 +431,9 @@ def enhance_cmd(
         "without --labels their coarse labels come from the split's coarse/ folders.",
     ),
     max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
+    backend: str = _BACKEND,
+    address: Optional[str] = _ADDRESS,  # noqa: UP045
+    workers: int = _WORKERS,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     params = dict(locals())  # first statement: exactly the command's options

@@ -9,6 +9,13 @@ submitting more. That bounds memory (only ``max_in_flight`` batches exist at any
 they are) and returns results in submission order, which is what makes the output *identical* to
 the local backend (same floating-point sums in the same order).
 
+Folder jobs (``elnet annotate`` / ``elnet enhance --backend ray``) use the same actors through
+:meth:`RayExecutor.map_calls`: each actor runs the folder job's own per-chunk function with its
+predictor (reading the images, predicting, writing the labels), so images are spread over the
+cluster while the driver only schedules, collects the ``quality.csv`` rows in submission order and
+writes the run-folder tables. That needs the images and the output folder on a file system every
+node sees under the same path (a local cluster always does).
+
 Use::
 
     from sam2elnet.engine.distributed import RayExecutor
@@ -22,8 +29,11 @@ Use::
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +43,13 @@ from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayExecutor", "ray_available"]
+__all__ = ["RayExecutor", "check_address", "ray_available", "release_workers"]
+
+RAY_INSTALL = "pip install 'sam2elnet[ray]' (or ray>=2.9)"
+ADDRESS_HELP = (
+    "give --address HOST:6379 (the head node of `ray start --head`), ray://HOST:10001 (Ray "
+    "Client), auto (on a node of a running cluster), or leave it out for a private local Ray"
+)
 
 
 def ray_available() -> bool:
@@ -43,6 +59,51 @@ def ray_available() -> bool:
     except Exception:
         return False
     return True
+
+
+def _auto_address() -> str | None:
+    """What ``address="auto"`` resolves to: ``RAY_ADDRESS``, else the address a ``ray start`` on
+    this machine recorded in ``/tmp/ray/ray_current_cluster`` (Ray's own convention); None when
+    neither exists (Ray then reports that no cluster runs)."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if env and env != "auto":
+        return env
+    rec = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+    try:
+        text = rec.read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast (UserError, one line) when a Ray cluster address is malformed or unreachable.
+
+    ``ray.init`` waits minutes for a head node that is not there; this opens one TCP connection
+    to ``HOST:PORT`` (``ray://HOST:PORT``, or what ``auto`` resolves to) with ``timeout`` seconds
+    first. ``None`` (a private local Ray) is always fine.
+
+    Raises:
+        UserError: the address is not ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``, or nothing
+            listens there.
+    """
+    if address is None or address == "local":
+        return
+    target = _auto_address() if address == "auto" else address
+    if target is None:
+        return  # ray.init("auto") itself says that no cluster runs, at once
+    hostport = target.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address!r} is not a Ray cluster address; {ADDRESS_HELP}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        why = err.strerror or err.__class__.__name__
+        raise UserError(
+            f"cannot reach the Ray cluster at {target} ({why}); is the cluster running? "
+            + ADDRESS_HELP
+        ) from None
 
 
 class _PredictorActor:
@@ -56,18 +117,29 @@ class _PredictorActor:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         return run_batch(self.predictor, batch, coarse)
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(self.predictor, *args)
+
     def has_scorer(self) -> bool:
         return callable(getattr(self.predictor, "score_arrays", None))
 
 
 class RayExecutor:
-    """A :class:`~sam2elnet.engine.executors.BatchExecutor` running batches on Ray actors.
+    """Batch and call executor on Ray actors (:class:`~sam2elnet.engine.executors.BatchExecutor`,
+    :class:`~sam2elnet.engine.executors.CallExecutor`).
 
-    ``address`` None starts a private local Ray (``num_workers`` CPUs, no dashboard); ``"auto"``
-    or ``"ray://host:10001"`` joins an existing cluster. ``num_cpus_per_worker`` is the CPU
-    reservation of each actor (give it the torch thread count); ``num_gpus_per_worker`` > 0 places
-    actors on GPU nodes. ``max_in_flight`` defaults to ``2 * num_workers`` (each worker has one
-    batch running and one queued, so none idles while the driver blends).
+    ``address`` None starts a private local Ray (``num_workers`` CPUs, no dashboard); ``"auto"``,
+    ``"HOST:6379"`` or ``"ray://host:10001"`` joins an existing cluster (checked first with
+    :func:`check_address`). ``num_cpus_per_worker`` is the CPU reservation of each actor (give it
+    the torch thread count); ``num_gpus_per_worker`` > 0 places actors on GPU nodes.
+    ``max_in_flight`` (default ``2 * num_workers``: each worker has one item running and one
+    queued, so none idles while the driver collects) bounds the outstanding work; the driver waits
+    (``ray.wait``) on the oldest item before submitting more, and results come back in submission
+    order. Each item goes to the actor with the fewest outstanding items.
+
+    Raises:
+        UserError: Ray is not installed, ``num_workers`` < 1, the cluster cannot be reached, or a
+            worker cannot build its predictor (e.g. a bad model path: the factory's own error).
     """
 
     def __init__(
@@ -82,71 +154,106 @@ class RayExecutor:
         init_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if not ray_available():
-            raise UserError("the ray backend needs Ray: pip install 'sam2elnet[ray]' (or ray>=2.9)")
+            raise UserError(f"the ray backend needs Ray: {RAY_INSTALL}")
         import ray
 
         if num_workers < 1:
             raise UserError(f"--workers must be >= 1, got {num_workers}")
         self._own = False
+        self.actors: list[Any] = []
+        if address is not None:
+            check_address(address)
         if not ray.is_initialized():
             kw: dict[str, Any] = {
                 "include_dashboard": False,
                 "log_to_driver": False,
                 "configure_logging": False,
             }
-            if address is None:
+            if address is None:  # "local": never join a cluster someone started on this machine
+                kw["address"] = "local"
                 kw["num_cpus"] = max(num_workers, int(np.ceil(num_workers * num_cpus_per_worker)))
             else:
                 kw["address"] = address
             kw.update(init_kwargs or {})
             try:
                 ray.init(**kw)
-            except ConnectionError as err:
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                msg = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+                if "ray[client]" in msg:
+                    msg = "ray:// addresses need the Ray Client: pip install 'ray[client]'"
                 raise UserError(
-                    f"cannot connect to the Ray cluster at {address!r} ({err})"
+                    f"cannot connect to the Ray cluster at {address!r}: {msg}"
                 ) from None
             self._own = True
-        actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)(
-            _PredictorActor
-        )
-        self.actors = [actor_cls.remote(factory) for _ in range(num_workers)]
+        self._key = None if self._own else _pool_key(factory, num_workers, num_cpus_per_worker,
+                                                       num_gpus_per_worker)  # fmt: skip
+        kept = _POOLS.pop(self._key, None) if self._key is not None else None
+        if kept is not None and all(_alive(a) for a in kept):
+            self.actors = kept  # same predictor factory in the same Ray session: no reload
+        else:
+            # idle actors of other jobs hold CPUs/GPUs the new ones may need: free them first
+            release_workers()
+            for a in kept or []:
+                _kill(a)
+            actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)(
+                _PredictorActor
+            )
+            self.actors = [actor_cls.remote(factory) for _ in range(num_workers)]
+        self._load = [0] * num_workers
         self.max_in_flight = max(1, max_in_flight or 2 * num_workers)
-        # surfaces factory errors (e.g. a bad model path) now, not in the middle of a scene
+        # surfaces factory errors (e.g. a bad model path) now, not in the middle of a job
         try:
             scorer = ray.get([a.has_scorer.remote() for a in self.actors])
         except ray.exceptions.RayActorError as err:
             self.close()
+            cause = _actor_cause(err)
+            if isinstance(cause, UserError):
+                raise cause from None
             raise UserError(f"a Ray worker could not load the predictor: {err}") from None
         except ray.exceptions.RayTaskError as err:
             self.close()
-            cause = err.cause if hasattr(err, "cause") else err
+            cause = getattr(err, "cause", None)
             if isinstance(cause, UserError):
                 raise cause from None
             raise
         self.has_scorer = all(scorer)
         self.peak_in_flight = 0
+        self.n_submitted = 0
 
-    def map_batches(
-        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
-    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Submit batches round-robin, at most ``max_in_flight`` outstanding; yield in order."""
-        pending: deque[Any] = deque()
-        k = 0
-        for batch, coarse in items:
+    # ------------------------------------------------------------------ scheduling
+    def _map(self, submit: Callable[[Any, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """``submit(actor, item) -> ObjectRef`` for each item, bounded, results in order."""
+        pending: deque[tuple[Any, int]] = deque()
+        for item in items:
             if len(pending) >= self.max_in_flight:
                 yield self._take(pending)
-            actor = self.actors[k % len(self.actors)]
-            k += 1
-            pending.append(actor.run.remote(batch, coarse))
+            k = min(range(len(self.actors)), key=lambda i: self._load[i])
+            self._load[k] += 1
+            pending.append((submit(self.actors[k], item), k))
+            self.n_submitted += 1
             self.peak_in_flight = max(self.peak_in_flight, len(pending))
         while pending:
             yield self._take(pending)
 
-    @staticmethod
-    def _take(pending: deque[Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    def map_batches(
+        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Window batches through the actors' predictors (:func:`run_batch`); yields in order."""
+        return self._map(lambda actor, it: actor.run.remote(*it), items)
+
+    def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        """``fn(actor's predictor, *args)`` on the actors for each ``args``; yields in order.
+
+        ``fn`` must be importable on the workers (a module-level function of an installed
+        package); its exceptions are re-raised here as themselves (a ``UserError`` stays one).
+        """
+        return self._map(lambda actor, args: actor.call.remote(fn, *args), items)
+
+    def _take(self, pending: deque[tuple[Any, int]]) -> Any:
         import ray
 
-        oldest = pending.popleft()
+        oldest, k = pending.popleft()
+        self._load[k] -= 1
         ray.wait([oldest], num_returns=1)
         try:
             return ray.get(oldest)
@@ -157,9 +264,21 @@ class RayExecutor:
             raise
 
     def close(self) -> None:
-        """Kill the actors; shut Ray down if this executor started it."""
+        """Shut Ray down if this executor started it (its actors go with it). In a Ray session
+        started by someone else (``ray.init`` in a notebook, a test) the actors are kept for the
+        next executor with the same factory and resources, so a series of jobs loads the model
+        once per worker (one idle set at a time: an executor needing other actors kills them
+        first, as they hold the CPUs); :func:`release_workers` kills them."""
         import ray
 
+        key = getattr(self, "_key", None)
+        if key is not None and self.actors and ray.is_initialized():
+            old = _POOLS.pop(key, None)
+            _POOLS[key] = self.actors
+            self.actors = []
+            for a in old or []:
+                _kill(a)
+            return
         for a in getattr(self, "actors", []):
             try:
                 ray.kill(a)
@@ -174,3 +293,66 @@ class RayExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_POOLS: dict[Any, list[Any]] = {}
+"""Idle actors of finished executors by :func:`_pool_key` (only in Ray sessions that no executor
+started), reused by the next executor asking for the same."""
+
+
+def _pool_key(factory: Any, workers: int, cpus: float, gpus: float) -> Any:
+    """What makes two executors' actors interchangeable: the pickled factory (a partial of a
+    module-level function and its arguments), the modification time and size of every file
+    argument (a model file rewritten since is loaded afresh), workers and resources; None when
+    the factory cannot be pickled by value (never reused)."""
+    import pickle
+
+    try:
+        blob = pickle.dumps(factory)
+    except Exception:  # noqa: BLE001  (lambdas, closures: not reused)
+        return None
+    stats = []
+    for arg in [*getattr(factory, "args", ()), *getattr(factory, "keywords", {}).values()]:
+        if isinstance(arg, (str, Path)) and len(str(arg)) < 4096:
+            try:
+                st = Path(arg).stat()
+            except (OSError, ValueError):
+                continue
+            stats.append((str(arg), st.st_mtime_ns, st.st_size))
+    import ray
+
+    session = ray.get_runtime_context().get_job_id()
+    return (blob, tuple(stats), workers, cpus, gpus, session)
+
+
+def _alive(actor: Any) -> bool:
+    import ray
+
+    try:
+        ray.get(actor.has_scorer.remote(), timeout=30)
+    except Exception:  # noqa: BLE001  (dead or unreachable: start a new one)
+        return False
+    return True
+
+
+def _kill(actor: Any) -> None:
+    import ray
+
+    try:
+        ray.kill(actor)
+    except Exception:  # noqa: BLE001  (already gone)
+        pass
+
+
+def release_workers() -> None:
+    """Kill the idle actors kept for reuse (:meth:`RayExecutor.close`)."""
+    while _POOLS:
+        for a in _POOLS.popitem()[1]:
+            _kill(a)
+
+
+def _actor_cause(err: BaseException) -> BaseException | None:
+    """The exception an actor's constructor raised, when Ray kept it."""
+    cause = getattr(err, "cause", None)
+    inner = getattr(cause, "cause", None)
+    return inner if isinstance(inner, BaseException) else cause

@@ -4,20 +4,23 @@
 batches of windows to a :class:`BatchExecutor`. This module holds that contract and nothing of the
 scene: the protocols (:class:`WindowPredictor`, :class:`WindowScorer`, :class:`BatchExecutor`),
 :func:`run_batch` (pad, predict, crop, score one batch: the one function every backend calls),
-the in-process :class:`LocalExecutor` and :class:`SmoothingPredictor`, a deterministic stand-in
+the in-process :class:`LocalExecutor` and :class:`SmoothingPredictor`. The folder jobs use the
+second contract, :class:`CallExecutor` (``map_calls``: run a per-chunk function with the
+executor's own predictor), which :class:`LocalExecutor` and the Ray executor also speak, a deterministic stand-in
 model for tests, benchmarks and dry runs. The Ray backend (:mod:`sam2elnet.engine.distributed`)
 imports this module only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 __all__ = [
     "BatchExecutor",
+    "CallExecutor",
     "LocalExecutor",
     "SmoothingPredictor",
     "WindowPredictor",
@@ -96,8 +99,22 @@ def run_batch(
     return probs, iou
 
 
+class CallExecutor(Protocol):
+    """Runs ``fn(predictor, *args)`` for each ``args`` and yields the results *in submission
+    order*, where ``predictor`` is the executor's own (one per worker, loaded once).
+
+    The folder jobs (:mod:`sam2elnet.engine.infer`) hand it their per-chunk function: the local
+    loop and a cluster run the very same function, only the scheduling differs. ``fn`` must be a
+    module-level function (so a remote worker can import it) and ``args`` picklable.
+    """
+
+    def map_calls(
+        self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]
+    ) -> Iterator[Any]: ...
+
+
 class LocalExecutor:
-    """Runs batches in this process, one after the other."""
+    """Runs batches (and calls) in this process, one after the other."""
 
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
@@ -107,6 +124,20 @@ class LocalExecutor:
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for batch, coarse in items:
             yield run_batch(self.predictor, batch, coarse)
+
+    def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
+        """``fn(self.predictor, *args)`` for each ``args`` of ``items``, lazily, in order."""
+        for args in items:
+            yield fn(self.predictor, *args)
+
+    def close(self) -> None:
+        """Nothing to release (the protocol of executors that hold workers)."""
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def entropy_bits(p: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from sam2elnet.data.runfolder import (
     write_summary,
 )
 from sam2elnet.engine import memory
+from sam2elnet.engine.executors import CallExecutor, LocalExecutor, run_batch
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import (
     ModelRun,
@@ -185,6 +186,181 @@ def _read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     return done
 
 
+# ----------------------------------------------------------------------------- per-chunk work
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What every chunk of one folder job needs besides its files (picklable, sent to workers).
+
+    ``task`` is ``"annotate"`` or ``"enhance"``; ``out`` the run folder (on a file system every
+    worker sees); ``threshold`` the score a label needs to be kept (chosen once for the whole job
+    by :meth:`Predictor.choose_threshold`, so every worker applies the same); the rest are the
+    enhance/annotate output options.
+    """
+
+    task: str
+    out: Path
+    threshold: float | None
+    save_prob: bool = False
+    save_changes: bool = True
+    line_width: float | None = None
+    positive_values: tuple[float, ...] | None = None
+
+
+@dataclass
+class ChunkOutput:
+    """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk."""
+
+    rows: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]
+
+
+def process_chunk(
+    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, Path | None]]
+) -> ChunkOutput:
+    """Read, predict, score, decide and write one chunk of a folder job: the per-image work.
+
+    The local loop and each Ray worker run exactly this function (with their own copy of the
+    same predictor), so outputs are byte-identical whichever backend runs it. ``items`` are
+    ``(image path, label file name, coarse label path or None)``; the images are predicted in one
+    :meth:`Predictor.predict` call. An image that cannot be used (unreadable, all nodata, a band
+    count the model cannot take, an unreadable coarse label: a :class:`DataError`) is returned in
+    ``skipped`` with the error message, and the others go on. Labels go to ``OUT/labels/``
+    (kept) or ``OUT/rejected/``, each written atomically (verified, then renamed); enhancement
+    adds ``OUT/changes/`` maps, ``save_prob`` ``OUT/prob/`` maps.
+    """
+    from sam2elnet.data.raster import write_mask
+
+    loaded = []
+    skipped: list[tuple[str, str]] = []
+    for f, name, coarse_path in items:
+        try:
+            img, x, valid = pred.read(f)
+            coarse = None if coarse_path is None else _read_coarse(spec, f, img, coarse_path)
+        except DataError as err:  # incl. a band count the model cannot take
+            skipped.append((str(f), str(err)))
+            continue
+        loaded.append((f, name, coarse_path, img, x, valid, coarse))
+    rows: list[dict[str, Any]] = []
+    if not loaded:
+        return ChunkOutput(rows, skipped)
+    probs, quality = pred.predict(
+        [it[4] for it in loaded], coarse=[it[6] for it in loaded], valid=[it[5] for it in loaded]
+    )
+    for (f, name, coarse_path, img, _x, valid, coarse), prob, q in zip(
+        loaded, probs, quality.rows(), strict=True
+    ):
+        mask = (prob > 0.5) & valid
+        kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and q[
+            "quality_flag"
+        ] not in REJECT_FLAGS
+        rel = Path("labels" if kept else "rejected") / name
+        row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
+        _write_extras(spec, img, prob, mask, coarse, coarse_path, row)
+        write_mask(spec.out / rel, mask, like=img)
+        _drop_counterpart(spec.out, rel)
+        rows.append(row)
+    return ChunkOutput(rows, skipped)
+
+
+def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: Path) -> np.ndarray:
+    """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}."""
+    from sam2elnet.data.raster import read_mask_on_grid
+    from sam2elnet.data.vector import is_vector_path, rasterize_vector
+
+    if is_vector_path(label):
+        coarse = rasterize_vector(label, f, line_width=spec.line_width)
+    else:
+        coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
+    return coarse.astype(np.float32)
+
+
+def _write_extras(
+    spec: ChunkSpec,
+    img: Any,
+    prob: np.ndarray,
+    mask: np.ndarray,
+    coarse: np.ndarray | None,
+    coarse_path: Path | None,
+    row: dict[str, Any],
+) -> None:
+    """Enhancement's change counts and map, and the probability map, of one image (into ``row``)."""
+    from sam2elnet.data.raster import write_image
+
+    name = Path(row["label"]).name
+    if coarse is not None:
+        c = coarse > 0.5
+        added = int(np.count_nonzero(mask & ~c))
+        removed = int(np.count_nonzero(c & ~mask))
+        row.update(
+            coarse=str(coarse_path),
+            added_px=added,
+            removed_px=removed,
+            changed_frac=(added + removed) / max(1, mask.size),
+        )
+        if spec.save_changes:
+            rel = Path("changes") / (Path(name).stem + ".png")
+            write_image(spec.out / rel, _change_map(c, mask))
+            row["changes"] = str(rel)
+    if spec.save_prob:
+        row["prob"] = _write_prob(spec.out, name, prob, img)
+
+
+def _drop_counterpart(out: Path, rel: Path) -> None:
+    """A label now in labels/ must not also be in rejected/ from an earlier run (or vice
+    versa): the folders and quality.csv then describe the same, current decision."""
+    other = "rejected" if rel.parts[0] == "labels" else "labels"
+    (out / other / Path(*rel.parts[1:])).unlink(missing_ok=True)
+
+
+def _window_batch(
+    pred: Predictor, batch: np.ndarray, coarse: np.ndarray | None, scored: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One window batch of the large-image path (scored by the evaluator when ``scored``)."""
+    return run_batch(QualityScoringPredictor(pred) if scored else pred, batch, coarse)
+
+
+class _CallWindows:
+    """The large-image path's window batches through the job's executor (same workers)."""
+
+    def __init__(self, executor: CallExecutor, scored: bool) -> None:
+        self.executor, self.scored = executor, scored
+
+    def map_batches(
+        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        return self.executor.map_calls(_window_batch, ((b, c, self.scored) for b, c in items))
+
+
+def load_predictor(
+    model_path: str | Path,
+    *,
+    device: str = "cpu",
+    precision: str = "bf16",
+    batch_size: int = 8,
+    tta: int | None = None,
+    max_memory: int | str | None = None,
+    bands: Sequence[int] | None = None,
+) -> Predictor:
+    """The predictor of a folder job from its options (:meth:`Predictor.from_file` plus
+    :meth:`Predictor.set_bands`): what each Ray worker builds once, from a
+    ``functools.partial`` of this function (picklable)."""
+    pred = Predictor.from_file(
+        model_path,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        tta=tta,
+        max_memory=max_memory,
+    )
+    return pred.set_bands(bands)
+
+
+ExecutorFactory = Callable[[Callable[[], Predictor]], Any]
+"""Given the job's predictor factory (a picklable zero-argument callable), an executor with
+``map_calls`` and ``close`` that runs the per-chunk work elsewhere, e.g.
+``functools.partial(RayExecutor, num_workers=4, address="auto")``."""
+
+
 class _Job:
     """Shared machinery of annotate and enhance: chunked reading, prediction, writing, resume."""
 
@@ -200,8 +376,12 @@ class _Job:
         desc: str,
         tile: int = 1024,
         overlap: int = 128,
+        executor: CallExecutor | None = None,
     ) -> None:
         self.p, self.out, self.fields = predictor, out, list(fields)
+        #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
+        self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
+        self.order: dict[str, int] = {}  # image -> position in the job's input list
         self.tile, self.overlap = tile, overlap
         self.line_width: float | None = None  # width of vector line labels (roads), map units
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
@@ -293,6 +473,7 @@ class _Job:
                 prob_path=(self.out / "prob" / tif) if self.save_prob else None,
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
+                executor=_CallWindows(self.executor, scorer is not self.p),
             )
         except DataError as err:  # incl. a band count the model cannot take: skip, go on
             self.skips.add(f, err)
@@ -335,60 +516,46 @@ class _Job:
     def run(
         self,
         files: Sequence[Path],
-        load: Any,
-        write: Any,
-        scene_coarse: Any = None,
+        spec: ChunkSpec,
+        coarse_of: Callable[[Path], Path] | None = None,
     ) -> None:
-        """``load(path) -> (img, x, valid, coarse|None)``; ``write(path, img, prob, mask, coarse, row)``.
+        """Label ``files`` (done rows of a resumed run are kept, not redone).
 
         Images whose whole-image memory estimate exceeds the predictor's ``max_memory``
         (:meth:`Predictor.fits_whole`) go through the sliding-window :meth:`run_scene` instead,
-        whatever their format; ``scene_coarse(path) -> Path | None`` gives their coarse label file
-        (raster or vector). Images are read in chunks of at most ``4 x batch_size`` whose whole-
-        image estimate stays within ``max_memory``.
+        whatever their format; ``coarse_of(path)`` gives an image's coarse label file (raster or
+        vector; enhancement). The others are cut into chunks of at most ``4 x batch_size`` images
+        whose whole-image estimate stays within ``max_memory`` (:meth:`chunks`), and every chunk
+        goes through :func:`process_chunk` on the job's executor: in this process, or on a Ray
+        actor. Rows and skips come back in chunk order whichever runs them, so ``quality.csv`` is
+        the same.
         """
         names = _unique_names(files)
+        self.order = {str(f): i for i, f in enumerate(files)}
         todo = []
         for f in files:
             key = str(f)
             if key in self.done:
                 self.rows.append(self.done[key])
-            elif self.tiled(f, scene_coarse is not None):
-                self.run_scene(f, names[f], scene_coarse(f) if scene_coarse else None)
+            elif self.tiled(f, coarse_of is not None):
+                self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
                 todo.append(f)
         from sam2elnet.utils.progress import progress_bar
 
+        chunks = list(self.chunks(todo, coarse_of is not None))
+        work = (
+            (spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
+            for chunk in chunks
+        )
         bar = progress_bar(len(todo), self.desc, "img", self.progress)
         try:
-            for chunk in self.chunks(todo, scene_coarse is not None):
-                loaded = []
-                for f in chunk:
-                    try:
-                        loaded.append((f, *load(f)))
-                    except DataError as err:  # incl. a band count the model cannot take
-                        self.skips.add(f, err)
-                        bar.update(1)
-                if not loaded:
-                    continue
-                probs, quality = self.p.predict(
-                    [it[2] for it in loaded],
-                    coarse=[it[4] for it in loaded],
-                    valid=[it[3] for it in loaded],
-                )
-                qrows = quality.rows()
-                for (f, img, _x, valid, coarse), prob, q in zip(loaded, probs, qrows, strict=True):
-                    mask = (prob > 0.5) & valid
-                    kept = self.decide(q["predicted_iou"]) and q["quality_flag"] not in REJECT_FLAGS
-                    rel = self.label_path(names[f], kept).relative_to(self.out)
-                    row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
-                    write(f, img, prob, mask, coarse, row)
-                    from sam2elnet.data.raster import write_mask
-
-                    write_mask(self.out / rel, mask, like=img)
-                    self.drop_counterpart(rel)
-                    self.rows.append(row)
-                    bar.update(1)
+            results = self.executor.map_calls(process_chunk, work)
+            for chunk, res in zip(chunks, results, strict=True):
+                for item, reason in res.skipped:
+                    self.skips.add(item, reason)
+                self.rows.extend(res.rows)
+                bar.update(len(chunk))
                 bar.set_postfix(
                     kept=sum(1 for r in self.rows if r["kept"] in (True, "True", "1")),
                     skipped=len(self.skipped),
@@ -428,14 +595,14 @@ class _Job:
             yield group
 
     def drop_counterpart(self, rel: Path) -> None:
-        """A label now in labels/ must not also be in rejected/ from an earlier run (or vice
-        versa): the folders and quality.csv then describe the same, current decision."""
-        other = "rejected" if rel.parts[0] == "labels" else "labels"
-        (self.out / other / Path(*rel.parts[1:])).unlink(missing_ok=True)
+        """See :func:`_drop_counterpart`."""
+        _drop_counterpart(self.out, rel)
 
     def on_disk(self) -> None:
-        """Keep only rows whose label file is on disk; warn about label files no row lists."""
+        """Keep only rows whose label file is on disk, in input order (so a resumed or
+        distributed run writes the same quality.csv); warn about label files no row lists."""
         self.rows = [r for r in self.rows if (self.out / str(r["label"])).is_file()]
+        self.rows.sort(key=lambda r: self.order.get(str(r["image"]), len(self.order)))
         listed = {str(Path(str(r["label"]))) for r in self.rows}
         extra = [
             p
@@ -665,6 +832,7 @@ def annotate_folder(
     bands: Sequence[int] | None = None,
     split: str | Sequence[str] | None = None,
     max_memory: int | str | None = None,
+    executor_factory: ExecutorFactory | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -679,6 +847,10 @@ def annotate_folder(
     :data:`~sam2elnet.engine.memory.DEFAULT_MAX_MEMORY`) is the memory budget: images whose
     whole-image estimate exceeds it are predicted window by window (``tile``/``overlap``), with
     the same label name and georeference.
+
+    ``executor_factory`` (see :data:`ExecutorFactory`; the pipeline's ``backend="ray"``) runs the
+    per-image work (:func:`process_chunk`) and the windows of large images on other workers, each
+    loading the model once; outputs are the same byte for byte as without it.
     """
     _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
@@ -692,38 +864,47 @@ def annotate_folder(
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
-    with _Job(
-        pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
-    ) as job:
-        return _annotate(job, pred, out, files, save_prob, model_path, thr_info, t0, on_finish)
+    spec = ChunkSpec("annotate", out, threshold, save_prob=save_prob)
+    with (
+        _Job(
+            pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
+        ) as job,
+        _executor(executor_factory, pred, model_path) as ex,
+    ):
+        job.executor = ex
+        n_before = len(job.done)
+        job.run(files, spec)
+        extra = {"task": "annotate", "model": str(model_path), "filter": thr_info}
+        return job.finish(t0, n_before, extra, on_finish)
 
 
-def _annotate(
-    job: _Job,
-    pred: Predictor,
-    out: Path,
-    files: list[Path],
-    save_prob: bool,
-    model_path: str | Path,
-    thr_info: dict[str, Any],
-    t0: float,
-    on_finish: FinishHook | None,
-) -> FolderResult:
-    n_before = len(job.done)
+@contextlib.contextmanager
+def _executor(
+    make: ExecutorFactory | None, pred: Predictor, model_path: str | Path
+) -> Iterator[CallExecutor]:
+    """The job's executor: this process, or ``make(factory)`` whose workers each build a
+    predictor like ``pred`` (same file, device, precision, batch size, TTA, memory budget and
+    bands, so they predict exactly as it does); closed when the job ends."""
+    if make is None:
+        yield LocalExecutor(pred)
+        return
+    import functools
 
-    def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, None]:
-        img, x, valid = pred.read(f)
-        return img, x, valid, None
-
-    def write(
-        f: Path, img: Any, prob: np.ndarray, mask: np.ndarray, coarse: Any, row: dict[str, Any]
-    ) -> None:
-        if save_prob:
-            row["prob"] = _write_prob(out, Path(row["label"]).name, prob, img)
-
-    job.run(files, load, write)
-    extra = {"task": "annotate", "model": str(model_path), "filter": thr_info}
-    return job.finish(t0, n_before, extra, on_finish)
+    factory = functools.partial(
+        load_predictor,
+        str(pred.path or model_path),
+        device=str(pred.device),
+        precision=pred.precision,
+        batch_size=pred.batch_size,
+        tta=pred.tta,
+        max_memory=pred.max_memory,
+        bands=pred.normalization.band_select,
+    )
+    ex = make(factory)
+    try:
+        yield ex
+    finally:
+        ex.close()
 
 
 class _LabelIndex(dict):
@@ -803,6 +984,7 @@ def enhance_folder(
     positive_values: tuple[float, ...] | None = None,
     max_memory: int | str | None = None,
     split: str | Sequence[str] | None = None,
+    executor_factory: ExecutorFactory | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -819,10 +1001,9 @@ def enhance_folder(
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
-    :func:`annotate_folder`.
+    :func:`annotate_folder`, and ``executor_factory`` spreads the work as there.
     """
     from sam2elnet.data.naming import mask_key
-    from sam2elnet.data.raster import read_mask_on_grid, write_image
 
     _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
@@ -879,49 +1060,26 @@ def enhance_folder(
         "changed_frac",
         *FEATURE_NAMES,
     ]
-    job = _Job(pred, out, fields, threshold, save_prob, resume, progress, "enhance", tile, overlap)
-    n_before = len(job.done)
-
-    def load(f: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-        from sam2elnet.data.vector import is_vector_path, rasterize_vector
-
-        img, x, valid = pred.read(f)
-        label = label_map[f]
-        if is_vector_path(label):
-            coarse = rasterize_vector(label, f, line_width=line_width)
-        else:
-            coarse = read_mask_on_grid(label, img, positive_values)[0]
-        return img, x, valid, coarse.astype(np.float32)
-
-    def write(
-        f: Path,
-        img: Any,
-        prob: np.ndarray,
-        mask: np.ndarray,
-        coarse: np.ndarray,
-        row: dict[str, Any],
-    ) -> None:
-        c = coarse > 0.5
-        added = int(np.count_nonzero(mask & ~c))
-        removed = int(np.count_nonzero(c & ~mask))
-        row.update(
-            coarse=str(label_map[f]),
-            added_px=added,
-            removed_px=removed,
-            changed_frac=(added + removed) / max(1, mask.size),
-        )
-        name = Path(row["label"]).name
-        if save_changes:
-            rel = Path("changes") / (Path(name).stem + ".png")
-            write_image(out / rel, _change_map(c, mask))
-            row["changes"] = str(rel)
-        if save_prob:
-            row["prob"] = _write_prob(out, name, prob, img)
-
-    with job:
+    spec = ChunkSpec(
+        "enhance",
+        out,
+        threshold,
+        save_prob=save_prob,
+        save_changes=save_changes,
+        line_width=line_width,
+        positive_values=tuple(positive_values) if positive_values else None,
+    )
+    with (
+        _Job(
+            pred, out, fields, threshold, save_prob, resume, progress, "enhance", tile, overlap
+        ) as job,
+        _executor(executor_factory, pred, model_path) as ex,
+    ):
+        job.executor = ex
+        n_before = len(job.done)
         job.line_width = line_width
         job.save_changes = save_changes
-        job.run(files, load, write, scene_coarse=label_map.__getitem__)
+        job.run(files, spec, coarse_of=label_map.__getitem__)
         extra = {
             "task": "enhance",
             "model": str(model_path),

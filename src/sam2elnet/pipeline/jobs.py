@@ -4,20 +4,80 @@ The engine's folder jobs (:func:`sam2elnet.engine.infer.annotate_folder`,
 :func:`sam2elnet.engine.infer.enhance_folder`) predict, score, filter and write the run folder;
 they know nothing of the report. These front doors add ``report=True``: the report is written by
 the engine's ``on_finish`` hook, so its path lands in ``summary.json`` (written once) and in the
-returned :attr:`FolderResult.summary` under ``"report"``. Every other keyword argument goes to the
-engine function unchanged.
+returned :attr:`FolderResult.summary` under ``"report"``. They also choose where the images are
+predicted: ``backend="local"`` (this process) or ``backend="ray"`` (Ray actors, each loading the
+model once, on a private local Ray or the cluster at ``address``; :func:`ray_backend`). Every other
+keyword argument goes to the engine function unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.engine import infer
-from sam2elnet.engine.infer import FinishHook, FolderResult
+from sam2elnet.engine.infer import ExecutorFactory, FinishHook, FolderResult
+from sam2elnet.errors import UserError
 
-__all__ = ["annotate_folder", "enhance_folder", "folder_report"]
+__all__ = ["annotate_folder", "enhance_folder", "folder_report", "ray_backend"]
+
+
+def ray_backend(
+    backend: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    device: str = "cpu",
+) -> ExecutorFactory | None:
+    """The executor factory for ``backend`` (None = this process), as the engine jobs take it.
+
+    Args:
+        backend: ``"local"`` or ``"ray"``.
+        address: Ray cluster address (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``);
+            None starts a private local Ray with ``workers`` CPUs. Only with ``backend="ray"``.
+        workers: Ray actors (1-1024), each loading the model once and reserving one CPU, and
+            one GPU when ``device`` is ``cuda``/``cuda:N``.
+        device: the job's device (decides the GPU reservation).
+
+    Raises:
+        UserError: an unknown backend, ``address`` without ``backend="ray"``, ``workers`` out
+            of range, Ray not installed, an unreachable ``address``
+            (:func:`~sam2elnet.engine.distributed.check_address`).
+    """
+    from sam2elnet.options import FolderJobOptions, check_options
+
+    opts = check_options(FolderJobOptions, backend=backend, workers=workers)
+    if opts.backend == "local":
+        if address:
+            raise UserError("--address is for the Ray backend; add --backend ray")
+        return None
+    from sam2elnet.engine.distributed import RAY_INSTALL, RayExecutor, check_address, ray_available
+
+    if not ray_available():
+        raise UserError(f"--backend ray needs Ray: {RAY_INSTALL}")
+    check_address(address)  # before any output is touched
+    gpus = 1.0 if str(device).startswith("cuda") else 0.0
+    return functools.partial(
+        RayExecutor, num_workers=opts.workers, address=address, num_gpus_per_worker=gpus
+    )
+
+
+def _hook(kind: str, report: bool, backend: str, address: str | None, workers: int) -> FinishHook:
+    """``report.html`` (with ``report``) and where the job ran, into ``summary.json``."""
+
+    def hook(result: FolderResult) -> dict[str, Any]:
+        where: dict[str, Any] = {"name": backend}
+        if backend == "ray":
+            where.update(workers=workers, address=address or "local")
+        out: dict[str, Any] = {"backend": where}
+        if report:
+            path = folder_report(result, kind)
+            if path is not None:
+                out["report"] = str(path)
+        return out
+
+    return hook
 
 
 def folder_report(result: FolderResult, kind: str) -> Path | None:
@@ -43,39 +103,53 @@ def folder_report(result: FolderResult, kind: str) -> Path | None:
     return write_run_report(result.out_dir, kind=kind, summary=summary, rows=result.rows)
 
 
-def _report_hook(kind: str) -> FinishHook:
-    def hook(result: FolderResult) -> dict[str, Any]:
-        path = folder_report(result, kind)
-        return {} if path is None else {"report": str(path)}
-
-    return hook
-
-
-def annotate_folder(*args: Any, report: bool = False, **kwargs: Any) -> FolderResult:
+def annotate_folder(
+    *args: Any,
+    report: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    **kwargs: Any,
+) -> FolderResult:
     """:func:`sam2elnet.engine.infer.annotate_folder`, plus ``OUT/report.html`` with ``report``.
 
     Args:
         *args: ``model_path, images, out_dir`` as for the engine function.
         report: also write ``OUT/report.html`` (:func:`folder_report`).
+        backend: ``"local"`` or ``"ray"`` (:func:`ray_backend`; same outputs byte for byte).
+        address: Ray cluster address with ``backend="ray"`` (default: a private local Ray).
+        workers: Ray actors with ``backend="ray"``.
         **kwargs: the engine function's options.
 
     Returns:
         The engine's :class:`~sam2elnet.engine.infer.FolderResult`.
     """
-    hook = _report_hook("annotate") if report else None
-    return infer.annotate_folder(*args, on_finish=hook, **kwargs)
+    make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
+    hook = _hook("annotate", report, backend, address, workers)
+    return infer.annotate_folder(*args, on_finish=hook, executor_factory=make, **kwargs)
 
 
-def enhance_folder(*args: Any, report: bool = False, **kwargs: Any) -> FolderResult:
+def enhance_folder(
+    *args: Any,
+    report: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int = 2,
+    **kwargs: Any,
+) -> FolderResult:
     """:func:`sam2elnet.engine.infer.enhance_folder`, plus ``OUT/report.html`` with ``report``.
 
     Args:
         *args: ``model_path, images, labels, out_dir`` as for the engine function.
         report: also write ``OUT/report.html`` (:func:`folder_report`).
+        backend: ``"local"`` or ``"ray"`` (:func:`ray_backend`; same outputs byte for byte).
+        address: Ray cluster address with ``backend="ray"`` (default: a private local Ray).
+        workers: Ray actors with ``backend="ray"``.
         **kwargs: the engine function's options.
 
     Returns:
         The engine's :class:`~sam2elnet.engine.infer.FolderResult`.
     """
-    hook = _report_hook("enhance") if report else None
-    return infer.enhance_folder(*args, on_finish=hook, **kwargs)
+    make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
+    hook = _hook("enhance", report, backend, address, workers)
+    return infer.enhance_folder(*args, on_finish=hook, executor_factory=make, **kwargs)
