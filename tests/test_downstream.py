@@ -109,3 +109,24 @@ def test_scores_from_counts() -> None:
     s = scores_from_counts([5, 5, 0, 90])
     assert s["iou"] == pytest.approx(0.5) and s["precision"] == pytest.approx(0.5)
     assert s["recall"] == 1.0 and s["tp"] == 5
+
+
+def test_learning_curve_points_and_per_image_counts(tmp_path: Path) -> None:
+    from sam2elnet.engine.downstream import curve_steps
+
+    assert curve_steps(600, 6) == [100, 200, 300, 400, 500, 600]
+    assert curve_steps(3, 6) == [1, 2, 3] and curve_steps(50, 0) == [50]
+    train = _write_pairs(tmp_path / "train", 8)
+    test = _write_pairs(tmp_path / "test", 4, seed=1)
+    with_curve = train_and_evaluate(train, test, _cfg(steps=12, curve_points=4))
+    plain = train_and_evaluate(train, test, _cfg(steps=12, curve_points=0))
+    assert [p["step"] for p in with_curve.curve] == [3, 6, 9, 12]
+    assert plain.curve == []
+    # scoring during training is inference only: the final model is the same
+    assert with_curve.metrics == plain.metrics and with_curve.per_image == plain.per_image
+    assert with_curve.curve[-1]["iou"] == pytest.approx(with_curve.metrics["iou"])
+    assert all(np.isfinite(p["loss"]) for p in with_curve.curve)
+    # per-image counts: one row per test image, summing to the aggregate
+    counts = np.array(plain.per_image)
+    assert counts.shape == (4, 4) and (counts.sum(axis=1) == 32 * 32).all()
+    assert scores_from_counts(counts.sum(axis=0))["iou"] == pytest.approx(plain.metrics["iou"])

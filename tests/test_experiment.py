@@ -146,6 +146,12 @@ def test_miniature_experiment_end_to_end_and_caching(
     ran = {k for k, v in r5["stages"].items() if v == "ran"}
     assert ran and all(k.startswith("downstream_") for k in ran)
     assert r5["downstream_config"]["steps"] == 3
+    # learning curves: every downstream model scored after each of its 3 steps, plotted, linked
+    for row in r5["table1"][:5] + r5["table2"]:
+        assert [p["step"] for p in row["curve"]] == [1, 2, 3]
+        assert row["curve"][-1]["iou"] == pytest.approx(row["iou"])
+    assert (out / "curves.png").stat().st_size > 1000
+    assert "](curves.png)" in (out / "results.md").read_text()
 
     # other settings in the same folder are refused
     with pytest.raises(UserError, match="other settings"):

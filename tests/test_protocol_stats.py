@@ -136,3 +136,15 @@ def test_experiment_identity_is_frozen() -> None:
             "sources", "precision",
         ]
     )  # fmt: skip
+
+
+def test_convergence_status_from_the_last_two_curve_points() -> None:
+    from sam2elnet.pipeline.experiment import convergence
+
+    assert convergence([{"step": 1, "iou": 0.5}, {"step": 2, "iou": 0.505}]) == (
+        pytest.approx(0.005),
+        "converged",
+    )
+    assert convergence([{"step": 1, "iou": 0.5}, {"step": 2, "iou": 0.55}])[1] == "still rising"
+    assert convergence([{"step": 1, "iou": 0.5}, {"step": 2, "iou": 0.4}])[1] == "falling"
+    assert convergence([{"step": 2, "iou": 0.4}]) == (None, "no curve")

@@ -201,6 +201,9 @@ class ExperimentOptions(_Options):
     target_precision: float | None = Field(None, gt=0, le=1)
     downstream_width: int = Field(16, ge=4, le=256)
     downstream_depth: int = Field(4, ge=1, le=6)
+    curve_points: int = Field(
+        6, ge=0, le=50, description="test-split evaluations per downstream model (learning curve)"
+    )
     precision: Literal["bf16", "fp32"] = "bf16"
     device: str = "cpu"
     coarse_profile: CoarseProfile = Field(

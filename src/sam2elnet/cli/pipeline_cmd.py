@@ -75,6 +75,12 @@ def experiment_cmd(
         16, "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
     ),
     downstream_depth: int = typer.Option(4, "--downstream-depth", help="U-Net depth."),
+    curve_points: int = typer.Option(
+        6,
+        "--curve-points",
+        help="Test-split scores per downstream model during training (learning curves, "
+        "curves.png); 0 = final score only.",
+    ),
     precision: str = typer.Option("bf16", "--precision", help="bf16 | fp32."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
@@ -104,6 +110,7 @@ def experiment_cmd(
         target_precision=target_precision,
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
+        curve_points=curve_points,
         precision=precision,
         device=device,
         coarse_profile=coarse_profile,
@@ -134,6 +141,7 @@ def experiment_cmd(
         coarse_severity=coarse_severity,
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
+        downstream_curve_points=curve_points,
         precision=precision,
         device=device,  # type: ignore[arg-type]
         resume=resume,

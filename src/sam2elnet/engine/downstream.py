@@ -59,6 +59,10 @@ class DownstreamConfig:
     augment: bool = True
     threshold: float = 0.5
     eval_batch_size: int = 16
+    curve_points: int = 6
+    """Test-split evaluations during training (evenly spaced in optimiser steps, the last one at
+    the end) for a learning curve; 0 or 1 = only the final evaluation. Inference only: the trained
+    weights are identical whatever this is."""
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +81,9 @@ class DownstreamResult:
     images_per_second: float
     parameters: int
     history: list[dict[str, float]] = field(default_factory=list)
+    curve: list[dict[str, float]] = field(default_factory=list)
+    """Learning curve on the test split: ``{"step", "iou", "miou", "f1", "loss"}`` per point
+    (``loss`` = mean training loss since the previous point), the last at the final step."""
     per_image: list[list[int]] = field(default_factory=list)
     """Confusion counts [tp, fp, fn, tn] of each test image, in the order of the test pairs (they
     sum to the aggregate counts in ``metrics``; bootstrap intervals resample them)."""
@@ -186,16 +193,27 @@ def build_downstream_model(cfg: DownstreamConfig, in_bands: int) -> nn.Module:
     return build_downstream(cfg.model, in_bands=in_bands, **cfg.model_options)
 
 
+def curve_steps(total_steps: int, points: int) -> list[int]:
+    """Optimiser steps after which the learning curve is measured: ``points`` evenly spaced steps
+    ending at ``total_steps`` (fewer when there are fewer steps; [total_steps] for points <= 1)."""
+    if points <= 1 or total_steps <= 1:
+        return [total_steps]
+    return sorted({max(1, round(total_steps * k / points)) for k in range(1, points + 1)})
+
+
 def train_downstream(
     pairs: Sequence[Pair],
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
     cache: dict | None = None,
+    curve_pairs: Sequence[Pair] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the downstream model on ``pairs``; return (model in eval mode, training facts).
 
     ``cache`` (a dict shared across calls) keeps decoded, resized arrays so that the several settings
-    of one experiment decode each image once.
+    of one experiment decode each image once. With ``curve_pairs`` (the test pairs) the model is
+    scored on them after each of :func:`curve_steps` except the last (``facts["curve"]``; the caller
+    scores the final model); the evaluation does not change the training.
     """
     pairs = _check_pairs(pairs, "training")
     norm_cfg = _normalization(norm_cfg)
@@ -229,6 +247,9 @@ def train_downstream(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, float]] = []
+    curve: list[dict[str, float]] = []
+    at = set(curve_steps(total_steps, cfg.curve_points)[:-1]) if curve_pairs else set()
+    since: list[float] = []
     step = 0
     seen = 0
     t0 = time.perf_counter()
@@ -264,9 +285,20 @@ def train_downstream(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            since.append(losses[-1])
             step += 1
             seen += x.shape[0]
             bar.update(1)
+            if step in at:
+                assert curve_pairs is not None
+                counts = confusion_per_image(model, curve_pairs, cfg, norm_cfg).sum(axis=0)
+                model.train()
+                sc = scores_from_counts(counts)
+                curve.append(
+                    {"step": step, **{k: sc[k] for k in ("iou", "miou", "f1")}}
+                    | {"loss": float(np.mean(since))}
+                )
+                since = []
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan})
         if step >= total_steps:
             break
@@ -282,6 +314,8 @@ def train_downstream(
         "parameters": params,
         "in_bands": in_bands,
         "history": history,
+        "curve": curve,
+        "loss_since_curve": float(np.mean(since)) if since else math.nan,
     }
     return model, facts
 
@@ -376,10 +410,22 @@ def train_and_evaluate(
     cache: dict | None = None,
 ) -> DownstreamResult:
     """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically)."""
-    model, facts = train_downstream(train_pairs, cfg, norm_cfg=norm_cfg, cache=cache)
+    model, facts = train_downstream(
+        train_pairs,
+        cfg,
+        norm_cfg=norm_cfg,
+        cache=cache,
+        curve_pairs=test_pairs if cfg.curve_points > 1 else None,
+    )
     counts = confusion_per_image(model, test_pairs, cfg, norm_cfg=norm_cfg)
     metrics: dict[str, float] = scores_from_counts(counts.sum(axis=0))
     metrics["n_test"] = len(test_pairs)
+    curve = list(facts["curve"])
+    if cfg.curve_points > 1:
+        curve.append(
+            {"step": facts["steps"], **{k: metrics[k] for k in ("iou", "miou", "f1")}}
+            | {"loss": facts["loss_since_curve"]}
+        )
     if model_path is not None:
         from sam2elnet.utils.atomic import atomic_path
 
@@ -400,6 +446,7 @@ def train_and_evaluate(
         images_per_second=facts["images_per_second"],
         parameters=facts["parameters"],
         history=facts["history"],
+        curve=curve,
         per_image=counts.tolist(),
     )
 
@@ -411,6 +458,7 @@ __all__ = [
     "make_train_dataset",
     "build_downstream_model",
     "confusion_per_image",
+    "curve_steps",
     "evaluate_downstream",
     "load_pair",
     "predict_probabilities",

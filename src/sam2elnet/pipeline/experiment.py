@@ -67,6 +67,9 @@ TABLE1_SETTINGS: dict[str, str] = {
 DOWNSTREAM_EVAL_VERSION = 2
 """Part of every downstream fingerprint: results cached by an older evaluation (one without the
 per-image counts the confidence intervals need) are trained and scored again."""
+CONVERGED_GAIN = 0.01
+"""A downstream model counts as converged when its test IoU changed by at most this (1 IoU point)
+between the last two learning-curve points."""
 TARGET_RATIO = 0.97
 """The protocol's bar: a label-efficient setting "reaches" all hand labels at >= 97 % of its IoU."""
 TABLE2_METHODS: dict[str, str] = {
@@ -116,6 +119,8 @@ class ExperimentConfig:
     """Label sources of table 2: simulated coarse labels and/or the dataset's own labels."""
     downstream_width: int = 16
     downstream_depth: int = 4
+    downstream_curve_points: int = 6
+    """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
     precision: Literal["bf16", "fp32"] = "bf16"
     # runtime options (may change between runs of the same experiment)
     device: str = "cpu"
@@ -126,7 +131,13 @@ class ExperimentConfig:
     RUNTIME = ("out", "device", "resume", "progress", "report")
     # Downstream options are not part of the identity: every downstream training is cached under a
     # fingerprint of its config and labels, so changing them re-trains only the downstream models.
-    DOWNSTREAM = ("downstream_epochs", "downstream_steps", "downstream_width", "downstream_depth")
+    DOWNSTREAM = (
+        "downstream_epochs",
+        "downstream_steps",
+        "downstream_width",
+        "downstream_depth",
+        "downstream_curve_points",
+    )
 
     def validate(self) -> None:
         """Raise UserError for options out of range (before any work is done)."""
@@ -143,6 +154,8 @@ class ExperimentConfig:
         for name in ("epochs", "downstream_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.downstream_curve_points < 0:
+            raise UserError("--curve-points must be 0 or more")
         if self.downstream_steps is not None and self.downstream_steps < 1:
             raise UserError("--downstream-steps must be at least 1")
         if self.image_size < 32:
@@ -641,6 +654,7 @@ def _downstream_cfg(cfg: ExperimentConfig) -> Any:
         precision=cfg.precision,
         device=cfg.device,
         seed=cfg.seed,
+        curve_points=cfg.downstream_curve_points,
         progress=cfg.progress,
     )
 
@@ -952,6 +966,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         },
         "groups": sorted(set(test_groups.values())),
         "per_image_file": "per_image.csv",
+        "curves_file": "curves.png"
+        if any(len(row.get("curve") or []) > 1 for row in table1 + table2_rows)
+        else None,
         "notes": split.notes
         + ([auto["fallback"]] if auto.get("fallback") else [])
         + (
@@ -971,6 +988,8 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     write_json_atomic(out / "results.json", results)
     write_text_atomic(out / "results.md", render_markdown(results))
     _plot(results, out / "results.png")
+    if results.get("curves_file"):
+        _plot_curves(results, out / results["curves_file"])
     if cfg.report:
         _report(cfg, results, split, auto, out)
     return results
@@ -1164,6 +1183,7 @@ def _row(key: str, title: str, r: dict, cost: int, n_train: int) -> dict[str, An
         "recall": m.get("recall"),
         "miou": m.get("miou"),
         "train_seconds": r.get("train_seconds"),
+        "curve": r.get("curve") or [],
         "skipped": r.get("skipped"),
     }
 
@@ -1381,6 +1401,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             "a true label of. Hand labels: every training image carries a coarse hand label; "
             "SAM2-ELNet additionally needed the precise labels of the labelled fraction to learn from.",
         ]
+    lines += _curve_lines(r)
     if r.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in r["notes"]]
     d = r["downstream_config"]
@@ -1412,6 +1433,77 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def convergence(curve: Sequence[dict[str, Any]]) -> tuple[float | None, str]:
+    """(IoU change between the last two curve points, "converged" / "still rising" / "falling");
+    (None, "no curve") with fewer than two points. Threshold: :data:`CONVERGED_GAIN`."""
+    pts = [p for p in curve if p.get("iou") is not None]
+    if len(pts) < 2:
+        return None, "no curve"
+    gain = float(pts[-1]["iou"] - pts[-2]["iou"])
+    if abs(gain) <= CONVERGED_GAIN:
+        return gain, "converged"
+    return gain, "still rising" if gain > 0 else "falling"
+
+
+def _curve_lines(r: dict[str, Any]) -> list[str]:
+    """results.md section: the learning-curve figure and one line per model with its last change."""
+    rows = [row for row in r["table1"] + r["table2"] if len(row.get("curve") or []) > 1]
+    if not rows or not r.get("curves_file"):
+        return []
+    steps = [int(p["step"]) for p in rows[0]["curve"]]
+    lines = [
+        "",
+        "## Downstream learning curves",
+        "",
+        f"![test IoU during training]({r['curves_file']})",
+        "",
+        "Each downstream model scored on the test split at evenly spaced optimiser steps "
+        f"(inference only). 'converged' = test IoU changed by at most {CONVERGED_GAIN:.2f} over "
+        "the last interval.",
+        "",
+        "| setting | " + " | ".join(f"step {s}" for s in steps) + " | last change | status |",
+        "|---|" + "---:|" * len(steps) + "---:|---|",
+    ]
+    for row in rows:
+        name = row["title"] if "labels" not in row else f"{row['labels']}: {row['title']}"
+        by_step = {int(p["step"]): p.get("iou") for p in row["curve"]}
+        gain, status = convergence(row["curve"])
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_f(by_step.get(s)) for s in steps)
+            + f" | {'–' if gain is None else f'{gain:+.3f}'} | {status} |"
+        )
+    return lines
+
+
+def _plot_curves(r: dict[str, Any], path: Path) -> None:
+    """curves.png: test IoU vs optimiser step, one line per downstream setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sam2elnet.utils.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in r["table1"] + r["table2"]:
+        pts = [p for p in row.get("curve") or [] if p.get("iou") is not None]
+        if len(pts) < 2:
+            continue
+        name = row["title"] if "labels" not in row else f"{row['labels']}: {row['method']}"
+        ax.plot([p["step"] for p in pts], [p["iou"] for p in pts], marker="o", label=name)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("test IoU (pixel-aggregated)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Downstream learning curves (same steps for every setting)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def _plot(r: dict[str, Any], path: Path) -> None:
