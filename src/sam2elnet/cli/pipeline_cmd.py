@@ -175,6 +175,28 @@ def _print_tables(r: dict) -> None:
             )
 
 
+@app.command("experiment-summary")
+def experiment_summary_cmd(
+    runs: list[Path] = typer.Argument(
+        ..., help="Two or more finished `elnet experiment` folders that differ only in --seed."
+    ),
+    out: Path = typer.Option(..., "--out", help="Markdown file to write (e.g. summary.md)."),
+) -> None:
+    """Put experiment runs of several seeds side by side: per-setting mean IoU, sd, each seed's
+    IoU with its 95 % interval, per sensor, and the (c)/(d)-vs-(a) verdict."""
+    from sam2elnet.pipeline.experiment_summary import write_summary
+    from sam2elnet.utils.paths import check_output
+
+    check_output(out, "file", "--out")
+    s = write_summary(runs, out)
+    for row in s["rows"]:
+        m = row["mean"]["iou"]
+        typer.echo(f"  {row['title']:<46} mean IoU {_f(m)}  sd {_f(row['sd']['iou'])}")
+    for v in s["verdict"]:
+        typer.echo(v)
+    typer.echo(f"summary: {out}")
+
+
 @app.command("demo")
 def demo_cmd(
     data: Optional[Path] = typer.Option(

@@ -59,10 +59,10 @@ class DownstreamConfig:
     augment: bool = True
     threshold: float = 0.5
     eval_batch_size: int = 16
-    curve_points: int = 6
+    curve_points: int = 0
     """Test-split evaluations during training (evenly spaced in optimiser steps, the last one at
-    the end) for a learning curve; 0 or 1 = only the final evaluation. Inference only: the trained
-    weights are identical whatever this is."""
+    the end) for a learning curve; 0 or 1 (default) = the final evaluation only. Inference only:
+    the trained weights are identical whatever this is."""
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:

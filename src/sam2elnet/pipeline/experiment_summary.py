@@ -1,0 +1,225 @@
+"""Several ``elnet experiment`` runs (different ``--seed``) side by side: ``elnet experiment-summary``.
+
+One seed shows one draw of the labelled fraction, of SAM2-ELNet's and the downstream models'
+initial weights and of the batch order; the spread between seeds shows how much of a difference
+between settings is that luck. For every setting of both tables this puts each seed's test IoU
+with its bootstrap 95 % interval (over test images, from each run's ``results.json``) next to the
+mean and sample standard deviation over seeds, per sensor too, and repeats the verdict of the
+protocol (do (c) and (d) reach 97 % of (a)?) for the mean and for each seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.utils.atomic import write_text_atomic
+
+IGNORED = {"seed", "downstream_curve_points"}
+"""Options that may differ between the runs being combined (everything else must match)."""
+
+
+def _load(run: Path) -> dict[str, Any]:
+    path = Path(run) / "results.json"
+    if not path.is_file():
+        raise DataError(
+            "no results.json; run `elnet experiment --out` there first (or give a finished run)",
+            path,
+        )
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"results.json is not valid JSON ({e}); re-run the experiment", path) from e
+    if not isinstance(r, dict) or "table1" not in r or "settings" not in r:
+        raise DataError("not an elnet experiment results.json (no table1 / settings)", path)
+    r["_dir"] = str(run)
+    return r
+
+
+def _mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return None, None
+    return float(np.mean(v)), (float(np.std(v, ddof=1)) if len(v) > 1 else None)
+
+
+def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
+    """Combine finished experiment runs (same options, different seeds) into one summary dict.
+
+    Returns ``{"runs": [{"dir", "seed"}], "rows": [...], "verdict": [...], "groups": [...]}``; each
+    row has ``setting``, ``table``, ``title``, ``hand_labels``, ``seeds`` (per run: ``iou``,
+    ``iou_ci``, ``f1``, ``precision``, ``recall``, ``miou``, ``by_group``), ``mean`` / ``sd`` of
+    those measures over the runs (sample standard deviation, None for one value) and ``by_group``
+    means. Raises UserError for fewer than two runs, repeated seeds or runs with other options,
+    DataError for a folder without a readable results.json.
+    """
+    if len(runs) < 2:
+        raise UserError("give at least two experiment folders (runs with different --seed)")
+    loaded = [_load(Path(r)) for r in runs]
+    seeds = [r["settings"].get("seed") for r in loaded]
+    if len(set(seeds)) != len(seeds):
+        raise UserError(
+            f"the runs share a seed ({', '.join(map(str, seeds))}); combine runs of different --seed"
+        )
+    base = loaded[0]
+    for r in loaded[1:]:
+        diff = sorted(
+            k
+            for k in set(base["settings"]) | set(r["settings"])
+            if k not in IGNORED and base["settings"].get(k) != r["settings"].get(k)
+        )
+        if diff:
+            raise UserError(
+                f"{r['_dir']} was run with other options than {base['_dir']} ({', '.join(diff)}); "
+                "only runs that differ in --seed can be combined"
+            )
+    groups = sorted({g for r in loaded for g in (r.get("groups") or [])})
+    measures = ("iou", "f1", "precision", "recall", "miou")
+    rows = []
+    for table in ("table1", "table2"):
+        for ref in base.get(table) or []:
+            key = ref["setting"]
+            per = []
+            for r in loaded:
+                row = next((x for x in r.get(table) or [] if x["setting"] == key), {})
+                per.append(
+                    {m: row.get(m) for m in (*measures, "iou_ci", "skipped")}
+                    | {"by_group": row.get("by_group") or {}}
+                )
+            mean, sd = {}, {}
+            for m in measures:
+                mean[m], sd[m] = _mean_sd([p[m] for p in per])
+            by_group = {
+                g: dict(
+                    zip(
+                        ("iou", "iou_sd"),
+                        _mean_sd([(p["by_group"].get(g) or {}).get("iou") for p in per]),
+                        strict=True,
+                    )
+                )
+                for g in groups
+            }
+            title = ref["title"] if table == "table1" else f"{ref.get('labels')}: {ref['title']}"
+            rows.append(
+                {
+                    "setting": key,
+                    "table": table,
+                    "title": title,
+                    "hand_labels": ref.get("hand_labels"),
+                    "seeds": per,
+                    "mean": mean,
+                    "sd": sd,
+                    "by_group": by_group,
+                }
+            )
+    return {
+        "runs": [{"dir": r["_dir"], "seed": r["settings"].get("seed")} for r in loaded],
+        "data": base.get("data"),
+        "groups": groups,
+        "rows": rows,
+        "verdict": _verdict(rows),
+    }
+
+
+def _verdict(rows: list[dict[str, Any]], target: float = 0.97) -> list[str]:
+    by = {r["setting"]: r for r in rows if r["table"] == "table1"}
+    a = by.get("full")
+    if not a or not a["mean"]["iou"]:
+        return ["(a) all hand labels has no mean test IoU; no verdict."]
+    out = []
+    for key in ("auto_filtered", "fraction_auto_filtered"):
+        r = by.get(key)
+        if not r or r["mean"]["iou"] is None:
+            continue
+        ratio = r["mean"]["iou"] / a["mean"]["iou"]
+        per = [
+            s["iou"] / t["iou"]
+            for s, t in zip(r["seeds"], a["seeds"], strict=True)
+            if s["iou"] is not None and t["iou"]
+        ]
+        hits = sum(x >= target for x in per)
+        saving = 1 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
+        out.append(
+            f"{r['title']} {'reaches' if ratio >= target else 'does not reach'} {target:.0%} of (a) "
+            f"on the mean over {len(r['seeds'])} seeds: {100 * ratio:.1f} % "
+            f"(per seed {', '.join(f'{100 * x:.1f} %' for x in per)}; >= {target:.0%} in {hits} of "
+            f"{len(per)}), with {r['hand_labels']} instead of {a['hand_labels']} hand labels "
+            f"({100 * saving:.1f} % fewer)."
+        )
+    return out
+
+
+def _f(v: Any) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _cell(s: dict[str, Any]) -> str:
+    if s.get("skipped"):
+        return "skipped"
+    if s.get("iou") is None:
+        return "–"
+    ci = s.get("iou_ci")
+    return f"{s['iou']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{s['iou']:.3f}"
+
+
+def render_summary(summary: dict[str, Any]) -> str:
+    """Markdown: the per-seed / mean table of both experiment tables, per sensor, and the verdict."""
+    runs = summary["runs"]
+    seeds = [f"seed {r['seed']}" for r in runs]
+    lines = [
+        f"# SAM2-ELNet protocol over {len(runs)} seeds",
+        "",
+        f"Data: `{summary.get('data')}`. Runs: "
+        + ", ".join(f"`{r['dir']}` (seed {r['seed']})" for r in runs)
+        + ".",
+        "",
+        "Test IoU per seed with its bootstrap 95 % confidence interval over test images; mean and "
+        "sample standard deviation (sd) over the seeds; F1, precision, recall and two-class mIoU "
+        "are seed means.",
+        "",
+        "| setting | hand labels | mean IoU | sd | "
+        + " | ".join(seeds)
+        + " | F1 | precision | recall | mIoU |",
+        "|---|---:|---:|---:|" + "---:|" * len(seeds) + "---:|---:|---:|---:|",
+    ]
+    for row in summary["rows"]:
+        m = row["mean"]
+        lines.append(
+            f"| {row['title']} | {row['hand_labels']} | {_f(m['iou'])} | {_f(row['sd']['iou'])} | "
+            + " | ".join(_cell(s) for s in row["seeds"])
+            + f" | {_f(m['f1'])} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['miou'])} |"
+        )
+    if len(summary["groups"]) > 1:
+        lines += [
+            "",
+            "## Per sensor (mean IoU over seeds, sd)",
+            "",
+            "| setting | " + " | ".join(summary["groups"]) + " |",
+            "|---|" + "---:|" * len(summary["groups"]),
+        ]
+        for row in summary["rows"]:
+            cells = [
+                f"{_f(row['by_group'][g]['iou'])} ({_f(row['by_group'][g]['iou_sd'])})"
+                for g in summary["groups"]
+            ]
+            lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    if summary["verdict"]:
+        lines += ["", "## Verdict", ""] + [f"- {v}" for v in summary["verdict"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(runs: Sequence[Path | str], out: Path | str) -> dict[str, Any]:
+    """:func:`summarize_runs` + :func:`render_summary` written atomically to ``out`` (Markdown);
+    returns the summary dict. Raises as :func:`summarize_runs`."""
+    summary = summarize_runs(runs)
+    write_text_atomic(Path(out), render_summary(summary))
+    return summary
+
+
+__all__ = ["render_summary", "summarize_runs", "write_summary"]

@@ -1,0 +1,105 @@
+"""``elnet experiment-summary``: runs of several seeds side by side (constructed and tiny real runs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sam2elnet.cli import main
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.experiment_summary import render_summary, summarize_runs
+
+
+def _fake_run(root: Path, seed: int, ious: dict[str, float], data: str = "d") -> Path:
+    rows = [
+        {
+            "setting": k,
+            "title": k,
+            "hand_labels": 100 if k == "full" else 30,
+            "iou": v,
+            "iou_ci": [v - 0.02, v + 0.02],
+            "f1": v,
+            "precision": v,
+            "recall": v,
+            "miou": v,
+            "by_group": {"palsar": {"iou": v - 0.1}, "sentinel": {"iou": v + 0.1}},
+        }
+        for k, v in ious.items()
+    ]
+    root.mkdir(parents=True)
+    (root / "results.json").write_text(
+        json.dumps(
+            {
+                "data": data,
+                "settings": {"seed": seed, "data": data, "fraction": 0.3},
+                "groups": ["palsar", "sentinel"],
+                "table1": rows,
+                "table2": [],
+            }
+        )
+    )
+    return root
+
+
+def test_summary_means_sd_and_verdict(tmp_path: Path) -> None:
+    a = _fake_run(
+        tmp_path / "s0", 0, {"full": 0.70, "auto_filtered": 0.60, "fraction_auto_filtered": 0.69}
+    )
+    b = _fake_run(
+        tmp_path / "s1", 1, {"full": 0.72, "auto_filtered": 0.62, "fraction_auto_filtered": 0.71}
+    )
+    s = summarize_runs([a, b])
+    rows = {r["setting"]: r for r in s["rows"]}
+    assert rows["full"]["mean"]["iou"] == pytest.approx(0.71)
+    assert rows["full"]["sd"]["iou"] == pytest.approx(0.0141421, abs=1e-6)
+    assert rows["full"]["by_group"]["sentinel"]["iou"] == pytest.approx(0.81)
+    assert "does not reach 97% of (a)" in s["verdict"][0]
+    assert "reaches 97% of (a) on the mean over 2 seeds: 98.6 %" in s["verdict"][1]
+    assert "70.0 % fewer" in s["verdict"][1]
+    md = render_summary(s)
+    assert "| full | 100 | 0.710 | 0.014 | 0.700 [0.680, 0.720] | 0.720 [0.700, 0.740] |" in md
+    assert "Per sensor" in md
+
+
+def test_summary_refuses_bad_combinations(tmp_path: Path) -> None:
+    a = _fake_run(tmp_path / "a", 0, {"full": 0.7})
+    with pytest.raises(UserError, match="at least two"):
+        summarize_runs([a])
+    with pytest.raises(UserError, match="share a seed"):
+        summarize_runs([a, _fake_run(tmp_path / "b", 0, {"full": 0.7})])
+    with pytest.raises(UserError, match="other options"):
+        summarize_runs([a, _fake_run(tmp_path / "c", 1, {"full": 0.7}, data="other")])
+    with pytest.raises(DataError, match="no results.json"):
+        summarize_runs([a, tmp_path / "missing"])
+
+
+def test_cli_over_two_tiny_seeded_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from sam2elnet.data.synthetic import generate_dataset
+    from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    data = tmp_path / "data"
+    generate_dataset(data, task="oil-spill", count=10, size=32, seed=3, progress=False)
+    outs = []
+    for seed in (0, 1):
+        out = tmp_path / f"run{seed}"
+        run_experiment(
+            ExperimentConfig(
+                data=data, out=out, fraction=0.4, epochs=1, downstream_steps=2, image_size=32,
+                batch_size=4, size="micro", enhancement=False, downstream_width=4,
+                downstream_depth=2, seed=seed, progress=False, report=False,
+            )
+        )  # fmt: skip
+        outs.append(out)
+    md = tmp_path / "summary.md"
+    assert main(["experiment-summary", str(outs[0]), str(outs[1]), "--out", str(md)]) == 0
+    text = md.read_text()
+    assert "over 2 seeds" in text and "seed 0" in text and "seed 1" in text
+    assert "(f) SAM2-ELNet itself" in text
+    # a folder that is not a finished run: one error line, exit code 2
+    assert main(["experiment-summary", str(outs[0]), str(tmp_path), "--out", str(md)]) == 2
+    assert "results.json" in capsys.readouterr().err
