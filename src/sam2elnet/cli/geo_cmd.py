@@ -32,6 +32,18 @@ def _bands(text: Optional[str]) -> Optional[list]:
     return out
 
 
+# --warp-to / --warp-method: one declaration for scene, annotate, enhance and export
+_WARP_TO = typer.Option(
+    None,
+    "--warp-to",
+    help="Put GCP-georeferenced outputs (Sentinel-1 GRD) on a map grid: utm (the scene's UTM "
+    "zone) or a CRS such as EPSG:32635 (like gdalwarp -tps -t_srs; default: keep the GCPs).",
+)
+_WARP_METHOD = typer.Option(
+    "tps", "--warp-method", help="GCP transformer for --warp-to: tps | polynomial."
+)
+
+
 @app.command("scene")
 def scene_cmd(
     model: str = typer.Option(
@@ -104,8 +116,11 @@ def scene_cmd(
     ),
     precision: str = typer.Option(option_default(_S, "precision"), "--precision", help="bf16 | 32"),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    warp_to: Optional[str] = _WARP_TO,
+    warp_method: str = _WARP_METHOD,
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
+    from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -123,6 +138,7 @@ def scene_cmd(
     )
     precision = opts.precision
     band_list = _bands(bands)
+    warp_to = check_warp_options(warp_to, warp_method)
     if not model.startswith("builtin:"):
         check_input(model, "--model", "model file")
     check_input(image, "--image", "scene file or folder")
@@ -159,6 +175,8 @@ def scene_cmd(
         line_width_unit="px" if line_width_px else "map",
         labels_pixel_coords=labels_pixel_coords,
         bands=band_list,
+        warp_to=warp_to,
+        warp_method=warp_method,
     )
     if isinstance(res, SceneBatchResult):
         from sam2elnet.utils.batch import SkipLog, skip_line
@@ -255,10 +273,19 @@ def export_cmd(
         help="Label value(s) that mean 'object' in class-index label rasters, e.g. 1 or 2,3.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    warp_to: Optional[str] = _WARP_TO,
+    warp_method: str = _WARP_METHOD,
+    geojson_crs: str = typer.Option(
+        option_default(ExportOptions, "geojson_crs"),
+        "--geojson-crs",
+        help="GeoJSON coordinates: wgs84 (RFC 7946 lon/lat) or source (the labels' CRS with a "
+        "'crs' member, as GDAL writes with RFC7946=NO; QGIS reads it; needs an EPSG code).",
+    ),
 ) -> None:
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
     Studio tasks with pre-annotations (least trusted first)."""
     from sam2elnet.data.mask_values import parse_positive_values
+    from sam2elnet.errors import UserError
     from sam2elnet.export.api import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -269,6 +296,7 @@ def export_cmd(
         smooth=smooth,
         min_area=min_area,
         chip_size=chip_size,
+        geojson_crs=geojson_crs,
         flags={"fmt": "--format"},
     )
     check_input(labels, "--labels", "label file or folder")
@@ -279,6 +307,12 @@ def export_cmd(
     check_output(chips, "dir", "--chips")
     if fmt is not None and fmt.lower() == "label-studio":
         from sam2elnet.export.labelstudio import export_label_studio
+
+        if warp_to:
+            raise UserError(
+                "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); Label Studio "
+                "tasks stay on the image's pixel grid"
+            )
 
         ls = export_label_studio(
             labels,
@@ -313,6 +347,9 @@ def export_cmd(
         category=category,
         positive_values=parse_positive_values(positive_values),
         progress=not no_progress,
+        warp_to=warp_to,
+        warp_method=warp_method,
+        geojson_crs=geojson_crs,
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)

@@ -226,6 +226,8 @@ def predict_scene(
     bands: list[int] | None = None,
     executor: BatchExecutor | None = None,
     progress: bool = True,
+    warp_to: str | None = None,
+    warp_method: str = "tps",
 ) -> SceneResult:
     """Predict a whole (large) raster scene window by window and write a label GeoTIFF.
 
@@ -257,6 +259,10 @@ def predict_scene(
         executor: runs the batches elsewhere (e.g.
             :class:`sam2elnet.engine.distributed.RayExecutor`); None runs them in this process.
         progress: show a progress bar.
+        warp_to: ``utm`` or a CRS (``EPSG:32635``): the label and probability GeoTIFFs are then
+            resampled onto a regular map grid instead of carrying the scene's GCPs
+            (:func:`sam2elnet.data.warp.warp_to_map_grid`; checked before predicting).
+        warp_method: GCP transformer for ``warp_to``: ``tps`` or ``polynomial``.
 
     Returns:
         A :class:`SceneResult`.
@@ -283,6 +289,10 @@ def predict_scene(
         prob_path=prob_path,
         quality_gpkg=quality_gpkg,
     )
+    if warp_to:
+        from sam2elnet.data.warp import check_warpable
+
+        check_warpable(src_path, warp_to, warp_method)
     env = dict(_GDAL_ENV)
     if "GDAL_CACHEMAX" in os.environ:
         env.pop("GDAL_CACHEMAX")
@@ -296,6 +306,7 @@ def predict_scene(
             line_width=line_width,
             line_width_unit=line_width_unit,
             pixel_coords=labels_pixel_coords,
+            warp_to=warp_to,
         ) as inputs,
     ):
         src, H, W = inputs.src, inputs.height, inputs.width
@@ -344,6 +355,14 @@ def predict_scene(
         if quality_gpkg is not None:
             qpath = write_quality(Path(quality_gpkg), tiles.rows, windows_geo(src), src.crs, th, tw)
 
+    if warp_to:
+        from sam2elnet.data.warp import warp_to_map_grid
+
+        for path in (dst_path, prob_path):
+            if path is not None:
+                info = warp_to_map_grid(path, None, warp_to, method=warp_method)
+                if info is not None:
+                    inputs.notes.append(info.note())
     return SceneResult(
         out_path=dst_path,
         prob_path=Path(prob_path) if prob_path else None,

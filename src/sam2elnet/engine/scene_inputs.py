@@ -321,6 +321,7 @@ class SceneInputs:
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` (CRS units) or ``"px"``.
         pixel_coords: vector label coordinates are pixel coordinates (x = column, y = row).
+        warp_to: the ``--warp-to`` target the outputs will be warped to (only for the note).
 
     Raises:
         DataError: unreadable scene, all-nodata scene, band mismatch, unreadable label.
@@ -343,6 +344,7 @@ class SceneInputs:
         line_width: float | None = None,
         line_width_unit: str = "map",
         pixel_coords: bool = False,
+        warp_to: str | None = None,
     ) -> None:
         import rasterio
 
@@ -352,12 +354,20 @@ class SceneInputs:
         self.src = open_scene(self.path)
         try:
             gcps, gcp_crs = self.src.gcps
-            if self.src.crs is None and gcps:
+            if self.src.crs is None and gcps and warp_to:
+                self.notes.append(
+                    f"{self.path} is georeferenced by {len(gcps)} ground control points only "
+                    f"(GCPs, in {gcp_crs}): the label / probability GeoTIFFs are warped to a map "
+                    f"grid (--warp-to {warp_to}); tile footprints use pixel coordinates "
+                    "(x = column, y = row)"
+                )
+            elif self.src.crs is None and gcps:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; vector labels and "
-                    "tile footprints use pixel coordinates (x = column, y = row). Warp the scene "
-                    "to a map grid first (e.g. gdalwarp) to get map coordinates"
+                    "tile footprints use pixel coordinates (x = column, y = row). For map-grid "
+                    "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
+                    "first (e.g. gdalwarp -tps)"
                 )
                 log.warning(self.notes[-1])
             elif self.src.crs is None:

@@ -47,6 +47,54 @@ def export_labels(
     out: str | Path,
     fmt: str | None = None,
     *,
+    warp_to: str | None = None,
+    warp_method: str = "tps",
+    **kwargs: Any,
+) -> ExportResult:
+    """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
+
+    ``warp_to`` (``utm`` or a CRS such as ``EPSG:32635``; vector formats only) first warps each
+    label onto a regular map grid (:func:`sam2elnet.data.warp.warp_to_map_grid`, ``warp_method``
+    tps | polynomial; in a temporary folder, the labels are not changed), so polygons of a
+    GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
+    used without it. A label without any georeference is then an error. Other arguments: see
+    :func:`_export_labels`.
+    """
+    if not warp_to:
+        return _export_labels(labels, out, fmt, **kwargs)
+    import tempfile
+
+    from sam2elnet.data.warp import check_warp_options, warp_to_map_grid
+
+    check_warp_options(warp_to, warp_method)
+    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    if kind in ("coco", "json") or kwargs.get("chips") is not None:
+        raise UserError(
+            "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); COCO files and chips "
+            "stay on the label's pixel grid"
+        )
+    lp = Path(labels)
+    if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
+        kwargs["quality_csv"] = next(
+            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
+        )
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
+        for f in find_labels(labels):
+            dst = Path(tmp) / f.name  # same name: quality.csv rows still match
+            info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
+            if info is not None:
+                notes.append(info.note())
+        res = _export_labels(tmp, out, fmt, **kwargs)
+    res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
+    return res
+
+
+def _export_labels(
+    labels: str | Path,
+    out: str | Path,
+    fmt: str | None = None,
+    *,
     quality_csv: str | Path | None = None,
     simplify: float | None = None,
     smooth: float | None = None,
@@ -60,9 +108,12 @@ def export_labels(
     strip_rows: int = 4096,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
+    geojson_crs: str = "wgs84",
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
+    GeoJSON is RFC 7946 (WGS84 longitude/latitude) unless ``geojson_crs="source"`` (opt-in: the
+    labels' CRS with a ``crs`` member, :func:`~sam2elnet.export.vector.write_polygons`).
     ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
     labels when present) adds each label's predicted quality. ``chips`` also writes
     ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the
@@ -161,6 +212,7 @@ def export_labels(
         progress=progress,
         positive_values=positive_values,
         notes=notes,
+        geojson_crs=geojson_crs,
     )
     return ExportResult(
         out,

@@ -24,13 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "polygonize_label", "write_polygons"]
+__all__ = ["FORMATS", "GEOJSON_CRS", "polygonize_label", "write_polygons"]
+
+GEOJSON_CRS = ("wgs84", "source")
+"""``--geojson-crs``: RFC 7946 WGS84 (default) or the labels' own CRS (opt-in, ``crs`` member)."""
 
 FORMATS = {
     "geojson": ("GeoJSON", ".geojson"),
@@ -126,6 +129,7 @@ def write_polygons(
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     notes: list[str],
+    geojson_crs: str = GEOJSON_CRS[0],
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -143,15 +147,26 @@ def write_polygons(
         progress: show a progress bar.
         positive_values: object value(s) of class-index label rasters.
         notes: list that receives remarks for the user (reprojection, pixel coordinates...).
+        geojson_crs: ``"wgs84"`` (default; RFC 7946: WGS84 longitude/latitude) or ``"source"``
+            (opt-in, not RFC 7946: the labels' CRS, named by the legacy GeoJSON ``crs`` member
+            as GDAL writes it with ``RFC7946=NO``, which QGIS/GDAL read; needs a CRS with an
+            EPSG code, since the member cannot name a custom WKT CRS).
 
     Returns:
         The number of polygons written.
 
     Raises:
-        DataError: georeferenced and plain labels mixed, an unreadable label, or GeoJSON asked
-            for labels without a georeference (RFC 7946 holds WGS84 only).
+        DataError: georeferenced and plain labels mixed, an unreadable label, GeoJSON asked
+            for labels without a georeference (RFC 7946 holds WGS84 only), or
+            ``geojson_crs="source"`` for a CRS without an EPSG code.
+        UserError: an unknown ``geojson_crs``.
     """
     import geopandas as gpd
+
+    if geojson_crs not in GEOJSON_CRS:
+        raise UserError(
+            f"--geojson-crs must be one of {', '.join(GEOJSON_CRS)}, got {geojson_crs!r}"
+        )
     from tqdm import tqdm
 
     rows: list[dict[str, Any]] = []
@@ -235,12 +250,27 @@ def write_polygons(
         if gdf[col].isna().all():
             gdf[col] = gdf[col].astype("float64" if col == "quality" else "object")
     options: dict[str, Any] = {}
-    if fmt == "geojson":
+    if fmt == "geojson" and geojson_crs == "source":
+        if crs is None or not crs.to_epsg():
+            raise DataError(
+                f"--geojson-crs source: the labels' CRS ({_crs_name(crs)}) has no EPSG code, so a "
+                "GeoJSON 'crs' member cannot name it and readers would take the coordinates as "
+                "WGS84; nothing written. Use .gpkg (keeps any CRS) or the default WGS84 GeoJSON",
+                files[0],
+            )
+        notes.append(
+            f"GeoJSON written in the labels' CRS {_crs_name(crs)} with a 'crs' member "
+            "(--geojson-crs source; not RFC 7946: QGIS and GDAL read it, strict RFC 7946 "
+            "readers such as geojson.io assume WGS84)"
+        )
+        options["RFC7946"] = "NO"
+    elif fmt == "geojson":
         # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
         if crs is not None and crs.to_epsg() != 4326:
             notes.append(
                 f"GeoJSON written in WGS84 longitude/latitude (RFC 7946), reprojected from "
-                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg to keep the CRS"
+                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg (or "
+                "--geojson-crs source) to keep the CRS"
             )
         gdf = gdf.to_crs("EPSG:4326")
         options["RFC7946"] = "YES"

@@ -1,0 +1,216 @@
+"""--warp-to: GCP-only outputs (Sentinel-1 GRD) resampled onto a regular map grid.
+
+The synthetic scene's GCPs follow a known sheared affine map (like a GRD's slant geometry), so the
+true map position of every pixel corner is known; a warped label must put a known object corner
+there within one output pixel.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+from rasterio.warp import transform as warp_points
+
+from sam2elnet.data.raster import LABEL_NODATA
+from sam2elnet.data.warp import parse_warp_crs, resolve_warp_crs, warp_to_map_grid
+from sam2elnet.errors import DataError, UserError
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+H, W = 60, 80
+R0, R1, C0, C1 = 20, 40, 30, 60  # the object: rows R0..R1-1, cols C0..C1-1
+WGS84 = CRS.from_epsg(4326)
+
+
+def lonlat(row: float, col: float) -> tuple[float, float]:
+    """True map position (lon, lat) of pixel-corner coordinates (row, col)."""
+    return 28.0 + 0.001 * col + 0.0002 * row, 43.0 - 0.0009 * row
+
+
+def gcp_tif(path: Path, data: np.ndarray, nodata: float | None = None) -> Path:
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=lonlat(r, c)[0], y=lonlat(r, c)[1], z=0.0)
+        for r in (0, H // 2, H)
+        for c in (0, W // 2, W)
+    ]
+    data = data if data.ndim == 3 else data[None]
+    prof = dict(driver="GTiff", width=W, height=H, count=len(data), dtype=str(data.dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **prof, nodata=nodata) as ds:
+            ds.write(data)
+            ds.gcps = (gcps, WGS84)
+    return path
+
+
+def label_tif(path: Path) -> Path:
+    lab = np.zeros((H, W), np.uint8)
+    lab[R0:R1, C0:C1] = 255
+    lab[:, :3] = LABEL_NODATA
+    return gcp_tif(path, lab, nodata=LABEL_NODATA)
+
+
+def object_edges(path: Path) -> tuple[float, float, float, float, float, float]:
+    """(north, west, south, east edge of the object in map units, pixel w, pixel h)."""
+    with rasterio.open(path) as ds:
+        a, t = ds.read(1), ds.transform
+    rows, cols = np.nonzero(a == 255)
+    north = (t * (0, rows.min()))[1]
+    south = (t * (0, rows.max() + 1))[1]
+    west = (t * (cols.min(), 0))[0]
+    east = (t * (cols.max() + 1, 0))[0]
+    return north, west, south, east, abs(t.a), abs(t.e)
+
+
+def true_edges(crs: CRS) -> tuple[float, float, float, float]:
+    corners = [lonlat(r, c) for r in (R0, R1) for c in (C0, C1)]
+    xs, ys = warp_points(WGS84, crs, [c[0] for c in corners], [c[1] for c in corners])
+    return max(ys), min(xs), min(ys), max(xs)
+
+
+@pytest.mark.parametrize(
+    ("crs", "method", "epsg"),
+    [("EPSG:4326", "tps", 4326), ("utm", "tps", 32635), ("EPSG:32635", "polynomial", 32635)],
+)
+def test_warped_label_lands_at_its_map_position(
+    tmp_path: Path, crs: str, method: str, epsg: int
+) -> None:
+    src = label_tif(tmp_path / "grd_label.tif")
+    info = warp_to_map_grid(src, tmp_path / "map.tif", crs, method=method)
+    assert info is not None and info.crs == f"EPSG:{epsg}"
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert ds.crs == CRS.from_epsg(epsg) and ds.gcps[0] == []
+        assert ds.transform.b == 0 and ds.transform.d == 0  # north-up map grid
+        assert ds.nodata == LABEL_NODATA and ds.dtypes[0] == "uint8"
+        assert set(np.unique(ds.read(1)).tolist()) == {0, LABEL_NODATA, 255}  # nearest: no greys
+        assert ds.tags()["WARPED_FROM"] == f"9 ground control points ({method})"
+    north, west, south, east, pw, ph = object_edges(tmp_path / "map.tif")
+    t_north, t_west, t_south, t_east = true_edges(CRS.from_epsg(epsg))
+    assert abs(north - t_north) <= ph and abs(south - t_south) <= ph
+    assert abs(west - t_west) <= pw and abs(east - t_east) <= pw
+
+
+def test_warp_in_place_and_crs_choices(tmp_path: Path) -> None:
+    src = label_tif(tmp_path / "l.tif")
+    with rasterio.open(src) as ds:
+        assert resolve_warp_crs("utm", ds) == CRS.from_epsg(32635)  # lon ~28.05 E, lat ~42.97 N
+    info = warp_to_map_grid(src, None, "utm")
+    assert info is not None and info.path == src
+    assert warp_to_map_grid(src, None, "EPSG:32635") is None  # already there: nothing to do
+    with rasterio.open(src) as ds:
+        assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []
+    # a CRS-georeferenced output is reprojected on request
+    info = warp_to_map_grid(src, tmp_path / "ll.tif", "EPSG:4326")
+    assert info is not None and info.source == "EPSG:32635"
+    north, west, *_rest, pw, ph = object_edges(tmp_path / "ll.tif")
+    t_north, t_west, *_ = true_edges(WGS84)
+    assert abs(north - t_north) <= 2 * ph and abs(west - t_west) <= 2 * pw  # warped twice
+
+
+def test_warp_probabilities_bilinear_nan_nodata(tmp_path: Path) -> None:
+    p = np.zeros((H, W), np.float32)
+    p[R0:R1, C0:C1] = 1.0
+    p[:, :3] = np.nan
+    src = gcp_tif(tmp_path / "p.tif", p, nodata=float("nan"))
+    warp_to_map_grid(src, tmp_path / "pm.tif", "utm")
+    with rasterio.open(tmp_path / "pm.tif") as ds:
+        a = ds.read(1)
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+    assert np.isnan(a).any() and np.nanmax(a) == pytest.approx(1.0) and np.nanmin(a) == 0.0
+
+
+def test_warp_bad_inputs(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(
+            plain, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8"
+        ) as ds:
+            ds.write(np.zeros((1, 8, 8), np.uint8))
+    with pytest.raises(DataError, match="no georeference .* drop --warp-to"):
+        warp_to_map_grid(plain, tmp_path / "x.tif", "utm")
+    assert not (tmp_path / "x.tif").exists()
+    with pytest.raises(UserError, match="is not a CRS; give utm"):
+        parse_warp_crs("EPSG:999999")
+    with pytest.raises(UserError, match="--warp-method must be one of tps, polynomial"):
+        warp_to_map_grid(label_tif(tmp_path / "l.tif"), None, "utm", method="cubic")
+    assert parse_warp_crs(" UTM ") == "utm" and parse_warp_crs("") is None
+
+
+def test_scene_warp_to_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sam2elnet.cli import main
+
+    rng = np.random.default_rng(0)
+    img = (rng.gamma(4, 100, (H, W))).astype(np.uint16)
+    img[R0:R1, C0:C1] = 30
+    src = gcp_tif(tmp_path / "s1_grd.tif", img)
+    args = ["scene", "--model", "builtin:smoothing", "--image", str(src), "--tile", "32",
+            "--overlap", "8", "--no-progress"]  # fmt: skip
+    out = tmp_path / "lab.tif"
+    assert main([*args, "--out", str(out), "--prob", "--warp-to", "utm"]) == 0
+    err = capsys.readouterr().err
+    assert "warped from 9 ground control points (tps)" in err and "keep the GCPs" not in err
+    for f in (out, tmp_path / "lab_prob.tif"):
+        with rasterio.open(f) as ds:
+            assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []
+    # without --warp-to the GCPs are kept (the default) and the note names --warp-to
+    assert main([*args, "--out", str(tmp_path / "keep.tif")]) == 0
+    assert "--warp-to utm" in capsys.readouterr().err
+    with rasterio.open(tmp_path / "keep.tif") as ds:
+        assert ds.crs is None and len(ds.gcps[0]) == 9
+    # bad input: one error line, exit 2, nothing written
+    plain = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(
+            plain, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint16"
+        ) as ds:
+            ds.write(img[None])
+    for extra, msg in (
+        (["--warp-to", "EPSG:999999"], "--warp-to 'EPSG:999999' is not a CRS"),
+        (["--warp-to", "utm", "--warp-method", "cubic"], "--warp-method must be one of"),
+        (["--warp-to", "utm", "--image", str(plain)], "has no georeference"),
+    ):
+        bad = tmp_path / "bad.tif"
+        assert main([*args, "--out", str(bad), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
+        assert not bad.exists()
+
+
+def test_export_warp_to_places_polygons_by_the_gcps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import geopandas as gpd
+
+    from sam2elnet.cli import main
+
+    (labels := tmp_path / "labels").mkdir()
+    label_tif(labels / "grd.tif")
+    out = tmp_path / "poly.gpkg"
+    assert main(["export", "--labels", str(labels), "--out", str(out), "--warp-to", "EPSG:32635",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "warped from 9 ground control points (tps)" in capsys.readouterr().err
+    gdf = gpd.read_file(out, layer="labels")
+    assert gdf.crs == CRS.from_epsg(32635) and len(gdf) == 1
+    west, south, east, north = gdf.total_bounds
+    t_north, t_west, t_south, t_east = true_edges(CRS.from_epsg(32635))
+    px = 100.0  # one warped-grid pixel is just under 100 m here
+    assert abs(north - t_north) < px and abs(south - t_south) < px
+    assert abs(west - t_west) < px and abs(east - t_east) < px
+    assert (labels / "grd.tif").stat().st_size > 0 and len(list(labels.iterdir())) == 1
+    with rasterio.open(labels / "grd.tif") as ds:  # the label itself is not changed
+        assert ds.crs is None and len(ds.gcps[0]) == 9
+    # COCO keeps pixel coordinates: --warp-to refused, nothing written
+    rc = main(["export", "--labels", str(labels), "--out", str(tmp_path / "c.json"),
+               "--warp-to", "utm"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "--warp-to applies to polygon exports" in err
+    assert not (tmp_path / "c.json").exists()
