@@ -184,3 +184,36 @@ def test_cli_train_options_reach_the_config(
     err = capsys.readouterr().err
     assert err.startswith("error: invalid value for --aug-scale: '3,1'") and "0.5,2" in err
     assert "class" not in err
+
+
+def test_evaluate_adds_road_measures_for_road_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    from sam2elnet.cli import main
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    roads = make_road_dataset(tmp_path / "roads", n=6, size=48)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for m in _masks(roads):  # the truth with a gap cut into every road
+        a = cv2.imread(str(m), cv2.IMREAD_GRAYSCALE)
+        a[:, 16:32] = 0
+        cv2.imwrite(str(pred / m.name), a)
+    res = evaluate_folders(pred, roads / "masks", roads="auto", progress=False)
+    assert res.options["roads"] is True and "elongation" in res.options["roads_reason"]
+    assert res.aggregate["road_correctness"] == pytest.approx(1.0, abs=0.05)
+    assert res.aggregate["road_completeness"] < 0.9
+    off = evaluate_folders(pred, roads / "masks", roads=False, progress=False)
+    assert "road_quality" not in off.aggregate
+    blobs = make_dataset(tmp_path / "blobs", n=6)
+    res = evaluate_folders(blobs / "masks", blobs / "masks", roads="auto", progress=False)
+    assert res.options["roads"] is False and "road_quality" not in res.aggregate
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(roads / "masks")]) == 0
+    out = capsys.readouterr().out
+    assert "road measures: on (auto: roads" in out and "road quality" in out
+    assert (
+        main(["evaluate", "--pred", str(pred), "--truth", str(roads / "masks"), "--no-roads"]) == 0
+    )
+    assert "road quality" not in capsys.readouterr().out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
 import typer
 
@@ -68,10 +68,11 @@ def evaluate(
         "--tolerance",
         help="Boundary F-score tolerance in pixels.",
     ),
-    roads: bool = typer.Option(
-        False,
-        "--roads",
-        help="Also compute skeleton road measures (correctness/completeness/quality/connectivity).",
+    roads: Optional[bool] = typer.Option(  # noqa: UP045
+        None,
+        "--roads/--no-roads",
+        help="Skeleton road measures (correctness/completeness/quality/connectivity). Default: on "
+        "when the ground truth is a road network (thin, long, connected masks).",
     ),
     quality: Path | None = typer.Option(
         None, "--quality", help="quality.csv to correlate (default: PRED/quality.csv if present)."
@@ -133,7 +134,7 @@ def evaluate(
         truth,
         quality_csv=quality,
         boundary=boundary,
-        roads=roads,
+        roads="auto" if roads is None else roads,
         valid_dir=valid,
         tolerance_px=tolerance,
         progress=sys.stderr.isatty(),
@@ -150,6 +151,10 @@ def evaluate(
         if key in res.aggregate:
             table.add_row(label(key), _f(res.aggregate[key]))
     console.print(table)
+    if roads is None and res.options.get("roads"):
+        console.print(
+            f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
+        )
     if res.quality is not None:
         qs = res.quality
         qt = Table(title=f"label quality ({qs.source})", title_justify="left")

@@ -261,7 +261,7 @@ def evaluate_folders(
     truth_dir: str | Path,
     quality_csv: str | Path | None = None,
     boundary: bool = False,
-    roads: bool = False,
+    roads: bool | str = False,
     valid_dir: str | Path | None = None,
     *,
     tolerance_px: float = 2.0,
@@ -283,6 +283,10 @@ def evaluate_folders(
     Pixels the ground truth marks as "ignore" (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this
     project's labels; see :func:`sam2elnet.data.masks.mask_encoding`) are never counted.
     ``positive_values`` names the object value(s) of class-index ground-truth masks.
+
+    ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
+    ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
+    and its reason are in ``options["roads"]`` / ``options["roads_reason"]``).
 
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
@@ -318,6 +322,17 @@ def evaluate_folders(
             len(unmatched_truth),
             (unmatched_pred + unmatched_truth)[0],
         )
+
+    roads_reason = "asked for" if roads is True else "not asked for"
+    if roads == "auto":
+        from sam2elnet.data.domain import detect_domain
+
+        guess = detect_domain([truths[k] for k in keys], positive_values=positive_values)
+        roads, roads_reason = guess.roads, f"auto: {guess.domain}, {guess.reason}"
+        log.info("road measures %s (%s)", "on" if roads else "off", roads_reason)
+    elif roads not in (True, False):
+        raise UserError(f"roads must be True, False or 'auto', got {roads!r}")
+    roads = bool(roads)
 
     qpath: Path | None = Path(quality_csv) if quality_csv is not None else None
     if qpath is None:
@@ -391,6 +406,7 @@ def evaluate_folders(
         options={
             "boundary": boundary,
             "roads": roads,
+            "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
             "road_buffer_px": road_buffer_px,
             "valid_dir": None if valid_dir is None else str(valid_dir),

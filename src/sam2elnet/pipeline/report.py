@@ -280,7 +280,14 @@ def write_evaluation_report(
                 predicted_iou=r.predicted_iou,
                 true_iou=r.metrics["iou"],
                 kept=r.kept,
-                extra={"f1": r.metrics["f1"]},
+                extra={
+                    "f1": r.metrics["f1"],
+                    **(
+                        {"road_quality": r.roads.scores()["road_quality"]}
+                        if r.roads is not None
+                        else {}
+                    ),
+                },
             )
         )
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
