@@ -217,3 +217,24 @@ def test_evaluate_adds_road_measures_for_road_truth(
         main(["evaluate", "--pred", str(pred), "--truth", str(roads / "masks"), "--no-roads"]) == 0
     )
     assert "road quality" not in capsys.readouterr().out
+
+
+def test_downstream_and_experiment_tables_carry_road_measures(tmp_path: Path) -> None:
+    from sam2elnet.engine.downstream import DownstreamConfig, train_and_evaluate
+    from sam2elnet.pipeline.experiment import ROAD_KEYS, _road_table, _row
+
+    data = make_road_dataset(tmp_path / "d", n=4, size=40)
+    pairs = [(p, data / "masks" / p.name) for p in sorted((data / "images").glob("*.png"))]
+    cfg = DownstreamConfig(
+        steps=2, image_size=32, batch_size=2, progress=False, model_options={"width": 4, "depth": 2}
+    )
+    res = train_and_evaluate(pairs[:2], pairs[2:], cfg, roads=True)
+    for k in ROAD_KEYS[:3]:
+        assert 0.0 <= res.metrics[k] <= 1.0
+    plain = train_and_evaluate(pairs[:2], pairs[2:], cfg)
+    assert not set(ROAD_KEYS) & set(plain.metrics)
+    row = _row("full", "(a) 100 % original labels", {"metrics": res.metrics}, 2, 2)
+    table = "\n".join(_road_table([row]))
+    assert "| (a) 100 % original labels | " in table and "road completeness" in table
+    assert f"{res.metrics['road_quality']:.3f}" in table
+    assert _road_table([_row("full", "(a)", {"metrics": plain.metrics}, 2, 2)]) == []

@@ -365,14 +365,17 @@ def confusion_per_image(
     pairs: Sequence[Pair],
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
+    road_counts: list[Any] | None = None,
 ) -> np.ndarray:
     """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
 
     Returns an (N, 4) int64 array [tp, fp, fn, tn] in the order of ``pairs``; pixels that are nodata
     in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
-    probability.
+    probability. With a ``road_counts`` list (road data), each image's
+    :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only) is appended to it, in order.
     """
     from sam2elnet.engine.metrics import confusion
+    from sam2elnet.engine.metrics import road_counts as _road_counts
 
     pairs = _check_pairs(pairs, "test")
     norm_cfg = _normalization(norm_cfg)
@@ -385,6 +388,9 @@ def confusion_per_image(
             assert m is not None
             c = confusion(p > cfg.threshold, m, valid=v)
             rows[s + j] = (c.tp, c.fp, c.fn, c.tn)
+            if road_counts is not None:
+                vv = np.ones_like(m, dtype=bool) if v is None else v
+                road_counts.append(_road_counts((p > cfg.threshold) & vv, m & vv))
     return rows
 
 
@@ -408,8 +414,14 @@ def train_and_evaluate(
     norm_cfg: Any | None = None,
     model_path: str | Path | None = None,
     cache: dict | None = None,
+    roads: bool = False,
 ) -> DownstreamResult:
-    """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically)."""
+    """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically).
+
+    ``roads`` adds the road measures (``road_correctness`` ... ``road_connectivity``, centre-line
+    lengths summed over the test images) to the metrics."""
+    from sam2elnet.engine.metrics import RoadCounts
+
     model, facts = train_downstream(
         train_pairs,
         cfg,
@@ -417,8 +429,11 @@ def train_and_evaluate(
         cache=cache,
         curve_pairs=test_pairs if cfg.curve_points > 1 else None,
     )
-    counts = confusion_per_image(model, test_pairs, cfg, norm_cfg=norm_cfg)
+    road_rows: list[Any] | None = [] if roads else None
+    counts = confusion_per_image(model, test_pairs, cfg, norm_cfg=norm_cfg, road_counts=road_rows)
     metrics: dict[str, float] = scores_from_counts(counts.sum(axis=0))
+    if road_rows is not None:
+        metrics.update(sum(road_rows, RoadCounts()).scores())
     metrics["n_test"] = len(test_pairs)
     curve = list(facts["curve"])
     if cfg.curve_points > 1:

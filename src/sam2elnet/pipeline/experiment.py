@@ -732,6 +732,10 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         }
 
     stages.run("subsets", _subsets, clear=[lab_root, unl_root, pool_root])
+    road_guess = _road_domain(split)
+    roads = road_guess.roads
+    if roads:
+        log.info("roads data (%s): road measures in the tables", road_guess.reason)
 
     # 2. fine-tune SAM2-ELNet on the labelled fraction -------------------------------------------
     elnet = stages.run("elnet", lambda: _train_elnet(cfg, lab_root, out / "elnet", weights))
@@ -859,6 +863,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 "norm": norm.model_dump(mode="json"),
                 "test": [str(a) for a, _ in test_pairs],
                 "eval": DOWNSTREAM_EVAL_VERSION,
+                **({"roads": True} if roads else {}),
             }
         )
         cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
@@ -870,7 +875,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
             if cache_file.is_file():  # the same labels were trained under another setting name
                 return json.loads(cache_file.read_text(encoding="utf-8"))
-            res = train_and_evaluate(pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache)
+            res = train_and_evaluate(
+                pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache, roads=roads
+            )
             d = _json_safe(res.to_dict())
             write_json_atomic(cache_file, d)
             return d
@@ -1170,6 +1177,19 @@ def score_per_image(
     return out
 
 
+ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
+
+
+def _road_domain(split: Split) -> Any:
+    """Whether the experiment's data are roads (sam2elnet.data.domain.detect_domain on the
+    training pool's true masks): the tables then add the road measures."""
+    from sam2elnet.data.domain import detect_domain
+
+    return detect_domain(
+        [split.masks[i] for i in split.pool], layout=split.layout, modality=split.modality
+    )
+
+
 def _row(key: str, title: str, r: dict, cost: int, n_train: int) -> dict[str, Any]:
     m = r.get("metrics", {})
     return {
@@ -1182,6 +1202,7 @@ def _row(key: str, title: str, r: dict, cost: int, n_train: int) -> dict[str, An
         "precision": m.get("precision"),
         "recall": m.get("recall"),
         "miou": m.get("miou"),
+        **{k: m[k] for k in ROAD_KEYS if k in m},
         "train_seconds": r.get("train_seconds"),
         "curve": r.get("curve") or [],
         "skipped": r.get("skipped"),
@@ -1306,6 +1327,24 @@ def _group_table(
     return lines
 
 
+def _road_table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Road measures of the table rows that have them (road data; empty list otherwise)."""
+    have = [row for row in rows if any(row.get(k) is not None for k in ROAD_KEYS)]
+    if not have:
+        return []
+    lines = [
+        "",
+        "Road measures of the same models (centre lines of prediction and truth within 3 px, "
+        "lengths summed over the test images; Wiedemann et al. 1998; docs/evaluation.md):",
+        "",
+        "| setting | road correctness | road completeness | road quality | road connectivity |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in have:
+        lines.append(f"| {row['title']} | " + " | ".join(_f(row.get(k)) for k in ROAD_KEYS) + " |")
+    return lines
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
     s = r["settings"]
@@ -1343,6 +1382,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
             f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
         )
+    lines += _road_table(r["table1"])
     if r.get("verdict"):
         lines += ["", "**Verdict.**", ""] + [f"- {v}" for v in r["verdict"]]
     groups = r.get("groups") or []
