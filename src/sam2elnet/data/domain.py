@@ -41,6 +41,7 @@ __all__ = [
     "detect_domain",
     "line_shape",
     "resolve_domain",
+    "road_measures_wanted",
 ]
 
 
@@ -138,6 +139,31 @@ def resolve_domain(choice: str, guess: DomainGuess | None) -> DomainGuess:
     if choice in {"roads", "other"}:
         return DomainGuess(choice, "given: --domain, or elnet cv for all folds")  # type: ignore[arg-type]
     return guess or DomainGuess("other", "not detected")
+
+
+def road_measures_wanted(
+    choice: bool | str,
+    truth_masks: Sequence[str | Path],
+    positive_values: tuple[float, ...] | None = None,
+) -> tuple[bool, str]:
+    """(compute road measures?, why) for an evaluation: ``choice`` True / False as given, or
+    ``"auto"``: when :func:`detect_domain` finds the ground-truth masks to be road networks.
+
+    Raises:
+        UserError: ``choice`` is none of True, False, "auto".
+    """
+    import logging
+
+    from sam2elnet.errors import UserError
+
+    if choice is True or choice is False:
+        return choice, "asked for" if choice else "not asked for"
+    if choice != "auto":
+        raise UserError(f"roads must be True, False or 'auto', got {choice!r}")
+    guess = detect_domain(truth_masks, positive_values=positive_values)
+    why = f"auto: {guess.domain}, {guess.reason}"
+    logging.getLogger(__name__).info("road measures %s (%s)", "on" if guess.roads else "off", why)
+    return guess.roads, why
 
 
 # ----------------------------------------------------------------------------- appearance groups

@@ -323,16 +323,9 @@ def evaluate_folders(
             (unmatched_pred + unmatched_truth)[0],
         )
 
-    roads_reason = "asked for" if roads is True else "not asked for"
-    if roads == "auto":
-        from sam2elnet.data.domain import detect_domain
+    from sam2elnet.data.domain import road_measures_wanted
 
-        guess = detect_domain([truths[k] for k in keys], positive_values=positive_values)
-        roads, roads_reason = guess.roads, f"auto: {guess.domain}, {guess.reason}"
-        log.info("road measures %s (%s)", "on" if roads else "off", roads_reason)
-    elif roads not in (True, False):
-        raise UserError(f"roads must be True, False or 'auto', got {roads!r}")
-    roads = bool(roads)
+    roads, roads_reason = road_measures_wanted(roads, [truths[k] for k in keys], positive_values)
 
     qpath: Path | None = Path(quality_csv) if quality_csv is not None else None
     if qpath is None:
