@@ -263,6 +263,17 @@ CASES: list[Case] = [
     ("import-empty-export", lambda e: ["import", e.root / "ls.json", "--from", "label-studio", "--out", e.root / "m"]),
     ("import-coco-no-images", lambda e: ["import", e.root / "coco-empty.json", "--from", "coco", "--out", e.root / "m"]),
     ("weights-dest-onto-file", lambda e: ["weights", "download", "--dest", e.afile]),
+    ("refine-method", lambda e: ["refine", "--method", "snake", "--images", e.good, "--coarse", e.masks, "--out", e.root / "r"]),
+    ("refine-coarse-missing", lambda e: ["refine", "--method", "guided", "--images", e.good, "--coarse", e.root / "nope", "--out", e.root / "r"]),
+    ("refine-no-coarse-for-images", lambda e: ["refine", "--method", "guided", "--images", e.good, "--coarse", e.corrupt, "--out", e.root / "r"]),
+    ("refine-only-corrupt", lambda e: ["refine", "--method", "guided", "--images", e.corrupt, "--coarse", e.corrupt, "--out", e.root / "r", "--no-progress"]),
+    ("refine-out-onto-file", lambda e: ["refine", "--method", "guided", "--images", e.good, "--coarse", e.masks, "--out", e.afile]),
+    ("evaluate-baseline-missing", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--baseline", e.root / "nope"]),
+    ("evaluate-baseline-empty", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--baseline", e.empty]),
+    ("evaluate-group-by", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--group-by", "sensor"]),
+    ("evaluate-ids-binary", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--ids", e.root / "binrun" / "quality.csv"]),
+    ("degrade-ids-missing", lambda e: ["degrade", "--masks", e.masks, "--out", e.root / "d", "--ids", e.root / "nope.txt"]),
+    ("degrade-ids-bad-json", lambda e: ["degrade", "--masks", e.masks, "--out", e.root / "d", "--ids", e.root / "ls.json"]),
 ]
 # fmt: on
 
@@ -307,5 +318,5 @@ def test_catalogue_is_large_enough() -> None:
     assert len(CASES) >= 60
     assert commands >= {
         "synth", "stats", "degrade", "train", "annotate", "enhance", "scene", "export",
-        "evaluate", "experiment", "demo", "weights", "import",
+        "evaluate", "experiment", "demo", "weights", "import", "refine",
     }  # fmt: skip

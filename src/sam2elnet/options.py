@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sam2elnet.errors import UserError
 
 ModelSize = Literal["micro", "tiny", "small", "base_plus", "large"]
+GroupBy = Literal["none", "folder"]
+"""How ``elnet evaluate`` splits its numbers: not at all, or per ground-truth sub-folder."""
 
 
 Precision = Literal["bf16", "32"]
@@ -183,6 +185,11 @@ class EvaluateOptions(_Options):
     tolerance: float = Field(2.0, ge=0, le=1000, description="boundary tolerance, px")
     max_items: int = Field(200, ge=1, description="images in the report")
     threshold: float | None = Field(None, ge=0, le=1)
+    worse_by: float = Field(
+        0.02, ge=0, le=1, description="IoU drop vs the baseline counted as worse (0.02 = 2 points)"
+    )
+    group_by: GroupBy = "none"
+    tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
 
 
 class ExperimentOptions(_Options):

@@ -22,6 +22,7 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     eval_cmd,
     geo_cmd,
     pipeline_cmd,
+    refine_cmd,
     review_cmd,
     weights_cmd,
 )

@@ -178,9 +178,17 @@ def degrade_cmd(
         "--positive-values",
         help="Mask value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3.",
     ),
+    ids: Path | None = typer.Option(
+        None,
+        "--ids",
+        help="Degrade only these images: a text file (one id per line), a JSON list, or a run's "
+        "splits.json (its held_out ids: never trained on) / an experiment's split.json (test).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU."""
+    """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU.
+
+    In the SOS layout (images next to masks) only the masks are degraded."""
     from sam2elnet.data.coarse import degrade_folder
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.utils.paths import check_input, check_output
@@ -188,6 +196,12 @@ def degrade_cmd(
     check_options(DegradeOptions, profile=profile, severity=severity)
     check_input(masks, "--masks", "mask folder")
     check_output(out, "dir", "--out")
+    keep = None
+    if ids is not None:
+        from sam2elnet.data.runfolder import read_id_list
+
+        check_input(ids, "--ids", "id list")
+        keep = read_id_list(ids)
     skipped: list[dict[str, str]] = []
     csv_path, mean_iou = degrade_folder(
         masks,
@@ -198,6 +212,7 @@ def degrade_cmd(
         progress=progress,
         positive_values=parse_positive_values(positive_values),
         skipped=skipped,
+        ids=keep,
     )
     typer.echo(f"wrote coarse labels to {out}; mean IoU to input {mean_iou:.3f} ({csv_path.name})")
     if skipped:

@@ -45,6 +45,112 @@ def _f(v: Any) -> str:
     return str(v)
 
 
+def _columns(res: Any) -> list[tuple[str, Any]]:
+    """(title, group dict or the overall result) for the per-group tables; overall last."""
+    cols = [(name, g) for name, g in res.groups.items()]
+    overall = {"aggregate": res.aggregate, "comparison": res.comparison, "quality": res.quality}
+    return [*cols, ("all", overall)]
+
+
+def _group_table(res: Any) -> Any:
+    from rich.table import Table
+
+    t = Table(title="per group (ground-truth sub-folder)", title_justify="left")
+    t.add_column("metric")
+    cols = _columns(res)
+    for name, _ in cols:
+        t.add_column(name, justify="right")
+    for key, title in (
+        ("n_images", "images"),
+        ("iou", "IoU (pixel-summed)"),
+        ("f1", "F1"),
+        ("miou", "two-class mIoU"),
+        ("mean_image_iou", "mean per-image IoU"),
+    ):
+        t.add_row(title, *(_f(g["aggregate"].get(key)) for _, g in cols))
+    return t
+
+
+def _pct(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{100 * v:.1f} %"
+
+
+def _comparison_table(res: Any, baseline: Any) -> Any:
+    from rich.table import Table
+
+    cols = [(n, g["comparison"]) for n, g in _columns(res) if g["comparison"] is not None]
+    t = Table(title=f"compared with the baseline ({baseline})", title_justify="left")
+    t.add_column("statistic")
+    for name, _ in cols:
+        t.add_column(name, justify="right")
+    c0 = res.comparison
+    rows = (
+        ("images compared", lambda c: str(c.n)),
+        ("IoU: prediction (pixel-summed)", lambda c: _f(c.iou)),
+        ("IoU: baseline (pixel-summed)", lambda c: _f(c.baseline_iou)),
+        ("gain, IoU points", lambda c: f"{100 * c.gain:+.2f}" if math.isfinite(c.gain) else "—"),
+        ("mean per-image IoU: prediction", lambda c: _f(c.mean_image_iou)),
+        ("mean per-image IoU: baseline", lambda c: _f(c.mean_baseline_image_iou)),
+        ("mean per-image delta", lambda c: _f(c.mean_delta)),
+        ("improved", lambda c: f"{_pct(c.share_improved)} ({c.n_improved})"),
+        ("unchanged", lambda c: f"{_pct(c.share_unchanged)} ({c.n_unchanged})"),
+        (
+            f"worse by > {100 * c0.worse_by:g} points",
+            lambda c: f"{_pct(c.share_worse_by)} ({c.n_worse_by})",
+        ),
+        ("worse at all", lambda c: str(c.n_worse)),
+        (
+            "improved, of the improvable",
+            lambda c: f"{_pct(c.share_improved_of_improvable)} (of {c.n_improvable})",
+        ),
+        (
+            "empty truth + empty baseline: kept empty / spoiled",
+            lambda c: f"{c.n_empty_stayed_empty} / {c.n_empty_spoiled}",
+        ),
+    )
+    for title, fn in rows:
+        t.add_row(title, *(fn(c) for _, c in cols))
+    return t
+
+
+def _quality_table(res: Any) -> Any:
+    from rich.table import Table
+
+    cols = [(n, g["quality"]) for n, g in _columns(res) if g["quality"] is not None]
+    qs = res.quality
+    t = Table(title=f"label quality ({qs.source})", title_justify="left")
+    t.add_column("statistic")
+    for name, _ in cols:
+        t.add_column(name, justify="right")
+    rows = (
+        ("Spearman (predicted vs true IoU)", lambda q: f"{_f(q.spearman)} (n={q.n})"),
+        ("kept / scored", lambda q: f"{q.n_kept} / {q.n}"),
+        (
+            f"precision of kept (true IoU >= {_f(qs.tau)})",
+            lambda q: _f(q.precision_kept),
+        ),
+        ("recall of good labels", lambda q: f"{_f(q.recall_kept)} (of {q.n_good})"),
+        ("mean true IoU: kept", lambda q: _f(q.mean_iou_kept)),
+        ("mean true IoU: all", lambda q: _f(q.mean_iou_all)),
+        ("pixel-summed IoU: kept", lambda q: _f(q.aggregate_iou_kept)),
+        ("pixel-summed IoU: all", lambda q: _f(q.aggregate_iou_all)),
+    )
+    for title, fn in rows:
+        t.add_row(title, *(fn(q) for _, q in cols))
+    f = res.quality_filter
+    if f and f.get("threshold") is not None:
+        how = (
+            f"for precision >= {f['target_precision']} (estimated at training: precision "
+            f"{_f(f.get('estimated_precision'))}, recall {_f(f.get('estimated_recall'))})"
+            if f.get("target_precision") is not None
+            else "(--min-quality)"
+        )
+        t.caption = f"the run kept labels with predicted IoU >= {_f(f['threshold'])} {how}"
+    return t
+
+
 @app.command("evaluate")
 def evaluate(
     pred: Path = typer.Option(..., "--pred", help="Folder of predicted masks (PNG/TIF)."),
@@ -102,6 +208,36 @@ def evaluate(
         "--threshold",
         help="Quality threshold drawn in the report (default: the run's summary.json, if any).",
     ),
+    baseline: Path | None = typer.Option(
+        None,
+        "--baseline",
+        help="Folder of the labels the predictions started from (e.g. the coarse labels given to "
+        "`elnet enhance`, or an `elnet refine` output): scored against the same truth and "
+        "compared image by image (improved / unchanged / worse).",
+    ),
+    worse_by: float = typer.Option(
+        option_default(EvaluateOptions, "worse_by"),
+        "--worse-by",
+        help="With --baseline: IoU drop that counts as a loss (0.02 = 2 IoU points).",
+    ),
+    group_by: str = typer.Option(
+        option_default(EvaluateOptions, "group_by"),
+        "--group-by",
+        help="none | folder: also report every number per ground-truth sub-folder "
+        "(SOS: per sensor, palsar / sentinel).",
+    ),
+    tau: float | None = typer.Option(
+        None,
+        "--tau",
+        help="True IoU that makes a label good, for the precision / recall of the kept labels "
+        "(default: the tau of the run's --target-precision filter, else 0.7).",
+    ),
+    ids: Path | None = typer.Option(
+        None,
+        "--ids",
+        help="Evaluate only these images: a text file (one id per line), a JSON list, or a run's "
+        "splits.json (its held_out ids) / an experiment's split.json (test).",
+    ),
 ) -> None:
     """Compare predicted masks with ground truth: pixel-summed IoU/F1/precision/recall, optional
     boundary and road measures, and how well quality.csv predicts the true IoU.
@@ -117,9 +253,25 @@ def evaluate(
     from sam2elnet.pipeline.glossary import label
     from sam2elnet.utils.paths import check_input, check_output
 
-    check_options(EvaluateOptions, tolerance=tolerance, max_items=max_items, threshold=threshold)
+    check_options(
+        EvaluateOptions,
+        tolerance=tolerance,
+        max_items=max_items,
+        threshold=threshold,
+        worse_by=worse_by,
+        group_by=group_by,
+        tau=tau,
+    )
     check_input(pred, "--pred", "prediction folder")
     check_input(truth, "--truth", "ground-truth folder")
+    if baseline is not None:
+        check_input(baseline, "--baseline", "baseline label folder")
+    keep = None
+    if ids is not None:
+        from sam2elnet.data.runfolder import read_id_list
+
+        check_input(ids, "--ids", "id list")
+        keep = read_id_list(ids)
     for opt, path in (("--quality", quality), ("--valid", valid)):
         if path is not None:
             check_input(path, opt)
@@ -140,6 +292,11 @@ def evaluate(
         progress=sys.stderr.isatty(),
         positive_values=parse_positive_values(positive_values),
         truth_split=split or None,
+        baseline_dir=baseline,
+        group_by=group_by,
+        worse_by=worse_by,
+        tau=tau,
+        ids=keep,
     )
     console = Console()
     table = Table(
@@ -155,21 +312,20 @@ def evaluate(
         console.print(
             f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
         )
+    if res.groups:
+        console.print(_group_table(res))
+    if res.comparison is not None:
+        console.print(_comparison_table(res, baseline))
+        worse = res.comparison.worse_images
+        if worse:
+            shown = ", ".join(worse[:10]) + (" ..." if len(worse) > 10 else "")
+            where = f" (all in {csv_path}, column outcome/delta_iou)" if csv_path else ""
+            console.print(
+                f"worse than the baseline by more than {res.comparison.worse_by:g} IoU: "
+                f"{len(worse)} image(s), worst first: {shown}{where}"
+            )
     if res.quality is not None:
-        qs = res.quality
-        qt = Table(title=f"label quality ({qs.source})", title_justify="left")
-        qt.add_column("statistic")
-        qt.add_column("value", justify="right")
-        qt.add_row(
-            "Spearman (predicted vs true IoU)",
-            f"{_f(qs.spearman)} (n={qs.n}, p={_f(qs.spearman_p)})",
-        )
-        qt.add_row("kept / scored", f"{qs.n_kept} / {qs.n}")
-        qt.add_row("mean true IoU: kept", _f(qs.mean_iou_kept))
-        qt.add_row("mean true IoU: all", _f(qs.mean_iou_all))
-        qt.add_row("pixel-summed IoU: kept", _f(qs.aggregate_iou_kept))
-        qt.add_row("pixel-summed IoU: all", _f(qs.aggregate_iou_all))
-        console.print(qt)
+        console.print(_quality_table(res))
     if res.unmatched_pred or res.unmatched_truth:
         console.print(
             f"[yellow]unmatched: {len(res.unmatched_pred)} prediction(s), "

@@ -280,8 +280,14 @@ def degrade_folder(
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     skipped: list[dict[str, str]] | None = None,
+    ids: set[str] | None = None,
 ) -> tuple[Path, float]:
     """Degrade every mask in ``masks`` into ``out`` (same names, PNG 0/255) plus ``coarse_iou.csv``.
+
+    In a folder that keeps images next to their masks (SOS ``train/palsar``: ``<id>_sat.jpg`` +
+    ``<id>_mask.png``) only the masks are read (:func:`~sam2elnet.data.naming.drop_paired_images`).
+    ``ids`` (pairing keys, e.g. from :func:`sam2elnet.data.runfolder.read_id_list`) restricts the
+    job to those masks, e.g. the images a training run held out.
 
     Masks are read with :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); ignored / nodata pixels stay 127 (nodata) in the coarse label and are not
@@ -294,7 +300,7 @@ def degrade_folder(
     """
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask_valid
-    from sam2elnet.data.naming import IMAGE_SUFFIXES
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, drop_paired_images, mask_key
     from sam2elnet.data.writers import write_mask
     from sam2elnet.utils.progress import track
 
@@ -310,6 +316,15 @@ def degrade_folder(
     )
     if not files:
         raise DataError("no mask files (.png/.jpg/.tif) in folder; check the path", src)
+    files = drop_paired_images(files)
+    if ids is not None:
+        files = [f for f in files if mask_key(f.name) in ids]
+        if not files:
+            raise DataError(
+                f"none of the {len(ids)} listed ids names a mask in this folder; check --ids "
+                "and --masks",
+                src,
+            )
     dst = Path(out)
     if dst.resolve() == src.resolve():
         raise DataError(

@@ -26,6 +26,7 @@ __all__ = [
     "PAIRING_IMAGE_TAGS",
     "SCENE_SUFFIXES",
     "VECTOR_SUFFIXES",
+    "drop_paired_images",
     "mask_key",
 ]
 
@@ -94,3 +95,20 @@ def mask_key(name: str | Path) -> str:
         if low.endswith(suf) and len(stem) > len(suf):
             return stem[: -len(suf)]
     return stem
+
+
+def drop_paired_images(files: list[Path]) -> list[Path]:
+    """Leave out the images of a folder that keeps them next to their masks.
+
+    In the SOS / CHN6-CUG training layout ``<id>_sat.jpg`` lies next to ``<id>_mask.png``; a scan
+    for masks (``elnet degrade``, ``elnet refine --coarse``) must not take the images for masks.
+    Files with an :data:`IMAGE_TAGS` stem are dropped when the list also holds files with a
+    :data:`MASK_TAGS` stem; any other list is returned unchanged (order kept).
+    """
+
+    def tagged(f: Path, tags: tuple[str, ...]) -> bool:
+        return f.stem.lower().endswith(tags)
+
+    if any(tagged(f, MASK_TAGS) for f in files) and any(tagged(f, IMAGE_TAGS) for f in files):
+        return [f for f in files if not tagged(f, IMAGE_TAGS)]
+    return list(files)

@@ -46,6 +46,7 @@ __all__ = [
     "quality_by_key",
     "quality_by_stem",
     "read_csv_rows",
+    "read_id_list",
     "read_quality_table",
     "read_summary",
     "write_csv_table",
@@ -206,6 +207,55 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+ID_LIST_KEYS = ("held_out", "test")
+"""Keys of a JSON object read by :func:`read_id_list`, in order: ``elnet train``'s
+``RUN/splits.json`` (``held_out``: never trained on) and ``elnet experiment``'s ``split.json``
+(``test``)."""
+
+
+def read_id_list(path: str | Path) -> set[str]:
+    """Image ids to keep, from a file: text (one id or file name per line, ``#`` comments), a JSON
+    list, or a JSON object with one of :data:`ID_LIST_KEYS` (the first present is used).
+
+    Entries are reduced to :func:`~sam2elnet.data.naming.mask_key` (``10791_mask.png`` -> ``10791``)
+    so they match files of any naming.
+
+    Raises:
+        DataError: missing / unreadable file, a JSON object without those keys, or no id at all.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("id list does not exist; check the path", p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read id list ({err})", p) from None
+    items: list[Any]
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise DataError(f"id list is not valid JSON ({err})", p) from None
+        if isinstance(data, dict):
+            key = next((k for k in ID_LIST_KEYS if isinstance(data.get(k), list)), None)
+            if key is None:
+                raise DataError(
+                    f"JSON id list needs a list under one of {', '.join(ID_LIST_KEYS)}; "
+                    f"found keys {sorted(data)}",
+                    p,
+                )
+            data = data[key]
+        if not isinstance(data, list):
+            raise DataError("JSON id list must be a list of ids or an object holding one", p)
+        items = data
+    else:
+        items = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    ids = {mask_key(str(i).strip()) for i in items if str(i).strip()}
+    if not ids:
+        raise DataError("id list names no image", p)
+    return ids
 
 
 # ---------------------------------------------------------------------------- writing

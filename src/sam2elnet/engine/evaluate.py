@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
-from sam2elnet.data.naming import MASK_SUFFIXES, NOT_MASK_TAGS, PAIRING_IMAGE_TAGS, mask_key
-from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
+from sam2elnet.engine.eval_inputs import (
+    group_name,
+    natural_key,
+    quality_filter,
+    quality_rows,
+    scan_masks,
+    split_truths,
+)
+from sam2elnet.engine.eval_stream import streamable as _streamable
+from sam2elnet.engine.eval_stream import streamed_confusion as _streamed_confusion
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
@@ -35,10 +42,12 @@ from sam2elnet.engine.metrics import (
     scores,
 )
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.options import GroupBy
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "GROUP_BY",
     "EvaluationResult",
     "ImageResult",
     "evaluate_folders",
@@ -54,59 +63,6 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
     from sam2elnet.data.masks import read_mask
 
     return np.asarray(read_mask(path), dtype=bool)
-
-
-def _mask_files(folder: Path) -> list[Path]:
-    return sorted(
-        f
-        for f in folder.iterdir()
-        if f.is_file()
-        and not f.name.startswith(".")
-        and f.suffix.lower() in MASK_SUFFIXES
-        and not any(f.stem.lower().endswith(s) for s in NOT_MASK_TAGS)
-    )
-
-
-def _scan(folder: Path, role: str, run_layout: bool = False) -> dict[str, Path]:
-    """Mask files of ``folder`` keyed by :func:`mask_key`; duplicates that cannot be resolved fail.
-
-    With ``run_layout``, a folder without masks of its own but with ``labels/`` / ``rejected/``
-    sub-folders (the output of ``elnet annotate`` / ``elnet enhance``) is read through those, so
-    kept *and* rejected labels are evaluated, which the quality statistics need.
-    """
-    if not folder.exists():
-        raise UserError(f"{role} folder does not exist; check the path", folder)
-    if not folder.is_dir():
-        raise UserError(f"{role} must be a folder of mask files, not a file", folder)
-    files = _mask_files(folder)
-    if not files and run_layout:
-        for sub in RUN_MASK_FOLDERS:
-            if (folder / sub).is_dir():
-                files.extend(_mask_files(folder / sub))
-    groups: dict[str, list[Path]] = {}
-    for f in files:
-        groups.setdefault(mask_key(f.name), []).append(f)
-    out: dict[str, Path] = {}
-    for key, group in groups.items():
-        if len(group) > 1:
-            # SOS training layout keeps <id>_sat.jpg next to <id>_mask.png: drop the images
-            non_image = [
-                g for g in group if not any(g.stem.lower().endswith(s) for s in PAIRING_IMAGE_TAGS)
-            ]
-            group = non_image or group
-        if len(group) > 1:
-            raise DataError(
-                f"several files pair with the name '{key}': {', '.join(g.name for g in group)}; "
-                "keep one mask per image",
-                folder,
-            )
-        out[key] = group[0]
-    if not out:
-        raise DataError(
-            f"{role} folder holds no mask files ({', '.join(MASK_SUFFIXES)}); check the path",
-            folder,
-        )
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,10 +85,20 @@ class ImageResult:
     kept: bool | None = None
     image_path: str | None = None
     input_label_path: str | None = None
+    group: str = ""
+    baseline_path: Path | None = None
+    baseline_confusion: Confusion | None = None
 
     @property
     def iou(self) -> float:
         return self.metrics["iou"]
+
+    @property
+    def baseline_iou(self) -> float | None:
+        """IoU of the baseline label against the same truth (None without a baseline)."""
+        if self.baseline_confusion is None:
+            return None
+        return scores(self.baseline_confusion)["iou"]
 
     def as_dict(self) -> dict[str, Any]:
         """Flat row (for CSV/JSON): name, paths, counts, scores, optional boundary/road/quality."""
@@ -154,6 +120,16 @@ class ImageResult:
             row["kept"] = self.kept
         if self.image_path:
             row["image_path"] = self.image_path
+        if self.group:
+            row["group"] = self.group
+        if self.baseline_confusion is not None:
+            from sam2elnet.engine.comparison import outcome
+
+            base = self.baseline_iou
+            row["baseline"] = str(self.baseline_path)
+            row["baseline_iou"] = base
+            row["delta_iou"] = self.metrics["iou"] - base  # type: ignore[operator]
+            row["outcome"] = outcome(row["delta_iou"])
         return {k: json_num(v) for k, v in row.items()}
 
 
@@ -163,7 +139,11 @@ class EvaluationResult:
 
     ``aggregate`` holds the pixel-summed scores (``iou``, ``f1``, ... as in :func:`scores`, plus
     boundary/road scores when asked), ``mean_image_iou`` and ``n_images``; ``quality`` is set when a
-    quality table was found.
+    quality table was found; ``comparison`` (a
+    :class:`~sam2elnet.engine.comparison.Comparison`) when a baseline was given; ``groups`` maps
+    each group name (the ground truth's sub-folder, with ``group_by="folder"``) to a dict with its
+    ``aggregate``, ``comparison`` and ``quality``; ``quality_filter`` is the filter the evaluated
+    run recorded in its summary.json (threshold, target precision, tau, held-out estimates).
     """
 
     pred_dir: Path
@@ -175,6 +155,9 @@ class EvaluationResult:
     unmatched_truth: list[str] = field(default_factory=list)
     quality: QualityStats | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    comparison: Any = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality_filter: dict[str, Any] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.images]
@@ -187,6 +170,16 @@ class EvaluationResult:
             "options": self.options,
             "aggregate": {k: json_num(v) for k, v in self.aggregate.items()},
             "quality": None if self.quality is None else self.quality.as_dict(),
+            "quality_filter": self.quality_filter,
+            "comparison": None if self.comparison is None else self.comparison.as_dict(),
+            "groups": {
+                name: {
+                    "aggregate": {k: json_num(v) for k, v in g["aggregate"].items()},
+                    "comparison": None if g["comparison"] is None else g["comparison"].as_dict(),
+                    "quality": None if g["quality"] is None else g["quality"].as_dict(),
+                }
+                for name, g in self.groups.items()
+            },
             "unmatched_pred": self.unmatched_pred,
             "unmatched_truth": self.unmatched_truth,
             "images": self.rows(),
@@ -235,25 +228,8 @@ def _aggregate(
     return agg, total
 
 
-def _split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
-    """Ground-truth masks of one split of a dataset root, keyed by :func:`mask_key`."""
-    from sam2elnet.data.layouts import select_split
-
-    choice = select_split(root, split, purpose="evaluating")
-    out: dict[str, Path] = {}
-    for s in choice.index.samples:
-        if s.mask is None:
-            continue
-        key = mask_key(s.mask.name)
-        if key in out:
-            raise DataError(
-                f"masks {out[key]} and {s.mask} have the same name '{key}' in split "
-                f"{split!r}; evaluate one sensor folder at a time (--truth .../gt)",
-                root,
-            )
-        out[key] = s.mask
-    log.info(choice.describe("evaluating"))
-    return out
+GROUP_BY: tuple[str, ...] = get_args(GroupBy)
+"""Ways to split an evaluation into groups: ``folder`` = the ground truth's sub-folder."""
 
 
 def evaluate_folders(
@@ -269,6 +245,11 @@ def evaluate_folders(
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     truth_split: str | Sequence[str] | None = None,
+    baseline_dir: str | Path | None = None,
+    group_by: str = "none",
+    worse_by: float = 0.02,
+    tau: float | None = None,
+    ids: set[str] | None = None,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -276,12 +257,15 @@ def evaluate_folders(
     split folders) and the ground truth is that split's masks, found by
     :func:`sam2elnet.data.layouts.select_split` (all sensors together).
 
-    Files pair by :func:`mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
+    Files pair by :func:`~sam2elnet.data.naming.mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
     ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)
-    are skipped. Files without a partner are listed in ``unmatched_pred`` / ``unmatched_truth`` and
-    logged. ``valid_dir`` optionally holds masks of pixels to count (same pairing; missing -> all).
-    Pixels the ground truth marks as "ignore" (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this
-    project's labels; see :func:`sam2elnet.data.masks.mask_encoding`) are never counted.
+    are skipped. Folders without masks of their own are searched below (:func:`scan_masks`): a SOS
+    ``train/`` folder with ``palsar/`` and ``sentinel/``, or a folder holding one enhance run per
+    sensor; names must then be unique across the sub-folders. Files without a partner are listed in
+    ``unmatched_pred`` / ``unmatched_truth`` and logged. ``valid_dir`` optionally holds masks of
+    pixels to count (same pairing; missing -> all). Pixels the ground truth marks as "ignore"
+    (GeoTIFF nodata, 255 in a 0/1 mask, 127 in this project's labels; see
+    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted.
     ``positive_values`` names the object value(s) of class-index ground-truth masks.
 
     ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
@@ -292,29 +276,64 @@ def evaluate_folders(
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
 
     ``quality_csv`` defaults to :func:`find_quality_csv` (``pred_dir/quality.csv``, or the run
-    folder's when ``pred_dir`` is ``OUT/labels``); its rows (paired by the ``label`` file name, else
-    the ``image`` name) add ``predicted_iou``/``kept`` to each image and produce
-    :class:`QualityStats`.
+    folder's when ``pred_dir`` is ``OUT/labels``), else the ``quality.csv`` of every run folder found
+    below ``pred_dir``; its rows (paired by the ``label`` file name, else the ``image`` name) add
+    ``predicted_iou``/``kept`` to each image and produce :class:`QualityStats`, with the precision
+    and recall of the kept labels at IoU >= ``tau`` (default: the tau of the run's
+    ``--target-precision`` filter in its summary.json, else :class:`~sam2elnet.config.QualityConfig`'s).
+
+    ``baseline_dir`` (e.g. the coarse labels given to ``elnet enhance``, or an ``elnet refine``
+    output) is scored against the same truth and valid pixels, and compared image by image with
+    :func:`sam2elnet.engine.comparison.compare` (``worse_by``: IoU drop counted as a loss, 0.02 =
+    2 IoU points). Every evaluated image must have a baseline label of the same size.
+    ``group_by="folder"`` also reports every number per ground-truth sub-folder (SOS: per sensor).
+    ``ids`` (pairing keys, e.g. a run's held-out ids) restricts the evaluation to those images.
 
     Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
-    an unreadable mask, or a pred/truth size mismatch (the message names both files).
+    an unreadable mask, a pred/truth or baseline/truth size mismatch, or evaluated images without a
+    baseline label (the message names the files).
     """
+    from sam2elnet.config import QualityConfig
     from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.engine.comparison import compare
     from sam2elnet.utils.progress import track
 
+    if group_by not in GROUP_BY:
+        raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
     pdir, tdir = Path(pred_dir), Path(truth_dir)
-    preds = _scan(pdir, "prediction", run_layout=True)
-    truths = _split_truths(tdir, truth_split) if truth_split else _scan(tdir, "ground-truth")
-    valids = _scan(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
-    keys = sorted(set(preds) & set(truths), key=_natural_key)
-    unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=_natural_key)
-    unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=_natural_key)
+    runs: list[Path] = []
+    preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
+    truths = split_truths(tdir, truth_split) if truth_split else scan_masks(tdir, "ground-truth")
+    valids = scan_masks(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
+    if ids is not None:
+        preds = {k: v for k, v in preds.items() if k in ids}
+        truths = {k: v for k, v in truths.items() if k in ids}
+        if not preds or not truths:
+            raise DataError(
+                f"none of the {len(ids)} listed ids names a "
+                f"{'prediction' if not preds else 'ground-truth mask'}; check --ids",
+                pdir if not preds else tdir,
+            )
+    keys = sorted(set(preds) & set(truths), key=natural_key)
+    unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=natural_key)
+    unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=natural_key)
     if not keys:
         raise DataError(
             f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. {next(iter(preds.values())).name} "
             f"vs {next(iter(truths.values())).name}); names must match after removing _mask/_sat/_pred/_label",
             pdir,
         )
+    bases: dict[str, Path] = {}
+    if baseline_dir is not None:
+        bdir = Path(baseline_dir)
+        bases = scan_masks(bdir, "baseline", run_layout=True)
+        missing = [k for k in keys if k not in bases]
+        if missing:
+            raise DataError(
+                f"{len(missing)} of the {len(keys)} evaluated image(s) have no baseline label "
+                f"(e.g. {', '.join(missing[:5])}); the baseline must cover every evaluated image",
+                bdir,
+            )
     if unmatched_pred or unmatched_truth:
         log.warning(
             "%d prediction(s) and %d ground-truth mask(s) have no partner (first: %s)",
@@ -327,44 +346,47 @@ def evaluate_folders(
 
     roads, roads_reason = road_measures_wanted(roads, [truths[k] for k in keys], positive_values)
 
-    qpath: Path | None = Path(quality_csv) if quality_csv is not None else None
-    if qpath is None:
-        qpath = find_quality_csv(pdir)
-    if qpath is not None and not qpath.is_file():
-        raise UserError("quality table does not exist; check the path", qpath)
-    qrows = quality_by_key(qpath) if qpath is not None else {}
+    qpaths, qrows = quality_rows(quality_csv, pdir, runs)
+    qfilter = quality_filter(qpaths)
+    if tau is None:
+        tau = (qfilter or {}).get("tau") or QualityConfig().tau
 
     images: list[ImageResult] = []
     for key in track(keys, "evaluate", "img", progress):
+        valid = truth = pred = None
         if not (boundary or roads) and _streamable(truths[key], preds[key]):
             conf = _streamed_confusion(
                 preds[key], truths[key], valids.get(key), positive_values=positive_values
             )
-            res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
-            _add_quality(res, qrows.get(key))
-            images.append(res)
-            continue
-        truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
-        pred = read_binary_mask(preds[key])
-        if pred.shape != truth.shape:
-            raise DataError(
-                f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} is "
-                f"{truth.shape[1]}x{truth.shape[0]}; predictions must have the size of their masks",
-                preds[key],
-            )
-        valid = None
-        if key in valids:
-            valid = read_binary_mask(valids[key])
-            if valid.shape != truth.shape:
+        else:
+            truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
+            pred = read_binary_mask(preds[key])
+            if pred.shape != truth.shape:
                 raise DataError(
-                    f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground truth "
-                    f"{truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
-                    valids[key],
+                    f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} "
+                    f"is {truth.shape[1]}x{truth.shape[0]}; predictions must have the size of "
+                    "their masks",
+                    preds[key],
                 )
-        if truth_valid is not None:
-            valid = truth_valid if valid is None else (valid & truth_valid)
-        conf = confusion(pred, truth, valid)
+            if key in valids:
+                valid = read_binary_mask(valids[key])
+                if valid.shape != truth.shape:
+                    raise DataError(
+                        f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground "
+                        f"truth {truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
+                        valids[key],
+                    )
+            if truth_valid is not None:
+                valid = truth_valid if valid is None else (valid & truth_valid)
+            conf = confusion(pred, truth, valid)
         res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
+        if group_by == "folder":
+            res.group = group_name(truths[key], tdir)
+        if bases:
+            res.baseline_path = bases[key]
+            res.baseline_confusion = _baseline_confusion(
+                bases[key], truths[key], truth, valid, valids.get(key), positive_values
+            )
         if boundary:
             res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
         if roads:
@@ -373,20 +395,43 @@ def evaluate_folders(
         _add_quality(res, qrows.get(key))
         images.append(res)
 
-    agg, total = _aggregate(images, boundary, roads)
-    quality = None
-    if qrows:
-        with_q = [r for r in images if r.predicted_iou is not None]
+    def _quality(rows: list[ImageResult]) -> QualityStats | None:
+        with_q = [r for r in rows if r.predicted_iou is not None]
         if not with_q:
-            log.warning("quality table %s names none of the evaluated images", qpath)
-        else:
-            quality = quality_stats(
-                [r.predicted_iou for r in with_q],
-                [r.metrics["iou"] for r in with_q],
-                [bool(r.kept) for r in with_q],
-                [r.confusion for r in with_q],
-                source=str(qpath),
-            )
+            return None
+        return quality_stats(
+            [r.predicted_iou for r in with_q],
+            [r.metrics["iou"] for r in with_q],
+            [bool(r.kept) for r in with_q],
+            [r.confusion for r in with_q],
+            source=", ".join(str(q) for q in qpaths),
+            tau=tau,
+        )
+
+    def _compare(rows: list[ImageResult]) -> Any:
+        if not bases:
+            return None
+        return compare(
+            [r.name for r in rows],
+            [r.confusion for r in rows],
+            [r.baseline_confusion for r in rows],  # type: ignore[misc]
+            worse_by=worse_by,
+        )
+
+    agg, total = _aggregate(images, boundary, roads)
+    quality = _quality(images) if qrows else None
+    if qrows and quality is None:
+        log.warning("quality table %s names none of the evaluated images", qpaths[0])
+    groups: dict[str, dict[str, Any]] = {}
+    if group_by != "none":
+        names = sorted({r.group for r in images}, key=natural_key)
+        for name in names:
+            rows = [r for r in images if r.group == name]
+            groups[name] = {
+                "aggregate": _aggregate(rows, boundary, roads)[0],
+                "comparison": _compare(rows),
+                "quality": _quality(rows) if qrows else None,
+            }
     return EvaluationResult(
         pred_dir=pdir,
         truth_dir=tdir,
@@ -403,9 +448,42 @@ def evaluate_folders(
             "tolerance_px": tolerance_px,
             "road_buffer_px": road_buffer_px,
             "valid_dir": None if valid_dir is None else str(valid_dir),
-            "quality_csv": None if qpath is None else str(qpath),
+            "quality_csv": str(qpaths[0]) if qpaths else None,
+            "quality_csvs": [str(q) for q in qpaths],
+            "baseline_dir": None if baseline_dir is None else str(baseline_dir),
+            "group_by": group_by,
+            "worse_by": worse_by,
+            "tau": tau,
+            "ids": None if ids is None else len(ids),
         },
+        comparison=_compare(images),
+        groups=groups,
+        quality_filter=qfilter,
     )
+
+
+def _baseline_confusion(
+    base_path: Path,
+    truth_path: Path,
+    truth: np.ndarray | None,
+    valid: np.ndarray | None,
+    valid_path: Path | None,
+    positive_values: tuple[float, ...] | None,
+) -> Confusion:
+    """Confusion of a baseline label against the truth already read (``truth`` / ``valid``), or
+    strip by strip when the pair was streamed (``truth`` None). Size mismatch: DataError."""
+    if truth is None:
+        return _streamed_confusion(
+            base_path, truth_path, valid_path, positive_values=positive_values
+        )
+    base = read_binary_mask(base_path)
+    if base.shape != truth.shape:
+        raise DataError(
+            f"is {base.shape[1]}x{base.shape[0]} (WxH) but its ground truth {truth_path} is "
+            f"{truth.shape[1]}x{truth.shape[0]}; baseline labels must have the size of their masks",
+            base_path,
+        )
+    return confusion(base, truth, valid)
 
 
 def _add_quality(res: ImageResult, q: dict[str, Any] | None) -> None:
@@ -414,80 +492,6 @@ def _add_quality(res: ImageResult, q: dict[str, Any] | None) -> None:
         res.kept = q["kept"]
         res.image_path = q["image_path"]
         res.input_label_path = q["coarse_path"]
-
-
-def _streamable(truth: Path, pred: Path) -> bool:
-    """Count a pair strip by strip: a large ground truth or prediction that GDAL can read by
-    windows (:func:`sam2elnet.data.windowed.use_windows`, e.g. a 12,000^2 px label GeoTIFF)."""
-    from sam2elnet.data import windowed
-
-    return (windowed.windowable(truth) or windowed.windowable(pred)) and (
-        windowed.use_windows(truth) or windowed.use_windows(pred)
-    )
-
-
-def _streamed_confusion(
-    pred: Path,
-    truth: Path,
-    valid: Path | None,
-    *,
-    positive_values: tuple[float, ...] | None = None,
-) -> Confusion:
-    """The :func:`confusion` of a pair, read in row strips: the same counts as whole reads
-    (the value encoding of each file is decided from all its pixels in a first streamed pass,
-    :func:`sam2elnet.data.windowed.scan_mask`), with memory of one strip. A file GDAL cannot
-    window (PNG, JPEG) is read whole and sliced. Raises DataError like the whole-read path."""
-    from sam2elnet.data import windowed
-    from sam2elnet.data.raster import read_mask_valid
-
-    def source(path: Path, pv: tuple[float, ...] | None) -> Any:
-        if windowed.windowable(path):
-            return windowed.mask_plan(path, positive_values=pv)
-        return read_mask_valid(path, positive_values=pv)
-
-    t_src = source(truth, positive_values)
-    p_src = source(pred, None)
-    v_src = source(valid, None) if valid is not None else None
-
-    def shape(src: Any) -> tuple[int, int]:
-        return src.shape if isinstance(src, windowed.MaskPlan) else src[0].shape
-
-    h, w = shape(t_src)
-    if shape(p_src) != (h, w):
-        ph, pw = shape(p_src)
-        raise DataError(
-            f"is {pw}x{ph} (WxH) but its ground truth {truth} is {w}x{h}; predictions must have "
-            "the size of their masks",
-            pred,
-        )
-    if v_src is not None and shape(v_src) != (h, w):
-        vh, vw = shape(v_src)
-        raise DataError(
-            f"valid mask {valid} is {vw}x{vh} but ground truth {truth} is {w}x{h}", valid
-        )
-
-    def strip(src: Any, r0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if isinstance(src, windowed.MaskPlan):
-            return windowed.read_mask_window(src, r0, 0, rows, w)
-        m, v = src
-        return m[r0 : r0 + rows], (None if v is None else v[r0 : r0 + rows])
-
-    total = Confusion()
-    step = max(1, windowed.STRIP_PIXELS // max(1, w))
-    for r0 in range(0, h, step):
-        rows = min(step, h - r0)
-        t, t_valid = strip(t_src, r0, rows)
-        p = strip(p_src, r0, rows)[0]
-        v = strip(v_src, r0, rows)[0] if v_src is not None else None
-        if t_valid is not None:
-            v = t_valid if v is None else (v & t_valid)
-        total = total + confusion(p, t, v)
-    return total
-
-
-def _natural_key(s: str) -> list[Any]:
-    """Sort ``img2`` before ``img10``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
 
 
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:

@@ -451,7 +451,9 @@ class QualityStats:
 
     ``spearman`` is the rank correlation of predicted vs true per-image IoU over ``n`` images;
     ``mean_iou_kept`` / ``mean_iou_all`` are mean true per-image IoUs; ``aggregate_iou_kept`` /
-    ``aggregate_iou_all`` are pixel-summed IoUs of the same sets.
+    ``aggregate_iou_all`` are pixel-summed IoUs of the same sets. With ``tau`` given, a label is
+    *good* when its true IoU >= ``tau``: ``precision_kept`` is the share of kept labels that are good,
+    ``recall_kept`` the share of good labels that were kept (NaN when there is nothing to count).
     """
 
     n: int
@@ -463,6 +465,10 @@ class QualityStats:
     aggregate_iou_all: float
     aggregate_iou_kept: float
     source: str = ""
+    tau: float | None = None
+    n_good: int | None = None
+    precision_kept: float | None = None
+    recall_kept: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: json_num(v) for k, v in self.__dict__.items()}
@@ -474,11 +480,15 @@ def quality_stats(
     kept: Sequence[bool | None] | None = None,
     confusions: Sequence[Confusion] | None = None,
     source: str = "",
+    tau: float | None = None,
 ) -> QualityStats:
     """Spearman correlation of predicted vs true IoU, and mean true IoU of kept vs all images.
 
     Pairs with a NaN on either side are left out of the correlation. With fewer than 3 pairs, or a
-    constant side, the correlation is NaN. ``kept`` None entries count as not kept.
+    constant side, the correlation is NaN. ``kept`` None entries count as not kept. With ``tau``
+    (IoU in (0, 1)) the precision and recall of the kept labels are added: precision = good and
+    kept / kept, recall = good and kept / good, good meaning true IoU >= ``tau``, over the images
+    with a finite true IoU.
     """
     from scipy.stats import spearmanr
 
@@ -514,7 +524,23 @@ def quality_stats(
         aggregate_iou_all=agg_all,
         aggregate_iou_kept=agg_kept,
         source=source,
+        **_kept_precision_recall(tr, k, tau),
     )
+
+
+def _kept_precision_recall(true_iou: np.ndarray, kept: np.ndarray, tau: float | None) -> dict:
+    if tau is None:
+        return {}
+    fin = np.isfinite(true_iou)
+    good = fin & (true_iou >= tau)
+    kept = kept & fin
+    hit = int((good & kept).sum())
+    return {
+        "tau": float(tau),
+        "n_good": int(good.sum()),
+        "precision_kept": _ratio(hit, int(kept.sum()), float("nan")),
+        "recall_kept": _ratio(hit, int(good.sum()), float("nan")),
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "scenes": ("scene_job", "predict_scenes", "load_scene_predictor", "SceneBatchResult"),
         "experiment": ("ExperimentConfig", "run_experiment"),
         "demo": ("DemoConfig", "run_demo"),
-        "refine": ("REFINERS",),
+        "refine": ("REFINERS", "refine_folder", "RefineResult"),
         "report": ("ReportItem", "write_report", "write_run_report", "write_evaluation_report"),
     },
 )

@@ -22,10 +22,15 @@ settings behave alike at 64 and 512 px.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
+
+from sam2elnet.errors import DataError, UserError
 
 Refiner = Callable[..., np.ndarray]
 
@@ -225,3 +230,191 @@ def refine(method: str, image: np.ndarray, coarse: np.ndarray, **options: object
             f"unknown refinement method {method!r}; known: {', '.join(REFINERS)}"
         ) from None
     return np.asarray(fn(image, coarse, **options), dtype=bool)
+
+
+# ------------------------------------------------------------------------------ folder job
+REFINE_CSV = "refine.csv"
+"""Per-image table of an ``elnet refine`` output folder (also what ``--resume`` reads)."""
+_FIELDS = ("image", "coarse", "label", "method", "added_px", "removed_px", "changed_frac")
+
+
+@dataclass
+class RefineResult:
+    """What :func:`refine_folder` produced: ``rows`` (one per refined image, as in ``refine.csv``),
+    ``skipped`` (``{"image", "reason"}``), ``n_resumed`` (images kept from an earlier run)."""
+
+    out_dir: Path
+    method: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    n_resumed: int = 0
+    seconds: float = 0.0
+
+
+def _coarse_index(folder: Path) -> dict[str, Path]:
+    """Coarse label files of ``folder`` by pairing key (images next to masks are left out)."""
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, drop_paired_images, mask_key
+
+    if not folder.is_dir():
+        raise UserError("coarse label folder does not exist; check --coarse", folder)
+    files = sorted(
+        f
+        for f in folder.iterdir()
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+    )
+    out: dict[str, Path] = {}
+    for f in drop_paired_images(files):
+        out.setdefault(mask_key(f.name), f)
+    if not out:
+        raise DataError("no coarse label files (.png/.tif) in the folder; check --coarse", folder)
+    return out
+
+
+def _done_rows(out: Path) -> dict[str, dict[str, Any]]:
+    """Rows of an earlier run's refine.csv whose label file exists and decodes (for --resume)."""
+    from sam2elnet.data.runfolder import read_csv_rows
+    from sam2elnet.data.writers import verify_written
+
+    path = out / REFINE_CSV
+    if not path.is_file():
+        return {}
+    done = {}
+    for row in read_csv_rows(path):
+        label = out / (row.get("label") or "")
+        if not row.get("label") or not label.is_file():
+            continue
+        try:
+            ok = label.stat().st_size > 0 and verify_written(label)
+        except Exception:  # noqa: BLE001  (any failure to re-read: redo the image)
+            ok = False
+        if ok:
+            done[row.get("image", "")] = row
+    return done
+
+
+def refine_folder(
+    images: str | Path,
+    coarse: str | Path,
+    out_dir: str | Path,
+    method: str,
+    *,
+    modality: str = "sar",
+    skip_missing: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    options: dict[str, Any] | None = None,
+) -> RefineResult:
+    """Refine the coarse label of every image with a classical baseline (a key of :data:`REFINERS`).
+
+    The batch counterpart of ``elnet enhance`` for the classical methods, so both are measured with
+    the same ``elnet evaluate --baseline``. Images are read from ``images`` (a folder; in the SOS
+    layout the ``*_mask`` files next to the images are left out), coarse labels from ``coarse``
+    (matched by :func:`~sam2elnet.data.naming.mask_key`; placed on the image grid by
+    :func:`sam2elnet.engine.downstream.load_pair`), and normalised as ``elnet train`` would
+    (:func:`~sam2elnet.data.normalize.fit_normalization` with ``modality``: ``sar`` or
+    ``optical``). Writes ``OUT/<image stem>.png`` (0/255, 127 where the image or the coarse label
+    has no data; ``.tif`` with the image's georeference for GeoTIFF images), ``OUT/refine.csv``
+    (image, coarse, label, method, added / removed pixels) and ``OUT/skipped.csv`` when images
+    could not be used. ``resume`` keeps the labels an interrupted run already wrote; ``options``
+    are passed to the refiner (e.g. ``{"radius": 4}``).
+
+    Raises:
+        UserError: unknown method or modality, missing folders, images without a coarse label
+            (unless ``skip_missing``).
+        DataError: nothing could be refined (the reasons summarised).
+    """
+    import time
+
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.naming import GEO_SUFFIXES, mask_key
+    from sam2elnet.data.normalize import fit_normalization
+    from sam2elnet.data.runfolder import write_csv_table
+    from sam2elnet.data.writers import write_mask
+    from sam2elnet.engine.downstream import load_pair
+    from sam2elnet.engine.infer import list_images
+    from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
+    from sam2elnet.utils.batch import SkipLog
+    from sam2elnet.utils.lock import output_lock
+    from sam2elnet.utils.progress import track
+    from sam2elnet.utils.tables import csv_text
+
+    if method not in REFINERS:
+        raise UserError(
+            f"unknown refinement method {method!r}; choose one of {', '.join(REFINERS)}"
+        )
+    if modality not in ("sar", "optical"):
+        raise UserError(f"modality {modality!r} must be sar or optical")
+    t0 = time.perf_counter()
+    files = list_images(images)
+    index = _coarse_index(Path(coarse))
+    missing = [f for f in files if mask_key(f.name) not in index]
+    if missing and not skip_missing:
+        names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise DataError(
+            f"{len(missing)} image(s) have no coarse label in {coarse}: {names}; add the labels "
+            "or pass --skip-missing to refine only the others"
+        )
+    files = [f for f in files if mask_key(f.name) in index]
+    if not files:
+        raise DataError("no image has a matching coarse label; check --images and --coarse", coarse)
+    norm = fit_normalization(files, modality)
+    out = Path(out_dir)
+    res = RefineResult(out, method)
+    skips = SkipLog("image")
+    created = not out.exists()
+    with output_lock(out):
+        if resume:
+            remove_stale_temps(out)
+        done = _done_rows(out) if resume else {}
+        todo = []
+        for f in files:
+            row = done.get(str(f))
+            if row is not None:
+                res.rows.append(row)
+            else:
+                todo.append(f)
+        res.n_resumed = len(res.rows)
+        last = time.monotonic()
+        for f in track(todo, f"refine ({method})", "img", progress):
+            lab = index[mask_key(f.name)]
+            try:
+                x, m, valid = load_pair(f, lab, norm)
+                r = refine(method, x, m, **(options or {}))
+                tif = f.suffix.lower() in GEO_SUFFIXES
+                name = f.stem + (".tif" if tif else ".png")
+                like = read_image(f) if tif else None
+                write_mask(out / name, r, like=like, nodata=None if valid.all() else ~valid)
+            except DataError as err:  # one batch policy: skip the image, list it, go on
+                skips.add(f, err)
+                continue
+            added = int(np.count_nonzero(r & ~m))
+            removed = int(np.count_nonzero(m & ~r))
+            res.rows.append(
+                {
+                    "image": str(f),
+                    "coarse": str(lab),
+                    "label": name,
+                    "method": method,
+                    "added_px": added,
+                    "removed_px": removed,
+                    "changed_frac": (added + removed) / max(1, r.size),
+                }
+            )
+            if time.monotonic() - last > 5.0:  # resume loses at most a few seconds of work
+                write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
+                last = time.monotonic()
+        res.skipped = skips.rows()
+        if not res.rows:
+            err = skips.nothing_done(len(files), Path(images))
+            if created:
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+            raise err
+        write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
+        if skips:
+            write_text_atomic(out / "skipped.csv", csv_text(skips.items, ["image", "reason"]))
+        elif (out / "skipped.csv").exists():
+            (out / "skipped.csv").unlink()
+    res.seconds = time.perf_counter() - t0
+    return res

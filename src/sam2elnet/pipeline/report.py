@@ -243,6 +243,18 @@ def _image_index(images: str | Path | None) -> dict[str, Path]:
     return found
 
 
+def _eval_extra(r: Any) -> dict[str, Any]:
+    """Per-image extras of an evaluation row: F1 and, with a baseline, its IoU and the change."""
+    extra: dict[str, Any] = {"f1": r.metrics["f1"]}
+    if r.roads is not None:
+        extra["road_quality"] = r.roads.scores()["road_quality"]
+    base = getattr(r, "baseline_iou", None)
+    if base is not None:
+        extra["baseline_iou"] = base
+        extra["delta_iou"] = r.metrics["iou"] - base
+    return extra
+
+
 def write_evaluation_report(
     result: Any,
     path: str | Path,
@@ -270,6 +282,8 @@ def write_evaluation_report(
         label = None
         if r.input_label_path and Path(r.input_label_path).is_file():
             label = Path(r.input_label_path)
+        elif getattr(r, "baseline_path", None) is not None:
+            label = r.baseline_path
         items.append(
             ReportItem(
                 name=r.name,
@@ -280,14 +294,7 @@ def write_evaluation_report(
                 predicted_iou=r.predicted_iou,
                 true_iou=r.metrics["iou"],
                 kept=r.kept,
-                extra={
-                    "f1": r.metrics["f1"],
-                    **(
-                        {"road_quality": r.roads.scores()["road_quality"]}
-                        if r.roads is not None
-                        else {}
-                    ),
-                },
+                extra=_eval_extra(r),
             )
         )
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
@@ -296,7 +303,33 @@ def write_evaluation_report(
         metrics["label quality"] = {
             k: v for k, v in result.quality.as_dict().items() if k != "source"
         }
+    comparison = getattr(result, "comparison", None)
+    if comparison is not None:
+        metrics["compared with the baseline"] = {
+            k: v for k, v in comparison.as_dict().items() if k != "worse_images"
+        }
+    for name, g in (getattr(result, "groups", None) or {}).items():
+        metrics[f"{name}: aggregate"] = {
+            k: v for k, v in g["aggregate"].items() if not k.startswith("total_")
+        }
+        if g["comparison"] is not None:
+            metrics[f"{name}: compared with the baseline"] = {
+                k: v for k, v in g["comparison"].as_dict().items() if k != "worse_images"
+            }
+        if g["quality"] is not None:
+            metrics[f"{name}: label quality"] = {
+                k: v for k, v in g["quality"].as_dict().items() if k != "source"
+            }
     notes = [f"predictions: {result.pred_dir}", f"ground truth: {result.truth_dir}"]
+    if comparison is not None:
+        notes.append(f"baseline: {result.options.get('baseline_dir')}")
+        if comparison.worse_images:
+            shown = ", ".join(comparison.worse_images[:20])
+            more = " ..." if len(comparison.worse_images) > 20 else ""
+            notes.append(
+                f"worse than the baseline by more than {comparison.worse_by:g} IoU "
+                f"({len(comparison.worse_images)}, worst first): {shown}{more}"
+            )
     if result.unmatched_pred or result.unmatched_truth:
         notes.append(
             f"unmatched files: {len(result.unmatched_pred)} prediction(s), "

@@ -1,0 +1,199 @@
+"""What an evaluation reads (``elnet evaluate``): mask folders, dataset splits, quality tables.
+
+* :func:`scan_masks`: the mask files of a folder keyed by
+  :func:`~sam2elnet.data.naming.mask_key`, searched below a folder without masks of its own (a SOS
+  ``train/`` with ``palsar/`` and ``sentinel/``; ``labels/`` + ``rejected/`` of an annotate /
+  enhance run folder; one run folder per sensor);
+* :func:`split_truths`: the ground-truth masks of one split of a dataset root;
+* :func:`group_name`: the reporting group of a truth mask (its sub-folder);
+* :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
+  filter their ``summary.json`` recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.data.naming import MASK_SUFFIXES, NOT_MASK_TAGS, PAIRING_IMAGE_TAGS, mask_key
+from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
+from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "group_name",
+    "natural_key",
+    "quality_filter",
+    "quality_rows",
+    "scan_masks",
+    "split_truths",
+]
+
+
+def _mask_files(folder: Path) -> list[Path]:
+    return sorted(
+        f
+        for f in folder.iterdir()
+        if f.is_file()
+        and not f.name.startswith(".")
+        and f.suffix.lower() in MASK_SUFFIXES
+        and not any(f.stem.lower().endswith(s) for s in NOT_MASK_TAGS)
+    )
+
+
+_MAX_DEPTH = 6
+"""How deep :func:`scan_masks` looks for masks below the folder it is given (SOS: ``sos/train/palsar``)."""
+
+
+def _is_image_file(f: Path) -> bool:
+    return any(f.stem.lower().endswith(s) for s in PAIRING_IMAGE_TAGS)
+
+
+def _folder_masks(folder: Path, run_layout: bool, runs: list[Path], depth: int = 0) -> list[Path]:
+    """Mask files of ``folder``: its own; else, for a run folder, those of ``labels/`` and
+    ``rejected/``; else those of its sub-folders by the same rule (up to :data:`_MAX_DEPTH`)."""
+    files = _mask_files(folder)
+    if files:
+        return files
+    subs = [folder / s for s in RUN_MASK_FOLDERS if (folder / s).is_dir()]
+    if run_layout and subs:
+        runs.append(folder)
+        return [f for s in subs for f in _mask_files(s)]
+    if depth >= _MAX_DEPTH:
+        return []
+    out: list[Path] = []
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        out.extend(_folder_masks(sub, run_layout, runs, depth + 1))
+    return out
+
+
+def scan_masks(
+    folder: Path, role: str, run_layout: bool = False, runs: list[Path] | None = None
+) -> dict[str, Path]:
+    """Mask files of ``folder`` keyed by :func:`mask_key`; duplicates that cannot be resolved fail.
+
+    A folder without masks of its own is searched below: with ``run_layout``, a folder holding
+    ``labels/`` / ``rejected/`` (the output of ``elnet annotate`` / ``elnet enhance``) is read
+    through those, so kept *and* rejected labels are evaluated (its path is appended to ``runs``);
+    other sub-folders are searched the same way (e.g. a SOS ``train/`` with ``palsar/`` and
+    ``sentinel/``, or a folder of one enhance run per sensor). Where several files pair with one
+    name, images (``<id>_sat.jpg`` next to ``<id>_mask.png``) give way to masks.
+    """
+    if not folder.exists():
+        raise UserError(f"{role} folder does not exist; check the path", folder)
+    if not folder.is_dir():
+        raise UserError(f"{role} must be a folder of mask files, not a file", folder)
+    files = _folder_masks(folder, run_layout, runs if runs is not None else [])
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(mask_key(f.name), []).append(f)
+    out: dict[str, Path] = {}
+    for key, group in groups.items():
+        if len(group) > 1:
+            # SOS training layout keeps <id>_sat.jpg next to <id>_mask.png: drop the images
+            group = [g for g in group if not _is_image_file(g)] or group
+        if len(group) > 1:
+            where = ", ".join(str(g.relative_to(folder)) for g in group)
+            raise DataError(
+                f"several files pair with the name '{key}': {where}; keep one mask per image",
+                folder,
+            )
+        out[key] = group[0]
+    if not out:
+        raise DataError(
+            f"{role} folder holds no mask files ({', '.join(MASK_SUFFIXES)}), "
+            "neither directly nor in its sub-folders; check the path",
+            folder,
+        )
+    return out
+
+
+def split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
+    """Ground-truth masks of one split of a dataset root, keyed by :func:`mask_key`."""
+    from sam2elnet.data.layouts import select_split
+
+    choice = select_split(root, split, purpose="evaluating")
+    out: dict[str, Path] = {}
+    for s in choice.index.samples:
+        if s.mask is None:
+            continue
+        key = mask_key(s.mask.name)
+        if key in out:
+            raise DataError(
+                f"masks {out[key]} and {s.mask} have the same name '{key}' in split "
+                f"{split!r}; evaluate one sensor folder at a time (--truth .../gt)",
+                root,
+            )
+        out[key] = s.mask
+    log.info(choice.describe("evaluating"))
+    return out
+
+
+def group_name(truth: Path, root: Path) -> str:
+    """The truth mask's folder relative to ``root`` (``palsar`` for ``train/palsar`` under a
+    ``train`` root); masks directly in ``root`` are grouped under ``root``'s own name."""
+    try:
+        rel = truth.parent.relative_to(root)
+    except ValueError:
+        return truth.parent.name
+    return rel.as_posix() if rel.parts else (root.name or str(root))
+
+
+def quality_rows(
+    quality_csv: str | Path | None, pdir: Path, runs: Sequence[Path]
+) -> tuple[list[Path], dict[str, dict[str, Any]]]:
+    """The quality tables to read (given, else the prediction folder's or those of every run
+    folder found below it) and their rows keyed by :func:`mask_key`."""
+    if quality_csv is not None:
+        paths = [Path(quality_csv)]
+        if not paths[0].is_file():
+            raise UserError("quality table does not exist; check the path", paths[0])
+    else:
+        found = find_quality_csv(pdir)
+        paths = [found] if found is not None else []
+        if not paths:
+            paths = [r / "quality.csv" for r in runs if (r / "quality.csv").is_file()]
+    rows: dict[str, dict[str, Any]] = {}
+    for q in paths:
+        for key, rec in quality_by_key(q).items():
+            rows.setdefault(key, rec)
+    return paths, rows
+
+
+def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
+    """What the evaluated run(s) recorded about their quality filter (summary.json ``filter``):
+    threshold, target precision, tau and the held-out precision / recall estimated at training."""
+    from sam2elnet.data.runfolder import read_summary
+
+    infos = []
+    for q in paths:
+        summary = read_summary(q.parent)
+        if summary and isinstance(summary.get("filter"), dict):
+            f = summary["filter"]
+            tp = f.get("target_precision") if isinstance(f.get("target_precision"), dict) else {}
+            infos.append(
+                {
+                    "run": str(q.parent),
+                    "threshold": f.get("threshold"),
+                    "min_quality": f.get("min_quality"),
+                    "target_precision": tp.get("target_precision"),
+                    "tau": tp.get("tau"),
+                    "estimated_precision": tp.get("precision"),
+                    "estimated_recall": tp.get("recall"),
+                }
+            )
+    if not infos:
+        return None
+    out = dict(infos[0])
+    if len(infos) > 1:
+        out["runs"] = infos
+    return out
+
+
+def natural_key(s: str) -> list[Any]:
+    """Sort ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]

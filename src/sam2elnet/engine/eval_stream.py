@@ -1,0 +1,87 @@
+"""Counting a large prediction / ground-truth pair strip by strip (``elnet evaluate``).
+
+:func:`streamable` says when a pair is worth streaming (a label GeoTIFF GDAL can read by
+windows, too large to read whole); :func:`streamed_confusion` gives the same
+:class:`~sam2elnet.engine.metrics.Confusion` as a whole read with the memory of one row strip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine.metrics import Confusion, confusion
+from sam2elnet.errors import DataError
+
+__all__ = ["streamable", "streamed_confusion"]
+
+
+def streamable(truth: Path, pred: Path) -> bool:
+    """Count a pair strip by strip: a large ground truth or prediction that GDAL can read by
+    windows (:func:`sam2elnet.data.windowed.use_windows`, e.g. a 12,000^2 px label GeoTIFF)."""
+    from sam2elnet.data import windowed
+
+    return (windowed.windowable(truth) or windowed.windowable(pred)) and (
+        windowed.use_windows(truth) or windowed.use_windows(pred)
+    )
+
+
+def streamed_confusion(
+    pred: Path,
+    truth: Path,
+    valid: Path | None,
+    *,
+    positive_values: tuple[float, ...] | None = None,
+) -> Confusion:
+    """The :func:`confusion` of a pair, read in row strips: the same counts as whole reads
+    (the value encoding of each file is decided from all its pixels in a first streamed pass,
+    :func:`sam2elnet.data.windowed.scan_mask`), with memory of one strip. A file GDAL cannot
+    window (PNG, JPEG) is read whole and sliced. Raises DataError like the whole-read path."""
+    from sam2elnet.data import windowed
+    from sam2elnet.data.raster import read_mask_valid
+
+    def source(path: Path, pv: tuple[float, ...] | None) -> Any:
+        if windowed.windowable(path):
+            return windowed.mask_plan(path, positive_values=pv)
+        return read_mask_valid(path, positive_values=pv)
+
+    t_src = source(truth, positive_values)
+    p_src = source(pred, None)
+    v_src = source(valid, None) if valid is not None else None
+
+    def shape(src: Any) -> tuple[int, int]:
+        return src.shape if isinstance(src, windowed.MaskPlan) else src[0].shape
+
+    h, w = shape(t_src)
+    if shape(p_src) != (h, w):
+        ph, pw = shape(p_src)
+        raise DataError(
+            f"is {pw}x{ph} (WxH) but its ground truth {truth} is {w}x{h}; predictions must have "
+            "the size of their masks",
+            pred,
+        )
+    if v_src is not None and shape(v_src) != (h, w):
+        vh, vw = shape(v_src)
+        raise DataError(
+            f"valid mask {valid} is {vw}x{vh} but ground truth {truth} is {w}x{h}", valid
+        )
+
+    def strip(src: Any, r0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if isinstance(src, windowed.MaskPlan):
+            return windowed.read_mask_window(src, r0, 0, rows, w)
+        m, v = src
+        return m[r0 : r0 + rows], (None if v is None else v[r0 : r0 + rows])
+
+    total = Confusion()
+    step = max(1, windowed.STRIP_PIXELS // max(1, w))
+    for r0 in range(0, h, step):
+        rows = min(step, h - r0)
+        t, t_valid = strip(t_src, r0, rows)
+        p = strip(p_src, r0, rows)[0]
+        v = strip(v_src, r0, rows)[0] if v_src is not None else None
+        if t_valid is not None:
+            v = t_valid if v is None else (v & t_valid)
+        total = total + confusion(p, t, v)
+    return total

@@ -1,0 +1,128 @@
+"""``elnet refine`` (classical baselines over a folder) and ``elnet degrade`` on the SOS layout
+with ``--ids``: the command chain that measures enhancement (docs/evaluation.md)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2elnet.cli import main
+from sam2elnet.data.masks import read_mask
+from sam2elnet.pipeline.refine import refine
+
+S = 48
+
+
+def _scene(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A dark slick (value 40) on bright sea (200) and its true mask."""
+    truth = np.zeros((S, S), bool)
+    truth[10 + k : 34, 12 : 36 - k] = True
+    img = np.where(truth, 40, 200).astype(np.uint8)
+    return img, truth
+
+
+@pytest.fixture
+def sos(tmp_path: Path) -> Path:
+    """SOS training layout: train/palsar/<id>_sat.jpg next to <id>_mask.png (lossless PNG images
+    here so the test is exact; the names are what matters)."""
+    d = tmp_path / "train" / "palsar"
+    d.mkdir(parents=True)
+    for k, i in enumerate(("10001", "10002", "10003")):
+        img, truth = _scene(k)
+        Image.fromarray(img).save(d / f"{i}_sat.png")
+        Image.fromarray(truth.astype(np.uint8) * 255).save(d / f"{i}_mask.png")
+    return d
+
+
+def test_degrade_sos_layout_ids(sos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"train": ["10001"], "val": [], "held_out": ["10002", "10003"]}))
+    out = tmp_path / "coarse"
+    argv = [
+        "degrade", "--masks", str(sos), "--out", str(out), "--profile", "freehand",
+        "--ids", str(splits), "--no-progress",
+    ]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    # only the held-out masks, never the images next to them
+    assert sorted(p.name for p in out.glob("*.png")) == ["10002_mask.png", "10003_mask.png"]
+    rows = list(csv.DictReader((out / "coarse_iou.csv").open()))
+    assert [r["file"] for r in rows] == [
+        "10002_mask.png",
+        "10003_mask.png",
+    ]
+    # a text list works too; an id list naming nothing here is one error line
+    (tmp_path / "ids.txt").write_text("# hold-out\n10001_mask.png\n")
+    assert main([*argv[:4], str(tmp_path / "c2"), "--ids", str(tmp_path / "ids.txt")]) == 0
+    assert [p.name for p in (tmp_path / "c2").glob("*.png")] == ["10001_mask.png"]
+    (tmp_path / "none.txt").write_text("99999\n")
+    capsys.readouterr()
+    rc = main([*argv[:4], str(tmp_path / "c3"), "--ids", str(tmp_path / "none.txt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "none of the 1 listed ids" in err
+    assert not (tmp_path / "c3").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"train": ["1"]}))
+    rc = main([*argv[:4], str(tmp_path / "c4"), "--ids", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "held_out" in err and err.count("\n") == 1
+
+
+def test_refine_cli_matches_api_and_resumes(
+    sos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    for i in ("10001", "10002"):
+        t = read_mask(sos / f"{i}_mask.png")
+        c = np.zeros_like(t)
+        c[6:38, 8:40] = True  # a box around the slick: the refiners should shrink it
+        Image.fromarray(c.astype(np.uint8) * 255).save(coarse / f"{i}_mask.png")
+    out = tmp_path / "guided"
+    argv = [
+        "refine", "--method", "guided", "--images", str(sos), "--coarse", str(coarse),
+        "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    # 10003 has no coarse label: an error naming it, unless --skip-missing
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and "10003_sat.png" in err and "--skip-missing" in err
+    assert not out.exists()
+    assert main([*argv, "--skip-missing"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.png")) == ["10001_sat.png", "10002_sat.png"]
+    # same result as the API on the normalised image (SAR: fixed 0..255 -> 0..1)
+    img = np.asarray(Image.open(sos / "10001_sat.png"), np.float32)[None] / 255.0
+    want = refine("guided", img, read_mask(coarse / "10001_mask.png"))
+    got = read_mask(out / "10001_sat.png")
+    assert np.array_equal(got, want)
+    rows = list(csv.DictReader((out / "refine.csv").open()))
+    assert [r["label"] for r in rows] == ["10001_sat.png", "10002_sat.png"]
+    assert int(rows[0]["removed_px"]) == int((read_mask(coarse / "10001_mask.png") & ~want).sum())
+    # resume: nothing redone, the table kept
+    capsys.readouterr()
+    assert main([*argv, "--skip-missing", "--resume"]) == 0
+    assert "refined 0 label(s)" in capsys.readouterr().out
+    # the refined folder is a baseline for evaluate
+    js = tmp_path / "e.json"
+    ev = ["evaluate", "--pred", str(out), "--truth", str(sos), "--baseline", str(coarse)]
+    assert main([*ev, "--json", str(js)]) == 0, capsys.readouterr().err
+    c = json.loads(js.read_text())["comparison"]
+    assert c["n"] == 2 and c["iou"] > c["baseline_iou"]
+
+
+def test_refine_bad_inputs(sos: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base = ["refine", "--images", str(sos), "--out", str(tmp_path / "o")]
+    for argv, needle in (
+        ([*base, "--method", "magic", "--coarse", str(sos)], "unknown refinement method"),
+        ([*base, "--method", "guided", "--coarse", str(tmp_path / "nope")], "nope"),
+        ([*base, "--method", "guided", "--coarse", str(sos), "--modality", "x"], "modality"),
+    ):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("error:") and needle in err, err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
