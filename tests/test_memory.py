@@ -182,6 +182,34 @@ def test_enhanced_images_on_the_window_path_get_the_same_change_map(
     assert res.rows[0]["removed_px"] == int((c & ~mask).sum())
 
 
+def test_window_path_decodes_class_index_coarse_labels_like_the_whole_path(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """enhance --positive-values: a class-index coarse label ({0, 1, 2}, object = 2) gives the
+    same change counts on the window path as on the whole-image path."""
+    from sam2elnet.engine.infer import enhance_folder
+
+    img = _png(tmp_path / "in" / "a.png", run, 48)
+    coarse = np.zeros((48, 48), np.uint8)
+    coarse[5:20, 5:40] = 1
+    coarse[25:45, 10:30] = 2
+    (tmp_path / "coarse").mkdir()
+    cv2.imwrite(str(tmp_path / "coarse" / "a.png"), coarse)
+    kw = dict(progress=False, predictor=pred, tile=64, overlap=16, positive_values=(2.0,))
+    whole = enhance_folder(run["model"], img, tmp_path / "coarse", tmp_path / "whole", **kw)
+    tiled = enhance_folder(
+        run["model"],
+        img,
+        tmp_path / "coarse",
+        tmp_path / "tiled",
+        max_memory=pred.whole_bytes(48 * 48, coarse=True) - 1,
+        **kw,
+    )
+    assert (tmp_path / "tiled" / "tiles" / "a.gpkg").is_file()
+    for key in ("added_px", "removed_px"):
+        assert whole.rows[0][key] == tiled.rows[0][key], key
+
+
 def test_geotiff_just_over_the_budget_keeps_name_and_georeference(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

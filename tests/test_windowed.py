@@ -263,3 +263,33 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
         ignored = int((truth == 255).sum() - (truth[:, :20] == 255).sum())
         conf = whole.images[0].confusion
         assert conf.tp + conf.fp + conf.fn + conf.tn == H * W - 20 * H - ignored
+
+
+def test_domain_detection_reads_a_centre_window_of_large_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Road detection on large label GeoTIFFs reads one centre window each, not the file."""
+    import cv2
+    from helpers_roads import make_road_dataset
+
+    from sam2elnet.data import domain
+
+    roads = make_road_dataset(tmp_path / "roads", n=6, size=96)
+    tifs = [
+        write_tif(tmp_path / "tif" / f"{p.stem}.tif", cv2.imread(str(p), 0)[None])
+        for p in sorted((roads / "masks").glob("*.png"))
+    ]
+    assert domain.detect_domain(tifs, modality="optical").domain == "roads"
+    shapes: list[tuple[int, int]] = []
+    read = windowed.read_mask_window
+
+    def spy(plan: windowed.MaskPlan, *a: int) -> tuple:
+        out = read(plan, *a)
+        shapes.append(out[0].shape)
+        return out
+
+    monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
+    monkeypatch.setattr(windowed, "read_mask_window", spy)
+    monkeypatch.setattr(domain, "SHAPE_WINDOW", 80)
+    assert domain.detect_domain(tifs, modality="optical").domain == "roads"
+    assert shapes and set(shapes) == {(80, 80)}

@@ -78,6 +78,25 @@ def line_shape(mask: np.ndarray) -> tuple[float, float] | None:
     return float(m.sum()) / length / side, length / max(pieces, 1) / side
 
 
+SHAPE_WINDOW = 2048
+"""Side (px) of the centre window read from a label too large to read whole (a windowed
+GeoTIFF, :func:`sam2elnet.data.windowed.use_windows`) for the shape rule: the rule compares
+piece length to width, which a 2,048 px window of a road network still shows."""
+
+
+def _shape_sample(path: str | Path, read_mask: Any, positive_values: Any) -> np.ndarray:
+    """The label whole, or for a large GeoTIFF label its centre :data:`SHAPE_WINDOW` window
+    (decoded like the whole file, :mod:`sam2elnet.data.windowed`)."""
+    from sam2elnet.data import windowed
+
+    if not windowed.use_windows(path):
+        return read_mask(path, positive_values=positive_values)
+    plan = windowed.mask_plan(path, positive_values=positive_values)
+    side = SHAPE_WINDOW
+    r0, c0 = max(0, (plan.height - side) // 2), max(0, (plan.width - side) // 2)
+    return windowed.read_mask_window(plan, r0, c0, side, side)[0]
+
+
 def detect_domain(
     masks: Sequence[str | Path],
     layout: str | None = None,
@@ -118,7 +137,7 @@ def detect_domain(
     shapes: list[tuple[float, float]] = []
     for i in picks:
         try:
-            s = line_shape(read_mask(paths[int(i)], positive_values=positive_values))
+            s = line_shape(_shape_sample(paths[int(i)], read_mask, positive_values))
         except DataError:
             continue
         if s is not None:

@@ -385,6 +385,7 @@ class _Job:
         self.tile, self.overlap = tile, overlap
         self.line_width: float | None = None  # width of vector line labels (roads), map units
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
+        self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
         self.threshold, self.save_prob, self.progress, self.desc = (
             threshold,
             save_prob,
@@ -470,6 +471,7 @@ class _Job:
                 batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
                 coarse=coarse,
                 line_width=self.line_width,
+                coarse_positive_values=self.positive_values,
                 prob_path=(self.out / "prob" / tif) if self.save_prob else None,
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
@@ -487,6 +489,7 @@ class _Job:
                 self.out / "changes" / Path(name).stem if self.save_changes else None,
                 png=name != tif,
                 line_width=self.line_width,
+                positive_values=self.positive_values,
             )
         if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
             _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
@@ -678,6 +681,7 @@ def _scene_changes(
     *,
     png: bool,
     line_width: float | None,
+    positive_values: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Change statistics (``added_px``, ``removed_px``, ``changed_frac``) of an enhanced scene and,
     with ``out_stem``, its change map (colours of :func:`_change_map`), read and written in row
@@ -702,7 +706,7 @@ def _scene_changes(
         stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64))
         src = stack.enter_context(open_scene(scene))
         lab = stack.enter_context(rasterio.open(label_tif))
-        cs = CoarseSource(coarse, src, line_width=line_width)
+        cs = CoarseSource(coarse, src, line_width=line_width, positive_values=positive_values)
         stack.callback(cs.close)
         h, w = lab.height, lab.width
         dst = None
@@ -1079,6 +1083,7 @@ def enhance_folder(
         n_before = len(job.done)
         job.line_width = line_width
         job.save_changes = save_changes
+        job.positive_values = spec.positive_values
         job.run(files, spec, coarse_of=label_map.__getitem__)
         extra = {
             "task": "enhance",

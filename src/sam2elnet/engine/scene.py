@@ -223,6 +223,7 @@ def predict_scene(
     line_width: float | None = None,
     line_width_unit: str = "map",
     labels_pixel_coords: bool = False,
+    coarse_positive_values: tuple[float, ...] | None = None,
     bands: list[int] | None = None,
     executor: BatchExecutor | None = None,
     progress: bool = True,
@@ -255,6 +256,8 @@ def predict_scene(
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` or ``"px"``.
         labels_pixel_coords: vector label coordinates are pixels (x = column, y = row).
+        coarse_positive_values: object value(s) of a class-index coarse raster label
+            (``--positive-values``).
         bands: 1-based band indexes to read (None: chosen from the predictor's band count).
         executor: runs the batches elsewhere (e.g.
             :class:`sam2elnet.engine.distributed.RayExecutor`); None runs them in this process.
@@ -307,6 +310,7 @@ def predict_scene(
             line_width_unit=line_width_unit,
             pixel_coords=labels_pixel_coords,
             warp_to=warp_to,
+            coarse_positive_values=coarse_positive_values,
         ) as inputs,
     ):
         src, H, W = inputs.src, inputs.height, inputs.width

@@ -186,7 +186,11 @@ def _last_is_alpha(src: Any) -> bool:
 
 
 class CoarseSource:
-    """Coarse label per window: a raster (warped onto the scene grid if needed) or a vector file."""
+    """Coarse label per window: a raster (warped onto the scene grid if needed) or a vector file.
+
+    A raster's values are decoded by :func:`sam2elnet.data.raster.mask_encoding`
+    (``positive_values``: the object value(s) of a class-index label, as ``--positive-values``).
+    """
 
     def __init__(
         self,
@@ -196,6 +200,7 @@ class CoarseSource:
         line_width: float | None = None,
         line_width_unit: str = "map",
         pixel_coords: bool = False,
+        positive_values: tuple[float, ...] | None = None,
     ) -> None:
         from sam2elnet.data.vector import VectorLabels, is_vector_path
 
@@ -260,7 +265,9 @@ class CoarseSource:
         ov = ov[0]
         from sam2elnet.data.mask_values import mask_encoding
 
-        self._encoding = mask_encoding(ov, nodata=self._nodata, path=self.path)
+        self._encoding = mask_encoding(
+            ov, nodata=self._nodata, positive_values=positive_values, path=self.path
+        )
 
     def read(self, w: Window) -> np.ndarray:
         """uint8 0/1 coarse mask for window ``w``."""
@@ -322,6 +329,7 @@ class SceneInputs:
         line_width_unit: ``"map"`` (CRS units) or ``"px"``.
         pixel_coords: vector label coordinates are pixel coordinates (x = column, y = row).
         warp_to: the ``--warp-to`` target the outputs will be warped to (only for the note).
+        coarse_positive_values: object value(s) of a class-index coarse raster label.
 
     Raises:
         DataError: unreadable scene, all-nodata scene, band mismatch, unreadable label.
@@ -345,6 +353,7 @@ class SceneInputs:
         line_width_unit: str = "map",
         pixel_coords: bool = False,
         warp_to: str | None = None,
+        coarse_positive_values: tuple[float, ...] | None = None,
     ) -> None:
         import rasterio
 
@@ -390,6 +399,7 @@ class SceneInputs:
                     line_width=line_width,
                     line_width_unit=line_width_unit,
                     pixel_coords=pixel_coords,
+                    positive_values=coarse_positive_values,
                 )
                 self.notes.extend(self.coarse.notes)
             dtype = np.dtype(self.src.dtypes[self.bands[0] - 1])
