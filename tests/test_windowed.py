@@ -293,3 +293,16 @@ def test_domain_detection_reads_a_centre_window_of_large_labels(
     monkeypatch.setattr(domain, "SHAPE_WINDOW", 80)
     assert domain.detect_domain(tifs, modality="optical").domain == "roads"
     assert shapes and set(shapes) == {(80, 80)}
+
+
+def test_image_size_of_a_geotiff_reads_the_header_only(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sam2elnet.data import images, layouts
+
+    monkeypatch.setattr(images, "read_image", None)  # any pixel read would fail
+    assert layouts.image_size(files["img"]) == (H, W)
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff")
+    with pytest.raises(DataError, match="cannot read raster"):
+        layouts.image_size(bad)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sam2elnet.data.images import read_image
 from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
 from sam2elnet.errors import DataError
 
@@ -384,8 +383,20 @@ def image_size(path: str | Path) -> tuple[int, int]:
     p = Path(path)
     if not p.is_file():
         raise DataError("file does not exist; check the path", p)
-    if p.suffix.lower() in (".tif", ".tiff"):
-        return read_image(p).shape
+    if p.suffix.lower() in (".tif", ".tiff"):  # header only: a 12,000^2 px GeoTIFF is not read
+        import rasterio
+
+        from sam2elnet.data.windowed import GDAL_ENV, open_raster
+
+        try:
+            with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
+                return int(src.height), int(src.width)
+        except (rasterio.errors.RasterioError, OSError):
+            raise DataError(
+                "cannot read raster (corrupt, truncated or unsupported format); re-export it as "
+                "GeoTIFF/PNG or remove it",
+                p,
+            ) from None
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -72,6 +72,7 @@ __all__ = [
     "MaskPlan",
     "image_plan",
     "mask_plan",
+    "open_raster",
     "read_image_decimated",
     "read_image_window",
     "read_mask_decimated",
@@ -113,7 +114,9 @@ def whole_read_bytes(height: int, width: int, bands: int, itemsize: int) -> int:
     return int(height) * int(width) * (int(bands) * (int(itemsize) + 8) + 3)
 
 
-def _open(path: Path) -> Any:
+def open_raster(path: Path) -> Any:
+    """``rasterio.open(path)`` without the not-georeferenced warning (the caller closes it and
+    handles rasterio's errors)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
@@ -127,7 +130,7 @@ def _header(path: Path) -> tuple[int, int, int, int] | None:
     import rasterio
 
     try:
-        with rasterio.Env(**GDAL_ENV), _open(path) as src:
+        with rasterio.Env(**GDAL_ENV), open_raster(path) as src:
             return src.height, src.width, src.count, np.dtype(src.dtypes[0]).itemsize
     except (rasterio.errors.RasterioError, OSError):
         return None
@@ -249,7 +252,7 @@ def scan_image(
     if not p.is_file():
         raise DataError("image does not exist; check the path", p)
     try:
-        with rasterio.Env(**GDAL_ENV), _open(p) as src:
+        with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
             h, w, c = src.height, src.width, src.count
             dtype = np.dtype(src.dtypes[0])
             integer = np.issubdtype(dtype, np.integer)
@@ -331,7 +334,7 @@ def read_image_window(plan: ImagePlan, row0: int, col0: int, rows: int, cols: in
 
     rows = max(0, min(rows, plan.height - row0))
     cols = max(0, min(cols, plan.width - col0))
-    with rasterio.Env(**GDAL_ENV), _open(plan.path) as src:
+    with rasterio.Env(**GDAL_ENV), open_raster(plan.path) as src:
         raw = _read(src, plan.path, Window(col0, row0, cols, rows), "raster")
     return plan.apply(raw)
 
@@ -341,7 +344,7 @@ def _decimated_raw(path: Path, step: int, what: str) -> np.ndarray:
     import rasterio
     from rasterio.windows import Window
 
-    with rasterio.Env(**GDAL_ENV), _open(path) as src:
+    with rasterio.Env(**GDAL_ENV), open_raster(path) as src:
         h, w = src.height, src.width
         rows = max(step, (STRIP_PIXELS // max(1, w)) // step * step)
         parts = []
@@ -426,7 +429,7 @@ def scan_mask(
     if not p.is_file():
         raise DataError("mask does not exist; check the path", p)
     try:
-        with rasterio.Env(**GDAL_ENV), _open(p) as src:
+        with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
             h, w, c = src.height, src.width, src.count
             if shape is not None and (h, w) != tuple(shape):
                 other = f" but image {image_path} is" if image_path is not None else ", expected"
@@ -511,7 +514,7 @@ def read_mask_window(
 
     rows = max(0, min(rows, plan.height - row0))
     cols = max(0, min(cols, plan.width - col0))
-    with rasterio.Env(**GDAL_ENV), _open(plan.path) as src:
+    with rasterio.Env(**GDAL_ENV), open_raster(plan.path) as src:
         raw = _read(src, plan.path, Window(col0, row0, cols, rows), "mask")
     return plan.apply(raw)
 
