@@ -264,3 +264,25 @@ def test_enhance_cli_split(
         err = capsys.readouterr().err
         assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
     assert not (tmp_path / "bad" / "labels").exists()
+
+
+def test_annotate_and_enhance_share_one_declaration_of_their_job_options(capsys):
+    """The shared options are declared once (cli.engine_cmd._SHARED_JOB_OPTIONS) and both
+    commands accept and document every one of them."""
+    import click
+    import typer
+
+    from sam2elnet.cli.app import app
+    from sam2elnet.cli.engine_cmd import _SHARED_JOB_OPTIONS
+
+    group = typer.main.get_command(app)
+    ctx = click.Context(group)
+    params = {}
+    for name in ("annotate", "enhance"):
+        cmd = group.get_command(ctx, name)
+        params[name] = {p.name: p for p in cmd.params}
+    for name, _ann, _opt in _SHARED_JOB_OPTIONS:
+        a, e = params["annotate"][name], params["enhance"][name]
+        assert a.opts == e.opts and a.help == e.help and a.default == e.default, name
+    assert "labels" in params["enhance"] and "labels" not in params["annotate"]
+    assert {"split", "model", "images", "out"} <= set(params["annotate"]) & set(params["enhance"])

@@ -4,7 +4,9 @@ Each command parses options, calls one library function and prints a short summa
 (and all error messages) live in :mod:`sam2elnet.engine.train` and :mod:`sam2elnet.engine.infer`.
 """
 
+import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
@@ -320,6 +322,43 @@ _BANDS = typer.Option(
 )
 
 
+# The options annotate and enhance share, declared once and appended to both commands'
+# signatures by _with_job_options (typer reads a command's options from its signature, and a
+# decorator may replace that through ``__signature__``, see inspect.signature).
+_SHARED_JOB_OPTIONS: list[tuple[str, object, object]] = [
+    ("min_quality", Optional[float], _MIN_QUALITY),  # noqa: UP045
+    ("target_precision", Optional[float], _TARGET_PRECISION),  # noqa: UP045
+    ("tau", Optional[float], _TAU),  # noqa: UP045
+    ("save_prob", bool, _SAVE_PROB),
+    ("resume", bool, _RESUME),
+    ("report", bool, _REPORT),
+    ("batch_size", int, _BATCH),
+    ("device", str, _DEVICE),
+    ("precision", str, _PRECISION),
+    ("tta", Optional[int], _TTA),  # noqa: UP045
+    ("no_progress", bool, _NO_PROGRESS),
+    ("tile", int, _TILE),
+    ("overlap", int, _OVERLAP),
+    ("bands", Optional[str], _BANDS),  # noqa: UP045
+    ("max_memory", Optional[str], _MAX_MEMORY),  # noqa: UP045
+    ("backend", str, _BACKEND),
+    ("address", Optional[str], _ADDRESS),  # noqa: UP045
+    ("workers", int, _WORKERS),
+]
+
+
+def _with_job_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` (which takes them as ``**shared``) the options of _SHARED_JOB_OPTIONS."""
+    sig = inspect.signature(command)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
+        for name, ann, opt in _SHARED_JOB_OPTIONS
+    ]
+    command.__signature__ = sig.replace(parameters=own + shared)  # type: ignore[attr-defined]
+    return command
+
+
 def _job_kwargs(**kw: object) -> dict[str, object]:
     """Keyword arguments shared by annotate_folder and enhance_folder, validated against
     :class:`~sam2elnet.config.FolderJobOptions` (ranges in the error message)."""
@@ -349,44 +388,28 @@ def _check_io(images: Path, out: Path, model: Path, labels: Path | None = None) 
 
 
 @app.command("annotate")
+@_with_job_options
 def annotate_cmd(
     model: Path = _MODEL,
     images: Path = _IMAGES,
     out: Path = _OUT,
-    min_quality: Optional[float] = _MIN_QUALITY,  # noqa: UP045
-    target_precision: Optional[float] = _TARGET_PRECISION,  # noqa: UP045
-    tau: Optional[float] = _TAU,  # noqa: UP045
-    save_prob: bool = _SAVE_PROB,
-    resume: bool = _RESUME,
-    report: bool = _REPORT,
-    batch_size: int = _BATCH,
-    device: str = _DEVICE,
-    precision: str = _PRECISION,
-    tta: Optional[int] = _TTA,  # noqa: UP045
-    no_progress: bool = _NO_PROGRESS,
-    tile: int = _TILE,
-    overlap: int = _OVERLAP,
-    bands: Optional[str] = _BANDS,  # noqa: UP045
     split: Optional[list[str]] = typer.Option(  # noqa: UP006, UP045
         None,
         "--split",
         help="With a dataset root as --images: label this split's images (e.g. test).",
     ),
-    max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
-    backend: str = _BACKEND,
-    address: Optional[str] = _ADDRESS,  # noqa: UP045
-    workers: int = _WORKERS,
+    **shared: object,
 ) -> None:
     """Label images from scratch and score every label (predicted IoU)."""
-    params = dict(locals())  # first statement: exactly the command's options
     from sam2elnet.pipeline.jobs import annotate_folder
 
-    opts = _job_kwargs(**{k: v for k, v in params.items() if k not in ("model", "images", "out")})
+    opts = _job_kwargs(split=split, **shared)
     _check_io(images, out, model)
     _print_folder(annotate_folder(model, images, out, **opts), "annotated")
 
 
 @app.command("enhance")
+@_with_job_options
 def enhance_cmd(
     model: Path = _MODEL,
     images: Path = _IMAGES,
@@ -410,37 +433,24 @@ def enhance_cmd(
         "--positive-values",
         help="Coarse-label value(s) that mean 'object' in class-index masks, e.g. 1 or 2,3.",
     ),
-    min_quality: Optional[float] = _MIN_QUALITY,  # noqa: UP045
-    target_precision: Optional[float] = _TARGET_PRECISION,  # noqa: UP045
-    tau: Optional[float] = _TAU,  # noqa: UP045
-    save_prob: bool = _SAVE_PROB,
-    resume: bool = _RESUME,
-    report: bool = _REPORT,
-    batch_size: int = _BATCH,
-    device: str = _DEVICE,
-    precision: str = _PRECISION,
-    tta: Optional[int] = _TTA,  # noqa: UP045
-    no_progress: bool = _NO_PROGRESS,
-    tile: int = _TILE,
-    overlap: int = _OVERLAP,
-    bands: Optional[str] = _BANDS,  # noqa: UP045
     split: Optional[list[str]] = typer.Option(  # noqa: UP006, UP045
         None,
         "--split",
         help="With a dataset root as --images: enhance this split's images (e.g. test); "
         "without --labels their coarse labels come from the split's coarse/ folders.",
     ),
-    max_memory: Optional[str] = _MAX_MEMORY,  # noqa: UP045
-    backend: str = _BACKEND,
-    address: Optional[str] = _ADDRESS,  # noqa: UP045
-    workers: int = _WORKERS,
+    **shared: object,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
-    params = dict(locals())  # first statement: exactly the command's options
     from sam2elnet.pipeline.jobs import enhance_folder
 
     opts = _job_kwargs(
-        **{k: v for k, v in params.items() if k not in ("model", "images", "labels", "out")}
+        line_width=line_width,
+        skip_missing=skip_missing,
+        no_changes=no_changes,
+        positive_values=positive_values,
+        split=split,
+        **shared,
     )
     _check_io(images, out, model, labels)
     opts["save_changes"] = not opts.pop("no_changes")
