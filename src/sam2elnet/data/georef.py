@@ -13,9 +13,15 @@ from typing import Any
 def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
     """The georeferencing entries of a raster profile, ready for ``rasterio.open(..., "w")``.
 
-    CRS + affine transform (EPSG or custom WKT CRS, kept as is), or, for a GCP-only raster
-    (Sentinel-1 GRD), its ground control points and their CRS (``gcps``, ``crs``). Empty for an
-    image without georeference (PNG/JPEG, plain TIFF).
+    Args:
+        profile: A rasterio-style profile (``crs``, ``transform``, optionally ``gcps`` /
+            ``gcp_crs``), or None.
+
+    Returns:
+        ``{"crs", "transform"}`` (EPSG or custom WKT CRS, kept as is), or for a GCP-only raster
+        (Sentinel-1 GRD) ``{"gcps", "crs"}`` (the GCPs' CRS), or ``{"transform"}`` for a
+        non-identity transform without CRS; empty for an image without georeference (PNG/JPEG,
+        plain TIFF).
     """
     out: dict[str, Any] = {}
     if not profile:
@@ -33,8 +39,15 @@ def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def dataset_georeference(ds: Any) -> dict[str, Any]:
-    """:func:`georeference` of an open rasterio dataset (its GCPs included when it has no CRS):
-    ``rasterio.open(path, "w", **profile, **dataset_georeference(ds))`` keeps it."""
+    """:func:`georeference` of an open rasterio dataset (its GCPs included when it has no CRS).
+
+    Args:
+        ds: An open ``rasterio`` dataset.
+
+    Returns:
+        The entries to pass on: ``rasterio.open(path, "w", **profile, **dataset_georeference(ds))``
+        keeps the georeference.
+    """
     profile: dict[str, Any] = {"crs": ds.crs, "transform": ds.transform}
     if ds.crs is None:
         gcps, gcp_crs = ds.gcps
@@ -44,7 +57,14 @@ def dataset_georeference(ds: Any) -> dict[str, Any]:
 
 
 def georeference_kind(profile: dict[str, Any] | None) -> str:
-    """ "crs" (CRS + transform), "gcps" (ground control points only) or "none"."""
+    """Which georeference a profile has.
+
+    Args:
+        profile: A rasterio-style profile, or None.
+
+    Returns:
+        ``"crs"`` (CRS + transform), ``"gcps"`` (ground control points only) or ``"none"``.
+    """
     g = georeference(profile)
     if "gcps" in g:
         return "gcps"
@@ -59,16 +79,29 @@ def _is_identity(transform: Any) -> bool:
 
 
 def write_georeference(dst: Any, profile: dict[str, Any] | None) -> None:
-    """Attach ``profile``'s GCPs to an open rasterio dataset (CRS and transform go in the creation
-    profile via :func:`georeference`; GCPs are set here, which every GDAL version accepts)."""
+    """Attach ``profile``'s GCPs to an open rasterio dataset opened for writing.
+
+    CRS and transform go in the creation profile via :func:`georeference`; GCPs are set here,
+    which every GDAL version accepts.
+
+    Args:
+        dst: ``rasterio`` dataset open in ``"w"`` mode.
+        profile: The source's profile (nothing is done without GCPs).
+    """
     g = georeference(profile)
     if "gcps" in g:
         dst.gcps = (g["gcps"], g.get("crs"))
 
 
 def same_crs(a: Any, b: Any) -> bool:
-    """True when two CRS objects (rasterio ``CRS``, WKT or EPSG strings) are the same; falls back
-    to comparing their text when PROJ cannot compare them."""
+    """Whether two CRSs are the same.
+
+    Args:
+        a, b: rasterio ``CRS`` objects (or WKT / EPSG strings).
+
+    Returns:
+        ``a == b``; when PROJ cannot compare them (odd WKT), whether their texts are equal.
+    """
     try:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - CRS comparison of odd WKT can raise in PROJ

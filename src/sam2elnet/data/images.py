@@ -134,8 +134,18 @@ def _png_grey_nodata(buf: np.ndarray) -> float | None:
 
 
 def check_complete(path: str | Path) -> None:
-    """Raise :class:`DataError` when a PNG/JPEG file is truncated or damaged (GDAL reads such
-    files without complaint, returning the missing rows as zeros); other formats pass."""
+    """Refuse a truncated or damaged PNG/JPEG file (other formats pass).
+
+    GDAL reads such files without complaint, returning the missing rows as zeros, so PNG/JPEG
+    files are fully decoded once with OpenCV here.
+
+    Args:
+        path: The image file.
+
+    Raises:
+        DataError: missing file, folder, or an undecodable / truncated PNG or JPEG (the message
+            names the file and quotes the decoder).
+    """
     p = Path(path)
     if p.suffix.lower() in CV2_SUFFIXES:
         check_file(p, "image")
@@ -202,7 +212,16 @@ def read_pixels(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.ndarra
 
 
 def identical_channels(data: np.ndarray, tol: float = 0.0) -> bool:
-    """True when all bands are (nearly) equal: a grey image stored as RGB."""
+    """True when all bands are (nearly) equal: a grey image stored as RGB.
+
+    Args:
+        data: (C, H, W) array, any dtype.
+        tol: Largest absolute difference to the first band that still counts as equal (in the
+            data's units, e.g. 2.0 for JPEG noise in uint8).
+
+    Returns:
+        False for a single band; else whether every band is within ``tol`` of band 0.
+    """
     if data.shape[0] < 2:
         return False
     ref = data[0].astype(np.float32)
@@ -213,9 +232,17 @@ def identical_channels(data: np.ndarray, tol: float = 0.0) -> bool:
 
 
 def parse_bands(text: str | Sequence[int] | None) -> list[int] | None:
-    """``--bands`` text (``"4,3,2"``, 1-based file band numbers) -> list; None/"" -> None.
+    """Parse a ``--bands`` option: comma-separated 1-based file band numbers.
 
-    Raises :class:`~sam2elnet.errors.UserError` for anything but positive integers."""
+    Args:
+        text: ``"4,3,2"``, a sequence of ints, or None / "" (no selection).
+
+    Returns:
+        The band numbers in the given order (1-based), or None when nothing was given.
+
+    Raises:
+        UserError: anything but positive integers.
+    """
     from sam2elnet.errors import UserError
 
     if text is None or (isinstance(text, str) and not text.strip()):
@@ -235,8 +262,19 @@ def parse_bands(text: str | Sequence[int] | None) -> list[int] | None:
 
 
 def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | None) -> np.ndarray:
-    """Bands ``bands`` (1-based) of (C, H, W) ``data``; DataError naming the file when one is
-    missing."""
+    """Keep bands ``bands`` of an image, in that order.
+
+    Args:
+        data: (C, H, W) array (alpha already removed).
+        bands: 1-based band numbers, or None / empty for all.
+        path: The file, for the message.
+
+    Returns:
+        (len(bands), H, W) view of ``data`` (``data`` itself when no selection).
+
+    Raises:
+        DataError: a band number is larger than C (the message names the file and the range).
+    """
     if not bands:
         return data
     if max(bands) > data.shape[0]:
@@ -249,8 +287,22 @@ def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | Non
 
 
 def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np.ndarray:
-    """Make the band count what the model expects where that is unambiguous (grey <-> grey stored
-    as identical channels), else :class:`~sam2elnet.errors.BandCountError`."""
+    """Make the band count what the model expects where that is unambiguous.
+
+    A single band is repeated to ``bands`` bands; a grey image stored as identical channels
+    (within 2/255 on the normalised scale) collapses to one band for a one-band model.
+
+    Args:
+        x: Normalised (C, H, W) float image.
+        bands: Bands the model was trained on; None accepts any count.
+        path: The image file, for the message.
+
+    Returns:
+        (bands, H, W) image (``x`` itself when the count already matches).
+
+    Raises:
+        BandCountError: any other mismatch (the message suggests ``--bands``).
+    """
     if bands is None or x.shape[0] == bands:
         return x
     if x.shape[0] == 1:
@@ -271,12 +323,26 @@ def read_image(
     """Read an image as (C, H, W) in its native dtype.
 
     Alpha bands are dropped (alpha == 0 becomes nodata). With ``sar=True`` a grey image stored as
-    3 identical channels (as in the SOS JPEGs) collapses to one band; other values keep all bands.
-    ``bands`` (1-based numbers of the file's non-alpha bands, e.g. ``[4, 3, 2]``) keeps only those,
-    in that order, before the band-count check.
-    Float NaN / +-inf, the file's nodata value and transparent alpha become ``nodata`` (a pixel
-    is nodata when it is nodata in every band for the tag, in any band for NaN / inf). A GCP-only
-    georeference (Sentinel-1 GRD) is kept in ``profile["gcps"]`` / ``profile["gcp_crs"]``.
+    3 identical channels (as in the SOS JPEGs) collapses to one band. Float NaN / +-inf, the file's
+    nodata value and transparent alpha become ``nodata`` (a pixel is nodata when it is nodata in
+    every band for the tag, in any band for NaN / inf). A GCP-only georeference (Sentinel-1 GRD)
+    is kept in ``profile["gcps"]`` / ``profile["gcp_crs"]``.
+
+    Args:
+        path: PNG / JPEG (decoded by OpenCV) or any raster GDAL reads (GeoTIFF, ...).
+        sar: Collapse identical RGB channels to one band (SAR stored as RGB); None / False keep all
+            bands.
+        bands: 1-based numbers of the file's non-alpha bands to keep, in that order (e.g.
+            ``[4, 3, 2]``), applied before the band-count check.
+
+    Returns:
+        :class:`RasterImage`: ``data`` (C, H, W) in the file's dtype (float64 becomes float32),
+        ``nodata`` bool (H, W) or None, ``profile`` (rasterio profile: driver, dtype, count, crs,
+        transform, nodata, gcps), ``path``.
+
+    Raises:
+        DataError: missing, empty, corrupt or truncated file, a missing band in ``bands``, or more
+            than :data:`MAX_BANDS` bands (each message names the file and the fix).
     """
     p = Path(path)
     check_file(p, "image")

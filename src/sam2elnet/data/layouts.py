@@ -235,9 +235,25 @@ def discover(
 ) -> DatasetIndex:
     """Find image/label pairs under ``root``.
 
-    ``split`` / ``sensors`` restrict SOS (and split-folder) datasets; ``modality`` overrides the
-    layout's default (SOS: sar, CHN6: optical, generic: ``dataset.json`` or optical).
-    Unmatched files are counted (warning) and listed (info level, i.e. ``--verbose``).
+    Unmatched files are counted (warning) and listed (info level, i.e. ``--verbose``), never
+    silently dropped.
+
+    Args:
+        root: Dataset folder.
+        layout: ``auto`` (detected), ``sos``, ``chn6`` or ``generic`` (see the module docstring).
+        split: Only these split folders (``train``, ``val``, ``test``); None = all.
+        sensors: SOS sensors (``palsar``, ``sentinel``); None = all.
+        modality: ``sar`` | ``optical``, overriding the layout's default (SOS: sar, CHN6:
+            optical, generic: ``dataset.json`` or optical).
+        report_unmatched: Log the unmatched-file count and list.
+
+    Returns:
+        :class:`DatasetIndex`: ``samples`` (sorted, ids unique), ``layout``, ``unmatched``,
+        ``modality``, ``meta`` (``dataset.json``).
+
+    Raises:
+        DataError: missing folder, an unknown layout, or no image/label pair found (the message
+            says which layouts were tried).
     """
     base = Path(root)
     if not base.exists():
@@ -327,11 +343,24 @@ def select_split(
 ) -> SplitChoice:
     """Discover ``root`` and keep only the split folders a command should use.
 
-    ``split`` names them explicitly (``train``, ``val``, ``test``; DataError naming the splits
-    found when one is absent). Without it, a split-aware layout (SOS ``train/`` + ``test/``,
-    CHN6-CUG ``train/`` + ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the
-    ``default`` split, so training never sees the official test images; a root holding only
-    other splits is used whole, with a warning. A flat layout (no split folders) is used whole.
+    Without ``split``, a split-aware layout (SOS ``train/`` + ``test/``, CHN6-CUG ``train/`` +
+    ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the ``default`` split, so
+    training never sees the official test images; a root holding only other splits is used whole,
+    with a warning. A flat layout (no split folders) is used whole.
+
+    Args:
+        root: Dataset folder.
+        split: Split folders asked for (``train``, ``val``, ``test``), or None.
+        layout, sensors, modality: As :func:`discover`.
+        default: The split used when none is asked for.
+        purpose: What the split is for, in messages (e.g. ``"training"``).
+
+    Returns:
+        :class:`SplitChoice`: the filtered index, the splits found and the splits used.
+
+    Raises:
+        DataError: a requested split is absent (the message names the splits found), or as
+            :func:`discover`.
     """
     index = discover(root, layout=layout, sensors=sensors, modality=modality)
     found = index.splits
@@ -379,7 +408,17 @@ def select_split(
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image file from its header only (no pixel decoding)."""
+    """(H, W) of an image file from its header only (no pixel decoding; GeoTIFFs are read).
+
+    Args:
+        path: The image file.
+
+    Returns:
+        ``(height, width)`` in pixels.
+
+    Raises:
+        DataError: missing or undecodable file.
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError("file does not exist; check the path", p)
@@ -414,8 +453,17 @@ def verify_pairs(
 ) -> list[Sample]:
     """Check every image/label pair has the same size (headers only, fast).
 
-    ``strict``: the first mismatch is a DataError naming both files. Otherwise (batch mode)
-    mismatched pairs are skipped with a warning and the good ones returned.
+    Args:
+        samples: The pairs (masks and coarse labels are checked against their image).
+        strict: True: the first mismatch is an error; False (batch mode): mismatched pairs are
+            skipped with a warning.
+        progress: Show a progress bar.
+
+    Returns:
+        The pairs whose sizes match (all of them when ``strict``).
+
+    Raises:
+        DataError: with ``strict``, the first mismatch, naming both files and both sizes (W x H).
     """
     from tqdm import tqdm
 

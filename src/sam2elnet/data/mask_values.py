@@ -32,8 +32,17 @@ _MAX_CLASS_ID = 32
 
 
 def parse_positive_values(text: str | None) -> tuple[float, ...] | None:
-    """Parse a ``--positive-values`` option: comma-separated numbers (``"1"``, ``"2,3"``,
-    ``"100"``). None or "" -> None. Raises :class:`~sam2elnet.errors.UserError` on anything else."""
+    """Parse a ``--positive-values`` option.
+
+    Args:
+        text: Comma-separated numbers (``"1"``, ``"2,3"``, ``"100"``), or None / "".
+
+    Returns:
+        The values as floats, or None when nothing was given.
+
+    Raises:
+        UserError: a part is not a number.
+    """
     from sam2elnet.errors import UserError
 
     if text is None or not str(text).strip():
@@ -67,7 +76,15 @@ class MaskEncoding:
     ignore_nan: bool = False
 
     def apply(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Bool (H, W) object mask and bool (H, W) ignore mask (None when nothing is ignored)."""
+        """Apply the encoding to mask values.
+
+        Args:
+            values: (H, W) mask values, any dtype.
+
+        Returns:
+            ``(object, ignore)``: bool (H, W) object mask (ignored pixels False) and bool (H, W)
+            ignore mask, or None when nothing is ignored.
+        """
         a = np.asarray(values)
         ign = np.zeros(a.shape, dtype=bool)
         for v in self.ignore:
@@ -132,6 +149,20 @@ def mask_encoding(
     7. Anything else (class ids, or 16-bit values of several kinds) is
        refused: :class:`~sam2elnet.errors.DataError` listing the values found and how to map
        them with ``--positive-values``.
+
+    Args:
+        values: The mask band (or a decimated sample of it), any dtype, any shape.
+        nodata: The file's nodata tag (ignored pixels), or None.
+        positive_values: Values that mean "object" (``--positive-values``), or None.
+        lossy: The file is JPEG (its values are noisy greys).
+        palette: The values are palette indices (named so in messages).
+        path: The file, named in messages.
+
+    Returns:
+        The :class:`MaskEncoding` (apply it with :meth:`MaskEncoding.apply`).
+
+    Raises:
+        DataError: a class-index mask without ``positive_values`` (rule 7).
     """
     a = np.asarray(values)
     if positive_values is not None:  # no need to count values
@@ -151,9 +182,18 @@ def mask_encoding(
 
 
 def value_counts(values: np.ndarray, nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, their pixel counts) of a mask band, without NaN / +-inf and
-    the ``nodata`` value: what :func:`encoding_from_counts` decides from. Streamed readers add
-    the counts of several strips with :func:`merge_counts`."""
+    """Distinct values of a mask band and their pixel counts.
+
+    NaN / +-inf and the ``nodata`` value are left out: what :func:`encoding_from_counts`
+    decides from. Streamed readers add the counts of several strips with :func:`merge_counts`.
+
+    Args:
+        values: Mask values, any shape and dtype.
+        nodata: The nodata tag to leave out, or None.
+
+    Returns:
+        ``(values, counts)``: sorted distinct values (the band's dtype) and int counts.
+    """
     a = np.asarray(values).ravel()
     if np.issubdtype(a.dtype, np.floating):
         a = a[np.isfinite(a)]
@@ -169,7 +209,14 @@ def value_counts(values: np.ndarray, nodata: float | None = None) -> tuple[np.nd
 def merge_counts(
     a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sum two :func:`value_counts` results (distinct values stay sorted)."""
+    """Sum two :func:`value_counts` results.
+
+    Args:
+        a, b: ``(values, counts)`` pairs.
+
+    Returns:
+        ``(values, counts)`` over both, values sorted, counts int64.
+    """
     values = np.concatenate([a[0], b[0]])
     uniq, inv = np.unique(values, return_inverse=True)
     counts = np.bincount(inv, weights=np.concatenate([a[1], b[1]]), minlength=len(uniq))
@@ -187,9 +234,22 @@ def encoding_from_counts(
     palette: bool = False,
     path: str | Path | None = None,
 ) -> MaskEncoding:
-    """:func:`mask_encoding` from the mask's distinct values and their pixel counts
-    (:func:`value_counts`, NaN and ``nodata`` already left out) and its ``dtype``: the same rule,
-    so a label read strip by strip is decoded exactly as if it were read whole."""
+    """:func:`mask_encoding` from a mask's distinct values and their pixel counts.
+
+    The same rule, so a label read strip by strip is decoded exactly as if it were read whole.
+
+    Args:
+        uniq: Sorted distinct values (:func:`value_counts`; NaN and ``nodata`` left out).
+        counts: Their pixel counts.
+        dtype: The mask band's dtype.
+        nodata, positive_values, lossy, palette, path: As :func:`mask_encoding`.
+
+    Returns:
+        The :class:`MaskEncoding`.
+
+    Raises:
+        DataError: as :func:`mask_encoding`.
+    """
     ignore: list[float] = []
     if nodata is not None and not np.isnan(nodata):
         ignore.append(float(nodata))
@@ -276,7 +336,18 @@ def encoding_from_counts(
 
 
 def binarize(values: np.ndarray, path: str | Path | None = None) -> np.ndarray:
-    """Binarise one mask band with :func:`mask_encoding`'s rule; ignored pixels are False."""
+    """Binarise one mask band with :func:`mask_encoding`'s rule.
+
+    Args:
+        values: (H, W) mask values, any dtype.
+        path: The file, named in messages.
+
+    Returns:
+        bool (H, W), True = object; ignored pixels are False.
+
+    Raises:
+        DataError: as :func:`mask_encoding`.
+    """
     if values.size == 0:
         return np.zeros(values.shape, dtype=bool)
     return mask_encoding(values, path=path).apply(values)[0]

@@ -44,11 +44,23 @@ def read_mask(
 ) -> np.ndarray:
     """Read a label as bool (H, W): True = object; ignored / nodata pixels are False.
 
-    The values are decoded by :func:`mask_encoding` (0/1, 0/255, 0/1 + 255 ignore, palette,
-    single class value, greys, GeoTIFF nodata; class-index masks need ``positive_values``).
-    Multi-channel masks must have agreeing channels. ``shape`` is the image's (H, W): a
-    different size is a DataError naming both files. Use :func:`read_mask_valid` when ignored
-    pixels must be left out of a measure.
+    The values are decoded by :func:`~sam2elnet.data.mask_values.mask_encoding` (0/1, 0/255,
+    0/1 + 255 ignore, palette, single class value, greys, GeoTIFF nodata; class-index masks need
+    ``positive_values``). Multi-channel masks must have agreeing channels. Use
+    :func:`read_mask_valid` when ignored pixels must be left out of a measure.
+
+    Args:
+        path: The mask file (PNG, JPEG, GeoTIFF, ...).
+        shape: The image's (H, W); a different mask size is an error. None skips the check.
+        image_path: The image file, named in the size-mismatch message.
+        positive_values: Mask values that mean "object" (class-index masks).
+
+    Returns:
+        bool (H, W) array, True = object.
+
+    Raises:
+        DataError: missing or unreadable file, size mismatch (naming both files), channels that
+            disagree, or a class-index mask without ``positive_values``.
     """
     return read_mask_valid(path, shape, image_path, positive_values)[0]
 
@@ -59,9 +71,24 @@ def read_mask_valid(
     image_path: str | Path | None = None,
     positive_values: tuple[float, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a label as (object, valid): two bool (H, W) arrays; ``valid`` is False where the
-    mask says "ignore" (nodata tag, 255 in a 0/1 mask, 127 in this project's labels, NaN), or
-    None when every pixel is valid. Raises DataError like :func:`read_mask`."""
+    """Read a label as (object, valid): two bool (H, W) arrays.
+
+    ``valid`` is False where the mask says "ignore": the nodata tag, 255 in a 0/1 mask, 127 in
+    this project's labels (tag or ``tRNS``), NaN.
+
+    Args:
+        path: The mask file.
+        shape: The image's (H, W) (None skips the size check).
+        image_path: The image file, named in the size-mismatch message.
+        positive_values: Mask values that mean "object" (class-index masks).
+
+    Returns:
+        ``(object, valid)``: bool (H, W) with ignored pixels False in ``object``; ``valid`` bool
+        (H, W), or None when every pixel is valid.
+
+    Raises:
+        DataError: as :func:`read_mask`.
+    """
     p = Path(path)
     check_file(p, "mask")
     palette = _read_palette_indices(p)
@@ -141,7 +168,7 @@ def read_mask_on_grid(
     like: RasterImage,
     positive_values: tuple[float, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a raster label onto the pixel grid of image ``like``: (object, valid) bool (H, W).
+    """Read a raster label onto the pixel grid of image ``like``.
 
     * Both georeferenced by CRS + transform: the label is placed by map position
       (``rasterio.warp.reproject``, nearest neighbour), whatever its extent, resolution, CRS or
@@ -151,8 +178,19 @@ def read_mask_on_grid(
     * Different size without a common georeference: stretched over the image (nearest
       neighbour), assuming the same extent, with a warning.
 
-    The values are decoded by :func:`mask_encoding` before warping. Raises DataError for
-    unreadable labels and class-index masks without ``positive_values``.
+    The values are decoded by :func:`~sam2elnet.data.mask_values.mask_encoding` before warping.
+
+    Args:
+        path: The label raster.
+        like: The image whose grid the label is placed on (its ``profile`` and ``shape``).
+        positive_values: Mask values that mean "object" (class-index masks).
+
+    Returns:
+        ``(object, valid)``: bool (H, W) on ``like``'s grid; ``valid`` None when every pixel is
+        covered and valid.
+
+    Raises:
+        DataError: unreadable label, or a class-index mask without ``positive_values``.
     """
     p = Path(path)
     shape = like.shape

@@ -21,11 +21,24 @@ def split_fraction(
     seed: int = 0,
     strata: Sequence[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Select ``fraction`` of ``ids`` reproducibly; return (selected, rest), each sorted.
+    """Select ``fraction`` of ``ids`` reproducibly.
 
     With ``strata`` (one label per id, e.g. "empty"/"oil") the fraction is taken per stratum and
     every non-empty stratum with at least two members contributes at least one id to each side, so
-    both empty and non-empty masks are represented in the labelled part.
+    both empty and non-empty masks are represented in the labelled part. The generator is seeded
+    from ``(seed, 3001)``: the same seed gives the same split on any machine.
+
+    Args:
+        ids: Unique sample ids.
+        fraction: Share to select, in [0, 1] (e.g. 0.3 for the paper's 30 %).
+        seed: Seed of the selection.
+        strata: One label per id, or None.
+
+    Returns:
+        ``(selected, rest)``, each sorted.
+
+    Raises:
+        DataError: ``fraction`` outside [0, 1], ids not unique, or one strata label per id missing.
     """
     if not 0.0 <= fraction <= 1.0:
         raise DataError(f"fraction {fraction} is outside [0, 1]; e.g. 0.3 for 30 %")
@@ -52,7 +65,18 @@ def split_fraction(
 
 
 def mask_strata(samples: Sequence[Sample], progress: bool = False) -> list[str]:
-    """ "empty" / "object" per sample, for stratified splits (reads each mask once)."""
+    """``"empty"`` / ``"object"`` per sample, for stratified splits (reads each mask once).
+
+    Args:
+        samples: The pairs (a sample without mask counts as empty).
+        progress: Show a progress bar.
+
+    Returns:
+        One label per sample, in order.
+
+    Raises:
+        DataError: an unreadable mask.
+    """
     from tqdm import tqdm
 
     out = []

@@ -25,9 +25,22 @@ from sam2elnet.utils.quiet import quiet_native_stderr
 
 
 def verify_written(path: str | Path) -> bool:
-    """True when an image file just written decodes again (PNG/JPEG) or opens with its last
-    pixel readable (GeoTIFF): the check :func:`~sam2elnet.utils.atomic.atomic_path` runs before
-    renaming into place, because ``cv2.imwrite`` and GDAL can report success on a full disk."""
+    """Check that an image file just written reads back.
+
+    PNG/JPEG must decode again; a GeoTIFF must open with its last pixel readable. This is the
+    check :func:`~sam2elnet.utils.atomic.atomic_path` runs before renaming into place, because
+    ``cv2.imwrite`` and GDAL can report success on a full disk.
+
+    Args:
+        path: The file just written (its temporary name).
+
+    Returns:
+        True when it reads back, False when a PNG/JPEG does not decode.
+
+    Raises:
+        rasterio.errors.RasterioError: a GeoTIFF that does not open (``atomic_path`` treats
+            that as a failed write).
+    """
     p = Path(path)
     if p.suffix.lower() in CV2_SUFFIXES:
         buf = np.fromfile(str(p), dtype=np.uint8)
@@ -103,14 +116,25 @@ def write_mask(
     like: RasterImage | None = None,
     nodata: np.ndarray | None = None,
 ) -> Path:
-    """Write a bool (H, W) mask in the project's label convention (uint8, 0 = background,
-    255 = object, 127 = nodata): PNG with a ``tRNS`` chunk marking 127 transparent (GDAL's PNG
-    nodata), or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS + transform, or its
-    ground control points) with the ``nodata=127`` tag.
+    """Write a mask in the project's label convention, atomically.
 
-    ``nodata`` (bool (H, W), optional) marks pixels without a measurement; when None, ``like``'s
-    nodata mask is used. A GeoTIFF label always carries the tag, so GIS tools show nodata as
-    transparent; :func:`read_mask` reads 127 back as "ignore".
+    uint8, 0 = background, 255 = object, 127 = nodata: PNG with a ``tRNS`` chunk marking 127
+    transparent (GDAL's PNG nodata), or GeoTIFF (``.tif``) keeping ``like``'s georeference (CRS +
+    transform, or its ground control points) with the ``nodata=127`` tag, so GIS tools show nodata
+    as transparent; :func:`~sam2elnet.data.masks.read_mask` reads 127 back as "ignore".
+
+    Args:
+        path: Output file; ``.tif`` / ``.tiff`` for GeoTIFF, anything else is PNG.
+        mask: (H, W) bool or numbers (> 0 is object).
+        like: Image whose georeference (and nodata, when ``nodata`` is None) the label takes.
+        nodata: bool (H, W), True where there is no measurement.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: ``mask`` is not 2-D.
+        DataError: the file cannot be written (disk full, folder not writable).
     """
     p = Path(path)
     arr = (np.asarray(mask) > 0).astype(np.uint8) * LABEL_OBJECT
@@ -129,7 +153,21 @@ def write_mask(
 
 
 def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | None = None) -> Path:
-    """Write a probability map in [0, 1]: float32 GeoTIFF for ``.tif``, else 8-bit PNG (x255)."""
+    """Write a probability map, atomically.
+
+    Args:
+        path: ``.tif`` / ``.tiff`` for a float32 GeoTIFF (values 0-1, ``like``'s georeference);
+            anything else for an 8-bit PNG (value x 255, rounded).
+        prob: (H, W) probabilities; clipped to [0, 1].
+        like: Image whose georeference the GeoTIFF takes.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: ``prob`` is not 2-D.
+        DataError: the file cannot be written.
+    """
     p = Path(path)
     arr = np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0)
     if arr.ndim != 2:
@@ -142,7 +180,21 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
 
 
 def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = None) -> Path:
-    """Write a (C, H, W) image: PNG/JPEG for uint8 with 1 or 3 bands, GeoTIFF otherwise."""
+    """Write an image, atomically.
+
+    Args:
+        path: ``.tif`` / ``.tiff`` for GeoTIFF (any dtype and band count, ``like``'s
+            georeference); ``.png`` / ``.jpg`` for uint8 with 1 or 3 bands (JPEG quality 95).
+        data: (C, H, W) or (H, W) array.
+        like: Image whose georeference the GeoTIFF takes.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        DataError: PNG / JPEG asked for data that is not uint8 with 1 or 3 bands, or the file
+            cannot be written.
+    """
     p = Path(path)
     arr = np.asarray(data)
     if arr.ndim == 2:
