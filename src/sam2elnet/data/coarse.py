@@ -228,7 +228,17 @@ _PROFILES["mixed"] = _mixed
 
 
 def check_train_profile(profile: str) -> str:
-    """Return ``profile`` if training may use it; DataError for held-out or unknown profiles."""
+    """Refuse coarse-label profiles training must not use.
+
+    Args:
+        profile: A profile name.
+
+    Returns:
+        ``profile``, when it is one of :data:`TRAIN_PROFILES`.
+
+    Raises:
+        DataError: a held-out (:data:`EVAL_ONLY_PROFILES`) or unknown profile.
+    """
     if profile in EVAL_ONLY_PROFILES:
         raise DataError(
             f"coarse profile {profile!r} is held out for evaluation and never used in training; "
@@ -247,9 +257,21 @@ def degrade(
     severity: float = 0.5,
     seed: int | np.random.Generator = 0,
 ) -> CoarseResult:
-    """Simulate a coarse label from an accurate bool mask (H, W).
+    """Simulate a coarse label from an accurate mask.
 
-    Deterministic for an integer ``seed``; severity 0 returns the input exactly.
+    Args:
+        mask: bool (H, W) accurate mask.
+        profile: One of :data:`PROFILES` (see the module docstring).
+        severity: Strength in [0, 1]; 0 returns the input exactly. Pixel amplitudes are defined for
+            256 px images and scale with the image size.
+        seed: Integer (deterministic) or a ``numpy.random.Generator``.
+
+    Returns:
+        :class:`CoarseResult`: ``mask`` bool (H, W), ``iou`` to the input (float in [0, 1]), ``ops``
+        (what was applied, readable).
+
+    Raises:
+        DataError: an unknown profile, or ``severity`` outside [0, 1].
     """
     if profile not in _PROFILES:
         raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -267,7 +289,15 @@ def degrade(
 
 
 def file_seed(seed: int, name: str | int) -> int:
-    """Per-file seed that depends on the file name (or id), not on listing order."""
+    """Per-file seed that depends on the file name (or id), not on listing order.
+
+    Args:
+        seed: The run's seed.
+        name: File name or sample id.
+
+    Returns:
+        ``(seed * 1_000_003 + crc32(name)) & 0x7FFFFFFF`` (a 31-bit seed).
+    """
     return (int(seed) * 1_000_003 + zlib.crc32(str(name).encode("utf-8"))) & 0x7FFFFFFF
 
 
@@ -292,11 +322,23 @@ def degrade_folder(
     Masks are read with :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); ignored / nodata pixels stay 127 (nodata) in the coarse label and are not
     counted in its IoU. GeoTIFF masks give GeoTIFF coarse labels with the same georeference.
-    Unreadable masks (corrupt, truncated) are skipped and listed in ``out/skipped.csv`` (and
-    appended to ``skipped`` when given, one ``{"mask", "reason"}`` dict each); when no mask can be
-    read a DataError summarises the reasons and nothing is left in ``out``.
+    Unreadable masks (corrupt, truncated) are skipped and listed in ``out/skipped.csv``.
 
-    Returns the CSV path and the mean IoU of the degraded masks.
+    Args:
+        masks: A mask file or a folder of them.
+        out: Output folder.
+        profile, severity: As :func:`degrade`.
+        seed: Run seed; each file gets :func:`file_seed` of its name.
+        progress: Show a progress bar.
+        positive_values: Mask values that mean "object" (class-index masks).
+        skipped: When given, receives one ``{"mask", "reason"}`` dict per skipped mask.
+
+    Returns:
+        ``(csv_path, mean_iou)``: the ``coarse_iou.csv`` path and the mean IoU (0-1) of the
+        degraded masks to their inputs.
+
+    Raises:
+        DataError: no mask can be read (the reasons summarised; nothing is left in ``out``).
     """
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask_valid

@@ -60,7 +60,15 @@ _VIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def label_config(category: str = "foreground", polygons: bool = False) -> str:
-    """Label Studio labelling configuration (XML) matching the exported tasks."""
+    """Label Studio labelling configuration matching the exported tasks.
+
+    Args:
+        category: The label name (one class).
+        polygons: ``PolygonLabels`` instead of ``BrushLabels``.
+
+    Returns:
+        The XML text (``<View>`` with the ``image`` object and the ``label`` control).
+    """
     from xml.sax.saxutils import quoteattr
 
     tag = "PolygonLabels" if polygons else "BrushLabels"
@@ -91,7 +99,20 @@ def _stretch(data: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 
 
 def image_view(src: Path, dst: Path) -> tuple[int, int]:
-    """Write a PNG a browser can show (grey or RGB, 8-bit) of ``src``; return its (H, W)."""
+    """Write a PNG a browser can show of ``src`` (grey or RGB, 8-bit).
+
+    Other dtypes are stretched per band between the 2nd and 98th percentile of the valid pixels.
+
+    Args:
+        src: Source image (any raster :func:`~sam2elnet.data.images.read_image` reads).
+        dst: The PNG to write (atomically).
+
+    Returns:
+        ``(height, width)`` of the image, px.
+
+    Raises:
+        DataError: unreadable source.
+    """
     import cv2
 
     from sam2elnet.data.images import read_image
@@ -107,7 +128,17 @@ def image_view(src: Path, dst: Path) -> tuple[int, int]:
 
 
 def mask_result(mask: np.ndarray, category: str, polygons: bool = False) -> list[dict[str, Any]]:
-    """Label Studio ``result`` regions for a bool (H, W) mask (empty list for an empty mask)."""
+    """Label Studio ``result`` regions for a mask.
+
+    Args:
+        mask: bool (H, W).
+        category: The label name.
+        polygons: One ``polygonlabels`` region per 4-connected component (points in percent of
+            the image size, holes filled) instead of one ``brushlabels`` RLE region.
+
+    Returns:
+        The regions (empty list for an empty mask).
+    """
     h, w = mask.shape
     base = {
         "from_name": FROM_NAME,
@@ -155,7 +186,20 @@ def build_task(
     polygons: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One Label Studio task with a pre-annotation (prediction) of ``mask``."""
+    """One Label Studio task with a pre-annotation (prediction) of ``mask``.
+
+    Args:
+        image_url: ``data.image`` URL (``/data/local-files/?d=...``).
+        mask: bool (H, W) label.
+        name: The label stem (``data.name``).
+        score: Predicted IoU in [0, 1] (the prediction's ``score``), or None.
+        model_version: The model id.
+        category, polygons: As :func:`mask_result`.
+        extra: More ``data`` entries (source and label paths, quality).
+
+    Returns:
+        The task dict (``data``, ``predictions``).
+    """
     pred: dict[str, Any] = {
         "model_version": model_version,
         "result": mask_result(mask, category, polygons),
@@ -266,12 +310,31 @@ def export_label_studio(
 ) -> LabelStudioExport:
     """Write Label Studio tasks (JSON list) with pre-annotations for label rasters.
 
-    ``labels``: a label raster, a folder of them, or an ``elnet annotate`` run folder (then
-    ``labels/`` and ``rejected/`` are both exported). Source images come from ``images`` (folder
-    matched by stem, or one file), else the ``image`` column of ``quality.csv``, else the label's
-    ``SOURCE`` tag. ``views`` (default ``<out stem>-images/`` next to ``out``) receives the PNG
-    views and must lie inside ``document_root`` (default: the folder of ``out``). Raises
-    :class:`UserError` / :class:`DataError` for missing images or a view folder outside the root.
+    Tasks are ordered least trusted first (ascending predicted IoU from ``quality.csv``). The
+    labelling configuration is written next to the tasks as ``<out stem>.xml``.
+
+    Args:
+        labels: A label raster, a folder of them, or an ``elnet annotate`` run folder (then
+            ``labels/`` and ``rejected/`` are both exported).
+        out: The tasks JSON file.
+        images: Source images (folder matched by stem, or one file); else the ``image`` column
+            of ``quality.csv``, else the label's ``SOURCE`` tag.
+        quality_csv: Predicted IoUs (default: the run folder's ``quality.csv``).
+        model_id: ``model_version`` of the predictions (default: from the run's summary).
+        polygons: Polygon regions instead of brush masks.
+        document_root: Label Studio's local-files document root (default: the folder of ``out``).
+        views: Folder for the browser PNG views (default ``<out stem>-images/``); must lie inside
+            ``document_root``.
+        category: The label name.
+        progress: Show a progress bar.
+        positive_values: Label values that mean "object" (class-index masks).
+
+    Returns:
+        :class:`LabelStudioExport` (paths, task and region counts, notes).
+
+    Raises:
+        UserError: a view folder outside the document root.
+        DataError: missing source images or unreadable labels.
     """
     from tqdm import tqdm
 

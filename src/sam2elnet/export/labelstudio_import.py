@@ -34,11 +34,21 @@ __all__ = ["ImportResult", "import_label_studio", "read_json_export", "result_ma
 def result_mask(
     results: Iterable[dict[str, Any]], height: int, width: int, category: str | None = None
 ) -> np.ndarray:
-    """Union of the brush and polygon regions of a Label Studio ``result`` list as bool (H, W).
+    """Union of the brush and polygon regions of a Label Studio ``result`` list.
 
-    ``category``: only regions with that label; None takes every brush/polygon region. Polygon
-    points are percent of the image size; a pixel is foreground when its centre lies inside.
-    Raises ``DataError`` for a brush RLE whose size does not match (H, W).
+    Polygon points are percent of the image size; a pixel is foreground when its centre lies
+    inside.
+
+    Args:
+        results: The annotation's ``result`` regions.
+        height, width: Image size, px.
+        category: Only regions with that label; None takes every brush / polygon region.
+
+    Returns:
+        bool (height, width) mask.
+
+    Raises:
+        DataError: a region drawn on an image of another size, or an unreadable brush RLE.
     """
     from rasterio import features
     from shapely.geometry import Polygon
@@ -80,8 +90,16 @@ def result_mask(
 def read_json_export(path: Path, what: str, remedy: str = "") -> Any:
     """The parsed JSON of an annotation tool's export (Label Studio, COCO) for the importers.
 
+    Args:
+        path: The export file.
+        what: What it is, for messages (``"Label Studio export"``).
+        remedy: Appended to the "not JSON" message (e.g. ``"; export the project as JSON"``).
+
+    Returns:
+        The parsed JSON value.
+
     Raises:
-        DataError: the file is missing, or is not UTF-8 JSON (``remedy`` is appended).
+        DataError: the file is missing, or is not UTF-8 JSON.
     """
     if not path.is_file():
         raise DataError(f"{what} does not exist; check the path", path)
@@ -157,9 +175,23 @@ def import_label_studio(
 
     Each mask is named like its source image (``data.name``, else the image file stem) and takes
     the image's georeference when that image is a GeoTIFF (``<stem>.tif``); otherwise it is a
-    ``<stem>.png``. The source image is looked up in ``images`` (folder or file), else
-    ``data.source``, else the served file under ``document_root``. Tasks without a (non-cancelled)
-    annotation are skipped and listed. Raises :class:`DataError` for an unreadable export.
+    ``<stem>.png``. Tasks without a (non-cancelled) annotation are skipped and listed.
+
+    Args:
+        export: Label Studio's JSON export (list of tasks with ``annotations``).
+        out: Output folder for the masks.
+        images: Source images (folder or file), looked up first; else ``data.source``, else the
+            served file under ``document_root``.
+        document_root: Label Studio's local-files document root.
+        category: Only regions with that label; None takes all.
+        progress: Show a progress bar.
+
+    Returns:
+        :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
+
+    Raises:
+        UserError: ``out`` exists and is not a folder.
+        DataError: an unreadable export, no tasks, or no task with a usable annotation.
     """
     from tqdm import tqdm
 

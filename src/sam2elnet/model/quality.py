@@ -97,11 +97,23 @@ class QualityResult:
     flags: list[str] = field(default_factory=list)  # (N,) "" or why the score is 0 / damped
 
     def rejected(self, i: int) -> bool:
-        """True when label ``i`` must not be kept whatever the threshold (REJECT_FLAGS)."""
+        """Whether label ``i`` must not be kept whatever the threshold.
+
+        Args:
+            i: Index of the label in the batch.
+
+        Returns:
+            True when its flag is one of :data:`REJECT_FLAGS` (no pixels, all nodata, constant
+            image, non-finite features).
+        """
         return bool(self.flags) and self.flags[i] in REJECT_FLAGS
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per label: predicted_iou, quality_flag and every feature (for CSV writers)."""
+        """One dict per label, for CSV writers.
+
+        Returns:
+            ``[{"predicted_iou": float in [0, 1], "quality_flag": str, <feature name>: float, ...}]``.
+        """
         out: list[dict[str, Any]] = []
         for i in range(len(self.predicted_iou)):
             row: dict[str, Any] = {
@@ -199,9 +211,17 @@ class QualityEvaluator:
         return np.clip(s, 0.0, 1.0)
 
     def ood_factor(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """(N,) in [0, 1]: 1 inside the fitted range (+ tolerance), falling linearly to 0 at
-        :data:`OOD_TOLERANCE` + :data:`OOD_SPAN` scale units beyond it; 1 when no range is known
-        (unfitted evaluators, model files from before this check)."""
+        """Out-of-distribution damping factor per sample.
+
+        Args:
+            features: (N, F) uncertainty features (F = ``len(FEATURE_NAMES)``).
+            embeddings: (N, D) decoder embeddings, or None (then only the features are checked).
+
+        Returns:
+            (N,) float in [0, 1]: 1 inside the fitted range (+ :data:`OOD_TOLERANCE`), falling
+            linearly to 0 at :data:`OOD_TOLERANCE` + :data:`OOD_SPAN` scale units beyond it; 1 when
+            no range is known (unfitted evaluators, model files from before this check).
+        """
         n = len(features)
         if not self.ood_lo:
             return np.ones(n)
@@ -228,19 +248,26 @@ class QualityEvaluator:
     ) -> QualityEvaluator:
         """Fit on labelled samples whose true label IoU is known.
 
-        Args:
-            features: (N, F) uncertainty features; embeddings: (N, D) or None; iou: (N,) true IoU.
-            folds: k of the k-fold cross-fitting that gives every sample an out-of-fold score.
-            min_samples: fewer samples -> not fitted (conservative fallback, see class doc).
-            in_sample: (N,) 1 where the prediction was made on an image the network was trained
-                on (optimistic); a ridge indicator absorbs the offset and scores use 0.
-            groups: (N,) ids; samples of one group (one image in both modes) share a fold.
-
         Out-of-fold ridge scores are calibrated (isotonic with >= :data:`ISOTONIC_MIN_SAMPLES`,
         else linear); the final ridge is refitted on all samples. ``heldout_scores`` /
         ``heldout_iou`` (used by :meth:`threshold_for_precision`) are the out-of-sample items'
         when there are at least ``min_samples`` of them, else all items (then ``metrics``
         has ``threshold_on_in_sample`` = 1: an optimistic threshold).
+
+        Args:
+            features: (N, F) float uncertainty features.
+            embeddings: (N, D) float decoder embeddings, or None.
+            iou: (N,) true IoU of each label, in [0, 1] (clipped).
+            folds: k of the k-fold cross-fitting that gives every sample an out-of-fold score.
+            seed: Seed of the fold assignment.
+            min_samples: Fewer samples -> not fitted (conservative fallback, see the class doc).
+            in_sample: (N,) 1 where the prediction was made on an image the network was trained
+                on (optimistic); a ridge indicator absorbs the offset and scores use 0.
+            groups: (N,) ids; samples of one group (one image in both modes) share a fold.
+
+        Returns:
+            ``self``, fitted (or, with too few / uniform samples, unfitted with ``status`` and
+            ``warning`` set; a warning is also issued).
         """
         feats = np.asarray(features, np.float64)
         y = np.clip(np.asarray(iou, np.float64), 0, 1)
@@ -368,8 +395,19 @@ class QualityEvaluator:
     def assess(
         self, features: np.ndarray, embeddings: np.ndarray | None = None
     ) -> tuple[np.ndarray, list[str]]:
-        """Predicted IoU in [0, 1] for each row of ``features`` and a flag per row ("" = none):
-        ``"non-finite features"`` (score 0), ``"out of distribution"`` (score damped)."""
+        """Predicted IoU and a flag for each label.
+
+        Args:
+            features: (N, F) float uncertainty features.
+            embeddings: (N, D) float decoder embeddings, or None.
+
+        Returns:
+            ``(scores, flags)``: (N,) float predicted IoU in [0, 1]; one flag per row, ``""`` or
+            ``"non-finite features"`` (score 0) or ``"out of distribution"`` (score damped).
+
+        Raises:
+            ValueError: ``features`` is not (N, F).
+        """
         feats = np.asarray(features, np.float64)
         if feats.ndim != 2 or feats.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"expected (N, {len(FEATURE_NAMES)}) features, got {feats.shape}")
@@ -394,7 +432,15 @@ class QualityEvaluator:
         return scores, flags
 
     def score(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """Predicted IoU in [0, 1] for each row of ``features`` (see :meth:`assess`)."""
+        """Predicted IoU for each label (see :meth:`assess`).
+
+        Args:
+            features: (N, F) float uncertainty features.
+            embeddings: (N, D) float decoder embeddings, or None.
+
+        Returns:
+            (N,) float predicted IoU in [0, 1].
+        """
         return self.assess(features, embeddings)[0]
 
     def threshold_for_precision(self, target: float, tau: float | None = None) -> ThresholdChoice:
@@ -403,13 +449,25 @@ class QualityEvaluator:
         Precision = share of kept labels (score >= threshold) that are good; the lowest such
         threshold keeps the most labels. When no threshold reaches ``target``, the threshold is set
         above every score (reject all) and ``achievable`` is False.
+
+        Args:
+            target: Wanted precision in (0, 1].
+            tau: IoU from which a label counts as good; None = the evaluator's ``tau``.
+
+        Returns:
+            The :class:`ThresholdChoice` (threshold, held-out precision and recall, count).
         """
         tau = self.tau if tau is None else float(tau)
         return choose_threshold(self.heldout_scores, self.heldout_iou, target, tau)
 
     # ---------------------------------------------------------------- (de)serialisation
     def state_dict(self) -> dict[str, Any]:
-        """Plain-data state (str / numbers / lists / dicts), safe for ``weights_only`` loading."""
+        """The evaluator as plain data, safe for ``weights_only`` loading.
+
+        Returns:
+            A dict of str / numbers / lists / dicts (NaN metrics as None) with ``feature_names`` and
+            ``version`` (:data:`STATE_VERSION`).
+        """
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["metrics"] = {
             k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -421,10 +479,19 @@ class QualityEvaluator:
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> QualityEvaluator:
-        """Rebuild from :meth:`state_dict`; ``None``/empty gives an unfitted evaluator.
+        """Rebuild an evaluator from :meth:`state_dict`.
 
         Version-1 states (before the garbage guards) load too: fitted ones without an OOD range,
         unfitted ones with the conservative :data:`NO_SAMPLE_PRIOR` cap.
+
+        Args:
+            state: A :meth:`state_dict`, or None / empty for an unfitted evaluator.
+
+        Returns:
+            The :class:`QualityEvaluator`.
+
+        Raises:
+            ValueError: a state of an incompatible version or feature list.
         """
         if not state:
             return cls()

@@ -34,12 +34,20 @@ class ThresholdChoice:
     achievable: bool
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (for JSON summaries and the model file)."""
+        """The fields as a plain dict (for JSON summaries and the model file).
+
+        Returns:
+            ``{"threshold", "target_precision", "tau", "precision", "recall", "n_heldout",
+            "achievable"}``.
+        """
         return dict(self.__dict__)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two (N,) arrays (``scipy.stats.spearmanr``).
+    """Spearman rank correlation of two arrays (``scipy.stats.spearmanr``).
+
+    Args:
+        a, b: (N,) arrays.
 
     Returns:
         The correlation in [-1, 1]; NaN when N < 3 or either side is constant (no ranking).
@@ -80,7 +88,14 @@ NO_SAMPLE_PRIOR = 0.5
 
 
 def lower_mean(y: np.ndarray) -> float:
-    """Mean minus one standard error, in [0, 1]: a conservative estimate of the mean IoU."""
+    """A conservative estimate of the mean IoU: mean minus one standard error.
+
+    Args:
+        y: (N,) IoUs.
+
+    Returns:
+        ``mean - std(ddof=1) / sqrt(N)`` clipped to [0, 1]; :data:`NO_SAMPLE_PRIOR` for N = 0.
+    """
     y = np.asarray(y, np.float64)
     if len(y) == 0:
         return NO_SAMPLE_PRIOR

@@ -36,10 +36,17 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 def tta_views(count: int) -> list[tuple[Transform, Transform]]:
-    """The first ``count`` test-time augmentations as (forward, inverse) pairs on (..., H, W) tensors.
+    """The first ``count`` test-time augmentations as (forward, inverse) pairs.
 
     Flips come first (no shape change, so batches of non-square images stay valid); 90-degree
     rotations and transposes follow.
+
+    Args:
+        count: Number of views, clipped to 0-7.
+
+    Returns:
+        ``[(forward, inverse), ...]``: functions on (..., H, W) tensors; ``inverse(forward(x))``
+        is ``x``.
     """
     views: list[tuple[Transform, Transform]] = [
         (lambda x: x.flip(-1), lambda x: x.flip(-1)),
@@ -95,6 +102,10 @@ def uncertainty_features(
         valid: (B,H,W) 1 = pixel counts.
         coarse: (B,H,W) coarse label {0,1} for enhancement samples.
         has_coarse: (B,) 1 where ``coarse`` is meaningful.
+
+    Returns:
+        (B, len(FEATURE_NAMES)) float32 CPU tensor, columns in :data:`FEATURE_NAMES` order:
+        entropies in bits, fractions and agreements (IoUs) in [0, 1].
     """
     p = probs.float().clamp(1e-6, 1 - 1e-6)
     b = p.shape[0]
