@@ -100,11 +100,18 @@ def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -
 
 
 def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
-    """(true objects, missed objects, extra objects) of a label against its truth.
+    """Object-level counts of a label against its truth.
 
     Objects are 8-connected components (``scipy.ndimage.label``). A true object is missed when no
     label pixel touches it; a label object is extra when it touches no true pixel (the
     object-level counts of CVAT's quality report, without an IoU match threshold).
+
+    Args:
+        label: bool (H, W) label.
+        truth: bool (H, W) ground truth.
+
+    Returns:
+        ``(true objects, missed objects, extra objects)``.
     """
     from scipy import ndimage
 

@@ -32,8 +32,15 @@ class Footprint:
 
 
 def read_footprint(path: str | Path) -> Footprint | None:
-    """Footprint of a GeoTIFF (or any raster rasterio opens) with a CRS; None for images without
-    a georeference (plain PNG/JPEG, pixel-coordinate TIFFs) or files rasterio cannot open."""
+    """Footprint of a georeferenced raster (GeoTIFF or any raster rasterio opens).
+
+    Args:
+        path: The image file.
+
+    Returns:
+        :class:`Footprint` (bounds in the file's CRS, CRS as text), or None for images without a
+        CRS (plain PNG/JPEG, pixel-coordinate TIFFs) or files rasterio cannot open.
+    """
     p = Path(path)
     if p.suffix.lower() not in (".tif", ".tiff", ".vrt", ".jp2", ".img"):
         return None
@@ -55,13 +62,20 @@ def footprint_map(
     values: Sequence[float | None],
     width: int = 640,
 ) -> dict[str, Any] | None:
-    """Geometry for the report's SVG map of image footprints coloured by ``values`` (predicted IoU).
+    """Geometry for the report's SVG map of image footprints coloured by ``values``.
 
-    All footprints are drawn in their common CRS; when the images use several CRSs their bounds are
-    transformed to EPSG:4326 (``rasterio.warp.transform_bounds``). Returns ``{"crs", "width",
-    "height", "boxes": [{"index", "x", "y", "w", "h", "color", "value"}], "bounds"}`` in SVG pixel
-    units (north up), or None when no footprint is given. Colours: RdYlGn over [0, 1]; grey when
-    the value is unknown.
+    All footprints are drawn in their common CRS; when the images use several CRSs their bounds
+    are transformed to EPSG:4326 (``rasterio.warp.transform_bounds``). Colours: RdYlGn over
+    [0, 1]; grey when the value is unknown.
+
+    Args:
+        footprints: One footprint (or None) per item.
+        values: Predicted IoU per item (None = unknown).
+        width: SVG width, px (height follows the extent, 120-720 px).
+
+    Returns:
+        ``{"crs", "width", "height", "boxes": [{"index", "x", "y", "w", "h", "color", "value"}],
+        "bounds", "stops"}`` in SVG pixel units (north up), or None when no footprint is given.
     """
     from matplotlib import colormaps
     from matplotlib.colors import to_hex

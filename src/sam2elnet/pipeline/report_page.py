@@ -89,7 +89,20 @@ def render_report(
     table_flags: Mapping[str, Sequence[str | None]] | None = None,
     next_steps: Sequence[str] = (),
 ) -> str:
-    """The report as an HTML string (arguments: :func:`sam2elnet.pipeline.report.write_report`)."""
+    """The report as an HTML string.
+
+    Args:
+        items: One :class:`ReportItem` per image.
+        title, metrics, quality_threshold, notes, max_items, order, figures, tables, thumb_px,
+            full_px, filter_applied, tau, target_precision, warnings, table_flags, next_steps:
+            As the keyword arguments of :func:`sam2elnet.pipeline.report.write_report`.
+
+    Returns:
+        The self-contained HTML page (images as ``data:`` URIs, no external links).
+
+    Raises:
+        ValueError: an unknown ``order``.
+    """
     items = list(items)
     if filter_applied is None:
         filter_applied = is_finite(quality_threshold) or any(i.kept is False for i in items)

@@ -45,8 +45,18 @@ def quality_histogram(
     true: Sequence[float | None],
     threshold: float | None = None,
 ) -> Any | None:
-    """Histogram of predicted quality (bars) and true IoU (outline), 20 bins over [0, 1], with the
-    acceptance ``threshold`` as a dashed line; legend outside the axes. None when nothing to draw."""
+    """Histogram of predicted quality (bars) and true IoU (outline), 20 bins over [0, 1].
+
+    The acceptance ``threshold`` is a dashed line; the legend sits outside the axes.
+
+    Args:
+        predicted: Predicted IoU per label (None / NaN left out).
+        true: True IoU per label (None / NaN left out).
+        threshold: Acceptance threshold in [0, 1], or None.
+
+    Returns:
+        A matplotlib ``Figure``, or None when neither list has a finite value.
+    """
     q, t = _finite_array(predicted), _finite_array(true)
     if q.size == 0 and t.size == 0:
         return None
@@ -91,9 +101,20 @@ def quality_scatter(
     false_alarm: Sequence[bool],
     threshold: float | None = None,
 ) -> Any | None:
-    """Predicted vs true IoU, one point per label: kept green, rejected red, not filtered blue;
-    labels on images with empty truth (IoU 0 by definition) as orange crosses. The legend sits
-    below the axes so it never covers a point. None with fewer than 2 points."""
+    """Predicted vs true IoU, one point per label.
+
+    Kept green, rejected red, not filtered blue; labels on images with empty truth (IoU 0 by
+    definition) as orange crosses. The legend sits below the axes so it never covers a point.
+
+    Args:
+        predicted, true: IoUs per label (same length, finite).
+        status: ``"kept"`` / ``"rejected"`` / anything else (not filtered) per label.
+        false_alarm: Per label, whether its truth is empty.
+        threshold: Acceptance threshold, drawn as a vertical line, or None.
+
+    Returns:
+        A matplotlib ``Figure``, or None with fewer than 2 points.
+    """
     p = np.asarray(predicted, dtype=float)
     t = np.asarray(true, dtype=float)
     if p.size < 2:
@@ -148,6 +169,14 @@ def filter_curves(predicted: Sequence[float], true: Sequence[float], tau: float)
     :meth:`sam2elnet.model.quality.QualityEvaluator.threshold_for_precision`). At threshold t:
     precision = good kept / kept (NaN when nothing is kept), recall = good kept / good,
     kept fraction = kept / all. Thresholds are 0, every distinct predicted score and 1.
+
+    Args:
+        predicted: Predicted IoU per label.
+        true: True IoU per label.
+        tau: Good-label IoU in (0, 1).
+
+    Returns:
+        :class:`FilterCurves` (thresholds and the three curves as arrays, counts).
     """
     p = np.asarray(predicted, dtype=float)
     y = np.asarray(true, dtype=float) >= tau
@@ -168,9 +197,19 @@ def threshold_curves(
     threshold: float | None = None,
     target_precision: float | None = None,
 ) -> Any:
-    """Precision and recall of the quality filter vs its threshold (step curves), kept fraction
-    dashed, the chosen ``threshold`` as a vertical line with its precision/recall annotated and the
-    ``target_precision`` as a dotted horizontal line."""
+    """Precision and recall of the quality filter vs its threshold (step curves).
+
+    The kept fraction is dashed, the chosen ``threshold`` a vertical line with its precision /
+    recall annotated, and ``target_precision`` a dotted horizontal line.
+
+    Args:
+        curves: From :func:`filter_curves`.
+        threshold: The filter's threshold, or None.
+        target_precision: The wanted precision, or None.
+
+    Returns:
+        A matplotlib ``Figure``.
+    """
     fig = _new_figure(5.2, 3.4)
     ax = fig.add_subplot(111)
     c = curves

@@ -30,7 +30,15 @@ __all__ = [
 
 
 def as_float(v: Any) -> float | None:
-    """``v`` as a finite float, or None (None, bools, NaN, inf, text that is not a number)."""
+    """``v`` as a finite float, or None.
+
+    Args:
+        v: Any value.
+
+    Returns:
+        ``float(v)`` when it is a finite number; None for None, bools, NaN, inf and text that is
+        not a number.
+    """
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -39,13 +47,27 @@ def as_float(v: Any) -> float | None:
 
 
 def is_finite(v: Any) -> bool:
-    """True when ``v`` is a finite number (see :func:`as_float`)."""
+    """Whether ``v`` is a finite number (see :func:`as_float`).
+
+    Args:
+        v: Any value.
+
+    Returns:
+        True for finite numbers (not bools).
+    """
     return as_float(v) is not None
 
 
 def fmt_value(v: Any) -> str:
-    """``v`` as shown on the page: "—" for None / NaN / inf, "yes" / "no" for bools, integers
-    with thousands separators, floats with 4 decimals, anything else as ``str``."""
+    """``v`` as shown on the page.
+
+    Args:
+        v: Any value.
+
+    Returns:
+        "—" for None / NaN / inf, "yes" / "no" for bools, integers with thousands separators,
+        floats with 4 decimals, anything else as ``str``.
+    """
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -58,7 +80,14 @@ def fmt_value(v: Any) -> str:
 
 
 def is_number(v: Any) -> bool:
-    """True for None and numbers (not bools): a column of such values is right-aligned."""
+    """Whether a column holding ``v`` is numeric (right-aligned).
+
+    Args:
+        v: Any value.
+
+    Returns:
+        True for None and numbers (not bools).
+    """
     return v is None or (
         isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
     )
@@ -125,7 +154,16 @@ def rows_table(
 
 
 def tables_of(title: str | None, table: Any) -> list[dict[str, Any]]:
-    """A dict -> key/value table (+ one per nested dict / list of dicts); a list of dicts -> rows."""
+    """Template tables for a metrics value.
+
+    Args:
+        title: Caption of the first table, or None.
+        table: A dict (a key / value table of its scalars, plus one table per nested dict or
+            list of dicts), a list of dicts (one rows table) or anything else (a text block).
+
+    Returns:
+        The table dicts (see :func:`kv_table`, :func:`rows_table`).
+    """
     if isinstance(table, Mapping):
         scalars = {k: v for k, v in table.items() if not isinstance(v, (Mapping, list, tuple))}
         out = [kv_table(title, scalars)] if scalars else []
@@ -141,7 +179,14 @@ def tables_of(title: str | None, table: Any) -> list[dict[str, Any]]:
 
 
 def used_keys(tables: Sequence[Mapping[str, Any]]) -> set[str]:
-    """Every metric key shown in ``tables`` (for the glossary under them)."""
+    """Every metric key shown in ``tables`` (for the glossary under them).
+
+    Args:
+        tables: Table dicts from :func:`tables_of`.
+
+    Returns:
+        The keys of key / value rows and of row-table columns.
+    """
     keys: set[str] = set()
     for t in tables:
         if t["kind"] == "kv":
