@@ -40,13 +40,19 @@ _MEMORY_UNITS.update({"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40})
 
 
 def memory_bytes(value: Any) -> int:
-    """Bytes from ``"1.5G"``, ``"800M"``, ``"512MiB"``, ``"2GB"`` or a plain number of bytes.
+    """Bytes from a ``--max-memory`` size.
 
     Units are decimal (K = 1e3, M = 1e6, G = 1e9, T = 1e12) or binary with an ``i`` (KiB, MiB,
-    GiB, TiB); a trailing ``B`` is optional, case does not matter. The ``--max-memory`` format.
+    GiB, TiB); a trailing ``B`` is optional, case does not matter.
+
+    Args:
+        value: ``"1.5G"``, ``"800M"``, ``"512MiB"``, ``"2GB"`` or a plain number of bytes.
+
+    Returns:
+        The size in bytes (int, at least 1 MiB).
 
     Raises:
-        ValueError: not a size, or not positive.
+        ValueError: not a size, or below 1 MiB.
     """
     import math
     import re
@@ -223,7 +229,15 @@ class ExperimentOptions(_Options):
 
 
 def option_default(model: type[BaseModel], name: str) -> Any:
-    """The declared default of option ``name`` (the CLI's default comes from here)."""
+    """The declared default of an option (the CLI's default comes from here).
+
+    Args:
+        model: One of the options models of this module.
+        name: The field name.
+
+    Returns:
+        The field's default.
+    """
     return model.model_fields[name].default
 
 
@@ -263,6 +277,9 @@ def check_options(
         flags: option name -> flag shown in messages (default ``--name-with-dashes``).
         **values: the options as given (None for "not given" keeps the declared default).
 
+    Returns:
+        The validated ``model`` instance (defaults filled in, values normalised).
+
     Raises:
         UserError: ``invalid value for --tta: 99 (input should be less than or equal to 7;
             allowed: 0 <= x <= 7)`` for the first bad option.
@@ -277,9 +294,20 @@ def check_options(
 def option_error(
     model: type[BaseModel], err: ValidationError, flags: dict[str, str] | None = None
 ) -> UserError:
-    """One-line UserError for the first error of ``err`` (raised validating ``model``), naming
-    the command-line flag, the value given and the allowed range. Nested fields (``quality.tta``)
-    are looked up in the nested model."""
+    """A one-line error for the first problem of a validation error.
+
+    Names the command-line flag, the value given and the allowed range. Nested fields
+    (``quality.tta``) are looked up in the nested model.
+
+    Args:
+        model: The model that was validated.
+        err: Its ``pydantic.ValidationError``.
+        flags: Field name -> flag shown in messages (default ``--name-with-dashes``).
+
+    Returns:
+        The :class:`~sam2elnet.errors.UserError` to raise, e.g. ``invalid value for --tta: 99
+        (input should be less than or equal to 7; allowed: 0 <= x <= 7)``.
+    """
     e = err.errors()[0]
     loc = [str(x) for x in e["loc"]]
     owner: type[BaseModel] = model
