@@ -222,18 +222,39 @@ class TrainConfig(BaseModel):
         return tuple(vals)
 
     def to_yaml(self) -> str:
-        """YAML text (paths as strings)."""
+        """The configuration as YAML text.
+
+        Returns:
+            YAML with the fields in declaration order (paths as strings).
+        """
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def save(self, path: str | Path) -> Path:
-        """Write the config atomically as YAML."""
+        """Write the config atomically as YAML.
+
+        Args:
+            path: The YAML file (``RUN/config.yaml`` for a run).
+
+        Returns:
+            ``path`` as a Path.
+        """
         from sam2elnet.utils.atomic import write_text_atomic
 
         return write_text_atomic(path, self.to_yaml())
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML config; UserError naming the file on bad YAML or bad fields."""
+        """Read a YAML config.
+
+        Args:
+            path: The YAML file.
+
+        Returns:
+            The validated :class:`TrainConfig`.
+
+        Raises:
+            UserError: missing file, bad YAML or bad fields (naming the file).
+        """
         return load_yaml_model(cls, path)
 
     @classmethod
@@ -303,7 +324,19 @@ class TrainConfig(BaseModel):
 
 
 def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
-    """Parse ``path`` as YAML into pydantic model ``cls`` with user-facing errors."""
+    """Parse a YAML file into a pydantic model, with user-facing errors.
+
+    Args:
+        cls: The pydantic model class.
+        path: The YAML file (a mapping of field: value).
+
+    Returns:
+        The validated ``cls`` instance.
+
+    Raises:
+        UserError: missing file, not text, bad YAML, not a mapping, or invalid fields (up to five
+            named), each naming the file.
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError("config file does not exist; check the path", p)

@@ -41,7 +41,15 @@ def stats_samples(
 
 
 def evenly_spaced(samples: Sequence[Sample], max_images: int) -> list[Sample]:
-    """At most ``max_images`` of ``samples``, evenly spaced over the list (0 = all)."""
+    """At most ``max_images`` of ``samples``, evenly spaced over the list.
+
+    Args:
+        samples: The pairs.
+        max_images: The most to keep; 0 keeps all.
+
+    Returns:
+        ``samples[int(i * len / max_images)]`` for i < max_images, or all of them.
+    """
     if max_images and len(samples) > max_images:
         step = len(samples) / max_images
         return [samples[int(i * step)] for i in range(max_images)]
@@ -105,9 +113,13 @@ class DatasetStats:
     train_only: bool = False
 
     def payload(self) -> dict[str, Any]:
-        """The JSON of ``elnet stats --out``: ``normalization`` (a
-        :class:`~sam2elnet.data.normalize.NormalizationConfig` dump), ``layout``, ``modality``,
-        ``pairs`` per ``"split/sensor"``, ``unmatched`` and ``images_used`` (counts)."""
+        """The JSON of ``elnet stats --out``.
+
+        Returns:
+            ``normalization`` (a :class:`~sam2elnet.data.normalize.NormalizationConfig` dump),
+            ``layout``, ``modality``, ``pairs`` per ``"split/sensor"``, ``unmatched`` and
+            ``images_used`` (counts).
+        """
         return {
             "normalization": self.config.model_dump(),
             "layout": self.index.layout,
