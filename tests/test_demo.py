@@ -73,3 +73,19 @@ def test_demo_on_real_sos_subset(
     assert code == 0
     md = (out / "results.md").read_text()
     assert "sos layout" in md and "dataset's own" in md
+
+
+def test_demo_options_are_checked_against_one_declaration(tmp_path: Path, capsys) -> None:
+    """DemoConfig declares the ranges; the CLI refuses a value outside them before any work."""
+    from pydantic import ValidationError
+
+    from sam2elnet.pipeline.demo import DemoConfig
+
+    with pytest.raises(ValidationError):
+        DemoConfig(count=3)
+    out = tmp_path / "o"
+    assert main(["demo", "--out", str(out), "--count", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid value for --count: 3") and "8 <= x" in err
+    assert not out.exists()
+    assert DemoConfig().count == 120 and DemoConfig().size == "tiny"

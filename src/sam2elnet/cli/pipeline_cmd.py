@@ -6,6 +6,10 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.options import check_options
+from sam2elnet.pipeline.demo import DemoConfig
+
+_DEMO = {name: f.default for name, f in DemoConfig.model_fields.items()}  # the demo's defaults
 
 
 def _f(v: object) -> str:
@@ -202,42 +206,48 @@ def demo_cmd(
     data: Optional[Path] = typer.Option(
         None, "--data", help="Run on this labelled folder instead of synthetic data."
     ),  # noqa: UP045
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Output folder."),
-    count: int = typer.Option(120, "--count", help="Synthetic images to generate.", hidden=True),
-    image_size: int = typer.Option(128, "--image-size", help="Image / crop size.", hidden=True),
-    epochs: int = typer.Option(40, "--epochs", help="SAM2-ELNet epochs.", hidden=True),
-    downstream_epochs: int = typer.Option(6, "--downstream-epochs", hidden=True),
-    size: str = typer.Option("tiny", "--size", help="SAM2 Hiera size.", hidden=True),
+    out: Path = typer.Option(_DEMO["out"], "--out", help="Output folder."),
+    count: int = typer.Option(
+        _DEMO["count"], "--count", help="Synthetic images to generate.", hidden=True
+    ),
+    image_size: int = typer.Option(
+        _DEMO["image_size"], "--image-size", help="Image / crop size.", hidden=True
+    ),
+    epochs: int = typer.Option(_DEMO["epochs"], "--epochs", help="SAM2-ELNet epochs.", hidden=True),
+    downstream_epochs: int = typer.Option(
+        _DEMO["downstream_epochs"], "--downstream-epochs", hidden=True
+    ),
+    size: str = typer.Option(_DEMO["size"], "--size", help="SAM2 Hiera size.", hidden=True),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (real data).", hidden=True
     ),  # noqa: UP045
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(_DEMO["seed"], "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """A few-minute tour on a fresh machine: synthetic SAR oil spills -> fine-tune -> enhance ->
     annotate -> quality filter -> protocol table -> report.html."""
-    from sam2elnet.pipeline.demo import DemoConfig, run_demo
+    from sam2elnet.pipeline.demo import run_demo
     from sam2elnet.utils.paths import check_input, check_output
 
+    cfg = check_options(
+        DemoConfig,
+        data=data,
+        out=out,
+        count=count,
+        image_size=image_size,
+        epochs=epochs,
+        downstream_epochs=downstream_epochs,
+        size=size,
+        max_train=max_train,
+        seed=seed,
+        resume=resume,
+        progress=not no_progress,
+    )
     if data is not None:
         check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
-    res = run_demo(
-        DemoConfig(
-            data=data,
-            out=out,
-            count=count,
-            image_size=image_size,
-            epochs=epochs,
-            downstream_epochs=downstream_epochs,
-            size=size,
-            max_train=max_train,
-            seed=seed,
-            resume=resume,
-            progress=not no_progress,
-        )
-    )
+    res = run_demo(cfg)
     _print_tables(res["results"])
     typer.echo(f"report:  {res['report']}")
     typer.echo(f"results: {res['results_md']}")

@@ -20,29 +20,40 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from sam2elnet.errors import DataError
+from sam2elnet.options import ModelSize
 
 
-@dataclass
-class DemoConfig:
-    """Budget of the demo (the hidden CLI options exist so tests can run it in seconds)."""
+class DemoConfig(BaseModel):
+    """Budget of the demo (the hidden CLI options exist so tests can run it in seconds).
+
+    One declaration of every option's default and range: the CLI takes its defaults from here
+    and validates through it (:func:`sam2elnet.options.check_options`).
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     data: Path | None = None
+    """A labelled folder to run on instead of synthetic data."""
     out: Path = Path("demo-out")
-    count: int = 120
-    image_size: int = 128
-    epochs: int = 40
+    count: int = Field(120, ge=8, le=100_000)
+    """Synthetic images to generate (on real data: the training-pool cap, test = count / 4); at
+    least 8, so the labelled 30 % of the training pool holds two images."""
+    image_size: int = Field(128, ge=32, le=4096)
+    """Image side and crop size, px."""
+    epochs: int = Field(40, ge=1)
     """SAM2-ELNet epochs: the labelled 30 % is small (~29 images), so 40 epochs are ~150 updates
     and take about a minute; 8 epochs left enhancement worse than its input (measured)."""
-    downstream_epochs: int = 6
+    downstream_epochs: int = Field(6, ge=1)
     """Every downstream model gets the updates that setting (a) gets in this many epochs, so
     settings with fewer labels are not also trained for fewer steps."""
-    size: str = "tiny"
-    max_train: int | None = None
+    size: ModelSize = "tiny"
+    max_train: int | None = Field(None, ge=2)
     seed: int = 0
     resume: bool = False
     progress: bool = True
