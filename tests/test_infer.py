@@ -19,7 +19,7 @@ from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
 from sam2elnet.errors import CheckpointError, DataError, UserError
-from sam2elnet.model.quality import FEATURE_NAMES
+from sam2elnet.model.quality_features import FEATURE_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from sam2elnet.model.quality import (
-    FEATURE_NAMES,
-    QualityEvaluator,
-    tta_views,
-    uncertainty_features,
-)
+from sam2elnet.model.quality import QualityEvaluator
+from sam2elnet.model.quality_features import FEATURE_NAMES, tta_views, uncertainty_features
 
 
 def test_tta_views_invert_exactly() -> None:
@@ -121,12 +117,9 @@ def test_incompatible_state_is_rejected() -> None:
 def test_small_heldout_sets_keep_the_ranking() -> None:
     """With few held-out samples the calibration stays strictly monotone (no pooled ties), so the
     filter can still rank labels; with many it is isotonic."""
-    from sam2elnet.model.quality import (
-        FEATURE_NAMES,
-        ISOTONIC_MIN_SAMPLES,
-        MIN_FIT_SAMPLES,
-        QualityEvaluator,
-    )
+    from sam2elnet.model.quality import QualityEvaluator
+    from sam2elnet.model.quality_calibration import ISOTONIC_MIN_SAMPLES, MIN_FIT_SAMPLES
+    from sam2elnet.model.quality_features import FEATURE_NAMES
 
     rng = np.random.default_rng(0)
     for n in (MIN_FIT_SAMPLES + 5, ISOTONIC_MIN_SAMPLES + 10):
@@ -156,7 +149,7 @@ def _confident_features(n: int) -> np.ndarray:
 def test_model_that_predicts_nothing_gets_zero_not_heuristic_confidence() -> None:
     """Issue 10: a micro model predicting nothing got ~0.96 for every label from an evaluator
     fitted on 8 labels. Its labels have IoU 0 everywhere: uniform labels, conservative score 0."""
-    from sam2elnet.model.quality import MIN_FIT_SAMPLES
+    from sam2elnet.model.quality_calibration import MIN_FIT_SAMPLES
 
     for n in (8, MIN_FIT_SAMPLES + 20):
         feats = _confident_features(n) + np.random.default_rng(n).normal(0, 1e-3, (n, 13))
@@ -202,7 +195,7 @@ def test_non_finite_features_or_embeddings_score_zero() -> None:
 
 
 def test_out_of_distribution_features_are_damped_to_zero() -> None:
-    from sam2elnet.model.quality import OOD_MIN_SCALE, OOD_SPAN, OOD_TOLERANCE
+    from sam2elnet.model.quality_calibration import OOD_MIN_SCALE, OOD_SPAN, OOD_TOLERANCE
 
     feats, emb, iou = _synthetic(120)
     ev = QualityEvaluator(pca_dim=4).fit(feats, emb, iou)
@@ -236,7 +229,7 @@ def test_out_of_distribution_features_are_damped_to_zero() -> None:
 def test_input_flags_catch_nodata_nan_constant_and_empty_inputs() -> None:
     import torch
 
-    from sam2elnet.model.quality import input_flags
+    from sam2elnet.model.quality_features import input_flags
 
     x = torch.rand(5, 2, 8, 8)
     valid = torch.ones(5, 8, 8)

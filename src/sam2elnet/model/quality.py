@@ -22,7 +22,7 @@ Design (why it looks like this):
 
 This module holds the evaluator (fitted state, scoring, (de)serialisation); the features are
 computed by :mod:`sam2elnet.model.quality_features`, the ridge fit, calibration and threshold choice
-are :mod:`sam2elnet.model.quality_calibration` (their public names are re-exported here). It only
+are :mod:`sam2elnet.model.quality_calibration`. It only
 sees tensors and arrays; file IO belongs to the engine.
 """
 
@@ -37,12 +37,10 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.model.quality_calibration import (
-    ISOTONIC_MIN_SAMPLES,
     MIN_FIT_SAMPLES,
     MIN_IOU_STD,
     NO_SAMPLE_PRIOR,
     OOD_EXEMPT,
-    OOD_MIN_SCALE,
     OOD_SPAN,
     OOD_TOLERANCE,
     WEAK_SPEARMAN,
@@ -57,32 +55,8 @@ from sam2elnet.model.quality_calibration import (
 from sam2elnet.model.quality_features import (
     FEATURE_NAMES,
     REJECT_FLAGS,
-    input_flags,
-    tta_views,
-    uncertainty_features,
 )
 
-__all__ = [
-    "COMPATIBLE_VERSIONS",
-    "FEATURE_NAMES",
-    "ISOTONIC_MIN_SAMPLES",
-    "MIN_FIT_SAMPLES",
-    "MIN_IOU_STD",
-    "NO_SAMPLE_PRIOR",
-    "OOD_EXEMPT",
-    "OOD_MIN_SCALE",
-    "OOD_SPAN",
-    "OOD_TOLERANCE",
-    "REJECT_FLAGS",
-    "STATE_VERSION",
-    "WEAK_SPEARMAN",
-    "QualityEvaluator",
-    "QualityResult",
-    "ThresholdChoice",
-    "input_flags",
-    "tta_views",
-    "uncertainty_features",
-]
 STATE_VERSION = 2
 COMPATIBLE_VERSIONS = (1, 2)
 
