@@ -75,13 +75,23 @@ def _to_chw(image: np.ndarray) -> np.ndarray:
 
 
 def display_rgb(image: np.ndarray | str | Path, low: float = 2.0, high: float = 98.0) -> np.ndarray:
-    """uint8 (H, W, 3) for display.
+    """An image for display.
 
     1- or 2-band images (SAR) show the first band in grey with a ``low``..``high`` percentile
     stretch (SAR amplitudes are heavy-tailed; a min/max stretch would show black). 3+ band images
     show the first three bands; uint8 RGB is shown as is, anything else gets one joint percentile
     stretch so colour balance is kept. RGBA alpha is dropped. NaNs show black.
-    Raises ValueError for arrays that are not (C, H, W) / (H, W), DataError for unreadable files.
+
+    Args:
+        image: (C, H, W) or (H, W) array of any dtype, or an image file.
+        low, high: Stretch percentiles (0-100).
+
+    Returns:
+        uint8 (H, W, 3).
+
+    Raises:
+        ValueError: an array that is not (C, H, W) / (H, W).
+        DataError: an unreadable file.
     """
     if isinstance(image, (str, Path)):
         image = _read_image_file(Path(image))
@@ -153,10 +163,17 @@ def overlay_rgb(
     alpha: float = 0.35,
     outline: bool = True,
 ) -> np.ndarray:
-    """Image with ``mask`` drawn on it: a semi-transparent fill (``alpha``) plus a solid outline.
+    """Image with ``mask`` drawn on it: a semi-transparent fill plus a solid outline.
 
-    ``image`` is anything :func:`display_rgb` accepts (or already uint8 (H, W, 3)); returns uint8
-    (H, W, 3). A mask of another size than the image is resized (nearest neighbour).
+    Args:
+        image: Anything :func:`display_rgb` accepts (or already uint8 (H, W, 3)).
+        mask: bool (h, w); another size than the image is resized (nearest neighbour).
+        color: RGB 0-255.
+        alpha: Fill opacity in [0, 1].
+        outline: Draw the 1 px inner outline.
+
+    Returns:
+        uint8 (H, W, 3).
     """
     if (
         isinstance(image, np.ndarray)
@@ -188,12 +205,30 @@ def _rgba(layers: Sequence[tuple[np.ndarray, tuple[int, int, int], int]], shape)
 
 
 def mask_layer(mask: np.ndarray, color: tuple[int, int, int], width: int = 1) -> np.ndarray:
-    """RGBA (H, W, 4) uint8 layer of a bool mask: translucent fill (alpha 90) + solid outline."""
+    """RGBA layer of a mask: translucent fill (alpha 90 of 255) + solid outline.
+
+    Args:
+        mask: bool (H, W).
+        color: RGB 0-255.
+        width: Outline width, px.
+
+    Returns:
+        uint8 (H, W, 4).
+    """
     return _rgba([(mask, color, 90), (edge(mask, width), color, 255)], mask.shape)
 
 
 def error_layer(label: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """RGBA error map: agreement green (faint), false positive red, false negative blue."""
+    """RGBA error map of a label against its truth.
+
+    Args:
+        label: bool (H, W).
+        truth: bool (H, W).
+
+    Returns:
+        uint8 (H, W, 4): agreement green (faint), false positive red, false negative blue,
+        background transparent.
+    """
     return _rgba(
         [
             (label & truth, COLORS["truth"], 70),
@@ -205,9 +240,14 @@ def error_layer(label: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def probability_layer(prob: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """RGBA layer of a probability map in [0, 1] (magma colour map, alpha rising with p).
+    """RGBA layer of a probability map (magma colour map, alpha rising with p).
 
-    ``prob`` is (H, W) float (or uint8 0-255, rescaled); NaN counts as 0.
+    Args:
+        prob: (H, W) float in [0, 1], or uint8 0-255 (rescaled); NaN counts as 0.
+        shape: Output (H, W), or None for the input size.
+
+    Returns:
+        uint8 (H, W, 4).
     """
     from matplotlib import colormaps
 
