@@ -170,7 +170,7 @@ def overlay_rgb(
         mask: bool (h, w); another size than the image is resized (nearest neighbour).
         color: RGB 0-255.
         alpha: Fill opacity in [0, 1].
-        outline: Draw the 1 px inner outline.
+        outline: Draw the inner outline (1 px per 200 px of the shorter side, at least 1).
 
     Returns:
         uint8 (H, W, 3).
