@@ -45,3 +45,20 @@ def test_required_and_out_of_range_options_name_the_flag(tmp_path):
             {"data": tmp_path, "out": tmp_path, "num_workers": -1},
             flags={"num_workers": "--workers"},
         )
+
+
+def test_option_error_names_a_list_option_not_its_item_index():
+    """A bad item of a list/tuple option is reported under the option's flag (not ``--0``)."""
+    from typing import Literal
+
+    from pydantic import BaseModel, ValidationError
+
+    from sam2elnet.options import option_error
+
+    class M(BaseModel):
+        sources: tuple[Literal["sim", "own"], ...] = ("sim",)
+
+    with pytest.raises(ValidationError) as err:
+        M(sources=("sim", "bogus"))
+    msg = str(option_error(M, err.value))
+    assert msg.startswith("invalid value for --sources: 'bogus'"), msg

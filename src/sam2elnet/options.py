@@ -309,7 +309,7 @@ def option_error(
         (input should be less than or equal to 7; allowed: 0 <= x <= 7)``.
     """
     e = err.errors()[0]
-    loc = [str(x) for x in e["loc"]]
+    loc = [str(x) for x in e["loc"] if not isinstance(x, int)]  # no item index of a list option
     owner: type[BaseModel] = model
     for part in loc[:-1]:
         ann = owner.model_fields[part].annotation if part in owner.model_fields else None
