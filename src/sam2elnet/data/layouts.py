@@ -408,7 +408,7 @@ def select_split(
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image file from its header only (no pixel decoding; GeoTIFFs are read).
+    """(H, W) of an image file from its header only (no pixel decoding, GeoTIFFs included).
 
     Args:
         path: The image file.
