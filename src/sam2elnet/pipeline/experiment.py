@@ -850,6 +850,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
     test_pairs = split.pairs(split.test)
     down: dict[str, dict[str, Any]] = {}
+    # learning-curve points do not change the trained model; without them the key is the one of
+    # runs made before curves existed, so those trainings are reused (--curve-points 0)
+    dcfg_key = {k: v for k, v in dcfg.to_dict().items() if k != "curve_points" or v > 1}
     for name, (ids, labels, _cost) in runs.items():
         if not ids:
             down[name] = {"skipped": "no training labels (the filter kept none)"}
@@ -859,7 +862,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         fp = _sha(
             {
                 "pairs": [(str(a), str(b), *_stat(b)) for a, b in pairs],
-                "cfg": dcfg.to_dict(),
+                "cfg": dcfg_key,
                 "norm": norm.model_dump(mode="json"),
                 "test": [str(a) for a, _ in test_pairs],
                 "eval": DOWNSTREAM_EVAL_VERSION,
