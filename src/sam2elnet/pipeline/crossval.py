@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +39,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.paths import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +154,6 @@ class _Fold:
     tests: dict[str, list[str]]  # test set name (test / in_domain / cross_domain) -> ids
 
 
-def _link(src: Path, dst: Path) -> None:
-    """Symlink ``dst`` -> ``src`` (a copy where links are not allowed)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.is_symlink() or dst.exists():
-        dst.unlink()
-    try:
-        os.symlink(Path(src).resolve(), dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta: dict) -> Path:
     """images/ + masks/ links (generic layout) and a dataset.json the engine reads."""
     want = set(ids)
@@ -177,8 +165,8 @@ def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta:
                     f.unlink()
     for i in ids:
         s = samples[i]
-        _link(s.image, root / "images" / f"{i}{s.image.suffix.lower()}")
-        _link(s.mask, root / "masks" / f"{i}{s.mask.suffix.lower()}")
+        link_or_copy(s.image, root / "images" / f"{i}{s.image.suffix.lower()}")
+        link_or_copy(s.mask, root / "masks" / f"{i}{s.mask.suffix.lower()}")
     write_json_atomic(root / "dataset.json", meta)
     return root
 

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -51,6 +50,7 @@ import numpy as np
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.paths import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -195,17 +195,6 @@ def _stat(path: Path) -> tuple[int, int]:
     """(size, mtime in ns) of a file: part of cache keys, so rewritten files invalidate them."""
     st = Path(path).stat()
     return st.st_size, st.st_mtime_ns
-
-
-def _link(src: Path, dst: Path) -> None:
-    """Symlink ``dst`` -> ``src`` (copy where links are not allowed); replaces an existing file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.is_symlink() or dst.exists():
-        dst.unlink()
-    try:
-        os.symlink(Path(src).resolve(), dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def _json_safe(v: Any) -> Any:
@@ -459,10 +448,10 @@ def _write_subset(
     """A generic-layout folder of links (images/, masks/, dataset.json) the engine can read."""
     for i in ids:
         img = Path(split.images[i])
-        _link(img, root / "images" / f"{i}{img.suffix.lower()}")
+        link_or_copy(img, root / "images" / f"{i}{img.suffix.lower()}")
         if with_masks:
             lab = Path((labels or split.masks)[i])
-            _link(lab, root / "masks" / f"{i}{lab.suffix.lower()}")
+            link_or_copy(lab, root / "masks" / f"{i}{lab.suffix.lower()}")
     write_json_atomic(
         root / "dataset.json",
         {"modality": split.modality, "layout": "generic", "source": "sam2elnet experiment subset"},
@@ -1269,7 +1258,7 @@ def _enhancement_labels(
 
         def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir) -> dict:
             for i in split.pool:
-                _link(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
+                link_or_copy(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
             res = _enhance(
                 cfg, _predictor(cfg, model_path), model_path, out / "pool" / "images", ldir, edir
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -132,3 +133,19 @@ def os_error_message(err: OSError, path: str | Path | None = None) -> str:
     if text is None:
         text = (err.strerror or str(err)).strip().rstrip(".") or err.__class__.__name__
     return f"{where}: {text}" if where else text
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` a symlink to ``src`` (resolved), or a copy where symlinks are not allowed.
+
+    Replaces an existing ``dst`` and creates its parent folders. Used to build run-folder subsets
+    (experiment, cross-validation) without duplicating the images.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    try:
+        os.symlink(Path(src).resolve(), dst)
+    except OSError:
+        shutil.copyfile(src, dst)
