@@ -200,3 +200,15 @@ def test_too_few_pairs_is_a_data_error(tmp_path: Path) -> None:
     generate_dataset(root, count=4, size=32, progress=False)
     with pytest.raises(DataError, match="at least 6"):
         run_experiment(_cfg(root, tmp_path / "o"))
+
+
+def test_seeds_share_one_test_split_unless_split_seed_changes(synth: Path, tmp_path: Path) -> None:
+    from sam2elnet.pipeline.experiment import make_split
+
+    s0 = make_split(_cfg(synth, tmp_path / "a", seed=0))
+    s1 = make_split(_cfg(synth, tmp_path / "b", seed=1))
+    other = make_split(_cfg(synth, tmp_path / "c", seed=0, split_seed=7))
+    assert s0.test == s1.test  # --seed redraws the labelled part only
+    assert s0.labelled != s1.labelled
+    assert other.test != s0.test
+    assert not set(s0.test) & set(s0.labelled + s0.unlabelled)

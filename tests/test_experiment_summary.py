@@ -12,7 +12,13 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_summary import render_summary, summarize_runs
 
 
-def _fake_run(root: Path, seed: int, ious: dict[str, float], data: str = "d") -> Path:
+def _fake_run(
+    root: Path,
+    seed: int,
+    ious: dict[str, float],
+    data: str = "d",
+    settings: dict | None = None,
+) -> Path:
     rows = [
         {
             "setting": k,
@@ -33,7 +39,7 @@ def _fake_run(root: Path, seed: int, ious: dict[str, float], data: str = "d") ->
         json.dumps(
             {
                 "data": data,
-                "settings": {"seed": seed, "data": data, "fraction": 0.3},
+                "settings": {"seed": seed, "data": data, "fraction": 0.3, **(settings or {})},
                 "groups": ["palsar", "sentinel"],
                 "table1": rows,
                 "table2": [],
@@ -44,11 +50,15 @@ def _fake_run(root: Path, seed: int, ious: dict[str, float], data: str = "d") ->
 
 
 def test_summary_means_sd_and_verdict(tmp_path: Path) -> None:
+    # s0 predates --split-seed (its test split was drawn with seed + 1000 = 1000); s1 names it
     a = _fake_run(
         tmp_path / "s0", 0, {"full": 0.70, "auto_filtered": 0.60, "fraction_auto_filtered": 0.69}
     )
     b = _fake_run(
-        tmp_path / "s1", 1, {"full": 0.72, "auto_filtered": 0.62, "fraction_auto_filtered": 0.71}
+        tmp_path / "s1",
+        1,
+        {"full": 0.72, "auto_filtered": 0.62, "fraction_auto_filtered": 0.71},
+        settings={"split_seed": 1000},
     )
     s = summarize_runs([a, b])
     rows = {r["setting"]: r for r in s["rows"]}
@@ -71,6 +81,9 @@ def test_summary_refuses_bad_combinations(tmp_path: Path) -> None:
         summarize_runs([a, _fake_run(tmp_path / "b", 0, {"full": 0.7})])
     with pytest.raises(UserError, match="other options"):
         summarize_runs([a, _fake_run(tmp_path / "c", 1, {"full": 0.7}, data="other")])
+    # two runs before --split-seed with different seeds were scored on different test splits
+    with pytest.raises(UserError, match="split_seed"):
+        summarize_runs([a, _fake_run(tmp_path / "d", 1, {"full": 0.7})])
     with pytest.raises(DataError, match="no results.json"):
         summarize_runs([a, tmp_path / "missing"])
 

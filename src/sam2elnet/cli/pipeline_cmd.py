@@ -52,6 +52,11 @@ def experiment_cmd(
     ),  # noqa: UP045
     trunk: str = typer.Option("none", "--trunk", help="Also train the trunk: none | last | all."),
     seed: int = typer.Option(0, "--seed"),
+    split_seed: int = typer.Option(
+        1000,
+        "--split-seed",
+        help="Seed of the held-out test split; fixed by default so several --seed runs share it.",
+    ),
     min_quality: Optional[float] = typer.Option(
         None, "--min-quality", help="Keep auto-labels with predicted IoU >= this."
     ),  # noqa: UP045
@@ -137,6 +142,7 @@ def experiment_cmd(
         weights=weights,
         trunk=trunk,
         seed=seed,
+        split_seed=split_seed,
         min_quality=min_quality,  # type: ignore[arg-type]
         target_precision=target_precision,
         refiners=tuple(r.strip() for r in refiners.split(",") if r.strip()),

@@ -106,6 +106,11 @@ class ExperimentConfig:
     """SAM2 checkpoint; None = the cached official one for ``size`` when present, else random init."""
     trunk: Literal["none", "last", "all"] = "none"
     seed: int = 0
+    """Seed of the labelled/unlabelled draw, the training runs and the simulated coarse labels."""
+    split_seed: int = 1000
+    """Seed of the held-out test split (when the data has no test split of its own). Fixed by
+    default and independent of ``seed``, so runs of several seeds score on one test set and
+    ``elnet experiment-summary`` compares like with like."""
     min_quality: float | None = None
     target_precision: float | None = None
     coarse_profile: str = "freehand"
@@ -398,13 +403,13 @@ def make_split(cfg: ExperimentConfig) -> Split:
             )
         strata = mask_strata([by_id[i] for i in ids])
         test_ids, train_ids = split_fraction(
-            ids, cfg.test_fraction, seed=cfg.seed + 1000, strata=strata
+            ids, cfg.test_fraction, seed=cfg.split_seed, strata=strata
         )
         test_source = (
-            f"held-out {cfg.test_fraction:.0%} of the labelled pairs (seed {cfg.seed + 1000})"
+            f"held-out {cfg.test_fraction:.0%} of the labelled pairs (seed {cfg.split_seed})"
         )
     train_ids = _cap(train_ids, cfg.max_train, cfg.seed)
-    test_ids = _cap(test_ids, cfg.max_test, cfg.seed + 1)
+    test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
     if len(train_ids) < 4:
         raise DataError(f"only {len(train_ids)} training pairs; need at least 4", cfg.data)
     strata = mask_strata([by_id[i] for i in train_ids])
