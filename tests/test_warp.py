@@ -214,3 +214,160 @@ def test_export_warp_to_places_polygons_by_the_gcps(
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error:") and "--warp-to applies to polygon exports" in err
     assert not (tmp_path / "c.json").exists()
+
+
+# ------------------------------------------------------------ annotate / enhance --warp-to
+def micro_model_file(path: Path, bands: int = 1) -> Path:
+    """An untrained micro model (its labels are arbitrary but deterministic)."""
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+
+    return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
+
+
+def sar_image() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    img = rng.gamma(4, 100, (H, W)).astype(np.uint16)
+    img[R0:R1, C0:C1] = 30  # a dark slick
+    return img
+
+
+def map_tif(path: Path, data: np.ndarray) -> Path:
+    """``data`` on a CRS + transform grid (EPSG:32633, 10 m pixels)."""
+    from affine import Affine
+
+    prof = dict(driver="GTiff", width=W, height=H, count=1, dtype=str(data.dtype))
+    with rasterio.open(
+        path, "w", **prof, crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 4000000)
+    ) as ds:
+        ds.write(data[None])
+    return path
+
+
+def gcp_footprint_lonlat() -> tuple[float, float, float, float]:
+    """(west, south, east, north) of the GCP scene, from its true map (corners are extremes)."""
+    pts = [lonlat(r, c) for r in (0, H) for c in (0, W)]
+    return (
+        min(p[0] for p in pts),
+        min(p[1] for p in pts),
+        max(p[0] for p in pts),
+        max(p[1] for p in pts),
+    )
+
+
+def test_annotate_warp_to_cli_puts_labels_on_a_map_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """annotate --warp-to EPSG:4326: the GCP-only GRD label and the UTM label get a real CRS +
+    transform covering their footprint; each warped label is exactly the source-grid label warped
+    by warp_to_map_grid (nearest: only 0 / 255 / 127 values); a PNG is skipped with the reason."""
+    from rasterio.warp import transform_bounds
+
+    from sam2elnet.cli import main
+
+    model = micro_model_file(tmp_path / "m.pt")
+    (imgs := tmp_path / "imgs").mkdir()
+    gcp_tif(imgs / "grd.tif", sar_image())
+    map_tif(imgs / "utm.tif", sar_image())
+    from PIL import Image
+
+    Image.fromarray((sar_image() // 8).astype(np.uint8)).save(imgs / "plain.png")
+    base = ["annotate", "--model", str(model), "--images", str(imgs), "--no-progress",
+            "--precision", "32", "--save-prob"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "keep")]) == 0
+    assert main([*base, "--out", str(tmp_path / "warp"), "--warp-to", "EPSG:4326"]) == 0
+    out = capsys.readouterr().out
+    assert "warped onto a map grid in EPSG:4326" in out and "skipped 1" in out
+    skipped = (tmp_path / "warp" / "skipped.csv").read_text()
+    assert "plain.png" in skipped and "is not a GeoTIFF" in skipped
+    expect = {
+        "grd.tif": gcp_footprint_lonlat(),
+        "utm.tif": transform_bounds("EPSG:32633", WGS84, 500000, 4000000 - 10 * H, 500000 + 10 * W, 4000000),
+    }  # fmt: skip
+    for name, (west, south, east, north) in expect.items():
+        warped = tmp_path / "warp" / "labels" / name
+        ref = warp_to_map_grid(
+            tmp_path / "keep" / "labels" / name, tmp_path / f"ref_{name}", "EPSG:4326"
+        )
+        assert ref is not None
+        with rasterio.open(warped) as ds, rasterio.open(ref.path) as rs:
+            assert ds.crs == WGS84 and ds.gcps[0] == [] and ds.nodata == LABEL_NODATA
+            b, px, py = ds.bounds, abs(ds.transform.a), abs(ds.transform.e)
+            assert abs(b.left - west) <= px and abs(b.right - east) <= px
+            assert abs(b.bottom - south) <= py and abs(b.top - north) <= py
+            lab = ds.read(1)
+            np.testing.assert_array_equal(lab, rs.read(1))
+        with rasterio.open(tmp_path / "keep" / "labels" / name) as src:
+            a = src.read(1)
+        assert set(np.unique(lab).tolist()) - {LABEL_NODATA} == set(np.unique(a).tolist())
+        valid = lab != LABEL_NODATA  # the object share survives the warp (nearest neighbour)
+        assert abs(np.mean(lab[valid] == 255) - np.mean(a == 255)) < 0.05
+        with rasterio.open(tmp_path / "warp" / "prob" / name) as ds:
+            assert ds.crs == WGS84 and ds.dtypes[0] == "float32"
+    with rasterio.open(tmp_path / "keep" / "labels" / "grd.tif") as ds:  # default: GCPs kept
+        assert ds.crs is None and len(ds.gcps[0]) == 9
+    summary = (tmp_path / "warp" / "summary.json").read_text()
+    assert '"to": "EPSG:4326"' in summary
+
+
+def test_enhance_warp_to_and_windowed_path(tmp_path: Path) -> None:
+    """enhance --warp-to utm on the whole-image and on the window-by-window path (an image over
+    --max-memory): labels and probabilities land in the scene's UTM zone; the change statistics
+    stay those of the image grid."""
+    from sam2elnet.engine.infer import annotate_folder, enhance_folder
+    from sam2elnet.engine.predictor import Predictor
+
+    model = micro_model_file(tmp_path / "m.pt")
+    (imgs := tmp_path / "imgs").mkdir()
+    gcp_tif(imgs / "grd.tif", sar_image())
+    (coarse := tmp_path / "coarse").mkdir()
+    c = np.zeros((H, W), np.uint8)
+    c[R0 - 2 : R1 + 2, C0 : C1 + 4] = 255
+    from PIL import Image
+
+    Image.fromarray(c).save(coarse / "grd.png")
+    kw = dict(progress=False, precision="32", save_prob=True)
+    keep = enhance_folder(model, imgs, coarse, tmp_path / "keep", **kw)
+    res = enhance_folder(model, imgs, coarse, tmp_path / "warp", warp_to="utm", **kw)
+    assert res.rows[0]["added_px"] == keep.rows[0]["added_px"]
+    assert res.summary["warp"] == {"to": "utm", "method": "tps"}
+    for sub in ("labels", "prob"):
+        with rasterio.open(tmp_path / "warp" / sub / "grd.tif") as ds:
+            assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []
+    # the window-by-window path (image above the memory budget) warps the same way
+    pred = Predictor.from_file(model, precision="32")
+    budget = pred.whole_bytes(32 * 32)
+    for job, args in ((annotate_folder, (model, imgs)), (enhance_folder, (model, imgs, coarse))):
+        out = tmp_path / f"tiled_{job.__name__}"
+        r = job(*args, out, predictor=pred, tile=32, overlap=8, max_memory=budget,
+                warp_to="EPSG:32635", warp_method="polynomial", **kw)  # fmt: skip
+        assert (out / "tiles" / "grd.gpkg").is_file() and not r.skipped
+        for sub in ("labels", "prob"):
+            with rasterio.open(out / sub / "grd.tif") as ds:
+                assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []
+                assert ds.tags()["WARPED_FROM"] == "9 ground control points (polynomial)"
+
+
+@pytest.mark.parametrize("command", ["annotate", "enhance"])
+def test_annotate_enhance_bad_warp_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    from sam2elnet.cli import main
+
+    model = micro_model_file(tmp_path / "m.pt")
+    (imgs := tmp_path / "imgs").mkdir()
+    gcp_tif(imgs / "grd.tif", sar_image())
+    args = [command, "--model", str(model), "--images", str(imgs), "--no-progress"]
+    if command == "enhance":
+        (lab := tmp_path / "lab").mkdir()
+        label_tif(lab / "grd.tif")
+        args += ["--labels", str(lab)]
+    for extra, msg in (
+        (["--warp-to", "EPSG:999999"], "--warp-to 'EPSG:999999' is not a CRS"),
+        (["--warp-to", "utm", "--warp-method", "cubic"], "--warp-method must be one of"),
+    ):
+        out = tmp_path / "out"
+        assert main([*args, "--out", str(out), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
+        assert not out.exists()

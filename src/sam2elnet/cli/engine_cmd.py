@@ -13,6 +13,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import WARP_METHOD, WARP_TO
 from sam2elnet.config import FolderJobOptions, option_default
 
 
@@ -256,6 +257,12 @@ def _print_folder(res: object, what: str) -> None:
         )
     elif filt.get("threshold") is not None:
         typer.echo(f"threshold {filt['threshold']:.3f}")
+    if s.get("warp"):
+        w = s["warp"]
+        typer.echo(
+            f"label and probability GeoTIFFs warped onto a map grid in {w['to']} (GCP "
+            f"transformer {w['method']}; --verbose prints each grid)"
+        )
     typer.echo(f"outputs in {res.out_dir} (quality.csv, summary.json)")  # type: ignore[attr-defined]
     if s["n_skipped"]:
         from sam2elnet.utils.batch import skip_line
@@ -344,6 +351,8 @@ _SHARED_JOB_OPTIONS: list[tuple[str, object, object]] = [
     ("backend", str, _BACKEND),
     ("address", Optional[str], _ADDRESS),  # noqa: UP045
     ("workers", int, _WORKERS),
+    ("warp_to", Optional[str], WARP_TO),  # noqa: UP045
+    ("warp_method", str, WARP_METHOD),
 ]
 
 
@@ -369,6 +378,10 @@ def _job_kwargs(**kw: object) -> dict[str, object]:
     for k in names & set(kw):
         kw[k] = getattr(checked, k)
     kw["progress"] = not kw.pop("no_progress")
+    if "warp_to" in kw:  # checked before the model loads or anything is written
+        from sam2elnet.data.warp import check_warp_options
+
+        kw["warp_to"] = check_warp_options(kw["warp_to"], kw.get("warp_method", "tps"))  # type: ignore[arg-type]
     if "bands" in kw:
         from sam2elnet.data.raster import parse_bands
 

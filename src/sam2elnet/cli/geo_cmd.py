@@ -11,6 +11,8 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
+from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
@@ -30,18 +32,6 @@ def _bands(text: Optional[str]) -> Optional[list]:
     if not out or min(out) < 1:
         raise UserError(f"--bands must be comma-separated band numbers (1-based), got {text!r}")
     return out
-
-
-# --warp-to / --warp-method: one declaration for scene, annotate, enhance and export
-_WARP_TO = typer.Option(
-    None,
-    "--warp-to",
-    help="Put GCP-georeferenced outputs (Sentinel-1 GRD) on a map grid: utm (the scene's UTM "
-    "zone) or a CRS such as EPSG:32635 (like gdalwarp -tps -t_srs; default: keep the GCPs).",
-)
-_WARP_METHOD = typer.Option(
-    "tps", "--warp-method", help="GCP transformer for --warp-to: tps | polynomial."
-)
 
 
 @app.command("scene")

@@ -204,6 +204,8 @@ class ChunkSpec:
     save_changes: bool = True
     line_width: float | None = None
     positive_values: tuple[float, ...] | None = None
+    warp_to: str | None = None
+    warp_method: str = "tps"
 
 
 @dataclass
@@ -226,7 +228,9 @@ def process_chunk(
     count the model cannot take, an unreadable coarse label: a :class:`DataError`) is returned in
     ``skipped`` with the error message, and the others go on. Labels go to ``OUT/labels/``
     (kept) or ``OUT/rejected/``, each written atomically (verified, then renamed); enhancement
-    adds ``OUT/changes/`` maps, ``save_prob`` ``OUT/prob/`` maps.
+    adds ``OUT/changes/`` maps, ``save_prob`` ``OUT/prob/`` maps. With ``spec.warp_to`` the
+    label and probability GeoTIFFs are then warped onto a map grid (:func:`_warp_outputs`); an
+    image that cannot be warped is skipped before it is predicted.
     """
     from sam2elnet.data.raster import write_mask
 
@@ -234,6 +238,7 @@ def process_chunk(
     skipped: list[tuple[str, str]] = []
     for f, name, coarse_path in items:
         try:
+            _check_warp_input(spec, f)
             img, x, valid = pred.read(f)
             coarse = None if coarse_path is None else _read_coarse(spec, f, img, coarse_path)
         except DataError as err:  # incl. a band count the model cannot take
@@ -257,9 +262,50 @@ def process_chunk(
         row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
         _write_extras(spec, img, prob, mask, coarse, coarse_path, row)
         write_mask(spec.out / rel, mask, like=img)
+        try:
+            _warp_outputs(spec, [spec.out / rel, spec.out / row.get("prob", "")])
+        except DataError as err:  # GDAL cannot warp it: no half result in labels/
+            for p in (spec.out / rel, spec.out / row.get("prob", "")):
+                if p != spec.out:
+                    p.unlink(missing_ok=True)
+            skipped.append((str(f), str(err)))
+            continue
         _drop_counterpart(spec.out, rel)
         rows.append(row)
     return ChunkOutput(rows, skipped)
+
+
+def _check_warp_input(spec: ChunkSpec, f: Path) -> None:
+    """With ``spec.warp_to``: DataError (the image is skipped with it) unless ``f`` is a GeoTIFF
+    whose outputs can be warped (:func:`sam2elnet.data.warp.check_warpable`: a CRS + transform or
+    at least 3 GCPs with a CRS). PNG/JPEG labels carry no georeference to warp."""
+    if not spec.warp_to:
+        return
+    if f.suffix.lower() not in GEO_SUFFIXES:
+        raise DataError(
+            "is not a GeoTIFF: its label has no georeference to warp; drop --warp-to or give "
+            "georeferenced GeoTIFFs",
+            f,
+        )
+    from sam2elnet.data.warp import check_warpable
+
+    check_warpable(f, spec.warp_to, spec.warp_method)
+
+
+def _warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
+    """Warp each existing output GeoTIFF in ``paths`` in place onto the ``spec.warp_to`` map grid
+    (:func:`sam2elnet.data.warp.warp_to_map_grid`: nearest for labels, bilinear with NaN nodata
+    for float probabilities); a note per file in the log (``--verbose``). No-op without
+    ``warp_to``."""
+    if not spec.warp_to:
+        return
+    from sam2elnet.data.warp import warp_to_map_grid
+
+    for p in paths:
+        if p.is_file() and p.suffix.lower() in GEO_SUFFIXES:
+            info = warp_to_map_grid(p, None, spec.warp_to, method=spec.warp_method)
+            if info is not None:
+                log.info(info.note())
 
 
 def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: Path) -> np.ndarray:
@@ -386,6 +432,7 @@ class _Job:
         self.line_width: float | None = None  # width of vector line labels (roads), map units
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
         self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
+        self.spec = ChunkSpec(desc, out, threshold)  # the job's output options (set by run)
         self.threshold, self.save_prob, self.progress, self.desc = (
             threshold,
             save_prob,
@@ -449,6 +496,11 @@ class _Job:
         georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
         """
         tif = Path(name).with_suffix(".tif").name
+        try:
+            _check_warp_input(self.spec, f)
+        except DataError as err:
+            self.skips.add(f, err)
+            return
         scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
         tile_px = self.tile * self.tile
         if not self.p.fits_whole(tile_px, coarse=coarse is not None):
@@ -491,6 +543,13 @@ class _Job:
                 line_width=self.line_width,
                 positive_values=self.positive_values,
             )
+        try:  # after the change statistics, which are counted on the scene grid
+            _warp_outputs(self.spec, [self.out / "labels" / tif, self.out / "prob" / tif])
+        except DataError as err:
+            for sub in ("labels", "prob"):
+                (self.out / sub / tif).unlink(missing_ok=True)
+            self.skips.add(f, err)
+            return
         if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
             _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
             if self.save_prob:
@@ -534,6 +593,7 @@ class _Job:
         the same.
         """
         names = _unique_names(files)
+        self.spec = spec  # run_scene's warp options
         self.order = {str(f): i for i, f in enumerate(files)}
         todo = []
         for f in files:
@@ -807,11 +867,22 @@ def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
     return str(rel)
 
 
-def _check_job_options(**values: Any) -> None:
-    """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions)."""
+def _check_job_options(
+    warp_to: str | None = None, warp_method: str = "tps", **values: Any
+) -> str | None:
+    """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions) and the
+    ``--warp-to`` / ``--warp-method`` check of ``scene`` and ``export``
+    (:func:`sam2elnet.data.warp.check_warp_options`); returns the checked ``warp_to``."""
     from sam2elnet.config import FolderJobOptions, check_options
+    from sam2elnet.data.warp import check_warp_options
 
     check_options(FolderJobOptions, **values)
+    return check_warp_options(warp_to, warp_method)
+
+
+def _warp_summary(spec: ChunkSpec) -> dict[str, str] | None:
+    """``summary.json``'s ``warp`` entry: where the outputs were warped to (None: kept)."""
+    return {"to": spec.warp_to, "method": spec.warp_method} if spec.warp_to else None
 
 
 def annotate_folder(
@@ -837,6 +908,8 @@ def annotate_folder(
     split: str | Sequence[str] | None = None,
     max_memory: int | str | None = None,
     executor_factory: ExecutorFactory | None = None,
+    warp_to: str | None = None,
+    warp_method: str = "tps",
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -855,11 +928,18 @@ def annotate_folder(
     ``executor_factory`` (see :data:`ExecutorFactory`; the pipeline's ``backend="ray"``) runs the
     per-image work (:func:`process_chunk`) and the windows of large images on other workers, each
     loading the model once; outputs are the same byte for byte as without it.
+
+    ``warp_to`` (``utm`` or a CRS such as ``EPSG:4326``; :func:`sam2elnet.data.warp.parse_warp_crs`)
+    warps every label and probability GeoTIFF onto a regular map grid in that CRS after it is
+    written, as ``elnet scene --warp-to`` does (:func:`sam2elnet.data.warp.warp_to_map_grid`,
+    GCP transformer ``warp_method``: ``tps`` or ``polynomial``; labels nearest, nodata kept).
+    Images that cannot be warped (PNG/JPEG, no georeference, fewer than 3 GCPs) are skipped with
+    the reason. An unknown CRS or method raises UserError before anything is read.
     """
-    _check_job_options(
+    warp_to = _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, max_memory=max_memory,
+        overlap=overlap, max_memory=max_memory, warp_to=warp_to, warp_method=warp_method,
     )  # fmt: skip
     t0 = time.perf_counter()
     files = _split_images(images, split) if split else list_images(images)
@@ -868,7 +948,9 @@ def annotate_folder(
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
-    spec = ChunkSpec("annotate", out, threshold, save_prob=save_prob)
+    spec = ChunkSpec(
+        "annotate", out, threshold, save_prob=save_prob, warp_to=warp_to, warp_method=warp_method
+    )
     with (
         _Job(
             pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
@@ -878,7 +960,12 @@ def annotate_folder(
         job.executor = ex
         n_before = len(job.done)
         job.run(files, spec)
-        extra = {"task": "annotate", "model": str(model_path), "filter": thr_info}
+        extra = {
+            "task": "annotate",
+            "model": str(model_path),
+            "filter": thr_info,
+            "warp": _warp_summary(spec),
+        }
         return job.finish(t0, n_before, extra, on_finish)
 
 
@@ -989,6 +1076,8 @@ def enhance_folder(
     max_memory: int | str | None = None,
     split: str | Sequence[str] | None = None,
     executor_factory: ExecutorFactory | None = None,
+    warp_to: str | None = None,
+    warp_method: str = "tps",
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -1005,14 +1094,17 @@ def enhance_folder(
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
-    :func:`annotate_folder`, and ``executor_factory`` spreads the work as there.
+    :func:`annotate_folder`, and ``executor_factory`` spreads the work as there. ``warp_to`` /
+    ``warp_method`` warp the enhanced labels and probability maps onto a map grid as in
+    :func:`annotate_folder` (change statistics and change maps stay on the image grid).
     """
     from sam2elnet.data.naming import mask_key
 
-    _check_job_options(
+    warp_to = _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, line_width=line_width, max_memory=max_memory,
+        overlap=overlap, line_width=line_width, max_memory=max_memory, warp_to=warp_to,
+        warp_method=warp_method,
     )  # fmt: skip
     t0 = time.perf_counter()
     if labels is None and not split:
@@ -1072,6 +1164,8 @@ def enhance_folder(
         save_changes=save_changes,
         line_width=line_width,
         positive_values=tuple(positive_values) if positive_values else None,
+        warp_to=warp_to,
+        warp_method=warp_method,
     )
     with (
         _Job(
@@ -1091,5 +1185,6 @@ def enhance_folder(
             "filter": thr_info,
             "n_missing_labels": len(missing),
             "missing_labels": [str(m) for m in missing],
+            "warp": _warp_summary(spec),
         }
         return job.finish(t0, n_before, extra, on_finish)
