@@ -143,3 +143,94 @@ def test_train_bands_on_more_than_16_band_images(tmp_path):
         write_tif(cube / "masks" / f"{p.stem}.tif", read_image(data / "masks" / p.name).data)
     res = train(small_cfg(cube, tmp_path / "run", bands=[3, 2, 1], fit_quality=False))
     assert len(res.splits["train"]) + len(res.splits["val"]) == 4
+
+
+# --------------------------------------------- one band-count rule for whole images and scenes
+def _micro(path, bands: int):
+    from sam2elnet.engine.predictor import Predictor
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+
+    save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
+    return Predictor.from_file(path, precision="32")
+
+
+def _both_paths(pred, path):
+    """(whole-image normalised input, scene-path normalised input) of one file; each is the
+    input or the exception its path raises."""
+    from sam2elnet.engine.scene_inputs import make_scene_normalizer
+
+    out = []
+    try:
+        out.append(pred.read(path)[1])
+    except DataError as err:
+        out.append(err)
+    try:
+        with rasterio.open(path) as src:
+            norm = make_scene_normalizer(src, pred)
+            data = src.read(norm.bands)
+            out.append(norm(data, src.dataset_mask() > 0))
+    except DataError as err:
+        out.append(err)
+    return out
+
+
+def _reason(err):
+    return str(err).split(": ", 1)[1]  # the message after the file name
+
+
+def test_band_rule_same_on_whole_and_scene_path(tmp_path):
+    """A 1-band image into a 3-band model is repeated on both paths (same normalised input); a
+    grey image stored as 3 identical bands feeds a 1-band model its first band on both; a real
+    alpha band is dropped on both; 4 (non-alpha) bands into 3, or 2 different bands into 1, are
+    the same BandCountError on both."""
+    from sam2elnet.errors import BandCountError
+
+    rng = np.random.default_rng(0)
+    m3, m1 = _micro(tmp_path / "m3.pt", 3), _micro(tmp_path / "m1.pt", 1)
+    one = write_tif(tmp_path / "one.tif", rng.random((1, 48, 48)).astype(np.float32))
+    whole, scene = _both_paths(m3, one)
+    assert whole.shape == scene.shape == (3, 48, 48)
+    np.testing.assert_allclose(scene, whole, atol=1e-5)
+    assert np.array_equal(whole[0], whole[2]) and whole.std() > 0.1
+    grey = write_tif(
+        tmp_path / "grey.tif", np.repeat(rng.integers(0, 255, (1, 48, 48), np.uint8), 3, 0)
+    )
+    whole, scene = _both_paths(m1, grey)
+    assert whole.shape == scene.shape == (1, 48, 48)
+    np.testing.assert_allclose(scene, whole, atol=1e-5)
+    alpha = np.full((32, 32), 255, np.uint8)
+    whole, scene = _both_paths(m3, _tif4(tmp_path / "rgba.tif", alpha, True))
+    assert whole.shape == scene.shape == (3, 32, 32)
+    np.testing.assert_allclose(scene, whole, atol=1e-5)
+    nir = rng.integers(1, 254, (32, 32), dtype=np.uint8)
+    two = write_tif(tmp_path / "two.tif", rng.integers(0, 255, (2, 32, 32), np.uint8))
+    for pred, path, msg in (
+        (m3, _tif4(tmp_path / "rgbn.tif", nir, True), "image has 4 bands but the model was trained for 3"),
+        (m1, two, "image has 2 bands but the model was trained for 1"),
+    ):  # fmt: skip
+        whole, scene = _both_paths(pred, path)
+        assert isinstance(whole, BandCountError) and isinstance(scene, BandCountError)
+        assert msg in str(whole) and _reason(whole) == _reason(scene)
+
+
+def test_annotate_single_band_into_rgb_model_on_both_paths(tmp_path):
+    """annotate labels a 1-band image with a 3-band model whole and window by window (an image
+    over --max-memory); with one window covering the image the two labels are the same."""
+    from sam2elnet.engine.infer import annotate_folder
+
+    pred = _micro(tmp_path / "m3.pt", 3)
+    (imgs := tmp_path / "imgs").mkdir()
+    write_tif(
+        imgs / "sar.tif", np.random.default_rng(1).gamma(4, 100, (1, 64, 64)).astype(np.float32)
+    )
+    kw = dict(progress=False, predictor=pred)
+    whole = annotate_folder(tmp_path / "m3.pt", imgs, tmp_path / "whole", **kw)
+    tiled = annotate_folder(tmp_path / "m3.pt", imgs, tmp_path / "tiled", tile=64, overlap=16,
+                            max_memory=pred.whole_bytes(64 * 64) - 1, **kw)  # fmt: skip
+    assert not whole.skipped and not tiled.skipped
+    assert (tmp_path / "tiled" / "tiles" / "sar.gpkg").is_file()  # the window path ran
+    with rasterio.open(tmp_path / "whole" / "labels" / "sar.tif") as a:
+        with rasterio.open(tmp_path / "tiled" / "labels" / "sar.tif") as b:
+            la, lb = a.read(1), b.read(1)
+    assert np.mean(la == lb) > 0.99 and 0 < np.mean(la == 255) < 1

@@ -259,7 +259,7 @@ def test_bad_arguments(scene: Path, tmp_path: Path):
 
 def test_band_mismatch(tmp_path: Path):
     path = make_scene(tmp_path / "two.tif", bands=2)
-    with pytest.raises(DataError, match="2 bands but the model takes 3"):
+    with pytest.raises(DataError, match="image has 2 bands but the model was trained for 3"):
         predict_scene(path, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), progress=False)
     # selecting bands explicitly works
     res = predict_scene(

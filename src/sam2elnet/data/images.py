@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,8 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
                     # GCP-only georeference (Sentinel-1 GRD): kept for every output
                     profile["gcps"] = list(gcps)
                     profile["gcp_crs"] = gcp_crs
-                alpha = src.count > 1 and src.colorinterp[-1] == ColorInterp.alpha
-                if alpha and np.issubdtype(data.dtype, np.integer):
-                    # GDAL tags the 4th band of any 4-band uint8 TIFF as alpha; a real alpha band
-                    # only holds "transparent" and "opaque", a NIR band holds measurements.
-                    top = np.iinfo(data.dtype).max
-                    alpha = bool(np.all((data[-1] == 0) | (data[-1] == top)))
+                tagged = src.count > 1 and src.colorinterp[-1] == ColorInterp.alpha
+                alpha = is_alpha_band(tagged, data[-1])
                 nodata = None
                 nd = src.nodata
                 if nd is not None:
@@ -286,8 +282,70 @@ def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | Non
     return data[[b - 1 for b in bands]]
 
 
+IDENTICAL_NORMALISED_ATOL = 2.0 / 255
+"""Largest difference on the normalised [0, 1] scale between bands that still count as one grey
+band stored several times (JPEG noise of 2 grey levels in uint8)."""
+
+
+def is_alpha_band(tagged: bool, band: np.ndarray) -> bool:
+    """The alpha rule of every reader: the last band is alpha when GDAL tags it so (``tagged``)
+    and, for integer data, it holds only 0 (transparent) and the dtype's maximum (opaque).
+
+    GDAL tags the 4th band of any 4-band uint8 TIFF as alpha; a NIR band tagged that way holds
+    measurements and stays a band. Checked on all pixels by the whole-image reader, strip by strip
+    by :mod:`sam2elnet.data.windowed` and on the decimated overview by the scene path.
+
+    Args:
+        tagged: GDAL's colour interpretation of the last band is ``alpha``.
+        band: the last band's values (any shape); float bands are alpha whenever tagged.
+    """
+    if not tagged:
+        return False
+    if np.issubdtype(band.dtype, np.integer):
+        top = np.iinfo(band.dtype).max
+        return bool(np.all((band == 0) | (band == top)))
+    return True
+
+
+def band_layout(
+    count: int, bands: int | None, identical: Callable[[], bool], path: Path | str | None
+) -> str:
+    """The one band-count rule between an image and a model, for every prediction path (whole
+    images: :func:`match_bands`; windows of large scenes:
+    :func:`sam2elnet.engine.scene_inputs.make_scene_normalizer`).
+
+    Args:
+        count: bands read from the image (alpha dropped, ``--bands`` applied).
+        bands: bands the model was trained on; None accepts any count.
+        identical: called only when a one-band model meets several bands: whether they are one
+            grey band stored several times (within :data:`IDENTICAL_NORMALISED_ATOL` after
+            normalisation).
+        path: the image, for the message.
+
+    Returns:
+        ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (a single band repeated to
+        ``bands`` bands, e.g. a SAR image into an RGB model) or ``"first"`` (grey stored as
+        identical bands: the first one for a one-band model).
+
+    Raises:
+        BandCountError: any other mismatch (the message suggests ``--bands``).
+    """
+    if bands is None or count == bands:
+        return "keep"
+    if count == 1:
+        return "repeat"
+    if bands == 1 and identical():
+        return "first"
+    raise BandCountError(
+        f"unsupported band count: image has {count} bands but the model was trained for "
+        f"{bands}; choose {bands} band(s) with --bands (e.g. --bands "
+        f"{','.join(str(i) for i in range(1, bands + 1))}) or train a model on this kind of image",
+        path,
+    )
+
+
 def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np.ndarray:
-    """Make the band count what the model expects where that is unambiguous.
+    """Make the band count what the model expects where that is unambiguous (:func:`band_layout`).
 
     A single band is repeated to ``bands`` bands; a grey image stored as identical channels
     (within 2/255 on the normalised scale) collapses to one band for a one-band model.
@@ -303,18 +361,17 @@ def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np
     Raises:
         BandCountError: any other mismatch (the message suggests ``--bands``).
     """
-    if bands is None or x.shape[0] == bands:
-        return x
-    if x.shape[0] == 1:
-        return np.repeat(x, bands, axis=0)
-    if bands == 1 and np.allclose(x, x[:1], atol=2.0 / 255):
-        return np.ascontiguousarray(x[:1])
-    raise BandCountError(
-        f"unsupported band count: image has {x.shape[0]} bands but the model was trained for "
-        f"{bands}; choose {bands} band(s) with --bands (e.g. --bands "
-        f"{','.join(str(i) for i in range(1, bands + 1))}) or train a model on this kind of image",
+    layout = band_layout(
+        x.shape[0],
+        bands,
+        lambda: bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL)),
         path,
     )
+    if layout == "repeat":
+        return np.repeat(x, bands, axis=0)
+    if layout == "first":
+        return np.ascontiguousarray(x[:1])
+    return x
 
 
 def read_image(

@@ -246,7 +246,7 @@ def scan_image(
     from rasterio.enums import ColorInterp
     from rasterio.windows import Window
 
-    from sam2elnet.data.images import select_bands
+    from sam2elnet.data.images import is_alpha_band, select_bands
 
     p = Path(path)
     if not p.is_file():
@@ -255,9 +255,7 @@ def scan_image(
         with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
             h, w, c = src.height, src.width, src.count
             dtype = np.dtype(src.dtypes[0])
-            integer = np.issubdtype(dtype, np.integer)
             maybe_alpha = c > 1 and src.colorinterp[-1] == ColorInterp.alpha
-            top = np.iinfo(dtype).max if integer else None
             alpha_ok = maybe_alpha
             # the bands kept with / without alpha (before the SAR grey collapse)
             idx = np.arange(c)
@@ -275,9 +273,8 @@ def scan_image(
             block = src.block_shapes[0][0] if src.block_shapes else 1
             for r0, rows in _strips(h, w, block):
                 raw = _read(src, p, Window(0, r0, w, rows), "raster")
-                if alpha_ok and integer:
-                    a = raw[-1]
-                    alpha_ok = bool(np.all((a == 0) | (a == top)))
+                if alpha_ok:  # the whole reader's rule, strip by strip
+                    alpha_ok = is_alpha_band(True, raw[-1])
                 if sar:
                     for keep in diff:
                         if len(keep) in (3, 4):

@@ -55,8 +55,13 @@ class SceneNormalizer:
     high: np.ndarray
     cfg: Any = None
     bands: list[int] | None = None  # 1-based band indexes read from the source (None: all)
+    repeat: int = 0  # >0: the single band read is repeated to this many (band_layout "repeat")
 
     def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = self._scale(data, valid)
+        return np.repeat(out, self.repeat, axis=0) if self.repeat else out
+
+    def _scale(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.cfg is not None:
             from sam2elnet.data.normalize import normalize
 
@@ -99,46 +104,69 @@ def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray
     return np.concatenate(chunks, axis=1)
 
 
+def _scene_bands(
+    src: Any, cfg: Any, in_bands: int | None, bands: list[int] | None
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The file bands (1-based) a scene is read with, by the whole-image reader's rules
+    (:func:`sam2elnet.data.images.read_image`), decided on the decimated overview: the last band
+    is dropped when it is alpha (:func:`~sam2elnet.data.images.is_alpha_band`), ``bands`` (or the
+    model's ``band_select``) picks among the other bands
+    (:func:`~sam2elnet.data.images.select_bands`: same errors), more than
+    :data:`~sam2elnet.data.images.MAX_BANDS` is refused, and a SAR model's grey image stored as 3-4
+    identical bands (within 2 data units) is read as its first band. Returns the bands and the
+    overview's (len(bands), h, w) data and (h, w) valid mask.
+
+    Predictors without a normalisation config (``builtin:smoothing``, a dry run) take the first
+    band when they take one band and none is chosen."""
+    from sam2elnet.data.images import MAX_BANDS, identical_channels, is_alpha_band, select_bands
+
+    all_bands = list(range(1, src.count + 1))
+    data, valid = _overview(src, all_bands)
+    tagged = src.count > 1 and _last_is_alpha(src)
+    file_bands = all_bands[:-1] if is_alpha_band(tagged, data[-1]) else all_bands
+    if bands is None and getattr(cfg, "band_select", None):
+        bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
+    idx = np.asarray(file_bands)[:, None, None]
+    chosen = [int(b) for b in select_bands(idx, bands, src.name)[:, 0, 0]]
+    if len(chosen) > MAX_BANDS:
+        raise DataError(
+            f"unsupported band count {len(chosen)} (at most {MAX_BANDS}); "
+            "select the bands you need into a new file (or choose them with --bands)",
+            src.name,
+        )
+    sel = data[[b - 1 for b in chosen]]
+    if getattr(cfg, "sar", False) and len(chosen) in (3, 4):
+        if identical_channels(sel[:, valid] if valid.any() else sel, tol=2.0):
+            chosen, sel = chosen[:1], sel[:1]
+    if cfg is None and in_bands == 1 and len(chosen) > 1 and not bands:
+        chosen, sel = chosen[:1], sel[:1]
+    return chosen, sel, valid
+
+
 def make_scene_normalizer(
     src: Any, predictor: Any, bands: list[int] | None = None
 ) -> SceneNormalizer:
     """Freeze the predictor's normalisation into scene-global statistics.
 
+    * The bands read follow the whole-image reader (:func:`_scene_bands`); their count is matched
+      to the model's by the one rule of every prediction path
+      (:func:`sam2elnet.data.images.band_layout`): a single band is repeated to the model's band
+      count, a grey image stored as identical bands feeds a one-band model its first band, any
+      other mismatch is the same BandCountError as for a whole image.
     * ``percentile`` (per-image) configs become ``fixed`` with per-band low/high = the configured
       percentiles of a decimated overview read (after dB conversion when ``to_db``): per-window
       percentiles would give every tile a different brightness scale and visible seams.
     * ``fixed`` / ``stats`` configs are already global and are used as they are.
     * Without a config (simple predictors) the overview's 1st/99th percentiles stretch to [0, 1].
 
-    Raises DataError when the scene holds no valid pixel at all.
+    Raises DataError when the scene holds no valid pixel at all, BandCountError for a band
+    count the model cannot take.
     """
+    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, band_layout
+
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
-    if bands is None and getattr(cfg, "band_select", None):
-        bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
-    if bands is None:
-        bands = list(range(1, src.count + 1))
-        if in_bands is not None and src.count != in_bands:
-            sar = bool(getattr(cfg, "sar", False))
-            if in_bands == 1 and src.count in (3, 4) and (sar or cfg is None):
-                bands = [1]  # grey stored as RGB(A): the first band carries it
-            elif src.count > in_bands and src.count == in_bands + 1 and _last_is_alpha(src):
-                bands = list(range(1, in_bands + 1))
-            else:
-                raise DataError(
-                    f"scene has {src.count} bands but the model takes {in_bands}; "
-                    "select bands (--bands 1,2,3) or use a model trained on this sensor",
-                    src.name,
-                )
-    else:
-        bad = [b for b in bands if not 1 <= b <= src.count]
-        if bad:
-            raise DataError(
-                f"--bands {','.join(map(str, bands))}: the scene has {src.count} band(s), so "
-                f"band {bad[0]} does not exist; choose bands between 1 and {src.count}",
-                src.name,
-            )
-    data, valid = _overview(src, bands)
+    bands, data, valid = _scene_bands(src, cfg, in_bands, bands)
     if valid.any():
         pix = data[:, valid]
     else:
@@ -149,6 +177,24 @@ def make_scene_normalizer(
                 "nodata value or mask",
                 src.name,
             )
+    norm = _normalizer_from_pixels(src, cfg, bands, pix)
+
+    def identical() -> bool:
+        x = norm(pix[:, None, :], np.ones((1, pix.shape[1]), bool))
+        return bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL))
+
+    layout = band_layout(len(bands), in_bands, identical, src.name)
+    if layout == "first":
+        return _normalizer_from_pixels(src, cfg, bands[:1], pix[:1])
+    if layout == "repeat":
+        norm.repeat = int(in_bands)
+    return norm
+
+
+def _normalizer_from_pixels(
+    src: Any, cfg: Any, bands: list[int], pix: np.ndarray
+) -> SceneNormalizer:
+    """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n)."""
     from sam2elnet.data.normalize import NormalizationConfig, check_input_range
 
     if isinstance(cfg, NormalizationConfig):
