@@ -173,3 +173,22 @@ def test_evaluate_run_folder_layout(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
     kept_only = json.loads((tmp_path / "k.json").read_text())
     assert kept_only["aggregate"]["n_images"] == 2 and kept_only["quality"]["n"] == 2
+
+
+def test_evaluate_no_progress_prints_one_line(
+    folders: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--no-progress (as in every batch command): no bar even on a terminal, and one line when
+    scoring ends with the image count, time and the pixel-summed IoU (928 / 1024 here)."""
+    import sys
+
+    pred, truth, _ = folders
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress"]) == 0
+    cap = capsys.readouterr()
+    lines = [ln for ln in cap.out.splitlines() if ln.startswith("evaluate: ")]
+    assert len(lines) == 1 and lines[0].startswith("evaluate: 4/4 img in "), cap.out
+    assert lines[0].endswith("pixel_iou 0.906")
+    assert "img/s]" not in cap.err and "%|" not in cap.err  # no tqdm bar

@@ -238,6 +238,11 @@ def evaluate(
         help="Evaluate only these images: a text file (one id per line), a JSON list, or a run's "
         "splits.json (its held_out ids) / an experiment's split.json (test).",
     ),
+    no_progress: bool = typer.Option(
+        False,
+        "--no-progress",
+        help="No progress bar: one line when scoring ends (images, time, pixel IoU), for logs.",
+    ),
 ) -> None:
     """Compare predicted masks with ground truth: pixel-summed IoU/F1/precision/recall, optional
     boundary and road measures, and how well quality.csv predicts the true IoU.
@@ -289,7 +294,7 @@ def evaluate(
         roads="auto" if roads is None else roads,
         valid_dir=valid,
         tolerance_px=tolerance,
-        progress=sys.stderr.isatty(),
+        progress=sys.stderr.isatty() and not no_progress,
         positive_values=parse_positive_values(positive_values),
         truth_split=split or None,
         baseline_dir=baseline,

@@ -296,7 +296,7 @@ def evaluate_folders(
     from sam2elnet.config import QualityConfig
     from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.engine.comparison import compare
-    from sam2elnet.utils.progress import track
+    from sam2elnet.utils.progress import progress_bar
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
@@ -352,48 +352,54 @@ def evaluate_folders(
         tau = (qfilter or {}).get("tau") or QualityConfig().tau
 
     images: list[ImageResult] = []
-    for key in track(keys, "evaluate", "img", progress):
-        valid = truth = pred = None
-        if not (boundary or roads) and _streamable(truths[key], preds[key]):
-            conf = _streamed_confusion(
-                preds[key], truths[key], valids.get(key), positive_values=positive_values
-            )
-        else:
-            truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
-            pred = read_binary_mask(preds[key])
-            if pred.shape != truth.shape:
-                raise DataError(
-                    f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} "
-                    f"is {truth.shape[1]}x{truth.shape[0]}; predictions must have the size of "
-                    "their masks",
-                    preds[key],
+    bar = progress_bar(len(keys), "evaluate", "img", progress)
+    try:
+        for key in keys:
+            valid = truth = pred = None
+            if not (boundary or roads) and _streamable(truths[key], preds[key]):
+                conf = _streamed_confusion(
+                    preds[key], truths[key], valids.get(key), positive_values=positive_values
                 )
-            if key in valids:
-                valid = read_binary_mask(valids[key])
-                if valid.shape != truth.shape:
+            else:
+                truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
+                pred = read_binary_mask(preds[key])
+                if pred.shape != truth.shape:
                     raise DataError(
-                        f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground "
-                        f"truth {truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
-                        valids[key],
+                        f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} "
+                        f"is {truth.shape[1]}x{truth.shape[0]}; predictions must have the size of "
+                        "their masks",
+                        preds[key],
                     )
-            if truth_valid is not None:
-                valid = truth_valid if valid is None else (valid & truth_valid)
-            conf = confusion(pred, truth, valid)
-        res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
-        if group_by == "folder":
-            res.group = group_name(truths[key], tdir)
-        if bases:
-            res.baseline_path = bases[key]
-            res.baseline_confusion = _baseline_confusion(
-                bases[key], truths[key], truth, valid, valids.get(key), positive_values
-            )
-        if boundary:
-            res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
-        if roads:
-            p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
-            res.roads = road_counts(p, t, buffer_px=road_buffer_px)
-        _add_quality(res, qrows.get(key))
-        images.append(res)
+                if key in valids:
+                    valid = read_binary_mask(valids[key])
+                    if valid.shape != truth.shape:
+                        raise DataError(
+                            f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground "
+                            f"truth {truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
+                            valids[key],
+                        )
+                if truth_valid is not None:
+                    valid = truth_valid if valid is None else (valid & truth_valid)
+                conf = confusion(pred, truth, valid)
+            res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
+            if group_by == "folder":
+                res.group = group_name(truths[key], tdir)
+            if bases:
+                res.baseline_path = bases[key]
+                res.baseline_confusion = _baseline_confusion(
+                    bases[key], truths[key], truth, valid, valids.get(key), positive_values
+                )
+            if boundary:
+                res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
+            if roads:
+                p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
+                res.roads = road_counts(p, t, buffer_px=road_buffer_px)
+            _add_quality(res, qrows.get(key))
+            images.append(res)
+            bar.update(1)
+    except BaseException:
+        bar.close()  # the bar (or its last line) ends where the error stopped it
+        raise
 
     def _quality(rows: list[ImageResult]) -> QualityStats | None:
         with_q = [r for r in rows if r.predicted_iou is not None]
@@ -419,6 +425,9 @@ def evaluate_folders(
         )
 
     agg, total = _aggregate(images, boundary, roads)
+    if agg.get("iou") is not None:  # the stage's key number on its last line (--no-progress)
+        bar.set_postfix(pixel_iou=f"{agg['iou']:.3f}", refresh=False)
+    bar.close()
     quality = _quality(images) if qrows else None
     if qrows and quality is None:
         log.warning("quality table %s names none of the evaluated images", qpaths[0])
