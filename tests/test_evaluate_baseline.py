@@ -230,10 +230,9 @@ def test_baseline_of_streamed_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     import sam2elnet.engine.evaluate as ev
 
     calls: list[Path] = []
-    real = ev._streamed_confusion
-    monkeypatch.setattr(
-        ev, "_streamed_confusion", lambda p, *a, **k: calls.append(p) or real(p, *a, **k)
-    )
+    for name in ("_streamed_counts", "_streamed_confusion"):  # predictions, baselines
+        real = getattr(ev, name)
+        monkeypatch.setattr(ev, name, lambda p, *a, _r=real, **k: calls.append(p) or _r(p, *a, **k))
     streamed = evaluate_folders(*args, baseline_dir=tmp_path / "base", progress=False)
     assert len(calls) == 8  # 4 predictions + 4 baselines
     assert streamed.comparison.as_dict() == whole.comparison.as_dict()

@@ -224,8 +224,8 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """evaluate: a large label GeoTIFF is counted in row strips (here 23 rows: 7,000 px per
-    strip) and gives the confusion of whole reads, with the truth's ignore value, a PNG
-    prediction and a valid-pixel mask in the mix."""
+    strip) and gives the confusion, boundary F-score and road counts of whole reads, with the
+    truth's ignore value, a PNG prediction and a valid-pixel mask in the mix."""
     from sam2elnet.engine import evaluate as ev
 
     truth = _blobs(1).astype(np.uint8)
@@ -243,23 +243,24 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
             else:
                 write_png(d / "pred" / f"{k}.png", (m * 255).astype(np.uint8))
             write_png(d / "valid" / f"{k}.png", valid)
-        whole = ev.evaluate_folders(d / "pred", d / "truth", valid_dir=d / "valid", progress=False)
+        kw = {"valid_dir": d / "valid", "progress": False, "boundary": True, "roads": True}
+        whole = ev.evaluate_folders(d / "pred", d / "truth", **kw)
         called: list[Path] = []
 
-        def spy(p: Path, *a: object, _fn=ev._streamed_confusion, _seen=called, **k: object):
+        def spy(p: Path, *a: object, _fn=ev._streamed_counts, _seen=called, **k: object):
             _seen.append(p)
             return _fn(p, *a, **k)
 
         monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
         monkeypatch.setattr(windowed, "STRIP_PIXELS", 7000)
-        monkeypatch.setattr(ev, "_streamed_confusion", spy)
-        streamed = ev.evaluate_folders(
-            d / "pred", d / "truth", valid_dir=d / "valid", progress=False
-        )
+        monkeypatch.setattr(ev, "_streamed_counts", spy)
+        streamed = ev.evaluate_folders(d / "pred", d / "truth", **kw)
         monkeypatch.undo()
         assert len(called) == 2
         for a, b in zip(whole.images, streamed.images, strict=True):
             assert a.confusion == b.confusion and a.confusion.tp > 0
+            assert a.boundary == b.boundary and a.boundary.truth_matched > 0
+            assert a.roads == b.roads and a.roads.truth_matched > 0
         ignored = int((truth == 255).sum() - (truth[:, :20] == 255).sum())
         conf = whole.images[0].confusion
         assert conf.tp + conf.fp + conf.fn + conf.tn == H * W - 20 * H - ignored

@@ -1,8 +1,9 @@
 """Counting a large prediction / ground-truth pair strip by strip (``elnet evaluate``).
 
 :func:`streamable` says when a pair is worth streaming (a label GeoTIFF GDAL can read by
-windows, too large to read whole); :func:`streamed_confusion` gives the same
-:class:`~sam2elnet.engine.metrics.Confusion` as a whole read with the memory of one row strip.
+windows, too large to read whole); :func:`streamed_counts` gives the same
+:class:`~sam2elnet.engine.metrics.Confusion` (and, when asked, boundary and road counts, see
+:mod:`sam2elnet.engine.strip_metrics`) as a whole read with the memory of one row strip.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics import Confusion, confusion
+from sam2elnet.engine.metrics import BoundaryCounts, Confusion, RoadCounts, confusion
 from sam2elnet.errors import DataError
 
-__all__ = ["streamable", "streamed_confusion"]
+__all__ = ["streamable", "streamed_confusion", "streamed_counts"]
 
 
 def streamable(truth: Path, pred: Path) -> bool:
@@ -35,12 +36,30 @@ def streamed_confusion(
     *,
     positive_values: tuple[float, ...] | None = None,
 ) -> Confusion:
-    """The :func:`confusion` of a pair, read in row strips: the same counts as whole reads
-    (the value encoding of each file is decided from all its pixels in a first streamed pass,
-    :func:`sam2elnet.data.windowed.scan_mask`), with memory of one strip. A file GDAL cannot
-    window (PNG, JPEG) is read whole and sliced. Raises DataError like the whole-read path."""
+    """The :func:`confusion` of a pair, read in row strips (:func:`streamed_counts`)."""
+    return streamed_counts(pred, truth, valid, positive_values=positive_values)[0]
+
+
+def streamed_counts(
+    pred: Path,
+    truth: Path,
+    valid: Path | None,
+    *,
+    positive_values: tuple[float, ...] | None = None,
+    tolerance_px: float | None = None,
+    road_buffer_px: float | None = None,
+) -> tuple[Confusion, BoundaryCounts | None, RoadCounts | None]:
+    """(:func:`confusion`, boundary counts, road counts) of a pair, read in row strips: the same
+    counts as whole reads (the value encoding of each file is decided from all its pixels in a
+    first streamed pass, :func:`sam2elnet.data.windowed.scan_mask`), with memory of one strip
+    (plus halo rows). Boundary counts (:func:`~sam2elnet.engine.metrics.boundary_counts`) are
+    computed when ``tolerance_px`` is given, road counts
+    (:func:`~sam2elnet.engine.metrics.road_counts` of both masks cut to the valid pixels) when
+    ``road_buffer_px`` is given; otherwise None. A file GDAL cannot window (PNG, JPEG) is read
+    whole and sliced. Raises DataError like the whole-read path."""
     from sam2elnet.data import windowed
     from sam2elnet.data.raster import read_mask_valid
+    from sam2elnet.engine.strip_metrics import strip_boundary_counts, strip_road_counts
 
     def source(path: Path, pv: tuple[float, ...] | None) -> Any:
         if windowed.windowable(path):
@@ -74,14 +93,21 @@ def streamed_confusion(
         m, v = src
         return m[r0 : r0 + rows], (None if v is None else v[r0 : r0 + rows])
 
+    def read(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        t, t_valid = strip(t_src, r0, r1 - r0)
+        p = strip(p_src, r0, r1 - r0)[0]
+        v = strip(v_src, r0, r1 - r0)[0] if v_src is not None else None
+        if t_valid is not None:
+            v = t_valid if v is None else (v & t_valid)
+        return p, t, v
+
     total = Confusion()
     step = max(1, windowed.STRIP_PIXELS // max(1, w))
     for r0 in range(0, h, step):
-        rows = min(step, h - r0)
-        t, t_valid = strip(t_src, r0, rows)
-        p = strip(p_src, r0, rows)[0]
-        v = strip(v_src, r0, rows)[0] if v_src is not None else None
-        if t_valid is not None:
-            v = t_valid if v is None else (v & t_valid)
-        total = total + confusion(p, t, v)
-    return total
+        total = total + confusion(*read(r0, min(h, r0 + step)))
+    bound = roads = None
+    if tolerance_px is not None:
+        bound = strip_boundary_counts(read, h, tolerance_px, strip_rows=step)
+    if road_buffer_px is not None:
+        roads = strip_road_counts(read, h, w, buffer_px=road_buffer_px, strip_rows=step)
+    return total, bound, roads

@@ -29,6 +29,7 @@ from sam2elnet.engine.eval_inputs import (
 )
 from sam2elnet.engine.eval_stream import streamable as _streamable
 from sam2elnet.engine.eval_stream import streamed_confusion as _streamed_confusion
+from sam2elnet.engine.eval_stream import streamed_counts as _streamed_counts
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
@@ -356,18 +357,19 @@ def evaluate_folders(
     try:
         for key in keys:
             valid = truth = pred = None
-            if not (boundary or roads) and _streamable(truths[key], preds[key]):
-                conf = _streamed_confusion(
-                    preds[key], truths[key], valids.get(key), positive_values=positive_values
-                )
+            if _streamable(truths[key], preds[key]):
+                conf, bnd, rds = _streamed_counts(
+                    preds[key], truths[key], valids.get(key), positive_values=positive_values,
+                    tolerance_px=tolerance_px if boundary else None,
+                    road_buffer_px=road_buffer_px if roads else None,
+                )  # fmt: skip
             else:
                 truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
                 pred = read_binary_mask(preds[key])
                 if pred.shape != truth.shape:
                     raise DataError(
                         f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} "
-                        f"is {truth.shape[1]}x{truth.shape[0]}; predictions must have the size of "
-                        "their masks",
+                        f"is {truth.shape[1]}x{truth.shape[0]}; predictions need their mask's size",
                         preds[key],
                     )
                 if key in valids:
@@ -381,7 +383,10 @@ def evaluate_folders(
                 if truth_valid is not None:
                     valid = truth_valid if valid is None else (valid & truth_valid)
                 conf = confusion(pred, truth, valid)
-            res = ImageResult(key, preds[key], truths[key], conf, scores(conf))
+                bnd = boundary_counts(pred, truth, tolerance_px, valid) if boundary else None
+                p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
+                rds = road_counts(p, t, buffer_px=road_buffer_px) if roads else None
+            res = ImageResult(key, preds[key], truths[key], conf, scores(conf), bnd, rds)
             if group_by == "folder":
                 res.group = group_name(truths[key], tdir)
             if bases:
@@ -389,11 +394,6 @@ def evaluate_folders(
                 res.baseline_confusion = _baseline_confusion(
                     bases[key], truths[key], truth, valid, valids.get(key), positive_values
                 )
-            if boundary:
-                res.boundary = boundary_counts(pred, truth, tolerance_px, valid)
-            if roads:
-                p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
-                res.roads = road_counts(p, t, buffer_px=road_buffer_px)
             _add_quality(res, qrows.get(key))
             images.append(res)
             bar.update(1)

@@ -319,6 +319,14 @@ def boundary_f1(
 # --------------------------------------------------------------------------------------------
 
 
+def _thin(mask: np.ndarray) -> np.ndarray:
+    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning
+    (``skimage.morphology.thin``), run to its fixed point."""
+    from skimage.morphology import thin
+
+    return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
+
+
 @dataclass(frozen=True)
 class RoadCounts:
     """Centre-line lengths (skeleton pixels) for the Wiedemann et al. (1998) road measures.
@@ -391,8 +399,9 @@ def road_counts(
 ) -> RoadCounts:
     """Skeleton-based road measures for one image.
 
-    Both masks are thinned to one-pixel centre lines (``skimage.morphology.skeletonize``); lengths
-    are skeleton pixel counts and matching uses a Euclidean buffer of ``buffer_px`` (Wiedemann et
+    Both masks are thinned to one-pixel centre lines (Guo-Hall parallel thinning,
+    ``skimage.morphology.thin``: local, so :func:`sam2elnet.engine.strip_metrics.strip_road_counts`
+    computes the same counts strip by strip); lengths are skeleton pixel counts and matching uses a Euclidean buffer of ``buffer_px`` (Wiedemann et
     al., 1998, "Empirical evaluation of automatically extracted road axes").
 
     Connectivity ("skeleton components preserved"): each 8-connected component of the true
@@ -402,14 +411,12 @@ def road_counts(
     not broken along it. This is a simple, honest proxy; it does not check junction topology.
     """
     from scipy import ndimage
-    from skimage.morphology import skeletonize
 
     p = _as_bool(pred, "pred")
     t = _as_bool(truth, "truth")
     if p.shape != t.shape or p.ndim != 2:
         raise ValueError(f"road metrics need two 2-D masks of one shape, got {p.shape}, {t.shape}")
-    sp = skeletonize(p) if p.any() else np.zeros_like(p)
-    st = skeletonize(t) if t.any() else np.zeros_like(t)
+    sp, st = _thin(p), _thin(t)
     mp = _within(sp, st, buffer_px)
     mt = _within(st, sp, buffer_px)
 

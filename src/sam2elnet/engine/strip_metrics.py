@@ -1,0 +1,270 @@
+"""Boundary F-score and road measures of a large mask pair, computed row strip by row strip.
+
+The whole-mask functions :func:`sam2elnet.engine.metrics.boundary_counts` and
+:func:`sam2elnet.engine.metrics.road_counts` need the whole prediction and ground truth (and a
+float64 distance map, int32 label images) in memory: several GB for a 12,000^2 px label. The
+functions here take a *row reader* instead and give the same counts, exactly, with the memory of
+one strip plus a halo of rows on each side:
+
+- boundary F-score (:func:`strip_boundary_counts`): a boundary pixel depends on its 4-neighbours
+  (one row), and "within ``tolerance_px``" looks at most ``ceil(tolerance_px)`` rows away, so
+  each strip is read with a halo of ``ceil(tolerance_px) + 1`` rows;
+- road measures (:func:`strip_road_counts`): the centre lines come from Guo-Hall parallel
+  thinning (``skimage.morphology.thin``), whose every sub-iteration looks one pixel away. A strip
+  thinned with a halo of ``H`` rows is therefore exact in its core for the first ``H``
+  sub-iterations; when every strip's thinning reaches a fixed point within ``2K <= H - 2``
+  sub-iterations (``K`` = ``(H - 2) // 2`` iterations, checked per strip), the whole image's
+  thinning has reached the same fixed point, so the stitched cores are the whole-image centre
+  lines. Otherwise (roads wider than about ``H`` px) the halo is doubled and the pass repeated.
+  The centre lines and the buffered prediction are kept bit-packed in a temporary file (1 bit
+  per pixel on disk, not in memory); buffer matching reads them back with a halo of
+  ``ceil(buffer_px)`` rows and the connectivity measure joins the 8-connected components of
+  consecutive strips with a graph of component labels
+  (``scipy.sparse.csgraph.connected_components``), whose size is the number of components, not
+  pixels.
+
+A row reader is ``read(row0, row1) -> (pred, truth, valid)``: bool arrays of rows
+``[row0, row1)`` and the full width (``valid`` may be None).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import numpy as np
+
+from sam2elnet.engine.metrics import (
+    BoundaryCounts,
+    RoadCounts,
+    _boundary,
+    _thin,
+    _within,
+)
+
+__all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
+
+RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray, "np.ndarray | None"]]
+
+DEFAULT_HALO_ROWS = 64
+"""First halo of the thinning pass (rows each side): exact at once for roads up to ~60 px wide."""
+
+
+def _strips(height: int, strip_rows: int) -> Iterator[tuple[int, int]]:
+    step = max(1, int(strip_rows))
+    for a in range(0, height, step):
+        yield a, min(height, a + step)
+
+
+def _only_rows(mask: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``mask`` with every row outside ``[lo, hi)`` cleared (a copy)."""
+    out = np.zeros_like(mask)
+    out[lo:hi] = mask[lo:hi]
+    return out
+
+
+def strip_boundary_counts(
+    read: RowReader, height: int, tolerance_px: float = 2.0, strip_rows: int = 256
+) -> BoundaryCounts:
+    """:func:`~sam2elnet.engine.metrics.boundary_counts` of a ``height``-row mask pair read in
+    strips of ``strip_rows`` rows (each with ``ceil(tolerance_px) + 1`` halo rows); identical
+    counts. ``valid`` from the reader masks the boundary pixels as in the whole-mask function."""
+    reach = max(0, math.ceil(tolerance_px))
+    halo = reach + 1
+    total = BoundaryCounts()
+    for a, b in _strips(height, strip_rows):
+        w0, w1 = max(0, a - halo), min(height, b + halo)
+        p, t, v = read(w0, w1)
+        bp, bt = _boundary(np.asarray(p, bool)), _boundary(np.asarray(t, bool))
+        if v is not None:
+            bp, bt = bp & v, bt & v
+        # rows of exact boundaries around the core: all but a cut first / last window row
+        c0, c1 = a - w0, b - w0
+        g0, g1 = max(0, c0 - reach), min(w1 - w0, c1 + reach)
+        bp, bt = bp[g0:g1], bt[g0:g1]
+        sp, st = _only_rows(bp, c0 - g0, c1 - g0), _only_rows(bt, c0 - g0, c1 - g0)
+        total = total + BoundaryCounts(
+            int(_within(sp, bt, tolerance_px).sum()),
+            int(sp.sum()),
+            int(_within(st, bp, tolerance_px).sum()),
+            int(st.sum()),
+        )
+    return total
+
+
+class _PackedRows:
+    """Bool rows kept bit-packed in an anonymous temporary file (written in row order)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.row_bytes = (width + 7) // 8
+        self.file: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.rows = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        self.file.seek(self.rows * self.row_bytes)
+        self.file.write(np.packbits(rows, axis=1).tobytes())
+        self.rows += rows.shape[0]
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        self.file.seek(r0 * self.row_bytes)
+        buf = self.file.read((r1 - r0) * self.row_bytes)
+        packed = np.frombuffer(buf, dtype=np.uint8).reshape(r1 - r0, self.row_bytes)
+        return np.unpackbits(packed, axis=1, count=self.width).astype(bool)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _HaloTooSmall(Exception):
+    pass
+
+
+def _thin_window(m: np.ndarray, iterations: int, whole: bool) -> np.ndarray:
+    """Thinning of a window; raises _HaloTooSmall when ``iterations`` do not reach a fixed point
+    (a window covering the whole image is thinned without limit, as the whole-mask function)."""
+    from skimage.morphology import thin
+
+    if whole or not m.any():
+        return _thin(m)
+    s = thin(m, max_num_iter=iterations)
+    if not np.array_equal(thin(s, max_num_iter=1), s):
+        raise _HaloTooSmall
+    return s
+
+
+def _dilated(p: np.ndarray, buffer_px: float) -> np.ndarray:
+    """Pixels within Euclidean ``buffer_px`` of a True pixel of ``p`` (all False for none)."""
+    from scipy import ndimage
+
+    if not p.any():
+        return np.zeros(p.shape, dtype=bool)
+    return ndimage.distance_transform_edt(~p) <= buffer_px
+
+
+def _centre_lines(
+    read: RowReader, height: int, width: int, buffer_px: float, strip_rows: int, halo: int
+) -> tuple[_PackedRows, _PackedRows, _PackedRows]:
+    """Pass 1: predicted / true centre lines and the buffered prediction, core rows stored."""
+    iterations = (halo - 2) // 2
+    stores = [_PackedRows(width) for _ in range(3)]
+    try:
+        for a, b in _strips(height, strip_rows):
+            w0, w1 = max(0, a - halo), min(height, b + halo)
+            p, t, v = read(w0, w1)
+            p, t = np.asarray(p, bool), np.asarray(t, bool)
+            if v is not None:
+                p, t = p & v, t & v
+            whole = w0 == 0 and w1 == height
+            c0, c1 = a - w0, b - w0
+            stores[0].append(_thin_window(p, iterations, whole)[c0:c1])
+            stores[1].append(_thin_window(t, iterations, whole)[c0:c1])
+            stores[2].append(_dilated(p, buffer_px)[c0:c1])
+    except BaseException:
+        for s in stores:
+            s.close()
+        raise
+    return stores[0], stores[1], stores[2]
+
+
+def _roots(n: int, edges: list[np.ndarray]) -> np.ndarray:
+    """Component id of each of ``n`` labels joined by the (k, 2) label pairs in ``edges``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    e = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
+    graph = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _row_links(upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """(k, 2) global label pairs 8-connected across two consecutive rows (labels >= 1, 0 none)."""
+    out = []
+    for dx in (-1, 0, 1):
+        u = upper[max(0, -dx) : len(upper) - max(0, dx)]
+        d = lower[max(0, dx) : len(lower) - max(0, -dx)]
+        hit = (u > 0) & (d > 0)
+        out.append(np.stack([u[hit], d[hit]], axis=1))
+    return np.concatenate(out) - 1
+
+
+def strip_road_counts(
+    read: RowReader,
+    height: int,
+    width: int,
+    buffer_px: float = 3.0,
+    min_component_px: int = 10,
+    cover_fraction: float = 0.9,
+    strip_rows: int = 256,
+    halo_rows: int = DEFAULT_HALO_ROWS,
+) -> RoadCounts:
+    """:func:`~sam2elnet.engine.metrics.road_counts` of a ``height`` x ``width`` mask pair read
+    in strips of ``strip_rows`` rows; identical counts (see the module docstring for why). The
+    reader's ``valid`` masks both masks first (as ``evaluate`` does before ``road_counts``).
+    ``halo_rows`` is the first thinning halo, doubled until every strip's thinning converges."""
+    from scipy import ndimage
+
+    halo = max(int(halo_rows), math.ceil(buffer_px) + 1, 4)
+    while True:
+        try:
+            sp, st, dil = _centre_lines(read, height, width, buffer_px, strip_rows, halo)
+            break
+        except _HaloTooSmall:
+            halo *= 2
+    try:
+        reach = math.ceil(buffer_px)
+        eight = np.ones((3, 3), dtype=bool)
+        pred_len = pred_hit = true_len = true_hit = 0
+        t_sizes: list[np.ndarray] = []
+        t_cover: list[np.ndarray] = []
+        t_links: list[np.ndarray] = []
+        p_links: list[np.ndarray] = []
+        pairs: list[np.ndarray] = []
+        n_t = n_p = 0
+        t_last = p_last = None
+        for a, b in _strips(height, strip_rows):
+            w0, w1 = max(0, a - reach), min(height, b + reach)
+            sp_w, st_w = sp.read(w0, w1), st.read(w0, w1)
+            c0, c1 = a - w0, b - w0
+            sp_c, st_c = _only_rows(sp_w, c0, c1), _only_rows(st_w, c0, c1)
+            pred_len += int(sp_c.sum())
+            true_len += int(st_c.sum())
+            pred_hit += int(_within(sp_c, st_w, buffer_px).sum())
+            true_hit += int(_within(st_c, sp_w, buffer_px).sum())
+
+            # connectivity: strip labels made global (offset), joined across the strip edge
+            t_lab, k_t = ndimage.label(st_w[c0:c1], structure=eight)
+            p_lab, k_p = ndimage.label(dil.read(a, b), structure=eight)
+            t_lab = np.where(t_lab > 0, t_lab + n_t, 0).astype(np.int64)
+            p_lab = np.where(p_lab > 0, p_lab + n_p, 0).astype(np.int64)
+            if t_last is not None:
+                t_links.append(_row_links(t_last, t_lab[0]))
+                p_links.append(_row_links(p_last, p_lab[0]))
+            t_last, p_last = t_lab[-1], p_lab[-1]
+            t_sizes.append(np.bincount(t_lab.ravel(), minlength=n_t + k_t + 1)[n_t + 1 :])
+            both = (t_lab > 0) & (p_lab > 0)
+            t_cover.append(np.bincount(t_lab[both], minlength=n_t + k_t + 1)[n_t + 1 :])
+            key = np.unique((t_lab[both] - 1) * (1 << 31) + (p_lab[both] - 1))
+            pairs.append(np.stack([key >> 31, key & ((1 << 31) - 1)], axis=1))
+            n_t += k_t
+            n_p += k_p
+    finally:
+        for s in (sp, st, dil):
+            s.close()
+
+    comp_total = comp_ok = 0
+    if n_t:
+        t_root = _roots(n_t, t_links)
+        p_root = _roots(max(n_p, 1), p_links)
+        n_roots = int(t_root.max()) + 1
+        size = np.bincount(t_root, weights=np.concatenate(t_sizes), minlength=n_roots)
+        cover = np.bincount(t_root, weights=np.concatenate(t_cover), minlength=n_roots)
+        pr = np.concatenate(pairs)
+        distinct = np.unique(np.stack([t_root[pr[:, 0]], p_root[pr[:, 1]]], axis=1), axis=0)
+        n_distinct = np.bincount(distinct[:, 0], minlength=n_roots)
+        counted = size >= min_component_px
+        comp_total = int(counted.sum())
+        comp_ok = int((counted & (cover >= cover_fraction * size) & (n_distinct == 1)).sum())
+    return RoadCounts(pred_len, pred_hit, true_len, true_hit, comp_total, comp_ok)
