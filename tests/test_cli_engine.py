@@ -286,3 +286,30 @@ def test_annotate_and_enhance_share_one_declaration_of_their_job_options(capsys)
         assert a.opts == e.opts and a.help == e.help and a.default == e.default, name
     assert "labels" in params["enhance"] and "labels" not in params["annotate"]
     assert {"split", "model", "images", "out"} <= set(params["annotate"]) & set(params["enhance"])
+
+
+def test_enhance_cli_coarse_rule_options(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--new-objects / --max-growth: recorded in summary.json; bad values: one error line, exit 2."""
+    import json
+
+    labels = tmp_path / "coarse"
+    labels.mkdir()
+    for p in sorted((run["data"] / "masks").glob("*.png"))[:2]:
+        (labels / p.name).write_bytes(p.read_bytes())
+    base = ["enhance", "--model", str(run["model"]), "--images", str(run["data"] / "images"),
+            "--labels", str(labels), "--skip-missing", "--no-progress"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "e"), "--new-objects", "keep",
+                 "--max-growth", "3"]) == 0  # fmt: skip
+    rule = json.loads((tmp_path / "e" / "summary.json").read_text())["coarse_rule"]
+    assert (rule["new_objects"], rule["max_growth_px"]) == ("keep", 3.0)
+    capsys.readouterr()
+    for args, msg in (
+        (["--new-objects", "maybe"], "--new-objects"),
+        (["--max-growth", "-1"], "--max-growth"),
+    ):
+        assert main([*base, *args, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad").exists()

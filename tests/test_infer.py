@@ -393,3 +393,49 @@ def test_enhance_accepts_vector_coarse_labels(
     expected[20:40, 20:40] = True
     assert np.array_equal(coarse, expected)
     assert int(row["removed_px"]) == int(np.count_nonzero(coarse & (rgb[:, :, 1] == 0)))
+
+
+def test_coarse_rule_restricts_probabilities_and_features(pred: Predictor) -> None:
+    """predict(rule=...) = the unrestricted map times the rule's support found on it; the
+    evaluator's features see the restricted map (an empty coarse label: no foreground)."""
+    from sam2elnet.engine.coarse_rule import CoarseRule
+
+    rng = np.random.default_rng(3)
+    img = rng.random((3, 40, 40), dtype=np.float32)
+    corner = np.zeros((40, 40), np.float32)
+    corner[:6, :6] = 1
+    empty = np.zeros((40, 40), np.float32)
+    free, _ = pred.predict([img, img], coarse=[corner, empty])
+    for rule in (CoarseRule("drop"), CoarseRule("keep", max_growth_px=3)):
+        got, q = pred.predict([img, img], coarse=[corner, empty], rule=rule)
+        for p, f, c in zip(got, free, (corner, empty), strict=True):
+            np.testing.assert_allclose(p, f * rule.support(f, c), atol=1e-5)
+        assert not got[1].any()  # an empty coarse label stays empty
+        assert q.features[1, FEATURE_NAMES.index("fg_frac")] == 0
+    same, _ = pred.predict([img], coarse=[corner], rule=CoarseRule("keep"))
+    np.testing.assert_allclose(same[0], free[0], atol=1e-5)
+
+
+def test_enhance_keeps_an_empty_coarse_label_empty(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    src = sorted((run["data"] / "images").glob("*.png"))[:2]
+    for p in src:
+        (images / p.name).write_bytes(p.read_bytes())
+        cv2.imwrite(str(coarse / p.name), np.zeros((40, 40), np.uint8))
+    res = enhance_folder(
+        run["model"], images, coarse, tmp_path / "e", progress=False, predictor=pred
+    )
+    assert res.summary["coarse_rule"]["new_objects"] == "drop"
+    for r in res.rows:
+        label = cv2.imread(str(tmp_path / "e" / r["label"]), cv2.IMREAD_GRAYSCALE)
+        assert label is not None and not label.any() and r["added_px"] == 0
+    with pytest.raises(UserError, match="--new-objects"):
+        enhance_folder(
+            run["model"], images, coarse, tmp_path / "x", progress=False, predictor=pred,
+            new_objects="maybe",
+        )  # fmt: skip

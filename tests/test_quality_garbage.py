@@ -99,3 +99,46 @@ def test_annotate_never_keeps_garbage_even_without_a_filter(run, tmp_path: Path)
     assert table["b_const.png"]["quality_flag"] == "constant image"
     assert res.summary["n_flagged"].get("constant image") == 1
     assert res.summary["evaluator"]["status"] in ("fitted", "too_few_samples", "uniform_labels")
+
+
+def test_a_model_that_predicts_nothing_scores_zero_and_says_so(run, tmp_path: Path) -> None:
+    """End to end: a model whose heads predict nothing, its evaluator refitted on the run's data
+    (every label has IoU 0: uniform) -> status recorded in the model file, a warning when it is
+    loaded, score 0 for every label and the reason in quality.csv."""
+    from sam2elnet.engine.train import fit_quality
+    from sam2elnet.model.quality import UNFITTED_FLAG
+
+    model, extra = load_model(run["model"])
+    with torch.no_grad():
+        for head in (model.decoder.head, *model.decoder.side):
+            head.weight.zero_()
+            head.bias.fill_(-50.0)
+    copy = tmp_path / "run"
+    copy.mkdir()
+    save_model(model, copy / "model.pt", extra=extra)
+    (copy / "splits.json").write_bytes((run["run"] / "splits.json").read_bytes())
+    with pytest.warns(UserWarning, match="not fitted"):
+        summary = fit_quality(copy / "model.pt", run["data"], precision="32")
+    assert not summary["fitted"] and summary["status"] == "uniform_labels"
+    _, saved = load_model(copy / "model.pt")
+    assert saved["quality"]["status"] == "uniform_labels" and saved["quality"]["prior"] == 0.0
+    with pytest.warns(UserWarning, match="quality evaluator is not fitted"):
+        res = annotate_folder(
+            copy / "model.pt", run["data"] / "images", tmp_path / "a", progress=False
+        )
+    assert [r["predicted_iou"] for r in res.rows] == [0.0] * 8
+    with (tmp_path / "a" / "quality.csv").open() as fh:
+        flags = {r["quality_flag"] for r in csv.DictReader(fh)}
+    assert flags == {f"{UNFITTED_FLAG}: uniform_labels"}
+    assert res.summary["evaluator"]["status"] == "uniform_labels"
+
+
+def test_out_of_distribution_inputs_score_zero(run) -> None:
+    """A real image of the run's kind is scored; the same image scaled far outside the range the
+    model was trained on (x20 after normalisation, or inverted) gets 0 and the OOD flag."""
+    pred = Predictor.from_file(run["model"], precision="32")
+    _, x, _ = pred.read(sorted((run["data"] / "images").glob("*.png"))[0])
+    _, q = pred.predict([x, x * 20, -x * 20])
+    assert q.predicted_iou[0] > 0.1  # scored (a 16-sample evaluator may damp it a little)
+    assert list(q.predicted_iou[1:]) == [0.0, 0.0]
+    assert q.flags[1:] == ["out of distribution"] * 2

@@ -101,6 +101,12 @@ class FolderJobOptions(WindowOptions):
     precision: Precision = "bf16"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
     line_width: float | None = Field(None, gt=0, description="buffer for line labels, map units")
+    new_objects: Literal["drop", "keep"] = Field(
+        "drop", description="enhance: drop predicted objects that miss the coarse label"
+    )
+    max_growth: float | None = Field(
+        None, ge=0, le=100_000, description="enhance: px the label may grow beyond the coarse one"
+    )
     max_memory: int = Field(
         1_500_000_000,
         description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",

@@ -452,6 +452,18 @@ def enhance_cmd(
         help="With a dataset root as --images: enhance this split's images (e.g. test); "
         "without --labels their coarse labels come from the split's coarse/ folders.",
     ),
+    new_objects: str = typer.Option(
+        option_default(_D, "new_objects"),
+        "--new-objects",
+        help="drop: remove predicted objects that do not overlap the coarse label (an empty "
+        "coarse label stays empty); keep: leave them (docs/evaluation.md).",
+    ),
+    max_growth: Optional[float] = typer.Option(  # noqa: UP045
+        None,
+        "--max-growth",
+        help="Largest distance, px, the label may extend beyond the coarse label (default: no "
+        "limit; suits coarse labels drawn around their objects).",
+    ),
     **shared: object,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
@@ -463,6 +475,8 @@ def enhance_cmd(
         no_changes=no_changes,
         positive_values=positive_values,
         split=split,
+        new_objects=new_objects,
+        max_growth=max_growth,
         **shared,
     )
     _check_io(images, out, model, labels)

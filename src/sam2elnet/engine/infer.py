@@ -37,6 +37,7 @@ from sam2elnet.data.runfolder import (
     write_summary,
 )
 from sam2elnet.engine import memory
+from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor, run_batch
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import (
@@ -206,6 +207,8 @@ class ChunkSpec:
     positive_values: tuple[float, ...] | None = None
     warp_to: str | None = None
     warp_method: str = "tps"
+    #: enhance: how far a label may depart from its coarse label (engine.coarse_rule)
+    rule: CoarseRule | None = None
 
 
 @dataclass
@@ -249,7 +252,10 @@ def process_chunk(
     if not loaded:
         return ChunkOutput(rows, skipped)
     probs, quality = pred.predict(
-        [it[4] for it in loaded], coarse=[it[6] for it in loaded], valid=[it[5] for it in loaded]
+        [it[4] for it in loaded],
+        coarse=[it[6] for it in loaded],
+        valid=[it[5] for it in loaded],
+        rule=spec.rule,
     )
     for (f, name, coarse_path, img, _x, valid, coarse), prob, q in zip(
         loaded, probs, quality.rows(), strict=True
@@ -433,6 +439,7 @@ class _Job:
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
         self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
         self.spec = ChunkSpec(desc, out, threshold)  # the job's output options (set by run)
+        self.rule: CoarseRule | None = None  # enhance: --new-objects / --max-growth
         self.threshold, self.save_prob, self.progress, self.desc = (
             threshold,
             save_prob,
@@ -501,6 +508,12 @@ class _Job:
         except DataError as err:
             self.skips.add(f, err)
             return
+        if coarse is not None and self.rule is not None and self.rule.active:
+            log.warning(
+                "%s: predicted window by window; --new-objects drop / --max-growth apply to "
+                "whole images only and are not applied to this scene",
+                f.name,
+            )
         scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
         tile_px = self.tile * self.tile
         if not self.p.fits_whole(tile_px, coarse=coarse is not None):
@@ -1078,6 +1091,8 @@ def enhance_folder(
     executor_factory: ExecutorFactory | None = None,
     warp_to: str | None = None,
     warp_method: str = "tps",
+    new_objects: str = "drop",
+    max_growth: float | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -1097,6 +1112,12 @@ def enhance_folder(
     :func:`annotate_folder`, and ``executor_factory`` spreads the work as there. ``warp_to`` /
     ``warp_method`` warp the enhanced labels and probability maps onto a map grid as in
     :func:`annotate_folder` (change statistics and change maps stay on the image grid).
+
+    ``new_objects`` (``"drop"``, the default, or ``"keep"``) and ``max_growth`` (px, or None)
+    tie each enhanced label to its coarse label (:class:`~sam2elnet.engine.coarse_rule.CoarseRule`):
+    by default predicted objects that do not overlap the coarse label are removed, so an empty
+    coarse label stays empty. Whole images only; images on the window path are enhanced without
+    the rule (a warning names them).
     """
     from sam2elnet.data.naming import mask_key
 
@@ -1104,8 +1125,9 @@ def enhance_folder(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
         overlap=overlap, line_width=line_width, max_memory=max_memory, warp_to=warp_to,
-        warp_method=warp_method,
+        warp_method=warp_method, new_objects=new_objects, max_growth=max_growth,
     )  # fmt: skip
+    rule = CoarseRule(new_objects, max_growth)  # type: ignore[arg-type]
     t0 = time.perf_counter()
     if labels is None and not split:
         raise UserError(
@@ -1166,6 +1188,7 @@ def enhance_folder(
         positive_values=tuple(positive_values) if positive_values else None,
         warp_to=warp_to,
         warp_method=warp_method,
+        rule=rule,
     )
     with (
         _Job(
@@ -1178,11 +1201,13 @@ def enhance_folder(
         job.line_width = line_width
         job.save_changes = save_changes
         job.positive_values = spec.positive_values
+        job.rule = rule
         job.run(files, spec, coarse_of=label_map.__getitem__)
         extra = {
             "task": "enhance",
             "model": str(model_path),
             "filter": thr_info,
+            "coarse_rule": rule.as_dict(),
             "n_missing_labels": len(missing),
             "missing_labels": [str(m) for m in missing],
             "warp": _warp_summary(spec),

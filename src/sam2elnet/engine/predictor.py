@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from sam2elnet.engine import memory
+from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
     autocast,
@@ -278,13 +279,16 @@ class Predictor:
         images: Sequence[np.ndarray] | np.ndarray,
         coarse: Sequence[np.ndarray | None] | np.ndarray | None = None,
         valid: Sequence[np.ndarray | None] | None = None,
+        rule: CoarseRule | None = None,
     ) -> tuple[list[np.ndarray], QualityResult]:
         """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
 
         Images are grouped by size and run in batches of at most ``batch_size`` images whose
         memory estimate stays within ``max_memory`` (:meth:`fit_batch`); ``coarse`` (one (H,W) mask
         per image, or None) turns annotation into enhancement. Returns a list of (H,W) float32 maps
-        in input order and a :class:`QualityResult` with one row per image.
+        in input order and a :class:`QualityResult` with one row per image. ``rule`` (a
+        :class:`~sam2elnet.engine.coarse_rule.CoarseRule`) ties each enhanced map to its coarse
+        label (images without one are not affected), see :func:`run_model`.
         """
         n = len(images)
         if coarse is not None and len(coarse) != n:
@@ -335,6 +339,7 @@ class Predictor:
                         precision=self.precision,
                         tta=self.tta,
                         valid=v,
+                        rule=rule if has_c else None,
                     )
                 except CheckpointError as err:
                     raise CheckpointError(str(err), self.path) from None

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sam2elnet.engine.coarse_rule import CoarseRule, apply_rule
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
 
@@ -158,6 +159,13 @@ def _check_finite(t: torch.Tensor) -> None:
         raise CheckpointError(NON_FINITE_OUTPUT)
 
 
+def _resize_nearest(mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """(B, H, W) float mask at ``size`` (h, w): 1 where any covered pixel is 1 (max-pool-like)."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return torch.nn.functional.adaptive_max_pool2d(mask[:, None], tuple(size))[:, 0]
+
+
 @torch.no_grad()
 def run_model(
     model: torch.nn.Module,
@@ -168,6 +176,7 @@ def run_model(
     precision: str = "bf16",
     tta: int = 0,
     valid: torch.Tensor | None = None,
+    rule: CoarseRule | None = None,
 ) -> ModelRun:
     """One forward of a batch plus ``tta`` augmented views; features for the quality evaluator.
 
@@ -184,6 +193,10 @@ def run_model(
         tta: number of test-time-augmentation views (0 = none).
         valid: (B, H, W) 1 where pixels hold data; probabilities are zeroed elsewhere.
             Non-finite input pixels count as nodata (set to 0 before the forward).
+        rule: with ``coarse``, a :class:`~sam2elnet.engine.coarse_rule.CoarseRule` (enhancement:
+            drop new objects, limit growth); its support mask, found on the averaged
+            probabilities, zeroes the main, test-time-view and deep-supervision probabilities
+            outside it before the features are computed, so the scores describe the output.
 
     Returns:
         A :class:`ModelRun` with (B, H, W) float32 probabilities in [0, 1], (B, F) features,
@@ -217,6 +230,15 @@ def run_model(
         _check_finite(o.logits)
         views.append(inv(torch.sigmoid(o.logits.float()))[:, 0])
     v = None if valid is None else valid.to(device).float()
+    if coarse is not None and rule is not None and rule.active:
+        avg = main if not views else torch.stack([main, *views]).mean(0)
+        if v is not None:
+            avg = avg * v
+        sup_np = apply_rule(rule, avg.cpu().numpy(), coarse[:, 0].cpu().numpy())
+        sup = torch.from_numpy(sup_np).to(main.device).float()
+        main = main * sup
+        views = [t * sup for t in views]
+        sides = [s * _resize_nearest(sup, s.shape[-2:]) for s in sides]
     feats = uncertainty_features(
         main.cpu(),
         tta_probs=[t.cpu() for t in views],

@@ -58,6 +58,9 @@ from sam2elnet.model.quality_features import (
 )
 
 STATE_VERSION = 2
+UNFITTED_FLAG = "evaluator not fitted"
+"""Start of the ``quality_flag`` of every label scored by an evaluator that is not fitted (too
+few or too uniform labelled samples): the score is only a cap, not a ranking. Not a reject flag."""
 COMPATIBLE_VERSIONS = (1, 2)
 
 
@@ -377,7 +380,10 @@ class QualityEvaluator:
 
         Returns:
             ``(scores, flags)``: (N,) float predicted IoU in [0, 1]; one flag per row, ``""`` or
-            ``"non-finite features"`` (score 0) or ``"out of distribution"`` (score damped).
+            ``"non-finite features"`` (score 0) or ``"out of distribution"`` (score damped) or,
+            from an evaluator that is not fitted, ``"evaluator not fitted: <status>"`` (status
+            ``too_few_samples`` / ``uniform_labels`` / ``no_samples``; score capped at
+            :attr:`prior`).
 
         Raises:
             ValueError: ``features`` is not (N, F).
@@ -394,6 +400,8 @@ class QualityEvaluator:
         flags = ["non-finite features" if b else "" for b in bad]
         if not self.fitted:
             scores = np.minimum(self._heuristic(feats), self.prior)
+            # every row says that its score comes from an unfitted evaluator (quality.csv)
+            flags = [f or f"{UNFITTED_FLAG}: {self.status}" for f in flags]
         else:
             scores = np.clip(self._calibrate(self._raw(feats, emb)), 0.0, 1.0)
             factor = self.ood_factor(feats, emb)
