@@ -255,7 +255,7 @@ def process_chunk(
         [it[4] for it in loaded],
         coarse=[it[6] for it in loaded],
         valid=[it[5] for it in loaded],
-        rule=spec.rule,
+        **({} if spec.rule is None else {"rule": spec.rule}),  # annotate: predict() as before
     )
     for (f, name, coarse_path, img, _x, valid, coarse), prob, q in zip(
         loaded, probs, quality.rows(), strict=True
