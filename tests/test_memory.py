@@ -144,7 +144,9 @@ def test_enhanced_images_on_the_window_path_get_the_same_change_map(
     (tmp_path / "coarse").mkdir()
     cv2.imwrite(str(tmp_path / "coarse" / "a.png"), coarse)
     budget = pred.whole_bytes(48 * 48, coarse=True) - 1
-    kw = dict(progress=False, predictor=pred, tile=64, overlap=16)
+    # the coarse-label rule (--new-objects drop) applies to whole images only (documented):
+    # compare the two paths without it
+    kw = dict(progress=False, predictor=pred, tile=64, overlap=16, new_objects="keep")
     whole = enhance_folder(run["model"], img, tmp_path / "coarse", tmp_path / "whole", **kw)
     tiled = enhance_folder(
         run["model"], img, tmp_path / "coarse", tmp_path / "tiled", max_memory=budget, **kw
@@ -195,7 +197,14 @@ def test_window_path_decodes_class_index_coarse_labels_like_the_whole_path(
     coarse[25:45, 10:30] = 2
     (tmp_path / "coarse").mkdir()
     cv2.imwrite(str(tmp_path / "coarse" / "a.png"), coarse)
-    kw = dict(progress=False, predictor=pred, tile=64, overlap=16, positive_values=(2.0,))
+    kw = dict(  # without the coarse-label rule (whole images only), as above
+        progress=False,
+        predictor=pred,
+        tile=64,
+        overlap=16,
+        positive_values=(2.0,),
+        new_objects="keep",
+    )
     whole = enhance_folder(run["model"], img, tmp_path / "coarse", tmp_path / "whole", **kw)
     tiled = enhance_folder(
         run["model"],
