@@ -139,6 +139,21 @@ class TrainResult:
     resumed: str = ""
     """How ``--resume`` started: "continued at epoch N", "restarted: <why>" or "" (new run)."""
 
+    @property
+    def best_val_modes(self) -> dict[str, float]:
+        """The best epoch's validation IoU per mode: ``annotate`` (image only, what ``elnet
+        annotate`` produces), ``enhance`` (image + simulated coarse label) and ``coarse`` (that
+        coarse label's own IoU); NaN without a validation split.
+
+        ``best_val_iou`` is the mean of ``annotate`` and ``enhance`` (model selection). Compare
+        ``annotate`` with annotation test IoUs: the enhancement half starts from a coarse label
+        of IoU ~0.7 and lifts the mean far above what annotation reaches (roads-dev: mean 0.49,
+        annotation 0.27, enhancement 0.71)."""
+        row = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
+        keys = {"annotate": "val_iou_annotate", "enhance": "val_iou_enhance"}
+        keys["coarse"] = "val_coarse_iou"
+        return {k: float(row.get(v, float("nan"))) for k, v in keys.items()}
+
 
 # ----------------------------------------------------------------------------- small helpers
 def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:
@@ -684,7 +699,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             if improved:
                 save_model(model, best_path, extra=model_extra(None, None))
             val_txt = (
-                f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f}"
+                f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f} (annotation "
+                f"{row['val_iou_annotate']:.3f}, enhancement {row['val_iou_enhance']:.3f} from "
+                f"coarse {row['val_coarse_iou']:.3f})"
                 if val_loader is not None
                 else "no validation split"
             )

@@ -256,6 +256,8 @@ def _run_fold(
         info = {
             "best_epoch": res.best_epoch,
             "best_val_iou": _num(res.best_val_iou),
+            # per mode: the annotation IoU is the one comparable with the test IoUs below
+            **{f"best_val_iou_{k}": _num(v) for k, v in res.best_val_modes.items()},
             "n_train": len(res.splits.get("train", [])),
             "n_val": len(res.splits.get("val", [])),
         }
@@ -374,6 +376,20 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"{f.get('n_val', '–')} | "
                 f"{t['n_images']} | " + " | ".join(_fmt(t.get(k)) for k in keys) + " |"
             )
+    val = [
+        f"{f['fold']} {_fmt(f.get('best_val_iou_annotate'))} / "
+        f"{_fmt(f.get('best_val_iou_enhance'))} (coarse {_fmt(f.get('best_val_iou_coarse'))})"
+        for f in r["folds"]
+        if f.get("best_val_iou_annotate") is not None
+    ]
+    if val:
+        lines += [
+            "",
+            "Validation IoU at each fold's best epoch, annotation / enhancement of a simulated "
+            "coarse label (the training log's `val IoU` is their mean): "
+            + "; ".join(val)
+            + ". Compare the test IoUs with the annotation value.",
+        ]
     lines += [
         "",
         "## Mean ± standard deviation over folds",
