@@ -59,12 +59,19 @@ __all__ = [
     "model_bytes",
     "whole_image_bytes",
     "fit_batch",
+    "BATCH_PIXELS",
     "image_pixels",
 ]
 
 DEFAULT_MAX_MEMORY: int = option_default(FolderJobOptions, "max_memory")
 """Default ``--max-memory``: 1.5 GB (decimal), the resident memory one job should stay within
 (declared once, in :class:`sam2elnet.config.FolderJobOptions`)."""
+
+BATCH_PIXELS = 2 * 512 * 512
+"""Most pixels one forward takes (images x H x W, at least one image): 8 images of 256 px, 2 of
+512 px, 1 of 1,024 px. Larger batches were slower per image on the CPU (quiet 2-core run of
+``benchmarks/bench_infer.py``: 512 px at batch 8 1.93 img/s, at batch 2 2.39 img/s; at 256 px
+batch 8 and 4 equal), because the full-resolution activations of a batch fall out of the cache."""
 
 RUNTIME_BASE = 420_000_000
 """Resident bytes of the interpreter with torch, numpy, rasterio loaded (measured 415 MB, see the
@@ -159,13 +166,13 @@ def whole_image_bytes(
 
 def fit_batch(pixels: int, max_memory: int, limit: int, **kw: Any) -> int:
     """How many images of ``pixels`` px one forward may take: the largest ``n <= limit`` whose
-    :func:`whole_image_bytes` (``batch=n``, other arguments as ``kw``) is within ``max_memory``,
-    and at least 1."""
+    :func:`whole_image_bytes` (``batch=n``, other arguments as ``kw``) is within ``max_memory``
+    and ``n x pixels`` within :data:`BATCH_PIXELS`, and at least 1."""
     one = whole_image_bytes(pixels, batch=1, **kw)
     fixed = whole_image_bytes(0, batch=1, **kw)
     per_image = max(1, one - fixed)
     n = int((max_memory - fixed) // per_image)
-    return max(1, min(int(limit), n))
+    return max(1, min(int(limit), n, BATCH_PIXELS // max(1, int(pixels))))
 
 
 def image_pixels(path: str | Path) -> int | None:

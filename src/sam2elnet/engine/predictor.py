@@ -259,11 +259,15 @@ class Predictor:
         if arr.ndim != 4 or arr.shape[1] != self.in_bands:
             raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
         out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
-        for s in range(0, len(arr), self.batch_size):
-            x = torch.from_numpy(arr[s : s + self.batch_size]).to(self.device)
+        # at most batch_size images and memory.BATCH_PIXELS px per forward (faster on the CPU)
+        step = max(
+            1, min(self.batch_size, memory.BATCH_PIXELS // max(1, arr.shape[2] * arr.shape[3]))
+        )
+        for s in range(0, len(arr), step):
+            x = torch.from_numpy(arr[s : s + step]).to(self.device)
             c = None
             if coarse is not None:
-                c = torch.from_numpy(np.asarray(coarse[s : s + self.batch_size], dtype=np.float32))
+                c = torch.from_numpy(np.asarray(coarse[s : s + step], dtype=np.float32))
                 c = c.reshape(x.shape[0], 1, *x.shape[-2:]).to(self.device)
             with torch.no_grad(), autocast(self.device, self.precision):
                 o = self.net(

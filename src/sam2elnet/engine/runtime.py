@@ -104,21 +104,27 @@ ENV_CHANNELS_LAST = "SAM2ELNET_CHANNELS_LAST"
 ENV_COMPILE = "SAM2ELNET_COMPILE"
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def _env_flag(name: str, default: bool = False) -> bool:
+    """The boolean environment variable ``name`` (1/true/yes/on or 0/false/no/off); ``default``
+    when it is unset or empty."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in ("1", "true", "yes", "on")
 
 
 def speed_levers(
     model: torch.nn.Module, *, channels_last: bool | None = None, compile: bool | None = None
 ) -> torch.nn.Module:
-    """Opt-in inference speed levers; both off by default (not enabled before they are measured:
-    ``benchmarks/bench_infer.py`` A/Bs them, docs/benchmarks.md).
+    """Inference speed levers: channels-last on by default, compile opt-in (both A/B-measured by
+    ``benchmarks/bench_infer.py``; docs/benchmarks.md, "Levers").
 
     Args:
         model: the network, already on its device and in eval mode. Not copied: ``channels_last``
             converts its conv weights in place (results are the same up to float rounding).
         channels_last: convolution weights in channels-last memory format (oneDNN's preferred
-            layout); None = environment variable ``SAM2ELNET_CHANNELS_LAST=1``.
+            layout; same probabilities up to float rounding, faster convolutions); None = on
+            unless the environment variable ``SAM2ELNET_CHANNELS_LAST=0`` turns it off.
         compile: wrap in ``torch.compile(dynamic=False)``: static shapes, one compilation per input
             shape (tens of seconds to minutes on a CPU; inductor caches compiled graphs on disk, so
             later processes start faster); None = ``SAM2ELNET_COMPILE=1``.
@@ -127,7 +133,7 @@ def speed_levers(
         The module to call (``model`` itself or its compiled wrapper).
     """
     if channels_last is None:
-        channels_last = _env_flag(ENV_CHANNELS_LAST)
+        channels_last = _env_flag(ENV_CHANNELS_LAST, default=True)
     if compile is None:
         compile = _env_flag(ENV_COMPILE)
     if channels_last:

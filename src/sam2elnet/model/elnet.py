@@ -36,7 +36,13 @@ class ModelConfig(BaseModel):
     in_bands: int = Field(3, ge=1, le=64)
     adapter_dim: int = Field(32, ge=0, description="adapter bottleneck width; 0 disables adapters")
     decoder_dim: int = Field(64, ge=8)
-    detail_width: int = Field(16, ge=4)
+    detail_width: int = Field(
+        8,
+        ge=4,
+        description="width of the full-resolution head; 8 since 2026-12 (was 16: the head is "
+        "~12-17 % of the forward time, docs/benchmarks.md Levers); model files store their "
+        "width, so older ones load unchanged",
+    )
     mask_width: int = Field(16, ge=4)
     mask_into_trunk: bool = True
     coarse_prior: float = Field(
