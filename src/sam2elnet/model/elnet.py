@@ -37,11 +37,10 @@ class ModelConfig(BaseModel):
     adapter_dim: int = Field(32, ge=0, description="adapter bottleneck width; 0 disables adapters")
     decoder_dim: int = Field(64, ge=8)
     detail_width: int = Field(
-        8,
+        16,
         ge=4,
-        description="width of the full-resolution head; 8 since 2026-12 (was 16: the head is "
-        "~12-17 % of the forward time, docs/benchmarks.md Levers); model files store their "
-        "width, so older ones load unchanged",
+        description="width of the full-resolution head (8 is ~5-8 % faster, docs/benchmarks.md "
+        "Levers; not the default until its effect on label quality is measured)",
     )
     mask_width: int = Field(16, ge=4)
     mask_into_trunk: bool = True
