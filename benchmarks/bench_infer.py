@@ -45,6 +45,7 @@ from common import (
     build_ours,
     forward_flops,
     lever_autocast,
+    lever_batch,
     lever_input,
     machine,
     matmul_ceiling,
@@ -61,6 +62,7 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
     base = build_ours(args.model_size)
     model_file = save_ours(base, work / "model.pt")
     pred = Predictor.from_file(model_file, precision="bf16", batch_size=args.batch, tta=0)
+    base = pred.model  # as the product prepares it (channels-last by default)
     xs = torch.from_numpy(np.stack([pred.read(f)[1] for f in files]))
     x3 = xs.repeat(1, 3, 1, 1).contiguous()
     rb = reference_batch(size) if args.ref_batch is None else args.ref_batch
@@ -80,7 +82,7 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
         m = base if name == "default" else build_ours(args.model_size, lv.detail_width)
         m = apply_lever(m.eval(), lv, train=False)
         models[name] = m
-        b = args.batch if lv.batch is None else (rb if lv.batch == -1 else lv.batch)
+        b = lever_batch(lv, args.batch, rb, size)
         batches[name] = b
 
         def run(m=m, lv=lv, b=b) -> None:  # noqa: ANN001

@@ -13,7 +13,7 @@ Peak memory per configuration is in ``bench_scale.py`` (one fresh process per po
 Usage::
 
     python benchmarks/bench_train.py              # 256 and 512 px, 3 alternating rounds
-    python benchmarks/bench_train.py --quick      # 2 rounds
+    python benchmarks/bench_train.py --quick      # 2 rounds, no fp32 row
     python benchmarks/bench_train.py --smoke      # micro model, 64 px: checks the script runs
 """
 
@@ -33,6 +33,7 @@ from common import (
     apply_lever,
     build_ours,
     lever_autocast,
+    lever_batch,
     lever_input,
     machine,
 )
@@ -44,11 +45,11 @@ def our_step(model, lever, batch: int, size: int):  # noqa: ANN001, ANN201
     from sam2elnet.engine.losses import LossWeights, segmentation_loss
 
     g = torch.Generator().manual_seed(1)
-    x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever)
+    x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever, train=True)
     mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
     valid = torch.ones_like(mask)
     has = torch.tensor([float(i % 2) for i in range(batch)])
-    coarse = lever_input(mask * has[:, None, None, None], lever)
+    coarse = lever_input(mask * has[:, None, None, None], lever, train=True)
     params = model.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
     weights = LossWeights()
@@ -78,7 +79,7 @@ def bench_size(args: argparse.Namespace, size: int, goals: Goals) -> dict:
     batches = {"reference": rb}
     for name in args.levers:
         lv = LEVERS[name]
-        b = args.batch if lv.batch is None else (rb if lv.batch == -1 else lv.batch)
+        b = lever_batch(lv, args.batch, rb, size, train=True)
         model = apply_lever(build_ours(args.model_size, lv.detail_width), lv, train=True)
         fns[name] = our_step(model, lv, b, size)
         batches[name] = b
@@ -104,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="our batch size (elnet train default 8)")
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
-    ap.add_argument("--levers", nargs="+", default=TRAIN_LEVERS, choices=list(LEVERS))
-    ap.add_argument("--quick", action="store_true", help="2 rounds")
+    ap.add_argument("--levers", nargs="+", default=None, choices=list(LEVERS))
+    ap.add_argument("--quick", action="store_true", help="2 rounds, no fp32 row (saves ~2 min)")
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 1 round")
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
+    if args.levers is None:
+        args.levers = [lv for lv in TRAIN_LEVERS if not (args.quick and lv == "fp32")]
     if "default" not in args.levers:
         args.levers.insert(0, "default")
     if args.smoke:

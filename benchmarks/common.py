@@ -144,7 +144,7 @@ class Lever:
 
     name: str
     precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
-    channels_last: bool = False
+    channels_last: bool | None = None  # None = the product's default (on for inference only)
     compile: bool = False  # torch.compile(dynamic=False), inference only
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
     batch: int | None = None  # None = the product default (8)
@@ -154,8 +154,18 @@ class Lever:
 LEVERS: dict[str, Lever] = {
     lv.name: lv
     for lv in (
-        Lever("default", help="as shipped: bf16 autocast, batch 8"),
-        Lever("fp32", precision="32", help="no autocast"),
+        Lever(
+            "default",
+            help="as shipped: bf16 autocast, channels-last (inference), batch 8 capped at "
+            "2 x 512^2 px per forward (inference)",
+        ),
+        Lever(
+            "old-default",
+            channels_last=False,
+            batch=8,
+            help="as shipped before 2026-12-01: channels-first, always batch 8",
+        ),
+        Lever("fp32", precision="32", help="no autocast (otherwise as default)"),
         Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
         Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
         Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
@@ -163,7 +173,7 @@ LEVERS: dict[str, Lever] = {
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
     )
 }
-INFER_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "bf16-weights", "light-head"]
+INFER_LEVERS = ["default", "old-default", "fp32", "batch-ref", "bf16-weights", "light-head"]
 TRAIN_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "light-head"]
 
 
@@ -201,8 +211,31 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
     return speed_levers(model, channels_last=lever.channels_last, compile=lever.compile)
 
 
-def lever_input(x: torch.Tensor, lever: Lever) -> torch.Tensor:
-    if lever.channels_last:
+def lever_channels_last(lever: Lever, train: bool = False) -> bool:
+    """Whether ``lever`` runs channels-last (None: the product's default, on for inference)."""
+    if lever.channels_last is not None:
+        return lever.channels_last
+    if train:
+        return False
+    from sam2elnet.engine.runtime import ENV_CHANNELS_LAST, _env_flag
+
+    return _env_flag(ENV_CHANNELS_LAST, default=True)
+
+
+def lever_batch(lever: Lever, default: int, ref_batch: int, size: int, train: bool = False) -> int:
+    """Images per forward for ``lever``: its own batch, the reference's (-1), or the product's
+    (``default`` capped at ``memory.BATCH_PIXELS`` px per forward for inference)."""
+    if lever.batch is not None:
+        return ref_batch if lever.batch == -1 else lever.batch
+    if train:
+        return default
+    from sam2elnet.engine.memory import BATCH_PIXELS
+
+    return max(1, min(default, BATCH_PIXELS // (size * size)))
+
+
+def lever_input(x: torch.Tensor, lever: Lever, train: bool = False) -> torch.Tensor:
+    if lever_channels_last(lever, train):
         x = x.contiguous(memory_format=torch.channels_last)
     if lever.precision == "bf16-weights":
         x = x.to(torch.bfloat16)

@@ -48,3 +48,25 @@ def test_batch_is_capped_by_pixels_per_forward() -> None:
     assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="bf16", bands=1) == 2
     assert memory.fit_batch(1024 * 1024, big, 8, size="micro", precision="bf16", bands=1) == 1
     assert memory.fit_batch(2048 * 2048, big, 8, size="micro", precision="bf16", bands=1) == 1
+
+
+def test_channels_last_gives_the_same_probabilities(micro, monkeypatch) -> None:
+    model, extra = micro
+    x = np.random.default_rng(0).random((2, 1, 64, 64), dtype=np.float32)
+    plain = Predictor(
+        copy.deepcopy(model), extra, precision="32", channels_last=False
+    ).predict_arrays(x)
+    cl = Predictor(copy.deepcopy(model), extra, precision="32", channels_last=True)
+    assert _first_conv(cl.model).is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(cl.predict_arrays(x), plain, atol=1e-4)
+    probs, _ = cl.predict(list(x))
+    np.testing.assert_allclose(np.stack(probs), plain, atol=1e-4)
+    # the environment variable switches it on too (for the CLI)
+    monkeypatch.setenv("SAM2ELNET_CHANNELS_LAST", "1")
+    env = Predictor(copy.deepcopy(model), extra, precision="32")
+    assert _first_conv(env.model).is_contiguous(memory_format=torch.channels_last)
+    # bf16 as annotate runs it: the same labels up to rounding
+    p16 = Predictor(copy.deepcopy(model), extra, channels_last=False).predict_arrays(x)
+    c16 = Predictor(copy.deepcopy(model), extra).predict_arrays(x)
+    assert np.abs(c16 - p16).max() < 0.02
+    assert ((c16 > 0.5) == (p16 > 0.5)).mean() > 0.99
