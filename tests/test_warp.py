@@ -330,6 +330,11 @@ def test_enhance_warp_to_and_windowed_path(tmp_path: Path) -> None:
     keep = enhance_folder(model, imgs, coarse, tmp_path / "keep", **kw)
     res = enhance_folder(model, imgs, coarse, tmp_path / "warp", warp_to="utm", **kw)
     assert res.rows[0]["added_px"] == keep.rows[0]["added_px"]
+    # the change map of a GeoTIFF image is a GeoTIFF with its georeference (here the GCPs), on
+    # both paths, under the same name
+    assert keep.rows[0]["changes"] == res.rows[0]["changes"] == "changes/grd.tif"
+    with rasterio.open(tmp_path / "keep" / "changes" / "grd.tif") as ds:
+        assert ds.count == 3 and ds.crs is None and len(ds.gcps[0]) == 9
     assert res.summary["warp"] == {"to": "utm", "method": "tps"}
     for sub in ("labels", "prob"):
         with rasterio.open(tmp_path / "warp" / sub / "grd.tif") as ds:
@@ -342,6 +347,10 @@ def test_enhance_warp_to_and_windowed_path(tmp_path: Path) -> None:
         r = job(*args, out, predictor=pred, tile=32, overlap=8, max_memory=budget,
                 warp_to="EPSG:32635", warp_method="polynomial", **kw)  # fmt: skip
         assert (out / "tiles" / "grd.gpkg").is_file() and not r.skipped
+        if job is enhance_folder:  # change map on the image grid, with the image's GCPs
+            assert r.rows[0]["changes"] == "changes/grd.tif"
+            with rasterio.open(out / "changes" / "grd.tif") as ds:
+                assert ds.count == 3 and len(ds.gcps[0]) == 9
         for sub in ("labels", "prob"):
             with rasterio.open(out / sub / "grd.tif") as ds:
                 assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []

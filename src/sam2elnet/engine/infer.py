@@ -349,9 +349,10 @@ def _write_extras(
             removed_px=removed,
             changed_frac=(added + removed) / max(1, mask.size),
         )
-        if spec.save_changes:
-            rel = Path("changes") / (Path(name).stem + ".png")
-            write_image(spec.out / rel, _change_map(c, mask))
+        if spec.save_changes:  # a GeoTIFF with the image's georeference for GeoTIFF inputs
+            ext = ".tif" if Path(name).suffix == ".tif" else ".png"  # as the window path names it
+            rel = Path("changes") / (Path(name).stem + ext)
+            write_image(spec.out / rel, _change_map(c, mask), like=img if ext == ".tif" else None)
             row["changes"] = str(rel)
     if spec.save_prob:
         row["prob"] = _write_prob(spec.out, name, prob, img)
@@ -802,6 +803,8 @@ def _scene_changes(
             if lab.crs is not None:
                 profile.update(crs=lab.crs, transform=lab.transform)
             dst = stack.enter_context(rasterio.open(tmp, "w", **profile))
+            if lab.crs is None and lab.gcps[0]:  # GCP-only scene (Sentinel-1 GRD): keep them
+                dst.gcps = lab.gcps
         rows = max(256, (4_000_000 // max(1, w)) // 256 * 256)
         for r0 in range(0, h, rows):
             win = Window(r0, 0, min(rows, h - r0), w)
@@ -1102,8 +1105,9 @@ def enhance_folder(
     the split's own ``coarse/`` folders (DataError when the split has none).
 
     Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
-    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; images on the window
-    path get theirs strip by strip, a tiled GeoTIFF for GeoTIFF scenes), ``OUT/prob/`` (with
+    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; a GeoTIFF with the
+    image's georeference for GeoTIFF inputs, PNG otherwise; images on the window path get theirs
+    strip by strip), ``OUT/prob/`` (with
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
     Images without a label are an error naming them unless ``skip_missing``. Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by

@@ -185,19 +185,20 @@ def make_scene_normalizer(
 
     layout = band_layout(len(bands), in_bands, identical, src.name)
     if layout == "first":
-        return _normalizer_from_pixels(src, cfg, bands[:1], pix[:1])
+        return _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
     if layout == "repeat":
         norm.repeat = int(in_bands)
     return norm
 
 
 def _normalizer_from_pixels(
-    src: Any, cfg: Any, bands: list[int], pix: np.ndarray
+    src: Any, cfg: Any, bands: list[int], pix: np.ndarray, warn: bool = True
 ) -> SceneNormalizer:
-    """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n)."""
+    """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
+    logs :func:`~sam2elnet.data.normalize.check_input_range`'s warning (once per scene)."""
     from sam2elnet.data.normalize import NormalizationConfig, check_input_range
 
-    if isinstance(cfg, NormalizationConfig):
+    if warn and isinstance(cfg, NormalizationConfig):
         msg = check_input_range(pix, src.dtypes[bands[0] - 1], cfg)
         if msg is not None:
             log.warning("%s: %s", src.name, msg)
