@@ -624,3 +624,29 @@ def test_experiment_scoring_and_downstream_skip_truth_ignore(tmp_path: Path) -> 
     _x, mask, valid = load_pair(img, t, NormalizationConfig())
     assert not valid[:, :8].any() and valid[:, 8:].all()
     np.testing.assert_array_equal(mask[:, 8:], m[:, 8:])
+
+
+def test_scene_positive_values_for_class_index_coarse_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """scene --labels with a class-index raster ({0, 1, 2}): refused naming --positive-values,
+    which scene takes like enhance; class 2 is then the object, class 1 background."""
+    from sam2elnet.cli import main
+
+    img = np.full((1, 64, 64), 100, np.uint8)
+    write_tif(tmp_path / "scene.tif", img)
+    lab = np.zeros((1, 64, 64), np.uint8)
+    lab[0, 8:30, 8:30] = 2
+    lab[0, 36:60, 36:60] = 1
+    write_tif(tmp_path / "classes.tif", lab)
+    args = ["scene", "--model", "builtin:smoothing", "--image", str(tmp_path / "scene.tif"),
+            "--labels", str(tmp_path / "classes.tif"), "--tile", "64", "--overlap", "16",
+            "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "no.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--positive-values" in err and err.count("\n") == 1
+    assert not (tmp_path / "no.tif").exists()
+    assert main([*args, "--out", str(tmp_path / "two.tif"), "--positive-values", "2"]) == 0
+    with rasterio.open(tmp_path / "two.tif") as ds:
+        obj = ds.read(1) == 255
+    assert obj.any() and obj[8:30, 8:30].sum() == obj.sum()  # only where class 2 is

@@ -77,6 +77,12 @@ def scene_cmd(
         "--labels-pixel-coords",
         help="Read vector label coordinates as (column, row) pixels.",
     ),
+    positive_values: Optional[str] = typer.Option(
+        None,
+        "--positive-values",
+        help="Coarse-label value(s) that mean 'object' in class-index label rasters, e.g. 1 or "
+        "2,3 (as enhance --positive-values).",
+    ),
     prob: bool = typer.Option(
         False, "--prob", help="Also write <out>_prob.tif (blended probabilities)."
     ),
@@ -110,6 +116,7 @@ def scene_cmd(
     warp_method: str = _WARP_METHOD,
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
+    from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_output
@@ -164,6 +171,7 @@ def scene_cmd(
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
         labels_pixel_coords=labels_pixel_coords,
+        coarse_positive_values=parse_positive_values(positive_values),
         bands=band_list,
         warp_to=warp_to,
         warp_method=warp_method,
