@@ -60,3 +60,18 @@ def test_annotate_and_scene_no_progress_print_lines(tmp_path_factory, tmp_path, 
     out = capsys.readouterr().out
     assert rc == 0
     assert any(ln.startswith("scene.tif: 4/4 win in ") for ln in out.splitlines()), out
+
+
+def test_export_no_progress_prints_a_line_per_stage(tmp_path, capsys):
+    """export --no-progress (polygons, chips): one line per stage instead of a silent run."""
+    from sam2elnet.cli import main
+
+    lab = np.zeros((1, 40, 40), np.uint8)
+    lab[0, 5:20, 5:20] = 255
+    for i in range(2):
+        write_tif(tmp_path / "labels" / f"l{i}.tif", lab)
+    rc = main(["export", "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "p.gpkg"),
+               "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert any(ln.startswith("polygonise: 2/2 label in ") for ln in out.splitlines()), out

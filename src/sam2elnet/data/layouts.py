@@ -465,10 +465,10 @@ def verify_pairs(
     Raises:
         DataError: with ``strict``, the first mismatch, naming both files and both sizes (W x H).
     """
-    from tqdm import tqdm
+    from sam2elnet.utils.progress import track
 
     good = []
-    for s in tqdm(samples, desc="check pairs", disable=not progress, leave=False):
+    for s in track(samples, "check pairs", "pair", progress):
         shape = image_size(s.image)
         bad = [p for p in (s.mask, s.coarse) if p is not None and image_size(p) != shape]
         if not bad:

@@ -78,13 +78,14 @@ def iter_chips(
     iterator to write them all.
     """
     import rasterio
-    from tqdm import tqdm
+
+    from sam2elnet.utils.progress import track
 
     if chip_size < 16:
         raise DataError(f"chip size must be at least 16 px, got {chip_size}", out_dir)
 
     def gen() -> Iterator[CocoItem]:
-        for f in tqdm(list(labels), desc="chips", disable=not progress, leave=False):
+        for f in track(list(labels), "chips", "label", progress):
             lab = LabelRaster(f, positive_values)
             src_img = find_image(f, images, lab.source if lab.source != f.name else None)
             if src_img is None:

@@ -336,9 +336,8 @@ def export_label_studio(
         UserError: a view folder outside the document root.
         DataError: missing source images or unreadable labels.
     """
-    from tqdm import tqdm
-
     from sam2elnet.export.labels import LabelRaster, find_image, read_quality_csv
+    from sam2elnet.utils.progress import track
 
     out = Path(out)
     if out.suffix.lower() != ".json":
@@ -362,7 +361,7 @@ def export_label_studio(
         notes.append("no quality.csv: tasks carry no prediction score and keep file order")
 
     entries = []
-    for f in tqdm(files, desc="label-studio", disable=not progress, leave=False):
+    for f in track(files, "label-studio", "label", progress):
         lab = LabelRaster(f, positive_values)
         try:
             mask = lab.read_mask()

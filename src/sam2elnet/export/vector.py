@@ -167,14 +167,14 @@ def write_polygons(
         raise UserError(
             f"--geojson-crs must be one of {', '.join(GEOJSON_CRS)}, got {geojson_crs!r}"
         )
-    from tqdm import tqdm
+    from sam2elnet.utils.progress import track
 
     rows: list[dict[str, Any]] = []
     geoms: list[Any] = []
     crs = None
     georef_kinds = set()
     tile_note = False
-    for f in tqdm(files, desc="polygonise", disable=not progress, leave=False):
+    for f in track(files, "polygonise", "label", progress):
         polys, lab = polygonize_label(
             f,
             simplify=simplify,
