@@ -374,6 +374,51 @@ def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np
     return x
 
 
+def overview_bands(
+    data: np.ndarray,
+    valid: np.ndarray,
+    tagged_alpha: bool,
+    bands: Sequence[int] | None,
+    sar: bool,
+    path: Path | str | None,
+) -> list[int]:
+    """The file bands (1-based) :func:`read_image` would keep, decided on a decimated overview of
+    a scene too large to read whole (the window path of ``scene`` / ``annotate`` / ``enhance``).
+
+    The last band is dropped when it is alpha (:func:`is_alpha_band` on the overview), ``bands``
+    picks among the others (:func:`select_bands`: same errors), more than :data:`MAX_BANDS` is
+    refused, and with ``sar`` a grey image stored as 3-4 identical bands (within 2 data units on
+    the valid pixels) keeps its first band.
+
+    Args:
+        data: (C, h, w) overview of all file bands; ``valid``: (h, w) bool, pixels holding data.
+        tagged_alpha: GDAL tags the last band as alpha.
+        bands: 1-based non-alpha bands to keep (``--bands`` / the model's ``band_select``).
+        sar: the model's normalisation is SAR (grey-as-RGB collapse).
+        path: the scene, for messages.
+
+    Raises:
+        DataError: a band number out of range, or more than :data:`MAX_BANDS` bands.
+    """
+    count = data.shape[0]
+    file_bands = list(range(1, count + 1))
+    if is_alpha_band(tagged_alpha, data[-1]):
+        file_bands = file_bands[:-1]
+    idx = np.asarray(file_bands)[:, None, None]
+    chosen = [int(b) for b in select_bands(idx, bands, path)[:, 0, 0]]
+    if len(chosen) > MAX_BANDS:
+        raise DataError(
+            f"unsupported band count {len(chosen)} (at most {MAX_BANDS}); "
+            "select the bands you need into a new file (or choose them with --bands)",
+            path,
+        )
+    if sar and len(chosen) in (3, 4):
+        sel = data[[b - 1 for b in chosen]]
+        if identical_channels(sel[:, valid] if valid.any() else sel, tol=2.0):
+            chosen = chosen[:1]
+    return chosen
+
+
 def read_image(
     path: str | Path, sar: bool | None = None, bands: Sequence[int] | None = None
 ) -> RasterImage:

@@ -25,6 +25,7 @@ from sam2elnet.errors import DataError, UserError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "add_quality",
     "group_name",
     "natural_key",
     "quality_filter",
@@ -197,3 +198,12 @@ def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
 def natural_key(s: str) -> list[Any]:
     """Sort ``img2`` before ``img10``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
+
+
+def add_quality(res: Any, q: dict[str, Any] | None) -> None:
+    """Copy a quality.csv row (:func:`quality_rows`) onto an evaluated image (``ImageResult``)."""
+    if q is not None:
+        res.predicted_iou = q["predicted_iou"]
+        res.kept = q["kept"]
+        res.image_path = q["image_path"]
+        res.input_label_path = q["coarse_path"]

@@ -16,7 +16,7 @@ import numpy as np
 from sam2elnet.engine.metrics import BoundaryCounts, Confusion, RoadCounts, confusion
 from sam2elnet.errors import DataError
 
-__all__ = ["streamable", "streamed_confusion", "streamed_counts"]
+__all__ = ["read_binary_mask", "streamable", "streamed_confusion", "streamed_counts"]
 
 
 def streamable(truth: Path, pred: Path) -> bool:
@@ -111,3 +111,12 @@ def streamed_counts(
     if road_buffer_px is not None:
         roads = strip_road_counts(read, h, w, buffer_px=road_buffer_px, strip_rows=step)
     return total, bound, roads
+
+
+def read_binary_mask(path: str | Path) -> np.ndarray:
+    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.masks.read_mask`
+    ({0,1}: 1 is foreground; {0,255} and greys: ``> 127``; palette PNGs by class index).
+    A file that cannot be read raises :class:`DataError` naming it."""
+    from sam2elnet.data.masks import read_mask
+
+    return np.asarray(read_mask(path), dtype=bool)

@@ -20,6 +20,9 @@ from typing import Any, get_args
 import numpy as np
 
 from sam2elnet.engine.eval_inputs import (
+    add_quality as _add_quality,
+)
+from sam2elnet.engine.eval_inputs import (
     group_name,
     natural_key,
     quality_filter,
@@ -27,6 +30,7 @@ from sam2elnet.engine.eval_inputs import (
     scan_masks,
     split_truths,
 )
+from sam2elnet.engine.eval_stream import read_binary_mask
 from sam2elnet.engine.eval_stream import streamable as _streamable
 from sam2elnet.engine.eval_stream import streamed_confusion as _streamed_confusion
 from sam2elnet.engine.eval_stream import streamed_counts as _streamed_counts
@@ -55,15 +59,6 @@ __all__ = [
     "iter_pairs",
     "read_binary_mask",
 ]
-
-
-def read_binary_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as a bool (H, W) array with :func:`sam2elnet.data.masks.read_mask`
-    ({0,1}: 1 is foreground; {0,255} and greys: ``> 127``; palette PNGs by class index).
-    A file that cannot be read raises :class:`DataError` naming it."""
-    from sam2elnet.data.masks import read_mask
-
-    return np.asarray(read_mask(path), dtype=bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,14 +488,6 @@ def _baseline_confusion(
             base_path,
         )
     return confusion(base, truth, valid)
-
-
-def _add_quality(res: ImageResult, q: dict[str, Any] | None) -> None:
-    if q is not None:
-        res.predicted_iou = q["predicted_iou"]
-        res.kept = q["kept"]
-        res.image_path = q["image_path"]
-        res.input_label_path = q["coarse_path"]
 
 
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:

@@ -107,40 +107,22 @@ def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray
 def _scene_bands(
     src: Any, cfg: Any, in_bands: int | None, bands: list[int] | None
 ) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """The file bands (1-based) a scene is read with, by the whole-image reader's rules
-    (:func:`sam2elnet.data.images.read_image`), decided on the decimated overview: the last band
-    is dropped when it is alpha (:func:`~sam2elnet.data.images.is_alpha_band`), ``bands`` (or the
-    model's ``band_select``) picks among the other bands
-    (:func:`~sam2elnet.data.images.select_bands`: same errors), more than
-    :data:`~sam2elnet.data.images.MAX_BANDS` is refused, and a SAR model's grey image stored as 3-4
-    identical bands (within 2 data units) is read as its first band. Returns the bands and the
-    overview's (len(bands), h, w) data and (h, w) valid mask.
+    """The file bands (1-based) a scene is read with: the whole-image reader's rules applied to
+    the decimated overview (:func:`sam2elnet.data.images.overview_bands`; ``bands`` or else the
+    model's ``band_select``). Predictors without a normalisation config (``builtin:smoothing``, a
+    dry run) take the first band when they take one and none is chosen. Returns the bands and
+    the overview's (len(bands), h, w) data and (h, w) valid mask."""
+    from sam2elnet.data.images import overview_bands
 
-    Predictors without a normalisation config (``builtin:smoothing``, a dry run) take the first
-    band when they take one band and none is chosen."""
-    from sam2elnet.data.images import MAX_BANDS, identical_channels, is_alpha_band, select_bands
-
-    all_bands = list(range(1, src.count + 1))
-    data, valid = _overview(src, all_bands)
-    tagged = src.count > 1 and _last_is_alpha(src)
-    file_bands = all_bands[:-1] if is_alpha_band(tagged, data[-1]) else all_bands
+    data, valid = _overview(src, list(range(1, src.count + 1)))
     if bands is None and getattr(cfg, "band_select", None):
         bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
-    idx = np.asarray(file_bands)[:, None, None]
-    chosen = [int(b) for b in select_bands(idx, bands, src.name)[:, 0, 0]]
-    if len(chosen) > MAX_BANDS:
-        raise DataError(
-            f"unsupported band count {len(chosen)} (at most {MAX_BANDS}); "
-            "select the bands you need into a new file (or choose them with --bands)",
-            src.name,
-        )
-    sel = data[[b - 1 for b in chosen]]
-    if getattr(cfg, "sar", False) and len(chosen) in (3, 4):
-        if identical_channels(sel[:, valid] if valid.any() else sel, tol=2.0):
-            chosen, sel = chosen[:1], sel[:1]
+    tagged = src.count > 1 and _last_is_alpha(src)
+    sar = bool(getattr(cfg, "sar", False))
+    chosen = overview_bands(data, valid, tagged, bands, sar, src.name)
     if cfg is None and in_bands == 1 and len(chosen) > 1 and not bands:
-        chosen, sel = chosen[:1], sel[:1]
-    return chosen, sel, valid
+        chosen = chosen[:1]
+    return chosen, data[[b - 1 for b in chosen]], valid
 
 
 def make_scene_normalizer(
