@@ -7,6 +7,7 @@ process, the commands a user runs on such an image::
     elnet annotate  --model M --images IMG --out A --no-progress
     elnet enhance   --model M --images IMG --labels LABELS --out E --no-progress
     elnet evaluate  --pred A/labels --truth LABELS
+    elnet evaluate  --pred A/labels --truth LABELS --boundary --no-roads   (evaluate-boundary)
     elnet export    --labels A/labels --out A/labels.gpkg
     elnet train     --data DATA --out T --size SIZE --epochs 3 --image-size 256 --no-progress
 
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_ours, save_ours  # noqa: E402
 
 GOAL_GB = 1.5
-COMMANDS = ("annotate", "enhance", "evaluate", "export", "train")
+COMMANDS = ("annotate", "enhance", "evaluate", "evaluate-boundary", "export", "train")
 
 
 def make_pair(img: Path, label: Path, size: int, strip: int = 512) -> None:
@@ -110,6 +111,8 @@ def commands(cmd: str, work: Path, model: Path, size: int, model_size: str) -> l
                     "--labels", str(labels), "--out", str(d / "enhance"), "--no-progress"],
         "evaluate": [*elnet, "evaluate", "--pred", str(d / "annotate" / "labels"),
                      "--truth", str(labels)],
+        "evaluate-boundary": [*elnet, "evaluate", "--pred", str(d / "annotate" / "labels"),
+                              "--truth", str(labels), "--boundary", "--no-roads"],
         "export": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
                    "--out", str(d / "annotate" / "labels.gpkg")],
         "train": [*elnet, "train", "--data", str(d / "data"), "--out", str(d / "train"),
@@ -133,8 +136,12 @@ def main() -> None:
     if not model.exists():
         save_ours(build_ours(args.model_size), model)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    rows = []
+    rows: list[tuple[str, int, float, float, int]] = []
     for size in sizes:
+        if rows:  # time is linear in area: the last size's s/Mpx predicts this one
+            last = rows[-1][1]
+            est = sum(spm for c, sz, _, spm, _ in rows if sz == last) * size * size / 1e6
+            print(f"{size}^2 px: about {est / 60:.0f} min (from the {last}^2 px s/Mpx)")
         d = work / f"s{size}"
         (d / "data" / "images").mkdir(parents=True, exist_ok=True)
         (d / "data" / "masks").mkdir(parents=True, exist_ok=True)
@@ -146,12 +153,12 @@ def main() -> None:
             gb, dt, rc = run_child(argv, env, work / "hwm.txt")
             mpx = size * size / 1e6
             rows.append((cmd, size, gb, dt / mpx, rc))
-            print(f"{cmd:9s} {size:>6d} px  peak {gb:6.2f} GB  {dt / mpx:7.2f} s/Mpx  exit {rc}")
+            print(f"{cmd:17s} {size:>6d} px  peak {gb:6.2f} GB  {dt / mpx:7.2f} s/Mpx  exit {rc}")
     print(f"\nmodel {args.model_size}, goal <= {args.goal_gb:.1f} GB peak RSS per command")
-    print(f"{'command':9s} {'size px':>9s} {'peak GB':>8s} {'goal':>5s} {'s/Mpx':>8s}")
+    print(f"{'command':17s} {'size px':>9s} {'peak GB':>8s} {'goal':>5s} {'s/Mpx':>8s}")
     for cmd, size, gb, spm, rc in rows:
         ok = "ok" if gb <= args.goal_gb and rc == 0 else ("FAIL" if rc else "over")
-        print(f"{cmd:9s} {size:>7d}^2 {gb:8.2f} {ok:>5s} {spm:8.2f}")
+        print(f"{cmd:17s} {size:>7d}^2 {gb:8.2f} {ok:>5s} {spm:8.2f}")
 
 
 if __name__ == "__main__":

@@ -279,3 +279,29 @@ def test_scene_batches_of_windows_fit_the_budget(
     pred.max_memory = pred.whole_bytes(32 * 32, batch=2)
     predict_scene(img, tmp_path / "a.tif", pred, tile=32, overlap=0, batch_size=8, progress=False)
     assert sizes == [2] * 4 + [1]  # 9 windows of 32 x 32 px, at most 2 per forward
+
+
+def test_folder_chunks_of_whole_images_are_formed_by_memory(
+    pred: Predictor, tmp_path: Path
+) -> None:
+    """annotate / enhance folder jobs: whole-image files are grouped so that the summed estimate
+    stays within --max-memory (large images: fewer per chunk), not by a fixed count."""
+    from types import SimpleNamespace
+
+    from sam2elnet.engine.infer import _Job
+
+    files = []
+    for i, side in enumerate((64, 64, 64, 32, 32, 32, 32, 64)):
+        files.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(files[-1]), np.zeros((side, side, 3), np.uint8))
+    old = pred.max_memory
+    try:
+        pred.max_memory = pred.whole_bytes(2 * 64 * 64)
+        job = SimpleNamespace(p=pred)
+        got = [[f.name for f in c] for c in _Job.chunks(job, files, False)]  # type: ignore[arg-type]
+        assert got == [["0.png", "1.png"], ["2.png", "3.png", "4.png", "5.png", "6.png"], ["7.png"]]
+        pred.max_memory = pred.whole_bytes(100 * 64 * 64)  # memory no limit: the count cap holds
+        sizes = [len(c) for c in _Job.chunks(job, files * 10, False)]  # type: ignore[arg-type]
+        assert max(sizes) == 4 * pred.batch_size and sum(sizes) == 80
+    finally:
+        pred.max_memory = old

@@ -105,7 +105,7 @@ def _export_labels(
     chip_size: int = 512,
     coco_rle: bool = False,
     category: str = "foreground",
-    strip_rows: int = 4096,
+    strip_rows: int | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     geojson_crs: str = "wgs84",

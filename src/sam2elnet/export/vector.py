@@ -60,13 +60,15 @@ def polygonize_label(
     simplify: float | None = None,
     smooth: float | None = None,
     min_area_px: float = 0,
-    strip_rows: int = 4096,
+    strip_rows: int | None = None,
     positive_values: tuple[float, ...] | None = None,
 ) -> tuple[list[Any], LabelRaster]:
     """Polygons of the foreground of one label raster, in its CRS (or pixel coordinates).
 
-    Reads ``strip_rows`` rows at a time; polygons touching an internal strip border are merged
-    with their neighbours at the end, so the result equals a whole-raster polygonisation.
+    Reads ``strip_rows`` rows at a time (default: :data:`sam2elnet.data.windowed.STRIP_PIXELS`
+    pixels per strip, so the strip buffer does not grow with the raster width); polygons touching
+    an internal strip border are merged with their neighbours at the end, so the result equals a
+    whole-raster polygonisation.
     ``smooth`` (map units) rounds staircase edges with a buffer out/in; ``simplify`` (map units)
     is Douglas-Peucker with topology preserved; polygons under ``min_area_px`` pixels are dropped.
     """
@@ -74,7 +76,10 @@ def polygonize_label(
     from rasterio import windows
     from shapely.geometry import LineString
 
+    from sam2elnet.data.windowed import STRIP_PIXELS
+
     lab = LabelRaster(Path(path), positive_values)
+    strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
     done: list[Any] = []
     pending: list[Any] = []
     try:
@@ -125,7 +130,7 @@ def write_polygons(
     smooth: float | None = None,
     min_area_px: float = 0,
     model_id: str | None = None,
-    strip_rows: int = 4096,
+    strip_rows: int | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     notes: list[str],
@@ -143,7 +148,7 @@ def write_polygons(
         smooth: buffer-in/buffer-out smoothing distance in map units (None: none).
         min_area_px: drop polygons smaller than this many pixels.
         model_id: written in the ``model_id`` attribute.
-        strip_rows: rows polygonised at a time (bounded memory).
+        strip_rows: rows polygonised at a time (default: 4 Mpx per strip; bounded memory).
         progress: show a progress bar.
         positive_values: object value(s) of class-index label rasters.
         notes: list that receives remarks for the user (reprojection, pixel coordinates...).
