@@ -349,10 +349,9 @@ def _write_extras(
             removed_px=removed,
             changed_frac=(added + removed) / max(1, mask.size),
         )
-        if spec.save_changes:  # a GeoTIFF with the image's georeference for GeoTIFF inputs
-            ext = ".tif" if Path(name).suffix == ".tif" else ".png"  # as the window path names it
-            rel = Path("changes") / (Path(name).stem + ext)
-            write_image(spec.out / rel, _change_map(c, mask), like=img if ext == ".tif" else None)
+        if spec.save_changes:
+            rel = Path("changes") / (Path(name).stem + ".png")
+            write_image(spec.out / rel, _change_map(c, mask))
             row["changes"] = str(rel)
     if spec.save_prob:
         row["prob"] = _write_prob(spec.out, name, prob, img)
@@ -1105,9 +1104,8 @@ def enhance_folder(
     the split's own ``coarse/`` folders (DataError when the split has none).
 
     Writes ``OUT/labels/`` (enhanced labels, GeoTIFF with the source georeference when the image is
-    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; a GeoTIFF with the
-    image's georeference for GeoTIFF inputs, PNG otherwise; images on the window path get theirs
-    strip by strip), ``OUT/prob/`` (with
+    a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; images on the window
+    path get theirs strip by strip, a tiled GeoTIFF for GeoTIFF scenes), ``OUT/prob/`` (with
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
     Images without a label are an error naming them unless ``skip_missing``. Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
