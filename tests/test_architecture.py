@@ -203,8 +203,6 @@ LARGE_MODULES: dict[str, str] = {
     "sam2elnet.engine.metrics": "one concept, pure array measures (said in its docstring)",
     "sam2elnet.engine.train": "one concept, the fine-tuning run; its data, DDP/resume state and "
     "quality-evaluator fitting already live in train_data, train_state and quality_fit",
-    "sam2elnet.pipeline.experiment": "not yet split (split/subsets, stages, tables, plots): "
-    "another change edits it now; docs/architecture.md says so",
 }
 
 

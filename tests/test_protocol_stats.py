@@ -131,11 +131,23 @@ def test_experiment_identity_is_frozen() -> None:
     assert sorted(ident) == sorted(
         [
             "data", "fraction", "epochs", "image_size", "batch_size", "max_train", "max_test",
-            "test_fraction", "size", "weights", "trunk", "seed", "min_quality",
+            "test_fraction", "size", "weights", "trunk", "seed", "split_seed", "min_quality",
             "target_precision", "coarse_profile", "coarse_severity", "refiners", "enhancement",
             "sources", "precision",
         ]
     )  # fmt: skip
+
+
+def test_identity_of_runs_before_split_seed_is_upgraded() -> None:
+    """experiment.json of a run made before --split-seed: its hold-out used seed + 1000, so a
+    seed-0 run resumes under the default --split-seed 1000 and a seed-3 run has split_seed 1003."""
+    from sam2elnet.pipeline.experiment_config import upgrade_identity
+
+    cur = ExperimentConfig(data=Path("."), out=Path("o")).identity()
+    old = {k: v for k, v in cur.items() if k != "split_seed"}
+    assert upgrade_identity(dict(old)) == cur
+    assert upgrade_identity({**old, "seed": 3})["split_seed"] == 1003
+    assert upgrade_identity({**cur, "split_seed": 7})["split_seed"] == 7
 
 
 def test_convergence_status_from_the_last_two_curve_points() -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sam2elnet.pipeline.experiment import Stages, _clock
+from sam2elnet.pipeline.experiment_stages import Stages, clock
 
 
 def test_clock() -> None:
-    assert _clock(0) == "0:00"
-    assert _clock(61.4) == "1:01"
-    assert _clock(3725) == "1:02:05"
+    assert clock(0) == "0:00"
+    assert clock(61.4) == "1:01"
+    assert clock(3725) == "1:02:05"
 
 
 def test_eta_lines_use_the_mean_of_finished_stages_of_each_kind(tmp_path: Path, capsys) -> None:

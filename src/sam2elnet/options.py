@@ -27,7 +27,18 @@ def _norm_precision_value(v: Any) -> Any:
     return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
 
 
-def _check_device(v: str) -> str:
+def check_device(v: str) -> str:
+    """Validate a ``--device`` value.
+
+    Args:
+        v: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Returns:
+        ``v`` as a string.
+
+    Raises:
+        ValueError: any other value (pydantic turns it into the option's error line).
+    """
     import re
 
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(v)):
@@ -114,7 +125,7 @@ class FolderJobOptions(WindowOptions):
     backend: Literal["local", "ray"] = "local"
     workers: int = Field(2, ge=1, le=1024, description="Ray actors")
 
-    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: _norm_precision_value(v))
@@ -133,7 +144,7 @@ class SceneOptions(WindowOptions):
     device: str = "cpu"
     precision: Precision = "bf16"
 
-    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
+    _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: _norm_precision_value(v))
     )
@@ -202,36 +213,6 @@ class EvaluateOptions(_Options):
     )
     group_by: GroupBy = "none"
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
-
-
-class ExperimentOptions(_Options):
-    """Options of ``elnet experiment`` checked before the protocol starts."""
-
-    fraction: float = Field(0.3, gt=0, lt=1)
-    epochs: int = Field(10, ge=1)
-    downstream_epochs: int = Field(10, ge=1)
-    downstream_steps: int | None = Field(None, ge=1)
-    image_size: int = Field(256, ge=32)
-    batch_size: int = Field(8, ge=1, le=1024)
-    max_train: int | None = Field(None, ge=1)
-    max_test: int | None = Field(None, ge=1)
-    size: ModelSize = "tiny"
-    trunk: Literal["none", "last", "all"] = "none"
-    min_quality: float | None = Field(None, ge=0, le=1)
-    target_precision: float | None = Field(None, gt=0, le=1)
-    downstream_width: int = Field(16, ge=4, le=256)
-    downstream_depth: int = Field(4, ge=1, le=6)
-    curve_points: int = Field(
-        6, ge=0, le=50, description="test-split evaluations per downstream model (learning curve)"
-    )
-    precision: Literal["bf16", "fp32"] = "bf16"
-    device: str = "cpu"
-    coarse_profile: CoarseProfile = Field(
-        "freehand", description="simulated coarse labels of the enhancement table (held out)"
-    )
-    coarse_severity: float = Field(0.5, ge=0, le=1)
-
-    _dev = field_validator("device")(classmethod(lambda cls, v: _check_device(v)))
 
 
 def option_default(model: type[BaseModel], name: str) -> Any:

@@ -8,8 +8,10 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.options import check_options
 from sam2elnet.pipeline.demo import DemoConfig
+from sam2elnet.pipeline.experiment_config import ExperimentConfig
 
 _DEMO = {name: f.default for name, f in DemoConfig.model_fields.items()}  # the demo's defaults
+_EXP = {name: f.default for name, f in ExperimentConfig.model_fields.items()}  # the protocol's
 
 
 def _f(v: object) -> str:
@@ -23,11 +25,11 @@ def experiment_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Experiment folder (every stage is cached here)."),
     fraction: float = typer.Option(
-        0.3, "--fraction", help="Share of the training pool that keeps its labels."
+        _EXP["fraction"], "--fraction", help="Share of the training pool that keeps its labels."
     ),
-    epochs: int = typer.Option(10, "--epochs", help="SAM2-ELNet fine-tuning epochs."),
+    epochs: int = typer.Option(_EXP["epochs"], "--epochs", help="SAM2-ELNet fine-tuning epochs."),
     downstream_epochs: int = typer.Option(
-        10, "--downstream-epochs", help="Epochs of every downstream U-Net."
+        _EXP["downstream_epochs"], "--downstream-epochs", help="Epochs of every downstream U-Net."
     ),
     downstream_steps: Optional[int] = typer.Option(
         None,
@@ -35,9 +37,9 @@ def experiment_cmd(
         help="Fixed optimiser steps per downstream model (overrides epochs).",
     ),  # noqa: UP045
     image_size: int = typer.Option(
-        256, "--image-size", help="Training crop size (SAM2-ELNet and U-Net)."
+        _EXP["image_size"], "--image-size", help="Training crop size (SAM2-ELNet and U-Net)."
     ),
-    batch_size: int = typer.Option(8, "--batch-size"),
+    batch_size: int = typer.Option(_EXP["batch_size"], "--batch-size"),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (seeded subset)."
     ),  # noqa: UP045
@@ -45,15 +47,17 @@ def experiment_cmd(
         None, "--max-test", help="Cap on the test split (seeded subset)."
     ),  # noqa: UP045
     size: str = typer.Option(
-        "tiny", "--size", help="SAM2 Hiera size: micro | tiny | small | base_plus | large."
+        _EXP["size"], "--size", help="SAM2 Hiera size: micro | tiny | small | base_plus | large."
     ),
     weights: Optional[str] = typer.Option(
         None, "--weights", help="SAM2 checkpoint (default: the cached one, else random)."
     ),  # noqa: UP045
-    trunk: str = typer.Option("none", "--trunk", help="Also train the trunk: none | last | all."),
-    seed: int = typer.Option(0, "--seed"),
+    trunk: str = typer.Option(
+        _EXP["trunk"], "--trunk", help="Also train the trunk: none | last | all."
+    ),
+    seed: int = typer.Option(_EXP["seed"], "--seed"),
     split_seed: int = typer.Option(
-        1000,
+        _EXP["split_seed"],
         "--split-seed",
         help="Seed of the held-out test split; fixed by default so several --seed runs share it.",
     ),
@@ -64,7 +68,7 @@ def experiment_cmd(
         None, "--target-precision", help="Choose the quality threshold for this precision."
     ),  # noqa: UP045
     refiners: str = typer.Option(
-        "morphological,guided,grabcut",
+        ",".join(_EXP["refiners"]),
         "--refiners",
         help="Classical baselines in table 2 (comma-separated).",
     ),
@@ -72,26 +76,30 @@ def experiment_cmd(
         False, "--no-enhancement", help="Skip table 2 (label enhancement)."
     ),
     coarse_profile: str = typer.Option(
-        "freehand",
+        _EXP["coarse_profile"],
         "--coarse-profile",
         help="Simulated coarse labels of table 2 (elnet degrade profiles); default freehand, "
         "the family held out from training.",
     ),
     coarse_severity: float = typer.Option(
-        0.5, "--coarse-severity", help="Severity of the simulated coarse labels, in [0, 1]."
+        _EXP["coarse_severity"],
+        "--coarse-severity",
+        help="Severity of the simulated coarse labels, in [0, 1].",
     ),
     downstream_width: int = typer.Option(
-        16, "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
+        _EXP["downstream_width"], "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
     ),
-    downstream_depth: int = typer.Option(4, "--downstream-depth", help="U-Net depth."),
+    downstream_depth: int = typer.Option(
+        _EXP["downstream_depth"], "--downstream-depth", help="U-Net depth."
+    ),
     curve_points: int = typer.Option(
-        6,
+        _EXP["downstream_curve_points"],
         "--curve-points",
         help="Test-split scores per downstream model during training (learning curves, "
         "curves.png); 0 = final score only.",
     ),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 | fp32."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    precision: str = typer.Option(_EXP["precision"], "--precision", help="bf16 | fp32."),
+    device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue interrupted stages instead of restarting them."
     ),
@@ -99,35 +107,12 @@ def experiment_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
-    from sam2elnet.config import ExperimentOptions, check_options
-    from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+    from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
-    check_options(
-        ExperimentOptions,
-        fraction=fraction,
-        epochs=epochs,
-        downstream_epochs=downstream_epochs,
-        downstream_steps=downstream_steps,
-        image_size=image_size,
-        batch_size=batch_size,
-        max_train=max_train,
-        max_test=max_test,
-        size=size,
-        trunk=trunk,
-        min_quality=min_quality,
-        target_precision=target_precision,
-        downstream_width=downstream_width,
-        downstream_depth=downstream_depth,
-        curve_points=curve_points,
-        precision=precision,
-        device=device,
-        coarse_profile=coarse_profile,
-        coarse_severity=coarse_severity,
-    )
-    check_input(data, "--data", "dataset folder")
-    check_output(out, "dir", "--out")
-    cfg = ExperimentConfig(
+    cfg = check_options(
+        ExperimentConfig,
+        {"downstream_curve_points": "--curve-points"},
         data=data,
         out=out,
         fraction=fraction,
@@ -143,7 +128,7 @@ def experiment_cmd(
         trunk=trunk,
         seed=seed,
         split_seed=split_seed,
-        min_quality=min_quality,  # type: ignore[arg-type]
+        min_quality=min_quality,
         target_precision=target_precision,
         refiners=tuple(r.strip() for r in refiners.split(",") if r.strip()),
         enhancement=not no_enhancement,
@@ -153,11 +138,13 @@ def experiment_cmd(
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,
         precision=precision,
-        device=device,  # type: ignore[arg-type]
+        device=device,
         resume=resume,
         progress=not no_progress,
         report=not no_report,
     )
+    check_input(data, "--data", "dataset folder")
+    check_output(out, "dir", "--out")
     r = run_experiment(cfg)
     _print_tables(r)
     typer.echo(

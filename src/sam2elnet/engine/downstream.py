@@ -27,47 +27,63 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from tqdm import tqdm
 
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.options import check_device
 
 log = logging.getLogger(__name__)
 
 Pair = tuple[Path, Path]
 
 
-@dataclass
-class DownstreamConfig:
-    """Everything that must be identical across the settings of one experiment."""
+class DownstreamConfig(BaseModel):
+    """Everything that must be identical across the settings of one experiment.
+
+    A pydantic model (ranges declared here, once); :meth:`to_dict` is part of every cached
+    downstream training's fingerprint, so the field order and values are those of the results
+    files.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, protected_namespaces=()
+    )
 
     model: str = "unet"
-    model_options: dict[str, Any] = field(
+    model_options: dict[str, Any] = Field(
         default_factory=lambda: {"width": 16, "depth": 4, "norm": "batch"}
     )
-    epochs: int = 10
-    steps: int | None = None
+    epochs: int = Field(10, ge=1)
+    steps: int | None = Field(None, ge=1)
     """Fixed number of optimiser steps for every setting (overrides ``epochs`` when set)."""
-    image_size: int = 256
-    batch_size: int = 8
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_fraction: float = 0.05
+    image_size: int = Field(256, ge=32)
+    batch_size: int = Field(8, ge=1, le=1024)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
     precision: Literal["bf16", "fp32"] = "bf16"
     device: str = "cpu"
     seed: int = 0
     augment: bool = True
-    threshold: float = 0.5
-    eval_batch_size: int = 16
-    curve_points: int = 0
+    threshold: float = Field(0.5, ge=0, le=1)
+    eval_batch_size: int = Field(16, ge=1)
+    curve_points: int = Field(0, ge=0, le=50)
     """Test-split evaluations during training (evenly spaced in optimiser steps, the last one at
     the end) for a learning curve; 0 or 1 (default) = the final evaluation only. Inference only:
     the trained weights are identical whatever this is."""
     progress: bool = True
 
+    _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict for results files."""
-        return asdict(self)
+        """Plain dict for results files and fingerprints.
+
+        Returns:
+            Every field in declaration order.
+        """
+        return self.model_dump()
 
 
 @dataclass

@@ -327,6 +327,10 @@ def _thin(mask: np.ndarray) -> np.ndarray:
     return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
 
 
+ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
+"""Names of the road measures (:func:`road_scores`), in table order."""
+
+
 @dataclass(frozen=True)
 class RoadCounts:
     """Centre-line lengths (skeleton pixels) for the Wiedemann et al. (1998) road measures.

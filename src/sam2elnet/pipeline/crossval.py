@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 __all__ = ["CVConfig", "run_cv", "kfold_ids", "render_markdown", "SCORE_KEYS", "ROAD_KEYS"]
 
 SCORE_KEYS = ("iou", "f1", "precision", "recall", "mean_image_iou")
-ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
 # TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
 _OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")
 

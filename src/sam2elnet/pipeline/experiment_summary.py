@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.experiment_config import upgrade_identity
 from sam2elnet.utils.atomic import write_text_atomic
 
 IGNORED = {"seed", "downstream_curve_points"}
@@ -38,10 +39,7 @@ def _load(run: Path) -> dict[str, Any]:
         raise DataError(f"results.json is not valid JSON ({e}); re-run the experiment", path) from e
     if not isinstance(r, dict) or "table1" not in r or "settings" not in r:
         raise DataError("not an elnet experiment results.json (no table1 / settings)", path)
-    settings = r["settings"]
-    if "split_seed" not in settings and isinstance(settings.get("seed"), int):
-        # runs made before --split-seed drew their test hold-out with seed + 1000
-        settings["split_seed"] = settings["seed"] + 1000
+    upgrade_identity(r["settings"])  # runs made before --split-seed
     r["_dir"] = str(run)
     return r
 

@@ -1,0 +1,178 @@
+"""The protocol's options and constants: :class:`ExperimentConfig`, table settings, the bar.
+
+Part of :mod:`sam2elnet.pipeline.experiment` (the paper's protocol, ``elnet experiment``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sam2elnet.options import CoarseProfile, ModelSize, check_device, check_options
+
+RESULTS_VERSION = 1
+
+TABLE1_SETTINGS: dict[str, str] = {
+    "full": "(a) 100 % original labels",
+    "fraction": "(b) labelled fraction only",
+    "auto_filtered": "(c) filtered auto-labels only",
+    "fraction_auto_filtered": "(d) fraction + filtered auto-labels",
+    "fraction_auto_all": "(e) fraction + all auto-labels (unfiltered)",
+    "elnet_direct": "(f) SAM2-ELNet itself, annotating the test split",
+}
+DOWNSTREAM_EVAL_VERSION = 2
+"""Part of every downstream fingerprint: results cached by an older evaluation (one without the
+per-image counts the confidence intervals need) are trained and scored again."""
+CONVERGED_GAIN = 0.01
+"""A downstream model counts as converged when its test IoU changed by at most this (1 IoU point)
+between the last two learning-curve points."""
+TARGET_RATIO = 0.97
+"""The protocol's bar: a label-efficient setting "reaches" all hand labels at >= 97 % of its IoU."""
+TABLE2_METHODS: dict[str, str] = {
+    "coarse": "no change (labels as they are)",
+    "morphological": "morphological clean-up",
+    "guided": "image-guided filter",
+    "grabcut": "GrabCut",
+    "elnet": "SAM2-ELNet enhancement",
+}
+REFINERS_DEFAULT = ("morphological", "guided", "grabcut")
+BOOTSTRAP_SEED = 0
+"""Fixed seed of every bootstrap interval: the same image resamples for every row of a table."""
+
+
+def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
+    """Bring the options of a run made by an earlier version up to today's names (in place).
+
+    Runs made before ``--split-seed`` drew their test hold-out with ``seed + 1000``; that is
+    their ``split_seed``. Used on ``experiment.json`` (resume check) and on ``results.json``
+    settings (``elnet experiment-summary``).
+
+    Args:
+        d: an identity or settings dict as stored in the run folder.
+
+    Returns:
+        ``d``, with the missing keys filled in.
+    """
+    if "split_seed" not in d and isinstance(d.get("seed"), int):
+        d["split_seed"] = d["seed"] + 1000
+    return d
+
+
+class ExperimentConfig(BaseModel):
+    """Options of one experiment; everything but the runtime options is fixed for a given ``out``.
+
+    The one declaration of every option's default and range: ``elnet experiment`` takes its
+    defaults from here and validates through it (:func:`sam2elnet.options.check_options`), so an
+    out-of-range value is one ``error:`` line before any work starts.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    data: Path
+    out: Path
+    fraction: float = Field(0.3, gt=0, lt=1)
+    """Share of the training pool that keeps its labels (the paper's 30 %)."""
+    epochs: int = Field(10, ge=1)
+    downstream_epochs: int = Field(10, ge=1)
+    downstream_steps: int | None = Field(None, ge=1)
+    """Fixed optimiser steps for every downstream model (instead of epochs): settings with fewer
+    training images then get the same number of updates, not proportionally fewer."""
+    image_size: int = Field(256, ge=32)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_train: int | None = Field(None, ge=2)
+    max_test: int | None = Field(None, ge=2)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    size: ModelSize = "tiny"
+    weights: str | None = None
+    """SAM2 checkpoint; None = the cached official one for ``size`` when present, else random init."""
+    trunk: Literal["none", "last", "all"] = "none"
+    seed: int = 0
+    """Seed of the labelled/unlabelled draw, the training runs and the simulated coarse labels."""
+    split_seed: int = 1000
+    """Seed of the held-out test split (when the data has no test split of its own). Fixed by
+    default and independent of ``seed``, so runs of several seeds score on one test set and
+    ``elnet experiment-summary`` compares like with like."""
+    min_quality: float | None = Field(None, ge=0, le=1)
+    target_precision: float | None = Field(None, gt=0, le=1)
+    coarse_profile: CoarseProfile = "freehand"
+    """Simulator profile of the "sim" coarse labels in table 2. Default: the held-out "freehand"
+    family, which training never sees (sam2elnet.data.coarse.EVAL_ONLY_PROFILES), so the table
+    measures generalisation to unseen coarse labels rather than fitting the simulator."""
+    coarse_severity: float = Field(0.5, ge=0, le=1)
+    refiners: tuple[str, ...] = REFINERS_DEFAULT
+    """Classical baselines of table 2 (names of :data:`sam2elnet.pipeline.refine.REFINERS`)."""
+    enhancement: bool = True
+    sources: tuple[Literal["sim", "own"], ...] = ("sim", "own")
+    """Label sources of table 2: simulated coarse labels and/or the dataset's own labels."""
+    downstream_width: int = Field(16, ge=4, le=256)
+    downstream_depth: int = Field(4, ge=1, le=6)
+    downstream_curve_points: int = Field(6, ge=0, le=50)
+    """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
+    precision: Literal["bf16", "fp32"] = "bf16"
+    # runtime options (may change between runs of the same experiment)
+    device: str = "cpu"
+    resume: bool = False
+    progress: bool = True
+    report: bool = True
+
+    RUNTIME: ClassVar[tuple[str, ...]] = ("out", "device", "resume", "progress", "report")
+    # Downstream options are not part of the identity: every downstream training is cached under a
+    # fingerprint of its config and labels, so changing them re-trains only the downstream models.
+    DOWNSTREAM: ClassVar[tuple[str, ...]] = (
+        "downstream_epochs",
+        "downstream_steps",
+        "downstream_width",
+        "downstream_depth",
+        "downstream_curve_points",
+    )
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _fp32(cls, v: Any) -> Any:
+        return {"32": "fp32", "float32": "fp32"}.get(str(v).lower(), v)
+
+    @field_validator("refiners")
+    @classmethod
+    def _known_refiners(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from sam2elnet.pipeline.refine import REFINERS
+
+        bad = [r for r in v if r not in REFINERS or r == "no_change"]
+        if bad:
+            raise ValueError(
+                f"unknown refiner(s) {bad}; choose from morphological, guided, grabcut"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> ExperimentConfig:
+        if self.min_quality is not None and self.target_precision is not None:
+            raise ValueError("give either --min-quality or --target-precision, not both")
+        return self
+
+    def validate(self) -> None:  # type: ignore[override]
+        """Check the options again (they are checked when the config is made; kept for callers
+        that change fields afterwards).
+
+        Raises:
+            UserError: an option out of range (one line naming the flag and the range).
+        """
+        check_options(type(self), **self.model_dump())
+
+    def identity(self) -> dict[str, Any]:
+        """The options that define the experiment (a changed one means a different experiment).
+
+        Returns:
+            The options minus the runtime and downstream ones, ``data`` resolved, tuples as lists
+            (what ``OUT/experiment.json`` holds and a re-run must match).
+        """
+        d = self.model_dump()
+        for k in (*self.RUNTIME, *self.DOWNSTREAM):
+            d.pop(k, None)
+        d["data"] = str(Path(self.data).resolve())
+        d["refiners"] = list(self.refiners)
+        d["sources"] = list(self.sources)
+        return d

@@ -1,0 +1,247 @@
+"""The protocol's calls into the engine: weights, SAM2-ELNet training, annotation, enhancement
+(and the enhancement label sets of table 2), the quality threshold and the downstream configuration.
+Part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.experiment_config import ExperimentConfig
+from sam2elnet.pipeline.experiment_split import Split, norm_config
+from sam2elnet.pipeline.experiment_stages import Stages
+from sam2elnet.utils.paths import link_or_copy
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------- engine adapters
+def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
+    """(weights path or None, a sentence saying what the encoder starts from)."""
+    if cfg.weights:
+        p = Path(cfg.weights)
+        if not p.is_file():
+            raise UserError("SAM2 weights file does not exist; check --weights", p)
+        return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
+    try:
+        from sam2elnet.model.hiera import find_cached_weights
+
+        found = find_cached_weights(cfg.size) if cfg.size != "micro" else None
+    except (ImportError, Exception):  # noqa: BLE001 - a missing cache is not an error here
+        found = None
+    if found is not None:
+        return str(
+            found
+        ), f"pretrained SAM2 Hiera-{cfg.size} weights from the local cache ({found})"
+    return None, (
+        f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (no pretrained weights were available "
+        f"locally; trunk training: {cfg.trunk}). Numbers are a floor, not what SAM2-ELNet reaches "
+        "with real SAM2 weights."
+    )
+
+
+def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: str | None) -> dict:
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train import train
+
+    resume = cfg.resume and (run_dir / "last.pt").is_file()
+    if not resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    tcfg = TrainConfig(
+        data=data_dir,
+        out=run_dir,
+        weights=weights,
+        size=cfg.size,
+        trunk=cfg.trunk,
+        fraction=1.0,
+        seed=cfg.seed,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        image_size=cfg.image_size,
+        precision="bf16" if cfg.precision == "bf16" else "32",
+        device=cfg.device,
+        resume=resume,
+        progress=cfg.progress,
+    )
+    res = train(tcfg)
+    return {
+        "model": str(res.best_path),
+        "best_epoch": res.best_epoch,
+        "best_val_iou": res.best_val_iou,
+        "history": res.history,
+        "quality": res.quality,
+        "splits": {k: len(v) for k, v in res.splits.items()},
+    }
+
+
+def rows_to_labels(result: Any, ids: Sequence[str]) -> tuple[dict[str, str], dict[str, float]]:
+    """Label paths and predicted quality per id from an annotate/enhance FolderResult."""
+    labels: dict[str, str] = {}
+    quality: dict[str, float] = {}
+    for row in result.rows:
+        key = Path(str(row["image"])).stem
+        labels[key] = str(Path(result.out_dir) / str(row["label"]))
+        q = row.get("predicted_iou")
+        quality[key] = float(q) if q not in (None, "") else float("nan")
+    missing = [i for i in ids if i not in labels]
+    if missing:
+        raise DataError(
+            f"{len(missing)} label(s) were not produced (e.g. {missing[0]}; see skipped.csv); "
+            "fix or remove those images",
+            result.out_dir,
+        )
+    return {i: labels[i] for i in ids}, {i: quality[i] for i in ids}
+
+
+def predictor_for(cfg: ExperimentConfig, model: str) -> Any:
+    from sam2elnet.engine.infer import Predictor
+
+    return Predictor.from_file(
+        model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size
+    )
+
+
+def annotate_images(
+    cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, out_dir: Path
+) -> Any:
+    from sam2elnet.engine.infer import annotate_folder
+
+    return annotate_folder(
+        model, image_dir, out_dir, resume=cfg.resume, progress=cfg.progress, predictor=pred
+    )
+
+
+def enhance_images(
+    cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, label_dir: Path, out_dir: Path
+) -> Any:
+    from sam2elnet.engine.infer import enhance_folder
+
+    return enhance_folder(
+        model,
+        image_dir,
+        label_dir,
+        out_dir,
+        resume=cfg.resume,
+        progress=cfg.progress,
+        predictor=pred,
+        save_changes=False,
+    )
+
+
+def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
+    """Quality threshold for filtering and a sentence saying how it was chosen.
+
+    Default (neither option): the evaluator's default target precision when it was fitted, else a
+    minimum predicted quality of 0.5.
+    """
+    if cfg.min_quality is not None:
+        return cfg.min_quality, f"--min-quality {cfg.min_quality}"
+    target = cfg.target_precision
+    if target is None:
+        if not pred.evaluator.fitted:
+            why = pred.evaluator.warning or pred.evaluator.status
+            return 0.5, (
+                f"minimum predicted quality 0.5 (the quality evaluator was not fitted: {why}; "
+                f"its scores are capped at {pred.evaluator.prior:.2f})"
+            )
+        from sam2elnet.config import QualityConfig
+
+        target = QualityConfig().default_target_precision
+    thr, info = pred.choose_threshold(None, target)
+    choice = info.get("target_precision", {})
+    how = (
+        f"target precision {target:.2f} of 'IoU >= {choice.get('tau', float('nan')):.2f}' on "
+        f"held-out labels -> threshold {thr:.3f}"
+    )
+    if not choice.get("achievable", True):
+        how += " (not achievable on the held-out labels)"
+    return float(thr), how
+
+
+# ------------------------------------------------------------------------------------ the runner
+def downstream_config(cfg: ExperimentConfig) -> Any:
+    from sam2elnet.engine.downstream import DownstreamConfig
+
+    return DownstreamConfig(
+        model_options={
+            "width": cfg.downstream_width,
+            "depth": cfg.downstream_depth,
+            "norm": "batch",
+        },
+        epochs=cfg.downstream_epochs,
+        steps=cfg.downstream_steps,
+        image_size=cfg.image_size,
+        batch_size=cfg.batch_size,
+        precision=cfg.precision,
+        device=cfg.device,
+        seed=cfg.seed,
+        curve_points=cfg.downstream_curve_points,
+        progress=cfg.progress,
+    )
+
+
+def enhancement_labels(
+    cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str
+) -> dict[str, dict[str, dict[str, str]]]:
+    """Label sets {source: {method: {id: path}}} for the enhancement table (cached stages)."""
+    from sam2elnet.data.coarse import degrade, file_seed
+    from sam2elnet.data.raster import read_mask, write_mask
+
+    sim_dir = out / "labels" / "sim" / "coarse"
+
+    def _degrade() -> dict:
+        ious = []
+        for i in split.pool:
+            m = read_mask(split.masks[i])
+            r = degrade(m, cfg.coarse_profile, cfg.coarse_severity, seed=file_seed(cfg.seed, i))
+            write_mask(sim_dir / f"{i}.png", r.mask)
+            ious.append(r.iou)
+        return {"mean_iou": float(np.mean(ious)), "n": len(ious)}
+
+    sources: dict[str, dict[str, str]] = {}
+    if "sim" in cfg.sources:
+        stages.run("coarse_sim", _degrade, clear=[sim_dir])
+        sources["sim"] = {i: str(sim_dir / f"{i}.png") for i in split.pool}
+    if "own" in cfg.sources:
+        sources["own"] = dict(split.own)
+    result: dict[str, dict[str, dict[str, str]]] = {}
+    for src, base in sources.items():
+        sets: dict[str, dict[str, str]] = {"coarse": base}
+        for method in cfg.refiners:
+            rdir = out / "labels" / src / method
+
+            def _refine(base: dict = base, rdir: Path = rdir, method: str = method) -> dict:
+                from sam2elnet.engine.downstream import load_pair
+                from sam2elnet.pipeline.refine import refine
+
+                norm = norm_config(split)
+                for i in split.pool:
+                    x, m, _ = load_pair(Path(split.images[i]), Path(base[i]), norm)
+                    write_mask(rdir / f"{i}.png", refine(method, x, m))
+                return {"n": len(split.pool)}
+
+            stages.run(f"refine_{src}_{method}", _refine, clear=[rdir])
+            sets[method] = {i: str(rdir / f"{i}.png") for i in split.pool}
+        edir = out / "labels" / src / "elnet"
+        ldir = out / "labels" / src / "input"
+
+        def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir) -> dict:
+            for i in split.pool:
+                link_or_copy(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
+            res = enhance_images(
+                cfg, predictor_for(cfg, model_path), model_path, out / "pool" / "images", ldir, edir
+            )
+            labels, quality = rows_to_labels(res, split.pool)
+            return {"labels": labels, "quality": quality}
+
+        enh = stages.run(f"enhance_{src}", _enh, clear=[edir, ldir])
+        sets["elnet"] = enh["labels"]
+        result[src] = sets
+    return result

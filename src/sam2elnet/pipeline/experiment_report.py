@@ -1,0 +1,334 @@
+"""The protocol's outputs for people: ``results.md`` tables, ``results.png`` plots, ``report.html``.
+
+Part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.pipeline.experiment_config import CONVERGED_GAIN, ExperimentConfig
+from sam2elnet.pipeline.experiment_split import Split
+from sam2elnet.pipeline.experiment_stats import convergence
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------- reporting
+def _f(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _iou_ci(row: dict[str, Any]) -> str:
+    """``0.712 [0.690, 0.733]`` (IoU and its bootstrap interval), or the IoU alone."""
+    ci = row.get("iou_ci")
+    if row.get("iou") is None:
+        return "–"
+    return f"{_f(row['iou'])} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _f(row["iou"])
+
+
+def _group_table(
+    title: str, rows: list[dict[str, Any]], groups: list[str], name: Callable[[dict], str]
+) -> list[str]:
+    """Per-sensor lines (IoU with CI, F1, precision, recall, mIoU) of a table's rows."""
+    lines = [
+        "",
+        f"### {title}",
+        "",
+        "| setting | sensor | test images | IoU [95 % CI] | F1 | precision | recall | mIoU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        for g in groups:
+            gr = (row.get("by_group") or {}).get(g)
+            if not gr:
+                continue
+            lines.append(
+                f"| {name(row)} | {g} | {gr['n']} | {_iou_ci(gr)} | {_f(gr['f1'])} | "
+                f"{_f(gr['precision'])} | {_f(gr['recall'])} | {_f(gr['miou'])} |"
+            )
+    return lines
+
+
+def _road_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Road measures of the table rows that have them (road data; empty list otherwise)."""
+    have = [row for row in rows if any(row.get(k) is not None for k in ROAD_KEYS)]
+    if not have:
+        return []
+    lines = [
+        "",
+        "Road measures of the same models (centre lines of prediction and truth within 3 px, "
+        "lengths summed over the test images; Wiedemann et al. 1998; docs/evaluation.md):",
+        "",
+        "| setting | road correctness | road completeness | road quality | road connectivity |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in have:
+        lines.append(f"| {row['title']} | " + " | ".join(_f(row.get(k)) for k in ROAD_KEYS) + " |")
+    return lines
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
+    s = r["settings"]
+    a = r["autolabels"]
+    sp = r["split"]
+    lines = [
+        "# SAM2-ELNet protocol experiment",
+        "",
+        f"Data: `{r['data']}` ({sp['layout']} layout, {sp['modality']}). "
+        f"Training pool {sp['labelled'] + sp['unlabelled']} images: {sp['labelled']} labelled "
+        f"({s['fraction']:.0%}), {sp['unlabelled']} treated as unlabelled. "
+        f"Test: {sp['test']} images ({sp['test_source']}).",
+        "",
+        f"**Encoder:** {r['weights']['note']}",
+        "",
+        "## Table 1 — automatic annotation (downstream U-Net, test split, pixel-aggregated)",
+        "",
+        "IoU = oil (foreground) IoU with its bootstrap 95 % confidence interval over test images; "
+        "mIoU = mean of oil and background IoU (the two-class mIoU SOS papers quote). Row (f) is "
+        "SAM2-ELNet itself annotating the test images, to compare with (b), a plain U-Net trained "
+        "on the same labelled fraction.",
+        "",
+        "| setting | hand labels | train images | IoU [95 % CI] | F1 | precision | recall | mIoU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in r["table1"]:
+        if row.get("skipped"):
+            lines.append(
+                f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
+                f"skipped: {row['skipped']} | | | | |"
+            )
+            continue
+        lines.append(
+            f"| {row['title']} | {row['hand_labels']} | {row['train_images']} | "
+            f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
+            f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
+        )
+    lines += _road_table(r["table1"])
+    if r.get("verdict"):
+        lines += ["", "**Verdict.**", ""] + [f"- {v}" for v in r["verdict"]]
+    groups = r.get("groups") or []
+    if len(groups) > 1:
+        lines += _group_table("Table 1 per sensor", r["table1"], groups, lambda row: row["title"])
+    ia, ik = a["iou_all"], a["iou_kept"]
+    lines += [
+        "",
+        f"Auto-labels: {a['n']} generated, {a['n_kept']} kept by the quality filter "
+        f"({a['threshold_rule']}). IoU against the held-aside true labels: all {_iou_ci(ia)} "
+        f"(mean per image {_f(ia['mean_image_iou'])}), kept {_iou_ci(ik)} "
+        f"(mean per image {_f(ik['mean_image_iou'])}). Spearman correlation of predicted quality "
+        f"vs true IoU: {_f(a['spearman'])}.",
+    ]
+    if len(groups) > 1 and ia.get("by_group"):
+        per = []
+        for g in groups:
+            ga, gk = ia["by_group"].get(g), (ik.get("by_group") or {}).get(g)
+            if ga:
+                per.append(
+                    f"{g}: all {_iou_ci(ga)} (n={ga['n']}), kept "
+                    + (f"{_iou_ci(gk)} (n={gk['n']})" if gk else "–")
+                )
+        lines += ["", "Auto-label IoU per sensor: " + "; ".join(per) + "."]
+    lines += [
+        "",
+        "Labelling cost = number of hand-drawn labels a setting needs; auto-label settings need only "
+        "the labelled fraction (used to fine-tune SAM2-ELNet).",
+    ]
+    if r["table2"]:
+        lines += [
+            "",
+            "## Table 2 — label enhancement vs classical refinement (same downstream U-Net)",
+            "",
+            "| training labels | method | hand labels | label IoU (all) | label IoU (unlabelled part) "
+            "| test IoU [95 % CI] | F1 | precision | recall | mIoU |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in r["table2"]:
+            lines.append(
+                f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
+                f"{_f(row.get('label_iou_all'))} | {_f(row.get('label_iou_unlabelled'))} | "
+                f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
+                f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
+            )
+        if len(groups) > 1:
+            lines += _group_table(
+                "Table 2 per sensor",
+                r["table2"],
+                groups,
+                lambda row: f"{row['labels']}: {row['title']}",
+            )
+        lines += [
+            "",
+            "Label IoU is against the true labels; 'unlabelled part' are the images SAM2-ELNet never saw "
+            "a true label of. Hand labels: every training image carries a coarse hand label; "
+            "SAM2-ELNet additionally needed the precise labels of the labelled fraction to learn from.",
+        ]
+    lines += _curve_lines(r)
+    if r.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in r["notes"]]
+    d = r["downstream_config"]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        f"- SAM2-ELNet: size {s['size']}, trunk training {s['trunk']}, {s['epochs']} epochs, "
+        f"{s['image_size']} px, batch {s['batch_size']}, {s['precision']}, seed {s['seed']}; "
+        f"best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}.",
+        f"- Downstream: {d['model']} {d['model_options']}, "
+        + (f"{d['steps']} optimiser steps" if d.get("steps") else f"{d['epochs']} epochs")
+        + f", {d['image_size']} px crops (evaluated at native size), "
+        f"batch {d['batch_size']}, lr {d['lr']} (AdamW, warm-up + cosine), {d['precision']}, "
+        f"seed {d['seed']} — identical for every setting.",
+        f"- Coarse-label simulator: profile {s['coarse_profile']}, severity {s['coarse_severity']}.",
+        *(
+            [
+                f"- Confidence intervals: percentile bootstrap (Efron & Tibshirani 1993) over "
+                f"{r['bootstrap']['unit']}s, {r['bootstrap']['resamples']} resamples with "
+                f"replacement, seed {r['bootstrap']['seed']}; each resample's IoU is "
+                "pixel-aggregated from its images' confusion counts (per_image.csv)."
+            ]
+            if r.get("bootstrap")
+            else []
+        ),
+        f"- Stages this run: {', '.join(f'{k}={v}' for k, v in r['stages'].items())}.",
+        f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _curve_lines(r: dict[str, Any]) -> list[str]:
+    """results.md section: the learning-curve figure and one line per model with its last change."""
+    rows = [row for row in r["table1"] + r["table2"] if len(row.get("curve") or []) > 1]
+    if not rows or not r.get("curves_file"):
+        return []
+    steps = [int(p["step"]) for p in rows[0]["curve"]]
+    lines = [
+        "",
+        "## Downstream learning curves",
+        "",
+        f"![test IoU during training]({r['curves_file']})",
+        "",
+        "Each downstream model scored on the test split at evenly spaced optimiser steps "
+        f"(inference only). 'converged' = test IoU changed by at most {CONVERGED_GAIN:.2f} over "
+        "the last interval.",
+        "",
+        "| setting | " + " | ".join(f"step {s}" for s in steps) + " | last change | status |",
+        "|---|" + "---:|" * len(steps) + "---:|---|",
+    ]
+    for row in rows:
+        name = row["title"] if "labels" not in row else f"{row['labels']}: {row['title']}"
+        by_step = {int(p["step"]): p.get("iou") for p in row["curve"]}
+        gain, status = convergence(row["curve"])
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_f(by_step.get(s)) for s in steps)
+            + f" | {'–' if gain is None else f'{gain:+.3f}'} | {status} |"
+        )
+    return lines
+
+
+def plot_curves(r: dict[str, Any], path: Path) -> None:
+    """curves.png: test IoU vs optimiser step, one line per downstream setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sam2elnet.utils.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in r["table1"] + r["table2"]:
+        pts = [p for p in row.get("curve") or [] if p.get("iou") is not None]
+        if len(pts) < 2:
+            continue
+        name = row["title"] if "labels" not in row else f"{row['labels']}: {row['method']}"
+        ax.plot([p["step"] for p in pts], [p["iou"] for p in pts], marker="o", label=name)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("test IoU (pixel-aggregated)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Downstream learning curves (same steps for every setting)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def plot_results(r: dict[str, Any], path: Path) -> None:
+    """results.png: downstream test IoU per setting and its labelling cost (hand labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sam2elnet.utils.atomic import atomic_path
+
+    rows = [row for row in r["table1"] + r["table2"]]
+    names = [
+        (row["title"] if row in r["table1"] else f"{row['labels']}: {row['method']}")
+        for row in rows
+    ]
+    iou = [row["iou"] if row["iou"] is not None else 0.0 for row in rows]
+    cost = [row["hand_labels"] for row in rows]
+    colors = ["tab:blue"] * len(r["table1"]) + ["tab:orange"] * len(r["table2"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.6), sharey=True)
+    y = np.arange(len(rows))
+    axes[0].barh(y, iou, color=colors)
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("downstream test IoU")
+    axes[0].set_xlim(0, 1)
+    for yy, v in zip(y, iou, strict=True):
+        axes[0].text(v + 0.01, yy, f"{v:.3f}", va="center", fontsize=7)
+    axes[1].barh(y, cost, color=colors)
+    axes[1].set_xlabel("labelling cost (hand labels)")
+    title = "SAM2-ELNet protocol" + (
+        " (random-init encoder)" if r["weights"]["random_init"] else ""
+    )
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_report_html(
+    cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, out: Path
+) -> None:
+    """report.html: tables, the plot, and the auto-labels next to the held-aside truth."""
+    from sam2elnet.pipeline.report import ReportItem, write_protocol_report
+
+    items = [
+        ReportItem(
+            name=i,
+            image=split.images[i],
+            output=auto["labels"][i],
+            truth=split.masks[i],
+            predicted_iou=auto["quality"].get(i),
+            true_iou=auto["true_iou"].get(i),
+            kept=auto["kept"].get(i),
+        )
+        for i in split.unlabelled
+    ]
+    write_protocol_report(
+        out / "report.html",
+        r,
+        items,
+        title="SAM2-ELNet protocol experiment",
+        notes=[r["weights"]["note"], *r["notes"]],
+        figure=(out / "results.png").read_bytes(),
+        max_items=60,
+    )

@@ -1,0 +1,172 @@
+"""The protocol's split: labelled fraction, unlabelled pool and test split, written as subsets.
+
+A reproducible ``fraction`` of the training pool keeps its labels; the rest is treated as
+unlabelled (its true labels are kept aside for scoring only). The test split is the dataset's own
+when it has one, else a fixed, stratified hold-out. Part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.experiment_config import ExperimentConfig
+from sam2elnet.utils.atomic import write_json_atomic
+from sam2elnet.utils.paths import link_or_copy
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------ split
+@dataclass
+class Split:
+    """Which images play which role (ids -> file paths), saved as ``OUT/split.json``."""
+
+    modality: str
+    layout: str
+    labelled: list[str]
+    unlabelled: list[str]
+    test: list[str]
+    images: dict[str, str]
+    masks: dict[str, str]
+    own: dict[str, str]
+    """The dataset's own training labels for the enhancement table (coarse/ when shipped)."""
+    own_is_truth: bool
+    """True when ``own`` are the true labels themselves (no separate truth to score them)."""
+    test_source: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pool(self) -> list[str]:
+        return sorted(self.labelled + self.unlabelled)
+
+    def pairs(
+        self, ids: Sequence[str], labels: dict[str, str] | None = None
+    ) -> list[tuple[Path, Path]]:
+        lab = self.masks if labels is None else labels
+        return [(Path(self.images[i]), Path(lab[i])) for i in ids]
+
+
+def _cap(ids: list[str], n: int | None, seed: int) -> list[str]:
+    if n is None or len(ids) <= n:
+        return ids
+    rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, 77]))
+    return sorted(rng.choice(ids, n, replace=False).tolist())
+
+
+def make_split(cfg: ExperimentConfig) -> Split:
+    """Discover the dataset and assign labelled / unlabelled / test roles reproducibly."""
+    from sam2elnet.data.datasets import discover, mask_strata, split_fraction
+
+    index = discover(cfg.data)
+    samples = [s for s in index.samples if s.mask is not None]
+    if not samples:
+        raise DataError("no labelled image pairs found; the experiment needs labels", cfg.data)
+    by_id = {s.id: s for s in samples}
+    # the dataset's own evaluation split: SOS test/, CHN6-CUG val/ (its published evaluation set)
+    found = index.splits
+    eval_split = "test" if "test" in found else ("val" if "val" in found else None)
+    test_ids = sorted(s.id for s in samples if eval_split and s.split == eval_split)
+    notes: list[str] = []
+    if test_ids:
+        train_ids = sorted(s.id for s in samples if s.split == "train")
+        test_source = f"dataset {eval_split} split"
+        log.info(
+            "experiment splits: labelled/unlabelled parts from train (%d), test from %s (%d)",
+            len(train_ids),
+            eval_split,
+            len(test_ids),
+        )
+    else:
+        ids = sorted(by_id)
+        if len(ids) < 6:
+            raise DataError(
+                f"only {len(ids)} labelled pairs; the experiment needs at least 6 "
+                "(test, labelled and unlabelled parts)",
+                cfg.data,
+            )
+        strata = mask_strata([by_id[i] for i in ids])
+        test_ids, train_ids = split_fraction(
+            ids, cfg.test_fraction, seed=cfg.split_seed, strata=strata
+        )
+        test_source = (
+            f"held-out {cfg.test_fraction:.0%} of the labelled pairs (seed {cfg.split_seed})"
+        )
+    train_ids = _cap(train_ids, cfg.max_train, cfg.seed)
+    test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
+    if len(train_ids) < 4:
+        raise DataError(f"only {len(train_ids)} training pairs; need at least 4", cfg.data)
+    strata = mask_strata([by_id[i] for i in train_ids])
+    labelled, unlabelled = split_fraction(train_ids, cfg.fraction, seed=cfg.seed, strata=strata)
+    if len(labelled) < 2 or not unlabelled:
+        raise UserError(
+            f"--fraction {cfg.fraction} of {len(train_ids)} training pairs leaves {len(labelled)} "
+            f"labelled and {len(unlabelled)} unlabelled; use more data or another fraction",
+            cfg.data,
+        )
+    has_coarse = all(by_id[i].coarse is not None for i in train_ids)
+    own = {i: str(by_id[i].coarse if has_coarse else by_id[i].mask) for i in train_ids}
+    if not has_coarse:
+        notes.append(
+            "The dataset ships no separate coarse labels: the 'own labels' variant enhances the "
+            "dataset's labels as they are, and only downstream test scores can be reported for it "
+            "(there is no truer label to compare them with)."
+        )
+    return Split(
+        modality=index.modality,
+        layout=index.layout,
+        labelled=labelled,
+        unlabelled=unlabelled,
+        test=test_ids,
+        images={i: str(by_id[i].image) for i in train_ids + test_ids},
+        masks={i: str(by_id[i].mask) for i in train_ids + test_ids},
+        own=own,
+        own_is_truth=not has_coarse,
+        test_source=test_source,
+        notes=notes,
+    )
+
+
+def write_subset(
+    root: Path,
+    split: Split,
+    ids: Sequence[str],
+    labels: dict[str, str] | None,
+    with_masks: bool = True,
+) -> Path:
+    """A generic-layout folder of links (images/, masks/, dataset.json) the engine can read."""
+    for i in ids:
+        img = Path(split.images[i])
+        link_or_copy(img, root / "images" / f"{i}{img.suffix.lower()}")
+        if with_masks:
+            lab = Path((labels or split.masks)[i])
+            link_or_copy(lab, root / "masks" / f"{i}{lab.suffix.lower()}")
+    write_json_atomic(
+        root / "dataset.json",
+        {"modality": split.modality, "layout": "generic", "source": "sam2elnet experiment subset"},
+    )
+    return root
+
+
+def road_domain(split: Split) -> Any:
+    """Whether the experiment's data are roads (:func:`sam2elnet.data.domain.detect_domain` on the
+    training pool's true masks): the tables then add the road measures."""
+    from sam2elnet.data.domain import detect_domain
+
+    return detect_domain(
+        [split.masks[i] for i in split.pool], layout=split.layout, modality=split.modality
+    )
+
+
+def norm_config(split: Split) -> Any:
+    """Normalisation chosen from the training pool's images, exactly as ``elnet train`` chooses it
+    (:func:`sam2elnet.data.normalize.fit_normalization`); never looks at the test images."""
+    from sam2elnet.data.normalize import fit_normalization
+
+    return fit_normalization([split.images[i] for i in sorted(split.pool)], split.modality)

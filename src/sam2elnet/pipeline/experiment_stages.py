@@ -1,0 +1,167 @@
+"""The protocol's stage runner: cached, resumable stages with done-markers and ETA lines.
+
+Every stage writes its outputs under ``OUT`` and a done-marker ``OUT/stages/<stage>.json``; a
+stage with a marker is skipped on re-run (same settings required). Part of
+:mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.utils.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------------- small helpers
+def sha(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_stat(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns) of a file: part of cache keys, so rewritten files invalidate them."""
+    st = Path(path).stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def json_safe(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_safe(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for progress lines."""
+    sec = int(round(max(0.0, seconds)))
+    h, rem = divmod(sec, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
+
+
+class Stages:
+    """Done-markers under ``OUT/stages``: a finished stage is skipped on re-run.
+
+    ``resume=False`` clears the folders of an *unfinished* stage before running it again (a killed
+    stage may have left partial outputs); ``resume=True`` lets the stage continue from them.
+    """
+
+    def __init__(self, out: Path, resume: bool, progress: bool = False) -> None:
+        self.dir = out / "stages"
+        self.resume = resume
+        self.status: dict[str, str] = {}
+        self.seconds: dict[str, float] = {}
+        self.progress = progress
+        self.plan: dict[str, int] = {}
+        self._t0 = time.perf_counter()
+        self._ran: dict[str, list[float]] = {}
+
+    def expect(self, plan: dict[str, int]) -> None:
+        """Stages still to come per kind (the name up to the first ``_``), for the ETA lines."""
+        self.plan = dict(plan)
+
+    @staticmethod
+    def _kind(name: str) -> str:
+        return name.split("_", 1)[0]
+
+    def _eta(self) -> str:
+        """ETA from the mean time of finished stages of each kind still planned.
+
+        A kind not seen yet has no estimate: the ETA is then a lower bound and says which kind
+        is missing (honest rather than guessed)."""
+        left, unknown = 0.0, []
+        for kind, n in self.plan.items():
+            done = len(self._ran.get(kind, [])) + sum(
+                1 for k, v in self.status.items() if v == "cached" and self._kind(k) == kind
+            )
+            rest = max(0, n - done)
+            if not rest:
+                continue
+            if self._ran.get(kind):
+                left += rest * sum(self._ran[kind]) / len(self._ran[kind])
+            else:
+                unknown.append(kind)
+        eta = clock(left)
+        return (
+            f"ETA {eta}"
+            if not unknown
+            else f"ETA >= {eta} (no {', '.join(unknown)} stage timed yet)"
+        )
+
+    def _say(self, text: str) -> None:
+        msg = f"[{clock(time.perf_counter() - self._t0)}] {text}"
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(msg, file=sys.stderr)
+        else:  # --no-progress: the same stage lines, for logs (sam2elnet.progress logger)
+            from sam2elnet.utils.progress import line
+
+            line(msg)
+
+    def marker(self, name: str) -> Path:
+        return self.dir / f"{name}.json"
+
+    def run(
+        self,
+        name: str,
+        fn: Callable[[], dict[str, Any]],
+        clear: Sequence[Path] = (),
+        key: str | None = None,
+    ) -> dict:
+        """Run ``fn`` unless ``name`` is done (with the same input ``key``); return its summary.
+
+        ``key`` fingerprints the stage's inputs (e.g. the label files a downstream model trains on):
+        when an earlier stage was re-run and produced other inputs, the marker no longer matches.
+        """
+        m = self.marker(name)
+        if m.is_file():
+            try:
+                rec = json.loads(m.read_text(encoding="utf-8"))
+                if rec.get("key", key) == key:  # markers without a key predate keys
+                    self.status[name] = "cached"
+                    self.seconds[name] = float(rec.get("seconds", 0.0))
+                    log.info("stage %s: done before, skipped", name)
+                    self._say(f"stage {name}: done before, skipped")
+                    return rec["summary"]
+                log.info("stage %s: inputs changed since it ran; running it again", name)
+            except (json.JSONDecodeError, KeyError):
+                log.warning("stage marker %s is unreadable; running the stage again", m)
+        if not self.resume:
+            for d in clear:
+                if d.is_dir():
+                    shutil.rmtree(d)
+                elif d.exists():
+                    d.unlink()
+        self._say(f"stage {name} ...")
+        t0 = time.perf_counter()
+        summary = json_safe(fn())
+        dt = time.perf_counter() - t0
+        self._ran.setdefault(self._kind(name), []).append(dt)
+        self.status[name] = "ran"
+        self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
+        write_json_atomic(
+            m,
+            {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
+        )
+        self.status[name] = "ran"
+        self.seconds[name] = dt
+        return summary

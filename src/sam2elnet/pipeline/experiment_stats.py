@@ -1,0 +1,267 @@
+"""The protocol's numbers: label scores, per-image counts, bootstrap intervals, verdict lines.
+
+Part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.pipeline.experiment_config import (
+    BOOTSTRAP_SEED,
+    CONVERGED_GAIN,
+    TABLE1_SETTINGS,
+    TARGET_RATIO,
+)
+from sam2elnet.pipeline.experiment_split import Split
+from sam2elnet.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------- label scoring
+def score_labels(
+    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
+) -> dict[str, Any]:
+    """Pixel-aggregated and mean per-image IoU of ``labels`` against ``truth`` over ``ids``
+    (pixels the truth marks as ignore / nodata are not counted)."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.engine.metrics import Confusion, confusion, scores
+
+    total = Confusion()
+    per_image = []
+    for i in ids:
+        t, valid = read_mask_valid(truth[i])
+        p = read_mask(labels[i], shape=t.shape)
+        c = confusion(p, t, valid)
+        total = total + c
+        per_image.append(scores(c)["iou"])
+    s = scores(total) if ids else {"iou": float("nan"), "f1": float("nan")}
+    return {
+        "n": len(ids),
+        "iou": s["iou"],
+        "f1": s["f1"],
+        "mean_image_iou": float(np.mean(per_image)) if per_image else float("nan"),
+    }
+
+
+# ------------------------------------------------------------------- per-image counts and intervals
+def counts_vs_truth(
+    labels: dict[str, str], split: Split, ids: Sequence[str], norm: Any | None = None
+) -> np.ndarray:
+    """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
+
+    Pixels the truth marks as ignore / nodata are not counted; with ``norm`` (a normalisation
+    config) the image's own nodata pixels are left out too, exactly as the downstream evaluation
+    (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
+    comparable.
+    """
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.engine.metrics import confusion
+
+    rows = np.zeros((len(ids), 4), dtype=np.int64)
+    for n, i in enumerate(ids):
+        if norm is not None:
+            from sam2elnet.engine.downstream import load_pair
+
+            _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
+        else:
+            t, valid = read_mask_valid(split.masks[i])
+        c = confusion(read_mask(labels[i], shape=t.shape), t, valid)
+        rows[n] = (c.tp, c.fp, c.fn, c.tn)
+    return rows
+
+
+def group_of(split: Split, ids: Sequence[str]) -> dict[str, str]:
+    """Reporting group of each id: the SOS sensor (``palsar`` / ``sentinel``, the sub-folder the
+    image lies in) for the SOS layout, else one group ``all``."""
+    from sam2elnet.data.datasets import SOS_SENSORS
+
+    out = {}
+    for i in ids:
+        g = "all"
+        if split.layout == "sos":
+            parts = Path(split.images[i]).parts
+            g = next((p for p in reversed(parts) if p in SOS_SENSORS), "all")
+        out[i] = g
+    return out
+
+
+def _ci(counts: Any, seed: int) -> list[float] | None:
+    from sam2elnet.engine.metrics import bootstrap_iou_ci
+
+    if counts is None or len(counts) < 2:
+        return None
+    ci = bootstrap_iou_ci(counts, seed=seed)
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def add_intervals(
+    row: dict[str, Any],
+    per_image: Sequence[Sequence[int]] | None,
+    ids: Sequence[str],
+    groups: dict[str, str],
+    seed: int = BOOTSTRAP_SEED,
+) -> None:
+    """Add ``iou_ci`` (bootstrap 95 % interval over images) and ``by_group`` (per sensor: n, IoU,
+    its interval, F1, precision, recall, two-class mIoU) to a table row, in place.
+
+    ``per_image`` are the (N, 4) counts of ``ids`` in that order; None (a skipped setting) adds
+    ``iou_ci = None`` and no groups. Raises ValueError when counts and ids differ in length.
+    """
+    from sam2elnet.engine.downstream import scores_from_counts
+
+    if per_image is None or len(ids) == 0:
+        row["iou_ci"] = None
+        row["by_group"] = {}
+        return
+    c = np.asarray(per_image, dtype=np.int64).reshape(-1, 4)
+    if len(c) != len(ids):
+        raise ValueError(f"{len(c)} per-image counts for {len(ids)} images")
+    row["iou_ci"] = _ci(c, seed)
+    by: dict[str, Any] = {}
+    for g in sorted(set(groups[i] for i in ids)):
+        sel = np.array([groups[i] == g for i in ids])
+        sc = scores_from_counts(c[sel].sum(axis=0))
+        by[g] = {
+            "n": int(sel.sum()),
+            **{k: sc[k] for k in ("iou", "f1", "precision", "recall", "miou")},
+            "iou_ci": _ci(c[sel], seed),
+        }
+    row["by_group"] = by
+
+
+def csv_rows(
+    setting: str, part: str, ids: Sequence[str], groups: dict[str, str], per_image: Any
+) -> list[tuple[str, str, str, str, list[int]]]:
+    if per_image is None:
+        return []
+    return [
+        (setting, part, i, groups[i], [int(v) for v in c])
+        for i, c in zip(ids, per_image, strict=True)
+    ]
+
+
+def write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[int]]]) -> None:
+    """per_image.csv: setting, part (test / unlabelled), id, group, tp, fp, fn, tn (pixels)."""
+    lines = ["setting,part,id,group,tp,fp,fn,tn"]
+    lines += [f"{s},{p},{i},{g},{c[0]},{c[1]},{c[2]},{c[3]}" for s, p, i, g, c in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def verdict_lines(
+    table1: list[dict[str, Any]], per_image: dict[str, Any], target: float = TARGET_RATIO
+) -> list[str]:
+    """Plain sentences: do (c) and (d) reach ``target`` x the IoU of (a), and at what labelling cost.
+
+    The ratio's interval is a paired bootstrap over the same test images
+    (:func:`sam2elnet.engine.metrics.bootstrap_ratio_ci`); the verdict is "reaches" when the point
+    ratio is >= ``target``, and says whether the interval's lower end clears it too.
+    """
+    from sam2elnet.engine.metrics import bootstrap_ratio_ci
+
+    rows = {r["setting"]: r for r in table1}
+    a = rows.get("full")
+    if not a or a.get("iou") in (None, 0) or a.get("skipped"):
+        why = "was not trained" if not a or a.get("skipped") else "has test IoU 0"
+        return [f"{TABLE1_SETTINGS['full']} {why}, so no ratio to it can be given."]
+    out = []
+    for key in ("auto_filtered", "fraction_auto_filtered"):
+        r = rows.get(key)
+        name = TABLE1_SETTINGS[key].split(" ", 1)[0]
+        if not r or r.get("skipped") or r.get("iou") is None:
+            out.append(f"{name} was not trained ({(r or {}).get('skipped', 'no result')}).")
+            continue
+        ratio = r["iou"] / a["iou"]
+        ci = None
+        if per_image.get(key) is not None and per_image.get("full") is not None:
+            ci = bootstrap_ratio_ci(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
+        reach = "reaches" if ratio >= target else "does not reach"
+        text = (
+            f"{TABLE1_SETTINGS[key]} {reach} {target:.0%} of (a): IoU {r['iou']:.3f} vs "
+            f"{a['iou']:.3f} = {_pct(ratio)} of (a)"
+        )
+        if ci is not None:
+            text += f" (paired bootstrap 95 % CI of the ratio {_pct(ci[0])} – {_pct(ci[1])}"
+            if ci[0] >= target:
+                text += f"; the whole interval is above {target:.0%})"
+            elif ci[1] < target:
+                text += f"; the whole interval is below {target:.0%})"
+            else:
+                text += f"; the interval contains {target:.0%}, so the data cannot decide)"
+        ca, cr = a.get("iou_ci"), r.get("iou_ci")
+        if ca and cr:
+            overlap = cr[0] <= ca[1] and ca[0] <= cr[1]
+            text += "; the two IoUs' 95 % CIs " + ("overlap" if overlap else "do not overlap")
+        saving = 1.0 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
+        text += (
+            f". It uses {r['hand_labels']} hand labels instead of {a['hand_labels']} "
+            f"({_pct(saving)} fewer)."
+        )
+        out.append(text)
+    return out
+
+
+def score_per_image(
+    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
+) -> dict[str, float]:
+    """True IoU of each label (id -> IoU; truth ignore / nodata pixels not counted)."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.engine.metrics import confusion, scores
+
+    out = {}
+    for i in ids:
+        t, valid = read_mask_valid(truth[i])
+        out[i] = scores(confusion(read_mask(labels[i], shape=t.shape), t, valid))["iou"]
+    return out
+
+
+def table_row(key: str, title: str, r: dict, cost: int, n_train: int) -> dict[str, Any]:
+    m = r.get("metrics", {})
+    return {
+        "setting": key,
+        "title": title,
+        "hand_labels": cost,
+        "train_images": n_train,
+        "iou": m.get("iou"),
+        "f1": m.get("f1"),
+        "precision": m.get("precision"),
+        "recall": m.get("recall"),
+        "miou": m.get("miou"),
+        **{k: m[k] for k in ROAD_KEYS if k in m},
+        "train_seconds": r.get("train_seconds"),
+        "curve": r.get("curve") or [],
+        "skipped": r.get("skipped"),
+    }
+
+
+def label_iou(split: Split, labels: dict[str, str], src: str) -> dict[str, Any]:
+    """Label IoU vs truth: all pool images and the unlabelled part (never seen by SAM2-ELNet)."""
+    if src == "own" and split.own_is_truth:
+        return {"iou_all": None, "iou_unlabelled": None, "note": "no separate truth"}
+    return {
+        "iou_all": score_labels(labels, split.masks, split.pool)["iou"],
+        "iou_unlabelled": score_labels(labels, split.masks, split.unlabelled)["iou"],
+    }
+
+
+def convergence(curve: Sequence[dict[str, Any]]) -> tuple[float | None, str]:
+    """(IoU change between the last two curve points, "converged" / "still rising" / "falling");
+    (None, "no curve") with fewer than two points. Threshold: :data:`CONVERGED_GAIN`."""
+    pts = [p for p in curve if p.get("iou") is not None]
+    if len(pts) < 2:
+        return None, "no curve"
+    gain = float(pts[-1]["iou"] - pts[-2]["iou"])
+    if abs(gain) <= CONVERGED_GAIN:
+        return gain, "converged"
+    return gain, "still rising" if gain > 0 else "falling"
