@@ -139,13 +139,8 @@ def enhance_folder(
 ) -> FolderResult:
     """:func:`sam2elnet.engine.infer.enhance_folder`, plus ``OUT/report.html`` with ``report``.
 
-    Args:
-        *args: ``model_path, images, labels, out_dir`` as for the engine function.
-        report: also write ``OUT/report.html`` (:func:`folder_report`).
-        backend: ``"local"`` or ``"ray"`` (:func:`ray_backend`; same outputs byte for byte).
-        address: Ray cluster address with ``backend="ray"`` (default: a private local Ray).
-        workers: Ray actors with ``backend="ray"``.
-        **kwargs: the engine function's options.
+    Takes ``model_path, images, labels, out_dir`` as the engine function does; ``report``,
+    ``backend``, ``address``, ``workers`` and the other options as in :func:`annotate_folder`.
 
     Returns:
         The engine's :class:`~sam2elnet.engine.infer.FolderResult`.
