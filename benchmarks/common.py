@@ -146,6 +146,7 @@ class Lever:
     precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
     channels_last: bool | None = None  # None = the product's default (on for inference only)
     compile: bool = False  # torch.compile(dynamic=False), inference only
+    bf16_trunk: bool = False  # frozen trunk's weights cast to bf16 once (inference)
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
     batch: int | None = None  # None = the product default (8)
     help: str = ""
@@ -169,11 +170,20 @@ LEVERS: dict[str, Lever] = {
         Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
         Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
         Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
+        Lever("bf16-trunk", bf16_trunk=True, help="inference: frozen trunk's weights cast to bf16"),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
     )
 }
-INFER_LEVERS = ["default", "old-default", "fp32", "batch-ref", "bf16-weights", "light-head"]
+INFER_LEVERS = [
+    "default",
+    "old-default",
+    "fp32",
+    "batch-ref",
+    "bf16-weights",
+    "bf16-trunk",
+    "light-head",
+]
 TRAIN_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "light-head"]
 
 
@@ -203,12 +213,17 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
     from sam2elnet.engine.runtime import speed_levers
 
     if train:
-        if lever.precision == "bf16-weights" or lever.compile:
+        if lever.precision == "bf16-weights" or lever.compile or lever.bf16_trunk:
             raise ValueError(f"{lever.name} is an inference lever")
         return model.to(memory_format=torch.channels_last) if lever.channels_last else model
     if lever.precision == "bf16-weights":
         model = model.to(torch.bfloat16)
-    return speed_levers(model, channels_last=lever.channels_last, compile=lever.compile)
+    return speed_levers(
+        model,
+        channels_last=lever.channels_last,
+        compile=lever.compile,
+        bf16_trunk=lever.bf16_trunk and lever.precision == "bf16",
+    )
 
 
 def lever_channels_last(lever: Lever, train: bool = False) -> bool:

@@ -70,3 +70,21 @@ def test_channels_last_gives_the_same_probabilities(micro, monkeypatch) -> None:
     c16 = Predictor(copy.deepcopy(model), extra).predict_arrays(x)
     assert np.abs(c16 - p16).max() < 0.02
     assert ((c16 > 0.5) == (p16 > 0.5)).mean() > 0.99
+
+
+def test_bf16_trunk_is_opt_in_and_only_under_bf16(micro, monkeypatch) -> None:
+    monkeypatch.delenv("SAM2ELNET_BF16_TRUNK", raising=False)
+    model, extra = micro
+    x = np.random.default_rng(1).random((2, 1, 64, 64), dtype=np.float32)
+    plain = Predictor(copy.deepcopy(model), extra)
+    assert next(plain.model.trunk.parameters()).dtype == torch.float32
+    fast = Predictor(copy.deepcopy(model), extra, bf16_trunk=True)
+    assert next(fast.model.trunk.parameters()).dtype == torch.bfloat16
+    assert next(fast.model.decoder.parameters()).dtype == torch.float32
+    a, b = plain.predict_arrays(x), fast.predict_arrays(x)
+    assert np.abs(a - b).max() < 0.05
+    assert ((a > 0.5) == (b > 0.5)).mean() > 0.97
+    # fp32 inference keeps an fp32 trunk even when asked (the trunk would get bf16 inputs wrong)
+    monkeypatch.setenv("SAM2ELNET_BF16_TRUNK", "1")
+    f32 = Predictor(copy.deepcopy(model), extra, precision="32")
+    assert next(f32.model.trunk.parameters()).dtype == torch.float32

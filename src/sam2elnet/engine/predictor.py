@@ -67,6 +67,7 @@ class Predictor:
         channels_last: bool | None = None,
         compile: bool | None = None,
         max_memory: int | str | None = None,
+        bf16_trunk: bool | None = None,
     ) -> None:
         from sam2elnet.data.normalize import NormalizationConfig
 
@@ -83,7 +84,12 @@ class Predictor:
         self.model = model.to(self.device).eval()
         # what forward passes call: the model, or its channels-last / compiled form (opt-in,
         # see engine.runtime.speed_levers)
-        self.net = speed_levers(self.model, channels_last=channels_last, compile=compile)
+        self.net = speed_levers(
+            self.model,
+            channels_last=channels_last,
+            compile=compile,
+            bf16_trunk=False if self.precision != "bf16" else bf16_trunk,
+        )
         self.extra = extra
         norm = extra.get("normalization") or getattr(model.config, "normalization", None) or {}
         try:
@@ -129,6 +135,7 @@ class Predictor:
         channels_last: bool | None = None,
         compile: bool | None = None,
         max_memory: int | str | None = None,
+        bf16_trunk: bool | None = None,
     ) -> Predictor:
         """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
 
@@ -160,6 +167,7 @@ class Predictor:
             channels_last=channels_last,
             compile=compile,
             max_memory=max_memory,
+            bf16_trunk=bf16_trunk,
         )
 
     # ---------------------------------------------------------------- memory
