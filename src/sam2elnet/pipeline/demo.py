@@ -144,6 +144,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     """OUT/report.html: enhancement and annotation examples next to the truth, both tables, plot."""
     from sam2elnet.pipeline.experiment import Split
+    from sam2elnet.pipeline.experiment_report import auto_label_item
     from sam2elnet.pipeline.report import ReportItem, write_protocol_report
 
     exp = Path(ecfg.out)
@@ -166,19 +167,12 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
                     extra={"task": "enhance a simulated coarse label"},
                 )
             )
-    for i in split.unlabelled:
-        items.append(
-            ReportItem(
-                name=f"annotate {i}",
-                image=split.images[i],
-                output=auto["labels"][i],
-                truth=split.masks[i],
-                predicted_iou=auto["quality"].get(i),
-                true_iou=auto["true_iou"].get(i),
-                kept=auto["kept"].get(i),
-                extra={"task": "automatic annotation"},
-            )
+    items += [
+        auto_label_item(
+            i, split, auto, name=f"annotate {i}", extra={"task": "automatic annotation"}
         )
+        for i in split.unlabelled
+    ]
     notes = [
         results["weights"]["note"],
         "Demo budget: tiny data, few epochs; the numbers show the pipeline works, not what the "

@@ -305,24 +305,29 @@ def plot_results(r: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def auto_label_item(i: str, split: Split, auto: dict, **kw: Any) -> Any:
+    """The report row of auto-label ``i`` next to its held-aside truth (``kw``: ReportItem fields)."""
+    from sam2elnet.pipeline.report import ReportItem
+
+    return ReportItem(
+        name=kw.pop("name", i),
+        image=split.images[i],
+        output=auto["labels"][i],
+        truth=split.masks[i],
+        predicted_iou=auto["quality"].get(i),
+        true_iou=auto["true_iou"].get(i),
+        kept=auto["kept"].get(i),
+        **kw,
+    )
+
+
 def write_report_html(
     cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, out: Path
 ) -> None:
     """report.html: tables, the plot, and the auto-labels next to the held-aside truth."""
-    from sam2elnet.pipeline.report import ReportItem, write_protocol_report
+    from sam2elnet.pipeline.report import write_protocol_report
 
-    items = [
-        ReportItem(
-            name=i,
-            image=split.images[i],
-            output=auto["labels"][i],
-            truth=split.masks[i],
-            predicted_iou=auto["quality"].get(i),
-            true_iou=auto["true_iou"].get(i),
-            kept=auto["kept"].get(i),
-        )
-        for i in split.unlabelled
-    ]
+    items = [auto_label_item(i, split, auto) for i in split.unlabelled]
     write_protocol_report(
         out / "report.html",
         r,
