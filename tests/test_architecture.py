@@ -201,8 +201,6 @@ LARGE_MODULES: dict[str, str] = {
     "summary tables); new this session, to be split if it grows",
     "sam2elnet.engine.infer": "one concept, the annotate/enhance folder job (said in its docstring)",
     "sam2elnet.engine.metrics": "one concept, pure array measures (said in its docstring)",
-    "sam2elnet.engine.train": "one concept, the fine-tuning run; its data, DDP/resume state and "
-    "quality-evaluator fitting already live in train_data, train_state and quality_fit",
 }
 
 

@@ -22,10 +22,12 @@ training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``
 ``splits.json``.
 
 Where the parts live: the split and datasets in :mod:`sam2elnet.engine.train_data`, DDP set-up and
-the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, device/autocast/threads/seeds in
+the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, the run folder and the network
+to train in :mod:`sam2elnet.engine.train_setup`, the schedule, parameter groups, sampler and loader
+in :mod:`sam2elnet.engine.train_schedule`, ``metrics.csv`` columns and the validation pass in
+:mod:`sam2elnet.engine.train_metrics`, device/autocast/threads/seeds in
 :mod:`sam2elnet.engine.runtime`, the evaluator fit in :mod:`sam2elnet.engine.quality_fit`. This
-module holds one concept, the training run (schedule, epoch loop, validation, outputs), which is
-why it is longer than 500 lines.
+module holds the run itself: the epoch loop and its outputs.
 """
 
 from __future__ import annotations
@@ -34,18 +36,17 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
-from sam2elnet.engine.losses import LossWeights, segmentation_loss
+from sam2elnet.engine.losses import segmentation_loss
 from sam2elnet.engine.quality_fit import fit_quality, train_subset
 from sam2elnet.engine.runtime import (
     autocast,
@@ -65,6 +66,17 @@ from sam2elnet.engine.train_data import (
 from sam2elnet.engine.train_data import (
     training_recipe as _training_recipe,
 )
+from sam2elnet.engine.train_metrics import (
+    METRIC_FIELDS,
+    ROAD_FIELDS,
+    iou_f1,
+    metrics_csv_text,
+    no_validation_row,
+    pixel_counts,
+    validate,
+)
+from sam2elnet.engine.train_schedule import lr_lambda, param_groups, train_loader
+from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir
 from sam2elnet.engine.train_state import (
     LAST_FORMAT,
     LAST_VERSION,
@@ -84,42 +96,13 @@ from sam2elnet.engine.train_state import (
 from sam2elnet.engine.train_state import (
     set_rng_state as _set_rng_state,
 )
-from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.utils.atomic import (
-    remove_stale_temps,
-    write_json_atomic,
-    write_text_atomic,
-)
+from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainResult", "train", "fit_quality"]
-
-METRIC_FIELDS = (
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_iou",
-    "train_f1",
-    "val_loss",
-    "val_iou",
-    "val_f1",
-    "val_iou_annotate",
-    "val_iou_enhance",
-    "val_coarse_iou",
-    "time_s",
-    "train_img_per_s",
-)
-# added to metrics.csv for road data (annotation mode, Wiedemann et al. 1998 measures over the
-# validation split: sam2elnet.engine.metrics.road_counts)
-ROAD_FIELDS = (
-    "val_road_correctness",
-    "val_road_completeness",
-    "val_road_quality",
-    "val_road_connectivity",
-)
+__all__ = ["METRIC_FIELDS", "ROAD_FIELDS", "TrainConfig", "TrainResult", "train", "fit_quality"]
 
 
 @dataclass
@@ -155,237 +138,6 @@ class TrainResult:
         return {k: float(row.get(v, float("nan"))) for k, v in keys.items()}
 
 
-# ----------------------------------------------------------------------------- small helpers
-def _lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:
-    def f(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        span = max(1, total_steps - warmup_steps)
-        t = min(1.0, (step - warmup_steps) / span)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
-
-
-def _param_groups(
-    params: Sequence[torch.nn.Parameter], weight_decay: float
-) -> list[dict[str, Any]]:
-    """No weight decay on biases and norm scales (1-D tensors): decaying them only hurts."""
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-class _EpochSampler(torch.utils.data.Sampler[int]):
-    """Shuffles with a generator seeded by (seed, epoch): data order is a pure function of both,
-    which is what makes ``--resume`` reproduce an uninterrupted run."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        rng = np.random.default_rng(
-            np.random.SeedSequence([self.seed & 0xFFFFFFFF, self.epoch, 71])
-        )
-        return iter(rng.permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-def _auto_workers(device: torch.device) -> int:
-    """0 on small CPU machines: decoding a 256 px JPEG costs ~1 ms, a worker would steal a core
-    from the forward pass (measured in docs/training.md); GPUs get a few workers."""
-    from sam2elnet.utils.threads import available_cpus
-
-    cores = available_cpus()
-    if device.type == "cuda":
-        return min(8, max(1, cores - 1))
-    return 0 if cores <= 4 else min(4, cores // 4)
-
-
-def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
-    """metrics.csv text; a value that does not exist (no validation split) is an empty cell,
-    never ``nan``."""
-    clean = [
-        {k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
-        for r in rows
-    ]
-    return csv_text(clean, fields, ".6g")
-
-
-def _scores(tp: float, fp: float, fn: float) -> tuple[float, float]:
-    """(IoU, F1) of pixel counts, with :func:`sam2elnet.engine.metrics.scores`' conventions."""
-    from sam2elnet.engine.metrics import Confusion, scores
-
-    if tp + fp + fn == 0:  # no object anywhere and none predicted: agreement, not NaN
-        return 1.0, 1.0
-    s = scores(Confusion(int(tp), int(fp), int(fn), 0))
-    return float(s["iou"]), float(s["f1"])
-
-
-def _counts(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(tp, fp, fn) over a batch, as a tensor so no host sync happens per step."""
-    p = logits.detach() > 0
-    t = mask > 0.5
-    v = valid > 0.5
-    return torch.stack([(p & t & v).sum(), (p & ~t & v).sum(), (~p & t & v).sum()]).double()
-
-
-# ----------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def _validate(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    device: torch.device,
-    precision: str,
-    weights: LossWeights,
-    roads: bool = False,
-) -> dict[str, float]:
-    """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
-
-    ``val_iou`` (model selection) is the mean of the two pixel-aggregated IoUs, so the chosen model
-    is good at both tasks the file will be used for. With ``roads`` the road measures of the
-    annotation-mode predictions (length-summed over the split) are added as ``val_road_*``.
-    """
-    from sam2elnet.engine.metrics import RoadCounts, road_counts
-
-    road_total = RoadCounts()
-    model.eval()
-    counts = {
-        "annotate": torch.zeros(3, dtype=torch.float64),
-        "enhance": torch.zeros(3, dtype=torch.float64),
-    }
-    coarse_counts = torch.zeros(3, dtype=torch.float64)
-    loss_sum, n = 0.0, 0
-    for batch in loader:
-        x = batch["image"].to(device)
-        m = batch["mask"].to(device)
-        v = batch["valid"].to(device)
-        c = batch["coarse"].to(device)
-        for mode in ("annotate", "enhance"):
-            with autocast(device, precision):
-                out = model(
-                    x,
-                    c if mode == "enhance" else None,
-                    torch.ones(x.shape[0], device=device) if mode == "enhance" else None,
-                )
-            loss, _ = segmentation_loss(out.logits, m, v, out.side_logits, out.edge_logits, weights)
-            loss_sum += float(loss) * x.shape[0]
-            n += x.shape[0]
-            counts[mode] += _counts(out.logits.float(), m, v).cpu()
-            if roads and mode == "annotate":
-                pred = (out.logits.float() > 0) & (v > 0.5)
-                truth = (m > 0.5) & (v > 0.5)
-                for p_i, t_i in zip(pred.cpu().numpy(), truth.cpu().numpy(), strict=True):
-                    road_total = road_total + road_counts(p_i[0], t_i[0])
-        coarse_counts += _counts(c * 2 - 1, m, v).cpu()
-    ia, fa = _scores(*counts["annotate"].tolist())
-    ie, fe = _scores(*counts["enhance"].tolist())
-    ic, _ = _scores(*coarse_counts.tolist())
-    res = {
-        "val_loss": loss_sum / max(1, n),
-        "val_iou": 0.5 * (ia + ie),
-        "val_f1": 0.5 * (fa + fe),
-        "val_iou_annotate": ia,
-        "val_iou_enhance": ie,
-        "val_coarse_iou": ic,
-    }
-    if roads:
-        res.update({f"val_{k}": float(v) for k, v in road_total.scores().items()})
-    return res
-
-
-# ----------------------------------------------------------------------------- the run
-def _build(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
-    from sam2elnet.model import ModelConfig, build_model
-
-    if cfg.init_model is not None:
-        from sam2elnet.errors import DataError
-        from sam2elnet.model import load_model
-
-        model, _extra = load_model(cfg.init_model)
-        if int(model.config.in_bands) != in_bands:
-            raise DataError(
-                f"the model to fine-tune takes {model.config.in_bands} bands but the images have "
-                f"{in_bands}",
-                cfg.init_model,
-            )
-        return model.train()
-    kwargs: dict[str, Any] = {
-        "size": cfg.size,
-        "in_bands": in_bands,
-        "weights": cfg.weights,
-        "trunk_trainable": cfg.trunk,
-        "normalization": norm.model_dump(mode="json"),
-        "coarse_prior": cfg.coarse_prior,
-    }
-    if cfg.adapter_dim is not None:
-        kwargs["adapter_dim"] = cfg.adapter_dim
-    return build_model(ModelConfig(**kwargs))
-
-
-def _prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
-    """New run: refuse to overwrite a previous one. Resume: continue from ``last.pt`` when it is
-    readable (the saved config wins; only runtime options such as device, workers and progress
-    may change, so the run continues unchanged); otherwise restart from the beginning and say
-    why (no ``last.pt``: killed before the first epoch finished; damaged ``last.pt``).
-
-    Returns the configuration to run and a note saying what ``--resume`` did ("" for new runs).
-    """
-    out = Path(cfg.out)
-    saved = out / "config.yaml"
-    last = out / "last.pt"
-    if cfg.resume:
-        remove_stale_temps(out, recursive=False)
-        if saved.is_file():
-            old = TrainConfig.load(saved)
-            changed = [
-                k
-                for k in ("epochs", "batch_size", "lr", "fraction", "seed", "size", "image_size")
-                if getattr(old, k) != getattr(cfg, k) and k in cfg.model_fields_set
-            ]
-            if changed:
-                log.warning(
-                    "--resume uses the saved config; ignoring changed option(s): %s",
-                    ", ".join(changed),
-                )
-            cfg = old.model_copy(
-                update={
-                    "resume": True,
-                    "device": cfg.device,
-                    "num_workers": cfg.num_workers,
-                    "progress": cfg.progress,
-                    "distributed": cfg.distributed,
-                }
-            )
-        why = ""
-        if not last.is_file():
-            why = "no resume state (last.pt) in the run folder: the run stopped before its first epoch ended"
-        else:
-            try:
-                _load_last(last)
-            except CheckpointError as err:
-                why = f"the resume state is unusable ({err})"
-        if why:
-            log.warning("%s; restarting the run from the beginning", why)
-            return cfg.model_copy(update={"resume": False}), f"restarted: {why}"
-        return cfg, "continued"
-    if last.exists() or (out / "model.pt").exists():
-        raise UserError(
-            "run folder already holds a training run; pass --resume to continue it (or restart it, "
-            "when it stopped before a resume state was saved) or choose a new --out",
-            out,
-        )
-    return cfg, ""
-
-
 def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainResult:
     """Fine-tune SAM2-ELNet as configured; see the module docstring for what is written.
 
@@ -408,7 +160,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.model import save_model
 
-    cfg, resumed = _prepare_run_dir(cfg)
+    cfg, resumed = prepare_run_dir(cfg)
     out = Path(cfg.out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -465,40 +217,17 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )
         val_items = _CachedDataset(val_base).items
 
-    model = _build(cfg, data.in_bands, data.norm).to(device)
+    model = build_model_for(cfg, data.in_bands, data.norm).to(device)
     params = model.trainable_parameters()
-    optimizer = torch.optim.AdamW(_param_groups(params, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(params, cfg.weight_decay), lr=cfg.lr)
 
-    if dist_info.enabled:
-        from torch.utils.data.distributed import DistributedSampler
-
-        sampler: Any = DistributedSampler(
-            train_ds,
-            num_replicas=dist_info.world,
-            rank=dist_info.rank,
-            shuffle=True,
-            seed=cfg.seed,
-            drop_last=True,
-        )
-    else:
-        sampler = _EpochSampler(len(train_ds), cfg.seed)
-    # drop the ragged last batch (batch-norm-free model, but tiny batches make noisy steps) unless
-    # the training set is smaller than one batch
-    drop_last = len(train_ds) // max(1, dist_info.world) >= cfg.batch_size
-    workers = cfg.num_workers if cfg.num_workers is not None else _auto_workers(device)
-    loader = DataLoader(
-        train_ds,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=drop_last,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
+    sampler, loader = train_loader(
+        train_ds, cfg.batch_size, cfg.seed, device, cfg.num_workers, dist_info
     )
     total_steps = max(1, len(loader)) * cfg.epochs
     warmup = int(round(cfg.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
+        optimizer, lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
     )
     val_loader = (
         DataLoader(val_items, batch_size=cfg.batch_size, shuffle=False) if val_items else None
@@ -620,7 +349,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             optimizer.step()
             scheduler.step()
             loss_sum += loss.detach().double() * x.shape[0]
-            counts += _counts(out_.logits, m, v)
+            counts += pixel_counts(out_.logits, m, v)
             n_img += x.shape[0]
             if cfg.progress and dist_info.main and bar.n % 10 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
@@ -639,7 +368,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             loss_sum, counts, n_img = agg[0], agg[1:4], int(agg[4].item())
         loss_sum, counts = loss_sum.cpu(), counts.cpu()
         train_time = time.perf_counter() - t0
-        tr_iou, tr_f1 = _scores(*counts.tolist())
+        tr_iou, tr_f1 = iou_f1(*counts.tolist())
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": float(scheduler.get_last_lr()[0]),
@@ -650,34 +379,18 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         }
         if dist_info.main:
             if val_loader is not None:
-                row.update(
-                    _validate(model, val_loader, device, cfg.precision, weights, roads=roads)
-                )
+                row.update(validate(model, val_loader, device, cfg.precision, weights, roads=roads))
                 score = -row["val_loss"] if data.select_by_loss else row["val_iou"]
             else:
                 score = tr_iou  # no validation split: the latest epoch is the best we know
-                row.update(
-                    dict.fromkeys(
-                        (
-                            "val_loss",
-                            "val_iou",
-                            "val_f1",
-                            "val_iou_annotate",
-                            "val_iou_enhance",
-                            "val_coarse_iou",
-                        ),
-                        float("nan"),
-                    )
-                )
-                if roads:
-                    row.update(dict.fromkeys(ROAD_FIELDS, float("nan")))
+                row.update(no_validation_row(roads))
             row["time_s"] = time.perf_counter() - t0
             history.append(row)
             improved = val_loader is None or score > best_score
             if improved:
                 best_score, best_epoch = float(score), epoch
                 best_iou = float(row["val_iou"] if val_loader is not None else tr_iou)
-            write_text_atomic(out / "metrics.csv", _csv_text(history, fields))
+            write_text_atomic(out / "metrics.csv", metrics_csv_text(history, fields))
             # last.pt first, then model.pt: a kill between the two leaves a last.pt whose
             # best epoch is its own epoch, from which --resume rewrites model.pt
             _save_last(
