@@ -197,8 +197,6 @@ MAX_LINES = 500
 LARGE_MODULES: dict[str, str] = {
     "sam2elnet.data.windowed": "one concept, windowed reads of large GeoTIFFs for training "
     "(the streamed plan and the crops read with it)",
-    "sam2elnet.pipeline.crossval": "one concept, the `elnet cv` workflow (folds, fold runs, "
-    "summary tables); new this session, to be split if it grows",
     "sam2elnet.engine.infer": "one concept, the annotate/enhance folder job (said in its docstring)",
     "sam2elnet.engine.metrics": "one concept, pure array measures (said in its docstring)",
 }

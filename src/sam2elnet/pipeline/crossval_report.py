@@ -1,0 +1,190 @@
+"""The summary of an ``elnet cv`` run: mean +- std over folds, ``cv.md`` and ``groups.png``.
+
+:mod:`sam2elnet.pipeline.crossval` runs the folds and writes ``cv.json``; this module turns the
+per-fold results into the summary kept in it (:func:`summarise`), the Markdown tables of ``cv.md``
+(:func:`render_markdown`) and, for the cross-domain mode, the thumbnails of both appearance groups
+(:func:`groups_montage`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["fmt", "groups_montage", "mean_std", "render_markdown", "summarise"]
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
+    """``{"mean", "std" (ddof=1; None for one value), "n"}`` of the values that are not None."""
+    v = np.array([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if v.size > 1 else None,
+        "n": int(v.size),
+    }
+
+
+def summarise(folds: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """Mean and std over folds of every score in ``keys`` (and ``quality_spearman``), per test
+    set; ``iou_gap`` (in-domain minus cross-domain IoU) when both test sets are there."""
+    names = list(dict.fromkeys(n for f in folds for n in f["tests"]))
+    out: dict[str, Any] = {}
+    for n in names:
+        out[n] = {
+            k: mean_std([f["tests"][n].get(k) for f in folds if n in f["tests"]])
+            for k in (*keys, "quality_spearman")
+        }
+    if "in_domain" in names and "cross_domain" in names:
+        gaps = [
+            f["tests"]["in_domain"]["iou"] - f["tests"]["cross_domain"]["iou"]
+            for f in folds
+            if f["tests"]["in_domain"].get("iou") is not None
+            and f["tests"]["cross_domain"].get("iou") is not None
+        ]
+        out["iou_gap"] = mean_std(gaps)
+    return out
+
+
+def fmt(v: Any, nd: int = 3) -> str:
+    """A score with ``nd`` decimals, or an en dash for None."""
+    return "–" if v is None else f"{float(v):.{nd}f}"
+
+
+def _pm(s: dict[str, Any]) -> str:
+    if s.get("mean") is None:
+        return "–"
+    return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s.get("std") is not None else "")
+
+
+_TITLES = {
+    "iou": "IoU",
+    "f1": "F1",
+    "precision": "precision",
+    "recall": "recall",
+    "mean_image_iou": "mean image IoU",
+    "road_correctness": "road correctness",
+    "road_completeness": "road completeness",
+    "road_quality": "road quality",
+    "road_connectivity": "road connectivity",
+    "quality_spearman": "quality Spearman",
+}
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    """cv.md: per-fold table(s), mean ± std, settings."""
+    keys = [*r["keys"], "quality_spearman"]
+    head = "| fold | test set | train + val | test | " + " | ".join(_TITLES[k] for k in keys) + " |"
+    rule = "|---|---|---:|---:|" + "---:|" * len(keys)
+    mode = r["mode"]
+    title = f"{r['folds_total']}-fold cross-validation" if mode == "kfold" else "cross-domain split"
+    lines = [
+        f"# SAM2-ELNet {title}",
+        "",
+        f"Data: `{r['data']}` ({r['n_images']} labelled images, domain: {r['domain']} — "
+        f"{r['domain_reason']}).",
+        "",
+    ]
+    if mode == "cross-domain":
+        g = r["groups"]
+        lines += [
+            f"Groups by appearance ({g['describe']}); see `groups.png`. Each direction trains on "
+            f"{1 - r['in_domain_fraction']:.0%} of one group, tests in-domain on the rest of that "
+            "group and cross-domain on the whole other group.",
+            "",
+        ]
+    if r["folds_done"] < r["folds_total"]:
+        lines += [
+            f"**Only {r['folds_done']} of {r['folds_total']} folds were run** (--max-folds).",
+            "",
+        ]
+    lines += ["## Per fold (pixel-aggregated over each test set)", "", head, rule]
+    for f in r["folds"]:
+        for name, t in f["tests"].items():
+            lines.append(
+                f"| {f['fold']} | {name.replace('_', '-')} | {f.get('n_train', '–')} + "
+                f"{f.get('n_val', '–')} | "
+                f"{t['n_images']} | " + " | ".join(fmt(t.get(k)) for k in keys) + " |"
+            )
+    val = [
+        f"{f['fold']} {fmt(f.get('best_val_iou_annotate'))} / "
+        f"{fmt(f.get('best_val_iou_enhance'))} (coarse {fmt(f.get('best_val_iou_coarse'))})"
+        for f in r["folds"]
+        if f.get("best_val_iou_annotate") is not None
+    ]
+    if val:
+        lines += [
+            "",
+            "Validation IoU at each fold's best epoch, annotation / enhancement of a simulated "
+            "coarse label (the training log's `val IoU` is their mean): "
+            + "; ".join(val)
+            + ". Compare the test IoUs with the annotation value.",
+        ]
+    lines += [
+        "",
+        "## Mean ± standard deviation over folds",
+        "",
+        "| test set | " + " | ".join(_TITLES[k] for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
+    for name, s in r["summary"].items():
+        if name == "iou_gap":
+            continue
+        lines.append(f"| {name.replace('_', '-')} | " + " | ".join(_pm(s[k]) for k in keys) + " |")
+    if "iou_gap" in r["summary"]:
+        lines += [
+            "",
+            f"In-domain minus cross-domain IoU: **{_pm(r['summary']['iou_gap'])}** "
+            f"(over {r['summary']['iou_gap']['n']} directions).",
+        ]
+    t = r["train"]
+    lines += [
+        "",
+        "## Settings",
+        "",
+        f"- Training options: {', '.join(f'{k}={v}' for k, v in sorted(t.items())) or 'defaults'}"
+        f"; seed {r['seed']}; the domain recipe (loss, augmentation) is in each fold's log and "
+        "`folds/*/run/model.pt`.",
+        f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def groups_montage(
+    images: dict[str, Path], groups: tuple[list[str], list[str]], path: Path
+) -> None:
+    """groups.png: up to 8 thumbnails per group, group A on top, group B below."""
+    import cv2
+
+    from sam2elnet.data.images import read_image
+    from sam2elnet.utils.atomic import atomic_path
+
+    side, n = 96, 8
+    rows = []
+    for ids in groups:
+        pick = [ids[int(j)] for j in np.linspace(0, len(ids) - 1, min(n, len(ids)))]
+        tiles = []
+        for i in pick:
+            data = read_image(images[i]).data
+            a = np.asarray(data)[:3].astype(np.float64)
+            if np.issubdtype(data.dtype, np.integer):
+                a = a / float(np.iinfo(data.dtype).max)
+            else:  # float rasters: their own 1..99 % range
+                lo, hi = np.nanpercentile(a, [1, 99])
+                a = (np.nan_to_num(a) - lo) / max(float(hi - lo), 1e-12)
+            a = np.clip(a, 0, 1)
+            if a.shape[0] < 3:
+                a = np.repeat(a[:1], 3, axis=0)
+            t = cv2.resize((a.transpose(1, 2, 0) * 255).astype(np.uint8), (side, side))
+            tiles.append(t)
+        tiles += [np.full((side, side, 3), 255, np.uint8)] * (n - len(tiles))
+        rows.append(np.concatenate(tiles, axis=1))
+    gap = np.full((8, rows[0].shape[1], 3), 255, np.uint8)
+    img = np.concatenate([rows[0], gap, rows[1]], axis=0)
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), np.ascontiguousarray(img[:, :, ::-1]))
