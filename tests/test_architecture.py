@@ -195,8 +195,6 @@ MAX_LINES = 500
 """A module longer than this mixes jobs, unless it holds one concept (listed below, with why)."""
 
 LARGE_MODULES: dict[str, str] = {
-    "sam2elnet.data.windowed": "one concept, windowed reads of large GeoTIFFs for training "
-    "(the streamed plan and the crops read with it)",
     "sam2elnet.engine.infer": "one concept, the annotate/enhance folder job (said in its docstring)",
     "sam2elnet.engine.metrics": "one concept, pure array measures (said in its docstring)",
 }

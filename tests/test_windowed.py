@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers_data import write_png, write_tif
 
-from sam2elnet.data import windowed
+from sam2elnet.data import windowed, windowed_image, windowed_mask
 from sam2elnet.data.datasets import Sample, SegmentationDataset
 from sam2elnet.data.normalize import NormalizationConfig, image_percentiles, read_image_or_sample
 from sam2elnet.data.raster import read_image, read_mask_valid
@@ -104,11 +104,11 @@ def test_seeded_training_crops_equal_whole_reads(
 
 
 def test_plans_decide_like_the_whole_reader(files: dict[str, Path]) -> None:
-    rgba = windowed.scan_image(files["rgba"], sar=True)
+    rgba = windowed_image.scan_image(files["rgba"], sar=True)
     whole = read_image(files["rgba"], sar=True)
     assert rgba.alpha and rgba.keep == (0,) and whole.bands == 1  # alpha dropped, grey collapsed
-    assert windowed.sample_image(rgba).bands == 1
-    plan = windowed.scan_mask(files["mask"])
+    assert windowed_image.sample_image(rgba).bands == 1
+    plan = windowed_mask.scan_mask(files["mask"])
     assert plan.encodings[0].rule.startswith("0/1 + 255")
     m, v = read_mask_valid(files["mask"])
     assert (plan.object_px, plan.background_px) == (int(m.sum()), int((~m & v).sum()))
@@ -117,9 +117,9 @@ def test_plans_decide_like_the_whole_reader(files: dict[str, Path]) -> None:
 def test_statistics_identical_when_the_sample_is_every_pixel(files: dict[str, Path]) -> None:
     """Up to STATS_SAMPLE px the sample is the whole image: percentiles equal whole-image ones."""
     cfg = NormalizationConfig(method="percentile")
-    plan = windowed.scan_image(files["img"])
+    plan = windowed_image.scan_image(files["img"])
     assert plan.sample_step == 1
-    assert image_percentiles(windowed.sample_image(plan), cfg) == image_percentiles(
+    assert image_percentiles(windowed_image.sample_image(plan), cfg) == image_percentiles(
         read_image(files["img"]), cfg
     )
 
@@ -129,10 +129,10 @@ def test_sampled_statistics_within_the_stated_rank_tolerance(
 ) -> None:
     """A 1-in-12 stride sample (5,000 of 60,000 px): the sampled 1st / 99th percentiles leave
     1 % +- 0.25 percentage points of all valid pixels below / above them (module docstring)."""
-    monkeypatch.setattr(windowed, "STATS_SAMPLE", 5000)
-    plan = windowed.scan_image(files["img"])
+    monkeypatch.setattr(windowed_image, "STATS_SAMPLE", 5000)
+    plan = windowed_image.scan_image(files["img"])
     assert plan.sample_step == 12
-    low, high = image_percentiles(windowed.sample_image(plan), NormalizationConfig())
+    low, high = image_percentiles(windowed_image.sample_image(plan), NormalizationConfig())
     img = read_image(files["img"])
     for b in range(3):
         vals = img.data[b][img.valid].astype(np.float64)
@@ -187,14 +187,14 @@ def test_damaged_or_class_index_files_fail_like_whole_reads(
     data = files["img"].read_bytes()
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError) as err:
-        windowed.scan_image(bad)
+        windowed_image.scan_image(bad)
     assert str(bad) in str(err.value)
     classes = write_tif(tmp_path / "cls.tif", np.arange(3, dtype=np.uint8).repeat(100)[None, None])
     with pytest.raises(DataError, match="positive-values"):
-        windowed.scan_mask(classes)
-    assert windowed.scan_mask(classes, positive_values=(2.0,)).encodings[0].positive == (2.0,)
+        windowed_mask.scan_mask(classes)
+    assert windowed_mask.scan_mask(classes, positive_values=(2.0,)).encodings[0].positive == (2.0,)
     with pytest.raises(DataError, match="mask size"):
-        windowed.mask_plan(files["mask"], shape=(10, 10), image_path=files["img"])
+        windowed_mask.mask_plan(files["mask"], shape=(10, 10), image_path=files["img"])
 
 
 def test_training_reads_large_geotiffs_by_windows(
@@ -282,15 +282,15 @@ def test_domain_detection_reads_a_centre_window_of_large_labels(
     ]
     assert domain.detect_domain(tifs, modality="optical").domain == "roads"
     shapes: list[tuple[int, int]] = []
-    read = windowed.read_mask_window
+    read = windowed_mask.read_mask_window
 
-    def spy(plan: windowed.MaskPlan, *a: int) -> tuple:
+    def spy(plan: windowed_mask.MaskPlan, *a: int) -> tuple:
         out = read(plan, *a)
         shapes.append(out[0].shape)
         return out
 
     monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
-    monkeypatch.setattr(windowed, "read_mask_window", spy)
+    monkeypatch.setattr(windowed_mask, "read_mask_window", spy)
     monkeypatch.setattr(domain, "SHAPE_WINDOW", 80)
     assert domain.detect_domain(tifs, modality="optical").domain == "roads"
     assert shapes and set(shapes) == {(80, 80)}

@@ -187,7 +187,7 @@ class SegmentationDataset(Dataset):
     :data:`sam2elnet.data.windowed.WINDOW_MIN_BYTES` = 64 MB, and larger than the largest crop)
     are never read whole: a training item reads only its crop's window (the same random box, so
     the item is identical to the whole-read one; per-image percentile normalisation uses the
-    file's statistics sample, see :mod:`sam2elnet.data.windowed`), and an evaluation item
+    file's statistics sample, see :mod:`sam2elnet.data.windowed_image`), and an evaluation item
     decimates the file to at least ``4 * size`` px per side before resizing as usual (close to,
     not bit-identical with, resizing the whole image). Other files keep the whole read.
     """
@@ -271,15 +271,17 @@ class SegmentationDataset(Dataset):
         if index in self._plans:
             return self._plans[index]
         from sam2elnet.data import windowed as win
+        from sam2elnet.data.windowed_image import image_plan
+        from sam2elnet.data.windowed_mask import mask_plan
 
         s = self.samples[index]
         side = int(round(self.size * max(self.augmentation.scale))) if self.train else self.size
         plans = None
         if win.use_windows(s.image, self.window_bytes, side):
-            ip = win.image_plan(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
+            ip = image_plan(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
             mp = cp = None
             if s.mask is not None and win.windowable(s.mask):
-                mp = win.mask_plan(s.mask, ip.shape, s.image, self.positive_values)
+                mp = mask_plan(s.mask, ip.shape, s.image, self.positive_values)
             elif s.mask is not None:
                 log.info(
                     "%s is read by windows but its label %s is %s (no windowed reads): the label "
@@ -289,7 +291,7 @@ class SegmentationDataset(Dataset):
                     s.mask.suffix,
                 )
             if s.coarse is not None and win.windowable(s.coarse):
-                cp = win.mask_plan(s.coarse, ip.shape, s.image)
+                cp = mask_plan(s.coarse, ip.shape, s.image)
             plans = (ip, mp, cp)
         self._plans[index] = plans
         return plans
@@ -308,7 +310,7 @@ class SegmentationDataset(Dataset):
             return cfg
         if index not in self._norms:
             from sam2elnet.data.normalize import image_percentiles
-            from sam2elnet.data.windowed import sample_image
+            from sam2elnet.data.windowed_image import sample_image
 
             low, high = image_percentiles(sample_image(plan), cfg)
             self._norms[index] = cfg.model_copy(
@@ -328,14 +330,14 @@ class SegmentationDataset(Dataset):
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(object, valid) of a label over ``box`` (row, col, rows, cols) or decimated by
         ``step``: windowed when ``plan`` is given, else from a whole read."""
-        from sam2elnet.data import windowed as win
+        from sam2elnet.data import windowed_mask
 
         if path is None:
             return None, None
         if plan is not None:
             if box is not None:
-                return win.read_mask_window(plan, *box)
-            return win.read_mask_decimated(plan, step)
+                return windowed_mask.read_mask_window(plan, *box)
+            return windowed_mask.read_mask_decimated(plan, step)
         s = self.samples[index]
         pv = None if coarse else self.positive_values
         m, v = read_mask_valid(path, shape=shape, image_path=s.image, positive_values=pv)
@@ -352,7 +354,7 @@ class SegmentationDataset(Dataset):
         """Like :meth:`load` for a windowed sample, but only rows ``r : r + h`` and columns
         ``c : c + w`` of ``box = (r, c, h, w)`` (clipped to the image), or with ``box`` None every
         ``step``-th row and column: the same values as the same pixels of :meth:`load`."""
-        from sam2elnet.data import windowed as win
+        from sam2elnet.data import windowed_image
 
         plans = self.windowed(index)
         if plans is None:
@@ -360,9 +362,9 @@ class SegmentationDataset(Dataset):
         ip, mp, cp = plans
         s = self.samples[index]
         img = (
-            win.read_image_window(ip, *box)
+            windowed_image.read_image_window(ip, *box)
             if box is not None
-            else win.read_image_decimated(ip, step)
+            else windowed_image.read_image_decimated(ip, step)
         )
         x = match_bands(normalize(img, self._norm_for(index, ip)), self.bands, s.image)
         valid = img.valid

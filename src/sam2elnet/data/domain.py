@@ -86,15 +86,15 @@ piece length to width, which a 2,048 px window of a road network still shows."""
 
 def _shape_sample(path: str | Path, read_mask: Any, positive_values: Any) -> np.ndarray:
     """The label whole, or for a large GeoTIFF label its centre :data:`SHAPE_WINDOW` window
-    (decoded like the whole file, :mod:`sam2elnet.data.windowed`)."""
-    from sam2elnet.data import windowed
+    (decoded like the whole file, :mod:`sam2elnet.data.windowed_mask`)."""
+    from sam2elnet.data import windowed, windowed_mask
 
     if not windowed.use_windows(path):
         return read_mask(path, positive_values=positive_values)
-    plan = windowed.mask_plan(path, positive_values=positive_values)
+    plan = windowed_mask.mask_plan(path, positive_values=positive_values)
     side = SHAPE_WINDOW
     r0, c0 = max(0, (plan.height - side) // 2), max(0, (plan.width - side) // 2)
-    return windowed.read_mask_window(plan, r0, c0, side, side)[0]
+    return windowed_mask.read_mask_window(plan, r0, c0, side, side)[0]
 
 
 def detect_domain(

@@ -140,7 +140,7 @@ def image_percentiles(
 
     A ``fixed`` config with these ``low`` / ``high`` normalises every window of the image
     exactly as :func:`normalize` normalises the whole image (the training dataset's windowed
-    reads of large files use it with the sample of :func:`sam2elnet.data.windowed.sample_image`).
+    reads of large files use it with the sample of :func:`sam2elnet.data.windowed_image.sample_image`).
     """
     x = _prepare(img.data, cfg)
     valid = None if img.nodata is None else ~img.nodata
@@ -202,12 +202,12 @@ def read_image_or_sample(
 ) -> RasterImage:
     """The whole image (:func:`read_image`), or for a file above the windowed-read threshold
     (:func:`sam2elnet.data.windowed.use_windows`) its statistics sample as a (C, 1, n) image
-    (:func:`sam2elnet.data.windowed.sample_image`, read in one streamed pass): what statistics
+    (:func:`sam2elnet.data.windowed_image.sample_image`, read in one streamed pass): what statistics
     over an image need, without holding a large file in memory."""
-    from sam2elnet.data import windowed
+    from sam2elnet.data import windowed, windowed_image
 
     if windowed.use_windows(path):
-        return windowed.sample_image(windowed.image_plan(path, sar, bands))
+        return windowed_image.sample_image(windowed_image.image_plan(path, sar, bands))
     return read_image(path, sar=sar, bands=bands)
 
 

@@ -51,19 +51,19 @@ def streamed_counts(
 ) -> tuple[Confusion, BoundaryCounts | None, RoadCounts | None]:
     """(:func:`confusion`, boundary counts, road counts) of a pair, read in row strips: the same
     counts as whole reads (the value encoding of each file is decided from all its pixels in a
-    first streamed pass, :func:`sam2elnet.data.windowed.scan_mask`), with memory of one strip
+    first streamed pass, :func:`sam2elnet.data.windowed_mask.scan_mask`), with memory of one strip
     (plus halo rows). Boundary counts (:func:`~sam2elnet.engine.metrics.boundary_counts`) are
     computed when ``tolerance_px`` is given, road counts
     (:func:`~sam2elnet.engine.metrics.road_counts` of both masks cut to the valid pixels) when
     ``road_buffer_px`` is given; otherwise None. A file GDAL cannot window (PNG, JPEG) is read
     whole and sliced. Raises DataError like the whole-read path."""
-    from sam2elnet.data import windowed
+    from sam2elnet.data import windowed, windowed_mask
     from sam2elnet.data.raster import read_mask_valid
     from sam2elnet.engine.strip_metrics import strip_boundary_counts, strip_road_counts
 
     def source(path: Path, pv: tuple[float, ...] | None) -> Any:
         if windowed.windowable(path):
-            return windowed.mask_plan(path, positive_values=pv)
+            return windowed_mask.mask_plan(path, positive_values=pv)
         return read_mask_valid(path, positive_values=pv)
 
     t_src = source(truth, positive_values)
@@ -71,7 +71,7 @@ def streamed_counts(
     v_src = source(valid, None) if valid is not None else None
 
     def shape(src: Any) -> tuple[int, int]:
-        return src.shape if isinstance(src, windowed.MaskPlan) else src[0].shape
+        return src.shape if isinstance(src, windowed_mask.MaskPlan) else src[0].shape
 
     h, w = shape(t_src)
     if shape(p_src) != (h, w):
@@ -88,8 +88,8 @@ def streamed_counts(
         )
 
     def strip(src: Any, r0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
-        if isinstance(src, windowed.MaskPlan):
-            return windowed.read_mask_window(src, r0, 0, rows, w)
+        if isinstance(src, windowed_mask.MaskPlan):
+            return windowed_mask.read_mask_window(src, r0, 0, rows, w)
         m, v = src
         return m[r0 : r0 + rows], (None if v is None else v[r0 : r0 + rows])
 

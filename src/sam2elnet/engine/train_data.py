@@ -119,13 +119,13 @@ def mask_content(
     Reads masks until both have been seen, so a normal dataset costs one or two reads and only a
     degenerate one is read completely.
     """
-    from sam2elnet.data import windowed
+    from sam2elnet.data import windowed, windowed_mask
     from sam2elnet.data.masks import read_mask
 
     pos = neg = False
     for s in samples:
         if windowed.use_windows(s.mask) and positive_values is None:  # counted by one streamed pass
-            plan = windowed.mask_plan(s.mask)
+            plan = windowed_mask.mask_plan(s.mask)
             pos = pos or plan.object_px > 0
             neg = neg or plan.background_px > 0
         else:
@@ -284,7 +284,7 @@ def check_pairs(
     they are never held in memory whole."""
     from tqdm import tqdm
 
-    from sam2elnet.data import windowed
+    from sam2elnet.data import windowed, windowed_image, windowed_mask
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask
 
@@ -292,11 +292,11 @@ def check_pairs(
     for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
         try:
             if windowed.use_windows(smp.image):
-                shape = windowed.image_plan(smp.image, norm.sar, norm.band_select).shape
+                shape = windowed_image.image_plan(smp.image, norm.sar, norm.band_select).shape
             else:
                 shape = read_image(smp.image, sar=norm.sar, bands=norm.band_select).shape
             if windowed.use_windows(smp.mask):
-                windowed.mask_plan(smp.mask, shape, smp.image, positive_values)
+                windowed_mask.mask_plan(smp.mask, shape, smp.image, positive_values)
             else:
                 read_mask(
                     smp.mask, shape=shape, image_path=smp.image, positive_values=positive_values
