@@ -70,9 +70,10 @@ def workload(kind: str, seconds: float, size: int, model_size: str, work: str, b
 
     elif kind == "train":
         from bench_train import our_step
-        from common import LEVERS, build_ours
+        from common import LEVERS, apply_lever, build_ours
 
-        step = our_step(build_ours(model_size), LEVERS["default"], batch, size)
+        lever = LEVERS["default"]  # as elnet train runs it (channels-last model and inputs)
+        step = our_step(apply_lever(build_ours(model_size), lever, train=True), lever, batch, size)
 
         def one() -> int:
             step()

@@ -2,9 +2,11 @@
 
 For each image size the script builds the reference (``benchmarks/reference.py``: frozen Hiera
 trunk + adapters, RFB reductions, DoubleConv decoder with deep supervision, fp32, AdamW, batch 4 at
-256 px / 2 at 512 px) and our network as ``elnet train`` runs it (bf16 autocast, batch 8, a coarse
-label on half the batch, the full loss with deep supervision and edge term, backward, gradient
-clipping, AdamW), plus each speed lever, and times one training step of each in turn — reference,
+256 px / 2 at 512 px) and our network as ``elnet train`` runs it by default (bf16 autocast,
+channels-last, the batch formed by pixels - 4 at 256 px, 2 at 512 px, as without ``--batch-size``
+-, a coarse label on half the batch, the full loss with deep supervision and edge term, backward,
+gradient clipping, AdamW), plus each speed lever (``old-default``: channels-first, batch 8, as
+shipped before 2026-12-01), and times one training step of each in turn — reference,
 ours, levers, reference, ... — on the same random inputs. It prints images/s and the ratio to the
 reference (goal >= 2x at 256 and 512 px).
 
@@ -102,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--model-size", default="tiny")
-    ap.add_argument("--batch", type=int, default=8, help="our batch size (elnet train default 8)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="our batch size (default: elnet train's pixel rule, 4 at 256 px, 2 at 512 px)",
+    )
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
     ap.add_argument("--levers", nargs="+", default=None, choices=list(LEVERS))

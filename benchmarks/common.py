@@ -144,11 +144,12 @@ class Lever:
 
     name: str
     precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
-    channels_last: bool | None = None  # None = the product's default (on for inference only)
+    channels_last: bool | None = None  # None = the product's default (on, training and inference)
     compile: bool = False  # torch.compile(dynamic=False), inference only
     bf16_trunk: bool = False  # frozen trunk's weights cast to bf16 once (inference)
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
-    batch: int | None = None  # None = the product default (8)
+    batch: int | None = None  # None = the product's default (inference: 8 capped by pixels;
+    # training: the pixel rule of engine.train_schedule.auto_batch_size)
     help: str = ""
 
 
@@ -157,8 +158,8 @@ LEVERS: dict[str, Lever] = {
     for lv in (
         Lever(
             "default",
-            help="as shipped: bf16 autocast, channels-last (inference), batch 8 capped at "
-            "2 x 512^2 px per forward (inference)",
+            help="as shipped: bf16 autocast, channels-last; inference batch 8 capped at "
+            "2 x 512^2 px per forward; training batch by pixels (4 at 256 px, 2 at 512 px)",
         ),
         Lever(
             "old-default",
@@ -166,6 +167,7 @@ LEVERS: dict[str, Lever] = {
             batch=8,
             help="as shipped before 2026-12-01: channels-first, always batch 8",
         ),
+        Lever("channels-first", channels_last=False, help="the default, channels-first"),
         Lever("fp32", precision="32", help="no autocast (otherwise as default)"),
         Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
         Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
@@ -184,7 +186,9 @@ INFER_LEVERS = [
     "bf16-trunk",
     "light-head",
 ]
-TRAIN_LEVERS = ["default", "fp32", "batch-ref", "channels-last", "light-head"]
+TRAIN_LEVERS = ["default", "old-default", "fp32", "channels-first", "light-head"]
+"""Training rows: the reference's batch (4 / 2) is now the default's, so ``batch-ref`` and
+``channels-last`` (both part of the default) are left out unless asked for with ``--levers``."""
 
 
 def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> torch.nn.Module:
@@ -215,7 +219,7 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
     if train:
         if lever.precision == "bf16-weights" or lever.compile or lever.bf16_trunk:
             raise ValueError(f"{lever.name} is an inference lever")
-        return model.to(memory_format=torch.channels_last) if lever.channels_last else model
+        return model.to(memory_format=torch.channels_last) if lever_channels_last(lever) else model
     if lever.precision == "bf16-weights":
         model = model.to(torch.bfloat16)
     return speed_levers(
@@ -227,23 +231,26 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
 
 
 def lever_channels_last(lever: Lever, train: bool = False) -> bool:
-    """Whether ``lever`` runs channels-last (None: the product's default, on for inference)."""
-    if lever.channels_last is not None:
-        return lever.channels_last
-    if train:
-        return False
-    from sam2elnet.engine.runtime import ENV_CHANNELS_LAST, _env_flag
+    """Whether ``lever`` runs channels-last (None: the product's default, the same rule for
+    training and inference: ``engine.runtime.channels_last_default``)."""
+    from sam2elnet.engine.runtime import channels_last_default
 
-    return _env_flag(ENV_CHANNELS_LAST, default=True)
+    return channels_last_default(lever.channels_last)
 
 
-def lever_batch(lever: Lever, default: int, ref_batch: int, size: int, train: bool = False) -> int:
-    """Images per forward for ``lever``: its own batch, the reference's (-1), or the product's
-    (``default`` capped at ``memory.BATCH_PIXELS`` px per forward for inference)."""
+def lever_batch(
+    lever: Lever, default: int | None, ref_batch: int, size: int, train: bool = False
+) -> int:
+    """Images per forward for ``lever``: its own batch, the reference's (-1), or the product's:
+    for training ``default`` when given (``--batch``), else the pixel rule ``elnet train`` uses
+    without ``--batch-size`` (``engine.train_schedule.resolve_batch_size``); for inference
+    ``default`` capped at ``memory.BATCH_PIXELS`` px per forward."""
     if lever.batch is not None:
         return ref_batch if lever.batch == -1 else lever.batch
     if train:
-        return default
+        from sam2elnet.engine.train_schedule import resolve_batch_size
+
+        return resolve_batch_size(default, size)[0]
     from sam2elnet.engine.memory import BATCH_PIXELS
 
     return max(1, min(default, BATCH_PIXELS // (size * size)))

@@ -90,6 +90,9 @@ def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> No
     model, extra = load_model(r["model"])
     assert extra["normalization"]["method"] in ("fixed", "percentile", "stats")
     assert extra["train"]["n_train"] + extra["train"]["n_val"] == 8
+    # the speed defaults a run used are recorded (an explicit batch is kept as given)
+    assert extra["train"]["batch_size"] == 2 and extra["train"]["batch_rule"] == "given"
+    assert extra["train"]["channels_last"] is (os.environ.get("SAM2ELNET_CHANNELS_LAST") != "0")
     # 4 val images (out of sample) + 4 training images (in sample), each in 2 modes = 16 samples
     assert extra["quality"]["fitted"] is True and extra["quality"]["status"] == "fitted"
     qs = extra["quality_summary"]

@@ -5,7 +5,8 @@ names are re-exported here, so ``from sam2elnet.config import FolderJobOptions``
 
 A training run writes its :class:`TrainConfig` to ``RUN/config.yaml``; ``--resume`` reads it back so a
 resumed run cannot silently change hyper-parameters. Defaults are chosen for the 2-core CPU case
-(bf16 autocast, batch 8, 256 px) and stay sensible on a GPU.
+(bf16 autocast, channels-last, a batch formed by pixels: 4 crops of 256 px) and stay sensible on
+a GPU.
 """
 
 from __future__ import annotations
@@ -104,7 +105,13 @@ class TrainConfig(BaseModel):
     fraction: float = Field(1.0, gt=0, le=1, description="fraction of the labelled set to train on")
     seed: int = 0
     epochs: int = Field(10, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="images per optimiser step at any crop size; None = formed by pixels "
+        "(sam2elnet.engine.train_schedule.auto_batch_size: 4 at 256 px, 2 at 512 px, 8 at "
+        "<= 181 px)",
+    )
     image_size: int = Field(256, ge=32)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -124,6 +131,11 @@ class TrainConfig(BaseModel):
         0.0, ge=0, description="logit offset towards a given coarse label (see ModelConfig)"
     )
     precision: Literal["bf16", "32"] = "bf16"
+    channels_last: bool | None = Field(
+        None,
+        description="model and inputs in channels-last memory format (faster convolutions on "
+        "CPU, same results up to rounding); None = on unless SAM2ELNET_CHANNELS_LAST=0",
+    )
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
     num_workers: int | None = Field(None, ge=0, description="DataLoader workers; None = automatic")
     threads: int | None = Field(

@@ -114,6 +114,12 @@ def _env_flag(name: str, default: bool = False) -> bool:
     return value in ("1", "true", "yes", "on")
 
 
+def channels_last_default(flag: bool | None = None) -> bool:
+    """Whether to run channels-last: ``flag`` when given, else on unless the environment variable
+    ``SAM2ELNET_CHANNELS_LAST=0`` turns it off (training and inference alike)."""
+    return _env_flag(ENV_CHANNELS_LAST, default=True) if flag is None else bool(flag)
+
+
 def speed_levers(
     model: torch.nn.Module,
     *,
@@ -143,8 +149,7 @@ def speed_levers(
     Returns:
         The module to call (``model`` itself or its compiled wrapper).
     """
-    if channels_last is None:
-        channels_last = _env_flag(ENV_CHANNELS_LAST, default=True)
+    channels_last = channels_last_default(channels_last)
     if compile is None:
         compile = _env_flag(ENV_COMPILE)
     if bf16_trunk is None:

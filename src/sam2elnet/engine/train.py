@@ -75,7 +75,7 @@ from sam2elnet.engine.train_metrics import (
     pixel_counts,
     validate,
 )
-from sam2elnet.engine.train_schedule import lr_lambda, param_groups, train_loader
+from sam2elnet.engine.train_schedule import batch_plan, lr_lambda, param_groups, train_loader
 from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir
 from sam2elnet.engine.train_state import (
     LAST_FORMAT,
@@ -184,6 +184,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         say(note)
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
+    batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
+    say(plan_txt)
     roads = bool(data.domain is not None and data.domain.roads)
     fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(
@@ -218,20 +220,20 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         val_items = _CachedDataset(val_base).items
 
     model = build_model_for(cfg, data.in_bands, data.norm).to(device)
+    if channels_last:  # before the optimiser: converts the parameters in place
+        model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()
     optimizer = torch.optim.AdamW(param_groups(params, cfg.weight_decay), lr=cfg.lr)
 
     sampler, loader = train_loader(
-        train_ds, cfg.batch_size, cfg.seed, device, cfg.num_workers, dist_info
+        train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
     )
     total_steps = max(1, len(loader)) * cfg.epochs
     warmup = int(round(cfg.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
     )
-    val_loader = (
-        DataLoader(val_items, batch_size=cfg.batch_size, shuffle=False) if val_items else None
-    )
+    val_loader = DataLoader(val_items, batch_size=batch_size, shuffle=False) if val_items else None
 
     history: list[dict[str, Any]] = []
     start_epoch, best_iou, best_epoch = 0, -1.0, -1
@@ -282,6 +284,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "n_val": len(data.val_samples),
         "n_held_out": len(data.splits["held_out"]),
         "precision": cfg.precision,
+        "batch_size": batch_size,
+        "batch_rule": batch_rule,
+        "channels_last": channels_last,
         "trunk": cfg.trunk,
         "weights": cfg.weights,
         "domain": "roads" if roads else "other",
@@ -337,6 +342,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             m = batch["mask"].to(device, non_blocking=True)
             v = batch["valid"].to(device, non_blocking=True)
             c = batch["coarse"].to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+                c = c.contiguous(memory_format=torch.channels_last)
             has = batch["has_coarse"].to(device, non_blocking=True)
             with autocast(device, cfg.precision):
                 out_ = ddp_model(x, c, has)
@@ -379,7 +387,17 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         }
         if dist_info.main:
             if val_loader is not None:
-                row.update(validate(model, val_loader, device, cfg.precision, weights, roads=roads))
+                row.update(
+                    validate(
+                        model,
+                        val_loader,
+                        device,
+                        cfg.precision,
+                        weights,
+                        roads=roads,
+                        channels_last=channels_last,
+                    )
+                )
                 score = -row["val_loss"] if data.select_by_loss else row["val_iou"]
             else:
                 score = tr_iou  # no validation split: the latest epoch is the best we know
@@ -457,7 +475,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 qcfg=cfg.quality,
                 device=cfg.device,
                 precision=cfg.precision,
-                batch_size=cfg.batch_size,
+                batch_size=batch_size,
                 seed=cfg.seed,
             )
     if dist_info.enabled:

@@ -89,12 +89,15 @@ def validate(
     precision: str,
     weights: LossWeights,
     roads: bool = False,
+    channels_last: bool = False,
 ) -> dict[str, float]:
     """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
 
     ``val_iou`` (model selection) is the mean of the two pixel-aggregated IoUs, so the chosen model
     is good at both tasks the file will be used for. With ``roads`` the road measures of the
     annotation-mode predictions (length-summed over the split) are added as ``val_road_*``.
+    ``channels_last`` passes images and coarse labels in channels-last memory format (for a model
+    converted to it; same results up to float rounding).
     """
     from sam2elnet.engine.metrics import RoadCounts, road_counts
 
@@ -111,6 +114,9 @@ def validate(
         m = batch["mask"].to(device)
         v = batch["valid"].to(device)
         c = batch["coarse"].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            c = c.contiguous(memory_format=torch.channels_last)
         for mode in ("annotate", "enhance"):
             with autocast(device, precision):
                 out = model(

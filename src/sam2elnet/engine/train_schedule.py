@@ -1,5 +1,6 @@
-"""The optimisation recipe of a training run: learning-rate schedule, AdamW parameter groups,
-the epoch-seeded sampler and the training loader (batch size, workers, ragged last batch).
+"""The optimisation recipe of a training run: the batch (images per step), learning-rate
+schedule, AdamW parameter groups, the epoch-seeded sampler and the training loader (workers,
+ragged last batch).
 
 Used by :func:`sam2elnet.engine.train.train`; pure functions of the configuration, so ``--resume``
 rebuilds exactly the same schedule and data order.
@@ -15,7 +16,63 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-__all__ = ["EpochSampler", "auto_workers", "lr_lambda", "param_groups", "train_loader"]
+__all__ = [
+    "AUTO_BATCH_RANGE",
+    "TRAIN_BATCH_PIXELS",
+    "EpochSampler",
+    "auto_batch_size",
+    "auto_workers",
+    "batch_plan",
+    "lr_lambda",
+    "param_groups",
+    "resolve_batch_size",
+    "train_loader",
+]
+
+TRAIN_BATCH_PIXELS = 4 * 256 * 256
+"""Crop pixels per optimiser step when ``--batch-size`` is not given (262,144 px = 4 x 256^2 =
+1 x 512^2). Quiet ``make bench`` of 2026-12-01 on a 2-core CPU (bf16, Hiera-tiny): a step of 8
+crops of 512 px ran at 0.53 img/s, of 2 at 0.81; 8 crops of 256 px at 2.78, 4 at 3.01 - the
+activations of a large batch fall out of the caches (docs/benchmarks.md)."""
+
+AUTO_BATCH_RANGE = (2, 8)
+"""(floor, cap) of the pixel rule: one-image steps are noisy; 8 was the fixed default before."""
+
+
+def auto_batch_size(image_size: int) -> int:
+    """Images per step formed by pixels: ``TRAIN_BATCH_PIXELS // image_size**2`` clamped to
+    :data:`AUTO_BATCH_RANGE` (256 px -> 4, <= 181 px -> 8, >= 320 px -> 2).
+
+    Args:
+        image_size: training crop side in pixels (>= 1).
+    """
+    lo, hi = AUTO_BATCH_RANGE
+    return max(lo, min(hi, TRAIN_BATCH_PIXELS // (int(image_size) ** 2)))
+
+
+def resolve_batch_size(batch_size: int | None, image_size: int) -> tuple[int, str]:
+    """(images per step, rule): ``batch_size`` as given (rule ``"given"``: the same number at
+    any crop size), or :func:`auto_batch_size` when it is None (rule ``"pixels"``)."""
+    if batch_size is not None:
+        return int(batch_size), "given"
+    return auto_batch_size(image_size), "pixels"
+
+
+def batch_plan(cfg: Any) -> tuple[int, str, bool, str]:
+    """(images per step, batch rule, channels-last, the log line saying both) of a
+    :class:`~sam2elnet.config.TrainConfig` (:func:`resolve_batch_size`,
+    :func:`sam2elnet.engine.runtime.channels_last_default`)."""
+    from sam2elnet.engine.runtime import channels_last_default
+
+    batch, rule = resolve_batch_size(cfg.batch_size, cfg.image_size)
+    channels_last = channels_last_default(cfg.channels_last)
+    why = (
+        f"pixel budget {TRAIN_BATCH_PIXELS} px per step at {cfg.image_size} px"
+        if rule == "pixels"
+        else "--batch-size"
+    )
+    layout = "channels-last" if channels_last else "channels-first"
+    return batch, rule, channels_last, f"batch {batch} ({why}), {layout}"
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:

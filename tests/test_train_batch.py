@@ -1,0 +1,66 @@
+"""Training speed defaults: the batch formed by pixels, channels-last, and what a run records."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+from pathlib import Path
+
+import pytest
+from test_train import make_dataset, small_cfg
+
+from sam2elnet.engine.train_schedule import (
+    TRAIN_BATCH_PIXELS,
+    auto_batch_size,
+    resolve_batch_size,
+)
+
+
+@pytest.mark.parametrize(
+    ("size", "batch"),
+    [(32, 8), (128, 8), (181, 8), (182, 7), (224, 5), (256, 4), (300, 2), (512, 2), (2048, 2)],
+)
+def test_batch_is_formed_by_pixels_between_2_and_8(size: int, batch: int) -> None:
+    assert auto_batch_size(size) == batch
+    assert resolve_batch_size(None, size) == (batch, "pixels")
+    if 2 < batch < 8:  # inside the clamp: the crops of one step stay within the budget
+        assert batch * size * size <= TRAIN_BATCH_PIXELS < (batch + 1) * size * size
+
+
+def test_an_explicit_batch_size_is_kept_at_any_crop_size() -> None:
+    assert resolve_batch_size(8, 512) == (8, "given")
+    assert resolve_batch_size(1, 32) == (1, "given")
+
+
+def test_channels_last_training_equals_channels_first_and_is_recorded(tmp_path: Path) -> None:
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import load_model
+
+    data = make_dataset(tmp_path / "d", n=8)
+    lines: list[str] = []
+    runs = {}
+    for cl in (False, True):
+        cfg = small_cfg(
+            data,
+            tmp_path / f"run-{cl}",
+            batch_size=None,
+            channels_last=cl,
+            precision="32",
+            epochs=2,
+            fit_quality=False,
+        )
+        runs[cl] = train(cfg, echo=lines.append)
+    # the pixel rule at 32 px gives the cap (8); the 4 training images make one step per epoch
+    assert "batch 8 (pixel budget 262144 px per step at 32 px), channels-first" in lines
+    assert "batch 8 (pixel budget 262144 px per step at 32 px), channels-last" in lines
+    for cl, res in runs.items():
+        _, extra = load_model(res.best_path)
+        assert extra["train"]["batch_size"] == 8
+        assert extra["train"]["batch_rule"] == "pixels"
+        assert extra["train"]["channels_last"] is cl
+    a, b = runs[False].history, runs[True].history
+    for ra, rb in zip(a, b, strict=True):  # same network and data: equal up to float rounding
+        assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-3)
+        assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-3)
