@@ -195,7 +195,6 @@ MAX_LINES = 500
 """A module longer than this mixes jobs, unless it holds one concept (listed below, with why)."""
 
 LARGE_MODULES: dict[str, str] = {
-    "sam2elnet.engine.infer": "one concept, the annotate/enhance folder job (said in its docstring)",
     "sam2elnet.engine.metrics": "one concept, pure array measures (said in its docstring)",
 }
 

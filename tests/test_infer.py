@@ -334,7 +334,7 @@ def test_large_scenes_are_routed_to_the_streaming_scene_path(
     the scene label keeps the georeference and agrees with the whole-image path."""
     import rasterio
 
-    from sam2elnet.engine import infer
+    from sam2elnet.engine import memory
 
     scene = tmp_path / "in" / "scene.tif"
     scene.parent.mkdir()
@@ -351,7 +351,7 @@ def test_large_scenes_are_routed_to_the_streaming_scene_path(
         overlap=16,
         max_memory=budget,
     )
-    pred.max_memory = infer.memory.DEFAULT_MAX_MEMORY
+    pred.max_memory = memory.DEFAULT_MAX_MEMORY
     row = res.rows[0]
     label = tmp_path / "tiled" / row["label"]
     assert (tmp_path / "tiled" / "tiles" / "scene.gpkg").is_file()

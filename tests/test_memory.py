@@ -288,7 +288,7 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
     stays within --max-memory (large images: fewer per chunk), not by a fixed count."""
     from types import SimpleNamespace
 
-    from sam2elnet.engine.infer import _Job
+    from sam2elnet.engine.folder_job import FolderJob
 
     files = []
     for i, side in enumerate((64, 64, 64, 32, 32, 32, 32, 64)):
@@ -298,10 +298,10 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
     try:
         pred.max_memory = pred.whole_bytes(2 * 64 * 64)
         job = SimpleNamespace(p=pred)
-        got = [[f.name for f in c] for c in _Job.chunks(job, files, False)]  # type: ignore[arg-type]
+        got = [[f.name for f in c] for c in FolderJob.chunks(job, files, False)]  # type: ignore[arg-type]
         assert got == [["0.png", "1.png"], ["2.png", "3.png", "4.png", "5.png", "6.png"], ["7.png"]]
         pred.max_memory = pred.whole_bytes(100 * 64 * 64)  # memory no limit: the count cap holds
-        sizes = [len(c) for c in _Job.chunks(job, files * 10, False)]  # type: ignore[arg-type]
+        sizes = [len(c) for c in FolderJob.chunks(job, files * 10, False)]  # type: ignore[arg-type]
         assert max(sizes) == 4 * pred.batch_size and sum(sizes) == 80
     finally:
         pred.max_memory = old

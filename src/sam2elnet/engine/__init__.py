@@ -2,9 +2,10 @@
 
 Rooms: ``runtime`` (device, autocast, threads, seeding, the forward pass), ``train`` and
 ``quality_fit`` (fine-tuning, the label quality evaluator), ``predictor`` (the Predictor), ``infer``
-(annotate/enhance folder jobs), ``executors`` / ``scene_inputs`` / ``scene_writer`` / ``scene``
-(whole-scene prediction), ``distributed`` (Ray backend), ``metrics`` (pure measures) and
-``evaluate`` (folder evaluation), ``downstream`` (baseline U-Net), ``losses``.
+(annotate/enhance folder jobs; their parts in ``folder_inputs`` / ``folder_chunk`` /
+``folder_job`` / ``folder_workers`` / ``change_maps``), ``executors`` / ``scene_inputs`` /
+``scene_writer`` / ``scene`` (whole-scene prediction), ``distributed`` (Ray backend), ``metrics``
+(pure measures) and ``evaluate`` (folder evaluation), ``downstream`` (baseline U-Net), ``losses``.
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.engine`` and ``elnet --help``
@@ -28,12 +29,9 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "ModelRun",
         ),
         "predictor": ("Predictor", "QualityScoringPredictor"),
-        "infer": (
-            "FolderResult",
-            "annotate_folder",
-            "enhance_folder",
-            "list_images",
-        ),
+        "infer": ("annotate_folder", "enhance_folder"),
+        "folder_job": ("FolderResult",),
+        "folder_inputs": ("list_images",),
         "executors": (
             "WindowPredictor",
             "BatchExecutor",

@@ -103,7 +103,7 @@ class CallExecutor(Protocol):
     """Runs ``fn(predictor, *args)`` for each ``args`` and yields the results *in submission
     order*, where ``predictor`` is the executor's own (one per worker, loaded once).
 
-    The folder jobs (:mod:`sam2elnet.engine.infer`) hand it their per-chunk function: the local
+    The folder jobs (:mod:`sam2elnet.engine.folder_job`) hand it their per-chunk function: the local
     loop and a cluster run the very same function, only the scheduling differs. ``fn`` must be a
     module-level function (so a remote worker can import it) and ``args`` picklable.
     """

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.engine import infer
-from sam2elnet.engine.infer import ExecutorFactory, FinishHook, FolderResult
+from sam2elnet.engine.folder_job import FinishHook, FolderResult
+from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.errors import UserError
 
 __all__ = ["annotate_folder", "enhance_folder", "folder_report", "ray_backend"]
@@ -122,7 +123,7 @@ def annotate_folder(
         **kwargs: the engine function's options.
 
     Returns:
-        The engine's :class:`~sam2elnet.engine.infer.FolderResult`.
+        The engine's :class:`~sam2elnet.engine.folder_job.FolderResult`.
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
     hook = _hook("annotate", report, backend, address, workers)
@@ -143,7 +144,7 @@ def enhance_folder(
     ``backend``, ``address``, ``workers`` and the other options as in :func:`annotate_folder`.
 
     Returns:
-        The engine's :class:`~sam2elnet.engine.infer.FolderResult`.
+        The engine's :class:`~sam2elnet.engine.folder_job.FolderResult`.
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
     hook = _hook("enhance", report, backend, address, workers)

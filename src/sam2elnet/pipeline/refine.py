@@ -331,7 +331,7 @@ def refine_folder(
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.downstream import load_pair
-    from sam2elnet.engine.infer import list_images
+    from sam2elnet.engine.folder_inputs import list_images
     from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock

@@ -147,7 +147,7 @@ def write_run_report(
     is also scored against its ground truth (true IoU, input IoU for enhance runs), so the
     predicted-vs-true and filter plots appear. Writes ``run_dir/report.html`` unless ``path`` is
     given. ``rows`` (the quality.csv rows of a job still running, e.g.
-    :attr:`sam2elnet.engine.infer.FolderResult.rows`) replace reading the file. Raises UserError
+    :attr:`sam2elnet.engine.folder_job.FolderResult.rows`) replace reading the file. Raises UserError
     when neither is there.
     """
     from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key

@@ -1,0 +1,218 @@
+"""The per-image work of a folder job, one chunk of images at a time: :func:`process_chunk`.
+
+Read, predict, score, decide kept/rejected and write (labels, change maps, probability maps,
+warped onto a map grid with ``--warp-to``). The local loop and each Ray worker run exactly this
+code with the same :class:`ChunkSpec`, so the outputs are the same whichever backend runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.naming import GEO_SUFFIXES
+from sam2elnet.engine.change_maps import change_map
+from sam2elnet.engine.coarse_rule import CoarseRule
+from sam2elnet.engine.predictor import Predictor
+from sam2elnet.errors import DataError
+from sam2elnet.model.quality import REJECT_FLAGS
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ChunkSpec",
+    "ChunkOutput",
+    "process_chunk",
+    "check_warp_input",
+    "warp_outputs",
+    "drop_counterpart",
+]
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What every chunk of one folder job needs besides its files (picklable, sent to workers).
+
+    ``task`` is ``"annotate"`` or ``"enhance"``; ``out`` the run folder (on a file system every
+    worker sees); ``threshold`` the score a label needs to be kept (chosen once for the whole job
+    by :meth:`Predictor.choose_threshold`, so every worker applies the same); the rest are the
+    enhance/annotate output options.
+    """
+
+    task: str
+    out: Path
+    threshold: float | None
+    save_prob: bool = False
+    save_changes: bool = True
+    line_width: float | None = None
+    positive_values: tuple[float, ...] | None = None
+    warp_to: str | None = None
+    warp_method: str = "tps"
+    #: enhance: how far a label may depart from its coarse label (engine.coarse_rule)
+    rule: CoarseRule | None = None
+
+
+@dataclass
+class ChunkOutput:
+    """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk."""
+
+    rows: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]
+
+
+def process_chunk(
+    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, Path | None]]
+) -> ChunkOutput:
+    """Read, predict, score, decide and write one chunk of a folder job: the per-image work.
+
+    The local loop and each Ray worker run exactly this function (with their own copy of the
+    same predictor), so outputs are byte-identical whichever backend runs it. ``items`` are
+    ``(image path, label file name, coarse label path or None)``; the images are predicted in one
+    :meth:`Predictor.predict` call. An image that cannot be used (unreadable, all nodata, a band
+    count the model cannot take, an unreadable coarse label: a :class:`DataError`) is returned in
+    ``skipped`` with the error message, and the others go on. Labels go to ``OUT/labels/``
+    (kept) or ``OUT/rejected/``, each written atomically (verified, then renamed); enhancement
+    adds ``OUT/changes/`` maps, ``save_prob`` ``OUT/prob/`` maps. With ``spec.warp_to`` the
+    label and probability GeoTIFFs are then warped onto a map grid (:func:`warp_outputs`); an
+    image that cannot be warped is skipped before it is predicted.
+    """
+    from sam2elnet.data.raster import write_mask
+
+    loaded = []
+    skipped: list[tuple[str, str]] = []
+    for f, name, coarse_path in items:
+        try:
+            check_warp_input(spec, f)
+            img, x, valid = pred.read(f)
+            coarse = None if coarse_path is None else _read_coarse(spec, f, img, coarse_path)
+        except DataError as err:  # incl. a band count the model cannot take
+            skipped.append((str(f), str(err)))
+            continue
+        loaded.append((f, name, coarse_path, img, x, valid, coarse))
+    rows: list[dict[str, Any]] = []
+    if not loaded:
+        return ChunkOutput(rows, skipped)
+    probs, quality = pred.predict(
+        [it[4] for it in loaded],
+        coarse=[it[6] for it in loaded],
+        valid=[it[5] for it in loaded],
+        **({} if spec.rule is None else {"rule": spec.rule}),  # annotate: predict() as before
+    )
+    for (f, name, coarse_path, img, _x, valid, coarse), prob, q in zip(
+        loaded, probs, quality.rows(), strict=True
+    ):
+        mask = (prob > 0.5) & valid
+        kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and q[
+            "quality_flag"
+        ] not in REJECT_FLAGS
+        rel = Path("labels" if kept else "rejected") / name
+        row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
+        _write_extras(spec, img, prob, mask, coarse, coarse_path, row)
+        write_mask(spec.out / rel, mask, like=img)
+        try:
+            warp_outputs(spec, [spec.out / rel, spec.out / row.get("prob", "")])
+        except DataError as err:  # GDAL cannot warp it: no half result in labels/
+            for p in (spec.out / rel, spec.out / row.get("prob", "")):
+                if p != spec.out:
+                    p.unlink(missing_ok=True)
+            skipped.append((str(f), str(err)))
+            continue
+        drop_counterpart(spec.out, rel)
+        rows.append(row)
+    return ChunkOutput(rows, skipped)
+
+
+def check_warp_input(spec: ChunkSpec, f: Path) -> None:
+    """With ``spec.warp_to``: DataError (the image is skipped with it) unless ``f`` is a GeoTIFF
+    whose outputs can be warped (:func:`sam2elnet.data.warp.check_warpable`: a CRS + transform or
+    at least 3 GCPs with a CRS). PNG/JPEG labels carry no georeference to warp."""
+    if not spec.warp_to:
+        return
+    if f.suffix.lower() not in GEO_SUFFIXES:
+        raise DataError(
+            "is not a GeoTIFF: its label has no georeference to warp; drop --warp-to or give "
+            "georeferenced GeoTIFFs",
+            f,
+        )
+    from sam2elnet.data.warp import check_warpable
+
+    check_warpable(f, spec.warp_to, spec.warp_method)
+
+
+def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
+    """Warp each existing output GeoTIFF in ``paths`` in place onto the ``spec.warp_to`` map grid
+    (:func:`sam2elnet.data.warp.warp_to_map_grid`: nearest for labels, bilinear with NaN nodata
+    for float probabilities); a note per file in the log (``--verbose``). No-op without
+    ``warp_to``."""
+    if not spec.warp_to:
+        return
+    from sam2elnet.data.warp import warp_to_map_grid
+
+    for p in paths:
+        if p.is_file() and p.suffix.lower() in GEO_SUFFIXES:
+            info = warp_to_map_grid(p, None, spec.warp_to, method=spec.warp_method)
+            if info is not None:
+                log.info(info.note())
+
+
+def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: Path) -> np.ndarray:
+    """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}."""
+    from sam2elnet.data.raster import read_mask_on_grid
+    from sam2elnet.data.vector import is_vector_path, rasterize_vector
+
+    if is_vector_path(label):
+        coarse = rasterize_vector(label, f, line_width=spec.line_width)
+    else:
+        coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
+    return coarse.astype(np.float32)
+
+
+def _write_extras(
+    spec: ChunkSpec,
+    img: Any,
+    prob: np.ndarray,
+    mask: np.ndarray,
+    coarse: np.ndarray | None,
+    coarse_path: Path | None,
+    row: dict[str, Any],
+) -> None:
+    """Enhancement's change counts and map, and the probability map, of one image (into ``row``)."""
+    from sam2elnet.data.raster import write_image
+
+    name = Path(row["label"]).name
+    if coarse is not None:
+        c = coarse > 0.5
+        added = int(np.count_nonzero(mask & ~c))
+        removed = int(np.count_nonzero(c & ~mask))
+        row.update(
+            coarse=str(coarse_path),
+            added_px=added,
+            removed_px=removed,
+            changed_frac=(added + removed) / max(1, mask.size),
+        )
+        if spec.save_changes:
+            rel = Path("changes") / (Path(name).stem + ".png")
+            write_image(spec.out / rel, change_map(c, mask))
+            row["changes"] = str(rel)
+    if spec.save_prob:
+        row["prob"] = _write_prob(spec.out, name, prob, img)
+
+
+def drop_counterpart(out: Path, rel: Path) -> None:
+    """A label now in labels/ must not also be in rejected/ from an earlier run (or vice
+    versa): the folders and quality.csv then describe the same, current decision."""
+    other = "rejected" if rel.parts[0] == "labels" else "labels"
+    (out / other / Path(*rel.parts[1:])).unlink(missing_ok=True)
+
+
+def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
+    from sam2elnet.data.raster import write_probability
+
+    rel = Path("prob") / name
+    write_probability(out / rel, prob, like=img)
+    return str(rel)

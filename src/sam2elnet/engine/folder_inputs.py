@@ -1,0 +1,172 @@
+"""What a folder job reads before it predicts: its images, their label names, its coarse labels
+and, on ``--resume``, the rows a previous run already finished.
+
+* :func:`list_images` / :func:`split_images` / :func:`split_samples`: the images of
+  ``elnet annotate`` / ``elnet enhance`` (a folder, a file, a list, or one split of a dataset
+  root).
+* :func:`unique_names`: the label file name of each image (``.tif`` for GeoTIFF inputs, ``.png``
+  otherwise; numbered when two images of a file list share a stem).
+* :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
+  a folder, or one vector file for all images).
+* :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
+from sam2elnet.data.runfolder import QUALITY_CSV, read_csv_rows
+from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "list_images",
+    "split_samples",
+    "split_images",
+    "unique_names",
+    "read_done",
+    "LabelIndex",
+    "label_index",
+]
+
+
+def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Image files of a folder (sorted), a single file, or a list; UserError when there are none.
+
+    In folders that mix ``*_sat`` images with ``*_mask`` labels (the SOS layout) the masks are left out.
+    """
+    if isinstance(images, (str, Path)):
+        p = Path(images)
+        if not p.exists():
+            raise UserError("image path does not exist; check the path", p)
+        if p.is_file():
+            return [p]
+        files = sorted(
+            f
+            for f in p.iterdir()
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        )
+        if any(f.stem.lower().endswith("_sat") for f in files):
+            files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
+        if not files:
+            raise UserError("no images (.png/.jpg/.tif) in the folder; check the path", p)
+        return files
+    files = [Path(f) for f in images]
+    if not files:
+        raise UserError("no images given")
+    return files
+
+
+def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[Any]:
+    """Samples (image, mask, coarse) of one split of a dataset root: the one place annotate and
+    enhance pick a split (:func:`sam2elnet.data.datasets.select_split`; DataError naming the
+    splits found when one is absent)."""
+    from sam2elnet.data.datasets import select_split
+
+    if not isinstance(root, (str, Path)):
+        raise UserError("--split needs --images to be a dataset folder")
+    choice = select_split(root, split, purpose=purpose)
+    log.info(choice.describe(purpose))
+    return list(choice.index.samples)
+
+
+def split_images(root: Any, split: str | Sequence[str]) -> list[Path]:
+    """Image files of one split of a dataset root (:func:`split_samples`)."""
+    return [s.image for s in split_samples(root, split, "annotating")]
+
+
+def _out_name(path: Path) -> str:
+    return path.stem + (".tif" if path.suffix.lower() in GEO_SUFFIXES else ".png")
+
+
+def unique_names(files: Sequence[Path]) -> dict[Path, str]:
+    names: dict[Path, str] = {}
+    seen: dict[str, int] = defaultdict(int)
+    for f in files:
+        name = _out_name(f)
+        seen[name] += 1
+        if seen[name] > 1:  # same stem in different folders (file lists)
+            name = f"{Path(name).stem}_{seen[name]}{Path(name).suffix}"
+        names[f] = name
+    return names
+
+
+def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes
+    (for resume; anything else is redone). A quality.csv that is not text raises a DataError."""
+    from sam2elnet.data.raster import verify_written
+
+    path = out / QUALITY_CSV
+    if not path.is_file():
+        return {}
+    done = {}
+    try:
+        rows = read_csv_rows(path)
+    except DataError as err:
+        raise DataError(
+            f"{str(err).removeprefix(f'{path}: ')}; not a quality.csv written by elnet: delete "
+            "it to redo every image, or drop --resume",
+            path,
+        ) from None
+    redo = 0
+    for row in rows:
+        label = out / (row.get("label") or "")
+        if not row.get("label") or not row.get("image") or not label.is_file():
+            continue
+        try:
+            ok = label.stat().st_size > 0 and verify_written(label)
+        except Exception:  # noqa: BLE001  (any failure to re-read: redo the image)
+            ok = False
+        if not ok:
+            redo += 1
+            label.unlink(missing_ok=True)
+            continue
+        row["kept"] = row.get("kept") in ("1", "True", "true")
+        done[row["image"]] = row
+    if redo:
+        log.warning("%d empty or unreadable label(s) in %s will be redone", redo, out)
+    return done
+
+
+class LabelIndex(dict):
+    """Coarse label per image key; a single vector file serves every image (``default``)."""
+
+    default: Path | None = None
+
+    def __missing__(self, key: str) -> Path:
+        if self.default is None:
+            raise KeyError(key)
+        return self.default
+
+    def __contains__(self, key: object) -> bool:
+        return self.default is not None or dict.__contains__(self, key)
+
+
+def label_index(labels: str | Path) -> LabelIndex:
+    """Coarse labels by image key: raster masks and/or vector files (GeoJSON, GeoPackage, ...) in a
+    folder, matched by name, or one vector file covering all images."""
+    from sam2elnet.data.naming import mask_key
+    from sam2elnet.data.vector import is_vector_path
+
+    root = Path(labels)
+    idx = LabelIndex()
+    if root.is_file() and is_vector_path(root):
+        idx.default = root
+        return idx
+    if not root.is_dir():
+        raise UserError(
+            "label path does not exist or is neither a folder nor a vector file "
+            "(.geojson/.gpkg/.shp); check --labels",
+            root,
+        )
+    for f in sorted(root.iterdir()):
+        ok = f.suffix.lower() in IMAGE_SUFFIXES or is_vector_path(f)
+        if f.is_file() and ok and not f.name.startswith("."):
+            idx.setdefault(mask_key(f.name), f)
+    return idx

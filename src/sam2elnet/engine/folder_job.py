@@ -1,0 +1,419 @@
+"""One annotate/enhance folder job at work: :class:`FolderJob` and what it returns.
+
+:class:`FolderJob` holds the output folder (locked, one job at a time), the resume state and the
+rows: it sends whole images in memory-sized chunks to :func:`~sam2elnet.engine.folder_chunk.process_chunk`
+on the job's executor, predicts images too large for memory window by window
+(:func:`~sam2elnet.engine.scene.predict_scene`), keeps ``quality.csv`` / ``skipped.csv`` current
+(atomically, so a killed job resumes) and writes ``summary.json``. The entry functions are
+:func:`sam2elnet.engine.infer.annotate_folder` and :func:`sam2elnet.engine.infer.enhance_folder`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
+from sam2elnet.engine import memory
+from sam2elnet.engine.change_maps import scene_changes
+from sam2elnet.engine.coarse_rule import CoarseRule
+from sam2elnet.engine.executors import CallExecutor, LocalExecutor
+from sam2elnet.engine.folder_chunk import (
+    ChunkSpec,
+    check_warp_input,
+    drop_counterpart,
+    process_chunk,
+    warp_outputs,
+)
+from sam2elnet.engine.folder_inputs import read_done, unique_names
+from sam2elnet.engine.folder_workers import CallWindows
+from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
+from sam2elnet.engine.scene import predict_scene
+from sam2elnet.errors import DataError
+from sam2elnet.utils.atomic import remove_stale_temps
+from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.lock import output_lock
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FolderResult", "FinishHook", "FolderJob"]
+
+
+@dataclass
+class FolderResult:
+    """What a folder job produced."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_kept(self) -> int:
+        return sum(1 for r in self.rows if r.get("kept") in (True, "1", 1, "True"))
+
+
+FinishHook = Callable[[FolderResult], dict[str, Any]]
+"""Called with the finished job's result before ``summary.json`` is written; the entries it
+returns are added to the summary (the pipeline writes ``report.html`` this way)."""
+
+
+class FolderJob:
+    """Shared machinery of annotate and enhance: chunked reading, prediction, writing, resume."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        out: Path,
+        fields: Sequence[str],
+        threshold: float | None,
+        save_prob: bool,
+        resume: bool,
+        progress: bool,
+        desc: str,
+        tile: int = 1024,
+        overlap: int = 128,
+        executor: CallExecutor | None = None,
+    ) -> None:
+        self.p, self.out, self.fields = predictor, out, list(fields)
+        #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
+        self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
+        self.order: dict[str, int] = {}  # image -> position in the job's input list
+        self.tile, self.overlap = tile, overlap
+        self.line_width: float | None = None  # width of vector line labels (roads), map units
+        self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
+        self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
+        self.spec = ChunkSpec(desc, out, threshold)  # the job's output options (set by run)
+        self.rule: CoarseRule | None = None  # enhance: --new-objects / --max-growth
+        self.threshold, self.save_prob, self.progress, self.desc = (
+            threshold,
+            save_prob,
+            progress,
+            desc,
+        )
+        self._created = not out.exists()
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(output_lock(out))  # one job per output folder
+        try:
+            if resume:
+                remove_stale_temps(out)
+            self.done = read_done(out, fields) if resume else {}
+        except BaseException:
+            self._lock.close()
+            raise
+        self.rows: list[dict[str, Any]] = []
+        self.skips = SkipLog("image")
+        self.skipped: list[dict[str, str]] = self.skips.items
+        self._last_flush = time.monotonic()
+
+    def __enter__(self) -> FolderJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.close()
+
+    def discard_if_empty(self) -> None:
+        """Nothing was produced: remove what this job wrote (and the folder if it made it)."""
+        if self.rows:
+            return
+        for name in ("quality.csv", "skipped.csv", "summary.json"):
+            if self._created:
+                (self.out / name).unlink(missing_ok=True)
+        if self._created:
+            self._lock.close()
+            import shutil
+
+            for sub in ("labels", "rejected", "prob", "tiles", "changes"):
+                with contextlib.suppress(OSError):
+                    (self.out / sub).rmdir()
+            with contextlib.suppress(OSError):
+                shutil.rmtree(self.out) if not any(self.out.iterdir()) else None
+
+    def flush(self, final: bool = False) -> None:
+        """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little."""
+        if final or time.monotonic() - self._last_flush > 5.0:
+            write_csv_table(self.out / QUALITY_CSV, self.rows, self.fields)
+            self._last_flush = time.monotonic()
+
+    def decide(self, score: float) -> bool:
+        return self.threshold is None or score >= self.threshold
+
+    def label_path(self, name: str, kept: bool) -> Path:
+        return self.out / ("labels" if kept else "rejected") / name
+
+    def run_scene(self, f: Path, name: str, coarse: Path | None) -> None:
+        """Predict one large GeoTIFF scene with the streaming sliding-window path.
+
+        Only the windows in flight are in memory; the label is a tiled GeoTIFF with the scene's
+        georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
+        """
+        tif = Path(name).with_suffix(".tif").name
+        try:
+            check_warp_input(self.spec, f)
+        except DataError as err:
+            self.skips.add(f, err)
+            return
+        if coarse is not None and self.rule is not None and self.rule.active:
+            log.warning(
+                "%s: predicted window by window; --new-objects drop / --max-growth apply to "
+                "whole images only and are not applied to this scene",
+                f.name,
+            )
+        scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
+        tile_px = self.tile * self.tile
+        if not self.p.fits_whole(tile_px, coarse=coarse is not None):
+            need = memory.format_bytes(self.p.whole_bytes(tile_px, coarse=coarse is not None))
+            log.warning(
+                "%s: one %d px window needs about %s, more than --max-memory %s; "
+                "give a smaller --tile",
+                f.name,
+                self.tile,
+                need,
+                memory.format_bytes(self.p.max_memory),
+            )
+        try:
+            res = predict_scene(
+                f,
+                self.out / "labels" / tif,
+                scorer,
+                tile=self.tile,
+                overlap=self.overlap,
+                batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
+                coarse=coarse,
+                line_width=self.line_width,
+                coarse_positive_values=self.positive_values,
+                prob_path=(self.out / "prob" / tif) if self.save_prob else None,
+                quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
+                progress=self.progress,
+                executor=CallWindows(self.executor, scorer is not self.p),
+            )
+        except DataError as err:  # incl. a band count the model cannot take: skip, go on
+            self.skips.add(f, err)
+            return
+        changes: dict[str, Any] = {}
+        if coarse is not None:  # enhance: the same change statistics / map as whole images
+            changes = scene_changes(
+                f,
+                coarse,
+                self.out / "labels" / tif,
+                self.out / "changes" / Path(name).stem if self.save_changes else None,
+                png=name != tif,
+                line_width=self.line_width,
+                positive_values=self.positive_values,
+            )
+        try:  # after the change statistics, which are counted on the scene grid
+            warp_outputs(self.spec, [self.out / "labels" / tif, self.out / "prob" / tif])
+        except DataError as err:
+            for sub in ("labels", "prob"):
+                (self.out / sub / tif).unlink(missing_ok=True)
+            self.skips.add(f, err)
+            return
+        if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
+            _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
+            if self.save_prob:
+                _tif_to_png(self.out / "prob" / tif, self.out / "prob" / name, prob=True)
+        score = res.predicted_iou
+        kept = self.decide(score) if score is not None else True
+        if not kept:
+            (self.out / "rejected").mkdir(parents=True, exist_ok=True)
+            os.replace(self.out / "labels" / name, self.out / "rejected" / name)
+        self.drop_counterpart(Path("labels" if kept else "rejected") / name)
+        row: dict[str, Any] = {
+            "image": str(f),
+            "label": str(Path("labels" if kept else "rejected") / name),
+            "kept": kept,
+            "predicted_iou": float("nan") if score is None else score,
+            "foreground_frac": res.foreground_fraction,
+        }
+        if coarse is not None:
+            row["coarse"] = str(coarse)
+            row.update(changes)
+        if self.save_prob:
+            row["prob"] = str(Path("prob") / name)
+        self.rows.append(row)
+        self.flush()
+
+    def run(
+        self,
+        files: Sequence[Path],
+        spec: ChunkSpec,
+        coarse_of: Callable[[Path], Path] | None = None,
+    ) -> None:
+        """Label ``files`` (done rows of a resumed run are kept, not redone).
+
+        Images whose whole-image memory estimate exceeds the predictor's ``max_memory``
+        (:meth:`Predictor.fits_whole`) go through the sliding-window :meth:`run_scene` instead,
+        whatever their format; ``coarse_of(path)`` gives an image's coarse label file (raster or
+        vector; enhancement). The others are cut into chunks of at most ``4 x batch_size`` images
+        whose whole-image estimate stays within ``max_memory`` (:meth:`chunks`), and every chunk
+        goes through :func:`process_chunk` on the job's executor: in this process, or on a Ray
+        actor. Rows and skips come back in chunk order whichever runs them, so ``quality.csv`` is
+        the same.
+        """
+        names = unique_names(files)
+        self.spec = spec  # run_scene's warp options
+        self.order = {str(f): i for i, f in enumerate(files)}
+        todo = []
+        for f in files:
+            key = str(f)
+            if key in self.done:
+                self.rows.append(self.done[key])
+            elif self.tiled(f, coarse_of is not None):
+                self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
+            else:
+                todo.append(f)
+        from sam2elnet.utils.progress import progress_bar
+
+        chunks = list(self.chunks(todo, coarse_of is not None))
+        work = (
+            (spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
+            for chunk in chunks
+        )
+        bar = progress_bar(len(todo), self.desc, "img", self.progress)
+        try:
+            results = self.executor.map_calls(process_chunk, work)
+            for chunk, res in zip(chunks, results, strict=True):
+                for item, reason in res.skipped:
+                    self.skips.add(item, reason)
+                self.rows.extend(res.rows)
+                bar.update(len(chunk))
+                bar.set_postfix(
+                    kept=sum(1 for r in self.rows if r["kept"] in (True, "True", "1")),
+                    skipped=len(self.skipped),
+                    refresh=False,
+                )
+                self.flush()
+        finally:
+            bar.close()
+            self.flush(final=True)
+            if self.skipped or (self.out / "skipped.csv").exists():
+                write_csv_table(self.out / SKIPPED_CSV, self.skipped, ["image", "reason"])
+        if not self.rows and self.skipped:
+            self.discard_if_empty()
+            raise self.skips.nothing_done(len(self.skipped))
+
+    def tiled(self, f: Path, coarse: bool) -> bool:
+        """True when ``f`` is too large to predict whole within the predictor's ``max_memory``
+        (header read only; unreadable files are left to the whole-image reader to report)."""
+        px = memory.image_pixels(f)
+        return px is not None and not self.p.fits_whole(px, coarse=coarse)
+
+    def chunks(self, files: Sequence[Path], coarse: bool) -> Iterator[list[Path]]:
+        """Consecutive groups of at most ``4 x batch_size`` files whose summed whole-image
+        estimate (:meth:`Predictor.whole_bytes` of their pixels) stays within ``max_memory``."""
+        limit = max(1, self.p.batch_size * 4)
+        group: list[Path] = []
+        pixels = 0
+        for f in files:
+            px = memory.image_pixels(f) or 0
+            over = self.p.whole_bytes(pixels + px, coarse=coarse) > self.p.max_memory
+            if group and (len(group) >= limit or over):
+                yield group
+                group, pixels = [], 0
+            group.append(f)
+            pixels += px
+        if group:
+            yield group
+
+    def drop_counterpart(self, rel: Path) -> None:
+        """See :func:`drop_counterpart`."""
+        drop_counterpart(self.out, rel)
+
+    def on_disk(self) -> None:
+        """Keep only rows whose label file is on disk, in input order (so a resumed or
+        distributed run writes the same quality.csv); warn about label files no row lists."""
+        self.rows = [r for r in self.rows if (self.out / str(r["label"])).is_file()]
+        self.rows.sort(key=lambda r: self.order.get(str(r["image"]), len(self.order)))
+        listed = {str(Path(str(r["label"]))) for r in self.rows}
+        extra = [
+            p
+            for sub in ("labels", "rejected")
+            if (self.out / sub).is_dir()
+            for p in (self.out / sub).iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and str(p.relative_to(self.out)) not in listed
+        ]
+        self.unlisted = len(extra)
+        if extra:
+            log.warning(
+                "%d label file(s) in %s are from an earlier run and not in quality.csv "
+                "(e.g. %s); delete them or re-run with --resume",
+                len(extra),
+                self.out,
+                extra[0].name,
+            )
+
+    def finish(
+        self, t0: float, n_before: int, extra: dict[str, Any], on_finish: FinishHook | None
+    ) -> FolderResult:
+        """Summarise the job (rows reconciled with the files on disk), run ``on_finish`` (its
+        entries join the summary), write ``summary.json``; return the result."""
+        self.on_disk()
+        self.flush(final=True)
+        summary = self.summary(t0, len(self.rows) - n_before, extra)
+        summary["unlisted_label_files"] = self.unlisted
+        result = FolderResult(self.out, self.rows, self.skipped, summary)
+        if on_finish is not None:
+            summary.update(on_finish(result))
+        write_summary(self.out, summary)
+        return result
+
+    def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
+        scores = [float(r["predicted_iou"]) for r in self.rows]
+        kept = sum(1 for r in self.rows if r["kept"] in (True, "True", "1"))
+        flagged: dict[str, int] = defaultdict(int)
+        for r in self.rows:
+            if r.get("quality_flag"):
+                flagged[str(r["quality_flag"])] += 1
+        dt = time.perf_counter() - t0
+        return {
+            "n_images": len(self.rows),
+            "n_kept": kept,
+            "n_rejected": len(self.rows) - kept,
+            "n_skipped": len(self.skipped),
+            "n_flagged": dict(flagged),
+            "mean_predicted_iou": float(np.mean(scores)) if scores else None,
+            "threshold": self.threshold,
+            "seconds": dt,
+            "images_per_s": n_new / dt if dt > 0 else None,
+            "evaluator": {
+                "fitted": self.p.evaluator.fitted,
+                "status": self.p.evaluator.status,
+                "warning": self.p.evaluator.warning or None,
+                "tta": self.p.tta,
+                "heldout_metrics": {
+                    k: (None if isinstance(v, float) and math.isnan(v) else v)
+                    for k, v in self.p.evaluator.metrics.items()
+                },
+            },
+            **extra,
+        }
+
+
+def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
+    """Rewrite a scene-path output GeoTIFF (``tif``, removed afterwards) as the PNG the
+    whole-image path writes for PNG/JPEG inputs: labels keep their uint8 values (0/255, 127 =
+    nodata); float32 probabilities become ``round(p * 255)`` with nodata as 0. The uint8 label is
+    read whole (1 byte per pixel, far below the network's working set)."""
+    import rasterio
+
+    from sam2elnet.data.raster import LABEL_NODATA, LABEL_OBJECT, write_mask, write_probability
+
+    with rasterio.open(tif) as ds:
+        arr = ds.read(1)
+    if prob:
+        write_probability(png, np.nan_to_num(arr, nan=0.0))
+    else:
+        write_mask(png, arr == LABEL_OBJECT, nodata=arr == LABEL_NODATA)
+    tif.unlink()

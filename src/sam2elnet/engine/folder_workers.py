@@ -1,0 +1,127 @@
+"""Where a folder job predicts: its predictor and its executor (this process or Ray workers).
+
+* :func:`job_predictor`: the job's :class:`~sam2elnet.engine.predictor.Predictor` (given, or
+  loaded from the model file); :func:`load_predictor`: the same from options alone, the picklable
+  factory each Ray worker calls once.
+* :func:`job_executor`: a :class:`~sam2elnet.engine.executors.LocalExecutor`, or the executor an
+  :data:`ExecutorFactory` makes (``pipeline.jobs.ray_backend``), closed when the job ends.
+* :class:`CallWindows`: the window batches of images predicted window by window, sent through the
+  same executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine import memory
+from sam2elnet.engine.executors import CallExecutor, LocalExecutor, run_batch
+from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
+
+__all__ = ["CallWindows", "ExecutorFactory", "load_predictor", "job_predictor", "job_executor"]
+
+
+def _window_batch(
+    pred: Predictor, batch: np.ndarray, coarse: np.ndarray | None, scored: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One window batch of the large-image path (scored by the evaluator when ``scored``)."""
+    return run_batch(QualityScoringPredictor(pred) if scored else pred, batch, coarse)
+
+
+class CallWindows:
+    """The large-image path's window batches through the job's executor (same workers)."""
+
+    def __init__(self, executor: CallExecutor, scored: bool) -> None:
+        self.executor, self.scored = executor, scored
+
+    def map_batches(
+        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        return self.executor.map_calls(_window_batch, ((b, c, self.scored) for b, c in items))
+
+
+def load_predictor(
+    model_path: str | Path,
+    *,
+    device: str = "cpu",
+    precision: str = "bf16",
+    batch_size: int = 8,
+    tta: int | None = None,
+    max_memory: int | str | None = None,
+    bands: Sequence[int] | None = None,
+) -> Predictor:
+    """The predictor of a folder job from its options (:meth:`Predictor.from_file` plus
+    :meth:`Predictor.set_bands`): what each Ray worker builds once, from a
+    ``functools.partial`` of this function (picklable)."""
+    pred = Predictor.from_file(
+        model_path,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        tta=tta,
+        max_memory=max_memory,
+    )
+    return pred.set_bands(bands)
+
+
+ExecutorFactory = Callable[[Callable[[], Predictor]], Any]
+"""Given the job's predictor factory (a picklable zero-argument callable), an executor with
+``map_calls`` and ``close`` that runs the per-chunk work elsewhere, e.g.
+``functools.partial(RayExecutor, num_workers=4, address="auto")``."""
+
+
+def job_predictor(
+    predictor: Predictor | None,
+    model_path: str | Path,
+    device: str,
+    precision: str,
+    batch_size: int,
+    tta: int | None,
+    max_memory: int | str | None,
+) -> Predictor:
+    """The given predictor (with ``max_memory`` applied when given) or one loaded from file."""
+    if predictor is None:
+        return Predictor.from_file(
+            model_path,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            tta=tta,
+            max_memory=max_memory,
+        )
+    if max_memory is not None:
+        predictor.max_memory = memory.parse_memory(max_memory)
+    return predictor
+
+
+@contextlib.contextmanager
+def job_executor(
+    make: ExecutorFactory | None, pred: Predictor, model_path: str | Path
+) -> Iterator[CallExecutor]:
+    """The job's executor: this process, or ``make(factory)`` whose workers each build a
+    predictor like ``pred`` (same file, device, precision, batch size, TTA, memory budget and
+    bands, so they predict exactly as it does); closed when the job ends."""
+    if make is None:
+        yield LocalExecutor(pred)
+        return
+    import functools
+
+    factory = functools.partial(
+        load_predictor,
+        str(pred.path or model_path),
+        device=str(pred.device),
+        precision=pred.precision,
+        batch_size=pred.batch_size,
+        tta=pred.tta,
+        max_memory=pred.max_memory,
+        bands=pred.normalization.band_select,
+    )
+    ex = make(factory)
+    try:
+        yield ex
+    finally:
+        ex.close()
