@@ -243,3 +243,77 @@ def test_module_map_names_every_module() -> None:
     assert not missing, "modules missing from the module map of docs/architecture.md:\n" + (
         "\n".join(missing)
     )
+
+
+def _doc() -> str:
+    return (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def test_module_map_lists_no_stale_file() -> None:
+    """Every ``name.py`` in the module map is the file of a real module (no renamed leftovers)."""
+    import re
+
+    doc = _doc()
+    start = doc.index("## Where each concern lives")
+    block = doc[start : doc.index("```", doc.index("```", start) + 3)]
+    files = {p.name for p in _modules().values()}
+    stale = sorted(set(re.findall(r"\b(\w+\.py)\b", block)) - files)
+    assert not stale, f"the module map names files that do not exist: {stale}"
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """Names a module defines or imports at its top level (functions, classes, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names.add(n.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def _unresolved(dotted: str, mods: dict[str, Path]) -> str | None:
+    """Why ``sam2elnet.a.b[.Name[.member]]`` names nothing real, or None when it does."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        module = ".".join(parts[:cut])
+        if module in mods:
+            break
+    rest = parts[cut:]
+    if not rest:
+        return None
+    if len(rest) > 2:
+        return f"no module {'.'.join(parts[: cut + 1])}"
+    if rest[0] in _top_level_names(mods[module]):
+        return None
+    if mods[module].name == "__init__.py" and rest[0] in dir(importlib.import_module(module)):
+        return None  # a lazy package face's name
+    return f"{module} has no {rest[0]}"
+
+
+def test_doc_names_only_real_modules() -> None:
+    """Every ``sam2elnet.x.y`` docs/architecture.md names exists (module, or a name in one)."""
+    import re
+
+    mods = _modules()
+    named = sorted(set(re.findall(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+", _doc())))
+    assert len(named) > 30  # the page names modules throughout, not only in the map
+    bad = [f"{n}: {why}" for n in named if (why := _unresolved(n, mods))]
+    assert not bad, "docs/architecture.md names what does not exist:\n" + "\n".join(bad)
+
+
+def test_doc_name_check_catches_a_wrong_name() -> None:
+    """The check above fails on a module or a name that is not there (guards the test)."""
+    mods = _modules()
+    assert _unresolved("sam2elnet.engine.no_such_module", mods)
+    assert _unresolved("sam2elnet.data.windowed.no_such_name", mods)
+    assert _unresolved("sam2elnet.data.runfolder.read_quality_table", mods) is None
+    assert _unresolved("sam2elnet.engine.Predictor", mods) is None
