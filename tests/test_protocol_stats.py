@@ -134,6 +134,8 @@ def test_experiment_identity_is_frozen() -> None:
             "test_fraction", "size", "weights", "trunk", "seed", "split_seed", "min_quality",
             "target_precision", "coarse_profile", "coarse_severity", "refiners", "enhancement",
             "sources", "precision",
+            # added with a migration (upgrade_identity: missing = 0 / None, the old behaviour)
+            "quality_folds", "quality_fold_epochs",
         ]
     )  # fmt: skip
 

@@ -58,6 +58,10 @@ __all__ = [
 ]
 
 
+QUALITY_FLAGS = {"crossfit_folds": "--quality-folds", "crossfit_epochs": "--quality-fold-epochs"}
+"""Command-line flags of the QualityConfig fields whose names differ from them (messages)."""
+
+
 class QualityConfig(BaseModel):
     """Settings of the label quality evaluator (see :mod:`sam2elnet.model.quality`)."""
 
@@ -82,6 +86,27 @@ class QualityConfig(BaseModel):
         "such; 0 = validation images only); each costs one inference per mode",
     )
     default_target_precision: float = Field(0.9, gt=0, le=1)
+    crossfit_folds: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="k-fold cross-fitting of the network for the evaluator (`--quality-folds`): "
+        "k extra short trainings, each predicting the training images it did not see; 0 = off "
+        "(validation + in-sample training predictions), else 2-20",
+    )
+    crossfit_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="epochs of each cross-fitting network (`--quality-fold-epochs`); None = the "
+        "run's --epochs",
+    )
+
+    @field_validator("crossfit_folds")
+    @classmethod
+    def _not_one_fold(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
+        return v
 
 
 class TrainConfig(BaseModel):
@@ -124,6 +149,11 @@ class TrainConfig(BaseModel):
         0.15, ge=0, lt=1, description="share of the training part kept for validation"
     )
     max_train: int | None = Field(None, ge=1, description="cap on training samples (smoke runs)")
+    train_ids: list[str] | None = Field(
+        None,
+        description="train on exactly these labelled sample ids (no --fraction or validation "
+        "split is drawn from others); the quality cross-fitting networks use it; None = all",
+    )
     coarse_prob: float = Field(
         0.5, ge=0, le=1, description="share of samples that are enhancement (coarse given)"
     )

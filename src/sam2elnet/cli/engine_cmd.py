@@ -116,6 +116,18 @@ def train_cmd(
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator."
     ),
+    quality_folds: int | None = typer.Option(
+        None,
+        "--quality-folds",
+        help="Fit the quality evaluator on out-of-fold predictions of K extra networks, each "
+        "trained without one fold of the training images (2-20; costs ~K extra trainings; "
+        "default 0 = off: validation + in-sample training predictions). See docs/training.md.",
+    ),  # noqa: UP045
+    q_epochs: int | None = typer.Option(
+        None,
+        "--quality-fold-epochs",
+        help="Epochs of each --quality-folds network (default: --epochs).",
+    ),  # noqa: UP045
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     coarse_prior: float | None = typer.Option(
         None,
@@ -154,7 +166,7 @@ def train_cmd(
     ),  # noqa: UP045
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
-    from sam2elnet.config import TrainConfig
+    from sam2elnet.config import QUALITY_FLAGS, TrainConfig
     from sam2elnet.data.raster import parse_bands
     from sam2elnet.engine.train import train
 
@@ -196,8 +208,8 @@ def train_cmd(
         resume=resume,
         progress=not no_progress,
         fit_quality=not no_quality,
-        quality={"tta": tta, "tau": tau},
-        flags={"num_workers": "--workers"},
+        quality=dict(tta=tta, tau=tau, crossfit_folds=quality_folds, crossfit_epochs=q_epochs),
+        flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -218,13 +230,10 @@ def train_cmd(
             f"metrics in {res.run_dir / 'metrics.csv'}"
         )
     if res.quality:
+        from sam2elnet.engine.quality_fit import describe_summary
+
         q = res.quality
-        typer.echo(
-            f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
-            f" on {q.get('n')} labelled samples ({q.get('n_heldout', q.get('n'))} held out, "
-            f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
-            f"{_fmt(q.get('spearman_oof'))} (held out {_fmt(q.get('spearman_oof_heldout'))})"
-        )
+        typer.echo(describe_summary(q))
         if q.get("warning"):
             typer.echo(f"warning: quality evaluator: {q['warning']}", err=True)
     held = len(res.splits.get("held_out", []))

@@ -67,6 +67,17 @@ def experiment_cmd(
     target_precision: Optional[float] = typer.Option(
         None, "--target-precision", help="Choose the quality threshold for this precision."
     ),  # noqa: UP045
+    quality_folds: int = typer.Option(
+        _EXP["quality_folds"],
+        "--quality-folds",
+        help="Fit SAM2-ELNet's quality evaluator on K cross-fitted networks' out-of-fold "
+        "predictions (elnet train --quality-folds; ~K extra trainings; 0 = off).",
+    ),
+    quality_fold_epochs: Optional[int] = typer.Option(
+        None,
+        "--quality-fold-epochs",
+        help="Epochs of each cross-fitting network (default --epochs).",
+    ),  # noqa: UP045
     refiners: str = typer.Option(
         ",".join(_EXP["refiners"]),
         "--refiners",
@@ -130,6 +141,8 @@ def experiment_cmd(
         split_seed=split_seed,
         min_quality=min_quality,
         target_precision=target_precision,
+        quality_folds=quality_folds,
+        quality_fold_epochs=quality_fold_epochs,
         refiners=tuple(r.strip() for r in refiners.split(",") if r.strip()),
         enhancement=not no_enhancement,
         coarse_profile=coarse_profile,

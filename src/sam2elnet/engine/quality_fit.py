@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,15 @@ from sam2elnet.model.quality_features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["collect_quality_samples", "fit_evaluator", "fit_quality", "train_subset"]
+__all__ = [
+    "QualitySamples",
+    "collect_quality_samples",
+    "describe_summary",
+    "fit_evaluator",
+    "fit_quality",
+    "quality_items",
+    "train_subset",
+]
 
 
 @torch.no_grad()
@@ -94,6 +103,31 @@ def collect_quality_samples(
     )
 
 
+@dataclass
+class QualitySamples:
+    """Out-of-sample evaluator samples made elsewhere (k-fold cross-fitting of the network,
+    :mod:`sam2elnet.engine.quality_crossfit`), added to the validation samples.
+
+    Attributes:
+        features: (N, F) float64 uncertainty features (``FEATURE_NAMES``).
+        embeddings: (N, D) float64 decoder embeddings.
+        ious: (N,) true IoU in [0, 1].
+        modes: (N,) 0 = annotate, 1 = enhance.
+        groups: (N,) image index; the two samples of one image share it.
+        info: how the samples were made (recorded in the summary under ``fitted_on``).
+    """
+
+    features: np.ndarray
+    embeddings: np.ndarray
+    ious: np.ndarray
+    modes: np.ndarray
+    groups: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ious)
+
+
 def fit_evaluator(
     model: torch.nn.Module,
     val_items: Sequence[dict[str, Any]],
@@ -103,12 +137,14 @@ def fit_evaluator(
     batch_size: int,
     seed: int,
     train_items: Sequence[dict[str, Any]] = (),
+    extra: QualitySamples | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the quality evaluator; return (state, summary).
 
     Samples: every validation item (out of sample) plus ``train_items`` (images the network was
     trained on: in-sample, optimistic; an indicator in the ridge absorbs the offset), each in
-    annotate and enhance mode; k-fold cross-fitting grouped by image (docs/training.md).
+    annotate and enhance mode, plus ``extra`` (out-of-sample samples from cross-fitted
+    networks); k-fold cross-fitting of the ridge grouped by image (docs/training.md).
     """
     ev = QualityEvaluator(
         tau=qcfg.tau, tta=qcfg.tta, pca_dim=qcfg.pca_dim, ridge_alpha=qcfg.ridge_alpha
@@ -118,6 +154,14 @@ def fit_evaluator(
         model, items, device, precision, qcfg.tta, batch_size
     )
     in_sample = (idx >= len(val_items)).astype(np.float64)
+    n_items = len(items)
+    if extra is not None and len(extra):
+        feats = np.concatenate([feats.reshape(-1, extra.features.shape[1]), extra.features])
+        embs = np.concatenate([embs.reshape(-1, extra.embeddings.shape[1]), extra.embeddings])
+        ious = np.concatenate([ious, extra.ious])
+        modes = np.concatenate([modes, extra.modes])
+        idx = np.concatenate([idx, n_items + np.asarray(extra.groups)])
+        in_sample = np.concatenate([in_sample, np.zeros(len(extra))])
     if not len(ious):
         log.warning("no labelled images for the quality evaluator: it stays unfitted")
     ev.fit(
@@ -158,11 +202,55 @@ def fit_evaluator(
         "mean_iou_in_sample": ev.metrics.get("mean_iou_in_sample"),
         "in_sample_offset": ev.in_sample_coef,
         "default_threshold": choice.as_dict(),
+        "fitted_on": {
+            "method": "crossfit" if extra is not None else "validation+training",
+            "n_validation": int((idx < len(val_items)).sum()),
+            "n_training_in_sample": int((~out).sum()),
+            "n_crossfit": int(len(extra)) if extra is not None else 0,
+            **(extra.info if extra is not None else {}),
+        },
     }
     summary = {
         k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()
     }
     return ev.state_dict(), summary
+
+
+def describe_summary(summary: dict[str, Any]) -> str:
+    """One line for ``elnet train``: status, sample counts, out-of-fold Spearman and, for a
+    cross-fitted evaluator, how many samples came from the fold networks."""
+
+    def f(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    q = summary
+    line = (
+        f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
+        f" on {q.get('n')} labelled samples ({q.get('n_heldout', q.get('n'))} held out, "
+        f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
+        f"{f(q.get('spearman_oof'))} (held out {f(q.get('spearman_oof_heldout'))})"
+    )
+    how = q.get("fitted_on") or {}
+    if how.get("method") == "crossfit":
+        line += (
+            f"; {how.get('n_crossfit')} out-of-fold samples of {how.get('crossfit_folds')} "
+            f"cross-fitted networks + {how.get('n_validation')} validation samples"
+        )
+    return line
+
+
+def quality_items(
+    samples: Sequence[Any], norm: Any, size: int, bands: int, seed: int
+) -> list[dict[str, Any]]:
+    """Decoded evaluation items of labelled ``samples`` for the evaluator: the whole image
+    resized to ``size`` px, normalised with ``norm``, each with a simulated coarse label
+    (seeded by ``seed`` and the item's position) for the enhancement mode."""
+    from sam2elnet.data.datasets import SegmentationDataset
+
+    ds = SegmentationDataset(
+        list(samples), norm, size=size, train=False, seed=seed, coarse_prob=1.0, bands=bands
+    )
+    return [ds[i] for i in range(len(ds))]
 
 
 def train_subset(samples: Sequence[Any], cap: int, seed: int) -> list[Any]:
@@ -190,6 +278,7 @@ def fit_quality(
     batch_size: int = 8,
     seed: int = 0,
     layout: str = "auto",
+    crossfit: QualitySamples | None = None,
 ) -> dict[str, Any]:
     """(Re)fit the label quality evaluator stored in ``model_path`` and rewrite the file.
 
@@ -213,6 +302,9 @@ def fit_quality(
         batch_size: items per forward pass.
         seed: seed of the dataset, the training subset and the cross-fitting folds.
         layout: dataset layout for :func:`~sam2elnet.data.layouts.discover`.
+        crossfit: out-of-sample samples of cross-fitted networks
+            (:func:`sam2elnet.engine.quality_crossfit.crossfit_samples`); pass
+            ``train_items=[]`` with them, the training images are covered already.
 
     Returns:
         The evaluator summary (out-of-fold Spearman overall / held out / in sample, status,
@@ -223,7 +315,6 @@ def fit_quality(
     """
     import json
 
-    from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.data.layouts import discover
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import load_model, save_model
@@ -260,16 +351,9 @@ def fit_quality(
         norm = NormalizationConfig.model_validate(extra["normalization"])
 
         def _items(chosen: Sequence[Any]) -> list[dict[str, Any]]:
-            ds = SegmentationDataset(
-                chosen,
-                norm,
-                size=int(extra.get("image_size", 256)),
-                train=False,
-                seed=seed,
-                coarse_prob=1.0,
-                bands=int(extra.get("in_bands", model.config.in_bands)),
-            )
-            return [ds[i] for i in range(len(ds))]
+            size = int(extra.get("image_size", 256))
+            bands = int(extra.get("in_bands", model.config.in_bands))
+            return quality_items(chosen, norm, size, bands, seed)
 
         val_items = _items(samples)
         if train_items is None:
@@ -277,7 +361,15 @@ def fit_quality(
             tr = [s for s in index.samples if s.id in tids and s.mask is not None]
             train_items = _items(train_subset(tr, qcfg.train_samples, seed))
     state, summary = fit_evaluator(
-        model, list(val_items), qcfg, dev, precision, batch_size, seed, list(train_items or ())
+        model,
+        list(val_items),
+        qcfg,
+        dev,
+        precision,
+        batch_size,
+        seed,
+        list(train_items or ()),
+        extra=crossfit,
     )
     extra = dict(extra)
     extra["quality"] = state

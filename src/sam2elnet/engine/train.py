@@ -47,7 +47,8 @@ from torch.utils.data import DataLoader
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.losses import segmentation_loss
-from sam2elnet.engine.quality_fit import fit_quality, train_subset
+from sam2elnet.engine.quality_crossfit import check_crossfit, crossfit_samples
+from sam2elnet.engine.quality_fit import fit_quality, quality_items, train_subset
 from sam2elnet.engine.runtime import (
     autocast,
     resolve_device,
@@ -182,6 +183,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     data = _prepare_data(cfg)
     for note in data.notes:
         say(note)
+    if cfg.fit_quality:  # before any training: a fold count the data cannot fill is an error
+        check_crossfit(cfg.quality.crossfit_folds, len(data.train_samples), cfg.data)
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
     batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
@@ -457,26 +460,25 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     if dist_info.main:
         if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
             save_model(model, best_path, extra=model_extra(None, None))
+        oof = None
+        if cfg.fit_quality and cfg.quality.crossfit_folds:
+            oof = crossfit_samples(cfg, data, best_path, train, say)
         if cfg.fit_quality:
             q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
-            q_ds = SegmentationDataset(
-                q_train,
-                data.norm,
-                size=cfg.image_size,
-                train=False,
-                seed=cfg.seed,
-                coarse_prob=1.0,
-                bands=data.in_bands,
-            )
+            if oof is not None:  # every training image is predicted out of fold instead
+                q_train = []
             quality_summary = fit_quality(
                 best_path,
                 val_items=val_items,
-                train_items=[q_ds[i] for i in range(len(q_ds))],
+                train_items=quality_items(
+                    q_train, data.norm, cfg.image_size, data.in_bands, cfg.seed
+                ),
                 qcfg=cfg.quality,
                 device=cfg.device,
                 precision=cfg.precision,
                 batch_size=batch_size,
                 seed=cfg.seed,
+                crossfit=oof,
             )
     if dist_info.enabled:
         import torch.distributed as dist

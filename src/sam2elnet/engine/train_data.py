@@ -188,7 +188,16 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     samples = [s for s in index.samples if s.mask is not None]
     by_id = {s.id: s for s in samples}
     ids = sorted(by_id)
-    if cfg.fraction < 1.0:
+    if cfg.train_ids is not None:  # an explicit id list (quality cross-fitting networks)
+        want = set(cfg.train_ids)
+        labelled, held_out = [i for i in ids if i in want], []
+        if len(labelled) < len(want):
+            raise UserError(
+                f"{len(want) - len(labelled)} of the {len(want)} requested training ids are not "
+                "labelled images of this data folder",
+                cfg.data,
+            )
+    elif cfg.fraction < 1.0:
         labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
     else:
         labelled, held_out = ids, []

@@ -46,8 +46,9 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     """Bring the options of a run made by an earlier version up to today's names (in place).
 
     Runs made before ``--split-seed`` drew their test hold-out with ``seed + 1000``; that is
-    their ``split_seed``. Used on ``experiment.json`` (resume check) and on ``results.json``
-    settings (``elnet experiment-summary``).
+    their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None).
+    Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
+    experiment-summary``).
 
     Args:
         d: an identity or settings dict as stored in the run folder.
@@ -57,6 +58,9 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     """
     if "split_seed" not in d and isinstance(d.get("seed"), int):
         d["split_seed"] = d["seed"] + 1000
+    # runs made before --quality-folds fitted the evaluator without cross-fitting (the default)
+    d.setdefault("quality_folds", 0)
+    d.setdefault("quality_fold_epochs", None)
     return d
 
 
@@ -94,6 +98,11 @@ class ExperimentConfig(BaseModel):
     """Seed of the held-out test split (when the data has no test split of its own). Fixed by
     default and independent of ``seed``, so runs of several seeds score on one test set and
     ``elnet experiment-summary`` compares like with like."""
+    quality_folds: int = Field(0, ge=0, le=20)
+    """k-fold cross-fitting of SAM2-ELNet for its quality evaluator (``elnet train
+    --quality-folds``): 0 = off, else 2-20 extra short trainings."""
+    quality_fold_epochs: int | None = Field(None, ge=1)
+    """Epochs of each cross-fitting network; None = ``epochs``."""
     min_quality: float | None = Field(None, ge=0, le=1)
     target_precision: float | None = Field(None, gt=0, le=1)
     coarse_profile: CoarseProfile = "freehand"
@@ -145,6 +154,13 @@ class ExperimentConfig(BaseModel):
             raise ValueError(
                 f"unknown refiner(s) {bad}; choose from morphological, guided, grabcut"
             )
+        return v
+
+    @field_validator("quality_folds")
+    @classmethod
+    def _not_one_fold(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
         return v
 
     @model_validator(mode="after")
