@@ -212,3 +212,72 @@ def test_seeds_share_one_test_split_unless_split_seed_changes(synth: Path, tmp_p
     assert s0.labelled != s1.labelled
     assert other.test != s0.test
     assert not set(s0.test) & set(s0.labelled + s0.unlabelled)
+
+
+def _class_index_copy(src: Path, dst: Path) -> Path:
+    """The synthetic set with class-index masks and coarse labels: 2 = object (the 255 of the
+    original), 1 = another class (a background strip), 0 = the rest."""
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    shutil.copytree(src / "images", dst / "images")
+    for sub in ("masks", "coarse"):
+        (dst / sub).mkdir(parents=True)
+        for f in sorted((src / sub).glob("*.png")):
+            m = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            out = np.where(m > 127, 2, 0).astype(np.uint8)
+            out[:, :4][m[:, :4] <= 127] = 1
+            cv2.imwrite(str(dst / sub / f.name), out)
+    return dst
+
+
+def test_class_index_masks_refused_without_and_scored_with_positive_values(
+    synth: Path, tmp_path: Path, capsys, one_thread
+) -> None:
+    import numpy as np
+
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.pipeline.experiment_config import upgrade_identity
+
+    data = _class_index_copy(synth, tmp_path / "classes")
+    # without the option: one error line naming the values and the option, exit 2, nothing trained
+    code = main(
+        ["experiment", "--data", str(data), "--out", str(tmp_path / "o0"), "--size", "micro"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "class-index" in err and "--positive-values" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "o0" / "elnet").exists()
+
+    out = tmp_path / "exp"
+    cfg = _cfg(data, out, positive_values=(2,), sources=("own",), downstream_curve_points=0)
+    r = run_experiment(cfg)
+    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    for i, p in split["masks"].items():  # decoded once: 2 -> object, 0 and 1 -> background
+        assert Path(p).parent == out / "truth" / "masks"
+        assert np.array_equal(read_mask(p), read_mask(synth / "masks" / f"{i}.png"))
+    # the own coarse labels' IoU against the truth: the value computed from the original 0/255 files
+    inter = union = 0
+    for i in split["labelled"] + split["unlabelled"]:
+        t, _ = read_mask_valid(synth / "masks" / f"{i}.png")
+        c = read_mask(synth / "coarse" / f"{i}.png")
+        inter += int((t & c).sum())
+        union += int((t | c).sum())
+    coarse_row = next(row for row in r["table2"] if row["method"] == "coarse")
+    assert 0.2 < inter / union < 0.95  # the check below cannot pass by a trivial 0 or 1
+    assert coarse_row["label_iou_all"] == pytest.approx(inter / union)
+    assert all(row["iou"] is not None for row in r["table1"][:2])
+    assert r["settings"]["positive_values"] == [2.0]
+    assert "--positive-values" in (out / "results.md").read_text()
+    assert "read as object (--positive-values): 2." in (out / "results.md").read_text()
+    # part of the experiment's identity; a run made before the option reads as "not given"
+    ident = json.loads((out / "experiment.json").read_text())
+    assert ident["positive_values"] == [2.0]
+    with pytest.raises(UserError, match="positive_values"):
+        run_experiment(_cfg(data, out, positive_values=(1, 2), sources=("own",)))
+    old = {k: v for k, v in cfg.model_copy(update={"positive_values": None}).identity().items()}
+    del old["positive_values"]
+    assert upgrade_identity(old)["positive_values"] is None

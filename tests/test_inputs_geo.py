@@ -172,6 +172,28 @@ def test_class_index_mask_refused_with_values_and_remedy(tmp_path: Path) -> None
     assert both.sum() == 136
 
 
+def test_write_decoded_mask_keeps_georeference_and_ignore(tmp_path: Path) -> None:
+    from sam2elnet.data.raster import write_decoded_mask
+
+    a = np.zeros((H, W), np.uint8)
+    a[2:8, 2:8] = 1
+    a[10:20, 10:20] = 2
+    a[0, :] = 9  # the file's nodata value
+    src = write_tif(tmp_path / "classes.tif", a[None], nodata=9)
+    out = write_decoded_mask(src, tmp_path / "dec" / "x.v1", positive_values=(2,))
+    assert out == tmp_path / "dec" / "x.v1.tif"
+    with rasterio.open(out) as ds:
+        assert ds.crs == CRS.from_epsg(32633) and ds.transform == Affine(10, 0, 500000, 0, -10, 4e6)
+        assert ds.nodata == LABEL_NODATA
+        v = ds.read(1)
+    assert (v[0] == LABEL_NODATA).all() and v[15, 15] == 255 and v[5, 5] == 0
+    assert int((v == 255).sum()) == 100
+    m, valid = read_mask_valid(out)  # the default rule reads the copy back as meant
+    assert m.sum() == 100 and not valid[0].any() and valid[1:].all()
+    png = write_decoded_mask(_write_png_raw(tmp_path / "c.png", a), tmp_path / "p", (1,))
+    assert png.suffix == ".png" and read_mask(png).sum() == 36
+
+
 def test_empty_rgb_mask_with_one_faint_speck_reads_empty(tmp_path: Path) -> None:
     """sos-2k's 21220_mask.png: an RGB-grey SOS mask that is all 0 except one pixel of 9 (a
     re-save artefact). It is an empty mask, not a class-index map with class 9."""

@@ -61,6 +61,12 @@ def experiment_cmd(
         "--split-seed",
         help="Seed of the held-out test split; fixed by default so several --seed runs share it.",
     ),
+    positive_values: Optional[str] = typer.Option(
+        None,
+        "--positive-values",
+        help="Mask value(s) that mean 'object' in class-index masks, e.g. 2 or 2,3 (the rest is "
+        "background; truth and the dataset's coarse labels). Default: the rule in docs/data.md.",
+    ),  # noqa: UP045
     min_quality: Optional[float] = typer.Option(
         None, "--min-quality", help="Keep auto-labels with predicted IoU >= this."
     ),  # noqa: UP045
@@ -118,6 +124,7 @@ def experiment_cmd(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
+    from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -139,6 +146,7 @@ def experiment_cmd(
         trunk=trunk,
         seed=seed,
         split_seed=split_seed,
+        positive_values=parse_positive_values(positive_values),
         min_quality=min_quality,
         target_precision=target_precision,
         quality_folds=quality_folds,

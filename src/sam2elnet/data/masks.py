@@ -143,6 +143,49 @@ def read_mask_valid(
     return np.ascontiguousarray(mask), valid
 
 
+def write_decoded_mask(
+    src: str | Path, dst: str | Path, positive_values: tuple[float, ...] | None = None
+) -> Path:
+    """Decode a mask once and write it in this project's label convention (0 / 255, 127 ignore).
+
+    For pipelines that mix the dataset's own masks with labels this project wrote (``elnet
+    experiment`` trains on truth masks plus auto-labels): after this, every reader reads every label
+    with the default rule, and ``positive_values`` is applied to the dataset's masks only.
+
+    Args:
+        src: The mask file (any encoding :func:`read_mask_valid` reads).
+        dst: Output path without suffix; ``.tif`` (keeping ``src``'s georeference) is appended
+            when ``src`` is a TIFF, else ``.png``.
+        positive_values: Mask values that mean "object" (class-index masks), as ``--positive-values``.
+
+    Returns:
+        The written file's path.
+
+    Raises:
+        DataError: as :func:`read_mask_valid` (e.g. a class-index mask without ``positive_values``),
+            or the file cannot be written.
+    """
+    from sam2elnet.data.writers import write_mask
+
+    p = Path(src)
+    mask, valid = read_mask_valid(p, positive_values=positive_values)
+    like = None
+    out = Path(dst)
+    if p.suffix.lower() in (".tif", ".tiff"):
+        import rasterio
+
+        from sam2elnet.data.georef import dataset_georeference
+
+        with warnings.catch_warnings(), rasterio.open(p) as ds:
+            warnings.simplefilter("ignore")
+            prof = dataset_georeference(ds)
+        like = RasterImage(np.zeros((1, *mask.shape), np.uint8), profile=prof, path=p)
+        out = out.with_name(out.name + ".tif")
+    else:
+        out = out.with_name(out.name + ".png")
+    return write_mask(out, mask, like=like, nodata=None if valid is None else ~valid)
+
+
 def _read_palette_indices(path: Path) -> np.ndarray | None:
     """Class indices of a palette ("P" mode) PNG (uint8 (H, W)); None for any other file.
 

@@ -40,7 +40,12 @@ from sam2elnet.data.mask_values import (
     parse_positive_values,
     value_counts,
 )
-from sam2elnet.data.masks import read_mask, read_mask_on_grid, read_mask_valid
+from sam2elnet.data.masks import (
+    read_mask,
+    read_mask_on_grid,
+    read_mask_valid,
+    write_decoded_mask,
+)
 from sam2elnet.data.naming import IMAGE_SUFFIXES
 from sam2elnet.data.writers import verify_written, write_image, write_mask, write_probability
 
@@ -69,6 +74,7 @@ __all__ = [
     "select_bands",
     "value_counts",
     "verify_written",
+    "write_decoded_mask",
     "write_georeference",
     "write_image",
     "write_mask",

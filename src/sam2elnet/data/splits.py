@@ -64,22 +64,28 @@ def split_fraction(
     return sorted(chosen), sorted(i for i in ids if i not in chosen)
 
 
-def mask_strata(samples: Sequence[Sample], progress: bool = False) -> list[str]:
+def mask_strata(
+    samples: Sequence[Sample],
+    progress: bool = False,
+    positive_values: tuple[float, ...] | None = None,
+) -> list[str]:
     """``"empty"`` / ``"object"`` per sample, for stratified splits (reads each mask once).
 
     Args:
         samples: The pairs (a sample without mask counts as empty).
         progress: Show a progress bar.
+        positive_values: Mask values that mean "object" (class-index masks).
 
     Returns:
         One label per sample, in order.
 
     Raises:
-        DataError: an unreadable mask.
+        DataError: an unreadable mask, or a class-index mask without ``positive_values``.
     """
     from tqdm import tqdm
 
     out = []
     for s in tqdm(samples, desc="strata", disable=not progress, leave=False):
-        out.append("object" if s.mask is not None and read_mask(s.mask).any() else "empty")
+        has = s.mask is not None and read_mask(s.mask, positive_values=positive_values).any()
+        out.append("object" if has else "empty")
     return out

@@ -175,7 +175,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         sp = make_split(cfg)
         return asdict(sp)
 
-    split = Split(**stages.run("split", _split))
+    split = Split(**stages.run("split", _split, clear=[out / "truth"]))
     lab_root, unl_root, pool_root = out / "labelled", out / "unlabelled", out / "pool"
 
     def _subsets() -> dict:

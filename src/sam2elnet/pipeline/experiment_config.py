@@ -46,7 +46,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     """Bring the options of a run made by an earlier version up to today's names (in place).
 
     Runs made before ``--split-seed`` drew their test hold-out with ``seed + 1000``; that is
-    their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None).
+    their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None);
+    runs made before ``--positive-values`` read their masks with the default rule (None).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
 
@@ -61,6 +62,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     # runs made before --quality-folds fitted the evaluator without cross-fitting (the default)
     d.setdefault("quality_folds", 0)
     d.setdefault("quality_fold_epochs", None)
+    d.setdefault("positive_values", None)
     return d
 
 
@@ -103,6 +105,10 @@ class ExperimentConfig(BaseModel):
     --quality-folds``): 0 = off, else 2-20 extra short trainings."""
     quality_fold_epochs: int | None = Field(None, ge=1)
     """Epochs of each cross-fitting network; None = ``epochs``."""
+    positive_values: tuple[float, ...] | None = None
+    """Mask values that mean "object" in the dataset's class-index masks (truth and its own coarse
+    labels), e.g. ``(2,)``; the rest is background. None: the default rule (docs/data.md, mask
+    values). The masks are decoded once, in the split stage (``OUT/truth/``)."""
     min_quality: float | None = Field(None, ge=0, le=1)
     target_precision: float | None = Field(None, gt=0, le=1)
     coarse_profile: CoarseProfile = "freehand"
@@ -163,6 +169,11 @@ class ExperimentConfig(BaseModel):
             raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
         return v
 
+    @field_validator("positive_values")
+    @classmethod
+    def _some_values(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return tuple(v) if v else None
+
     @model_validator(mode="after")
     def _one_filter(self) -> ExperimentConfig:
         if self.min_quality is not None and self.target_precision is not None:
@@ -191,4 +202,5 @@ class ExperimentConfig(BaseModel):
         d["data"] = str(Path(self.data).resolve())
         d["refiners"] = list(self.refiners)
         d["sources"] = list(self.sources)
+        d["positive_values"] = list(self.positive_values) if self.positive_values else None
         return d

@@ -193,6 +193,15 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- Coarse-label simulator: profile {s['coarse_profile']}, severity {s['coarse_severity']}.",
         *(
             [
+                "- Mask values read as object (--positive-values): "
+                + ", ".join(f"{v:g}" for v in s["positive_values"])
+                + "."
+            ]
+            if s.get("positive_values")
+            else []
+        ),
+        *(
+            [
                 f"- Confidence intervals: percentile bootstrap (Efron & Tibshirani 1993) over "
                 f"{r['bootstrap']['unit']}s, {r['bootstrap']['resamples']} resamples with "
                 f"replacement, seed {r['bootstrap']['seed']}; each resample's IoU is "

@@ -61,7 +61,16 @@ def _cap(ids: list[str], n: int | None, seed: int) -> list[str]:
 
 
 def make_split(cfg: ExperimentConfig) -> Split:
-    """Discover the dataset and assign labelled / unlabelled / test roles reproducibly."""
+    """Discover the dataset and assign labelled / unlabelled / test roles reproducibly.
+
+    With ``cfg.positive_values`` the chosen pairs' masks (and own coarse labels) are decoded into
+    ``OUT/truth/`` and the split points at those copies.
+
+    Raises:
+        DataError: no or too few labelled pairs, or a class-index mask without
+            ``--positive-values`` (the mask reader's message, naming the values found).
+        UserError: ``fraction`` leaves no labelled or no unlabelled part.
+    """
     from sam2elnet.data.datasets import discover, mask_strata, split_fraction
 
     index = discover(cfg.data)
@@ -91,7 +100,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
                 "(test, labelled and unlabelled parts)",
                 cfg.data,
             )
-        strata = mask_strata([by_id[i] for i in ids])
+        strata = mask_strata([by_id[i] for i in ids], positive_values=cfg.positive_values)
         test_ids, train_ids = split_fraction(
             ids, cfg.test_fraction, seed=cfg.split_seed, strata=strata
         )
@@ -102,7 +111,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
     test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
     if len(train_ids) < 4:
         raise DataError(f"only {len(train_ids)} training pairs; need at least 4", cfg.data)
-    strata = mask_strata([by_id[i] for i in train_ids])
+    strata = mask_strata([by_id[i] for i in train_ids], positive_values=cfg.positive_values)
     labelled, unlabelled = split_fraction(train_ids, cfg.fraction, seed=cfg.seed, strata=strata)
     if len(labelled) < 2 or not unlabelled:
         raise UserError(
@@ -111,7 +120,18 @@ def make_split(cfg: ExperimentConfig) -> Split:
             cfg.data,
         )
     has_coarse = all(by_id[i].coarse is not None for i in train_ids)
-    own = {i: str(by_id[i].coarse if has_coarse else by_id[i].mask) for i in train_ids}
+    masks = {i: str(by_id[i].mask) for i in train_ids + test_ids}
+    own = {i: str(by_id[i].coarse) for i in train_ids} if has_coarse else None
+    if cfg.positive_values:
+        masks, own = _decode_class_index(cfg, masks, own)
+        notes.append(
+            "The dataset's masks are class-index masks: value(s) "
+            + ", ".join(f"{v:g}" for v in cfg.positive_values)
+            + " read as object, every other value as background (--positive-values); the "
+            "decoded 0/255 copies every stage reads are in truth/."
+        )
+    if own is None:
+        own = {i: masks[i] for i in train_ids}
     if not has_coarse:
         notes.append(
             "The dataset ships no separate coarse labels: the 'own labels' variant enhances the "
@@ -125,12 +145,38 @@ def make_split(cfg: ExperimentConfig) -> Split:
         unlabelled=unlabelled,
         test=test_ids,
         images={i: str(by_id[i].image) for i in train_ids + test_ids},
-        masks={i: str(by_id[i].mask) for i in train_ids + test_ids},
+        masks=masks,
         own=own,
         own_is_truth=not has_coarse,
         test_source=test_source,
         notes=notes,
     )
+
+
+def _decode_class_index(
+    cfg: ExperimentConfig, masks: dict[str, str], own: dict[str, str] | None
+) -> tuple[dict[str, str], dict[str, str] | None]:
+    """Decode the dataset's class-index masks (and own coarse labels) once with
+    ``cfg.positive_values`` into ``OUT/truth/`` (0 / 255, 127 = ignore, georeference kept).
+
+    Every later stage mixes these with labels this project wrote (auto-labels, enhanced labels),
+    so the class values are applied here, to the dataset's files only, and nowhere else.
+    """
+    from tqdm import tqdm
+
+    from sam2elnet.data.raster import write_decoded_mask
+
+    root = Path(cfg.out) / "truth"
+    out = {
+        i: str(write_decoded_mask(p, root / "masks" / i, cfg.positive_values))
+        for i, p in tqdm(masks.items(), desc="decode masks", disable=not cfg.progress, leave=False)
+    }
+    if own is not None:
+        own = {
+            i: str(write_decoded_mask(p, root / "coarse" / i, cfg.positive_values))
+            for i, p in own.items()
+        }
+    return out, own
 
 
 def write_subset(
