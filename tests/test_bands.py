@@ -234,3 +234,76 @@ def test_annotate_single_band_into_rgb_model_on_both_paths(tmp_path):
         with rasterio.open(tmp_path / "tiled" / "labels" / "sar.tif") as b:
             la, lb = a.read(1), b.read(1)
     assert np.mean(la == lb) > 0.99 and 0 < np.mean(la == 255) < 1
+
+
+def _tif_rgbx(path, fourth, nodata=None):
+    """64 px RGB + a 4th band that GDAL tags alpha (photometric RGB, as many RGBN exports)."""
+    rgb = np.random.default_rng(2).integers(40, 200, (3, 64, 64), dtype=np.uint8)
+    rgb[:, :6, 20:] = 0  # a no-measurement block (nodata=0 in every data band)
+    prof = dict(driver="GTiff", width=64, height=64, count=4, dtype="uint8", photometric="RGB")
+    prof.update(crs="EPSG:32633", transform=Affine(1, 0, 0, 0, -1, 0), nodata=nodata)
+    with rasterio.open(path, "w", **prof, alpha="YES") as ds:
+        ds.write(np.concatenate([rgb, fourth[None]]))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["nir", "alpha", "alpha+nodata"])
+def test_alpha_band_rule_same_on_every_path(tmp_path, kind):
+    """A 4th band tagged alpha is a mask only when it holds only 0 and 255 (else a NIR band: data,
+    its dark pixels are measurements); the nodata tag counts in every data band. The whole-image
+    reader, the training window reader, GDAL-mask window reads and annotate's window (scene)
+    path give the same nodata pixels, and the same labels' 127 pixels."""
+    from sam2elnet.data.images import dataset_valid
+    from sam2elnet.data.tiling import overview_alpha
+    from sam2elnet.data.windowed import read_image_window, scan_image
+    from sam2elnet.engine.infer import annotate_folder
+
+    rng = np.random.default_rng(3)
+    if kind == "nir":
+        fourth = rng.integers(1, 254, (64, 64), dtype=np.uint8)
+        fourth[:, :10] = 0  # dark water in NIR: data, not transparency
+        want = np.zeros((64, 64), bool)
+    else:
+        fourth = np.full((64, 64), 255, np.uint8)
+        fourth[:, :10] = 0  # transparent
+        want = fourth == 0
+        if kind == "alpha+nodata":
+            want[:6, 20:] = True
+    (imgs := tmp_path / "imgs").mkdir()
+    p = _tif_rgbx(imgs / "x.tif", fourth, nodata=0 if kind == "alpha+nodata" else None)
+    whole = read_image(p)
+    assert whole.bands == (4 if kind == "nir" else 3)
+    got = np.zeros((64, 64), bool) if whole.nodata is None else whole.nodata
+    assert np.array_equal(got, want)
+    win = read_image_window(scan_image(p), 0, 0, 64, 64)
+    assert np.array_equal(np.zeros_like(want) if win.nodata is None else win.nodata, want)
+    with rasterio.open(p) as src:
+        assert overview_alpha(src) == (kind != "nir")
+        assert np.array_equal(~dataset_valid(src, overview_alpha(src)), want)
+    pred = _micro(tmp_path / "m.pt", whole.bands)
+    kw = dict(progress=False, predictor=pred)
+    annotate_folder(tmp_path / "m.pt", imgs, tmp_path / "whole", **kw)
+    annotate_folder(tmp_path / "m.pt", imgs, tmp_path / "tiled", tile=64, overlap=16,
+                    max_memory=pred.whole_bytes(64 * 64) - 1, **kw)  # fmt: skip
+    assert (tmp_path / "tiled" / "tiles" / "x.gpkg").is_file()  # the window path ran
+    for run in ("whole", "tiled"):
+        with rasterio.open(tmp_path / run / "labels" / "x.tif") as ds:
+            assert np.array_equal(ds.read(1) == 127, want), run
+
+
+def test_internal_mask_band_is_nodata_on_both_paths(tmp_path):
+    """A GeoTIFF with its own mask band (``gdal_translate -mask``, ``write_mask``): masked pixels
+    are nodata for the whole-image reader as for the window path (GDAL's dataset mask)."""
+    from sam2elnet.data.images import dataset_valid
+
+    p = tmp_path / "masked.tif"
+    m = np.full((32, 32), 255, np.uint8)
+    m[5:9, :] = 0
+    prof = dict(driver="GTiff", width=32, height=32, count=3, dtype="uint8")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(p, "w", **prof) as ds:
+        ds.write(np.random.default_rng(0).integers(1, 255, (3, 32, 32), dtype=np.uint8))
+        ds.write_mask(m)
+    img = read_image(p)
+    assert img.nodata is not None and np.array_equal(img.nodata, m == 0)
+    with rasterio.open(p) as src:
+        assert np.array_equal(dataset_valid(src, False), m > 0)

@@ -81,18 +81,9 @@ class ImagePlan:
     def apply(self, raw: np.ndarray) -> RasterImage:
         """(count, h, w) raw file bands -> the :class:`RasterImage` :func:`read_image` would give
         for these pixels (same nodata rules, bands and dtype)."""
-        nodata = None
-        if self.nodata is not None:
-            nd = self.nodata
-            nodata = (
-                np.all(np.isnan(raw), axis=0)
-                if np.isnan(nd)
-                else np.all(raw == np.asarray(nd, dtype=raw.dtype), axis=0)
-            )
-        if self.alpha:
-            transparent = raw[-1] == 0
-            if transparent.any():
-                nodata = transparent if nodata is None else (nodata | transparent)
+        from sam2elnet.data.images import band_nodata
+
+        nodata = band_nodata(raw, self.nodata, self.alpha)
         data = raw[list(self.keep)]
         if np.issubdtype(data.dtype, np.floating):
             bad = np.any(~np.isfinite(data), axis=0)

@@ -336,7 +336,9 @@ def predict_scene(
                 rasterio.open(tmp_label, "w", **label_profile) as dst,
                 maybe_open(tmp_prob, prob_profile) as pdst,
             ):
-                sink = SceneWriter(src, dst, pdst, threshold, prob_dtype, wx)
+                sink = SceneWriter(
+                    src, dst, pdst, threshold, prob_dtype, wx, alpha=inputs.normalizer.alpha
+                )
                 accum = StripAccumulator(H, W, th, sink.write_rows, wy)
                 for probs, iou in run.map_batches(work_items()):
                     for i, (w, valid) in enumerate(meta_queue.pop(0)):

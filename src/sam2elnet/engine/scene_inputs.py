@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.images import dataset_valid
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.errors import DataError
@@ -56,6 +57,7 @@ class SceneNormalizer:
     cfg: Any = None
     bands: list[int] | None = None  # 1-based band indexes read from the source (None: all)
     repeat: int = 0  # >0: the single band read is repeated to this many (band_layout "repeat")
+    alpha: bool = False  # the last file band is alpha (a mask), by data.images.is_alpha_band
 
     def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out = self._scale(data, valid)
@@ -81,7 +83,7 @@ def _overview(
     return decimated_read(src, bands, max_pixels or _OVERVIEW_PIXELS)
 
 
-def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray:
+def _sample_valid(src: Any, bands: list[int], alpha: bool, want: int = 200_000) -> np.ndarray:
     """Full-resolution sample of valid pixels (C, n), for scenes whose overview shows none."""
     step = max(1, src.height // 64)
     chunks: list[np.ndarray] = []
@@ -91,7 +93,7 @@ def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray
     for r in range(0, src.height, step):
         win = RioWindow(0, r, src.width, 1)
         d = src.read(bands, window=win)
-        v = src.dataset_mask(window=win) > 0
+        v = dataset_valid(src, alpha, window=win)
         if np.issubdtype(d.dtype, np.floating):
             v &= np.all(np.isfinite(d), axis=0)
         if v.any():
@@ -106,23 +108,24 @@ def _sample_valid(src: Any, bands: list[int], want: int = 200_000) -> np.ndarray
 
 def _scene_bands(
     src: Any, cfg: Any, in_bands: int | None, bands: list[int] | None
-) -> tuple[list[int], np.ndarray, np.ndarray]:
+) -> tuple[list[int], np.ndarray, np.ndarray, bool]:
     """The file bands (1-based) a scene is read with: the whole-image reader's rules applied to
     the decimated overview (:func:`sam2elnet.data.images.overview_bands`; ``bands`` or else the
     model's ``band_select``). Predictors without a normalisation config (``builtin:smoothing``, a
-    dry run) take the first band when they take one and none is chosen. Returns the bands and
-    the overview's (len(bands), h, w) data and (h, w) valid mask."""
-    from sam2elnet.data.images import overview_bands
+    dry run) take the first band when they take one and none is chosen. Returns the bands,
+    the overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last file band
+    is alpha (:func:`~sam2elnet.data.images.is_alpha_band` on the overview)."""
+    from sam2elnet.data.images import alpha_tagged, is_alpha_band, overview_bands
 
     data, valid = _overview(src, list(range(1, src.count + 1)))
     if bands is None and getattr(cfg, "band_select", None):
         bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
-    tagged = src.count > 1 and _last_is_alpha(src)
+    tagged = alpha_tagged(src)
     sar = bool(getattr(cfg, "sar", False))
     chosen = overview_bands(data, valid, tagged, bands, sar, src.name)
     if cfg is None and in_bands == 1 and len(chosen) > 1 and not bands:
         chosen = chosen[:1]
-    return chosen, data[[b - 1 for b in chosen]], valid
+    return chosen, data[[b - 1 for b in chosen]], valid, is_alpha_band(tagged, data[-1])
 
 
 def make_scene_normalizer(
@@ -148,11 +151,11 @@ def make_scene_normalizer(
 
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
-    bands, data, valid = _scene_bands(src, cfg, in_bands, bands)
+    bands, data, valid, alpha = _scene_bands(src, cfg, in_bands, bands)
     if valid.any():
         pix = data[:, valid]
     else:
-        pix = _sample_valid(src, bands)
+        pix = _sample_valid(src, bands, alpha)
         if pix.shape[1] == 0:
             raise DataError(
                 "scene is entirely nodata (no valid pixel); nothing to predict. Check the file's "
@@ -160,6 +163,7 @@ def make_scene_normalizer(
                 src.name,
             )
     norm = _normalizer_from_pixels(src, cfg, bands, pix)
+    norm.alpha = alpha
 
     def identical() -> bool:
         x = norm(pix[:, None, :], np.ones((1, pix.shape[1]), bool))
@@ -167,7 +171,9 @@ def make_scene_normalizer(
 
     layout = band_layout(len(bands), in_bands, identical, src.name)
     if layout == "first":
-        return _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
+        first = _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
+        first.alpha = alpha
+        return first
     if layout == "repeat":
         norm.repeat = int(in_bands)
     return norm
@@ -202,12 +208,6 @@ def _normalizer_from_pixels(
         return SceneNormalizer(low=np.zeros(0), high=np.zeros(0), cfg=cfg, bands=bands)
     lo, hi = np.percentile(pix, [1.0, 99.0], axis=1).astype(np.float32)
     return SceneNormalizer(low=lo, high=hi, cfg=None, bands=bands)
-
-
-def _last_is_alpha(src: Any) -> bool:
-    from rasterio.enums import ColorInterp
-
-    return src.colorinterp[-1] == ColorInterp.alpha
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,7 +464,7 @@ class SceneInputs:
             try:
                 rw = w.to_rasterio()
                 data = self.src.read(self.bands, window=rw)
-                valid = self.src.dataset_mask(window=rw) > 0
+                valid = dataset_valid(self.src, self.normalizer.alpha, window=rw)
             except rasterio.errors.RasterioError as err:
                 raise DataError(
                     f"cannot read window at row {w.row_off}, col {w.col_off} ({err}); the "

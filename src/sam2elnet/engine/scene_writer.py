@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.images import dataset_valid
 from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.engine.executors import entropy_bits
@@ -146,9 +147,17 @@ class SceneWriter:
     """
 
     def __init__(
-        self, src: Any, dst: Any, pdst: Any, threshold: float, prob_dtype: str, wx: np.ndarray
+        self,
+        src: Any,
+        dst: Any,
+        pdst: Any,
+        threshold: float,
+        prob_dtype: str,
+        wx: np.ndarray,
+        alpha: bool = False,
     ) -> None:
         self.src, self.dst, self.pdst = src, dst, pdst
+        self.alpha = alpha  # the scene's last band is alpha (SceneNormalizer.alpha)
         self.threshold = threshold
         self.prob_dtype = prob_dtype
         self.wx = wx
@@ -171,7 +180,7 @@ class SceneWriter:
                 if r_a < r_b and c_a < c_b:
                     covered[r_a - top : r_b - top, c_a - c0 : c_b - c0] = True
             prob = acc[:, c0:c1] / (wy[:, None] * self.wx[None, c0:c1])
-            valid = covered & (self.src.dataset_mask(window=rw) > 0)
+            valid = covered & dataset_valid(self.src, self.alpha, window=rw)
             fg = (prob >= self.threshold) & valid
             lab = np.full(prob.shape, LABEL_NODATA, np.uint8)
             lab[valid] = 0

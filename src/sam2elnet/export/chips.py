@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.tiling import plan_windows
+from sam2elnet.data.images import dataset_valid
+from sam2elnet.data.tiling import overview_alpha, plan_windows
 from sam2elnet.data.writers import write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
@@ -107,10 +108,11 @@ def iter_chips(
                     )
                 bands = [1] if src.count < 3 else [1, 2, 3]
                 scale = _scaler(src, bands)
+                alpha = overview_alpha(src)
                 for w in plan_windows(lab.height, lab.width, chip_size, 0):
                     rw = w.to_rasterio()
                     raw = src.read(bands, window=rw)
-                    valid = src.dataset_mask(window=rw) > 0
+                    valid = dataset_valid(src, alpha, window=rw)
                     if np.issubdtype(raw.dtype, np.floating):
                         valid &= np.all(np.isfinite(raw), axis=0)  # NaN / inf: no measurement
                     if not valid.any():
