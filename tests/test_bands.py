@@ -253,9 +253,9 @@ def test_alpha_band_rule_same_on_every_path(tmp_path, kind):
     its dark pixels are measurements); the nodata tag counts in every data band. The whole-image
     reader, the training window reader, GDAL-mask window reads and annotate's window (scene)
     path give the same nodata pixels, and the same labels' 127 pixels."""
-    from sam2elnet.data.images import dataset_valid
     from sam2elnet.data.tiling import overview_alpha
-    from sam2elnet.data.windowed import read_image_window, scan_image
+    from sam2elnet.data.validity import dataset_valid
+    from sam2elnet.data.windowed_image import read_image_window, scan_image
     from sam2elnet.engine.infer import annotate_folder
 
     rng = np.random.default_rng(3)
@@ -294,7 +294,7 @@ def test_alpha_band_rule_same_on_every_path(tmp_path, kind):
 def test_internal_mask_band_is_nodata_on_both_paths(tmp_path):
     """A GeoTIFF with its own mask band (``gdal_translate -mask``, ``write_mask``): masked pixels
     are nodata for the whole-image reader as for the window path (GDAL's dataset mask)."""
-    from sam2elnet.data.images import dataset_valid
+    from sam2elnet.data.validity import dataset_valid
 
     p = tmp_path / "masked.tif"
     m = np.full((32, 32), 255, np.uint8)

@@ -184,7 +184,7 @@ def decimated_read(
     from rasterio.enums import Resampling
     from rasterio.windows import Window as RioWindow
 
-    from sam2elnet.data.images import dataset_valid
+    from sam2elnet.data.validity import dataset_valid
 
     if alpha is None:
         alpha = overview_alpha(src, max_pixels)
@@ -214,7 +214,7 @@ def overview_alpha(src: Any, max_pixels: int = 1_000_000) -> bool:
     """Whether the last band of an open rasterio dataset is alpha, decided on a decimated read of
     it (:func:`sam2elnet.data.images.is_alpha_band`: tagged alpha by GDAL and holding only 0 and the
     dtype's maximum); the window readers' counterpart of the whole-image reader's decision."""
-    from sam2elnet.data.images import alpha_tagged, is_alpha_band
+    from sam2elnet.data.validity import alpha_tagged, is_alpha_band
 
     if not alpha_tagged(src):
         return False

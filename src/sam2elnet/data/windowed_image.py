@@ -81,7 +81,7 @@ class ImagePlan:
     def apply(self, raw: np.ndarray) -> RasterImage:
         """(count, h, w) raw file bands -> the :class:`RasterImage` :func:`read_image` would give
         for these pixels (same nodata rules, bands and dtype)."""
-        from sam2elnet.data.images import band_nodata
+        from sam2elnet.data.validity import band_nodata
 
         nodata = band_nodata(raw, self.nodata, self.alpha)
         data = raw[list(self.keep)]

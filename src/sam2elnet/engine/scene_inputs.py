@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.images import dataset_valid
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, decimated_read
+from sam2elnet.data.validity import dataset_valid
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ def _scene_bands(
     dry run) take the first band when they take one and none is chosen. Returns the bands,
     the overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last file band
     is alpha (:func:`~sam2elnet.data.images.is_alpha_band` on the overview)."""
-    from sam2elnet.data.images import alpha_tagged, is_alpha_band, overview_bands
+    from sam2elnet.data.images import overview_bands
+    from sam2elnet.data.validity import alpha_tagged, is_alpha_band
 
     data, valid = _overview(src, list(range(1, src.count + 1)))
     if bands is None and getattr(cfg, "band_select", None):

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.images import dataset_valid
 from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
+from sam2elnet.data.validity import dataset_valid
 from sam2elnet.engine.executors import entropy_bits
 from sam2elnet.utils.atomic import atomic_path
 

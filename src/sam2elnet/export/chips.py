@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.images import dataset_valid
 from sam2elnet.data.tiling import overview_alpha, plan_windows
+from sam2elnet.data.validity import dataset_valid
 from sam2elnet.data.writers import write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
