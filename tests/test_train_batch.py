@@ -53,8 +53,14 @@ def test_channels_last_training_equals_channels_first_and_is_recorded(tmp_path: 
         )
         runs[cl] = train(cfg, echo=lines.append)
     # the pixel rule at 32 px gives the cap (8); the 4 training images make one step per epoch
-    assert "batch 8 (pixel budget 262144 px per step at 32 px), channels-first" in lines
-    assert "batch 8 (pixel budget 262144 px per step at 32 px), channels-last" in lines
+    assert (
+        "batch 8 (formed by pixels at 32 px: at most 262,144 px per step, 2-8 images), channels-first"
+        in lines
+    )
+    assert (
+        "batch 8 (formed by pixels at 32 px: at most 262,144 px per step, 2-8 images), channels-last"
+        in lines
+    )
     for cl, res in runs.items():
         _, extra = load_model(res.best_path)
         assert extra["train"]["batch_size"] == 8

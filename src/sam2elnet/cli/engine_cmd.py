@@ -59,7 +59,12 @@ def train_cmd(
         None, "--seed", help="Seed for splits, augmentation and initialisation."
     ),  # noqa: UP045
     epochs: Optional[int] = typer.Option(None, "--epochs"),  # noqa: UP045
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),  # noqa: UP045
+    batch_size: Optional[int] = typer.Option(  # noqa: UP045
+        None,
+        "--batch-size",
+        help="Images per optimiser step at any crop size (default: formed by pixels, 4 at "
+        "256 px, 2 at 512 px; docs/training.md).",
+    ),
     image_size: int | None = typer.Option(
         None, "--image-size", help="Training crop size in pixels."
     ),  # noqa: UP045

@@ -66,8 +66,10 @@ def batch_plan(cfg: Any) -> tuple[int, str, bool, str]:
 
     batch, rule = resolve_batch_size(cfg.batch_size, cfg.image_size)
     channels_last = channels_last_default(cfg.channels_last)
+    lo, hi = AUTO_BATCH_RANGE
     why = (
-        f"pixel budget {TRAIN_BATCH_PIXELS} px per step at {cfg.image_size} px"
+        f"formed by pixels at {cfg.image_size} px: at most {TRAIN_BATCH_PIXELS:,} px per step, "
+        f"{lo}-{hi} images"
         if rule == "pixels"
         else "--batch-size"
     )
