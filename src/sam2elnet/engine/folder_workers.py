@@ -85,7 +85,7 @@ def job_predictor(
 ) -> Predictor:
     """The given predictor (with ``max_memory`` applied when given) or one loaded from file."""
     if predictor is None:
-        return Predictor.from_file(
+        return load_predictor(
             model_path,
             device=device,
             precision=precision,
