@@ -36,13 +36,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from sam2elnet.engine.metrics import (
-    BoundaryCounts,
-    RoadCounts,
-    _boundary,
-    _thin,
-    _within,
-)
+from sam2elnet.engine.metrics.boundary import BoundaryCounts, _boundary, _within
+from sam2elnet.engine.metrics.roads import RoadCounts, _thin
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 
