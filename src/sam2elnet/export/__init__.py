@@ -17,7 +17,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
     {
         "api": ("ExportResult", "export_labels"),
         "labels": ("find_labels", "LabelRaster", "read_quality_csv"),
-        "vector": ("polygonize_label",),
+        "vector": ("iter_polygons", "polygonize_label"),
         "coco": ("build_coco", "rle_encode", "rle_decode"),
         "chips": ("iter_chips",),
         "labelstudio": ("export_label_studio",),

@@ -30,7 +30,14 @@ from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORMATS", "GEOJSON_CRS", "polygonize_label", "write_polygons"]
+__all__ = [
+    "FORMATS",
+    "GEOJSON_CRS",
+    "WRITE_BATCH",
+    "iter_polygons",
+    "polygonize_label",
+    "write_polygons",
+]
 
 GEOJSON_CRS = ("wgs84", "source")
 """``--geojson-crs``: RFC 7946 WGS84 (default) or the labels' own CRS (opt-in, ``crs`` member)."""
@@ -54,6 +61,117 @@ def _shapes(mask: np.ndarray, transform: Any) -> Iterator[Any]:
         yield shape(geom)
 
 
+def iter_polygons(
+    lab: LabelRaster,
+    *,
+    simplify: float | None = None,
+    smooth: float | None = None,
+    min_area_px: float = 0,
+    strip_rows: int | None = None,
+) -> Iterator[Any]:
+    """Polygons of the foreground of an open label raster, yielded strip by strip.
+
+    Reads ``strip_rows`` rows at a time (default: :data:`sam2elnet.data.windowed.STRIP_PIXELS`
+    pixels per strip, so the strip buffer does not grow with the raster width). A polygon that
+    touches no internal strip border is yielded as soon as its strip is read. The pieces of a
+    polygon cut by strip borders are kept (grouped by which pieces touch across a border) only
+    until a strip adds no piece to the group; then the group is merged (``shapely.union_all``)
+    and its parts are yielded. So what is held is the polygons that cross the current strip
+    border, not the whole raster's, and the result equals a whole-raster polygonisation (same
+    polygons, tested).
+
+    Order (the ``poly_id`` order of the export): strip by strip; within a strip first the
+    polygons lying inside it (GDAL ``polygonize`` order), then the merged polygons whose last
+    piece is in it, ordered by their first piece. With one strip (rasters up to 4 Mpx by
+    default) this is the order of a whole-raster polygonisation.
+
+    ``smooth`` (map units) rounds staircase edges with a buffer out/in; ``simplify`` (map units)
+    is Douglas-Peucker with topology preserved; polygons under ``min_area_px`` pixels are dropped.
+    """
+    from rasterio import windows
+
+    from sam2elnet.data.windowed import STRIP_PIXELS
+
+    strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
+    px = lab.pixel_area or 1.0
+    for g in _strip_polygons(lab, strip_rows, windows):
+        if smooth:
+            g = g.buffer(smooth, join_style="round").buffer(-smooth, join_style="round")
+        if simplify:
+            g = g.simplify(simplify, preserve_topology=True)
+        if g.is_empty:
+            continue
+        if not g.is_valid:
+            import shapely
+
+            g = shapely.make_valid(g)
+        if g.area / px < min_area_px:
+            continue
+        yield g
+
+
+def _find(parent: list[int], i: int) -> int:
+    """Root of ``i`` in a union-find forest (path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _strip_polygons(lab: LabelRaster, strip_rows: int, windows: Any) -> Iterator[Any]:
+    """Raw polygons of :func:`iter_polygons` (before smoothing / simplification / filtering)."""
+    import shapely
+    from shapely.geometry import LineString
+
+    # open groups: pieces of polygons that cross strip borders; "front" = the pieces of the last
+    # strip that touch its bottom border (only those can continue in the next strip)
+    groups: list[dict[str, list[Any]]] = []
+    for row0 in range(0, lab.height, strip_rows):
+        rows = min(strip_rows, lab.height - row0)
+        m = lab.read_mask(row0, rows)
+        t = windows.transform(windows.Window(0, row0, lab.width, rows), lab.transform)
+        top = LineString([t @ (0, 0), t @ (lab.width, 0)]) if row0 > 0 else None
+        last = row0 + rows >= lab.height
+        bottom = None if last else LineString([t @ (0, rows), t @ (lab.width, rows)])
+        new: list[tuple[Any, bool, bool]] = []  # (piece, touches top, touches bottom)
+        for g in _shapes(m, t):
+            at_top = top is not None and g.intersects(top)
+            at_bottom = bottom is not None and g.intersects(bottom)
+            if at_top or at_bottom:
+                new.append((g, at_top, at_bottom))
+            else:
+                yield g
+        # join each new piece touching the top border with the open groups it touches
+        fronts = [(gi, p) for gi, grp in enumerate(groups) for p in grp["front"]]
+        parent = list(range(len(groups) + len(new)))
+        if fronts and any(t_ for _g, t_, _b in new):
+            tree = shapely.STRtree([p for _gi, p in fronts])
+            for k, (g, at_top, _b) in enumerate(new):
+                if not at_top:
+                    continue
+                for j in tree.query(g, predicate="intersects").tolist():
+                    a, b = _find(parent, fronts[j][0]), _find(parent, len(groups) + k)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)  # the earlier group stays the root
+        merged: dict[int, dict[str, list[Any]]] = {}
+        for gi, grp in enumerate(groups):
+            root = merged.setdefault(_find(parent, gi), {"pieces": [], "front": []})
+            root["pieces"].extend(grp["pieces"])
+        for k, (g, _t, at_bottom) in enumerate(new):
+            root = merged.setdefault(_find(parent, len(groups) + k), {"pieces": [], "front": []})
+            root["pieces"].append(g)
+            if at_bottom:
+                root["front"].append(g)
+        groups = []
+        for _root, grp in sorted(merged.items()):
+            if grp["front"]:
+                groups.append(grp)
+            else:  # nothing of it reaches the next strip: complete
+                yield from shapely.get_parts(shapely.union_all(grp["pieces"])).tolist()
+    for grp in groups:  # pragma: no cover - the last strip has no bottom border
+        yield from shapely.get_parts(shapely.union_all(grp["pieces"])).tolist()
+
+
 def polygonize_label(
     path: str | Path,
     *,
@@ -63,61 +181,32 @@ def polygonize_label(
     strip_rows: int | None = None,
     positive_values: tuple[float, ...] | None = None,
 ) -> tuple[list[Any], LabelRaster]:
-    """Polygons of the foreground of one label raster, in its CRS (or pixel coordinates).
+    """All polygons of one label raster as a list (:func:`iter_polygons` on the opened file).
 
-    Reads ``strip_rows`` rows at a time (default: :data:`sam2elnet.data.windowed.STRIP_PIXELS`
-    pixels per strip, so the strip buffer does not grow with the raster width); polygons touching
-    an internal strip border are merged with their neighbours at the end, so the result equals a
-    whole-raster polygonisation.
-    ``smooth`` (map units) rounds staircase edges with a buffer out/in; ``simplify`` (map units)
-    is Douglas-Peucker with topology preserved; polygons under ``min_area_px`` pixels are dropped.
+    Holds every polygon; :func:`write_polygons` streams them instead. Returns the polygons and
+    the (closed) :class:`~sam2elnet.export.labels.LabelRaster` with the georeference.
     """
-    import shapely
-    from rasterio import windows
-    from shapely.geometry import LineString
-
-    from sam2elnet.data.windowed import STRIP_PIXELS
-
     lab = LabelRaster(Path(path), positive_values)
-    strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
-    done: list[Any] = []
-    pending: list[Any] = []
     try:
-        for row0 in range(0, lab.height, strip_rows):
-            rows = min(strip_rows, lab.height - row0)
-            m = lab.read_mask(row0, rows)
-            t = windows.transform(windows.Window(0, row0, lab.width, rows), lab.transform)
-            cuts = []
-            if row0 > 0:
-                cuts.append(LineString([t @ (0, 0), t @ (lab.width, 0)]))
-            if row0 + rows < lab.height:
-                cuts.append(LineString([t @ (0, rows), t @ (lab.width, rows)]))
-            for g in _shapes(m, t):
-                if cuts and any(g.intersects(c) for c in cuts):
-                    pending.append(g)
-                else:
-                    done.append(g)
-        if pending:
-            merged = shapely.union_all(pending)
-            done.extend(shapely.get_parts(merged).tolist())
+        polys = list(
+            iter_polygons(
+                lab,
+                simplify=simplify,
+                smooth=smooth,
+                min_area_px=min_area_px,
+                strip_rows=strip_rows,
+            )
+        )
     finally:
         lab.close()
+    return polys, lab
 
-    out = []
-    px = lab.pixel_area or 1.0
-    for g in done:
-        if smooth:
-            g = g.buffer(smooth, join_style="round").buffer(-smooth, join_style="round")
-        if simplify:
-            g = g.simplify(simplify, preserve_topology=True)
-        if g.is_empty:
-            continue
-        if not g.is_valid:
-            g = shapely.make_valid(g)
-        if g.area / px < min_area_px:
-            continue
-        out.append(g)
-    return out, lab
+
+#: polygons per write: the export holds at most this many finished polygons (plus the pieces of
+#: the polygons crossing the current strip border), whatever the number of polygons in the labels
+WRITE_BATCH = 20_000
+
+_COLUMNS = ("source", "label", "quality", "area_px", "area_map", "model_id")
 
 
 def write_polygons(
@@ -137,6 +226,13 @@ def write_polygons(
     geojson_crs: str = GEOJSON_CRS[0],
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
+
+    Polygons are written in batches of :data:`WRITE_BATCH` as they come out of the strip-wise
+    polygonisation (:func:`iter_polygons`, whose order the ``poly_id`` follows), so memory does
+    not grow with the number of polygons. The layer is written under a temporary name and renamed
+    when complete (a Shapefile's files are moved ``.shp`` last): an error leaves nothing
+    half-written. A GeoJSON file is the batches' GDAL output (``RFC7946`` layer option as below)
+    joined into one FeatureCollection, byte for byte what one GDAL write of all features gives.
 
     Args:
         files: label rasters (see :func:`~sam2elnet.export.labels.find_labels`).
@@ -163,10 +259,10 @@ def write_polygons(
     Raises:
         DataError: georeferenced and plain labels mixed, an unreadable label, GeoJSON asked
             for labels without a georeference (RFC 7946 holds WGS84 only), or
-            ``geojson_crs="source"`` for a CRS without an EPSG code.
+            ``geojson_crs="source"`` for a CRS without an EPSG code; checked before anything
+            is polygonised.
         UserError: an unknown ``geojson_crs``.
     """
-    import geopandas as gpd
 
     if geojson_crs not in GEOJSON_CRS:
         raise UserError(
@@ -174,125 +270,268 @@ def write_polygons(
         )
     from sam2elnet.utils.progress import track
 
-    rows: list[dict[str, Any]] = []
-    geoms: list[Any] = []
-    crs = None
-    georef_kinds = set()
+    crs, georef = _check_georef(files, fmt, geojson_crs, positive_values)
+    options: dict[str, Any] = {}
+    if fmt == "geojson":
+        options["RFC7946"] = "NO" if geojson_crs == "source" else "YES"
+    writer = _LayerWriter(out, fmt, options, to_wgs84=fmt == "geojson" and geojson_crs != "source")
     tile_note = False
-    for f in track(files, "polygonise", "label", progress):
-        polys, lab = polygonize_label(
-            f,
-            simplify=simplify,
-            smooth=smooth,
-            min_area_px=min_area_px,
-            strip_rows=strip_rows,
-            positive_values=positive_values,
-        )
-        if lab.gcp_note:
-            notes.append(lab.gcp_note)
-        georef_kinds.add(lab.georef)
-        if len(georef_kinds) > 1:
-            raise DataError(
-                "some labels are georeferenced and some are not; export them separately "
-                "(one file cannot mix map and pixel coordinates)",
-                f,
-            )
-        px = lab.pixel_area or 1.0
-        areas_px = [g.area / px for g in polys]
-        q = quality.get(f.stem, quality.get(Path(lab.source).stem))
-        per_poly = [q] * len(polys)
-        if q is None and polys:
-            tiles_q = _tile_quality(f, polys)
-            if tiles_q is not None:
-                per_poly = tiles_q
-                if not tile_note:
-                    notes.append(
-                        "quality = area-weighted predicted IoU of the scene windows under each "
-                        "polygon (from <label>_tiles.gpkg)"
-                    )
-                    tile_note = True
-        if lab.georef:
-            if crs is None:
-                crs = lab.crs
-            elif lab.crs != crs:
-                polys = gpd.GeoSeries(polys, crs=lab.crs).to_crs(crs).tolist()
+    n = 0
+    geoms: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    with writer:
+        for f in track(files, "polygonise", "label", progress):
+            lab = LabelRaster(f, positive_values)
+            try:
+                if lab.gcp_note:
+                    notes.append(lab.gcp_note)
+                q = quality.get(f.stem, quality.get(Path(lab.source).stem))
+                attrs = _LabelAttrs(lab, f.name, q, _tile_index(f) if q is None else None, crs)
+                polys: list[Any] = []
+                for g in iter_polygons(
+                    lab,
+                    simplify=simplify,
+                    smooth=smooth,
+                    min_area_px=min_area_px,
+                    strip_rows=strip_rows,
+                ):
+                    polys.append(g)
+                    if len(geoms) + len(polys) >= WRITE_BATCH:
+                        attrs.add(polys, geoms, rows, model_id)
+                        polys = []
+                        writer.write(_frame(rows, geoms, crs, n))
+                        n += len(geoms)
+                        geoms, rows = [], []
+                attrs.add(polys, geoms, rows, model_id)
+            finally:
+                lab.close()
+            if attrs.used_tiles and not tile_note:
+                notes.append(
+                    "quality = area-weighted predicted IoU of the scene windows under each "
+                    "polygon (from <label>_tiles.gpkg)"
+                )
+                tile_note = True
+            if attrs.reproject:
                 notes.append(
                     f"{f.name}: reprojected from {lab.crs.to_string()} to {crs.to_string()}"
                 )
+        if geoms or n == 0:  # the last batch, or an empty layer
+            writer.write(_frame(rows, geoms, crs, n))
+            n += len(geoms)
+        if n == 0:
+            notes.append("no foreground in any label: wrote an empty layer")
+        if not georef:
+            notes.append(
+                "labels have no CRS: polygons are in pixel coordinates (x = column, y = row)"
+            )
+            log.warning(notes[-1])
+        if fmt == "geojson" and geojson_crs == "source":
+            notes.append(
+                f"GeoJSON written in the labels' CRS {_crs_name(crs)} with a 'crs' member "
+                "(--geojson-crs source; not RFC 7946: QGIS and GDAL read it, strict RFC 7946 "
+                "readers such as geojson.io assume WGS84)"
+            )
+        elif fmt == "geojson" and crs is not None and crs.to_epsg() != 4326:
+            # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
+            notes.append(
+                f"GeoJSON written in WGS84 longitude/latitude (RFC 7946), reprojected from "
+                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg (or "
+                "--geojson-crs source) to keep the CRS"
+            )
+    return n
+
+
+class _LabelAttrs:
+    """The attribute rows of one label's polygons (quality, areas, source), in the layer CRS."""
+
+    def __init__(self, lab: LabelRaster, name: str, q: float | None, tiles: Any, crs: Any) -> None:
+        self.lab, self.name, self.q, self.tiles, self.crs = lab, name, q, tiles, crs
+        self.px = lab.pixel_area or 1.0
+        self.reproject = bool(lab.georef and lab.crs != crs)
+        self.used_tiles = False
+
+    def add(
+        self,
+        polys: list[Any],
+        geoms: list[Any],
+        rows: list[dict[str, Any]],
+        model_id: str | None,
+    ) -> None:
+        """Append ``polys`` (label CRS) and their attribute rows to ``geoms`` / ``rows``."""
+        if not polys:
+            return
+        if self.tiles is not None:
+            per_poly = _tile_quality(self.tiles, polys)
+            self.used_tiles = True
+        else:
+            per_poly = [self.q] * len(polys)
+        areas_px = [g.area / self.px for g in polys]
+        if self.reproject:
+            import geopandas as gpd
+
+            polys = gpd.GeoSeries(polys, crs=self.lab.crs).to_crs(self.crs).tolist()
         for g, a_px, qq in zip(polys, areas_px, per_poly, strict=True):
             geoms.append(g)
             rows.append(
                 {
-                    "source": lab.source,
-                    "label": f.name,
+                    "source": self.lab.source,
+                    "label": self.name,
                     "quality": qq,
                     "area_px": round(a_px, 3),
                     "area_map": round(g.area, 6),
                     "model_id": model_id,
                 }
             )
-    if georef_kinds == {False}:
-        if fmt == "geojson":
-            raise DataError(
-                "labels have no georeference, but GeoJSON (RFC 7946) holds WGS84 "
-                "longitude/latitude only; nothing written. Export pixel-coordinate polygons to "
-                ".gpkg or .shp (or COCO .json), or give georeferenced GeoTIFF labels",
-                files[0],
-            )
-        notes.append("labels have no CRS: polygons are in pixel coordinates (x = column, y = row)")
-        log.warning(notes[-1])
-    gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
-    if not len(gdf):
-        gdf = gpd.GeoDataFrame(
-            {k: [] for k in ("source", "label", "quality", "area_px", "area_map", "model_id")},
-            geometry=[],
-            crs=crs,
-        )
-        notes.append("no foreground in any label: wrote an empty layer")
-    gdf.insert(0, "fid_", np.arange(1, len(gdf) + 1))
-    gdf = gdf.rename(columns={"fid_": "poly_id"})
-    for col in ("quality", "model_id"):
-        if gdf[col].isna().all():
-            gdf[col] = gdf[col].astype("float64" if col == "quality" else "object")
-    options: dict[str, Any] = {}
-    if fmt == "geojson" and geojson_crs == "source":
-        if crs is None or not crs.to_epsg():
-            raise DataError(
-                f"--geojson-crs source: the labels' CRS ({_crs_name(crs)}) has no EPSG code, so a "
-                "GeoJSON 'crs' member cannot name it and readers would take the coordinates as "
-                "WGS84; nothing written. Use .gpkg (keeps any CRS) or the default WGS84 GeoJSON",
-                files[0],
-            )
-        notes.append(
-            f"GeoJSON written in the labels' CRS {_crs_name(crs)} with a 'crs' member "
-            "(--geojson-crs source; not RFC 7946: QGIS and GDAL read it, strict RFC 7946 "
-            "readers such as geojson.io assume WGS84)"
-        )
-        options["RFC7946"] = "NO"
-    elif fmt == "geojson":
-        # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
-        if crs is not None and crs.to_epsg() != 4326:
-            notes.append(
-                f"GeoJSON written in WGS84 longitude/latitude (RFC 7946), reprojected from "
-                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg (or "
-                "--geojson-crs source) to keep the CRS"
-            )
-        gdf = gdf.to_crs("EPSG:4326")
-        options["RFC7946"] = "YES"
-    driver, _ = FORMATS[fmt]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if fmt == "shp":
-            _write_shapefile(gdf, out)
-        else:
-            kw = {"layer": "labels" if fmt == "gpkg" else out.stem}
-            with atomic_path(out) as tmp:
-                gdf.to_file(tmp, driver=driver, engine="pyogrio", layer_options=options, **kw)
-                if fmt == "gpkg":
-                    from sam2elnet.export.qgis_style import add_layer_style
 
-                    add_layer_style(tmp, "labels")  # QGIS opens it coloured by quality
-    return len(gdf)
+
+def _check_georef(
+    files: list[Path], fmt: str, geojson_crs: str, positive_values: tuple[float, ...] | None
+) -> tuple[Any, bool]:
+    """(layer CRS = the first georeferenced label's, whether the labels are georeferenced);
+    raises the georeference errors of :func:`write_polygons` before any polygon is made."""
+    crs = None
+    kinds = set()
+    for f in files:
+        lab = LabelRaster(f, positive_values)
+        lab.close()
+        kinds.add(lab.georef)
+        if len(kinds) > 1:
+            raise DataError(
+                "some labels are georeferenced and some are not; export them separately "
+                "(one file cannot mix map and pixel coordinates)",
+                f,
+            )
+        if lab.georef and crs is None:
+            crs = lab.crs
+    georef = kinds == {True}
+    if not georef and fmt == "geojson":
+        raise DataError(
+            "labels have no georeference, but GeoJSON (RFC 7946) holds WGS84 "
+            "longitude/latitude only; nothing written. Export pixel-coordinate polygons to "
+            ".gpkg or .shp (or COCO .json), or give georeferenced GeoTIFF labels",
+            files[0],
+        )
+    if fmt == "geojson" and geojson_crs == "source" and (crs is None or not crs.to_epsg()):
+        raise DataError(
+            f"--geojson-crs source: the labels' CRS ({_crs_name(crs)}) has no EPSG code, so a "
+            "GeoJSON 'crs' member cannot name it and readers would take the coordinates as "
+            "WGS84; nothing written. Use .gpkg (keeps any CRS) or the default WGS84 GeoJSON",
+            files[0],
+        )
+    return crs, georef
+
+
+def _frame(rows: list[dict[str, Any]], geoms: list[Any], crs: Any, first_id: int) -> Any:
+    """One batch as a GeoDataFrame with the layer's columns and dtypes (the same in every batch:
+    ``quality`` float64, NaN for none; ``model_id`` object), ``poly_id`` from ``first_id + 1``."""
+    import geopandas as gpd
+
+    if rows:
+        gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
+    else:
+        gdf = gpd.GeoDataFrame({k: [] for k in _COLUMNS}, geometry=[], crs=crs)
+    gdf.insert(0, "poly_id", np.arange(first_id + 1, first_id + len(gdf) + 1))
+    gdf["quality"] = gdf["quality"].astype("float64")
+    if gdf["model_id"].isna().all():
+        gdf["model_id"] = gdf["model_id"].astype("object")
+    return gdf
+
+
+class _LayerWriter:
+    """Writes one layer in batches under a temporary name; renamed into place on success.
+
+    GeoPackage and Shapefile batches are appended with GDAL (pyogrio ``append=True``). GeoJSON
+    batches are each written by GDAL to a temporary FeatureCollection (one feature per line) and
+    their feature lines joined into the output, because GDAL's GeoJSON update mode rewrites the
+    file and drops the ``RFC7946`` layer options on append.
+    """
+
+    def __init__(self, out: Path, fmt: str, options: dict[str, Any], to_wgs84: bool) -> None:
+        self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
+        self.batches = 0
+        self._ctx: Any = None
+
+    def __enter__(self) -> _LayerWriter:
+        import contextlib
+        import tempfile
+
+        self._stack = contextlib.ExitStack()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.out.stem}.", dir=self.out.parent))
+        import shutil
+
+        self._stack.callback(shutil.rmtree, self.tmpdir, ignore_errors=True)
+        if self.fmt == "shp":
+            self.target = self.tmpdir / self.out.name
+        else:
+            self.target = self._stack.enter_context(atomic_path(self.out))
+        self._json: Any = None
+        self._pending_line: str | None = None
+        return self
+
+    def write(self, gdf: Any) -> None:
+        """Append one batch (a GeoDataFrame in the layer's CRS) to the layer."""
+        if self.to_wgs84:
+            gdf = gdf.to_crs("EPSG:4326")
+        driver, _ = FORMATS[self.fmt]
+        layer = "labels" if self.fmt == "gpkg" else self.out.stem
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.fmt == "geojson":
+                part = self.tmpdir / f"part{self.batches}.geojson"
+                gdf.to_file(
+                    part, driver=driver, engine="pyogrio", layer=layer, layer_options=self.options
+                )
+                self._join_geojson(part)
+                part.unlink()
+            else:
+                kw: dict[str, Any] = {"append": True} if self.batches else {}
+                if self.fmt == "gpkg":
+                    kw["layer"] = layer
+                gdf.to_file(self.target, driver=driver, engine="pyogrio", **kw)
+        self.batches += 1
+
+    def _join_geojson(self, part: Path) -> None:
+        """Copy the feature lines of one GDAL FeatureCollection into the output (the header once)."""
+        with open(part, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+        try:
+            k = next(i for i, ln in enumerate(lines) if ln.startswith('"features": ['))
+        except StopIteration:
+            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part) from None
+        if lines[-3:] != ["]", "}", ""]:
+            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part)
+        feats = [ln for ln in lines[k + 1 : -3] if ln]
+        if self._json is None:
+            self._json = open(self.target, "w", encoding="utf-8")  # noqa: SIM115
+            self._stack.callback(self._json.close)
+            self._json.write("\n".join(lines[: k + 1]) + "\n")
+        for ln in feats:
+            if self._pending_line is not None:
+                self._json.write(self._pending_line + "\n")
+            self._pending_line = ln if ln.endswith(",") else ln + ","
+
+    def _finish(self) -> None:
+        if self.fmt == "geojson" and self._json is not None:
+            if self._pending_line is not None:
+                self._json.write(self._pending_line[:-1] + "\n]\n}\n")
+            else:
+                self._json.write("\n]\n}\n")  # GDAL's empty FeatureCollection
+            self._json.close()
+        if self.fmt == "gpkg":
+            from sam2elnet.export.qgis_style import add_layer_style
+
+            add_layer_style(self.target, "labels")  # QGIS opens it coloured by quality
+        if self.fmt == "shp":
+            _move_shapefile(self.target, self.out)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:  # the temporary files go, nothing reaches ``out``
+            self._stack.__exit__(exc_type, exc, tb)
+            return False
+        with self._stack:
+            self._finish()
+        return False
 
 
 def _crs_name(crs: Any) -> str:
@@ -304,13 +543,10 @@ def _crs_name(crs: Any) -> str:
     return f"the custom CRS '{name}'"
 
 
-def _tile_quality(label: Path, polys: list[Any]) -> list[float | None] | None:
-    """Per-polygon quality from a scene's per-window layer ``<label stem>_tiles.gpkg``.
-
-    Each polygon gets the mean ``predicted_iou`` of the windows it overlaps, weighted by the
-    overlap area; None when the layer is absent or has no predicted IoU (entropy-only layers are
-    not a quality estimate and are not used).
-    """
+def _tile_index(label: Path) -> tuple[list[Any], np.ndarray, Any] | None:
+    """The per-window quality of a scene, ``<label stem>_tiles.gpkg``: (window polygons,
+    predicted IoUs, STRtree); None when the layer is absent or has no predicted IoU
+    (entropy-only layers are not a quality estimate and are not used)."""
     import geopandas as gpd
     from shapely import STRtree
 
@@ -327,8 +563,13 @@ def _tile_quality(label: Path, polys: list[Any]) -> list[float | None] | None:
     if "predicted_iou" not in tiles.columns or not len(tiles):
         return None
     geoms = list(tiles.geometry.values)
-    ious = tiles["predicted_iou"].to_numpy(dtype=float)
-    tree = STRtree(geoms)
+    return geoms, tiles["predicted_iou"].to_numpy(dtype=float), STRtree(geoms)
+
+
+def _tile_quality(index: tuple[list[Any], np.ndarray, Any], polys: list[Any]) -> list[float | None]:
+    """Per-polygon quality: the mean ``predicted_iou`` of the windows (:func:`_tile_index`) each
+    polygon overlaps, weighted by the overlap area; None where it overlaps none."""
+    geoms, ious, tree = index
     out: list[float | None] = []
     for g in polys:
         idx = tree.query(g, predicate="intersects")
@@ -337,20 +578,11 @@ def _tile_quality(label: Path, polys: list[Any]) -> list[float | None] | None:
     return out
 
 
-def _write_shapefile(gdf: Any, out: Path) -> None:
-    """A Shapefile is several files: write them in a temporary folder, then move each into place
-    with ``os.replace``, the ``.shp`` last, so a present ``.shp`` means a complete set."""
+def _move_shapefile(target: Path, out: Path) -> None:
+    """Move a Shapefile written as ``target`` (in a temporary folder) to ``out`` with
+    ``os.replace``, the ``.shp`` last, so a present ``.shp`` means a complete set."""
     import os
-    import shutil
-    import tempfile
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
-    try:
-        target = tmpdir / out.name
-        gdf.to_file(target, driver="ESRI Shapefile", engine="pyogrio")
-        sides = sorted(tmpdir.glob(target.stem + ".*"), key=lambda f: f.suffix.lower() == ".shp")
-        for side in sides:
-            os.replace(side, out.with_suffix(side.suffix))
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    sides = sorted(target.parent.glob(target.stem + ".*"), key=lambda f: f.suffix.lower() == ".shp")
+    for side in sides:
+        os.replace(side, out.with_suffix(side.suffix))

@@ -1,0 +1,143 @@
+"""Bounded-memory export: strip-wise polygons written in batches, strip-wise COCO objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+
+import sam2elnet.export.vector as vector
+from sam2elnet.export.api import export_labels
+from sam2elnet.export.labels import LabelRaster
+
+CRS = "EPSG:32633"
+
+
+def noisy_label(h: int = 120, w: int = 90, seed: int = 0) -> np.ndarray:
+    """Speckle plus a ring (a disc with a hole) that crosses many strip borders."""
+    rng = np.random.default_rng(seed)
+    lab = ((rng.random((h, w)) > 0.6) * 255).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    r2 = (yy - h // 2) ** 2 + (xx - w // 2) ** 2
+    lab[r2 < 35**2] = 255
+    lab[r2 < 12**2] = 0
+    return lab
+
+
+@pytest.fixture
+def noisy_tif(tmp_path: Path) -> Path:
+    lab = noisy_label()
+    p = tmp_path / "noisy.tif"
+    prof = dict(driver="GTiff", height=lab.shape[0], width=lab.shape[1], count=1, dtype="uint8",
+                crs=CRS, transform=from_origin(500000, 4000000, 10, 10), nodata=127)  # fmt: skip
+    with rasterio.open(p, "w", **prof) as ds:
+        ds.write(lab, 1)
+    return p
+
+
+def _table(path: Path) -> gpd.GeoDataFrame:
+    kw = {"layer": "labels"} if path.suffix == ".gpkg" else {}
+    return gpd.read_file(path, **kw)
+
+
+def _as_set(gdf: gpd.GeoDataFrame) -> list[tuple]:
+    """Features without order: (geometry WKB, attributes); the geometry normalised and without
+    collinear vertices (a polygon merged across a strip border keeps a vertex on the border)."""
+    geoms = shapely.simplify(np.asarray(gdf.geometry.values), 0)
+    wkb = shapely.to_wkb(shapely.normalize(geoms))
+    cols = ["source", "label", "quality", "area_px", "area_map", "model_id"]
+    attrs = gdf[cols].astype(str).itertuples(index=False, name=None)
+    return sorted(zip(wkb.tolist(), attrs, strict=True))
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp", "geojson"])
+def test_batched_strip_export_equals_whole_raster_export(
+    tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+):
+    # GeoJSON in the labels' CRS: WGS84 rounding would move the border vertices a merge keeps
+    kw = {"model_id": "m", "progress": False, "geojson_crs": "source"}
+    whole = export_labels(noisy_tif, tmp_path / "a" / f"l.{fmt}", strip_rows=10_000, **kw)
+    monkeypatch.setattr(vector, "WRITE_BATCH", 37)
+    strips = export_labels(noisy_tif, tmp_path / "b" / f"l.{fmt}", strip_rows=7, **kw)
+    a, b = _table(whole.out), _table(strips.out)
+    assert whole.n_features == strips.n_features == len(a) == len(b) > 100
+    assert _as_set(a) == _as_set(b)  # same polygons with the same attributes
+    assert b["poly_id"].tolist() == list(range(1, len(b) + 1))
+    # the ring crosses ~10 strip borders and is still one polygon with its hole
+    ring = a.geometry.area.idxmax()
+    assert len(a.geometry[ring].interiors) >= 1
+    assert (b.geometry.area.max(), len(b.geometry[b.geometry.area.idxmax()].interiors)) == (
+        a.geometry.area.max(),
+        len(a.geometry[ring].interiors),
+    )
+
+
+@pytest.mark.parametrize("geojson_crs", ["wgs84", "source"])
+def test_geojson_batches_join_to_the_bytes_of_one_gdal_write(
+    tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch, geojson_crs: str
+):
+    one = export_labels(noisy_tif, tmp_path / "a" / "l.geojson", geojson_crs=geojson_crs,
+                        progress=False)  # fmt: skip
+    monkeypatch.setattr(vector, "WRITE_BATCH", 25)
+    many = export_labels(noisy_tif, tmp_path / "b" / "l.geojson", geojson_crs=geojson_crs,
+                         progress=False)  # fmt: skip
+    assert one.out.read_bytes() == many.out.read_bytes()
+    assert _table(many.out).crs.to_epsg() == (4326 if geojson_crs == "wgs84" else 32633)
+
+
+def test_export_holds_at_most_one_batch_of_polygons(
+    tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
+):
+    sizes: list[int] = []
+    real = vector._LayerWriter.write
+
+    def spy(self, gdf):  # noqa: ANN001, ANN202
+        sizes.append(len(gdf))
+        return real(self, gdf)
+
+    monkeypatch.setattr(vector._LayerWriter, "write", spy)
+    monkeypatch.setattr(vector, "WRITE_BATCH", 40)
+    res = export_labels(noisy_tif, tmp_path / "l.gpkg", strip_rows=10, progress=False)
+    assert len(sizes) >= 5 and max(sizes) <= 40 and sum(sizes) == res.n_features
+
+
+def test_polygons_stream_before_the_last_strip_is_read(noisy_tif: Path):
+    lab = LabelRaster(noisy_tif)
+    reads: list[int] = []
+    real = lab.read_mask
+    lab.read_mask = lambda row0, rows: (reads.append(row0), real(row0, rows))[1]
+    try:
+        it = vector.iter_polygons(lab, strip_rows=10)
+        next(it)
+        assert reads == [0]  # the first strip's inner polygons come out at once
+        rest = list(it)
+    finally:
+        lab.close()
+    assert len(reads) == 12 and len(rest) > 100
+
+
+def test_failed_batch_leaves_nothing_half_written(
+    tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
+):
+    calls = []
+    real = vector._LayerWriter.write
+
+    def failing(self, gdf):  # noqa: ANN001, ANN202
+        calls.append(len(gdf))
+        if len(calls) == 3:
+            raise OSError("simulated write failure")
+        return real(self, gdf)
+
+    monkeypatch.setattr(vector._LayerWriter, "write", failing)
+    monkeypatch.setattr(vector, "WRITE_BATCH", 30)
+    for fmt in ("gpkg", "geojson", "shp"):
+        calls.clear()
+        out = tmp_path / fmt / f"l.{fmt}"
+        with pytest.raises(OSError, match="simulated"):
+            export_labels(noisy_tif, out, progress=False)
+        assert list(out.parent.iterdir()) == []  # no output, no temporary file left
