@@ -141,3 +141,65 @@ def test_failed_batch_leaves_nothing_half_written(
         with pytest.raises(OSError, match="simulated"):
             export_labels(noisy_tif, out, progress=False)
         assert list(out.parent.iterdir()) == []  # no output, no temporary file left
+
+
+# ---------------------------------------------------------------- COCO strip by strip
+def _ann_key(a: dict) -> str:
+    import json
+
+    return json.dumps({k: v for k, v in a.items() if k != "id"}, sort_keys=True)
+
+
+@pytest.mark.parametrize("rle", [False, True])
+def test_strip_coco_equals_whole_mask_coco(noisy_tif: Path, rle: bool):
+    from sam2elnet.export.coco import CocoItem, CocoLabel, build_coco, rle_decode
+
+    mask = noisy_label() == 255
+    whole = build_coco([CocoItem("n.tif", mask, "noisy")], rle=rle, progress=False)
+    one = build_coco([CocoLabel("n.tif", noisy_tif, "noisy")], rle=rle, progress=False)
+    assert one["images"] == whole["images"]
+    assert one["annotations"] == whole["annotations"]  # one strip: same order and ids
+    strips = build_coco([CocoLabel("n.tif", noisy_tif, "noisy", strip_rows=7)], rle=rle,
+                        progress=False)  # fmt: skip
+    a, b = whole["annotations"], strips["annotations"]
+    assert len(a) > 100 and sorted(map(_ann_key, a)) == sorted(map(_ann_key, b))
+    ring = max(b, key=lambda x: x["area"])
+    assert ring["bbox"][3] > 60  # the ring spans ~10 strips and is one annotation
+    if rle:
+        comp = rle_decode(ring["segmentation"])
+        assert comp.sum() == ring["area"] and not (comp & ~mask).any()
+
+
+def test_write_coco_streams_the_bytes_of_build_coco(
+    tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import json
+
+    from sam2elnet.export import coco
+
+    head = coco._coco_head("oil", "m1")
+    monkeypatch.setattr(coco, "_coco_head", lambda *a: head)
+    items = [coco.CocoLabel("n.tif", noisy_tif, "noisy", strip_rows=9)] * 2
+    q = {"noisy": 0.7}
+    n_img, n_ann = coco.write_coco(tmp_path / "c.json", items, quality=q, progress=False)
+    ref = coco.build_coco(items, quality=q, category="oil", model_id="m1", progress=False)
+    assert (tmp_path / "c.json").read_text() == json.dumps(ref) + "\n"
+    assert (n_img, n_ann) == (2, len(ref["annotations"]))
+    assert [a["id"] for a in ref["annotations"]] == list(range(1, n_ann + 1))
+
+
+def test_coco_objects_stream_strip_by_strip(noisy_tif: Path):
+    from sam2elnet.export.regions import label_objects
+
+    lab = LabelRaster(noisy_tif)
+    reads: list[int] = []
+    real = lab.read_mask
+    lab.read_mask = lambda row0, rows: (reads.append(row0), real(row0, rows))[1]
+    try:
+        it = label_objects(lab, strip_rows=10)
+        first = next(it)
+        assert reads == [0] and first.box[2] <= 10  # closed in the first strip, yielded at once
+        rest = list(it)
+    finally:
+        lab.close()
+    assert len(reads) == 12 and sum(o.area for o in [first, *rest]) == (noisy_label() == 255).sum()

@@ -14,7 +14,7 @@ from typing import Any
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.chips import iter_chips
-from sam2elnet.export.coco import build_coco, label_items
+from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster, find_labels, read_quality_csv
 from sam2elnet.export.vector import FORMATS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
@@ -174,11 +174,14 @@ def _export_labels(
         )
 
     if fmt == "coco":
-        import json
-
         counted = _Counter(chip_items) if chip_items is not None else None
-        items = counted if counted is not None else label_items(files, images, positive_values)
-        coco = build_coco(
+        items = (
+            counted
+            if counted is not None
+            else label_items(files, images, positive_values, strip_rows=strip_rows)
+        )
+        _n_images, n_annotations = write_coco(
+            out,
             items,
             quality=quality,
             category=category,
@@ -186,13 +189,12 @@ def _export_labels(
             model_id=model_id,
             progress=progress,
         )
-        write_text_atomic(out, json.dumps(coco) + "\n")
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out,
             fmt,
             len(files),
-            len(coco["annotations"]),
+            n_annotations,
             n_chips,
             notes,
             skips.items,

@@ -10,21 +10,30 @@ Why our own: pycocotools is not a dependency (and needs a compiler). The format 
 * compressed RLE: run lengths of the column-major (Fortran order) flattened mask, starting with a
   run of zeros, each count stored as the difference to the count two places earlier (from the
   third on) in 5-bit groups with a continuation bit, offset by 48 into printable ASCII.
+
+Label rasters are read in row strips (:func:`~sam2elnet.export.regions.label_objects`), so memory does not grow with the
+raster: each object is kept as its column runs only while it touches the current strip border,
+and the JSON is written annotation by annotation (:func:`write_coco`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
+from sam2elnet.export.regions import label_objects, object_counts, object_crop
 
 __all__ = [
     "CocoItem",
+    "CocoLabel",
+    "POLYGON_CROP_PIXELS",
+    "write_coco",
     "rle_counts",
     "rle_encode",
     "rle_decode",
@@ -127,21 +136,42 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     return flat.reshape((h, w), order="F")
 
 
+@dataclass
+class CocoLabel:
+    """One COCO image that is a whole label raster, read strip by strip when annotated."""
+
+    file_name: str
+    path: Path
+    key: str
+    positive_values: tuple[float, ...] | None = None
+    strip_rows: int | None = None
+
+
+#: an object whose bounding box holds more pixels than this gets an RLE segmentation even when
+#: it has no hole (its polygon needs the bounding-box crop in memory; 16 Mpx = 16 MB as bool)
+POLYGON_CROP_PIXELS = 16_000_000
+
+
 def label_items(
     files: Iterable[Path],
     images: str | Path | None = None,
     positive_values: tuple[float, ...] | None = None,
-) -> Iterator[CocoItem]:
-    """One COCO image per label file; the image name comes from ``images`` or the label's tags;
-    label values are decoded by the shared mask rule (``positive_values`` for class indices)."""
+    strip_rows: int | None = None,
+) -> Iterator[CocoLabel]:
+    """One COCO image per label file, annotated strip by strip (:func:`~sam2elnet.export.regions.label_objects`); the image
+    name comes from ``images`` or the label's tags; label values are decoded by the shared mask
+    rule (``positive_values`` for class indices)."""
     for f in files:
         lab = LabelRaster(f, positive_values)
-        try:
-            mask = lab.read_mask()
-        finally:
-            lab.close()
+        lab.close()
         img = find_image(f, images, lab.source if lab.source != f.name else None)
-        yield CocoItem(file_name=img.name if img is not None else f.name, mask=mask, key=f.stem)
+        yield CocoLabel(
+            file_name=img.name if img is not None else f.name,
+            path=f,
+            key=f.stem,
+            positive_values=positive_values,
+            strip_rows=strip_rows,
+        )
 
 
 def _polygon(comp: np.ndarray, r0: int, c0: int) -> list[list[float]] | None:
@@ -161,24 +191,68 @@ def _polygon(comp: np.ndarray, r0: int, c0: int) -> list[list[float]] | None:
     return [[float(v) for xy in ring for v in xy]]
 
 
-def build_coco(
-    items: Iterable[CocoItem],
-    *,
-    quality: dict[str, float] | None = None,
-    category: str = "foreground",
-    rle: bool = False,
-    model_id: str | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """COCO dict with one annotation per connected foreground region of every item."""
+def _mask_annotations(mask: np.ndarray, rle: bool) -> Iterator[dict[str, Any]]:
+    """Annotations (without ids) of a whole mask in memory (chips, :class:`CocoItem`)."""
     from scipy import ndimage
+
+    h, w = mask.shape
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return
+    for k, sl in enumerate(ndimage.find_objects(lab), 1):
+        if sl is None:
+            continue
+        comp = lab[sl] == k
+        r0, c0 = sl[0].start, sl[1].start
+        area = int(comp.sum())
+        seg: Any = None if rle else _polygon(comp, r0, c0)
+        if seg is None:
+            rr, cc = np.nonzero(comp)
+            seg = {
+                "size": [int(h), int(w)],
+                "counts": counts_to_string(_sparse_counts(rr + r0, cc + c0, h, w)),
+            }
+        bbox = [int(c0), int(r0), int(comp.shape[1]), int(comp.shape[0])]
+        yield {"segmentation": seg, "area": area, "bbox": bbox}
+
+
+def _label_annotations(item: CocoLabel, rle: bool) -> Iterator[dict[str, Any]]:
+    """Annotations (without ids) of a label raster read strip by strip; the same annotations as
+    :func:`_mask_annotations` of the whole mask (in :func:`~sam2elnet.export.regions.label_objects` order)."""
+    lab = LabelRaster(item.path, item.positive_values)
+    try:
+        h, w = lab.height, lab.width
+        for obj in label_objects(lab, item.strip_rows):
+            r0, c0, r1, c1 = obj.box
+            seg: Any = None
+            if not rle and (r1 - r0) * (c1 - c0) <= POLYGON_CROP_PIXELS:
+                seg = _polygon(object_crop(obj), r0, c0)
+            if seg is None:
+                seg = {"size": [h, w], "counts": counts_to_string(object_counts(obj, h, w))}
+            yield {"segmentation": seg, "area": obj.area, "bbox": [c0, r0, c1 - c0, r1 - r0]}
+    finally:
+        lab.close()
+
+
+def _coco_parts(
+    items: Iterable[CocoItem | CocoLabel],
+    quality: dict[str, float],
+    rle: bool,
+    progress: bool,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("image", entry) and ("annotation", ann) in file order, ids from 1."""
     from tqdm import tqdm
 
-    quality = quality or {}
-    images: list[dict[str, Any]] = []
-    anns: list[dict[str, Any]] = []
+    n_ann = 0
     for img_id, item in enumerate(tqdm(items, desc="coco", disable=not progress, leave=False), 1):
-        h, w = item.mask.shape
+        if isinstance(item, CocoLabel):
+            lab = LabelRaster(item.path, item.positive_values)
+            lab.close()
+            h, w = lab.height, lab.width
+            anns = _label_annotations(item, rle)
+        else:
+            h, w = item.mask.shape
+            anns = _mask_annotations(item.mask, rle)
         q = quality.get(item.key)
         entry: dict[str, Any] = {
             "id": img_id,
@@ -188,44 +262,87 @@ def build_coco(
         }
         if q is not None:
             entry["predicted_quality"] = q
-        images.append(entry)
-        lab, n = ndimage.label(item.mask)
-        if n == 0:
-            continue
-        for k, sl in enumerate(ndimage.find_objects(lab), 1):
-            if sl is None:
-                continue
-            comp = lab[sl] == k
-            r0, c0 = sl[0].start, sl[1].start
-            area = int(comp.sum())
-            seg: Any = None if rle else _polygon(comp, r0, c0)
-            if seg is None:
-                rr, cc = np.nonzero(comp)
-                seg = {
-                    "size": [int(h), int(w)],
-                    "counts": counts_to_string(_sparse_counts(rr + r0, cc + c0, h, w)),
-                }
-            ann = {
-                "id": len(anns) + 1,
-                "image_id": img_id,
-                "category_id": 1,
-                "segmentation": seg,
-                "area": area,
-                "bbox": [int(c0), int(r0), int(comp.shape[1]), int(comp.shape[0])],
-                "iscrowd": 0,
-            }
+        yield "image", entry
+        for a in anns:
+            n_ann += 1
+            ann = {"id": n_ann, "image_id": img_id, "category_id": 1, **a, "iscrowd": 0}
             if q is not None:
                 ann["score"] = q
-            anns.append(ann)
+            yield "annotation", ann
+
+
+def _coco_head(category: str, model_id: str | None) -> tuple[dict[str, Any], list[Any]]:
     info = {
         "description": "exported by sam2elnet",
         "date_created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if model_id:
         info["model_id"] = model_id
-    return {
-        "info": info,
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": 1, "name": category, "supercategory": category}],
-    }
+    return info, [{"id": 1, "name": category, "supercategory": category}]
+
+
+def build_coco(
+    items: Iterable[CocoItem | CocoLabel],
+    *,
+    quality: dict[str, float] | None = None,
+    category: str = "foreground",
+    rle: bool = False,
+    model_id: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """COCO dict with one annotation per connected foreground region of every item.
+
+    Holds every annotation; :func:`write_coco` writes the same JSON without doing so. Items are
+    masks in memory (:class:`CocoItem`) or label rasters read by strips (:class:`CocoLabel`).
+    """
+    info, categories = _coco_head(category, model_id)
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    for kind, d in _coco_parts(items, quality or {}, rle, progress):
+        (images if kind == "image" else anns).append(d)
+    return {"info": info, "images": images, "annotations": anns, "categories": categories}
+
+
+def write_coco(
+    out: Path,
+    items: Iterable[CocoItem | CocoLabel],
+    *,
+    quality: dict[str, float] | None = None,
+    category: str = "foreground",
+    rle: bool = False,
+    model_id: str | None = None,
+    progress: bool = True,
+) -> tuple[int, int]:
+    """Write the COCO JSON of :func:`build_coco` to ``out`` (atomically) without holding it.
+
+    Annotations go to a temporary file as they are made; the image entries (one small dict per
+    image) are kept and written before them, so the file is byte for byte
+    ``json.dumps(build_coco(...)) + "\\n"``.
+
+    Returns:
+        (number of images, number of annotations).
+    """
+    import json
+    import shutil
+    import tempfile
+
+    from sam2elnet.utils.atomic import atomic_path
+
+    info, categories = _coco_head(category, model_id)
+    images: list[dict[str, Any]] = []
+    n_ann = 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as anns:
+        for kind, d in _coco_parts(items, quality or {}, rle, progress):
+            if kind == "image":
+                images.append(d)
+                continue
+            anns.write((", " if n_ann else "") + json.dumps(d))
+            n_ann += 1
+        anns.seek(0)
+        with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            fh.write('{"info": ' + json.dumps(info) + ', "images": ' + json.dumps(images))
+            fh.write(', "annotations": [')
+            shutil.copyfileobj(anns, fh)
+            fh.write('], "categories": ' + json.dumps(categories) + "}\n")
+    return len(images), n_ann

@@ -10,15 +10,15 @@ evaluator's predicted IoU from ``quality.csv`` when there is one), ``area_px`` a
 Georeferenced labels export in their CRS; labels without a CRS (PNGs, plain TIFFs) export in
 *pixel coordinates* (x = column, y = row, y pointing down), which the result notes say.
 
-Large label rasters are polygonised in row strips (bounded memory); polygons cut by a strip
-border are merged afterwards, so the output does not depend on the strip height.
+Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
+written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
+the number of polygons; the output does not depend on the strip height or the batch size.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -47,159 +48,6 @@ FORMATS = {
     "gpkg": ("GPKG", ".gpkg"),
     "shp": ("ESRI Shapefile", ".shp"),
 }
-
-
-def _shapes(mask: np.ndarray, transform: Any) -> Iterator[Any]:
-    from rasterio import features
-    from shapely.geometry import shape
-
-    if not mask.any():
-        return
-    for geom, _val in features.shapes(
-        mask.astype(np.uint8), mask=mask, transform=transform, connectivity=4
-    ):
-        yield shape(geom)
-
-
-def iter_polygons(
-    lab: LabelRaster,
-    *,
-    simplify: float | None = None,
-    smooth: float | None = None,
-    min_area_px: float = 0,
-    strip_rows: int | None = None,
-) -> Iterator[Any]:
-    """Polygons of the foreground of an open label raster, yielded strip by strip.
-
-    Reads ``strip_rows`` rows at a time (default: :data:`sam2elnet.data.windowed.STRIP_PIXELS`
-    pixels per strip, so the strip buffer does not grow with the raster width). A polygon that
-    touches no internal strip border is yielded as soon as its strip is read. The pieces of a
-    polygon cut by strip borders are kept (grouped by which pieces touch across a border) only
-    until a strip adds no piece to the group; then the group is merged (``shapely.union_all``)
-    and its parts are yielded. So what is held is the polygons that cross the current strip
-    border, not the whole raster's, and the result equals a whole-raster polygonisation (same
-    polygons, tested).
-
-    Order (the ``poly_id`` order of the export): strip by strip; within a strip first the
-    polygons lying inside it (GDAL ``polygonize`` order), then the merged polygons whose last
-    piece is in it, ordered by their first piece. With one strip (rasters up to 4 Mpx by
-    default) this is the order of a whole-raster polygonisation.
-
-    ``smooth`` (map units) rounds staircase edges with a buffer out/in; ``simplify`` (map units)
-    is Douglas-Peucker with topology preserved; polygons under ``min_area_px`` pixels are dropped.
-    """
-    from rasterio import windows
-
-    from sam2elnet.data.windowed import STRIP_PIXELS
-
-    strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
-    px = lab.pixel_area or 1.0
-    for g in _strip_polygons(lab, strip_rows, windows):
-        if smooth:
-            g = g.buffer(smooth, join_style="round").buffer(-smooth, join_style="round")
-        if simplify:
-            g = g.simplify(simplify, preserve_topology=True)
-        if g.is_empty:
-            continue
-        if not g.is_valid:
-            import shapely
-
-            g = shapely.make_valid(g)
-        if g.area / px < min_area_px:
-            continue
-        yield g
-
-
-def _find(parent: list[int], i: int) -> int:
-    """Root of ``i`` in a union-find forest (path halving)."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def _strip_polygons(lab: LabelRaster, strip_rows: int, windows: Any) -> Iterator[Any]:
-    """Raw polygons of :func:`iter_polygons` (before smoothing / simplification / filtering)."""
-    import shapely
-    from shapely.geometry import LineString
-
-    # open groups: pieces of polygons that cross strip borders; "front" = the pieces of the last
-    # strip that touch its bottom border (only those can continue in the next strip)
-    groups: list[dict[str, list[Any]]] = []
-    for row0 in range(0, lab.height, strip_rows):
-        rows = min(strip_rows, lab.height - row0)
-        m = lab.read_mask(row0, rows)
-        t = windows.transform(windows.Window(0, row0, lab.width, rows), lab.transform)
-        top = LineString([t @ (0, 0), t @ (lab.width, 0)]) if row0 > 0 else None
-        last = row0 + rows >= lab.height
-        bottom = None if last else LineString([t @ (0, rows), t @ (lab.width, rows)])
-        new: list[tuple[Any, bool, bool]] = []  # (piece, touches top, touches bottom)
-        for g in _shapes(m, t):
-            at_top = top is not None and g.intersects(top)
-            at_bottom = bottom is not None and g.intersects(bottom)
-            if at_top or at_bottom:
-                new.append((g, at_top, at_bottom))
-            else:
-                yield g
-        # join each new piece touching the top border with the open groups it touches
-        fronts = [(gi, p) for gi, grp in enumerate(groups) for p in grp["front"]]
-        parent = list(range(len(groups) + len(new)))
-        if fronts and any(t_ for _g, t_, _b in new):
-            tree = shapely.STRtree([p for _gi, p in fronts])
-            for k, (g, at_top, _b) in enumerate(new):
-                if not at_top:
-                    continue
-                for j in tree.query(g, predicate="intersects").tolist():
-                    a, b = _find(parent, fronts[j][0]), _find(parent, len(groups) + k)
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)  # the earlier group stays the root
-        merged: dict[int, dict[str, list[Any]]] = {}
-        for gi, grp in enumerate(groups):
-            root = merged.setdefault(_find(parent, gi), {"pieces": [], "front": []})
-            root["pieces"].extend(grp["pieces"])
-        for k, (g, _t, at_bottom) in enumerate(new):
-            root = merged.setdefault(_find(parent, len(groups) + k), {"pieces": [], "front": []})
-            root["pieces"].append(g)
-            if at_bottom:
-                root["front"].append(g)
-        groups = []
-        for _root, grp in sorted(merged.items()):
-            if grp["front"]:
-                groups.append(grp)
-            else:  # nothing of it reaches the next strip: complete
-                yield from shapely.get_parts(shapely.union_all(grp["pieces"])).tolist()
-    for grp in groups:  # pragma: no cover - the last strip has no bottom border
-        yield from shapely.get_parts(shapely.union_all(grp["pieces"])).tolist()
-
-
-def polygonize_label(
-    path: str | Path,
-    *,
-    simplify: float | None = None,
-    smooth: float | None = None,
-    min_area_px: float = 0,
-    strip_rows: int | None = None,
-    positive_values: tuple[float, ...] | None = None,
-) -> tuple[list[Any], LabelRaster]:
-    """All polygons of one label raster as a list (:func:`iter_polygons` on the opened file).
-
-    Holds every polygon; :func:`write_polygons` streams them instead. Returns the polygons and
-    the (closed) :class:`~sam2elnet.export.labels.LabelRaster` with the georeference.
-    """
-    lab = LabelRaster(Path(path), positive_values)
-    try:
-        polys = list(
-            iter_polygons(
-                lab,
-                simplify=simplify,
-                smooth=smooth,
-                min_area_px=min_area_px,
-                strip_rows=strip_rows,
-            )
-        )
-    finally:
-        lab.close()
-    return polys, lab
 
 
 #: polygons per write: the export holds at most this many finished polygons (plus the pieces of
