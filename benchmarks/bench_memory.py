@@ -8,7 +8,8 @@ process, the commands a user runs on such an image::
     elnet enhance   --model M --images IMG --labels LABELS --out E --no-progress
     elnet evaluate  --pred A/labels --truth LABELS
     elnet evaluate  --pred A/labels --truth LABELS --boundary --no-roads   (evaluate-boundary)
-    elnet export    --labels A/labels --out A/labels.gpkg
+    elnet export    --labels A/labels --out A/labels.gpkg                  (export)
+    elnet export    --labels A/labels --out A/coco.json --format coco      (export-coco)
     elnet train     --data DATA --out T --size SIZE --epochs 3 --image-size 256 --no-progress
 
 (``train`` on the one-image folder: three steps, the data check, the statistics and the quality
@@ -44,7 +45,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_ours, save_ours  # noqa: E402
 
 GOAL_GB = 1.5
-COMMANDS = ("annotate", "enhance", "evaluate", "evaluate-boundary", "export", "train")
+COMMANDS = (
+    "annotate",
+    "enhance",
+    "evaluate",
+    "evaluate-boundary",
+    "export",
+    "export-coco",
+    "train",
+)
 
 
 def make_pair(img: Path, label: Path, size: int, strip: int = 512) -> None:
@@ -115,6 +124,8 @@ def commands(cmd: str, work: Path, model: Path, size: int, model_size: str) -> l
                               "--truth", str(labels), "--boundary", "--no-roads"],
         "export": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
                    "--out", str(d / "annotate" / "labels.gpkg")],
+        "export-coco": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
+                        "--out", str(d / "annotate" / "coco.json"), "--format", "coco"],
         "train": [*elnet, "train", "--data", str(d / "data"), "--out", str(d / "train"),
                   "--size", model_size, "--epochs", "3", "--image-size", "256", "--no-progress"],
     }[cmd]  # fmt: skip

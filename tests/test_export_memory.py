@@ -203,3 +203,15 @@ def test_coco_objects_stream_strip_by_strip(noisy_tif: Path):
     finally:
         lab.close()
     assert len(reads) == 12 and sum(o.area for o in [first, *rest]) == (noisy_label() == 255).sum()
+
+
+def test_brush_rle_found_on_pixels_keeps_the_bytes():
+    """The runs are found per pixel and scaled by the 4 RGBA channels; the stream is the one of
+    the expanded H x W x 4 image (bytes pinned from that implementation), and decodes back."""
+    from sam2elnet.export.brush import brush_decode, brush_encode
+
+    m = np.array([[0, 1, 1], [1, 0, 0], [0, 0, 1]], bool)
+    assert brush_encode(m) == [0, 0, 0, 36, 57, 27, 252, 96, 22, 255, 239, 128, 71, 254]
+    big = np.zeros((300, 400), bool)
+    big[10:290, 5:390] = True  # runs longer than the largest field (65,536 values)
+    assert np.array_equal(brush_decode(brush_encode(big), 300, 400), big)

@@ -61,18 +61,20 @@ def brush_encode(mask: np.ndarray) -> list[int]:
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
-    flat = np.repeat((m > 0).astype(np.uint8).ravel() * 255, 4)
+    # runs are found on the pixels (1 byte each) and scaled by the 4 RGBA channels, instead of
+    # expanding the mask to its H x W x 4 byte image first (same runs, a quarter of the memory)
+    px = (m > 0).ravel()
     out = _BitWriter()
-    out.write(flat.size, 32)
+    out.write(px.size * 4, 32)
     out.write(_WORD - 1, 5)
     for s in _RLE_SIZES:
         out.write(s - 1, 4)
     # runs of equal values; a mask is two-valued, so every run is written as a repeat chunk
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    starts = np.concatenate(([0], change)).tolist()
-    ends = np.concatenate((change, [flat.size])).tolist()
+    change = np.flatnonzero(px[1:] != px[:-1]) + 1
+    starts = (np.concatenate(([0], change)) * 4).tolist()
+    ends = (np.concatenate((change, [px.size])) * 4).tolist()
     for s, e in zip(starts, ends, strict=True):
-        value = int(flat[s])
+        value = 255 if px[s // 4] else 0
         n = e - s
         while n > 0:
             k = min(n, _MAX_RUN)
