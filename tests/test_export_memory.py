@@ -106,11 +106,17 @@ def test_export_holds_at_most_one_batch_of_polygons(
     assert len(sizes) >= 5 and max(sizes) <= 40 and sum(sizes) == res.n_features
 
 
-def test_polygons_stream_before_the_last_strip_is_read(noisy_tif: Path):
-    lab = LabelRaster(noisy_tif)
+def _spied(path: Path) -> tuple[LabelRaster, list[int]]:
+    """The label opened, and the list that receives the first row of every strip it reads."""
+    lab = LabelRaster(path)
     reads: list[int] = []
     real = lab.read_mask
     lab.read_mask = lambda row0, rows: (reads.append(row0), real(row0, rows))[1]
+    return lab, reads
+
+
+def test_polygons_stream_before_the_last_strip_is_read(noisy_tif: Path):
+    lab, reads = _spied(noisy_tif)
     try:
         it = vector.iter_polygons(lab, strip_rows=10)
         next(it)
@@ -191,10 +197,7 @@ def test_write_coco_streams_the_bytes_of_build_coco(
 def test_coco_objects_stream_strip_by_strip(noisy_tif: Path):
     from sam2elnet.export.regions import label_objects
 
-    lab = LabelRaster(noisy_tif)
-    reads: list[int] = []
-    real = lab.read_mask
-    lab.read_mask = lambda row0, rows: (reads.append(row0), real(row0, rows))[1]
+    lab, reads = _spied(noisy_tif)
     try:
         it = label_objects(lab, strip_rows=10)
         first = next(it)
