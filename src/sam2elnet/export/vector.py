@@ -17,7 +17,10 @@ the number of polygons; the output does not depend on the strip height or the ba
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -297,17 +300,11 @@ class _LayerWriter:
     def __init__(self, out: Path, fmt: str, options: dict[str, Any], to_wgs84: bool) -> None:
         self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
         self.batches = 0
-        self._ctx: Any = None
 
     def __enter__(self) -> _LayerWriter:
-        import contextlib
-        import tempfile
-
         self._stack = contextlib.ExitStack()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.out.stem}.", dir=self.out.parent))
-        import shutil
-
         self._stack.callback(shutil.rmtree, self.tmpdir, ignore_errors=True)
         if self.fmt == "shp":
             self.target = self.tmpdir / self.out.name
