@@ -27,7 +27,8 @@ def _crossfit_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
         root = tmp_factory.mktemp("crossfit")
         data = make_dataset(root / "data", n=8, size=32)
-        cfg = small_cfg(data, root / "run", quality={"crossfit_folds": 2, "crossfit_epochs": 1})
+        q = {"crossfit_folds": 2, "crossfit_epochs": 1}
+        cfg = small_cfg(data, root / "run", quality=q, batch_size=None)  # automatic batch size
         res = train(cfg)
         _RUN.update(data=data, cfg=cfg, res=res)
     return _RUN

@@ -139,6 +139,7 @@ def crossfit_samples(
     final_model: str | Path,
     train_fn: Callable[..., Any],
     say: Callable[[str], None] | None = None,
+    batch_size: int = 8,
 ) -> QualitySamples:
     """Train the fold networks and collect their out-of-fold evaluator samples.
 
@@ -149,6 +150,7 @@ def crossfit_samples(
         final_model: the run's best model file (its embeddings are used, see module doc).
         train_fn: :func:`sam2elnet.engine.train.train` (passed in: it calls this module).
         say: progress lines (default: the log).
+        batch_size: items per forward pass while predicting (the run's resolved batch size).
 
     Returns:
         The out-of-fold samples (both modes of every training image); ``info`` records folds,
@@ -227,10 +229,10 @@ def crossfit_samples(
                 chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
                 items = quality_items(chunk, data.norm, cfg.image_size, data.in_bands, cfg.seed)
                 a = collect_quality_samples(
-                    fold_net, items, device, cfg.precision, qcfg.tta, cfg.batch_size
+                    fold_net, items, device, cfg.precision, qcfg.tta, batch_size
                 )
                 b = collect_quality_samples(
-                    final, items, device, cfg.precision, qcfg.tta, cfg.batch_size
+                    final, items, device, cfg.precision, qcfg.tta, batch_size
                 )
                 if not (np.array_equal(a[3], b[3]) and np.array_equal(a[4], b[4])):
                     raise RuntimeError("fold and final network samples are not aligned")

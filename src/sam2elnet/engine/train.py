@@ -462,7 +462,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             save_model(model, best_path, extra=model_extra(None, None))
         oof = None
         if cfg.fit_quality and cfg.quality.crossfit_folds:
-            oof = crossfit_samples(cfg, data, best_path, train, say)
+            oof = crossfit_samples(cfg, data, best_path, train, say, batch_size)
         if cfg.fit_quality:
             q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
             if oof is not None:  # every training image is predicted out of fold instead
