@@ -22,6 +22,7 @@ import numpy as np
 from sam2elnet.data.validity import (
     alpha_tagged,
     band_nodata,
+    finish_pixels,
     internal_mask,
     is_alpha_band,
 )
@@ -448,13 +449,6 @@ def read_image(
         )
     if sar and data.shape[0] in (3, 4) and identical_channels(data, tol=2.0):
         data = data[:1]
-    if np.issubdtype(data.dtype, np.floating):
-        bad = np.any(~np.isfinite(data), axis=0)  # NaN, +inf, -inf: no measurement
-        if bad.any():
-            nodata = bad if nodata is None else (nodata | bad)
-    if data.dtype == np.float64:
-        data = data.astype(np.float32)
-    if nodata is not None and not nodata.any():
-        nodata = None
+    data, nodata = finish_pixels(data, nodata)
     profile.update(count=int(data.shape[0]), dtype=str(data.dtype))
     return RasterImage(data=np.ascontiguousarray(data), nodata=nodata, profile=profile, path=p)

@@ -36,6 +36,24 @@ log = logging.getLogger(__name__)
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
 
 
+def mask_size_error(
+    path: Path,
+    height: int,
+    width: int,
+    shape: tuple[int, int],
+    image_path: str | Path | None = None,
+) -> DataError:
+    """The error for a mask of ``height`` x ``width`` px where ``shape`` (H, W) was expected: one
+    message for whole reads (:func:`read_mask_valid`) and windowed ones
+    (:mod:`sam2elnet.data.windowed_mask`), naming the image when there is one."""
+    other = f" but image {image_path} is" if image_path is not None else ", expected"
+    return DataError(
+        f"mask size {width}x{height}{other} {shape[1]}x{shape[0]} (WxH); "
+        "re-export the mask at the image's size or remove the pair",
+        path,
+    )
+
+
 def read_mask(
     path: str | Path,
     shape: tuple[int, int] | None = None,
@@ -103,12 +121,7 @@ def read_mask_valid(
     if data.ndim != 3 or data.shape[0] == 0:
         raise DataError("mask has no bands; re-export it as a single-band PNG", p)
     if shape is not None and tuple(data.shape[1:]) != tuple(shape):
-        other = f" but image {image_path} is" if image_path is not None else ", expected"
-        raise DataError(
-            f"mask size {data.shape[2]}x{data.shape[1]}{other} {shape[1]}x{shape[0]} (WxH); "
-            "re-export the mask at the image's size or remove the pair",
-            p,
-        )
+        raise mask_size_error(p, data.shape[1], data.shape[2], shape, image_path)
     lossy = p.suffix.lower() in _LOSSY_SUFFIXES
     if len(data) > 1 and identical_channels(data):
         data = data[:1]

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["alpha_tagged", "band_nodata", "dataset_valid", "internal_mask", "is_alpha_band"]
+__all__ = [
+    "alpha_tagged",
+    "band_nodata",
+    "dataset_valid",
+    "finish_pixels",
+    "internal_mask",
+    "is_alpha_band",
+]
 
 
 def is_alpha_band(tagged: bool, band: np.ndarray) -> bool:
@@ -125,3 +132,28 @@ def internal_mask(src: Any) -> bool:
 
     flags = src.mask_flag_enums[0] if src.count else ()
     return MaskFlags.per_dataset in flags and not {MaskFlags.alpha, MaskFlags.nodata} & set(flags)
+
+
+def finish_pixels(
+    data: np.ndarray, nodata: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The last step of every image read, whole (:func:`sam2elnet.data.images.read_image`) or
+    by windows (:class:`sam2elnet.data.windowed_image.ImagePlan`), so both give the same values.
+
+    Args:
+        data: (C, H, W) pixels of the kept bands, any dtype.
+        nodata: bool (H, W) no-measurement mask so far, or None.
+
+    Returns:
+        ``(data, nodata)``: non-finite float pixels (NaN, +inf, -inf) join ``nodata``, float64
+        becomes float32, and a ``nodata`` mask without a True pixel becomes None.
+    """
+    if np.issubdtype(data.dtype, np.floating):
+        bad = np.any(~np.isfinite(data), axis=0)  # NaN, +inf, -inf: no measurement
+        if bad.any():
+            nodata = bad if nodata is None else (nodata | bad)
+    if data.dtype == np.float64:
+        data = data.astype(np.float32)
+    if nodata is not None and not nodata.any():
+        nodata = None
+    return data, nodata

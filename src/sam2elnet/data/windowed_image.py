@@ -32,6 +32,7 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.images import MAX_BANDS, RasterImage
+from sam2elnet.data.validity import finish_pixels
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -84,15 +85,7 @@ class ImagePlan:
         from sam2elnet.data.validity import band_nodata
 
         nodata = band_nodata(raw, self.nodata, self.alpha)
-        data = raw[list(self.keep)]
-        if np.issubdtype(data.dtype, np.floating):
-            bad = np.any(~np.isfinite(data), axis=0)
-            if bad.any():
-                nodata = bad if nodata is None else (nodata | bad)
-        if data.dtype == np.float64:
-            data = data.astype(np.float32)
-        if nodata is not None and not nodata.any():
-            nodata = None
+        data, nodata = finish_pixels(raw[list(self.keep)], nodata)
         return RasterImage(data=np.ascontiguousarray(data), nodata=nodata, path=self.path)
 
 

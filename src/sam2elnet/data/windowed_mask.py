@@ -23,6 +23,7 @@ from sam2elnet.data.mask_values import (
     merge_counts,
     value_counts,
 )
+from sam2elnet.data.masks import mask_size_error
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -105,12 +106,7 @@ def scan_mask(
         with rasterio.Env(**windowed.GDAL_ENV), windowed.open_raster(p) as src:
             h, w, c = src.height, src.width, src.count
             if shape is not None and (h, w) != tuple(shape):
-                other = f" but image {image_path} is" if image_path is not None else ", expected"
-                raise DataError(
-                    f"mask size {w}x{h}{other} {shape[1]}x{shape[0]} (WxH); "
-                    "re-export the mask at the image's size or remove the pair",
-                    p,
-                )
+                raise mask_size_error(p, h, w, shape, image_path)
             dtype = np.dtype(src.dtypes[0])
             nodata = src.nodata
             integer = np.issubdtype(dtype, np.integer)
@@ -208,10 +204,5 @@ def mask_plan(
     key = ("mask", *windowed.file_key(p), tuple(positive_values or ()))
     plan = windowed.cached(key, lambda: scan_mask(p, None, image_path, positive_values))
     if shape is not None and plan.shape != tuple(shape):
-        other = f" but image {image_path} is" if image_path is not None else ", expected"
-        raise DataError(
-            f"mask size {plan.width}x{plan.height}{other} {shape[1]}x{shape[0]} (WxH); "
-            "re-export the mask at the image's size or remove the pair",
-            p,
-        )
+        raise mask_size_error(p, plan.height, plan.width, shape, image_path)
     return plan
