@@ -271,6 +271,14 @@ def _coco_parts(
             yield "annotation", ann
 
 
+def _one_gdal_env() -> Any:
+    """One GDAL environment around all regions: ``rasterio.features.shapes`` (one call per
+    region) otherwise sets one up per call, about a third of the COCO export's time."""
+    import rasterio
+
+    return rasterio.Env()
+
+
 def _coco_head(category: str, model_id: str | None) -> tuple[dict[str, Any], list[Any]]:
     info = {
         "description": "exported by sam2elnet",
@@ -298,8 +306,9 @@ def build_coco(
     info, categories = _coco_head(category, model_id)
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
-    for kind, d in _coco_parts(items, quality or {}, rle, progress):
-        (images if kind == "image" else anns).append(d)
+    with _one_gdal_env():
+        for kind, d in _coco_parts(items, quality or {}, rle, progress):
+            (images if kind == "image" else anns).append(d)
     return {"info": info, "images": images, "annotations": anns, "categories": categories}
 
 
@@ -332,7 +341,10 @@ def write_coco(
     images: list[dict[str, Any]] = []
     n_ann = 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as anns:
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as anns,
+        _one_gdal_env(),
+    ):
         for kind, d in _coco_parts(items, quality or {}, rle, progress):
             if kind == "image":
                 images.append(d)
