@@ -28,8 +28,10 @@ class Region:
     area: int
     box: list[int]  # [row0, col0, row1, col1], end exclusive
     runs: list[np.ndarray] = field(default_factory=list)  # (k, 3) int64: col, row0, row1
+    shape: dict | None = None  # GDAL polygon (GeoJSON dict, pixel corners) if in one strip
 
     def absorb(self, other: Region) -> None:
+        self.shape = None  # a joined region's polygon is not one strip's
         self.first = min(self.first, other.first)
         self.area += other.area
         b, o = self.box, other.box
@@ -72,7 +74,9 @@ def _strip_objects(lab: np.ndarray, n: int, row0: int, width: int, base: int) ->
     return out
 
 
-def label_objects(lab: LabelRaster, strip_rows: int | None = None) -> Iterator[Region]:
+def label_objects(
+    lab: LabelRaster, strip_rows: int | None = None, shapes: bool = False
+) -> Iterator[Region]:
     """The 4-connected foreground regions of an open label raster, read in row strips.
 
     Each strip is labelled (``scipy.ndimage.label``, 4-connectivity); regions of adjacent strips
@@ -86,6 +90,10 @@ def label_objects(lab: LabelRaster, strip_rows: int | None = None) -> Iterator[R
     Args:
         lab: the label raster.
         strip_rows: rows per strip (default: 4 Mpx per strip).
+        shapes: also polygonise each strip once (``rasterio.features.shapes`` of the labelled
+            strip, 4-connectivity) and give every region that lies in one strip its polygon
+            (``shape``, GeoJSON dict in pixel-corner coordinates); one GDAL call per strip
+            instead of one per region.
 
     Yields:
         Objects with ``first`` (row-major index of the first pixel), ``area`` (px), ``box``
@@ -106,6 +114,15 @@ def label_objects(lab: LabelRaster, strip_rows: int | None = None) -> Iterator[R
         m = lab.read_mask(row0, rows)
         labelled, n = ndimage.label(m)
         objs = _strip_objects(labelled, n, row0, w, next_id - 1) if n else {}
+        if shapes and n:
+            from affine import Affine
+            from rasterio import features
+
+            tr = Affine.translation(0, row0)
+            for geom, v in features.shapes(
+                labelled, mask=labelled > 0, transform=tr, connectivity=4
+            ):
+                objs[next_id - 1 + int(v)].shape = geom
         parent: dict[int, int] = {}
 
         def root(i: int, parent: dict[int, int] = parent) -> int:
