@@ -305,3 +305,52 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
         assert max(sizes) == 4 * pred.batch_size and sum(sizes) == 80
     finally:
         pred.max_memory = old
+
+
+def test_change_maps_georeferenced_with_nodata_on_both_paths(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """One change-map rule for whole images and the window path: a GeoTIFF input gets
+    changes/<stem>.tif with the image's CRS and transform and nodata=127 (its nodata pixels grey
+    127, neither added nor removed) plus a PNG quick-look of the same pixels; both paths agree."""
+    import rasterio
+    from helpers_data import write_tif
+
+    src = cv2.imread(str(_png(tmp_path / "src.png", run, 48)))
+    data = np.moveaxis(src[:, :, ::-1], 2, 0).copy()
+    data[:, :, :6] = 0  # no measurement (nodata=0 in every band)
+    scene = write_tif(tmp_path / "geo" / "g.tif", data, nodata=0)
+    coarse = np.zeros((48, 48), np.uint8)
+    coarse[8:30, 2:40] = 255  # reaches into the nodata columns
+    write_tif(tmp_path / "geo_coarse" / "g.tif", coarse[None])
+    budget = pred.whole_bytes(48 * 48, coarse=True) - 1
+    kw = dict(progress=False, predictor=pred, tile=64, overlap=16, new_objects="keep")
+    from sam2elnet.engine.infer import enhance_folder
+
+    whole = enhance_folder(run["model"], scene, tmp_path / "geo_coarse", tmp_path / "w", **kw)
+    tiled = enhance_folder(
+        run["model"], scene, tmp_path / "geo_coarse", tmp_path / "t", max_memory=budget, **kw
+    )
+    assert (tmp_path / "t" / "tiles" / "g.gpkg").is_file()  # the window path ran
+    maps = []
+    for out, res in (("w", whole), ("t", tiled)):
+        row = res.rows[0]
+        assert row["changes"] == "changes/g.tif", out
+        with (
+            rasterio.open(tmp_path / out / "changes" / "g.tif") as ch,
+            rasterio.open(scene) as im,
+            rasterio.open(tmp_path / out / row["label"]) as lab,
+        ):
+            assert ch.crs == im.crs and ch.transform == im.transform and ch.nodata == 127
+            rgb, label = ch.read(), lab.read(1)
+        assert (rgb[:, :, :6] == 127).all() and (label[:, :6] == 127).all()
+        assert not (rgb[:, :, 6:] == 127).all(axis=0).any()
+        mask, c = label == 255, coarse > 0
+        c[:, :6] = False  # nodata: not counted as removed
+        assert row["added_px"] == int((mask & ~c).sum())
+        assert row["removed_px"] == int((c & ~mask).sum())
+        quick = cv2.imread(str(tmp_path / out / "changes" / "g.png"))[:, :, ::-1]
+        assert np.array_equal(np.moveaxis(rgb, 0, 2), quick)
+        maps.append(rgb)
+    assert np.array_equal(maps[0], maps[1])
+    assert whole.rows[0]["removed_px"] == tiled.rows[0]["removed_px"]

@@ -179,7 +179,12 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
     return p
 
 
-def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = None) -> Path:
+def write_image(
+    path: str | Path,
+    data: np.ndarray,
+    like: RasterImage | None = None,
+    nodata: float | None = None,
+) -> Path:
     """Write an image, atomically.
 
     Args:
@@ -187,6 +192,7 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
             georeference); ``.png`` / ``.jpg`` for uint8 with 1 or 3 bands (JPEG quality 95).
         data: (C, H, W) or (H, W) array.
         like: Image whose georeference the GeoTIFF takes.
+        nodata: the GeoTIFF's nodata tag (a pixel is nodata where every band holds it), or None.
 
     Returns:
         ``path`` as a Path.
@@ -204,6 +210,8 @@ def write_image(path: str | Path, data: np.ndarray, like: RasterImage | None = N
 
         profile = _geotiff_profile(like, arr.shape[1:], str(arr.dtype))
         profile["count"] = arr.shape[0]
+        if nodata is not None:
+            profile["nodata"] = nodata
         with atomic_path(p, verify=verify_written) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
-from sam2elnet.engine.change_maps import change_map
+from sam2elnet.engine.change_maps import change_counts, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
@@ -182,13 +182,11 @@ def _write_extras(
     row: dict[str, Any],
 ) -> None:
     """Enhancement's change counts and map, and the probability map, of one image (into ``row``)."""
-    from sam2elnet.data.raster import write_image
-
     name = Path(row["label"]).name
     if coarse is not None:
         c = coarse > 0.5
-        added = int(np.count_nonzero(mask & ~c))
-        removed = int(np.count_nonzero(c & ~mask))
+        nodata = img.nodata if img.nodata is not None and img.nodata.shape == mask.shape else None
+        added, removed = change_counts(c, mask, nodata)
         row.update(
             coarse=str(coarse_path),
             added_px=added,
@@ -196,9 +194,7 @@ def _write_extras(
             changed_frac=(added + removed) / max(1, mask.size),
         )
         if spec.save_changes:
-            rel = Path("changes") / (Path(name).stem + ".png")
-            write_image(spec.out / rel, change_map(c, mask))
-            row["changes"] = str(rel)
+            row["changes"] = write_change_map(spec.out, name, c, mask, nodata, img)
     if spec.save_prob:
         row["prob"] = _write_prob(spec.out, name, prob, img)
 
