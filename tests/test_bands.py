@@ -307,3 +307,23 @@ def test_internal_mask_band_is_nodata_on_both_paths(tmp_path):
     assert img.nodata is not None and np.array_equal(img.nodata, m == 0)
     with rasterio.open(p) as src:
         assert np.array_equal(dataset_valid(src, False), m > 0)
+
+
+def test_nan_pixels_are_nodata_labels_on_both_paths(tmp_path):
+    """A float scene's NaN pixels (no nodata tag) are 127 in the label whole-image and on the
+    window path alike (the window path's label writer applies the readers' rule, not only GDAL's
+    dataset mask)."""
+    from sam2elnet.engine.infer import annotate_folder
+
+    d = np.random.default_rng(0).gamma(4, 100, (1, 64, 64)).astype(np.float32)
+    d[:, :, :8] = np.nan
+    write_tif(tmp_path / "imgs" / "sar.tif", d)
+    pred = _micro(tmp_path / "m.pt", 1)
+    kw = dict(progress=False, predictor=pred)
+    annotate_folder(tmp_path / "m.pt", tmp_path / "imgs", tmp_path / "whole", **kw)
+    annotate_folder(tmp_path / "m.pt", tmp_path / "imgs", tmp_path / "tiled", tile=64, overlap=16,
+                    max_memory=pred.whole_bytes(64 * 64) - 1, **kw)  # fmt: skip
+    assert (tmp_path / "tiled" / "tiles" / "sar.gpkg").is_file()  # the window path ran
+    for run in ("whole", "tiled"):
+        with rasterio.open(tmp_path / run / "labels" / "sar.tif") as ds:
+            assert np.array_equal(ds.read(1) == 127, np.isnan(d[0])), run

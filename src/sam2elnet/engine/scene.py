@@ -336,9 +336,7 @@ def predict_scene(
                 rasterio.open(tmp_label, "w", **label_profile) as dst,
                 maybe_open(tmp_prob, prob_profile) as pdst,
             ):
-                sink = SceneWriter(
-                    src, dst, pdst, threshold, prob_dtype, wx, alpha=inputs.normalizer.alpha
-                )
+                sink = SceneWriter(src, dst, pdst, threshold, prob_dtype, wx, valid=inputs.valid)
                 accum = StripAccumulator(H, W, th, sink.write_rows, wy)
                 for probs, iou in run.map_batches(work_items()):
                     for i, (w, valid) in enumerate(meta_queue.pop(0)):

@@ -446,6 +446,18 @@ class SceneInputs:
     def width(self) -> int:
         return int(self.src.width)
 
+    def valid(self, window: Any, data: np.ndarray | None = None) -> np.ndarray:
+        """bool (h, w): the pixels of a rasterio ``window`` holding data, by the readers' one rule
+        (:func:`~sam2elnet.data.validity.dataset_valid`: alpha, nodata tag, mask band) plus finite
+        values in the bands read (NaN / +-inf in float scenes), as :func:`read_image` decides
+        for a whole image. ``data``: the window's bands when already read."""
+        valid = dataset_valid(self.src, self.normalizer.alpha, window=window)
+        if self._is_float:
+            if data is None:
+                data = self.src.read(self.bands, window=window)
+            valid &= np.all(np.isfinite(data), axis=0)
+        return valid
+
     def read_windows(
         self, windows: Sequence[Window]
     ) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray | None]]:
@@ -465,15 +477,13 @@ class SceneInputs:
             try:
                 rw = w.to_rasterio()
                 data = self.src.read(self.bands, window=rw)
-                valid = dataset_valid(self.src, self.normalizer.alpha, window=rw)
+                valid = self.valid(rw, data)
             except rasterio.errors.RasterioError as err:
                 raise DataError(
                     f"cannot read window at row {w.row_off}, col {w.col_off} ({err}); the "
                     "file is corrupt or truncated",
                     self.path,
                 ) from None
-            if self._is_float:
-                valid &= np.all(np.isfinite(data), axis=0)
             if not valid.any():
                 yield w, data, valid, None  # skipped marker
                 continue

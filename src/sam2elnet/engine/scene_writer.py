@@ -154,10 +154,11 @@ class SceneWriter:
         threshold: float,
         prob_dtype: str,
         wx: np.ndarray,
-        alpha: bool = False,
+        valid: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         self.src, self.dst, self.pdst = src, dst, pdst
-        self.alpha = alpha  # the scene's last band is alpha (SceneNormalizer.alpha)
+        # pixels holding data in a rasterio window (SceneInputs.valid: the readers' one rule)
+        self.valid = valid or (lambda rw: dataset_valid(src, False, window=rw))
         self.threshold = threshold
         self.prob_dtype = prob_dtype
         self.wx = wx
@@ -180,7 +181,7 @@ class SceneWriter:
                 if r_a < r_b and c_a < c_b:
                     covered[r_a - top : r_b - top, c_a - c0 : c_b - c0] = True
             prob = acc[:, c0:c1] / (wy[:, None] * self.wx[None, c0:c1])
-            valid = covered & dataset_valid(self.src, self.alpha, window=rw)
+            valid = covered & self.valid(rw)
             fg = (prob >= self.threshold) & valid
             lab = np.full(prob.shape, LABEL_NODATA, np.uint8)
             lab[valid] = 0
