@@ -112,9 +112,8 @@ def _scene_bands(
     """The file bands (1-based) a scene is read with: the whole-image reader's rules applied to
     the decimated overview (:func:`sam2elnet.data.images.overview_bands`; ``bands`` or else the
     model's ``band_select``). Predictors without a normalisation config (``builtin:smoothing``, a
-    dry run) take the first band when they take one and none is chosen. Returns the bands,
-    the overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last file band
-    is alpha (:func:`~sam2elnet.data.images.is_alpha_band` on the overview)."""
+    dry run) take the first band when they take one and none is chosen. Returns the bands, the
+    overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last band is alpha."""
     from sam2elnet.data.images import overview_bands
     from sam2elnet.data.validity import alpha_tagged, is_alpha_band
 
@@ -172,10 +171,9 @@ def make_scene_normalizer(
 
     layout = band_layout(len(bands), in_bands, identical, src.name)
     if layout == "first":
-        first = _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
-        first.alpha = alpha
-        return first
-    if layout == "repeat":
+        norm = _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
+        norm.alpha = alpha
+    elif layout == "repeat":
         norm.repeat = int(in_bands)
     return norm
 
@@ -447,10 +445,8 @@ class SceneInputs:
         return int(self.src.width)
 
     def valid(self, window: Any, data: np.ndarray | None = None) -> np.ndarray:
-        """bool (h, w): the pixels of a rasterio ``window`` holding data, by the readers' one rule
-        (:func:`~sam2elnet.data.validity.dataset_valid`: alpha, nodata tag, mask band) plus finite
-        values in the bands read (NaN / +-inf in float scenes), as :func:`read_image` decides
-        for a whole image. ``data``: the window's bands when already read."""
+        """bool (h, w) pixels of a rasterio ``window`` holding data: the readers' one rule
+        (:func:`~sam2elnet.data.validity.dataset_valid`) and finite values (``data``: bands read)."""
         valid = dataset_valid(self.src, self.normalizer.alpha, window=window)
         if self._is_float:
             if data is None:
