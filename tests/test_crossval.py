@@ -42,6 +42,29 @@ def test_kfold_ids_partition_the_set() -> None:
         kfold_ids(ids[:9], 5, seed=0)
 
 
+def test_cv_options_are_checked_against_one_declaration(tmp_path: Path, capsys) -> None:
+    """CVConfig declares the ranges; ``elnet cv`` refuses a value outside them in one line
+    (exit 2) before any work."""
+    from pydantic import ValidationError
+
+    from sam2elnet.cli import main
+
+    with pytest.raises(ValidationError):
+        CVConfig(data=tmp_path, out=tmp_path / "o", folds=1)
+    out = tmp_path / "o"
+    assert main(["cv", "--data", str(tmp_path), "--out", str(out), "--folds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: invalid value for --folds: 1 "
+        "(input should be greater than or equal to 2; allowed: 2 <= x <= 20)"
+    )
+    assert not out.exists()
+    cfg = CVConfig(data=tmp_path, out=out, train={"epochs": 0})
+    with pytest.raises(UserError, match="invalid value for --epochs: 0"):
+        cfg.validate()  # the training options are checked by TrainConfig's declaration
+    assert CVConfig(data=tmp_path, out=out).folds == 5
+
+
 def test_appearance_split_finds_the_two_looks(roads: Path) -> None:
     images = {p.stem: p for p in (roads / "images").glob("*.png")}
     split = appearance_split(images)

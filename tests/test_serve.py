@@ -16,6 +16,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from review_helpers import make_run
 
 from sam2elnet.errors import UserError
@@ -132,8 +133,12 @@ def test_protocol_predict_store_and_fine_tune(backend):
 
 def test_bad_settings_and_busy_port(tmp_path: Path):
     model = micro_model(tmp_path / "m.pt")
+    with pytest.raises(ValidationError, match="threshold"):
+        BackendConfig(model=model, workdir=tmp_path / "w", threshold=1.5)
+    cfg = BackendConfig(model=model, workdir=tmp_path / "w")
+    cfg.threshold = 1.5  # changed after it was made: the backend checks again
     with pytest.raises(UserError, match="--threshold"):
-        MLBackend(BackendConfig(model=model, workdir=tmp_path / "w", threshold=1.5))
+        MLBackend(cfg)
     be = MLBackend(BackendConfig(model=model, workdir=tmp_path / "w"))
     srv = make_server(be, port=0)
     try:
@@ -150,3 +155,22 @@ def test_cli_serve_refuses_missing_model(tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--model" in err and len(err.strip().splitlines()) == 1
     time.sleep(0)
+
+
+def test_serve_cli_refuses_a_bad_option_in_one_line(tmp_path: Path, capsys) -> None:
+    """BackendConfig declares the ranges; ``elnet serve`` refuses a value outside them (exit 2)
+    before the model is loaded or the work folder made."""
+    from sam2elnet.cli import main
+
+    work = tmp_path / "w"
+    args = ["serve", "--model", str(tmp_path / "m.pt"), "--workdir", str(work)]
+    assert main([*args, "--threshold", "1.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == "error: invalid value for --threshold: 1.5 (input should be less than 1; allowed: 0 < x < 1)"
+    )
+    assert main([*args, "--train-after", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid value for --train-after: 0") and "\n" not in err
+    assert not work.exists()

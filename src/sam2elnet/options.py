@@ -255,12 +255,13 @@ def _allowed(model: type[BaseModel], name: str) -> str:
 
 
 def check_options(
-    model: type[BaseModel], flags: dict[str, str] | None = None, **values: Any
+    model: type[BaseModel], /, flags: dict[str, str] | None = None, **values: Any
 ) -> Any:
     """Validate command options against ``model``; return the validated model.
 
     Args:
-        model: one of the option models above.
+        model: one of the option models above (positional, so an option may be called
+            ``model``, as ``elnet serve --model`` is).
         flags: option name -> flag shown in messages (default ``--name-with-dashes``).
         **values: the options as given (None for "not given" keeps the declared default).
 

@@ -7,6 +7,8 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.options import check_options, option_default
+from sam2elnet.pipeline.crossval_config import CVConfig
 
 
 @app.command("cv")
@@ -16,18 +18,26 @@ def cv_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Output folder (every fold is kept here)."),
     mode: str = typer.Option(
-        "kfold",
+        option_default(CVConfig, "mode"),
         "--mode",
         help="kfold | cross-domain (train on one appearance group, test on the other).",
     ),
-    folds: int = typer.Option(5, "--folds", help="k of k-fold cross-validation."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the folds and of every training run."),
+    folds: int = typer.Option(
+        option_default(CVConfig, "folds"), "--folds", help="k of k-fold cross-validation."
+    ),
+    seed: int = typer.Option(
+        option_default(CVConfig, "seed"),
+        "--seed",
+        help="Seed of the folds and of every training run.",
+    ),
     in_domain_fraction: float = typer.Option(
-        0.25,
+        option_default(CVConfig, "in_domain_fraction"),
         "--in-domain-fraction",
         help="cross-domain: share of the training group kept for the in-domain test.",
     ),
-    domain: str = typer.Option("auto", "--domain", help="auto | roads | other."),
+    domain: str = typer.Option(
+        option_default(CVConfig, "domain"), "--domain", help="auto | roads | other."
+    ),
     max_folds: Optional[int] = typer.Option(  # noqa: UP045
         None, "--max-folds", help="Run only the first N folds (smoke runs)."
     ),
@@ -54,17 +64,19 @@ def cv_cmd(
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
     ),
-    precision: str = typer.Option("bf16", "--precision", help="bf16 | 32."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    precision: str = typer.Option(
+        option_default(CVConfig, "precision"), "--precision", help="bf16 | 32."
+    ),
+    device: str = typer.Option(
+        option_default(CVConfig, "device"), "--device", help="cpu | cuda | cuda:N."
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
     """Cross-validate training: k models (or both directions of a cross-domain split), each
     scored on images it never saw; mean ± std of IoU, F1 and (for roads) road measures."""
-    from sam2elnet.pipeline.crossval import CVConfig, run_cv
+    from sam2elnet.pipeline.crossval import run_cv
     from sam2elnet.utils.paths import check_input, check_output
 
-    check_input(data, "--data", "dataset folder")
-    check_output(out, "dir", "--out")
     given = {
         "size": size,
         "weights": weights,
@@ -86,21 +98,24 @@ def cv_cmd(
     train = {k: v for k, v in given.items() if v is not None}
     if no_quality:
         train["fit_quality"] = False
-    cfg = CVConfig(
+    cfg = check_options(
+        CVConfig,
         data=data,
         out=out,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         folds=folds,
         seed=seed,
         in_domain_fraction=in_domain_fraction,
-        domain=domain,  # type: ignore[arg-type]
+        domain=domain,
         train=train,
         max_folds=max_folds,
         progress=not no_progress,
-        batch_size=batch_size or 8,
+        batch_size=batch_size,
         device=device,
         precision=precision,
     )
+    check_input(data, "--data", "dataset folder")
+    check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)
     for name, s in r["summary"].items():
         if name == "iou_gap":

@@ -11,6 +11,8 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.options import check_options, option_default
+from sam2elnet.pipeline.serve_config import BackendConfig
 
 _SOURCES = ("label-studio", "coco")
 
@@ -76,7 +78,7 @@ def import_cmd(
 def serve_cmd(
     model: Path = typer.Option(..., "--model", help="Model file from `elnet train`."),
     workdir: Path = typer.Option(
-        Path("elnet-serve"),
+        option_default(BackendConfig, "workdir"),
         "--workdir",
         help="Folder for reviewed masks (data/images, data/masks) and fine-tuning runs (runs/).",
     ),
@@ -96,41 +98,57 @@ def serve_cmd(
         envvar="LABEL_STUDIO_API_KEY",
         help="Label Studio API token for image downloads (default: from /setup).",
     ),
-    threshold: float = typer.Option(0.5, "--threshold", help="Probability threshold for masks."),
-    category: str = typer.Option("foreground", "--category", help="Label name in the results."),
+    threshold: float = typer.Option(
+        option_default(BackendConfig, "threshold"),
+        "--threshold",
+        help="Probability threshold for masks.",
+    ),
+    category: str = typer.Option(
+        option_default(BackendConfig, "category"), "--category", help="Label name in the results."
+    ),
     train: bool = typer.Option(
-        True, "--train/--no-train", help="Fine-tune on submitted annotations (via the webhook)."
+        option_default(BackendConfig, "train"),
+        "--train/--no-train",
+        help="Fine-tune on submitted annotations (via the webhook).",
     ),
     train_after: int = typer.Option(
-        1, "--train-after", help="Start fine-tuning after this many new reviewed annotations."
+        option_default(BackendConfig, "train_after"),
+        "--train-after",
+        help="Start fine-tuning after this many new reviewed annotations.",
     ),
-    epochs: int = typer.Option(3, "--epochs", help="Epochs of each fine-tuning run."),
-    image_size: int = typer.Option(256, "--image-size", help="Training crop size (pixels)."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N"),
+    epochs: int = typer.Option(
+        option_default(BackendConfig, "epochs"), "--epochs", help="Epochs of each fine-tuning run."
+    ),
+    image_size: int = typer.Option(
+        option_default(BackendConfig, "image_size"),
+        "--image-size",
+        help="Training crop size (pixels).",
+    ),
+    device: str = typer.Option(
+        option_default(BackendConfig, "device"), "--device", help="cpu | cuda | cuda:N"
+    ),
 ) -> None:
     """Run a Label Studio ML backend: pre-annotations on demand, fine-tuning on reviews."""
-    from sam2elnet.pipeline.serve import BackendConfig, serve
+    from sam2elnet.pipeline.serve import serve
     from sam2elnet.utils.paths import check_input, check_output
 
+    cfg = check_options(
+        BackendConfig,
+        model=model,
+        workdir=workdir,
+        document_root=document_root,
+        ls_url=ls_url,
+        ls_token=ls_token,
+        threshold=threshold,
+        category=category,
+        device=device,
+        train=train,
+        train_after=train_after,
+        epochs=epochs,
+        image_size=image_size,
+    )
     check_input(model, "--model", "model file")
     check_output(workdir, "dir", "--workdir")
     if document_root is not None:
         check_input(document_root, "--document-root")
-    serve(
-        BackendConfig(
-            model=model,
-            workdir=workdir,
-            document_root=document_root,
-            ls_url=ls_url,
-            ls_token=ls_token,
-            threshold=threshold,
-            category=category,
-            device=device,
-            train=train,
-            train_after=train_after,
-            epochs=epochs,
-            image_size=image_size,
-        ),
-        host=host,
-        port=port,
-    )
+    serve(cfg, host=host, port=port)

@@ -33,14 +33,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
@@ -50,86 +51,6 @@ log = logging.getLogger(__name__)
 __all__ = ["CVConfig", "run_cv", "kfold_ids", "render_markdown", "SCORE_KEYS", "ROAD_KEYS"]
 
 SCORE_KEYS = ("iou", "f1", "precision", "recall", "mean_image_iou")
-# TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
-_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")
-
-
-@dataclass
-class CVConfig:
-    """Options of one cross-validation run.
-
-    Attributes:
-        data: labelled dataset folder (any layout ``elnet train`` reads; its training split).
-        out: output folder.
-        mode: ``kfold`` or ``cross-domain``.
-        folds: k of k-fold (2-20; ignored by ``cross-domain``, which has 2 directions).
-        seed: seed of the fold assignment (and of every training run unless ``train`` sets one).
-        in_domain_fraction: cross-domain only: share of the training group tested in-domain.
-        domain: ``auto`` / ``roads`` / ``other`` (see :mod:`sam2elnet.data.domain`).
-        train: further :class:`~sam2elnet.config.TrainConfig` options (epochs, size, image_size,
-            topology_loss, aug_*...), validated before any work.
-        max_folds: run only the first N folds (smoke runs; the summary says so).
-        batch_size / device / precision: of the annotation of the test images.
-    """
-
-    data: Path
-    out: Path
-    mode: Literal["kfold", "cross-domain"] = "kfold"
-    folds: int = 5
-    seed: int = 0
-    in_domain_fraction: float = 0.25
-    domain: Literal["auto", "roads", "other"] = "auto"
-    train: dict[str, Any] = field(default_factory=dict)
-    max_folds: int | None = None
-    progress: bool = True
-    batch_size: int = 8
-    device: str = "cpu"
-    precision: str = "bf16"
-
-    def validate(self) -> Any:
-        """Check every option before any work; return a template TrainConfig.
-
-        Raises:
-            UserError: an option out of range, naming the flag.
-        """
-        from pydantic import ValidationError
-
-        from sam2elnet.config import TrainConfig, option_error
-
-        if self.mode not in ("kfold", "cross-domain"):
-            raise UserError(
-                f"invalid value for --mode: {self.mode!r} (choose kfold | cross-domain)"
-            )
-        if not 2 <= int(self.folds) <= 20:
-            raise UserError(f"invalid value for --folds: {self.folds} (allowed: 2 <= x <= 20)")
-        if not 0.05 <= float(self.in_domain_fraction) <= 0.5:
-            raise UserError(
-                f"invalid value for --in-domain-fraction: {self.in_domain_fraction} "
-                "(allowed: 0.05 <= x <= 0.5)"
-            )
-        if self.max_folds is not None and self.max_folds < 1:
-            raise UserError(f"invalid value for --max-folds: {self.max_folds} (allowed: x >= 1)")
-        bad = sorted(set(self.train) & set(_OWN_FIELDS))
-        if bad:
-            raise UserError(f"cross-validation sets {', '.join(bad)} itself; leave it out")
-        try:
-            return TrainConfig.model_validate(
-                {"seed": self.seed, **self.train, "data": self.data, "out": self.out / "folds"}
-            )
-        except ValidationError as err:
-            raise option_error(TrainConfig, err, {"num_workers": "--workers"}) from None
-
-    def identity(self) -> dict[str, Any]:
-        """Everything that fixes the results (runtime options left out)."""
-        d = asdict(self)
-        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision"):
-            d.pop(k)
-        d["data"] = str(Path(self.data).resolve())
-        d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}
-        return json.loads(json.dumps(d, default=str))
-
-
-_RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
 
 
 # ----------------------------------------------------------------------------- folds

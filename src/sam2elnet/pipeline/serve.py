@@ -32,7 +32,6 @@ import shutil
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio import TO_NAME, mask_result
 from sam2elnet.export.labelstudio_import import result_mask
+from sam2elnet.options import check_options
+from sam2elnet.pipeline.serve_config import BackendConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +52,14 @@ __all__ = ["BackendConfig", "MLBackend", "make_server", "serve"]
 _TRAIN_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
 
 
-@dataclass
-class BackendConfig:
-    """Settings of the ML backend (defaults are those of ``elnet serve``)."""
-
-    model: Path
-    workdir: Path
-    document_root: Path | None = None
-    ls_url: str | None = None
-    ls_token: str | None = None
-    threshold: float = 0.5
-    category: str = "foreground"
-    device: str = "cpu"
-    train: bool = True
-    train_after: int = 1
-    epochs: int = 3
-    image_size: int = 256
-    batch_size: int = 2
-    extra_train: dict[str, Any] = field(default_factory=dict)
-
-
 class MLBackend:
     """The backend's state and actions, independent of HTTP (used by the handler and tests)."""
 
     def __init__(self, cfg: BackendConfig) -> None:
         from sam2elnet.engine.infer import Predictor
 
-        if not 0 < cfg.threshold < 1:
-            raise UserError(f"--threshold must be in (0, 1), got {cfg.threshold}")
-        if cfg.train_after < 1:
-            raise UserError(f"--train-after must be >= 1, got {cfg.train_after}")
+        # checked when the config is made; again here for callers that changed fields since
+        check_options(BackendConfig, **cfg.model_dump())
         self.cfg = cfg
         self.lock = threading.Lock()
         self.predictor = Predictor.from_file(cfg.model, device=cfg.device)

@@ -1,0 +1,95 @@
+"""The options of ``elnet cv``: :class:`CVConfig` (defaults and ranges declared once).
+
+Part of :mod:`sam2elnet.pipeline.crossval`; a module of its own so the CLI can take its defaults
+from here without importing the cross-validation run (``elnet --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sam2elnet.errors import UserError
+from sam2elnet.options import check_device, check_options
+
+__all__ = ["CVConfig"]
+
+# TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
+_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")
+# TrainConfig fields that do not change results (left out of the run's identity)
+_RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
+
+
+class CVConfig(BaseModel):
+    """Options of one cross-validation run.
+
+    The one declaration of every option's default and range: ``elnet cv`` takes its defaults from
+    here and validates through it (:func:`sam2elnet.options.check_options`), so an out-of-range
+    value is one ``error:`` line before any work starts. Made directly, a bad value raises
+    ``pydantic.ValidationError``.
+
+    Attributes:
+        data: labelled dataset folder (any layout ``elnet train`` reads; its training split).
+        out: output folder.
+        mode: ``kfold`` or ``cross-domain``.
+        folds: k of k-fold (2-20; ignored by ``cross-domain``, which has 2 directions).
+        seed: seed of the fold assignment (and of every training run unless ``train`` sets one).
+        in_domain_fraction: cross-domain only: share of the training group tested in-domain
+            (0.05-0.5).
+        domain: ``auto`` / ``roads`` / ``other`` (see :mod:`sam2elnet.data.domain`).
+        train: further :class:`~sam2elnet.config.TrainConfig` options (epochs, size, image_size,
+            topology_loss, aug_*...), validated by :meth:`validate` before any work.
+        max_folds: run only the first N folds (smoke runs; the summary says so).
+        batch_size / device / precision: of the annotation of the test images.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path
+    out: Path
+    mode: Literal["kfold", "cross-domain"] = "kfold"
+    folds: int = Field(5, ge=2, le=20)
+    seed: int = 0
+    in_domain_fraction: float = Field(0.25, ge=0.05, le=0.5)
+    domain: Literal["auto", "roads", "other"] = "auto"
+    train: dict[str, Any] = Field(default_factory=dict)
+    max_folds: int | None = Field(None, ge=1)
+    progress: bool = True
+    batch_size: int = Field(8, ge=1, le=1024)
+    device: str = "cpu"
+    precision: str = "bf16"
+
+    _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
+
+    def validate(self) -> Any:  # type: ignore[override]
+        """Check every option again before any work; return a template TrainConfig.
+
+        The options are checked when the config is made; this checks them once more (for
+        callers that change fields afterwards) and validates the ``train`` options.
+
+        Raises:
+            UserError: an option out of range, naming the flag.
+        """
+        from sam2elnet.config import TrainConfig
+
+        check_options(type(self), **self.model_dump())
+        bad = sorted(set(self.train) & set(_OWN_FIELDS))
+        if bad:
+            raise UserError(f"cross-validation sets {', '.join(bad)} itself; leave it out")
+        return check_options(
+            TrainConfig,
+            {"num_workers": "--workers"},
+            **{"seed": self.seed, **self.train, "data": self.data, "out": self.out / "folds"},
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that fixes the results (runtime options left out)."""
+        d = self.model_dump()
+        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision"):
+            d.pop(k)
+        d["data"] = str(Path(self.data).resolve())
+        d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}
+        return json.loads(json.dumps(d, default=str))
