@@ -130,7 +130,8 @@ def _probe(code: str, env_extra: dict[str, str]) -> dict:
 def test_import_sam2elnet_is_light_and_sets_the_environment() -> None:
     code = (
         "import json, os, sys; import sam2elnet; "
-        "print(json.dumps({'heavy': sorted(m for m in ('torch', 'numpy', 'transformers') "
+        "print(json.dumps({'heavy': sorted(m for m in "
+        "('torch', 'numpy', 'transformers', 'yaml', 'rasterio', 'cv2') "
         "if m in sys.modules), 'env': {k: os.environ.get(k) for k in "
         "('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'KMP_BLOCKTIME')}}))"
     )

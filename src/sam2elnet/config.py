@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sam2elnet.errors import UserError
@@ -267,6 +266,8 @@ class TrainConfig(BaseModel):
         Returns:
             YAML with the fields in declaration order (paths as strings).
         """
+        import yaml  # lazy: only runs that save a config need it (keeps ``elnet --help`` fast)
+
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def save(self, path: str | Path) -> Path:
@@ -377,6 +378,8 @@ def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
         UserError: missing file, not text, bad YAML, not a mapping, or invalid fields (up to five
             named), each naming the file.
     """
+    import yaml  # lazy: only runs that read a config need it (keeps ``elnet --help`` fast)
+
     p = Path(path)
     if not p.is_file():
         raise UserError("config file does not exist; check the path", p)

@@ -77,14 +77,29 @@ def _setup_messages() -> None:
     # third-party deprecation chatter is for developers, not users of the command line
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    for noisy in ("rasterio", "fiona", "pyogrio", "PIL", "matplotlib", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _only_help(argv: list[str]) -> bool:
+    """True when the command line only asks for help or the version (nothing will run)."""
+    return not argv or any(a in ("--help", "-h", "--version") for a in argv)
+
+
+def _quiet_native_libraries() -> None:
+    """Keep rasterio's and OpenCV's chatter out of the terminal.
+
+    Imports rasterio and cv2 (about 0.4 s), so :func:`main` calls it only when a command runs,
+    not for ``--help`` / ``--version``.
+    """
+    import warnings
+
     try:
         from rasterio.errors import NotGeoreferencedWarning
 
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     except ImportError:  # pragma: no cover
         pass
-    for noisy in ("rasterio", "fiona", "pyogrio", "PIL", "matplotlib", "numexpr"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         import cv2
 
@@ -121,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     saved = warnings.showwarning
     try:
         _setup_messages()
-        app(args=argv, standalone_mode=False, prog_name="elnet")
+        args = sys.argv[1:] if argv is None else list(argv)
+        if not _only_help(args):
+            _quiet_native_libraries()
+        app(args=args, standalone_mode=False, prog_name="elnet")
     except UserError as err:
         _error(str(err))
         return err.exit_code
