@@ -30,6 +30,7 @@ from sam2elnet.options import (
     SynthOptions,
     WindowOptions,
     check_options,
+    check_quality_folds,
     memory_bytes,
     option_default,
     option_error,
@@ -100,12 +101,7 @@ class QualityConfig(BaseModel):
         "run's --epochs",
     )
 
-    @field_validator("crossfit_folds")
-    @classmethod
-    def _not_one_fold(cls, v: int) -> int:
-        if v == 1:
-            raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
-        return v
+    _folds = field_validator("crossfit_folds")(classmethod(lambda cls, v: check_quality_folds(v)))
 
 
 class TrainConfig(BaseModel):

@@ -27,6 +27,17 @@ def _norm_precision_value(v: Any) -> Any:
     return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
 
 
+def check_quality_folds(v: int) -> int:
+    """Validate ``--quality-folds`` (k-fold cross-fitting of the network for the evaluator).
+
+    Raises:
+        ValueError: ``v == 1`` (one fold holds out nothing; 0 = off; the range 0-20 is the field's).
+    """
+    if v == 1:
+        raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
+    return v
+
+
 def check_device(v: str) -> str:
     """Validate a ``--device`` value.
 

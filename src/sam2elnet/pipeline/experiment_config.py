@@ -10,7 +10,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sam2elnet.options import CoarseProfile, ModelSize, check_device, check_options
+from sam2elnet.options import (
+    CoarseProfile,
+    ModelSize,
+    check_device,
+    check_options,
+    check_quality_folds,
+)
 
 RESULTS_VERSION = 1
 
@@ -162,12 +168,7 @@ class ExperimentConfig(BaseModel):
             )
         return v
 
-    @field_validator("quality_folds")
-    @classmethod
-    def _not_one_fold(cls, v: int) -> int:
-        if v == 1:
-            raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
-        return v
+    _folds = field_validator("quality_folds")(classmethod(lambda cls, v: check_quality_folds(v)))
 
     @field_validator("positive_values")
     @classmethod
