@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(MAKE) --no-print-directory oracle
 	@touch $(STAMP)
 
-# Meta's SAM2 implementation, only for the oracle test (tests/test_oracle_sam2.py): an sdist whose
+# Meta's SAM2 implementation, only for the oracle test (tests/model/test_oracle_sam2.py): an sdist whose
 # metadata asks for torchvision, which must never be installed here (its only matching wheel breaks
 # CPU torch), so it goes in without dependencies or CUDA build; hydra-core and iopath, which its
 # import needs, come from the dev extra. Idempotent; a failure only makes the oracle tests skip.
@@ -61,7 +61,7 @@ test:
 	@$(MAKE) --no-print-directory -j3 $(STAMP) $(LS_STAMP) browser
 	$(PY) -m pytest -q
 
-# Headless Chromium for the report's browser test (tests/test_report_browser.py). Installed from
+# Headless Chromium for the report's browser test (tests/pipeline/test_report_browser.py). Installed from
 # Debian only when missing, only as root and only where apt-get exists; otherwise that test skips.
 browser:
 	@if ! command -v chromedriver >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -11,7 +11,7 @@ import pytest
 
 from sam2elnet import __version__
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ from PIL import Image
 from sam2elnet.pipeline.report import ReportItem, write_protocol_report
 
 ARTIFACTS = (
-    Path(os.environ.get("SAM2ELNET_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+    Path(os.environ.get("SAM2ELNET_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
     / "report-browser"
 )
 

@@ -12,7 +12,7 @@ import pytest
 
 from sam2elnet.utils import threads
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _write(path: Path, text: str) -> None:
