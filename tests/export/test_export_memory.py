@@ -218,3 +218,30 @@ def test_brush_rle_found_on_pixels_keeps_the_bytes():
     big = np.zeros((300, 400), bool)
     big[10:290, 5:390] = True  # runs longer than the largest field (65,536 values)
     assert np.array_equal(brush_decode(brush_encode(big), 300, 400), big)
+
+
+def test_merged_region_keeps_the_holes_of_every_strip(tmp_path: Path):
+    """A noisy region spanning all strips (many small holes in every strip, holes that only close
+    across a border, two parts touching at a corner) merges to the whole-raster polygons."""
+    from sam2elnet.export.polygonize import polygonize_label
+
+    rng = np.random.default_rng(3)
+    lab = np.full((64, 48), 255, np.uint8)
+    lab[1:-1:3, 2:-2:4] = 0  # isolated background pixels: holes inside every strip
+    lab[rng.random(lab.shape) > 0.93] = 0
+    lab[20:26, 30:36] = 0  # a hole cut by the strip border at row 24
+    lab[20:26, 30:36][2:4, 2:4] = 255  # with an island in it
+    lab[:, 40] = 0  # right band (a polygon of its own) touching the main region at a corner
+    lab[31, 40], lab[31, 41], lab[32, 41] = 255, 0, 255  # on the strip border at row 32
+    p = tmp_path / "l.tif"
+    with rasterio.open(p, "w", driver="GTiff", height=64, width=48, count=1, dtype="uint8",
+                       crs=CRS, transform=from_origin(500000, 4000000, 10, 10)) as ds:  # fmt: skip
+        ds.write(lab, 1)
+    whole, _ = polygonize_label(p, strip_rows=10_000)
+    strips, _ = polygonize_label(p, strip_rows=8)
+    norm = lambda gs: sorted(shapely.to_wkb(shapely.normalize(shapely.simplify(np.asarray(gs), 0))))  # noqa: E731
+    assert len(whole) == len(strips) and norm(whole) == norm(strips)
+    big = max(strips, key=lambda g: g.area)
+    assert len(big.interiors) > 50  # the holes of all 8 strips are in the one merged polygon
+    band = [g for g in strips if g.bounds[0] == 500000 + 410]
+    assert len(band) == 1 and len(band[0].interiors) > 5  # its own holes, not the main region's
