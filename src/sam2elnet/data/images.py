@@ -175,9 +175,10 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
                     # GCP-only georeference (Sentinel-1 GRD): kept for every output
                     profile["gcps"] = list(gcps)
                     profile["gcp_crs"] = gcp_crs
-                alpha = is_alpha_band(alpha_tagged(src), data[-1])
+                tagged = alpha_tagged(src)
+                alpha = is_alpha_band(tagged, data[-1])
                 nodata = band_nodata(data, src.nodata, alpha)
-                if not alpha_tagged(src) and internal_mask(src):
+                if not tagged and internal_mask(src):
                     masked = src.dataset_mask() == 0  # gdal_translate -mask / .msk: GDAL's mask
                     nodata = masked if nodata is None else (nodata | masked)
     except RasterioError as err:

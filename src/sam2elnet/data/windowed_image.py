@@ -32,7 +32,7 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.images import MAX_BANDS, RasterImage
-from sam2elnet.data.validity import finish_pixels
+from sam2elnet.data.validity import alpha_tagged, finish_pixels
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -96,7 +96,6 @@ def scan_image(
     sample (module docstring). Raises DataError like :func:`read_image` (missing, corrupt or
     truncated file, bad ``bands``, too many bands)."""
     import rasterio
-    from rasterio.enums import ColorInterp
     from rasterio.windows import Window
 
     from sam2elnet.data.images import is_alpha_band, select_bands
@@ -108,7 +107,7 @@ def scan_image(
         with rasterio.Env(**windowed.GDAL_ENV), windowed.open_raster(p) as src:
             h, w, c = src.height, src.width, src.count
             dtype = np.dtype(src.dtypes[0])
-            maybe_alpha = c > 1 and src.colorinterp[-1] == ColorInterp.alpha
+            maybe_alpha = alpha_tagged(src)
             alpha_ok = maybe_alpha
             # the bands kept with / without alpha (before the SAR grey collapse)
             idx = np.arange(c)

@@ -24,6 +24,7 @@ from sam2elnet.data.mask_values import (
     value_counts,
 )
 from sam2elnet.data.masks import mask_size_error
+from sam2elnet.data.validity import alpha_tagged
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -96,7 +97,6 @@ def scan_mask(
     corrupt, class-index values without ``positive_values``, size different from ``shape``,
     disagreeing channels)."""
     import rasterio
-    from rasterio.enums import ColorInterp
     from rasterio.windows import Window
 
     p = Path(path)
@@ -110,7 +110,7 @@ def scan_mask(
             dtype = np.dtype(src.dtypes[0])
             nodata = src.nodata
             integer = np.issubdtype(dtype, np.integer)
-            alpha = c > 1 and src.colorinterp[-1] == ColorInterp.alpha
+            alpha = alpha_tagged(src)
             top = np.iinfo(dtype).max if integer else None
             same = [True] * c
             hists: list[tuple[np.ndarray, np.ndarray]] = [
