@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sam2elnet.cli import main
-from sam2elnet.errors import UserError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
 
 
@@ -281,3 +281,19 @@ def test_class_index_masks_refused_without_and_scored_with_positive_values(
     old = {k: v for k, v in cfg.model_copy(update={"positive_values": None}).identity().items()}
     del old["positive_values"]
     assert upgrade_identity(old)["positive_values"] is None
+
+
+def test_refused_experiment_leaves_nothing_behind(synth: Path, tmp_path: Path, one_thread) -> None:
+    """A run stopped by bad data before any stage finished removes the folder it created, and in
+    a folder that already existed only its own experiment.json."""
+    data = _class_index_copy(synth, tmp_path / "classes")
+    out = tmp_path / "new"
+    with pytest.raises(DataError, match="class-index"):
+        run_experiment(_cfg(data, out, sources=("own",)))
+    assert not out.exists()
+    kept = tmp_path / "existing"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's file")
+    with pytest.raises(DataError, match="class-index"):
+        run_experiment(_cfg(data, kept, sources=("own",)))
+    assert sorted(p.name for p in kept.iterdir() if p.is_file()) == ["notes.txt"]

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -118,7 +119,28 @@ __all__ = [
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Run (or continue) the whole protocol and write the results files; return results.json's dict."""
+    """Run (or continue) the whole protocol and write the results files; return results.json's dict.
+
+    Raises:
+        UserError, DataError: bad options or data. When the run stops this way before any stage
+            has finished, it leaves nothing behind: the output folder is removed if this call
+            created it, else only the ``experiment.json`` this call wrote.
+    """
+    out = Path(cfg.out)
+    created = not out.exists()
+    had_record = (out / "experiment.json").is_file()
+    try:
+        return _run_experiment(cfg)
+    except (UserError, DataError):
+        if not any((out / "stages").glob("*.json")):
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            elif not had_record:
+                (out / "experiment.json").unlink(missing_ok=True)
+        raise
+
+
+def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     cfg.validate()
     data = Path(cfg.data)
     if not data.exists():
