@@ -245,3 +245,74 @@ def test_merged_region_keeps_the_holes_of_every_strip(tmp_path: Path):
     assert len(big.interiors) > 50  # the holes of all 8 strips are in the one merged polygon
     band = [g for g in strips if g.bounds[0] == 500000 + 410]
     assert len(band) == 1 and len(band[0].interiors) > 5  # its own holes, not the main region's
+
+
+def _label_tif(path: Path, lab: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", height=lab.shape[0], width=lab.shape[1],
+                       count=1, dtype="uint8", crs=CRS,
+                       transform=from_origin(500000, 4000000, 10, 10)) as ds:  # fmt: skip
+        ds.write(lab, 1)
+    return path
+
+
+def _raw(path: Path, strip_rows: int) -> list[tuple[object, bool]]:
+    """(polygon, known valid) pairs of the strip polygonisation, before the validity repair."""
+    from rasterio import windows
+
+    from sam2elnet.export import polygonize
+
+    lab = LabelRaster(path)
+    try:
+        return list(polygonize._strip_polygons(lab, strip_rows, windows))
+    finally:
+        lab.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merged_polygons_of_valid_pieces_are_valid_without_a_check(tmp_path: Path, seed: int):
+    """Random speckle (4-connected GDAL pieces, holes touching shells and each other at
+    corners, regions touching at corners across borders): every polygon merged across strips is
+    marked valid and is valid by GEOS, and the strips give the whole-raster polygons."""
+    rng = np.random.default_rng(seed)
+    lab = ((rng.random((72, 56)) < rng.uniform(0.45, 0.75)) * 255).astype(np.uint8)
+    p = _label_tif(tmp_path / "r.tif", lab)
+    whole = _raw(p, 10_000)
+    strips = _raw(p, int(rng.integers(3, 9)))
+    merged = [g for g, known in strips if known]
+    assert merged  # the check was skipped for polygons crossing strip borders
+    assert all(shapely.is_valid(g) for g, _k in whole + strips)
+    assert not any(known for _g, known in whole)  # one strip: GEOS checks every polygon
+    norm = lambda gs: sorted(shapely.to_wkb(shapely.normalize(shapely.simplify(np.asarray(gs), 0))))  # noqa: E731
+    assert norm([g for g, _k in whole]) == norm([g for g, _k in strips])
+
+
+def test_an_invalid_piece_gets_its_merged_polygon_checked_and_repaired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """With 8-connected pieces (self-touching rings, invalid for GEOS) the merged polygon is not
+    marked valid, so iter_polygons checks it and repairs it (make_valid) like any other."""
+    from rasterio import features
+    from shapely.geometry import shape
+
+    from sam2elnet.export import polygonize
+
+    lab = np.zeros((8, 6), np.uint8)
+    lab[1:7, 1] = 255  # a bar crossing the strip border at row 4 ...
+    lab[2, 2] = lab[3, 3] = 255  # ... with a diagonal chain: one 8-connected self-touching ring
+    p = _label_tif(tmp_path / "d.tif", lab)
+
+    def shapes8(mask, transform):  # noqa: ANN001, ANN202
+        for geom, _v in features.shapes(mask.astype(np.uint8), mask=mask, transform=transform,
+                                        connectivity=8):  # fmt: skip
+            yield shape(geom)
+
+    monkeypatch.setattr(polygonize, "_shapes", shapes8)
+    assert not _raw(p, 8)[0][0].is_valid  # one strip: one self-touching ring
+    raw = _raw(p, 4)  # the invalid piece of rows 0-3 merged with the bar of rows 4-7
+    assert raw and not any(known for _g, known in raw)
+    lab_r = LabelRaster(p)
+    try:
+        out = list(polygonize.iter_polygons(lab_r, strip_rows=4))
+    finally:
+        lab_r.close()
+    assert all(g.is_valid for g in out) and sum(g.area for g in out) == pytest.approx(8 * 100)
