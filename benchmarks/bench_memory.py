@@ -10,6 +10,7 @@ process, the commands a user runs on such an image::
     elnet evaluate  --pred A/labels --truth LABELS --boundary --no-roads   (evaluate-boundary)
     elnet export    --labels A/labels --out A/labels.gpkg                  (export)
     elnet export    --labels A/labels --out A/coco.json --format coco      (export-coco)
+    elnet export    --labels A/labels --out A/ls/tasks.json --format label-studio  (export-ls)
     elnet train     --data DATA --out T --size SIZE --epochs 3 --image-size 256 --no-progress
 
 (``train`` on the one-image folder: three steps, the data check, the statistics and the quality
@@ -52,6 +53,7 @@ COMMANDS = (
     "evaluate-boundary",
     "export",
     "export-coco",
+    "export-ls",
     "train",
 )
 
@@ -126,6 +128,9 @@ def commands(cmd: str, work: Path, model: Path, size: int, model_size: str) -> l
                    "--out", str(d / "annotate" / "labels.gpkg")],
         "export-coco": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
                         "--out", str(d / "annotate" / "coco.json"), "--format", "coco"],
+        "export-ls": [*elnet, "export", "--labels", str(d / "annotate" / "labels"),
+                      "--out", str(d / "annotate" / "ls" / "tasks.json"),
+                      "--format", "label-studio"],
         "train": [*elnet, "train", "--data", str(d / "data"), "--out", str(d / "train"),
                   "--size", model_size, "--epochs", "3", "--image-size", "256", "--no-progress"],
     }[cmd]  # fmt: skip

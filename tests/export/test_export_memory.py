@@ -316,3 +316,40 @@ def test_an_invalid_piece_gets_its_merged_polygon_checked_and_repaired(
     finally:
         lab_r.close()
     assert all(g.is_valid for g in out) and sum(g.area for g in out) == pytest.approx(8 * 100)
+
+
+def test_brush_rle_packed_in_blocks_equals_one_packing(monkeypatch: pytest.MonkeyPatch):
+    """Blocks of 3 chunks (bits carried across byte boundaries) give the bytes of one block;
+    runs longer than one chunk (65,536 values) are split; the stream decodes to the mask."""
+    from sam2elnet.export import brush
+
+    rng = np.random.default_rng(5)
+    masks = [rng.random((41, 67)) < 0.5, np.ones((300, 300), bool), rng.random((90, 700)) < 0.01]
+    whole = [brush.brush_encode(m) for m in masks]
+    monkeypatch.setattr(brush, "_BLOCK", 3)
+    for m, one in zip(masks, whole, strict=True):
+        assert brush.brush_encode(m) == one
+        assert np.array_equal(brush.brush_decode(one, *m.shape), m)
+
+
+def test_whole_mask_read_in_strips_equals_one_read(
+    noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """read_mask decodes a large window in row strips (Label Studio reads labels whole): the
+    mask equals one decoding of the window, for the whole raster and for an offset window."""
+    import sam2elnet.data.windowed as windowed
+
+    lab = LabelRaster(noisy_tif)
+    try:
+        one = lab.read_mask_ignore()[0]
+        sub = lab.read_mask_ignore(13, 50, 7, 60)[0]
+        monkeypatch.setattr(windowed, "STRIP_PIXELS", 90 * 7)  # 7-row strips
+        reads: list[int] = []
+        real = lab.read_mask_ignore
+        lab.read_mask_ignore = lambda *a: (reads.append(a[0]), real(*a))[1]  # type: ignore[method-assign]
+        whole = lab.read_mask()
+        assert whole.dtype == bool and np.array_equal(whole, one) and whole.any()
+        assert reads == list(range(0, 120, 7))
+        assert np.array_equal(lab.read_mask(13, 50, 7, 60), sub)
+    finally:
+        lab.close()

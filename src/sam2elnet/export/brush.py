@@ -25,32 +25,38 @@ _RLE_SIZES = (3, 4, 8, 16)
 _MAX_RUN = 1 << _RLE_SIZES[-1]
 
 
-class _BitWriter:
-    """Collects (value, width) fields; packs them MSB first into bytes in one vectorised step."""
+#: chunks packed at a time: the bit arrays of one block, not of the whole stream, are held
+_BLOCK = 1 << 16
+
+
+class _BitPacker:
+    """Packs (value, width) fields MSB first into bytes, one block of fields at a time.
+
+    The bits of a block are expanded vectorised (one uint8 per bit) and packed at once; the bits
+    past the last whole byte are carried into the next block, so the bytes equal one packing of
+    the whole stream while memory holds one block's bits, not the stream's (a noisy 6,000^2 px
+    mask has some 10^8 bits: 1.85 GB when they were expanded as int64 in one step).
+    """
 
     def __init__(self) -> None:
-        self.values: list[int] = []
-        self.widths: list[int] = []
+        self.parts: list[np.ndarray] = []
+        self.carry = np.zeros(0, np.uint8)
 
-    def write(self, value: int, bits: int) -> None:
-        self.values.append(value & ((1 << bits) - 1))
-        self.widths.append(bits)
+    def add(self, values: np.ndarray, widths: np.ndarray) -> None:
+        widths = np.asarray(widths, dtype=np.int64)
+        values = np.asarray(values, dtype=np.int64) & ((np.int64(1) << widths) - 1)
+        field = np.repeat(np.arange(widths.size), widths)
+        start = np.cumsum(widths) - widths
+        k = np.arange(field.size) - start[field]
+        bits = ((values[field] >> (widths[field] - 1 - k)) & 1).astype(np.uint8)
+        bits = np.concatenate((self.carry, bits))
+        whole = bits.size - bits.size % 8
+        self.parts.append(np.packbits(bits[:whole]))
+        self.carry = bits[whole:]
 
     def bytes(self) -> list[int]:
-        widths = np.asarray(self.widths, dtype=np.int64)
-        values = np.asarray(self.values, dtype=np.int64)
-        field = np.repeat(np.arange(widths.size), widths)
-        start = np.concatenate(([0], np.cumsum(widths)[:-1]))
-        k = np.arange(field.size) - start[field]
-        bits = (values[field] >> (widths[field] - 1 - k)) & 1
-        return np.packbits(bits.astype(np.uint8)).tolist()
-
-
-def _size_class(n: int) -> int:
-    for i, s in enumerate(_RLE_SIZES):
-        if n - 1 < (1 << s):
-            return i
-    raise AssertionError("run longer than the largest field")  # chunks are capped at _MAX_RUN
+        """The stream, padded with zero bits to whole bytes."""
+        return np.concatenate([*self.parts, np.packbits(self.carry)]).tolist()
 
 
 def brush_encode(mask: np.ndarray) -> list[int]:
@@ -64,33 +70,29 @@ def brush_encode(mask: np.ndarray) -> list[int]:
     # runs are found on the pixels (1 byte each) and scaled by the 4 RGBA channels, instead of
     # expanding the mask to its H x W x 4 byte image first (same runs, a quarter of the memory)
     px = (m > 0).ravel()
-    out = _BitWriter()
-    out.write(px.size * 4, 32)
-    out.write(_WORD - 1, 5)
-    for s in _RLE_SIZES:
-        out.write(s - 1, 4)
-    # runs of equal values; a mask is two-valued, so every run is written as a repeat chunk
-    change = np.flatnonzero(px[1:] != px[:-1]) + 1
-    starts = (np.concatenate(([0], change)) * 4).tolist()
-    ends = (np.concatenate((change, [px.size])) * 4).tolist()
-    for s, e in zip(starts, ends, strict=True):
-        value = 255 if px[s // 4] else 0
-        n = e - s
-        while n > 0:
-            k = min(n, _MAX_RUN)
-            if k == 1:
-                cls = _size_class(1)
-                out.write(0, 1)  # a literal chunk of one word is as short as a repeat
-                out.write(cls, 2)
-                out.write(0, _RLE_SIZES[cls])
-                out.write(value, _WORD)
-            else:
-                cls = _size_class(k)
-                out.write(1, 1)
-                out.write(cls, 2)
-                out.write(k - 1, _RLE_SIZES[cls])
-                out.write(value, _WORD)
-            n -= k
+    out = _BitPacker()
+    out.add([px.size * 4, _WORD - 1, *[s - 1 for s in _RLE_SIZES]], [32, 5, 4, 4, 4, 4])
+    # runs of equal values; a mask is two-valued, so every run is written as repeat chunks of
+    # at most _MAX_RUN values (a chunk of one value as a literal, as short as a repeat)
+    starts = np.concatenate(([0], np.flatnonzero(px[1:] != px[:-1]) + 1))
+    runs = np.diff(np.append(starts, px.size)) * 4
+    values = np.where(px[starts], 255, 0)
+    del px, starts
+    n_chunks = -(-runs // _MAX_RUN)
+    if (n_chunks > 1).any():
+        run = np.repeat(np.arange(runs.size), n_chunks)
+        nth = np.arange(run.size) - np.repeat(np.cumsum(n_chunks) - n_chunks, n_chunks)
+        runs, values = np.minimum(runs[run] - nth * _MAX_RUN, _MAX_RUN), values[run]
+    sizes = np.asarray(_RLE_SIZES)
+    for b in range(0, runs.size, _BLOCK):
+        k, v = runs[b : b + _BLOCK], values[b : b + _BLOCK]
+        cls = (k > 1 << _RLE_SIZES[0]).astype(np.int64)  # smallest field holding k - 1
+        cls += k > 1 << _RLE_SIZES[1]
+        cls += k > 1 << _RLE_SIZES[2]
+        fields = np.stack([k != 1, cls, k - 1, v], axis=1).ravel()
+        widths = np.stack([np.ones_like(cls), np.full_like(cls, 2), sizes[cls],
+                           np.full_like(cls, _WORD)], axis=1).ravel()  # fmt: skip
+        out.add(fields, widths)
     return out.bytes()
 
 

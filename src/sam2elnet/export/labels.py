@@ -133,8 +133,25 @@ class LabelRaster:
     def read_mask(
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
     ) -> np.ndarray:
-        """Bool foreground mask for rows ``row0 : row0 + rows`` (columns ``col0 : col0 + cols``)."""
-        return self.read_mask_ignore(row0, rows, col0, cols)[0]
+        """Bool foreground mask for rows ``row0 : row0 + rows`` (columns ``col0 : col0 + cols``).
+
+        A window of more than :data:`~sam2elnet.data.windowed.STRIP_PIXELS` pixels is read and
+        decoded in row strips of that size into the one bool array: the decoding's temporaries
+        (a float64 comparison of the values, 8 B per pixel) are one strip's, not the window's
+        (a whole 12,000^2 px label: 1.80 -> 0.36 GB peak). Same mask (the decoding is per pixel).
+        """
+        from sam2elnet.data.windowed import STRIP_PIXELS
+
+        rows = self.height - row0 if rows is None else min(rows, self.height - row0)
+        cols = self.width - col0 if cols is None else min(cols, self.width - col0)
+        step = max(1, STRIP_PIXELS // max(1, cols))
+        if rows <= step:
+            return self.read_mask_ignore(row0, rows, col0, cols)[0]
+        out = np.empty((rows, cols), dtype=bool)
+        for r in range(0, rows, step):
+            n = min(step, rows - r)
+            out[r : r + n] = self.read_mask_ignore(row0 + r, n, col0, cols)[0]
+        return out
 
     def read_mask_ignore(
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
