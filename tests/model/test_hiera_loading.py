@@ -199,3 +199,23 @@ def test_cached_weights_lookup(tmp_path, monkeypatch) -> None:
     assert find_cached_weights("tiny").name == "sam2_hiera_tiny.pt"
     (tmp_path / official_filename("tiny", "2.1")).write_bytes(b"x")
     assert find_cached_weights("tiny").name == "sam2.1_hiera_tiny.pt"
+
+
+@pytest.mark.parametrize("size", ["micro", "tiny"])
+def test_lean_attention_gives_the_library_features(size) -> None:
+    """LeanAttention drops transformers' discarded score matrix; features stay the library's."""
+    from transformers import Sam2HieraDetModel
+    from transformers.models.sam2.modeling_sam2 import Sam2MultiScaleAttention
+
+    from sam2elnet.model.hiera import LeanAttention, hiera_config
+
+    torch.manual_seed(0)
+    lib = Sam2HieraDetModel(hiera_config(size)).eval()
+    ours = build_trunk(size).eval()
+    ours.load_state_dict(lib.state_dict())
+    kinds = {type(m) for m in ours.modules() if isinstance(m, Sam2MultiScaleAttention)}
+    assert kinds == {LeanAttention}
+    assert not any(type(m) is LeanAttention for m in lib.modules())
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(features(ours, x), features(lib, x), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import Sam2HieraDetConfig, Sam2HieraDetModel
+from transformers.models.sam2.modeling_sam2 import Sam2MultiScaleAttention
 
 from sam2elnet.errors import CheckpointError
 
@@ -94,9 +96,48 @@ def hiera_config(size: str) -> Sam2HieraDetConfig:
     )
 
 
+class LeanAttention(Sam2MultiScaleAttention):
+    """Hiera's multi-scale attention without the unused score matrix.
+
+    ``transformers`` 5.x's ``Sam2MultiScaleAttention.forward`` multiplies the queries by the scale,
+    multiplies them with the keys and takes a softmax, then discards that result and calls the
+    attention function on the unscaled queries (which computes the real attention). On the CPU the
+    discarded work was 5-9 % of a Hiera-tiny forward (docs/benchmarks.md, "Where the time goes").
+    This forward computes only what is used: ``qkv`` projection, optional query max-pooling (the
+    stage transitions), ``scaled_dot_product_attention`` with scale ``head_dim ** -0.5`` over
+    ``(B, heads, tokens, head_dim)``, output projection. Same parameters and state-dict keys; the
+    outputs equal the library's (``tests/model/test_hiera_loading.py``).
+    """
+
+    def forward(self, hidden_states: torch.Tensor, **kwargs: object) -> torch.Tensor:
+        b, h, w, _ = hidden_states.shape
+        heads = self.num_attention_heads
+        # (B, H*W, 3, heads, head_dim) -> three (B, H*W, heads, head_dim)
+        q, k, v = self.qkv(hidden_states).reshape(b, h * w, 3, heads, -1).unbind(2)
+        if self.query_stride:
+            pooled = F.max_pool2d(
+                q.reshape(b, h, w, -1).permute(0, 3, 1, 2), self.query_stride, self.query_stride
+            )
+            h, w = pooled.shape[-2:]
+            q = pooled.permute(0, 2, 3, 1).reshape(b, h * w, heads, -1)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=self.scale
+        )
+        return self.proj(out.transpose(1, 2).reshape(b, h, w, -1))
+
+
+def lean_attention(trunk: Sam2HieraDetModel) -> Sam2HieraDetModel:
+    """Switch every attention layer of ``trunk`` to :class:`LeanAttention` in place (same
+    weights and results, less work); returns ``trunk``."""
+    for module in trunk.modules():
+        if type(module) is Sam2MultiScaleAttention:
+            module.__class__ = LeanAttention
+    return trunk
+
+
 def build_trunk(size: str) -> Sam2HieraDetModel:
-    """A randomly initialised Hiera trunk of the given size."""
-    return Sam2HieraDetModel(hiera_config(size))
+    """A randomly initialised Hiera trunk of the given size (attention: :class:`LeanAttention`)."""
+    return lean_attention(Sam2HieraDetModel(hiera_config(size)))
 
 
 # --------------------------------------------------------------------------------------------
