@@ -6,7 +6,9 @@ changes hit all alike, and prints:
 
 * **ours / reference** images/s (goal >= 2x): the reference (``benchmarks/reference.py``, fp32, batch
   4 at 256 px / 2 at 512 px, one forward, no quality views) against our network as shipped (bf16
-  autocast, batch 8, one view = ``annotate``'s default) and each speed lever (A/B, see ``--levers``);
+  autocast, channels-last, bf16 trunk weights, LeanAttention, batch 8 capped at 2 x 512^2 px, one
+  view = ``annotate``'s default), the earlier defaults (``prev-default``, ``old-default``) and each
+  speed lever (A/B, see ``--levers``);
 * **achieved GFLOP/s / bf16 matmul ceiling** of our forward (goal >= 60 %), FLOPs counted by
   ``FlopCounterMode`` plus the attention products it misses, ceiling measured in the same run;
 * **annotate end to end / bare forward** (goal >= 0.9): ``annotate_folder`` (read PNG, normalise,
@@ -108,7 +110,8 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
 
     te = alternate({"bare": fns["default"], "e2e": e2e}, args.reps)
 
-    f_ours = forward_flops(lambda: base(xs[:1]))
+    with lever_autocast(LEVERS["default"]):  # the default's trunk holds bf16 weights
+        f_ours = forward_flops(lambda: base(xs[:1]))
     f_ref = forward_flops(lambda: ref(x3[:1]))
     print(
         f"\n{size} px, {n} images; reference batch {rb}; GFLOP per image: ours "

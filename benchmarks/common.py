@@ -146,7 +146,10 @@ class Lever:
     precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
     channels_last: bool | None = None  # None = the product's default (on, training and inference)
     compile: bool = False  # torch.compile(dynamic=False), inference only
-    bf16_trunk: bool = False  # frozen trunk's weights cast to bf16 once (inference)
+    bf16_trunk: bool | None = None  # frozen trunk's weights cast to bf16 once (inference;
+    # None = the product's default: on under bf16 autocast)
+    lib_attention: bool = False  # transformers' own Hiera attention (with its discarded score
+    # matrix) instead of the product's LeanAttention: the trunk as shipped before 2026-12-01
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
     batch: int | None = None  # None = the product's default (inference: 8 capped by pixels;
     # training: the pixel rule of engine.train_schedule.auto_batch_size)
@@ -158,13 +161,23 @@ LEVERS: dict[str, Lever] = {
     for lv in (
         Lever(
             "default",
-            help="as shipped: bf16 autocast, channels-last; inference batch 8 capped at "
-            "2 x 512^2 px per forward; training batch by pixels (4 at 256 px, 2 at 512 px)",
+            help="as shipped: bf16 autocast, channels-last, LeanAttention; inference: the trunk's "
+            "weights in bf16, batch 8 capped at 2 x 512^2 px per forward; training batch by "
+            "pixels (4 at 256 px, 2 at 512 px)",
+        ),
+        Lever(
+            "prev-default",
+            bf16_trunk=False,
+            lib_attention=True,
+            help="the default of 2026-12-01 05:00 (before LeanAttention and, for inference, "
+            "the bf16 trunk): transformers' attention, fp32 trunk weights under autocast",
         ),
         Lever(
             "old-default",
             channels_last=False,
             batch=8,
+            bf16_trunk=False,
+            lib_attention=True,
             help="as shipped before 2026-12-01: channels-first, always batch 8",
         ),
         Lever("channels-first", channels_last=False, help="the default, channels-first"),
@@ -172,21 +185,24 @@ LEVERS: dict[str, Lever] = {
         Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
         Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
         Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
-        Lever("bf16-trunk", bf16_trunk=True, help="inference: frozen trunk's weights cast to bf16"),
+        Lever("fp32-trunk", bf16_trunk=False, help="inference: the trunk's weights stay fp32"),
+        Lever("lib-attention", lib_attention=True, help="transformers' own Hiera attention"),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
     )
 }
 INFER_LEVERS = [
     "default",
+    "prev-default",
     "old-default",
     "fp32",
     "batch-ref",
     "bf16-weights",
-    "bf16-trunk",
+    "fp32-trunk",
+    "lib-attention",
     "light-head",
 ]
-TRAIN_LEVERS = ["default", "old-default", "fp32", "channels-first", "light-head"]
+TRAIN_LEVERS = ["default", "prev-default", "old-default", "fp32", "channels-first", "light-head"]
 """Training rows: the reference's batch (4 / 2) is now the default's, so ``batch-ref`` and
 ``channels-last`` (both part of the default) are left out unless asked for with ``--levers``."""
 
@@ -216,6 +232,8 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
     """
     from sam2elnet.engine.runtime import speed_levers
 
+    if lever.lib_attention:
+        library_attention(model)
     if train:
         if lever.precision == "bf16-weights" or lever.compile or lever.bf16_trunk:
             raise ValueError(f"{lever.name} is an inference lever")
@@ -226,8 +244,21 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
         model,
         channels_last=lever.channels_last,
         compile=lever.compile,
-        bf16_trunk=lever.bf16_trunk and lever.precision == "bf16",
+        bf16_trunk=lever.bf16_trunk if lever.precision == "bf16" else False,
     )
+
+
+def library_attention(model: torch.nn.Module) -> torch.nn.Module:
+    """Switch ``model``'s Hiera attention back to ``transformers``' own class (in place): the
+    trunk as shipped before LeanAttention, for the ``prev-default`` / ``old-default`` rows."""
+    from transformers.models.sam2.modeling_sam2 import Sam2MultiScaleAttention
+
+    from sam2elnet.model.hiera import LeanAttention
+
+    for m in model.modules():
+        if type(m) is LeanAttention:
+            m.__class__ = Sam2MultiScaleAttention
+    return model
 
 
 def lever_channels_last(lever: Lever, train: bool = False) -> bool:

@@ -1,4 +1,5 @@
-"""Opt-in inference speed levers (engine.runtime.speed_levers via Predictor); off by default."""
+"""Inference speed levers (engine.runtime.speed_levers via Predictor): channels-last and the
+bf16 trunk on by default, compile opt-in."""
 
 from __future__ import annotations
 
@@ -72,13 +73,13 @@ def test_channels_last_gives_the_same_probabilities(micro, monkeypatch) -> None:
     assert ((c16 > 0.5) == (p16 > 0.5)).mean() > 0.99
 
 
-def test_bf16_trunk_is_opt_in_and_only_under_bf16(micro, monkeypatch) -> None:
+def test_bf16_trunk_is_the_default_and_only_under_bf16(micro, monkeypatch) -> None:
     monkeypatch.delenv("SAM2ELNET_BF16_TRUNK", raising=False)
     model, extra = micro
     x = np.random.default_rng(1).random((2, 1, 64, 64), dtype=np.float32)
-    plain = Predictor(copy.deepcopy(model), extra)
+    plain = Predictor(copy.deepcopy(model), extra, bf16_trunk=False)
     assert next(plain.model.trunk.parameters()).dtype == torch.float32
-    fast = Predictor(copy.deepcopy(model), extra, bf16_trunk=True)
+    fast = Predictor(copy.deepcopy(model), extra)
     assert next(fast.model.trunk.parameters()).dtype == torch.bfloat16
     assert next(fast.model.decoder.parameters()).dtype == torch.float32
     a, b = plain.predict_arrays(x), fast.predict_arrays(x)
@@ -88,3 +89,7 @@ def test_bf16_trunk_is_opt_in_and_only_under_bf16(micro, monkeypatch) -> None:
     monkeypatch.setenv("SAM2ELNET_BF16_TRUNK", "1")
     f32 = Predictor(copy.deepcopy(model), extra, precision="32")
     assert next(f32.model.trunk.parameters()).dtype == torch.float32
+    # SAM2ELNET_BF16_TRUNK=0 turns it off (for the CLI)
+    monkeypatch.setenv("SAM2ELNET_BF16_TRUNK", "0")
+    off = Predictor(copy.deepcopy(model), extra)
+    assert next(off.model.trunk.parameters()).dtype == torch.float32

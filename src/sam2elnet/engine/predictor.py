@@ -82,8 +82,8 @@ class Predictor:
         self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
         self.batch_size = max(1, int(batch_size))
         self.model = model.to(self.device).eval()
-        # what forward passes call: the model, or its channels-last / compiled form (opt-in,
-        # see engine.runtime.speed_levers)
+        # what forward passes call: the model (channels-last, bf16 trunk by default) or its
+        # compiled form (opt-in); see engine.runtime.speed_levers
         self.net = speed_levers(
             self.model,
             channels_last=channels_last,
@@ -139,7 +139,7 @@ class Predictor:
     ) -> Predictor:
         """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
 
-        ``channels_last`` / ``compile``: opt-in speed levers (see
+        ``channels_last`` / ``bf16_trunk`` (on by default) / ``compile`` (opt-in): speed levers (see
         :func:`sam2elnet.engine.runtime.speed_levers`)."""
         from sam2elnet.model import load_model
 

@@ -127,8 +127,8 @@ def speed_levers(
     compile: bool | None = None,
     bf16_trunk: bool | None = None,
 ) -> torch.nn.Module:
-    """Inference speed levers: channels-last on by default, compile opt-in (both A/B-measured by
-    ``benchmarks/bench_infer.py``; docs/benchmarks.md, "Levers").
+    """Inference speed levers: channels-last and a bf16 trunk on by default, compile opt-in (all
+    A/B-measured by ``benchmarks/bench_infer.py``; docs/benchmarks.md, "Levers").
 
     Args:
         model: the network, already on its device and in eval mode. Not copied: ``channels_last``
@@ -139,12 +139,13 @@ def speed_levers(
         compile: wrap in ``torch.compile(dynamic=False)``: static shapes, one compilation per input
             shape (tens of seconds to minutes on a CPU; inductor caches compiled graphs on disk, so
             later processes start faster); None = ``SAM2ELNET_COMPILE=1``.
-        bf16_trunk: cast the frozen Hiera trunk's weights to bf16 once (opt-in; only for bf16
-            autocast inference: autocast then stops casting the trunk's weights on every call and
-            its token stream stays bf16). Converts ``model.trunk`` in place. None =
-            ``SAM2ELNET_BF16_TRUNK=1``. On random Hiera-tiny weights at 128 px the probabilities
-            moved by at most 0.034 (98.7 % of labels equal), as much as bf16 autocast itself moves
-            them against fp32 (0.043, 99.0 %); not the default until checked on pretrained weights.
+        bf16_trunk: cast the Hiera trunk's weights to bf16 once, so that bf16 autocast stops
+            casting them on every call and the trunk's token stream stays bf16 (only for bf16
+            autocast inference; the caller passes False for fp32). Converts ``model.trunk`` in
+            place. None = on unless ``SAM2ELNET_BF16_TRUNK=0`` (default since 2026-12-01): on a
+            trained Hiera-tiny model 99.98 % of ``annotate``'s label pixels equal those of the
+            fp32 trunk (worst image 99.86 %), as close as bf16 autocast itself; about 3-7 % faster
+            (docs/benchmarks.md, "Levers").
 
     Returns:
         The module to call (``model`` itself or its compiled wrapper).
@@ -153,7 +154,7 @@ def speed_levers(
     if compile is None:
         compile = _env_flag(ENV_COMPILE)
     if bf16_trunk is None:
-        bf16_trunk = _env_flag(ENV_BF16_TRUNK)
+        bf16_trunk = _env_flag(ENV_BF16_TRUNK, default=True)
     if bf16_trunk and hasattr(model, "trunk"):
         model.trunk.to(torch.bfloat16)
     if channels_last:
