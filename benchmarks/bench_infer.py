@@ -8,7 +8,10 @@ changes hit all alike, and prints:
   4 at 256 px / 2 at 512 px, one forward, no quality views) against our network as shipped (bf16
   autocast, channels-last, bf16 trunk weights, LeanAttention, batch 8 capped at 2 x 512^2 px, one
   view = ``annotate``'s default), the earlier defaults (``prev-default``, ``old-default``) and each
-  speed lever (A/B, see ``--levers``);
+  speed lever (A/B, see ``--levers``); ``reference-lib`` is the reference with ``transformers``'
+  own Hiera attention (as every run before 2026-12-01 measured it; the goal ratio divides by
+  ``reference``, which shares our LeanAttention because the public design's Hiera has no
+  discarded score matrix either);
 * **achieved GFLOP/s / bf16 matmul ceiling** of our forward (goal >= 60 %), FLOPs counted by
   ``FlopCounterMode`` plus the attention products it misses, ceiling measured in the same run;
 * **annotate end to end / bare forward** (goal >= 0.9): ``annotate_folder`` (read PNG, normalise,
@@ -49,6 +52,7 @@ from common import (
     lever_autocast,
     lever_batch,
     lever_input,
+    library_attention,
     machine,
     matmul_ceiling,
     save_ours,
@@ -77,6 +81,16 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
 
     fns = {"reference": run_ref}
     batches: dict[str, int] = {"reference": rb}
+    if args.reference_lib:
+        ref_lib, _ = build_reference(args.model_size)
+        library_attention(ref_lib.eval())
+
+        def run_ref_lib() -> None:
+            for s in range(0, n, rb):
+                reference_predict(ref_lib, x3[s : s + rb])
+
+        fns["reference-lib"] = run_ref_lib
+        batches["reference-lib"] = rb
     compile_s: dict[str, float] = {}
     models: dict[str, torch.nn.Module] = {}
     for name in args.levers:
@@ -98,7 +112,7 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
             run()  # compiles for the full batch (and the last partial batch)
             compile_s[name] = time.perf_counter() - t
         fns[name] = run
-    t = alternate(fns, args.reps)
+    t = alternate(fns, args.reps, args.clock)
 
     # end to end vs the bare forward (same batch, one view), alternated as well
     outs = itertools.count()
@@ -108,7 +122,7 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
             model_file, files, work / f"out{size}_{next(outs)}", predictor=pred, progress=False
         )
 
-    te = alternate({"bare": fns["default"], "e2e": e2e}, args.reps)
+    te = alternate({"bare": fns["default"], "e2e": e2e}, args.reps, args.clock)
 
     with lever_autocast(LEVERS["default"]):  # the default's trunk holds bf16 weights
         f_ours = forward_flops(lambda: base(xs[:1]))
@@ -119,7 +133,7 @@ def bench_size(args: argparse.Namespace, size: int, n: int, work: Path, ceiling:
     )
     print(f"{'contender':<16} batch   img/s  x reference  GFLOP/s  of bf16 ceiling")
     for k, sec in t.items():
-        fl = f_ref if k == "reference" else f_ours
+        fl = f_ref if k.startswith("reference") else f_ours
         ratio = t["reference"] / sec
         gf = fl * n / sec / 1e9
         extra = f"  (compile {compile_s[k]:.0f} s)" if k in compile_s else ""
@@ -164,10 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
     ap.add_argument("--levers", nargs="+", default=INFER_LEVERS, choices=list(LEVERS))
     ap.add_argument("--compile", action="store_true", help="add the torch.compile lever")
+    ap.add_argument(
+        "--no-reference-lib",
+        dest="reference_lib",
+        action="store_false",
+        help="leave out the reference-lib row (the reference with transformers' own attention, "
+        "as runs before 2026-12-01 measured it)",
+    )
     ap.add_argument("--quick", action="store_true", help="8 / 4 images, 2 rounds")
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 2 images, 1 round")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process's CPU time (all threads) instead of wall time: ratios that "
+        "other load on a busy machine disturbs far less; img/s are then per CPU second",
+    )
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
+    args.clock = time.process_time if args.cpu_time else None
     if "default" not in args.levers:
         args.levers.insert(0, "default")
     if args.compile and "compile" not in args.levers:

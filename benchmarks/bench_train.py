@@ -7,7 +7,9 @@ channels-last, the batch formed by pixels - 4 at 256 px, 2 at 512 px, as without
 -, a coarse label on half the batch, the full loss with deep supervision and edge term, backward,
 gradient clipping, AdamW), plus each speed lever (``old-default``: channels-first, batch 8, as
 shipped before 2026-12-01), and times one training step of each in turn — reference,
-ours, levers, reference, ... — on the same random inputs. It prints images/s and the ratio to the
+ours, levers, reference, ... — on the same random inputs (``reference-lib``: the reference with
+``transformers``' own Hiera attention, as runs before 2026-12-01 measured it; ``reference`` shares
+our LeanAttention). It prints images/s and the ratio to the
 reference (goal >= 2x at 256 and 512 px).
 
 Peak memory per configuration is in ``bench_scale.py`` (one fresh process per point).
@@ -22,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import time
 
 import common  # noqa: F401  (first: the product's thread policy before torch loads OpenMP)
 
@@ -37,6 +40,7 @@ from common import (
     lever_autocast,
     lever_batch,
     lever_input,
+    library_attention,
     machine,
 )
 from reference import build_reference, reference_batch, reference_train_step
@@ -79,13 +83,18 @@ def bench_size(args: argparse.Namespace, size: int, goals: Goals) -> dict:
     m = (torch.rand(rb, 1, size, size, generator=g) > 0.7).float()
     fns = {"reference": lambda: reference_train_step(ref, ref_opt, x3, m)}
     batches = {"reference": rb}
+    if args.reference_lib:
+        ref_lib, ref_lib_opt = build_reference(args.model_size)
+        library_attention(ref_lib)
+        fns["reference-lib"] = lambda: reference_train_step(ref_lib, ref_lib_opt, x3, m)
+        batches["reference-lib"] = rb
     for name in args.levers:
         lv = LEVERS[name]
         b = lever_batch(lv, args.batch, rb, size, train=True)
         model = apply_lever(build_ours(args.model_size, lv.detail_width), lv, train=True)
         fns[name] = our_step(model, lv, b, size)
         batches[name] = b
-    t = alternate(fns, args.reps)
+    t = alternate(fns, args.reps, args.clock)
     ips = {k: batches[k] / sec for k, sec in t.items()}
     print(f"\n{size} px; reference batch {rb}")
     print(f"{'contender':<16} batch  step s   img/s  x reference")
@@ -113,10 +122,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
     ap.add_argument("--levers", nargs="+", default=None, choices=list(LEVERS))
+    ap.add_argument(
+        "--no-reference-lib",
+        dest="reference_lib",
+        action="store_false",
+        help="leave out the reference-lib row (the reference with transformers' own attention, "
+        "as runs before 2026-12-01 measured it)",
+    )
     ap.add_argument("--quick", action="store_true", help="2 rounds, no fp32 row (saves ~2 min)")
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 1 round")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process's CPU time (all threads) instead of wall time: ratios that "
+        "other load on a busy machine disturbs far less; img/s are then per CPU second",
+    )
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
+    args.clock = time.process_time if args.cpu_time else None
     if args.levers is None:
         args.levers = [lv for lv in TRAIN_LEVERS if not (args.quick and lv == "fp32")]
     if "default" not in args.levers:

@@ -95,17 +95,24 @@ def forward_flops(fn: Callable[[], object]) -> float:
 
 
 # ------------------------------------------------------------------------------- timing
-def alternate(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+def alternate(
+    fns: dict[str, Callable[[], object]], reps: int, clock: Callable[[], float] | None = None
+) -> dict[str, float]:
     """Median seconds of each function, run in turn (a, b, c, a, b, c, ...) after one warm-up
-    round, so a change in machine load hits every contender alike."""
+    round, so a change in machine load hits every contender alike.
+
+    ``clock`` defaults to wall time (``time.perf_counter``); ``time.process_time`` (``--cpu-time``
+    of the scripts) counts the CPU seconds of all threads of this process instead, which other
+    load disturbs far less - for A/B ratios on a busy machine, not for images/s a user sees."""
+    clock = clock or time.perf_counter
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
-            t = time.perf_counter()
+            t = clock()
             fn()
-            times[k].append(time.perf_counter() - t)
+            times[k].append(clock() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
