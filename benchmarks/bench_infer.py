@@ -176,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8, help="our batch size (product default 8)")
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
-    ap.add_argument("--levers", nargs="+", default=INFER_LEVERS, choices=list(LEVERS))
+    ap.add_argument(
+        "--levers",
+        nargs="+",
+        default=None,
+        choices=list(LEVERS),
+        help="rows besides the reference (default: all inference levers; --quick leaves out "
+        "fp32-trunk and lib-attention, which separate the parts of the default)",
+    )
     ap.add_argument("--compile", action="store_true", help="add the torch.compile lever")
     ap.add_argument(
         "--no-reference-lib",
@@ -191,10 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-time",
         action="store_true",
         help="time with the process's CPU time (all threads) instead of wall time: ratios that "
-        "other load on a busy machine disturbs far less; img/s are then per CPU second",
+        "other load on a busy machine disturbs far less; img/s and GFLOP/s are then per CPU "
+        "second (the ceiling share and the goal lines are not meaningful)",
     )
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
+    if args.levers is None:
+        quick_out = ("fp32-trunk", "lib-attention") if args.quick else ()
+        args.levers = [lv for lv in INFER_LEVERS if lv not in quick_out]
     args.clock = time.process_time if args.cpu_time else None
     if "default" not in args.levers:
         args.levers.insert(0, "default")

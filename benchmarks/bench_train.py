@@ -129,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out the reference-lib row (the reference with transformers' own attention, "
         "as runs before 2026-12-01 measured it)",
     )
-    ap.add_argument("--quick", action="store_true", help="2 rounds, no fp32 row (saves ~2 min)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 rounds, no fp32 / channels-first / reference-lib rows (saves ~3 min)",
+    )
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 1 round")
     ap.add_argument(
         "--cpu-time",
@@ -140,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
     args.clock = time.process_time if args.cpu_time else None
-    if args.levers is None:
-        args.levers = [lv for lv in TRAIN_LEVERS if not (args.quick and lv == "fp32")]
+    if args.levers is None:  # --quick: no fp32 / channels-first rows, no reference-lib
+        quick_out = ("fp32", "channels-first") if args.quick else ()
+        args.levers = [lv for lv in TRAIN_LEVERS if lv not in quick_out]
+        args.reference_lib = args.reference_lib and not args.quick
     if "default" not in args.levers:
         args.levers.insert(0, "default")
     if args.smoke:
