@@ -267,6 +267,20 @@ def test_unfitted_evaluator_refuses_target_precision(run: dict[str, Path], tmp_p
     assert p.choose_threshold(min_quality=0.3)[0] == 0.3
 
 
+def test_target_precision_on_few_labels_warns(run: dict[str, Path]) -> None:
+    p = Predictor.from_file(run["model"])
+    ev = p.evaluator
+    ev.fitted, ev.tau = True, 0.7
+    ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
+    ev.heldout_iou = [0.1, 0.3, 0.8, 0.9, 0.95]
+    with pytest.warns(
+        UserWarning, match="rests on 3 held-out labels above it; about 100 are needed"
+    ):
+        thr, info = p.choose_threshold(target_precision=0.9)
+    assert thr == pytest.approx(0.6) and info["target_precision"]["reliable"] is False
+    assert info["target_precision"]["n_kept"] == 3
+
+
 def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None:
     from sam2elnet.engine.train import fit_quality
     from sam2elnet.model import load_model

@@ -8,8 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sam2elnet.model.quality import QualityEvaluator
+from sam2elnet.model.quality_calibration import choose_threshold, min_kept_for
 from sam2elnet.model.quality_features import FEATURE_NAMES, tta_views, uncertainty_features
 
 
@@ -90,10 +93,53 @@ def test_threshold_for_precision_picks_lowest_threshold() -> None:
     # score >= 0.4 keeps [0.8, 0.9, 0.2, 0.9, 0.95]: 4/5 good = 0.8 ; >= 0.3 gives 4/6 < 0.75
     assert c.achievable and c.threshold == pytest.approx(0.4)
     assert c.precision == pytest.approx(0.8) and c.recall == pytest.approx(4 / 5)
+    # 5 kept labels cannot promise a precision within 0.03: said, not hidden
+    assert c.n_kept == 5 and not c.reliable and "rests on 5 held-out labels" in c.note
     assert ev.threshold_for_precision(1.0).threshold == pytest.approx(0.7)
     ev.heldout_iou = [0.0] * 8
     c = ev.threshold_for_precision(0.5)
     assert not c.achievable and c.threshold > 0.8
+    assert c.n_kept == 0 and not c.reliable and "no threshold reaches" in c.note
+
+
+def test_min_kept_for_is_the_binomial_sample_size() -> None:
+    # sqrt(0.9 * 0.1 / k) <= 0.03  <=>  k >= 100; sqrt(0.8 * 0.2 / k) <= 0.03 <=> k >= 178
+    assert min_kept_for(0.9) == 100
+    assert min_kept_for(0.8) == 178
+    assert min_kept_for(1.0) == 10 and min_kept_for(0.9, tolerance=0.1) == 10
+
+
+@pytest.mark.parametrize(("n", "reliable"), [(3000, True), (60, False)])
+def test_threshold_precision_on_a_known_relation(n: int, reliable: bool) -> None:
+    """Scores uniform on [0, 1] with P(IoU >= tau | score s) = s: keeping s >= t has population
+    precision (1 + t) / 2, so target 0.9 wants t = 0.8."""
+    rng = np.random.default_rng(3)
+    s = rng.uniform(0, 1, n)
+    iou = np.where(rng.uniform(0, 1, n) < s, 0.9, 0.3)
+    c = choose_threshold(s, iou, 0.9, 0.7)
+    assert c.achievable and c.reliable is reliable
+    if reliable:  # enough labels above the threshold: the promise holds for the population
+        assert c.n_kept >= min_kept_for(0.9)
+        assert abs((1 + c.threshold) / 2 - 0.9) <= 0.03
+    else:
+        assert c.n_kept < min_kept_for(0.9) and "about 100 are needed" in c.note
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=40),
+    st.floats(0.05, 1.0),
+    st.floats(0.05, 1.0),
+)
+def test_higher_target_never_lowers_the_threshold(
+    pairs: list[tuple[float, float]], a: float, b: float
+) -> None:
+    s, iou = (np.array(v) for v in zip(*pairs, strict=True))
+    lo, hi = min(a, b), max(a, b)
+    c_lo, c_hi = choose_threshold(s, iou, lo, 0.7), choose_threshold(s, iou, hi, 0.7)
+    assert c_hi.threshold >= c_lo.threshold
+    if c_hi.achievable:
+        assert c_hi.precision >= hi and c_lo.achievable
 
 
 def test_too_few_samples_fall_back_to_heuristic() -> None:

@@ -32,7 +32,7 @@ from sam2elnet.engine.runtime import (
 )
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
-from sam2elnet.model.quality_calibration import ThresholdChoice
+from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdChoice
 from sam2elnet.model.quality_features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
@@ -402,6 +402,13 @@ class Predictor:
                 warnings.warn(
                     f"no threshold reaches precision {target_precision} on held-out data; "
                     "every label will be rejected",
+                    stacklevel=2,
+                )
+            elif not choice.reliable and choice.note:
+                warnings.warn(
+                    f"--target-precision {target_precision}: {choice.note}; the precision of the "
+                    f"kept labels may differ from {target_precision} by more than "
+                    f"{PRECISION_TOLERANCE:g}",
                     stacklevel=2,
                 )
             thr = choice.threshold if thr is None else max(thr, choice.threshold)

@@ -217,8 +217,9 @@ def fit_evaluator(
 
 
 def describe_summary(summary: dict[str, Any]) -> str:
-    """One line for ``elnet train``: status, sample counts, out-of-fold Spearman and, for a
-    cross-fitted evaluator, how many samples came from the fold networks."""
+    """One line for ``elnet train``: status, sample counts, out-of-fold Spearman, for a
+    cross-fitted evaluator how many samples came from the fold networks, and the default
+    threshold's note when its held-out labels are too few to promise the target precision."""
 
     def f(v: Any) -> str:
         return f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -236,6 +237,9 @@ def describe_summary(summary: dict[str, Any]) -> str:
             f"; {how.get('n_crossfit')} out-of-fold samples of {how.get('crossfit_folds')} "
             f"cross-fitted networks + {how.get('n_validation')} validation samples"
         )
+    thr = q.get("default_threshold") or {}
+    if thr.get("note"):  # too few held-out labels to promise the default target precision
+        line += f"; --target-precision {thr.get('target_precision')}: {thr['note']}"
     return line
 
 

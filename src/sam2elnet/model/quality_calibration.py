@@ -20,10 +20,20 @@ import numpy as np
 
 from sam2elnet.model.quality_features import FEATURE_NAMES
 
+#: Precision tolerance the threshold rule aims at (issue 14: held-out precision within 0.03 of the
+#: target). A threshold kept on fewer held-out samples than make the binomial standard error of
+#: its precision, sqrt(p (1 - p) / k) at p = target, at most this is flagged ``reliable=False``.
+PRECISION_TOLERANCE = 0.03
+
 
 @dataclass
 class ThresholdChoice:
-    """A score threshold chosen for a target precision, with its held-out precision and recall."""
+    """A score threshold chosen for a target precision, with its held-out precision and recall.
+
+    ``precision`` / ``recall`` are counted on the held-out samples at ``threshold``;
+    ``n_kept`` held-out samples lie at or above the threshold, and ``reliable`` is False when they
+    are too few to promise a precision within :data:`PRECISION_TOLERANCE` (``note`` says so).
+    """
 
     threshold: float
     target_precision: float
@@ -32,13 +42,16 @@ class ThresholdChoice:
     recall: float
     n_heldout: int
     achievable: bool
+    n_kept: int = 0
+    reliable: bool = False
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for JSON summaries and the model file).
 
         Returns:
             ``{"threshold", "target_precision", "tau", "precision", "recall", "n_heldout",
-            "achievable"}``.
+            "achievable", "n_kept", "reliable", "note"}``.
         """
         return dict(self.__dict__)
 
@@ -240,8 +253,14 @@ def choose_threshold(
     """Lowest score threshold whose held-out precision of "IoU >= tau" is >= ``target``.
 
     Precision = share of kept labels (score >= threshold) that are good; the lowest such
-    threshold keeps the most labels. When no threshold reaches ``target``, the threshold is set
-    above every score (reject all) and ``achievable`` is False.
+    threshold keeps the most labels (a higher ``target`` never gives a lower threshold). When no
+    threshold reaches ``target``, the threshold is set above every score (reject all) and
+    ``achievable`` is False. The choice also says how far it can be trusted: a precision counted
+    on ``n_kept`` samples has a binomial standard error of ``sqrt(p (1 - p) / n_kept)``, so fewer
+    than :func:`min_kept_for` kept samples cannot promise a precision within
+    :data:`PRECISION_TOLERANCE` of ``target`` (``reliable`` False, ``note`` says so). Smoothed
+    variants of this rule (isotonic / logistic P(good | score), per-mode samples) were measured
+    and did not transfer better to new images (docs/results.md, 100-image section).
 
     Args:
         scores: (N,) calibrated held-out scores in [0, 1].
@@ -256,17 +275,53 @@ def choose_threshold(
     y = np.asarray(iou, np.float64)
     n = len(s)
     if n == 0:
-        return ThresholdChoice(1.0 + 1e-9, target, tau, float("nan"), 0.0, 0, False)
+        return ThresholdChoice(
+            1.0 + 1e-9, target, tau, float("nan"), 0.0, 0, False, note="no held-out samples"
+        )
     good = y >= tau
     n_good = int(good.sum())
-    best: ThresholdChoice | None = None
+    need = min_kept_for(target)
     for t in np.unique(s):  # ascending: first hit is the lowest threshold
         kept = s >= t
         prec = float(good[kept].mean())
-        rec = float(good[kept].sum() / n_good) if n_good else 0.0
         if prec >= target:
-            best = ThresholdChoice(float(t), target, tau, prec, rec, n, True)
-            break
-    if best is None:
-        best = ThresholdChoice(float(s.max()) + 1e-6, target, tau, float("nan"), 0.0, n, False)
-    return best
+            k = int(kept.sum())
+            rec = float(good[kept].sum() / n_good) if n_good else 0.0
+            note = (
+                ""
+                if k >= need
+                else f"the threshold rests on {k} held-out labels above it; about {need} are "
+                f"needed to promise a precision within {PRECISION_TOLERANCE:g} of {target:g} on "
+                "new images (label more images, or fit with --quality-folds)"
+            )
+            return ThresholdChoice(float(t), target, tau, prec, rec, n, True, k, k >= need, note)
+    return ThresholdChoice(
+        float(s.max()) + 1e-6,
+        target,
+        tau,
+        float("nan"),
+        0.0,
+        n,
+        False,
+        0,
+        False,
+        f"no threshold reaches precision {target:g} on the {n} held-out labels",
+    )
+
+
+def min_kept_for(target: float, tolerance: float = PRECISION_TOLERANCE) -> int:
+    """Held-out samples above a threshold needed before its precision is known to ``tolerance``.
+
+    The binomial standard error of a precision ``p`` measured on ``k`` samples is
+    ``sqrt(p (1 - p) / k)``; this returns the smallest ``k`` for which it is at most
+    ``tolerance`` at ``p = target`` (at least 10: a handful of samples promises nothing even at
+    ``target`` 1).
+
+    Args:
+        target: wanted precision in (0, 1].
+        tolerance: wanted standard error, > 0.
+
+    Returns:
+        The count, an int >= 10 (100 for target 0.9 and tolerance 0.03).
+    """
+    return max(10, math.ceil(target * (1.0 - target) / tolerance**2 - 1e-9))
