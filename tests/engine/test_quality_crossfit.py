@@ -183,3 +183,47 @@ def test_experiment_passes_the_folds_through_and_old_runs_mean_off(
     assert upgrade_identity(old) == default
     with pytest.raises(UserError, match="--quality-folds"):
         check_options(ExperimentConfig, data=tmp_path, out=tmp_path / "e", quality_folds=1)
+
+
+def test_resume_of_a_copied_run_stays_in_the_copy_and_applies_fold_epochs(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`elnet train --out COPY --resume` on a copied run folder writes only into COPY; a changed
+    --quality-fold-epochs retrains the folds (their saved samples were made with other epochs);
+    a changed training option is refused with one error line naming it and config.yaml."""
+    import shutil
+
+    import numpy as np
+
+    from sam2elnet.cli import main
+    from sam2elnet.model import load_model
+
+    r = _crossfit_run(tmp_path_factory)
+    orig = Path(r["cfg"].out)
+    snapshot = {p: p.stat().st_mtime_ns for p in orig.rglob("*") if p.is_file()}
+    copy = tmp_path / "copy"
+    shutil.copytree(orig, copy)
+    assert main(["train", "--out", str(copy), "--resume", "--quality-fold-epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in orig.rglob("*") if p.is_file()} == snapshot
+    assert TrainConfig.load(copy / "config.yaml").out == copy
+    assert TrainConfig.load(copy / "config.yaml").quality.crossfit_epochs == 2
+    for n in (1, 2):  # each fold trained again, for 2 epochs, in the copy
+        fdir = copy / FOLDS_DIR / f"fold{n}"
+        with np.load(fdir / "oof.npz") as z:
+            assert int(z["epochs"]) == 2
+        assert TrainConfig.load(fdir / "config.yaml").out == fdir
+    # the fold's log line says what it trains on: 2 of the 8 images
+    assert "no split folders found; training on 2 of its 8 pairs (the run's train_ids)" in out
+    _, extra = load_model(copy / "model.pt")
+    assert extra["quality_summary"]["fitted_on"]["crossfit_epochs"] == 2
+    # same epochs again: the folds' samples are reused, nothing retrains
+    assert main(["train", "--out", str(copy), "--resume", "--quality-fold-epochs", "2"]) == 0
+    assert "reusing" in capsys.readouterr().out
+    # a training option that differs from the saved run is refused, nothing written
+    before = (copy / "model.pt").stat().st_mtime_ns
+    assert main(["train", "--out", str(copy), "--resume", "--epochs", "5"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and err[0].startswith("error:"), err
+    assert "--epochs 5 (saved: 1)" in err[0] and "config.yaml" in err[0]
+    assert (copy / "model.pt").stat().st_mtime_ns == before

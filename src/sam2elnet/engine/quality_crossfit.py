@@ -20,7 +20,9 @@ comes from the **final** network on the same item, because decoder embeddings of
 trained networks live in different spaces and the evaluator is applied to the final network's
 embeddings. Cost: K trainings on (K-1)/K of the images for ``crossfit_epochs`` epochs, plus two
 inferences per training image and mode. Resumable: a finished fold leaves ``oof.npz`` (its
-samples and ids) and is reused; an interrupted fold training continues from its ``last.pt``.
+samples, ids and fold epochs) and is reused while the folds and ``crossfit_epochs`` stay the same
+(other epochs train the fold again); an interrupted fold training continues from its ``last.pt``
+when it was started with the same settings in this run folder (else it restarts).
 """
 
 from __future__ import annotations
@@ -120,7 +122,17 @@ def _save_npz(path: Path, **arrays: Any) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def _load_cache(path: Path, ids: Sequence[str]) -> dict[str, np.ndarray] | None:
+def _saved_fold_config(fdir: Path) -> TrainConfig | None:
+    try:
+        return TrainConfig.load(fdir / "config.yaml") if (fdir / "config.yaml").is_file() else None
+    except UserError:  # unreadable: treated as absent (the fold is trained again)
+        return None
+
+
+def _load_cache(path: Path, ids: Sequence[str], epochs: int) -> dict[str, np.ndarray] | None:
+    """A fold's saved samples when they were made for the same held-out ids by a fold network
+    trained for ``epochs`` epochs (caches from before the epochs were recorded: the fold's
+    ``config.yaml`` says), else None."""
     if not path.is_file():
         return None
     try:
@@ -130,7 +142,12 @@ def _load_cache(path: Path, ids: Sequence[str]) -> dict[str, np.ndarray] | None:
         return None
     if [str(i) for i in cache.get("ids", [])] != list(ids):
         return None
-    return cache
+    if "epochs" in cache:
+        made_with = int(cache["epochs"])
+    else:
+        saved = _saved_fold_config(path.parent)
+        made_with = int(saved.epochs) if saved is not None else -1
+    return cache if made_with == int(epochs) else None
 
 
 def crossfit_samples(
@@ -194,10 +211,21 @@ def crossfit_samples(
     for f, held in enumerate(folds):
         name = f"fold{f + 1}"
         fdir = root / name
-        cache = _load_cache(fdir / "oof.npz", held)
+        cache = _load_cache(fdir / "oof.npz", held, epochs)
         if cache is None:
-            if (fdir / "oof.npz").is_file():  # made with other folds or damaged: start again
-                _say(f"quality {name}/{k}: its saved samples do not match; training it again")
+            saved = _saved_fold_config(fdir)
+            if (fdir / "oof.npz").is_file():  # other folds / epochs, or damaged: start again
+                _say(
+                    f"quality {name}/{k}: its saved samples were made with other folds or fold "
+                    f"epochs; training it again ({epochs} epochs)"
+                )
+                shutil.rmtree(fdir)
+            elif saved is not None and (
+                saved.epochs != epochs
+                or list(saved.train_ids or []) != [i for i in ids if i not in set(held)]
+                or Path(saved.out).resolve() != fdir.resolve()
+            ):  # an unfinished fold of other settings (or of the run this one was copied from)
+                _say(f"quality {name}/{k}: its unfinished training has other settings; restarting")
                 shutil.rmtree(fdir)
             held_set = set(held)
             rest = [i for i in ids if i not in held_set]
@@ -244,6 +272,7 @@ def crossfit_samples(
                 "ious": np.concatenate([p[2] for p in parts]),
                 "modes": np.concatenate([p[3] for p in parts]),
                 "index": np.concatenate([p[4] for p in parts]),
+                "epochs": np.asarray(epochs),
             }
             _save_npz(fdir / "oof.npz", **cache)
             del fold_net

@@ -197,6 +197,16 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
                 "labelled images of this data folder",
                 cfg.data,
             )
+        # say what this run trains on, not what the folder holds (a fold sees only its ids)
+        if choice.found:
+            found = ", ".join(f"{k} ({n})" for k, n in choice.found.items())
+            pool = f"splits found: {found}; using: {', '.join(choice.used or [])}"
+        else:
+            pool = "no split folders found"
+        notes[0] = (
+            f"{pool}; training on {len(labelled)} of its {len(index.samples)} pairs "
+            "(the run's train_ids)"
+        )
     elif cfg.fraction < 1.0:
         labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
     else:

@@ -46,11 +46,79 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
     return build_model(ModelConfig(**kwargs))
 
 
+#: Options ``--resume`` takes from the command line even when the run's ``config.yaml`` says
+#: otherwise: where the run lives (``out``: a copied run folder continues in the copy), how it
+#: runs (device, workers, threads, progress, distributed, channels-last) and the quality
+#: evaluator fitted after training (``quality.*``, ``fit_quality``; changed cross-fitting
+#: epochs retrain the fold networks, see :mod:`sam2elnet.engine.quality_crossfit`).
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "out",
+        "resume",
+        "device",
+        "num_workers",
+        "threads",
+        "progress",
+        "distributed",
+        "channels_last",
+        "quality",
+        "fit_quality",
+    }
+)
+
+
+_PATH_FIELDS = frozenset({"data", "weights", "init_model", "norm_stats"})
+
+
+def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> TrainConfig:
+    """The configuration a resumed run continues with: the saved one, with the options of
+    :data:`RESUME_MAY_CHANGE` taken from ``given``.
+
+    Args:
+        saved: the run's ``config.yaml``.
+        given: the configuration built from the command line on top of it.
+        source: the ``config.yaml`` file (named in the error).
+
+    Returns:
+        The configuration to run (``out`` is the folder given, not the one the file recorded).
+
+    Raises:
+        UserError: an option that defines the training (epochs, lr, data...) differs from the
+            saved run: continuing would mix two runs; one line names the option(s).
+    """
+    old, new = saved.model_dump(mode="json"), given.model_dump(mode="json")
+
+    def same(key: str) -> bool:
+        a, b = old[key], new.get(key)
+        if a == b:
+            return True
+        # the same file or folder written another way (relative / absolute)
+        return (
+            isinstance(a, str)
+            and isinstance(b, str)
+            and key in _PATH_FIELDS
+            and (Path(a).expanduser().resolve() == Path(b).expanduser().resolve())
+        )
+
+    changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
+    if changed:
+        what = ", ".join(
+            f"--{k.replace('_', '-')} {new.get(k)!r} (saved: {old[k]!r})" for k in changed
+        )
+        raise UserError(
+            f"--resume continues the run saved in config.yaml; {what} would change it: drop "
+            "the option(s), or start a new run with another --out",
+            source,
+        )
+    return saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
+
+
 def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     """New run: refuse to overwrite a previous one. Resume: continue from ``last.pt`` when it is
-    readable (the saved config wins; only runtime options such as device, workers and progress
-    may change, so the run continues unchanged); otherwise restart from the beginning and say
-    why (no ``last.pt``: killed before the first epoch finished; damaged ``last.pt``).
+    readable, with the saved config (:func:`resumed_config`: the run folder is the one given,
+    runtime and quality-evaluator options may change, training options may not); otherwise
+    restart from the beginning and say why (no ``last.pt``: killed before the first epoch
+    finished; damaged ``last.pt``).
 
     Returns the configuration to run and a note saying what ``--resume`` did ("" for new runs).
     """
@@ -60,26 +128,7 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     if cfg.resume:
         remove_stale_temps(out, recursive=False)
         if saved.is_file():
-            old = TrainConfig.load(saved)
-            changed = [
-                k
-                for k in ("epochs", "batch_size", "lr", "fraction", "seed", "size", "image_size")
-                if getattr(old, k) != getattr(cfg, k) and k in cfg.model_fields_set
-            ]
-            if changed:
-                log.warning(
-                    "--resume uses the saved config; ignoring changed option(s): %s",
-                    ", ".join(changed),
-                )
-            cfg = old.model_copy(
-                update={
-                    "resume": True,
-                    "device": cfg.device,
-                    "num_workers": cfg.num_workers,
-                    "progress": cfg.progress,
-                    "distributed": cfg.distributed,
-                }
-            )
+            cfg = resumed_config(TrainConfig.load(saved), cfg, saved)
         why = ""
         if not last.is_file():
             why = "no resume state (last.pt) in the run folder: the run stopped before its first epoch ended"
