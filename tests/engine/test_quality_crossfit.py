@@ -215,6 +215,7 @@ def test_resume_of_a_copied_run_stays_in_the_copy_and_applies_fold_epochs(
         assert TrainConfig.load(fdir / "config.yaml").out == fdir
     # the fold's log line says what it trains on: 2 of the 8 images
     assert "no split folders found; training on 2 of its 8 pairs (the run's train_ids)" in out
+    assert "--resume: all 1 epochs were done; only the steps after training ran" in out
     _, extra = load_model(copy / "model.pt")
     assert extra["quality_summary"]["fitted_on"]["crossfit_epochs"] == 2
     # same epochs again: the folds' samples are reused, nothing retrains

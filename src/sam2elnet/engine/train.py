@@ -77,7 +77,7 @@ from sam2elnet.engine.train_metrics import (
     validate,
 )
 from sam2elnet.engine.train_schedule import batch_plan, lr_lambda, param_groups, train_loader
-from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir
+from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir, resume_note
 from sam2elnet.engine.train_state import (
     LAST_FORMAT,
     LAST_VERSION,
@@ -253,7 +253,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         best_score = float(state.get("best_score", best_iou))
         history = list(state["history"])
         _set_rng_state(state["rng"])
-        resumed = f"continued at epoch {start_epoch + 1} of {cfg.epochs}"
+        resumed = resume_note(start_epoch, cfg.epochs)
         log.info("resuming %s at epoch %d", out, start_epoch + 1)
         # last.pt is written before model.pt: a kill between the two leaves the best weights
         # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them

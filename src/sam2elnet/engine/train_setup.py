@@ -113,6 +113,13 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
     return saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
 
 
+def resume_note(start_epoch: int, epochs: int) -> str:
+    """What ``--resume`` did, for the summary line (``start_epoch`` is 0-based)."""
+    if start_epoch < epochs:
+        return f"continued at epoch {start_epoch + 1} of {epochs}"
+    return f"all {epochs} epochs were done; only the steps after training ran"
+
+
 def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     """New run: refuse to overwrite a previous one. Resume: continue from ``last.pt`` when it is
     readable, with the saved config (:func:`resumed_config`: the run folder is the one given,

@@ -292,7 +292,7 @@ def choose_threshold(
                 if k >= need
                 else f"the threshold rests on {k} held-out labels above it; about {need} are "
                 f"needed to promise a precision within {PRECISION_TOLERANCE:g} of {target:g} on "
-                "new images (label more images, or fit with --quality-folds)"
+                "new images (label more images; --quality-folds fits on every labelled image)"
             )
             return ThresholdChoice(float(t), target, tau, prec, rec, n, True, k, k >= need, note)
     return ThresholdChoice(
