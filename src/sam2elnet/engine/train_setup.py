@@ -124,8 +124,8 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     """New run: refuse to overwrite a previous one. Resume: continue from ``last.pt`` when it is
     readable, with the saved config (:func:`resumed_config`: the run folder is the one given,
     runtime and quality-evaluator options may change, training options may not); otherwise
-    restart from the beginning and say why (no ``last.pt``: killed before the first epoch
-    finished; damaged ``last.pt``).
+    restart from the beginning with the options given and say why (no ``last.pt``: killed before
+    the first epoch finished; damaged ``last.pt``).
 
     Returns the configuration to run and a note saying what ``--resume`` did ("" for new runs).
     """
@@ -134,8 +134,6 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
     last = out / "last.pt"
     if cfg.resume:
         remove_stale_temps(out, recursive=False)
-        if saved.is_file():
-            cfg = resumed_config(TrainConfig.load(saved), cfg, saved)
         why = ""
         if not last.is_file():
             why = "no resume state (last.pt) in the run folder: the run stopped before its first epoch ended"
@@ -146,7 +144,10 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
                 why = f"the resume state is unusable ({err})"
         if why:
             log.warning("%s; restarting the run from the beginning", why)
+            # nothing to continue: the run starts over with the options given
             return cfg.model_copy(update={"resume": False}), f"restarted: {why}"
+        if saved.is_file():
+            cfg = resumed_config(TrainConfig.load(saved), cfg, saved)
         return cfg, "continued"
     if last.exists() or (out / "model.pt").exists():
         raise UserError(
