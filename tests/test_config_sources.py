@@ -62,3 +62,15 @@ def test_option_error_names_a_list_option_not_its_item_index():
         M(sources=("sim", "bogus"))
     msg = str(option_error(M, err.value))
     assert msg.startswith("invalid value for --sources: 'bogus'"), msg
+
+
+def test_a_shared_yaml_file_need_not_name_data_and_out(tmp_path):
+    """A config holding only hyper-parameters works with --data / --out on the command line."""
+    path = tmp_path / "shared.yaml"
+    path.write_text("coarse_prob: 1.0\nepochs: 4\n", encoding="utf-8")
+    opts = {"data": tmp_path / "d", "out": tmp_path / "o", "epochs": None}
+    cfg = TrainConfig.from_sources(opts, config=path)
+    assert cfg.coarse_prob == 1.0 and cfg.epochs == 4
+    assert cfg.data == tmp_path / "d" and cfg.out == tmp_path / "o"
+    with pytest.raises(UserError, match="shared.yaml.*data: Field required"):
+        TrainConfig.from_sources({"out": tmp_path / "o"}, config=path)

@@ -332,8 +332,10 @@ class TrainConfig(BaseModel):
         """
         out = options.get("out")
         base: dict[str, Any] = {}
-        if config is not None:
-            base = cls.load(config).model_dump()
+        if config is not None:  # a shared file need not name the run's data / out folders
+            paths = {k: options[k] for k in ("data", "out") if options.get(k) is not None}
+            base = load_yaml_model(cls, config, paths)
+            base = base.model_dump()
         elif resume and out is not None and (Path(out) / "config.yaml").is_file():
             base = cls.load(Path(out) / "config.yaml").model_dump()
         given = {k: v for k, v in options.items() if v is not None}
@@ -360,12 +362,16 @@ class TrainConfig(BaseModel):
             raise option_error(cls, err, flags) from None
 
 
-def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
+def load_yaml_model(
+    cls: type[BaseModel], path: str | Path, given: dict[str, Any] | None = None
+) -> Any:
     """Parse a YAML file into a pydantic model, with user-facing errors.
 
     Args:
         cls: The pydantic model class.
         path: The YAML file (a mapping of field: value).
+        given: Field values that override the file's (e.g. ``data`` / ``out`` given on the
+            command line, so a shared config file need not name them).
 
     Returns:
         The validated ``cls`` instance.
@@ -388,7 +394,7 @@ def load_yaml_model(cls: type[BaseModel], path: str | Path) -> Any:
     if not isinstance(raw, dict):
         raise UserError("expected a mapping of option: value; fix or delete the file", p)
     try:
-        return cls.model_validate(raw)
+        return cls.model_validate({**raw, **(given or {})})
     except ValidationError as err:
         msgs = "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
