@@ -45,6 +45,7 @@ from common import (
     INFER_LEVERS,
     LEVERS,
     Goals,
+    add_reference_lib_option,
     alternate,
     apply_lever,
     build_ours,
@@ -185,13 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         "fp32-trunk and lib-attention, which separate the parts of the default)",
     )
     ap.add_argument("--compile", action="store_true", help="add the torch.compile lever")
-    ap.add_argument(
-        "--no-reference-lib",
-        dest="reference_lib",
-        action="store_false",
-        help="leave out the reference-lib row (the reference with transformers' own attention, "
-        "as runs before 2026-12-01 measured it)",
-    )
+    add_reference_lib_option(ap)
     ap.add_argument("--quick", action="store_true", help="8 / 4 images, 2 rounds")
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 2 images, 1 round")
     ap.add_argument(

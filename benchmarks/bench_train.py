@@ -34,6 +34,7 @@ from common import (
     LEVERS,
     TRAIN_LEVERS,
     Goals,
+    add_reference_lib_option,
     alternate,
     apply_lever,
     build_ours,
@@ -122,13 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
     ap.add_argument("--levers", nargs="+", default=None, choices=list(LEVERS))
-    ap.add_argument(
-        "--no-reference-lib",
-        dest="reference_lib",
-        action="store_false",
-        help="leave out the reference-lib row (the reference with transformers' own attention, "
-        "as runs before 2026-12-01 measured it)",
-    )
+    add_reference_lib_option(ap)
     ap.add_argument(
         "--quick",
         action="store_true",

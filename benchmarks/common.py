@@ -7,6 +7,7 @@ as it is for a user.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -212,6 +213,18 @@ INFER_LEVERS = [
 TRAIN_LEVERS = ["default", "prev-default", "old-default", "fp32", "channels-first", "light-head"]
 """Training rows: the reference's batch (4 / 2) is now the default's, so ``batch-ref`` and
 ``channels-last`` (both part of the default) are left out unless asked for with ``--levers``."""
+
+
+def add_reference_lib_option(ap: argparse.ArgumentParser) -> None:
+    """``--no-reference-lib`` for an argparse parser: drop the row of the reference design with
+    transformers' own Hiera attention (the attention runs before 2026-12-01 measured)."""
+    ap.add_argument(
+        "--no-reference-lib",
+        dest="reference_lib",
+        action="store_false",
+        help="leave out the reference-lib row (the reference with transformers' own attention, "
+        "as runs before 2026-12-01 measured it)",
+    )
 
 
 def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> torch.nn.Module:
