@@ -133,9 +133,11 @@ def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:
     for f in r["folds"]:
         a, e = f["best_val_iou_annotate"], f["best_val_iou_enhance"]
         assert 0.0 <= a <= 1.0 and 0.0 <= e <= 1.0 and 0.0 <= f["best_val_iou_coarse"] <= 1.0
-        assert f["best_val_iou"] == pytest.approx(0.5 * (a + e))
+        assert f["best_val_iou"] == pytest.approx(0.5 * (a + e))  # default coarse_prob 0.5
+        assert f["selection"].startswith("val_iou = 0.5 x annotation IoU + 0.5 x enhancement")
         assert f"{f['fold']} {a:.3f} / {e:.3f}" in md
     assert "Compare the test IoUs with the annotation value" in md
+    assert "the best epoch was selected by val_iou = 0.5 x annotation IoU" in md
 
 
 def test_cli_cv_smoke_and_bad_options(

@@ -17,7 +17,8 @@ What a run does, and why:
 * ``torchrun``: with ``WORLD_SIZE > 1`` the same command runs DDP (gloo on CPU, nccl on CUDA); every
   rank trains on its shard, rank 0 validates and writes files.
 
-Outputs in ``RUN/``: ``model.pt`` (best validation IoU, with normalisation, quality evaluator and
+Outputs in ``RUN/``: ``model.pt`` (best ``val_iou``, the modes weighted by the training mix:
+:func:`~sam2elnet.engine.train_metrics.selection_iou`; with normalisation, quality evaluator and
 training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``metrics.csv``,
 ``splits.json``.
 
@@ -74,6 +75,9 @@ from sam2elnet.engine.train_metrics import (
     metrics_csv_text,
     no_validation_row,
     pixel_counts,
+    resumed_selection,
+    selection_rule,
+    val_text,
     validate,
 )
 from sam2elnet.engine.train_schedule import batch_plan, lr_lambda, param_groups, train_loader
@@ -122,6 +126,8 @@ class TrainResult:
     """Image/mask pairs that could not be read (also in ``RUN/skipped.csv``)."""
     resumed: str = ""
     """How ``--resume`` started: "continued at epoch N", "restarted: <why>" or "" (new run)."""
+    selection: dict[str, Any] = field(default_factory=dict)
+    """What chose ``best_epoch`` (:func:`~sam2elnet.engine.train_metrics.selection_rule`)."""
 
     @property
     def best_val_modes(self) -> dict[str, float]:
@@ -129,10 +135,10 @@ class TrainResult:
         annotate`` produces), ``enhance`` (image + simulated coarse label) and ``coarse`` (that
         coarse label's own IoU); NaN without a validation split.
 
-        ``best_val_iou`` is the mean of ``annotate`` and ``enhance`` (model selection). Compare
-        ``annotate`` with annotation test IoUs: the enhancement half starts from a coarse label
-        of IoU ~0.7 and lifts the mean far above what annotation reaches (roads-dev: mean 0.49,
-        annotation 0.27, enhancement 0.71)."""
+        ``best_val_iou`` (selection) is ``(1 - coarse_prob) * annotate + coarse_prob * enhance``,
+        the training mix (:attr:`selection`; default 0.5: their mean). Compare ``annotate`` with
+        annotation test IoUs: enhancement starts from a coarse label of IoU ~0.7 and lifts the
+        score far above annotation (roads-dev: mean 0.49, annotation 0.27, enhancement 0.71)."""
         row = next((r for r in self.history if r.get("epoch") == self.best_epoch), {})
         keys = {"annotate": "val_iou_annotate", "enhance": "val_iou_enhance"}
         keys["coarse"] = "val_coarse_iou"
@@ -249,9 +255,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"]) + 1
-        best_iou, best_epoch = float(state["best_iou"]), int(state["best_epoch"])
-        best_score = float(state.get("best_score", best_iou))
-        history = list(state["history"])
+        best_epoch = int(state["best_epoch"])
+        history, best_iou, best_score = resumed_selection(
+            state, cfg.coarse_prob, data.select_by_loss
+        )
         _set_rng_state(state["rng"])
         resumed = resume_note(start_epoch, cfg.epochs)
         log.info("resuming %s at epoch %d", out, start_epoch + 1)
@@ -274,6 +281,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             out / "splits.json", {**data.splits, "dataset_splits": data.source_splits}
         )
 
+    selection = selection_rule(cfg.coarse_prob, data.select_by_loss, val_loader is not None)
     meta_base = {
         "package_version": __version__,
         "data": str(cfg.data),
@@ -294,6 +302,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "weights": cfg.weights,
         "domain": "roads" if roads else "other",
         "topology_loss": "cldice" if weights.topology > 0 else "none",
+        "selection": selection,
     }
 
     def model_extra(
@@ -399,6 +408,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                         weights,
                         roads=roads,
                         channels_last=channels_last,
+                        coarse_prob=cfg.coarse_prob,
                     )
                 )
                 score = -row["val_loss"] if data.select_by_loss else row["val_iou"]
@@ -426,25 +436,14 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                     "best_iou": best_iou,
                     "best_score": best_score,
                     "best_epoch": best_epoch,
+                    "selection": selection,
                     "history": history,
                     "rng": _rng_state(),
                 },
             )
             if improved:
                 save_model(model, best_path, extra=model_extra(None, None))
-            val_txt = (
-                f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f} (annotation "
-                f"{row['val_iou_annotate']:.3f}, enhancement {row['val_iou_enhance']:.3f} from "
-                f"coarse {row['val_coarse_iou']:.3f})"
-                if val_loader is not None
-                else "no validation split"
-            )
-            if roads and val_loader is not None:
-                val_txt += (
-                    f" road quality {row['val_road_quality']:.3f} completeness "
-                    f"{row['val_road_completeness']:.3f} correctness "
-                    f"{row['val_road_correctness']:.3f}"
-                )
+            val_txt = val_text(row, cfg.coarse_prob, roads)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
                 f"{tr_iou:.3f} {val_txt} lr {row['lr']:.2g} ({row['train_img_per_s']:.2f} img/s, "
@@ -497,4 +496,5 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         quality=quality_summary,
         skipped=data.skipped,
         resumed=resumed,
+        selection=selection,
     )

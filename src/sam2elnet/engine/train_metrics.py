@@ -1,5 +1,6 @@
-"""What a training run measures: the ``metrics.csv`` columns, the pixel counts of a batch and the
-validation pass in both modes (annotation and enhancement).
+"""What a training run measures: the ``metrics.csv`` columns, the pixel counts of a batch, the
+validation pass in both modes (annotation and enhancement) and the model-selection score
+(:func:`selection_iou`, the one place that defines it).
 
 IoU/F1 follow :func:`sam2elnet.engine.metrics.scores`; the road measures are
 :func:`sam2elnet.engine.metrics.road_counts` (Wiedemann et al. 1998).
@@ -25,6 +26,11 @@ __all__ = [
     "metrics_csv_text",
     "no_validation_row",
     "pixel_counts",
+    "resumed_selection",
+    "selection_iou",
+    "selection_rule",
+    "selection_weights",
+    "val_text",
     "validate",
 ]
 
@@ -63,6 +69,116 @@ def metrics_csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
     return csv_text(clean, fields, ".6g")
 
 
+def selection_weights(coarse_prob: float) -> tuple[float, float]:
+    """(annotation weight, enhancement weight) of the model-selection score: the training mix.
+
+    Args:
+        coarse_prob: the run's ``TrainConfig.coarse_prob``, share of training samples given a
+            coarse label (enhancement), in [0, 1]; the default 0.5 weighs both modes equally.
+
+    Returns:
+        ``(1 - coarse_prob, coarse_prob)``: 0 selects on annotation only, 1 on enhancement only
+        (a model never trained on a mode is not judged by it).
+
+    Raises:
+        ValueError: ``coarse_prob`` outside [0, 1] or not finite.
+    """
+    p = float(coarse_prob)
+    if not 0.0 <= p <= 1.0:  # also refuses NaN
+        raise ValueError(f"coarse_prob must be in [0, 1], got {coarse_prob!r}")
+    return 1.0 - p, p
+
+
+def selection_iou(annotate: float, enhance: float, coarse_prob: float) -> float:
+    """The model-selection score ``val_iou``: the validation IoUs of the two modes weighted by
+    the training mix, ``(1 - coarse_prob) * annotate + coarse_prob * enhance``
+    (:func:`selection_weights`). A mode of weight 0 is left out (its NaN does not spread).
+    Also used for ``val_f1`` (F1 per mode in place of IoU)."""
+    wa, we = selection_weights(coarse_prob)
+    return float(sum(w * v for w, v in ((wa, annotate), (we, enhance)) if w > 0))
+
+
+def selection_rule(coarse_prob: float, by_loss: bool = False, validation: bool = True) -> dict:
+    """What selected the best epoch, as recorded in the model file (``extra["train"]
+    ["selection"]``), ``last.pt`` and :attr:`sam2elnet.engine.train.TrainResult.selection`.
+
+    Returns:
+        ``score`` (``"val_iou"``, ``"val_loss"`` for a validation split without object pixels,
+        or ``"latest_epoch"`` without a validation split), ``annotate_weight`` and
+        ``enhance_weight`` of ``val_iou`` (:func:`selection_weights`), ``coarse_prob`` and
+        ``rule`` (one line for logs and reports).
+    """
+    wa, we = selection_weights(coarse_prob)
+    if not validation:
+        score, rule = "latest_epoch", "the latest epoch (no validation split)"
+    elif by_loss:
+        score, rule = "val_loss", "lowest validation loss (validation split has no object pixels)"
+    else:
+        score = "val_iou"
+        rule = (
+            f"val_iou = {wa:g} x annotation IoU + {we:g} x enhancement IoU (the training mix, "
+            f"coarse_prob {coarse_prob:g})"
+        )
+    return {
+        "score": score,
+        "annotate_weight": wa,
+        "enhance_weight": we,
+        "coarse_prob": float(coarse_prob),
+        "rule": rule,
+    }
+
+
+def resumed_selection(
+    state: dict[str, Any], coarse_prob: float, by_loss: bool
+) -> tuple[list[dict[str, Any]], float, float]:
+    """History, best ``val_iou`` and best score of a resumed run, under this version's rule.
+
+    A ``last.pt`` written before the rule followed the training mix (no ``selection`` entry)
+    holds ``val_iou`` = the plain mean of the two modes: each row's ``val_iou`` is recomputed
+    from its ``val_iou_annotate`` / ``val_iou_enhance`` (:func:`selection_iou`; ``val_f1`` keeps
+    its old value), and the saved best epoch (whose weights ``model.pt`` holds) is scored again,
+    so later epochs are compared under one rule. Same rule (or selection by loss): unchanged.
+
+    Returns:
+        ``(history, best_iou, best_score)``.
+    """
+    history = [dict(r) for r in state["history"]]
+    best_iou = float(state["best_iou"])
+    best_score = float(state.get("best_score", best_iou))
+    saved = state.get("selection") or {}
+    if by_loss or saved.get("enhance_weight") == selection_weights(coarse_prob)[1]:
+        return history, best_iou, best_score
+    best_epoch = int(state["best_epoch"]) + 1
+    for row in history:
+        a, e = row.get("val_iou_annotate"), row.get("val_iou_enhance")
+        if isinstance(a, float) and isinstance(e, float) and math.isfinite(a + e):
+            row["val_iou"] = selection_iou(a, e, coarse_prob)
+            if row.get("epoch") == best_epoch:
+                best_iou = best_score = row["val_iou"]
+    return history, best_iou, best_score
+
+
+def val_text(row: dict[str, Any], coarse_prob: float, roads: bool) -> str:
+    """The validation part of an epoch's log line: ``val loss 0.3990 val IoU 0.587 (0.5 x
+    annotation 0.501 + 0.5 x enhancement 0.673 from coarse 0.610)`` (weights:
+    :func:`selection_weights`), plus road measures with ``roads``; ``"no validation split"``
+    when the row has no validation values."""
+    if not math.isfinite(float(row.get("val_loss", math.nan))):
+        return "no validation split"
+    wa, we = selection_weights(coarse_prob)
+    txt = (
+        f"val loss {row['val_loss']:.4f} val IoU {row['val_iou']:.3f} ({wa:g} x annotation "
+        f"{row['val_iou_annotate']:.3f} + {we:g} x enhancement {row['val_iou_enhance']:.3f} "
+        f"from coarse {row['val_coarse_iou']:.3f})"
+    )
+    if roads:
+        txt += (
+            f" road quality {row['val_road_quality']:.3f} completeness "
+            f"{row['val_road_completeness']:.3f} correctness {row['val_road_correctness']:.3f}"
+        )
+    return txt
+
+
 def iou_f1(tp: float, fp: float, fn: float) -> tuple[float, float]:
     """(IoU, F1) of pixel counts, with :func:`sam2elnet.engine.metrics.scores`' conventions."""
     from sam2elnet.engine.metrics import Confusion, scores
@@ -90,11 +206,14 @@ def validate(
     weights: LossWeights,
     roads: bool = False,
     channels_last: bool = False,
+    coarse_prob: float = 0.5,
 ) -> dict[str, float]:
     """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
 
-    ``val_iou`` (model selection) is the mean of the two pixel-aggregated IoUs, so the chosen model
-    is good at both tasks the file will be used for. With ``roads`` the road measures of the
+    ``val_iou`` (model selection) is :func:`selection_iou` of the two pixel-aggregated IoUs:
+    weighted by the training mix ``coarse_prob`` (the run's), so the chosen model is the best at
+    the mix of tasks it was trained for (default 0.5: their mean); ``val_f1`` likewise. With
+    ``roads`` the road measures of the
     annotation-mode predictions (length-summed over the split) are added as ``val_road_*``.
     ``channels_last`` passes images and coarse labels in channels-last memory format (for a model
     converted to it; same results up to float rounding).
@@ -139,8 +258,8 @@ def validate(
     ic, _ = iou_f1(*coarse_counts.tolist())
     res = {
         "val_loss": loss_sum / max(1, n),
-        "val_iou": 0.5 * (ia + ie),
-        "val_f1": 0.5 * (fa + fe),
+        "val_iou": selection_iou(ia, ie, coarse_prob),
+        "val_f1": selection_iou(fa, fe, coarse_prob),
         "val_iou_annotate": ia,
         "val_iou_enhance": ie,
         "val_coarse_iou": ic,

@@ -180,6 +180,7 @@ def _run_fold(
         info = {
             "best_epoch": res.best_epoch,
             "best_val_iou": _num(res.best_val_iou),
+            "selection": res.selection.get("rule", ""),
             # per mode: the annotation IoU is the one comparable with the test IoUs below
             **{f"best_val_iou_{k}": _num(v) for k, v in res.best_val_modes.items()},
             "n_train": len(res.splits.get("train", [])),

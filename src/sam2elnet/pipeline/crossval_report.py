@@ -117,10 +117,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         if f.get("best_val_iou_annotate") is not None
     ]
     if val:
+        rules = sorted({str(f["selection"]) for f in r["folds"] if f.get("selection")})
+        how = (
+            f"selected by {'; '.join(rules)}"
+            if rules
+            else "selected by the training log's `val IoU`"
+        )
         lines += [
             "",
             "Validation IoU at each fold's best epoch, annotation / enhancement of a simulated "
-            "coarse label (the training log's `val IoU` is their mean): "
+            f"coarse label (the best epoch was {how}): "
             + "; ".join(val)
             + ". Compare the test IoUs with the annotation value.",
         ]

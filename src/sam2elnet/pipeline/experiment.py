@@ -425,7 +425,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             "modality": split.modality,
             "layout": split.layout,
         },
-        "elnet": {k: elnet.get(k) for k in ("model", "best_epoch", "best_val_iou", "quality")},
+        "elnet": {
+            k: elnet.get(k) for k in ("model", "best_epoch", "best_val_iou", "selection", "quality")
+        },
         "autolabels": {
             k: auto[k]
             for k in (

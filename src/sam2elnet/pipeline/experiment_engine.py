@@ -76,6 +76,7 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         "model": str(res.best_path),
         "best_epoch": res.best_epoch,
         "best_val_iou": res.best_val_iou,
+        "selection": res.selection.get("rule", ""),
         "history": res.history,
         "quality": res.quality,
         "splits": {k: len(v) for k, v in res.splits.items()},

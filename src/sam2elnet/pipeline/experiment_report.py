@@ -184,7 +184,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"- SAM2-ELNet: size {s['size']}, trunk training {s['trunk']}, {s['epochs']} epochs, "
         f"{s['image_size']} px, batch {s['batch_size']}, {s['precision']}, seed {s['seed']}; "
-        f"best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}.",
+        f"best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}"
+        + (f" ({r['elnet']['selection']})" if r["elnet"].get("selection") else "")
+        + ".",
         f"- Downstream: {d['model']} {d['model_options']}, "
         + (f"{d['steps']} optimiser steps" if d.get("steps") else f"{d['epochs']} epochs")
         + f", {d['image_size']} px crops (evaluated at native size), "
