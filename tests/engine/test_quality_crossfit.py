@@ -214,7 +214,10 @@ def test_resume_of_a_copied_run_stays_in_the_copy_and_applies_fold_epochs(
             assert int(z["epochs"]) == 2
         assert TrainConfig.load(fdir / "config.yaml").out == fdir
     # the fold's log line says what it trains on: 2 of the 8 images
-    assert "no split folders found; training on 2 of its 8 pairs (the run's train_ids)" in out
+    assert (
+        "no split folders found; 8 labelled pairs: training on 2, validation 0, unused 6 (not in "
+        "the run's train_ids)"
+    ) in out
     assert "--resume: all 1 epochs were done; only the steps after training ran" in out
     _, extra = load_model(copy / "model.pt")
     assert extra["quality_summary"]["fitted_on"]["crossfit_epochs"] == 2

@@ -75,10 +75,37 @@ def test_train_uses_only_the_training_split(tmp_path):
     _, extra = load_model(res.best_path)
     assert extra["train"]["dataset_splits"] == ["train"]
     assert extra["train"]["n_train"] + extra["train"]["n_val"] == 6
-    assert lines[0] == "splits found: train (6), test (4); training on: train (6 pairs)"
+    # the counts add up: training + validation = the 6 pairs of the train split
+    assert lines[0] == (
+        "splits found: train (6), test (4); using: train (6 labelled pairs): training on 4, "
+        "validation 2"
+    )
     # explicit choice: the test split (e.g. a deliberate experiment), ids from that split only
     res2 = train(small_cfg(root, tmp_path / "run2", split=["test"], fit_quality=False))
     assert sorted(res2.splits["train"] + res2.splits["val"]) == ["10500", "10501", "20500", "20501"]
+
+
+def test_split_line_counts_what_the_run_trains_on(tmp_path):
+    """The run's first line used to say "training on all N pairs" with N counting validation and
+    held-out images too; now the parts add up to the labelled pairs."""
+    from sam2elnet.engine.train_data import prepare_data
+
+    data = make_dataset(tmp_path / "flat", n=10)
+    d = prepare_data(small_cfg(data, tmp_path / "r", fraction=0.8, val_fraction=0.25))
+    assert (len(d.train_samples), len(d.val_samples), len(d.splits["held_out"])) == (6, 2, 2)
+    assert d.notes[0] == (
+        "no split folders found; 10 labelled pairs: training on 6, validation 2, held out 2 "
+        "(--fraction 0.8)"
+    )
+    (data / "images" / "s03.png").write_bytes(b"not a png")  # one unreadable pair
+    d = prepare_data(small_cfg(data, tmp_path / "r", val_fraction=0.2, max_train=4))
+    n_train, n_val = len(d.train_samples), len(d.val_samples)
+    assert [x["id"] for x in d.skipped] == ["s03"]
+    assert n_train + n_val == 5  # 4 training (--max-train) + 2 validation drawn, s03 dropped
+    assert d.notes[0] == (
+        f"no split folders found; 10 labelled pairs: training on {n_train}, validation {n_val}, "
+        f"skipped 1 unreadable (RUN/skipped.csv), unused {10 - n_train - n_val - 1} (--max-train)"
+    )
 
 
 def test_train_cli_split_option_and_progress_lines(tmp_path, capsys):
@@ -94,7 +121,7 @@ def test_train_cli_split_option_and_progress_lines(tmp_path, capsys):
     )  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
-    assert "splits found: train (3), val (3); training on: val (3 pairs)" in out
+    assert "splits found: train (3), val (3); using: val (3 labelled pairs): training on" in out
     epoch_lines = [ln for ln in out.splitlines() if ln.startswith("epoch ")]
     assert [ln.split(":")[0] for ln in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
     assert all("loss" in ln and "train IoU" in ln and "img/s" in ln for ln in epoch_lines)

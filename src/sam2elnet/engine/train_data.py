@@ -30,6 +30,7 @@ __all__ = [
     "mask_content",
     "positive_values",
     "prepare_data",
+    "split_note",
     "training_domain",
     "training_recipe",
 ]
@@ -184,7 +185,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
 
     choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
     index = choice.index
-    notes = [choice.describe("training")]
+    notes = [""]  # the split line, written once the training / validation ids are known
     samples = [s for s in index.samples if s.mask is not None]
     by_id = {s.id: s for s in samples}
     ids = sorted(by_id)
@@ -197,16 +198,6 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
                 "labelled images of this data folder",
                 cfg.data,
             )
-        # say what this run trains on, not what the folder holds (a fold sees only its ids)
-        if choice.found:
-            found = ", ".join(f"{k} ({n})" for k, n in choice.found.items())
-            pool = f"splits found: {found}; using: {', '.join(choice.used or [])}"
-        else:
-            pool = "no split folders found"
-        notes[0] = (
-            f"{pool}; training on {len(labelled)} of its {len(index.samples)} pairs "
-            "(the run's train_ids)"
-        )
     elif cfg.fraction < 1.0:
         labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
     else:
@@ -245,6 +236,9 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         if bad:
             raise skips.nothing_done(len(skips), cfg.data)
         raise UserError("no training images left; check --data", cfg.data)
+    notes[0] = split_note(
+        choice, len(ids), len(train_ids), len(val_ids), len(held_out), len(bad), cfg
+    )
     train_samples = [by_id[i] for i in train_ids]
     val_samples = [by_id[i] for i in val_ids]
     val_warnings = check_labels(cfg, train_samples, val_samples)
@@ -282,6 +276,39 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         skipped=skips.items,
         domain=domain,
     )
+
+
+def split_note(
+    choice: Any, n_pairs: int, n_train: int, n_val: int, n_held: int, n_bad: int, cfg: Any
+) -> str:
+    """The run's first log line: what the data folder holds and what the run uses of it, counts
+    that add up (``n_pairs`` labelled pairs = training + validation + held out + unused).
+
+    Example: ``splits found: train (6455), test (1615); using: train (6455 labelled pairs):
+    training on 1646, validation 290, held out 4519 (--fraction 0.3)``.
+
+    Args:
+        choice: the :class:`~sam2elnet.data.layouts.SplitChoice` the pairs come from.
+        n_pairs: labelled pairs of the chosen split(s).
+        n_train, n_val, n_held: ids of the run's training / validation / held-out parts.
+        n_bad: pairs dropped as unreadable (``RUN/skipped.csv``), training and validation.
+        cfg: the run's configuration (``fraction``, ``max_train``, ``train_ids`` are named).
+    """
+    if choice.found:
+        found = ", ".join(f"{k} ({n})" for k, n in choice.found.items())
+        pool = f"splits found: {found}; using: {', '.join(choice.used or [])} ({n_pairs} labelled pairs)"
+    else:
+        pool = f"no split folders found; {n_pairs} labelled pairs"
+    parts = [f"training on {n_train}", f"validation {n_val}"]
+    if n_held:
+        parts.append(f"held out {n_held} (--fraction {cfg.fraction:g})")
+    if n_bad:
+        parts.append(f"skipped {n_bad} unreadable (RUN/skipped.csv)")
+    unused = n_pairs - n_train - n_val - n_held - n_bad
+    if unused > 0:
+        why = "not in the run's train_ids" if cfg.train_ids is not None else "--max-train"
+        parts.append(f"unused {unused} ({why})")
+    return f"{pool}: {', '.join(parts)}"
 
 
 def positive_values(cfg: TrainConfig) -> tuple[float, ...] | None:
