@@ -172,6 +172,7 @@ def test_experiment_passes_the_folds_through_and_old_runs_mean_off(
             history=[],
             quality={},
             splits={},
+            selection={},
         )
 
     monkeypatch.setattr(tr, "train", fake_train)
@@ -231,3 +232,82 @@ def test_resume_of_a_copied_run_stays_in_the_copy_and_applies_fold_epochs(
     assert len(err) == 1 and err[0].startswith("error:"), err
     assert "--epochs 5 (saved: 1)" in err[0] and "config.yaml" in err[0]
     assert (copy / "model.pt").stat().st_mtime_ns == before
+
+
+def test_fold_cache_is_tied_to_the_final_network(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """A fold's ``oof.npz`` holds the *final* network's embeddings: with another final network
+    they are recomputed (the fold network is not trained again), and a cache from before the
+    digest was recorded is recomputed too."""
+    import shutil
+
+    import numpy as np
+    import torch
+
+    from sam2elnet.engine.quality_crossfit import crossfit_samples, weights_digest
+    from sam2elnet.engine.quality_fit import collect_quality_samples, quality_items
+    from sam2elnet.engine.train_data import prepare_data
+    from sam2elnet.model import load_model, save_model
+
+    r = _crossfit_run(tmp_path_factory)
+    copy = tmp_path / "run"
+    shutil.copytree(Path(r["cfg"].out), copy)
+    cfg = r["cfg"].model_copy(update={"out": copy})
+    data = prepare_data(cfg)
+    net, extra = load_model(copy / "model.pt")
+    digest = weights_digest(net)
+    assert digest == weights_digest(load_model(copy / "model.pt")[0])  # same weights, same id
+    fold1 = copy / FOLDS_DIR / "fold1" / "oof.npz"
+    with np.load(fold1) as z:
+        before = {k: z[k] for k in z.files}
+    assert str(before["final_model"]) == digest
+
+    # another final network: every decoder weight nudged
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("decoder."):
+                p.add_(0.05 * torch.randn_like(p))
+    other = tmp_path / "other.pt"
+    save_model(net, other, extra=extra)
+    other_digest = weights_digest(load_model(other)[0])
+    assert other_digest != digest
+
+    def no_training(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("a fold network was trained again")
+
+    lines: list[str] = []
+    got = crossfit_samples(cfg, data, other, no_training, lines.append, batch_size=2)
+    assert sum("recomputing their embeddings" in ln for ln in lines) == 2
+    with np.load(fold1) as z:
+        after = {k: z[k] for k in z.files}
+    assert str(after["final_model"]) == other_digest
+    for k in ("features", "ious", "modes", "index", "ids"):  # the fold network's part stands
+        assert np.array_equal(after[k], before[k]), k
+    assert not np.allclose(after["embeddings"], before["embeddings"])
+    # the new embeddings are exactly what the other final network gives on fold 1's images
+    held = [str(i) for i in before["ids"]]
+    by_id = {s.id: s for s in data.train_samples}
+    items = quality_items(
+        [by_id[i] for i in held], data.norm, cfg.image_size, data.in_bands, cfg.seed
+    )
+    net.eval()
+    want = collect_quality_samples(
+        net, items, torch.device("cpu"), cfg.precision, cfg.quality.tta, 2
+    )[1]
+    assert np.array_equal(after["embeddings"], want)
+    assert np.array_equal(got.embeddings[: len(want)], want)
+
+    # the same final network again: reused as is
+    lines.clear()
+    crossfit_samples(cfg, data, other, no_training, lines.append, batch_size=2)
+    assert sum("done before, reusing" in ln for ln in lines) == 2
+    # a cache from before the digest was recorded: its embeddings cannot be trusted
+    np.savez(fold1, **{k: v for k, v in before.items() if k != "final_model"})
+    lines.clear()
+    crossfit_samples(cfg, data, copy / "model.pt", no_training, lines.append, batch_size=2)
+    assert sum("recomputing their embeddings" in ln for ln in lines) == 2  # fold2: other net
+    with np.load(fold1) as z:
+        assert str(z["final_model"]) == digest
+        assert np.array_equal(z["embeddings"], before["embeddings"])

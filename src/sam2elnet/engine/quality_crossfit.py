@@ -20,13 +20,17 @@ comes from the **final** network on the same item, because decoder embeddings of
 trained networks live in different spaces and the evaluator is applied to the final network's
 embeddings. Cost: K trainings on (K-1)/K of the images for ``crossfit_epochs`` epochs, plus two
 inferences per training image and mode. Resumable: a finished fold leaves ``oof.npz`` (its
-samples, ids and fold epochs) and is reused while the folds and ``crossfit_epochs`` stay the same
-(other epochs train the fold again); an interrupted fold training continues from its ``last.pt``
-when it was started with the same settings in this run folder (else it restarts).
+samples, ids, fold epochs and the final network's :func:`weights_digest`) and is reused while the
+folds and ``crossfit_epochs`` stay the same (other epochs train the fold again); its embeddings
+are recomputed (without training the fold again) when the final network is not the one that
+made them (a cache from before the digest was recorded is treated the same way); an interrupted
+fold training continues from its ``last.pt`` when it was started with the same settings in this
+run folder (else it restarts).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import shutil
@@ -42,7 +46,7 @@ from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_crossfit", "crossfit_folds", "crossfit_samples", "FOLDS_DIR"]
+__all__ = ["check_crossfit", "crossfit_folds", "crossfit_samples", "weights_digest", "FOLDS_DIR"]
 
 FOLDS_DIR = "quality_folds"
 """Sub-folder of the run that holds the fold networks (``foldN/``) and ``folds.json``."""
@@ -106,6 +110,20 @@ def crossfit_folds(
             folds[(start + j) % k].append(members[p])
         start = (start + len(members)) % k  # the next stratum fills the smaller folds first
     return [sorted(f) for f in folds]
+
+
+def weights_digest(model: Any) -> str:
+    """SHA-256 (hex) of a network's ``state_dict``: every parameter and buffer, by name, dtype,
+    shape and bytes (not the model file, whose ``extra`` changes when the evaluator is fitted).
+    Identifies the final network whose embeddings a fold's ``oof.npz`` holds."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _label_empty(samples: Sequence[Any], positive: tuple[float, ...] | None) -> list[bool]:
@@ -205,6 +223,21 @@ def crossfit_samples(
     device = resolve_device(cfg.device)
     final, _ = load_model(Path(final_model))
     final.to(device).eval()
+    final_digest = weights_digest(final)
+
+    def final_embeddings(held: Sequence[str], cache: dict[str, np.ndarray]) -> np.ndarray:
+        """The final network's embeddings of a fold's held-out items, aligned with ``cache``."""
+        parts = []
+        for c0 in range(0, len(held), _CHUNK):
+            chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
+            items = quality_items(chunk, data.norm, cfg.image_size, data.in_bands, cfg.seed)
+            b = collect_quality_samples(final, items, device, cfg.precision, qcfg.tta, batch_size)
+            parts.append((b[1], b[3], b[4] + c0))
+        modes = np.concatenate([p[1] for p in parts])
+        index = np.concatenate([p[2] for p in parts])
+        if not (np.array_equal(modes, cache["modes"]) and np.array_equal(index, cache["index"])):
+            raise RuntimeError("fold and final network samples are not aligned")
+        return np.concatenate([p[0] for p in parts])
 
     feats, embs, ious, modes, groups = [], [], [], [], []
     offset = 0
@@ -273,11 +306,21 @@ def crossfit_samples(
                 "modes": np.concatenate([p[3] for p in parts]),
                 "index": np.concatenate([p[4] for p in parts]),
                 "epochs": np.asarray(epochs),
+                "final_model": np.asarray(final_digest),
             }
             _save_npz(fdir / "oof.npz", **cache)
             del fold_net
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+        elif str(cache.get("final_model", "")) != final_digest:
+            # the fold network's samples stand; the embeddings are the final network's
+            _say(
+                f"quality cross-fitting {name}/{k}: reusing its fold network's samples; the "
+                "final network changed since, recomputing their embeddings"
+            )
+            cache["embeddings"] = final_embeddings(held, cache)
+            cache["final_model"] = np.asarray(final_digest)
+            _save_npz(fdir / "oof.npz", **cache)
         else:
             _say(f"quality cross-fitting {name}/{k}: done before, reusing {fdir / 'oof.npz'}")
         feats.append(cache["features"])
