@@ -2,7 +2,8 @@
 
 For each image size the script builds the reference (``benchmarks/reference.py``: frozen Hiera
 trunk + adapters, RFB reductions, DoubleConv decoder with deep supervision, fp32, AdamW, batch 4 at
-256 px / 2 at 512 px) and our network as ``elnet train`` runs it by default (bf16 autocast,
+256 px / 2 at 512 px) and our network as ``elnet train`` runs it by default (bf16 autocast where
+the CPU runs bf16 natively, else float32 - ``engine.train_schedule.precision_plan`` -,
 channels-last, the batch formed by pixels - 4 at 256 px, 2 at 512 px, as without ``--batch-size``
 -, a coarse label on half the batch, the full loss with deep supervision and edge term, backward,
 gradient clipping, AdamW), plus each speed lever (``old-default``: channels-first, batch 8, as
@@ -19,6 +20,7 @@ Usage::
     python benchmarks/bench_train.py              # 256 and 512 px, 3 alternating rounds
     python benchmarks/bench_train.py --quick      # 2 rounds, no fp32 row
     python benchmarks/bench_train.py --smoke      # micro model, 64 px: checks the script runs
+    python benchmarks/bench_train.py --cpu-time --levers bf16-forced fused-adamw  # busy machine
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ from common import (
     LEVERS,
     TRAIN_LEVERS,
     Goals,
+    Lever,
     add_reference_lib_option,
     alternate,
     apply_lever,
     build_ours,
-    lever_autocast,
     lever_batch,
     lever_input,
     library_attention,
@@ -46,11 +48,38 @@ from common import (
 )
 from reference import build_reference, reference_batch, reference_train_step
 
+TRAIN_STEP_LEVERS: dict[str, tuple[str, dict]] = {
+    "bf16-forced": ("default", {"force_bf16": True}),
+    "fused-adamw": ("default", {"fused": True}),
+}
+"""Training-only rows, (the ``common.LEVERS`` row they start from, ``our_step`` options):
+``bf16-forced`` runs bf16 autocast even where ``elnet train`` trains in float32 because the CPU
+has no native bf16 (``engine.train_schedule.precision_plan``; as shipped before 2026-12-01 11:00);
+``fused-adamw`` torch's fused AdamW and ``foreach`` gradient clipping (not the default: no
+measurable gain in a whole step, docs/benchmarks.md). Only with
+``--levers`` (on a CPU with native bf16 ``bf16-forced`` is the default itself)."""
 
-def our_step(model, lever, batch: int, size: int):  # noqa: ANN001, ANN201
-    """A closure running one of ``engine.train``'s steps on fixed random inputs."""
+
+def base_lever(name: str) -> Lever:
+    """The ``common.Lever`` a row of ``--levers`` builds its network with."""
+    return LEVERS[TRAIN_STEP_LEVERS[name][0]] if name in TRAIN_STEP_LEVERS else LEVERS[name]
+
+
+def our_step(  # noqa: ANN201
+    model,  # noqa: ANN001
+    lever: Lever,
+    batch: int,
+    size: int,
+    force_bf16: bool = False,
+    fused: bool = False,
+):
+    """A closure running one of ``engine.train``'s steps on fixed random inputs: its precision
+    rule (bf16 autocast only where the CPU runs bf16 natively, else float32, unless
+    ``force_bf16``), its AdamW and clipping (``fused``: fused AdamW, ``foreach`` clipping)."""
     from sam2elnet.engine.losses import LossWeights, segmentation_loss
+    from sam2elnet.engine.train_schedule import adamw, precision_plan
 
+    cpu = torch.device("cpu")
     g = torch.Generator().manual_seed(1)
     x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever, train=True)
     mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
@@ -58,19 +87,20 @@ def our_step(model, lever, batch: int, size: int):  # noqa: ANN001, ANN201
     has = torch.tensor([float(i % 2) for i in range(batch)])
     coarse = lever_input(mask * has[:, None, None, None], lever, train=True)
     params = model.trainable_parameters()
-    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
+    opt = adamw(params, 1e-4, 0.01, fused)
     weights = LossWeights()
+    bf16 = lever.precision == "bf16" and (force_bf16 or precision_plan("bf16", cpu)[0] == "bf16")
     model.train()
 
     def step() -> None:
-        with lever_autocast(lever):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             out = model(x, coarse, has)
         loss, _ = segmentation_loss(
             out.logits, mask, valid, out.side_logits, out.edge_logits, weights
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True if fused else None)
         opt.step()
 
     return step
@@ -90,10 +120,10 @@ def bench_size(args: argparse.Namespace, size: int, goals: Goals) -> dict:
         fns["reference-lib"] = lambda: reference_train_step(ref_lib, ref_lib_opt, x3, m)
         batches["reference-lib"] = rb
     for name in args.levers:
-        lv = LEVERS[name]
+        lv = base_lever(name)
         b = lever_batch(lv, args.batch, rb, size, train=True)
         model = apply_lever(build_ours(args.model_size, lv.detail_width), lv, train=True)
-        fns[name] = our_step(model, lv, b, size)
+        fns[name] = our_step(model, lv, b, size, **TRAIN_STEP_LEVERS.get(name, ("", {}))[1])
         batches[name] = b
     t = alternate(fns, args.reps, args.clock)
     ips = {k: batches[k] / sec for k, sec in t.items()}
@@ -122,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ref-batch", type=int, default=None, help="default 4 at <=256 px, else 2")
     ap.add_argument("--reps", type=int, default=3, help="alternating timed rounds")
-    ap.add_argument("--levers", nargs="+", default=None, choices=list(LEVERS))
+    ap.add_argument(
+        "--levers", nargs="+", default=None, choices=list(LEVERS) + list(TRAIN_STEP_LEVERS)
+    )
     add_reference_lib_option(ap)
     ap.add_argument(
         "--quick",

@@ -70,3 +70,48 @@ def test_channels_last_training_equals_channels_first_and_is_recorded(tmp_path: 
     for ra, rb in zip(a, b, strict=True):  # same network and data: equal up to float rounding
         assert rb["train_loss"] == pytest.approx(ra["train_loss"], rel=1e-3)
         assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-3)
+
+
+def test_precision_plan_trains_float32_where_bf16_is_not_native(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from sam2elnet.engine.train_schedule import ENV_NATIVE_BF16, native_bf16, precision_plan
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(ENV_NATIVE_BF16, "0")
+    assert native_bf16(cpu) is False
+    prec, why = precision_plan("bf16", cpu)
+    assert prec == "32"
+    assert "no native bf16" in why and ENV_NATIVE_BF16 in why
+    assert precision_plan("32", cpu) == ("32", "")
+    monkeypatch.setenv(ENV_NATIVE_BF16, "1")
+    assert precision_plan("bf16", cpu) == ("bf16", "")
+    monkeypatch.delenv(ENV_NATIVE_BF16)  # the detection: oneDNN's bf16 kernels need AVX-512
+    assert native_bf16(cpu) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_bf16_without_native_bf16_trains_exactly_like_float32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sam2elnet.engine.train import train
+    from sam2elnet.engine.train_schedule import ENV_NATIVE_BF16
+    from sam2elnet.model import load_model
+
+    monkeypatch.setenv(ENV_NATIVE_BF16, "0")
+    data = make_dataset(tmp_path / "d", n=8)
+    lines: list[str] = []
+    runs = {
+        prec: train(
+            small_cfg(data, tmp_path / f"run-{prec}", precision=prec, epochs=2, fit_quality=False),
+            echo=lines.append,
+        )
+        for prec in ("bf16", "32")
+    }
+    assert sum("float32 instead of bf16" in ln for ln in lines) == 1  # said once, for the bf16 run
+    _, extra = load_model(runs["bf16"].best_path)
+    assert extra["train"]["precision"] == "32"  # what ran, not what was asked
+    for ra, rb in zip(runs["bf16"].history, runs["32"].history, strict=True):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
+        assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-6)

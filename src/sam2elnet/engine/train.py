@@ -11,9 +11,11 @@ What a run does, and why:
 * Only adapters, input stem, mask encoder and decoder train (``model.trainable_parameters()``); the
   frozen Hiera trunk stays in eval mode. ``trunk="last"|"all"`` also trains the trunk for runs
   without pretrained weights.
-* AdamW, linear warm-up then cosine decay (per step), gradient clipping, bf16 autocast (1.5x on CPU
-  per DESIGN.md), fixed seeds, epoch-level checkpoints: ``--resume`` after a kill continues with the
-  same weights, optimiser, schedule, RNG and data order, so the result equals an uninterrupted run.
+* AdamW, linear warm-up then cosine decay (per step), gradient clipping, bf16 autocast (1.5x on
+  CPU per DESIGN.md; float32 where the CPU has no native bf16, ~10x faster there than bf16:
+  ``train_schedule.precision_plan``), fixed seeds, epoch-level checkpoints: ``--resume`` after a
+  kill continues with the same weights, optimiser, schedule, RNG and data order, so the result
+  equals an uninterrupted run.
 * ``torchrun``: with ``WORLD_SIZE > 1`` the same command runs DDP (gloo on CPU, nccl on CUDA); every
   rank trains on its shard, rank 0 validates and writes files.
 
@@ -56,18 +58,10 @@ from sam2elnet.engine.runtime import (
     seed_everything,
     set_threads,
 )
-from sam2elnet.engine.train_data import (
-    CachedDataset as _CachedDataset,
-)
-from sam2elnet.engine.train_data import (
-    positive_values as _positive,
-)
-from sam2elnet.engine.train_data import (
-    prepare_data as _prepare_data,
-)
-from sam2elnet.engine.train_data import (
-    training_recipe as _training_recipe,
-)
+from sam2elnet.engine.train_data import CachedDataset as _CachedDataset
+from sam2elnet.engine.train_data import positive_values as _positive
+from sam2elnet.engine.train_data import prepare_data as _prepare_data
+from sam2elnet.engine.train_data import training_recipe as _training_recipe
 from sam2elnet.engine.train_metrics import (
     METRIC_FIELDS,
     ROAD_FIELDS,
@@ -80,27 +74,20 @@ from sam2elnet.engine.train_metrics import (
     val_text,
     validate,
 )
-from sam2elnet.engine.train_schedule import batch_plan, lr_lambda, param_groups, train_loader
+from sam2elnet.engine.train_schedule import (
+    adamw,
+    batch_plan,
+    lr_lambda,
+    precision_plan,
+    train_loader,
+)
 from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir, resume_note
-from sam2elnet.engine.train_state import (
-    LAST_FORMAT,
-    LAST_VERSION,
-)
-from sam2elnet.engine.train_state import (
-    init_distributed as _init_distributed,
-)
-from sam2elnet.engine.train_state import (
-    load_last as _load_last,
-)
-from sam2elnet.engine.train_state import (
-    rng_state as _rng_state,
-)
-from sam2elnet.engine.train_state import (
-    save_last as _save_last,
-)
-from sam2elnet.engine.train_state import (
-    set_rng_state as _set_rng_state,
-)
+from sam2elnet.engine.train_state import LAST_FORMAT, LAST_VERSION
+from sam2elnet.engine.train_state import init_distributed as _init_distributed
+from sam2elnet.engine.train_state import load_last as _load_last
+from sam2elnet.engine.train_state import rng_state as _rng_state
+from sam2elnet.engine.train_state import save_last as _save_last
+from sam2elnet.engine.train_state import set_rng_state as _set_rng_state
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
@@ -194,7 +181,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
     batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
-    say(plan_txt)
+    precision, precision_txt = precision_plan(cfg.precision, device)  # "32" without native bf16
+    say(plan_txt + (f"; {precision_txt}" if precision_txt else ""))
     roads = bool(data.domain is not None and data.domain.roads)
     fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(
@@ -232,7 +220,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()
-    optimizer = torch.optim.AdamW(param_groups(params, cfg.weight_decay), lr=cfg.lr)
+    optimizer = adamw(params, cfg.lr, cfg.weight_decay)
 
     sampler, loader = train_loader(
         train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
@@ -294,7 +282,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "n_train": len(data.train_samples),
         "n_val": len(data.val_samples),
         "n_held_out": len(data.splits["held_out"]),
-        "precision": cfg.precision,
+        "precision": precision,
         "batch_size": batch_size,
         "batch_rule": batch_rule,
         "channels_last": channels_last,
@@ -358,7 +346,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 x = x.contiguous(memory_format=torch.channels_last)
                 c = c.contiguous(memory_format=torch.channels_last)
             has = batch["has_coarse"].to(device, non_blocking=True)
-            with autocast(device, cfg.precision):
+            with autocast(device, precision):
                 out_ = ddp_model(x, c, has)
             loss, _parts = segmentation_loss(
                 out_.logits, m, v, out_.side_logits, out_.edge_logits, weights
@@ -404,7 +392,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                         model,
                         val_loader,
                         device,
-                        cfg.precision,
+                        precision,
                         weights,
                         roads=roads,
                         channels_last=channels_last,
@@ -461,6 +449,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             save_model(model, best_path, extra=model_extra(None, None))
         oof = None
         if cfg.fit_quality and cfg.quality.crossfit_folds:
+            # the evaluator's features: inference's precision (cfg.precision), not training's
             oof = crossfit_samples(cfg, data, best_path, train, say, batch_size)
         if cfg.fit_quality:
             q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
