@@ -3,7 +3,7 @@
 For each image size the script builds the reference (``benchmarks/reference.py``: frozen Hiera
 trunk + adapters, RFB reductions, DoubleConv decoder with deep supervision, fp32, AdamW, batch 4 at
 256 px / 2 at 512 px) and our network as ``elnet train`` runs it by default (bf16 autocast where
-the CPU runs bf16 natively, else float32 - ``engine.train_schedule.precision_plan`` -,
+the CPU runs bf16 natively, else float32 - ``--precision auto``, ``engine.runtime.resolve_precision`` -,
 channels-last, the batch formed by pixels - 4 at 256 px, 2 at 512 px, as without ``--batch-size``
 -, a coarse label on half the batch, the full loss with deep supervision and edge term, backward,
 gradient clipping, AdamW), plus each speed lever (``old-default``: channels-first, batch 8, as
@@ -43,21 +43,21 @@ from common import (
     build_ours,
     lever_batch,
     lever_input,
+    lever_precision,
     library_attention,
     machine,
+    machine_levers,
 )
 from reference import build_reference, reference_batch, reference_train_step
 
 TRAIN_STEP_LEVERS: dict[str, tuple[str, dict]] = {
-    "bf16-forced": ("default", {"force_bf16": True}),
     "fused-adamw": ("default", {"fused": True}),
 }
 """Training-only rows, (the ``common.LEVERS`` row they start from, ``our_step`` options):
-``bf16-forced`` runs bf16 autocast even where ``elnet train`` trains in float32 because the CPU
-has no native bf16 (``engine.train_schedule.precision_plan``; as shipped before 2026-12-01 11:00);
 ``fused-adamw`` torch's fused AdamW and ``foreach`` gradient clipping (not the default: no
-measurable gain in a whole step, docs/benchmarks.md). Only with
-``--levers`` (on a CPU with native bf16 ``bf16-forced`` is the default itself)."""
+measurable gain in a whole step, docs/benchmarks.md). Only with ``--levers``, as is
+``bf16-forced`` (``common.LEVERS``: bf16 autocast even where ``elnet train`` runs float32
+because the CPU has no native bf16; on a CPU with native bf16 it is the default itself)."""
 
 
 def base_lever(name: str) -> Lever:
@@ -70,16 +70,14 @@ def our_step(  # noqa: ANN201
     lever: Lever,
     batch: int,
     size: int,
-    force_bf16: bool = False,
     fused: bool = False,
 ):
     """A closure running one of ``engine.train``'s steps on fixed random inputs: its precision
-    rule (bf16 autocast only where the CPU runs bf16 natively, else float32, unless
-    ``force_bf16``), its AdamW and clipping (``fused``: fused AdamW, ``foreach`` clipping)."""
+    rule (``lever_precision``: as shipped, bf16 autocast only where the CPU runs bf16 natively,
+    else float32), its AdamW and clipping (``fused``: fused AdamW, ``foreach`` clipping)."""
     from sam2elnet.engine.losses import LossWeights, segmentation_loss
-    from sam2elnet.engine.train_schedule import adamw, precision_plan
+    from sam2elnet.engine.train_schedule import adamw
 
-    cpu = torch.device("cpu")
     g = torch.Generator().manual_seed(1)
     x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever, train=True)
     mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
@@ -89,7 +87,7 @@ def our_step(  # noqa: ANN201
     params = model.trainable_parameters()
     opt = adamw(params, 1e-4, 0.01, fused)
     weights = LossWeights()
-    bf16 = lever.precision == "bf16" and (force_bf16 or precision_plan("bf16", cpu)[0] == "bf16")
+    bf16 = lever_precision(lever) == "bf16"
     model.train()
 
     def step() -> None:
@@ -173,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args.clock = time.process_time if args.cpu_time else None
     if args.levers is None:  # --quick: no fp32 / channels-first rows, no reference-lib
         quick_out = ("fp32", "channels-first") if args.quick else ()
-        args.levers = [lv for lv in TRAIN_LEVERS if lv not in quick_out]
+        args.levers = machine_levers([lv for lv in TRAIN_LEVERS if lv not in quick_out])
         args.reference_lib = args.reference_lib and not args.quick
     if "default" not in args.levers:
         args.levers.insert(0, "default")

@@ -151,7 +151,8 @@ class Lever:
     """One switchable speed lever (a variant of our network / runtime to A/B)."""
 
     name: str
-    precision: str = "bf16"  # "bf16" (autocast), "32", or "bf16-weights" (model cast to bf16)
+    precision: str = "auto"  # "auto" (as shipped: bf16 autocast where the CPU computes bf16
+    # natively, else fp32; lever_precision), "bf16" (forced autocast), "32", or "bf16-weights"
     channels_last: bool | None = None  # None = the product's default (on, training and inference)
     compile: bool = False  # torch.compile(dynamic=False), inference only
     bf16_trunk: bool | None = None  # frozen trunk's weights cast to bf16 once (inference;
@@ -169,8 +170,9 @@ LEVERS: dict[str, Lever] = {
     for lv in (
         Lever(
             "default",
-            help="as shipped: bf16 autocast, channels-last, LeanAttention; inference: the trunk's "
-            "weights in bf16, batch 8 capped at 2 x 512^2 px per forward; training batch by "
+            help="as shipped: precision auto (bf16 autocast where the CPU computes bf16 natively, "
+            "else fp32), channels-last, LeanAttention; inference under bf16: the trunk's "
+            "weights in bf16; batch 8 capped at 2 x 512^2 px per forward; training batch by "
             "pixels (4 at 256 px, 2 at 512 px)",
         ),
         Lever(
@@ -190,6 +192,12 @@ LEVERS: dict[str, Lever] = {
         ),
         Lever("channels-first", channels_last=False, help="the default, channels-first"),
         Lever("fp32", precision="32", help="no autocast (otherwise as default)"),
+        Lever(
+            "bf16-forced",
+            precision="bf16",
+            help="bf16 autocast even where the CPU has no native bf16 (the default before "
+            "2026-12-01 11:00; many times slower there)",
+        ),
         Lever("batch-ref", batch=-1, help="bf16, the reference's batch (4 / 2)"),
         Lever("channels-last", channels_last=True, help="model and inputs channels-last"),
         Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
@@ -264,7 +272,7 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
         model,
         channels_last=lever.channels_last,
         compile=lever.compile,
-        bf16_trunk=lever.bf16_trunk if lever.precision == "bf16" else False,
+        bf16_trunk=lever.bf16_trunk if lever_precision(lever) == "bf16" else False,
     )
 
 
@@ -315,8 +323,31 @@ def lever_input(x: torch.Tensor, lever: Lever, train: bool = False) -> torch.Ten
     return x
 
 
+def lever_precision(lever: Lever) -> str:
+    """``lever``'s precision with ``auto`` resolved for this CPU (``engine.runtime``'s rule):
+    ``"bf16"`` (autocast), ``"32"`` or ``"bf16-weights"``."""
+    if lever.precision != "auto":
+        return lever.precision
+    from sam2elnet.engine.runtime import resolve_precision
+
+    return resolve_precision("auto", "cpu")
+
+
+def machine_levers(names: list[str]) -> list[str]:
+    """``names`` without the rows that say nothing on this CPU: without native bf16 the default
+    runs fp32, so ``fp32`` and ``fp32-trunk`` equal it, and forced-bf16 rows (``bf16-forced``,
+    ``bf16-weights``) only measure the missing hardware at many times the default's time."""
+    from sam2elnet.engine.runtime import native_bf16
+
+    if native_bf16("cpu"):
+        return list(names)
+    skip = {"fp32", "fp32-trunk", "bf16-forced", "bf16-weights"}
+    return [n for n in names if n not in skip]
+
+
 def lever_autocast(lever: Lever):  # noqa: ANN201
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=lever.precision == "bf16")
+    enabled = lever_precision(lever) == "bf16"
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 def write_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:

@@ -32,6 +32,7 @@ from sam2elnet.options import (
     check_options,
     check_quality_folds,
     memory_bytes,
+    norm_precision_value,
     option_default,
     option_error,
 )
@@ -155,7 +156,7 @@ class TrainConfig(BaseModel):
     coarse_prior: float = Field(
         0.0, ge=0, description="logit offset towards a given coarse label (see ModelConfig)"
     )
-    precision: Literal["bf16", "32"] = "bf16"
+    precision: Precision = "auto"
     channels_last: bool | None = Field(
         None,
         description="model and inputs in channels-last memory format (faster convolutions on "
@@ -241,8 +242,7 @@ class TrainConfig(BaseModel):
     @field_validator("precision", mode="before")
     @classmethod
     def _norm_precision(cls, v: Any) -> Any:
-        s = str(v).lower()
-        return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
+        return norm_precision_value(v)
 
     @field_validator("aug_scale", mode="before")
     @classmethod

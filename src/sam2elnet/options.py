@@ -19,10 +19,15 @@ GroupBy = Literal["none", "folder"]
 """How ``elnet evaluate`` splits its numbers: not at all, or per ground-truth sub-folder."""
 
 
-Precision = Literal["bf16", "32"]
+Precision = Literal["auto", "bf16", "32"]
+"""``auto`` (default): bf16 autocast where the hardware computes bf16 natively, else float32
+(:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16`` forces bf16 autocast; ``32`` float32."""
+
+PRECISION_HELP = "auto (bf16 where the CPU/GPU computes bf16 natively, else fp32) | bf16 | 32"
 
 
-def _norm_precision_value(v: Any) -> Any:
+def norm_precision_value(v: Any) -> Any:
+    """Spellings of a precision (``fp32``, ``float32``, ``bfloat16``...) as :data:`Precision`."""
     s = str(v).lower()
     return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
 
@@ -120,7 +125,7 @@ class FolderJobOptions(WindowOptions):
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
     batch_size: int = Field(8, ge=1, le=1024, description="images per forward pass")
     device: str = "cpu"
-    precision: Precision = "bf16"
+    precision: Precision = "auto"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
     line_width: float | None = Field(None, gt=0, description="buffer for line labels, map units")
     new_objects: Literal["drop", "keep"] = Field(
@@ -139,7 +144,7 @@ class FolderJobOptions(WindowOptions):
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
     _prec = field_validator("precision", mode="before")(
-        classmethod(lambda cls, v: _norm_precision_value(v))
+        classmethod(lambda cls, v: norm_precision_value(v))
     )
 
 
@@ -153,11 +158,11 @@ class SceneOptions(WindowOptions):
     backend: Literal["local", "ray"] = "local"
     workers: int = Field(2, ge=1, le=1024, description="Ray actors")
     device: str = "cpu"
-    precision: Precision = "bf16"
+    precision: Precision = "auto"
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _prec = field_validator("precision", mode="before")(
-        classmethod(lambda cls, v: _norm_precision_value(v))
+        classmethod(lambda cls, v: norm_precision_value(v))
     )
 
 

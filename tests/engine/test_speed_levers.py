@@ -77,9 +77,9 @@ def test_bf16_trunk_is_the_default_and_only_under_bf16(micro, monkeypatch) -> No
     monkeypatch.delenv("SAM2ELNET_BF16_TRUNK", raising=False)
     model, extra = micro
     x = np.random.default_rng(1).random((2, 1, 64, 64), dtype=np.float32)
-    plain = Predictor(copy.deepcopy(model), extra, bf16_trunk=False)
+    plain = Predictor(copy.deepcopy(model), extra, precision="bf16", bf16_trunk=False)
     assert next(plain.model.trunk.parameters()).dtype == torch.float32
-    fast = Predictor(copy.deepcopy(model), extra)
+    fast = Predictor(copy.deepcopy(model), extra, precision="bf16")
     assert next(fast.model.trunk.parameters()).dtype == torch.bfloat16
     assert next(fast.model.decoder.parameters()).dtype == torch.float32
     a, b = plain.predict_arrays(x), fast.predict_arrays(x)
@@ -91,5 +91,5 @@ def test_bf16_trunk_is_the_default_and_only_under_bf16(micro, monkeypatch) -> No
     assert next(f32.model.trunk.parameters()).dtype == torch.float32
     # SAM2ELNET_BF16_TRUNK=0 turns it off (for the CLI)
     monkeypatch.setenv("SAM2ELNET_BF16_TRUNK", "0")
-    off = Predictor(copy.deepcopy(model), extra)
+    off = Predictor(copy.deepcopy(model), extra, precision="bf16")
     assert next(off.model.trunk.parameters()).dtype == torch.float32

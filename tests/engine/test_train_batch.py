@@ -72,31 +72,22 @@ def test_channels_last_training_equals_channels_first_and_is_recorded(tmp_path: 
         assert rb["val_loss"] == pytest.approx(ra["val_loss"], rel=1e-3)
 
 
-def test_precision_plan_trains_float32_where_bf16_is_not_native(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import torch
+def test_native_bf16_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sam2elnet.engine.runtime import ENV_NATIVE_BF16, precision_note, resolve_precision
 
-    from sam2elnet.engine.train_schedule import ENV_NATIVE_BF16, native_bf16, precision_plan
-
-    cpu = torch.device("cpu")
     monkeypatch.setenv(ENV_NATIVE_BF16, "0")
-    assert native_bf16(cpu) is False
-    prec, why = precision_plan("bf16", cpu)
-    assert prec == "32"
-    assert "no native bf16" in why and ENV_NATIVE_BF16 in why
-    assert precision_plan("32", cpu) == ("32", "")
+    assert resolve_precision("auto", "cpu") == "32"
+    assert "no native bf16" in precision_note("auto", "cpu")
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for explicitly: kept
     monkeypatch.setenv(ENV_NATIVE_BF16, "1")
-    assert precision_plan("bf16", cpu) == ("bf16", "")
-    monkeypatch.delenv(ENV_NATIVE_BF16)  # the detection: oneDNN's bf16 kernels need AVX-512
-    assert native_bf16(cpu) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert resolve_precision("auto", "cpu") == "bf16"
 
 
-def test_bf16_without_native_bf16_trains_exactly_like_float32(
+def test_auto_without_native_bf16_trains_exactly_like_float32(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sam2elnet.engine.runtime import ENV_NATIVE_BF16
     from sam2elnet.engine.train import train
-    from sam2elnet.engine.train_schedule import ENV_NATIVE_BF16
     from sam2elnet.model import load_model
 
     monkeypatch.setenv(ENV_NATIVE_BF16, "0")
@@ -107,11 +98,12 @@ def test_bf16_without_native_bf16_trains_exactly_like_float32(
             small_cfg(data, tmp_path / f"run-{prec}", precision=prec, epochs=2, fit_quality=False),
             echo=lines.append,
         )
-        for prec in ("bf16", "32")
+        for prec in ("auto", "32")
     }
-    assert sum("float32 instead of bf16" in ln for ln in lines) == 1  # said once, for the bf16 run
-    _, extra = load_model(runs["bf16"].best_path)
+    assert sum(ln.startswith("precision: fp32 (auto: no native bf16") for ln in lines) == 1
+    assert sum(ln == "precision: fp32 (--precision 32)" for ln in lines) == 1
+    _, extra = load_model(runs["auto"].best_path)
     assert extra["train"]["precision"] == "32"  # what ran, not what was asked
-    for ra, rb in zip(runs["bf16"].history, runs["32"].history, strict=True):
+    for ra, rb in zip(runs["auto"].history, runs["32"].history, strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
         assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-6)

@@ -7,7 +7,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.options import check_options, option_default
+from sam2elnet.options import PRECISION_HELP, check_options, option_default
 from sam2elnet.pipeline.crossval_config import CVConfig
 
 
@@ -65,7 +65,7 @@ def cv_cmd(
         False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
     ),
     precision: str = typer.Option(
-        option_default(CVConfig, "precision"), "--precision", help="bf16 | 32."
+        option_default(CVConfig, "precision"), "--precision", help=PRECISION_HELP
     ),
     device: str = typer.Option(
         option_default(CVConfig, "device"), "--device", help="cpu | cuda | cuda:N."

@@ -13,7 +13,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import WARP_METHOD, WARP_TO
+from sam2elnet.cli.shared_options import PRECISION_HELP, WARP_METHOD, WARP_TO
 from sam2elnet.config import FolderJobOptions, option_default
 
 
@@ -75,7 +75,7 @@ def train_cmd(
         None, "--val-fraction", help="Share of the training part kept for validation."
     ),  # noqa: UP045
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="bf16 (default) | 32."),  # noqa: UP045
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),  # noqa: UP045
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N."),  # noqa: UP045
     trunk: str | None = typer.Option(
         None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
@@ -302,7 +302,7 @@ _BATCH = typer.Option(
     option_default(_D, "batch_size"), "--batch-size", help="Images per forward pass (1-1024)."
 )
 _DEVICE = typer.Option(option_default(_D, "device"), "--device", help="cpu | cuda | cuda:N.")
-_PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help="bf16 | 32.")
+_PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help=PRECISION_HELP)
 _TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views (0-7).")
 _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 _TILE = typer.Option(

@@ -14,6 +14,7 @@ from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
+from sam2elnet.options import PRECISION_HELP
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
 
@@ -110,7 +111,9 @@ def scene_cmd(
     device: str = typer.Option(
         option_default(_S, "device"), "--device", help="cpu | cuda | cuda:N"
     ),
-    precision: str = typer.Option(option_default(_S, "precision"), "--precision", help="bf16 | 32"),
+    precision: str = typer.Option(
+        option_default(_S, "precision"), "--precision", help=PRECISION_HELP
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     warp_to: Optional[str] = _WARP_TO,
     warp_method: str = _WARP_METHOD,

@@ -6,7 +6,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.options import check_options
+from sam2elnet.options import PRECISION_HELP, check_options
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import ExperimentConfig
 
@@ -115,7 +115,9 @@ def experiment_cmd(
         help="Test-split scores per downstream model during training (learning curves, "
         "curves.png); 0 = final score only.",
     ),
-    precision: str = typer.Option(_EXP["precision"], "--precision", help="bf16 | fp32."),
+    precision: str = typer.Option(
+        _EXP["precision"], "--precision", help=PRECISION_HELP.replace("| 32", "| fp32")
+    ),
     device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue interrupted stages instead of restarting them."

@@ -3,13 +3,16 @@
 ``--warp-to`` / ``--warp-method`` (``scene``, ``export``, ``annotate``, ``enhance``): outputs of
 GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resampled onto a map grid
 in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`.
+``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
 """
 
 from __future__ import annotations
 
 import typer
 
-__all__ = ["WARP_METHOD", "WARP_TO"]
+from sam2elnet.options import PRECISION_HELP
+
+__all__ = ["PRECISION_HELP", "WARP_METHOD", "WARP_TO"]
 
 WARP_TO = typer.Option(
     None,

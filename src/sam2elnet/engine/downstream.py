@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from tqdm import tqdm
 
+from sam2elnet.engine.runtime import autocast
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.options import check_device
 
@@ -63,7 +64,7 @@ class DownstreamConfig(BaseModel):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    precision: Literal["bf16", "fp32"] = "bf16"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "cpu"
     seed: int = 0
     augment: bool = True
@@ -178,8 +179,7 @@ def _check_pairs(pairs: Sequence[Pair], what: str) -> list[Pair]:
 
 # ---------------------------------------------------------------------------------------- training
 def _autocast(cfg: DownstreamConfig) -> Any:
-    device_type = "cuda" if str(cfg.device).startswith("cuda") else "cpu"
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    return autocast(torch.device(str(cfg.device).split(":")[0]), cfg.precision)
 
 
 def _loss(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

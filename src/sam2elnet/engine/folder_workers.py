@@ -48,7 +48,7 @@ def load_predictor(
     model_path: str | Path,
     *,
     device: str = "cpu",
-    precision: str = "bf16",
+    precision: str = "auto",
     batch_size: int = 8,
     tta: int | None = None,
     max_memory: int | str | None = None,

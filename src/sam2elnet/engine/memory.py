@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import FolderJobOptions, memory_bytes, option_default
+from sam2elnet.engine.runtime import resolve_precision
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -107,7 +108,7 @@ def format_bytes(n: float) -> str:
 
 
 def _working_set(size: str, precision: str) -> float:
-    prec = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
+    prec = resolve_precision(precision, "cpu")
     if size in WORKING_SET:
         return float(WORKING_SET[size][prec])
     from sam2elnet.model.hiera import HIERA_SPECS
@@ -124,7 +125,8 @@ def per_pixel_bytes(
 
     Args:
         size: model size (``ModelConfig.size``: micro, tiny, small, base_plus, large).
-        precision: ``"32"`` or ``"bf16"``.
+        precision: ``"32"``, ``"bf16"`` or ``"auto"`` (resolved for the CPU; callers that run on a
+            GPU pass the resolved value, as :class:`~sam2elnet.engine.predictor.Predictor` does).
         bands: input bands the model takes.
         tta: test-time-augmentation views (their probability maps are kept).
         coarse: a coarse label is given (enhancement).

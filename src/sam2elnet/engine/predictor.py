@@ -26,6 +26,7 @@ from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
     autocast,
     resolve_device,
+    resolve_precision,
     run_model,
     set_threads,
     speed_levers,
@@ -60,7 +61,7 @@ class Predictor:
         model: torch.nn.Module,
         extra: dict[str, Any],
         device: str = "cpu",
-        precision: str = "bf16",
+        precision: str = "auto",
         batch_size: int = 8,
         tta: int | None = None,
         path: Path | None = None,
@@ -79,7 +80,9 @@ class Predictor:
         )
         self.path = path
         self.device = resolve_device(device)
-        self.precision = "32" if str(precision) in ("32", "fp32", "float32") else "bf16"
+        #: "bf16" or "32": ``precision`` resolved for this device ("auto": bf16 only where the
+        #: hardware computes it natively; engine.runtime.resolve_precision)
+        self.precision = resolve_precision(precision, self.device)
         self.batch_size = max(1, int(batch_size))
         self.model = model.to(self.device).eval()
         # what forward passes call: the model (channels-last, bf16 trunk by default) or its
@@ -129,7 +132,7 @@ class Predictor:
         cls,
         path: str | Path,
         device: str = "cpu",
-        precision: str = "bf16",
+        precision: str = "auto",
         batch_size: int = 8,
         tta: int | None = None,
         channels_last: bool | None = None,

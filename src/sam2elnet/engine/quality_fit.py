@@ -278,7 +278,7 @@ def fit_quality(
     train_ids: Sequence[str] | None = None,
     qcfg: QualityConfig | None = None,
     device: str = "cpu",
-    precision: str = "bf16",
+    precision: str = "auto",
     batch_size: int = 8,
     seed: int = 0,
     layout: str = "auto",
@@ -302,7 +302,7 @@ def fit_quality(
             ``qcfg.train_samples`` (seeded subset) are used.
         qcfg: evaluator settings (default :class:`~sam2elnet.config.QualityConfig`).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        precision: ``"bf16"`` or ``"32"``.
+        precision: ``"auto"``, ``"bf16"`` or ``"32"`` (:func:`~sam2elnet.engine.runtime.resolve_precision`).
         batch_size: items per forward pass.
         seed: seed of the dataset, the training subset and the cross-fitting folds.
         layout: dataset layout for :func:`~sam2elnet.data.layouts.discover`.

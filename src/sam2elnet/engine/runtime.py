@@ -4,6 +4,8 @@ One place for the things every model run needs, so that :mod:`sam2elnet.engine.t
 :mod:`sam2elnet.engine.infer` import this module instead of each other:
 
 * :func:`resolve_device` - a device name checked against the machine;
+* :func:`resolve_precision` / :func:`native_bf16` - what ``--precision auto`` (the default) means on
+  this machine: bf16 only where the hardware computes bf16 natively, else fp32;
 * :func:`autocast` - the bf16 autocast context (or a no-op for fp32);
 * :func:`set_threads` - how many CPU threads torch uses (the single switch a thread policy extends);
 * :func:`seed_everything` - Python, NumPy and torch seeds;
@@ -28,9 +30,13 @@ from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
 
 __all__ = [
+    "ENV_NATIVE_BF16",
     "ModelRun",
     "autocast",
+    "native_bf16",
+    "precision_note",
     "resolve_device",
+    "resolve_precision",
     "run_model",
     "seed_everything",
     "set_threads",
@@ -57,17 +63,93 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: Environment variable overriding :func:`native_bf16` (``1`` / ``0``), e.g. for a CPU torch
+#: does not recognise or to A/B both precisions under ``--precision auto``.
+ENV_NATIVE_BF16 = "SAM2ELNET_NATIVE_BF16"
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 matrix products natively (so bf16 autocast pays off).
+
+    CPU: AVX512-BF16 (Intel Cooper Lake and later, AMD Zen 4 and later) or AMX tiles (Intel
+    Sapphire Rapids and later), as torch reports them (``torch.cpu._is_avx512_bf16_supported``,
+    ``_is_amx_tile_supported``); where torch lacks those queries, oneDNN's own bf16 check
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``). Without native bf16, torch runs bf16
+    ``mm`` and convolutions through reference kernels. Measured on AVX2 AMD EPYC machines
+    (torch 2.13.0, 2026-12-01, busy machine): a (16384 x 96) @ (96 x 384) product took 374 ms in
+    bf16 against 28 ms in fp32 (13x), and a Hiera-tiny training step took 65 CPU s in bf16
+    against 5.8 in fp32 at 256 px (docs/benchmarks.md, "Precision"). CPUs with AVX-512 but
+    without its BF16 extension (Skylake to Ice Lake) also get fp32: oneDNN only emulates bf16
+    there. CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere and later). Other devices: False.
+    ``SAM2ELNET_NATIVE_BF16=1`` / ``=0`` overrides the detection.
+
+    Args:
+        device: a :class:`torch.device` or its name.
+
+    Returns:
+        True when bf16 autocast is expected to be faster than fp32 on ``device``.
+    """
+    env = os.environ.get(ENV_NATIVE_BF16, "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if kind != "cpu":
+        return False
+    cpu = getattr(torch, "cpu", None)
+    checks = [
+        getattr(cpu, n, None) for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    if all(c is None for c in checks):  # an older/newer torch without these private queries
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return any(bool(c()) for c in checks if c is not None)
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """The precision a run uses: ``"bf16"`` (bf16 autocast) or ``"32"`` (float32).
+
+    Args:
+        precision: ``"auto"`` (the default everywhere: bf16 where :func:`native_bf16` says the
+            device computes it natively, else fp32), ``"bf16"`` (forced, also where it is slow),
+            or ``"32"`` / ``"fp32"`` / ``"float32"``.
+        device: where the model runs.
+
+    Returns:
+        ``"bf16"`` or ``"32"``.
+    """
+    p = str(precision).lower()
+    if p == "auto":
+        return "bf16" if native_bf16(device) else "32"
+    return "32" if p in ("32", "fp32", "float32") else "bf16"
+
+
+def precision_note(precision: str, device: torch.device | str = "cpu") -> str:
+    """One log line saying which precision a run uses and why (``precision: ...``)."""
+    used = resolve_precision(precision, device)
+    name = "bf16 autocast" if used == "bf16" else "fp32"
+    if str(precision).lower() != "auto":
+        return f"precision: {name} (--precision {precision})"
+    why = (
+        "this device computes bf16 natively"
+        if used == "bf16"
+        else "no native bf16 on this device, where bf16 runs many times slower; "
+        "--precision bf16 forces it"
+    )
+    return f"precision: {name} (auto: {why})"
+
+
 def autocast(device: torch.device, precision: str) -> Any:
-    """bf16 autocast context for ``precision == "bf16"`` (CPU and CUDA), else a no-op.
+    """bf16 autocast context when ``precision`` resolves to bf16 (CPU and CUDA), else a no-op.
 
     Args:
         device: where the model runs (its ``type`` selects the autocast backend).
-        precision: ``"bf16"`` or anything else for float32.
+        precision: ``"auto"``, ``"bf16"`` or ``"32"`` (see :func:`resolve_precision`).
 
     Returns:
         A context manager.
     """
-    if precision == "bf16":
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return nullcontext()
 
@@ -200,7 +282,7 @@ def run_model(
     coarse: torch.Tensor | None = None,
     *,
     device: torch.device,
-    precision: str = "bf16",
+    precision: str = "auto",
     tta: int = 0,
     valid: torch.Tensor | None = None,
     rule: CoarseRule | None = None,
@@ -216,7 +298,7 @@ def run_model(
         x: (B, C, H, W) float32 normalised images.
         coarse: (B, 1, H, W) coarse labels in {0, 1} for enhancement, or None for annotation.
         device: where to run.
-        precision: ``"bf16"`` (autocast) or ``"32"``.
+        precision: ``"auto"``, ``"bf16"`` (autocast) or ``"32"`` (:func:`resolve_precision`).
         tta: number of test-time-augmentation views (0 = none).
         valid: (B, H, W) 1 where pixels hold data; probabilities are zeroed elsewhere.
             Non-finite input pixels count as nodata (set to 0 before the forward).

@@ -11,11 +11,11 @@ What a run does, and why:
 * Only adapters, input stem, mask encoder and decoder train (``model.trainable_parameters()``); the
   frozen Hiera trunk stays in eval mode. ``trunk="last"|"all"`` also trains the trunk for runs
   without pretrained weights.
-* AdamW, linear warm-up then cosine decay (per step), gradient clipping, bf16 autocast (1.5x on
-  CPU per DESIGN.md; float32 where the CPU has no native bf16, ~10x faster there than bf16:
-  ``train_schedule.precision_plan``), fixed seeds, epoch-level checkpoints: ``--resume`` after a
-  kill continues with the same weights, optimiser, schedule, RNG and data order, so the result
-  equals an uninterrupted run.
+* AdamW, linear warm-up then cosine decay (per step), gradient clipping, bf16 autocast where
+  the hardware computes bf16 natively (``--precision auto``; float32 elsewhere, where bf16 is
+  many times slower: :func:`sam2elnet.engine.runtime.native_bf16`), fixed seeds, epoch-level
+  checkpoints: ``--resume`` after a kill continues with the same weights, optimiser, schedule,
+  RNG and data order, so the result equals an uninterrupted run.
 * ``torchrun``: with ``WORLD_SIZE > 1`` the same command runs DDP (gloo on CPU, nccl on CUDA); every
   rank trains on its shard, rank 0 validates and writes files.
 
@@ -54,7 +54,9 @@ from sam2elnet.engine.quality_crossfit import check_crossfit, crossfit_samples
 from sam2elnet.engine.quality_fit import fit_quality, quality_items, train_subset
 from sam2elnet.engine.runtime import (
     autocast,
+    precision_note,
     resolve_device,
+    resolve_precision,
     seed_everything,
     set_threads,
 )
@@ -78,7 +80,6 @@ from sam2elnet.engine.train_schedule import (
     adamw,
     batch_plan,
     lr_lambda,
-    precision_plan,
     train_loader,
 )
 from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir, resume_note
@@ -181,8 +182,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
     batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
-    precision, precision_txt = precision_plan(cfg.precision, device)  # "32" without native bf16
-    say(plan_txt + (f"; {precision_txt}" if precision_txt else ""))
+    precision = resolve_precision(cfg.precision, device)  # "auto": "32" without native bf16
+    say(plan_txt)
+    say(precision_note(cfg.precision, device))
     roads = bool(data.domain is not None and data.domain.roads)
     fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(

@@ -1,16 +1,14 @@
-"""The optimisation recipe of a training run: the batch (images per step), the precision (bf16
-autocast only where the hardware runs bf16 natively), learning-rate schedule, AdamW and its
+"""The optimisation recipe of a training run: the batch (images per step), learning-rate schedule, AdamW and its
 parameter groups, the epoch-seeded sampler and the training loader (workers, ragged last
 batch).
 
-Used by :func:`sam2elnet.engine.train.train`; pure functions of the configuration (and, for the
-precision, of the machine), so ``--resume`` rebuilds exactly the same schedule and data order.
+Used by :func:`sam2elnet.engine.train.train`; pure functions of the configuration, so ``--resume``
+rebuilds exactly the same schedule and data order.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,16 +19,13 @@ from torch.utils.data import DataLoader
 __all__ = [
     "AUTO_BATCH_RANGE",
     "TRAIN_BATCH_PIXELS",
-    "ENV_NATIVE_BF16",
     "EpochSampler",
     "adamw",
     "auto_batch_size",
     "auto_workers",
     "batch_plan",
     "lr_lambda",
-    "native_bf16",
     "param_groups",
-    "precision_plan",
     "resolve_batch_size",
     "train_loader",
 ]
@@ -81,58 +76,6 @@ def batch_plan(cfg: Any) -> tuple[int, str, bool, str]:
     )
     layout = "channels-last" if channels_last else "channels-first"
     return batch, rule, channels_last, f"batch {batch} ({why}), {layout}"
-
-
-ENV_NATIVE_BF16 = "SAM2ELNET_NATIVE_BF16"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 matrix products and convolutions natively (fast).
-
-    CPU: oneDNN's bf16 kernels need AVX-512 (``torch.ops.mkldnn._is_mkldnn_bf16_supported()``:
-    AVX-512 BW/VL/DQ, or AVX512-BF16 / AMX). Without it (AVX2-only CPUs such as AMD Zen 1-3 and
-    most Intel desktop and laptop CPUs) torch runs bf16 ``mm`` and convolutions through slow
-    reference kernels: on an AMD EPYC Zen 3 (2026-12-01, busy machine) a bf16 matmul ran at
-    0.5 GFLOP/s against 28 GFLOP/s in float32 (1 thread), and a training step of Hiera-tiny took
-    65 CPU s in bf16 against 5.8 in float32 at 256 px (batch 4), 118 against 11 at 512 px
-    (batch 2) (docs/benchmarks.md, "Training precision").
-    CUDA: ``torch.cuda.is_bf16_supported()``. Other devices: True.
-
-    The environment variable ``SAM2ELNET_NATIVE_BF16`` (1/0) overrides the detection.
-
-    Args:
-        device: where the model runs.
-    """
-    env = os.environ.get(ENV_NATIVE_BF16, "").strip().lower()
-    if env:
-        return env in ("1", "true", "yes", "on")
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return True
-
-
-def precision_plan(precision: str, device: torch.device) -> tuple[str, str]:
-    """(precision to train in, what to tell the user) for the asked ``precision`` on ``device``.
-
-    ``"bf16"`` (the default) becomes ``"32"`` where :func:`native_bf16` is False: float32 is then
-    many times faster (above) and at least as precise, so the model learns the same up to float
-    rounding. ``"32"`` stays ``"32"``.
-
-    Args:
-        precision: ``"bf16"`` or ``"32"`` (``TrainConfig.precision``).
-        device: where the model runs.
-
-    Returns:
-        ``("bf16" | "32", text)``; text is ``""`` when nothing changes, else one log line.
-    """
-    if precision != "bf16" or native_bf16(device):
-        return precision, ""
-    return "32", (
-        "float32 instead of bf16: this CPU has no native bf16 matrix products (they need "
-        f"AVX-512), which makes bf16 training ~10x slower here ({ENV_NATIVE_BF16}=1 forces bf16)"
-    )
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Any:

@@ -48,7 +48,7 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
 
 #: Options ``--resume`` takes from the command line even when the run's ``config.yaml`` says
 #: otherwise: where the run lives (``out``: a copied run folder continues in the copy), how it
-#: runs (device, workers, threads, progress, distributed, channels-last) and the quality
+#: runs (device, precision, workers, threads, progress, distributed, channels-last) and the quality
 #: evaluator fitted after training (``quality.*``, ``fit_quality``; changed cross-fitting
 #: epochs retrain the fold networks, see :mod:`sam2elnet.engine.quality_crossfit`).
 RESUME_MAY_CHANGE = frozenset(
@@ -56,6 +56,7 @@ RESUME_MAY_CHANGE = frozenset(
         "out",
         "resume",
         "device",
+        "precision",
         "num_workers",
         "threads",
         "progress",

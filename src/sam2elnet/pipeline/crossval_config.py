@@ -60,7 +60,7 @@ class CVConfig(BaseModel):
     progress: bool = True
     batch_size: int = Field(8, ge=1, le=1024)
     device: str = "cpu"
-    precision: str = "bf16"
+    precision: str = "auto"
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
 

@@ -193,7 +193,7 @@ def load_scene_predictor(
     *,
     quality: bool = False,
     device: str = "cpu",
-    precision: str = "bf16",
+    precision: str = "auto",
     batch_size: int = 4,
     tta: int | None = None,
     in_bands: int = 1,
@@ -228,7 +228,7 @@ def scene_job(
     address: str | None = None,
     workers: int = 2,
     device: str = "cpu",
-    precision: str = "bf16",
+    precision: str = "auto",
     progress: bool = True,
     **scene_kwargs: Any,
 ) -> SceneResult | SceneBatchResult:
