@@ -108,4 +108,3 @@ def test_configs_default_to_auto_and_precision_is_a_runtime_option() -> None:
     assert ExperimentConfig.model_fields["precision"].default == "auto"
     # resuming a run made with another precision (e.g. bf16 before "auto" existed) is allowed
     assert "precision" in RESUME_MAY_CHANGE
-    assert "precision" in ExperimentConfig.RUNTIME

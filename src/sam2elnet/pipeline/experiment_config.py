@@ -131,23 +131,17 @@ class ExperimentConfig(BaseModel):
     downstream_depth: int = Field(4, ge=1, le=6)
     downstream_curve_points: int = Field(6, ge=0, le=50)
     """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
-    # runtime options (may change between runs of the same experiment)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """``auto``: bf16 autocast where the hardware computes bf16 natively, else fp32
-    (:func:`sam2elnet.engine.runtime.resolve_precision`)."""
+    (:func:`sam2elnet.engine.runtime.resolve_precision`). Part of the experiment's identity: an
+    experiment started with ``bf16`` continues with ``--precision bf16``."""
+    # runtime options (may change between runs of the same experiment)
     device: str = "cpu"
     resume: bool = False
     progress: bool = True
     report: bool = True
 
-    RUNTIME: ClassVar[tuple[str, ...]] = (
-        "out",
-        "device",
-        "precision",
-        "resume",
-        "progress",
-        "report",
-    )
+    RUNTIME: ClassVar[tuple[str, ...]] = ("out", "device", "resume", "progress", "report")
     # Downstream options are not part of the identity: every downstream training is cached under a
     # fingerprint of its config and labels, so changing them re-trains only the downstream models.
     DOWNSTREAM: ClassVar[tuple[str, ...]] = (
