@@ -1,6 +1,6 @@
-"""The optimisation recipe of a training run: the batch (images per step), learning-rate schedule, AdamW and its
-parameter groups, the epoch-seeded sampler and the training loader (workers, ragged last
-batch).
+"""The optimisation recipe of a training run: the batch (images per step), learning-rate
+schedule, AdamW and its parameter groups, the epoch-seeded sampler and the training loader
+(workers, ragged last batch).
 
 Used by :func:`sam2elnet.engine.train.train`; pure functions of the configuration, so ``--resume``
 rebuilds exactly the same schedule and data order.
