@@ -23,11 +23,19 @@ Precision = Literal["auto", "bf16", "32"]
 """``auto`` (default): bf16 autocast where the hardware computes bf16 natively, else float32
 (:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16`` forces bf16 autocast; ``32`` float32."""
 
-PRECISION_HELP = "auto (bf16 where the CPU/GPU computes bf16 natively, else fp32) | bf16 | 32"
+PRECISION_HELP = (
+    "auto (bf16 where the CPU/GPU computes bf16 natively, else 32) | bf16 | 32 (float32)"
+)
 
 
 def norm_precision_value(v: Any) -> Any:
-    """Spellings of a precision (``fp32``, ``float32``, ``bfloat16``...) as :data:`Precision`."""
+    """Spellings of a precision (``fp32``, ``float32``, ``bfloat16``...) as :data:`Precision`.
+
+    The one normaliser of every precision a config, option or stored file gives: runs and
+    experiments made before the vocabulary was one wrote float32 as ``fp32`` (experiment and
+    downstream configs), and they read back as ``32``. Anything else is returned lower-cased for
+    the field's ``Literal`` to accept or refuse.
+    """
     s = str(v).lower()
     return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
 

@@ -56,10 +56,16 @@ def test_autocast_auto_is_on_only_with_native_bf16(monkeypatch) -> None:
 def test_precision_note_says_what_and_why(monkeypatch) -> None:
     _cpu_flags(monkeypatch, False, False)
     note = runtime.precision_note("auto", "cpu")
-    assert note.startswith("precision: fp32 (auto: no native bf16") and "--precision bf16" in note
-    assert runtime.precision_note("bf16", "cpu") == "precision: bf16 autocast (--precision bf16)"
+    assert note.startswith("precision: 32 (float32; auto: no native bf16")
+    assert "--precision bf16" in note
+    assert (
+        runtime.precision_note("bf16", "cpu") == "precision: bf16 (bf16 autocast; --precision bf16)"
+    )
+    # the log says the option's value, however it was spelled (older configs wrote fp32)
+    for spelling in ("32", "fp32", "FP32", "float32"):
+        assert runtime.precision_note(spelling, "cpu") == "precision: 32 (float32; --precision 32)"
     _cpu_flags(monkeypatch, True, False)
-    assert runtime.precision_note("auto", "cpu").startswith("precision: bf16 autocast (auto:")
+    assert runtime.precision_note("auto", "cpu").startswith("precision: bf16 (bf16 autocast; auto:")
 
 
 def test_predictor_resolves_auto_and_keeps_the_trunk_fp32_without_native_bf16(
@@ -108,3 +114,35 @@ def test_configs_default_to_auto_and_precision_is_a_runtime_option() -> None:
     assert ExperimentConfig.model_fields["precision"].default == "auto"
     # resuming a run made with another precision (e.g. bf16 before "auto" existed) is allowed
     assert "precision" in RESUME_MAY_CHANGE
+
+
+@pytest.mark.parametrize("spelling", ["32", "fp32", "FP32", "float32"])
+def test_every_config_reads_float32_as_32(spelling: str, tmp_path) -> None:
+    """One vocabulary (options.Precision) in every config; the older spelling fp32 (experiment
+    and downstream configs, results and experiment.json files of earlier runs) reads as 32."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.downstream import DownstreamConfig
+    from sam2elnet.pipeline.crossval_config import CVConfig
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig
+
+    assert TrainConfig(data="d", out="o", precision=spelling).precision == "32"
+    assert DownstreamConfig(precision=spelling).precision == "32"
+    assert DownstreamConfig(precision=spelling).to_dict()["precision"] == "32"
+    assert CVConfig(data="d", out="o", precision=spelling).precision == "32"
+    assert ExperimentConfig(data="d", out="o", precision=spelling).precision == "32"
+    assert ExperimentConfig(data="d", out="o", precision=spelling).identity()["precision"] == "32"
+
+
+def test_every_config_refuses_an_unknown_precision_naming_the_values() -> None:
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.downstream import DownstreamConfig
+    from sam2elnet.errors import UserError
+    from sam2elnet.options import check_options
+    from sam2elnet.pipeline.crossval_config import CVConfig
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig
+
+    for model in (TrainConfig, DownstreamConfig, CVConfig, ExperimentConfig):
+        paths = {} if model is DownstreamConfig else {"data": "d", "out": "o"}
+        with pytest.raises(UserError) as err:
+            check_options(model, precision="foo", **paths)
+        assert "--precision" in str(err.value) and "choose auto | bf16 | 32" in str(err.value)

@@ -100,8 +100,8 @@ def test_auto_without_native_bf16_trains_exactly_like_float32(
         )
         for prec in ("auto", "32")
     }
-    assert sum(ln.startswith("precision: fp32 (auto: no native bf16") for ln in lines) == 1
-    assert sum(ln == "precision: fp32 (--precision 32)" for ln in lines) == 1
+    assert sum(ln.startswith("precision: 32 (float32; auto: no native bf16") for ln in lines) == 1
+    assert sum(ln == "precision: 32 (float32; --precision 32)" for ln in lines) == 1
     _, extra = load_model(runs["auto"].best_path)
     assert extra["train"]["precision"] == "32"  # what ran, not what was asked
     for ra, rb in zip(runs["auto"].history, runs["32"].history, strict=True):

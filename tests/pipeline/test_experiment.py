@@ -300,3 +300,41 @@ def test_refused_experiment_leaves_nothing_behind(synth: Path, tmp_path: Path, o
     with pytest.raises(DataError, match="class-index"):
         run_experiment(_cfg(data, kept, sources=("own",)))
     assert sorted(p.name for p in kept.iterdir() if p.is_file()) == ["notes.txt"]
+
+
+def test_precision_is_one_vocabulary_and_old_fp32_experiments_continue(
+    synth: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Experiments made before the one precision vocabulary stored float32 as ``fp32`` in
+    experiment.json; ``--precision 32`` (or the old spelling) continues them, bf16 is refused."""
+    import sam2elnet.pipeline.experiment as experiment
+
+    out = tmp_path / "old"
+    old = _cfg(synth, out, precision="32").identity()
+    assert old["precision"] == "32"
+    (out / "stages").mkdir(parents=True)
+    (out / "experiment.json").write_text(json.dumps({**old, "precision": "fp32"}))
+    (out / "stages" / "split.json").write_text("{}")  # a finished stage: the identity is checked
+    with pytest.raises(UserError, match=r"other settings \(precision\)"):
+        run_experiment(_cfg(synth, out, precision="bf16"))
+
+    class Passed(Exception):
+        pass
+
+    def past_the_identity_check(cfg: ExperimentConfig) -> None:
+        raise Passed
+
+    monkeypatch.setattr(experiment, "resolve_weights", past_the_identity_check)
+    for given in ("32", "fp32"):
+        with pytest.raises(Passed):
+            run_experiment(_cfg(synth, out, precision=given))
+    assert json.loads((out / "experiment.json").read_text())["precision"] == "32"
+
+    # the CLI: the values in the help, a bad one refused in one line before any work
+    new = tmp_path / "new"
+    args = ["experiment", "--data", str(synth), "--out", str(new)]
+    assert main([*args, "--precision", "foo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid value for --precision: 'foo'") and "\n" not in err
+    assert "auto | bf16 | 32" in err and "fp32" not in err
+    assert not new.exists()

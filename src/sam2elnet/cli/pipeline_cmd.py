@@ -115,9 +115,7 @@ def experiment_cmd(
         help="Test-split scores per downstream model during training (learning curves, "
         "curves.png); 0 = final score only.",
     ),
-    precision: str = typer.Option(
-        _EXP["precision"], "--precision", help=PRECISION_HELP.replace("| 32", "| fp32")
-    ),
+    precision: str = typer.Option(_EXP["precision"], "--precision", help=PRECISION_HELP),
     device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue interrupted stages instead of restarting them."

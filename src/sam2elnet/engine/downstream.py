@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from sam2elnet.engine.runtime import autocast
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import check_device
+from sam2elnet.options import Precision, check_device, norm_precision_value
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DownstreamConfig(BaseModel):
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_fraction: float = Field(0.05, ge=0, lt=1)
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Precision = "auto"  # auto | bf16 | 32 (older results spelled 32 "fp32")
     device: str = "cpu"
     seed: int = 0
     augment: bool = True
@@ -77,6 +77,7 @@ class DownstreamConfig(BaseModel):
     progress: bool = True
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
+    _prec = field_validator("precision", mode="before")(staticmethod(norm_precision_value))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for results files and fingerprints.

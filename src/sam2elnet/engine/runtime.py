@@ -5,8 +5,8 @@ One place for the things every model run needs, so that :mod:`sam2elnet.engine.t
 
 * :func:`resolve_device` - a device name checked against the machine;
 * :func:`resolve_precision` / :func:`native_bf16` - what ``--precision auto`` (the default) means on
-  this machine: bf16 only where the hardware computes bf16 natively, else fp32;
-* :func:`autocast` - the bf16 autocast context (or a no-op for fp32);
+  this machine: bf16 only where the hardware computes bf16 natively, else ``32`` (float32);
+* :func:`autocast` - the bf16 autocast context (or a no-op for float32);
 * :func:`set_threads` - how many CPU threads torch uses (the single switch a thread policy extends);
 * :func:`seed_everything` - Python, NumPy and torch seeds;
 * :func:`run_model` / :class:`ModelRun` - the batched forward pass plus test-time-augmentation
@@ -28,6 +28,7 @@ import torch
 from sam2elnet.engine.coarse_rule import CoarseRule, apply_rule
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
+from sam2elnet.options import norm_precision_value
 
 __all__ = [
     "ENV_NATIVE_BF16",
@@ -111,32 +112,38 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 
     Args:
         precision: ``"auto"`` (the default everywhere: bf16 where :func:`native_bf16` says the
-            device computes it natively, else fp32), ``"bf16"`` (forced, also where it is slow),
-            or ``"32"`` / ``"fp32"`` / ``"float32"``.
+            device computes it natively, else float32), ``"bf16"`` (forced, also where it is
+            slow), or ``"32"`` (float32; any spelling :func:`~sam2elnet.options.norm_precision_value`
+            reads, such as the older ``"fp32"``).
         device: where the model runs.
 
     Returns:
         ``"bf16"`` or ``"32"``.
     """
-    p = str(precision).lower()
+    p = norm_precision_value(precision)
     if p == "auto":
         return "bf16" if native_bf16(device) else "32"
-    return "32" if p in ("32", "fp32", "float32") else "bf16"
+    return "32" if p == "32" else "bf16"
 
 
 def precision_note(precision: str, device: torch.device | str = "cpu") -> str:
-    """One log line saying which precision a run uses and why (``precision: ...``)."""
+    """One log line saying which precision a run uses and why, in the values of ``--precision``.
+
+    Example: ``precision: 32 (float32; auto: no native bf16 on this device, ...)`` or
+    ``precision: bf16 (bf16 autocast; --precision bf16)``.
+    """
     used = resolve_precision(precision, device)
-    name = "bf16 autocast" if used == "bf16" else "fp32"
-    if str(precision).lower() != "auto":
-        return f"precision: {name} (--precision {precision})"
+    name = "bf16 autocast" if used == "bf16" else "float32"
+    given = norm_precision_value(precision)
+    if given != "auto":
+        return f"precision: {used} ({name}; --precision {given})"
     why = (
         "this device computes bf16 natively"
         if used == "bf16"
         else "no native bf16 on this device, where bf16 runs many times slower; "
         "--precision bf16 forces it"
     )
-    return f"precision: {name} (auto: {why})"
+    return f"precision: {used} ({name}; auto: {why})"
 
 
 def autocast(device: torch.device, precision: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.errors import UserError
-from sam2elnet.options import check_device, check_options
+from sam2elnet.options import Precision, check_device, check_options, norm_precision_value
 
 __all__ = ["CVConfig"]
 
@@ -60,9 +60,12 @@ class CVConfig(BaseModel):
     progress: bool = True
     batch_size: int = Field(8, ge=1, le=1024)
     device: str = "cpu"
-    precision: str = "auto"
+    precision: Precision = "auto"
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
+    _prec = field_validator("precision", mode="before")(
+        classmethod(lambda cls, v: norm_precision_value(v))
+    )
 
     def validate(self) -> Any:  # type: ignore[override]
         """Check every option again before any work; return a template TrainConfig.

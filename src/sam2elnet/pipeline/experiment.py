@@ -333,6 +333,10 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     # learning-curve points do not change the trained model; without them the key is the one of
     # runs made before curves existed, so those trainings are reused (--curve-points 0)
     dcfg_key = {k: v for k, v in dcfg.to_dict().items() if k != "curve_points" or v > 1}
+    # float32 was spelled "fp32" before the one precision vocabulary; the key keeps that spelling
+    # so float32 models trained before are reused, not trained again
+    if dcfg_key.get("precision") == "32":
+        dcfg_key["precision"] = "fp32"
     for name, (ids, labels, _cost) in runs.items():
         if not ids:
             down[name] = {"skipped": "no training labels (the filter kept none)"}

@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sam2elnet.options import (
     CoarseProfile,
     ModelSize,
+    Precision,
     check_device,
     check_options,
     check_quality_folds,
+    norm_precision_value,
 )
 
 RESULTS_VERSION = 1
@@ -53,7 +55,9 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
 
     Runs made before ``--split-seed`` drew their test hold-out with ``seed + 1000``; that is
     their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None);
-    runs made before ``--positive-values`` read their masks with the default rule (None).
+    runs made before ``--positive-values`` read their masks with the default rule (None); runs
+    made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
+    old float32 experiment continues with ``--precision 32``).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
 
@@ -69,6 +73,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("quality_folds", 0)
     d.setdefault("quality_fold_epochs", None)
     d.setdefault("positive_values", None)
+    if "precision" in d:
+        d["precision"] = norm_precision_value(d["precision"])
     return d
 
 
@@ -131,10 +137,11 @@ class ExperimentConfig(BaseModel):
     downstream_depth: int = Field(4, ge=1, le=6)
     downstream_curve_points: int = Field(6, ge=0, le=50)
     """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """``auto``: bf16 autocast where the hardware computes bf16 natively, else fp32
-    (:func:`sam2elnet.engine.runtime.resolve_precision`). Part of the experiment's identity: an
-    experiment started with ``bf16`` continues with ``--precision bf16``."""
+    precision: Precision = "auto"
+    """``auto``: bf16 autocast where the hardware computes bf16 natively, else float32
+    (:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16``; ``32`` (float32; ``fp32``,
+    the spelling of experiments made before, is read as ``32``). Part of the experiment's
+    identity: an experiment started with ``bf16`` continues with ``--precision bf16``."""
     # runtime options (may change between runs of the same experiment)
     device: str = "cpu"
     resume: bool = False
@@ -154,10 +161,9 @@ class ExperimentConfig(BaseModel):
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
 
-    @field_validator("precision", mode="before")
-    @classmethod
-    def _fp32(cls, v: Any) -> Any:
-        return {"32": "fp32", "float32": "fp32"}.get(str(v).lower(), v)
+    _prec = field_validator("precision", mode="before")(
+        classmethod(lambda cls, v: norm_precision_value(v))
+    )
 
     @field_validator("refiners")
     @classmethod

@@ -65,7 +65,7 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         image_size=cfg.image_size,
-        precision="32" if cfg.precision == "fp32" else cfg.precision,
+        precision=cfg.precision,
         device=cfg.device,
         resume=resume,
         progress=cfg.progress,

@@ -183,15 +183,15 @@ def render_markdown(r: dict[str, Any]) -> str:
         "## Settings",
         "",
         f"- SAM2-ELNet: size {s['size']}, trunk training {s['trunk']}, {s['epochs']} epochs, "
-        f"{s['image_size']} px, batch {s['batch_size']}, {s['precision']}, seed {s['seed']}; "
-        f"best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}"
+        f"{s['image_size']} px, batch {s['batch_size']}, precision {s['precision']}, "
+        f"seed {s['seed']}; best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}"
         + (f" ({r['elnet']['selection']})" if r["elnet"].get("selection") else "")
         + ".",
         f"- Downstream: {d['model']} {d['model_options']}, "
         + (f"{d['steps']} optimiser steps" if d.get("steps") else f"{d['epochs']} epochs")
         + f", {d['image_size']} px crops (evaluated at native size), "
-        f"batch {d['batch_size']}, lr {d['lr']} (AdamW, warm-up + cosine), {d['precision']}, "
-        f"seed {d['seed']} — identical for every setting.",
+        f"batch {d['batch_size']}, lr {d['lr']} (AdamW, warm-up + cosine), "
+        f"precision {d['precision']}, seed {d['seed']} — identical for every setting.",
         f"- Coarse-label simulator: profile {s['coarse_profile']}, severity {s['coarse_severity']}.",
         *(
             [
