@@ -157,3 +157,69 @@ def test_cli_cv_smoke_and_bad_options(
     assert "--aug-scale" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "f"), "--folds", "7"]) == 2
     assert "at least 14" in capsys.readouterr().err
+
+
+def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
+    roads: Path, tmp_path: Path
+) -> None:
+    """cv_config.json refuses other options into the same OUT; what it cannot see is checked per
+    fold (fold.json, or for older folds result.json + run/config.yaml): the images of the fold
+    (the data folder changed), settings that differ (a fold folder copied from another run, a
+    default changed between versions) and a missing network. Runtime options (precision) do not
+    retrain."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(roads, data)
+    out = tmp_path / "cv"
+    fold = out / "folds" / "fold-1"
+    lines: list[str] = []
+
+    def run(**kw: Any) -> dict[str, Any]:
+        lines.clear()
+        return run_cv(_cfg(data, out, folds=2, max_folds=1, **kw), echo=lines.append)
+
+    def stamp() -> int:
+        return (fold / "result.json").stat().st_mtime_ns
+
+    r = run()
+    rec = json.loads((fold / "fold.json").read_text())
+    assert rec["train_ids"] == r["folds"][0]["train_ids"]
+    assert rec["tests"] == {"test": r["folds"][0]["tests"]["test"]["ids"]}
+    assert rec["train"]["epochs"] == 1 and "precision" not in rec["train"]
+    first = stamp()
+
+    # a runtime option (precision) and a fold made before fold.json existed: reused
+    (fold / "fold.json").unlink()
+    r2 = run(precision="32", train={**TRAIN, "precision": "fp32"})
+    assert any(x.startswith("fold fold-1: done before") for x in lines), lines
+    assert stamp() == first and r2["folds"][0] == r["folds"][0]
+    assert json.loads((fold / "fold.json").read_text()) == rec  # recorded again
+
+    # an older fold trained with other settings (run/config.yaml): trained again, one line
+    (fold / "fold.json").unlink()
+    saved = fold / "run" / "config.yaml"
+    saved.write_text(saved.read_text().replace("epochs: 1\n", "epochs: 3\n"))
+    run()
+    said = [x for x in lines if "not reused" in x]
+    assert said == [
+        "fold fold-1: not reused: it was trained with other settings (epochs); training it again"
+    ]
+    assert stamp() != first and "epochs: 1\n" in saved.read_text()
+
+    # the network of a trained but unscored fold is gone: trained again
+    (fold / "result.json").unlink()
+    (fold / "run" / "model.pt").unlink()
+    run()
+    assert any("not reused: its network (run/model.pt) is missing" in x for x in lines), lines
+    assert (fold / "run" / "model.pt").is_file()
+
+    # the data folder changed: the fold's images differ, so its result is not reused
+    for sub in ("images", "masks"):
+        next(iter(sorted((data / sub).glob("*.png")))).unlink()
+    r5 = run()
+    assert any("not reused: it was trained on other images" in x for x in lines), lines
+    ids = sorted(p.stem for p in (data / "masks").glob("*.png"))
+    plan = kfold_ids(ids, 2, seed=0)[0]
+    assert r5["folds"][0]["tests"]["test"]["ids"] == plan
+    assert r5["folds"][0]["train_ids"] == sorted(set(ids) - set(plan))

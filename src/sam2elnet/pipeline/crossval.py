@@ -18,7 +18,9 @@ scores, road measures for roads, quality Spearman). Scores are pixel-aggregated 
 Resumable per fold: a finished fold leaves ``OUT/folds/<name>/result.json`` and is skipped when the
 command runs again; an interrupted fold continues its training from ``last.pt`` and its annotation
 from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config.json``): running
-with other settings into the same folder is refused.
+with other settings into the same folder is refused. Each fold records its image ids and training
+options (``fold.json``); a fold whose record differs from the run's plan (the data folder changed,
+a fold folder copied from another run) is trained again, with one line saying why.
 
 Outputs: ``OUT/cv.json`` (every fold, mean and std), ``OUT/cv.md`` (the tables), for the
 cross-domain mode ``OUT/groups.json`` and ``OUT/groups.png`` (sample images of both groups).
@@ -141,6 +143,100 @@ def _num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+# ----------------------------------------------------------------------------- fold reuse
+def _fold_settings(tcfg: Any) -> dict[str, Any]:
+    """The options of a fold's training that change its network: its TrainConfig less the
+    runtime options ``--resume`` may change (:data:`~sam2elnet.engine.train_setup.RESUME_MAY_CHANGE`:
+    precision, device, threads, quality evaluator...) and less ``data`` (the fold's own link
+    folder; the image ids stand for it)."""
+    from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
+
+    d = tcfg.model_dump(mode="json")
+    keep = {k: v for k, v in sorted(d.items()) if k not in RESUME_MAY_CHANGE and k != "data"}
+    return json.loads(json.dumps(keep, default=str))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _recorded(root: Path) -> dict[str, Any]:
+    """What a fold folder says it was trained and tested on: its ``fold.json``, or for folds
+    made before that file existed, ``result.json`` (ids), ``train-data/images`` (training ids of
+    an unfinished fold) and ``run/config.yaml`` (settings). Unknown parts are None."""
+    from sam2elnet.config import TrainConfig
+
+    rec = _read_json(root / "fold.json")
+    if rec is not None:
+        return rec
+    rec = {"train": None, "train_ids": None, "tests": None}
+    if (root / "run" / "config.yaml").is_file():
+        try:
+            rec["train"] = _fold_settings(TrainConfig.load(root / "run" / "config.yaml"))
+        except UserError:
+            pass
+    res = _read_json(root / "result.json")
+    if res is not None:
+        rec["train_ids"] = res.get("train_ids")
+        rec["tests"] = {n: t.get("ids") for n, t in (res.get("tests") or {}).items()}
+    elif (root / "train-data" / "images").is_dir():
+        rec["train_ids"] = sorted(p.stem for p in (root / "train-data" / "images").iterdir())
+    return rec
+
+
+def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the work in a fold folder does not fit this run, and what must be redone (``"fold"``:
+    train again; ``"tests"``: the network fits, score it again); None when it fits or nothing
+    is there.
+
+    ``OUT/cv_config.json`` already refuses other options into the same ``OUT``; this covers what
+    it cannot see: a data folder whose images changed (other fold ids), a fold folder copied from
+    another run, settings whose defaults changed between versions, a missing network.
+    """
+    result, trained, run = root / "result.json", root / "trained.json", root / "run"
+    if not (result.is_file() or trained.is_file() or run.is_dir()):
+        return None
+    rec = _recorded(root)
+    if rec.get("train") is None:
+        return (
+            "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
+            "fold",
+        )
+    old, new = rec["train"], want["train"]
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        return f"it was trained with other settings ({', '.join(diff)})", "fold"
+    if rec.get("train_ids") != want["train_ids"]:
+        return "it was trained on other images (did the data folder change?)", "fold"
+    if not result.is_file() and trained.is_file() and not (run / "model.pt").is_file():
+        return "its network (run/model.pt) is missing", "fold"
+    if rec.get("tests") is not None and rec["tests"] != want["tests"]:
+        return "it was tested on other images (did the data folder change?)", "tests"
+    return None
+
+
+def _check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str], None]) -> None:
+    """Clear what of a fold folder cannot be reused (one line says why), then record ``want``."""
+    import shutil
+
+    stale = _stale(root, want)
+    if stale is not None:
+        why, scope = stale
+        if scope == "fold":
+            say(f"fold {name}: not reused: {why}; training it again")
+            shutil.rmtree(root)
+        else:
+            say(f"fold {name}: result not reused: {why}; scoring its network again")
+            (root / "result.json").unlink(missing_ok=True)
+            for d in root.glob("pred-*"):
+                shutil.rmtree(d)
+    write_json_atomic(root / "fold.json", want)
+
+
 def _run_fold(
     cfg: CVConfig,
     fold: _Fold,
@@ -153,24 +249,26 @@ def _run_fold(
     from sam2elnet.engine.train import train
 
     root = cfg.out / "folds" / fold.name
-    done = root / "result.json"
-    if done.is_file():
-        say(f"fold {fold.name}: done before, reusing {done}")
-        return json.loads(done.read_text(encoding="utf-8"))
-    t0 = time.perf_counter()
-    train_dir = _write_subset(root / "train-data", samples, fold.train, meta)
     run = root / "run"
     tcfg = TrainConfig.model_validate(
         {
             "seed": cfg.seed,
             **cfg.train,
-            "data": train_dir,
+            "data": root / "train-data",
             "out": run,
             "domain": domain,
             "progress": cfg.progress,
-            "resume": (run / "config.yaml").is_file(),
         }
     )
+    want = {"train_ids": list(fold.train), "tests": fold.tests, "train": _fold_settings(tcfg)}
+    _check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
+    done = root / "result.json"
+    if done.is_file():
+        say(f"fold {fold.name}: done before, reusing {done}")
+        return json.loads(done.read_text(encoding="utf-8"))
+    t0 = time.perf_counter()
+    _write_subset(root / "train-data", samples, fold.train, meta)
+    tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
     trained = root / "trained.json"
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
