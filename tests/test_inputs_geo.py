@@ -459,68 +459,6 @@ def test_scene_keeps_gcps_and_says_so(tmp_path: Path) -> None:
     assert any("ground control points" in n for n in res.notes)
 
 
-def test_export_geojson_is_wgs84_rfc7946(tmp_path: Path) -> None:
-    import geopandas as gpd
-
-    from sam2elnet.export.api import export_labels
-
-    lab = np.zeros((1, H, W), np.uint8)
-    lab[0, 4:14, 6:20] = 255
-    f = write_tif(tmp_path / "lab.tif", lab)  # EPSG:32633, 10 m pixels
-    res = export_labels(f, tmp_path / "x.geojson", progress=False)
-    assert any("RFC 7946" in n for n in res.notes)
-    g = gpd.read_file(tmp_path / "x.geojson")
-    assert g.crs.to_epsg() == 4326
-    back = g.to_crs("EPSG:32633").geometry.iloc[0]
-    assert back.bounds == pytest.approx((500060, 3999860, 500200, 3999960), abs=0.5)
-    assert g["area_map"].iloc[0] == pytest.approx(14000)  # in the labels' own CRS units (m2)
-    gpkg = gpd.read_file(export_labels(f, tmp_path / "x.gpkg", progress=False).out)
-    assert gpkg.crs.to_epsg() == 32633
-
-
-def test_export_geojson_in_source_crs_on_request(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """--geojson-crs source: the labels' CRS with the legacy 'crs' member (as GDAL writes with
-    RFC7946=NO and QGIS reads); refused for a CRS without an EPSG code; RFC 7946 stays default."""
-    import json
-
-    import geopandas as gpd
-
-    from sam2elnet.cli import main
-
-    lab = np.zeros((1, H, W), np.uint8)
-    lab[0, 4:14, 6:20] = 255
-    f = write_tif(tmp_path / "lab.tif", lab)  # EPSG:32633, 10 m pixels
-    out = tmp_path / "src.geojson"
-    assert main(["export", "--labels", str(f), "--out", str(out), "--geojson-crs", "source",
-                 "--no-progress"]) == 0  # fmt: skip
-    assert "not RFC 7946" in capsys.readouterr().err
-    doc = json.loads(out.read_text())
-    assert doc["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
-    g = gpd.read_file(out)
-    assert g.crs.to_epsg() == 32633
-    assert g.geometry.iloc[0].bounds == (500060.0, 3999860.0, 500200.0, 3999960.0)
-    # default unchanged: RFC 7946, no crs member
-    assert main(["export", "--labels", str(f), "--out", str(tmp_path / "d.geojson")]) == 0
-    assert "crs" not in json.loads((tmp_path / "d.geojson").read_text())
-    capsys.readouterr()
-    # a custom WKT CRS cannot be named by a crs member: refused, nothing written
-    lcc = CRS.from_proj4(
-        "+proj=lcc +lat_1=45 +lat_2=55 +lat_0=50 +lon_0=10 +x_0=0 +y_0=0 +ellps=GRS80 +units=m"
-    )
-    c = _label_tif(tmp_path / "lcc.tif", lab[0], lcc, Affine(5, 0, 1000, 0, -5, 2000))
-    bad = tmp_path / "lcc.geojson"
-    for args, msg in (
-        (["--labels", str(c), "--geojson-crs", "source"], "has no EPSG code, so a GeoJSON 'crs'"),
-        (["--labels", str(f), "--geojson-crs", "utm"], "--geojson-crs"),
-    ):
-        assert main(["export", *args, "--out", str(bad), "--no-progress"]) == 2
-        err = capsys.readouterr().err
-        assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
-        assert not bad.exists()
-
-
 def test_export_gcp_only_label_placed_by_gcps(tmp_path: Path) -> None:
     import geopandas as gpd
 

@@ -182,7 +182,7 @@ class ExportOptions(_Options):
     smooth: float | None = Field(None, ge=0, description="edge rounding radius")
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")
     chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
-    geojson_crs: Literal["wgs84", "source"] = "wgs84"
+    geojson_crs: Literal["source", "wgs84"] = "source"
 
 
 class StatsOptions(_Options):

@@ -279,8 +279,9 @@ def export_cmd(
     geojson_crs: str = typer.Option(
         option_default(ExportOptions, "geojson_crs"),
         "--geojson-crs",
-        help="GeoJSON coordinates: wgs84 (RFC 7946 lon/lat) or source (the labels' CRS with a "
-        "'crs' member, as GDAL writes with RFC7946=NO; QGIS reads it; needs an EPSG code).",
+        help="GeoJSON coordinates: source (default: the labels' CRS, named by a 'crs' member "
+        "as GDAL and QGIS write it; EPSG code or WKT) or wgs84 (RFC 7946 lon/lat, reprojected; "
+        "for web maps and strict RFC 7946 readers).",
     ),
 ) -> None:
     """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label

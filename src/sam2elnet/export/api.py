@@ -16,7 +16,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster, find_labels, read_quality_csv
-from sam2elnet.export.vector import FORMATS, write_polygons
+from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
 
 __all__ = ["ExportResult", "export_labels"]
@@ -108,12 +108,16 @@ def _export_labels(
     strip_rows: int | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
-    geojson_crs: str = "wgs84",
+    geojson_crs: str = GEOJSON_CRS[0],
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
-    GeoJSON is RFC 7946 (WGS84 longitude/latitude) unless ``geojson_crs="source"`` (opt-in: the
-    labels' CRS with a ``crs`` member, :func:`~sam2elnet.export.vector.write_polygons`).
+    GeoJSON keeps the labels' CRS and map coordinates by default (``geojson_crs="source"``: a
+    GeoJSON 2008 ``crs`` member names the CRS, an EPSG URN or, for a CRS without an EPSG code,
+    its WKT, as GDAL and QGIS write it); ``geojson_crs="wgs84"`` reprojects to RFC 7946 WGS84
+    longitude/latitude (degrees) for web maps (:func:`~sam2elnet.export.vector.write_polygons`;
+    an unknown value raises :class:`~sam2elnet.errors.UserError`, GeoJSON of labels without a
+    georeference :class:`~sam2elnet.errors.DataError`).
     ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
     labels when present) adds each label's predicted quality. ``chips`` also writes
     ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the

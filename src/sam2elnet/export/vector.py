@@ -7,8 +7,9 @@ becomes one polygon (holes kept) with attributes a reviewer can sort and filter 
 evaluator's predicted IoU from ``quality.csv`` when there is one), ``area_px`` and ``area_map``
 (map units squared; equal to ``area_px`` for non-georeferenced labels), ``model_id``.
 
-Georeferenced labels export in their CRS; labels without a CRS (PNGs, plain TIFFs) export in
-*pixel coordinates* (x = column, y = row, y pointing down), which the result notes say.
+Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
+a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
+export in *pixel coordinates* (x = column, y = row, y pointing down), which the result notes say.
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -18,6 +19,7 @@ the number of polygons; the output does not depend on the strip height or the ba
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import tempfile
@@ -43,8 +45,12 @@ __all__ = [
     "write_polygons",
 ]
 
-GEOJSON_CRS = ("wgs84", "source")
-"""``--geojson-crs``: RFC 7946 WGS84 (default) or the labels' own CRS (opt-in, ``crs`` member)."""
+GEOJSON_CRS = ("source", "wgs84")
+"""``--geojson-crs`` values, the default first. ``source``: the labels' own CRS and coordinates,
+named by the GeoJSON 2008 ``crs`` member as GDAL writes it with ``RFC7946=NO`` (GDAL's and QGIS's
+default), or, for a CRS without an EPSG code, ``{"type": "name", "properties": {"name": <WKT>}}``,
+which GDAL / pyogrio / geopandas / QGIS read back as that CRS. ``wgs84``: RFC 7946, reprojected to
+WGS84 longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 readers)."""
 
 FORMATS = {
     "geojson": ("GeoJSON", ".geojson"),
@@ -83,7 +89,10 @@ def write_polygons(
     not grow with the number of polygons. The layer is written under a temporary name and renamed
     when complete (a Shapefile's files are moved ``.shp`` last): an error leaves nothing
     half-written. A GeoJSON file is the batches' GDAL output (``RFC7946`` layer option as below)
-    joined into one FeatureCollection, byte for byte what one GDAL write of all features gives.
+    joined into one FeatureCollection, byte for byte what one GDAL write of all features gives,
+    plus the ``crs`` member naming a CRS without an EPSG code (WKT), which GDAL does not write;
+    a GeoJSON with a ``crs`` member is read back by GDAL before the rename and must give the
+    labels' CRS.
 
     Args:
         files: label rasters (see :func:`~sam2elnet.export.labels.find_labels`).
@@ -99,19 +108,20 @@ def write_polygons(
         progress: show a progress bar.
         positive_values: object value(s) of class-index label rasters.
         notes: list that receives remarks for the user (reprojection, pixel coordinates...).
-        geojson_crs: ``"wgs84"`` (default; RFC 7946: WGS84 longitude/latitude) or ``"source"``
-            (opt-in, not RFC 7946: the labels' CRS, named by the legacy GeoJSON ``crs`` member
-            as GDAL writes it with ``RFC7946=NO``, which QGIS/GDAL read; needs a CRS with an
-            EPSG code, since the member cannot name a custom WKT CRS).
+        geojson_crs: ``"source"`` (default; the labels' CRS and map coordinates, named by the
+            GeoJSON 2008 ``crs`` member, an EPSG URN or the WKT of a CRS without EPSG code; not
+            RFC 7946, whose strict readers assume WGS84) or ``"wgs84"`` (RFC 7946: reprojected
+            to WGS84 longitude/latitude in degrees; ``area_map`` stays in the labels' CRS
+            units). See :data:`GEOJSON_CRS`.
 
     Returns:
         The number of polygons written.
 
     Raises:
-        DataError: georeferenced and plain labels mixed, an unreadable label, GeoJSON asked
-            for labels without a georeference (RFC 7946 holds WGS84 only), or
-            ``geojson_crs="source"`` for a CRS without an EPSG code; checked before anything
-            is polygonised.
+        DataError: georeferenced and plain labels mixed, an unreadable label, or GeoJSON
+            asked for labels without a georeference (readers would take pixel coordinates for
+            WGS84 longitude/latitude), checked before anything is polygonised; a GeoJSON whose
+            ``crs`` member GDAL reads back as another CRS (nothing written).
         UserError: an unknown ``geojson_crs``.
     """
 
@@ -121,11 +131,18 @@ def write_polygons(
         )
     from sam2elnet.utils.progress import track
 
-    crs, georef = _check_georef(files, fmt, geojson_crs, positive_values)
+    crs, georef = _check_georef(files, fmt, positive_values)
+    in_source = fmt == "geojson" and geojson_crs == "source"
     options: dict[str, Any] = {}
     if fmt == "geojson":
-        options["RFC7946"] = "NO" if geojson_crs == "source" else "YES"
-    writer = _LayerWriter(out, fmt, options, to_wgs84=fmt == "geojson" and geojson_crs != "source")
+        options["RFC7946"] = "NO" if in_source else "YES"
+    writer = _LayerWriter(
+        out,
+        fmt,
+        options,
+        to_wgs84=fmt == "geojson" and not in_source,
+        crs_member=crs if in_source else None,
+    )
     tile_note = False
     n = 0
     geoms: list[Any] = []
@@ -176,18 +193,18 @@ def write_polygons(
                 "labels have no CRS: polygons are in pixel coordinates (x = column, y = row)"
             )
             log.warning(notes[-1])
-        if fmt == "geojson" and geojson_crs == "source":
+        if in_source and crs is not None and crs.to_epsg() != 4326:
             notes.append(
-                f"GeoJSON written in the labels' CRS {_crs_name(crs)} with a 'crs' member "
-                "(--geojson-crs source; not RFC 7946: QGIS and GDAL read it, strict RFC 7946 "
-                "readers such as geojson.io assume WGS84)"
+                f"GeoJSON written in the labels' CRS ({_crs_name(crs)}) with a 'crs' member, as "
+                "GDAL and QGIS write it; strict RFC 7946 readers (web maps) assume WGS84 "
+                "longitude/latitude: --geojson-crs wgs84 reprojects"
             )
-        elif fmt == "geojson" and crs is not None and crs.to_epsg() != 4326:
+        elif fmt == "geojson" and not in_source and crs is not None and crs.to_epsg() != 4326:
             # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
             notes.append(
-                f"GeoJSON written in WGS84 longitude/latitude (RFC 7946), reprojected from "
-                f"{_crs_name(crs)}; area_map is in that CRS's units. Use .gpkg (or "
-                "--geojson-crs source) to keep the CRS"
+                f"GeoJSON written in WGS84 longitude/latitude (--geojson-crs wgs84, RFC 7946), "
+                f"reprojected from {_crs_name(crs)}; area_map is in that CRS's units. The "
+                "default (--geojson-crs source) or .gpkg keeps the CRS"
             )
     return n
 
@@ -236,7 +253,7 @@ class _LabelAttrs:
 
 
 def _check_georef(
-    files: list[Path], fmt: str, geojson_crs: str, positive_values: tuple[float, ...] | None
+    files: list[Path], fmt: str, positive_values: tuple[float, ...] | None
 ) -> tuple[Any, bool]:
     """(layer CRS = the first georeferenced label's, whether the labels are georeferenced);
     raises the georeference errors of :func:`write_polygons` before any polygon is made."""
@@ -257,16 +274,9 @@ def _check_georef(
     georef = kinds == {True}
     if not georef and fmt == "geojson":
         raise DataError(
-            "labels have no georeference, but GeoJSON (RFC 7946) holds WGS84 "
-            "longitude/latitude only; nothing written. Export pixel-coordinate polygons to "
-            ".gpkg or .shp (or COCO .json), or give georeferenced GeoTIFF labels",
-            files[0],
-        )
-    if fmt == "geojson" and geojson_crs == "source" and (crs is None or not crs.to_epsg()):
-        raise DataError(
-            f"--geojson-crs source: the labels' CRS ({_crs_name(crs)}) has no EPSG code, so a "
-            "GeoJSON 'crs' member cannot name it and readers would take the coordinates as "
-            "WGS84; nothing written. Use .gpkg (keeps any CRS) or the default WGS84 GeoJSON",
+            "labels have no georeference, but GeoJSON readers take coordinates without a CRS "
+            "as WGS84 longitude/latitude (RFC 7946); nothing written. Export pixel-coordinate "
+            "polygons to .gpkg or .shp (or COCO .json), or give georeferenced GeoTIFF labels",
             files[0],
         )
     return crs, georef
@@ -294,11 +304,22 @@ class _LayerWriter:
     GeoPackage and Shapefile batches are appended with GDAL (pyogrio ``append=True``). GeoJSON
     batches are each written by GDAL to a temporary FeatureCollection (one feature per line) and
     their feature lines joined into the output, because GDAL's GeoJSON update mode rewrites the
-    file and drops the ``RFC7946`` layer options on append.
+    file and drops the ``RFC7946`` layer options on append. ``crs_member`` (GeoJSON in the labels'
+    CRS): the CRS the file must name; when GDAL's header names none (a CRS without an EPSG code)
+    a ``crs`` member with the CRS's WKT is added, and before the rename GDAL must read the
+    temporary file back in that CRS (:func:`_check_geojson_crs`).
     """
 
-    def __init__(self, out: Path, fmt: str, options: dict[str, Any], to_wgs84: bool) -> None:
+    def __init__(
+        self,
+        out: Path,
+        fmt: str,
+        options: dict[str, Any],
+        to_wgs84: bool,
+        crs_member: Any = None,
+    ) -> None:
         self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
+        self.crs_member = crs_member
         self.batches = 0
 
     def __enter__(self) -> _LayerWriter:
@@ -348,9 +369,12 @@ class _LayerWriter:
             raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part)
         feats = [ln for ln in lines[k + 1 : -3] if ln]
         if self._json is None:
+            header = lines[: k + 1]
+            if self.crs_member is not None and not any(h.startswith('"crs":') for h in header):
+                header.insert(k, _wkt_crs_member(self.crs_member))
             self._json = open(self.target, "w", encoding="utf-8")  # noqa: SIM115
             self._stack.callback(self._json.close)
-            self._json.write("\n".join(lines[: k + 1]) + "\n")
+            self._json.write("\n".join(header) + "\n")
         for ln in feats:
             if self._pending_line is not None:
                 self._json.write(self._pending_line + "\n")
@@ -363,6 +387,8 @@ class _LayerWriter:
             else:
                 self._json.write("\n]\n}\n")  # GDAL's empty FeatureCollection
             self._json.close()
+            if self.crs_member is not None:
+                _check_geojson_crs(self.target, self.crs_member, self.out)
         if self.fmt == "gpkg":
             from sam2elnet.export.qgis_style import add_layer_style
 
@@ -379,13 +405,38 @@ class _LayerWriter:
         return False
 
 
+def _wkt_crs_member(crs: Any) -> str:
+    """The GeoJSON 2008 ``crs`` member naming ``crs`` by its WKT (WKT2 2019, as PROJ writes it),
+    one header line in GDAL's layout; GDAL reads a WKT name with ``SetFromUserInput``."""
+    from pyproj import CRS as ProjCRS
+
+    wkt = ProjCRS.from_user_input(crs).to_wkt()
+    return f'"crs": {{ "type": "name", "properties": {{ "name": {json.dumps(wkt)} }} }},'
+
+
+def _check_geojson_crs(path: Path, crs: Any, out: Path) -> None:
+    """Raise :class:`DataError` unless GDAL reads the GeoJSON ``path`` back in ``crs``."""
+    import pyogrio
+    from pyproj import CRS as ProjCRS
+
+    got = pyogrio.read_info(path)["crs"]
+    if got is None or ProjCRS.from_user_input(got) != ProjCRS.from_user_input(crs):
+        back = _crs_name(ProjCRS.from_user_input(got)) if got else "no CRS"
+        raise DataError(
+            f"GDAL reads the GeoJSON written in {_crs_name(crs)} back as {back}; "
+            "nothing written. Export to .gpkg (keeps any CRS) or use --geojson-crs wgs84",
+            out,
+        )
+
+
 def _crs_name(crs: Any) -> str:
     """EPSG code when the CRS has one, else the CRS's own name (custom WKT)."""
+    from pyproj import CRS as ProjCRS
+
     epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
     if epsg:
         return f"EPSG:{epsg}"
-    name = getattr(crs, "name", None) or (crs.to_wkt()[:60] if hasattr(crs, "to_wkt") else str(crs))
-    return f"the custom CRS '{name}'"
+    return f"the custom CRS '{ProjCRS.from_user_input(crs).name}'"
 
 
 def _tile_index(label: Path) -> tuple[list[Any], np.ndarray, Any] | None:
