@@ -42,6 +42,7 @@ import common  # noqa: F401  (first: the product's thread policy before torch lo
 import numpy as np
 import torch
 from common import (
+    HISTORY_LEVERS,
     INFER_LEVERS,
     LEVERS,
     Goals,
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         choices=list(LEVERS),
         help="rows besides the reference (default: all inference levers; --quick leaves out "
-        "fp32-trunk and lib-attention, which separate the parts of the default)",
+        "fp32-trunk and lib-attention, which separate the parts of the default, and the rows of "
+        "earlier defaults, prev-default, old-default and reference-lib)",
     )
     ap.add_argument("--compile", action="store_true", help="add the torch.compile lever")
     add_reference_lib_option(ap)
@@ -209,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
     if args.levers is None:
-        quick_out = ("fp32-trunk", "lib-attention") if args.quick else ()
+        quick_out = ("fp32-trunk", "lib-attention", *HISTORY_LEVERS) if args.quick else ()
         args.levers = machine_levers([lv for lv in INFER_LEVERS if lv not in quick_out])
+        args.reference_lib = args.reference_lib and not args.quick
     args.clock = time.process_time if args.cpu_time else None
     if "default" not in args.levers:
         args.levers.insert(0, "default")

@@ -127,18 +127,19 @@ def main(argv: list[str] | None = None) -> int:
         args.train_counts, args.crops = [16, 32], [128, 256]
 
     sys.path.insert(0, str(HERE))
-    from common import build_ours, machine, save_ours, write_images
+    from common import LEVERS, build_ours, lever_precision, machine, save_ours, write_images
 
     print(f"machine: {machine()}")
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        shipped = "bf16" if lever_precision(LEVERS["default"]) == "bf16" else "fp32"
         if "annotate" in args.curves:
             model = save_ours(build_ours(args.model_size), work / "model.pt")
             write_images(work / "images", max(args.counts), args.size)
             print(
                 f"\nannotate_folder, Hiera-{args.model_size}, {args.size} px, batch {args.batch}, "
-                "bf16, one view"
+                f"{shipped}, one view"
             )
             print("    n   seconds  s/image  peak RSS MB")
             rows = results.setdefault("annotate", [])
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(
                 f"\ntraining, one epoch of `elnet train`, Hiera-{args.model_size}, batch "
-                f"{args.batch}, bf16"
+                f"{args.batch}, {shipped}"
             )
             print(" crop      n   seconds  train img/s  peak RSS MB")
             rows = results.setdefault("train", [])

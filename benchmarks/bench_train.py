@@ -33,6 +33,7 @@ import common  # noqa: F401  (first: the product's thread policy before torch lo
 # isort: split
 import torch
 from common import (
+    HISTORY_LEVERS,
     LEVERS,
     TRAIN_LEVERS,
     Goals,
@@ -157,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--quick",
         action="store_true",
-        help="2 rounds, no fp32 / channels-first / reference-lib rows (saves ~3 min)",
+        help="2 rounds, no fp32 / channels-first / reference-lib rows nor the rows of earlier "
+        "defaults (prev-default, old-default)",
     )
     ap.add_argument("--smoke", action="store_true", help="micro model, 64 px, 1 round")
     ap.add_argument(
@@ -169,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
     args.clock = time.process_time if args.cpu_time else None
-    if args.levers is None:  # --quick: no fp32 / channels-first rows, no reference-lib
-        quick_out = ("fp32", "channels-first") if args.quick else ()
+    if args.levers is None:  # --quick: no fp32 / channels-first / history rows, no reference-lib
+        quick_out = ("fp32", "channels-first", *HISTORY_LEVERS) if args.quick else ()
         args.levers = machine_levers([lv for lv in TRAIN_LEVERS if lv not in quick_out])
         args.reference_lib = args.reference_lib and not args.quick
     if "default" not in args.levers:

@@ -120,6 +120,9 @@ class TrainConfig(BaseModel):
     )
     size: ModelSize = "tiny"
     adapter_dim: int | None = Field(None, description="None = the model's default")
+    detail_width: int | None = Field(
+        None, ge=4, description="width of the full-resolution head; None = the model's default"
+    )
     trunk: Literal["none", "last", "all"] = Field(
         "none", description="which trunk stages also train (for runs without pretrained weights)"
     )

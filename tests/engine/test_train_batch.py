@@ -107,3 +107,18 @@ def test_auto_without_native_bf16_trains_exactly_like_float32(
     for ra, rb in zip(runs["auto"].history, runs["32"].history, strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
         assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-6)
+
+
+def test_head_width_from_the_training_config_reaches_the_saved_model(tmp_path: Path) -> None:
+    """``detail_width`` in a training config (``--config`` YAML) builds and saves that head;
+    without it the model's own default is used."""
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import ModelConfig, load_model
+
+    data = make_dataset(tmp_path / "d", n=4, size=32)
+    for width, expected in ((None, ModelConfig(size="micro").detail_width), (8, 8)):
+        out = tmp_path / f"r{width}"
+        train(small_cfg(data, out, detail_width=width))
+        model, _ = load_model(out / "model.pt")
+        assert model.config.detail_width == expected
+        assert model.decoder.head.in_channels == expected

@@ -43,6 +43,8 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
     }
     if cfg.adapter_dim is not None:
         kwargs["adapter_dim"] = cfg.adapter_dim
+    if cfg.detail_width is not None:
+        kwargs["detail_width"] = cfg.detail_width
     return build_model(ModelConfig(**kwargs))
 
 
