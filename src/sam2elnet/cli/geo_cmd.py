@@ -147,7 +147,7 @@ def scene_cmd(
     if image.is_dir():
         check_output(out, "dir", "--out")
     else:
-        check_output(out, "file", "--out")
+        check_output(out, "file", "--out", inputs=[image, labels])
         for extra, on in (("_prob.tif", prob), ("_tiles.gpkg", quality_gpkg)):
             if on:
                 check_output(out.with_name(out.stem + extra), "file", "--out")
@@ -204,6 +204,21 @@ def scene_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
+
+
+def _label_inputs(labels: Path) -> list[Path]:
+    """The files ``elnet export`` may read from ``--labels``: the label rasters of it (or of an
+    annotate run folder's ``labels/`` and ``rejected/``) and the default quality tables."""
+    from sam2elnet.errors import DataError
+    from sam2elnet.export.labels import find_labels
+
+    files: list[Path] = []
+    for d in (labels, labels / "labels", labels / "rejected"):
+        try:
+            files += find_labels(d)
+        except DataError:  # not there or no labels: the export itself says so
+            pass
+    return [*files, labels / "quality.csv", labels.parent / "quality.csv"]
 
 
 @app.command("export")
@@ -291,6 +306,7 @@ def export_cmd(
     from sam2elnet.export.api import export_labels
     from sam2elnet.utils.paths import check_input, check_output
 
+    geojson_crs = geojson_crs.lower()
     check_options(
         ExportOptions,
         fmt=fmt.lower() if fmt else None,
@@ -305,7 +321,7 @@ def export_cmd(
     for opt, path in (("--quality-csv", quality_csv), ("--images", images)):
         if path is not None:
             check_input(path, opt)
-    check_output(out, "file", "--out")
+    check_output(out, "file", "--out", inputs=[*_label_inputs(labels), quality_csv, images])
     check_output(chips, "dir", "--chips")
     if fmt is not None and fmt.lower() == "label-studio":
         from sam2elnet.export.labelstudio import export_label_studio

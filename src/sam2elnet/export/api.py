@@ -58,8 +58,20 @@ def export_labels(
     tps | polynomial; in a temporary folder, the labels are not changed), so polygons of a
     GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
     used without it. A label without any georeference is then an error. Other arguments: see
-    :func:`_export_labels`.
+    :func:`_export_labels`. An ``out`` that is one of the input files (a label, for a Shapefile
+    any sidecar, the quality table, an image file) raises :class:`~sam2elnet.errors.UserError`
+    before anything is written.
     """
+    from sam2elnet.utils.paths import check_not_input
+
+    lp = Path(labels)
+    if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
+        # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
+        kwargs["quality_csv"] = next(
+            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
+        )
+    inputs = [*find_labels(labels), kwargs.get("quality_csv"), kwargs.get("images")]
+    check_not_input(out, inputs)  # before anything is written
     if not warp_to:
         return _export_labels(labels, out, fmt, **kwargs)
     import tempfile
@@ -72,11 +84,6 @@ def export_labels(
         raise UserError(
             "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); COCO files and chips "
             "stay on the label's pixel grid"
-        )
-    lp = Path(labels)
-    if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
-        kwargs["quality_csv"] = next(
-            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
     notes = []
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
@@ -138,6 +145,12 @@ def _export_labels(
         raise UserError("--simplify must be >= 0")
     if min_area_px < 0:
         raise UserError("--min-area must be >= 0")
+    geojson_crs = geojson_crs.lower()
+    notes: list[str] = []
+    if fmt != "geojson" and geojson_crs != GEOJSON_CRS[0]:
+        notes.append(
+            f"--geojson-crs {geojson_crs} applies to GeoJSON output only; ignored for {fmt}"
+        )
     files = find_labels(labels)
     # one batch policy: an unreadable label file is skipped (listed in <out>_skipped.csv)
     from sam2elnet.utils.batch import SkipLog
@@ -164,7 +177,6 @@ def _export_labels(
             (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
     quality = read_quality_csv(quality_csv) if quality_csv is not None else {}
-    notes: list[str] = []
 
     chip_items = None
     if chips is not None:

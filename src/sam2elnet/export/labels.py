@@ -16,6 +16,7 @@ import numpy as np
 from sam2elnet.data.naming import LABEL_SKIP_TAGS, LABEL_SUFFIXES
 from sam2elnet.data.runfolder import quality_by_stem
 from sam2elnet.errors import DataError
+from sam2elnet.utils.quiet import quiet_native_stderr
 
 __all__ = [
     "LABEL_SUFFIXES",
@@ -77,13 +78,16 @@ class LabelRaster:
         self.path = path
         check_complete(path)  # GDAL returns a truncated PNG's missing rows as zeros
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), quiet_native_stderr() as native:
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 self.ds = rasterio.open(path)
         except rasterio.errors.RasterioIOError as err:
             raise DataError(
-                f"cannot read label raster ({err}); corrupt or not a raster", path
+                f"cannot read label raster ({gdal_reason(err, native.text)}); corrupt or not a "
+                "raster",
+                path,
             ) from None
+        self._native = native.text
         ds = self.ds
         self.crs = ds.crs
         self.georef = ds.crs is not None
@@ -114,11 +118,14 @@ class LabelRaster:
         from sam2elnet.data.tiling import decimated_read
 
         try:
-            ov = decimated_read(ds, [1], 250_000)[0][0]
+            with quiet_native_stderr() as native:
+                ov = decimated_read(ds, [1], 250_000)[0][0]
         except rasterio.errors.RasterioError as err:
             ds.close()
             raise DataError(
-                f"cannot read label raster ({err}); corrupt or truncated", path
+                f"cannot read label raster ({gdal_reason(err, self._native + native.text)}); "
+                "corrupt or truncated",
+                path,
             ) from None
         from sam2elnet.data.mask_values import mask_encoding
 
@@ -164,15 +171,40 @@ class LabelRaster:
         rows = self.height - row0 if rows is None else min(rows, self.height - row0)
         cols = self.width - col0 if cols is None else min(cols, self.width - col0)
         try:
-            a = self.ds.read(1, window=Window(col0, row0, cols, rows))
+            with quiet_native_stderr() as native:
+                a = self.ds.read(1, window=Window(col0, row0, cols, rows))
         except rasterio.errors.RasterioError as err:
             raise DataError(
-                f"cannot read label raster ({err}); corrupt or truncated", self.path
+                f"cannot read label raster ({gdal_reason(err, native.text)}); corrupt or truncated",
+                self.path,
             ) from None
         return self.encoding.apply(a)
 
     def close(self) -> None:
         self.ds.close()
+
+
+def gdal_reason(err: BaseException, native: str = "") -> str:
+    """The real cause of a rasterio read error, one line (at most 240 characters).
+
+    rasterio's ``RasterioIOError('Read failed. See previous exception for details.')`` chains
+    the GDAL error (``CPLE_AppDefinedError``: ``IReadBlock failed ... TIFFReadEncodedStrip()
+    failed``); that message is used, else the error's own. ``native``: what GDAL printed while
+    the file was read (captured by :func:`~sam2elnet.utils.quiet.quiet_native_stderr`,
+    ``Warning 1: TIFFFetchNormalTag:IO error ...``); its first line is added as GDAL's warning.
+    """
+    msg = str(err).strip()
+    cause = err.__cause__ or err.__context__
+    if cause is not None and (not msg or "previous exception" in msg):
+        msg = str(cause).strip()
+    lines = [ln.strip() for ln in native.splitlines() if ln.strip()]
+    if lines:
+        first = (
+            lines[0].split(": ", 1)[-1] if lines[0].startswith(("Warning", "ERROR")) else lines[0]
+        )
+        msg = f"{msg}; GDAL warned: {first}" if msg else first
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= 240 else msg[:237] + "..."
 
 
 @dataclass

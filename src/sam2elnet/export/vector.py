@@ -31,6 +31,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.layer_files import crs_name, replace_shapefile
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.utils.atomic import atomic_path
 
@@ -88,7 +89,8 @@ def write_polygons(
     polygonisation (:func:`iter_polygons`, whose order the ``poly_id`` follows), so memory does
     not grow with the number of polygons. The layer is written under a temporary name and renamed
     when complete (a Shapefile's files are moved ``.shp`` last): an error leaves nothing
-    half-written. A GeoJSON file is the batches' GDAL output (``RFC7946`` layer option as below)
+    half-written; a Shapefile replaces every file of an earlier one at ``out``, stale ``.prj``
+    included (:func:`~sam2elnet.export.layer_files.replace_shapefile`). A GeoJSON file is the batches' GDAL output (``RFC7946`` layer option as below)
     joined into one FeatureCollection, byte for byte what one GDAL write of all features gives,
     plus the ``crs`` member naming a CRS without an EPSG code (WKT), which GDAL does not write;
     a GeoJSON with a ``crs`` member is read back by GDAL before the rename and must give the
@@ -142,6 +144,7 @@ def write_polygons(
         options,
         to_wgs84=fmt == "geojson" and not in_source,
         crs_member=crs if in_source else None,
+        crs=crs,
     )
     tile_note = False
     n = 0
@@ -180,22 +183,19 @@ def write_polygons(
                 )
                 tile_note = True
             if attrs.reproject:
-                notes.append(
-                    f"{f.name}: reprojected from {lab.crs.to_string()} to {crs.to_string()}"
-                )
+                notes.append(f"{f.name}: reprojected from {crs_name(lab.crs)} to {crs_name(crs)}")
         if geoms or n == 0:  # the last batch, or an empty layer
             writer.write(_frame(rows, geoms, crs, n))
             n += len(geoms)
         if n == 0:
             notes.append("no foreground in any label: wrote an empty layer")
         if not georef:
-            notes.append(
+            notes.append(  # one line: the CLI prints the notes (no log warning as well)
                 "labels have no CRS: polygons are in pixel coordinates (x = column, y = row)"
             )
-            log.warning(notes[-1])
         if in_source and crs is not None and crs.to_epsg() != 4326:
             notes.append(
-                f"GeoJSON written in the labels' CRS ({_crs_name(crs)}) with a 'crs' member, as "
+                f"GeoJSON written in the labels' CRS ({crs_name(crs)}) with a 'crs' member, as "
                 "GDAL and QGIS write it; strict RFC 7946 readers (web maps) assume WGS84 "
                 "longitude/latitude: --geojson-crs wgs84 reprojects"
             )
@@ -203,7 +203,7 @@ def write_polygons(
             # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
             notes.append(
                 f"GeoJSON written in WGS84 longitude/latitude (--geojson-crs wgs84, RFC 7946), "
-                f"reprojected from {_crs_name(crs)}; area_map is in that CRS's units. The "
+                f"reprojected from {crs_name(crs)}; area_map is in that CRS's units. The "
                 "default (--geojson-crs source) or .gpkg keeps the CRS"
             )
     return n
@@ -317,9 +317,11 @@ class _LayerWriter:
         options: dict[str, Any],
         to_wgs84: bool,
         crs_member: Any = None,
+        crs: Any = None,
     ) -> None:
         self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
         self.crs_member = crs_member
+        self.crs = crs
         self.batches = 0
 
     def __enter__(self) -> _LayerWriter:
@@ -394,7 +396,7 @@ class _LayerWriter:
 
             add_layer_style(self.target, "labels")  # QGIS opens it coloured by quality
         if self.fmt == "shp":
-            _move_shapefile(self.target, self.out)
+            replace_shapefile(self.target, self.out, self.crs)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc_type is not None:  # the temporary files go, nothing reaches ``out``
@@ -421,22 +423,12 @@ def _check_geojson_crs(path: Path, crs: Any, out: Path) -> None:
 
     got = pyogrio.read_info(path)["crs"]
     if got is None or ProjCRS.from_user_input(got) != ProjCRS.from_user_input(crs):
-        back = _crs_name(ProjCRS.from_user_input(got)) if got else "no CRS"
+        back = crs_name(ProjCRS.from_user_input(got)) if got else "no CRS"
         raise DataError(
-            f"GDAL reads the GeoJSON written in {_crs_name(crs)} back as {back}; "
+            f"GDAL reads the GeoJSON written in {crs_name(crs)} back as {back}; "
             "nothing written. Export to .gpkg (keeps any CRS) or use --geojson-crs wgs84",
             out,
         )
-
-
-def _crs_name(crs: Any) -> str:
-    """EPSG code when the CRS has one, else the CRS's own name (custom WKT)."""
-    from pyproj import CRS as ProjCRS
-
-    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
-    if epsg:
-        return f"EPSG:{epsg}"
-    return f"the custom CRS '{ProjCRS.from_user_input(crs).name}'"
 
 
 def _tile_index(label: Path) -> tuple[list[Any], np.ndarray, Any] | None:
@@ -472,13 +464,3 @@ def _tile_quality(index: tuple[list[Any], np.ndarray, Any], polys: list[Any]) ->
         w = np.array([geoms[i].intersection(g).area for i in idx])
         out.append(float(np.dot(w, ious[idx]) / w.sum()) if len(idx) and w.sum() > 0 else None)
     return out
-
-
-def _move_shapefile(target: Path, out: Path) -> None:
-    """Move a Shapefile written as ``target`` (in a temporary folder) to ``out`` with
-    ``os.replace``, the ``.shp`` last, so a present ``.shp`` means a complete set."""
-    import os
-
-    sides = sorted(target.parent.glob(target.stem + ".*"), key=lambda f: f.suffix.lower() == ".shp")
-    for side in sides:
-        os.replace(side, out.with_suffix(side.suffix))

@@ -13,12 +13,80 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from sam2elnet.errors import UserError
 
-__all__ = ["check_output", "check_input", "os_error_message"]
+__all__ = [
+    "SHAPEFILE_SIDECARS",
+    "check_not_input",
+    "check_output",
+    "check_input",
+    "os_error_message",
+]
+
+#: the files of one Shapefile ``x.shp`` (``x.<suffix>``, any case) that GDAL, QGIS and ArcGIS
+#: read or write with it: geometry, index, attributes, projection, code page, QGIS metadata,
+#: spatial indexes and metadata XML
+SHAPEFILE_SIDECARS = (
+    ".shp",
+    ".shx",
+    ".dbf",
+    ".prj",
+    ".cpg",
+    ".qmd",
+    ".qml",
+    ".qix",
+    ".sbn",
+    ".sbx",
+    ".fix",
+    ".shp.xml",
+)
+
+
+def _with_sidecars(p: Path) -> list[Path]:
+    """``p``, and for a Shapefile every sidecar name of it (:data:`SHAPEFILE_SIDECARS`)."""
+    if p.suffix.lower() != ".shp":
+        return [p]
+    return [p.with_name(p.stem + s) for s in SHAPEFILE_SIDECARS]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (or cannot be reached): not the same file
+        return False
+
+
+def check_not_input(
+    out: str | Path | None, inputs: Iterable[str | Path | None], flag: str = "--out"
+) -> None:
+    """Refuse an output path that is one of the input files, before anything is written.
+
+    ``out`` and each input are compared as files (``os.path.samefile``: symlinks, hard links,
+    ``..`` and relative paths resolved); for a Shapefile every sidecar (:data:`SHAPEFILE_SIDECARS`)
+    of the output and of an input counts. Inputs that are folders or do not exist are ignored
+    (pass the files read from a folder).
+
+    Raises:
+        UserError: one line naming ``flag``, the output and the input file it would replace.
+    """
+    if out is None:
+        return
+    outs = [o for o in _with_sidecars(Path(out)) if o.exists()]
+    if not outs:
+        return
+    for inp in inputs:
+        if inp is None:
+            continue
+        for i in _with_sidecars(Path(inp)):
+            if i.is_file() and any(_same_file(o, i) for o in outs):
+                raise UserError(
+                    f"{flag} {out}: is the input file {i}; writing it would replace the input. "
+                    f"Choose another {flag} path"
+                )
 
 
 def _stat_error(p: Path) -> OSError | None:
@@ -45,7 +113,10 @@ def _describe(err: OSError, p: Path) -> str:
 
 
 def check_output(
-    path: str | Path | None, kind: Literal["file", "dir"] = "file", flag: str = "--out"
+    path: str | Path | None,
+    kind: Literal["file", "dir"] = "file",
+    flag: str = "--out",
+    inputs: Iterable[str | Path | None] = (),
 ) -> Path | None:
     """Check that ``path`` can be created or overwritten, before any work starts; return it.
 
@@ -53,11 +124,14 @@ def check_output(
         path: the output file or folder (None: nothing to check, returns None).
         kind: ``"file"`` (a folder there is an error) or ``"dir"`` (a file there is an error).
         flag: the option name used in messages.
+        inputs: input files the command reads; ``path`` must not be one of them
+            (:func:`check_not_input`).
 
     Raises:
         UserError: one line naming the path and what to do — a symlink loop, a path under an
             existing file, a file where a folder is expected (or the reverse), or a folder that is
-            not writable (a probe file cannot be created in it; the probe is removed at once).
+            not writable (a probe file cannot be created in it; the probe is removed at once),
+            or a file that is one of ``inputs``.
     """
     if path is None:
         return None
@@ -74,6 +148,8 @@ def check_output(
             raise UserError(f"{flag} {p}: is a file, expected a folder; choose a folder path")
         if kind == "file" and p.is_dir():
             raise UserError(f"{flag} {p}: is a folder, expected a file name; add a file name")
+        if kind == "file":
+            check_not_input(p, inputs, flag)
     # nearest existing ancestor: the folder in which the first missing part will be created
     anc = p if (kind == "dir" and p.is_dir()) else p.parent
     while not anc.exists():

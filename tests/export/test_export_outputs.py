@@ -1,0 +1,201 @@
+"""``elnet export`` output safety and messages (new-user trial): an ``--out`` that is an input is
+refused, a re-exported Shapefile replaces all its files (no stale ``.prj``), corrupt labels give
+one captured GDAL reason, one line for labels without a CRS, short CRS names in notes, and
+``--geojson-crs`` case-insensitive and noted where it does not apply."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from sam2elnet.cli import main
+from sam2elnet.errors import UserError
+from sam2elnet.export.api import export_labels
+from sam2elnet.export.layer_files import crs_name
+from sam2elnet.utils.paths import check_not_input
+
+UTM = CRS.from_epsg(32633)
+LAEA = CRS.from_proj4(
+    "+proj=laea +lat_0=48 +lon_0=12 +x_0=1000000 +y_0=1000000 +ellps=GRS80 +units=m +no_defs"
+)
+
+
+def _label() -> np.ndarray:
+    """40x50 0/255: a 20x20 square with a 5x5 hole and a 5x15 rectangle (2 polygons)."""
+    a = np.zeros((40, 50), np.uint8)
+    a[5:25, 5:25] = 255
+    a[10:15, 10:15] = 0
+    a[30:35, 30:45] = 255
+    return a
+
+
+def _tif(path: Path, crs: CRS | None, transform=from_origin(500000, 4500000, 10, 10)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prof = dict(driver="GTiff", width=50, height=40, count=1, dtype="uint8", nodata=127,
+                transform=transform, crs=crs)  # fmt: skip
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(_label(), 1)
+    return path
+
+
+def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    rc = main(["export", *args, "--no-progress"])
+    return rc, capsys.readouterr().err
+
+
+# ------------------------------------------------------------ 1. --out is an input file
+
+
+@pytest.mark.parametrize("how", ["same", "relative", "symlink", "folder"])
+def test_out_that_is_an_input_label_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    src = _tif(tmp_path / "utm" / "a.tif", UTM)
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    labels, out = {
+        "same": ("utm/a.tif", "utm/a.tif"),
+        "relative": ("utm", "utm/../utm/a.tif"),
+        "symlink": ("utm", "link.tif"),
+        "folder": ("utm", "utm/a.tif"),
+    }[how]
+    if how == "symlink":
+        os.symlink(src, tmp_path / "link.tif")
+    rc, err = _export(capsys, "--labels", labels, "--out", out, "--format", "geojson")
+    assert rc == 2
+    assert err.startswith("error: --out") and err.count("\n") == 1, err
+    assert "is the input file" in err and "a.tif" in err and "Choose another --out" in err
+    assert src.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "utm").iterdir()) == ["a.tif"]
+
+
+def test_out_shapefile_sidecar_of_input_is_refused(tmp_path: Path) -> None:
+    """For a Shapefile every sidecar counts: ``x.shp`` would write ``x.dbf``, an input here."""
+    inp = tmp_path / "x.dbf"
+    inp.write_bytes(b"input")
+    with pytest.raises(UserError, match="is the input file"):
+        check_not_input(tmp_path / "x.shp", [inp])
+    check_not_input(tmp_path / "y.shp", [inp])  # another name: fine
+    check_not_input(tmp_path / "new.tif", [inp, None, tmp_path])  # absent out, folder input
+
+
+def test_api_refuses_out_that_is_the_quality_table(tmp_path: Path) -> None:
+    _tif(tmp_path / "lab" / "a.tif", UTM)
+    q = tmp_path / "lab" / "quality.csv"
+    q.write_text("label,quality\na.tif,0.9\n")
+    with pytest.raises(UserError, match="is the input file"):
+        export_labels(tmp_path / "lab", q, "coco", progress=False)
+    assert q.read_text() == "label,quality\na.tif,0.9\n"
+
+
+def test_scene_out_that_is_the_image_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    img = _tif(tmp_path / "scene.tif", UTM)
+    before = img.read_bytes()
+    rc = main(["scene", "--model", "builtin:smoothing", "--image", str(img), "--out", str(img)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: --out") and err.count("\n") == 1, err
+    assert img.read_bytes() == before
+
+
+# ------------------------------------------------------- 2. Shapefile files replaced as a set
+
+
+def test_reexport_shapefile_without_crs_drops_the_old_prj(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    utm = _tif(tmp_path / "utm" / "a.tif", UTM)
+    plain = _tif(tmp_path / "plain" / "a.tif", None, from_origin(0, 40, 1, 1))
+    out = tmp_path / "o.shp"
+    assert _export(capsys, "--labels", str(utm), "--out", str(out))[0] == 0
+    assert out.with_suffix(".prj").exists() and gpd.read_file(out).crs == UTM
+    (tmp_path / "o.qix").write_bytes(b"stale spatial index")  # an old sidecar of another tool
+    (tmp_path / "o.gpkg").write_bytes(b"not a sidecar")  # another output, kept
+    rc, err = _export(capsys, "--labels", str(plain), "--out", str(out))
+    assert rc == 0, err
+    assert not out.with_suffix(".prj").exists() and not (tmp_path / "o.qix").exists()
+    g = gpd.read_file(out)
+    assert g.crs is None and len(g) == 2
+    assert g.total_bounds.tolist() == [5.0, 5.0, 45.0, 35.0]  # pixel coordinates
+    assert (tmp_path / "o.gpkg").read_bytes() == b"not a sidecar"
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o."))
+    assert names == ["o.cpg", "o.dbf", "o.gpkg", "o.shp", "o.shx"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]  # temp folder gone
+    # and back: the CRS labels write a .prj again
+    assert _export(capsys, "--labels", str(utm), "--out", str(out))[0] == 0
+    assert gpd.read_file(out).crs == UTM
+
+
+# ------------------------------------------------------------- 3. corrupt label files
+
+
+def test_corrupt_label_reason_is_gdal_cause_and_no_raw_output(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    good = _tif(lab / "b.tif", UTM).read_bytes()
+    (lab / "b.tif").write_bytes(good[: len(good) // 3])  # header kept, strips cut off
+    rc = main(["export", "--labels", str(lab), "--out", str(tmp_path / "o.gpkg"), "--no-progress"])
+    out, err = capfd.readouterr()  # fd level: what GDAL prints itself is seen here
+    assert rc == 0
+    assert "Warning 1" not in err and "TIFFFetch" not in out + err.split("warning:")[0]
+    lines = [ln for ln in err.splitlines() if "b.tif" in ln]
+    assert len(lines) == 1 and lines[0].startswith("warning: skipping"), err
+    assert "previous exception" not in lines[0]
+    assert "IReadBlock failed" in lines[0] or "TIFFRead" in lines[0], lines[0]
+    skipped = (tmp_path / "o_skipped.csv").read_text()
+    assert "b.tif" in skipped and "previous exception" not in skipped
+
+
+# ------------------------------------------------ 4.-6. one line per message, short CRS names
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "shp"])
+def test_no_crs_message_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str
+) -> None:
+    lab = _tif(tmp_path / "a.tif", None, from_origin(0, 40, 1, 1))
+    rc, err = _export(capsys, "--labels", str(lab), "--out", str(tmp_path / f"o.{ext}"))
+    assert rc == 0
+    assert err.count("labels have no CRS") == 1 and "note: labels have no CRS" in err, err
+
+
+def test_reprojection_note_names_the_crs_shortly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tif(tmp_path / "mix" / "a.tif", UTM)
+    _tif(tmp_path / "mix" / "b_wkt.tif", LAEA, from_origin(1000000, 1000000, 10, 10))
+    rc, err = _export(capsys, "--labels", str(tmp_path / "mix"), "--out", str(tmp_path / "m.gpkg"))
+    assert rc == 0
+    line = next(ln for ln in err.splitlines() if "reprojected" in ln)
+    assert line == "note: b_wkt.tif: reprojected from the custom CRS 'unknown' to EPSG:32633"
+    assert crs_name(UTM) == "EPSG:32633" and "PROJCS" not in crs_name(LAEA)
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "json"])
+def test_geojson_crs_noted_where_it_does_not_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str
+) -> None:
+    lab = _tif(tmp_path / "a.tif", UTM)
+    rc, err = _export(
+        capsys, "--labels", str(lab), "--out", str(tmp_path / f"o.{ext}"), "--geojson-crs", "wgs84"
+    )
+    assert rc == 0
+    assert err.count("--geojson-crs") == 1 and "applies to GeoJSON output only" in err, err
+
+
+def test_geojson_crs_case_insensitive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lab = _tif(tmp_path / "a.tif", UTM)
+    out = tmp_path / "o.geojson"
+    rc, err = _export(capsys, "--labels", str(lab), "--out", str(out), "--geojson-crs", "WGS84")
+    assert rc == 0, err
+    assert gpd.read_file(out).crs.to_epsg() == 4326
