@@ -332,5 +332,8 @@ def option_error(
     msg = str(e["msg"]).removeprefix("Value error, ")
     msg = msg[:1].lower() + msg[1:]
     allowed = _allowed(owner, name)
-    extra = f"; {allowed}" if allowed and allowed not in msg else ""
-    return UserError(f"invalid value for {flag}: {e.get('input')!r} ({msg}{extra})")
+    if allowed.startswith("choose ") and e.get("type") == "literal_error":
+        detail = allowed  # pydantic's "input should be 'a', 'b' or 'c'" says the same again
+    else:
+        detail = msg + (f"; {allowed}" if allowed and allowed not in msg else "")
+    return UserError(f"invalid value for {flag}: {e.get('input')!r} ({detail})")

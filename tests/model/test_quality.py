@@ -100,6 +100,23 @@ def test_threshold_for_precision_picks_lowest_threshold() -> None:
     c = ev.threshold_for_precision(0.5)
     assert not c.achievable and c.threshold > 0.8
     assert c.n_kept == 0 and not c.reliable and "no threshold reaches" in c.note
+    assert c.note == "no threshold reaches precision 0.5 on the 8 held-out labels"
+
+
+def test_threshold_note_says_when_it_was_chosen_on_all_samples() -> None:
+    """Too few held out: the threshold is chosen on every sample's out-of-fold score, and the
+    note says so instead of calling them held out."""
+    ev = QualityEvaluator(tau=0.7)
+    ev.fitted = True
+    ev.heldout_scores = [0.1, 0.2, 0.3, 0.4]
+    ev.heldout_iou = [0.0, 0.1, 0.2, 0.3]
+    ev.metrics = {"threshold_on_in_sample": 1.0, "n_heldout": 2.0}
+    c = ev.threshold_for_precision(0.9)
+    assert not c.achievable
+    assert c.note == (
+        "no threshold reaches precision 0.9 on the 4 labelled samples (out-of-fold scores; only "
+        "2 held out, too few to choose on)"
+    )
 
 
 def test_min_kept_for_is_the_binomial_sample_size() -> None:

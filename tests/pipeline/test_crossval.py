@@ -14,6 +14,7 @@ import pytest
 from helpers_roads import make_road_dataset
 
 from sam2elnet.data.domain import appearance_split
+from sam2elnet.engine.runtime import resolve_precision
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.crossval import ROAD_KEYS, CVConfig, kfold_ids, run_cv
 
@@ -96,6 +97,12 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     md = (out / "cv.md").read_text()
     assert "3-fold cross-validation" in md and "road quality" in md and " ± " in md
     assert json.loads((out / "cv.json").read_text())["summary"] == r["summary"]
+    # the precision option and what ran, apart from the "precision" metric
+    ran = resolve_precision("auto", "cpu")
+    assert (r["precision_option"], r["precision_resolved"]) == ("auto", ran)
+    assert "precision" not in r["train"]
+    assert f"- Precision: {ran} (--precision auto)." in md
+    assert any(x.startswith(f"precision: {ran} (") for x in lines)  # each fold's training says it
 
     # resumable per fold: finished folds are reused, a missing one is run again
     done = out / "folds" / "fold-1" / "result.json"

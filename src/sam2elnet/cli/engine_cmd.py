@@ -13,12 +13,10 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.job_summary import fmt as _fmt
+from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import PRECISION_HELP, WARP_METHOD, WARP_TO
 from sam2elnet.config import FolderJobOptions, option_default
-
-
-def _fmt(v: object) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def _positive_list(text: str | None) -> list[float] | None:
@@ -255,36 +253,6 @@ def train_cmd(
         )
 
 
-def _print_folder(res: object, what: str) -> None:
-    s = res.summary  # type: ignore[attr-defined]
-    typer.echo(
-        f"{what} {s['n_images']} image(s) in {s['seconds']:.1f} s: kept {s['n_kept']}, "
-        f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
-        f"{_fmt(s['mean_predicted_iou'])}"
-    )
-    filt = s.get("filter") or {}
-    tp = filt.get("target_precision")
-    if tp:
-        typer.echo(
-            f"threshold {tp['threshold']:.3f} for precision >= {tp['target_precision']} at IoU >= "
-            f"{tp['tau']} (held-out precision {_fmt(tp['precision'])}, recall {_fmt(tp['recall'])})"
-        )
-    elif filt.get("threshold") is not None:
-        typer.echo(f"threshold {filt['threshold']:.3f}")
-    if s.get("warp"):
-        w = s["warp"]
-        typer.echo(
-            f"label and probability GeoTIFFs warped onto a map grid in {w['to']} (GCP "
-            f"transformer {w['method']}; --verbose prints each grid)"
-        )
-    typer.echo(f"outputs in {res.out_dir} (quality.csv, summary.json)")  # type: ignore[attr-defined]
-    if s["n_skipped"]:
-        from sam2elnet.utils.batch import skip_line
-
-        total = s["n_images"] + s["n_skipped"]
-        typer.echo(skip_line(s["n_skipped"], total, res.out_dir / "skipped.csv"))  # type: ignore[attr-defined]
-
-
 # Options shared by annotate and enhance (one definition, one help text).
 _MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
 _IMAGES = typer.Option(..., "--images", help="Image folder or single image (PNG/JPEG/GeoTIFF).")
@@ -432,7 +400,7 @@ def annotate_cmd(
 
     opts = _job_kwargs(split=split, **shared)
     _check_io(images, out, model)
-    _print_folder(annotate_folder(model, images, out, **opts), "annotated")
+    print_folder(annotate_folder(model, images, out, echo=typer.echo, **opts), "annotated")
 
 
 @app.command("enhance")
@@ -497,4 +465,4 @@ def enhance_cmd(
     opts["save_changes"] = not opts.pop("no_changes")
     pv = _positive_list(opts.pop("positive_values"))
     opts["positive_values"] = tuple(pv) if pv else None
-    _print_folder(enhance_folder(model, images, labels, out, **opts), "enhanced")
+    print_folder(enhance_folder(model, images, labels, out, echo=typer.echo, **opts), "enhanced")

@@ -166,6 +166,7 @@ def scene_cmd(
         device=device,
         precision=precision,
         progress=not no_progress,
+        echo=typer.echo,
         tile=tile,
         overlap=overlap,
         batch_size=batch_size,

@@ -19,7 +19,7 @@ by :mod:`sam2elnet.engine.scene`, which calls :meth:`Predictor.predict_arrays` (
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from sam2elnet.engine.folder_inputs import label_index, list_images, split_image
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
-from sam2elnet.engine.runtime import ModelRun, run_model
+from sam2elnet.engine.runtime import ModelRun, announce_precision, run_model
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
 
@@ -91,6 +91,7 @@ def annotate_folder(
     executor_factory: ExecutorFactory | None = None,
     warp_to: str | None = None,
     warp_method: str = "tps",
+    echo: Callable[[str], None] | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -116,6 +117,10 @@ def annotate_folder(
     GCP transformer ``warp_method``: ``tps`` or ``polynomial``; labels nearest, nodata kept).
     Images that cannot be warped (PNG/JPEG, no georeference, fewer than 3 GCPs) are skipped with
     the reason. An unknown CRS or method raises UserError before anything is read.
+
+    The precision that runs is logged once (``precision: ...``, to ``echo`` or the log at INFO)
+    and recorded in ``summary.json`` as ``precision_resolved`` (``"bf16"`` / ``"32"``, what ran)
+    and ``precision_option`` (what was asked for; :func:`~sam2elnet.engine.runtime.precision_record`).
     """
     warp_to = _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
@@ -126,6 +131,9 @@ def annotate_folder(
     files = split_images(images, split) if split else list_images(images)
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
+    prec = announce_precision(
+        precision, getattr(pred, "device", "cpu"), getattr(pred, "precision", None), echo
+    )
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
@@ -145,6 +153,7 @@ def annotate_folder(
             "task": "annotate",
             "model": str(model_path),
             "filter": thr_info,
+            **prec,
             "warp": _warp_summary(spec),
         }
         return job.finish(t0, n_before, extra, on_finish)
@@ -182,6 +191,7 @@ def enhance_folder(
     warp_method: str = "tps",
     new_objects: str = "drop",
     max_growth: float | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -206,7 +216,8 @@ def enhance_folder(
     tie each enhanced label to its coarse label (:class:`~sam2elnet.engine.coarse_rule.CoarseRule`):
     by default predicted objects that do not overlap the coarse label are removed, so an empty
     coarse label stays empty. Whole images only; images on the window path are enhanced without
-    the rule (a warning names them).
+    the rule (a warning names them). The precision is logged and recorded as in
+    :func:`annotate_folder`.
     """
     from sam2elnet.data.naming import mask_key
 
@@ -251,6 +262,9 @@ def enhance_folder(
         raise DataError("no image has a matching label; check --images and --labels", labels)
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
+    prec = announce_precision(
+        precision, getattr(pred, "device", "cpu"), getattr(pred, "precision", None), echo
+    )
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = [
@@ -296,6 +310,7 @@ def enhance_folder(
             "task": "enhance",
             "model": str(model_path),
             "filter": thr_info,
+            **prec,
             "coarse_rule": rule.as_dict(),
             "n_missing_labels": len(missing),
             "missing_labels": [str(m) for m in missing],

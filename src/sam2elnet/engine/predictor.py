@@ -403,8 +403,9 @@ class Predictor:
             info["target_precision"] = choice.as_dict()
             if not choice.achievable:
                 warnings.warn(
-                    f"no threshold reaches precision {target_precision} on held-out data; "
-                    "every label will be rejected",
+                    f"--target-precision {target_precision}: {choice.note}; every label will be "
+                    "rejected (lower --target-precision, use --min-quality, or label more images "
+                    "and retrain)",
                     stacklevel=2,
                 )
             elif not choice.reliable and choice.note:

@@ -221,15 +221,21 @@ def describe_summary(summary: dict[str, Any]) -> str:
     cross-fitted evaluator how many samples came from the fold networks, and the default
     threshold's note when its held-out labels are too few to promise the target precision."""
 
-    def f(v: Any) -> str:
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
+    def rho(v: Any, n: Any) -> str:  # None / NaN: fewer than 3 samples, or no ranking
+        if isinstance(v, float) and math.isfinite(v):
+            return f"{v:.3f}"
+        if isinstance(n, int) and n < 3:
+            return f"n/a: {n} samples, 3 needed"
+        return "n/a: constant scores or IoU"
 
     q = summary
+    n_out = q.get("n_heldout", q.get("n"))
     line = (
         f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
-        f" on {q.get('n')} labelled samples ({q.get('n_heldout', q.get('n'))} held out, "
+        f" on {q.get('n')} labelled samples ({n_out} held out, "
         f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
-        f"{f(q.get('spearman_oof'))} (held out {f(q.get('spearman_oof_heldout'))})"
+        f"{rho(q.get('spearman_oof'), q.get('n'))} (held out "
+        f"{rho(q.get('spearman_oof_heldout'), n_out)})"
     )
     how = q.get("fitted_on") or {}
     if how.get("method") == "crossfit":

@@ -16,8 +16,10 @@ One place for the things every model run needs, so that :mod:`sam2elnet.engine.t
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +32,16 @@ from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
 from sam2elnet.options import norm_precision_value
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ENV_NATIVE_BF16",
     "ModelRun",
     "autocast",
     "native_bf16",
+    "announce_precision",
     "precision_note",
+    "precision_record",
     "resolve_device",
     "resolve_precision",
     "run_model",
@@ -144,6 +150,42 @@ def precision_note(precision: str, device: torch.device | str = "cpu") -> str:
         "--precision bf16 forces it"
     )
     return f"precision: {used} ({name}; auto: {why})"
+
+
+def precision_record(precision: str, device: torch.device | str = "cpu") -> dict[str, str]:
+    """The precision entries of a run record (``summary.json``, ``cv.json``, scene manifests).
+
+    Named apart from the ``precision`` metric of evaluations, so a record holding both is clear.
+
+    Returns:
+        ``{"precision_option": "auto" | "bf16" | "32" (what was asked for),
+        "precision_resolved": "bf16" | "32" (what ran, :func:`resolve_precision`)}``.
+    """
+    return {
+        "precision_option": norm_precision_value(precision),
+        "precision_resolved": resolve_precision(precision, device),
+    }
+
+
+def announce_precision(
+    precision: str,
+    device: torch.device | str = "cpu",
+    used: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Log a run's precision line once (:func:`precision_note`, to ``say`` or the log at INFO)
+    and return its run-record entries (:func:`precision_record`).
+
+    Args:
+        precision: the ``--precision`` given.
+        device: where the model runs.
+        used: the precision the loaded model really runs (``Predictor.precision``), when known;
+            a model passed in ready-made brings its own, which is then the one reported.
+        say: where the line goes (the CLI passes ``typer.echo``).
+    """
+    given = precision if used is None or resolve_precision(precision, device) == used else used
+    (say or log.info)(precision_note(given, device))
+    return precision_record(given, device)
 
 
 def autocast(device: torch.device, precision: str) -> Any:

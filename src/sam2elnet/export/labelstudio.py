@@ -38,7 +38,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.brush import brush_encode
-from sam2elnet.utils.atomic import atomic_path, write_text_atomic
+from sam2elnet.utils.atomic import atomic_path, json_text, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ def export_label_studio(
         tasks.append(task)
     if holes:
         notes.append("Label Studio polygons have no holes: holes in the labels are filled")
-    write_text_atomic(out, json.dumps(tasks) + "\n")
+    write_text_atomic(out, json_text(tasks, indent=None) + "\n")
     config = out.with_suffix(".xml")
     write_text_atomic(config, label_config(category, polygons))
     return LabelStudioExport(out, config, vdir, root, len(tasks), n_regions, notes)

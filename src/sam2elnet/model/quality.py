@@ -440,7 +440,14 @@ class QualityEvaluator:
             The :class:`ThresholdChoice` (threshold, held-out precision and recall, count).
         """
         tau = self.tau if tau is None else float(tau)
-        return choose_threshold(self.heldout_scores, self.heldout_iou, target, tau)
+        what = "held-out labels"
+        if self.metrics.get("threshold_on_in_sample"):
+            n_out = int(self.metrics.get("n_heldout", 0))
+            what = (
+                f"labelled samples (out-of-fold scores; only {n_out} held out, too few to "
+                "choose on)"
+            )
+        return choose_threshold(self.heldout_scores, self.heldout_iou, target, tau, what)
 
     # ---------------------------------------------------------------- (de)serialisation
     def state_dict(self) -> dict[str, Any]:

@@ -248,7 +248,11 @@ def apply_calibration(
 
 
 def choose_threshold(
-    scores: Sequence[float], iou: Sequence[float], target: float, tau: float
+    scores: Sequence[float],
+    iou: Sequence[float],
+    target: float,
+    tau: float,
+    what: str = "held-out labels",
 ) -> ThresholdChoice:
     """Lowest score threshold whose held-out precision of "IoU >= tau" is >= ``target``.
 
@@ -267,6 +271,8 @@ def choose_threshold(
         iou: (N,) their true IoU.
         target: wanted precision in [0, 1].
         tau: IoU from which a label counts as good.
+        what: what the N samples are, for the ``note`` (e.g. ``"held-out labels"``, or
+            ``"labelled samples (out-of-fold scores; ...)"`` when too few were held out).
 
     Returns:
         The :class:`ThresholdChoice` (``n_heldout`` = N; an empty set gives threshold 1 + 1e-9).
@@ -290,7 +296,7 @@ def choose_threshold(
             note = (
                 ""
                 if k >= need
-                else f"the threshold rests on {k} held-out labels above it; about {need} are "
+                else f"the threshold rests on {k} {what} above it; about {need} are "
                 f"needed to promise a precision within {PRECISION_TOLERANCE:g} of {target:g} on "
                 "new images (label more images; --quality-folds fits on every labelled image)"
             )
@@ -305,7 +311,7 @@ def choose_threshold(
         False,
         0,
         False,
-        f"no threshold reaches precision {target:g} on the {n} held-out labels",
+        f"no threshold reaches precision {target:g} on the {n} {what}",
     )
 
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.engine.runtime import precision_record
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
@@ -444,7 +445,9 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "domain_reason": guess.reason,
         "seed": cfg.seed,
         "in_domain_fraction": cfg.in_domain_fraction,
-        "train": {k: v for k, v in cfg.train.items()},
+        # the option under its own name: "precision" is a metric in the folds and summary
+        "train": {k: v for k, v in cfg.train.items() if k != "precision"},
+        **precision_record(cfg.precision, cfg.device),
         "keys": list(keys),
         "folds_total": len(folds),
         "folds_done": len(results),

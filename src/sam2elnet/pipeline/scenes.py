@@ -11,7 +11,7 @@ parts together (:class:`~sam2elnet.engine.infer.Predictor`,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from sam2elnet.data.vector import VECTOR_SUFFIXES
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
+from sam2elnet.engine.runtime import announce_precision
 from sam2elnet.engine.scene import SCENE_SUFFIXES, SceneResult, predict_scene
 from sam2elnet.errors import DataError, UserError
 
@@ -103,6 +104,7 @@ def predict_scenes(
     quality: bool = False,
     coarse: str | Path | None = None,
     progress: bool = True,
+    record: dict[str, Any] | None = None,
     **scene_kwargs: Any,
 ) -> SceneBatchResult:
     """Predict every scene of a folder (or list) into ``out_dir``, resumably.
@@ -113,7 +115,8 @@ def predict_scenes(
     continues where it stopped and ends with identical outputs (every file is written atomically).
     A scene that cannot be used (corrupt, all nodata, wrong bands) is recorded as failed with the
     reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
-    Other keyword arguments go to :func:`predict_scene`.
+    ``record`` entries (e.g. the precision that ran) are added to each finished scene's manifest
+    line. Other keyword arguments go to :func:`predict_scene`.
     """
     from sam2elnet.utils.lock import output_lock
 
@@ -121,7 +124,7 @@ def predict_scenes(
     scenes = _list_scenes(inputs)
     with output_lock(out):  # one job per output folder
         return _predict_scenes(
-            scenes, out, predictor, resume, prob, quality, coarse, progress, scene_kwargs
+            scenes, out, predictor, resume, prob, quality, coarse, progress, record, scene_kwargs
         )
 
 
@@ -134,6 +137,7 @@ def _predict_scenes(
     quality: bool,
     coarse: str | Path | None,
     progress: bool,
+    record: dict[str, Any] | None,
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
     from sam2elnet.utils.atomic import remove_stale_temps
@@ -176,6 +180,7 @@ def _predict_scenes(
             [p for p in outs.values() if p is not None],
             foreground_fraction=round(res.foreground_fraction, 6),
             windows=res.n_predicted,
+            **(record or {}),
         )
         done.append(key)
     return SceneBatchResult(done=done, skipped=skipped, failed=failed, manifest=mpath)
@@ -230,13 +235,16 @@ def scene_job(
     device: str = "cpu",
     precision: str = "auto",
     progress: bool = True,
+    echo: Callable[[str], None] | None = None,
     **scene_kwargs: Any,
 ) -> SceneResult | SceneBatchResult:
     """What ``elnet scene`` does: one scene (``image`` a file) or a folder of scenes, locally or on Ray.
 
     For a single scene ``out`` is the label GeoTIFF; ``prob`` / ``quality`` write
     ``<out stem>_prob.tif`` / ``<out stem>_tiles.gpkg`` next to it. For a folder ``out`` is a
-    folder (see :func:`predict_scenes`, resumable with ``resume``).
+    folder (see :func:`predict_scenes`, resumable with ``resume``). A model's precision is
+    logged once (``precision: ...``, to ``echo`` or the log at INFO) and, for a folder, recorded
+    in each manifest line (``precision_option`` / ``precision_resolved``).
     """
     import functools
 
@@ -252,6 +260,10 @@ def scene_job(
         batch_size=batch_size,
     )
     predictor = factory()
+    record: dict[str, Any] = {}
+    net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
+    if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision
+        record = announce_precision(precision, net.device, net.precision, echo)
     executor = None
     if backend == "ray":
         from sam2elnet.engine.distributed import RayExecutor
@@ -270,6 +282,7 @@ def scene_job(
                 coarse=labels,
                 executor=executor,
                 progress=progress,
+                record=record,
                 **scene_kwargs,
             )
         dst = Path(out)

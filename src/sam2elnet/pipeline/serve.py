@@ -44,6 +44,7 @@ from sam2elnet.export.labelstudio import TO_NAME, mask_result
 from sam2elnet.export.labelstudio_import import result_mask
 from sam2elnet.options import check_options
 from sam2elnet.pipeline.serve_config import BackendConfig
+from sam2elnet.utils.atomic import json_text
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +273,7 @@ def _handler(backend: MLBackend) -> type[BaseHTTPRequestHandler]:
             log.info("%s %s", self.address_string(), fmt % args)
 
         def _send(self, code: int, obj: dict[str, Any]) -> None:
-            body = json.dumps(obj).encode()
+            body = json_text(obj, indent=None).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

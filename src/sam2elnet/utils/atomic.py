@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -157,9 +158,34 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def strict_json_value(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-inf, also NumPy floats) replaced by None,
+    recursively through dicts, lists and tuples (tuples become lists), so that it dumps as
+    strict JSON (RFC 8259 has no NaN/Infinity; ``json.dumps`` would write the bare tokens).
+    Other values are returned unchanged."""
+    if isinstance(obj, dict):
+        return {k: strict_json_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json_value(v) for v in obj]
+    if isinstance(obj, float) or type(obj).__name__ in ("float16", "float32", "float64"):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """Strict JSON text of ``obj`` (no trailing newline): non-finite floats become ``null``
+    (:func:`strict_json_value`), other non-JSON values their ``str()``. The one serialisation
+    every JSON file of the package goes through."""
+    return json.dumps(
+        strict_json_value(obj), indent=indent, sort_keys=sort_keys, default=str, allow_nan=False
+    )
+
+
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically and return the path."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """Write ``obj`` as indented strict JSON (:func:`json_text`: NaN/inf as null) atomically and
+    return the path."""
+    return write_text_atomic(path, json_text(obj) + "\n")
 
 
 def remove_stale_temps(folder: str | Path, recursive: bool = True) -> int:

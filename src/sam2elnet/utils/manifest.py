@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.utils.atomic import json_text
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Manifest"]
@@ -65,7 +67,7 @@ class Manifest:
 
     def _append(self, rec: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(rec, default=str, sort_keys=True) + "\n"
+        line = json_text(rec, indent=None, sort_keys=True) + "\n"
         # a previous kill may have left a partial line without newline: start on a fresh line
         prefix = ""
         if self.path.exists() and self.path.stat().st_size > 0:

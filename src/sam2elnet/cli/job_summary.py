@@ -1,0 +1,78 @@
+"""What ``elnet annotate`` / ``elnet enhance`` print after a folder job (from its summary)."""
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+#: outputs a folder job can leave, in the order the closing line lists them
+JOB_OUTPUTS = (
+    "labels/",
+    "rejected/",
+    "prob/",
+    "changes/",
+    "quality.csv",
+    "skipped.csv",
+    "summary.json",
+    "report.html",
+)
+
+
+def fmt(v: object) -> str:
+    """A float with 3 decimals, anything else as ``str``."""
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def written_outputs(out_dir: Path) -> list[str]:
+    """The entries of :data:`JOB_OUTPUTS` that exist in ``out_dir`` (folders only when not empty)."""
+    found = []
+    for name in JOB_OUTPUTS:
+        p = out_dir / name.rstrip("/")
+        if p.is_file() or (p.is_dir() and any(p.iterdir())):
+            found.append(name)
+    return found
+
+
+def threshold_line(filt: dict[str, Any]) -> str | None:
+    """The line on the label filter: the threshold and its held-out precision / recall, or, when
+    no threshold reaches ``--target-precision``, only that and what to do; None without a filter."""
+    tp = filt.get("target_precision")
+    if tp and not tp.get("achievable", True):
+        note = tp.get("note") or f"no threshold reaches precision {tp['target_precision']}"
+        return (
+            f"no threshold (IoU >= {tp['tau']}): {note}; every label was rejected (lower "
+            "--target-precision, use --min-quality, or label more images and retrain)"
+        )
+    if tp:
+        return (
+            f"threshold {tp['threshold']:.3f} for precision >= {tp['target_precision']} at IoU >= "
+            f"{tp['tau']} (held-out precision {fmt(tp['precision'])}, recall {fmt(tp['recall'])})"
+        )
+    if filt.get("threshold") is not None:
+        return f"threshold {filt['threshold']:.3f}"
+    return None
+
+
+def print_folder(res: Any, what: str) -> None:
+    """Print a finished folder job: counts, filter, warp, the outputs written, skipped images."""
+    s = res.summary
+    typer.echo(
+        f"{what} {s['n_images']} image(s) in {s['seconds']:.1f} s: kept {s['n_kept']}, "
+        f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
+        f"{fmt(s['mean_predicted_iou'])}"
+    )
+    line = threshold_line(s.get("filter") or {})
+    if line:
+        typer.echo(line)
+    if s.get("warp"):
+        w = s["warp"]
+        typer.echo(
+            f"label and probability GeoTIFFs warped onto a map grid in {w['to']} (GCP "
+            f"transformer {w['method']}; --verbose prints each grid)"
+        )
+    typer.echo(f"outputs in {res.out_dir} ({', '.join(written_outputs(Path(res.out_dir)))})")
+    if s["n_skipped"]:
+        from sam2elnet.utils.batch import skip_line
+
+        total = s["n_images"] + s["n_skipped"]
+        typer.echo(skip_line(s["n_skipped"], total, Path(res.out_dir) / "skipped.csv"))
