@@ -273,6 +273,7 @@ def test_target_precision_on_few_labels_warns(run: dict[str, Path]) -> None:
     ev.fitted, ev.tau = True, 0.7
     ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
     ev.heldout_iou = [0.1, 0.3, 0.8, 0.9, 0.95]
+    ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}  # these 5 are held out
     with pytest.warns(
         UserWarning, match="rests on 3 held-out labels above it; about 100 are needed"
     ):
