@@ -221,8 +221,8 @@ INFER_LEVERS = [
 TRAIN_LEVERS = ["default", "prev-default", "old-default", "fp32", "channels-first", "light-head"]
 HISTORY_LEVERS = ("prev-default", "old-default")
 """Rows of earlier defaults, kept to show what each change bought; ``--quick`` (``make bench``)
-leaves them and the reference-lib row out so that the whole run stays within 15 minutes on a
-2-core CPU without native bf16 (infer 552 s of a 19.9 min run with them, 2026-12-01)."""
+leaves them and the reference-lib row out (on a 2-core CPU without native bf16 the whole run went
+from 19.9 to 16.1 min, 2026-12-01; docs/benchmarks.md)."""
 """Training rows: the reference's batch (4 / 2) is now the default's, so ``batch-ref`` and
 ``channels-last`` (both part of the default) are left out unless asked for with ``--levers``."""
 
