@@ -165,8 +165,33 @@ def test_labels_in_a_crs_that_cannot_be_transformed(tmp_path: Path):
     )
     path = tmp_path / "local.gpkg"
     gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=local).to_file(path)
-    with pytest.raises(DataError, match=r"local\.gpkg.*cannot transform the labels"):
+    with pytest.raises(DataError, match=r"local\.gpkg.*cannot transform the labels") as e:
         VectorLabels.from_file(path, **grid())
+    # both CRSs by their short names (sam2elnet.data.georef.crs_name), never a whole WKT
+    assert "from the custom CRS 'site grid' to the image CRS EPSG:32633 (" in str(e.value)
+    assert "LOCAL_CS" not in str(e.value)
+
+
+def test_crs_name_is_short_for_every_kind_of_crs():
+    """One CRS name in every message: EPSG code, else the WKT name; never the WKT itself."""
+    from rasterio.crs import CRS as RioCRS
+
+    from sam2elnet.data.georef import crs_name
+
+    laea = "+proj=laea +lat_0=47 +lon_0=11 +x_0=0 +y_0=3210000 +ellps=GRS80 +units=m"
+    assert crs_name(RioCRS.from_epsg(32633)) == "EPSG:32633"
+    assert crs_name(pyproj.CRS.from_epsg(4326)) == "EPSG:4326"
+    assert crs_name("EPSG:3857") == "EPSG:3857"  # a user string: read, not called "custom"
+    assert crs_name(RioCRS.from_proj4(laea)) == "the custom CRS 'unknown'"
+    etrs = "+proj=laea +lat_0=52 +lon_0=10 +x_0=4321000 +y_0=3210000 +ellps=GRS80 +units=m"
+    assert crs_name(RioCRS.from_proj4(etrs)) == "EPSG:3035"  # a PROJ string PROJ identifies
+    assert crs_name(pyproj.CRS(laea).to_wkt()) == "the custom CRS 'unknown'"
+    local = (
+        'LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'
+    )
+    assert crs_name(pyproj.CRS(local)) == "the custom CRS 'site grid'"
+    assert crs_name(None) == "no CRS"
+    assert crs_name("not a crs at all") == "not a crs at all"  # PROJ cannot read it: as given
 
 
 def test_labels_without_crs_are_assumed_in_the_image_crs(tmp_path: Path):

@@ -16,9 +16,9 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from sam2elnet.cli import main
+from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import UserError
 from sam2elnet.export.api import export_labels
-from sam2elnet.export.layer_files import crs_name
 from sam2elnet.utils.paths import check_not_input
 
 UTM = CRS.from_epsg(32633)

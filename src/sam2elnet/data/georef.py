@@ -106,3 +106,35 @@ def same_crs(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - CRS comparison of odd WKT can raise in PROJ
         return str(a) == str(b)
+
+
+def crs_name(crs: Any) -> str:
+    """The one short name of a CRS in messages: never a whole WKT.
+
+    Args:
+        crs: a rasterio or pyproj ``CRS``, or anything ``pyproj.CRS.from_user_input`` reads
+            (``"EPSG:32633"``, WKT, PROJ string); None for "no CRS".
+
+    Returns:
+        ``"EPSG:<code>"`` when the CRS has an EPSG code (``to_epsg``), else
+        ``"the custom CRS '<name>'"`` (its WKT name, e.g. ``'unknown'`` for a bare PROJ string),
+        ``"no CRS"`` for None; when PROJ cannot read it at all, its ``to_string()`` / ``str()``.
+    """
+    if crs is None:
+        return "no CRS"
+    try:
+        from pyproj import CRS as ProjCRS
+
+        epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
+        proj = None
+        if not epsg:
+            proj = ProjCRS.from_user_input(crs)
+            epsg = proj.to_epsg()
+        if epsg:
+            return f"EPSG:{epsg}"
+        return f"the custom CRS '{proj.name}'"
+    except Exception:  # noqa: BLE001 - PROJ raises several error types on odd input
+        try:
+            return str(crs.to_string())
+        except Exception:  # noqa: BLE001
+            return str(crs)

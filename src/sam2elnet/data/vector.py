@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.errors import DataError
@@ -128,7 +129,7 @@ class VectorLabels:
         if pixel_coords or crs is None:
             if crs is None and gdf.crs is not None and not pixel_coords:
                 raise DataError(
-                    f"the image has no CRS but the labels are in {gdf.crs.to_string()}; without a "
+                    f"the image has no CRS but the labels are in {crs_name(gdf.crs)}; without a "
                     "georeferenced image the labels must be in pixel coordinates (x = column, "
                     "y = row) with no CRS (or pass --labels-pixel-coords to ignore the label CRS), "
                     "or georeference the image",
@@ -142,7 +143,7 @@ class VectorLabels:
             if gdf.crs is None:
                 msg = (
                     f"{p}: labels have no CRS; assuming they are already in the image CRS "
-                    f"({_crs_name(crs)})"
+                    f"({crs_name(crs)})"
                 )
                 log.warning(msg)
                 notes.append(msg)
@@ -156,8 +157,8 @@ class VectorLabels:
                         gdf = gdf.to_crs(crs)
                     except Exception as err:
                         raise DataError(
-                            f"cannot transform the labels from {gdf.crs.to_string()} to the image "
-                            f"CRS {_crs_name(crs)} ({type(err).__name__}: {err})",
+                            f"cannot transform the labels from {crs_name(gdf.crs)} to the image "
+                            f"CRS {crs_name(crs)} ({type(err).__name__}: {err})",
                             p,
                         ) from err
 
@@ -228,7 +229,7 @@ class VectorLabels:
         hits = shapely.intersects(geoms, footprint) if len(geoms) else np.zeros(0, bool)
         n_miss = int((~hits).sum())
         if len(geoms) == 0 or not hits.any():
-            where = "pixel coordinates" if (crs is None or pixel_coords) else _crs_name(crs)
+            where = "pixel coordinates" if (crs is None or pixel_coords) else crs_name(crs)
             raise DataError(
                 f"none of the {n_total} label features overlaps the image (image extent "
                 f"{tuple(round(v, 3) for v in footprint.bounds)} in {where}); check the label CRS "
@@ -279,13 +280,6 @@ class VectorLabels:
             shapes, out=out, transform=wt, fill=0, all_touched=all_touched, dtype=np.uint8
         )
         return out
-
-
-def _crs_name(crs: Any) -> str:
-    try:
-        return crs.to_string()
-    except Exception:
-        return str(crs)
 
 
 def rasterize_vector(

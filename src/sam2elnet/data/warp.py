@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 
 __all__ = [
@@ -227,7 +228,7 @@ def warp_to_map_grid(
             source = f"{len(gcps)} ground control points ({method})"
         else:
             geo = {"src_transform": ds.transform, "src_crs": ds.crs}
-            source = f"{ds.crs.to_string()}"
+            source = crs_name(ds.crs)
         try:
             if use_gcps:
                 dst_t, w, h = calculate_default_transform(
@@ -251,7 +252,7 @@ def warp_to_map_grid(
             )
         except (RasterioError, ValueError) as err:
             raise DataError(
-                f"cannot warp to {dst_crs.to_string()} ({err}); check the ground control "
+                f"cannot warp to {crs_name(dst_crs)} ({err}); check the ground control "
                 "points, or warp with gdalwarp",
                 src_p,
             ) from None

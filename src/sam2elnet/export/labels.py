@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import LABEL_SKIP_TAGS, LABEL_SUFFIXES
 from sam2elnet.data.runfolder import quality_by_stem
 from sam2elnet.errors import DataError
@@ -105,7 +106,7 @@ class LabelRaster:
             self.georef = True
             self.gcp_note = (
                 f"{path.name}: georeferenced by {len(gcps)} ground control points only; polygons "
-                f"are placed with an affine fit to them in {gcp_crs.to_string()} (approximate "
+                f"are placed with an affine fit to them in {crs_name(gcp_crs)} (approximate "
                 "away from the GCPs; warp the label to a map grid for exact positions)"
             )
         self.height, self.width = ds.height, ds.width

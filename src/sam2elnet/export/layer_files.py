@@ -1,10 +1,9 @@
-"""Output-file helpers of the polygon export: CRS display names and Shapefile file sets.
+"""Output-file helpers of the polygon export: Shapefile file sets.
 
-:func:`crs_name` is the one short name of a CRS in export messages (``EPSG:32633``, or the name
-of a custom CRS, never a whole WKT). :func:`replace_shapefile` puts a Shapefile written in a
-temporary folder in place of ``out`` as one set: the new files are checked, every old sidecar of
-``out`` (:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are
-renamed in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
+:func:`replace_shapefile` puts a Shapefile written in a temporary folder in place of ``out``
+as one set: the new files are checked, every old sidecar of ``out``
+(:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are renamed
+in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
 """
 
 from __future__ import annotations
@@ -13,20 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
 
-__all__ = ["crs_name", "replace_shapefile", "shapefile_files"]
-
-
-def crs_name(crs: Any) -> str:
-    """``EPSG:<code>`` when the CRS has one, else ``the custom CRS '<name>'`` (its WKT name)."""
-    from pyproj import CRS as ProjCRS
-
-    epsg = crs.to_epsg() if hasattr(crs, "to_epsg") else None
-    if epsg:
-        return f"EPSG:{epsg}"
-    return f"the custom CRS '{ProjCRS.from_user_input(crs).name}'"
+__all__ = ["replace_shapefile", "shapefile_files"]
 
 
 def shapefile_files(shp: Path) -> list[Path]:

@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
-from sam2elnet.export.layer_files import crs_name, replace_shapefile
+from sam2elnet.export.layer_files import replace_shapefile
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.utils.atomic import atomic_path
 
