@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.validity import (
     alpha_tagged,
     band_nodata,
@@ -182,11 +183,7 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
                     masked = src.dataset_mask() == 0  # gdal_translate -mask / .msk: GDAL's mask
                     nodata = masked if nodata is None else (nodata | masked)
     except RasterioError as err:
-        raise DataError(
-            f"cannot read raster ({err.__class__.__name__}: corrupt, truncated or unsupported "
-            "format); re-export it as GeoTIFF/PNG or remove it",
-            path,
-        ) from None
+        raise DataError(raster_error_text("raster", err), path) from None
     return data, profile, alpha, nodata
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
 from sam2elnet.errors import DataError
 
@@ -430,12 +431,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
         try:
             with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
                 return int(src.height), int(src.width)
-        except (rasterio.errors.RasterioError, OSError):
-            raise DataError(
-                "cannot read raster (corrupt, truncated or unsupported format); re-export it as "
-                "GeoTIFF/PNG or remove it",
-                p,
-            ) from None
+        except (rasterio.errors.RasterioError, OSError) as err:
+            raise DataError(raster_error_text("raster", err), p) from None
     from PIL import Image, UnidentifiedImageError
 
     try:

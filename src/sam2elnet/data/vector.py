@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
@@ -305,7 +306,7 @@ def rasterize_vector(
             with rasterio.open(ip) as src:
                 crs, transform, h, w = src.crs, src.transform, src.height, src.width
     except rasterio.errors.RasterioIOError as err:
-        raise DataError(f"cannot open image ({err})", ip) from err
+        raise DataError(raster_error_text("image", err), ip) from None
     labels = VectorLabels.from_file(
         vector_path,
         crs=crs,

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 
@@ -147,7 +148,7 @@ def check_warpable(path: str | Path, crs: str, method: str = "tps") -> Any:
                 _check_georeference(ds, p)
                 return resolve_warp_crs(crs, ds)
     except rasterio.errors.RasterioIOError as err:
-        raise DataError(f"cannot open to check its georeference ({err})", p) from None
+        raise DataError(raster_error_text("raster", err), p) from None
 
 
 @dataclass
@@ -252,7 +253,7 @@ def warp_to_map_grid(
             )
         except (RasterioError, ValueError) as err:
             raise DataError(
-                f"cannot warp to {crs_name(dst_crs)} ({err}); check the ground control "
+                f"cannot warp to {crs_name(dst_crs)} ({gdal_reason(err)}); check the ground control "
                 "points, or warp with gdalwarp",
                 src_p,
             ) from None

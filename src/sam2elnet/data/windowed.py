@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -140,11 +141,7 @@ def read_raw(src: Any, path: Path, window: Any, what: str) -> np.ndarray:
     try:
         return src.read(window=window)
     except rasterio.errors.RasterioError as err:
-        raise DataError(
-            f"cannot read {what} ({err.__class__.__name__}: corrupt, truncated or unsupported "
-            "format); re-export it as GeoTIFF/PNG or remove it",
-            path,
-        ) from None
+        raise DataError(raster_error_text(what, err), path) from None
 
 
 def file_key(path: Path) -> tuple[str, int, int]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2elnet.data import windowed
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.images import MAX_BANDS, RasterImage
 from sam2elnet.data.validity import alpha_tagged, finish_pixels
 from sam2elnet.errors import DataError
@@ -139,11 +140,7 @@ def scan_image(
                 picks.append(flat[:, first::step].copy())
             nodata = src.nodata
     except rasterio.errors.RasterioError as err:
-        raise DataError(
-            f"cannot read raster ({err.__class__.__name__}: corrupt, truncated or unsupported "
-            "format); re-export it as GeoTIFF/PNG or remove it",
-            p,
-        ) from None
+        raise DataError(raster_error_text("raster", err), p) from None
     if alpha_ok and alpha_err is not None:
         raise alpha_err
     keep = keep_a if alpha_ok else keep_n

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2elnet.data import windowed
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.mask_values import (
     MaskEncoding,
     encoding_from_counts,
@@ -157,11 +158,7 @@ def scan_mask(
                         p,
                     )
     except rasterio.errors.RasterioError as err:
-        raise DataError(
-            f"cannot read mask ({err.__class__.__name__}: corrupt, truncated or unsupported "
-            "format); re-export it as GeoTIFF/PNG or remove it",
-            p,
-        ) from None
+        raise DataError(raster_error_text("mask", err), p) from None
     # object / background pixel counts (band of the first kept channel)
     u, n = hists[keep[0]]
     if len(u) and positive_values is None:

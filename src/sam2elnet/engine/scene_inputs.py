@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.data.validity import dataset_valid
@@ -258,7 +259,7 @@ class CoarseSource:
         try:
             self._ds = rasterio.open(self.path)
         except rasterio.errors.RasterioIOError as err:
-            raise DataError(f"cannot open coarse label raster ({err})", self.path) from None
+            raise DataError(raster_error_text("coarse label raster", err), self.path) from None
         ds = self._ds
         same_grid = ds.height == scene.height and ds.width == scene.width
         if same_grid and scene.crs is not None and ds.crs is not None:
@@ -335,9 +336,7 @@ def open_scene(path: Path) -> Any:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             return rasterio.open(path)
     except rasterio.errors.RasterioIOError as err:
-        raise DataError(
-            f"cannot open scene ({err}); corrupt, truncated or not a raster", path
-        ) from None
+        raise DataError(raster_error_text("scene", err), path) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,9 +415,7 @@ class SceneInputs:
             try:
                 self.normalizer = make_scene_normalizer(self.src, predictor, bands)
             except rasterio.errors.RasterioError as err:
-                raise DataError(
-                    f"cannot read the scene ({err}); the file is corrupt or truncated", self.path
-                ) from None
+                raise DataError(raster_error_text("scene", err), self.path) from None
             self.bands = self.normalizer.bands or list(range(1, self.src.count + 1))
             if coarse is not None:
                 self.coarse = CoarseSource(
@@ -476,8 +473,7 @@ class SceneInputs:
                 valid = self.valid(rw, data)
             except rasterio.errors.RasterioError as err:
                 raise DataError(
-                    f"cannot read window at row {w.row_off}, col {w.col_off} ({err}); the "
-                    "file is corrupt or truncated",
+                    raster_error_text(f"scene window at row {w.row_off}, col {w.col_off}", err),
                     self.path,
                 ) from None
             if not valid.any():

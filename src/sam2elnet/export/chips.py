@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.tiling import overview_alpha, plan_windows
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.data.writers import write_mask
@@ -96,9 +97,13 @@ def iter_chips(
                     "like the labels, or the image file)",
                     f,
                 )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                src = rasterio.open(src_img)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    src = rasterio.open(src_img)
+            except rasterio.errors.RasterioError as err:
+                lab.close()
+                raise DataError(raster_error_text("image", err), src_img) from None
             try:
                 if (src.height, src.width) != (lab.height, lab.width):
                     raise DataError(
@@ -111,7 +116,10 @@ def iter_chips(
                 alpha = overview_alpha(src)
                 for w in plan_windows(lab.height, lab.width, chip_size, 0):
                     rw = w.to_rasterio()
-                    raw = src.read(bands, window=rw)
+                    try:
+                        raw = src.read(bands, window=rw)
+                    except rasterio.errors.RasterioError as err:
+                        raise DataError(raster_error_text("image", err), src_img) from None
                     valid = dataset_valid(src, alpha, window=rw)
                     if np.issubdtype(raw.dtype, np.floating):
                         valid &= np.all(np.isfinite(raw), axis=0)  # NaN / inf: no measurement

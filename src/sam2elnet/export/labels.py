@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import LABEL_SKIP_TAGS, LABEL_SUFFIXES
 from sam2elnet.data.runfolder import quality_by_stem
@@ -21,6 +22,7 @@ from sam2elnet.utils.quiet import quiet_native_stderr
 
 __all__ = [
     "LABEL_SUFFIXES",
+    "gdal_reason",
     "CocoItem",
     "LabelRaster",
     "find_image",
@@ -83,11 +85,7 @@ class LabelRaster:
                 warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 self.ds = rasterio.open(path)
         except rasterio.errors.RasterioIOError as err:
-            raise DataError(
-                f"cannot read label raster ({gdal_reason(err, native.text)}); corrupt or not a "
-                "raster",
-                path,
-            ) from None
+            raise DataError(raster_error_text("label raster", err, native.text), path) from None
         self._native = native.text
         ds = self.ds
         self.crs = ds.crs
@@ -124,9 +122,7 @@ class LabelRaster:
         except rasterio.errors.RasterioError as err:
             ds.close()
             raise DataError(
-                f"cannot read label raster ({gdal_reason(err, self._native + native.text)}); "
-                "corrupt or truncated",
-                path,
+                raster_error_text("label raster", err, self._native + native.text), path
             ) from None
         from sam2elnet.data.mask_values import mask_encoding
 
@@ -176,36 +172,12 @@ class LabelRaster:
                 a = self.ds.read(1, window=Window(col0, row0, cols, rows))
         except rasterio.errors.RasterioError as err:
             raise DataError(
-                f"cannot read label raster ({gdal_reason(err, native.text)}); corrupt or truncated",
-                self.path,
+                raster_error_text("label raster", err, native.text), self.path
             ) from None
         return self.encoding.apply(a)
 
     def close(self) -> None:
         self.ds.close()
-
-
-def gdal_reason(err: BaseException, native: str = "") -> str:
-    """The real cause of a rasterio read error, one line (at most 240 characters).
-
-    rasterio's ``RasterioIOError('Read failed. See previous exception for details.')`` chains
-    the GDAL error (``CPLE_AppDefinedError``: ``IReadBlock failed ... TIFFReadEncodedStrip()
-    failed``); that message is used, else the error's own. ``native``: what GDAL printed while
-    the file was read (captured by :func:`~sam2elnet.utils.quiet.quiet_native_stderr`,
-    ``Warning 1: TIFFFetchNormalTag:IO error ...``); its first line is added as GDAL's warning.
-    """
-    msg = str(err).strip()
-    cause = err.__cause__ or err.__context__
-    if cause is not None and (not msg or "previous exception" in msg):
-        msg = str(cause).strip()
-    lines = [ln.strip() for ln in native.splitlines() if ln.strip()]
-    if lines:
-        first = (
-            lines[0].split(": ", 1)[-1] if lines[0].startswith(("Warning", "ERROR")) else lines[0]
-        )
-        msg = f"{msg}; GDAL warned: {first}" if msg else first
-    msg = " ".join(msg.split())
-    return msg if len(msg) <= 240 else msg[:237] + "..."
 
 
 @dataclass
