@@ -189,9 +189,33 @@ def test_write_coco_streams_the_bytes_of_build_coco(
     q = {"noisy": 0.7}
     n_img, n_ann = coco.write_coco(tmp_path / "c.json", items, quality=q, progress=False)
     ref = coco.build_coco(items, quality=q, category="oil", model_id="m1", progress=False)
-    assert (tmp_path / "c.json").read_text() == json.dumps(ref) + "\n"
+    assert (tmp_path / "c.json").read_text() == json.dumps(ref, allow_nan=False) + "\n"
     assert (n_img, n_ann) == (2, len(ref["annotations"]))
     assert [a["id"] for a in ref["annotations"]] == list(range(1, n_ann + 1))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_write_coco_is_strict_json_with_a_non_finite_score(
+    tmp_path: Path, noisy_tif: Path, bad: float
+):
+    """A NaN / infinite quality score (write_coco's own API, or a quality.csv saying 'inf')
+    is written as null (the json_text rule), never as the bare tokens NaN / Infinity."""
+    import json
+
+    from sam2elnet.export import coco
+
+    items = [coco.CocoLabel("n.tif", noisy_tif, "noisy", strip_rows=9)]
+    out = tmp_path / "c.json"
+    coco.write_coco(out, items, quality={"noisy": bad}, progress=False)
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-strict JSON token {token}")
+
+    d = json.loads(text, parse_constant=refuse)
+    assert d["images"][0]["predicted_quality"] is None
+    assert d["annotations"] and all(a["score"] is None for a in d["annotations"])
 
 
 def test_coco_objects_stream_strip_by_strip(noisy_tif: Path):

@@ -333,16 +333,17 @@ def write_coco(
 
     Annotations go to a temporary file as they are made; the image entries (one small dict per
     image) are kept and written before them, so the file is byte for byte
-    ``json.dumps(build_coco(...)) + "\\n"``.
+    ``json_text(build_coco(...), indent=None) + "\\n"``: strict JSON
+    (:func:`~sam2elnet.utils.atomic.json_text`), a NaN or infinite quality score written as
+    ``null``, never as the bare ``NaN`` / ``Infinity`` tokens other COCO readers refuse.
 
     Returns:
         (number of images, number of annotations).
     """
-    import json
     import shutil
     import tempfile
 
-    from sam2elnet.utils.atomic import atomic_path
+    from sam2elnet.utils.atomic import atomic_path, json_text
 
     info, categories = _coco_head(category, model_id)
     images: list[dict[str, Any]] = []
@@ -356,12 +357,17 @@ def write_coco(
             if kind == "image":
                 images.append(d)
                 continue
-            anns.write((", " if n_ann else "") + json.dumps(d))
+            anns.write((", " if n_ann else "") + json_text(d, indent=None))
             n_ann += 1
         anns.seek(0)
         with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            fh.write('{"info": ' + json.dumps(info) + ', "images": ' + json.dumps(images))
+            fh.write(
+                '{"info": '
+                + json_text(info, indent=None)
+                + ', "images": '
+                + json_text(images, indent=None)
+            )
             fh.write(', "annotations": [')
             shutil.copyfileobj(anns, fh)
-            fh.write('], "categories": ' + json.dumps(categories) + "}\n")
+            fh.write('], "categories": ' + json_text(categories, indent=None) + "}\n")
     return len(images), n_ann
