@@ -104,6 +104,12 @@ def test_auto_without_native_bf16_trains_exactly_like_float32(
     assert sum(ln == "precision: 32 (float32; --precision 32)" for ln in lines) == 1
     _, extra = load_model(runs["auto"].best_path)
     assert extra["train"]["precision"] == "32"  # what ran, not what was asked
+    # the run record of annotate / enhance / scene / cv: what was asked for and what ran
+    got = {k: extra["train"][k] for k in ("precision_option", "precision_resolved")}
+    assert got == {"precision_option": "auto", "precision_resolved": "32"}
+    _, extra32 = load_model(runs["32"].best_path)
+    got = {k: extra32["train"][k] for k in ("precision_option", "precision_resolved")}
+    assert got == {"precision_option": "32", "precision_resolved": "32"}
     for ra, rb in zip(runs["auto"].history, runs["32"].history, strict=True):
         assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
         assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-6)

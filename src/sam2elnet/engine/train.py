@@ -55,6 +55,7 @@ from sam2elnet.engine.quality_fit import fit_quality, quality_items, train_subse
 from sam2elnet.engine.runtime import (
     autocast,
     precision_note,
+    precision_record,
     resolve_device,
     resolve_precision,
     seed_everything,
@@ -285,6 +286,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "n_val": len(data.val_samples),
         "n_held_out": len(data.splits["held_out"]),
         "precision": precision,
+        **precision_record(cfg.precision, device),  # as annotate / enhance / scene / cv record
         "batch_size": batch_size,
         "batch_rule": batch_rule,
         "channels_last": channels_last,
