@@ -103,6 +103,20 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     assert "precision" not in r["train"]
     assert f"- Precision: {ran} (--precision auto)." in md
     assert any(x.startswith(f"precision: {ran} (") for x in lines)  # each fold's training says it
+    # what happened, in each line: the flat dataset has no split folders, each fold's link
+    # folder has none by design (named as the fold's), the domain was detected once by cv
+    assert lines[0] == "no split folders found; cross-validation on all 12 pairs"
+    assert sum("no split folders found" in x for x in lines) == 1
+    assert "cross-validation fold fold-1: 8 labelled pairs (the fold's training images of " in (
+        "\n".join(lines)
+    )
+    dom = [x for x in lines if x.startswith("domain: ")]
+    assert dom[0].startswith("domain: roads (thin, connected labels: median elongation")
+    assert len(dom) == 4 and all(
+        x.startswith("domain: roads (decided once by elnet cv for every fold: thin, connected")
+        for x in dom[1:]
+    ), dom
+    assert not any("given: --domain" in x for x in lines)
 
     # resumable per fold: finished folds are reused, a missing one is run again
     done = out / "folds" / "fold-1" / "result.json"
@@ -117,6 +131,53 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     # the same folder with other settings is refused, naming what changed
     with pytest.raises(UserError, match="other settings .*folds"):
         run_cv(_cfg(roads, out, folds=4))
+
+
+def test_cv_log_lines_say_what_happened_with_splits_and_a_given_domain(tmp_path: Path) -> None:
+    """A dataset with split folders and ``--domain roads``: the lines name the splits found and
+    used, the domain as given on the command line, and each fold's training pool as the fold's
+    (its link folder has no split folders by design; it used to say "no split folders found"
+    and "given: --domain, or elnet cv for all folds")."""
+    data = tmp_path / "data"
+    make_road_dataset(data / "train", n=12, size=48)
+    make_road_dataset(data / "test", n=4, size=48, seed=1)
+    lines: list[str] = []
+    cfg = _cfg(data, tmp_path / "cv", max_folds=1, domain="roads")
+    r = run_cv(cfg, echo=lines.append)
+    assert r["domain"] == "roads" and r["domain_reason"] == "given: --domain roads"
+    assert lines[:4] == [
+        "splits found: train (12), test (4); cross-validation on: train (12 pairs)",
+        "domain: roads (given: --domain roads)",
+        "fold fold-1 (1/1)",
+        "fold fold-1: training on 8 images",
+    ]
+    assert lines[4] == (
+        f"cross-validation fold fold-1: 8 labelled pairs (the fold's training images of {data}): "
+        "training on 7, validation 1"
+    )
+    fold_domain = next(x for x in lines[5:] if x.startswith("domain: "))
+    assert fold_domain.startswith(
+        "domain: roads (decided once by elnet cv for every fold: given: --domain roads; "
+    )
+    assert not any("no split folders" in x or "given: --domain," in x for x in lines)
+
+
+def test_a_domain_given_to_train_is_named_as_given(tmp_path: Path) -> None:
+    """``elnet train --domain roads`` (no cv): the reason is the option, not cv; a data folder
+    whose cv record holds another domain does not borrow its reason."""
+    from types import SimpleNamespace
+
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train_data import training_domain
+
+    cfg = TrainConfig(data=tmp_path, out=tmp_path / "o", domain="roads")
+    plain = SimpleNamespace(meta={})
+    assert training_domain(cfg, plain, []).reason == "given: --domain roads"
+    other = SimpleNamespace(meta={"cv": {"domain": "other", "domain_reason": "SAR data"}})
+    assert training_domain(cfg, other, []).reason == "given: --domain roads"
+    same = SimpleNamespace(meta={"cv": {"domain": "roads", "domain_reason": "CHN6-CUG layout"}})
+    got = training_domain(cfg, same, []).reason
+    assert got == "decided once by elnet cv for every fold: CHN6-CUG layout"
 
 
 def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:

@@ -153,10 +153,15 @@ def detect_domain(
     return DomainGuess("other", f"labels are not line networks: {facts}")
 
 
-def resolve_domain(choice: str, guess: DomainGuess | None) -> DomainGuess:
-    """``choice`` ("auto" / "roads" / "other"): a forced choice wins over the guess."""
+def resolve_domain(
+    choice: str, guess: DomainGuess | None, reason: str | None = None
+) -> DomainGuess:
+    """``choice`` ("auto" / "roads" / "other"): a forced choice wins over the guess.
+
+    ``reason``: why the choice was forced, for the log line (default ``given: --domain <choice>``;
+    ``elnet cv`` passes its own, as it decides the domain once for every fold)."""
     if choice in {"roads", "other"}:
-        return DomainGuess(choice, "given: --domain, or elnet cv for all folds")  # type: ignore[arg-type]
+        return DomainGuess(choice, reason or f"given: --domain {choice}")  # type: ignore[arg-type]
     return guess or DomainGuess("other", "not detected")
 
 

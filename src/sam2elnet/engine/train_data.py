@@ -52,12 +52,23 @@ class TrainData:
     domain: Any = None  # sam2elnet.data.domain.DomainGuess
 
 
+def cv_fold_meta(index: Any) -> dict[str, Any] | None:
+    """The ``cv`` record ``elnet cv`` puts in a fold's ``train-data/dataset.json`` (fold name,
+    the data folder, the domain it decided and why), or None for any other data folder."""
+    cv = (getattr(index, "meta", None) or {}).get("cv")
+    return cv if isinstance(cv, dict) else None
+
+
 def training_domain(cfg: TrainConfig, index: Any, samples: Sequence[Any]) -> Any:
     """The run's :class:`~sam2elnet.data.domain.DomainGuess`: ``cfg.domain`` when forced, else
     detected from the layout, ``dataset.json`` and the training labels' shape."""
     from sam2elnet.data.domain import detect_domain, resolve_domain
 
     if cfg.domain != "auto":
+        cv = cv_fold_meta(index)
+        if cv is not None and cv.get("domain") == cfg.domain:  # elnet cv decided it for all folds
+            why = f"decided once by elnet cv for every fold: {cv.get('domain_reason', '?')}"
+            return resolve_domain(cfg.domain, None, why)
         return resolve_domain(cfg.domain, None)
     return detect_domain(
         [s.mask for s in samples],
@@ -297,6 +308,13 @@ def split_note(
     if choice.found:
         found = ", ".join(f"{k} ({n})" for k, n in choice.found.items())
         pool = f"splits found: {found}; using: {', '.join(choice.used or [])} ({n_pairs} labelled pairs)"
+    elif (
+        cv := cv_fold_meta(choice.index)
+    ) is not None:  # a fold's link folder: no splits by design
+        pool = (
+            f"cross-validation fold {cv.get('fold', '?')}: {n_pairs} labelled pairs (the fold's "
+            f"training images of {cv.get('data', '?')})"
+        )
     else:
         pool = f"no split folders found; {n_pairs} labelled pairs"
     parts = [f"training on {n_train}", f"validation {n_val}"]

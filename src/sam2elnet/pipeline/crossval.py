@@ -268,7 +268,8 @@ def _run_fold(
         say(f"fold {fold.name}: done before, reusing {done}")
         return json.loads(done.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
-    _write_subset(root / "train-data", samples, fold.train, meta)
+    fold_meta = {**meta, "cv": {**meta.get("cv", {}), "fold": fold.name}}
+    _write_subset(root / "train-data", samples, fold.train, fold_meta)
     tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
     trained = root / "trained.json"
     if trained.is_file():
@@ -400,6 +401,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         train_opts.get("split"),
         layout=train_opts.get("layout", "auto"),
         sensors=train_opts.get("sensor"),
+        purpose="cross-validation",
     )
     index = choice.index
     say(choice.describe("cross-validation"))
@@ -423,6 +425,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "modality": index.modality,
         "layout": "generic",
         "source": f"sam2elnet cv subset of {Path(cfg.data).resolve()}",
+        # read by each fold's training for its log lines (train_data.cv_fold_meta)
+        "cv": {"data": str(cfg.data), "domain": guess.domain, "domain_reason": guess.reason},
     }
     folds, groups = _plan(cfg, ids, samples, say)
     write_json_atomic(ident_path, ident)
