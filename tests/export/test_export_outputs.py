@@ -106,6 +106,20 @@ def test_scene_out_that_is_the_image_is_refused(
     assert img.read_bytes() == before
 
 
+def test_scene_companion_that_is_the_image_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out x.tif --prob`` also writes ``x_prob.tif``: the input image here."""
+    img = _tif(tmp_path / "x_prob.tif", UTM)
+    before = img.read_bytes()
+    argv = ["scene", "--model", "builtin:smoothing", "--image", str(img), "--prob"]
+    rc = main([*argv, "--out", str(tmp_path / "x.tif")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: --out {img}: is the input file {img}"), err
+    assert img.read_bytes() == before and not (tmp_path / "x.tif").exists()
+
+
 # ------------------------------------------------------- 2. Shapefile files replaced as a set
 
 

@@ -63,6 +63,7 @@ def stats_cmd(
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
     from sam2elnet.data.layouts import discover, verify_pairs
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
     from sam2elnet.data.stats import DatasetStats, evenly_spaced, stats_config, stats_samples
     from sam2elnet.utils.atomic import write_json_atomic
@@ -77,7 +78,9 @@ def stats_cmd(
         max_images=max_images,
     )
     check_input(data, "--data", "dataset folder")
-    check_output(out, "file", "--out")
+    # the images, masks and dataset.json read from --data are inputs, not places to write
+    read = (*IMAGE_SUFFIXES, *MASK_SUFFIXES, "dataset.json")
+    check_output(out, "file", "--out", read_from=[(data, read)])
     index = discover(
         data, layout=layout, split=split or None, sensors=sensor or None, modality=modality
     )

@@ -253,6 +253,7 @@ def evaluate(
     from rich.table import Table
 
     from sam2elnet.data.mask_values import parse_positive_values
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label
@@ -282,8 +283,16 @@ def evaluate(
             check_input(path, opt)
     if images is not None and not images.is_dir():
         raise UserError("images folder does not exist; check --images", images)
-    check_output(json_path, "file", "--json")
-    check_output(csv_path, "file", "--csv")
+    # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
+    # folders below it), the images, --quality and --ids; none of them may be an output
+    run_files = ("quality.csv", "summary.json")
+    read_from = [
+        (pred, (*MASK_SUFFIXES, *run_files)),
+        *((d, MASK_SUFFIXES) for d in (truth, valid, baseline)),
+        (images, IMAGE_SUFFIXES),
+    ]
+    for flag, path in (("--json", json_path), ("--csv", csv_path)):
+        check_output(path, "file", flag, inputs=[quality, ids], read_from=read_from)
     if report:
         check_output((json_path.parent if json_path is not None else pred) / "report.html")
     res = evaluate_folders(

@@ -150,7 +150,7 @@ def scene_cmd(
         check_output(out, "file", "--out", inputs=[image, labels])
         for extra, on in (("_prob.tif", prob), ("_tiles.gpkg", quality_gpkg)):
             if on:
-                check_output(out.with_name(out.stem + extra), "file", "--out")
+                check_output(out.with_name(out.stem + extra), "file", "--out", [image, labels])
     created = image.is_dir() and not out.exists()
     res = scene_job(
         image,

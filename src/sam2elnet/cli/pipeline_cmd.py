@@ -205,7 +205,7 @@ def experiment_summary_cmd(
     from sam2elnet.pipeline.experiment_summary import write_summary
     from sam2elnet.utils.paths import check_output
 
-    check_output(out, "file", "--out")
+    check_output(out, "file", "--out", read_from=[(r, ("results.json",)) for r in runs])
     s = write_summary(runs, out)
     for row in s["rows"]:
         m = row["mean"]["iou"]

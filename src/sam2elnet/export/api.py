@@ -42,6 +42,11 @@ class ExportResult:
         return s
 
 
+def skipped_csv_path(out: Path) -> Path:
+    """``<out>_skipped.csv``: the unreadable label files an export skipped, next to ``out``."""
+    return out.with_name(f"{out.stem}_skipped.csv")
+
+
 def export_labels(
     labels: str | Path,
     out: str | Path,
@@ -72,6 +77,8 @@ def export_labels(
         )
     inputs = [*find_labels(labels), kwargs.get("quality_csv"), kwargs.get("images")]
     check_not_input(out, inputs)  # before anything is written
+    skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
+    check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     if not warp_to:
         return _export_labels(labels, out, fmt, **kwargs)
     import tempfile
@@ -165,7 +172,7 @@ def _export_labels(
             skips.add(f, err)
     skips.raise_if_nothing_done(len(usable), labels)
     files = usable
-    skipped_csv = out.with_name(f"{out.stem}_skipped.csv")
+    skipped_csv = skipped_csv_path(out)
     if skips:
         from sam2elnet.utils.tables import csv_text
 

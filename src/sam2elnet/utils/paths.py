@@ -60,21 +60,60 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+ReadFrom = Iterable[tuple[str | Path | None, Iterable[str]]]
+"""Folders a command reads, each with what it reads there: lower-case suffixes (``".png"``) and
+exact file names (``"quality.csv"``), at any depth (see :func:`check_not_input`)."""
+
+
+def _read_from_folder(p: Path, read_from: ReadFrom) -> Path | None:
+    """The folder of ``read_from`` from which the existing file ``p`` would be read, or None.
+
+    ``p``'s folder is resolved (symlinks, ``..``) but not ``p`` itself, so a link inside the
+    folder counts as the folder's file."""
+    entry = Path(os.path.realpath(p.parent)) / p.name
+    for folder, patterns in read_from:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        root = Path(os.path.realpath(folder))
+        if not entry.is_relative_to(root):
+            continue
+        pats = {x.lower() for x in patterns}
+        if p.name.lower() in pats or any(p.name.lower().endswith(x) for x in pats if x[:1] == "."):
+            return Path(folder)
+    return None
+
+
 def check_not_input(
-    out: str | Path | None, inputs: Iterable[str | Path | None], flag: str = "--out"
+    out: str | Path | None,
+    inputs: Iterable[str | Path | None],
+    flag: str = "--out",
+    read_from: ReadFrom = (),
+    what: str | None = None,
 ) -> None:
     """Refuse an output path that is one of the input files, before anything is written.
 
     ``out`` and each input are compared as files (``os.path.samefile``: symlinks, hard links,
     ``..`` and relative paths resolved); for a Shapefile every sidecar (:data:`SHAPEFILE_SIDECARS`)
     of the output and of an input counts. Inputs that are folders or do not exist are ignored
-    (pass the files read from a folder).
+    (pass the files read from a folder, or the folder in ``read_from``).
+
+    Args:
+        out: the output file (None: nothing to check).
+        inputs: input files.
+        flag: the option name used in messages.
+        read_from: input folders with what the command reads in them (:data:`ReadFrom`): an
+            existing ``out`` under such a folder whose suffix or name is listed is an input too
+            (``elnet evaluate --csv PRED/quality.csv``).
+        what: how the message names the output (default ``"<flag> <out>"``; e.g. a companion
+            file written next to ``--out``).
 
     Raises:
-        UserError: one line naming ``flag``, the output and the input file it would replace.
+        UserError: one line naming the output and the input file it would replace, and saying
+            to choose another ``flag`` path.
     """
     if out is None:
         return
+    head = what or f"{flag} {out}"
     outs = [o for o in _with_sidecars(Path(out)) if o.exists()]
     if not outs:
         return
@@ -84,9 +123,16 @@ def check_not_input(
         for i in _with_sidecars(Path(inp)):
             if i.is_file() and any(_same_file(o, i) for o in outs):
                 raise UserError(
-                    f"{flag} {out}: is the input file {i}; writing it would replace the input. "
+                    f"{head}: is the input file {i}; writing it would replace the input. "
                     f"Choose another {flag} path"
                 )
+    for o in outs:
+        folder = _read_from_folder(o, read_from) if o.is_file() else None
+        if folder is not None:
+            raise UserError(
+                f"{head}: is an input file (read from {folder}); writing it would replace the "
+                f"input. Choose another {flag} path"
+            )
 
 
 def _stat_error(p: Path) -> OSError | None:
@@ -117,6 +163,7 @@ def check_output(
     kind: Literal["file", "dir"] = "file",
     flag: str = "--out",
     inputs: Iterable[str | Path | None] = (),
+    read_from: ReadFrom = (),
 ) -> Path | None:
     """Check that ``path`` can be created or overwritten, before any work starts; return it.
 
@@ -126,6 +173,7 @@ def check_output(
         flag: the option name used in messages.
         inputs: input files the command reads; ``path`` must not be one of them
             (:func:`check_not_input`).
+        read_from: input folders and what is read in them (:func:`check_not_input`).
 
     Raises:
         UserError: one line naming the path and what to do — a symlink loop, a path under an
@@ -149,7 +197,7 @@ def check_output(
         if kind == "file" and p.is_dir():
             raise UserError(f"{flag} {p}: is a folder, expected a file name; add a file name")
         if kind == "file":
-            check_not_input(p, inputs, flag)
+            check_not_input(p, inputs, flag, read_from)
     # nearest existing ancestor: the folder in which the first missing part will be created
     anc = p if (kind == "dir" and p.is_dir()) else p.parent
     while not anc.exists():
