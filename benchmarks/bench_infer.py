@@ -195,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         choices=list(LEVERS),
         help="rows besides the reference (default: all inference levers; --quick leaves out "
-        "fp32-trunk and lib-attention, which separate the parts of the default, and the rows of "
-        "earlier defaults, prev-default, old-default and reference-lib)",
+        "fp32-trunk and lib-attention, which separate the parts of the default, the opt-in "
+        "int8-trunk, and the rows of earlier defaults, prev-default, old-default and "
+        "reference-lib)",
     )
     ap.add_argument("--compile", action="store_true", help="add the torch.compile lever")
     add_reference_lib_option(ap)
@@ -212,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the results and goals here")
     args = ap.parse_args(argv)
     if args.levers is None:
-        quick_out = ("fp32-trunk", "lib-attention", *HISTORY_LEVERS) if args.quick else ()
+        quick_out = (
+            ("fp32-trunk", "lib-attention", "int8-trunk", *HISTORY_LEVERS) if args.quick else ()
+        )
         args.levers = machine_levers([lv for lv in INFER_LEVERS if lv not in quick_out])
         args.reference_lib = args.reference_lib and not args.quick
     args.clock = time.process_time if args.cpu_time else None

@@ -160,6 +160,8 @@ class Lever:
     lib_attention: bool = False  # transformers' own Hiera attention (with its discarded score
     # matrix) instead of the product's LeanAttention: the trunk as shipped before 2026-12-01
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
+    int8_trunk: bool = False  # frozen trunk's nn.Linear layers dynamically quantised to int8
+    # (inference only; quantize_int8_trunk)
     batch: int | None = None  # None = the product's default (inference: 8 capped by pixels;
     # training: the pixel rule of engine.train_schedule.auto_batch_size)
     help: str = ""
@@ -205,6 +207,18 @@ LEVERS: dict[str, Lever] = {
         Lever("lib-attention", lib_attention=True, help="transformers' own Hiera attention"),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
+        Lever(
+            "int8-trunk",
+            precision="32",
+            int8_trunk=True,
+            help="inference: the default network in float32 with the frozen trunk's nn.Linear "
+            "layers (qkv, proj, MLP) dynamically quantised to int8 (weights int8 per output "
+            "channel, activations quantised per batch at run time; "
+            "torch.ao.quantization.quantize_dynamic, which torch 2.13 marks deprecated - the "
+            "maintained route is torchao's quantize_ with an int8 dynamic-activation / int8-weight "
+            "config, not installed). Always float32 around the trunk: quantised linears refuse "
+            "bf16 inputs, so it cannot run under bf16 autocast",
+        ),
     )
 }
 INFER_LEVERS = [
@@ -217,6 +231,7 @@ INFER_LEVERS = [
     "fp32-trunk",
     "lib-attention",
     "light-head",
+    "int8-trunk",
 ]
 TRAIN_LEVERS = ["default", "prev-default", "old-default", "fp32", "channels-first", "light-head"]
 HISTORY_LEVERS = ("prev-default", "old-default")
@@ -267,17 +282,56 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
     if lever.lib_attention:
         library_attention(model)
     if train:
-        if lever.precision == "bf16-weights" or lever.compile or lever.bf16_trunk:
+        if (
+            lever.precision == "bf16-weights"
+            or lever.compile
+            or lever.bf16_trunk
+            or lever.int8_trunk
+        ):
             raise ValueError(f"{lever.name} is an inference lever")
         return model.to(memory_format=torch.channels_last) if lever_channels_last(lever) else model
     if lever.precision == "bf16-weights":
         model = model.to(torch.bfloat16)
+    if lever.int8_trunk:
+        quantize_int8_trunk(model)
     return speed_levers(
         model,
         channels_last=lever.channels_last,
         compile=lever.compile,
         bf16_trunk=lever.bf16_trunk if lever_precision(lever) == "bf16" else False,
     )
+
+
+def quantize_int8_trunk(model: torch.nn.Module) -> torch.nn.Module:
+    """Replace the ``nn.Linear`` layers of ``model.trunk`` (the frozen Hiera trunk: every
+    attention ``qkv`` / ``proj`` and MLP layer) by dynamically quantised int8 linears, in place;
+    returns ``model``. For inference only (the quantised layers have no gradients).
+
+    ``torch.ao.quantization.quantize_dynamic``: weights int8 once, per output channel
+    (``per_channel_dynamic_qconfig``) on the x86 / fbgemm / onednn engines, per tensor elsewhere;
+    activations quantised to uint8 at run time, one scale per call from the min / max of the
+    layer's whole input (all images of the batch), int32 accumulation, float32 output. Inputs must be float32: the layers refuse bf16 (so no bf16
+    autocast, no bf16 trunk). The rest of the network (stem, adapters, patch embedding, attention
+    products, decoder) stays float32. torch 2.13 marks this API deprecated ("please migrate to
+    use torchao eager mode quantize_ API"); its warnings are silenced here. The maintained route
+    would be ``torchao.quantization.quantize_(model.trunk, <int8 dynamic-activation int8-weight
+    config>)`` - torchao is not a dependency.
+    """
+    import warnings
+
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
+
+    per_channel = torch.backends.quantized.engine in ("x86", "fbgemm", "onednn")
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=UserWarning)
+        quantize_dynamic(model.trunk, {torch.nn.Linear: qconfig}, dtype=torch.qint8, inplace=True)
+    return model
 
 
 def library_attention(model: torch.nn.Module) -> torch.nn.Module:
@@ -340,11 +394,15 @@ def lever_precision(lever: Lever) -> str:
 def machine_levers(names: list[str]) -> list[str]:
     """``names`` without the rows that say nothing on this CPU: without native bf16 the default
     runs fp32, so ``fp32`` and ``fp32-trunk`` equal it, and forced-bf16 rows (``bf16-forced``,
-    ``bf16-weights``) only measure the missing hardware at many times the default's time."""
+    ``bf16-weights``) only measure the missing hardware at many times the default's time. With
+    native bf16, ``int8-trunk`` is left out instead: there the default runs bf16 autocast with a
+    bf16 trunk, and the int8 row (float32 around an int8 trunk; quantised linears refuse bf16)
+    would change the precision of the whole network at once, not only the trunk's. ``--levers``
+    still asks for any row."""
     from sam2elnet.engine.runtime import native_bf16
 
     if native_bf16("cpu"):
-        return list(names)
+        return [n for n in names if n != "int8-trunk"]
     skip = {"fp32", "fp32-trunk", "bf16-forced", "bf16-weights"}
     return [n for n in names if n not in skip]
 
