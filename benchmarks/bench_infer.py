@@ -24,6 +24,7 @@ Usage::
     python benchmarks/bench_infer.py                 # 256 and 512 px, 16 / 8 images, 3 rounds
     python benchmarks/bench_infer.py --quick         # 8 / 4 images, 2 rounds
     python benchmarks/bench_infer.py --compile       # also the torch.compile lever (slow to compile)
+    python benchmarks/bench_infer.py --levers default int8-trunk   # the opt-in int8 trunk
     python benchmarks/bench_infer.py --smoke         # micro model, 64 px: checks the script runs
 
 Random weights: speed does not depend on their values.

@@ -58,6 +58,12 @@ def test_int8_lever_quantises_only_the_trunk_and_is_inference_only(bench, monkey
     assert not any(type(m) is DynamicLinear for m in others)
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert common.lever_precision(lever) == "32"
+    # bench_infer's loop for the row runs (no autocast) and stays close to the float32 model
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad(), common.lever_autocast(lever):
+        got = torch.sigmoid(model(common.lever_input(x, lever)).logits)
+        want = torch.sigmoid(common.build_ours("micro").eval()(x).logits)
+    assert 0.0 < float((got - want).abs().max()) < 0.1  # random weights: logits near 0
     with pytest.raises(ValueError, match="inference lever"):
         common.apply_lever(common.build_ours("micro"), lever, train=True)
     # shown by default only where ours runs float32; --levers always asks for it
