@@ -310,12 +310,13 @@ def quantize_int8_trunk(model: torch.nn.Module) -> torch.nn.Module:
     ``torch.ao.quantization.quantize_dynamic``: weights int8 once, per output channel
     (``per_channel_dynamic_qconfig``) on the x86 / fbgemm / onednn engines, per tensor elsewhere;
     activations quantised to uint8 at run time, one scale per call from the min / max of the
-    layer's whole input (all images of the batch), int32 accumulation, float32 output. Inputs must be float32: the layers refuse bf16 (so no bf16
-    autocast, no bf16 trunk). The rest of the network (stem, adapters, patch embedding, attention
-    products, decoder) stays float32. torch 2.13 marks this API deprecated ("please migrate to
-    use torchao eager mode quantize_ API"); its warnings are silenced here. The maintained route
-    would be ``torchao.quantization.quantize_(model.trunk, <int8 dynamic-activation int8-weight
-    config>)`` - torchao is not a dependency.
+    layer's whole input (all images of the batch), int32 accumulation, float32 output. Inputs
+    must be float32: the layers refuse bf16 (so no bf16 autocast, no bf16 trunk). The rest of
+    the network (stem, adapters, patch embedding, attention products, decoder) stays float32.
+    torch 2.13 marks this API deprecated ("please migrate to use torchao eager mode quantize_
+    API"); its warnings are silenced here. The maintained route would be
+    ``torchao.quantization.quantize_(model.trunk, <int8 dynamic-activation int8-weight config>)``
+    - torchao is not a dependency.
     """
     import warnings
 

@@ -1,4 +1,4 @@
-"""Label quality of the int8 trunk (``bench_infer --levers int8-trunk``) against the model as shipped.
+"""Label quality of the int8 trunk (``bench_infer --levers int8-trunk``) vs the model as shipped.
 
 Loads a trained model file twice through the product's :class:`~sam2elnet.engine.infer.Predictor`:
 once as shipped (``--precision auto``, TTA views of its quality evaluator) and once in float32 with

@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def bench():  # noqa: ANN201
+def bench():
     sys.path.insert(0, str(BENCH))
     try:
         import common
@@ -43,7 +43,7 @@ def sos_like(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return model, tmp_path / "train"
 
 
-def test_int8_lever_quantises_only_the_trunk_and_is_inference_only(bench, monkeypatch) -> None:  # noqa: ANN001
+def test_int8_lever_quantises_only_the_trunk_and_is_inference_only(bench, monkeypatch) -> None:
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
     common, _ = bench
@@ -73,7 +73,7 @@ def test_int8_lever_quantises_only_the_trunk_and_is_inference_only(bench, monkey
     assert "int8-trunk" not in common.machine_levers(common.INFER_LEVERS)
 
 
-def test_int8_agreement_on_micro_model(sos_like, bench, capsys) -> None:  # noqa: ANN001
+def test_int8_agreement_on_micro_model(sos_like, bench, capsys) -> None:
     model, root = sos_like
     _, script = bench
     out = root / "r.json"
@@ -95,7 +95,7 @@ def test_int8_agreement_on_micro_model(sos_like, bench, capsys) -> None:  # noqa
     assert set(r["wall_s"]) == set(r["cpu_s"]) == {"shipped", "int8"}
 
 
-def test_int8_agreement_bad_input_is_one_error_line(sos_like, bench, capsys) -> None:  # noqa: ANN001
+def test_int8_agreement_bad_input_is_one_error_line(sos_like, bench, capsys) -> None:
     model, root = sos_like
     _, script = bench
     argv = ["--model", str(model), "--images", str(root / "palsar"), "--masks", str(root)]
