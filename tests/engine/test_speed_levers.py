@@ -49,6 +49,32 @@ def test_batch_is_capped_by_pixels_per_forward() -> None:
     assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="bf16", bands=1) == 2
     assert memory.fit_batch(1024 * 1024, big, 8, size="micro", precision="bf16", bands=1) == 1
     assert memory.fit_batch(2048 * 2048, big, 8, size="micro", precision="bf16", bands=1) == 1
+    # float32 on a CPU: half the pixels per forward (4 images of 256 px, 1 of 512 px)
+    assert memory.BATCH_PIXELS_FP32 == 4 * 256 * 256
+    assert memory.fit_batch(256 * 256, big, 8, size="micro", precision="32", bands=1) == 4
+    assert memory.fit_batch(128 * 128, big, 8, size="micro", precision="32", bands=1) == 8
+    assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="32", bands=1) == 1
+    # other devices keep the bf16 cap for both precisions (not measured there)
+    kw = {"size": "micro", "precision": "32", "bands": 1}
+    assert memory.fit_batch(256 * 256, big, 8, "cuda", **kw) == 8
+    assert memory.batch_pixels("32", "cuda:0") == memory.BATCH_PIXELS
+
+
+def test_predict_arrays_batches_by_the_precisions_pixel_cap(micro, monkeypatch) -> None:
+    """predict_arrays sends at most memory.batch_pixels(precision) px per forward."""
+    model, extra = micro
+    pred = Predictor(copy.deepcopy(model), extra, precision="32", batch_size=8)
+    seen: list[int] = []
+    net = pred.net
+
+    def spy(x, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(int(x.shape[0]))
+        return net(x, *a, **kw)
+
+    monkeypatch.setattr(pred, "net", spy)
+    x = np.zeros((6, 1, 256, 256), dtype=np.float32)
+    assert pred.predict_arrays(x).shape == (6, 256, 256)
+    assert seen == [4, 2]
 
 
 def test_channels_last_gives_the_same_probabilities(micro, monkeypatch) -> None:

@@ -186,7 +186,8 @@ class Predictor:
     def fit_batch(self, pixels: int, coarse: bool = False) -> int:
         """Images of ``pixels`` px per forward: at most ``batch_size``, within ``max_memory``
         (at least 1)."""
-        return memory.fit_batch(pixels, self.max_memory, self.batch_size, **self._memory_kw(coarse))
+        kw = self._memory_kw(coarse)
+        return memory.fit_batch(pixels, self.max_memory, self.batch_size, self.device, **kw)
 
     def _memory_kw(self, coarse: bool) -> dict[str, Any]:
         if not hasattr(self, "_weights_bytes"):
@@ -270,10 +271,9 @@ class Predictor:
         if arr.ndim != 4 or arr.shape[1] != self.in_bands:
             raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
         out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
-        # at most batch_size images and memory.BATCH_PIXELS px per forward (faster on the CPU)
-        step = max(
-            1, min(self.batch_size, memory.BATCH_PIXELS // max(1, arr.shape[2] * arr.shape[3]))
-        )
+        # at most batch_size images and memory.batch_pixels px per forward (faster on the CPU)
+        cap = memory.batch_pixels(self.precision, self.device)
+        step = max(1, min(self.batch_size, cap // max(1, arr.shape[2] * arr.shape[3])))
         for s in range(0, len(arr), step):
             x = torch.from_numpy(arr[s : s + step]).to(self.device)
             c = None
