@@ -116,6 +116,14 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     for i in range(3):
         (root / "baddata" / "images" / f"s{i}.png").write_bytes(full[:100])
         (root / "baddata" / "masks" / f"s{i}.png").write_bytes(_png_bytes(mask))
+    # folders an output must not land in: a run folder whose labels/ holds the images, and a
+    # generic dataset with its masks in labels/
+    for p in sorted((run["data"] / "images").glob("*.png"))[:2]:
+        for sub in ("runlike/labels", "ds/images"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            (root / sub / p.name).write_bytes(p.read_bytes())
+        (root / "ds" / "labels").mkdir(exist_ok=True)
+        (root / "ds" / "labels" / p.name).write_bytes(_png_bytes(mask))
     return Env(root=root, model=run["model"], data=run["data"])
 
 
@@ -274,6 +282,14 @@ CASES: list[Case] = [
     ("evaluate-ids-binary", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--ids", e.root / "binrun" / "quality.csv"]),
     ("degrade-ids-missing", lambda e: ["degrade", "--masks", e.masks, "--out", e.root / "d", "--ids", e.root / "nope.txt"]),
     ("degrade-ids-bad-json", lambda e: ["degrade", "--masks", e.masks, "--out", e.root / "d", "--ids", e.root / "ls.json"]),
+    # ------------------------------------------------------------------ outputs onto inputs
+    ("annotate-out-labels-hold-the-images", lambda e: ["annotate", "--model", M, "--images", e.runlike__labels, "--out", e.runlike]),
+    ("annotate-out-is-a-dataset-with-labels", lambda e: ["annotate", "--model", M, "--images", e.ds__images, "--out", e.ds]),
+    ("enhance-out-labels-hold-the-coarse", lambda e: ["enhance", "--model", M, "--images", e.ds__images, "--labels", e.runlike__labels, "--out", e.runlike]),
+    ("refine-out-is-the-images", lambda e: ["refine", "--method", "guided", "--images", e.ds__images, "--coarse", e.ds__labels, "--out", e.ds__images]),
+    ("degrade-out-is-the-masks", lambda e: ["degrade", "--masks", e.ds__labels, "--out", e.ds__labels]),
+    ("evaluate-json-is-csv", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--json", e.root / "ev.out", "--csv", e.root / "ev.out"]),
+    ("evaluate-json-is-the-report", lambda e: ["evaluate", "--pred", e.masks, "--truth", e.masks, "--json", e.root / "report.html", "--report"]),
 ]
 # fmt: on
 

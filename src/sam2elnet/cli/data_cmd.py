@@ -194,11 +194,17 @@ def degrade_cmd(
     In the SOS layout (images next to masks) only the masks are degraded."""
     from sam2elnet.data.coarse import degrade_folder
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.utils.paths import check_input, check_output
+    from sam2elnet.utils.paths import check_input, check_not_input, check_out_folder, check_output
 
     check_options(DegradeOptions, profile=profile, severity=severity)
     check_input(masks, "--masks", "mask folder")
     check_output(out, "dir", "--out")
+    # the coarse labels keep the masks' names: never into the mask folder; the tables it writes
+    # in --out are never the --ids list
+    src = [("the masks read with --masks", masks)]
+    check_out_folder(out, [("", "its coarse labels")], [], "degrade", folders=src)
+    for name in ("coarse_iou.csv", "skipped.csv"):
+        check_not_input(out / name, [ids], what=f"--out {out}: its {name} {out / name}")
     keep = None
     if ids is not None:
         from sam2elnet.data.runfolder import read_id_list

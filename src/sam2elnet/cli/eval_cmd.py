@@ -257,7 +257,7 @@ def evaluate(
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label
-    from sam2elnet.utils.paths import check_input, check_output
+    from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
     check_options(
         EvaluateOptions,
@@ -293,8 +293,14 @@ def evaluate(
     ]
     for flag, path in (("--json", json_path), ("--csv", csv_path)):
         check_output(path, "file", flag, inputs=[quality, ids], read_from=read_from)
-    if report:
-        check_output((json_path.parent if json_path is not None else pred) / "report.html")
+    page = None
+    if report:  # next to --json, else into PRED
+        page = (json_path.parent if json_path is not None else pred) / "report.html"
+        check_output(page, "file", "--report", inputs=[quality, ids], read_from=read_from)
+    # the report first: where it goes is not chosen by a path of its own
+    check_distinct_outputs(
+        [("the --report page", page), ("--json", json_path), ("--csv", csv_path)]
+    )
     res = evaluate_folders(
         pred,
         truth,

@@ -9,6 +9,7 @@ and, on ``--resume``, the rows a previous run already finished.
 * :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
   a folder, or one vector file for all images).
 * :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``.
+* :func:`check_job_out`: the output folder would not replace or mix with the inputs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ __all__ = [
     "read_done",
     "LabelIndex",
     "label_index",
+    "check_job_out",
+    "dataset_neighbours",
+    "DATASET_NEIGHBOURS",
 ]
+
+DATASET_NEIGHBOURS = ("masks", "labels", "gt", "coarse")
+"""Folders next to a dataset's ``images/`` folder that hold its masks and coarse labels (the
+generic and CHN6-CUG layouts, :mod:`sam2elnet.data.layouts`)."""
 
 
 def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -170,3 +178,62 @@ def label_index(labels: str | Path) -> LabelIndex:
         if f.is_file() and ok and not f.name.startswith("."):
             idx.setdefault(mask_key(f.name), f)
     return idx
+
+
+def dataset_neighbours(files: Sequence[Path], option: str) -> list[tuple[str, Path]]:
+    """The mask / coarse folders (:data:`DATASET_NEIGHBOURS`) next to every ``images/`` folder
+    that ``files`` are read from, as ``(description, folder)`` for
+    :func:`~sam2elnet.utils.paths.check_out_folder`: ground truth an output must not land in."""
+    out: list[tuple[str, Path]] = []
+    for folder in sorted({f.parent for f in files if f.parent.name == "images"}):
+        for name in DATASET_NEIGHBOURS:
+            d = folder.parent / name
+            if d.is_dir():
+                out.append((f"the dataset's {name} next to {option} {folder}", d))
+    return out
+
+
+def check_job_out(
+    out: str | Path,
+    command: str,
+    files: Sequence[Path],
+    *,
+    model: str | Path | None = None,
+    labels: str | Path | None = None,
+    coarse: Sequence[Path | None] = (),
+    masks: Sequence[Path | None] = (),
+    save_prob: bool = False,
+    save_changes: bool = False,
+) -> None:
+    """Refuse an annotate/enhance output folder whose files would replace or mix with the inputs,
+    before the model loads or anything is written.
+
+    Refused (one :class:`~sam2elnet.errors.UserError` line naming the file and saying to choose
+    another ``--out``): ``OUT/labels/``, ``OUT/rejected/``, ``OUT/tiles/``, and ``OUT/prob/``
+    (``save_prob``) / ``OUT/changes/`` (``save_changes``) being the folder of an image read,
+    of a coarse label (``coarse``), of a split's mask (``masks``), or a dataset's mask / coarse
+    folder next to the images' ``images/`` folder (:func:`dataset_neighbours`; not checked when
+    ``OUT/quality.csv`` shows that ``OUT`` is an earlier run folder, so resuming is allowed); and
+    ``OUT/quality.csv`` / ``skipped.csv`` / ``summary.json`` / ``report.html`` being the
+    ``model`` or ``labels`` file. An output folder next to the inputs, or the images folder
+    itself (labels go to its sub-folders, which are not read), is fine.
+    """
+    from sam2elnet.data.runfolder import SKIPPED_CSV, SUMMARY_JSON
+    from sam2elnet.utils.paths import check_not_input, check_out_folder
+
+    root = Path(out)
+    writes = [("labels", "its labels"), ("rejected", "its rejected labels"),
+              ("tiles", "per-window quality")]  # fmt: skip
+    if save_prob:
+        writes.append(("prob", "probability maps"))
+    if save_changes:
+        writes.append(("changes", "change maps"))
+    reads: list[tuple[str, Path | None]] = [("an image read with --images", f) for f in files]
+    given = "read with --labels" if labels is not None else "of the split"
+    reads += [(f"a coarse label {given}", c) for c in coarse]
+    reads += [("a mask of the split", m) for m in masks]
+    beside = [] if (root / QUALITY_CSV).is_file() else dataset_neighbours(files, "--images")
+    check_out_folder(root, writes, reads, command, folders=beside)
+    singles = [model, labels if labels is not None and Path(labels).is_file() else None]
+    for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, "report.html"):
+        check_not_input(root / name, singles, what=f"--out {root}: its {name} {root / name}")

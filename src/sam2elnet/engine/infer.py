@@ -25,7 +25,12 @@ from typing import Any
 
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec
-from sam2elnet.engine.folder_inputs import label_index, list_images, split_images, split_samples
+from sam2elnet.engine.folder_inputs import (
+    check_job_out,
+    label_index,
+    list_images,
+    split_samples,
+)
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
@@ -128,7 +133,12 @@ def annotate_folder(
         overlap=overlap, max_memory=max_memory, warp_to=warp_to, warp_method=warp_method,
     )  # fmt: skip
     t0 = time.perf_counter()
-    files = split_images(images, split) if split else list_images(images)
+    samples = split_samples(images, split, "annotating") if split else None
+    files = [s.image for s in samples] if samples is not None else list_images(images)
+    check_job_out(
+        out_dir, "annotate", files, model=model_path, save_prob=save_prob,
+        masks=[s.mask for s in samples or ()], coarse=[s.coarse for s in samples or ()],
+    )  # fmt: skip
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     prec = announce_precision(
@@ -260,6 +270,11 @@ def enhance_folder(
     files = [f for f in files if f in label_map]
     if not files:
         raise DataError("no image has a matching label; check --images and --labels", labels)
+    check_job_out(
+        out_dir, "enhance", files, model=model_path, labels=labels, save_prob=save_prob,
+        save_changes=save_changes, coarse=list(label_map.values()),
+        masks=[s.mask for s in samples or ()],
+    )  # fmt: skip
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     prec = announce_precision(

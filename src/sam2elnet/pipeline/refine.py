@@ -292,6 +292,20 @@ def _done_rows(out: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _check_out(out: Path, files: list[Path], coarse: list[Path]) -> None:
+    """Refine writes ``OUT/<image stem>.png|.tif`` straight into ``out``: refuse an ``out`` that is
+    the images' folder, the coarse labels' folder or a dataset's mask / coarse folder next to the
+    images (not when ``OUT/refine.csv`` shows an earlier refine output, so resuming is allowed),
+    before anything is read or written (:func:`~sam2elnet.utils.paths.check_out_folder`)."""
+    from sam2elnet.engine.folder_inputs import dataset_neighbours
+    from sam2elnet.utils.paths import check_out_folder
+
+    reads: list[tuple[str, Path | None]] = [("an image read with --images", f) for f in files]
+    reads += [("a coarse label read with --coarse", c) for c in coarse]
+    beside = [] if (out / REFINE_CSV).is_file() else dataset_neighbours(files, "--images")
+    check_out_folder(out, [("", "its refined labels")], reads, "refine", folders=beside)
+
+
 def refine_folder(
     images: str | Path,
     coarse: str | Path,
@@ -320,7 +334,8 @@ def refine_folder(
 
     Raises:
         UserError: unknown method or modality, missing folders, images without a coarse label
-            (unless ``skip_missing``).
+            (unless ``skip_missing``), an ``out_dir`` that is the images', the coarse labels' or
+            the dataset's mask folder (:func:`_check_out`; nothing written).
         DataError: nothing could be refined (the reasons summarised).
     """
     import time
@@ -357,8 +372,9 @@ def refine_folder(
     files = [f for f in files if mask_key(f.name) in index]
     if not files:
         raise DataError("no image has a matching coarse label; check --images and --coarse", coarse)
-    norm = fit_normalization(files, modality)
     out = Path(out_dir)
+    _check_out(out, files, [index[mask_key(f.name)] for f in files])
+    norm = fit_normalization(files, modality)
     res = RefineResult(out, method)
     skips = SkipLog("image")
     created = not out.exists()

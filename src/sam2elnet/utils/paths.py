@@ -21,7 +21,9 @@ from sam2elnet.errors import UserError
 
 __all__ = [
     "SHAPEFILE_SIDECARS",
+    "check_distinct_outputs",
     "check_not_input",
+    "check_out_folder",
     "check_output",
     "check_input",
     "os_error_message",
@@ -132,6 +134,90 @@ def check_not_input(
             raise UserError(
                 f"{head}: is an input file (read from {folder}); writing it would replace the "
                 f"input. Choose another {flag} path"
+            )
+
+
+def check_distinct_outputs(outputs: Iterable[tuple[str, str | Path | None]]) -> None:
+    """Refuse two outputs of one command that are the same file, before anything is written.
+
+    Paths are compared after ``os.path.realpath`` (symlinks, ``..``, relative paths), and as
+    files (``os.path.samefile``, hard links) when both exist.
+
+    Args:
+        outputs: ``(option, path)`` in order; None paths are ignored. The later of two equal
+            paths is the one the message tells to change, so list an output whose place the
+            user does not choose (e.g. ``report.html`` next to ``--json``) first.
+
+    Raises:
+        UserError: ``<option> <path>: is the same file as <other option> <path>; ...``.
+    """
+    seen: list[tuple[str, Path, str]] = []
+    for flag, p in outputs:
+        if p is None:
+            continue
+        q = Path(p)
+        real = os.path.realpath(q)
+        for flag0, q0, real0 in seen:
+            if real == real0 or _same_file(q, q0):
+                raise UserError(
+                    f"{flag} {q}: is the same file as {flag0} {q0}; one would overwrite the "
+                    f"other. Choose another {flag} path"
+                )
+        seen.append((flag, q, real))
+
+
+def check_out_folder(
+    out: str | Path,
+    writes: Iterable[tuple[str, str]],
+    reads: Iterable[tuple[str, str | Path | None]],
+    command: str,
+    flag: str = "--out",
+    folders: Iterable[tuple[str, str | Path]] = (),
+) -> None:
+    """Refuse an output folder whose sub-folders would receive files next to the inputs.
+
+    A folder job writes files named after its inputs into fixed sub-folders of ``out``
+    (``labels/``, ``prob/``, ...; ``""`` for ``out`` itself). When such a folder already exists
+    and is (``os.path.realpath``) the folder of an input file, or an input folder, the written
+    files would replace inputs of the same name and mix with the others (a later run reads them
+    as inputs). A folder next to the inputs, or an earlier output folder being resumed, is not
+    refused. Nothing is created or written; one ``stat`` per distinct input folder.
+
+    Args:
+        out: the output folder.
+        writes: ``(sub-folder, what the command writes there)``, e.g. ``("labels", "its
+            labels")``; ``""`` is ``out`` itself.
+        reads: ``(how the message names it, input file)``: the file's folder is protected;
+            None files are ignored.
+        command: the command's name in the message (``"annotate"``).
+        flag: the option name used in messages.
+        folders: ``(how the message names it, input folder)``: protected themselves.
+
+    Raises:
+        UserError: one line naming ``out``, the folder written into and the input found there,
+            and saying to choose another ``flag`` folder.
+    """
+    root = Path(out)
+    targets: dict[str, tuple[Path, str]] = {}
+    for sub, what in writes:
+        t = root / sub if sub else root
+        if t.is_dir():
+            targets.setdefault(os.path.realpath(t), (t, what))
+    if not targets:
+        return
+    entries = [(d, Path(p), Path(p).parent) for d, p in reads if p is not None]
+    entries += [(d, Path(p), Path(p)) for d, p in folders]
+    seen: set[Path] = set()
+    for desc, q, folder in entries:
+        if folder in seen:
+            continue
+        seen.add(folder)
+        hit = targets.get(os.path.realpath(folder))
+        if hit is not None:
+            t, what = hit
+            raise UserError(
+                f"{flag} {out}: {command} writes {what} into {t}, which holds {desc} ({q}); "
+                f"they would replace or mix with the inputs. Choose another {flag} folder"
             )
 
 
