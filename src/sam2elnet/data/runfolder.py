@@ -14,7 +14,9 @@ reports and resume read back::
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
 ... in tables made by other tools), names come from :data:`NAME_COLUMNS`, ``kept`` is parsed
-leniently (``True/1/yes/kept`` vs ``False/0/no/rejected``). Two lookups serve the consumers:
+leniently (``True/1/yes/kept`` vs ``False/0/no/rejected``), and a score that is not a finite
+number (``inf``, ``-inf``, text) is unusable: read as NaN, no score, like a blank one, with one
+warning per table (:func:`parse_score`). Two lookups serve the consumers:
 :func:`quality_by_key` (evaluation: paired by :func:`~sam2elnet.data.naming.mask_key`) and
 :func:`quality_by_stem` (export: label or image file stem -> score).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +35,8 @@ from sam2elnet.data.naming import mask_key
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.tables import csv_text
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "NAME_COLUMNS",
@@ -43,6 +48,7 @@ __all__ = [
     "find_quality_csv",
     "parse_bool",
     "parse_float",
+    "parse_score",
     "quality_by_key",
     "quality_by_stem",
     "read_csv_rows",
@@ -118,9 +124,11 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
         path: the CSV file.
 
     Returns:
-        One record per row that names a file: the raw columns plus ``predicted_iou`` (float, NaN
-        when blank), ``kept`` (bool or None; None also when the column is absent), ``label`` and
-        ``image`` (str, may be empty), ``names`` (every non-empty name column, in
+        One record per row that names a file: the raw columns plus ``predicted_iou`` (a finite
+        float, or NaN when blank, ``nan``, ``inf`` / ``-inf`` or not a number: an unusable
+        score counts as none, and one warning names the table and the count), ``score_note``
+        (``""``, or why a written score was not used, :func:`parse_score`), ``kept`` (bool or
+        None; None also when the column is absent), ``label`` and ``image`` (str, may be empty), ``names`` (every non-empty name column, in
         :data:`NAME_COLUMNS` order), ``image_path`` / ``coarse_path`` (resolved next to the table
         when relative; ``coarse_path`` None without a coarse label).
 
@@ -141,6 +149,7 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
             p,
         )
     out: list[dict[str, Any]] = []
+    unusable: list[tuple[str, str]] = []
     for row in rows:
         found = [(row.get(c) or "").strip() for c in names]
         found = [n for n in found if n]
@@ -148,7 +157,9 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
             continue
         rec: dict[str, Any] = dict(row)
         rec["names"] = found
-        rec["predicted_iou"] = parse_float((row.get(score) or "").strip())
+        rec["predicted_iou"], rec["score_note"] = parse_score((row.get(score) or "").strip())
+        if rec["score_note"]:
+            unusable.append((found[0], (row.get(score) or "").strip()))
         rec["kept"] = parse_bool(row.get("kept", "")) if "kept" in cols else None
         rec["label"] = (row.get("label") or "").strip()
         rec["image"] = (row.get("image") or "").strip()
@@ -156,7 +167,29 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
         coarse = (row.get("coarse") or "").strip()
         rec["coarse_path"] = _resolve_near(coarse, p.parent) if coarse else None
         out.append(rec)
+    if unusable:
+        name, text = unusable[0]
+        log.warning(
+            "%s: %d row(s) have a %s that is not a finite number (e.g. %r for %s); they are "
+            "treated as having no score (as a blank or nan one)",
+            p,
+            len(unusable),
+            score,
+            text,
+            name,
+        )
     return out
+
+
+def parse_score(text: str) -> tuple[float, str]:
+    """``(score, note)`` of a quality-table cell (predicted IoU): a finite float and ``""``; NaN and ``""`` for
+    a blank cell or ``nan`` (no score, as elnet writes it); NaN and the reason for ``inf`` /
+    ``-inf`` or text that is not a number (an unusable score, treated as none)."""
+    value = parse_float(text)
+    if math.isfinite(value) or text == "" or text.lower() == "nan":
+        return value, ""
+    what = "infinite" if math.isinf(value) else "not a number"
+    return float("nan"), f"score {text!r} is {what}; treated as no score"
 
 
 def quality_by_key(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -177,10 +210,11 @@ def quality_by_key(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def quality_by_stem(path: str | Path) -> dict[str, float]:
-    """File stem of every name column -> predicted quality (rows without a number are left out)."""
+    """File stem of every name column -> predicted quality (rows without a finite score, see
+    :func:`read_quality_table`, are left out)."""
     out: dict[str, float] = {}
     for rec in read_quality_table(path):
-        if math.isnan(rec["predicted_iou"]):
+        if not math.isfinite(rec["predicted_iou"]):
             continue
         for name in rec["names"]:
             out.setdefault(Path(name).stem, rec["predicted_iou"])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
-from sam2elnet.data.runfolder import QUALITY_CSV, read_csv_rows
+from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,9 @@ def unique_names(files: Sequence[Path]) -> dict[Path, str]:
 
 
 def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes
-    (for resume; anything else is redone). A quality.csv that is not text raises a DataError."""
+    """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes,
+    and whose ``predicted_iou`` is a number or blank/``nan`` (for resume; anything else, e.g. an
+    edited ``inf``, is redone). A quality.csv that is not text raises a DataError."""
     from sam2elnet.data.raster import verify_written
 
     path = out / QUALITY_CSV
@@ -123,9 +124,13 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
             path,
         ) from None
     redo = 0
+    unusable: list[str] = []
     for row in rows:
         label = out / (row.get("label") or "")
         if not row.get("label") or not row.get("image") or not label.is_file():
+            continue
+        if parse_score((row.get("predicted_iou") or "").strip())[1]:  # inf, text: not ours
+            unusable.append(str(row.get("predicted_iou")))
             continue
         try:
             ok = label.stat().st_size > 0 and verify_written(label)
@@ -139,6 +144,14 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         done[row["image"]] = row
     if redo:
         log.warning("%d empty or unreadable label(s) in %s will be redone", redo, out)
+    if unusable:
+        log.warning(
+            "%d row(s) of %s have a predicted_iou that is not a finite number (e.g. %r); "
+            "those images will be redone",
+            len(unusable),
+            path,
+            unusable[0],
+        )
     return done
 
 
