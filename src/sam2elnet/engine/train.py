@@ -25,7 +25,8 @@ training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``
 ``splits.json``.
 
 Where the parts live: the split and datasets in :mod:`sam2elnet.engine.train_data`, DDP set-up and
-the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, the run folder and the network
+the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, one pass over the loader
+(forward, loss, step, DDP sums) in :mod:`sam2elnet.engine.train_epoch`, the run folder and the network
 to train in :mod:`sam2elnet.engine.train_setup`, the schedule, parameter groups, sampler and loader
 in :mod:`sam2elnet.engine.train_schedule`, ``metrics.csv`` columns and the validation pass in
 :mod:`sam2elnet.engine.train_metrics`, device/autocast/threads/seeds in
@@ -49,11 +50,9 @@ from torch.utils.data import DataLoader
 
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
-from sam2elnet.engine.losses import segmentation_loss
 from sam2elnet.engine.quality_crossfit import check_crossfit, crossfit_samples
 from sam2elnet.engine.quality_fit import fit_quality, quality_items, train_subset
 from sam2elnet.engine.runtime import (
-    autocast,
     precision_note,
     precision_record,
     resolve_device,
@@ -65,13 +64,13 @@ from sam2elnet.engine.train_data import CachedDataset as _CachedDataset
 from sam2elnet.engine.train_data import positive_values as _positive
 from sam2elnet.engine.train_data import prepare_data as _prepare_data
 from sam2elnet.engine.train_data import training_recipe as _training_recipe
+from sam2elnet.engine.train_epoch import train_epoch
 from sam2elnet.engine.train_metrics import (
     METRIC_FIELDS,
     ROAD_FIELDS,
     iou_f1,
     metrics_csv_text,
     no_validation_row,
-    pixel_counts,
     resumed_selection,
     selection_rule,
     val_text,
@@ -336,58 +335,21 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
         ddp_model.train()
-        # accumulate on the device: no host sync per step (matters on GPUs)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        counts = torch.zeros(3, dtype=torch.float64, device=device)
-        n_img = 0
         bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-        for batch in loader:
-            x = batch["image"].to(device, non_blocking=True)
-            m = batch["mask"].to(device, non_blocking=True)
-            v = batch["valid"].to(device, non_blocking=True)
-            c = batch["coarse"].to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-                c = c.contiguous(memory_format=torch.channels_last)
-            has = batch["has_coarse"].to(device, non_blocking=True)
-            with autocast(device, precision):
-                out_ = ddp_model(x, c, has)
-            loss, _parts = segmentation_loss(
-                out_.logits, m, v, out_.side_logits, out_.edge_logits, weights
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach().double() * x.shape[0]
-            counts += pixel_counts(out_.logits, m, v)
-            n_img += x.shape[0]
-            if cfg.progress and dist_info.main and bar.n % 10 == 0:
-                bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-            bar.update(1)
-        if dist_info.enabled:
-            import torch.distributed as dist
-
-            agg = torch.cat(
-                [
-                    loss_sum.reshape(1),
-                    counts,
-                    torch.tensor([float(n_img)], dtype=torch.float64, device=device),
-                ]
-            )
-            dist.all_reduce(agg)
-            loss_sum, counts, n_img = agg[0], agg[1:4], int(agg[4].item())
-        loss_sum, counts = loss_sum.cpu(), counts.cpu()
+        sums = train_epoch(
+            ddp_model, loader, optimizer, scheduler, params, weights, device=device,
+            precision=precision, channels_last=channels_last, grad_clip=cfg.grad_clip, bar=bar,
+            show_loss=cfg.progress and dist_info.main, distributed=dist_info.enabled,
+        )  # fmt: skip
         train_time = time.perf_counter() - t0
-        tr_iou, tr_f1 = iou_f1(*counts.tolist())
+        tr_iou, tr_f1 = iou_f1(*sums.counts)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": float(scheduler.get_last_lr()[0]),
-            "train_loss": float(loss_sum) / max(1, n_img),
+            "train_loss": sums.loss_sum / max(1, sums.n_img),
             "train_iou": tr_iou,
             "train_f1": tr_f1,
-            "train_img_per_s": n_img / max(train_time, 1e-9),
+            "train_img_per_s": sums.n_img / max(train_time, 1e-9),
         }
         if dist_info.main:
             if val_loader is not None:
