@@ -86,9 +86,9 @@ def test_export_and_evaluate_ignore_an_infinite_score(tmp_path: Path) -> None:
     (pred / "quality.csv").write_text("\n".join(rows) + "\n")
     assert read_quality_csv(pred / "quality.csv") == {"img0": 0.9, "img1": 0.7}
     res = evaluate_folders(pred, truth, progress=False)
-    got = {r.name: r.predicted_iou for r in res.images}
-    assert got["img0.png"] == 0.9 and got["img1.png"] == 0.7
-    assert math.isnan(got["img2.png"]) and math.isnan(got["img3.png"])
+    got = {Path(r.name).stem: r.predicted_iou for r in res.images}
+    assert got["img0"] == 0.9 and got["img1"] == 0.7
+    assert math.isnan(got["img2"]) and math.isnan(got["img3"])
     assert res.quality is not None and res.quality.n == 2
 
 
