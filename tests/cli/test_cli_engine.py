@@ -50,8 +50,15 @@ def test_train_cli_end_to_end_and_resume(
         "1",
     ]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "best model" in out and (tmp_path / "r" / "model.pt").is_file()
+    # 4 training + 2 validation images: too few samples to fit the quality evaluator; its
+    # warning is printed once (the command used to repeat it after the summary line)
+    said = [x for x in err.splitlines() if "quality evaluator" in x]
+    assert len(said) == 1 and said[0].startswith(
+        "warning: quality evaluator not fitted: only 12 labelled samples (need >= 16)"
+    ), err
+    assert "quality evaluator: too_few_samples on 12 labelled samples (4 held out, 8 from " in out
     assert "tta: 1" in (tmp_path / "r" / "config.yaml").read_text()
     assert main(args) == 2  # refuses to overwrite a run
     assert "--resume" in capsys.readouterr().err

@@ -237,3 +237,40 @@ def test_annotate_and_evaluate_address_the_test_split(tmp_path, capsys):
         rc == 2
         and "split 'val' not found; this dataset has: train, test" in capsys.readouterr().err
     )
+
+
+def test_an_empty_validation_image_is_warned_of_after_the_split_line(tmp_path):
+    """The warning about a validation split without object pixels comes after the split line
+    it is about (it used to come before it), and one image is "1 image", not "1 images"."""
+    import logging
+
+    from sam2elnet.data.splits import split_fraction
+    from sam2elnet.engine.train import train
+
+    ids = [f"i{k}" for k in range(4)]
+    val, _ = split_fraction(ids, 0.25, seed=1)  # prepare_data's validation split (seed + 1)
+    assert len(val) == 1
+    m = np.zeros((32, 32), bool)
+    m[8:20, 8:20] = True
+    root = _set(tmp_path / "d", [np.zeros_like(m) if i in val else m for i in ids])
+    events: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+    keep = Keep(level=logging.WARNING)
+    logging.getLogger("sam2elnet").addHandler(keep)
+    try:
+        cfg = small_cfg(root, tmp_path / "run", val_fraction=0.25, fit_quality=False)
+        res = train(cfg, echo=events.append)
+    finally:
+        logging.getLogger("sam2elnet").removeHandler(keep)
+    assert res.splits["val"] == val
+    split = next(k for k, x in enumerate(events) if x.startswith("no split folders found"))
+    assert events[split].endswith("4 labelled pairs: training on 3, validation 1")
+    warned = [k for k, x in enumerate(events) if "has no object pixels" in x]
+    assert len(warned) == 1 and warned[0] > split, events
+    assert events[warned[0]].startswith(
+        "warning: validation split (1 image) has no object pixels: its IoU cannot rank epochs"
+    )

@@ -359,3 +359,29 @@ def test_an_evaluator_that_cannot_rank_says_so() -> None:
     assert ev.fitted and ev.status == "fitted" and "Spearman" in ev.warning
     s = ev.score(feats)
     assert abs(float(s.mean()) - float(iou.mean())) < 0.1 and float(s.max()) < 0.9
+
+
+def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels() -> None:
+    """`elnet train` on 12 images (2 validation): 24 samples, 4 held out, uniform IoUs. The line
+    said "no threshold reaches precision 0.9 on the 24 held-out labels"; the threshold is chosen
+    on the 4 held-out labels and says so (all 24 only when none is held out)."""
+    n, n_out = 24, 4
+    feats = np.random.default_rng(0).random((n, len(FEATURE_NAMES)))
+    iou = np.full(n, 0.3)
+    ins = np.r_[np.zeros(n_out), np.ones(n - n_out)]
+    with pytest.warns(UserWarning, match="almost the same IoU"):
+        ev = QualityEvaluator().fit(feats, None, iou, in_sample=ins)
+    assert not ev.fitted and ev.status == "uniform_labels"
+    assert ev.metrics["n_heldout"] == 4
+    choice = ev.threshold_for_precision(0.9)
+    assert choice.n_heldout == 4 and not choice.achievable
+    assert choice.note == "no threshold reaches precision 0.9 on the 4 held-out labels"
+    with pytest.warns(UserWarning, match="almost the same IoU"):
+        ev = QualityEvaluator().fit(feats, None, iou, in_sample=np.ones(n))
+    choice = ev.threshold_for_precision(0.9)
+    assert choice.n_heldout == 24
+    assert (
+        choice.note
+        == "no threshold reaches precision 0.9 on the 24 labelled samples (none held out, too few "
+        "to choose on)"
+    )

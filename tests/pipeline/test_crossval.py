@@ -101,20 +101,28 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     ran = resolve_precision("auto", "cpu")
     assert (r["precision_option"], r["precision_resolved"]) == ("auto", ran)
     assert "precision" not in r["train"]
-    assert f"- Precision: {ran} (--precision auto)." in md
+    assert f"- Precision of the folds' training: {ran} (--precision auto; " in md
+    for f in r["folds"]:  # what each fold's training ran with, from its model file
+        assert (f["precision_option"], f["precision_resolved"]) == ("auto", ran)
     assert any(x.startswith(f"precision: {ran} (") for x in lines)  # each fold's training says it
     # what happened, in each line: the flat dataset has no split folders, each fold's link
     # folder has none by design (named as the fold's), the domain was detected once by cv
     assert lines[0] == "no split folders found; cross-validation on all 12 pairs"
     assert sum("no split folders found" in x for x in lines) == 1
-    assert "cross-validation fold fold-1: 8 labelled pairs (the fold's training images of " in (
+    assert "cross-validation fold-1: 8 labelled pairs (the fold's training images of " in (
         "\n".join(lines)
     )
+    assert "fold-1 (1/3): 8 images in the fold's training pool" in lines
+    assert not any("fold fold-" in x or "training on 8 images" in x for x in lines), lines
     dom = [x for x in lines if x.startswith("domain: ")]
     assert dom[0].startswith("domain: roads (thin, connected labels: median elongation")
-    assert len(dom) == 4 and all(
-        x.startswith("domain: roads (decided once by elnet cv for every fold: thin, connected")
-        for x in dom[1:]
+    assert (
+        len(dom) == 4
+        and all(
+            x.startswith("domain: roads (decided once by elnet cv for every fold: thin, connected")
+            and "; --domain roads|other overrides)" in x  # detected: the hint says how to override
+            for x in dom[1:]
+        )
     ), dom
     assert not any("given: --domain" in x for x in lines)
 
@@ -125,8 +133,8 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     lines.clear()
     r2 = run_cv(_cfg(roads, out), echo=lines.append)
     assert done.stat().st_mtime_ns == stamp
-    assert any("fold fold-1: done before" in x for x in lines)
-    assert any("fold fold-3: test IoU" in x for x in lines)
+    assert any(x.startswith("fold-1: done before") for x in lines)
+    assert any(x.startswith("fold-3: test IoU") for x in lines)
     assert r2["folds"][0] == r["folds"][0]
     # the same folder with other settings is refused, naming what changed
     with pytest.raises(UserError, match="other settings .*folds"):
@@ -145,20 +153,21 @@ def test_cv_log_lines_say_what_happened_with_splits_and_a_given_domain(tmp_path:
     cfg = _cfg(data, tmp_path / "cv", max_folds=1, domain="roads")
     r = run_cv(cfg, echo=lines.append)
     assert r["domain"] == "roads" and r["domain_reason"] == "given: --domain roads"
-    assert lines[:4] == [
+    assert lines[:3] == [
         "splits found: train (12), test (4); cross-validation on: train (12 pairs)",
         "domain: roads (given: --domain roads)",
-        "fold fold-1 (1/1)",
-        "fold fold-1: training on 8 images",
+        "fold-1 (1/1): 8 images in the fold's training pool",
     ]
-    assert lines[4] == (
-        f"cross-validation fold fold-1: 8 labelled pairs (the fold's training images of {data}): "
+    assert lines[3] == (
+        f"cross-validation fold-1: 8 labelled pairs (the fold's training images of {data}): "
         "training on 7, validation 1"
     )
-    fold_domain = next(x for x in lines[5:] if x.startswith("domain: "))
+    fold_domain = next(x for x in lines[4:] if x.startswith("domain: "))
+    # given, so no "--domain roads|other overrides" hint
     assert fold_domain.startswith(
-        "domain: roads (decided once by elnet cv for every fold: given: --domain roads; "
-    )
+        "domain: roads (decided once by elnet cv for every fold: given: --domain roads), "
+        "road measures in validation; clDice"
+    ), fold_domain
     assert not any("no split folders" in x or "given: --domain," in x for x in lines)
 
 
@@ -217,7 +226,8 @@ def test_cli_cv_smoke_and_bad_options(
     args = [*base, "--out", str(tmp_path / "c"), "--folds", "2", "--max-folds", "1"]
     assert main([*args, "--batch-size", "2", "--no-progress", "--no-quality"]) == 0
     text = capsys.readouterr().out
-    assert "test: IoU" in text and "road quality" in text and "cv.md" in text
+    assert "test: IoU" in text and "road quality" in text
+    assert f"tables: {tmp_path / 'c' / 'cv.md'}\n" in text  # one space after the colon
     assert "Only 1 of 2 folds" in (tmp_path / "c" / "cv.md").read_text()
     assert main([*base, "--out", str(tmp_path / "d"), "--folds", "1"]) == 2
     assert "--folds" in capsys.readouterr().err
@@ -260,9 +270,26 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     # a runtime option (precision) and a fold made before fold.json existed: reused
     (fold / "fold.json").unlink()
     r2 = run(precision="32", train={**TRAIN, "precision": "fp32"})
-    assert any(x.startswith("fold fold-1: done before") for x in lines), lines
+    assert any(x.startswith("fold-1: done before") for x in lines), lines
     assert stamp() == first and r2["folds"][0] == r["folds"][0]
     assert json.loads((fold / "fold.json").read_text()) == rec  # recorded again
+
+    # a reused fold keeps the precision it was trained with (--precision auto), whatever this
+    # run asks; a fold whose result predates the record: read from its model file
+    ran = resolve_precision("auto", "cpu")
+    res = json.loads((fold / "result.json").read_text())
+    assert (res["precision_option"], res["precision_resolved"]) == ("auto", ran)
+    for key in ("precision_option", "precision_resolved"):
+        res.pop(key)
+    (fold / "result.json").write_text(json.dumps(res))
+    first = stamp()
+    r3 = run(precision="bf16", train={**TRAIN, "precision": "bf16"})
+    assert any(x.startswith("fold-1: done before") for x in lines), lines
+    f3 = r3["folds"][0]
+    assert (f3["precision_option"], f3["precision_resolved"]) == ("auto", ran)
+    assert (r3["precision_option"], r3["precision_resolved"]) == ("auto", ran)
+    md = (out / "cv.md").read_text()
+    assert f"- Precision of the folds' training: {ran} (--precision auto; " in md
 
     # an older fold trained with other settings (run/config.yaml): trained again, one line
     (fold / "fold.json").unlink()
@@ -271,7 +298,7 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     run()
     said = [x for x in lines if "not reused" in x]
     assert said == [
-        "fold fold-1: not reused: it was trained with other settings (epochs); training it again"
+        "fold-1: not reused: it was trained with other settings (epochs); training it again"
     ]
     assert stamp() != first and "epochs: 1\n" in saved.read_text()
 
@@ -291,3 +318,21 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     plan = kfold_ids(ids, 2, seed=0)[0]
     assert r5["folds"][0]["tests"]["test"]["ids"] == plan
     assert r5["folds"][0]["train_ids"] == sorted(set(ids) - set(plan))
+
+
+def test_the_run_record_says_mixed_precisions_fold_by_fold() -> None:
+    """Folds trained at different precisions (reused ones keep theirs): the run record lists them
+    instead of claiming one."""
+    from sam2elnet.pipeline.crossval_reuse import summarise_precision
+
+    folds = [
+        {"fold": "fold-1", "precision_resolved": "32"},
+        {"fold": "fold-2", "precision_resolved": "bf16"},
+        {"fold": "fold-3"},
+    ]
+    assert summarise_precision(folds[:1], "precision_resolved") == "32"
+    assert summarise_precision([folds[0], folds[0]], "precision_resolved") == "32"
+    assert summarise_precision(folds, "precision_resolved") == (
+        "mixed: fold-1 32, fold-2 bf16, fold-3 not recorded"
+    )
+    assert summarise_precision([], "precision_resolved") == "not recorded"

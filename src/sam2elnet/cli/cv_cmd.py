@@ -130,7 +130,7 @@ def cv_cmd(
         typer.echo(f"{name.replace('_', '-')}: " + ", ".join(parts))
     if "iou_gap" in r["summary"]:
         typer.echo(f"in-domain minus cross-domain IoU: {_pm(r['summary']['iou_gap'])}")
-    typer.echo(f"tables:  {Path(out) / 'cv.md'}")
+    typer.echo(f"tables: {Path(out) / 'cv.md'}")
 
 
 def _pm(s: dict) -> str:

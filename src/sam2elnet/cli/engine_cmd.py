@@ -235,10 +235,8 @@ def train_cmd(
     if res.quality:
         from sam2elnet.engine.quality_fit import describe_summary
 
-        q = res.quality
-        typer.echo(describe_summary(q))
-        if q.get("warning"):
-            typer.echo(f"warning: quality evaluator: {q['warning']}", err=True)
+        # its warning, if any, was issued once while fitting (QualityEvaluator.fit)
+        typer.echo(describe_summary(res.quality))
     held = len(res.splits.get("held_out", []))
     if held:
         typer.echo(

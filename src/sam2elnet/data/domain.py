@@ -51,6 +51,8 @@ class DomainGuess:
 
     domain: Domain
     reason: str
+    #: the user chose the domain (``--domain``), so the log line need not say how to override it
+    given: bool = False
 
     @property
     def roads(self) -> bool:
@@ -154,14 +156,16 @@ def detect_domain(
 
 
 def resolve_domain(
-    choice: str, guess: DomainGuess | None, reason: str | None = None
+    choice: str, guess: DomainGuess | None, reason: str | None = None, given: bool | None = None
 ) -> DomainGuess:
     """``choice`` ("auto" / "roads" / "other"): a forced choice wins over the guess.
 
     ``reason``: why the choice was forced, for the log line (default ``given: --domain <choice>``;
-    ``elnet cv`` passes its own, as it decides the domain once for every fold)."""
+    ``elnet cv`` passes its own, as it decides the domain once for every fold). ``given``: the user
+    gave the domain (default: when ``reason`` is None); a domain ``elnet cv`` detected is not."""
     if choice in {"roads", "other"}:
-        return DomainGuess(choice, reason or f"given: --domain {choice}")  # type: ignore[arg-type]
+        told = reason is None if given is None else given
+        return DomainGuess(choice, reason or f"given: --domain {choice}", told)  # type: ignore[arg-type]
     return guess or DomainGuess("other", "not detected")
 
 

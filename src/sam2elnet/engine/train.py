@@ -177,6 +177,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     data = _prepare_data(cfg)
     for note in data.notes:
         say(note)
+    for warning in data.warnings:  # after the split line they are about
+        log.warning(warning)
     if cfg.fit_quality:  # before any training: a fold count the data cannot fill is an error
         check_crossfit(cfg.quality.crossfit_folds, len(data.train_samples), cfg.data)
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)

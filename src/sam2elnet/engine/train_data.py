@@ -48,6 +48,7 @@ class TrainData:
     source_splits: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     select_by_loss: bool = False  # validation split without object pixels
+    warnings: list[str] = field(default_factory=list)  # for the log, after the notes
     skipped: list[dict[str, str]] = field(default_factory=list)
     domain: Any = None  # sam2elnet.data.domain.DomainGuess
 
@@ -67,8 +68,10 @@ def training_domain(cfg: TrainConfig, index: Any, samples: Sequence[Any]) -> Any
     if cfg.domain != "auto":
         cv = cv_fold_meta(index)
         if cv is not None and cv.get("domain") == cfg.domain:  # elnet cv decided it for all folds
-            why = f"decided once by elnet cv for every fold: {cv.get('domain_reason', '?')}"
-            return resolve_domain(cfg.domain, None, why)
+            reason = str(cv.get("domain_reason", "?"))
+            why = f"decided once by elnet cv for every fold: {reason}"
+            given = cv.get("domain_given", reason.startswith("given: --domain"))
+            return resolve_domain(cfg.domain, None, why, given=bool(given))
         return resolve_domain(cfg.domain, None)
     return detect_domain(
         [s.mask for s in samples],
@@ -116,10 +119,8 @@ def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
             " (--topology-loss cldice adds clDice for thin structures)" if not roads else ""
         )
     road_txt = ", road measures in validation" if roads else ""
-    line = (
-        f"domain: {name} ({why}; --domain roads|other overrides){road_txt}; {loss_txt}; "
-        f"augmentation: {aug.describe()}"
-    )
+    hint = "" if domain is not None and domain.given else "; --domain roads|other overrides"
+    line = f"domain: {name} ({why}{hint}){road_txt}; {loss_txt}; augmentation: {aug.describe()}"
     return weights, aug, line
 
 
@@ -175,7 +176,8 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
     notes = []
     if val and not mask_content(val, positive_values(cfg))[0]:
         notes.append(
-            f"validation split ({len(val)} images) has no object pixels: its IoU cannot rank "
+            f"validation split ({len(val)} image{'s' if len(val) != 1 else ''}) has no object "
+            "pixels: its IoU cannot rank "
             "epochs, so the model is selected by validation loss; raise --val-fraction or add "
             "labelled objects"
         )
@@ -252,9 +254,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     )
     train_samples = [by_id[i] for i in train_ids]
     val_samples = [by_id[i] for i in val_ids]
-    val_warnings = check_labels(cfg, train_samples, val_samples)
-    for warning in val_warnings:
-        log.warning(warning)
+    val_warnings = check_labels(cfg, train_samples, val_samples)  # logged after the notes
     if cfg.norm_stats is not None:
         norm = load_norm_stats(cfg.norm_stats)
         if cfg.bands:
@@ -283,6 +283,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         splits=splits,
         source_splits=choice.used,
         notes=notes,
+        warnings=val_warnings,
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
         domain=domain,
@@ -311,8 +312,10 @@ def split_note(
     elif (
         cv := cv_fold_meta(choice.index)
     ) is not None:  # a fold's link folder: no splits by design
+        fold = str(cv.get("fold", "?"))
         pool = (
-            f"cross-validation fold {cv.get('fold', '?')}: {n_pairs} labelled pairs (the fold's "
+            f"cross-validation {fold if fold.startswith('fold') else 'fold ' + fold}: "
+            f"{n_pairs} labelled pairs (the fold's "
             f"training images of {cv.get('data', '?')})"
         )
     else:

@@ -244,7 +244,7 @@ class QualityEvaluator:
 
         Returns:
             ``self``, fitted (or, with too few / uniform samples, unfitted with ``status`` and
-            ``warning`` set; a warning is also issued).
+            ``warning`` set, ``heldout_*`` the out-of-sample items' if any; one warning issued).
         """
         feats = np.asarray(features, np.float64)
         y = np.clip(np.asarray(iou, np.float64), 0, 1)
@@ -349,12 +349,14 @@ class QualityEvaluator:
         sel = out_mask if out_mask.any() else np.ones(n, bool)
         self.prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
         self.coef, self.linear, self.iso_x, self.iso_y = [], [], [], []
-        self.heldout_scores = np.minimum(self._heuristic(feats), self.prior).tolist() if n else []
-        self.oof_scores = np.asarray(self.heldout_scores)
-        self.heldout_iou = y.tolist()
+        scores = np.minimum(self._heuristic(feats), self.prior) if n else np.zeros(0)
+        self.oof_scores = scores  # the threshold: on held-out labels if any (training's flatter)
+        self.heldout_scores, self.heldout_iou = scores[sel].tolist(), y[sel].tolist()
         self.metrics = {
             "n": float(n),
-            "spearman_oof": spearman(np.array(self.heldout_scores), y) if n else float("nan"),
+            "n_heldout": float(out_mask.sum()),
+            "spearman_oof": spearman(scores, y) if n else float("nan"),
+            "threshold_on_in_sample": float(n > 0 and not out_mask.any()),
         }
         return self
 
@@ -443,10 +445,10 @@ class QualityEvaluator:
         what = "held-out labels"
         if self.metrics.get("threshold_on_in_sample"):
             n_out = int(self.metrics.get("n_heldout", 0))
-            what = (
-                f"labelled samples (out-of-fold scores; only {n_out} held out, too few to "
-                "choose on)"
+            how = ("out-of-fold scores; " if self.fitted else "") + (
+                f"only {n_out}" if n_out else "none"
             )
+            what = f"labelled samples ({how} held out, too few to choose on)"
         return choose_threshold(self.heldout_scores, self.heldout_iou, target, tau, what)
 
     # ---------------------------------------------------------------- (de)serialisation

@@ -20,7 +20,9 @@ command runs again; an interrupted fold continues its training from ``last.pt`` 
 from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config.json``): running
 with other settings into the same folder is refused. Each fold records its image ids and training
 options (``fold.json``); a fold whose record differs from the run's plan (the data folder changed,
-a fold folder copied from another run) is trained again, with one line saying why.
+a fold folder copied from another run) is trained again, with one line saying why
+(:mod:`sam2elnet.pipeline.crossval_reuse`). A reused fold keeps the precision it was trained with;
+``cv.json`` records each fold's and, for the run, the one value or ``mixed: ...``.
 
 Outputs: ``OUT/cv.json`` (every fold, mean and std), ``OUT/cv.md`` (the tables), for the
 cross-domain mode ``OUT/groups.json`` and ``OUT/groups.png`` (sample images of both groups).
@@ -42,10 +44,17 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
-from sam2elnet.engine.runtime import precision_record
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
+from sam2elnet.pipeline.crossval_reuse import (
+    check_reuse,
+    fold_label,
+    fold_precision,
+    fold_settings,
+    model_extra,
+    summarise_precision,
+)
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
 
@@ -100,41 +109,40 @@ def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta:
 
 # ----------------------------------------------------------------------------- one fold
 def _evaluate_model(
-    cfg: CVConfig, model: Path, test_dir: Path, pred_dir: Path, roads: bool
+    cfg: CVConfig, model: Path, test_dir: Path, pred_dir: Path, roads: bool, warned: bool
 ) -> dict[str, Any]:
+    """Annotate ``test_dir``'s images with ``model`` and score them. ``warned``: the fold's
+    training has just warned that its quality evaluator is not fitted, so annotation does not
+    say it a second time."""
+    import warnings
+
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.engine.infer import annotate_folder
 
-    annotate_folder(
-        model,
-        test_dir / "images",
-        pred_dir,
-        resume=pred_dir.is_dir(),
-        batch_size=cfg.batch_size,
-        device=cfg.device,
-        precision=cfg.precision,
-        progress=cfg.progress,
-    )
+    with warnings.catch_warnings():
+        if warned:
+            warnings.filterwarnings("ignore", "this model's quality evaluator is not fitted")
+        annotate_folder(
+            model,
+            test_dir / "images",
+            pred_dir,
+            resume=pred_dir.is_dir(),
+            batch_size=cfg.batch_size,
+            device=cfg.device,
+            precision=cfg.precision,
+            progress=cfg.progress,
+        )
     ev = evaluate_folders(pred_dir, test_dir / "masks", roads=roads, progress=False)
     ev.write_json(pred_dir / "evaluation.json")
     agg = ev.aggregate
     keys = SCORE_KEYS + (ROAD_KEYS if roads else ())
     res: dict[str, Any] = {k: _num(agg.get(k)) for k in keys}
     res["n_images"] = int(agg.get("n_images", 0))
-    fitted = _quality_fitted(model)
+    fitted = bool((model_extra(model).get("quality") or {}).get("fitted"))
     res["quality_spearman"] = (
         _num(ev.quality.spearman) if ev.quality is not None and fitted else None
     )
     return res
-
-
-def _quality_fitted(model: Path) -> bool:
-    """Whether the model file carries a fitted quality evaluator (else its scores are only a
-    conservative placeholder and their Spearman means nothing)."""
-    from sam2elnet.model import load_model
-
-    _, extra = load_model(model)
-    return bool((extra.get("quality") or {}).get("fitted"))
 
 
 def _num(v: Any) -> float | None:
@@ -142,100 +150,6 @@ def _num(v: Any) -> float | None:
         return None
     v = float(v)
     return v if math.isfinite(v) else None
-
-
-# ----------------------------------------------------------------------------- fold reuse
-def _fold_settings(tcfg: Any) -> dict[str, Any]:
-    """The options of a fold's training that change its network: its TrainConfig less the
-    runtime options ``--resume`` may change (:data:`~sam2elnet.engine.train_setup.RESUME_MAY_CHANGE`:
-    precision, device, threads, quality evaluator...) and less ``data`` (the fold's own link
-    folder; the image ids stand for it)."""
-    from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
-
-    d = tcfg.model_dump(mode="json")
-    keep = {k: v for k, v in sorted(d.items()) if k not in RESUME_MAY_CHANGE and k != "data"}
-    return json.loads(json.dumps(keep, default=str))
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return d if isinstance(d, dict) else None
-
-
-def _recorded(root: Path) -> dict[str, Any]:
-    """What a fold folder says it was trained and tested on: its ``fold.json``, or for folds
-    made before that file existed, ``result.json`` (ids), ``train-data/images`` (training ids of
-    an unfinished fold) and ``run/config.yaml`` (settings). Unknown parts are None."""
-    from sam2elnet.config import TrainConfig
-
-    rec = _read_json(root / "fold.json")
-    if rec is not None:
-        return rec
-    rec = {"train": None, "train_ids": None, "tests": None}
-    if (root / "run" / "config.yaml").is_file():
-        try:
-            rec["train"] = _fold_settings(TrainConfig.load(root / "run" / "config.yaml"))
-        except UserError:
-            pass
-    res = _read_json(root / "result.json")
-    if res is not None:
-        rec["train_ids"] = res.get("train_ids")
-        rec["tests"] = {n: t.get("ids") for n, t in (res.get("tests") or {}).items()}
-    elif (root / "train-data" / "images").is_dir():
-        rec["train_ids"] = sorted(p.stem for p in (root / "train-data" / "images").iterdir())
-    return rec
-
-
-def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
-    """Why the work in a fold folder does not fit this run, and what must be redone (``"fold"``:
-    train again; ``"tests"``: the network fits, score it again); None when it fits or nothing
-    is there.
-
-    ``OUT/cv_config.json`` already refuses other options into the same ``OUT``; this covers what
-    it cannot see: a data folder whose images changed (other fold ids), a fold folder copied from
-    another run, settings whose defaults changed between versions, a missing network.
-    """
-    result, trained, run = root / "result.json", root / "trained.json", root / "run"
-    if not (result.is_file() or trained.is_file() or run.is_dir()):
-        return None
-    rec = _recorded(root)
-    if rec.get("train") is None:
-        return (
-            "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
-            "fold",
-        )
-    old, new = rec["train"], want["train"]
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if diff:
-        return f"it was trained with other settings ({', '.join(diff)})", "fold"
-    if rec.get("train_ids") != want["train_ids"]:
-        return "it was trained on other images (did the data folder change?)", "fold"
-    if not result.is_file() and trained.is_file() and not (run / "model.pt").is_file():
-        return "its network (run/model.pt) is missing", "fold"
-    if rec.get("tests") is not None and rec["tests"] != want["tests"]:
-        return "it was tested on other images (did the data folder change?)", "tests"
-    return None
-
-
-def _check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str], None]) -> None:
-    """Clear what of a fold folder cannot be reused (one line says why), then record ``want``."""
-    import shutil
-
-    stale = _stale(root, want)
-    if stale is not None:
-        why, scope = stale
-        if scope == "fold":
-            say(f"fold {name}: not reused: {why}; training it again")
-            shutil.rmtree(root)
-        else:
-            say(f"fold {name}: result not reused: {why}; scoring its network again")
-            (root / "result.json").unlink(missing_ok=True)
-            for d in root.glob("pred-*"):
-                shutil.rmtree(d)
-    write_json_atomic(root / "fold.json", want)
 
 
 def _run_fold(
@@ -261,22 +175,25 @@ def _run_fold(
             "progress": cfg.progress,
         }
     )
-    want = {"train_ids": list(fold.train), "tests": fold.tests, "train": _fold_settings(tcfg)}
-    _check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
+    want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
+    check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
+    label = fold_label(fold.name)
     done = root / "result.json"
     if done.is_file():
-        say(f"fold {fold.name}: done before, reusing {done}")
-        return json.loads(done.read_text(encoding="utf-8"))
+        say(f"{label}: done before, reusing {done}")
+        old = json.loads(done.read_text(encoding="utf-8"))
+        return {**old, **fold_precision(old, run / "model.pt")}  # as trained, not as asked now
     t0 = time.perf_counter()
     fold_meta = {**meta, "cv": {**meta.get("cv", {}), "fold": fold.name}}
     _write_subset(root / "train-data", samples, fold.train, fold_meta)
     tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
     trained = root / "trained.json"
+    warned = False  # this run's training warned that the quality evaluator is not fitted
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
     else:
-        say(f"fold {fold.name}: training on {len(fold.train)} images")
         res = train(tcfg, echo=say)
+        warned = bool(res.quality) and not res.quality.get("fitted")
         info = {
             "best_epoch": res.best_epoch,
             "best_val_iou": _num(res.best_val_iou),
@@ -286,12 +203,16 @@ def _run_fold(
             "n_train": len(res.splits.get("train", [])),
             "n_val": len(res.splits.get("val", [])),
         }
+        info.update(fold_precision({}, run / "model.pt"))  # what ran (--resume may change it)
         write_json_atomic(trained, info)
+    info.update(fold_precision(info, run / "model.pt"))
     roads = domain == "roads"
     tests: dict[str, Any] = {}
     for name, ids in fold.tests.items():
         tdir = _write_subset(root / name, samples, ids, meta)
-        tests[name] = _evaluate_model(cfg, run / "model.pt", tdir, root / f"pred-{name}", roads)
+        tests[name] = _evaluate_model(
+            cfg, run / "model.pt", tdir, root / f"pred-{name}", roads, warned
+        )
         tests[name]["ids"] = list(ids)
     result = {
         "fold": fold.name,
@@ -303,7 +224,7 @@ def _run_fold(
     write_json_atomic(done, result)
     main = tests.get("test") or tests.get("cross_domain") or {}
     say(
-        f"fold {fold.name}: "
+        f"{label}: "
         + ", ".join(f"{n} IoU {fmt(t.get('iou'))}" for n, t in tests.items())
         + (f", road quality {fmt(main.get('road_quality'))}" if roads else "")
         + f" ({result['seconds']:.0f} s)"
@@ -426,7 +347,12 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "layout": "generic",
         "source": f"sam2elnet cv subset of {Path(cfg.data).resolve()}",
         # read by each fold's training for its log lines (train_data.cv_fold_meta)
-        "cv": {"data": str(cfg.data), "domain": guess.domain, "domain_reason": guess.reason},
+        "cv": {
+            "data": str(cfg.data),
+            "domain": guess.domain,
+            "domain_reason": guess.reason,
+            "domain_given": cfg.domain != "auto",
+        },
     }
     folds, groups = _plan(cfg, ids, samples, say)
     write_json_atomic(ident_path, ident)
@@ -438,7 +364,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     todo = folds[: cfg.max_folds] if cfg.max_folds else folds
     results = []
     for k, fold in enumerate(todo):
-        say(f"fold {fold.name} ({k + 1}/{len(todo)})")
+        pool = f"{len(fold.train)} image{'s' if len(fold.train) != 1 else ''}"
+        say(f"{fold_label(fold.name)} ({k + 1}/{len(todo)}): {pool} in the fold's training pool")
         results.append(_run_fold(cfg, fold, samples, meta, guess.domain, say))
     keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
     report: dict[str, Any] = {
@@ -451,7 +378,10 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "in_domain_fraction": cfg.in_domain_fraction,
         # the option under its own name: "precision" is a metric in the folds and summary
         "train": {k: v for k, v in cfg.train.items() if k != "precision"},
-        **precision_record(cfg.precision, cfg.device),
+        # what each fold's training ran with (a reused fold keeps its own): one value, or
+        # "mixed: fold-1 32, fold-2 bf16"
+        "precision_option": summarise_precision(results, "precision_option"),
+        "precision_resolved": summarise_precision(results, "precision_resolved"),
         "keys": list(keys),
         "folds_total": len(folds),
         "folds_done": len(results),

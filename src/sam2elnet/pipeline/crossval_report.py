@@ -155,8 +155,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- Training options: {', '.join(f'{k}={v}' for k, v in sorted(t.items())) or 'defaults'}"
         f"; seed {r['seed']}; the domain recipe (loss, augmentation) is in each fold's log and "
         "`folds/*/run/model.pt`.",
-        f"- Precision: {r.get('precision_resolved', 'not recorded')} (--precision "
-        f"{r.get('precision_option', t.get('precision', 'auto'))}).",
+        f"- Precision of the folds' training: {r.get('precision_resolved', 'not recorded')} "
+        f"(--precision {r.get('precision_option', t.get('precision', 'auto'))}; a reused fold "
+        "keeps the precision it was trained with).",
         f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
         "",
     ]

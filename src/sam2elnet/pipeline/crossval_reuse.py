@@ -1,0 +1,165 @@
+"""Reuse of an ``elnet cv`` fold folder: what a fold was trained and tested on, and what of it
+fits the run (part of :mod:`sam2elnet.pipeline.crossval`).
+
+Each fold records its image ids and training options in ``OUT/folds/<name>/fold.json``; a fold
+whose record differs from the run's plan (the data folder changed, a fold folder copied from
+another run) is trained again, with one line saying why. A reused fold keeps the precision it was
+trained with (:func:`fold_precision`, read from its model file), whatever ``--precision`` says now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import UserError
+from sam2elnet.utils.atomic import write_json_atomic
+
+__all__ = [
+    "check_reuse",
+    "fold_label",
+    "fold_precision",
+    "fold_settings",
+    "model_extra",
+    "summarise_precision",
+]
+
+
+def fold_label(name: str) -> str:
+    """A fold's name for log lines: ``fold-1`` as it is, a cross-domain direction ``A-to-B`` as
+    ``fold A-to-B`` (never "fold fold-1")."""
+    return name if name.startswith("fold") else f"fold {name}"
+
+
+def fold_settings(tcfg: Any) -> dict[str, Any]:
+    """The options of a fold's training that change its network: its TrainConfig less the
+    runtime options ``--resume`` may change (:data:`~sam2elnet.engine.train_setup.RESUME_MAY_CHANGE`:
+    precision, device, threads, quality evaluator...) and less ``data`` (the fold's own link
+    folder; the image ids stand for it)."""
+    from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
+
+    d = tcfg.model_dump(mode="json")
+    keep = {k: v for k, v in sorted(d.items()) if k not in RESUME_MAY_CHANGE and k != "data"}
+    return json.loads(json.dumps(keep, default=str))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _recorded(root: Path) -> dict[str, Any]:
+    """What a fold folder says it was trained and tested on: its ``fold.json``, or for folds
+    made before that file existed, ``result.json`` (ids), ``train-data/images`` (training ids of
+    an unfinished fold) and ``run/config.yaml`` (settings). Unknown parts are None."""
+    from sam2elnet.config import TrainConfig
+
+    rec = _read_json(root / "fold.json")
+    if rec is not None:
+        return rec
+    rec = {"train": None, "train_ids": None, "tests": None}
+    if (root / "run" / "config.yaml").is_file():
+        try:
+            rec["train"] = fold_settings(TrainConfig.load(root / "run" / "config.yaml"))
+        except UserError:
+            pass
+    res = _read_json(root / "result.json")
+    if res is not None:
+        rec["train_ids"] = res.get("train_ids")
+        rec["tests"] = {n: t.get("ids") for n, t in (res.get("tests") or {}).items()}
+    elif (root / "train-data" / "images").is_dir():
+        rec["train_ids"] = sorted(p.stem for p in (root / "train-data" / "images").iterdir())
+    return rec
+
+
+def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
+    """Why the work in a fold folder does not fit this run, and what must be redone (``"fold"``:
+    train again; ``"tests"``: the network fits, score it again); None when it fits or nothing
+    is there.
+
+    ``OUT/cv_config.json`` already refuses other options into the same ``OUT``; this covers what
+    it cannot see: a data folder whose images changed (other fold ids), a fold folder copied from
+    another run, settings whose defaults changed between versions, a missing network.
+    """
+    result, trained, run = root / "result.json", root / "trained.json", root / "run"
+    if not (result.is_file() or trained.is_file() or run.is_dir()):
+        return None
+    rec = _recorded(root)
+    if rec.get("train") is None:
+        return (
+            "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
+            "fold",
+        )
+    old, new = rec["train"], want["train"]
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        return f"it was trained with other settings ({', '.join(diff)})", "fold"
+    if rec.get("train_ids") != want["train_ids"]:
+        return "it was trained on other images (did the data folder change?)", "fold"
+    if not result.is_file() and trained.is_file() and not (run / "model.pt").is_file():
+        return "its network (run/model.pt) is missing", "fold"
+    if rec.get("tests") is not None and rec["tests"] != want["tests"]:
+        return "it was tested on other images (did the data folder change?)", "tests"
+    return None
+
+
+def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str], None]) -> None:
+    """Clear what of a fold folder cannot be reused (one line says why), then record ``want``."""
+    import shutil
+
+    stale = _stale(root, want)
+    if stale is not None:
+        why, scope = stale
+        if scope == "fold":
+            say(f"{fold_label(name)}: not reused: {why}; training it again")
+            shutil.rmtree(root)
+        else:
+            say(f"{fold_label(name)}: result not reused: {why}; scoring its network again")
+            (root / "result.json").unlink(missing_ok=True)
+            for d in root.glob("pred-*"):
+                shutil.rmtree(d)
+    write_json_atomic(root / "fold.json", want)
+
+
+def model_extra(model: Path) -> dict[str, Any]:
+    """The ``extra`` record of a fold's model file (quality evaluator, ``train`` metadata), read
+    without building the network; ``{}`` when the file is missing or unreadable."""
+    from sam2elnet.errors import CheckpointError
+    from sam2elnet.model.io import read_model_file
+
+    try:
+        return dict(read_model_file(model).get("extra") or {})
+    except (CheckpointError, OSError):
+        return {}
+
+
+def fold_precision(result: dict[str, Any], model: Path) -> dict[str, str | None]:
+    """The precision a fold's network was trained with: ``{"precision_option",
+    "precision_resolved"}`` from its result record, else from its model file's
+    ``extra["train"]`` (folds made before the result recorded it); None when neither says.
+
+    A reused fold ran with the precision of the run that trained it, not with this run's
+    ``--precision``.
+    """
+    keys = ("precision_option", "precision_resolved")
+    if all(result.get(k) for k in keys):
+        return {k: str(result[k]) for k in keys}
+    train = model_extra(model).get("train") or {}
+    return {k: (str(train[k]) if train.get(k) else None) for k in keys}
+
+
+def summarise_precision(folds: list[dict[str, Any]], key: str) -> str:
+    """One value for the run record when every fold says the same, else ``mixed: fold-1 32,
+    fold-2 bf16`` (``not recorded`` for a fold without the entry)."""
+    vals = [(f.get("fold", "?"), f.get(key) or "not recorded") for f in folds]
+    distinct = sorted({v for _, v in vals})
+    if not distinct:
+        return "not recorded"
+    if len(distinct) == 1:
+        return distinct[0]
+    return "mixed: " + ", ".join(f"{n} {v}" for n, v in vals)
