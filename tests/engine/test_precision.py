@@ -58,14 +58,19 @@ def test_precision_note_says_what_and_why(monkeypatch) -> None:
     note = runtime.precision_note("auto", "cpu")
     assert note.startswith("precision: 32 (float32; auto: no native bf16")
     assert "--precision bf16" in note
-    assert (
-        runtime.precision_note("bf16", "cpu") == "precision: bf16 (bf16 autocast; --precision bf16)"
+    # forced bf16 where it is only emulated: the same line says so
+    assert runtime.precision_note("bf16", "cpu") == (
+        "precision: bf16 (bf16 autocast; --precision bf16; bf16 is emulated on this CPU "
+        "(no native bf16) and runs many times slower than --precision 32)"
     )
     # the log says the option's value, however it was spelled (older configs wrote fp32)
     for spelling in ("32", "fp32", "FP32", "float32"):
         assert runtime.precision_note(spelling, "cpu") == "precision: 32 (float32; --precision 32)"
     _cpu_flags(monkeypatch, True, False)
     assert runtime.precision_note("auto", "cpu").startswith("precision: bf16 (bf16 autocast; auto:")
+    assert (
+        runtime.precision_note("bf16", "cpu") == "precision: bf16 (bf16 autocast; --precision bf16)"
+    )
 
 
 def test_predictor_resolves_auto_and_keeps_the_trunk_fp32_without_native_bf16(
@@ -146,3 +151,18 @@ def test_every_config_refuses_an_unknown_precision_naming_the_values() -> None:
         with pytest.raises(UserError) as err:
             check_options(model, precision="foo", **paths)
         assert "--precision" in str(err.value) and "choose auto | bf16 | 32" in str(err.value)
+
+
+def test_forced_bf16_on_a_cpu_without_native_bf16_is_announced_as_emulated(monkeypatch) -> None:
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")
+    lines: list[str] = []
+    record = runtime.announce_precision("bf16", "cpu", None, lines.append)
+    assert lines == [
+        "precision: bf16 (bf16 autocast; --precision bf16; bf16 is emulated on this CPU "
+        "(no native bf16) and runs many times slower than --precision 32)"
+    ]
+    assert record == {"precision_option": "bf16", "precision_resolved": "bf16"}
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "1")
+    lines.clear()
+    runtime.announce_precision("bf16", "cpu", None, lines.append)
+    assert lines == ["precision: bf16 (bf16 autocast; --precision bf16)"]

@@ -438,7 +438,7 @@ def test_cli_scene_dry_run_batch_and_errors(tmp_path: Path, capsys):
         == 0
     )
     txt = capsys.readouterr().out
-    assert "1 scenes predicted" in txt and "failed b.tif" in txt
+    assert "1 scene predicted" in txt and "skipped b.tif" in txt
     assert (
         main(
             [

@@ -7,6 +7,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.options import PRECISION_HELP, check_options, option_default
 from sam2elnet.pipeline.crossval_config import CVConfig
 
@@ -46,21 +47,27 @@ def cv_cmd(
         None, "--weights", help="SAM2 checkpoint for the encoder, or 'none' (random)."
     ),
     trunk: Optional[str] = typer.Option(None, "--trunk", help="none | last | all."),  # noqa: UP045
-    epochs: Optional[int] = typer.Option(None, "--epochs"),  # noqa: UP045
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),  # noqa: UP045
-    image_size: Optional[int] = typer.Option(None, "--image-size"),  # noqa: UP045
-    lr: Optional[float] = typer.Option(None, "--lr"),  # noqa: UP045
-    val_fraction: Optional[float] = typer.Option(None, "--val-fraction"),  # noqa: UP045
-    max_train: Optional[int] = typer.Option(None, "--max-train"),  # noqa: UP045
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_H["batch_size"]),  # noqa: UP045
+    image_size: Optional[int] = typer.Option(None, "--image-size", help=_H["image_size"]),  # noqa: UP045
+    lr: Optional[float] = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
+    val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help=_H["val_fraction"]),  # noqa: UP045
+    max_train: Optional[int] = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
     topology_loss: Optional[str] = typer.Option(  # noqa: UP045
         None, "--topology-loss", help="auto (cldice for roads) | none | cldice."
     ),
-    topology_weight: Optional[float] = typer.Option(None, "--topology-weight"),  # noqa: UP045
+    topology_weight: Optional[float] = typer.Option(
+        None, "--topology-weight", help=_H["topology_weight"]
+    ),  # noqa: UP045
     aug_scale: Optional[str] = typer.Option(  # noqa: UP045
         None, "--aug-scale", help="Crop scale range LOW,HIGH (default by domain)."
     ),
-    aug_photometric: Optional[float] = typer.Option(None, "--aug-photometric"),  # noqa: UP045
-    aug_band_jitter: Optional[float] = typer.Option(None, "--aug-band-jitter"),  # noqa: UP045
+    aug_photometric: Optional[float] = typer.Option(
+        None, "--aug-photometric", help=_H["aug_photometric"]
+    ),  # noqa: UP045
+    aug_band_jitter: Optional[float] = typer.Option(
+        None, "--aug-band-jitter", help=_H["aug_band_jitter"]
+    ),  # noqa: UP045
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
     ),
@@ -72,8 +79,10 @@ def cv_cmd(
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
-    """Cross-validate training: k models (or both directions of a cross-domain split), each
-    scored on images it never saw; mean ± std of IoU, F1 and (for roads) road measures."""
+    """Cross-validate training: k-fold or cross-domain, mean ± std of IoU and F1.
+
+    k models (or both directions of a cross-domain split), each scored on images it never saw;
+    mean ± std of IoU, F1 and (for roads) road measures."""
     from sam2elnet.pipeline.crossval import run_cv
     from sam2elnet.utils.paths import check_input, check_output
 

@@ -16,6 +16,7 @@ from sam2elnet.cli.app import app
 from sam2elnet.cli.job_summary import fmt as _fmt
 from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import PRECISION_HELP, WARP_METHOD, WARP_TO
+from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
 
 
@@ -56,31 +57,22 @@ def train_cmd(
     seed: int | None = typer.Option(
         None, "--seed", help="Seed for splits, augmentation and initialisation."
     ),  # noqa: UP045
-    epochs: Optional[int] = typer.Option(None, "--epochs"),  # noqa: UP045
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
     batch_size: Optional[int] = typer.Option(  # noqa: UP045
         None,
         "--batch-size",
-        help="Images per optimiser step at any crop size (default: formed by pixels, 4 at "
-        "256 px, 2 at 512 px; docs/training.md).",
+        help=_H["batch_size"],
     ),
-    image_size: int | None = typer.Option(
-        None, "--image-size", help="Training crop size in pixels."
-    ),  # noqa: UP045
-    lr: float | None = typer.Option(
-        None, "--lr", help="Peak learning rate (AdamW, warm-up + cosine)."
-    ),  # noqa: UP045
-    val_fraction: float | None = typer.Option(
-        None, "--val-fraction", help="Share of the training part kept for validation."
-    ),  # noqa: UP045
+    image_size: int | None = typer.Option(None, "--image-size", help=_H["image_size"]),  # noqa: UP045
+    lr: float | None = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
+    val_fraction: float | None = typer.Option(None, "--val-fraction", help=_H["val_fraction"]),  # noqa: UP045
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out."),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP),  # noqa: UP045
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N."),  # noqa: UP045
     trunk: str | None = typer.Option(
         None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
     ),  # noqa: UP045
-    max_train: int | None = typer.Option(
-        None, "--max-train", help="Cap on training images (smoke runs)."
-    ),  # noqa: UP045
+    max_train: int | None = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
     layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
     split: list[str] | None = typer.Option(
         None,
@@ -150,7 +142,7 @@ def train_cmd(
         help="auto (default: cldice for roads) | none | cldice (soft clDice, Shit et al. 2021).",
     ),  # noqa: UP045
     topology_weight: float | None = typer.Option(
-        None, "--topology-weight", help="Weight of the clDice term (default 0.5)."
+        None, "--topology-weight", help=_H["topology_weight"]
     ),  # noqa: UP045
     aug_scale: str | None = typer.Option(
         None,
@@ -160,12 +152,12 @@ def train_cmd(
     aug_photometric: float | None = typer.Option(
         None,
         "--aug-photometric",
-        help="Brightness/contrast/gamma strength, 0 = off (default 1; roads 2).",
+        help=_H["aug_photometric"],
     ),  # noqa: UP045
     aug_band_jitter: float | None = typer.Option(
         None,
         "--aug-band-jitter",
-        help="Per-band gain/offset jitter for colour casts, 0 = off (default 0; roads 0.05).",
+        help=_H["aug_band_jitter"],
     ),  # noqa: UP045
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""

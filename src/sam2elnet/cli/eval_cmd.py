@@ -244,8 +244,10 @@ def evaluate(
         help="No progress bar: one line when scoring ends (images, time, pixel IoU), for logs.",
     ),
 ) -> None:
-    """Compare predicted masks with ground truth: pixel-summed IoU/F1/precision/recall, optional
-    boundary and road measures, and how well quality.csv predicts the true IoU.
+    """Score predicted masks against ground truth (IoU, F1, precision, recall).
+
+    Pixel-summed IoU/F1/precision/recall, optional boundary and road measures, and how well
+    quality.csv predicts the true IoU.
 
     PRED may be a folder of masks or the output folder of ``elnet annotate`` / ``elnet enhance``
     (its labels/ and rejected/ are read together, with its quality.csv)."""

@@ -122,7 +122,7 @@ def scene_cmd(
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
-    from sam2elnet.utils.paths import check_input, check_output
+    from sam2elnet.utils.paths import check_input, check_not_input, check_output
 
     opts = check_options(
         SceneOptions,
@@ -146,11 +146,19 @@ def scene_cmd(
         check_input(labels, "--labels", "label file or folder")
     if image.is_dir():
         check_output(out, "dir", "--out")
+        _check_not_scene_folder(image, out)
     else:
         check_output(out, "file", "--out", inputs=[image, labels])
-        for extra, on in (("_prob.tif", prob), ("_tiles.gpkg", quality_gpkg)):
+        for extra, what, on in (
+            ("_prob.tif", "probability map", prob),
+            ("_tiles.gpkg", "per-window quality layer", quality_gpkg),
+        ):
             if on:
-                check_output(out.with_name(out.stem + extra), "file", "--out", [image, labels])
+                companion = out.with_name(out.stem + extra)
+                check_output(companion, "file", "--out")
+                check_not_input(
+                    companion, [image, labels], what=f"--out {out}: its {what} {companion}"
+                )
     created = image.is_dir() and not out.exists()
     res = scene_job(
         image,
@@ -205,6 +213,18 @@ def scene_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
+
+
+def _check_not_scene_folder(image: Path, out: Path) -> None:
+    """Refuse ``--out`` that is the ``--image`` folder (outputs would land among, or replace,
+    the scenes), before the model is loaded."""
+    from sam2elnet.errors import UserError
+
+    if out.is_dir() and out.resolve() == image.resolve():
+        raise UserError(
+            f"--out {out}: is the --image folder; the labels (<scene>.tif) would be written among "
+            "the input scenes and could replace them. Choose another --out folder"
+        )
 
 
 def _label_inputs(labels: Path) -> list[Path]:
@@ -300,8 +320,10 @@ def export_cmd(
         "for web maps and strict RFC 7946 readers).",
     ),
 ) -> None:
-    """Export label rasters as polygons (GeoJSON/GPKG/SHP with attributes), COCO JSON, or Label
-    Studio tasks with pre-annotations (least trusted first)."""
+    """Export label rasters as polygons, COCO JSON or Label Studio tasks.
+
+    Polygons as GeoJSON/GPKG/SHP with attributes; Label Studio tasks carry pre-annotations,
+    least trusted first."""
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.errors import UserError
     from sam2elnet.export.api import export_labels

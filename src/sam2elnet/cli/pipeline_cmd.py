@@ -39,7 +39,12 @@ def experiment_cmd(
     image_size: int = typer.Option(
         _EXP["image_size"], "--image-size", help="Training crop size (SAM2-ELNet and U-Net)."
     ),
-    batch_size: int = typer.Option(_EXP["batch_size"], "--batch-size"),
+    batch_size: int = typer.Option(
+        _EXP["batch_size"],
+        "--batch-size",
+        help="Images per optimiser step of SAM2-ELNet and every U-Net, and per prediction call "
+        "(1-1024).",
+    ),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (seeded subset)."
     ),  # noqa: UP045
@@ -55,7 +60,12 @@ def experiment_cmd(
     trunk: str = typer.Option(
         _EXP["trunk"], "--trunk", help="Also train the trunk: none | last | all."
     ),
-    seed: int = typer.Option(_EXP["seed"], "--seed"),
+    seed: int = typer.Option(
+        _EXP["seed"],
+        "--seed",
+        help="Seed of the labelled/unlabelled draw, the training runs and the simulated coarse "
+        "labels (the test split has --split-seed).",
+    ),
     split_seed: int = typer.Option(
         _EXP["split_seed"],
         "--split-seed",
@@ -200,12 +210,15 @@ def experiment_summary_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Markdown file to write (e.g. summary.md)."),
 ) -> None:
-    """Put experiment runs of several seeds side by side: per-setting mean IoU, sd, each seed's
-    IoU with its 95 % interval, per sensor, and the (c)/(d)-vs-(a) verdict."""
+    """Put experiment runs of several seeds side by side in a Markdown summary.
+
+    Per-setting mean IoU, sd, each seed's IoU with its 95 % interval, per sensor, and the
+    (c)/(d)-vs-(a) verdict."""
     from sam2elnet.pipeline.experiment_summary import write_summary
     from sam2elnet.utils.paths import check_output
 
     check_output(out, "file", "--out", read_from=[(r, ("results.json",)) for r in runs])
+    _check_summary_out(runs, out)
     s = write_summary(runs, out)
     for row in s["rows"]:
         m = row["mean"]["iou"]
@@ -213,6 +226,26 @@ def experiment_summary_cmd(
     for v in s["verdict"]:
         typer.echo(v)
     typer.echo(f"summary: {out}")
+
+
+def _check_summary_out(runs: list[Path], out: Path) -> None:
+    """Refuse a summary path that is not Markdown (``.md``) or lies in one of the run folders
+    (whose files, such as results.md, the experiment writes and rewrites on --resume)."""
+    from sam2elnet.errors import UserError
+
+    if out.suffix.lower() != ".md":
+        raise UserError(
+            f"--out {out}: the summary is a Markdown file; give a .md file name "
+            f"(e.g. {out.with_suffix('.md').name})"
+        )
+    where = out.parent.resolve()
+    for run in runs:
+        r = run.resolve()
+        if (r / "results.json").is_file() and (where == r or r in where.parents):
+            raise UserError(
+                f"--out {out}: is inside the experiment folder {run}, whose files (results.md, "
+                "report.html, ...) the experiment writes; choose a path outside the run folders"
+            )
 
 
 @app.command("demo")
@@ -229,18 +262,26 @@ def demo_cmd(
     ),
     epochs: int = typer.Option(_DEMO["epochs"], "--epochs", help="SAM2-ELNet epochs.", hidden=True),
     downstream_epochs: int = typer.Option(
-        _DEMO["downstream_epochs"], "--downstream-epochs", hidden=True
+        _DEMO["downstream_epochs"],
+        "--downstream-epochs",
+        help="Every downstream U-Net gets the optimiser steps setting (a) gets in this many "
+        "epochs (at least 1).",
+        hidden=True,
     ),
     size: str = typer.Option(_DEMO["size"], "--size", help="SAM2 Hiera size.", hidden=True),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (real data).", hidden=True
     ),  # noqa: UP045
-    seed: int = typer.Option(_DEMO["seed"], "--seed"),
+    seed: int = typer.Option(
+        _DEMO["seed"], "--seed", help="Seed of the synthetic data, the data draws and training."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
 ) -> None:
-    """A few-minute tour on a fresh machine: synthetic SAR oil spills -> fine-tune -> enhance ->
-    annotate -> quality filter -> protocol table -> report.html."""
+    """Run a few-minute tour of the whole method on synthetic SAR oil spills.
+
+    Synthetic data -> fine-tune -> enhance -> annotate -> quality filter -> protocol table ->
+    report.html, on a fresh machine."""
     from sam2elnet.pipeline.demo import run_demo
     from sam2elnet.utils.paths import check_input, check_output
 

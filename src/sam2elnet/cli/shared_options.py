@@ -4,15 +4,40 @@
 GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resampled onto a map grid
 in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`.
 ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
+``TRAIN_HELP``: the help texts of the training options ``elnet train`` and ``elnet cv`` share
+(defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 """
 
 from __future__ import annotations
 
 import typer
 
+from sam2elnet.config import TrainConfig
 from sam2elnet.options import PRECISION_HELP
 
-__all__ = ["PRECISION_HELP", "WARP_METHOD", "WARP_TO"]
+__all__ = ["PRECISION_HELP", "TRAIN_HELP", "WARP_METHOD", "WARP_TO"]
+
+
+def _d(name: str) -> object:
+    return TrainConfig.model_fields[name].default
+
+
+#: help text of each training option (``train`` and ``cv``), by TrainConfig field name
+TRAIN_HELP = {
+    "epochs": f"Passes over the training images (default {_d('epochs')}, at least 1).",
+    "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "
+    "256 px, 2 at 512 px; docs/training.md).",
+    "image_size": f"Training crop size in pixels (default {_d('image_size')}, at least 32).",
+    "lr": f"Peak learning rate (AdamW, warm-up + cosine; default {_d('lr')}, > 0).",
+    "val_fraction": "Share of the training part kept for validation "
+    f"(default {_d('val_fraction')}, 0 to < 1).",
+    "max_train": "Cap on training images (smoke runs; default: all).",
+    "topology_weight": f"Weight of the clDice term (default {_d('topology_weight')}, 0-10).",
+    "aug_photometric": "Brightness/contrast/gamma strength, 0 = off (default 1; roads 2; "
+    "at most 5).",
+    "aug_band_jitter": "Per-band gain/offset jitter for colour casts, 0 = off (default 0; roads "
+    "0.05; at most 0.5).",
+}
 
 WARP_TO = typer.Option(
     None,

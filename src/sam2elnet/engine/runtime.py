@@ -136,13 +136,22 @@ def precision_note(precision: str, device: torch.device | str = "cpu") -> str:
     """One log line saying which precision a run uses and why, in the values of ``--precision``.
 
     Example: ``precision: 32 (float32; auto: no native bf16 on this device, ...)`` or
-    ``precision: bf16 (bf16 autocast; --precision bf16)``.
+    ``precision: bf16 (bf16 autocast; --precision bf16)``. bf16 forced on a device without
+    native bf16 (:func:`native_bf16`) adds that it is emulated there and runs many times slower
+    (13x for a matrix product on an AVX2 CPU, see :func:`native_bf16`).
     """
     used = resolve_precision(precision, device)
     name = "bf16 autocast" if used == "bf16" else "float32"
     given = norm_precision_value(precision)
     if given != "auto":
-        return f"precision: {used} ({name}; --precision {given})"
+        slow = ""
+        if used == "bf16" and not native_bf16(device):
+            where = "this CPU" if torch.device(device).type == "cpu" else "this device"
+            slow = (
+                f"; bf16 is emulated on {where} (no native bf16) and runs many times slower "
+                "than --precision 32"
+            )
+        return f"precision: {used} ({name}; --precision {given}{slow})"
     why = (
         "this device computes bf16 natively"
         if used == "bf16"

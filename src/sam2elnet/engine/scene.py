@@ -163,9 +163,7 @@ def _check_arguments(
         raise UserError(f"scene output must be a GeoTIFF (.tif), got {dst_path.name}")
     outs = [Path(p).resolve() for p in (dst_path, prob_path, quality_gpkg) if p is not None]
     if src_path.resolve() in outs or (coarse is not None and Path(coarse).resolve() in outs):
-        raise UserError(
-            f"an output would overwrite an input ({src_path.name}); choose another --out"
-        )
+        raise UserError(f"an output would overwrite an input ({src_path}); choose another --out")
     if len(set(outs)) != len(outs):
         raise UserError("the label, probability and quality outputs must be different files")
     if quality_gpkg is not None and Path(quality_gpkg).suffix.lower() != ".gpkg":

@@ -330,7 +330,7 @@ def open_scene(path: Path) -> Any:
     if not path.exists():
         raise DataError("scene does not exist; check the path", path)
     if path.is_file() and path.stat().st_size == 0:
-        raise DataError("scene file is empty (0 bytes)", path)
+        raise DataError("scene file is empty (0 bytes); re-export it or remove it", path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)

@@ -169,6 +169,8 @@ def _export_labels(
             LabelRaster(f, positive_values).close()
             usable.append(f)
         except DataError as err:
+            if not Path(labels).is_dir():  # one file: its own error, not a batch summary
+                raise
             skips.add(f, err)
     skips.raise_if_nothing_done(len(usable), labels)
     files = usable

@@ -49,9 +49,18 @@ class SceneBatchResult:
     manifest: Path
 
     def summary(self) -> str:
-        s = f"{len(self.done)} scenes predicted, {len(self.skipped)} already done, {len(self.failed)} failed"
+        """Lines for the CLI: ``1 scene predicted, 0 already done, 2 skipped``, one line per
+        skipped scene with its reason, and the manifest path. Scenes that cannot be used are
+        called skipped, as in every batch command (:mod:`sam2elnet.utils.batch`)."""
+        from sam2elnet.utils.batch import short_reason
+
+        n = len(self.done)
+        s = (
+            f"{n} scene{'' if n == 1 else 's'} predicted, {len(self.skipped)} already done, "
+            f"{len(self.failed)} skipped"
+        )
         for k, v in self.failed.items():
-            s += f"\n  failed {k}: {v}"
+            s += f"\n  skipped {k}: {short_reason(v, k)}"
         return s + f"\nmanifest: {self.manifest}"
 
 
@@ -141,6 +150,7 @@ def _predict_scenes(
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
     from sam2elnet.utils.atomic import remove_stale_temps
+    from sam2elnet.utils.batch import short_reason
     from sam2elnet.utils.manifest import Manifest
 
     if resume:
@@ -171,7 +181,7 @@ def _predict_scenes(
             )
         except DataError as err:
             reason = str(err)
-            log.warning("skipping %s: %s", scene, reason)
+            log.warning("skipping %s: %s", scene, short_reason(reason, scene))
             manifest.mark_failed(key, reason)
             failed[key] = reason
             continue

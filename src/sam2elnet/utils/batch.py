@@ -23,14 +23,19 @@ from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SkipLog", "skip_line"]
+__all__ = ["SkipLog", "short_reason", "skip_line"]
 
 
-def _short(reason: str, item: str) -> str:
-    """The reason without the leading ``<path>: `` the errors put in front."""
+def short_reason(reason: str, item: str | Path) -> str:
+    """The reason without the leading ``<path>: `` the errors put in front, when that path is
+    ``item`` or a file of the same name (``x/scenes/a.tif: ...`` for item ``a.tif``)."""
+    item = str(item)
     for prefix in (f"{item}: ", f"{Path(item).name}: "):
         if reason.startswith(prefix):
             return reason[len(prefix) :]
+    head, sep, rest = reason.partition(": ")
+    if sep and Path(head).name == Path(item).name:
+        return rest
     return reason
 
 
@@ -45,14 +50,14 @@ class SkipLog:
         """Record a skipped file and log one ``warning: skipping ...`` line."""
         text = str(reason)
         self.items.append({self.what: str(item), "reason": text})
-        log.warning("skipping %s: %s", item, _short(text, str(item)))
+        log.warning("skipping %s: %s", item, short_reason(text, str(item)))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def reasons(self, top: int = 3) -> str:
         """The most frequent reasons, e.g. ``3 x cannot decode image ...; 1 x ...``."""
-        counts = Counter(_short(it["reason"], it[self.what]) for it in self.items)
+        counts = Counter(short_reason(it["reason"], it[self.what]) for it in self.items)
         parts = [f"{n} x {r}" if n > 1 else r for r, n in counts.most_common(top)]
         if len(counts) > top:
             parts.append(f"{len(counts) - top} other reason(s)")
@@ -69,9 +74,10 @@ class SkipLog:
             paths = [Path(it[self.what]) for it in self.items]
             parents = {p.parent for p in paths}
             where = paths[0] if len(paths) == 1 else (parents.pop() if len(parents) == 1 else None)
+        them = "it" if n_total == 1 else "the files"
         return DataError(
             f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
-            "the files and re-run",
+            f"{them} and re-run",
             where,
         )
 

@@ -1,0 +1,192 @@
+"""Messages a new user reads, line by line: ``elnet scene`` on a folder with bad scenes, outputs
+that would replace an input, ``elnet export`` of one bad file, ``elnet experiment-summary --out``
+checks, and the ``--help`` texts (every option has one; one-sentence command descriptions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer.main
+from test_scene import make_scene
+
+from sam2elnet.cli import app, main
+
+SMOOTH = ["--model", "builtin:smoothing", "--tile", "64", "--overlap", "16", "--no-progress"]
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, list[str], list[str]]:
+    rc = main(argv)
+    cap = capsys.readouterr()
+    return rc, cap.out.splitlines(), cap.err.splitlines()
+
+
+@pytest.fixture
+def scenes(tmp_path: Path) -> Path:
+    """A folder: one good scene, one truncated, one empty (0 bytes)."""
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    good = make_scene(folder / "good.tif", h=100, w=100)
+    data = good.read_bytes()
+    (folder / "trunc.tif").write_bytes(data[: len(data) // 3])
+    (folder / "z_zero.tif").write_bytes(b"")
+    return folder
+
+
+def test_scene_folder_with_bad_scenes_names_each_once_and_counts_consistently(
+    scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    rc, lines, err = _run(capsys, ["scene", "--image", str(scenes), "--out", str(out), *SMOOTH])
+    assert rc == 0, err
+    trunc, zero = scenes / "trunc.tif", scenes / "z_zero.tif"
+    assert err[0].startswith(f"warning: skipping {trunc}: cannot read scene (trunc.tif, ")
+    assert err[1] == (
+        f"warning: skipping {zero}: scene file is empty (0 bytes); re-export it or remove it"
+    )
+    assert len(err) == 2
+    lines = lines[lines.index("1 scene predicted, 0 already done, 2 skipped") :]
+    assert lines[0] == "1 scene predicted, 0 already done, 2 skipped"
+    assert lines[1].startswith("  skipped trunc.tif: cannot read scene (trunc.tif, ")
+    assert (
+        lines[2] == "  skipped z_zero.tif: scene file is empty (0 bytes); re-export it or remove it"
+    )
+    assert lines[-1] == f"2 of 3 skipped, see {out / 'skipped.csv'}"
+    assert str(trunc) not in lines[1]  # the path is not said twice
+
+
+def test_scene_empty_file_says_what_to_do(
+    scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zero = scenes / "z_zero.tif"
+    rc, _, err = _run(capsys, ["scene", "--image", str(zero), "--out", str(tmp_path / "z.tif"),
+                               *SMOOTH])  # fmt: skip
+    assert rc == 2
+    assert err == [f"error: {zero}: scene file is empty (0 bytes); re-export it or remove it"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "suffix", "what"),
+    [("--prob", "_prob.tif", "probability map"),
+     ("--quality-gpkg", "_tiles.gpkg", "per-window quality layer")],
+)  # fmt: skip
+def test_scene_companion_output_onto_the_input_names_the_users_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, suffix: str, what: str
+) -> None:
+    image = make_scene(tmp_path / f"s{suffix}", h=64, w=64)
+    out = tmp_path / "s.tif"
+    before = image.read_bytes()
+    rc, _, err = _run(capsys, ["scene", "--image", str(image), "--out", str(out), flag, *SMOOTH])
+    assert rc == 2
+    assert err == [
+        f"error: --out {out}: its {what} {image}: is the input file {image}; writing it would "
+        "replace the input. Choose another --out path"
+    ]
+    assert image.read_bytes() == before
+
+
+def test_scene_out_folder_equal_to_image_folder_is_refused_before_the_model_loads(
+    scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"not a model")  # loading it would be a different error
+    rc, _, err = _run(capsys, ["scene", "--model", str(model), "--image", str(scenes),
+                               "--out", str(scenes), "--no-progress"])  # fmt: skip
+    assert rc == 2
+    assert err == [
+        f"error: --out {scenes}: is the --image folder; the labels (<scene>.tif) would be written "
+        "among the input scenes and could replace them. Choose another --out folder"
+    ]
+
+
+def test_export_of_one_bad_file_is_one_error_line(
+    scenes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trunc = scenes / "trunc.tif"
+    rc, _, err = _run(capsys, ["export", "--labels", str(trunc), "--out",
+                               str(tmp_path / "t.gpkg"), "--no-progress"])  # fmt: skip
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {trunc}: cannot read label raster (trunc.tif, ")
+    assert err[0].endswith("re-export it as GeoTIFF/PNG or remove it")
+    # a folder whose only label is bad: skipped with a warning, and the error says "it"
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "trunc.tif").write_bytes(trunc.read_bytes())
+    rc, _, err = _run(capsys, ["export", "--labels", str(one), "--out", str(tmp_path / "t.gpkg"),
+                               "--no-progress"])  # fmt: skip
+    assert rc == 2 and err[0].startswith(f"warning: skipping {one / 'trunc.tif'}: ")
+    assert err[1].startswith(f"error: {one}: nothing produced: the only label could not be used")
+    assert err[1].endswith("; fix or remove it and re-run")
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    out = []
+    for seed in (0, 1):
+        r = tmp_path / f"seed{seed}"
+        r.mkdir()
+        (r / "results.json").write_text('{"table1": []}')
+        (r / "results.md").write_text("# seed results\n")
+        out.append(r)
+    return out
+
+
+def test_experiment_summary_refuses_a_file_of_a_run_folder(
+    runs: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = runs[0] / "results.md"
+    rc, _, err = _run(capsys, ["experiment-summary", *map(str, runs), "--out", str(target)])
+    assert rc == 2
+    assert err == [
+        f"error: --out {target}: is inside the experiment folder {runs[0]}, whose files "
+        "(results.md, report.html, ...) the experiment writes; choose a path outside the run "
+        "folders"
+    ]
+    assert target.read_text() == "# seed results\n"
+
+
+def test_experiment_summary_refuses_a_non_markdown_file(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "seeds.json"
+    rc, _, err = _run(capsys, ["experiment-summary", *map(str, runs), "--out", str(target)])
+    assert rc == 2
+    assert err == [
+        f"error: --out {target}: the summary is a Markdown file; give a .md file name "
+        "(e.g. seeds.md)"
+    ]
+    assert not target.exists()
+
+
+def _commands() -> list[tuple[str, object]]:
+    root = typer.main.get_command(app)
+    found = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        found += [(f"{name} {n}", c) for n, c in subs.items()] if subs else [(name, cmd)]
+    return found
+
+
+def test_every_option_has_help_and_every_command_a_one_sentence_description() -> None:
+    missing = [
+        f"{name} {p.opts[0]}"
+        for name, cmd in _commands()
+        for p in cmd.params  # type: ignore[attr-defined]
+        if p.param_type_name == "option" and not (p.help or "").strip()
+    ]
+    assert missing == []
+    for name, cmd in _commands():
+        first = (cmd.help or "").strip().split("\n\n")[0]  # type: ignore[attr-defined]
+        assert "\n" not in first and first.endswith("."), (name, first)
+
+
+def test_cv_and_train_share_the_training_option_texts() -> None:
+    from sam2elnet.cli.shared_options import TRAIN_HELP
+
+    cmds = dict(_commands())
+    for flag, key in (("--epochs", "epochs"), ("--lr", "lr"), ("--aug-band-jitter",
+                                                                "aug_band_jitter")):  # fmt: skip
+        for name in ("train", "cv"):
+            opt = next(p for p in cmds[name].params if flag in p.opts)  # type: ignore[attr-defined]
+            assert opt.help == TRAIN_HELP[key]
+    assert TRAIN_HELP["epochs"] == "Passes over the training images (default 10, at least 1)."
