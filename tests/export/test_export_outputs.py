@@ -116,7 +116,8 @@ def test_scene_companion_that_is_the_image_is_refused(
     rc = main([*argv, "--out", str(tmp_path / "x.tif")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
-    assert err.startswith(f"error: --out {img}: is the input file {img}"), err
+    out = tmp_path / "x.tif"  # the message names the user's --out, then its companion file
+    assert err.startswith(f"error: --out {out}: its probability map {img}: is the input file {img}")
     assert img.read_bytes() == before and not (tmp_path / "x.tif").exists()
 
 
