@@ -39,6 +39,14 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return err.strip()
 
 
+def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
+    """:func:`_error`, and assert that nothing under ``root`` was written or changed."""
+    before = _tree(root)
+    err = _error(capsys, argv)
+    assert _tree(root) == before  # no lock file, no quality.csv, no label
+    return err
+
+
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
     """A model path that exists: the output checks run before the model is read."""
@@ -57,15 +65,13 @@ def test_annotate_images_in_out_labels_are_refused(
     """``--images RUN/labels --out RUN``: the labels would be written over the images."""
     run = tmp_path / "run"
     _images(run / "labels")
-    before = _tree(tmp_path)
     argv = ["annotate", "--model", str(model), "--images", str(run / "labels"), "--out", str(run)]
-    err = _error(capsys, argv)
+    err = _refused(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: annotate writes its labels into {run / 'labels'}, which holds an "
         f"image read with --images ({run / 'labels' / 'img0.png'}); they would replace or mix "
         "with the inputs. Choose another --out folder"
     )
-    assert _tree(tmp_path) == before  # no lock file, no quality.csv, no label
 
 
 def test_annotate_save_prob_onto_an_image_folder_is_refused(
@@ -88,15 +94,13 @@ def test_annotate_into_a_dataset_root_with_a_labels_folder_is_refused(
     """Generic layout ``d/images`` + ``d/labels`` (the masks): ``--out d`` would write the
     predicted labels over the ground truth, which annotate does not even read."""
     d = make_generic(tmp_path / "d", n=3, mask_dir="labels")
-    before = _tree(d)
     argv = ["annotate", "--model", str(model), "--images", str(d / "images"), "--out", str(d)]
-    err = _error(capsys, argv)
+    err = _refused(capsys, argv, d)
     assert err == (
         f"error: --out {d}: annotate writes its labels into {d / 'labels'}, which holds the "
         f"dataset's labels next to --images {d / 'images'} ({d / 'labels'}); they would replace "
         "or mix with the inputs. Choose another --out folder"
     )
-    assert _tree(d) == before
     # an out folder next to the inputs, or the images folder itself, passes (the model is read)
     for out in (d / "auto", d / "images"):
         err = _error(capsys, [*argv[:-1], str(out)])
@@ -122,16 +126,14 @@ def test_enhance_coarse_labels_in_out_labels_are_refused(
     run = tmp_path / "run"
     for i in range(3):
         write_png(run / "labels" / f"img{i}.png", blob_mask(32, i).astype(np.uint8) * 255)
-    before = _tree(tmp_path)
     argv = ["enhance", "--model", str(model), "--images", str(tmp_path / "images"),
             "--labels", str(run / "labels"), "--out", str(run)]  # fmt: skip
-    err = _error(capsys, argv)
+    err = _refused(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: enhance writes its labels into {run / 'labels'}, which holds a "
         f"coarse label read with --labels ({run / 'labels' / 'img0.png'}); they would replace or "
         "mix with the inputs. Choose another --out folder"
     )
-    assert _tree(tmp_path) == before
 
 
 def test_enhance_vector_labels_named_like_a_run_file_are_refused(
@@ -173,16 +175,14 @@ def test_refine_into_an_input_folder_is_refused(
     """refine writes ``OUT/<stem>.png`` straight into OUT: into the images, coarse or mask
     folder it would replace ``img0.png`` ... of the same names."""
     d = refine_data
-    before = _tree(d)
     argv = ["refine", "--method", "morphological", "--images", str(d / "images"),
             "--coarse", str(d / "coarse"), "--out", str(d / out), "--no-progress"]  # fmt: skip
-    err = _error(capsys, argv)
+    err = _refused(capsys, argv, d)
     assert err == (
         f"error: --out {d / out}: refine writes its refined labels into {d / out}, which holds "
         f"{holds.format(d=d)}; they would replace or mix with the inputs. Choose another --out "
         "folder"
     )
-    assert _tree(d) == before
 
 
 def test_refine_next_to_the_inputs_and_resumed_is_not_refused(
