@@ -166,3 +166,20 @@ def test_forced_bf16_on_a_cpu_without_native_bf16_is_announced_as_emulated(monke
     lines.clear()
     runtime.announce_precision("bf16", "cpu", None, lines.append)
     assert lines == ["precision: bf16 (bf16 autocast; --precision bf16)"]
+
+
+def test_predictor_precision_is_announced_from_the_predictor(monkeypatch) -> None:
+    """annotate, enhance and scene announce through one function: the predictor's device and
+    the precision it runs; an object without them (a built-in predictor) counts as cpu, unknown."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "1")
+    lines: list[str] = []
+    record = runtime.announce_predictor_precision("bf16", object(), lines.append)
+    assert record == runtime.announce_precision("bf16", "cpu", None, lines.append)
+    assert lines[0] == lines[1] == "precision: bf16 (bf16 autocast; --precision bf16)"
+    ran32 = SimpleNamespace(device="cpu", precision="32")  # a model that runs float32
+    assert runtime.announce_predictor_precision("bf16", ran32, lines.append) == {
+        "precision_option": "32",
+        "precision_resolved": "32",
+    }

@@ -34,7 +34,7 @@ from sam2elnet.engine.folder_inputs import (
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
-from sam2elnet.engine.runtime import ModelRun, announce_precision, run_model
+from sam2elnet.engine.runtime import ModelRun, announce_predictor_precision, run_model
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
 
@@ -141,9 +141,7 @@ def annotate_folder(
     )  # fmt: skip
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
-    prec = announce_precision(
-        precision, getattr(pred, "device", "cpu"), getattr(pred, "precision", None), echo
-    )
+    prec = announce_predictor_precision(precision, pred, echo)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
@@ -277,9 +275,7 @@ def enhance_folder(
     )  # fmt: skip
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
-    prec = announce_precision(
-        precision, getattr(pred, "device", "cpu"), getattr(pred, "precision", None), echo
-    )
+    prec = announce_predictor_precision(precision, pred, echo)
     threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
     out = Path(out_dir)
     fields = [

@@ -40,6 +40,7 @@ __all__ = [
     "autocast",
     "native_bf16",
     "announce_precision",
+    "announce_predictor_precision",
     "precision_note",
     "precision_record",
     "resolve_device",
@@ -195,6 +196,25 @@ def announce_precision(
     given = precision if used is None or resolve_precision(precision, device) == used else used
     (say or log.info)(precision_note(given, device))
     return precision_record(given, device)
+
+
+def announce_predictor_precision(
+    precision: str, pred: Any, say: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """:func:`announce_precision` for a loaded predictor: its ``device`` (default ``"cpu"``) and
+    the ``precision`` it really runs (default: none known), as annotate, enhance and scene report
+    them.
+
+    Args:
+        precision: the ``--precision`` given.
+        pred: the predictor (a ``Predictor``, or any object; missing attributes take the defaults).
+        say: where the line goes (the CLI passes ``typer.echo``; None: the log at INFO).
+
+    Returns:
+        The run-record entries (:func:`precision_record`).
+    """
+    device = getattr(pred, "device", "cpu")
+    return announce_precision(precision, device, getattr(pred, "precision", None), say)
 
 
 def autocast(device: torch.device, precision: str) -> Any:

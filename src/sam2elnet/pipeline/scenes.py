@@ -19,7 +19,7 @@ from typing import Any
 from sam2elnet.data.vector import VECTOR_SUFFIXES
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
-from sam2elnet.engine.runtime import announce_precision
+from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import SCENE_SUFFIXES, SceneResult, predict_scene
 from sam2elnet.errors import DataError, UserError
 
@@ -273,7 +273,7 @@ def scene_job(
     record: dict[str, Any] = {}
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision
-        record = announce_precision(precision, net.device, net.precision, echo)
+        record = announce_predictor_precision(precision, net, echo)
     executor = None
     if backend == "ray":
         from sam2elnet.engine.distributed import RayExecutor
