@@ -145,8 +145,7 @@ def scene_cmd(
     if labels is not None:
         check_input(labels, "--labels", "label file or folder")
     if image.is_dir():
-        check_output(out, "dir", "--out")
-        _check_not_scene_folder(image, out)
+        check_output(out, "dir", "--out")  # the rest: pipeline.scenes.check_scene_outputs
     else:
         check_output(out, "file", "--out", inputs=[image, labels])
         for extra, what, on in (
@@ -213,18 +212,6 @@ def scene_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
-
-
-def _check_not_scene_folder(image: Path, out: Path) -> None:
-    """Refuse ``--out`` that is the ``--image`` folder (outputs would land among, or replace,
-    the scenes), before the model is loaded."""
-    from sam2elnet.errors import UserError
-
-    if out.is_dir() and out.resolve() == image.resolve():
-        raise UserError(
-            f"--out {out}: is the --image folder; the labels (<scene>.tif) would be written among "
-            "the input scenes and could replace them. Choose another --out folder"
-        )
 
 
 def _label_inputs(labels: Path) -> list[Path]:

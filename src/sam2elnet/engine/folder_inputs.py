@@ -9,7 +9,8 @@ and, on ``--resume``, the rows a previous run already finished.
 * :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
   a folder, or one vector file for all images).
 * :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``.
-* :func:`check_job_out`: the output folder would not replace or mix with the inputs.
+* :func:`check_job_out`: the output folder would not replace or mix with the inputs;
+  :func:`check_run_out`: the same for the run folders of ``elnet cv`` / ``elnet experiment``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "LabelIndex",
     "label_index",
     "check_job_out",
+    "check_run_out",
     "dataset_neighbours",
     "DATASET_NEIGHBOURS",
 ]
@@ -250,3 +252,48 @@ def check_job_out(
     singles = [model, labels if labels is not None and Path(labels).is_file() else None]
     for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, "report.html"):
         check_not_input(root / name, singles, what=f"--out {root}: its {name} {root / name}")
+
+
+def check_run_out(
+    out: str | Path,
+    command: str,
+    data: str | Path,
+    writes: Sequence[tuple[str, str]],
+    weights: str | Path | None = None,
+) -> None:
+    """Refuse a cross-validation / experiment folder that would replace or mix with its inputs,
+    before anything is read, trained or written.
+
+    ``writes`` are the folder's parts (``("", "its tables")`` is ``out`` itself;
+    ``("labelled", "its labelled subset")``, ...: sub-folders it writes, and may clear when a stage
+    is re-run). Refused when such a part already exists and is (``os.path.realpath``) the
+    ``data`` folder, the folder of one of its images, masks or coarse labels
+    (:func:`~sam2elnet.data.layouts.discover`, layout ``auto``), or, for a sub-folder, the folder
+    of the ``weights`` file (files in ``out`` itself have fixed names, so a checkpoint kept there
+    is safe). A new folder, one next to the dataset, or an earlier run being resumed passes; a
+    dataset :func:`discover` cannot read is left for the run to report.
+
+    Raises:
+        UserError: one line naming ``out``, the part written and the input found there, and
+            saying to choose another ``--out`` folder
+            (:func:`~sam2elnet.utils.paths.check_out_folder`).
+    """
+    from sam2elnet.data.layouts import discover
+    from sam2elnet.utils.paths import check_out_folder
+
+    root = Path(out)
+    if not root.is_dir():  # nothing there yet: nothing to replace
+        return
+    reads: list[tuple[str, Path | None]] = []
+    try:
+        index = discover(data, report_unmatched=False)
+    except DataError:
+        index = None
+    for s in index.samples if index is not None else ():
+        reads += [("an image read with --data", s.image), ("a mask read with --data", s.mask),
+                  ("a coarse label read with --data", s.coarse)]  # fmt: skip
+    folders = [("the dataset read with --data", Path(data))]
+    check_out_folder(root, writes, reads, command, folders=folders)
+    if weights is not None and Path(weights).is_file():
+        subs = [(sub, what) for sub, what in writes if sub]
+        check_out_folder(root, subs, [("the --weights file", Path(weights))], command)

@@ -45,7 +45,7 @@ import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.crossval_config import CVConfig
+from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import (
     check_reuse,
@@ -287,11 +287,13 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
         UserError / DataError: bad options, a dataset too small for the folds, an ``OUT`` holding
             a run with other settings (named), or anything ``elnet train`` refuses.
     """
+    from sam2elnet.engine.folder_inputs import check_run_out
     from sam2elnet.utils.lock import output_lock
 
     cfg.out = Path(cfg.out)
     cfg.data = Path(cfg.data)
     cfg.validate()
+    check_run_out(cfg.out, "cv", cfg.data, CV_PARTS, cfg.train.get("weights"))  # nothing written
     with output_lock(cfg.out):
         return _run_cv(cfg, echo)
 

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sam2elnet.errors import UserError
 from sam2elnet.options import Precision, check_device, check_options, norm_precision_value
 
-__all__ = ["CVConfig"]
+__all__ = ["CV_PARTS", "CVConfig"]
+
+CV_PARTS = (
+    ("", "its tables (cv.json, cv.md, cv_config.json)"),
+    ("folds", "its folds (image subsets, models, predictions)"),
+)
+"""What ``elnet cv`` writes in ``OUT`` (``""``: ``OUT`` itself), with words for messages
+(:func:`~sam2elnet.engine.folder_inputs.check_run_out`)."""
 
 # TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
 _OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")

@@ -50,12 +50,14 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     DOWNSTREAM_EVAL_VERSION,
     RESULTS_VERSION,
+    RUN_PARTS,
     TABLE1_SETTINGS,
     TABLE2_METHODS,
     ExperimentConfig,
@@ -148,6 +150,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     if data.is_dir() and not any(data.iterdir()):
         raise DataError("data folder is empty; put a dataset in it (see docs/data.md)", data)
     out = Path(cfg.out)
+    check_run_out(out, "experiment", data, RUN_PARTS, cfg.weights)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     ident_path = out / "experiment.json"
     ident = cfg.identity()

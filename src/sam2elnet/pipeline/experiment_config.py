@@ -48,6 +48,23 @@ TABLE2_METHODS: dict[str, str] = {
 REFINERS_DEFAULT = ("morphological", "guided", "grabcut")
 BOOTSTRAP_SEED = 0
 """Fixed seed of every bootstrap interval: the same image resamples for every row of a table."""
+RUN_PARTS = (
+    ("", "its records and results (experiment.json, results.*, report.html)"),
+    ("stages", "its stage records"),
+    ("truth", "the decoded masks"),
+    ("labelled", "the labelled subset"),
+    ("unlabelled", "the unlabelled subset"),
+    ("pool", "the training pool"),
+    ("elnet", "the SAM2-ELNet model"),
+    ("autolabels", "its auto-labels"),
+    ("test", "the test split"),
+    ("testlabels", "SAM2-ELNet's test labels"),
+    ("labels", "the coarse, refined and enhanced labels"),
+    ("downstream", "the downstream scores"),
+)
+"""What ``elnet experiment`` writes in ``OUT`` (``""``: ``OUT`` itself), with words for messages;
+a stage re-run from scratch clears its sub-folders, so none may hold an input
+(:func:`~sam2elnet.engine.folder_inputs.check_run_out`)."""
 
 
 def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BUILTIN_PREFIX",
     "SceneBatchResult",
+    "check_scene_outputs",
     "load_scene_predictor",
     "predict_scenes",
     "scene_job",
@@ -101,6 +102,62 @@ def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict
         "prob": out_dir / f"{scene.stem}_prob.tif" if prob else None,
         "quality": out_dir / f"{scene.stem}_tiles.gpkg" if quality else None,
     }
+
+
+_OUTPUT_NAMES = {"label": "label", "prob": "probability map", "quality": "quality layer"}
+
+
+def check_scene_outputs(
+    image: str | Path,
+    out: str | Path,
+    labels: str | Path | None = None,
+    prob: bool = False,
+    quality: bool = False,
+) -> None:
+    """Refuse ``elnet scene`` outputs that are one file or an input, before the model loads.
+
+    One scene (``image`` a file): the label GeoTIFF ``out`` and its ``<out stem>_prob.tif`` /
+    ``<out stem>_tiles.gpkg`` (``prob`` / ``quality``) must be three files (a symlink or hard link
+    between them is refused). A folder of scenes: ``out`` must not be the ``image`` folder nor a
+    ``labels`` folder (the labels ``<scene>.tif`` would replace inputs of the same name), no
+    output may be a ``labels`` file, and no two scenes may write one file (``a.tif`` and
+    ``a.tiff`` both write ``a.tif``; with ``prob``, scene ``a_prob.tif`` is scene ``a.tif``'s
+    probability map). That an output is not the scene or ``labels`` file of a single scene is
+    :func:`~sam2elnet.utils.paths.check_output`'s job (the CLI calls it first).
+
+    Raises:
+        UserError: one line naming the output and the file it collides with, and what to do.
+    """
+    from sam2elnet.utils.paths import check_distinct_outputs, check_not_input, check_out_folder
+
+    src, dst = Path(image), Path(out)
+    if not src.is_dir():
+        outs: list[tuple[str, Path | None]] = [("--out", dst)]
+        for what, suffix, on in (
+            ("probability map", "_prob.tif", prob),
+            ("per-window quality layer", "_tiles.gpkg", quality),
+        ):
+            if on:
+                outs.append((f"--out {dst}: its {what}", dst.with_name(dst.stem + suffix)))
+        check_distinct_outputs(outs, advice="Choose another --out path")
+        return
+    if dst.is_dir() and dst.resolve() == src.resolve():
+        raise UserError(
+            f"--out {dst}: is the --image folder; the labels (<scene>.tif) would be written among "
+            "the input scenes and could replace them. Choose another --out folder"
+        )
+    lab = Path(labels) if labels is not None else None
+    folders = [("the coarse labels read with --labels", lab)] if lab and lab.is_dir() else []
+    check_out_folder(dst, [("", "its labels (<scene>.tif)")], [], "scene", folders=folders)
+    label_file = [lab] if lab is not None and lab.is_file() else []
+    outputs: list[tuple[str, Path | None]] = []
+    for scene in _list_scenes(src):
+        for kind, p in scene_outputs(dst, scene, prob, quality).items():
+            name = f"scene {scene.name}'s {_OUTPUT_NAMES[kind]}"
+            outputs.append((name, p))
+            if label_file and p is not None:
+                check_not_input(p, label_file, what=f"--out {dst}: {name} {p}")
+    check_distinct_outputs(outputs, advice="Rename one of the two scenes or move it elsewhere")
 
 
 def predict_scenes(
@@ -260,6 +317,7 @@ def scene_job(
 
     if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r}; use local or ray")
+    check_scene_outputs(image, out, labels, prob, quality)  # before the model loads
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
