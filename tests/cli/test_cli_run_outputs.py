@@ -10,6 +10,8 @@ engine.folder_inputs.check_run_out; the mechanism of tests/cli/test_cli_job_outp
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from pathlib import Path
 
@@ -148,6 +150,40 @@ def test_scene_out_equal_to_the_labels_file_is_refused(
         f"error: --out {labels}: is the input file {labels}; writing it would replace the "
         "input. Choose another --out path"
     )
+
+
+def test_scene_folder_summary_counts_skips_and_points_to_the_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each skip reason is printed once (the warning); the summary counts the skips and says
+    where the reasons are; skipped.csv and the manifest keep every reason in full."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    good = make_scene(scenes / "good.tif", h=100, w=100)
+    (scenes / "trunc.tif").write_bytes(good.read_bytes()[:300])
+    (scenes / "z_zero.tif").write_bytes(b"")
+    out = tmp_path / "o"
+    assert main(["scene", "--image", str(scenes), "--out", str(out), *SMOOTH]) == 0
+    cap = capsys.readouterr()
+    reason = "scene file is empty (0 bytes); re-export it or remove it"
+    assert cap.err.count(reason) == 1 and reason not in cap.out
+    assert "trunc.tif" not in cap.out.replace(str(out), "")  # no per-scene lines in stdout
+    lines = cap.out.splitlines()
+    i = lines.index(
+        "1 scene predicted, 0 already done, 2 skipped (reasons: the warnings above and the "
+        "manifest)"
+    )
+    assert lines[i + 1 :] == [
+        f"manifest: {out / 'manifest.jsonl'}",
+        f"2 of 3 skipped, see {out / 'skipped.csv'}",
+    ]
+    rows = list(csv.DictReader((out / "skipped.csv").open(encoding="utf-8")))
+    assert [r["scene"] for r in rows] == ["trunc.tif", "z_zero.tif"]
+    assert rows[1]["reason"] == f"{scenes / 'z_zero.tif'}: {reason}"
+    assert rows[0]["reason"].startswith(f"{scenes / 'trunc.tif'}: cannot read scene (trunc.tif, ")
+    manifest = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    failed = {m["item"]: m["reason"] for m in manifest if m["status"] == "failed"}
+    assert failed == {r["scene"]: r["reason"] for r in rows}
 
 
 # ----------------------------------------------------------------------- cv and experiment

@@ -437,8 +437,10 @@ def test_cli_scene_dry_run_batch_and_errors(tmp_path: Path, capsys):
         )
         == 0
     )
-    txt = capsys.readouterr().out
-    assert "1 scene predicted" in txt and "skipped b.tif" in txt
+    cap = capsys.readouterr()
+    assert "1 scene predicted" in cap.out and "1 skipped" in cap.out
+    assert f"skipping {folder / 'b.tif'}: " in cap.err  # the reason: once, in the warning
+    assert "b.tif," in (tmp_path / "many_out" / "skipped.csv").read_text()
     assert (
         main(
             [

@@ -50,18 +50,18 @@ class SceneBatchResult:
     manifest: Path
 
     def summary(self) -> str:
-        """Lines for the CLI: ``1 scene predicted, 0 already done, 2 skipped``, one line per
-        skipped scene with its reason, and the manifest path. Scenes that cannot be used are
-        called skipped, as in every batch command (:mod:`sam2elnet.utils.batch`)."""
-        from sam2elnet.utils.batch import short_reason
-
+        """Lines for the CLI: ``1 scene predicted, 0 already done, 2 skipped`` and the manifest
+        path. Scenes that cannot be used are called skipped, as in every batch command
+        (:mod:`sam2elnet.utils.batch`); their reasons are not repeated here: each was logged once
+        as ``warning: skipping SCENE: reason`` and is kept in :attr:`failed` and in the
+        manifest (``elnet scene`` also writes them to ``skipped.csv``), which the line says."""
         n = len(self.done)
         s = (
             f"{n} scene{'' if n == 1 else 's'} predicted, {len(self.skipped)} already done, "
             f"{len(self.failed)} skipped"
         )
-        for k, v in self.failed.items():
-            s += f"\n  skipped {k}: {short_reason(v, k)}"
+        if self.failed:
+            s += " (reasons: the warnings above and the manifest)"
         return s + f"\nmanifest: {self.manifest}"
 
 
