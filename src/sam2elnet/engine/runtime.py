@@ -388,7 +388,7 @@ def run_model(
     Returns:
         A :class:`ModelRun` with (B, H, W) float32 probabilities in [0, 1], (B, F) features,
         (B, D) embeddings (all on the CPU) and per-image input flags
-        (:func:`sam2elnet.model.quality.input_flags`: all nodata, constant image...).
+        (:func:`sam2elnet.model.quality_features.input_flags`: all nodata, constant image...).
 
     Raises:
         CheckpointError: the model turned finite input into NaN/Inf (corrupt weights).

@@ -20,23 +20,26 @@ Design (why it looks like this):
 * **No pickle.** :meth:`QualityEvaluator.state_dict` returns only str / numbers / lists / dicts, so
   the state lives in the model file's ``extra`` and the file stays loadable with ``weights_only``.
 
-This module holds the evaluator (fitted state, scoring, (de)serialisation); the features are
+This module holds the evaluator (its state, scoring with it, (de)serialisation); the features are
 computed by :mod:`sam2elnet.model.quality_features`, the ridge fit, calibration and threshold choice
-are :mod:`sam2elnet.model.quality_calibration`. It only
-sees tensors and arrays; file IO belongs to the engine.
+are :mod:`sam2elnet.model.quality_calibration`, the head is applied to features by
+:mod:`sam2elnet.model.quality_head`, and :meth:`QualityEvaluator.fit` (cross-fitting, the unfitted
+fallback) is :mod:`sam2elnet.model.quality_learning`. It only sees arrays; file IO belongs to the
+engine.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+# constants and names re-exported here stay importable from sam2elnet.model.quality
 from sam2elnet.model.quality_calibration import (
+    ISOTONIC_MIN_SAMPLES,
     MIN_FIT_SAMPLES,
     MIN_IOU_STD,
     NO_SAMPLE_PRIOR,
@@ -52,10 +55,34 @@ from sam2elnet.model.quality_calibration import (
     lower_mean,
     spearman,
 )
-from sam2elnet.model.quality_features import (
-    FEATURE_NAMES,
-    REJECT_FLAGS,
-)
+from sam2elnet.model.quality_features import FEATURE_NAMES, REJECT_FLAGS
+from sam2elnet.model.quality_head import HEAD_KEYS, heuristic, ood_factor, raw_scores
+from sam2elnet.model.quality_learning import learn_state
+
+__all__ = [
+    "COMPATIBLE_VERSIONS",
+    "FEATURE_NAMES",
+    "ISOTONIC_MIN_SAMPLES",
+    "MIN_FIT_SAMPLES",
+    "MIN_IOU_STD",
+    "NO_SAMPLE_PRIOR",
+    "OOD_EXEMPT",
+    "OOD_SPAN",
+    "OOD_TOLERANCE",
+    "REJECT_FLAGS",
+    "STATE_VERSION",
+    "UNFITTED_FLAG",
+    "WEAK_SPEARMAN",
+    "QualityEvaluator",
+    "QualityResult",
+    "ThresholdChoice",
+    "apply_calibration",
+    "choose_threshold",
+    "fit_calibration",
+    "fit_head",
+    "lower_mean",
+    "spearman",
+]
 
 STATE_VERSION = 2
 UNFITTED_FLAG = "evaluator not fitted"
@@ -143,28 +170,9 @@ class QualityEvaluator:
     heldout_iou: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
 
-    # ---------------------------------------------------------------- design matrix
-    def _design(self, features: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
-        f = (np.asarray(features, np.float64) - np.asarray(self.feat_mean)) / np.asarray(
-            self.feat_std
-        )
-        if self.pca_components:
-            if embeddings is None:
-                raise ValueError("this evaluator needs decoder embeddings")
-            e = np.asarray(embeddings, np.float64) - np.asarray(self.emb_mean)
-            z = e @ np.asarray(self.pca_components).T
-            f = np.concatenate([f, z], axis=1)
-        return f
-
-    def _ood_columns(self, features: np.ndarray, embeddings: np.ndarray | None) -> np.ndarray:
-        """The columns checked for being out of distribution: raw features (minus the exempt
-        ones) and the embedding's PCA scores."""
-        keep = [i for i, n in enumerate(FEATURE_NAMES) if n not in OOD_EXEMPT]
-        cols = np.asarray(features, np.float64)[:, keep]
-        if self.pca_components and embeddings is not None:
-            e = np.asarray(embeddings, np.float64) - np.asarray(self.emb_mean)
-            cols = np.concatenate([cols, e @ np.asarray(self.pca_components).T], axis=1)
-        return cols
+    # ---------------------------------------------------------------- the head
+    def _head(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in HEAD_KEYS}
 
     def _raw(
         self,
@@ -172,20 +180,7 @@ class QualityEvaluator:
         embeddings: np.ndarray | None,
         in_sample: np.ndarray | None = None,
     ) -> np.ndarray:
-        raw = self._design(features, embeddings) @ np.asarray(self.coef) + self.intercept
-        if in_sample is not None:
-            raw = raw + self.in_sample_coef * np.asarray(in_sample, np.float64)
-        return raw
-
-    def _heuristic(self, features: np.ndarray) -> np.ndarray:
-        idx = {n: i for i, n in enumerate(FEATURE_NAMES)}
-        f = np.asarray(features, np.float64)
-        s = (
-            f[:, idx["tta_agreement"]]
-            * f[:, idx["ds_agreement"]]
-            * (1 - f[:, idx["uncertain_frac"]])
-        )
-        return np.clip(s, 0.0, 1.0)
+        return raw_scores(self._head(), features, embeddings, in_sample)
 
     def ood_factor(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
         """Out-of-distribution damping factor per sample.
@@ -199,17 +194,7 @@ class QualityEvaluator:
             linearly to 0 at :data:`OOD_TOLERANCE` + :data:`OOD_SPAN` scale units beyond it; 1 when
             no range is known (unfitted evaluators, model files from before this check).
         """
-        n = len(features)
-        if not self.ood_lo:
-            return np.ones(n)
-        cols = self._ood_columns(features, embeddings if self.pca_components else None)
-        lo, hi = np.asarray(self.ood_lo), np.asarray(self.ood_hi)
-        if cols.shape[1] != len(lo):  # no embeddings given: check the features only
-            cols, lo, hi = cols, lo[: cols.shape[1]], hi[: cols.shape[1]]
-        scale = np.asarray(self.ood_scale)[: cols.shape[1]]
-        excess = np.maximum(lo - cols, cols - hi).clip(min=0.0) / scale
-        worst = excess.max(1) if excess.shape[1] else np.zeros(n)
-        return np.clip(1.0 - (worst - OOD_TOLERANCE) / OOD_SPAN, 0.0, 1.0)
+        return ood_factor(self._head(), features, embeddings)
 
     # ---------------------------------------------------------------- public API
     def fit(
@@ -246,127 +231,22 @@ class QualityEvaluator:
             ``self``, fitted (or, with too few / uniform samples, unfitted with ``status`` and
             ``warning`` set, ``heldout_*`` the out-of-sample items' if any; one warning issued).
         """
-        feats = np.asarray(features, np.float64)
-        y = np.clip(np.asarray(iou, np.float64), 0, 1)
-        n = len(y)
-        ins = np.zeros(n) if in_sample is None else np.asarray(in_sample, np.float64).reshape(n)
-        out_mask = ins < 0.5
-        self.ood_lo, self.ood_hi, self.ood_scale = [], [], []
-        std = float(y.std()) if n else 0.0
-        if n < min_samples or std < MIN_IOU_STD:
-            return self._fallback(feats, y, out_mask, n, min_samples, std)
-        emb = None if embeddings is None else np.asarray(embeddings, np.float64)
-        rng = np.random.default_rng(seed)
-        gid = (
-            np.arange(n)
-            if groups is None
-            else np.unique(np.asarray(groups), return_inverse=True)[1]
+        fields, self.oof_scores = learn_state(  # oof_scores: not state, for per-mode summaries
+            features,
+            embeddings,
+            iou,
+            tau=self.tau,
+            pca_dim=self.pca_dim,
+            ridge_alpha=self.ridge_alpha,
+            folds=folds,
+            seed=seed,
+            min_samples=min_samples,
+            in_sample=in_sample,
+            groups=groups,
         )
-        n_groups = int(gid.max()) + 1
-        fold_of_group = np.empty(n_groups, dtype=int)
-        fold_of_group[rng.permutation(n_groups)] = np.arange(n_groups) % min(folds, n_groups)
-        fold = fold_of_group[gid]
-        oof = np.zeros(n)
-        oof_ood = np.ones(n)
-        for f in range(min(folds, n_groups)):
-            test = np.flatnonzero(fold == f)
-            train = np.flatnonzero(fold != f)
-            parts = fit_head(
-                feats[train],
-                None if emb is None else emb[train],
-                y[train],
-                self.pca_dim,
-                self.ridge_alpha,
-                ins[train],
-            )
-            tmp = QualityEvaluator(**{**self._hyper(), **parts})
-            e_test = None if emb is None else emb[test]
-            oof[test] = tmp._raw(feats[test], e_test, ins[test])
-            oof_ood[test] = tmp.ood_factor(feats[test], e_test)
-        parts = fit_head(feats, emb, y, self.pca_dim, self.ridge_alpha, ins)
-        for key, val in parts.items():
+        for key, val in fields.items():
             setattr(self, key, val)
-        self.iso_x, self.iso_y, self.linear = fit_calibration(oof, y)
-        self.fitted, self.status, self.warning = True, "fitted", ""
-        rho = spearman(oof, y)
-        if not rho >= WEAK_SPEARMAN:  # also NaN
-            self.warning = (
-                f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
-                "train longer or label more images before trusting a quality filter"
-            )
-            warnings.warn(f"quality evaluator: {self.warning}", stacklevel=2)
-        calibrated = self._calibrate(oof) * oof_ood
-        self.oof_scores = calibrated  # not part of the state: for the caller's per-mode summary
-        n_out = int(out_mask.sum())
-        thr_sel = out_mask if n_out >= min_samples else np.ones(n, bool)
-        self.heldout_scores = calibrated[thr_sel].tolist()
-        self.heldout_iou = y[thr_sel].tolist()
-        self.prior = lower_mean(y[out_mask] if n_out else y)
-        self.metrics = {
-            "n": float(n),
-            "n_in_sample": float(n - n_out),
-            "n_heldout": float(n_out),
-            "spearman_oof": spearman(oof, y),
-            "spearman_oof_heldout": spearman(oof[out_mask], y[out_mask]),
-            "spearman_oof_in_sample": spearman(oof[~out_mask], y[~out_mask]),
-            "mean_iou_heldout": float(y[out_mask].mean()) if n_out else float("nan"),
-            "mean_iou_in_sample": float(y[~out_mask].mean()) if n_out < n else float("nan"),
-            "mae_oof": float(np.mean(np.abs(calibrated - y))),
-            "good_rate": float(np.mean(y >= self.tau)),
-            "ood_rate_oof": float(np.mean(oof_ood < 1.0)),
-            "threshold_on_in_sample": float(not bool(thr_sel is out_mask)),
-        }
         return self
-
-    def _fallback(
-        self,
-        feats: np.ndarray,
-        y: np.ndarray,
-        out_mask: np.ndarray,
-        n: int,
-        min_samples: int,
-        std: float,
-    ) -> QualityEvaluator:
-        """Not enough signal to fit: warn, record why, score conservatively (class doc)."""
-        if n == 0:
-            self.status = "no_samples"
-            self.warning = "no labelled samples: quality scores are capped at 0.5"
-        elif n < min_samples:
-            self.status = "too_few_samples"
-            self.warning = (
-                f"only {n} labelled samples (need >= {min_samples}): quality scores are a "
-                "conservative heuristic capped at the samples' mean IoU lower bound"
-            )
-        else:
-            self.status = "uniform_labels"
-            self.warning = (
-                f"the {n} labelled samples have almost the same IoU (std {std:.3f} < "
-                f"{MIN_IOU_STD}); nothing to learn a ranking from: quality scores are a "
-                "conservative heuristic capped at their mean IoU lower bound"
-            )
-        warnings.warn(f"quality evaluator not fitted: {self.warning}", stacklevel=3)
-        self.fitted = False
-        sel = out_mask if out_mask.any() else np.ones(n, bool)
-        self.prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
-        self.coef, self.linear, self.iso_x, self.iso_y = [], [], [], []
-        scores = np.minimum(self._heuristic(feats), self.prior) if n else np.zeros(0)
-        self.oof_scores = scores  # the threshold: on held-out labels if any (training's flatter)
-        self.heldout_scores, self.heldout_iou = scores[sel].tolist(), y[sel].tolist()
-        self.metrics = {
-            "n": float(n),
-            "n_heldout": float(out_mask.sum()),
-            "spearman_oof": spearman(scores, y) if n else float("nan"),
-            "threshold_on_in_sample": float(n > 0 and not out_mask.any()),
-        }
-        return self
-
-    def _hyper(self) -> dict[str, Any]:
-        return {
-            "tau": self.tau,
-            "tta": self.tta,
-            "pca_dim": self.pca_dim,
-            "ridge_alpha": self.ridge_alpha,
-        }
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         return apply_calibration(raw, self.iso_x, self.iso_y, self.linear)
@@ -401,7 +281,7 @@ class QualityEvaluator:
         feats = np.where(bad[:, None], 0.0, feats)
         flags = ["non-finite features" if b else "" for b in bad]
         if not self.fitted:
-            scores = np.minimum(self._heuristic(feats), self.prior)
+            scores = np.minimum(heuristic(feats), self.prior)
             # every row says that its score comes from an unfitted evaluator (quality.csv)
             flags = [f or f"{UNFITTED_FLAG}: {self.status}" for f in flags]
         else:

@@ -1,0 +1,185 @@
+"""Learning the quality evaluator's state from labelled samples (arrays only).
+
+:func:`learn_state` is the body of :meth:`sam2elnet.model.quality.QualityEvaluator.fit`:
+
+* **Honest scores by cross-fitting.** Samples are split into k folds (samples of one group, one
+  image in both modes, share a fold); each fold is scored by a ridge head fitted on the other
+  folds, so every sample gets an *out-of-fold* score. The calibration and the data the precision
+  threshold is later chosen on (``heldout_scores`` / ``heldout_iou``) come from these scores;
+  the final head is refitted on all samples.
+* **No fit without signal.** With fewer than ``min_samples`` samples or near-constant true IoUs
+  the evaluator is not fitted (:func:`_fallback`): it warns, records why and scores a capped
+  heuristic (:func:`sam2elnet.model.quality_head.heuristic`).
+
+The functions return the evaluator's new field values as plain data; the evaluator applies them.
+The fitting primitives (ridge head, calibration, constants) are
+:mod:`sam2elnet.model.quality_calibration`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.model.quality_calibration import (
+    MIN_IOU_STD,
+    NO_SAMPLE_PRIOR,
+    WEAK_SPEARMAN,
+    apply_calibration,
+    fit_calibration,
+    fit_head,
+    lower_mean,
+    spearman,
+)
+from sam2elnet.model.quality_head import heuristic, ood_factor, raw_scores
+
+
+def learn_state(
+    features: np.ndarray,
+    embeddings: np.ndarray | None,
+    iou: np.ndarray,
+    *,
+    tau: float,
+    pca_dim: int,
+    ridge_alpha: float,
+    folds: int,
+    seed: int,
+    min_samples: int,
+    in_sample: np.ndarray | None,
+    groups: Sequence[Any] | None,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit an evaluator's state on labelled samples whose true label IoU is known.
+
+    Arguments and behaviour as :meth:`sam2elnet.model.quality.QualityEvaluator.fit` (``tau``,
+    ``pca_dim``, ``ridge_alpha``: the evaluator's hyper-parameters). Warns (once, pointing at the
+    caller of ``fit``) when the evaluator is not fitted or its out-of-fold ranking is weak.
+
+    Returns:
+        ``(fields, oof_scores)``: the new values of the evaluator's fields (a fitted head,
+        calibration, ``status``, ``warning``, ``prior``, ``heldout_*``, ``metrics``; the head's
+        standardisation is left out when not fitted) and the (N,) calibrated out-of-fold scores
+        in [0, 1] (the heuristic's when not fitted), for the caller's per-mode summary.
+    """
+    feats = np.asarray(features, np.float64)
+    y = np.clip(np.asarray(iou, np.float64), 0, 1)
+    n = len(y)
+    ins = np.zeros(n) if in_sample is None else np.asarray(in_sample, np.float64).reshape(n)
+    out_mask = ins < 0.5
+    std = float(y.std()) if n else 0.0
+    if n < min_samples or std < MIN_IOU_STD:
+        return _fallback(feats, y, out_mask, n, min_samples, std)
+    emb = None if embeddings is None else np.asarray(embeddings, np.float64)
+    rng = np.random.default_rng(seed)
+    gid = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_groups = int(gid.max()) + 1
+    fold_of_group = np.empty(n_groups, dtype=int)
+    fold_of_group[rng.permutation(n_groups)] = np.arange(n_groups) % min(folds, n_groups)
+    fold = fold_of_group[gid]
+    oof = np.zeros(n)
+    oof_ood = np.ones(n)
+    for f in range(min(folds, n_groups)):
+        test = np.flatnonzero(fold == f)
+        train = np.flatnonzero(fold != f)
+        head = fit_head(
+            feats[train],
+            None if emb is None else emb[train],
+            y[train],
+            pca_dim,
+            ridge_alpha,
+            ins[train],
+        )
+        e_test = None if emb is None else emb[test]
+        oof[test] = raw_scores(head, feats[test], e_test, ins[test])
+        oof_ood[test] = ood_factor(head, feats[test], e_test)
+    fields: dict[str, Any] = fit_head(feats, emb, y, pca_dim, ridge_alpha, ins)
+    iso_x, iso_y, linear = fit_calibration(oof, y)
+    fields.update(iso_x=iso_x, iso_y=iso_y, linear=linear, fitted=True, status="fitted")
+    fields["warning"] = ""
+    rho = spearman(oof, y)
+    if not rho >= WEAK_SPEARMAN:  # also NaN
+        fields["warning"] = (
+            f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
+            "train longer or label more images before trusting a quality filter"
+        )
+        # stacklevel 3: the caller of QualityEvaluator.fit
+        warnings.warn(f"quality evaluator: {fields['warning']}", stacklevel=3)
+    calibrated = apply_calibration(oof, iso_x, iso_y, linear) * oof_ood
+    n_out = int(out_mask.sum())
+    thr_sel = out_mask if n_out >= min_samples else np.ones(n, bool)
+    fields["heldout_scores"] = calibrated[thr_sel].tolist()
+    fields["heldout_iou"] = y[thr_sel].tolist()
+    fields["prior"] = lower_mean(y[out_mask] if n_out else y)
+    fields["metrics"] = {
+        "n": float(n),
+        "n_in_sample": float(n - n_out),
+        "n_heldout": float(n_out),
+        "spearman_oof": spearman(oof, y),
+        "spearman_oof_heldout": spearman(oof[out_mask], y[out_mask]),
+        "spearman_oof_in_sample": spearman(oof[~out_mask], y[~out_mask]),
+        "mean_iou_heldout": float(y[out_mask].mean()) if n_out else float("nan"),
+        "mean_iou_in_sample": float(y[~out_mask].mean()) if n_out < n else float("nan"),
+        "mae_oof": float(np.mean(np.abs(calibrated - y))),
+        "good_rate": float(np.mean(y >= tau)),
+        "ood_rate_oof": float(np.mean(oof_ood < 1.0)),
+        "threshold_on_in_sample": float(not bool(thr_sel is out_mask)),
+    }
+    return fields, calibrated
+
+
+def _fallback(
+    feats: np.ndarray,
+    y: np.ndarray,
+    out_mask: np.ndarray,
+    n: int,
+    min_samples: int,
+    std: float,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Not enough signal to fit: warn, record why, score conservatively (see
+    :class:`sam2elnet.model.quality.QualityEvaluator`)."""
+    if n == 0:
+        status = "no_samples"
+        warning = "no labelled samples: quality scores are capped at 0.5"
+    elif n < min_samples:
+        status = "too_few_samples"
+        warning = (
+            f"only {n} labelled samples (need >= {min_samples}): quality scores are a "
+            "conservative heuristic capped at the samples' mean IoU lower bound"
+        )
+    else:
+        status = "uniform_labels"
+        warning = (
+            f"the {n} labelled samples have almost the same IoU (std {std:.3f} < "
+            f"{MIN_IOU_STD}); nothing to learn a ranking from: quality scores are a "
+            "conservative heuristic capped at their mean IoU lower bound"
+        )
+    # stacklevel 4: the caller of QualityEvaluator.fit (via learn_state)
+    warnings.warn(f"quality evaluator not fitted: {warning}", stacklevel=4)
+    sel = out_mask if out_mask.any() else np.ones(n, bool)
+    prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
+    scores = np.minimum(heuristic(feats), prior) if n else np.zeros(0)
+    # the threshold: on held-out labels if any (training's flatter)
+    fields: dict[str, Any] = {
+        "status": status,
+        "warning": warning,
+        "fitted": False,
+        "prior": prior,
+        "coef": [],
+        "linear": [],
+        "iso_x": [],
+        "iso_y": [],
+        "ood_lo": [],
+        "ood_hi": [],
+        "ood_scale": [],
+        "heldout_scores": scores[sel].tolist(),
+        "heldout_iou": y[sel].tolist(),
+        "metrics": {
+            "n": float(n),
+            "n_heldout": float(out_mask.sum()),
+            "spearman_oof": spearman(scores, y) if n else float("nan"),
+            "threshold_on_in_sample": float(n > 0 and not out_mask.any()),
+        },
+    }
+    return fields, scores
