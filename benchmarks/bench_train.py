@@ -6,12 +6,14 @@ trunk + adapters, RFB reductions, DoubleConv decoder with deep supervision, fp32
 the CPU runs bf16 natively, else float32 - ``--precision auto``, ``engine.runtime.resolve_precision`` -,
 channels-last, the batch formed by pixels - 4 at 256 px, 2 at 512 px, as without ``--batch-size``
 -, a coarse label on half the batch, the full loss with deep supervision and edge term, backward,
-gradient clipping, AdamW), plus each speed lever (``old-default``: channels-first, batch 8, as
-shipped before 2026-12-01), and times one training step of each in turn — reference,
-ours, levers, reference, ... — on the same random inputs (``reference-lib``: the reference with
-``transformers``' own Hiera attention, as runs before 2026-12-01 measured it; ``reference`` shares
-our LeanAttention). It prints images/s and the ratio to the
-reference (goal >= 2x at 256 and 512 px).
+gradient clipping, AdamW, the per-step LR schedule: one call of the product's training pass,
+``engine.train_epoch.train_epoch``, on a one-batch loader), plus each speed lever
+(``old-default``: channels-first, batch 8, as shipped before 2026-12-01), and times one training
+step of each in turn — reference, ours, levers, reference, ... — on the same random inputs
+(``reference-lib``: the reference with ``transformers``' own Hiera attention, as runs before
+2026-12-01 measured it; ``reference`` shares our LeanAttention). The reference keeps its own step
+(``reference.reference_train_step``: its loss, no clipping, no schedule, as its design trains).
+It prints images/s and the ratio to the reference (goal >= 2x at 256 and 512 px).
 
 Peak memory per configuration is in ``bench_scale.py`` (one fresh process per point).
 
@@ -43,7 +45,7 @@ from common import (
     apply_lever,
     build_ours,
     lever_batch,
-    lever_input,
+    lever_channels_last,
     lever_precision,
     library_attention,
     machine,
@@ -55,15 +57,28 @@ TRAIN_STEP_LEVERS: dict[str, tuple[str, dict]] = {
     "fused-adamw": ("default", {"fused": True}),
 }
 """Training-only rows, (the ``common.LEVERS`` row they start from, ``our_step`` options):
-``fused-adamw`` torch's fused AdamW and ``foreach`` gradient clipping (not the default: no
-measurable gain in a whole step, docs/benchmarks.md). Only with ``--levers``, as is
-``bf16-forced`` (``common.LEVERS``: bf16 autocast even where ``elnet train`` runs float32
-because the CPU has no native bf16; on a CPU with native bf16 it is the default itself)."""
+``fused-adamw`` torch's fused AdamW (not the default: no measurable gain in a whole step,
+docs/benchmarks.md; the gradient clipping is ``foreach`` in every row, ``clip_grad_norm_`` picks it
+for CPU tensors). Only with ``--levers``, as is ``bf16-forced`` (``common.LEVERS``: bf16 autocast
+even where ``elnet train`` runs float32 because the CPU has no native bf16; on a CPU with native
+bf16 it is the default itself)."""
 
 
 def base_lever(name: str) -> Lever:
     """The ``common.Lever`` a row of ``--levers`` builds its network with."""
     return LEVERS[TRAIN_STEP_LEVERS[name][0]] if name in TRAIN_STEP_LEVERS else LEVERS[name]
+
+
+class _NoBar:
+    """The progress bar ``train_epoch`` updates, silent."""
+
+    n = 0
+
+    def update(self, k: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: object) -> None:
+        pass
 
 
 def our_step(  # noqa: ANN201
@@ -73,34 +88,57 @@ def our_step(  # noqa: ANN201
     size: int,
     fused: bool = False,
 ):
-    """A closure running one of ``engine.train``'s steps on fixed random inputs: its precision
-    rule (``lever_precision``: as shipped, bf16 autocast only where the CPU runs bf16 natively,
-    else float32), its AdamW and clipping (``fused``: fused AdamW, ``foreach`` clipping)."""
-    from sam2elnet.engine.losses import LossWeights, segmentation_loss
-    from sam2elnet.engine.train_schedule import adamw
+    """A closure running one step of ``elnet train``: the product's training pass
+    (``engine.train_epoch.train_epoch``) over a one-batch loader of fixed random inputs, with the
+    run's optimiser (``engine.train_schedule.adamw``; ``fused``: torch's fused AdamW), per-step LR
+    schedule, clipping and ``TrainConfig``'s defaults (learning rate, weight decay, warm-up, clip
+    norm), at ``lever``'s precision (``lever_precision``: as shipped, bf16 autocast only where the
+    CPU runs bf16 natively, else float32) and memory format (``model`` comes from
+    ``apply_lever(..., train=True)``; the pass converts each batch to channels-last itself, as in
+    a run). Besides the network, loss, backward, clipping and optimiser the pass steps the LR
+    schedule and sums the loss and pixel counts, as every step of a run does."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.losses import LossWeights
+    from sam2elnet.engine.train_epoch import train_epoch
+    from sam2elnet.engine.train_schedule import adamw, lr_lambda
+
+    def default(name: str):  # noqa: ANN202
+        return TrainConfig.model_fields[name].default
 
     g = torch.Generator().manual_seed(1)
-    x = lever_input(torch.rand(batch, 1, size, size, generator=g), lever, train=True)
+    x = torch.rand(batch, 1, size, size, generator=g)
     mask = (torch.rand(batch, 1, size, size, generator=g) > 0.7).float()
-    valid = torch.ones_like(mask)
     has = torch.tensor([float(i % 2) for i in range(batch)])
-    coarse = lever_input(mask * has[:, None, None, None], lever, train=True)
+    loader = [
+        {
+            "image": x,
+            "mask": mask,
+            "valid": torch.ones_like(mask),
+            "coarse": mask * has[:, None, None, None],
+            "has_coarse": has,
+        }
+    ]
     params = model.trainable_parameters()
-    opt = adamw(params, 1e-4, 0.01, fused)
+    opt = adamw(params, default("lr"), default("weight_decay"), fused)
+    steps = 1000  # a schedule longer than any run of this script: its shape does not matter
+    warmup = int(round(default("warmup_fraction") * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(steps, warmup, default("min_lr_ratio"))
+    )
+    kwargs = {
+        "device": torch.device("cpu"),
+        "precision": lever_precision(lever),
+        "channels_last": lever_channels_last(lever, train=True),
+        "grad_clip": default("grad_clip"),
+        "bar": _NoBar(),
+        "show_loss": False,
+        "distributed": False,
+    }
     weights = LossWeights()
-    bf16 = lever_precision(lever) == "bf16"
     model.train()
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x, coarse, has)
-        loss, _ = segmentation_loss(
-            out.logits, mask, valid, out.side_logits, out.edge_logits, weights
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True if fused else None)
-        opt.step()
+        train_epoch(model, loader, opt, sched, params, weights, **kwargs)
 
     return step
 

@@ -1,0 +1,79 @@
+"""What the benchmark scripts time, on tiny settings (micro model, 64 px; never a real run):
+``bench_train``'s step of ours is one pass of the product's training loop."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_train
+        import common
+
+        yield common, bench_train
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("lever_name", ["default", "channels-first"])
+def test_our_train_step_is_one_pass_of_the_engine(bench, monkeypatch, lever_name: str) -> None:
+    import sam2elnet.engine.train_epoch as engine_pass
+    from sam2elnet.config import TrainConfig
+
+    common, bench_train = bench
+    seen = []
+    real = engine_pass.train_epoch
+
+    def spy(model, loader, optimizer, scheduler, *args, **kwargs):  # noqa: ANN001, ANN202
+        sums = real(model, loader, optimizer, scheduler, *args, **kwargs)
+        seen.append((kwargs, sums, scheduler.last_epoch))
+        return sums
+
+    monkeypatch.setattr(engine_pass, "train_epoch", spy)
+    lever = common.LEVERS[lever_name]
+    torch.manual_seed(0)
+    model = common.apply_lever(common.build_ours("micro"), lever, train=True)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    step = bench_train.our_step(model, lever, 2, 64)
+    step()
+    step()
+    # one engine pass per timed step, and the per-step LR schedule advanced with it
+    assert [s[2] for s in seen] == [1, 2]
+    kwargs, sums, _ = seen[-1]
+    assert sums.n_img == 2 and math.isfinite(sums.loss_sum) and sums.loss_sum > 0
+    assert kwargs["precision"] == common.lever_precision(lever)
+    assert kwargs["channels_last"] is (lever_name == "default")
+    assert kwargs["grad_clip"] == TrainConfig.model_fields["grad_clip"].default
+    # the step trained the trainable weights and left the frozen trunk alone
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and changed <= trainable
+
+
+def test_bench_train_smoke_times_reference_and_ours(bench, tmp_path: Path, capsys) -> None:
+    import json
+
+    _, bench_train = bench
+    out = tmp_path / "train.json"
+    assert (
+        bench_train.main(
+            ["--smoke", "--levers", "default", "--no-reference-lib", "--json", str(out)]
+        )
+        == 0
+    )
+    got = json.loads(out.read_text())
+    (row,) = got["results"]
+    assert set(row["step_s"]) == {"reference", "default"}
+    assert all(s > 0 for s in row["step_s"].values())
+    assert [g["name"] for g in got["goals"]] == ["training 64 px: ours as shipped / reference"]
+    assert "GOAL training 64 px" in capsys.readouterr().out
