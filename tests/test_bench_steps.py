@@ -1,5 +1,6 @@
 """What the benchmark scripts time, on tiny settings (micro model, 64 px; never a real run):
-``bench_train``'s step of ours is one pass of the product's training loop."""
+``bench_train``'s step of ours is one pass of the product's training loop, and ``bench_infer``'s
+matmul ceiling brackets the timed rounds."""
 
 from __future__ import annotations
 
@@ -77,3 +78,40 @@ def test_bench_train_smoke_times_reference_and_ours(bench, tmp_path: Path, capsy
     assert all(s > 0 for s in row["step_s"].values())
     assert [g["name"] for g in got["goals"]] == ["training 64 px: ours as shipped / reference"]
     assert "GOAL training 64 px" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:this model's quality evaluator is not fitted")
+def test_bench_infer_ceiling_brackets_the_timed_rounds(
+    bench, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The matmul ceiling is measured before and after the timed rounds, both printed, and the
+    forward's share divides by the higher one (fake ceilings: 100 then 150 GFLOP/s)."""
+    import json
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_infer
+    finally:
+        sys.path.remove(str(BENCH))
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")  # ours ships float32: the fp32 ceiling
+    calls = []
+    fake = iter([100.0, 150.0])
+
+    def matmul_ceiling(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+        calls.append((dtype, n))
+        return next(fake)
+
+    monkeypatch.setattr(bench_infer, "matmul_ceiling", matmul_ceiling)
+    out = tmp_path / "infer.json"
+    argv = ["--smoke", "--levers", "default", "--no-reference-lib", "--json", str(out)]
+    assert bench_infer.main(argv) == 0
+    assert calls == [(torch.float32, 256)] * 2  # one size: before and after; --smoke: 256^2
+    printed = capsys.readouterr().out
+    assert "fp32 matmul ceiling: 100 GFLOP/s before the timed rounds, 150 after" in printed
+    got = json.loads(out.read_text())
+    assert got["ceiling_gflops"] == {"fp32": [100.0, 150.0], "bf16": []}
+    (row,) = got["results"]
+    assert row["ceiling_gflops"] == {"before": 100.0, "after": 150.0}
+    share = next(g["value"] for g in got["goals"] if "matmul ceiling" in g["name"])
+    want = row["gflop_ours"] * row["n"] / row["seconds"]["default"] / 150.0
+    assert share == pytest.approx(want, rel=1e-9)
