@@ -1,8 +1,9 @@
-"""A quality score read back from a table is used only when it is a finite number.
+"""A quality score read back from a table is used only when it is a number in [0, 1].
 
-``inf`` / ``-inf`` or text in the score column of a ``quality.csv`` is an unusable predicted IoU:
-every reader treats it as no score (NaN, like a blank or ``nan`` cell, which elnet writes for an
-unfitted evaluator), with one warning naming the table (data.runfolder.read_quality_table); a
+``1.5``, ``-0.2``, ``inf`` / ``-inf`` or text in the score column of a ``quality.csv`` is an
+unusable predicted IoU: every reader treats it as no score (NaN, like a blank or ``nan`` cell,
+which elnet writes for an unfitted evaluator), with one warning naming the table, a row and the
+allowed range (data.runfolder.read_quality_table); a
 resumed folder job redoes such rows. Also: annotate's output folder may be the images folder
 itself and be resumed (engine.folder_inputs.check_job_out does not refuse it).
 """
@@ -48,6 +49,33 @@ def test_parse_score_rules() -> None:
     for text, what in (("inf", "infinite"), ("-inf", "infinite"), ("high", "not a number")):
         v, note = parse_score(text)
         assert math.isnan(v) and note == f"score {text!r} is {what}; treated as no score"
+    assert parse_score("0") == (0.0, "") and parse_score("1") == (1.0, "")  # the ends count
+    for text in ("1.5", "-0.2", "87"):  # not an IoU (87: a percentage)
+        v, note = parse_score(text)
+        assert math.isnan(v)
+        assert note == f"score {text!r} is outside [0, 1] (a predicted IoU); treated as no score"
+
+
+def test_scores_outside_0_1_are_refused_by_every_reader(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A foreign table's 1.5 / -0.2 is no predicted IoU: one warning naming the table, the first
+    such row (name and line) and the range; the export's and the evaluation's lookups agree."""
+    from sam2elnet.export.labels import read_quality_csv
+
+    q = tmp_path / "quality.csv"
+    q.write_text("image,quality\na.png,0.25\nb.png,1.5\nc.png,-0.2\nd.png,1\n")
+    with caplog.at_level("WARNING", logger="sam2elnet.data.runfolder"):
+        recs = read_quality_table(q)
+    assert [r["predicted_iou"] for r in recs][::3] == [0.25, 1.0]
+    assert math.isnan(recs[1]["predicted_iou"]) and math.isnan(recs[2]["predicted_iou"])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{q}: 2 row(s) have a quality that is not a number in [0, 1] (e.g. '1.5' for b.png on "
+        "line 3); they are treated as having no score (as a blank or nan one)"
+    ]
+    assert read_quality_csv(q) == {"a": 0.25, "d": 1.0}
+    assert set(quality_by_key(q)) == {"a", "b", "c", "d"}
+    assert math.isnan(quality_by_key(q)["b"]["predicted_iou"])
 
 
 def test_read_quality_table_treats_non_finite_scores_as_none(
@@ -62,8 +90,8 @@ def test_read_quality_table_treats_non_finite_scores_as_none(
     assert [bool(r["score_note"]) for r in recs] == [False, True, True, False, False, True, True]
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == [
-        f"{q}: 4 row(s) have a predicted_iou that is not a finite number (e.g. 'inf' for "
-        "labels/b.png); they are treated as having no score (as a blank or nan one)"
+        f"{q}: 4 row(s) have a predicted_iou that is not a number in [0, 1] (e.g. 'inf' for "
+        "labels/b.png on line 3); they are treated as having no score (as a blank or nan one)"
     ]
     # the export's lookup keeps finite scores only; evaluation's carries NaN (no score)
     assert quality_by_stem(q) == {"a": 0.8}

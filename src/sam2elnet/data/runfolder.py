@@ -15,8 +15,8 @@ Every reader goes through :func:`read_quality_table`, one rule for all: the scor
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
 ... in tables made by other tools), names come from :data:`NAME_COLUMNS`, ``kept`` is parsed
 leniently (``True/1/yes/kept`` vs ``False/0/no/rejected``), and a score that is not a finite
-number (``inf``, ``-inf``, text) is unusable: read as NaN, no score, like a blank one, with one
-warning per table (:func:`parse_score`). Two lookups serve the consumers:
+number in [0, 1] (``1.5``, ``-0.2``, ``inf``, text) is unusable: read as NaN, no score, like a
+blank one, with one warning per table naming a row and the allowed range (:func:`parse_score`). Two lookups serve the consumers:
 :func:`quality_by_key` (evaluation: paired by :func:`~sam2elnet.data.naming.mask_key`) and
 :func:`quality_by_stem` (export: label or image file stem -> score).
 """
@@ -43,6 +43,7 @@ __all__ = [
     "QUALITY_CSV",
     "RUN_MASK_FOLDERS",
     "SCORE_COLUMNS",
+    "SCORE_RANGE",
     "SKIPPED_CSV",
     "SUMMARY_JSON",
     "find_quality_csv",
@@ -68,6 +69,8 @@ NAME_COLUMNS = ("label", "image", "id", "name", "file", "filename", "path", "sam
 """Columns that name a row's file, in order of preference."""
 SCORE_COLUMNS = ("quality", "predicted_iou", "pred_iou", "iou_pred", "score")
 """Columns holding the predicted label quality (IoU in [0, 1]); the first present one is used."""
+SCORE_RANGE = (0.0, 1.0)
+"""The values a predicted IoU can take; a score outside is unusable (:func:`parse_score`)."""
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -125,8 +128,9 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
 
     Returns:
         One record per row that names a file: the raw columns plus ``predicted_iou`` (a finite
-        float, or NaN when blank, ``nan``, ``inf`` / ``-inf`` or not a number: an unusable
-        score counts as none, and one warning names the table and the count), ``score_note``
+        float in [0, 1], or NaN when blank, ``nan``, outside [0, 1], ``inf`` / ``-inf`` or not
+        a number: an unusable score counts as none, and one warning names the table, the count,
+        the first such row and the allowed range), ``score_note``
         (``""``, or why a written score was not used, :func:`parse_score`), ``kept`` (bool or
         None; None also when the column is absent), ``label`` and ``image`` (str, may be empty), ``names`` (every non-empty name column, in
         :data:`NAME_COLUMNS` order), ``image_path`` / ``coarse_path`` (resolved next to the table
@@ -149,8 +153,8 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
             p,
         )
     out: list[dict[str, Any]] = []
-    unusable: list[tuple[str, str]] = []
-    for row in rows:
+    unusable: list[tuple[str, str, int]] = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
         found = [(row.get(c) or "").strip() for c in names]
         found = [n for n in found if n]
         if not found:
@@ -159,7 +163,7 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
         rec["names"] = found
         rec["predicted_iou"], rec["score_note"] = parse_score((row.get(score) or "").strip())
         if rec["score_note"]:
-            unusable.append((found[0], (row.get(score) or "").strip()))
+            unusable.append((found[0], (row.get(score) or "").strip(), line))
         rec["kept"] = parse_bool(row.get("kept", "")) if "kept" in cols else None
         rec["label"] = (row.get("label") or "").strip()
         rec["image"] = (row.get("image") or "").strip()
@@ -168,27 +172,36 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
         rec["coarse_path"] = _resolve_near(coarse, p.parent) if coarse else None
         out.append(rec)
     if unusable:
-        name, text = unusable[0]
+        name, text, line = unusable[0]
         log.warning(
-            "%s: %d row(s) have a %s that is not a finite number (e.g. %r for %s); they are "
-            "treated as having no score (as a blank or nan one)",
+            "%s: %d row(s) have a %s that is not a number in [%g, %g] (e.g. %r for %s on line "
+            "%d); they are treated as having no score (as a blank or nan one)",
             p,
             len(unusable),
             score,
+            *SCORE_RANGE,
             text,
             name,
+            line,
         )
     return out
 
 
 def parse_score(text: str) -> tuple[float, str]:
-    """``(score, note)`` of a quality-table cell (predicted IoU): a finite float and ``""``; NaN and ``""`` for
-    a blank cell or ``nan`` (no score, as elnet writes it); NaN and the reason for ``inf`` /
-    ``-inf`` or text that is not a number (an unusable score, treated as none)."""
+    """``(score, note)`` of a quality-table cell (predicted IoU): a float in :data:`SCORE_RANGE`
+    (0 and 1 included) and ``""``; NaN and ``""`` for a blank cell or ``nan`` (no score, as elnet
+    writes it); NaN and the reason for a number outside [0, 1] (e.g. ``1.5``, ``-0.2``, or a
+    percentage), ``inf`` / ``-inf`` or text that is not a number (an unusable score, treated as
+    none)."""
     value = parse_float(text)
-    if math.isfinite(value) or text == "" or text.lower() == "nan":
+    if text == "" or text.lower() == "nan":
         return value, ""
-    what = "infinite" if math.isinf(value) else "not a number"
+    if math.isfinite(value) and SCORE_RANGE[0] <= value <= SCORE_RANGE[1]:
+        return value, ""
+    if math.isfinite(value):
+        what = "outside [{:g}, {:g}] (a predicted IoU)".format(*SCORE_RANGE)
+    else:
+        what = "infinite" if math.isinf(value) else "not a number"
     return float("nan"), f"score {text!r} is {what}; treated as no score"
 
 

@@ -109,8 +109,8 @@ def unique_names(files: Sequence[Path]) -> dict[Path, str]:
 
 def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes,
-    and whose ``predicted_iou`` is a number or blank/``nan`` (for resume; anything else, e.g. an
-    edited ``inf``, is redone). A quality.csv that is not text raises a DataError."""
+    and whose ``predicted_iou`` is a number in [0, 1] or blank/``nan`` (for resume; anything else,
+    e.g. an edited ``inf`` or ``1.5``, is redone). A quality.csv that is not text raises a DataError."""
     from sam2elnet.data.raster import verify_written
 
     path = out / QUALITY_CSV
@@ -131,7 +131,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         label = out / (row.get("label") or "")
         if not row.get("label") or not row.get("image") or not label.is_file():
             continue
-        if parse_score((row.get("predicted_iou") or "").strip())[1]:  # inf, text: not ours
+        if parse_score((row.get("predicted_iou") or "").strip())[1]:  # 1.5, inf, text: not ours
             unusable.append(str(row.get("predicted_iou")))
             continue
         try:
@@ -148,7 +148,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         log.warning("%d empty or unreadable label(s) in %s will be redone", redo, out)
     if unusable:
         log.warning(
-            "%d row(s) of %s have a predicted_iou that is not a finite number (e.g. %r); "
+            "%d row(s) of %s have a predicted_iou that is not a number in [0, 1] (e.g. %r); "
             "those images will be redone",
             len(unusable),
             path,
