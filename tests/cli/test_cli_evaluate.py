@@ -103,8 +103,96 @@ def test_evaluate_bad_inputs(
     _expect_error(
         ["evaluate", "--pred", str(empty), "--truth", str(truth)], capsys, "no mask files"
     )
-    _save(pred / "2_pred.png", np.zeros((12, 24), bool))
-    _expect_error(["evaluate", "--pred", str(pred), "--truth", str(truth)], capsys, "2_mask.png")
+
+
+def _truncate(path: Path) -> None:
+    """Cut a file in half (a download or copy that stopped)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_evaluate_skips_bad_pairs_and_scores_the_rest(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated prediction and a ground truth of another size are skipped (warning naming the
+    file, listed with the reason in the JSON and in eval_skipped.csv); the two good pairs are
+    scored with their exact values; the last line counts the skips."""
+    from helpers_data import write_tif
+
+    pred, truth, _ = folders
+    _truncate(pred / "2_pred.png")
+    (truth / "3_mask.png").unlink()
+    write_tif(truth / "3_mask.tif", np.zeros((1, 12, 24), np.uint8), georef=False)
+    out = tmp_path / "out"
+    js, table = out / "eval.json", out / "eval.csv"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
+            "--json", str(js), "--csv", str(table)]  # fmt: skip
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    warned = [ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping ")]
+    assert len(warned) == 2, cap.err
+    assert warned[0].startswith(f"warning: skipping {pred / '2_pred.png'}: ")
+    assert warned[1] == (
+        f"warning: skipping {pred / '3_pred.png'}: is 24x24 (WxH) but its ground truth "
+        f"{truth / '3_mask.tif'} is 24x12; predictions need their mask's size"
+    )
+    skipped_csv = out / "eval_skipped.csv"
+    assert cap.out.splitlines()[-1] == f"2 of 4 skipped, see {skipped_csv}"
+    data = json.loads(js.read_text())
+    # images 0 and 1: 256 and 240 of 256 truth pixels found, no false positives
+    assert data["aggregate"]["n_images"] == 2
+    assert data["aggregate"]["iou"] == pytest.approx((256 + 240) / 512)
+    assert [r["image"] for r in data["images"]] == ["0", "1"]
+    assert data["images"][1]["iou"] == pytest.approx(240 / 256)
+    assert data["n_skipped"] == 2
+    assert [s["file"] for s in data["skipped"]] == [
+        str(pred / "2_pred.png"),
+        str(pred / "3_pred.png"),
+    ]
+    assert "2_pred.png" in data["skipped"][0]["reason"]
+    assert "3_mask.tif" in data["skipped"][1]["reason"]
+    assert data["quality"]["n"] == 2  # the skipped images' scores are not correlated
+    assert [r["image"] for r in csv.DictReader(table.open())] == ["0", "1"]
+    rows = list(csv.DictReader(skipped_csv.open()))
+    assert [(r["file"], r["reason"]) for r in rows] == [
+        (s["file"], s["reason"]) for s in data["skipped"]
+    ]
+    # fixed and re-run: everything scored, the stale list of skips is gone
+    _save(pred / "2_pred.png", np.ones((24, 24), bool))
+    (truth / "3_mask.tif").unlink()
+    _save(truth / "3_mask.png", np.ones((24, 24), bool))
+    assert main(argv) == 0
+    assert json.loads(js.read_text())["n_skipped"] == 0 and not skipped_csv.exists()
+    assert "skipped" not in capsys.readouterr().out
+
+
+def test_evaluate_nothing_usable_is_one_error_and_writes_nothing(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, truth, _ = folders
+    for k in range(4):
+        _truncate(pred / f"{k}_pred.png")
+    out = tmp_path / "out"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
+            "--json", str(out / "e.json"), "--csv", str(out / "e.csv"), "--report"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert errors == [err.splitlines()[-1]] and "Traceback" not in err
+    assert errors[0].startswith(
+        f"error: {pred}: nothing produced: all 4 files could not be used (4 x "
+    )
+    assert errors[0].endswith("fix or remove the files and re-run")
+    assert err.count("warning: skipping") == 4
+    assert not out.exists() or not any(out.iterdir())
+    assert not (pred / "report.html").exists()
+    # one pair: its own error (the file and the reason), no batch summary
+    for k in range(1, 4):
+        (pred / f"{k}_pred.png").unlink()
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(f"error: {pred / '0_pred.png'}: cannot decode")
+    assert "skipping" not in err
 
 
 def test_evaluate_run_folder_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -226,6 +226,7 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
     """evaluate: a large label GeoTIFF is counted in row strips (here 23 rows: 7,000 px per
     strip) and gives the confusion, boundary F-score and road counts of whole reads, with the
     truth's ignore value, a PNG prediction and a valid-pixel mask in the mix."""
+    from sam2elnet.engine import eval_stream as es
     from sam2elnet.engine import evaluate as ev
 
     truth = _blobs(1).astype(np.uint8)
@@ -247,13 +248,13 @@ def test_evaluation_of_large_labels_is_streamed_with_identical_counts(
         whole = ev.evaluate_folders(d / "pred", d / "truth", **kw)
         called: list[Path] = []
 
-        def spy(p: Path, *a: object, _fn=ev._streamed_counts, _seen=called, **k: object):
+        def spy(p: Path, *a: object, _fn=es.streamed_counts, _seen=called, **k: object):
             _seen.append(p)
             return _fn(p, *a, **k)
 
         monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
         monkeypatch.setattr(windowed, "STRIP_PIXELS", 7000)
-        monkeypatch.setattr(ev, "_streamed_counts", spy)
+        monkeypatch.setattr(es, "streamed_counts", spy)
         streamed = ev.evaluate_folders(d / "pred", d / "truth", **kw)
         monkeypatch.undo()
         assert len(called) == 2

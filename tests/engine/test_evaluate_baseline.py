@@ -190,10 +190,20 @@ def test_evaluate_baseline_bad_inputs(
     _expect_error(
         [*base, "--baseline", str(sos["coarse"] / "palsar")], capsys, "have no baseline label"
     )
-    # a baseline of another size
-    _save(sos["coarse"] / "sentinel" / "4_mask.png", np.zeros((16, S), bool))
-    _expect_error([*base, "--baseline", str(sos["coarse"])], capsys, "4_mask.png")
     assert not (sos["tmp"] / "eval").exists()
+    # a baseline of another size skips its pair (named, with both sizes); the rest is compared
+    bad = sos["coarse"] / "sentinel" / "4_mask.png"
+    _save(bad, np.zeros((16, S), bool))
+    js = sos["tmp"] / "b.json"
+    assert main([*base, "--baseline", str(sos["coarse"]), "--json", str(js)]) == 0
+    cap = capsys.readouterr()
+    assert f"warning: skipping {bad}: is {S}x16 (WxH) but its ground truth" in cap.err
+    assert cap.out.splitlines()[-1] == f"1 of 4 skipped, see {js}"
+    data = json.loads(js.read_text())
+    assert [r["image"] for r in data["images"]] == ["1", "2", "3"]
+    assert [s["file"] for s in data["skipped"]] == [str(bad)]
+    c = data["comparison"]
+    assert (c["n"], c["n_improved"], c["n_unchanged"], c["n_worse"]) == (3, 1, 1, 1)
 
 
 def test_evaluate_ids(sos: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,12 +237,13 @@ def test_baseline_of_streamed_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     whole = evaluate_folders(*args, baseline_dir=tmp_path / "base", progress=False)
     monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
     monkeypatch.setattr(windowed, "STRIP_PIXELS", 5 * S)
-    import sam2elnet.engine.evaluate as ev
+    import sam2elnet.engine.eval_stream as es
 
     calls: list[Path] = []
-    for name in ("_streamed_counts", "_streamed_confusion"):  # predictions, baselines
-        real = getattr(ev, name)
-        monkeypatch.setattr(ev, name, lambda p, *a, _r=real, **k: calls.append(p) or _r(p, *a, **k))
+    real = es.streamed_counts  # predictions and baselines
+    monkeypatch.setattr(
+        es, "streamed_counts", lambda p, *a, _r=real, **k: calls.append(p) or _r(p, *a, **k)
+    )
     streamed = evaluate_folders(*args, baseline_dir=tmp_path / "base", progress=False)
     assert len(calls) == 8  # 4 predictions + 4 baselines
     assert streamed.comparison.as_dict() == whole.comparison.as_dict()

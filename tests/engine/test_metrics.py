@@ -298,10 +298,17 @@ def test_evaluate_errors(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(DataError, match="no mask files"):
         evaluate_folders(empty, truth, progress=False)
+    # a prediction of another size: skipped (reason naming both files), the other pair scored
     _save(pred / "000_pred.png", np.zeros((16, 32), bool))
-    with pytest.raises(DataError) as err:
+    res = evaluate_folders(pred, truth, progress=False)
+    assert [r.name for r in res.images] == ["001"] and res.aggregate["n_images"] == 1
+    assert [s["file"] for s in res.skipped] == [str(pred / "000_pred.png")]
+    assert "000_mask.png" in res.skipped[0]["reason"] and "32x16" in res.skipped[0]["reason"]
+    # every pair skipped: one error summarising the reasons
+    _save(pred / "001_pred.png", np.zeros((16, 32), bool))
+    with pytest.raises(DataError, match="nothing produced: all 2 files could not be used") as err:
         evaluate_folders(pred, truth, progress=False)
-    assert "000_pred.png" in str(err.value) and "000_mask.png" in str(err.value)
+    assert f"{truth / '001_mask.png'} is 32x32" in str(err.value)
     other = tmp_path / "other"
     other.mkdir()
     _save(other / "zzz.png", np.zeros((32, 32), bool))

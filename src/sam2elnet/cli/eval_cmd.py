@@ -165,9 +165,15 @@ def evaluate(
         help="With a dataset root as --truth: score against this split's masks (e.g. test).",
     ),
     json_path: Path | None = typer.Option(
-        None, "--json", help="Write aggregate + per-image + quality JSON here."
+        None,
+        "--json",
+        help="Write aggregate + per-image + quality JSON here (with the skipped pairs).",
     ),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Write per-image rows as CSV here."),
+    csv_path: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="Write per-image rows as CSV here; skipped pairs go to <name>_skipped.csv beside it.",
+    ),
     boundary: bool = typer.Option(False, "--boundary", help="Also compute the boundary F-score."),
     tolerance: float = typer.Option(
         option_default(EvaluateOptions, "tolerance"),
@@ -250,7 +256,12 @@ def evaluate(
     quality.csv predicts the true IoU.
 
     PRED may be a folder of masks or the output folder of ``elnet annotate`` / ``elnet enhance``
-    (its labels/ and rejected/ are read together, with its quality.csv)."""
+    (its labels/ and rejected/ are read together, with its quality.csv).
+
+    A pair that cannot be used (a truncated or corrupt mask, a prediction of another size than
+    its ground truth) is skipped with a warning naming the file and listed with the reason in
+    the JSON and in the --csv file's _skipped.csv; the other pairs are scored. When no pair can
+    be scored, nothing is written and the exit code is 2."""
     from rich.console import Console
     from rich.table import Table
 
@@ -259,6 +270,7 @@ def evaluate(
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label
+    from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
     check_options(
@@ -293,7 +305,8 @@ def evaluate(
         *((d, MASK_SUFFIXES) for d in (truth, valid, baseline)),
         (images, IMAGE_SUFFIXES),
     ]
-    for flag, path in (("--json", json_path), ("--csv", csv_path)):
+    skipped_csv = skipped_csv_path(csv_path) if csv_path is not None else None
+    for flag, path in (("--json", json_path), ("--csv", csv_path), ("--csv", skipped_csv)):
         check_output(path, "file", flag, inputs=[quality, ids], read_from=read_from)
     page = None
     if report:  # next to --json, else into PRED
@@ -301,7 +314,12 @@ def evaluate(
         check_output(page, "file", "--report", inputs=[quality, ids], read_from=read_from)
     # the report first: where it goes is not chosen by a path of its own
     check_distinct_outputs(
-        [("the --report page", page), ("--json", json_path), ("--csv", csv_path)]
+        [
+            ("the --report page", page),
+            ("--json", json_path),
+            ("--csv", csv_path),
+            ("the list of skipped pairs next to --csv", skipped_csv),
+        ]
     )
     res = evaluate_folders(
         pred,
@@ -359,9 +377,21 @@ def evaluate(
     if csv_path is not None:
         res.write_csv(csv_path)
         console.print(f"wrote {csv_path}")
+    if skipped_csv is not None and res.skipped:
+        from sam2elnet.utils.atomic import write_text_atomic
+        from sam2elnet.utils.tables import csv_text
+
+        write_text_atomic(skipped_csv, csv_text(res.skipped, ["file", "reason"]))
+        console.print(f"wrote {skipped_csv}")
+    elif skipped_csv is not None:  # an earlier run's list no longer holds
+        skipped_csv.unlink(missing_ok=True)
     if report:
         out = (json_path.parent if json_path is not None else pred) / "report.html"
         from sam2elnet.pipeline.report import write_evaluation_report
 
         write_evaluation_report(res, out, images=images, max_items=max_items, threshold=threshold)
         console.print(f"wrote {out}")
+    if res.skipped:  # the last line, as in every batch command
+        where = skipped_csv or json_path or "the warnings above"
+        n_total = res.aggregate["n_images"] + len(res.skipped)
+        typer.echo(skip_line(len(res.skipped), n_total, where))

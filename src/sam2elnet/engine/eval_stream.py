@@ -1,5 +1,8 @@
-"""Counting a large prediction / ground-truth pair strip by strip (``elnet evaluate``).
+"""Counting one prediction / ground-truth pair (``elnet evaluate``), whole or strip by strip.
 
+:func:`pair_counts` reads one pair (with its valid mask and baseline label) and counts it; a file
+that cannot be used (unreadable, truncated, another size) raises a
+:class:`~sam2elnet.errors.DataError` naming it, which the evaluation turns into a skip.
 :func:`streamable` says when a pair is worth streaming (a label GeoTIFF GDAL can read by
 windows, too large to read whole); :func:`streamed_counts` gives the same
 :class:`~sam2elnet.engine.metrics.Confusion` (and, when asked, boundary and road counts, see
@@ -8,15 +11,105 @@ windows, too large to read whole); :func:`streamed_counts` gives the same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics import BoundaryCounts, Confusion, RoadCounts, confusion
+from sam2elnet.engine.metrics import (
+    BoundaryCounts,
+    Confusion,
+    RoadCounts,
+    boundary_counts,
+    confusion,
+    road_counts,
+)
 from sam2elnet.errors import DataError
 
-__all__ = ["read_binary_mask", "streamable", "streamed_confusion", "streamed_counts"]
+__all__ = [
+    "PairCounts",
+    "pair_counts",
+    "read_binary_mask",
+    "streamable",
+    "streamed_confusion",
+    "streamed_counts",
+]
+
+
+@dataclass
+class PairCounts:
+    """What :func:`pair_counts` counted for one pair: the confusion, boundary and road counts
+    (None when not asked for) and the baseline label's confusion against the same truth (None
+    without a baseline)."""
+
+    confusion: Confusion
+    boundary: BoundaryCounts | None = None
+    roads: RoadCounts | None = None
+    baseline: Confusion | None = None
+
+
+def pair_counts(
+    pred: Path,
+    truth: Path,
+    valid: Path | None = None,
+    baseline: Path | None = None,
+    *,
+    positive_values: tuple[float, ...] | None = None,
+    tolerance_px: float | None = None,
+    road_buffer_px: float | None = None,
+) -> PairCounts:
+    """Read and count one pair: strip by strip when :func:`streamable`, else whole.
+
+    ``valid`` (pixels to count; None = all) must have the truth's size; pixels the truth marks as
+    "ignore" (:func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary
+    counts are computed with ``tolerance_px``, road counts with ``road_buffer_px`` (None: not
+    computed). ``baseline`` is scored against the same truth and valid pixels.
+
+    Raises:
+        DataError: a file cannot be read (missing, truncated, undecodable, a class-index mask
+            without ``positive_values``), or the prediction, valid mask or baseline has another
+            size than the truth; the error's ``path`` is that file, the message names both.
+    """
+    from sam2elnet.data.masks import read_mask_valid
+
+    if streamable(truth, pred):
+        conf, bnd, rds = streamed_counts(
+            pred, truth, valid, positive_values=positive_values,
+            tolerance_px=tolerance_px, road_buffer_px=road_buffer_px,
+        )  # fmt: skip
+        base = None
+        if baseline is not None:
+            base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
+        return PairCounts(conf, bnd, rds, base)
+    t, t_valid = read_mask_valid(truth, positive_values=positive_values)
+    p = _same_size(read_binary_mask(pred), pred, t, truth, "predictions")
+    v = None
+    if valid is not None:
+        v = _same_size(read_binary_mask(valid), valid, t, truth, "valid masks")
+    if t_valid is not None:
+        v = t_valid if v is None else (v & t_valid)
+    conf = confusion(p, t, v)
+    bnd = boundary_counts(p, t, tolerance_px, v) if tolerance_px is not None else None
+    pc, tc = (p & v, t & v) if v is not None else (p, t)
+    rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
+    base = None
+    if baseline is not None:
+        b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
+        base = confusion(b, t, v)
+    return PairCounts(conf, bnd, rds, base)
+
+
+def _same_size(
+    mask: np.ndarray, path: Path, truth: np.ndarray, truth_path: Path, what: str
+) -> np.ndarray:
+    if mask.shape != truth.shape:
+        raise DataError(
+            f"is {mask.shape[1]}x{mask.shape[0]} (WxH) but its ground truth {truth_path} is "
+            f"{truth.shape[1]}x{truth.shape[0]}; {what} need their mask's size",
+            path,
+        )
+    return mask
 
 
 def streamable(truth: Path, pred: Path) -> bool:
@@ -77,14 +170,16 @@ def streamed_counts(
     if shape(p_src) != (h, w):
         ph, pw = shape(p_src)
         raise DataError(
-            f"is {pw}x{ph} (WxH) but its ground truth {truth} is {w}x{h}; predictions must have "
-            "the size of their masks",
+            f"is {pw}x{ph} (WxH) but its ground truth {truth} is {w}x{h}; predictions need "
+            "their mask's size",
             pred,
         )
     if v_src is not None and shape(v_src) != (h, w):
         vh, vw = shape(v_src)
         raise DataError(
-            f"valid mask {valid} is {vw}x{vh} but ground truth {truth} is {w}x{h}", valid
+            f"is {vw}x{vh} (WxH) but its ground truth {truth} is {w}x{h}; valid masks need "
+            "their mask's size",
+            valid,
         )
 
     def strip(src: Any, r0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None]:

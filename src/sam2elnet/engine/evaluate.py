@@ -30,24 +30,19 @@ from sam2elnet.engine.eval_inputs import (
     scan_masks,
     split_truths,
 )
-from sam2elnet.engine.eval_stream import read_binary_mask
-from sam2elnet.engine.eval_stream import streamable as _streamable
-from sam2elnet.engine.eval_stream import streamed_confusion as _streamed_confusion
-from sam2elnet.engine.eval_stream import streamed_counts as _streamed_counts
+from sam2elnet.engine.eval_stream import pair_counts, read_binary_mask
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
     QualityStats,
     RoadCounts,
-    boundary_counts,
-    confusion,
     json_num,
     quality_stats,
-    road_counts,
     scores,
 )
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.options import GroupBy
+from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +134,9 @@ class EvaluationResult:
     :class:`~sam2elnet.engine.comparison.Comparison`) when a baseline was given; ``groups`` maps
     each group name (the ground truth's sub-folder, with ``group_by="folder"``) to a dict with its
     ``aggregate``, ``comparison`` and ``quality``; ``quality_filter`` is the filter the evaluated
-    run recorded in its summary.json (threshold, target precision, tau, held-out estimates).
+    run recorded in its summary.json (threshold, target precision, tau, held-out estimates);
+    ``skipped`` the pairs that could not be evaluated, one ``{"file": path, "reason": message}``
+    per pair (the file that could not be used), in pairing order.
     """
 
     pred_dir: Path
@@ -154,6 +151,7 @@ class EvaluationResult:
     comparison: Any = None
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality_filter: dict[str, Any] | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.images]
@@ -178,6 +176,8 @@ class EvaluationResult:
             },
             "unmatched_pred": self.unmatched_pred,
             "unmatched_truth": self.unmatched_truth,
+            "n_skipped": len(self.skipped),
+            "skipped": self.skipped,
             "images": self.rows(),
         }
 
@@ -281,16 +281,22 @@ def evaluate_folders(
     ``baseline_dir`` (e.g. the coarse labels given to ``elnet enhance``, or an ``elnet refine``
     output) is scored against the same truth and valid pixels, and compared image by image with
     :func:`sam2elnet.engine.comparison.compare` (``worse_by``: IoU drop counted as a loss, 0.02 =
-    2 IoU points). Every evaluated image must have a baseline label of the same size.
+    2 IoU points). Every evaluated image must have a baseline label (a missing one is an
+    error); a baseline label that cannot be read or has another size skips its pair.
     ``group_by="folder"`` also reports every number per ground-truth sub-folder (SOS: per sensor).
     ``ids`` (pairing keys, e.g. a run's held-out ids) restricts the evaluation to those images.
 
+    A pair that cannot be used is skipped, as in every batch command
+    (:class:`~sam2elnet.utils.batch.SkipLog`): an unreadable, truncated or undecodable prediction,
+    ground-truth, valid or baseline mask, or one whose size differs from its ground truth. One
+    ``skipping FILE: reason`` warning names the file; ``skipped`` lists ``{"file", "reason"}``
+    for each, and the other pairs are evaluated.
+
     Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
-    an unreadable mask, a pred/truth or baseline/truth size mismatch, or evaluated images without a
-    baseline label (the message names the files).
+    evaluated images without a baseline label (the message names the files), or every pair
+    skipped (one error summarising the reasons).
     """
     from sam2elnet.config import QualityConfig
-    from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.engine.comparison import compare
     from sam2elnet.utils.progress import progress_bar
 
@@ -348,53 +354,38 @@ def evaluate_folders(
         tau = (qfilter or {}).get("tau") or QualityConfig().tau
 
     images: list[ImageResult] = []
+    skips = SkipLog("file")  # the batch policy of every command: report, skip, go on
     bar = progress_bar(len(keys), "evaluate", "img", progress)
     try:
         for key in keys:
-            valid = truth = pred = None
-            if _streamable(truths[key], preds[key]):
-                conf, bnd, rds = _streamed_counts(
-                    preds[key], truths[key], valids.get(key), positive_values=positive_values,
+            try:
+                got = pair_counts(
+                    preds[key], truths[key], valids.get(key), bases.get(key),
+                    positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
                     road_buffer_px=road_buffer_px if roads else None,
                 )  # fmt: skip
-            else:
-                truth, truth_valid = read_mask_valid(truths[key], positive_values=positive_values)
-                pred = read_binary_mask(preds[key])
-                if pred.shape != truth.shape:
-                    raise DataError(
-                        f"is {pred.shape[1]}x{pred.shape[0]} (WxH) but its ground truth {truths[key]} "
-                        f"is {truth.shape[1]}x{truth.shape[0]}; predictions need their mask's size",
-                        preds[key],
-                    )
-                if key in valids:
-                    valid = read_binary_mask(valids[key])
-                    if valid.shape != truth.shape:
-                        raise DataError(
-                            f"valid mask {valids[key]} is {valid.shape[1]}x{valid.shape[0]} but ground "
-                            f"truth {truths[key]} is {truth.shape[1]}x{truth.shape[0]}",
-                            valids[key],
-                        )
-                if truth_valid is not None:
-                    valid = truth_valid if valid is None else (valid & truth_valid)
-                conf = confusion(pred, truth, valid)
-                bnd = boundary_counts(pred, truth, tolerance_px, valid) if boundary else None
-                p, t = (pred & valid, truth & valid) if valid is not None else (pred, truth)
-                rds = road_counts(p, t, buffer_px=road_buffer_px) if roads else None
-            res = ImageResult(key, preds[key], truths[key], conf, scores(conf), bnd, rds)
+            except DataError as err:  # names the file that cannot be used
+                if len(keys) == 1:  # one pair: its own error, not a batch summary
+                    raise
+                skips.add(err.path or preds[key], err)
+                bar.update(1)
+                continue
+            res = ImageResult(key, preds[key], truths[key], got.confusion,
+                              scores(got.confusion), got.boundary, got.roads)  # fmt: skip
             if group_by == "folder":
                 res.group = group_name(truths[key], tdir)
             if bases:
-                res.baseline_path = bases[key]
-                res.baseline_confusion = _baseline_confusion(
-                    bases[key], truths[key], truth, valid, valids.get(key), positive_values
-                )
+                res.baseline_path, res.baseline_confusion = bases[key], got.baseline
             _add_quality(res, qrows.get(key))
             images.append(res)
             bar.update(1)
     except BaseException:
         bar.close()  # the bar (or its last line) ends where the error stopped it
         raise
+    if not images:  # every pair skipped: one error line, nothing written
+        bar.close()
+        raise skips.nothing_done(len(keys))
 
     def _quality(rows: list[ImageResult]) -> QualityStats | None:
         with_q = [r for r in rows if r.predicted_iou is not None]
@@ -421,7 +412,8 @@ def evaluate_folders(
 
     agg, total = _aggregate(images, boundary, roads)
     if agg.get("iou") is not None:  # the stage's key number on its last line (--no-progress)
-        bar.set_postfix(pixel_iou=f"{agg['iou']:.3f}", refresh=False)
+        extra = {"skipped": len(skips)} if skips else {}
+        bar.set_postfix(pixel_iou=f"{agg['iou']:.3f}", **extra, refresh=False)
     bar.close()
     quality = _quality(images) if qrows else None
     if qrows and quality is None:
@@ -463,31 +455,8 @@ def evaluate_folders(
         comparison=_compare(images),
         groups=groups,
         quality_filter=qfilter,
+        skipped=skips.rows(),
     )
-
-
-def _baseline_confusion(
-    base_path: Path,
-    truth_path: Path,
-    truth: np.ndarray | None,
-    valid: np.ndarray | None,
-    valid_path: Path | None,
-    positive_values: tuple[float, ...] | None,
-) -> Confusion:
-    """Confusion of a baseline label against the truth already read (``truth`` / ``valid``), or
-    strip by strip when the pair was streamed (``truth`` None). Size mismatch: DataError."""
-    if truth is None:
-        return _streamed_confusion(
-            base_path, truth_path, valid_path, positive_values=positive_values
-        )
-    base = read_binary_mask(base_path)
-    if base.shape != truth.shape:
-        raise DataError(
-            f"is {base.shape[1]}x{base.shape[0]} (WxH) but its ground truth {truth_path} is "
-            f"{truth.shape[1]}x{truth.shape[0]}; baseline labels must have the size of their masks",
-            base_path,
-        )
-    return confusion(base, truth, valid)
 
 
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:

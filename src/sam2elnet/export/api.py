@@ -18,6 +18,7 @@ from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster, find_labels, read_quality_csv
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
+from sam2elnet.utils.batch import skipped_csv_path
 
 __all__ = ["ExportResult", "export_labels"]
 
@@ -40,11 +41,6 @@ class ExportResult:
         if self.n_chips:
             s += f"; {self.n_chips} image/mask chips"
         return s
-
-
-def skipped_csv_path(out: Path) -> Path:
-    """``<out>_skipped.csv``: the unreadable label files an export skipped, next to ``out``."""
-    return out.with_name(f"{out.stem}_skipped.csv")
 
 
 def export_labels(

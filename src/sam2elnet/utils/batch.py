@@ -23,7 +23,7 @@ from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SkipLog", "short_reason", "skip_line"]
+__all__ = ["SkipLog", "short_reason", "skip_line", "skipped_csv_path"]
 
 
 def short_reason(reason: str, item: str | Path) -> str:
@@ -90,3 +90,10 @@ class SkipLog:
 def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
     """The last line of a batch that skipped some files."""
     return f"{n_skipped} of {n_total} skipped, see {csv_path}"
+
+
+def skipped_csv_path(out: str | Path) -> Path:
+    """``<out stem>_skipped.csv`` next to ``out``: where a command whose output is one file
+    (``elnet export``'s vector file, ``elnet evaluate --csv``) lists the files it skipped."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_skipped.csv")
