@@ -7,7 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from helpers_data import blob_mask, grey_rgb, make_generic, make_sos, shared, write_png
+from helpers_data import (
+    blob_mask,
+    grey_rgb,
+    make_generic,
+    make_sos,
+    shared,
+    write_png,
+    write_tif,
+)
 
 from sam2elnet.cli import main
 
@@ -127,14 +135,65 @@ def test_bad_input_is_one_line_error_exit_2(tmp_path, capsys, setup, args, needl
     assert needle in err
 
 
-def test_size_mismatch_cli_check(tmp_path, capsys):
-    root = make_generic(tmp_path / "g", n=2, size=32)
-    assert main(["stats", "--data", str(root), "--check", "--no-progress"]) == 0
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_stats_check_skips_bad_pairs_and_uses_the_rest(tmp_path, capsys):
+    """--check: a truncated image, a mask of another size and a truncated GeoTIFF mask skip their
+    pairs (a warning each, listed in --out); the statistics are those of the one good pair."""
+    import shutil
+
+    from sam2elnet.data.stats import dataset_stats
+
+    root = make_generic(tmp_path / "g", n=4, size=32)
+    good = make_generic(tmp_path / "only2", n=0)
+    for sub in ("images", "masks"):  # the expected statistics: img2 alone
+        (good / sub).mkdir(parents=True)
+        shutil.copy(root / sub / "img2.png", good / sub / "img2.png")
+    argv = ["stats", "--data", str(root), "--check", "--no-progress"]
+    assert main(argv) == 0 and "all pairs read and have matching sizes" in capsys.readouterr().out
+    _truncate(root / "images" / "img0.png")
     write_png(root / "masks" / "img1.png", np.zeros((16, 16), np.uint8))
-    capsys.readouterr()
-    assert main(["stats", "--data", str(root), "--check", "--no-progress"]) == 2
-    err = _err(capsys)
-    assert "masks/img1.png" in err and "images/img1.png" in err
+    (root / "masks" / "img3.png").unlink()
+    write_tif(root / "masks" / "img3.tif", np.zeros((1, 32, 32), np.uint8), georef=False)
+    _truncate(root / "masks" / "img3.tif")
+    out = tmp_path / "stats.json"
+    assert main([*argv, "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    warned = [
+        ln.removeprefix("warning: skipping ").partition(": ")
+        for ln in cap.err.splitlines()
+        if ln.startswith("warning: skipping ")
+    ]
+    files = [str(root / "images" / "img0.png"), str(root / "masks" / "img1.png"),
+             str(root / "masks" / "img3.tif")]  # fmt: skip
+    assert [w[0] for w in warned] == files
+    warned = [w[2] for w in warned]
+    assert "cannot decode image" in warned[0] and "(16, 16) differs from image" in warned[1]
+    assert "cannot read raster" in warned[2]
+    assert cap.out.splitlines()[-1] == f"3 of 4 skipped, see {out}"
+    payload = json.loads(out.read_text())
+    assert payload["images_used"] == 1 and payload["n_skipped"] == 3
+    assert [s["file"] for s in payload["skipped"]] == files
+    expected = dataset_stats(good, progress=False).payload()["normalization"]
+    assert payload["normalization"] == json.loads(json.dumps(expected))
+
+
+def test_stats_check_with_no_usable_pair_is_one_error(tmp_path, capsys):
+    root = make_generic(tmp_path / "g", n=2, size=32)
+    for i in range(2):
+        _truncate(root / "images" / f"img{i}.png")
+    out = tmp_path / "stats.json"
+    argv = ["stats", "--data", str(root), "--check", "--no-progress", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("warning: skipping") == 2
+    last = err.strip().splitlines()[-1]
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [last]
+    assert last.startswith(f"error: {root}: nothing produced: all 2 files could not be used (")
+    assert "cannot decode image" in last and not out.exists()
 
 
 def test_verify_pairs_batch_mode_skips(tmp_path, caplog):

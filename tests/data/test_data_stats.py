@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from helpers_data import make_generic, make_sos
 
 from sam2elnet.cli import main
@@ -45,3 +46,27 @@ def test_flat_layout_uses_every_pair_and_evenly_spaced_subsets(tmp_path):
     st = dataset_stats(root, p_low=2, p_high=98, progress=False)
     assert st.config.p_low == 2 and st.config.p_high == 98
     assert np.all(np.asarray(st.config.high) >= np.asarray(st.config.low))
+
+
+def test_check_skips_a_truncated_mask_and_records_it(tmp_path):
+    """check=True: the pair whose mask is cut short is skipped and listed in the payload; the
+    statistics come from the other pairs (the same as without that pair)."""
+    from helpers_data import write_png
+
+    from sam2elnet.errors import DataError
+
+    root = make_generic(tmp_path / "g", n=3)
+    bad = root / "masks" / "img1.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    st = dataset_stats(root, check=True, progress=False)
+    assert [s.id for s in st.samples] == ["img0", "img2"]
+    assert [s["file"] for s in st.payload()["skipped"]] == [str(bad)]
+    assert st.payload()["n_skipped"] == 1 and "cannot decode" in st.skipped[0]["reason"]
+    (root / "images" / "img1.png").unlink()
+    bad.unlink()
+    assert st.config == dataset_stats(root, progress=False).config
+    for i in (0, 2):  # nothing usable left: one error naming the dataset folder
+        write_png(root / "masks" / f"img{i}.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError) as err:
+        dataset_stats(root, check=True, progress=False)
+    assert str(err.value).startswith(f"{root}: nothing produced: all 2 files could not be used")

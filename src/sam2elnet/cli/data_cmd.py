@@ -56,17 +56,28 @@ def stats_cmd(
     ),
     out: Path = typer.Option(None, "--out", help="Write the normalisation config (JSON) here."),
     check: bool = typer.Option(
-        False, "--check", help="Verify every image/label pair has the same size."
+        False,
+        "--check",
+        help="Verify every pair first: a file that is truncated or unreadable, or a label of "
+        "another size than its image, skips its pair (a warning each, listed in --out); the "
+        "statistics come from the other pairs.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List unmatched files."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
-    from sam2elnet.data.layouts import discover, verify_pairs
+    from sam2elnet.data.layouts import discover
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
-    from sam2elnet.data.stats import DatasetStats, evenly_spaced, stats_config, stats_samples
+    from sam2elnet.data.stats import (
+        DatasetStats,
+        check_pairs,
+        evenly_spaced,
+        stats_config,
+        stats_samples,
+    )
     from sam2elnet.utils.atomic import write_json_atomic
+    from sam2elnet.utils.batch import SkipLog, skip_line
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(
@@ -94,9 +105,13 @@ def stats_cmd(
     samples, train_only = stats_samples(index, split)
     if train_only:
         typer.echo(f"statistics from the train split ({len(samples)} pairs); --split to choose")
+    skips, n_pairs = SkipLog("file"), len(samples)
     if check:
-        verify_pairs(samples, strict=True, progress=progress)
-        typer.echo("all pairs have matching sizes")
+        samples, skips = check_pairs(samples, progress=progress)
+        if not samples:  # nothing to compute statistics from: one error line, nothing written
+            raise skips.nothing_done(n_pairs, data)
+        if not skips:
+            typer.echo("all pairs read and have matching sizes")
     samples = evenly_spaced(samples, max_images)
     cfg = stats_config(
         samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high, progress=progress
@@ -108,8 +123,11 @@ def stats_cmd(
             f"p{p_low:g}={cfg.low[b]:.3f} p{p_high:g}={cfg.high[b]:.3f}"
         )
     if out is not None:
-        write_json_atomic(out, DatasetStats(index, samples, cfg, train_only).payload())
+        payload = DatasetStats(index, samples, cfg, train_only, skips.rows()).payload()
+        write_json_atomic(out, payload)
         typer.echo(f"wrote {out}")
+    if skips:  # the last line, as in every batch command
+        typer.echo(skip_line(len(skips), n_pairs, out or "the warnings above"))
 
 
 @app.command("synth")

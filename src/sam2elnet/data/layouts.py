@@ -466,13 +466,29 @@ def verify_pairs(
 
     good = []
     for s in track(samples, "check pairs", "pair", progress):
-        shape = image_size(s.image)
-        bad = [p for p in (s.mask, s.coarse) if p is not None and image_size(p) != shape]
-        if not bad:
+        err = pair_size_error(s)
+        if err is None:
             good.append(s)
             continue
-        msg = f"size {image_size(bad[0])[::-1]} differs from image {s.image} {shape[::-1]} (WxH); re-export the label at the image's size or remove the pair"
         if strict:
-            raise DataError(msg, bad[0])
-        log.warning("skipping %s: %s", bad[0], msg)
+            raise err
+        log.warning("skipping %s", err)
     return good
+
+
+def pair_size_error(s: Sample) -> DataError | None:
+    """The error of a pair whose mask or coarse label has another size than its image (headers
+    only, :func:`image_size`), naming both files and both sizes (W x H); None when they match.
+
+    Raises:
+        DataError: a file whose header cannot be read (missing, not an image).
+    """
+    shape = image_size(s.image)
+    for p in (s.mask, s.coarse):
+        if p is not None and (size := image_size(p)) != shape:
+            return DataError(
+                f"size {size[::-1]} differs from image {s.image} {shape[::-1]} (WxH); re-export "
+                "the label at the image's size or remove the pair",
+                p,
+            )
+    return None

@@ -1,8 +1,9 @@
 """What is in a dataset folder, and its normalisation statistics (the library behind ``elnet stats``).
 
 :func:`dataset_stats` finds the image/label pairs (:func:`sam2elnet.data.layouts.discover`),
-optionally checks that every pair has matching sizes, and computes per-band normalisation
-statistics (:func:`sam2elnet.data.normalize.compute_stats`) from the *training* images only when
+optionally checks every pair (:func:`check_pairs`: whole files, matching sizes; a bad pair is
+skipped), and computes per-band normalisation statistics
+(:func:`sam2elnet.data.normalize.compute_stats`) from the *training* images only when
 the layout has a train split and no split was asked for: normalisation describes the training
 data, and looking at test images would leak them. :meth:`DatasetStats.payload` is the JSON that
 ``elnet stats --out FILE`` writes and ``elnet train --norm-stats FILE`` reads back.
@@ -11,15 +12,79 @@ data, and looking at test images would leak them. :meth:`DatasetStats.payload` i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import StatsOptions, option_default
-from sam2elnet.data.layouts import DatasetIndex, Sample, discover, verify_pairs
+from sam2elnet.data.layouts import DatasetIndex, Sample, discover, pair_size_error
 from sam2elnet.data.normalize import NormalizationConfig, compute_stats
+from sam2elnet.errors import DataError
+from sam2elnet.utils.batch import SkipLog
 
-__all__ = ["DatasetStats", "dataset_stats", "evenly_spaced", "stats_config", "stats_samples"]
+__all__ = [
+    "DatasetStats",
+    "check_pairs",
+    "dataset_stats",
+    "evenly_spaced",
+    "stats_config",
+    "stats_samples",
+]
+
+
+def _check_decodes(path: Path) -> None:
+    """Refuse a file that is truncated or damaged: PNG/JPEG are decoded whole
+    (:func:`~sam2elnet.data.images.check_complete`; GDAL would return missing rows as zeros),
+    other rasters must open with their last pixel readable (a truncated GeoTIFF loses its end)."""
+    from sam2elnet.data.images import CV2_SUFFIXES, check_complete
+
+    check_complete(path)  # PNG/JPEG: decoded whole; other formats pass
+    if path.suffix.lower() in CV2_SUFFIXES:
+        return
+    import rasterio
+
+    from sam2elnet.data.gdal_errors import raster_error_text
+    from sam2elnet.data.writers import verify_written
+
+    try:
+        verify_written(path)
+    except (rasterio.errors.RasterioError, OSError) as err:
+        raise DataError(raster_error_text("raster", err), path) from None
+
+
+def check_pairs(samples: Sequence[Sample], progress: bool = True) -> tuple[list[Sample], SkipLog]:
+    """``elnet stats --check``: the pairs whose files are whole and whose sizes match.
+
+    Every image, mask and coarse label must open and decode (:func:`_check_decodes`: PNG/JPEG
+    whole, other rasters to their last pixel), and masks and coarse labels must have their
+    image's size (:func:`~sam2elnet.data.layouts.pair_size_error`). A pair that fails is skipped
+    with the batch policy (:class:`~sam2elnet.utils.batch.SkipLog`): one ``skipping FILE:
+    reason`` warning naming the file that cannot be used.
+
+    Args:
+        samples: The pairs.
+        progress: Show a progress bar.
+
+    Returns:
+        ``(good pairs, skips)``; ``skips.items`` holds ``{"file": path, "reason": message}``.
+    """
+    from sam2elnet.utils.progress import track
+
+    skips = SkipLog("file")
+    good = []
+    for s in track(samples, "check pairs", "pair", progress):
+        try:
+            for p in (s.image, s.mask, s.coarse):
+                if p is not None:
+                    _check_decodes(Path(p))
+            err = pair_size_error(s)
+        except DataError as bad:
+            err = bad
+        if err is None:
+            good.append(s)
+        else:
+            skips.add(err.path or s.image, err)
+    return good, skips
 
 
 def stats_samples(
@@ -105,12 +170,15 @@ class DatasetStats:
         config: The normalisation (per-band ``mean`` / ``std`` and ``low`` / ``high`` at the
             chosen percentiles, in the image's units after the optional dB conversion).
         train_only: True when only the train split was used because no split was asked for.
+        skipped: The pairs ``check`` skipped, ``{"file": path, "reason": message}`` each
+            (:func:`check_pairs`).
     """
 
     index: DatasetIndex
     samples: list[Sample]
     config: NormalizationConfig
     train_only: bool = False
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
         """The JSON of ``elnet stats --out``.
@@ -118,7 +186,8 @@ class DatasetStats:
         Returns:
             ``normalization`` (a :class:`~sam2elnet.data.normalize.NormalizationConfig` dump),
             ``layout``, ``modality``, ``pairs`` per ``"split/sensor"``, ``unmatched`` and
-            ``images_used`` (counts).
+            ``images_used`` (counts), ``n_skipped`` and ``skipped`` (the pairs ``--check``
+            skipped, file and reason).
         """
         return {
             "normalization": self.config.model_dump(),
@@ -127,6 +196,8 @@ class DatasetStats:
             "pairs": {f"{sp}/{se}": n for (sp, se), n in self.index.counts().items()},
             "unmatched": len(self.index.unmatched),
             "images_used": len(self.samples),
+            "n_skipped": len(self.skipped),
+            "skipped": self.skipped,
         }
 
 
@@ -158,22 +229,27 @@ def dataset_stats(
             image).
         p_low, p_high: Percentiles (0-100) of the scaling range.
         max_images: Use at most this many images, evenly spaced; 0 = all.
-        check: Verify every image/label pair has the same size (headers only).
+        check: Verify every pair (:func:`check_pairs`): files that cannot be read or labels of
+            another size than their image are skipped (a warning each, listed in ``skipped``).
         progress: Show progress bars.
 
     Returns:
         The :class:`DatasetStats`.
 
     Raises:
-        DataError: unreadable folder or images, no pairs, or (with ``check``) a size mismatch
-            naming both files.
+        DataError: unreadable folder or images, no pairs, or (with ``check``) every pair
+            skipped (the reasons summarised).
     """
     index = discover(data, layout=layout, split=split or None, sensors=sensors or None,
                      modality=modality)  # fmt: skip
     samples, train_only = stats_samples(index, split)
+    skips = SkipLog("file")
     if check:
-        verify_pairs(samples, strict=True, progress=progress)
+        n_pairs = len(samples)
+        samples, skips = check_pairs(samples, progress=progress)
+        if not samples:
+            raise skips.nothing_done(n_pairs, data)
     samples = evenly_spaced(samples, max_images)
     cfg = stats_config(samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high,
                        progress=progress)  # fmt: skip
-    return DatasetStats(index, samples, cfg, train_only)
+    return DatasetStats(index, samples, cfg, train_only, skips.rows())
