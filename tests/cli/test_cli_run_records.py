@@ -26,8 +26,15 @@ def _strict(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_annotate_enhance_scene_log_and_record_the_precision(tmp_path_factory, tmp_path, capsys):
-    run = trained_run(tmp_path_factory)
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The shared micro model, trained (if no earlier test did) before ``capsys`` starts, so the
+    training's own lines (its ``precision:`` note among them: they print on stdout once any
+    earlier test ran the CLI) never reach the output the test checks."""
+    return trained_run(tmp_path_factory)
+
+
+def test_annotate_enhance_scene_log_and_record_the_precision(run, tmp_path, capsys):
     ann = tmp_path / "ann"
     args = ["--model", str(run["model"]), "--images", str(run["data"] / "images"),
             "--no-progress", "--precision", "32"]  # fmt: skip

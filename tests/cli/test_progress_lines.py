@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
+import pytest
 from helpers_data import write_png, write_tif
 from test_train import trained_run
 
@@ -36,10 +37,16 @@ def test_progress_lines_periodic_and_final(caplog):
     assert not caplog.records
 
 
-def test_annotate_and_scene_no_progress_print_lines(tmp_path_factory, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory):
+    """The shared micro model, trained (if no earlier test did) before ``capsys`` starts: the
+    training's own progress lines never mix with the lines the test checks."""
+    return trained_run(tmp_path_factory)["model"]
+
+
+def test_annotate_and_scene_no_progress_print_lines(model, tmp_path, capsys):
     from sam2elnet.cli import main
 
-    model = trained_run(tmp_path_factory)["model"]
     rng = np.random.default_rng(0)
     for i in range(3):
         write_png(tmp_path / "img" / f"a{i}.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
