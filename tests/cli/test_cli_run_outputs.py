@@ -152,6 +152,61 @@ def test_scene_out_equal_to_the_labels_file_is_refused(
     )
 
 
+@pytest.mark.parametrize("extra", [[], ["--prob", "--quality-gpkg"]])
+def test_scene_out_that_is_no_geotiff_is_refused_before_the_model_loads(
+    tmp_path: Path,
+    model: Path,
+    extra: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One scene, ``--out x.png``: the label is written as a GeoTIFF only. The name is refused
+    before the model loads (which would fail: ``model`` is no model, and the loader is replaced
+    by one that fails the test), so a real model's load time is not spent first."""
+    import sam2elnet.pipeline.scenes as scenes
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before the --out name was checked")
+
+    monkeypatch.setattr(scenes, "load_scene_predictor", no_load)
+    image = _scene(tmp_path / "s.tif")
+    out = tmp_path / "x.png"
+    argv = ["scene", "--model", str(model), "--image", str(image), "--out", str(out),
+            "--no-progress", *extra]  # fmt: skip
+    err = _refused(capsys, argv, tmp_path)
+    assert err == (
+        f"error: scene output must be a GeoTIFF (.tif), got {out}; choose a name ending in .tif"
+    )
+
+
+def test_scene_output_names_are_checked_before_the_model_loads_in_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``scene_job`` (what ``elnet scene`` runs) refuses the names ``predict_scene`` cannot
+    write before loading the model; ``check_scene_paths`` also refuses a quality layer that is
+    no ``.gpkg`` (``elnet scene`` always names it ``<out stem>_tiles.gpkg``)."""
+    import sam2elnet.pipeline.scenes as scenes
+    from sam2elnet.engine.scene import check_scene_paths
+    from sam2elnet.errors import UserError
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before the output names were checked")
+
+    monkeypatch.setattr(scenes, "load_scene_predictor", no_load)
+    image = _scene(tmp_path / "s.tif")
+    with pytest.raises(UserError, match=r"must be a GeoTIFF \(\.tif\), got .*x\.png"):
+        scenes.scene_job(image, tmp_path / "x.png", tmp_path / "missing.pt", quality=True)
+    tiles = tmp_path / "label_tiles.shp"
+    with pytest.raises(UserError) as err:
+        check_scene_paths(image, tmp_path / "label.tif", quality_gpkg=tiles)
+    assert str(err.value) == (
+        f"per-tile quality output must be a GeoPackage (.gpkg), got {tiles}; "
+        "choose a name ending in .gpkg"
+    )
+    check_scene_paths(image, tmp_path / "label.TIF", quality_gpkg=tmp_path / "label_tiles.gpkg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]  # nothing written
+
+
 def test_scene_folder_summary_counts_skips_and_points_to_the_reasons(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

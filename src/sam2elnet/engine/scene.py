@@ -82,6 +82,7 @@ __all__ = [
     "LABEL_NODATA",
     "SCENE_SUFFIXES",
     "SceneResult",
+    "check_scene_paths",
     "is_large_scene",
     "predict_scene",
     # re-exported from the modules they moved to (engine.executors, engine.scene_inputs)
@@ -138,6 +139,38 @@ class SceneResult:
         return s
 
 
+def check_scene_paths(
+    src_path: str | Path,
+    dst_path: str | Path,
+    *,
+    coarse: str | Path | None = None,
+    prob_path: str | Path | None = None,
+    quality_gpkg: str | Path | None = None,
+) -> None:
+    """UserError for output paths :func:`predict_scene` cannot write (nothing is read).
+
+    The label ``dst_path`` must end in ``.tif`` / ``.tiff``, ``quality_gpkg`` in ``.gpkg``; no
+    output may be ``src_path`` or ``coarse``, and the outputs must be different files.
+    :func:`predict_scene` checks them before reading; :func:`sam2elnet.pipeline.scenes.scene_job`
+    (``elnet scene``) calls this before the model loads, so a wrong name fails at once.
+    """
+    src_path, dst_path = Path(src_path), Path(dst_path)
+    if dst_path.suffix.lower() not in (".tif", ".tiff"):
+        raise UserError(
+            f"scene output must be a GeoTIFF (.tif), got {dst_path}; choose a name ending in .tif"
+        )
+    outs = [Path(p).resolve() for p in (dst_path, prob_path, quality_gpkg) if p is not None]
+    if src_path.resolve() in outs or (coarse is not None and Path(coarse).resolve() in outs):
+        raise UserError(f"an output would overwrite an input ({src_path}); choose another --out")
+    if len(set(outs)) != len(outs):
+        raise UserError("the label, probability and quality outputs must be different files")
+    if quality_gpkg is not None and Path(quality_gpkg).suffix.lower() != ".gpkg":
+        raise UserError(
+            f"per-tile quality output must be a GeoPackage (.gpkg), got {quality_gpkg}; "
+            "choose a name ending in .gpkg"
+        )
+
+
 def _check_arguments(
     src_path: Path,
     dst_path: Path,
@@ -159,15 +192,9 @@ def _check_arguments(
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     if prob_dtype not in ("float32", "uint8"):
         raise UserError(f"probability dtype must be float32 or uint8, got {prob_dtype!r}")
-    if dst_path.suffix.lower() not in (".tif", ".tiff"):
-        raise UserError(f"scene output must be a GeoTIFF (.tif), got {dst_path.name}")
-    outs = [Path(p).resolve() for p in (dst_path, prob_path, quality_gpkg) if p is not None]
-    if src_path.resolve() in outs or (coarse is not None and Path(coarse).resolve() in outs):
-        raise UserError(f"an output would overwrite an input ({src_path}); choose another --out")
-    if len(set(outs)) != len(outs):
-        raise UserError("the label, probability and quality outputs must be different files")
-    if quality_gpkg is not None and Path(quality_gpkg).suffix.lower() != ".gpkg":
-        raise UserError(f"per-tile quality output must be a GeoPackage (.gpkg), got {quality_gpkg}")
+    check_scene_paths(
+        src_path, dst_path, coarse=coarse, prob_path=prob_path, quality_gpkg=quality_gpkg
+    )
 
 
 Meta = list[tuple[Window, np.ndarray]]

@@ -20,7 +20,12 @@ from sam2elnet.data.vector import VECTOR_SUFFIXES
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
-from sam2elnet.engine.scene import SCENE_SUFFIXES, SceneResult, predict_scene
+from sam2elnet.engine.scene import (
+    SCENE_SUFFIXES,
+    SceneResult,
+    check_scene_paths,
+    predict_scene,
+)
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -317,7 +322,14 @@ def scene_job(
 
     if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r}; use local or ray")
+    src, dst = Path(image), Path(out)
+    one = {  # a single scene's outputs, as predict_scene gets them below
+        "prob_path": dst.with_name(f"{dst.stem}_prob.tif") if prob else None,
+        "quality_gpkg": dst.with_name(f"{dst.stem}_tiles.gpkg") if quality else None,
+    }
     check_scene_outputs(image, out, labels, prob, quality)  # before the model loads
+    if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
+        check_scene_paths(src, dst, coarse=labels, **one)
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
@@ -338,7 +350,6 @@ def scene_job(
 
         executor = RayExecutor(factory, num_workers=workers, address=address)
     try:
-        src = Path(image)
         if src.is_dir():
             return predict_scenes(
                 src,
@@ -353,14 +364,12 @@ def scene_job(
                 record=record,
                 **scene_kwargs,
             )
-        dst = Path(out)
         return predict_scene(
             src,
             dst,
             predictor,
             coarse=labels,
-            prob_path=dst.with_name(f"{dst.stem}_prob.tif") if prob else None,
-            quality_gpkg=dst.with_name(f"{dst.stem}_tiles.gpkg") if quality else None,
+            **one,
             executor=executor,
             progress=progress,
             **scene_kwargs,
