@@ -112,7 +112,11 @@ def bench_size(  # noqa: ANN201
     models: dict[str, torch.nn.Module] = {}
     for name in args.levers:
         lv = LEVERS[name]
-        m = base if name == "default" else build_ours(args.model_size, lv.detail_width)
+        m = (
+            base
+            if name == "default"
+            else build_ours(args.model_size, lv.detail_width, trunk_scale=lv.trunk_scale)
+        )
         m = apply_lever(m.eval(), lv, train=False)
         models[name] = m
         b = lever_batch(lv, args.batch, rb, size)

@@ -159,7 +159,9 @@ def bench_size(args: argparse.Namespace, size: int, goals: Goals) -> dict:
     for name in args.levers:
         lv = base_lever(name)
         b = lever_batch(lv, args.batch, rb, size, train=True)
-        model = apply_lever(build_ours(args.model_size, lv.detail_width), lv, train=True)
+        model = apply_lever(
+            build_ours(args.model_size, lv.detail_width, trunk_scale=lv.trunk_scale), lv, train=True
+        )
         fns[name] = our_step(model, lv, b, size, **TRAIN_STEP_LEVERS.get(name, ("", {}))[1])
         batches[name] = b
     t = alternate(fns, args.reps, args.clock)

@@ -160,6 +160,7 @@ class Lever:
     lib_attention: bool = False  # transformers' own Hiera attention (with its discarded score
     # matrix) instead of the product's LeanAttention: the trunk as shipped before 2026-12-01
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
+    trunk_scale: int | None = None  # trunk on a 2x2-pooled image (ModelConfig.trunk_scale)
     int8_trunk: bool = False  # frozen trunk's nn.Linear layers dynamically quantised to int8
     # (inference only; quantize_int8_trunk)
     batch: int | None = None  # None = the product's default (inference: 8 capped by pixels;
@@ -207,6 +208,12 @@ LEVERS: dict[str, Lever] = {
         Lever("fp32-trunk", bf16_trunk=False, help="inference: the trunk's weights stay fp32"),
         Lever("lib-attention", lib_attention=True, help="transformers' own Hiera attention"),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
+        Lever(
+            "half-trunk",
+            trunk_scale=2,
+            help="the trunk sees the image at half resolution (ModelConfig.trunk_scale 2; "
+            "stem, mask encoder and full-resolution head at full resolution)",
+        ),
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
         Lever(
             "int8-trunk",
@@ -232,9 +239,18 @@ INFER_LEVERS = [
     "fp32-trunk",
     "lib-attention",
     "light-head",
+    "half-trunk",
     "int8-trunk",
 ]
-TRAIN_LEVERS = ["default", "prev-default", "old-default", "fp32", "channels-first", "light-head"]
+TRAIN_LEVERS = [
+    "default",
+    "prev-default",
+    "old-default",
+    "fp32",
+    "channels-first",
+    "light-head",
+    "half-trunk",
+]
 HISTORY_LEVERS = ("prev-default", "old-default")
 """Rows of earlier defaults, kept to show what each change bought; ``--quick`` (``make bench``)
 leaves them and the reference-lib row out (on a 2-core CPU without native bf16 the whole run went
@@ -255,7 +271,9 @@ def add_reference_lib_option(ap: argparse.ArgumentParser) -> None:
     )
 
 
-def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> torch.nn.Module:
+def build_ours(
+    size: str, detail_width: int | None = None, seed: int = 0, trunk_scale: int | None = None
+) -> torch.nn.Module:
     """Our network as ``elnet train`` builds it (random weights; speed does not depend on them)."""
     import warnings
 
@@ -264,6 +282,8 @@ def build_ours(size: str, detail_width: int | None = None, seed: int = 0) -> tor
 
     torch.manual_seed(seed)
     kw = {} if detail_width is None else {"detail_width": detail_width}
+    if trunk_scale is not None:
+        kw["trunk_scale"] = trunk_scale
     norm = NormalizationConfig.for_modality("sar")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

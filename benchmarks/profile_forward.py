@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     batch = args.batch or (4 if args.size <= 256 else 2)
     lv = LEVERS[args.lever]
-    model = build_ours(args.model_size, lv.detail_width)
+    model = build_ours(args.model_size, lv.detail_width, trunk_scale=lv.trunk_scale)
     if args.train:
         from bench_train import our_step
 

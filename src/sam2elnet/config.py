@@ -123,6 +123,11 @@ class TrainConfig(BaseModel):
     detail_width: int | None = Field(
         None, ge=4, description="width of the full-resolution head; None = the model's default"
     )
+    trunk_scale: Literal[1, 2] | None = Field(
+        None,
+        description="the trunk sees the image downsampled by this factor; None = the model's "
+        "default (sam2elnet.model.elnet.ModelConfig.trunk_scale)",
+    )
     trunk: Literal["none", "last", "all"] = Field(
         "none", description="which trunk stages also train (for runs without pretrained weights)"
     )

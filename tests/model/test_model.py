@@ -201,3 +201,42 @@ def test_coarse_prior_shifts_logits_towards_the_coarse_label() -> None:
         diff = with_prior(x, coarse).logits - without(x, coarse).logits
         assert torch.allclose(diff, 2.0 * (2 * coarse - 1), atol=1e-5)
         assert torch.equal(with_prior(x).logits, without(x).logits)
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (45, 70), (33, 97)])
+def test_half_resolution_trunk_keeps_every_output_shape(hw: tuple[int, int]) -> None:
+    model = micro(in_bands=1, trunk_scale=2).eval()
+    x = torch.rand(2, 1, *hw)
+    with torch.no_grad():
+        out = model(x, coarse=(torch.rand(2, 1, *hw) > 0.5).float())
+    assert out.logits.shape == out.edge_logits.shape == (2, 1, *hw)
+    assert [s.shape[-2:] for s in out.side_logits] == [
+        (-(-hw[0] // s), -(-hw[1] // s)) for s in (32, 16, 8, 4)
+    ]
+
+
+def test_half_resolution_trunk_runs_the_trunk_on_the_pooled_image() -> None:
+    """trunk_scale 2 = the trunk's features of the 2x2 mean-pooled stem output, upsampled x2."""
+    torch.manual_seed(0)
+    full = micro(in_bands=1).eval()
+    half = micro(in_bands=1, trunk_scale=2).eval()
+    half.load_state_dict(full.state_dict())
+    pixels = torch.rand(1, 3, 128, 192)
+    with torch.no_grad():
+        got = half._trunk_features(pixels, None)
+        small = full.encode(torch.nn.functional.avg_pool2d(pixels, 2))
+        same_scale = full._trunk_features(pixels, None)
+    assert [tuple(f.shape[-2:]) for f in got] == [tuple(f.shape[-2:]) for f in same_scale]
+    assert tuple(small[0].shape[-2:]) == (16, 24)  # stride 4 of the 64 x 96 pooled image
+    up = torch.nn.functional.interpolate(small[0], scale_factor=2, mode="bilinear")
+    torch.testing.assert_close(got[0], up, rtol=0, atol=0)
+    assert not torch.allclose(got[0], same_scale[0])
+
+
+def test_trunk_scale_is_saved_with_the_model(tmp_path) -> None:
+    model = micro(in_bands=1, trunk_scale=2)
+    save_model(model, tmp_path / "m.pt")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    assert loaded.config.trunk_scale == 2
+    with pytest.raises(ValueError):
+        ModelConfig(size="micro", trunk_scale=3)

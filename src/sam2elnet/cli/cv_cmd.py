@@ -53,6 +53,7 @@ def cv_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help=_H["val_fraction"]),  # noqa: UP045
     max_train: Optional[int] = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
+    trunk_scale: Optional[int] = typer.Option(None, "--trunk-scale", help=_H["trunk_scale"]),  # noqa: UP045
     topology_loss: Optional[str] = typer.Option(  # noqa: UP045
         None, "--topology-loss", help="auto (cldice for roads) | none | cldice."
     ),
@@ -96,6 +97,7 @@ def cv_cmd(
         "lr": lr,
         "val_fraction": val_fraction,
         "max_train": max_train,
+        "trunk_scale": trunk_scale,
         "topology_loss": topology_loss,
         "topology_weight": topology_weight,
         "aug_scale": aug_scale,

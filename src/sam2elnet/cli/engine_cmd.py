@@ -73,6 +73,7 @@ def train_cmd(
         None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
     ),  # noqa: UP045
     max_train: int | None = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
+    trunk_scale: int | None = typer.Option(None, "--trunk-scale", help=_H["trunk_scale"]),  # noqa: UP045
     layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
     split: list[str] | None = typer.Option(
         None,
@@ -181,6 +182,7 @@ def train_cmd(
         "device": device,
         "trunk": trunk,
         "max_train": max_train,
+        "trunk_scale": trunk_scale,
         "layout": layout,
         "split": split or None,
         "sensor": sensor or None,

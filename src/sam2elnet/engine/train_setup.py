@@ -45,6 +45,8 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
         kwargs["adapter_dim"] = cfg.adapter_dim
     if cfg.detail_width is not None:
         kwargs["detail_width"] = cfg.detail_width
+    if cfg.trunk_scale is not None:
+        kwargs["trunk_scale"] = cfg.trunk_scale
     return build_model(ModelConfig(**kwargs))
 
 

@@ -24,7 +24,7 @@ from sam2elnet.model.stem import InputStem
 
 log = logging.getLogger(__name__)
 
-PAD_MULTIPLE = 32  # stride 4 patch embedding x 8-token windows at stage 1
+PAD_MULTIPLE = 32  # stride 4 patch embedding x 8-token windows at stage 1 (trunk_scale 1)
 
 
 class ModelConfig(BaseModel):
@@ -45,6 +45,13 @@ class ModelConfig(BaseModel):
     )
     mask_width: int = Field(16, ge=4)
     mask_into_trunk: bool = True
+    trunk_scale: Literal[1, 2] = Field(
+        1,
+        description="the trunk sees the image downsampled by this factor (2 x 2 mean) and its "
+        "features are upsampled back to strides 4-32 for the decoder; the stem, mask encoder "
+        "and full-resolution head keep full resolution. 2 costs a quarter of the trunk's work "
+        "(docs/benchmarks.md, docs/results.md)",
+    )
     coarse_prior: float = Field(
         0.0,
         ge=0.0,
@@ -145,6 +152,26 @@ class SAM2ELNet(nn.Module):
                     feats.append(h.permute(0, 3, 1, 2))
         return feats
 
+    def _trunk_features(
+        self, pixels: torch.Tensor, tokens: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """Stage features at strides 4, 8, 16, 32 of ``pixels`` for any ``trunk_scale``.
+
+        With ``trunk_scale`` s > 1 the trunk runs on an s x s mean-pooled copy (its work falls
+        by about s^2) and each feature map is bilinearly upsampled by s, so the decoder and its
+        skips from the full-resolution mask encoder see the same strides as at s = 1.
+        """
+        s = self.config.trunk_scale
+        if s == 1:
+            return self.encode(pixels, tokens)
+        pixels = F.avg_pool2d(pixels, s)
+        if tokens is not None:
+            tokens = F.avg_pool2d(tokens.permute(0, 3, 1, 2), s).permute(0, 2, 3, 1)
+        return [
+            F.interpolate(f, scale_factor=s, mode="bilinear", align_corners=False)
+            for f in self.encode(pixels, tokens)
+        ]
+
     def forward(
         self,
         image: torch.Tensor,
@@ -157,7 +184,8 @@ class SAM2ELNet(nn.Module):
                 f"expected images of shape (B, {self.config.in_bands}, H, W), got {tuple(image.shape)}"
             )
         b, _, h, w = image.shape
-        ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+        multiple = PAD_MULTIPLE * self.config.trunk_scale
+        ph, pw = (-h) % multiple, (-w) % multiple
         if ph or pw:
             image = F.pad(image, (0, pw, 0, ph), mode="replicate")
         if coarse is None:
@@ -172,7 +200,7 @@ class SAM2ELNet(nn.Module):
             has_coarse = image.new_ones(b) if has_coarse is None else has_coarse.to(image.dtype)
         planes = MaskEncoder.planes(coarse, has_coarse)
         mask_feats, tokens = self.mask_encoder(planes)
-        feats = self.encode(self.stem(image), tokens)
+        feats = self._trunk_features(self.stem(image), tokens)
         out = self.decoder(feats, mask_feats, image, planes)
         if self.config.coarse_prior:
             out = self._add_coarse_prior(out, coarse, has_coarse)
