@@ -110,6 +110,7 @@ def bench_size(  # noqa: ANN201
         batches["reference-lib"] = rb
     compile_s: dict[str, float] = {}
     models: dict[str, torch.nn.Module] = {}
+    other_arch: dict[str, torch.nn.Module] = {}  # rows whose network does other work per image
     for name in args.levers:
         lv = LEVERS[name]
         m = (
@@ -117,6 +118,8 @@ def bench_size(  # noqa: ANN201
             if name == "default"
             else build_ours(args.model_size, lv.detail_width, trunk_scale=lv.trunk_scale)
         )
+        if name != "default" and (lv.detail_width or lv.trunk_scale):
+            other_arch[name] = m.eval()
         m = apply_lever(m.eval(), lv, train=False)
         models[name] = m
         b = lever_batch(lv, args.batch, rb, size)
@@ -152,9 +155,11 @@ def bench_size(  # noqa: ANN201
     with lever_autocast(LEVERS["default"]):  # under bf16 the default's trunk holds bf16 weights
         f_ours = forward_flops(lambda: base(xs[:1]))
     f_ref = forward_flops(lambda: ref(x3[:1]))
+    f_rows = {k: forward_flops(lambda m=m: m(xs[:1])) for k, m in other_arch.items()}
     print(
         f"\n{size} px, {n} images; reference batch {rb}; GFLOP per image: ours "
         f"{f_ours / 1e9:.1f}, reference {f_ref / 1e9:.1f}"
+        + "".join(f", {k} {f / 1e9:.1f}" for k, f in f_rows.items())
     )
     print(
         f"{cname} matmul ceiling: {before:.0f} GFLOP/s before the timed rounds, {after:.0f} after; "
@@ -162,7 +167,7 @@ def bench_size(  # noqa: ANN201
     )
     print(f"{'contender':<16} batch   img/s  x reference  GFLOP/s  of {cname} ceiling")
     for k, sec in t.items():
-        fl = f_ref if k.startswith("reference") else f_ours
+        fl = f_ref if k.startswith("reference") else f_rows.get(k, f_ours)
         ratio = t["reference"] / sec
         gf = fl * n / sec / 1e9
         extra = f"  (compile {compile_s[k]:.0f} s)" if k in compile_s else ""
@@ -193,6 +198,7 @@ def bench_size(  # noqa: ANN201
         "bare_s": te["bare"],
         "gflop_ours": f_ours / 1e9,
         "gflop_ref": f_ref / 1e9,
+        "gflop_rows": {k: f / 1e9 for k, f in f_rows.items()},
         "compile_s": compile_s,
         "ceiling_gflops": {"before": before, "after": after},
     }

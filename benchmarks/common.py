@@ -173,14 +173,16 @@ LEVERS: dict[str, Lever] = {
     for lv in (
         Lever(
             "default",
-            help="as shipped: precision auto (bf16 autocast where the CPU computes bf16 natively, "
-            "else fp32), channels-last, LeanAttention; inference under bf16: the trunk's "
+            help="as shipped (elnet train --weights none): the trunk at half resolution "
+            "(--trunk-scale auto), precision auto (bf16 autocast where the CPU computes bf16 "
+            "natively, else fp32), channels-last, LeanAttention; inference under bf16: the trunk's "
             "weights in bf16; batch 8 capped at 2 x 512^2 px per forward (fp32: 4 x 256^2 px); "
             "training batch by "
             "pixels (4 at 256 px, 2 at 512 px)",
         ),
         Lever(
             "prev-default",
+            trunk_scale=1,
             bf16_trunk=False,
             lib_attention=True,
             help="the default of 2026-12-01 05:00 (before LeanAttention and, for inference, "
@@ -188,6 +190,7 @@ LEVERS: dict[str, Lever] = {
         ),
         Lever(
             "old-default",
+            trunk_scale=1,
             channels_last=False,
             batch=8,
             bf16_trunk=False,
@@ -209,10 +212,11 @@ LEVERS: dict[str, Lever] = {
         Lever("lib-attention", lib_attention=True, help="transformers' own Hiera attention"),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
         Lever(
-            "half-trunk",
-            trunk_scale=2,
-            help="the trunk sees the image at half resolution (ModelConfig.trunk_scale 2; "
-            "stem, mask encoder and full-resolution head at full resolution)",
+            "full-trunk",
+            trunk_scale=1,
+            help="the trunk at full resolution: what elnet train builds with SAM2 weights "
+            "(--trunk-scale auto) or with --trunk-scale 1, and the default before 2026-12-01 "
+            "19:30 (the default without weights runs the trunk at half resolution)",
         ),
         Lever("compile", compile=True, help="torch.compile(dynamic=False), static shapes"),
         Lever(
@@ -239,7 +243,7 @@ INFER_LEVERS = [
     "fp32-trunk",
     "lib-attention",
     "light-head",
-    "half-trunk",
+    "full-trunk",
     "int8-trunk",
 ]
 TRAIN_LEVERS = [
@@ -249,7 +253,7 @@ TRAIN_LEVERS = [
     "fp32",
     "channels-first",
     "light-head",
-    "half-trunk",
+    "full-trunk",
 ]
 HISTORY_LEVERS = ("prev-default", "old-default")
 """Rows of earlier defaults, kept to show what each change bought; ``--quick`` (``make bench``)
@@ -274,16 +278,18 @@ def add_reference_lib_option(ap: argparse.ArgumentParser) -> None:
 def build_ours(
     size: str, detail_width: int | None = None, seed: int = 0, trunk_scale: int | None = None
 ) -> torch.nn.Module:
-    """Our network as ``elnet train`` builds it (random weights; speed does not depend on them)."""
+    """Our network as ``elnet train --weights none`` builds it (random weights; speed does not
+    depend on them; ``trunk_scale`` None = that command's auto, ``TRUNK_SCALE_NO_WEIGHTS``)."""
     import warnings
 
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import ModelConfig, build_model
 
     torch.manual_seed(seed)
+    from sam2elnet.config import TRUNK_SCALE_NO_WEIGHTS
+
     kw = {} if detail_width is None else {"detail_width": detail_width}
-    if trunk_scale is not None:
-        kw["trunk_scale"] = trunk_scale
+    kw["trunk_scale"] = TRUNK_SCALE_NO_WEIGHTS if trunk_scale is None else trunk_scale
     norm = NormalizationConfig.for_modality("sar")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

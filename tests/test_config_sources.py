@@ -74,3 +74,28 @@ def test_a_shared_yaml_file_need_not_name_data_and_out(tmp_path):
     assert cfg.data == tmp_path / "d" and cfg.out == tmp_path / "o"
     with pytest.raises(UserError, match="shared.yaml.*data: Field required"):
         TrainConfig.from_sources({"out": tmp_path / "o"}, config=path)
+
+
+@pytest.mark.parametrize(
+    ("given", "scale", "said"),
+    [
+        ({}, 2, "trunk at half resolution (auto without SAM2 weights"),
+        ({"weights": "none"}, 2, "trunk at half resolution (auto without SAM2 weights"),
+        ({"weights": "sam2.1_hiera_tiny.pt"}, 1, "trunk at full resolution (auto: SAM2 weights"),
+        ({"trunk_scale": 1}, 1, "trunk at full resolution (--trunk-scale 1)"),
+        ({"weights": "w.pt", "trunk_scale": 2}, 2, "trunk at half resolution (--trunk-scale 2)"),
+        ({"init_model": "m.pt"}, None, "trunk resolution: the --init-model's"),
+    ],
+)
+def test_trunk_scale_auto_resolves_from_the_weights(tmp_path, given, scale, said):
+    cfg = TrainConfig.from_sources({"data": tmp_path, "out": tmp_path / "r", **given})
+    assert cfg.trunk_scale == scale
+    assert cfg.trunk_scale_note.startswith(said)
+    # config.yaml records the resolved scale, so --resume and cv fold reuse see the network built
+    again = TrainConfig.model_validate(cfg.model_dump())
+    assert again.trunk_scale == scale
+
+
+def test_trunk_scale_out_of_range_names_the_flag(tmp_path):
+    with pytest.raises(UserError, match="--trunk-scale"):
+        TrainConfig.from_sources({"data": tmp_path, "out": tmp_path / "r", "trunk_scale": 3})

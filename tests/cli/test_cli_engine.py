@@ -52,6 +52,9 @@ def test_train_cli_end_to_end_and_resume(
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "best model" in out and (tmp_path / "r" / "model.pt").is_file()
+    # --weights none: the trunk at half resolution by default, said in the log and recorded
+    assert "trunk at half resolution (auto without SAM2 weights" in out
+    assert "trunk_scale: 2" in (tmp_path / "r" / "config.yaml").read_text()
     # 4 training + 2 validation images: too few samples to fit the quality evaluator; its
     # warning is printed once (the command used to repeat it after the summary line)
     said = [x for x in err.splitlines() if "quality evaluator" in x]
@@ -89,6 +92,11 @@ def test_train_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--epochs", "0"]) == 2
     )
     assert "epochs" in capsys.readouterr().err
+    bad = ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--trunk-scale", "3"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--trunk-scale" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_annotate_cli(

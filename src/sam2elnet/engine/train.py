@@ -183,6 +183,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         check_crossfit(cfg.quality.crossfit_folds, len(data.train_samples), cfg.data)
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
+    say(cfg.trunk_scale_note)
     batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
     precision = resolve_precision(cfg.precision, device)  # "auto": "32" without native bf16
     say(plan_txt)
