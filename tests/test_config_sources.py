@@ -77,23 +77,26 @@ def test_a_shared_yaml_file_need_not_name_data_and_out(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("given", "scale", "said"),
+    ("given", "roads", "stored", "built", "said"),
     [
-        ({}, 2, "trunk at half resolution (auto without SAM2 weights"),
-        ({"weights": "none"}, 2, "trunk at half resolution (auto without SAM2 weights"),
-        ({"weights": "sam2.1_hiera_tiny.pt"}, 1, "trunk at full resolution (auto: SAM2 weights"),
-        ({"trunk_scale": 1}, 1, "trunk at full resolution (--trunk-scale 1)"),
-        ({"weights": "w.pt", "trunk_scale": 2}, 2, "trunk at half resolution (--trunk-scale 2)"),
-        ({"init_model": "m.pt"}, None, "trunk resolution: the --init-model's"),
+        ({}, False, None, 2, "trunk at half resolution (auto without SAM2 weights"),
+        ({}, True, None, 1, "trunk at full resolution (auto for roads"),
+        ({"domain": "other"}, False, 2, 2, "trunk at half resolution (auto without SAM2"),
+        ({"domain": "roads"}, True, 1, 1, "trunk at full resolution (auto for roads"),
+        ({"weights": "sam2.1_hiera_tiny.pt"}, False, 1, 1, "trunk at full resolution (auto: SAM2"),
+        ({"trunk_scale": 1}, False, 1, 1, "trunk at full resolution (--trunk-scale 1)"),
+        ({"domain": "roads", "trunk_scale": 2}, True, 2, 2, "trunk at half resolution (--trunk"),
+        ({"init_model": "m.pt"}, False, None, None, "trunk resolution: the --init-model's"),
     ],
 )
-def test_trunk_scale_auto_resolves_from_the_weights(tmp_path, given, scale, said):
+def test_trunk_scale_auto_follows_weights_and_domain(tmp_path, given, roads, stored, built, said):
     cfg = TrainConfig.from_sources({"data": tmp_path, "out": tmp_path / "r", **given})
-    assert cfg.trunk_scale == scale
-    assert cfg.trunk_scale_note.startswith(said)
-    # config.yaml records the resolved scale, so --resume and cv fold reuse see the network built
-    again = TrainConfig.model_validate(cfg.model_dump())
-    assert again.trunk_scale == scale
+    # stored: what config.yaml and cv's fold records hold (resolved when weights or a given
+    # --domain decide it); built: what training builds once the domain is known
+    assert cfg.trunk_scale == stored
+    assert cfg.resolved_trunk_scale(roads) == built
+    assert cfg.trunk_scale_note(roads).startswith(said)
+    assert TrainConfig.model_validate(cfg.model_dump()).resolved_trunk_scale(roads) == built
 
 
 def test_trunk_scale_out_of_range_names_the_flag(tmp_path):

@@ -73,7 +73,15 @@ TRUNK_SCALE_NO_WEIGHTS = 2
 held-out sos-2k images (100 labelled, Hiera-tiny, random trunk, 2026-12-01; docs/results.md,
 "The trunk at half resolution"): the same annotation IoU (+0.5 points, paired bootstrap CI
 [-0.8, +2.0]) and enhancement IoU (-0.1), the same quality-evaluator Spearman, 1.9x less CPU time
-annotating, 2.3-2.5x the reference design's inference and training speed (docs/benchmarks.md)."""
+annotating, 2.3-2.5x the reference design's inference and training speed (docs/benchmarks.md).
+Roads keep the full-resolution trunk: one roads-dev fold lost 3.7 road IoU points at half."""
+
+
+def auto_trunk_scale(weights: str | None, roads: bool) -> int:
+    """``--trunk-scale`` auto: 1 (full resolution, the paper's design) with SAM2 weights or for
+    roads, else :data:`TRUNK_SCALE_NO_WEIGHTS`."""
+    return 1 if (weights or roads) else TRUNK_SCALE_NO_WEIGHTS
+
 
 QUALITY_FLAGS = {"crossfit_folds": "--quality-folds", "crossfit_epochs": "--quality-fold-epochs"}
 """Command-line flags of the QualityConfig fields whose names differ from them (messages)."""
@@ -260,23 +268,39 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _auto_trunk_scale(self) -> TrainConfig:
+        # resolved here when the weights or a given --domain decide it (so config.yaml and cv's
+        # fold records hold the scale built); with --domain auto and no weights, training
+        # resolves it once the domain is detected (resolved_trunk_scale)
         if self.trunk_scale is None and self.init_model is None:
-            self.trunk_scale = 1 if self.weights else TRUNK_SCALE_NO_WEIGHTS
+            if self.weights or self.domain != "auto":
+                self.trunk_scale = auto_trunk_scale(self.weights, self.domain == "roads")
             self._trunk_scale_auto = True
         return self
 
     _trunk_scale_auto: bool = PrivateAttr(False)
 
-    @property
-    def trunk_scale_note(self) -> str:
+    def resolved_trunk_scale(self, roads: bool) -> int | None:
+        """The trunk scale to build: the given or resolved one, else the auto rule for the
+        detected domain (``roads``); None with ``--init-model`` (the model file's)."""
+        if self.trunk_scale is not None or self.init_model is not None:
+            return self.trunk_scale
+        return auto_trunk_scale(self.weights, roads)
+
+    def trunk_scale_note(self, roads: bool) -> str:
         """One log line: the trunk's resolution and why (auto or given)."""
-        if self.trunk_scale is None:
+        scale = self.resolved_trunk_scale(roads)
+        if scale is None:
             return "trunk resolution: the --init-model's"
-        what = "full" if self.trunk_scale == 1 else "half"
+        what = "full" if scale == 1 else "half"
         if not self._trunk_scale_auto:
-            return f"trunk at {what} resolution (--trunk-scale {self.trunk_scale})"
-        if self.trunk_scale == 1:
+            return f"trunk at {what} resolution (--trunk-scale {scale})"
+        if self.weights:
             return f"trunk at {what} resolution (auto: SAM2 weights given, the paper's design)"
+        if roads:
+            return (
+                f"trunk at {what} resolution (auto for roads: thin roads lose quality with a "
+                "half-resolution trunk, docs/results.md)"
+            )
         return (
             f"trunk at {what} resolution (auto without SAM2 weights: the same held-out SOS label "
             "quality in about half the time, docs/results.md; --trunk-scale 1 for full)"

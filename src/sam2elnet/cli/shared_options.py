@@ -32,9 +32,9 @@ TRAIN_HELP = {
     "val_fraction": "Share of the training part kept for validation "
     f"(default {_d('val_fraction')}, 0 to < 1).",
     "max_train": "Cap on training images (smoke runs; default: all).",
-    "trunk_scale": "1 | 2: the trunk sees the image at full or half resolution (2: about half "
-    "the inference and training time, the same oil-spill label quality on 400 held-out SOS "
-    "images; docs/results.md). Default: the model's (1).",
+    "trunk_scale": "1 | 2: the frozen trunk sees the image at full or half resolution. Default "
+    "auto: half without SAM2 weights (the same oil-spill label quality in about half the time), "
+    "full for roads and with SAM2 weights (docs/training.md).",
     "topology_weight": f"Weight of the clDice term (default {_d('topology_weight')}, 0-10).",
     "aug_photometric": "Brightness/contrast/gamma strength, 0 = off (default 1; roads 2; "
     "at most 5).",

@@ -183,12 +183,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         check_crossfit(cfg.quality.crossfit_folds, len(data.train_samples), cfg.data)
     weights, augmentation, recipe = _training_recipe(cfg, data.domain)
     say(recipe)
-    say(cfg.trunk_scale_note)
     batch_size, batch_rule, channels_last, plan_txt = batch_plan(cfg)
     precision = resolve_precision(cfg.precision, device)  # "auto": "32" without native bf16
     say(plan_txt)
     say(precision_note(cfg.precision, device))
     roads = bool(data.domain is not None and data.domain.roads)
+    say(cfg.trunk_scale_note(roads))
     fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(
         data.train_samples,
@@ -221,7 +221,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )
         val_items = _CachedDataset(val_base).items
 
-    model = build_model_for(cfg, data.in_bands, data.norm).to(device)
+    model = build_model_for(cfg, data.in_bands, data.norm, roads).to(device)
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()

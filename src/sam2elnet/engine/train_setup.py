@@ -18,7 +18,9 @@ log = logging.getLogger("sam2elnet.engine.train")
 __all__ = ["build_model_for", "prepare_run_dir"]
 
 
-def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
+def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = False) -> Any:
+    """The network to train: ``cfg.init_model`` (checked for the band count) or a new one, its
+    trunk scale resolved for the detected domain (``roads``; TrainConfig.resolved_trunk_scale)."""
     from sam2elnet.model import ModelConfig, build_model
 
     if cfg.init_model is not None:
@@ -45,8 +47,9 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any) -> Any:
         kwargs["adapter_dim"] = cfg.adapter_dim
     if cfg.detail_width is not None:
         kwargs["detail_width"] = cfg.detail_width
-    if cfg.trunk_scale is not None:
-        kwargs["trunk_scale"] = cfg.trunk_scale
+    trunk_scale = cfg.resolved_trunk_scale(roads)
+    if trunk_scale is not None:
+        kwargs["trunk_scale"] = trunk_scale
     return build_model(ModelConfig(**kwargs))
 
 
