@@ -89,6 +89,7 @@ class FolderJob:
         #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
         self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
         self.order: dict[str, int] = {}  # image -> position in the job's input list
+        self._pixels: dict[Path, int | None] = {}  # header sizes, read once per file
         self.tile, self.overlap = tile, overlap
         self.line_width: float | None = None  # width of vector line labels (roads), map units
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
@@ -305,8 +306,14 @@ class FolderJob:
     def tiled(self, f: Path, coarse: bool) -> bool:
         """True when ``f`` is too large to predict whole within the predictor's ``max_memory``
         (header read only; unreadable files are left to the whole-image reader to report)."""
-        px = memory.image_pixels(f)
+        px = self.pixels(f)
         return px is not None and not self.p.fits_whole(px, coarse=coarse)
+
+    def pixels(self, f: Path) -> int | None:
+        """Height x width from ``f``'s header (:func:`memory.image_pixels`), read once a job."""
+        if f not in self._pixels:
+            self._pixels[f] = memory.image_pixels(f)
+        return self._pixels[f]
 
     def chunks(self, files: Sequence[Path], coarse: bool) -> Iterator[list[Path]]:
         """Consecutive groups of at most ``4 x batch_size`` files whose summed whole-image
@@ -315,7 +322,7 @@ class FolderJob:
         group: list[Path] = []
         pixels = 0
         for f in files:
-            px = memory.image_pixels(f) or 0
+            px = self.pixels(f) or 0
             over = self.p.whole_bytes(pixels + px, coarse=coarse) > self.p.max_memory
             if group and (len(group) >= limit or over):
                 yield group

@@ -393,7 +393,8 @@ def run_model(
     Raises:
         CheckpointError: the model turned finite input into NaN/Inf (corrupt weights).
     """
-    model.eval()
+    if any(m.training for m in model.modules()):  # eval() walks every module: ~9 ms a batch
+        model.eval()
     x = x.to(device)
     b = x.shape[0]
     flags = input_flags(x, valid)
