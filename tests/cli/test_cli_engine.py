@@ -57,6 +57,10 @@ def test_train_cli_end_to_end_and_resume(
     from sam2elnet.model import load_model
 
     assert load_model(tmp_path / "r" / "model.pt")[0].config.trunk_scale == 2
+    ann = tmp_path / "ann"
+    assert main(["annotate", "--model", str(tmp_path / "r" / "model.pt"), "--images",
+                 str(data / "images"), "--out", str(ann), "--no-progress"]) == 0  # fmt: skip
+    assert len(list((ann / "labels").glob("*.png"))) == 6
     # 4 training + 2 validation images: too few samples to fit the quality evaluator; its
     # warning is printed once (the command used to repeat it after the summary line)
     said = [x for x in err.splitlines() if "quality evaluator" in x]

@@ -297,7 +297,9 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
     old = pred.max_memory
     try:
         pred.max_memory = pred.whole_bytes(2 * 64 * 64)
-        job = SimpleNamespace(p=pred)
+        from sam2elnet.engine.memory import image_pixels
+
+        job = SimpleNamespace(p=pred, pixels=image_pixels)
         got = [[f.name for f in c] for c in FolderJob.chunks(job, files, False)]  # type: ignore[arg-type]
         assert got == [["0.png", "1.png"], ["2.png", "3.png", "4.png", "5.png", "6.png"], ["7.png"]]
         pred.max_memory = pred.whole_bytes(100 * 64 * 64)  # memory no limit: the count cap holds

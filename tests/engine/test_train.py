@@ -56,6 +56,10 @@ def small_cfg(data: Path, out: Path, **kw: Any) -> TrainConfig:
         val_fraction=0.5,
         progress=False,
         seed=0,
+        # 32 px crops: a half-resolution trunk (the default without weights) would see 16 px,
+        # 4 x 4 tokens, and the tiled-vs-whole scene test needs context; the default's path is
+        # tested by tests/cli/test_cli_engine.py (train + annotate) and tests/model
+        trunk_scale=1,
     )
     base.update(kw)
     return TrainConfig(**base)
