@@ -99,6 +99,27 @@ def test_trunk_scale_auto_follows_weights_and_domain(tmp_path, given, roads, sto
     assert TrainConfig.model_validate(cfg.model_dump()).resolved_trunk_scale(roads) == built
 
 
+@pytest.mark.parametrize(("given", "built", "said"), [(None, 2, "half"), (1, 1, "full")])
+def test_init_model_keeps_its_trunk_scale_unless_given(tmp_path, given, built, said):
+    # --init-model from a half-trunk model: the model file's scale, said as such; --trunk-scale 1
+    # overrides it (only the forward pass changes, the trunk's weights do not depend on it)
+    from sam2elnet.engine.train_setup import build_model_for
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    half = save_model(
+        build_model(ModelConfig(size="micro", in_bands=1, trunk_scale=2)), tmp_path / "h.pt"
+    )
+    opts = {"data": tmp_path, "out": tmp_path / "r", "init_model": half, "trunk_scale": given}
+    cfg = TrainConfig.from_sources(opts)
+    model = build_model_for(cfg, 1, None)  # norm: the model file's
+    assert model.config.trunk_scale == built
+    note = cfg.trunk_scale_note(False, model.config.trunk_scale)
+    if given is None:
+        assert note.startswith(f"trunk at {said} resolution (the --init-model's")
+    else:
+        assert note.startswith(f"trunk at {said} resolution (--trunk-scale {given})")
+
+
 def test_trunk_scale_out_of_range_names_the_flag(tmp_path):
     with pytest.raises(UserError, match="--trunk-scale"):
         TrainConfig.from_sources({"data": tmp_path, "out": tmp_path / "r", "trunk_scale": 3})

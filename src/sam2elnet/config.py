@@ -150,9 +150,10 @@ class TrainConfig(BaseModel):
     trunk_scale: Literal[1, 2] | None = Field(
         None,
         description="the trunk sees the image downsampled by this factor "
-        "(sam2elnet.model.elnet.ModelConfig.trunk_scale). None = auto, resolved when the "
-        "configuration is built: TRUNK_SCALE_NO_WEIGHTS without SAM2 weights, 1 (the paper's "
-        "full-resolution trunk) with weights, the init model's with --init-model",
+        "(sam2elnet.model.elnet.ModelConfig.trunk_scale): 1 = full, 2 = half resolution. None "
+        "= auto (auto_trunk_scale): 1 (the paper's full-resolution trunk) with SAM2 weights or "
+        "for roads (--domain roads, or detected when training starts), else "
+        "TRUNK_SCALE_NO_WEIGHTS; the init model's with --init-model",
     )
     trunk: Literal["none", "last", "all"] = Field(
         "none", description="which trunk stages also train (for runs without pretrained weights)"
@@ -286,11 +287,16 @@ class TrainConfig(BaseModel):
             return self.trunk_scale
         return auto_trunk_scale(self.weights, roads)
 
-    def trunk_scale_note(self, roads: bool) -> str:
-        """One log line: the trunk's resolution and why (auto or given)."""
+    def trunk_scale_note(self, roads: bool, built: int | None = None) -> str:
+        """One log line: the trunk's resolution and why (auto, given or the ``--init-model``'s).
+        ``built``: the scale of the network built (1 or 2; with ``--init-model`` the model
+        file's), None when not known yet."""
         scale = self.resolved_trunk_scale(roads)
         if scale is None:
-            return "trunk resolution: the --init-model's"
+            if built is None:
+                return "trunk resolution: the --init-model's"
+            what = "full" if built == 1 else "half"
+            return f"trunk at {what} resolution (the --init-model's; --trunk-scale 1 | 2 overrides)"
         what = "full" if scale == 1 else "half"
         if not self._trunk_scale_auto:
             return f"trunk at {what} resolution (--trunk-scale {scale})"

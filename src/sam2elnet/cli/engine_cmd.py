@@ -73,7 +73,11 @@ def train_cmd(
         None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
     ),  # noqa: UP045
     max_train: int | None = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
-    trunk_scale: int | None = typer.Option(None, "--trunk-scale", help=_H["trunk_scale"]),  # noqa: UP045
+    trunk_scale: int | None = typer.Option(  # noqa: UP045
+        None,
+        "--trunk-scale",
+        help=_H["trunk_scale"] + " With --init-model: the model file's unless given.",
+    ),
     layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
     split: list[str] | None = typer.Option(
         None,

@@ -188,7 +188,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     say(plan_txt)
     say(precision_note(cfg.precision, device))
     roads = bool(data.domain is not None and data.domain.roads)
-    say(cfg.trunk_scale_note(roads))
     fields = METRIC_FIELDS + (ROAD_FIELDS if roads else ())
     train_ds = SegmentationDataset(
         data.train_samples,
@@ -222,6 +221,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         val_items = _CachedDataset(val_base).items
 
     model = build_model_for(cfg, data.in_bands, data.norm, roads).to(device)
+    say(cfg.trunk_scale_note(roads, int(model.config.trunk_scale)))
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()

@@ -19,8 +19,10 @@ __all__ = ["build_model_for", "prepare_run_dir"]
 
 
 def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = False) -> Any:
-    """The network to train: ``cfg.init_model`` (checked for the band count) or a new one, its
-    trunk scale resolved for the detected domain (``roads``; TrainConfig.resolved_trunk_scale)."""
+    """The network to train: ``cfg.init_model`` (checked for the band count; its trunk scale kept
+    unless ``--trunk-scale`` is given, which only changes the forward pass: the trunk's weights do
+    not depend on it) or a new one, its trunk scale resolved for the detected domain (``roads``;
+    TrainConfig.resolved_trunk_scale)."""
     from sam2elnet.model import ModelConfig, build_model
 
     if cfg.init_model is not None:
@@ -34,6 +36,8 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = Fa
                 f"{in_bands}",
                 cfg.init_model,
             )
+        if cfg.trunk_scale is not None and cfg.trunk_scale != model.config.trunk_scale:
+            model.config = model.config.model_copy(update={"trunk_scale": cfg.trunk_scale})
         return model.train()
     kwargs: dict[str, Any] = {
         "size": cfg.size,
