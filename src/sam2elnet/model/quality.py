@@ -183,17 +183,9 @@ class QualityEvaluator:
         return raw_scores(self._head(), features, embeddings, in_sample)
 
     def ood_factor(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """Out-of-distribution damping factor per sample.
-
-        Args:
-            features: (N, F) uncertainty features (F = ``len(FEATURE_NAMES)``).
-            embeddings: (N, D) decoder embeddings, or None (then only the features are checked).
-
-        Returns:
-            (N,) float in [0, 1]: 1 inside the fitted range (+ :data:`OOD_TOLERANCE`), falling
-            linearly to 0 at :data:`OOD_TOLERANCE` + :data:`OOD_SPAN` scale units beyond it; 1 when
-            no range is known (unfitted evaluators, model files from before this check).
-        """
+        """(N,) out-of-distribution damping factor in [0, 1] of this evaluator's head for (N, F)
+        features and optional (N, D) embeddings (:func:`sam2elnet.model.quality_head.ood_factor`
+        documents the range rule)."""
         return ood_factor(self._head(), features, embeddings)
 
     # ---------------------------------------------------------------- public API
