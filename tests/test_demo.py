@@ -37,6 +37,13 @@ def test_demo_miniature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys)
     assert "SAM2-ELNet demo" in html and "Table 1" in html
     assert "Table 1" in (out / "results.md").read_text()
     assert (out / "data" / "dataset.json").is_file()
+    # table 2 by label IoU only: no U-Net trained on its label sets (the demo's time budget)
+    stages = out / "experiment" / "stages"
+    assert len(list(stages.glob("downstream_*.json"))) == 5
+    assert len(list(stages.glob("labelscore_sim_*.json"))) == 5  # as is, 3 refiners, SAM2-ELNet
+    assert "downstream models were not trained on them" in (out / "results.md").read_text()
+    assert "downstream models were not trained on them" in html
+    assert "table 2 (label IoU):" in printed
 
 
 def test_demo_missing_data_folder(tmp_path: Path, capsys) -> None:

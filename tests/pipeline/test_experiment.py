@@ -338,3 +338,111 @@ def test_precision_is_one_vocabulary_and_old_fp32_experiments_continue(
     assert err.startswith("error: invalid value for --precision: 'foo'") and "\n" not in err
     assert "auto | bf16 | 32" in err and "fp32" not in err
     assert not new.exists()
+
+
+def _label_iou(labels: dict[str, str], masks: dict[str, str], ids: list[str]) -> float:
+    """Pixel-aggregated IoU of label files vs true masks, counted here from the files."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+
+    inter = union = 0
+    for i in ids:
+        t, valid = read_mask_valid(masks[i])
+        p = read_mask(labels[i])
+        v = True if valid is None else valid
+        inter += int((t & p & v).sum())
+        union += int(((t | p) & v).sum())
+    return inter / union
+
+
+def test_enhancement_table_by_label_scores_then_with_downstream_models(
+    synth: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, one_thread
+) -> None:
+    """--no-enhancement-downstream: table 2 scores its label sets against the truth only (no U-Net
+    trained on them, the ETA plans none); switching it on later in the same folder trains just
+    those models, and off again reuses everything."""
+    import sam2elnet.pipeline.experiment as experiment
+    from sam2elnet.cli.pipeline_cmd import _print_tables
+    from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM
+    from sam2elnet.pipeline.experiment_stages import Stages
+
+    # the CLI flag reaches the config (default on)
+    seen: list[ExperimentConfig] = []
+
+    def stop(cfg: ExperimentConfig) -> None:
+        seen.append(cfg)
+        raise UserError("stop here")
+
+    with monkeypatch.context() as m:
+        m.setattr(experiment, "run_experiment", stop)
+        args = ["experiment", "--data", str(synth), "--out", str(tmp_path / "cli")]
+        assert main([*args, "--no-enhancement-downstream"]) == 2 and main(args) == 2
+    assert [c.enhancement_downstream for c in seen] == [False, True]
+
+    plans: list[dict[str, int]] = []
+    expect = Stages.expect
+    monkeypatch.setattr(
+        Stages, "expect", lambda self, plan: (plans.append(plan), expect(self, plan))
+    )
+    out = tmp_path / "exp"
+    run_experiment(_cfg(synth, out, enhancement_downstream=False, downstream_curve_points=0))
+    table1 = ["full", "fraction", "auto_filtered", "fraction_auto_filtered", "fraction_auto_all"]
+    trained = sorted(p.stem for p in (out / "stages").glob("downstream_*.json"))
+    assert trained == sorted(f"downstream_{k}" for k in table1)  # no downstream_enh_*
+    assert plans[-1]["downstream"] == 5 and plans[-1]["labelscore"] == 6  # 2 sources x 3 sets
+
+    r = json.loads((out / "results.json").read_text())
+    assert r["settings"]["enhancement_downstream"] is False
+    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    pool = split["labelled"] + split["unlabelled"]
+    files = {
+        ("sim", m): {i: str(out / "labels" / "sim" / m / f"{i}.png") for i in pool}
+        for m in ("coarse", "morphological")
+    }
+    files[("own", "coarse")] = {i: str(synth / "coarse" / f"{i}.png") for i in pool}
+    files[("own", "morphological")] = {
+        i: str(out / "labels" / "own" / "morphological" / f"{i}.png") for i in pool
+    }
+    for src in ("sim", "own"):
+        enh = json.loads((out / "stages" / f"enhance_{src}.json").read_text())["summary"]
+        files[(src, "elnet")] = enh["labels"]
+    assert {(row["source"], row["method"]) for row in r["table2"]} == set(files)
+    for row in r["table2"]:
+        labels = files[(row["source"], row["method"])]
+        assert row["label_iou_all"] == pytest.approx(_label_iou(labels, split["masks"], pool))
+        assert row["label_iou_unlabelled"] == pytest.approx(
+            _label_iou(labels, split["masks"], split["unlabelled"])
+        )
+        # no downstream numbers, and it says why
+        assert row["skipped"] == NO_ENHANCEMENT_DOWNSTREAM
+        assert row["iou"] is None and row["f1"] is None and row["miou"] is None
+        assert row["iou_ci"] is None and row["curve"] == [] and row["by_group"] == {}
+    sim_coarse = next(x for x in r["table2"] if x["source"] == "sim" and x["method"] == "coarse")
+    assert 0.2 < sim_coarse["label_iou_all"] < 0.95  # the check above is not a trivial 0 or 1
+    md = (out / "results.md").read_text()
+    assert f"Note: {NO_ENHANCEMENT_DOWNSTREAM}." in md and "test IoU [95 % CI]" not in md
+    assert "not trained on them" in (out / "report.html").read_text()
+    csv_settings = {line.split(",")[0] for line in (out / "per_image.csv").read_text().split()}
+    assert not any(s.startswith("enh_") for s in csv_settings)
+    _print_tables(r)
+    printed = capsys.readouterr().out
+    assert "table 2 (label IoU):" in printed and NO_ENHANCEMENT_DOWNSTREAM in printed
+    assert "test IoU" not in printed.split("table 2")[1]
+
+    # switched on in the same folder: exactly the six missing downstream models are trained
+    r2 = run_experiment(_cfg(synth, out, downstream_curve_points=0, report=False))
+    ran = {k for k, v in r2["stages"].items() if v == "ran"}
+    assert ran == {f"downstream_enh_{s}_{m}" for s, m in files}
+    assert plans[-1]["downstream"] == 5 + 6
+    assert sum(k.startswith("downstream_") for k in r2["stages"]) == plans[-1]["downstream"]
+    for row, before in zip(r2["table2"], r["table2"], strict=True):
+        assert row["label_iou_all"] == before["label_iou_all"]
+        assert not row["skipped"] and 0.0 <= row["iou"] <= 1.0
+    md = (out / "results.md").read_text()
+    assert "test IoU [95 % CI]" in md and NO_ENHANCEMENT_DOWNSTREAM not in md
+
+    # and off again: nothing runs, the trained models are not reported
+    r3 = run_experiment(
+        _cfg(synth, out, enhancement_downstream=False, downstream_curve_points=0, report=False)
+    )
+    assert set(r3["stages"].values()) == {"cached"}
+    assert all(row["iou"] is None for row in r3["table2"])

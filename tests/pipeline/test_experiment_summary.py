@@ -88,6 +88,40 @@ def test_summary_refuses_bad_combinations(tmp_path: Path) -> None:
         summarize_runs([a, tmp_path / "missing"])
 
 
+def test_summary_of_runs_with_label_scores_only_table2(tmp_path: Path) -> None:
+    """Runs with --no-enhancement-downstream: table 2 has no test IoU, so it is left out with a
+    note; a run made before the option (no key in its settings) reads as trained (True)."""
+    from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM
+
+    ious = {"full": 0.70, "auto_filtered": 0.60, "fraction_auto_filtered": 0.69}
+    runs = []
+    for seed in (0, 1):
+        run = _fake_run(
+            tmp_path / f"s{seed}",
+            seed,
+            ious,
+            settings={"split_seed": 1000, "downstream_epochs": 10, "enhancement_downstream": False},
+        )
+        r = json.loads((run / "results.json").read_text())
+        r["table2"] = [
+            {"setting": "enh_sim_coarse", "title": "as is", "labels": "simulated coarse",
+             "hand_labels": 100, "iou": None, "label_iou_all": 0.6,
+             "skipped": NO_ENHANCEMENT_DOWNSTREAM}
+        ]  # fmt: skip
+        (run / "results.json").write_text(json.dumps(r))
+        runs.append(run)
+    s = summarize_runs(runs)
+    assert [row["table"] for row in s["rows"]] == ["table1"] * 3
+    assert s["notes"] == [NO_ENHANCEMENT_DOWNSTREAM]
+    assert f"Note: {NO_ENHANCEMENT_DOWNSTREAM}; their rows are left out." in render_summary(s)
+    # an older run (no key) trained those models: it is not combined with a label-scores-only one
+    old = _fake_run(
+        tmp_path / "old", 2, ious, settings={"split_seed": 1000, "downstream_epochs": 10}
+    )
+    with pytest.raises(UserError, match=r"other options .*\(enhancement_downstream\)"):
+        summarize_runs([runs[0], old])
+
+
 def test_cli_over_two_tiny_seeded_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

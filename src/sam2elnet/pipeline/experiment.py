@@ -17,8 +17,9 @@ What it measures (and why each piece is there):
 6. **Label enhancement table**: the training labels degraded by the coarse-label simulator ("sim"),
    and separately the dataset's own labels ("own": its ``coarse/`` labels when it ships them, else its
    labels as they are), each as is / refined by classical baselines (morphological, guided filter,
-   GrabCut) / enhanced by SAM2-ELNet; downstream test scores for each, plus the label IoU against the
-   true labels where those exist. Classical baselines are in the same table so the gain is measured.
+   GrabCut) / enhanced by SAM2-ELNet; downstream test scores for each (none with
+   ``enhancement_downstream=False``), plus the label IoU against the true labels where those exist.
+   Classical baselines are in the same table so the gain is measured.
 
 Every stage writes its outputs under ``OUT`` and a done-marker ``OUT/stages/<stage>.json``; a stage
 with a marker is skipped on re-run (same settings required). Delete a marker to re-run that stage;
@@ -56,6 +57,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     DOWNSTREAM_EVAL_VERSION,
+    NO_ENHANCEMENT_DOWNSTREAM,
     RESULTS_VERSION,
     RUN_PARTS,
     TABLE1_SETTINGS,
@@ -177,6 +179,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
     stages = Stages(out, cfg.resume, progress=cfg.progress)
     n_src = len(cfg.sources) if cfg.enhancement else 0
+    n_sets = n_src * (len(cfg.refiners) + 2)  # table 2's label sets: as is, refiners, SAM2-ELNet
     stages.expect(
         {
             "split": 1,
@@ -188,8 +191,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             "coarse": int(cfg.enhancement and "sim" in cfg.sources),
             "refine": n_src * len(cfg.refiners),
             "enhance": n_src,
-            "downstream": 5 + n_src * (len(cfg.refiners) + 2),
-            "labelscore": n_src * (len(cfg.refiners) + 2),
+            "downstream": 5 + n_sets * cfg.enhancement_downstream,
+            "labelscore": n_sets,
         }
     )
     t_start = time.perf_counter()
@@ -341,6 +344,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     if dcfg_key.get("precision") == "32":
         dcfg_key["precision"] = "fp32"
     for name, (ids, labels, _cost) in runs.items():
+        if name.startswith("enh_") and not cfg.enhancement_downstream:
+            down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
+            continue
         if not ids:
             down[name] = {"skipped": "no training labels (the filter kept none)"}
             continue

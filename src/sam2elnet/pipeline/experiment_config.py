@@ -5,6 +5,7 @@ Part of :mod:`sam2elnet.pipeline.experiment` (the paper's protocol, ``elnet expe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -45,6 +46,23 @@ TABLE2_METHODS: dict[str, str] = {
     "grabcut": "GrabCut",
     "elnet": "SAM2-ELNet enhancement",
 }
+NO_ENHANCEMENT_DOWNSTREAM = (
+    "table 2 scores the label sets themselves; downstream models were not trained on them "
+    "(--no-enhancement-downstream)"
+)
+"""The ``skipped`` reason of table 2's rows and the one-line note under the table (results.md,
+report.html) when ``enhancement_downstream`` is off."""
+
+
+def table2_downstream(results: Mapping[str, Any]) -> bool:
+    """Whether a ``results.json`` dict's table 2 has downstream test scores.
+
+    False: the experiment ran with ``enhancement_downstream=False`` and table 2 holds label
+    scores only (:data:`NO_ENHANCEMENT_DOWNSTREAM`); results made before the option: True.
+    """
+    return bool((results.get("settings") or {}).get("enhancement_downstream", True))
+
+
 REFINERS_DEFAULT = ("morphological", "guided", "grabcut")
 BOOTSTRAP_SEED = 0
 """Fixed seed of every bootstrap interval: the same image resamples for every row of a table."""
@@ -74,7 +92,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None);
     runs made before ``--positive-values`` read their masks with the default rule (None); runs
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
-    old float32 experiment continues with ``--precision 32``).
+    old float32 experiment continues with ``--precision 32``); runs made before
+    ``--no-enhancement-downstream`` trained table 2's downstream models (True).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
 
@@ -90,6 +109,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("quality_folds", 0)
     d.setdefault("quality_fold_epochs", None)
     d.setdefault("positive_values", None)
+    if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
+        d.setdefault("enhancement_downstream", True)
     if "precision" in d:
         d["precision"] = norm_precision_value(d["precision"])
     return d
@@ -154,6 +175,12 @@ class ExperimentConfig(BaseModel):
     downstream_depth: int = Field(4, ge=1, le=6)
     downstream_curve_points: int = Field(6, ge=0, le=50)
     """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
+    enhancement_downstream: bool = True
+    """Train a downstream model on every enhancement-table label set (the paper's table 2
+    protocol: one U-Net per source x method, scored on the test split). False: table 2 scores
+    those label sets against the true labels only (label IoU of all pool images and of the
+    unlabelled part), no U-Net is trained on them; what ``elnet demo`` does to fit its time
+    budget. Not part of the identity: switching it on later trains just the missing models."""
     precision: Precision = "auto"
     """``auto``: bf16 autocast where the hardware computes bf16 natively, else float32
     (:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16``; ``32`` (float32; ``fp32``,
@@ -174,6 +201,7 @@ class ExperimentConfig(BaseModel):
         "downstream_width",
         "downstream_depth",
         "downstream_curve_points",
+        "enhancement_downstream",
     )
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))

@@ -13,7 +13,12 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
-from sam2elnet.pipeline.experiment_config import CONVERGED_GAIN, ExperimentConfig
+from sam2elnet.pipeline.experiment_config import (
+    CONVERGED_GAIN,
+    NO_ENHANCEMENT_DOWNSTREAM,
+    ExperimentConfig,
+    table2_downstream,
+)
 from sam2elnet.pipeline.experiment_split import Split
 from sam2elnet.pipeline.experiment_stats import convergence
 
@@ -145,7 +150,22 @@ def render_markdown(r: dict[str, Any]) -> str:
         "Labelling cost = number of hand-drawn labels a setting needs; auto-label settings need only "
         "the labelled fraction (used to fine-tune SAM2-ELNet).",
     ]
-    if r["table2"]:
+    if r["table2"] and not table2_downstream(r):
+        lines += [
+            "",
+            "## Table 2 — label enhancement vs classical refinement (label IoU)",
+            "",
+            f"Note: {NO_ENHANCEMENT_DOWNSTREAM}.",
+            "",
+            "| labels | method | hand labels | label IoU (all) | label IoU (unlabelled part) |",
+            "|---|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
+            f"{_f(row.get('label_iou_all'))} | {_f(row.get('label_iou_unlabelled'))} |"
+            for row in r["table2"]
+        ]
+    elif r["table2"]:
         lines += [
             "",
             "## Table 2 — label enhancement vs classical refinement (same downstream U-Net)",
@@ -161,7 +181,8 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
                 f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
             )
-        if len(groups) > 1:
+    if r["table2"]:
+        if len(groups) > 1 and table2_downstream(r):
             lines += _group_table(
                 "Table 2 per sensor",
                 r["table2"],
@@ -279,7 +300,8 @@ def plot_curves(r: dict[str, Any], path: Path) -> None:
 
 
 def plot_results(r: dict[str, Any], path: Path) -> None:
-    """results.png: downstream test IoU per setting and its labelling cost (hand labels)."""
+    """results.png: downstream test IoU per setting and its labelling cost (hand labels); table 2's
+    rows only when downstream models were trained on its label sets (:func:`table2_downstream`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -287,14 +309,15 @@ def plot_results(r: dict[str, Any], path: Path) -> None:
 
     from sam2elnet.utils.atomic import atomic_path
 
-    rows = [row for row in r["table1"] + r["table2"]]
+    table2 = r["table2"] if table2_downstream(r) else []  # label scores only: no test IoU to plot
+    rows = [row for row in r["table1"] + table2]
     names = [
         (row["title"] if row in r["table1"] else f"{row['labels']}: {row['method']}")
         for row in rows
     ]
     iou = [row["iou"] if row["iou"] is not None else 0.0 for row in rows]
     cost = [row["hand_labels"] for row in rows]
-    colors = ["tab:blue"] * len(r["table1"]) + ["tab:orange"] * len(r["table2"])
+    colors = ["tab:blue"] * len(r["table1"]) + ["tab:orange"] * len(table2)
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(rows) + 1.6), sharey=True)
     y = np.arange(len(rows))
     axes[0].barh(y, iou, color=colors)

@@ -19,7 +19,11 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.experiment_config import upgrade_identity
+from sam2elnet.pipeline.experiment_config import (
+    NO_ENHANCEMENT_DOWNSTREAM,
+    table2_downstream,
+    upgrade_identity,
+)
 from sam2elnet.utils.atomic import write_text_atomic
 
 IGNORED = {"seed", "downstream_curve_points"}
@@ -54,7 +58,9 @@ def _mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None
 def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
     """Combine finished experiment runs (same options, different seeds) into one summary dict.
 
-    Returns ``{"runs": [{"dir", "seed"}], "rows": [...], "verdict": [...], "groups": [...]}``; each
+    Returns ``{"runs": [{"dir", "seed"}], "rows": [...], "verdict": [...], "groups": [...],
+    "notes": [...]}`` (table 2 is left out, with a note, when the runs trained no downstream
+    models on its label sets: ``--no-enhancement-downstream``); each
     row has ``setting``, ``table``, ``title``, ``hand_labels``, ``seeds`` (per run: ``iou``,
     ``iou_ci``, ``f1``, ``precision``, ``recall``, ``miou``, ``by_group``), ``mean`` / ``sd`` of
     those measures over the runs (sample standard deviation, None for one value) and ``by_group``
@@ -84,7 +90,10 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
     groups = sorted({g for r in loaded for g in (r.get("groups") or [])})
     measures = ("iou", "f1", "precision", "recall", "miou")
     rows = []
-    for table in ("table1", "table2"):
+    # table 2 of label scores only (--no-enhancement-downstream) has no test IoU to summarise
+    tables = ("table1", "table2") if table2_downstream(base) else ("table1",)
+    notes = [] if table2_downstream(base) or not base.get("table2") else [NO_ENHANCEMENT_DOWNSTREAM]
+    for table in tables:
         for ref in base.get(table) or []:
             key = ref["setting"]
             per = []
@@ -126,6 +135,7 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
         "groups": groups,
         "rows": rows,
         "verdict": _verdict(rows),
+        "notes": notes,
     }
 
 
@@ -211,6 +221,8 @@ def render_summary(summary: dict[str, Any]) -> str:
                 for g in summary["groups"]
             ]
             lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    if summary.get("notes"):
+        lines += [""] + [f"Note: {n}; their rows are left out." for n in summary["notes"]]
     if summary["verdict"]:
         lines += ["", "## Verdict", ""] + [f"- {v}" for v in summary["verdict"]]
     return "\n".join(lines) + "\n"

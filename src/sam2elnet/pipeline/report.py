@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
 
@@ -389,7 +390,9 @@ def write_protocol_report(
     ``split``); ``items`` the auto-labels (and enhancement examples) next to their truth;
     ``figure`` the downstream-IoU / labelling-cost plot (PNG bytes or a Figure). Downstream rows
     whose model predicted (almost) everything foreground, or nothing, are highlighted, and a
-    warning says so when every row is: the comparison then measures nothing.
+    warning says so when every row is: the comparison then measures nothing. A table 2 of label
+    scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
+    a note saying so.
     """
     cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
     table1 = list(results.get("table1") or [])
@@ -403,6 +406,16 @@ def write_protocol_report(
         }
         for row in table2
     ]
+    notes = list(notes)
+    if table2 and not table2_downstream(results):  # label scores only: no downstream columns
+        t2 = [
+            {
+                **{k: row.get(k) for k in ("labels", "title", "hand_labels", "label_iou_all")},
+                "label_iou_unlabelled": row.get("label_iou_unlabelled"),
+            }
+            for row in table2
+        ]
+        notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []
@@ -440,7 +453,7 @@ def write_protocol_report(
         metrics={"auto-labels": auto, "split": dict(results.get("split") or {})},
         quality_threshold=as_float(thr),
         filter_applied=_has(thr),
-        notes=list(notes),
+        notes=notes,
         warnings=warns,
         max_items=max_items,
         order=order,
