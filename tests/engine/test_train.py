@@ -108,10 +108,11 @@ def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> No
 def test_trunk_is_unchanged_by_training(tmp_path: Path) -> None:
     from sam2elnet.engine.train import train
     from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import load_model
 
     data = make_dataset(tmp_path / "d", n=4)
     res = train(small_cfg(data, tmp_path / "r", val_fraction=0.0, fit_quality=False))
-    state = torch.load(res.last_path, weights_only=True)["model"]
+    state = load_model(res.best_path)[0].state_dict()  # the model file embeds the random trunk
     torch.manual_seed(0)
     fresh = build_model(ModelConfig(size="micro", in_bands=3)).state_dict()
     trunk_keys = [k for k in fresh if k.startswith("trunk.")]
@@ -154,6 +155,74 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.Mon
     rows_b = (tmp_path / "killed" / "metrics.csv").read_text().splitlines()
     strip = lambda rows: [",".join(r.split(",")[:11]) for r in rows]  # noqa: E731 (drop timings)
     assert strip(rows_a) == strip(rows_b)
+
+
+def _killed_after_epoch_1(tr: Any, cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_save = tr._save_last
+
+    def save_then_die(path: Path, payload: dict[str, Any]) -> None:
+        real_save(path, payload)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_save_last", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(cfg)
+    monkeypatch.setattr(tr, "_save_last", real_save)
+
+
+def test_last_pt_leaves_the_frozen_trunk_out_and_checks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sam2elnet.engine.train as tr
+    from sam2elnet.errors import CheckpointError
+    from sam2elnet.model.io import load_model
+
+    data = make_dataset(tmp_path / "d", n=6)
+    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
+    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+    state = torch.load(full.last_path, weights_only=True)
+    assert state["version"] == 2
+    model = load_model(full.best_path)[0]
+    assert state["frozen"]["keys"]
+    assert set(state["frozen"]["keys"]) <= {n for n, _ in model.named_parameters()}
+    assert all(k.startswith("trunk.") for k in state["frozen"]["keys"])
+    assert not set(state["frozen"]["keys"]) & set(state["model"])
+    # every trainable weight is in the file (the adapters inside the trunk included)
+    trained = {n for n, p in model.named_parameters() if n not in state["frozen"]["keys"]}
+    assert trained and trained <= set(state["model"])
+
+    # a resume whose rebuilt trunk differs from the one trained with stops with a clear error
+    _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "k", **kw), monkeypatch)
+    last = tmp_path / "k" / "last.pt"
+    st = torch.load(last, weights_only=True)
+    st["frozen"]["sha256"] = "0" * 64
+    torch.save(st, last)
+    with pytest.raises(CheckpointError, match="frozen encoder weights differ"):
+        tr.train(small_cfg(data, tmp_path / "k", resume=True, **kw))
+
+
+def test_a_version_1_resume_state_with_every_weight_still_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sam2elnet.engine.train as tr
+
+    data = make_dataset(tmp_path / "d", n=6)
+    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
+    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+    # the layout before version 2: the whole state dict, no frozen record
+    monkeypatch.setattr(tr, "trainable_state", lambda model, frozen: model.state_dict())
+    _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "k", **kw), monkeypatch)
+    last = tmp_path / "k" / "last.pt"
+    st = torch.load(last, weights_only=True)
+    del st["frozen"]
+    st["version"] = 1
+    torch.save(st, last)
+    monkeypatch.undo()  # the resumed run writes today's layout
+    resumed = tr.train(small_cfg(data, tmp_path / "k", resume=True, **kw))
+    a = torch.load(full.last_path, weights_only=True)
+    b = torch.load(resumed.last_path, weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
 
 
 def test_fraction_split_is_reproducible_and_disjoint(tmp_path: Path) -> None:

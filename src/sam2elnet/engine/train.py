@@ -83,7 +83,13 @@ from sam2elnet.engine.train_schedule import (
     train_loader,
 )
 from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir, resume_note
-from sam2elnet.engine.train_state import LAST_FORMAT, LAST_VERSION
+from sam2elnet.engine.train_state import (
+    LAST_FORMAT,
+    LAST_VERSION,
+    frozen_state,
+    load_weights,
+    trainable_state,
+)
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
 from sam2elnet.engine.train_state import load_last as _load_last
 from sam2elnet.engine.train_state import rng_state as _rng_state
@@ -226,6 +232,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()
     optimizer = adamw(params, cfg.lr, cfg.weight_decay)
+    frozen = frozen_state(model)  # left out of last.pt: a resumed run rebuilds and checks them
 
     sampler, loader = train_loader(
         train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
@@ -244,7 +251,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     last_path, best_path = out / "last.pt", out / "model.pt"
     if cfg.resume:
         state = _load_last(last_path)
-        model.load_state_dict(state["model"])
+        load_weights(model, state, last_path, frozen)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch = int(state["epoch"]) + 1
@@ -386,7 +393,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 {
                     "format": LAST_FORMAT,
                     "version": LAST_VERSION,
-                    "model": model.state_dict(),
+                    "model": trainable_state(model, frozen),
+                    "frozen": frozen.record(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,

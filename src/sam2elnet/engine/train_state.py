@@ -3,10 +3,18 @@
 ``last.pt`` holds the weights, optimiser, schedule and every RNG state (Python, NumPy, torch), so a
 run resumed after a kill continues exactly where it stopped. Used by
 :func:`sam2elnet.engine.train.train`.
+
+The frozen parameters (the Hiera trunk unless ``--trunk last|all``: ~27 M of Hiera-tiny's weights,
+~105 MB) are not written each epoch: ``last.pt`` (version 2) names them and holds a content hash
+(:func:`frozen_state`), and a resumed run, which rebuilds the same trunk (the SAM2 weights file or
+the seeded random initialisation), checks the hash before it continues. On the demo that cut the
+file from 113 MB to a few MB and the per-epoch save from ~0.4 s (docs/benchmarks.md, "Demo
+timing"). Version-1 files (full weights) still resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -29,15 +37,21 @@ __all__ = [
     "LAST_FORMAT",
     "LAST_VERSION",
     "Dist",
+    "FrozenState",
+    "frozen_state",
     "init_distributed",
+    "load_weights",
     "load_last",
     "rng_state",
     "save_last",
     "set_rng_state",
+    "trainable_state",
 ]
 
 LAST_FORMAT = "sam2elnet.train_state"
-LAST_VERSION = 1
+LAST_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 held every weight; version 2 leaves the frozen ones out (:func:`frozen_state`)."""
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -95,6 +109,73 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(py[-2]), tuple(int(v) for v in py[:-2]), py[-1]))
 
 
+@dataclass(frozen=True)
+class FrozenState:
+    """The frozen parameters of a model: their names and one hash of their names, shapes and values."""
+
+    keys: tuple[str, ...]
+    sha256: str
+
+    def record(self) -> dict[str, Any]:
+        return {"keys": list(self.keys), "sha256": self.sha256}
+
+
+def frozen_state(model: torch.nn.Module) -> FrozenState:
+    """Names and SHA-256 of ``model``'s parameters with ``requires_grad=False``.
+
+    The hash covers each name, shape, dtype and the values in row-major order (memory format, e.g.
+    channels-last, does not change it). Hiera-tiny's 27 M frozen weights take ~0.2 s.
+    """
+    h = hashlib.sha256()
+    keys = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            continue
+        keys.append(name)
+        t = p.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return FrozenState(tuple(keys), h.hexdigest())
+
+
+def trainable_state(model: torch.nn.Module, frozen: FrozenState) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` without the frozen parameters (buffers are kept)."""
+    skip = set(frozen.keys)
+    return {k: v for k, v in model.state_dict().items() if k not in skip}
+
+
+def load_weights(
+    model: torch.nn.Module, state: dict[str, Any], path: Path, frozen: FrozenState
+) -> None:
+    """Put a ``last.pt`` state's weights into ``model``, which was built as the run built it.
+
+    Version 2 files hold only the non-frozen weights: the frozen ones must be the model's own
+    (``frozen``, its :func:`frozen_state`), checked by hash.
+
+    Raises:
+        CheckpointError: the model's frozen weights differ from those the run was trained with
+            (another ``--weights`` file or size, or a torch version that initialises differently),
+            or the file's weights do not fit the model.
+    """
+    rec = state.get("frozen")
+    if rec is None:  # version 1: every weight
+        model.load_state_dict(state["model"])
+        return
+    now = frozen
+    if list(now.keys) != list(rec["keys"]) or now.sha256 != rec["sha256"]:
+        raise CheckpointError(
+            "the frozen encoder weights differ from those this run was trained with (another "
+            "--weights file or --size, or another torch version); resume with the original "
+            "settings or start again without --resume",
+            path,
+        )
+    missing, unexpected = model.load_state_dict(state["model"], strict=False)
+    if unexpected or set(missing) != set(now.keys):
+        raise CheckpointError(
+            "the resume state's weights do not fit this model; start again without --resume", path
+        )
+
+
 def save_last(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -112,7 +193,7 @@ def load_last(path: Path) -> dict[str, Any]:
     if (
         not isinstance(obj, dict)
         or obj.get("format") != LAST_FORMAT
-        or obj.get("version") != LAST_VERSION
+        or obj.get("version") not in READABLE_VERSIONS
     ):
         raise CheckpointError(
             "not a sam2elnet resume state from this version; start a new run", path
