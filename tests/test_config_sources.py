@@ -123,3 +123,20 @@ def test_init_model_keeps_its_trunk_scale_unless_given(tmp_path, given, built, s
 def test_trunk_scale_out_of_range_names_the_flag(tmp_path):
     with pytest.raises(UserError, match="--trunk-scale"):
         TrainConfig.from_sources({"data": tmp_path, "out": tmp_path / "r", "trunk_scale": 3})
+
+
+def test_a_run_config_from_before_trunk_scale_resumes_at_full_resolution(tmp_path):
+    """config.yaml files saved before --trunk-scale existed (no such key) trained the trunk at
+    full resolution: they read back as 1, not as auto (which would build half without weights);
+    a file that records auto (null) stays auto."""
+    run = tmp_path / "run"
+    run.mkdir()
+    text = TrainConfig(data=tmp_path / "d", out=run, trunk_scale=2).to_yaml()
+    old = "".join(x for x in text.splitlines(keepends=True) if not x.startswith("trunk_scale:"))
+    assert "trunk_scale" not in old
+    (run / "config.yaml").write_text(old, encoding="utf-8")
+    assert TrainConfig.load(run / "config.yaml").trunk_scale == 1
+    cfg = TrainConfig.from_sources({"out": run}, resume=True)
+    assert cfg.trunk_scale == 1 and cfg.resolved_trunk_scale(False) == 1
+    (run / "config.yaml").write_text(old + "trunk_scale: null\n", encoding="utf-8")
+    assert TrainConfig.load(run / "config.yaml").resolved_trunk_scale(False) == 2

@@ -36,6 +36,7 @@ from sam2elnet.options import (
     SceneOptions,
     StatsOptions,
     SynthOptions,
+    TrunkScale,
     WindowOptions,
     check_options,
     check_quality_folds,
@@ -147,7 +148,7 @@ class TrainConfig(BaseModel):
     detail_width: int | None = Field(
         None, ge=4, description="width of the full-resolution head; None = the model's default"
     )
-    trunk_scale: Literal[1, 2] | None = Field(
+    trunk_scale: TrunkScale | None = Field(
         None,
         description="the trunk sees the image downsampled by this factor "
         "(sam2elnet.model.elnet.ModelConfig.trunk_scale): 1 = full, 2 = half resolution. None "
@@ -361,7 +362,11 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML config.
+        """Read a run's YAML config (``RUN/config.yaml``).
+
+        A file without ``trunk_scale`` was saved before the option existed, when the trunk always
+        ran at full resolution: it is read as ``trunk_scale: 1`` (not as auto), so ``--resume``
+        continues such a run as it was trained.
 
         Args:
             path: The YAML file.
@@ -372,7 +377,7 @@ class TrainConfig(BaseModel):
         Raises:
             UserError: missing file, bad YAML or bad fields (naming the file).
         """
-        return load_yaml_model(cls, path)
+        return load_yaml_model(cls, path, defaults={"trunk_scale": 1})
 
     @classmethod
     def from_sources(
@@ -443,7 +448,10 @@ class TrainConfig(BaseModel):
 
 
 def load_yaml_model(
-    cls: type[BaseModel], path: str | Path, given: dict[str, Any] | None = None
+    cls: type[BaseModel],
+    path: str | Path,
+    given: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> Any:
     """Parse a YAML file into a pydantic model, with user-facing errors.
 
@@ -452,6 +460,7 @@ def load_yaml_model(
         path: The YAML file (a mapping of field: value).
         given: Field values that override the file's (e.g. ``data`` / ``out`` given on the
             command line, so a shared config file need not name them).
+        defaults: Field values for fields the file does not name (files of older versions).
 
     Returns:
         The validated ``cls`` instance.
@@ -474,7 +483,7 @@ def load_yaml_model(
     if not isinstance(raw, dict):
         raise UserError("expected a mapping of option: value; fix or delete the file", p)
     try:
-        return cls.model_validate({**raw, **(given or {})})
+        return cls.model_validate({**(defaults or {}), **raw, **(given or {})})
     except ValidationError as err:
         msgs = "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()[:5]

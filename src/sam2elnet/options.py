@@ -28,6 +28,17 @@ PRECISION_HELP = (
 )
 
 
+TrunkScale = Literal[1, 2]
+"""Values of ``--trunk-scale`` (sam2elnet.model.elnet.ModelConfig.trunk_scale): the frozen trunk
+sees the image at full (1) or half (2) resolution; None in a run's options means auto
+(:func:`sam2elnet.config.auto_trunk_scale`)."""
+
+
+def trunk_scale_words(scale: int) -> str:
+    """A trunk scale for reports: ``trunk at full resolution (1)`` / ``... half ... (2)``."""
+    return f"trunk at {'full' if int(scale) == 1 else 'half'} resolution ({int(scale)})"
+
+
 def norm_precision_value(v: Any) -> Any:
     """Spellings of a precision (``fp32``, ``float32``, ``bfloat16``...) as :data:`Precision`.
 

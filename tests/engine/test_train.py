@@ -225,6 +225,36 @@ def test_a_version_1_resume_state_with_every_weight_still_resumes(
     assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
 
 
+def test_auto_trunk_scale_is_recorded_in_config_yaml_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--domain auto without SAM2 weights: the trunk scale is resolved once the domain is
+    detected (half, 2); config.yaml records 2 (not null), --resume without the option continues
+    that run (said as auto) and a run started from that config.yaml builds the same network; an
+    explicit other --trunk-scale is refused on resume."""
+    import sam2elnet.engine.train as tr
+    from sam2elnet.model import load_model
+
+    data = make_dataset(tmp_path / "d", n=4)
+    kw = dict(epochs=2, val_fraction=0.0, fit_quality=False, trunk_scale=None)
+    run = tmp_path / "r"
+    assert small_cfg(data, run, **kw).trunk_scale is None  # not resolved before training
+    _killed_after_epoch_1(tr, small_cfg(data, run, **kw), monkeypatch)
+    assert "trunk_scale: 2\n" in (run / "config.yaml").read_text()
+    saved = TrainConfig.load(run / "config.yaml")
+    assert saved.trunk_scale == 2
+    lines: list[str] = []
+    res = tr.train(small_cfg(data, run, resume=True, **kw), echo=lines.append)
+    assert res.resumed == "continued at epoch 2 of 2"
+    assert any(x.startswith("trunk at half resolution (auto without SAM2 weights") for x in lines)
+    assert load_model(res.best_path)[0].config.trunk_scale == 2
+    assert TrainConfig.load(run / "config.yaml").trunk_scale == 2
+    with pytest.raises(UserError, match=r"--trunk-scale 1 \(saved: 2\)"):
+        tr.train(small_cfg(data, run, resume=True, **{**kw, "trunk_scale": 1}))
+    again = tr.train(saved.model_copy(update={"out": tmp_path / "again", "epochs": 1}))
+    assert load_model(again.best_path)[0].config.trunk_scale == 2
+
+
 def test_fraction_split_is_reproducible_and_disjoint(tmp_path: Path) -> None:
     from sam2elnet.engine.train import _prepare_data
 

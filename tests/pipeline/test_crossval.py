@@ -105,6 +105,13 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     for f in r["folds"]:  # what each fold's training ran with, from its model file
         assert (f["precision_option"], f["precision_resolved"]) == ("auto", ran)
     assert any(x.startswith(f"precision: {ran} (") for x in lines)  # each fold's training says it
+    # the trunk scale each fold's network was built with: roads, auto -> full resolution
+    assert r["trunk_scale"] == 1 and [f["trunk_scale"] for f in r["folds"]] == [1, 1, 1]
+    assert (
+        "- Trunk of the folds' networks: trunk at full resolution (1) (--trunk-scale auto; " in md
+    )
+    ident = json.loads((out / "cv_config.json").read_text())
+    assert ident["resolved"] == {"domain": "roads", "trunk_scale": 1}
     # what happened, in each line: the flat dataset has no split folders, each fold's link
     # folder has none by design (named as the fold's), the domain was detected once by cv
     assert lines[0] == "no split folders found; cross-validation on all 12 pairs"
@@ -279,7 +286,7 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     ran = resolve_precision("auto", "cpu")
     res = json.loads((fold / "result.json").read_text())
     assert (res["precision_option"], res["precision_resolved"]) == ("auto", ran)
-    for key in ("precision_option", "precision_resolved"):
+    for key in ("precision_option", "precision_resolved", "trunk_scale"):
         res.pop(key)
     (fold / "result.json").write_text(json.dumps(res))
     first = stamp()
@@ -288,6 +295,7 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     f3 = r3["folds"][0]
     assert (f3["precision_option"], f3["precision_resolved"]) == ("auto", ran)
     assert (r3["precision_option"], r3["precision_resolved"]) == ("auto", ran)
+    assert f3["trunk_scale"] == r3["trunk_scale"] == 1  # roads: full; from the model file
     md = (out / "cv.md").read_text()
     assert f"- Precision of the folds' training: {ran} (--precision auto; " in md
 
@@ -321,18 +329,42 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
 
 
 def test_the_run_record_says_mixed_precisions_fold_by_fold() -> None:
-    """Folds trained at different precisions (reused ones keep theirs): the run record lists them
-    instead of claiming one."""
-    from sam2elnet.pipeline.crossval_reuse import summarise_precision
+    """Folds trained at different precisions or trunk scales (reused ones keep theirs): the run
+    record lists them instead of claiming one."""
+    from sam2elnet.pipeline.crossval_report import render_markdown
+    from sam2elnet.pipeline.crossval_reuse import summarise_folds
 
     folds = [
-        {"fold": "fold-1", "precision_resolved": "32"},
-        {"fold": "fold-2", "precision_resolved": "bf16"},
+        {"fold": "fold-1", "precision_resolved": "32", "trunk_scale": 2},
+        {"fold": "fold-2", "precision_resolved": "bf16", "trunk_scale": 1},
         {"fold": "fold-3"},
     ]
-    assert summarise_precision(folds[:1], "precision_resolved") == "32"
-    assert summarise_precision([folds[0], folds[0]], "precision_resolved") == "32"
-    assert summarise_precision(folds, "precision_resolved") == (
+    assert summarise_folds(folds[:1], "precision_resolved") == "32"
+    assert summarise_folds([folds[0], folds[0]], "precision_resolved") == "32"
+    assert summarise_folds(folds, "precision_resolved") == (
         "mixed: fold-1 32, fold-2 bf16, fold-3 not recorded"
     )
-    assert summarise_precision([], "precision_resolved") == "not recorded"
+    assert summarise_folds([], "precision_resolved") == "not recorded"
+    assert summarise_folds(folds[:1], "trunk_scale") == 2  # one scale: the number
+    mixed = summarise_folds(folds, "trunk_scale")
+    assert mixed == "mixed: fold-1 2, fold-2 1, fold-3 not recorded"
+    r = {"keys": [], "mode": "kfold", "folds_total": 3, "folds_done": 0, "data": "d",
+         "n_images": 9, "domain": "other", "domain_reason": "-", "folds": [], "summary": {},
+         "train": {"trunk_scale": 2}, "seed": 0, "seconds_this_run": 1.0}  # fmt: skip
+    for scale, said in ((2, "trunk at half resolution (2)"), (mixed, f"trunk {mixed}")):
+        md = render_markdown({**r, "trunk_scale": scale})
+        assert f"- Trunk of the folds' networks: {said} (--trunk-scale 2; a reused " in md
+
+
+def test_cv_states_the_half_resolution_trunk_of_auto_folds(roads: Path, tmp_path: Path) -> None:
+    """--domain other without SAM2 weights: auto resolves to the half-resolution trunk; cv.json,
+    each fold, cv.md and cv_config.json say so (the resolved value, not "auto")."""
+    out = tmp_path / "cv"
+    r = run_cv(_cfg(roads, out, folds=2, max_folds=1, domain="other"))
+    assert r["trunk_scale"] == 2 and r["folds"][0]["trunk_scale"] == 2
+    md = (out / "cv.md").read_text()
+    assert (
+        "- Trunk of the folds' networks: trunk at half resolution (2) (--trunk-scale auto; " in md
+    )
+    assert json.loads((out / "cv_config.json").read_text())["resolved"]["trunk_scale"] == 2
+    assert run_cv(_cfg(roads, out, folds=2, max_folds=1, domain="other"))["trunk_scale"] == 2

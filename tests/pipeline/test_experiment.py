@@ -122,10 +122,17 @@ def test_miniature_experiment_end_to_end_and_caching(
     assert (out / "results.png").stat().st_size > 1000
     assert (out / "report.html").is_file()
     assert set(r["stages"].values()) == {"ran"}
+    # --trunk-scale auto without SAM2 weights: the half-resolution trunk, as built, recorded
+    said = "SAM2-ELNet: trunk at half resolution (2) (--trunk-scale auto)"
+    assert saved["elnet"]["trunk_scale"] == 2 and saved["elnet"]["trunk_note"] == said
+    assert saved["settings"]["trunk_scale"] is None  # the option (auto), part of the identity
+    assert "trunk training none, trunk at half resolution (2) (--trunk-scale auto), 1 epochs" in md
+    assert said in (out / "report.html").read_text()
 
     # second run: every stage is skipped
     r2 = run_experiment(cfg)
     assert set(r2["stages"].values()) == {"cached"}
+    assert r2["elnet"]["trunk_scale"] == 2  # a cached network: read from its model file
     assert r2["table1"] == r["table1"] and r2["table2"] == r["table2"]
 
     # a removed marker re-runs only that stage (what --resume relies on after a kill)
@@ -193,6 +200,49 @@ def test_cli_rejects_conflicting_filters_and_bad_options(
     assert main([*args, "--refiners", "crf"]) == 2
     assert main([*args, "--trunk", "some"]) == 2
     assert main([*args, "--image-size", "8"]) == 2
+
+
+def test_cli_trunk_scale_as_in_train(
+    synth: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--trunk-scale: the help text of train and cv, refused out of range in one line, passed
+    to the protocol's training (None = auto, resolved there as in ``elnet train``)."""
+    import typer
+
+    import sam2elnet.engine.train as engine_train
+    import sam2elnet.pipeline.experiment as experiment
+    from sam2elnet.cli.app import app
+    from sam2elnet.cli.shared_options import TRAIN_HELP
+    from sam2elnet.pipeline.experiment_engine import train_elnet
+
+    cmds = {c.name: c for c in typer.main.get_command(app).commands.values()}
+    helps = {
+        name: next(p.help for p in cmds[name].params if p.name == "trunk_scale")
+        for name in ("experiment", "cv")
+    }
+    assert helps["experiment"] == helps["cv"] == TRAIN_HELP["trunk_scale"]
+    args = ["experiment", "--data", str(synth), "--out", str(tmp_path / "o")]
+    assert main([*args, "--trunk-scale", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: invalid value for --trunk-scale: 3") and "\n" not in err
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(experiment, "run_experiment", capture)
+    monkeypatch.setattr(engine_train, "train", capture)
+    for given, want in (([], None), (["--trunk-scale", "1"], 1)):
+        with pytest.raises(Stop):
+            main([*args, *given])
+        assert seen[-1].trunk_scale == want and seen[-1].identity()["trunk_scale"] == want
+        with pytest.raises(Stop):
+            train_elnet(seen[-1], tmp_path / "lab", tmp_path / "run", None)
+        assert seen[-1].trunk_scale == want  # the TrainConfig: auto resolved by training
 
 
 def test_too_few_pairs_is_a_data_error(tmp_path: Path) -> None:

@@ -135,7 +135,7 @@ def test_experiment_identity_is_frozen() -> None:
             "target_precision", "coarse_profile", "coarse_severity", "refiners", "enhancement",
             "sources", "precision",
             # added with a migration (upgrade_identity: missing = 0 / None, the old behaviour)
-            "quality_folds", "quality_fold_epochs", "positive_values",
+            "quality_folds", "quality_fold_epochs", "positive_values", "trunk_scale",
         ]
     )  # fmt: skip
 
@@ -153,6 +153,9 @@ def test_identity_of_runs_before_split_seed_is_upgraded() -> None:
     # before --positive-values: masks were read by the default rule (the option not given)
     assert upgrade_identity({k: v for k, v in cur.items() if k != "positive_values"}) == cur
     assert upgrade_identity({**cur, "positive_values": [2.0]})["positive_values"] == [2.0]
+    # before --trunk-scale: auto (None); the scale built is read from the model file
+    assert upgrade_identity({k: v for k, v in cur.items() if k != "trunk_scale"}) == cur
+    assert upgrade_identity({**cur, "trunk_scale": 1})["trunk_scale"] == 1
 
 
 def test_convergence_status_from_the_last_two_curve_points() -> None:

@@ -6,6 +6,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import TRAIN_HELP
 from sam2elnet.options import PRECISION_HELP, check_options
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
@@ -63,6 +64,9 @@ def experiment_cmd(
     ),  # noqa: UP045
     trunk: str = typer.Option(
         _EXP["trunk"], "--trunk", help="Also train the trunk: none | last | all."
+    ),
+    trunk_scale: Optional[int] = typer.Option(  # noqa: UP045
+        _EXP["trunk_scale"], "--trunk-scale", help=TRAIN_HELP["trunk_scale"]
     ),
     seed: int = typer.Option(
         _EXP["seed"],
@@ -165,6 +169,7 @@ def experiment_cmd(
         size=size,
         weights=weights,
         trunk=trunk,
+        trunk_scale=trunk_scale,
         seed=seed,
         split_seed=split_seed,
         positive_values=parse_positive_values(positive_values),
@@ -198,6 +203,7 @@ def experiment_cmd(
 
 def _print_tables(r: dict) -> None:
     typer.echo(r["weights"]["note"])
+    typer.echo(r["elnet"]["trunk_note"])
     typer.echo("table 1 (downstream test IoU / hand labels):")
     for row in r["table1"]:
         typer.echo(f"  {row['title']:<46} IoU {_f(row['iou'])}  hand labels {row['hand_labels']}")

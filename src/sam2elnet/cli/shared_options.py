@@ -4,8 +4,8 @@
 GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resampled onto a map grid
 in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`.
 ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
-``TRAIN_HELP``: the help texts of the training options ``elnet train`` and ``elnet cv`` share
-(defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
+``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
+experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _d(name: str) -> object:
     return TrainConfig.model_fields[name].default
 
 
-#: help text of each training option (``train`` and ``cv``), by TrainConfig field name
+#: help text of each training option (``train``, ``cv``, ``experiment``), by TrainConfig field name
 TRAIN_HELP = {
     "epochs": f"Passes over the training images (default {_d('epochs')}, at least 1).",
     "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "

@@ -82,7 +82,12 @@ from sam2elnet.engine.train_schedule import (
     lr_lambda,
     train_loader,
 )
-from sam2elnet.engine.train_setup import build_model_for, prepare_run_dir, resume_note
+from sam2elnet.engine.train_setup import (
+    build_model_for,
+    prepare_run_dir,
+    resolve_trunk_scale,
+    resume_note,
+)
 from sam2elnet.engine.train_state import (
     LAST_FORMAT,
     LAST_VERSION,
@@ -227,6 +232,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         val_items = _CachedDataset(val_base).items
 
     model = build_model_for(cfg, data.in_bands, data.norm, roads).to(device)
+    cfg = resolve_trunk_scale(cfg, roads)  # config.yaml records the scale built
     say(cfg.trunk_scale_note(roads, int(model.config.trunk_scale)))
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)

@@ -15,7 +15,7 @@ from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")
 
-__all__ = ["build_model_for", "prepare_run_dir"]
+__all__ = ["build_model_for", "prepare_run_dir", "resolve_trunk_scale"]
 
 
 def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = False) -> Any:
@@ -55,6 +55,16 @@ def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = Fa
     if trunk_scale is not None:
         kwargs["trunk_scale"] = trunk_scale
     return build_model(ModelConfig(**kwargs))
+
+
+def resolve_trunk_scale(cfg: TrainConfig, roads: bool) -> TrainConfig:
+    """``cfg`` with an auto ``trunk_scale`` (None) replaced by the scale built for the detected
+    domain (``roads``; TrainConfig.resolved_trunk_scale), so ``config.yaml`` records it and the
+    run can be made again from that file; the log line still says it was auto. Unchanged with
+    ``--init-model`` (None there means the model file's scale) or a scale already set."""
+    if cfg.trunk_scale is not None or cfg.init_model is not None:
+        return cfg
+    return cfg.model_copy(update={"trunk_scale": cfg.resolved_trunk_scale(roads)})
 
 
 #: Options ``--resume`` takes from the command line even when the run's ``config.yaml`` says
@@ -104,6 +114,8 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
         a, b = old[key], new.get(key)
         if a == b:
             return True
+        if key == "trunk_scale" and b is None and not given.init_model:
+            return True  # not given (auto): the scale the run resolved and recorded
         # the same file or folder written another way (relative / absolute)
         return (
             isinstance(a, str)
@@ -122,7 +134,10 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
             "the option(s), or start a new run with another --out",
             source,
         )
-    return saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
+    cfg = saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
+    # an auto scale the run recorded is still said to be auto in the log
+    cfg._trunk_scale_auto = given._trunk_scale_auto or cfg._trunk_scale_auto
+    return cfg
 
 
 def resume_note(start_epoch: int, epochs: int) -> str:

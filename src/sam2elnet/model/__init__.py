@@ -2,7 +2,7 @@
 
 from sam2elnet.model.elnet import ELNetOutput, ModelConfig, SAM2ELNet, build_model
 from sam2elnet.model.hiera import HIERA_SPECS, build_trunk, load_encoder_weights
-from sam2elnet.model.io import load_model, read_model_file, save_model
+from sam2elnet.model.io import load_model, model_config_of, read_model_file, save_model
 
 __all__ = [
     "ELNetOutput",
@@ -13,6 +13,7 @@ __all__ = [
     "build_trunk",
     "load_encoder_weights",
     "load_model",
+    "model_config_of",
     "read_model_file",
     "save_model",
 ]

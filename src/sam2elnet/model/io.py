@@ -97,6 +97,24 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def model_config_of(payload: dict[str, Any], path: str | Path) -> ModelConfig:
+    """The architecture a model file's payload (:func:`read_model_file`) records, with the
+    defaults filled in for fields of later versions (a file made before ``trunk_scale`` existed
+    ran the trunk at full resolution: 1).
+
+    Raises:
+        CheckpointError: the config does not validate (a file of an incompatible version).
+    """
+    try:
+        return ModelConfig.model_validate(payload["config"])
+    except ValidationError as err:
+        raise CheckpointError(
+            f"model config is invalid ({err.errors()[0]['loc']}: {err.errors()[0]['msg']}); "
+            "the file is from an incompatible version",
+            path,
+        ) from None
+
+
 def _resolve_encoder_file(ref: str | None, override: str | Path | None, path: Path) -> Path:
     if override is not None:
         return Path(override)
@@ -125,14 +143,7 @@ def load_model(
     """Load a model saved by :func:`save_model`; returns ``(model, extra)``, model in eval mode."""
     p = Path(path)
     obj = read_model_file(p)
-    try:
-        cfg = ModelConfig.model_validate(obj["config"])
-    except ValidationError as err:
-        raise CheckpointError(
-            f"model config is invalid ({err.errors()[0]['loc']}: {err.errors()[0]['msg']}); "
-            "the file is from an incompatible version",
-            p,
-        ) from None
+    cfg = model_config_of(obj, p)
     enc = obj["encoder"]
     if obj.get("trunk_state"):
         trunk = build_trunk(cfg.size)

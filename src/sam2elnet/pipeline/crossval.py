@@ -21,8 +21,9 @@ from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config
 with other settings into the same folder is refused. Each fold records its image ids and training
 options (``fold.json``); a fold whose record differs from the run's plan (the data folder changed,
 a fold folder copied from another run) is trained again, with one line saying why
-(:mod:`sam2elnet.pipeline.crossval_reuse`). A reused fold keeps the precision it was trained with;
-``cv.json`` records each fold's and, for the run, the one value or ``mixed: ...``.
+(:mod:`sam2elnet.pipeline.crossval_reuse`). A reused fold keeps the precision and trunk scale it
+was trained with; ``cv.json`` records each fold's and, for the run, the one value or ``mixed:
+...``; ``cv.md`` says them in words, ``cv_config.json`` the trunk scale an auto option resolves to.
 
 Outputs: ``OUT/cv.json`` (every fold, mean and std), ``OUT/cv.md`` (the tables), for the
 cross-domain mode ``OUT/groups.json`` and ``OUT/groups.png`` (sample images of both groups).
@@ -50,10 +51,10 @@ from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markd
 from sam2elnet.pipeline.crossval_reuse import (
     check_reuse,
     fold_label,
-    fold_precision,
     fold_settings,
+    fold_trained_with,
     model_extra,
-    summarise_precision,
+    summarise_folds,
 )
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
@@ -152,6 +153,23 @@ def _num(v: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
+    """The TrainConfig of the fold in ``root``: the run's training options, its seed, the
+    domain decided once for every fold (so an auto trunk scale is resolved here)."""
+    from sam2elnet.config import TrainConfig
+
+    return TrainConfig.model_validate(
+        {
+            "seed": cfg.seed,
+            **cfg.train,
+            "data": root / "train-data",
+            "out": root / "run",
+            "domain": domain,
+            "progress": cfg.progress,
+        }
+    )
+
+
 def _run_fold(
     cfg: CVConfig,
     fold: _Fold,
@@ -160,21 +178,11 @@ def _run_fold(
     domain: str,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    from sam2elnet.config import TrainConfig
     from sam2elnet.engine.train import train
 
     root = cfg.out / "folds" / fold.name
     run = root / "run"
-    tcfg = TrainConfig.model_validate(
-        {
-            "seed": cfg.seed,
-            **cfg.train,
-            "data": root / "train-data",
-            "out": run,
-            "domain": domain,
-            "progress": cfg.progress,
-        }
-    )
+    tcfg = _fold_config(cfg, root, domain)
     want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
     check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
     label = fold_label(fold.name)
@@ -182,7 +190,7 @@ def _run_fold(
     if done.is_file():
         say(f"{label}: done before, reusing {done}")
         old = json.loads(done.read_text(encoding="utf-8"))
-        return {**old, **fold_precision(old, run / "model.pt")}  # as trained, not as asked now
+        return {**old, **fold_trained_with(old, run / "model.pt")}  # as trained, not as asked
     t0 = time.perf_counter()
     fold_meta = {**meta, "cv": {**meta.get("cv", {}), "fold": fold.name}}
     _write_subset(root / "train-data", samples, fold.train, fold_meta)
@@ -203,9 +211,9 @@ def _run_fold(
             "n_train": len(res.splits.get("train", [])),
             "n_val": len(res.splits.get("val", [])),
         }
-        info.update(fold_precision({}, run / "model.pt"))  # what ran (--resume may change it)
+        info.update(fold_trained_with({}, run / "model.pt"))  # what ran (--resume may change it)
         write_json_atomic(trained, info)
-    info.update(fold_precision(info, run / "model.pt"))
+    info.update(fold_trained_with(info, run / "model.pt"))
     roads = domain == "roads"
     tests: dict[str, Any] = {}
     for name, ids in fold.tests.items():
@@ -311,6 +319,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     ident = cfg.identity()
     if ident_path.is_file():
         old = json.loads(ident_path.read_text(encoding="utf-8"))
+        old.pop("resolved", None)  # what the options resolved to: a record, not an option
         if old != ident:
             diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
             raise UserError(
@@ -357,7 +366,11 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         },
     }
     folds, groups = _plan(cfg, ids, samples, say)
-    write_json_atomic(ident_path, ident)
+    # auto options as the folds resolve them (None: the --init-model's trunk scale)
+    planned = _fold_config(cfg, cfg.out / "folds", guess.domain).trunk_scale
+    write_json_atomic(
+        ident_path, {**ident, "resolved": {"domain": guess.domain, "trunk_scale": planned}}
+    )
     if groups is not None:
         write_json_atomic(cfg.out / "groups.json", groups)
         groups_montage(
@@ -382,8 +395,10 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "train": {k: v for k, v in cfg.train.items() if k != "precision"},
         # what each fold's training ran with (a reused fold keeps its own): one value, or
         # "mixed: fold-1 32, fold-2 bf16"
-        "precision_option": summarise_precision(results, "precision_option"),
-        "precision_resolved": summarise_precision(results, "precision_resolved"),
+        "precision_option": summarise_folds(results, "precision_option"),
+        "precision_resolved": summarise_folds(results, "precision_resolved"),
+        # the scale each fold's trunk was built with (auto resolved; a reused fold keeps its own)
+        "trunk_scale": summarise_folds(results, "trunk_scale"),
         "keys": list(keys),
         "folds_total": len(folds),
         "folds_done": len(results),

@@ -75,6 +75,16 @@ _TITLES = {
 }
 
 
+def _trunk(scale: Any) -> str:
+    """cv.json's ``trunk_scale`` in words: one scale (``trunk at half resolution (2)``), else
+    as recorded (``mixed: fold-1 1, fold-2 2``, ``not recorded``)."""
+    from sam2elnet.options import trunk_scale_words
+
+    return (
+        trunk_scale_words(scale) if isinstance(scale, int) else f"trunk {scale or 'not recorded'}"
+    )
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """cv.md: per-fold table(s), mean ± std, settings."""
     keys = [*r["keys"], "quality_spearman"]
@@ -158,6 +168,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- Precision of the folds' training: {r.get('precision_resolved', 'not recorded')} "
         f"(--precision {r.get('precision_option', t.get('precision', 'auto'))}; a reused fold "
         "keeps the precision it was trained with).",
+        f"- Trunk of the folds' networks: {_trunk(r.get('trunk_scale'))} (--trunk-scale "
+        f"{t.get('trunk_scale') or 'auto'}; a reused fold keeps the scale it was trained with).",
         f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
         "",
     ]

@@ -3,8 +3,9 @@ fits the run (part of :mod:`sam2elnet.pipeline.crossval`).
 
 Each fold records its image ids and training options in ``OUT/folds/<name>/fold.json``; a fold
 whose record differs from the run's plan (the data folder changed, a fold folder copied from
-another run) is trained again, with one line saying why. A reused fold keeps the precision it was
-trained with (:func:`fold_precision`, read from its model file), whatever ``--precision`` says now.
+another run) is trained again, with one line saying why. A reused fold keeps the precision and
+trunk scale it was trained with (:func:`fold_trained_with`, read from its model file), whatever
+``--precision`` says now.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from sam2elnet.utils.atomic import write_json_atomic
 __all__ = [
     "check_reuse",
     "fold_label",
-    "fold_precision",
     "fold_settings",
+    "fold_trained_with",
     "model_extra",
-    "summarise_precision",
+    "summarise_folds",
 ]
 
 
@@ -126,38 +127,57 @@ def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str]
     write_json_atomic(root / "fold.json", want)
 
 
-def model_extra(model: Path) -> dict[str, Any]:
-    """The ``extra`` record of a fold's model file (quality evaluator, ``train`` metadata), read
-    without building the network; ``{}`` when the file is missing or unreadable."""
+def _model_payload(model: Path) -> dict[str, Any]:
+    """A fold's model file as stored (``config``, ``extra``...), read without building the
+    network; ``{}`` when the file is missing or unreadable."""
     from sam2elnet.errors import CheckpointError
     from sam2elnet.model.io import read_model_file
 
     try:
-        return dict(read_model_file(model).get("extra") or {})
+        return dict(read_model_file(model))
     except (CheckpointError, OSError):
         return {}
 
 
-def fold_precision(result: dict[str, Any], model: Path) -> dict[str, str | None]:
-    """The precision a fold's network was trained with: ``{"precision_option",
-    "precision_resolved"}`` from its result record, else from its model file's
-    ``extra["train"]`` (folds made before the result recorded it); None when neither says.
+def model_extra(model: Path) -> dict[str, Any]:
+    """The ``extra`` record of a fold's model file (quality evaluator, ``train`` metadata), read
+    without building the network; ``{}`` when the file is missing or unreadable."""
+    return dict(_model_payload(model).get("extra") or {})
 
-    A reused fold ran with the precision of the run that trained it, not with this run's
-    ``--precision``.
+
+TRAINED_WITH = ("precision_option", "precision_resolved", "trunk_scale")
+"""What :func:`fold_trained_with` reports of a fold's network."""
+
+
+def fold_trained_with(result: dict[str, Any], model: Path) -> dict[str, Any]:
+    """How a fold's network was trained: ``{"precision_option", "precision_resolved"}`` (str)
+    and ``"trunk_scale"`` (int, 1 = full, 2 = half resolution: the scale built, auto resolved)
+    from its result record, else from its model file (``extra["train"]`` and ``config``; folds
+    made before the result recorded them); None where neither says.
+
+    A reused fold ran with the precision and trunk scale of the run that trained it, not with
+    this run's options.
     """
-    keys = ("precision_option", "precision_resolved")
-    if all(result.get(k) for k in keys):
-        return {k: str(result[k]) for k in keys}
-    train = model_extra(model).get("train") or {}
-    return {k: (str(train[k]) if train.get(k) else None) for k in keys}
+    if all(result.get(k) for k in TRAINED_WITH):
+        return {k: result[k] for k in TRAINED_WITH}
+    from sam2elnet.errors import CheckpointError
+    from sam2elnet.model.io import model_config_of
+
+    payload = _model_payload(model)
+    train = (payload.get("extra") or {}).get("train") or {}
+    got: dict[str, Any] = {k: (str(train[k]) if train.get(k) else None) for k in TRAINED_WITH[:2]}
+    try:
+        got["trunk_scale"] = int(model_config_of(payload, model).trunk_scale) if payload else None
+    except CheckpointError:
+        got["trunk_scale"] = None
+    return got
 
 
-def summarise_precision(folds: list[dict[str, Any]], key: str) -> str:
+def summarise_folds(folds: list[dict[str, Any]], key: str) -> Any:
     """One value for the run record when every fold says the same, else ``mixed: fold-1 32,
     fold-2 bf16`` (``not recorded`` for a fold without the entry)."""
     vals = [(f.get("fold", "?"), f.get(key) or "not recorded") for f in folds]
-    distinct = sorted({v for _, v in vals})
+    distinct = sorted({v for _, v in vals}, key=str)
     if not distinct:
         return "not recorded"
     if len(distinct) == 1:

@@ -68,6 +68,7 @@ from sam2elnet.pipeline.experiment_config import (
 from sam2elnet.pipeline.experiment_engine import (
     annotate_images,
     downstream_config,
+    elnet_trunk,
     enhancement_labels,
     predictor_for,
     quality_threshold,
@@ -440,7 +441,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         },
         "elnet": {
             k: elnet.get(k) for k in ("model", "best_epoch", "best_val_iou", "selection", "quality")
-        },
+        }
+        | elnet_trunk(cfg, model_path),
         "autolabels": {
             k: auto[k]
             for k in (

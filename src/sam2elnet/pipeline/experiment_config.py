@@ -15,6 +15,7 @@ from sam2elnet.options import (
     CoarseProfile,
     ModelSize,
     Precision,
+    TrunkScale,
     check_device,
     check_options,
     check_quality_folds,
@@ -91,6 +92,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     Runs made before ``--split-seed`` drew their test hold-out with ``seed + 1000``; that is
     their ``split_seed``; runs made before ``--quality-folds`` used no cross-fitting (0, None);
     runs made before ``--positive-values`` read their masks with the default rule (None); runs
+    made before ``--trunk-scale`` had no such option (None, auto; the scale their network was
+    built with is read from its model file into ``results.json``); runs
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
     old float32 experiment continues with ``--precision 32``); runs made before
     ``--no-enhancement-downstream`` trained table 2's downstream models (True).
@@ -109,6 +112,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("quality_folds", 0)
     d.setdefault("quality_fold_epochs", None)
     d.setdefault("positive_values", None)
+    d.setdefault("trunk_scale", None)  # made before --trunk-scale: auto (their scale: results)
     if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
         d.setdefault("enhancement_downstream", True)
     if "precision" in d:
@@ -144,6 +148,10 @@ class ExperimentConfig(BaseModel):
     weights: str | None = None
     """SAM2 checkpoint; None = the cached official one for ``size`` when present, else random init."""
     trunk: Literal["none", "last", "all"] = "none"
+    trunk_scale: TrunkScale | None = None
+    """SAM2-ELNet's trunk at full (1) or half (2) resolution (``elnet train --trunk-scale``);
+    None = auto as in ``elnet train`` (:func:`sam2elnet.config.auto_trunk_scale`: full with SAM2
+    weights or for roads, else half). The scale built is in ``results.json`` (``elnet``)."""
     seed: int = 0
     """Seed of the labelled/unlabelled draw, the training runs and the simulated coarse labels."""
     split_seed: int = 1000

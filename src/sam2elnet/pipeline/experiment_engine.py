@@ -60,6 +60,7 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         weights=weights,
         size=cfg.size,
         trunk=cfg.trunk,
+        trunk_scale=cfg.trunk_scale,
         fraction=1.0,
         seed=cfg.seed,
         epochs=cfg.epochs,
@@ -80,6 +81,21 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         "history": res.history,
         "quality": res.quality,
         "splits": {k: len(v) for k, v in res.splits.items()},
+    }
+
+
+def elnet_trunk(cfg: ExperimentConfig, model: str) -> dict[str, Any]:
+    """The trunk scale SAM2-ELNet's network was built with (1 = full, 2 = half resolution; an
+    auto ``--trunk-scale`` resolved by training), from its model file, and a sentence for the
+    report: ``{"trunk_scale", "trunk_note"}``."""
+    from sam2elnet.model.io import model_config_of, read_model_file
+    from sam2elnet.options import trunk_scale_words
+
+    scale = int(model_config_of(read_model_file(model), model).trunk_scale)
+    given = cfg.trunk_scale if cfg.trunk_scale is not None else "auto"
+    return {
+        "trunk_scale": scale,
+        "trunk_note": f"SAM2-ELNet: {trunk_scale_words(scale)} (--trunk-scale {given})",
     }
 
 

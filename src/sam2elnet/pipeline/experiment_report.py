@@ -203,7 +203,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Settings",
         "",
-        f"- SAM2-ELNet: size {s['size']}, trunk training {s['trunk']}, {s['epochs']} epochs, "
+        f"- SAM2-ELNet: size {s['size']}, trunk training {s['trunk']}, "
+        f"{r['elnet']['trunk_note'].removeprefix('SAM2-ELNet: ')}, {s['epochs']} epochs, "
         f"{s['image_size']} px, batch {s['batch_size']}, precision {s['precision']}, "
         f"seed {s['seed']}; best epoch {r['elnet'].get('best_epoch')}, validation IoU {_f(r['elnet'].get('best_val_iou'))}"
         + (f" ({r['elnet']['selection']})" if r["elnet"].get("selection") else "")
@@ -367,7 +368,7 @@ def write_report_html(
         r,
         items,
         title="SAM2-ELNet protocol experiment",
-        notes=[r["weights"]["note"], *r["notes"]],
+        notes=[r["weights"]["note"], r["elnet"]["trunk_note"], *r["notes"]],
         figure=(out / "results.png").read_bytes(),
         max_items=60,
     )
