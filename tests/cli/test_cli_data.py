@@ -196,6 +196,46 @@ def test_stats_check_with_no_usable_pair_is_one_error(tmp_path, capsys):
     assert "cannot decode image" in last and not out.exists()
 
 
+def test_stats_without_check_skips_unreadable_images(tmp_path, capsys):
+    """Without --check an image that cannot be read no longer stops the command at the first
+    one: it is skipped (a warning each, listed in --out, 'N of M skipped' last line) and the
+    statistics are those of the other pairs; nothing readable is one error line, exit 2."""
+    import shutil
+
+    from sam2elnet.data.stats import dataset_stats
+
+    root = make_generic(tmp_path / "g", n=3, size=32)
+    good = make_generic(tmp_path / "only2", n=0)
+    for sub in ("images", "masks"):  # the expected statistics: img2 alone
+        (good / sub).mkdir(parents=True)
+        shutil.copy(root / sub / "img2.png", good / sub / "img2.png")
+    for i in (0, 1):
+        (root / "images" / f"img{i}.png").write_bytes(b"\x89PNG broken")
+    out = tmp_path / "stats.json"
+    assert main(["stats", "--data", str(root), "--no-progress", "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    skipped = [ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping ")]
+    files = [str(root / "images" / f"img{i}.png") for i in (0, 1)]
+    assert [ln.removeprefix("warning: skipping ").partition(": ")[0] for ln in skipped] == files
+    assert all("cannot decode image" in ln for ln in skipped)
+    assert cap.out.splitlines()[-1] == f"2 of 3 skipped, see {out}"
+    assert "all pairs read" not in cap.out  # said only when --check verified them
+    payload = json.loads(out.read_text())
+    assert payload["images_used"] == 1 and payload["n_skipped"] == 2
+    assert [s["file"] for s in payload["skipped"]] == files
+    expected = dataset_stats(good, progress=False).payload()["normalization"]
+    assert payload["normalization"] == json.loads(json.dumps(expected))
+
+    (root / "images" / "img2.png").write_bytes(b"")
+    out.unlink()
+    assert main(["stats", "--data", str(root), "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("warning: skipping") == 3
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert errors == [err.strip().splitlines()[-1]] and not out.exists()
+    assert "nothing produced: all 3 files could not be used (" in errors[0]
+
+
 def test_verify_pairs_batch_mode_skips(tmp_path, caplog):
     from sam2elnet.data.datasets import discover, verify_pairs
     from sam2elnet.errors import DataError

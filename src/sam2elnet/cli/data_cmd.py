@@ -60,7 +60,8 @@ def stats_cmd(
         "--check",
         help="Verify every pair first: a file that is truncated or unreadable, or a label of "
         "another size than its image, skips its pair (a warning each, listed in --out); the "
-        "statistics come from the other pairs.",
+        "statistics come from the other pairs. Without it only the images are read, and one "
+        "that cannot be read is skipped the same way.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List unmatched files."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -69,15 +70,9 @@ def stats_cmd(
     from sam2elnet.data.layouts import discover
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
-    from sam2elnet.data.stats import (
-        DatasetStats,
-        check_pairs,
-        evenly_spaced,
-        stats_config,
-        stats_samples,
-    )
+    from sam2elnet.data.stats import index_stats
     from sam2elnet.utils.atomic import write_json_atomic
-    from sam2elnet.utils.batch import SkipLog, skip_line
+    from sam2elnet.utils.batch import skip_line
     from sam2elnet.utils.paths import check_input, check_output
 
     check_options(
@@ -102,20 +97,14 @@ def stats_cmd(
     if verbose:
         for p in index.unmatched:
             typer.echo(f"  unmatched: {p}")
-    samples, train_only = stats_samples(index, split)
-    if train_only:
-        typer.echo(f"statistics from the train split ({len(samples)} pairs); --split to choose")
-    skips, n_pairs = SkipLog("file"), len(samples)
-    if check:
-        samples, skips = check_pairs(samples, progress=progress)
-        if not samples:  # nothing to compute statistics from: one error line, nothing written
-            raise skips.nothing_done(n_pairs, data)
-        if not skips:
-            typer.echo("all pairs read and have matching sizes")
-    samples = evenly_spaced(samples, max_images)
-    cfg = stats_config(
-        samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high, progress=progress
-    )
+    # a pair that cannot be used is skipped (a warning each); none usable: one error line
+    st = index_stats(index, split, to_db=to_db, p_low=p_low, p_high=p_high,
+                     max_images=max_images, check=check, progress=progress)  # fmt: skip
+    if st.train_only:
+        typer.echo(f"statistics from the train split ({st.n_pairs} pairs); --split to choose")
+    if st.checked and not st.skipped:
+        typer.echo("all pairs read and have matching sizes")
+    cfg = st.config
     typer.echo(describe(cfg))
     for b in range(cfg.bands or 0):
         typer.echo(
@@ -123,11 +112,10 @@ def stats_cmd(
             f"p{p_low:g}={cfg.low[b]:.3f} p{p_high:g}={cfg.high[b]:.3f}"
         )
     if out is not None:
-        payload = DatasetStats(index, samples, cfg, train_only, skips.rows()).payload()
-        write_json_atomic(out, payload)
+        write_json_atomic(out, st.payload())
         typer.echo(f"wrote {out}")
-    if skips:  # the last line, as in every batch command
-        typer.echo(skip_line(len(skips), n_pairs, out or "the warnings above"))
+    if st.skipped:  # the last line, as in every batch command
+        typer.echo(skip_line(len(st.skipped), st.n_pairs, out or "the warnings above"))
 
 
 @app.command("synth")

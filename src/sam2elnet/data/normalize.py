@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sam2elnet.data.images import RasterImage, read_image
 from sam2elnet.errors import DataError
+from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.progress import track
 
 
@@ -217,12 +218,18 @@ def compute_stats(
     max_pixels: int = 20000,
     seed: int = 0,
     progress: bool = True,
+    skips: SkipLog | None = None,
 ) -> NormalizationConfig:
     """Per-band dataset statistics over a random pixel sample of every image.
 
     Returns a copy of ``cfg`` with ``method="stats"`` and ``low``/``high`` (the ``p_low``/``p_high``
     percentiles), ``mean``/``std`` (of the data after optional dB conversion) and ``bands`` set.
     Memory stays bounded: at most ``max_pixels`` pixels per image are kept.
+
+    ``skips``: the batch policy (``elnet stats``): an image that cannot be read, or has another
+    band count than the first one read, is recorded there (a warning each) and left out; when
+    none can be read, the DataError of :meth:`~sam2elnet.utils.batch.SkipLog.nothing_done`.
+    Without it (training), or for a single image, such an image raises its own DataError.
     """
     base = cfg or NormalizationConfig()
     rng = np.random.default_rng(seed)
@@ -236,18 +243,24 @@ def compute_stats(
     if not path_list:
         raise DataError("no images to compute statistics from; check the dataset folder")
     for path in track(path_list, "stats", "img", progress):
-        img = read_image_or_sample(path, sar=base.sar, bands=base.band_select)
+        try:
+            img = read_image_or_sample(path, sar=base.sar, bands=base.band_select)
+            if bands is not None and img.bands != bands:
+                raise DataError(
+                    f"image has {img.bands} bands but earlier images have {bands}; "
+                    "all images of a dataset need the same band count",
+                    path,
+                )
+        except DataError as err:
+            if skips is None or len(path_list) == 1:  # one image: its own error
+                raise
+            skips.add(path, err)
+            continue
         if bands is None:
             bands = img.bands
             dtype = str(img.data.dtype)
             total = np.zeros(bands)
             total_sq = np.zeros(bands)
-        elif img.bands != bands:
-            raise DataError(
-                f"image has {img.bands} bands but earlier images have {bands}; "
-                "all images of a dataset need the same band count",
-                path,
-            )
         x = _prepare(img.data, base).reshape(bands, -1)
         keep = img.valid.reshape(-1) & np.all(np.isfinite(x), axis=0)
         if base.to_db:  # zero / negative "power" is nodata or no signal, not -60 dB of sea
@@ -261,6 +274,8 @@ def compute_stats(
         if x.shape[1] > max_pixels:
             x = x[:, rng.choice(x.shape[1], max_pixels, replace=False)]
         samples.append(x)
+    if bands is None and skips:
+        raise skips.nothing_done(len(path_list))
     if count == 0 or bands is None:
         raise DataError("every image is entirely nodata; check the nodata value of the files")
     allpix = np.concatenate(samples, axis=1)

@@ -27,6 +27,7 @@ __all__ = [
     "check_pairs",
     "dataset_stats",
     "evenly_spaced",
+    "index_stats",
     "stats_config",
     "stats_samples",
 ]
@@ -129,6 +130,7 @@ def stats_config(
     p_low: float = option_default(StatsOptions, "p_low"),
     p_high: float = option_default(StatsOptions, "p_high"),
     progress: bool = True,
+    skips: SkipLog | None = None,
 ) -> NormalizationConfig:
     """Per-band normalisation statistics of the images of ``samples``.
 
@@ -140,22 +142,31 @@ def stats_config(
             image).
         p_low, p_high: Percentiles (0-100) of the scaling range.
         progress: Show a progress bar.
+        skips: Where an image that cannot be read is recorded and left out (the batch policy;
+            :func:`~sam2elnet.data.normalize.compute_stats`); None: it raises DataError.
 
     Returns:
         The :class:`~sam2elnet.data.normalize.NormalizationConfig` with per-band ``mean`` /
         ``std`` and ``low`` / ``high`` (values at the percentiles, after the optional dB step).
 
     Raises:
-        DataError: an image cannot be read.
+        DataError: an image cannot be read (without ``skips``), or none can (with it).
     """
     base = NormalizationConfig.for_modality(modality)
-    if to_db is None:
+    if to_db is None and base.sar:  # judged on the first image that reads
         from sam2elnet.data.images import read_image
         from sam2elnet.data.normalize import sar_needs_db
 
-        to_db = base.sar and sar_needs_db(read_image(samples[0].image, sar=True))
-    base = base.model_copy(update={"to_db": to_db, "p_low": p_low, "p_high": p_high})
-    return compute_stats([s.image for s in samples], base, progress=progress)
+        for s in samples:
+            try:
+                to_db = sar_needs_db(read_image(s.image, sar=True))
+                break
+            except DataError:
+                if skips is None or len(samples) == 1:
+                    raise
+                # recorded by compute_stats below, which reads it again
+    base = base.model_copy(update={"to_db": bool(to_db), "p_low": p_low, "p_high": p_high})
+    return compute_stats([s.image for s in samples], base, progress=progress, skips=skips)
 
 
 @dataclass
@@ -170,8 +181,10 @@ class DatasetStats:
         config: The normalisation (per-band ``mean`` / ``std`` and ``low`` / ``high`` at the
             chosen percentiles, in the image's units after the optional dB conversion).
         train_only: True when only the train split was used because no split was asked for.
-        skipped: The pairs ``check`` skipped, ``{"file": path, "reason": message}`` each
-            (:func:`check_pairs`).
+        skipped: The pairs skipped, ``{"file": path, "reason": message}`` each: by ``check``
+            (:func:`check_pairs`) or because their image could not be read for the statistics.
+        n_pairs: The pairs the statistics were to describe (before skips and ``max_images``).
+        checked: Whether every pair was checked first (``check``).
     """
 
     index: DatasetIndex
@@ -179,6 +192,8 @@ class DatasetStats:
     config: NormalizationConfig
     train_only: bool = False
     skipped: list[dict[str, str]] = field(default_factory=list)
+    n_pairs: int = 0
+    checked: bool = False
 
     def payload(self) -> dict[str, Any]:
         """The JSON of ``elnet stats --out``.
@@ -186,8 +201,8 @@ class DatasetStats:
         Returns:
             ``normalization`` (a :class:`~sam2elnet.data.normalize.NormalizationConfig` dump),
             ``layout``, ``modality``, ``pairs`` per ``"split/sensor"``, ``unmatched`` and
-            ``images_used`` (counts), ``n_skipped`` and ``skipped`` (the pairs ``--check``
-            skipped, file and reason).
+            ``images_used`` (counts), ``n_skipped`` and ``skipped`` (the pairs skipped, file
+            and reason).
         """
         return {
             "normalization": self.config.model_dump(),
@@ -208,12 +223,7 @@ def dataset_stats(
     split: Sequence[str] | None = None,
     sensors: Sequence[str] | None = None,
     modality: str | None = None,
-    to_db: bool | None = None,
-    p_low: float = option_default(StatsOptions, "p_low"),
-    p_high: float = option_default(StatsOptions, "p_high"),
-    max_images: int = option_default(StatsOptions, "max_images"),
-    check: bool = False,
-    progress: bool = True,
+    **options: Any,
 ) -> DatasetStats:
     """Find the pairs of a dataset folder and compute its normalisation statistics.
 
@@ -224,32 +234,68 @@ def dataset_stats(
             then only ``train`` is used for statistics when there are several.
         sensors: SOS sensors (``palsar``, ``sentinel``); None = all.
         modality: ``sar`` | ``optical``; None = from the layout / ``dataset.json``.
-        to_db: Convert linear SAR intensity to dB (10 log10) first; None = as ``elnet train``
-            decides (SAR stored with more than 8 bits and not already in dB, judged on the first
-            image).
-        p_low, p_high: Percentiles (0-100) of the scaling range.
-        max_images: Use at most this many images, evenly spaced; 0 = all.
-        check: Verify every pair (:func:`check_pairs`): files that cannot be read or labels of
-            another size than their image are skipped (a warning each, listed in ``skipped``).
-        progress: Show progress bars.
+        options: ``to_db``, ``p_low``, ``p_high``, ``max_images``, ``check``, ``progress``: as
+            :func:`index_stats` takes them.
 
     Returns:
         The :class:`DatasetStats`.
 
     Raises:
-        DataError: unreadable folder or images, no pairs, or (with ``check``) every pair
-            skipped (the reasons summarised).
+        DataError: unreadable folder, no pairs, or no pair that could be used (the reasons
+            summarised).
     """
     index = discover(data, layout=layout, split=split or None, sensors=sensors or None,
                      modality=modality)  # fmt: skip
+    return index_stats(index, split, **options)
+
+
+def index_stats(
+    index: DatasetIndex,
+    split: Sequence[str] | None = None,
+    *,
+    to_db: bool | None = None,
+    p_low: float = option_default(StatsOptions, "p_low"),
+    p_high: float = option_default(StatsOptions, "p_high"),
+    max_images: int = option_default(StatsOptions, "max_images"),
+    check: bool = False,
+    progress: bool = True,
+) -> DatasetStats:
+    """The statistics of the pairs :func:`~sam2elnet.data.layouts.discover` found (what
+    :func:`dataset_stats` and ``elnet stats`` compute once the folder is read).
+
+    A pair that cannot be used is skipped with the batch policy (a warning each, listed in
+    ``skipped``): with ``check`` every file of every pair is verified first (:func:`check_pairs`);
+    either way an image that cannot be read for the statistics is skipped.
+
+    Args:
+        index: What :func:`~sam2elnet.data.layouts.discover` found.
+        split: The split folders asked for (:func:`stats_samples`: None and a train split
+            beside others = the train split only).
+        to_db: Convert linear SAR intensity to dB (10 log10) first; None = as ``elnet train``
+            decides (SAR stored with more than 8 bits and not already in dB, judged on the first
+            image that reads).
+        p_low, p_high: Percentiles (0-100) of the scaling range.
+        max_images: Use at most this many images, evenly spaced; 0 = all.
+        check: Verify every pair first (whole files, labels of their image's size).
+        progress: Show progress bars.
+
+    Returns:
+        The :class:`DatasetStats` (``samples``: the pairs used; ``n_pairs``: those considered).
+
+    Raises:
+        DataError: no pair could be used (one line, the reasons summarised; nothing computed);
+            with one image, its own error.
+    """
     samples, train_only = stats_samples(index, split)
+    n_pairs = len(samples)
     skips = SkipLog("file")
     if check:
-        n_pairs = len(samples)
         samples, skips = check_pairs(samples, progress=progress)
         if not samples:
-            raise skips.nothing_done(n_pairs, data)
+            raise skips.nothing_done(n_pairs, index.root)
     samples = evenly_spaced(samples, max_images)
     cfg = stats_config(samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high,
-                       progress=progress)  # fmt: skip
-    return DatasetStats(index, samples, cfg, train_only, skips.rows())
+                       progress=progress, skips=skips)  # fmt: skip
+    bad = {it["file"] for it in skips.items}
+    used = [s for s in samples if str(s.image) not in bad]
+    return DatasetStats(index, used, cfg, train_only, skips.rows(), n_pairs, check)
