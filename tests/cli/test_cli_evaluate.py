@@ -115,8 +115,9 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A truncated prediction and a ground truth of another size are skipped (warning naming the
-    file, listed with the reason in the JSON and in eval_skipped.csv); the two good pairs are
-    scored with their exact values; the last line counts the skips."""
+    file, listed with the reason in the JSON, in eval_skipped.csv and in the report's 'skipped
+    pairs' table); the two good pairs are scored with their exact values; the last line counts
+    the skips."""
     from helpers_data import write_tif
 
     pred, truth, _ = folders
@@ -126,7 +127,7 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     out = tmp_path / "out"
     js, table = out / "eval.json", out / "eval.csv"
     argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
-            "--json", str(js), "--csv", str(table)]  # fmt: skip
+            "--json", str(js), "--csv", str(table), "--report"]  # fmt: skip
     assert main(argv) == 0
     cap = capsys.readouterr()
     warned = [ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping ")]
@@ -157,12 +158,25 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     assert [(r["file"], r["reason"]) for r in rows] == [
         (s["file"], s["reason"]) for s in data["skipped"]
     ]
+    # the report lists them too: a warning and a table of file and reason (path left off)
+    html = (out / "report.html").read_text()
+    assert "2 of 4 pair(s) skipped: they could not be scored" in html
+    table_html = html[html.index("skipped pairs") :]
+    assert str(pred / "2_pred.png") in table_html and str(pred / "3_pred.png") in table_html
+    assert "is 24x24 (WxH) but its ground truth" in table_html
+    from sam2elnet.pipeline.report import _skipped_table
+
+    tables, said = _skipped_table(data["skipped"], 2)
+    assert [r["file"] for r in tables["skipped pairs"]] == [s["file"] for s in data["skipped"]]
+    assert tables["skipped pairs"][1]["reason"].startswith("is 24x24 (WxH) but its ground truth")
+    assert _skipped_table([], 4) == ({}, [])
     # fixed and re-run: everything scored, the stale list of skips is gone
     _save(pred / "2_pred.png", np.ones((24, 24), bool))
     (truth / "3_mask.tif").unlink()
     _save(truth / "3_mask.png", np.ones((24, 24), bool))
     assert main(argv) == 0
     assert json.loads(js.read_text())["n_skipped"] == 0 and not skipped_csv.exists()
+    assert "skipped pairs" not in (out / "report.html").read_text()
     assert "skipped" not in capsys.readouterr().out
 
 

@@ -337,6 +337,7 @@ def write_evaluation_report(
             f"{len(result.unmatched_truth)} ground truth"
         )
     filtered = threshold is not None or any(r.kept is False for r in result.images)
+    tables, warnings = _skipped_table(result.skipped, len(result.images))
     return write_report(
         path,
         items,
@@ -347,8 +348,28 @@ def write_evaluation_report(
         notes=notes,
         max_items=max_items,
         next_steps=_next_steps(None, filtered),
+        tables=tables,
+        warnings=warnings,
         **_filter_facts(run_summary),
     )
+
+
+def _skipped_table(
+    skipped: Sequence[Mapping[str, str]], n_scored: int
+) -> tuple[dict[str, Any], list[str]]:
+    """The pairs an evaluation skipped, for its report: a ``skipped pairs`` table (file, reason
+    without the leading path) and one warning line; nothing when none was skipped."""
+    from sam2elnet.utils.batch import short_reason
+
+    if not skipped:
+        return {}, []
+    rows = [{"file": s["file"], "reason": short_reason(s["reason"], s["file"])} for s in skipped]
+    n = len(rows)
+    said = (
+        f"{n} of {n + n_scored} pair(s) skipped: they could not be scored and are not in the "
+        "numbers (table 'skipped pairs')"
+    )
+    return {"skipped pairs": rows}, [said]
 
 
 def degenerate_rows(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
