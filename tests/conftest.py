@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+BENCH_DIR = REPO_ROOT / "benchmarks"
 
 # Tests use tiny models on tiny images: one thread is as fast and never stalls on a busy machine
 # (OpenMP threads spin-waiting for a descheduled sibling can slow a step 100x).
@@ -32,6 +37,17 @@ def _isolated_weights_home(
 ) -> None:
     """Never read or write the user's real weights cache from tests."""
     monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path_factory.mktemp("weights-home")))
+
+
+@pytest.fixture(scope="module")
+def bench_import() -> Iterator[Callable[[str], ModuleType]]:
+    """Import benchmark scripts (``benchmarks/NAME.py``, which import their ``common``) by name:
+    ``benchmarks/`` is on ``sys.path`` while the test module runs, and off again after."""
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        yield importlib.import_module
+    finally:
+        sys.path.remove(str(BENCH_DIR))
 
 
 @pytest.fixture

@@ -5,25 +5,15 @@ float32 ones (64 px)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import common
-        import int8_agreement
-
-        yield common, int8_agreement
-    finally:
-        sys.path.remove(str(BENCH))
+def bench(bench_import):  # noqa: ANN001, ANN201
+    return bench_import("common"), bench_import("int8_agreement")
 
 
 @pytest.fixture

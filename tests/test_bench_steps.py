@@ -5,25 +5,15 @@ matmul ceiling brackets the timed rounds."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import bench_train
-        import common
-
-        yield common, bench_train
-    finally:
-        sys.path.remove(str(BENCH))
+def bench(bench_import):  # noqa: ANN001, ANN201
+    return bench_import("common"), bench_import("bench_train")
 
 
 @pytest.mark.parametrize("lever_name", ["default", "channels-first"])
@@ -82,17 +72,13 @@ def test_bench_train_smoke_times_reference_and_ours(bench, tmp_path: Path, capsy
 
 @pytest.mark.filterwarnings("ignore:this model's quality evaluator is not fitted")
 def test_bench_infer_ceiling_brackets_the_timed_rounds(
-    bench, tmp_path: Path, monkeypatch, capsys
+    bench_import, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """The matmul ceiling is measured before and after the timed rounds, both printed, and the
     forward's share divides by the higher one (fake ceilings: 100 then 150 GFLOP/s)."""
     import json
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        import bench_infer
-    finally:
-        sys.path.remove(str(BENCH))
+    bench_infer = bench_import("bench_infer")
     monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")  # ours ships float32: the fp32 ceiling
     calls = []
     fake = iter([100.0, 150.0])
