@@ -182,3 +182,59 @@ def test_palette_png_mask_reads_class_indices(tmp_path) -> None:
     im.save(tmp_path / "m.png")
     mask = read_mask(tmp_path / "m.png")
     assert mask.sum() == 12 and mask[2:5, 3:7].all() and not mask[0, 0]
+
+
+def test_label_png_holds_the_encoders_bytes_and_a_failed_write_leaves_nothing(
+    tmp_path, monkeypatch
+) -> None:
+    """Label PNGs are encoded in memory and written with os.write: the file is exactly what PIL
+    writes itself (zlib level 6, tRNS 127), short writes are completed, and ENOSPC in the middle
+    of the write is "disk full" with nothing under the final name and no temporary file."""
+    import errno
+    import os
+
+    from PIL import Image
+
+    import sam2elnet.data.writers as writers
+    from sam2elnet.errors import DiskFullError
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((40, 56)) > 0.5
+    nodata = np.zeros_like(mask)
+    nodata[:5] = True
+    p = write_mask(tmp_path / "m.png", mask, nodata=nodata)
+    want = np.where(nodata, 127, np.where(mask, 255, 0)).astype(np.uint8)
+    Image.fromarray(want, "L").save(
+        tmp_path / "pil.png", format="PNG", transparency=127, compress_level=6
+    )
+    assert p.read_bytes() == (tmp_path / "pil.png").read_bytes()
+    from sam2elnet.data.masks import read_mask_valid
+
+    obj, valid = read_mask_valid(p)
+    assert valid is not None and np.array_equal(valid, ~nodata)
+    assert np.array_equal(obj, mask & ~nodata)
+    assert read_image(p).profile["nodata"] == 127  # the tRNS chunk, as GDAL reads it
+    Image.fromarray(want, "L").save(tmp_path / "plain.png")
+    assert read_image(tmp_path / "plain.png").profile["nodata"] is None  # no tRNS chunk
+
+    real_write = os.write
+
+    def short(fd, data):  # noqa: ANN001, ANN202  (a file system that takes 100 bytes a call)
+        return real_write(fd, bytes(data[:100]))
+
+    monkeypatch.setattr(writers.os, "write", short)
+    assert write_mask(tmp_path / "s.png", mask, nodata=nodata).read_bytes() == p.read_bytes()
+
+    calls = []
+
+    def full(fd, data):  # noqa: ANN001, ANN202  (the disk fills after the first 100 bytes)
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, bytes(data[:100]))
+
+    monkeypatch.setattr(writers.os, "write", full)
+    (tmp_path / "full").mkdir()
+    with pytest.raises(DiskFullError, match="disk full"):
+        write_mask(tmp_path / "full" / "m.png", mask)
+    assert len(calls) == 2 and list((tmp_path / "full").iterdir()) == []

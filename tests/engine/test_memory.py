@@ -309,6 +309,45 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
         pred.max_memory = old
 
 
+def test_folder_chunks_end_on_whole_forward_batches(pred: Predictor, tmp_path: Path) -> None:
+    """Equally large images: a chunk cut by memory ends on a whole number of forward batches and
+    the rest starts the next one (16 images, 15 within the budget, 4 per forward: 12 + 4, not
+    15 + 1 with a 3- and a 1-image forward); a rest that does not fit with a larger next image is
+    a chunk of its own; mixed sizes are cut as before."""
+    from types import SimpleNamespace
+
+    from sam2elnet.engine.folder_job import FolderJob
+    from sam2elnet.engine.memory import image_pixels
+
+    def png(name: str, side: int) -> Path:
+        cv2.imwrite(str(tmp_path / name), np.zeros((side, side), np.uint8))
+        return tmp_path / name
+
+    small = [png(f"s{i:02d}.png", 32) for i in range(17)]
+    big = png("big.png", 120)  # 14.1 small images' pixels: fits alone, not with 3 small ones
+    old = pred.max_memory, pred.batch_size
+    try:
+        pred.max_memory, pred.batch_size = pred.whole_bytes(15 * 32 * 32), 4
+        assert pred.fit_batch(32 * 32) == 4
+        job = SimpleNamespace(p=pred, pixels=image_pixels)
+
+        def names(files: list[Path]) -> list[list[str]]:
+            return [[f.stem for f in c] for c in FolderJob.chunks(job, files, False)]  # type: ignore[arg-type]
+
+        assert [len(c) for c in names(small[:16])] == [12, 4]
+        got = names(small)
+        assert [len(c) for c in got] == [12, 5] and sum(got, []) == [f.stem for f in small]
+        assert names([*small[:15], big]) == [
+            [f.stem for f in small[:12]],
+            [f.stem for f in small[12:15]],
+            ["big"],
+        ]
+        mixed = [png("m.png", 40), *small[:15]]  # 1.56 + 13 small fit, the 14th is over
+        assert [len(c) for c in names(mixed)] == [14, 2]
+    finally:
+        pred.max_memory, pred.batch_size = old
+
+
 def test_change_maps_georeferenced_with_nodata_on_both_paths(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

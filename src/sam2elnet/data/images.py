@@ -133,8 +133,11 @@ def _png_grey_nodata(buf: np.ndarray) -> float | None:
 
     from PIL import Image
 
+    data = buf.tobytes()
+    if b"tRNS" not in data:  # no such chunk (most images): no need to parse the file
+        return None
     try:
-        with Image.open(io.BytesIO(buf.tobytes())) as im:
+        with Image.open(io.BytesIO(data)) as im:
             t = im.info.get("transparency")
     except OSError:
         return None

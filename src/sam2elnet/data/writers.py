@@ -2,13 +2,15 @@
 
 PNG for plain images (deterministic bytes), GeoTIFF (``.tif``) keeping the source's georeference
 (:mod:`sam2elnet.data.georef`). Every file goes through :func:`~sam2elnet.utils.atomic.atomic_path`
-with :func:`verify_written` as the check, so a full disk never leaves a half-written file under
-the final name.
+with a check before the rename, so a full disk never leaves a half-written file under the final
+name: :func:`verify_written` (read back) for what a library writes to disk itself, the exact byte
+count for PNG labels, which are encoded in memory and written by :func:`write_encoded`.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -59,19 +61,52 @@ def verify_written(path: str | Path) -> bool:
 def _write_label_png(path: Path, arr: np.ndarray) -> None:
     """Write a uint8 (H, W) label (0 / 255 / :data:`LABEL_NODATA`) as a grey PNG whose ``tRNS``
     chunk marks :data:`LABEL_NODATA` transparent: GDAL (QGIS, rasterio) reads it as nodata = 127,
-    as for the GeoTIFF labels, and :func:`read_mask` tells it from a {0, 127} binary mask."""
+    as for the GeoTIFF labels, and :func:`read_mask` tells it from a {0, 127} binary mask.
+
+    The PNG is encoded in memory (zlib level 6) and written with plain ``os.write`` calls, which
+    raise on a full disk; the temporary file must then hold exactly the encoded bytes before it is
+    renamed (:func:`write_encoded`). Decoding it again (:func:`verify_written`, ~1 ms) would check
+    nothing more: the bytes are the encoder's own output."""
+    import io
+
     from PIL import Image
 
-    with atomic_path(path, verify=verify_written) as tmp:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), "L").save(
+        buf, format="PNG", transparency=LABEL_NODATA, compress_level=6
+    )
+    write_encoded(path, buf.getvalue(), "PNG")
+
+
+def write_encoded(path: Path, data: bytes, what: str) -> None:
+    """Write already encoded file bytes atomically; the temporary file must hold exactly
+    ``len(data)`` bytes before the rename (no fsync, like the other image writers).
+
+    Raises:
+        DiskFullError: ENOSPC / EDQUOT while writing (from :func:`atomic_path`).
+        DataError: the file cannot be written for another reason (names ``what`` and the fix).
+    """
+
+    def _complete(tmp: Path) -> bool:
+        return tmp.stat().st_size == len(data)
+
+    with atomic_path(path, verify=_complete) as tmp:
         try:
-            Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), "L").save(
-                tmp, format="PNG", transparency=LABEL_NODATA, compress_level=6
-            )
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    if n <= 0:  # a regular file takes at least one byte or raises
+                        raise OSError(errno.EIO, "write() wrote nothing")
+                    view = view[n:]
+            finally:
+                os.close(fd)
         except OSError as err:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise  # atomic_path reports it as "disk full"
             raise DataError(
-                f"cannot write PNG ({err}); check the folder is writable", path
+                f"cannot write {what} ({err}); check the folder is writable", path
             ) from None
 
 

@@ -211,7 +211,10 @@ class Predictor:
             normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
         )
         valid = np.asarray(img.valid, dtype=bool)
-        self.check_range(img.data[:, valid], img.data.dtype, getattr(img, "path", None))
+        # the valid pixels (C, n): without nodata all of them, in the same order (no gather)
+        data = img.data
+        values = data.reshape(data.shape[0], -1) if img.nodata is None else data[:, valid]
+        self.check_range(values, data.dtype, getattr(img, "path", None))
         return x, valid
 
     def set_bands(self, bands: Sequence[int] | None) -> Predictor:

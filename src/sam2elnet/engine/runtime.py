@@ -397,8 +397,8 @@ def run_model(
         model.eval()
     x = x.to(device)
     b = x.shape[0]
-    flags = input_flags(x, valid)
     finite = torch.isfinite(x).all(1)
+    flags = input_flags(x, valid, finite=finite)
     if not bool(finite.all()):
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         valid = finite.float() if valid is None else valid.to(device).float() * finite.float()

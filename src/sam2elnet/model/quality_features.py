@@ -63,23 +63,45 @@ def tta_views(count: int) -> list[tuple[Transform, Transform]]:
     return views[: max(0, min(int(count), len(views)))]
 
 
-def _masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    return (x * valid).flatten(1).sum(1) / valid.flatten(1).sum(1).clamp_min(1.0)
+def _masked_mean(x: torch.Tensor, valid: torch.Tensor | None, count: torch.Tensor) -> torch.Tensor:
+    """Per-image mean of ``x`` over the valid pixels; ``valid`` None = every pixel is valid (the
+    sum is then that of ``x * 1``, bit for bit), ``count`` = number of valid pixels, at least 1."""
+    return (x if valid is None else x * valid).flatten(1).sum(1) / count
 
 
-def _binary_iou(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Per-image IoU of two {0,1} maps; 1 when both are empty (they agree)."""
-    inter = (a * b * valid).flatten(1).sum(1)
-    union = (((a + b) > 0).float() * valid).flatten(1).sum(1)
+def _binary_iou(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Per-image IoU of two {0,1} maps over the valid pixels (``valid`` None = all); 1 when both
+    are empty (they agree)."""
+    inter = a * b
+    union = ((a + b) > 0).float()
+    if valid is not None:
+        inter, union = inter * valid, union * valid
+    inter, union = inter.flatten(1).sum(1), union.flatten(1).sum(1)
     return torch.where(union > 0, inter / union.clamp_min(1.0), torch.ones_like(union))
 
 
+def _window_extreme(t: torch.Tensor, width: int, dim: int, op: Callable) -> torch.Tensor:
+    """``op`` (torch.maximum / torch.minimum) over ``width`` consecutive entries along ``dim``:
+    length ``n - width + 1``."""
+    n = t.shape[dim] - width + 1
+    out = t.narrow(dim, 0, n)
+    for k in range(1, width):
+        out = op(out, t.narrow(dim, k, n))
+    return out
+
+
 def _boundary(mask: torch.Tensor, width: int = 3) -> torch.Tensor:
+    """(B, H, W) 1 where a ``width`` x ``width`` window (edges replicated) around the pixel holds
+    both values of the {0, 1} ``mask``: its dilation minus its erosion.
+
+    The window maximum / minimum are taken along rows, then columns (the same values as a 2-D
+    ``max_pool2d`` of the padded mask, exactly: max and min do not round; ~10x faster on a CPU
+    for one channel)."""
     pad = width // 2
-    m = F.pad(mask.unsqueeze(1), (pad, pad, pad, pad), mode="replicate")
-    dil = F.max_pool2d(m, width, stride=1)
-    ero = -F.max_pool2d(-m, width, stride=1)
-    return (dil - ero).squeeze(1)
+    m = F.pad(mask.unsqueeze(1), (pad, pad, pad, pad), mode="replicate").squeeze(1)
+    dil = _window_extreme(_window_extreme(m, width, -1, torch.maximum), width, -2, torch.maximum)
+    ero = _window_extreme(_window_extreme(m, width, -1, torch.minimum), width, -2, torch.minimum)
+    return dil - ero
 
 
 @torch.no_grad()
@@ -110,25 +132,32 @@ def uncertainty_features(
     p = probs.float().clamp(1e-6, 1 - 1e-6)
     b = p.shape[0]
     v = torch.ones_like(p) if valid is None else valid.float()
+    count = v.flatten(1).sum(1).clamp_min(1.0)
+    # every pixel valid (the usual case): products with v change nothing (x * 1 == x, bit for
+    # bit), so they are skipped (mv None), as is pooling v for the side outputs below
+    all_valid = valid is None or bool((v == 1).all())
+    mv = None if all_valid else v
     hard = (p > 0.5).float()
     ent = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-    mean_entropy = _masked_mean(ent, v)
-    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), v)
-    edge = _boundary(hard) * v
+    mean_entropy = _masked_mean(ent, mv, count)
+    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), mv, count)
+    edge = _boundary(hard) if mv is None else _boundary(hard) * mv
     n_edge = edge.flatten(1).sum(1)
     boundary_entropy = torch.where(
         n_edge > 0, (ent * edge).flatten(1).sum(1) / n_edge.clamp_min(1.0), torch.zeros_like(n_edge)
     )
-    fg_frac = _masked_mean(hard, v)
-    n_fg = (hard * v).flatten(1).sum(1)
+    fg_frac = _masked_mean(hard, mv, count)
+    fg = hard if mv is None else hard * mv
+    n_fg = fg.flatten(1).sum(1)
+    fg_p = p * hard if mv is None else p * hard * mv
     fg_conf = torch.where(
-        n_fg > 0, (p * hard * v).flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
+        n_fg > 0, fg_p.flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
     )
-    edge_density = _masked_mean(edge, v)
+    edge_density = _masked_mean(edge, mv, count)
 
     if tta_probs:
-        tta_iou = torch.stack([_binary_iou(hard, (t.float() > 0.5).float(), v) for t in tta_probs])
-        tta_diff = torch.stack([_masked_mean((t.float() - p).abs(), v) for t in tta_probs])
+        tta_iou = torch.stack([_binary_iou(hard, (t.float() > 0.5).float(), mv) for t in tta_probs])
+        tta_diff = torch.stack([_masked_mean((t.float() - p).abs(), mv, count) for t in tta_probs])
         tta_agreement, tta_soft = tta_iou.mean(0), tta_diff.mean(0)
     else:
         tta_agreement, tta_soft = torch.ones(b), torch.zeros(b)
@@ -138,16 +167,20 @@ def uncertainty_features(
         for s in side_probs:
             size = tuple(s.shape[-2:])
             p_small = F.adaptive_avg_pool2d(p.unsqueeze(1), size).squeeze(1)
-            v_small = (F.adaptive_avg_pool2d(v.unsqueeze(1), size).squeeze(1) > 0.5).float()
+            if all_valid:  # each pooled window of v is exactly 1
+                v_small = torch.ones_like(p_small)
+            else:
+                v_small = (F.adaptive_avg_pool2d(v.unsqueeze(1), size).squeeze(1) > 0.5).float()
+            n_small = v_small.flatten(1).sum(1).clamp_min(1.0)
             ious.append(_binary_iou((p_small > 0.5).float(), (s.float() > 0.5).float(), v_small))
-            diffs.append(_masked_mean((s.float() - p_small).abs(), v_small))
+            diffs.append(_masked_mean((s.float() - p_small).abs(), v_small, n_small))
         ds_agreement, ds_soft = torch.stack(ious).mean(0), torch.stack(diffs).mean(0)
     else:
         ds_agreement, ds_soft = torch.ones(b), torch.zeros(b)
 
     if coarse is not None:
         hc = torch.ones(b) if has_coarse is None else has_coarse.float().reshape(b).cpu()
-        c_iou = _binary_iou(hard, (coarse.float() > 0.5).float(), v).cpu() * hc
+        c_iou = _binary_iou(hard, (coarse.float() > 0.5).float(), mv).cpu() * hc
     else:
         hc, c_iou = torch.zeros(b), torch.zeros(b)
     valid_frac = v.flatten(1).mean(1)
@@ -174,12 +207,15 @@ def uncertainty_features(
 REJECT_FLAGS = ("no pixels", "all nodata", "constant image", "non-finite features")
 
 
-def input_flags(x: torch.Tensor, valid: torch.Tensor | None = None) -> list[str]:
+def input_flags(
+    x: torch.Tensor, valid: torch.Tensor | None = None, finite: torch.Tensor | None = None
+) -> list[str]:
     """Per-image reasons why an input cannot carry a label: "" when it is usable.
 
     Args:
         x: (B, C, H, W) normalised image batch (non-finite values count as nodata).
         valid: (B, H, W) 1 where pixels hold data (None = all).
+        finite: ``torch.isfinite(x).all(1)`` when the caller has it already (bool (B, H, W)).
 
     Returns:
         One string per image: ``"no pixels"`` (H or W is 0), ``"all nodata"`` (no finite valid
@@ -190,16 +226,19 @@ def input_flags(x: torch.Tensor, valid: torch.Tensor | None = None) -> list[str]
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         return ["no pixels"] * b
     xf = x.detach().float()
-    ok = torch.isfinite(xf).all(1)  # (B,H,W)
+    ok = torch.isfinite(xf).all(1) if finite is None else finite.to(xf.device)  # (B,H,W)
     if valid is not None:
         ok = ok & (valid.to(ok.device) > 0.5)
-    flags = []
-    for i in range(b):
-        m = ok[i]
-        if not bool(m.any()):
-            flags.append("all nodata")
-            continue
-        vals = xf[i][:, m]  # (C, n)
-        spread = float((vals.amax(1) - vals.amin(1)).max())
-        flags.append("constant image" if spread <= 1e-6 else "")
-    return flags
+    # per image and band the largest and smallest usable value (one pass for the whole batch)
+    if bool(ok.all()):
+        hi, lo = xf.amax((-2, -1)), xf.amin((-2, -1))
+    else:
+        okc = ok.unsqueeze(1)
+        hi = torch.where(okc, xf, float("-inf")).amax((-2, -1))
+        lo = torch.where(okc, xf, float("inf")).amin((-2, -1))
+    spread = (hi - lo).amax(1).tolist()  # (B,) widest band range
+    has = ok.flatten(1).any(1).tolist()
+    return [
+        "all nodata" if not h else "constant image" if s <= 1e-6 else ""
+        for h, s in zip(has, spread, strict=True)
+    ]
