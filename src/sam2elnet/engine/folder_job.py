@@ -320,9 +320,10 @@ class FolderJob:
         estimate (:meth:`Predictor.whole_bytes` of their pixels) stays within ``max_memory``.
 
         A group of equally large images ends on a whole number of forward batches
-        (:meth:`Predictor.fit_batch`) where it can, the rest starting the next group: 16 images
-        of 256 px in float32 (4 per forward, 15 within the default budget) go as 12 + 4, not as
-        15 + 1 with a 3- and a 1-image forward, which cost more per image."""
+        (:meth:`Predictor.fit_batch`) where it can, the rest starting the next group, so the job
+        runs the full batches a plain loop over the images would: 16 images of 256 px in float32
+        (4 per forward, 15 within the default budget) go as 12 + 4 (forwards of 4, 4, 4 | 4), not
+        as 15 + 1 (4, 4, 4, 3 | 1)."""
         limit = max(1, self.p.batch_size * 4)
         group: list[Path] = []
         pixels = 0
