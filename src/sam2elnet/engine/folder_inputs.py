@@ -266,34 +266,62 @@ def check_run_out(
 
     ``writes`` are the folder's parts (``("", "its tables")`` is ``out`` itself;
     ``("labelled", "its labelled subset")``, ...: sub-folders it writes, and may clear when a stage
-    is re-run). Refused when such a part already exists and is (``os.path.realpath``) the
-    ``data`` folder, the folder of one of its images, masks or coarse labels
-    (:func:`~sam2elnet.data.layouts.discover`, layout ``auto``), or, for a sub-folder, the folder
-    of the ``weights`` file (files in ``out`` itself have fixed names, so a checkpoint kept there
-    is safe). A new folder, one next to the dataset, or an earlier run being resumed passes; a
-    dataset :func:`discover` cannot read is left for the run to report.
+    is re-run). The dataset's folders are ``data`` and, below it, every folder on the way to one
+    of its images, masks or coarse labels (:func:`~sam2elnet.data.layouts.discover`, layout
+    ``auto``): split folders (``train/``, ``test/``, SOS sensor folders) and the images / masks /
+    coarse folders. Refused (``os.path.realpath``; symlinks followed):
+
+    * ``out`` being ``data``, or being or lying inside one of the other dataset folders (new or
+      not);
+    * an existing part being the folder of an input file
+      (:func:`~sam2elnet.utils.paths.check_out_folder`);
+    * ``data``, a dataset folder or the ``weights`` file lying in a written sub-folder
+      (``--data RUN/folds/0/train --out RUN``; :func:`~sam2elnet.utils.paths.check_out_overlap`).
+
+    A new folder, one next to the dataset or inside ``data`` but outside its split / image / mask
+    folders (``data/runs``), ``data`` inside ``out`` but outside its written sub-folders, a
+    checkpoint in ``out`` itself (files there have fixed names), or an earlier run being resumed
+    passes; a dataset :func:`discover` cannot read is left for the run to report (only ``data``
+    itself is protected then).
 
     Raises:
         UserError: one line naming ``out``, the part written and the input found there, and
-            saying to choose another ``--out`` folder
-            (:func:`~sam2elnet.utils.paths.check_out_folder`).
+            saying to choose another ``--out`` folder.
     """
     from sam2elnet.data.layouts import discover
-    from sam2elnet.utils.paths import check_out_folder
+    from sam2elnet.utils.paths import check_out_folder, check_out_overlap
 
-    root = Path(out)
-    if not root.is_dir():  # nothing there yet: nothing to replace
-        return
-    reads: list[tuple[str, Path | None]] = []
+    root, base = Path(out), Path(data)
     try:
-        index = discover(data, report_unmatched=False)
+        samples = discover(base, report_unmatched=False).samples
     except DataError:
-        index = None
-    for s in index.samples if index is not None else ():
+        samples = []
+    reads: list[tuple[str, Path | None]] = []
+    for s in samples:
         reads += [("an image read with --data", s.image), ("a mask read with --data", s.mask),
                   ("a coarse label read with --data", s.coarse)]  # fmt: skip
-    folders = [("the dataset read with --data", Path(data))]
-    check_out_folder(root, writes, reads, command, folders=folders)
-    if weights is not None and Path(weights).is_file():
+    dataset = [("the dataset read with --data", base)]
+    given = [("the --weights file", Path(weights))] if weights and Path(weights).is_file() else []
+    if root.is_dir():  # an existing part that is an input file's folder (the precise message)
+        check_out_folder(root, writes, reads, command, folders=dataset)
         subs = [(sub, what) for sub, what in writes if sub]
-        check_out_folder(root, subs, [("the --weights file", Path(weights))], command)
+        check_out_folder(root, subs, given, command)
+    check_out_overlap(root, writes, command, folders=_dataset_folders(base, samples),
+                      roots=dataset + given)  # fmt: skip
+
+
+def _dataset_folders(data: Path, samples: Sequence[Any]) -> list[tuple[str, Path]]:
+    """The folders below ``data`` that :func:`check_run_out` protects, with words for messages:
+    the folders of the samples' images, masks and coarse labels, and the split / sensor folders
+    between them and ``data``."""
+    found: dict[Path, str] = {}
+    for s in samples:
+        for kind, f in (("images", s.image), ("masks", s.mask), ("coarse labels", s.coarse)):
+            if f is None or f.parent == data:
+                continue
+            found.setdefault(f.parent, f"the folder of the dataset's {kind} read with --data")
+            for up in f.parent.parents:
+                if up == data or data not in up.parents:
+                    break
+                found.setdefault(up, "a split folder of the dataset read with --data")
+    return [(desc, folder) for folder, desc in found.items()]

@@ -24,6 +24,7 @@ __all__ = [
     "check_distinct_outputs",
     "check_not_input",
     "check_out_folder",
+    "check_out_overlap",
     "check_output",
     "check_input",
     "os_error_message",
@@ -233,6 +234,66 @@ def check_out_folder(
                 f"{flag} {out}: {command} writes {what} into {t}, which holds {desc} ({q}); "
                 f"they would replace or mix with the inputs. Choose another {flag} folder"
             )
+
+
+def check_out_overlap(
+    out: str | Path,
+    writes: Iterable[tuple[str, str]],
+    command: str,
+    *,
+    folders: Iterable[tuple[str, str | Path]] = (),
+    roots: Iterable[tuple[str, str | Path]] = (),
+    flag: str = "--out",
+) -> None:
+    """Refuse an output folder that overlaps an input folder, in either direction.
+
+    Compared as ``os.path.realpath`` (symlinks followed; ``out`` need not exist yet):
+
+    * ``out`` is, or is inside, one of ``folders`` (folders read from: a split folder, an images
+      or masks folder, ...): the outputs would land among the inputs;
+    * one of ``folders`` or ``roots`` is, or is inside, a sub-folder of ``out`` the command
+      writes (``writes`` entries other than ``""``), which a re-run may replace or clear;
+    * ``out`` is one of ``roots``.
+
+    ``roots`` (the dataset folder) may hold ``out`` and may lie in ``out`` outside its written
+    sub-folders: only its split / image / mask folders (given in ``folders``) are read. Nothing
+    is created or written.
+
+    Args:
+        out: the output folder.
+        writes: ``(sub-folder, what the command writes there)``; ``""`` is ``out`` itself.
+        command: the command's name in the message (``"cv"``).
+        folders: ``(how the message names it, input folder)``.
+        roots: ``(how the message names it, input folder)``: overlap allowed as said above.
+        flag: the option name used in messages.
+
+    Raises:
+        UserError: one line naming ``out``, the input folder it overlaps and saying to choose
+            another ``flag`` folder.
+    """
+    root = Path(out)
+    real = Path(os.path.realpath(root))
+    # (description, folder, its realpath, is a root); roots first: they name a hit below best
+    inputs = [(d, Path(p), Path(os.path.realpath(p)), True) for d, p in roots]
+    inputs += [(d, Path(p), Path(os.path.realpath(p)), False) for d, p in folders]
+    hits = [i for i in inputs if real == i[2] or (not i[3] and real.is_relative_to(i[2]))]
+    if hits:  # the innermost folder holding out names it best
+        desc, p, rp, _ = max(hits, key=lambda i: len(i[2].parts))
+        raise UserError(
+            f"{flag} {out}: is {'' if real == rp else 'inside '}{desc} ({p}); {command} "
+            f"would write its outputs among the inputs. Choose a {flag} folder outside it"
+        )
+    for sub, what in writes:
+        if not sub:
+            continue
+        t = root / sub
+        rt = Path(os.path.realpath(t))
+        for desc, p, rp, _ in inputs:
+            if rp.is_relative_to(rt):
+                raise UserError(
+                    f"{flag} {out}: {command} writes {what} into {t}, which holds {desc} ({p}); "
+                    f"they would replace or mix with the inputs. Choose another {flag} folder"
+                )
 
 
 def _stat_error(p: Path) -> OSError | None:
