@@ -185,6 +185,44 @@ def test_scene_warp_to_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert not bad.exists()
 
 
+def test_scene_warp_to_is_checked_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scene that cannot be warped, or a --warp-to typo, is refused before the model file is
+    read: with a model file that is no model, the error is the warp one (exit 2, one line,
+    nothing written), also through the Python API (scene_job)."""
+    from sam2elnet.cli import main
+    from sam2elnet.pipeline.scenes import scene_job
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"not a model: never read when --warp-to is refused")
+    plain = tmp_path / "plain.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(
+            plain, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint16"
+        ) as ds:
+            ds.write(np.ones((1, H, W), np.uint16))
+    grd = gcp_tif(tmp_path / "grd.tif", np.ones((H, W), np.uint16))
+    out = tmp_path / "out" / "lab.tif"
+    for image, warp, msg in (
+        (plain, "utm", f"{plain}: has no georeference"),
+        (grd, "EPSG:999999", "--warp-to 'EPSG:999999' is not a CRS"),
+        (grd, "utm --warp-method cubic", "--warp-method must be one of tps, polynomial"),
+    ):
+        args = ["scene", "--model", str(model), "--image", str(image), "--out", str(out),
+                "--no-progress", "--warp-to", *warp.split()]  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+        assert not out.parent.exists()
+    with pytest.raises(DataError, match="has no georeference"):
+        scene_job(plain, out, model, warp_to="utm", progress=False)
+    with pytest.raises(UserError, match="is not a CRS"):
+        scene_job(grd, out, model, warp_to="EPSG:999999", progress=False)
+    assert not out.parent.exists()
+
+
 def test_export_warp_to_places_polygons_by_the_gcps(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

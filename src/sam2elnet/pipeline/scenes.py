@@ -292,6 +292,23 @@ def load_scene_predictor(
     return QualityScoringPredictor(p) if quality else p
 
 
+def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
+    """``--warp-to`` / ``--warp-method`` in ``scene_kwargs`` checked before the model loads: the
+    values (:func:`~sam2elnet.data.warp.check_warp_options`; ``warp_to`` replaced by the checked
+    value) and, for one scene, that ``src`` can be warped
+    (:func:`~sam2elnet.data.warp.check_warpable`: a georeference or at least 3 GCPs with a CRS).
+    Scenes of a folder are checked one by one as they run (one that cannot be warped is skipped
+    with the reason, like any unusable scene)."""
+    if not scene_kwargs.get("warp_to"):
+        return
+    from sam2elnet.data.warp import check_warp_options, check_warpable
+
+    method = scene_kwargs.get("warp_method", "tps")
+    scene_kwargs["warp_to"] = check_warp_options(scene_kwargs["warp_to"], method)
+    if not src.is_dir():
+        check_warpable(src, scene_kwargs["warp_to"], method)
+
+
 def scene_job(
     image: str | Path,
     out: str | Path,
@@ -314,9 +331,11 @@ def scene_job(
 
     For a single scene ``out`` is the label GeoTIFF; ``prob`` / ``quality`` write
     ``<out stem>_prob.tif`` / ``<out stem>_tiles.gpkg`` next to it. For a folder ``out`` is a
-    folder (see :func:`predict_scenes`, resumable with ``resume``). A model's precision is
-    logged once (``precision: ...``, to ``echo`` or the log at INFO) and, for a folder, recorded
-    in each manifest line (``precision_option`` / ``precision_resolved``).
+    folder (see :func:`predict_scenes`, resumable with ``resume``). The outputs
+    (:func:`check_scene_outputs`) and ``warp_to`` / ``warp_method`` (:func:`_check_warp`) are
+    checked before the model loads. A model's precision is logged once (``precision: ...``, to
+    ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
+    (``precision_option`` / ``precision_resolved``).
     """
     import functools
 
@@ -330,6 +349,7 @@ def scene_job(
     check_scene_outputs(image, out, labels, prob, quality)  # before the model loads
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
         check_scene_paths(src, dst, coarse=labels, **one)
+    _check_warp(src, scene_kwargs)
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
