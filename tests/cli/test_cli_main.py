@@ -55,12 +55,68 @@ def test_help_imports_nothing_heavy(args):
 
 def test_a_running_command_quiets_the_native_libraries(tmp_path):
     """The other side: a command that runs sets up the rasterio/OpenCV filters (and so imports
-    them)."""
+    them) while it runs; main() removes them again when it returns."""
     code = (
-        "import json, sys, warnings; from sam2elnet.cli import main\n"
-        f"rc = main(['stats', '--data', {str(tmp_path / 'nowhere')!r}, '--no-progress'])\n"
-        "from rasterio.errors import NotGeoreferencedWarning as W\n"
-        "print(json.dumps([rc, any(f[0] == 'ignore' and f[2] is W for f in warnings.filters)]))"
+        "import json, sys, warnings; import sam2elnet.cli as cli\n"
+        "def on():\n"
+        "    from rasterio.errors import NotGeoreferencedWarning as W\n"
+        "    return any(f[0] == 'ignore' and f[2] is W for f in warnings.filters)\n"
+        "seen = []; app = cli.app\n"
+        "def spy(**kw): seen.append(on()); return app(**kw)\n"
+        "cli.app = spy\n"
+        f"rc = cli.main(['stats', '--data', {str(tmp_path / 'nowhere')!r}, '--no-progress'])\n"
+        "print(json.dumps([rc, seen, on()]))"
     )
     res = _run("-c", code)
-    assert res.stdout.strip().splitlines()[-1] == "[2, true]", res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[2, [true], false]", res.stderr
+
+
+def test_main_puts_the_callers_logging_and_warnings_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """main() called in-process (the Python API, notebooks, tests) leaves the loggers it
+    configures (levels, handlers, propagation), the root logger, ``warnings.filters`` and
+    ``warnings.showwarning`` as the caller had them, after a success and after an error; a second
+    main() prints its ``warning:`` lines like the first."""
+    import logging
+    import warnings
+
+    from helpers_data import grey_rgb, make_generic, write_png
+
+    from sam2elnet.cli import main
+
+    data = make_generic(tmp_path / "d", n=2)
+    write_png(data / "images" / "lonely.png", grey_rgb(32, 9))  # one unmatched-file warning
+    names = ("", "sam2elnet", "sam2elnet.progress", "rasterio", "PIL")
+
+    def state() -> list[object]:
+        loggers = [logging.getLogger(n) for n in names]
+        return [[(x.level, list(x.handlers), x.propagate, x.disabled) for x in loggers],
+                list(warnings.filters), warnings.showwarning]  # fmt: skip
+
+    records: list[str] = []
+
+    class Mine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    mine = Mine()
+    pkg = logging.getLogger("sam2elnet")
+    old_level = pkg.level
+    pkg.addHandler(mine)
+    pkg.setLevel(logging.DEBUG)  # the caller's own setup
+    try:
+        before = state()
+        for _ in range(2):
+            assert main(["stats", "--data", str(data), "--no-progress"]) == 0
+            assert "warning: 1 file(s) under" in capsys.readouterr().err
+            assert state() == before
+        assert main(["stats", "--data", str(tmp_path / "nowhere"), "--no-progress"]) == 2
+        assert capsys.readouterr().err.startswith("error: ")
+        assert state() == before
+        assert main(["stats", "--bad-option"]) == 2
+        assert state() == before
+    finally:
+        pkg.removeHandler(mine)
+        pkg.setLevel(old_level)
+    assert sum("no image/label partner" in r for r in records) == 2  # the caller's handler too

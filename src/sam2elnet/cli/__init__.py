@@ -13,7 +13,9 @@ line), 2 bad input / nothing produced / option error, 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     cv_cmd,
@@ -62,23 +64,52 @@ class _StderrHandler:
 
 
 _HANDLER: object | None = None
+# third-party loggers main() turns down to errors only
+_NOISY = ("rasterio", "fiona", "pyogrio", "PIL", "matplotlib", "numexpr")
+# every logger main() configures (the progress logger's name: sam2elnet.utils.progress)
+_CONFIGURED = ("sam2elnet", "sam2elnet.progress", *_NOISY)
 
 
 def _setup_messages() -> None:
+    """Install main()'s handler, warning format and filters (undone by :func:`_logging_state`
+    and ``warnings.catch_warnings`` when main returns)."""
     import logging
     import warnings
 
     global _HANDLER
     if _HANDLER is None:
         _HANDLER = _StderrHandler.make()
-        logging.getLogger("sam2elnet").addHandler(_HANDLER)  # type: ignore[arg-type]
+    pkg = logging.getLogger("sam2elnet")
+    if _HANDLER not in pkg.handlers:
+        pkg.addHandler(_HANDLER)  # type: ignore[arg-type]
 
     warnings.showwarning = _show_warning
     # third-party deprecation chatter is for developers, not users of the command line
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for noisy in ("rasterio", "fiona", "pyogrio", "PIL", "matplotlib", "numexpr"):
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _logging_state() -> Iterator[None]:
+    """Put the loggers main() configures (:data:`_CONFIGURED`: level, handlers, propagation,
+    disabled) back as they were: code that calls main() in-process (tests, notebooks, the
+    Python API) keeps its own logging setup, and a second main() starts from the same state."""
+    import logging
+
+    saved = []
+    for name in _CONFIGURED:
+        lg = logging.getLogger(name)
+        saved.append((lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled))
+    try:
+        yield
+    finally:
+        for lg, level, handlers, propagate, disabled in saved:
+            lg.setLevel(level)
+            lg.handlers = handlers
+            lg.propagate = propagate
+            lg.disabled = disabled
 
 
 def _only_help(argv: list[str]) -> bool:
@@ -125,18 +156,29 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (used by the console script and the tests)."""
+    """Run the CLI; return the exit code (used by the console script and the tests).
+
+    Messages, warnings and logging are set up for the terminal while the command runs; the
+    loggers' levels and handlers, ``warnings.filters`` and ``warnings.showwarning`` are put back
+    as they were when main returns (or raises), so calling main in-process leaves the caller's
+    logging as it was.
+    """
     import warnings
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings(), _logging_state():
+        return _run(args)
+
+
+def _run(args: list[str]) -> int:
+    """main() inside its saved logging / warnings state."""
     import typer
 
     from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import os_error_message
 
-    saved = warnings.showwarning
     try:
         _setup_messages()
-        args = sys.argv[1:] if argv is None else list(argv)
         if not _only_help(args):
             _quiet_native_libraries()
         app(args=args, standalone_mode=False, prog_name="elnet")
@@ -161,8 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         _error(f"{err.format_message()}{hint}")  # type: ignore[attr-defined]
         return 2
-    finally:
-        warnings.showwarning = saved
     return 0
 
 
