@@ -120,3 +120,33 @@ def test_main_puts_the_callers_logging_and_warnings_back(
         pkg.removeHandler(mine)
         pkg.setLevel(old_level)
     assert sum("no image/label partner" in r for r in records) == 2  # the caller's handler too
+
+
+def test_ctrl_c_is_exit_130_with_one_error_line(monkeypatch, capsys):
+    """Typer (standalone_mode=False) turns KeyboardInterrupt into a *returned* 130; main() used to
+    drop it, so Ctrl-C during `elnet train` exited 0 without a word."""
+    import sam2elnet.model.download as download
+    from sam2elnet.cli import main
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download, "list_weights", interrupted)
+    assert main(["weights", "list"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "error: interrupted; re-run with --resume to continue"
+
+
+def test_a_typer_exit_code_inside_a_command_is_kept(monkeypatch, capsys):
+    import typer
+
+    import sam2elnet.model.download as download
+    from sam2elnet.cli import main
+
+    def stop():
+        raise typer.Exit(3)
+
+    monkeypatch.setattr(download, "list_weights", stop)
+    assert main(["weights", "list"]) == 3
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().err == ""

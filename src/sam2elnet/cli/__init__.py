@@ -155,6 +155,10 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+_INTERRUPTED = 130  # 128 + SIGINT, the shell's code for Ctrl-C
+_INTERRUPTED_MESSAGE = "interrupted; re-run with --resume to continue"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (used by the console script and the tests).
 
@@ -181,7 +185,15 @@ def _run(args: list[str]) -> int:
         _setup_messages()
         if not _only_help(args):
             _quiet_native_libraries()
-        app(args=args, standalone_mode=False, prog_name="elnet")
+        rv = app(args=args, standalone_mode=False, prog_name="elnet")
+        # Outside standalone mode Typer returns the code of a typer.Exit instead of raising it,
+        # and turns Ctrl-C (KeyboardInterrupt) into Exit(130): without this an interrupted
+        # training exited 0 without a word.
+        if rv == _INTERRUPTED and not isinstance(rv, bool):
+            _error(_INTERRUPTED_MESSAGE)
+            return _INTERRUPTED
+        if isinstance(rv, int) and not isinstance(rv, bool) and rv:
+            return rv
     except UserError as err:
         _error(str(err))
         return err.exit_code
@@ -189,8 +201,8 @@ def _run(args: list[str]) -> int:
         _error(os_error_message(err))
         return 2
     except KeyboardInterrupt:
-        _error("interrupted; re-run with --resume to continue")
-        return 130
+        _error(_INTERRUPTED_MESSAGE)
+        return _INTERRUPTED
     except SystemExit as err:  # sys.exit inside commands
         return int(err.code or 0) if not isinstance(err.code, str) else 1
     except typer.Exit as err:
