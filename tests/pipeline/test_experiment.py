@@ -496,3 +496,28 @@ def test_enhancement_table_by_label_scores_then_with_downstream_models(
     )
     assert set(r3["stages"].values()) == {"cached"}
     assert all(row["iou"] is None for row in r3["table2"])
+
+
+def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
+    synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--weights none`` (the spelling elnet train and cv take) was read as a file name and
+    refused; it means a random encoder, without looking in the weights cache."""
+    import sam2elnet.model.hiera as hiera
+    from sam2elnet.pipeline.experiment_engine import resolve_weights
+
+    cached = tmp_path / "sam2.1_hiera_tiny.pt"
+    cached.write_bytes(b"x")
+    monkeypatch.setattr(hiera, "find_cached_weights", lambda size: cached)
+    for given in ("none", "None", " NONE "):
+        cfg = _cfg(synth, tmp_path / "e", size="tiny", weights=given)
+        assert cfg.weights == "none"
+        path, note = resolve_weights(cfg)
+        assert path is None
+        assert note.startswith("RANDOMLY INITIALISED SAM2 Hiera-tiny encoder (--weights none;")
+    for given in (None, "", "null"):  # the default: the cached checkpoint
+        cfg = _cfg(synth, tmp_path / "e", size="tiny", weights=given)
+        assert cfg.weights is None
+        assert resolve_weights(cfg)[0] == str(cached)
+    with pytest.raises(UserError, match="does not exist"):
+        resolve_weights(_cfg(synth, tmp_path / "e", weights=str(tmp_path / "missing.pt")))

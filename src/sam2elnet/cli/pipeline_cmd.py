@@ -60,7 +60,9 @@ def experiment_cmd(
         _EXP["size"], "--size", help="SAM2 Hiera size: micro | tiny | small | base_plus | large."
     ),
     weights: Optional[str] = typer.Option(
-        None, "--weights", help="SAM2 checkpoint (default: the cached one, else random)."
+        None,
+        "--weights",
+        help="SAM2 checkpoint (default: the cached one, else random), or 'none' (random).",
     ),  # noqa: UP045
     trunk: str = typer.Option(
         _EXP["trunk"], "--trunk", help="Also train the trunk: none | last | all."

@@ -146,7 +146,8 @@ class ExperimentConfig(BaseModel):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     size: ModelSize = "tiny"
     weights: str | None = None
-    """SAM2 checkpoint; None = the cached official one for ``size`` when present, else random init."""
+    """SAM2 checkpoint; None = the cached official one for ``size`` when present, else random init;
+    ``"none"`` = random init even when a cached checkpoint exists (as ``elnet train --weights none``)."""
     trunk: Literal["none", "last", "all"] = "none"
     trunk_scale: TrunkScale | None = None
     """SAM2-ELNet's trunk at full (1) or half (2) resolution (``elnet train --trunk-scale``);
@@ -229,6 +230,16 @@ class ExperimentConfig(BaseModel):
                 f"unknown refiner(s) {bad}; choose from morphological, guided, grabcut"
             )
         return v
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _norm_weights(cls, v: Any) -> Any:
+        """'' / 'null' -> None (default); 'none' in any case -> 'none' (random init, as train)."""
+        if v is None or (isinstance(v, str) and v.strip().lower() in {"", "null"}):
+            return None
+        if isinstance(v, str) and v.strip().lower() == "none":
+            return "none"
+        return str(v)
 
     _folds = field_validator("quality_folds")(classmethod(lambda cls, v: check_quality_folds(v)))
 

@@ -24,7 +24,19 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------------------- engine adapters
 def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
-    """(weights path or None, a sentence saying what the encoder starts from)."""
+    """(weights path or None, a sentence saying what the encoder starts from).
+
+    ``cfg.weights`` ``"none"`` asks for a random encoder without looking in the weights cache.
+
+    Raises:
+        UserError: ``cfg.weights`` names no file (one line naming it; ``--weights``).
+    """
+    random_note = (
+        f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
+        "Numbers are a floor, not what SAM2-ELNet reaches with real SAM2 weights."
+    )
+    if cfg.weights == "none":
+        return None, random_note % "--weights none"
     if cfg.weights:
         p = Path(cfg.weights)
         if not p.is_file():
@@ -40,11 +52,7 @@ def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
         return str(
             found
         ), f"pretrained SAM2 Hiera-{cfg.size} weights from the local cache ({found})"
-    return None, (
-        f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (no pretrained weights were available "
-        f"locally; trunk training: {cfg.trunk}). Numbers are a floor, not what SAM2-ELNet reaches "
-        "with real SAM2 weights."
-    )
+    return None, random_note % "no pretrained weights were available locally"
 
 
 def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: str | None) -> dict:
