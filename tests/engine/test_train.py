@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import csv
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -193,12 +194,23 @@ def test_last_pt_leaves_the_frozen_trunk_out_and_checks_it(
 
     # a resume whose rebuilt trunk differs from the one trained with stops with a clear error
     _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "k", **kw), monkeypatch)
+    # (first a copy resumes, and says so up front: where from, which epoch, the trunk checked)
+    shutil.copytree(tmp_path / "k", tmp_path / "k2")
+    said: list[str] = []
+    tr.train(small_cfg(data, tmp_path / "k2", resume=True, **kw), echo=said.append)
+    k2 = tmp_path / "k2"
+    assert (
+        f"resuming {k2} at epoch 2 of 2 (from {k2 / 'last.pt'}; frozen encoder weights checked)"
+        in said
+    )
     last = tmp_path / "k" / "last.pt"
     st = torch.load(last, weights_only=True)
     st["frozen"]["sha256"] = "0" * 64
     torch.save(st, last)
-    with pytest.raises(CheckpointError, match="frozen encoder weights differ"):
+    with pytest.raises(CheckpointError, match="frozen encoder weights differ") as err:
         tr.train(small_cfg(data, tmp_path / "k", resume=True, **kw))
+    # the way out it names works: a new run in the same folder without --resume is refused
+    assert "another --out" in str(err.value) and "without --resume" not in str(err.value)
 
 
 def test_a_version_1_resume_state_with_every_weight_still_resumes(
@@ -218,7 +230,10 @@ def test_a_version_1_resume_state_with_every_weight_still_resumes(
     st["version"] = 1
     torch.save(st, last)
     monkeypatch.undo()  # the resumed run writes today's layout
-    resumed = tr.train(small_cfg(data, tmp_path / "k", resume=True, **kw))
+    said: list[str] = []
+    resumed = tr.train(small_cfg(data, tmp_path / "k", resume=True, **kw), echo=said.append)
+    k = tmp_path / "k"
+    assert f"resuming {k} at epoch 2 of 2 (from {k / 'last.pt'})" in said
     a = torch.load(full.last_path, weights_only=True)
     b = torch.load(resumed.last_path, weights_only=True)
     assert a["model"].keys() == b["model"].keys()
@@ -315,3 +330,24 @@ def test_ddp_single_process_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert res.best_path.is_file() and len(res.history) == 1
     assert not dist.is_initialized()  # torn down again
+
+
+def test_resume_refusal_names_the_option_given_not_the_trunk_scale_it_implies(
+    tmp_path: Path,
+) -> None:
+    """--weights on the resume of a run without weights resolves --trunk-scale (auto) to 1; the
+    refusal named ``--trunk-scale 1 (saved: None)`` too, an option the user never gave."""
+    from sam2elnet.engine.train_setup import resumed_config
+
+    saved = TrainConfig(data=tmp_path, out=tmp_path / "r")
+    assert saved.trunk_scale is None  # auto, resolved once the domain is detected
+    given = TrainConfig(data=tmp_path, out=tmp_path / "r", weights="w.pt", resume=True)
+    assert given.trunk_scale == 1
+    with pytest.raises(UserError) as err:
+        resumed_config(saved, given, tmp_path / "r" / "config.yaml")
+    assert "--weights 'w.pt' (saved: None)" in str(err.value)
+    assert "--trunk-scale" not in str(err.value)
+    # given explicitly (and alone) it is still named
+    with pytest.raises(UserError, match=r"--trunk-scale 2 \(saved: 1\)"):
+        resumed_config(given, TrainConfig(data=tmp_path, out=tmp_path / "r", weights="w.pt",
+                                          trunk_scale=2), tmp_path / "c.yaml")  # fmt: skip

@@ -267,7 +267,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )
         _set_rng_state(state["rng"])
         resumed = resume_note(start_epoch, cfg.epochs)
-        log.info("resuming %s at epoch %d", out, start_epoch + 1)
+        checked = "; frozen encoder weights checked" if state.get("frozen") is not None else ""
+        say(
+            f"resuming {out} at epoch {start_epoch + 1} of {cfg.epochs} (from {last_path}{checked})"
+        )
         # last.pt is written before model.pt: a kill between the two leaves the best weights
         # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
         rewrite_best = best_epoch == int(state["epoch"]) and best_epoch >= 0

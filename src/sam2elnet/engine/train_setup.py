@@ -125,6 +125,9 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
         )
 
     changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
+    if given._trunk_scale_auto and len(changed) > 1 and "trunk_scale" in changed:
+        # resolved from another changed option (--weights, --domain), not given: name only that
+        changed.remove("trunk_scale")
     if changed:
         what = ", ".join(
             f"--{k.replace('_', '-')} {new.get(k)!r} (saved: {old[k]!r})" for k in changed

@@ -164,15 +164,16 @@ def load_weights(
     now = frozen
     if list(now.keys) != list(rec["keys"]) or now.sha256 != rec["sha256"]:
         raise CheckpointError(
-            "the frozen encoder weights differ from those this run was trained with (another "
-            "--weights file or --size, or another torch version); resume with the original "
-            "settings or start again without --resume",
+            "the frozen encoder weights differ from those this run was trained with (the "
+            "--weights file was replaced, or another torch version initialises the random trunk "
+            "differently); resume with the original weights, or start a new run with another --out",
             path,
         )
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
     if unexpected or set(missing) != set(now.keys):
         raise CheckpointError(
-            "the resume state's weights do not fit this model; start again without --resume", path
+            "the resume state's weights do not fit this model; start a new run with another --out",
+            path,
         )
 
 
@@ -186,8 +187,7 @@ def load_last(path: Path) -> dict[str, Any]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle ...
         raise CheckpointError(
-            f"cannot read the resume state ({err.__class__.__name__}); it is damaged - delete it "
-            "and start again without --resume",
+            f"cannot read the resume state ({err.__class__.__name__}); it is damaged",
             path,
         ) from None
     if (
