@@ -44,6 +44,8 @@ def test_demo_miniature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys)
     assert "downstream models were not trained on them" in (out / "results.md").read_text()
     assert "downstream models were not trained on them" in html
     assert "table 2 (label IoU):" in printed
+    # the demo has no such option: the note says what ran and how to get the rest
+    assert "as elnet demo runs; elnet experiment --enhancement-downstream" in html
 
 
 def test_demo_missing_data_folder(tmp_path: Path, capsys) -> None:

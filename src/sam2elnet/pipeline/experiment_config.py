@@ -48,8 +48,9 @@ TABLE2_METHODS: dict[str, str] = {
     "elnet": "SAM2-ELNet enhancement",
 }
 NO_ENHANCEMENT_DOWNSTREAM = (
-    "table 2 scores the label sets themselves; downstream models were not trained on them "
-    "(--no-enhancement-downstream)"
+    "table 2 scores the label sets themselves (label IoU against the true labels); downstream "
+    "models were not trained on them (--no-enhancement-downstream, as elnet demo runs; elnet "
+    "experiment --enhancement-downstream into the same --out trains just those)"
 )
 """The ``skipped`` reason of table 2's rows and the one-line note under the table (results.md,
 report.html) when ``enhancement_downstream`` is off."""
