@@ -7,8 +7,10 @@ downstream U-Net on each label set of table 1, and write ``OUT/report.html`` plu
 
 Size choices (measured on the 2-core development CPU, see docs/results.md): 120 images of 128 px,
 Hiera-``tiny`` (pretrained weights from the local cache when present, otherwise random with a clear
-notice), 40 SAM2-ELNet epochs (~150 updates on the 29 labelled images; 8 were too few: enhancement
-then made labels worse), a width-8 U-Net downstream given the same number of updates in every
+notice), 40 SAM2-ELNet epochs (120 updates of 8 on the 25 training images of the 29 labelled; 8
+were too few: enhancement then made labels worse; 24 left SAM2-ELNet's own test IoU at 0.433
+instead of 0.543 and its enhanced labels below the coarse ones, 0.637 vs 0.648 label IoU, measured
+2026-12-01 with ``--epochs 24``), a width-8 U-Net downstream given the same number of updates in every
 setting (what setting (a) gets in 6 epochs), only the simulated-coarse variant in the enhancement
 table, and that table scored by label IoU against the true labels only
 (``enhancement_downstream=False``): the five downstream U-Nets of table 2 took about as long as
@@ -51,8 +53,9 @@ class DemoConfig(BaseModel):
     image_size: int = Field(128, ge=32, le=4096)
     """Image side and crop size, px."""
     epochs: int = Field(40, ge=1)
-    """SAM2-ELNet epochs: the labelled 30 % is small (~29 images), so 40 epochs are ~150 updates
-    and take about a minute; 8 epochs left enhancement worse than its input (measured)."""
+    """SAM2-ELNet epochs: the labelled 30 % is small (29 images, 25 of them for training), so 40
+    epochs are 120 updates (~3 min on the 2-core AVX2 VM, docs/benchmarks.md "Demo timing"); 8
+    and 24 epochs left enhancement worse than its input (measured)."""
     downstream_epochs: int = Field(6, ge=1)
     """Every downstream model gets the updates that setting (a) gets in this many epochs, so
     settings with fewer labels are not also trained for fewer steps."""
