@@ -75,6 +75,23 @@ def true_edges(crs: CRS) -> tuple[float, float, float, float]:
     return max(ys), min(xs), min(ys), max(xs)
 
 
+def plain_tif(path: Path, img: np.ndarray) -> Path:
+    """A single-band uint16 GeoTIFF without any georeference (no CRS, transform or GCPs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=img.shape[1],
+            height=img.shape[0],
+            count=1,
+            dtype="uint16",
+        ) as ds:
+            ds.write(img[None])
+    return path
+
+
 @pytest.mark.parametrize(
     ("crs", "method", "epsg"),
     [("EPSG:4326", "tps", 4326), ("utm", "tps", 32635), ("EPSG:32635", "polynomial", 32635)],
@@ -166,13 +183,7 @@ def test_scene_warp_to_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with rasterio.open(tmp_path / "keep.tif") as ds:
         assert ds.crs is None and len(ds.gcps[0]) == 9
     # bad input: one error line, exit 2, nothing written
-    plain = tmp_path / "plain.tif"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(
-            plain, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint16"
-        ) as ds:
-            ds.write(img[None])
+    plain = plain_tif(tmp_path / "plain.tif", img)
     for extra, msg in (
         (["--warp-to", "EPSG:999999"], "--warp-to 'EPSG:999999' is not a CRS"),
         (["--warp-to", "utm", "--warp-method", "cubic"], "--warp-method must be one of"),
@@ -196,13 +207,7 @@ def test_scene_warp_to_is_checked_before_the_model_loads(
 
     model = tmp_path / "model.pt"
     model.write_bytes(b"not a model: never read when --warp-to is refused")
-    plain = tmp_path / "plain.tif"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(
-            plain, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint16"
-        ) as ds:
-            ds.write(np.ones((1, H, W), np.uint16))
+    plain = plain_tif(tmp_path / "plain.tif", np.ones((H, W), np.uint16))
     grd = gcp_tif(tmp_path / "grd.tif", np.ones((H, W), np.uint16))
     out = tmp_path / "out" / "lab.tif"
     for image, warp, msg in (
