@@ -44,6 +44,7 @@ from sam2elnet.options import (
     norm_precision_value,
     option_default,
     option_error,
+    trunk_resolution,
 )
 
 __all__ = [
@@ -296,9 +297,9 @@ class TrainConfig(BaseModel):
         if scale is None:
             if built is None:
                 return "trunk resolution: the --init-model's"
-            what = "full" if built == 1 else "half"
+            what = trunk_resolution(built)
             return f"trunk at {what} resolution (the --init-model's; --trunk-scale 1 | 2 overrides)"
-        what = "full" if scale == 1 else "half"
+        what = trunk_resolution(scale)
         if not self._trunk_scale_auto:
             return f"trunk at {what} resolution (--trunk-scale {scale})"
         if self.weights:

@@ -34,9 +34,14 @@ sees the image at full (1) or half (2) resolution; None in a run's options means
 (:func:`sam2elnet.config.auto_trunk_scale`)."""
 
 
+def trunk_resolution(scale: int) -> str:
+    """The trunk's resolution in words: ``"full"`` (scale 1) or ``"half"`` (2)."""
+    return "full" if int(scale) == 1 else "half"
+
+
 def trunk_scale_words(scale: int) -> str:
     """A trunk scale for reports: ``trunk at full resolution (1)`` / ``... half ... (2)``."""
-    return f"trunk at {'full' if int(scale) == 1 else 'half'} resolution ({int(scale)})"
+    return f"trunk at {trunk_resolution(scale)} resolution ({int(scale)})"
 
 
 def norm_precision_value(v: Any) -> Any:

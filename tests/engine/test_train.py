@@ -122,26 +122,32 @@ def test_trunk_is_unchanged_by_training(tmp_path: Path) -> None:
     assert any(not torch.equal(state[k], fresh[k]) for k in other)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sam2elnet.engine.train as tr
-
+def _uninterrupted(tr: Any, tmp_path: Path) -> tuple[Path, dict[str, Any], Any]:
+    """The resume tests' dataset, options and a 2-epoch run of them that was not stopped."""
     data = make_dataset(tmp_path / "d", n=6)
-    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
-    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+    kw: dict[str, Any] = dict(epochs=2, val_fraction=0.34, fit_quality=False)
+    return data, kw, tr.train(small_cfg(data, tmp_path / "full", **kw))
 
+
+def _killed_after_epoch_1(tr: Any, cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` and stop it (KeyboardInterrupt) right after epoch 1 was checkpointed."""
     real_save = tr._save_last
-    calls = {"n": 0}
 
     def save_then_die(path: Path, payload: dict[str, Any]) -> None:
         real_save(path, payload)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise KeyboardInterrupt  # killed right after epoch 1 was checkpointed
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(tr, "_save_last", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        tr.train(small_cfg(data, tmp_path / "killed", **kw))
+        tr.train(cfg)
     monkeypatch.setattr(tr, "_save_last", real_save)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sam2elnet.engine.train as tr
+
+    data, kw, full = _uninterrupted(tr, tmp_path)
+    _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "killed", **kw), monkeypatch)
     with pytest.raises(UserError, match="--resume"):
         tr.train(small_cfg(data, tmp_path / "killed", **kw))
     resumed = tr.train(small_cfg(data, tmp_path / "killed", resume=True, **kw))
@@ -158,19 +164,6 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.Mon
     assert strip(rows_a) == strip(rows_b)
 
 
-def _killed_after_epoch_1(tr: Any, cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_save = tr._save_last
-
-    def save_then_die(path: Path, payload: dict[str, Any]) -> None:
-        real_save(path, payload)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_last", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        tr.train(cfg)
-    monkeypatch.setattr(tr, "_save_last", real_save)
-
-
 def test_last_pt_leaves_the_frozen_trunk_out_and_checks_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,9 +171,7 @@ def test_last_pt_leaves_the_frozen_trunk_out_and_checks_it(
     from sam2elnet.errors import CheckpointError
     from sam2elnet.model.io import load_model
 
-    data = make_dataset(tmp_path / "d", n=6)
-    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
-    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+    data, kw, full = _uninterrupted(tr, tmp_path)
     state = torch.load(full.last_path, weights_only=True)
     assert state["version"] == 2
     model = load_model(full.best_path)[0]
@@ -218,9 +209,7 @@ def test_a_version_1_resume_state_with_every_weight_still_resumes(
 ) -> None:
     import sam2elnet.engine.train as tr
 
-    data = make_dataset(tmp_path / "d", n=6)
-    kw = dict(epochs=2, val_fraction=0.34, fit_quality=False)
-    full = tr.train(small_cfg(data, tmp_path / "full", **kw))
+    data, kw, full = _uninterrupted(tr, tmp_path)
     # the layout before version 2: the whole state dict, no frozen record
     monkeypatch.setattr(tr, "trainable_state", lambda model, frozen: model.state_dict())
     _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "k", **kw), monkeypatch)
