@@ -240,3 +240,14 @@ def test_trunk_scale_is_saved_with_the_model(tmp_path) -> None:
     assert loaded.config.trunk_scale == 2
     with pytest.raises(ValueError):
         ModelConfig(size="micro", trunk_scale=3)
+
+
+@pytest.mark.parametrize("mode", ["none", "all"])
+def test_random_trunk_warning_advises_trunk_training_only_when_off(mode: str, caplog) -> None:
+    """The no-weights warning names the trunk mode; it advises --trunk all only when it is off."""
+    with caplog.at_level("WARNING", logger="sam2elnet.model.elnet"):
+        build_model(ModelConfig(size="tiny", trunk_trainable=mode))
+    text = " ".join(r.getMessage() for r in caplog.records)
+    assert "randomly initialised" in text
+    assert ("train the trunk too with --trunk all" in text) == (mode == "none")
+    assert ("(trained with --trunk all)" in text) == (mode == "all")

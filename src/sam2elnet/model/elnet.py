@@ -247,12 +247,15 @@ def build_model(config: ModelConfig) -> SAM2ELNet:
         trunk, _ = load_encoder_weights(config.weights, config.size)
     else:
         if config.size != "micro":
+            trained = config.trunk_trainable != "none"
             log.warning(
-                "no SAM2 encoder weights given: the Hiera-%s trunk is randomly initialised and "
+                "no SAM2 encoder weights given: the Hiera-%s trunk is randomly initialised%s and "
                 "results will be far below pretrained ones (get weights with `elnet weights "
-                "download --size %s`, or train the trunk too with --trunk all)",
+                "download --size %s`%s)",
                 config.size,
+                f" (trained with --trunk {config.trunk_trainable})" if trained else "",
                 config.size,
+                "" if trained else ", or train the trunk too with --trunk all",
             )
         trunk = build_trunk(config.size)
     return SAM2ELNet(config, trunk)
