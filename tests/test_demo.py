@@ -81,7 +81,13 @@ def test_demo_on_real_sos_subset(
     )
     assert code == 0
     md = (out / "results.md").read_text()
-    assert "sos layout" in md and "dataset's own" in md
+    assert "sos layout" in md
+    # SOS ships no coarse labels: its own labels are the truth, so table 2 has no rows for them
+    # (nothing refined or enhanced for nothing) and says why
+    from sam2elnet.pipeline.experiment_config import OWN_NOT_SCORED
+
+    assert f"{OWN_NOT_SCORED}." in md and "| dataset's own |" not in md
+    assert not (out / "experiment" / "labels" / "own").exists()
 
 
 def test_demo_options_are_checked_against_one_declaration(tmp_path: Path, capsys) -> None:

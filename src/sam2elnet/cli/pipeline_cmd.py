@@ -224,6 +224,8 @@ def _print_tables(r: dict) -> None:
             )
         if not down:
             typer.echo(f"  ({NO_ENHANCEMENT_DOWNSTREAM})")
+    for why in (r.get("table2_absent") or {}).values():
+        typer.echo(f"{why}.")
 
 
 @app.command("experiment-summary")

@@ -17,7 +17,9 @@ table, and that table scored by label IoU against the true labels only
 table 1's five (half of the 222 s of downstream training in docs/benchmarks.md, "Demo timing"),
 and the label IoU is the direct measure of label quality. ``elnet experiment`` trains them (the
 paper's table 2). ``micro`` was not needed: ``tiny`` fits the budget. On a real folder (``--data``)
-a seeded subset of ``count`` training and ``count/4`` test images is used. The demo is the
+a seeded subset of ``count`` training and ``count/4`` test images is used, and its own labels join
+the enhancement table when it ships separate coarse ones (labels that are the truth itself cannot
+be scored, so they are not refined or enhanced; the table says why). The demo is the
 experiment pipeline with a small budget, so it is cached and resumable too.
 """
 

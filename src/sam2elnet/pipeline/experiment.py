@@ -18,8 +18,11 @@ What it measures (and why each piece is there):
    and separately the dataset's own labels ("own": its ``coarse/`` labels when it ships them, else its
    labels as they are), each as is / refined by classical baselines (morphological, guided filter,
    GrabCut) / enhanced by SAM2-ELNet; downstream test scores for each (none with
-   ``enhancement_downstream=False``), plus the label IoU against the true labels where those exist.
-   Classical baselines are in the same table so the gain is measured.
+   ``enhancement_downstream=False``), plus the label IoU against the true labels where those exist
+   (overall and per sensor). Classical baselines are in the same table so the gain is measured.
+   Own labels that are the true labels themselves have nothing to be scored by, so with
+   ``enhancement_downstream=False`` they are not refined or enhanced and the table says why their
+   rows are absent.
 
 Every stage writes its outputs under ``OUT`` and a done-marker ``OUT/stages/<stage>.json``; a stage
 with a marker is skipped on re-run (same settings required). Delete a marker to re-run that stage;
@@ -34,9 +37,12 @@ Outputs: ``results.md`` (both tables, costs, settings, weights), ``results.json`
 Modules, one concept each: :mod:`~sam2elnet.pipeline.experiment_config` (options, constants),
 :mod:`~sam2elnet.pipeline.experiment_stages` (cached stages), :mod:`~sam2elnet.pipeline.experiment_split`
 (the split and its subsets), :mod:`~sam2elnet.pipeline.experiment_engine` (calls into the engine),
+:mod:`~sam2elnet.pipeline.experiment_autolabels` (auto-annotation, filter, SAM2-ELNet on the test
+split), :mod:`~sam2elnet.pipeline.experiment_table2` (table 2's label sets, label scores and rows),
+:mod:`~sam2elnet.pipeline.experiment_downstream` (the downstream settings and trainings),
 :mod:`~sam2elnet.pipeline.experiment_stats` (scores, intervals, verdict),
 :mod:`~sam2elnet.pipeline.experiment_report` (markdown, plots, HTML); this module runs the stages
-(:func:`run_experiment`) and re-exports the public names.
+in order, assembles the results (:func:`run_experiment`) and re-exports the public names.
 """
 
 from __future__ import annotations
@@ -49,31 +55,29 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.pipeline.experiment_autolabels import (
+    annotate_stage,
+    auto_counts_stage,
+    auto_label_scores,
+    elnet_test_stage,
+)
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
-    DOWNSTREAM_EVAL_VERSION,
-    NO_ENHANCEMENT_DOWNSTREAM,
+    OWN_IS_TRUTH_NOTE,
     RESULTS_VERSION,
     RUN_PARTS,
     TABLE1_SETTINGS,
-    TABLE2_METHODS,
     ExperimentConfig,
     upgrade_identity,
 )
+from sam2elnet.pipeline.experiment_downstream import downstream_runs, train_downstream
 from sam2elnet.pipeline.experiment_engine import (
-    annotate_images,
     downstream_config,
     elnet_trunk,
-    enhancement_labels,
-    predictor_for,
-    quality_threshold,
     resolve_weights,
-    rows_to_labels,
     train_elnet,
 )
 from sam2elnet.pipeline.experiment_report import (
@@ -89,20 +93,19 @@ from sam2elnet.pipeline.experiment_split import (
     road_domain,
     write_subset,
 )
-from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
+from sam2elnet.pipeline.experiment_stages import Stages, json_safe
 from sam2elnet.pipeline.experiment_stats import (
     add_intervals,
     convergence,
-    counts_vs_truth,
     csv_rows,
     group_of,
-    label_iou,
     score_labels,
     score_per_image,
     table_row,
     verdict_lines,
     write_per_image_csv,
 )
+from sam2elnet.pipeline.experiment_table2 import enhancement_labels, table2_rows, table2_sources
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -179,23 +182,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         write_json_atomic(ident_path, ident)
 
     stages = Stages(out, cfg.resume, progress=cfg.progress)
-    n_src = len(cfg.sources) if cfg.enhancement else 0
-    n_sets = n_src * (len(cfg.refiners) + 2)  # table 2's label sets: as is, refiners, SAM2-ELNet
-    stages.expect(
-        {
-            "split": 1,
-            "subsets": 1,
-            "elnet": 1,
-            "annotate": 1,
-            "elnettest": 1,
-            "autocounts": 1,
-            "coarse": int(cfg.enhancement and "sim" in cfg.sources),
-            "refine": n_src * len(cfg.refiners),
-            "enhance": n_src,
-            "downstream": 5 + n_sets * cfg.enhancement_downstream,
-            "labelscore": n_sets,
-        }
-    )
+    stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []))
     t_start = time.perf_counter()
     weights, weights_note = resolve_weights(cfg)
 
@@ -205,6 +192,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         return asdict(sp)
 
     split = Split(**stages.run("split", _split, clear=[out / "truth"]))
+    sources, table2_absent = table2_sources(cfg, split)
+    if table2_absent:  # the ETA plans only the label sets table 2 uses
+        stages.expect(_plan(cfg, sources))
     lab_root, unl_root, pool_root = out / "labelled", out / "unlabelled", out / "pool"
 
     def _subsets() -> dict:
@@ -228,158 +218,21 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     elnet = stages.run("elnet", lambda: train_elnet(cfg, lab_root, out / "elnet", weights))
     model_path = elnet["model"]
 
-    # 3. auto-annotate + filter -----------------------------------------------------------------
-    auto_dir = out / "autolabels"
-
-    def _auto() -> dict:
-        from sam2elnet.engine.metrics import quality_stats
-
-        pred = predictor_for(cfg, model_path)
-        res = annotate_images(cfg, pred, model_path, unl_root / "images", auto_dir)
-        labels, quality = rows_to_labels(res, split.unlabelled)
-        thr, how = quality_threshold(cfg, pred)
-        kept = {i: bool(np.isfinite(q) and q >= thr) for i, q in quality.items()}
-        fallback = None
-        if not any(kept.values()):
-            # Keep the better half by predicted quality. Calibrated scores tie a lot (isotonic
-            # steps), so "> median" is tried first and ">= median" only when that keeps nothing.
-            med = float(np.nanmedian(list(quality.values())))
-            kept = {i: bool(q > med) for i, q in quality.items()}
-            op = ">"
-            if not any(kept.values()):
-                kept = {i: bool(q >= med) for i, q in quality.items()}
-                op = ">="
-            fallback = (
-                f"the filter ({how}) kept no label; fell back to keeping labels with "
-                f"predicted quality {op} the median ({med:.3f})"
-            )
-            thr = med
-        per_true = score_per_image(labels, split.masks, split.unlabelled)
-        stats = quality_stats(
-            [quality[i] for i in split.unlabelled],
-            [per_true[i] for i in split.unlabelled],
-            kept=[kept[i] for i in split.unlabelled],
-        )
-        kept_ids = [i for i in split.unlabelled if kept[i]]
-        return {
-            "labels": labels,
-            "quality": quality,
-            "true_iou": per_true,
-            "kept": kept,
-            "threshold": thr,
-            "threshold_rule": how,
-            "fallback": fallback,
-            "n": len(labels),
-            "n_kept": len(kept_ids),
-            "iou_all": score_labels(labels, split.masks, split.unlabelled),
-            "iou_kept": score_labels(labels, split.masks, kept_ids),
-            "spearman": stats.spearman,
-            "spearman_p": stats.spearman_p,
-        }
-
-    auto = stages.run("annotate", _auto, clear=[auto_dir])
+    # 3. auto-annotate + filter; 3b. SAM2-ELNet itself on the test split ------------------------
+    auto = annotate_stage(cfg, stages, out, split, model_path)
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
     norm = norm_config(split)  # the same data-chosen scaling elnet train uses, for every run
-
-    # 3b. SAM2-ELNet itself on the test split (scored exactly like the downstream models) ---------
-    test_root, test_label_dir = out / "test", out / "testlabels"
-
-    def _elnet_test() -> dict:
-        from sam2elnet.engine.downstream import scores_from_counts
-
-        write_subset(test_root, split, split.test, None, with_masks=False)
-        res = annotate_images(
-            cfg, predictor_for(cfg, model_path), model_path, test_root / "images", test_label_dir
-        )
-        labels, _quality = rows_to_labels(res, split.test)
-        counts = counts_vs_truth(labels, split, split.test, norm=norm)
-        metrics = scores_from_counts(counts.sum(axis=0))
-        metrics["n_test"] = len(split.test)
-        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
-
-    down_direct = stages.run(
-        "elnettest",
-        _elnet_test,
-        clear=[test_root, test_label_dir],
-        key=sha(file_stat(Path(model_path))),
-    )
-
-    # per-image counts of the auto-labels vs the held-aside truth (for their confidence intervals)
-    auto_counts = stages.run(
-        "autocounts",
-        lambda: {"per_image": counts_vs_truth(auto["labels"], split, split.unlabelled).tolist()},
-        key=sha([file_stat(Path(auto["labels"][i])) for i in split.unlabelled]),
-    )["per_image"]
+    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm)
+    auto_counts = auto_counts_stage(stages, split, auto)
 
     # 4./6. label sets for the enhancement table -----------------------------------------------
-    label_sets: dict[str, dict[str, str]] = {}
-    table2_rows: list[dict[str, Any]] = []
-    if cfg.enhancement:
-        label_sets = enhancement_labels(cfg, stages, out, split, model_path)
+    label_sets = enhancement_labels(cfg, stages, out, split, model_path, sources)
 
     # downstream training ------------------------------------------------------------------------
     dcfg = downstream_config(cfg)
-    cache: dict = {}
-    autolabels = auto["labels"]
-    lab, unl = split.labelled, split.unlabelled
-    merged = {**split.masks, **autolabels}
-    runs: dict[str, tuple[list[str], dict[str, str], int]] = {
-        "full": (split.pool, split.masks, len(split.pool)),
-        "fraction": (lab, split.masks, len(lab)),
-        "auto_filtered": (kept_ids, autolabels, len(lab)),
-        "fraction_auto_filtered": (sorted(lab + kept_ids), merged, len(lab)),
-        "fraction_auto_all": (sorted(lab + unl), merged, len(lab)),
-    }
-    for src, sets in label_sets.items():
-        for method, labels in sets.items():
-            hand = len(split.pool) + (len(lab) if method == "elnet" else 0)
-            runs[f"enh_{src}_{method}"] = (split.pool, labels, hand)
-
-    test_pairs = split.pairs(split.test)
-    down: dict[str, dict[str, Any]] = {}
-    # learning-curve points do not change the trained model; without them the key is the one of
-    # runs made before curves existed, so those trainings are reused (--curve-points 0)
-    dcfg_key = {k: v for k, v in dcfg.to_dict().items() if k != "curve_points" or v > 1}
-    # float32 was spelled "fp32" before the one precision vocabulary; the key keeps that spelling
-    # so float32 models trained before are reused, not trained again
-    if dcfg_key.get("precision") == "32":
-        dcfg_key["precision"] = "fp32"
-    for name, (ids, labels, _cost) in runs.items():
-        if name.startswith("enh_") and not cfg.enhancement_downstream:
-            down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
-            continue
-        if not ids:
-            down[name] = {"skipped": "no training labels (the filter kept none)"}
-            continue
-        pairs = split.pairs(ids, labels)
-        # labels by path *and* file state: a re-run earlier stage rewrites them under the same names
-        fp = sha(
-            {
-                "pairs": [(str(a), str(b), *file_stat(b)) for a, b in pairs],
-                "cfg": dcfg_key,
-                "norm": norm.model_dump(mode="json"),
-                "test": [str(a) for a, _ in test_pairs],
-                "eval": DOWNSTREAM_EVAL_VERSION,
-                **({"roads": True} if roads else {}),
-            }
-        )
-        cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
-
-        def _train_one(
-            pairs: list = pairs, cache_file: Path = cache_file, name: str = name
-        ) -> dict:
-            from sam2elnet.engine.downstream import train_and_evaluate
-
-            if cache_file.is_file():  # the same labels were trained under another setting name
-                return json.loads(cache_file.read_text(encoding="utf-8"))
-            res = train_and_evaluate(
-                pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache, roads=roads
-            )
-            d = json_safe(res.to_dict())
-            write_json_atomic(cache_file, d)
-            return d
-
-        down[name] = stages.run(f"downstream_{name}", _train_one, key=fp)
+    lab = split.labelled
+    runs = downstream_runs(split, kept_ids, auto["labels"], label_sets)
+    down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads)
 
     # results ------------------------------------------------------------------------------------
     down["elnet_direct"] = {**down_direct, "n_train": len(lab)}
@@ -394,36 +247,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
         table1.append(row)
         per_image_rows += csv_rows(key, "test", split.test, test_groups, r.get("per_image"))
-    if cfg.enhancement:
-        for src, sets in label_sets.items():
-            for method in sets:
-                key = f"enh_{src}_{method}"
-                r = down.get(key, {})
-                row = table_row(
-                    key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool)
-                )
-                add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
-                per_image_rows += csv_rows(key, "test", split.test, test_groups, r.get("per_image"))
-                row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
-                row["method"] = method
-                row["source"] = src
-                li = stages.run(
-                    f"labelscore_{src}_{method}",
-                    lambda sets=sets, method=method, src=src: label_iou(split, sets[method], src),
-                    key=sha([file_stat(Path(p)) for p in sets[method].values()]),
-                )
-                row.update({f"label_{k}": v for k, v in li.items()})
-                table2_rows.append(row)
-    unl_groups = group_of(split, split.unlabelled)
-    auto_stats = {"iou_all": dict(auto["iou_all"]), "iou_kept": dict(auto["iou_kept"])}
-    idx = {i: n for n, i in enumerate(split.unlabelled)}
-    for name, ids in (("iou_all", split.unlabelled), ("iou_kept", kept_ids)):
-        sub = [auto_counts[idx[i]] for i in ids]
-        add_intervals(auto_stats[name], sub, ids, unl_groups, seed=BOOTSTRAP_SEED)
-    per_image_rows += csv_rows(
-        "autolabels", "unlabelled", split.unlabelled, unl_groups, auto_counts
-    )
-    write_per_image_csv(out / "per_image.csv", per_image_rows)
+    table2, t2_csv = table2_rows(stages, split, label_sets, down, runs, test_groups)
+    auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
+    write_per_image_csv(out / "per_image.csv", per_image_rows + t2_csv + auto_csv)
     verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
 
     results = {
@@ -433,7 +259,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         "weights": {"path": weights, "note": weights_note, "random_init": weights is None},
         "split": {
             "labelled": len(lab),
-            "unlabelled": len(unl),
+            "unlabelled": len(split.unlabelled),
             "test": len(split.test),
             "test_source": split.test_source,
             "modality": split.modality,
@@ -460,7 +286,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         | auto_stats,
         "downstream_config": dcfg.to_dict(),
         "table1": table1,
-        "table2": table2_rows,
+        "table2": table2,
+        "table2_absent": table2_absent,
         "verdict": verdict,
         "bootstrap": {
             "resamples": BOOTSTRAP_RESAMPLES,
@@ -472,9 +299,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         "groups": sorted(set(test_groups.values())),
         "per_image_file": "per_image.csv",
         "curves_file": "curves.png"
-        if any(len(row.get("curve") or []) > 1 for row in table1 + table2_rows)
+        if any(len(row.get("curve") or []) > 1 for row in table1 + table2)
         else None,
-        "notes": split.notes
+        "notes": [n for n in split.notes if n != OWN_IS_TRUTH_NOTE or "own" in label_sets]
         + ([auto["fallback"]] if auto.get("fallback") else [])
         + (
             [
@@ -498,3 +325,22 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     if cfg.report:
         write_report_html(cfg, results, split, auto, out)
     return results
+
+
+def _plan(cfg: ExperimentConfig, sources: list[str]) -> dict[str, int]:
+    """Stages to come per kind (the ETA lines) when table 2 runs the label ``sources``."""
+    n_src = len(sources)
+    n_sets = n_src * (len(cfg.refiners) + 2)  # table 2's label sets: as is, refiners, SAM2-ELNet
+    return {
+        "split": 1,
+        "subsets": 1,
+        "elnet": 1,
+        "annotate": 1,
+        "elnettest": 1,
+        "autocounts": 1,
+        "coarse": int("sim" in sources),
+        "refine": n_src * len(cfg.refiners),
+        "enhance": n_src,
+        "downstream": 5 + n_sets * cfg.enhancement_downstream,
+        "labelscore": n_sets,
+    }

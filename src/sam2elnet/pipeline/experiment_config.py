@@ -56,6 +56,24 @@ NO_ENHANCEMENT_DOWNSTREAM = (
 report.html) when ``enhancement_downstream`` is off."""
 
 
+OWN_IS_TRUTH_NOTE = (
+    "The dataset ships no separate coarse labels: the 'own labels' variant enhances the "
+    "dataset's labels as they are, and only downstream test scores can be reported for it "
+    "(there is no truer label to compare them with)."
+)
+"""The split's note (in ``split.json``) when the dataset's own labels are its truth; results
+keep it only when table 2 has rows for the own labels."""
+OWN_NOT_SCORED = (
+    "Table 2 has no rows for the dataset's own labels: the dataset ships no separate coarse "
+    "labels, so its own labels are the true labels and nothing truer can score them, and no "
+    "downstream model is trained on them (--no-enhancement-downstream); they were not refined or "
+    "enhanced (elnet experiment --enhancement-downstream into the same --out adds these rows, "
+    "scored by downstream models)"
+)
+"""Why table 2 leaves out the "own" source (``results.json`` ``table2_absent``, results.md,
+report.html): the dataset's labels are its truth and ``enhancement_downstream`` is off."""
+
+
 def table2_downstream(results: Mapping[str, Any]) -> bool:
     """Whether a ``results.json`` dict's table 2 has downstream test scores.
 

@@ -1,6 +1,5 @@
-"""The protocol's calls into the engine: weights, SAM2-ELNet training, annotation, enhancement
-(and the enhancement label sets of table 2), the quality threshold and the downstream configuration.
-Part of :mod:`sam2elnet.pipeline.experiment`.
+"""The protocol's calls into the engine: weights, SAM2-ELNet training, annotation, enhancement,
+the quality threshold and the downstream configuration. Part of :mod:`sam2elnet.pipeline.experiment`.
 """
 
 from __future__ import annotations
@@ -11,13 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_config import ExperimentConfig
-from sam2elnet.pipeline.experiment_split import Split, norm_config
-from sam2elnet.pipeline.experiment_stages import Stages
-from sam2elnet.utils.paths import link_or_copy
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +185,6 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
     return float(thr), how
 
 
-# ------------------------------------------------------------------------------------ the runner
 def downstream_config(cfg: ExperimentConfig) -> Any:
     from sam2elnet.engine.downstream import DownstreamConfig
 
@@ -211,63 +204,3 @@ def downstream_config(cfg: ExperimentConfig) -> Any:
         curve_points=cfg.downstream_curve_points,
         progress=cfg.progress,
     )
-
-
-def enhancement_labels(
-    cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str
-) -> dict[str, dict[str, dict[str, str]]]:
-    """Label sets {source: {method: {id: path}}} for the enhancement table (cached stages)."""
-    from sam2elnet.data.coarse import degrade, file_seed
-    from sam2elnet.data.raster import read_mask, write_mask
-
-    sim_dir = out / "labels" / "sim" / "coarse"
-
-    def _degrade() -> dict:
-        ious = []
-        for i in split.pool:
-            m = read_mask(split.masks[i])
-            r = degrade(m, cfg.coarse_profile, cfg.coarse_severity, seed=file_seed(cfg.seed, i))
-            write_mask(sim_dir / f"{i}.png", r.mask)
-            ious.append(r.iou)
-        return {"mean_iou": float(np.mean(ious)), "n": len(ious)}
-
-    sources: dict[str, dict[str, str]] = {}
-    if "sim" in cfg.sources:
-        stages.run("coarse_sim", _degrade, clear=[sim_dir])
-        sources["sim"] = {i: str(sim_dir / f"{i}.png") for i in split.pool}
-    if "own" in cfg.sources:
-        sources["own"] = dict(split.own)
-    result: dict[str, dict[str, dict[str, str]]] = {}
-    for src, base in sources.items():
-        sets: dict[str, dict[str, str]] = {"coarse": base}
-        for method in cfg.refiners:
-            rdir = out / "labels" / src / method
-
-            def _refine(base: dict = base, rdir: Path = rdir, method: str = method) -> dict:
-                from sam2elnet.engine.downstream import load_pair
-                from sam2elnet.pipeline.refine import refine
-
-                norm = norm_config(split)
-                for i in split.pool:
-                    x, m, _ = load_pair(Path(split.images[i]), Path(base[i]), norm)
-                    write_mask(rdir / f"{i}.png", refine(method, x, m))
-                return {"n": len(split.pool)}
-
-            stages.run(f"refine_{src}_{method}", _refine, clear=[rdir])
-            sets[method] = {i: str(rdir / f"{i}.png") for i in split.pool}
-        edir = out / "labels" / src / "elnet"
-        ldir = out / "labels" / src / "input"
-
-        def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir) -> dict:
-            for i in split.pool:
-                link_or_copy(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
-            res = enhance_images(
-                cfg, predictor_for(cfg, model_path), model_path, out / "pool" / "images", ldir, edir
-            )
-            labels, quality = rows_to_labels(res, split.pool)
-            return {"labels": labels, "quality": quality}
-
-        enh = stages.run(f"enhance_{src}", _enh, clear=[edir, ldir])
-        sets["elnet"] = enh["labels"]
-        result[src] = sets
-    return result

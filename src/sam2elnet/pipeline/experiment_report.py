@@ -65,6 +65,33 @@ def _group_table(
     return lines
 
 
+def _label_group_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per-sensor label IoU of table 2's label sets (all pool images and the unlabelled part,
+    each with its bootstrap interval); empty when the pool holds one group only."""
+    groups = sorted({g for row in rows for g in row.get("label_by_group") or {}})
+    if len(groups) < 2:
+        return []
+    lines = [
+        "",
+        "### Table 2 per sensor (label IoU)",
+        "",
+        "| labels | method | sensor | images (all) | label IoU (all) [95 % CI] "
+        "| images (unlabelled part) | label IoU (unlabelled part) [95 % CI] |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        for g in groups:
+            ga = (row.get("label_by_group") or {}).get(g)
+            gu = (row.get("label_unlabelled_by_group") or {}).get(g)
+            if not ga:
+                continue
+            lines.append(
+                f"| {row['labels']} | {row['title']} | {g} | {ga['n']} | {_iou_ci(ga)} | "
+                + (f"{gu['n']} | {_iou_ci(gu)} |" if gu else "0 | – |")
+            )
+    return lines
+
+
 def _road_table(rows: list[dict[str, Any]]) -> list[str]:
     """Road measures of the table rows that have them (road data; empty list otherwise)."""
     have = [row for row in rows if any(row.get(k) is not None for k in ROAD_KEYS)]
@@ -189,12 +216,17 @@ def render_markdown(r: dict[str, Any]) -> str:
                 groups,
                 lambda row: f"{row['labels']}: {row['title']}",
             )
+        lines += _label_group_table(r["table2"])
         lines += [
             "",
             "Label IoU is against the true labels; 'unlabelled part' are the images SAM2-ELNet never saw "
             "a true label of. Hand labels: every training image carries a coarse hand label; "
             "SAM2-ELNet additionally needed the precise labels of the labelled fraction to learn from.",
         ]
+    absent = list((r.get("table2_absent") or {}).values())
+    if absent and not r["table2"]:
+        lines += ["", "## Table 2 — label enhancement vs classical refinement", ""]
+    lines += [line for why in absent for line in ("", f"{why}.")]
     lines += _curve_lines(r)
     if r.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in r["notes"]]

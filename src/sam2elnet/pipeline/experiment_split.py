@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.experiment_config import ExperimentConfig
+from sam2elnet.pipeline.experiment_config import OWN_IS_TRUTH_NOTE, ExperimentConfig
 from sam2elnet.utils.atomic import write_json_atomic
 from sam2elnet.utils.paths import link_or_copy
 
@@ -133,11 +133,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
     if own is None:
         own = {i: masks[i] for i in train_ids}
     if not has_coarse:
-        notes.append(
-            "The dataset ships no separate coarse labels: the 'own labels' variant enhances the "
-            "dataset's labels as they are, and only downstream test scores can be reported for it "
-            "(there is no truer label to compare them with)."
-        )
+        notes.append(OWN_IS_TRUTH_NOTE)
     return Split(
         modality=index.modality,
         layout=index.layout,

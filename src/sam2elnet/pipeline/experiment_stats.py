@@ -245,16 +245,6 @@ def table_row(key: str, title: str, r: dict, cost: int, n_train: int) -> dict[st
     }
 
 
-def label_iou(split: Split, labels: dict[str, str], src: str) -> dict[str, Any]:
-    """Label IoU vs truth: all pool images and the unlabelled part (never seen by SAM2-ELNet)."""
-    if src == "own" and split.own_is_truth:
-        return {"iou_all": None, "iou_unlabelled": None, "note": "no separate truth"}
-    return {
-        "iou_all": score_labels(labels, split.masks, split.pool)["iou"],
-        "iou_unlabelled": score_labels(labels, split.masks, split.unlabelled)["iou"],
-    }
-
-
 def convergence(curve: Sequence[dict[str, Any]]) -> tuple[float | None, str]:
     """(IoU change between the last two curve points, "converged" / "still rising" / "falling");
     (None, "no curve") with fewer than two points. Threshold: :data:`CONVERGED_GAIN`."""

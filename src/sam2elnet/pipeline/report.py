@@ -413,7 +413,7 @@ def write_protocol_report(
     whose model predicted (almost) everything foreground, or nothing, are highlighted, and a
     warning says so when every row is: the comparison then measures nothing. A table 2 of label
     scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
-    a note saying so.
+    a note saying so; a label source table 2 left out (``table2_absent``) gets a note saying why.
     """
     cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
     table1 = list(results.get("table1") or [])
@@ -437,6 +437,7 @@ def write_protocol_report(
             for row in table2
         ]
         notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
+    notes += [f"{why}." for why in (results.get("table2_absent") or {}).values()]
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []

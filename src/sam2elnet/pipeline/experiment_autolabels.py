@@ -1,0 +1,143 @@
+"""The protocol's automatic annotation: SAM2-ELNet labels the unlabelled part, the quality filter
+keeps the labels it trusts (keeping the better half when it would keep none), every auto-label is
+scored against the held-aside truth, and SAM2-ELNet labels the test split (table 1's row (f)).
+Cached stages; part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.pipeline.experiment_config import BOOTSTRAP_SEED, ExperimentConfig
+from sam2elnet.pipeline.experiment_engine import (
+    annotate_images,
+    predictor_for,
+    quality_threshold,
+    rows_to_labels,
+)
+from sam2elnet.pipeline.experiment_split import Split, write_subset
+from sam2elnet.pipeline.experiment_stages import Stages, file_stat, sha
+from sam2elnet.pipeline.experiment_stats import (
+    add_intervals,
+    counts_vs_truth,
+    csv_rows,
+    group_of,
+    score_labels,
+    score_per_image,
+)
+
+log = logging.getLogger(__name__)
+
+
+def annotate_stage(
+    cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str
+) -> dict[str, Any]:
+    """Stage ``annotate``: auto-labels of the unlabelled part (``OUT/autolabels``), their predicted
+    quality, the filter (``kept``, ``threshold``, ``threshold_rule``, ``fallback``), their true
+    IoU per image and overall (all and kept), and the evaluator's Spearman correlation."""
+    auto_dir = out / "autolabels"
+
+    def _auto() -> dict:
+        from sam2elnet.engine.metrics import quality_stats
+
+        pred = predictor_for(cfg, model_path)
+        res = annotate_images(cfg, pred, model_path, out / "unlabelled" / "images", auto_dir)
+        labels, quality = rows_to_labels(res, split.unlabelled)
+        thr, how = quality_threshold(cfg, pred)
+        kept = {i: bool(np.isfinite(q) and q >= thr) for i, q in quality.items()}
+        fallback = None
+        if not any(kept.values()):
+            # Keep the better half by predicted quality. Calibrated scores tie a lot (isotonic
+            # steps), so "> median" is tried first and ">= median" only when that keeps nothing.
+            med = float(np.nanmedian(list(quality.values())))
+            kept = {i: bool(q > med) for i, q in quality.items()}
+            op = ">"
+            if not any(kept.values()):
+                kept = {i: bool(q >= med) for i, q in quality.items()}
+                op = ">="
+            fallback = (
+                f"the filter ({how}) kept no label; fell back to keeping labels with "
+                f"predicted quality {op} the median ({med:.3f})"
+            )
+            thr = med
+        per_true = score_per_image(labels, split.masks, split.unlabelled)
+        stats = quality_stats(
+            [quality[i] for i in split.unlabelled],
+            [per_true[i] for i in split.unlabelled],
+            kept=[kept[i] for i in split.unlabelled],
+        )
+        kept_ids = [i for i in split.unlabelled if kept[i]]
+        return {
+            "labels": labels,
+            "quality": quality,
+            "true_iou": per_true,
+            "kept": kept,
+            "threshold": thr,
+            "threshold_rule": how,
+            "fallback": fallback,
+            "n": len(labels),
+            "n_kept": len(kept_ids),
+            "iou_all": score_labels(labels, split.masks, split.unlabelled),
+            "iou_kept": score_labels(labels, split.masks, kept_ids),
+            "spearman": stats.spearman,
+            "spearman_p": stats.spearman_p,
+        }
+
+    return stages.run("annotate", _auto, clear=[auto_dir])
+
+
+def elnet_test_stage(
+    cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str, norm: Any
+) -> dict[str, Any]:
+    """Stage ``elnettest``: SAM2-ELNet itself labels the test split, scored exactly like the
+    downstream models (``norm``: their normalisation, whose nodata pixels are left out too)."""
+    test_root, test_label_dir = out / "test", out / "testlabels"
+
+    def _elnet_test() -> dict:
+        from sam2elnet.engine.downstream import scores_from_counts
+
+        write_subset(test_root, split, split.test, None, with_masks=False)
+        res = annotate_images(
+            cfg, predictor_for(cfg, model_path), model_path, test_root / "images", test_label_dir
+        )
+        labels, _quality = rows_to_labels(res, split.test)
+        counts = counts_vs_truth(labels, split, split.test, norm=norm)
+        metrics = scores_from_counts(counts.sum(axis=0))
+        metrics["n_test"] = len(split.test)
+        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
+
+    return stages.run(
+        "elnettest",
+        _elnet_test,
+        clear=[test_root, test_label_dir],
+        key=sha(file_stat(Path(model_path))),
+    )
+
+
+def auto_counts_stage(stages: Stages, split: Split, auto: dict[str, Any]) -> list[list[int]]:
+    """Stage ``autocounts``: per-image counts [tp, fp, fn, tn] of the auto-labels vs the held-aside
+    truth, in ``split.unlabelled`` order (for their confidence intervals)."""
+    return stages.run(
+        "autocounts",
+        lambda: {"per_image": counts_vs_truth(auto["labels"], split, split.unlabelled).tolist()},
+        key=sha([file_stat(Path(auto["labels"][i])) for i in split.unlabelled]),
+    )["per_image"]
+
+
+def auto_label_scores(
+    split: Split, auto: dict[str, Any], counts: list[list[int]]
+) -> tuple[dict[str, Any], list[tuple[str, str, str, str, list[int]]]]:
+    """results.json's ``iou_all`` / ``iou_kept`` of the auto-labels with their bootstrap intervals
+    and per-sensor scores (``counts``: :func:`auto_counts_stage`), and their per_image.csv rows."""
+    groups = group_of(split, split.unlabelled)
+    stats = {"iou_all": dict(auto["iou_all"]), "iou_kept": dict(auto["iou_kept"])}
+    idx = {i: n for n, i in enumerate(split.unlabelled)}
+    kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
+    for name, ids in (("iou_all", split.unlabelled), ("iou_kept", kept_ids)):
+        sub = [counts[idx[i]] for i in ids]
+        add_intervals(stats[name], sub, ids, groups, seed=BOOTSTRAP_SEED)
+    return stats, csv_rows("autolabels", "unlabelled", split.unlabelled, groups, counts)

@@ -1,0 +1,118 @@
+"""The protocol's downstream settings and their trainings: which labels each plain U-Net learns
+from (table 1's settings, table 2's label sets) and one cached training per setting, keyed by
+the state of the label files it reads. Part of :mod:`sam2elnet.pipeline.experiment`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.pipeline.experiment_config import (
+    DOWNSTREAM_EVAL_VERSION,
+    NO_ENHANCEMENT_DOWNSTREAM,
+    ExperimentConfig,
+)
+from sam2elnet.pipeline.experiment_split import Split
+from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
+from sam2elnet.utils.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+Runs = dict[str, tuple[list[str], dict[str, str], int]]
+"""{setting: (training ids, {id: label path}, hand labels it needs)}."""
+
+
+def downstream_runs(
+    split: Split,
+    kept_ids: list[str],
+    autolabels: dict[str, str],
+    label_sets: dict[str, dict[str, dict[str, str]]],
+) -> Runs:
+    """Table 1's settings (a)-(e) and one ``enh_<source>_<method>`` setting per table-2 label set.
+
+    Labelling cost: (a) the whole pool; (b)-(e) the labelled fraction (SAM2-ELNet learnt from it);
+    a table-2 set one coarse hand label per pool image, plus the fraction for SAM2-ELNet's sets.
+    """
+    lab, unl = split.labelled, split.unlabelled
+    merged = {**split.masks, **autolabels}
+    runs: Runs = {
+        "full": (split.pool, split.masks, len(split.pool)),
+        "fraction": (lab, split.masks, len(lab)),
+        "auto_filtered": (kept_ids, autolabels, len(lab)),
+        "fraction_auto_filtered": (sorted(lab + kept_ids), merged, len(lab)),
+        "fraction_auto_all": (sorted(lab + unl), merged, len(lab)),
+    }
+    for src, sets in label_sets.items():
+        for method, labels in sets.items():
+            hand = len(split.pool) + (len(lab) if method == "elnet" else 0)
+            runs[f"enh_{src}_{method}"] = (split.pool, labels, hand)
+    return runs
+
+
+def train_downstream(
+    cfg: ExperimentConfig,
+    stages: Stages,
+    out: Path,
+    split: Split,
+    runs: Runs,
+    dcfg: Any,
+    norm: Any,
+    roads: bool,
+) -> dict[str, dict[str, Any]]:
+    """Train and score one downstream U-Net per setting of ``runs`` (``dcfg``: its
+    :class:`~sam2elnet.engine.downstream.DownstreamConfig`) on the test split; {setting: result}.
+
+    Each training is a ``downstream_<setting>`` stage keyed by a fingerprint of its label files
+    (path, size, mtime), the config, normalisation, test images and evaluation version; a result
+    is also kept under ``OUT/downstream/by_fingerprint/`` so the same labels trained under another
+    setting name are not trained again. Table 2's settings are skipped (with the reason) when
+    ``cfg.enhancement_downstream`` is off, a setting without training images too.
+    """
+    cache: dict = {}
+    test_pairs = split.pairs(split.test)
+    down: dict[str, dict[str, Any]] = {}
+    # learning-curve points do not change the trained model; without them the key is the one of
+    # runs made before curves existed, so those trainings are reused (--curve-points 0)
+    dcfg_key = {k: v for k, v in dcfg.to_dict().items() if k != "curve_points" or v > 1}
+    # float32 was spelled "fp32" before the one precision vocabulary; the key keeps that spelling
+    # so float32 models trained before are reused, not trained again
+    if dcfg_key.get("precision") == "32":
+        dcfg_key["precision"] = "fp32"
+    for name, (ids, labels, _cost) in runs.items():
+        if name.startswith("enh_") and not cfg.enhancement_downstream:
+            down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
+            continue
+        if not ids:
+            down[name] = {"skipped": "no training labels (the filter kept none)"}
+            continue
+        pairs = split.pairs(ids, labels)
+        # labels by path *and* file state: a re-run earlier stage rewrites them under the same names
+        fp = sha(
+            {
+                "pairs": [(str(a), str(b), *file_stat(b)) for a, b in pairs],
+                "cfg": dcfg_key,
+                "norm": norm.model_dump(mode="json"),
+                "test": [str(a) for a, _ in test_pairs],
+                "eval": DOWNSTREAM_EVAL_VERSION,
+                **({"roads": True} if roads else {}),
+            }
+        )
+        cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
+
+        def _train_one(pairs: list = pairs, cache_file: Path = cache_file) -> dict:
+            from sam2elnet.engine.downstream import train_and_evaluate
+
+            if cache_file.is_file():  # the same labels were trained under another setting name
+                return json.loads(cache_file.read_text(encoding="utf-8"))
+            res = train_and_evaluate(
+                pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache, roads=roads
+            )
+            d = json_safe(res.to_dict())
+            write_json_atomic(cache_file, d)
+            return d
+
+        down[name] = stages.run(f"downstream_{name}", _train_one, key=fp)
+    return down

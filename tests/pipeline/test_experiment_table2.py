@@ -1,0 +1,159 @@
+"""Table 2 of the protocol with label scores only (``enhancement_downstream=False``) on a two-sensor
+SOS-layout set without separate coarse labels: label IoU per sensor (the values ``elnet evaluate``
+gives on each subset), the dataset's own labels left out (not refined, not enhanced) with the
+reason stated, and a resumed run that re-runs nothing."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+from sam2elnet.pipeline.experiment_config import OWN_IS_TRUTH_NOTE, OWN_NOT_SCORED
+
+SENSORS = {"palsar": range(0, 6), "sentinel": range(6, 12)}
+TEST = {"palsar": range(12, 14), "sentinel": range(14, 16)}
+
+
+@pytest.fixture(scope="module")
+def sos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic set in the SOS layout: train/<sensor>/<id>_sat.png + <id>_mask.png (6 per
+    sensor), test/<sensor>/sat|gt (2 per sensor); no coarse labels of its own."""
+    from sam2elnet.data.synthetic import generate_dataset
+
+    src = tmp_path_factory.mktemp("synth")
+    generate_dataset(src, task="oil-spill", count=16, size=48, seed=3, progress=False)
+    root = tmp_path_factory.mktemp("sos")
+    for sensor, ks in SENSORS.items():
+        d = root / "train" / sensor
+        d.mkdir(parents=True)
+        for k in ks:
+            shutil.copy(src / "images" / f"{k:05d}.png", d / f"{k:05d}_sat.png")
+            shutil.copy(src / "masks" / f"{k:05d}.png", d / f"{k:05d}_mask.png")
+    for sensor, ks in TEST.items():
+        for sub, tag, part in (("sat", "sat", "images"), ("gt", "mask", "masks")):
+            d = root / "test" / sensor / sub
+            d.mkdir(parents=True)
+            for k in ks:
+                shutil.copy(src / part / f"{k:05d}.png", d / f"{k:05d}_{tag}.png")
+    return root
+
+
+def _cfg(data: Path, out: Path, **kw) -> ExperimentConfig:
+    base = dict(
+        data=data,
+        out=out,
+        fraction=0.4,
+        epochs=1,
+        downstream_epochs=1,
+        downstream_curve_points=0,
+        image_size=48,
+        batch_size=4,
+        size="micro",
+        refiners=("morphological",),
+        downstream_width=4,
+        downstream_depth=2,
+        enhancement_downstream=False,
+        progress=False,
+    )
+    base.update(kw)
+    return ExperimentConfig(**base)
+
+
+def _evaluate_iou(pred_dir: Path, truth_dir: Path, ids: list[str]) -> float:
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    res = evaluate_folders(pred_dir, truth_dir, ids=set(ids), progress=False)
+    assert res.aggregate["n_images"] == len(ids)
+    return res.aggregate["iou"]
+
+
+def test_label_scores_per_sensor_and_own_labels_left_out(
+    sos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from sam2elnet.cli.pipeline_cmd import _print_tables
+    from sam2elnet.pipeline.experiment_stages import Stages
+
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    plans: list[dict[str, int]] = []
+    expect = Stages.expect
+    monkeypatch.setattr(
+        Stages, "expect", lambda self, plan: (plans.append(plan), expect(self, plan))
+    )
+    out = tmp_path / "exp"
+    r = run_experiment(_cfg(sos, out, sources=("sim", "own")))
+
+    # the own labels are the truth (no coarse/): not refined, not enhanced, not scored, no rows
+    stages = sorted(p.stem for p in (out / "stages").glob("*.json"))
+    assert not [s for s in stages if s.endswith("_own") or "_own_" in s]
+    assert not (out / "labels" / "own").exists()
+    assert {row["source"] for row in r["table2"]} == {"sim"}
+    assert [row["method"] for row in r["table2"]] == ["coarse", "morphological", "elnet"]
+    assert r["table2_absent"] == {"own": OWN_NOT_SCORED}
+    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    assert OWN_IS_TRUTH_NOTE in split["notes"] and OWN_IS_TRUTH_NOTE not in r["notes"]
+    assert plans[-1]["refine"] == 1 and plans[-1]["enhance"] == 1
+    assert plans[-1]["labelscore"] == 3 and plans[-1]["downstream"] == 5
+    md = (out / "results.md").read_text()
+    assert f"{OWN_NOT_SCORED}." in md and "| dataset's own |" not in md
+    assert OWN_NOT_SCORED in html.unescape((out / "report.html").read_text())
+    _print_tables(r)
+    assert f"{OWN_NOT_SCORED}." in capsys.readouterr().out
+
+    # label IoU per sensor: what elnet evaluate gives on that sensor's images, all and unlabelled
+    pool = sorted(split["labelled"] + split["unlabelled"])
+    sensor_of = {f"{k:05d}": s for s, ks in SENSORS.items() for k in ks}
+    assert {sensor_of[i] for i in split["unlabelled"]} == {"palsar", "sentinel"}
+    pred_dirs = {m: out / "labels" / "sim" / m for m in ("coarse", "morphological", "elnet")}
+    for row in r["table2"]:
+        pred = pred_dirs[row["method"]]
+        assert row["label_iou_all"] == pytest.approx(_evaluate_iou(pred, sos / "train", pool))
+        for key, part in (
+            ("label_by_group", pool),
+            ("label_unlabelled_by_group", split["unlabelled"]),
+        ):
+            assert set(row[key]) == {"palsar", "sentinel"}
+            for sensor in ("palsar", "sentinel"):
+                ids = [i for i in part if sensor_of[i] == sensor]
+                g = row[key][sensor]
+                assert g["n"] == len(ids)
+                assert g["iou"] == pytest.approx(_evaluate_iou(pred, sos / "train", ids))
+                if len(ids) > 1:
+                    assert g["iou_ci"][0] <= g["iou"] <= g["iou_ci"][1]
+    coarse = r["table2"][0]
+    assert 0.2 < coarse["label_iou_all"] < 0.95  # the checks above are not a trivial 0 or 1
+    assert coarse["label_by_group"]["palsar"]["iou"] != coarse["label_by_group"]["sentinel"]["iou"]
+    assert "### Table 2 per sensor (label IoU)" in md
+    by = coarse["label_by_group"]["sentinel"]
+    assert f"| simulated coarse | {coarse['title']} | sentinel | {by['n']} | {by['iou']:.3f}" in md
+
+    # resumed: every stage cached, the same tables
+    r2 = run_experiment(_cfg(sos, out, sources=("sim", "own"), report=False))
+    assert set(r2["stages"].values()) == {"cached"}
+    assert r2["table2"] == r["table2"] and r2["table1"] == r["table1"]
+
+
+def test_table2_sources_leaves_out_only_unscorable_own_labels(tmp_path: Path) -> None:
+    from sam2elnet.pipeline.experiment_split import Split
+    from sam2elnet.pipeline.experiment_table2 import table2_sources
+
+    def split(own_is_truth: bool) -> Split:
+        return Split("sar", "sos", ["a", "b"], ["c"], ["d"], {}, {}, {}, own_is_truth, "test")
+
+    def cfg(**kw) -> ExperimentConfig:
+        return ExperimentConfig(data=tmp_path, out=tmp_path / "o", **kw)
+
+    off = {"enhancement_downstream": False}
+    assert table2_sources(cfg(**off), split(True)) == (["sim"], {"own": OWN_NOT_SCORED})
+    assert table2_sources(cfg(**off, sources=("own",)), split(True)) == (
+        [],
+        {"own": OWN_NOT_SCORED},
+    )
+    # own labels with a truth to score them by, or scored by downstream models: kept
+    assert table2_sources(cfg(**off), split(False)) == (["sim", "own"], {})
+    assert table2_sources(cfg(), split(True)) == (["sim", "own"], {})
+    assert table2_sources(cfg(enhancement=False), split(True)) == ([], {})
