@@ -140,3 +140,33 @@ def test_a_run_config_from_before_trunk_scale_resumes_at_full_resolution(tmp_pat
     assert cfg.trunk_scale == 1 and cfg.resolved_trunk_scale(False) == 1
     (run / "config.yaml").write_text(old + "trunk_scale: null\n", encoding="utf-8")
     assert TrainConfig.load(run / "config.yaml").resolved_trunk_scale(False) == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({}, "trunk at half resolution (auto without SAM2 weights"),
+        ({"trunk_scale": 2}, "trunk at half resolution (--trunk-scale 2)"),
+        ({"domain": "roads"}, "trunk at full resolution (auto for roads"),
+    ],
+)
+def test_resume_through_the_command_line_says_an_auto_trunk_scale_was_auto(tmp_path, given, said):
+    """``elnet train --resume`` layers the run's config.yaml under the flags, so the scale the
+    auto rule resolved came back as if given: the trunk line said ``(--trunk-scale 2)``. The file
+    marks an auto scale (``trunk_scale_auto: true``); a given one stays given."""
+    from sam2elnet.config import TRUNK_SCALE_AUTO_KEY
+    from sam2elnet.engine.train_setup import resolve_trunk_scale, resumed_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    roads = given.get("domain") == "roads"
+    first = TrainConfig.from_sources({"data": tmp_path / "d", "out": run, **given})
+    saved = resolve_trunk_scale(first, roads).save(run / "config.yaml")  # what train() records
+    text = saved.read_text()
+    assert (f"{TRUNK_SCALE_AUTO_KEY}: true" in text) == ("trunk_scale" not in given)
+    cfg = TrainConfig.from_sources({"out": run, "trunk_scale": None}, resume=True)
+    cfg = resumed_config(TrainConfig.load(saved), cfg, saved)
+    assert cfg.trunk_scale == (1 if roads else 2)
+    assert cfg.trunk_scale_note(roads, cfg.trunk_scale).startswith(said)
+    assert TRUNK_SCALE_AUTO_KEY not in cfg.model_dump()  # not a field: fold records unchanged
+    assert TrainConfig.load(saved) == resolve_trunk_scale(first, roads)  # the mark round-trips

@@ -59,6 +59,7 @@ __all__ = [
     "SceneOptions",
     "StatsOptions",
     "SynthOptions",
+    "TRUNK_SCALE_AUTO_KEY",
     "TRUNK_SCALE_NO_WEIGHTS",
     "TrainConfig",
     "WindowOptions",
@@ -77,6 +78,12 @@ held-out sos-2k images (100 labelled, Hiera-tiny, random trunk, 2026-12-01; docs
 [-0.8, +2.0]) and enhancement IoU (-0.1), the same quality-evaluator Spearman, 1.9x less CPU time
 annotating, 2.3-2.5x the reference design's inference and training speed (docs/benchmarks.md).
 Roads keep the full-resolution trunk: one roads-dev fold lost 3.7 road IoU points at half."""
+
+
+TRUNK_SCALE_AUTO_KEY = "trunk_scale_auto"
+"""Key of ``RUN/config.yaml`` (next to ``trunk_scale``, only when true): the recorded scale was
+resolved by the auto rule (:func:`auto_trunk_scale`), not given. A resumed run says so in its
+trunk line; files without the key read as given."""
 
 
 def auto_trunk_scale(weights: str | None, roads: bool) -> int:
@@ -282,6 +289,21 @@ class TrainConfig(BaseModel):
 
     _trunk_scale_auto: bool = PrivateAttr(False)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _recorded_auto(cls, data: Any, handler: Any) -> TrainConfig:
+        # config.yaml marks a trunk_scale the auto rule resolved (TRUNK_SCALE_AUTO_KEY, written by
+        # to_yaml), so --resume still says it was auto; the mark is not a field, so fold records
+        # and the resume comparison see the scale alone
+        auto = False
+        if isinstance(data, dict) and TRUNK_SCALE_AUTO_KEY in data:
+            data = dict(data)
+            auto = bool(data.pop(TRUNK_SCALE_AUTO_KEY))
+        cfg = handler(data)
+        if auto:
+            cfg._trunk_scale_auto = True
+        return cfg
+
     def resolved_trunk_scale(self, roads: bool) -> int | None:
         """The trunk scale to build: the given or resolved one, else the auto rule for the
         detected domain (``roads``); None with ``--init-model`` (the model file's)."""
@@ -342,11 +364,18 @@ class TrainConfig(BaseModel):
         """The configuration as YAML text.
 
         Returns:
-            YAML with the fields in declaration order (paths as strings).
+            YAML with the fields in declaration order (paths as strings), and
+            ``trunk_scale_auto: true`` after a ``trunk_scale`` the auto rule resolved
+            (:data:`TRUNK_SCALE_AUTO_KEY`).
         """
         import yaml  # lazy: only runs that save a config need it (keeps ``elnet --help`` fast)
 
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        d: dict[str, Any] = {}
+        for k, v in self.model_dump(mode="json").items():
+            d[k] = v
+            if k == "trunk_scale" and v is not None and self._trunk_scale_auto:
+                d[TRUNK_SCALE_AUTO_KEY] = True  # resolved by the auto rule, not given
+        return yaml.safe_dump(d, sort_keys=False)
 
     def save(self, path: str | Path) -> Path:
         """Write the config atomically as YAML.
@@ -423,7 +452,10 @@ class TrainConfig(BaseModel):
             base = load_yaml_model(cls, config, paths)
             base = base.model_dump()
         elif resume and out is not None and (Path(out) / "config.yaml").is_file():
-            base = cls.load(Path(out) / "config.yaml").model_dump()
+            run = cls.load(Path(out) / "config.yaml")
+            base = run.model_dump()
+            if run._trunk_scale_auto and options.get("trunk_scale") is None:
+                base[TRUNK_SCALE_AUTO_KEY] = True  # not given: the run's auto-resolved scale
         given = {k: v for k, v in options.items() if v is not None}
         merged: dict[str, Any] = {**base, **given, "resume": resume, "progress": progress}
         if not fit_quality:
