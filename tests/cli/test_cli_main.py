@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def test_a_running_command_quiets_the_native_libraries(tmp_path):
     )
     res = _run("-c", code)
     assert res.stdout.strip().splitlines()[-1] == "[2, [true], false]", res.stderr
+
+
+def test_main_puts_the_callers_opencv_log_level_back(tmp_path):
+    """OpenCV's log level is process state too: main() turns it down to errors while a command
+    runs and puts the caller's level back when it returns (it stayed at errors before)."""
+    code = (
+        "import json, cv2; import sam2elnet.cli as cli\n"
+        "lg = cv2.utils.logging; lg.setLogLevel(lg.LOG_LEVEL_SILENT)  # the caller's choice\n"
+        "seen = []; app = cli.app\n"
+        "def spy(**kw): seen.append(lg.getLogLevel()); return app(**kw)\n"
+        "cli.app = spy\n"
+        f"rc = cli.main(['stats', '--data', {str(tmp_path / 'nowhere')!r}, '--no-progress'])\n"
+        "print(json.dumps([rc, seen, lg.getLogLevel(), lg.LOG_LEVEL_ERROR, lg.LOG_LEVEL_SILENT]))"
+    )
+    res = _run("-c", code)
+    rc, seen, after, error, silent = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (rc, seen, after) == (2, [error], silent), res.stderr
 
 
 def test_main_puts_the_callers_logging_and_warnings_back(

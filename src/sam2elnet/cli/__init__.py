@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     cv_cmd,
@@ -117,11 +117,26 @@ def _only_help(argv: list[str]) -> bool:
     return not argv or any(a in ("--help", "-h", "--version") for a in argv)
 
 
-def _quiet_native_libraries() -> None:
+@contextlib.contextmanager
+def _native_messages(args: list[str]) -> Iterator[None]:
+    """Quiet the native libraries while a command runs (:func:`_quiet_native_libraries`; not for
+    ``--help`` / ``--version``) and put OpenCV's log level back when it returns: it is process
+    state, like the loggers :func:`_logging_state` restores."""
+    restore = None if _only_help(args) else _quiet_native_libraries()
+    try:
+        yield
+    finally:
+        if restore is not None:
+            restore()
+
+
+def _quiet_native_libraries() -> Callable[[], None] | None:
     """Keep rasterio's and OpenCV's chatter out of the terminal.
 
     Imports rasterio and cv2 (about 0.4 s), so :func:`main` calls it only when a command runs,
-    not for ``--help`` / ``--version``.
+    not for ``--help`` / ``--version``. The rasterio filter goes with main's
+    ``warnings.catch_warnings``; returns the function that puts OpenCV's log level back (None
+    without OpenCV).
     """
     import warnings
 
@@ -134,9 +149,12 @@ def _quiet_native_libraries() -> None:
     try:
         import cv2
 
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv_log = cv2.utils.logging
+        before = cv_log.getLogLevel()
+        cv_log.setLogLevel(cv_log.LOG_LEVEL_ERROR)
     except (ImportError, AttributeError):  # pragma: no cover
-        pass
+        return None
+    return lambda: cv_log.setLogLevel(before)
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
@@ -163,14 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (used by the console script and the tests).
 
     Messages, warnings and logging are set up for the terminal while the command runs; the
-    loggers' levels and handlers, ``warnings.filters`` and ``warnings.showwarning`` are put back
-    as they were when main returns (or raises), so calling main in-process leaves the caller's
-    logging as it was.
+    loggers' levels and handlers, ``warnings.filters``, ``warnings.showwarning`` and OpenCV's log
+    level are put back as they were when main returns (or raises), so calling main in-process
+    leaves the caller's logging as it was.
     """
     import warnings
 
     args = sys.argv[1:] if argv is None else list(argv)
-    with warnings.catch_warnings(), _logging_state():
+    with warnings.catch_warnings(), _logging_state(), _native_messages(args):
         return _run(args)
 
 
@@ -183,8 +201,6 @@ def _run(args: list[str]) -> int:
 
     try:
         _setup_messages()
-        if not _only_help(args):
-            _quiet_native_libraries()
         rv = app(args=args, standalone_mode=False, prog_name="elnet")
         # Outside standalone mode Typer returns the code of a typer.Exit instead of raising it,
         # and turns Ctrl-C (KeyboardInterrupt) into Exit(130): without this an interrupted
