@@ -168,3 +168,28 @@ def test_convergence_status_from_the_last_two_curve_points() -> None:
     assert convergence([{"step": 1, "iou": 0.5}, {"step": 2, "iou": 0.55}])[1] == "still rising"
     assert convergence([{"step": 1, "iou": 0.5}, {"step": 2, "iou": 0.4}])[1] == "falling"
     assert convergence([{"step": 2, "iou": 0.4}]) == (None, "no curve")
+
+
+def test_an_undefined_ratio_interval_is_a_note_not_a_raw_warning() -> None:
+    """Three test images, (a) finds no oil on two: some resamples give (a) IoU 0, the ratio is
+    undefined there and scipy warned "The BCa confidence interval cannot be calculated" (raw, with
+    its source line, for the percentile method too). Now: no warning, no interval, and the verdict
+    says why."""
+    import warnings
+
+    a = np.array([[12, 3, 3, 80], [0, 5, 2, 90], [0, 4, 6, 90]])  # (a): IoU 0 on images 2 and 3
+    c = np.array([[10, 5, 5, 80], [0, 3, 4, 90], [8, 2, 2, 88]])
+    table = [
+        {"setting": k, "iou": cnt[:, 0].sum() / cnt[:, :3].sum(), "hand_labels": h, "skipped": None}
+        for k, cnt, h in (("full", a, 3), ("auto_filtered", c, 1), ("fraction_auto_filtered", c, 1))
+    ]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert bootstrap_ratio_ci(c, a) is None
+        lines = verdict_lines(table, {"full": a, "auto_filtered": c, "fraction_auto_filtered": c})
+    assert [str(w.message) for w in seen] == []
+    assert (
+        "(no bootstrap interval of the ratio: (a) has IoU 0 on some resamples of the 3 test "
+        "images)" in lines[0]
+    )
+    assert "paired bootstrap" not in lines[0]

@@ -166,7 +166,8 @@ def verdict_lines(
 
     The ratio's interval is a paired bootstrap over the same test images
     (:func:`sam2elnet.engine.metrics.bootstrap_ratio_ci`); the verdict is "reaches" when the point
-    ratio is >= ``target``, and says whether the interval's lower end clears it too.
+    ratio is >= ``target``, and says whether the interval's lower end clears it too; when (a)
+    scores IoU 0 on some resamples (few test images) the ratio has no interval, and it says so.
     """
     from sam2elnet.engine.metrics import bootstrap_ratio_ci
 
@@ -183,14 +184,20 @@ def verdict_lines(
             out.append(f"{name} was not trained ({(r or {}).get('skipped', 'no result')}).")
             continue
         ratio = r["iou"] / a["iou"]
-        ci = None
+        ci, n_paired = None, 0
         if per_image.get(key) is not None and per_image.get("full") is not None:
+            n_paired = len(per_image[key])
             ci = bootstrap_ratio_ci(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
         reach = "reaches" if ratio >= target else "does not reach"
         text = (
             f"{TABLE1_SETTINGS[key]} {reach} {target:.0%} of (a): IoU {r['iou']:.3f} vs "
             f"{a['iou']:.3f} = {_pct(ratio)} of (a)"
         )
+        if ci is None and n_paired >= 2:  # the ratio is undefined on some resamples
+            text += (
+                f" (no bootstrap interval of the ratio: (a) has IoU 0 on some resamples of the "
+                f"{n_paired} test images)"
+            )
         if ci is not None:
             text += f" (paired bootstrap 95 % CI of the ratio {_pct(ci[0])} – {_pct(ci[1])}"
             if ci[0] >= target:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,8 @@ def bootstrap_ratio_ci(
     models scored on one test set): each resample draws one set of images and scores both models
     on it, so the interval reflects the difference between the models, not the test-set luck they
     share (Efron & Tibshirani 1993, paired design). Returns ``(low, high)`` or None for < 2 images
-    or when IoU(``counts_b``) is 0 on some resample. Raises ValueError for unequal shapes.
+    or when IoU(``counts_b``) is 0 on some resample (the ratio is undefined there: few test images,
+    most of them missed by model b; no warning is printed). Raises ValueError for unequal shapes.
     """
     a, b = _check_counts(counts_a), _check_counts(counts_b)
     if a.shape != b.shape:
@@ -94,8 +96,13 @@ def bootstrap_ratio_ci(
 def _bootstrap(
     stat_of_sums: Any, counts: np.ndarray, confidence: float, n_resamples: int, seed: int
 ) -> tuple[float, float]:
-    """Percentile interval of ``stat_of_sums(summed counts)`` over image resamples (scipy)."""
-    from scipy.stats import bootstrap
+    """Percentile interval of ``stat_of_sums(summed counts)`` over image resamples (scipy).
+
+    A statistic that is NaN on some resample (a ratio whose denominator is 0 there) gives a NaN
+    interval; scipy's DegenerateDataWarning about it ("The BCa confidence interval cannot be
+    calculated", raised for the percentile method too) is not passed on: the callers return None
+    and the reports say why (no raw warning line in the terminal)."""
+    from scipy.stats import DegenerateDataWarning, bootstrap
 
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence {confidence} must be inside (0, 1)")
@@ -106,14 +113,16 @@ def _bootstrap(
         idx = np.moveaxis(np.asarray(idx), axis, -1)
         return stat_of_sums(counts[idx].sum(axis=-2))
 
-    res = bootstrap(
-        (np.arange(len(counts)),),
-        statistic,
-        vectorized=True,
-        n_resamples=n_resamples,
-        batch=200,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        res = bootstrap(
+            (np.arange(len(counts)),),
+            statistic,
+            vectorized=True,
+            n_resamples=n_resamples,
+            batch=200,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
