@@ -203,12 +203,38 @@ def experiment_cmd(
     )
 
 
+def _print_table(title: str, columns: list[str], rows: list[list[str]], text: int = 1) -> None:
+    """One console table (rich): the first ``text`` columns words, the others numbers
+    (right-aligned).
+
+    Columns keep their alignment at any terminal width: a long setting name wraps inside its
+    cell (80 columns when the output is not a terminal) instead of pushing the numbers out.
+    Printed through typer.echo without trailing blanks, like the other summary lines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", title_style=None, box=None, pad_edge=False)
+    for i, name in enumerate(columns):
+        if i < text:
+            t.add_column(name, overflow="fold")
+        else:
+            t.add_column(name, justify="right", no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    console = Console(highlight=False)
+    with console.capture() as text_out:
+        console.print(t)
+    typer.echo("\n".join(line.rstrip() for line in text_out.get().splitlines()))
+
+
 def _print_tables(r: dict) -> None:
     typer.echo(r["weights"]["note"])
     typer.echo(r["elnet"]["trunk_note"])
-    typer.echo("table 1 (downstream test IoU / hand labels):")
-    for row in r["table1"]:
-        typer.echo(f"  {row['title']:<46} IoU {_f(row['iou'])}  hand labels {row['hand_labels']}")
+    _print_table(
+        "table 1 (downstream test IoU / hand labels):",
+        ["setting", "test IoU", "hand labels"],
+        [[row["title"], _f(row["iou"]), str(row["hand_labels"])] for row in r["table1"]],
+    )
     a = r["autolabels"]
     typer.echo(
         f"auto-labels kept {a['n_kept']}/{a['n']}, IoU all {_f(a['iou_all']['iou'])} "
@@ -216,12 +242,16 @@ def _print_tables(r: dict) -> None:
     )
     if r["table2"]:
         down = table2_downstream(r)
-        typer.echo("table 2 (label IoU / downstream test IoU):" if down else "table 2 (label IoU):")
-        for row in r["table2"]:
-            typer.echo(
-                f"  {row['labels']:<17} {row['title']:<32} label IoU "
-                f"{_f(row.get('label_iou_all'))}" + (f"  test IoU {_f(row['iou'])}" if down else "")
-            )
+        _print_table(
+            "table 2 (label IoU / downstream test IoU):" if down else "table 2 (label IoU):",
+            ["labels", "method", "label IoU", *(["test IoU"] if down else [])],
+            [
+                [row["labels"], row["title"], _f(row.get("label_iou_all"))]
+                + ([_f(row["iou"])] if down else [])
+                for row in r["table2"]
+            ],
+            text=2,
+        )
         if not down:
             typer.echo(f"  ({NO_ENHANCEMENT_DOWNSTREAM})")
     for why in (r.get("table2_absent") or {}).values():
@@ -245,9 +275,11 @@ def experiment_summary_cmd(
     check_output(out, "file", "--out", read_from=[(r, ("results.json",)) for r in runs])
     _check_summary_out(runs, out)
     s = write_summary(runs, out)
-    for row in s["rows"]:
-        m = row["mean"]["iou"]
-        typer.echo(f"  {row['title']:<46} mean IoU {_f(m)}  sd {_f(row['sd']['iou'])}")
+    _print_table(
+        f"test IoU over {len(runs)} seeds:",
+        ["setting", "mean IoU", "sd"],
+        [[row["title"], _f(row["mean"]["iou"]), _f(row["sd"]["iou"])] for row in s["rows"]],
+    )
     for v in s["verdict"]:
         typer.echo(v)
     typer.echo(f"summary: {out}")
