@@ -46,3 +46,50 @@ def test_cached_stages_count_as_done_and_silent_without_progress(tmp_path: Path,
     st.run("prep", lambda: {"n": 2})
     assert "done before, skipped" in capsys.readouterr().err
     assert st._eta() == "ETA 0:00"
+
+
+def _eta_seconds(err: str, stage: str) -> int:
+    line = next(ln for ln in err.splitlines() if f"stage {stage}:" in ln)
+    m, s = line.split("ETA ")[1].split(":")
+    return 60 * int(m) + int(s)
+
+
+def test_a_reused_result_is_done_but_no_timing_sample(tmp_path: Path, capsys) -> None:
+    """A downstream model whose labels were trained before under another setting name takes the
+    stored result at once: it counts as done, but its ~0 s is not averaged into the time the
+    remaining stages of its kind will take (the ETA fell to half here)."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"down": 3})
+
+    def slow() -> dict:
+        time.sleep(1.0)
+        return {"n": 1}
+
+    st.run("down_a", slow)
+    ran: list[str] = []
+    got = st.run("down_b", lambda: ran.append("b") or {}, reuse=lambda: {"n": 2})
+    assert got == {"n": 2} and ran == [] and st.status["down_b"] == "reused"
+    err = capsys.readouterr().err
+    assert "stage down_b: the same inputs were done before, result reused" in err
+    assert 1 <= _eta_seconds(err, "down_b") <= 2  # one stage left at ~1 s, not ~0.5 s
+    assert Stages(tmp_path, resume=True).run("down_b", slow) == {"n": 2}  # marker written
+    st.run("down_c", lambda: {"n": 3}, reuse=lambda: None)  # nothing stored: it runs
+    assert st.status["down_c"] == "ran"
+
+
+def test_a_planned_stage_that_will_not_run_is_no_work_left(tmp_path: Path, capsys) -> None:
+    """A setting left out (the filter kept no label: nothing to train on) was still counted as a
+    stage to come, so the ETA never reached 0:00 before the end."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"down": 3})
+
+    def slow() -> dict:
+        time.sleep(1.0)
+        return {}
+
+    st.run("down_a", slow)
+    st.drop("down")
+    st.run("down_b", slow)
+    assert _eta_seconds(capsys.readouterr().err, "down_b") == 0
+    st.drop("other")  # a kind not planned: nothing to drop
+    assert st.plan == {"down": 2}

@@ -68,7 +68,7 @@ def train_downstream(
     Each training is a ``downstream_<setting>`` stage keyed by a fingerprint of its label files
     (path, size, mtime), the config, normalisation, test images and evaluation version; a result
     is also kept under ``OUT/downstream/by_fingerprint/`` so the same labels trained under another
-    setting name are not trained again. Table 2's settings are skipped (with the reason) when
+    setting name are not trained again (the stage is ``reused``). Table 2's settings are skipped (with the reason) when
     ``cfg.enhancement_downstream`` is off, a setting without training images too.
     """
     cache: dict = {}
@@ -87,6 +87,7 @@ def train_downstream(
             continue
         if not ids:
             down[name] = {"skipped": "no training labels (the filter kept none)"}
+            stages.drop("downstream")  # planned, never runs: not work the ETA waits for
             continue
         pairs = split.pairs(ids, labels)
         # labels by path *and* file state: a re-run earlier stage rewrites them under the same names
@@ -105,8 +106,6 @@ def train_downstream(
         def _train_one(pairs: list = pairs, cache_file: Path = cache_file) -> dict:
             from sam2elnet.engine.downstream import train_and_evaluate
 
-            if cache_file.is_file():  # the same labels were trained under another setting name
-                return json.loads(cache_file.read_text(encoding="utf-8"))
             res = train_and_evaluate(
                 pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache, roads=roads
             )
@@ -114,5 +113,12 @@ def train_downstream(
             write_json_atomic(cache_file, d)
             return d
 
-        down[name] = stages.run(f"downstream_{name}", _train_one, key=fp)
+        def _trained(cache_file: Path = cache_file) -> dict | None:
+            # the same labels trained under another setting name: taken at once (status reused,
+            # no timing sample for the ETA)
+            if cache_file.is_file():
+                return json.loads(cache_file.read_text(encoding="utf-8"))
+            return None
+
+        down[name] = stages.run(f"downstream_{name}", _train_one, key=fp, reuse=_trained)
     return down

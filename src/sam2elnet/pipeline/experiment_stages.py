@@ -78,20 +78,28 @@ class Stages:
         """Stages still to come per kind (the name up to the first ``_``), for the ETA lines."""
         self.plan = dict(plan)
 
+    def drop(self, kind: str, n: int = 1) -> None:
+        """``n`` planned stages of ``kind`` will not run (a setting left out for want of
+        inputs): the ETA stops counting them as work still to do."""
+        if kind in self.plan:
+            self.plan[kind] = max(0, self.plan[kind] - n)
+
     @staticmethod
     def _kind(name: str) -> str:
         return name.split("_", 1)[0]
 
     def _eta(self) -> str:
-        """ETA from the mean time of finished stages of each kind still planned.
+        """ETA from the mean time of the stages of each kind still planned that did their work
+        in this run.
 
-        A kind not seen yet has no estimate: the ETA is then a lower bound and says which kind
-        is missing (honest rather than guessed)."""
+        Stages done before (``cached``) and stages that took their result from a store of
+        earlier results (``reused``) count as done but are no timing sample: they finish at
+        once, and the work still to do would look cheap (a resumed run's ETA fell short). A kind
+        not timed yet has no estimate: the ETA is then a lower bound and says which kind is
+        missing (honest rather than guessed)."""
         left, unknown = 0.0, []
         for kind, n in self.plan.items():
-            done = len(self._ran.get(kind, [])) + sum(
-                1 for k, v in self.status.items() if v == "cached" and self._kind(k) == kind
-            )
+            done = sum(1 for k in self.status if self._kind(k) == kind)
             rest = max(0, n - done)
             if not rest:
                 continue
@@ -126,11 +134,15 @@ class Stages:
         fn: Callable[[], dict[str, Any]],
         clear: Sequence[Path] = (),
         key: str | None = None,
+        reuse: Callable[[], dict[str, Any] | None] | None = None,
     ) -> dict:
         """Run ``fn`` unless ``name`` is done (with the same input ``key``); return its summary.
 
         ``key`` fingerprints the stage's inputs (e.g. the label files a downstream model trains on):
         when an earlier stage was re-run and produced other inputs, the marker no longer matches.
+        ``reuse`` returns a stored result of the same inputs (a downstream model trained under
+        another setting name), or None: a reused stage is done (status ``reused``, marker
+        written) without running ``fn`` and is no timing sample for the ETA.
         """
         m = self.marker(name)
         if m.is_file():
@@ -151,17 +163,26 @@ class Stages:
                     shutil.rmtree(d)
                 elif d.exists():
                     d.unlink()
-        self._say(f"stage {name} ...")
         t0 = time.perf_counter()
-        summary = json_safe(fn())
-        dt = time.perf_counter() - t0
-        self._ran.setdefault(self._kind(name), []).append(dt)
-        self.status[name] = "ran"
-        self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
+        stored = reuse() if reuse is not None else None
+        if stored is not None:
+            summary = json_safe(stored)
+            dt = time.perf_counter() - t0
+            self.status[name] = "reused"
+            self._say(
+                f"stage {name}: the same inputs were done before, result reused; {self._eta()}"
+            )
+        else:
+            self._say(f"stage {name} ...")
+            t0 = time.perf_counter()
+            summary = json_safe(fn())
+            dt = time.perf_counter() - t0
+            self._ran.setdefault(self._kind(name), []).append(dt)
+            self.status[name] = "ran"
+            self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
         write_json_atomic(
             m,
             {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
         )
-        self.status[name] = "ran"
         self.seconds[name] = dt
         return summary
