@@ -26,6 +26,8 @@ from pydantic import (
 
 from sam2elnet.errors import UserError
 from sam2elnet.options import (
+    TRUNK_SCALE_AUTO_KEY,
+    TRUNK_SCALE_NO_WEIGHTS,
     CoarseProfile,
     DegradeOptions,
     EvaluateOptions,
@@ -38,6 +40,7 @@ from sam2elnet.options import (
     SynthOptions,
     TrunkScale,
     WindowOptions,
+    auto_trunk_scale,
     check_options,
     check_quality_folds,
     memory_bytes,
@@ -59,7 +62,6 @@ __all__ = [
     "SceneOptions",
     "StatsOptions",
     "SynthOptions",
-    "TRUNK_SCALE_AUTO_KEY",
     "TRUNK_SCALE_NO_WEIGHTS",
     "TrainConfig",
     "WindowOptions",
@@ -69,27 +71,6 @@ __all__ = [
     "option_default",
     "option_error",
 ]
-
-
-TRUNK_SCALE_NO_WEIGHTS = 2
-"""``--trunk-scale`` auto without SAM2 weights: the trunk at half resolution. Measured on 400
-held-out sos-2k images (100 labelled, Hiera-tiny, random trunk, 2026-12-01; docs/results.md,
-"The trunk at half resolution"): the same annotation IoU (+0.5 points, paired bootstrap CI
-[-0.8, +2.0]) and enhancement IoU (-0.1), the same quality-evaluator Spearman, 1.9x less CPU time
-annotating, 2.3-2.5x the reference design's inference and training speed (docs/benchmarks.md).
-Roads keep the full-resolution trunk: one roads-dev fold lost 3.7 road IoU points at half."""
-
-
-TRUNK_SCALE_AUTO_KEY = "trunk_scale_auto"
-"""Key of ``RUN/config.yaml`` (next to ``trunk_scale``, only when true): the recorded scale was
-resolved by the auto rule (:func:`auto_trunk_scale`), not given. A resumed run says so in its
-trunk line; files without the key read as given."""
-
-
-def auto_trunk_scale(weights: str | None, roads: bool) -> int:
-    """``--trunk-scale`` auto: 1 (full resolution, the paper's design) with SAM2 weights or for
-    roads, else :data:`TRUNK_SCALE_NO_WEIGHTS`."""
-    return 1 if (weights or roads) else TRUNK_SCALE_NO_WEIGHTS
 
 
 QUALITY_FLAGS = {"crossfit_folds": "--quality-folds", "crossfit_epochs": "--quality-fold-epochs"}
@@ -292,13 +273,11 @@ class TrainConfig(BaseModel):
     @model_validator(mode="wrap")
     @classmethod
     def _recorded_auto(cls, data: Any, handler: Any) -> TrainConfig:
-        # config.yaml marks a trunk_scale the auto rule resolved (TRUNK_SCALE_AUTO_KEY, written by
-        # to_yaml), so --resume still says it was auto; the mark is not a field, so fold records
-        # and the resume comparison see the scale alone
-        auto = False
+        # TRUNK_SCALE_AUTO_KEY of config.yaml (to_yaml): not a field, so fold records and the
+        # resume comparison see the scale alone
+        auto = isinstance(data, dict) and bool(data.get(TRUNK_SCALE_AUTO_KEY))
         if isinstance(data, dict) and TRUNK_SCALE_AUTO_KEY in data:
-            data = dict(data)
-            auto = bool(data.pop(TRUNK_SCALE_AUTO_KEY))
+            data = {k: v for k, v in data.items() if k != TRUNK_SCALE_AUTO_KEY}
         cfg = handler(data)
         if auto:
             cfg._trunk_scale_auto = True
@@ -364,17 +343,14 @@ class TrainConfig(BaseModel):
         """The configuration as YAML text.
 
         Returns:
-            YAML with the fields in declaration order (paths as strings), and
-            ``trunk_scale_auto: true`` after a ``trunk_scale`` the auto rule resolved
-            (:data:`TRUNK_SCALE_AUTO_KEY`).
+            YAML with the fields in declaration order (paths as strings); last,
+            ``trunk_scale_auto: true`` when the auto rule resolved ``trunk_scale``.
         """
         import yaml  # lazy: only runs that save a config need it (keeps ``elnet --help`` fast)
 
-        d: dict[str, Any] = {}
-        for k, v in self.model_dump(mode="json").items():
-            d[k] = v
-            if k == "trunk_scale" and v is not None and self._trunk_scale_auto:
-                d[TRUNK_SCALE_AUTO_KEY] = True  # resolved by the auto rule, not given
+        d = self.model_dump(mode="json")
+        if self._trunk_scale_auto and self.trunk_scale is not None:
+            d[TRUNK_SCALE_AUTO_KEY] = True  # resolved by the auto rule, not given
         return yaml.safe_dump(d, sort_keys=False)
 
     def save(self, path: str | Path) -> Path:
