@@ -152,3 +152,58 @@ def test_run_and_data_side_by_side_or_nested_outside_the_read_folders_pass(
     data = make_generic(run / "mydata", n=2)
     check_run_out(run, "cv", data, CV_PARTS)
     check_run_out(run, "experiment", data, RUN_PARTS)
+
+
+def test_a_new_run_folder_is_checked_without_listing_the_dataset(
+    splits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new --out holds no part an input file could be in, yet check_run_out listed every image
+    and mask of --data (discover) to find the dataset's folders: now it finds them with a few
+    stat calls (data.layout_places.read_folders) and still refuses a new --out inside them."""
+    from sam2elnet.errors import UserError
+
+    listed: list[Path] = []
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def listdir(p: str | Path = ".") -> list[str]:
+        listed.append(Path(p))
+        return real_listdir(p)
+
+    def scandir(p: str | Path = ".") -> object:
+        listed.append(Path(p))
+        return real_scandir(p)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "scandir", scandir)
+    for parts in (CV_PARTS, RUN_PARTS):
+        check_run_out(tmp_path / "new", "x", splits, parts)
+        with pytest.raises(UserError, match=f"is inside {IMAGES}"):
+            check_run_out(splits / "train" / "images" / "run", "x", splits, parts)
+        with pytest.raises(UserError, match=f"is inside {SPLIT}"):
+            check_run_out(splits / "test" / "run", "x", splits, parts)
+    assert not [p for p in listed if p == splits or splits in p.parents]
+    # an existing --out still lists the dataset, to name the input file one of its parts holds
+    (tmp_path / "old").mkdir()
+    check_run_out(tmp_path / "old", "x", splits, RUN_PARTS)
+    assert splits / "train" / "images" in listed
+
+
+def test_the_folders_a_layout_reads_are_found_without_listing_them(tmp_path: Path) -> None:
+    """read_folders names what discover reads, SOS sensor folders and sat/gt included."""
+    from sam2elnet.data.layout_places import read_folders
+
+    sos = make_sos(tmp_path / "sos")
+    got = {(role, f.relative_to(sos).as_posix()) for role, f in read_folders(sos)}
+    want = {("images", "train/palsar"), ("images", "train/sentinel")}
+    want |= {("images", f"test/{s}/sat") for s in ("palsar", "sentinel")}
+    want |= {("masks", f"test/{s}/gt") for s in ("palsar", "sentinel")}
+    assert got == want
+    generic = make_generic(tmp_path / "g", n=2)
+    (generic / "coarse").mkdir()
+    assert read_folders(generic) == [
+        ("images", generic / "images"), ("masks", generic / "masks"),
+        ("coarse labels", generic / "coarse"),
+    ]  # fmt: skip
+    assert (
+        read_folders(tmp_path / "nowhere") == [] and read_folders(tmp_path / "g" / "images") == []
+    )

@@ -11,7 +11,7 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
   written by ``elnet synth``) states the modality.
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
-dropped. Splits by fraction live in :mod:`sam2elnet.data.splits`, the PyTorch dataset in
+dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`. Splits by fraction live in :mod:`sam2elnet.data.splits`, the PyTorch dataset in
 :mod:`sam2elnet.data.datasets`.
 """
 
@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
 from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "sos", "chn6", "generic")
-SOS_SENSORS = ("palsar", "sentinel")
-_SPLITS = ("train", "val", "test")
+_SPLITS = SPLIT_NAMES
 _IMAGE_TAGS = IMAGE_TAGS
 _MASK_TAGS = MASK_TAGS
 
@@ -128,75 +128,15 @@ def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Pa
 
 
 # --------------------------------------------------------------------------- layouts
-def _sos_roots(root: Path) -> list[tuple[str | None, Path]]:
-    """(split, folder holding sensor folders): the dataset root, or one split folder."""
-    found = [
-        (s, root / s)
-        for s in ("train", "test")
-        if any((root / s / n).is_dir() for n in SOS_SENSORS)
-    ]
-    if not found and any((root / n).is_dir() for n in SOS_SENSORS):
-        found = [(root.name if root.name in _SPLITS else None, root)]
-    return found
-
-
-def _discover_sos(
-    root: Path, splits: set[str] | None, sensors: set[str] | None
-) -> tuple[list[Sample], list[Path]]:
-    samples: list[Sample] = []
-    unmatched: list[Path] = []
-    for split, base in _sos_roots(root):
-        if splits and split not in splits:
-            continue
-        for sensor in SOS_SENSORS:
-            folder = base / sensor
-            if not folder.is_dir() or (sensors and sensor not in sensors):
-                continue
-            if (folder / "sat").is_dir() or (folder / "gt").is_dir():
-                s, u = _pair(_files(folder / "sat"), _files(folder / "gt"), split, sensor)
-            else:
-                imgs, masks, other = _split_by_suffix(_files(folder))
-                s, u = _pair(imgs, masks, split, sensor)
-                u = sorted(u + other)
-            samples += s
-            unmatched += u
-    return samples, unmatched
-
-
-def _split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
-    if (root / image_dir).is_dir():
-        return [(root.name if root.name in _SPLITS else None, root)]
-    return [(s, root / s) for s in _SPLITS if (root / s / image_dir).is_dir()]
-
-
-def _discover_folders(
-    root: Path, mask_dirs: Sequence[str], splits: set[str] | None
-) -> tuple[list[Sample], list[Path]]:
-    samples: list[Sample] = []
-    unmatched: list[Path] = []
-    for split, base in _split_dirs(root, "images"):
-        if splits and split not in splits:
-            continue
-        mdir = next((base / m for m in mask_dirs if (base / m).is_dir()), None)
-        if mdir is None:
-            unmatched += _files(base / "images")
-            continue
-        coarse = base / "coarse" if (base / "coarse").is_dir() else None
-        s, u = _pair(_files(base / "images"), _files(mdir), split, None, coarse)
-        samples += s
-        unmatched += u
-    return samples, unmatched
-
-
-def _detect(root: Path) -> str | None:
-    if _sos_roots(root):
-        return "sos"
-    for _split, base in _split_dirs(root, "images"):
-        if (base / "gt").is_dir():
-            return "chn6"
-        if (base / "masks").is_dir() or (base / "labels").is_dir():
-            return "generic"
-    return None
+def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
+    """The pairs of one place and its files without a partner."""
+    if p.mixed:
+        imgs, masks, other = _split_by_suffix(_files(p.images))
+        s, u = _pair(imgs, masks, p.split, p.sensor)
+        return s, sorted(u + other)
+    if p.masks is None:
+        return [], _files(p.images)
+    return _pair(_files(p.images), _files(p.masks), p.split, p.sensor, p.coarse)
 
 
 def _read_meta(root: Path) -> dict[str, Any]:
@@ -267,7 +207,7 @@ def discover(
         raise DataError("dataset folder is empty; put images and labels in it", base)
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
-    found = _detect(base) if layout == "auto" else layout
+    found = detect_layout(base) if layout == "auto" else layout
     if found is None:
         raise DataError(
             "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
@@ -281,15 +221,13 @@ def discover(
             f"unknown sensor(s) {sorted(sens - set(SOS_SENSORS))}; SOS has {', '.join(SOS_SENSORS)}"
         )
     meta = _read_meta(base)
-    if found == "sos":
-        samples, unmatched = _discover_sos(base, splits, sens)
-        default_modality = "sar"
-    elif found == "chn6":
-        samples, unmatched = _discover_folders(base, ("gt",), splits)
-        default_modality = "optical"
-    else:
-        samples, unmatched = _discover_folders(base, ("masks", "labels"), splits)
-        default_modality = meta.get("modality", "optical")
+    samples: list[Sample] = []
+    unmatched: list[Path] = []
+    for place in places(base, found, splits, sens):
+        s, u = _read_place(place)
+        samples += s
+        unmatched += u
+    default_modality = {"sos": "sar", "chn6": "optical"}.get(found, meta.get("modality", "optical"))
     if unmatched and report_unmatched:
         log.warning(
             "%d file(s) under %s have no image/label partner (listed with --verbose)",

@@ -266,10 +266,12 @@ def check_run_out(
 
     ``writes`` are the folder's parts (``("", "its tables")`` is ``out`` itself;
     ``("labelled", "its labelled subset")``, ...: sub-folders it writes, and may clear when a stage
-    is re-run). The dataset's folders are ``data`` and, below it, every folder on the way to one
-    of its images, masks or coarse labels (:func:`~sam2elnet.data.layouts.discover`, layout
-    ``auto``): split folders (``train/``, ``test/``, SOS sensor folders) and the images / masks /
-    coarse folders. Refused (``os.path.realpath``; symlinks followed):
+    is re-run). The dataset's folders are ``data`` and, below it, the images / masks / coarse
+    folders its layout reads (:func:`~sam2elnet.data.layout_places.read_folders`, layout
+    ``auto``; a few ``stat`` calls, no file listed) and the split folders on the way to them
+    (``train/``, ``test/``, SOS sensor folders). Only an existing ``out`` lists the dataset's
+    files (:func:`~sam2elnet.data.layouts.discover`), to name the input file a part holds.
+    Refused (``os.path.realpath``; symlinks followed):
 
     * ``out`` being ``data``, or being or lying inside one of the other dataset folders (new or
       not);
@@ -281,47 +283,50 @@ def check_run_out(
     A new folder, one next to the dataset or inside ``data`` but outside its split / image / mask
     folders (``data/runs``), ``data`` inside ``out`` but outside its written sub-folders, a
     checkpoint in ``out`` itself (files there have fixed names), or an earlier run being resumed
-    passes; a dataset :func:`discover` cannot read is left for the run to report (only ``data``
-    itself is protected then).
+    passes; a folder in no layout :func:`~sam2elnet.data.layouts.discover` knows is left for the
+    run to report (only ``data`` itself is protected then).
 
     Raises:
         UserError: one line naming ``out``, the part written and the input found there, and
             saying to choose another ``--out`` folder.
     """
-    from sam2elnet.data.layouts import discover
     from sam2elnet.utils.paths import check_out_folder, check_out_overlap
 
     root, base = Path(out), Path(data)
-    try:
-        samples = discover(base, report_unmatched=False).samples
-    except DataError:
-        samples = []
-    reads: list[tuple[str, Path | None]] = []
-    for s in samples:
-        reads += [("an image read with --data", s.image), ("a mask read with --data", s.mask),
-                  ("a coarse label read with --data", s.coarse)]  # fmt: skip
     dataset = [("the dataset read with --data", base)]
     given = [("the --weights file", Path(weights))] if weights and Path(weights).is_file() else []
     if root.is_dir():  # an existing part that is an input file's folder (the precise message)
+        from sam2elnet.data.layouts import discover
+
+        try:  # lists the dataset: only for an existing --out (a new one holds no part yet)
+            samples = discover(base, report_unmatched=False).samples
+        except DataError:
+            samples = []
+        reads: list[tuple[str, Path | None]] = []
+        for s in samples:
+            reads += [("an image read with --data", s.image), ("a mask read with --data", s.mask),
+                      ("a coarse label read with --data", s.coarse)]  # fmt: skip
         check_out_folder(root, writes, reads, command, folders=dataset)
         subs = [(sub, what) for sub, what in writes if sub]
         check_out_folder(root, subs, given, command)
-    check_out_overlap(root, writes, command, folders=_dataset_folders(base, samples),
+    check_out_overlap(root, writes, command, folders=_dataset_folders(base),
                       roots=dataset + given)  # fmt: skip
 
 
-def _dataset_folders(data: Path, samples: Sequence[Any]) -> list[tuple[str, Path]]:
+def _dataset_folders(data: Path) -> list[tuple[str, Path]]:
     """The folders below ``data`` that :func:`check_run_out` protects, with words for messages:
-    the folders of the samples' images, masks and coarse labels, and the split / sensor folders
-    between them and ``data``."""
+    the images, masks and coarse-label folders the layout reads
+    (:func:`~sam2elnet.data.layout_places.read_folders`: no file is listed), and the split /
+    sensor folders between them and ``data``."""
+    from sam2elnet.data.layout_places import read_folders
+
     found: dict[Path, str] = {}
-    for s in samples:
-        for kind, f in (("images", s.image), ("masks", s.mask), ("coarse labels", s.coarse)):
-            if f is None or f.parent == data:
-                continue
-            found.setdefault(f.parent, f"the folder of the dataset's {kind} read with --data")
-            for up in f.parent.parents:
-                if up == data or data not in up.parents:
-                    break
-                found.setdefault(up, "a split folder of the dataset read with --data")
+    for kind, folder in read_folders(data):
+        if folder == data:
+            continue
+        found.setdefault(folder, f"the folder of the dataset's {kind} read with --data")
+        for up in folder.parents:
+            if up == data or data not in up.parents:
+                break
+            found.setdefault(up, "a split folder of the dataset read with --data")
     return [(desc, folder) for folder, desc in found.items()]

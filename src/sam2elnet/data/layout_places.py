@@ -1,0 +1,106 @@
+"""Where each dataset layout keeps its files: the folder rule of :func:`~sam2elnet.data.layouts.discover`.
+
+:func:`detect_layout` recognises a layout (SOS sensor folders, CHN6-CUG ``gt/``, generic
+``masks/`` / ``labels/``; see :mod:`sam2elnet.data.layouts`) and :func:`places` lists the folders
+it reads, with a few ``stat`` calls and no folder listed; :func:`read_folders` gives those folders
+to the run-folder overlap checks (:func:`sam2elnet.engine.folder_inputs.check_run_out`), which
+must not list a whole dataset to refuse an ``--out`` inside one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SOS_SENSORS", "SPLIT_NAMES", "Place", "detect_layout", "places", "read_folders"]
+
+SOS_SENSORS = ("palsar", "sentinel")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def sos_roots(root: Path) -> list[tuple[str | None, Path]]:
+    """(split, folder holding sensor folders): the dataset root, or one split folder."""
+    found = [
+        (s, root / s)
+        for s in ("train", "test")
+        if any((root / s / n).is_dir() for n in SOS_SENSORS)
+    ]
+    if not found and any((root / n).is_dir() for n in SOS_SENSORS):
+        found = [(root.name if root.name in SPLIT_NAMES else None, root)]
+    return found
+
+
+def split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
+    """(split, folder holding ``image_dir``): the root itself, or its split folders."""
+    if (root / image_dir).is_dir():
+        return [(root.name if root.name in SPLIT_NAMES else None, root)]
+    return [(s, root / s) for s in SPLIT_NAMES if (root / s / image_dir).is_dir()]
+
+
+@dataclass(frozen=True)
+class Place:
+    """One folder of images a layout reads, with its labels' folder (the same one for SOS
+    training sensors: ``mixed``, told apart by the ``_sat`` / ``_mask`` tags) and coarse labels."""
+
+    split: str | None
+    sensor: str | None
+    images: Path
+    masks: Path | None
+    coarse: Path | None = None
+    mixed: bool = False
+
+
+def places(
+    root: Path, found: str, splits: set[str] | None = None, sensors: set[str] | None = None
+) -> list[Place]:
+    """Where layout ``found`` reads under ``root`` (only ``splits`` / ``sensors`` when given):
+    the one rule of :func:`~sam2elnet.data.layouts.discover` and :func:`read_folders` (a few
+    ``stat`` calls; no folder is listed)."""
+    out: list[Place] = []
+    if found == "sos":
+        for split, base in sos_roots(root):
+            for sensor in SOS_SENSORS:
+                f = base / sensor
+                if (splits and split not in splits) or (sensors and sensor not in sensors):
+                    continue
+                if (f / "sat").is_dir() or (f / "gt").is_dir():
+                    out.append(Place(split, sensor, f / "sat", f / "gt"))
+                elif f.is_dir():
+                    out.append(Place(split, sensor, f, f, mixed=True))
+        return out
+    mask_dirs = ("gt",) if found == "chn6" else ("masks", "labels")
+    for split, base in split_dirs(root, "images"):
+        if splits and split not in splits:
+            continue
+        mdir = next((base / m for m in mask_dirs if (base / m).is_dir()), None)
+        coarse = base / "coarse" if mdir is not None and (base / "coarse").is_dir() else None
+        out.append(Place(split, None, base / "images", mdir, coarse))
+    return out
+
+
+def read_folders(root: str | Path) -> list[tuple[str, Path]]:
+    """The folders :func:`~sam2elnet.data.layouts.discover` (layout auto) reads image and label
+    files from, as
+    ``("images" | "masks" | "coarse labels", folder)``, found with a few ``stat`` calls and no
+    file listed (existing folders only; empty when no layout is recognised). An SOS training
+    sensor folder, which holds images and masks, is named once, as ``"images"``."""
+    base = Path(root)
+    found = detect_layout(base) if base.is_dir() else None
+    out: list[tuple[str, Path]] = []
+    for p in places(base, found) if found else []:
+        for role, folder in (("images", p.images), ("masks", p.masks), ("coarse labels", p.coarse)):
+            if folder is not None and folder.is_dir() and all(f != folder for _, f in out):
+                out.append((role, folder))
+    return out
+
+
+def detect_layout(root: Path) -> str | None:
+    """The layout of ``root`` (``sos``, ``chn6``, ``generic``), or None when none matches."""
+    if sos_roots(root):
+        return "sos"
+    for _split, base in split_dirs(root, "images"):
+        if (base / "gt").is_dir():
+            return "chn6"
+        if (base / "masks").is_dir() or (base / "labels").is_dir():
+            return "generic"
+    return None
