@@ -193,3 +193,23 @@ def test_an_undefined_ratio_interval_is_a_note_not_a_raw_warning() -> None:
         "images)" in lines[0]
     )
     assert "paired bootstrap" not in lines[0]
+
+
+def test_auto_label_sentence_names_the_median_fallback_not_the_unused_threshold() -> None:
+    """When the filter rule kept nothing, the sentence says which threshold was applied instead."""
+    from sam2elnet.pipeline.experiment_report import filter_words
+
+    rule = "target precision 0.90 of 'IoU >= 0.70' on held-out labels -> threshold 0.770"
+    assert filter_words({"threshold_rule": rule, "fallback": None, "threshold": 0.77}) == rule
+    fb = (
+        f"the filter ({rule}) kept no label; fell back to keeping labels with predicted "
+        "quality > the median (0.397)"
+    )
+    words = filter_words({"threshold_rule": rule, "fallback": fb, "threshold": 0.3971})
+    assert words == (
+        f"{rule} kept none, so the labels above the median predicted quality (0.397) "
+        "were kept instead"
+    )
+    fb_ge = fb.replace("quality > the median", "quality >= the median")
+    words = filter_words({"threshold_rule": rule, "fallback": fb_ge, "threshold": 0.4})
+    assert "at or above the median predicted quality (0.400)" in words

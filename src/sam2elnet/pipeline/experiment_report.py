@@ -42,6 +42,24 @@ def _iou_ci(row: dict[str, Any]) -> str:
     return f"{_f(row['iou'])} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _f(row["iou"])
 
 
+def filter_words(auto: dict[str, Any]) -> str:
+    """How the auto-labels were filtered, for table 1's auto-label sentence.
+
+    ``auto`` is the ``annotate`` stage's result: ``threshold_rule`` (the rule and its threshold)
+    and, when that rule kept no label, ``fallback`` and ``threshold`` (the median predicted
+    quality used instead). The sentence then names the threshold actually applied, not only the
+    rule's (which kept nothing).
+    """
+    rule = auto["threshold_rule"]
+    if not auto.get("fallback"):
+        return rule
+    above = "at or above" if ">= the median" in auto["fallback"] else "above"
+    return (
+        f"{rule} kept none, so the labels {above} the median predicted quality "
+        f"({_f(auto['threshold'])}) were kept instead"
+    )
+
+
 def _group_table(
     title: str, rows: list[dict[str, Any]], groups: list[str], name: Callable[[dict], str]
 ) -> list[str]:
@@ -157,7 +175,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"Auto-labels: {a['n']} generated, {a['n_kept']} kept by the quality filter "
-        f"({a['threshold_rule']}). IoU against the held-aside true labels: all {_iou_ci(ia)} "
+        f"({filter_words(a)}). IoU against the held-aside true labels: all {_iou_ci(ia)} "
         f"(mean per image {_f(ia['mean_image_iou'])}), kept {_iou_ci(ik)} "
         f"(mean per image {_f(ik['mean_image_iou'])}). Spearman correlation of predicted quality "
         f"vs true IoU: {_f(a['spearman'])}.",
