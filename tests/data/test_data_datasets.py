@@ -89,6 +89,31 @@ def test_discover_errors(tmp_path):
         discover(nomatch)
 
 
+def test_labels_named_after_their_images_pair(tmp_path):
+    """annotate / enhance / elnet import name a label after its image (``10791_sat.png`` for
+    ``10791_sat.jpg``); such a folder (the review loop's ``reviewed/``) must pair, coarse too."""
+    root = tmp_path / "reviewed"
+    for i, sid in enumerate(("10791", "20855")):
+        write_png(root / "images" / f"{sid}_sat.jpg", grey_rgb(16, i))
+        write_png(root / "masks" / f"{sid}_sat.png", blob_mask(16, i).astype(np.uint8) * 255)
+        write_png(root / "coarse" / f"{sid}_sat.png", np.full((16, 16), 255, np.uint8))
+    idx = discover(root)
+    assert [s.id for s in idx.samples] == ["10791", "20855"] and idx.unmatched == []
+    assert [s.mask.name for s in idx.samples] == ["10791_sat.png", "20855_sat.png"]
+    assert all(s.coarse is not None and s.coarse.name == s.mask.name for s in idx.samples)
+    # the _mask tag still pairs, also after an image tag
+    write_png(root / "masks" / "10791_sat.png", np.zeros((16, 16), np.uint8))
+    (root / "masks" / "10791_sat.png").rename(root / "masks" / "10791_sat_mask.png")
+    assert [s.mask.name for s in discover(root).samples][0] == "10791_sat_mask.png"
+
+
+def test_no_pairs_error_names_example_files(tmp_path):
+    write_png(tmp_path / "g" / "images" / "a.png", grey_rgb(8))
+    write_png(tmp_path / "g" / "masks" / "b.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"2 unmatched files, e\.g\. a\.png, b\.png\)"):
+        discover(tmp_path / "g")
+
+
 def test_discover_synthetic_layout(tmp_path):
     from sam2elnet.data.synthetic import generate_dataset
 

@@ -98,6 +98,11 @@ def _key(path: Path, tags: Sequence[str]) -> str:
     return stem
 
 
+def _label_key(path: Path) -> str:
+    """Label key: no mask tag, then no image tag (a label named after its image pairs with it)."""
+    return _key(Path(_key(path, _MASK_TAGS)), _IMAGE_TAGS)
+
+
 def _pair(
     images: list[Path],
     masks: list[Path],
@@ -107,8 +112,8 @@ def _pair(
 ) -> tuple[list[Sample], list[Path]]:
     """Match images to masks by key; return samples and the files left without a partner."""
     img_by_key = {_key(p, _IMAGE_TAGS): p for p in images}
-    mask_by_key = {_key(p, _MASK_TAGS): p for p in masks}
-    coarse_by_key = {_key(p, _MASK_TAGS): p for p in _files(coarse_dir)} if coarse_dir else {}
+    mask_by_key = {_label_key(p): p for p in masks}
+    coarse_by_key = {_label_key(p): p for p in _files(coarse_dir)} if coarse_dir else {}
     samples = [
         Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
         for k in sorted(img_by_key)
@@ -240,9 +245,10 @@ def discover(
     if not samples:
         what = f" for split={sorted(splits)}" if splits else ""
         what += f" sensors={sorted(sens)}" if sens else ""
+        eg = ", e.g. " + ", ".join(p.name for p in unmatched[:2]) if unmatched else ""
         raise DataError(
             f"found the {found} layout but no image/label pairs{what} "
-            f"({len(unmatched)} unmatched files); check file names (<id>_sat / <id>_mask or equal stems)",
+            f"({len(unmatched)} unmatched files{eg}); check file names (<id>_sat / <id>_mask or equal stems)",
             base,
         )
     mod = modality or default_modality
