@@ -274,3 +274,35 @@ def test_an_empty_validation_image_is_warned_of_after_the_split_line(tmp_path):
     assert events[warned[0]].startswith(
         "warning: validation split (1 image) has no object pixels: its IoU cannot rank epochs"
     )
+
+
+def test_init_model_keeps_its_normalisation_on_a_generic_folder(tmp_path):
+    """The review loop retrains from a SAR model on ``reviewed/{images,masks}`` (grey-as-RGB SOS
+    images, no dataset.json): the folder reads as optical, which made 3-band per-image-stretched
+    inputs and refused the 1-band model ('takes 1 bands but the images have 3'). Fine-tuning now
+    reads and scales the images as the --init-model was trained."""
+    from helpers_data import blob_mask, grey_rgb
+
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.train_data import prepare_data
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    sar = NormalizationConfig.for_modality("sar")
+    assert sar.sar and sar.method == "fixed"
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
+    init = save_model(net, tmp_path / "m.pt", extra={"normalization": sar.model_dump(mode="json")})
+    data = tmp_path / "reviewed"
+    for i in range(4):
+        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
+        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    plain = prepare_data(small_cfg(data, tmp_path / "r0"))
+    assert (plain.in_bands, plain.norm.method, plain.modality) == (3, "percentile", "optical")
+    d = prepare_data(small_cfg(data, tmp_path / "r1", init_model=init))
+    assert d.in_bands == 1 and d.modality == "sar"
+    assert d.norm.model_dump() == sar.model_dump()
+    assert f"(the --init-model's, {init})" in d.notes[1]
+    # --norm-stats still wins over the model file's normalisation
+    stats = tmp_path / "stats.json"
+    stats.write_text(json.dumps({"normalization": plain.norm.model_dump(mode="json")}))
+    d = prepare_data(small_cfg(data, tmp_path / "r2", init_model=init, norm_stats=stats))
+    assert d.norm.method == "percentile" and d.in_bands == 3

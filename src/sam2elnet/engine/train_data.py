@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "TrainData",
     "check_labels",
     "check_pairs",
+    "init_model_normalization",
     "mask_content",
     "positive_values",
     "prepare_data",
@@ -184,6 +185,28 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
     return notes
 
 
+def init_model_normalization(cfg: TrainConfig) -> Any:
+    """The normalisation ``cfg.init_model`` was trained with (``NormalizationConfig``), or None
+    without ``--init-model``, with ``--norm-stats`` (which wins) or for a file that records none.
+
+    Fine-tuning feeds the network the input scaling it learned (band collapse of grey-as-RGB SAR,
+    fixed / dB / stats ranges): a folder of reviewed SOS JPEGs in the generic layout, without a
+    ``dataset.json``, would otherwise read as 3-band optical with per-image stretches.
+
+    Raises:
+        CheckpointError: the file is not a readable sam2elnet model file.
+    """
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.model.io import read_model_file
+
+    if cfg.init_model is None or cfg.norm_stats is not None:
+        return None
+    payload = read_model_file(cfg.init_model)
+    norm = (payload.get("extra") or {}).get("normalization")
+    norm = norm or (payload.get("config") or {}).get("normalization")
+    return NormalizationConfig.model_validate(norm) if norm else None
+
+
 def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.data.layouts import select_split
     from sam2elnet.data.normalize import (
@@ -233,14 +256,16 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         raise UserError(
             "no training images left after the validation split; lower --val-fraction", cfg.data
         )
+    # --init-model: its network's input scaling, whatever this folder's layout suggests
+    init_norm = init_model_normalization(cfg)
+    if init_norm is not None and init_norm.sar:
+        index = replace(index, modality="sar")  # domain detection and the model file's record
+    reading = init_norm or NormalizationConfig.for_modality(index.modality)
+    if cfg.bands or init_norm is None:
+        reading = reading.model_copy(update={"band_select": cfg.bands})
     # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
     skips = check_pairs(
-        [by_id[i] for i in [*train_ids, *val_ids]],
-        NormalizationConfig.for_modality(index.modality).model_copy(
-            update={"band_select": cfg.bands}
-        ),
-        cfg.progress,
-        positive_values(cfg),
+        [by_id[i] for i in [*train_ids, *val_ids]], reading, cfg.progress, positive_values(cfg)
     )
     bad = {s["id"] for s in skips.items}
     train_ids = [i for i in train_ids if i not in bad]
@@ -260,6 +285,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         if cfg.bands:
             norm = norm.model_copy(update={"band_select": list(cfg.bands)})
         source = f"from {cfg.norm_stats}"
+    elif init_norm is not None:
+        norm, source = reading, f"the --init-model's, {cfg.init_model}"
     else:
         norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
         source = f"from {min(len(train_samples), 32)} training images"
