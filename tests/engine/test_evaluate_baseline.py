@@ -248,3 +248,27 @@ def test_baseline_of_streamed_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert len(calls) == 8  # 4 predictions + 4 baselines
     assert streamed.comparison.as_dict() == whole.comparison.as_dict()
     assert whole.comparison.n_improved == 2 and whole.comparison.baseline_iou == 0.75
+
+
+def test_evaluate_says_when_the_target_precision_was_not_reachable(
+    sos: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run whose --target-precision no threshold reached at training rejected every label; the
+    caption said 'the run kept labels with predicted IoU >= T for precision >= 0.9'."""
+    note = "no threshold reaches precision 0.9 on the 32 labelled samples"
+    for sensor in ("palsar", "sentinel"):
+        choice = {"threshold": 0.97, "target_precision": 0.9, "tau": 0.9, "precision": None}
+        choice |= {"recall": 0.0, "achievable": False, "note": note}
+        summary = {"filter": {"threshold": 0.97, "target_precision": choice}}
+        (sos["enh"] / sensor / "summary.json").write_text(json.dumps(summary))
+    js = sos["tmp"] / "u.json"
+    argv = ["evaluate", "--pred", str(sos["enh"]), "--truth", str(sos["truth"]), "--json", str(js)]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the run kept labels" not in out
+    assert (
+        f"--target-precision 0.9 was not reachable at training ({note}): the run's threshold "
+        "0.9700 lies above every score it was calibrated on"
+    ) in out
+    qf = json.loads(js.read_text())["quality_filter"]
+    assert qf["achievable"] is False and qf["note"] == note

@@ -148,6 +148,12 @@ def _quality_table(res: Any) -> Any:
             else "(--min-quality)"
         )
         t.caption = f"the run kept labels with predicted IoU >= {_f(f['threshold'])} {how}"
+        if f.get("target_precision") is not None and f.get("achievable") is False:
+            t.caption = (
+                f"--target-precision {f['target_precision']} was not reachable at training "
+                f"({f.get('note') or 'no threshold reached it'}): the run's threshold "
+                f"{_f(f['threshold'])} lies above every score it was calibrated on"
+            )
     return t
 
 

@@ -167,7 +167,9 @@ def quality_rows(
 
 def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
     """What the evaluated run(s) recorded about their quality filter (summary.json ``filter``):
-    threshold, target precision, tau and the held-out precision / recall estimated at training."""
+    threshold, target precision, tau, the held-out precision / recall estimated at training and
+    whether the target was reachable there (``achievable``: False = a threshold above every
+    calibration score, ``note`` says why; None for runs without a target)."""
     from sam2elnet.data.runfolder import read_summary
 
     infos = []
@@ -185,6 +187,8 @@ def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
                     "tau": tp.get("tau"),
                     "estimated_precision": tp.get("precision"),
                     "estimated_recall": tp.get("recall"),
+                    "achievable": tp.get("achievable"),
+                    "note": tp.get("note"),
                 }
             )
     if not infos:
