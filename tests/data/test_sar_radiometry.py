@@ -139,6 +139,16 @@ def test_range_check(sets):
     assert msg is not None and "look like dB already" in msg
     msg = check_input_range(dn_img.reshape(1, -1), dn_img.dtype, u8_cfg)
     assert msg is not None and "far from the model's training range" in msg and "uint8" in msg
+    # float dB (-27..-2) into a model of 8-bit display images (fixed 0..255): the widened range
+    # reached below 0 (-120 for 9..251) and took every dB value as near; now it is far
+    sos_like = NormalizationConfig.for_modality("sar").model_copy(
+        update={"data_low": [9.0], "data_high": [251.0], "data_dtype": "uint8"}
+    )
+    msg = check_input_range(db_img.reshape(1, -1), db_img.dtype, sos_like)
+    assert msg is not None and "far from the model's training range" in msg
+    assert "(float32) vs 9..251 (uint8); only 0% of the pixels" in msg
+    u8_img = (np.clip(db_img, -27, -2) + 27) * 10
+    assert check_input_range(u8_img.reshape(1, -1), np.uint8, sos_like) is None
     # per-image percentile models adapt to any range: no warning
     opt = NormalizationConfig.for_modality("optical").model_copy(
         update={"data_low": [0.0], "data_high": [1.0]}

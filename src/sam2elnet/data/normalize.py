@@ -395,6 +395,13 @@ def load_norm_stats(path: str | Path) -> NormalizationConfig:
         ) from None
 
 
+def _unsigned(dtype: str | None) -> bool:
+    try:
+        return dtype is not None and np.issubdtype(np.dtype(dtype), np.unsignedinteger)
+    except TypeError:
+        return False
+
+
 def check_input_range(
     values: np.ndarray, dtype: np.dtype | str, cfg: NormalizationConfig
 ) -> str | None:
@@ -403,8 +410,9 @@ def check_input_range(
     Only for global scalings (``fixed``/``stats``; a per-image percentile stretch adapts to any
     range) and models that recorded their training range. Far means: less than half of the
     pixels (after dB conversion when ``cfg.to_db``) fall within the training 1..99 % range widened
-    by half its width on each side, or a dB-looking image (negative floats) meets a model that
-    converts linear values to dB. Returns None when the image fits.
+    by half its width on each side (never below 0 for unsigned integer training data, so a float
+    dB image meets an 8-bit model as far), or a dB-looking image (negative floats) meets a model
+    that converts linear values to dB. Returns None when the image fits.
     """
     if cfg.method == "percentile" or cfg.data_low is None or cfg.data_high is None:
         return None
@@ -430,7 +438,10 @@ def check_input_range(
         lo, hi = np.array([lo.min()]), np.array([hi.max()])
     lo, hi = np.broadcast_to(lo, x.shape[0]), np.broadcast_to(hi, x.shape[0])
     span = np.maximum(hi - lo, 1e-6)
-    inside = (x >= (lo - 0.5 * span)[:, None]) & (x <= (hi + 0.5 * span)[:, None])
+    near_lo = lo - 0.5 * span
+    if not cfg.to_db and _unsigned(cfg.data_dtype):  # no negative value (dB) is near uint data
+        near_lo = np.maximum(near_lo, 0.0)
+    inside = (x >= near_lo[:, None]) & (x <= (hi + 0.5 * span)[:, None])
     frac = float(inside.mean())
     if frac >= 0.5:
         return None
