@@ -214,3 +214,30 @@ def test_geojson_crs_case_insensitive(tmp_path: Path, capsys: pytest.CaptureFixt
     rc, err = _export(capsys, "--labels", str(lab), "--out", str(out), "--geojson-crs", "WGS84")
     assert rc == 0, err
     assert gpd.read_file(out).crs.to_epsg() == 4326
+
+
+# ------------------------------------------------------------ run folders given to vector export
+
+
+def test_run_folder_errors_name_labels_and_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `elnet export --labels out/auto/labels` on a run that rejected every label
+    said only 'does not exist'; a run folder itself said 'no label rasters in the folder'."""
+    run = tmp_path / "auto"
+    _tif(run / "rejected" / "a.tif", UTM)
+    (run / "quality.csv").write_text(
+        "image,label,predicted_iou,kept\na.tif,rejected/a.tif,0.1,False\n"
+    )
+    rc, err = _export(capsys, "--labels", str(run / "labels"), "--out", str(tmp_path / "o.gpkg"))
+    assert rc == 2 and err.strip() == (
+        f"error: {run / 'labels'}: label folder does not exist: the run kept no label; its "
+        f"rejected labels are in {run / 'rejected'} (pass that folder)"
+    )
+    rc, err = _export(capsys, "--labels", str(run), "--out", str(tmp_path / "o.gpkg"))
+    assert rc == 2 and err.strip().endswith(
+        f"in the folder; an annotate/enhance run folder: pass {run / 'rejected'}"
+    )
+    assert not (tmp_path / "o.gpkg").exists()
+    rc, _ = _export(capsys, "--labels", str(run / "rejected"), "--out", str(tmp_path / "o.gpkg"))
+    assert rc == 0 and (tmp_path / "o.gpkg").is_file()

@@ -314,6 +314,7 @@ def export_cmd(
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.errors import UserError
     from sam2elnet.export.api import export_labels
+    from sam2elnet.export.labels import find_labels
     from sam2elnet.utils.paths import check_input, check_output
 
     geojson_crs = geojson_crs.lower()
@@ -327,6 +328,8 @@ def export_cmd(
         geojson_crs=geojson_crs,
         flags={"fmt": "--format"},
     )
+    if not labels.exists() and not labels.is_symlink():
+        find_labels(labels)  # names a run's rejected/ when the run kept no label
     check_input(labels, "--labels", "label file or folder")
     for opt, path in (("--quality-csv", quality_csv), ("--images", images)):
         if path is not None:

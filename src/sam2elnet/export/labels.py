@@ -35,6 +35,13 @@ def find_labels(labels: str | Path) -> list[Path]:
     """Label rasters in a folder (``.tif``/``.png``; probability and tile files skipped) or one file."""
     p = Path(labels)
     if not p.exists():
+        rejected = p.parent / "rejected"
+        if p.name == "labels" and rejected.is_dir():  # a run that rejected every label
+            raise DataError(
+                f"label folder does not exist: the run kept no label; its rejected labels are "
+                f"in {rejected} (pass that folder)",
+                p,
+            )
         raise DataError("label file or folder does not exist; check the path", p)
     if p.is_file():
         if p.suffix.lower() not in LABEL_SUFFIXES:
@@ -49,7 +56,11 @@ def find_labels(labels: str | Path) -> list[Path]:
         and not f.stem.endswith(LABEL_SKIP_TAGS)
     )
     if not files:
-        raise DataError(f"no label rasters ({', '.join(LABEL_SUFFIXES)}) in the folder", p)
+        subs = [p / d for d in ("labels", "rejected") if (p / d).is_dir()]
+        hint = (
+            f"; an annotate/enhance run folder: pass {' or '.join(map(str, subs))}" if subs else ""
+        )
+        raise DataError(f"no label rasters ({', '.join(LABEL_SUFFIXES)}) in the folder{hint}", p)
     return files
 
 
