@@ -410,6 +410,36 @@ def test_enhance_accepts_vector_coarse_labels(
     assert int(row["removed_px"]) == int(np.count_nonzero(coarse & (rgb[:, :, 1] == 0)))
 
 
+def test_enhance_matches_vector_files_in_a_label_folder_by_name(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """--labels FOLDER of vector files (help: 'masks or vector files', matched by name): the key
+    kept the .gpkg / .geojson suffix, so no image found its label ('have no label in ...')."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from sam2elnet.engine.folder_inputs import label_index
+
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run)
+    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
+    folder = tmp_path / "coarse"
+    folder.mkdir()
+    gdf = gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633")
+    gdf.to_file(folder / "scene_mask.gpkg")
+    gdf.to_file(folder / "other.geojson")
+    idx = label_index(folder)
+    assert dict(idx) == {"scene": folder / "scene_mask.gpkg", "other": folder / "other.geojson"}
+    res = enhance_folder(
+        run["model"], scene, folder, tmp_path / "e", progress=False, predictor=pred
+    )
+    row = res.rows[0]
+    assert row["coarse"].endswith("scene_mask.gpkg")
+    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
+    assert int(np.count_nonzero(rgb[:, :, 0] > 0)) == 400  # the rasterised 20 x 20 square
+
+
 def test_coarse_rule_restricts_probabilities_and_features(pred: Predictor) -> None:
     """predict(rule=...) = the unrestricted map times the rule's support found on it; the
     evaluator's features see the restricted map (an empty coarse label: no foreground)."""

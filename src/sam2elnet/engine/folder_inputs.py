@@ -189,9 +189,9 @@ def label_index(labels: str | Path) -> LabelIndex:
             root,
         )
     for f in sorted(root.iterdir()):
-        ok = f.suffix.lower() in IMAGE_SUFFIXES or is_vector_path(f)
-        if f.is_file() and ok and not f.name.startswith("."):
-            idx.setdefault(mask_key(f.name), f)
+        vector = is_vector_path(f)
+        if f.is_file() and (vector or f.suffix.lower() in IMAGE_SUFFIXES) and f.name[0] != ".":
+            idx.setdefault(mask_key(f.stem if vector else f.name), f)  # x.gpkg pairs with x.png
     return idx
 
 
