@@ -150,3 +150,51 @@ def test_cli_over_two_tiny_seeded_runs(
     # a folder that is not a finished run: one error line, exit code 2
     assert main(["experiment-summary", str(outs[0]), str(tmp_path), "--out", str(md)]) == 2
     assert "results.json" in capsys.readouterr().err
+
+
+def test_summary_of_table2_label_iou_per_sensor(tmp_path: Path) -> None:
+    """Table 2's label IoU (all / unlabelled part, per sensor) as mean and sd over the seeds, also
+    for runs without downstream models on table 2's label sets."""
+    from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM
+
+    runs = []
+    for seed, v in ((0, 0.60), (1, 0.64)):
+        run = _fake_run(
+            tmp_path / f"s{seed}",
+            seed,
+            {"full": 0.7},
+            settings={"split_seed": 1000, "enhancement_downstream": False},
+        )
+        r = json.loads((run / "results.json").read_text())
+        r["table2"] = [
+            {"setting": "enh_sim_coarse", "title": "as is", "labels": "simulated coarse",
+             "hand_labels": 100, "iou": None, "skipped": NO_ENHANCEMENT_DOWNSTREAM,
+             "label_iou_all": v, "label_iou_unlabelled": v - 0.1,
+             "label_by_group": {"palsar": {"n": 3, "iou": v - 0.2},
+                                "sentinel": {"n": 3, "iou": v + 0.2}},
+             "label_unlabelled_by_group": {"palsar": {"n": 2, "iou": v - 0.3},
+                                           "sentinel": {"n": 2, "iou": v + 0.1}}},
+            {"setting": "enh_own_coarse", "title": "as is", "labels": "dataset's own",
+             "hand_labels": 100, "iou": None, "label_iou_all": None,
+             "label_iou_unlabelled": None, "label_by_group": {}},
+        ]  # fmt: skip
+        (run / "results.json").write_text(json.dumps(r))
+        runs.append(run)
+    s = summarize_runs(runs)
+    assert s["label_groups"] == ["palsar", "sentinel"]
+    (row,) = s["label_rows"]  # the own labels as their truth have no label IoU: no row
+    assert row["mean"]["all"] == pytest.approx(0.62) and row["sd"]["all"] == pytest.approx(
+        0.02828, abs=1e-5
+    )
+    assert row["by_group"]["sentinel"]["all"] == pytest.approx(0.82)
+    assert row["by_group"]["palsar"]["unlabelled"] == pytest.approx(0.32)
+    md = render_summary(s)
+    assert "## Table 2 label IoU (mean over seeds, sd)" in md
+    assert (
+        "| labels: method | label IoU (all) | palsar (all) | sentinel (all) | "
+        "label IoU (unlabelled part) | palsar (unlabelled) | sentinel (unlabelled) |" in md
+    )
+    assert (
+        "| simulated coarse: as is | 0.620 (0.028) | 0.420 (0.028) | 0.820 (0.028) | "
+        "0.520 (0.028) | 0.320 (0.028) | 0.720 (0.028) |" in md
+    )

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2elnet.engine.metrics import bootstrap_iou_ci, bootstrap_ratio_ci
+from sam2elnet.engine.metrics import (
+    bootstrap_iou_ci,
+    bootstrap_iou_interval,
+    bootstrap_ratio_ci,
+    bootstrap_ratio_interval,
+)
 from sam2elnet.pipeline.experiment import (
     ExperimentConfig,
     Split,
@@ -15,6 +20,7 @@ from sam2elnet.pipeline.experiment import (
     group_of,
     verdict_lines,
 )
+from sam2elnet.pipeline.experiment_stats import ci_text
 
 
 def _counts(n: int, iou: float, spread: float, seed: int) -> np.ndarray:
@@ -63,6 +69,76 @@ def test_paired_ratio_ci_is_exact_for_identical_models() -> None:
     assert lo <= point <= hi and hi - lo < 0.02  # paired: the shared test-set luck cancels
     lo_a, hi_a = bootstrap_iou_ci(a)  # unpaired, the IoU itself varies far more
     assert (hi_a - lo_a) / iou[1] > 2 * (hi - lo)
+
+
+EMPTY = [0, 0, 0, 1000]  # an image whose truth and label are both empty (union 0)
+
+
+def test_bootstrap_leaves_out_resamples_without_foreground() -> None:
+    """A resample of only empty images has no IoU (0/0): it is left out and counted, not scored 1
+    (which put the upper end at exactly 1.000); too many of them leave no interval at all."""
+    fg = [[60, 20, 20, 900], [70, 15, 15, 900], [80, 10, 10, 900]]  # per-image IoU 0.6 / 0.7 / 0.8
+    # 3 of 5 images empty: 0.6^5 = 7.8 % of resamples are all-empty, over the 2.5 % tail
+    iv = bootstrap_iou_interval([EMPTY] * 3 + fg[:2])
+    assert iv.left_out == 158 and iv.resamples == 2000  # fixed seed: reproducible count
+    assert not iv.defined and iv.low is None and iv.as_tuple() is None  # was (0.6, 1.0)
+    assert bootstrap_iou_ci([EMPTY] * 3 + fg[:2]) is None
+    # 2 of 5 empty: 0.4^5 = 1 % left out; the rest give the interval, below 1
+    iv = bootstrap_iou_interval([EMPTY] * 2 + fg)
+    assert iv.left_out == 19 and iv.as_tuple() == pytest.approx((0.6, 0.8))
+    # the point estimate keeps its convention: an all-empty set scores 1 (module rules)
+    from sam2elnet.engine.downstream import scores_from_counts
+
+    assert scores_from_counts(np.sum([EMPTY] * 3, axis=0))["iou"] == 1.0
+    # the paired ratio leaves out resamples on which either IoU is undefined
+    rv = bootstrap_ratio_interval([EMPTY] * 2 + fg, [EMPTY] * 2 + fg)
+    assert rv.left_out == 19 and rv.as_tuple() == pytest.approx((1.0, 1.0))
+
+
+def test_bootstrap_unchanged_where_no_resample_is_undefined() -> None:
+    """Fixed counts without empty images: the intervals are exactly those of the code before
+    resamples were left out (scipy's own percentile interval, same seed), nothing left out."""
+    a, b = _counts(12, 0.6, 0.3, 11), _counts(12, 0.7, 0.2, 12)
+    assert bootstrap_iou_ci(a) == (0.4435, 0.6542520833333334)
+    assert bootstrap_ratio_ci(a, b) == (0.6753878109504571, 0.9690976831362661)
+    assert bootstrap_iou_interval(a).left_out == 0 == bootstrap_ratio_interval(a, b).left_out
+    row: dict = {}
+    add_intervals(row, a, [str(k) for k in range(12)], dict.fromkeys(map(str, range(12)), "all"))
+    assert row["iou_ci"] == [0.4435, 0.6542520833333334] and "iou_ci_left_out" not in row
+    assert ci_text(row) == "[0.444, 0.654]"
+
+
+def test_intervals_say_when_resamples_were_left_out() -> None:
+    fg = [[60, 20, 20, 900], [70, 15, 15, 900], [80, 10, 10, 900]]
+    ids = [str(k) for k in range(5)]
+    row: dict = {}
+    add_intervals(row, [EMPTY] * 2 + fg, ids, dict.fromkeys(ids, "sentinel"))
+    assert row["iou_ci_left_out"] == 19 == row["by_group"]["sentinel"]["iou_ci_left_out"]
+    assert ci_text(row) == "[0.600, 0.800] (19 resamples without foreground left out)"
+    add_intervals(row, [EMPTY] * 3 + fg[:2], ids, dict.fromkeys(ids, "sentinel"))
+    assert row["iou_ci"] is None and row["iou_ci_left_out"] == 158
+    assert ci_text(row) == "(no CI: 158 resamples without foreground)"
+    assert ci_text({"iou_ci": None}) == ""
+    from sam2elnet.pipeline.experiment_report import _iou_ci
+
+    assert _iou_ci({**row, "iou": 0.69}) == "0.690 (no CI: 158 resamples without foreground)"
+    # the verdict's paired ratio says so too
+    c = np.array([EMPTY] * 2 + fg)
+    table = [
+        {"setting": k, "iou": 0.7, "hand_labels": h, "skipped": None}
+        for k, h in (("full", 10), ("auto_filtered", 3), ("fraction_auto_filtered", 3))
+    ]
+    lines = verdict_lines(table, {"full": c, "auto_filtered": c, "fraction_auto_filtered": c})
+    assert (
+        "; left out: (a) has IoU 0, or no image has foreground, on 19 of the 2000 resamples of "
+        "the 5 test images)" in lines[0]
+    )
+    lines = verdict_lines(table, dict.fromkeys(("full", "auto_filtered", "fraction_auto_filtered"),
+                                               np.array([EMPTY] * 3 + fg[:2])))  # fmt: skip
+    assert (
+        "(no bootstrap interval of the ratio: (a) has IoU 0, or no image has foreground, on 158 "
+        in lines[0]
+    )
 
 
 def test_groups_by_sensor_and_intervals_per_group() -> None:
@@ -189,8 +265,8 @@ def test_an_undefined_ratio_interval_is_a_note_not_a_raw_warning() -> None:
         lines = verdict_lines(table, {"full": a, "auto_filtered": c, "fraction_auto_filtered": c})
     assert [str(w.message) for w in seen] == []
     assert (
-        "(no bootstrap interval of the ratio: (a) has IoU 0 on some resamples of the 3 test "
-        "images)" in lines[0]
+        "(no bootstrap interval of the ratio: (a) has IoU 0, or no image has foreground, on 599 "
+        "of the 2000 resamples of the 3 test images)" in lines[0]
     )
     assert "paired bootstrap" not in lines[0]
 

@@ -20,7 +20,7 @@ from sam2elnet.pipeline.experiment_config import (
     table2_downstream,
 )
 from sam2elnet.pipeline.experiment_split import Split
-from sam2elnet.pipeline.experiment_stats import convergence
+from sam2elnet.pipeline.experiment_stats import ci_text, convergence, label_group_rows
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +35,10 @@ def _f(v: Any, nd: int = 3) -> str:
 
 
 def _iou_ci(row: dict[str, Any]) -> str:
-    """``0.712 [0.690, 0.733]`` (IoU and its bootstrap interval), or the IoU alone."""
-    ci = row.get("iou_ci")
+    """``0.712 [0.690, 0.733]`` (IoU and its bootstrap interval, :func:`ci_text`), or the IoU alone."""
     if row.get("iou") is None:
         return "–"
-    return f"{_f(row['iou'])} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else _f(row["iou"])
+    return f"{_f(row['iou'])} {ci_text(row)}".rstrip()
 
 
 def filter_words(auto: dict[str, Any]) -> str:
@@ -84,10 +83,10 @@ def _group_table(
 
 
 def _label_group_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Per-sensor label IoU of table 2's label sets (all pool images and the unlabelled part,
-    each with its bootstrap interval); empty when the pool holds one group only."""
-    groups = sorted({g for row in rows for g in row.get("label_by_group") or {}})
-    if len(groups) < 2:
+    """results.md lines of :func:`label_group_rows` (all pool images and the unlabelled part, each
+    with its bootstrap interval); empty when the pool holds one group only."""
+    per = label_group_rows(rows)
+    if not per:
         return []
     lines = [
         "",
@@ -97,16 +96,13 @@ def _label_group_table(rows: list[dict[str, Any]]) -> list[str]:
         "| images (unlabelled part) | label IoU (unlabelled part) [95 % CI] |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
-    for row in rows:
-        for g in groups:
-            ga = (row.get("label_by_group") or {}).get(g)
-            gu = (row.get("label_unlabelled_by_group") or {}).get(g)
-            if not ga:
-                continue
-            lines.append(
-                f"| {row['labels']} | {row['title']} | {g} | {ga['n']} | {_iou_ci(ga)} | "
-                + (f"{gu['n']} | {_iou_ci(gu)} |" if gu else "0 | – |")
-            )
+    for p in per:
+        all_ = f"{_f(p['label_iou_all'])} {p['label_iou_all_ci']}".rstrip()
+        unl = f"{_f(p['label_iou_unlabelled'])} {p['label_iou_unlabelled_ci']}".rstrip()
+        lines.append(
+            f"| {p['labels']} | {p['method']} | {p['sensor']} | {p['pool_images']} | {all_} | "
+            f"{p['unlabelled_images']} | {unl} |"
+        )
     return lines
 
 
@@ -279,7 +275,12 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"- Confidence intervals: percentile bootstrap (Efron & Tibshirani 1993) over "
                 f"{r['bootstrap']['unit']}s, {r['bootstrap']['resamples']} resamples with "
                 f"replacement, seed {r['bootstrap']['seed']}; each resample's IoU is "
-                "pixel-aggregated from its images' confusion counts (per_image.csv)."
+                "pixel-aggregated from its images' confusion counts (per_image.csv). A resample "
+                "whose images all have empty truth and an empty label has no IoU (union 0; the "
+                "point estimate counts an empty union as 1): such resamples are left out of the "
+                "interval and their number is given next to it, and there is no interval when they "
+                "exceed 2.5 % of the resamples (an end would then be set by that convention, not "
+                "by the data)."
             ]
             if r.get("bootstrap")
             else []

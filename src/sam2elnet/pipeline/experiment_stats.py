@@ -1,4 +1,5 @@
-"""The protocol's numbers: label scores, per-image counts, bootstrap intervals, verdict lines.
+"""The protocol's numbers: label scores, per-image counts, bootstrap intervals (and their text,
+the one place tables format them), per-sensor label rows, verdict lines.
 
 Part of :mod:`sam2elnet.pipeline.experiment`.
 """
@@ -93,13 +94,60 @@ def group_of(split: Split, ids: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _ci(counts: Any, seed: int) -> list[float] | None:
-    from sam2elnet.engine.metrics import bootstrap_iou_ci
+def _set_ci(d: dict[str, Any], counts: Any, seed: int) -> None:
+    """``d["iou_ci"]`` = the bootstrap 95 % interval of ``counts`` ([low, high], None for fewer than
+    2 images or when undefined) and ``d["iou_ci_left_out"]`` = resamples without foreground left
+    out of it, only when there were any (:mod:`sam2elnet.engine.metrics.bootstrap`)."""
+    from sam2elnet.engine.metrics import bootstrap_iou_interval
 
-    if counts is None or len(counts) < 2:
-        return None
-    ci = bootstrap_iou_ci(counts, seed=seed)
-    return None if ci is None else [ci[0], ci[1]]
+    iv = None if counts is None or len(counts) < 2 else bootstrap_iou_interval(counts, seed=seed)
+    d["iou_ci"] = [iv.low, iv.high] if iv is not None and iv.defined else None
+    if iv is not None and iv.left_out:
+        d["iou_ci_left_out"] = iv.left_out
+
+
+def ci_text(d: dict[str, Any]) -> str:
+    """The bootstrap interval of a row or group (``iou_ci``, ``iou_ci_left_out``) as the tables
+    show it: ``[0.641, 0.990]``, ``[0.641, 0.990] (12 resamples without foreground left out)``,
+    ``(no CI: 156 resamples without foreground)`` when too many were, or "" without an interval."""
+    ci, left = d.get("iou_ci"), int(d.get("iou_ci_left_out") or 0)
+    if ci:
+        return f"[{ci[0]:.3f}, {ci[1]:.3f}]" + (
+            f" ({left} resamples without foreground left out)" if left else ""
+        )
+    return f"(no CI: {left} resamples without foreground)" if left else ""
+
+
+def label_group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-sensor label IoU of table 2's label sets, one dict per (row, sensor): ``labels``,
+    ``method``, ``sensor``, ``pool_images``, ``label_iou_all`` and ``label_iou_all_ci`` (text,
+    :func:`ci_text`), ``unlabelled_images``, ``label_iou_unlabelled`` and its ``_ci``; from the
+    rows' ``label_by_group`` / ``label_unlabelled_by_group``. Empty when the pool holds one sensor
+    (group) only. results.md and report.html both show these rows."""
+    groups = sorted({g for row in rows for g in row.get("label_by_group") or {}})
+    if len(groups) < 2:
+        return []
+    out = []
+    for row in rows:
+        for g in groups:
+            ga = (row.get("label_by_group") or {}).get(g)
+            gu = (row.get("label_unlabelled_by_group") or {}).get(g) or {}
+            if not ga:
+                continue
+            out.append(
+                {
+                    "labels": row["labels"],
+                    "method": row["title"],
+                    "sensor": g,
+                    "pool_images": ga["n"],
+                    "label_iou_all": ga.get("iou"),
+                    "label_iou_all_ci": ci_text(ga),
+                    "unlabelled_images": gu.get("n", 0),
+                    "label_iou_unlabelled": gu.get("iou"),
+                    "label_iou_unlabelled_ci": ci_text(gu),
+                }
+            )
+    return out
 
 
 def add_intervals(
@@ -109,7 +157,8 @@ def add_intervals(
     groups: dict[str, str],
     seed: int = BOOTSTRAP_SEED,
 ) -> None:
-    """Add ``iou_ci`` (bootstrap 95 % interval over images) and ``by_group`` (per sensor: n, IoU,
+    """Add ``iou_ci`` (bootstrap 95 % interval over images; ``iou_ci_left_out`` too when resamples
+    without foreground were left out of it: :func:`ci_text`) and ``by_group`` (per sensor: n, IoU,
     its interval, F1, precision, recall, two-class mIoU) to a table row, in place.
 
     ``per_image`` are the (N, 4) counts of ``ids`` in that order; None (a skipped setting) adds
@@ -124,7 +173,7 @@ def add_intervals(
     c = np.asarray(per_image, dtype=np.int64).reshape(-1, 4)
     if len(c) != len(ids):
         raise ValueError(f"{len(c)} per-image counts for {len(ids)} images")
-    row["iou_ci"] = _ci(c, seed)
+    _set_ci(row, c, seed)
     by: dict[str, Any] = {}
     for g in sorted(set(groups[i] for i in ids)):
         sel = np.array([groups[i] == g for i in ids])
@@ -132,8 +181,8 @@ def add_intervals(
         by[g] = {
             "n": int(sel.sum()),
             **{k: sc[k] for k in ("iou", "f1", "precision", "recall", "miou")},
-            "iou_ci": _ci(c[sel], seed),
         }
+        _set_ci(by[g], c[sel], seed)
     row["by_group"] = by
 
 
@@ -149,7 +198,9 @@ def csv_rows(
 
 
 def write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[int]]]) -> None:
-    """per_image.csv: setting, part (test / unlabelled), id, group, tp, fp, fn, tn (pixels)."""
+    """per_image.csv: setting, part (``test``: a downstream model or SAM2-ELNet on the test split;
+    ``labelled`` / ``unlabelled``: labels of that pool part vs their truth, i.e. the auto-labels
+    and table 2's label sets), id, group, tp, fp, fn, tn (pixels). docs/results.md."""
     lines = ["setting,part,id,group,tp,fp,fn,tn"]
     lines += [f"{s},{p},{i},{g},{c[0]},{c[1]},{c[2]},{c[3]}" for s, p, i, g, c in rows]
     write_text_atomic(path, "\n".join(lines) + "\n")
@@ -164,12 +215,14 @@ def verdict_lines(
 ) -> list[str]:
     """Plain sentences: do (c) and (d) reach ``target`` x the IoU of (a), and at what labelling cost.
 
-    The ratio's interval is a paired bootstrap over the same test images
-    (:func:`sam2elnet.engine.metrics.bootstrap_ratio_ci`); the verdict is "reaches" when the point
-    ratio is >= ``target``, and says whether the interval's lower end clears it too; when (a)
-    scores IoU 0 on some resamples (few test images) the ratio has no interval, and it says so.
+    The ratio's interval is a paired bootstrap over the same test images; the verdict is
+    "reaches" when the point ratio is >= ``target``, and says whether the interval's lower end
+    clears it too. Resamples on which the ratio is undefined ((a) has IoU 0, or no image has
+    foreground: few test images) are left out of the interval, or leave no interval when over
+    2.5 % of them; it says which and how many
+    (:func:`sam2elnet.engine.metrics.bootstrap_ratio_interval`).
     """
-    from sam2elnet.engine.metrics import bootstrap_ratio_ci
+    from sam2elnet.engine.metrics import bootstrap_ratio_interval
 
     rows = {r["setting"]: r for r in table1}
     a = rows.get("full")
@@ -184,20 +237,22 @@ def verdict_lines(
             out.append(f"{name} was not trained ({(r or {}).get('skipped', 'no result')}).")
             continue
         ratio = r["iou"] / a["iou"]
-        ci, n_paired = None, 0
+        iv = None
         if per_image.get(key) is not None and per_image.get("full") is not None:
-            n_paired = len(per_image[key])
-            ci = bootstrap_ratio_ci(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
+            iv = bootstrap_ratio_interval(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
+        ci = None if iv is None else iv.as_tuple()
+        # resamples on which the ratio is undefined (left out of the interval, or too many of them)
+        undefined = (
+            f"(a) has IoU 0, or no image has foreground, on {iv.left_out} of the {iv.resamples} "
+            f"resamples of the {len(per_image[key])} test images"
+            if iv is not None and iv.left_out
+            else ""
+        )
         reach = "reaches" if ratio >= target else "does not reach"
         text = (
             f"{TABLE1_SETTINGS[key]} {reach} {target:.0%} of (a): IoU {r['iou']:.3f} vs "
             f"{a['iou']:.3f} = {_pct(ratio)} of (a)"
         )
-        if ci is None and n_paired >= 2:  # the ratio is undefined on some resamples
-            text += (
-                f" (no bootstrap interval of the ratio: (a) has IoU 0 on some resamples of the "
-                f"{n_paired} test images)"
-            )
         if ci is not None:
             text += f" (paired bootstrap 95 % CI of the ratio {_pct(ci[0])} – {_pct(ci[1])}"
             if ci[0] >= target:
@@ -206,6 +261,10 @@ def verdict_lines(
                 text += f"; the whole interval is below {target:.0%})"
             else:
                 text += f"; the interval contains {target:.0%}, so the data cannot decide)"
+            if undefined:
+                text = text[:-1] + f"; left out: {undefined})"
+        elif undefined:
+            text += f" (no bootstrap interval of the ratio: {undefined})"
         ca, cr = a.get("iou_ci"), r.get("iou_ci")
         if ca and cr:
             overlap = cr[0] <= ca[1] and ca[0] <= cr[1]

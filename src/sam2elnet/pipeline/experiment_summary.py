@@ -4,7 +4,8 @@ One seed shows one draw of the labelled fraction, of SAM2-ELNet's and the downst
 initial weights and of the batch order; the spread between seeds shows how much of a difference
 between settings is that luck. For every setting of both tables this puts each seed's test IoU
 with its bootstrap 95 % interval (over test images, from each run's ``results.json``) next to the
-mean and sample standard deviation over seeds, per sensor too, and repeats the verdict of the
+mean and sample standard deviation over seeds, per sensor too, does the same for table 2's label
+IoU (all pool images and the unlabelled part, per sensor) and repeats the verdict of the
 protocol (do (c) and (d) reach 97 % of (a)?) for the mean and for each seed.
 """
 
@@ -24,6 +25,7 @@ from sam2elnet.pipeline.experiment_config import (
     table2_downstream,
     upgrade_identity,
 )
+from sam2elnet.pipeline.experiment_stats import ci_text
 from sam2elnet.utils.atomic import write_text_atomic
 
 IGNORED = {"seed", "downstream_curve_points"}
@@ -64,7 +66,8 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
     row has ``setting``, ``table``, ``title``, ``hand_labels``, ``seeds`` (per run: ``iou``,
     ``iou_ci``, ``f1``, ``precision``, ``recall``, ``miou``, ``by_group``), ``mean`` / ``sd`` of
     those measures over the runs (sample standard deviation, None for one value) and ``by_group``
-    means. Raises UserError for fewer than two runs, repeated seeds or runs with other options,
+    means; ``label_rows`` / ``label_groups``: table 2's label IoU over the runs, overall and per
+    sensor (:func:`_label_rows`), kept without downstream models too. Raises UserError for fewer than two runs, repeated seeds or runs with other options,
     DataError for a folder without a readable results.json.
     """
     if len(runs) < 2:
@@ -100,7 +103,7 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
             for r in loaded:
                 row = next((x for x in r.get(table) or [] if x["setting"] == key), {})
                 per.append(
-                    {m: row.get(m) for m in (*measures, "iou_ci", "skipped")}
+                    {m: row.get(m) for m in (*measures, "iou_ci", "iou_ci_left_out", "skipped")}
                     | {"by_group": row.get("by_group") or {}}
                 )
             mean, sd = {}, {}
@@ -129,14 +132,56 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
                     "by_group": by_group,
                 }
             )
+    label_rows, label_groups = _label_rows(loaded)
     return {
         "runs": [{"dir": r["_dir"], "seed": r["settings"].get("seed")} for r in loaded],
         "data": base.get("data"),
         "groups": groups,
         "rows": rows,
+        "label_rows": label_rows,
+        "label_groups": label_groups,
         "verdict": _verdict(rows),
         "notes": notes,
     }
+
+
+LABEL_PARTS = (("all", "label_iou_all", "label_by_group"),
+               ("unlabelled", "label_iou_unlabelled", "label_unlabelled_by_group"))  # fmt: skip
+"""Table 2's label IoU: (part, overall key, per-sensor key) of a results.json row."""
+
+
+def _label_rows(loaded: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Table 2's label IoU over the runs: one row per label set of the first run with ``title``,
+    ``mean`` / ``sd`` ({part: value} for the parts of :data:`LABEL_PARTS`) and ``by_group``
+    ({sensor: {part: mean, part_sd: sd}}); and the sensors (more than one only on SOS). Label
+    IoU exists with or without downstream models, so these rows are kept either way."""
+    groups = sorted(
+        {
+            g
+            for r in loaded
+            for row in r.get("table2") or []
+            for g in row.get("label_by_group") or {}
+        }
+    )
+    out = []
+    for ref in loaded[0].get("table2") or []:
+        per = [
+            next((x for x in r.get("table2") or [] if x["setting"] == ref["setting"]), {})
+            for r in loaded
+        ]
+        mean, sd, by = {}, {}, {g: {} for g in groups}
+        for part, key, gkey in LABEL_PARTS:
+            mean[part], sd[part] = _mean_sd([p.get(key) for p in per])
+            for g in groups:
+                vals = [((p.get(gkey) or {}).get(g) or {}).get("iou") for p in per]
+                by[g][part], by[g][f"{part}_sd"] = _mean_sd(vals)
+        if mean["all"] is None and mean["unlabelled"] is None:
+            continue  # the dataset's own labels as their truth: nothing to score by
+        title = f"{ref.get('labels')}: {ref['title']}"
+        out.append(
+            {"setting": ref["setting"], "title": title, "mean": mean, "sd": sd, "by_group": by}
+        )
+    return out, groups
 
 
 def _verdict(rows: list[dict[str, Any]], target: float = 0.97) -> list[str]:
@@ -176,8 +221,44 @@ def _cell(s: dict[str, Any]) -> str:
         return "skipped"
     if s.get("iou") is None:
         return "–"
-    ci = s.get("iou_ci")
-    return f"{s['iou']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{s['iou']:.3f}"
+    return f"{s['iou']:.3f} {ci_text(s)}".rstrip()
+
+
+def _label_lines(summary: dict[str, Any]) -> list[str]:
+    """Markdown: table 2's label IoU, mean over seeds (sd), overall and per sensor."""
+    rows, groups = summary.get("label_rows") or [], summary.get("label_groups") or []
+    if not rows:
+        return []
+    sens = groups if len(groups) > 1 else []
+    cols = [
+        c
+        for part, name in (("all", "all"), ("unlabelled", "unlabelled part"))
+        for c in (f"label IoU ({name})", *(f"{g} ({part})" for g in sens))
+    ]
+    lines = [
+        "",
+        "## Table 2 label IoU (mean over seeds, sd)",
+        "",
+        "Label IoU of each label set against the true labels, on all pool images and on the part "
+        "SAM2-ELNet never saw a true label of" + (", also per sensor" if sens else "") + ".",
+        "",
+        "| labels: method | " + " | ".join(cols) + " |",
+    ]
+    ncol = 2 * (1 + len(sens))
+    lines.append("|---|" + "---:|" * ncol)
+
+    def cell(m: float | None, sd: float | None) -> str:
+        return f"{_f(m)} ({_f(sd)})"
+
+    for row in rows:
+        cells = []
+        for part, _key, _gkey in LABEL_PARTS:
+            cells.append(cell(row["mean"][part], row["sd"][part]))
+            cells += [
+                cell(row["by_group"][g][part], row["by_group"][g][f"{part}_sd"]) for g in sens
+            ]
+        lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_summary(summary: dict[str, Any]) -> str:
@@ -223,6 +304,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
     if summary.get("notes"):
         lines += [""] + [f"Note: {n}; their rows are left out." for n in summary["notes"]]
+    lines += _label_lines(summary)
     if summary["verdict"]:
         lines += ["", "## Verdict", ""] + [f"- {v}" for v in summary["verdict"]]
     return "\n".join(lines) + "\n"

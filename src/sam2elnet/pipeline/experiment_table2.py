@@ -173,9 +173,14 @@ def table2_rows(
     test_groups: dict[str, str],
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, str, list[int]]]]:
     """Table 2's rows (one per source x method: downstream test scores when trained, label scores
-    as cached ``labelscore_<source>_<method>`` stages, per sensor) and their per_image.csv rows."""
+    as cached ``labelscore_<source>_<method>`` stages, per sensor) and their per_image.csv rows:
+    the downstream model's counts on the test images (part ``test``, when trained) and the label
+    set's own counts vs the truth on the pool (parts ``labelled`` / ``unlabelled``; none for the
+    dataset's own labels when they are the truth)."""
     rows: list[dict[str, Any]] = []
     per_image_rows: list[tuple[str, str, str, str, list[int]]] = []
+    pool_groups = group_of(split, split.pool)
+    idx = {i: n for n, i in enumerate(split.pool)}
     for src, sets in label_sets.items():
         for method in sets:
             key = f"enh_{src}_{method}"
@@ -201,5 +206,8 @@ def table2_rows(
             counts = li.pop("per_image", None)
             row.update({f"label_{k}": v for k, v in li.items()})
             row.update(label_groups(split, counts))
+            for part, ids in (("labelled", split.labelled), ("unlabelled", split.unlabelled)):
+                sub = None if counts is None else [counts[idx[i]] for i in ids]
+                per_image_rows += csv_rows(key, part, ids, pool_groups, sub)
             rows.append(row)
     return rows, per_image_rows

@@ -101,6 +101,22 @@ GLOSSARY: dict[str, tuple[str, str]] = {
         "label IoU (unlabelled part)",
         "The same on images SAM2-ELNet never saw a true label of.",
     ),
+    "label_iou_all_ci": (
+        "95 % CI (all)",
+        "Percentile-bootstrap 95 % interval of the label IoU (all) over images.",
+    ),
+    "label_iou_unlabelled_ci": (
+        "95 % CI (unlabelled part)",
+        "Percentile-bootstrap 95 % interval of the label IoU (unlabelled part) over images.",
+    ),
+    "iou_ci_left_out": (
+        "resamples left out",
+        "Bootstrap resamples whose images all have empty truth and empty label (union 0, no "
+        "IoU): not part of the interval; no interval when over 2.5 % of them.",
+    ),
+    "sensor": ("sensor", "SOS sub-folder (palsar / sentinel) the images lie in."),
+    "pool_images": ("images (all)", "Training-pool images of this sensor."),
+    "unlabelled_images": ("images (unlabelled part)", "Unlabelled-part images of this sensor."),
     "labelled": ("labelled images", "Images whose hand labels are used (the labelled fraction)."),
     "unlabelled": ("unlabelled images", "Images labelled automatically."),
     "test": ("test images", "Held-out images the downstream models are scored on."),

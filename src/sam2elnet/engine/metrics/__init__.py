@@ -27,8 +27,11 @@ Edge cases (documented in docs/evaluation.md)
 from sam2elnet.data.naming import mask_key
 from sam2elnet.engine.metrics.bootstrap import (
     BOOTSTRAP_RESAMPLES,
+    BootstrapInterval,
     bootstrap_iou_ci,
+    bootstrap_iou_interval,
     bootstrap_ratio_ci,
+    bootstrap_ratio_interval,
 )
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, boundary_counts, boundary_f1
 from sam2elnet.engine.metrics.pixel import Confusion, confusion, iou_per_sample, json_num, scores
@@ -50,8 +53,11 @@ __all__ = [
     "QualityStats",
     "quality_stats",
     "BOOTSTRAP_RESAMPLES",
+    "BootstrapInterval",
     "bootstrap_iou_ci",
+    "bootstrap_iou_interval",
     "bootstrap_ratio_ci",
+    "bootstrap_ratio_interval",
     "json_num",
     "mask_key",  # re-exported from sam2elnet.data.naming
 ]
