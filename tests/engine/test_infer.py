@@ -484,3 +484,22 @@ def test_enhance_keeps_an_empty_coarse_label_empty(
             run["model"], images, coarse, tmp_path / "x", progress=False, predictor=pred,
             new_objects="maybe",
         )  # fmt: skip
+
+
+def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
+    """`annotate --images SOS_ROOT` (or its train/) said only 'no images in the folder; check the
+    path'; it now names the sub-folders and the two ways on."""
+    from sam2elnet.engine.folder_inputs import list_images
+
+    (tmp_path / "sos" / "train" / "palsar").mkdir(parents=True)
+    (tmp_path / "sos" / "test").mkdir()
+    with pytest.raises(UserError) as err:
+        list_images(tmp_path / "sos")
+    assert str(err.value).endswith(
+        "no images (.png/.jpg/.tif) in the folder, only sub-folders (test, train); pass the "
+        "folder that holds the images (annotate / enhance: or a dataset root with --split, e.g. "
+        "--split test)"
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"in the folder; check the path"):
+        list_images(tmp_path / "empty")

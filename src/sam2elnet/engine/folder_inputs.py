@@ -65,7 +65,15 @@ def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
         if any(f.stem.lower().endswith("_sat") for f in files):
             files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
         if not files:
-            raise UserError("no images (.png/.jpg/.tif) in the folder; check the path", p)
+            subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[0] != ".")
+            hint = (
+                f", only sub-folders ({', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''}); "
+                "pass the folder that holds the images (annotate / enhance: or a dataset root "
+                "with --split, e.g. --split test)"
+                if subs
+                else "; check the path"
+            )
+            raise UserError(f"no images (.png/.jpg/.tif) in the folder{hint}", p)
         return files
     files = [Path(f) for f in images]
     if not files:
