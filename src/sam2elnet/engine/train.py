@@ -84,6 +84,7 @@ from sam2elnet.engine.train_schedule import (
 )
 from sam2elnet.engine.train_setup import (
     build_model_for,
+    check_weights_file,
     prepare_run_dir,
     resolve_trunk_scale,
     resume_note,
@@ -167,6 +168,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     from sam2elnet.model import save_model
 
     cfg, resumed = prepare_run_dir(cfg)
+    check_weights_file(cfg)  # before the data checks, which read every training image
     out = Path(cfg.out)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)

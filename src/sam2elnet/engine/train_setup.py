@@ -15,7 +15,7 @@ from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")
 
-__all__ = ["build_model_for", "prepare_run_dir", "resolve_trunk_scale"]
+__all__ = ["build_model_for", "check_weights_file", "prepare_run_dir", "resolve_trunk_scale"]
 
 
 def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = False) -> Any:
@@ -148,6 +148,20 @@ def resume_note(start_epoch: int, epochs: int) -> str:
     if start_epoch < epochs:
         return f"continued at epoch {start_epoch + 1} of {epochs}"
     return f"all {epochs} epochs were done; only the steps after training ran"
+
+
+def check_weights_file(cfg: TrainConfig) -> None:
+    """A ``--weights`` file that does not exist is the loader's error (naming the file, `elnet
+    weights list` and ``--weights none``) before any data is read, not after every training image
+    was checked (minutes on a large dataset). Not with ``--init-model``: its file holds the trunk.
+
+    Raises:
+        CheckpointError: the weights file does not exist.
+    """
+    if cfg.weights and cfg.init_model is None and not Path(cfg.weights).expanduser().exists():
+        from sam2elnet.model.hiera import read_trunk_state
+
+        read_trunk_state(cfg.weights)  # raises the CheckpointError for a missing file
 
 
 def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
