@@ -224,3 +224,22 @@ def test_cli_export_import_and_errors(tmp_path: Path, capsys):
     )
     err = capsys.readouterr().err
     assert rc == 2 and "not inside the document root" in err
+
+
+def test_import_of_uploaded_images_drops_the_upload_prefix(tmp_path: Path):
+    """Images uploaded to Label Studio (not served as local files) come back as
+    /data/upload/<project>/<uuid8>-<name>: the masks were named '8f2a1c3b-a_bad.png' and did
+    not pair with a_bad.tif in --images (nor in `elnet train`)."""
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    tasks = _annotated(json.loads(out.read_text()), {})
+    for t in tasks:
+        t["data"] = {"image": f"/data/upload/3/8f2a1c3b-{t['data']['name']}.png"}
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(tasks))
+    res = import_label_studio(exported, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert sorted(p.name for p in res.written) == ["a_bad.tif", "b_mid.tif", "c_good.tif"]
+    with rasterio.open(tmp_path / "m" / "a_bad.tif") as m:
+        with rasterio.open(tmp_path / "images" / "a_bad.tif") as img:
+            assert m.crs == img.crs and m.transform == img.transform

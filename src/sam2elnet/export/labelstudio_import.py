@@ -12,6 +12,7 @@ The tasks going out are :mod:`sam2elnet.export.labelstudio`.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -138,13 +139,16 @@ def _latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
 def _task_image(
     task: dict[str, Any], images: Path | None, root: Path | None
 ) -> tuple[str, Path | None]:
-    """(mask stem, source image or None) of an exported task."""
+    """(mask stem, source image or None) of an exported task. An image uploaded to Label Studio
+    (``/data/upload/<project>/<8 hex>-<name>``) is known by its name without the upload prefix."""
     data = task.get("data") or {}
     url = str(data.get(TO_NAME) or "")
     rel = None
     if url.startswith("/data/local-files"):
         rel = parse_qs(urlparse(url).query).get("d", [None])[0]
     url_name = Path(rel or urlparse(url).path or "image").name
+    if rel is None and urlparse(url).path.startswith("/data/upload/"):
+        url_name = re.sub(r"^[0-9a-f]{8}-", "", url_name)  # Label Studio's upload prefix
     stem = str(data.get("name") or Path(data.get("source") or url_name).stem)
     if images is not None:
         if images.is_file():
