@@ -5,11 +5,14 @@ reason stated, and a resumed run that re-runs nothing."""
 
 from __future__ import annotations
 
+import copy
 import html
 import json
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
@@ -139,6 +142,30 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     # report.html shows the same per-sensor rows (numbers as the page formats them)
     page = html.unescape((out / "report.html").read_text())
     assert "Table 2 per sensor: label IoU" in page and f"{by['iou']:.4f}" in page
+    _table1_in_html_as_in_results_md(r, md, page)
+    # the tiny downstream models score IoU 0 everywhere: once more with distinct scores per row
+    # and sensor, from fixed counts, including intervals with resamples left out and no interval
+    from sam2elnet.pipeline.experiment_report import render_markdown
+    from sam2elnet.pipeline.experiment_stats import add_intervals
+    from sam2elnet.pipeline.report import write_protocol_report
+
+    rng = np.random.default_rng(0)
+    ids = [f"t{k}" for k in range(8)]
+    groups = {i: ("palsar" if k < 4 else "sentinel") for k, i in enumerate(ids)}
+    r2 = copy.deepcopy(r)
+    for k, row in enumerate(r2["table1"]):
+        c = rng.integers(0, 400, size=(8, 4))
+        c[:, 0] += 100
+        c[: (7, 4)[k] if k < 2 else 0, :3] = 0  # empty truth and label: no CI / 4 left out
+        row.pop("iou_ci_left_out", None)
+        add_intervals(row, c, ids, groups)
+        tp, fp, fn = c[:, :3].sum(axis=0)
+        row["iou"] = float(tp / (tp + fp + fn))
+    assert r2["table1"][0]["iou_ci"] is None and r2["table1"][0]["iou_ci_left_out"] > 50
+    assert r2["table1"][1]["iou_ci"] and 0 < r2["table1"][1]["iou_ci_left_out"] <= 50
+    write_protocol_report(tmp_path / "r2.html", r2, [], title="distinct scores")
+    page2 = html.unescape((tmp_path / "r2.html").read_text())
+    _table1_in_html_as_in_results_md(r2, render_markdown(r2), page2)
     # per_image.csv: each label set's counts per pool image, next to the other rows
     import csv
 
@@ -161,6 +188,52 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     r2 = run_experiment(_cfg(sos, out, sources=("sim", "own"), report=False))
     assert set(r2["stages"].values()) == {"cached"}
     assert r2["table2"] == r["table2"] and r2["table1"] == r["table1"]
+
+
+def _page_rows(page: str, title: str) -> list[list[str]]:
+    """Cell texts of the report table captioned ``title`` (unescaped page), one list per row."""
+    body = re.search(rf"<h3>{re.escape(title)}</h3>.*?<tbody>(.*?)</tbody>", page, re.S)
+    assert body, f"no table {title!r} in report.html"
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.group(1), re.S)
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+
+
+def _table1_in_html_as_in_results_md(r: dict, md: str, page: str) -> None:
+    """report.html's table 1 shows each test IoU's bootstrap interval as results.md writes it,
+    and its per-sensor table 1 holds results.md's per-sensor rows (two sensors here)."""
+    from sam2elnet.pipeline.experiment_stats import ci_text
+
+    assert r["groups"] == ["palsar", "sentinel"]
+    f4 = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731 (the page's number format)
+    page_t1 = {c[0]: c for c in _page_rows(page, "Table 1: automatic annotation")}
+    for row in r["table1"]:
+        left = row.get("iou_ci_left_out")
+        ci = (
+            f"[{row['iou_ci'][0]:.3f}, {row['iou_ci'][1]:.3f}]"
+            + (f" ({left} resamples without foreground left out)" if left else "")
+            if row.get("iou_ci")
+            else (f"(no CI: {left} resamples without foreground)" if left else "")
+        )
+        assert f"| {row['train_images']} | {row['iou']:.3f} {ci}".rstrip() + " |" in md
+        assert page_t1[row["title"]][3:5] == [f4(row["iou"]), ci]
+    # table 1 per sensor: results.md's rows (setting, sensor, n, IoU and interval, ...)
+    section = md.split("### Table 1 per sensor", 1)[1].split("\n\n", 2)[1]
+    md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+    want, cis = [], []
+    for row in r["table1"]:
+        for g in r["groups"]:
+            gr = (row.get("by_group") or {}).get(g)
+            if gr:
+                cis.append((gr["iou"], ci_text(gr)))
+                nums = [gr[k] for k in ("f1", "precision", "recall", "miou")]
+                want.append(
+                    [row["title"], g, str(gr["n"]), f4(gr["iou"]), cis[-1][1], *map(f4, nums)]
+                )
+    assert len(want) >= 2 * 4 and any(t for _, t in cis)  # every trained setting, both sensors
+    assert _page_rows(page, "Table 1 per sensor") == want
+    assert len(md_rows) == len(want)
+    for m, w, (iou, ci) in zip(md_rows, want, cis, strict=True):
+        assert m[:3] == w[:3] and m[3] == f"{iou:.3f} {ci}".rstrip()
 
 
 def test_table2_sources_leaves_out_only_unscorable_own_labels(tmp_path: Path) -> None:

@@ -20,7 +20,12 @@ from sam2elnet.pipeline.experiment_config import (
     table2_downstream,
 )
 from sam2elnet.pipeline.experiment_split import Split
-from sam2elnet.pipeline.experiment_stats import ci_text, convergence, label_group_rows
+from sam2elnet.pipeline.experiment_stats import (
+    ci_text,
+    convergence,
+    group_rows,
+    label_group_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,8 @@ def filter_words(auto: dict[str, Any]) -> str:
 def _group_table(
     title: str, rows: list[dict[str, Any]], groups: list[str], name: Callable[[dict], str]
 ) -> list[str]:
-    """Per-sensor lines (IoU with CI, F1, precision, recall, mIoU) of a table's rows."""
+    """Per-sensor lines (IoU with CI, F1, precision, recall, mIoU) of a table's rows: the rows of
+    :func:`group_rows`."""
     lines = [
         "",
         f"### {title}",
@@ -70,15 +76,12 @@ def _group_table(
         "| setting | sensor | test images | IoU [95 % CI] | F1 | precision | recall | mIoU |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
-        for g in groups:
-            gr = (row.get("by_group") or {}).get(g)
-            if not gr:
-                continue
-            lines.append(
-                f"| {name(row)} | {g} | {gr['n']} | {_iou_ci(gr)} | {_f(gr['f1'])} | "
-                f"{_f(gr['precision'])} | {_f(gr['recall'])} | {_f(gr['miou'])} |"
-            )
+    for p in group_rows(rows, groups, name):
+        iou = f"{_f(p['iou'])} {p['iou_ci']}".rstrip()
+        lines.append(
+            f"| {p['title']} | {p['sensor']} | {p['test']} | {iou} | {_f(p['f1'])} | "
+            f"{_f(p['precision'])} | {_f(p['recall'])} | {_f(p['miou'])} |"
+        )
     return lines
 
 

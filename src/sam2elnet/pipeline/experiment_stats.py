@@ -1,5 +1,5 @@
 """The protocol's numbers: label scores, per-image counts, bootstrap intervals (and their text,
-the one place tables format them), per-sensor label rows, verdict lines.
+the one place tables format them), per-sensor rows, verdict lines.
 
 Part of :mod:`sam2elnet.pipeline.experiment`.
 """
@@ -145,6 +145,36 @@ def label_group_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "unlabelled_images": gu.get("n", 0),
                     "label_iou_unlabelled": gu.get("iou"),
                     "label_iou_unlabelled_ci": ci_text(gu),
+                }
+            )
+    return out
+
+
+def group_rows(
+    rows: list[dict[str, Any]], groups: Sequence[str], name: Any = None
+) -> list[dict[str, Any]]:
+    """Per-sensor test scores of table rows (``by_group`` from :func:`add_intervals`), one dict
+    per (row, sensor) in ``groups`` order: ``title`` (``name(row)``, default the row's title),
+    ``sensor``, ``test`` (test images of that sensor), ``iou`` and ``iou_ci`` (text,
+    :func:`ci_text`), ``f1``, ``precision``, ``recall``, ``miou`` (0-1 floats). Rows without
+    that sensor (skipped settings) are left out; empty for fewer than 2 groups. results.md
+    ('Table 1 per sensor') and report.html both show these rows."""
+    if len(groups) < 2:
+        return []
+    out = []
+    for row in rows:
+        for g in groups:
+            gr = (row.get("by_group") or {}).get(g)
+            if not gr:
+                continue
+            out.append(
+                {
+                    "title": name(row) if name else row["title"],
+                    "sensor": g,
+                    "test": gr["n"],
+                    "iou": gr.get("iou"),
+                    "iou_ci": ci_text(gr),
+                    **{k: gr.get(k) for k in ("f1", "precision", "recall", "miou")},
                 }
             )
     return out

@@ -101,6 +101,11 @@ GLOSSARY: dict[str, tuple[str, str]] = {
         "label IoU (unlabelled part)",
         "The same on images SAM2-ELNet never saw a true label of.",
     ),
+    "iou_ci": (
+        "95 % CI",
+        "Percentile-bootstrap 95 % interval of the IoU over the test images (results.md's "
+        "'IoU [95 % CI]').",
+    ),
     "label_iou_all_ci": (
         "95 % CI (all)",
         "Percentile-bootstrap 95 % interval of the label IoU (all) over images.",

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
-from sam2elnet.pipeline.experiment_stats import label_group_rows
+from sam2elnet.pipeline.experiment_stats import ci_text, group_rows, label_group_rows
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
 
@@ -415,17 +415,19 @@ def write_protocol_report(
     warning says so when every row is: the comparison then measures nothing. A table 2 of label
     scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
     a note saying so; a label source table 2 left out (``table2_absent``) gets a note saying why.
-    With more than one sensor in the pool, table 2's label IoU per sensor follows (the rows of
-    :func:`~sam2elnet.pipeline.experiment_stats.label_group_rows`, as in results.md).
+    Test IoU is followed by its bootstrap 95 % interval (``iou_ci``, the text results.md shows).
+    With more than one sensor (``groups``), table 1 per sensor (the rows of
+    :func:`~sam2elnet.pipeline.experiment_stats.group_rows`) and table 2's label IoU per sensor
+    (:func:`~sam2elnet.pipeline.experiment_stats.label_group_rows`) follow, as in results.md.
     """
-    cols = ("title", "hand_labels", "train_images", "iou", "f1", "precision", "recall")
     table1 = list(results.get("table1") or [])
     table2 = list(results.get("table2") or [])
-    t1 = [{k: row.get(k) for k in cols} for row in table1]
+    cols = ("title", "hand_labels", "train_images", "iou", "iou_ci", "f1", "precision", "recall")
+    t1 = [{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols} for row in table1]
     t2 = [
         {
             "labels": row.get("labels"),
-            **{k: row.get(k) for k in cols},
+            **{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols},
             "label_iou_all": row.get("label_iou_all"),
         }
         for row in table2
@@ -442,6 +444,7 @@ def write_protocol_report(
         notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
     notes += [f"{why}." for why in (results.get("table2_absent") or {}).values()]
     per_sensor = label_group_rows(table2)
+    t1_sensor = group_rows(table1, list(results.get("groups") or []))
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []
@@ -486,6 +489,7 @@ def write_protocol_report(
         figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
         tables={
             "Table 1: automatic annotation": t1,
+            **({"Table 1 per sensor": t1_sensor} if t1_sensor else {}),
             "Table 2: label enhancement": t2,
             **({"Table 2 per sensor: label IoU": per_sensor} if per_sensor else {}),
         },
