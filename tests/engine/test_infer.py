@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import csv
+import json
 from pathlib import Path
 
 import cv2
@@ -117,6 +118,7 @@ def test_annotate_skips_unreadable_and_resumes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     src = tmp_path / "imgs"
     src.mkdir()
@@ -148,6 +150,15 @@ def test_annotate_skips_unreadable_and_resumes(
     )
     assert seen == [1] and len(res2.rows) == 4
     assert len(list(csv.DictReader((tmp_path / "a" / "quality.csv").open()))) == 4
+    # the summary says what was reused ('annotated 4 image(s) in 0.3 s' hid that 3 were not redone)
+    assert res.summary["n_resumed"] == 0 and res2.summary["n_resumed"] == 3
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["n_resumed"] == 3
+    from sam2elnet.cli.job_summary import print_folder
+
+    print_folder(res2, "annotated")
+    assert capsys.readouterr().out.startswith(
+        "annotated 4 image(s) (3 done by the earlier run, --resume) in "
+    )
 
 
 def test_enhance_outputs_and_missing_labels(

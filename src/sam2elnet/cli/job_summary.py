@@ -56,8 +56,9 @@ def threshold_line(filt: dict[str, Any]) -> str | None:
 def print_folder(res: Any, what: str) -> None:
     """Print a finished folder job: counts, filter, warp, the outputs written, skipped images."""
     s = res.summary
+    again = f" ({s['n_resumed']} done by the earlier run, --resume)" if s.get("n_resumed") else ""
     typer.echo(
-        f"{what} {s['n_images']} image(s) in {s['seconds']:.1f} s: kept {s['n_kept']}, "
+        f"{what} {s['n_images']} image(s){again} in {s['seconds']:.1f} s: kept {s['n_kept']}, "
         f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
         f"{fmt(s['mean_predicted_iou'])}"
     )

@@ -384,6 +384,7 @@ class FolderJob:
         self.flush(final=True)
         summary = self.summary(t0, len(self.rows) - n_before, extra)
         summary["unlisted_label_files"] = self.unlisted
+        summary["n_resumed"] = n_before  # rows of the earlier run kept by --resume, not redone
         result = FolderResult(self.out, self.rows, self.skipped, summary)
         if on_finish is not None:
             summary.update(on_finish(result))
