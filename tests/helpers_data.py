@@ -130,3 +130,26 @@ def make_chn6(root: Path, n: int = 3, size: int = 32) -> Path:
                 road_mask(size, i).astype(np.uint8) * 255,
             )
     return root
+
+
+def tiny_experiment_config(data: Path, out: Path, **kw):
+    """ExperimentConfig of the protocol tests: micro model, 48 px, one epoch, width-4 U-Nets;
+    ``kw`` overrides any field."""
+    from sam2elnet.pipeline.experiment import ExperimentConfig
+
+    base = dict(
+        data=data,
+        out=out,
+        fraction=0.4,
+        epochs=1,
+        downstream_epochs=1,
+        image_size=48,
+        batch_size=4,
+        size="micro",
+        refiners=("morphological",),
+        downstream_width=4,
+        downstream_depth=2,
+        progress=False,
+    )
+    base.update(kw)
+    return ExperimentConfig(**base)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers_data import tiny_experiment_config
 
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
@@ -22,22 +23,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> ExperimentConfig:
-    base = dict(
-        data=data,
-        out=out,
-        fraction=0.4,
-        epochs=1,
-        downstream_epochs=1,
-        image_size=48,
-        batch_size=4,
-        size="micro",
-        refiners=("morphological",),
-        downstream_width=4,
-        downstream_depth=2,
-        progress=False,
-    )
-    base.update(kw)
-    return ExperimentConfig(**base)
+    return tiny_experiment_config(data, out, **kw)
 
 
 @pytest.fixture

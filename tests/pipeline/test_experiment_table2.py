@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import tiny_experiment_config
 
 from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
 from sam2elnet.pipeline.experiment_config import OWN_IS_TRUTH_NOTE, OWN_NOT_SCORED
@@ -47,24 +48,8 @@ def sos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(data: Path, out: Path, **kw) -> ExperimentConfig:
-    base = dict(
-        data=data,
-        out=out,
-        fraction=0.4,
-        epochs=1,
-        downstream_epochs=1,
-        downstream_curve_points=0,
-        image_size=48,
-        batch_size=4,
-        size="micro",
-        refiners=("morphological",),
-        downstream_width=4,
-        downstream_depth=2,
-        enhancement_downstream=False,
-        progress=False,
-    )
-    base.update(kw)
-    return ExperimentConfig(**base)
+    kw = {"downstream_curve_points": 0, "enhancement_downstream": False, **kw}
+    return tiny_experiment_config(data, out, **kw)
 
 
 def _evaluate_iou(pred_dir: Path, truth_dir: Path, ids: list[str]) -> float:
