@@ -82,3 +82,68 @@ def test_export_no_progress_prints_a_line_per_stage(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0
     assert any(ln.startswith("polygonise: 2/2 label in ") for ln in out.splitlines()), out
+
+
+def _ls_task(name: str) -> dict:
+    """A reviewed Label Studio task: one polygon on a 20x30 px image (size in the annotation)."""
+    region = {"type": "polygonlabels", "original_height": 20, "original_width": 30,
+              "value": {"points": [[10, 10], [60, 10], [60, 60]], "polygonlabels": ["oil"]}}  # fmt: skip
+    return {"data": {"image": f"/data/local-files/?d={name}.png"},
+            "annotations": [{"id": 1, "result": [region]}]}  # fmt: skip
+
+
+def _labels(folder, n: int) -> None:
+    lab = np.zeros((1, 40, 40), np.uint8)
+    lab[0, 5:20, 5:20] = 255
+    for i in range(n):
+        write_tif(folder / f"l{i}.tif", lab)
+
+
+def test_import_and_coco_export_no_progress_print_a_line(tmp_path, capsys):
+    """import (label-studio, coco) and export --format coco with --no-progress: one line each,
+    in tasks / images / labels out of the known total (they printed nothing)."""
+    import json
+
+    from sam2elnet.cli import main
+
+    _labels(tmp_path / "labels", 3)
+    coco = tmp_path / "c.json"
+    rc = main(["export", "--labels", str(tmp_path / "labels"), "--out", str(coco),
+               "--format", "coco", "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert any(ln.startswith("coco: 3/3 label in ") for ln in out.splitlines()), out
+    rc = main(["import", str(coco), "--from", "coco", "--out", str(tmp_path / "m"),
+               "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert any(ln.startswith("import: 3/3 img in ") for ln in out.splitlines()), out
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps([_ls_task("a"), _ls_task("b")]))
+    rc = main(["import", str(ls), "--from", "label-studio", "--out", str(tmp_path / "m2"),
+               "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and len(list((tmp_path / "m2").glob("*.png"))) == 2
+    assert any(ln.startswith("import: 2/2 task in ") for ln in out.splitlines()), out
+
+
+def test_import_and_coco_export_bars_have_units_and_totals(tmp_path, capsys):
+    """With the bar on: 'task' / 'img' / 'label' units and the total (were 'it', COCO no total)."""
+    import json
+
+    from sam2elnet.cli import main
+
+    _labels(tmp_path / "labels", 2)
+    coco = tmp_path / "c.json"
+    assert main(["export", "--labels", str(tmp_path / "labels"), "--out", str(coco),
+                 "--format", "coco"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "coco: " in err and "/2 [" in err and "label/s]" in err and "it/s" not in err, err
+    assert main(["import", str(coco), "--from", "coco", "--out", str(tmp_path / "m")]) == 0
+    err = capsys.readouterr().err
+    assert "import: " in err and "/2 [" in err and "img/s]" in err and "it/s" not in err, err
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps([_ls_task("a"), _ls_task("b"), _ls_task("c")]))
+    assert main(["import", str(ls), "--from", "label-studio", "--out", str(tmp_path / "m2")]) == 0
+    err = capsys.readouterr().err
+    assert "import: " in err and "/3 [" in err and "task/s]" in err and "it/s" not in err, err

@@ -172,11 +172,17 @@ def test_scene_warp_to_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
             "--overlap", "8", "--no-progress"]  # fmt: skip
     out = tmp_path / "lab.tif"
     assert main([*args, "--out", str(out), "--prob", "--warp-to", "utm"]) == 0
-    err = capsys.readouterr().err
+    std = capsys.readouterr()
+    err = std.err
     assert "warped from 9 ground control points (tps)" in err and "keep the GCPs" not in err
     for f in (out, tmp_path / "lab_prob.tif"):
         with rasterio.open(f) as ds:
             assert ds.crs == CRS.from_epsg(32635) and ds.gcps[0] == []
+    # the summary gives the size of the label written (the map grid), and the scene's, labelled
+    with rasterio.open(out) as ds:
+        size = f"{ds.width}x{ds.height} px"
+    assert size != f"{W}x{H} px"
+    assert f"{out}: {size} (warped; scene {W}x{H} px), " in std.out, std.out
     # without --warp-to the GCPs are kept (the default) and the note names --warp-to
     assert main([*args, "--out", str(tmp_path / "keep.tif")]) == 0
     assert "--warp-to utm" in capsys.readouterr().err

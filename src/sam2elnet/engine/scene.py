@@ -124,11 +124,16 @@ class SceneResult:
     predicted_iou: float | None = None
     """Valid-pixel-weighted mean of the windows' predicted IoU (None without a scorer)."""
     notes: list[str] = field(default_factory=list)
+    out_size: tuple[int, int] | None = None
+    """(width, height) in px of the label written after ``--warp-to`` (None: the scene's grid)."""
 
     def summary(self) -> str:
-        """One line for the CLI."""
+        """One line for the CLI (the label's size; with ``--warp-to`` the scene's size too)."""
+        size = f"{self.width}x{self.height} px"
+        if self.out_size is not None:
+            size = f"{self.out_size[0]}x{self.out_size[1]} px (warped; scene {size})"
         s = (
-            f"{self.out_path}: {self.width}x{self.height} px, {self.n_predicted}/{self.n_windows} "
+            f"{self.out_path}: {size}, {self.n_predicted}/{self.n_windows} "
             f"windows predicted ({self.n_skipped_nodata} all-nodata skipped), foreground "
             f"{self.foreground_fraction:.2%}, {self.seconds:.1f} s"
         )
@@ -384,6 +389,7 @@ def predict_scene(
         if quality_gpkg is not None:
             qpath = write_quality(Path(quality_gpkg), tiles.rows, windows_geo(src), src.crs, th, tw)
 
+    out_size = None
     if warp_to:
         from sam2elnet.data.warp import warp_to_map_grid
 
@@ -392,6 +398,8 @@ def predict_scene(
                 info = warp_to_map_grid(path, None, warp_to, method=warp_method)
                 if info is not None:
                     inputs.notes.append(info.note())
+                    if path == dst_path:
+                        out_size = (info.width, info.height)
     return SceneResult(
         out_path=dst_path,
         prob_path=Path(prob_path) if prob_path else None,
@@ -406,6 +414,7 @@ def predict_scene(
         quality_kind=tiles.kind if quality_gpkg is not None else None,
         predicted_iou=tiles.predicted_iou,
         notes=inputs.notes,
+        out_size=out_size,
     )
 
 

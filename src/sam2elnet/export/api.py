@@ -209,6 +209,8 @@ def _export_labels(
             rle=coco_rle,
             model_id=model_id,
             progress=progress,
+            total=None if counted is not None else len(files),  # chips: not known ahead
+            unit="label" if counted is None else "chip",
         )
         n_chips = counted.n if counted is not None else 0
         return ExportResult(

@@ -246,12 +246,28 @@ def _coco_parts(
     quality: dict[str, float],
     rle: bool,
     progress: bool,
+    total: int | None = None,
+    unit: str = "label",
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("image", entry) and ("annotation", ann) in file order, ids from 1."""
-    from tqdm import tqdm
+    """("image", entry) and ("annotation", ann) in file order, ids from 1; a progress bar (or
+    lines with ``progress`` False) counts ``unit`` out of ``total`` (None: ``len(items)`` when
+    it has one, else unknown)."""
+    from sam2elnet.utils.progress import progress_bar
 
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    bar = progress_bar(total, "coco", unit, progress, leave=False)
+    try:
+        yield from _coco_entries(items, quality, rle, bar)
+    finally:
+        bar.close()
+
+
+def _coco_entries(
+    items: Iterable[CocoItem | CocoLabel], quality: dict[str, float], rle: bool, bar: Any
+) -> Iterator[tuple[str, dict[str, Any]]]:
     n_ann = 0
-    for img_id, item in enumerate(tqdm(items, desc="coco", disable=not progress, leave=False), 1):
+    for img_id, item in enumerate(items, 1):
         if isinstance(item, CocoLabel):
             lab = LabelRaster(item.path, item.positive_values)
             lab.close()
@@ -276,6 +292,7 @@ def _coco_parts(
             if q is not None:
                 ann["score"] = q
             yield "annotation", ann
+        bar.update(1)
 
 
 def _one_gdal_env() -> Any:
@@ -304,17 +321,21 @@ def build_coco(
     rle: bool = False,
     model_id: str | None = None,
     progress: bool = True,
+    total: int | None = None,
+    unit: str = "label",
 ) -> dict[str, Any]:
     """COCO dict with one annotation per connected foreground region of every item.
 
     Holds every annotation; :func:`write_coco` writes the same JSON without doing so. Items are
     masks in memory (:class:`CocoItem`) or label rasters read by strips (:class:`CocoLabel`).
+    The progress bar (``progress``; log lines without it) counts ``unit`` (e.g. ``label``,
+    ``chip``) out of ``total`` (None: ``len(items)`` when known).
     """
     info, categories = _coco_head(category, model_id)
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []
     with _one_gdal_env():
-        for kind, d in _coco_parts(items, quality or {}, rle, progress):
+        for kind, d in _coco_parts(items, quality or {}, rle, progress, total, unit):
             (images if kind == "image" else anns).append(d)
     return {"info": info, "images": images, "annotations": anns, "categories": categories}
 
@@ -328,6 +349,8 @@ def write_coco(
     rle: bool = False,
     model_id: str | None = None,
     progress: bool = True,
+    total: int | None = None,
+    unit: str = "label",
 ) -> tuple[int, int]:
     """Write the COCO JSON of :func:`build_coco` to ``out`` (atomically) without holding it.
 
@@ -336,6 +359,8 @@ def write_coco(
     ``json_text(build_coco(...), indent=None) + "\\n"``: strict JSON
     (:func:`~sam2elnet.utils.atomic.json_text`), a NaN or infinite quality score written as
     ``null``, never as the bare ``NaN`` / ``Infinity`` tokens other COCO readers refuse.
+
+    ``progress`` / ``total`` / ``unit`` as for :func:`build_coco`.
 
     Returns:
         (number of images, number of annotations).
@@ -353,7 +378,7 @@ def write_coco(
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as anns,
         _one_gdal_env(),
     ):
-        for kind, d in _coco_parts(items, quality or {}, rle, progress):
+        for kind, d in _coco_parts(items, quality or {}, rle, progress, total, unit):
             if kind == "image":
                 images.append(d)
                 continue

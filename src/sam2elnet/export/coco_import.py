@@ -63,10 +63,9 @@ def import_coco(
     ``category``: only annotations of that category name (default: all). Raises
     :class:`DataError` for a file that is not COCO instance segmentation.
     """
-    from tqdm import tqdm
-
     from sam2elnet.data.images import read_image
     from sam2elnet.data.writers import write_mask
+    from sam2elnet.utils.progress import track
 
     p = Path(path)
     coco = read_json_export(p, "COCO file")
@@ -90,7 +89,7 @@ def import_coco(
     ipath = Path(images) if images is not None else None
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
-    for img in tqdm(coco["images"], desc="import", disable=not progress, leave=False):
+    for img in track(coco["images"], "import", "img", progress):
         name = Path(str(img.get("file_name", ""))).name
         stem = Path(name).stem
         h, w = int(img["height"]), int(img["width"])

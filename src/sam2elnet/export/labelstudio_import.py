@@ -197,10 +197,9 @@ def import_label_studio(
         UserError: ``out`` exists and is not a folder.
         DataError: an unreadable export, no tasks, or no task with a usable annotation.
     """
-    from tqdm import tqdm
-
     from sam2elnet.data.images import read_image
     from sam2elnet.data.writers import write_mask
+    from sam2elnet.utils.progress import track
 
     ep = Path(export)
     tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")
@@ -218,7 +217,7 @@ def import_label_studio(
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for task in tqdm(tasks, desc="import", disable=not progress, leave=False):
+    for task in track(tasks, "import", "task", progress):
         stem, src = _task_image(task, ipath, root)
         ann = _latest_annotation(task)
         if ann is None:
