@@ -147,3 +147,23 @@ def test_import_and_coco_export_bars_have_units_and_totals(tmp_path, capsys):
     assert main(["import", str(ls), "--from", "label-studio", "--out", str(tmp_path / "m2")]) == 0
     err = capsys.readouterr().err
     assert "import: " in err and "/3 [" in err and "task/s]" in err and "it/s" not in err, err
+
+
+def test_check_data_no_progress_prints_one_line(tmp_path, caplog):
+    """elnet train's data check (minutes on SOS) prints its one line with --no-progress."""
+    from sam2elnet.data.layouts import Sample
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.train_data import check_pairs
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(3):
+        img, msk = tmp_path / f"a{i}.png", tmp_path / f"a{i}_mask.png"
+        write_png(img, rng.integers(0, 255, (32, 32, 3), np.uint8))
+        write_png(msk, (rng.random((32, 32)) > 0.5).astype(np.uint8) * 255)
+        samples.append(Sample(id=f"a{i}", image=img, mask=msk))
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        skips = check_pairs(samples, NormalizationConfig.for_modality("optical"), progress=False)
+    assert not skips.items
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert len(msgs) == 1 and msgs[0].startswith("check data: 3/3 pair in ")

@@ -85,7 +85,7 @@ def mask_strata(
     from tqdm import tqdm
 
     out = []
-    for s in tqdm(samples, desc="strata", disable=not progress, leave=False):
+    for s in tqdm(samples, desc="strata", unit="mask", disable=not progress, leave=False):
         has = s.mask is not None and read_mask(s.mask, positive_values=positive_values).any()
         out.append("object" if has else "empty")
     return out

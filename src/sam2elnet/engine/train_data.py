@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from sam2elnet.config import TrainConfig
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -376,14 +377,13 @@ def check_pairs(
     Large GeoTIFFs (:func:`sam2elnet.data.windowed.use_windows`) are decoded in one streamed
     pass that also makes the plan their windowed reads use (cached for the training run), so
     they are never held in memory whole."""
-    from tqdm import tqdm
-
     from sam2elnet.data import windowed, windowed_image, windowed_mask
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask
 
     skips = SkipLog("image")
-    for smp in tqdm(samples, desc="check data", disable=not progress, leave=False):
+    # a long step on large datasets (minutes on SOS): a bar, or one line with --no-progress
+    for smp in track(samples, "check data", unit="pair", enabled=progress):
         try:
             if windowed.use_windows(smp.image):
                 shape = windowed_image.image_plan(smp.image, norm.sar, norm.band_select).shape

@@ -165,7 +165,9 @@ def _decode_class_index(
     root = Path(cfg.out) / "truth"
     out = {
         i: str(write_decoded_mask(p, root / "masks" / i, cfg.positive_values))
-        for i, p in tqdm(masks.items(), desc="decode masks", disable=not cfg.progress, leave=False)
+        for i, p in tqdm(
+            masks.items(), desc="decode masks", unit="mask", disable=not cfg.progress, leave=False
+        )
     }
     if own is not None:
         own = {
