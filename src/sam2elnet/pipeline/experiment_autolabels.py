@@ -26,8 +26,9 @@ from sam2elnet.pipeline.experiment_stats import (
     counts_vs_truth,
     csv_rows,
     group_of,
-    score_labels,
-    score_per_image,
+    label_counts,
+    per_image_iou,
+    summarize_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def annotate_stage(
                 f"predicted quality {op} the median ({med:.3f})"
             )
             thr = med
-        per_true = score_per_image(labels, split.masks, split.unlabelled)
+        counts = label_counts(labels, split.masks, split.unlabelled)  # one read of each pair
+        per_true = per_image_iou(split.unlabelled, counts)
         stats = quality_stats(
             [quality[i] for i in split.unlabelled],
             [per_true[i] for i in split.unlabelled],
@@ -81,8 +83,10 @@ def annotate_stage(
             "fallback": fallback,
             "n": len(labels),
             "n_kept": len(kept_ids),
-            "iou_all": score_labels(labels, split.masks, split.unlabelled),
-            "iou_kept": score_labels(labels, split.masks, kept_ids),
+            "iou_all": summarize_counts(counts),
+            "iou_kept": summarize_counts(
+                counts[np.array([kept[i] for i in split.unlabelled], dtype=bool)]
+            ),
             "spearman": stats.spearman,
             "spearman_p": stats.spearman_p,
         }

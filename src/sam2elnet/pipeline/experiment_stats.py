@@ -27,32 +27,64 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------- label scoring
+def label_counts(labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]) -> np.ndarray:
+    """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` against ``truth``, per id in
+    ``ids`` order (pixels the truth marks as ignore / nodata are not counted). The one loop that
+    reads label and truth files for the protocol's label scores."""
+    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.engine.metrics import confusion
+
+    rows = np.zeros((len(ids), 4), dtype=np.int64)
+    for n, i in enumerate(ids):
+        t, valid = read_mask_valid(truth[i])
+        c = confusion(read_mask(labels[i], shape=t.shape), t, valid)
+        rows[n] = (c.tp, c.fp, c.fn, c.tn)
+    return rows
+
+
+def _iou(row: Sequence[int]) -> float:
+    from sam2elnet.engine.metrics import Confusion, scores
+
+    return scores(Confusion(*(int(v) for v in row)))["iou"]
+
+
+def summarize_counts(rows: np.ndarray) -> dict[str, Any]:
+    """``n``, pixel-aggregated ``iou`` / ``f1`` and ``mean_image_iou`` of (N, 4) per-image counts
+    (:func:`label_counts`); NaN scores for N = 0."""
+    from sam2elnet.engine.metrics import Confusion, scores
+
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+    if not len(rows):
+        return {"n": 0, "iou": float("nan"), "f1": float("nan"), "mean_image_iou": float("nan")}
+    s = scores(Confusion(*(int(v) for v in rows.sum(axis=0))))
+    return {
+        "n": len(rows),
+        "iou": s["iou"],
+        "f1": s["f1"],
+        "mean_image_iou": float(np.mean([_iou(r) for r in rows])),
+    }
+
+
 def score_labels(
     labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
 ) -> dict[str, Any]:
     """Pixel-aggregated and mean per-image IoU of ``labels`` against ``truth`` over ``ids``
     (pixels the truth marks as ignore / nodata are not counted)."""
-    from sam2elnet.data.raster import read_mask, read_mask_valid
-    from sam2elnet.engine.metrics import Confusion, confusion, scores
-
-    total = Confusion()
-    per_image = []
-    for i in ids:
-        t, valid = read_mask_valid(truth[i])
-        p = read_mask(labels[i], shape=t.shape)
-        c = confusion(p, t, valid)
-        total = total + c
-        per_image.append(scores(c)["iou"])
-    s = scores(total) if ids else {"iou": float("nan"), "f1": float("nan")}
-    return {
-        "n": len(ids),
-        "iou": s["iou"],
-        "f1": s["f1"],
-        "mean_image_iou": float(np.mean(per_image)) if per_image else float("nan"),
-    }
+    return summarize_counts(label_counts(labels, truth, ids))
 
 
-# ------------------------------------------------------------------- per-image counts and intervals
+def score_per_image(
+    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
+) -> dict[str, float]:
+    """True IoU of each label (id -> IoU; truth ignore / nodata pixels not counted)."""
+    return per_image_iou(ids, label_counts(labels, truth, ids))
+
+
+def per_image_iou(ids: Sequence[str], rows: np.ndarray) -> dict[str, float]:
+    """id -> IoU of each row of (N, 4) per-image counts (:func:`label_counts`)."""
+    return {i: _iou(r) for i, r in zip(ids, rows, strict=True)}
+
+
 def counts_vs_truth(
     labels: dict[str, str], split: Split, ids: Sequence[str], norm: Any | None = None
 ) -> np.ndarray:
@@ -63,17 +95,15 @@ def counts_vs_truth(
     (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
     comparable.
     """
-    from sam2elnet.data.raster import read_mask, read_mask_valid
+    if norm is None:
+        return label_counts(labels, split.masks, ids)
+    from sam2elnet.data.raster import read_mask
+    from sam2elnet.engine.downstream import load_pair
     from sam2elnet.engine.metrics import confusion
 
     rows = np.zeros((len(ids), 4), dtype=np.int64)
     for n, i in enumerate(ids):
-        if norm is not None:
-            from sam2elnet.engine.downstream import load_pair
-
-            _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
-        else:
-            t, valid = read_mask_valid(split.masks[i])
+        _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
         c = confusion(read_mask(labels[i], shape=t.shape), t, valid)
         rows[n] = (c.tp, c.fp, c.fn, c.tn)
     return rows
@@ -305,20 +335,6 @@ def verdict_lines(
             f"({_pct(saving)} fewer)."
         )
         out.append(text)
-    return out
-
-
-def score_per_image(
-    labels: dict[str, str], truth: dict[str, str], ids: Sequence[str]
-) -> dict[str, float]:
-    """True IoU of each label (id -> IoU; truth ignore / nodata pixels not counted)."""
-    from sam2elnet.data.raster import read_mask, read_mask_valid
-    from sam2elnet.engine.metrics import confusion, scores
-
-    out = {}
-    for i in ids:
-        t, valid = read_mask_valid(truth[i])
-        out[i] = scores(confusion(read_mask(labels[i], shape=t.shape), t, valid))["iou"]
     return out
 
 
