@@ -1,0 +1,87 @@
+"""What the downstream model reads (part of :mod:`sam2elnet.engine.downstream`): (image, label)
+pairs, decoded and normalised, and the training dataset over them (the data layer's random crops,
+with an in-memory cache shared by the settings of one experiment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam2elnet.errors import UserError
+
+Pair = tuple[Path, Path]
+"""(image path, label path); the label may be an original, automatic or enhanced label."""
+
+
+def normalization(norm_cfg: Any | None, modality: str = "sar") -> Any:
+    """``norm_cfg``, or the default :class:`~sam2elnet.data.normalize.NormalizationConfig` of
+    ``modality`` when it is None."""
+    from sam2elnet.data.normalize import NormalizationConfig
+
+    return norm_cfg if norm_cfg is not None else NormalizationConfig.for_modality(modality)
+
+
+def load_pair(
+    image_path: Path, label_path: Path | None, norm_cfg: Any
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Read one pair: normalised image (C,H,W) f32, label bool (H,W) or None, valid bool (H,W)."""
+    from sam2elnet.data.normalize import normalize
+    from sam2elnet.data.raster import read_image, read_mask_valid
+
+    img = read_image(image_path, sar=norm_cfg.sar, bands=norm_cfg.band_select)
+    x = normalize(img, norm_cfg)
+    mask = None
+    valid = img.valid
+    if label_path is not None:
+        mask, mask_valid = read_mask_valid(label_path, shape=img.shape, image_path=image_path)
+        if mask_valid is not None:  # the label's ignore / nodata pixels: out of the loss
+            valid = valid & mask_valid
+    return x, mask, valid
+
+
+def make_train_dataset(
+    pairs: Sequence[Pair],
+    norm_cfg: Any,
+    size: int,
+    augment: bool = True,
+    seed: int = 0,
+    cache: dict | None = None,
+) -> torch.utils.data.Dataset:
+    """The data layer's :class:`SegmentationDataset` over ``pairs`` (label override: the label path
+    becomes the sample's mask), with no coarse inputs and an in-memory cache of decoded images.
+
+    The cache (a dict, shareable across calls) holds full-size normalised arrays, so the several
+    settings of one experiment decode each image once (400 SOS images of 256 px are ~100 MB).
+    """
+    from sam2elnet.data.datasets import Sample, SegmentationDataset
+
+    class _Cached(SegmentationDataset):
+        def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+            s = self.samples[index]
+            key = (str(s.image), str(s.mask))
+            if self._cache is None:
+                return super().load(index)
+            if key not in self._cache:
+                self._cache[key] = super().load(index)
+            return self._cache[key]
+
+    samples = [
+        Sample(id=f"{i:06d}_{Path(ip).stem}", image=Path(ip), mask=Path(lp))
+        for i, (ip, lp) in enumerate(pairs)
+    ]
+    ds = _Cached(samples, norm_cfg, size=size, train=augment, seed=seed, coarse_prob=0.0)
+    ds._cache = cache
+    return ds
+
+
+def require_pairs(pairs: Sequence[Pair], what: str) -> list[Pair]:
+    """``pairs`` as Path tuples; :class:`UserError` naming ``what`` when there are none."""
+    out = [(Path(a), Path(b)) for a, b in pairs]
+    if not out:
+        raise UserError(f"no {what} pairs; check the data folder and the selected split")
+    return out

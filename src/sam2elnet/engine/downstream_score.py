@@ -1,0 +1,109 @@
+"""Scoring the downstream model (part of :mod:`sam2elnet.engine.downstream`): probabilities at
+native resolution, per-image confusion counts on the test pairs, pixel-aggregated scores, and the
+points of the learning curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
+from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, require_pairs
+
+
+def scores_from_counts(counts: Sequence[int]) -> dict[str, float]:
+    """Pixel-aggregated scores (``engine.metrics.scores``) plus the raw counts, from [tp, fp, fn, tn]."""
+    from sam2elnet.engine.metrics import Confusion, scores
+
+    tp, fp, fn, tn = (int(c) for c in counts)
+    out: dict[str, float] = dict(scores(Confusion(tp, fp, fn, tn)))
+    out.update(tp=tp, fp=fp, fn=fn, tn=tn)
+    return out
+
+
+@torch.no_grad()
+def predict_probabilities(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    cfg: DownstreamConfig,
+) -> list[np.ndarray]:
+    """Probabilities (H,W) for normalised images (C,H,W), at their native size.
+
+    Training crops windows at (about) native scale (``image_size`` is the crop side), so inference
+    runs on the whole image at native scale too; images of one shape are batched together.
+    """
+    model.eval()
+    out: list[np.ndarray | None] = [None] * len(images)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, a in enumerate(images):
+        groups.setdefault(tuple(a.shape), []).append(i)
+    bs = max(1, cfg.eval_batch_size)
+    for idx in groups.values():
+        for s in range(0, len(idx), bs):
+            sel = idx[s : s + bs]
+            x = torch.from_numpy(np.stack([images[i] for i in sel]).astype(np.float32))
+            with downstream_autocast(cfg):
+                logits = model(x.to(cfg.device))
+            probs = torch.sigmoid(logits.float()).cpu().numpy()
+            for j, i in enumerate(sel):
+                out[i] = probs[j, 0]
+    return [p for p in out if p is not None]
+
+
+def confusion_per_image(
+    model: nn.Module,
+    pairs: Sequence[Pair],
+    cfg: DownstreamConfig,
+    norm_cfg: Any | None = None,
+    road_counts: list[Any] | None = None,
+) -> np.ndarray:
+    """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
+
+    Returns an (N, 4) int64 array [tp, fp, fn, tn] in the order of ``pairs``; pixels that are nodata
+    in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
+    probability. With a ``road_counts`` list (road data), each image's
+    :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only) is appended to it, in order.
+    """
+    from sam2elnet.engine.metrics import confusion
+    from sam2elnet.engine.metrics import road_counts as _road_counts
+
+    pairs = require_pairs(pairs, "test")
+    norm_cfg = normalization(norm_cfg)
+    rows = np.zeros((len(pairs), 4), dtype=np.int64)
+    bs = max(1, cfg.eval_batch_size)
+    for s in tqdm(range(0, len(pairs), bs), desc="evaluate", disable=not cfg.progress, leave=False):
+        loaded = [load_pair(ip, lp, norm_cfg) for ip, lp in pairs[s : s + bs]]
+        probs = predict_probabilities(model, [x for x, _, _ in loaded], cfg)
+        for j, ((_, m, v), p) in enumerate(zip(loaded, probs, strict=True)):
+            assert m is not None
+            c = confusion(p > cfg.threshold, m, valid=v)
+            rows[s + j] = (c.tp, c.fp, c.fn, c.tn)
+            if road_counts is not None:
+                vv = np.ones_like(m, dtype=bool) if v is None else v
+                road_counts.append(_road_counts((p > cfg.threshold) & vv, m & vv))
+    return rows
+
+
+def evaluate_downstream(
+    model: nn.Module,
+    pairs: Sequence[Pair],
+    cfg: DownstreamConfig,
+    norm_cfg: Any | None = None,
+) -> dict[str, float]:
+    """Pixel-aggregated scores of ``model`` on test ``pairs`` at native resolution."""
+    counts = confusion_per_image(model, pairs, cfg, norm_cfg)
+    result = scores_from_counts(counts.sum(axis=0))
+    result["n_test"] = len(pairs)
+    return result
+
+
+def curve_point(step: int, scores: dict[str, float], loss: float) -> dict[str, float]:
+    """One learning-curve point: ``{"step", "iou", "miou", "f1", "loss"}`` (``loss``: the mean
+    training loss since the previous point)."""
+    return {"step": step, **{k: scores[k] for k in ("iou", "miou", "f1")}} | {"loss": loss}
