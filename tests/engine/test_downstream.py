@@ -130,3 +130,31 @@ def test_learning_curve_points_and_per_image_counts(tmp_path: Path) -> None:
     counts = np.array(plain.per_image)
     assert counts.shape == (4, 4) and (counts.sum(axis=1) == 32 * 32).all()
     assert scores_from_counts(counts.sum(axis=0))["iou"] == pytest.approx(plain.metrics["iou"])
+
+
+def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> None:
+    """--no-progress: one line for the training (steps, last epoch's loss, latest curve IoU) and
+    one for the test scoring (images, the aggregate IoU); none for the learning-curve scoring.
+    With a bar: the units are step and img, not 'it'."""
+    import logging
+
+    from sam2elnet.utils.progress import LOGGER_NAME
+
+    train = _write_pairs(tmp_path / "train", 8)
+    test = _write_pairs(tmp_path / "test", 3, seed=1)
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        res = train_and_evaluate(train, test, _cfg(steps=6, curve_points=3))
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert len(msgs) == 2, msgs
+    train_line, test_line = msgs
+    assert train_line.startswith("downstream training (8 img): 6/6 step in "), train_line
+    loss = f"{res.history[-1]['loss']:.3f}"
+    curve_iou = f"{res.curve[-2]['iou']:.3f}"  # the last curve point scored during training
+    assert train_line.endswith(f"step/s), loss {loss}, test_IoU {curve_iou}"), train_line
+    assert test_line.startswith("downstream test: 3/3 img in "), test_line
+    assert test_line.endswith(f"img/s), IoU {res.metrics['iou']:.3f}"), test_line
+    capsys.readouterr()
+    train_and_evaluate(train, test, _cfg(steps=2, progress=True))
+    err = capsys.readouterr().err
+    assert "/2 [" in err and "step/s]" in err and "/3 [" in err and "img/s]" in err, err
+    assert "it/s" not in err, err

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, require_pairs
+from sam2elnet.utils.progress import progress_bar
 
 
 def scores_from_counts(counts: Sequence[int]) -> dict[str, float]:
@@ -62,6 +62,7 @@ def confusion_per_image(
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
     road_counts: list[Any] | None = None,
+    show: bool = True,
 ) -> np.ndarray:
     """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
 
@@ -69,6 +70,10 @@ def confusion_per_image(
     in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
     probability. With a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only) is appended to it, in order.
+
+    Progress (:mod:`sam2elnet.utils.progress`): a bar counting test images when ``cfg.progress``,
+    else one line at the end (``downstream test: 40/40 img in 2.1 s (19.05 img/s), IoU 0.612``);
+    ``show=False`` (the learning-curve points during training) shows neither.
     """
     from sam2elnet.engine.metrics import confusion
     from sam2elnet.engine.metrics import road_counts as _road_counts
@@ -77,7 +82,12 @@ def confusion_per_image(
     norm_cfg = normalization(norm_cfg)
     rows = np.zeros((len(pairs), 4), dtype=np.int64)
     bs = max(1, cfg.eval_batch_size)
-    for s in tqdm(range(0, len(pairs), bs), desc="evaluate", disable=not cfg.progress, leave=False):
+    bar = (
+        progress_bar(len(pairs), "downstream test", "img", enabled=cfg.progress, leave=False)
+        if show
+        else None
+    )
+    for s in range(0, len(pairs), bs):
         loaded = [load_pair(ip, lp, norm_cfg) for ip, lp in pairs[s : s + bs]]
         probs = predict_probabilities(model, [x for x, _, _ in loaded], cfg)
         for j, ((_, m, v), p) in enumerate(zip(loaded, probs, strict=True)):
@@ -87,6 +97,12 @@ def confusion_per_image(
             if road_counts is not None:
                 vv = np.ones_like(m, dtype=bool) if v is None else v
                 road_counts.append(_road_counts((p > cfg.threshold) & vv, m & vv))
+        if bar is not None:
+            bar.update(len(loaded))
+    if bar is not None:
+        tp, fp, fn, _ = rows.sum(axis=0)
+        bar.set_postfix(IoU=f"{tp / max(1, tp + fp + fn):.3f}")
+        bar.close()
     return rows
 
 

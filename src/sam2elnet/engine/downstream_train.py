@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import (
@@ -24,6 +23,7 @@ from sam2elnet.engine.downstream_data import (
     require_pairs,
 )
 from sam2elnet.engine.downstream_score import confusion_per_image, curve_point, scores_from_counts
+from sam2elnet.utils.progress import progress_bar
 
 
 def _loss(logits: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -74,6 +74,11 @@ def train_downstream(
     of one experiment decode each image once. With ``curve_pairs`` (the test pairs) the model is
     scored on them after each of :func:`curve_steps` except the last (``facts["curve"]``; the caller
     scores the final model); the evaluation does not change the training.
+
+    Progress (:mod:`sam2elnet.utils.progress`): a bar counting optimiser steps when
+    ``cfg.progress``, else a line every 30 s and one at the end (``downstream training (40 img):
+    50/50 step in 12.3 s (4.07 step/s), loss 0.412``; the last epoch's mean loss, and the test IoU
+    of the latest learning-curve point when there is one).
     """
     pairs = require_pairs(pairs, "training")
     norm_cfg = normalization(norm_cfg)
@@ -110,13 +115,15 @@ def train_downstream(
     curve: list[dict[str, float]] = []
     at = set(curve_steps(total_steps, cfg.curve_points)[:-1]) if curve_pairs else set()
     since: list[float] = []
+    post: dict[str, str] = {}  # the bar's postfix: last epoch's loss, latest curve IoU
     step = 0
     seen = 0
     t0 = time.perf_counter()
-    bar = tqdm(
-        total=total_steps,
-        desc=f"downstream ({len(ds)} imgs)",
-        disable=not cfg.progress,
+    bar = progress_bar(
+        total_steps,
+        f"downstream training ({len(ds)} img)",
+        "step",
+        enabled=cfg.progress,
         leave=False,
     )
     model.train()
@@ -151,15 +158,20 @@ def train_downstream(
             bar.update(1)
             if step in at:
                 assert curve_pairs is not None
-                counts = confusion_per_image(model, curve_pairs, cfg, norm_cfg).sum(axis=0)
+                counts = confusion_per_image(model, curve_pairs, cfg, norm_cfg, show=False)
                 model.train()
-                curve.append(curve_point(step, scores_from_counts(counts), float(np.mean(since))))
+                curve.append(
+                    curve_point(step, scores_from_counts(counts.sum(axis=0)), float(np.mean(since)))
+                )
+                post["test_IoU"] = f"{curve[-1]['iou']:.3f}"
                 since = []
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else math.nan})
+        post["loss"] = f"{history[-1]['loss']:.3f}"
+        bar.set_postfix(**dict(sorted(post.items())))
         if step >= total_steps:
             break
-    bar.close()
     seconds = time.perf_counter() - t0
+    bar.close()
     model.eval()
     facts = {
         "n_train": len(ds),
