@@ -1,7 +1,8 @@
 """Table 2 of the protocol with label scores only (``enhancement_downstream=False``) on a two-sensor
 SOS-layout set without separate coarse labels: label IoU per sensor (the values ``elnet evaluate``
 gives on each subset), the dataset's own labels left out (not refined, not enhanced) with the
-reason stated, and a resumed run that re-runs nothing."""
+reason stated, and a resumed run that re-runs nothing; then with downstream models on the label
+sets: report.html's table 2 per sensor (test scores) holds results.md's rows."""
 
 from __future__ import annotations
 
@@ -174,6 +175,39 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     assert set(r2["stages"].values()) == {"cached"}
     assert r2["table2"] == r["table2"] and r2["table1"] == r["table1"]
 
+    # downstream models on table 2's label sets (same folder: only their models train, the own
+    # labels' are refined and enhanced first; own coarse = the truth = table 1's (a): reused):
+    # report.html gets table 2 per sensor (their test scores) as results.md has it
+    r3 = run_experiment(_cfg(sos, out, sources=("sim", "own"), enhancement_downstream=True))
+    new = {k for k, v in r3["stages"].items() if v in ("ran", "reused") and k.startswith("down")}
+    assert new == {f"downstream_{row['setting']}" for row in r3["table2"]}
+    md3, page3 = (out / "results.md").read_text(), html.unescape((out / "report.html").read_text())
+    _per_sensor_in_html_as_in_results_md(r3, md3, page3, "Table 2 per sensor", "table2")
+    # the tiny models score IoU 0 everywhere: once more with distinct scores from fixed counts
+    r4 = copy.deepcopy(r3)
+    for k, row in enumerate(r4["table2"]):
+        c = rng.integers(0, 400, size=(8, 4))
+        c[:, 0] += 100
+        c[: (7, 4)[k] if k < 2 else 0, :3] = 0  # empty truth and label: no CI / 4 left out
+        row.pop("iou_ci_left_out", None)
+        add_intervals(row, c, ids, groups)
+    write_protocol_report(tmp_path / "r4.html", r4, [], title="distinct table 2 scores")
+    page4 = html.unescape((tmp_path / "r4.html").read_text())
+    want = _per_sensor_in_html_as_in_results_md(
+        r4, render_markdown(r4), page4, "Table 2 per sensor", "table2"
+    )
+    sens = r4["table2"][2]["by_group"]["sentinel"]  # one row spelled out
+    lo, hi = sens["iou_ci"]
+    assert want[5][:5] == [
+        f"simulated coarse: {r4['table2'][2]['title']}",
+        "sentinel",
+        "4",
+        f"{sens['iou']:.4f}",
+        f"[{lo:.3f}, {hi:.3f}]",
+    ]
+    assert want[4][3] != want[5][3]  # the sensors differ: each value in its place
+    assert "Table 2 per sensor" not in re.findall(r"<h3>(.*?)</h3>", page)  # label scores only
+
 
 def _page_rows(page: str, title: str) -> list[list[str]]:
     """Cell texts of the report table captioned ``title`` (unescaped page), one list per row."""
@@ -186,8 +220,6 @@ def _page_rows(page: str, title: str) -> list[list[str]]:
 def _table1_in_html_as_in_results_md(r: dict, md: str, page: str) -> None:
     """report.html's table 1 shows each test IoU's bootstrap interval as results.md writes it,
     and its per-sensor table 1 holds results.md's per-sensor rows (two sensors here)."""
-    from sam2elnet.pipeline.experiment_stats import ci_text
-
     assert r["groups"] == ["palsar", "sentinel"]
     f4 = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731 (the page's number format)
     page_t1 = {c[0]: c for c in _page_rows(page, "Table 1: automatic annotation")}
@@ -201,24 +233,36 @@ def _table1_in_html_as_in_results_md(r: dict, md: str, page: str) -> None:
         )
         assert f"| {row['train_images']} | {row['iou']:.3f} {ci}".rstrip() + " |" in md
         assert page_t1[row["title"]][3:5] == [f4(row["iou"]), ci]
-    # table 1 per sensor: results.md's rows (setting, sensor, n, IoU and interval, ...)
-    section = md.split("### Table 1 per sensor", 1)[1].split("\n\n", 2)[1]
+    want = _per_sensor_in_html_as_in_results_md(r, md, page, "Table 1 per sensor", "table1")
+    assert len(want) >= 2 * 4  # every trained setting, both sensors
+
+
+def _per_sensor_in_html_as_in_results_md(
+    r: dict, md: str, page: str, title: str, table: str
+) -> list[list[str]]:
+    """report.html's per-sensor table ``title`` holds results.md's rows of that title (setting,
+    sensor, test images, IoU and its interval, F1, precision, recall, mIoU) for every row of
+    ``r[table]`` and both sensors, with at least one interval; returns the page's rows."""
+    from sam2elnet.pipeline.experiment_stats import ci_text
+
+    f4 = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731 (the page's number format)
+    section = md.split(f"### {title}\n\n", 1)[1].split("\n\n", 1)[0]
     md_rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
     want, cis = [], []
-    for row in r["table1"]:
+    for row in r[table]:
+        name = row["title"] if table == "table1" else f"{row['labels']}: {row['title']}"
         for g in r["groups"]:
             gr = (row.get("by_group") or {}).get(g)
             if gr:
                 cis.append((gr["iou"], ci_text(gr)))
                 nums = [gr[k] for k in ("f1", "precision", "recall", "miou")]
-                want.append(
-                    [row["title"], g, str(gr["n"]), f4(gr["iou"]), cis[-1][1], *map(f4, nums)]
-                )
-    assert len(want) >= 2 * 4 and any(t for _, t in cis)  # every trained setting, both sensors
-    assert _page_rows(page, "Table 1 per sensor") == want
+                want.append([name, g, str(gr["n"]), f4(gr["iou"]), cis[-1][1], *map(f4, nums)])
+    assert any(t for _, t in cis)
+    assert _page_rows(page, title) == want
     assert len(md_rows) == len(want)
     for m, w, (iou, ci) in zip(md_rows, want, cis, strict=True):
         assert m[:3] == w[:3] and m[3] == f"{iou:.3f} {ci}".rstrip()
+    return want
 
 
 def test_table2_sources_leaves_out_only_unscorable_own_labels(tmp_path: Path) -> None:

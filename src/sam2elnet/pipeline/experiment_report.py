@@ -25,6 +25,7 @@ from sam2elnet.pipeline.experiment_stats import (
     convergence,
     group_rows,
     label_group_rows,
+    table2_name,
 )
 
 log = logging.getLogger(__name__)
@@ -227,12 +228,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             )
     if r["table2"]:
         if len(groups) > 1 and table2_downstream(r):
-            lines += _group_table(
-                "Table 2 per sensor",
-                r["table2"],
-                groups,
-                lambda row: f"{row['labels']}: {row['title']}",
-            )
+            lines += _group_table("Table 2 per sensor", r["table2"], groups, table2_name)
         lines += _label_group_table(r["table2"])
         lines += [
             "",

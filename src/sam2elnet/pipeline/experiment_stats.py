@@ -19,6 +19,7 @@ from sam2elnet.pipeline.experiment_config import (
     CONVERGED_GAIN,
     TABLE1_SETTINGS,
     TARGET_RATIO,
+    table2_downstream,
 )
 from sam2elnet.pipeline.experiment_split import Split
 from sam2elnet.utils.atomic import write_text_atomic
@@ -208,6 +209,30 @@ def group_rows(
                 }
             )
     return out
+
+
+def table2_name(row: dict[str, Any]) -> str:
+    """A table-2 row's name in the per-sensor tables: ``<training labels>: <method>``."""
+    return f"{row['labels']}: {row['title']}"
+
+
+def sensor_tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The per-sensor tables of a ``results.json`` dict, in page order, empty ones left out:
+    ``Table 1 per sensor`` (test scores, :func:`group_rows`), ``Table 2 per sensor`` (test scores
+    of the downstream models trained on table 2's label sets, rows named by :func:`table2_name`;
+    only when they were trained, :func:`~sam2elnet.pipeline.experiment_config.table2_downstream`)
+    and ``Table 2 per sensor: label IoU`` (:func:`label_group_rows`). report.html shows them;
+    results.md shows the same rows."""
+    groups = list(results.get("groups") or [])
+    table2 = list(results.get("table2") or [])
+    tables = {
+        "Table 1 per sensor": group_rows(list(results.get("table1") or []), groups),
+        "Table 2 per sensor": (
+            group_rows(table2, groups, table2_name) if table2_downstream(results) else []
+        ),
+        "Table 2 per sensor: label IoU": label_group_rows(table2),
+    }
+    return {title: rows for title, rows in tables.items() if rows}
 
 
 def add_intervals(

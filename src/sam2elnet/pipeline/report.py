@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
-from sam2elnet.pipeline.experiment_stats import ci_text, group_rows, label_group_rows
+from sam2elnet.pipeline.experiment_stats import ci_text, sensor_tables
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
 
@@ -416,9 +416,10 @@ def write_protocol_report(
     scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
     a note saying so; a label source table 2 left out (``table2_absent``) gets a note saying why.
     Test IoU is followed by its bootstrap 95 % interval (``iou_ci``, the text results.md shows).
-    With more than one sensor (``groups``), table 1 per sensor (the rows of
-    :func:`~sam2elnet.pipeline.experiment_stats.group_rows`) and table 2's label IoU per sensor
-    (:func:`~sam2elnet.pipeline.experiment_stats.label_group_rows`) follow, as in results.md.
+    With more than one sensor (``groups``), table 1 per sensor follows table 1, and table 2 per
+    sensor (test scores, when its downstream models were trained) and its label IoU per sensor
+    follow table 2, as in results.md
+    (:func:`~sam2elnet.pipeline.experiment_stats.sensor_tables`).
     """
     table1 = list(results.get("table1") or [])
     table2 = list(results.get("table2") or [])
@@ -443,8 +444,7 @@ def write_protocol_report(
         ]
         notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
     notes += [f"{why}." for why in (results.get("table2_absent") or {}).values()]
-    per_sensor = label_group_rows(table2)
-    t1_sensor = group_rows(table1, list(results.get("groups") or []))
+    sensor = sensor_tables(dict(results))
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []
@@ -489,9 +489,9 @@ def write_protocol_report(
         figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
         tables={
             "Table 1: automatic annotation": t1,
-            **({"Table 1 per sensor": t1_sensor} if t1_sensor else {}),
+            **{k: v for k, v in sensor.items() if k.startswith("Table 1")},
             "Table 2: label enhancement": t2,
-            **({"Table 2 per sensor: label IoU": per_sensor} if per_sensor else {}),
+            **{k: v for k, v in sensor.items() if k.startswith("Table 2")},
         },
         table_flags={"Table 1: automatic annotation": f1, "Table 2: label enhancement": f2},
         **facts,
