@@ -159,11 +159,14 @@ def _quality_table(res: Any) -> Any:
 
 @app.command("evaluate")
 def evaluate(
-    pred: Path = typer.Option(..., "--pred", help="Folder of predicted masks (PNG/TIF)."),
+    pred: Path = typer.Option(
+        ..., "--pred", help="Folder of predicted masks (PNG/TIF), or one mask file."
+    ),
     truth: Path = typer.Option(
         ...,
         "--truth",
-        help="Folder of ground-truth masks, or a dataset root with --split.",
+        help="Folder of ground-truth masks, a dataset root with --split, or one mask file "
+        "(with a file as --pred).",
     ),
     split: list[str] | None = typer.Option(
         None,
@@ -250,6 +253,13 @@ def evaluate(
         help="Evaluate only these images: a text file (one id per line), a JSON list, or a run's "
         "splits.json (its held_out ids) / an experiment's split.json (test).",
     ),
+    resample: bool = typer.Option(
+        True,
+        "--resample/--no-resample",
+        help="A ground truth on another map grid than its prediction (both GeoTIFFs with CRS + "
+        "transform: other pixel size, extent or CRS) is resampled onto the prediction's grid "
+        "(nearest); --no-resample skips such pairs instead.",
+    ),
     no_progress: bool = typer.Option(
         False,
         "--no-progress",
@@ -262,10 +272,15 @@ def evaluate(
     quality.csv predicts the true IoU.
 
     PRED may be a folder of masks or the output folder of ``elnet annotate`` / ``elnet enhance``
-    (its labels/ and rejected/ are read together, with its quality.csv).
+    (its labels/ and rejected/ are read together, with its quality.csv); PRED and TRUTH may also
+    be two mask files (one pair).
+
+    A ground truth on another map grid (pixel size, extent, CRS; both files georeferenced) is
+    resampled onto the prediction's grid by map position, nearest neighbour; prediction pixels
+    outside its footprint are not counted (one warning line per file, counted in the JSON).
 
     A pair that cannot be used (a truncated or corrupt mask, a prediction of another size than
-    its ground truth) is skipped with a warning naming the file and listed with the reason in
+    its ground truth and no common georeference) is skipped with a warning naming the file and listed with the reason in
     the JSON and in the --csv file's _skipped.csv; the other pairs are scored. When no pair can
     be scored, nothing is written and the exit code is 2."""
     from rich.console import Console
@@ -288,8 +303,8 @@ def evaluate(
         group_by=group_by,
         tau=tau,
     )
-    check_input(pred, "--pred", "prediction folder")
-    check_input(truth, "--truth", "ground-truth folder")
+    check_input(pred, "--pred", "prediction folder or file")
+    check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:
         check_input(baseline, "--baseline", "baseline label folder")
     keep = None
@@ -312,12 +327,14 @@ def evaluate(
         (images, IMAGE_SUFFIXES),
     ]
     skipped_csv = skipped_csv_path(csv_path) if csv_path is not None else None
+    read_files = [quality, ids, pred, truth, valid, baseline]  # files among them: inputs
+    pred_dir = pred.parent if pred.is_file() else pred
     for flag, path in (("--json", json_path), ("--csv", csv_path), ("--csv", skipped_csv)):
-        check_output(path, "file", flag, inputs=[quality, ids], read_from=read_from)
+        check_output(path, "file", flag, inputs=read_files, read_from=read_from)
     page = None
-    if report:  # next to --json, else into PRED
-        page = (json_path.parent if json_path is not None else pred) / "report.html"
-        check_output(page, "file", "--report", inputs=[quality, ids], read_from=read_from)
+    if report:  # next to --json, else into PRED (next to a PRED file)
+        page = (json_path.parent if json_path is not None else pred_dir) / "report.html"
+        check_output(page, "file", "--report", inputs=read_files, read_from=read_from)
     # the report first: where it goes is not chosen by a path of its own
     check_distinct_outputs(
         [
@@ -343,6 +360,7 @@ def evaluate(
         worse_by=worse_by,
         tau=tau,
         ids=keep,
+        resample=resample,
     )
     console = Console()
     table = Table(
@@ -372,6 +390,13 @@ def evaluate(
             )
     if res.quality is not None:
         console.print(_quality_table(res))
+    moved = res.resampled
+    if moved:
+        outside = sum(m["outside_pixels"] for m in moved)
+        console.print(
+            f"ground truth resampled onto the prediction's grid: {len(moved)} file(s); "
+            f"{outside} prediction pixel(s) outside its footprint not counted"
+        )
     if res.unmatched_pred or res.unmatched_truth:
         console.print(
             f"[yellow]unmatched: {len(res.unmatched_pred)} prediction(s), "
@@ -392,7 +417,7 @@ def evaluate(
     elif skipped_csv is not None:  # an earlier run's list no longer holds
         skipped_csv.unlink(missing_ok=True)
     if report:
-        out = (json_path.parent if json_path is not None else pred) / "report.html"
+        out = (json_path.parent if json_path is not None else pred_dir) / "report.html"
         from sam2elnet.pipeline.report import write_evaluation_report
 
         write_evaluation_report(res, out, images=images, max_items=max_items, threshold=threshold)

@@ -4,6 +4,7 @@
   :func:`~sam2elnet.data.naming.mask_key`, searched below a folder without masks of its own (a SOS
   ``train/`` with ``palsar/`` and ``sentinel/``; ``labels/`` + ``rejected/`` of an annotate /
   enhance run folder; one run folder per sensor);
+* :func:`single_pair`: ``--pred FILE --truth FILE``, one pair whatever the names;
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
 * :func:`group_name`: the reporting group of a truth mask (its sub-folder);
 * :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
@@ -27,10 +28,12 @@ log = logging.getLogger(__name__)
 __all__ = [
     "add_quality",
     "group_name",
+    "masks_of",
     "natural_key",
     "quality_filter",
     "quality_rows",
     "scan_masks",
+    "single_pair",
     "split_truths",
 ]
 
@@ -111,6 +114,52 @@ def scan_masks(
             folder,
         )
     return out
+
+
+def single_pair(
+    pred: Path, truth: Path, split: object = None
+) -> tuple[dict[str, Path], dict[str, Path]] | None:
+    """One prediction file and one ground-truth file as a batch of one pair, keyed by the
+    prediction's :func:`mask_key` (the names need not match); None when both are folders.
+
+    Raises:
+        UserError: one is a file and the other a folder, ``split`` is given with a truth file,
+            or a file is not a mask (suffix not in :data:`MASK_SUFFIXES`); the message names the
+            path and what to give instead.
+    """
+    if not pred.is_file() and not truth.is_file():
+        return None
+    if pred.is_file() != truth.is_file():
+        file, folder = (pred, truth) if pred.is_file() else (truth, pred)
+        raise UserError(
+            f"--pred and --truth must both be files (one pair) or both folders, but {file} is a "
+            f"file and {folder} a folder; give the matching file, or the folder holding it"
+        )
+    if split:
+        raise UserError("--split needs a dataset root as --truth, not a file; drop --split", truth)
+    for f, role in ((pred, "prediction"), (truth, "ground truth")):
+        if f.suffix.lower() not in MASK_SUFFIXES:
+            raise UserError(
+                f"{role} is not a mask file ({', '.join(MASK_SUFFIXES)}); check the path", f
+            )
+    key = mask_key(pred.name)
+    return {key: pred}, {key: truth}
+
+
+def masks_of(
+    path: str | Path | None,
+    role: str,
+    one: tuple[dict[str, Path], dict[str, Path]] | None,
+    run_layout: bool = False,
+) -> dict[str, Path]:
+    """Valid masks / baseline labels: a folder scanned by :func:`scan_masks`, or, for a single
+    pair (``one``), also a file that goes with it; None -> no masks."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if one is not None and p.is_file():
+        return {next(iter(one[0])): p}
+    return scan_masks(p, role, run_layout=run_layout)
 
 
 def split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:

@@ -11,6 +11,7 @@ windows, too large to read whole); :func:`streamed_counts` gives the same
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,14 @@ from sam2elnet.engine.metrics import (
 )
 from sam2elnet.errors import DataError
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "PairCounts",
+    "Resampled",
     "pair_counts",
     "read_binary_mask",
+    "read_pair",
     "streamable",
     "streamed_confusion",
     "streamed_counts",
@@ -41,12 +46,32 @@ __all__ = [
 class PairCounts:
     """What :func:`pair_counts` counted for one pair: the confusion, boundary and road counts
     (None when not asked for) and the baseline label's confusion against the same truth (None
-    without a baseline)."""
+    without a baseline); ``resampled`` says how the truth was put on the prediction's grid
+    (None: it was on it)."""
 
     confusion: Confusion
     boundary: BoundaryCounts | None = None
     roads: RoadCounts | None = None
     baseline: Confusion | None = None
+    resampled: Resampled | None = None
+
+
+@dataclass
+class Resampled:
+    """A ground truth resampled onto its prediction's grid (:func:`pair_counts`): the two grids
+    (``grid``, W x H px, pixel size, CRS) and how many prediction pixels lie outside the truth's
+    footprint (``outside``, not counted)."""
+
+    grid: str
+    outside: int
+
+    def note(self, truth: Path, pred: Path) -> str:
+        """The one log line: ``T: ground truth resampled onto the grid of its prediction P ...``."""
+        return (
+            f"{truth}: ground truth resampled onto the grid of its prediction {pred.name} by map "
+            f"position (nearest; {self.grid}); {self.outside} prediction pixel(s) outside its "
+            "footprint not counted"
+        )
 
 
 def pair_counts(
@@ -58,22 +83,42 @@ def pair_counts(
     positive_values: tuple[float, ...] | None = None,
     tolerance_px: float | None = None,
     road_buffer_px: float | None = None,
+    resample: bool = True,
 ) -> PairCounts:
     """Read and count one pair: strip by strip when :func:`streamable`, else whole.
 
-    ``valid`` (pixels to count; None = all) must have the truth's size; pixels the truth marks as
-    "ignore" (:func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary
-    counts are computed with ``tolerance_px``, road counts with ``road_buffer_px`` (None: not
-    computed). ``baseline`` is scored against the same truth and valid pixels.
+    A truth on another map grid than its prediction (both georeferenced by CRS + transform:
+    another pixel size, extent or CRS; :func:`sam2elnet.data.masks.other_grid`) is resampled
+    onto the prediction's grid by map position, nearest neighbour
+    (:func:`sam2elnet.data.masks.place_on_grid`, read whole); prediction pixels outside the
+    truth's footprint are not counted (``PairCounts.resampled``; one warning line).
+    With ``resample=False`` such a pair is an error instead. Rasters without CRS + transform pair
+    by pixel index and must have the same size.
+
+    ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
+    after resampling; a georeferenced valid mask on another grid is resampled the same way);
+    pixels the truth marks as "ignore" (:func:`sam2elnet.data.mask_values.mask_encoding`) are
+    never counted. Boundary counts are computed with ``tolerance_px``, road counts with
+    ``road_buffer_px`` (None: not computed). ``baseline`` is scored against the same truth and
+    valid pixels.
 
     Raises:
         DataError: a file cannot be read (missing, truncated, undecodable, a class-index mask
-            without ``positive_values``), or the prediction, valid mask or baseline has another
-            size than the truth; the error's ``path`` is that file, the message names both.
+            without ``positive_values``), the prediction, valid mask or baseline has another
+            size than the truth and no common georeference, or (``resample=False``) the truth
+            lies on another grid; the error's ``path`` is that file, the message names both.
     """
-    from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.data.masks import other_grid, place_on_grid, read_mask_valid
 
-    if streamable(truth, pred):
+    grid = other_grid(truth, pred)
+    if grid is not None and not resample:
+        raise DataError(
+            f"lies on another map grid than its ground truth {truth} (truth "
+            f"{grid.describe()}); drop --no-resample to resample the truth onto the "
+            "prediction's grid by map position",
+            pred,
+        )
+    if grid is None and streamable(truth, pred):
         conf, bnd, rds = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
             tolerance_px=tolerance_px, road_buffer_px=road_buffer_px,
@@ -83,10 +128,20 @@ def pair_counts(
             base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
         return PairCounts(conf, bnd, rds, base)
     t, t_valid = read_mask_valid(truth, positive_values=positive_values)
+    moved = None
+    if grid is not None:
+        t, t_valid, outside = place_on_grid(t, t_valid, grid)
+        moved = Resampled(grid.describe(), outside)
+        log.warning("%s", moved.note(truth, pred))
     p = _same_size(read_binary_mask(pred), pred, t, truth, "predictions")
     v = None
     if valid is not None:
-        v = _same_size(read_binary_mask(valid), valid, t, truth, "valid masks")
+        v = read_binary_mask(valid)
+        v_grid = other_grid(valid, pred) if grid is not None else None
+        if v_grid is not None:
+            v, v_in, _ = place_on_grid(v, None, v_grid)
+            v = v if v_in is None else (v & v_in)
+        v = _same_size(v, valid, t, truth, "valid masks")
     if t_valid is not None:
         v = t_valid if v is None else (v & t_valid)
     conf = confusion(p, t, v)
@@ -97,18 +152,27 @@ def pair_counts(
     if baseline is not None:
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
-    return PairCounts(conf, bnd, rds, base)
+    return PairCounts(conf, bnd, rds, base, moved)
+
+
+def size_mismatch(
+    path: Path, size: tuple[int, int], truth: Path, truth_size: tuple[int, int], what: str
+) -> DataError:
+    """The error of a prediction / valid mask / baseline (``path``, ``size`` (H, W)) of another
+    size than its ground truth (``truth``, ``truth_size``) without a common georeference."""
+    return DataError(
+        f"is {size[1]}x{size[0]} (WxH) but its ground truth {truth} is "
+        f"{truth_size[1]}x{truth_size[0]}; {what} need their mask's size, or both files a "
+        "CRS + transform (GeoTIFF) so the truth is resampled onto the prediction's grid",
+        path,
+    )
 
 
 def _same_size(
     mask: np.ndarray, path: Path, truth: np.ndarray, truth_path: Path, what: str
 ) -> np.ndarray:
     if mask.shape != truth.shape:
-        raise DataError(
-            f"is {mask.shape[1]}x{mask.shape[0]} (WxH) but its ground truth {truth_path} is "
-            f"{truth.shape[1]}x{truth.shape[0]}; {what} need their mask's size",
-            path,
-        )
+        raise size_mismatch(path, mask.shape, truth_path, truth.shape, what)
     return mask
 
 
@@ -168,19 +232,9 @@ def streamed_counts(
 
     h, w = shape(t_src)
     if shape(p_src) != (h, w):
-        ph, pw = shape(p_src)
-        raise DataError(
-            f"is {pw}x{ph} (WxH) but its ground truth {truth} is {w}x{h}; predictions need "
-            "their mask's size",
-            pred,
-        )
+        raise size_mismatch(pred, shape(p_src), truth, (h, w), "predictions")
     if v_src is not None and shape(v_src) != (h, w):
-        vh, vw = shape(v_src)
-        raise DataError(
-            f"is {vw}x{vh} (WxH) but its ground truth {truth} is {w}x{h}; valid masks need "
-            "their mask's size",
-            valid,
-        )
+        raise size_mismatch(valid, shape(v_src), truth, (h, w), "valid masks")  # type: ignore[arg-type]
 
     def strip(src: Any, r0: int, rows: int) -> tuple[np.ndarray, np.ndarray | None]:
         if isinstance(src, windowed_mask.MaskPlan):
@@ -215,3 +269,16 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
     from sam2elnet.data.masks import read_mask
 
     return np.asarray(read_mask(path), dtype=bool)
+
+
+def read_pair(pred: Path, truth: Path, resampled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(prediction, truth) as bool (H, W) masks (:func:`read_binary_mask`), e.g. to draw a
+    report; with ``resampled`` a truth on another grid is put on the prediction's
+    (:func:`sam2elnet.data.masks.place_on_grid`; outside its footprint: background)."""
+    from sam2elnet.data.masks import other_grid, place_on_grid
+
+    t = read_binary_mask(truth)
+    grid = other_grid(truth, pred) if resampled else None
+    if grid is not None:
+        t = place_on_grid(t, None, grid)[0]
+    return read_binary_mask(pred), t

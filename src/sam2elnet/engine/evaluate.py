@@ -24,13 +24,15 @@ from sam2elnet.engine.eval_inputs import (
 )
 from sam2elnet.engine.eval_inputs import (
     group_name,
+    masks_of,
     natural_key,
     quality_filter,
     quality_rows,
     scan_masks,
+    single_pair,
     split_truths,
 )
-from sam2elnet.engine.eval_stream import pair_counts, read_binary_mask
+from sam2elnet.engine.eval_stream import Resampled, pair_counts, read_binary_mask, read_pair
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
@@ -79,6 +81,7 @@ class ImageResult:
     group: str = ""
     baseline_path: Path | None = None
     baseline_confusion: Confusion | None = None
+    resampled: Resampled | None = None
 
     @property
     def iou(self) -> float:
@@ -113,6 +116,9 @@ class ImageResult:
             row["image_path"] = self.image_path
         if self.group:
             row["group"] = self.group
+        if self.resampled is not None:
+            row["truth_resampled"] = self.resampled.grid
+            row["outside_truth_pixels"] = self.resampled.outside
         if self.baseline_confusion is not None:
             from sam2elnet.engine.comparison import outcome
 
@@ -136,7 +142,8 @@ class EvaluationResult:
     ``aggregate``, ``comparison`` and ``quality``; ``quality_filter`` is the filter the evaluated
     run recorded in its summary.json (threshold, target precision, tau, held-out estimates);
     ``skipped`` the pairs that could not be evaluated, one ``{"file": path, "reason": message}``
-    per pair (the file that could not be used), in pairing order.
+    per pair (the file that could not be used), in pairing order; ``resampled`` the truths
+    resampled onto their prediction's grid, one ``{"file", "grid", "outside_pixels"}`` each.
     """
 
     pred_dir: Path
@@ -152,6 +159,12 @@ class EvaluationResult:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality_filter: dict[str, Any] | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def resampled(self) -> list[dict[str, Any]]:
+        """The truths put on their prediction's grid: file, the two grids, outside pixels."""
+        return [{"file": str(r.truth_path), "grid": r.resampled.grid,
+                 "outside_pixels": r.resampled.outside} for r in self.images if r.resampled]  # fmt: skip
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.images]
@@ -178,6 +191,9 @@ class EvaluationResult:
             "unmatched_truth": self.unmatched_truth,
             "n_skipped": len(self.skipped),
             "skipped": self.skipped,
+            "n_truth_resampled": len(self.resampled),
+            "truth_outside_pixels": sum(r["outside_pixels"] for r in self.resampled),
+            "truth_resampled": self.resampled,
             "images": self.rows(),
         }
 
@@ -246,6 +262,7 @@ def evaluate_folders(
     worse_by: float = 0.02,
     tau: float | None = None,
     ids: set[str] | None = None,
+    resample: bool = True,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -286,9 +303,16 @@ def evaluate_folders(
     ``group_by="folder"`` also reports every number per ground-truth sub-folder (SOS: per sensor).
     ``ids`` (pairing keys, e.g. a run's held-out ids) restricts the evaluation to those images.
 
+    ``pred_dir`` and ``truth_dir`` may both be files: one pair, whatever the names
+    (:func:`~sam2elnet.engine.eval_inputs.single_pair`). A truth on another map grid (both with
+    CRS + transform) is resampled onto the prediction's by map position, nearest neighbour; pixels
+    outside its footprint are not counted; one warning line each, listed in ``resampled``
+    (``resample=False``: skipped; :func:`~sam2elnet.engine.eval_stream.pair_counts`).
+
     A pair that cannot be used is skipped, as in every batch command
     (:class:`~sam2elnet.utils.batch.SkipLog`): an unreadable, truncated or undecodable prediction,
-    ground-truth, valid or baseline mask, or one whose size differs from its ground truth. One
+    ground-truth, valid or baseline mask, or one whose size differs from its ground truth
+    without a common georeference. One
     ``skipping FILE: reason`` warning names the file; ``skipped`` lists ``{"file", "reason"}``
     for each, and the other pairs are evaluated.
 
@@ -304,9 +328,15 @@ def evaluate_folders(
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
-    preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
-    truths = split_truths(tdir, truth_split) if truth_split else scan_masks(tdir, "ground-truth")
-    valids = scan_masks(Path(valid_dir), "valid-mask") if valid_dir is not None else {}
+    one = single_pair(pdir, tdir, truth_split)
+    if one is not None:
+        preds, truths = one
+    else:
+        preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
+        truths = (
+            split_truths(tdir, truth_split) if truth_split else scan_masks(tdir, "ground-truth")
+        )
+    valids = masks_of(valid_dir, "valid-mask", one)
     if ids is not None:
         preds = {k: v for k, v in preds.items() if k in ids}
         truths = {k: v for k, v in truths.items() if k in ids}
@@ -328,7 +358,7 @@ def evaluate_folders(
     bases: dict[str, Path] = {}
     if baseline_dir is not None:
         bdir = Path(baseline_dir)
-        bases = scan_masks(bdir, "baseline", run_layout=True)
+        bases = masks_of(bdir, "baseline", one, run_layout=True)
         missing = [k for k in keys if k not in bases]
         if missing:
             raise DataError(
@@ -348,7 +378,7 @@ def evaluate_folders(
 
     roads, roads_reason = road_measures_wanted(roads, [truths[k] for k in keys], positive_values)
 
-    qpaths, qrows = quality_rows(quality_csv, pdir, runs)
+    qpaths, qrows = quality_rows(quality_csv, pdir.parent if one else pdir, runs)
     qfilter = quality_filter(qpaths)
     if tau is None:
         tau = (qfilter or {}).get("tau") or QualityConfig().tau
@@ -364,6 +394,7 @@ def evaluate_folders(
                     positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
                     road_buffer_px=road_buffer_px if roads else None,
+                    resample=resample,
                 )  # fmt: skip
             except DataError as err:  # names the file that cannot be used
                 if len(keys) == 1:  # one pair: its own error, not a batch summary
@@ -372,7 +403,8 @@ def evaluate_folders(
                 bar.update(1)
                 continue
             res = ImageResult(key, preds[key], truths[key], got.confusion,
-                              scores(got.confusion), got.boundary, got.roads)  # fmt: skip
+                              scores(got.confusion), got.boundary, got.roads,
+                              resampled=got.resampled)  # fmt: skip
             if group_by == "folder":
                 res.group = group_name(truths[key], tdir)
             if bases:
@@ -451,6 +483,7 @@ def evaluate_folders(
             "worse_by": worse_by,
             "tau": tau,
             "ids": None if ids is None else len(ids),
+            "resample": resample,
         },
         comparison=_compare(images),
         groups=groups,
@@ -460,6 +493,7 @@ def evaluate_folders(
 
 
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
-    """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report."""
+    """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report
+    (:func:`~sam2elnet.engine.eval_stream.read_pair`: a resampled truth on its prediction's grid)."""
     for r in result.images:
-        yield r, read_binary_mask(r.pred_path), read_binary_mask(r.truth_path)
+        yield r, *read_pair(r.pred_path, r.truth_path, r.resampled is not None)
