@@ -240,3 +240,23 @@ def test_single_files_equal_a_folder_of_one_pair(
         f"{pdir / '7_pred.png'} is a file and {tdir} a folder; give the matching file, or the "
         "folder holding it"
     )
+
+
+def test_a_one_pixel_shift_in_degrees_is_another_grid(tmp_path: Path):
+    """A grid in degrees with ~1 m pixels (9e-6 degrees) shifted by one pixel is another grid: the
+    grid tolerance follows the pixel size (a fixed 1e-5 took the shifted truth for the same grid
+    and paired it pixel by pixel, one pixel off). Shifted by 1/10,000 of a pixel it is the same."""
+    from sam2elnet.data.masks import other_grid
+
+    px = 9e-6
+    grid = Affine(px, 0, 15.0, 0, -px, 36.0)
+    pred = _tif(tmp_path / "p.tif", _pred(), "EPSG:4326", grid)
+    shifted = _tif(tmp_path / "t1.tif", _truth(), "EPSG:4326", grid * Affine.translation(1, 0))
+    nudged = _tif(tmp_path / "t2.tif", _truth(), "EPSG:4326", grid * Affine.translation(1e-4, 0))
+    assert other_grid(shifted, pred) is not None
+    assert other_grid(nudged, pred) is None
+    res = evaluate_folders(pred, shifted)
+    on_grid = np.zeros((N, N), np.uint8)
+    on_grid[12:44, 9:41] = 255  # the truth one pixel east, placed on the prediction's grid
+    ref = evaluate_folders(pred, _tif(tmp_path / "t3.tif", on_grid, "EPSG:4326", grid))
+    assert _counts(res)[:3] == _counts(ref)[:3]

@@ -340,6 +340,15 @@ class OtherGrid:
         return f"{one(self.src_geo, self.src_shape)} -> {one(self.dst_geo, self.dst_shape)}"
 
 
+def _grid_tolerance(transform: Any) -> float:
+    """How far two grids' transform coefficients may differ and still be the same grid: 1/1000 of
+    the smaller pixel side of ``transform`` (CRS units). A fixed tolerance cannot serve every CRS:
+    1e-5 is a whole pixel of a 1 m grid in degrees (EPSG:4326, ~9e-6 degree pixels) but a
+    hundred-thousandth of a 1 m pixel in metres (UTM)."""
+    side = min(abs(transform.a) + abs(transform.d), abs(transform.b) + abs(transform.e))
+    return side / 1000 if side > 0 else 1e-5
+
+
 def other_grid(path: str | Path, like: str | Path) -> OtherGrid | None:
     """Whether raster ``path`` lies on another map grid than raster ``like``.
 
@@ -349,8 +358,8 @@ def other_grid(path: str | Path, like: str | Path) -> OtherGrid | None:
 
     Returns:
         :class:`OtherGrid` when both are georeferenced by CRS + transform and their size, CRS or
-        transform differ (transform coefficients compared with ``Affine.almost_equals``,
-        precision 1e-5); None when they share the grid, or when either has no CRS + transform
+        transform differ (transform coefficients compared with ``Affine.almost_equals`` to
+        1/1000 of ``like``'s pixel size, :func:`_grid_tolerance`); None when they share the grid, or when either has no CRS + transform
         (PNG / JPEG, a plain TIFF, ground control points only: such pairs can only be used by
         pixel index).
     """
@@ -365,7 +374,9 @@ def other_grid(path: str | Path, like: str | Path) -> OtherGrid | None:
     same = (
         src_shape == dst_shape
         and same_crs(src_geo["crs"], dst_geo["crs"])
-        and src_geo["transform"].almost_equals(dst_geo["transform"])
+        and src_geo["transform"].almost_equals(
+            dst_geo["transform"], precision=_grid_tolerance(dst_geo["transform"])
+        )
     )
     return None if same else OtherGrid(src_geo, src_shape, dst_geo, dst_shape)
 
