@@ -99,6 +99,10 @@ def test_miniature_experiment_end_to_end_and_caching(
     a = saved["autolabels"]
     assert a["n"] == sp["unlabelled"] and 1 <= a["n_kept"] <= a["n"]
     assert 0.0 <= a["iou_all"]["iou"] <= 1.0
+    # the filter decision as data: the threshold applied and the words stored beside it
+    f = a["filter"]
+    assert f["threshold"] == a["threshold"] and f["rule"] == a["threshold_rule"]
+    assert f["fallback"] == bool(a["fallback"]) and f["keep"] in (">=", ">")
     # table 2: both label sources x (coarse, morphological, elnet)
     combos = {(row["source"], row["method"]) for row in saved["table2"]}
     assert combos == {(s, m) for s in ("sim", "own") for m in ("coarse", "morphological", "elnet")}

@@ -289,3 +289,54 @@ def test_auto_label_sentence_names_the_median_fallback_not_the_unused_threshold(
     fb_ge = fb.replace("quality > the median", "quality >= the median")
     words = filter_words({"threshold_rule": rule, "fallback": fb_ge, "threshold": 0.4})
     assert "at or above the median predicted quality (0.400)" in words
+
+
+def test_filter_decision_is_data_and_the_words_come_from_it() -> None:
+    """The quality filter's decision is stored as data (rule, its threshold, the threshold
+    applied, fallback yes/no, how kept labels compare); the sentence and the fallback note are
+    made from it, and results stored before it carry the same decision in their words."""
+    from sam2elnet.pipeline.experiment_autolabels import (
+        fallback_text,
+        filter_decision,
+        filter_labels,
+    )
+    from sam2elnet.pipeline.experiment_report import filter_words
+
+    rule = "target precision 0.90 of 'IoU >= 0.70' on held-out labels -> threshold 0.770"
+    q = {"a": 0.8, "b": 0.5, "c": float("nan"), "d": 0.3}
+    kept, d = filter_labels(q, 0.77, rule)
+    assert kept == {"a": True, "b": False, "c": False, "d": False}
+    assert d == {
+        "rule": rule,
+        "rule_threshold": 0.77,
+        "threshold": 0.77,
+        "fallback": False,
+        "keep": ">=",
+    }
+    assert fallback_text(d) is None and filter_words({"filter": d}) == rule
+    # the rule keeps none: quality > the median (0.5; the unscored label is left out of it)
+    kept, d = filter_labels(q, 0.9, rule)
+    assert kept == {"a": True, "b": False, "c": False, "d": False}
+    assert d["fallback"] and d["keep"] == ">" and d["threshold"] == 0.5
+    assert d["rule_threshold"] == 0.9
+    assert filter_words({"filter": d}) == (
+        f"{rule} kept none, so the labels above the median predicted quality (0.500) "
+        "were kept instead"
+    )
+    # tied scores: > the median keeps none either, so >= the median
+    kept, d2 = filter_labels({"a": 0.4, "b": 0.4}, 0.9, rule)
+    assert kept == {"a": True, "b": True} and d2["keep"] == ">=" and d2["threshold"] == 0.4
+    assert "at or above the median predicted quality (0.400)" in filter_words({"filter": d2})
+    assert fallback_text(d2) == (
+        f"the filter ({rule}) kept no label; fell back to keeping labels with predicted "
+        "quality >= the median (0.400)"
+    )
+    # results made before the decision was stored: the same decision from their words
+    for dec in (d, d2):
+        old = {
+            "threshold_rule": rule,
+            "fallback": fallback_text(dec),
+            "threshold": dec["threshold"],
+        }
+        assert filter_decision(old) == dec | {"rule_threshold": None}
+        assert filter_words(old) == filter_words({**old, "filter": dec})

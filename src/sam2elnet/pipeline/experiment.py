@@ -63,6 +63,7 @@ from sam2elnet.pipeline.experiment_autolabels import (
     auto_counts_stage,
     auto_label_scores,
     elnet_test_stage,
+    filter_decision,
 )
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
@@ -283,6 +284,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                 "spearman_p",
             )
         }
+        | {"filter": filter_decision(auto)}
         | auto_stats,
         "downstream_config": dcfg.to_dict(),
         "table1": table1,

@@ -34,11 +34,72 @@ from sam2elnet.pipeline.experiment_stats import (
 log = logging.getLogger(__name__)
 
 
+def filter_labels(
+    quality: dict[str, float], threshold: float, rule: str
+) -> tuple[dict[str, bool], dict[str, Any]]:
+    """The quality filter: which auto-labels are kept, and the decision as data.
+
+    ``quality`` maps id -> predicted quality (NaN = no score: never kept by the rule);
+    ``threshold`` and ``rule`` (its words) come from the threshold rule. Labels with quality >=
+    the threshold are kept. When that keeps none, the better half by predicted quality is kept
+    instead: quality > the median, or >= the median when ``>`` keeps none (calibrated scores tie
+    a lot: isotonic steps). Returns ({id: kept}, decision) with decision ``rule``,
+    ``rule_threshold``, ``threshold`` (the one applied: the rule's, or the median), ``fallback``
+    (bool) and ``keep`` (``">="`` or ``">"``: how kept labels compare with ``threshold``).
+    """
+    kept = {i: bool(np.isfinite(q) and q >= threshold) for i, q in quality.items()}
+    decision: dict[str, Any] = {
+        "rule": rule,
+        "rule_threshold": float(threshold),
+        "threshold": float(threshold),
+        "fallback": False,
+        "keep": ">=",
+    }
+    if not any(kept.values()):
+        med = float(np.nanmedian(list(quality.values())))
+        kept = {i: bool(q > med) for i, q in quality.items()}
+        op = ">"
+        if not any(kept.values()):
+            kept = {i: bool(q >= med) for i, q in quality.items()}
+            op = ">="
+        decision.update(threshold=med, fallback=True, keep=op)
+    return kept, decision
+
+
+def fallback_text(decision: dict[str, Any]) -> str | None:
+    """The fallback's sentence (results.json ``fallback``, a note of results.md), or None when the
+    rule's threshold was applied."""
+    if not decision["fallback"]:
+        return None
+    return (
+        f"the filter ({decision['rule']}) kept no label; fell back to keeping labels with "
+        f"predicted quality {decision['keep']} the median ({decision['threshold']:.3f})"
+    )
+
+
+def filter_decision(auto: dict[str, Any]) -> dict[str, Any]:
+    """The filter decision of an ``annotate`` result (or results.json ``autolabels``): its
+    ``filter`` (:func:`filter_labels`), or, for results made before that was stored, the same
+    fields from ``threshold`` / ``threshold_rule`` / ``fallback`` (whose words name the median's
+    comparison)."""
+    if auto.get("filter"):
+        return dict(auto["filter"])
+    fb = auto.get("fallback")
+    return {
+        "rule": auto["threshold_rule"],
+        "rule_threshold": None if fb else auto.get("threshold"),
+        "threshold": auto.get("threshold"),
+        "fallback": bool(fb),
+        "keep": ">" if fb and ">= the median" not in fb else ">=",
+    }
+
+
 def annotate_stage(
     cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str
 ) -> dict[str, Any]:
     """Stage ``annotate``: auto-labels of the unlabelled part (``OUT/autolabels``), their predicted
-    quality, the filter (``kept``, ``threshold``, ``threshold_rule``, ``fallback``), their true
+    quality, the filter (``kept``; ``threshold``, ``threshold_rule``, ``fallback`` and the decision
+    as data, ``filter``: :func:`filter_labels`), their true
     IoU per image and overall (all and kept), and the evaluator's Spearman correlation."""
     auto_dir = out / "autolabels"
 
@@ -48,23 +109,7 @@ def annotate_stage(
         pred = predictor_for(cfg, model_path)
         res = annotate_images(cfg, pred, model_path, out / "unlabelled" / "images", auto_dir)
         labels, quality = rows_to_labels(res, split.unlabelled)
-        thr, how = quality_threshold(cfg, pred)
-        kept = {i: bool(np.isfinite(q) and q >= thr) for i, q in quality.items()}
-        fallback = None
-        if not any(kept.values()):
-            # Keep the better half by predicted quality. Calibrated scores tie a lot (isotonic
-            # steps), so "> median" is tried first and ">= median" only when that keeps nothing.
-            med = float(np.nanmedian(list(quality.values())))
-            kept = {i: bool(q > med) for i, q in quality.items()}
-            op = ">"
-            if not any(kept.values()):
-                kept = {i: bool(q >= med) for i, q in quality.items()}
-                op = ">="
-            fallback = (
-                f"the filter ({how}) kept no label; fell back to keeping labels with "
-                f"predicted quality {op} the median ({med:.3f})"
-            )
-            thr = med
+        kept, decision = filter_labels(quality, *quality_threshold(cfg, pred))
         counts = label_counts(labels, split.masks, split.unlabelled)  # one read of each pair
         per_true = per_image_iou(split.unlabelled, counts)
         stats = quality_stats(
@@ -78,9 +123,10 @@ def annotate_stage(
             "quality": quality,
             "true_iou": per_true,
             "kept": kept,
-            "threshold": thr,
-            "threshold_rule": how,
-            "fallback": fallback,
+            "threshold": decision["threshold"],
+            "threshold_rule": decision["rule"],
+            "fallback": fallback_text(decision),
+            "filter": decision,
             "n": len(labels),
             "n_kept": len(kept_ids),
             "iou_all": summarize_counts(counts),

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.pipeline.experiment_autolabels import filter_decision
 from sam2elnet.pipeline.experiment_config import (
     CONVERGED_GAIN,
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -50,18 +51,19 @@ def _iou_ci(row: dict[str, Any]) -> str:
 def filter_words(auto: dict[str, Any]) -> str:
     """How the auto-labels were filtered, for table 1's auto-label sentence.
 
-    ``auto`` is the ``annotate`` stage's result: ``threshold_rule`` (the rule and its threshold)
-    and, when that rule kept no label, ``fallback`` and ``threshold`` (the median predicted
-    quality used instead). The sentence then names the threshold actually applied, not only the
+    ``auto`` is the ``annotate`` stage's result (or results.json ``autolabels``); its filter
+    decision (:func:`~sam2elnet.pipeline.experiment_autolabels.filter_decision`) gives the rule
+    and, when that rule kept no label, the median predicted quality applied instead and how kept
+    labels compare with it. The sentence then names the threshold actually applied, not only the
     rule's (which kept nothing).
     """
-    rule = auto["threshold_rule"]
-    if not auto.get("fallback"):
-        return rule
-    above = "at or above" if ">= the median" in auto["fallback"] else "above"
+    d = filter_decision(auto)
+    if not d["fallback"]:
+        return d["rule"]
+    above = "at or above" if d["keep"] == ">=" else "above"
     return (
-        f"{rule} kept none, so the labels {above} the median predicted quality "
-        f"({_f(auto['threshold'])}) were kept instead"
+        f"{d['rule']} kept none, so the labels {above} the median predicted quality "
+        f"({_f(d['threshold'])}) were kept instead"
     )
 
 

@@ -468,7 +468,7 @@ def write_protocol_report(
             f"{n} downstream model(s) are degenerate (highlighted rows): they predicted almost "
             "every pixel as foreground, or none; their scores say nothing about the labels."
         )
-    auto = dict(results.get("autolabels") or {})
+    auto = {k: v for k, v in (results.get("autolabels") or {}).items() if k != "filter"}  # as words
     facts = {}
     if _has(auto.get("tau")):
         facts["tau"] = float(auto["tau"])
