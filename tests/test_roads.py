@@ -240,3 +240,30 @@ def test_downstream_and_experiment_tables_carry_road_measures(tmp_path: Path) ->
     assert "| (a) 100 % original labels | " in table and "road completeness" in table
     assert f"{res.metrics['road_quality']:.3f}" in table
     assert _road_table([_row("full", "(a)", {"metrics": plain.metrics}, 2, 2)]) == []
+
+
+def test_cv_closing_lines_give_all_four_road_measures() -> None:
+    """`elnet cv` prints the road measures cv.md has: connectivity was missing from the line."""
+    from sam2elnet.cli.cv_cmd import summary_lines
+
+    def ms(mean: float, std: float) -> dict[str, float]:
+        return {"mean": mean, "std": std, "n": 2}
+
+    road = {
+        "iou": ms(0.139, 0.01),
+        "f1": ms(0.244, 0.015),
+        "road_correctness": ms(0.104, 0.001),
+        "road_completeness": ms(0.175, 0.032),
+        "road_quality": ms(0.070, 0.005),
+        "road_connectivity": ms(0.185, 0.031),
+    }
+    assert summary_lines({"test": road}) == [
+        "test: IoU 0.139 ± 0.010, F1 0.244 ± 0.015, road completeness 0.175 ± 0.032, "
+        "correctness 0.104 ± 0.001, quality 0.070 ± 0.005, connectivity 0.185 ± 0.031"
+    ]
+    oil = {"iou": ms(0.6, 0.02), "f1": ms(0.75, 0.01)}
+    gap = {"mean": 0.1, "std": None}
+    assert summary_lines({"in_domain": oil, "iou_gap": gap}) == [
+        "in-domain: IoU 0.600 ± 0.020, F1 0.750 ± 0.010",
+        "in-domain minus cross-domain IoU: 0.100",
+    ]

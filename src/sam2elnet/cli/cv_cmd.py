@@ -128,7 +128,20 @@ def cv_cmd(
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)
-    for name, s in r["summary"].items():
+    for line in summary_lines(r["summary"]):
+        typer.echo(line)
+    typer.echo(f"tables: {Path(out) / 'cv.md'}")
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The closing lines of ``elnet cv``: per test set IoU and F1 (and, for roads, the four road
+    measures of cv.md) as mean ± std over the folds, then the cross-domain gap when there is one.
+
+    ``summary`` is :func:`~sam2elnet.pipeline.crossval.run_cv`'s ``"summary"``: test set name ->
+    metric -> ``{"mean", "std"}`` (None where unknown), plus ``"iou_gap"`` for cross-domain runs.
+    """
+    lines = []
+    for name, s in summary.items():
         if name == "iou_gap":
             continue
         parts = [f"IoU {_pm(s['iou'])}", f"F1 {_pm(s['f1'])}"]
@@ -137,11 +150,12 @@ def cv_cmd(
                 f"road completeness {_pm(s['road_completeness'])}",
                 f"correctness {_pm(s['road_correctness'])}",
                 f"quality {_pm(s['road_quality'])}",
+                f"connectivity {_pm(s.get('road_connectivity') or {})}",
             ]
-        typer.echo(f"{name.replace('_', '-')}: " + ", ".join(parts))
-    if "iou_gap" in r["summary"]:
-        typer.echo(f"in-domain minus cross-domain IoU: {_pm(r['summary']['iou_gap'])}")
-    typer.echo(f"tables: {Path(out) / 'cv.md'}")
+        lines.append(f"{name.replace('_', '-')}: " + ", ".join(parts))
+    if "iou_gap" in summary:
+        lines.append(f"in-domain minus cross-domain IoU: {_pm(summary['iou_gap'])}")
+    return lines
 
 
 def _pm(s: dict) -> str:
