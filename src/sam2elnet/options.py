@@ -172,7 +172,10 @@ class FolderJobOptions(WindowOptions):
     device: str = "cpu"
     precision: Precision = "auto"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
-    line_width: float | None = Field(None, gt=0, description="buffer for line labels, map units")
+    line_width: float | None = Field(
+        None, gt=0, description="total width of line labels: map units, or px (line_width_unit)"
+    )
+    line_width_unit: Literal["map", "px"] = "map"
     new_objects: Literal["drop", "keep"] = Field(
         "drop", description="enhance: drop predicted objects that miss the coarse label"
     )

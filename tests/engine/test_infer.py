@@ -421,6 +421,48 @@ def test_enhance_accepts_vector_coarse_labels(
     assert int(row["removed_px"]) == int(np.count_nonzero(coarse & (rgb[:, :, 1] == 0)))
 
 
+def test_enhance_buffers_road_lines_in_pixels_or_map_units(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """A road drawn as a centre line is buffered to --line-width, in map units of the image CRS
+    (10 m pixels here) or with --line-width-px in pixels, on the whole-image and the window path
+    (enhance had no pixel unit: 4 meant 4 m = 0.4 px on this image and burnt nothing)."""
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    from sam2elnet.engine import memory
+
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run)
+    # along the edge between rows 29 and 30, from column 10 to column 90
+    road = LineString([(500000 + 100, 4000000 - 300), (500000 + 900, 4000000 - 300)])
+    labels = tmp_path / "roads.gpkg"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[road], crs="EPSG:32633").to_file(labels)
+
+    def coarse_rows(name: str, **kw: object) -> list[int]:
+        res = enhance_folder(
+            run["model"], scene, labels, tmp_path / name, progress=False, predictor=pred, **kw
+        )
+        rgb = cv2.imread(str(tmp_path / name / res.rows[0]["changes"]))[:, :, ::-1]
+        coarse = rgb[:, :, 0] > 0  # kept (white) or removed (red): the coarse label
+        rows = np.flatnonzero(coarse.any(axis=1))
+        assert coarse[rows, 12:88].all()  # along the whole road
+        return [int(r) for r in rows]
+
+    assert coarse_rows("px", line_width=4, line_width_unit="px") == [28, 29, 30, 31]
+    assert coarse_rows("map", line_width=40) == [28, 29, 30, 31]
+    assert coarse_rows("metres", line_width=4) == []  # 0.4 px wide: no pixel centre inside
+    budget = pred.whole_bytes(64 * 64)  # the window path (scene_changes' coarse source)
+    rows = coarse_rows(
+        "tiled", line_width=4, line_width_unit="px", tile=64, overlap=16, max_memory=budget
+    )
+    pred.max_memory = memory.DEFAULT_MAX_MEMORY
+    assert rows == [28, 29, 30, 31]
+    with pytest.raises(UserError, match="line-width-unit"):
+        enhance_folder(run["model"], scene, labels, tmp_path / "bad", line_width_unit="feet")
+
+
 def test_enhance_matches_vector_files_in_a_label_folder_by_name(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

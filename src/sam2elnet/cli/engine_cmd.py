@@ -413,7 +413,13 @@ def enhance_cmd(
     ),
     out: Path = _OUT,
     line_width: Optional[float] = typer.Option(  # noqa: UP045
-        None, "--line-width", help="Buffer width for line labels (roads), in map units."
+        None,
+        "--line-width",
+        help="Total width line labels (roads drawn as centre lines) are buffered to, in map "
+        "units of the image CRS (pixels for images without georeference); see --line-width-px.",
+    ),
+    line_width_px: bool = typer.Option(
+        False, "--line-width-px", help="--line-width is in pixels, whatever the image CRS."
     ),
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Enhance only images that have a label."
@@ -449,6 +455,7 @@ def enhance_cmd(
 
     opts = _job_kwargs(
         line_width=line_width,
+        line_width_unit="px" if line_width_px else "map",
         skip_missing=skip_missing,
         no_changes=no_changes,
         positive_values=positive_values,

@@ -143,6 +143,7 @@ def scene_changes(
     *,
     png: bool,
     line_width: float | None,
+    line_width_unit: str = "map",
     positive_values: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Change statistics (``added_px``, ``removed_px``, ``changed_frac``) of an enhanced scene and,
@@ -168,7 +169,13 @@ def scene_changes(
         stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64))
         src = stack.enter_context(open_scene(scene))
         lab = stack.enter_context(rasterio.open(label_tif))
-        cs = CoarseSource(coarse, src, line_width=line_width, positive_values=positive_values)
+        cs = CoarseSource(
+            coarse,
+            src,
+            line_width=line_width,
+            line_width_unit=line_width_unit,
+            positive_values=positive_values,
+        )
         stack.callback(cs.close)
         h, w = lab.height, lab.width
         dst = None

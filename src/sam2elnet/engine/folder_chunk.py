@@ -50,6 +50,7 @@ class ChunkSpec:
     save_prob: bool = False
     save_changes: bool = True
     line_width: float | None = None
+    line_width_unit: str = "map"  # of line_width: "map" (CRS units) or "px"
     positive_values: tuple[float, ...] | None = None
     warp_to: str | None = None
     warp_method: str = "tps"
@@ -166,7 +167,9 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: Path) -> np.ndarray:
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
     if is_vector_path(label):
-        coarse = rasterize_vector(label, f, line_width=spec.line_width)
+        coarse = rasterize_vector(
+            label, f, line_width=spec.line_width, line_width_unit=spec.line_width_unit
+        )
     else:
         coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
     return coarse.astype(np.float32)

@@ -91,7 +91,8 @@ class FolderJob:
         self.order: dict[str, int] = {}  # image -> position in the job's input list
         self._pixels: dict[Path, int | None] = {}  # header sizes, read once per file
         self.tile, self.overlap = tile, overlap
-        self.line_width: float | None = None  # width of vector line labels (roads), map units
+        self.line_width: float | None = None  # width of vector line labels (roads)
+        self.line_width_unit = "map"  # of line_width: "map" (CRS units) or "px"
         self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
         self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
         self.spec = ChunkSpec(desc, out, threshold)  # the job's output options (set by run)
@@ -192,6 +193,7 @@ class FolderJob:
                 batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
                 coarse=coarse,
                 line_width=self.line_width,
+                line_width_unit=self.line_width_unit,
                 coarse_positive_values=self.positive_values,
                 prob_path=(self.out / "prob" / tif) if self.save_prob else None,
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
@@ -210,6 +212,7 @@ class FolderJob:
                 self.out / "changes" / Path(name).stem if self.save_changes else None,
                 png=name != tif,
                 line_width=self.line_width,
+                line_width_unit=self.line_width_unit,
                 positive_values=self.positive_values,
             )
         try:  # after the change statistics, which are counted on the scene grid

@@ -190,6 +190,7 @@ def enhance_folder(
     tile: int = 1024,
     overlap: int = 128,
     line_width: float | None = None,
+    line_width_unit: str = "map",
     bands: Sequence[int] | None = None,
     positive_values: tuple[float, ...] | None = None,
     max_memory: int | str | None = None,
@@ -212,7 +213,11 @@ def enhance_folder(
     a GeoTIFF), ``OUT/changes/`` (RGB change maps: green added, red removed; images on the window
     path get theirs strip by strip, a tiled GeoTIFF for GeoTIFF scenes), ``OUT/prob/`` (with
     ``save_prob``), ``OUT/quality.csv`` (+ added/removed pixel counts) and ``OUT/summary.json``.
-    Images without a label are an error naming them unless ``skip_missing``. Raster coarse
+    Images without a label are an error naming them unless ``skip_missing``. Line (and point)
+    features of vector coarse labels (roads drawn as centre lines) are buffered to the total
+    width ``line_width`` in ``line_width_unit``: ``"map"`` (units of the image's CRS; pixels for
+    an image without georeference) or ``"px"``; without a width they burn 1 px wide (a warning
+    says so). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
@@ -232,7 +237,8 @@ def enhance_folder(
     warp_to = _check_job_options(
         min_quality=min_quality, target_precision=target_precision, tau=tau,
         batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, line_width=line_width, max_memory=max_memory, warp_to=warp_to,
+        overlap=overlap, line_width=line_width, line_width_unit=line_width_unit,
+        max_memory=max_memory, warp_to=warp_to,
         warp_method=warp_method, new_objects=new_objects, max_growth=max_growth,
     )  # fmt: skip
     rule = CoarseRule(new_objects, max_growth)  # type: ignore[arg-type]
@@ -299,6 +305,7 @@ def enhance_folder(
         save_prob=save_prob,
         save_changes=save_changes,
         line_width=line_width,
+        line_width_unit=line_width_unit,
         positive_values=tuple(positive_values) if positive_values else None,
         warp_to=warp_to,
         warp_method=warp_method,
@@ -312,7 +319,7 @@ def enhance_folder(
     ):
         job.executor = ex
         n_before = len(job.done)
-        job.line_width = line_width
+        job.line_width, job.line_width_unit = line_width, line_width_unit
         job.save_changes = save_changes
         job.positive_values = spec.positive_values
         job.rule = rule
