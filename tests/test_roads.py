@@ -145,6 +145,36 @@ def test_road_training_logs_road_measures_and_uses_cldice(tmp_path: Path) -> Non
     assert extra["train"]["domain"] == "roads" and extra["train"]["topology_loss"] == "cldice"
 
 
+def test_fine_tuning_keeps_the_init_models_domain(tmp_path: Path) -> None:
+    """The review loop: `elnet train --data reviewed --init-model roads.pt` on a few reviewed
+    labels that do not look like a road network (elongation below 15) kept the roads model's
+    normalisation and trunk but switched to the 'other' recipe (no clDice, no road measures);
+    the --init-model's domain is kept now, and --domain still overrides it."""
+    from sam2elnet.data.layouts import discover
+    from sam2elnet.engine.train import train
+    from sam2elnet.engine.train_data import training_domain
+
+    roads = make_road_dataset(tmp_path / "roads", n=8, size=48)
+    base = train(
+        small_cfg(roads, tmp_path / "r0", image_size=48, fit_quality=False), echo=lambda _m: None
+    )
+    blobs = make_dataset(tmp_path / "reviewed", n=6)
+    lines: list[str] = []
+    cfg = small_cfg(blobs, tmp_path / "r1", init_model=base.best_path, fit_quality=False)
+    res = train(cfg, echo=lines.append)
+    text = "\n".join(lines)
+    assert f"domain: roads (the --init-model's, {base.best_path}; --domain" in text
+    assert "clDice topology loss on" in text
+    from sam2elnet.model import load_model
+
+    assert load_model(res.best_path)[1]["train"]["domain"] == "roads"
+    index = discover(blobs)
+    other = small_cfg(blobs, tmp_path / "r2", init_model=base.best_path, domain="other")
+    assert training_domain(other, index, index.samples).domain == "other"
+    fresh = small_cfg(blobs, tmp_path / "r3")  # without --init-model: the labels' shape decides
+    assert training_domain(fresh, index, index.samples).domain == "other"
+
+
 def test_non_road_training_keeps_its_columns(tmp_path: Path) -> None:
     from sam2elnet.engine.train import METRIC_FIELDS, train
 

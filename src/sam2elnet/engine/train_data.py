@@ -64,8 +64,16 @@ def cv_fold_meta(index: Any) -> dict[str, Any] | None:
 
 def training_domain(cfg: TrainConfig, index: Any, samples: Sequence[Any]) -> Any:
     """The run's :class:`~sam2elnet.data.domain.DomainGuess`: ``cfg.domain`` when forced, else
-    detected from the layout, ``dataset.json`` and the training labels' shape."""
+    the ``--init-model``'s (fine-tuning keeps its recipe, as it keeps its normalisation: a few
+    reviewed road labels must not turn a roads model into an "other" run), else detected from
+    the layout, ``dataset.json`` and the training labels' shape."""
     from sam2elnet.data.domain import detect_domain, resolve_domain
+
+    if cfg.domain == "auto" and cfg.init_model is not None:
+        inherited = _init_model_extra(cfg).get("train", {}).get("domain")
+        if inherited in ("roads", "other"):
+            why = f"the --init-model's, {cfg.init_model}"
+            return resolve_domain(inherited, None, why, given=False)
 
     if cfg.domain != "auto":
         cv = cv_fold_meta(index)
@@ -206,6 +214,17 @@ def init_model_normalization(cfg: TrainConfig) -> Any:
     norm = (payload.get("extra") or {}).get("normalization")
     norm = norm or (payload.get("config") or {}).get("normalization")
     return NormalizationConfig.model_validate(norm) if norm else None
+
+
+def _init_model_extra(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``extra`` record of ``cfg.init_model`` (``{}`` without one, or for a file that has
+    none, e.g. a model written before the record existed)."""
+    from sam2elnet.model.io import read_model_file
+
+    if cfg.init_model is None:
+        return {}
+    extra = read_model_file(cfg.init_model).get("extra")
+    return extra if isinstance(extra, dict) else {}
 
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
