@@ -152,6 +152,13 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     write_protocol_report(tmp_path / "r2.html", r2, [], title="distinct scores")
     page2 = html.unescape((tmp_path / "r2.html").read_text())
     _table1_in_html_as_in_results_md(r2, render_markdown(r2), page2)
+    # the class is named by the domain: oil here; road when the rows carry the road measures
+    assert "IoU = oil (foreground) IoU" in md and "mean of oil and background IoU" in md
+    r3 = copy.deepcopy(r)
+    r3["table1"][0].update(road_correctness=0.5, road_completeness=0.4, road_quality=0.3)
+    md3 = render_markdown(r3)
+    assert "IoU = road (foreground) IoU" in md3 and "mean of road and background IoU" in md3
+    assert " oil" not in md3
     # per_image.csv: each label set's counts per pool image, next to the other rows
     import csv
 

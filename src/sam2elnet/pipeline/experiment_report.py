@@ -135,6 +135,13 @@ def render_markdown(r: dict[str, Any]) -> str:
     s = r["settings"]
     a = r["autolabels"]
     sp = r["split"]
+    # the object class by the data's domain: road measures are in the rows of road data only
+    roads = any(row.get(k) is not None for row in r["table1"] for k in ROAD_KEYS)
+    obj, miou_src = (
+        ("road", "the two-class mIoU")
+        if roads
+        else ("oil", "the two-class mIoU SOS papers quote")
+    )
     lines = [
         "# SAM2-ELNet protocol experiment",
         "",
@@ -147,8 +154,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Table 1 — automatic annotation (downstream U-Net, test split, pixel-aggregated)",
         "",
-        "IoU = oil (foreground) IoU with its bootstrap 95 % confidence interval over test images; "
-        "mIoU = mean of oil and background IoU (the two-class mIoU SOS papers quote). Row (f) is "
+        f"IoU = {obj} (foreground) IoU with its bootstrap 95 % confidence interval over test "
+        f"images; mIoU = mean of {obj} and background IoU ({miou_src}). Row (f) is "
         "SAM2-ELNet itself annotating the test images, to compare with (b), a plain U-Net trained "
         "on the same labelled fraction.",
         "",
