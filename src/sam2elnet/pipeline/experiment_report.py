@@ -138,9 +138,7 @@ def render_markdown(r: dict[str, Any]) -> str:
     # the object class by the data's domain: road measures are in the rows of road data only
     roads = any(row.get(k) is not None for row in r["table1"] for k in ROAD_KEYS)
     obj, miou_src = (
-        ("road", "the two-class mIoU")
-        if roads
-        else ("oil", "the two-class mIoU SOS papers quote")
+        ("road", "the two-class mIoU") if roads else ("oil", "the two-class mIoU SOS papers quote")
     )
     lines = [
         "# SAM2-ELNet protocol experiment",
