@@ -83,8 +83,8 @@ def test_threshold_line_when_no_threshold_reaches_the_target() -> None:
     line = threshold_line({"target_precision": tp, "threshold": 0.137})
     assert line == (
         "no threshold (IoU >= 0.7): no threshold reaches precision 0.9 on the 16 held-out labels; "
-        "every label was rejected (lower --target-precision, use --min-quality, or label more "
-        "images and retrain)"
+        "only labels scoring above every held-out label (>= 0.137) were kept, with no promised "
+        "precision (lower --target-precision, use --min-quality, or label more images and retrain)"
     )
     ok = {**tp, "achievable": True, "precision": 0.92, "recall": 0.5, "note": ""}
     assert threshold_line({"target_precision": ok}) == (

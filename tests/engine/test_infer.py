@@ -293,6 +293,24 @@ def test_target_precision_on_few_labels_warns(run: dict[str, Path]) -> None:
     assert info["target_precision"]["n_kept"] == 3
 
 
+def test_unreachable_target_precision_says_what_is_kept(run: dict[str, Path]) -> None:
+    """No threshold reaches the target: the threshold sits just above every held-out score, so new
+    labels scoring higher are still kept; the warning says so (it said every label is rejected)."""
+    p = Predictor.from_file(run["model"])
+    ev = p.evaluator
+    ev.fitted, ev.tau = True, 0.7
+    ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
+    ev.heldout_iou = [0.1, 0.9, 0.2, 0.9, 0.3]  # the best-scored label is bad: never 0.99
+    ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}
+    with pytest.warns(
+        UserWarning,
+        match=r"only labels scoring above every held-out label "
+        r"\(quality >= 0\.900\) will be kept, with no promised precision",
+    ):
+        thr, info = p.choose_threshold(target_precision=0.99)
+    assert thr == pytest.approx(0.900001) and info["target_precision"]["achievable"] is False
+
+
 def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None:
     from sam2elnet.engine.train import fit_quality
     from sam2elnet.model import load_model

@@ -40,8 +40,9 @@ def threshold_line(filt: dict[str, Any]) -> str | None:
     if tp and not tp.get("achievable", True):
         note = tp.get("note") or f"no threshold reaches precision {tp['target_precision']}"
         return (
-            f"no threshold (IoU >= {tp['tau']}): {note}; every label was rejected (lower "
-            "--target-precision, use --min-quality, or label more images and retrain)"
+            f"no threshold (IoU >= {tp['tau']}): {note}; only labels scoring above every "
+            f"held-out label (>= {tp['threshold']:.3f}) were kept, with no promised precision "
+            "(lower --target-precision, use --min-quality, or label more images and retrain)"
         )
     if tp:
         return (

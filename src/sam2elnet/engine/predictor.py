@@ -406,9 +406,10 @@ class Predictor:
             info["target_precision"] = choice.as_dict()
             if not choice.achievable:
                 warnings.warn(
-                    f"--target-precision {target_precision}: {choice.note}; every label will be "
-                    "rejected (lower --target-precision, use --min-quality, or label more images "
-                    "and retrain)",
+                    f"--target-precision {target_precision}: {choice.note}; only labels scoring "
+                    f"above every held-out label (quality >= {choice.threshold:.3f}) will be kept, "
+                    "with no promised precision (lower --target-precision, use --min-quality, or "
+                    "label more images and retrain)",
                     stacklevel=2,
                 )
             elif not choice.reliable and choice.note:

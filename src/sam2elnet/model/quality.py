@@ -304,7 +304,8 @@ class QualityEvaluator:
 
         Precision = share of kept labels (score >= threshold) that are good; the lowest such
         threshold keeps the most labels. When no threshold reaches ``target``, the threshold is set
-        above every score (reject all) and ``achievable`` is False.
+        just above every held-out score (a new label scoring higher is still kept) and
+        ``achievable`` is False.
 
         Args:
             target: Wanted precision in (0, 1].

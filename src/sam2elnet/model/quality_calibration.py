@@ -258,8 +258,8 @@ def choose_threshold(
 
     Precision = share of kept labels (score >= threshold) that are good; the lowest such
     threshold keeps the most labels (a higher ``target`` never gives a lower threshold). When no
-    threshold reaches ``target``, the threshold is set above every score (reject all) and
-    ``achievable`` is False. The choice also says how far it can be trusted: a precision counted
+    threshold reaches ``target``, the threshold is set just above every held-out score (it rejects
+    every held-out label; a new label scoring higher is still kept) and ``achievable`` is False. The choice also says how far it can be trusted: a precision counted
     on ``n_kept`` samples has a binomial standard error of ``sqrt(p (1 - p) / n_kept)``, so fewer
     than :func:`min_kept_for` kept samples cannot promise a precision within
     :data:`PRECISION_TOLERANCE` of ``target`` (``reliable`` False, ``note`` says so). Smoothed
