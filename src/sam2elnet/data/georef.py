@@ -71,6 +71,41 @@ def georeference_kind(profile: dict[str, Any] | None) -> str:
     return "crs" if g.get("crs") is not None else "none"
 
 
+PIXEL_GRID = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+"""Map coordinates of a raster without any georeference, as GIS tools place it: x = column,
+y = -row (``affine.Affine(*PIXEL_GRID)``; a pixel's corners are at integer coordinates, the
+image occupies x in [0, width], y in [-height, 0]).
+
+Source: GDAL returns the default geotransform (0, 1, 0, 0, 0, 1) (y = row, pointing down) for a
+raster without one (``GDALDataset::GetGeoTransform``, https://gdal.org/api/gdaldataset_cpp.html),
+but QGIS's GDAL provider replaces it with (0, 1, 0, 0, 0, -1) "if the raster does not have a
+valid transform" (``QgsGdalProvider::initBaseDataset``, qgis/QGIS
+src/providers/gdal/qgsgdalprovider.cpp), so QGIS shows a PNG / JPEG / plain TIFF upright with
+y = -row. Polygons written with y = row would lie mirrored, above the image; polygons drawn in
+QGIS over such an image have y = -row. gdal_polygonize keeps GDAL's y = row
+(OSGeo/gdal#2830 reports those polygons mirrored in QGIS)."""
+
+
+def plain_grid_transform(transform: Any = None) -> Any:
+    """The map transform of a raster that has no CRS (and no GCPs), as QGIS places it.
+
+    Args:
+        transform: the raster's ``affine.Affine`` geotransform (rasterio's ``ds.transform``);
+            rasterio reports a raster without one as the identity.
+
+    Returns:
+        ``transform`` when it is a real geotransform (not the identity: a world file or a
+        GeoTIFF transform without CRS, which QGIS uses as it is), else :data:`PIXEL_GRID`
+        (x = column, y = -row). An identity geotransform stored explicitly in a file reads the
+        same as none (rasterio cannot tell them apart); this package never writes one.
+    """
+    from affine import Affine
+
+    if transform is not None and not _is_identity(transform):
+        return transform
+    return Affine(*PIXEL_GRID)
+
+
 def _is_identity(transform: Any) -> bool:
     try:
         return tuple(transform)[:6] == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)

@@ -6,8 +6,11 @@ different CRS from the imagery. The model wants a coarse *mask* on the image gri
 1. read the features (pyogrio via geopandas), refusing empty / unreadable files with a clear
    :class:`~sam2elnet.errors.DataError` that names the file;
 2. repair invalid geometries (``shapely.make_valid``) and say how many were repaired;
-3. reproject to the image CRS (``to_crs``); a GeoTIFF without a CRS takes labels in *pixel
-   coordinates* only (column, row), because there is nothing to reproject to;
+3. reproject to the image CRS (``to_crs``); an image without a CRS takes labels without a CRS,
+   placed as QGIS shows that image (:func:`~sam2elnet.data.georef.plain_grid_transform`:
+   x = column, y = -row, or the image's own geotransform), because there is nothing to
+   reproject to; labels lying wholly at y >= 0 are read as y = row (COCO / OpenCV contours,
+   earlier sam2elnet exports), with a note;
 4. buffer lines (and points) by a width given in map units of the image CRS or in pixels;
 5. drop features that miss the image entirely, with a warning that says how many and why; if
    *none* overlap, raise (almost always a CRS mix-up);
@@ -33,7 +36,13 @@ from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VECTOR_SUFFIXES", "is_vector_path", "read_vector", "VectorLabels", "rasterize_vector"]
+__all__ = [
+    "VECTOR_SUFFIXES",
+    "is_vector_path",
+    "read_vector",
+    "VectorLabels",
+    "rasterize_vector",
+]
 
 
 def is_vector_path(path: str | Path) -> bool:
@@ -66,6 +75,44 @@ def read_vector(path: str | Path, layer: str | int | None = None):
     if len(gdf) == 0:
         raise DataError("vector label file has features but all geometries are empty", p)
     return gdf
+
+
+def _pixel_grid(gdf: Any, transform: Any, path: Path, notes: list[str]) -> Any:
+    """The transform that places pixel-coordinate labels on an image without a CRS.
+
+    :func:`~sam2elnet.data.georef.plain_grid_transform` of the image's ``transform`` (QGIS's
+    x = column, y = -row, or the image's own geotransform), except that labels lying wholly at
+    y >= 0 on a grid without geotransform are read as y = row (identity), with a note: on
+    QGIS's grid the image is at y <= 0, so the two cannot be confused.
+    """
+    from affine import Affine
+
+    from sam2elnet.data.georef import PIXEL_GRID, plain_grid_transform
+
+    t = plain_grid_transform(transform)
+    if tuple(t)[:6] != PIXEL_GRID:
+        return t
+    _x0, y0, _x1, y1 = (float(v) for v in gdf.total_bounds)
+    if y0 >= 0 and y1 > 0:
+        msg = (
+            f"{path}: labels lie at y >= 0, so y is read as the row (y pointing down, as COCO); "
+            "polygons drawn in QGIS over an image without georeference have y = -row"
+        )
+        log.warning(msg)
+        notes.append(msg)
+        return Affine.identity()
+    return t
+
+
+def _grid_name(transform: Any) -> str:
+    """How pixel-coordinate labels are read, for messages."""
+    from sam2elnet.data.georef import PIXEL_GRID
+
+    if tuple(transform)[:6] == PIXEL_GRID:
+        return "pixel coordinates, x = column, y = -row as QGIS shows the image"
+    if transform.is_identity:
+        return "pixel coordinates, x = column, y = row"
+    return "the image's geotransform (no CRS)"
 
 
 def _pixel_size(transform: Any) -> float:
@@ -112,10 +159,14 @@ class VectorLabels:
         ``crs`` / ``transform`` / ``height`` / ``width`` describe the image (``crs=None`` for a
         raster without georeference). ``line_width`` buffers lines and points to that total width,
         in ``line_width_unit`` ``"map"`` (units of the image CRS) or ``"px"`` (pixels).
-        ``pixel_coords=True`` ignores any label CRS and reads coordinates as (column, row).
+        ``pixel_coords=True`` ignores any label CRS and reads coordinates as pixel coordinates.
+        Pixel coordinates (an image without CRS, or ``pixel_coords``) are x = column, y = -row,
+        as QGIS places a raster without georeference (:data:`~sam2elnet.data.georef.PIXEL_GRID`;
+        an image with a geotransform but no CRS: that geotransform), so polygons drawn in QGIS
+        over the image land on it; labels lying wholly at y >= 0 are read as x = column,
+        y = row instead (a note says so).
         """
         import shapely
-        from affine import Affine
 
         p = Path(path)
         gdf = read_vector(p, layer=layer)
@@ -131,13 +182,14 @@ class VectorLabels:
             if crs is None and gdf.crs is not None and not pixel_coords:
                 raise DataError(
                     f"the image has no CRS but the labels are in {crs_name(gdf.crs)}; without a "
-                    "georeferenced image the labels must be in pixel coordinates (x = column, "
-                    "y = row) with no CRS (or pass --labels-pixel-coords to ignore the label CRS), "
-                    "or georeference the image",
+                    "georeferenced image the labels must be in pixel coordinates with no CRS "
+                    "(as drawn in QGIS over the image: x = column, y = -row; or y = row) (or "
+                    "pass --labels-pixel-coords to ignore the label CRS), or georeference the "
+                    "image",
                     p,
                 )
-            grid_transform = Affine.identity()
-            pix = 1.0
+            grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, notes)
+            pix = _pixel_size(grid_transform)
         else:
             grid_transform = transform
             pix = _pixel_size(transform)
@@ -216,21 +268,22 @@ class VectorLabels:
         # keep only what touches the image footprint
         from shapely.geometry import box
 
-        if crs is None or pixel_coords:
-            footprint = box(0, 0, width, height)
-        else:
-            xs, ys = zip(
-                *(
-                    grid_transform @ (c, r)
-                    for c, r in ((0, 0), (width, 0), (0, height), (width, height))
-                ),
-                strict=True,
-            )
-            footprint = box(min(xs), min(ys), max(xs), max(ys))
+        xs, ys = zip(
+            *(
+                grid_transform @ (c, r)
+                for c, r in ((0, 0), (width, 0), (0, height), (width, height))
+            ),
+            strict=True,
+        )
+        footprint = box(min(xs), min(ys), max(xs), max(ys))
         hits = shapely.intersects(geoms, footprint) if len(geoms) else np.zeros(0, bool)
         n_miss = int((~hits).sum())
         if len(geoms) == 0 or not hits.any():
-            where = "pixel coordinates" if (crs is None or pixel_coords) else crs_name(crs)
+            where = (
+                crs_name(crs)
+                if crs is not None and not pixel_coords
+                else _grid_name(grid_transform)
+            )
             raise DataError(
                 f"none of the {n_total} label features overlaps the image (image extent "
                 f"{tuple(round(v, 3) for v in footprint.bounds)} in {where}); check the label CRS "

@@ -354,7 +354,7 @@ class SceneInputs:
         coarse: coarse label file (raster on any grid with a CRS, or a vector file), or None.
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` (CRS units) or ``"px"``.
-        pixel_coords: vector label coordinates are pixel coordinates (x = column, y = row).
+        pixel_coords: vector label coordinates are pixels (x = column, y = -row, QGIS's).
         warp_to: the ``--warp-to`` target the outputs will be warped to (only for the note).
         coarse_positive_values: object value(s) of a class-index coarse raster label.
 
@@ -395,13 +395,13 @@ class SceneInputs:
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the label / probability GeoTIFFs are warped to a map "
                     f"grid (--warp-to {warp_to}); tile footprints use pixel coordinates "
-                    "(x = column, y = row)"
+                    "(x = column, y = -row)"
                 )
             elif self.src.crs is None and gcps:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
-                    f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; vector labels and "
-                    "tile footprints use pixel coordinates (x = column, y = row). For map-grid "
+                    f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
+                    "use pixel coordinates (x = column, y = -row). For map-grid "
                     "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
                     "first (e.g. gdalwarp -tps)"
                 )
@@ -409,7 +409,7 @@ class SceneInputs:
             elif self.src.crs is None:
                 self.notes.append(
                     f"{self.path} has no CRS: outputs carry no georeference and vector labels / "
-                    "tile footprints use pixel coordinates (x = column, y = row)"
+                    "tile footprints use pixel coordinates as QGIS shows it (x = column, y = -row)"
                 )
                 log.warning(self.notes[-1])
             try:

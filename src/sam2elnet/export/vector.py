@@ -9,7 +9,10 @@ evaluator's predicted IoU from ``quality.csv`` when there is one), ``area_px`` a
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
-export in *pixel coordinates* (x = column, y = row, y pointing down), which the result notes say.
+export without a CRS where QGIS draws the label raster: x = column, y = -row (QGIS's placement
+of a raster without geotransform, :data:`sam2elnet.data.georef.PIXEL_GRID`, source there), or
+the raster's own geotransform when it has one; the result notes say so. (COCO keeps y = row,
+its own convention.)
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -192,7 +195,9 @@ def write_polygons(
             notes.append("no foreground in any label: wrote an empty layer")
         if not georef:
             notes.append(  # one line: the CLI prints the notes (no log warning as well)
-                "labels have no CRS: polygons are in pixel coordinates (x = column, y = row)"
+                "labels have no CRS: polygons are in pixel coordinates as QGIS places a raster "
+                "without georeference (x = column, y = -row), so they lie on the label / image "
+                "in QGIS"
             )
         if in_source and crs is not None and crs.to_epsg() != 4326:
             notes.append(

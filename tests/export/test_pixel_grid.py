@@ -1,0 +1,98 @@
+"""Rasters without georeference (PNG / JPEG / plain TIFF): polygons out and in are placed where
+QGIS draws the raster, x = column, y = -row (sam2elnet.data.georef.PIXEL_GRID), not upside down.
+
+QGIS's GDAL provider gives a raster without geotransform the transform (0, 1, 0, 0, 0, -1); a
+GPKG with y = row showed the polygons mirrored above the image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+from affine import Affine
+from PIL import Image
+from rasterio import features
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from sam2elnet.data.georef import PIXEL_GRID, plain_grid_transform
+from sam2elnet.data.vector import VectorLabels, rasterize_vector
+from sam2elnet.engine.scene_writer import windows_geo
+from sam2elnet.export.api import export_labels
+
+# QGIS's GDAL geotransform (0, 1, 0, 0, 0, -1) for a raster without one, in affine's order
+QGIS = Affine(1, 0, 0, 0, -1, 0)
+H, W = 40, 60
+
+
+def _label() -> np.ndarray:
+    """An asymmetric label: a 10x20 block near the top right, a 5x5 block bottom left."""
+    m = np.zeros((H, W), np.uint8)
+    m[2:12, 35:55] = 255
+    m[30:35, 3:8] = 255
+    return m
+
+
+def test_pixel_grid_is_qgis_placement():
+    assert tuple(QGIS)[:6] == PIXEL_GRID
+    assert plain_grid_transform(Affine.identity()) == QGIS  # rasterio's "no geotransform"
+    own = from_origin(100, 50, 2, 2)
+    assert plain_grid_transform(own) == own  # a real geotransform without CRS is used
+
+
+def test_png_label_exports_where_qgis_draws_it(tmp_path: Path):
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(_label()).save(tmp_path / "labels" / "a.png")
+    res = export_labels(tmp_path / "labels", tmp_path / "a.gpkg", progress=False)
+    g = gpd.read_file(res.out)
+    assert g.crs is None and any("y = -row" in n for n in res.notes)
+    assert sorted(tuple(b) for b in g.geometry.bounds.to_numpy()) == [
+        (3.0, -35.0, 8.0, -30.0),
+        (35.0, -12.0, 55.0, -2.0),
+    ]
+    # rasterised on QGIS's grid for the PNG, the polygons are the label, pixel for pixel
+    burnt = features.rasterize(list(g.geometry), out_shape=(H, W), transform=QGIS)
+    assert np.array_equal(burnt > 0, _label() > 0)
+    assert sorted(g["area_px"]) == [25.0, 200.0]
+
+
+def test_polygons_drawn_in_qgis_over_a_png_are_rasterised_in_place(tmp_path: Path):
+    img = tmp_path / "img.png"
+    Image.fromarray(np.full((H, W), 100, np.uint8)).save(img)
+    # rows 2..12, columns 35..55 as QGIS shows the PNG: y from -12 to -2
+    gpd.GeoDataFrame(geometry=[box(35, -12, 55, -2)]).to_file(tmp_path / "qgis.gpkg")
+    m = rasterize_vector(tmp_path / "qgis.gpkg", img)
+    want = np.zeros((H, W), bool)
+    want[2:12, 35:55] = True
+    assert np.array_equal(m, want)
+    # the export of a PNG label reads back onto the same pixels (round trip)
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(_label()).save(tmp_path / "labels" / "img.png")
+    export_labels(tmp_path / "labels", tmp_path / "back.gpkg", progress=False)
+    assert np.array_equal(rasterize_vector(tmp_path / "back.gpkg", img), _label() > 0)
+
+
+def test_labels_with_y_down_are_still_read_with_a_note(tmp_path: Path):
+    img = tmp_path / "img.png"
+    Image.fromarray(np.full((H, W), 100, np.uint8)).save(img)
+    gpd.GeoDataFrame(geometry=[box(35, 2, 55, 12)]).to_file(tmp_path / "rowdown.gpkg")
+    with rasterio.open(img) as ds:
+        v = VectorLabels.from_file(
+            tmp_path / "rowdown.gpkg", crs=None, transform=ds.transform, height=H, width=W
+        )
+    want = np.zeros((H, W), np.uint8)
+    want[2:12, 35:55] = 1
+    assert np.array_equal(v.rasterize(), want)
+    assert any("y is read as the row" in n for n in v.notes)
+
+
+def test_tile_footprints_of_a_scene_without_crs_use_the_same_grid(tmp_path: Path):
+    p = tmp_path / "plain.tif"
+    with rasterio.open(p, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8") as d:
+        d.write(np.zeros((1, H, W), np.uint8))
+    with rasterio.open(p) as src:
+        fp = windows_geo(src)(2, 35, 10, 20)  # row 2, column 35, 10 rows x 20 columns
+    assert fp.bounds == (35.0, -12.0, 55.0, -2.0)
