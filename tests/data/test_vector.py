@@ -217,3 +217,55 @@ def test_rasterize_vector_on_an_image_file(tmp_path: Path, image: Path):
     m = rasterize_vector(path, image)
     assert m.dtype == bool and m.shape == (H, W)
     assert 9800 < m.sum() < 10200
+
+
+def _gcp_image(path: Path, h: int = 80, w: int = 100) -> Path:
+    """A uint16 GeoTIFF georeferenced by 9 GCPs only (EPSG:4326, no CRS, no transform), whose
+    GCPs follow the sheared map lon = 14 + 0.0009 col + 0.0001 row, lat = 43 - 0.0008 row."""
+    from rasterio.control import GroundControlPoint
+
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=14 + 0.0009 * c + 0.0001 * r, y=43 - 0.0008 * r)
+        for r in (0, h // 2, h) for c in (0, w // 2, w)
+    ]  # fmt: skip
+    with rasterio.open(path, "w", driver="GTiff", height=h, width=w, count=1, dtype="uint16") as d:
+        d.write(np.full((1, h, w), 300, np.uint16))
+        d.gcps = (gcps, rasterio.crs.CRS.from_epsg(4326))
+    return path
+
+
+def _lonlat(c, r):
+    return 14 + 0.0009 * c + 0.0001 * r, 43 - 0.0008 * r
+
+
+def test_labels_with_a_crs_on_a_gcp_only_image_are_placed_through_the_gcps(tmp_path: Path):
+    """A slick drawn in QGIS over a Sentinel-1 GRD (shown through its GCPs) in EPSG:4326, or in
+    another CRS, lands on its pixels; labels without CRS stay pixel coordinates."""
+    img = _gcp_image(tmp_path / "grd.tif")
+    # pixel rectangle rows 20..40, columns 30..70 as a polygon in lon/lat (the sheared map)
+    ring = [_lonlat(c, r) for c, r in ((30, 20), (70, 20), (70, 40), (30, 40))]
+    gpd.GeoDataFrame(geometry=[Polygon(ring)], crs=4326).to_file(tmp_path / "slick.gpkg")
+    want = np.zeros((80, 100), bool)
+    want[20:40, 30:70] = True
+    assert np.array_equal(rasterize_vector(tmp_path / "slick.gpkg", img), want)
+    # in UTM 33N (reprojected to the GCPs' CRS first): the same pixels up to the edges
+    gpd.read_file(tmp_path / "slick.gpkg").to_crs(32633).to_file(tmp_path / "utm.gpkg")
+    m = rasterize_vector(tmp_path / "utm.gpkg", img)
+    assert (m & want).sum() / (m | want).sum() > 0.97
+    # a line width in map units (degrees here) converts with the GCPs' mean pixel size
+    # ((0.0009 + 0.0008) / 2 degrees): 0.0034 degrees = 4 px, rows 58..61 around row 60
+    line = LineString([_lonlat(10, 60), _lonlat(90, 60)])
+    gpd.GeoDataFrame(geometry=[line], crs=4326).to_file(tmp_path / "road.gpkg")
+    with rasterio.open(img) as ds:
+        from sam2elnet.data.vector import image_grid
+
+        crs, tr, gcps = image_grid(ds)
+    v = VectorLabels.from_file(
+        tmp_path / "road.gpkg", crs=crs, transform=tr, gcps=gcps, height=80, width=100,
+        line_width=0.0034,
+    )  # fmt: skip
+    rows = np.flatnonzero(v.rasterize().any(axis=1))
+    assert rows.tolist() == [58, 59, 60, 61]
+    # no CRS on a GCP image: pixel coordinates (QGIS's x = column, y = -row)
+    gpd.GeoDataFrame(geometry=[box(30, -40, 70, -20)]).to_file(tmp_path / "px.gpkg")
+    assert np.array_equal(rasterize_vector(tmp_path / "px.gpkg", img), want)

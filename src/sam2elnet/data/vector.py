@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "VECTOR_SUFFIXES",
     "is_vector_path",
+    "image_grid",
     "read_vector",
     "VectorLabels",
     "rasterize_vector",
@@ -104,6 +105,43 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, notes: list[str]) -> Any:
     return t
 
 
+def image_grid(ds: Any) -> tuple[Any, Any, Any]:
+    """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`:
+    its CRS and transform, or for an image georeferenced by >= 3 GCPs only (Sentinel-1 GRD) the
+    GCPs' CRS, the identity and the GCPs; ``gcps`` is None otherwise."""
+    gcps, gcp_crs = ds.gcps
+    if ds.crs is None and len(gcps) >= 3 and gcp_crs is not None:
+        from affine import Affine
+
+        return gcp_crs, Affine.identity(), list(gcps)
+    return ds.crs, ds.transform, None
+
+
+def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
+    """Map-coordinate geometries (in the GCPs' CRS) -> pixel coordinates (x = column, y = row)
+    through GDAL's GCP polynomial transformer; also the pixels per map unit (mean, from an
+    affine fit to the GCPs) for line widths. Z is dropped."""
+    import shapely
+    from rasterio.transform import GCPTransformer, from_gcps
+
+    def to_px(xy: np.ndarray) -> np.ndarray:
+        rows, cols = tr.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # fractional pixels
+        return np.column_stack([cols, rows]).astype(float)
+
+    try:
+        with GCPTransformer(gcps) as tr:
+            geoms = shapely.transform(np.asarray(gdf.geometry.values, dtype=object), to_px)
+    except Exception as err:  # noqa: BLE001 - GDAL transformer errors
+        raise DataError(
+            f"cannot place the labels with the image's ground control points ({err}); "
+            "warp the image to a map grid first (gdalwarp -tps -t_srs EPSG:xxxx)",
+            path,
+        ) from err
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame(geometry=list(geoms)), 1.0 / _pixel_size(from_gcps(gcps))
+
+
 def _grid_name(transform: Any) -> str:
     """How pixel-coordinate labels are read, for messages."""
     from sam2elnet.data.georef import PIXEL_GRID
@@ -153,6 +191,7 @@ class VectorLabels:
         line_width_unit: str = "map",
         pixel_coords: bool = False,
         layer: str | int | None = None,
+        gcps: Any = None,
     ) -> VectorLabels:
         """Read ``path`` and prepare its geometries for an image grid.
 
@@ -165,8 +204,16 @@ class VectorLabels:
         an image with a geotransform but no CRS: that geotransform), so polygons drawn in QGIS
         over the image land on it; labels lying wholly at y >= 0 are read as x = column,
         y = row instead (a note says so).
+
+        ``gcps``: the ground control points of an image georeferenced by GCPs only (Sentinel-1
+        GRD; :func:`image_grid`), with ``crs`` their CRS: labels with a CRS are reprojected to
+        it and placed on the pixels by GDAL's GCP polynomial transformer, as QGIS and GDAL
+        draw such an image (``GDALCreateGCPTransformer``, the warped VRT QGIS opens it as);
+        ``line_width`` in map units is then converted with the GCPs' mean pixel size. Labels
+        without a CRS are pixel coordinates, as for an image without georeference.
         """
         import shapely
+        from affine import Affine
 
         p = Path(path)
         gdf = read_vector(p, layer=layer)
@@ -178,6 +225,9 @@ class VectorLabels:
         if line_width is not None and line_width <= 0:
             raise DataError(f"line width must be positive, got {line_width}", p)
 
+        map_scale = 1.0  # grid units per map unit of the image CRS
+        if gcps is not None and gdf.crs is None and not pixel_coords:
+            crs = None  # labels without a CRS on a GCP-only image: pixel coordinates
         if pixel_coords or crs is None:
             if crs is None and gdf.crs is not None and not pixel_coords:
                 raise DataError(
@@ -214,6 +264,9 @@ class VectorLabels:
                             f"CRS {crs_name(crs)} ({type(err).__name__}: {err})",
                             p,
                         ) from err
+            if gcps is not None:
+                gdf, map_scale = _to_gcp_pixels(gdf, gcps, p)
+                grid_transform, pix = Affine.identity(), 1.0
 
         geoms = np.asarray(gdf.geometry.values, dtype=object)
         # reprojection outside a CRS's area of use gives inf coordinates: drop with a reason
@@ -242,7 +295,7 @@ class VectorLabels:
         is_line = np.isin(kinds, (1, 2, 5))
         is_point = np.isin(kinds, (0, 4))
         if line_width is not None:
-            dist = 0.5 * line_width * (pix if line_width_unit == "px" else 1.0)
+            dist = 0.5 * line_width * (pix if line_width_unit == "px" else map_scale)
             buf = is_line | is_point
             if buf.any():
                 geoms = geoms.copy()
@@ -357,13 +410,14 @@ def rasterize_vector(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(ip) as src:
-                crs, transform, h, w = src.crs, src.transform, src.height, src.width
+                (crs, transform, gcps), h, w = image_grid(src), src.height, src.width
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
     labels = VectorLabels.from_file(
         vector_path,
         crs=crs,
         transform=transform,
+        gcps=gcps,
         height=h,
         width=w,
         line_width=line_width,

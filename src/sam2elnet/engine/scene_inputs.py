@@ -231,7 +231,7 @@ class CoarseSource:
         pixel_coords: bool = False,
         positive_values: tuple[float, ...] | None = None,
     ) -> None:
-        from sam2elnet.data.vector import VectorLabels, is_vector_path
+        from sam2elnet.data.vector import VectorLabels, image_grid, is_vector_path
 
         self.path = Path(path)
         self._ds = None
@@ -241,10 +241,12 @@ class CoarseSource:
         if not self.path.exists():
             raise DataError("coarse label file does not exist; check the path", self.path)
         if is_vector_path(self.path):
+            crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
             self._vec = VectorLabels.from_file(
                 self.path,
-                crs=scene.crs,
-                transform=scene.transform,
+                crs=crs,
+                transform=transform,
+                gcps=gcps,
                 height=scene.height,
                 width=scene.width,
                 line_width=line_width,
