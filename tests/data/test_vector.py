@@ -269,3 +269,17 @@ def test_labels_with_a_crs_on_a_gcp_only_image_are_placed_through_the_gcps(tmp_p
     # no CRS on a GCP image: pixel coordinates (QGIS's x = column, y = -row)
     gpd.GeoDataFrame(geometry=[box(30, -40, 70, -20)]).to_file(tmp_path / "px.gpkg")
     assert np.array_equal(rasterize_vector(tmp_path / "px.gpkg", img), want)
+
+
+def test_empty_and_missing_geometries_are_dropped_without_library_warnings(tmp_path: Path):
+    """QGIS layers keep features whose geometry was deleted (NULL) or is empty; geopandas'
+    notna() warned about the empty ones in front of the user."""
+    import warnings
+
+    path = tmp_path / "g.gpkg"
+    geoms = [px_box(10, 10, 20, 20), Polygon(), None]
+    gpd.GeoDataFrame({"k": [1, 2, 3]}, geometry=geoms, crs=CRS).to_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gdf = read_vector(path)
+    assert gdf["k"].tolist() == [1]

@@ -269,16 +269,20 @@ def test_band_mismatch(tmp_path: Path):
 
 
 def test_scene_without_crs_predicts_in_pixel_space(tmp_path: Path):
+    import warnings
+
     path = make_scene(tmp_path / "nocrs.tif", crs=None)
-    res = predict_scene(
-        path,
-        tmp_path / "o.tif",
-        SmoothingPredictor(),
-        tile=128,
-        overlap=32,
-        quality_gpkg=tmp_path / "q.gpkg",
-        progress=False,
-    )
+    with warnings.catch_warnings():  # pyogrio's "'crs' was not provided" reached the user
+        warnings.filterwarnings("error", "'crs' was not provided", UserWarning)
+        res = predict_scene(
+            path,
+            tmp_path / "o.tif",
+            SmoothingPredictor(),
+            tile=128,
+            overlap=32,
+            quality_gpkg=tmp_path / "q.gpkg",
+            progress=False,
+        )
     assert any("no CRS" in n for n in res.notes)
     with rasterio.open(tmp_path / "o.tif") as o:
         assert o.crs is None

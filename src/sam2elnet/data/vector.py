@@ -72,7 +72,11 @@ def read_vector(path: str | Path, layer: str | int | None = None):
         ) from err
     if len(gdf) == 0:
         raise DataError("vector label file has no features (empty layer)", p)
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    import shapely
+
+    # missing (None) or empty geometries: shapely's tests (geopandas' notna() warns on empties)
+    g = np.asarray(gdf.geometry.values, dtype=object)
+    gdf = gdf[~(shapely.is_missing(g) | shapely.is_empty(g))]
     if len(gdf) == 0:
         raise DataError("vector label file has features but all geometries are empty", p)
     return gdf

@@ -14,6 +14,7 @@ uint8 ``round(p * 254)`` with nodata 255 and scale 1/254.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -285,7 +286,9 @@ def write_quality(
 
     geoms = [footprint(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
     gdf = gpd.GeoDataFrame(records, geometry=geoms, crs=crs)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # pyogrio warns "'crs' was not provided" for a scene without CRS: the notes say so
+        warnings.simplefilter("ignore", UserWarning)
         gdf.to_file(tmp, layer="tiles", driver="GPKG", engine="pyogrio")
     return path
 
