@@ -90,7 +90,9 @@ def scan_masks(
     if not folder.exists():
         raise UserError(f"{role} folder does not exist; check the path", folder)
     if not folder.is_dir():
-        raise UserError(f"{role} must be a folder of mask files, not a file", folder)
+        raise UserError(
+            f"{role} must be a folder of mask files, not a file{_vector_hint([folder])}", folder
+        )
     files = _folder_masks(folder, run_layout, runs if runs is not None else [])
     groups: dict[str, list[Path]] = {}
     for f in files:
@@ -110,7 +112,7 @@ def scan_masks(
     if not out:
         raise DataError(
             f"{role} folder holds no mask files ({', '.join(MASK_SUFFIXES)}), "
-            "neither directly nor in its sub-folders; check the path",
+            f"neither directly nor in its sub-folders; check the path{_vector_hint(folder.rglob('*'))}",
             folder,
         )
     return out
@@ -134,13 +136,16 @@ def single_pair(
         raise UserError(
             f"--pred and --truth must both be files (one pair) or both folders, but {file} is a "
             f"file and {folder} a folder; give the matching file, or the folder holding it"
+            f"{_vector_hint([file])}"
         )
     if split:
         raise UserError("--split needs a dataset root as --truth, not a file; drop --split", truth)
     for f, role in ((pred, "prediction"), (truth, "ground truth")):
         if f.suffix.lower() not in MASK_SUFFIXES:
             raise UserError(
-                f"{role} is not a mask file ({', '.join(MASK_SUFFIXES)}); check the path", f
+                f"{role} is not a mask file ({', '.join(MASK_SUFFIXES)}); check the path"
+                f"{_vector_hint([f])}",
+                f,
             )
     key = mask_key(pred.name)
     return {key: pred}, {key: truth}
@@ -160,6 +165,23 @@ def masks_of(
     if one is not None and p.is_file():
         return {next(iter(one[0])): p}
     return scan_masks(p, role, run_layout=run_layout)
+
+
+def _vector_hint(paths: Any) -> str:
+    """The hint for polygon ground truth (GeoPackage, Shapefile, GeoJSON...), which evaluate
+    does not read: how to rasterise it onto the predictions' grid first; '' without one."""
+    from itertools import islice
+
+    from sam2elnet.data.naming import VECTOR_SUFFIXES
+
+    vector = set(VECTOR_SUFFIXES) - {".json"}  # a run folder's summary.json is no polygon file
+    if not any(Path(p).suffix.lower() in vector for p in islice(paths, 10_000)):
+        return ""
+    return (
+        "; polygons are not read as ground truth: rasterise them onto each prediction's grid "
+        "first, e.g. gdal_rasterize -burn 255 -init 0 -ot Byte -te XMIN YMIN XMAX YMAX "
+        "-ts WIDTH HEIGHT truth.gpkg truth.tif (extent and size of the prediction, from gdalinfo)"
+    )
 
 
 def split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
