@@ -238,3 +238,21 @@ def test_label_png_holds_the_encoders_bytes_and_a_failed_write_leaves_nothing(
     with pytest.raises(DiskFullError, match="disk full"):
         write_mask(tmp_path / "full" / "m.png", mask)
     assert len(calls) == 2 and list((tmp_path / "full").iterdir()) == []
+
+
+def test_probability_geotiff_marks_the_image_nodata_as_nan(tmp_path):
+    """annotate / enhance --save-prob: nodata pixels were written as p = 0 (a GIS showed them as
+    certain background) while elnet scene and the window-by-window path write NaN + nodata."""
+    import rasterio
+
+    a = np.full((1, 8, 8), 50, np.uint16)
+    a[0, :3, :2] = 0
+    like = read_image(write_tif(tmp_path / "src.tif", a, nodata=0))
+    write_probability(tmp_path / "p.tif", np.full((8, 8), 0.25), like=like)
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        p = ds.read(1)
+        assert np.isnan(ds.nodata) and ds.crs == like.profile["crs"]
+    assert np.isnan(p[:3, :2]).all() and (p[~like.nodata] == 0.25).all()
+    # a PNG cannot hold NaN: the model's value stays
+    write_probability(tmp_path / "p.png", np.full((8, 8), 0.25), like=like)
+    assert (read_image(tmp_path / "p.png").data == 64).all()

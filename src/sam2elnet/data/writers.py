@@ -191,10 +191,12 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
     """Write a probability map, atomically.
 
     Args:
-        path: ``.tif`` / ``.tiff`` for a float32 GeoTIFF (values 0-1, ``like``'s georeference);
-            anything else for an 8-bit PNG (value x 255, rounded).
+        path: ``.tif`` / ``.tiff`` for a float32 GeoTIFF (values 0-1, ``like``'s georeference;
+            ``like``'s nodata pixels NaN with the ``nodata=NaN`` tag, as ``elnet scene`` and
+            the window-by-window path write them); anything else for an 8-bit PNG (value x 255,
+            rounded; nodata pixels as the model's value, a PNG has no nodata).
         prob: (H, W) probabilities; clipped to [0, 1].
-        like: Image whose georeference the GeoTIFF takes.
+        like: Image whose georeference (and nodata mask) the GeoTIFF takes.
 
     Returns:
         ``path`` as a Path.
@@ -208,7 +210,12 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
     if arr.ndim != 2:
         raise ValueError(f"probability map must be 2-D, got shape {arr.shape}")
     if p.suffix.lower() in (".tif", ".tiff"):
-        _write_tif(p, arr, like, None)
+        nodata = like.nodata if like is not None else None
+        if nodata is not None and nodata.shape == arr.shape and nodata.any():
+            arr = np.where(nodata, np.float32(np.nan), arr)  # not "certain background" in a GIS
+            _write_tif(p, arr, like, float("nan"))
+        else:
+            _write_tif(p, arr, like, None)
     else:
         _write_png(p, np.round(arr * 255).astype(np.uint8))
     return p
