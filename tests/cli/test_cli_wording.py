@@ -63,6 +63,17 @@ def test_scene_empty_file_says_what_to_do(
     assert err == [f"error: {zero}: scene file is empty (0 bytes); re-export it or remove it"]
 
 
+def test_scene_without_crs_says_it_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The no-CRS remark came twice, as 'warning:' while running and as 'note:' at the end."""
+    img = make_scene(tmp_path / "nocrs.tif", h=64, w=64, crs=None)
+    rc, _, err = _run(capsys, ["scene", "--image", str(img), "--out", str(tmp_path / "o.tif"),
+                               "--quality-gpkg", *SMOOTH])  # fmt: skip
+    assert rc == 0
+    said = [line for line in err if "has no CRS" in line]
+    assert len(said) == 1 and "y = -row" in said[0], err
+    assert not [line for line in err if "crs' was not provided" in line], err
+
+
 @pytest.mark.parametrize(
     ("flag", "suffix", "what"),
     [("--prob", "_prob.tif", "probability map"),

@@ -28,6 +28,7 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     review_cmd,
     weights_cmd,
 )
+from sam2elnet.cli.app import SHOWN as _SHOWN
 from sam2elnet.cli.app import app
 
 
@@ -56,6 +57,7 @@ class _StderrHandler:
             def emit(self, record: logging.LogRecord) -> None:
                 level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
                 try:
+                    _SHOWN.add(_one_line(record.getMessage()))
                     print(f"{level}: {_one_line(record.getMessage())}", file=sys.stderr)
                 except Exception:  # noqa: BLE001  (logging must never raise)
                     self.handleError(record)
@@ -64,6 +66,8 @@ class _StderrHandler:
 
 
 _HANDLER: object | None = None
+
+
 # third-party loggers main() turns down to errors only
 _NOISY = ("rasterio", "fiona", "pyogrio", "PIL", "matplotlib", "numexpr")
 # every logger main() configures (the progress logger's name: sam2elnet.utils.progress)
@@ -77,6 +81,7 @@ def _setup_messages() -> None:
     import warnings
 
     global _HANDLER
+    _SHOWN.clear()
     if _HANDLER is None:
         _HANDLER = _StderrHandler.make()
     pkg = logging.getLogger("sam2elnet")

@@ -6,6 +6,16 @@ import typer
 
 from sam2elnet import __version__
 
+SHOWN: set[str] = set()
+"""The log lines (one-line text) main()'s handler printed during the current command."""
+
+
+def shown_before(text: str) -> bool:
+    """Whether the current command already printed ``text`` as a log line (``warning: ...``),
+    so a closing ``note:`` need not repeat it."""
+    return " ".join(str(text).split()) in SHOWN
+
+
 app = typer.Typer(
     name="elnet",
     help="SAM2-ELNet: enhance coarse labels, auto-annotate imagery and score label quality "

@@ -10,7 +10,7 @@ from typing import Optional  # noqa: UP035
 
 import typer
 
-from sam2elnet.cli.app import app
+from sam2elnet.cli.app import app, shown_before
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
@@ -76,7 +76,8 @@ def scene_cmd(
     labels_pixel_coords: bool = typer.Option(
         False,
         "--labels-pixel-coords",
-        help="Read vector label coordinates as (column, row) pixels.",
+        help="Read vector label coordinates as pixels: x = column, y = -row as QGIS shows a "
+        "raster without georeference (labels wholly at y >= 0: y = row).",
     ),
     positive_values: Optional[str] = typer.Option(
         None,
@@ -210,7 +211,8 @@ def scene_cmd(
             typer.echo(skip_line(len(res.failed), n_total, csv_path))
         return
     for note in res.notes:
-        typer.echo(f"note: {note}", err=True)
+        if not shown_before(note):  # a warning line of the same text came already
+            typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
 
 
