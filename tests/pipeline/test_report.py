@@ -378,3 +378,42 @@ def test_write_run_report(tmp_path: Path) -> None:
     (run / "summary.json").write_text(json.dumps({"task": "annotate", "threshold": None}))
     text = write_run_report(run).read_text(encoding="utf-8")
     assert '<span class="badge kept">' not in text and "unfiltered" in text
+
+
+def test_vector_input_label_is_drawn_on_its_image(tmp_path: Path) -> None:
+    """An enhance run from QGIS polygons: the report's input label is the .gpkg; it is rasterised
+    onto the image's grid (it was read as a raster: one 'cannot read raster' warning per image
+    and no input layer), so the input IoU against the truth is computed."""
+    import geopandas as gpd
+    import rasterio
+    from affine import Affine
+    from shapely.geometry import box
+
+    from sam2elnet.pipeline.report_items import prepare_item
+
+    grid = Affine(10, 0, 500000, 0, -10, 4000000)  # 10 m pixels, EPSG:32633
+    img = tmp_path / "scene.tif"
+    with rasterio.open(
+        img,
+        "w",
+        driver="GTiff",
+        height=32,
+        width=32,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=grid,
+    ) as ds:
+        ds.write(np.full((1, 32, 32), 90, np.uint8))
+    poly = box(500000 + 40, 4000000 - 200, 500000 + 200, 4000000 - 40)  # cols 4..19, rows 4..19
+    gpkg = tmp_path / "scene.gpkg"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(gpkg)
+    truth = np.zeros((32, 32), np.uint8)
+    truth[4:20, 4:24] = 255  # 16 x 20 px; the polygon covers 16 x 16 of it
+    Image.fromarray(truth).save(tmp_path / "truth.png")
+    item = ReportItem("scene", image=img, input_label=gpkg, truth=tmp_path / "truth.png")
+    row = prepare_item(item, 0, filtered=False)
+    assert row["errors"] == []
+    assert row["true"] == pytest.approx(256 / 320)  # no output: the input label is scored
+    path = write_report(tmp_path / "r.html", [item], title="vector input")
+    assert "cannot read" not in path.read_text(encoding="utf-8")

@@ -57,12 +57,21 @@ class ReportItem:
     footprint: Footprint | None = None
 
 
-def _load_mask(m: np.ndarray | str | Path | None) -> np.ndarray | None:
+def _load_mask(m: np.ndarray | str | Path | None, grid: Any = None) -> np.ndarray | None:
+    """A mask given as array or file -> bool (H, W). A vector label file (the polygons or road
+    lines ``enhance --labels`` takes) is rasterised onto the image ``grid`` (a path), as enhance
+    read it (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px wide, the width
+    option of the run is not recorded). Raises DataError for an unreadable file."""
     if m is None:
         return None
     if isinstance(m, (str, Path)):
         from sam2elnet.data.masks import read_mask
+        from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
+        if is_vector_path(m):
+            if not isinstance(grid, (str, Path)):
+                raise DataError("a vector label needs its image to be drawn on", m)
+            return rasterize_vector(m, grid, line_width=1, line_width_unit="px")
         return np.asarray(read_mask(m), dtype=bool)
     a = np.asarray(m)
     if a.ndim == 3 and a.shape[0] == 1:
@@ -162,7 +171,7 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
 
     def load(kind: str, value: Any) -> np.ndarray | None:
         try:
-            return _load_mask(value)
+            return _load_mask(value, item.image)
         except DataError as err:  # one unreadable file must not cost the whole report
             log.warning("report: %s", err)
             errors.append(f"{kind}: {err}")
@@ -229,9 +238,9 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     }
 
 
-def _try_mask(value: Any) -> np.ndarray | None:
+def _try_mask(value: Any, grid: Any = None) -> np.ndarray | None:
     try:
-        return _load_mask(value)
+        return _load_mask(value, grid)
     except DataError:  # already named on the item by prepare_item
         return None
 
@@ -251,7 +260,7 @@ def add_card(
         styles: Receives ``(css class, JPEG data URI)`` of the image.
     """
     inp, out, tru = (
-        _try_mask(item.input_label),
+        _try_mask(item.input_label, item.image),
         _try_mask(item.output),
         _try_mask(item.truth),
     )
