@@ -149,8 +149,10 @@ def test_empty_and_unreadable_files(tmp_path: Path):
 def test_labels_with_crs_on_an_image_without_crs(tmp_path: Path):
     path = tmp_path / "l.gpkg"
     gpd.GeoDataFrame(geometry=[px_box(10, 10, 20, 20)], crs=CRS).to_file(path)
-    with pytest.raises(DataError, match="image has no CRS.*pixel coordinates"):
+    with pytest.raises(DataError, match="image has no CRS.*pixel coordinates") as err:
         VectorLabels.from_file(path, crs=None, transform=T, height=H, width=W)
+    # the option exists in `elnet scene` only: enhance users were told to "pass" it
+    assert "`elnet scene --labels-pixel-coords`" in str(err.value)
     # forcing pixel coordinates reads (x, y) as (column, row)
     gpd.GeoDataFrame(geometry=[box(10, 20, 30, 60)], crs=CRS).to_file(tmp_path / "px.gpkg")
     m = VectorLabels.from_file(

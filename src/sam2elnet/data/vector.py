@@ -237,9 +237,9 @@ class VectorLabels:
                 raise DataError(
                     f"the image has no CRS but the labels are in {crs_name(gdf.crs)}; without a "
                     "georeferenced image the labels must be in pixel coordinates with no CRS "
-                    "(as drawn in QGIS over the image: x = column, y = -row; or y = row) (or "
-                    "pass --labels-pixel-coords to ignore the label CRS), or georeference the "
-                    "image",
+                    "(as drawn in QGIS over the image: x = column, y = -row; or y = row), or "
+                    "georeference the image (`elnet scene --labels-pixel-coords` ignores the "
+                    "label CRS)",
                     p,
                 )
             grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, notes)
