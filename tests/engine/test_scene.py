@@ -290,7 +290,7 @@ def test_scene_without_crs_predicts_in_pixel_space(tmp_path: Path):
 
     q = gpd.read_file(tmp_path / "q.gpkg")
     assert q.crs is None
-    assert q.total_bounds.tolist() == [0, -300, 400, 0]  # x = column, y = -row, as QGIS
+    assert q.total_bounds.tolist() == [0, 0, 400, 300]  # pixel coordinates, y = row
 
 
 def test_quality_layer_with_and_without_a_scorer(scene: Path, tmp_path: Path):

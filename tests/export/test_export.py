@@ -174,7 +174,7 @@ def test_png_labels_export_in_pixel_coordinates(tmp_path: Path):
     assert any("pixel coordinates" in n for n in res.notes)
     gdf = gpd.read_file(tmp_path / "x.gpkg")
     assert len(gdf) == 1
-    assert gdf.total_bounds.tolist() == [5, -20, 25, -10]  # x = column, y = -row, as QGIS
+    assert gdf.total_bounds.tolist() == [5, 10, 25, 20]  # pixel coordinates, y = row
     assert gdf["area_px"].iloc[0] == 200
 
 

@@ -196,7 +196,7 @@ def test_c07_holes_islands_corners_crs_and_areas(tmp_path: Path, c07_tif: Path):
     res = export_labels(tmp_path / "png", tmp_path / "px.gpkg", progress=False)
     g = _read(res.out)
     assert g.crs is None and any("pixel coordinates" in n for n in res.notes)
-    assert g.loc[g["area_px"].idxmax()].geometry.bounds == (20, -60, 60, -20)  # y = -row
+    assert g.loc[g["area_px"].idxmax()].geometry.bounds == (20, 20, 60, 60)  # C07: y = row
     with pytest.raises(DataError, match="no georeference"):
         export_labels(tmp_path / "png", tmp_path / "px.geojson", progress=False)
     assert not (tmp_path / "px.geojson").exists()

@@ -1,8 +1,9 @@
-"""Rasters without georeference (PNG / JPEG / plain TIFF): polygons out and in are placed where
-QGIS draws the raster, x = column, y = -row (sam2elnet.data.georef.PIXEL_GRID), not upside down.
+"""Rasters without georeference (PNG / JPEG / plain TIFF): polygons drawn in QGIS over them
+(x = column, y = -row, sam2elnet.data.georef.PIXEL_GRID) are read in place, and so are pixel
+coordinates with y = row; exports and tile footprints stay in pixel coordinates x = column,
+y = row (the case catalogue's C07 contract), and read back onto the same pixels.
 
-QGIS's GDAL provider gives a raster without geotransform the transform (0, 1, 0, 0, 0, -1); a
-GPKG with y = row showed the polygons mirrored above the image.
+QGIS's GDAL provider gives a raster without geotransform the transform (0, 1, 0, 0, 0, -1).
 """
 
 from __future__ import annotations
@@ -43,18 +44,18 @@ def test_pixel_grid_is_qgis_placement():
     assert plain_grid_transform(own) == own  # a real geotransform without CRS is used
 
 
-def test_png_label_exports_where_qgis_draws_it(tmp_path: Path):
+def test_png_label_exports_in_pixel_coordinates(tmp_path: Path):
     (tmp_path / "labels").mkdir()
     Image.fromarray(_label()).save(tmp_path / "labels" / "a.png")
     res = export_labels(tmp_path / "labels", tmp_path / "a.gpkg", progress=False)
     g = gpd.read_file(res.out)
-    assert g.crs is None and any("y = -row" in n for n in res.notes)
+    assert g.crs is None and any("y = row" in n and "y = -row" in n for n in res.notes)
     assert sorted(tuple(b) for b in g.geometry.bounds.to_numpy()) == [
-        (3.0, -35.0, 8.0, -30.0),
-        (35.0, -12.0, 55.0, -2.0),
+        (3.0, 30.0, 8.0, 35.0),
+        (35.0, 2.0, 55.0, 12.0),
     ]
-    # rasterised on QGIS's grid for the PNG, the polygons are the label, pixel for pixel
-    burnt = features.rasterize(list(g.geometry), out_shape=(H, W), transform=QGIS)
+    # rasterised in pixel coordinates, the polygons are the label, pixel for pixel
+    burnt = features.rasterize(list(g.geometry), out_shape=(H, W), transform=Affine.identity())
     assert np.array_equal(burnt > 0, _label() > 0)
     assert sorted(g["area_px"]) == [25.0, 200.0]
 
@@ -95,4 +96,4 @@ def test_tile_footprints_of_a_scene_without_crs_use_the_same_grid(tmp_path: Path
         d.write(np.zeros((1, H, W), np.uint8))
     with rasterio.open(p) as src:
         fp = windows_geo(src)(2, 35, 10, 20)  # row 2, column 35, 10 rows x 20 columns
-    assert fp.bounds == (35.0, -12.0, 55.0, -2.0)
+    assert fp.bounds == (35.0, 2.0, 55.0, 12.0)

@@ -397,21 +397,22 @@ class SceneInputs:
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the label / probability GeoTIFFs are warped to a map "
                     f"grid (--warp-to {warp_to}); tile footprints use pixel coordinates "
-                    "(x = column, y = -row)"
+                    "(x = column, y = row)"
                 )
             elif self.src.crs is None and gcps:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
-                    "use pixel coordinates (x = column, y = -row). For map-grid "
+                    "use pixel coordinates (x = column, y = row). For map-grid "
                     "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
                     "first (e.g. gdalwarp -tps)"
                 )
                 log.warning(self.notes[-1])
             elif self.src.crs is None:
                 self.notes.append(
-                    f"{self.path} has no CRS: outputs carry no georeference and vector labels / "
-                    "tile footprints use pixel coordinates as QGIS shows it (x = column, y = -row)"
+                    f"{self.path} has no CRS: outputs carry no georeference; tile footprints use "
+                    "pixel coordinates (x = column, y = row); vector labels are read as pixel "
+                    "coordinates (y = -row as drawn in QGIS over the image, or y = row)"
                 )
                 log.warning(self.notes[-1])
             try:

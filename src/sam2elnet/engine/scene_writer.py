@@ -252,16 +252,15 @@ class TileRecords:
 def windows_geo(src: Any) -> Callable[[int, int, int, int], Any]:
     """Return a function mapping a pixel rectangle to its footprint polygon in the scene CRS.
 
-    Without a CRS the footprint is in pixel coordinates as QGIS places the scene (x = column,
-    y = -row; the scene's own geotransform if it has one: :func:`~sam2elnet.data.georef.
-    plain_grid_transform`), the same convention as vector labels and exports for
-    non-georeferenced rasters; GCP-only scenes use x = column, y = -row too.
+    Without a CRS the footprint is in pixel coordinates (x = column, y = row), the same
+    convention as ``elnet export`` of non-georeferenced rasters (so per-polygon quality joins);
+    GCP-only scenes too.
     """
     from shapely.geometry import box
 
-    from sam2elnet.data.georef import plain_grid_transform
-
-    t = src.transform if src.crs is not None else plain_grid_transform(src.transform)
+    if src.crs is None:
+        return lambda r, c, h, w: box(c, r, c + w, r + h)
+    t = src.transform
 
     def footprint(r: int, c: int, h: int, w: int) -> Any:
         xs, ys = zip(

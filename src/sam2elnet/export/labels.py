@@ -102,11 +102,11 @@ class LabelRaster:
         self.crs = ds.crs
         self.georef = ds.crs is not None
         self.gcp_note: str | None = None
-        from sam2elnet.data.georef import plain_grid_transform
+        from affine import Affine
 
-        # without a CRS: where QGIS draws the raster (its own geotransform, or x = column,
-        # y = -row; sam2elnet.data.georef.PIXEL_GRID), so the polygons lie on it
-        self.transform = ds.transform if self.georef else plain_grid_transform(ds.transform)
+        # without a CRS: pixel coordinates x = column, y = row (the case catalogue's contract,
+        # C07: a PNG exports in pixel coordinates)
+        self.transform = ds.transform if self.georef else Affine.identity()
         gcps, gcp_crs = ds.gcps
         if not self.georef and len(gcps) >= 3 and gcp_crs is not None:
             # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs

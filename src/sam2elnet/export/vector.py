@@ -9,10 +9,10 @@ evaluator's predicted IoU from ``quality.csv`` when there is one), ``area_px`` a
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
-export without a CRS where QGIS draws the label raster: x = column, y = -row (QGIS's placement
-of a raster without geotransform, :data:`sam2elnet.data.georef.PIXEL_GRID`, source there), or
-the raster's own geotransform when it has one; the result notes say so. (COCO keeps y = row,
-its own convention.)
+export without a CRS in *pixel coordinates* (x = column, y = row, y pointing down); the result
+notes say so. QGIS draws a raster without
+geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
+mirrored above the image there; georeference the image, or flip y, to overlay them.
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -195,9 +195,8 @@ def write_polygons(
             notes.append("no foreground in any label: wrote an empty layer")
         if not georef:
             notes.append(  # one line: the CLI prints the notes (no log warning as well)
-                "labels have no CRS: polygons are in pixel coordinates as QGIS places a raster "
-                "without georeference (x = column, y = -row), so they lie on the label / image "
-                "in QGIS"
+                "labels have no CRS: polygons are in pixel coordinates (x = column, y = row; "
+                "QGIS draws such an image at y = -row, so they show mirrored above it there)"
             )
         if in_source and crs is not None and crs.to_epsg() != 4326:
             notes.append(
