@@ -133,7 +133,7 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     # and sensor, from fixed counts, including intervals with resamples left out and no interval
     from sam2elnet.pipeline.experiment_report import render_markdown
     from sam2elnet.pipeline.experiment_stats import add_intervals
-    from sam2elnet.pipeline.report import write_protocol_report
+    from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     rng = np.random.default_rng(0)
     ids = [f"t{k}" for k in range(8)]

@@ -13,15 +13,14 @@ from PIL import Image
 
 from sam2elnet.pipeline.report import (
     ReportItem,
-    degenerate_rows,
     display_rgb,
     overlay_rgb,
-    write_protocol_report,
     write_report,
     write_run_report,
 )
 from sam2elnet.pipeline.report_map import footprint_map, read_footprint
 from sam2elnet.pipeline.report_plots import filter_curves
+from sam2elnet.pipeline.report_protocol import degenerate_rows, write_protocol_report
 
 
 def _items(n: int = 6, bands: int = 1) -> list[ReportItem]:

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2elnet.pipeline.report import ReportItem, write_protocol_report
+from sam2elnet.pipeline.report import ReportItem
+from sam2elnet.pipeline.report_protocol import write_protocol_report
 
 ARTIFACTS = (
     Path(os.environ.get("SAM2ELNET_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))

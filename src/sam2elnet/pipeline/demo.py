@@ -155,7 +155,8 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     """OUT/report.html: enhancement and annotation examples next to the truth, both tables, plot."""
     from sam2elnet.pipeline.experiment import Split
     from sam2elnet.pipeline.experiment_report import auto_label_item
-    from sam2elnet.pipeline.report import ReportItem, write_protocol_report
+    from sam2elnet.pipeline.report import ReportItem
+    from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     exp = Path(ecfg.out)
     stage = lambda name: json.loads((exp / "stages" / f"{name}.json").read_text())["summary"]  # noqa: E731

@@ -417,7 +417,7 @@ def write_report_html(
     cfg: ExperimentConfig, r: dict[str, Any], split: Split, auto: dict, out: Path
 ) -> None:
     """report.html: tables, the plot, and the auto-labels next to the held-aside truth."""
-    from sam2elnet.pipeline.report import write_protocol_report
+    from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     items = [auto_label_item(i, split, auto) for i in split.unlabelled]
     write_protocol_report(

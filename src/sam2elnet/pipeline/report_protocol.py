@@ -1,0 +1,150 @@
+"""The report of the paper's protocol (``elnet experiment`` and ``elnet demo`` share it).
+
+Turns the protocol's results dict (results.json: ``table1``, ``table2``, ``autolabels``,
+``split``) into the tables of ``report.html`` and hands them, with the auto-label items, to
+:func:`sam2elnet.pipeline.report.write_report`: table 1 (automatic annotation) and table 2
+(label enhancement) with test IoU and its bootstrap interval, their per-sensor tables, and the
+warnings about degenerate downstream models (:func:`degenerate_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
+from sam2elnet.pipeline.experiment_stats import ci_text, sensor_tables
+from sam2elnet.pipeline.report import ReportItem, write_report
+from sam2elnet.pipeline.report_page import as_float
+
+__all__ = ["degenerate_rows", "write_protocol_report"]
+
+
+def _has(v: Any) -> bool:
+    return as_float(v) is not None
+
+
+def degenerate_rows(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+    """Per downstream-result row: "all foreground" / "no foreground" when the model is degenerate.
+
+    A row with recall >= 0.999 and background IoU <= 0.001 (``iou_bg`` given, or ``2 * miou -
+    iou``) labelled (almost) every test pixel foreground; a row with recall <= 0.001 found none of
+    the foreground. Rows without these scores get None.
+    """
+    out: list[str | None] = []
+    for r in rows:
+        rec, iou = as_float(r.get("recall")), as_float(r.get("iou"))
+        bg = as_float(r.get("iou_bg"))
+        if bg is None and iou is not None and as_float(r.get("miou")) is not None:
+            bg = 2.0 * float(r["miou"]) - iou
+        if rec is not None and rec >= 0.999 and bg is not None and bg <= 1e-3:
+            out.append("all foreground")
+        elif rec is not None and rec <= 1e-3:
+            out.append("no foreground")
+        else:
+            out.append(None)
+    return out
+
+
+def write_protocol_report(
+    path: str | Path,
+    results: Mapping[str, Any],
+    items: Sequence[ReportItem],
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    figure: Any = None,
+    max_items: int = 60,
+    order: str = "worst",
+) -> Path:
+    """The report of the paper's protocol (``elnet experiment`` and ``elnet demo`` share it).
+
+    ``results`` is the experiment's results dict (``table1``, ``table2``, ``autolabels``,
+    ``split``); ``items`` the auto-labels (and enhancement examples) next to their truth;
+    ``figure`` the downstream-IoU / labelling-cost plot (PNG bytes or a Figure). Downstream rows
+    whose model predicted (almost) everything foreground, or nothing, are highlighted, and a
+    warning says so when every row is: the comparison then measures nothing. A table 2 of label
+    scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
+    a note saying so; a label source table 2 left out (``table2_absent``) gets a note saying why.
+    Test IoU is followed by its bootstrap 95 % interval (``iou_ci``, the text results.md shows).
+    With more than one sensor (``groups``), table 1 per sensor follows table 1, and table 2 per
+    sensor (test scores, when its downstream models were trained) and its label IoU per sensor
+    follow table 2, as in results.md
+    (:func:`~sam2elnet.pipeline.experiment_stats.sensor_tables`).
+    """
+    table1 = list(results.get("table1") or [])
+    table2 = list(results.get("table2") or [])
+    cols = ("title", "hand_labels", "train_images", "iou", "iou_ci", "f1", "precision", "recall")
+    t1 = [{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols} for row in table1]
+    t2 = [
+        {
+            "labels": row.get("labels"),
+            **{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols},
+            "label_iou_all": row.get("label_iou_all"),
+        }
+        for row in table2
+    ]
+    notes = list(notes)
+    if table2 and not table2_downstream(results):  # label scores only: no downstream columns
+        t2 = [
+            {
+                **{k: row.get(k) for k in ("labels", "title", "hand_labels", "label_iou_all")},
+                "label_iou_unlabelled": row.get("label_iou_unlabelled"),
+            }
+            for row in table2
+        ]
+        notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
+    notes += [f"{why}." for why in (results.get("table2_absent") or {}).values()]
+    sensor = sensor_tables(dict(results))
+    f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
+    flags = f1 + f2
+    warns = []
+    judged = [f for f, row in zip(flags, table1 + table2, strict=True) if _has(row.get("recall"))]
+    if judged and all(f is not None for f in judged):
+        kinds = sorted({f for f in judged if f})
+        what = {
+            "all foreground": "labelled (almost) every test pixel as foreground (recall 1, "
+            "background IoU 0)",
+            "no foreground": "found no foreground at all (recall 0)",
+        }
+        warns.append(
+            "Every downstream model is degenerate: it "
+            + " or ".join(what[k] for k in kinds)
+            + ". The tables below compare nothing; train the downstream models longer "
+            "(--downstream-epochs / --downstream-steps) or on more images before reading them."
+        )
+    elif any(flags):
+        n = sum(1 for f in flags if f)
+        warns.append(
+            f"{n} downstream model(s) are degenerate (highlighted rows): they predicted almost "
+            "every pixel as foreground, or none; their scores say nothing about the labels."
+        )
+    auto = {k: v for k, v in (results.get("autolabels") or {}).items() if k != "filter"}  # as words
+    facts = {}
+    if _has(auto.get("tau")):
+        facts["tau"] = float(auto["tau"])
+    if _has(auto.get("target_precision")):
+        facts["target_precision"] = float(auto["target_precision"])
+    thr = auto.get("threshold")
+    return write_report(
+        path,
+        items,
+        title=title,
+        metrics={"auto-labels": auto, "split": dict(results.get("split") or {})},
+        quality_threshold=as_float(thr),
+        filter_applied=_has(thr),
+        notes=notes,
+        warnings=warns,
+        max_items=max_items,
+        order=order,
+        figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
+        tables={
+            "Table 1: automatic annotation": t1,
+            **{k: v for k, v in sensor.items() if k.startswith("Table 1")},
+            "Table 2: label enhancement": t2,
+            **{k: v for k, v in sensor.items() if k.startswith("Table 2")},
+        },
+        table_flags={"Table 1: automatic annotation": f1, "Table 2: label enhancement": f2},
+        **facts,
+    )
