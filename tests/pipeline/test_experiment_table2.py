@@ -159,6 +159,15 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     md3 = render_markdown(r3)
     assert "IoU = road (foreground) IoU" in md3 and "mean of road and background IoU" in md3
     assert " oil" not in md3
+    # ... and results.md gets table 1's road measures under it (the row that has them)
+    from sam2elnet.pipeline.experiment_report import _f
+    from sam2elnet.pipeline.experiment_stats import ROAD_NOTE
+
+    road_md = md3.split(f"{ROAD_NOTE}:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    row0 = r3["table1"][0]
+    assert road_md[2:] == [
+        f"| {row0['title']} | {_f(row0['iou'])} | {_f(row0['f1'])} | 0.500 | 0.400 | 0.300 | – |"
+    ]
     # per_image.csv: each label set's counts per pool image, next to the other rows
     import csv
 

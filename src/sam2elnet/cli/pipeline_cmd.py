@@ -230,10 +230,17 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]], text: in
 def _print_tables(r: dict) -> None:
     typer.echo(r["weights"]["note"])
     typer.echo(r["elnet"]["trunk_note"])
+    # road data: the rows carry the road measures (results.md / report.html: their own table)
+    road = any(row.get("road_quality") is not None for row in r["table1"])
     _print_table(
         "table 1 (downstream test IoU / hand labels):",
-        ["setting", "test IoU", "hand labels"],
-        [[row["title"], _f(row["iou"]), str(row["hand_labels"])] for row in r["table1"]],
+        ["setting", "test IoU", *(["road quality"] if road else []), "hand labels"],
+        [
+            [row["title"], _f(row["iou"])]
+            + ([_f(row.get("road_quality"))] if road else [])
+            + [str(row["hand_labels"])]
+            for row in r["table1"]
+        ],
     )
     a = r["autolabels"]
     typer.echo(

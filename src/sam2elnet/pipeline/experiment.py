@@ -223,7 +223,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     auto = annotate_stage(cfg, stages, out, split, model_path)
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
     norm = norm_config(split)  # the same data-chosen scaling elnet train uses, for every run
-    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm)
+    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm, roads)
     auto_counts = auto_counts_stage(stages, split, auto)
 
     # 4./6. label sets for the enhancement table -----------------------------------------------

@@ -141,22 +141,33 @@ def annotate_stage(
 
 
 def elnet_test_stage(
-    cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str, norm: Any
+    cfg: ExperimentConfig,
+    stages: Stages,
+    out: Path,
+    split: Split,
+    model_path: str,
+    norm: Any,
+    roads: bool = False,
 ) -> dict[str, Any]:
     """Stage ``elnettest``: SAM2-ELNet itself labels the test split, scored exactly like the
-    downstream models (``norm``: their normalisation, whose nodata pixels are left out too)."""
+    downstream models (``norm``: their normalisation, whose nodata pixels are left out too;
+    ``roads``: road data, so the road measures are added as for the downstream models)."""
     test_root, test_label_dir = out / "test", out / "testlabels"
 
     def _elnet_test() -> dict:
         from sam2elnet.engine.downstream import scores_from_counts
+        from sam2elnet.engine.metrics import RoadCounts
 
         write_subset(test_root, split, split.test, None, with_masks=False)
         res = annotate_images(
             cfg, predictor_for(cfg, model_path), model_path, test_root / "images", test_label_dir
         )
         labels, _quality = rows_to_labels(res, split.test)
-        counts = counts_vs_truth(labels, split, split.test, norm=norm)
+        road_rows: list[Any] | None = [] if roads else None
+        counts = counts_vs_truth(labels, split, split.test, norm=norm, road_counts=road_rows)
         metrics = scores_from_counts(counts.sum(axis=0))
+        if road_rows is not None:
+            metrics.update(sum(road_rows, RoadCounts()).scores())
         metrics["n_test"] = len(split.test)
         return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
 
@@ -164,7 +175,10 @@ def elnet_test_stage(
         "elnettest",
         _elnet_test,
         clear=[test_root, test_label_dir],
-        key=sha(file_stat(Path(model_path))),
+        # road data: a run cached before (f) had road measures scores them once more
+        key=sha({"model": file_stat(Path(model_path)), "roads": True})
+        if roads
+        else sha(file_stat(Path(model_path))),
     )
 
 

@@ -22,10 +22,12 @@ from sam2elnet.pipeline.experiment_config import (
 )
 from sam2elnet.pipeline.experiment_split import Split
 from sam2elnet.pipeline.experiment_stats import (
+    ROAD_NOTE,
     ci_text,
     convergence,
     group_rows,
     label_group_rows,
+    road_rows,
     table2_name,
 )
 
@@ -112,21 +114,23 @@ def _label_group_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _road_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Road measures of the table rows that have them (road data; empty list otherwise)."""
-    have = [row for row in rows if any(row.get(k) is not None for k in ROAD_KEYS)]
+def _road_table(rows: list[dict[str, Any]], names: tuple[str, ...] = ("title",)) -> list[str]:
+    """results.md lines of the road measures of table rows that have them (road data; empty list
+    otherwise): :func:`~sam2elnet.pipeline.experiment_stats.road_rows`, as report.html shows them
+    (``names``: the columns naming a row; table 2: ``labels``, ``title``)."""
+    have = road_rows(rows, names)
     if not have:
         return []
-    lines = [
-        "",
-        "Road measures of the same models (centre lines of prediction and truth within 3 px, "
-        "lengths summed over the test images; Wiedemann et al. 1998; docs/evaluation.md):",
-        "",
-        "| setting | road correctness | road completeness | road quality | road connectivity |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    heads = {"title": "setting", "labels": "training labels"}
+    if "labels" in names:
+        heads["title"] = "method"
+    cols = [heads.get(k, k) for k in names]
+    cols += ["IoU", "F1", "road correctness", "road completeness", "road quality"]
+    cols += ["road connectivity"]
+    lines = ["", f"{ROAD_NOTE}:", "", "| " + " | ".join(cols) + " |"]
+    lines.append("|" + "---|" * len(names) + "---:|" * (len(cols) - len(names)))
     for row in have:
-        lines.append(f"| {row['title']} | " + " | ".join(_f(row.get(k)) for k in ROAD_KEYS) + " |")
+        lines.append("| " + " | ".join(_f(v) for v in row.values()) + " |")
     return lines
 
 
@@ -233,6 +237,7 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
                 f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
             )
+        lines += _road_table(r["table2"], ("labels", "title"))
     if r["table2"]:
         if len(groups) > 1 and table2_downstream(r):
             lines += _group_table("Table 2 per sensor", r["table2"], groups, table2_name)

@@ -1,5 +1,5 @@
 """The protocol's numbers: label scores, per-image counts, bootstrap intervals (and their text,
-the one place tables format them), per-sensor rows, verdict lines.
+the one place tables format them), per-sensor rows, road-measure rows, verdict lines.
 
 Part of :mod:`sam2elnet.pipeline.experiment`.
 """
@@ -87,26 +87,37 @@ def per_image_iou(ids: Sequence[str], rows: np.ndarray) -> dict[str, float]:
 
 
 def counts_vs_truth(
-    labels: dict[str, str], split: Split, ids: Sequence[str], norm: Any | None = None
+    labels: dict[str, str],
+    split: Split,
+    ids: Sequence[str],
+    norm: Any | None = None,
+    road_counts: list[Any] | None = None,
 ) -> np.ndarray:
     """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
 
     Pixels the truth marks as ignore / nodata are not counted; with ``norm`` (a normalisation
     config) the image's own nodata pixels are left out too, exactly as the downstream evaluation
     (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
-    comparable.
+    comparable. With ``norm`` and a ``road_counts`` list (road data), each image's
+    :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, default 3 px buffer) is
+    appended to it in ``ids`` order, as the downstream evaluation does.
     """
     if norm is None:
         return label_counts(labels, split.masks, ids)
     from sam2elnet.data.raster import read_mask
     from sam2elnet.engine.downstream import load_pair
     from sam2elnet.engine.metrics import confusion
+    from sam2elnet.engine.metrics import road_counts as _road_counts
 
     rows = np.zeros((len(ids), 4), dtype=np.int64)
     for n, i in enumerate(ids):
         _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
-        c = confusion(read_mask(labels[i], shape=t.shape), t, valid)
+        p = read_mask(labels[i], shape=t.shape)
+        c = confusion(p, t, valid)
         rows[n] = (c.tp, c.fp, c.fn, c.tn)
+        if road_counts is not None:
+            v = np.ones_like(t, dtype=bool) if valid is None else valid
+            road_counts.append(_road_counts(p & v, t & v))
     return rows
 
 
@@ -233,6 +244,40 @@ def sensor_tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         "Table 2 per sensor: label IoU": label_group_rows(table2),
     }
     return {title: rows for title, rows in tables.items() if rows}
+
+
+ROAD_NOTE = (
+    "Road measures of the same models: centre lines of prediction and truth matched "
+    "within 3 px, lengths summed over the test images (Wiedemann et al. 1998; "
+    "docs/evaluation.md, 'Road measures')"
+)
+"""What a road-measure table holds (the sentence under the table in results.md, a note in
+report.html)."""
+
+
+def road_rows(
+    rows: Sequence[dict[str, Any]], names: Sequence[str] = ("title",)
+) -> list[dict[str, Any]]:
+    """The road-measure table of protocol table rows (road data; empty for other data).
+
+    Args:
+        rows: results.json ``table1`` / ``table2`` rows; a row carries ``road_correctness``,
+            ``road_completeness``, ``road_quality`` and ``road_connectivity`` (each 0-1, centre-line
+            lengths summed over the test images, :func:`sam2elnet.engine.metrics.road_scores`)
+            when its downstream model was scored on road data.
+        names: the columns naming a row, copied first (table 1: ``title``; table 2: ``labels``
+            and ``title``).
+
+    Returns:
+        One dict per row that has at least one road measure: the ``names`` columns, test ``iou``
+        and ``f1`` (pixel-aggregated, 0-1) and the four road measures in
+        :data:`~sam2elnet.engine.metrics.ROAD_KEYS` order (None where a row lacks one).
+    """
+    return [
+        {k: row.get(k) for k in (*names, "iou", "f1", *ROAD_KEYS)}
+        for row in rows
+        if any(row.get(k) is not None for k in ROAD_KEYS)
+    ]
 
 
 def add_intervals(

@@ -3,8 +3,9 @@
 Turns the protocol's results dict (results.json: ``table1``, ``table2``, ``autolabels``,
 ``split``) into the tables of ``report.html`` and hands them, with the auto-label items, to
 :func:`sam2elnet.pipeline.report.write_report`: table 1 (automatic annotation) and table 2
-(label enhancement) with test IoU and its bootstrap interval, their per-sensor tables, and the
-warnings about degenerate downstream models (:func:`degenerate_rows`).
+(label enhancement) with test IoU and its bootstrap interval, their per-sensor tables, the road
+measures of road data (:func:`~sam2elnet.pipeline.experiment_stats.road_rows`), and the warnings
+about degenerate downstream models (:func:`degenerate_rows`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
-from sam2elnet.pipeline.experiment_stats import ci_text, sensor_tables
+from sam2elnet.pipeline.experiment_stats import ROAD_NOTE, ci_text, road_rows, sensor_tables
 from sam2elnet.pipeline.report import ReportItem, write_report
 from sam2elnet.pipeline.report_page import as_float
 
@@ -71,7 +72,10 @@ def write_protocol_report(
     With more than one sensor (``groups``), table 1 per sensor follows table 1, and table 2 per
     sensor (test scores, when its downstream models were trained) and its label IoU per sensor
     follow table 2, as in results.md
-    (:func:`~sam2elnet.pipeline.experiment_stats.sensor_tables`).
+    (:func:`~sam2elnet.pipeline.experiment_stats.sensor_tables`). On road data (rows carrying the
+    road measures) "Table 1: road measures" and "Table 2: road measures" follow their table
+    (:func:`~sam2elnet.pipeline.experiment_stats.road_rows`: IoU, F1, road correctness,
+    completeness, quality and connectivity, each 0-1), with a note saying what they measure.
     """
     table1 = list(results.get("table1") or [])
     table2 = list(results.get("table2") or [])
@@ -97,6 +101,9 @@ def write_protocol_report(
         notes.append(f"{NO_ENHANCEMENT_DOWNSTREAM[0].upper()}{NO_ENHANCEMENT_DOWNSTREAM[1:]}.")
     notes += [f"{why}." for why in (results.get("table2_absent") or {}).values()]
     sensor = sensor_tables(dict(results))
+    roads1, roads2 = road_rows(table1), road_rows(table2, ("labels", "title"))
+    if roads1 or roads2:
+        notes.append(f"{ROAD_NOTE}.")
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []
@@ -141,8 +148,10 @@ def write_protocol_report(
         figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
         tables={
             "Table 1: automatic annotation": t1,
+            **({"Table 1: road measures": roads1} if roads1 else {}),
             **{k: v for k, v in sensor.items() if k.startswith("Table 1")},
             "Table 2: label enhancement": t2,
+            **({"Table 2: road measures": roads2} if roads2 else {}),
             **{k: v for k, v in sensor.items() if k.startswith("Table 2")},
         },
         table_flags={"Table 1: automatic annotation": f1, "Table 2: label enhancement": f2},
