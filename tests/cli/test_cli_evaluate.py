@@ -136,7 +136,8 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     assert warned[1] == (
         f"warning: skipping {pred / '3_pred.png'}: is 24x24 (WxH) but its ground truth "
         f"{truth / '3_mask.tif'} is 24x12; predictions need their mask's size, or both files "
-        "a CRS + transform (GeoTIFF) so the truth is resampled onto the prediction's grid"
+        "a georeference (GeoTIFF with CRS + transform, or GCPs) so the truth is resampled onto "
+        "the prediction's grid"
     )
     skipped_csv = out / "eval_skipped.csv"
     assert cap.out.splitlines()[-1] == f"2 of 4 skipped, see {skipped_csv}"

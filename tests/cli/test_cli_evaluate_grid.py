@@ -205,8 +205,8 @@ def test_size_mismatch_without_georeference_is_one_error_line(
     assert rc == 2 and len(err) == 1, err
     assert err[0] == (
         f"error: {pred}: is 32x32 (WxH) but its ground truth {truth} is 64x64; predictions need "
-        "their mask's size, or both files a CRS + transform (GeoTIFF) so the truth is resampled "
-        "onto the prediction's grid"
+        "their mask's size, or both files a georeference (GeoTIFF with CRS + transform, or GCPs) "
+        "so the truth is resampled onto the prediction's grid"
     )
 
 

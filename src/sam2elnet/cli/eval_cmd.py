@@ -165,8 +165,10 @@ def evaluate(
     truth: Path = typer.Option(
         ...,
         "--truth",
-        help="Folder of ground-truth masks, a dataset root with --split, or one mask file "
-        "(with a file as --pred).",
+        help="Folder of ground-truth masks or polygon files (GPKG/SHP/GeoJSON, named like "
+        "the predictions), a dataset root with --split, one mask or polygon file (with a file "
+        "as --pred), or one polygon file for a whole --pred folder (each prediction scored "
+        "against the polygons in its footprint).",
     ),
     split: list[str] | None = typer.Option(
         None,
@@ -275,7 +277,12 @@ def evaluate(
     (its labels/ and rejected/ are read together, with its quality.csv); PRED and TRUTH may also
     be two mask files (one pair).
 
-    A ground truth on another map grid (pixel size, extent, CRS; both files georeferenced) is
+    Polygon ground truth (GeoPackage, Shapefile, GeoJSON drawn in a GIS) is rasterised onto each
+    prediction's grid; one polygon file with a PRED folder scores every prediction against the
+    polygons in its footprint (none there: all background).
+
+    A ground truth on another map grid (pixel size, extent, CRS; both files georeferenced by
+    CRS + transform or by GCPs) is
     resampled onto the prediction's grid by map position, nearest neighbour; prediction pixels
     outside its footprint are not counted (one warning line per file, counted in the JSON).
 
@@ -288,6 +295,7 @@ def evaluate(
 
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
+    from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.glossary import label
@@ -323,7 +331,8 @@ def evaluate(
     run_files = ("quality.csv", "summary.json")
     read_from = [
         (pred, (*MASK_SUFFIXES, *run_files)),
-        *((d, MASK_SUFFIXES) for d in (truth, valid, baseline)),
+        (truth, TRUTH_SUFFIXES),
+        *((d, MASK_SUFFIXES) for d in (valid, baseline)),
         (images, IMAGE_SUFFIXES),
     ]
     skipped_csv = skipped_csv_path(csv_path) if csv_path is not None else None

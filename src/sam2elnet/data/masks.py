@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from sam2elnet.data.georef import crs_name, georeference, same_crs
+from sam2elnet.data.georef import georeference, same_crs
+from sam2elnet.data.grids import OtherGrid, other_grid, place_on_grid, raster_header
 from sam2elnet.data.images import (
-    CV2_SUFFIXES,
     RasterImage,
     check_file,
     identical_channels,
@@ -32,6 +31,17 @@ from sam2elnet.data.mask_values import (
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "OtherGrid",
+    "mask_size_error",
+    "other_grid",
+    "place_on_grid",
+    "read_mask",
+    "read_mask_on_grid",
+    "read_mask_valid",
+    "write_decoded_mask",
+]
 
 
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -251,7 +261,8 @@ def read_mask_on_grid(
     """
     p = Path(path)
     shape = like.shape
-    lab_geo, lab_shape = _raster_header(p)
+    head = raster_header(p)
+    lab_geo, lab_shape = head.geo, head.shape
     if "gcps" in lab_geo:
         lab_geo = {}  # placed by pixel index, as before
     img_geo = georeference(like.profile)
@@ -295,131 +306,6 @@ def read_mask_on_grid(
         code[~valid] = 2
     code = cv2.resize(code, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return code == 1, (None if valid is None else code != 2)
-
-
-def _raster_header(p: Path) -> tuple[dict[str, Any], tuple[int, int] | None]:
-    """(:func:`~sam2elnet.data.georef.dataset_georeference`, (H, W)) of a raster GDAL reads;
-    ``({}, None)`` for PNG / JPEG (decoded by OpenCV, no georeference) and for a file GDAL cannot
-    open (the reader that follows reports the damage)."""
-    if p.suffix.lower() in CV2_SUFFIXES or not p.is_file():
-        return {}, None
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioError
-
-    from sam2elnet.data.georef import dataset_georeference
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as ds:
-                return dataset_georeference(ds), (ds.height, ds.width)
-    except RasterioError:
-        return {}, None
-
-
-@dataclass
-class OtherGrid:
-    """Two rasters on different map grids (:func:`other_grid`): the georeference
-    (:func:`~sam2elnet.data.georef.georeference`: ``crs`` + ``transform``) and (H, W) of the
-    raster to move (``src``) and of the grid to put it on (``dst``)."""
-
-    src_geo: dict[str, Any]
-    src_shape: tuple[int, int]
-    dst_geo: dict[str, Any]
-    dst_shape: tuple[int, int]
-
-    def describe(self) -> str:
-        """e.g. ``64x64 px of 20 x 20 map units in EPSG:32633 -> 128x128 px of 10 x 10 map
-        units in EPSG:32633`` (W x H; pixel size in the CRS's units)."""
-
-        def one(geo: dict[str, Any], shape: tuple[int, int]) -> str:
-            t = geo["transform"]
-            size = f"{abs(t.a):.6g} x {abs(t.e):.6g} map units"
-            return f"{shape[1]}x{shape[0]} px of {size} in {crs_name(geo['crs'])}"
-
-        return f"{one(self.src_geo, self.src_shape)} -> {one(self.dst_geo, self.dst_shape)}"
-
-
-def _grid_tolerance(transform: Any) -> float:
-    """How far two grids' transform coefficients may differ and still be the same grid: 1/1000 of
-    the smaller pixel side of ``transform`` (CRS units). A fixed tolerance cannot serve every CRS:
-    1e-5 is a whole pixel of a 1 m grid in degrees (EPSG:4326, ~9e-6 degree pixels) but a
-    hundred-thousandth of a 1 m pixel in metres (UTM)."""
-    side = min(abs(transform.a) + abs(transform.d), abs(transform.b) + abs(transform.e))
-    return side / 1000 if side > 0 else 1e-5
-
-
-def other_grid(path: str | Path, like: str | Path) -> OtherGrid | None:
-    """Whether raster ``path`` lies on another map grid than raster ``like``.
-
-    Args:
-        path: The raster to place (e.g. a ground-truth mask).
-        like: The raster whose grid counts (e.g. the prediction).
-
-    Returns:
-        :class:`OtherGrid` when both are georeferenced by CRS + transform and their size, CRS or
-        transform differ (transform coefficients compared with ``Affine.almost_equals`` to
-        1/1000 of ``like``'s pixel size, :func:`_grid_tolerance`); None when they share the grid, or when either has no CRS + transform
-        (PNG / JPEG, a plain TIFF, ground control points only: such pairs can only be used by
-        pixel index).
-    """
-    src_geo, src_shape = _raster_header(Path(path))
-    dst_geo, dst_shape = _raster_header(Path(like))
-    both = all(
-        g.get("crs") is not None and "transform" in g and "gcps" not in g
-        for g in (src_geo, dst_geo)
-    )
-    if not both or src_shape is None or dst_shape is None:
-        return None
-    same = (
-        src_shape == dst_shape
-        and same_crs(src_geo["crs"], dst_geo["crs"])
-        and src_geo["transform"].almost_equals(
-            dst_geo["transform"], precision=_grid_tolerance(dst_geo["transform"])
-        )
-    )
-    return None if same else OtherGrid(src_geo, src_shape, dst_geo, dst_shape)
-
-
-def place_on_grid(
-    mask: np.ndarray, valid: np.ndarray | None, grid: OtherGrid
-) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Resample a decoded mask onto ``grid.dst`` by map position, nearest neighbour.
-
-    ``rasterio.warp.reproject`` (GDAL's warper, ``Resampling.nearest``: each target pixel takes
-    the value of the source pixel under its centre, so class values stay exact; see the
-    rasterio docs, "Reprojection"). Object, background and ignored pixels are carried as the
-    codes 1 / 0 / 2; target pixels outside the source's footprint are not valid.
-
-    Args:
-        mask: bool (H, W) on ``grid.src``, True = object.
-        valid: bool (H, W) or None (all valid).
-        grid: from :func:`other_grid`.
-
-    Returns:
-        ``(object, valid, outside)`` on ``grid.dst_shape``: bool arrays (``valid`` None when
-        every pixel is covered and valid) and the number of target pixels outside the
-        source's footprint (int, 0 ..  H*W).
-    """
-    from rasterio.warp import Resampling, reproject
-
-    code = mask.astype(np.uint8)
-    if valid is not None:
-        code[~valid] = 2
-    dst = np.full(grid.dst_shape, 3, np.uint8)  # 3: outside the footprint
-    reproject(
-        code,
-        dst,
-        src_transform=grid.src_geo["transform"],
-        src_crs=grid.src_geo["crs"],
-        dst_transform=grid.dst_geo["transform"],
-        dst_crs=grid.dst_geo["crs"],
-        src_nodata=3,
-        dst_nodata=3,
-        resampling=Resampling.nearest,
-    )
-    valid_out = dst < 2
-    return dst == 1, (None if valid_out.all() else valid_out), int((dst == 3).sum())
 
 
 def _warp_mask(

@@ -196,6 +196,8 @@ class VectorLabels:
         pixel_coords: bool = False,
         layer: str | int | None = None,
         gcps: Any = None,
+        frame: Any = None,
+        shared: bool = False,
     ) -> VectorLabels:
         """Read ``path`` and prepare its geometries for an image grid.
 
@@ -215,13 +217,25 @@ class VectorLabels:
         draw such an image (``GDALCreateGCPTransformer``, the warped VRT QGIS opens it as);
         ``line_width`` in map units is then converted with the GCPs' mean pixel size. Labels
         without a CRS are pixel coordinates, as for an image without georeference.
+
+        ``frame``: ``path`` already read by :func:`read_vector` (one file placed on many
+        images is read once). ``shared``: the file covers many images (``elnet evaluate
+        --truth labels.gpkg`` with a prediction folder): no feature within this image gives an
+        empty label instead of an error, and ``notes`` are collected but not logged (the caller
+        says them once).
         """
         import shapely
         from affine import Affine
 
         p = Path(path)
-        gdf = read_vector(p, layer=layer)
+        gdf = read_vector(p, layer=layer) if frame is None else frame
         notes: list[str] = []
+
+        def note(msg: str) -> None:
+            if not shared:
+                log.warning(msg)
+            notes.append(msg)
+
         n_total = len(gdf)
 
         if line_width_unit not in ("map", "px"):
@@ -252,8 +266,7 @@ class VectorLabels:
                     f"{p}: labels have no CRS; assuming they are already in the image CRS "
                     f"({crs_name(crs)})"
                 )
-                log.warning(msg)
-                notes.append(msg)
+                note(msg)
             else:
                 try:
                     same = gdf.crs == crs or gdf.crs.equals(crs)
@@ -281,8 +294,7 @@ class VectorLabels:
                 f"{p}: {int((~finite).sum())} of {n_total} features could not be placed in the "
                 "image CRS (non-finite coordinates after reprojection); skipped"
             )
-            log.warning(msg)
-            notes.append(msg)
+            note(msg)
             geoms = geoms[finite]
 
         invalid = ~shapely.is_valid(geoms)
@@ -290,8 +302,7 @@ class VectorLabels:
             geoms = geoms.copy()
             geoms[invalid] = shapely.make_valid(geoms[invalid])
             msg = f"{p}: repaired {int(invalid.sum())} invalid geometries with make_valid"
-            log.warning(msg)
-            notes.append(msg)
+            note(msg)
 
         kinds = shapely.get_type_id(geoms)
         # 0 point, 1 linestring, 2 linearring, 3 polygon, 4 multipoint, 5 multilinestring,
@@ -310,8 +321,7 @@ class VectorLabels:
                     f"{p}: {int(is_point.sum())} point features skipped (give a line width to "
                     "buffer them into discs)"
                 )
-                log.warning(msg)
-                notes.append(msg)
+                note(msg)
                 geoms = geoms[~is_point]
                 is_line = is_line[~is_point]
             if is_line.any():
@@ -319,8 +329,7 @@ class VectorLabels:
                     f"{p}: {int(is_line.sum())} line features burnt 1 px wide; give a line width "
                     "(--line-width, map units or px) to buffer roads to their real width"
                 )
-                log.warning(msg)
-                notes.append(msg)
+                note(msg)
 
         # keep only what touches the image footprint
         from shapely.geometry import box
@@ -335,7 +344,9 @@ class VectorLabels:
         footprint = box(min(xs), min(ys), max(xs), max(ys))
         hits = shapely.intersects(geoms, footprint) if len(geoms) else np.zeros(0, bool)
         n_miss = int((~hits).sum())
-        if len(geoms) == 0 or not hits.any():
+        if shared:
+            n_miss = 0  # most of a shared file lies outside any one image
+        elif len(geoms) == 0 or not hits.any():
             where = (
                 crs_name(crs)
                 if crs is not None and not pixel_coords
@@ -349,8 +360,7 @@ class VectorLabels:
             )
         if n_miss:
             msg = f"{p}: {n_miss} of {n_total} label features lie outside the image; skipped"
-            log.warning(msg)
-            notes.append(msg)
+            note(msg)
         geoms = geoms[hits]
         return cls(
             geoms=list(geoms),
@@ -400,10 +410,17 @@ def rasterize_vector(
     line_width: float | None = None,
     line_width_unit: str = "map",
     pixel_coords: bool = False,
+    frame: Any = None,
+    shared: bool = False,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
 
     For images that fit in memory (single chips); scenes use :class:`VectorLabels` by window.
+    ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`; a ``shared`` file cannot be placed
+    on an image without georeference (CRS + transform, or GCPs): its pixel coordinates would put
+    the same polygons on every image (DataError naming the image). ``notes`` (a list) receives
+    the reader's notes (repairs, dropped features).
     """
     import rasterio
 
@@ -417,6 +434,13 @@ def rasterize_vector(
                 (crs, transform, gcps), h, w = image_grid(src), src.height, src.width
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
+    if shared and crs is None:
+        raise DataError(
+            f"has no georeference (CRS + transform, or GCPs), so the labels of {vector_path}, "
+            "one file for several images, cannot be placed on it; georeference the image, or "
+            "give one label file per image in pixel coordinates",
+            ip,
+        )
     labels = VectorLabels.from_file(
         vector_path,
         crs=crs,
@@ -427,5 +451,9 @@ def rasterize_vector(
         line_width=line_width,
         line_width_unit=line_width_unit,
         pixel_coords=pixel_coords,
+        frame=frame,
+        shared=shared,
     )
+    if notes is not None:
+        notes.extend(labels.notes)
     return labels.rasterize().astype(bool)

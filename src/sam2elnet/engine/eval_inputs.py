@@ -5,6 +5,9 @@
   ``train/`` with ``palsar/`` and ``sentinel/``; ``labels/`` + ``rejected/`` of an annotate /
   enhance run folder; one run folder per sensor);
 * :func:`single_pair`: ``--pred FILE --truth FILE``, one pair whatever the names;
+* :func:`pair_inputs`: predictions and truths paired by name, or every prediction with one
+  polygon file (``--truth labels.gpkg``), and :class:`VectorTruth`, polygon ground truth
+  rasterised onto each prediction's grid;
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
 * :func:`group_name`: the reporting group of a truth mask (its sub-folder);
 * :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
@@ -16,20 +19,35 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.naming import MASK_SUFFIXES, NOT_MASK_TAGS, PAIRING_IMAGE_TAGS, mask_key
+import numpy as np
+
+from sam2elnet.data.naming import (
+    MASK_SUFFIXES,
+    NOT_MASK_TAGS,
+    PAIRING_IMAGE_TAGS,
+    VECTOR_SUFFIXES,
+    mask_key,
+)
 from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "TRUTH_SUFFIXES",
+    "Pairs",
+    "VectorTruth",
     "add_quality",
     "group_name",
     "masks_of",
+    "layer_check",
     "natural_key",
+    "no_pairs_error",
+    "pair_inputs",
     "quality_filter",
     "quality_rows",
     "scan_masks",
@@ -38,13 +56,18 @@ __all__ = [
 ]
 
 
-def _mask_files(folder: Path) -> list[Path]:
+TRUTH_SUFFIXES = (*MASK_SUFFIXES, *(s for s in VECTOR_SUFFIXES if s != ".json"))
+"""Ground-truth files: masks and polygon files (GeoPackage, Shapefile, GeoJSON as ``.geojson``;
+a ``.json`` in a folder is a run's summary or COCO, not polygons)."""
+
+
+def _mask_files(folder: Path, suffixes: Sequence[str] = MASK_SUFFIXES) -> list[Path]:
     return sorted(
         f
         for f in folder.iterdir()
         if f.is_file()
         and not f.name.startswith(".")
-        and f.suffix.lower() in MASK_SUFFIXES
+        and f.suffix.lower() in suffixes
         and not any(f.stem.lower().endswith(s) for s in NOT_MASK_TAGS)
     )
 
@@ -57,10 +80,16 @@ def _is_image_file(f: Path) -> bool:
     return any(f.stem.lower().endswith(s) for s in PAIRING_IMAGE_TAGS)
 
 
-def _folder_masks(folder: Path, run_layout: bool, runs: list[Path], depth: int = 0) -> list[Path]:
+def _folder_masks(
+    folder: Path,
+    run_layout: bool,
+    runs: list[Path],
+    depth: int = 0,
+    suffixes: Sequence[str] = MASK_SUFFIXES,
+) -> list[Path]:
     """Mask files of ``folder``: its own; else, for a run folder, those of ``labels/`` and
     ``rejected/``; else those of its sub-folders by the same rule (up to :data:`_MAX_DEPTH`)."""
-    files = _mask_files(folder)
+    files = _mask_files(folder, suffixes)
     if files:
         return files
     subs = [folder / s for s in RUN_MASK_FOLDERS if (folder / s).is_dir()]
@@ -71,7 +100,7 @@ def _folder_masks(folder: Path, run_layout: bool, runs: list[Path], depth: int =
         return []
     out: list[Path] = []
     for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        out.extend(_folder_masks(sub, run_layout, runs, depth + 1))
+        out.extend(_folder_masks(sub, run_layout, runs, depth + 1, suffixes))
     return out
 
 
@@ -85,7 +114,9 @@ def scan_masks(
     through those, so kept *and* rejected labels are evaluated (its path is appended to ``runs``);
     other sub-folders are searched the same way (e.g. a SOS ``train/`` with ``palsar/`` and
     ``sentinel/``, or a folder of one enhance run per sensor). Where several files pair with one
-    name, images (``<id>_sat.jpg`` next to ``<id>_mask.png``) give way to masks.
+    name, images (``<id>_sat.jpg`` next to ``<id>_mask.png``) give way to masks. Ground truth
+    (``role="ground-truth"``) may also be polygon files (:data:`TRUTH_SUFFIXES`), one per image;
+    a polygon file next to a mask of the same name gives way to the mask.
     """
     if not folder.exists():
         raise UserError(f"{role} folder does not exist; check the path", folder)
@@ -93,15 +124,19 @@ def scan_masks(
         raise UserError(
             f"{role} must be a folder of mask files, not a file{_vector_hint([folder])}", folder
         )
-    files = _folder_masks(folder, run_layout, runs if runs is not None else [])
+    suffixes = TRUTH_SUFFIXES if role == "ground-truth" else MASK_SUFFIXES
+    files = _folder_masks(folder, run_layout, runs if runs is not None else [], 0, suffixes)
     groups: dict[str, list[Path]] = {}
     for f in files:
-        groups.setdefault(mask_key(f.name), []).append(f)
+        vector = f.suffix.lower() in VECTOR_SUFFIXES  # x_mask.gpkg pairs with x_pred.tif
+        groups.setdefault(mask_key(f.stem if vector else f.name), []).append(f)
     out: dict[str, Path] = {}
     for key, group in groups.items():
         if len(group) > 1:
             # SOS training layout keeps <id>_sat.jpg next to <id>_mask.png: drop the images
             group = [g for g in group if not _is_image_file(g)] or group
+            # a polygon export of a mask next to it (elnet export) gives way to the mask
+            group = [g for g in group if g.suffix.lower() not in VECTOR_SUFFIXES] or group
         if len(group) > 1:
             where = ", ".join(str(g.relative_to(folder)) for g in group)
             raise DataError(
@@ -111,7 +146,7 @@ def scan_masks(
         out[key] = group[0]
     if not out:
         raise DataError(
-            f"{role} folder holds no mask files ({', '.join(MASK_SUFFIXES)}), "
+            f"{role} folder holds no mask files ({', '.join(suffixes)}), "
             f"neither directly nor in its sub-folders; check the path{_vector_hint(folder.rglob('*'))}",
             folder,
         )
@@ -140,11 +175,14 @@ def single_pair(
         )
     if split:
         raise UserError("--split needs a dataset root as --truth, not a file; drop --split", truth)
-    for f, role in ((pred, "prediction"), (truth, "ground truth")):
-        if f.suffix.lower() not in MASK_SUFFIXES:
+    for f, role, ok in (
+        (pred, "prediction", MASK_SUFFIXES),
+        (truth, "ground truth", (*MASK_SUFFIXES, *VECTOR_SUFFIXES)),
+    ):
+        if f.suffix.lower() not in ok:
             raise UserError(
-                f"{role} is not a mask file ({', '.join(MASK_SUFFIXES)}); check the path"
-                f"{_vector_hint([f])}",
+                f"{role} is not a mask file ({', '.join(ok)}); check the path"
+                f"{_vector_hint([f]) if f is pred else ''}",
                 f,
             )
     key = mask_key(pred.name)
@@ -168,18 +206,16 @@ def masks_of(
 
 
 def _vector_hint(paths: Any) -> str:
-    """The hint for polygon ground truth (GeoPackage, Shapefile, GeoJSON...), which evaluate
-    does not read: how to rasterise it onto the predictions' grid first; '' without one."""
+    """The hint for polygons given where evaluate reads only masks (predictions, valid masks,
+    baselines): rasterise them onto the predictions' grid first; '' without one."""
     from itertools import islice
-
-    from sam2elnet.data.naming import VECTOR_SUFFIXES
 
     vector = set(VECTOR_SUFFIXES) - {".json"}  # a run folder's summary.json is no polygon file
     if not any(Path(p).suffix.lower() in vector for p in islice(paths, 10_000)):
         return ""
     return (
-        "; polygons are not read as ground truth: rasterise them onto each prediction's grid "
-        "first, e.g. gdal_rasterize -burn 255 -init 0 -ot Byte -te XMIN YMIN XMAX YMAX "
+        "; polygons are read as ground truth (--truth) only: rasterise them onto the "
+        "prediction's grid first, e.g. gdal_rasterize -burn 255 -init 0 -ot Byte -te XMIN YMIN XMAX YMAX "
         "-ts WIDTH HEIGHT truth.gpkg truth.tif (extent and size of the prediction, from gdalinfo)"
     )
 
@@ -282,3 +318,163 @@ def add_quality(res: Any, q: dict[str, Any] | None) -> None:
         res.kept = q["kept"]
         res.image_path = q["image_path"]
         res.input_label_path = q["coarse_path"]
+
+
+@dataclass
+class VectorTruth:
+    """Polygon ground truth (GeoPackage / Shapefile / GeoJSON) rasterised onto each prediction's
+    grid by :func:`sam2elnet.data.vector.rasterize_vector` (the reader of vector labels for
+    training and enhance: CRS reprojection, GCP-only images, pixel coordinates of images
+    without georeference as QGIS draws them, repaired geometries; lines burnt 1 px wide).
+
+    ``path``: the one file shared by every prediction (``--truth labels.gpkg`` with a prediction
+    folder), read once into ``frame``; a prediction whose footprint no polygon of it meets gets
+    an all-background truth, and the reader's notes are logged once (``notes``). None: one file
+    per prediction, where no polygon on the prediction is an error naming the file.
+    """
+
+    path: Path | None = None
+    frame: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def shared(cls, path: Path) -> VectorTruth:
+        """Read ``path`` once (DataError naming it when it cannot be read or has no features)."""
+        from sam2elnet.data.vector import read_vector
+
+        return cls(path, read_vector(path))
+
+    def on_grid(self, truth: Path, pred: Path) -> np.ndarray:
+        """bool (H, W) on ``pred``'s grid, True inside a polygon of ``truth``.
+
+        Raises:
+            DataError: unreadable file, no feature on the prediction (a file of its own), or a
+                shared file with a prediction without georeference (names the prediction).
+        """
+        from sam2elnet.data.vector import rasterize_vector
+
+        shared = self.path is not None and Path(truth) == self.path
+        notes: list[str] = []
+        mask = rasterize_vector(
+            truth, pred, frame=self.frame if shared else None, shared=shared, notes=notes
+        )
+        for n in notes if shared else ():
+            if n not in self.notes:
+                log.warning("%s", n)
+                self.notes.append(n)
+        return mask
+
+
+@dataclass
+class Pairs:
+    """What :func:`pair_inputs` paired: predictions and truths keyed by :func:`mask_key`, the
+    single pair (:func:`single_pair`) or None, the shared polygon file (:class:`VectorTruth`)
+    or None."""
+
+    preds: dict[str, Path]
+    truths: dict[str, Path]
+    one: tuple[dict[str, Path], dict[str, Path]] | None = None
+    layer: VectorTruth | None = None
+
+
+def pair_inputs(
+    pdir: Path, tdir: Path, split: str | Sequence[str] | None, runs: list[Path]
+) -> Pairs:
+    """The predictions and truths of an evaluation.
+
+    * ``--truth`` a polygon file and ``--pred`` a folder: every prediction against that file
+      (:meth:`VectorTruth.shared`);
+    * two files: :func:`single_pair` (a polygon truth file allowed);
+    * ``--split``: the split's masks of a dataset root (:func:`split_truths`);
+    * two folders: :func:`scan_masks` of each (run folders below ``pdir`` appended to ``runs``;
+      truths may be polygon files named like their predictions).
+
+    Raises:
+        UserError / DataError: as those functions; ``--split`` with a polygon file.
+    """
+    from sam2elnet.data.vector import is_vector_path
+
+    if tdir.is_file() and is_vector_path(tdir) and pdir.is_dir():
+        if split:
+            raise UserError(
+                "--split needs a dataset root as --truth, not a file; drop --split", tdir
+            )
+        preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
+        if not any(_georeferenced(f) for f in preds.values()):
+            raise UserError(
+                f"none of the {len(preds)} prediction(s) in {pdir} has a georeference (CRS + "
+                "transform, or GCPs), so the polygons of one file cannot be placed on them; "
+                "georeference the predictions, or give a --truth folder of one polygon file per "
+                "prediction, named like it, in pixel coordinates",
+                tdir,
+            )
+        return Pairs(preds, dict.fromkeys(preds, tdir), None, VectorTruth.shared(tdir))
+    one = single_pair(pdir, tdir, split)
+    if one is not None:
+        return Pairs(*one, one)
+    preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
+    truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
+    return Pairs(preds, truths)
+
+
+def _georeferenced(path: Path) -> bool:
+    """Whether vector labels can be placed on raster ``path`` by map position (a CRS, or GCPs:
+    :func:`sam2elnet.data.vector.image_grid`); an unreadable file answers True (its pair's
+    reader reports it)."""
+    import warnings
+
+    import rasterio
+
+    from sam2elnet.data.vector import image_grid
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                return image_grid(ds)[0] is not None
+    except (rasterio.errors.RasterioError, OSError):
+        return True
+
+
+def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
+    """The error of predictions and truths of which no name pairs (a lone polygon file in the
+    truth folder: give it as ``--truth FILE`` to score every prediction against it)."""
+    from sam2elnet.data.vector import is_vector_path
+
+    lone = list(pairs.truths.values())
+    hint = ""
+    if len(lone) == 1 and is_vector_path(lone[0]):
+        hint = (
+            f"; to score every prediction against the polygons of one file, give --truth {lone[0]}"
+        )
+    return DataError(
+        f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. "
+        f"{next(iter(pairs.preds.values())).name} vs {lone[0].name}); names must match after "
+        f"removing _mask/_sat/_pred/_label{hint}",
+        pdir,
+    )
+
+
+def layer_check(path: Path, confusions: Sequence[Any]) -> None:
+    """After scoring every prediction against one shared polygon file (:class:`VectorTruth`):
+    DataError naming ``path`` when no polygon covered a counted pixel of any prediction (almost
+    always a CRS mix-up or another area; ``confusions``: the pairs'
+    :class:`~sam2elnet.engine.metrics.Confusion`), else one warning saying how many predictions
+    it leaves all background (their false positives count)."""
+    truth_px = [c.tp + c.fn for c in confusions]
+    if not any(truth_px):
+        raise DataError(
+            f"none of its polygons covers a pixel of the {len(truth_px)} evaluated "
+            "prediction(s); check the layer's CRS and that it covers the predictions' area "
+            "(polygons are placed by map position)",
+            path,
+        )
+    empty = sum(1 for t in truth_px if t == 0)
+    if empty:
+        log.warning(
+            "%s: %d of %d prediction(s) have no polygon in their footprint: scored as all "
+            "background",
+            path,
+            empty,
+            len(truth_px),
+        )

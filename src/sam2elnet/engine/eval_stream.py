@@ -84,16 +84,24 @@ def pair_counts(
     tolerance_px: float | None = None,
     road_buffer_px: float | None = None,
     resample: bool = True,
+    vector: Any = None,
 ) -> PairCounts:
     """Read and count one pair: strip by strip when :func:`streamable`, else whole.
 
-    A truth on another map grid than its prediction (both georeferenced by CRS + transform:
-    another pixel size, extent or CRS; :func:`sam2elnet.data.masks.other_grid`) is resampled
+    A truth on another map grid than its prediction (both georeferenced, by CRS + transform or
+    by GCPs: another pixel size, extent, CRS or GCPs; :func:`sam2elnet.data.grids.other_grid`,
+    each file's header read once) is resampled
     onto the prediction's grid by map position, nearest neighbour
-    (:func:`sam2elnet.data.masks.place_on_grid`, read whole); prediction pixels outside the
+    (:func:`sam2elnet.data.grids.place_on_grid`, read whole); prediction pixels outside the
     truth's footprint are not counted (``PairCounts.resampled``; one warning line).
-    With ``resample=False`` such a pair is an error instead. Rasters without CRS + transform pair
-    by pixel index and must have the same size.
+    With ``resample=False`` such a pair is an error instead. A GCP-only raster (Sentinel-1 GRD)
+    is placed through its ground control points (:mod:`sam2elnet.data.grids`). Rasters without
+    georeference pair by pixel index and must have the same size.
+
+    A polygon ground truth (GeoPackage / Shapefile / GeoJSON,
+    :func:`~sam2elnet.data.vector.is_vector_path`) is rasterised onto the prediction's grid
+    (:meth:`sam2elnet.engine.eval_inputs.VectorTruth.on_grid`; ``vector``: the one that holds a
+    file shared by many predictions; read whole).
 
     ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
@@ -108,9 +116,13 @@ def pair_counts(
             size than the truth and no common georeference, or (``resample=False``) the truth
             lies on another grid; the error's ``path`` is that file, the message names both.
     """
-    from sam2elnet.data.masks import other_grid, place_on_grid, read_mask_valid
+    from sam2elnet.data.grids import other_grid, place_on_grid, raster_header
+    from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.data.vector import is_vector_path
 
-    grid = other_grid(truth, pred)
+    polygons = is_vector_path(truth)
+    heads = None if polygons else (raster_header(truth), raster_header(pred))  # read once
+    grid = None if heads is None else other_grid(*heads)
     if grid is not None and not resample:
         raise DataError(
             f"lies on another map grid than its ground truth {truth} (truth "
@@ -118,7 +130,7 @@ def pair_counts(
             "prediction's grid by map position",
             pred,
         )
-    if grid is None and streamable(truth, pred):
+    if heads is not None and grid is None and streamable(truth, pred, heads):
         conf, bnd, rds = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
             tolerance_px=tolerance_px, road_buffer_px=road_buffer_px,
@@ -127,19 +139,24 @@ def pair_counts(
         if baseline is not None:
             base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
         return PairCounts(conf, bnd, rds, base)
-    t, t_valid = read_mask_valid(truth, positive_values=positive_values)
     moved = None
+    if polygons:
+        from sam2elnet.engine.eval_inputs import VectorTruth
+
+        t, t_valid = (vector or VectorTruth()).on_grid(truth, pred), None
+    else:
+        t, t_valid = read_mask_valid(truth, positive_values=positive_values)
     if grid is not None:
-        t, t_valid, outside = place_on_grid(t, t_valid, grid)
+        t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
         moved = Resampled(grid.describe(), outside)
         log.warning("%s", moved.note(truth, pred))
     p = _same_size(read_binary_mask(pred), pred, t, truth, "predictions")
     v = None
     if valid is not None:
         v = read_binary_mask(valid)
-        v_grid = other_grid(valid, pred) if grid is not None else None
+        v_grid = other_grid(valid, heads[1]) if grid is not None else None  # type: ignore[index]
         if v_grid is not None:
-            v, v_in, _ = place_on_grid(v, None, v_grid)
+            v, v_in, _ = place_on_grid(v, None, v_grid, valid, pred)
             v = v if v_in is None else (v & v_in)
         v = _same_size(v, valid, t, truth, "valid masks")
     if t_valid is not None:
@@ -163,7 +180,8 @@ def size_mismatch(
     return DataError(
         f"is {size[1]}x{size[0]} (WxH) but its ground truth {truth} is "
         f"{truth_size[1]}x{truth_size[0]}; {what} need their mask's size, or both files a "
-        "CRS + transform (GeoTIFF) so the truth is resampled onto the prediction's grid",
+        "georeference (GeoTIFF with CRS + transform, or GCPs) so the truth is resampled onto "
+        "the prediction's grid",
         path,
     )
 
@@ -176,13 +194,20 @@ def _same_size(
     return mask
 
 
-def streamable(truth: Path, pred: Path) -> bool:
+def streamable(truth: Path, pred: Path, heads: Any = None) -> bool:
     """Count a pair strip by strip: a large ground truth or prediction that GDAL can read by
-    windows (:func:`sam2elnet.data.windowed.use_windows`, e.g. a 12,000^2 px label GeoTIFF)."""
+    windows (:func:`sam2elnet.data.windowed.use_windows`, e.g. a 12,000^2 px label GeoTIFF).
+    ``heads``: the pair's :func:`~sam2elnet.data.grids.raster_header` (truth, prediction),
+    already read, so the files are not opened again."""
     from sam2elnet.data import windowed
 
-    return (windowed.windowable(truth) or windowed.windowable(pred)) and (
-        windowed.use_windows(truth) or windowed.use_windows(pred)
+    if heads is None:
+        return windowed.use_windows(truth) or windowed.use_windows(pred)
+    return any(
+        h.shape is not None
+        and windowed.windowable(h.path)
+        and windowed.whole_read_bytes(*h.shape, h.bands, h.itemsize) > windowed.WINDOW_MIN_BYTES
+        for h in heads
     )
 
 
@@ -274,9 +299,14 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
 def read_pair(pred: Path, truth: Path, resampled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, truth) as bool (H, W) masks (:func:`read_binary_mask`), e.g. to draw a
     report; with ``resampled`` a truth on another grid is put on the prediction's
-    (:func:`sam2elnet.data.masks.place_on_grid`; outside its footprint: background)."""
-    from sam2elnet.data.masks import other_grid, place_on_grid
+    (:func:`sam2elnet.data.grids.place_on_grid`; outside its footprint: background); polygons
+    are rasterised onto the prediction's grid (:func:`sam2elnet.data.vector.rasterize_vector`)."""
+    from sam2elnet.data.grids import grid_kind, other_grid, place_on_grid, raster_header
+    from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
+    if is_vector_path(truth):  # a georeferenced prediction may lie outside a shared file
+        shared = grid_kind(raster_header(pred).geo) != "none"
+        return read_binary_mask(pred), rasterize_vector(truth, pred, shared=shared)
     t = read_binary_mask(truth)
     grid = other_grid(truth, pred) if resampled else None
     if grid is not None:

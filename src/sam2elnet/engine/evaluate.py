@@ -19,18 +19,17 @@ from typing import Any, get_args
 
 import numpy as np
 
-from sam2elnet.engine.eval_inputs import (
-    add_quality as _add_quality,
-)
+from sam2elnet.data.naming import VECTOR_SUFFIXES
+from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_inputs import (
     group_name,
+    layer_check,
     masks_of,
     natural_key,
+    no_pairs_error,
+    pair_inputs,
     quality_filter,
     quality_rows,
-    scan_masks,
-    single_pair,
-    split_truths,
 )
 from sam2elnet.engine.eval_stream import Resampled, pair_counts, read_binary_mask, read_pair
 from sam2elnet.engine.metrics import (
@@ -303,11 +302,14 @@ def evaluate_folders(
     ``group_by="folder"`` also reports every number per ground-truth sub-folder (SOS: per sensor).
     ``ids`` (pairing keys, e.g. a run's held-out ids) restricts the evaluation to those images.
 
-    ``pred_dir`` and ``truth_dir`` may both be files: one pair, whatever the names
-    (:func:`~sam2elnet.engine.eval_inputs.single_pair`). A truth on another map grid (both with
-    CRS + transform) is resampled onto the prediction's by map position, nearest neighbour; pixels
-    outside its footprint are not counted; one warning line each, listed in ``resampled``
-    (``resample=False``: skipped; :func:`~sam2elnet.engine.eval_stream.pair_counts`).
+    ``pred_dir`` and ``truth_dir`` may both be files: one pair, whatever the names. Polygon truth
+    (GPKG / SHP / GeoJSON) is rasterised onto each prediction's grid; one polygon file as
+    ``truth_dir`` with a prediction folder scores every prediction against the polygons in its
+    footprint (none: all background; none on any prediction: DataError;
+    :func:`~sam2elnet.engine.eval_inputs.pair_inputs`). A truth on another map grid (both with
+    CRS + transform, or GCPs) is resampled onto the prediction's by map position, nearest
+    neighbour; pixels outside its footprint are not counted; one warning line each, listed in
+    ``resampled`` (``resample=False``: skipped; :func:`~sam2elnet.engine.eval_stream.pair_counts`).
 
     A pair that cannot be used is skipped, as in every batch command
     (:class:`~sam2elnet.utils.batch.SkipLog`): an unreadable, truncated or undecodable prediction,
@@ -328,14 +330,8 @@ def evaluate_folders(
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
-    one = single_pair(pdir, tdir, truth_split)
-    if one is not None:
-        preds, truths = one
-    else:
-        preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
-        truths = (
-            split_truths(tdir, truth_split) if truth_split else scan_masks(tdir, "ground-truth")
-        )
+    pairs = pair_inputs(pdir, tdir, truth_split, runs)
+    preds, truths, one = pairs.preds, pairs.truths, pairs.one
     valids = masks_of(valid_dir, "valid-mask", one)
     if ids is not None:
         preds = {k: v for k, v in preds.items() if k in ids}
@@ -350,11 +346,7 @@ def evaluate_folders(
     unmatched_pred = sorted((preds[k].name for k in set(preds) - set(truths)), key=natural_key)
     unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=natural_key)
     if not keys:
-        raise DataError(
-            f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. {next(iter(preds.values())).name} "
-            f"vs {next(iter(truths.values())).name}); names must match after removing _mask/_sat/_pred/_label",
-            pdir,
-        )
+        raise no_pairs_error(pdir, tdir, pairs)
     bases: dict[str, Path] = {}
     if baseline_dir is not None:
         bdir = Path(baseline_dir)
@@ -376,7 +368,12 @@ def evaluate_folders(
 
     from sam2elnet.data.domain import road_measures_wanted
 
-    roads, roads_reason = road_measures_wanted(roads, [truths[k] for k in keys], positive_values)
+    rasters = [truths[k] for k in keys if truths[k].suffix.lower() not in VECTOR_SUFFIXES]
+    roads, roads_reason = (
+        road_measures_wanted(roads, rasters, positive_values)
+        if rasters or roads != "auto"
+        else (False, "auto: polygon ground truth (--roads for road measures)")
+    )
 
     qpaths, qrows = quality_rows(quality_csv, pdir.parent if one else pdir, runs)
     qfilter = quality_filter(qpaths)
@@ -394,7 +391,7 @@ def evaluate_folders(
                     positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
                     road_buffer_px=road_buffer_px if roads else None,
-                    resample=resample,
+                    resample=resample, vector=pairs.layer,
                 )  # fmt: skip
             except DataError as err:  # names the file that cannot be used
                 if len(keys) == 1:  # one pair: its own error, not a batch summary
@@ -412,6 +409,8 @@ def evaluate_folders(
             _add_quality(res, qrows.get(key))
             images.append(res)
             bar.update(1)
+        if pairs.layer is not None and images:  # the shared polygon file met no prediction?
+            layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
     except BaseException:
         bar.close()  # the bar (or its last line) ends where the error stopped it
         raise

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
+from sam2elnet.pipeline.report_items import eval_truth
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
 
 __all__ = [
@@ -288,7 +289,7 @@ def write_evaluation_report(
                 image=image,
                 input_label=label,
                 output=r.pred_path,
-                truth=r.truth_path,
+                truth=eval_truth(r),
                 predicted_iou=r.predicted_iou,
                 true_iou=r.metrics["iou"],
                 kept=r.kept,

@@ -25,7 +25,15 @@ from sam2elnet.pipeline.report_tables import as_float, fmt_value
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ReportItem", "add_card", "object_counts", "order_items", "prepare_item"]
+__all__ = [
+    "ReportItem",
+    "TruthOnGrid",
+    "add_card",
+    "eval_truth",
+    "object_counts",
+    "order_items",
+    "prepare_item",
+]
 
 
 @dataclass
@@ -34,7 +42,8 @@ class ReportItem:
 
     ``image`` is a (C, H, W) or (H, W) array (any dtype; SAR is fine, it is percentile-stretched)
     or a path to an image file. ``input_label`` (coarse / given label), ``output`` (the label under
-    review) and ``truth`` are (H, W) masks (bool or 0/1, or a path); ``probability`` is an (H, W)
+    review) and ``truth`` are (H, W) masks (bool or 0/1, or a path; ``truth`` also a
+    :class:`TruthOnGrid`); ``probability`` is an (H, W)
     probability map in [0, 1] (or uint8 0-255, or a path); any of them may be None.
     ``predicted_iou`` is the quality evaluator's estimate, ``true_iou`` the IoU of ``output`` (or of
     ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``; both
@@ -47,7 +56,7 @@ class ReportItem:
     image: np.ndarray | str | Path | None = None
     input_label: np.ndarray | str | Path | None = None
     output: np.ndarray | str | Path | None = None
-    truth: np.ndarray | str | Path | None = None
+    truth: np.ndarray | str | Path | TruthOnGrid | None = None
     predicted_iou: float | None = None
     true_iou: float | None = None
     kept: bool | None = None
@@ -57,13 +66,42 @@ class ReportItem:
     footprint: Footprint | None = None
 
 
-def _load_mask(m: np.ndarray | str | Path | None, grid: Any = None) -> np.ndarray | None:
+@dataclass(frozen=True)
+class TruthOnGrid:
+    """An evaluated ground truth drawn on its prediction's grid as ``elnet evaluate`` scored it
+    (polygons rasterised, a truth on another grid resampled:
+    :func:`~sam2elnet.engine.eval_stream.read_pair`), read when its card is drawn."""
+
+    path: Path
+    pred: Path
+    resampled: bool = False
+
+    def read(self) -> np.ndarray:
+        """bool (H, W) on the prediction's grid."""
+        from sam2elnet.engine.eval_stream import read_pair
+
+        return read_pair(self.pred, self.path, self.resampled)[1]
+
+
+def eval_truth(row: Any) -> Path | TruthOnGrid:
+    """The truth of an evaluated image (``ImageResult``) for its report card: its path, or a
+    :class:`TruthOnGrid` for a polygon truth or one resampled onto the prediction's grid."""
+    from sam2elnet.data.vector import is_vector_path
+
+    if row.resampled is None and not is_vector_path(row.truth_path):
+        return row.truth_path
+    return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row.resampled is not None)
+
+
+def _load_mask(m: Any, grid: Any = None) -> np.ndarray | None:
     """A mask given as array or file -> bool (H, W). A vector label file (the polygons or road
     lines ``enhance --labels`` takes) is rasterised onto the image ``grid`` (a path), as enhance
     read it (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px wide, the width
     option of the run is not recorded). Raises DataError for an unreadable file."""
     if m is None:
         return None
+    if isinstance(m, TruthOnGrid):
+        return m.read()
     if isinstance(m, (str, Path)):
         from sam2elnet.data.masks import read_mask
         from sam2elnet.data.vector import is_vector_path, rasterize_vector
@@ -134,6 +172,8 @@ def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
 
 
 def _path_of(v: Any) -> str | None:
+    if isinstance(v, TruthOnGrid):
+        return str(v.path)
     return str(v) if isinstance(v, (str, Path)) else None
 
 

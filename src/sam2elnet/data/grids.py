@@ -1,0 +1,254 @@
+"""Two rasters' pixel grids compared, and a decoded mask moved from one grid onto the other.
+
+Used by ``elnet evaluate`` to put a ground truth on its prediction's grid:
+
+* :func:`raster_header`: what one header says (georeference, size, bands, sample size), read once
+  per file and pair (:class:`RasterHeader`);
+* :func:`other_grid`: whether two rasters lie on different grids (:class:`OtherGrid`);
+* :func:`place_on_grid`: nearest-neighbour resampling by map position through GDAL's warper.
+
+A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
+CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's GCP
+polynomial transformer (``SRC_METHOD`` / ``DST_METHOD=GCP_POLYNOMIAL``), as vector labels are
+placed on such images (:meth:`sam2elnet.data.vector.VectorLabels.from_file`) and as QGIS draws
+them. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare: they pair by
+pixel index.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.georef import crs_name, same_crs
+from sam2elnet.errors import DataError
+
+__all__ = ["OtherGrid", "RasterHeader", "grid_kind", "other_grid", "place_on_grid", "raster_header"]
+
+_CV2_ONLY = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+"""Suffixes whose header is not read through GDAL (no georeference; decoded by OpenCV / PIL)."""
+
+
+@dataclass(frozen=True)
+class RasterHeader:
+    """One raster's header: ``geo`` (:func:`~sam2elnet.data.georef.dataset_georeference`:
+    ``{"crs", "transform"}``, ``{"gcps", "crs"}`` or ``{}``), ``shape`` (H, W) px, ``bands``
+    and ``itemsize`` (bytes per sample); ``shape`` None for a file GDAL does not read here
+    (PNG / JPEG, or damaged: the reader that follows reports the damage)."""
+
+    path: Path
+    geo: dict[str, Any] = field(default_factory=dict)
+    shape: tuple[int, int] | None = None
+    bands: int = 1
+    itemsize: int = 1
+
+
+def raster_header(path: str | Path) -> RasterHeader:
+    """Read ``path``'s header once (GDAL, no ``.aux.xml`` side files); see :class:`RasterHeader`."""
+    p = Path(path)
+    if p.suffix.lower() in _CV2_ONLY or not p.is_file():
+        return RasterHeader(p)
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    from sam2elnet.data.georef import dataset_georeference
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as ds:
+                return RasterHeader(
+                    p,
+                    dataset_georeference(ds),
+                    (ds.height, ds.width),
+                    ds.count,
+                    np.dtype(ds.dtypes[0]).itemsize,
+                )
+    except (RasterioError, OSError):
+        return RasterHeader(p)
+
+
+def grid_kind(geo: dict[str, Any]) -> str:
+    """``"transform"`` (CRS + affine transform), ``"gcps"`` (>= 3 GCPs with a CRS) or ``"none"``
+    (nothing a map position can be computed from) for a ``RasterHeader.geo``."""
+    if geo.get("crs") is None:
+        return "none"
+    if "transform" in geo:
+        return "transform"
+    return "gcps" if len(geo.get("gcps") or ()) >= 3 else "none"
+
+
+@dataclass
+class OtherGrid:
+    """Two rasters on different map grids (:func:`other_grid`): the georeference
+    (``{"crs", "transform"}`` or ``{"crs", "gcps"}``) and (H, W) of the raster to move (``src``)
+    and of the grid to put it on (``dst``)."""
+
+    src_geo: dict[str, Any]
+    src_shape: tuple[int, int]
+    dst_geo: dict[str, Any]
+    dst_shape: tuple[int, int]
+
+    def describe(self) -> str:
+        """e.g. ``64x64 px of 20 x 20 map units in EPSG:32633 -> 128x128 px of 10 x 10 map
+        units in EPSG:32633`` (W x H; pixel size in the CRS's units), or ``150x120 px placed by
+        12 ground control points in EPSG:4326`` for a GCP-only grid."""
+
+        def one(geo: dict[str, Any], shape: tuple[int, int]) -> str:
+            if "transform" not in geo:
+                n = len(geo["gcps"])
+                where = crs_name(geo["crs"])
+                return f"{shape[1]}x{shape[0]} px placed by {n} ground control points in {where}"
+            t = geo["transform"]
+            size = f"{abs(t.a):.6g} x {abs(t.e):.6g} map units"
+            return f"{shape[1]}x{shape[0]} px of {size} in {crs_name(geo['crs'])}"
+
+        return f"{one(self.src_geo, self.src_shape)} -> {one(self.dst_geo, self.dst_shape)}"
+
+
+def _grid_tolerance(transform: Any) -> float:
+    """How far two grids' transform coefficients may differ and still be the same grid: 1/1000 of
+    the smaller pixel side of ``transform`` (CRS units). A fixed tolerance cannot serve every CRS:
+    1e-5 is a whole pixel of a 1 m grid in degrees (EPSG:4326, ~9e-6 degree pixels) but a
+    hundred-thousandth of a 1 m pixel in metres (UTM)."""
+    side = min(abs(transform.a) + abs(transform.d), abs(transform.b) + abs(transform.e))
+    return side / 1000 if side > 0 else 1e-5
+
+
+def _same_gcps(a: list[Any], b: list[Any]) -> bool:
+    """The same control points: equal pixel positions (1/1000 px) and map positions (1e-9
+    relative to the largest coordinate), in the same order."""
+    if len(a) != len(b):
+        return False
+    pa = np.array([(g.row, g.col, g.x, g.y) for g in a], float)
+    pb = np.array([(g.row, g.col, g.x, g.y) for g in b], float)
+    scale = max(1.0, float(np.abs(pa[:, 2:]).max()))
+    return bool(
+        np.allclose(pa[:, :2], pb[:, :2], rtol=0, atol=1e-3)
+        and np.allclose(pa[:, 2:], pb[:, 2:], rtol=0, atol=1e-9 * scale)
+    )
+
+
+def other_grid(
+    path: str | Path | RasterHeader, like: str | Path | RasterHeader
+) -> OtherGrid | None:
+    """Whether raster ``path`` lies on another map grid than raster ``like``.
+
+    Args:
+        path: The raster to place (e.g. a ground-truth mask), or its :func:`raster_header`.
+        like: The raster whose grid counts (e.g. the prediction), or its header.
+
+    Returns:
+        :class:`OtherGrid` when both are georeferenced (CRS + transform, or GCPs; :func:`grid_kind`)
+        and their size, CRS, transform or GCPs differ (transform coefficients compared with
+        ``Affine.almost_equals`` to 1/1000 of ``like``'s pixel size, :func:`_grid_tolerance`;
+        a GCP-only raster and one with a transform are always on different grids); None when
+        they share the grid, or when either has no georeference (PNG / JPEG, a plain TIFF: such
+        pairs can only be used by pixel index).
+    """
+    src = path if isinstance(path, RasterHeader) else raster_header(path)
+    dst = like if isinstance(like, RasterHeader) else raster_header(like)
+    kinds = grid_kind(src.geo), grid_kind(dst.geo)
+    if "none" in kinds or src.shape is None or dst.shape is None:
+        return None
+    same = src.shape == dst.shape and same_crs(src.geo["crs"], dst.geo["crs"])
+    if kinds == ("transform", "transform"):
+        t = dst.geo["transform"]
+        same = same and src.geo["transform"].almost_equals(t, precision=_grid_tolerance(t))
+    elif kinds == ("gcps", "gcps"):
+        same = same and _same_gcps(src.geo["gcps"], dst.geo["gcps"])
+    else:
+        same = False
+    return None if same else OtherGrid(src.geo, src.shape, dst.geo, dst.shape)
+
+
+def place_on_grid(
+    mask: np.ndarray,
+    valid: np.ndarray | None,
+    grid: OtherGrid,
+    path: str | Path | None = None,
+    like: str | Path | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Resample a decoded mask onto ``grid.dst`` by map position, nearest neighbour.
+
+    ``rasterio.warp.reproject`` (GDAL's warper, ``Resampling.nearest``: each target pixel takes
+    the value of the source pixel under its centre, so class values stay exact; see the
+    rasterio docs, "Reprojection"). A GCP-only source or target is placed through its GCPs
+    with GDAL's polynomial GCP transformer (``SRC_METHOD`` / ``DST_METHOD=GCP_POLYNOMIAL``; the
+    target is then an in-memory GDAL dataset carrying the GCPs). Object, background and ignored
+    pixels are carried as the codes 1 / 0 / 2; target pixels outside the source's footprint are
+    not valid.
+
+    Args:
+        mask: bool (H, W) on ``grid.src``, True = object.
+        valid: bool (H, W) or None (all valid).
+        grid: from :func:`other_grid`.
+        path: the source file, named in the error; ``like``: the target's file, named in it.
+
+    Returns:
+        ``(object, valid, outside)`` on ``grid.dst_shape``: bool arrays (``valid`` None when
+        every pixel is covered and valid) and the number of target pixels outside the
+        source's footprint (int, 0 ..  H*W).
+
+    Raises:
+        DataError: GDAL cannot compute the transformation (e.g. GCPs that do not fit a
+            polynomial); the message says to warp the files to one map grid first.
+    """
+    import rasterio
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+    from rasterio.warp import Resampling, reproject
+
+    code = mask.astype(np.uint8)
+    if valid is not None:
+        code[~valid] = 2
+    src, dst_geo = grid.src_geo, grid.dst_geo
+    opts: dict[str, Any] = {"src_crs": src["crs"], "src_nodata": 3, "dst_nodata": 3}
+    if "transform" in src:
+        opts["src_transform"] = src["transform"]
+    else:
+        opts.update(gcps=src["gcps"], SRC_METHOD="GCP_POLYNOMIAL")
+    h, w = grid.dst_shape
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            if "transform" in dst_geo:
+                dst = np.full(grid.dst_shape, 3, np.uint8)  # 3: outside the footprint
+                reproject(
+                    code,
+                    dst,
+                    dst_transform=dst_geo["transform"],
+                    dst_crs=dst_geo["crs"],
+                    resampling=Resampling.nearest,
+                    **opts,
+                )
+            else:
+                mem = {"driver": "MEM", "width": w, "height": h, "count": 1, "dtype": "uint8"}
+                with rasterio.open("target", "w+", **mem) as ds:
+                    ds.gcps = (dst_geo["gcps"], dst_geo["crs"])
+                    ds.write(np.full((1, h, w), 3, np.uint8))
+                    reproject(
+                        code,
+                        rasterio.band(ds, 1),
+                        dst_crs=dst_geo["crs"],
+                        resampling=Resampling.nearest,
+                        DST_METHOD="GCP_POLYNOMIAL",
+                        **opts,
+                    )
+                    dst = ds.read(1)
+    except (RasterioError, CPLE_BaseError, ValueError) as err:  # GDAL's transformer errors
+        from sam2elnet.data.gdal_errors import gdal_reason
+
+        target = f"the grid of {like}" if like is not None else "the other raster's grid"
+        raise DataError(
+            f"cannot be placed on {target} ({grid.describe()}; {gdal_reason(err)}); check the "
+            "ground control points, or warp both files to one map grid first (gdalwarp -t_srs "
+            "EPSG:xxxx)",
+            path,
+        ) from None
+    valid_out = dst < 2
+    return dst == 1, (None if valid_out.all() else valid_out), int((dst == 3).sum())
