@@ -147,7 +147,8 @@ def scan_masks(
     if not out:
         raise DataError(
             f"{role} folder holds no mask files ({', '.join(suffixes)}), "
-            f"neither directly nor in its sub-folders; check the path{_vector_hint(folder.rglob('*'))}",
+            f"neither directly nor in its sub-folders; check the path"
+            f"{_vector_hint(folder.rglob('*')) if role != 'ground-truth' else ''}",
             folder,
         )
     return out
