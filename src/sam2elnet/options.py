@@ -223,6 +223,7 @@ class ExportOptions(_Options):
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")
     chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
     geojson_crs: Literal["source", "wgs84"] = "source"
+    pixel_coords: Literal["gdal", "qgis"] = "gdal"
 
 
 class StatsOptions(_Options):

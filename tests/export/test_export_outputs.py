@@ -223,7 +223,8 @@ def test_run_folder_errors_name_labels_and_rejected(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The README's `elnet export --labels out/auto/labels` on a run that rejected every label
-    said only 'does not exist'; a run folder itself said 'no label rasters in the folder'."""
+    said only 'does not exist'; a run folder itself said 'no label rasters in the folder' (now
+    it is exported, labels/ and rejected/, as Label Studio tasks always took it)."""
     run = tmp_path / "auto"
     _tif(run / "rejected" / "a.tif", UTM)
     (run / "quality.csv").write_text(
@@ -234,9 +235,18 @@ def test_run_folder_errors_name_labels_and_rejected(
         f"error: {run / 'labels'}: label folder does not exist: the run kept no label; its "
         f"rejected labels are in {run / 'rejected'} (pass that folder)"
     )
-    rc, err = _export(capsys, "--labels", str(run), "--out", str(tmp_path / "o.gpkg"))
+    # the run folder itself is exported as Label Studio exports it: labels/ and rejected/
+    rc, err = _export(capsys, "--labels", str(run), "--out", str(tmp_path / "r.gpkg"))
+    assert rc == 0, err
+    assert "exported 0 kept labels (labels/) and 1 the quality filter rejected" in err
+    assert set(gpd.read_file(tmp_path / "r.gpkg", layer="labels")["label"]) == {"a.tif"}
+    # a folder with empty labels/ and rejected/ still names them
+    (tmp_path / "empty" / "rejected").mkdir(parents=True)
+    rc, err = _export(
+        capsys, "--labels", str(tmp_path / "empty"), "--out", str(tmp_path / "o.gpkg")
+    )
     assert rc == 2 and err.strip().endswith(
-        f"in the folder; an annotate/enhance run folder: pass {run / 'rejected'}"
+        f"in the folder; an annotate/enhance run folder: pass {tmp_path / 'empty' / 'rejected'}"
     )
     assert not (tmp_path / "o.gpkg").exists()
     rc, _ = _export(capsys, "--labels", str(run / "rejected"), "--out", str(tmp_path / "o.gpkg"))

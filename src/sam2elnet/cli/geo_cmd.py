@@ -279,8 +279,11 @@ def export_cmd(
         "--coco-rle",
         help="COCO segmentations as RLE for every region (default: polygons, RLE for regions with holes).",
     ),
-    category: str = typer.Option(
-        "foreground", "--category", help="COCO category / Label Studio label name."
+    category: Optional[str] = typer.Option(
+        None,
+        "--category",
+        help="COCO category / Label Studio label name (default: the run's domain, 'road' or "
+        "'oil spill', when the labels come from an annotate/enhance run; else 'foreground').",
     ),
     polygons: bool = typer.Option(
         False,
@@ -297,6 +300,12 @@ def export_cmd(
         None,
         "--positive-values",
         help="Label value(s) that mean 'object' in class-index label rasters, e.g. 1 or 2,3.",
+    ),
+    pixel_coords: str = typer.Option(
+        option_default(ExportOptions, "pixel_coords"),
+        "--pixel-coords",
+        help="Polygons of labels without a CRS (PNG, plain TIFF): gdal (x = column, y = row, as "
+        "gdal_polygonize) or qgis (y = -row: where QGIS shows the image, so they overlay it).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     warp_to: Optional[str] = _WARP_TO,
@@ -319,9 +328,10 @@ def export_cmd(
     from sam2elnet.export.labels import find_labels
     from sam2elnet.utils.paths import check_input, check_output
 
-    geojson_crs = geojson_crs.lower()
+    geojson_crs, pixel_coords = geojson_crs.lower(), pixel_coords.lower()
     check_options(
         ExportOptions,
+        pixel_coords=pixel_coords,
         fmt=fmt.lower() if fmt else None,
         simplify=simplify,
         smooth=smooth,
@@ -359,6 +369,8 @@ def export_cmd(
             progress=not no_progress,
             positive_values=parse_positive_values(positive_values),
         )
+        if pixel_coords != "gdal":
+            ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
         for note in ls.notes:
             typer.echo(f"note: {note}", err=True)
         typer.echo(ls.summary())
@@ -383,6 +395,7 @@ def export_cmd(
         warp_to=warp_to,
         warp_method=warp_method,
         geojson_crs=geojson_crs,
+        pixel_coords=pixel_coords,
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)

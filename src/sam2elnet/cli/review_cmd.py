@@ -14,23 +14,29 @@ from sam2elnet.cli.app import app
 from sam2elnet.options import check_options, option_default
 from sam2elnet.pipeline.serve_config import BackendConfig
 
-_SOURCES = ("label-studio", "coco")
+_SOURCES = ("label-studio", "coco", "vector")
+_ALIASES = {"qgis": "vector", "gpkg": "vector", "cvat": "coco"}
 
 
 @app.command("import")
 def import_cmd(
     export: Path = typer.Argument(
-        ..., help="Label Studio JSON export, or a COCO 1.0 JSON (e.g. from CVAT)."
+        ...,
+        help="Label Studio JSON export, a COCO 1.0 JSON (e.g. from CVAT), or a polygon layer "
+        "(.gpkg/.shp/.geojson, e.g. an `elnet export` GeoPackage edited in QGIS).",
     ),
     source: str = typer.Option(
-        ..., "--from", help="label-studio | coco (COCO 1.0 as CVAT exports it)."
+        ...,
+        "--from",
+        help="label-studio | coco (COCO 1.0 as CVAT exports it) | vector (GeoPackage / "
+        "Shapefile / GeoJSON polygons, e.g. from QGIS; needs --images).",
     ),
     out: Path = typer.Option(..., "--out", help="Folder for the masks (0/255, named like images)."),
     images: Optional[Path] = typer.Option(
         None,
         "--images",
         help="Source images (folder matched by name, or a file): masks take their size and "
-        "georeference.",
+        "georeference. vector: every image here gets a mask (give the reviewed ones).",
     ),
     document_root: Optional[Path] = typer.Option(
         None,
@@ -38,17 +44,21 @@ def import_cmd(
         help="Label Studio: document root the image URLs are relative to (to find the images).",
     ),
     category: Optional[str] = typer.Option(
-        None, "--category", help="Only regions with this label / category (default: all)."
+        None,
+        "--category",
+        help="Only regions with this label / category (default: all; vector: the 'category' "
+        "attribute).",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Turn reviewed annotations (Label Studio or COCO/CVAT) into masks for `elnet train`."""
+    """Turn reviewed annotations (Label Studio, COCO/CVAT, or QGIS polygons) into masks for
+    `elnet train`."""
     from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import check_input, check_output
 
-    kind = source.lower()
+    kind = _ALIASES.get(source.lower(), source.lower())
     if kind not in _SOURCES:
-        raise UserError(f"unknown --from {source!r}; use {' or '.join(_SOURCES)}")
+        raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     check_input(export, "EXPORT", "export file")
     for opt, path in (("--images", images), ("--document-root", document_root)):
         if path is not None:
@@ -65,10 +75,14 @@ def import_cmd(
             category=category,
             progress=not no_progress,
         )
-    else:
+    elif kind == "coco":
         from sam2elnet.export.coco_import import import_coco
 
         res = import_coco(export, out, images=images, category=category, progress=not no_progress)
+    else:
+        from sam2elnet.export.vector_import import import_vector
+
+        res = import_vector(export, out, images=images, category=category, progress=not no_progress)
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
@@ -103,8 +117,11 @@ def serve_cmd(
         "--threshold",
         help="Probability threshold for masks.",
     ),
-    category: str = typer.Option(
-        option_default(BackendConfig, "category"), "--category", help="Label name in the results."
+    category: Optional[str] = typer.Option(
+        None,
+        "--category",
+        help="Label name in the results (default: the model's domain, 'road' or 'oil spill', "
+        "else 'foreground', as `elnet export` names it).",
     ),
     train: bool = typer.Option(
         option_default(BackendConfig, "train"),

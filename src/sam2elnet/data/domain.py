@@ -38,6 +38,7 @@ __all__ = [
     "DomainGuess",
     "appearance_features",
     "appearance_split",
+    "category_name",
     "detect_domain",
     "line_shape",
     "resolve_domain",
@@ -57,6 +58,34 @@ class DomainGuess:
     @property
     def roads(self) -> bool:
         return self.domain == "roads"
+
+
+CATEGORY_NAMES = {"roads": "road", "road": "road", "oil-spill": "oil spill"}
+"""Object category names of the domains and synthetic tasks (``dataset.json`` ``"task"``)."""
+
+
+def category_name(
+    domain: str | None, modality: str | None = None, task: str | None = None
+) -> str | None:
+    """The object category of labels of a domain, for exports (COCO category, Label Studio label).
+
+    Args:
+        domain: ``"roads"`` / ``"other"`` as a model records it (``extra.train.domain``), or None.
+        modality: ``"sar"`` / ``"optical"`` (``extra.train.modality``), or None.
+        task: a synthetic dataset's task (``"road"`` / ``"oil-spill"``, ``dataset.json``), or None.
+
+    Returns:
+        ``"road"`` for roads; ``"oil spill"`` for the oil-spill task or for a non-road SAR model
+        (the project's SAR data are oil-spill scenes, as :func:`detect_domain` assumes); None
+        when nothing tells (the caller's default, e.g. ``"foreground"``).
+    """
+    if task in CATEGORY_NAMES:
+        return CATEGORY_NAMES[task]
+    if domain == "roads":
+        return "road"
+    if domain == "other" and modality == "sar":
+        return "oil spill"
+    return None
 
 
 def line_shape(mask: np.ndarray) -> tuple[float, float] | None:

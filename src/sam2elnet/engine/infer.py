@@ -71,6 +71,19 @@ def _warp_summary(spec: ChunkSpec) -> dict[str, str] | None:
     return {"to": spec.warp_to, "method": spec.warp_method} if spec.warp_to else None
 
 
+def _domain_summary(pred: Any) -> dict[str, Any]:
+    """``summary.json``'s ``domain`` entry: the model's domain and modality as training recorded
+    them, and the object category name exports default to (``"road"``, ``"oil spill"``; None
+    when the model does not tell; :func:`sam2elnet.data.domain.category_name`)."""
+    from sam2elnet.data.domain import category_name
+
+    extra = getattr(pred, "extra", None)
+    train = extra.get("train") if isinstance(extra, dict) else None
+    train = train if isinstance(train, dict) else {}
+    domain, modality = train.get("domain"), train.get("modality")
+    return {"domain": domain, "modality": modality, "category": category_name(domain, modality)}
+
+
 def annotate_folder(
     model_path: str | Path,
     images: str | Path | Sequence[str | Path],
@@ -160,6 +173,7 @@ def annotate_folder(
         extra = {
             "task": "annotate",
             "model": str(model_path),
+            "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,
             "warp": _warp_summary(spec),
@@ -327,6 +341,7 @@ def enhance_folder(
         extra = {
             "task": "enhance",
             "model": str(model_path),
+            "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,
             "coarse_rule": rule.as_dict(),

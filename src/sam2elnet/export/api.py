@@ -15,8 +15,13 @@ from typing import Any
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
-from sam2elnet.export.labels import LabelRaster, find_labels, read_quality_csv
-from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, write_polygons
+from sam2elnet.export.labels import LabelRaster, read_quality_csv
+from sam2elnet.export.run_info import (
+    default_category,
+    images_from_quality_csv,
+    run_label_files,
+)
+from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
 
@@ -71,7 +76,7 @@ def export_labels(
         kwargs["quality_csv"] = next(
             (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
-    inputs = [*find_labels(labels), kwargs.get("quality_csv"), kwargs.get("images")]
+    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
@@ -90,11 +95,13 @@ def export_labels(
         )
     notes = []
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
-        for f in find_labels(labels):
+        for f in run_label_files(labels):
             dst = Path(tmp) / f.name  # same name: quality.csv rows still match
             info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
             if info is not None:
                 notes.append(info.note())
+        if kwargs.get("category") is None:  # the run's, not the temporary folder's
+            kwargs["category"] = default_category(labels)[0]
         res = _export_labels(tmp, out, fmt, **kwargs)
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
     return res
@@ -114,11 +121,12 @@ def _export_labels(
     chips: str | Path | None = None,
     chip_size: int = 512,
     coco_rle: bool = False,
-    category: str = "foreground",
+    category: str | None = None,
     strip_rows: int | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     geojson_crs: str = GEOJSON_CRS[0],
+    pixel_coords: str = PIXEL_COORDS[0],
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -133,6 +141,11 @@ def _export_labels(
     ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the
     folder or file of the source images, unless the labels are scene outputs whose ``SOURCE`` tag
     names an image next to them); with ``fmt="coco"`` the COCO file then describes the chips.
+    ``labels`` may be an annotate / enhance run folder: its ``labels/`` and ``rejected/`` are
+    exported (a note says how many of each). ``category`` (COCO) defaults to the run's domain
+    (:func:`~sam2elnet.export.run_info.default_category`: ``"road"``, ``"oil spill"``, else
+    ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
+    without a CRS go (:data:`~sam2elnet.export.vector.PIXEL_COORDS`).
     """
     out = Path(out)
     if fmt is None:
@@ -154,7 +167,13 @@ def _export_labels(
         notes.append(
             f"--geojson-crs {geojson_crs} applies to GeoJSON output only; ignored for {fmt}"
         )
-    files = find_labels(labels)
+    if fmt == "coco" and pixel_coords != PIXEL_COORDS[0]:
+        notes.append(
+            f"--pixel-coords {pixel_coords} applies to .gpkg / .shp polygons only; COCO stays in "
+            "image coordinates (x = column, y = row)"
+        )
+    files = run_label_files(labels)
+    notes += _run_folder_notes(Path(labels), files)
     # one batch policy: an unreadable label file is skipped (listed in <out>_skipped.csv)
     from sam2elnet.utils.batch import SkipLog
 
@@ -195,11 +214,21 @@ def _export_labels(
         )
 
     if fmt == "coco":
+        if category is None:
+            category, why = default_category(labels)
+            if why != "default":
+                notes.append(f"category {category!r}: {why}; --category overrides")
         counted = _Counter(chip_items) if chip_items is not None else None
         items = (
             counted
             if counted is not None
-            else label_items(files, images, positive_values, strip_rows=strip_rows)
+            else label_items(
+                files,
+                images,
+                positive_values,
+                strip_rows=strip_rows,
+                image_names=images_from_quality_csv(quality_csv) if quality_csv else None,
+            )
         )
         _n_images, n_annotations = write_coco(
             out,
@@ -238,6 +267,8 @@ def _export_labels(
         positive_values=positive_values,
         notes=notes,
         geojson_crs=geojson_crs,
+        pixel_coords=pixel_coords,
+        image_names=images_from_quality_csv(quality_csv) if quality_csv else None,
     )
     return ExportResult(
         out,
@@ -249,6 +280,18 @@ def _export_labels(
         skips.items,
         skipped_csv if skips else None,
     )
+
+
+def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
+    """A note naming the rejected labels of a run folder export (they are exported too)."""
+    if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
+        return []
+    n_rej = sum(f.parent == labels / "rejected" for f in files)
+    return [
+        f"{labels} is an annotate/enhance run folder: exported {len(files) - n_rej} kept labels "
+        f"(labels/) and {n_rej} the quality filter rejected (rejected/), the ones most worth a "
+        f"look; --labels {labels / 'labels'} exports the kept ones only"
+    ]
 
 
 class _Counter:

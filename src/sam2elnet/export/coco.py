@@ -157,16 +157,27 @@ def label_items(
     images: str | Path | None = None,
     positive_values: tuple[float, ...] | None = None,
     strip_rows: int | None = None,
+    image_names: dict[str, Path] | None = None,
 ) -> Iterator[CocoLabel]:
-    """One COCO image per label file, annotated strip by strip (:func:`~sam2elnet.export.regions.label_objects`); the image
-    name comes from ``images`` or the label's tags; label values are decoded by the shared mask
-    rule (``positive_values`` for class indices)."""
+    """One COCO image per label file, annotated strip by strip (:func:`~sam2elnet.export.regions.label_objects`).
+
+    The image's ``file_name`` is the source image's name: found in ``images`` (folder or file),
+    else ``image_names[label stem]`` (an annotate / enhance ``quality.csv``'s image column),
+    else the label's ``SOURCE`` tag, else the label file's own name. Label values are decoded by
+    the shared mask rule (``positive_values`` for class indices)."""
     for f in files:
         lab = LabelRaster(f, positive_values)
         lab.close()
-        img = find_image(f, images, lab.source if lab.source != f.name else None)
+        source = lab.source if lab.source != f.name else None
+        img = find_image(f, images, source)
+        if img is not None:
+            name = img.name
+        elif images is None and image_names and f.stem in image_names:
+            name = image_names[f.stem].name
+        else:
+            name = Path(source).name if source else f.name
         yield CocoLabel(
-            file_name=img.name if img is not None else f.name,
+            file_name=name,
             path=f,
             key=f.stem,
             positive_values=positive_values,

@@ -147,6 +147,18 @@ class LabelRaster:
             path=path,
         )
 
+    def place_as_qgis(self) -> None:
+        """Place a label without a CRS where QGIS shows it: :attr:`transform` becomes
+        :func:`~sam2elnet.data.georef.plain_grid_transform` of the file's geotransform (x = column,
+        y = -row; a geotransform without CRS, e.g. a world file, as it is), and
+        :attr:`pixel_area` follows. No effect on a georeferenced label."""
+        from sam2elnet.data.georef import plain_grid_transform
+
+        if self.georef:
+            return
+        t = self.transform = plain_grid_transform(self.ds.transform)
+        self.pixel_area = abs(t.a * t.e - t.b * t.d)
+
     def read_mask(
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
     ) -> np.ndarray:

@@ -25,8 +25,6 @@ Import (the reviewed annotations back in as masks) is :mod:`sam2elnet.export.lab
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -232,66 +230,10 @@ class LabelStudioExport:
         )
 
 
-def _run_label_files(labels: Path) -> list[Path]:
-    """Label files of a file, a label folder, or a run folder (``labels/`` + ``rejected/``)."""
-    from sam2elnet.export.labels import find_labels
-
-    subs = [labels / s for s in ("labels", "rejected")] if labels.is_dir() else []
-    subs = [s for s in subs if s.is_dir()]
-    if subs:
-        files: list[Path] = []
-        for s in subs:
-            try:
-                files += find_labels(s)
-            except DataError:
-                pass
-        if files:
-            return files
-    return find_labels(labels)
-
-
 def _quality_csv_for(labels: Path) -> Path | None:
     cands = [labels / "quality.csv", labels.parent / "quality.csv"] if labels.is_dir() else []
     cands.append(labels.parent / "quality.csv")
     return next((c for c in cands if c.exists()), None)
-
-
-def _images_from_csv(path: Path) -> dict[str, Path]:
-    """Label stem -> source image from the ``image`` column of an annotate/enhance quality.csv."""
-    out: dict[str, Path] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            img = (row.get("image") or "").strip()
-            if not img:
-                continue
-            p = Path(img)
-            if not p.is_absolute() and not p.exists():
-                p = path.parent / p  # annotate records the path as given (relative to its cwd)
-            lab = (row.get("label") or "").strip()
-            for key in {Path(img).stem, Path(lab).stem} - {""}:
-                out.setdefault(key, p)
-    return out
-
-
-def _model_version(labels: Path, model_id: str | None) -> str:
-    """``model_id``, else the model file named in the run's summary.json (name + sha256[:8])."""
-    if model_id:
-        return model_id
-    import hashlib
-
-    for cand in (labels / "summary.json", labels.parent / "summary.json"):
-        if cand.is_file():
-            try:
-                model = json.loads(cand.read_text(encoding="utf-8")).get("model")
-            except (OSError, ValueError):
-                continue
-            if model:
-                mp = Path(model)
-                if mp.is_file():
-                    h = hashlib.sha256(mp.read_bytes()).hexdigest()[:8]
-                    return f"{mp.name}@{h}"
-                return mp.name
-    return "sam2elnet"
 
 
 def export_label_studio(
@@ -304,7 +246,7 @@ def export_label_studio(
     polygons: bool = False,
     document_root: str | Path | None = None,
     views: str | Path | None = None,
-    category: str = "foreground",
+    category: str | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
 ) -> LabelStudioExport:
@@ -325,7 +267,8 @@ def export_label_studio(
         document_root: Label Studio's local-files document root (default: the folder of ``out``).
         views: Folder for the browser PNG views (default ``<out stem>-images/``); must lie inside
             ``document_root``.
-        category: The label name.
+        category: The label name (None: the run's domain, ``"road"`` / ``"oil spill"``, else
+            ``"foreground"``; :func:`~sam2elnet.export.run_info.default_category`).
         progress: Show a progress bar.
         positive_values: Label values that mean "object" (class-index masks).
 
@@ -337,16 +280,27 @@ def export_label_studio(
         DataError: missing source images or unreadable labels.
     """
     from sam2elnet.export.labels import LabelRaster, find_image, read_quality_csv
+    from sam2elnet.export.run_info import (
+        default_category,
+        images_from_quality_csv,
+        model_version,
+        run_label_files,
+    )
     from sam2elnet.utils.progress import track
 
     out = Path(out)
     if out.suffix.lower() != ".json":
         raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
     lp = Path(labels)
-    files = _run_label_files(lp)
+    files = run_label_files(lp)
+    notes: list[str] = []
+    if category is None:
+        category, why = default_category(lp)
+        if why != "default":
+            notes.append(f"label {category!r}: {why}; --category overrides")
     qpath = Path(quality_csv) if quality_csv is not None else _quality_csv_for(lp)
     quality = read_quality_csv(qpath) if qpath is not None else {}
-    csv_images = _images_from_csv(qpath) if qpath is not None else {}
+    csv_images = images_from_quality_csv(qpath) if qpath is not None else {}
     root = Path(document_root if document_root is not None else out.parent).resolve()
     vdir = Path(views if views is not None else out.parent / f"{out.stem}-images").resolve()
     if not vdir.is_relative_to(root):
@@ -355,8 +309,7 @@ def export_label_studio(
             "give --document-root a folder that contains it",
             out,
         )
-    mv = _model_version(lp if lp.is_dir() else lp.parent, model_id)
-    notes: list[str] = []
+    mv = model_version(lp, model_id)
     if not quality:
         notes.append("no quality.csv: tasks carry no prediction score and keep file order")
 

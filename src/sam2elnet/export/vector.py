@@ -1,18 +1,17 @@
 """Label rasters -> polygons (GeoJSON / GeoPackage / Shapefile) with useful attributes.
 
 Why: GIS users review and edit labels as polygons, not PNGs. Each connected foreground region
-becomes one polygon (holes kept) with attributes a reviewer can sort and filter on:
-
-``source`` (image / label name), ``label`` (label file), ``quality`` (the label-quality
-evaluator's predicted IoU from ``quality.csv`` when there is one), ``area_px`` and ``area_map``
-(map units squared; equal to ``area_px`` for non-georeferenced labels), ``model_id``.
+becomes one polygon (holes kept) with attributes a reviewer can sort and filter on: ``source``
+(image name), ``label`` (label file), ``quality`` (the quality evaluator's predicted IoU from
+``quality.csv``), ``area_px``, ``area_map`` (map units squared), ``model_id``.
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
-export without a CRS in *pixel coordinates* (x = column, y = row, y pointing down); the result
-notes say so. QGIS draws a raster without
+export without a CRS in *pixel coordinates* (x = column, y = row, y pointing down; the case
+catalogue's C07 contract); the result notes say so. QGIS draws a raster without
 geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
-mirrored above the image there; georeference the image, or flip y, to overlay them.
+mirrored above the image there; ``pixel_coords="qgis"`` (``--pixel-coords qgis``) writes them
+where QGIS shows the image instead (:data:`PIXEL_COORDS`).
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FORMATS",
     "GEOJSON_CRS",
+    "PIXEL_COORDS",
     "WRITE_BATCH",
     "iter_polygons",
     "polygonize_label",
@@ -56,6 +56,12 @@ named by the GeoJSON 2008 ``crs`` member as GDAL writes it with ``RFC7946=NO`` (
 default), or, for a CRS without an EPSG code, ``{"type": "name", "properties": {"name": <WKT>}}``,
 which GDAL / pyogrio / geopandas / QGIS read back as that CRS. ``wgs84``: RFC 7946, reprojected to
 WGS84 longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 readers)."""
+
+PIXEL_COORDS = ("gdal", "qgis")
+"""``--pixel-coords`` values (default first) for labels *without a CRS*: ``gdal`` x = column,
+y = row (GDAL's default geotransform, as ``gdal_polygonize``); ``qgis`` where QGIS shows the
+raster (:meth:`~sam2elnet.export.labels.LabelRaster.place_as_qgis`: y = -row). Both read back in
+place as vector labels (:class:`sam2elnet.data.vector.VectorLabels`)."""
 
 FORMATS = {
     "geojson": ("GeoJSON", ".geojson"),
@@ -86,6 +92,8 @@ def write_polygons(
     positive_values: tuple[float, ...] | None = None,
     notes: list[str],
     geojson_crs: str = GEOJSON_CRS[0],
+    pixel_coords: str = PIXEL_COORDS[0],
+    image_names: dict[str, Path] | None = None,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -119,6 +127,11 @@ def write_polygons(
             RFC 7946, whose strict readers assume WGS84) or ``"wgs84"`` (RFC 7946: reprojected
             to WGS84 longitude/latitude in degrees; ``area_map`` stays in the labels' CRS
             units). See :data:`GEOJSON_CRS`.
+        pixel_coords: coordinates of labels without a CRS, ``"gdal"`` (default; x = column,
+            y = row) or ``"qgis"`` (y = -row, where QGIS shows the image); see
+            :data:`PIXEL_COORDS`. No effect on georeferenced labels.
+        image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
+            attribute of labels without a ``SOURCE`` tag (else the label file's name).
 
     Returns:
         The number of polygons written.
@@ -128,12 +141,16 @@ def write_polygons(
             asked for labels without a georeference (readers would take pixel coordinates for
             WGS84 longitude/latitude), checked before anything is polygonised; a GeoJSON whose
             ``crs`` member GDAL reads back as another CRS (nothing written).
-        UserError: an unknown ``geojson_crs``.
+        UserError: an unknown ``geojson_crs`` or ``pixel_coords``.
     """
 
     if geojson_crs not in GEOJSON_CRS:
         raise UserError(
             f"--geojson-crs must be one of {', '.join(GEOJSON_CRS)}, got {geojson_crs!r}"
+        )
+    if pixel_coords not in PIXEL_COORDS:
+        raise UserError(
+            f"--pixel-coords must be one of {', '.join(PIXEL_COORDS)}, got {pixel_coords!r}"
         )
     from sam2elnet.utils.progress import track
 
@@ -158,6 +175,10 @@ def write_polygons(
         for f in track(files, "polygonise", "label", progress):
             lab = LabelRaster(f, positive_values)
             try:
+                if not lab.georef and pixel_coords == "qgis":
+                    lab.place_as_qgis()
+                if image_names and lab.source == f.name and f.stem in image_names:
+                    lab.source = image_names[f.stem].name
                 if lab.gcp_note:
                     notes.append(lab.gcp_note)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
@@ -193,11 +214,19 @@ def write_polygons(
             n += len(geoms)
         if n == 0:
             notes.append("no foreground in any label: wrote an empty layer")
-        if not georef:
+        if not georef and pixel_coords == "qgis":
+            notes.append(
+                "labels have no CRS: polygons are in pixel coordinates as QGIS places such an "
+                "image (x = column, y = -row; --pixel-coords qgis), so they overlay it there"
+            )
+        elif not georef:
             notes.append(  # one line: the CLI prints the notes (no log warning as well)
                 "labels have no CRS: polygons are in pixel coordinates (x = column, y = row; "
-                "QGIS draws such an image at y = -row, so they show mirrored above it there)"
+                "QGIS draws such an image at y = -row, so they show mirrored above it there: "
+                "--pixel-coords qgis writes y = -row)"
             )
+        elif pixel_coords == "qgis":
+            notes.append("--pixel-coords qgis applies to labels without a CRS only; ignored")
         if in_source and crs is not None and crs.to_epsg() != 4326:
             notes.append(
                 f"GeoJSON written in the labels' CRS ({crs_name(crs)}) with a 'crs' member, as "

@@ -66,6 +66,7 @@ class MLBackend:
         self.predictor = Predictor.from_file(cfg.model, device=cfg.device)
         self.model_path = Path(cfg.model)
         self.model_version = self._version(self.model_path)
+        self.category = cfg.category or self._category(self.predictor)
         self.hostname = cfg.ls_url
         self.token = cfg.ls_token
         self.pending = 0
@@ -73,6 +74,14 @@ class MLBackend:
         self.training: threading.Thread | None = None
         (cfg.workdir / "data" / "images").mkdir(parents=True, exist_ok=True)
         (cfg.workdir / "data" / "masks").mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _category(predictor: Any) -> str:
+        """The label name of the model's domain (``elnet export``'s default for its runs)."""
+        from sam2elnet.data.domain import category_name
+
+        train = (getattr(predictor, "extra", None) or {}).get("train") or {}
+        return category_name(train.get("domain"), train.get("modality")) or "foreground"
 
     @staticmethod
     def _version(path: Path) -> str:
@@ -107,7 +116,7 @@ class MLBackend:
                 results.append({"result": [], "score": 0.0, "model_version": self.model_version})
                 continue
             r: dict[str, Any] = {
-                "result": mask_result(mask, self.cfg.category),
+                "result": mask_result(mask, self.category),
                 "model_version": self.model_version,
             }
             if score is not None:

@@ -36,7 +36,9 @@ class BackendConfig(BaseModel):
     ls_token: str | None = None
     threshold: float = Field(0.5, gt=0, lt=1)
     """Probability threshold of the masks."""
-    category: str = "foreground"
+    category: str | None = None
+    """Label name of the results (None: the model's domain, ``"road"`` / ``"oil spill"``, else
+    ``"foreground"``; as ``elnet export`` names the tasks' label)."""
     device: str = "cpu"
     train: bool = True
     train_after: int = Field(1, ge=1)

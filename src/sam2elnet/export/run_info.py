@@ -1,0 +1,164 @@
+"""What an export learns from the run that made the labels: which label files, which model, which
+object category.
+
+``elnet annotate`` / ``enhance`` write ``OUT/labels/`` (kept labels), ``OUT/rejected/`` (labels
+the quality filter rejected), ``OUT/quality.csv`` and ``OUT/summary.json`` (the model file, and
+since this module the model's domain and the category name). Every export format takes such a
+run folder as ``--labels`` (:func:`run_label_files`), names its category after the run's domain
+(:func:`default_category`: ``"road"`` for a roads model, ``"oil spill"`` for an oil-spill one) and
+its model version after the model file (:func:`model_version`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import DataError
+
+__all__ = [
+    "DEFAULT_CATEGORY",
+    "RUN_SUBFOLDERS",
+    "default_category",
+    "images_from_quality_csv",
+    "model_version",
+    "run_label_files",
+    "run_summary",
+]
+
+DEFAULT_CATEGORY = "foreground"
+"""The category name when nothing tells the domain (labels made by another tool)."""
+
+RUN_SUBFOLDERS = ("labels", "rejected")
+"""The label folders of an annotate / enhance run folder, in export order."""
+
+
+def run_label_files(labels: str | Path) -> list[Path]:
+    """Label files of a file, a label folder, or a run folder (``labels/`` then ``rejected/``).
+
+    Raises:
+        DataError: no label raster there (:func:`~sam2elnet.export.labels.find_labels`' message).
+    """
+    from sam2elnet.export.labels import find_labels
+
+    lp = Path(labels)
+    subs = [lp / s for s in RUN_SUBFOLDERS] if lp.is_dir() else []
+    files: list[Path] = []
+    for s in subs:
+        if s.is_dir():
+            try:
+                files += find_labels(s)
+            except DataError:
+                pass
+    return files if files else find_labels(lp)
+
+
+def images_from_quality_csv(path: str | Path) -> dict[str, Path]:
+    """Label / image stem -> source image, from the ``image`` column of an annotate / enhance
+    ``quality.csv`` (a relative path that does not exist from the working directory is taken
+    relative to the table's folder). Rows without an image are left out."""
+    import csv
+
+    path = Path(path)
+    out: dict[str, Path] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            img = (row.get("image") or "").strip()
+            if not img:
+                continue
+            p = Path(img)
+            if not p.is_absolute() and not p.exists():
+                p = path.parent / p  # annotate records the path as given (relative to its cwd)
+            lab = (row.get("label") or "").strip()
+            for key in {Path(img).stem, Path(lab).stem} - {""}:
+                out.setdefault(key, p)
+    return out
+
+
+def _run_dirs(labels: Path) -> list[Path]:
+    """Folders that may hold the run's ``summary.json`` / a dataset's ``dataset.json``: the
+    folder itself, its parent (``RUN/labels``), and for a file its folder's parent too."""
+    base = labels if labels.is_dir() else labels.parent
+    return [base, base.parent]
+
+
+def run_summary(labels: str | Path) -> tuple[dict[str, Any], Path] | None:
+    """(parsed ``summary.json``, its path) of the annotate / enhance run that wrote ``labels``
+    (a run folder, its ``labels/`` / ``rejected/``, or a file in one), or None."""
+    for d in _run_dirs(Path(labels)):
+        cand = d / "summary.json"
+        if cand.is_file():
+            try:
+                data = json.loads(cand.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                return data, cand
+    return None
+
+
+def _model_path(summary: dict[str, Any]) -> Path | None:
+    """The run's model file as recorded (absolute, or relative to the working directory, as the
+    run was started), if it exists."""
+    model = summary.get("model")
+    mp = Path(str(model)) if model else None
+    return mp if mp is not None and mp.is_file() else None
+
+
+def model_version(labels: str | Path, model_id: str | None = None) -> str:
+    """``model_id``, else the model file named in the run's summary.json as
+    ``name@sha256[:8]`` (the name alone when the file is gone), else ``"sam2elnet"``."""
+    if model_id:
+        return model_id
+    import hashlib
+
+    found = run_summary(labels)
+    if found is None or not found[0].get("model"):
+        return "sam2elnet"
+    mp = _model_path(found[0])
+    if mp is None:
+        return Path(str(found[0]["model"])).name
+    return f"{mp.name}@{hashlib.sha256(mp.read_bytes()).hexdigest()[:8]}"
+
+
+def default_category(labels: str | Path) -> tuple[str, str]:
+    """(category name, where it came from) for the labels' objects.
+
+    In this order: the run's ``summary.json`` ``domain.category`` (annotate / enhance record it);
+    the domain and modality the run's model file recorded in training
+    (:func:`sam2elnet.data.domain.category_name`); a synthetic dataset's ``dataset.json``
+    ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
+    """
+    from sam2elnet.data.domain import category_name
+
+    found = run_summary(labels)
+    if found is not None:
+        summary, where = found
+        dom = summary.get("domain")
+        if isinstance(dom, dict) and dom.get("category"):
+            return str(dom["category"]), f"the run's domain ({where})"
+        mp = _model_path(summary)
+        if mp is not None:
+            from sam2elnet.model.io import read_model_file
+
+            try:
+                extra = read_model_file(mp).get("extra") or {}
+            except Exception:  # an unreadable model only loses the name: keep the default
+                extra = {}
+            train = extra.get("train") if isinstance(extra, dict) else None
+            if isinstance(train, dict):
+                name = category_name(train.get("domain"), train.get("modality"))
+                if name:
+                    return name, f"the domain of the run's model ({mp})"
+    for d in _run_dirs(Path(labels)):
+        cand = d / "dataset.json"
+        if cand.is_file():
+            try:
+                task = json.loads(cand.read_text(encoding="utf-8")).get("task")
+            except (OSError, ValueError, AttributeError):
+                continue
+            name = category_name(None, task=task if isinstance(task, str) else None)
+            if name:
+                return name, f"the dataset's task ({cand})"
+    return DEFAULT_CATEGORY, "default"

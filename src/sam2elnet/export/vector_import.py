@@ -1,0 +1,201 @@
+"""Polygons reviewed in QGIS (GeoPackage / Shapefile / GeoJSON) back to one 0/255 mask per image.
+
+The QGIS leg of the review loop: ``elnet export --format gpkg`` writes one layer with the labels
+of many images (attributes ``source`` = image name, ``label`` = label file); a reviewer moves
+vertices, deletes polygons and draws new ones in QGIS; :func:`import_vector` then burns, for every
+image of ``images``, the features that belong to it into a mask named like the image
+(``<stem>.tif`` with the image's georeference when the image is a GeoTIFF, else ``<stem>.png``;
+the image's nodata pixels 127), the layout ``elnet train`` reads as ``masks/``.
+
+Which features belong to an image: those whose ``source`` or ``label`` attribute names it (by file
+stem); features drawn in QGIS without those attributes filled in belong to every image they
+overlap when the layer has a CRS (map coordinates place them), and are skipped with a note
+when it has none (pixel coordinates of every image share one frame). Placement is the vector-label
+reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
+image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
+(QGIS, ``export --pixel-coords qgis``) or, for features wholly at y >= 0, y = row (the default
+export).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.labelstudio_import import ImportResult
+
+__all__ = ["NAME_COLUMNS", "import_vector"]
+
+NAME_COLUMNS = ("source", "label")
+"""Attributes naming a feature's image (by file stem), as ``elnet export`` writes them."""
+
+
+def _image_files(images: Path) -> list[Path]:
+    from sam2elnet.data.naming import IMAGE_SUFFIXES
+
+    if images.is_file():
+        return [images]
+    files = sorted(
+        f
+        for f in images.iterdir()
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+    )
+    if not files:
+        raise DataError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder; give --images the folder "
+            "of the reviewed images",
+            images,
+        )
+    return files
+
+
+def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
+    """Per feature the image stems its name attributes give (empty: none filled in), and whether
+    the layer has any name attribute."""
+    cols = [c for c in NAME_COLUMNS if c in gdf.columns]
+    stems: list[set[str]] = [set() for _ in range(len(gdf))]
+    for c in cols:
+        for i, v in enumerate(gdf[c].tolist()):
+            if isinstance(v, str) and v.strip():
+                stems[i].add(Path(v.strip()).stem)
+    return stems, bool(cols)
+
+
+def _grid(img: Any) -> dict[str, Any]:
+    """The ``crs`` / ``transform`` / ``gcps`` of :meth:`VectorLabels.from_frame` for an image."""
+    from affine import Affine
+
+    prof = img.profile
+    crs, transform = prof.get("crs"), prof.get("transform") or Affine.identity()
+    gcps, gcp_crs = prof.get("gcps") or [], prof.get("gcp_crs")
+    if crs is None and len(gcps) >= 3 and gcp_crs is not None:
+        return {"crs": gcp_crs, "transform": Affine.identity(), "gcps": list(gcps)}
+    return {"crs": crs, "transform": transform, "gcps": None}
+
+
+def import_vector(
+    path: str | Path,
+    out: str | Path,
+    *,
+    images: str | Path | None,
+    category: str | None = None,
+    layer: str | None = None,
+    progress: bool = True,
+) -> ImportResult:
+    """Write one mask per image of ``images`` from a reviewed polygon layer.
+
+    Args:
+        path: GeoPackage / Shapefile / GeoJSON (the first layer, or ``layer``), e.g. an
+            ``elnet export`` GeoPackage edited in QGIS.
+        out: Folder for the masks (``<image stem>.tif`` / ``.png``, 0/255, 127 = image nodata).
+        images: The reviewed images (folder or one file); required, the masks take their grids.
+            Every image gets a mask: one without any feature is all background (a note counts
+            them), so give the images that were exported for review.
+        category: Only features whose ``category`` attribute is this (the layer must have one).
+        layer: Layer name (default: the first layer).
+        progress: Show a progress bar.
+
+    Returns:
+        :class:`~sam2elnet.export.labelstudio_import.ImportResult` (masks, images skipped with
+        the reason, notes).
+
+    Raises:
+        UserError: no ``images``, ``out`` is a file, ``category`` without a category attribute.
+        DataError: an unreadable or empty layer, no image in ``images``, or no mask written.
+    """
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.vector import VectorLabels, read_vector
+    from sam2elnet.data.writers import write_mask
+    from sam2elnet.utils.progress import track
+
+    p = Path(path)
+    if images is None:
+        raise UserError(
+            "--images is needed to import polygons: the masks take the images' size and "
+            "georeference; give the folder of the reviewed images",
+            p,
+        )
+    outp = Path(out)
+    if outp.exists() and not outp.is_dir():
+        raise UserError("--out must be a folder for the masks", outp)
+    files = _image_files(Path(images))
+    gdf = read_vector(p, layer=layer)
+    if category is not None:
+        if "category" not in gdf.columns:
+            raise UserError(
+                "--category needs a 'category' attribute in the layer; it has "
+                f"{', '.join(c for c in gdf.columns if c != 'geometry')}",
+                p,
+            )
+        gdf = gdf[gdf["category"] == category]
+    stems, named = _feature_stems(gdf)
+    georef = gdf.crs is not None
+    unnamed = np.array([not s for s in stems], dtype=bool)
+    notes: list[str] = []
+    if unnamed.any() and not georef and named:
+        notes.append(
+            f"{int(unnamed.sum())} features have no {' / '.join(NAME_COLUMNS)} attribute and the "
+            "layer has no CRS, so their image is unknown: skipped; fill in 'source' (the image "
+            "name) for polygons drawn in QGIS"
+        )
+    image_stems = {f.stem for f in files}
+    strangers = sorted(set().union(*stems) - image_stems) if stems else []
+    if strangers and named:
+        more = f" (+{len(strangers) - 5})" if len(strangers) > 5 else ""
+        notes.append(
+            f"features of {len(strangers)} images not in {images} skipped: "
+            f"{', '.join(strangers[:5])}{more}"
+        )
+    written: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    n_empty = 0
+    placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
+    for f in track(files, "import", "img", progress):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                img = read_image(f)
+            except DataError as err:
+                skipped.append((f.stem, str(err)))
+                continue
+        h, w = img.shape
+        own = np.array([f.stem in s for s in stems], dtype=bool)
+        mine = own | unnamed if (not named or georef) else own  # unnamed: placed by coordinates
+        mask = np.zeros((h, w), dtype=bool)
+        if mine.any():
+            # shared: the layer covers many images; notes come back instead of being logged
+            try:
+                vl = VectorLabels.from_file(
+                    p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img)
+                )
+            except DataError as err:  # e.g. a layer with a CRS on an image without one
+                skipped.append((f.stem, str(err)))
+                continue
+            mask = vl.rasterize().astype(bool)
+            placing.update(dict.fromkeys(vl.notes))
+            if own.any() and not mask.any():  # its own polygons miss it: a real fault
+                skipped.append(
+                    (
+                        f.stem,
+                        f"its {int(own.sum())} polygons lie outside the image; check the "
+                        "layer's CRS (or, without one, its pixel coordinates)",
+                    )
+                )
+                continue
+        n_empty += not mask.any()
+        like = img if f.suffix.lower() in (".tif", ".tiff") else None
+        dst = outp / f"{f.stem}{'.tif' if like is not None else '.png'}"
+        write_mask(dst, mask, like=like, nodata=img.nodata)
+        written.append(dst)
+    notes += list(placing)
+    if n_empty:
+        notes.append(f"{n_empty} of {len(written)} masks are all background (no feature there)")
+    notes += [f"skipped {s}: {why}" for s, why in skipped]
+    if not written:
+        why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+        raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
+    return ImportResult(outp, written, skipped, notes)
