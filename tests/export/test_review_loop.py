@@ -337,3 +337,29 @@ def test_vector_import_errors_are_one_line(
     import_vector(tmp_path / "g.gpkg", tmp_path / "gm", images=tmp_path / "geo", progress=False)
     m = _mask(tmp_path / "gm" / "t.tif")
     assert m[:6, :2].all() and m.sum() == 12 * 255
+
+
+def test_label_studio_import_names_the_wrong_export_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON-MIN exports, elnet's own tasks file and COCO files said 'no task has a usable
+    annotation; review tasks in Label Studio' (the reviewer had reviewed them)."""
+    json_min = [
+        {
+            "image": "/data/local-files/?d=v/a.png",
+            "id": 1,
+            "label": [{"points": [[1, 1], [50, 1], [50, 50]], "polygonlabels": ["oil spill"]}],
+        }
+    ]
+    cases = {
+        "min.json": (json_min, "JSON-MIN"),
+        "tasks.json": ([{"data": {"image": "x"}, "predictions": []}], "export the reviewed"),
+        "coco.json": ({"images": [], "annotations": [], "categories": []}, "use --from coco"),
+    }
+    for name, (doc, want) in cases.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+        rc, err = _cli(
+            capsys, "import", tmp_path / name, "--from", "label-studio", "--out", tmp_path / "m"
+        )
+        assert rc == 2 and want in err and len(err.strip().splitlines()) == 1, (name, err)
+    assert not (tmp_path / "m").exists()

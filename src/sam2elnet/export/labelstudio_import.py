@@ -203,12 +203,21 @@ def import_label_studio(
 
     ep = Path(export)
     tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")
+    if isinstance(tasks, dict) and {"images", "annotations"} <= set(tasks):
+        raise DataError("a COCO file, not a Label Studio export; use --from coco", ep)
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise DataError("not a Label Studio JSON export (expected a list of tasks)", ep)
     if not tasks:
         raise DataError("the export holds no tasks; export the Label Studio project again", ep)
+    if not any("annotations" in t for t in tasks):
+        raise DataError(
+            "no task has an 'annotations' list: Label Studio's JSON-MIN / CSV exports and "
+            "the tasks file `elnet export` writes carry none; export the reviewed project "
+            "from Label Studio as 'JSON'",
+            ep,
+        )
     outp = Path(out)
     if outp.exists() and not outp.is_dir():
         raise UserError("--out must be a folder for the masks", outp)
