@@ -363,3 +363,48 @@ def test_label_studio_import_names_the_wrong_export_kind(
         )
         assert rc == 2 and want in err and len(err.strip().splitlines()) == 1, (name, err)
     assert not (tmp_path / "m").exists()
+
+
+def test_coco_and_label_studio_imports_keep_png_nodata(tmp_path: Path) -> None:
+    """A PNG image whose alpha marks no data (transparent corner): the imported mask is 127 there
+    (GeoTIFF images kept their nodata before; PNG images lost it)."""
+    from sam2elnet.export.coco_import import import_coco
+    from sam2elnet.export.labelstudio_import import import_label_studio
+
+    rgba = np.full((H, W, 4), 120, np.uint8)
+    rgba[..., 3] = 255
+    rgba[:5, :6, 3] = 0
+    write_png(tmp_path / "images" / "p.png", rgba)
+    coco = {
+        "images": [{"id": 1, "file_name": "p.png", "height": H, "width": W}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+             "segmentation": [[10, 10, 30, 10, 30, 20, 10, 20]], "area": 200, "bbox": [10, 10, 20, 10]}
+        ],
+        "categories": [{"id": 1, "name": "oil spill"}],
+    }  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    want = np.zeros((H, W), np.uint8)
+    want[10:20, 10:30] = 255
+    want[:5, :6] = 127
+    import_coco(tmp_path / "c.json", tmp_path / "mc", images=tmp_path / "images", progress=False)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "mc" / "p.png")), want)
+    pts = [[100 * x / W, 100 * y / H] for x, y in ((10, 10), (30, 10), (30, 20), (10, 20))]
+    ls = [
+        {
+            "id": 1,
+            "data": {"image": "/data/local-files/?d=v/p.png", "name": "p"},
+            "annotations": [
+                {
+                    "id": 5,
+                    "result": [
+                        {"type": "polygonlabels", "original_width": W, "original_height": H,
+                         "value": {"points": pts, "polygonlabels": ["oil spill"]}}
+                    ],
+                }
+            ],
+        }
+    ]  # fmt: skip
+    (tmp_path / "ls.json").write_text(json.dumps(ls))
+    import_label_studio(tmp_path / "ls.json", tmp_path / "ml", images=tmp_path / "images")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ml" / "p.png")), want)

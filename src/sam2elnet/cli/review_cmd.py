@@ -51,8 +51,7 @@ def import_cmd(
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
-    """Turn reviewed annotations (Label Studio, COCO/CVAT, or QGIS polygons) into masks for
-    `elnet train`."""
+    """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
     from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import check_input, check_output
 

@@ -107,14 +107,16 @@ def import_coco(
                     None,
                 )
             )
-        like = None
-        if src is not None and src.suffix.lower() in (".tif", ".tiff"):
+        like = nodata = None
+        if src is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                like = read_image(src)
-            if like.shape != (h, w):
+                raster = read_image(src)  # size, georeference, nodata (PNG alpha too)
+            if raster.shape != (h, w):
                 skipped.append((stem, f"image {src.name} is not {w}x{h} px as the COCO file says"))
                 continue
+            like = raster if src.suffix.lower() in (".tif", ".tiff") else None
+            nodata = raster.nodata
         mask = np.zeros((h, w), dtype=bool)
         try:
             for a in by_image.get(img.get("id"), []):
@@ -123,7 +125,7 @@ def import_coco(
             skipped.append((stem, str(err)))
             continue
         dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
-        write_mask(dst, mask, like=like)
+        write_mask(dst, mask, like=like, nodata=nodata)
         written.append(dst)
     if not written:
         why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""

@@ -241,16 +241,13 @@ def import_label_studio(
             for r in results
             if r.get("original_height") and r.get("original_width")
         }
-        like = None
-        if src is not None and src.suffix.lower() in (".tif", ".tiff"):
+        like = nodata = None
+        if src is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                like = read_image(src)
-            hw = like.shape
-        elif src is not None:
-            from sam2elnet.data.layouts import image_size
-
-            hw = image_size(src)
+                img = read_image(src)  # size, georeference, nodata (PNG alpha too)
+            hw, nodata = img.shape, img.nodata
+            like = img if src.suffix.lower() in (".tif", ".tiff") else None
         elif len(sizes) == 1:
             hw = next(iter(sizes))
         else:
@@ -264,7 +261,7 @@ def import_label_studio(
             skipped.append((stem, str(err)))
             continue
         dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
-        write_mask(dst, mask, like=like)
+        write_mask(dst, mask, like=like, nodata=nodata)
         written.append(dst)
         seen.add(stem)
     if not written:
