@@ -19,6 +19,7 @@ export).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,8 @@ def import_vector(
     skipped: list[tuple[str, str]] = []
     n_empty = 0
     placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
+    reader_log = logging.getLogger("sam2elnet.data.vector")
+    level = reader_log.level
     for f in track(files, "import", "img", progress):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -168,6 +171,7 @@ def import_vector(
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
+            reader_log.setLevel(logging.ERROR)  # its y = row warning: once, as a note below
             try:
                 vl = VectorLabels.from_file(
                     p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img)
@@ -175,6 +179,8 @@ def import_vector(
             except DataError as err:  # e.g. a layer with a CRS on an image without one
                 skipped.append((f.stem, str(err)))
                 continue
+            finally:
+                reader_log.setLevel(level)
             mask = vl.rasterize().astype(bool)
             placing.update(dict.fromkeys(vl.notes))
             if own.any() and not mask.any():  # its own polygons miss it: a real fault
