@@ -19,9 +19,18 @@ Label Studio talks to an ML backend over HTTP/JSON (the protocol of its ``ml`` a
   same, for every task given.
 
 Images are found, in order, as ``data.source`` (a local path, as ``elnet export --format
-label-studio`` writes it), a ``/data/local-files/?d=`` URL under ``document_root``, or a download
-from the Label Studio host (``Authorization: Token``; give ``ls_url``/``ls_token`` when the
-``/setup`` values are not usable).
+label-studio`` writes it), a ``/data/local-files/?d=`` URL under ``document_root``, a local path,
+or a download (``Authorization: Token`` only to the Label Studio host; give ``ls_url``/``ls_token``
+when the ``/setup`` values are not usable). The image's data key, the control and label names of
+the answers come from the project's labelling config (:mod:`sam2elnet.pipeline.serve_protocol`).
+
+Errors: a body of the wrong shape is answered ``400`` with one sentence; a task whose image cannot
+be read gets no prediction (``[]`` in its place, the reason logged), and a request none of whose
+images can be read is answered ``422`` with the reasons.
+
+State: ``WORKDIR/state.json`` keeps the served model, the jobs and the reviews not yet trained on.
+A restart with the same ``--model`` serves the latest fine-tuned model again (under its
+``model_version``), and a fine-tuning run the restart interrupted runs again.
 """
 
 from __future__ import annotations
@@ -40,11 +49,19 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.export.labelstudio import TO_NAME, mask_result
+from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.export.labelstudio_import import result_mask
 from sam2elnet.options import check_options
 from sam2elnet.pipeline.serve_config import BackendConfig
-from sam2elnet.utils.atomic import json_text
+from sam2elnet.pipeline.serve_protocol import (
+    BadRequest,
+    LabelTarget,
+    annotations_of,
+    label_target,
+    object_of,
+    tasks_of,
+)
+from sam2elnet.utils.atomic import json_text, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +80,71 @@ class MLBackend:
         check_options(BackendConfig, **cfg.model_dump())
         self.cfg = cfg
         self.lock = threading.Lock()
-        self.predictor = Predictor.from_file(cfg.model, device=cfg.device)
-        self.model_path = Path(cfg.model)
+        self.base_version = self._version(Path(cfg.model))
+        self.model_path = Path(cfg.model).resolve()
+        self.pending = 0
+        self.jobs: list[dict[str, Any]] = []
+        self.state_path = cfg.workdir / "state.json"
+        redo = self._restore()
+        self.predictor = Predictor.from_file(self.model_path, device=cfg.device)
+        if self.model_path != Path(cfg.model).resolve():
+            base = Predictor.from_file(cfg.model, device=cfg.device)
+            if base.evaluator.fitted and not self.predictor.evaluator.fitted:
+                self.predictor.evaluator = base.evaluator  # as before the restart (_train)
         self.model_version = self._version(self.model_path)
         self.category = cfg.category or self._category(self.predictor)
         self.hostname = cfg.ls_url
         self.token = cfg.ls_token
-        self.pending = 0
-        self.jobs: list[dict[str, Any]] = []
+        self.target = LabelTarget(label=self.category)
         self.training: threading.Thread | None = None
         (cfg.workdir / "data" / "images").mkdir(parents=True, exist_ok=True)
         (cfg.workdir / "data" / "masks").mkdir(parents=True, exist_ok=True)
+        if redo:
+            log.warning("fine-tuning run %s was interrupted; running it again", redo)
+            self.maybe_train(force=True)
+
+    def _restore(self) -> str | None:
+        """Take the model, jobs and pending reviews of ``state.json`` when it was made from the
+        same ``--model``; the name of a job a restart interrupted, else None."""
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            log.warning("%s unreadable (%s); starting from --model", self.state_path, err)
+            return None
+        if state.get("base_version") != self.base_version:
+            log.warning(
+                "%s was made from %s; starting again from --model %s",
+                self.state_path,
+                state.get("base_version"),
+                self.base_version,
+            )
+            return None
+        current = Path(str(state.get("model") or ""))
+        if current.is_file():
+            self.model_path = current
+            log.info("serving %s, the latest fine-tuned model in %s", current, self.state_path)
+        self.jobs = list(state.get("jobs") or [])
+        self.pending = int(state.get("pending") or 0)
+        interrupted = [j for j in self.jobs if j.get("state") == "running"]
+        for j in interrupted:
+            j["state"] = "interrupted"
+        return interrupted[-1]["job"] if interrupted else None
+
+    def _save(self) -> None:
+        """Write ``state.json`` (atomically); call with :attr:`lock` held."""
+        write_json_atomic(
+            self.state_path,
+            {
+                "base_model": str(Path(self.cfg.model).resolve()),
+                "base_version": self.base_version,
+                "model": str(self.model_path),
+                "model_version": self.model_version,
+                "pending": self.pending,
+                "jobs": self.jobs,
+            },
+        )
 
     @staticmethod
     def _category(predictor: Any) -> str:
@@ -100,28 +171,46 @@ class MLBackend:
         }
 
     def setup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self._target(payload.get("schema"))
         if not self.cfg.ls_url and payload.get("hostname"):
             self.hostname = str(payload["hostname"]).rstrip("/")
         if not self.cfg.ls_token and payload.get("access_token"):
             self.token = str(payload["access_token"])
         return {"model_version": self.model_version}
 
+    def _target(self, config: Any) -> LabelTarget:
+        with self.lock:
+            self.target = label_target(config, self.category, self.target)
+            return self.target
+
     def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        results = []
-        for task in payload.get("tasks") or []:
+        """One answer per task: a prediction, or ``[]`` (none) when its image cannot be read.
+
+        Raises:
+            BadRequest: a body of the wrong shape.
+            Unprocessable: no task's image could be read (HTTP 422, the reasons).
+        """
+        tasks = tasks_of(payload)
+        target = self._target(payload.get("label_config"))
+        results: list[Any] = []
+        failed = []
+        for task in tasks:
             try:
-                mask, score = self.predict_image(self.image_path(task))
+                mask, score = self.predict_image(self.image_path(task, target.data_key))
             except (DataError, OSError) as err:
                 log.warning("task %s: %s", task.get("id"), err)
-                results.append({"result": [], "score": 0.0, "model_version": self.model_version})
+                failed.append(f"task {task.get('id')}: {err}")
+                results.append([])  # no prediction rather than an empty one that looks real
                 continue
             r: dict[str, Any] = {
-                "result": mask_result(mask, self.category),
+                "result": target.apply(mask_result(mask, target.label, target.polygons)),
                 "model_version": self.model_version,
             }
             if score is not None:
                 r["score"] = score
             results.append(r)
+        if tasks and len(failed) == len(tasks):
+            raise Unprocessable("no task image could be read: " + "; ".join(failed[:3]))
         return {"results": results, "model_version": self.model_version}
 
     def predict_image(self, path: Path) -> tuple[np.ndarray, float | None]:
@@ -138,9 +227,9 @@ class MLBackend:
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action")
         if action in _TRAIN_ACTIONS:
-            task = payload.get("task") or {}
-            anns = payload.get("annotations") or [payload.get("annotation") or {}]
-            stored = sum(self.store(task, a) for a in anns if a)
+            task = object_of(payload.get("task"), "'task'")
+            object_of(task.get("data"), "'task.data'")
+            stored = sum(self.store(task, a) for a in annotations_of(payload))
             return {"status": "ok", "stored": stored, **self.maybe_train(force=False)}
         if action == "START_TRAINING":
             return {"status": "ok", **self.maybe_train(force=True)}
@@ -148,22 +237,25 @@ class MLBackend:
 
     def train_legacy(self, payload: dict[str, Any]) -> dict[str, Any]:
         stored = 0
-        for task in payload.get("annotations") or []:
-            ann = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+        for task in tasks_of(payload, "annotations"):
+            ann = annotations_of(task)
+            ann = [a for a in ann if not a.get("was_cancelled")]
             if ann:
                 stored += self.store(task, ann[-1])
         return {"status": "ok", "stored": stored, **self.maybe_train(force=True)}
 
     # ------------------------------------------------------------------ reviews -> training data
-    def image_path(self, task: dict[str, Any]) -> Path:
-        """Local file of a task's image (see the module docstring for the order)."""
+    def image_path(self, task: dict[str, Any], key: str | None = None) -> Path:
+        """Local file of a task's image (see the module docstring for the order); ``key`` is the
+        data key of the image URL (default: the labelling config's)."""
+        key = key or self.target.data_key
         data = task.get("data") or {}
         src = data.get("source")
-        if src and Path(src).is_file():
+        if isinstance(src, str) and src and Path(src).is_file():
             return Path(src)
-        url = str(data.get(TO_NAME) or "")
+        url = str(data.get(key) or "")
         if not url:
-            raise DataError(f"task has no data.{TO_NAME}")
+            raise DataError(f"task has no data.{key} (the image of the labelling config)")
         if url.startswith("/data/local-files") and self.cfg.document_root is not None:
             rel = parse_qs(urlparse(url).query).get("d", [""])[0]
             p = (self.cfg.document_root / rel).resolve()
@@ -185,8 +277,8 @@ class MLBackend:
             name = Path(parse_qs(urlparse(url).query)["d"][0]).name
         dst = cache / f"{task.get('id', 'x')}_{name}"
         req = urllib.request.Request(url)
-        if self.token:
-            req.add_header("Authorization", f"Token {self.token}")
+        if self.token and self.hostname and _same_host(url, self.hostname):
+            req.add_header("Authorization", f"Token {self.token}")  # never to other hosts
         try:
             with urllib.request.urlopen(req, timeout=60) as r, open(dst, "wb") as fh:
                 shutil.copyfileobj(r, fh)
@@ -208,7 +300,13 @@ class MLBackend:
         except (DataError, OSError) as err:
             log.warning("annotation of task %s not stored: %s", task.get("id"), err)
             return 0
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            raise BadRequest(
+                f"annotation of task {task.get('id')}: a result region that is not a Label "
+                f"Studio brush or polygon region ({err.__class__.__name__}: {err})"
+            ) from None
         stem = str((task.get("data") or {}).get("name") or f"task{task.get('id')}_{src.stem}")
+        stem = Path(stem).name or f"task{task.get('id')}"  # a name, never a path out of data/
         data = self.cfg.workdir / "data"
         for old in (data / "images").glob(f"{stem}.*"):
             old.unlink()
@@ -216,6 +314,7 @@ class MLBackend:
         write_mask(data / "masks" / f"{stem}.png", mask)
         with self.lock:
             self.pending += 1
+            self._save()
         return 1
 
     def maybe_train(self, force: bool) -> dict[str, Any]:
@@ -233,6 +332,7 @@ class MLBackend:
             self.pending = 0
             job = {"job": f"ft-{len(self.jobs) + 1}", "state": "running", "samples": n}
             self.jobs.append(job)
+            self._save()
             self.training = threading.Thread(target=self._train, args=(job,), daemon=True)
             self.training.start()
         return {"training": True, "job": job["job"]}
@@ -265,13 +365,26 @@ class MLBackend:
                 new.evaluator = self.predictor.evaluator  # keep scoring until enough reviews
             with self.lock:
                 self.predictor = new
-                self.model_path = Path(res.best_path)
+                self.model_path = Path(res.best_path).resolve()
                 self.model_version = self._version(self.model_path)
-            job.update(state="done", model=str(res.best_path), model_version=self.model_version)
+                job.update(state="done", model=str(self.model_path))
+                job["model_version"] = self.model_version
         except Exception as err:  # reported on /health; the backend keeps serving the old model
             log.exception("fine-tuning failed")
             job.update(state="failed", error=f"{err.__class__.__name__}: {err}")
         job["seconds"] = round(time.monotonic() - t0, 1)
+        with self.lock:
+            self._save()
+
+
+class Unprocessable(ValueError):
+    """A well-formed request that cannot be answered (HTTP 422 with this message)."""
+
+
+def _same_host(url: str, host: str) -> bool:
+    """True when ``url`` points at the Label Studio ``host`` (scheme and network location)."""
+    a, b = urlparse(url), urlparse(host)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def _handler(backend: MLBackend) -> type[BaseHTTPRequestHandler]:
@@ -299,7 +412,10 @@ def _handler(backend: MLBackend) -> type[BaseHTTPRequestHandler]:
             route = urlparse(self.path).path.rstrip("/")
             n = int(self.headers.get("Content-Length") or 0)
             try:
-                payload = json.loads(self.rfile.read(n) or b"{}")
+                payload = object_of(json.loads(self.rfile.read(n) or b"{}"), "the request body")
+            except BadRequest as err:
+                self._send(400, {"error": str(err)})
+                return
             except ValueError:
                 self._send(400, {"error": "request body is not JSON"})
                 return
@@ -314,6 +430,12 @@ def _handler(backend: MLBackend) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 self._send(200, actions[route](payload))
+            except BadRequest as err:
+                log.warning("%s: bad request: %s", route, err)
+                self._send(400, {"error": str(err)})
+            except Unprocessable as err:
+                log.warning("%s: %s", route, err)
+                self._send(422, {"error": str(err)})
             except Exception as err:
                 log.exception("%s failed", route)
                 self._send(500, {"error": f"{err.__class__.__name__}: {err}"})
