@@ -106,6 +106,7 @@ def test_ray_backend_matches_local_backend(tmp_path: Path, local_ray):
             **kw,
         )
         assert 1 <= ex.peak_in_flight <= 3
+        assert len(ex.actors) == 2  # many windows: every worker started
     assert ray.is_initialized()  # not started by the executor, so not shut down by it
     assert dist.n_predicted == local.n_predicted
     for a, b in (("local.tif", "ray.tif"), ("local_p.tif", "ray_p.tif")):
@@ -123,6 +124,26 @@ def test_ray_backend_matches_local_backend(tmp_path: Path, local_ray):
     base = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--tile", "96",
             "--overlap", "24", "--no-progress"]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "x.tif"), "--backend", "spark"]) == 2
+
+
+def test_actors_start_as_work_needs_them(local_ray: str) -> None:
+    """One item starts one actor (each costs a process importing torch and loading the model);
+    items arriving while it is busy start the others, up to num_workers; results stay in order."""
+    from sam2elnet.engine.executors import run_batch
+
+    factory = functools.partial(SmoothingPredictor, score=False)  # not the pooled actors'
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((1, 1, 16, 16)).astype(np.float32), None) for _ in range(5)]
+    want = [run_batch(factory(), b, c)[0] for b, c in batches]
+    with RayExecutor(factory, num_workers=2) as ex:
+        assert len(ex.actors) == 1
+        (one,) = ex.map_batches(batches[:1])
+        assert len(ex.actors) == 1 and ex.n_submitted == 1
+        np.testing.assert_array_equal(one[0], want[0])
+        got = [p for p, _q in ex.map_batches(batches)]
+        assert len(ex.actors) == 2
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
 
 
 # --------------------------------------------------------------------------------------------

@@ -135,7 +135,11 @@ class RayExecutor:
     ``max_in_flight`` (default ``2 * num_workers``: each worker has one item running and one
     queued, so none idles while the driver collects) bounds the outstanding work; the driver waits
     (``ray.wait``) on the oldest item before submitting more, and results come back in submission
-    order. Each item goes to the actor with the fewest outstanding items.
+    order. Each item goes to the actor with the fewest outstanding items. Actors start as work
+    needs them: one when the executor is made (it loads the model, so a bad model fails here),
+    another each time an item arrives while every started actor is busy, up to ``num_workers``;
+    a job of one chunk starts one actor (each costs a Python process importing torch and loading
+    the model: ~10 s CPU with a micro model).
 
     Raises:
         UserError: Ray is not installed, ``num_workers`` < 1, the cluster cannot be reached, or a
@@ -161,6 +165,10 @@ class RayExecutor:
             raise UserError(f"--workers must be >= 1, got {num_workers}")
         self._own = False
         self.actors: list[Any] = []
+        self.num_workers, self._factory = num_workers, factory
+        self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)(
+            _PredictorActor
+        )
         if address is not None:
             check_address(address)
         if not ray.is_initialized():
@@ -195,11 +203,9 @@ class RayExecutor:
             release_workers()
             for a in kept or []:
                 _kill(a)
-            actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)(
-                _PredictorActor
-            )
-            self.actors = [actor_cls.remote(factory) for _ in range(num_workers)]
-        self._load = [0] * num_workers
+            # one actor now (a factory error surfaces here); the others as work queues up
+            self.actors = [self._new_actor()]
+        self._load = [0] * len(self.actors)
         self.max_in_flight = max(1, max_in_flight or 2 * num_workers)
         # surfaces factory errors (e.g. a bad model path) now, not in the middle of a job
         try:
@@ -220,6 +226,9 @@ class RayExecutor:
         self.peak_in_flight = 0
         self.n_submitted = 0
 
+    def _new_actor(self) -> Any:
+        return self._actor_cls.remote(self._factory)
+
     # ------------------------------------------------------------------ scheduling
     def _map(self, submit: Callable[[Any, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         """``submit(actor, item) -> ObjectRef`` for each item, bounded, results in order."""
@@ -228,6 +237,10 @@ class RayExecutor:
             if len(pending) >= self.max_in_flight:
                 yield self._take(pending)
             k = min(range(len(self.actors)), key=lambda i: self._load[i])
+            if self._load[k] > 0 and len(self.actors) < self.num_workers:
+                self.actors.append(self._new_actor())  # every actor busy: start another
+                self._load.append(0)
+                k = len(self.actors) - 1
             self._load[k] += 1
             pending.append((submit(self.actors[k], item), k))
             self.n_submitted += 1
