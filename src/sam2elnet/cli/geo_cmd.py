@@ -200,6 +200,8 @@ def scene_cmd(
                 shutil.rmtree(out, ignore_errors=True)
             raise skips.nothing_done(len(res.failed), image)
         typer.echo(res.summary())
+        for note in res.notes():  # kinds of warning several scenes gave, each shown once
+            typer.echo(f"note: {note}", err=True)
         if res.failed:
             from sam2elnet.utils.atomic import write_text_atomic
             from sam2elnet.utils.tables import csv_text

@@ -73,6 +73,10 @@ def print_folder(res: Any, what: str) -> None:
             f"transformer {w['method']}; --verbose prints each grid)"
         )
     typer.echo(f"outputs in {res.out_dir} ({', '.join(written_outputs(Path(res.out_dir)))})")
+    from sam2elnet.utils.run_warnings import repeated_notes
+
+    for note in repeated_notes(s.get("warnings") or [], "image"):
+        typer.echo(f"note: {note}", err=True)
     if s["n_skipped"]:
         from sam2elnet.utils.batch import skip_line
 

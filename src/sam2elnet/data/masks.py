@@ -29,6 +29,7 @@ from sam2elnet.data.mask_values import (
     mask_encoding,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ __all__ = [
     "read_mask_valid",
     "write_decoded_mask",
 ]
+
+KIND_NO_GEOREF_LABEL = "a label or its image without georeference, used by pixel index"
+"""The kind a one-sided georeference warning is counted by (once per run,
+:mod:`sam2elnet.utils.run_warnings`): the folder jobs' labels and the scene path's."""
 
 
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -285,21 +290,19 @@ def read_mask_on_grid(
     one_sided = bool(lab_geo.get("crs")) != bool(img_geo.get("crs") or img_geo.get("gcps"))
     if mask.shape == shape:
         if one_sided:
-            log.warning(
-                "note: %s: %s has no georeference, so the label is used by pixel index",
-                p.name,
-                "the label" if not lab_geo.get("crs") else f"the image {like.path}",
+            which = "the label" if not lab_geo.get("crs") else f"the image {like.path}"
+            warn_once(
+                log,
+                KIND_NO_GEOREF_LABEL,
+                f"{p.name}: {which} has no georeference, so the label is used by pixel index",
             )
         return mask, valid
-    log.warning(
-        "note: %s is %dx%d px but image %s is %dx%d and they share no georeference: the label "
-        "is stretched over the image (same extent assumed)",
-        p.name,
-        mask.shape[1],
-        mask.shape[0],
-        like.path,
-        shape[1],
-        shape[0],
+    warn_once(
+        log,
+        "labels of another size without shared georeference, stretched over their images",
+        f"{p.name} is {mask.shape[1]}x{mask.shape[0]} px but image {like.path} is "
+        f"{shape[1]}x{shape[0]} and they share no georeference: the label is stretched over "
+        "the image (same extent assumed)",
     )
     code = mask.astype(np.uint8)
     if valid is not None:

@@ -17,8 +17,9 @@ because their dynamic range is otherwise dominated by a few bright targets.
 products keep the modality default (fixed 0..255 for SAR, per-image percentiles for optical), while
 SAR stored as uint16 DN, float linear sigma0 or float dB gets dataset statistics (robust
 percentiles), with linear values converted to dB first. The training data's robust range is
-recorded (``data_low``/``data_high``/``data_dtype``) so :func:`check_input_range` can warn when an
-image given to a model is far from what it was trained on (e.g. a dB image to a DN model).
+recorded (``data_low``/``data_high``/``data_dtype``) so
+:func:`sam2elnet.data.input_range.check_input_range` can warn when an image given to a model is far
+from what it was trained on (e.g. a dB image to a DN model).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class NormalizationConfig(BaseModel):
     """dtype of the training images (``uint8``, ``uint16``, ``float32`` ...); None: not recorded."""
     data_low: list[float] | None = None
     """Per-band ``p_low`` percentile of the training data after dB conversion (when ``to_db``),
-    in the data's own units; with ``data_high`` the range :func:`check_input_range` compares to."""
+    in the data's own units; with ``data_high`` the range
+    :func:`sam2elnet.data.input_range.check_input_range` compares to."""
     data_high: list[float] | None = None
     band_select: list[int] | None = None
     """File bands (1-based, e.g. ``[4, 3, 2]``) read before scaling (``--bands``); None: all."""
@@ -393,66 +395,6 @@ def load_norm_stats(path: str | Path) -> NormalizationConfig:
             "`elnet stats --out`",
             p,
         ) from None
-
-
-def _unsigned(dtype: str | None) -> bool:
-    try:
-        return dtype is not None and np.issubdtype(np.dtype(dtype), np.unsignedinteger)
-    except TypeError:
-        return False
-
-
-def check_input_range(
-    values: np.ndarray, dtype: np.dtype | str, cfg: NormalizationConfig
-) -> str | None:
-    """A warning text when raw pixel ``values`` (C, n) are far from the model's training range.
-
-    Only for global scalings (``fixed``/``stats``; a per-image percentile stretch adapts to any
-    range) and models that recorded their training range. Far means: less than half of the
-    pixels (after dB conversion when ``cfg.to_db``) fall within the training 1..99 % range widened
-    by half its width on each side (never below 0 for unsigned integer training data, so a float
-    dB image meets an 8-bit model as far), or a dB-looking image (negative floats) meets a model
-    that converts linear values to dB. Returns None when the image fits.
-    """
-    if cfg.method == "percentile" or cfg.data_low is None or cfg.data_high is None:
-        return None
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 1:
-        v = v[None]
-    v = v[:, np.all(np.isfinite(v), axis=0)]
-    if v.shape[1] == 0:
-        return None
-    if v.shape[1] > 100_000:
-        v = v[:, :: v.shape[1] // 100_000 + 1]
-    trained = f"{cfg.data_dtype or 'unknown dtype'}"
-    if cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating) and looks_like_db(v):
-        return (
-            f"pixel values {v.min():.3g}..{v.max():.3g} ({dtype}) look like dB already, but the "
-            f"model was trained on linear {trained} data that it converts to dB itself; give it "
-            "linear values (10**(dB/10)) or train a model on dB data"
-        )
-    x = to_db(v, cfg.db_floor).astype(np.float64) if cfg.to_db else v
-    lo = np.asarray(cfg.data_low, np.float64)
-    hi = np.asarray(cfg.data_high, np.float64)
-    if lo.size != x.shape[0]:  # grey vs grey-as-RGB and the like: compare the overall range
-        lo, hi = np.array([lo.min()]), np.array([hi.max()])
-    lo, hi = np.broadcast_to(lo, x.shape[0]), np.broadcast_to(hi, x.shape[0])
-    span = np.maximum(hi - lo, 1e-6)
-    near_lo = lo - 0.5 * span
-    if not cfg.to_db and _unsigned(cfg.data_dtype):  # no negative value (dB) is near uint data
-        near_lo = np.maximum(near_lo, 0.0)
-    inside = (x >= near_lo[:, None]) & (x <= (hi + 0.5 * span)[:, None])
-    frac = float(inside.mean())
-    if frac >= 0.5:
-        return None
-    unit = " dB" if cfg.to_db else ""
-    q = np.percentile(x, [1, 99])
-    return (
-        f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}..{q[1]:.4g}"
-        f"{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} ({trained}); only "
-        f"{frac:.0%} of the pixels fall near it, so predictions are unreliable. Convert the image "
-        "like the training data (same dtype and units) or train a model on this kind of data"
-    )
 
 
 def describe(cfg: NormalizationConfig) -> str:

@@ -33,6 +33,7 @@ from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, notes: list[str]) -> Any:
             f"{path}: labels lie at y >= 0, so y is read as the row (y pointing down, as COCO); "
             "polygons drawn in QGIS over an image without georeference have y = -row"
         )
-        log.warning(msg)
+        warn_once(log, "vector labels at y >= 0 read as rows", msg)
         notes.append(msg)
         return Affine.identity()
     return t
@@ -231,9 +232,9 @@ class VectorLabels:
         gdf = read_vector(p, layer=layer) if frame is None else frame
         notes: list[str] = []
 
-        def note(msg: str) -> None:
+        def note(msg: str, kind: str) -> None:  # kind: counted once per run (warn_once)
             if not shared:
-                log.warning(msg)
+                warn_once(log, kind, msg)
             notes.append(msg)
 
         n_total = len(gdf)
@@ -266,7 +267,7 @@ class VectorLabels:
                     f"{p}: labels have no CRS; assuming they are already in the image CRS "
                     f"({crs_name(crs)})"
                 )
-                note(msg)
+                note(msg, "vector labels without a CRS, assumed in the image CRS")
             else:
                 try:
                     same = gdf.crs == crs or gdf.crs.equals(crs)
@@ -294,7 +295,7 @@ class VectorLabels:
                 f"{p}: {int((~finite).sum())} of {n_total} features could not be placed in the "
                 "image CRS (non-finite coordinates after reprojection); skipped"
             )
-            note(msg)
+            note(msg, "vector features that cannot be placed in the image CRS")
             geoms = geoms[finite]
 
         invalid = ~shapely.is_valid(geoms)
@@ -302,7 +303,7 @@ class VectorLabels:
             geoms = geoms.copy()
             geoms[invalid] = shapely.make_valid(geoms[invalid])
             msg = f"{p}: repaired {int(invalid.sum())} invalid geometries with make_valid"
-            note(msg)
+            note(msg, "invalid vector geometries repaired")
 
         kinds = shapely.get_type_id(geoms)
         # 0 point, 1 linestring, 2 linearring, 3 polygon, 4 multipoint, 5 multilinestring,
@@ -321,7 +322,7 @@ class VectorLabels:
                     f"{p}: {int(is_point.sum())} point features skipped (give a line width to "
                     "buffer them into discs)"
                 )
-                note(msg)
+                note(msg, "vector point features skipped (no line width)")
                 geoms = geoms[~is_point]
                 is_line = is_line[~is_point]
             if is_line.any():
@@ -329,7 +330,7 @@ class VectorLabels:
                     f"{p}: {int(is_line.sum())} line features burnt 1 px wide; give a line width "
                     "(--line-width, map units or px) to buffer roads to their real width"
                 )
-                note(msg)
+                note(msg, "vector line features burnt 1 px wide (no line width)")
 
         # keep only what touches the image footprint
         from shapely.geometry import box
@@ -360,7 +361,7 @@ class VectorLabels:
             )
         if n_miss:
             msg = f"{p}: {n_miss} of {n_total} label features lie outside the image; skipped"
-            note(msg)
+            note(msg, "vector label features outside their image")
         geoms = geoms[hits]
         return cls(
             geoms=list(geoms),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,14 @@ class ChunkSpec:
 
 @dataclass
 class ChunkOutput:
-    """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk."""
+    """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk,
+    and the warnings its images raised (``(logger, kind, text)``,
+    :class:`~sam2elnet.utils.run_warnings.RunWarnings` ``pending``), which the job shows once
+    per run."""
 
     rows: list[dict[str, Any]]
     skipped: list[tuple[str, str]]
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def process_chunk(
@@ -80,8 +84,20 @@ def process_chunk(
     (kept) or ``OUT/rejected/``, each written atomically (verified, then renamed); enhancement
     adds ``OUT/changes/`` maps, ``save_prob`` ``OUT/prob/`` maps. With ``spec.warp_to`` the
     label and probability GeoTIFFs are then warped onto a map grid (:func:`warp_outputs`); an
-    image that cannot be warped is skipped before it is predicted.
+    image that cannot be warped is skipped before it is predicted. The warnings of the chunk's
+    images are not logged here but returned (``warnings``) for the job's once-per-run scope.
     """
+    from sam2elnet.utils.run_warnings import RunWarnings
+
+    with RunWarnings(collect=True) as found:
+        out = _process_chunk(pred, spec, items)
+    out.warnings = found.pending
+    return out
+
+
+def _process_chunk(
+    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, Path | None]]
+) -> ChunkOutput:
     from sam2elnet.data.raster import write_mask
 
     loaded = []

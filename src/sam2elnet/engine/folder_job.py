@@ -43,6 +43,7 @@ from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import remove_stale_temps
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
+from sam2elnet.utils.run_warnings import RunWarnings, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,16 @@ class FolderJob:
         self.rows: list[dict[str, Any]] = []
         self.skips = SkipLog("image")
         self.skipped: list[dict[str, str]] = self.skips.items
+        #: the job's warnings, each kind shown once (utils.run_warnings); open while in ``with``
+        self.warnings = RunWarnings("image")
         self._last_flush = time.monotonic()
 
     def __enter__(self) -> FolderJob:
+        self.warnings.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.warnings.__exit__()
         self._lock.close()
 
     def discard_if_empty(self) -> None:
@@ -166,22 +171,21 @@ class FolderJob:
             self.skips.add(f, err)
             return
         if coarse is not None and self.rule is not None and self.rule.active:
-            log.warning(
-                "%s: predicted window by window; --new-objects drop / --max-growth apply to "
-                "whole images only and are not applied to this scene",
-                f.name,
+            warn_once(
+                log,
+                "--new-objects / --max-growth not applied to images predicted window by window",
+                f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
+                "to whole images only and are not applied to this scene",
             )
         scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
         tile_px = self.tile * self.tile
         if not self.p.fits_whole(tile_px, coarse=coarse is not None):
             need = memory.format_bytes(self.p.whole_bytes(tile_px, coarse=coarse is not None))
-            log.warning(
-                "%s: one %d px window needs about %s, more than --max-memory %s; "
-                "give a smaller --tile",
-                f.name,
-                self.tile,
-                need,
-                memory.format_bytes(self.p.max_memory),
+            warn_once(
+                log,
+                "one window needs more than --max-memory",
+                f"{f.name}: one {self.tile} px window needs about {need}, more than --max-memory "
+                f"{memory.format_bytes(self.p.max_memory)}; give a smaller --tile",
             )
         try:
             res = predict_scene(
@@ -287,6 +291,7 @@ class FolderJob:
         try:
             results = self.executor.map_calls(process_chunk, work)
             for chunk, res in zip(chunks, results, strict=True):
+                self.warnings.replay(res.warnings)
                 for item, reason in res.skipped:
                     self.skips.add(item, reason)
                 self.rows.extend(res.rows)
@@ -388,6 +393,7 @@ class FolderJob:
         summary = self.summary(t0, len(self.rows) - n_before, extra)
         summary["unlisted_label_files"] = self.unlisted
         summary["n_resumed"] = n_before  # rows of the earlier run kept by --resume, not redone
+        summary["warnings"] = self.warnings.record()  # each kind was logged once, with a count
         result = FolderResult(self.out, self.rows, self.skipped, summary)
         if on_finish is not None:
             summary.update(on_finish(result))

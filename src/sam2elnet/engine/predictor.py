@@ -231,22 +231,17 @@ class Predictor:
             )
         return self
 
-    #: range warnings printed per predictor; later ones are only counted (``range_warnings``)
-    max_range_warnings = 3
-
     def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
-        """Warn (log) when raw pixel ``values`` (C, n) are far from the model's training range
-        (:func:`sam2elnet.data.normalize.check_input_range`); return the message or None."""
-        from sam2elnet.data.normalize import check_input_range
+        """Warn when raw pixel ``values`` (C, n) are far from the model's training range
+        (:func:`sam2elnet.data.input_range.check_input_range`): one ``warning:`` line naming
+        ``source`` per run (:func:`sam2elnet.utils.run_warnings.warn_once`; outside a job's
+        scope every time); return the message or None."""
+        from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+        from sam2elnet.utils.run_warnings import warn_once
 
         msg = check_input_range(values, dtype, self.normalization)
-        if msg is None:
-            return None
-        self.range_warnings = getattr(self, "range_warnings", 0) + 1
-        if self.range_warnings <= self.max_range_warnings:
-            log.warning("%s: %s", source if source is not None else "input", msg)
-            if self.range_warnings == self.max_range_warnings:
-                log.warning("further input range warnings of this run are not shown")
+        if msg is not None:
+            warn_once(log, INPUT_RANGE_KIND, f"{source if source is not None else 'input'}: {msg}")
         return msg
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -183,17 +185,15 @@ def _normalizer_from_pixels(
     src: Any, cfg: Any, bands: list[int], pix: np.ndarray, warn: bool = True
 ) -> SceneNormalizer:
     """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
-    logs :func:`~sam2elnet.data.normalize.check_input_range`'s warning (once per scene)."""
-    from sam2elnet.data.normalize import NormalizationConfig, check_input_range
+    logs :func:`~sam2elnet.data.input_range.check_input_range`'s warning (once per run)."""
+    from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+    from sam2elnet.data.normalize import NormalizationConfig, to_db
 
     if warn and isinstance(cfg, NormalizationConfig):
-        msg = check_input_range(pix, src.dtypes[bands[0] - 1], cfg)
-        if msg is not None:
-            log.warning("%s: %s", src.name, msg)
+        if msg := check_input_range(pix, src.dtypes[bands[0] - 1], cfg):
+            warn_once(log, INPUT_RANGE_KIND, f"{src.name}: {msg}")
     pix = pix.astype(np.float32)
     if cfg is not None:
-        from sam2elnet.data.normalize import to_db
-
         method = getattr(cfg, "method", None)
         if method == "percentile":
             work = to_db(pix, cfg.db_floor) if getattr(cfg, "to_db", False) else pix
@@ -271,7 +271,7 @@ class CoarseSource:
                 f"{self.path.name}: {'the label' if ds.crs is None else 'the scene'} has no "
                 "georeference, so the label is used by pixel index"
             )
-            log.warning(self.notes[-1])
+            warn_once(log, KIND_NO_GEOREF_LABEL, self.notes[-1])
         if not same_grid:
             if scene.crs is None or ds.crs is None:
                 raise DataError(
@@ -407,14 +407,14 @@ class SceneInputs:
                     "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
                     "first (e.g. gdalwarp -tps)"
                 )
-                log.warning(self.notes[-1])
+                warn_once(log, "scene georeferenced by GCPs only", self.notes[-1])
             elif self.src.crs is None:
                 self.notes.append(
                     f"{self.path} has no CRS: outputs carry no georeference; tile footprints use "
                     "pixel coordinates (x = column, y = row); vector labels are read as pixel "
                     "coordinates (y = -row as drawn in QGIS over the image, or y = row)"
                 )
-                log.warning(self.notes[-1])
+                warn_once(log, "scene without a CRS", self.notes[-1])
             try:
                 self.normalizer = make_scene_normalizer(self.src, predictor, bands)
             except rasterio.errors.RasterioError as err:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class SceneBatchResult:
     skipped: list[str]
     failed: dict[str, str]
     manifest: Path
+    #: the batch's warnings by kind, each logged once (:meth:`RunWarnings.record
+    #: <sam2elnet.utils.run_warnings.RunWarnings.record>`: warning, count, first)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
         """Lines for the CLI: ``1 scene predicted, 0 already done, 2 skipped`` and the manifest
@@ -68,6 +71,12 @@ class SceneBatchResult:
         if self.failed:
             s += " (reasons: the warnings above and the manifest)"
         return s + f"\nmanifest: {self.manifest}"
+
+    def notes(self) -> list[str]:
+        """One closing line per kind of warning that several scenes gave (each shown once)."""
+        from sam2elnet.utils.run_warnings import repeated_notes
+
+        return repeated_notes(self.warnings, "scene")
 
 
 def _list_scenes(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -193,10 +202,14 @@ def predict_scenes(
 
     out = Path(out_dir)
     scenes = _list_scenes(inputs)
-    with output_lock(out):  # one job per output folder
-        return _predict_scenes(
+    from sam2elnet.utils.run_warnings import RunWarnings
+
+    with output_lock(out), RunWarnings("scene") as warned:  # one job per output folder
+        res = _predict_scenes(
             scenes, out, predictor, resume, prob, quality, coarse, progress, record, scene_kwargs
         )
+    res.warnings = warned.record()
+    return res
 
 
 def _predict_scenes(

@@ -184,12 +184,20 @@ class MLBackend:
             return self.target
 
     def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """One answer per task: a prediction, or ``[]`` (none) when its image cannot be read.
+        """One answer per task: a prediction, or ``[]`` (none) when its image cannot be read; a
+        warning of a kind (an image unlike the model's training data, ...) is logged once per
+        request, not per task (:mod:`sam2elnet.utils.run_warnings`).
 
         Raises:
             BadRequest: a body of the wrong shape.
             Unprocessable: no task's image could be read (HTTP 422, the reasons).
         """
+        from sam2elnet.utils.run_warnings import RunWarnings
+
+        with RunWarnings("task"):
+            return self._predict(payload)
+
+    def _predict(self, payload: dict[str, Any]) -> dict[str, Any]:
         tasks = tasks_of(payload)
         target = self._target(payload.get("label_config"))
         results: list[Any] = []

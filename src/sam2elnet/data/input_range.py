@@ -1,0 +1,151 @@
+"""Is an image like the data a model was trained on? The input range check of prediction.
+
+A model learns its input scaling from its training images (:mod:`sam2elnet.data.normalize`
+records their dtype and per-band 1..99 % range in the model file: ``data_dtype``, ``data_low``,
+``data_high``). A model of 8-bit images given a uint16 GRD, or a model of dB backscatter given
+linear sigma0, runs without error and labels garbage, so ``annotate``, ``enhance``, ``scene`` and
+``serve`` compare every image with that record (:func:`check_input_range`) and warn once per run
+(:func:`sam2elnet.utils.run_warnings.warn_once`, kind :data:`INPUT_RANGE_KIND`).
+
+The rule (docs/data.md, "Input range check"), its thresholds written once below:
+
+* only models with a global scaling (``fixed`` / ``stats``) that recorded their training range are
+  checked: a per-image percentile stretch (optical default) adapts to any range or dtype;
+* an image is *far* when fewer than :data:`RANGE_MIN_NEAR` of its valid pixels (after dB
+  conversion when the model converts) lie within the training range widened by
+  :data:`RANGE_WIDEN` of its width on each side (never below 0 for unsigned-integer training
+  data, so negative dB values never count as near an 8-bit model);
+* or it is an image that already looks like dB (float, median < 0) given to a model that converts
+  linear values to dB itself;
+* or it does not look like dB (median >= 0) and the model was trained on dB values (float
+  training data, no conversion, training range centred below 0): linear sigma0 of 0..0.5 lies
+  inside a widened dB range such as -36..9 dB, so the range rule alone would miss it.
+
+A band count the model cannot take is not a warning but an error
+(:class:`~sam2elnet.errors.BandCountError`, :func:`sam2elnet.data.images.match_bands`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.normalize import looks_like_db, to_db
+
+__all__ = [
+    "INPUT_RANGE_KIND",
+    "RANGE_MIN_NEAR",
+    "RANGE_SAMPLE",
+    "RANGE_WIDEN",
+    "check_input_range",
+]
+
+RANGE_WIDEN = 0.5
+"""The training 1..99 % range is widened by this fraction of its width on each side."""
+RANGE_MIN_NEAR = 0.5
+"""An image is far when fewer than this fraction of its valid pixels lie in the widened range."""
+RANGE_SAMPLE = 100_000
+"""At most this many pixels per image are compared (a raster-order stride sample)."""
+INPUT_RANGE_KIND = "pixel values unlike the model's training data"
+"""The kind the warning is counted by (once per run, :mod:`sam2elnet.utils.run_warnings`)."""
+
+
+def _unsigned(dtype: str | None) -> bool:
+    try:
+        return dtype is not None and np.issubdtype(np.dtype(dtype), np.unsignedinteger)
+    except TypeError:
+        return False
+
+
+def _trained_on_db(cfg: Any) -> bool:
+    """The model's training images were already in dB: float data, no conversion by the model,
+    and a training range centred below 0 (sea about -30..-10 dB, land up to a few dB above 0)."""
+    try:
+        floating = np.issubdtype(np.dtype(cfg.data_dtype), np.floating)
+    except TypeError:
+        return False
+    mid = (np.asarray(cfg.data_low, np.float64) + np.asarray(cfg.data_high, np.float64)) / 2
+    return bool(floating and not cfg.to_db and float(np.mean(mid)) < 0)
+
+
+def _what_to_do(dtype: Any, cfg: Any) -> str:
+    """The advice of a far image: the conversion that makes it like the training data."""
+    if _trained_on_db(cfg):
+        return (
+            "the model was trained on dB values: convert the image to dB (10*log10 of linear "
+            "sigma0) first, or train a model on this kind of data"
+        )
+    if cfg.data_dtype == "uint8" and np.dtype(dtype) != np.uint8:
+        return (
+            "the model was trained on 8-bit images: scale the image to 0..255 as its training "
+            "images were (e.g. gdal_translate -ot Byte -scale MIN MAX 0 255), or train a model "
+            "on this kind of data"
+        )
+    return (
+        "convert the image like the training data (same dtype and units) or train a model on "
+        "this kind of data"
+    )
+
+
+def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> str | None:
+    """A warning text when raw pixel ``values`` are far from the model's training range.
+
+    Args:
+        values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (before any
+            dB conversion); non-finite values are ignored.
+        dtype: The image's dtype (``uint8``, ``uint16``, ``float32`` ...), for the message.
+        cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+
+    Returns:
+        None when the image fits (or the model is not checked: per-image percentile stretch, no
+        recorded range); else one sentence: both ranges (1..99 %, in the data's units, dB when
+        the model converts), the dtypes, the fraction of pixels near the training range and
+        what to do. The caller adds the file name. Rule and thresholds: the module docstring.
+    """
+    if cfg.method == "percentile" or cfg.data_low is None or cfg.data_high is None:
+        return None
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[None]
+    v = v[:, np.all(np.isfinite(v), axis=0)]
+    if v.shape[1] == 0:
+        return None
+    if v.shape[1] > RANGE_SAMPLE:
+        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
+    trained = f"{cfg.data_dtype or 'unknown dtype'}"
+    if cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating) and looks_like_db(v):
+        return (
+            f"pixel values {v.min():.3g}..{v.max():.3g} ({dtype}) look like dB already, but the "
+            f"model was trained on linear {trained} data that it converts to dB itself; give it "
+            "linear values (10**(dB/10)) or train a model on dB data"
+        )
+    if _trained_on_db(cfg) and not looks_like_db(v):
+        q = np.percentile(v, [1, 99])
+        return (
+            f"pixel values 1..99 % {q[0]:.4g}..{q[1]:.4g} ({dtype}) are not in dB (median >= 0), "
+            f"but the model was trained on dB values ({min(cfg.data_low):.4g}.."
+            f"{max(cfg.data_high):.4g} dB, {cfg.data_dtype}); " + _what_to_do(dtype, cfg)
+        )
+    x = to_db(v, cfg.db_floor).astype(np.float64) if cfg.to_db else v
+    lo = np.asarray(cfg.data_low, np.float64)
+    hi = np.asarray(cfg.data_high, np.float64)
+    if lo.size != x.shape[0]:  # grey vs grey-as-RGB and the like: compare the overall range
+        lo, hi = np.array([lo.min()]), np.array([hi.max()])
+    lo, hi = np.broadcast_to(lo, x.shape[0]), np.broadcast_to(hi, x.shape[0])
+    span = np.maximum(hi - lo, 1e-6)
+    near_lo = lo - RANGE_WIDEN * span
+    if not cfg.to_db and _unsigned(cfg.data_dtype):  # no negative value (dB) is near uint data
+        near_lo = np.maximum(near_lo, 0.0)
+    inside = (x >= near_lo[:, None]) & (x <= (hi + RANGE_WIDEN * span)[:, None])
+    frac = float(inside.mean())
+    if frac >= RANGE_MIN_NEAR:
+        return None
+    unit = " dB" if cfg.to_db else ""
+    q = np.percentile(x, [1, 99])
+    return (
+        f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}..{q[1]:.4g}"
+        f"{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} ({trained}); only "
+        f"{frac:.0%} of the pixels fall near it, so predictions are unreliable; "
+        + _what_to_do(dtype, cfg)
+    )

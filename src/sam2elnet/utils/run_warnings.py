@@ -1,0 +1,133 @@
+"""Warnings shown once per run: the first of each kind is logged, the rest are counted.
+
+A batch over many files meets the same problem in many of them: every image far from the model's
+training range, every coarse label without georeference, every vector file with features outside
+its image. One ``warning:`` line per file buries the rest of the output, so a job opens a
+:class:`RunWarnings` scope and the code that finds such a problem calls :func:`warn_once`:
+
+* the first warning of a *kind* (a short fixed description, e.g. ``"pixel values far from the
+  model's training range"``) is logged as it is, naming the file and what to do;
+* later warnings of that kind are counted, not logged;
+* when the job ends, :meth:`RunWarnings.notes` gives one closing line per kind that occurred more
+  than once (``the warning above (KIND) applied to 5 files in all``) and :meth:`RunWarnings.record`
+  the counts for ``summary.json``.
+
+Outside any scope :func:`warn_once` logs every warning (a library call on one file). Scopes nest
+(a stack shared by every thread of the process: a folder job's reading threads warn into it too).
+A ``collect`` scope logs nothing and keeps the warnings in :attr:`RunWarnings.pending`: the
+per-chunk work of a folder job collects them, in this process or on a Ray worker, and the job
+replays them into its own scope (:meth:`RunWarnings.replay`), so the lines are the same whichever
+backend ran the chunk.
+
+Used by ``elnet annotate``, ``enhance``, ``scene`` (folders) and ``serve`` (per request).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["RunWarnings", "repeated_notes", "warn_once"]
+
+_STACK: list[RunWarnings] = []
+_LOCK = threading.Lock()
+
+
+@dataclass
+class _Seen:
+    first: str  # the text logged (the first occurrence)
+    count: int  # occurrences in the run, the first included
+
+
+class RunWarnings:
+    """One run's warnings by kind (see the module docstring); a context manager.
+
+    Args:
+        what: The noun of the closing notes (``"file"``, ``"image"``, ``"scene"``).
+        collect: Log nothing; keep ``(logger name, kind, text)`` in :attr:`pending` for
+            :meth:`replay` by the scope that owns the run.
+    """
+
+    def __init__(self, what: str = "file", collect: bool = False) -> None:
+        self.what = what
+        self.collect = collect
+        self.pending: list[tuple[str, str, str]] = []
+        self._seen: dict[str, _Seen] = {}
+
+    def __enter__(self) -> RunWarnings:
+        with _LOCK:
+            _STACK.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _LOCK:
+            if self in _STACK:
+                _STACK.remove(self)
+
+    def warn(self, logger: logging.Logger, kind: str, text: str) -> bool:
+        """Log ``text`` if it is the first warning of ``kind`` in this run, else count it.
+        Returns True when the text was logged (or, collecting, kept)."""
+        if self.collect:
+            self.pending.append((logger.name, kind, text))
+            return True
+        with _LOCK:
+            seen = self._seen.get(kind)
+            if seen is not None:
+                seen.count += 1
+                return False
+            self._seen[kind] = _Seen(text, 1)
+        logger.warning(text)
+        return True
+
+    def replay(self, pending: Iterable[tuple[str, str, str]]) -> None:
+        """Warnings a ``collect`` scope kept (in this process or another), in their order."""
+        for name, kind, text in pending:
+            self.warn(logging.getLogger(name), kind, text)
+
+    def counts(self) -> dict[str, int]:
+        """Occurrences per kind (the logged one included)."""
+        return {k: s.count for k, s in self._seen.items()}
+
+    def notes(self) -> list[str]:
+        """The closing lines of :func:`repeated_notes` for this run."""
+        return repeated_notes(self.record(), self.what)
+
+    def record(self) -> list[dict[str, object]]:
+        """The run's warnings for ``summary.json``: ``{"warning": kind, "count": n, "first":
+        text}`` per kind, in the order they first occurred."""
+        return [{"warning": k, "count": s.count, "first": s.first} for k, s in self._seen.items()]
+
+
+def repeated_notes(record: Iterable[dict[str, object]], what: str = "file") -> list[str]:
+    """One closing line per kind of a :meth:`RunWarnings.record` (e.g. ``summary.json``'s
+    ``warnings``) that occurred more than once, e.g. ``the warning above (pixel values unlike
+    the model's training data) applied to 5 images in all; only the first was shown``."""
+    return [
+        f"the warning above ({r['warning']}) applied to {r['count']} {what}s in all; only the "
+        "first was shown"
+        for r in record
+        if isinstance(r, dict) and int(r.get("count", 0) or 0) > 1  # type: ignore[call-overload]
+    ]
+
+
+def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
+    """Log ``text`` through ``logger`` once per run and ``kind`` (see the module docstring):
+    into the innermost open :class:`RunWarnings`, or every time when none is open.
+
+    Args:
+        logger: The logger of the module that found the problem.
+        kind: A fixed short description of the problem (no file name, no numbers), e.g.
+            ``"the label has no georeference"``; the key warnings are counted by.
+        text: The full warning: the file and what to do.
+
+    Returns:
+        True when the text was logged (or kept by a collecting scope).
+    """
+    with _LOCK:
+        scope = _STACK[-1] if _STACK else None
+    if scope is None:
+        logger.warning(text)
+        return True
+    return scope.warn(logger, kind, text)
