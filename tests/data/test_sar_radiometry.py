@@ -16,9 +16,9 @@ import pytest
 import torch
 from helpers_data import write_tif
 
+from sam2elnet.data.input_range import check_input_range
 from sam2elnet.data.normalize import (
     NormalizationConfig,
-    check_input_range,
     fit_normalization,
     load_norm_stats,
     looks_like_db,

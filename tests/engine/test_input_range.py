@@ -1,0 +1,137 @@
+"""Images unlike a model's training data: one warning per run (annotate, enhance, scene), with a
+closing count; same-range images: none; a band count the model cannot take: one error line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_data import write_tif
+
+from sam2elnet.data.input_range import check_input_range
+from sam2elnet.data.normalize import NormalizationConfig, fit_normalization
+
+S = 40
+RANGE = "far from the model's training range"
+
+
+def _scene(i: int, dtype: str) -> np.ndarray:
+    """One band: 8-bit display values 20..230, or the same scene as uint16 DN (x 12)."""
+    rng = np.random.default_rng(i)
+    u8 = rng.integers(20, 230, (1, S, S)).astype(np.uint8)
+    u8[:, 8:20, 10:30] = 15  # a dark slick
+    return u8 if dtype == "uint8" else (u8.astype(np.uint16) * 12)
+
+
+@pytest.fixture(scope="module")
+def u8_model(tmp_path_factory) -> dict[str, Path]:
+    """A micro model with the normalisation ``elnet train`` records for uint8 SAR images, a
+    folder of uint8 images like its training set, one of uint16 images, and coarse labels
+    without georeference."""
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    root = tmp_path_factory.mktemp("inrange")
+    train = [write_tif(root / "train" / f"t{i}.tif", _scene(10 + i, "uint8")) for i in range(3)]
+    norm = fit_normalization(train, "sar")
+    assert (norm.method, norm.data_dtype) == ("fixed", "uint8")
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=norm.model_dump()))
+    model = save_model(net, root / "m.pt", extra={"normalization": norm.model_dump(mode="json")})
+    for i in range(4):
+        write_tif(root / "u8" / f"s{i}.tif", _scene(i, "uint8"))
+        write_tif(root / "u16" / f"s{i}.tif", _scene(i, "uint16"))
+        coarse = np.zeros((1, S, S), np.uint8)
+        coarse[:, 8:20, 10:30] = 255
+        write_tif(root / "coarse" / f"s{i}.tif", coarse, georef=False)
+    return {"model": model, "root": root}
+
+
+def _lines(err: str, text: str) -> list[str]:
+    return [ln for ln in err.splitlines() if text in ln]
+
+
+def test_uint16_into_a_uint8_model_warns_once_per_run(u8_model, tmp_path, capsys):
+    from sam2elnet.cli import main
+
+    model, root = str(u8_model["model"]), u8_model["root"]
+    assert main(["annotate", "--model", model, "--images", str(root / "u16"), "--out",
+                 str(tmp_path / "a"), "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    warned = _lines(err, RANGE)
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "s0.tif" in warned[0]
+    assert "(uint16) vs" in warned[0] and "(uint8)" in warned[0]
+    assert "scale the image to 0..255" in warned[0]  # what to do
+    assert _lines(err, "applied to 4 images in all") == [
+        "note: the warning above (pixel values unlike the model's training data) applied to 4 "
+        "images in all; only the first was shown"
+    ]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert [(w["warning"], w["count"]) for w in summary["warnings"]] == [
+        ("pixel values unlike the model's training data", 4)
+    ]
+    # enhance with coarse labels that have no georeference (the images have): each kind once
+    assert main(["enhance", "--model", model, "--images", str(root / "u16"), "--labels",
+                 str(root / "coarse"), "--out", str(tmp_path / "e"), "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert len(_lines(err, RANGE)) == 1
+    assert len(_lines(err, "has no georeference, so the label is used by pixel index")) == 1
+    assert len(_lines(err, "applied to 4 images in all")) == 2
+    # a folder of scenes (window by window): once per run too
+    assert main(["scene", "--model", model, "--image", str(root / "u16"), "--out",
+                 str(tmp_path / "s"), "--tile", "32", "--overlap", "8", "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert len(_lines(err, RANGE)) == 1 and len(_lines(err, "applied to 4 scenes in all")) == 1
+
+
+def test_same_range_images_give_no_warning(u8_model, tmp_path, capsys):
+    from sam2elnet.cli import main
+
+    model, root = str(u8_model["model"]), u8_model["root"]
+    assert main(["annotate", "--model", model, "--images", str(root / "u8"), "--out",
+                 str(tmp_path / "a"), "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert RANGE not in err and "training data" not in err and "applied to" not in err
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["warnings"] == []
+
+
+def test_db_vs_linear_both_ways():
+    """Linear sigma0 (0..0.6) lies inside the widened range of a dB model (-36..9 dB): the range
+    rule alone missed it; a model trained on dB data says to convert to dB."""
+    rng = np.random.default_rng(0)
+    lin = rng.gamma(4.0, 0.02, (1, 4000)).astype(np.float32)  # linear sigma0, median ~0.07
+    db = (10 * np.log10(lin)).astype(np.float32)
+    db_model = NormalizationConfig(
+        method="stats", sar=True, low=[-22.0], high=[-6.0], data_low=[-22.0], data_high=[-6.0],
+        data_dtype="float32",
+    )  # fmt: skip
+    assert check_input_range(db, db.dtype, db_model) is None
+    msg = check_input_range(lin, lin.dtype, db_model)
+    assert msg is not None and "not in dB" in msg and "convert the image to dB" in msg
+    # the other way round: a model that converts linear values to dB itself, given dB
+    lin_model = db_model.model_copy(update={"to_db": True})
+    assert check_input_range(lin, lin.dtype, lin_model) is None
+    assert "look like dB already" in (check_input_range(db, db.dtype, lin_model) or "")
+
+
+def test_band_count_mismatch_is_one_error_line(u8_model, tmp_path, capsys):
+    """Two different bands into a one-band model: annotate, enhance and scene stop with one
+    error line naming the file and exit 2 (a warning would label garbage)."""
+    from sam2elnet.cli import main
+
+    model, root = str(u8_model["model"]), u8_model["root"]
+    two = write_tif(
+        tmp_path / "two" / "s0.tif", np.concatenate([_scene(0, "uint8"), _scene(1, "uint8")])
+    )
+    for args in (
+        ["annotate", "--images", str(two)],
+        ["enhance", "--images", str(two), "--labels", str(root / "coarse")],
+        ["scene", "--image", str(two), "--tile", "32", "--overlap", "8"],
+    ):
+        out = tmp_path / f"out_{args[0]}"
+        out = out / "l.tif" if args[0] == "scene" else out
+        assert main([*args, "--model", model, "--out", str(out), "--no-progress"]) == 2, args
+        err = capsys.readouterr().err
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and "Traceback" not in err, err
+        assert "s0.tif" in errors[0] and "2 bands but the model was trained for 1" in errors[0]

@@ -1,0 +1,58 @@
+"""utils.run_warnings: the first warning of a kind is logged, later ones counted, once per run."""
+
+from __future__ import annotations
+
+import logging
+
+from sam2elnet.utils.run_warnings import RunWarnings, repeated_notes, warn_once
+
+log = logging.getLogger("sam2elnet.test_run_warnings")
+
+
+def _texts(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == log.name]
+
+
+def test_outside_a_run_every_warning_is_logged(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert warn_once(log, "k", "a.tif: bad")
+        assert warn_once(log, "k", "b.tif: bad")
+    assert _texts(caplog) == ["a.tif: bad", "b.tif: bad"]
+
+
+def test_first_of_each_kind_logged_rest_counted(caplog):
+    with caplog.at_level(logging.WARNING), RunWarnings("image") as run:
+        for name in ("a", "b", "c"):
+            warn_once(log, "range", f"{name}.tif: far")
+        warn_once(log, "georef", "a.tif: no georeference")
+    assert _texts(caplog) == ["a.tif: far", "a.tif: no georeference"]
+    assert run.counts() == {"range": 3, "georef": 1}
+    assert run.record()[0] == {"warning": "range", "count": 3, "first": "a.tif: far"}
+    assert run.notes() == [
+        "the warning above (range) applied to 3 images in all; only the first was shown"
+    ]
+    # the scope is closed: every warning is logged again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        warn_once(log, "range", "d.tif: far")
+    assert _texts(caplog) == ["d.tif: far"]
+
+
+def test_collected_warnings_replay_into_the_run_in_order(caplog):
+    """A folder job's chunks collect (in this process or on a Ray worker); the job replays."""
+    with caplog.at_level(logging.WARNING), RunWarnings("image") as run:
+        for chunk in (["a", "b"], ["c"]):
+            with RunWarnings(collect=True) as found:
+                for name in chunk:
+                    warn_once(log, "range", f"{name}.tif: far")
+            assert _texts(caplog) == ([] if chunk == ["a", "b"] else ["a.tif: far"])
+            run.replay(found.pending)
+    assert _texts(caplog) == ["a.tif: far"] and run.counts() == {"range": 3}
+
+
+def test_repeated_notes_from_a_summary_record():
+    rec = [{"warning": "x", "count": 1, "first": "t"}, {"warning": "y", "count": 4, "first": "u"}]
+    assert repeated_notes(rec, "scene") == [
+        "the warning above (y) applied to 4 scenes in all; only the first was shown"
+    ]
+    assert repeated_notes([]) == []
