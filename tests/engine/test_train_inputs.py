@@ -324,3 +324,37 @@ def test_missing_weights_file_is_refused_before_the_data_is_read(tmp_path, monke
     with pytest.raises(CheckpointError, match="weights file not found; run `elnet weights list`"):
         train_mod.train(cfg)
     assert not (tmp_path / "r").exists()
+
+
+def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
+    """``elnet train --init-model M`` read M three times (its normalisation, its domain, then the
+    network); a large model file read three times costs seconds and memory. Now once."""
+    from helpers_data import blob_mask, grey_rgb
+
+    import sam2elnet.model.io as model_io
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    sar = NormalizationConfig.for_modality("sar")
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
+    init = save_model(
+        net,
+        tmp_path / "m.pt",
+        extra={"normalization": sar.model_dump(mode="json"), "train": {"domain": "other"}},
+    )
+    data = tmp_path / "reviewed"
+    for i in range(4):
+        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
+        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    reads: list[str] = []
+    real = model_io.safe_torch_load
+
+    def counted(path):
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(model_io, "safe_torch_load", counted)
+    res = train(small_cfg(data, tmp_path / "run", init_model=init, fit_quality=False))
+    assert reads.count("m.pt") == 1, reads
+    assert res.best_path.is_file()

@@ -233,7 +233,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )
         val_items = _CachedDataset(val_base).items
 
-    model = build_model_for(cfg, data.in_bands, data.norm, roads).to(device)
+    model = build_model_for(cfg, data.in_bands, data.norm, roads, data.init_payload).to(device)
+    data.init_payload = None  # the --init-model file, read once: its weights are in the model
     cfg = resolve_trunk_scale(cfg, roads)  # config.yaml records the scale built
     say(cfg.trunk_scale_note(roads, int(model.config.trunk_scale)))
     if channels_last:  # before the optimiser: converts the parameters in place

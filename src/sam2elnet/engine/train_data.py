@@ -53,6 +53,9 @@ class TrainData:
     warnings: list[str] = field(default_factory=list)  # for the log, after the notes
     skipped: list[dict[str, str]] = field(default_factory=list)
     domain: Any = None  # sam2elnet.data.domain.DomainGuess
+    #: the --init-model file's payload (model.io.read_model_file), read once for the run:
+    #: normalisation and domain here, the network in train_setup.build_model_for
+    init_payload: dict[str, Any] | None = None
 
 
 def cv_fold_meta(index: Any) -> dict[str, Any] | None:
@@ -62,15 +65,21 @@ def cv_fold_meta(index: Any) -> dict[str, Any] | None:
     return cv if isinstance(cv, dict) else None
 
 
-def training_domain(cfg: TrainConfig, index: Any, samples: Sequence[Any]) -> Any:
+def training_domain(
+    cfg: TrainConfig,
+    index: Any,
+    samples: Sequence[Any],
+    init_payload: dict[str, Any] | None = None,
+) -> Any:
     """The run's :class:`~sam2elnet.data.domain.DomainGuess`: ``cfg.domain`` when forced, else
     the ``--init-model``'s (fine-tuning keeps its recipe, as it keeps its normalisation: a few
     reviewed road labels must not turn a roads model into an "other" run), else detected from
-    the layout, ``dataset.json`` and the training labels' shape."""
+    the layout, ``dataset.json`` and the training labels' shape. ``init_payload``: the
+    ``--init-model`` file already read (else it is read here)."""
     from sam2elnet.data.domain import detect_domain, resolve_domain
 
     if cfg.domain == "auto" and cfg.init_model is not None:
-        inherited = _init_model_extra(cfg).get("train", {}).get("domain")
+        inherited = _init_model_extra(cfg, init_payload).get("train", {}).get("domain")
         if inherited in ("roads", "other"):
             why = f"the --init-model's, {cfg.init_model}"
             return resolve_domain(inherited, None, why, given=False)
@@ -194,13 +203,15 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
     return notes
 
 
-def init_model_normalization(cfg: TrainConfig) -> Any:
+def init_model_normalization(cfg: TrainConfig, payload: dict[str, Any] | None = None) -> Any:
     """The normalisation ``cfg.init_model`` was trained with (``NormalizationConfig``), or None
     without ``--init-model``, with ``--norm-stats`` (which wins) or for a file that records none.
 
     Fine-tuning feeds the network the input scaling it learned (band collapse of grey-as-RGB SAR,
     fixed / dB / stats ranges): a folder of reviewed SOS JPEGs in the generic layout, without a
     ``dataset.json``, would otherwise read as 3-band optical with per-image stretches.
+    ``payload``: the file already read (:func:`~sam2elnet.model.io.read_model_file`), else it is
+    read here.
 
     Raises:
         CheckpointError: the file is not a readable sam2elnet model file.
@@ -210,20 +221,22 @@ def init_model_normalization(cfg: TrainConfig) -> Any:
 
     if cfg.init_model is None or cfg.norm_stats is not None:
         return None
-    payload = read_model_file(cfg.init_model)
+    payload = read_model_file(cfg.init_model) if payload is None else payload
     norm = (payload.get("extra") or {}).get("normalization")
     norm = norm or (payload.get("config") or {}).get("normalization")
     return NormalizationConfig.model_validate(norm) if norm else None
 
 
-def _init_model_extra(cfg: TrainConfig) -> dict[str, Any]:
+def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[str, Any]:
     """The ``extra`` record of ``cfg.init_model`` (``{}`` without one, or for a file that has
-    none, e.g. a model written before the record existed)."""
+    none, e.g. a model written before the record existed); ``payload``: the file already read."""
     from sam2elnet.model.io import read_model_file
 
     if cfg.init_model is None:
         return {}
-    extra = read_model_file(cfg.init_model).get("extra")
+    if payload is None:
+        payload = read_model_file(cfg.init_model)
+    extra = payload.get("extra")
     return extra if isinstance(extra, dict) else {}
 
 
@@ -238,6 +251,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     )
     from sam2elnet.data.splits import split_fraction
     from sam2elnet.errors import DataError
+    from sam2elnet.model.io import read_model_file
 
     choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
     index = choice.index
@@ -276,8 +290,10 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         raise UserError(
             "no training images left after the validation split; lower --val-fraction", cfg.data
         )
-    # --init-model: its network's input scaling, whatever this folder's layout suggests
-    init_norm = init_model_normalization(cfg)
+    # --init-model: its network's input scaling, whatever this folder's layout suggests; the
+    # file is read once here (normalisation, domain, then the network: TrainData.init_payload)
+    init_payload = None if cfg.init_model is None else read_model_file(cfg.init_model)
+    init_norm = init_model_normalization(cfg, init_payload)
     if init_norm is not None and init_norm.sar:
         index = replace(index, modality="sar")  # domain detection and the model file's record
     reading = init_norm or NormalizationConfig.for_modality(index.modality)
@@ -320,7 +336,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
             cfg.norm_stats,
         )
     splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
-    domain = training_domain(cfg, index, train_samples)
+    domain = training_domain(cfg, index, train_samples, init_payload)
     return TrainData(
         norm=norm,
         in_bands=first.bands,
@@ -334,6 +350,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
         domain=domain,
+        init_payload=init_payload,
     )
 
 

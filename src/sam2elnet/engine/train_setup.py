@@ -18,18 +18,26 @@ log = logging.getLogger("sam2elnet.engine.train")
 __all__ = ["build_model_for", "check_weights_file", "prepare_run_dir", "resolve_trunk_scale"]
 
 
-def build_model_for(cfg: TrainConfig, in_bands: int, norm: Any, roads: bool = False) -> Any:
+def build_model_for(
+    cfg: TrainConfig,
+    in_bands: int,
+    norm: Any,
+    roads: bool = False,
+    init_payload: dict[str, Any] | None = None,
+) -> Any:
     """The network to train: ``cfg.init_model`` (checked for the band count; its trunk scale kept
     unless ``--trunk-scale`` is given, which only changes the forward pass: the trunk's weights do
     not depend on it) or a new one, its trunk scale resolved for the detected domain (``roads``;
-    TrainConfig.resolved_trunk_scale)."""
+    TrainConfig.resolved_trunk_scale). ``init_payload``: the ``--init-model`` file as
+    :func:`~sam2elnet.engine.train_data.prepare_data` read it (``TrainData.init_payload``), so
+    the file is read once a run; None reads it here."""
     from sam2elnet.model import ModelConfig, build_model
 
     if cfg.init_model is not None:
         from sam2elnet.errors import DataError
         from sam2elnet.model import load_model
 
-        model, _extra = load_model(cfg.init_model)
+        model, _extra = load_model(cfg.init_model, payload=init_payload)
         if int(model.config.in_bands) != in_bands:
             raise DataError(
                 f"the model to fine-tune takes {model.config.in_bands} bands but the images have "

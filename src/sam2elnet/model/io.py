@@ -138,11 +138,16 @@ def _resolve_encoder_file(ref: str | None, override: str | Path | None, path: Pa
 
 
 def load_model(
-    path: str | Path, encoder_weights: str | Path | None = None, map_location: str = "cpu"
+    path: str | Path,
+    encoder_weights: str | Path | None = None,
+    map_location: str = "cpu",
+    payload: dict[str, Any] | None = None,
 ) -> tuple[SAM2ELNet, dict[str, Any]]:
-    """Load a model saved by :func:`save_model`; returns ``(model, extra)``, model in eval mode."""
+    """Load a model saved by :func:`save_model`; returns ``(model, extra)``, model in eval mode.
+    ``payload``: the file's :func:`read_model_file` result when the caller has read it already
+    (the file is then not read again; ``path`` names it in errors)."""
     p = Path(path)
-    obj = read_model_file(p)
+    obj = read_model_file(p) if payload is None else payload
     cfg = model_config_of(obj, p)
     enc = obj["encoder"]
     if obj.get("trunk_state"):
