@@ -6,7 +6,8 @@ loop or an arrow running back up). Nothing is imported or executed.
 
 Layer order, written once (lowest first; a module may import its own package and any lower layer):
 
-* ``sam2elnet`` (the package root), ``errors``, ``utils``, ``config``, ``options`` - the ground floor;
+* ``sam2elnet`` (the package root), ``errors``, ``utils``, ``config``, ``config_sources``,
+  ``options`` - the ground floor;
 * ``data`` - files in, arrays out (readers, writers, naming, the run-folder contract);
 * ``model`` - the network, no file formats;
 * ``engine`` and ``export`` - one floor, two independent rooms that never import each other:
@@ -29,7 +30,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "sam2elnet"
 
 LAYERS: list[set[str]] = [
-    {"sam2elnet", "sam2elnet.errors", "sam2elnet.utils", "sam2elnet.config", "sam2elnet.options"},
+    {
+        "sam2elnet",
+        "sam2elnet.errors",
+        "sam2elnet.utils",
+        "sam2elnet.config",
+        "sam2elnet.config_sources",
+        "sam2elnet.options",
+    },
     {"sam2elnet.data"},
     {"sam2elnet.model"},
     {"sam2elnet.engine", "sam2elnet.export"},
