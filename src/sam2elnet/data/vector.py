@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "VECTOR_SUFFIXES",
     "is_vector_path",
+    "grid_of",
     "image_grid",
     "read_vector",
     "VectorLabels",
@@ -83,13 +84,14 @@ def read_vector(path: str | Path, layer: str | int | None = None):
     return gdf
 
 
-def _pixel_grid(gdf: Any, transform: Any, path: Path, notes: list[str]) -> Any:
+def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
     """The transform that places pixel-coordinate labels on an image without a CRS.
 
     :func:`~sam2elnet.data.georef.plain_grid_transform` of the image's ``transform`` (QGIS's
     x = column, y = -row, or the image's own geotransform), except that labels lying wholly at
     y >= 0 on a grid without geotransform are read as y = row (identity), with a note: on
-    QGIS's grid the image is at y <= 0, so the two cannot be confused.
+    QGIS's grid the image is at y <= 0, so the two cannot be confused. ``note(msg, kind)`` is
+    the reader's note (:meth:`VectorLabels.from_file`: logged once per run unless ``shared``).
     """
     from affine import Affine
 
@@ -104,22 +106,26 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, notes: list[str]) -> Any:
             f"{path}: labels lie at y >= 0, so y is read as the row (y pointing down, as COCO); "
             "polygons drawn in QGIS over an image without georeference have y = -row"
         )
-        warn_once(log, "vector labels at y >= 0 read as rows", msg)
-        notes.append(msg)
+        note(msg, "vector labels at y >= 0 read as rows")
         return Affine.identity()
     return t
 
 
 def image_grid(ds: Any) -> tuple[Any, Any, Any]:
-    """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`:
-    its CRS and transform, or for an image georeferenced by >= 3 GCPs only (Sentinel-1 GRD) the
-    GCPs' CRS, the identity and the GCPs; ``gcps`` is None otherwise."""
-    gcps, gcp_crs = ds.gcps
-    if ds.crs is None and len(gcps) >= 3 and gcp_crs is not None:
+    """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`
+    (:func:`grid_of` of its CRS, transform and GCPs)."""
+    return grid_of(ds.crs, ds.transform, *ds.gcps)
+
+
+def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any, Any]:
+    """``(crs, transform, gcps)`` for :meth:`VectorLabels.from_file` from an image's
+    georeference: its CRS and transform, or for an image georeferenced by >= 3 GCPs only
+    (Sentinel-1 GRD) the GCPs' CRS, the identity and the GCPs; ``gcps`` is None otherwise."""
+    if crs is None and gcps is not None and len(gcps) >= 3 and gcp_crs is not None:
         from affine import Affine
 
         return gcp_crs, Affine.identity(), list(gcps)
-    return ds.crs, ds.transform, None
+    return crs, transform, None
 
 
 def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
@@ -257,7 +263,7 @@ class VectorLabels:
                     "label CRS)",
                     p,
                 )
-            grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, notes)
+            grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, note)
             pix = _pixel_size(grid_transform)
         else:
             grid_transform = transform

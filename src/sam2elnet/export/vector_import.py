@@ -19,7 +19,6 @@ export).
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -67,15 +66,20 @@ def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
 
 
 def _grid(img: Any) -> dict[str, Any]:
-    """The ``crs`` / ``transform`` / ``gcps`` of :meth:`VectorLabels.from_frame` for an image."""
+    """The ``crs`` / ``transform`` / ``gcps`` of :meth:`VectorLabels.from_file` for a read image
+    (:func:`sam2elnet.data.vector.grid_of` of its profile)."""
     from affine import Affine
 
+    from sam2elnet.data.vector import grid_of
+
     prof = img.profile
-    crs, transform = prof.get("crs"), prof.get("transform") or Affine.identity()
-    gcps, gcp_crs = prof.get("gcps") or [], prof.get("gcp_crs")
-    if crs is None and len(gcps) >= 3 and gcp_crs is not None:
-        return {"crs": gcp_crs, "transform": Affine.identity(), "gcps": list(gcps)}
-    return {"crs": crs, "transform": transform, "gcps": None}
+    grid = grid_of(
+        prof.get("crs"),
+        prof.get("transform") or Affine.identity(),
+        prof.get("gcps"),
+        prof.get("gcp_crs"),
+    )
+    return dict(zip(("crs", "transform", "gcps"), grid, strict=True))
 
 
 def import_vector(
@@ -155,8 +159,6 @@ def import_vector(
     skipped: list[tuple[str, str]] = []
     n_empty = 0
     placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
-    reader_log = logging.getLogger("sam2elnet.data.vector")
-    level = reader_log.level
     for f in track(files, "import", "img", progress):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -171,7 +173,6 @@ def import_vector(
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
-            reader_log.setLevel(logging.ERROR)  # its y = row warning: once, as a note below
             try:
                 vl = VectorLabels.from_file(
                     p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img)
@@ -179,8 +180,6 @@ def import_vector(
             except DataError as err:  # e.g. a layer with a CRS on an image without one
                 skipped.append((f.stem, str(err)))
                 continue
-            finally:
-                reader_log.setLevel(level)
             mask = vl.rasterize().astype(bool)
             placing.update(dict.fromkeys(vl.notes))
             if own.any() and not mask.any():  # its own polygons miss it: a real fault
