@@ -48,10 +48,18 @@ def test_train_cli_end_to_end_and_resume(
         "--no-progress",
         "--tta",
         "1",
+        "--report",
     ]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "best model" in out and (tmp_path / "r" / "model.pt").is_file()
+    # --report: the training report, with the validation images' names on it
+    assert f"report: {tmp_path / 'r' / 'report.html'}" in out
+    import json
+
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    val = json.loads((tmp_path / "r" / "splits.json").read_text())["val"]
+    assert len(val) == 2 and all(v in page for v in val)
     # --weights none: the trunk at half resolution by default, said in the log and recorded
     assert "trunk at half resolution (auto without SAM2 weights" in out
     from sam2elnet.model import load_model

@@ -164,6 +164,12 @@ def train_cmd(
         "--aug-band-jitter",
         help=_H["aug_band_jitter"],
     ),  # noqa: UP045
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Write OUT/report.html: learning curves, the kept epoch and validation images "
+        "predicted by model.pt next to their truth.",
+    ),
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
     from sam2elnet.config import QUALITY_FLAGS, TrainConfig
@@ -247,6 +253,10 @@ def train_cmd(
         typer.echo(
             skip_line(len(res.skipped), n_total + len(res.skipped), res.run_dir / "skipped.csv")
         )
+    if report:
+        from sam2elnet.pipeline.report_train import write_train_report
+
+        typer.echo(f"report: {write_train_report(res.run_dir, device=cfg.device)}")
 
 
 # Options shared by annotate and enhance (one definition, one help text).

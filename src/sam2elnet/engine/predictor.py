@@ -38,7 +38,11 @@ from sam2elnet.model.quality_features import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Predictor", "QualityScoringPredictor"]
+__all__ = ["UNFITTED_EVALUATOR", "Predictor", "QualityScoringPredictor"]
+
+UNFITTED_EVALUATOR = "this model's quality evaluator is not fitted"
+"""Start of the warning a :class:`Predictor` gives for a model whose quality evaluator is not
+fitted; callers that have just said so (training, a training report) filter it by this text."""
 
 
 def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
@@ -113,8 +117,7 @@ class Predictor:
             ) from None
         if not self.evaluator.fitted:
             warnings.warn(
-                "this model's quality evaluator is not fitted "
-                f"({self.evaluator.warning or self.evaluator.status}); predicted IoUs are "
+                f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); predicted IoUs are "
                 f"conservative (at most {self.evaluator.prior:.2f}) and do not rank labels well - "
                 "refit it on more labelled images (docs/training.md)",
                 stacklevel=2,

@@ -119,10 +119,11 @@ def _evaluate_model(
 
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.engine.predictor import UNFITTED_EVALUATOR
 
     with warnings.catch_warnings():
         if warned:
-            warnings.filterwarnings("ignore", "this model's quality evaluator is not fitted")
+            warnings.filterwarnings("ignore", UNFITTED_EVALUATOR)
         annotate_folder(
             model,
             test_dir / "images",

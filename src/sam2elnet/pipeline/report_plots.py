@@ -19,6 +19,7 @@ from sam2elnet.pipeline.report_figures import FALSE_ALARM_COLOR
 
 __all__ = [
     "FilterCurves",
+    "new_figure",
     "filter_curves",
     "quality_histogram",
     "quality_scatter",
@@ -26,7 +27,8 @@ __all__ = [
 ]
 
 
-def _new_figure(w: float = 5.0, h: float = 3.2) -> Any:
+def new_figure(w: float = 5.0, h: float = 3.2) -> Any:
+    """An empty matplotlib ``Figure`` of ``w`` x ``h`` inches at 100 dpi on an Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -60,7 +62,7 @@ def quality_histogram(
     q, t = _finite_array(predicted), _finite_array(true)
     if q.size == 0 and t.size == 0:
         return None
-    fig = _new_figure(5.2, 3.2)
+    fig = new_figure(5.2, 3.2)
     ax = fig.add_subplot(111)
     bins = np.linspace(0, 1, 21)
     if q.size:
@@ -121,7 +123,7 @@ def quality_scatter(
         return None
     st = np.asarray(status)
     fa = np.asarray(false_alarm, dtype=bool)
-    fig = _new_figure(4.2, 4.4)
+    fig = new_figure(4.2, 4.4)
     ax = fig.add_subplot(111)
     for name, colour in (("kept", "#2a9d4b"), ("rejected", "#d62828"), ("not filtered", "#3b82c4")):
         sel = (st == name) & ~fa
@@ -210,7 +212,7 @@ def threshold_curves(
     Returns:
         A matplotlib ``Figure``.
     """
-    fig = _new_figure(5.2, 3.4)
+    fig = new_figure(5.2, 3.4)
     ax = fig.add_subplot(111)
     c = curves
     ax.step(c.thresholds, c.precision, where="post", color="#1f6fb2", lw=2, label="precision")

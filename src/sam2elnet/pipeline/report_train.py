@@ -1,0 +1,239 @@
+"""``report.html`` of an ``elnet train`` run: learning curves, the best epoch, validation images.
+
+What a user checks after training, on one offline page (the same template as the annotate /
+evaluate reports, :func:`sam2elnet.pipeline.report.write_report`):
+
+* the run (data, model size, weights, trunk, image size, images trained on / validated on /
+  held out) and the epoch that was kept (``model.pt``) with the rule that chose it;
+* learning curves from ``metrics.csv``: loss (training, validation) and IoU (training,
+  validation annotation / enhancement, the simulated coarse labels' own IoU; road quality on
+  road data) per epoch, the kept epoch marked;
+* the quality evaluator's fit (samples, out-of-fold Spearman, status);
+* up to ``max_images`` validation images predicted whole by ``model.pt`` in annotation mode
+  (image only, as ``elnet annotate`` labels them), worst predicted IoU first, each with its
+  truth, so the user sees where the model fails. These IoUs are of whole images at their own
+  size; the ``val_iou*`` columns of ``metrics.csv`` are of ``image_size`` crops, so the two
+  differ somewhat.
+
+The report is written after training (``elnet train --report``) or later for any finished run
+folder (:func:`write_train_report`); the labelled data must still be where training read it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_REPORT_IMAGES", "learning_curves", "read_history", "write_train_report"]
+
+DEFAULT_REPORT_IMAGES = 32
+"""Validation images predicted and shown by default (each costs one forward pass)."""
+
+# metrics.csv columns drawn, with their legend names (engine.train_metrics.METRIC_FIELDS)
+_LOSS_CURVES = (("train_loss", "training"), ("val_loss", "validation"))
+_IOU_CURVES = (
+    ("train_iou", "training"),
+    ("val_iou_annotate", "validation, annotation"),
+    ("val_iou_enhance", "validation, enhancement"),
+    ("val_coarse_iou", "validation, coarse input"),
+    ("val_road_quality", "validation, road quality"),
+)
+_RUN_KEYS = (
+    "data", "size", "weights", "trunk", "image_size", "epochs", "fraction", "seed", "n_train",
+    "n_val", "n_held_out", "domain", "topology_loss", "precision", "batch_size",
+)  # fmt: skip
+
+
+def read_history(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a run's ``metrics.csv`` as floats (empty cells: NaN).
+
+    Raises:
+        UserError: the file is missing or has no rows.
+    """
+    from sam2elnet.errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError("no metrics.csv: is this an `elnet train` run folder?", p)
+    with p.open(newline="", encoding="utf-8") as f:
+        rows = [
+            {k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)
+        ]
+    if not rows:
+        raise UserError("metrics.csv has no epochs yet; wait for the first epoch to end", p)
+    return rows
+
+
+def _number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def learning_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None) -> Any:
+    """Figure with two panels, loss and IoU per epoch, the kept epoch as a dashed line; columns
+    without a finite value (e.g. no validation split, no road measures) are left out."""
+    from sam2elnet.pipeline.report_plots import new_figure
+
+    fig = new_figure(10.0, 3.6)
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
+    for k, (title, curves) in enumerate((("loss", _LOSS_CURVES), ("IoU", _IOU_CURVES))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for key, name in curves:
+            ys = [r.get(key, math.nan) for r in history]
+            if any(math.isfinite(y) for y in ys):
+                ax.plot(epochs, ys, marker="o", markersize=3, label=name)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="kept epoch")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if title == "IoU":
+            ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _validation_items(
+    run: Path, predictor: Any, data: Path | None, max_images: int
+) -> tuple[list[Any], list[str]]:
+    """ReportItems of up to ``max_images`` validation images (sorted by id), and notes."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.data.datasets import SegmentationDataset
+    from sam2elnet.data.layouts import discover
+    from sam2elnet.pipeline.report import ReportItem
+
+    notes: list[str] = []
+    splits_file, cfg_file = run / "splits.json", run / "config.yaml"
+    if max_images <= 0 or not splits_file.is_file() or not cfg_file.is_file():
+        return [], notes
+    splits = json.loads(splits_file.read_text(encoding="utf-8"))
+    val_ids = sorted(splits.get("val") or [])
+    if not val_ids:
+        return [], ["no validation split: no validation images to show"]
+    cfg = TrainConfig.load(cfg_file)
+    root = Path(data) if data is not None else Path(str(cfg.data))
+    if not root.exists():
+        return [], [f"validation images not shown: the data folder {root} is gone (pass data=)"]
+    index = discover(
+        root,
+        layout=cfg.layout,
+        split=splits.get("dataset_splits") or None,
+        report_unmatched=False,
+    )
+    by_id = {s.id: s for s in index.samples if s.mask is not None}
+    chosen = [by_id[i] for i in val_ids if i in by_id][:max_images]
+    if len(val_ids) > len(chosen):
+        notes.append(f"{len(chosen)} of {len(val_ids)} validation images shown (sorted by id)")
+    positive = tuple(cfg.positive_values) if cfg.positive_values else None
+    ds = SegmentationDataset(
+        chosen, predictor.normalization, train=False, bands=predictor.in_bands,
+        positive_values=positive,
+    )  # fmt: skip
+    items = []
+    for i, s in enumerate(chosen):
+        x, truth, valid, _ = ds.load(i)
+        probs, q = predictor.predict([x], valid=[valid])
+        label = (probs[0] > 0.5) & valid
+        items.append(
+            ReportItem(
+                name=s.id,
+                image=s.image,
+                output=label,
+                truth=truth & valid,
+                probability=probs[0],
+                predicted_iou=float(q.predicted_iou[0]) if predictor.evaluator.fitted else None,
+                extra={"sensor": s.sensor} if s.sensor else {},
+            )
+        )
+    return items, notes
+
+
+def write_train_report(
+    run_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    max_images: int = DEFAULT_REPORT_IMAGES,
+    path: str | Path | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Write ``run_dir/report.html`` (or ``path``) for a training run and return its path.
+
+    Args:
+        run_dir: An ``elnet train`` output folder (``metrics.csv``, ``model.pt``, ``splits.json``,
+            ``config.yaml``).
+        data: The labelled data folder, when it moved since training (default: the one recorded
+            in ``config.yaml``).
+        max_images: Validation images to predict and show (0: curves and tables only).
+        path: Where to write the page (default ``run_dir/report.html``).
+        device: ``cpu``, ``cuda`` or ``cuda:N`` for the validation predictions.
+
+    Raises:
+        UserError: no ``metrics.csv`` (or no epoch in it) or no ``model.pt`` in ``run_dir``.
+        CheckpointError: ``model.pt`` cannot be read.
+    """
+    from sam2elnet.engine.predictor import UNFITTED_EVALUATOR, Predictor
+    from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.report import write_report
+
+    run = Path(run_dir)
+    history = read_history(run / "metrics.csv")
+    model_file = run / "model.pt"
+    if not model_file.is_file():
+        raise UserError("no model.pt: the run has not finished an epoch", model_file)
+    with warnings.catch_warnings():  # the report shows the evaluator's status itself
+        warnings.filterwarnings("ignore", UNFITTED_EVALUATOR)
+        predictor = Predictor.from_file(model_file, device=device)
+    train = dict(predictor.extra.get("train") or {})
+    best = train.get("best_epoch")
+    best_row = next((r for r in history if r.get("epoch") == best), history[-1])
+    selection = train.get("selection") or {}
+    metrics: dict[str, Any] = {
+        "run": {k: train[k] for k in _RUN_KEYS if train.get(k) not in (None, "")},
+        "kept epoch (model.pt)": {
+            "epoch": best,
+            "chosen by": selection.get("rule", ""),
+            **{k: v for k, v in best_row.items() if k != "epoch" and math.isfinite(v)},
+        },
+    }
+    quality = predictor.extra.get("quality_summary") or {}
+    scalars = {k: v for k, v in quality.items() if isinstance(v, (int, float, str, bool))}
+    if scalars:
+        metrics["quality evaluator"] = scalars
+    items, notes = _validation_items(run, predictor, Path(data) if data else None, max_images)
+    table = [
+        {k: int(v) if k == "epoch" else v for k, v in r.items() if math.isfinite(v)}
+        for r in history
+    ]
+    return write_report(
+        path if path is not None else run / "report.html",
+        items,
+        title=f"sam2elnet train: {run.name}",
+        metrics=metrics,
+        figures={"Learning curves (metrics.csv)": learning_curves(history, best)},
+        tables={"Epochs (metrics.csv)": table},
+        notes=[
+            f"run folder: {run}",
+            "validation images: predicted whole by model.pt in annotation mode (image only); "
+            "metrics.csv's val_iou* are of image_size crops, so they differ somewhat",
+            "the quality evaluator was fitted on these validation images (out of fold): its "
+            "predicted-vs-true plot here is a check of the fit, not an independent test",
+            *notes,
+        ],
+        filter_applied=False,
+        next_steps=[
+            f"Label new images: elnet annotate --model {model_file} --images DIR --out OUT "
+            "--report",
+            f"Refine coarse labels: elnet enhance --model {model_file} --images DIR --coarse "
+            "LABELS --out OUT --report",
+        ],
+    )

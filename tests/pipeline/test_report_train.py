@@ -1,0 +1,122 @@
+"""report.html of a training run: curves from metrics.csv, the kept epoch, validation images."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train import trained_run
+
+from sam2elnet.errors import UserError
+from sam2elnet.pipeline.report_train import learning_curves, read_history, write_train_report
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A copy of the shared micro run (2 epochs, 4 validation images), safe to write into."""
+    shared = trained_run(tmp_path_factory)
+    run = tmp_path / "run"
+    shutil.copytree(shared["run"], run)
+    return {"run": run, "data": shared["data"]}
+
+
+def test_report_shows_every_validation_image_and_the_kept_epoch(run_copy: dict[str, Path]) -> None:
+    run = run_copy["run"]
+    page = write_train_report(run)
+    assert page == run / "report.html"
+    html = page.read_text(encoding="utf-8")
+    val = json.loads((run / "splits.json").read_text())["val"]
+    train = json.loads((run / "splits.json").read_text())["train"]
+    assert len(val) == 4
+    for name in val:
+        assert name in html
+    # training images are not validation images and are not shown as cards
+    for name in train:
+        assert f">{name}<" not in html
+    assert "Learning curves (metrics.csv)" in html
+    assert "Epochs (metrics.csv)" in html
+    assert "kept epoch (model.pt)" in html
+    assert "data:image/png;base64," in html  # the curves are embedded, the page works offline
+    assert not re.search(r"(src|href)=\"https?://", html)
+
+
+def test_max_images_limits_the_cards_and_says_so(run_copy: dict[str, Path]) -> None:
+    html = write_train_report(run_copy["run"], max_images=1).read_text(encoding="utf-8")
+    assert "1 of 4 validation images shown (sorted by id)" in html
+    val = sorted(json.loads((run_copy["run"] / "splits.json").read_text())["val"])
+    assert val[0] in html
+    assert val[1] not in html
+
+
+def test_moved_data_folder_is_named_and_curves_still_drawn(
+    run_copy: dict[str, Path], tmp_path: Path
+) -> None:
+    cfg = (run_copy["run"] / "config.yaml").read_text(encoding="utf-8")
+    (run_copy["run"] / "config.yaml").write_text(
+        cfg.replace(str(run_copy["data"]), str(tmp_path / "gone")), encoding="utf-8"
+    )
+    html = write_train_report(run_copy["run"]).read_text(encoding="utf-8")
+    assert "is gone (pass data=)" in html
+    assert "Learning curves" in html
+    # given the new place, the images come back
+    moved = write_train_report(run_copy["run"], data=run_copy["data"], path=tmp_path / "r.html")
+    val = json.loads((run_copy["run"] / "splits.json").read_text())["val"]
+    assert all(v in moved.read_text(encoding="utf-8") for v in val)
+
+
+def test_history_reads_empty_cells_as_nan(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.csv"
+    f.write_text("epoch,train_loss,val_loss,val_iou\n1,0.5,,\n2,0.4,0.45,0.61\n", encoding="utf-8")
+    rows = read_history(f)
+    assert rows[0]["epoch"] == 1.0 and rows[1]["val_iou"] == pytest.approx(0.61)
+    assert math.isnan(rows[0]["val_loss"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(None, "no metrics.csv"), ("epoch,train_loss\n", "no epochs yet")],
+)
+def test_history_errors(tmp_path: Path, text: str | None, message: str) -> None:
+    f = tmp_path / "metrics.csv"
+    if text is not None:
+        f.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        read_history(f)
+
+
+def test_curves_leave_out_columns_without_values() -> None:
+    """No validation split: only the training curves (and the kept-epoch line) are drawn."""
+    nan = float("nan")
+    hist = [
+        {
+            "epoch": 1.0,
+            "train_loss": 0.9,
+            "val_loss": nan,
+            "train_iou": 0.2,
+            "val_iou_annotate": nan,
+        },
+        {
+            "epoch": 2.0,
+            "train_loss": 0.7,
+            "val_loss": nan,
+            "train_iou": 0.4,
+            "val_iou_annotate": nan,
+        },
+    ]
+    fig = learning_curves(hist, best_epoch=2)
+    loss_ax, iou_ax = fig.axes
+    assert [ln.get_label() for ln in loss_ax.get_lines()] == ["training", "kept epoch"]
+    assert [ln.get_label() for ln in iou_ax.get_lines()] == ["training", "kept epoch"]
+    assert np.allclose(loss_ax.get_lines()[0].get_ydata(), [0.9, 0.7])
+    assert iou_ax.get_lines()[1].get_xdata()[0] == 2
+
+
+def test_run_folder_without_a_model_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no model.pt"):
+        write_train_report(tmp_path)
