@@ -173,18 +173,21 @@ def test_a_new_run_folder_is_checked_without_listing_the_dataset(
         listed.append(Path(p))
         return real_scandir(p)
 
-    monkeypatch.setattr(os, "listdir", listdir)
-    monkeypatch.setattr(os, "scandir", scandir)
-    for parts in (CV_PARTS, RUN_PARTS):
-        check_run_out(tmp_path / "new", "x", splits, parts)
-        with pytest.raises(UserError, match=f"is inside {IMAGES}"):
-            check_run_out(splits / "train" / "images" / "run", "x", splits, parts)
-        with pytest.raises(UserError, match=f"is inside {SPLIT}"):
-            check_run_out(splits / "test" / "run", "x", splits, parts)
-    assert not [p for p in listed if p == splits or splits in p.parents]
-    # an existing --out still lists the dataset, to name the input file one of its parts holds
-    (tmp_path / "old").mkdir()
-    check_run_out(tmp_path / "old", "x", splits, RUN_PARTS)
+    # patched only inside the block: pytest's own clean-up of tmp_path (shutil.rmtree, which
+    # calls os.scandir with a file descriptor) runs after the test with the real functions
+    with monkeypatch.context() as m:
+        m.setattr(os, "listdir", listdir)
+        m.setattr(os, "scandir", scandir)
+        for parts in (CV_PARTS, RUN_PARTS):
+            check_run_out(tmp_path / "new", "x", splits, parts)
+            with pytest.raises(UserError, match=f"is inside {IMAGES}"):
+                check_run_out(splits / "train" / "images" / "run", "x", splits, parts)
+            with pytest.raises(UserError, match=f"is inside {SPLIT}"):
+                check_run_out(splits / "test" / "run", "x", splits, parts)
+        assert not [p for p in listed if p == splits or splits in p.parents]
+        # an existing --out still lists the dataset, to name the input file one of its parts holds
+        (tmp_path / "old").mkdir()
+        check_run_out(tmp_path / "old", "x", splits, RUN_PARTS)
     assert splits / "train" / "images" in listed
 
 
