@@ -210,10 +210,8 @@ def write_train_report(
     if scalars:
         metrics["quality evaluator"] = scalars
     items, notes = _validation_items(run, predictor, Path(data) if data else None, max_images)
-    table = [
-        {k: int(v) if k == "epoch" else v for k, v in r.items() if math.isfinite(v)}
-        for r in history
-    ]
+    shown = {"epoch": int, "lr": lambda v: f"{v:.2e}"}  # the learning rate falls to 1e-5 or so
+    table = [{k: shown.get(k, float)(v) for k, v in r.items() if math.isfinite(v)} for r in history]
     return write_report(
         path if path is not None else run / "report.html",
         items,
