@@ -1,0 +1,205 @@
+"""What ``elnet evaluate`` reports: one row per scored pair (:class:`ImageResult`), the whole
+evaluation (:class:`EvaluationResult`: aggregate, groups, comparison, label quality, skipped
+pairs) with its JSON / CSV writers, and the pixel-summed aggregate of rows (:func:`aggregate`).
+
+:func:`sam2elnet.engine.evaluate.evaluate_folders` builds these; the report
+(:func:`sam2elnet.pipeline.report.write_evaluation_report`) and the CLI read them.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine.eval_stream import Resampled
+from sam2elnet.engine.metrics import (
+    BoundaryCounts,
+    Confusion,
+    QualityStats,
+    RoadCounts,
+    json_num,
+    scores,
+)
+
+__all__ = ["EvaluationResult", "ImageResult", "aggregate"]
+
+
+@dataclass
+class ImageResult:
+    """Per-image evaluation row."""
+
+    name: str
+    pred_path: Path
+    truth_path: Path
+    confusion: Confusion
+    metrics: dict[str, float]
+    boundary: BoundaryCounts | None = None
+    roads: RoadCounts | None = None
+    predicted_iou: float | None = None
+    kept: bool | None = None
+    image_path: str | None = None
+    input_label_path: str | None = None
+    group: str = ""
+    baseline_path: Path | None = None
+    baseline_confusion: Confusion | None = None
+    resampled: Resampled | None = None
+
+    @property
+    def iou(self) -> float:
+        return self.metrics["iou"]
+
+    @property
+    def baseline_iou(self) -> float | None:
+        """IoU of the baseline label against the same truth (None without a baseline)."""
+        if self.baseline_confusion is None:
+            return None
+        return scores(self.baseline_confusion)["iou"]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat row (for CSV/JSON): name, paths, counts, scores, optional boundary/road/quality."""
+        row: dict[str, Any] = {
+            "image": self.name,
+            "pred": str(self.pred_path),
+            "truth": str(self.truth_path),
+            **self.confusion.as_dict(),
+            "truth_pixels": self.confusion.tp + self.confusion.fn,
+            "pred_pixels": self.confusion.tp + self.confusion.fp,
+        }
+        row.update(self.metrics)
+        if self.boundary is not None:
+            row.update(self.boundary.scores())
+        if self.roads is not None:
+            row.update(self.roads.scores())
+        if self.predicted_iou is not None:
+            row["predicted_iou"] = self.predicted_iou
+            row["kept"] = self.kept
+        if self.image_path:
+            row["image_path"] = self.image_path
+        if self.group:
+            row["group"] = self.group
+        if self.resampled is not None:
+            row["truth_resampled"] = self.resampled.grid
+            row["outside_truth_pixels"] = self.resampled.outside
+        if self.baseline_confusion is not None:
+            from sam2elnet.engine.comparison import outcome
+
+            base = self.baseline_iou
+            row["baseline"] = str(self.baseline_path)
+            row["baseline_iou"] = base
+            row["delta_iou"] = self.metrics["iou"] - base  # type: ignore[operator]
+            row["outcome"] = outcome(row["delta_iou"])
+        return {k: json_num(v) for k, v in row.items()}
+
+
+@dataclass
+class EvaluationResult:
+    """Outcome of :func:`evaluate_folders`.
+
+    ``aggregate`` holds the pixel-summed scores (``iou``, ``f1``, ... as in :func:`scores`, plus
+    boundary/road scores when asked), ``mean_image_iou`` and ``n_images``; ``quality`` is set when a
+    quality table was found; ``comparison`` (a
+    :class:`~sam2elnet.engine.comparison.Comparison`) when a baseline was given; ``groups`` maps
+    each group name (the ground truth's sub-folder, with ``group_by="folder"``) to a dict with its
+    ``aggregate``, ``comparison`` and ``quality``; ``quality_filter`` is the filter the evaluated
+    run recorded in its summary.json (threshold, target precision, tau, held-out estimates);
+    ``skipped`` the pairs that could not be evaluated, one ``{"file": path, "reason": message}``
+    per pair (the file that could not be used), in pairing order; ``resampled`` the truths
+    resampled onto their prediction's grid, one ``{"file", "grid", "outside_pixels"}`` each.
+    """
+
+    pred_dir: Path
+    truth_dir: Path
+    images: list[ImageResult]
+    aggregate: dict[str, Any]
+    total: Confusion
+    unmatched_pred: list[str] = field(default_factory=list)
+    unmatched_truth: list[str] = field(default_factory=list)
+    quality: QualityStats | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    comparison: Any = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality_filter: dict[str, Any] | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def resampled(self) -> list[dict[str, Any]]:
+        """The truths put on their prediction's grid: file, the two grids, outside pixels."""
+        return [{"file": str(r.truth_path), "grid": r.resampled.grid,
+                 "outside_pixels": r.resampled.outside} for r in self.images if r.resampled]  # fmt: skip
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.images]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready (NaN written as null)."""
+        return {
+            "pred_dir": str(self.pred_dir),
+            "truth_dir": str(self.truth_dir),
+            "options": self.options,
+            "aggregate": {k: json_num(v) for k, v in self.aggregate.items()},
+            "quality": None if self.quality is None else self.quality.as_dict(),
+            "quality_filter": self.quality_filter,
+            "comparison": None if self.comparison is None else self.comparison.as_dict(),
+            "groups": {
+                name: {
+                    "aggregate": {k: json_num(v) for k, v in g["aggregate"].items()},
+                    "comparison": None if g["comparison"] is None else g["comparison"].as_dict(),
+                    "quality": None if g["quality"] is None else g["quality"].as_dict(),
+                }
+                for name, g in self.groups.items()
+            },
+            "unmatched_pred": self.unmatched_pred,
+            "unmatched_truth": self.unmatched_truth,
+            "n_skipped": len(self.skipped),
+            "skipped": self.skipped,
+            "n_truth_resampled": len(self.resampled),
+            "truth_outside_pixels": sum(r["outside_pixels"] for r in self.resampled),
+            "truth_resampled": self.resampled,
+            "images": self.rows(),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        from sam2elnet.utils.atomic import write_json_atomic
+
+        return write_json_atomic(path, self.to_dict())
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Per-image rows as CSV (columns = union of row keys, in first-seen order)."""
+        import io
+
+        from sam2elnet.utils.atomic import write_text_atomic
+
+        rows = self.rows()
+        cols: list[str] = []
+        for r in rows:
+            cols.extend(k for k in r if k not in cols)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
+        return write_text_atomic(path, buf.getvalue())
+
+
+def aggregate(
+    images: list[ImageResult], boundary: bool, roads: bool
+) -> tuple[dict[str, Any], Confusion]:
+    total = sum((r.confusion for r in images), Confusion())
+    agg: dict[str, Any] = {"n_images": len(images), **scores(total)}
+    per = np.array([r.metrics["iou"] for r in images], dtype=float)
+    fin = np.isfinite(per)
+    agg["mean_image_iou"] = float(per[fin].mean()) if fin.any() else float("nan")
+    agg.update({f"total_{k}": v for k, v in total.as_dict().items()})
+    if boundary:
+        agg.update(sum((r.boundary for r in images if r.boundary), BoundaryCounts()).scores())
+        bf = np.array(
+            [r.boundary.scores()["boundary_f1"] for r in images if r.boundary], dtype=float
+        )
+        agg["mean_image_boundary_f1"] = float(bf.mean()) if bf.size else float("nan")
+    if roads:
+        agg.update(sum((r.roads for r in images if r.roads), RoadCounts()).scores())
+    return agg, total
