@@ -296,3 +296,44 @@ def test_evaluate_no_progress_prints_one_line(
     assert len(lines) == 1 and lines[0].startswith("evaluate: 4/4 img in "), cap.out
     assert lines[0].endswith("pixel_iou 0.906")
     assert "img/s]" not in cap.err and "%|" not in cap.err  # no tqdm bar
+
+
+def _shown(text: str) -> list[str]:
+    """The lines a terminal shows of ``text``: each line from its last carriage return."""
+    return [v for ln in text.split("\n") if (v := ln.split("\r")[-1].rstrip())]
+
+
+@pytest.mark.parametrize("flags", [["--no-progress"], []])
+def test_evaluate_error_is_the_only_line(
+    folders: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+) -> None:
+    """Bad input stops evaluate with its error line alone: no 'evaluate: 0/1 img' progress line
+    (stdout) and no bar (stderr) before it, for a single pair, for a folder whose every pair is
+    skipped, with the progress lines (--no-progress) and with the bar (a terminal: the bar is
+    cleared, so what a terminal shows after the carriage returns is the error line)."""
+    import sys
+
+    pred, truth, _ = folders
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    one = pred / "0_pred.png"
+    one.write_bytes(b"garbage")
+    assert main(["evaluate", "--pred", str(one), "--truth", str(truth / "0_mask.png"), *flags]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert _shown(cap.err) == [
+        f"error: {one}: cannot decode image (corrupt, truncated or not an image); re-export it "
+        "or remove it"
+    ]
+    if not flags:  # on a terminal the skip warnings are drawn over the bar (not checked here)
+        return
+    for k in range(1, 4):
+        (pred / f"{k}_pred.png").write_bytes(b"garbage")
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), *flags]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    err = _shown(cap.err)
+    assert [ln for ln in err if not ln.startswith("warning: skipping")] == [err[-1]]
+    assert err[-1].startswith(f"error: {pred}: nothing produced: all 4 files could not be used")

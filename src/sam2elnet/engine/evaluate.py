@@ -134,7 +134,7 @@ def evaluate_folders(
     """
     from sam2elnet.config import QualityConfig
     from sam2elnet.engine.comparison import compare
-    from sam2elnet.utils.progress import progress_bar
+    from sam2elnet.utils.progress import abandon, progress_bar
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
@@ -221,11 +221,14 @@ def evaluate_folders(
             bar.update(1)
         if pairs.layer is not None and images:  # the shared polygon file met no prediction?
             layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
-    except BaseException:
-        bar.close()  # the bar (or its last line) ends where the error stopped it
+    except Exception:  # an error stops it: the user sees the error line only, no bar or count
+        abandon(bar)
+        raise
+    except BaseException:  # Ctrl-C: the bar (or its last line) ends where it stopped
+        bar.close()
         raise
     if not images:  # every pair skipped: one error line, nothing written
-        bar.close()
+        abandon(bar)
         raise skips.nothing_done(len(keys))
 
     def _quality(rows: list[ImageResult]) -> QualityStats | None:

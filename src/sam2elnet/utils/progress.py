@@ -61,6 +61,20 @@ class ProgressLines:
             line(self._text(final=True))
         self._closed = True
 
+    def discard(self) -> None:
+        """End without the final line (see :func:`abandon`)."""
+        self._closed = True
+
+
+def abandon(bar: Any) -> None:
+    """End a :func:`progress_bar` that an error stopped, leaving nothing behind: no final line
+    (:class:`ProgressLines`), the bar cleared (tqdm), so the user sees only the ``error:`` line."""
+    if isinstance(bar, ProgressLines):
+        bar.discard()
+    else:
+        bar.leave = False
+        bar.close()
+
 
 def progress_bar(
     total: int | None, desc: str, unit: str = "it", enabled: bool = True, **kw: Any
