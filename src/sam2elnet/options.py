@@ -278,6 +278,16 @@ class EvaluateOptions(_Options):
     )
     group_by: GroupBy = "none"
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
+    road_buffer: float = Field(
+        3.0, gt=0, le=100, description="road measures: centre-line buffer tolerance, px"
+    )
+    line_width: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="total width of line ground truth: map units, or px (line_width_unit)",
+    )
+    line_width_unit: Literal["map", "px"] = "map"
 
 
 def option_default(model: type[BaseModel], name: str) -> Any:

@@ -198,3 +198,47 @@ def test_summary_of_table2_label_iou_per_sensor(tmp_path: Path) -> None:
         "| simulated coarse: as is | 0.620 (0.028) | 0.420 (0.028) | 0.820 (0.028) | "
         "0.520 (0.028) | 0.320 (0.028) | 0.720 (0.028) |" in md
     )
+
+
+def test_summary_of_road_runs_has_the_road_measures(tmp_path: Path) -> None:
+    """Road data: each row's four road measures get their mean and sample sd over the seeds, in
+    the dict and in a Markdown table; runs without road measures get neither."""
+    runs = []
+    for seed, (corr, comp, qual) in enumerate(((0.8, 0.6, 0.5), (0.9, 0.7, 0.6))):
+        run = _fake_run(
+            tmp_path / f"s{seed}",
+            seed,
+            {"full": 0.7 + 0.02 * seed, "auto_filtered": 0.6},
+            settings={"split_seed": 1000},
+        )
+        r = json.loads((run / "results.json").read_text())
+        for row in r["table1"]:
+            row |= {"road_correctness": corr, "road_completeness": comp, "road_quality": qual,
+                    "road_connectivity": None if seed else 0.5}  # fmt: skip
+        (run / "results.json").write_text(json.dumps(r))
+        runs.append(run)
+    s = summarize_runs(runs)
+    assert s["roads"] is True
+    full = next(r for r in s["rows"] if r["setting"] == "full")
+    assert full["mean"]["road_correctness"] == pytest.approx(0.85)
+    assert full["sd"]["road_correctness"] == pytest.approx(0.0707107, abs=1e-6)
+    assert full["mean"]["road_quality"] == pytest.approx(0.55)
+    # connectivity of one seed only (the other had no true road component): no sd
+    assert full["mean"]["road_connectivity"] == 0.5 and full["sd"]["road_connectivity"] is None
+    assert [x["road_completeness"] for x in full["seeds"]] == [0.6, 0.7]
+    md = render_summary(s)
+    assert "## Road measures (mean over seeds, sd)" in md
+    assert "| full | 0.850 (0.071) | 0.650 (0.071) | 0.550 (0.071) | 0.500 (–) |" in md
+    plain = summarize_runs(
+        [
+            _fake_run(
+                tmp_path / f"p{i}",
+                i,
+                {"full": 0.7, "auto_filtered": 0.6},
+                settings={"split_seed": 1000},
+            )
+            for i in (0, 1)
+        ]
+    )
+    assert plain["roads"] is False and "road_quality" not in plain["rows"][0]["mean"]
+    assert "Road measures" not in render_summary(plain)

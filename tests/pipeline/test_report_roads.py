@@ -236,3 +236,26 @@ def test_tiny_roads_experiment_reports_road_measures(
     f = next(row for row in scored1 if row["setting"] == "elnet_direct")
     assert f"| {f['title']} | {f['iou']:.3f} |" in md
     assert f"{f['road_quality']:.3f} |" in md.split(f["title"])[-1].splitlines()[0]
+    # per_image.csv: each test image's road measures and counts; a setting's counts summed over
+    # its test images give its row's measures; label rows (no downstream scoring) leave them empty
+    import csv
+
+    from sam2elnet.engine.metrics import ROAD_COUNT_KEYS, RoadCounts, road_scores
+
+    with open(out / "per_image.csv", newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    assert list(lines[0])[8:] == [*ROAD_KEYS, *ROAD_COUNT_KEYS]
+    for row in scored1 + r["table2"]:
+        mine = [x for x in lines if x["setting"] == row["setting"] and x["part"] == "test"]
+        assert len(mine) == r["split"]["test"] > 0, row["setting"]
+        counts = [RoadCounts(*(int(x[k]) for k in ROAD_COUNT_KEYS)) for x in mine]
+        assert road_scores(sum(counts, RoadCounts())) == pytest.approx(
+            {k: row[k] for k in ROAD_KEYS}, nan_ok=True
+        )
+        for x, c in zip(mine, counts, strict=True):
+            want = road_scores(c)
+            for k in ROAD_KEYS:
+                assert (float(x[k]) if x[k] else float("nan")) == pytest.approx(
+                    want[k], nan_ok=True
+                )
+    assert all(x["road_quality"] == "" for x in lines if x["part"] != "test")

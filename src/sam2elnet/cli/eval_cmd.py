@@ -197,6 +197,22 @@ def evaluate(
         help="Skeleton road measures (correctness/completeness/quality/connectivity). Default: on "
         "when the ground truth is a road network (thin, long, connected masks).",
     ),
+    road_buffer: float = typer.Option(
+        option_default(EvaluateOptions, "road_buffer"),
+        "--road-buffer",
+        help="Road measures: buffer tolerance in pixels; a centre-line pixel within it of the "
+        "other mask's centre line counts as matched (0 < PX <= 100).",
+    ),
+    line_width: Optional[float] = typer.Option(  # noqa: UP045
+        None,
+        "--line-width",
+        help="Polygon-file truth: buffer its line (and point) features, e.g. road centre lines, "
+        "to this total width before rasterising, in map units of the prediction's CRS (pixels "
+        "without georeference); see --line-width-px. Default: lines burnt 1 px wide.",
+    ),
+    line_width_px: bool = typer.Option(
+        False, "--line-width-px", help="--line-width is in pixels, whatever the prediction's CRS."
+    ),
     quality: Path | None = typer.Option(
         None, "--quality", help="quality.csv to correlate (default: PRED/quality.csv if present)."
     ),
@@ -310,6 +326,8 @@ def evaluate(
         worse_by=worse_by,
         group_by=group_by,
         tau=tau,
+        road_buffer=road_buffer,
+        line_width=line_width,
     )
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
@@ -370,6 +388,9 @@ def evaluate(
         tau=tau,
         ids=keep,
         resample=resample,
+        road_buffer_px=road_buffer,
+        line_width=line_width,
+        line_width_unit="px" if line_width_px else "map",
     )
     console = Console()
     table = Table(

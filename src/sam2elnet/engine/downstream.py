@@ -57,7 +57,8 @@ def train_and_evaluate(
     """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically).
 
     ``roads`` adds the road measures (``road_correctness`` ... ``road_connectivity``, centre-line
-    lengths summed over the test images) to the metrics."""
+    lengths summed over the test images) to the metrics, and each image's road counts
+    (``per_image_roads``)."""
     from sam2elnet.engine.metrics import RoadCounts
 
     model, facts = train_downstream(
@@ -98,6 +99,7 @@ def train_and_evaluate(
         history=facts["history"],
         curve=curve,
         per_image=counts.tolist(),
+        per_image_roads=[list(r.as_tuple()) for r in road_rows or ()],
     )
 
 

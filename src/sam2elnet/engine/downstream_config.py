@@ -82,6 +82,11 @@ class DownstreamResult:
     per_image: list[list[int]] = field(default_factory=list)
     """Confusion counts [tp, fp, fn, tn] of each test image, in the order of the test pairs (they
     sum to the aggregate counts in ``metrics``; bootstrap intervals resample them)."""
+    per_image_roads: list[list[int]] = field(default_factory=list)
+    """Road data only (else empty): each test image's centre-line counts in the order of the
+    test pairs, the fields of :class:`~sam2elnet.engine.metrics.RoadCounts` (``as_tuple``:
+    predicted length, matched, true length, matched, components, preserved); they sum to the
+    counts behind ``metrics``' road measures."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for results files."""

@@ -332,11 +332,17 @@ class VectorTruth:
     folder), read once into ``frame``; a prediction whose footprint no polygon of it meets gets
     an all-background truth, and the reader's notes are logged once (``notes``). None: one file
     per prediction, where no polygon on the prediction is an error naming the file.
+
+    ``line_width`` / ``line_width_unit``: line (and point) features are buffered to that total
+    width, in ``"map"`` units of the prediction's CRS or ``"px"``, before rasterising (None:
+    lines burnt 1 px wide, points dropped; :meth:`~sam2elnet.data.vector.VectorLabels.from_file`).
     """
 
     path: Path | None = None
     frame: Any = None
     notes: list[str] = field(default_factory=list)
+    line_width: float | None = None
+    line_width_unit: str = "map"
 
     @classmethod
     def shared(cls, path: Path) -> VectorTruth:
@@ -357,8 +363,9 @@ class VectorTruth:
         shared = self.path is not None and Path(truth) == self.path
         notes: list[str] = []
         mask = rasterize_vector(
-            truth, pred, frame=self.frame if shared else None, shared=shared, notes=notes
-        )
+            truth, pred, frame=self.frame if shared else None, shared=shared, notes=notes,
+            line_width=self.line_width, line_width_unit=self.line_width_unit,
+        )  # fmt: skip
         for n in notes if shared else ():
             if n not in self.notes:
                 log.warning("%s", n)

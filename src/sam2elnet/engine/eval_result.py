@@ -47,6 +47,7 @@ class ImageResult:
     baseline_path: Path | None = None
     baseline_confusion: Confusion | None = None
     resampled: Resampled | None = None
+    line_width: tuple[float, str] | None = None  # polygon truth: its lines' width and unit
 
     @property
     def iou(self) -> float:
@@ -72,8 +73,9 @@ class ImageResult:
         row.update(self.metrics)
         if self.boundary is not None:
             row.update(self.boundary.scores())
-        if self.roads is not None:
+        if self.roads is not None:  # this image's measures and the lengths they come from
             row.update(self.roads.scores())
+            row.update(self.roads.as_dict())
         if self.predicted_iou is not None:
             row["predicted_iou"] = self.predicted_iou
             row["kept"] = self.kept

@@ -296,17 +296,22 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
     return np.asarray(read_mask(path), dtype=bool)
 
 
-def read_pair(pred: Path, truth: Path, resampled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    pred: Path, truth: Path, resampled: bool = False, line_width: tuple[float, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, truth) as bool (H, W) masks (:func:`read_binary_mask`), e.g. to draw a
     report; with ``resampled`` a truth on another grid is put on the prediction's
     (:func:`sam2elnet.data.grids.place_on_grid`; outside its footprint: background); polygons
-    are rasterised onto the prediction's grid (:func:`sam2elnet.data.vector.rasterize_vector`)."""
+    are rasterised onto the prediction's grid (:func:`sam2elnet.data.vector.rasterize_vector`;
+    ``line_width``: (width, ``"map"`` or ``"px"``) of its line features, None: 1 px)."""
     from sam2elnet.data.grids import grid_kind, other_grid, place_on_grid, raster_header
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
     if is_vector_path(truth):  # a georeferenced prediction may lie outside a shared file
         shared = grid_kind(raster_header(pred).geo) != "none"
-        return read_binary_mask(pred), rasterize_vector(truth, pred, shared=shared)
+        width, unit = line_width or (None, "map")
+        t = rasterize_vector(truth, pred, shared=shared, line_width=width, line_width_unit=unit)
+        return read_binary_mask(pred), t
     t = read_binary_mask(truth)
     grid = other_grid(truth, pred) if resampled else None
     if grid is not None:

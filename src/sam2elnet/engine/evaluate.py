@@ -19,8 +19,8 @@ from typing import Any, get_args
 import numpy as np
 
 from sam2elnet.data.naming import VECTOR_SUFFIXES
-from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_inputs import (
+    VectorTruth,
     group_name,
     layer_check,
     masks_of,
@@ -30,6 +30,7 @@ from sam2elnet.engine.eval_inputs import (
     quality_filter,
     quality_rows,
 )
+from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
 from sam2elnet.engine.eval_stream import pair_counts, read_binary_mask, read_pair
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
@@ -72,6 +73,8 @@ def evaluate_folders(
     tau: float | None = None,
     ids: set[str] | None = None,
     resample: bool = True,
+    line_width: float | None = None,
+    line_width_unit: str = "map",
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -92,7 +95,11 @@ def evaluate_folders(
 
     ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
-    and its reason are in ``options["roads"]`` / ``options["roads_reason"]``).
+    and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
+    (> 0, px; default 3) is their buffer tolerance: a centre-line pixel within it of the other
+    mask's centre line is matched (Wiedemann et al. 1998). ``line_width`` (> 0; None: 1 px) is
+    the total width line features of polygon-file truth are buffered to before rasterising, in
+    ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``.
 
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
@@ -138,9 +145,12 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
+    _check_widths(road_buffer_px, line_width, line_width_unit)
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
     pairs = pair_inputs(pdir, tdir, truth_split, runs)
+    vector = pairs.layer or VectorTruth()  # per-file polygon truths: one without a shared file
+    vector.line_width, vector.line_width_unit = line_width, line_width_unit
     preds, truths, one = pairs.preds, pairs.truths, pairs.one
     valids = masks_of(valid_dir, "valid-mask", one)
     if ids is not None:
@@ -201,7 +211,7 @@ def evaluate_folders(
                     positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
                     road_buffer_px=road_buffer_px if roads else None,
-                    resample=resample, vector=pairs.layer,
+                    resample=resample, vector=vector,
                 )  # fmt: skip
             except DataError as err:  # names the file that cannot be used
                 if len(keys) == 1:  # one pair: its own error, not a batch summary
@@ -212,6 +222,10 @@ def evaluate_folders(
             res = ImageResult(key, preds[key], truths[key], got.confusion,
                               scores(got.confusion), got.boundary, got.roads,
                               resampled=got.resampled)  # fmt: skip
+            if (
+                line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
+            ):  # the report redraws it
+                res.line_width = (line_width, line_width_unit)
             if group_by == "folder":
                 res.group = group_name(truths[key], tdir)
             if bases:
@@ -287,6 +301,8 @@ def evaluate_folders(
             "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
             "road_buffer_px": road_buffer_px,
+            "line_width": line_width,
+            "line_width_unit": line_width_unit,
             "valid_dir": None if valid_dir is None else str(valid_dir),
             "quality_csv": str(qpaths[0]) if qpaths else None,
             "quality_csvs": [str(q) for q in qpaths],
@@ -304,8 +320,20 @@ def evaluate_folders(
     )
 
 
+def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:
+    """UserError for a road buffer or line width that is not a finite number > 0 (the CLI's
+    range is :class:`~sam2elnet.options.EvaluateOptions`) or another unit than map / px."""
+    import math
+
+    for name, v in (("road_buffer_px", road_buffer_px), ("line_width", line_width)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UserError(f"{name} must be a finite number > 0, got {v}")
+    if unit not in ("map", "px"):
+        raise UserError(f"line_width_unit must be 'map' or 'px', got {unit!r}")
+
+
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
     """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report
     (:func:`~sam2elnet.engine.eval_stream.read_pair`: a resampled truth on its prediction's grid)."""
     for r in result.images:
-        yield r, *read_pair(r.pred_path, r.truth_path, r.resampled is not None)
+        yield r, *read_pair(r.pred_path, r.truth_path, r.resampled is not None, r.line_width)

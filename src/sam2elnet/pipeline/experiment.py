@@ -247,7 +247,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         row = table_row(key, title, r, cost, len(ids))
         add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
         table1.append(row)
-        per_image_rows += csv_rows(key, "test", split.test, test_groups, r.get("per_image"))
+        per_image_rows += csv_rows(
+            key, "test", split.test, test_groups, r.get("per_image"), r.get("per_image_roads")
+        )
     table2, t2_csv = table2_rows(stages, split, label_sets, down, runs, test_groups)
     auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
     write_per_image_csv(out / "per_image.csv", per_image_rows + t2_csv + auto_csv)

@@ -169,7 +169,10 @@ def elnet_test_stage(
         if road_rows is not None:
             metrics.update(sum(road_rows, RoadCounts()).scores())
         metrics["n_test"] = len(split.test)
-        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
+        per_roads = [list(r.as_tuple()) for r in road_rows or ()]
+        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels} | (
+            {"per_image_roads": per_roads} if per_roads else {}
+        )
 
     return stages.run(
         "elnettest",

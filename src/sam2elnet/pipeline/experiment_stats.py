@@ -317,23 +317,55 @@ def add_intervals(
 
 
 def csv_rows(
-    setting: str, part: str, ids: Sequence[str], groups: dict[str, str], per_image: Any
+    setting: str,
+    part: str,
+    ids: Sequence[str],
+    groups: dict[str, str],
+    per_image: Any,
+    roads: Any = None,
 ) -> list[tuple[str, str, str, str, list[int]]]:
+    """per_image.csv rows of one scored setting: (setting, part, id, group, counts), counts the
+    image's [tp, fp, fn, tn] followed, on road data (``roads``: one list of the 6
+    :class:`~sam2elnet.engine.metrics.RoadCounts` fields per id), by its road counts."""
     if per_image is None:
         return []
+    roads = roads if roads and len(roads) == len(per_image) else [[]] * len(per_image)
     return [
-        (setting, part, i, groups[i], [int(v) for v in c])
-        for i, c in zip(ids, per_image, strict=True)
+        (setting, part, i, groups[i], [int(v) for v in (*c, *r)])
+        for i, c, r in zip(ids, per_image, roads, strict=True)
     ]
 
 
 def write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[int]]]) -> None:
     """per_image.csv: setting, part (``test``: a downstream model or SAM2-ELNet on the test split;
     ``labelled`` / ``unlabelled``: labels of that pool part vs their truth, i.e. the auto-labels
-    and table 2's label sets), id, group, tp, fp, fn, tn (pixels). docs/results.md."""
-    lines = ["setting,part,id,group,tp,fp,fn,tn"]
-    lines += [f"{s},{p},{i},{g},{c[0]},{c[1]},{c[2]},{c[3]}" for s, p, i, g, c in rows]
+    and table 2's label sets), id, group, tp, fp, fn, tn (pixels). docs/results.md.
+
+    On road data (a row with road counts) the columns go on with each image's road measures,
+    ``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``
+    (:func:`sam2elnet.engine.metrics.road_scores` of its own counts; connectivity empty without
+    a true road component), and the counts behind them (:data:`~sam2elnet.engine.metrics.
+    ROAD_COUNT_KEYS`, which sum over a setting's images to its table row's measures); rows
+    without (label sets, auto-labels) leave them empty."""
+    from sam2elnet.engine.metrics import ROAD_COUNT_KEYS, ROAD_KEYS, RoadCounts
+
+    roads = any(len(c) > 4 for *_, c in rows)
+    head = ["setting", "part", "id", "group", "tp", "fp", "fn", "tn"]
+    lines = [",".join(head + ([*ROAD_KEYS, *ROAD_COUNT_KEYS] if roads else []))]
+    for s, p, i, g, c in rows:
+        cells = [s, p, i, g, *map(str, c[:4])]
+        if roads and len(c) > 4:
+            rc = RoadCounts(*c[4:10])
+            cells += [_cell(v) for v in rc.scores().values()] + [str(v) for v in c[4:10]]
+        elif roads:
+            cells += [""] * (len(ROAD_KEYS) + len(ROAD_COUNT_KEYS))
+        lines.append(",".join(cells))
     write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def _cell(v: float) -> str:
+    """A measure in a CSV cell: repr of the float (round-trips), empty for NaN."""
+    return repr(float(v)) if np.isfinite(v) else ""
 
 
 def _pct(v: float) -> str:

@@ -6,7 +6,8 @@ between settings is that luck. For every setting of both tables this puts each s
 with its bootstrap 95 % interval (over test images, from each run's ``results.json``) next to the
 mean and sample standard deviation over seeds, per sensor too, does the same for table 2's label
 IoU (all pool images and the unlabelled part, per sensor) and repeats the verdict of the
-protocol (do (c) and (d) reach 97 % of (a)?) for the mean and for each seed.
+protocol (do (c) and (d) reach 97 % of (a)?) for the mean and for each seed. On road data (rows
+with road measures) the four road measures get their mean and sd over seeds too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -67,7 +69,11 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
     ``iou_ci``, ``f1``, ``precision``, ``recall``, ``miou``, ``by_group``), ``mean`` / ``sd`` of
     those measures over the runs (sample standard deviation, None for one value) and ``by_group``
     means; ``label_rows`` / ``label_groups``: table 2's label IoU over the runs, overall and per
-    sensor (:func:`_label_rows`), kept without downstream models too. Raises UserError for fewer than two runs, repeated seeds or runs with other options,
+    sensor (:func:`_label_rows`), kept without downstream models too. On road data (any row of
+    a run carries ``road_quality`` ...; :func:`~sam2elnet.pipeline.experiment_stats.road_rows`)
+    ``roads`` is True and each row's ``seeds`` / ``mean`` / ``sd`` hold the four road measures
+    of :data:`~sam2elnet.engine.metrics.ROAD_KEYS` too (each run's value is length-summed over
+    its test images; the mean is over runs). Raises UserError for fewer than two runs, repeated seeds or runs with other options,
     DataError for a folder without a readable results.json.
     """
     if len(runs) < 2:
@@ -91,7 +97,14 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
                 "only runs that differ in --seed can be combined"
             )
     groups = sorted({g for r in loaded for g in (r.get("groups") or [])})
-    measures = ("iou", "f1", "precision", "recall", "miou")
+    roads = any(
+        row.get(k) is not None
+        for r in loaded
+        for t in ("table1", "table2")
+        for row in r.get(t) or []
+        for k in ROAD_KEYS
+    )
+    measures = ("iou", "f1", "precision", "recall", "miou", *(ROAD_KEYS if roads else ()))
     rows = []
     # table 2 of label scores only (--no-enhancement-downstream) has no test IoU to summarise
     tables = ("table1", "table2") if table2_downstream(base) else ("table1",)
@@ -138,6 +151,7 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
         "data": base.get("data"),
         "groups": groups,
         "rows": rows,
+        "roads": roads,
         "label_rows": label_rows,
         "label_groups": label_groups,
         "verdict": _verdict(rows),
@@ -261,6 +275,27 @@ def _label_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _road_lines(summary: dict[str, Any]) -> list[str]:
+    """Markdown: the road measures of every row, mean over seeds (sd); none without roads."""
+    if not summary.get("roads"):
+        return []
+    names = ("correctness", "completeness", "quality", "connectivity")
+    lines = [
+        "",
+        "## Road measures (mean over seeds, sd)",
+        "",
+        "Centre-line measures of each run's test images (Wiedemann et al. 1998: lengths summed "
+        "over the images, 3 px buffer; docs/evaluation.md), mean and sample sd over the seeds.",
+        "",
+        "| setting | " + " | ".join(f"road {n}" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for row in summary["rows"]:
+        cells = [f"{_f(row['mean'].get(k))} ({_f(row['sd'].get(k))})" for k in ROAD_KEYS]
+        lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_summary(summary: dict[str, Any]) -> str:
     """Markdown: the per-seed / mean table of both experiment tables, per sensor, and the verdict."""
     runs = summary["runs"]
@@ -304,6 +339,7 @@ def render_summary(summary: dict[str, Any]) -> str:
             lines.append(f"| {row['title']} | " + " | ".join(cells) + " |")
     if summary.get("notes"):
         lines += [""] + [f"Note: {n}; their rows are left out." for n in summary["notes"]]
+    lines += _road_lines(summary)
     lines += _label_lines(summary)
     if summary["verdict"]:
         lines += ["", "## Verdict", ""] + [f"- {v}" for v in summary["verdict"]]

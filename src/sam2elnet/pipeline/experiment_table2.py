@@ -189,7 +189,9 @@ def table2_rows(
                 key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool)
             )
             add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
-            per_image_rows += csv_rows(key, "test", split.test, test_groups, r.get("per_image"))
+            per_image_rows += csv_rows(
+                key, "test", split.test, test_groups, r.get("per_image"), r.get("per_image_roads")
+            )
             row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
             row["method"] = method
             row["source"] = src

@@ -243,10 +243,11 @@ def _image_index(images: str | Path | None) -> dict[str, Path]:
 
 
 def _eval_extra(r: Any) -> dict[str, Any]:
-    """Per-image extras of an evaluation row: F1 and, with a baseline, its IoU and the change."""
+    """Per-image extras of an evaluation row: F1, the road measures (road data) and, with a
+    baseline, its IoU and the change."""
     extra: dict[str, Any] = {"f1": r.metrics["f1"]}
     if r.roads is not None:
-        extra["road_quality"] = r.roads.scores()["road_quality"]
+        extra.update(r.roads.scores())
     base = getattr(r, "baseline_iou", None)
     if base is not None:
         extra["baseline_iou"] = base

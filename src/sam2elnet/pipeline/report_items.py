@@ -75,12 +75,13 @@ class TruthOnGrid:
     path: Path
     pred: Path
     resampled: bool = False
+    line_width: tuple[float, str] | None = None  # polygon truth's line width, unit (None: 1 px)
 
     def read(self) -> np.ndarray:
         """bool (H, W) on the prediction's grid."""
         from sam2elnet.engine.eval_stream import read_pair
 
-        return read_pair(self.pred, self.path, self.resampled)[1]
+        return read_pair(self.pred, self.path, self.resampled, self.line_width)[1]
 
 
 def eval_truth(row: Any) -> Path | TruthOnGrid:
@@ -90,7 +91,12 @@ def eval_truth(row: Any) -> Path | TruthOnGrid:
 
     if row.resampled is None and not is_vector_path(row.truth_path):
         return row.truth_path
-    return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row.resampled is not None)
+    return TruthOnGrid(
+        Path(row.truth_path),
+        Path(row.pred_path),
+        row.resampled is not None,
+        getattr(row, "line_width", None),
+    )
 
 
 def _load_mask(m: Any, grid: Any = None) -> np.ndarray | None:

@@ -36,7 +36,13 @@ from sam2elnet.engine.metrics.bootstrap import (
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, boundary_counts, boundary_f1
 from sam2elnet.engine.metrics.pixel import Confusion, confusion, iou_per_sample, json_num, scores
 from sam2elnet.engine.metrics.quality import QualityStats, quality_stats
-from sam2elnet.engine.metrics.roads import ROAD_KEYS, RoadCounts, road_counts, road_scores
+from sam2elnet.engine.metrics.roads import (
+    ROAD_COUNT_KEYS,
+    ROAD_KEYS,
+    RoadCounts,
+    road_counts,
+    road_scores,
+)
 
 __all__ = [
     "Confusion",
@@ -46,6 +52,7 @@ __all__ = [
     "BoundaryCounts",
     "boundary_counts",
     "boundary_f1",
+    "ROAD_COUNT_KEYS",
     "ROAD_KEYS",
     "RoadCounts",
     "road_counts",

@@ -11,7 +11,7 @@ import numpy as np
 from sam2elnet.engine.metrics.boundary import _within
 from sam2elnet.engine.metrics.pixel import _as_bool, _ratio
 
-__all__ = ["ROAD_KEYS", "RoadCounts", "road_counts", "road_scores"]
+__all__ = ["ROAD_COUNT_KEYS", "ROAD_KEYS", "RoadCounts", "road_counts", "road_scores"]
 
 
 def _thin(mask: np.ndarray) -> np.ndarray:
@@ -24,6 +24,17 @@ def _thin(mask: np.ndarray) -> np.ndarray:
 
 ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
 """Names of the road measures (:func:`road_scores`), in table order."""
+
+ROAD_COUNT_KEYS = (
+    "road_pred_length",
+    "road_pred_matched",
+    "road_truth_length",
+    "road_truth_matched",
+    "road_components",
+    "road_components_preserved",
+)
+"""Names of the :class:`RoadCounts` fields in per-image rows (:meth:`RoadCounts.as_dict`), in
+field order: summed over rows and passed to :func:`road_scores` they give the aggregate."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,11 @@ class RoadCounts:
     def scores(self) -> dict[str, float]:
         """``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``."""
         return road_scores(self)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts under :data:`ROAD_COUNT_KEYS` (skeleton pixels; components >= the minimum
+        size), for per-image rows next to :meth:`scores`."""
+        return dict(zip(ROAD_COUNT_KEYS, self.as_tuple(), strict=True))
 
 
 def road_scores(c: RoadCounts) -> dict[str, float]:
