@@ -6,8 +6,8 @@
   enhance run folder; one run folder per sensor);
 * :func:`single_pair`: ``--pred FILE --truth FILE``, one pair whatever the names;
 * :func:`pair_inputs`: predictions and truths paired by name, or every prediction with one
-  polygon file (``--truth labels.gpkg``), and :class:`VectorTruth`, polygon ground truth
-  rasterised onto each prediction's grid;
+  polygon file (``--truth labels.gpkg``; :class:`~sam2elnet.engine.eval_vector.VectorTruth`,
+  polygon ground truth rasterised onto each prediction's grid, is re-exported here);
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
 * :func:`group_name`: the reporting group of a truth mask (its sub-folder);
 * :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
@@ -19,11 +19,9 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from sam2elnet.data.naming import (
     MASK_SUFFIXES,
@@ -33,6 +31,7 @@ from sam2elnet.data.naming import (
     mask_key,
 )
 from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
+from sam2elnet.engine.eval_vector import VectorTruth
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -319,58 +318,6 @@ def add_quality(res: Any, q: dict[str, Any] | None) -> None:
         res.kept = q["kept"]
         res.image_path = q["image_path"]
         res.input_label_path = q["coarse_path"]
-
-
-@dataclass
-class VectorTruth:
-    """Polygon ground truth (GeoPackage / Shapefile / GeoJSON) rasterised onto each prediction's
-    grid by :func:`sam2elnet.data.vector.rasterize_vector` (the reader of vector labels for
-    training and enhance: CRS reprojection, GCP-only images, pixel coordinates of images
-    without georeference as QGIS draws them, repaired geometries; lines burnt 1 px wide).
-
-    ``path``: the one file shared by every prediction (``--truth labels.gpkg`` with a prediction
-    folder), read once into ``frame``; a prediction whose footprint no polygon of it meets gets
-    an all-background truth, and the reader's notes are logged once (``notes``). None: one file
-    per prediction, where no polygon on the prediction is an error naming the file.
-
-    ``line_width`` / ``line_width_unit``: line (and point) features are buffered to that total
-    width, in ``"map"`` units of the prediction's CRS or ``"px"``, before rasterising (None:
-    lines burnt 1 px wide, points dropped; :meth:`~sam2elnet.data.vector.VectorLabels.from_file`).
-    """
-
-    path: Path | None = None
-    frame: Any = None
-    notes: list[str] = field(default_factory=list)
-    line_width: float | None = None
-    line_width_unit: str = "map"
-
-    @classmethod
-    def shared(cls, path: Path) -> VectorTruth:
-        """Read ``path`` once (DataError naming it when it cannot be read or has no features)."""
-        from sam2elnet.data.vector import read_vector
-
-        return cls(path, read_vector(path))
-
-    def on_grid(self, truth: Path, pred: Path) -> np.ndarray:
-        """bool (H, W) on ``pred``'s grid, True inside a polygon of ``truth``.
-
-        Raises:
-            DataError: unreadable file, no feature on the prediction (a file of its own), or a
-                shared file with a prediction without georeference (names the prediction).
-        """
-        from sam2elnet.data.vector import rasterize_vector
-
-        shared = self.path is not None and Path(truth) == self.path
-        notes: list[str] = []
-        mask = rasterize_vector(
-            truth, pred, frame=self.frame if shared else None, shared=shared, notes=notes,
-            line_width=self.line_width, line_width_unit=self.line_width_unit,
-        )  # fmt: skip
-        for n in notes if shared else ():
-            if n not in self.notes:
-                log.warning("%s", n)
-                self.notes.append(n)
-        return mask
 
 
 @dataclass

@@ -100,7 +100,7 @@ def pair_counts(
 
     A polygon ground truth (GeoPackage / Shapefile / GeoJSON,
     :func:`~sam2elnet.data.vector.is_vector_path`) is rasterised onto the prediction's grid
-    (:meth:`sam2elnet.engine.eval_inputs.VectorTruth.on_grid`; ``vector``: the one that holds a
+    (:meth:`sam2elnet.engine.eval_vector.VectorTruth.on_grid`; ``vector``: the one that holds a
     file shared by many predictions; read whole).
 
     ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
@@ -141,7 +141,7 @@ def pair_counts(
         return PairCounts(conf, bnd, rds, base)
     moved = None
     if polygons:
-        from sam2elnet.engine.eval_inputs import VectorTruth
+        from sam2elnet.engine.eval_vector import VectorTruth
 
         t, t_valid = (vector or VectorTruth()).on_grid(truth, pred), None
     else:

@@ -1,0 +1,168 @@
+"""Polygon ground truth of ``elnet evaluate`` placed on each prediction's grid
+(:class:`VectorTruth`), with the per-CRS cache of a file shared by many predictions.
+
+``--pred FOLDER --truth labels.gpkg`` scores every prediction against the polygons in its
+footprint. The reader (:func:`sam2elnet.data.vector.rasterize_vector`) reprojects a label file
+to the image's CRS and repairs invalid geometries every time it places it; for one file shared
+by many tiles that is the same work once per tile. :class:`VectorTruth` therefore reprojects and
+repairs the shared file once per prediction CRS, keeps a spatial index of the result, and hands
+the reader only the features whose bounding boxes meet a prediction's footprint, which the
+reader then places exactly as before (the same pixels: it keeps only what meets the footprint).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VectorTruth"]
+
+
+@dataclass
+class VectorTruth:
+    """Polygon ground truth (GeoPackage / Shapefile / GeoJSON) rasterised onto each prediction's
+    grid by :func:`sam2elnet.data.vector.rasterize_vector` (the reader of vector labels for
+    training and enhance: CRS reprojection, GCP-only images, pixel coordinates of images
+    without georeference as QGIS draws them, repaired geometries; lines burnt 1 px wide).
+
+    ``path``: the one file shared by every prediction (``--truth labels.gpkg`` with a prediction
+    folder), read once into ``frame``; a prediction whose footprint no polygon of it meets gets
+    an all-background truth, and the reader's notes are logged once (``notes``). None: one file
+    per prediction, where no polygon on the prediction is an error naming the file.
+
+    ``line_width`` / ``line_width_unit``: line (and point) features are buffered to that total
+    width, in ``"map"`` units of the prediction's CRS or ``"px"``, before rasterising (None:
+    lines burnt 1 px wide, points dropped; :meth:`~sam2elnet.data.vector.VectorLabels.from_file`).
+
+    ``reuse`` (shared file only): reproject and repair ``frame`` once per prediction CRS and
+    pass each prediction only the features near its footprint (:meth:`_part`); False places
+    the whole file on every prediction (the same masks, more work: for measurements).
+    """
+
+    path: Path | None = None
+    frame: Any = None
+    notes: list[str] = field(default_factory=list)
+    line_width: float | None = None
+    line_width_unit: str = "map"
+    reuse: bool = True
+    _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def shared(cls, path: Path) -> VectorTruth:
+        """Read ``path`` once (DataError naming it when it cannot be read or has no features)."""
+        from sam2elnet.data.vector import read_vector
+
+        return cls(path, read_vector(path))
+
+    def on_grid(self, truth: Path, pred: Path) -> np.ndarray:
+        """bool (H, W) on ``pred``'s grid, True inside a polygon of ``truth``.
+
+        Raises:
+            DataError: unreadable file, no feature on the prediction (a file of its own), or a
+                shared file with a prediction without georeference (names the prediction).
+        """
+        from sam2elnet.data.vector import VectorLabels, rasterize_vector
+
+        shared = self.path is not None and Path(truth) == self.path
+        width = {"line_width": self.line_width, "line_width_unit": self.line_width_unit}
+        notes: list[str] = []
+        grid = self._grid(pred) if shared and self.reuse else None
+        if grid is not None and grid[0][0] is not None and self.frame.crs is not None:
+            (crs, transform, gcps), h, w = grid  # the grid read once: placed as the reader does
+            labels = VectorLabels.from_file(
+                truth, crs=crs, transform=transform, gcps=gcps, height=h, width=w,
+                frame=self._part(crs, transform, gcps, h, w), shared=True, **width,
+            )  # fmt: skip
+            notes, mask = labels.notes, labels.rasterize().astype(bool)
+        else:  # a file per prediction, or what the reader alone says (no CRS: its error)
+            frame = self.frame if shared else None
+            mask = rasterize_vector(truth, pred, frame=frame, shared=shared, notes=notes, **width)
+        for n in notes if shared else ():
+            self._note(n)
+        return mask
+
+    def _note(self, msg: str) -> None:
+        if msg not in self.notes:
+            log.warning("%s", msg)
+            self.notes.append(msg)
+
+    @staticmethod
+    def _grid(pred: Path) -> tuple[tuple[Any, Any, Any], int, int] | None:
+        """((crs, transform, gcps), height, width) of ``pred``
+        (:func:`sam2elnet.data.vector.image_grid`); None when it cannot be opened (the reader
+        then raises the DataError that names it)."""
+        import rasterio
+
+        from sam2elnet.data.vector import image_grid
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with rasterio.open(pred) as src:
+                    return image_grid(src), src.height, src.width
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _part(self, crs: Any, transform: Any, gcps: Any, h: int, w: int) -> Any:
+        """The shared ``frame`` as a prediction on this grid needs it: in its CRS, repaired
+        (both once per CRS, :meth:`_place`) and, on a CRS + transform grid, only the features
+        whose bounding boxes meet its footprint grown by ``line_width`` and a pixel (the reader
+        keeps exactly those meeting the footprint, so the mask is the same). GCP-only grids, and
+        a file that cannot be reprojected (the reader says why), get the whole frame."""
+        from shapely.geometry import box
+
+        key = crs.to_wkt()
+        if key not in self._placed:
+            self._placed[key] = self._place(crs)
+        frame, tree = self._placed[key]
+        if tree is None or gcps is not None:  # GCP-only: no affine footprint in map units
+            return frame
+        xs, ys = zip(*(transform * (c, r) for c in (0, w) for r in (0, h)), strict=True)
+        pix = max(np.hypot(transform.a, transform.d), np.hypot(transform.b, transform.e))
+        grow = pix
+        if self.line_width is not None:
+            grow += self.line_width * (pix if self.line_width_unit == "px" else 1.0)
+        near = tree.query(box(min(xs) - grow, min(ys) - grow, max(xs) + grow, max(ys) + grow))
+        return frame.iloc[np.sort(near)]
+
+    def _place(self, crs: Any) -> tuple[Any, Any]:
+        """``frame`` reprojected to ``crs`` (``to_crs``), features that cannot be placed there
+        (non-finite coordinates) dropped and invalid geometries repaired (``shapely.make_valid``),
+        as the reader does, with its notes said once; and an STRtree of the geometries. A
+        reprojection that fails leaves the frame and no tree (the reader raises per prediction)."""
+        import shapely
+
+        gdf = self.frame
+        try:
+            same = gdf.crs == crs or gdf.crs.equals(crs)
+        except Exception:  # noqa: BLE001
+            same = False
+        if not same:
+            try:
+                gdf = gdf.to_crs(crs)
+            except Exception:  # noqa: BLE001 - the reader's DataError says it per prediction
+                return self.frame, None
+        geoms = np.asarray(gdf.geometry.values, dtype=object)
+        finite = np.isfinite(shapely.bounds(geoms)).all(axis=1)
+        if not finite.all():
+            self._note(
+                f"{self.path}: {int((~finite).sum())} of {len(geoms)} features could not be "
+                "placed in the image CRS (non-finite coordinates after reprojection); skipped"
+            )
+            gdf, geoms = gdf[finite], geoms[finite]
+        invalid = ~shapely.is_valid(geoms)
+        if invalid.any():
+            geoms = geoms.copy()
+            geoms[invalid] = shapely.make_valid(geoms[invalid])
+            self._note(
+                f"{self.path}: repaired {int(invalid.sum())} invalid geometries with make_valid"
+            )
+            gdf = gdf.set_geometry(list(geoms), crs=gdf.crs)
+        return gdf, shapely.STRtree(geoms)
