@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from shapely.geometry import LineString, Polygon, box
+from shapely.geometry import LineString, Point, Polygon, box
 
 from sam2elnet.engine.eval_vector import VectorTruth
 
@@ -30,8 +30,8 @@ def _tile(path: Path, col: int, row: int, epsg: int = 32633) -> Path:
 
 def _layer(tmp_path: Path) -> Path:
     """Polygons in EPSG:4326 over a 4 x 2 tile block: random squares, one bow-tie (invalid),
-    one square across a tile corner and a road line just outside tile (0, 0) that a 60 m
-    width brings into it."""
+    one square across a tile corner, a road line just outside tile (0, 0) that a 60 m width
+    brings into it, two more lines inside tiles and a point."""
     rng = np.random.default_rng(3)
     geoms = [
         box(x, y, x + 40, y + 40)
@@ -41,6 +41,9 @@ def _layer(tmp_path: Path) -> Path:
                           (X0 + 20, Y0 - 120)]))  # fmt: skip
     geoms.append(box(X0 + 140, Y0 - 180, X0 + 180, Y0 - 140))  # over the corner of 4 tiles
     geoms.append(LineString([(X0 - 20, Y0 - 200), (X0 - 20, Y0 + 50)]))  # 20 m west of the block
+    geoms.append(LineString([(X0 + 330, Y0 - 200), (X0 + 470, Y0 - 300)]))  # inside tile (2, 1)
+    geoms.append(LineString([(X0 + 490, Y0 - 10), (X0 + 630, Y0 - 150)]))  # inside tile (3, 0)
+    geoms.append(Point(X0 + 250, Y0 - 250))
     path = tmp_path / "truth.gpkg"
     gpd.GeoDataFrame(geometry=geoms, crs=32633).to_crs(4326).to_file(path)
     return path
@@ -78,6 +81,18 @@ def test_shared_file_masks_equal_placing_the_whole_file(
         repaired = [n for n in vt.notes if "repaired 1 invalid geometries" in n]
         assert len(repaired) == 1, vt.notes
         assert sum("repaired" in r.getMessage() for r in caplog.records) == 1
+        # notes count the whole file, once, however many tiles hold a part of it
+        said = [r.getMessage() for r in caplog.records]
+        if width is None:
+            assert [m for m in said if "burnt 1 px wide" in m] == [
+                f"{layer}: 3 line features burnt 1 px wide; give a line width (--line-width, "
+                "map units or px) to buffer roads to their real width"
+            ]
+            assert [m for m in said if "point features" in m] == [
+                f"{layer}: 1 point features skipped (give a line width to buffer them into discs)"
+            ]
+        else:
+            assert not [m for m in said if "burnt" in m or "point features" in m]
     for t, a, b in zip(tiles, masks[True], masks[False], strict=True):
         np.testing.assert_array_equal(a, b, err_msg=t.name)
     first = masks[True][0]  # tile (0, 0): the bow-tie, the corner square, the line when wide

@@ -53,6 +53,7 @@ class VectorTruth:
     line_width_unit: str = "map"
     reuse: bool = True
     _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+    _kinds: set[str] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def shared(cls, path: Path) -> VectorTruth:
@@ -89,7 +90,13 @@ class VectorTruth:
         return mask
 
     def _note(self, msg: str) -> None:
-        if msg not in self.notes:
+        """Log a reader note once per kind: notes that differ only in their numbers (counts of
+        one tile's part of the file) are one kind; the first, of the whole file, is said."""
+        import re
+
+        kind = re.sub(r"\d+", "#", msg)
+        if kind not in self._kinds:
+            self._kinds.add(kind)
             log.warning("%s", msg)
             self.notes.append(msg)
 
@@ -114,15 +121,19 @@ class VectorTruth:
         """The shared ``frame`` as a prediction on this grid needs it: in its CRS, repaired
         (both once per CRS, :meth:`_place`) and, on a CRS + transform grid, only the features
         whose bounding boxes meet its footprint grown by ``line_width`` and a pixel (the reader
-        keeps exactly those meeting the footprint, so the mask is the same). GCP-only grids, and
-        a file that cannot be reprojected (the reader says why), get the whole frame."""
+        keeps exactly those meeting the footprint, so the mask is the same). The first
+        prediction of each CRS, GCP-only grids and a file that cannot be reprojected (the reader
+        says why) get the whole frame."""
         from shapely.geometry import box
 
         key = crs.to_wkt()
-        if key not in self._placed:
+        first = key not in self._placed
+        if first:
             self._placed[key] = self._place(crs)
         frame, tree = self._placed[key]
-        if tree is None or gcps is not None:  # GCP-only: no affine footprint in map units
+        # the first prediction of a CRS takes the whole file, so the reader's notes count the
+        # whole file (points dropped, lines burnt 1 px wide); GCP-only: no affine footprint
+        if first or tree is None or gcps is not None:
             return frame
         xs, ys = zip(*(transform * (c, r) for c in (0, w) for r in (0, h)), strict=True)
         pix = max(np.hypot(transform.a, transform.d), np.hypot(transform.b, transform.e))
