@@ -169,8 +169,9 @@ def test_a_new_run_folder_is_checked_without_listing_the_dataset(
         listed.append(Path(p))
         return real_listdir(p)
 
-    def scandir(p: str | Path = ".") -> object:
-        listed.append(Path(p))
+    def scandir(p: str | Path | int = ".") -> object:
+        if not isinstance(p, int):  # a file descriptor: shutil.rmtree (tmp_path's cleanup)
+            listed.append(Path(p))
         return real_scandir(p)
 
     # patched only inside the block: pytest's own clean-up of tmp_path (shutil.rmtree, which
