@@ -5,6 +5,7 @@ test_labelstudio_server.py."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -174,3 +175,61 @@ def test_serve_cli_refuses_a_bad_option_in_one_line(tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid value for --train-after: 0") and "\n" not in err
     assert not work.exists()
+
+
+def test_concurrent_predict_requests_each_log_their_own_warnings(tmp_path: Path, caplog):
+    """Two /predict requests answered at once (two server threads): each request logs the first
+    warning of a kind among its own tasks (here: uint16 images to a model trained on 0..255) and
+    counts the rest; one request's warning never hides or swallows the other's."""
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+
+    make_run(tmp_path, {"a": 0.2, "b": 0.8, "c": 0.5, "d": 0.6})  # uint16 values 100..4000
+    norm = NormalizationConfig(
+        method="fixed", low=[0.0] * 3, high=[255.0] * 3, bands=3, data_dtype="uint8",
+        data_low=[0.0] * 3, data_high=[255.0] * 3,
+    )  # fmt: skip
+    model = save_model(
+        build_model(ModelConfig(size="micro", in_bands=3)),
+        tmp_path / "model.pt",
+        extra={"normalization": norm.model_dump(mode="json")},
+    )
+    be = MLBackend(BackendConfig(model=model, workdir=tmp_path / "serve", train=False))
+    both_inside = threading.Barrier(2, timeout=60)
+    waited = threading.local()
+    read = be.predictor.read
+
+    def read_when_both_requests_are_in(path):  # the first image of each request waits
+        if not getattr(waited, "done", False):
+            waited.done = True
+            both_inside.wait()
+        return read(path)
+
+    be.predictor.read = read_when_both_requests_are_in
+    srv = make_server(be, port=0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/predict"
+
+    def tasks(names: str) -> list[dict]:
+        return [{"id": n, "data": {"source": str(tmp_path / "images" / f"{n}.tif")}} for n in names]
+
+    answers: dict[str, tuple[int, dict]] = {}
+    reqs = [
+        threading.Thread(target=lambda k=k: answers.update({k: call(url, {"tasks": tasks(k)})}))
+        for k in ("ab", "cd")
+    ]
+    try:
+        with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+            for t in reqs:
+                t.start()
+            for t in reqs:
+                t.join(timeout=120)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert [answers[k][0] for k in ("ab", "cd")] == [200, 200]
+    assert all(len(answers[k][1]["results"]) == 2 for k in answers)
+    warned = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
+    # one line per request, naming that request's first image (not one line for both)
+    assert sorted(Path(w.split(": ")[0]).name for w in warned) == ["a.tif", "c.tif"], warned

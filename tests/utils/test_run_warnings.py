@@ -56,3 +56,55 @@ def test_repeated_notes_from_a_summary_record():
         "the warning above (y) applied to 4 scenes in all; only the first was shown"
     ]
     assert repeated_notes([]) == []
+
+
+def test_scopes_of_concurrent_threads_are_their_own(caplog):
+    """Two runs at once in two threads (two ``elnet serve`` requests): each logs its own first
+    warning and counts only its own; a thread that opened no scope logs every warning."""
+    import threading
+
+    both_open = threading.Barrier(3, timeout=30)
+    runs: dict[str, RunWarnings] = {}
+
+    def request(name: str) -> None:
+        with RunWarnings("task") as run:
+            runs[name] = run
+            both_open.wait()  # both scopes are open before either warns
+            warn_once(log, "range", f"{name}1.tif: far")
+            both_open.wait()
+            warn_once(log, "range", f"{name}2.tif: far")
+            both_open.wait()  # ... and stay open until the bystander has warned
+
+    def bystander() -> None:
+        both_open.wait()
+        both_open.wait()
+        warn_once(log, "range", "z.tif: far")
+        warn_once(log, "range", "z2.tif: far")
+        both_open.wait()
+
+    threads = [
+        threading.Thread(target=f, args=a) for f, a in ((request, ("a",)), (request, ("b",)))
+    ]
+    threads.append(threading.Thread(target=bystander))
+    with caplog.at_level(logging.WARNING):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert sorted(_texts(caplog)) == ["a1.tif: far", "b1.tif: far", "z.tif: far", "z2.tif: far"]
+    assert runs["a"].counts() == {"range": 2} and runs["b"].counts() == {"range": 2}
+    assert runs["a"].record()[0]["first"] == "a1.tif: far"
+
+
+def test_a_copied_context_warns_into_the_callers_scope(caplog):
+    """Work handed to another thread in a copy of the caller's context counts in its scope."""
+    import contextvars
+    import threading
+
+    with caplog.at_level(logging.WARNING), RunWarnings("image") as run:
+        warn_once(log, "range", "a.tif: far")
+        ctx = contextvars.copy_context()
+        t = threading.Thread(target=ctx.run, args=(warn_once, log, "range", "b.tif: far"))
+        t.start()
+        t.join(timeout=30)
+    assert _texts(caplog) == ["a.tif: far"] and run.counts() == {"range": 2}

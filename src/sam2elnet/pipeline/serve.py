@@ -186,7 +186,8 @@ class MLBackend:
     def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
         """One answer per task: a prediction, or ``[]`` (none) when its image cannot be read; a
         warning of a kind (an image unlike the model's training data, ...) is logged once per
-        request, not per task (:mod:`sam2elnet.utils.run_warnings`).
+        request, not per task, and requests answered at once keep theirs apart
+        (:mod:`sam2elnet.utils.run_warnings` scopes belong to the thread that opened them).
 
         Raises:
             BadRequest: a body of the wrong shape.

@@ -12,8 +12,12 @@ its image. One ``warning:`` line per file buries the rest of the output, so a jo
   than once (``the warning above (KIND) applied to 5 files in all``) and :meth:`RunWarnings.record`
   the counts for ``summary.json``.
 
-Outside any scope :func:`warn_once` logs every warning (a library call on one file). Scopes nest
-(a stack shared by every thread of the process: a folder job's reading threads warn into it too).
+Outside any scope :func:`warn_once` logs every warning (a library call on one file). Scopes nest,
+and belong to the thread (more exactly the :mod:`contextvars` context) that opened them: two
+``elnet serve`` requests answered at once in two threads each have their own scope, so neither
+hides nor counts the other's warnings. A new thread starts outside any scope (Python 3.11 threads
+do not inherit the context); work handed to another thread that should warn into the caller's
+scope runs in a copy of the caller's context (``contextvars.copy_context().run(fn)``).
 A ``collect`` scope logs nothing and keeps the warnings in :attr:`RunWarnings.pending`: the
 per-chunk work of a folder job collects them, in this process or on a Ray worker, and the job
 replays them into its own scope (:meth:`RunWarnings.replay`), so the lines are the same whichever
@@ -24,6 +28,7 @@ Used by ``elnet annotate``, ``enhance``, ``scene`` (folders) and ``serve`` (per 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Iterable
@@ -31,8 +36,12 @@ from dataclasses import dataclass
 
 __all__ = ["RunWarnings", "repeated_notes", "warn_once"]
 
-_STACK: list[RunWarnings] = []
-_LOCK = threading.Lock()
+# the open scopes of this context, innermost last (a tuple: set, never mutated, so a copied
+# context keeps its own view)
+_SCOPES: contextvars.ContextVar[tuple[RunWarnings, ...]] = contextvars.ContextVar(
+    "sam2elnet_run_warnings", default=()
+)
+_LOCK = threading.Lock()  # a scope's counts, when threads share it through a copied context
 
 
 @dataclass
@@ -57,14 +66,13 @@ class RunWarnings:
         self._seen: dict[str, _Seen] = {}
 
     def __enter__(self) -> RunWarnings:
-        with _LOCK:
-            _STACK.append(self)
+        _SCOPES.set((*_SCOPES.get(), self))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        with _LOCK:
-            if self in _STACK:
-                _STACK.remove(self)
+        scopes = _SCOPES.get()
+        if self in scopes:  # by identity, so scopes closed out of order still leave
+            _SCOPES.set(tuple(s for s in scopes if s is not self))
 
     def warn(self, logger: logging.Logger, kind: str, text: str) -> bool:
         """Log ``text`` if it is the first warning of ``kind`` in this run, else count it.
@@ -114,7 +122,8 @@ def repeated_notes(record: Iterable[dict[str, object]], what: str = "file") -> l
 
 def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
     """Log ``text`` through ``logger`` once per run and ``kind`` (see the module docstring):
-    into the innermost open :class:`RunWarnings`, or every time when none is open.
+    into the innermost :class:`RunWarnings` open in this thread's context, or every time when
+    none is open.
 
     Args:
         logger: The logger of the module that found the problem.
@@ -125,8 +134,8 @@ def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
     Returns:
         True when the text was logged (or kept by a collecting scope).
     """
-    with _LOCK:
-        scope = _STACK[-1] if _STACK else None
+    scopes = _SCOPES.get()
+    scope = scopes[-1] if scopes else None
     if scope is None:
         logger.warning(text)
         return True
