@@ -254,13 +254,13 @@ def _wait_json(url: str, ok, timeout: float, proc: subprocess.Popen | None = Non
 
 
 def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsys):
-    from test_serve import micro_model
+    from test_serve import scored_model
 
     from sam2elnet.pipeline.serve import BackendConfig, MLBackend
 
     scores = {"a": 0.2, "b": 0.8}
     make_run(tmp_path, scores)
-    model = micro_model(tmp_path / "model.pt")
+    model = scored_model(tmp_path / "model.pt")  # a partial mask and a score for every image
     out = ls_server.root / "backend" / "tasks.json"
     assert main([
         "export", "--labels", str(tmp_path / "run"), "--out", str(out), "--format", "label-studio",
@@ -270,10 +270,11 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (tmp_path / "serve.log").open("wb")
+    # no --image-size: the fine-tuning runs take the model's training size (32 px)
     cmd = [
         sys.executable, "-c", "import sys; from sam2elnet.cli import main; sys.exit(main(sys.argv[1:]))",
         "serve", "--model", str(model), "--workdir", str(tmp_path / "serve"), "--port", str(port),
-        "--document-root", str(ls_server.root), "--epochs", "1", "--image-size", "32",
+        "--document-root", str(ls_server.root), "--epochs", "1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -295,14 +296,18 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
         )
         assert report["ml_state"] == "CO"  # connected: Label Studio called /health and /setup
         local = MLBackend(BackendConfig(model=model, workdir=tmp_path / "local"))
+        assert sorted(report["predictions"]) == sorted(scores)
         for name, preds in report["predictions"].items():
             (p,) = preds  # Label Studio called /predict and stored the backend's answer
             assert p["model_version"] == h0["model_version"]
-            want, _ = local.predict_image(tmp_path / "images" / f"{name}.tif")
+            want, score = local.predict_image(tmp_path / "images" / f"{name}.tif")
+            assert 0 < want.sum() < want.size, name  # a region to see, not an empty mask
             got = np.zeros((40, 48), bool)
             for region in p["result"]:
                 got |= brush_decode(region["value"]["rle"], 40, 48)
             assert np.array_equal(got, want), name
+            # the predicted IoU reached Label Studio as the prediction's score
+            assert p["score"] == pytest.approx(score, abs=1e-6) and 0 < p["score"] < 1, name
         # the submitted annotation reached /webhook, was stored and fine-tuned a new model
         h = _wait_json(
             f"{url}/health",
@@ -311,6 +316,7 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
             proc,
         )
         assert h["jobs"][-1]["state"] == "done", h["jobs"]
+        assert h["jobs"][-1]["image_size"] == 32
         assert h["model_version"] != h0["model_version"]
         import cv2
 

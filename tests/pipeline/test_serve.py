@@ -33,6 +33,31 @@ def micro_model(path: Path, bands: int = 3) -> Path:
     return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
 
 
+def scored_model(path: Path, image_size: int = 32) -> Path:
+    """An untrained micro model (seed 0) that predicts part of each image as foreground (its
+    mask head's bias lowered by 1: about 5-25 % of a ``make_run`` image, which one depends on
+    the image), with a fitted quality evaluator (so answers carry a score) and a training record
+    of ``image_size`` px; built in a second, no training."""
+    import torch
+
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+    from sam2elnet.model.quality import FEATURE_NAMES, QualityEvaluator
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(size="micro", in_bands=3))
+    with torch.no_grad():
+        model.decoder.head.bias.sub_(1.0)
+    rng = np.random.default_rng(0)
+    iou = rng.uniform(0, 1, 60)
+    feats = rng.uniform(0, 1, (60, len(FEATURE_NAMES)))
+    feats[:, FEATURE_NAMES.index("fg_frac")] = iou + rng.normal(0, 0.05, 60)
+    ev = QualityEvaluator().fit(feats, None, iou, seed=0)
+    assert ev.fitted
+    extra = {"quality": ev.state_dict(), "image_size": image_size}
+    return save_model(model, path, extra=extra)
+
+
 def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
     data = None if payload is None else json.dumps(payload).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -46,11 +71,9 @@ def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
 @pytest.fixture
 def backend(tmp_path: Path):
     make_run(tmp_path, {"a": 0.2, "b": 0.8})
+    # no image_size: the fine-tuning runs take the model's training size (32 px)
     cfg = BackendConfig(
-        model=micro_model(tmp_path / "model.pt"),
-        workdir=tmp_path / "serve",
-        epochs=1,
-        image_size=32,
+        model=scored_model(tmp_path / "model.pt"), workdir=tmp_path / "serve", epochs=1
     )
     be = MLBackend(cfg)
     srv = make_server(be, port=0)
@@ -85,11 +108,13 @@ def test_protocol_predict_store_and_fine_tune(backend):
     code, p = call(f"{url}/predict", {"tasks": tasks, "project": "1.1", "label_config": ""})
     assert code == 200 and len(p["results"]) == 2
     for t, r in zip(tasks, p["results"], strict=True):
-        want, _score = be.predict_image(Path(t["data"]["source"]))
+        want, score = be.predict_image(Path(t["data"]["source"]))
+        assert 0 < want.sum() < want.size  # a real region, not an empty or a full mask
         got = np.zeros((40, 48), bool)
         for region in r["result"]:
             got |= brush_decode(region["value"]["rle"], 40, 48)
         assert np.array_equal(got, want) and r["model_version"] == h["model_version"]
+        assert 0 < r["score"] < 1 and r["score"] == pytest.approx(score)  # the predicted IoU
     # a submitted review is stored as a training pair and starts a fine-tuning run
     edit = np.zeros((40, 48), bool)
     edit[5:25, 10:30] = True
@@ -107,6 +132,7 @@ def test_protocol_predict_store_and_fine_tune(backend):
     code, h2 = call(f"{url}/health")
     (job,) = h2["jobs"]
     assert job["state"] == "done", job
+    assert job["image_size"] == 32  # the served model's training size (no --image-size given)
     assert h2["model_version"] != h["model_version"] and Path(job["model"]).is_file()
     from sam2elnet.model import load_model
 
@@ -130,6 +156,20 @@ def test_protocol_predict_store_and_fine_tune(backend):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=30)
     assert e.value.code == 400
+
+
+def test_fine_tuning_size_defaults_to_the_models_training_size(tmp_path: Path):
+    """No --image-size: the size in the model's training record (``elnet train --image-size``),
+    else elnet train's default 256; an explicit --image-size wins."""
+    from sam2elnet.config import TrainConfig
+
+    recorded = scored_model(tmp_path / "m64.pt", image_size=64)
+    assert MLBackend(BackendConfig(model=recorded, workdir=tmp_path / "a")).image_size == 64
+    cfg = BackendConfig(model=recorded, workdir=tmp_path / "b", image_size=48)
+    assert MLBackend(cfg).image_size == 48
+    bare = micro_model(tmp_path / "bare.pt")  # no training record
+    assert MLBackend(BackendConfig(model=bare, workdir=tmp_path / "c")).image_size == 256
+    assert TrainConfig.model_fields["image_size"].default == 256
 
 
 def test_bad_settings_and_busy_port(tmp_path: Path):

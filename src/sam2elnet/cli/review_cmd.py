@@ -135,10 +135,11 @@ def serve_cmd(
     epochs: int = typer.Option(
         option_default(BackendConfig, "epochs"), "--epochs", help="Epochs of each fine-tuning run."
     ),
-    image_size: int = typer.Option(
+    image_size: int | None = typer.Option(  # noqa: UP045
         option_default(BackendConfig, "image_size"),
         "--image-size",
-        help="Training crop size (pixels).",
+        help="Crop size (pixels) of the fine-tuning runs (default: the size the model was "
+        "trained at, from its training record; 256 without one).",
     ),
     device: str = typer.Option(
         option_default(BackendConfig, "device"), "--device", help="cpu | cuda | cuda:N"

@@ -93,6 +93,7 @@ class MLBackend:
                 self.predictor.evaluator = base.evaluator  # as before the restart (_train)
         self.model_version = self._version(self.model_path)
         self.category = cfg.category or self._category(self.predictor)
+        self.image_size = cfg.image_size or self._trained_size(self.predictor)
         self.hostname = cfg.ls_url
         self.token = cfg.ls_token
         self.target = LabelTarget(label=self.category)
@@ -153,6 +154,19 @@ class MLBackend:
 
         train = (getattr(predictor, "extra", None) or {}).get("train") or {}
         return category_name(train.get("domain"), train.get("modality")) or "foreground"
+
+    @staticmethod
+    def _trained_size(predictor: Any) -> int:
+        """The crop size (px) the model was trained at (its training record; the fine-tuning
+        runs' default, so a model trained on 64 px tiles is fine-tuned on 64 px crops), else
+        ``elnet train``'s default ``--image-size`` (256) for a model file without one."""
+        from sam2elnet.config import TrainConfig
+
+        extra = getattr(predictor, "extra", None) or {}
+        for size in (extra.get("image_size"), (extra.get("train") or {}).get("image_size")):
+            if isinstance(size, int) and size >= 32:
+                return size
+        return int(TrainConfig.model_fields["image_size"].default)
 
     @staticmethod
     def _version(path: Path) -> str:
@@ -339,7 +353,12 @@ class MLBackend:
             ):
                 return {"training": busy}
             self.pending = 0
-            job = {"job": f"ft-{len(self.jobs) + 1}", "state": "running", "samples": n}
+            job = {
+                "job": f"ft-{len(self.jobs) + 1}",
+                "state": "running",
+                "samples": n,
+                "image_size": self.image_size,
+            }
             self.jobs.append(job)
             self._save()
             self.training = threading.Thread(target=self._train, args=(job,), daemon=True)
@@ -361,7 +380,7 @@ class MLBackend:
                 init_model=self.model_path,
                 epochs=self.cfg.epochs,
                 batch_size=min(self.cfg.batch_size, n),
-                image_size=self.cfg.image_size,
+                image_size=self.image_size,
                 val_fraction=0.0 if n < 4 else 0.25,
                 fit_quality=n >= 4,
                 device=self.cfg.device,
@@ -468,9 +487,11 @@ def serve(cfg: BackendConfig, host: str = "127.0.0.1", port: int = 9090) -> None
     """Run the ML backend until interrupted."""
     backend = MLBackend(cfg)
     srv = make_server(backend, host, port)
+    tune = f"fine-tunes on {backend.image_size} px crops" if cfg.train else "no fine-tuning"
     print(
         f"sam2elnet ML backend at http://{srv.server_address[0]}:{srv.server_address[1]} "
-        f"(model {backend.model_version}); connect it in Label Studio: project Settings > Model",
+        f"(model {backend.model_version}, {tune}); connect it in Label Studio: project "
+        "Settings > Model",
         flush=True,
     )
     try:

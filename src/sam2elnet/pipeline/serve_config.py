@@ -45,8 +45,9 @@ class BackendConfig(BaseModel):
     """Start fine-tuning after this many new reviewed annotations."""
     epochs: int = Field(3, ge=1)
     """Epochs of each fine-tuning run."""
-    image_size: int = Field(256, ge=32)
-    """Training crop size (pixels)."""
+    image_size: int | None = Field(None, ge=32)
+    """Crop size (pixels) of the fine-tuning runs; None: the size the served model was trained
+    at (its training record, ``elnet train --image-size``), 256 for a model without one."""
     batch_size: int = Field(2, ge=1, le=1024)
     extra_train: dict[str, Any] = Field(default_factory=dict)
     """Further :class:`~sam2elnet.config.TrainConfig` options of the fine-tuning runs."""
