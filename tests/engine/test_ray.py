@@ -360,3 +360,43 @@ def test_bad_address_is_one_error_line(
     # --address without --backend ray is a mistake too, said before anything runs
     assert main(args[:-4] + ["--address", "auto"]) == 2
     assert "add --backend ray" in capsys.readouterr().err
+
+
+_LOCAL_RUN = """
+import functools, json, os
+import numpy as np
+from sam2elnet.engine.distributed import RayExecutor
+from sam2elnet.engine.executors import SmoothingPredictor, run_batch
+x = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
+with RayExecutor(functools.partial(SmoothingPredictor), num_workers=1) as ex:
+    (out,) = list(ex.map_batches([(x, None)]))
+    during = os.environ.get("RAY_AUTH_MODE")  # what Ray's default set
+want = run_batch(SmoothingPredictor(), x, None)[0]
+print(json.dumps({"same": bool(np.array_equal(out[0], want)), "env_during": during}))
+"""
+
+
+def test_private_local_cluster_starts_without_ray_token_notice() -> None:
+    """``--backend ray`` without ``--address`` starts a private Ray, in which Ray >= 2.59 turns
+    token authentication on by default and logs a line saying so on every run; the executor
+    drops that line (and only for its own cluster), the authentication stays on. A process of
+    its own: the module's cluster is up in this one."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    r = subprocess.run(
+        [sys.executable, "-c", _LOCAL_RUN],
+        capture_output=True,
+        text=True,
+        timeout=RAY_TIMEOUT,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Token authentication is" not in r.stderr + r.stdout, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["same"]  # the actor computed the batch
+    version = tuple(int(p) for p in ray.__version__.split(".")[:2])
+    if version >= (2, 59):  # Ray's default token authentication is on, not disabled
+        assert got["env_during"] == "token"

@@ -33,6 +33,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,50 @@ from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RayExecutor", "check_address", "ray_available", "release_workers"]
+__all__ = [
+    "TOKEN_NOTICE",
+    "RayExecutor",
+    "check_address",
+    "quiet_token_notice",
+    "ray_available",
+    "release_workers",
+]
 
 RAY_INSTALL = "pip install 'sam2elnet[ray]' (or ray>=2.9)"
 ADDRESS_HELP = (
     "give --address HOST:6379 (the head node of `ray start --head`), ray://HOST:10001 (Ray "
     "Client), auto (on a node of a running cluster), or leave it out for a private local Ray"
 )
+
+
+TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
+"""Start of the line Ray >= 2.59 logs (logger :data:`TOKEN_NOTICE_LOGGER`) whenever a local
+``ray.init()`` turns on its default token authentication ("... Set RAY_AUTH_MODE=disabled to opt
+out"). :class:`RayExecutor` drops it for the private cluster it starts itself (``address`` None),
+never for a cluster the user names; the protection stays as Ray sets it (a token in
+``~/.ray/auth_token``). Ray's documented switch, ``RAY_AUTH_MODE`` (token | disabled,
+https://docs.ray.io/en/latest/ray-security/token-auth.html), is read when ``ray`` is imported, so
+a process cannot set it for one cluster: set after the import, ``ray.init`` fails
+(``InvalidAuthToken``, Ray 2.60); ``disabled`` would open the cluster to anyone who can reach its
+ports. A ``RAY_AUTH_MODE`` the user sets is left to Ray (it then logs nothing either)."""
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+class _DropTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(TOKEN_NOTICE)
+
+
+@contextmanager
+def quiet_token_notice() -> Iterator[None]:
+    """Drop Ray's :data:`TOKEN_NOTICE` line while the private local cluster starts; every other
+    line of that logger, and everything after the block, passes."""
+    logger, drop = logging.getLogger(TOKEN_NOTICE_LOGGER), _DropTokenNotice()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def ray_available() -> bool:
@@ -128,7 +166,8 @@ class RayExecutor:
     """Batch and call executor on Ray actors (:class:`~sam2elnet.engine.executors.BatchExecutor`,
     :class:`~sam2elnet.engine.executors.CallExecutor`).
 
-    ``address`` None starts a private local Ray (``num_workers`` CPUs, no dashboard); ``"auto"``,
+    ``address`` None starts a private local Ray (``num_workers`` CPUs, no dashboard, Ray's
+    default token authentication without its notice line: :data:`TOKEN_NOTICE`); ``"auto"``,
     ``"HOST:6379"`` or ``"ray://host:10001"`` joins an existing cluster (checked first with
     :func:`check_address`). ``num_cpus_per_worker`` is the CPU reservation of each actor (give it
     the torch thread count); ``num_gpus_per_worker`` > 0 places actors on GPU nodes.
@@ -184,7 +223,8 @@ class RayExecutor:
                 kw["address"] = address
             kw.update(init_kwargs or {})
             try:
-                ray.init(**kw)
+                with quiet_token_notice() if address is None else nullcontext():
+                    ray.init(**kw)
             except (ConnectionError, ValueError, RuntimeError) as err:
                 msg = str(err).splitlines()[0] if str(err) else err.__class__.__name__
                 if "ray[client]" in msg:
