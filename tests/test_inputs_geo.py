@@ -470,7 +470,7 @@ def test_export_gcp_only_label_placed_by_gcps(tmp_path: Path) -> None:
     lab = write_mask(tmp_path / "lab.tif", m, like=img)
     res = export_labels(lab, tmp_path / "x.gpkg", progress=False)
     assert any("ground control points" in n for n in res.notes)
-    g = gpd.read_file(tmp_path / "x.gpkg")
+    g = gpd.read_file(tmp_path / "x.gpkg", layer="labels")
     assert g.crs.to_epsg() == 4326
     x0, y0, x1, y1 = g.total_bounds
     # GCPs: lon = 28 + 0.001 col, lat = 43 - 0.001 row
@@ -490,7 +490,7 @@ def test_export_class_index_label_and_positive_values(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="positive-values"):
         export_labels(f, tmp_path / "x.gpkg", progress=False)
     export_labels(f, tmp_path / "x.gpkg", progress=False, positive_values=(2,))
-    g = gpd.read_file(tmp_path / "x.gpkg")
+    g = gpd.read_file(tmp_path / "x.gpkg", layer="labels")
     assert len(g) == 1 and g["area_px"].iloc[0] == 100
 
 

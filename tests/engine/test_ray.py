@@ -115,7 +115,8 @@ def test_ray_backend_matches_local_backend(tmp_path: Path, local_ray):
             assert x.crs == y.crs and x.transform == y.transform
     import geopandas as gpd
 
-    ql, qr = gpd.read_file(tmp_path / "local.gpkg"), gpd.read_file(tmp_path / "ray.gpkg")
+    ql = gpd.read_file(tmp_path / "local.gpkg", layer="tiles")
+    qr = gpd.read_file(tmp_path / "ray.gpkg", layer="tiles")
     np.testing.assert_allclose(ql["predicted_iou"], qr["predicted_iou"])
 
     # the CLI path (elnet scene --backend ray) is compared in the scene-folder test below
@@ -239,8 +240,8 @@ def test_annotate_on_ray_matches_local_byte_for_byte(annotated: dict) -> None:
     assert sl["backend"] == {"name": "local"}
     import geopandas as gpd
 
-    gl = gpd.read_file(annotated["out_local"] / "tiles" / "zscene.gpkg")
-    gr = gpd.read_file(annotated["out_ray"] / "tiles" / "zscene.gpkg")
+    gl = gpd.read_file(annotated["out_local"] / "tiles" / "zscene.gpkg", layer="tiles")
+    gr = gpd.read_file(annotated["out_ray"] / "tiles" / "zscene.gpkg", layer="tiles")
     assert len(gl) > 1 and gl.equals(gr)
 
 

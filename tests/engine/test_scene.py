@@ -288,7 +288,7 @@ def test_scene_without_crs_predicts_in_pixel_space(tmp_path: Path):
         assert o.crs is None
     import geopandas as gpd
 
-    q = gpd.read_file(tmp_path / "q.gpkg")
+    q = gpd.read_file(tmp_path / "q.gpkg", layer="tiles")
     assert q.crs is None
     assert q.total_bounds.tolist() == [0, 0, 400, 300]  # pixel coordinates, y = row
 

@@ -172,7 +172,7 @@ def test_png_labels_export_in_pixel_coordinates(tmp_path: Path):
     assert not (tmp_path / "x.geojson").exists()
     res = export_labels(d, tmp_path / "x.gpkg", progress=False)
     assert any("pixel coordinates" in n for n in res.notes)
-    gdf = gpd.read_file(tmp_path / "x.gpkg")
+    gdf = gpd.read_file(tmp_path / "x.gpkg", layer="labels")
     assert len(gdf) == 1
     assert gdf.total_bounds.tolist() == [5, 10, 25, 20]  # pixel coordinates, y = row
     assert gdf["area_px"].iloc[0] == 200
@@ -474,7 +474,7 @@ def test_quality_csv_of_annotate_matches_labels_in_the_sibling_folder(tmp_path: 
     q = read_quality_csv(out / "quality.csv")
     assert q["scene_a"] == pytest.approx(0.912)
     export_labels(out / "labels", tmp_path / "o.gpkg", progress=False)
-    gdf = gpd.read_file(tmp_path / "o.gpkg")
+    gdf = gpd.read_file(tmp_path / "o.gpkg", layer="labels")
     assert np.allclose(gdf["quality"], 0.912)
 
 
@@ -489,7 +489,7 @@ def test_scene_outputs_get_polygon_quality_from_their_tiles_layer(tmp_path: Path
     predict_scene(scene, out, SmoothingPredictor(score=True), tile=128, overlap=32,
                   quality_gpkg=out.with_name("scene_tiles.gpkg"), progress=False)  # fmt: skip
     res = export_labels(out, tmp_path / "o.gpkg", progress=False)
-    gdf = gpd.read_file(tmp_path / "o.gpkg")
+    gdf = gpd.read_file(tmp_path / "o.gpkg", layer="labels")
     assert len(gdf) >= 1 and gdf["quality"].between(0, 1).all()
     assert (gdf["source"] == "scene.tif").all()
     assert any("predicted IoU of the scene windows" in n for n in res.notes)

@@ -48,7 +48,7 @@ def test_png_label_exports_in_pixel_coordinates(tmp_path: Path):
     (tmp_path / "labels").mkdir()
     Image.fromarray(_label()).save(tmp_path / "labels" / "a.png")
     res = export_labels(tmp_path / "labels", tmp_path / "a.gpkg", progress=False)
-    g = gpd.read_file(res.out)
+    g = gpd.read_file(res.out, layer="labels")
     assert g.crs is None and any("y = row" in n and "y = -row" in n for n in res.notes)
     assert sorted(tuple(b) for b in g.geometry.bounds.to_numpy()) == [
         (3.0, 30.0, 8.0, 35.0),
