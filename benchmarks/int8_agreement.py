@@ -49,9 +49,8 @@ from sam2elnet.errors import UserError
 
 def _pairs(images: list[str], masks: str, exclude: str | None) -> list[tuple[Path, Path]]:
     """(image, mask) pairs by :func:`mask_key`, sorted by image path; UserError when none."""
-    from sam2elnet.data.naming import mask_key
+    from sam2elnet.data.naming import list_images, mask_key
     from sam2elnet.engine.eval_inputs import scan_masks
-    from sam2elnet.engine.folder_inputs import list_images
 
     truths = scan_masks(Path(masks), "masks")
     skip: set[str] = set()

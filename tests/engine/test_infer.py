@@ -560,7 +560,7 @@ def test_enhance_keeps_an_empty_coarse_label_empty(
 def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
     """`annotate --images SOS_ROOT` (or its train/) said only 'no images in the folder; check the
     path'; it now names the sub-folders and the two ways on."""
-    from sam2elnet.engine.folder_inputs import list_images
+    from sam2elnet.data.naming import list_images
 
     (tmp_path / "sos" / "train" / "palsar").mkdir(parents=True)
     (tmp_path / "sos" / "test").mkdir()

@@ -94,13 +94,13 @@ def test_export_holds_at_most_one_batch_of_polygons(
     tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
 ):
     sizes: list[int] = []
-    real = vector._LayerWriter.write
+    real = vector.LayerWriter.write
 
     def spy(self, gdf):  # noqa: ANN001, ANN202
         sizes.append(len(gdf))
         return real(self, gdf)
 
-    monkeypatch.setattr(vector._LayerWriter, "write", spy)
+    monkeypatch.setattr(vector.LayerWriter, "write", spy)
     monkeypatch.setattr(vector, "WRITE_BATCH", 40)
     res = export_labels(noisy_tif, tmp_path / "l.gpkg", strip_rows=10, progress=False)
     assert len(sizes) >= 5 and max(sizes) <= 40 and sum(sizes) == res.n_features
@@ -131,7 +131,7 @@ def test_failed_batch_leaves_nothing_half_written(
     tmp_path: Path, noisy_tif: Path, monkeypatch: pytest.MonkeyPatch
 ):
     calls = []
-    real = vector._LayerWriter.write
+    real = vector.LayerWriter.write
 
     def failing(self, gdf):  # noqa: ANN001, ANN202
         calls.append(len(gdf))
@@ -139,7 +139,7 @@ def test_failed_batch_leaves_nothing_half_written(
             raise OSError("simulated write failure")
         return real(self, gdf)
 
-    monkeypatch.setattr(vector._LayerWriter, "write", failing)
+    monkeypatch.setattr(vector.LayerWriter, "write", failing)
     monkeypatch.setattr(vector, "WRITE_BATCH", 30)
     for fmt in ("gpkg", "geojson", "shp"):
         calls.clear()

@@ -6,12 +6,16 @@ agree on what a mask, an image, a scene or a vector file is:
 * extension tables (``IMAGE_SUFFIXES``, ``MASK_SUFFIXES``, ``SCENE_SUFFIXES``, ...);
 * stem tags: ``<id>_sat.jpg`` is an image and ``<id>_mask.png`` its mask (the SOS / CHN6-CUG
   layouts), ``<id>_prob.tif`` a probability map, not a label;
-* :func:`mask_key`, the pairing key of a file (its stem without one known tag).
+* :func:`mask_key`, the pairing key of a file (its stem without one known tag);
+* :func:`list_images`, the images of a folder, a file or a list (folder jobs, ``elnet import``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+from sam2elnet.errors import UserError
 
 __all__ = [
     "GEO_SUFFIXES",
@@ -27,6 +31,7 @@ __all__ = [
     "SCENE_SUFFIXES",
     "VECTOR_SUFFIXES",
     "drop_paired_images",
+    "list_images",
     "mask_key",
 ]
 
@@ -112,3 +117,55 @@ def drop_paired_images(files: list[Path]) -> list[Path]:
     if any(tagged(f, MASK_TAGS) for f in files) and any(tagged(f, IMAGE_TAGS) for f in files):
         return [f for f in files if not tagged(f, IMAGE_TAGS)]
     return list(files)
+
+
+def list_images(
+    images: str | Path | Sequence[str | Path], *, split_hint: bool = True
+) -> list[Path]:
+    """Image files (:data:`IMAGE_SUFFIXES`) of a folder (sorted, hidden files left out), a single
+    file, or a list.
+
+    In folders that mix ``*_sat`` images with ``*_mask`` / ``*_gt`` labels (the SOS layout) the
+    masks are left out.
+
+    Args:
+        images: a folder, an image file, or a list of files (taken as given).
+        split_hint: when the folder holds only sub-folders, also name ``--split`` (annotate /
+            enhance take a dataset root with it).
+
+    Raises:
+        UserError: the path does not exist, a folder without images (naming its sub-folders when
+            it has some), or an empty list.
+    """
+    if isinstance(images, (str, Path)):
+        p = Path(images)
+        if not p.exists():
+            raise UserError("image path does not exist; check the path", p)
+        if p.is_file():
+            return [p]
+        files = sorted(
+            f
+            for f in p.iterdir()
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        )
+        if any(f.stem.lower().endswith("_sat") for f in files):
+            files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
+        if not files:
+            subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[0] != ".")
+            split = (
+                " (annotate / enhance: or a dataset root with --split, e.g. --split test)"
+                if split_hint
+                else ""
+            )
+            hint = (
+                f", only sub-folders ({', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''}); "
+                f"pass the folder that holds the images{split}"
+                if subs
+                else "; check the path"
+            )
+            raise UserError(f"no images (.png/.jpg/.tif) in the folder{hint}", p)
+        return files
+    files = [Path(f) for f in images]
+    if not files:
+        raise UserError("no images given")
+    return files

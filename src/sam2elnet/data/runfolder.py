@@ -18,7 +18,8 @@ leniently (``True/1/yes/kept`` vs ``False/0/no/rejected``), and a score that is 
 number in [0, 1] (``1.5``, ``-0.2``, ``inf``, text) is unusable: read as NaN, no score, like a
 blank one, with one warning per table naming a row and the allowed range (:func:`parse_score`). Two lookups serve the consumers:
 :func:`quality_by_key` (evaluation: paired by :func:`~sam2elnet.data.naming.mask_key`) and
-:func:`quality_by_stem` (export: label or image file stem -> score).
+:func:`quality_by_stem` (export: label or image file stem -> score), and
+:func:`image_paths_by_stem` (export: label or image file stem -> source image).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ __all__ = [
     "SKIPPED_CSV",
     "SUMMARY_JSON",
     "find_quality_csv",
+    "image_paths_by_stem",
     "parse_bool",
     "parse_float",
     "parse_score",
@@ -222,15 +224,32 @@ def quality_by_key(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def quality_by_stem(path: str | Path) -> dict[str, float]:
+def quality_by_stem(table: str | Path | Sequence[dict[str, Any]]) -> dict[str, float]:
     """File stem of every name column -> predicted quality (rows without a finite score, see
-    :func:`read_quality_table`, are left out)."""
+    :func:`read_quality_table`, are left out). ``table``: the CSV file, or its records already
+    read (one read, one warning)."""
     out: dict[str, float] = {}
-    for rec in read_quality_table(path):
+    recs = table if isinstance(table, Sequence) and not isinstance(table, str) else None
+    for rec in recs if recs is not None else read_quality_table(table):  # type: ignore[arg-type]
         if not math.isfinite(rec["predicted_iou"]):
             continue
         for name in rec["names"]:
             out.setdefault(Path(name).stem, rec["predicted_iou"])
+    return out
+
+
+def image_paths_by_stem(records: Iterable[dict[str, Any]]) -> dict[str, Path]:
+    """Label and image file stem -> the row's source image (``image_path`` of
+    :func:`read_quality_table`: as written when it exists, else next to the table), for the
+    export's ``source`` / ``file_name``. Rows without an image are left out; the first row of a
+    stem wins."""
+    out: dict[str, Path] = {}
+    for rec in records:
+        if not rec.get("image_path"):
+            continue
+        for name in (rec["image"], rec["label"]):
+            if name:
+                out.setdefault(Path(name).stem, Path(rec["image_path"]))
     return out
 
 

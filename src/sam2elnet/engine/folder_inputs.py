@@ -1,9 +1,9 @@
 """What a folder job reads before it predicts: its images, their label names, its coarse labels
 and, on ``--resume``, the rows a previous run already finished.
 
-* :func:`list_images` / :func:`split_images` / :func:`split_samples`: the images of
-  ``elnet annotate`` / ``elnet enhance`` (a folder, a file, a list, or one split of a dataset
-  root).
+* :func:`split_images` / :func:`split_samples`: the images of ``elnet annotate`` /
+  ``elnet enhance`` in one split of a dataset root (a folder, a file or a list:
+  :func:`sam2elnet.data.naming.list_images`, re-exported here).
 * :func:`unique_names`: the label file name of each image (``.tif`` for GeoTIFF inputs, ``.png``
   otherwise; numbered when two images of a file list share a stem).
 * :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
+from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images
 from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows
 from sam2elnet.errors import DataError, UserError
 
@@ -44,41 +44,6 @@ __all__ = [
 DATASET_NEIGHBOURS = ("masks", "labels", "gt", "coarse")
 """Folders next to a dataset's ``images/`` folder that hold its masks and coarse labels (the
 generic and CHN6-CUG layouts, :mod:`sam2elnet.data.layouts`)."""
-
-
-def list_images(images: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Image files of a folder (sorted), a single file, or a list; UserError when there are none.
-
-    In folders that mix ``*_sat`` images with ``*_mask`` labels (the SOS layout) the masks are left out.
-    """
-    if isinstance(images, (str, Path)):
-        p = Path(images)
-        if not p.exists():
-            raise UserError("image path does not exist; check the path", p)
-        if p.is_file():
-            return [p]
-        files = sorted(
-            f
-            for f in p.iterdir()
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-        )
-        if any(f.stem.lower().endswith("_sat") for f in files):
-            files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
-        if not files:
-            subs = sorted(d.name for d in p.iterdir() if d.is_dir() and d.name[0] != ".")
-            hint = (
-                f", only sub-folders ({', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''}); "
-                "pass the folder that holds the images (annotate / enhance: or a dataset root "
-                "with --split, e.g. --split test)"
-                if subs
-                else "; check the path"
-            )
-            raise UserError(f"no images (.png/.jpg/.tif) in the folder{hint}", p)
-        return files
-    files = [Path(f) for f in images]
-    if not files:
-        raise UserError("no images given")
-    return files
 
 
 def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[Any]:

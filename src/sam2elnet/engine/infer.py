@@ -23,14 +23,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.naming import list_images
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec
-from sam2elnet.engine.folder_inputs import (
-    check_job_out,
-    label_index,
-    list_images,
-    split_samples,
-)
+from sam2elnet.engine.folder_inputs import check_job_out, label_index, split_samples
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor

@@ -15,12 +15,8 @@ from typing import Any
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
-from sam2elnet.export.labels import LabelRaster, read_quality_csv
-from sam2elnet.export.run_info import (
-    default_category,
-    images_from_quality_csv,
-    run_label_files,
-)
+from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.run_info import default_category, quality_and_images, run_label_files
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
@@ -200,7 +196,7 @@ def _export_labels(
         quality_csv = next(
             (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
-    quality = read_quality_csv(quality_csv) if quality_csv is not None else {}
+    quality, image_names = quality_and_images(quality_csv) if quality_csv is not None else ({}, {})
 
     chip_items = None
     if chips is not None:
@@ -227,7 +223,7 @@ def _export_labels(
                 images,
                 positive_values,
                 strip_rows=strip_rows,
-                image_names=images_from_quality_csv(quality_csv) if quality_csv else None,
+                image_names=image_names or None,
             )
         )
         _n_images, n_annotations = write_coco(
@@ -268,7 +264,7 @@ def _export_labels(
         notes=notes,
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
-        image_names=images_from_quality_csv(quality_csv) if quality_csv else None,
+        image_names=image_names or None,
     )
     return ExportResult(
         out,

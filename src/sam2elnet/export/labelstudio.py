@@ -279,11 +279,11 @@ def export_label_studio(
         UserError: a view folder outside the document root.
         DataError: missing source images or unreadable labels.
     """
-    from sam2elnet.export.labels import LabelRaster, find_image, read_quality_csv
+    from sam2elnet.export.labels import LabelRaster, find_image
     from sam2elnet.export.run_info import (
         default_category,
-        images_from_quality_csv,
         model_version,
+        quality_and_images,
         run_label_files,
     )
     from sam2elnet.utils.progress import track
@@ -299,8 +299,7 @@ def export_label_studio(
         if why != "default":
             notes.append(f"label {category!r}: {why}; --category overrides")
     qpath = Path(quality_csv) if quality_csv is not None else _quality_csv_for(lp)
-    quality = read_quality_csv(qpath) if qpath is not None else {}
-    csv_images = images_from_quality_csv(qpath) if qpath is not None else {}
+    quality, csv_images = quality_and_images(qpath) if qpath is not None else ({}, {})
     root = Path(document_root if document_root is not None else out.parent).resolve()
     vdir = Path(views if views is not None else out.parent / f"{out.stem}-images").resolve()
     if not vdir.is_relative_to(root):

@@ -1,22 +1,41 @@
-"""Output-file helpers of the polygon export: Shapefile file sets.
+"""Putting one polygon layer file on disk: GeoJSON / GeoPackage / Shapefile, in batches, whole or
+not at all.
 
-:func:`replace_shapefile` puts a Shapefile written in a temporary folder in place of ``out``
-as one set: the new files are checked, every old sidecar of ``out``
-(:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are renamed
-in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
+* :class:`LayerWriter` writes a layer in batches under a temporary name and renames it into place
+  when complete (GeoJSON batches joined into one FeatureCollection, its ``crs`` member checked;
+  GeoPackage with its QGIS style, :mod:`~sam2elnet.export.qgis_style`);
+* :func:`replace_shapefile` puts a Shapefile written in a temporary folder in place of ``out``
+  as one set: the new files are checked, every old sidecar of ``out``
+  (:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are renamed
+  in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
+
+What goes into the layer (polygons and their attributes) is :mod:`~sam2elnet.export.vector`'s.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError
+from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
 
-__all__ = ["replace_shapefile", "shapefile_files"]
+__all__ = ["FORMATS", "LayerWriter", "replace_shapefile", "shapefile_files"]
+
+FORMATS = {
+    "geojson": ("GeoJSON", ".geojson"),
+    "gpkg": ("GPKG", ".gpkg"),
+    "shp": ("ESRI Shapefile", ".shp"),
+}
+"""Polygon export formats: name -> (GDAL driver, file suffix)."""
 
 
 def shapefile_files(shp: Path) -> list[Path]:
@@ -60,3 +79,136 @@ def replace_shapefile(target: Path, out: Path, crs: Any) -> None:
         f.unlink()
     for f in new:  # .shp last
         os.replace(f, out.with_name(out.stem + f.name[len(target.stem) :]))
+
+
+class LayerWriter:
+    """Writes one layer in batches under a temporary name; renamed into place on success.
+
+    GeoPackage and Shapefile batches are appended with GDAL (pyogrio ``append=True``). GeoJSON
+    batches are each written by GDAL to a temporary FeatureCollection (one feature per line) and
+    their feature lines joined into the output, because GDAL's GeoJSON update mode rewrites the
+    file and drops the ``RFC7946`` layer options on append. ``crs_member`` (GeoJSON in the labels'
+    CRS): the CRS the file must name; when GDAL's header names none (a CRS without an EPSG code)
+    a ``crs`` member with the CRS's WKT is added, and before the rename GDAL must read the
+    temporary file back in that CRS (:func:`_check_geojson_crs`).
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        fmt: str,
+        options: dict[str, Any],
+        to_wgs84: bool,
+        crs_member: Any = None,
+        crs: Any = None,
+    ) -> None:
+        self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
+        self.crs_member = crs_member
+        self.crs = crs
+        self.batches = 0
+
+    def __enter__(self) -> LayerWriter:
+        self._stack = contextlib.ExitStack()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.out.stem}.", dir=self.out.parent))
+        self._stack.callback(shutil.rmtree, self.tmpdir, ignore_errors=True)
+        if self.fmt == "shp":
+            self.target = self.tmpdir / self.out.name
+        else:
+            self.target = self._stack.enter_context(atomic_path(self.out))
+        self._json: Any = None
+        self._pending_line: str | None = None
+        return self
+
+    def write(self, gdf: Any) -> None:
+        """Append one batch (a GeoDataFrame in the layer's CRS) to the layer."""
+        if self.to_wgs84:
+            gdf = gdf.to_crs("EPSG:4326")
+        driver, _ = FORMATS[self.fmt]
+        layer = "labels" if self.fmt == "gpkg" else self.out.stem
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.fmt == "geojson":
+                part = self.tmpdir / f"part{self.batches}.geojson"
+                gdf.to_file(
+                    part, driver=driver, engine="pyogrio", layer=layer, layer_options=self.options
+                )
+                self._join_geojson(part)
+                part.unlink()
+            else:
+                kw: dict[str, Any] = {"append": True} if self.batches else {}
+                if self.fmt == "gpkg":
+                    kw["layer"] = layer
+                gdf.to_file(self.target, driver=driver, engine="pyogrio", **kw)
+        self.batches += 1
+
+    def _join_geojson(self, part: Path) -> None:
+        """Copy the feature lines of one GDAL FeatureCollection into the output (the header once)."""
+        with open(part, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+        try:
+            k = next(i for i, ln in enumerate(lines) if ln.startswith('"features": ['))
+        except StopIteration:
+            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part) from None
+        if lines[-3:] != ["]", "}", ""]:
+            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part)
+        feats = [ln for ln in lines[k + 1 : -3] if ln]
+        if self._json is None:
+            header = lines[: k + 1]
+            if self.crs_member is not None and not any(h.startswith('"crs":') for h in header):
+                header.insert(k, _wkt_crs_member(self.crs_member))
+            self._json = open(self.target, "w", encoding="utf-8")  # noqa: SIM115
+            self._stack.callback(self._json.close)
+            self._json.write("\n".join(header) + "\n")
+        for ln in feats:
+            if self._pending_line is not None:
+                self._json.write(self._pending_line + "\n")
+            self._pending_line = ln if ln.endswith(",") else ln + ","
+
+    def _finish(self) -> None:
+        if self.fmt == "geojson" and self._json is not None:
+            if self._pending_line is not None:
+                self._json.write(self._pending_line[:-1] + "\n]\n}\n")
+            else:
+                self._json.write("\n]\n}\n")  # GDAL's empty FeatureCollection
+            self._json.close()
+            if self.crs_member is not None:
+                _check_geojson_crs(self.target, self.crs_member, self.out)
+        if self.fmt == "gpkg":
+            from sam2elnet.export.qgis_style import add_layer_style
+
+            add_layer_style(self.target, "labels")  # QGIS opens it coloured by quality
+        if self.fmt == "shp":
+            replace_shapefile(self.target, self.out, self.crs)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:  # the temporary files go, nothing reaches ``out``
+            self._stack.__exit__(exc_type, exc, tb)
+            return False
+        with self._stack:
+            self._finish()
+        return False
+
+
+def _wkt_crs_member(crs: Any) -> str:
+    """The GeoJSON 2008 ``crs`` member naming ``crs`` by its WKT (WKT2 2019, as PROJ writes it),
+    one header line in GDAL's layout; GDAL reads a WKT name with ``SetFromUserInput``."""
+    from pyproj import CRS as ProjCRS
+
+    wkt = ProjCRS.from_user_input(crs).to_wkt()
+    return f'"crs": {{ "type": "name", "properties": {{ "name": {json.dumps(wkt)} }} }},'
+
+
+def _check_geojson_crs(path: Path, crs: Any, out: Path) -> None:
+    """Raise :class:`DataError` unless GDAL reads the GeoJSON ``path`` back in ``crs``."""
+    import pyogrio
+    from pyproj import CRS as ProjCRS
+
+    got = pyogrio.read_info(path)["crs"]
+    if got is None or ProjCRS.from_user_input(got) != ProjCRS.from_user_input(crs):
+        back = crs_name(ProjCRS.from_user_input(got)) if got else "no CRS"
+        raise DataError(
+            f"GDAL reads the GeoJSON written in {crs_name(crs)} back as {back}; "
+            "nothing written. Export to .gpkg (keeps any CRS) or use --geojson-crs wgs84",
+            out,
+        )

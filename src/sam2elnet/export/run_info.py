@@ -21,8 +21,8 @@ __all__ = [
     "DEFAULT_CATEGORY",
     "RUN_SUBFOLDERS",
     "default_category",
-    "images_from_quality_csv",
     "model_version",
+    "quality_and_images",
     "run_label_files",
     "run_summary",
 ]
@@ -54,26 +54,19 @@ def run_label_files(labels: str | Path) -> list[Path]:
     return files if files else find_labels(lp)
 
 
-def images_from_quality_csv(path: str | Path) -> dict[str, Path]:
-    """Label / image stem -> source image, from the ``image`` column of an annotate / enhance
-    ``quality.csv`` (a relative path that does not exist from the working directory is taken
-    relative to the table's folder). Rows without an image are left out."""
-    import csv
+def quality_and_images(path: str | Path) -> tuple[dict[str, float], dict[str, Path]]:
+    """(label / image stem -> predicted IoU, label / image stem -> source image) of an annotate /
+    enhance ``quality.csv``, read once by :func:`sam2elnet.data.runfolder.read_quality_table`
+    (:func:`~sam2elnet.data.runfolder.quality_by_stem`,
+    :func:`~sam2elnet.data.runfolder.image_paths_by_stem`).
 
-    path = Path(path)
-    out: dict[str, Path] = {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            img = (row.get("image") or "").strip()
-            if not img:
-                continue
-            p = Path(img)
-            if not p.is_absolute() and not p.exists():
-                p = path.parent / p  # annotate records the path as given (relative to its cwd)
-            lab = (row.get("label") or "").strip()
-            for key in {Path(img).stem, Path(lab).stem} - {""}:
-                out.setdefault(key, p)
-    return out
+    Raises:
+        DataError: a missing or unreadable table, or one without a name or score column.
+    """
+    from sam2elnet.data.runfolder import image_paths_by_stem, quality_by_stem, read_quality_table
+
+    recs = read_quality_table(path)
+    return quality_by_stem(recs), image_paths_by_stem(recs)
 
 
 def _run_dirs(labels: Path) -> list[Path]:

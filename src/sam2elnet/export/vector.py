@@ -20,12 +20,7 @@ the number of polygons; the output does not depend on the strip height or the ba
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import shutil
-import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +29,9 @@ import numpy as np
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
-from sam2elnet.export.layer_files import replace_shapefile
+from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
-from sam2elnet.utils.atomic import atomic_path
+from sam2elnet.export.tile_quality import tile_index, tile_quality
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +57,6 @@ PIXEL_COORDS = ("gdal", "qgis")
 y = row (GDAL's default geotransform, as ``gdal_polygonize``); ``qgis`` where QGIS shows the
 raster (:meth:`~sam2elnet.export.labels.LabelRaster.place_as_qgis`: y = -row). Both read back in
 place as vector labels (:class:`sam2elnet.data.vector.VectorLabels`)."""
-
-FORMATS = {
-    "geojson": ("GeoJSON", ".geojson"),
-    "gpkg": ("GPKG", ".gpkg"),
-    "shp": ("ESRI Shapefile", ".shp"),
-}
-
 
 #: polygons per write: the export holds at most this many finished polygons (plus the pieces of
 #: the polygons crossing the current strip border), whatever the number of polygons in the labels
@@ -159,7 +147,7 @@ def write_polygons(
     options: dict[str, Any] = {}
     if fmt == "geojson":
         options["RFC7946"] = "NO" if in_source else "YES"
-    writer = _LayerWriter(
+    writer = LayerWriter(
         out,
         fmt,
         options,
@@ -182,7 +170,8 @@ def write_polygons(
                 if lab.gcp_note:
                     notes.append(lab.gcp_note)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
-                attrs = _LabelAttrs(lab, f.name, q, _tile_index(f) if q is None else None, crs)
+                tiles = tile_index(f, None if lab.georef else lab.transform) if q is None else None
+                attrs = _LabelAttrs(lab, f.name, q, tiles, crs)
                 polys: list[Any] = []
                 for g in iter_polygons(
                     lab,
@@ -263,7 +252,7 @@ class _LabelAttrs:
         if not polys:
             return
         if self.tiles is not None:
-            per_poly = _tile_quality(self.tiles, polys)
+            per_poly = tile_quality(self.tiles, polys)
             self.used_tiles = True
         else:
             per_poly = [self.q] * len(polys)
@@ -330,171 +319,3 @@ def _frame(rows: list[dict[str, Any]], geoms: list[Any], crs: Any, first_id: int
     if gdf["model_id"].isna().all():
         gdf["model_id"] = gdf["model_id"].astype("object")
     return gdf
-
-
-class _LayerWriter:
-    """Writes one layer in batches under a temporary name; renamed into place on success.
-
-    GeoPackage and Shapefile batches are appended with GDAL (pyogrio ``append=True``). GeoJSON
-    batches are each written by GDAL to a temporary FeatureCollection (one feature per line) and
-    their feature lines joined into the output, because GDAL's GeoJSON update mode rewrites the
-    file and drops the ``RFC7946`` layer options on append. ``crs_member`` (GeoJSON in the labels'
-    CRS): the CRS the file must name; when GDAL's header names none (a CRS without an EPSG code)
-    a ``crs`` member with the CRS's WKT is added, and before the rename GDAL must read the
-    temporary file back in that CRS (:func:`_check_geojson_crs`).
-    """
-
-    def __init__(
-        self,
-        out: Path,
-        fmt: str,
-        options: dict[str, Any],
-        to_wgs84: bool,
-        crs_member: Any = None,
-        crs: Any = None,
-    ) -> None:
-        self.out, self.fmt, self.options, self.to_wgs84 = out, fmt, options, to_wgs84
-        self.crs_member = crs_member
-        self.crs = crs
-        self.batches = 0
-
-    def __enter__(self) -> _LayerWriter:
-        self._stack = contextlib.ExitStack()
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.out.stem}.", dir=self.out.parent))
-        self._stack.callback(shutil.rmtree, self.tmpdir, ignore_errors=True)
-        if self.fmt == "shp":
-            self.target = self.tmpdir / self.out.name
-        else:
-            self.target = self._stack.enter_context(atomic_path(self.out))
-        self._json: Any = None
-        self._pending_line: str | None = None
-        return self
-
-    def write(self, gdf: Any) -> None:
-        """Append one batch (a GeoDataFrame in the layer's CRS) to the layer."""
-        if self.to_wgs84:
-            gdf = gdf.to_crs("EPSG:4326")
-        driver, _ = FORMATS[self.fmt]
-        layer = "labels" if self.fmt == "gpkg" else self.out.stem
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if self.fmt == "geojson":
-                part = self.tmpdir / f"part{self.batches}.geojson"
-                gdf.to_file(
-                    part, driver=driver, engine="pyogrio", layer=layer, layer_options=self.options
-                )
-                self._join_geojson(part)
-                part.unlink()
-            else:
-                kw: dict[str, Any] = {"append": True} if self.batches else {}
-                if self.fmt == "gpkg":
-                    kw["layer"] = layer
-                gdf.to_file(self.target, driver=driver, engine="pyogrio", **kw)
-        self.batches += 1
-
-    def _join_geojson(self, part: Path) -> None:
-        """Copy the feature lines of one GDAL FeatureCollection into the output (the header once)."""
-        with open(part, encoding="utf-8") as fh:
-            lines = fh.read().split("\n")
-        try:
-            k = next(i for i, ln in enumerate(lines) if ln.startswith('"features": ['))
-        except StopIteration:
-            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part) from None
-        if lines[-3:] != ["]", "}", ""]:
-            raise DataError("unexpected GeoJSON layout from GDAL; cannot join", part)
-        feats = [ln for ln in lines[k + 1 : -3] if ln]
-        if self._json is None:
-            header = lines[: k + 1]
-            if self.crs_member is not None and not any(h.startswith('"crs":') for h in header):
-                header.insert(k, _wkt_crs_member(self.crs_member))
-            self._json = open(self.target, "w", encoding="utf-8")  # noqa: SIM115
-            self._stack.callback(self._json.close)
-            self._json.write("\n".join(header) + "\n")
-        for ln in feats:
-            if self._pending_line is not None:
-                self._json.write(self._pending_line + "\n")
-            self._pending_line = ln if ln.endswith(",") else ln + ","
-
-    def _finish(self) -> None:
-        if self.fmt == "geojson" and self._json is not None:
-            if self._pending_line is not None:
-                self._json.write(self._pending_line[:-1] + "\n]\n}\n")
-            else:
-                self._json.write("\n]\n}\n")  # GDAL's empty FeatureCollection
-            self._json.close()
-            if self.crs_member is not None:
-                _check_geojson_crs(self.target, self.crs_member, self.out)
-        if self.fmt == "gpkg":
-            from sam2elnet.export.qgis_style import add_layer_style
-
-            add_layer_style(self.target, "labels")  # QGIS opens it coloured by quality
-        if self.fmt == "shp":
-            replace_shapefile(self.target, self.out, self.crs)
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if exc_type is not None:  # the temporary files go, nothing reaches ``out``
-            self._stack.__exit__(exc_type, exc, tb)
-            return False
-        with self._stack:
-            self._finish()
-        return False
-
-
-def _wkt_crs_member(crs: Any) -> str:
-    """The GeoJSON 2008 ``crs`` member naming ``crs`` by its WKT (WKT2 2019, as PROJ writes it),
-    one header line in GDAL's layout; GDAL reads a WKT name with ``SetFromUserInput``."""
-    from pyproj import CRS as ProjCRS
-
-    wkt = ProjCRS.from_user_input(crs).to_wkt()
-    return f'"crs": {{ "type": "name", "properties": {{ "name": {json.dumps(wkt)} }} }},'
-
-
-def _check_geojson_crs(path: Path, crs: Any, out: Path) -> None:
-    """Raise :class:`DataError` unless GDAL reads the GeoJSON ``path`` back in ``crs``."""
-    import pyogrio
-    from pyproj import CRS as ProjCRS
-
-    got = pyogrio.read_info(path)["crs"]
-    if got is None or ProjCRS.from_user_input(got) != ProjCRS.from_user_input(crs):
-        back = crs_name(ProjCRS.from_user_input(got)) if got else "no CRS"
-        raise DataError(
-            f"GDAL reads the GeoJSON written in {crs_name(crs)} back as {back}; "
-            "nothing written. Export to .gpkg (keeps any CRS) or use --geojson-crs wgs84",
-            out,
-        )
-
-
-def _tile_index(label: Path) -> tuple[list[Any], np.ndarray, Any] | None:
-    """The per-window quality of a scene, ``<label stem>_tiles.gpkg``: (window polygons,
-    predicted IoUs, STRtree); None when the layer is absent or has no predicted IoU
-    (entropy-only layers are not a quality estimate and are not used)."""
-    import geopandas as gpd
-    from shapely import STRtree
-
-    path = label.with_name(f"{label.stem}_tiles.gpkg")
-    if not path.exists():
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tiles = gpd.read_file(path, layer="tiles", engine="pyogrio")
-    except Exception:
-        log.warning("%s: unreadable per-tile quality layer; ignored", path)
-        return None
-    if "predicted_iou" not in tiles.columns or not len(tiles):
-        return None
-    geoms = list(tiles.geometry.values)
-    return geoms, tiles["predicted_iou"].to_numpy(dtype=float), STRtree(geoms)
-
-
-def _tile_quality(index: tuple[list[Any], np.ndarray, Any], polys: list[Any]) -> list[float | None]:
-    """Per-polygon quality: the mean ``predicted_iou`` of the windows (:func:`_tile_index`) each
-    polygon overlaps, weighted by the overlap area; None where it overlaps none."""
-    geoms, ious, tree = index
-    out: list[float | None] = []
-    for g in polys:
-        idx = tree.query(g, predicate="intersects")
-        w = np.array([geoms[i].intersection(g).area for i in idx])
-        out.append(float(np.dot(w, ious[idx]) / w.sum()) if len(idx) and w.sum() > 0 else None)
-    return out

@@ -341,12 +341,11 @@ def refine_folder(
     import time
 
     from sam2elnet.data.images import read_image
-    from sam2elnet.data.naming import GEO_SUFFIXES, mask_key
+    from sam2elnet.data.naming import GEO_SUFFIXES, list_images, mask_key
     from sam2elnet.data.normalize import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.downstream import load_pair
-    from sam2elnet.engine.folder_inputs import list_images
     from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
