@@ -71,6 +71,14 @@ def roundtrip(a: dict) -> dict:
     )
     with open(a["export"], "wb") as fh:
         fh.write(body)
+    if a.get("export_min"):  # the same project as JSON-MIN (flat records)
+        body = b"".join(
+            ls.projects.exports.download_sync(
+                project.id, export_type="JSON_MIN", download_all_tasks=True
+            )
+        )
+        with open(a["export_min"], "wb") as fh:
+            fh.write(body)
     return report
 
 

@@ -8,7 +8,7 @@ configurations (``TrainConfig``) are :mod:`sam2elnet.config`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,6 +25,23 @@ Precision = Literal["auto", "bf16", "32"]
 
 PRECISION_HELP = (
     "auto (bf16 where the CPU/GPU computes bf16 natively, else 32) | bf16 | 32 (float32)"
+)
+
+
+PixelCoords = Literal["gdal", "qgis"]
+"""Where polygons of a raster *without a CRS* go (``--pixel-coords`` of ``elnet export`` and
+``elnet scene``), the default first: ``gdal`` x = column, y = row (GDAL's default geotransform,
+as ``gdal_polygonize``); ``qgis`` where QGIS shows such a raster, x = column, y = -row
+(:data:`sam2elnet.data.georef.PIXEL_GRID`). Both read back in place as vector labels
+(:class:`sam2elnet.data.vector.VectorLabels`)."""
+
+PIXEL_COORDS: tuple[str, ...] = get_args(PixelCoords)
+"""The :data:`PixelCoords` values, the default (``gdal``: the case catalogue's C07 contract)
+first."""
+
+PIXEL_COORDS_HELP = (
+    "Polygons of rasters without a CRS (PNG, plain TIFF): gdal (x = column, y = row, as "
+    "gdal_polygonize) or qgis (y = -row: where QGIS shows the image, so they overlay it)."
 )
 
 
@@ -207,6 +224,7 @@ class SceneOptions(WindowOptions):
     workers: int = Field(2, ge=1, le=1024, description="Ray actors")
     device: str = "cpu"
     precision: Precision = "auto"
+    pixel_coords: PixelCoords = PIXEL_COORDS[0]  # the --quality-gpkg windows
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _prec = field_validator("precision", mode="before")(
@@ -223,7 +241,7 @@ class ExportOptions(_Options):
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")
     chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
     geojson_crs: Literal["source", "wgs84"] = "source"
-    pixel_coords: Literal["gdal", "qgis"] = "gdal"
+    pixel_coords: PixelCoords = PIXEL_COORDS[0]
 
 
 class StatsOptions(_Options):

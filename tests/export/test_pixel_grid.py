@@ -12,6 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 from PIL import Image
@@ -19,6 +20,7 @@ from rasterio import features
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from sam2elnet.cli import main
 from sam2elnet.data.georef import PIXEL_GRID, plain_grid_transform
 from sam2elnet.data.vector import VectorLabels, rasterize_vector
 from sam2elnet.engine.scene_writer import windows_geo
@@ -97,3 +99,61 @@ def test_tile_footprints_of_a_scene_without_crs_use_the_same_grid(tmp_path: Path
     with rasterio.open(p) as src:
         fp = windows_geo(src)(2, 35, 10, 20)  # row 2, column 35, 10 rows x 20 columns
     assert fp.bounds == (35.0, 2.0, 55.0, 12.0)
+    with rasterio.open(p) as src:  # --pixel-coords qgis: where QGIS shows the scene
+        assert windows_geo(src, "qgis")(2, 35, 10, 20).bounds == (35.0, -12.0, 55.0, -2.0)
+
+
+def test_scene_quality_gpkg_takes_pixel_coords_like_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """`elnet scene --quality-gpkg` had no --pixel-coords: its windows of a scene without a CRS
+    lay mirrored above the scene in QGIS, next to an `export --pixel-coords qgis` layer."""
+    p = tmp_path / "plain.tif"
+    rng = np.random.default_rng(0)
+    with rasterio.open(p, "w", driver="GTiff", height=64, width=96, count=1, dtype="uint8") as d:
+        d.write(rng.integers(0, 255, (1, 64, 96), dtype=np.uint8))
+    tiles = {}
+    for pc in ("gdal", "qgis"):
+        out = tmp_path / pc / "o.tif"
+        rc = main(
+            ["scene", "--model", "builtin:smoothing", "--image", str(p), "--out", str(out),
+             "--tile", "32", "--overlap", "0", "--quality-gpkg", "--pixel-coords", pc,
+             "--no-progress"]
+        )  # fmt: skip
+        assert rc == 0, capsys.readouterr().err
+        tiles[pc] = gpd.read_file(tmp_path / pc / "o_tiles.gpkg", layer="tiles")
+    assert tiles["gdal"].total_bounds.tolist() == [0, 0, 96, 64]
+    assert tiles["qgis"].total_bounds.tolist() == [0, -64, 96, 0]
+    capsys.readouterr()
+    rc = main(["scene", "--model", "builtin:smoothing", "--image", str(p), "--out",
+               str(tmp_path / "x.tif"), "--pixel-coords", "up"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "--pixel-coords" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("tiles_pc", ["gdal", "qgis"])
+@pytest.mark.parametrize("export_pc", ["gdal", "qgis"])
+def test_polygon_quality_joins_scene_windows_of_either_convention(
+    tmp_path: Path, tiles_pc: str, export_pc: str
+):
+    """A scene label without a CRS: each polygon's quality is that of the window it lies in,
+    whichever --pixel-coords the scene and the export used."""
+    lab = np.zeros((H, W), np.uint8)
+    lab[5:15, 5:20] = 255  # in the left window (columns 0..30)
+    lab[25:35, 40:55] = 255  # in the right window
+    with rasterio.open(
+        tmp_path / "s.tif", "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8"
+    ) as d:
+        d.write(lab[None])
+    with rasterio.open(tmp_path / "s.tif") as src:
+        fp = windows_geo(src, tiles_pc)
+        geoms = [fp(0, 0, H, 30), fp(0, 30, H, 30)]
+    gpd.GeoDataFrame({"predicted_iou": [0.25, 0.75]}, geometry=geoms).to_file(
+        tmp_path / "s_tiles.gpkg", layer="tiles"
+    )
+    res = export_labels(
+        tmp_path / "s.tif", tmp_path / "l.gpkg", progress=False, pixel_coords=export_pc
+    )
+    g = gpd.read_file(res.out, layer="labels").sort_values("area_px")
+    assert g["quality"].tolist() == [0.25, 0.75]  # 150 px left, 150 px right: by position
+    assert g.geometry.bounds["minx"].tolist() in ([5.0, 40.0], [40.0, 5.0])

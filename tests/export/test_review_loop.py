@@ -262,10 +262,11 @@ def test_gpkg_reviewed_in_qgis_imports_with_georeference_and_nodata(
     edited = gpd.GeoDataFrame(
         gpd.pd.concat([g, added], ignore_index=True), geometry="geometry", crs=g.crs
     )
-    edited.to_file(tmp_path / "edited.gpkg", layer="labels")
+    gp.unlink()  # QGIS saves the edits into the exported file (its _review.json stays beside)
+    edited.to_file(gp, layer="labels")
     out = tmp_path / "masks"
     rc, err = _cli(
-        capsys, "import", tmp_path / "edited.gpkg", "--from", "qgis",
+        capsys, "import", gp, "--from", "qgis",
         "--images", tmp_path / "images", "--out", out, "--no-progress",
     )  # fmt: skip
     assert rc == 0, err
@@ -308,7 +309,9 @@ def test_gpkg_of_png_labels_round_trips_both_pixel_conventions(
     want = _png_label() > 0
     want[20:25, 20:24] = True
     assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "img.png")) > 0, want)
-    assert not np.asarray(Image.open(tmp_path / "m" / "other.png")).any()
+    # other.png was not exported and no feature names it: no mask made up for it
+    assert not (tmp_path / "m" / "other.png").exists()
+    assert any("1 images of" in n and "have no feature in the layer" in n for n in res.notes)
     # the unnamed square: no CRS, so its image is unknown
     assert any("1 features have no source / label attribute" in n for n in res.notes)
 
@@ -343,17 +346,10 @@ def test_vector_import_errors_are_one_line(
 def test_label_studio_import_names_the_wrong_export_kind(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """JSON-MIN exports, elnet's own tasks file and COCO files said 'no task has a usable
-    annotation; review tasks in Label Studio' (the reviewer had reviewed them)."""
-    json_min = [
-        {
-            "image": "/data/local-files/?d=v/a.png",
-            "id": 1,
-            "label": [{"points": [[1, 1], [50, 1], [50, 50]], "polygonlabels": ["oil spill"]}],
-        }
-    ]
+    """Elnet's own tasks file and COCO files said 'no task has a usable annotation; review tasks
+    in Label Studio' (the reviewer had reviewed them). JSON-MIN exports are read
+    (tests/export/test_review_import.py)."""
     cases = {
-        "min.json": (json_min, "JSON-MIN"),
         "tasks.json": ([{"data": {"image": "x"}, "predictions": []}], "export the reviewed"),
         "coco.json": ({"images": [], "annotations": [], "categories": []}, "use --from coco"),
     }

@@ -11,6 +11,7 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app, shown_before
+from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
@@ -94,6 +95,7 @@ def scene_cmd(
     quality_gpkg: bool = typer.Option(
         False, "--quality-gpkg", help="Also write <out>_tiles.gpkg: per-window quality polygons."
     ),
+    pixel_coords: str = _PIXEL_COORDS,
     bands: Optional[str] = typer.Option(
         None, "--bands", help="Scene bands to use, e.g. 1,2,3 (default: all / automatic)."
     ),
@@ -136,6 +138,7 @@ def scene_cmd(
         workers=workers,
         device=device,
         precision=precision,
+        pixel_coords=pixel_coords.lower(),
     )
     precision = opts.precision
     band_list = _bands(bands)
@@ -159,6 +162,8 @@ def scene_cmd(
                 check_not_input(
                     companion, [image, labels], what=f"--out {out}: its {what} {companion}"
                 )
+    if opts.pixel_coords != "gdal" and not quality_gpkg:
+        typer.echo("note: --pixel-coords applies to the --quality-gpkg windows; ignored", err=True)
     created = image.is_dir() and not out.exists()
     res = scene_job(
         image,
@@ -183,6 +188,7 @@ def scene_cmd(
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
         labels_pixel_coords=labels_pixel_coords,
+        quality_pixel_coords=opts.pixel_coords,
         coarse_positive_values=parse_positive_values(positive_values),
         bands=band_list,
         warp_to=warp_to,
@@ -303,12 +309,7 @@ def export_cmd(
         "--positive-values",
         help="Label value(s) that mean 'object' in class-index label rasters, e.g. 1 or 2,3.",
     ),
-    pixel_coords: str = typer.Option(
-        option_default(ExportOptions, "pixel_coords"),
-        "--pixel-coords",
-        help="Polygons of labels without a CRS (PNG, plain TIFF): gdal (x = column, y = row, as "
-        "gdal_polygonize) or qgis (y = -row: where QGIS shows the image, so they overlay it).",
-    ),
+    pixel_coords: str = _PIXEL_COORDS,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     warp_to: Optional[str] = _WARP_TO,
     warp_method: str = _WARP_METHOD,

@@ -31,12 +31,17 @@ def import_cmd(
         help="label-studio | coco (COCO 1.0 as CVAT exports it) | vector (GeoPackage / "
         "Shapefile / GeoJSON polygons, e.g. from QGIS; needs --images).",
     ),
-    out: Path = typer.Option(..., "--out", help="Folder for the masks (0/255, named like images)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for the masks (0/255, named like images); afterwards it holds exactly this "
+        "import's masks (stale ones of an earlier import are removed).",
+    ),
     images: Optional[Path] = typer.Option(
         None,
         "--images",
         help="Source images (folder matched by name, or a file): masks take their size and "
-        "georeference. vector: every image here gets a mask (give the reviewed ones).",
+        "georeference. vector: required; the reviewed ones among them get masks.",
     ),
     document_root: Optional[Path] = typer.Option(
         None,
@@ -49,6 +54,17 @@ def import_cmd(
         help="Only regions with this label / category (default: all; vector: the 'category' "
         "attribute).",
     ),
+    review_set: Optional[Path] = typer.Option(
+        None,
+        "--review-set",
+        help="vector: the images sent for review, <layer>_review.json as `elnet export` wrote "
+        "it (default: the one next to the layer). Only they get masks.",
+    ),
+    all_images: bool = typer.Option(
+        False,
+        "--all-images",
+        help="vector: a mask for every image of --images (all background where no polygon is).",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
@@ -59,7 +75,14 @@ def import_cmd(
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     check_input(export, "EXPORT", "export file")
-    for opt, path in (("--images", images), ("--document-root", document_root)):
+    if kind != "vector" and (review_set is not None or all_images):
+        flag = "--review-set" if review_set is not None else "--all-images"
+        raise UserError(f"{flag} applies to --from vector (QGIS polygons) only")
+    for opt, path in (
+        ("--images", images),
+        ("--document-root", document_root),
+        ("--review-set", review_set),
+    ):
         if path is not None:
             check_input(path, opt)
     check_output(out, "dir", "--out")
@@ -81,7 +104,15 @@ def import_cmd(
     else:
         from sam2elnet.export.vector_import import import_vector
 
-        res = import_vector(export, out, images=images, category=category, progress=not no_progress)
+        res = import_vector(
+            export,
+            out,
+            images=images,
+            category=category,
+            review_set=review_set,
+            all_images=all_images,
+            progress=not no_progress,
+        )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())

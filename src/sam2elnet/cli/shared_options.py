@@ -3,7 +3,8 @@
 ``--warp-to`` / ``--warp-method`` (``scene``, ``export``, ``annotate``, ``enhance``): outputs of
 GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resampled onto a map grid
 in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`.
-``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
+``--pixel-coords`` (``export``: the labels' polygons; ``scene``: the ``--quality-gpkg`` windows),
+values and default :data:`sam2elnet.options.PixelCoords`. ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
 ``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 """
@@ -13,9 +14,9 @@ from __future__ import annotations
 import typer
 
 from sam2elnet.config import TrainConfig
-from sam2elnet.options import PRECISION_HELP
+from sam2elnet.options import PIXEL_COORDS, PIXEL_COORDS_HELP, PRECISION_HELP
 
-__all__ = ["PRECISION_HELP", "TRAIN_HELP", "WARP_METHOD", "WARP_TO"]
+__all__ = ["PIXEL_COORDS_OPTION", "PRECISION_HELP", "TRAIN_HELP", "WARP_METHOD", "WARP_TO"]
 
 
 def _d(name: str) -> object:
@@ -52,3 +53,5 @@ WARP_TO = typer.Option(
 WARP_METHOD = typer.Option(
     "tps", "--warp-method", help="GCP transformer for --warp-to: tps | polynomial."
 )
+
+PIXEL_COORDS_OPTION = typer.Option(PIXEL_COORDS[0], "--pixel-coords", help=PIXEL_COORDS_HELP)

@@ -9,7 +9,8 @@ reports and resume read back::
                                   damped: all nodata, constant image, out of distribution...),
                                   [coarse], [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
-    OUT/summary.json              counts, threshold, evaluator info, timing
+    OUT/summary.json              counts, threshold, evaluator info, timing, the model file
+                                  (absolute path: :func:`model_record`)
 
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
@@ -48,6 +49,7 @@ __all__ = [
     "SKIPPED_CSV",
     "SUMMARY_JSON",
     "find_quality_csv",
+    "model_record",
     "image_paths_by_stem",
     "parse_bool",
     "parse_float",
@@ -58,6 +60,7 @@ __all__ = [
     "read_id_list",
     "read_quality_table",
     "read_summary",
+    "recorded_model",
     "write_csv_table",
     "write_summary",
 ]
@@ -260,6 +263,33 @@ def find_quality_csv(pred_dir: str | Path) -> Path | None:
         return d / QUALITY_CSV
     if d.name in RUN_MASK_FOLDERS and (d.parent / QUALITY_CSV).is_file():
         return d.parent / QUALITY_CSV
+    return None
+
+
+def model_record(model: str | Path) -> str:
+    """The ``model`` entry of ``summary.json``: the model file's resolved absolute path (symlinks
+    followed: the file that ran), so the run's model is found from any working folder
+    (:func:`recorded_model`)."""
+    return str(Path(model).expanduser().resolve())
+
+
+def recorded_model(summary: dict[str, Any], where: str | Path) -> Path | None:
+    """The model file a ``summary.json`` names, if it exists.
+
+    Runs record it absolute (:func:`model_record`); runs made before recorded it as typed, relative
+    to the folder they were started in, which is unknown: such a path is tried from the working
+    folder, then from each folder above the run folder ``where`` (``elnet annotate --model
+    run0/model.pt --out loop/auto`` started in ``P`` is found from ``P/loop/auto``'s parents).
+    """
+    model = summary.get("model")
+    if not model:
+        return None
+    p = Path(str(model))
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for base in (Path.cwd(), *Path(where).absolute().parents):
+        if (base / p).is_file():
+            return base / p
     return None
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import list_images
+from sam2elnet.data.runfolder import model_record
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec
 from sam2elnet.engine.folder_inputs import check_job_out, label_index, split_samples
@@ -168,7 +169,7 @@ def annotate_folder(
         job.run(files, spec)
         extra = {
             "task": "annotate",
-            "model": str(model_path),
+            "model": model_record(model_path),
             "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,
@@ -336,7 +337,7 @@ def enhance_folder(
         job.run(files, spec, coarse_of=label_map.__getitem__)
         extra = {
             "task": "enhance",
-            "model": str(model_path),
+            "model": model_record(model_path),
             "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,

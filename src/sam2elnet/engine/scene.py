@@ -74,6 +74,7 @@ from sam2elnet.engine.scene_writer import (
     write_quality,
 )
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.options import PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ def _check_arguments(
     coarse: str | Path | None,
     prob_path: str | Path | None,
     quality_gpkg: str | Path | None,
+    pixel_coords: str = PIXEL_COORDS[0],
 ) -> None:
     """UserError for option values :func:`predict_scene` cannot run with (before reading)."""
     if tile < 16:
@@ -197,6 +199,10 @@ def _check_arguments(
         raise UserError(f"batch size must be >= 1, got {batch_size}")
     if prob_dtype not in ("float32", "uint8"):
         raise UserError(f"probability dtype must be float32 or uint8, got {prob_dtype!r}")
+    if pixel_coords not in PIXEL_COORDS:
+        raise UserError(
+            f"--pixel-coords must be one of {', '.join(PIXEL_COORDS)}, got {pixel_coords!r}"
+        )
     check_scene_paths(
         src_path, dst_path, coarse=coarse, prob_path=prob_path, quality_gpkg=quality_gpkg
     )
@@ -250,6 +256,7 @@ def predict_scene(
     prob_path: str | Path | None = None,
     prob_dtype: str = "float32",
     quality_gpkg: str | Path | None = None,
+    quality_pixel_coords: str = PIXEL_COORDS[0],
     line_width: float | None = None,
     line_width_unit: str = "map",
     labels_pixel_coords: bool = False,
@@ -283,6 +290,9 @@ def predict_scene(
             with ``predicted_iou`` (when the predictor has ``score_arrays``),
             ``foreground_fraction``, ``mean_entropy`` (uncertainty proxy, 0 = certain, 1 = coin
             flip) and ``row``/``col``.
+        quality_pixel_coords: where those footprints go for a scene without a CRS: ``"gdal"``
+            (x = column, y = row) or ``"qgis"`` (y = -row, over the scene in QGIS), as
+            ``elnet export --pixel-coords`` (:data:`sam2elnet.options.PixelCoords`).
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` or ``"px"``.
         labels_pixel_coords: vector label coordinates are pixels (x = column, y = -row, as
@@ -322,6 +332,7 @@ def predict_scene(
         coarse=coarse,
         prob_path=prob_path,
         quality_gpkg=quality_gpkg,
+        pixel_coords=quality_pixel_coords,
     )
     if warp_to:
         from sam2elnet.data.warp import check_warpable
@@ -388,7 +399,14 @@ def predict_scene(
                 )
         qpath = None
         if quality_gpkg is not None:
-            qpath = write_quality(Path(quality_gpkg), tiles.rows, windows_geo(src), src.crs, th, tw)
+            qpath = write_quality(
+                Path(quality_gpkg),
+                tiles.rows,
+                windows_geo(src, quality_pixel_coords),
+                src.crs,
+                th,
+                tw,
+            )
 
     out_size = None
     if warp_to:

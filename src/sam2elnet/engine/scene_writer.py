@@ -25,6 +25,7 @@ from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.engine.executors import entropy_bits
+from sam2elnet.options import PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
@@ -249,18 +250,27 @@ class TileRecords:
         return "predicted_iou" if any("predicted_iou" in r for r in self.rows) else "entropy proxy"
 
 
-def windows_geo(src: Any) -> Callable[[int, int, int, int], Any]:
+def windows_geo(
+    src: Any, pixel_coords: str = PIXEL_COORDS[0]
+) -> Callable[[int, int, int, int], Any]:
     """Return a function mapping a pixel rectangle to its footprint polygon in the scene CRS.
 
-    Without a CRS the footprint is in pixel coordinates (x = column, y = row), the same
-    convention as ``elnet export`` of non-georeferenced rasters (so per-polygon quality joins);
-    GCP-only scenes too.
+    Without a CRS (GCP-only scenes too) the footprint is in pixel coordinates, as ``elnet
+    export --pixel-coords`` writes polygons of such rasters (:data:`sam2elnet.options.PixelCoords`):
+    ``gdal`` x = column, y = row; ``qgis`` where QGIS shows the scene
+    (:func:`~sam2elnet.data.georef.plain_grid_transform`: y = -row). The export's per-polygon
+    quality join reads either (:func:`sam2elnet.export.tile_quality.tile_index`).
     """
     from shapely.geometry import box
 
-    if src.crs is None:
+    if src.crs is None and pixel_coords != "qgis":
         return lambda r, c, h, w: box(c, r, c + w, r + h)
-    t = src.transform
+    if src.crs is None:
+        from sam2elnet.data.georef import plain_grid_transform
+
+        t = plain_grid_transform(src.transform)
+    else:
+        t = src.transform
 
     def footprint(r: int, c: int, h: int, w: int) -> Any:
         xs, ys = zip(

@@ -3,7 +3,9 @@
 Rooms: ``labels`` (finding and reading label rasters, shared by every format), ``vector``
 (polygons: GeoJSON / GeoPackage / Shapefile), ``coco`` (COCO JSON, RLE), ``chips`` (image/mask
 tiles), ``api`` (``export_labels``, the format dispatcher), ``labelstudio`` (tasks out) /
-``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` (review round trip).
+``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` / ``vector_import`` (review
+round trip; ``review_set``: which images a polygon export sent, ``mask_folder``: an import's
+``--out``).
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.export`` and ``elnet --help``

@@ -16,6 +16,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.review_set import review_set_path, write_review_set
 from sam2elnet.export.run_info import default_category, quality_and_images, run_label_files
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
@@ -76,6 +77,8 @@ def export_labels(
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
+    record = review_set_path(out)  # written next to a polygon layer
+    check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     if not warp_to:
         return _export_labels(labels, out, fmt, **kwargs)
     import tempfile
@@ -141,7 +144,9 @@ def _export_labels(
     exported (a note says how many of each). ``category`` (COCO) defaults to the run's domain
     (:func:`~sam2elnet.export.run_info.default_category`: ``"road"``, ``"oil spill"``, else
     ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
-    without a CRS go (:data:`~sam2elnet.export.vector.PIXEL_COORDS`).
+    without a CRS go (:data:`sam2elnet.options.PixelCoords`). A polygon layer is accompanied by
+    ``<out stem>_review.json``, the images it sent for review
+    (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them).
     """
     out = Path(out)
     if fmt is None:
@@ -249,6 +254,7 @@ def _export_labels(
             skipped_csv if skips else None,
         )
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
+    review: list[dict[str, Any]] = []
     n_features = write_polygons(
         files,
         out,
@@ -265,7 +271,9 @@ def _export_labels(
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
         image_names=image_names or None,
+        review=review,
     )
+    write_review_set(out, review)  # which images went out: elnet import --from vector
     return ExportResult(
         out,
         fmt,

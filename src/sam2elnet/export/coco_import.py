@@ -19,6 +19,7 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode
 from sam2elnet.export.labelstudio_import import ImportResult, read_json_export
+from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
 __all__ = ["annotation_mask", "import_coco"]
 
@@ -60,22 +61,20 @@ def import_coco(
 ) -> ImportResult:
     """Write one mask per COCO image into ``out`` (images without annotations get empty masks).
 
-    ``category``: only annotations of that category name (default: all). Raises
-    :class:`DataError` for a file that is not COCO instance segmentation.
+    ``category``: only annotations of that category name (default: all). ``out`` then holds
+    exactly this import's masks, written whole or not at all
+    (:class:`~sam2elnet.export.mask_folder.MaskFolder`). Raises :class:`DataError` for a file
+    that is not COCO instance segmentation, :class:`UserError` for an unknown ``category`` or an
+    ``out`` that is a file, the images' folder, or holds masks no import wrote.
     """
-    from sam2elnet.data.images import read_image
-    from sam2elnet.data.writers import write_mask
-    from sam2elnet.utils.progress import track
-
     p = Path(path)
     coco = read_json_export(p, "COCO file")
     if not isinstance(coco, dict) or "images" not in coco or "annotations" not in coco:
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
     if not coco["images"]:
         raise DataError("the COCO file lists no images; export the task again", p)
-    outp = Path(out)
-    if outp.exists() and not outp.is_dir():
-        raise UserError("--out must be a folder for the masks", outp)
+    ipath = Path(images) if images is not None else None
+    folder = MaskFolder(Path(out), p, ipath)
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or []}
     if category is not None and category not in cats.values():
         raise UserError(
@@ -86,10 +85,30 @@ def import_coco(
     for a in coco["annotations"]:
         if category is None or cats.get(a.get("category_id")) == category:
             by_image.setdefault(a.get("image_id"), []).append(a)
-    ipath = Path(images) if images is not None else None
+    with folder:
+        written, skipped = _import_images(coco["images"], by_image, folder, ipath, progress)
+        if not written:
+            why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+            raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
+        removed = folder.commit()
+    notes = [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _import_images(
+    images: list[dict[str, Any]],
+    by_image: dict[Any, list[dict[str, Any]]],
+    folder: MaskFolder,
+    ipath: Path | None,
+    progress: bool,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Each COCO image's mask written into ``folder``: (masks, images skipped with the reason)."""
+    from sam2elnet.data.images import read_image
+    from sam2elnet.utils.progress import track
+
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
-    for img in track(coco["images"], "import", "img", progress):
+    for img in track(images, "import", "img", progress):
         name = Path(str(img.get("file_name", ""))).name
         stem = Path(name).stem
         h, w = int(img["height"]), int(img["width"])
@@ -124,10 +143,6 @@ def import_coco(
         except DataError as err:
             skipped.append((stem, str(err)))
             continue
-        dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
-        write_mask(dst, mask, like=like, nodata=nodata)
-        written.append(dst)
-    if not written:
-        why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
-    return ImportResult(outp, written, skipped, [f"skipped {s}: {why}" for s, why in skipped])
+        name = f"{stem}{'.tif' if like is not None else '.png'}"
+        written.append(folder.write(name, mask, like=like, nodata=nodata))
+    return written, skipped

@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.labelstudio import TO_NAME
+from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
 __all__ = ["ImportResult", "import_label_studio", "read_json_export", "result_mask"]
 
@@ -112,18 +113,91 @@ def read_json_export(path: Path, what: str, remedy: str = "") -> Any:
 
 @dataclass
 class ImportResult:
-    """What :func:`import_label_studio` (or the COCO import) wrote."""
+    """What :func:`import_label_studio` (or the COCO / vector import) wrote: the masks, the
+    tasks / images skipped with the reason, notes, and the stale masks of an earlier import into
+    the same folder that were removed (:class:`~sam2elnet.export.mask_folder.MaskFolder`)."""
 
     out: Path
     written: list[Path]
     skipped: list[tuple[str, str]]
     notes: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         s = f"{self.out}: {len(self.written)} masks written"
         if self.skipped:
             s += f"; {len(self.skipped)} skipped"
+        if self.removed:
+            s += f"; {len(self.removed)} stale masks of the earlier import removed"
         return s
+
+
+def _region_kind(value: dict[str, Any]) -> str | None:
+    """The JSON-export ``type`` of a JSON-MIN region value: ``brushlabels`` (an ``rle``),
+    ``polygonlabels`` (``points``), another tag's name (ignored by :func:`result_mask`), or None
+    when the dict is no region. Label Studio's JSON-MIN drops ``type`` (its converter pops it)."""
+    if "rle" in value or "brushlabels" in value:
+        return "brushlabels"
+    if "points" in value or "polygonlabels" in value:
+        return "polygonlabels"
+    labels = [k for k in value if k.endswith("labels") or k in ("choices", "text")]
+    return labels[0] if labels else None
+
+
+def _is_json_min(records: list[dict[str, Any]]) -> bool:
+    """Label Studio's JSON-MIN export: one flat record per annotation (the task's data keys at the
+    top, each control's regions under its name, ``annotation_id`` / ``annotator``), no ``data`` /
+    ``annotations``."""
+    return not any("data" in r or "annotations" in r for r in records) and any(
+        "annotation_id" in r or "annotator" in r for r in records
+    )
+
+
+def _from_json_min(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON-MIN records as JSON-export tasks (``data``, ``annotations[].result``).
+
+    JSON-MIN (Label Studio's converter, ``convert_to_json_min``; checked against Label Studio
+    1.23's export in ``tests/test_labelstudio_server.py``) writes, per annotation that was not
+    cancelled, the task's ``data`` entries at the top level, ``id`` (the task id), and per
+    control ``from_name`` the list of its regions' ``value`` with ``original_width`` /
+    ``original_height`` added (no ``type``: :func:`_region_kind` tells a brush from a polygon);
+    a task without annotation is one record with ``annotation_id`` null. The region lists
+    replace a data entry of the same name (``label`` here). Records of one task are grouped by
+    ``id``.
+    """
+    meta = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time"}
+    tasks: dict[Any, dict[str, Any]] = {}
+    for i, rec in enumerate(records):
+        data: dict[str, Any] = {}
+        result: list[dict[str, Any]] = []
+        for k, v in rec.items():
+            regions = v if isinstance(v, list) else None
+            if regions and all(isinstance(r, dict) and _region_kind(r) for r in regions):
+                for r in regions:
+                    value = {k2: v2 for k2, v2 in r.items() if k2 != "type"}
+                    kind = _region_kind(value)
+                    result.append(
+                        {
+                            "type": kind,
+                            "value": value,
+                            "original_width": value.get("original_width"),
+                            "original_height": value.get("original_height"),
+                        }
+                    )
+            elif k not in meta:
+                data[k] = v
+        key = rec.get("id", f"record {i}")
+        task = tasks.setdefault(key, {"data": data, "annotations": []})
+        if rec.get("annotation_id") is not None:
+            task["annotations"].append(
+                {
+                    "id": rec["annotation_id"],
+                    "result": result,
+                    "created_at": rec.get("created_at"),
+                    "updated_at": rec.get("updated_at"),
+                }
+            )
+    return list(tasks.values())
 
 
 def _latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -175,14 +249,18 @@ def import_label_studio(
     category: str | None = None,
     progress: bool = True,
 ) -> ImportResult:
-    """Masks from a Label Studio JSON export: one 0/255 mask per annotated task into ``out``.
+    """Masks from a Label Studio JSON (or JSON-MIN) export: one 0/255 mask per annotated task.
 
     Each mask is named like its source image (``data.name``, else the image file stem) and takes
     the image's georeference when that image is a GeoTIFF (``<stem>.tif``); otherwise it is a
-    ``<stem>.png``. Tasks without a (non-cancelled) annotation are skipped and listed.
+    ``<stem>.png``. Tasks without a (non-cancelled) annotation are skipped and listed. ``out``
+    then holds exactly this import's masks, written whole or not at all
+    (:class:`~sam2elnet.export.mask_folder.MaskFolder`: stale masks of an earlier import into
+    it are removed and listed in ``removed``).
 
     Args:
-        export: Label Studio's JSON export (list of tasks with ``annotations``).
+        export: Label Studio's JSON export (list of tasks with ``annotations``), or its JSON-MIN
+            export (:func:`_from_json_min`).
         out: Output folder for the masks.
         images: Source images (folder or file), looked up first; else ``data.source``, else the
             served file under ``document_root``.
@@ -194,13 +272,10 @@ def import_label_studio(
         :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
 
     Raises:
-        UserError: ``out`` exists and is not a folder.
+        UserError: ``out`` is a file or the images' folder, or holds masks no import wrote that
+            this one does not replace.
         DataError: an unreadable export, no tasks, or no task with a usable annotation.
     """
-    from sam2elnet.data.images import read_image
-    from sam2elnet.data.writers import write_mask
-    from sam2elnet.utils.progress import track
-
     ep = Path(export)
     tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")
     if isinstance(tasks, dict) and {"images", "annotations"} <= set(tasks):
@@ -211,17 +286,42 @@ def import_label_studio(
         raise DataError("not a Label Studio JSON export (expected a list of tasks)", ep)
     if not tasks:
         raise DataError("the export holds no tasks; export the Label Studio project again", ep)
+    if _is_json_min(tasks):
+        tasks = _from_json_min(tasks)
     if not any("annotations" in t for t in tasks):
         raise DataError(
-            "no task has an 'annotations' list: Label Studio's JSON-MIN / CSV exports and "
-            "the tasks file `elnet export` writes carry none; export the reviewed project "
-            "from Label Studio as 'JSON'",
+            "no task has an 'annotations' list: the tasks file `elnet export` writes (and a "
+            "tasks-only export) carries none; export the reviewed project from Label Studio as "
+            "'JSON' or 'JSON-MIN'",
             ep,
         )
-    outp = Path(out)
-    if outp.exists() and not outp.is_dir():
-        raise UserError("--out must be a folder for the masks", outp)
     ipath = Path(images) if images is not None else None
+    folder = MaskFolder(Path(out), ep, ipath)
+    with folder:
+        written, skipped = _import_tasks(tasks, folder, ipath, document_root, category, progress)
+        if not written:
+            raise DataError(
+                "no task has a usable annotation; review tasks in Label Studio, then export again",
+                ep,
+            )
+        removed = folder.commit()
+    notes = [f"skipped {s}: {why}" for s, why in skipped]
+    notes += removed_note(folder.out, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _import_tasks(
+    tasks: list[dict[str, Any]],
+    folder: MaskFolder,
+    ipath: Path | None,
+    document_root: str | Path | None,
+    category: str | None,
+    progress: bool,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Each task's mask written into ``folder``: (masks, tasks skipped with the reason)."""
+    from sam2elnet.data.images import read_image
+    from sam2elnet.utils.progress import track
+
     root = Path(document_root) if document_root is not None else None
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -260,13 +360,7 @@ def import_label_studio(
         except DataError as err:
             skipped.append((stem, str(err)))
             continue
-        dst = outp / f"{stem}{'.tif' if like is not None else '.png'}"
-        write_mask(dst, mask, like=like, nodata=nodata)
-        written.append(dst)
+        name = f"{stem}{'.tif' if like is not None else '.png'}"
+        written.append(folder.write(name, mask, like=like, nodata=nodata))
         seen.add(stem)
-    if not written:
-        raise DataError(
-            "no task has a usable annotation; review tasks in Label Studio, then export again", ep
-        )
-    notes = [f"skipped {s}: {why}" for s, why in skipped]
-    return ImportResult(outp, written, skipped, notes)
+    return written, skipped

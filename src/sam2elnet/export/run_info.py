@@ -91,12 +91,12 @@ def run_summary(labels: str | Path) -> tuple[dict[str, Any], Path] | None:
     return None
 
 
-def _model_path(summary: dict[str, Any]) -> Path | None:
-    """The run's model file as recorded (absolute, or relative to the working directory, as the
-    run was started), if it exists."""
-    model = summary.get("model")
-    mp = Path(str(model)) if model else None
-    return mp if mp is not None and mp.is_file() else None
+def _model_path(summary: dict[str, Any], where: Path) -> Path | None:
+    """The run's model file (:func:`sam2elnet.data.runfolder.recorded_model`: absolute, or an
+    older run's relative path), if it exists."""
+    from sam2elnet.data.runfolder import recorded_model
+
+    return recorded_model(summary, where.parent)
 
 
 def model_version(labels: str | Path, model_id: str | None = None) -> str:
@@ -109,7 +109,7 @@ def model_version(labels: str | Path, model_id: str | None = None) -> str:
     found = run_summary(labels)
     if found is None or not found[0].get("model"):
         return "sam2elnet"
-    mp = _model_path(found[0])
+    mp = _model_path(found[0], found[1])
     if mp is None:
         return Path(str(found[0]["model"])).name
     return f"{mp.name}@{hashlib.sha256(mp.read_bytes()).hexdigest()[:8]}"
@@ -131,7 +131,7 @@ def default_category(labels: str | Path) -> tuple[str, str]:
         dom = summary.get("domain")
         if isinstance(dom, dict) and dom.get("category"):
             return str(dom["category"]), f"the run's domain ({where})"
-        mp = _model_path(summary)
+        mp = _model_path(summary, where)
         if mp is not None:
             from sam2elnet.model.io import read_model_file
 

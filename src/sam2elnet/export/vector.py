@@ -11,7 +11,7 @@ export without a CRS in *pixel coordinates* (x = column, y = row, y pointing dow
 catalogue's C07 contract); the result notes say so. QGIS draws a raster without
 geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
 mirrored above the image there; ``pixel_coords="qgis"`` (``--pixel-coords qgis``) writes them
-where QGIS shows the image instead (:data:`PIXEL_COORDS`).
+where QGIS shows the image instead (:data:`sam2elnet.options.PixelCoords`).
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -32,6 +32,7 @@ from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.export.tile_quality import tile_index, tile_quality
+from sam2elnet.options import PIXEL_COORDS
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,6 @@ named by the GeoJSON 2008 ``crs`` member as GDAL writes it with ``RFC7946=NO`` (
 default), or, for a CRS without an EPSG code, ``{"type": "name", "properties": {"name": <WKT>}}``,
 which GDAL / pyogrio / geopandas / QGIS read back as that CRS. ``wgs84``: RFC 7946, reprojected to
 WGS84 longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 readers)."""
-
-PIXEL_COORDS = ("gdal", "qgis")
-"""``--pixel-coords`` values (default first) for labels *without a CRS*: ``gdal`` x = column,
-y = row (GDAL's default geotransform, as ``gdal_polygonize``); ``qgis`` where QGIS shows the
-raster (:meth:`~sam2elnet.export.labels.LabelRaster.place_as_qgis`: y = -row). Both read back in
-place as vector labels (:class:`sam2elnet.data.vector.VectorLabels`)."""
 
 #: polygons per write: the export holds at most this many finished polygons (plus the pieces of
 #: the polygons crossing the current strip border), whatever the number of polygons in the labels
@@ -82,6 +77,7 @@ def write_polygons(
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
     image_names: dict[str, Path] | None = None,
+    review: list[dict[str, Any]] | None = None,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -120,6 +116,9 @@ def write_polygons(
             :data:`PIXEL_COORDS`. No effect on georeferenced labels.
         image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
             attribute of labels without a ``SOURCE`` tag (else the label file's name).
+        review: list that receives one entry per label (``source``, ``label``, ``polygons``,
+            ``quality``), also for labels without any polygon: the review set
+            (:func:`~sam2elnet.export.review_set.write_review_set`).
 
     Returns:
         The number of polygons written.
@@ -188,6 +187,15 @@ def write_polygons(
                         n += len(geoms)
                         geoms, rows = [], []
                 attrs.add(polys, geoms, rows, model_id)
+                if review is not None:
+                    review.append(
+                        {
+                            "source": lab.source,
+                            "label": f.name,
+                            "polygons": attrs.count,
+                            "quality": q,
+                        }
+                    )
             finally:
                 lab.close()
             if attrs.used_tiles and not tile_note:
@@ -240,6 +248,7 @@ class _LabelAttrs:
         self.px = lab.pixel_area or 1.0
         self.reproject = bool(lab.georef and lab.crs != crs)
         self.used_tiles = False
+        self.count = 0  # polygons added
 
     def add(
         self,
@@ -251,6 +260,7 @@ class _LabelAttrs:
         """Append ``polys`` (label CRS) and their attribute rows to ``geoms`` / ``rows``."""
         if not polys:
             return
+        self.count += len(polys)
         if self.tiles is not None:
             per_poly = tile_quality(self.tiles, polys)
             self.used_tiles = True

@@ -1,8 +1,9 @@
 """Polygons reviewed in QGIS (GeoPackage / Shapefile / GeoJSON) back to one 0/255 mask per image.
 
 The QGIS leg of the review loop: ``elnet export --format gpkg`` writes one layer with the labels
-of many images (attributes ``source`` = image name, ``label`` = label file); a reviewer moves
-vertices, deletes polygons and draws new ones in QGIS; :func:`import_vector` then burns, for every
+of many images (attributes ``source`` = image name, ``label`` = label file) and, next to it, the
+list of the images it sent (:mod:`~sam2elnet.export.review_set`); a reviewer moves vertices,
+deletes polygons and draws new ones in QGIS; :func:`import_vector` then burns, for every reviewed
 image of ``images``, the features that belong to it into a mask named like the image
 (``<stem>.tif`` with the image's georeference when the image is a GeoTIFF, else ``<stem>.png``;
 the image's nodata pixels 127), the layout ``elnet train`` reads as ``masks/``.
@@ -27,30 +28,12 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
+from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
 NAME_COLUMNS = ("source", "label")
 """Attributes naming a feature's image (by file stem), as ``elnet export`` writes them."""
-
-
-def _image_files(images: Path) -> list[Path]:
-    from sam2elnet.data.naming import IMAGE_SUFFIXES
-
-    if images.is_file():
-        return [images]
-    files = sorted(
-        f
-        for f in images.iterdir()
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-    )
-    if not files:
-        raise DataError(
-            f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder; give --images the folder "
-            "of the reviewed images",
-            images,
-        )
-    return files
 
 
 def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
@@ -89,33 +72,50 @@ def import_vector(
     images: str | Path | None,
     category: str | None = None,
     layer: str | None = None,
+    review_set: str | Path | None = None,
+    all_images: bool = False,
     progress: bool = True,
 ) -> ImportResult:
-    """Write one mask per image of ``images`` from a reviewed polygon layer.
+    """Write one mask per reviewed image from a reviewed polygon layer.
+
+    Which images get a mask (the others of ``images`` are left out, one note counts them):
+
+    * with a review set (``review_set``, else ``<layer stem>_review.json`` next to the layer, as
+      ``elnet export`` writes it; :mod:`~sam2elnet.export.review_set`): the images it lists.
+      One whose polygons were all deleted gets an all-background mask (the reviewer found no
+      object there);
+    * without one: the images some feature belongs to (named by ``source`` / ``label``, or, in
+      a layer with a CRS, overlapped by an unnamed feature);
+    * ``all_images``: every image of ``images`` (one without a feature: all background).
+
+    ``out`` then holds exactly this import's masks, written whole or not at all
+    (:class:`~sam2elnet.export.mask_folder.MaskFolder`: stale masks of an earlier import are
+    removed and listed in ``removed``).
 
     Args:
         path: GeoPackage / Shapefile / GeoJSON (the first layer, or ``layer``), e.g. an
             ``elnet export`` GeoPackage edited in QGIS.
         out: Folder for the masks (``<image stem>.tif`` / ``.png``, 0/255, 127 = image nodata).
-        images: The reviewed images (folder or one file); required, the masks take their grids.
-            Every image gets a mask: one without any feature is all background (a note counts
-            them), so give the images that were exported for review.
+        images: The images (folder or one file; :func:`~sam2elnet.data.naming.list_images`);
+            required, the masks take their grids.
         category: Only features whose ``category`` attribute is this (the layer must have one).
         layer: Layer name (default: the first layer).
+        review_set: The export's review record (default: next to the layer when there).
+        all_images: A mask for every image of ``images``.
         progress: Show a progress bar.
 
     Returns:
         :class:`~sam2elnet.export.labelstudio_import.ImportResult` (masks, images skipped with
-        the reason, notes).
+        the reason, notes, stale masks removed).
 
     Raises:
-        UserError: no ``images``, ``out`` is a file, ``category`` without a category attribute.
-        DataError: an unreadable or empty layer, no image in ``images``, or no mask written.
+        UserError: no ``images``, ``out`` is a file or the images' folder or holds masks no
+            import wrote, ``category`` without a category attribute, no image in ``images``.
+        DataError: an unreadable or empty layer or review set, or no mask written.
     """
-    from sam2elnet.data.images import read_image
-    from sam2elnet.data.vector import VectorLabels, read_vector
-    from sam2elnet.data.writers import write_mask
-    from sam2elnet.utils.progress import track
+    from sam2elnet.data.naming import list_images
+    from sam2elnet.data.vector import read_vector
+    from sam2elnet.export.review_set import read_review_set, review_set_path
 
     p = Path(path)
     if images is None:
@@ -124,10 +124,10 @@ def import_vector(
             "georeference; give the folder of the reviewed images",
             p,
         )
-    outp = Path(out)
-    if outp.exists() and not outp.is_dir():
-        raise UserError("--out must be a folder for the masks", outp)
-    files = _image_files(Path(images))
+    folder = MaskFolder(Path(out), p, Path(images))
+    files = list_images(Path(images), split_hint=False)
+    record = Path(review_set) if review_set is not None else review_set_path(p)
+    listed = read_review_set(record) if review_set is not None or record.is_file() else None
     gdf = read_vector(p, layer=layer)
     if category is not None:
         if "category" not in gdf.columns:
@@ -137,6 +137,54 @@ def import_vector(
                 p,
             )
         gdf = gdf[gdf["category"] == category]
+    notes: list[str] = []
+    if listed is not None and not all_images:
+        outside = [f for f in files if f.stem not in listed]
+        files = [f for f in files if f.stem in listed]
+        if outside:
+            notes.append(
+                f"{len(outside)} images of {images} are not in the review set ({record.name}): "
+                "no mask for them (--all-images makes one for every image)"
+            )
+        if not files:
+            raise DataError(
+                f"no image of {images} is in the review set {record}; give --images the "
+                "folder of the exported images (or --all-images)",
+                p,
+            )
+    with folder:
+        written, skipped, more = _burn(
+            p, gdf, files, folder, images, listed is None and not all_images, progress
+        )
+        notes += more
+        if not written:
+            why = (
+                f" ({skipped[0][0]}: {skipped[0][1]})"
+                if skipped
+                else " (no feature of the layer belongs to an image of --images; --review-set "
+                "names the export's record, --all-images makes all-background masks)"
+            )
+            raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
+        removed = folder.commit()
+    notes += removed_note(folder.out, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _burn(
+    p: Path,
+    gdf: Any,
+    files: list[Path],
+    folder: MaskFolder,
+    images: str | Path,
+    covered_only: bool,
+    progress: bool,
+) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
+    """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
+    notes). ``covered_only``: images no feature belongs to get no mask (one note counts them)."""
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.vector import VectorLabels
+    from sam2elnet.utils.progress import track
+
     stems, named = _feature_stems(gdf)
     georef = gdf.crs is not None
     unnamed = np.array([not s for s in stems], dtype=bool)
@@ -157,7 +205,7 @@ def import_vector(
         )
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
-    n_empty = 0
+    n_empty = n_uncovered = 0
     placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
     for f in track(files, "import", "img", progress):
         with warnings.catch_warnings():
@@ -191,16 +239,21 @@ def import_vector(
                     )
                 )
                 continue
+        if covered_only and not own.any() and not mask.any():
+            n_uncovered += 1  # no feature belongs to it: not reviewed, as far as the layer tells
+            continue
         n_empty += not mask.any()
         like = img if f.suffix.lower() in (".tif", ".tiff") else None
-        dst = outp / f"{f.stem}{'.tif' if like is not None else '.png'}"
-        write_mask(dst, mask, like=like, nodata=img.nodata)
-        written.append(dst)
+        name = f"{f.stem}{'.tif' if like is not None else '.png'}"
+        written.append(folder.write(name, mask, like=like, nodata=img.nodata))
     notes += list(placing)
+    if n_uncovered:
+        notes.append(
+            f"{n_uncovered} images of {images} have no feature in the layer and no review set "
+            f"({p.stem}_review.json) lists them: no mask for them (--review-set names the "
+            "export's record; --all-images makes an all-background mask for each)"
+        )
     if n_empty:
         notes.append(f"{n_empty} of {len(written)} masks are all background (no feature there)")
     notes += [f"skipped {s}: {why}" for s, why in skipped]
-    if not written:
-        why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
-        raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
-    return ImportResult(outp, written, skipped, notes)
+    return written, skipped, notes

@@ -1,0 +1,166 @@
+"""The masks folder of ``elnet import``: after an import it holds exactly that import's masks.
+
+Every importer (Label Studio, COCO / CVAT, QGIS polygons) writes its masks through
+:class:`MaskFolder`: into a hidden temporary folder inside ``--out`` first, then, when every
+mask is written, into ``--out`` by ``os.replace`` (same file system). So an error or an
+interruption while masks are made leaves ``--out`` as it was.
+
+Re-importing into the same folder: ``--out/.elnet-import.json`` (:data:`MANIFEST`) lists the
+masks of the last import. Masks of that list that the new import does not write (a task skipped
+now, an image no longer in the review set) are *stale*: they are removed, and the result names
+them. A mask file (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`) in ``--out`` that no import
+recorded and that this import does not replace (hand labels, the masks of a folder imported
+before the manifest existed) stops the import before ``--out`` changes: one error line naming
+it; move such files away or choose a new ``--out``. Other files (notes, hidden files) are left
+alone. The manifest is rewritten before files move (listing the old and the new masks) and after
+(the new ones only), so an interrupted commit is cleaned up by the next import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.errors import UserError
+
+__all__ = ["MANIFEST", "MaskFolder", "removed_note"]
+
+MANIFEST = ".elnet-import.json"
+"""The record of the last import in its ``--out`` folder (hidden: ``elnet train`` lists no
+hidden files)."""
+
+_TMP_PREFIX = ".elnet-import-"
+
+
+def _mask_files(out: Path) -> set[str]:
+    from sam2elnet.data.naming import IMAGE_SUFFIXES
+
+    if not out.is_dir():
+        return set()
+    return {
+        f.name
+        for f in out.iterdir()
+        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def _recorded(out: Path) -> set[str]:
+    """Mask names the last import's manifest lists (none when absent or unreadable)."""
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    names = data.get("masks") if isinstance(data, dict) else None
+    return {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def removed_note(out: Path, removed: list[str]) -> list[str]:
+    """The note naming the stale masks a re-import removed (empty list: no note)."""
+    if not removed:
+        return []
+    more = f" (+{len(removed) - 5})" if len(removed) > 5 else ""
+    return [
+        f"removed {len(removed)} masks an earlier import wrote into {out} that this import does "
+        f"not write: {', '.join(removed[:5])}{more}"
+    ]
+
+
+class MaskFolder:
+    """``with MaskFolder(out, source) as folder: folder.write(...)``, then :meth:`commit`.
+
+    Args:
+        out: The masks folder (made when missing; removed again when the import fails and left
+            it empty).
+        source: The export file imported (recorded in the manifest).
+        images: The ``--images`` folder or file: ``out`` may not be that folder (masks named
+            like the images would replace them).
+
+    Raises:
+        UserError: ``out`` is a file, or the images' folder.
+    """
+
+    def __init__(self, out: Path, source: Path, images: Path | None = None) -> None:
+        self.out, self.source = Path(out), Path(source)
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError("--out must be a folder for the masks", self.out)
+        if images is not None:
+            img_dir = images if images.is_dir() else images.parent
+            if self.out.resolve() == img_dir.resolve():
+                raise UserError(
+                    "--out is the folder of the --images: masks are named like their images "
+                    "and would replace them; give another folder (e.g. a masks/ next to images/)",
+                    self.out,
+                )
+        self.names: list[str] = []
+        self.removed: list[str] = []
+        self._committed = False
+
+    def __enter__(self) -> MaskFolder:
+        self._made = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.out))
+        return self
+
+    def write(self, name: str, mask: np.ndarray, like: Any = None, nodata: Any = None) -> Path:
+        """Write one mask (:func:`sam2elnet.data.writers.write_mask`) as ``name``; returns the
+        path it will have in ``out`` once committed."""
+        from sam2elnet.data.writers import write_mask
+
+        write_mask(self.tmp / name, mask, like=like, nodata=nodata)
+        self.names.append(name)
+        return self.out / name
+
+    def _write_manifest(self, names: set[str] | list[str]) -> None:
+        from sam2elnet.utils.atomic import write_json_atomic
+
+        write_json_atomic(
+            self.out / MANIFEST,
+            {"source": str(self.source.resolve()), "masks": sorted(names)},
+        )
+
+    def commit(self) -> list[str]:
+        """Move the masks into ``out``, remove the stale ones of the last import; returns their
+        names (sorted).
+
+        Raises:
+            UserError: ``out`` holds mask files no import recorded that this one does not
+                replace (nothing in ``out`` changed).
+        """
+        new = set(self.names)
+        before = _recorded(self.out)
+        present = _mask_files(self.out)
+        foreign = sorted(present - before - new)
+        if foreign:
+            more = f" (+{len(foreign) - 3})" if len(foreign) > 3 else ""
+            raise UserError(
+                f"--out holds {len(foreign)} mask files that no earlier elnet import wrote and "
+                f"this one does not replace ({', '.join(foreign[:3])}{more}); nothing written: "
+                "move them away or give a new --out folder, so it holds only this import's masks",
+                self.out,
+            )
+        stale = sorted((present & before) - new)
+        self._write_manifest(before | new)  # an interruption below: the next import cleans up
+        for name in self.names:
+            os.replace(self.tmp / name, self.out / name)
+        for name in stale:
+            (self.out / name).unlink(missing_ok=True)
+        self._write_manifest(new)
+        self._committed = True
+        self.removed = stale
+        for old in self.out.glob(f"{_TMP_PREFIX}*"):  # left by an import that was killed
+            if old != self.tmp and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        return stale
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self._committed and self._made:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()  # only when empty

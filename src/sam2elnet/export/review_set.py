@@ -1,0 +1,84 @@
+"""Which images a polygon export sent for review: ``<layer stem>_review.json`` next to the layer.
+
+A polygon layer holds features only where a label has foreground, so the layer alone cannot tell
+an image whose polygons a reviewer deleted (no object there: its corrected mask is empty) from an
+image that was never exported (no mask should be made for it). ``elnet export`` to GeoPackage /
+Shapefile / GeoJSON therefore writes this record beside the layer (:func:`write_review_set`),
+and ``elnet import --from vector`` (:mod:`~sam2elnet.export.vector_import`) makes masks for the
+images it lists (:func:`read_review_set`). The file survives editing the layer in QGIS (saving
+edits changes only the layer file); after *Save As* under another name, give it with
+``--review-set``.
+
+Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (file name),
+``images``: one entry per exported label with ``source`` (the image's file name, the layer's
+``source`` attribute), ``label`` (the label file's name), ``polygons`` (features written) and
+``quality`` (predicted IoU or null).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import DataError
+
+__all__ = ["KIND", "read_review_set", "review_set_path", "write_review_set"]
+
+KIND = "elnet review set"
+"""The ``kind`` entry that marks the file."""
+
+
+def review_set_path(layer: str | Path) -> Path:
+    """``<layer stem>_review.json`` next to the layer (a Shapefile's ``x.shp``: ``x_review.json``,
+    no sidecar name of the Shapefile's own)."""
+    p = Path(layer)
+    return p.with_name(f"{p.stem}_review.json")
+
+
+def write_review_set(layer: Path, images: list[dict[str, Any]]) -> Path:
+    """Write the record of ``layer`` atomically (:func:`review_set_path`); returns its path.
+
+    Args:
+        layer: The polygon layer just written.
+        images: One dict per exported label: ``source``, ``label``, ``polygons``, ``quality``.
+    """
+    from sam2elnet.utils.atomic import write_json_atomic
+
+    return write_json_atomic(
+        review_set_path(layer),
+        {"kind": KIND, "version": 1, "layer": Path(layer).name, "images": images},
+    )
+
+
+def read_review_set(path: str | Path) -> set[str]:
+    """The image stems a review record lists (each entry's ``source`` and ``label`` stem).
+
+    Raises:
+        DataError: the file is missing, not JSON, or not a review record (naming the file and
+            what to give instead).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(
+            "review set does not exist; give the <layer>_review.json `elnet export` wrote", p
+        )
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise DataError(f"review set is not a JSON file ({err})", p) from None
+    entries = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("kind") != KIND or not isinstance(entries, list):
+        raise DataError(
+            "not a review set (`elnet export` writes <layer>_review.json next to a .gpkg / "
+            ".shp / .geojson); give that file",
+            p,
+        )
+    stems: set[str] = set()
+    for e in entries:
+        if isinstance(e, dict):
+            for key in ("source", "label"):
+                v = e.get(key)
+                if isinstance(v, str) and v.strip():
+                    stems.add(Path(v.strip()).stem)
+    return stems
