@@ -80,8 +80,21 @@ def test_appearance_split_finds_the_two_looks(roads: Path) -> None:
 def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) -> None:
     out = tmp_path / "cv"
     lines: list[str] = []
-    r = run_cv(_cfg(roads, out), echo=lines.append)
+    r = run_cv(_cfg(roads, out, report=True), echo=lines.append)
     assert r["domain"] == "roads" and r["folds_done"] == r["folds_total"] == 3
+    # --report: the run's page lists every image once (k-fold tests each exactly once) with
+    # its fold, and each fold has its training and test-image pages
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert f"report: {out / 'report.html'}" in lines
+    for f in r["folds"]:
+        fold = out / "folds" / f["fold"]
+        assert (fold / "run" / "report.html").is_file()
+        test_page = (fold / "pred-test" / "report.html").read_text(encoding="utf-8")
+        for i in f["tests"]["test"]["ids"]:
+            assert i in test_page and i in page
+        assert f"{f['fold']}, test images: {fold / 'pred-test' / 'report.html'}" in page
+    assert "Per-image table (12 images)" in page and "Test IoU per fold" in page
+    assert "only 3 of 3" not in page
     tests = [f["tests"]["test"] for f in r["folds"]]
     test_ids = [x for t in tests for x in t["ids"]]
     assert sorted(test_ids) == sorted(p.stem for p in (roads / "masks").glob("*.png"))
@@ -137,9 +150,15 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     done = out / "folds" / "fold-1" / "result.json"
     stamp = done.stat().st_mtime_ns
     (out / "folds" / "fold-3" / "result.json").unlink()
+    (out / "folds" / "fold-3" / "pred-test" / "report.html").unlink()
+    kept = out / "folds" / "fold-1" / "pred-test" / "report.html"
+    kept_stamp = kept.stat().st_mtime_ns
     lines.clear()
-    r2 = run_cv(_cfg(roads, out), echo=lines.append)
+    r2 = run_cv(_cfg(roads, out, report=True), echo=lines.append)
     assert done.stat().st_mtime_ns == stamp
+    # a fold's reports are written once: the missing one again, the others kept
+    assert kept.stat().st_mtime_ns == kept_stamp
+    assert (out / "folds" / "fold-3" / "pred-test" / "report.html").is_file()
     assert any(x.startswith("fold-1: done before") for x in lines)
     assert any(x.startswith("fold-3: test IoU") for x in lines)
     assert r2["folds"][0] == r["folds"][0]
@@ -198,7 +217,12 @@ def test_a_domain_given_to_train_is_named_as_given(tmp_path: Path) -> None:
 
 def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:
     out = tmp_path / "xd"
-    r = run_cv(_cfg(roads, out, mode="cross-domain", max_folds=None))
+    r = run_cv(_cfg(roads, out, mode="cross-domain", max_folds=None, report=True))
+    # an image is tested in both directions: the run's page names it with fold and test set
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "A-to-B/cross_domain/" in page and "B-to-A/in_domain/" in page
+    assert "The two appearance groups (groups.png)" in page
+    assert "in-domain minus cross-domain IoU" in page
     assert [f["fold"] for f in r["folds"]] == ["A-to-B", "B-to-A"]
     groups = json.loads((out / "groups.json").read_text())
     assert groups["A"] == [f"r{k:02d}" for k in range(6)]
@@ -231,9 +255,12 @@ def test_cli_cv_smoke_and_bad_options(
 
     base = ["cv", "--data", str(roads), "--size", "micro", "--epochs", "1", "--image-size", "48"]
     args = [*base, "--out", str(tmp_path / "c"), "--folds", "2", "--max-folds", "1"]
-    assert main([*args, "--batch-size", "2", "--no-progress", "--no-quality"]) == 0
+    assert main([*args, "--batch-size", "2", "--no-progress", "--no-quality", "--report"]) == 0
     text = capsys.readouterr().out
     assert "test: IoU" in text and "road quality" in text
+    assert f"report: {tmp_path / 'c' / 'report.html'}" in text
+    page = (tmp_path / "c" / "report.html").read_text(encoding="utf-8")
+    assert "only 1 of 2 folds ran (--max-folds)" in page
     assert f"tables: {tmp_path / 'c' / 'cv.md'}\n" in text  # one space after the colon
     assert "Only 1 of 2 folds" in (tmp_path / "c" / "cv.md").read_text()
     assert main([*base, "--out", str(tmp_path / "d"), "--folds", "1"]) == 2

@@ -79,6 +79,12 @@ def cv_cmd(
         option_default(CVConfig, "device"), "--device", help="cpu | cuda | cuda:N."
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Write OUT/report.html (folds, means, every test image worst first) and a training "
+        "and a test-image report in each fold.",
+    ),
 ) -> None:
     """Cross-validate training: k-fold or cross-domain, mean ± std of IoU and F1.
 
@@ -124,6 +130,7 @@ def cv_cmd(
         batch_size=batch_size,
         device=device,
         precision=precision,
+        report=report,
     )
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")

@@ -379,10 +379,17 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         )
     todo = folds[: cfg.max_folds] if cfg.max_folds else folds
     results = []
+    evaluations: dict[str, list[Any]] = {}  # fold -> its test sets' evaluations (--report)
     for k, fold in enumerate(todo):
         pool = f"{len(fold.train)} image{'s' if len(fold.train) != 1 else ''}"
         say(f"{fold_label(fold.name)} ({k + 1}/{len(todo)}): {pool} in the fold's training pool")
         results.append(_run_fold(cfg, fold, samples, meta, guess.domain, say))
+        if cfg.report:
+            from sam2elnet.pipeline.report_cv import write_fold_reports
+
+            evaluations[fold.name] = write_fold_reports(
+                cfg.out / "folds" / fold.name, list(fold.tests), guess.roads, cfg.device
+            )
     keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
     report: dict[str, Any] = {
         "data": str(cfg.data),
@@ -411,4 +418,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     report = json.loads(json.dumps(report, default=str))
     write_json_atomic(cfg.out / "cv.json", report)
     write_text_atomic(cfg.out / "cv.md", render_markdown(report))
+    if cfg.report:
+        from sam2elnet.pipeline.report_cv import write_cv_report
+
+        say(f"report: {write_cv_report(cfg.out, report, evaluations)}")
     return report

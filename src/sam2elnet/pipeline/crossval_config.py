@@ -51,6 +51,8 @@ class CVConfig(BaseModel):
             topology_loss, aug_*...), validated by :meth:`validate` before any work.
         max_folds: run only the first N folds (smoke runs; the summary says so).
         batch_size / device / precision: of the annotation of the test images.
+        report: write ``report.html`` for the run and for every fold
+            (:mod:`sam2elnet.pipeline.report_cv`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -68,6 +70,7 @@ class CVConfig(BaseModel):
     batch_size: int = Field(8, ge=1, le=1024)
     device: str = "cpu"
     precision: Precision = "auto"
+    report: bool = False
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _prec = field_validator("precision", mode="before")(
@@ -98,7 +101,7 @@ class CVConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """Everything that fixes the results (runtime options left out)."""
         d = self.model_dump()
-        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision"):
+        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision", "report"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
         d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}

@@ -42,6 +42,7 @@ __all__ = [
     "write_report",
     "write_run_report",
     "write_evaluation_report",
+    "evaluation_items",
     "object_counts",
     "overlay_rgb",
     "display_rgb",
@@ -255,24 +256,11 @@ def _eval_extra(r: Any) -> dict[str, Any]:
     return extra
 
 
-def write_evaluation_report(
-    result: Any,
-    path: str | Path,
-    *,
-    images: str | Path | None = None,
-    max_items: int = 200,
-    threshold: float | None = None,
-) -> Path:
-    """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
-
-    Each image comes from ``images`` (a folder, matched by name) else from the quality table's
-    ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
-    defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
-    Metric tables: the pixel-summed aggregate and the label-quality statistics.
-    """
-    run_summary = _run_summary(result.options.get("quality_csv"))
-    if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
-        threshold = float(run_summary["threshold"])
+def evaluation_items(result: Any, images: str | Path | None = None) -> list[ReportItem]:
+    """One :class:`ReportItem` per scored image of an ``elnet evaluate`` result: prediction,
+    truth on its grid, true and predicted IoU, filter decision, F1 (and road quality, baseline
+    IoU); the image from ``images`` (a folder, matched by name) else the quality table's
+    ``image`` column, the input label from its ``coarse`` column (enhance runs)."""
     img_files = _image_index(images)
     items = []
     for r in result.images:
@@ -297,6 +285,28 @@ def write_evaluation_report(
                 extra=_eval_extra(r),
             )
         )
+    return items
+
+
+def write_evaluation_report(
+    result: Any,
+    path: str | Path,
+    *,
+    images: str | Path | None = None,
+    max_items: int = 200,
+    threshold: float | None = None,
+) -> Path:
+    """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
+
+    Each image comes from ``images`` (a folder, matched by name) else from the quality table's
+    ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
+    defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
+    Metric tables: the pixel-summed aggregate and the label-quality statistics.
+    """
+    run_summary = _run_summary(result.options.get("quality_csv"))
+    if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
+        threshold = float(run_summary["threshold"])
+    items = evaluation_items(result, images)
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
     metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
     if result.quality is not None:
