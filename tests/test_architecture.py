@@ -147,8 +147,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_graph_sees_function_level_imports() -> None:
     """The graph is not blind to lazy imports (guards the test itself)."""
     g = _graph()
-    # engine.scene_inputs imports data.vector only inside CoarseSource.__init__
-    assert "sam2elnet.data.vector" in g["sam2elnet.engine.scene_inputs"]
+    # engine.scene_coarse imports data.vector only inside CoarseSource.__init__
+    assert "sam2elnet.data.vector" in g["sam2elnet.engine.scene_coarse"]
     # cli commands import the library lazily
     assert "sam2elnet.pipeline.scenes" in g["sam2elnet.cli.geo_cmd"]
 

@@ -156,7 +156,7 @@ def test_memory_is_bounded_by_width_not_height(tmp_path: Path, monkeypatch):
     The statistics overview is capped at 1 Mpx in production; shrink the cap so both scenes here
     are beyond it and only the streaming part is compared.
     """
-    import sam2elnet.engine.scene_inputs as scene_mod
+    import sam2elnet.engine.scene_norm as scene_mod
 
     monkeypatch.setattr(scene_mod, "_OVERVIEW_PIXELS", 10_000)
     peaks = {}

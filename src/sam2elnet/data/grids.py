@@ -1,18 +1,23 @@
-"""Two rasters' pixel grids compared, and a decoded mask moved from one grid onto the other.
+"""Two rasters' pixel grids compared, and a raster label moved from one grid onto the other.
 
-Used by ``elnet evaluate`` to put a ground truth on its prediction's grid:
+The one rule for putting a label on an image's grid, used by ``elnet evaluate`` (truths),
+``elnet enhance`` (:func:`sam2elnet.data.masks.read_mask_on_grid`, whole images), ``elnet scene``
+and large ``enhance`` images (:class:`sam2elnet.engine.scene_coarse.CoarseSource`, window by
+window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.data.vector`):
 
 * :func:`raster_header`: what one header says (georeference, size, bands, sample size), read once
-  per file and pair (:class:`RasterHeader`);
-* :func:`other_grid`: whether two rasters lie on different grids (:class:`OtherGrid`);
-* :func:`place_on_grid`: nearest-neighbour resampling by map position through GDAL's warper.
+  per file and pair (:class:`RasterHeader`; :func:`dataset_header` for an open dataset);
+* :func:`other_grid`: whether two rasters lie on different grids (:class:`OtherGrid`); same-grid
+  pairs, and pairs where either side has no georeference, are used by pixel index;
+* :func:`resample_nearest` / :func:`place_on_grid`: nearest-neighbour resampling by map position
+  through GDAL's warper (:func:`window_grid`: one window of the target at a time).
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
-CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's GCP
-polynomial transformer (``SRC_METHOD`` / ``DST_METHOD=GCP_POLYNOMIAL``), as vector labels are
-placed on such images (:meth:`sam2elnet.data.vector.VectorLabels.from_file`) and as QGIS draws
-them. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare: they pair by
-pixel index.
+CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's thin plate
+spline through the GCPs (:data:`GCP_METHOD`), the transformer ``elnet ... --warp-to`` warps with
+by default (``gdalwarp -tps``; :mod:`sam2elnet.data.warp`), so a label placed here and a label
+warped there agree. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare:
+they pair by pixel index.
 """
 
 from __future__ import annotations
@@ -27,7 +32,31 @@ import numpy as np
 from sam2elnet.data.georef import crs_name, same_crs
 from sam2elnet.errors import DataError
 
-__all__ = ["OtherGrid", "RasterHeader", "grid_kind", "other_grid", "place_on_grid", "raster_header"]
+__all__ = [
+    "GCP_METHOD",
+    "OtherGrid",
+    "RasterHeader",
+    "dataset_header",
+    "gcp_transformer",
+    "grid_kind",
+    "other_grid",
+    "place_on_grid",
+    "raster_header",
+    "resample_nearest",
+    "window_grid",
+]
+
+GCP_METHOD = "GCP_TPS"
+"""GDAL's transformer between pixels and map positions of every GCP-only grid here: a thin plate
+spline through the GCPs (``SRC_METHOD`` / ``DST_METHOD=GCP_TPS``, ``gdalwarp -tps``: "Force use
+of thin plate spline transformer based on available GCPs", https://gdal.org/programs/gdalwarp.html),
+not the least-squares polynomial (``GCP_POLYNOMIAL``, ``gdalwarp -order n``, order chosen from
+the number of GCPs by default). The spline passes through every GCP; the polynomial only fits
+them. Measured on a Sentinel-1-like grid (10 lines x 21 GCPs over 2000 x 2000 px, a track
+turning 0.5 deg / 100 km, EPSG:4326 GCPs; ``benchmarks/gcp_transformers.py``): the two agree
+within 0.02 px at 10 m pixels and 0.45 px at 125 m pixels (250 km scene) on flat ground, but a
+1000 m hill at 10 m pixels moves the GCPs by terrain displacement the polynomial cannot follow:
+polynomial 40 px from the true positions, spline 0.35 px (docs/geospatial.md)."""
 
 _CV2_ONLY = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 """Suffixes whose header is not read through GDAL (no georeference; decoded by OpenCV / PIL)."""
@@ -70,6 +99,25 @@ def raster_header(path: str | Path) -> RasterHeader:
                 )
     except (RasterioError, OSError):
         return RasterHeader(p)
+
+
+def dataset_header(ds: Any) -> RasterHeader:
+    """:class:`RasterHeader` of an open rasterio dataset (its ``name`` as the path)."""
+    from sam2elnet.data.georef import dataset_georeference
+
+    item = np.dtype(ds.dtypes[0]).itemsize
+    return RasterHeader(
+        Path(ds.name), dataset_georeference(ds), (ds.height, ds.width), ds.count, item
+    )
+
+
+def gcp_transformer(gcps: Any) -> Any:
+    """GDAL's :data:`GCP_METHOD` transformer through ``gcps`` (``rasterio.transform.
+    GCPTransformer(gcps, tps=True)``; ``.xy(row, col)`` -> map, ``.rowcol(x, y)`` -> pixels;
+    a context manager)."""
+    from rasterio.transform import GCPTransformer
+
+    return GCPTransformer(gcps, tps=GCP_METHOD == "GCP_TPS")
 
 
 def grid_kind(geo: dict[str, Any]) -> str:
@@ -166,6 +214,114 @@ def other_grid(
     return None if same else OtherGrid(src.geo, src.shape, dst.geo, dst.shape)
 
 
+def window_grid(grid: OtherGrid, row_off: int, col_off: int, height: int, width: int) -> OtherGrid:
+    """``grid`` with its target cut to a window: ``height`` x ``width`` px whose top-left pixel is
+    (``row_off``, ``col_off``) of ``grid.dst``. A transform grid is shifted by the offset; a
+    GCP-only grid keeps its map positions with the GCPs' pixel positions moved by the offset
+    (the same map <-> pixel relation: GDAL's thin plate spline interpolates the GCPs whatever
+    their origin), so each window of a scene resamples exactly as the whole grid would."""
+    from affine import Affine
+
+    dst = dict(grid.dst_geo)
+    if "transform" in dst:
+        dst["transform"] = dst["transform"] * Affine.translation(col_off, row_off)
+    else:
+        from rasterio.control import GroundControlPoint
+
+        dst["gcps"] = [
+            GroundControlPoint(
+                row=g.row - row_off, col=g.col - col_off, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info
+            )
+            for g in dst["gcps"]
+        ]
+    return OtherGrid(grid.src_geo, grid.src_shape, dst, (int(height), int(width)))
+
+
+def resample_nearest(
+    source: Any,
+    grid: OtherGrid,
+    *,
+    fill: float,
+    src_nodata: float | None = None,
+    path: str | Path | None = None,
+    like: str | Path | None = None,
+) -> np.ndarray:
+    """Values of ``source`` (on ``grid.src``) at the pixels of ``grid.dst``, nearest neighbour.
+
+    The one resampling of every raster label placed on another raster's grid (``evaluate``'s
+    truths, ``enhance`` / ``scene``'s coarse rasters): ``rasterio.warp.reproject`` (GDAL's
+    warper, ``Resampling.nearest``: each target pixel takes the value of the source pixel under
+    its centre, so class values stay exact; rasterio docs, "Reprojection"). A GCP-only source
+    or target is placed through its GCPs with :data:`GCP_METHOD` (``SRC_METHOD`` /
+    ``DST_METHOD``; a GCP target is an in-memory GDAL dataset carrying the GCPs).
+
+    Args:
+        source: (H, W) array on ``grid.src_shape``, or a ``rasterio.band`` of the source file
+            (GDAL reads only the blocks the target needs).
+        grid: from :func:`other_grid` (or :func:`window_grid`).
+        fill: value of target pixels outside the source's footprint (and of source nodata).
+        src_nodata: the source's nodata value (None: none).
+        path / like: the source and target files, named in the error.
+
+    Returns:
+        (h, w) array of ``grid.dst_shape``, the source's dtype.
+
+    Raises:
+        DataError: GDAL cannot compute the transformation (e.g. GCPs that do not fit); the
+            message says to warp the files to one map grid first.
+    """
+    import rasterio
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
+    from rasterio.warp import Resampling, reproject
+
+    dtype = source.dtype if isinstance(source, np.ndarray) else source.ds.dtypes[source.bidx - 1]
+    src, dst_geo = grid.src_geo, grid.dst_geo
+    opts: dict[str, Any] = {"src_crs": src["crs"], "src_nodata": src_nodata, "dst_nodata": fill}
+    if "transform" in src:
+        opts["src_transform"] = src["transform"]
+    else:
+        opts.update(gcps=src["gcps"], SRC_METHOD=GCP_METHOD)
+    h, w = grid.dst_shape
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            if "transform" in dst_geo:
+                dst = np.full(grid.dst_shape, fill, dtype)
+                reproject(
+                    source,
+                    dst,
+                    dst_transform=dst_geo["transform"],
+                    dst_crs=dst_geo["crs"],
+                    resampling=Resampling.nearest,
+                    **opts,
+                )
+                return dst
+            mem = {"driver": "MEM", "width": w, "height": h, "count": 1, "dtype": dtype}
+            with rasterio.open("target", "w+", **mem) as ds:
+                ds.gcps = (dst_geo["gcps"], dst_geo["crs"])
+                ds.write(np.full((1, h, w), fill, dtype))
+                reproject(
+                    source,
+                    rasterio.band(ds, 1),
+                    dst_crs=dst_geo["crs"],
+                    resampling=Resampling.nearest,
+                    DST_METHOD=GCP_METHOD,
+                    **opts,
+                )
+                return ds.read(1)
+    except (RasterioError, CPLE_BaseError, ValueError) as err:  # GDAL's transformer errors
+        from sam2elnet.data.gdal_errors import gdal_reason
+
+        target = f"the grid of {like}" if like is not None else "the other raster's grid"
+        raise DataError(
+            f"cannot be placed on {target} ({grid.describe()}; {gdal_reason(err)}); check the "
+            "ground control points, or warp both files to one map grid first (gdalwarp -t_srs "
+            "EPSG:xxxx)",
+            path,
+        ) from None
+
+
 def place_on_grid(
     mask: np.ndarray,
     valid: np.ndarray | None,
@@ -173,15 +329,9 @@ def place_on_grid(
     path: str | Path | None = None,
     like: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Resample a decoded mask onto ``grid.dst`` by map position, nearest neighbour.
-
-    ``rasterio.warp.reproject`` (GDAL's warper, ``Resampling.nearest``: each target pixel takes
-    the value of the source pixel under its centre, so class values stay exact; see the
-    rasterio docs, "Reprojection"). A GCP-only source or target is placed through its GCPs
-    with GDAL's polynomial GCP transformer (``SRC_METHOD`` / ``DST_METHOD=GCP_POLYNOMIAL``; the
-    target is then an in-memory GDAL dataset carrying the GCPs). Object, background and ignored
-    pixels are carried as the codes 1 / 0 / 2; target pixels outside the source's footprint are
-    not valid.
+    """Resample a decoded mask onto ``grid.dst`` by map position, nearest neighbour
+    (:func:`resample_nearest`). Object, background and ignored pixels are carried as the codes
+    1 / 0 / 2; target pixels outside the source's footprint are not valid.
 
     Args:
         mask: bool (H, W) on ``grid.src``, True = object.
@@ -195,60 +345,11 @@ def place_on_grid(
         source's footprint (int, 0 ..  H*W).
 
     Raises:
-        DataError: GDAL cannot compute the transformation (e.g. GCPs that do not fit a
-            polynomial); the message says to warp the files to one map grid first.
+        DataError: GDAL cannot compute the transformation (:func:`resample_nearest`).
     """
-    import rasterio
-    from rasterio._err import CPLE_BaseError
-    from rasterio.errors import RasterioError
-    from rasterio.warp import Resampling, reproject
-
     code = mask.astype(np.uint8)
     if valid is not None:
         code[~valid] = 2
-    src, dst_geo = grid.src_geo, grid.dst_geo
-    opts: dict[str, Any] = {"src_crs": src["crs"], "src_nodata": 3, "dst_nodata": 3}
-    if "transform" in src:
-        opts["src_transform"] = src["transform"]
-    else:
-        opts.update(gcps=src["gcps"], SRC_METHOD="GCP_POLYNOMIAL")
-    h, w = grid.dst_shape
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            if "transform" in dst_geo:
-                dst = np.full(grid.dst_shape, 3, np.uint8)  # 3: outside the footprint
-                reproject(
-                    code,
-                    dst,
-                    dst_transform=dst_geo["transform"],
-                    dst_crs=dst_geo["crs"],
-                    resampling=Resampling.nearest,
-                    **opts,
-                )
-            else:
-                mem = {"driver": "MEM", "width": w, "height": h, "count": 1, "dtype": "uint8"}
-                with rasterio.open("target", "w+", **mem) as ds:
-                    ds.gcps = (dst_geo["gcps"], dst_geo["crs"])
-                    ds.write(np.full((1, h, w), 3, np.uint8))
-                    reproject(
-                        code,
-                        rasterio.band(ds, 1),
-                        dst_crs=dst_geo["crs"],
-                        resampling=Resampling.nearest,
-                        DST_METHOD="GCP_POLYNOMIAL",
-                        **opts,
-                    )
-                    dst = ds.read(1)
-    except (RasterioError, CPLE_BaseError, ValueError) as err:  # GDAL's transformer errors
-        from sam2elnet.data.gdal_errors import gdal_reason
-
-        target = f"the grid of {like}" if like is not None else "the other raster's grid"
-        raise DataError(
-            f"cannot be placed on {target} ({grid.describe()}; {gdal_reason(err)}); check the "
-            "ground control points, or warp both files to one map grid first (gdalwarp -t_srs "
-            "EPSG:xxxx)",
-            path,
-        ) from None
+    dst = resample_nearest(code, grid, fill=3, src_nodata=3, path=path, like=like)
     valid_out = dst < 2
     return dst == 1, (None if valid_out.all() else valid_out), int((dst == 3).sum())

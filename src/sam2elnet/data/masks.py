@@ -12,13 +12,19 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from sam2elnet.data.georef import georeference, same_crs
-from sam2elnet.data.grids import OtherGrid, other_grid, place_on_grid, raster_header
+from sam2elnet.data.georef import georeference
+from sam2elnet.data.grids import (
+    OtherGrid,
+    RasterHeader,
+    grid_kind,
+    other_grid,
+    place_on_grid,
+    raster_header,
+)
 from sam2elnet.data.images import (
     RasterImage,
     check_file,
@@ -242,11 +248,16 @@ def read_mask_on_grid(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a raster label onto the pixel grid of image ``like``.
 
-    * Both georeferenced by CRS + transform: the label is placed by map position
-      (``rasterio.warp.reproject``, nearest neighbour), whatever its extent, resolution, CRS or
-      origin; image pixels the label does not cover are background and not valid.
-    * Same size and the same grid, or either side without a georeference: used by pixel index;
-      when only one side is georeferenced a one-line warning says so.
+    The rule of :mod:`sam2elnet.data.grids` (the one ``elnet evaluate`` and ``elnet scene`` use):
+
+    * Both georeferenced (CRS + transform, or GCP-only: >= 3 GCPs with a CRS) and on different
+      grids (:func:`~sam2elnet.data.grids.other_grid`: another size, CRS, transform or GCPs):
+      the label is placed by map position (:func:`~sam2elnet.data.grids.place_on_grid`, nearest
+      neighbour; a GCP-only side through its GCPs with GDAL's thin plate spline,
+      :data:`~sam2elnet.data.grids.GCP_METHOD`), whatever its extent, resolution, CRS or origin;
+      image pixels the label does not cover are background and not valid.
+    * The same grid, or either side without a georeference: used by pixel index; when only one
+      side is georeferenced a one-line warning says so.
     * Different size without a common georeference: stretched over the image (nearest
       neighbour), assuming the same extent, with a warning.
 
@@ -262,35 +273,25 @@ def read_mask_on_grid(
         covered and valid.
 
     Raises:
-        DataError: unreadable label, or a class-index mask without ``positive_values``.
+        DataError: unreadable label, a class-index mask without ``positive_values``, or GCPs
+            GDAL cannot place the label with.
     """
     p = Path(path)
     shape = like.shape
     head = raster_header(p)
-    lab_geo, lab_shape = head.geo, head.shape
-    if "gcps" in lab_geo:
-        lab_geo = {}  # placed by pixel index, as before
-    img_geo = georeference(like.profile)
-    both = (
-        lab_geo.get("crs") is not None
-        and "transform" in lab_geo
-        and img_geo.get("crs") is not None
-        and "transform" in img_geo
-    )
-    if both:
-        same = (
-            lab_shape == shape
-            and same_crs(lab_geo["crs"], img_geo["crs"])
-            and lab_geo["transform"].almost_equals(img_geo["transform"])
-        )
-        if same:
-            return read_mask_valid(p, shape, like.path, positive_values)
-        return _warp_mask(p, lab_geo, img_geo, shape, positive_values)
+    img = RasterHeader(Path(like.path), georeference(like.profile), shape)
+    grid = other_grid(head, img)
+    if grid is not None:
+        mask, valid = read_mask_valid(p, None, None, positive_values)
+        grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
+        mask, valid, _ = place_on_grid(mask, valid, grid, p, like.path)
+        log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
+        return mask, valid
     mask, valid = read_mask_valid(p, None, like.path, positive_values)
-    one_sided = bool(lab_geo.get("crs")) != bool(img_geo.get("crs") or img_geo.get("gcps"))
+    lab_geo, img_geo = grid_kind(head.geo) != "none", grid_kind(img.geo) != "none"
     if mask.shape == shape:
-        if one_sided:
-            which = "the label" if not lab_geo.get("crs") else f"the image {like.path}"
+        if lab_geo != img_geo:
+            which = "the label" if not lab_geo else f"the image {like.path}"
             warn_once(
                 log,
                 KIND_NO_GEOREF_LABEL,
@@ -309,18 +310,3 @@ def read_mask_on_grid(
         code[~valid] = 2
     code = cv2.resize(code, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
     return code == 1, (None if valid is None else code != 2)
-
-
-def _warp_mask(
-    path: Path,
-    lab_geo: dict[str, Any],
-    img_geo: dict[str, Any],
-    shape: tuple[int, int],
-    positive_values: tuple[float, ...] | None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode a label and reproject it (nearest) onto the image grid; outside = not valid."""
-    mask, valid = read_mask_valid(path, None, None, positive_values)
-    grid = OtherGrid(lab_geo, mask.shape, img_geo, shape)
-    mask, valid, _ = place_on_grid(mask, valid, grid)
-    log.info("%s placed on the image grid by map position (reprojected)", path.name)
-    return mask, valid

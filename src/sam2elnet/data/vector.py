@@ -130,17 +130,20 @@ def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any
 
 def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
     """Map-coordinate geometries (in the GCPs' CRS) -> pixel coordinates (x = column, y = row)
-    through GDAL's GCP polynomial transformer; also the pixels per map unit (mean, from an
-    affine fit to the GCPs) for line widths. Z is dropped."""
+    through GDAL's GCP transformer of every GCP-only grid here (thin plate spline,
+    :data:`sam2elnet.data.grids.GCP_METHOD`); also the pixels per map unit (mean, from an affine
+    fit to the GCPs) for line widths. Z is dropped."""
     import shapely
-    from rasterio.transform import GCPTransformer, from_gcps
+    from rasterio.transform import from_gcps
+
+    from sam2elnet.data.grids import gcp_transformer
 
     def to_px(xy: np.ndarray) -> np.ndarray:
         rows, cols = tr.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # fractional pixels
         return np.column_stack([cols, rows]).astype(float)
 
     try:
-        with GCPTransformer(gcps) as tr:
+        with gcp_transformer(gcps) as tr:
             geoms = shapely.transform(np.asarray(gdf.geometry.values, dtype=object), to_px)
     except Exception as err:  # noqa: BLE001 - GDAL transformer errors
         raise DataError(
@@ -220,8 +223,10 @@ class VectorLabels:
 
         ``gcps``: the ground control points of an image georeferenced by GCPs only (Sentinel-1
         GRD; :func:`image_grid`), with ``crs`` their CRS: labels with a CRS are reprojected to
-        it and placed on the pixels by GDAL's GCP polynomial transformer, as QGIS and GDAL
-        draw such an image (``GDALCreateGCPTransformer``, the warped VRT QGIS opens it as);
+        it and placed on the pixels through the GCPs by GDAL's thin plate spline
+        (:data:`sam2elnet.data.grids.GCP_METHOD`, as raster labels are placed and outputs are
+        warped; QGIS draws a GCP-only raster with GDAL's GCP polynomial, which differs by the
+        amounts given there);
         ``line_width`` in map units is then converted with the GCPs' mean pixel size. Labels
         without a CRS are pixel coordinates, as for an image without georeference.
 

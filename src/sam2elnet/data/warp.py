@@ -8,8 +8,10 @@ north-up map grid (CRS + affine transform), the result of
     gdalwarp -tps -t_srs EPSG:32635 -r near -dstnodata 127 label.tif label_map.tif
 
 done with :func:`rasterio.warp.reproject` (GDAL's warper, so positions are GDAL's): the GCP
-transformer is a thin plate spline through the GCPs (``method="tps"``, GDAL ``SRC_METHOD=GCP_TPS``,
-exact at every GCP; what most Sentinel-1 users warp with) or a least-squares polynomial
+transformer is a thin plate spline through the GCPs (``method="tps"``, the default, GDAL
+``SRC_METHOD=GCP_TPS``, exact at every GCP; what most Sentinel-1 users warp with, and the one
+transformer every label is placed on a GCP-only grid with, :data:`sam2elnet.data.grids.GCP_METHOD`,
+so a warped output and a placed label agree) or a least-squares polynomial
 (``method="polynomial"``, GDAL's default for ``gdalwarp`` without ``-tps``; smoother with noisy
 GCPs). The output grid (extent, size, pixel size) is GDAL's suggested warp output
 (:func:`rasterio.warp.calculate_default_transform`), as ``gdalwarp`` picks it without
@@ -85,12 +87,14 @@ def check_warp_options(warp_to: str | None, method: str = "tps") -> str | None:
 def _centre_lonlat(ds: Any) -> tuple[float, float]:
     """(lon, lat) of the raster's centre, through its GCPs or transform."""
     from rasterio.crs import CRS
-    from rasterio.transform import GCPTransformer
     from rasterio.warp import transform
+
+    from sam2elnet.data.grids import gcp_transformer
 
     gcps, gcp_crs = ds.gcps
     if ds.crs is None and gcps:
-        x, y = GCPTransformer(gcps).xy(ds.height / 2, ds.width / 2)
+        with gcp_transformer(gcps) as tr:
+            x, y = tr.xy(ds.height / 2, ds.width / 2)
         src_crs = gcp_crs
     else:
         x, y = ds.transform * (ds.width / 2, ds.height / 2)

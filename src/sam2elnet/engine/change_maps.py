@@ -152,7 +152,7 @@ def scene_changes(
 
     The enhanced label is the scene path's label GeoTIFF (255 = object, 127 = nodata: left out of
     the counts, grey in the map); the coarse label is read on the scene grid as the scene path
-    reads it (:class:`~sam2elnet.engine.scene_inputs.CoarseSource`: a raster warped onto the
+    reads it (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`: a raster warped onto the
     grid, or a vector file rasterised). The files follow the module's rule: ``<out_stem>.tif``
     (tiled GeoTIFF with the label's georeference, ``nodata=127``) plus its ``<out_stem>.png``
     quick-look for GeoTIFF scenes, only ``<out_stem>.png`` for PNG/JPEG inputs (``png``); the
@@ -161,7 +161,8 @@ def scene_changes(
     import rasterio
 
     from sam2elnet.data.tiling import Window
-    from sam2elnet.engine.scene_inputs import CoarseSource, open_scene
+    from sam2elnet.engine.scene_coarse import CoarseSource
+    from sam2elnet.engine.scene_inputs import open_scene
     from sam2elnet.utils.atomic import atomic_path
 
     added = removed = 0

@@ -1,0 +1,165 @@
+"""A scene's coarse label, read window by window on the scene's pixel grid.
+
+:class:`CoarseSource` is what :class:`sam2elnet.engine.scene_inputs.SceneInputs` (``elnet scene
+--labels``, large ``elnet enhance`` images) and the change maps read coarse labels with: a vector
+file rasterised per window (:class:`sam2elnet.data.vector.VectorLabels`), or a raster placed on
+the scene grid by the one rule of :mod:`sam2elnet.data.grids` (the rule of ``elnet evaluate`` and
+of whole-image ``enhance``, :func:`sam2elnet.data.masks.read_mask_on_grid`): the same grid, or a
+side without georeference, by pixel index; another grid by map position, nearest neighbour,
+through the GCPs (thin plate spline) for a GCP-only scene or label, one window at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL
+from sam2elnet.data.tiling import Window, decimated_read
+from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CoarseSource"]
+
+_ENCODING_PIXELS = 250_000
+"""Pixels of the decimated read of a coarse raster that decides its value encoding."""
+
+
+class CoarseSource:
+    """Coarse label per window of an open scene: a raster on any grid, or a vector file.
+
+    A raster's values are decoded by :func:`sam2elnet.data.mask_values.mask_encoding` (decided
+    on a decimated read of the whole label; ``positive_values``: the object value(s) of a
+    class-index label, as ``--positive-values``). A raster on another grid than the scene
+    (:func:`sam2elnet.data.grids.other_grid`) is resampled per window by
+    :func:`sam2elnet.data.grids.resample_nearest`; scene pixels outside its footprint are
+    background.
+
+    Args:
+        path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
+            is_vector_path`).
+        scene: the open rasterio dataset of the scene.
+        line_width / line_width_unit / pixel_coords: vector labels only
+            (:meth:`sam2elnet.data.vector.VectorLabels.from_file`).
+        positive_values: object value(s) of a class-index raster label.
+
+    Raises:
+        DataError: missing or unreadable label; a raster of another size when the scene or the
+            label has no georeference; GCPs GDAL cannot place the label with.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        scene: Any,
+        *,
+        line_width: float | None = None,
+        line_width_unit: str = "map",
+        pixel_coords: bool = False,
+        positive_values: tuple[float, ...] | None = None,
+    ) -> None:
+        from sam2elnet.data.vector import VectorLabels, image_grid, is_vector_path
+
+        self.path = Path(path)
+        self._scene_name = str(scene.name)
+        self._ds: Any = None
+        self._grid: Any = None
+        self._vec = None
+        self.notes: list[str] = []
+        if not self.path.exists():
+            raise DataError("coarse label file does not exist; check the path", self.path)
+        if is_vector_path(self.path):
+            crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
+            self._vec = VectorLabels.from_file(
+                self.path,
+                crs=crs,
+                transform=transform,
+                gcps=gcps,
+                height=scene.height,
+                width=scene.width,
+                line_width=line_width,
+                line_width_unit=line_width_unit,
+                pixel_coords=pixel_coords,
+            )
+            self.notes = list(self._vec.notes)
+            return
+        import rasterio
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._ds = rasterio.open(self.path)
+        except rasterio.errors.RasterioIOError as err:
+            raise DataError(raster_error_text("coarse label raster", err), self.path) from None
+        try:
+            self._open_raster(scene, positive_values)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_raster(self, scene: Any, positive_values: tuple[float, ...] | None) -> None:
+        from sam2elnet.data.grids import dataset_header, grid_kind, other_grid
+        from sam2elnet.data.mask_values import mask_encoding
+
+        ds = self._ds
+        lab, img = dataset_header(ds), dataset_header(scene)
+        self._grid = other_grid(lab, img)
+        if self._grid is not None:
+            self.notes.append(
+                f"{self.path.name}: placed on the scene grid by map position "
+                f"({self._grid.describe()})"
+            )
+            log.info(self.notes[-1])
+        elif lab.shape != img.shape:
+            raise DataError(
+                f"coarse label raster is {ds.width}x{ds.height} px but the scene is "
+                f"{scene.width}x{scene.height} and one of them has no georeference (CRS + "
+                "transform, or ground control points), so it cannot be aligned; give a label on "
+                "the scene's grid",
+                self.path,
+            )
+        elif (grid_kind(lab.geo) == "none") != (grid_kind(img.geo) == "none"):
+            self.notes.append(
+                f"{self.path.name}: {'the label' if grid_kind(lab.geo) == 'none' else 'the scene'}"
+                " has no georeference, so the label is used by pixel index"
+            )
+            warn_once(log, KIND_NO_GEOREF_LABEL, self.notes[-1])
+        self._nodata = ds.nodata
+        self._fill = 0 if ds.nodata is None else ds.nodata  # outside the label: background
+        ov = decimated_read(ds, [1], _ENCODING_PIXELS)[0][0]
+        self._encoding = mask_encoding(
+            ov, nodata=self._nodata, positive_values=positive_values, path=self.path
+        )
+
+    def read(self, w: Window) -> np.ndarray:
+        """uint8 (h, w) 0/1 coarse mask for window ``w`` of the scene."""
+        if self._vec is not None:
+            return self._vec.rasterize(w)
+        if self._grid is None:
+            a = self._ds.read(1, window=w.to_rasterio())
+        else:
+            import rasterio
+
+            from sam2elnet.data.grids import resample_nearest, window_grid
+
+            a = resample_nearest(
+                rasterio.band(self._ds, 1),
+                window_grid(self._grid, w.row_off, w.col_off, w.height, w.width),
+                fill=self._fill,
+                src_nodata=self._nodata,
+                path=self.path,
+                like=self._scene_name,
+            )
+        return self._encoding.apply(a)[0].astype(np.uint8)
+
+    def close(self) -> None:
+        """Close the label raster (vector labels hold no file)."""
+        if self._ds is not None:
+            self._ds.close()

@@ -1,0 +1,192 @@
+"""Scene-global normalisation: one scaling for every window of a scene.
+
+:func:`make_scene_normalizer` freezes a predictor's normalisation into statistics of the whole
+scene (a decimated overview read, :data:`_OVERVIEW_PIXELS`), so neighbouring windows see
+identical pixel values and no seams appear; :class:`SceneNormalizer` applies it to a window.
+Used by :class:`sam2elnet.engine.scene_inputs.SceneInputs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.tiling import decimated_read
+from sam2elnet.data.validity import dataset_valid
+from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SceneNormalizer", "make_scene_normalizer"]
+
+_OVERVIEW_PIXELS = 1_000_000
+"""Pixels of the decimated overview read that fixes the normalisation statistics."""
+
+
+@dataclass
+class SceneNormalizer:
+    """Scene-global normalisation: the same scaling for every window.
+
+    ``cfg`` is a NormalizationConfig whose statistics are fixed (``fixed``/``stats`` method), or
+    None for the built-in fallback (per-band ``low``/``high`` linear stretch). Nodata pixels become
+    0 after scaling, exactly as :func:`sam2elnet.data.normalize.normalize` treats single images in
+    training and in ``elnet annotate``, so a scene window looks to the model like a chip would.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    cfg: Any = None
+    bands: list[int] | None = None  # 1-based band indexes read from the source (None: all)
+    repeat: int = 0  # >0: the single band read is repeated to this many (band_layout "repeat")
+    alpha: bool = False  # the last file band is alpha (a mask), by data.images.is_alpha_band
+
+    def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        out = self._scale(data, valid)
+        return np.repeat(out, self.repeat, axis=0) if self.repeat else out
+
+    def _scale(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        if self.cfg is not None:
+            from sam2elnet.data.normalize import normalize
+
+            return normalize(data, self.cfg, valid=valid)
+        xf = np.nan_to_num(data.astype(np.float32))
+        scale = np.maximum(self.high - self.low, 1e-6)
+        out = (xf - self.low[:, None, None]) / scale[:, None, None]
+        np.clip(out, 0.0, 1.0, out=out)
+        out *= valid[None]
+        return out.astype(np.float32, copy=False)
+
+
+def _overview(
+    src: Any, bands: list[int], max_pixels: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decimated (C, h, w) data and (h, w) valid mask of the scene (statistics, coarse checks)."""
+    return decimated_read(src, bands, max_pixels or _OVERVIEW_PIXELS)
+
+
+def _sample_valid(src: Any, bands: list[int], alpha: bool, want: int = 200_000) -> np.ndarray:
+    """Full-resolution sample of valid pixels (C, n), for scenes whose overview shows none."""
+    step = max(1, src.height // 64)
+    chunks: list[np.ndarray] = []
+    got = 0
+    from rasterio.windows import Window as RioWindow
+
+    for r in range(0, src.height, step):
+        win = RioWindow(0, r, src.width, 1)
+        d = src.read(bands, window=win)
+        v = dataset_valid(src, alpha, window=win)
+        if np.issubdtype(d.dtype, np.floating):
+            v &= np.all(np.isfinite(d), axis=0)
+        if v.any():
+            chunks.append(d[:, v])
+            got += int(v.sum())
+            if got >= want:
+                break
+    if not chunks:
+        return np.zeros((len(bands), 0))
+    return np.concatenate(chunks, axis=1)
+
+
+def _scene_bands(
+    src: Any, cfg: Any, in_bands: int | None, bands: list[int] | None
+) -> tuple[list[int], np.ndarray, np.ndarray, bool]:
+    """The file bands (1-based) a scene is read with: the whole-image reader's rules applied to
+    the decimated overview (:func:`sam2elnet.data.images.overview_bands`; ``bands`` or else the
+    model's ``band_select``). Predictors without a normalisation config (``builtin:smoothing``, a
+    dry run) take the first band when they take one and none is chosen. Returns the bands, the
+    overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last band is alpha."""
+    from sam2elnet.data.images import overview_bands
+    from sam2elnet.data.validity import alpha_tagged, is_alpha_band
+
+    data, valid = _overview(src, list(range(1, src.count + 1)))
+    if bands is None and getattr(cfg, "band_select", None):
+        bands = list(cfg.band_select)  # the bands the model was trained on (train --bands)
+    tagged = alpha_tagged(src)
+    sar = bool(getattr(cfg, "sar", False))
+    chosen = overview_bands(data, valid, tagged, bands, sar, src.name)
+    if cfg is None and in_bands == 1 and len(chosen) > 1 and not bands:
+        chosen = chosen[:1]
+    return chosen, data[[b - 1 for b in chosen]], valid, is_alpha_band(tagged, data[-1])
+
+
+def make_scene_normalizer(
+    src: Any, predictor: Any, bands: list[int] | None = None
+) -> SceneNormalizer:
+    """Freeze the predictor's normalisation into scene-global statistics.
+
+    * The bands read follow the whole-image reader (:func:`_scene_bands`); their count is matched
+      to the model's by the one rule of every prediction path
+      (:func:`sam2elnet.data.images.band_layout`): a single band is repeated to the model's band
+      count, a grey image stored as identical bands feeds a one-band model its first band, any
+      other mismatch is the same BandCountError as for a whole image.
+    * ``percentile`` (per-image) configs become ``fixed`` with per-band low/high = the configured
+      percentiles of a decimated overview read (after dB conversion when ``to_db``): per-window
+      percentiles would give every tile a different brightness scale and visible seams.
+    * ``fixed`` / ``stats`` configs are already global and are used as they are.
+    * Without a config (simple predictors) the overview's 1st/99th percentiles stretch to [0, 1].
+
+    Raises DataError when the scene holds no valid pixel at all, BandCountError for a band
+    count the model cannot take.
+    """
+    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, band_layout
+
+    cfg = getattr(predictor, "normalization", None)
+    in_bands = getattr(predictor, "in_bands", None)
+    bands, data, valid, alpha = _scene_bands(src, cfg, in_bands, bands)
+    if valid.any():
+        pix = data[:, valid]
+    else:
+        pix = _sample_valid(src, bands, alpha)
+        if pix.shape[1] == 0:
+            raise DataError(
+                "scene is entirely nodata (no valid pixel); nothing to predict. Check the file's "
+                "nodata value or mask",
+                src.name,
+            )
+    norm = _normalizer_from_pixels(src, cfg, bands, pix)
+    norm.alpha = alpha
+
+    def identical() -> bool:
+        x = norm(pix[:, None, :], np.ones((1, pix.shape[1]), bool))
+        return bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL))
+
+    layout = band_layout(len(bands), in_bands, identical, src.name)
+    if layout == "first":
+        norm = _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
+        norm.alpha = alpha
+    elif layout == "repeat":
+        norm.repeat = int(in_bands)
+    return norm
+
+
+def _normalizer_from_pixels(
+    src: Any, cfg: Any, bands: list[int], pix: np.ndarray, warn: bool = True
+) -> SceneNormalizer:
+    """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
+    logs :func:`~sam2elnet.data.input_range.check_input_range`'s warning (once per run)."""
+    from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+    from sam2elnet.data.normalize import NormalizationConfig, to_db
+
+    if warn and isinstance(cfg, NormalizationConfig):
+        if msg := check_input_range(pix, src.dtypes[bands[0] - 1], cfg):
+            warn_once(log, INPUT_RANGE_KIND, f"{src.name}: {msg}")
+    pix = pix.astype(np.float32)
+    if cfg is not None:
+        method = getattr(cfg, "method", None)
+        if method == "percentile":
+            work = to_db(pix, cfg.db_floor) if getattr(cfg, "to_db", False) else pix
+            lo, hi = np.percentile(work, [cfg.p_low, cfg.p_high], axis=1)
+            cfg = cfg.model_copy(
+                update={
+                    "method": "fixed",
+                    "low": [float(v) for v in lo],
+                    "high": [float(v) for v in hi],
+                }
+            )
+        return SceneNormalizer(low=np.zeros(0), high=np.zeros(0), cfg=cfg, bands=bands)
+    lo, hi = np.percentile(pix, [1.0, 99.0], axis=1).astype(np.float32)
+    return SceneNormalizer(low=lo, high=hi, cfg=None, bands=bands)
