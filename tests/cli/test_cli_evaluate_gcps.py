@@ -1,10 +1,10 @@
 """``elnet evaluate`` with GCP-only rasters (Sentinel-1 GRD: ground control points, no CRS or
-affine transform): a truth on another grid is placed through the GCPs (GDAL's polynomial GCP
-transformer, as vector labels are placed on such images), GCPs GDAL cannot use are one
+affine transform): a truth on another grid is placed through the GCPs (GDAL's thin plate spline,
+data.grids.GCP_METHOD, as vector and coarse labels are placed on such images), GCPs GDAL cannot use are one
 ``error:`` line, and each file's header is read once per pair.
 
 The GCPs are exactly affine (pixel (row, col) -> x = X0 + 10 col, y = Y0 - 10 row in
-EPSG:32633), so a first-order polynomial through them is exact and the resampled counts equal
+EPSG:32633), so the spline through them is exactly that affine map and the resampled counts equal
 the on-grid counts worked out by hand: prediction rows / columns 8..23, truth 12..27 ->
 TP 144, FP = FN = 112, TN 656.
 """

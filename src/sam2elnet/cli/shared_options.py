@@ -51,7 +51,10 @@ WARP_TO = typer.Option(
     "Default: keep the input's georeference (GCPs of a Sentinel-1 GRD, or its CRS).",
 )
 WARP_METHOD = typer.Option(
-    "tps", "--warp-method", help="GCP transformer for --warp-to: tps | polynomial."
+    "tps",
+    "--warp-method",
+    help="GCP transformer for --warp-to: tps (default; labels on GCP-only grids are always placed "
+    "with it) | polynomial.",
 )
 
 PIXEL_COORDS_OPTION = typer.Option(PIXEL_COORDS[0], "--pixel-coords", help=PIXEL_COORDS_HELP)
