@@ -229,3 +229,46 @@ def test_unplaceable_gcps_are_one_error_naming_the_label(tmp_path: Path) -> None
     with pytest.raises(DataError) as err:
         _coarse_by_windows(f, scene, 32, 8)
     assert str(f) in str(err.value) and "warp both files to one map grid" in str(err.value)
+
+
+def test_cli_scene_labels_a_gcp_only_coarse_raster_on_its_map_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``elnet scene --labels`` with a GCP-only coarse raster on a georeferenced scene runs (it
+    used to stop: "one of them has no CRS"), says where the label was placed, and the dry-run
+    model's label (the smoothed coarse label on a flat image, thresholded: a shrunk copy) lies
+    inside the label's true footprint, centred on it."""
+    from sam2elnet.cli import main
+
+    lab = _label()
+    f = _tif(tmp_path / "l.tif", lab, gcps=_gcps(LAB_MAP, 48, 48))
+    scene = _tif(tmp_path / "s.tif", np.full((96, 96), 100, np.uint8), transform=IMG_T)
+    out = tmp_path / "o.tif"
+    args = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--labels", str(f)]
+    assert main([*args, "--out", str(out), "--tile", "64", "--overlap", "16", "--no-progress"]) == 0
+    assert "l.tif: placed on the scene grid by map position" in capsys.readouterr().err
+    with rasterio.open(out) as ds:
+        got = ds.read(1) == 255
+    obj = _expected(lab, IMG_T, (96, 96), LAB_MAP)[0]
+    assert got.sum() > 0.25 * obj.sum() and not (got & ~obj).any()  # smoothing shrinks it, inside
+    np.testing.assert_allclose(np.argwhere(got).mean(0), np.argwhere(obj).mean(0), atol=0.5)
+
+
+def test_cli_scene_label_without_shared_georeference_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A coarse raster of another size next to a GCP-only scene, the label without any
+    georeference: one ``error:`` line naming the label, exit 2, no output written."""
+    from sam2elnet.cli import main
+
+    f = _tif(tmp_path / "l.tif", _label())  # 48 x 48, no georeference
+    g = _gcps(IMG_GCP_MAP, 80, 80)
+    scene = _tif(tmp_path / "s.tif", np.ones((80, 80), np.uint8), gcps=g)
+    out = tmp_path / "o.tif"
+    args = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--labels", str(f)]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and str(f) in err[0] and "cannot be aligned" in err[0], err
+    assert list(tmp_path.iterdir()) == [f, scene] or sorted(tmp_path.iterdir()) == sorted(
+        [f, scene]
+    )
