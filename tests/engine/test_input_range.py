@@ -135,3 +135,47 @@ def test_band_count_mismatch_is_one_error_line(u8_model, tmp_path, capsys):
         errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
         assert len(errors) == 1 and "Traceback" not in err, err
         assert "s0.tif" in errors[0] and "2 bands but the model was trained for 1" in errors[0]
+
+
+def _rgbn(nir_scale: float = 1.0) -> np.ndarray:
+    """4 bands x 4000 pixels of 8-bit-like values 20..230; the 4th band times ``nir_scale``."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(20, 230, (4, 4000))
+    x[3] *= nir_scale
+    return x
+
+
+def test_one_far_band_of_four_is_named():
+    """A multiband image whose 4th band is scaled unlike its training data (x 40) is far, and
+    the warning names that band with its ranges: counted over all bands together, 75 % of the
+    pixels were near and nothing was said. Band numbers are file bands (``band_select``)."""
+    cfg = NormalizationConfig(
+        method="fixed", low=[20.0] * 4, high=[230.0] * 4, data_dtype="uint16",
+        data_low=[20.0] * 4, data_high=[230.0] * 4,
+    )  # fmt: skip
+    assert check_input_range(_rgbn(), "uint16", cfg) is None
+    msg = check_input_range(_rgbn(40.0), "uint16", cfg)
+    assert msg is not None and "band 4 (of 4)" in msg and RANGE in msg, msg
+    assert "band 4 1..99 % " in msg and "vs 20..230" in msg and "0% of its pixels near it" in msg
+    picked = cfg.model_copy(update={"band_select": [4, 3, 2, 8]})
+    assert "band 8 (of 4)" in (check_input_range(_rgbn(40.0), "uint16", picked) or "")
+
+
+def test_db_checks_apply_to_every_model():
+    """dB given to a model that converts to dB itself is caught without a recorded range (an
+    older model file) and with a per-image percentile stretch; linear values given to a
+    percentile model trained on dB too. The range rule itself stays off for percentile models."""
+    rng = np.random.default_rng(0)
+    lin = rng.gamma(4.0, 0.02, (1, 4000)).astype(np.float32)
+    db = (10 * np.log10(lin)).astype(np.float32)
+    old = NormalizationConfig(method="percentile", sar=True, to_db=True)  # nothing recorded
+    assert "look like dB already" in (check_input_range(db, db.dtype, old) or "")
+    assert check_input_range(lin, lin.dtype, old) is None
+    db_pct = NormalizationConfig(
+        method="percentile", sar=True, data_low=[-22.0], data_high=[-6.0], data_dtype="float32"
+    )
+    assert "not in dB" in (check_input_range(lin, lin.dtype, db_pct) or "")
+    u8_pct = NormalizationConfig(method="percentile", data_low=[15.0], data_high=[227.0],
+                                 data_dtype="uint8")  # fmt: skip
+    u16 = _scene(0, "uint16").reshape(1, -1)
+    assert check_input_range(u16, "uint16", u8_pct) is None  # the stretch adapts

@@ -9,17 +9,20 @@ linear sigma0, runs without error and labels garbage, so ``annotate``, ``enhance
 
 The rule (docs/data.md, "Input range check"), its thresholds written once below:
 
-* only models with a global scaling (``fixed`` / ``stats``) that recorded their training range are
-  checked: a per-image percentile stretch (optical default) adapts to any range or dtype;
-* an image is *far* when fewer than :data:`RANGE_MIN_NEAR` of its valid pixels (after dB
-  conversion when the model converts) lie within the training range widened by
-  :data:`RANGE_WIDEN` of its width on each side (never below 0 for unsigned-integer training
-  data, so negative dB values never count as near an 8-bit model);
-* or it is an image that already looks like dB (float, median < 0) given to a model that converts
-  linear values to dB itself;
-* or it does not look like dB (median >= 0) and the model was trained on dB values (float
-  training data, no conversion, training range centred below 0): linear sigma0 of 0..0.5 lies
-  inside a widened dB range such as -36..9 dB, so the range rule alone would miss it.
+* an image that already looks like dB (float, median < 0) given to a model that converts linear
+  values to dB itself (``to_db``): every model, recorded range or not;
+* an image that does not look like dB (median >= 0) given to a model trained on dB values
+  (float training data, no conversion, recorded training range centred below 0): linear sigma0
+  of 0..0.5 lies inside a widened dB range such as -36..9 dB, so the range rule alone would miss
+  it; every model with a recorded range, the per-image ``percentile`` stretch included (a stretch
+  of linear values is not a stretch of dB values);
+* a *far* image, for models with a global scaling (``fixed`` / ``stats``) that recorded their
+  training range (a per-image percentile stretch adapts to any range or dtype): a band is far
+  when fewer than :data:`RANGE_MIN_NEAR` of its valid pixels (after dB conversion when the model
+  converts) lie within that band's training range widened by :data:`RANGE_WIDEN` of its width on
+  each side (never below 0 for unsigned-integer training data, so negative dB values never count
+  as near an 8-bit model); one far band makes the image far (each band is judged on its own, so
+  a near-infrared band scaled unlike its training data is not hidden by three fitting bands).
 
 A band count the model cannot take is not a warning but an error
 (:class:`~sam2elnet.errors.BandCountError`, :func:`sam2elnet.data.images.match_bands`).
@@ -88,6 +91,12 @@ def _what_to_do(dtype: Any, cfg: Any) -> str:
     )
 
 
+def _band_names(cfg: Any, n: int) -> list[str]:
+    """How the warning names the ``n`` bands compared: file band numbers (``band_select``)."""
+    sel = list(cfg.band_select or [])
+    return [str(sel[i]) if len(sel) == n else str(i + 1) for i in range(n)]
+
+
 def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> str | None:
     """A warning text when raw pixel ``values`` are far from the model's training range.
 
@@ -98,13 +107,11 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
 
     Returns:
-        None when the image fits (or the model is not checked: per-image percentile stretch, no
-        recorded range); else one sentence: both ranges (1..99 %, in the data's units, dB when
-        the model converts), the dtypes, the fraction of pixels near the training range and
-        what to do. The caller adds the file name. Rule and thresholds: the module docstring.
+        None when the image fits (or the rule does not apply: the module docstring); else one
+        sentence: the ranges (1..99 %, in the data's units, dB when the model converts; per far
+        band for a multiband image), the dtypes, the fraction of pixels near the training range
+        and what to do. The caller adds the file name.
     """
-    if cfg.method == "percentile" or cfg.data_low is None or cfg.data_high is None:
-        return None
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 1:
         v = v[None]
@@ -120,6 +127,8 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
             f"model was trained on linear {trained} data that it converts to dB itself; give it "
             "linear values (10**(dB/10)) or train a model on dB data"
         )
+    if cfg.data_low is None or cfg.data_high is None:
+        return None  # an older model file: no training range recorded
     if _trained_on_db(cfg) and not looks_like_db(v):
         q = np.percentile(v, [1, 99])
         return (
@@ -127,25 +136,46 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
             f"but the model was trained on dB values ({min(cfg.data_low):.4g}.."
             f"{max(cfg.data_high):.4g} dB, {cfg.data_dtype}); " + _what_to_do(dtype, cfg)
         )
+    if cfg.method == "percentile":
+        return None  # the per-image stretch adapts to any range and dtype
     x = to_db(v, cfg.db_floor).astype(np.float64) if cfg.to_db else v
     lo = np.asarray(cfg.data_low, np.float64)
     hi = np.asarray(cfg.data_high, np.float64)
+    names = _band_names(cfg, x.shape[0])
     if lo.size != x.shape[0]:  # grey vs grey-as-RGB and the like: compare the overall range
         lo, hi = np.array([lo.min()]), np.array([hi.max()])
+        x, names = x.reshape(1, -1), []
     lo, hi = np.broadcast_to(lo, x.shape[0]), np.broadcast_to(hi, x.shape[0])
     span = np.maximum(hi - lo, 1e-6)
     near_lo = lo - RANGE_WIDEN * span
     if not cfg.to_db and _unsigned(cfg.data_dtype):  # no negative value (dB) is near uint data
         near_lo = np.maximum(near_lo, 0.0)
     inside = (x >= near_lo[:, None]) & (x <= (hi + RANGE_WIDEN * span)[:, None])
-    frac = float(inside.mean())
-    if frac >= RANGE_MIN_NEAR:
+    frac = inside.mean(axis=1)
+    far = np.flatnonzero(frac < RANGE_MIN_NEAR)
+    if far.size == 0:
         return None
     unit = " dB" if cfg.to_db else ""
-    q = np.percentile(x, [1, 99])
+    if x.shape[0] == 1:
+        q = np.percentile(x, [1, 99])
+        return (
+            f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}.."
+            f"{q[1]:.4g}{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} "
+            f"({trained}); only {float(frac[0]):.0%} of the pixels fall near it, so predictions "
+            "are unreliable; " + _what_to_do(dtype, cfg)
+        )
+    parts = []
+    for b in far:
+        q = np.percentile(x[b], [1, 99])
+        parts.append(
+            f"band {names[b]} 1..99 % {q[0]:.4g}..{q[1]:.4g}{unit} vs {lo[b]:.4g}..{hi[b]:.4g}"
+            f"{unit}, {float(frac[b]):.0%} of its pixels near it"
+        )
+    which = ", ".join(names[b] for b in far)
     return (
-        f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}..{q[1]:.4g}"
-        f"{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} ({trained}); only "
-        f"{frac:.0%} of the pixels fall near it, so predictions are unreliable; "
+        f"pixel values of band{'s' if far.size > 1 else ''} {which} (of {x.shape[0]}) are far "
+        f"from the model's training range ({dtype} vs {trained}): "
+        + "; ".join(parts)
+        + ", so predictions are unreliable; "
         + _what_to_do(dtype, cfg)
     )
