@@ -127,14 +127,18 @@ def test_same_gcp_grid_is_used_by_pixel_index(tmp_path: Path) -> None:
 
 
 def _coarse_by_windows(label: Path, scene: Path, tile: int, overlap: int) -> np.ndarray:
+    """The scene path's coarse label, read window by window; its placed copy (a label on
+    another grid) is removed on close."""
     with rasterio.open(scene) as ds:
         cs = CoarseSource(label, ds)
+        placed = None if cs._placed is None else Path(cs._placed.name)
         out = np.zeros((ds.height, ds.width), np.uint8)
         try:
             for w in plan_windows(ds.height, ds.width, tile, overlap):
                 out[w.slices] = cs.read(w)
         finally:
             cs.close()
+    assert placed is None or not placed.parent.exists()
     return out
 
 

@@ -6,7 +6,9 @@ file rasterised per window (:class:`sam2elnet.data.vector.VectorLabels`), or a r
 the scene grid by the one rule of :mod:`sam2elnet.data.grids` (the rule of ``elnet evaluate`` and
 of whole-image ``enhance``, :func:`sam2elnet.data.masks.read_mask_on_grid`): the same grid, or a
 side without georeference, by pixel index; another grid by map position, nearest neighbour,
-through the GCPs (thin plate spline) for a GCP-only scene or label, one window at a time.
+through the GCPs (thin plate spline) for a GCP-only scene or label: placed on the scene grid
+once, when the label is opened, into a temporary compressed GeoTIFF (GDAL's chunked warp,
+bounded memory; one GCP transformer for the scene), from which windows are then read.
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ class CoarseSource:
     A raster's values are decoded by :func:`sam2elnet.data.mask_values.mask_encoding` (decided
     on a decimated read of the whole label; ``positive_values``: the object value(s) of a
     class-index label, as ``--positive-values``). A raster on another grid than the scene
-    (:func:`sam2elnet.data.grids.other_grid`) is resampled per window by
-    :func:`sam2elnet.data.grids.resample_nearest`; scene pixels outside its footprint are
-    background.
+    (:func:`sam2elnet.data.grids.other_grid`) is resampled onto the scene grid once by
+    :func:`sam2elnet.data.grids.resample_nearest` (a temporary GeoTIFF, removed by
+    :meth:`close`); scene pixels outside its footprint are background.
 
     Args:
         path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
@@ -70,7 +72,8 @@ class CoarseSource:
         self.path = Path(path)
         self._scene_name = str(scene.name)
         self._ds: Any = None
-        self._grid: Any = None
+        self._placed: Any = None  # the label on the scene grid (another grid only)
+        self._tmp: Any = None
         self._vec = None
         self.notes: list[str] = []
         if not self.path.exists():
@@ -110,11 +113,10 @@ class CoarseSource:
 
         ds = self._ds
         lab, img = dataset_header(ds), dataset_header(scene)
-        self._grid = other_grid(lab, img)
-        if self._grid is not None:
+        grid = other_grid(lab, img)
+        if grid is not None:
             self.notes.append(
-                f"{self.path.name}: placed on the scene grid by map position "
-                f"({self._grid.describe()})"
+                f"{self.path.name}: placed on the scene grid by map position ({grid.describe()})"
             )
             log.info(self.notes[-1])
         elif lab.shape != img.shape:
@@ -132,34 +134,42 @@ class CoarseSource:
             )
             warn_once(log, KIND_NO_GEOREF_LABEL, self.notes[-1])
         self._nodata = ds.nodata
-        self._fill = 0 if ds.nodata is None else ds.nodata  # outside the label: background
         ov = decimated_read(ds, [1], _ENCODING_PIXELS)[0][0]
         self._encoding = mask_encoding(
             ov, nodata=self._nodata, positive_values=positive_values, path=self.path
         )
+        if grid is not None:
+            self._place(grid, scene)
+
+    def _place(self, grid: Any, scene: Any) -> None:
+        """Resample the label onto the scene grid once, into a temporary GeoTIFF."""
+        import tempfile
+
+        import rasterio
+
+        from sam2elnet.data.grids import resample_nearest
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="elnet-coarse-")
+        out = Path(self._tmp.name) / "coarse_on_scene.tif"
+        fill = 0 if self._nodata is None else self._nodata  # outside the label: background
+        src = rasterio.band(self._ds, 1)
+        kw = {"fill": fill, "src_nodata": self._nodata, "path": self.path, "like": scene.name}
+        resample_nearest(src, grid, out_path=out, **kw)
+        self._placed = rasterio.open(out)
 
     def read(self, w: Window) -> np.ndarray:
         """uint8 (h, w) 0/1 coarse mask for window ``w`` of the scene."""
         if self._vec is not None:
             return self._vec.rasterize(w)
-        if self._grid is None:
-            a = self._ds.read(1, window=w.to_rasterio())
-        else:
-            import rasterio
-
-            from sam2elnet.data.grids import resample_nearest, window_grid
-
-            a = resample_nearest(
-                rasterio.band(self._ds, 1),
-                window_grid(self._grid, w.row_off, w.col_off, w.height, w.width),
-                fill=self._fill,
-                src_nodata=self._nodata,
-                path=self.path,
-                like=self._scene_name,
-            )
+        a = (self._placed or self._ds).read(1, window=w.to_rasterio())
         return self._encoding.apply(a)[0].astype(np.uint8)
 
     def close(self) -> None:
-        """Close the label raster (vector labels hold no file)."""
-        if self._ds is not None:
-            self._ds.close()
+        """Close the label raster and remove its placed copy (vector labels hold no file)."""
+        for ds in (self._placed, self._ds):
+            if ds is not None:
+                ds.close()
+        self._placed = self._ds = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
