@@ -120,8 +120,12 @@ def test_scene_quality_gpkg_takes_pixel_coords_like_export(
              "--tile", "32", "--overlap", "0", "--quality-gpkg", "--pixel-coords", pc,
              "--no-progress"]
         )  # fmt: skip
-        assert rc == 0, capsys.readouterr().err
+        said = capsys.readouterr()
+        assert rc == 0, said.err
         tiles[pc] = gpd.read_file(tmp_path / pc / "o_tiles.gpkg", layer="tiles")
+        # the run's note names the convention the footprints were written in
+        axes = "y = -row, as QGIS shows the image)" if pc == "qgis" else "y = row)"
+        assert f"tile footprints use pixel coordinates (x = column, {axes}" in said.err
     assert tiles["gdal"].total_bounds.tolist() == [0, 0, 96, 64]
     assert tiles["qgis"].total_bounds.tolist() == [0, -64, 96, 0]
     capsys.readouterr()

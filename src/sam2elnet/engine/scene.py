@@ -353,6 +353,7 @@ def predict_scene(
             pixel_coords=labels_pixel_coords,
             warp_to=warp_to,
             coarse_positive_values=coarse_positive_values,
+            footprint_coords=quality_pixel_coords,
         ) as inputs,
     ):
         src, H, W = inputs.src, inputs.height, inputs.width

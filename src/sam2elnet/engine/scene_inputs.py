@@ -84,6 +84,8 @@ class SceneInputs:
         pixel_coords: vector label coordinates are pixels (x = column, y = -row, QGIS's).
         warp_to: the ``--warp-to`` target the outputs will be warped to (only for the note).
         coarse_positive_values: object value(s) of a class-index coarse raster label.
+        footprint_coords: ``"gdal"`` or ``"qgis"``: the pixel convention of the
+            ``--quality-gpkg`` tile footprints of a scene without a CRS (only for the note).
 
     Raises:
         DataError: unreadable scene, all-nodata scene, band mismatch, unreadable label.
@@ -108,6 +110,7 @@ class SceneInputs:
         pixel_coords: bool = False,
         warp_to: str | None = None,
         coarse_positive_values: tuple[float, ...] | None = None,
+        footprint_coords: str = "gdal",
     ) -> None:
         import rasterio
 
@@ -115,6 +118,12 @@ class SceneInputs:
         self.notes: list[str] = []
         self.coarse: CoarseSource | None = None
         self.src = open_scene(self.path)
+        # the --quality-gpkg windows' convention (options.PIXEL_COORDS)
+        axes = (
+            "(x = column, y = -row, as QGIS shows the image)"
+            if footprint_coords == "qgis"
+            else "(x = column, y = row)"
+        )
         try:
             gcps, gcp_crs = self.src.gcps
             if self.src.crs is None and gcps and warp_to:
@@ -122,13 +131,13 @@ class SceneInputs:
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the label / probability GeoTIFFs are warped to a map "
                     f"grid (--warp-to {warp_to}); tile footprints use pixel coordinates "
-                    "(x = column, y = row)"
+                    f"{axes}"
                 )
             elif self.src.crs is None and gcps:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcps)} ground control points only "
                     f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
-                    "use pixel coordinates (x = column, y = row). For map-grid "
+                    f"use pixel coordinates {axes}. For map-grid "
                     "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
                     "first (e.g. gdalwarp -tps)"
                 )
@@ -136,7 +145,7 @@ class SceneInputs:
             elif self.src.crs is None:
                 self.notes.append(
                     f"{self.path} has no CRS: outputs carry no georeference; tile footprints use "
-                    "pixel coordinates (x = column, y = row); vector labels are read as pixel "
+                    f"pixel coordinates {axes}; vector labels are read as pixel "
                     "coordinates (y = -row as drawn in QGIS over the image, or y = row)"
                 )
                 warn_once(log, "scene without a CRS", self.notes[-1])
