@@ -19,7 +19,7 @@ from sam2elnet.pipeline.report import (
     write_run_report,
 )
 from sam2elnet.pipeline.report_map import footprint_map, read_footprint
-from sam2elnet.pipeline.report_plots import filter_curves
+from sam2elnet.pipeline.report_plots import filter_curves, quality_scatter
 from sam2elnet.pipeline.report_protocol import degenerate_rows, write_protocol_report
 
 
@@ -241,6 +241,22 @@ def test_filter_curves_values() -> None:
     assert at[0.8] == (1.0, 0.5, 0.25)
     assert np.isnan(at[1.0][0]) and at[1.0][1:] == (0.0, 0.0)
     assert c.n_good == 2
+
+
+def test_quality_scatter_draws_unfiltered_labels() -> None:
+    """A run without a quality filter (status "unfiltered", as the report rows say) still gets
+    one point per label: the scatter was empty, with a matplotlib legend warning (roads-dev)."""
+    fig = quality_scatter(
+        [0.1, 0.5, 0.9, 0.3], [0.2, 0.4, 0.8, 0.0], ["unfiltered"] * 4, [False, False, False, True]
+    )
+    ax = fig.axes[0]
+    counts = {
+        c.get_label(): len(c.get_offsets()) for c in ax.collections if len(c.get_offsets())
+    }
+    assert counts == {"not filtered (3)": 3, "false alarm on empty truth (1)": 1}
+    fig = quality_scatter([0.1, 0.9, 0.5], [0.2, 0.8, 0.5], ["rejected", "kept", None], [False] * 3)
+    counts = {c.get_label(): len(c.get_offsets()) for c in fig.axes[0].collections}
+    assert counts == {"kept (1)": 1, "rejected (1)": 1, "not filtered (1)": 1}
 
 
 def test_filter_curves_need_a_good_label(tmp_path: Path) -> None:

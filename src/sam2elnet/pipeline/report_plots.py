@@ -125,8 +125,11 @@ def quality_scatter(
     fa = np.asarray(false_alarm, dtype=bool)
     fig = new_figure(4.2, 4.4)
     ax = fig.add_subplot(111)
+    # any status other than kept / rejected ("unfiltered", "not filtered", ...) is not filtered
+    groups = {"kept": st == "kept", "rejected": st == "rejected"}
+    groups["not filtered"] = ~(groups["kept"] | groups["rejected"])
     for name, colour in (("kept", "#2a9d4b"), ("rejected", "#d62828"), ("not filtered", "#3b82c4")):
-        sel = (st == name) & ~fa
+        sel = groups[name] & ~fa
         if sel.any():
             ax.scatter(p[sel], t[sel], s=14, c=colour, alpha=0.75, label=f"{name} ({sel.sum()})")
     if fa.any():
