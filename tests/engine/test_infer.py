@@ -511,6 +511,29 @@ def test_enhance_matches_vector_files_in_a_label_folder_by_name(
     assert int(np.count_nonzero(rgb[:, :, 0] > 0)) == 400  # the rasterised 20 x 20 square
 
 
+def test_enhance_one_image_with_one_mask_file_of_another_name(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """--images scene.tif --labels truth.tif (names that do not pair): one mask file serves the
+    one image (it was refused: 'label path does not exist or is neither a folder nor a vector
+    file'); with several images it is one clear UserError saying to give a folder."""
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run)
+    coarse = np.zeros((96, 96), np.uint8)
+    coarse[20:40, 20:40] = 255
+    label = tmp_path / "rough.png"
+    cv2.imwrite(str(label), coarse)
+    res = enhance_folder(run["model"], scene, label, tmp_path / "e", progress=False, predictor=pred)
+    row = res.rows[0]
+    assert row["coarse"].endswith("rough.png")
+    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
+    assert np.array_equal(rgb[:, :, 0] > 0, coarse > 0)  # kept or removed: the coarse label
+    with pytest.raises(UserError, match="one label file serves one image, but --images holds 8"):
+        enhance_folder(run["model"], run["data"] / "images", label, tmp_path / "e2")
+    assert not (tmp_path / "e2").exists()
+
+
 def test_coarse_rule_restricts_probabilities_and_features(pred: Predictor) -> None:
     """predict(rule=...) = the unrestricted map times the rule's support found on it; the
     evaluator's features see the restricted map (an empty coarse label: no foreground)."""

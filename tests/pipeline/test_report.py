@@ -250,9 +250,7 @@ def test_quality_scatter_draws_unfiltered_labels() -> None:
         [0.1, 0.5, 0.9, 0.3], [0.2, 0.4, 0.8, 0.0], ["unfiltered"] * 4, [False, False, False, True]
     )
     ax = fig.axes[0]
-    counts = {
-        c.get_label(): len(c.get_offsets()) for c in ax.collections if len(c.get_offsets())
-    }
+    counts = {c.get_label(): len(c.get_offsets()) for c in ax.collections if len(c.get_offsets())}
     assert counts == {"not filtered (3)": 3, "false alarm on empty truth (1)": 1}
     fig = quality_scatter([0.1, 0.9, 0.5], [0.2, 0.8, 0.5], ["rejected", "kept", None], [False] * 3)
     counts = {c.get_label(): len(c.get_offsets()) for c in fig.axes[0].collections}

@@ -417,9 +417,9 @@ def enhance_cmd(
     labels: Optional[Path] = typer.Option(  # noqa: UP045
         None,
         "--labels",
-        help="Folder of coarse labels matched by name (masks or vector files), or one "
-        "GeoJSON/GeoPackage/Shapefile covering all images. Required unless --split picks a "
-        "split that has coarse/ folders.",
+        help="Folder of coarse labels matched by name (masks or vector files), one "
+        "GeoJSON/GeoPackage/Shapefile covering all images, or one mask file when --images is one "
+        "image. Required unless --split picks a split that has coarse/ folders.",
     ),
     out: Path = _OUT,
     line_width: Optional[float] = typer.Option(  # noqa: UP045

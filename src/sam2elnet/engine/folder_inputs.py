@@ -144,9 +144,15 @@ class LabelIndex(dict):
         return self.default is not None or dict.__contains__(self, key)
 
 
-def label_index(labels: str | Path) -> LabelIndex:
+def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
     """Coarse labels by image key: raster masks and/or vector files (GeoJSON, GeoPackage, ...) in a
-    folder, matched by name, or one vector file covering all images."""
+    folder, matched by name, one vector file covering all images, or (``n_images`` == 1) one
+    raster mask file for the one image, whatever its name.
+
+    Raises:
+        UserError: ``labels`` does not exist, is a file of another kind, or is a raster mask file
+            while ``n_images`` is not 1 (one mask cannot serve several images: give a folder).
+    """
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.vector import is_vector_path
 
@@ -155,9 +161,20 @@ def label_index(labels: str | Path) -> LabelIndex:
     if root.is_file() and is_vector_path(root):
         idx.default = root
         return idx
+    if root.is_file() and root.suffix.lower() in IMAGE_SUFFIXES:
+        if n_images == 1:
+            idx.default = root
+            return idx
+        raise UserError(
+            f"one label file serves one image, but --images holds {n_images} images; give a "
+            "folder of labels named like the images (or one GeoJSON/GPKG/SHP for all) as --labels",
+            root,
+        )
+    if not root.exists():
+        raise UserError("label path does not exist; check --labels", root)
     if not root.is_dir():
         raise UserError(
-            "label path does not exist or is neither a folder nor a vector file "
+            "label path is neither a folder, a mask file (.png/.jpg/.tif) nor a vector file "
             "(.geojson/.gpkg/.shp); check --labels",
             root,
         )

@@ -262,7 +262,7 @@ def enhance_folder(
     samples = split_samples(images, split, "enhancing") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
     if labels is not None:
-        label_idx = label_index(labels)
+        label_idx = label_index(labels, len(files))
         label_map = {f: label_idx[mask_key(f.name)] for f in files if mask_key(f.name) in label_idx}
         where = str(labels)
     else:  # the split's own coarse/ folders
