@@ -168,3 +168,25 @@ def test_a_typer_exit_code_inside_a_command_is_kept(monkeypatch, capsys):
     assert main(["weights", "list"]) == 3
     assert main(["--version"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_command_help_paragraphs_are_not_broken_at_the_docstrings_line_breaks():
+    """Typer kept a docstring's line breaks and wrapped again at the terminal width: ``elnet
+    evaluate --help`` showed ragged half lines ("... and how well" / "quality.csv predicts ...").
+    Paragraphs are now one line each before rich wraps them; blank lines still separate them."""
+    code = (
+        "import os, sys; os.environ['COLUMNS'] = '400'; from sam2elnet.cli import main\n"
+        "sys.exit(main(['evaluate', '--help']))"
+    )
+    res = _run("-c", code)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    assert (
+        "Pixel-summed IoU/F1/precision/recall, optional boundary and road measures, and how well "
+        "quality.csv predicts the true IoU." in text
+    )
+    assert "``" not in text and "`elnet annotate` / `elnet enhance`" in text
+    from sam2elnet.cli.app import app
+
+    helps = {c.name: c.help for c in app.registered_commands}
+    assert all("\n" not in p for h in helps.values() for p in h.split("\n\n")), helps

@@ -29,7 +29,9 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     weights_cmd,
 )
 from sam2elnet.cli.app import SHOWN as _SHOWN
-from sam2elnet.cli.app import app
+from sam2elnet.cli.app import app, unwrap_command_help
+
+unwrap_command_help(app)
 
 
 def _one_line(text: str) -> str:

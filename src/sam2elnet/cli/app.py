@@ -61,3 +61,24 @@ def _root(
     plog.handlers = [plain]
     plog.setLevel(logging.INFO)
     plog.propagate = False
+
+
+def unwrap_command_help(typer_app: typer.Typer) -> None:
+    """Give every command of ``typer_app`` (and of its sub-apps) its docstring as help text with
+    the line breaks inside each paragraph removed.
+
+    Typer's rich help keeps a docstring's single line breaks and wraps again at the terminal
+    width, so a docstring wrapped at 100 columns showed as ragged lines (``elnet evaluate
+    --help``). Paragraphs (separated by a blank line) stay paragraphs; an explicit ``help=``
+    is left as it is.
+    """
+    import inspect
+
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None:
+            doc = inspect.getdoc(info.callback) or ""
+            paragraphs = [" ".join(p.split()).replace("``", "`") for p in doc.split("\n\n")]
+            info.help = "\n\n".join(p for p in paragraphs if p) or None
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            unwrap_command_help(group.typer_instance)
