@@ -219,3 +219,17 @@ def test_lean_attention_gives_the_library_features(size) -> None:
     x = torch.randn(2, 3, 64, 64)
     for a, b in zip(features(ours, x), features(lib, x), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_text_file_given_as_checkpoint_is_named_as_text(tmp_path) -> None:
+    """`--model RUN/metrics.csv` said 'truncated or corrupt download?: pop from empty list';
+    a text file is now named as text, with its first line."""
+    from sam2elnet.model.hiera import safe_torch_load
+
+    csv = tmp_path / "metrics.csv"
+    csv.write_text("epoch,lr,train_loss\n1,0.001,2.5\n")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint: a text file") as info:
+        safe_torch_load(csv)
+    msg = str(info.value)
+    assert "'epoch,lr,train_loss'" in msg and str(csv) in msg and "\n" not in msg
+    assert "pop from empty list" not in msg and "corrupt" not in msg
