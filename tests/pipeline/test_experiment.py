@@ -111,6 +111,10 @@ def test_miniature_experiment_end_to_end_and_caching(
     md = (out / "results.md").read_text()
     assert "Table 1" in md and "Table 2" in md and "RANDOMLY INITIALISED" in md
     assert "IoU [95 % CI]" in md and "Verdict" in md and "(f) SAM2-ELNet itself" in md
+    from sam2elnet.pipeline.experiment_report import degenerate_note
+
+    note = degenerate_note(saved["table1"])  # tiny models: often degenerate, and then said so
+    assert (f"**Warning:** {note}." in md) if note else ("**Warning:**" not in md)
     # the model-selection rule is named (default coarse_prob 0.5: the mean of the two modes)
     assert saved["elnet"]["selection"].startswith("val_iou = 0.5 x annotation IoU + 0.5 x")
     assert "(val_iou = 0.5 x annotation IoU + 0.5 x enhancement IoU" in md

@@ -293,6 +293,29 @@ def test_degenerate_downstream_rows_are_flagged(tmp_path: Path) -> None:
     assert "Every downstream" not in text and "2 downstream model(s) are degenerate" in text
 
 
+def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables() -> None:
+    """report.html flagged degenerate downstream models, but results.md and the console gave
+    the verdict '(c) ... does not reach 97 % of (a)' from an all-foreground U-Net (sos-dev,
+    2 downstream epochs) without a word; degenerate_note is the sentence both now show."""
+    from sam2elnet.pipeline.experiment_report import degenerate_note
+
+    all_fg = {"iou": 0.245, "miou": 0.1225, "recall": 1.0}
+    fine = {"iou": 0.6, "miou": 0.78, "recall": 0.8}
+    none = {"iou": 0.0, "miou": 0.47, "recall": 0.0}
+    rows = [
+        dict(fine, title="(a) 100 % original labels"),
+        dict(all_fg, title="(b) labelled fraction only"),
+        dict(all_fg, title="(c) filtered auto-labels only"),
+        {"title": "(d) fraction + filtered auto-labels", "skipped": "no labels kept"},
+        dict(none, title="(e) fraction + all auto-labels (unfiltered)"),
+    ]
+    note = degenerate_note(rows)
+    assert note is not None and note.startswith("3 model(s) of table 1 are degenerate: ")
+    assert "(b), (c) labelled (almost) every test pixel foreground" in note
+    assert "(e) found no foreground (recall 0)" in note and "(d)" not in note
+    assert degenerate_note([rows[0], rows[3]]) is None
+
+
 def _geotiff(path: Path, left: float, top: float, crs: str = "EPSG:32633") -> None:
     import rasterio
     from rasterio.transform import from_origin

@@ -134,6 +134,35 @@ def _road_table(rows: list[dict[str, Any]], names: tuple[str, ...] = ("title",))
     return lines
 
 
+def degenerate_note(rows: list[dict[str, Any]]) -> str | None:
+    """One sentence naming the rows of ``rows`` whose model is degenerate (labelled every test
+    pixel foreground, or none: :func:`~sam2elnet.pipeline.report_protocol.degenerate_rows`),
+    or None when there are none. Such a row's IoU is the foreground share of the test set (or 0),
+    so a verdict comparing it says nothing about the labels; report.html highlights the rows,
+    results.md and the printed tables say it with this sentence."""
+    from sam2elnet.pipeline.report_protocol import degenerate_rows
+
+    what = {
+        "all foreground": "labelled (almost) every test pixel foreground (recall 1, background "
+        "IoU 0)",
+        "no foreground": "found no foreground (recall 0)",
+    }
+    scored = [row for row in rows if not row.get("skipped")]
+    by_kind: dict[str, list[str]] = {}
+    for row, flag in zip(scored, degenerate_rows(scored), strict=True):
+        if flag:
+            by_kind.setdefault(flag, []).append(str(row.get("title", "?")).split(" ")[0])
+    if not by_kind:
+        return None
+    n = sum(len(v) for v in by_kind.values())
+    bad = [f"{', '.join(names)} {what[kind]}" for kind, names in by_kind.items()]
+    return (
+        f"{n} model(s) of table 1 are degenerate: {'; '.join(bad)}. Their scores, and "
+        "a verdict that uses them, say nothing about the labels they were trained on: train the "
+        "downstream models longer (--downstream-epochs / --downstream-steps) or on more images"
+    )
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
     s = r["settings"]
@@ -177,6 +206,9 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
         )
     lines += _road_table(r["table1"])
+    degenerate = degenerate_note(r["table1"])
+    if degenerate:
+        lines += ["", f"**Warning:** {degenerate}."]
     if r.get("verdict"):
         lines += ["", "**Verdict.**", ""] + [f"- {v}" for v in r["verdict"]]
     groups = r.get("groups") or []
