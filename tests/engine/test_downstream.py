@@ -149,7 +149,8 @@ def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> Non
     train_line, test_line = msgs
     assert train_line.startswith("downstream training (8 img): 6/6 step in "), train_line
     loss = f"{res.history[-1]['loss']:.3f}"
-    curve_iou = f"{res.curve[-2]['iou']:.3f}"  # the last curve point scored during training
+    # the last curve point scored during training, with its step (not the final model's IoU)
+    curve_iou = f"{res.curve[-2]['iou']:.3f} at step {res.curve[-2]['step']}"
     assert train_line.endswith(f"step/s), loss {loss}, test_IoU {curve_iou}"), train_line
     assert test_line.startswith("downstream test: 3/3 img in "), test_line
     assert test_line.endswith(f"img/s), IoU {res.metrics['iou']:.3f}"), test_line
