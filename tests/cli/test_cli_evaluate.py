@@ -337,3 +337,33 @@ def test_evaluate_error_is_the_only_line(
     err = _shown(cap.err)
     assert [ln for ln in err if not ln.startswith("warning: skipping")] == [err[-1]]
     assert err[-1].startswith(f"error: {pred}: nothing produced: all 4 files could not be used")
+
+
+def test_one_pair_report_takes_an_image_file(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--pred FILE --truth FILE --images FILE: the report draws that image (it was refused,
+    'images folder does not exist', and the report showed an empty image panel); an image
+    file with a --pred folder is one error saying to give the folder."""
+    pred, truth, images = folders
+    base = ["evaluate", "--pred", str(pred / "1_pred.png"), "--truth", str(truth / "1_mask.png")]
+    out = tmp_path / "out"
+    assert main([*base, "--json", str(out / "e.json"), "--report"]) == 0
+    assert "data:image/jpeg" not in (out / "report.html").read_text()  # no image known
+    argv = [*base, "--json", str(out / "e.json"), "--report", "--images", str(images / "1_sat.png")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "data:image/jpeg" in (out / "report.html").read_text()
+    _expect_error(
+        [
+            "evaluate",
+            "--pred",
+            str(pred),
+            "--truth",
+            str(truth),
+            "--images",
+            str(images / "1_sat.png"),
+        ],
+        capsys,
+        "is a file, but --pred",
+    )
+    _expect_error([*base, "--images", str(tmp_path / "nope.png")], capsys, "does not exist")

@@ -229,7 +229,10 @@ def evaluate(
         False, "--report", help="Write report.html next to the JSON file (else into PRED)."
     ),
     images: Path | None = typer.Option(
-        None, "--images", help="Folder of the images, drawn under the overlays in the report."
+        None,
+        "--images",
+        help="Folder of the images, drawn under the overlays in the report (with a --pred "
+        "file: the image file).",
     ),
     max_items: int = typer.Option(
         option_default(EvaluateOptions, "max_items"),
@@ -342,8 +345,14 @@ def evaluate(
     for opt, path in (("--quality", quality), ("--valid", valid)):
         if path is not None:
             check_input(path, opt)
-    if images is not None and not images.is_dir():
-        raise UserError("images folder does not exist; check --images", images)
+    if images is not None and images.is_file() and not pred.is_file():
+        raise UserError(
+            f"is a file, but --pred {pred} is a folder: give the folder of the images (matched "
+            "to the predictions by name) as --images",
+            images,
+        )
+    if images is not None and not (images.is_dir() or images.is_file()):
+        raise UserError("images folder or file does not exist; check --images", images)
     # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
     # folders below it), the images, --quality and --ids; none of them may be an output
     run_files = ("quality.csv", "summary.json")

@@ -259,12 +259,15 @@ def _eval_extra(r: Any) -> dict[str, Any]:
 def evaluation_items(result: Any, images: str | Path | None = None) -> list[ReportItem]:
     """One :class:`ReportItem` per scored image of an ``elnet evaluate`` result: prediction,
     truth on its grid, true and predicted IoU, filter decision, F1 (and road quality, baseline
-    IoU); the image from ``images`` (a folder, matched by name) else the quality table's
-    ``image`` column, the input label from its ``coarse`` column (enhance runs)."""
-    img_files = _image_index(images)
+    IoU); the image from ``images`` (a folder, matched by name; an image file for a one-pair
+    result) else the quality table's ``image`` column, the input label from its ``coarse``
+    column (enhance runs)."""
+    # one image file (one pair: --pred FILE --truth FILE --images FILE) is that pair's image
+    single = Path(images) if images is not None and Path(images).is_file() else None
+    img_files = {} if single is not None else _image_index(images)
     items = []
     for r in result.images:
-        image = img_files.get(r.name)
+        image = single if single is not None and len(result.images) == 1 else img_files.get(r.name)
         if image is None and r.image_path and Path(r.image_path).is_file():
             image = Path(r.image_path)
         label = None
@@ -298,7 +301,8 @@ def write_evaluation_report(
 ) -> Path:
     """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
 
-    Each image comes from ``images`` (a folder, matched by name) else from the quality table's
+    Each image comes from ``images`` (a folder, matched by name; an image file for a one-pair
+    result) else from the quality table's
     ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
     defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
     Metric tables: the pixel-summed aggregate and the label-quality statistics.
