@@ -161,6 +161,41 @@ def test_annotate_skips_unreadable_and_resumes(
     )
 
 
+def test_resume_with_another_threshold_refilters_the_reused_labels(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--resume --min-quality Q2 after a run at Q1 printed and recorded Q2 but kept the Q1
+    split of labels/ and rejected/ (sos-dev: 'threshold 0.800', 'kept 6' of which 3 < 0.8).
+    The reused rows are now decided under Q2 and their files moved, without predicting again."""
+    images = run["data"] / "images"
+    out = tmp_path / "a"
+    res = annotate_folder(run["model"], images, out, progress=False, predictor=pred)
+    scores = sorted(float(r["predicted_iou"]) for r in res.rows)
+    assert scores[0] < scores[1] and scores[3] < scores[4], scores
+    q = (scores[3] + scores[4]) / 2  # half of the 8 labels above, half below
+
+    def no_predict(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("resumed images must not be predicted again")
+
+    monkeypatch.setattr(Predictor, "predict", no_predict)
+    for threshold, n_kept in ((q, 4), (None, 8), ((scores[0] + scores[1]) / 2, 7)):
+        res = annotate_folder(
+            run["model"], images, out, resume=True, min_quality=threshold, progress=False,
+            predictor=pred,
+        )  # fmt: skip
+        rows = list(csv.DictReader((out / "quality.csv").open()))
+        kept = {Path(r["label"]).name for r in rows if r["kept"] == "True"}
+        assert len(kept) == n_kept == res.summary["n_kept"]
+        assert {p.name for p in (out / "labels").glob("*.png")} == kept
+        rejected = {p.name for p in (out / "rejected").glob("*.png")} if n_kept < 8 else set()
+        assert len(rejected) == 8 - n_kept and not kept & rejected
+        for r in rows:
+            assert (out / r["label"]).is_file()
+            assert (r["kept"] == "True") == (
+                threshold is None or float(r["predicted_iou"]) >= threshold
+            )
+
+
 def test_enhance_outputs_and_missing_labels(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

@@ -155,6 +155,29 @@ class FolderJob:
     def decide(self, score: float) -> bool:
         return self.threshold is None or score >= self.threshold
 
+    def refiltered(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A row reused by ``--resume`` under this run's filter: kept when its predicted IoU
+        clears the threshold (and no reject flag is set), its label moved between ``labels/``
+        and ``rejected/`` when the decision changed. A resumed run given another
+        ``--min-quality`` / ``--target-precision`` printed and recorded the new threshold but left
+        the earlier run's kept / rejected split. Rows without a score keep their decision."""
+        from sam2elnet.model.quality_features import REJECT_FLAGS
+
+        try:
+            score = float(str(row.get("predicted_iou") or "nan"))
+        except ValueError:
+            score = math.nan
+        if not math.isfinite(score) or not row.get("label"):
+            return row
+        kept = self.decide(score) and row.get("quality_flag") not in REJECT_FLAGS
+        if kept == (row.get("kept") in (True, "True", "1")):
+            return row
+        src = self.out / str(row["label"])
+        rel = Path("labels" if kept else "rejected") / src.name
+        (self.out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, self.out / rel)
+        return {**row, "kept": kept, "label": str(rel)}
+
     def label_path(self, name: str, kept: bool) -> Path:
         return self.out / ("labels" if kept else "rejected") / name
 
@@ -275,7 +298,7 @@ class FolderJob:
         for f in files:
             key = str(f)
             if key in self.done:
-                self.rows.append(self.done[key])
+                self.rows.append(self.refiltered(self.done[key]))
             elif self.tiled(f, coarse_of is not None):
                 self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
