@@ -106,6 +106,22 @@ def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> No
     assert not any(p.requires_grad for p in model.trunk.parameters())
 
 
+def test_progress_bar_loss_raises_no_autograd_warning(tmp_path: Path) -> None:
+    """With a progress bar, `elnet train` printed torch's 'warning: Converting a tensor with
+    requires_grad=True to a scalar ...' (the bar's loss was read from the live graph)."""
+    import warnings
+
+    from sam2elnet.engine.train import train
+
+    data = make_dataset(tmp_path / "d", n=4)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        train(small_cfg(data, tmp_path / "r", val_fraction=0.0, fit_quality=False, progress=True))
+    assert not [w for w in seen if "requires_grad" in str(w.message)], [
+        str(w.message) for w in seen
+    ]
+
+
 def test_trunk_is_unchanged_by_training(tmp_path: Path) -> None:
     from sam2elnet.engine.train import train
     from sam2elnet.model import ModelConfig, build_model

@@ -95,7 +95,9 @@ def train_epoch(
         counts += pixel_counts(out.logits, m, v)
         n_img += x.shape[0]
         if show_loss and bar.n % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{float(loss.detach()):.3f}", refresh=False
+            )  # no autograd warning
         bar.update(1)
     if distributed:
         import torch.distributed as dist
