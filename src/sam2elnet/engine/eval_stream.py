@@ -105,8 +105,9 @@ def pair_counts(
 
     ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
-    pixels the truth marks as "ignore" (:func:`sam2elnet.data.mask_values.mask_encoding`) are
-    never counted. Boundary counts are computed with ``tolerance_px``, road counts with
+    pixels the truth marks as "ignore" and the prediction's nodata pixels (127 in the labels
+    this package writes, a GeoTIFF's nodata tag;
+    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts are computed with ``tolerance_px``, road counts with
     ``road_buffer_px`` (None: not computed). ``baseline`` is scored against the same truth and
     valid pixels.
 
@@ -150,8 +151,9 @@ def pair_counts(
         t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
         moved = Resampled(grid.describe(), outside)
         log.warning("%s", moved.note(truth, pred))
-    p = _same_size(read_binary_mask(pred), pred, t, truth, "predictions")
-    v = None
+    p, p_valid = read_mask_valid(pred)
+    p = _same_size(p, pred, t, truth, "predictions")
+    v = p_valid  # the prediction's nodata (127 in our labels, its GeoTIFF nodata tag) is not counted
     if valid is not None:
         v = read_binary_mask(valid)
         v_grid = other_grid(valid, heads[1]) if grid is not None else None  # type: ignore[index]
@@ -159,6 +161,7 @@ def pair_counts(
             v, v_in, _ = place_on_grid(v, None, v_grid, valid, pred)
             v = v if v_in is None else (v & v_in)
         v = _same_size(v, valid, t, truth, "valid masks")
+        v = v if p_valid is None else (v & p_valid)
     if t_valid is not None:
         v = t_valid if v is None else (v & t_valid)
     conf = confusion(p, t, v)
@@ -269,10 +272,11 @@ def streamed_counts(
 
     def read(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         t, t_valid = strip(t_src, r0, r1 - r0)
-        p = strip(p_src, r0, r1 - r0)[0]
+        p, p_valid = strip(p_src, r0, r1 - r0)
         v = strip(v_src, r0, r1 - r0)[0] if v_src is not None else None
-        if t_valid is not None:
-            v = t_valid if v is None else (v & t_valid)
+        for other in (t_valid, p_valid):  # nodata / ignore pixels of either side
+            if other is not None:
+                v = other if v is None else (v & other)
         return p, t, v
 
     total = Confusion()
