@@ -632,3 +632,13 @@ def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"in the folder; check the path"):
         list_images(tmp_path / "empty")
+    # a flat images/ + masks/ dataset (roads-dev) has no split folders: name its images/
+    (tmp_path / "flat" / "images").mkdir(parents=True)
+    (tmp_path / "flat" / "masks").mkdir()
+    with pytest.raises(UserError) as err:
+        list_images(tmp_path / "flat")
+    assert str(err.value).endswith(
+        "only sub-folders (images, masks); pass the folder that holds the images, e.g. "
+        f"{tmp_path / 'flat' / 'images'}"
+    )
+    assert "--split" not in str(err.value)

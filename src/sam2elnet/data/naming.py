@@ -157,6 +157,8 @@ def list_images(
                 if split_hint
                 else ""
             )
+            if "images" in subs:  # a flat images/ + masks/ dataset: no split folders to name
+                split = f", e.g. {p / 'images'}"
             hint = (
                 f", only sub-folders ({', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''}); "
                 f"pass the folder that holds the images{split}"
