@@ -147,25 +147,21 @@ def summary_lines(summary: dict) -> list[str]:
     ``summary`` is :func:`~sam2elnet.pipeline.crossval.run_cv`'s ``"summary"``: test set name ->
     metric -> ``{"mean", "std"}`` (None where unknown), plus ``"iou_gap"`` for cross-domain runs.
     """
+    from sam2elnet.pipeline.crossval_report import pm
+
     lines = []
     for name, s in summary.items():
         if name == "iou_gap":
             continue
-        parts = [f"IoU {_pm(s['iou'])}", f"F1 {_pm(s['f1'])}"]
+        parts = [f"IoU {pm(s['iou'])}", f"F1 {pm(s['f1'])}"]
         if "road_quality" in s:
             parts += [
-                f"road completeness {_pm(s['road_completeness'])}",
-                f"correctness {_pm(s['road_correctness'])}",
-                f"quality {_pm(s['road_quality'])}",
-                f"connectivity {_pm(s.get('road_connectivity') or {})}",
+                f"road completeness {pm(s['road_completeness'])}",
+                f"correctness {pm(s['road_correctness'])}",
+                f"quality {pm(s['road_quality'])}",
+                f"connectivity {pm(s.get('road_connectivity') or {})}",
             ]
         lines.append(f"{name.replace('_', '-')}: " + ", ".join(parts))
     if "iou_gap" in summary:
-        lines.append(f"in-domain minus cross-domain IoU: {_pm(summary['iou_gap'])}")
+        lines.append(f"in-domain minus cross-domain IoU: {pm(summary['iou_gap'])}")
     return lines
-
-
-def _pm(s: dict) -> str:
-    if s.get("mean") is None:
-        return "–"
-    return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s.get("std") is not None else "")

@@ -8,13 +8,13 @@ per-fold results into the summary kept in it (:func:`summarise`), the Markdown t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["fmt", "groups_montage", "mean_std", "render_markdown", "summarise"]
+__all__ = ["fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -55,7 +55,9 @@ def fmt(v: Any, nd: int = 3) -> str:
     return "–" if v is None else f"{float(v):.{nd}f}"
 
 
-def _pm(s: dict[str, Any]) -> str:
+def pm(s: Mapping[str, Any]) -> str:
+    """``mean ± std`` of a :func:`mean_std` dict with 3 decimals (``mean`` alone without a std,
+    an en dash without a mean): the one format of cv.md, the terminal and report.html."""
     if s.get("mean") is None:
         return "–"
     return f"{s['mean']:.3f}" + (f" ± {s['std']:.3f}" if s.get("std") is not None else "")
@@ -150,11 +152,11 @@ def render_markdown(r: dict[str, Any]) -> str:
     for name, s in r["summary"].items():
         if name == "iou_gap":
             continue
-        lines.append(f"| {name.replace('_', '-')} | " + " | ".join(_pm(s[k]) for k in keys) + " |")
+        lines.append(f"| {name.replace('_', '-')} | " + " | ".join(pm(s[k]) for k in keys) + " |")
     if "iou_gap" in r["summary"]:
         lines += [
             "",
-            f"In-domain minus cross-domain IoU: **{_pm(r['summary']['iou_gap'])}** "
+            f"In-domain minus cross-domain IoU: **{pm(r['summary']['iou_gap'])}** "
             f"(over {r['summary']['iou_gap']['n']} directions).",
         ]
     t = r["train"]

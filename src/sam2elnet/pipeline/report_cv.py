@@ -81,13 +81,6 @@ def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
 
 
-def _pm(s: Mapping[str, Any]) -> str:
-    if s.get("mean") is None:
-        return "n/a"
-    std = s.get("std")
-    return f"{s['mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-
-
 def _fold_rows(folds: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for f in folds:
@@ -128,6 +121,7 @@ def write_cv_report(
         UserError: no ``cv.json`` in ``out`` (and ``report`` not given).
     """
     from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.crossval_report import pm
     from sam2elnet.pipeline.report import evaluation_items, write_report
 
     run = Path(out)
@@ -168,10 +162,10 @@ def write_cv_report(
     }
     for test, s in (report.get("summary") or {}).items():
         if test == "iou_gap":
-            metrics["cross-domain gap"] = {"in-domain minus cross-domain IoU": _pm(s)}
+            metrics["cross-domain gap"] = {"in-domain minus cross-domain IoU": pm(s)}
             continue
         metrics[f"{test}: mean ± std over folds"] = {
-            k: _pm(v) for k, v in s.items() if isinstance(v, Mapping)
+            k: pm(v) for k, v in s.items() if isinstance(v, Mapping)
         }
     figures: dict[str, Any] = {}
     plot = fold_iou_plot(folds)

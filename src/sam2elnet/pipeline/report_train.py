@@ -139,22 +139,21 @@ def _validation_items(
         chosen, predictor.normalization, train=False, bands=predictor.in_bands,
         positive_values=positive,
     )  # fmt: skip
-    items = []
-    for i, s in enumerate(chosen):
-        x, truth, valid, _ = ds.load(i)
-        probs, q = predictor.predict([x], valid=[valid])
-        label = (probs[0] > 0.5) & valid
-        items.append(
-            ReportItem(
-                name=s.id,
-                image=s.image,
-                output=label,
-                truth=truth & valid,
-                probability=probs[0],
-                predicted_iou=float(q.predicted_iou[0]) if predictor.evaluator.fitted else None,
-                extra={"sensor": s.sensor} if s.sensor else {},
-            )
+    loaded = [ds.load(i)[:3] for i in range(len(chosen))]  # (image, truth, valid) each
+    # one call: Predictor.predict batches images of equal size
+    probs, q = predictor.predict([x for x, _, _ in loaded], valid=[v for _, _, v in loaded])
+    items = [
+        ReportItem(
+            name=s.id,
+            image=s.image,
+            output=(prob > 0.5) & valid,
+            truth=truth & valid,
+            probability=prob,
+            predicted_iou=float(q.predicted_iou[i]) if predictor.evaluator.fitted else None,
+            extra={"sensor": s.sensor} if s.sensor else {},
         )
+        for i, (s, (_, truth, valid), prob) in enumerate(zip(chosen, loaded, probs, strict=True))
+    ]
     return items, notes
 
 
