@@ -43,24 +43,30 @@ def _error(text: str) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """``warnings.showwarning`` for the CLI: ``warning: <message>``, no source line."""
-    print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
+    """``warnings.showwarning`` for the CLI: ``warning: <message>``, no source line (above any
+    progress bar, :func:`sam2elnet.utils.progress.write`)."""
+    from sam2elnet.utils.progress import write
+
+    write(f"warning: {_one_line(str(message))}", file or sys.stderr)
 
 
 class _StderrHandler:
     """Log records of ``sam2elnet`` as ``warning: ...`` / ``info: ...`` lines on the current
-    ``sys.stderr`` (never a second ``error:`` line: the one error line is main's)."""
+    ``sys.stderr``, above any progress bar (:func:`sam2elnet.utils.progress.write`); never a
+    second ``error:`` line: the one error line is main's."""
 
     @staticmethod
     def make() -> object:
         import logging
+
+        from sam2elnet.utils.progress import write
 
         class Handler(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
                 level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
                 try:
                     _SHOWN.add(_one_line(record.getMessage()))
-                    print(f"{level}: {_one_line(record.getMessage())}", file=sys.stderr)
+                    write(f"{level}: {_one_line(record.getMessage())}", sys.stderr)
                 except Exception:  # noqa: BLE001  (logging must never raise)
                     self.handleError(record)
 

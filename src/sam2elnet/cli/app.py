@@ -45,12 +45,12 @@ def _root(
     logging.getLogger("sam2elnet").setLevel(logging.INFO if verbose else logging.WARNING)
     import sys
 
-    from sam2elnet.utils.progress import LOGGER_NAME
+    from sam2elnet.utils.progress import LOGGER_NAME, write
 
     class _Stdout(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:  # sys.stdout as it is now
-            try:
-                print(self.format(record), file=sys.stdout, flush=True)
+            try:  # above any progress bar
+                write(self.format(record), sys.stdout, flush=True)
             except Exception:  # noqa: BLE001  (a closed stream must not break the command)
                 self.handleError(record)
 

@@ -162,10 +162,13 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
 
 
 def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
+    import sys
+
     from tqdm import tqdm
 
     from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.model import save_model
+    from sam2elnet.utils.progress import line, write
 
     cfg, resumed = prepare_run_dir(cfg)
     check_weights_file(cfg)  # before the data checks, which read every training image
@@ -179,12 +182,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         if not dist_info.main:
             return
         if cfg.progress:
-            tqdm.write(msg)
+            write(msg, sys.stdout)  # above the bar
         elif echo is not None:
             echo(msg)
         else:
-            from sam2elnet.utils.progress import line
-
             line(msg)
 
     data = _prepare_data(cfg)

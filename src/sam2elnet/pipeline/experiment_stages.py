@@ -116,13 +116,11 @@ class Stages:
 
     def _say(self, text: str) -> None:
         msg = f"[{clock(time.perf_counter() - self._t0)}] {text}"
+        from sam2elnet.utils.progress import line, write
+
         if self.progress:
-            from tqdm import tqdm
-
-            tqdm.write(msg, file=sys.stderr)
+            write(msg, sys.stderr)  # above the bars
         else:  # --no-progress: the same stage lines, for logs (sam2elnet.progress logger)
-            from sam2elnet.utils.progress import line
-
             line(msg)
 
     def marker(self, name: str) -> Path:

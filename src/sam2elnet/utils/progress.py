@@ -6,16 +6,40 @@ alive and how it is doing. :func:`progress_bar` returns a tqdm bar when ``enable
 one line to the ``sam2elnet.progress`` logger at most every ``every_s`` seconds and one at the end
 (``annotate: 1000/1000 img in 812.3 s (1.23 img/s), kept 940``). The CLI prints that logger's
 messages as they are on stdout; library users see them when they enable INFO logging.
+
+A line printed while a bar is drawn would land on the bar's line, after its text, and the next
+redraw would overwrite it. :func:`write` is the one way the CLI prints a line (its warnings, log
+and progress lines, stage lines): through ``tqdm.write``, which clears the bars, prints the line
+and draws the bars again below it; with no bar it is a plain ``print``.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 LOGGER_NAME = "sam2elnet.progress"
 log = logging.getLogger(LOGGER_NAME)
+
+
+def write(text: str, file: TextIO | None = None, flush: bool = False) -> None:
+    """Print ``text`` and a newline on ``file`` (default: the current ``sys.stderr``), above the
+    progress bars being drawn (see the module docstring).
+
+    Bars on stdout and stderr are both cleared when ``file`` is either of them (they share the
+    terminal); ``tqdm.write`` holds tqdm's lock, so lines from worker threads do not cut into a
+    redraw. Without tqdm imported no bar can exist, and the line is printed as it is.
+    """
+    out = sys.stderr if file is None else file
+    bars = sys.modules.get("tqdm")
+    if bars is None:
+        print(text, file=out, flush=flush)
+        return
+    bars.tqdm.write(text, file=out)
+    if flush:
+        out.flush()
 
 
 def line(msg: str) -> None:

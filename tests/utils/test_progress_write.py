@@ -1,0 +1,125 @@
+"""Lines printed while a progress bar is drawn appear above it, whole (utils.progress.write).
+
+A terminal is emulated on the captured text (:func:`_screen`): ``\\r`` returns to the start of the
+line and later characters overwrite earlier ones, so a warning printed onto the bar's line shows
+glued to the bar (and a redraw overwrites it) while one printed through ``tqdm.write`` has a row of
+its own.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from helpers_data import write_png
+
+from sam2elnet.utils.progress import progress_bar, write
+
+
+def _screen(text: str) -> list[str]:
+    """The rows a terminal shows for ``text`` (``\\r``: back to column 0, then overwrite)."""
+    rows = []
+    for raw in text.split("\n"):
+        row: list[str] = []
+        col = 0
+        for ch in raw:
+            if ch == "\r":
+                col = 0
+                continue
+            if col < len(row):
+                row[col] = ch
+            else:
+                row.append(ch)
+            col += 1
+        rows.append("".join(row).rstrip())
+    return rows
+
+
+def test_screen_emulation_shows_a_line_glued_to_the_bar() -> None:
+    """Guards the emulation: printed after a bar's text, a line is not a row of its own."""
+    rows = _screen("\rbar  30%|###|\rbar  40%|####|warning: x\n")
+    assert rows == ["bar  40%|####|warning: x", ""]
+
+
+def test_write_puts_the_line_above_a_live_bar() -> None:
+    buf = io.StringIO()
+    bar = progress_bar(10, "annotate", "img", enabled=True, file=buf, mininterval=0)
+    bar.update(3)
+    write("warning: a.tif: pixel values far from the model's training range", buf)
+    bar.update(2)
+    write("info: second line", buf)
+    bar.update(5)
+    bar.close()
+    rows = _screen(buf.getvalue())
+    assert "warning: a.tif: pixel values far from the model's training range" in rows
+    assert "info: second line" in rows
+    # the bar is drawn again after each line: the last row shows it at the end
+    assert any(r.startswith("annotate: 100%") for r in rows)
+
+
+def test_write_without_a_bar_is_a_plain_line() -> None:
+    buf = io.StringIO()
+    write("warning: x", buf)
+    write("info: y", buf, flush=True)
+    assert buf.getvalue() == "warning: x\ninfo: y\n"
+
+
+def test_cli_warnings_mid_loop_print_above_the_bar(tmp_path, capsys) -> None:
+    """``elnet stats --check`` with its bar on: the pair it skips mid-loop is warned about on a
+    row of its own, complete (before the fix the line was glued to the bar's)."""
+    from sam2elnet.cli import main
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        side = 40 if i != 1 else 48  # pair b: a label of another size, skipped with a warning
+        name = f"{'abcd'[i]}.png"
+        write_png(tmp_path / "d" / "images" / name, rng.integers(0, 255, (40, 40), np.uint8))
+        write_png(tmp_path / "d" / "masks" / name, np.zeros((side, side), np.uint8))
+    assert main(["stats", "--data", str(tmp_path / "d"), "--check", "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "check pairs" in err  # the bar was drawn
+    warned = [r for r in _screen(err) if "b.png" in r]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(f"warning: skipping {tmp_path / 'd' / 'masks' / 'b.png'}: size ")
+    assert warned[0].endswith("re-export the label at the image's size or remove the pair")
+
+
+def test_cli_python_warnings_print_above_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python warning (``warnings.warn``) while a bar is drawn, with the CLI's format."""
+    from sam2elnet.cli import _show_warning
+
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show_warning
+        bar = progress_bar(4, "enhance", "img", enabled=True, mininterval=0)
+        bar.update(1)
+        warnings.warn("c.tif: no georeference", UserWarning, stacklevel=1)
+        bar.update(3)
+        bar.close()
+    assert "warning: c.tif: no georeference" in _screen(buf.getvalue())
+
+
+def test_cli_log_lines_print_above_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``sam2elnet`` log record through main()'s handler while a bar is drawn."""
+    from sam2elnet.cli import _StderrHandler
+
+    buf = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", buf)
+    log = logging.getLogger("sam2elnet.test_progress_write")
+    handler = _StderrHandler.make()
+    log.addHandler(handler)  # type: ignore[arg-type]
+    try:
+        bar = progress_bar(4, "scene", "win", enabled=True, mininterval=0)
+        bar.update(2)
+        log.warning("d.tif: scene without a CRS")
+        bar.update(2)
+        bar.close()
+    finally:
+        log.removeHandler(handler)  # type: ignore[arg-type]
+    assert "warning: d.tif: scene without a CRS" in _screen(buf.getvalue())
