@@ -5,7 +5,8 @@ Part of :mod:`sam2elnet.pipeline.serve`. Two jobs:
 
 * :class:`BadRequest` and the ``*_of`` readers: a request body of the wrong shape (a list where an
   object belongs, a task without ``data``) is answered ``400`` with one sentence naming the field,
-  never ``500`` with a Python exception name;
+  never ``500`` with a Python exception name; a well-formed request that cannot be answered
+  raises :class:`Unprocessable` (``422``);
 * :class:`LabelTarget` / :func:`label_target`: the control the predictions go to. A project's
   labelling config (``/setup``'s ``schema``, ``/predict``'s ``label_config``) names its own
   ``<BrushLabels name=.. toName=..>`` (or ``<PolygonLabels>``), its ``<Image value="$KEY">`` and
@@ -25,11 +26,23 @@ from sam2elnet.export.labelstudio import FROM_NAME, TO_NAME
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BadRequest", "LabelTarget", "annotations_of", "label_target", "object_of", "tasks_of"]
+__all__ = [
+    "BadRequest",
+    "LabelTarget",
+    "Unprocessable",
+    "annotations_of",
+    "label_target",
+    "object_of",
+    "tasks_of",
+]
 
 
 class BadRequest(ValueError):
     """A request body Label Studio would not send (answered HTTP 400 with this message)."""
+
+
+class Unprocessable(ValueError):
+    """A well-formed request that cannot be answered (HTTP 422 with this message)."""
 
 
 def object_of(value: Any, what: str) -> dict[str, Any]:

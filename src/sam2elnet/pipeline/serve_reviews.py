@@ -1,0 +1,87 @@
+"""Reviewed Label Studio annotations into ``elnet serve``'s training folder.
+
+Part of :mod:`sam2elnet.pipeline.serve`. ``WORKDIR/data`` holds each reviewed task as
+``images/<stem>.<ext>`` (a copy of its image) and ``masks/<stem>.png`` (the reviewed mask), the
+``images/`` + ``masks/`` layout ``elnet train`` reads; the fine-tuning runs train on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import DataError
+from sam2elnet.export.labelstudio_import import result_mask
+from sam2elnet.pipeline.serve_protocol import BadRequest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["count_reviews", "review_folder", "store_review"]
+
+
+def review_folder(workdir: Path) -> Path:
+    """``workdir/data`` with its ``images/`` and ``masks/`` folders (made when missing)."""
+    data = workdir / "data"
+    (data / "images").mkdir(parents=True, exist_ok=True)
+    (data / "masks").mkdir(parents=True, exist_ok=True)
+    return data
+
+
+def count_reviews(data: Path) -> int:
+    """The reviewed masks in ``data/masks`` (the samples a fine-tuning run trains on)."""
+    return len(list((data / "masks").glob("*.png")))
+
+
+def store_review(
+    data: Path,
+    task: dict[str, Any],
+    annotation: dict[str, Any],
+    image_of: Callable[[dict[str, Any]], Path],
+) -> int:
+    """Save a reviewed annotation of ``task`` as ``data/masks/<stem>.png`` with a copy of its
+    image in ``data/images`` (an earlier image of the same stem is replaced).
+
+    The stem is the task's ``data.name`` (a file name only: never a path out of ``data``), else
+    ``task<ID>_<image stem>``.
+
+    Args:
+        data: The training folder (:func:`review_folder`).
+        task: The Label Studio task.
+        annotation: Its annotation (``result``: brush or polygon regions).
+        image_of: The local file of a task's image
+            (:func:`sam2elnet.pipeline.serve_images.task_image`).
+
+    Returns:
+        1 when stored; 0 for a cancelled annotation or an image that cannot be read (logged).
+
+    Raises:
+        BadRequest: a result region that is not a Label Studio brush or polygon region.
+    """
+    import shutil
+
+    from sam2elnet.data.layouts import image_size
+    from sam2elnet.data.writers import write_mask
+
+    if annotation.get("was_cancelled"):
+        return 0
+    try:
+        src = image_of(task)
+        h, w = image_size(src)
+        mask = result_mask(annotation.get("result") or [], h, w)
+    except (DataError, OSError) as err:
+        log.warning("annotation of task %s not stored: %s", task.get("id"), err)
+        return 0
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise BadRequest(
+            f"annotation of task {task.get('id')}: a result region that is not a Label "
+            f"Studio brush or polygon region ({err.__class__.__name__}: {err})"
+        ) from None
+    stem = str((task.get("data") or {}).get("name") or f"task{task.get('id')}_{src.stem}")
+    stem = Path(stem).name or f"task{task.get('id')}"  # a name, never a path out of data/
+    for old in (data / "images").glob(f"{stem}.*"):
+        old.unlink()
+    shutil.copyfile(src, data / "images" / f"{stem}{src.suffix.lower()}")
+    write_mask(data / "masks" / f"{stem}.png", mask)
+    return 1
