@@ -218,6 +218,7 @@ def test_report_draws_polygon_truth_on_each_prediction(
 ) -> None:
     """The report rasterises the polygons as the evaluation did: no 'needs its image' warning,
     tile c without polygons drawn all background, the truth file named on every card."""
+    from sam2elnet.engine.evaluate import vector_truths
     from sam2elnet.pipeline.report_items import TruthOnGrid, eval_truth
 
     tiles = tmp_path / "tiles"
@@ -235,7 +236,7 @@ def test_report_draws_polygon_truth_on_each_prediction(
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count(layer.name) >= 2
     res = evaluate_folders(tiles, layer, progress=False)
-    truths = [eval_truth(r) for r in res.images]
+    truths = [eval_truth(r, vector_truths(res)) for r in res.images]
     assert all(isinstance(t, TruthOnGrid) for t in truths)
     assert [int(t.read().sum()) for t in truths] == [256, 0]
 

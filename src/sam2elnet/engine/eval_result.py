@@ -48,6 +48,8 @@ class ImageResult:
     baseline_confusion: Confusion | None = None
     resampled: Resampled | None = None
     line_width: tuple[float, str] | None = None  # polygon truth: its lines' width and unit
+    valid_path: Path | None = None  # the --valid mask counted with it
+    positive_values: tuple[float, ...] | None = None  # object values of a class-index truth
 
     @property
     def iou(self) -> float:
@@ -111,6 +113,9 @@ class EvaluationResult:
     ``skipped`` the pairs that could not be evaluated, one ``{"file": path, "reason": message}``
     per pair (the file that could not be used), in pairing order; ``resampled`` the truths
     resampled onto their prediction's grid, one ``{"file", "grid", "outside_pixels"}`` each.
+    ``layer``: the polygon file shared by every prediction
+    (:class:`~sam2elnet.engine.eval_vector.VectorTruth`, read and placed once per CRS), kept so
+    the report draws it without reading it again (None: no shared file; not written out).
     """
 
     pred_dir: Path
@@ -126,6 +131,7 @@ class EvaluationResult:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality_filter: dict[str, Any] | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    layer: Any = field(default=None, repr=False, compare=False)
 
     @property
     def resampled(self) -> list[dict[str, Any]]:

@@ -32,10 +32,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "PairCounts",
+    "PairMasks",
     "Resampled",
     "pair_counts",
     "read_binary_mask",
     "read_pair",
+    "read_pair_masks",
     "streamable",
     "streamed_confusion",
     "streamed_counts",
@@ -117,20 +119,12 @@ def pair_counts(
             size than the truth and no common georeference, or (``resample=False``) the truth
             lies on another grid; the error's ``path`` is that file, the message names both.
     """
-    from sam2elnet.data.grids import other_grid, place_on_grid, raster_header
-    from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.data.grids import other_grid, raster_header
     from sam2elnet.data.vector import is_vector_path
 
     polygons = is_vector_path(truth)
     heads = None if polygons else (raster_header(truth), raster_header(pred))  # read once
     grid = None if heads is None else other_grid(*heads)
-    if grid is not None and not resample:
-        raise DataError(
-            f"lies on another map grid than its ground truth {truth} (truth "
-            f"{grid.describe()}); drop --no-resample to resample the truth onto the "
-            "prediction's grid by map position",
-            pred,
-        )
     if heads is not None and grid is None and streamable(truth, pred, heads):
         conf, bnd, rds = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
@@ -140,6 +134,76 @@ def pair_counts(
         if baseline is not None:
             base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
         return PairCounts(conf, bnd, rds, base)
+    m = read_pair_masks(pred, truth, valid, positive_values=positive_values, resample=resample,
+                        vector=vector, heads=heads)  # fmt: skip
+    if m.resampled is not None:
+        log.warning("%s", m.resampled.note(truth, pred))
+    p, t, v = m.pred, m.truth, m.valid
+    conf = confusion(p, t, v)
+    bnd = boundary_counts(p, t, tolerance_px, v) if tolerance_px is not None else None
+    pc, tc = (p & v, t & v) if v is not None else (p, t)
+    rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
+    base = None
+    if baseline is not None:
+        b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
+        base = confusion(b, t, v)
+    return PairCounts(conf, bnd, rds, base, m.resampled)
+
+
+@dataclass
+class PairMasks:
+    """One pair as ``elnet evaluate`` counts it (:func:`read_pair_masks`): ``pred`` and
+    ``truth`` bool (H, W) on the prediction's grid (True = object), ``valid`` bool (H, W) of the
+    pixels counted (None: all) and ``resampled`` (None: the truth was on the prediction's grid)."""
+
+    pred: np.ndarray
+    truth: np.ndarray
+    valid: np.ndarray | None
+    resampled: Resampled | None = None
+
+
+def read_pair_masks(
+    pred: Path,
+    truth: Path,
+    valid: Path | None = None,
+    *,
+    positive_values: tuple[float, ...] | None = None,
+    resample: bool = True,
+    vector: Any = None,
+    heads: Any = None,
+) -> PairMasks:
+    """Read one pair whole, as :func:`pair_counts` counts it; the one reader of a pair for the
+    metrics and for drawing it (the report's error map).
+
+    The truth is put on the prediction's grid (resampled by map position, nearest, when the
+    grids differ; polygons rasterised by ``vector``, a
+    :class:`~sam2elnet.engine.eval_vector.VectorTruth`: the one holding a file shared by many
+    predictions, None: one file per prediction). ``valid`` of the result is False where a pixel
+    is not counted: the truth's ignore pixels, the prediction's nodata (127 in the labels this
+    package writes, a GeoTIFF's nodata tag; :func:`sam2elnet.data.mask_values.mask_encoding`),
+    prediction pixels outside a resampled truth's footprint and pixels the ``valid`` mask file
+    leaves out. ``heads``: the pair's :func:`~sam2elnet.data.grids.raster_header` (truth,
+    prediction), when already read. The resampling is not logged here (:func:`pair_counts`
+    says it once).
+
+    Raises:
+        DataError: as :func:`pair_counts`.
+    """
+    from sam2elnet.data.grids import other_grid, place_on_grid, raster_header
+    from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.data.vector import is_vector_path
+
+    polygons = is_vector_path(truth)
+    if heads is None and not polygons:
+        heads = (raster_header(truth), raster_header(pred))
+    grid = None if heads is None else other_grid(*heads)
+    if grid is not None and not resample:
+        raise DataError(
+            f"lies on another map grid than its ground truth {truth} (truth "
+            f"{grid.describe()}); drop --no-resample to resample the truth onto the "
+            "prediction's grid by map position",
+            pred,
+        )
     moved = None
     if polygons:
         from sam2elnet.engine.eval_vector import VectorTruth
@@ -150,7 +214,6 @@ def pair_counts(
     if grid is not None:
         t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
         moved = Resampled(grid.describe(), outside)
-        log.warning("%s", moved.note(truth, pred))
     p, p_valid = read_mask_valid(pred)
     p = _same_size(p, pred, t, truth, "predictions")
     v = p_valid  # the prediction's nodata (127 in our labels, its GeoTIFF nodata tag) is not counted
@@ -164,15 +227,7 @@ def pair_counts(
         v = v if p_valid is None else (v & p_valid)
     if t_valid is not None:
         v = t_valid if v is None else (v & t_valid)
-    conf = confusion(p, t, v)
-    bnd = boundary_counts(p, t, tolerance_px, v) if tolerance_px is not None else None
-    pc, tc = (p & v, t & v) if v is not None else (p, t)
-    rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
-    base = None
-    if baseline is not None:
-        b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
-        base = confusion(b, t, v)
-    return PairCounts(conf, bnd, rds, base, moved)
+    return PairMasks(p, t, v, moved)
 
 
 def size_mismatch(
@@ -303,21 +358,15 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
 def read_pair(
     pred: Path, truth: Path, resampled: bool = False, line_width: tuple[float, str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, truth) as bool (H, W) masks (:func:`read_binary_mask`), e.g. to draw a
-    report; with ``resampled`` a truth on another grid is put on the prediction's
-    (:func:`sam2elnet.data.grids.place_on_grid`; outside its footprint: background); polygons
-    are rasterised onto the prediction's grid (:func:`sam2elnet.data.vector.rasterize_vector`;
-    ``line_width``: (width, ``"map"`` or ``"px"``) of its line features, None: 1 px)."""
-    from sam2elnet.data.grids import grid_kind, other_grid, place_on_grid, raster_header
-    from sam2elnet.data.vector import is_vector_path, rasterize_vector
+    """(prediction, truth) as bool (H, W) masks on the prediction's grid, as
+    :func:`read_pair_masks` reads them (a truth on another grid resampled onto it, outside its
+    footprint: background; polygons of one file per prediction rasterised onto it,
+    ``line_width``: (width, ``"map"`` or ``"px"``) of its line features, None: 1 px); the pixels
+    not counted are not given: use :func:`read_pair_masks` for them. ``resampled``: whether the
+    truth may lie on another grid (False: such a pair raises DataError)."""
+    from sam2elnet.engine.eval_vector import VectorTruth
 
-    if is_vector_path(truth):  # a georeferenced prediction may lie outside a shared file
-        shared = grid_kind(raster_header(pred).geo) != "none"
-        width, unit = line_width or (None, "map")
-        t = rasterize_vector(truth, pred, shared=shared, line_width=width, line_width_unit=unit)
-        return read_binary_mask(pred), t
-    t = read_binary_mask(truth)
-    grid = other_grid(truth, pred) if resampled else None
-    if grid is not None:
-        t = place_on_grid(t, None, grid)[0]
-    return read_binary_mask(pred), t
+    width, unit = line_width or (None, "map")
+    vector = VectorTruth(line_width=width, line_width_unit=unit)
+    m = read_pair_masks(pred, truth, resample=resampled, vector=vector)
+    return m.pred, m.truth

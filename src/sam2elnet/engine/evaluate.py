@@ -32,7 +32,7 @@ from sam2elnet.engine.eval_inputs import (
 )
 from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
-from sam2elnet.engine.eval_stream import pair_counts, read_binary_mask, read_pair
+from sam2elnet.engine.eval_stream import PairMasks, pair_counts, read_binary_mask, read_pair_masks
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.options import GroupBy
@@ -47,6 +47,8 @@ __all__ = [
     "evaluate_folders",
     "iter_pairs",
     "read_binary_mask",
+    "read_evaluated",
+    "vector_truths",
 ]
 
 
@@ -221,7 +223,8 @@ def evaluate_folders(
                 continue
             res = ImageResult(key, preds[key], truths[key], got.confusion,
                               scores(got.confusion), got.boundary, got.roads,
-                              resampled=got.resampled)  # fmt: skip
+                              resampled=got.resampled, valid_path=valids.get(key),
+                              positive_values=positive_values)  # fmt: skip
             if (
                 line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
             ):  # the report redraws it
@@ -317,6 +320,7 @@ def evaluate_folders(
         groups=groups,
         quality_filter=qfilter,
         skipped=skips.rows(),
+        layer=pairs.layer,
     )
 
 
@@ -332,8 +336,52 @@ def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) ->
         raise UserError(f"line_width_unit must be 'map' or 'px', got {unit!r}")
 
 
+def vector_truths(result: EvaluationResult) -> dict[Path, VectorTruth]:
+    """The polygon truth files the rows of ``result`` share, each as one :class:`VectorTruth`
+    (read once, placed once per CRS; :mod:`sam2elnet.engine.eval_vector`): the evaluation's own
+    (``result.layer``, already read) or, for a result without it, one per polygon file that
+    several rows share, with the rows' line width. Files of one prediction each are not in it
+    (:func:`read_evaluated` places them on their own prediction)."""
+    from collections import Counter
+
+    from sam2elnet.data.vector import is_vector_path
+
+    out: dict[Path, VectorTruth] = {}
+    if result.layer is not None:
+        out[Path(result.layer.path)] = result.layer
+    rows = [r for r in result.images if is_vector_path(r.truth_path)]
+    uses = Counter(Path(r.truth_path) for r in rows)
+    for r in rows:
+        path = Path(r.truth_path)
+        if uses[path] > 1 and path not in out:
+            shared = VectorTruth.shared(path)
+            shared.line_width, shared.line_width_unit = r.line_width or (None, "map")
+            out[path] = shared
+    return out
+
+
+def read_evaluated(row: ImageResult, vectors: dict[Path, VectorTruth] | None = None) -> PairMasks:
+    """One scored pair of an evaluation read again as it was counted
+    (:func:`~sam2elnet.engine.eval_stream.read_pair_masks`): prediction, truth on its grid and
+    the pixels counted (the truth's ignore pixels, the prediction's nodata, the ``--valid``
+    mask and a resampled truth's footprint left out), e.g. to draw the report. ``vectors``: the
+    shared polygon files (:func:`vector_truths`; None: a polygon truth is placed as a file of
+    its own prediction). Raises DataError as the evaluation did."""
+    vector = (vectors or {}).get(Path(row.truth_path))
+    if vector is None:
+        width, unit = row.line_width or (None, "map")
+        vector = VectorTruth(line_width=width, line_width_unit=unit)
+    return read_pair_masks(
+        row.pred_path, row.truth_path, row.valid_path,
+        positive_values=row.positive_values, vector=vector,
+    )  # fmt: skip
+
+
 def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
     """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report
-    (:func:`~sam2elnet.engine.eval_stream.read_pair`: a resampled truth on its prediction's grid)."""
+    (:func:`read_evaluated`: a resampled truth on its prediction's grid, polygons placed as the
+    evaluation placed them)."""
+    vectors = vector_truths(result)
     for r in result.images:
-        yield r, *read_pair(r.pred_path, r.truth_path, r.resampled is not None, r.line_width)
+        m = read_evaluated(r, vectors)
+        yield r, m.pred, m.truth

@@ -258,13 +258,22 @@ def _eval_extra(r: Any) -> dict[str, Any]:
 
 def evaluation_items(result: Any, images: str | Path | None = None) -> list[ReportItem]:
     """One :class:`ReportItem` per scored image of an ``elnet evaluate`` result: prediction,
-    truth on its grid, true and predicted IoU, filter decision, F1 (and road quality, baseline
-    IoU); the image from ``images`` (a folder, matched by name; an image file for a one-pair
-    result) else the quality table's ``image`` column, the input label from its ``coarse``
-    column (enhance runs)."""
+    truth as the evaluation counted it (on the prediction's grid, with the pixels it left out:
+    :func:`~sam2elnet.pipeline.report_items.eval_truth`; a polygon file shared by many images is
+    read once for all cards, :func:`~sam2elnet.engine.evaluate.vector_truths`), true and
+    predicted IoU, filter decision, F1 (and road quality, baseline IoU); the image from
+    ``images`` (a folder, matched by name; an image file for a one-pair result) else the
+    quality table's ``image`` column, the input label from its ``coarse`` column (enhance
+    runs). A card without an image says why (no ``--images``, or none of its name there)."""
+    from sam2elnet.engine.evaluate import vector_truths
+
     # one image file (one pair: --pred FILE --truth FILE --images FILE) is that pair's image
     single = Path(images) if images is not None and Path(images).is_file() else None
     img_files = {} if single is not None else _image_index(images)
+    vectors = vector_truths(result)
+    no_image = (
+        "no image given (--images)" if images is None else "no image of this name in --images"
+    )
     items = []
     for r in result.images:
         image = single if single is not None and len(result.images) == 1 else img_files.get(r.name)
@@ -281,11 +290,12 @@ def evaluation_items(result: Any, images: str | Path | None = None) -> list[Repo
                 image=image,
                 input_label=label,
                 output=r.pred_path,
-                truth=eval_truth(r),
+                truth=eval_truth(r, vectors),
                 predicted_iou=r.predicted_iou,
                 true_iou=r.metrics["iou"],
                 kept=r.kept,
                 extra=_eval_extra(r),
+                image_note=no_image,
             )
         )
     return items

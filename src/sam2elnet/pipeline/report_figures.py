@@ -40,6 +40,7 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "truth": (60, 220, 60),  # green: ground truth
     "fp": (255, 40, 40),  # red: output but not truth
     "fn": (40, 90, 255),  # blue: truth but not output
+    "nodata": (128, 128, 128),  # grey, hatched: not scored (ignore / nodata pixels)
 }
 #: Marker colour for labels drawn on an image whose truth is empty (false alarms).
 FALSE_ALARM_COLOR = "#e07b00"
@@ -218,25 +219,34 @@ def mask_layer(mask: np.ndarray, color: tuple[int, int, int], width: int = 1) ->
     return _rgba([(mask, color, 90), (edge(mask, width), color, 255)], mask.shape)
 
 
-def error_layer(label: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def error_layer(
+    label: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
     """RGBA error map of a label against its truth.
 
     Args:
         label: bool (H, W).
         truth: bool (H, W).
+        valid: bool (H, W) of the pixels scored (None: all), e.g. False where the truth says
+            "ignore" or the label is nodata; the others are drawn as not scored, never as
+            agreement or error.
 
     Returns:
         uint8 (H, W, 4): agreement green (faint), false positive red, false negative blue,
-        background transparent.
+        not scored grey (``COLORS["nodata"]``) in diagonal stripes (alpha 210 and 110, 3 px
+        each, so it stays visible on a grey SAR image), background transparent.
     """
-    return _rgba(
-        [
-            (label & truth, COLORS["truth"], 70),
-            (label & ~truth, COLORS["fp"], 190),
-            (~label & truth, COLORS["fn"], 190),
-        ],
-        label.shape,
-    )
+    layers = [
+        (label & truth, COLORS["truth"], 70),
+        (label & ~truth, COLORS["fp"], 190),
+        (~label & truth, COLORS["fn"], 190),
+    ]
+    if valid is not None:
+        out = ~np.asarray(valid, dtype=bool)
+        rows, cols = np.indices(out.shape)
+        stripe = ((rows + cols) // 3) % 2 == 0
+        layers += [(out & stripe, COLORS["nodata"], 210), (out & ~stripe, COLORS["nodata"], 110)]
+    return _rgba(layers, label.shape)
 
 
 def probability_layer(prob: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -1,8 +1,9 @@
 """One image of the report: :class:`ReportItem`, its per-image facts and its card's pictures.
 
-:func:`prepare_item` reads an item's masks and derives its row (true / input IoU with the truth's
-ignore pixels left out, object counts, empty-truth flags, filter status, file links);
-:func:`add_card` draws the picture layers of a shown item (:mod:`sam2elnet.pipeline.report_figures`);
+:func:`prepare_item` reads an item's masks and derives its row (true / input IoU, object counts and
+empty-truth flags with the truth's ignore pixels and the label's nodata left out, as ``elnet
+evaluate`` leaves them out; filter status, file links); :func:`add_card` draws the picture layers
+of a shown item (:mod:`sam2elnet.pipeline.report_figures`; pixels not scored hatched grey);
 :func:`order_items` sorts rows worst (or best) first. One unreadable file costs its item a note,
 never the report.
 """
@@ -49,7 +50,8 @@ class ReportItem:
     ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``; both
     are computed from the masks when not given. ``kept`` is the filter decision (None: no
     decision). ``footprint`` places the image on the map (read from a georeferenced ``image`` path
-    when not given). ``extra`` is shown as small key/value lines on the card.
+    when not given). ``extra`` is shown as small key/value lines on the card. ``image_note`` says
+    on the card why it has no image (``image`` None; default "no image").
     """
 
     name: str
@@ -64,63 +66,86 @@ class ReportItem:
     probability: np.ndarray | str | Path | None = None
     input_iou: float | None = None
     footprint: Footprint | None = None
+    image_note: str | None = None
 
 
 @dataclass(frozen=True)
 class TruthOnGrid:
-    """An evaluated ground truth drawn on its prediction's grid as ``elnet evaluate`` scored it
-    (polygons rasterised, a truth on another grid resampled:
-    :func:`~sam2elnet.engine.eval_stream.read_pair`), read when its card is drawn."""
+    """An evaluated ground truth drawn as ``elnet evaluate`` scored it, read when its card is
+    drawn (:func:`sam2elnet.engine.evaluate.read_evaluated`): on its prediction's grid (polygons
+    rasterised, a truth on another grid resampled), with the pixels the evaluation did not count
+    (the truth's ignore pixels, the prediction's nodata, the ``--valid`` mask, outside a
+    resampled truth's footprint). ``row``: the evaluation's
+    :class:`~sam2elnet.engine.eval_result.ImageResult`; ``vectors``: its shared polygon files
+    (:func:`~sam2elnet.engine.evaluate.vector_truths`; one read for all cards)."""
 
     path: Path
     pred: Path
-    resampled: bool = False
-    line_width: tuple[float, str] | None = None  # polygon truth's line width, unit (None: 1 px)
+    row: Any = field(default=None, compare=False, repr=False)
+    vectors: Any = field(default=None, compare=False, repr=False)
 
     def read(self) -> np.ndarray:
         """bool (H, W) on the prediction's grid."""
-        from sam2elnet.engine.eval_stream import read_pair
+        return self.read_valid()[0]
 
-        return read_pair(self.pred, self.path, self.resampled, self.line_width)[1]
+    def read_valid(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(truth, counted): bool (H, W) arrays on the prediction's grid; ``counted`` is False
+        where the evaluation left a pixel out (None: every pixel counted). Raises DataError."""
+        from sam2elnet.engine.evaluate import read_evaluated
+
+        m = read_evaluated(self.row, self.vectors)
+        return m.truth, m.valid
 
 
-def eval_truth(row: Any) -> Path | TruthOnGrid:
-    """The truth of an evaluated image (``ImageResult``) for its report card: its path, or a
-    :class:`TruthOnGrid` for a polygon truth or one resampled onto the prediction's grid."""
-    from sam2elnet.data.vector import is_vector_path
-
-    if row.resampled is None and not is_vector_path(row.truth_path):
-        return row.truth_path
-    return TruthOnGrid(
-        Path(row.truth_path),
-        Path(row.pred_path),
-        row.resampled is not None,
-        getattr(row, "line_width", None),
-    )
+def eval_truth(row: Any, vectors: Any = None) -> TruthOnGrid:
+    """The truth of an evaluated image (``ImageResult``) for its report card, read as the
+    evaluation counted it; ``vectors``: the evaluation's shared polygon files
+    (:func:`~sam2elnet.engine.evaluate.vector_truths`)."""
+    return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row, vectors)
 
 
 def _load_mask(m: Any, grid: Any = None) -> np.ndarray | None:
-    """A mask given as array or file -> bool (H, W). A vector label file (the polygons or road
-    lines ``enhance --labels`` takes) is rasterised onto the image ``grid`` (a path), as enhance
-    read it (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px wide, the width
-    option of the run is not recorded). Raises DataError for an unreadable file."""
+    """A mask given as array or file -> bool (H, W) (:func:`_load_mask_valid`)."""
+    return _load_mask_valid(m, grid)[0]
+
+
+def _load_mask_valid(m: Any, grid: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A mask given as array or file -> (bool (H, W), valid): ``valid`` is False where the file
+    says "ignore" / nodata (127 in this project's labels, the GeoTIFF nodata tag;
+    :func:`sam2elnet.data.masks.read_mask_valid`), None when every pixel counts (arrays). A
+    :class:`TruthOnGrid` gives the pixels its evaluation counted. A vector label file (the
+    polygons or road lines ``enhance --labels`` takes) is rasterised onto the image ``grid`` (a
+    path), as enhance read it (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px
+    wide, the width option of the run is not recorded). Raises DataError for an unreadable file."""
     if m is None:
-        return None
+        return None, None
     if isinstance(m, TruthOnGrid):
-        return m.read()
+        return m.read_valid()
     if isinstance(m, (str, Path)):
-        from sam2elnet.data.masks import read_mask
+        from sam2elnet.data.masks import read_mask_valid
         from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
         if is_vector_path(m):
             if not isinstance(grid, (str, Path)):
                 raise DataError("a vector label needs its image to be drawn on", m)
-            return rasterize_vector(m, grid, line_width=1, line_width_unit="px")
-        return np.asarray(read_mask(m), dtype=bool)
+            return rasterize_vector(m, grid, line_width=1, line_width_unit="px"), None
+        obj, valid = read_mask_valid(m)
+        return np.asarray(obj, dtype=bool), valid
     a = np.asarray(m)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    return a > 0.5 if np.issubdtype(a.dtype, np.floating) else a != 0
+    return (a > 0.5 if np.issubdtype(a.dtype, np.floating) else a != 0), None
+
+
+def _both(*valids: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
+    """The pixels every ``valids`` mask counts (None: all); masks of another ``shape`` are not
+    applied (a label and truth of different sizes are not compared anyway)."""
+    out = None
+    for v in valids:
+        if v is None or (shape is not None and v.shape != shape):
+            continue
+        out = v if out is None else (out & v)
+    return out
 
 
 def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
@@ -131,15 +156,6 @@ def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
 
         return np.asarray(read_image(p).data)[0]
     return np.asarray(p)
-
-
-def _truth_valid(t: np.ndarray | str | Path | None) -> np.ndarray | None:
-    """Valid-pixel mask of a truth file (False where it says "ignore"), None when all count."""
-    if not isinstance(t, (str, Path)):
-        return None
-    from sam2elnet.data.masks import read_mask_valid
-
-    return read_mask_valid(t)[1]
 
 
 def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -> float | None:
@@ -215,36 +231,34 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     """
     errors: list[str] = []
 
-    def load(kind: str, value: Any) -> np.ndarray | None:
+    def load(kind: str, value: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
         try:
-            return _load_mask(value, item.image)
+            return _load_mask_valid(value, item.image)
         except DataError as err:  # one unreadable file must not cost the whole report
             log.warning("report: %s", err)
             errors.append(f"{kind}: {err}")
-            return None
+            return None, None
 
-    inp, out, tru = load("input label", item.input_label), load("label", item.output), None
-    tru = load("truth", item.truth)
-    label = out if out is not None else inp
-    valid = None
-    if tru is not None and (item.true_iou is None or item.input_iou is None):
-        try:  # pixels the truth marks "ignore" are not scored (as in elnet evaluate)
-            valid = _truth_valid(item.truth)
-        except DataError:
-            valid = None
+    (inp, inp_v), (out, out_v) = load("input label", item.input_label), load("label", item.output)
+    tru, tru_v = load("truth", item.truth)
+    label, label_v = (out, out_v) if out is not None else (inp, inp_v)
+    # pixels the truth marks "ignore" and the label's nodata are not scored (as in elnet evaluate)
+    shape = tru.shape if tru is not None else None
+    valid = _both(tru_v, label_v, shape=shape)
     true_iou = as_float(item.true_iou)
     if true_iou is None:
         true_iou = _iou(label, tru, valid)
     input_iou = as_float(item.input_iou)
     if input_iou is None and out is not None:
-        input_iou = _iou(inp, tru, valid)
+        input_iou = _iou(inp, tru, _both(tru_v, inp_v, shape=shape))
     flag = None
     objects = None
     if tru is not None and label is not None and label.shape == tru.shape:
-        objects = object_counts(label, tru)
-        if not tru.any():
-            flag = "false alarm" if label.any() else "correct empty"
-        elif not label.any():
+        lab_c, tru_c = (label, tru) if valid is None else (label & valid, tru & valid)
+        objects = object_counts(lab_c, tru_c)
+        if not tru_c.any():
+            flag = "false alarm" if lab_c.any() else "correct empty"
+        elif not lab_c.any():
             flag = "missed"
     paths = {
         k: p
@@ -284,11 +298,11 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
     }
 
 
-def _try_mask(value: Any, grid: Any = None) -> np.ndarray | None:
+def _try_mask(value: Any, grid: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     try:
-        return _load_mask(value, grid)
+        return _load_mask_valid(value, grid)
     except DataError:  # already named on the item by prepare_item
-        return None
+        return None, None
 
 
 def add_card(
@@ -296,16 +310,23 @@ def add_card(
 ) -> None:
     """Add the picture layers of a shown item to ``view`` (image embedded once as a CSS class).
 
+    The error map leaves the pixels that are not scored (the truth's ignore pixels, the label's
+    nodata; for an evaluated pair every pixel ``elnet evaluate`` left out) out of TP / FP / FN:
+    they are hatched grey (``COLORS["nodata"]``, :func:`~sam2elnet.pipeline.report_figures.error_layer`).
+    Without an image the panels have a neutral background, the error map comes first and
+    ``item.image_note`` (default "no image") says why.
+
     Args:
         view: The item's row from :func:`prepare_item`; gets a ``card`` entry (sizes in px,
-            PNG data URIs of the mask / error / probability layers) and notes in ``errors``.
+            PNG data URIs of the mask / error / probability layers, ``image_note``, ``panels``:
+            how many panels it shows) and notes in ``errors``.
         item: The item (image and masks are read here).
         thumb_px: Longest side of the card thumbnail (chips smaller than half of it are drawn
             up to twice as large, pixels kept sharp).
         full_px: Longest side of the embedded image and layers (click to enlarge).
         styles: Receives ``(css class, JPEG data URI)`` of the image.
     """
-    inp, out, tru = (
+    (inp, inp_v), (out, out_v), (tru, tru_v) = (
         _try_mask(item.input_label, item.image),
         _try_mask(item.output),
         _try_mask(item.truth),
@@ -346,10 +367,21 @@ def add_card(
         layers.append(
             ("truth", "ground truth", figs.mask_layer(small["truth"], COLORS["truth"], width))
         )
-    cmp_ = small["output"] if small["output"] is not None else small["input"]
+    cmp_, cmp_v = (
+        (small["output"], out_v) if small["output"] is not None else (small["input"], inp_v)
+    )
     if small["truth"] is not None and cmp_ is not None:
         cap = "errors" if small["output"] is not None else "label errors"
-        layers.append(("errors", cap, figs.error_layer(cmp_, small["truth"])))
+        # not scored: the truth's ignore pixels and the label's nodata (a pixel of the drawn
+        # size is left out when at least half of the pixels it stands for are)
+        valid = _both(tru_v, cmp_v, shape=tru.shape)  # type: ignore[union-attr]
+        if valid is not None:
+            valid = ~figs.resize_mask(~valid, (fh, fw))
+        errors = ("errors", cap, figs.error_layer(cmp_, small["truth"], valid))
+        if rgb is not None:
+            layers.append(errors)
+        else:  # without an image the error map comes first, on a neutral background
+            layers.insert(0, errors)
     prob = None
     if item.probability is not None:
         try:
@@ -357,9 +389,16 @@ def add_card(
         except (DataError, ValueError) as err:
             log.warning("report: %s", err)
             view["errors"].append(f"probability: {err}")
+    note = None
+    if rgb is None:
+        note = (
+            "image could not be read" if item.image is not None else (item.image_note or "no image")
+        )
     view["card"] = {
         "cls": cls,
         "has_image": rgb is not None,
+        "image_note": note,
+        "panels": len(layers) + (0 if rgb is None and layers and layers[0][0] == "errors" else 1),
         "tw": tw,
         "th": th,
         "fw": fw,

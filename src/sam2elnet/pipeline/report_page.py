@@ -42,7 +42,6 @@ from sam2elnet.pipeline.report_tables import (
 log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TAU", "ReportItem", "as_float", "object_counts", "render_report"]
-__all__ = ["DEFAULT_TAU", "ReportItem", "as_float", "object_counts", "render_report"]
 
 #: Default "good label" IoU of the quality filter curves (the evaluator's default tau).
 DEFAULT_TAU = 0.7
@@ -221,9 +220,7 @@ def render_report(
         v.pop("footprint", None)
     for box in (geo or {}).get("boxes", []):
         box["name"], box["true"] = views[box["index"]]["name"], views[box["index"]]["true"]
-    cardw = max(
-        [(1 + len(v["card"]["layers"])) * (v["card"]["tw"] + 6) + 18 for v in shown] or [300]
-    )
+    cardw = max([v["card"]["panels"] * (v["card"]["tw"] + 6) + 18 for v in shown] or [300])
 
     glossary_keys = used_keys(tbls + caller_tables) | {"predicted_iou", "true_iou"}
     if any(v["input"] is not None for v in views):

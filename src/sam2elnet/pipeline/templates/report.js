@@ -67,7 +67,7 @@
   function refresh() {
     var img = document.getElementById("layer-image");
     var cls = current >= 0 ? cards[current].getAttribute("data-cls") : "";
-    stack.className = "stack" + (img.checked && cls ? " " + cls : "") + (stack.getAttribute("data-px") ? " px" : "");
+    stack.className = "stack" + (img.checked && cls ? " " + cls : "") + (cls ? "" : " noimg") + (stack.getAttribute("data-px") ? " px" : "");
     var op = parseInt(document.getElementById("v-opacity").value, 10) / 100;
     KEYS.forEach(function (k) {
       var box = document.getElementById("layer-" + k), el = document.getElementById("v-" + k);
