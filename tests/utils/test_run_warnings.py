@@ -108,3 +108,29 @@ def test_a_copied_context_warns_into_the_callers_scope(caplog):
         t.start()
         t.join(timeout=30)
     assert _texts(caplog) == ["a.tif: far"] and run.counts() == {"range": 2}
+
+
+def test_a_keyed_warning_counts_once_per_key(caplog):
+    """Several steps of a run meet one thing (a scene's GCPs at open, at label placement, at
+    the warp): one warning and one count per key; a collecting scope drops repeats too."""
+    import uuid
+
+    with caplog.at_level(logging.WARNING), RunWarnings("scene") as run:
+        assert warn_once(log, "gcps", "a.tif: GCP 3 off", key="set-a")
+        assert not warn_once(log, "gcps", "a_label.tif: GCP 3 off", key="set-a")  # dropped
+        assert not warn_once(log, "gcps", "b.tif: GCP 9 off", key="set-b")  # counted
+        with RunWarnings(collect=True) as chunk:
+            warn_once(log, "gcps", "c.tif: GCP 1 off", key="set-c")
+            warn_once(log, "gcps", "c.tif: GCP 1 off", key="set-c")
+        assert len(chunk.pending) == 1
+        run.replay(chunk.pending)
+    assert _texts(caplog) == ["a.tif: GCP 3 off"]
+    assert run.counts() == {"gcps": 3}
+    # outside any scope a keyed warning is logged once per process, an unkeyed one every time
+    caplog.clear()
+    key = uuid.uuid4().hex
+    with caplog.at_level(logging.WARNING):
+        assert warn_once(log, "gcps", "d.tif: GCP 2 off", key=key)
+        assert not warn_once(log, "gcps", "d.tif: GCP 2 off", key=key)
+        assert warn_once(log, "gcps", "e.tif: GCP 2 off")
+    assert _texts(caplog) == ["d.tif: GCP 2 off", "e.tif: GCP 2 off"]

@@ -14,7 +14,8 @@ window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.d
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
 CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's thin plate
-spline through the GCPs (:data:`GCP_METHOD`), the transformer ``elnet ... --warp-to`` warps with
+spline through the GCPs (:data:`GCP_METHOD`; their GCPs checked for outliers first,
+:mod:`sam2elnet.data.gcp_check`), the transformer ``elnet ... --warp-to`` warps with
 by default (``gdalwarp -tps``; :mod:`sam2elnet.data.warp`), so a label placed here and a label
 warped there agree. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare:
 they pair by pixel index.
@@ -37,6 +38,7 @@ __all__ = [
     "OtherGrid",
     "RasterHeader",
     "dataset_header",
+    "gcp_affine",
     "gcp_transformer",
     "grid_kind",
     "other_grid",
@@ -110,13 +112,44 @@ def dataset_header(ds: Any) -> RasterHeader:
     )
 
 
-def gcp_transformer(gcps: Any) -> Any:
+def gcp_transformer(gcps: Any, path: str | Path | None = None) -> Any:
     """GDAL's :data:`GCP_METHOD` transformer through ``gcps`` (``rasterio.transform.
     GCPTransformer(gcps, tps=True)``; ``.xy(row, col)`` -> map, ``.rowcol(x, y)`` -> pixels;
-    a context manager)."""
+    a context manager). The GCPs are checked first (:func:`sam2elnet.data.gcp_check.check_gcps`:
+    a warning naming ``path`` when some do not fit the others; never refused)."""
     from rasterio.transform import GCPTransformer
 
+    from sam2elnet.data.gcp_check import check_gcps
+
+    check_gcps(gcps, path)
     return GCPTransformer(gcps, tps=GCP_METHOD == "GCP_TPS")
+
+
+def gcp_affine(gcps: Any, path: str | Path | None = None) -> Any:
+    """The pixel -> map mapping of the *geometries* written for a GCP-only raster: the polygons
+    of ``elnet export`` and the ``elnet scene --quality-gpkg`` windows, in the GCPs' CRS.
+
+    An affine fit to the GCPs by least squares (``rasterio.transform.from_gcps``, GDAL's
+    ``GDALGCPsToGeoTransform``): ``affine * (col, row)`` -> (x, y). Exact for GCPs that lie on
+    an affine grid; elsewhere approximate away from the GCPs (a polygon vertex maps to a straight
+    line segment of map space, so the labels' geometries cannot follow the spline): warped
+    outputs (``--warp-to``) place both layers with the GCP transformer instead
+    (:func:`sam2elnet.data.warp.pixels_to_map`). The GCPs are checked first
+    (:func:`sam2elnet.data.gcp_check.check_gcps`, naming ``path``).
+
+    Args:
+        gcps: >= 3 GCPs (``dataset.gcps[0]``).
+        path: the raster, named in the GCP check's warning.
+
+    Returns:
+        ``affine.Affine``.
+    """
+    from rasterio.transform import from_gcps
+
+    from sam2elnet.data.gcp_check import check_gcps
+
+    check_gcps(gcps, path)
+    return from_gcps(list(gcps))
 
 
 def grid_kind(geo: dict[str, Any]) -> str:
@@ -257,8 +290,13 @@ def resample_nearest(
     from rasterio.errors import RasterioError
     from rasterio.warp import Resampling, reproject
 
+    from sam2elnet.data.gcp_check import check_gcps
+
     dtype = source.dtype if isinstance(source, np.ndarray) else source.ds.dtypes[source.bidx - 1]
     src, dst_geo = grid.src_geo, grid.dst_geo
+    for geo, name in ((src, path), (dst_geo, like)):
+        if "transform" not in geo:
+            check_gcps(geo["gcps"], name)  # a warning when some GCPs do not fit the others
     opts: dict[str, Any] = {"src_crs": src["crs"], "src_nodata": src_nodata}
     if "transform" in src:
         opts["src_transform"] = src["transform"]

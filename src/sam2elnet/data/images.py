@@ -179,6 +179,9 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
                     # GCP-only georeference (Sentinel-1 GRD): kept for every output
                     profile["gcps"] = list(gcps)
                     profile["gcp_crs"] = gcp_crs
+                    from sam2elnet.data.gcp_check import check_gcps
+
+                    check_gcps(gcps, path)  # a warning when some GCPs do not fit the others
                 tagged = alpha_tagged(src)
                 alpha = is_alpha_band(tagged, data[-1])
                 nodata = band_nodata(data, src.nodata, alpha)

@@ -113,8 +113,14 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
 
 def image_grid(ds: Any) -> tuple[Any, Any, Any]:
     """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`
-    (:func:`grid_of` of its CRS, transform and GCPs)."""
-    return grid_of(ds.crs, ds.transform, *ds.gcps)
+    (:func:`grid_of` of its CRS, transform and GCPs; GCPs checked,
+    :func:`sam2elnet.data.gcp_check.check_gcps`)."""
+    grid = grid_of(ds.crs, ds.transform, *ds.gcps)
+    if grid[2] is not None:
+        from sam2elnet.data.gcp_check import check_gcps
+
+        check_gcps(grid[2], ds.name)  # a warning when some GCPs do not fit the others
+    return grid
 
 
 def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any, Any]:

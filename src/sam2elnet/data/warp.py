@@ -39,6 +39,7 @@ __all__ = [
     "check_warp_options",
     "check_warpable",
     "parse_warp_crs",
+    "pixels_to_map",
     "resolve_warp_crs",
     "warp_to_map_grid",
 ]
@@ -93,7 +94,7 @@ def _centre_lonlat(ds: Any) -> tuple[float, float]:
 
     gcps, gcp_crs = ds.gcps
     if ds.crs is None and gcps:
-        with gcp_transformer(gcps) as tr:
+        with gcp_transformer(gcps, ds.name) as tr:
             x, y = tr.xy(ds.height / 2, ds.width / 2)
         src_crs = gcp_crs
     else:
@@ -153,6 +154,46 @@ def check_warpable(path: str | Path, crs: str, method: str = "tps") -> Any:
                 return resolve_warp_crs(crs, ds)
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("raster", err), p) from None
+
+
+def pixels_to_map(
+    ds: Any, rows: np.ndarray, cols: np.ndarray, crs: Any, method: str = "tps"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map positions in ``crs`` of pixel positions of ``ds``, as :func:`warp_to_map_grid` with
+    ``method`` places them: through the GCPs (``rasterio.transform.GCPTransformer``: the thin
+    plate spline, or GDAL's GCP polynomial with the order GDAL picks from the GCP count) for a
+    GCP-only dataset, through its transform otherwise, then reprojected
+    (``rasterio.warp.transform``). Used for geometries that must lie on a warped output, e.g.
+    the ``--quality-gpkg`` windows of a scene run with ``--warp-to``.
+
+    Args:
+        ds: an open rasterio dataset (GCPs with a CRS, or CRS + transform).
+        rows, cols: (N,) float pixel positions (corner convention: (0, 0) is the top left
+            corner of the first pixel).
+        crs: the target ``rasterio.crs.CRS``.
+        method: ``tps`` or ``polynomial`` (ignored for CRS + transform).
+
+    Returns:
+        ``(x, y)``: (N,) float64 arrays in ``crs``.
+    """
+    from rasterio.transform import GCPTransformer
+    from rasterio.warp import transform
+
+    gcps, gcp_crs = ds.gcps
+    rows = np.asarray(rows, dtype=np.float64)
+    cols = np.asarray(cols, dtype=np.float64)
+    if ds.crs is None and gcps:
+        from sam2elnet.data.gcp_check import check_gcps
+
+        check_gcps(gcps, ds.name)
+        with GCPTransformer(gcps, tps=_GDAL_METHOD[method] == "GCP_TPS") as tr:
+            x, y = tr.xy(rows, cols, offset="ul")
+        src_crs = gcp_crs
+    else:
+        x, y = ds.transform * (cols, rows)
+        src_crs = ds.crs
+    xs, ys = transform(src_crs, crs, np.ravel(x), np.ravel(y))
+    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
 
 @dataclass
@@ -217,6 +258,10 @@ def warp_to_map_grid(
     with ds:
         use_gcps = _check_georeference(ds, src_p)
         gcps, gcp_crs = ds.gcps
+        if use_gcps:
+            from sam2elnet.data.gcp_check import check_gcps
+
+            check_gcps(gcps, src_p)  # a warning when some GCPs do not fit the others
         dst_crs = resolve_warp_crs(crs, ds)
         if not use_gcps and ds.crs == dst_crs and dst_path is None:
             return None

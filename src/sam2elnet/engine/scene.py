@@ -400,14 +400,13 @@ def predict_scene(
                 )
         qpath = None
         if quality_gpkg is not None:
-            qpath = write_quality(
-                Path(quality_gpkg),
-                tiles.rows,
-                windows_geo(src, quality_pixel_coords),
-                src.crs,
-                th,
-                tw,
-            )
+            warp_crs = None
+            if warp_to:
+                from sam2elnet.data.warp import resolve_warp_crs
+
+                warp_crs = resolve_warp_crs(warp_to, src)
+            fp = windows_geo(src, quality_pixel_coords, warp_crs, warp_method)
+            qpath = write_quality(Path(quality_gpkg), tiles.rows, fp, fp.crs, th, tw)
 
     out_size = None
     if warp_to:

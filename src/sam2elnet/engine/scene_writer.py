@@ -38,6 +38,7 @@ __all__ = [
     "maybe_atomic",
     "maybe_open",
     "output_profiles",
+    "WindowFootprints",
     "windows_geo",
     "write_quality",
 ]
@@ -250,50 +251,121 @@ class TileRecords:
         return "predicted_iou" if any("predicted_iou" in r for r in self.rows) else "entropy proxy"
 
 
-def windows_geo(
-    src: Any, pixel_coords: str = PIXEL_COORDS[0]
-) -> Callable[[int, int, int, int], Any]:
-    """Return a function mapping a pixel rectangle to its footprint polygon in the scene CRS.
+_EDGE_STEPS = 16
+"""Segments per window side of a footprint placed through a GCP transformer or reprojected."""
 
-    Without a CRS (GCP-only scenes too) the footprint is in pixel coordinates, as ``elnet
-    export --pixel-coords`` writes polygons of such rasters (:data:`sam2elnet.options.PixelCoords`):
-    ``gdal`` x = column, y = row; ``qgis`` where QGIS shows the scene
-    (:func:`~sam2elnet.data.georef.plain_grid_transform`: y = -row). The export's per-polygon
-    quality join reads either (:func:`sam2elnet.export.tile_quality.tile_index`).
+
+class WindowFootprints:
+    """Footprint polygons of scene windows in the frame the scene's labels are exported in
+    (:attr:`crs`), for the ``--quality-gpkg`` layer; build with :func:`windows_geo`.
+
+    ``fp(row_off, col_off, height, width)`` gives one polygon, :meth:`many` a list (one GCP
+    transformer for all of them).
     """
-    from shapely.geometry import box
 
-    if src.crs is None and pixel_coords != "qgis":
-        return lambda r, c, h, w: box(c, r, c + w, r + h)
-    if src.crs is None:
-        from sam2elnet.data.georef import plain_grid_transform
+    def __init__(
+        self,
+        src: Any,
+        pixel_coords: str = PIXEL_COORDS[0],
+        warp_crs: Any = None,
+        warp_method: str = "tps",
+    ) -> None:
+        gcps, gcp_crs = src.gcps
+        gcp_only = src.crs is None and len(gcps) >= 3 and gcp_crs is not None
+        self._src = src
+        self._warp: tuple[Any, str] | None = None
+        self.transform: Any = None  # affine pixel -> frame; None: through the warp mapping
+        if warp_crs is not None and (gcp_only or src.crs is not None):
+            if gcp_only or src.crs != warp_crs:
+                self._warp = (warp_crs, warp_method)
+            self.crs = warp_crs
+            self.transform = None if self._warp else src.transform
+            return
+        if gcp_only:
+            from sam2elnet.data.grids import gcp_affine
 
-        t = plain_grid_transform(src.transform)
-    else:
-        t = src.transform
+            self.crs, self.transform = gcp_crs, gcp_affine(gcps, src.name)
+        elif src.crs is None:
+            from affine import Affine
 
-    def footprint(r: int, c: int, h: int, w: int) -> Any:
-        xs, ys = zip(
-            *(t @ (cc, rr) for cc, rr in ((c, r), (c + w, r), (c, r + h), (c + w, r + h))),
-            strict=True,
-        )
-        return box(min(xs), min(ys), max(xs), max(ys))
+            from sam2elnet.data.georef import plain_grid_transform
 
-    return footprint
+            self.crs = None
+            self.transform = (
+                plain_grid_transform(src.transform) if pixel_coords == "qgis" else Affine.identity()
+            )
+        else:
+            self.crs, self.transform = src.crs, src.transform
+
+    def __call__(self, r: int, c: int, h: int, w: int) -> Any:
+        return self.many([(r, c, h, w)])[0]
+
+    def many(self, rects: list[tuple[int, int, int, int]]) -> list[Any]:
+        """Polygons of ``(row_off, col_off, height, width)`` pixel rectangles."""
+        from shapely.geometry import Polygon
+        from shapely.geometry.polygon import orient
+
+        if not rects:
+            return []
+        steps = 1 if self._warp is None else _EDGE_STEPS
+        u = np.arange(steps, dtype=np.float64) / steps  # one side, its far corner excluded
+        rings_r, rings_c = [], []
+        for r, c, h, w in rects:  # clockwise on screen from the top left corner
+            rings_r.append(np.concatenate([r + 0 * u, r + h * u, r + h + 0 * u, r + h * (1 - u)]))
+            rings_c.append(np.concatenate([c + w * u, c + w + 0 * u, c + w * (1 - u), c + 0 * u]))
+        rows, cols = np.concatenate(rings_r), np.concatenate(rings_c)
+        if self._warp is None:
+            xs, ys = self.transform * (cols, rows)
+        else:
+            from sam2elnet.data.warp import pixels_to_map
+
+            xs, ys = pixels_to_map(self._src, rows, cols, *self._warp)
+        n = 4 * steps
+        xs, ys = np.asarray(xs).reshape(-1, n), np.asarray(ys).reshape(-1, n)
+        return [orient(Polygon(np.column_stack([x, y]))) for x, y in zip(xs, ys, strict=True)]
+
+
+def windows_geo(
+    src: Any,
+    pixel_coords: str = PIXEL_COORDS[0],
+    warp_crs: Any = None,
+    warp_method: str = "tps",
+) -> WindowFootprints:
+    """Footprint polygons of a scene's windows, in the coordinates and CRS its label's polygon
+    export (``elnet export``) uses, so the two layers line up (:class:`WindowFootprints`):
+
+    * CRS + transform: the scene CRS, through its transform;
+    * GCP-only (Sentinel-1 GRD): the GCPs' CRS, through the affine fit to the GCPs the export
+      places that label's polygons with (:func:`sam2elnet.data.grids.gcp_affine`);
+    * ``warp_crs`` (``--warp-to``; the outputs are warped): ``warp_crs``, through the GCP
+      transformer of ``warp_method`` (or the transform) and reprojected, as the label was warped
+      (:func:`sam2elnet.data.warp.pixels_to_map`; sides densified to 16 segments);
+    * no georeference: pixel coordinates, as ``elnet export --pixel-coords`` writes polygons of
+      such rasters (:data:`sam2elnet.options.PixelCoords`): ``gdal`` x = column, y = row;
+      ``qgis`` where QGIS shows the scene (:func:`~sam2elnet.data.georef.plain_grid_transform`:
+      y = -row). The export's per-polygon quality join reads either
+      (:func:`sam2elnet.export.tile_quality.tile_index`).
+    """
+    return WindowFootprints(src, pixel_coords, warp_crs, warp_method)
 
 
 def write_quality(
     path: Path,
     records: list[dict[str, Any]],
-    footprint: Callable,
+    footprint: Callable | WindowFootprints,
     crs: Any,
     tile_h: int,
     tile_w: int,
 ) -> Path:
-    """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically."""
+    """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically; ``crs`` is
+    the footprints' (``footprint.crs`` of a :class:`WindowFootprints`)."""
     import geopandas as gpd
 
-    geoms = [footprint(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
+    rects = [(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
+    if isinstance(footprint, WindowFootprints):
+        geoms = footprint.many(rects)
+    else:
+        geoms = [footprint(*rc) for rc in rects]
     gdf = gpd.GeoDataFrame(records, geometry=geoms, crs=crs)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # pyogrio warns "'crs' was not provided" for a scene without CRS: the notes say so

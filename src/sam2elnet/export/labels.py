@@ -109,10 +109,11 @@ class LabelRaster:
         self.transform = ds.transform if self.georef else Affine.identity()
         gcps, gcp_crs = ds.gcps
         if not self.georef and len(gcps) >= 3 and gcp_crs is not None:
-            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs
-            from rasterio.transform import from_gcps
+            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs,
+            # as the scene's --quality-gpkg windows (data.grids.gcp_affine)
+            from sam2elnet.data.grids import gcp_affine
 
-            self.transform = from_gcps(gcps)
+            self.transform = gcp_affine(gcps, path)
             self.crs = gcp_crs
             self.georef = True
             self.gcp_note = (

@@ -12,7 +12,14 @@ its image. One ``warning:`` line per file buries the rest of the output, so a jo
   than once (``the warning above (KIND) applied to 5 files in all``) and :meth:`RunWarnings.record`
   the counts for ``summary.json``.
 
-Outside any scope :func:`warn_once` logs every warning (a library call on one file). Scopes nest,
+A warning about one thing that several steps of a run meet (the ground control points of a scene,
+checked when the scene is opened, when a label is placed on it and when its outputs are warped)
+passes a ``key`` naming that thing: repeats of a kind *and* key are dropped, not counted, so the
+closing count is one per thing.
+
+Outside any scope :func:`warn_once` logs every warning (a library call on one file), except that a
+keyed warning is logged once per process (Python's ``warnings`` "once" action, remembered for the
+last :data:`_MAX_KEYS` keys). Scopes nest,
 and belong to the thread (more exactly the :mod:`contextvars` context) that opened them: two
 ``elnet serve`` requests answered at once in two threads each have their own scope, so neither
 hides nor counts the other's warnings. A new thread starts outside any scope (Python 3.11 threads
@@ -42,6 +49,8 @@ _SCOPES: contextvars.ContextVar[tuple[RunWarnings, ...]] = contextvars.ContextVa
     "sam2elnet_run_warnings", default=()
 )
 _LOCK = threading.Lock()  # a scope's counts, when threads share it through a copied context
+_MAX_KEYS = 1024
+_UNSCOPED_KEYS: dict[tuple[str, str], None] = {}  # keyed warnings logged outside any scope
 
 
 @dataclass
@@ -64,6 +73,7 @@ class RunWarnings:
         self.collect = collect
         self.pending: list[tuple[str, str, str]] = []
         self._seen: dict[str, _Seen] = {}
+        self._keys: set[tuple[str, str]] = set()
 
     def __enter__(self) -> RunWarnings:
         _SCOPES.set((*_SCOPES.get(), self))
@@ -74,9 +84,15 @@ class RunWarnings:
         if self in scopes:  # by identity, so scopes closed out of order still leave
             _SCOPES.set(tuple(s for s in scopes if s is not self))
 
-    def warn(self, logger: logging.Logger, kind: str, text: str) -> bool:
-        """Log ``text`` if it is the first warning of ``kind`` in this run, else count it.
+    def warn(self, logger: logging.Logger, kind: str, text: str, key: str | None = None) -> bool:
+        """Log ``text`` if it is the first warning of ``kind`` in this run, else count it; a
+        repeat of ``kind`` with a ``key`` seen before in this scope is dropped (not counted).
         Returns True when the text was logged (or, collecting, kept)."""
+        with _LOCK:
+            if key is not None:
+                if (kind, key) in self._keys:
+                    return False
+                self._keys.add((kind, key))
         if self.collect:
             self.pending.append((logger.name, kind, text))
             return True
@@ -120,7 +136,7 @@ def repeated_notes(record: Iterable[dict[str, object]], what: str = "file") -> l
     ]
 
 
-def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
+def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = None) -> bool:
     """Log ``text`` through ``logger`` once per run and ``kind`` (see the module docstring):
     into the innermost :class:`RunWarnings` open in this thread's context, or every time when
     none is open.
@@ -130,6 +146,9 @@ def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
         kind: A fixed short description of the problem (no file name, no numbers), e.g.
             ``"the label has no georeference"``; the key warnings are counted by.
         text: The full warning: the file and what to do.
+        key: What the warning is about when several steps of a run meet the same thing (e.g. a
+            digest of a raster's GCPs): a repeat of ``kind`` and ``key`` is dropped, in a scope
+            (not counted) and outside any (logged once per process).
 
     Returns:
         True when the text was logged (or kept by a collecting scope).
@@ -137,6 +156,13 @@ def warn_once(logger: logging.Logger, kind: str, text: str) -> bool:
     scopes = _SCOPES.get()
     scope = scopes[-1] if scopes else None
     if scope is None:
+        if key is not None:
+            with _LOCK:
+                if (kind, key) in _UNSCOPED_KEYS:
+                    return False
+                _UNSCOPED_KEYS[(kind, key)] = None
+                while len(_UNSCOPED_KEYS) > _MAX_KEYS:
+                    del _UNSCOPED_KEYS[next(iter(_UNSCOPED_KEYS))]
         logger.warning(text)
         return True
-    return scope.warn(logger, kind, text)
+    return scope.warn(logger, kind, text, key)
