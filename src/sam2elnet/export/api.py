@@ -219,6 +219,12 @@ def _export_labels(
             category, why = default_category(labels)
             if why != "default":
                 notes.append(f"category {category!r}: {why}; --category overrides")
+            else:  # CVAT refuses annotations of a label its task does not have
+                notes.append(
+                    f"category {category!r}: nothing names the labels' domain (no run domain, "
+                    "model or dataset record); the CVAT task needs a label of this name, or give "
+                    "--category, e.g. --category 'oil spill'"
+                )
         counted = _Counter(chip_items) if chip_items is not None else None
         items = (
             counted

@@ -1,54 +1,152 @@
 """COCO 1.0 instance segmentation (as CVAT exports it) back to one 0/255 mask per image.
 
 The round trip for CVAT: ``elnet export --format coco --coco-rle`` writes a COCO file CVAT
-imports with masks ("COCO 1.0"); after review CVAT exports "COCO 1.0" again and
-:func:`import_coco` unions every annotation of an image (RLE - compressed or uncompressed - or
-polygons; pixel centres inside a polygon are foreground) into a mask named like the image
-(``<stem>.tif`` with the image's georeference when the image is a GeoTIFF found via ``images``,
-else ``<stem>.png``).
+imports with masks ("COCO 1.0"); after review CVAT exports "COCO 1.0" again (a zip holding
+``annotations/instances_default.json``, or one such file per subset) and :func:`import_coco`
+unions every annotation of an image into a mask named like the image (``<stem>.tif`` with the
+image's georeference when the image is a GeoTIFF found via ``images``, else ``<stem>.png``):
+
+* RLE, compressed or uncompressed (CVAT writes its masks so, with ``iscrowd`` 1);
+* polygons: pixel centres inside are foreground; a self-intersecting one is filled lobe by lobe
+  (:func:`~sam2elnet.export.labelstudio_import.fill_polygons`), as pycocotools fills it;
+* a rectangle (a ``bbox`` with an empty ``segmentation``, as CVAT exports its boxes): the box.
+
+Images are found under ``images`` by their ``file_name`` (with the folders CVAT keeps, e.g.
+``palsar/00001.jpg``), else by name, else by stem with an image suffix.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode
-from sam2elnet.export.labelstudio_import import ImportResult, read_json_export
+from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
-__all__ = ["annotation_mask", "import_coco"]
+__all__ = ["annotation_mask", "import_coco", "read_coco"]
+
+_EXPORT_AGAIN = (
+    "in CVAT, export the task with Actions > Export task dataset > 'COCO 1.0' and import that "
+    "zip or its annotations/instances_default.json"
+)
+_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
-def annotation_mask(seg: Any, height: int, width: int) -> np.ndarray:
-    """Bool (H, W) mask of one COCO ``segmentation`` (RLE dict or list of polygons).
+def annotation_mask(seg: Any, height: int, width: int, bbox: Any = None) -> np.ndarray:
+    """Bool (H, W) mask of one COCO annotation's ``segmentation`` (RLE dict or polygon list).
 
     Polygon coordinates are pixel-corner based (x = column, y = row), so a pixel is foreground
-    when its centre lies inside (the rule ``rasterio.features.rasterize`` uses).
-    Raises ``DataError`` for an RLE of another size or a malformed segmentation.
+    when its centre lies inside (the rule ``rasterio.features.rasterize`` uses); self-intersecting
+    polygons keep every lobe (:func:`~sam2elnet.export.labelstudio_import.fill_polygons`). An
+    empty segmentation with a ``bbox`` ``[x, y, w, h]`` (px) is a rectangle: the box, by the same
+    rule. Raises ``DataError`` for an RLE of another size or a malformed segmentation.
     """
     if isinstance(seg, dict):
         size = [int(v) for v in seg.get("size", [])]
         if size != [height, width]:
             raise DataError(f"RLE size {size} differs from the image size {[height, width]}")
         return rle_decode(seg)
+    if seg is None:
+        seg = []
     if not isinstance(seg, list):
         raise DataError("segmentation is neither RLE nor a polygon list")
-    from rasterio import features
-    from shapely.geometry import Polygon
+    if not seg or seg == [[]]:
+        if _is_box(bbox):
+            x, y, w, h = (float(v) for v in bbox)
+            seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        else:
+            return np.zeros((height, width), dtype=bool)
+    try:
+        return fill_polygons(seg, height, width)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"unreadable polygon segmentation ({err})") from None
 
-    shapes = []
-    for poly in seg:
-        xy = np.asarray(poly, dtype=float).reshape(-1, 2)
-        if len(xy) >= 3:
-            shapes.append((Polygon(xy).buffer(0), 1))
-    if not shapes:
-        return np.zeros((height, width), dtype=bool)
-    return features.rasterize(shapes, out_shape=(height, width), dtype=np.uint8) > 0
+
+def _is_box(bbox: Any) -> bool:
+    return (
+        isinstance(bbox, (list, tuple))
+        and len(bbox) == 4
+        and all(isinstance(v, (int, float)) for v in bbox)
+        and bbox[2] > 0
+        and bbox[3] > 0
+    )
+
+
+def read_coco(path: str | Path) -> dict[str, Any]:
+    """The COCO instances JSON of ``path``: a ``.json`` file, or CVAT's "COCO 1.0" zip.
+
+    A zip's ``annotations/instances_*.json`` files (one per task subset: ``default``, ``Train``,
+    ...) are merged into one COCO dict (image and annotation ids renumbered 1.., categories
+    matched by name).
+
+    Raises:
+        DataError: missing file, an XML file (CVAT for images), a zip without a COCO file,
+            or a file that is not JSON; each message says how to export COCO 1.0 in CVAT.
+    """
+    p = Path(path)
+    if p.is_file() and zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            names = sorted(
+                n
+                for n in zf.namelist()
+                if PurePosixPath(n).suffix.lower() == ".json"
+                and PurePosixPath(n).name.startswith("instances_")
+            )
+            if not names:
+                raise DataError(
+                    f"the zip holds no COCO annotations (instances_*.json); {_EXPORT_AGAIN}", p
+                )
+            parts = []
+            for n in names:
+                try:
+                    parts.append(json.loads(zf.read(n).decode("utf-8")))
+                except (ValueError, UnicodeDecodeError) as err:
+                    raise DataError(f"{n} in the zip is not a JSON file ({err})", p) from None
+        return parts[0] if len(parts) == 1 else _merge(parts, p)
+    if p.is_file():
+        with open(p, "rb") as fh:
+            head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"<"):
+            raise DataError(f"an XML file (CVAT for images?), not COCO JSON; {_EXPORT_AGAIN}", p)
+    return read_json_export(p, "COCO file", f"; {_EXPORT_AGAIN}")
+
+
+def _merge(parts: list[Any], p: Path) -> dict[str, Any]:
+    """One COCO dict of several (CVAT's per-subset files): ids renumbered, categories by name."""
+    out: dict[str, Any] = {"images": [], "annotations": [], "categories": []}
+    cat_ids: dict[str, int] = {}
+    for part in parts:
+        if not isinstance(part, dict) or "images" not in part or "annotations" not in part:
+            raise DataError("a file in the zip is not COCO (needs 'images' and 'annotations')", p)
+        cats = {}
+        for c in part.get("categories") or []:
+            name = str(c.get("name"))
+            if name not in cat_ids:
+                cat_ids[name] = len(cat_ids) + 1
+                out["categories"].append(dict(c, id=cat_ids[name]))
+            cats[c.get("id")] = cat_ids[name]
+        ids = {}
+        for im in part["images"]:
+            ids[im.get("id")] = len(out["images"]) + 1
+            out["images"].append(dict(im, id=ids[im.get("id")]))
+        for a in part["annotations"]:
+            if a.get("image_id") in ids:
+                out["annotations"].append(
+                    dict(
+                        a,
+                        id=len(out["annotations"]) + 1,
+                        image_id=ids[a.get("image_id")],
+                        category_id=cats.get(a.get("category_id")),
+                    )
+                )
+    return out
 
 
 def import_coco(
@@ -61,14 +159,30 @@ def import_coco(
 ) -> ImportResult:
     """Write one mask per COCO image into ``out`` (images without annotations get empty masks).
 
-    ``category``: only annotations of that category name (default: all). ``out`` then holds
-    exactly this import's masks, written whole or not at all
-    (:class:`~sam2elnet.export.mask_folder.MaskFolder`). Raises :class:`DataError` for a file
-    that is not COCO instance segmentation, :class:`UserError` for an unknown ``category`` or an
-    ``out`` that is a file, the images' folder, or holds masks no import wrote.
+    Args:
+        path: COCO JSON, or CVAT's "COCO 1.0" zip (:func:`read_coco`).
+        out: Folder for the masks; afterwards it holds exactly this import's masks, written
+            whole or not at all (:class:`~sam2elnet.export.mask_folder.MaskFolder`).
+        images: Folder of the images (or one image file): a COCO image is found by its
+            ``file_name`` under it (folders included), else by name, else by stem with an image
+            suffix; its mask then takes the image's georeference (GeoTIFF) and nodata (127).
+            Images not found get a PNG of the COCO size (one note counts them).
+        category: Only annotations of that category name (default: all; a note names the
+            categories when there are several).
+        progress: Show a progress bar.
+
+    Returns:
+        :class:`~sam2elnet.export.labelstudio_import.ImportResult`.
+
+    Raises:
+        DataError: a file that is not COCO instance segmentation (:func:`read_coco`), or no
+            image gave a mask.
+        UserError: an unknown ``category``; two images with one name (their masks would
+            overwrite each other); ``images`` holds none of the COCO images; an ``out`` that is
+            a file, the images' folder, or holds masks no import wrote.
     """
     p = Path(path)
-    coco = read_json_export(p, "COCO file")
+    coco = read_coco(p)
     if not isinstance(coco, dict) or "images" not in coco or "annotations" not in coco:
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
     if not coco["images"]:
@@ -81,51 +195,112 @@ def import_coco(
             f"category {category!r} is not in the COCO file (has {sorted(map(str, cats.values()))})",
             p,
         )
+    notes: list[str] = []
+    used = sorted({str(cats.get(a.get("category_id"))) for a in coco["annotations"]})
+    if category is None and len(used) > 1:
+        notes.append(
+            f"the COCO file has {len(used)} categories ({', '.join(used)}): their regions are "
+            "unioned into one mask per image; --category NAME keeps one"
+        )
     by_image: dict[Any, list[dict[str, Any]]] = {}
     for a in coco["annotations"]:
         if category is None or cats.get(a.get("category_id")) == category:
             by_image.setdefault(a.get("image_id"), []).append(a)
+    sources, missing = _find_images(coco["images"], ipath, p)
+    if missing:
+        more = f" (+{len(missing) - 3})" if len(missing) > 3 else ""
+        notes.append(
+            f"{len(missing)} of {len(coco['images'])} images of the COCO file are not in "
+            f"{ipath} ({', '.join(missing[:3])}{more}): their masks are PNGs of the size the "
+            "file gives, without georeference or nodata"
+        )
     with folder:
-        written, skipped = _import_images(coco["images"], by_image, folder, ipath, progress)
+        written, skipped, boxes = _import_images(
+            coco["images"], sources, by_image, folder, progress
+        )
         if not written:
             why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
             raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
         removed = folder.commit()
-    notes = [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
+    if boxes:
+        notes.append(
+            f"{boxes} rectangle{'s' if boxes > 1 else ''} (a bbox without segmentation, as CVAT "
+            "exports its boxes) filled as boxes"
+        )
+    notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _file_name(img: dict[str, Any]) -> str:
+    """An image's ``file_name`` with ``/`` separators (CVAT keeps the task's folders)."""
+    return str(img.get("file_name", "")).replace("\\", "/")
+
+
+def _find_images(
+    images: list[dict[str, Any]], ipath: Path | None, p: Path
+) -> tuple[list[Path | None], list[str]]:
+    """Each COCO image's file under ``ipath`` (None: not found) and the names not found.
+
+    Raises:
+        UserError: two images share a name (their masks would overwrite each other), or
+            ``ipath`` is given and holds none of the images.
+    """
+    seen: dict[str, str] = {}
+    for img in images:
+        fn = _file_name(img)
+        stem = PurePosixPath(fn).stem
+        if stem in seen:
+            raise UserError(
+                f"two images of the COCO file are named {stem} ({seen[stem]}, {fn}): their masks "
+                "would overwrite each other; rename one in the CVAT task, or review each folder "
+                "in a task of its own",
+                p,
+            )
+        seen[stem] = fn
+    if ipath is None:
+        return [None] * len(images), []
+    found: list[Path | None] = []
+    for img in images:
+        fn = _file_name(img)
+        rel = PurePosixPath(fn)
+        if ipath.is_file():
+            hit = ipath if ipath.stem == rel.stem or len(images) == 1 else None
+        else:
+            cands = [ipath / rel, ipath / rel.name]
+            cands += [
+                ipath / f"{rel.stem}{s}" for s in _SUFFIXES + tuple(x.upper() for x in _SUFFIXES)
+            ]
+            hit = next((c for c in cands if c.is_file()), None)
+        found.append(hit)
+    missing = [_file_name(img) for img, f in zip(images, found, strict=True) if f is None]
+    if len(missing) == len(images):
+        raise UserError(
+            f"--images {ipath} holds none of the {len(images)} images of the COCO file (first: "
+            f"{missing[0]}); give the folder the CVAT task's images came from, or leave "
+            "--images out for PNG masks of the size the file gives",
+            p,
+        )
+    return found, missing
 
 
 def _import_images(
     images: list[dict[str, Any]],
+    sources: list[Path | None],
     by_image: dict[Any, list[dict[str, Any]]],
     folder: MaskFolder,
-    ipath: Path | None,
     progress: bool,
-) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Each COCO image's mask written into ``folder``: (masks, images skipped with the reason)."""
+) -> tuple[list[Path], list[tuple[str, str]], int]:
+    """Each COCO image's mask written into ``folder``: (masks, images skipped with the reason,
+    rectangles filled)."""
     from sam2elnet.data.images import read_image
     from sam2elnet.utils.progress import track
 
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
-    for img in track(images, "import", "img", progress):
-        name = Path(str(img.get("file_name", ""))).name
-        stem = Path(name).stem
+    boxes = 0
+    for img, src in track(list(zip(images, sources, strict=True)), "import", "img", progress):
+        stem = PurePosixPath(_file_name(img)).stem
         h, w = int(img["height"]), int(img["width"])
-        src = None
-        if ipath is not None:
-            src = (
-                ipath
-                if ipath.is_file()
-                else next(
-                    (
-                        ipath / f"{stem}{s}"
-                        for s in (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-                        if (ipath / f"{stem}{s}").exists()
-                    ),
-                    None,
-                )
-            )
         like = nodata = None
         if src is not None:
             with warnings.catch_warnings():
@@ -139,10 +314,12 @@ def _import_images(
         mask = np.zeros((h, w), dtype=bool)
         try:
             for a in by_image.get(img.get("id"), []):
-                mask |= annotation_mask(a.get("segmentation"), h, w)
+                seg = a.get("segmentation")
+                boxes += (not seg or seg == [[]]) and _is_box(a.get("bbox"))
+                mask |= annotation_mask(seg, h, w, a.get("bbox"))
         except DataError as err:
             skipped.append((stem, str(err)))
             continue
         name = f"{stem}{'.tif' if like is not None else '.png'}"
         written.append(folder.write(name, mask, like=like, nodata=nodata))
-    return written, skipped
+    return written, skipped, boxes

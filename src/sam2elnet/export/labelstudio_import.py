@@ -27,7 +27,48 @@ from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.labelstudio import TO_NAME
 from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
-__all__ = ["ImportResult", "import_label_studio", "read_json_export", "result_mask"]
+__all__ = [
+    "ImportResult",
+    "fill_polygons",
+    "import_label_studio",
+    "read_json_export",
+    "result_mask",
+]
+
+
+def fill_polygons(polygons: Iterable[Any], height: int, width: int) -> np.ndarray:
+    """Bool (height, width) union of polygons drawn in an annotation tool, pixel-centre rule.
+
+    Args:
+        polygons: Each an (n, 2) sequence of vertices in pixels, x = column, y = row, on pixel
+            corners (COCO, CVAT, Label Studio after its percent is scaled); fewer than 3
+            vertices are ignored.
+        height, width: Mask size, px.
+
+    Returns:
+        bool (height, width): a pixel is foreground when its centre lies inside a polygon
+        (``rasterio.features.rasterize``). A self-intersecting polygon, as a reviewer draws it
+        (a "bow tie"), is repaired with ``shapely.make_valid``, which keeps every lobe: the
+        area pycocotools (the COCO reference) fills. (``buffer(0)`` kept only one lobe.)
+        Zero-area parts (all vertices on a line) add nothing.
+    """
+    import shapely
+    from rasterio import features
+    from shapely.geometry import Polygon
+
+    shapes = []
+    for poly in polygons:
+        xy = np.asarray(poly, dtype=float).reshape(-1, 2)
+        if len(xy) < 3 or not np.isfinite(xy).all():
+            continue
+        g = Polygon(xy)
+        if not g.is_valid:
+            g = shapely.make_valid(g)
+        parts = shapely.get_parts(shapely.get_parts(g))  # collection > multipolygon > polygon
+        shapes += [(q, 1) for q in parts if q.geom_type == "Polygon" and not q.is_empty]
+    if not shapes:
+        return np.zeros((height, width), dtype=bool)
+    return features.rasterize(shapes, out_shape=(height, width), dtype=np.uint8) > 0
 
 
 # --------------------------------------------------------------------------------------- import
@@ -52,9 +93,6 @@ def result_mask(
     Raises:
         DataError: a region drawn on an image of another size, or an unreadable brush RLE.
     """
-    from rasterio import features
-    from shapely.geometry import Polygon
-
     mask = np.zeros((height, width), dtype=bool)
     polys = []
     for r in results:
@@ -82,10 +120,9 @@ def result_mask(
             pts = [
                 (float(x) * width / 100.0, float(y) * height / 100.0) for x, y in value["points"]
             ]
-            if len(pts) >= 3:
-                polys.append((Polygon(pts).buffer(0), 1))
+            polys.append(pts)
     if polys:
-        mask |= features.rasterize(polys, out_shape=(height, width), dtype=np.uint8) > 0
+        mask |= fill_polygons(polys, height, width)
     return mask
 
 

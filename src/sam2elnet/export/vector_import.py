@@ -137,7 +137,7 @@ def import_vector(
                 p,
             )
         gdf = gdf[gdf["category"] == category]
-    notes: list[str] = []
+    gdf, notes = _repair(gdf)
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
         files = [f for f in files if f.stem in listed]
@@ -168,6 +168,27 @@ def import_vector(
         removed = folder.commit()
     notes += removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _repair(gdf: Any) -> tuple[Any, list[str]]:
+    """The layer with its invalid geometries repaired (``shapely.make_valid``: a
+    self-intersecting polygon drawn in QGIS keeps every lobe) and one note counting them over
+    the whole layer (the reader, run image by image, would note each image's count apart)."""
+    import shapely
+
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    invalid = ~shapely.is_valid(geoms)
+    if not invalid.any():
+        return gdf, []
+    gdf = gdf.copy()
+    gdf[gdf.geometry.name] = np.where(invalid, shapely.make_valid(geoms), geoms)
+    stems, _ = _feature_stems(gdf[invalid])
+    names = sorted(set().union(*stems))
+    where = f" (images {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})" if names else ""
+    return gdf, [
+        f"repaired {int(invalid.sum())} invalid polygons{where} with make_valid (e.g. "
+        "self-intersections, as drawn in QGIS: every lobe is kept)"
+    ]
 
 
 def _burn(

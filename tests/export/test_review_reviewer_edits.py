@@ -1,0 +1,238 @@
+"""`elnet import` of reviewers' edits as CVAT and QGIS write them (H5's new-user pass).
+
+Faults found by exporting weak SOS labels for CVAT, editing the file as CVAT's export looks
+(1-based ids, ``attributes``, uncompressed RLE with ``iscrowd`` 1, image names with the task's
+folders, rectangles as a bbox without segmentation) and importing it back:
+
+* a self-intersecting polygon (a reviewer's "bow tie") lost one lobe (``buffer(0)``), in the
+  Label Studio import too; pycocotools, the COCO reference, fills both;
+* a rectangle (bbox, empty segmentation) was dropped without a word;
+* images named ``folder/name`` were not found under ``--images`` (a GeoTIFF's mask lost its
+  georeference), and an ``--images`` folder holding none of the images was not noticed;
+* two images with one name in different folders gave one mask, silently overwritten;
+* CVAT's download (a zip holding ``annotations/instances_default.json``) and its XML format got
+  "not a JSON file (utf-8 codec ...)";
+* a file with several categories (oil spill, look-alike) was unioned into one mask silently;
+* QGIS: a layer with a self-intersecting polygon in each of two images said "repaired 1 invalid
+  geometries" (the reader's note per image, shown once).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from review_helpers import make_run
+
+from sam2elnet.cli import main
+from sam2elnet.export.api import export_labels
+from sam2elnet.export.coco_import import annotation_mask, import_coco
+from sam2elnet.export.labelstudio_import import result_mask
+from sam2elnet.export.vector_import import import_vector
+
+# pycocotools 2.0.x on numpy 2 warns about its own np.array(copy=False) call
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+# x, y: crosses itself at (30, 25); no pixel centre on an edge, so the fill rules cannot differ
+BOW_TIE = [10.0, 10.0, 50.0, 40.0, 50.0, 10.0, 10.0, 40.0]
+ATTRS = {"occluded": False, "rotation": 0.0}
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def _cvat_file(path: Path, images: list[dict], annotations: list[dict], cats=("oil spill",)):
+    """A COCO file with the fields CVAT's "COCO 1.0" export writes."""
+    coco = {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {
+            "contributor": "",
+            "date_created": "",
+            "description": "",
+            "url": "",
+            "version": "",
+            "year": "",
+        },  # fmt: skip
+        "categories": [{"id": i + 1, "name": c, "supercategory": ""} for i, c in enumerate(cats)],
+        "images": [
+            dict(im, license=0, flickr_url="", coco_url="", date_captured=0) for im in images
+        ],
+        "annotations": [
+            dict({"category_id": 1, "iscrowd": 0, "attributes": ATTRS, "area": 0.0}, id=i + 1, **a)
+            for i, a in enumerate(annotations)
+        ],
+    }
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_self_intersecting_polygon_is_filled_as_pycocotools_fills_it(tmp_path: Path):
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([BOW_TIE], 64, 64))) > 0
+    assert ref.sum() == 600  # both triangles (one is 300)
+    got = annotation_mask([BOW_TIE], 64, 64)
+    assert np.array_equal(got, ref)
+    # Label Studio polygons (points in percent of the image) take the same rule
+    pts = [[x * 100 / 64, y * 100 / 64] for x, y in zip(BOW_TIE[::2], BOW_TIE[1::2], strict=True)]
+    region = {"type": "polygonlabels", "value": {"points": pts, "polygonlabels": ["oil spill"]}}
+    assert np.array_equal(result_mask([region], 64, 64), ref)
+
+
+def test_cvat_rectangle_is_filled_and_counted(tmp_path: Path, capsys):
+    p = _cvat_file(
+        tmp_path / "instances_default.json",
+        [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        [{"image_id": 1, "segmentation": [], "bbox": [5.0, 4.0, 10.0, 6.0], "area": 60.0}],
+    )
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "m", "--no-progress")
+    assert rc == 0, err
+    from PIL import Image
+
+    got = np.array(Image.open(tmp_path / "m" / "a.png")) > 0
+    want = np.zeros((30, 40), bool)
+    want[4:10, 5:15] = True
+    assert np.array_equal(got, want)
+    assert "1 rectangle" in err
+
+
+def test_image_names_with_folders_are_found_and_keep_georeference(tmp_path: Path, capsys):
+    run = make_run(tmp_path, {"a": 0.3, "b": 0.8})
+    # the images as a CVAT task made from a folder tree holds them: palsar/a.tif, sentinel/b.tif
+    root = tmp_path / "tree"
+    for name, sub in (("a", "palsar"), ("b", "sentinel")):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(tmp_path / "images" / f"{name}.tif", root / sub / f"{name}.tif")
+    seg = {"counts": [0, 40 * 48], "size": [40, 48]}  # uncompressed RLE, all foreground
+    p = _cvat_file(
+        tmp_path / "instances_default.json",
+        [
+            {"id": 1, "file_name": "palsar/a.tif", "width": 48, "height": 40},
+            {"id": 2, "file_name": "sentinel/b.tif", "width": 48, "height": 40},
+        ],
+        [{"image_id": 1, "segmentation": seg, "bbox": [0, 0, 48, 40], "iscrowd": 1}],
+    )
+    res = import_coco(p, tmp_path / "m", images=root, progress=False)
+    assert sorted(q.name for q in res.written) == ["a.tif", "b.tif"]
+    with rasterio.open(tmp_path / "m" / "a.tif") as d:
+        assert d.crs is not None and d.transform.a == 10 and (d.read(1) == 255).all()
+    assert run.is_dir()
+    # --images that holds none of the images: one error line, nothing written
+    (tmp_path / "other").mkdir()
+    shutil.copy(tmp_path / "images" / "a.tif", tmp_path / "other" / "zz.tif")
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--images", tmp_path / "other",
+                   "--out", tmp_path / "m2", "--no-progress")  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ") and "palsar/a.tif" in err and "--images" in err
+    assert not (tmp_path / "m2").exists()
+    # some found: the others get a PNG from the COCO size, and a note says so
+    (root / "sentinel" / "b.tif").unlink()
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--images", root,
+                   "--out", tmp_path / "m3", "--no-progress")  # fmt: skip
+    assert rc == 0 and "1 of 2 images" in err and "sentinel/b.tif" in err, err
+    assert sorted(q.name for q in (tmp_path / "m3").glob("*.*") if q.name[0] != ".") == [
+        "a.tif",
+        "b.png",
+    ]
+
+
+def test_two_images_with_one_name_are_an_error(tmp_path: Path, capsys):
+    p = _cvat_file(
+        tmp_path / "c.json",
+        [
+            {"id": 1, "file_name": "palsar/00001.jpg", "width": 8, "height": 8},
+            {"id": 2, "file_name": "sentinel/00001.jpg", "width": 8, "height": 8},
+        ],
+        [],
+    )
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "m", "--no-progress")
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "palsar/00001.jpg" in err and "sentinel/00001.jpg" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cvat_zip_is_read_and_xml_is_refused_with_the_remedy(tmp_path: Path, capsys):
+    seg = [[2.0, 2.0, 6.0, 2.0, 6.0, 5.0, 2.0, 5.0]]
+    p = _cvat_file(
+        tmp_path / "instances_default.json",
+        [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+        [{"image_id": 1, "segmentation": seg, "bbox": [2, 2, 4, 3]}],
+    )
+    z = tmp_path / "task_1_coco 1.0.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(p, "annotations/instances_default.json")
+    rc, err = _cli(capsys, "import", z, "--from", "cvat", "--out", tmp_path / "m", "--no-progress")
+    assert rc == 0, err
+    from PIL import Image
+
+    assert (np.array(Image.open(tmp_path / "m" / "a.png")) > 0).sum() == 12
+    # a zip without a COCO file (e.g. "CVAT for images 1.1"), and the XML itself
+    bad = tmp_path / "cvat_xml.zip"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("annotations.xml", "<annotations><version>1.1</version></annotations>")
+    xml = tmp_path / "annotations.xml"
+    xml.write_text('<?xml version="1.0"?>\n<annotations><version>1.1</version></annotations>')
+    for f in (bad, xml):
+        rc, err = _cli(capsys, "import", f, "--from", "coco", "--out", tmp_path / "x")
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "COCO 1.0" in err and "utf-8" not in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_several_categories_are_named_in_a_note(tmp_path: Path, capsys):
+    seg = [[2.0, 2.0, 6.0, 2.0, 6.0, 5.0, 2.0, 5.0]]
+    p = _cvat_file(
+        tmp_path / "c.json",
+        [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+        [
+            {"image_id": 1, "segmentation": seg, "bbox": [2, 2, 4, 3]},
+            {"image_id": 1, "segmentation": seg, "bbox": [2, 2, 4, 3], "category_id": 2},
+        ],
+        cats=("oil spill", "look-alike"),
+    )
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "m", "--no-progress")
+    assert rc == 0 and "look-alike" in err and "--category" in err, err
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "m2",
+                   "--category", "oil spill", "--no-progress")  # fmt: skip
+    assert rc == 0 and "look-alike" not in err, err
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_qgis_self_intersections_are_repaired_and_counted_over_the_layer(tmp_path: Path):
+    import geopandas as gpd
+    from helpers_data import write_png
+    from PIL import Image
+    from shapely.geometry import Polygon
+
+    for name in ("a", "b", "c"):
+        write_png(tmp_path / "images" / f"{name}.png", np.zeros((64, 64), np.uint8))
+    # QGIS pixel frame of an image without CRS: x = column, y = -row
+    tie = Polygon([(x, -y) for x, y in zip(BOW_TIE[::2], BOW_TIE[1::2], strict=True)])
+    square = Polygon([(2, -2), (6, -2), (6, -5), (2, -5)])
+    gdf = gpd.GeoDataFrame(
+        {"source": ["a.png", "b.png", "c.png"]}, geometry=[tie, tie, square], crs=None
+    )
+    gp = tmp_path / "labels.gpkg"
+    gdf.to_file(gp, layer="labels")
+    res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert len(res.written) == 3
+    assert any("repaired 2 invalid polygons (images a, b)" in n for n in res.notes), res.notes
+    assert not any("repaired 1" in n for n in res.notes), res.notes
+    for name in ("a", "b"):
+        assert (np.array(Image.open(tmp_path / "m" / f"{name}.png")) > 0).sum() == 600
+
+
+def test_coco_export_without_a_domain_names_its_category_for_the_cvat_task(tmp_path: Path):
+    run = make_run(tmp_path, {"a": 0.3})  # summary.json names no domain, model.pt is no model
+    res = export_labels(run, tmp_path / "coco.json", "coco", progress=False)
+    assert json.loads((tmp_path / "coco.json").read_text())["categories"][0]["name"] == (
+        "foreground"
+    )
+    assert any("'foreground'" in n and "CVAT task" in n for n in res.notes), res.notes
