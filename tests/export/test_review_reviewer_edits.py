@@ -236,3 +236,38 @@ def test_coco_export_without_a_domain_names_its_category_for_the_cvat_task(tmp_p
         "foreground"
     )
     assert any("'foreground'" in n and "CVAT task" in n for n in res.notes), res.notes
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_qgis_layer_with_every_polygon_deleted_gives_empty_masks_for_the_review_set(
+    tmp_path: Path, capsys
+):
+    """All weak labels were false alarms (SAR look-alikes): the reviewer deletes every polygon."""
+    import geopandas as gpd
+
+    run = make_run(tmp_path, {"a": 0.3, "b": 0.4})
+    gp = tmp_path / "weak.gpkg"
+    export_labels(run / "rejected", gp, progress=False)
+    g = gpd.read_file(gp, layer="labels")
+    assert len(g) > 0
+    g.iloc[0:0].to_file(gp, layer="labels", driver="GPKG")
+    rc, err = _cli(capsys, "import", gp, "--from", "qgis", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    for name in ("a", "b"):
+        with rasterio.open(tmp_path / "m" / f"{name}.tif") as d:
+            assert d.crs is not None and not (d.read(1) == 255).any()
+    assert "2 of 2 masks are all background" in err
+    # without the export's record an empty layer names no image: one error line with the remedy
+    (tmp_path / "weak_review.json").unlink()
+    rc, err = _cli(capsys, "import", gp, "--from", "qgis", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m2", "--no-progress")  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "no features" in err and "--review-set" in err and "--all-images" in err
+    assert not (tmp_path / "m2").exists()
+    res = import_vector(gp, tmp_path / "m3", images=tmp_path / "images", all_images=True,
+                        progress=False)  # fmt: skip
+    assert len(res.written) == 2
+    for q in res.written:
+        with rasterio.open(q) as d:
+            assert not (d.read(1) == 255).any()

@@ -53,8 +53,13 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-def read_vector(path: str | Path, layer: str | int | None = None):
-    """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input."""
+def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: bool = False):
+    """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input.
+
+    Features without a geometry (or with an empty one) are dropped. ``allow_empty``: a layer
+    with no feature left is returned (empty) instead of raising; the review-loop import takes
+    it so (every polygon deleted: no object in any reviewed image).
+    """
     import geopandas as gpd
 
     p = Path(path)
@@ -73,13 +78,15 @@ def read_vector(path: str | Path, layer: str | int | None = None):
             p,
         ) from err
     if len(gdf) == 0:
+        if allow_empty:
+            return gdf
         raise DataError("vector label file has no features (empty layer)", p)
     import shapely
 
     # missing (None) or empty geometries: shapely's tests (geopandas' notna() warns on empties)
     g = np.asarray(gdf.geometry.values, dtype=object)
     gdf = gdf[~(shapely.is_missing(g) | shapely.is_empty(g))]
-    if len(gdf) == 0:
+    if len(gdf) == 0 and not allow_empty:
         raise DataError("vector label file has features but all geometries are empty", p)
     return gdf
 

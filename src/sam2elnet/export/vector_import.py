@@ -128,7 +128,15 @@ def import_vector(
     files = list_images(Path(images), split_hint=False)
     record = Path(review_set) if review_set is not None else review_set_path(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
-    gdf = read_vector(p, layer=layer)
+    gdf = read_vector(p, layer=layer, allow_empty=True)
+    if len(gdf) == 0 and listed is None and not all_images:
+        raise DataError(
+            f"the layer has no features and no review set ({p.stem}_review.json) lists the "
+            "images it was exported for, so no image is known to be reviewed; give the "
+            "export's record with --review-set (its images get all-background masks), or "
+            "--all-images",
+            p,
+        )
     if category is not None:
         if "category" not in gdf.columns:
             raise UserError(
