@@ -216,9 +216,9 @@ def test_qgis_self_intersections_are_repaired_and_counted_over_the_layer(tmp_pat
     # QGIS pixel frame of an image without CRS: x = column, y = -row
     tie = Polygon([(x, -y) for x, y in zip(BOW_TIE[::2], BOW_TIE[1::2], strict=True)])
     square = Polygon([(2, -2), (6, -2), (6, -5), (2, -5)])
-    gdf = gpd.GeoDataFrame(
-        {"source": ["a.png", "b.png", "c.png"]}, geometry=[tie, tie, square], crs=None
-    )
+    # c's name as a Windows path pasted into the attribute table
+    names = ["a.png", "b.png", "C:\\review\\images\\c.png"]
+    gdf = gpd.GeoDataFrame({"source": names}, geometry=[tie, tie, square], crs=None)
     gp = tmp_path / "labels.gpkg"
     gdf.to_file(gp, layer="labels")
     res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
@@ -227,6 +227,7 @@ def test_qgis_self_intersections_are_repaired_and_counted_over_the_layer(tmp_pat
     assert not any("repaired 1" in n for n in res.notes), res.notes
     for name in ("a", "b"):
         assert (np.array(Image.open(tmp_path / "m" / f"{name}.png")) > 0).sum() == 600
+    assert (np.array(Image.open(tmp_path / "m" / "c.png")) > 0).sum() == 12
 
 
 def test_coco_export_without_a_domain_names_its_category_for_the_cvat_task(tmp_path: Path):
@@ -271,3 +272,31 @@ def test_qgis_layer_with_every_polygon_deleted_gives_empty_masks_for_the_review_
     for q in res.written:
         with rasterio.open(q) as d:
             assert not (d.read(1) == 255).any()
+
+
+def test_cvat_zip_of_a_task_with_subsets_reads_every_subset(tmp_path: Path):
+    seg = [[2.0, 2.0, 6.0, 2.0, 6.0, 5.0, 2.0, 5.0]]  # 4 x 3 px
+    z = tmp_path / "task.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for sub, name, cats in (("Train", "a.jpg", ("oil spill",)),
+                                ("Validation", "b.jpg", ("look-alike", "oil spill"))):  # fmt: skip
+            p = _cvat_file(
+                tmp_path / f"{sub}.json",
+                [{"id": 1, "file_name": name, "width": 8, "height": 8}],
+                [
+                    {
+                        "image_id": 1,
+                        "segmentation": seg,
+                        "bbox": [2, 2, 4, 3],
+                        "category_id": cats.index("oil spill") + 1,
+                    }
+                ],  # fmt: skip
+                cats=cats,
+            )
+            zf.write(p, f"annotations/instances_{sub}.json")
+    res = import_coco(z, tmp_path / "m", category="oil spill", progress=False)
+    assert sorted(q.name for q in res.written) == ["a.png", "b.png"]
+    from PIL import Image
+
+    for q in res.written:
+        assert (np.array(Image.open(q)) > 0).sum() == 12

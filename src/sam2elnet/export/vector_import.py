@@ -21,7 +21,7 @@ export).
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -38,13 +38,14 @@ NAME_COLUMNS = ("source", "label")
 
 def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
     """Per feature the image stems its name attributes give (empty: none filled in), and whether
-    the layer has any name attribute."""
+    the layer has any name attribute. A name may be a path, with ``/`` or ``\\`` (a Windows
+    path pasted in QGIS): its stem counts."""
     cols = [c for c in NAME_COLUMNS if c in gdf.columns]
     stems: list[set[str]] = [set() for _ in range(len(gdf))]
     for c in cols:
         for i, v in enumerate(gdf[c].tolist()):
             if isinstance(v, str) and v.strip():
-                stems[i].add(Path(v.strip()).stem)
+                stems[i].add(PureWindowsPath(v.strip()).stem)  # a/b.png, C:\x\b.png: b
     return stems, bool(cols)
 
 
