@@ -300,3 +300,14 @@ def test_cvat_zip_of_a_task_with_subsets_reads_every_subset(tmp_path: Path):
 
     for q in res.written:
         assert (np.array(Image.open(q)) > 0).sum() == 12
+
+
+def test_report_next_steps_give_working_cvat_and_qgis_commands():
+    from sam2elnet.pipeline.report import _next_steps
+
+    steps = " ".join(_next_steps(Path("out/auto"), True))
+    # the QGIS export of labels without a CRS lay mirrored above the images without this flag
+    assert "--format gpkg" not in steps
+    assert "--out out/auto/qgis/labels.gpkg --pixel-coords qgis" in steps
+    assert "--from vector --images IMAGES --out MASKS" in steps
+    assert "--format coco --coco-rle" in steps and "--from cvat --images IMAGES" in steps

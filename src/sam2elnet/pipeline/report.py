@@ -114,10 +114,23 @@ def _next_steps(run: Path | None, filtered: bool) -> list[str]:
         )
     if run is not None:
         steps.append(
-            "Review them in Label Studio, least trusted first (kept and rejected labels): "
-            f"elnet export --labels {run} --format label-studio --out {run / 'ls' / 'tasks.json'} "
-            "(QGIS: --format gpkg --out labels.gpkg); bring the corrections back with elnet import "
-            "EXPORT.json --from label-studio --out MASKS."
+            "Review them in Label Studio, least trusted first (kept and rejected labels; "
+            f"--labels {run / 'rejected'} for the rejected ones only): "
+            f"elnet export --labels {run} --format label-studio --out {run / 'ls' / 'tasks.json'}; "
+            "bring the corrections back with elnet import EXPORT.json --from label-studio "
+            "--out MASKS."
+        )
+        steps.append(
+            f"Or in CVAT: elnet export --labels {run} --format coco --coco-rle "
+            f"--out {run / 'cvat' / 'coco.json'}, upload it to the task as COCO 1.0; after "
+            "review export the task as COCO 1.0 and elnet import TASK.zip --from cvat "
+            "--images IMAGES --out MASKS."
+        )
+        steps.append(
+            f"Or in QGIS: elnet export --labels {run} --out {run / 'qgis' / 'labels.gpkg'} "
+            "--pixel-coords qgis (polygons over images without a CRS, where QGIS shows them); "
+            f"edit and save the layer, then elnet import {run / 'qgis' / 'labels.gpkg'} "
+            "--from vector --images IMAGES --out MASKS (docs/review.md)."
         )
         steps.append(
             f"Score the labels against truth: elnet evaluate --pred {run} --truth MASKS --report"
