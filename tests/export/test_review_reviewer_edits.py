@@ -311,3 +311,13 @@ def test_report_next_steps_give_working_cvat_and_qgis_commands():
     assert "--out out/auto/qgis/labels.gpkg --pixel-coords qgis" in steps
     assert "--from vector --images IMAGES --out MASKS" in steps
     assert "--format coco --coco-rle" in steps and "--from cvat --images IMAGES" in steps
+
+
+def test_coco_export_has_the_sections_cvats_reader_requires(tmp_path: Path):
+    # CVAT's streaming COCO reader (datumaro's page mapper) stops with "Cannot find the licenses
+    # section" unless all five sections are there, and refuses any other top-level key
+    run = make_run(tmp_path, {"a": 0.3, "b": 0.8})
+    export_labels(run, tmp_path / "coco.json", "coco", progress=False)
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    assert set(coco) == {"licenses", "info", "images", "annotations", "categories"}
+    assert coco["licenses"] == [] and isinstance(coco["info"], dict)

@@ -337,6 +337,10 @@ def build_coco(
 ) -> dict[str, Any]:
     """COCO dict with one annotation per connected foreground region of every item.
 
+    Top-level keys: ``licenses`` (empty), ``info``, ``images``, ``annotations``, ``categories``:
+    the five sections CVAT's streaming COCO reader (datumaro's page mapper) requires, each one
+    (a file without ``licenses`` failed there: "Cannot find the licenses section").
+
     Holds every annotation; :func:`write_coco` writes the same JSON without doing so. Items are
     masks in memory (:class:`CocoItem`) or label rasters read by strips (:class:`CocoLabel`).
     The progress bar (``progress``; log lines without it) counts ``unit`` (e.g. ``label``,
@@ -348,7 +352,13 @@ def build_coco(
     with _one_gdal_env():
         for kind, d in _coco_parts(items, quality or {}, rle, progress, total, unit):
             (images if kind == "image" else anns).append(d)
-    return {"info": info, "images": images, "annotations": anns, "categories": categories}
+    return {
+        "licenses": [],
+        "info": info,
+        "images": images,
+        "annotations": anns,
+        "categories": categories,
+    }
 
 
 def write_coco(
@@ -398,7 +408,7 @@ def write_coco(
         anns.seek(0)
         with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             fh.write(
-                '{"info": '
+                '{"licenses": [], "info": '
                 + json_text(info, indent=None)
                 + ', "images": '
                 + json_text(images, indent=None)
