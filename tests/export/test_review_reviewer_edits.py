@@ -179,6 +179,17 @@ def test_cvat_zip_is_read_and_xml_is_refused_with_the_remedy(tmp_path: Path, cap
         zf.writestr("annotations.xml", "<annotations><version>1.1</version></annotations>")
     xml = tmp_path / "annotations.xml"
     xml.write_text('<?xml version="1.0"?>\n<annotations><version>1.1</version></annotations>')
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(z.read_bytes()[:-30])  # a download cut short: no central directory end
+    cut = tmp_path / "cut.zip"
+    data = bytearray(z.read_bytes())
+    data[60:70] = b"\0" * 10  # compressed bytes damaged, the directory intact
+    cut.write_bytes(bytes(data))
+    nosize = _cvat_file(tmp_path / "nosize.json", [{"id": 1, "file_name": "a.jpg"}], [])
+    for f, what in ((broken, "download the export again"), (cut, "unreadable zip (BadZipFile"),
+                    (nosize, "width and height")):  # fmt: skip
+        rc, err = _cli(capsys, "import", f, "--from", "coco", "--out", tmp_path / "x")
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and what in err, err
     for f in (bad, xml):
         rc, err = _cli(capsys, "import", f, "--from", "coco", "--out", tmp_path / "x")
         assert rc == 2 and len(err.strip().splitlines()) == 1, err

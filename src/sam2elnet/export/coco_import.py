@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -92,30 +93,42 @@ def read_coco(path: str | Path) -> dict[str, Any]:
     """
     p = Path(path)
     if p.is_file() and zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as zf:
-            names = sorted(
-                n
-                for n in zf.namelist()
-                if PurePosixPath(n).suffix.lower() == ".json"
-                and PurePosixPath(n).name.startswith("instances_")
-            )
-            if not names:
-                raise DataError(
-                    f"the zip holds no COCO annotations (instances_*.json); {_EXPORT_AGAIN}", p
-                )
-            parts = []
-            for n in names:
-                try:
-                    parts.append(json.loads(zf.read(n).decode("utf-8")))
-                except (ValueError, UnicodeDecodeError) as err:
-                    raise DataError(f"{n} in the zip is not a JSON file ({err})", p) from None
-        return parts[0] if len(parts) == 1 else _merge(parts, p)
+        try:
+            return _read_zip(p)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
+            raise DataError(
+                f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
+            ) from None
     if p.is_file():
         with open(p, "rb") as fh:
             head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head.startswith(b"<"):
             raise DataError(f"an XML file (CVAT for images?), not COCO JSON; {_EXPORT_AGAIN}", p)
+        if head.startswith(b"PK"):
+            raise DataError("unreadable zip (cut short or damaged); download the export again", p)
     return read_json_export(p, "COCO file", f"; {_EXPORT_AGAIN}")
+
+
+def _read_zip(p: Path) -> dict[str, Any]:
+    """The COCO dict of CVAT's zip (:func:`read_coco`)."""
+    with zipfile.ZipFile(p) as zf:
+        names = sorted(
+            n
+            for n in zf.namelist()
+            if PurePosixPath(n).suffix.lower() == ".json"
+            and PurePosixPath(n).name.startswith("instances_")
+        )
+        if not names:
+            raise DataError(
+                f"the zip holds no COCO annotations (instances_*.json); {_EXPORT_AGAIN}", p
+            )
+        parts = []
+        for n in names:
+            try:
+                parts.append(json.loads(zf.read(n).decode("utf-8")))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise DataError(f"{n} in the zip is not a JSON file ({err})", p) from None
+    return parts[0] if len(parts) == 1 else _merge(parts, p)
 
 
 def _merge(parts: list[Any], p: Path) -> dict[str, Any]:
@@ -187,6 +200,16 @@ def import_coco(
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
     if not coco["images"]:
         raise DataError("the COCO file lists no images; export the task again", p)
+    for im in coco["images"]:
+        ok = isinstance(im, dict) and all(
+            isinstance(im.get(k), int) and im[k] > 0 for k in ("height", "width")
+        )
+        if not ok:
+            raise DataError(
+                f"an image entry has no width and height in pixels ({str(im)[:80]}); COCO "
+                "images need them: export the task again",
+                p,
+            )
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), p, ipath)
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or []}
