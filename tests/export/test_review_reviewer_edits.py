@@ -332,3 +332,25 @@ def test_coco_export_has_the_sections_cvats_reader_requires(tmp_path: Path):
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert set(coco) == {"licenses", "info", "images", "annotations", "categories"}
     assert coco["licenses"] == [] and isinstance(coco["info"], dict)
+
+
+def test_malformed_rle_skips_its_image_and_bad_annotations_are_one_line(tmp_path: Path, capsys):
+    ims = [
+        {"id": i, "file_name": f"{n}.jpg", "width": 4, "height": 3} for i, n in ((1, "a"), (2, "b"))
+    ]
+    good = {"counts": [2, 3, 7], "size": [3, 4]}  # 12 px
+    for seg, why in (({"counts": [2, 3, 9], "size": [3, 4]}, "cover 14 pixels"),
+                     ({"counts": "0P8", "size": [3, 4]}, "unreadable RLE"),
+                     ({"size": [3, 4]}, "unreadable RLE (KeyError")):  # fmt: skip
+        p = _cvat_file(
+            tmp_path / "c.json",
+            ims,
+            [{"image_id": 1, "segmentation": good, "iscrowd": 1, "bbox": [0, 0, 4, 3]},
+             {"image_id": 2, "segmentation": seg, "iscrowd": 1, "bbox": [0, 0, 4, 3]}],
+        )  # fmt: skip
+        res = import_coco(p, tmp_path / "m", progress=False)
+        assert [q.name for q in res.written] == ["a.png"], why
+        assert res.skipped and res.skipped[0][0] == "b" and why in res.skipped[0][1], res.skipped
+    p.write_text(json.dumps({"images": ims, "annotations": [1, 2], "categories": []}))
+    rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "x")
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "'annotations'" in err, err

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.export.coco import rle_decode
+from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import MaskFolder, removed_note
 
@@ -53,7 +53,18 @@ def annotation_mask(seg: Any, height: int, width: int, bbox: Any = None) -> np.n
         size = [int(v) for v in seg.get("size", [])]
         if size != [height, width]:
             raise DataError(f"RLE size {size} differs from the image size {[height, width]}")
-        return rle_decode(seg)
+        try:
+            counts = seg["counts"]
+            counts = string_to_counts(counts) if isinstance(counts, str) else list(counts)
+            total = sum(int(c) for c in counts)
+            bad = total != height * width or any(int(c) < 0 for c in counts)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise DataError(f"unreadable RLE ({type(err).__name__}: {err})") from None
+        if bad:
+            raise DataError(
+                f"unreadable RLE: its runs cover {total} pixels, the image has {height * width}"
+            )
+        return rle_decode({"size": size, "counts": counts})
     if seg is None:
         seg = []
     if not isinstance(seg, list):
@@ -200,6 +211,10 @@ def import_coco(
         raise DataError("not a COCO file (needs 'images' and 'annotations')", p)
     if not coco["images"]:
         raise DataError("the COCO file lists no images; export the task again", p)
+    if not isinstance(coco["annotations"], list) or not all(
+        isinstance(a, dict) for a in coco["annotations"]
+    ):
+        raise DataError("'annotations' is not a list of objects; export the task again", p)
     for im in coco["images"]:
         ok = isinstance(im, dict) and all(
             isinstance(im.get(k), int) and im[k] > 0 for k in ("height", "width")
