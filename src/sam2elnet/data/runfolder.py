@@ -6,7 +6,8 @@ reports and resume read back::
     OUT/labels/  OUT/rejected/    kept / rejected label masks (RUN_MASK_FOLDERS)
     OUT/quality.csv               one row per image: image, label (relative to OUT), predicted_iou,
                                   kept, quality_flag ("" or why the score is 0 /
-                                  damped: all nodata, constant image, out of distribution...),
+                                  damped: all nodata, constant image, out of distribution,
+                                  empty label: ...),
                                   [coarse], [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
     OUT/summary.json              counts, threshold, evaluator info, timing, the model file

@@ -201,6 +201,7 @@ def fit_evaluator(
         else None,
         "mean_iou_in_sample": ev.metrics.get("mean_iou_in_sample"),
         "in_sample_offset": ev.in_sample_coef,
+        "empty_counts": ev.empty_counts,  # held-out empty labels per kind: [n, right]
         "default_threshold": choice.as_dict(),
         "fitted_on": {
             "method": "crossfit" if extra is not None else "validation+training",

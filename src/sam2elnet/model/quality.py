@@ -55,12 +55,14 @@ from sam2elnet.model.quality_calibration import (
     lower_mean,
     spearman,
 )
+from sam2elnet.model.quality_empty import EMPTY_KINDS, empty_flag, empty_kinds, empty_scores
 from sam2elnet.model.quality_features import FEATURE_NAMES, REJECT_FLAGS
 from sam2elnet.model.quality_head import HEAD_KEYS, heuristic, ood_factor, raw_scores
 from sam2elnet.model.quality_learning import learn_state
 
 __all__ = [
     "COMPATIBLE_VERSIONS",
+    "EMPTY_KINDS",
     "FEATURE_NAMES",
     "ISOTONIC_MIN_SAMPLES",
     "MIN_FIT_SAMPLES",
@@ -84,11 +86,11 @@ __all__ = [
     "spearman",
 ]
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 UNFITTED_FLAG = "evaluator not fitted"
 """Start of the ``quality_flag`` of every label scored by an evaluator that is not fitted (too
 few or too uniform labelled samples): the score is only a cap, not a ranking. Not a reject flag."""
-COMPATIBLE_VERSIONS = (1, 2)
+COMPATIBLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -142,7 +144,9 @@ class QualityEvaluator:
       bound of the samples' mean IoU (:data:`NO_SAMPLE_PRIOR` without samples). The heuristic is
       ``tta_agreement * ds_agreement * (1 - uncertain_frac)``;
     * non-finite features score 0;
-    * features far outside the fitted range are damped towards 0 (:data:`OOD_TOLERANCE`).
+    * features far outside the fitted range are damped towards 0 (:data:`OOD_TOLERANCE`);
+    * an empty label (no object pixel) is scored by the held-out rate of right empty labels of its
+      kind, not by the head (:mod:`sam2elnet.model.quality_empty`).
     """
 
     tau: float = 0.7
@@ -169,6 +173,10 @@ class QualityEvaluator:
     heldout_scores: list[float] = field(default_factory=list)  # calibrated out-of-fold scores
     heldout_iou: list[float] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    #: held-out empty labels per kind, ``{kind: [n, sum of true IoU]}``
+    #: (:mod:`sam2elnet.model.quality_empty`); empty in states from before version 3, whose
+    #: empty labels are scored by the ridge head like the others
+    empty_counts: dict[str, list[float]] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- the head
     def _head(self) -> dict[str, Any]:
@@ -182,11 +190,16 @@ class QualityEvaluator:
     ) -> np.ndarray:
         return raw_scores(self._head(), features, embeddings, in_sample)
 
-    def ood_factor(self, features: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+    def ood_factor(
+        self,
+        features: np.ndarray,
+        embeddings: np.ndarray | None = None,
+        empty: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(N,) out-of-distribution damping factor in [0, 1] of this evaluator's head for (N, F)
-        features and optional (N, D) embeddings (:func:`sam2elnet.model.quality_head.ood_factor`
-        documents the range rule)."""
-        return ood_factor(self._head(), features, embeddings)
+        features, optional (N, D) embeddings and (N,) bool empty-label rows
+        (:func:`sam2elnet.model.quality_head.ood_factor` documents the range rule)."""
+        return ood_factor(self._head(), features, embeddings, empty)
 
     # ---------------------------------------------------------------- public API
     def fit(
@@ -255,9 +268,10 @@ class QualityEvaluator:
         Returns:
             ``(scores, flags)``: (N,) float predicted IoU in [0, 1]; one flag per row, ``""`` or
             ``"non-finite features"`` (score 0) or ``"out of distribution"`` (score damped) or,
-            from an evaluator that is not fitted, ``"evaluator not fitted: <status>"`` (status
-            ``too_few_samples`` / ``uniform_labels`` / ``no_samples``; score capped at
-            :attr:`prior`).
+            for an empty label (no object pixel), ``"empty label: ..."`` saying which held-out
+            rate scored it (:mod:`sam2elnet.model.quality_empty`) or, from an evaluator that is
+            not fitted, ``"evaluator not fitted: <status>"`` (status ``too_few_samples`` /
+            ``uniform_labels`` / ``no_samples``; score capped at :attr:`prior`).
 
         Raises:
             ValueError: ``features`` is not (N, F).
@@ -278,11 +292,15 @@ class QualityEvaluator:
             flags = [f or f"{UNFITTED_FLAG}: {self.status}" for f in flags]
         else:
             scores = np.clip(self._calibrate(self._raw(feats, emb)), 0.0, 1.0)
-            factor = self.ood_factor(feats, emb)
-            scores = scores * factor
+            kinds = empty_kinds(feats) if self.empty_counts else np.full(len(feats), "", object)
+            empty = kinds != ""
+            factor = self.ood_factor(feats, emb, empty)
+            scores = np.where(empty, empty_scores(kinds, self.empty_counts), scores) * factor
             flags = [
-                f or ("out of distribution" if g < 1.0 else "")
-                for f, g in zip(flags, factor, strict=True)
+                f
+                or ("out of distribution" if g < 1.0 else "")
+                or (empty_flag(k, self.empty_counts) if k else "")
+                for f, g, k in zip(flags, factor, kinds, strict=True)
             ]
         scores = np.where(bad, 0.0, scores)
         return scores, flags

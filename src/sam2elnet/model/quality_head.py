@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.model.quality_calibration import OOD_EXEMPT, OOD_SPAN, OOD_TOLERANCE
+from sam2elnet.model.quality_empty import OBJECT_FEATURES
 from sam2elnet.model.quality_features import FEATURE_NAMES
 
 HEAD_KEYS = (
@@ -100,7 +101,10 @@ def ood_columns(
 
 
 def ood_factor(
-    head: Mapping[str, Any], features: np.ndarray, embeddings: np.ndarray | None = None
+    head: Mapping[str, Any],
+    features: np.ndarray,
+    embeddings: np.ndarray | None = None,
+    empty: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-distribution damping factor per sample.
 
@@ -108,6 +112,9 @@ def ood_factor(
         head: A head (:data:`HEAD_KEYS`).
         features: (N, F) uncertainty features (F = ``len(FEATURE_NAMES)``).
         embeddings: (N, D) decoder embeddings, or None (then only the features are checked).
+        empty: (N,) bool, True for empty labels: their object features
+            (:data:`~sam2elnet.model.quality_empty.OBJECT_FEATURES`, 0 by convention) are not
+            checked; None = check every column of every sample.
 
     Returns:
         (N,) float in [0, 1]: 1 inside the fitted range (+ :data:`OOD_TOLERANCE`), falling
@@ -123,6 +130,10 @@ def ood_factor(
         lo, hi = lo[: cols.shape[1]], hi[: cols.shape[1]]
     scale = np.asarray(head["ood_scale"])[: cols.shape[1]]
     excess = np.maximum(lo - cols, cols - hi).clip(min=0.0) / scale
+    if empty is not None and np.any(empty):
+        keep = [n for n in FEATURE_NAMES if n not in OOD_EXEMPT]
+        obj = [keep.index(n) for n in OBJECT_FEATURES]
+        excess[np.ix_(np.asarray(empty, bool), obj)] = 0.0
     worst = excess.max(1) if excess.shape[1] else np.zeros(n)
     return np.clip(1.0 - (worst - OOD_TOLERANCE) / OOD_SPAN, 0.0, 1.0)
 

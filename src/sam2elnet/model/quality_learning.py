@@ -34,6 +34,7 @@ from sam2elnet.model.quality_calibration import (
     lower_mean,
     spearman,
 )
+from sam2elnet.model.quality_empty import count_empty, empty_kinds, empty_scores
 from sam2elnet.model.quality_head import heuristic, ood_factor, raw_scores
 
 
@@ -80,6 +81,8 @@ def learn_state(
     fold = fold_of_group[gid]
     oof = np.zeros(n)
     oof_ood = np.ones(n)
+    kinds = empty_kinds(feats)
+    is_empty = kinds != ""
     for f in range(min(folds, n_groups)):
         test = np.flatnonzero(fold == f)
         train = np.flatnonzero(fold != f)
@@ -93,7 +96,7 @@ def learn_state(
         )
         e_test = None if emb is None else emb[test]
         oof[test] = raw_scores(head, feats[test], e_test, ins[test])
-        oof_ood[test] = ood_factor(head, feats[test], e_test)
+        oof_ood[test] = ood_factor(head, feats[test], e_test, is_empty[test])
     fields: dict[str, Any] = fit_head(feats, emb, y, pca_dim, ridge_alpha, ins)
     iso_x, iso_y, linear = fit_calibration(oof, y)
     fields.update(iso_x=iso_x, iso_y=iso_y, linear=linear, fitted=True, status="fitted")
@@ -108,6 +111,14 @@ def learn_state(
         warnings.warn(f"quality evaluator: {fields['warning']}", stacklevel=3)
     calibrated = apply_calibration(oof, iso_x, iso_y, linear) * oof_ood
     n_out = int(out_mask.sum())
+    # empty labels: the held-out rate of right ones of their kind (quality_empty), each held-out
+    # sample scored without itself; the ridge's extrapolation is not used for them
+    fields["empty_counts"] = count_empty(feats[out_mask], y[out_mask])
+    if is_empty.any():
+        own = np.where(out_mask, y, 0.0)  # in-sample rows are not in the counts
+        loo = empty_scores(kinds, fields["empty_counts"], own)
+        est = np.where(out_mask, loo, empty_scores(kinds, fields["empty_counts"]))
+        calibrated = np.where(is_empty, est * oof_ood, calibrated)
     thr_sel = out_mask if n_out >= min_samples else np.ones(n, bool)
     fields["heldout_scores"] = calibrated[thr_sel].tolist()
     fields["heldout_iou"] = y[thr_sel].tolist()
