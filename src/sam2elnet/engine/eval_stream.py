@@ -36,7 +36,6 @@ __all__ = [
     "Resampled",
     "pair_counts",
     "read_binary_mask",
-    "read_pair",
     "read_pair_masks",
     "streamable",
     "streamed_confusion",
@@ -353,20 +352,3 @@ def read_binary_mask(path: str | Path) -> np.ndarray:
     from sam2elnet.data.masks import read_mask
 
     return np.asarray(read_mask(path), dtype=bool)
-
-
-def read_pair(
-    pred: Path, truth: Path, resampled: bool = False, line_width: tuple[float, str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(prediction, truth) as bool (H, W) masks on the prediction's grid, as
-    :func:`read_pair_masks` reads them (a truth on another grid resampled onto it, outside its
-    footprint: background; polygons of one file per prediction rasterised onto it,
-    ``line_width``: (width, ``"map"`` or ``"px"``) of its line features, None: 1 px); the pixels
-    not counted are not given: use :func:`read_pair_masks` for them. ``resampled``: whether the
-    truth may lie on another grid (False: such a pair raises DataError)."""
-    from sam2elnet.engine.eval_vector import VectorTruth
-
-    width, unit = line_width or (None, "map")
-    vector = VectorTruth(line_width=width, line_width_unit=unit)
-    m = read_pair_masks(pred, truth, resample=resampled, vector=vector)
-    return m.pred, m.truth
