@@ -51,6 +51,30 @@ def write_tif(
     return path
 
 
+def nodata_strip_pair(folder: Path, suffix: str, stem: str = "a") -> tuple[Path, Path]:
+    """A 64 x 64 px prediction / truth pair for the nodata rules of ``elnet evaluate``: the
+    prediction's columns 0..15 are nodata (127; the GeoTIFF's nodata tag with ``suffix`` ".tif"),
+    truth objects at rows / columns 20..39 (predicted too) and 0..9 (under the nodata strip), so
+    the IoU over the scored pixels is 1.0 (0.8 when the strip counted as background). Files
+    ``<stem>_pred<suffix>`` and ``<stem>_mask<suffix>`` in ``folder``."""
+    from PIL import Image
+
+    pred = np.zeros((64, 64), np.uint8)
+    pred[:, :16] = 127
+    pred[20:40, 20:40] = 255
+    truth = np.zeros((64, 64), np.uint8)
+    truth[20:40, 20:40] = 255
+    truth[0:10, 0:10] = 255
+    p, t = folder / f"{stem}_pred{suffix}", folder / f"{stem}_mask{suffix}"
+    if suffix == ".tif":
+        write_tif(p, pred[None], nodata=127, georef=False)
+        write_tif(t, truth[None], georef=False)
+    else:
+        Image.fromarray(pred).save(p)
+        Image.fromarray(truth).save(t)
+    return p, t
+
+
 def blob_mask(size: int = 48, seed: int = 0) -> np.ndarray:
     """A bool mask with one or two ellipses."""
     rng = np.random.default_rng(seed)

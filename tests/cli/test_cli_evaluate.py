@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import nodata_strip_pair
 from PIL import Image
 
 from sam2elnet.cli import main
@@ -376,24 +377,8 @@ def test_prediction_nodata_is_not_counted(
     """A label's nodata pixels (127, tagged as the GeoTIFF's nodata; 127 in our PNG labels) are
     left out like the truth's ignore pixels. They were counted as background: a truth object
     under the nodata strip became 100 false negatives (IoU 0.8 instead of 1.0)."""
-    import rasterio
 
-    pred = np.zeros((64, 64), np.uint8)
-    pred[:, :16] = 127  # nodata strip
-    pred[20:40, 20:40] = 255
-    truth = np.zeros((64, 64), np.uint8)
-    truth[20:40, 20:40] = 255
-    truth[0:10, 0:10] = 255  # under the prediction's nodata
-    p, t = tmp_path / f"pred{suffix}", tmp_path / f"truth{suffix}"
-    if suffix == ".tif":
-        prof = dict(driver="GTiff", height=64, width=64, count=1, dtype="uint8")
-        with rasterio.open(p, "w", nodata=127, **prof) as d:
-            d.write(pred[None])
-        with rasterio.open(t, "w", **prof) as d:
-            d.write(truth[None])
-    else:
-        Image.fromarray(pred).save(p)
-        Image.fromarray(truth).save(t)
+    p, t = nodata_strip_pair(tmp_path, suffix)  # a truth object under the nodata strip
     out = tmp_path / "e.json"
     assert main(["evaluate", "--pred", str(p), "--truth", str(t), "--json", str(out)]) == 0
     agg = json.loads(out.read_text())["aggregate"]

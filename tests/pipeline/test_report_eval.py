@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers_data import nodata_strip_pair
 from PIL import Image
 from shapely.geometry import box
 
@@ -36,25 +37,8 @@ def _is(rgba: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
 
 
 def _nodata_pair(tmp_path: Path, suffix: str) -> tuple[Path, Path]:
-    """64 x 64 px: the prediction's columns 0..15 are nodata (127; the GeoTIFF's nodata tag);
-    truth objects at rows / columns 20..39 (predicted too) and 0..9 (under the nodata strip)."""
-    pred = np.zeros((64, 64), np.uint8)
-    pred[:, :16] = 127
-    pred[20:40, 20:40] = 255
-    truth = np.zeros((64, 64), np.uint8)
-    truth[20:40, 20:40] = 255
-    truth[0:10, 0:10] = 255
-    p, t = tmp_path / f"a_pred{suffix}", tmp_path / f"a_mask{suffix}"
-    if suffix == ".tif":
-        prof = dict(driver="GTiff", height=64, width=64, count=1, dtype="uint8")
-        with rasterio.open(p, "w", nodata=127, **prof) as d:
-            d.write(pred[None])
-        with rasterio.open(t, "w", **prof) as d:
-            d.write(truth[None])
-    else:
-        Image.fromarray(pred).save(p)
-        Image.fromarray(truth).save(t)
-    return p, t
+    """The prediction with a nodata strip over a truth object (:func:`nodata_strip_pair`)."""
+    return nodata_strip_pair(tmp_path, suffix)
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
