@@ -48,6 +48,7 @@ from sam2elnet.options import (
     norm_precision_value,
     option_default,
     option_error,
+    road_buffer_field,
     trunk_resolution,
 )
 
@@ -256,6 +257,8 @@ class TrainConfig(BaseModel):
         le=0.5,
         description="per-band gain/offset jitter; None = domain default (0; roads 0.05)",
     )
+    # road data: the buffer of the validation road measures (metrics.csv val_road_*)
+    road_buffer: float = road_buffer_field()
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @model_validator(mode="after")

@@ -45,6 +45,42 @@ PIXEL_COORDS_HELP = (
 )
 
 
+ROAD_BUFFER_PX = 3.0
+"""Default buffer tolerance of the road measures, in pixels (``--road-buffer`` of ``elnet
+evaluate``, ``train``, ``cv`` and ``experiment``): a centre-line pixel within this Euclidean
+distance of the other mask's centre line counts as matched. Wiedemann et al. (1998) match road
+axes within a buffer they tie to the road width; 3 px is this project's choice (docs/evaluation.md,
+"Road measures")."""
+
+ROAD_BUFFER_MAX = 100.0
+"""Largest ``--road-buffer`` accepted, px (a larger buffer matches almost everything)."""
+
+LINE_WIDTH_MAX = 100_000.0
+"""Largest ``--line-width`` accepted (map units or px): a sanity bound, 100 km in metres."""
+
+
+def road_buffer_field() -> Any:
+    """The one declaration of the ``road_buffer`` option (default :data:`ROAD_BUFFER_PX`,
+    0 < px <= :data:`ROAD_BUFFER_MAX`) for every options model that has it."""
+    return Field(
+        ROAD_BUFFER_PX,
+        gt=0,
+        le=ROAD_BUFFER_MAX,
+        description="road measures: centre-line buffer tolerance, px",
+    )
+
+
+def line_width_field() -> Any:
+    """The one declaration of the ``line_width`` option (None: lines burnt 1 px wide;
+    0 < w <= :data:`LINE_WIDTH_MAX`) for every options model that has it."""
+    return Field(
+        None,
+        gt=0,
+        le=LINE_WIDTH_MAX,
+        description="total width of line labels: map units, or px (line_width_unit)",
+    )
+
+
 TrunkScale = Literal[1, 2]
 """Values of ``--trunk-scale`` (sam2elnet.model.elnet.ModelConfig.trunk_scale): the frozen trunk
 sees the image at full (1) or half (2) resolution; None in a run's options means auto
@@ -189,9 +225,7 @@ class FolderJobOptions(WindowOptions):
     device: str = "cpu"
     precision: Precision = "auto"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
-    line_width: float | None = Field(
-        None, gt=0, description="total width of line labels: map units, or px (line_width_unit)"
-    )
+    line_width: float | None = line_width_field()
     line_width_unit: Literal["map", "px"] = "map"
     new_objects: Literal["drop", "keep"] = Field(
         "drop", description="enhance: drop predicted objects that miss the coarse label"
@@ -219,7 +253,7 @@ class SceneOptions(WindowOptions):
     tile: int = Field(1024, ge=16, le=16384, description="window size, px")
     batch_size: int = Field(4, ge=1, le=1024, description="windows per model call")
     threshold: float = Field(0.5, ge=0, le=1, description="probability threshold")
-    line_width: float | None = Field(None, gt=0)
+    line_width: float | None = line_width_field()
     backend: Literal["local", "ray"] = "local"
     workers: int = Field(2, ge=1, le=1024, description="Ray actors")
     device: str = "cpu"
@@ -296,15 +330,8 @@ class EvaluateOptions(_Options):
     )
     group_by: GroupBy = "none"
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
-    road_buffer: float = Field(
-        3.0, gt=0, le=100, description="road measures: centre-line buffer tolerance, px"
-    )
-    line_width: float | None = Field(
-        None,
-        gt=0,
-        le=100_000,
-        description="total width of line ground truth: map units, or px (line_width_unit)",
-    )
+    road_buffer: float = road_buffer_field()
+    line_width: float | None = line_width_field()
     line_width_unit: Literal["map", "px"] = "map"
 
 

@@ -342,3 +342,83 @@ def test_enhance_cli_coarse_rule_options(
         err = capsys.readouterr().err
         assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_enhance_refuses_images_given_as_labels(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--labels naming the images folder (or a folder of images) was accepted and each image
+    "enhanced" with itself (or a grey image thresholded) as its coarse label: nonsense, silently.
+    Now one error line naming the folder and what --labels expects, before the model loads."""
+    import cv2
+
+    images = run["data"] / "images"
+    expected = (
+        "--labels expects coarse labels: masks (one band, or bands that agree: 0/255, 0/1 or "
+        "class values) or vector files (GeoJSON/GPKG/SHP) named like the images, or one vector "
+        "file\n"
+    )
+    copies, grey = tmp_path / "copies", tmp_path / "grey"
+    copies.mkdir()
+    grey.mkdir()
+    rng = np.random.default_rng(0)
+    for p in sorted(images.glob("*.png")):
+        (copies / p.name).write_bytes(p.read_bytes())
+        sar = rng.normal(120, 40, cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).shape)
+        cv2.imwrite(str(grey / p.name), sar.clip(0, 255).astype(np.uint8))
+    colour = tmp_path / "colour"  # other colour images, named like the images
+    colour.mkdir()
+    for p in sorted(images.glob("*.png")):
+        cv2.imwrite(str(colour / p.name), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    for labels, why in (
+        (images, "is the --images folder: each image would be its own coarse label; "),
+        (copies, "holds copies of the --images files, not coarse labels (s00.png is "
+         f"byte-identical to {images / 's00.png'}); "),
+        (colour, "holds images, not coarse labels (s00.png: 3 bands that differ, a colour "
+         "image); "),
+        (grey, "holds images, not coarse labels (s00.png: continuous greys, "),
+    ):  # fmt: skip
+        out = tmp_path / "e"
+        args = ["enhance", "--model", str(run["model"]), "--images", str(images)]
+        rc = main([*args, "--labels", str(labels), "--out", str(out), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2, err
+        assert err.startswith(f"error: {labels}: {why}") and err.endswith(expected), err
+        assert err.count("\n") == 1 and not out.exists()
+    # the dataset's own masks are labels
+    out = tmp_path / "ok"
+    masks = run["data"] / "masks"
+    args = ["enhance", "--model", str(run["model"]), "--images", str(images), "--labels"]
+    assert main([*args, str(masks), "--out", str(out), "--no-progress"]) == 0
+
+
+def test_train_road_buffer_reaches_the_validation_road_measures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``elnet train --road-buffer`` (as ``elnet evaluate``'s): the validation road measures
+    use it (they used a fixed 3 px) and config.yaml records it; a bad value is one error line."""
+    from helpers_roads import make_road_dataset
+
+    import sam2elnet.engine.metrics as metrics
+
+    buffers: list[float] = []
+    real = metrics.road_counts
+
+    def recorded(pred, truth, buffer_px=None, **kw):  # noqa: ANN001
+        buffers.append(buffer_px)
+        return real(pred, truth, buffer_px=buffer_px, **kw)
+
+    monkeypatch.setattr(metrics, "road_counts", recorded)
+    data = make_road_dataset(tmp_path / "roads", n=6, size=48)
+    out = tmp_path / "r"
+    args = ["train", "--data", str(data), "--size", "micro", "--epochs", "1", "--image-size"]
+    args += ["32", "--batch-size", "2", "--weights", "none", "--no-quality", "--no-progress"]
+    assert main([*args, "--out", str(out), "--domain", "roads", "--road-buffer", "6.5"]) == 0
+    assert buffers and set(buffers) == {6.5}
+    assert "road_buffer: 6.5" in (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--road-buffer", "101"]) == 2
+    assert capsys.readouterr().err == (
+        "error: invalid value for --road-buffer: 101.0 (input should be less than or equal to "
+        "100; allowed: 0 < x <= 100)\n"
+    )

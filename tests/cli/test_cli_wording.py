@@ -199,3 +199,23 @@ def test_cv_and_train_share_the_training_option_texts() -> None:
             opt = next(p for p in cmds[name].params if flag in p.opts)  # type: ignore[attr-defined]
             assert opt.help == TRAIN_HELP[key]
     assert TRAIN_HELP["epochs"] == "Passes over the training images (default 10, at least 1)."
+
+
+def _option(cmd: object, flag: str) -> object:
+    return next(p for p in cmd.params if flag in p.opts)  # type: ignore[attr-defined]
+
+
+def test_line_width_options_read_the_same_in_evaluate_enhance_and_scene() -> None:
+    """One declaration (cli.shared_options): the same help, default and range everywhere."""
+    from sam2elnet.config import EvaluateOptions, FolderJobOptions, SceneOptions
+
+    cmds = dict(_commands())
+    for flag in ("--line-width", "--line-width-px"):
+        helps = {name: _option(cmds[name], flag).help for name in ("evaluate", "enhance", "scene")}
+        assert len(set(helps.values())) == 1, helps
+    assert "(0 < W <= 100000)" in _option(cmds["scene"], "--line-width").help
+    limits = {
+        m.__name__: [str(x) for x in m.model_fields["line_width"].metadata]
+        for m in (EvaluateOptions, FolderJobOptions, SceneOptions)
+    }
+    assert len({tuple(v) for v in limits.values()}) == 1, limits

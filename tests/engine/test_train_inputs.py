@@ -358,3 +358,45 @@ def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
     res = train(small_cfg(data, tmp_path / "run", init_model=init, fit_quality=False))
     assert reads.count("m.pt") == 1, reads
     assert res.best_path.is_file()
+
+
+@pytest.mark.parametrize("flag", ["--weights", "--init-model"])
+def test_a_checkpoint_of_the_wrong_kind_is_refused_before_the_data_is_read(
+    tmp_path, monkeypatch, capsys, flag
+):
+    """``elnet train --weights config.yaml`` was refused only after the data folder had been
+    scanned and the network built; the kind of --weights / --init-model is now checked first
+    (one error line, exit 2), also when --data is missing or would take long to read."""
+    import sam2elnet.engine.train as train_mod
+    from sam2elnet.cli import main
+
+    def data_read(cfg):
+        raise AssertionError("the training data was read before the checkpoint was checked")
+
+    monkeypatch.setattr(train_mod, "_prepare_data", data_read)
+    yaml_file = tmp_path / "config.yaml"
+    yaml_file.write_text("epochs: 1\nsize: micro\n")
+    data = make_dataset(tmp_path / "flat", n=4)
+    for where in (data, tmp_path / "no-such-data"):
+        out = tmp_path / "r"
+        rc = main(["train", "--data", str(where), "--out", str(out), flag, str(yaml_file)])
+        err = capsys.readouterr().err
+        assert rc == 2
+        assert err == (
+            f"error: {yaml_file}: not a readable checkpoint: a text file (first line "
+            "'epochs: 1'); check the path (or, for a download, download the file again)\n"
+        )
+        assert not out.exists()
+    # a folder without .safetensors, an empty file, bytes of another kind
+    empty, other, folder = tmp_path / "e.pt", tmp_path / "x.pt", tmp_path / "w"
+    empty.write_bytes(b"")
+    other.write_bytes(b"\x00\x01GIF89a" + bytes(64))
+    folder.mkdir()
+    for bad, says in (
+        (empty, "file is empty"),
+        (other, "not a checkpoint (neither a PyTorch .pt file nor .safetensors)"),
+        (folder, "folder has no .safetensors" if flag == "--weights" else "is a folder; --init"),
+    ):
+        rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), flag, str(bad)])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith(f"error: {bad}: {says}") and err.count("\n") == 1, err

@@ -77,10 +77,31 @@ def test_appearance_split_finds_the_two_looks(roads: Path) -> None:
     assert "group A (6 images)" in split.describe()
 
 
-def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) -> None:
+def _count_scorings(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record the prediction folder of every evaluate_folders call (cv and its reports import
+    it from sam2elnet.engine.evaluate when they run)."""
+    import sam2elnet.engine.evaluate as ev
+
+    calls: list[Path] = []
+    real = ev.evaluate_folders
+
+    def counted(pred_dir: Any, *a: Any, **kw: Any) -> Any:
+        calls.append(Path(pred_dir))
+        return real(pred_dir, *a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate_folders", counted)
+    return calls
+
+
+def test_kfold_cv_reports_mean_and_std_and_resumes(
+    roads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "cv"
     lines: list[str] = []
+    scored = _count_scorings(monkeypatch)
     r = run_cv(_cfg(roads, out, report=True), echo=lines.append)
+    # --report draws each fold's test predictions as they were scored: one scoring per test set
+    assert sorted(scored) == [out / "folds" / f"fold-{k}" / "pred-test" for k in (1, 2, 3)]
     assert r["domain"] == "roads" and r["folds_done"] == r["folds_total"] == 3
     # --report: the run's page lists every image once (k-fold tests each exactly once) with
     # its fold, and each fold has its training and test-image pages
@@ -94,6 +115,10 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
             assert i in test_page and i in page
         assert f"{f['fold']}, test images: {fold / 'pred-test' / 'report.html'}" in page
     assert "Per-image table (12 images)" in page and "Test IoU per fold" in page
+    # cv labels its test images without a quality filter: no alert about one not having run
+    assert "No quality filter ran" not in page and "Test IoU per fold" in page
+    assert "--min-quality" not in page
+    assert "No quality filter ran" not in test_page and "--min-quality" not in test_page
     assert "only 3 of 3" not in page
     tests = [f["tests"]["test"] for f in r["folds"]]
     test_ids = [x for t in tests for x in t["ids"]]
@@ -154,7 +179,10 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(roads: Path, tmp_path: Path) 
     kept = out / "folds" / "fold-1" / "pred-test" / "report.html"
     kept_stamp = kept.stat().st_mtime_ns
     lines.clear()
+    scored.clear()
     r2 = run_cv(_cfg(roads, out, report=True), echo=lines.append)
+    # fold-3 scored once as it ran; the reused folds once each for the report
+    assert sorted(scored) == [out / "folds" / f"fold-{k}" / "pred-test" for k in (1, 2, 3)]
     assert done.stat().st_mtime_ns == stamp
     # a fold's reports are written once: the missing one again, the others kept
     assert kept.stat().st_mtime_ns == kept_stamp
@@ -255,8 +283,15 @@ def test_cli_cv_smoke_and_bad_options(
 
     base = ["cv", "--data", str(roads), "--size", "micro", "--epochs", "1", "--image-size", "48"]
     args = [*base, "--out", str(tmp_path / "c"), "--folds", "2", "--max-folds", "1"]
-    assert main([*args, "--batch-size", "2", "--no-progress", "--no-quality", "--report"]) == 0
+    flags = ["--batch-size", "2", "--no-progress", "--no-quality", "--report"]
+    assert main([*args, *flags, "--road-buffer", "7.5"]) == 0
     text = capsys.readouterr().out
+    # --road-buffer reaches the test scores, the fold's training and the record
+    fold = tmp_path / "c" / "folds" / "fold-1"
+    scores = json.loads((fold / "pred-test" / "evaluation.json").read_text())
+    assert scores["options"]["road_buffer_px"] == 7.5
+    assert json.loads((tmp_path / "c" / "cv.json").read_text())["road_buffer"] == 7.5
+    assert "road_buffer: 7.5" in (fold / "run" / "config.yaml").read_text()
     assert "test: IoU" in text and "road quality" in text
     assert f"report: {tmp_path / 'c' / 'report.html'}" in text
     page = (tmp_path / "c" / "report.html").read_text(encoding="utf-8")
@@ -265,6 +300,13 @@ def test_cli_cv_smoke_and_bad_options(
     assert "Only 1 of 2 folds" in (tmp_path / "c" / "cv.md").read_text()
     assert main([*base, "--out", str(tmp_path / "d"), "--folds", "1"]) == 2
     assert "--folds" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "d"), "--road-buffer", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: invalid value for --road-buffer: 0.0 "
+        "(input should be greater than 0; allowed: 0 < x <= 100)\n"
+    )
+    assert not (tmp_path / "d").exists()
     assert main([*base, "--out", str(tmp_path / "e"), "--aug-scale", "2,1"]) == 2
     assert "--aug-scale" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "f"), "--folds", "7"]) == 2

@@ -535,3 +535,61 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
         assert resolve_weights(cfg)[0] == str(cached)
     with pytest.raises(UserError, match="does not exist"):
         resolve_weights(_cfg(synth, tmp_path / "e", weights=str(tmp_path / "missing.pt")))
+
+
+def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys, monkeypatch):
+    """``elnet experiment --road-buffer`` (as ``elnet evaluate``'s; a fixed 3 px before): the
+    config carries it, part of the experiment's identity (runs made before read as 3 px), and
+    the scoring of labels against the truth (rows (f) and the auto-labels) matches centre lines
+    within it."""
+    from helpers_roads import make_road_dataset
+
+    import sam2elnet.pipeline.experiment as experiment_mod
+    from sam2elnet.cli import main
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.metrics import RoadCounts
+    from sam2elnet.options import ROAD_BUFFER_PX
+    from sam2elnet.pipeline.experiment_config import upgrade_identity
+    from sam2elnet.pipeline.experiment_split import Split
+    from sam2elnet.pipeline.experiment_stats import counts_vs_truth
+
+    data = make_road_dataset(tmp_path / "roads", n=4, size=48)
+    seen: list[ExperimentConfig] = []
+
+    def fake_run(cfg):  # noqa: ANN001
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    base = ["experiment", "--data", str(data), "--out", str(tmp_path / "x")]
+    assert main([*base, "--road-buffer", "4.5"]) == 0
+    assert seen[0].road_buffer == 4.5 and seen[0].identity()["road_buffer"] == 4.5
+    assert main([*base, "--road-buffer", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: invalid value for --road-buffer: -1.0 (")
+    assert upgrade_identity({"seed": 0})["road_buffer"] == ROAD_BUFFER_PX
+    # a prediction shifted 4 px down and right of the true roads: matched within 8 px, hardly
+    # within 1 px
+    import cv2
+    import numpy as np
+
+    ids = sorted(p.stem for p in (data / "masks").glob("*.png"))
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    labels = {}
+    for i in ids:
+        m = cv2.imread(str(data / "masks" / f"{i}.png"), cv2.IMREAD_GRAYSCALE)
+        labels[i] = str(shifted / f"{i}.png")
+        cv2.imwrite(labels[i], np.roll(m, (4, 4), axis=(0, 1)))
+    split = Split(
+        modality="optical", layout="generic", labelled=[], unlabelled=[], test=ids,
+        images={i: str(data / "images" / f"{i}.png") for i in ids},
+        masks={i: str(data / "masks" / f"{i}.png") for i in ids},
+        own={}, own_is_truth=True, test_source="test",
+    )  # fmt: skip
+    norm = NormalizationConfig.for_modality("optical")
+    quality = {}
+    for buffer in (1.0, 8.0):
+        rows: list[RoadCounts] = []
+        counts_vs_truth(labels, split, ids, norm=norm, road_counts=rows, road_buffer=buffer)
+        quality[buffer] = sum(rows, RoadCounts()).scores()["road_quality"]
+    assert quality[8.0] > 0.8 and quality[1.0] < 0.3, quality

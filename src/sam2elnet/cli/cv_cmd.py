@@ -7,6 +7,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import ROAD_BUFFER
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.options import PRECISION_HELP, check_options, option_default
 from sam2elnet.pipeline.crossval_config import CVConfig
@@ -72,6 +73,7 @@ def cv_cmd(
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
     ),
+    road_buffer: float = ROAD_BUFFER,
     precision: str = typer.Option(
         option_default(CVConfig, "precision"), "--precision", help=PRECISION_HELP
     ),
@@ -126,12 +128,16 @@ def cv_cmd(
         domain=domain,
         train=train,
         max_folds=max_folds,
+        road_buffer=road_buffer,
         progress=not no_progress,
         batch_size=batch_size,
         device=device,
         precision=precision,
         report=report,
     )
+    from sam2elnet.engine.train_setup import check_weights_file
+
+    check_weights_file(cfg.validate())  # --weights / --init-model: before the data is looked at
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)

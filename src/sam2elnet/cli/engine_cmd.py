@@ -15,7 +15,14 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.job_summary import fmt as _fmt
 from sam2elnet.cli.job_summary import print_folder
-from sam2elnet.cli.shared_options import PRECISION_HELP, WARP_METHOD, WARP_TO
+from sam2elnet.cli.shared_options import (
+    LINE_WIDTH,
+    LINE_WIDTH_PX,
+    PRECISION_HELP,
+    ROAD_BUFFER_UNSET,
+    WARP_METHOD,
+    WARP_TO,
+)
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
 
@@ -164,6 +171,7 @@ def train_cmd(
         "--aug-band-jitter",
         help=_H["aug_band_jitter"],
     ),  # noqa: UP045
+    road_buffer: Optional[float] = ROAD_BUFFER_UNSET,  # noqa: UP045
     report: bool = typer.Option(
         False,
         "--report",
@@ -208,6 +216,7 @@ def train_cmd(
         "aug_scale": aug_scale,
         "aug_photometric": aug_photometric,
         "aug_band_jitter": aug_band_jitter,
+        "road_buffer": road_buffer,
     }
     cfg = TrainConfig.from_sources(
         given,
@@ -218,8 +227,10 @@ def train_cmd(
         quality=dict(tta=tta, tau=tau, crossfit_folds=quality_folds, crossfit_epochs=q_epochs),
         flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )
+    from sam2elnet.engine.train_setup import check_weights_file
     from sam2elnet.utils.paths import check_input, check_output
 
+    check_weights_file(cfg)  # a few bytes read: before the data folder is looked at
     check_input(cfg.data, "--data", "dataset folder")
     check_output(cfg.out, "dir", "--out")
     res = train(cfg, echo=typer.echo)
@@ -422,15 +433,8 @@ def enhance_cmd(
         "image. Required unless --split picks a split that has coarse/ folders.",
     ),
     out: Path = _OUT,
-    line_width: Optional[float] = typer.Option(  # noqa: UP045
-        None,
-        "--line-width",
-        help="Total width line labels (roads drawn as centre lines) are buffered to, in map "
-        "units of the image CRS (pixels for images without georeference); see --line-width-px.",
-    ),
-    line_width_px: bool = typer.Option(
-        False, "--line-width-px", help="--line-width is in pixels, whatever the image CRS."
-    ),
+    line_width: Optional[float] = LINE_WIDTH,  # noqa: UP045
+    line_width_px: bool = LINE_WIDTH_PX,
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Enhance only images that have a label."
     ),

@@ -14,6 +14,9 @@ from typing import Any, Optional  # noqa: UP035  (typer resolves these at runtim
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
+from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
+from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 # aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
@@ -197,22 +200,9 @@ def evaluate(
         help="Skeleton road measures (correctness/completeness/quality/connectivity). Default: on "
         "when the ground truth is a road network (thin, long, connected masks).",
     ),
-    road_buffer: float = typer.Option(
-        option_default(EvaluateOptions, "road_buffer"),
-        "--road-buffer",
-        help="Road measures: buffer tolerance in pixels; a centre-line pixel within it of the "
-        "other mask's centre line counts as matched (0 < PX <= 100).",
-    ),
-    line_width: Optional[float] = typer.Option(  # noqa: UP045
-        None,
-        "--line-width",
-        help="Polygon-file truth: buffer its line (and point) features, e.g. road centre lines, "
-        "to this total width before rasterising, in map units of the prediction's CRS (pixels "
-        "without georeference); see --line-width-px. Default: lines burnt 1 px wide.",
-    ),
-    line_width_px: bool = typer.Option(
-        False, "--line-width-px", help="--line-width is in pixels, whatever the prediction's CRS."
-    ),
+    road_buffer: float = _ROAD_BUFFER,
+    line_width: Optional[float] = _LINE_WIDTH,  # noqa: UP045
+    line_width_px: bool = _LINE_WIDTH_PX,
     quality: Path | None = typer.Option(
         None, "--quality", help="quality.csv to correlate (default: PRED/quality.csv if present)."
     ),

@@ -11,6 +11,8 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app, shown_before
+from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
+from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
@@ -66,14 +68,8 @@ def scene_cmd(
         "--labels",
         help="Coarse labels to enhance: raster or GeoJSON/GPKG/SHP (a folder for a batch, matched by name).",
     ),
-    line_width: Optional[float] = typer.Option(
-        None, "--line-width", help="Buffer line/point labels (roads) to this width."
-    ),
-    line_width_px: bool = typer.Option(
-        False,
-        "--line-width-px",
-        help="--line-width is in pixels (default: map units of the scene CRS).",
-    ),
+    line_width: Optional[float] = _LINE_WIDTH,
+    line_width_px: bool = _LINE_WIDTH_PX,
     labels_pixel_coords: bool = typer.Option(
         False,
         "--labels-pixel-coords",

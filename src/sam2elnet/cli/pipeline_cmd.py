@@ -6,7 +6,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import TRAIN_HELP
+from sam2elnet.cli.shared_options import ROAD_BUFFER, TRAIN_HELP
 from sam2elnet.options import PRECISION_HELP, check_options
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
@@ -142,6 +142,7 @@ def experiment_cmd(
         help="Test-split scores per downstream model during training (learning curves, "
         "curves.png); 0 = final score only.",
     ),
+    road_buffer: float = ROAD_BUFFER,
     precision: str = typer.Option(_EXP["precision"], "--precision", help=PRECISION_HELP),
     device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
@@ -187,6 +188,7 @@ def experiment_cmd(
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,
+        road_buffer=road_buffer,
         precision=precision,
         device=device,
         resume=resume,

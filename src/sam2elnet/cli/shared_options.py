@@ -7,6 +7,10 @@ in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp
 values and default :data:`sam2elnet.options.PixelCoords`. ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
 ``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
+``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
+vector coarse labels), range :func:`sam2elnet.options.line_width_field`.
+``--road-buffer`` (``evaluate``, ``train``, ``cv``, ``experiment``): default and range
+:data:`sam2elnet.options.ROAD_BUFFER_PX` / :func:`sam2elnet.options.road_buffer_field`.
 """
 
 from __future__ import annotations
@@ -14,9 +18,26 @@ from __future__ import annotations
 import typer
 
 from sam2elnet.config import TrainConfig
-from sam2elnet.options import PIXEL_COORDS, PIXEL_COORDS_HELP, PRECISION_HELP
+from sam2elnet.options import (
+    LINE_WIDTH_MAX,
+    PIXEL_COORDS,
+    PIXEL_COORDS_HELP,
+    PRECISION_HELP,
+    ROAD_BUFFER_MAX,
+    ROAD_BUFFER_PX,
+)
 
-__all__ = ["PIXEL_COORDS_OPTION", "PRECISION_HELP", "TRAIN_HELP", "WARP_METHOD", "WARP_TO"]
+__all__ = [
+    "LINE_WIDTH",
+    "LINE_WIDTH_PX",
+    "PIXEL_COORDS_OPTION",
+    "PRECISION_HELP",
+    "ROAD_BUFFER",
+    "ROAD_BUFFER_UNSET",
+    "TRAIN_HELP",
+    "WARP_METHOD",
+    "WARP_TO",
+]
 
 
 def _d(name: str) -> object:
@@ -58,3 +79,25 @@ WARP_METHOD = typer.Option(
 )
 
 PIXEL_COORDS_OPTION = typer.Option(PIXEL_COORDS[0], "--pixel-coords", help=PIXEL_COORDS_HELP)
+
+LINE_WIDTH = typer.Option(
+    None,
+    "--line-width",
+    help="Vector labels (GeoPackage/GeoJSON/Shapefile; evaluate: vector ground truth): buffer "
+    "line (and point) features, e.g. road centre lines, to this total width before rasterising, "
+    "in map units of the raster's CRS (the image's; evaluate: the prediction's), pixels for "
+    "rasters without georeference; see --line-width-px. Default: lines burnt 1 px wide "
+    f"(0 < W <= {LINE_WIDTH_MAX:g}).",
+)
+LINE_WIDTH_PX = typer.Option(
+    False, "--line-width-px", help="--line-width is in pixels, whatever the raster's CRS."
+)
+
+_ROAD_BUFFER_HELP = (
+    "Road measures (correctness, completeness, quality): buffer tolerance in pixels; a "
+    "centre-line pixel within it of the other mask's centre line counts as matched "
+    f"(default {ROAD_BUFFER_PX:g}, 0 < PX <= {ROAD_BUFFER_MAX:g})."
+)
+ROAD_BUFFER = typer.Option(ROAD_BUFFER_PX, "--road-buffer", help=_ROAD_BUFFER_HELP)
+#: the same option where "not given" must stay None (``elnet train``: a --config file may set it)
+ROAD_BUFFER_UNSET = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP)

@@ -43,6 +43,7 @@ from sam2elnet.engine.downstream_train import (
     train_downstream,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.options import ROAD_BUFFER_PX
 
 
 def train_and_evaluate(
@@ -53,12 +54,13 @@ def train_and_evaluate(
     model_path: str | Path | None = None,
     cache: dict | None = None,
     roads: bool = False,
+    road_buffer: float = ROAD_BUFFER_PX,
 ) -> DownstreamResult:
     """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically).
 
     ``roads`` adds the road measures (``road_correctness`` ... ``road_connectivity``, centre-line
-    lengths summed over the test images) to the metrics, and each image's road counts
-    (``per_image_roads``)."""
+    lengths summed over the test images, matched within ``road_buffer`` px) to the metrics, and
+    each image's road counts (``per_image_roads``)."""
     from sam2elnet.engine.metrics import RoadCounts
 
     model, facts = train_downstream(
@@ -69,7 +71,9 @@ def train_and_evaluate(
         curve_pairs=test_pairs if cfg.curve_points > 1 else None,
     )
     road_rows: list[Any] | None = [] if roads else None
-    counts = confusion_per_image(model, test_pairs, cfg, norm_cfg=norm_cfg, road_counts=road_rows)
+    counts = confusion_per_image(
+        model, test_pairs, cfg, norm_cfg=norm_cfg, road_counts=road_rows, road_buffer=road_buffer
+    )
     metrics: dict[str, float] = scores_from_counts(counts.sum(axis=0))
     if road_rows is not None:
         metrics.update(sum(road_rows, RoadCounts()).scores())

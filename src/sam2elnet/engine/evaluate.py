@@ -35,7 +35,7 @@ from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregat
 from sam2elnet.engine.eval_stream import PairMasks, pair_counts, read_binary_mask, read_pair_masks
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import GroupBy
+from sam2elnet.options import ROAD_BUFFER_PX, GroupBy
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def evaluate_folders(
     valid_dir: str | Path | None = None,
     *,
     tolerance_px: float = 2.0,
-    road_buffer_px: float = 3.0,
+    road_buffer_px: float = ROAD_BUFFER_PX,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     truth_split: str | Sequence[str] | None = None,

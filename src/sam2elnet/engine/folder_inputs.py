@@ -185,6 +185,85 @@ def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
     return idx
 
 
+LABELS_EXPECTED = (
+    "--labels expects coarse labels: masks (one band, or bands that agree: 0/255, 0/1 or class "
+    "values) or vector files (GeoJSON/GPKG/SHP) named like the images, or one vector file"
+)
+"""What ``--labels`` takes, in words, for the messages of :func:`check_labels_not_images`."""
+
+_CONTENT_CHECK_MAX_BYTES = 64 * 2**20  # larger label files are not read by the check
+
+
+def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> None:
+    """Refuse a ``--labels`` folder that holds images instead of coarse labels, before the model
+    loads: enhancing images "guided" by themselves gives nonsense labels, silently.
+
+    Checked on raster labels only (vector files are labels by kind), on up to three matched pairs
+    (one file read, at most 64 MiB): the labels are the image files themselves (``--labels`` is
+    the ``--images`` folder) or byte-identical copies of them; or a label has 3 or more bands that
+    differ (a colour image; a mask's bands agree); or it is one 8-bit band of continuous greys
+    (more than 64 values and more than half of the pixels between 8 and 247, where a mask, even an
+    anti-aliased one, is mostly 0 or 255: a grey or SAR image).
+
+    Args:
+        label_map: Image file -> its label file, as matched by name.
+        labels: The ``--labels`` path (named in the message).
+
+    Raises:
+        UserError: one of the above, naming the folder and what ``--labels`` expects.
+    """
+    import filecmp
+
+    from sam2elnet.data.vector import is_vector_path
+
+    root = Path(labels)
+    if not root.is_dir():
+        return
+    pairs = [(i, lab) for i, lab in label_map.items() if not is_vector_path(lab)][:3]
+    if not pairs:
+        return
+    if all(i.resolve() == lab.resolve() for i, lab in pairs):
+        raise UserError(
+            f"is the --images folder: each image would be its own coarse label; {LABELS_EXPECTED}",
+            root,
+        )
+    if all(filecmp.cmp(i, lab, shallow=False) for i, lab in pairs):
+        raise UserError(
+            f"holds copies of the --images files, not coarse labels ({pairs[0][1].name} is "
+            f"byte-identical to {pairs[0][0]}); {LABELS_EXPECTED}",
+            root,
+        )
+    first = pairs[0][1]
+    if first.stat().st_size > _CONTENT_CHECK_MAX_BYTES:
+        return
+    kind = _image_like(first)
+    if kind:
+        raise UserError(
+            f"holds images, not coarse labels ({first.name}: {kind}); {LABELS_EXPECTED}", root
+        )
+
+
+def _image_like(path: Path) -> str:
+    """Why the raster ``path`` looks like an image rather than a mask ("" when it does not, or
+    cannot be read: the label reader then says why)."""
+    import numpy as np
+
+    from sam2elnet.data.images import identical_channels, read_image
+
+    try:
+        data = read_image(path).data
+    except (DataError, OSError):
+        return ""
+    if data.shape[0] >= 3 and not identical_channels(data[:3]):
+        return f"{data.shape[0]} bands that differ, a colour image"
+    band = data[0]
+    if band.dtype == np.uint8 and np.unique(band).size > 64:
+        mid = float(np.mean((band > 8) & (band < 247)))
+        if mid > 0.5:
+            return f"continuous greys, {100 * mid:.0f} % of the pixels between 8 and 247"
+    return ""
+
+
 def dataset_neighbours(files: Sequence[Path], option: str) -> list[tuple[str, Path]]:
     """The mask / coarse folders (:data:`DATASET_NEIGHBOURS`) next to every ``images/`` folder
     that ``files`` are read from, as ``(description, folder)`` for

@@ -27,7 +27,12 @@ from sam2elnet.data.naming import list_images
 from sam2elnet.data.runfolder import model_record
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec
-from sam2elnet.engine.folder_inputs import check_job_out, label_index, split_samples
+from sam2elnet.engine.folder_inputs import (
+    check_job_out,
+    check_labels_not_images,
+    label_index,
+    split_samples,
+)
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
@@ -264,6 +269,7 @@ def enhance_folder(
     if labels is not None:
         label_idx = label_index(labels, len(files))
         label_map = {f: label_idx[mask_key(f.name)] for f in files if mask_key(f.name) in label_idx}
+        check_labels_not_images(label_map, labels)  # before the model loads
         where = str(labels)
     else:  # the split's own coarse/ folders
         label_map = {s.image: s.coarse for s in samples or () if s.coarse is not None}

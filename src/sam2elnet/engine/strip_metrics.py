@@ -38,6 +38,7 @@ import numpy as np
 
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, _boundary, _within
 from sam2elnet.engine.metrics.roads import RoadCounts, _thin
+from sam2elnet.options import ROAD_BUFFER_PX
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 
@@ -189,7 +190,7 @@ def strip_road_counts(
     read: RowReader,
     height: int,
     width: int,
-    buffer_px: float = 3.0,
+    buffer_px: float = ROAD_BUFFER_PX,
     min_component_px: int = 10,
     cover_fraction: float = 0.9,
     strip_rows: int = 256,

@@ -386,6 +386,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                         roads=roads,
                         channels_last=channels_last,
                         coarse_prob=cfg.coarse_prob,
+                        road_buffer=cfg.road_buffer,
                     )
                 )
                 score = -row["val_loss"] if data.select_by_loss else row["val_iou"]

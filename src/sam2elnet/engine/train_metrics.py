@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
 from sam2elnet.engine.runtime import autocast
+from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.utils.tables import csv_text
 
 __all__ = [
@@ -207,6 +208,7 @@ def validate(
     roads: bool = False,
     channels_last: bool = False,
     coarse_prob: float = 0.5,
+    road_buffer: float = ROAD_BUFFER_PX,
 ) -> dict[str, float]:
     """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
 
@@ -214,7 +216,8 @@ def validate(
     weighted by the training mix ``coarse_prob`` (the run's), so the chosen model is the best at
     the mix of tasks it was trained for (default 0.5: their mean); ``val_f1`` likewise. With
     ``roads`` the road measures of the
-    annotation-mode predictions (length-summed over the split) are added as ``val_road_*``.
+    annotation-mode predictions (length-summed over the split, centre lines matched within
+    ``road_buffer`` px) are added as ``val_road_*``.
     ``channels_last`` passes images and coarse labels in channels-last memory format (for a model
     converted to it; same results up to float rounding).
     """
@@ -251,7 +254,7 @@ def validate(
                 pred = (out.logits.float() > 0) & (v > 0.5)
                 truth = (m > 0.5) & (v > 0.5)
                 for p_i, t_i in zip(pred.cpu().numpy(), truth.cpu().numpy(), strict=True):
-                    road_total = road_total + road_counts(p_i[0], t_i[0])
+                    road_total = road_total + road_counts(p_i[0], t_i[0], buffer_px=road_buffer)
         coarse_counts += pixel_counts(c * 2 - 1, m, v).cpu()
     ia, fa = iou_f1(*counts["annotate"].tolist())
     ie, fe = iou_f1(*counts["enhance"].tolist())

@@ -159,17 +159,34 @@ def resume_note(start_epoch: int, epochs: int) -> str:
 
 
 def check_weights_file(cfg: TrainConfig) -> None:
-    """A ``--weights`` file that does not exist is the loader's error (naming the file, `elnet
-    weights list` and ``--weights none``) before any data is read, not after every training image
-    was checked (minutes on a large dataset). Not with ``--init-model``: its file holds the trunk.
+    """The ``--weights`` and ``--init-model`` files exist and are of the right kind, checked
+    before any data is read, not after every training image was checked (minutes on a large
+    dataset): a missing file is the loader's error (naming the file; for weights `elnet weights
+    list` and ``--weights none``), a file of the wrong kind (``--weights config.yaml``) is named
+    by :func:`~sam2elnet.model.io.check_checkpoint_kind` (a few bytes read). ``--weights`` is
+    not checked with ``--init-model``: its file holds the trunk.
 
     Raises:
-        CheckpointError: the weights file does not exist.
+        CheckpointError: a missing file, or one that cannot be a checkpoint.
     """
-    if cfg.weights and cfg.init_model is None and not Path(cfg.weights).expanduser().exists():
-        from sam2elnet.model.hiera import read_trunk_state
+    from sam2elnet.model.hiera import read_trunk_state
+    from sam2elnet.model.io import check_checkpoint_kind
 
-        read_trunk_state(cfg.weights)  # raises the CheckpointError for a missing file
+    if cfg.weights and cfg.init_model is None:
+        if not Path(cfg.weights).expanduser().exists():
+            read_trunk_state(cfg.weights)  # raises the CheckpointError for a missing file
+        check_checkpoint_kind(cfg.weights)
+    if cfg.init_model is not None:
+        init = Path(cfg.init_model)
+        if init.is_dir():
+            raise CheckpointError(
+                "is a folder; --init-model takes a model file of `elnet train` (RUN/model.pt)", init
+            )
+        if not init.is_file():
+            from sam2elnet.model.io import read_model_file
+
+            read_model_file(init)  # raises the CheckpointError for a missing file
+        check_checkpoint_kind(init)
 
 
 def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:

@@ -12,6 +12,7 @@ Files are loaded with ``torch.load(weights_only=True)``: no pickled code ever ru
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sam2elnet import __version__
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model.elnet import ModelConfig, SAM2ELNet
 from sam2elnet.model.hiera import (
+    _text_head,
     build_trunk,
     load_encoder_weights,
     load_trunk_state_strict,
@@ -71,6 +73,49 @@ def save_model(
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
+
+
+def check_checkpoint_kind(path: str | Path) -> None:
+    """Cheap check, before any data is read, that an existing ``path`` can be a checkpoint: at
+    most the first 4 KiB and the zip directory are read, nothing is unpickled.
+
+    Accepted: a folder with ``.safetensors`` files (Hugging Face), a ``.safetensors`` file, a zip
+    archive (``torch.save``, also sam2elnet model files) or a pickle stream (legacy
+    ``torch.save``); whether its tensors fit is the loader's to say.
+
+    Raises:
+        CheckpointError: a folder without ``.safetensors`` files, an empty file, a plain-text file
+            (YAML, CSV: its first line named, as
+            :func:`~sam2elnet.model.hiera.safe_torch_load` names it) or a file of
+            another kind.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not any(p.glob("*.safetensors")):
+            raise CheckpointError(
+                "folder has no .safetensors files; expected a checkpoint file (.pt) or a Hugging "
+                "Face SAM2 model folder (e.g. a download of facebook/sam2.1-hiera-tiny)",
+                p,
+            )
+        return
+    if p.stat().st_size == 0:
+        raise CheckpointError("file is empty (interrupted download?); download it again", p)
+    line = _text_head(p)
+    if line is not None:
+        raise CheckpointError(
+            f"not a readable checkpoint: a text file (first line {line!r}); check the path "
+            "(or, for a download, download the file again)",
+            p,
+        )
+    with open(p, "rb") as f:
+        head = f.read(9)
+    # safetensors: 8-byte little-endian header length, then the JSON header; pickle: PROTO
+    if p.suffix == ".safetensors" or head[:1] == b"\x80" or zipfile.is_zipfile(p):
+        if p.suffix != ".safetensors" or head[8:9] == b"{":
+            return
+    raise CheckpointError(
+        "not a checkpoint (neither a PyTorch .pt file nor .safetensors); check the path", p
+    )
 
 
 def read_model_file(path: str | Path) -> dict[str, Any]:

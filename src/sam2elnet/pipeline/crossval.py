@@ -46,6 +46,7 @@ import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import (
@@ -111,10 +112,11 @@ def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta:
 # ----------------------------------------------------------------------------- one fold
 def _evaluate_model(
     cfg: CVConfig, model: Path, test_dir: Path, pred_dir: Path, roads: bool, warned: bool
-) -> dict[str, Any]:
-    """Annotate ``test_dir``'s images with ``model`` and score them. ``warned``: the fold's
-    training has just warned that its quality evaluator is not fitted, so annotation does not
-    say it a second time."""
+) -> tuple[dict[str, Any], Any]:
+    """Annotate ``test_dir``'s images with ``model`` and score them: the fold's scores and the
+    :class:`~sam2elnet.engine.eval_result.EvaluationResult` they come from (drawn by ``--report``
+    without scoring again). ``warned``: the fold's training has just warned that its quality
+    evaluator is not fitted, so annotation does not say it a second time."""
     import warnings
 
     from sam2elnet.engine.evaluate import evaluate_folders
@@ -134,7 +136,9 @@ def _evaluate_model(
             precision=cfg.precision,
             progress=cfg.progress,
         )
-    ev = evaluate_folders(pred_dir, test_dir / "masks", roads=roads, progress=False)
+    ev = evaluate_folders(
+        pred_dir, test_dir / "masks", roads=roads, progress=False, road_buffer_px=cfg.road_buffer
+    )
     ev.write_json(pred_dir / "evaluation.json")
     agg = ev.aggregate
     keys = SCORE_KEYS + (ROAD_KEYS if roads else ())
@@ -144,7 +148,7 @@ def _evaluate_model(
     res["quality_spearman"] = (
         _num(ev.quality.spearman) if ev.quality is not None and fitted else None
     )
-    return res
+    return res, ev
 
 
 def _num(v: Any) -> float | None:
@@ -167,6 +171,7 @@ def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
             "out": root / "run",
             "domain": domain,
             "progress": cfg.progress,
+            "road_buffer": cfg.road_buffer,
         }
     )
 
@@ -178,7 +183,10 @@ def _run_fold(
     meta: dict[str, Any],
     domain: str,
     say: Callable[[str], None],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[Any] | None]:
+    """Train, annotate and score one fold (or reuse it when it is done): its ``result.json``
+    record and the evaluations of its test sets in ``fold.tests`` order (None for a fold
+    reused as it was, which scored nothing this time)."""
     from sam2elnet.engine.train import train
 
     root = cfg.out / "folds" / fold.name
@@ -191,7 +199,7 @@ def _run_fold(
     if done.is_file():
         say(f"{label}: done before, reusing {done}")
         old = json.loads(done.read_text(encoding="utf-8"))
-        return {**old, **fold_trained_with(old, run / "model.pt")}  # as trained, not as asked
+        return {**old, **fold_trained_with(old, run / "model.pt")}, None  # as trained
     t0 = time.perf_counter()
     fold_meta = {**meta, "cv": {**meta.get("cv", {}), "fold": fold.name}}
     _write_subset(root / "train-data", samples, fold.train, fold_meta)
@@ -217,12 +225,14 @@ def _run_fold(
     info.update(fold_trained_with(info, run / "model.pt"))
     roads = domain == "roads"
     tests: dict[str, Any] = {}
+    evaluations = []
     for name, ids in fold.tests.items():
         tdir = _write_subset(root / name, samples, ids, meta)
-        tests[name] = _evaluate_model(
+        tests[name], ev = _evaluate_model(
             cfg, run / "model.pt", tdir, root / f"pred-{name}", roads, warned
         )
         tests[name]["ids"] = list(ids)
+        evaluations.append(ev)
     result = {
         "fold": fold.name,
         "train_ids": list(fold.train),
@@ -238,7 +248,7 @@ def _run_fold(
         + (f", road quality {fmt(main.get('road_quality'))}" if roads else "")
         + f" ({result['seconds']:.0f} s)"
     )
-    return result
+    return result, evaluations
 
 
 # ----------------------------------------------------------------------------- the run
@@ -301,7 +311,9 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
 
     cfg.out = Path(cfg.out)
     cfg.data = Path(cfg.data)
-    cfg.validate()
+    from sam2elnet.engine.train_setup import check_weights_file
+
+    check_weights_file(cfg.validate())  # a few bytes read: before the data folder is scanned
     check_run_out(cfg.out, "cv", cfg.data, CV_PARTS, cfg.train.get("weights"))  # nothing written
     with output_lock(cfg.out):
         return _run_cv(cfg, echo)
@@ -321,6 +333,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     if ident_path.is_file():
         old = json.loads(ident_path.read_text(encoding="utf-8"))
         old.pop("resolved", None)  # what the options resolved to: a record, not an option
+        old.setdefault("road_buffer", ROAD_BUFFER_PX)  # runs before the option: the default
         if old != ident:
             diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
             raise UserError(
@@ -383,12 +396,18 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     for k, fold in enumerate(todo):
         pool = f"{len(fold.train)} image{'s' if len(fold.train) != 1 else ''}"
         say(f"{fold_label(fold.name)} ({k + 1}/{len(todo)}): {pool} in the fold's training pool")
-        results.append(_run_fold(cfg, fold, samples, meta, guess.domain, say))
-        if cfg.report:
+        result, scored = _run_fold(cfg, fold, samples, meta, guess.domain, say)
+        results.append(result)
+        if cfg.report:  # the fold's evaluations as scored above (a reused fold: scored here)
             from sam2elnet.pipeline.report_cv import write_fold_reports
 
             evaluations[fold.name] = write_fold_reports(
-                cfg.out / "folds" / fold.name, list(fold.tests), guess.roads, cfg.device
+                cfg.out / "folds" / fold.name,
+                list(fold.tests),
+                guess.roads,
+                cfg.device,
+                evaluations=scored,
+                road_buffer=cfg.road_buffer,
             )
     keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
     report: dict[str, Any] = {
@@ -399,6 +418,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "domain_reason": guess.reason,
         "seed": cfg.seed,
         "in_domain_fraction": cfg.in_domain_fraction,
+        "road_buffer": cfg.road_buffer,  # of the road measures, px
         # the option under its own name: "precision" is a metric in the folds and summary
         "train": {k: v for k, v in cfg.train.items() if k != "precision"},
         # what each fold's training ran with (a reused fold keeps its own): one value, or

@@ -13,7 +13,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.errors import UserError
-from sam2elnet.options import Precision, check_device, check_options, norm_precision_value
+from sam2elnet.options import (
+    Precision,
+    check_device,
+    check_options,
+    norm_precision_value,
+    road_buffer_field,
+)
 
 __all__ = ["CV_PARTS", "CVConfig"]
 
@@ -25,7 +31,7 @@ CV_PARTS = (
 (:func:`~sam2elnet.engine.folder_inputs.check_run_out`)."""
 
 # TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
-_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress")
+_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress", "road_buffer")
 # TrainConfig fields that do not change results (left out of the run's identity)
 _RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
 
@@ -50,6 +56,8 @@ class CVConfig(BaseModel):
         train: further :class:`~sam2elnet.config.TrainConfig` options (epochs, size, image_size,
             topology_loss, aug_*...), validated by :meth:`validate` before any work.
         max_folds: run only the first N folds (smoke runs; the summary says so).
+        road_buffer: buffer tolerance of the road measures, px (road data): of the test scores
+            and of each fold's validation measures (``metrics.csv``).
         batch_size / device / precision: of the annotation of the test images.
         report: write ``report.html`` for the run and for every fold
             (:mod:`sam2elnet.pipeline.report_cv`).
@@ -66,6 +74,7 @@ class CVConfig(BaseModel):
     domain: Literal["auto", "roads", "other"] = "auto"
     train: dict[str, Any] = Field(default_factory=dict)
     max_folds: int | None = Field(None, ge=1)
+    road_buffer: float = road_buffer_field()
     progress: bool = True
     batch_size: int = Field(8, ge=1, le=1024)
     device: str = "cpu"

@@ -164,7 +164,14 @@ def elnet_test_stage(
         )
         labels, _quality = rows_to_labels(res, split.test)
         road_rows: list[Any] | None = [] if roads else None
-        counts = counts_vs_truth(labels, split, split.test, norm=norm, road_counts=road_rows)
+        counts = counts_vs_truth(
+            labels,
+            split,
+            split.test,
+            norm=norm,
+            road_counts=road_rows,
+            road_buffer=cfg.road_buffer,
+        )
         metrics = scores_from_counts(counts.sum(axis=0))
         if road_rows is not None:
             metrics.update(sum(road_rows, RoadCounts()).scores())

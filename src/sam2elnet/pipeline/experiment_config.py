@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sam2elnet.options import (
+    ROAD_BUFFER_PX,
     CoarseProfile,
     ModelSize,
     Precision,
@@ -20,6 +21,7 @@ from sam2elnet.options import (
     check_options,
     check_quality_folds,
     norm_precision_value,
+    road_buffer_field,
 )
 
 RESULTS_VERSION = 1
@@ -115,7 +117,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     built with is read from its model file into ``results.json``); runs
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
     old float32 experiment continues with ``--precision 32``); runs made before
-    ``--no-enhancement-downstream`` trained table 2's downstream models (True).
+    ``--no-enhancement-downstream`` trained table 2's downstream models (True); runs made before
+    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
 
@@ -132,6 +135,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("quality_fold_epochs", None)
     d.setdefault("positive_values", None)
     d.setdefault("trunk_scale", None)  # made before --trunk-scale: auto (their scale: results)
+    d.setdefault("road_buffer", ROAD_BUFFER_PX)  # made before --road-buffer: the default
     if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
         d.setdefault("enhancement_downstream", True)
     if "precision" in d:
@@ -209,6 +213,9 @@ class ExperimentConfig(BaseModel):
     those label sets against the true labels only (label IoU of all pool images and of the
     unlabelled part), no U-Net is trained on them; what ``elnet demo`` does to fit its time
     budget. Not part of the identity: switching it on later trains just the missing models."""
+    road_buffer: float = road_buffer_field()
+    """Buffer tolerance of the road measures (road data), px: of SAM2-ELNet's validation, its
+    own test row (f) and every downstream model's test scores. Part of the identity."""
     precision: Precision = "auto"
     """``auto``: bf16 autocast where the hardware computes bf16 natively, else float32
     (:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16``; ``32`` (float32; ``fp32``,

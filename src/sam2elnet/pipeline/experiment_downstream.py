@@ -107,7 +107,13 @@ def train_downstream(
             from sam2elnet.engine.downstream import train_and_evaluate
 
             res = train_and_evaluate(
-                pairs, test_pairs, dcfg, norm_cfg=norm, cache=cache, roads=roads
+                pairs,
+                test_pairs,
+                dcfg,
+                norm_cfg=norm,
+                cache=cache,
+                roads=roads,
+                road_buffer=cfg.road_buffer,
             )
             d = json_safe(res.to_dict())
             write_json_atomic(cache_file, d)

@@ -72,6 +72,7 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         device=cfg.device,
         resume=resume,
         progress=cfg.progress,
+        road_buffer=cfg.road_buffer,
         quality={"crossfit_folds": cfg.quality_folds, "crossfit_epochs": cfg.quality_fold_epochs},
     )
     res = train(tcfg)

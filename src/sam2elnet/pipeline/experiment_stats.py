@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     CONVERGED_GAIN,
@@ -92,6 +93,7 @@ def counts_vs_truth(
     ids: Sequence[str],
     norm: Any | None = None,
     road_counts: list[Any] | None = None,
+    road_buffer: float = ROAD_BUFFER_PX,
 ) -> np.ndarray:
     """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
 
@@ -99,8 +101,9 @@ def counts_vs_truth(
     config) the image's own nodata pixels are left out too, exactly as the downstream evaluation
     (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
     comparable. With ``norm`` and a ``road_counts`` list (road data), each image's
-    :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, default 3 px buffer) is
-    appended to it in ``ids`` order, as the downstream evaluation does.
+    :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched
+    within ``road_buffer`` px) is appended to it in ``ids`` order, as the downstream evaluation
+    does.
     """
     if norm is None:
         return label_counts(labels, split.masks, ids)
@@ -117,7 +120,7 @@ def counts_vs_truth(
         rows[n] = (c.tp, c.fp, c.fn, c.tn)
         if road_counts is not None:
             v = np.ones_like(t, dtype=bool) if valid is None else valid
-            road_counts.append(_road_counts(p & v, t & v))
+            road_counts.append(_road_counts(p & v, t & v, buffer_px=road_buffer))
     return rows
 
 

@@ -65,6 +65,9 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
     * ``quality_threshold`` (float): acceptance threshold, drawn in the plots.
     * ``filter_applied`` (bool): whether a quality filter decided ``kept``; default: a threshold
       is given or some item was rejected. Without a filter, cards say "unfiltered", never "kept".
+    * ``filter_possible`` (bool, default True): whether the labels were made by a command with a
+      quality filter (``elnet annotate`` / ``enhance``). False (``elnet cv``, whose test labels
+      are never filtered): no alert that "no quality filter ran" and no advice to rerun with one.
     * ``tau`` (float, default 0.7) and ``target_precision``: the "good label" IoU and the wanted
       precision for the precision/recall-vs-threshold plot.
     * ``notes`` (str or list), ``warnings`` (list of str, shown as alerts), ``next_steps``.
@@ -101,12 +104,12 @@ def _filter_facts(summary: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _next_steps(run: Path | None, filtered: bool) -> list[str]:
+def _next_steps(run: Path | None, filtered: bool, filter_possible: bool = True) -> list[str]:
     steps = [
         "Sort the per-image table by predicted IoU (lowest first) and open the worst labels "
         "from their paths in QGIS or your labelling tool.",
     ]
-    if not filtered:
+    if not filtered and filter_possible:
         steps.append(
             "Choose a threshold (the quality-filter plot, when drawn, gives its precision and "
             "recall) and rerun with --min-quality Q (or --target-precision P with a fitted "
@@ -321,6 +324,7 @@ def write_evaluation_report(
     images: str | Path | None = None,
     max_items: int = 200,
     threshold: float | None = None,
+    filter_possible: bool = True,
 ) -> Path:
     """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
 
@@ -329,6 +333,8 @@ def write_evaluation_report(
     ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
     defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
     Metric tables: the pixel-summed aggregate and the label-quality statistics.
+    ``filter_possible`` False: the labels come from a command without a quality filter (the
+    test labels of ``elnet cv``), so the page does not say that none ran (:func:`write_report`).
     """
     run_summary = _run_summary(result.options.get("quality_csv"))
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
@@ -381,9 +387,10 @@ def write_evaluation_report(
         metrics=metrics,
         quality_threshold=threshold,
         filter_applied=filtered,
+        filter_possible=filter_possible,
         notes=notes,
         max_items=max_items,
-        next_steps=_next_steps(None, filtered),
+        next_steps=_next_steps(None, filtered, filter_possible),
         tables=tables,
         warnings=warnings,
         **_filter_facts(run_summary),

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.options import ROAD_BUFFER_PX
+
 __all__ = ["fold_iou_plot", "write_cv_report", "write_fold_reports"]
 
 FOLD_REPORT_IMAGES = 16
@@ -31,12 +33,24 @@ FOLD_REPORT_IMAGES = 16
 
 
 def write_fold_reports(
-    root: str | Path, tests: Sequence[str], roads: bool, device: str = "cpu"
+    root: str | Path,
+    tests: Sequence[str],
+    roads: bool,
+    device: str = "cpu",
+    evaluations: Sequence[Any] | None = None,
+    road_buffer: float = ROAD_BUFFER_PX,
 ) -> list[Any]:
     """Write the missing reports of one fold folder ``root`` (``run/``, ``<test>/masks``,
-    ``pred-<test>/``) and return the evaluation results of its test sets (in ``tests`` order),
-    re-scored from the predictions on disk (:func:`sam2elnet.engine.evaluate.evaluate_folders`,
-    cheap next to the annotation that wrote them)."""
+    ``pred-<test>/``) and return the evaluation results of its test sets (in ``tests`` order).
+
+    ``evaluations``: those results as the fold's scoring just made them (one per test set, in
+    ``tests`` order); None (a fold reused from an earlier run) re-scores the predictions on disk
+    (:func:`sam2elnet.engine.evaluate.evaluate_folders`, road measures with a ``road_buffer``
+    px buffer).
+
+    Raises:
+        ValueError: ``evaluations`` does not hold one result per test set.
+    """
     from sam2elnet.pipeline.report import write_evaluation_report
     from sam2elnet.pipeline.report_train import write_train_report
 
@@ -44,11 +58,15 @@ def write_fold_reports(
     run = fold / "run"
     if not (run / "report.html").is_file() and (run / "metrics.csv").is_file():
         write_train_report(run, max_images=FOLD_REPORT_IMAGES, device=device)
-    results = _rescore(fold, tests, roads)
+    if evaluations is not None and len(evaluations) != len(tests):
+        raise ValueError(f"{len(evaluations)} evaluations for {len(tests)} test sets")
+    results = (
+        list(evaluations) if evaluations is not None else _rescore(fold, tests, roads, road_buffer)
+    )
     for name, ev in zip(tests, results, strict=True):
         page = fold / f"pred-{name}" / "report.html"
         if not page.is_file():
-            write_evaluation_report(ev, page, images=fold / name / "images")
+            write_evaluation_report(ev, page, images=fold / name / "images", filter_possible=False)
     return results
 
 
@@ -133,6 +151,7 @@ def write_cv_report(
     folds = list(report.get("folds") or [])
     keys = list(report.get("keys") or ("iou", "f1"))
     roads = report.get("domain") == "roads"
+    buffer = float(report.get("road_buffer") or ROAD_BUFFER_PX)  # runs before it: the default
     items = []
     notes = [f"run folder: {run}"]
     for f in folds:
@@ -140,7 +159,7 @@ def write_cv_report(
         tests = list(f.get("tests", {}))
         evs = (evaluations or {}).get(name)
         if evs is None:
-            evs = _rescore(run / "folds" / name, tests, roads)
+            evs = _rescore(run / "folds" / name, tests, roads, buffer)
         for test, ev in zip(tests, evs, strict=True):
             where = run / "folds" / name / f"pred-{test}"
             for item in evaluation_items(ev, run / "folds" / name / test / "images"):
@@ -189,15 +208,22 @@ def write_cv_report(
         notes=notes,
         warnings=warnings,
         filter_applied=False,
+        filter_possible=False,  # cv labels its test images without a quality filter
         max_items=200,
         next_steps=[f"Tables in Markdown: {run / 'cv.md'}; every number: {run / 'cv.json'}"],
     )
 
 
-def _rescore(fold: Path, tests: Sequence[str], roads: bool) -> list[Any]:
+def _rescore(fold: Path, tests: Sequence[str], roads: bool, road_buffer: float) -> list[Any]:
     from sam2elnet.engine.evaluate import evaluate_folders
 
     return [
-        evaluate_folders(fold / f"pred-{t}", fold / t / "masks", roads=roads, progress=False)
+        evaluate_folders(
+            fold / f"pred-{t}",
+            fold / t / "masks",
+            roads=roads,
+            progress=False,
+            road_buffer_px=road_buffer,
+        )
         for t in tests
     ]

@@ -82,6 +82,7 @@ def render_report(
     thumb_px: int = 160,
     full_px: int = 512,
     filter_applied: bool | None = None,
+    filter_possible: bool = True,
     tau: float | None = None,
     target_precision: float | None = None,
     warnings: Sequence[str] = (),
@@ -93,8 +94,9 @@ def render_report(
     Args:
         items: One :class:`ReportItem` per image.
         title, metrics, quality_threshold, notes, max_items, order, figures, tables, thumb_px,
-            full_px, filter_applied, tau, target_precision, warnings, table_flags, next_steps:
-            As the keyword arguments of :func:`sam2elnet.pipeline.report.write_report`.
+            full_px, filter_applied, filter_possible, tau, target_precision, warnings,
+            table_flags, next_steps: As the keyword arguments of
+            :func:`sam2elnet.pipeline.report.write_report`.
 
     Returns:
         The self-contained HTML page (images as ``data:`` URIs, no external links).
@@ -139,7 +141,8 @@ def render_report(
         summary["extra_objects"] = sum(v["extra_objects"] for v in counted)
 
     page_warnings = list(warnings)
-    if not filter_applied and any(s == "unfiltered" for s in statuses):
+    # the alert names the options of annotate / enhance: only where one of them made the labels
+    if filter_possible and not filter_applied and any(s == "unfiltered" for s in statuses):
         page_warnings.append(
             "No quality filter ran (no --min-quality / --target-precision): every label was kept "
             "as it is. Status 'unfiltered' means no decision was made; sort the table by predicted "

@@ -10,6 +10,7 @@ import numpy as np
 
 from sam2elnet.engine.metrics.boundary import _within
 from sam2elnet.engine.metrics.pixel import _as_bool, _ratio
+from sam2elnet.options import ROAD_BUFFER_PX
 
 __all__ = ["ROAD_COUNT_KEYS", "ROAD_KEYS", "RoadCounts", "road_counts", "road_scores"]
 
@@ -108,7 +109,7 @@ def road_scores(c: RoadCounts) -> dict[str, float]:
 def road_counts(
     pred: Any,
     truth: Any,
-    buffer_px: float = 3.0,
+    buffer_px: float = ROAD_BUFFER_PX,
     min_component_px: int = 10,
     cover_fraction: float = 0.9,
 ) -> RoadCounts:
