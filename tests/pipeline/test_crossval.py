@@ -311,6 +311,16 @@ def test_cli_cv_smoke_and_bad_options(
     assert "--aug-scale" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "f"), "--folds", "7"]) == 2
     assert "at least 14" in capsys.readouterr().err
+    # a --weights file of the wrong kind: refused before the data folder is scanned
+    yaml_file = tmp_path / "config.yaml"
+    yaml_file.write_text("epochs: 1\n")
+    assert main([*base, "--out", str(tmp_path / "g"), "--weights", str(yaml_file)]) == 2
+    cap = capsys.readouterr()
+    assert cap.err == (
+        f"error: {yaml_file}: not a readable checkpoint: a text file (first line 'epochs: 1'); "
+        "check the path (or, for a download, download the file again)\n"
+    )
+    assert cap.out == "" and not (tmp_path / "g").exists()
 
 
 def test_a_finished_fold_is_reused_only_for_its_settings_and_images(

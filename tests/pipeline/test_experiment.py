@@ -535,6 +535,10 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
         assert resolve_weights(cfg)[0] == str(cached)
     with pytest.raises(UserError, match="does not exist"):
         resolve_weights(_cfg(synth, tmp_path / "e", weights=str(tmp_path / "missing.pt")))
+    text = tmp_path / "config.yaml"  # a file of the wrong kind: refused before the data split
+    text.write_text("epochs: 1\n")
+    with pytest.raises(UserError, match="not a readable checkpoint: a text file"):
+        resolve_weights(_cfg(synth, tmp_path / "e", weights=str(text)))
 
 
 def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys, monkeypatch):

@@ -141,6 +141,20 @@ def test_unfiltered_labels_are_not_called_kept(tmp_path: Path) -> None:
     assert text.count('class="badge kept"') == 6 and "No quality filter ran" not in text
 
 
+def test_no_filter_alert_where_no_filter_could_have_run(tmp_path: Path) -> None:
+    """The cv report said "No quality filter ran (no --min-quality / --target-precision)": cv has
+    no such options. ``filter_possible=False`` keeps the 'unfiltered' badges, drops the alert."""
+    items = [
+        ReportItem(name=f"i{k}", image=np.zeros((8, 8)), predicted_iou=0.1 * k, kept=True)
+        for k in range(3)
+    ]
+    text = write_report(tmp_path / "r.html", items, title="t", filter_possible=False).read_text(
+        encoding="utf-8"
+    )
+    assert text.count('class="badge unfiltered"') == 6
+    assert "No quality filter ran" not in text
+
+
 def test_false_alarms_on_empty_truth_are_named(tmp_path: Path) -> None:
     empty = np.zeros((16, 16), bool)
     blob = empty.copy()

@@ -135,9 +135,6 @@ def cv_cmd(
         precision=precision,
         report=report,
     )
-    from sam2elnet.engine.train_setup import check_weights_file
-
-    check_weights_file(cfg.validate())  # --weights / --init-model: before the data is looked at
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)

@@ -313,8 +313,9 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
     cfg.data = Path(cfg.data)
     from sam2elnet.engine.train_setup import check_weights_file
 
-    check_weights_file(cfg.validate())  # a few bytes read: before the data folder is scanned
+    template = cfg.validate()
     check_run_out(cfg.out, "cv", cfg.data, CV_PARTS, cfg.train.get("weights"))  # nothing written
+    check_weights_file(template)  # a few bytes read: before the data folder is scanned
     with output_lock(cfg.out):
         return _run_cv(cfg, echo)
 

@@ -23,7 +23,8 @@ def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
     ``cfg.weights`` ``"none"`` asks for a random encoder without looking in the weights cache.
 
     Raises:
-        UserError: ``cfg.weights`` names no file (one line naming it; ``--weights``).
+        UserError: ``cfg.weights`` names no file (one line naming it; ``--weights``), or a file
+            that cannot be a checkpoint (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
     """
     random_note = (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
@@ -35,6 +36,9 @@ def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
         p = Path(cfg.weights)
         if not p.is_file():
             raise UserError("SAM2 weights file does not exist; check --weights", p)
+        from sam2elnet.model.io import check_checkpoint_kind
+
+        check_checkpoint_kind(p)  # a YAML or empty file: refused before the data split
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
     try:
         from sam2elnet.model.hiera import find_cached_weights
