@@ -212,6 +212,7 @@ def test_experiment_identity_is_frozen() -> None:
             "sources", "precision",
             # added with a migration (upgrade_identity: missing = 0 / None, the old behaviour)
             "quality_folds", "quality_fold_epochs", "positive_values", "trunk_scale",
+            "road_buffer",  # missing = 3 px, the buffer every run used before --road-buffer
         ]
     )  # fmt: skip
 
@@ -232,6 +233,9 @@ def test_identity_of_runs_before_split_seed_is_upgraded() -> None:
     # before --trunk-scale: auto (None); the scale built is read from the model file
     assert upgrade_identity({k: v for k, v in cur.items() if k != "trunk_scale"}) == cur
     assert upgrade_identity({**cur, "trunk_scale": 1})["trunk_scale"] == 1
+    # before --road-buffer: road measures within 3 px (the default)
+    assert upgrade_identity({k: v for k, v in cur.items() if k != "road_buffer"}) == cur
+    assert upgrade_identity({**cur, "road_buffer": 5.0})["road_buffer"] == 5.0
 
 
 def test_convergence_status_from_the_last_two_curve_points() -> None:
