@@ -286,7 +286,8 @@ def export_cmd(
     category: Optional[str] = typer.Option(
         None,
         "--category",
-        help="COCO category / Label Studio label name (default: the run's domain, 'road' or "
+        help="COCO category / Label Studio label / polygons' 'category' attribute (default: "
+        "the run's domain, 'road' or "
         "'oil spill', when the labels come from an annotate/enhance run; else 'foreground').",
     ),
     polygons: bool = typer.Option(

@@ -52,6 +52,7 @@ __all__ = [
     "find_quality_csv",
     "model_record",
     "image_paths_by_stem",
+    "kept_by_stem",
     "parse_bool",
     "parse_float",
     "parse_score",
@@ -239,6 +240,20 @@ def quality_by_stem(table: str | Path | Sequence[dict[str, Any]]) -> dict[str, f
             continue
         for name in rec["names"]:
             out.setdefault(Path(name).stem, rec["predicted_iou"])
+    return out
+
+
+def kept_by_stem(records: Iterable[dict[str, Any]]) -> dict[str, bool]:
+    """File stem of every name column -> the quality filter's verdict (``kept`` of
+    :func:`read_quality_table`: True kept, False rejected). Rows without a readable ``kept``
+    (no column, or a value :func:`parse_bool` does not know) are left out; the first row of a
+    stem wins."""
+    out: dict[str, bool] = {}
+    for rec in records:
+        if rec.get("kept") is None:
+            continue
+        for name in rec["names"]:
+            out.setdefault(Path(name).stem, bool(rec["kept"]))
     return out
 
 

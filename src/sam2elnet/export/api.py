@@ -17,7 +17,7 @@ from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.review_set import review_set_path, write_review_set
-from sam2elnet.export.run_info import default_category, quality_and_images, run_label_files
+from sam2elnet.export.run_info import default_category, quality_images_kept, run_label_files
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
@@ -141,7 +141,8 @@ def _export_labels(
     folder or file of the source images, unless the labels are scene outputs whose ``SOURCE`` tag
     names an image next to them); with ``fmt="coco"`` the COCO file then describes the chips.
     ``labels`` may be an annotate / enhance run folder: its ``labels/`` and ``rejected/`` are
-    exported (a note says how many of each). ``category`` (COCO) defaults to the run's domain
+    exported (a note says how many of each). ``category`` (COCO; the ``category`` attribute of
+    polygons, next to ``status`` kept / rejected from ``quality.csv``) defaults to the run's domain
     (:func:`~sam2elnet.export.run_info.default_category`: ``"road"``, ``"oil spill"``, else
     ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
     without a CRS go (:data:`sam2elnet.options.PixelCoords`). A polygon layer is accompanied by
@@ -201,7 +202,9 @@ def _export_labels(
         quality_csv = next(
             (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
-    quality, image_names = quality_and_images(quality_csv) if quality_csv is not None else ({}, {})
+    quality, image_names, kept = (
+        quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})
+    )
 
     chip_items = None
     if chips is not None:
@@ -260,12 +263,16 @@ def _export_labels(
             skipped_csv if skips else None,
         )
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
+    if category is None:  # the 'category' attribute: the COCO export's name
+        category = default_category(labels)[0]
     review: list[dict[str, Any]] = []
     n_features = write_polygons(
         files,
         out,
         fmt,
         quality=quality,
+        kept=kept,
+        category=category,
         simplify=simplify,
         smooth=smooth,
         min_area_px=min_area_px,

@@ -29,7 +29,7 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
-from sam2elnet.export.mask_folder import MaskFolder, removed_note
+from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
 
 __all__ = ["annotation_mask", "import_coco", "read_coco"]
 
@@ -283,18 +283,12 @@ def _find_images(
         UserError: two images share a name (their masks would overwrite each other), or
             ``ipath`` is given and holds none of the images.
     """
-    seen: dict[str, str] = {}
-    for img in images:
-        fn = _file_name(img)
-        stem = PurePosixPath(fn).stem
-        if stem in seen:
-            raise UserError(
-                f"two images of the COCO file are named {stem} ({seen[stem]}, {fn}): their masks "
-                "would overwrite each other; rename one in the CVAT task, or review each folder "
-                "in a task of its own",
-                p,
-            )
-        seen[stem] = fn
+    check_unique_stems(
+        ((PurePosixPath(_file_name(img)).stem, _file_name(img)) for img in images),
+        "the COCO file",
+        "rename one in the CVAT task, or review each folder in a task of its own",
+        p,
+    )
     if ipath is None:
         return [None] * len(images), []
     found: list[Path | None] = []

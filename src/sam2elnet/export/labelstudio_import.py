@@ -25,7 +25,7 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.labelstudio import TO_NAME
-from sam2elnet.export.mask_folder import MaskFolder, removed_note
+from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
 
 __all__ = [
     "ImportResult",
@@ -247,11 +247,15 @@ def _latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     )
 
 
-def _task_image(
-    task: dict[str, Any], images: Path | None, root: Path | None
-) -> tuple[str, Path | None]:
-    """(mask stem, source image or None) of an exported task. An image uploaded to Label Studio
-    (``/data/upload/<project>/<8 hex>-<name>``) is known by its name without the upload prefix."""
+def _task_ref(task: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(mask stem, image name for messages, local-files path or None) of an exported task.
+
+    The stem is ``data.name`` (``elnet export`` writes the label's stem), else the stem of
+    ``data.source``, else of the image URL's file; an image uploaded to Label Studio
+    (``/data/upload/<project>/<8 hex>-<name>``) is known by its name without the upload prefix.
+    The image name is ``data.source``, else the local-files path (``palsar/x.png``), else the
+    URL: what tells two images of one stem apart.
+    """
     data = task.get("data") or {}
     url = str(data.get(TO_NAME) or "")
     rel = None
@@ -261,6 +265,15 @@ def _task_image(
     if rel is None and urlparse(url).path.startswith("/data/upload/"):
         url_name = re.sub(r"^[0-9a-f]{8}-", "", url_name)  # Label Studio's upload prefix
     stem = str(data.get("name") or Path(data.get("source") or url_name).stem)
+    return stem, str(data.get("source") or rel or url or stem), rel
+
+
+def _task_image(
+    task: dict[str, Any], images: Path | None, root: Path | None
+) -> tuple[str, Path | None]:
+    """(mask stem, source image or None) of an exported task (:func:`_task_ref`)."""
+    data = task.get("data") or {}
+    stem, _, rel = _task_ref(task)
     if images is not None:
         if images.is_file():
             return stem, images
@@ -309,8 +322,9 @@ def import_label_studio(
         :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
 
     Raises:
-        UserError: ``out`` is a file or the images' folder, or holds masks no import wrote that
-            this one does not replace.
+        UserError: two tasks of different images with one mask name (``palsar/x.png`` and
+            ``sentinel/x.png``: their masks would overwrite each other); ``out`` is a file or
+            the images' folder, or holds masks no import wrote that this one does not replace.
         DataError: an unreadable export, no tasks, or no task with a usable annotation.
     """
     ep = Path(export)
@@ -332,6 +346,13 @@ def import_label_studio(
             "'JSON' or 'JSON-MIN'",
             ep,
         )
+    check_unique_stems(  # a task duplicated in Label Studio (one image twice) is no clash
+        dict.fromkeys(_task_ref(t)[:2] for t in tasks),
+        "the Label Studio export",
+        "rename one and import its task again, or review each folder in a Label Studio project "
+        "of its own",
+        ep,
+    )
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), ep, ipath)
     with folder:

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from sam2elnet.errors import UserError
 
-__all__ = ["MANIFEST", "MaskFolder", "removed_note"]
+__all__ = ["MANIFEST", "MaskFolder", "check_unique_stems", "removed_note"]
 
 MANIFEST = ".elnet-import.json"
 """The record of the last import in its ``--out`` folder (hidden: ``elnet train`` lists no
@@ -59,6 +60,39 @@ def _recorded(out: Path) -> set[str]:
         return set()
     names = data.get("masks") if isinstance(data, dict) else None
     return {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+def check_unique_stems(
+    images: Iterable[tuple[str, str]], what: str, remedy: str, path: Path
+) -> None:
+    """Stop an import whose images would give two masks of one name.
+
+    A mask is named by its image's file stem (``palsar/x.png`` and ``sentinel/x.png`` both give
+    ``x.png``), so two images of one stem in different folders (or with different suffixes)
+    would overwrite each other's mask, or one's reviewed label would be dropped. Every importer
+    of an annotation tool's export (COCO / CVAT, Label Studio) applies this rule to all its
+    images before writing anything.
+
+    Args:
+        images: (mask stem, image name as the export gives it: ``palsar/x.png``, a URL) per
+            image, each image once (Label Studio's import passes a task duplicated in the tool
+            once).
+        what: The export, for the message (``"the COCO file"``).
+        remedy: What to do, for the message (``"rename one in the CVAT task, ..."``).
+        path: The export file, named in the message.
+
+    Raises:
+        UserError: two images with one mask stem, naming both.
+    """
+    seen: dict[str, str] = {}
+    for stem, name in images:
+        if stem in seen:
+            raise UserError(
+                f"two images of {what} are named {stem} ({seen[stem]}, {name}): their masks "
+                f"would overwrite each other; {remedy}",
+                path,
+            )
+        seen[stem] = name
 
 
 def removed_note(out: Path, removed: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ __all__ = [
     "default_category",
     "model_version",
     "quality_and_images",
+    "quality_images_kept",
     "run_label_files",
     "run_summary",
 ]
@@ -63,10 +64,30 @@ def quality_and_images(path: str | Path) -> tuple[dict[str, float], dict[str, Pa
     Raises:
         DataError: a missing or unreadable table, or one without a name or score column.
     """
-    from sam2elnet.data.runfolder import image_paths_by_stem, quality_by_stem, read_quality_table
+    quality, images, _ = quality_images_kept(path)
+    return quality, images
+
+
+def quality_images_kept(
+    path: str | Path,
+) -> tuple[dict[str, float], dict[str, Path], dict[str, bool]]:
+    """:func:`quality_and_images` and, third, label / image stem -> whether the quality filter
+    kept the label (the table's ``kept`` column,
+    :func:`~sam2elnet.data.runfolder.kept_by_stem`; stems without a readable value are left
+    out). One read of the table.
+
+    Raises:
+        DataError: as :func:`quality_and_images`.
+    """
+    from sam2elnet.data.runfolder import (
+        image_paths_by_stem,
+        kept_by_stem,
+        quality_by_stem,
+        read_quality_table,
+    )
 
     recs = read_quality_table(path)
-    return quality_by_stem(recs), image_paths_by_stem(recs)
+    return quality_by_stem(recs), image_paths_by_stem(recs), kept_by_stem(recs)
 
 
 def _run_dirs(labels: Path) -> list[Path]:

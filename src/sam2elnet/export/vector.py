@@ -2,8 +2,12 @@
 
 Why: GIS users review and edit labels as polygons, not PNGs. Each connected foreground region
 becomes one polygon (holes kept) with attributes a reviewer can sort and filter on: ``source``
-(image name), ``label`` (label file), ``quality`` (the quality evaluator's predicted IoU from
-``quality.csv``), ``area_px``, ``area_map`` (map units squared), ``model_id``.
+(image name), ``label`` (label file), ``category`` (the object category, as the COCO export
+names it: :func:`~sam2elnet.export.run_info.default_category`), ``quality`` (the quality
+evaluator's predicted IoU from ``quality.csv``), ``status`` (``"kept"`` / ``"rejected"``: the
+quality filter's verdict, ``quality.csv``'s ``kept`` column; ``""`` when unknown), ``area_px``,
+``area_map`` (map units squared), ``model_id``. ``elnet import --from vector`` reads the layer
+back (``--category`` selects on ``category``).
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
@@ -31,6 +35,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
+from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
 from sam2elnet.options import PIXEL_COORDS
 
@@ -40,6 +45,7 @@ __all__ = [
     "FORMATS",
     "GEOJSON_CRS",
     "PIXEL_COORDS",
+    "STATUS",
     "WRITE_BATCH",
     "iter_polygons",
     "polygonize_label",
@@ -57,7 +63,18 @@ WGS84 longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 rea
 #: the polygons crossing the current strip border), whatever the number of polygons in the labels
 WRITE_BATCH = 20_000
 
-_COLUMNS = ("source", "label", "quality", "area_px", "area_map", "model_id")
+_COLUMNS = (
+    "source",
+    "label",
+    "category",
+    "quality",
+    "status",
+    "area_px",
+    "area_map",
+    "model_id",
+)
+STATUS = {True: "kept", False: "rejected", None: ""}
+"""``status`` attribute per ``quality.csv`` ``kept`` value (None: no row or no ``kept`` column)."""
 
 
 def write_polygons(
@@ -66,6 +83,8 @@ def write_polygons(
     fmt: str,
     *,
     quality: dict[str, float],
+    kept: dict[str, bool] | None = None,
+    category: str = DEFAULT_CATEGORY,
     simplify: float | None = None,
     smooth: float | None = None,
     min_area_px: float = 0,
@@ -98,6 +117,10 @@ def write_polygons(
         fmt: ``"geojson"``, ``"gpkg"`` or ``"shp"`` (:data:`FORMATS`).
         quality: label or source-image stem -> predicted quality (``quality`` attribute); labels
             without an entry take the per-window quality of ``<label>_tiles.gpkg`` when present.
+        kept: label or source-image stem -> the quality filter kept it (``status`` attribute
+            ``"kept"`` / ``"rejected"``; ``""`` for labels without an entry). See
+            :func:`~sam2elnet.export.run_info.quality_images_kept`.
+        category: The ``category`` attribute of every polygon (the COCO export's category).
         simplify: Douglas-Peucker tolerance in map units (None: none).
         smooth: buffer-in/buffer-out smoothing distance in map units (None: none).
         min_area_px: drop polygons smaller than this many pixels.
@@ -169,8 +192,9 @@ def write_polygons(
                 if lab.gcp_note:
                     notes.append(lab.gcp_note)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
+                ok = (kept or {}).get(f.stem, (kept or {}).get(Path(lab.source).stem))
                 tiles = tile_index(f, None if lab.georef else lab.transform) if q is None else None
-                attrs = _LabelAttrs(lab, f.name, q, tiles, crs)
+                attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
                 for g in iter_polygons(
                     lab,
@@ -243,8 +267,18 @@ def write_polygons(
 class _LabelAttrs:
     """The attribute rows of one label's polygons (quality, areas, source), in the layer CRS."""
 
-    def __init__(self, lab: LabelRaster, name: str, q: float | None, tiles: Any, crs: Any) -> None:
+    def __init__(
+        self,
+        lab: LabelRaster,
+        name: str,
+        q: float | None,
+        tiles: Any,
+        crs: Any,
+        category: str,
+        status: str,
+    ) -> None:
         self.lab, self.name, self.q, self.tiles, self.crs = lab, name, q, tiles, crs
+        self.category, self.status = category, status
         self.px = lab.pixel_area or 1.0
         self.reproject = bool(lab.georef and lab.crs != crs)
         self.used_tiles = False
@@ -277,7 +311,9 @@ class _LabelAttrs:
                 {
                     "source": self.lab.source,
                     "label": self.name,
+                    "category": self.category,
                     "quality": qq,
+                    "status": self.status,
                     "area_px": round(a_px, 3),
                     "area_map": round(g.area, 6),
                     "model_id": model_id,

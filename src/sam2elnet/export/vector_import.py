@@ -99,7 +99,9 @@ def import_vector(
         out: Folder for the masks (``<image stem>.tif`` / ``.png``, 0/255, 127 = image nodata).
         images: The images (folder or one file; :func:`~sam2elnet.data.naming.list_images`);
             required, the masks take their grids.
-        category: Only features whose ``category`` attribute is this (the layer must have one).
+        category: Only features whose ``category`` attribute is this (the layer must have one;
+            ``elnet export`` writes it), and those with an empty one (drawn in QGIS without
+            filling it in; a note counts them).
         layer: Layer name (default: the first layer).
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
@@ -111,7 +113,8 @@ def import_vector(
 
     Raises:
         UserError: no ``images``, ``out`` is a file or the images' folder or holds masks no
-            import wrote, ``category`` without a category attribute, no image in ``images``.
+            import wrote, ``category`` without a category attribute or that no feature has (the
+            layer's categories named), no image in ``images``.
         DataError: an unreadable or empty layer or review set, or no mask written.
     """
     from sam2elnet.data.naming import list_images
@@ -145,8 +148,11 @@ def import_vector(
                 f"{', '.join(c for c in gdf.columns if c != 'geometry')}",
                 p,
             )
-        gdf = gdf[gdf["category"] == category]
+        gdf, cat_notes = _of_category(gdf, category, p)
+    else:
+        cat_notes = []
     gdf, notes = _repair(gdf)
+    notes = cat_notes + notes
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
         files = [f for f in files if f.stem in listed]
@@ -177,6 +183,35 @@ def import_vector(
         removed = folder.commit()
     notes += removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
+    """The features of ``category`` and those with an empty ``category`` (a polygon drawn in
+    QGIS without filling it in), with a note counting the latter.
+
+    Raises:
+        UserError: no feature has ``category`` while others have one (a typo would give
+            all-background masks), naming the layer's categories.
+    """
+    cats = gdf["category"]
+    blank = cats.isna() | (cats.astype(str).str.strip() == "")
+    named = sorted({str(c) for c in cats[~blank]})
+    if named and category not in named:
+        raise UserError(
+            f"no feature has category {category!r}; the layer's categories: "
+            f"{', '.join(repr(c) for c in named)}",
+            p,
+        )
+    n_blank = int(blank.sum())
+    notes = (
+        [
+            f"{n_blank} features without a category (drawn in QGIS without filling it in) taken "
+            f"as {category!r}; fill in another category to leave one out"
+        ]
+        if n_blank and named
+        else []
+    )
+    return gdf[(cats == category) | blank], notes
 
 
 def _repair(gdf: Any) -> tuple[Any, list[str]]:
