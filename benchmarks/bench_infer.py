@@ -155,7 +155,10 @@ def bench_size(  # noqa: ANN201
     with lever_autocast(LEVERS["default"]):  # under bf16 the default's trunk holds bf16 weights
         f_ours = forward_flops(lambda: base(xs[:1]))
     f_ref = forward_flops(lambda: ref(x3[:1]))
-    f_rows = {k: forward_flops(lambda m=m: m(xs[:1])) for k, m in other_arch.items()}
+    f_rows = {}
+    for k, m in other_arch.items():  # each under its own precision, like the default above
+        with lever_autocast(LEVERS[k]):
+            f_rows[k] = forward_flops(lambda m=m: m(xs[:1]))
     print(
         f"\n{size} px, {n} images; reference batch {rb}; GFLOP per image: ours "
         f"{f_ours / 1e9:.1f}, reference {f_ref / 1e9:.1f}"
