@@ -29,7 +29,12 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
-from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
+from sam2elnet.export.mask_folder import (
+    MaskFolder,
+    check_unique_stems,
+    find_image,
+    removed_note,
+)
 
 __all__ = ["annotation_mask", "import_coco", "read_coco"]
 
@@ -37,7 +42,6 @@ _EXPORT_AGAIN = (
     "in CVAT, export the task with Actions > Export task dataset > 'COCO 1.0' and import that "
     "zip or its annotations/instances_default.json"
 )
-_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
 def annotation_mask(seg: Any, height: int, width: int, bbox: Any = None) -> np.ndarray:
@@ -293,17 +297,7 @@ def _find_images(
         return [None] * len(images), []
     found: list[Path | None] = []
     for img in images:
-        fn = _file_name(img)
-        rel = PurePosixPath(fn)
-        if ipath.is_file():
-            hit = ipath if ipath.stem == rel.stem or len(images) == 1 else None
-        else:
-            cands = [ipath / rel, ipath / rel.name]
-            cands += [
-                ipath / f"{rel.stem}{s}" for s in _SUFFIXES + tuple(x.upper() for x in _SUFFIXES)
-            ]
-            hit = next((c for c in cands if c.is_file()), None)
-        found.append(hit)
+        found.append(find_image(ipath, _file_name(img), len(images)))
     missing = [_file_name(img) for img, f in zip(images, found, strict=True) if f is None]
     if len(missing) == len(images):
         raise UserError(

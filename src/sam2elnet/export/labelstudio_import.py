@@ -25,7 +25,12 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.labelstudio import TO_NAME
-from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
+from sam2elnet.export.mask_folder import (
+    MaskFolder,
+    check_unique_stems,
+    find_image,
+    removed_note,
+)
 
 __all__ = [
     "ImportResult",
@@ -269,19 +274,21 @@ def _task_ref(task: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 def _task_image(
-    task: dict[str, Any], images: Path | None, root: Path | None
+    task: dict[str, Any], images: Path | None, root: Path | None, n_tasks: int = 1
 ) -> tuple[str, Path | None]:
-    """(mask stem, source image or None) of an exported task (:func:`_task_ref`)."""
+    """(mask stem, source image or None) of an exported task (:func:`_task_ref`): under
+    ``images`` by the one lookup rule of every import
+    (:func:`~sam2elnet.export.mask_folder.find_image`: the local-files path with its folders,
+    the name, the stem with an image suffix; also by ``data.source``'s name), else
+    ``data.source``, else the local-files path under ``root``."""
     data = task.get("data") or {}
     stem, _, rel = _task_ref(task)
     if images is not None:
-        if images.is_file():
-            return stem, images
-        for cand_stem in (stem, Path(str(data.get("source") or "")).stem):
-            for suf in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
-                c = images / f"{cand_stem}{suf}"
-                if c.exists():
-                    return stem, c
+        names = [rel or "", f"{stem}.png", str(data.get("source") or "")]
+        for name in (n for n in names if n):
+            hit = find_image(images, name, n_tasks)
+            if hit is not None:
+                return stem, hit
     src = data.get("source")
     if src and Path(src).exists():
         return stem, Path(src)
@@ -385,7 +392,7 @@ def _import_tasks(
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
     for task in track(tasks, "import", "task", progress):
-        stem, src = _task_image(task, ipath, root)
+        stem, src = _task_image(task, ipath, root, len(tasks))
         ann = _latest_annotation(task)
         if ann is None:
             skipped.append((stem, "no annotation (not reviewed yet, or cancelled)"))

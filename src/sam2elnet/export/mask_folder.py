@@ -31,7 +31,14 @@ import numpy as np
 
 from sam2elnet.errors import UserError
 
-__all__ = ["MANIFEST", "MaskFolder", "check_unique_stems", "removed_note"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MANIFEST",
+    "MaskFolder",
+    "check_unique_stems",
+    "find_image",
+    "removed_note",
+]
 
 MANIFEST = ".elnet-import.json"
 """The record of the last import in its ``--out`` folder (hidden: ``elnet train`` lists no
@@ -60,6 +67,42 @@ def _recorded(out: Path) -> set[str]:
         return set()
     names = data.get("masks") if isinstance(data, dict) else None
     return {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+"""Image suffixes an import tries when it looks an image up by stem (any case)."""
+
+
+def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
+    """The file under ``images`` of an image an annotation tool's export names.
+
+    Every importer (COCO / CVAT, Label Studio) looks its images up by this one rule: ``name``
+    as the export gives it, folders included (``palsar/x.tif``, as CVAT and Label Studio's
+    local files keep them), then its file name at the top of ``images``, then its stem with an
+    image suffix (:data:`IMAGE_SUFFIXES`, lower or upper case). ``images`` may be one image
+    file: it is the image when its stem is ``name``'s, or when the export holds one image only.
+
+    Args:
+        images: The ``--images`` folder, or one image file.
+        name: The image name of the export: a relative path (``/`` or ``\\`` separate
+            folders; ``..`` and a leading ``/`` are dropped, so the lookup stays under
+            ``images``), or a URL's path part.
+        n_images: Images in the export (a single ``images`` file stands for the only one).
+
+    Returns:
+        The image file, or None when there is none.
+    """
+    from pathlib import PurePosixPath
+
+    rel = PurePosixPath(str(name).replace("\\", "/"))
+    if images.is_file():
+        return images if images.stem == rel.stem or n_images == 1 else None
+    parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
+    cands = [images.joinpath(*parts)] if parts else []
+    cands.append(images / rel.name)
+    suffixes = IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
+    cands += [images / f"{rel.stem}{s}" for s in suffixes]
+    return next((c for c in cands if c.is_file()), None)
 
 
 def check_unique_stems(
