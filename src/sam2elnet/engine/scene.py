@@ -406,7 +406,7 @@ def predict_scene(
 
                 warp_crs = resolve_warp_crs(warp_to, src)
             fp = windows_geo(src, quality_pixel_coords, warp_crs, warp_method)
-            qpath = write_quality(Path(quality_gpkg), tiles.rows, fp, fp.crs, th, tw)
+            qpath = write_quality(Path(quality_gpkg), tiles.rows, fp, th, tw)
 
     out_size = None
     if warp_to:

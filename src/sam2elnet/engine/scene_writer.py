@@ -352,21 +352,16 @@ def windows_geo(
 def write_quality(
     path: Path,
     records: list[dict[str, Any]],
-    footprint: Callable | WindowFootprints,
-    crs: Any,
+    footprint: WindowFootprints,
     tile_h: int,
     tile_w: int,
 ) -> Path:
-    """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically; ``crs`` is
-    the footprints' (``footprint.crs`` of a :class:`WindowFootprints`)."""
+    """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically, the windows'
+    footprints in ``footprint.crs`` (:func:`windows_geo`)."""
     import geopandas as gpd
 
     rects = [(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
-    if isinstance(footprint, WindowFootprints):
-        geoms = footprint.many(rects)
-    else:
-        geoms = [footprint(*rc) for rc in rects]
-    gdf = gpd.GeoDataFrame(records, geometry=geoms, crs=crs)
+    gdf = gpd.GeoDataFrame(records, geometry=footprint.many(rects), crs=footprint.crs)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # pyogrio warns "'crs' was not provided" for a scene without CRS: the notes say so
         warnings.simplefilter("ignore", UserWarning)

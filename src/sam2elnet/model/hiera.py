@@ -171,19 +171,27 @@ def _pickle_calls_code(path: Path) -> str | None:
         return None
 
 
-def _text_head(path: Path) -> str | None:
-    """The first line of ``path`` when the file is plain text (UTF-8, no NUL byte in its first
-    4 KiB), else None: a CSV or YAML given as a checkpoint is named as such, not as a damaged
-    download."""
+def refuse_text_file(path: Path) -> None:
+    """Raise when ``path`` is plain text (UTF-8, no NUL byte in its first 4 KiB): a CSV or YAML
+    given as a checkpoint is named as such, with its first line, not as a damaged download.
+
+    Raises:
+        CheckpointError: the file is text.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
         text = head.decode("utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
+        return
     if not head or b"\0" in head:
-        return None
-    return (text.strip().splitlines() or [""])[0][:60]
+        return
+    line = (text.strip().splitlines() or [""])[0][:60]
+    raise CheckpointError(
+        f"not a readable checkpoint: a text file (first line {line!r}); check the path "
+        "(or, for a download, download the file again)",
+        path,
+    )
 
 
 def safe_torch_load(path: Path) -> object:
@@ -191,13 +199,7 @@ def safe_torch_load(path: Path) -> object:
 
     A plain-text file (a CSV, YAML, README given by mistake) is named as text with its first
     line, not called a damaged download."""
-    line = _text_head(path)
-    if line is not None:
-        raise CheckpointError(
-            f"not a readable checkpoint: a text file (first line {line!r}); check the path "
-            "(or, for a download, download the file again)",
-            path,
-        )
+    refuse_text_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Detected pickle protocol 4 ..." chatter

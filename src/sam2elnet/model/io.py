@@ -23,10 +23,10 @@ from sam2elnet import __version__
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model.elnet import ModelConfig, SAM2ELNet
 from sam2elnet.model.hiera import (
-    _text_head,
     build_trunk,
     load_encoder_weights,
     load_trunk_state_strict,
+    refuse_text_file,
     safe_torch_load,
     trunk_fingerprint,
     weights_home,
@@ -100,13 +100,7 @@ def check_checkpoint_kind(path: str | Path) -> None:
         return
     if p.stat().st_size == 0:
         raise CheckpointError("file is empty (interrupted download?); download it again", p)
-    line = _text_head(p)
-    if line is not None:
-        raise CheckpointError(
-            f"not a readable checkpoint: a text file (first line {line!r}); check the path "
-            "(or, for a download, download the file again)",
-            p,
-        )
+    refuse_text_file(p)
     with open(p, "rb") as f:
         head = f.read(9)
     # safetensors: 8-byte little-endian header length, then the JSON header; pickle: PROTO
