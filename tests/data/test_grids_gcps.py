@@ -20,7 +20,7 @@ from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from shapely.geometry import box
 
-from sam2elnet.data.grids import GCP_METHOD, gcp_transformer
+from sam2elnet.data.grids import GCP_METHOD, GcpGrid
 from sam2elnet.data.images import read_image
 from sam2elnet.data.masks import read_mask_on_grid
 from sam2elnet.data.tiling import plan_windows
@@ -193,7 +193,7 @@ def test_gcp_labels_follow_the_thin_plate_spline_through_every_gcp(tmp_path: Pat
     assert 2 <= got.sum() <= 8  # one 10 m label pixel: about 2 x 2 image pixels of 5 m
     from rasterio.transform import GCPTransformer
 
-    with GCPTransformer(g) as poly, gcp_transformer(g) as tps:
+    with GCPTransformer(g) as poly, GcpGrid(g, None).transformer() as tps:
         pr, pc = poly.rowcol(g[k].x, g[k].y, op=lambda v: v)
         tr, tc = tps.rowcol(g[k].x, g[k].y, op=lambda v: v)
     assert abs(tr - 24.5) < 0.01 and abs(tc - 24.5) < 0.01  # the spline passes through it

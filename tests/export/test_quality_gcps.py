@@ -86,7 +86,7 @@ def test_quality_layer_lines_up_with_the_polygon_export(tmp_path: Path, warp_to:
 
 
 def test_gcp_only_footprints_use_the_affine_fit_of_the_export(tmp_path: Path):
-    """One pixel -> map mapping for a GCP-only scene's geometries (data.grids.gcp_affine): the
+    """One pixel -> map mapping for a GCP-only scene's geometries (data.grids.GcpGrid.affine): the
     window corners land on the GCPs' map positions (the GCPs here are affine, so exactly)."""
     src = _scene(tmp_path / "grd.tif")
     with rasterio.open(src) as ds:

@@ -14,11 +14,11 @@ window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.d
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
 CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's thin plate
-spline through the GCPs (:data:`GCP_METHOD`; their GCPs checked for outliers first,
-:mod:`sam2elnet.data.gcp_check`), the transformer ``elnet ... --warp-to`` warps with
+spline through the GCPs (:data:`GCP_METHOD`), the transformer ``elnet ... --warp-to`` warps with
 by default (``gdalwarp -tps``; :mod:`sam2elnet.data.warp`), so a label placed here and a label
 warped there agree. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare:
-they pair by pixel index.
+they pair by pixel index. Every GCP grid is obtained from a raster as a :class:`GcpGrid`, which
+checks its GCPs for outliers when it is built (:mod:`sam2elnet.data.gcp_check`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ from sam2elnet.errors import DataError
 
 __all__ = [
     "GCP_METHOD",
+    "GcpGrid",
     "OtherGrid",
     "RasterHeader",
     "dataset_header",
-    "gcp_affine",
-    "gcp_transformer",
     "grid_kind",
     "other_grid",
     "place_on_grid",
@@ -112,44 +111,91 @@ def dataset_header(ds: Any) -> RasterHeader:
     )
 
 
-def gcp_transformer(gcps: Any, path: str | Path | None = None) -> Any:
-    """GDAL's :data:`GCP_METHOD` transformer through ``gcps`` (``rasterio.transform.
-    GCPTransformer(gcps, tps=True)``; ``.xy(row, col)`` -> map, ``.rowcol(x, y)`` -> pixels;
-    a context manager). The GCPs are checked first (:func:`sam2elnet.data.gcp_check.check_gcps`:
-    a warning naming ``path`` when some do not fit the others; never refused)."""
-    from rasterio.transform import GCPTransformer
+@dataclass(frozen=True, eq=False)
+class GcpGrid:
+    """A raster's georeference by ground control points only (Sentinel-1 GRD, QGIS georeferencer
+    output): the one place a GCP grid is obtained from a raster.
 
-    from sam2elnet.data.gcp_check import check_gcps
+    Building one checks its GCPs (:func:`sam2elnet.data.gcp_check.check_gcps`: a warning naming
+    :attr:`path` when some do not fit the others, once per GCP set and run; never refused), so
+    every reader that places anything through GCPs (images, scenes, vector labels, warps, label
+    and truth placement, the export's polygons, the ``--quality-gpkg`` windows) warns the same way
+    without calling the check itself. Build with :meth:`of` (an open dataset) or :meth:`of_geo`
+    (a :class:`RasterHeader`'s ``geo``); the GCP transformer and the affine fit come from
+    :meth:`transformer` and :meth:`affine`, nowhere else.
 
-    check_gcps(gcps, path)
-    return GCPTransformer(gcps, tps=GCP_METHOD == "GCP_TPS")
-
-
-def gcp_affine(gcps: Any, path: str | Path | None = None) -> Any:
-    """The pixel -> map mapping of the *geometries* written for a GCP-only raster: the polygons
-    of ``elnet export`` and the ``elnet scene --quality-gpkg`` windows, in the GCPs' CRS.
-
-    An affine fit to the GCPs by least squares (``rasterio.transform.from_gcps``, GDAL's
-    ``GDALGCPsToGeoTransform``): ``affine * (col, row)`` -> (x, y). Exact for GCPs that lie on
-    an affine grid; elsewhere approximate away from the GCPs (a polygon vertex maps to a straight
-    line segment of map space, so the labels' geometries cannot follow the spline): warped
-    outputs (``--warp-to``) place both layers with the GCP transformer instead
-    (:func:`sam2elnet.data.warp.pixels_to_map`). The GCPs are checked first
-    (:func:`sam2elnet.data.gcp_check.check_gcps`, naming ``path``).
-
-    Args:
-        gcps: >= 3 GCPs (``dataset.gcps[0]``).
-        path: the raster, named in the GCP check's warning.
-
-    Returns:
-        ``affine.Affine``.
+    Attributes:
+        gcps: the GCPs as a list of ``rasterio.control.GroundControlPoint`` (``row`` / ``col``
+            in pixels, corner convention: (0, 0) is the top left corner of the first pixel;
+            ``x`` / ``y`` in :attr:`crs` units).
+        crs: the GCPs' CRS (``rasterio.crs.CRS``), None when the file gives none.
+        path: the raster, named in the check's warning (None: not named).
+        residuals: the check's :class:`~sam2elnet.data.gcp_check.GcpResiduals`.
     """
-    from rasterio.transform import from_gcps
 
-    from sam2elnet.data.gcp_check import check_gcps
+    gcps: list[Any]
+    crs: Any
+    path: str | Path | None = None
+    residuals: Any = field(init=False, repr=False)
 
-    check_gcps(gcps, path)
-    return from_gcps(list(gcps))
+    def __post_init__(self) -> None:
+        from sam2elnet.data.gcp_check import check_gcps
+
+        object.__setattr__(self, "gcps", list(self.gcps))
+        object.__setattr__(self, "residuals", check_gcps(self.gcps, self.path))
+
+    @classmethod
+    def of(cls, ds: Any, path: str | Path | None = None) -> GcpGrid | None:
+        """The GCP grid of an open rasterio dataset without a CRS that has GCPs (``ds.gcps``),
+        else None (CRS + transform, or no georeference). ``path`` (default ``ds.name``) is named
+        in the check's warning."""
+        if ds.crs is not None:
+            return None
+        gcps, crs = ds.gcps
+        if not gcps:
+            return None
+        return cls(gcps, crs, ds.name if path is None else path)
+
+    @classmethod
+    def of_geo(cls, geo: dict[str, Any], path: str | Path | None = None) -> GcpGrid | None:
+        """The GCP grid of a :class:`RasterHeader`'s ``geo`` (``{"gcps", "crs"}``), else None."""
+        if "transform" in geo or not geo.get("gcps"):
+            return None
+        return cls(geo["gcps"], geo.get("crs"), path)
+
+    @property
+    def placeable(self) -> bool:
+        """At least 3 GCPs with a CRS (:func:`grid_kind` ``"gcps"``): map positions can be
+        computed; fewer, or no CRS, and the raster is used as if it had no georeference."""
+        return len(self.gcps) >= 3 and self.crs is not None
+
+    def transformer(self, tps: bool = GCP_METHOD == "GCP_TPS") -> Any:
+        """GDAL's GCP transformer (``rasterio.transform.GCPTransformer``; a context manager;
+        ``.xy(row, col)`` -> map, ``.rowcol(x, y)`` -> pixels): the thin plate spline through
+        the GCPs (:data:`GCP_METHOD`, the default), or with ``tps=False`` GDAL's least-squares
+        GCP polynomial (order picked from the GCP count; ``--warp-method polynomial``)."""
+        from rasterio.transform import GCPTransformer
+
+        return GCPTransformer(self.gcps, tps=tps)
+
+    def affine(self) -> Any:
+        """The pixel -> map mapping of the *geometries* written for a GCP-only raster: the
+        polygons of ``elnet export`` and the ``elnet scene --quality-gpkg`` windows, in
+        :attr:`crs`.
+
+        An affine fit to the GCPs by least squares (``rasterio.transform.from_gcps``, GDAL's
+        ``GDALGCPsToGeoTransform``): ``affine * (col, row)`` -> (x, y). Exact for GCPs that lie
+        on an affine grid; elsewhere approximate away from the GCPs (a polygon vertex maps to a
+        straight line segment of map space, so the labels' geometries cannot follow the
+        spline): warped outputs (``--warp-to``) place both layers with the GCP transformer
+        instead (:func:`sam2elnet.data.warp.pixels_to_map`).
+
+        Returns:
+            ``affine.Affine``.
+        """
+        from rasterio.transform import from_gcps
+
+        return from_gcps(self.gcps)
 
 
 def grid_kind(geo: dict[str, Any]) -> str:
@@ -290,18 +336,14 @@ def resample_nearest(
     from rasterio.errors import RasterioError
     from rasterio.warp import Resampling, reproject
 
-    from sam2elnet.data.gcp_check import check_gcps
-
     dtype = source.dtype if isinstance(source, np.ndarray) else source.ds.dtypes[source.bidx - 1]
     src, dst_geo = grid.src_geo, grid.dst_geo
-    for geo, name in ((src, path), (dst_geo, like)):
-        if "transform" not in geo:
-            check_gcps(geo["gcps"], name)  # a warning when some GCPs do not fit the others
+    src_gcps, dst_gcps = GcpGrid.of_geo(src, path), GcpGrid.of_geo(dst_geo, like)
     opts: dict[str, Any] = {"src_crs": src["crs"], "src_nodata": src_nodata}
-    if "transform" in src:
+    if src_gcps is None:
         opts["src_transform"] = src["transform"]
     else:
-        opts.update(gcps=src["gcps"], SRC_METHOD=GCP_METHOD)
+        opts.update(gcps=src_gcps.gcps, SRC_METHOD=GCP_METHOD)
     h, w = grid.dst_shape
     profile: dict[str, Any] = {"width": w, "height": h, "count": 1, "dtype": dtype, "nodata": fill}
     if out_path is None:
@@ -309,7 +351,7 @@ def resample_nearest(
     else:
         profile.update(driver="GTiff", tiled=True, blockxsize=256, blockysize=256)
         profile.update(compress="deflate", BIGTIFF="IF_SAFER")
-    if "transform" in dst_geo:
+    if dst_gcps is None:
         profile.update(crs=dst_geo["crs"], transform=dst_geo["transform"])
     else:
         opts["DST_METHOD"] = GCP_METHOD
@@ -317,8 +359,8 @@ def resample_nearest(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(str(out_path or "target"), "w+", **profile) as ds:
-                if "transform" not in dst_geo:
-                    ds.gcps = (dst_geo["gcps"], dst_geo["crs"])
+                if dst_gcps is not None:
+                    ds.gcps = (dst_gcps.gcps, dst_gcps.crs)
                 reproject(
                     source,
                     rasterio.band(ds, 1),

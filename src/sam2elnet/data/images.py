@@ -174,14 +174,13 @@ def _read_rasterio(path: Path) -> tuple[np.ndarray, dict[str, Any], bool, np.nda
             with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as src:
                 data = src.read()
                 profile = dict(src.profile)
-                gcps, gcp_crs = src.gcps
-                if gcps and src.crs is None:
-                    # GCP-only georeference (Sentinel-1 GRD): kept for every output
-                    profile["gcps"] = list(gcps)
-                    profile["gcp_crs"] = gcp_crs
-                    from sam2elnet.data.gcp_check import check_gcps
+                from sam2elnet.data.grids import GcpGrid
 
-                    check_gcps(gcps, path)  # a warning when some GCPs do not fit the others
+                gcp_grid = GcpGrid.of(src, path)  # its GCPs checked
+                if gcp_grid is not None:
+                    # GCP-only georeference (Sentinel-1 GRD): kept for every output
+                    profile["gcps"] = gcp_grid.gcps
+                    profile["gcp_crs"] = gcp_grid.crs
                 tagged = alpha_tagged(src)
                 alpha = is_alpha_band(tagged, data[-1])
                 nodata = band_nodata(data, src.nodata, alpha)

@@ -120,14 +120,12 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
 
 def image_grid(ds: Any) -> tuple[Any, Any, Any]:
     """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`
-    (:func:`grid_of` of its CRS, transform and GCPs; GCPs checked,
-    :func:`sam2elnet.data.gcp_check.check_gcps`)."""
-    grid = grid_of(ds.crs, ds.transform, *ds.gcps)
-    if grid[2] is not None:
-        from sam2elnet.data.gcp_check import check_gcps
+    (:func:`grid_of` of its CRS, transform and GCPs; a GCP-only image's GCPs obtained as a
+    :class:`sam2elnet.data.grids.GcpGrid`, so they are checked)."""
+    from sam2elnet.data.grids import GcpGrid
 
-        check_gcps(grid[2], ds.name)  # a warning when some GCPs do not fit the others
-    return grid
+    g = GcpGrid.of(ds)
+    return grid_of(ds.crs, ds.transform, *((g.gcps, g.crs) if g is not None else ((), None)))
 
 
 def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any, Any]:
@@ -147,16 +145,17 @@ def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
     :data:`sam2elnet.data.grids.GCP_METHOD`); also the pixels per map unit (mean, from an affine
     fit to the GCPs) for line widths. Z is dropped."""
     import shapely
-    from rasterio.transform import from_gcps
 
-    from sam2elnet.data.grids import gcp_transformer
+    from sam2elnet.data.grids import GcpGrid
+
+    grid = GcpGrid(gcps, None)  # checked when the image was read (one warning per GCP set)
 
     def to_px(xy: np.ndarray) -> np.ndarray:
         rows, cols = tr.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # fractional pixels
         return np.column_stack([cols, rows]).astype(float)
 
     try:
-        with gcp_transformer(gcps) as tr:
+        with grid.transformer() as tr:
             geoms = shapely.transform(np.asarray(gdf.geometry.values, dtype=object), to_px)
     except Exception as err:  # noqa: BLE001 - GDAL transformer errors
         raise DataError(
@@ -166,7 +165,7 @@ def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
         ) from err
     import geopandas as gpd
 
-    return gpd.GeoDataFrame(geometry=list(geoms)), 1.0 / _pixel_size(from_gcps(gcps))
+    return gpd.GeoDataFrame(geometry=list(geoms)), 1.0 / _pixel_size(grid.affine())
 
 
 def _grid_name(transform: Any) -> str:

@@ -90,13 +90,13 @@ def _centre_lonlat(ds: Any) -> tuple[float, float]:
     from rasterio.crs import CRS
     from rasterio.warp import transform
 
-    from sam2elnet.data.grids import gcp_transformer
+    from sam2elnet.data.grids import GcpGrid
 
-    gcps, gcp_crs = ds.gcps
-    if ds.crs is None and gcps:
-        with gcp_transformer(gcps, ds.name) as tr:
+    grid = GcpGrid.of(ds)
+    if grid is not None:
+        with grid.transformer() as tr:
             x, y = tr.xy(ds.height / 2, ds.width / 2)
-        src_crs = gcp_crs
+        src_crs = grid.crs
     else:
         x, y = ds.transform * (ds.width / 2, ds.height / 2)
         src_crs = ds.crs
@@ -176,19 +176,17 @@ def pixels_to_map(
     Returns:
         ``(x, y)``: (N,) float64 arrays in ``crs``.
     """
-    from rasterio.transform import GCPTransformer
     from rasterio.warp import transform
 
-    gcps, gcp_crs = ds.gcps
+    from sam2elnet.data.grids import GcpGrid
+
     rows = np.asarray(rows, dtype=np.float64)
     cols = np.asarray(cols, dtype=np.float64)
-    if ds.crs is None and gcps:
-        from sam2elnet.data.gcp_check import check_gcps
-
-        check_gcps(gcps, ds.name)
-        with GCPTransformer(gcps, tps=_GDAL_METHOD[method] == "GCP_TPS") as tr:
+    grid = GcpGrid.of(ds)
+    if grid is not None:
+        with grid.transformer(tps=_GDAL_METHOD[method] == "GCP_TPS") as tr:
             x, y = tr.xy(rows, cols, offset="ul")
-        src_crs = gcp_crs
+        src_crs = grid.crs
     else:
         x, y = ds.transform * (cols, rows)
         src_crs = ds.crs
@@ -257,11 +255,12 @@ def warp_to_map_grid(
         ds = rasterio.open(src_p)
     with ds:
         use_gcps = _check_georeference(ds, src_p)
-        gcps, gcp_crs = ds.gcps
+        gcps, gcp_crs = [], None
         if use_gcps:
-            from sam2elnet.data.gcp_check import check_gcps
+            from sam2elnet.data.grids import GcpGrid
 
-            check_gcps(gcps, src_p)  # a warning when some GCPs do not fit the others
+            grid = GcpGrid(*ds.gcps, src_p)  # its GCPs checked
+            gcps, gcp_crs = grid.gcps, grid.crs
         dst_crs = resolve_warp_crs(crs, ds)
         if not use_gcps and ds.crs == dst_crs and dst_path is None:
             return None

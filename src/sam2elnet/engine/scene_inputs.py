@@ -125,21 +125,20 @@ class SceneInputs:
             else "(x = column, y = row)"
         )
         try:
-            gcps, gcp_crs = self.src.gcps
-            if self.src.crs is None and gcps:
-                from sam2elnet.data.gcp_check import check_gcps
+            from sam2elnet.data.grids import GcpGrid
 
-                check_gcps(gcps, self.path)  # a warning when some GCPs do not fit the others
-            if self.src.crs is None and gcps and warp_to:
+            gcp_grid = GcpGrid.of(self.src, self.path)  # its GCPs checked
+            if gcp_grid is not None and warp_to:
                 self.notes.append(
-                    f"{self.path} is georeferenced by {len(gcps)} ground control points only "
-                    f"(GCPs, in {gcp_crs}): the label / probability GeoTIFFs are warped to a map "
+                    f"{self.path} is georeferenced by {len(gcp_grid.gcps)} ground control points "
+                    f"only (GCPs, in {gcp_grid.crs}): the label / probability GeoTIFFs are warped to a map "
                     f"grid (--warp-to {warp_to}); tile footprints are placed the same way"
                 )
-            elif self.src.crs is None and gcps:
+            elif gcp_grid is not None:
+                gcp_crs = gcp_grid.crs
                 self.notes.append(
-                    f"{self.path} is georeferenced by {len(gcps)} ground control points only "
-                    f"(GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
+                    f"{self.path} is georeferenced by {len(gcp_grid.gcps)} ground control points "
+                    f"only (GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
                     f"are in {gcp_crs}, placed with the affine fit to the GCPs that elnet export "
                     "places the label's polygons with. For map-grid "
                     "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "

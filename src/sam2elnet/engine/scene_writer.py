@@ -270,8 +270,10 @@ class WindowFootprints:
         warp_crs: Any = None,
         warp_method: str = "tps",
     ) -> None:
-        gcps, gcp_crs = src.gcps
-        gcp_only = src.crs is None and len(gcps) >= 3 and gcp_crs is not None
+        from sam2elnet.data.grids import GcpGrid
+
+        gcp_grid = GcpGrid.of(src)
+        gcp_only = gcp_grid is not None and gcp_grid.placeable
         self._src = src
         self._warp: tuple[Any, str] | None = None
         self.transform: Any = None  # affine pixel -> frame; None: through the warp mapping
@@ -281,10 +283,8 @@ class WindowFootprints:
             self.crs = warp_crs
             self.transform = None if self._warp else src.transform
             return
-        if gcp_only:
-            from sam2elnet.data.grids import gcp_affine
-
-            self.crs, self.transform = gcp_crs, gcp_affine(gcps, src.name)
+        if gcp_grid is not None and gcp_only:
+            self.crs, self.transform = gcp_grid.crs, gcp_grid.affine()
         elif src.crs is None:
             from affine import Affine
 
@@ -336,7 +336,7 @@ def windows_geo(
 
     * CRS + transform: the scene CRS, through its transform;
     * GCP-only (Sentinel-1 GRD): the GCPs' CRS, through the affine fit to the GCPs the export
-      places that label's polygons with (:func:`sam2elnet.data.grids.gcp_affine`);
+      places that label's polygons with (:meth:`sam2elnet.data.grids.GcpGrid.affine`);
     * ``warp_crs`` (``--warp-to``; the outputs are warped): ``warp_crs``, through the GCP
       transformer of ``warp_method`` (or the transform) and reprojected, as the label was warped
       (:func:`sam2elnet.data.warp.pixels_to_map`; sides densified to 16 segments);

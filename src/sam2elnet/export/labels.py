@@ -107,13 +107,14 @@ class LabelRaster:
         # without a CRS: pixel coordinates x = column, y = row (the case catalogue's contract,
         # C07: a PNG exports in pixel coordinates)
         self.transform = ds.transform if self.georef else Affine.identity()
-        gcps, gcp_crs = ds.gcps
-        if not self.georef and len(gcps) >= 3 and gcp_crs is not None:
-            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs,
-            # as the scene's --quality-gpkg windows (data.grids.gcp_affine)
-            from sam2elnet.data.grids import gcp_affine
+        from sam2elnet.data.grids import GcpGrid
 
-            self.transform = gcp_affine(gcps, path)
+        grid = GcpGrid.of(ds, path)
+        if grid is not None and grid.placeable:
+            # GCP-only label (Sentinel-1 GRD): polygons placed with an affine fit to the GCPs,
+            # as the scene's --quality-gpkg windows (data.grids.GcpGrid.affine)
+            gcps, gcp_crs = grid.gcps, grid.crs
+            self.transform = grid.affine()
             self.crs = gcp_crs
             self.georef = True
             self.gcp_note = (
