@@ -60,7 +60,9 @@ def export_labels(
     label onto a regular map grid (:func:`sam2elnet.data.warp.warp_to_map_grid`, ``warp_method``
     tps | polynomial; in a temporary folder, the labels are not changed), so polygons of a
     GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
-    used without it. A label without any georeference is then an error. Other arguments: see
+    used without it; a label's ``<stem>_tiles.gpkg`` goes along for the quality join
+    (:func:`~sam2elnet.export.tile_quality.carry_layer`). A label without any georeference is
+    then an error. Other arguments: see
     :func:`_export_labels`. An ``out`` that is one of the input files (a label, for a Shapefile
     any sidecar, the quality table, an image file) raises :class:`~sam2elnet.errors.UserError`
     before anything is written.
@@ -84,6 +86,7 @@ def export_labels(
     import tempfile
 
     from sam2elnet.data.warp import check_warp_options, warp_to_map_grid
+    from sam2elnet.export.tile_quality import carry_layer
 
     check_warp_options(warp_to, warp_method)
     kind = (fmt or Path(out).suffix.lstrip(".")).lower()
@@ -99,6 +102,7 @@ def export_labels(
             info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
             if info is not None:
                 notes.append(info.note())
+            carry_layer(f, dst)  # the scene's windows, for the per-polygon quality join
         if kwargs.get("category") is None:  # the run's, not the temporary folder's
             kwargs["category"] = default_category(labels)[0]
         res = _export_labels(tmp, out, fmt, **kwargs)

@@ -136,7 +136,8 @@ def write_polygons(
             units). See :data:`GEOJSON_CRS`.
         pixel_coords: coordinates of labels without a CRS, ``"gdal"`` (default; x = column,
             y = row) or ``"qgis"`` (y = -row, where QGIS shows the image); see
-            :data:`PIXEL_COORDS`. No effect on georeferenced labels.
+            :data:`PIXEL_COORDS`. No effect on georeferenced labels, GCP-only ones included
+            (their polygons are in the GCPs' CRS; a note names them).
         image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
             attribute of labels without a ``SOURCE`` tag (else the label file's name).
         review: list that receives one entry per label (``source``, ``label``, ``polygons``,
@@ -178,6 +179,7 @@ def write_polygons(
         crs=crs,
     )
     tile_note = False
+    gcp_only: list[str] = []  # labels georeferenced by GCPs only (no CRS of their own)
     n = 0
     geoms: list[Any] = []
     rows: list[dict[str, Any]] = []
@@ -191,9 +193,14 @@ def write_polygons(
                     lab.source = image_names[f.stem].name
                 if lab.gcp_note:
                     notes.append(lab.gcp_note)
+                    gcp_only.append(f.name)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
                 ok = (kept or {}).get(f.stem, (kept or {}).get(Path(lab.source).stem))
-                tiles = tile_index(f, None if lab.georef else lab.transform) if q is None else None
+                tiles = (
+                    tile_index(f, lab.transform, lab.crs, (lab.height, lab.width))
+                    if q is None
+                    else None
+                )
                 attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
                 for g in iter_polygons(
@@ -245,6 +252,14 @@ def write_polygons(
                 "labels have no CRS: polygons are in pixel coordinates (x = column, y = row; "
                 "QGIS draws such an image at y = -row, so they show mirrored above it there: "
                 "--pixel-coords qgis writes y = -row)"
+            )
+        elif pixel_coords == "qgis" and gcp_only:
+            more = f" and {len(gcp_only) - 1} more" if len(gcp_only) > 1 else ""
+            notes.append(
+                f"--pixel-coords qgis ignored: {gcp_only[0]}{more} has no CRS but is "
+                f"georeferenced by ground control points, so its polygons are in map "
+                f"coordinates ({crs_name(crs)}), where QGIS shows the label; the option applies "
+                "to labels without any georeference only"
             )
         elif pixel_coords == "qgis":
             notes.append("--pixel-coords qgis applies to labels without a CRS only; ignored")
