@@ -1,11 +1,11 @@
 """One image of the report: :class:`ReportItem`, its per-image facts and its card's pictures.
 
-:func:`prepare_item` reads an item's masks and derives its row (true / input IoU, object counts and
-empty-truth flags with the truth's ignore pixels and the label's nodata left out, as ``elnet
-evaluate`` leaves them out; filter status, file links); :func:`add_card` draws the picture layers
-of a shown item (:mod:`sam2elnet.pipeline.report_figures`; pixels not scored hatched grey);
-:func:`order_items` sorts rows worst (or best) first. One unreadable file costs its item a note,
-never the report.
+:func:`read_masks` reads an item's masks (:class:`ItemMasks`); :func:`prepare_item` derives its
+row from them (true / input IoU, object counts and empty-truth flags with the truth's ignore
+pixels and the label's nodata left out, as ``elnet evaluate`` leaves them out; filter status, file
+links); :func:`add_card` draws the picture layers of a shown item from the same masks
+(:mod:`sam2elnet.pipeline.report_figures`; pixels not scored hatched grey); :func:`order_items`
+sorts rows worst (or best) first. One unreadable file costs its item a note, never the report.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sam2elnet.pipeline.report_tables import as_float, fmt_value
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ItemMasks",
     "ReportItem",
     "TruthOnGrid",
     "add_card",
@@ -34,6 +35,7 @@ __all__ = [
     "object_counts",
     "order_items",
     "prepare_item",
+    "read_masks",
 ]
 
 
@@ -71,8 +73,9 @@ class ReportItem:
 
 @dataclass(frozen=True)
 class TruthOnGrid:
-    """An evaluated ground truth drawn as ``elnet evaluate`` scored it, read when its card is
-    drawn (:func:`sam2elnet.engine.evaluate.read_evaluated`): on its prediction's grid (polygons
+    """An evaluated ground truth drawn as ``elnet evaluate`` scored it, read with its prediction
+    when the report reaches its item (:func:`read_masks`, one read for the row and the card;
+    :func:`sam2elnet.engine.evaluate.read_evaluated`): on its prediction's grid (polygons
     rasterised, a truth on another grid resampled), with the pixels the evaluation did not count
     (the truth's ignore pixels, the prediction's nodata, the ``--valid`` mask, outside a
     resampled truth's footprint). ``row``: the evaluation's
@@ -91,10 +94,15 @@ class TruthOnGrid:
     def read_valid(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(truth, counted): bool (H, W) arrays on the prediction's grid; ``counted`` is False
         where the evaluation left a pixel out (None: every pixel counted). Raises DataError."""
+        m = self.read_pair()
+        return m.truth, m.valid
+
+    def read_pair(self) -> Any:
+        """The pair as the evaluation counted it, prediction included
+        (:class:`~sam2elnet.engine.eval_stream.PairMasks`). Raises DataError."""
         from sam2elnet.engine.evaluate import read_evaluated
 
-        m = read_evaluated(self.row, self.vectors)
-        return m.truth, m.valid
+        return read_evaluated(self.row, self.vectors)
 
 
 def eval_truth(row: Any, vectors: Any = None) -> TruthOnGrid:
@@ -135,6 +143,60 @@ def _load_mask_valid(m: Any, grid: Any = None) -> tuple[np.ndarray | None, np.nd
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     return (a > 0.5 if np.issubdtype(a.dtype, np.floating) else a != 0), None
+
+
+Masked = tuple[np.ndarray | None, np.ndarray | None]
+"""A mask and the pixels it counts (:func:`_load_mask_valid`); (None, None): none, or unreadable."""
+
+
+@dataclass
+class ItemMasks:
+    """The masks of one :class:`ReportItem`, read once (:func:`read_masks`) for its table row
+    (:func:`prepare_item`) and its card (:func:`add_card`).
+
+    ``input``, ``output``, ``truth``: ``(mask, valid)`` pairs of bool (H, W) arrays
+    (:func:`_load_mask_valid`; ``valid`` None: every pixel counts; ``(None, None)``: not given or
+    unreadable). The label of an evaluated pair (``output`` the prediction of a
+    :class:`TruthOnGrid`) comes from the pair's one read, its nodata in the truth's ``valid``
+    (its own ``valid`` None). ``errors``: one ``"<kind>: <error>"`` line per unreadable file.
+    """
+
+    input: Masked = (None, None)
+    output: Masked = (None, None)
+    truth: Masked = (None, None)
+    errors: list[str] = field(default_factory=list)
+
+
+def read_masks(item: ReportItem, warn: bool = True) -> ItemMasks:
+    """Read the input label, label and truth of ``item`` once (a vector label rasterised onto
+    ``item.image``'s grid, a :class:`TruthOnGrid` read as its evaluation counted it). An
+    unreadable file is named in ``errors`` and, with ``warn``, logged as a warning
+    (``sam2elnet.pipeline.report_items``); it never raises for a file."""
+    out = ItemMasks()
+    todo = [
+        ("input", "input label", item.input_label),
+        ("output", "label", item.output),
+        ("truth", "truth", item.truth),
+    ]
+    if isinstance(item.truth, TruthOnGrid) and _same_file(item.output, item.truth.pred):
+        try:  # the evaluated pair read once: prediction (the label) and truth on its grid
+            pair = item.truth.read_pair()
+            out.output, out.truth = (pair.pred, None), (pair.truth, pair.valid)
+            todo = todo[:1]
+        except DataError:
+            pass  # each file on its own below: the readable one is still drawn
+    for attr, kind, value in todo:
+        try:
+            setattr(out, attr, _load_mask_valid(value, item.image))
+        except DataError as err:  # one unreadable file must not cost the whole report
+            if warn:
+                log.warning("report: %s", err)
+            out.errors.append(f"{kind}: {err}")
+    return out
+
+
+def _same_file(a: Any, b: Path) -> bool:
+    return isinstance(a, (str, Path)) and Path(a) == Path(b)
 
 
 def _both(*valids: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
@@ -214,13 +276,17 @@ def _status(item: ReportItem, filtered: bool) -> str | None:
     return "kept" if item.kept else "rejected"
 
 
-def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
-    """Table row of one item (masks read, IoUs and flags derived); image pixels not touched.
+def prepare_item(
+    item: ReportItem, idx: int, filtered: bool, masks: ItemMasks | None = None
+) -> dict[str, Any]:
+    """Table row of one item (IoUs and flags derived from its masks); image pixels not touched.
 
     Args:
         item: The item.
         idx: Its position in the caller's list (links the row to its card).
         filtered: Whether a quality filter ran (else a kept item is "unfiltered").
+        masks: The item's masks, when already read (:func:`read_masks`; the caller passes them
+            on to :func:`add_card`); None: read here.
 
     Returns:
         The row as a dict for the template: ``name``, ``status``, ``predicted`` / ``true`` /
@@ -229,18 +295,8 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
         alarm", "correct empty", "missed" or None), ``paths``, ``errors`` (unreadable files),
         ``extra`` and ``footprint``.
     """
-    errors: list[str] = []
-
-    def load(kind: str, value: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-        try:
-            return _load_mask_valid(value, item.image)
-        except DataError as err:  # one unreadable file must not cost the whole report
-            log.warning("report: %s", err)
-            errors.append(f"{kind}: {err}")
-            return None, None
-
-    (inp, inp_v), (out, out_v) = load("input label", item.input_label), load("label", item.output)
-    tru, tru_v = load("truth", item.truth)
+    m = read_masks(item) if masks is None else masks
+    (inp, inp_v), (out, out_v), (tru, tru_v) = m.input, m.output, m.truth
     label, label_v = (out, out_v) if out is not None else (inp, inp_v)
     # pixels the truth marks "ignore" and the label's nodata are not scored (as in elnet evaluate)
     shape = tru.shape if tru is not None else None
@@ -292,21 +348,19 @@ def prepare_item(item: ReportItem, idx: int, filtered: bool) -> dict[str, Any]:
         "extra_objects": objects[2] if objects else None,
         "flag": flag,
         "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
-        "errors": errors,
+        "errors": list(m.errors),
         "extra": [(key_label(str(k)), fmt_value(v)) for k, v in item.extra.items()],
         "footprint": fp,
     }
 
 
-def _try_mask(value: Any, grid: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    try:
-        return _load_mask_valid(value, grid)
-    except DataError:  # already named on the item by prepare_item
-        return None, None
-
-
 def add_card(
-    view: dict[str, Any], item: ReportItem, thumb_px: int, full_px: int, styles: list
+    view: dict[str, Any],
+    item: ReportItem,
+    thumb_px: int,
+    full_px: int,
+    styles: list,
+    masks: ItemMasks | None = None,
 ) -> None:
     """Add the picture layers of a shown item to ``view`` (image embedded once as a CSS class).
 
@@ -325,12 +379,12 @@ def add_card(
             up to twice as large, pixels kept sharp).
         full_px: Longest side of the embedded image and layers (click to enlarge).
         styles: Receives ``(css class, JPEG data URI)`` of the image.
+        masks: The masks :func:`prepare_item` made the row from (:func:`read_masks`); None:
+            read again here (their errors are already on the row, not logged twice).
     """
-    (inp, inp_v), (out, out_v), (tru, tru_v) = (
-        _try_mask(item.input_label, item.image),
-        _try_mask(item.output),
-        _try_mask(item.truth),
-    )
+    if masks is None:
+        masks = read_masks(item, warn=False)
+    (inp, inp_v), (out, out_v), (tru, tru_v) = masks.input, masks.output, masks.truth
     rgb = None
     if item.image is not None:
         try:

@@ -27,6 +27,7 @@ from sam2elnet.pipeline.report_items import (
     object_counts,
     order_items,
     prepare_item,
+    read_masks,
 )
 from sam2elnet.pipeline.report_map import footprint_map
 from sam2elnet.pipeline.report_tables import (
@@ -68,6 +69,33 @@ def _figures(figures: Sequence[Any] | Mapping[str, Any] | None) -> list[tuple[st
     return [("", f) for f in (figures or [])]
 
 
+def _shown_before_reading(
+    items: Sequence[ReportItem], order: str, max_items: int
+) -> set[int] | None:
+    """The positions of the items whose cards the report shows, when the order
+    (:func:`~sam2elnet.pipeline.report_items.order_items`) does not depend on the masks: every
+    item shown, by name, by the given predicted IoUs, or by true IoUs all given (an evaluation's).
+    None when it does (true IoUs computed from the masks). Raises ValueError for an unknown
+    ``order``."""
+    n = max(0, max_items)
+    keys = [
+        {
+            "idx": k,
+            "name": it.name,
+            "predicted": as_float(it.predicted_iou),
+            "true": as_float(it.true_iou),
+        }
+        for k, it in enumerate(items)
+    ]
+    ordered = order_items(keys, order)[0]
+    if len(items) <= n:
+        return set(range(len(items)))
+    by_true = order != "name" and all(v["predicted"] is None for v in keys)
+    if by_true and any(v["true"] is None for v in keys):
+        return None
+    return {v["idx"] for v in ordered[:n]}
+
+
 def render_report(
     items: Sequence[ReportItem],
     *,
@@ -107,14 +135,26 @@ def render_report(
     items = list(items)
     if filter_applied is None:
         filter_applied = is_finite(quality_threshold) or any(i.kept is False for i in items)
-    views = [prepare_item(it, k, filter_applied) for k, it in enumerate(items)]
+    # each item's masks are read once, for its row and, when it is shown, its card, which is
+    # drawn then (one item's masks in memory at a time) where the order is known beforehand
+    early = _shown_before_reading(items, order, max_items)
+    views = []
+    styles: list[tuple[str, str]] = []
+    for k, it in enumerate(items):
+        masks = read_masks(it)
+        views.append(prepare_item(it, k, filter_applied, masks))
+        if early is not None and k in early:
+            add_card(views[-1], it, thumb_px, full_px, styles, masks)
     ordered, order_text = order_items(views, order)
     shown = ordered[: max(0, max_items)]
-    styles: list[tuple[str, str]] = []
     for v in shown:
-        add_card(v, items[v["idx"]], thumb_px, full_px, styles)
+        if "card" not in v:  # sorted by IoUs read from the masks: read again for the card
+            add_card(v, items[v["idx"]], thumb_px, full_px, styles)
+    rank = {f"im{v['idx']}": n for n, v in enumerate(shown)}
+    styles = sorted((s for s in styles if s[0] in rank), key=lambda s: rank[s[0]])
     for v in views:
-        v.setdefault("card", None)
+        if f"im{v['idx']}" not in rank:
+            v["card"] = None
 
     statuses = [v["status"] for v in views]
     n_kept, n_rej = statuses.count("kept"), statuses.count("rejected")
