@@ -70,7 +70,6 @@ def test_bench_train_smoke_times_reference_and_ours(bench, tmp_path: Path, capsy
     assert "GOAL training 64 px" in capsys.readouterr().out
 
 
-@pytest.mark.filterwarnings("ignore:this model's quality evaluator is not fitted")
 def test_bench_infer_ceiling_brackets_the_timed_rounds(
     bench_import, tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers_logs import logs_warning
 from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
@@ -313,22 +314,24 @@ def test_unfitted_evaluator_refuses_target_precision(run: dict[str, Path], tmp_p
     assert p.choose_threshold(min_quality=0.3)[0] == 0.3
 
 
-def test_target_precision_on_few_labels_warns(run: dict[str, Path]) -> None:
+def test_target_precision_on_few_labels_warns(
+    run: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     p = Predictor.from_file(run["model"])
     ev = p.evaluator
     ev.fitted, ev.tau = True, 0.7
     ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
     ev.heldout_iou = [0.1, 0.3, 0.8, 0.9, 0.95]
     ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}  # these 5 are held out
-    with pytest.warns(
-        UserWarning, match="rests on 3 held-out labels above it; about 100 are needed"
-    ):
+    with logs_warning(caplog, "rests on 3 held-out labels above it; about 100 are needed"):
         thr, info = p.choose_threshold(target_precision=0.9)
     assert thr == pytest.approx(0.6) and info["target_precision"]["reliable"] is False
     assert info["target_precision"]["n_kept"] == 3
 
 
-def test_unreachable_target_precision_says_what_is_kept(run: dict[str, Path]) -> None:
+def test_unreachable_target_precision_says_what_is_kept(
+    run: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
     """No threshold reaches the target: the threshold sits just above every held-out score, so new
     labels scoring higher are still kept; the warning says so (it said every label is rejected)."""
     p = Predictor.from_file(run["model"])
@@ -337,16 +340,18 @@ def test_unreachable_target_precision_says_what_is_kept(run: dict[str, Path]) ->
     ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
     ev.heldout_iou = [0.1, 0.9, 0.2, 0.9, 0.3]  # the best-scored label is bad: never 0.99
     ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}
-    with pytest.warns(
-        UserWarning,
-        match=r"only labels scoring above every held-out label "
+    with logs_warning(
+        caplog,
+        r"only labels scoring above every held-out label "
         r"\(quality >= 0\.900\) will be kept, with no promised precision",
     ):
         thr, info = p.choose_threshold(target_precision=0.99)
     assert thr == pytest.approx(0.900001) and info["target_precision"]["achievable"] is False
 
 
-def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None:
+def test_fit_quality_is_rerunnable(
+    run: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from sam2elnet.engine.train import fit_quality
     from sam2elnet.model import load_model
 
@@ -363,7 +368,7 @@ def test_fit_quality_is_rerunnable(run: dict[str, Path], tmp_path: Path) -> None
     # validation images only: 8 samples are too few -> not fitted, said so in the file
     from sam2elnet.config import QualityConfig
 
-    with pytest.warns(UserWarning, match="only 8 labelled samples"):
+    with logs_warning(caplog, "only 8 labelled samples"):
         summary = fit_quality(copy / "model.pt", run["data"], qcfg=QualityConfig(train_samples=0))
     assert not summary["fitted"] and summary["status"] == "too_few_samples"
     _, extra = load_model(copy / "model.pt")

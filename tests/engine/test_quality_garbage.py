@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from helpers_data import write_png, write_tif
+from helpers_logs import logs_warning
 from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder
@@ -101,7 +102,9 @@ def test_annotate_never_keeps_garbage_even_without_a_filter(run, tmp_path: Path)
     assert res.summary["evaluator"]["status"] in ("fitted", "too_few_samples", "uniform_labels")
 
 
-def test_a_model_that_predicts_nothing_scores_zero_and_says_so(run, tmp_path: Path) -> None:
+def test_a_model_that_predicts_nothing_scores_zero_and_says_so(
+    run, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """End to end: a model whose heads predict nothing, its evaluator refitted on the run's data
     (every label has IoU 0: uniform) -> status recorded in the model file, a warning when it is
     loaded, score 0 for every label and the reason in quality.csv."""
@@ -117,12 +120,12 @@ def test_a_model_that_predicts_nothing_scores_zero_and_says_so(run, tmp_path: Pa
     copy.mkdir()
     save_model(model, copy / "model.pt", extra=extra)
     (copy / "splits.json").write_bytes((run["run"] / "splits.json").read_bytes())
-    with pytest.warns(UserWarning, match="not fitted"):
+    with logs_warning(caplog, "not fitted"):
         summary = fit_quality(copy / "model.pt", run["data"], precision="32")
     assert not summary["fitted"] and summary["status"] == "uniform_labels"
     _, saved = load_model(copy / "model.pt")
     assert saved["quality"]["status"] == "uniform_labels" and saved["quality"]["prior"] == 0.0
-    with pytest.warns(UserWarning, match="quality evaluator is not fitted"):
+    with logs_warning(caplog, "quality evaluator is not fitted"):
         res = annotate_folder(
             copy / "model.pt", run["data"] / "images", tmp_path / "a", progress=False
         )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from helpers_logs import logs_warning
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,12 +159,11 @@ def test_higher_target_never_lowers_the_threshold(
         assert c_hi.precision >= hi and c_lo.achievable
 
 
-def test_too_few_samples_fall_back_to_heuristic() -> None:
+def test_too_few_samples_fall_back_to_heuristic(caplog: pytest.LogCaptureFixture) -> None:
     feats, emb, iou = _synthetic(5)
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
+    with logs_warning(caplog, "heuristic"):
         ev = QualityEvaluator().fit(feats, emb, iou)
-    assert not ev.fitted and any("heuristic" in str(x.message) for x in w)
+    assert not ev.fitted
     s = ev.score(feats, emb)
     assert np.all((s >= 0) & (s <= 1))
 
@@ -209,14 +208,16 @@ def _confident_features(n: int) -> np.ndarray:
     return f
 
 
-def test_model_that_predicts_nothing_gets_zero_not_heuristic_confidence() -> None:
+def test_model_that_predicts_nothing_gets_zero_not_heuristic_confidence(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Issue 10: a micro model predicting nothing got ~0.96 for every label from an evaluator
     fitted on 8 labels. Its labels have IoU 0 everywhere: uniform labels, conservative score 0."""
     from sam2elnet.model.quality_calibration import MIN_FIT_SAMPLES
 
     for n in (8, MIN_FIT_SAMPLES + 20):
         feats = _confident_features(n) + np.random.default_rng(n).normal(0, 1e-3, (n, 13))
-        with pytest.warns(UserWarning, match="not fitted"):
+        with logs_warning(caplog, "not fitted"):
             ev = QualityEvaluator().fit(feats, None, np.zeros(n))
         assert not ev.fitted
         assert ev.status == ("too_few_samples" if n < MIN_FIT_SAMPLES else "uniform_labels")
@@ -227,9 +228,11 @@ def test_model_that_predicts_nothing_gets_zero_not_heuristic_confidence() -> Non
         assert state["warning"] and QualityEvaluator.from_state(state).status == ev.status
 
 
-def test_too_few_varied_labels_are_capped_at_a_lower_bound_of_their_mean() -> None:
+def test_too_few_varied_labels_are_capped_at_a_lower_bound_of_their_mean(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     feats, emb, iou = _synthetic(10)
-    with pytest.warns(UserWarning, match="only 10 labelled samples"):
+    with logs_warning(caplog, "only 10 labelled samples"):
         ev = QualityEvaluator().fit(feats, emb, iou)
     se = iou.std(ddof=1) / np.sqrt(10)
     assert ev.prior == pytest.approx(iou.mean() - se)
@@ -351,17 +354,19 @@ def test_in_sample_items_are_cross_fitted_grouped_and_their_optimism_absorbed() 
     del rng
 
 
-def test_an_evaluator_that_cannot_rank_says_so() -> None:
+def test_an_evaluator_that_cannot_rank_says_so(caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(5)
     feats, emb, iou = rng.random((100, len(FEATURE_NAMES))), None, rng.random(100)
-    with pytest.warns(UserWarning, match="hardly rank"):
+    with logs_warning(caplog, "hardly rank"):
         ev = QualityEvaluator().fit(feats, emb, iou)
     assert ev.fitted and ev.status == "fitted" and "Spearman" in ev.warning
     s = ev.score(feats)
     assert abs(float(s.mean()) - float(iou.mean())) < 0.1 and float(s.max()) < 0.9
 
 
-def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels() -> None:
+def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """`elnet train` on 12 images (2 validation): 24 samples, 4 held out, uniform IoUs. The line
     said "no threshold reaches precision 0.9 on the 24 held-out labels"; the threshold is chosen
     on the 4 held-out labels and says so (all 24 only when none is held out)."""
@@ -369,14 +374,14 @@ def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels() ->
     feats = np.random.default_rng(0).random((n, len(FEATURE_NAMES)))
     iou = np.full(n, 0.3)
     ins = np.r_[np.zeros(n_out), np.ones(n - n_out)]
-    with pytest.warns(UserWarning, match="almost the same IoU"):
+    with logs_warning(caplog, "almost the same IoU"):
         ev = QualityEvaluator().fit(feats, None, iou, in_sample=ins)
     assert not ev.fitted and ev.status == "uniform_labels"
     assert ev.metrics["n_heldout"] == 4
     choice = ev.threshold_for_precision(0.9)
     assert choice.n_heldout == 4 and not choice.achievable
     assert choice.note == "no threshold reaches precision 0.9 on the 4 held-out labels"
-    with pytest.warns(UserWarning, match="almost the same IoU"):
+    with logs_warning(caplog, "almost the same IoU"):
         ev = QualityEvaluator().fit(feats, None, iou, in_sample=np.ones(n))
     choice = ev.threshold_for_precision(0.9)
     assert choice.n_heldout == 24

@@ -11,7 +11,6 @@ adapts it to scene prediction with per-window quality. The folder jobs built on 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,8 +40,11 @@ log = logging.getLogger(__name__)
 __all__ = ["UNFITTED_EVALUATOR", "Predictor", "QualityScoringPredictor"]
 
 UNFITTED_EVALUATOR = "this model's quality evaluator is not fitted"
-"""Start of the warning a :class:`Predictor` gives for a model whose quality evaluator is not
-fitted; callers that have just said so (training, a training report) filter it by this text."""
+"""The start of the warning a model with an unfitted evaluator gives when loaded, and its kind
+(:func:`sam2elnet.utils.run_warnings.warn_once`; :func:`~sam2elnet.utils.run_warnings.hidden`
+keeps it out where the caller has said it already)."""
+OTHER_TTA = "TTA differs from the quality evaluator's"
+"""The kind of the warning about a ``tta`` other than the evaluator was fitted with."""
 
 
 def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
@@ -115,20 +117,24 @@ class Predictor:
                 "sam2elnet.engine.train.fit_quality or retrain",
                 path,
             ) from None
+        from sam2elnet.utils.run_warnings import warn_once
+
+        # a model loaded again (the stages of an experiment) says it once: keyed by its file
+        # and the text, as Python's warnings said it once
         if not self.evaluator.fitted:
-            warnings.warn(
-                f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); predicted IoUs are "
-                f"conservative (at most {self.evaluator.prior:.2f}) and do not rank labels well - "
-                "refit it on more labelled images (docs/training.md)",
-                stacklevel=2,
+            text = (
+                f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); "
+                f"predicted IoUs are conservative (at most {self.evaluator.prior:.2f}) and do not "
+                "rank labels well - refit it on more labelled images (docs/training.md)"
             )
+            warn_once(log, UNFITTED_EVALUATOR, text, key=f"{path}: {text}")
         self.tta = self.evaluator.tta if tta is None else int(tta)
         if tta is not None and self.evaluator.fitted and tta != self.evaluator.tta:
-            warnings.warn(
+            text = (
                 f"tta={tta} differs from the {self.evaluator.tta} views the quality evaluator was "
-                "fitted with; predicted IoUs will be less reliable",
-                stacklevel=2,
+                "fitted with; predicted IoUs will be less reliable"
             )
+            warn_once(log, OTHER_TTA, text, key=f"{path}: {text}")
 
     @classmethod
     def from_file(
@@ -403,19 +409,17 @@ class Predictor:
             choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)
             info["target_precision"] = choice.as_dict()
             if not choice.achievable:
-                warnings.warn(
+                log.warning(
                     f"--target-precision {target_precision}: {choice.note}; only labels scoring "
                     f"above every held-out label (quality >= {choice.threshold:.3f}) will be kept, "
                     "with no promised precision (lower --target-precision, use --min-quality, or "
-                    "label more images and retrain)",
-                    stacklevel=2,
+                    "label more images and retrain)"
                 )
             elif not choice.reliable and choice.note:
-                warnings.warn(
+                log.warning(
                     f"--target-precision {target_precision}: {choice.note}; the precision of the "
                     f"kept labels may differ from {target_precision} by more than "
-                    f"{PRECISION_TOLERANCE:g}",
-                    stacklevel=2,
+                    f"{PRECISION_TOLERANCE:g}"
                 )
             thr = choice.threshold if thr is None else max(thr, choice.threshold)
         info["threshold"] = thr

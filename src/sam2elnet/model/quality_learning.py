@@ -11,6 +11,8 @@
   the evaluator is not fitted (:func:`_fallback`): it warns, records why and scores a capped
   heuristic (:func:`sam2elnet.model.quality_head.heuristic`).
 
+Warnings are log records of this module's logger (``sam2elnet.model.quality_learning``).
+
 The functions return the evaluator's new field values as plain data; the evaluator applies them.
 The fitting primitives (ridge head, calibration, constants) are
 :mod:`sam2elnet.model.quality_calibration`.
@@ -18,7 +20,7 @@ The fitting primitives (ridge head, calibration, constants) are
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +38,8 @@ from sam2elnet.model.quality_calibration import (
 )
 from sam2elnet.model.quality_empty import count_empty, empty_kinds, empty_scores
 from sam2elnet.model.quality_head import heuristic, ood_factor, raw_scores
+
+log = logging.getLogger(__name__)
 
 
 def learn_state(
@@ -107,8 +111,7 @@ def learn_state(
             f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
             "train longer or label more images before trusting a quality filter"
         )
-        # stacklevel 3: the caller of QualityEvaluator.fit
-        warnings.warn(f"quality evaluator: {fields['warning']}", stacklevel=3)
+        log.warning("quality evaluator: %s", fields["warning"])
     calibrated = apply_calibration(oof, iso_x, iso_y, linear) * oof_ood
     n_out = int(out_mask.sum())
     # empty labels: the held-out rate of right ones of their kind (quality_empty), each held-out
@@ -166,8 +169,7 @@ def _fallback(
             f"{MIN_IOU_STD}); nothing to learn a ranking from: quality scores are a "
             "conservative heuristic capped at their mean IoU lower bound"
         )
-    # stacklevel 4: the caller of QualityEvaluator.fit (via learn_state)
-    warnings.warn(f"quality evaluator not fitted: {warning}", stacklevel=4)
+    log.warning("quality evaluator not fitted: %s", warning)
     sel = out_mask if out_mask.any() else np.ones(n, bool)
     prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
     scores = np.minimum(heuristic(feats), prior) if n else np.zeros(0)

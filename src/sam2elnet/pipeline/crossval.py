@@ -117,15 +117,14 @@ def _evaluate_model(
     :class:`~sam2elnet.engine.eval_result.EvaluationResult` they come from (drawn by ``--report``
     without scoring again). ``warned``: the fold's training has just warned that its quality
     evaluator is not fitted, so annotation does not say it a second time."""
-    import warnings
+    import contextlib
 
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.engine.infer import annotate_folder
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR
+    from sam2elnet.utils.run_warnings import hidden
 
-    with warnings.catch_warnings():
-        if warned:
-            warnings.filterwarnings("ignore", UNFITTED_EVALUATOR)
+    with hidden(UNFITTED_EVALUATOR) if warned else contextlib.nullcontext():
         annotate_folder(
             model,
             test_dir / "images",

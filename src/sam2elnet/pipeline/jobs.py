@@ -13,7 +13,7 @@ keyword argument goes to the engine function unchanged.
 from __future__ import annotations
 
 import functools
-import warnings
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from sam2elnet.engine import infer
 from sam2elnet.engine.folder_job import FinishHook, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.errors import UserError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["annotate_folder", "enhance_folder", "folder_report", "ray_backend"]
 
@@ -98,7 +100,7 @@ def folder_report(result: FolderResult, kind: str) -> Path | None:
     try:
         from sam2elnet.pipeline.report import write_run_report
     except ImportError:
-        warnings.warn("the report module is not available; no report.html written", stacklevel=3)
+        log.warning("the report module is not available; no report.html written")
         return None
     summary = {k: v for k, v in result.summary.items() if k not in ("missing_labels",)}
     return write_run_report(result.out_dir, kind=kind, summary=summary, rows=result.rows)

@@ -25,7 +25,6 @@ import csv
 import json
 import logging
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,14 +182,14 @@ def write_train_report(
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR, Predictor
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.report import write_report
+    from sam2elnet.utils.run_warnings import hidden
 
     run = Path(run_dir)
     history = read_history(run / "metrics.csv")
     model_file = run / "model.pt"
     if not model_file.is_file():
         raise UserError("no model.pt: the run has not finished an epoch", model_file)
-    with warnings.catch_warnings():  # the report shows the evaluator's status itself
-        warnings.filterwarnings("ignore", UNFITTED_EVALUATOR)
+    with hidden(UNFITTED_EVALUATOR):  # the report shows the evaluator's status itself
         predictor = Predictor.from_file(model_file, device=device)
     train = dict(predictor.extra.get("train") or {})
     best = train.get("best_epoch")

@@ -30,23 +30,34 @@ per-chunk work of a folder job collects them, in this process or on a Ray worker
 replays them into its own scope (:meth:`RunWarnings.replay`), so the lines are the same whichever
 backend ran the chunk.
 
+A caller that has said a thing already, or shows it otherwise (a training that has just
+warned that its quality evaluator is not fitted, then annotates with it), opens :func:`hidden`
+for that kind: warnings of it are dropped in its context, neither logged nor counted.
+
 Used by ``elnet annotate``, ``enhance``, ``scene`` (folders) and ``serve`` (per request).
+Every warning is a log record of the logger given (``sam2elnet.*``): library users receive them
+through :mod:`logging`, and the command line prints each as one ``warning:`` line above any
+progress bar (its handler, :func:`sam2elnet.utils.progress.write`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["RunWarnings", "repeated_notes", "warn_once"]
+__all__ = ["RunWarnings", "hidden", "repeated_notes", "warn_once"]
 
 # the open scopes of this context, innermost last (a tuple: set, never mutated, so a copied
 # context keeps its own view)
 _SCOPES: contextvars.ContextVar[tuple[RunWarnings, ...]] = contextvars.ContextVar(
     "sam2elnet_run_warnings", default=()
+)
+_HIDDEN: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "sam2elnet_hidden_warnings", default=frozenset()
 )
 _LOCK = threading.Lock()  # a scope's counts, when threads share it through a copied context
 _MAX_KEYS = 1024
@@ -151,8 +162,11 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
             (not counted) and outside any (logged once per process).
 
     Returns:
-        True when the text was logged (or kept by a collecting scope).
+        True when the text was logged (or kept by a collecting scope); False when it was
+        counted, dropped as a repeat or :func:`hidden`.
     """
+    if kind in _HIDDEN.get():
+        return False
     scopes = _SCOPES.get()
     scope = scopes[-1] if scopes else None
     if scope is None:
@@ -166,3 +180,15 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
         logger.warning(text)
         return True
     return scope.warn(logger, kind, text, key)
+
+
+@contextlib.contextmanager
+def hidden(*kinds: str) -> Iterator[None]:
+    """Drop the :func:`warn_once` warnings of ``kinds`` while the context is open, in this
+    thread's context only (:mod:`contextvars`): not logged, not counted, their keys not kept.
+    For a caller that has said the thing already or shows it otherwise."""
+    token = _HIDDEN.set(_HIDDEN.get() | frozenset(kinds))
+    try:
+        yield
+    finally:
+        _HIDDEN.reset(token)

@@ -1,0 +1,34 @@
+"""Asserting the warnings the package gives: log records of ``sam2elnet.*`` loggers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+
+@contextlib.contextmanager
+def logs_warning(caplog: pytest.LogCaptureFixture, pattern: str) -> Iterator[None]:
+    """The block logs a WARNING record matching ``pattern`` (``re.search``) on a ``sam2elnet``
+    logger, and gives no Python warning of its own (one channel: logging)."""
+    caplog.clear()
+    with (
+        caplog.at_level(logging.WARNING, logger="sam2elnet"),
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always")
+        yield
+    records = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+        and r.name.startswith("sam2elnet.")
+        and re.search(pattern, r.getMessage())
+    ]
+    assert records, [r.getMessage() for r in caplog.records]
+    own = [str(w.message) for w in seen if re.search(pattern, str(w.message))]
+    assert not own, own
