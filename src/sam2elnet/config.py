@@ -225,6 +225,12 @@ class TrainConfig(BaseModel):
     loss_boundary: float = 2.0
     loss_deep_supervision: float = 0.4
     loss_edge: float = 0.5
+    modality: Literal["auto", "sar", "optical"] = Field(
+        "auto",
+        description="sar reads grey-as-RGB as one band, keeps 8-bit brightness (fixed 0..255) "
+        "and names non-road labels 'oil spill'; optical keeps every band with a per-image "
+        "stretch; auto = from the layout, dataset.json or the images (sam2elnet.data.modality)",
+    )
     domain: Literal["auto", "roads", "other"] = Field(
         "auto",
         description="roads switch on road measures, the clDice loss and road augmentation; auto "

@@ -207,16 +207,18 @@ def test_cv_log_lines_say_what_happened_with_splits_and_a_given_domain(tmp_path:
     cfg = _cfg(data, tmp_path / "cv", max_folds=1, domain="roads")
     r = run_cv(cfg, echo=lines.append)
     assert r["domain"] == "roads" and r["domain_reason"] == "given: --domain roads"
-    assert lines[:3] == [
+    assert lines[:4] == [
         "splits found: train (12), test (4); cross-validation on: train (12 pairs)",
+        "modality: optical (8 of 8 images looked at: 3 differing bands (colour / multispectral); "
+        "--modality sar|optical overrides)",
         "domain: roads (given: --domain roads)",
         "fold-1 (1/1): 8 images in the fold's training pool",
     ]
-    assert lines[3] == (
+    assert lines[4] == (
         f"cross-validation fold-1: 8 labelled pairs (the fold's training images of {data}): "
         "training on 7, validation 1"
     )
-    fold_domain = next(x for x in lines[4:] if x.startswith("domain: "))
+    fold_domain = next(x for x in lines[5:] if x.startswith("domain: "))
     # given, so no "--domain roads|other overrides" hint
     assert fold_domain.startswith(
         "domain: roads (decided once by elnet cv for every fold: given: --domain roads), "

@@ -37,6 +37,11 @@ def cv_cmd(
         "--in-domain-fraction",
         help="cross-domain: share of the training group kept for the in-domain test.",
     ),
+    modality: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--modality",
+        help="auto (default: from the layout, dataset.json or the images) | sar | optical.",
+    ),
     domain: str = typer.Option(
         option_default(CVConfig, "domain"), "--domain", help="auto | roads | other."
     ),
@@ -106,6 +111,7 @@ def cv_cmd(
         "val_fraction": val_fraction,
         "max_train": max_train,
         "trunk_scale": trunk_scale,
+        "modality": modality,
         "topology_loss": topology_loss,
         "topology_weight": topology_weight,
         "aug_scale": aug_scale,

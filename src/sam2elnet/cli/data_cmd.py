@@ -67,7 +67,10 @@ def stats_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
+    import logging
+
     from sam2elnet.data.layouts import discover
+    from sam2elnet.data.modality import with_modality
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
     from sam2elnet.data.stats import index_stats
@@ -87,10 +90,16 @@ def stats_cmd(
     # the images, masks and dataset.json read from --data are inputs, not places to write
     read = (*IMAGE_SUFFIXES, *MASK_SUFFIXES, "dataset.json")
     check_output(out, "file", "--out", read_from=[(data, read)])
-    index = discover(
-        data, layout=layout, split=split or None, sensors=sensor or None, modality=modality
+    index, decided = with_modality(
+        discover(
+            data, layout=layout, split=split or None, sensors=sensor or None, modality=modality
+        )
     )
     typer.echo(f"layout: {index.layout}  modality: {index.modality}  pairs: {len(index.samples)}")
+    if decided.undecided:
+        logging.getLogger(__name__).warning(decided.line())
+    else:
+        typer.echo(decided.line())
     for (sp, se), n in index.counts().items():
         typer.echo(f"  split={sp:<6} sensor={se:<9} pairs={n}")
     typer.echo(f"unmatched files: {len(index.unmatched)}")

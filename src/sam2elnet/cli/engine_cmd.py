@@ -142,6 +142,13 @@ def train_cmd(
         help="Logit offset towards a given coarse label, so enhancement learns corrections to "
         "it (e.g. 2; default 0 = off). See docs/training.md for measurements.",
     ),
+    modality: str | None = typer.Option(
+        None,
+        "--modality",
+        help="auto (default: from the layout, dataset.json or the images; grey images cannot "
+        "tell, see docs/data.md) | sar | optical. sar reads grey-as-RGB as one band with a "
+        "fixed 0..255 scale and names non-road labels 'oil spill'.",
+    ),  # noqa: UP045
     domain: str | None = typer.Option(
         None,
         "--domain",
@@ -210,6 +217,7 @@ def train_cmd(
         "num_workers": workers,
         "coarse_prior": coarse_prior,
         "init_model": init_model,
+        "modality": modality,
         "domain": domain,
         "topology_loss": topology_loss,
         "topology_weight": topology_weight,

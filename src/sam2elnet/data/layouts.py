@@ -60,6 +60,11 @@ class DatasetIndex:
     unmatched: list[Path] = field(default_factory=list)
     modality: Literal["sar", "optical"] = "optical"
     meta: dict[str, Any] = field(default_factory=dict)
+    #: where ``modality`` came from: ``given`` (``modality=``), ``layout`` (SOS, CHN6-CUG),
+    #: ``dataset.json``, ``default`` (nothing told yet: optical until the images are looked at)
+    #: or a source of :func:`sam2elnet.data.modality.decide_modality` (``images``, ...)
+    modality_source: str = "default"
+    modality_reason: str = "no layout or dataset.json states it"
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Number of pairs per (split, sensor); '-' where the layout has none."""
@@ -191,7 +196,8 @@ def discover(
         split: Only these split folders (``train``, ``val``, ``test``); None = all.
         sensors: SOS sensors (``palsar``, ``sentinel``); None = all.
         modality: ``sar`` | ``optical``, overriding the layout's default (SOS: sar, CHN6:
-            optical, generic: ``dataset.json`` or optical).
+            optical, generic: ``dataset.json``, else optical with ``modality_source`` "default":
+            :func:`sam2elnet.data.modality.decide_modality` then looks at the images).
         report_unmatched: Log the unmatched-file count and list.
 
     Returns:
@@ -233,7 +239,6 @@ def discover(
         s, u = _read_place(place)
         samples += s
         unmatched += u
-    default_modality = {"sos": "sar", "chn6": "optical"}.get(found, meta.get("modality", "optical"))
     if unmatched and report_unmatched:
         log.warning(
             "%d file(s) under %s have no image/label partner (listed with --verbose)",
@@ -251,10 +256,28 @@ def discover(
             f"({len(unmatched)} unmatched files{eg}); check file names (<id>_sat / <id>_mask or equal stems)",
             base,
         )
-    mod = modality or default_modality
-    if mod not in ("sar", "optical"):
-        mod = "optical"
-    return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta)
+    mod, source, reason = _modality_source(found, meta, modality)
+    return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta, source, reason)
+
+
+def _modality_source(found: str, meta: dict[str, Any], given: str | None) -> tuple[Any, Any, str]:
+    """(modality, source, reason) from what :func:`discover` knows without reading pixels (the
+    first three rules of :mod:`sam2elnet.data.modality`); ``default`` / optical when none tells.
+
+    Raises:
+        DataError: ``given`` is not sar / optical / auto / None.
+    """
+    if given not in (None, "auto", "sar", "optical"):
+        raise DataError(f"unknown modality {given!r}; choose sar or optical")
+    if given in ("sar", "optical"):
+        return given, "given", f"given: --modality {given}"
+    if found in ("sos", "chn6"):
+        mod = "sar" if found == "sos" else "optical"
+        return mod, "layout", f"{'SOS' if found == 'sos' else 'CHN6-CUG'} layout"
+    stated = meta.get("modality")
+    if stated in ("sar", "optical"):
+        return stated, "dataset.json", f"dataset.json modality {stated!r}"
+    return "optical", "default", "no layout or dataset.json states it"
 
 
 @dataclass(frozen=True)

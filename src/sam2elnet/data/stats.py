@@ -18,6 +18,7 @@ from typing import Any
 
 from sam2elnet.config import StatsOptions, option_default
 from sam2elnet.data.layouts import DatasetIndex, Sample, discover, pair_size_error
+from sam2elnet.data.modality import with_modality
 from sam2elnet.data.normalize import NormalizationConfig, compute_stats
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
@@ -246,6 +247,7 @@ def dataset_stats(
     """
     index = discover(data, layout=layout, split=split or None, sensors=sensors or None,
                      modality=modality)  # fmt: skip
+    index, _ = with_modality(index)
     return index_stats(index, split, **options)
 
 

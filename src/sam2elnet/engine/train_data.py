@@ -242,6 +242,7 @@ def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.data.layouts import select_split
+    from sam2elnet.data.modality import with_modality
     from sam2elnet.data.normalize import (
         NormalizationConfig,
         describe,
@@ -253,8 +254,11 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.errors import DataError
     from sam2elnet.model.io import read_model_file
 
-    choice = select_split(cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor)
-    index = choice.index
+    given = None if cfg.modality == "auto" else cfg.modality
+    choice = select_split(
+        cfg.data, cfg.split, layout=cfg.layout, sensors=cfg.sensor, modality=given
+    )
+    index, modality = with_modality(choice.index, cfg.bands)
     notes = [""]  # the split line, written once the training / validation ids are known
     samples = [s for s in index.samples if s.mask is not None]
     by_id = {s.id: s for s in samples}
@@ -294,8 +298,12 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     # file is read once here (normalisation, domain, then the network: TrainData.init_payload)
     init_payload = None if cfg.init_model is None else read_model_file(cfg.init_model)
     init_norm = init_model_normalization(cfg, init_payload)
-    if init_norm is not None and init_norm.sar:
+    modality_warning, modality_note = [], [modality.line()]  # logged after the normalisation
+    if init_norm is not None and init_norm.sar and index.modality != "sar":
         index = replace(index, modality="sar")  # domain detection and the model file's record
+        modality_note = [f"modality: sar (the --init-model's normalisation, {cfg.init_model})"]
+    elif modality.undecided:
+        modality_warning, modality_note = modality_note, []
     reading = init_norm or NormalizationConfig.for_modality(index.modality)
     if cfg.bands or init_norm is None:
         reading = reading.model_copy(update={"band_select": cfg.bands})
@@ -327,6 +335,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
         source = f"from {min(len(train_samples), 32)} training images"
     notes.append(f"{describe(norm)} ({source})")
+    notes += modality_note
     first = read_image_or_sample(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
     n_low = len(norm.low or [])
     if n_low > 1 and n_low != first.bands:
@@ -346,7 +355,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         splits=splits,
         source_splits=choice.used,
         notes=notes,
-        warnings=val_warnings,
+        warnings=modality_warning + val_warnings,
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
         domain=domain,

@@ -322,6 +322,7 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
 def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]:
     from sam2elnet.data.domain import detect_domain, resolve_domain
     from sam2elnet.data.layouts import select_split
+    from sam2elnet.data.modality import with_modality
     from sam2elnet.utils.progress import line
 
     def say(msg: str) -> None:
@@ -347,10 +348,15 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         train_opts.get("split"),
         layout=train_opts.get("layout", "auto"),
         sensors=train_opts.get("sensor"),
+        modality=None if train_opts.get("modality", "auto") == "auto" else train_opts["modality"],
         purpose="cross-validation",
     )
-    index = choice.index
+    index, modality = with_modality(choice.index, train_opts.get("bands"))
     say(choice.describe("cross-validation"))
+    if modality.undecided:
+        log.warning(modality.line())
+    else:
+        say(modality.line())
     samples = {s.id: s for s in index.samples if s.mask is not None}
     ids = sorted(samples)
     if not ids:

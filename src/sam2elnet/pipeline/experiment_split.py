@@ -72,8 +72,11 @@ def make_split(cfg: ExperimentConfig) -> Split:
         UserError: ``fraction`` leaves no labelled or no unlabelled part.
     """
     from sam2elnet.data.datasets import discover, mask_strata, split_fraction
+    from sam2elnet.data.modality import with_modality
 
-    index = discover(cfg.data)
+    index, modality = with_modality(discover(cfg.data))
+    if modality.undecided:
+        log.warning(modality.line())
     samples = [s for s in index.samples if s.mask is not None]
     if not samples:
         raise DataError("no labelled image pairs found; the experiment needs labels", cfg.data)
