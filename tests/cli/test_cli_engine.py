@@ -368,8 +368,12 @@ def test_enhance_refuses_images_given_as_labels(
         cv2.imwrite(str(grey / p.name), sar.clip(0, 255).astype(np.uint8))
     colour = tmp_path / "colour"  # other colour images, named like the images
     colour.mkdir()
+    dn = tmp_path / "dn"  # uint16 SAR GeoTIFFs (DNs): the old 8-bit grey rule let them through
+    dn.mkdir()
     for p in sorted(images.glob("*.png")):
         cv2.imwrite(str(colour / p.name), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+        sar16 = rng.gamma(1.5, 400.0, (40, 40)).astype(np.uint16)
+        assert cv2.imwrite(str(dn / f"{p.stem}.tif"), sar16)
     for labels, why in (
         (images, "is the --images folder: each image would be its own coarse label; "),
         (copies, "holds copies of the --images files, not coarse labels (s00.png is "
@@ -377,6 +381,7 @@ def test_enhance_refuses_images_given_as_labels(
         (colour, "holds images, not coarse labels (s00.png: 3 bands that differ, a colour "
          "image); "),
         (grey, "holds images, not coarse labels (s00.png: continuous greys, "),
+        (dn, "holds images, not coarse labels (s00.tif: continuous uint16 values, "),
     ):  # fmt: skip
         out = tmp_path / "e"
         args = ["enhance", "--model", str(run["model"]), "--images", str(images)]

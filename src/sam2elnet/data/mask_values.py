@@ -335,6 +335,56 @@ def encoding_from_counts(
     )
 
 
+MASK_END_TOL = 0.03
+"""Share of a band's range [min(0, p0.1), p99.9] within which a value counts as at an end of it:
+at a mask's background (0) or object value (its top). 3 % of 0..255 is the 8 grey levels of
+JPEG noise around 0 and 255; 0..7 noise on a 0..237 road mask stays within it too."""
+MASK_END_SHARE_MIN = 0.5
+"""A band with fewer of its pixels at the ends of its range is continuous: an image, not a mask."""
+_MAX_MASK_LEVELS = 8
+
+
+def continuous_share(values: np.ndarray) -> float | None:
+    """How far a band is from a mask: the share of its pixels away from both ends of its range,
+    when that makes it an image; None when the band can be a mask.
+
+    A mask's pixels sit at its background (0) and object value, give or take JPEG noise or
+    anti-aliased edges; an image's pixels (grey, SAR, one band of a photo, uint16 DNs, float dB)
+    spread over their range. The band can be a mask when it holds at most 8 distinct values
+    (binary, ``{0,127,255}``, ``{0,40,100,200}``, ``{0,1000}``), or only integers within
+    0..32 besides 255 (class ids, :data:`_MAX_CLASS_ID`), or when at least
+    :data:`MASK_END_SHARE_MIN` of its pixels lie within :data:`MASK_END_TOL` of the range
+    ``[min(0, p0.1), p99.9]`` from either end (robust percentiles: one bright outlier pixel of a
+    uint16 scene does not make its DNs "near 0"). Calibration: the 400 sos-dev masks and 60
+    roads-dev masks can be masks; the 400 sos-dev SAR JPEGs (one of them, 20919, with only 61
+    grey levels 28..60) and the 60 roads-dev photos are images (tests/engine/test_labels_check.py).
+
+    Args:
+        values: The band's valid pixels (nodata left out), any shape, any real dtype.
+
+    Returns:
+        The share (0..1) of pixels away from both ends for a continuous band, else None.
+    """
+    a = np.asarray(values).ravel()
+    if np.issubdtype(a.dtype, np.floating):
+        a = a[np.isfinite(a)]
+    if a.size == 0:
+        return None
+    uniq, _ = value_counts(a)
+    if len(uniq) <= _MAX_MASK_LEVELS:
+        return None
+    u = uniq.astype(np.float64)
+    small_ints = (u >= 0) & (u <= _MAX_CLASS_ID) & (np.mod(u, 1) == 0)
+    if np.all(small_ints | (u == 255)):
+        return None
+    lo_p, hi = (float(v) for v in np.percentile(a, [0.1, 99.9]))
+    lo = min(0.0, lo_p)
+    tol = MASK_END_TOL * (hi - lo)
+    x = a.astype(np.float64)
+    at_ends = float(np.mean((x <= lo + tol) | (x >= hi - tol)))
+    return None if at_ends >= MASK_END_SHARE_MIN else 1.0 - at_ends
+
+
 def binarize(values: np.ndarray, path: str | Path | None = None) -> np.ndarray:
     """Binarise one mask band with :func:`mask_encoding`'s rule.
 

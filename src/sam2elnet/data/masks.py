@@ -46,6 +46,7 @@ __all__ = [
     "place_on_grid",
     "read_mask",
     "read_mask_on_grid",
+    "image_like_label",
     "read_mask_valid",
     "write_decoded_mask",
 ]
@@ -219,6 +220,51 @@ def write_decoded_mask(
     else:
         out = out.with_name(out.name + ".png")
     return write_mask(out, mask, like=like, nodata=None if valid is None else ~valid)
+
+
+def image_like_label(path: str | Path) -> str:
+    """Why a file given as a label looks like an image rather than a mask; "" when it can be a
+    mask (or cannot be read: the label reader then says why).
+
+    Palette PNGs are judged on their class indices (as :func:`read_mask_valid` reads them);
+    other files on their valid pixels (nodata, NaN and alpha left out,
+    :func:`sam2elnet.data.images.read_image`), band by band (at most 4): a file is an image when
+    a band is continuous (:func:`sam2elnet.data.mask_values.continuous_share`). A colour-coded
+    mask (each band 0/255) is not an image here; the label reader refuses its disagreeing
+    channels with its own message.
+
+    Args:
+        path: The label file.
+
+    Returns:
+        ``""`` or one phrase, e.g. ``"3 bands that differ, a colour image"`` or ``"continuous
+        greys, 97 % of the pixels away from 0 and the top value"``.
+    """
+    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, read_image
+    from sam2elnet.data.mask_values import continuous_share
+
+    p = Path(path)
+    if _read_palette_indices(p) is not None:
+        return ""
+    try:
+        img = read_image(p)
+    except (DataError, OSError):
+        return ""
+    data, valid = img.data, img.valid
+    x = data[:, valid] if valid.any() else data.reshape(data.shape[0], -1)
+    shares = [continuous_share(b) for b in x[:4]]
+    share = max((v for v in shares if v is not None), default=None)
+    if share is None:
+        return ""
+    if x.shape[0] >= 3:
+        if np.issubdtype(x.dtype, np.integer):
+            span = float(np.iinfo(x.dtype).max) - float(np.iinfo(x.dtype).min)
+        else:
+            span = float(np.ptp(x[np.isfinite(x)])) if np.isfinite(x).any() else 0.0
+        if not identical_channels(x[:3, None, :], tol=IDENTICAL_NORMALISED_ATOL * span):
+            return f"{data.shape[0]} bands that differ, a colour image"
+    kind = "greys" if x.dtype == np.uint8 else f"{x.dtype} values"
+    return f"continuous {kind}, {100 * share:.0f} % of the pixels away from 0 and the top value"
 
 
 def _read_palette_indices(path: Path) -> np.ndarray | None:

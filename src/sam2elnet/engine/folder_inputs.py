@@ -200,10 +200,11 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
 
     Checked on raster labels only (vector files are labels by kind), on up to three matched pairs
     (one file read, at most 64 MiB): the labels are the image files themselves (``--labels`` is
-    the ``--images`` folder) or byte-identical copies of them; or a label has 3 or more bands that
-    differ (a colour image; a mask's bands agree); or it is one 8-bit band of continuous greys
-    (more than 64 values and more than half of the pixels between 8 and 247, where a mask, even an
-    anti-aliased one, is mostly 0 or 255: a grey or SAR image).
+    the ``--images`` folder) or byte-identical copies of them; or the first label is an image by
+    its values (:func:`sam2elnet.data.masks.image_like_label`: a band of continuous values, any
+    dtype - a grey or SAR image, a photo, uint16 DNs, float dB - where a mask's pixels, even
+    JPEG-noisy or anti-aliased ones, sit at its background and object values; palette PNGs, 0/1,
+    0/255, class-id, 16-bit and GeoTIFF masks with nodata are labels).
 
     Args:
         label_map: Image file -> its label file, as matched by name.
@@ -214,6 +215,7 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
     """
     import filecmp
 
+    from sam2elnet.data.masks import image_like_label
     from sam2elnet.data.vector import is_vector_path
 
     root = Path(labels)
@@ -236,32 +238,11 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
     first = pairs[0][1]
     if first.stat().st_size > _CONTENT_CHECK_MAX_BYTES:
         return
-    kind = _image_like(first)
+    kind = image_like_label(first)
     if kind:
         raise UserError(
             f"holds images, not coarse labels ({first.name}: {kind}); {LABELS_EXPECTED}", root
         )
-
-
-def _image_like(path: Path) -> str:
-    """Why the raster ``path`` looks like an image rather than a mask ("" when it does not, or
-    cannot be read: the label reader then says why)."""
-    import numpy as np
-
-    from sam2elnet.data.images import identical_channels, read_image
-
-    try:
-        data = read_image(path).data
-    except (DataError, OSError):
-        return ""
-    if data.shape[0] >= 3 and not identical_channels(data[:3]):
-        return f"{data.shape[0]} bands that differ, a colour image"
-    band = data[0]
-    if band.dtype == np.uint8 and np.unique(band).size > 64:
-        mid = float(np.mean((band > 8) & (band < 247)))
-        if mid > 0.5:
-            return f"continuous greys, {100 * mid:.0f} % of the pixels between 8 and 247"
-    return ""
 
 
 def dataset_neighbours(files: Sequence[Path], option: str) -> list[tuple[str, Path]]:
