@@ -31,7 +31,10 @@ def stats_cmd(
         None, "--sensor", help="SOS only: palsar and/or sentinel; repeatable."
     ),
     modality: str = typer.Option(
-        None, "--modality", help="sar | optical (default: from the layout)."
+        None,
+        "--modality",
+        help="sar | optical (default: from the layout, dataset.json or the images; grey images "
+        "cannot tell, see docs/data.md).",
     ),
     to_db: bool | None = typer.Option(
         None,
