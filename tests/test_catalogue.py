@@ -88,6 +88,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (root / "bad.yaml").write_text("epochs: [\n")
     (root / "ls.json").write_text("[]\n")
     (root / "coco-empty.json").write_text('{"images": [], "annotations": [], "categories": []}\n')
+    (root / "cvat-cut.xml").write_text('<?xml version="1.0"?>\n<annotations><version>1.1</ver')
     (root / "badscenes").mkdir()
     (root / "badscenes" / "a.tif").write_bytes(b"II*\x00" + b"\x00" * 60)
     (root / "badscenes" / "b.tif").write_bytes(b"not a tiff")
@@ -270,6 +271,8 @@ CASES: list[Case] = [
     ("import-export-missing", lambda e: ["import", e.root / "nope.json", "--from", "coco", "--out", e.root / "m"]),
     ("import-empty-export", lambda e: ["import", e.root / "ls.json", "--from", "label-studio", "--out", e.root / "m"]),
     ("import-coco-no-images", lambda e: ["import", e.root / "coco-empty.json", "--from", "coco", "--out", e.root / "m"]),
+    ("import-cvat-damaged-xml", lambda e: ["import", e.root / "cvat-cut.xml", "--from", "cvat", "--out", e.root / "m"]),
+    ("import-cvat-not-an-export", lambda e: ["import", e.root / "ls.json", "--from", "cvat", "--out", e.root / "m"]),
     ("weights-dest-onto-file", lambda e: ["weights", "download", "--dest", e.afile]),
     ("refine-method", lambda e: ["refine", "--method", "snake", "--images", e.good, "--coarse", e.masks, "--out", e.root / "r"]),
     ("refine-coarse-missing", lambda e: ["refine", "--method", "guided", "--images", e.good, "--coarse", e.root / "nope", "--out", e.root / "r"]),

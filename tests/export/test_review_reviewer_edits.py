@@ -173,7 +173,7 @@ def test_cvat_zip_is_read_and_xml_is_refused_with_the_remedy(tmp_path: Path, cap
     from PIL import Image
 
     assert (np.array(Image.open(tmp_path / "m" / "a.png")) > 0).sum() == 12
-    # a zip without a COCO file (e.g. "CVAT for images 1.1"), and the XML itself
+    # a zip without a COCO file (e.g. "CVAT for images 1.1"), and the XML itself: --from cvat
     bad = tmp_path / "cvat_xml.zip"
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("annotations.xml", "<annotations><version>1.1</version></annotations>")
@@ -193,7 +193,7 @@ def test_cvat_zip_is_read_and_xml_is_refused_with_the_remedy(tmp_path: Path, cap
     for f in (bad, xml):
         rc, err = _cli(capsys, "import", f, "--from", "coco", "--out", tmp_path / "x")
         assert rc == 2 and len(err.strip().splitlines()) == 1, err
-        assert "COCO 1.0" in err and "utf-8" not in err, err
+        assert "--from cvat" in err and "utf-8" not in err, err
     assert not (tmp_path / "x").exists()
 
 

@@ -1,6 +1,7 @@
 """``elnet import`` (reviewed annotations back to masks) and ``elnet serve`` (Label Studio ML backend).
 
-Thin wrappers over :mod:`sam2elnet.export.labelstudio`, :mod:`sam2elnet.export.coco_import` and
+Thin wrappers over :mod:`sam2elnet.export.labelstudio_import`, :mod:`sam2elnet.export.coco_import`,
+:mod:`sam2elnet.export.cvat_import`, :mod:`sam2elnet.export.vector_import` and
 :mod:`sam2elnet.pipeline.serve`; their errors carry the messages.
 """
 
@@ -14,22 +15,24 @@ from sam2elnet.cli.app import app
 from sam2elnet.options import check_options, option_default
 from sam2elnet.pipeline.serve_config import BackendConfig
 
-_SOURCES = ("label-studio", "coco", "vector")
-_ALIASES = {"qgis": "vector", "gpkg": "vector", "cvat": "coco"}
+_SOURCES = ("label-studio", "coco", "cvat", "vector")
+_ALIASES = {"qgis": "vector", "gpkg": "vector"}
 
 
 @app.command("import")
 def import_cmd(
     export: Path = typer.Argument(
         ...,
-        help="Label Studio JSON export, a COCO 1.0 JSON (e.g. from CVAT), or a polygon layer "
-        "(.gpkg/.shp/.geojson, e.g. an `elnet export` GeoPackage edited in QGIS).",
+        help="Label Studio JSON export, a CVAT export (zip or annotations.xml), a COCO 1.0 JSON, "
+        "or a polygon layer (.gpkg/.shp/.geojson, e.g. an `elnet export` GeoPackage edited in "
+        "QGIS).",
     ),
     source: str = typer.Option(
         ...,
         "--from",
-        help="label-studio | coco (COCO 1.0 as CVAT exports it) | vector (GeoPackage / "
-        "Shapefile / GeoJSON polygons, e.g. from QGIS; needs --images).",
+        help="label-studio | coco (COCO 1.0) | cvat (CVAT's download as it is: 'CVAT for "
+        "images 1.1', 'Segmentation mask 1.1' or 'COCO 1.0', told by content) | vector "
+        "(GeoPackage / Shapefile / GeoJSON polygons, e.g. from QGIS; needs --images).",
     ),
     out: Path = typer.Option(
         ...,
@@ -101,6 +104,10 @@ def import_cmd(
         from sam2elnet.export.coco_import import import_coco
 
         res = import_coco(export, out, images=images, category=category, progress=not no_progress)
+    elif kind == "cvat":
+        from sam2elnet.export.cvat_import import import_cvat
+
+        res = import_cvat(export, out, images=images, category=category, progress=not no_progress)
     else:
         from sam2elnet.export.vector_import import import_vector
 

@@ -3,9 +3,9 @@
 Rooms: ``labels`` (finding and reading label rasters, shared by every format), ``vector``
 (polygons: GeoJSON / GeoPackage / Shapefile), ``coco`` (COCO JSON, RLE), ``chips`` (image/mask
 tiles), ``api`` (``export_labels``, the format dispatcher), ``labelstudio`` (tasks out) /
-``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` / ``vector_import`` (review
-round trip; ``review_set``: which images a polygon export sent, ``mask_folder``: an import's
-``--out``).
+``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` / ``cvat_import`` /
+``cvat_xml`` / ``vector_import`` (review round trip; ``review_set``: which images a polygon export sent,
+``mask_folder``: an import's ``--out`` and the rules every import shares).
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.export`` and ``elnet --help``
@@ -25,5 +25,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "labelstudio": ("export_label_studio",),
         "labelstudio_import": ("import_label_studio",),
         "coco_import": ("import_coco",),
+        "cvat_import": ("import_cvat",),
     },
 )

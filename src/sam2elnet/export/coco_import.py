@@ -12,28 +12,34 @@ image's georeference when the image is a GeoTIFF found via ``images``, else ``<s
 * a rectangle (a ``bbox`` with an empty ``segmentation``, as CVAT exports its boxes): the box.
 
 Images are found under ``images`` by their ``file_name`` (with the folders CVAT keeps, e.g.
-``palsar/00001.jpg``), else by name, else by stem with an image suffix.
+``palsar/00001.jpg``), else by name, else by stem with an image suffix
+(:func:`~sam2elnet.export.mask_folder.find_image`). CVAT's other exports ("CVAT for images
+1.1", "Segmentation mask 1.1") are :mod:`sam2elnet.export.cvat_import`.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import DataError
 from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import (
+    ExportImage,
     MaskFolder,
-    check_unique_stems,
-    find_image,
+    category_note,
+    check_category,
+    find_images,
+    missing_note,
     removed_note,
+    write_masks,
 )
 
 __all__ = ["annotation_mask", "import_coco", "read_coco"]
@@ -103,8 +109,8 @@ def read_coco(path: str | Path) -> dict[str, Any]:
     matched by name).
 
     Raises:
-        DataError: missing file, an XML file (CVAT for images), a zip without a COCO file,
-            or a file that is not JSON; each message says how to export COCO 1.0 in CVAT.
+        DataError: missing file, an XML file (CVAT for images: ``--from cvat`` reads it), a zip
+            without a COCO file, or a file that is not JSON; each message says what to do.
     """
     p = Path(path)
     if p.is_file() and zipfile.is_zipfile(p):
@@ -118,7 +124,9 @@ def read_coco(path: str | Path) -> dict[str, Any]:
         with open(p, "rb") as fh:
             head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head.startswith(b"<"):
-            raise DataError(f"an XML file (CVAT for images?), not COCO JSON; {_EXPORT_AGAIN}", p)
+            raise DataError(
+                "an XML file (CVAT for images 1.1), not COCO JSON; import it with --from cvat", p
+            )
         if head.startswith(b"PK"):
             raise DataError("unreadable zip (cut short or damaged); download the export again", p)
     return read_json_export(p, "COCO file", f"; {_EXPORT_AGAIN}")
@@ -135,7 +143,9 @@ def _read_zip(p: Path) -> dict[str, Any]:
         )
         if not names:
             raise DataError(
-                f"the zip holds no COCO annotations (instances_*.json); {_EXPORT_AGAIN}", p
+                "the zip holds no COCO annotations (instances_*.json); --from cvat reads CVAT's "
+                f"other exports ('CVAT for images 1.1', 'Segmentation mask 1.1'), or {_EXPORT_AGAIN}",
+                p,
             )
         parts = []
         for n in names:
@@ -203,8 +213,9 @@ def import_coco(
         :class:`~sam2elnet.export.labelstudio_import.ImportResult`.
 
     Raises:
-        DataError: a file that is not COCO instance segmentation (:func:`read_coco`), or no
-            image gave a mask.
+        DataError: a file that is not COCO instance segmentation (:func:`read_coco`), an image
+            under ``images`` of another size than the file gives (the wrong folder; nothing
+            written), or no image gave a mask.
         UserError: an unknown ``category``; two images with one name (their masks would
             overwrite each other); ``images`` holds none of the COCO images; an ``out`` that is
             a file, the images' folder, or holds masks no import wrote.
@@ -232,120 +243,61 @@ def import_coco(
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), p, ipath)
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or []}
-    if category is not None and category not in cats.values():
-        raise UserError(
-            f"category {category!r} is not in the COCO file (has {sorted(map(str, cats.values()))})",
-            p,
-        )
-    notes: list[str] = []
-    used = sorted({str(cats.get(a.get("category_id"))) for a in coco["annotations"]})
-    if category is None and len(used) > 1:
-        notes.append(
-            f"the COCO file has {len(used)} categories ({', '.join(used)}): their regions are "
-            "unioned into one mask per image; --category NAME keeps one"
-        )
+    check_category(category, map(str, cats.values()), "the COCO file", p)
+    used = {str(cats.get(a.get("category_id"))) for a in coco["annotations"]}
+    notes = category_note(category, used, "the COCO file")
     by_image: dict[Any, list[dict[str, Any]]] = {}
     for a in coco["annotations"]:
         if category is None or cats.get(a.get("category_id")) == category:
             by_image.setdefault(a.get("image_id"), []).append(a)
-    sources, missing = _find_images(coco["images"], ipath, p)
-    if missing:
-        more = f" (+{len(missing) - 3})" if len(missing) > 3 else ""
-        notes.append(
-            f"{len(missing)} of {len(coco['images'])} images of the COCO file are not in "
-            f"{ipath} ({', '.join(missing[:3])}{more}): their masks are PNGs of the size the "
-            "file gives, without georeference or nodata"
+    boxes = [0]
+    entries = [
+        ExportImage(
+            _file_name(img),
+            (int(img["height"]), int(img["width"])),
+            partial(_image_mask, by_image.get(img.get("id"), []), boxes),
         )
+        for img in coco["images"]
+    ]
+    sources, missing = find_images(
+        entries,
+        ipath,
+        "the COCO file",
+        "rename one in the CVAT task, or review each folder in a task of its own",
+        p,
+    )
+    notes += missing_note(missing, len(entries), "the COCO file", ipath)
     with folder:
-        written, skipped, boxes = _import_images(
-            coco["images"], sources, by_image, folder, progress
-        )
+        written, skipped = write_masks(entries, sources, folder, "the COCO file", p, progress)
         if not written:
             why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
             raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
         removed = folder.commit()
-    if boxes:
+    if boxes[0]:
         notes.append(
-            f"{boxes} rectangle{'s' if boxes > 1 else ''} (a bbox without segmentation, as CVAT "
-            "exports its boxes) filled as boxes"
+            f"{boxes[0]} rectangle{'s' if boxes[0] > 1 else ''} (a bbox without segmentation, "
+            "as CVAT exports its boxes) filled as boxes"
         )
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
 
 
+def _image_mask(
+    annotations: list[dict[str, Any]], boxes: list[int], height: int, width: int
+) -> np.ndarray | str:
+    """The union of one COCO image's annotations (bool (height, width)), or the reason it is
+    skipped (an unreadable annotation); ``boxes[0]`` counts the rectangles filled."""
+    mask = np.zeros((height, width), dtype=bool)
+    try:
+        for a in annotations:
+            seg = a.get("segmentation")
+            boxes[0] += bool((not seg or seg == [[]]) and _is_box(a.get("bbox")))
+            mask |= annotation_mask(seg, height, width, a.get("bbox"))
+    except DataError as err:
+        return str(err)
+    return mask
+
+
 def _file_name(img: dict[str, Any]) -> str:
     """An image's ``file_name`` with ``/`` separators (CVAT keeps the task's folders)."""
     return str(img.get("file_name", "")).replace("\\", "/")
-
-
-def _find_images(
-    images: list[dict[str, Any]], ipath: Path | None, p: Path
-) -> tuple[list[Path | None], list[str]]:
-    """Each COCO image's file under ``ipath`` (None: not found) and the names not found.
-
-    Raises:
-        UserError: two images share a name (their masks would overwrite each other), or
-            ``ipath`` is given and holds none of the images.
-    """
-    check_unique_stems(
-        ((PurePosixPath(_file_name(img)).stem, _file_name(img)) for img in images),
-        "the COCO file",
-        "rename one in the CVAT task, or review each folder in a task of its own",
-        p,
-    )
-    if ipath is None:
-        return [None] * len(images), []
-    found: list[Path | None] = []
-    for img in images:
-        found.append(find_image(ipath, _file_name(img), len(images)))
-    missing = [_file_name(img) for img, f in zip(images, found, strict=True) if f is None]
-    if len(missing) == len(images):
-        raise UserError(
-            f"--images {ipath} holds none of the {len(images)} images of the COCO file (first: "
-            f"{missing[0]}); give the folder the CVAT task's images came from, or leave "
-            "--images out for PNG masks of the size the file gives",
-            p,
-        )
-    return found, missing
-
-
-def _import_images(
-    images: list[dict[str, Any]],
-    sources: list[Path | None],
-    by_image: dict[Any, list[dict[str, Any]]],
-    folder: MaskFolder,
-    progress: bool,
-) -> tuple[list[Path], list[tuple[str, str]], int]:
-    """Each COCO image's mask written into ``folder``: (masks, images skipped with the reason,
-    rectangles filled)."""
-    from sam2elnet.data.images import read_image
-    from sam2elnet.utils.progress import track
-
-    written: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    boxes = 0
-    for img, src in track(list(zip(images, sources, strict=True)), "import", "img", progress):
-        stem = PurePosixPath(_file_name(img)).stem
-        h, w = int(img["height"]), int(img["width"])
-        like = nodata = None
-        if src is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raster = read_image(src)  # size, georeference, nodata (PNG alpha too)
-            if raster.shape != (h, w):
-                skipped.append((stem, f"image {src.name} is not {w}x{h} px as the COCO file says"))
-                continue
-            like = raster if src.suffix.lower() in (".tif", ".tiff") else None
-            nodata = raster.nodata
-        mask = np.zeros((h, w), dtype=bool)
-        try:
-            for a in by_image.get(img.get("id"), []):
-                seg = a.get("segmentation")
-                boxes += (not seg or seg == [[]]) and _is_box(a.get("bbox"))
-                mask |= annotation_mask(seg, h, w, a.get("bbox"))
-        except DataError as err:
-            skipped.append((stem, str(err)))
-            continue
-        name = f"{stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=nodata))
-    return written, skipped, boxes

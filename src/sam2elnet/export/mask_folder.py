@@ -23,8 +23,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
-from pathlib import Path
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -34,10 +36,16 @@ from sam2elnet.errors import UserError
 __all__ = [
     "IMAGE_SUFFIXES",
     "MANIFEST",
+    "ExportImage",
     "MaskFolder",
+    "category_note",
+    "check_category",
     "check_unique_stems",
     "find_image",
+    "find_images",
+    "missing_note",
     "removed_note",
+    "write_masks",
 ]
 
 MANIFEST = ".elnet-import.json"
@@ -78,9 +86,11 @@ def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
 
     Every importer (COCO / CVAT, Label Studio) looks its images up by this one rule: ``name``
     as the export gives it, folders included (``palsar/x.tif``, as CVAT and Label Studio's
-    local files keep them), then its file name at the top of ``images``, then its stem with an
-    image suffix (:data:`IMAGE_SUFFIXES`, lower or upper case). ``images`` may be one image
-    file: it is the image when its stem is ``name``'s, or when the export holds one image only.
+    local files keep them), then its stem with an image suffix (:data:`IMAGE_SUFFIXES`, lower
+    or upper case) in that folder (``palsar/x.jpg`` for CVAT's mask ``palsar/x.png``), then its
+    file name at the top of ``images``, then its stem with an image suffix there. ``images`` may
+    be one image file: it is the image when its stem is ``name``'s, or when the export holds one
+    image only.
 
     Args:
         images: The ``--images`` folder, or one image file.
@@ -99,8 +109,10 @@ def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
         return images if images.stem == rel.stem or n_images == 1 else None
     parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
     cands = [images.joinpath(*parts)] if parts else []
-    cands.append(images / rel.name)
     suffixes = IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
+    if len(parts) > 1:
+        cands += [images.joinpath(*parts[:-1], f"{rel.stem}{s}") for s in suffixes]
+    cands.append(images / rel.name)
     cands += [images / f"{rel.stem}{s}" for s in suffixes]
     return next((c for c in cands if c.is_file()), None)
 
@@ -136,6 +148,162 @@ def check_unique_stems(
                 path,
             )
         seen[stem] = name
+
+
+def check_category(category: str | None, names: Iterable[str], what: str, path: Path) -> None:
+    """Stop an import whose ``--category`` the export does not have (a typo would give
+    all-background masks). The COCO / CVAT imports select a category by this rule.
+
+    Args:
+        category: The ``--category`` (None: all categories, nothing to check).
+        names: The export's category / label names.
+        what: The export, for the message (``"the COCO file"``).
+        path: The export file, named in the message.
+
+    Raises:
+        UserError: ``category`` is not among ``names`` (the message lists them).
+    """
+    have = sorted({str(n) for n in names})
+    if category is not None and category not in have:
+        raise UserError(f"category {category!r} is not in {what} (has {have})", path)
+
+
+def category_note(category: str | None, used: Iterable[str], what: str) -> list[str]:
+    """The note of an import without ``--category`` over an export whose regions carry several
+    categories: they are unioned into one mask per image (empty list: no note)."""
+    names = sorted({str(n) for n in used})
+    if category is not None or len(names) < 2:
+        return []
+    return [
+        f"{what} has {len(names)} categories ({', '.join(names)}): their regions are "
+        "unioned into one mask per image; --category NAME keeps one"
+    ]
+
+
+@dataclass
+class ExportImage:
+    """One image of an annotation tool's export (COCO, CVAT), for :func:`write_masks`.
+
+    Attributes:
+        name: The image name as the export gives it, folders kept (``palsar/x.jpg``); the mask
+            is ``<stem>.tif`` / ``.png``.
+        size: (height, width) in px the export gives, or None when it gives none (the image
+            under ``--images`` then sets it).
+        mask: Called with (height, width): the bool (height, width) mask of the reviewed
+            regions, or a str, the reason to skip the image (listed in the result).
+    """
+
+    name: str
+    size: tuple[int, int] | None
+    mask: Callable[[int, int], np.ndarray | str]
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name.replace("\\", "/")).stem
+
+
+def find_images(
+    entries: list[ExportImage], images: Path | None, what: str, remedy: str, path: Path
+) -> tuple[list[Path | None], list[str]]:
+    """Each export image's file under ``images`` (:func:`find_image`; None: not found) and the
+    names not found, after :func:`check_unique_stems`.
+
+    Args:
+        entries: The export's images.
+        images: The ``--images`` folder or file (None: none given, nothing found).
+        what: The export, for messages (``"the COCO file"``).
+        remedy: What to do about two images of one name, for :func:`check_unique_stems`.
+        path: The export file, named in messages.
+
+    Raises:
+        UserError: two images share a mask name, or ``images`` holds none of the images.
+    """
+    check_unique_stems(((e.stem, e.name) for e in entries), what, remedy, path)
+    if images is None:
+        return [None] * len(entries), []
+    found = [find_image(images, e.name, len(entries)) for e in entries]
+    missing = [e.name for e, f in zip(entries, found, strict=True) if f is None]
+    if missing and len(missing) == len(entries):
+        raise UserError(
+            f"--images {images} holds none of the {len(entries)} images of {what} (first: "
+            f"{missing[0]}); give the folder the CVAT task's images came from, or leave "
+            "--images out for PNG masks of the size the file gives",
+            path,
+        )
+    return found, missing
+
+
+def missing_note(missing: list[str], n: int, what: str, images: Path | None) -> list[str]:
+    """The note counting the export's images not found under ``--images``."""
+    if not missing:
+        return []
+    more = f" (+{len(missing) - 3})" if len(missing) > 3 else ""
+    return [
+        f"{len(missing)} of {n} images of {what} are not in {images} "
+        f"({', '.join(missing[:3])}{more}): their masks are PNGs of the size the file gives, "
+        "without georeference or nodata"
+    ]
+
+
+def write_masks(
+    entries: list[ExportImage],
+    sources: list[Path | None],
+    folder: MaskFolder,
+    what: str,
+    path: Path,
+    progress: bool,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Write each export image's mask into ``folder`` (not committed): ``<stem>.tif`` with the
+    image's georeference when its image (``sources``) is a GeoTIFF, else ``<stem>.png``; the
+    image's nodata pixels 127.
+
+    Returns:
+        (masks written, (stem, reason) of the images skipped: no size known, or the entry's
+        ``mask`` gave a reason).
+
+    Raises:
+        DataError: an image under ``--images`` whose size is not the one the export gives
+            (another image of that name: the wrong folder), naming both sizes.
+    """
+    from sam2elnet.data.images import read_image
+    from sam2elnet.errors import DataError
+    from sam2elnet.utils.progress import track
+
+    written: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for e, src in track(list(zip(entries, sources, strict=True)), "import", "img", progress):
+        like = nodata = None
+        size = e.size
+        if src is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                raster = read_image(src)  # size, georeference, nodata (PNG alpha too)
+            if size is not None and raster.shape != size:
+                h, w = size
+                raise DataError(
+                    f"image {e.name} is {raster.shape[1]}x{raster.shape[0]} px in {src}, "
+                    f"{what} says {w}x{h}: that is another image of the name; give --images "
+                    "the folder the task's images came from",
+                    path,
+                )
+            size = raster.shape
+            like = raster if src.suffix.lower() in (".tif", ".tiff") else None
+            nodata = raster.nodata
+        if size is None:
+            skipped.append(
+                (
+                    e.stem,
+                    f"{what} gives no size for it and no --images holds its image; give --images",
+                )
+            )
+            continue
+        mask = e.mask(*size)
+        if isinstance(mask, str):
+            skipped.append((e.stem, mask))
+            continue
+        name = f"{e.stem}{'.tif' if like is not None else '.png'}"
+        written.append(folder.write(name, mask, like=like, nodata=nodata))
+    return written, skipped
 
 
 def removed_note(out: Path, removed: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
-from sam2elnet.export.mask_folder import MaskFolder, removed_note
+from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
@@ -112,8 +112,9 @@ def import_vector(
         the reason, notes, stale masks removed).
 
     Raises:
-        UserError: no ``images``, ``out`` is a file or the images' folder or holds masks no
-            import wrote, ``category`` without a category attribute or that no feature has (the
+        UserError: no ``images``, two images of one stem in ``images`` (``x.png`` and
+            ``x.tif``: their masks and features could not be told apart), ``out`` is a file or
+            the images' folder or holds masks no import wrote, ``category`` without a category attribute or that no feature has (the
             layer's categories named), no image in ``images``.
         DataError: an unreadable or empty layer or review set, or no mask written.
     """
@@ -130,6 +131,12 @@ def import_vector(
         )
     folder = MaskFolder(Path(out), p, Path(images))
     files = list_images(Path(images), split_hint=False)
+    check_unique_stems(
+        ((f.stem, f.name) for f in files),
+        f"--images {images}",
+        "a layer names its images by stem: move one away, or import each in a run of its own",
+        Path(images),
+    )
     record = Path(review_set) if review_set is not None else review_set_path(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
     gdf = read_vector(p, layer=layer, allow_empty=True)

@@ -126,7 +126,8 @@ def _next_steps(run: Path | None, filtered: bool, filter_possible: bool = True) 
         steps.append(
             f"Or in CVAT: elnet export --labels {run} --format coco --coco-rle "
             f"--out {run / 'cvat' / 'coco.json'}, upload it to the task as COCO 1.0; after "
-            "review export the task as COCO 1.0 and elnet import TASK.zip --from cvat "
+            "review export the task (CVAT for images 1.1, or COCO 1.0) and elnet import "
+            "TASK.zip --from cvat "
             "--images IMAGES --out MASKS."
         )
         steps.append(
