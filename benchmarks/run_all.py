@@ -1,7 +1,7 @@
 """Every benchmark in one go (``make bench``), then every ratio with its goal.
 
 Runs, in this order, each in its own process: ``bench_infer.py``, ``bench_train.py``,
-``bench_contention.py``, ``bench_scale.py`` and ``bench_scene.py``; streams their output; writes
+``bench_downstream.py``, ``bench_contention.py``, ``bench_scale.py`` and ``bench_scene.py``; streams their output; writes
 their JSON results to ``--out`` (default ``bench-out/``) and ends with all ``GOAL`` lines and the
 total wall time.
 
@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--smoke", action="store_true", help="smallest settings (checks only)")
     ap.add_argument("--out", default="bench-out", help="folder for the JSON results")
     ap.add_argument(
-        "--only", nargs="+", default=None, help="infer train contention scale scene (default all)"
+        "--only",
+        nargs="+",
+        default=None,
+        help="infer train downstream contention scale scene (default all)",
     )
     ap.add_argument("--compile", action="store_true", help="bench_infer: add the compile lever")
     args = ap.parse_args(argv)
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = {
         "infer": ["bench_infer.py", *flag, *(["--compile"] if args.compile else [])],
         "train": ["bench_train.py", *flag],
+        "downstream": ["bench_downstream.py", *flag],
         "contention": ["bench_contention.py", *flag],
         "scale": ["bench_scale.py", *flag],
         "scene": ["bench_scene.py", "--sizes", *scene_sizes, *scene_model, "--workdir", scene_tmp],

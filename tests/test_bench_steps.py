@@ -100,3 +100,16 @@ def test_bench_infer_ceiling_brackets_the_timed_rounds(
     share = next(g["value"] for g in got["goals"] if "matmul ceiling" in g["name"])
     want = row["gflop_ours"] * row["n"] / row["seconds"]["default"] / 150.0
     assert share == pytest.approx(want, rel=1e-9)
+
+
+def test_bench_downstream_smoke_times_both_layouts(bench_import, capsys) -> None:
+    """bench_downstream times the product's downstream training in both memory layouts and
+    leaves the layout switch as it found it (unset)."""
+    import os
+
+    bench_downstream = bench_import("bench_downstream")
+    assert bench_downstream.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "demo     nchw" in out and "demo     channels-last" in out
+    assert "GOAL downstream demo: channels-last / nchw" in out
+    assert "SAM2ELNET_CHANNELS_LAST" not in os.environ

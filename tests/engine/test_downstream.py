@@ -159,3 +159,27 @@ def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> Non
     err = capsys.readouterr().err
     assert "/2 [" in err and "step/s]" in err and "/3 [" in err and "img/s]" in err, err
     assert "it/s" not in err, err
+
+
+@pytest.mark.parametrize("flag", ["", "0"])
+def test_channels_last_by_default_and_switchable(tmp_path: Path, monkeypatch, flag: str) -> None:
+    """The downstream U-Net trains and predicts channels-last (oneDNN's faster layout,
+    benchmarks/bench_downstream.py) unless SAM2ELNET_CHANNELS_LAST=0; both layouts learn the same
+    task to the same scores up to float rounding."""
+    import torch
+
+    monkeypatch.setenv("SAM2ELNET_CHANNELS_LAST", flag)
+    train = _write_pairs(tmp_path / "train", 8)
+    test = _write_pairs(tmp_path / "test", 3, seed=1)
+    model, _ = train_downstream(train, _cfg(epochs=2))
+    # (a weight with one input channel or a 1x1 kernel is contiguous in both layouts)
+    convs = [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size != (1, 1)
+    ]
+    assert convs
+    cl = [w.is_contiguous(memory_format=torch.channels_last) for w in convs]
+    assert all(cl) if flag == "" else not any(cl)
+    m = evaluate_downstream(model, test, _cfg(epochs=2))
+    assert m["tp"] + m["fp"] + m["fn"] + m["tn"] == 3 * 32 * 32

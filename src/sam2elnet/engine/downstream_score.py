@@ -14,6 +14,7 @@ from torch import nn
 
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, require_pairs
+from sam2elnet.engine.runtime import channels_last_default
 from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.utils.progress import progress_bar
 
@@ -40,6 +41,9 @@ def predict_probabilities(
     runs on the whole image at native scale too; images of one shape are batched together.
     """
     model.eval()
+    channels_last = channels_last_default()  # as trained (downstream_train); in place, idempotent
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     out: list[np.ndarray | None] = [None] * len(images)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, a in enumerate(images):
@@ -49,6 +53,8 @@ def predict_probabilities(
         for s in range(0, len(idx), bs):
             sel = idx[s : s + bs]
             x = torch.from_numpy(np.stack([images[i] for i in sel]).astype(np.float32))
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with downstream_autocast(cfg):
                 logits = model(x.to(cfg.device))
             probs = torch.sigmoid(logits.float()).cpu().numpy()
