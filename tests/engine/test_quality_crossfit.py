@@ -289,9 +289,7 @@ def test_fold_cache_is_tied_to_the_final_network(
     # the new embeddings are exactly what the other final network gives on fold 1's images
     held = [str(i) for i in before["ids"]]
     by_id = {s.id: s for s in data.train_samples}
-    items = quality_items(
-        [by_id[i] for i in held], data.norm, cfg.image_size, data.in_bands, cfg.seed
-    )
+    items = quality_items([by_id[i] for i in held], data.norm, data.in_bands, cfg.seed)
     net.eval()
     want = collect_quality_samples(
         net, items, torch.device("cpu"), cfg.precision, cfg.quality.tta, 2
@@ -311,3 +309,40 @@ def test_fold_cache_is_tied_to_the_final_network(
     with np.load(fold1) as z:
         assert str(z["final_model"]) == digest
         assert np.array_equal(z["embeddings"], before["embeddings"])
+
+
+def test_fold_samples_made_at_crop_size_are_predicted_again_not_retrained(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """An ``oof.npz`` from before native-scale samples (no ``items`` entry) is predicted again by
+    its finished fold network: nothing trains, in a copied run folder too."""
+    import shutil
+
+    import numpy as np
+
+    from sam2elnet.engine.quality_crossfit import ITEMS, crossfit_samples
+    from sam2elnet.engine.train_data import prepare_data
+
+    r = _crossfit_run(tmp_path_factory)
+    copy = tmp_path / "run"
+    shutil.copytree(Path(r["cfg"].out), copy)
+    cfg = r["cfg"].model_copy(update={"out": copy})
+    fold1 = copy / FOLDS_DIR / "fold1"
+    with np.load(fold1 / "oof.npz") as z:
+        before = {k: z[k] for k in z.files}
+    assert str(before["items"]) == ITEMS
+    old = {k: v for k, v in before.items() if k != "items"}  # as runs before it wrote it
+    np.savez(fold1 / "oof.npz", **old)
+
+    def no_training(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("a fold network was trained again")
+
+    lines: list[str] = []
+    crossfit_samples(cfg, prepare_data(cfg), copy / "model.pt", no_training, lines.append, 2)
+    assert sum("predicting them again at native scale" in ln for ln in lines) == 1
+    assert sum("done before, reusing" in ln for ln in lines) == 1  # fold 2
+    with np.load(fold1 / "oof.npz") as z:
+        after = {k: z[k] for k in z.files}
+    assert str(after["items"]) == ITEMS
+    for k in ("features", "ious", "modes", "index", "ids"):  # 32 px data: native = crop size
+        assert np.allclose(after[k], before[k]) if k != "ids" else (after[k] == before[k]).all()

@@ -178,7 +178,10 @@ class SegmentationDataset(Dataset):
     (seed, epoch, index): the same seed and epoch give the same item, in any worker.
 
     Evaluation (``train=False``): no augmentation; ``eval_mode="resize"`` resizes the whole image to
-    ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid).
+    ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid),
+    ``"native"`` keeps the native pixel scale, as ``elnet annotate`` / ``enhance`` predict: the whole
+    image, or its centred ``size`` x ``size`` window (at most) when a side is longer, like one
+    tile of annotate's whole-image windows.
     A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
     Masks are read by :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
@@ -204,7 +207,7 @@ class SegmentationDataset(Dataset):
         coarse_severity: tuple[float, float] = (0.2, 0.8),
         augmentation: Augmentation | None = None,
         bands: int | None = None,
-        eval_mode: Literal["resize", "pad"] = "resize",
+        eval_mode: Literal["resize", "pad", "native"] = "resize",
         positive_values: tuple[float, ...] | None = None,
         window_bytes: int | None = None,
     ) -> None:
@@ -398,7 +401,15 @@ class SegmentationDataset(Dataset):
             out.append(_dihedral(a, k))
         return out
 
+    def _centred_box(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(row, col, height, width) of the centred window of at most ``size`` px per side."""
+        ch, cw = min(h, self.size), min(w, self.size)
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
     def _geometry_eval(self, arrays: list[np.ndarray], labels: list[bool]) -> list[np.ndarray]:
+        if self.eval_mode == "native":
+            r, c, ch, cw = self._centred_box(*arrays[0].shape[-2:])
+            return [np.ascontiguousarray(a[..., r : r + ch, c : c + cw]) for a in arrays]
         if self.eval_mode == "resize":
             return [
                 _resize(a, self.size, nearest=lab) for a, lab in zip(arrays, labels, strict=True)
@@ -444,6 +455,8 @@ class SegmentationDataset(Dataset):
             h, w = plans[0].shape
             y0, x0, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
             x, mask, valid, coarse = self.load_window(index, (y0, x0, side, side))
+        elif self.eval_mode == "native":  # native scale: only the centred window is read
+            x, mask, valid, coarse = self.load_window(index, self._centred_box(*plans[0].shape))
         else:  # evaluation resizes the whole image: decimate to >= 4 x size first
             step = max(1, min(plans[0].shape) // (4 * self.size))
             x, mask, valid, coarse = self.load_window(index, None, step)

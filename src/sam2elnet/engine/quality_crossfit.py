@@ -147,6 +147,24 @@ def _saved_fold_config(fdir: Path) -> TrainConfig | None:
         return None
 
 
+ITEMS = "native"
+"""How a fold's samples (``oof.npz``) were made: at native scale
+(:func:`sam2elnet.engine.quality_fit.quality_items`); samples of older runs, resized to the
+training crop size, are predicted again by their fold network (not retrained)."""
+
+
+def _stale_scale(path: Path, ids: Sequence[str], epochs: int) -> bool:
+    """True when ``path`` holds this fold's samples (same ids and epochs) made before
+    :data:`ITEMS`: the fold network stands, only its samples are predicted again."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            cache = {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError):
+        return False
+    cache["items"] = np.asarray(ITEMS)
+    return _load_cache_dict(cache, path, ids, epochs) is not None
+
+
 def _load_cache(path: Path, ids: Sequence[str], epochs: int) -> dict[str, np.ndarray] | None:
     """A fold's saved samples when they were made for the same held-out ids by a fold network
     trained for ``epochs`` epochs (caches from before the epochs were recorded: the fold's
@@ -158,7 +176,15 @@ def _load_cache(path: Path, ids: Sequence[str], epochs: int) -> dict[str, np.nda
             cache = {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError):
         return None
+    return _load_cache_dict(cache, path, ids, epochs)
+
+
+def _load_cache_dict(
+    cache: dict[str, np.ndarray], path: Path, ids: Sequence[str], epochs: int
+) -> dict[str, np.ndarray] | None:
     if [str(i) for i in cache.get("ids", [])] != list(ids):
+        return None
+    if str(cache.get("items", "")) != ITEMS:  # made at the training crop size (before native)
         return None
     if "epochs" in cache:
         made_with = int(cache["epochs"])
@@ -230,7 +256,7 @@ def crossfit_samples(
         parts = []
         for c0 in range(0, len(held), _CHUNK):
             chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-            items = quality_items(chunk, data.norm, cfg.image_size, data.in_bands, cfg.seed)
+            items = quality_items(chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg))
             b = collect_quality_samples(final, items, device, cfg.precision, qcfg.tta, batch_size)
             parts.append((b[1], b[3], b[4] + c0))
         modes = np.concatenate([p[1] for p in parts])
@@ -238,6 +264,47 @@ def crossfit_samples(
         if not (np.array_equal(modes, cache["modes"]) and np.array_equal(index, cache["index"])):
             raise RuntimeError("fold and final network samples are not aligned")
         return np.concatenate([p[0] for p in parts])
+
+    def _train_fold(fdir: Path, saved: TrainConfig | None, held: Sequence[str]) -> Any:
+        """Train (or resume) the fold network of ``fdir`` that does not see ``held``."""
+        name = fdir.name
+        if (fdir / "oof.npz").is_file():  # other folds / epochs, or damaged: start again
+            _say(
+                f"quality {name}/{k}: its saved samples were made with other folds or fold "
+                f"epochs; training it again ({epochs} epochs)"
+            )
+            shutil.rmtree(fdir)
+        elif saved is not None and (
+            saved.epochs != epochs
+            or list(saved.train_ids or []) != [i for i in ids if i not in set(held)]
+            or Path(saved.out).resolve() != fdir.resolve()
+        ):  # an unfinished fold of other settings (or of the run this one was copied from)
+            _say(f"quality {name}/{k}: its unfinished training has other settings; restarting")
+            shutil.rmtree(fdir)
+        held_set = set(held)
+        rest = [i for i in ids if i not in held_set]
+        _say(
+            f"quality cross-fitting {name}/{k}: training on {len(rest)} images for "
+            f"{epochs} epochs, predicting the {len(held)} it does not see"
+        )
+        fcfg = cfg.model_copy(
+            update={
+                "out": fdir,
+                "train_ids": rest,
+                "fraction": 1.0,
+                "val_fraction": 0.0,
+                "max_train": None,
+                "epochs": epochs,
+                "norm_stats": norm_file,
+                "domain": domain,
+                "fit_quality": False,
+                "quality": qcfg.model_copy(update={"crossfit_folds": 0}),
+                "distributed": False,
+                "resume": (fdir / "config.yaml").is_file(),
+            }
+        )
+        res = train_fn(fcfg, echo=(lambda m, n=name: _say(f"  {n}: {m}")) if say else None)
+        return load_model(res.best_path)[0]
 
     feats, embs, ious, modes, groups = [], [], [], [], []
     offset = 0
@@ -247,48 +314,22 @@ def crossfit_samples(
         cache = _load_cache(fdir / "oof.npz", held, epochs)
         if cache is None:
             saved = _saved_fold_config(fdir)
-            if (fdir / "oof.npz").is_file():  # other folds / epochs, or damaged: start again
+            stale = _stale_scale(fdir / "oof.npz", held, epochs) and (fdir / "model.pt").is_file()
+            if stale:  # a finished fold network: only its samples are made again
                 _say(
-                    f"quality {name}/{k}: its saved samples were made with other folds or fold "
-                    f"epochs; training it again ({epochs} epochs)"
+                    f"quality {name}/{k}: its saved samples were made at the training crop size; "
+                    "predicting them again at native scale with its fold network"
                 )
-                shutil.rmtree(fdir)
-            elif saved is not None and (
-                saved.epochs != epochs
-                or list(saved.train_ids or []) != [i for i in ids if i not in set(held)]
-                or Path(saved.out).resolve() != fdir.resolve()
-            ):  # an unfinished fold of other settings (or of the run this one was copied from)
-                _say(f"quality {name}/{k}: its unfinished training has other settings; restarting")
-                shutil.rmtree(fdir)
-            held_set = set(held)
-            rest = [i for i in ids if i not in held_set]
-            _say(
-                f"quality cross-fitting {name}/{k}: training on {len(rest)} images for "
-                f"{epochs} epochs, predicting the {len(held)} it does not see"
-            )
-            fcfg = cfg.model_copy(
-                update={
-                    "out": fdir,
-                    "train_ids": rest,
-                    "fraction": 1.0,
-                    "val_fraction": 0.0,
-                    "max_train": None,
-                    "epochs": epochs,
-                    "norm_stats": norm_file,
-                    "domain": domain,
-                    "fit_quality": False,
-                    "quality": qcfg.model_copy(update={"crossfit_folds": 0}),
-                    "distributed": False,
-                    "resume": (fdir / "config.yaml").is_file(),
-                }
-            )
-            res = train_fn(fcfg, echo=(lambda m, n=name: _say(f"  {n}: {m}")) if say else None)
-            fold_net, _ = load_model(res.best_path)
+                fold_net, _ = load_model(fdir / "model.pt")
+            else:
+                fold_net = _train_fold(fdir, saved, held)
             fold_net.to(device).eval()
             parts: list[tuple[np.ndarray, ...]] = []
             for c0 in range(0, len(held), _CHUNK):
                 chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-                items = quality_items(chunk, data.norm, cfg.image_size, data.in_bands, cfg.seed)
+                items = quality_items(
+                    chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
+                )
                 a = collect_quality_samples(
                     fold_net, items, device, cfg.precision, qcfg.tta, batch_size
                 )
@@ -307,6 +348,7 @@ def crossfit_samples(
                 "index": np.concatenate([p[4] for p in parts]),
                 "epochs": np.asarray(epochs),
                 "final_model": np.asarray(final_digest),
+                "items": np.asarray(ITEMS),
             }
             _save_npz(fdir / "oof.npz", **cache)
             del fold_net

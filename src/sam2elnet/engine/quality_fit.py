@@ -28,6 +28,7 @@ from sam2elnet.errors import UserError
 from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import spearman
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.options import WindowOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,17 @@ def collect_quality_samples(
     evaluator sees at fit time exactly what it will see in use.
     """
     feats, embs, ious, modes, idx = [], [], [], [], []
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
+    # items keep their native sizes: a batch holds items of one shape (in order of first use)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, it in enumerate(items):
+        by_shape.setdefault(tuple(it["image"].shape), []).append(i)
+    batches = [
+        np.asarray(ids[s : s + batch_size])
+        for ids in by_shape.values()
+        for s in range(0, len(ids), batch_size)
+    ]
+    for where in batches:
+        chunk = [items[i] for i in where]
         x = torch.stack([it["image"] for it in chunk]).to(device)
         m = torch.stack([it["mask"] for it in chunk]).to(device)
         v = torch.stack([it["valid"] for it in chunk]).to(device)
@@ -90,7 +100,7 @@ def collect_quality_samples(
                 iou_per_sample(res.probs.unsqueeze(1) > 0.5, ms.cpu() > 0.5, vs.cpu() > 0.5).numpy()
             )
             modes.append(np.full(len(sel), 1.0 if mode == "enhance" else 0.0))
-            idx.append(start + sel.numpy())
+            idx.append(where[sel.numpy()])
     if not feats:
         z = np.zeros(0)
         return np.zeros((0, 0)), np.zeros((0, 0)), z, z, z
@@ -250,16 +260,42 @@ def describe_summary(summary: dict[str, Any]) -> str:
     return line
 
 
+QUALITY_MAX_SIDE = WindowOptions.model_fields["tile"].default
+"""Longest side (px) of an evaluator item: ``elnet annotate`` / ``enhance`` predict an image of
+up to one tile (``--tile``, default 1024 px) whole, so an item is the whole image at native
+scale up to this side, else its centred window of this side (one such tile)."""
+
+
 def quality_items(
-    samples: Sequence[Any], norm: Any, size: int, bands: int, seed: int
+    samples: Sequence[Any],
+    norm: Any,
+    bands: int,
+    seed: int,
+    positive_values: tuple[float, ...] | None = None,
+    max_side: int = QUALITY_MAX_SIDE,
 ) -> list[dict[str, Any]]:
-    """Decoded evaluation items of labelled ``samples`` for the evaluator: the whole image
-    resized to ``size`` px, normalised with ``norm``, each with a simulated coarse label
-    (seeded by ``seed`` and the item's position) for the enhancement mode."""
+    """Decoded evaluation items of labelled ``samples`` for the evaluator, at the scale
+    inference predicts: the whole image at its native pixel size (its centred window of
+    ``max_side`` px when a side is longer), normalised with ``norm``, each with a simulated
+    coarse label (seeded by ``seed`` and the item's position) for the enhancement mode.
+
+    Not resized to the training crop size: an evaluator fitted on images shrunk to a 128 px crop
+    and applied to the native 256 px images ``annotate`` sees ranked held-out SOS labels worse
+    (Spearman 0.746 vs 0.785 annotation, 0.605 vs 0.662 enhancement, 219 images; docs/training.md,
+    "Label quality evaluator"). ``positive_values``: class-index masks' object values, as training
+    reads them."""
     from sam2elnet.data.datasets import SegmentationDataset
 
     ds = SegmentationDataset(
-        list(samples), norm, size=size, train=False, seed=seed, coarse_prob=1.0, bands=bands
+        list(samples),
+        norm,
+        size=max_side,
+        train=False,
+        seed=seed,
+        coarse_prob=1.0,
+        bands=bands,
+        eval_mode="native",
+        positive_values=positive_values,
     )
     return [ds[i] for i in range(len(ds))]
 
@@ -362,9 +398,9 @@ def fit_quality(
         norm = NormalizationConfig.model_validate(extra["normalization"])
 
         def _items(chosen: Sequence[Any]) -> list[dict[str, Any]]:
-            size = int(extra.get("image_size", 256))
             bands = int(extra.get("in_bands", model.config.in_bands))
-            return quality_items(chosen, norm, size, bands, seed)
+            pv = extra.get("train", {}).get("positive_values")
+            return quality_items(chosen, norm, bands, seed, tuple(pv) if pv else None)
 
         val_items = _items(samples)
         if train_items is None:

@@ -302,6 +302,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "modality": data.modality,
         "size": cfg.size,
         "image_size": cfg.image_size,
+        "positive_values": list(cfg.positive_values) if cfg.positive_values else None,
         "fraction": cfg.fraction,
         "seed": cfg.seed,
         "n_train": len(data.train_samples),
@@ -446,11 +447,14 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
             if oof is not None:  # every training image is predicted out of fold instead
                 q_train = []
+            # at the native scale annotate predicts, not the validation items' crop size
             quality_summary = fit_quality(
                 best_path,
-                val_items=val_items,
+                val_items=quality_items(
+                    data.val_samples, data.norm, data.in_bands, cfg.seed, _positive(cfg)
+                ),
                 train_items=quality_items(
-                    q_train, data.norm, cfg.image_size, data.in_bands, cfg.seed
+                    q_train, data.norm, data.in_bands, cfg.seed, _positive(cfg)
                 ),
                 qcfg=cfg.quality,
                 device=cfg.device,
