@@ -585,3 +585,38 @@ def test_any_tiling_agrees_with_the_whole_image_run(whole_reference, tmp_path, t
         progress=False,
     )
     assert np.mean(read(out) == whole) >= 0.995
+
+
+def test_pixel_coords_qgis_on_a_georeferenced_scene_says_it_is_ignored(scene: Path, tmp_path):
+    """`elnet scene --quality-gpkg Q --pixel-coords qgis` on a scene with a CRS: the windows are
+    in map coordinates whatever the option says; a note says so (it was silently ignored)."""
+    import geopandas as gpd
+
+    kw = dict(tile=128, overlap=32, progress=False)
+    res = predict_scene(
+        scene,
+        tmp_path / "o.tif",
+        SmoothingPredictor(),
+        quality_gpkg=tmp_path / "q.gpkg",
+        quality_pixel_coords="qgis",
+        **kw,
+    )
+    notes = [n for n in res.notes if "--pixel-coords qgis ignored" in n]
+    assert len(notes) == 1 and scene.name in notes[0] and "its CRS" in notes[0]
+    with rasterio.open(scene) as s:  # map coordinates, as without the option
+        assert np.allclose(gpd.read_file(tmp_path / "q.gpkg").total_bounds, list(s.bounds))
+    res = predict_scene(  # the default convention: no note
+        scene, tmp_path / "o2.tif", SmoothingPredictor(), quality_gpkg=tmp_path / "q2.gpkg", **kw
+    )
+    assert not any("--pixel-coords" in n for n in res.notes)
+    nocrs = make_scene(tmp_path / "nocrs.tif", crs=None)  # no georeference: the option applies
+    res = predict_scene(
+        nocrs,
+        tmp_path / "o3.tif",
+        SmoothingPredictor(),
+        quality_gpkg=tmp_path / "q3.gpkg",
+        quality_pixel_coords="qgis",
+        **kw,
+    )
+    assert not any("--pixel-coords qgis ignored" in n for n in res.notes)
+    assert gpd.read_file(tmp_path / "q3.gpkg").total_bounds.tolist() == [0, -300, 400, 0]

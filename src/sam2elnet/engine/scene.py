@@ -406,6 +406,8 @@ def predict_scene(
 
                 warp_crs = resolve_warp_crs(warp_to, src)
             fp = windows_geo(src, quality_pixel_coords, warp_crs, warp_method)
+            if fp.pixel_coords_note:
+                inputs.notes.append(fp.pixel_coords_note)
             qpath = write_quality(Path(quality_gpkg), tiles.rows, fp, th, tw)
 
     out_size = None

@@ -274,6 +274,16 @@ class WindowFootprints:
 
         gcp_grid = GcpGrid.of(src)
         gcp_only = gcp_grid is not None and gcp_grid.placeable
+        #: a note when ``pixel_coords="qgis"`` does not apply (the scene is georeferenced, so the
+        #: windows are in map coordinates where QGIS shows the scene), else None
+        self.pixel_coords_note: str | None = None
+        if pixel_coords == "qgis" and (gcp_only or src.crs is not None):
+            how = "its CRS" if src.crs is not None else "ground control points"
+            self.pixel_coords_note = (
+                f"--pixel-coords qgis ignored: {Path(src.name).name} is georeferenced by {how}, "
+                "so the --quality-gpkg windows are in map coordinates, where QGIS shows the "
+                "scene; the option applies to scenes without any georeference only"
+            )
         self._src = src
         self._warp: tuple[Any, str] | None = None
         self.transform: Any = None  # affine pixel -> frame; None: through the warp mapping
