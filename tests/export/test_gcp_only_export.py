@@ -19,9 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
-from rasterio.control import GroundControlPoint
-from rasterio.crs import CRS
+from helpers_gcp import TILE, WGS84, H, W, gcp_scene
 from shapely.affinity import translate
 from shapely.geometry import box
 
@@ -29,32 +27,7 @@ from sam2elnet.export.api import export_labels
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
-H, W, TILE = 64, 96, 32
-WGS84 = CRS.from_epsg(4326)
 LOG = "sam2elnet.export.tile_quality"
-
-
-def lonlat(row: float, col: float) -> tuple[float, float]:
-    return 28.0 + 0.001 * col + 0.0002 * row, 43.0 - 0.0009 * row
-
-
-def _scene(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    a = (20 + rng.integers(0, 5, (H, W))).astype(np.uint8)
-    a[0:TILE, 2 * TILE : 3 * TILE] = 220  # the window at row 0, column 64
-    gcps = [
-        GroundControlPoint(row=r, col=c, x=lonlat(r, c)[0], y=lonlat(r, c)[1])
-        for r in (0, H // 2, H)
-        for c in (0, W // 3, 2 * W // 3, W)
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(
-            path, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8"
-        ) as d:
-            d.write(a[None])
-            d.gcps = (gcps, WGS84)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +39,7 @@ def run(tmp_path_factory) -> tuple[Path, gpd.GeoDataFrame]:
     d = tmp_path_factory.mktemp("grd")
     lab = d / "lab.tif"
     predict_scene(
-        _scene(d / "grd.tif"), lab, SmoothingPredictor(score=True), tile=TILE, overlap=0,
+        gcp_scene(d / "grd.tif"), lab, SmoothingPredictor(score=True), tile=TILE, overlap=0,
         progress=False, quality_gpkg=d / "lab_tiles.gpkg",
     )  # fmt: skip
     tiles = gpd.read_file(d / "lab_tiles.gpkg", layer="tiles")

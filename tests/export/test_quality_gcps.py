@@ -11,14 +11,12 @@ footprint.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pytest
 import rasterio
-from rasterio.control import GroundControlPoint
+from helpers_gcp import TILE, WGS84, gcp_scene, lonlat
 from rasterio.crs import CRS
 
 from sam2elnet.engine.executors import SmoothingPredictor
@@ -28,32 +26,6 @@ from sam2elnet.export.api import export_labels
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
-H, W, TILE = 64, 96, 32
-WGS84 = CRS.from_epsg(4326)
-
-
-def lonlat(row: float, col: float) -> tuple[float, float]:
-    return 28.0 + 0.001 * col + 0.0002 * row, 43.0 - 0.0009 * row
-
-
-def _scene(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    a = (20 + rng.integers(0, 5, (H, W))).astype(np.uint8)
-    a[0:TILE, 2 * TILE : 3 * TILE] = 220  # the window at row 0, column 64
-    gcps = [
-        GroundControlPoint(row=r, col=c, x=lonlat(r, c)[0], y=lonlat(r, c)[1])
-        for r in (0, H // 2, H)
-        for c in (0, W // 3, 2 * W // 3, W)
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(
-            path, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8"
-        ) as d:
-            d.write(a[None])
-            d.gcps = (gcps, WGS84)
-    return path
-
 
 def _iou(a, b) -> float:
     return a.intersection(b).area / a.union(b).area
@@ -61,7 +33,7 @@ def _iou(a, b) -> float:
 
 @pytest.mark.parametrize("warp_to", [None, "utm"])
 def test_quality_layer_lines_up_with_the_polygon_export(tmp_path: Path, warp_to: str | None):
-    src = _scene(tmp_path / "grd.tif")
+    src = gcp_scene(tmp_path / "grd.tif")
     lab = tmp_path / "lab.tif"
     predict_scene(
         src, lab, SmoothingPredictor(score=True), tile=TILE, overlap=0, progress=False,
@@ -88,7 +60,7 @@ def test_quality_layer_lines_up_with_the_polygon_export(tmp_path: Path, warp_to:
 def test_gcp_only_footprints_use_the_affine_fit_of_the_export(tmp_path: Path):
     """One pixel -> map mapping for a GCP-only scene's geometries (data.grids.GcpGrid.affine): the
     window corners land on the GCPs' map positions (the GCPs here are affine, so exactly)."""
-    src = _scene(tmp_path / "grd.tif")
+    src = gcp_scene(tmp_path / "grd.tif")
     with rasterio.open(src) as ds:
         fp = windows_geo(ds)
         assert fp.crs == WGS84
