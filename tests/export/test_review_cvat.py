@@ -404,3 +404,19 @@ def test_vector_import_refuses_two_images_of_one_stem(tmp_path: Path, capsys) ->
     line = _one_error(rc, err)
     assert "two images of --images" in line and "x.png, x.tif" in line, line
     assert not (tmp_path / "m").exists()
+
+
+def test_segmask_image_skipped_for_want_of_size_is_reported_once(tmp_path: Path) -> None:
+    """b (listed, never drawn: no PNG) is not under --images: it is skipped, and only that note
+    names it; before, the not-found note counted it too, though no PNG was written for it."""
+    imgs = tmp_path / "imgs"
+    write_tif(imgs / "palsar" / "a.tif", np.full((1, H, W), 40, np.uint8))
+    z, _ = _segmask_zip(tmp_path / "seg.zip")
+    res = import_cvat(z, tmp_path / "m", images=imgs, category="oil spill", progress=False)
+    assert sorted(p.name for p in res.written) == ["a.tif", "c.png"]
+    assert res.notes == [
+        f"1 of 3 images of the Segmentation mask export are not in {imgs} (c.png): their "
+        "masks are PNGs of the size the file gives, without georeference or nodata",
+        "skipped b: the Segmentation mask export gives no size for it and no --images holds "
+        "its image; give --images",
+    ], res.notes

@@ -313,6 +313,10 @@ def _write(
 ) -> ImportResult:
     """Find the images, write the masks, commit (the COCO import's steps)."""
     sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
+    # an image without a size in the export and without its image is skipped (one note, below),
+    # not written as a PNG of the export's size: the not-found note leaves it out
+    sizeless = {e.name for e in entries if e.size is None}
+    missing = [m for m in missing if m not in sizeless]
     notes = notes + missing_note(missing, len(entries), what, ipath)
     with folder:
         written, skipped = write_masks(entries, sources, folder, what, p, progress)
