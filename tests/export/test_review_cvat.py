@@ -360,7 +360,9 @@ def test_cvat_coco_still_read_and_its_size_mismatch_stops(tmp_path: Path, capsys
     z = tmp_path / "task_7_coco 1.0.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("annotations/instances_default.json", json.dumps(coco))
-    rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--out", tmp_path / "m")
+    rc, _, err = _cli(
+        capsys, "import", z, "--from", "cvat", "--out", tmp_path / "m", "--no-progress"
+    )
     assert rc == 0, err
     want = np.zeros((H, W), bool)
     want[3:7, 2:10] = True
@@ -420,3 +422,105 @@ def test_segmask_image_skipped_for_want_of_size_is_reported_once(tmp_path: Path)
         "skipped b: the Segmentation mask export gives no size for it and no --images holds "
         "its image; give --images",
     ], res.notes
+
+
+def _img_bytes(h: int, w: int, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 90, np.uint8), "RGB").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+# a task of plain images as CVAT keeps them: a.png 36x44, sub/b.jpg 40x32, c.png 36x44 (no shape)
+SAVED = [("a.png", 36, 44, "PNG"), ("sub/b.jpg", 40, 32, "JPEG"), ("c.png", 36, 44, "PNG")]
+SAVED_XML = """
+  <image id="0" name="a.png" width="44" height="36">
+    <polygon label="oil spill" source="manual" occluded="0" points="4.00,4.00;20.00,4.00;20.00,14.00;4.00,14.00" z_order="0">
+    </polygon>
+  </image>
+  <image id="1" name="sub/b.jpg" width="32" height="40">
+    <box label="oil spill" source="manual" occluded="0" xtl="10.00" ytl="20.00" xbr="18.00" ybr="30.00" z_order="0">
+    </box>
+  </image>
+  <image id="2" name="c.png" width="44" height="36">
+  </image>"""
+
+
+def test_zip_saved_with_images_needs_no_images_folder(tmp_path: Path, capsys) -> None:
+    """A zip downloaded with CVAT's "Save images" (images/<name> beside annotations.xml;
+    JPEGImages/<name> beside SegmentationClass/, as CVAT writes them) gives the images: no
+    --images needed, a note says so; --images, when given, wins (and a note says that)."""
+    want_a = np.zeros((36, 44), bool)
+    want_a[4:14, 4:20] = True
+    want_b = np.zeros((40, 32), bool)
+    want_b[20:30, 10:18] = True
+    xz = tmp_path / "task_7_annotations_cvat for images 1.1.zip"
+    with zipfile.ZipFile(xz, "w") as zf:
+        zf.writestr("annotations.xml", _annotations_xml(SAVED_XML))
+        for name, h, w, fmt in SAVED:
+            zf.writestr(f"images/{name}", _img_bytes(h, w, fmt))
+    rc, out, err = _cli(
+        capsys, "import", xz, "--from", "cvat", "--out", tmp_path / "x", "--no-progress"
+    )
+    assert rc == 0, err
+    assert "3 masks written" in out, out
+    assert "images from the zip's images/" in err and "not in" not in err, err
+    assert np.array_equal(_read(tmp_path / "x" / "a.png") == 255, want_a)
+    assert np.array_equal(_read(tmp_path / "x" / "b.png") == 255, want_b)
+    assert not _read(tmp_path / "x" / "c.png").any()
+    # Segmentation mask 1.1 with images: c was never drawn (no PNG) and gets its image's size
+    rgb_a = np.zeros((36, 44, 3), np.uint8)
+    rgb_a[want_a] = OIL
+    rgb_b = np.zeros((40, 32, 3), np.uint8)
+    rgb_b[want_b] = OIL
+    sz = tmp_path / "task_7_segmentation mask 1.1.zip"
+    with zipfile.ZipFile(sz, "w") as zf:
+        zf.writestr("labelmap.txt", LABELMAP)
+        zf.writestr("ImageSets/Segmentation/default.txt", "a\nsub/b\nc\n")
+        zf.writestr("SegmentationClass/a.png", _png_bytes(rgb_a))
+        zf.writestr("SegmentationClass/sub/b.png", _png_bytes(rgb_b))
+        zf.writestr("SegmentationObject/a.png", _png_bytes(rgb_a))
+        zf.writestr("SegmentationObject/sub/b.png", _png_bytes(rgb_b))
+        for name, h, w, fmt in SAVED:
+            zf.writestr(f"JPEGImages/{name}", _img_bytes(h, w, fmt))
+    res = import_cvat(sz, tmp_path / "s", progress=False)
+    assert sorted(p.name for p in res.written) == ["a.png", "b.png", "c.png"], res.skipped
+    assert res.notes == [
+        "images from the zip's JPEGImages/ (downloaded with CVAT's 'Save images'); --images, "
+        "when given, wins (the task's GeoTIFFs keep their georeference)"
+    ], res.notes
+    assert np.array_equal(_read(tmp_path / "s" / "a.png") == 255, want_a)
+    assert np.array_equal(_read(tmp_path / "s" / "b.png") == 255, want_b)
+    c = _read(tmp_path / "s" / "c.png")
+    assert c.shape == (36, 44) and not c.any()
+    # --images wins: its GeoTIFF gives the georeference, a note names the source
+    imgs = tmp_path / "imgs"
+    write_tif(imgs / "a.tif", np.full((1, 36, 44), 40, np.uint8))
+    res = import_cvat(xz, tmp_path / "g", images=imgs, progress=False)
+    assert res.notes[0] == (
+        f"images from --images {imgs}; the 3 images in the zip's images/ were not used "
+        "(--images wins: it keeps a GeoTIFF's georeference)"
+    ), res.notes
+    with rasterio.open(tmp_path / "g" / "a.tif") as m:
+        assert m.crs is not None and np.array_equal(m.read(1) == 255, want_a)
+
+
+def test_bad_images_in_the_zip_are_one_error(tmp_path: Path, capsys) -> None:
+    """Named as in the zip (not the temporary copy), exit 2, nothing written."""
+    cases = {
+        "none.zip": ([("other.png", b"")], "the zip's images/ holds none of the 3 images"),
+        "damaged.zip": ([("a.png", b"not an image")], "images/a.png: cannot decode image"),
+        "size.zip": ([("a.png", _img_bytes(20, 20, "PNG"))], "a.png is 20x20 px in images/a.png"),
+    }
+    for zname, (files, what) in cases.items():
+        z = tmp_path / zname
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.writestr("annotations.xml", _annotations_xml(SAVED_XML))
+            for name, data in files:
+                zf.writestr(f"images/{name}", data or _img_bytes(36, 44, "PNG"))
+        rc, _, err = _cli(
+            capsys, "import", z, "--from", "cvat", "--out", tmp_path / "m", "--no-progress"
+        )
+        line = _one_error(rc, err)
+        assert what in line and line.startswith(f"error: {z}: "), (what, line)
+        assert "give --images" in line and "elnet-cvat-images" not in line, line
+        assert not (tmp_path / "m").exists(), what

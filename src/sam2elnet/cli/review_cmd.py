@@ -44,7 +44,8 @@ def import_cmd(
         None,
         "--images",
         help="Source images (folder matched by name, or a file): masks take their size and "
-        "georeference. vector: required; the reviewed ones among them get masks.",
+        "georeference. vector: required; the reviewed ones among them get masks. cvat: "
+        "without it, the images of a zip downloaded with 'Save images' are used.",
     ),
     document_root: Optional[Path] = typer.Option(
         None,

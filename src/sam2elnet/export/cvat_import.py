@@ -11,6 +11,14 @@ told by its content:
 * "COCO 1.0": a zip with ``annotations/instances_*.json`` or a JSON file:
   :func:`~sam2elnet.export.coco_import.import_coco`.
 
+A zip downloaded with CVAT's "Save images" box carries the task's images, as CVAT's
+documentation (docs.cvat.ai, "CVAT" and "Segmentation Mask" formats) and its exporters lay them
+out: ``images/<image name>`` beside ``annotations.xml`` ("CVAT for images 1.1") and
+``JPEGImages/<image name>`` beside ``SegmentationClass/`` ("Segmentation mask 1.1": Datumaro's
+Pascal VOC layout, ``VocPath.IMAGES_DIR``). Without ``images`` they are used as ``images``
+would be (sizes, names, and a GeoTIFF's georeference); ``images``, when given, wins. A note
+says which source was used.
+
 Images, masks and errors follow the COCO import (:mod:`~sam2elnet.export.mask_folder`, the
 steps they share): images are found under ``images`` by name with folders
 (:func:`~sam2elnet.export.mask_folder.find_image`), two images of one stem stop the import,
@@ -23,14 +31,18 @@ Format source: CVAT's documentation (docs.cvat.ai, "Segmentation Mask").
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml_images
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
@@ -38,6 +50,7 @@ from sam2elnet.export.mask_folder import (
     MaskFolder,
     category_note,
     check_category,
+    find_image,
     find_images,
     missing_note,
     removed_note,
@@ -200,6 +213,55 @@ def _segmask(
     return np.isin(code, fg_codes)  # (height, width): the PNG gave the size write_masks checked
 
 
+# ------------------------------------------------------------------------- images in the zip
+
+_ZIP_IMAGES = {"xml": ("annotations.xml", "images/"), "segmask": ("labelmap.txt", "JPEGImages/")}
+"""Per export: (the file its images folder lies beside, that folder), as CVAT writes them."""
+
+
+def _zip_image_members(p: Path, kind: str) -> tuple[str, list[str]]:
+    """(the images folder as named in the zip, e.g. ``images/``; its files) of a CVAT zip
+    downloaded with "Save images" (no files: downloaded without)."""
+    if kind not in _ZIP_IMAGES or not zipfile.is_zipfile(p):
+        return "", []
+    anchor, folder = _ZIP_IMAGES[kind]
+    with zipfile.ZipFile(p) as zf:
+        names = zf.namelist()
+    tops = [n[: -len(anchor)] for n in names if PurePosixPath(n).name == anchor]
+    if not tops:
+        return "", []
+    prefix = min(tops, key=lambda n: n.count("/")) + folder
+    return prefix, [n for n in names if n.startswith(prefix) and not n.endswith("/")]
+
+
+@contextlib.contextmanager
+def _zip_images(p: Path, prefix: str, members: list[str]) -> Iterator[Path]:
+    """The zip's images (``members`` under ``prefix``) in a temporary folder, by their names
+    below ``prefix`` (``..`` dropped); removed afterwards.
+
+    Raises:
+        DataError: a damaged zip member.
+    """
+    with tempfile.TemporaryDirectory(prefix="elnet-cvat-images-") as tmp:
+        root = Path(tmp)
+        try:
+            with zipfile.ZipFile(p) as zf:
+                for m in members:
+                    parts = [q for q in m[len(prefix) :].split("/") if q not in ("", ".", "..")]
+                    if not parts:
+                        continue
+                    dst = root.joinpath(*parts)
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(m) as src, open(dst, "wb") as fh:
+                        while chunk := src.read(1 << 20):
+                            fh.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DataError(
+                f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
+            ) from None
+        yield root
+
+
 # --------------------------------------------------------------------------------- import
 
 
@@ -263,7 +325,8 @@ def import_cvat(
         images: Folder of the task's images (or one image file), found by name with folders
             (:func:`~sam2elnet.export.mask_folder.find_image`). Images not found get a PNG of
             the size the export gives (one note counts them); for "Segmentation mask 1.1" an
-            image nothing was drawn on has no PNG in the zip and needs its image here.
+            image nothing was drawn on has no PNG in the zip and needs its image here. None:
+            the images a zip downloaded with "Save images" carries (module docstring), if any.
         category: Only shapes of that label (default: all; a note names the labels when there
             are several).
         progress: Show a progress bar.
@@ -274,7 +337,8 @@ def import_cvat(
     Raises:
         DataError: a damaged zip / XML / PNG, a zip without a CVAT export, an image without a
             size, a shape or labelmap.txt line that cannot be read, an image under ``images``
-            of another size than the export gives (nothing written), or no image gave a mask.
+            of another size than the export gives (nothing written), a zip whose images folder
+            holds none of its images (without ``images``), or no image gave a mask.
         UserError: a ``category`` the export does not have; two images with one stem; an
             ``images`` holding none of the images; an ``out`` that is a file, the images'
             folder, or holds masks no import wrote.
@@ -287,17 +351,33 @@ def import_cvat(
         return import_coco(p, out, images=images, category=category, progress=progress)
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), p, ipath)
-    if kind == "xml":
-        entries, notes = xml_images(read_cvat_xml(p), category, p)
-        return _write(entries, notes, ipath, folder, XML_NAME, p, progress)
-    try:
-        with zipfile.ZipFile(p) as zf:
-            entries, used = _segmask_entries(zf, category, p)
-            res = _write(entries, [], ipath, folder, "the Segmentation mask export", p, progress)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise DataError(
-            f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
-        ) from None
+    prefix, members = _zip_image_members(p, kind)
+    source: list[str] = []
+    if members and ipath is not None:
+        source = [
+            f"images from --images {ipath}; the {len(members)} images in the zip's {prefix} "
+            "were not used (--images wins: it keeps a GeoTIFF's georeference)"
+        ]
+    with contextlib.ExitStack() as stack:
+        zdir = None
+        if members and ipath is None:
+            zdir = stack.enter_context(_zip_images(p, prefix, members))
+        if kind == "xml":
+            entries, notes = xml_images(read_cvat_xml(p), category, p)
+            return _write(
+                entries, notes, ipath, zdir, prefix, source, folder, XML_NAME, p, progress
+            )
+        try:
+            with zipfile.ZipFile(p) as zf:
+                entries, used = _segmask_entries(zf, category, p)
+                res = _write(
+                    entries, [], ipath, zdir, prefix, source, folder,
+                    "the Segmentation mask export", p, progress,
+                )  # fmt: skip
+        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+            raise DataError(
+                f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
+            ) from None
     res.notes[:0] = category_note(category, used, "the Segmentation mask export")
     return res
 
@@ -306,20 +386,45 @@ def _write(
     entries: list[ExportImage],
     notes: list[str],
     ipath: Path | None,
+    zdir: Path | None,
+    prefix: str,
+    source: list[str],
     folder: MaskFolder,
     what: str,
     p: Path,
     progress: bool,
 ) -> ImportResult:
-    """Find the images, write the masks, commit (the COCO import's steps)."""
-    sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
+    """Find the images (under ``ipath``, else the zip's, extracted into ``zdir``), write the
+    masks, commit (the COCO import's steps)."""
+    shown: Path | str | None = ipath
+    if zdir is not None:
+        if not any(find_image(zdir, e.name, len(entries)) for e in entries):
+            raise DataError(
+                f"the zip's {prefix} holds none of the {len(entries)} images of {what} (first: "
+                f"{entries[0].name}); give --images the folder the CVAT task's images came from",
+                p,
+            )
+        shown = f"the zip's {prefix}"
+        source = [
+            f"images from the zip's {prefix} (downloaded with CVAT's 'Save images'); --images, "
+            "when given, wins (the task's GeoTIFFs keep their georeference)"
+        ]
+    sources, missing = find_images(entries, ipath or zdir, what, _SAME_NAME, p)
     # an image without a size in the export and without its image is skipped (one note, below),
     # not written as a PNG of the export's size: the not-found note leaves it out
     sizeless = {e.name for e in entries if e.size is None}
     missing = [m for m in missing if m not in sizeless]
-    notes = notes + missing_note(missing, len(entries), what, ipath)
+    notes = source + notes + missing_note(missing, len(entries), what, shown)
     with folder:
-        written, skipped = write_masks(entries, sources, folder, what, p, progress)
+        try:
+            written, skipped = write_masks(entries, sources, folder, what, p, progress)
+        except UserError as err:  # an image of the zip: named as in the zip, not the temp copy
+            if zdir is None or str(zdir) not in str(err):
+                raise
+            text = str(err).replace(f"{zdir}{os.sep}", prefix).replace(str(zdir), prefix)
+            raise DataError(
+                f"{text} (an image in the zip: download the export again, or give --images)", p
+            ) from None
         if not written:
             why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
             raise DataError(f"no image of {what} gave a mask{why}; check --images", p)

@@ -233,8 +233,9 @@ def find_images(
     return found, missing
 
 
-def missing_note(missing: list[str], n: int, what: str, images: Path | None) -> list[str]:
-    """The note counting the export's images not found under ``--images``."""
+def missing_note(missing: list[str], n: int, what: str, images: Path | str | None) -> list[str]:
+    """The note counting the export's images not found under ``--images`` (``images``: that
+    folder, or the words naming where the images were looked for)."""
     if not missing:
         return []
     more = f" (+{len(missing) - 3})" if len(missing) > 3 else ""
