@@ -524,3 +524,18 @@ def test_bad_images_in_the_zip_are_one_error(tmp_path: Path, capsys) -> None:
         assert what in line and line.startswith(f"error: {z}: "), (what, line)
         assert "give --images" in line and "elnet-cvat-images" not in line, line
         assert not (tmp_path / "m").exists(), what
+
+
+def test_unzipped_export_folder_is_one_error_saying_what_to_give(tmp_path: Path, capsys) -> None:
+    """A user who unzipped CVAT's download and gives the folder was told it 'does not exist'."""
+    d = tmp_path / "task_7"
+    (d / "images").mkdir(parents=True)
+    (d / "annotations.xml").write_text(_annotations_xml(SAVED_XML), encoding="utf-8")
+    rc, _, err = _cli(
+        capsys, "import", d, "--from", "cvat", "--out", tmp_path / "m", "--no-progress"
+    )
+    line = _one_error(rc, err)
+    assert line.startswith(f"error: {d}: ") and "does not exist" not in line, line
+    assert "a folder" in line and "the zip CVAT downloaded" in line, line
+    assert f"{d / 'annotations.xml'} with --images {d / 'images'}" in line, line
+    assert not (tmp_path / "m").exists()

@@ -269,8 +269,16 @@ def _kind(p: Path) -> str:
     """``"xml"``, ``"segmask"`` or ``"coco"``: which CVAT export ``p`` is, by its content.
 
     Raises:
-        DataError: a missing file, a damaged zip, or a zip / file none of the three.
+        DataError: a missing file, a folder (an unzipped export: the message says what to
+            give), a damaged zip, or a zip / file none of the three.
     """
+    if p.is_dir():  # CVAT's download, unzipped
+        xml = p / XML_NAME
+        give = "the zip CVAT downloaded"
+        if xml.is_file():
+            imgs = p / "images"
+            give += f", or {xml} with --images {imgs if imgs.is_dir() else 'the task images'}"
+        raise DataError(f"a folder, not a CVAT export file; give {give}", p)
     if not p.is_file():
         raise DataError("CVAT export does not exist; check the path", p)
     if zipfile.is_zipfile(p):
