@@ -213,6 +213,7 @@ def test_experiment_identity_is_frozen() -> None:
             # added with a migration (upgrade_identity: missing = 0 / None, the old behaviour)
             "quality_folds", "quality_fold_epochs", "positive_values", "trunk_scale",
             "road_buffer",  # missing = 3 px, the buffer every run used before --road-buffer
+            "modality",  # missing = auto, decided in the split stage as before --modality
         ]
     )  # fmt: skip
 
@@ -236,6 +237,9 @@ def test_identity_of_runs_before_split_seed_is_upgraded() -> None:
     # before --road-buffer: road measures within 3 px (the default)
     assert upgrade_identity({k: v for k, v in cur.items() if k != "road_buffer"}) == cur
     assert upgrade_identity({**cur, "road_buffer": 5.0})["road_buffer"] == 5.0
+    # before --modality: auto (decided from the layout, dataset.json or the images)
+    assert upgrade_identity({k: v for k, v in cur.items() if k != "modality"}) == cur
+    assert upgrade_identity({**cur, "modality": "sar"})["modality"] == "sar"
 
 
 def test_convergence_status_from_the_last_two_curve_points() -> None:

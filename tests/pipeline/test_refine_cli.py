@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,49 @@ def test_refine_bad_inputs(sos: Path, tmp_path: Path, capsys: pytest.CaptureFixt
         assert rc == 2 and err.startswith("error:") and needle in err, err
         assert err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_refine_modality_decided_like_the_other_commands(
+    sos: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--modality`` auto (the default; sar before): the SOS layout the images belong to or the
+    dataset's dataset.json decides, else the images; grey images copied out of their layout are
+    read as optical with the warning naming --modality sar; a given modality as given."""
+    from helpers_logs import logs_warning
+
+    from sam2elnet.pipeline.refine import refine_folder
+
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    for i in ("10001", "10002", "10003"):
+        c = np.zeros((S, S), np.uint8)
+        c[6:38, 8:40] = 255
+        Image.fromarray(c).save(coarse / f"{i}_mask.png")
+    # the SOS layout: sar, said in one line (exact SAR scaling: the test above)
+    argv = ["refine", "--method", "morphological", "--coarse", str(coarse), "--no-progress"]
+    assert main([*argv, "--images", str(sos), "--out", str(tmp_path / "o1")]) == 0
+    out = capsys.readouterr().out
+    assert f"modality: sar (SOS layout: {sos.parent}; --modality sar|optical" in out
+    # the same grey images in a plain folder: nothing tells; optical assumed, with the warning
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for f in sos.glob("*_sat.png"):
+        shutil.copy(f, flat / f.name)
+    with logs_warning(caplog, r"optical assumed .*--modality sar"):
+        res = refine_folder(flat, coarse, tmp_path / "o2", "morphological", progress=False)
+    assert (res.modality.modality, res.modality.source) == ("optical", "undecided")
+    res = refine_folder(flat, coarse, tmp_path / "o3", "guided", modality="sar", progress=False)
+    assert res.modality.line() == "modality: sar (given: --modality sar)"
+    img = np.asarray(Image.open(flat / "10001_sat.png"), np.float32)[None] / 255.0
+    want = refine("guided", img, read_mask(coarse / "10001_mask.png"))
+    assert np.array_equal(read_mask(tmp_path / "o3" / "10001_sat.png"), want)
+    # a generic dataset whose dataset.json states the modality
+    root = tmp_path / "generic"
+    (root / "masks").mkdir(parents=True)
+    shutil.copytree(flat, root / "images")
+    for f in sos.glob("*_mask.png"):
+        shutil.copy(f, root / "masks" / f.name.replace("_mask", "_sat"))
+    (root / "dataset.json").write_text(json.dumps({"modality": "sar"}))
+    res = refine_folder(root / "images", coarse, tmp_path / "o4", "guided", progress=False)
+    assert (res.modality.modality, res.modality.source) == ("sar", "dataset.json")
+    assert np.array_equal(read_mask(tmp_path / "o4" / "10001_sat.png"), want)

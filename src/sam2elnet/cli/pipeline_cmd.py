@@ -142,6 +142,13 @@ def experiment_cmd(
         help="Test-split scores per downstream model during training (learning curves, "
         "curves.png); 0 = final score only.",
     ),
+    modality: str = typer.Option(
+        _EXP["modality"],
+        "--modality",
+        help="auto (default: from the layout, dataset.json or the images; grey images cannot "
+        "tell, see docs/data.md) | sar | optical: how SAM2-ELNet, the refiners and every "
+        "downstream U-Net read and scale the images. Part of the experiment's identity.",
+    ),
     road_buffer: float = ROAD_BUFFER,
     precision: str = typer.Option(_EXP["precision"], "--precision", help=PRECISION_HELP),
     device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
@@ -189,6 +196,7 @@ def experiment_cmd(
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,
         road_buffer=road_buffer,
+        modality=modality,
         precision=precision,
         device=device,
         resume=resume,

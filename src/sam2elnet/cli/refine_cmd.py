@@ -27,7 +27,11 @@ def refine_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Output folder for the refined labels."),
     modality: str = typer.Option(
-        "sar", "--modality", help="sar | optical: how the images are normalised (as in training)."
+        "auto",
+        "--modality",
+        help="auto (default: from the dataset layout or dataset.json the images belong to, else "
+        "from the images; grey images cannot tell, see docs/data.md) | sar | optical: how the "
+        "images are normalised (as in training).",
     ),
     skip_missing: bool = typer.Option(
         False, "--skip-missing", help="Refine only the images that have a coarse label."

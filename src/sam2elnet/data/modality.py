@@ -59,6 +59,7 @@ __all__ = [
     "SAMPLE_IMAGES",
     "ModalityDecision",
     "decide_modality",
+    "folder_modality",
     "image_evidence",
     "with_modality",
 ]
@@ -213,3 +214,46 @@ def with_modality(index: Any, bands: Sequence[int] | None = None) -> tuple[Any, 
         replace(index, modality=d.modality, modality_source=d.source, modality_reason=d.reason),
         d,
     )
+
+
+def folder_modality(
+    folder: str | Path,
+    files: Sequence[Path],
+    given: str | None = None,
+    bands: Sequence[int] | None = None,
+) -> ModalityDecision:
+    """The modality of an image folder a command reads without a dataset (``elnet refine``), by
+    the rules of :func:`decide_modality`.
+
+    Args:
+        folder: the image folder (``--images``). When it is where a dataset layout keeps its
+            images (the folder itself, or up to 3 levels above it, is an SOS, CHN6-CUG or generic
+            dataset: e.g. ``sos/train/palsar`` or ``data/images``), that dataset's layout and
+            ``dataset.json`` decide as in :func:`sam2elnet.data.layouts.discover`.
+        files: the images the command reads (the pixel rule looks at up to
+            :data:`SAMPLE_IMAGES` of them).
+        given: ``sar`` | ``optical`` (``--modality``); None or ``auto`` = decide.
+        bands: 1-based file bands the command reads; None = all.
+
+    Returns:
+        :class:`ModalityDecision`.
+
+    Raises:
+        DataError: ``given`` is not sar / optical / auto / None, or the dataset's
+            ``dataset.json`` cannot be parsed.
+    """
+    from sam2elnet.data.layout_places import detect_layout, places
+    from sam2elnet.data.layouts import _modality_source, _read_meta
+
+    if given not in (None, "auto"):
+        mod, source, reason = _modality_source("generic", {}, given)
+        return ModalityDecision(mod, reason, source)
+    here = Path(folder).resolve()
+    for root in (here, *list(here.parents)[:3]):
+        found = detect_layout(root) if root.is_dir() else None
+        if found and any(p.images.resolve() == here for p in places(root, found)):
+            mod, source, reason = _modality_source(found, _read_meta(root), None)
+            if source != "default":
+                return ModalityDecision(mod, f"{reason}: {root}", source)
+            break
+    return _from_images(list(files), bands)

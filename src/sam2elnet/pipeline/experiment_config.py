@@ -118,7 +118,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
     old float32 experiment continues with ``--precision 32``); runs made before
     ``--no-enhancement-downstream`` trained table 2's downstream models (True); runs made before
-    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`).
+    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`);
+    runs made before ``--modality`` decided it in their split stage (``auto``).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
 
@@ -136,6 +137,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("positive_values", None)
     d.setdefault("trunk_scale", None)  # made before --trunk-scale: auto (their scale: results)
     d.setdefault("road_buffer", ROAD_BUFFER_PX)  # made before --road-buffer: the default
+    d.setdefault("modality", "auto")  # made before --modality: decided by the split (auto)
     if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
         d.setdefault("enhancement_downstream", True)
     if "precision" in d:
@@ -193,6 +195,12 @@ class ExperimentConfig(BaseModel):
     values). The masks are decoded once, in the split stage (``OUT/truth/``)."""
     min_quality: float | None = Field(None, ge=0, le=1)
     target_precision: float | None = Field(None, gt=0, le=1)
+    modality: Literal["auto", "sar", "optical"] = "auto"
+    """SAR or optical images (``elnet train --modality``): how every image is read and scaled
+    (SAM2-ELNet's training, the downstream U-Nets' normalisation, the classical refiners), the
+    domain and category names. ``auto``: decided once, in the split stage, from the layout,
+    ``dataset.json`` or the images (:func:`sam2elnet.data.modality.decide_modality`; grey images
+    cannot tell and are read as optical with a warning). Part of the identity."""
     coarse_profile: CoarseProfile = "freehand"
     """Simulator profile of the "sim" coarse labels in table 2. Default: the held-out "freehand"
     family, which training never sees (sam2elnet.data.coarse.EVAL_ONLY_PROFILES), so the table

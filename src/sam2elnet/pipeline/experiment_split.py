@@ -63,6 +63,11 @@ def _cap(ids: list[str], n: int | None, seed: int) -> list[str]:
 def make_split(cfg: ExperimentConfig) -> Split:
     """Discover the dataset and assign labelled / unlabelled / test roles reproducibly.
 
+    The modality is decided here, once (``cfg.modality``, else the layout, ``dataset.json`` or
+    the images; said in one line, a warning when optical is assumed for grey images), and kept
+    in the split: every later stage reads it from there (the subsets' ``dataset.json``, the
+    downstream normalisation :func:`norm_config`, the domain).
+
     With ``cfg.positive_values`` the chosen pairs' masks (and own coarse labels) are decoded into
     ``OUT/truth/`` and the split points at those copies.
 
@@ -73,10 +78,14 @@ def make_split(cfg: ExperimentConfig) -> Split:
     """
     from sam2elnet.data.datasets import discover, mask_strata, split_fraction
     from sam2elnet.data.modality import with_modality
+    from sam2elnet.utils.progress import line
 
-    index, modality = with_modality(discover(cfg.data))
+    given = None if cfg.modality == "auto" else cfg.modality
+    index, modality = with_modality(discover(cfg.data, modality=given))
     if modality.undecided:
         log.warning(modality.line())
+    else:
+        line(modality.line())
     samples = [s for s in index.samples if s.mask is not None]
     if not samples:
         raise DataError("no labelled image pairs found; the experiment needs labels", cfg.data)

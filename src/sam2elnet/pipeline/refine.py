@@ -21,6 +21,7 @@ settings behave alike at 64 and 512 px.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from sam2elnet.errors import DataError, UserError
+
+log = logging.getLogger(__name__)
 
 Refiner = Callable[..., np.ndarray]
 
@@ -249,6 +252,8 @@ class RefineResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     n_resumed: int = 0
     seconds: float = 0.0
+    modality: Any = None
+    """The :class:`sam2elnet.data.modality.ModalityDecision` the images were normalised by."""
 
 
 def _coarse_index(folder: Path) -> dict[str, Path]:
@@ -312,7 +317,7 @@ def refine_folder(
     out_dir: str | Path,
     method: str,
     *,
-    modality: str = "sar",
+    modality: str = "auto",
     skip_missing: bool = False,
     resume: bool = False,
     progress: bool = True,
@@ -325,8 +330,11 @@ def refine_folder(
     layout the ``*_mask`` files next to the images are left out), coarse labels from ``coarse``
     (matched by :func:`~sam2elnet.data.naming.mask_key`; placed on the image grid by
     :func:`sam2elnet.engine.downstream.load_pair`), and normalised as ``elnet train`` would
-    (:func:`~sam2elnet.data.normalize.fit_normalization` with ``modality``: ``sar`` or
-    ``optical``). Writes ``OUT/<image stem>.png`` (0/255, 127 where the image or the coarse label
+    (:func:`~sam2elnet.data.normalize.fit_normalization` with ``modality``: ``sar``, ``optical``
+    or ``auto``: decided by :func:`sam2elnet.data.modality.folder_modality`, from the dataset
+    layout or ``dataset.json`` the image folder belongs to, else from the images; the decision
+    is a progress line, a warning when grey images cannot tell and optical is assumed; kept in
+    ``RefineResult.modality``). Writes ``OUT/<image stem>.png`` (0/255, 127 where the image or the coarse label
     has no data; ``.tif`` with the image's georeference for GeoTIFF images), ``OUT/refine.csv``
     (image, coarse, label, method, added / removed pixels) and ``OUT/skipped.csv`` when images
     could not be used. ``resume`` keeps the labels an interrupted run already wrote; ``options``
@@ -341,6 +349,7 @@ def refine_folder(
     import time
 
     from sam2elnet.data.images import read_image
+    from sam2elnet.data.modality import MODALITIES, folder_modality
     from sam2elnet.data.naming import GEO_SUFFIXES, list_images, mask_key
     from sam2elnet.data.normalize import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
@@ -349,15 +358,15 @@ def refine_folder(
     from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
-    from sam2elnet.utils.progress import track
+    from sam2elnet.utils.progress import line, track
     from sam2elnet.utils.tables import csv_text
 
     if method not in REFINERS:
         raise UserError(
             f"unknown refinement method {method!r}; choose one of {', '.join(REFINERS)}"
         )
-    if modality not in ("sar", "optical"):
-        raise UserError(f"modality {modality!r} must be sar or optical")
+    if modality not in MODALITIES:
+        raise UserError(f"modality {modality!r} must be auto, sar or optical")
     t0 = time.perf_counter()
     files = list_images(images)
     index = _coarse_index(Path(coarse))
@@ -373,8 +382,13 @@ def refine_folder(
         raise DataError("no image has a matching coarse label; check --images and --coarse", coarse)
     out = Path(out_dir)
     _check_out(out, files, [index[mask_key(f.name)] for f in files])
-    norm = fit_normalization(files, modality)
-    res = RefineResult(out, method)
+    decided = folder_modality(images, files, modality)
+    if decided.undecided:
+        log.warning(decided.line())
+    else:
+        line(decided.line())
+    norm = fit_normalization(files, decided.modality)
+    res = RefineResult(out, method, modality=decided)
     skips = SkipLog("image")
     created = not out.exists()
     with output_lock(out):

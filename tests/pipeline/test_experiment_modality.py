@@ -1,0 +1,120 @@
+"""``elnet experiment --modality``: a flat grey SAR folder (SOS-like JPEGs copied into images/ +
+masks/, which the pixels cannot tell from panchromatic optical) is read as SAR by every stage
+when told; experiments made before the option continue with their finished stages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers_data import tiny_experiment_config
+from helpers_logs import logs_warning
+
+from sam2elnet.cli import main
+from sam2elnet.errors import UserError
+from sam2elnet.pipeline.experiment import run_experiment
+from sam2elnet.pipeline.experiment_config import upgrade_identity
+from sam2elnet.pipeline.experiment_split import make_split, norm_config, write_subset
+
+
+@pytest.fixture(scope="module")
+def grey(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A flat images/ + masks/ folder of grey 8-bit PNGs and no dataset.json (the synthetic
+    oil-spill set with its modality record removed)."""
+    from sam2elnet.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, task="oil-spill", count=12, size=48, seed=3, progress=False)
+    flat = tmp_path_factory.mktemp("grey")
+    for sub in ("images", "masks"):
+        shutil.copytree(root / sub, flat / sub)
+    return flat
+
+
+def test_given_modality_reaches_split_subsets_training_and_downstream_norm(
+    grey: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch
+) -> None:
+    """auto: optical assumed with the warning naming --modality sar; --modality sar: the split,
+    the subsets' dataset.json, SAM2-ELNet's TrainConfig and the downstream normalisation are SAR
+    (fixed 0..255 scale, one band)."""
+    import sam2elnet.engine.train as train_mod
+    from sam2elnet.pipeline.experiment_engine import train_elnet
+
+    with logs_warning(caplog, r"optical assumed .*--modality sar"):
+        auto = make_split(tiny_experiment_config(grey, tmp_path / "a"))
+    optical = norm_config(auto)
+    assert auto.modality == "optical" and not optical.sar and optical.method != "fixed"
+
+    cfg = tiny_experiment_config(grey, tmp_path / "s", modality="sar")
+    split = make_split(cfg)
+    assert split.modality == "sar"
+    norm = norm_config(split)
+    assert norm.sar and norm.method == "fixed" and norm.data_dtype == "uint8"
+    sub = write_subset(tmp_path / "s" / "labelled", split, split.labelled, None)
+    assert json.loads((sub / "dataset.json").read_text())["modality"] == "sar"
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(tcfg):  # noqa: ANN001
+        seen.append(tcfg)
+        raise Stop
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    with pytest.raises(Stop):
+        train_elnet(cfg, sub, tmp_path / "s" / "elnet", None)
+    assert seen[0].modality == "sar"
+    with pytest.raises(Stop):
+        train_elnet(tiny_experiment_config(grey, tmp_path / "a"), sub, tmp_path / "e", None)
+    assert seen[1].modality == "auto"  # the subset's dataset.json says what the split decided
+
+
+def test_cli_modality_option(grey: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import sam2elnet.pipeline.experiment as experiment_mod
+
+    seen = []
+
+    def fake_run(cfg):  # noqa: ANN001
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    base = ["experiment", "--data", str(grey), "--out", str(tmp_path / "x")]
+    assert main(base) == 0 and seen[0].modality == "auto"
+    assert main([*base, "--modality", "sar"]) == 0
+    assert seen[1].modality == "sar" and seen[1].identity()["modality"] == "sar"
+    assert main([*base, "--modality", "radar"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid value for --modality: 'radar'") and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_experiment_made_before_the_option_continues_and_a_changed_one_is_refused(
+    grey: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A run whose experiment.json has no ``modality`` (made before the option) continues with
+    the default: every finished stage is done before, nothing retrains; ``--modality sar`` in
+    that folder is another experiment and refused (as any other changed identity option)."""
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    out = tmp_path / "exp"
+    kw = {"enhancement": False, "report": False}
+    r1 = run_experiment(tiny_experiment_config(grey, out, **kw))
+    assert r1["split"]["modality"] == "optical"
+    assert set(r1["stages"].values()) <= {"ran", "reused"}
+    ident = json.loads((out / "experiment.json").read_text())
+    assert ident["modality"] == "auto"
+    del ident["modality"]  # as written before --modality existed
+    (out / "experiment.json").write_text(json.dumps(ident))
+    assert upgrade_identity(dict(ident))["modality"] == "auto"
+
+    r2 = run_experiment(tiny_experiment_config(grey, out, **kw))
+    assert set(r2["stages"]) == set(r1["stages"]) and set(r2["stages"].values()) == {"cached"}
+    assert r2["table1"] == r1["table1"]
+    assert json.loads((out / "experiment.json").read_text())["modality"] == "auto"
+
+    with pytest.raises(UserError, match=r"other settings \(modality\)"):
+        run_experiment(tiny_experiment_config(grey, out, modality="sar", **kw))
