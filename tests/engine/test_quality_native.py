@@ -68,7 +68,7 @@ def test_class_index_masks_use_the_positive_values(tmp_path: Path) -> None:
     assert int(first["mask"].sum()) == 8 * 8
     assert int(second["mask"].sum()) == 16 * 16
     with pytest.raises(DataError, match="positive-values"):
-        quality_items([s], _norm(), bands=1, seed=0)
+        quality_items([s], _norm(), bands=1, seed=0)[0]
 
 
 def test_samples_of_several_sizes_are_batched_by_shape(tmp_path: Path) -> None:
@@ -143,3 +143,37 @@ def test_training_on_class_index_masks_fits_the_evaluator(tmp_path: Path) -> Non
     _, extra = load_model(res.best_path)
     assert extra["train"]["positive_values"] == [2]
     assert extra["quality_summary"]["n"] > 0
+
+
+def test_items_are_decoded_one_batch_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """Native-size items of hundreds of large images would not fit in memory together: the
+    sequence decodes an item when indexed, the batches are grouped by header sizes, and each item
+    is decoded exactly once by a fit's sample collection."""
+    from sam2elnet.data.datasets import SegmentationDataset
+    from sam2elnet.engine.quality_fit import ChainedItems, QualityItems
+    from sam2elnet.model import build_model
+    from sam2elnet.model.elnet import ModelConfig
+
+    samples = [
+        _pair(tmp_path, f"s{i}", *((32, 32) if i % 2 else (48, 40)), seed=i) for i in range(5)
+    ]
+    decoded: list[str] = []
+    real = SegmentationDataset.__getitem__
+
+    def counting(self, i):  # noqa: ANN001, ANN202
+        decoded.append(self.samples[i].id)
+        return real(self, i)
+
+    monkeypatch.setattr(SegmentationDataset, "__getitem__", counting)
+    val = quality_items(samples[:2], _norm(), bands=1, seed=0)
+    train = quality_items(samples[2:], _norm(), bands=1, seed=0)
+    assert isinstance(val, QualityItems) and decoded == []  # nothing decoded yet
+    both = ChainedItems(val, train)
+    assert [both.hw(i) for i in range(5)] == [(48, 40), (32, 32), (48, 40), (32, 32), (48, 40)]
+    assert decoded == []  # sizes from the headers
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(size="micro", in_bands=1)).eval()
+    collect_quality_samples(model, both, torch.device("cpu"), "32", 1, 2)
+    assert sorted(decoded) == sorted(s.id for s in samples)  # each once
+    # the chained parts keep their own item positions (and so their simulated coarse labels)
+    assert torch.equal(both[2]["coarse"], train[0]["coarse"])

@@ -62,8 +62,8 @@ def collect_quality_samples(
     feats, embs, ious, modes, idx = [], [], [], [], []
     # items keep their native sizes: a batch holds items of one shape (in order of first use)
     by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i, it in enumerate(items):
-        by_shape.setdefault(tuple(it["image"].shape), []).append(i)
+    for i in range(len(items)):
+        by_shape.setdefault(_item_hw(items, i), []).append(i)
     batches = [
         np.asarray(ids[s : s + batch_size])
         for ids in by_shape.values()
@@ -159,7 +159,7 @@ def fit_evaluator(
     ev = QualityEvaluator(
         tau=qcfg.tau, tta=qcfg.tta, pca_dim=qcfg.pca_dim, ridge_alpha=qcfg.ridge_alpha
     )
-    items = list(val_items) + list(train_items)
+    items = ChainedItems(val_items, train_items)  # decoded a batch at a time
     feats, embs, ious, modes, idx = collect_quality_samples(
         model, items, device, precision, qcfg.tta, batch_size
     )
@@ -266,6 +266,70 @@ up to one tile (``--tile``, default 1024 px) whole, so an item is the whole imag
 scale up to this side, else its centred window of this side (one such tile)."""
 
 
+class QualityItems(Sequence[dict[str, Any]]):
+    """The evaluator's items of labelled samples (:func:`quality_items`), decoded when indexed:
+    at native size a fit over hundreds of 512-1,024 px images would otherwise hold gigabytes
+    (:func:`collect_quality_samples` keeps one batch decoded at a time).
+
+    :meth:`hw` gives an item's (height, width) from the image header, without decoding.
+    """
+
+    def __init__(self, ds: Any, max_side: int) -> None:
+        self._ds = ds
+        self._max_side = int(max_side)
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._ds[i % len(self)]
+
+    def hw(self, i: int) -> tuple[int, int]:
+        """(height, width) of item ``i`` in px: the image's, at most ``max_side`` each."""
+        from sam2elnet.data.layouts import image_size
+
+        h, w = image_size(self._ds.samples[i].image)
+        return min(h, self._max_side), min(w, self._max_side)
+
+
+class ChainedItems(Sequence[dict[str, Any]]):
+    """Item sequences one after the other, each keeping its own items (and seeds), lazily."""
+
+    def __init__(self, *parts: Sequence[dict[str, Any]]) -> None:
+        self._parts = [p for p in parts if len(p)]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._parts)
+
+    def _locate(self, i: int) -> tuple[Sequence[dict[str, Any]], int]:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        for p in self._parts:
+            if i < len(p):
+                return p, i
+            i -= len(p)
+        raise IndexError(i)  # pragma: no cover - len() covers it
+
+    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
+        part, j = self._locate(i)
+        return part[j]
+
+    def hw(self, i: int) -> tuple[int, int]:
+        """As :meth:`QualityItems.hw` (decoding the item for a part without it)."""
+        part, j = self._locate(i)
+        return _item_hw(part, j)
+
+
+def _item_hw(items: Sequence[dict[str, Any]], i: int) -> tuple[int, int]:
+    """(height, width) of ``items[i]``: from headers when the sequence can tell, else decoded."""
+    if hasattr(items, "hw"):
+        return items.hw(i)
+    h, w = items[i]["image"].shape[-2:]
+    return int(h), int(w)
+
+
 def quality_items(
     samples: Sequence[Any],
     norm: Any,
@@ -273,11 +337,12 @@ def quality_items(
     seed: int,
     positive_values: tuple[float, ...] | None = None,
     max_side: int = QUALITY_MAX_SIDE,
-) -> list[dict[str, Any]]:
-    """Decoded evaluation items of labelled ``samples`` for the evaluator, at the scale
-    inference predicts: the whole image at its native pixel size (its centred window of
-    ``max_side`` px when a side is longer), normalised with ``norm``, each with a simulated
-    coarse label (seeded by ``seed`` and the item's position) for the enhancement mode.
+) -> QualityItems:
+    """Evaluation items of labelled ``samples`` for the evaluator, at the scale inference
+    predicts: the whole image at its native pixel size (its centred window of ``max_side`` px
+    when a side is longer), normalised with ``norm``, each with a simulated coarse label (seeded
+    by ``seed`` and the item's position) for the enhancement mode; decoded when indexed
+    (:class:`QualityItems`).
 
     Not resized to the training crop size: an evaluator fitted on images shrunk to a 128 px crop
     and applied to the native 256 px images ``annotate`` sees ranked held-out SOS labels worse
@@ -297,7 +362,7 @@ def quality_items(
         eval_mode="native",
         positive_values=positive_values,
     )
-    return [ds[i] for i in range(len(ds))]
+    return QualityItems(ds, max_side)
 
 
 def train_subset(samples: Sequence[Any], cap: int, seed: int) -> list[Any]:
@@ -409,13 +474,13 @@ def fit_quality(
             train_items = _items(train_subset(tr, qcfg.train_samples, seed))
     state, summary = fit_evaluator(
         model,
-        list(val_items),
+        val_items,
         qcfg,
         dev,
         precision,
         batch_size,
         seed,
-        list(train_items or ()),
+        train_items or (),
         extra=crossfit,
     )
     extra = dict(extra)
