@@ -153,45 +153,29 @@ ITEMS = "native"
 training crop size, are predicted again by their fold network (not retrained)."""
 
 
-def _stale_scale(path: Path, ids: Sequence[str], epochs: int) -> bool:
-    """True when ``path`` holds this fold's samples (same ids and epochs) made before
-    :data:`ITEMS`: the fold network stands, only its samples are predicted again."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            cache = {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError):
-        return False
-    cache["items"] = np.asarray(ITEMS)
-    return _load_cache_dict(cache, path, ids, epochs) is not None
-
-
-def _load_cache(path: Path, ids: Sequence[str], epochs: int) -> dict[str, np.ndarray] | None:
-    """A fold's saved samples when they were made for the same held-out ids by a fold network
-    trained for ``epochs`` epochs (caches from before the epochs were recorded: the fold's
-    ``config.yaml`` says), else None."""
+def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """A fold's ``oof.npz`` as a dict, or None when absent or unreadable."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            cache = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except (OSError, ValueError, KeyError):
         return None
-    return _load_cache_dict(cache, path, ids, epochs)
 
 
-def _load_cache_dict(
-    cache: dict[str, np.ndarray], path: Path, ids: Sequence[str], epochs: int
-) -> dict[str, np.ndarray] | None:
+def _made_for(cache: dict[str, np.ndarray], fdir: Path, ids: Sequence[str], epochs: int) -> bool:
+    """Whether a fold's saved samples were made for the held-out ``ids`` by a fold network
+    trained for ``epochs`` epochs (caches from before the epochs were recorded: the fold's
+    ``config.yaml`` says). Whether they are at native scale (:data:`ITEMS`) is not checked."""
     if [str(i) for i in cache.get("ids", [])] != list(ids):
-        return None
-    if str(cache.get("items", "")) != ITEMS:  # made at the training crop size (before native)
-        return None
+        return False
     if "epochs" in cache:
         made_with = int(cache["epochs"])
     else:
-        saved = _saved_fold_config(path.parent)
+        saved = _saved_fold_config(fdir)
         made_with = int(saved.epochs) if saved is not None else -1
-    return cache if made_with == int(epochs) else None
+    return made_with == int(epochs)
 
 
 def crossfit_samples(
@@ -311,10 +295,13 @@ def crossfit_samples(
     for f, held in enumerate(folds):
         name = f"fold{f + 1}"
         fdir = root / name
-        cache = _load_cache(fdir / "oof.npz", held, epochs)
+        raw = _read_npz(fdir / "oof.npz")  # read once: reused, or made at the crop size
+        made_for = raw is not None and _made_for(raw, fdir, held, epochs)
+        cache = raw if made_for and str(raw.get("items", "")) == ITEMS else None
         if cache is None:
             saved = _saved_fold_config(fdir)
-            stale = _stale_scale(fdir / "oof.npz", held, epochs) and (fdir / "model.pt").is_file()
+            # samples of a finished fold network made at the training crop size (before ITEMS)
+            stale = made_for and (fdir / "model.pt").is_file()
             if stale:  # a finished fold network: only its samples are made again
                 _say(
                     f"quality {name}/{k}: its saved samples were made at the training crop size; "

@@ -44,6 +44,7 @@ __all__ = [
     "find_image",
     "find_images",
     "missing_note",
+    "name_sample",
     "removed_note",
     "write_masks",
 ]
@@ -233,15 +234,21 @@ def find_images(
     return found, missing
 
 
+def name_sample(names: list[str], k: int) -> str:
+    """The first ``k`` of ``names`` joined by commas, then ``(+N)`` for the N left out: how an
+    import's notes and errors name files."""
+    more = f" (+{len(names) - k})" if len(names) > k else ""
+    return f"{', '.join(names[:k])}{more}"
+
+
 def missing_note(missing: list[str], n: int, what: str, images: Path | str | None) -> list[str]:
     """The note counting the export's images not found under ``--images`` (``images``: that
     folder, or the words naming where the images were looked for)."""
     if not missing:
         return []
-    more = f" (+{len(missing) - 3})" if len(missing) > 3 else ""
     return [
         f"{len(missing)} of {n} images of {what} are not in {images} "
-        f"({', '.join(missing[:3])}{more}): their masks are PNGs of the size the file gives, "
+        f"({name_sample(missing, 3)}): their masks are PNGs of the size the file gives, "
         "without georeference or nodata"
     ]
 
@@ -311,10 +318,9 @@ def removed_note(out: Path, removed: list[str]) -> list[str]:
     """The note naming the stale masks a re-import removed (empty list: no note)."""
     if not removed:
         return []
-    more = f" (+{len(removed) - 5})" if len(removed) > 5 else ""
     return [
         f"removed {len(removed)} masks an earlier import wrote into {out} that this import does "
-        f"not write: {', '.join(removed[:5])}{more}"
+        f"not write: {name_sample(removed, 5)}"
     ]
 
 
@@ -384,10 +390,9 @@ class MaskFolder:
         present = _mask_files(self.out)
         foreign = sorted(present - before - new)
         if foreign:
-            more = f" (+{len(foreign) - 3})" if len(foreign) > 3 else ""
             raise UserError(
                 f"--out holds {len(foreign)} mask files that no earlier elnet import wrote and "
-                f"this one does not replace ({', '.join(foreign[:3])}{more}); nothing written: "
+                f"this one does not replace ({name_sample(foreign, 3)}); nothing written: "
                 "move them away or give a new --out folder, so it holds only this import's masks",
                 self.out,
             )

@@ -28,7 +28,12 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
-from sam2elnet.export.mask_folder import MaskFolder, check_unique_stems, removed_note
+from sam2elnet.export.mask_folder import (
+    MaskFolder,
+    check_unique_stems,
+    name_sample,
+    removed_note,
+)
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
@@ -270,10 +275,9 @@ def _burn(
     image_stems = {f.stem for f in files}
     strangers = sorted(set().union(*stems) - image_stems) if stems else []
     if strangers and named:
-        more = f" (+{len(strangers) - 5})" if len(strangers) > 5 else ""
         notes.append(
             f"features of {len(strangers)} images not in {images} skipped: "
-            f"{', '.join(strangers[:5])}{more}"
+            f"{name_sample(strangers, 5)}"
         )
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
