@@ -116,5 +116,63 @@ def test_experiment_made_before_the_option_continues_and_a_changed_one_is_refuse
     assert r2["table1"] == r1["table1"]
     assert json.loads((out / "experiment.json").read_text())["modality"] == "auto"
 
-    with pytest.raises(UserError, match=r"other settings \(modality\)"):
+    with pytest.raises(
+        UserError, match=r"other settings \(modality: sar given, --modality auto decided optical\)"
+    ):
         run_experiment(tiny_experiment_config(grey, out, modality="sar", **kw))
+
+
+def test_explicit_value_equal_to_what_auto_decided_resumes_the_run(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """An auto experiment on SAR data (the synthetic oil-spill set: dataset.json says sar;
+    no SAM2 weights: the half-resolution trunk) continues with ``--modality sar`` and
+    ``--trunk-scale 2`` given explicitly: every stage done before, the record still auto. An
+    explicit value other than the decided one is refused, naming both, in one ``error:`` line."""
+    from sam2elnet.data.synthetic import generate_dataset
+
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    data = tmp_path_factory.mktemp("sos")
+    generate_dataset(data, task="oil-spill", count=12, size=48, seed=3, progress=False)
+    out = tmp_path / "exp"
+    kw = {"enhancement": False, "report": False}
+    r1 = run_experiment(tiny_experiment_config(data, out, **kw))
+    assert r1["split"]["modality"] == "sar" and r1["elnet"]["trunk_scale"] == 2
+    record = (out / "experiment.json").read_text()
+
+    r2 = run_experiment(tiny_experiment_config(data, out, modality="sar", trunk_scale=2, **kw))
+    assert set(r2["stages"]) == set(r1["stages"]) and set(r2["stages"].values()) == {"cached"}
+    assert r2["table1"] == r1["table1"]
+    assert (out / "experiment.json").read_text() == record  # the run keeps its record (auto)
+    assert r2["settings"]["modality"] == "auto" and r2["settings"]["trunk_scale"] is None
+    assert r2["elnet"]["trunk_note"].endswith("(--trunk-scale auto)")
+
+    with pytest.raises(UserError, match=r"trunk_scale: 1 given, --trunk-scale auto decided 2"):
+        run_experiment(tiny_experiment_config(data, out, trunk_scale=1, **kw))
+    args = ["experiment", "--data", str(data), "--out", str(out), "--fraction", "0.4"]
+    args += ["--epochs", "1", "--downstream-epochs", "1", "--image-size", "48"]
+    args += ["--batch-size", "4", "--size", "micro", "--refiners", "morphological"]
+    args += ["--downstream-width", "4", "--downstream-depth", "2", "--no-enhancement"]
+    args += ["--no-report", "--no-progress", "--modality", "optical"]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out}: this folder holds an ")
+    assert "other settings (modality: optical given, --modality auto decided sar); " in err
+    assert (out / "experiment.json").read_text() == record
+
+
+def test_settings_diff_counts_only_what_was_decided() -> None:
+    """Auto not decided yet (its stage not done), or an explicit record: another setting, as
+    before; downstream options never count."""
+    from sam2elnet.pipeline.experiment_config import settings_diff
+
+    old = {"modality": "auto", "trunk_scale": None, "seed": 0, "downstream_epochs": 1}
+    new = {"modality": "sar", "trunk_scale": 2, "seed": 0, "downstream_epochs": 5}
+    assert settings_diff(old, new, {}) == ([], ["modality", "trunk_scale"])
+    assert settings_diff(old, new, {"modality": "sar"}) == (["modality"], ["trunk_scale"])
+    both = {"modality": "sar", "trunk_scale": 2}
+    assert settings_diff(old, new, both) == (["modality", "trunk_scale"], [])
+    explicit = {**old, "modality": "optical"}
+    assert settings_diff(explicit, new, both) == (["trunk_scale"], ["modality"])
+    assert settings_diff(new, old, both) == ([], ["modality", "trunk_scale"])  # auto vs explicit

@@ -72,10 +72,12 @@ from sam2elnet.pipeline.experiment_config import (
     RUN_PARTS,
     TABLE1_SETTINGS,
     ExperimentConfig,
+    settings_diff,
     upgrade_identity,
 )
 from sam2elnet.pipeline.experiment_downstream import downstream_runs, train_downstream
 from sam2elnet.pipeline.experiment_engine import (
+    built_trunk_scale,
     downstream_config,
     elnet_trunk,
     resolve_weights,
@@ -149,6 +151,26 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         raise
 
 
+def _decided(out: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What the run in ``out`` decided its auto options as, where a re-run gives them explicitly
+    (:data:`~sam2elnet.pipeline.experiment_config.DECIDED_BY_RUN`): the modality from the split
+    stage's record, the trunk scale from SAM2-ELNet's model file; a key only once its stage is
+    done (an unreadable record: not decided)."""
+    stage = {"modality": "split", "trunk_scale": "elnet"}
+    decided: dict[str, Any] = {}
+    for k, name in stage.items():
+        if old.get(k) == new.get(k):
+            continue
+        try:
+            summary = json.loads((out / "stages" / f"{name}.json").read_text("utf-8"))["summary"]
+            decided[k] = (
+                summary["modality"] if k == "modality" else built_trunk_scale(summary["model"])
+            )
+        except (OSError, ValueError, KeyError, TypeError, UserError):
+            continue
+    return decided
+
+
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     cfg.validate()
     data = Path(cfg.data)
@@ -164,11 +186,10 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     finished = any((out / "stages").glob("*.json"))
     if ident_path.is_file() and finished:
         old = upgrade_identity(json.loads(ident_path.read_text(encoding="utf-8")))
-        diff = sorted(
-            k
-            for k in set(old) | set(ident)
-            if k not in cfg.DOWNSTREAM and old.get(k) != ident.get(k)
-        )
+        same, diff = settings_diff(old, ident, _decided(out, old, ident))
+        if same:  # given explicitly as its auto decided: the run goes on as recorded (auto)
+            cfg = cfg.model_copy(update={k: old[k] for k in same})
+            ident = cfg.identity()
         if diff:
             raise UserError(
                 f"this folder holds an experiment with other settings ({', '.join(diff)}); "

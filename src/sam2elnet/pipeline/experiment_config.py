@@ -145,6 +145,52 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+DECIDED_BY_RUN: dict[str, tuple[Any, str]] = {
+    "modality": ("auto", "--modality"),
+    "trunk_scale": (None, "--trunk-scale"),
+}
+"""Identity options whose auto value (first) the run decides once: the modality in the split
+stage, the trunk scale in SAM2-ELNet's training; with the flag, for messages. A resume that
+gives explicitly what its auto decided is the same experiment (:func:`settings_diff`)."""
+
+
+def settings_diff(
+    old: Mapping[str, Any], new: Mapping[str, Any], decided: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Compare a run's recorded identity with a re-run's, counting what auto decided.
+
+    A key of :data:`DECIDED_BY_RUN` recorded as auto and given explicitly by the re-run is the
+    same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
+    run whose ``--modality auto`` decided sar); when the run has not decided it yet (no key in
+    ``decided``) or decided otherwise, it is another setting, as any other changed option.
+
+    Args:
+        old: the recorded identity (``experiment.json``, through :func:`upgrade_identity`).
+        new: the re-run's identity (:meth:`ExperimentConfig.identity`).
+        decided: what the run decided its auto options as (``{"modality": "sar",
+            "trunk_scale": 2}``; a key only once its stage is done).
+
+    Returns:
+        ``(same, diff)``: the keys the re-run gives explicitly as decided (sorted; the run keeps
+        its recorded auto), and the differing options (sorted), each a key, or for a key of
+        :data:`DECIDED_BY_RUN` decided otherwise ``"modality: sar given, --modality auto decided
+        optical"``.
+    """
+    same, diff = [], []
+    for k in sorted(set(old) | set(new)):
+        if k in ExperimentConfig.DOWNSTREAM or old.get(k) == new.get(k):
+            continue
+        auto, flag = DECIDED_BY_RUN.get(k, (object(), ""))
+        if old.get(k) == auto and new.get(k) != auto and k in decided:
+            if decided[k] == new.get(k):
+                same.append(k)
+                continue
+            diff.append(f"{k}: {new.get(k)} given, {flag} auto decided {decided[k]}")
+            continue
+        diff.append(k)
+    return same, diff
+
+
 class ExperimentConfig(BaseModel):
     """Options of one experiment; everything but the runtime options is fixed for a given ``out``.
 
@@ -200,7 +246,8 @@ class ExperimentConfig(BaseModel):
     (SAM2-ELNet's training, the downstream U-Nets' normalisation, the classical refiners), the
     domain and category names. ``auto``: decided once, in the split stage, from the layout,
     ``dataset.json`` or the images (:func:`sam2elnet.data.modality.decide_modality`; grey images
-    cannot tell and are read as optical with a warning). Part of the identity."""
+    cannot tell and are read as optical with a warning). Part of the identity; an ``auto`` run
+    continues with the value it decided given explicitly (:func:`settings_diff`)."""
     coarse_profile: CoarseProfile = "freehand"
     """Simulator profile of the "sim" coarse labels in table 2. Default: the held-out "freehand"
     family, which training never sees (sam2elnet.data.coarse.EVAL_ONLY_PROFILES), so the table

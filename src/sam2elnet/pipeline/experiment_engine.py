@@ -94,14 +94,24 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
     }
 
 
-def elnet_trunk(cfg: ExperimentConfig, model: str) -> dict[str, Any]:
-    """The trunk scale SAM2-ELNet's network was built with (1 = full, 2 = half resolution; an
-    auto ``--trunk-scale`` resolved by training), from its model file, and a sentence for the
-    report: ``{"trunk_scale", "trunk_note"}``."""
+def built_trunk_scale(model: str | Path) -> int:
+    """The trunk scale SAM2-ELNet's network was built with, from its model file: 1 (full) or 2
+    (half resolution); an auto ``--trunk-scale`` resolved by training.
+
+    Raises:
+        CheckpointError: the model file is missing or not one this project wrote.
+    """
     from sam2elnet.model.io import model_config_of, read_model_file
+
+    return int(model_config_of(read_model_file(model), model).trunk_scale)
+
+
+def elnet_trunk(cfg: ExperimentConfig, model: str) -> dict[str, Any]:
+    """The trunk scale SAM2-ELNet's network was built with (:func:`built_trunk_scale`) and a
+    sentence for the report: ``{"trunk_scale", "trunk_note"}``."""
     from sam2elnet.options import trunk_scale_words
 
-    scale = int(model_config_of(read_model_file(model), model).trunk_scale)
+    scale = built_trunk_scale(model)
     given = cfg.trunk_scale if cfg.trunk_scale is not None else "auto"
     return {
         "trunk_scale": scale,
