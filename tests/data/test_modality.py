@@ -223,3 +223,32 @@ def test_cli_train_modality_sar_records_oil_spill(
                  "--out", str(ann), "--no-progress"]) == 0  # fmt: skip
     summary = json.loads((ann / "summary.json").read_text(encoding="utf-8"))
     assert summary["domain"]["category"] == "oil spill"
+
+
+def test_stated_modality_rules_have_one_public_home(tmp_path: Path) -> None:
+    """data.layouts.layout_modality / read_dataset_meta: the rules discover() and
+    folder_modality() share (given, layout, dataset.json; else optical, "default")."""
+    from sam2elnet.data.layouts import layout_modality, read_dataset_meta
+    from sam2elnet.errors import DataError
+
+    assert layout_modality("sos", {}, None) == ("sar", "layout", "SOS layout")
+    assert layout_modality("chn6", {"modality": "sar"}, "auto")[:2] == ("optical", "layout")
+    assert layout_modality("sos", {}, "optical") == (
+        "optical",
+        "given",
+        "given: --modality optical",
+    )
+    said = ("sar", "dataset.json", "dataset.json modality 'sar'")
+    assert layout_modality("generic", {"modality": "sar"}, None) == said
+    assert layout_modality("generic", {}, None)[:2] == ("optical", "default")
+    with pytest.raises(DataError, match="unknown modality 'radar'"):
+        layout_modality("generic", {}, "radar")
+    assert read_dataset_meta(tmp_path) == {}
+    (tmp_path / "dataset.json").write_text('["not", "an", "object"]')
+    assert read_dataset_meta(tmp_path) == {}
+    (tmp_path / "dataset.json").write_text('{"modality": "sar", "layout": "generic"}')
+    assert read_dataset_meta(tmp_path) == {"modality": "sar", "layout": "generic"}
+    (tmp_path / "dataset.json").write_text("{broken")
+    with pytest.raises(DataError, match="cannot parse dataset.json") as err:
+        read_dataset_meta(tmp_path)
+    assert "dataset.json" in str(err.value)

@@ -150,7 +150,19 @@ def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
     return _pair(_files(p.images), _files(p.masks), p.split, p.sensor, p.coarse)
 
 
-def _read_meta(root: Path) -> dict[str, Any]:
+def read_dataset_meta(root: Path) -> dict[str, Any]:
+    """A dataset folder's ``dataset.json`` (as written by ``elnet synth``, ``elnet cv`` or by hand).
+
+    Args:
+        root: the dataset folder.
+
+    Returns:
+        The file's JSON object (e.g. ``{"modality": "sar", ...}``); ``{}`` when ``root`` has no
+        ``dataset.json`` or the file holds something other than an object.
+
+    Raises:
+        DataError: the file cannot be read or is not JSON (naming the file).
+    """
     meta_path = root / "dataset.json"
     if not meta_path.is_file():
         return {}
@@ -232,7 +244,7 @@ def discover(
         raise DataError(
             f"unknown sensor(s) {sorted(sens - set(SOS_SENSORS))}; SOS has {', '.join(SOS_SENSORS)}"
         )
-    meta = _read_meta(base)
+    meta = read_dataset_meta(base)
     samples: list[Sample] = []
     unmatched: list[Path] = []
     for place in places(base, found, splits, sens):
@@ -256,13 +268,26 @@ def discover(
             f"({len(unmatched)} unmatched files{eg}); check file names (<id>_sat / <id>_mask or equal stems)",
             base,
         )
-    mod, source, reason = _modality_source(found, meta, modality)
+    mod, source, reason = layout_modality(found, meta, modality)
     return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta, source, reason)
 
 
-def _modality_source(found: str, meta: dict[str, Any], given: str | None) -> tuple[Any, Any, str]:
-    """(modality, source, reason) from what :func:`discover` knows without reading pixels (the
-    first three rules of :mod:`sam2elnet.data.modality`); ``default`` / optical when none tells.
+def layout_modality(
+    layout: str, meta: dict[str, Any], given: str | None
+) -> tuple[Literal["sar", "optical"], str, str]:
+    """The modality a dataset states without its pixels being read: the first three rules of
+    :mod:`sam2elnet.data.modality` (given, layout, ``dataset.json``).
+
+    Args:
+        layout: the dataset's layout (``sos``, ``chn6`` or ``generic``).
+        meta: its ``dataset.json`` (:func:`read_dataset_meta`; ``{}`` when none).
+        given: ``sar`` | ``optical`` (``--modality``); None or ``auto`` = decide.
+
+    Returns:
+        ``(modality, source, reason)``: ``sar`` | ``optical``; which rule decided (``given``,
+        ``layout``, ``dataset.json``, or ``default``: none did, optical assumed; the caller may
+        then look at the images, :func:`sam2elnet.data.modality.decide_modality`); a few words
+        for the log line (e.g. ``SOS layout``).
 
     Raises:
         DataError: ``given`` is not sar / optical / auto / None.
@@ -271,9 +296,12 @@ def _modality_source(found: str, meta: dict[str, Any], given: str | None) -> tup
         raise DataError(f"unknown modality {given!r}; choose sar or optical")
     if given in ("sar", "optical"):
         return given, "given", f"given: --modality {given}"
-    if found in ("sos", "chn6"):
-        mod = "sar" if found == "sos" else "optical"
-        return mod, "layout", f"{'SOS' if found == 'sos' else 'CHN6-CUG'} layout"
+    if layout in ("sos", "chn6"):
+        return (
+            ("sar", "layout", "SOS layout")
+            if layout == "sos"
+            else ("optical", "layout", "CHN6-CUG layout")
+        )
     stated = meta.get("modality")
     if stated in ("sar", "optical"):
         return stated, "dataset.json", f"dataset.json modality {stated!r}"

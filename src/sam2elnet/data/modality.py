@@ -243,16 +243,16 @@ def folder_modality(
             ``dataset.json`` cannot be parsed.
     """
     from sam2elnet.data.layout_places import detect_layout, places
-    from sam2elnet.data.layouts import _modality_source, _read_meta
+    from sam2elnet.data.layouts import layout_modality, read_dataset_meta
 
     if given not in (None, "auto"):
-        mod, source, reason = _modality_source("generic", {}, given)
+        mod, source, reason = layout_modality("generic", {}, given)
         return ModalityDecision(mod, reason, source)
     here = Path(folder).resolve()
     for root in (here, *list(here.parents)[:3]):
         found = detect_layout(root) if root.is_dir() else None
         if found and any(p.images.resolve() == here for p in places(root, found)):
-            mod, source, reason = _modality_source(found, _read_meta(root), None)
+            mod, source, reason = layout_modality(found, read_dataset_meta(root), None)
             if source != "default":
                 return ModalityDecision(mod, f"{reason}: {root}", source)
             break
