@@ -94,6 +94,36 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(name, path, known) for name, path in mods.items()}
 
 
+def _private_imports() -> list[str]:
+    """``module: from other import _name`` for every private name a module takes from another
+    package module (absolute or relative imports, anywhere in the file)."""
+    found = []
+    for name, path in _modules().items():
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            if mod != name and (mod == PACKAGE or mod.startswith(PACKAGE + ".")):
+                found += [
+                    f"{name}: from {mod} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A helper used by another module is public there (a name and a docstring), not a
+    ``_private`` name reached across modules."""
+    assert _private_imports() == []
+
+
 def _layer_of(module: str) -> tuple[int, str]:
     """(layer index, room) of a module: the longest LAYERS entry that is a prefix of it."""
     best: tuple[int, str] | None = None

@@ -36,8 +36,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from sam2elnet.engine.metrics.boundary import BoundaryCounts, _boundary, _within
-from sam2elnet.engine.metrics.roads import RoadCounts, _thin
+from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
+from sam2elnet.engine.metrics.roads import RoadCounts, centre_lines
 from sam2elnet.options import ROAD_BUFFER_PX
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
@@ -73,7 +73,7 @@ def strip_boundary_counts(
     for a, b in _strips(height, strip_rows):
         w0, w1 = max(0, a - halo), min(height, b + halo)
         p, t, v = read(w0, w1)
-        bp, bt = _boundary(np.asarray(p, bool)), _boundary(np.asarray(t, bool))
+        bp, bt = inner_boundary(np.asarray(p, bool)), inner_boundary(np.asarray(t, bool))
         if v is not None:
             bp, bt = bp & v, bt & v
         # rows of exact boundaries around the core: all but a cut first / last window row
@@ -82,9 +82,9 @@ def strip_boundary_counts(
         bp, bt = bp[g0:g1], bt[g0:g1]
         sp, st = _only_rows(bp, c0 - g0, c1 - g0), _only_rows(bt, c0 - g0, c1 - g0)
         total = total + BoundaryCounts(
-            int(_within(sp, bt, tolerance_px).sum()),
+            int(within_tolerance(sp, bt, tolerance_px).sum()),
             int(sp.sum()),
-            int(_within(st, bp, tolerance_px).sum()),
+            int(within_tolerance(st, bp, tolerance_px).sum()),
             int(st.sum()),
         )
     return total
@@ -124,7 +124,7 @@ def _thin_window(m: np.ndarray, iterations: int, whole: bool) -> np.ndarray:
     from skimage.morphology import thin
 
     if whole or not m.any():
-        return _thin(m)
+        return centre_lines(m)
     s = thin(m, max_num_iter=iterations)
     if not np.array_equal(thin(s, max_num_iter=1), s):
         raise _HaloTooSmall
@@ -227,8 +227,8 @@ def strip_road_counts(
             sp_c, st_c = _only_rows(sp_w, c0, c1), _only_rows(st_w, c0, c1)
             pred_len += int(sp_c.sum())
             true_len += int(st_c.sum())
-            pred_hit += int(_within(sp_c, st_w, buffer_px).sum())
-            true_hit += int(_within(st_c, sp_w, buffer_px).sum())
+            pred_hit += int(within_tolerance(sp_c, st_w, buffer_px).sum())
+            true_hit += int(within_tolerance(st_c, sp_w, buffer_px).sum())
 
             # connectivity: strip labels made global (offset), joined across the strip edge
             t_lab, k_t = ndimage.label(st_w[c0:c1], structure=eight)

@@ -33,13 +33,28 @@ from sam2elnet.engine.metrics.bootstrap import (
     bootstrap_ratio_ci,
     bootstrap_ratio_interval,
 )
-from sam2elnet.engine.metrics.boundary import BoundaryCounts, boundary_counts, boundary_f1
-from sam2elnet.engine.metrics.pixel import Confusion, confusion, iou_per_sample, json_num, scores
+from sam2elnet.engine.metrics.boundary import (
+    BoundaryCounts,
+    boundary_counts,
+    boundary_f1,
+    inner_boundary,
+    within_tolerance,
+)
+from sam2elnet.engine.metrics.pixel import (
+    Confusion,
+    as_bool_mask,
+    confusion,
+    iou_per_sample,
+    json_num,
+    safe_ratio,
+    scores,
+)
 from sam2elnet.engine.metrics.quality import QualityStats, quality_stats
 from sam2elnet.engine.metrics.roads import (
     ROAD_COUNT_KEYS,
     ROAD_KEYS,
     RoadCounts,
+    centre_lines,
     road_counts,
     road_scores,
 )
@@ -66,5 +81,10 @@ __all__ = [
     "bootstrap_ratio_ci",
     "bootstrap_ratio_interval",
     "json_num",
+    "as_bool_mask",
+    "safe_ratio",
+    "inner_boundary",
+    "within_tolerance",
+    "centre_lines",
     "mask_key",  # re-exported from sam2elnet.data.naming
 ]

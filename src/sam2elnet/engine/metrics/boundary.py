@@ -7,16 +7,28 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics.pixel import _as_bool, _ratio
+from sam2elnet.engine.metrics.pixel import as_bool_mask, safe_ratio
 
-__all__ = ["BoundaryCounts", "boundary_counts", "boundary_f1"]
+__all__ = [
+    "BoundaryCounts",
+    "boundary_counts",
+    "boundary_f1",
+    "inner_boundary",
+    "within_tolerance",
+]
 
 
-def _boundary(mask: np.ndarray) -> np.ndarray:
+def inner_boundary(mask: np.ndarray) -> np.ndarray:
     """Inner boundary: foreground pixels with a background 4-neighbour.
 
     The image frame does not count as background (``border_value=1``), so a mask cut by the image
     edge, or covering the whole image, has no boundary along the frame.
+
+    Args:
+        mask: bool ``(H, W)``.
+
+    Returns:
+        bool ``(H, W)``, True on the boundary pixels (a subset of ``mask``).
     """
     from scipy import ndimage
 
@@ -28,8 +40,18 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~eroded
 
 
-def _within(src: np.ndarray, target: np.ndarray, tol: float) -> np.ndarray:
-    """Which True pixels of ``src`` lie within Euclidean distance ``tol`` of a True pixel of target."""
+def within_tolerance(src: np.ndarray, target: np.ndarray, tol: float) -> np.ndarray:
+    """Which True pixels of ``src`` lie within Euclidean distance ``tol`` of a True pixel of target.
+
+    Args:
+        src: bool ``(H, W)``.
+        target: bool ``(H, W)``, the same shape.
+        tol: distance in pixels (``<=``; ``scipy.ndimage.distance_transform_edt``).
+
+    Returns:
+        bool ``(src.sum(),)``, one entry per True pixel of ``src`` in row-major order (all False
+        when ``target`` is empty).
+    """
     from scipy import ndimage
 
     if not target.any():
@@ -64,8 +86,8 @@ class BoundaryCounts:
         """``boundary_precision``, ``boundary_recall``, ``boundary_f1`` (empty vs empty -> 1.0)."""
         if self.pred_total == 0 and self.truth_total == 0:
             return {"boundary_precision": 1.0, "boundary_recall": 1.0, "boundary_f1": 1.0}
-        p = _ratio(self.pred_matched, self.pred_total, 0.0)
-        r = _ratio(self.truth_matched, self.truth_total, 0.0)
+        p = safe_ratio(self.pred_matched, self.pred_total, 0.0)
+        r = safe_ratio(self.truth_matched, self.truth_total, 0.0)
         f = 2 * p * r / (p + r) if p + r > 0 else 0.0
         return {"boundary_precision": p, "boundary_recall": r, "boundary_f1": f}
 
@@ -75,21 +97,21 @@ def boundary_counts(
 ) -> BoundaryCounts:
     """Boundary pixels of each mask that lie within ``tolerance_px`` of the other mask's boundary.
 
-    Boundaries are the inner 4-connected contours (see :func:`_boundary`); distances are Euclidean
+    Boundaries are the inner 4-connected contours (see :func:`inner_boundary`); distances are Euclidean
     (``scipy.ndimage.distance_transform_edt``). Boundary pixels outside ``valid`` are ignored.
     """
-    p = _as_bool(pred, "pred")
-    t = _as_bool(truth, "truth")
+    p = as_bool_mask(pred, "pred")
+    t = as_bool_mask(truth, "truth")
     if p.shape != t.shape or p.ndim != 2:
         raise ValueError(
             f"boundary metrics need two 2-D masks of one shape, got {p.shape}, {t.shape}"
         )
-    bp, bt = _boundary(p), _boundary(t)
+    bp, bt = inner_boundary(p), inner_boundary(t)
     if valid is not None:
-        v = _as_bool(valid, "valid")
+        v = as_bool_mask(valid, "valid")
         bp, bt = bp & v, bt & v
-    mp = _within(bp, bt, tolerance_px)
-    mt = _within(bt, bp, tolerance_px)
+    mp = within_tolerance(bp, bt, tolerance_px)
+    mt = within_tolerance(bt, bp, tolerance_px)
     return BoundaryCounts(int(mp.sum()), int(bp.sum()), int(mt.sum()), int(bt.sum()))
 
 

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Confusion", "confusion", "scores", "iou_per_sample", "json_num"]
+__all__ = [
+    "Confusion",
+    "as_bool_mask",
+    "confusion",
+    "iou_per_sample",
+    "json_num",
+    "safe_ratio",
+    "scores",
+]
 
 
 @dataclass(frozen=True)
@@ -54,8 +62,17 @@ def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
 
-def _as_bool(x: Any, name: str) -> np.ndarray:
-    """Convert a mask-like (numpy, list, torch tensor) to a numpy bool array."""
+def as_bool_mask(x: Any, name: str) -> np.ndarray:
+    """A mask-like as a numpy bool array of the same shape (any shape, e.g. ``(H, W)``).
+
+    Args:
+        x: numpy array, nested list or torch tensor (moved to the CPU). Bool: as is; floats
+            (probabilities, 0/1 floats): foreground above 0.5; integers: foreground where != 0.
+        name: what ``x`` is (``pred``, ``truth``, ``valid``), for callers' messages; unused here.
+
+    Returns:
+        ``np.ndarray`` of dtype bool, ``x``'s shape.
+    """
     if _is_torch(x):
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
@@ -94,12 +111,12 @@ def confusion(pred: Any, truth: Any, valid: Any | None = None) -> Confusion:
         fn = int((~p & t).sum().item())
         return Confusion(tp, fp, fn, total - tp - fp - fn)
 
-    p = _as_bool(pred, "pred")
-    t = _as_bool(truth, "truth")
+    p = as_bool_mask(pred, "pred")
+    t = as_bool_mask(truth, "truth")
     if p.shape != t.shape:
         raise ValueError(f"pred shape {p.shape} != truth shape {t.shape}")
     if valid is not None:
-        v = np.broadcast_to(_as_bool(valid, "valid"), p.shape)
+        v = np.broadcast_to(as_bool_mask(valid, "valid"), p.shape)
         p = p[v]
         t = t[v]
         total = int(v.sum())
@@ -127,10 +144,10 @@ def iou_per_sample(pred: Any, truth: Any, valid: Any | None = None, empty: float
         union = (p | t).sum(1).float()
         out = inter / union.clamp(min=1)
         return out.masked_fill(union == 0, empty)
-    p = _as_bool(pred, "pred")
-    t = _as_bool(truth, "truth")
+    p = as_bool_mask(pred, "pred")
+    t = as_bool_mask(truth, "truth")
     if valid is not None:
-        v = np.broadcast_to(_as_bool(valid, "valid"), p.shape)
+        v = np.broadcast_to(as_bool_mask(valid, "valid"), p.shape)
         p, t = p & v, t & v
     p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
     inter = (p & t).sum(1).astype(np.float64)
@@ -138,7 +155,9 @@ def iou_per_sample(pred: Any, truth: Any, valid: Any | None = None, empty: float
     return np.where(union > 0, inter / np.maximum(union, 1), empty)
 
 
-def _ratio(num: int, den: int, when_empty: float) -> float:
+def safe_ratio(num: int, den: int, when_empty: float) -> float:
+    """``num / den`` as a float, or ``when_empty`` when ``den`` is 0 (the module's zero-denominator
+    rules: 1.0 agreement, 0.0 one-sided, NaN nothing counted, chosen by the caller)."""
     return float(num) / float(den) if den > 0 else when_empty
 
 
@@ -158,11 +177,11 @@ def scores(conf: Confusion) -> dict[str, float]:
         )
     tp, fp, fn, tn = conf.tp, conf.fp, conf.fn, conf.tn
     # "no error possible" -> 1.0; "something there but nothing matched" -> 0.0
-    iou = _ratio(tp, tp + fp + fn, 1.0)
-    iou_bg = _ratio(tn, tn + fp + fn, 1.0)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn, 1.0)
-    precision = _ratio(tp, tp + fp, 1.0 if fn == 0 else 0.0)
-    recall = _ratio(tp, tp + fn, 1.0 if fp == 0 else 0.0)
+    iou = safe_ratio(tp, tp + fp + fn, 1.0)
+    iou_bg = safe_ratio(tn, tn + fp + fn, 1.0)
+    f1 = safe_ratio(2 * tp, 2 * tp + fp + fn, 1.0)
+    precision = safe_ratio(tp, tp + fp, 1.0 if fn == 0 else 0.0)
+    recall = safe_ratio(tp, tp + fn, 1.0 if fp == 0 else 0.0)
     accuracy = (tp + tn) / conf.total
     return {
         "iou": iou,

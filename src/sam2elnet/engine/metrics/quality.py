@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics.pixel import Confusion, _ratio, json_num, scores
+from sam2elnet.engine.metrics.pixel import Confusion, json_num, safe_ratio, scores
 
 __all__ = ["QualityStats", "quality_stats"]
 
@@ -107,6 +107,6 @@ def _kept_precision_recall(true_iou: np.ndarray, kept: np.ndarray, tau: float | 
     return {
         "tau": float(tau),
         "n_good": int(good.sum()),
-        "precision_kept": _ratio(hit, int(kept.sum()), float("nan")),
-        "recall_kept": _ratio(hit, int(good.sum()), float("nan")),
+        "precision_kept": safe_ratio(hit, int(kept.sum()), float("nan")),
+        "recall_kept": safe_ratio(hit, int(good.sum()), float("nan")),
     }

@@ -8,16 +8,30 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics.boundary import _within
-from sam2elnet.engine.metrics.pixel import _as_bool, _ratio
+from sam2elnet.engine.metrics.boundary import within_tolerance
+from sam2elnet.engine.metrics.pixel import as_bool_mask, safe_ratio
 from sam2elnet.options import ROAD_BUFFER_PX
 
-__all__ = ["ROAD_COUNT_KEYS", "ROAD_KEYS", "RoadCounts", "road_counts", "road_scores"]
+__all__ = [
+    "ROAD_COUNT_KEYS",
+    "ROAD_KEYS",
+    "RoadCounts",
+    "centre_lines",
+    "road_counts",
+    "road_scores",
+]
 
 
-def _thin(mask: np.ndarray) -> np.ndarray:
+def centre_lines(mask: np.ndarray) -> np.ndarray:
     """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning
-    (``skimage.morphology.thin``), run to its fixed point."""
+    (``skimage.morphology.thin``), run to its fixed point.
+
+    Args:
+        mask: bool ``(H, W)``.
+
+    Returns:
+        bool ``(H, W)``, True on the centre lines (all False for an empty mask).
+    """
     from skimage.morphology import thin
 
     return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
@@ -94,10 +108,10 @@ def road_scores(c: RoadCounts) -> dict[str, float]:
     if c.pred_length == 0 and c.truth_length == 0:
         corr = comp = qual = 1.0
     else:
-        corr = _ratio(c.pred_matched, c.pred_length, 0.0)
-        comp = _ratio(c.truth_matched, c.truth_length, 0.0)
-        qual = _ratio(c.pred_matched, c.pred_length + (c.truth_length - c.truth_matched), 0.0)
-    conn = _ratio(c.components_preserved, c.components_total, float("nan"))
+        corr = safe_ratio(c.pred_matched, c.pred_length, 0.0)
+        comp = safe_ratio(c.truth_matched, c.truth_length, 0.0)
+        qual = safe_ratio(c.pred_matched, c.pred_length + (c.truth_length - c.truth_matched), 0.0)
+    conn = safe_ratio(c.components_preserved, c.components_total, float("nan"))
     return {
         "road_correctness": corr,
         "road_completeness": comp,
@@ -128,13 +142,13 @@ def road_counts(
     """
     from scipy import ndimage
 
-    p = _as_bool(pred, "pred")
-    t = _as_bool(truth, "truth")
+    p = as_bool_mask(pred, "pred")
+    t = as_bool_mask(truth, "truth")
     if p.shape != t.shape or p.ndim != 2:
         raise ValueError(f"road metrics need two 2-D masks of one shape, got {p.shape}, {t.shape}")
-    sp, st = _thin(p), _thin(t)
-    mp = _within(sp, st, buffer_px)
-    mt = _within(st, sp, buffer_px)
+    sp, st = centre_lines(p), centre_lines(t)
+    mp = within_tolerance(sp, st, buffer_px)
+    mt = within_tolerance(st, sp, buffer_px)
 
     comp_total = comp_ok = 0
     if st.any():
