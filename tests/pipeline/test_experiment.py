@@ -597,3 +597,34 @@ def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys
         counts_vs_truth(labels, split, ids, norm=norm, road_counts=rows, road_buffer=buffer)
         quality[buffer] = sum(rows, RoadCounts()).scores()["road_quality"]
     assert quality[8.0] > 0.8 and quality[1.0] < 0.3, quality
+
+
+def test_degenerate_table1_warning_is_logged_by_the_pipeline_and_printed_once(
+    synth: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys, one_thread
+) -> None:
+    """The degenerate-models sentence is a log warning of run_experiment (API users see it),
+    which the CLI prints as one ``warning:`` line (it echoed it itself, unseen by the API)."""
+    import logging
+
+    from sam2elnet.pipeline.experiment_report import degenerate_note
+
+    out = tmp_path / "deg"
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        r = run_experiment(_cfg(synth, out, enhancement=False, report=False))
+    note = degenerate_note(r["table1"])
+    assert note is not None  # one-epoch width-4 U-Nets on 12 images of 48 px (seeded): degenerate
+    logged = [rec for rec in caplog.records if "degenerate" in rec.getMessage()]
+    assert [(rec.name, rec.levelno, rec.getMessage()) for rec in logged] == [
+        ("sam2elnet.pipeline.experiment", logging.WARNING, note)
+    ]
+    args = ["experiment", "--data", str(synth), "--out", str(out), "--fraction", "0.4"]
+    args += ["--epochs", "1", "--downstream-epochs", "1", "--image-size", "48"]
+    args += ["--batch-size", "4", "--size", "micro", "--refiners", "morphological"]
+    args += ["--downstream-width", "4", "--downstream-depth", "2", "--no-enhancement"]
+    args += ["--no-report", "--no-progress"]
+    capsys.readouterr()
+    assert main(args) == 0  # every stage done before: the same table 1
+    got = capsys.readouterr()
+    said = "of table 1 are degenerate"
+    assert [x for x in got.err.splitlines() if said in x] == [f"warning: {note}"]
+    assert said not in got.out

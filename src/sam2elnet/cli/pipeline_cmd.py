@@ -238,8 +238,6 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]], text: in
 
 
 def _print_tables(r: dict) -> None:
-    from sam2elnet.pipeline.experiment_report import degenerate_note
-
     typer.echo(r["weights"]["note"])
     typer.echo(r["elnet"]["trunk_note"])
     # road data: the rows carry the road measures (results.md / report.html: their own table)
@@ -254,9 +252,6 @@ def _print_tables(r: dict) -> None:
             for row in r["table1"]
         ],
     )
-    degenerate = degenerate_note(r["table1"])
-    if degenerate:
-        typer.echo(f"warning: {degenerate}", err=True)
     a = r["autolabels"]
     typer.echo(
         f"auto-labels kept {a['n_kept']}/{a['n']}, IoU all {_f(a['iou_all']['iou'])} "

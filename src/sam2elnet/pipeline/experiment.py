@@ -84,6 +84,7 @@ from sam2elnet.pipeline.experiment_engine import (
     train_elnet,
 )
 from sam2elnet.pipeline.experiment_report import (
+    degenerate_note,
     plot_curves,
     plot_results,
     render_markdown,
@@ -131,6 +132,10 @@ __all__ = [
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     """Run (or continue) the whole protocol and write the results files; return results.json's dict.
+
+    Logs a warning (``sam2elnet.pipeline.experiment``) when downstream models of table 1 are
+    degenerate (:func:`~sam2elnet.pipeline.experiment_report.degenerate_note`; results.md and
+    report.html say it too).
 
     Raises:
         UserError, DataError: bad options or data. When the run stops this way before any stage
@@ -275,6 +280,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
     write_per_image_csv(out / "per_image.csv", per_image_rows + t2_csv + auto_csv)
     verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
+    degenerate = degenerate_note(table1)
+    if degenerate:  # results.md and report.html say it too; the log reaches API users and the CLI
+        log.warning(degenerate)
 
     results = {
         "version": RESULTS_VERSION,
