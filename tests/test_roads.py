@@ -249,6 +249,50 @@ def test_evaluate_adds_road_measures_for_road_truth(
     assert "road quality" not in capsys.readouterr().out
 
 
+def test_evaluate_reads_each_truth_once_when_deciding_road_measures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--roads auto looks at a sample of the truths (here all 6) to decide: the pair loop counts
+    those masks as read then (each truth file read once, 12 reads before), with the same scores
+    as --roads (no decision)."""
+    import cv2
+
+    import sam2elnet.data.masks as masks_mod
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    roads = make_road_dataset(tmp_path / "roads", n=6, size=48)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for m in _masks(roads):
+        a = cv2.imread(str(m), cv2.IMREAD_GRAYSCALE)
+        a[:, 16:32] = 0
+        cv2.imwrite(str(pred / m.name), a)
+    reads: list[str] = []
+    real = masks_mod.read_mask_valid
+
+    def counted(path, *a, **kw):  # noqa: ANN001, ANN002, ANN003
+        reads.append(Path(path).resolve().parent.name)
+        return real(path, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(masks_mod, "read_mask_valid", counted)
+        res = evaluate_folders(pred, roads / "masks", roads="auto", progress=False)
+    assert res.options["roads"] is True and "over 6 labels" in res.options["roads_reason"]
+    assert reads.count("masks") == 6 and reads.count("pred") == 6
+    given = evaluate_folders(pred, roads / "masks", roads=True, progress=False)
+    assert res.aggregate == given.aggregate
+    assert [r.metrics for r in res.images] == [r.metrics for r in given.images]
+    from sam2elnet.engine.eval_stream import KeptTruths
+
+    first = _masks(roads)[0]
+    none_kept = KeptTruths(max_bytes=0)  # past the budget: read, not kept (its pair reads it)
+    assert none_kept.read(first).shape == (48, 48) and none_kept.take(first) is None
+    kept = KeptTruths()
+    t = kept.read(first)
+    got = kept.take(first)
+    assert got is not None and got[0] is t and kept.take(first) is None and kept.bytes == 0
+
+
 def test_downstream_and_experiment_tables_carry_road_measures(tmp_path: Path) -> None:
     from sam2elnet.engine.downstream import DownstreamConfig, train_and_evaluate
     from sam2elnet.engine.metrics import ROAD_KEYS

@@ -21,7 +21,7 @@ Override with ``domain="roads"`` / ``"other"`` (``--domain``) where the guess is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -135,6 +135,7 @@ def detect_domain(
     meta: dict[str, Any] | None = None,
     positive_values: tuple[float, ...] | None = None,
     max_masks: int = 16,
+    read: Callable[..., np.ndarray] | None = None,
 ) -> DomainGuess:
     """Guess the domain of a labelled set (see the module docstring for the rules).
 
@@ -145,6 +146,10 @@ def detect_domain(
         meta: the dataset's ``dataset.json`` content, if any.
         positive_values: object value(s) of class-index masks.
         max_masks: at most this many masks are read (evenly spread over ``masks``).
+        read: the reader of a whole label, ``read(path, positive_values=...)`` -> bool (H, W)
+            (raising DataError for an unusable file); default
+            :func:`sam2elnet.data.masks.read_mask`. ``elnet evaluate`` passes one that keeps
+            what it read for its pair loop. Labels read by windows do not use it.
 
     Unreadable masks are passed over (the training run reports them elsewhere).
     """
@@ -168,7 +173,7 @@ def detect_domain(
     shapes: list[tuple[float, float]] = []
     for i in picks:
         try:
-            s = line_shape(_shape_sample(paths[int(i)], read_mask, positive_values))
+            s = line_shape(_shape_sample(paths[int(i)], read or read_mask, positive_values))
         except DataError:
             continue
         if s is not None:
@@ -202,9 +207,11 @@ def road_measures_wanted(
     choice: bool | str,
     truth_masks: Sequence[str | Path],
     positive_values: tuple[float, ...] | None = None,
+    read: Callable[..., np.ndarray] | None = None,
 ) -> tuple[bool, str]:
     """(compute road measures?, why) for an evaluation: ``choice`` True / False as given, or
-    ``"auto"``: when :func:`detect_domain` finds the ground-truth masks to be road networks.
+    ``"auto"``: when :func:`detect_domain` finds the ground-truth masks to be road networks
+    (reading them with ``read``, as there).
 
     Raises:
         UserError: ``choice`` is none of True, False, "auto".
@@ -217,7 +224,7 @@ def road_measures_wanted(
         return choice, "asked for" if choice else "not asked for"
     if choice != "auto":
         raise UserError(f"roads must be True, False or 'auto', got {choice!r}")
-    guess = detect_domain(truth_masks, positive_values=positive_values)
+    guess = detect_domain(truth_masks, positive_values=positive_values, read=read)
     why = f"auto: {guess.domain}, {guess.reason}"
     logging.getLogger(__name__).info("road measures %s (%s)", "on" if guess.roads else "off", why)
     return guess.roads, why

@@ -31,6 +31,7 @@ from sam2elnet.errors import DataError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "KeptTruths",
     "PairCounts",
     "PairMasks",
     "Resampled",
@@ -86,6 +87,7 @@ def pair_counts(
     road_buffer_px: float | None = None,
     resample: bool = True,
     vector: Any = None,
+    truth_read: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> PairCounts:
     """Read and count one pair: strip by strip when :func:`streamable`, else whole.
 
@@ -110,7 +112,8 @@ def pair_counts(
     this package writes, a GeoTIFF's nodata tag;
     :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts are computed with ``tolerance_px``, road counts with
     ``road_buffer_px`` (None: not computed). ``baseline`` is scored against the same truth and
-    valid pixels.
+    valid pixels. ``truth_read``: the raster truth already read whole (:class:`KeptTruths`), used
+    instead of reading it again (a streamed pair reads by strips and does not use it).
 
     Raises:
         DataError: a file cannot be read (missing, truncated, undecodable, a class-index mask
@@ -134,7 +137,7 @@ def pair_counts(
             base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
         return PairCounts(conf, bnd, rds, base)
     m = read_pair_masks(pred, truth, valid, positive_values=positive_values, resample=resample,
-                        vector=vector, heads=heads)  # fmt: skip
+                        vector=vector, heads=heads, truth_read=truth_read)  # fmt: skip
     if m.resampled is not None:
         log.warning("%s", m.resampled.note(truth, pred))
     p, t, v = m.pred, m.truth, m.valid
@@ -170,6 +173,7 @@ def read_pair_masks(
     resample: bool = True,
     vector: Any = None,
     heads: Any = None,
+    truth_read: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> PairMasks:
     """Read one pair whole, as :func:`pair_counts` counts it; the one reader of a pair for the
     metrics and for drawing it (the report's error map).
@@ -182,8 +186,9 @@ def read_pair_masks(
     package writes, a GeoTIFF's nodata tag; :func:`sam2elnet.data.mask_values.mask_encoding`),
     prediction pixels outside a resampled truth's footprint and pixels the ``valid`` mask file
     leaves out. ``heads``: the pair's :func:`~sam2elnet.data.grids.raster_header` (truth,
-    prediction), when already read. The resampling is not logged here (:func:`pair_counts`
-    says it once).
+    prediction), when already read; ``truth_read``: the raster truth's
+    :func:`~sam2elnet.data.masks.read_mask_valid` result, when already read. The resampling is
+    not logged here (:func:`pair_counts` says it once).
 
     Raises:
         DataError: as :func:`pair_counts`.
@@ -208,6 +213,8 @@ def read_pair_masks(
         from sam2elnet.engine.eval_vector import VectorTruth
 
         t, t_valid = (vector or VectorTruth()).on_grid(truth, pred), None
+    elif truth_read is not None:
+        t, t_valid = truth_read
     else:
         t, t_valid = read_mask_valid(truth, positive_values=positive_values)
     if grid is not None:
@@ -227,6 +234,51 @@ def read_pair_masks(
     if t_valid is not None:
         v = t_valid if v is None else (v & t_valid)
     return PairMasks(p, t, v, moved)
+
+
+KEEP_BYTES = 512_000_000
+"""At most this many bytes of truth masks (object + valid arrays) :class:`KeptTruths` keeps."""
+
+
+class KeptTruths:
+    """Truth masks read before the pair loop of ``elnet evaluate`` (the sample the road-measure
+    decision looks at, :func:`sam2elnet.data.domain.road_measures_wanted`), kept for the loop so
+    each file is read once.
+
+    :meth:`read` is the reader given to the decision; :meth:`take` hands a kept mask to its pair
+    (and forgets it). At most ``max_bytes`` (default :data:`KEEP_BYTES`) are kept; a mask past
+    that is read again by its pair, as before.
+    """
+
+    def __init__(self, max_bytes: int = KEEP_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.kept: dict[Path, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.bytes = 0
+
+    def read(
+        self, path: str | Path, positive_values: tuple[float, ...] | None = None
+    ) -> np.ndarray:
+        """Read a truth as :func:`sam2elnet.data.masks.read_mask` does (bool (H, W), True =
+        object) and keep it with its valid mask.
+
+        Raises:
+            DataError: as :func:`~sam2elnet.data.masks.read_mask_valid`.
+        """
+        from sam2elnet.data.masks import read_mask_valid
+
+        t, v = read_mask_valid(path, positive_values=positive_values)
+        size = t.nbytes + (0 if v is None else v.nbytes)
+        if self.bytes + size <= self.max_bytes:
+            self.kept[Path(path)] = (t, v)
+            self.bytes += size
+        return t
+
+    def take(self, path: str | Path) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """The kept ``(object, valid)`` of ``path`` (forgotten here), or None when not kept."""
+        got = self.kept.pop(Path(path), None)
+        if got is not None:
+            self.bytes -= got[0].nbytes + (0 if got[1] is None else got[1].nbytes)
+        return got
 
 
 def size_mismatch(

@@ -32,7 +32,13 @@ from sam2elnet.engine.eval_inputs import (
 )
 from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
-from sam2elnet.engine.eval_stream import PairMasks, pair_counts, read_binary_mask, read_pair_masks
+from sam2elnet.engine.eval_stream import (
+    KeptTruths,
+    PairMasks,
+    pair_counts,
+    read_binary_mask,
+    read_pair_masks,
+)
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.options import ROAD_BUFFER_PX, GroupBy
@@ -191,8 +197,9 @@ def evaluate_folders(
     from sam2elnet.data.domain import road_measures_wanted
 
     rasters = [truths[k] for k in keys if truths[k].suffix.lower() not in VECTOR_SUFFIXES]
+    kept = KeptTruths()  # the truths the road decision reads: counted below without a 2nd read
     roads, roads_reason = (
-        road_measures_wanted(roads, rasters, positive_values)
+        road_measures_wanted(roads, rasters, positive_values, read=kept.read)
         if rasters or roads != "auto"
         else (False, "auto: polygon ground truth (--roads for road measures)")
     )
@@ -213,7 +220,7 @@ def evaluate_folders(
                     positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
                     road_buffer_px=road_buffer_px if roads else None,
-                    resample=resample, vector=vector,
+                    resample=resample, vector=vector, truth_read=kept.take(truths[key]),
                 )  # fmt: skip
             except DataError as err:  # names the file that cannot be used
                 if len(keys) == 1:  # one pair: its own error, not a batch summary
