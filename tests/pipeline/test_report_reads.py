@@ -147,3 +147,54 @@ def test_vector_coarse_label_is_rasterised_once_per_card(
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert len(re.findall(r'<img alt="" data-layer="input" src="data:', page)) == 3
     assert "cannot read" not in page and '<div class="err">' not in page
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")
+def test_one_vector_coarse_label_for_many_images_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``elnet enhance --labels lines.gpkg`` (one file for 3 georeferenced images): the run's
+    report read the file once per card (3 reads); now once for all, each card still drawing its
+    part (a 16 x 16 px square on each image) and its row scoring it (input IoU vs the truth)."""
+    import csv
+
+    from sam2elnet.pipeline.report import write_run_report
+
+    run, truth = tmp_path / "run", tmp_path / "truth"
+    images = tmp_path / "images"
+    images.mkdir()
+    squares, rows = [], []
+    for k in range(3):
+        x = X0 + 320 * k
+        _image(images / f"a{k}.tif", x)
+        squares.append(box(x + 80, Y0 - 240, x + 240, Y0 - 80))  # cols / rows 8..23
+        label = np.zeros((32, 32), np.uint8)
+        label[8:24, 8:24] = 255
+        write_png(run / "labels" / f"a{k}.png", label)
+        t = np.zeros((32, 32), np.uint8)
+        t[8:24, 8:28] = 255  # 16 x 20 px; the square covers 16 x 16 of it
+        write_png(truth / f"a{k}.png", t)
+        rows.append({"image": str(images / f"a{k}.tif"), "label": f"labels/a{k}.png",
+                     "predicted_iou": 0.5 + 0.1 * k, "kept": True,
+                     "coarse": str(tmp_path / "lines.gpkg")})  # fmt: skip
+    gpd.GeoDataFrame({"id": [1, 2, 3]}, geometry=squares, crs="EPSG:32633").to_file(
+        tmp_path / "lines.gpkg"
+    )
+    with (run / "quality.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    opened: list[str] = []
+    real = gpd.read_file
+
+    def spy(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(gpd, "read_file", spy)
+        page = write_run_report(run, kind="enhance", truth_dir=truth).read_text(encoding="utf-8")
+    assert opened == ["lines.gpkg"]
+    assert len(re.findall(r'<img alt="" data-layer="input" src="data:', page)) == 3
+    assert "cannot read" not in page and '<div class="err">' not in page
+    assert page.count('data-v="0.8"') >= 3  # input IoU = true IoU = 256 / 320 on every row

@@ -23,6 +23,7 @@ from sam2elnet.pipeline.glossary import label as key_label
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb
 from sam2elnet.pipeline.report_map import Footprint, read_footprint
 from sam2elnet.pipeline.report_tables import as_float, fmt_value
+from sam2elnet.pipeline.report_vector import SharedVector, draw_vector_label, is_vector_label
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class ReportItem:
     :class:`TruthOnGrid`); ``probability`` is an (H, W)
     probability map in [0, 1] (or uint8 0-255, or a path); any of them may be None.
     ``predicted_iou`` is the quality evaluator's estimate, ``true_iou`` the IoU of ``output`` (or of
-    ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``; both
+    ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``
+    (also a :class:`~sam2elnet.pipeline.report_vector.SharedVector`); both
     are computed from the masks when not given. ``kept`` is the filter decision (None: no
     decision). ``footprint`` places the image on the map (read from a georeferenced ``image`` path
     when not given). ``extra`` is shown as small key/value lines on the card. ``image_note`` says
@@ -58,7 +60,7 @@ class ReportItem:
 
     name: str
     image: np.ndarray | str | Path | None = None
-    input_label: np.ndarray | str | Path | None = None
+    input_label: np.ndarray | str | Path | SharedVector | None = None
     output: np.ndarray | str | Path | None = None
     truth: np.ndarray | str | Path | TruthOnGrid | None = None
     predicted_iou: float | None = None
@@ -121,22 +123,20 @@ def _load_mask_valid(m: Any, grid: Any = None) -> tuple[np.ndarray | None, np.nd
     """A mask given as array or file -> (bool (H, W), valid): ``valid`` is False where the file
     says "ignore" / nodata (127 in this project's labels, the GeoTIFF nodata tag;
     :func:`sam2elnet.data.masks.read_mask_valid`), None when every pixel counts (arrays). A
-    :class:`TruthOnGrid` gives the pixels its evaluation counted. A vector label file (the
-    polygons or road lines ``enhance --labels`` takes) is rasterised onto the image ``grid`` (a
-    path), as enhance read it (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px
-    wide, the width option of the run is not recorded). Raises DataError for an unreadable file."""
+    :class:`TruthOnGrid` gives the pixels its evaluation counted. A vector label (the polygons
+    or road lines ``enhance --labels`` takes, a file or a
+    :class:`~sam2elnet.pipeline.report_vector.SharedVector`) is drawn on the image ``grid`` (a
+    path) as enhance read it (:func:`~sam2elnet.pipeline.report_vector.draw_vector_label`).
+    Raises DataError for an unreadable file."""
     if m is None:
         return None, None
     if isinstance(m, TruthOnGrid):
         return m.read_valid()
+    if is_vector_label(m):
+        return draw_vector_label(m, grid), None
     if isinstance(m, (str, Path)):
         from sam2elnet.data.masks import read_mask_valid
-        from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
-        if is_vector_path(m):
-            if not isinstance(grid, (str, Path)):
-                raise DataError("a vector label needs its image to be drawn on", m)
-            return rasterize_vector(m, grid, line_width=1, line_width_unit="px"), None
         obj, valid = read_mask_valid(m)
         return np.asarray(obj, dtype=bool), valid
     a = np.asarray(m)
@@ -256,7 +256,7 @@ def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
 
 
 def _path_of(v: Any) -> str | None:
-    if isinstance(v, TruthOnGrid):
+    if isinstance(v, (TruthOnGrid, SharedVector)):
         return str(v.path)
     return str(v) if isinstance(v, (str, Path)) else None
 

@@ -39,6 +39,7 @@ from sam2elnet.pipeline.report_tables import (
     tables_of,
     used_keys,
 )
+from sam2elnet.pipeline.report_vector import share_vector_labels
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def render_report(
     Raises:
         ValueError: an unknown ``order``.
     """
-    items = list(items)
+    items = share_vector_labels(items)  # one vector label file for many images: read once
     if filter_applied is None:
         filter_applied = is_finite(quality_threshold) or any(i.kept is False for i in items)
     # each item's masks are read once, for its row and, when it is shown, its card, which is
