@@ -427,9 +427,10 @@ def evaluate(
             f"{outside} prediction pixel(s) outside its footprint not counted"
         )
     if res.unmatched_pred or res.unmatched_truth:
+        listed = f"listed in {json_path}" if json_path is not None else "--json FILE lists them"
         console.print(
             f"[yellow]unmatched: {len(res.unmatched_pred)} prediction(s), "
-            f"{len(res.unmatched_truth)} ground-truth mask(s) (listed in the JSON)[/yellow]"
+            f"{len(res.unmatched_truth)} ground-truth mask(s) ({listed})[/yellow]"
         )
     if json_path is not None:
         res.write_json(json_path)

@@ -253,7 +253,8 @@ def discover(
         unmatched += u
     if unmatched and report_unmatched:
         log.warning(
-            "%d file(s) under %s have no image/label partner (listed with --verbose)",
+            "%d file(s) under %s have no image/label partner (listed by "
+            "`elnet --verbose COMMAND ...`)",
             len(unmatched),
             base,
         )

@@ -27,6 +27,7 @@ import torch
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.errors import CheckpointError
+from sam2elnet.model.io import TRAIN_STATE_FORMAT
 from sam2elnet.utils.atomic import (
     atomic_path,
 )
@@ -48,7 +49,7 @@ __all__ = [
     "trainable_state",
 ]
 
-LAST_FORMAT = "sam2elnet.train_state"
+LAST_FORMAT = TRAIN_STATE_FORMAT
 LAST_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 """Version 1 held every weight; version 2 leaves the frozen ones out (:func:`frozen_state`)."""

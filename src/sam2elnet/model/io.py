@@ -35,6 +35,9 @@ from sam2elnet.utils.atomic import atomic_path
 
 MODEL_FORMAT = "sam2elnet.model"
 MODEL_FORMAT_VERSION = 1
+TRAIN_STATE_FORMAT = "sam2elnet.train_state"
+"""``format`` of a training run's resume state ``last.pt`` (:mod:`sam2elnet.engine.train_state`),
+which is not a model file: named here so a model option given it can say so."""
 
 
 def save_model(
@@ -113,14 +116,27 @@ def check_checkpoint_kind(path: str | Path) -> None:
 
 
 def read_model_file(path: str | Path) -> dict[str, Any]:
-    """Read and validate a model file's payload without building the network."""
+    """Read and validate a model file's payload without building the network.
+
+    Raises:
+        CheckpointError: no such file; a training run's resume state (``last.pt``) or any other
+            file that is not a sam2elnet model file (each named as such, with what to give
+            instead); a file of a newer format version; a payload lacking an entry.
+    """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError("model file not found; train one with `elnet train`", p)
     obj = safe_torch_load(p)
+    if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
+        raise CheckpointError(
+            "a training run's resume state (last.pt, read by `elnet train --resume`), not a "
+            "model file; give the run's model.pt",
+            p,
+        )
     if not isinstance(obj, dict) or obj.get("format") != MODEL_FORMAT:
         raise CheckpointError(
-            "not a sam2elnet model file (for SAM2 encoder checkpoints use --weights, not --model)",
+            "not a sam2elnet model file (for SAM2 encoder checkpoints use --weights); give the "
+            "model.pt an `elnet train` run wrote",
             p,
         )
     version = obj.get("format_version")
