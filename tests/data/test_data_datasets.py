@@ -262,3 +262,29 @@ def test_mask_strata(tmp_path):
     root = make_generic(tmp_path / "g", n=2, size=16)
     write_png(root / "masks" / "img1.png", np.zeros((16, 16), np.uint8))
     assert mask_strata(discover(root).samples) == ["object", "empty"]
+
+
+def test_two_labels_of_one_image_are_an_error_naming_both(tmp_path):
+    """A reviewed mask ``elnet import`` wrote (``a.png``, named like its image) next to the label
+    it corrects (``a_mask.png``) pairs with the same image: only the last one in name order was
+    used (here the old label), and the other was neither paired nor counted as unmatched."""
+    root = tmp_path / "d"
+    write_png(root / "images" / "a.png", grey_rgb(16, 0))
+    write_png(root / "images" / "b.png", grey_rgb(16, 1))
+    write_png(root / "masks" / "a.png", np.full((16, 16), 255, np.uint8))  # the reviewed one
+    write_png(root / "masks" / "a_mask.png", np.zeros((16, 16), np.uint8))
+    write_png(root / "masks" / "b.png", np.zeros((16, 16), np.uint8))
+    with pytest.raises(
+        DataError, match=r"two labels of one image name 'a': a\.png and a_mask\.png"
+    ):
+        discover(root)
+    (root / "masks" / "a_mask.png").unlink()
+    assert [s.mask.name for s in discover(root).samples] == ["a.png", "b.png"]
+    write_png(root / "images" / "b.jpg", grey_rgb(16, 2))  # two images of one name
+    with pytest.raises(DataError, match=r"two images of one image name 'b': b\.jpg and b\.png"):
+        discover(root)
+    (root / "images" / "b.jpg").unlink()
+    write_png(root / "coarse" / "a.png", np.zeros((16, 16), np.uint8))
+    write_png(root / "coarse" / "a_sat.png", np.zeros((16, 16), np.uint8))
+    with pytest.raises(DataError, match="two coarse labels of one image name 'a'"):
+        discover(root)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +108,22 @@ def _label_key(path: Path) -> str:
     return _key(Path(_key(path, _MASK_TAGS)), _IMAGE_TAGS)
 
 
+def _by_key(files: list[Path], key: Callable[[Path], str], what: str) -> dict[str, Path]:
+    """``{key: file}``; a second file of one key is a :class:`DataError` naming both."""
+    out: dict[str, Path] = {}
+    for p in files:
+        k = key(p)
+        if k in out:
+            raise DataError(
+                f"two {what} of one image name {k!r}: {out[k].name} and {p.name}; only one can "
+                "pair, so keep one (move the other out of the folder, e.g. an old label that a "
+                "reviewed mask replaces)",
+                p.parent,
+            )
+        out[k] = p
+    return out
+
+
 def _pair(
     images: list[Path],
     masks: list[Path],
@@ -115,10 +131,16 @@ def _pair(
     sensor: str | None,
     coarse_dir: Path | None = None,
 ) -> tuple[list[Sample], list[Path]]:
-    """Match images to masks by key; return samples and the files left without a partner."""
-    img_by_key = {_key(p, _IMAGE_TAGS): p for p in images}
-    mask_by_key = {_label_key(p): p for p in masks}
-    coarse_by_key = {_label_key(p): p for p in _files(coarse_dir)} if coarse_dir else {}
+    """Match images to masks by key; return samples and the files left without a partner.
+
+    Raises:
+        DataError: two images, two masks or two coarse labels of one key (``a.png`` and
+            ``a_mask.png``, ``x.png`` and ``x.jpg``): one of them would be left out without a
+            word, e.g. a reviewed mask ``elnet import`` wrote next to the label it corrects.
+    """
+    img_by_key = _by_key(images, lambda p: _key(p, _IMAGE_TAGS), "images")
+    mask_by_key = _by_key(masks, _label_key, "labels")
+    coarse_by_key = _by_key(_files(coarse_dir), _label_key, "coarse labels") if coarse_dir else {}
     samples = [
         Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
         for k in sorted(img_by_key)
