@@ -93,3 +93,21 @@ def test_evaluate_unmatched_line_says_where_they_are_listed(
     out = "".join(capsys.readouterr().out.split())
     assert f"1ground-truthmask(s)(listedin{js})" in out
     assert [Path(p).name for p in json.loads(js.read_text())["unmatched_truth"]] == ["b.png"]
+
+
+def test_warp_line_names_the_verbose_option_where_it_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The `--warp-to` summary said "--verbose prints each grid", an option `annotate` and
+    `enhance` do not have (it is `elnet`'s own)."""
+    from types import SimpleNamespace
+
+    from sam2elnet.cli.job_summary import print_folder
+
+    summary = {
+        "n_images": 1, "n_kept": 1, "n_rejected": 0, "n_skipped": 0, "seconds": 1.0,
+        "mean_predicted_iou": 0.5, "warp": {"to": "EPSG:32633", "method": "gcp_tps"},
+    }  # fmt: skip
+    print_folder(SimpleNamespace(summary=summary, out_dir=str(tmp_path)), "annotated")
+    out = capsys.readouterr().out
+    assert "(GCP transformer gcp_tps; `elnet --verbose COMMAND ...` prints each grid)" in out

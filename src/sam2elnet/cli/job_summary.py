@@ -70,7 +70,7 @@ def print_folder(res: Any, what: str) -> None:
         w = s["warp"]
         typer.echo(
             f"label and probability GeoTIFFs warped onto a map grid in {w['to']} (GCP "
-            f"transformer {w['method']}; --verbose prints each grid)"
+            f"transformer {w['method']}; `elnet --verbose COMMAND ...` prints each grid)"
         )
     typer.echo(f"outputs in {res.out_dir} ({', '.join(written_outputs(Path(res.out_dir)))})")
     from sam2elnet.utils.run_warnings import repeated_notes
