@@ -360,6 +360,39 @@ def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
     assert res.best_path.is_file()
 
 
+def test_init_model_run_records_the_network_it_trained(tmp_path):
+    """Fine-tuning keeps the --init-model's architecture, but the model file's training record
+    (and the training report) said ``size: tiny`` (--size's default, or a --size given and
+    ignored) for a micro network, and the log said nothing about the size. The record names the
+    network trained, and one line says that --size / --trunk / --weights do not change it."""
+    from helpers_data import blob_mask, grey_rgb
+
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.train import train
+    from sam2elnet.model import ModelConfig, build_model, load_model, save_model
+
+    sar = NormalizationConfig.for_modality("sar")
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
+    init = save_model(
+        net,
+        tmp_path / "m.pt",
+        extra={"normalization": sar.model_dump(mode="json"), "train": {"domain": "other"}},
+    )
+    data = tmp_path / "reviewed"
+    for i in range(4):
+        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
+        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    lines: list[str] = []
+    cfg = small_cfg(data, tmp_path / "run", init_model=init, fit_quality=False, size="tiny")
+    res = train(cfg, echo=lines.append)
+    record = load_model(res.best_path)[1]["train"]
+    assert (record["size"], record["trunk"], record["weights"]) == ("micro", "none", None)
+    assert (
+        "model: micro, trunk training none (the --init-model's architecture, kept in "
+        "fine-tuning; --size, --trunk and --weights do not change it)"
+    ) in lines
+
+
 @pytest.mark.parametrize("flag", ["--weights", "--init-model"])
 def test_a_checkpoint_of_the_wrong_kind_is_refused_before_the_data_is_read(
     tmp_path, monkeypatch, capsys, flag

@@ -238,6 +238,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     data.init_payload = None  # the --init-model file, read once: its weights are in the model
     cfg = resolve_trunk_scale(cfg, roads)  # config.yaml records the scale built
     say(cfg.trunk_scale_note(roads, int(model.config.trunk_scale)))
+    if cfg.init_model is not None:  # --size / --trunk / --weights are the new-model options
+        say(
+            f"model: {model.config.size}, trunk training {model.config.trunk_trainable} (the "
+            "--init-model's architecture, kept in fine-tuning; --size, --trunk and --weights "
+            "do not change it)"
+        )
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)
     params = model.trainable_parameters()
@@ -300,7 +306,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "data": str(cfg.data),
         "dataset_splits": data.source_splits,
         "modality": data.modality,
-        "size": cfg.size,
+        "size": model.config.size,  # the network trained (an --init-model's, not --size)
         "image_size": cfg.image_size,
         "positive_values": list(cfg.positive_values) if cfg.positive_values else None,
         "fraction": cfg.fraction,
@@ -313,8 +319,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "batch_size": batch_size,
         "batch_rule": batch_rule,
         "channels_last": channels_last,
-        "trunk": cfg.trunk,
-        "weights": cfg.weights,
+        "trunk": model.config.trunk_trainable,
+        "weights": model.config.weights,
         "domain": "roads" if roads else "other",
         "topology_loss": "cldice" if weights.topology > 0 else "none",
         "selection": selection,
