@@ -354,3 +354,27 @@ def test_malformed_rle_skips_its_image_and_bad_annotations_are_one_line(tmp_path
     p.write_text(json.dumps({"images": ims, "annotations": [1, 2], "categories": []}))
     rc, err = _cli(capsys, "import", p, "--from", "coco", "--out", tmp_path / "x")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "'annotations'" in err, err
+
+
+def test_the_review_record_given_as_the_layer_names_the_layer(tmp_path: Path, capsys):
+    """`elnet import weak_review.json --from vector` (the record beside the layer, an easy
+    mix-up: both come out of one export) said only what pyogrio says of a JSON that is not
+    GeoJSON ('not recognized as being in a supported file format ... prefixing the file path
+    with <DRIVER>:'). It names the file for what it is and the layer to give."""
+    run = make_run(tmp_path, {"a": 0.3})
+    gp = tmp_path / "weak.gpkg"
+    export_labels(run / "rejected", gp, progress=False)
+    record = tmp_path / "weak_review.json"
+    rc, err = _cli(capsys, "import", record, "--from", "vector", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 2 and err.strip() == (
+        f"error: {record}: this is the review record `elnet export` writes next to the layer, not "
+        "the layer: give the layer (weak.gpkg) instead; the record is read from beside it, or "
+        "from --review-set FILE"
+    )
+    assert not (tmp_path / "m").exists()
+    bad = tmp_path / "other.json"  # any other unreadable file keeps the reader's message
+    bad.write_text('{"kind": "something"}')
+    rc, err = _cli(capsys, "import", bad, "--from", "vector", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 2 and err.startswith(f"error: {bad}: cannot read vector labels")

@@ -23,7 +23,7 @@ from typing import Any
 
 from sam2elnet.errors import DataError
 
-__all__ = ["KIND", "read_review_set", "review_set_path", "write_review_set"]
+__all__ = ["KIND", "read_review_set", "record_layer", "review_set_path", "write_review_set"]
 
 KIND = "elnet review set"
 """The ``kind`` entry that marks the file."""
@@ -49,6 +49,19 @@ def write_review_set(layer: Path, images: list[dict[str, Any]]) -> Path:
         review_set_path(layer),
         {"kind": KIND, "version": 1, "layer": Path(layer).name, "images": images},
     )
+
+
+def record_layer(path: str | Path) -> str | None:
+    """The ``layer`` a review record names when ``path`` is one, else None (any other file, or
+    one that cannot be read: never raises). For messages: a record given where its layer was
+    expected."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict) and data.get("kind") == KIND:
+        return str(data.get("layer") or "")
+    return None
 
 
 def read_review_set(path: str | Path) -> set[str]:

@@ -125,7 +125,7 @@ def import_vector(
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
-    from sam2elnet.export.review_set import read_review_set, review_set_path
+    from sam2elnet.export.review_set import read_review_set, record_layer, review_set_path
 
     p = Path(path)
     if images is None:
@@ -144,7 +144,18 @@ def import_vector(
     )
     record = Path(review_set) if review_set is not None else review_set_path(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
-    gdf = read_vector(p, layer=layer, allow_empty=True)
+    try:
+        gdf = read_vector(p, layer=layer, allow_empty=True)
+    except DataError:
+        named = record_layer(p) if p.is_file() else None
+        if named is None:
+            raise
+        raise DataError(
+            "this is the review record `elnet export` writes next to the layer, not the layer: "
+            f"give the layer ({named or 'the .gpkg / .shp / .geojson'}) instead; the record is "
+            "read from beside it, or from --review-set FILE",
+            p,
+        ) from None
     if len(gdf) == 0 and listed is None and not all_images:
         raise DataError(
             f"the layer has no features and no review set ({p.stem}_review.json) lists the "
