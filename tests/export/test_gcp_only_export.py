@@ -120,33 +120,45 @@ def test_an_older_pixel_layer_joins_a_gcp_only_export(tmp_path: Path, run, caplo
     [q] = _quality(res)
     assert q == pytest.approx(_block_iou(tiles), abs=1e-9)
     assert _block_iou(tiles) != pytest.approx(tiles.predicted_iou.iloc[3], abs=1e-9)
-    assert not _warnings(caplog)
+    assert _warnings(caplog) == [_no_record(f.with_name("lab_tiles.gpkg"))]
 
 
-def test_export_warp_to_joins_the_scene_layer(tmp_path: Path, run):
+def _no_record(layer: Path) -> str:
+    return (
+        f"{layer}: the per-tile quality layer records no scene (an older elnet scene wrote it), "
+        "so nothing checks that it was made for lab.tif's scene; joined where it overlaps. "
+        "Re-run elnet scene --quality-gpkg for that scene to record it"
+    )
+
+
+def test_export_warp_to_joins_the_scene_layer(tmp_path: Path, run, caplog):
     """export --warp-to polygonises a warped copy of the label: the layer goes with it and is
     reprojected to the warp CRS (before: not found, quality empty)."""
     lab, tiles = run
-    res = export_labels(lab, tmp_path / "poly.gpkg", progress=False, warp_to="utm")
+    with caplog.at_level(logging.WARNING):
+        res = export_labels(lab, tmp_path / "poly.gpkg", progress=False, warp_to="utm")
     [q] = _quality(res)
     assert q == pytest.approx(_block_iou(tiles), abs=0.002)  # mostly its own window
     assert any("from <label>_tiles.gpkg" in n for n in res.notes)
+    assert not _warnings(caplog)  # the layer records its scene: checked, nothing to say
 
 
-def test_export_warp_to_with_an_older_pixel_layer_warns(tmp_path: Path, run, caplog):
+@pytest.mark.parametrize("y_sign", [1, -1], ids=["gdal", "qgis"])
+def test_export_warp_to_places_an_older_pixel_layer_on_the_warped_grid(
+    tmp_path: Path, run, caplog, y_sign
+):
+    """An older layer's pixel boxes go through the GCP transformer the label is warped with, as
+    scene --warp-to places windows now: the block's polygon gets its window's quality as with
+    the scene's own layer (before: a warning, and no quality)."""
     lab, tiles = run
     f = _copy_label(lab, tmp_path / "old")
     layer = f.with_name("lab_tiles.gpkg")
-    _write_layer(layer, tiles, _pixel_boxes(tiles), None)
+    _write_layer(layer, tiles, _pixel_boxes(tiles, y_sign), None)
     with caplog.at_level(logging.WARNING):
         res = export_labels(f, tmp_path / "poly.gpkg", progress=False, warp_to="utm")
-    assert np.isnan(_quality(res)[0])
-    assert _warnings(caplog) == [
-        f"{layer}: the per-tile quality layer is in pixel coordinates of lab.tif (an older elnet "
-        "scene wrote GCP-only scenes' windows so), which do not lie on the --warp-to grid: "
-        "quality not joined; re-run elnet scene --quality-gpkg for that scene (its windows are "
-        "then in the GCPs' CRS), or export without --warp-to"
-    ]
+    [q] = _quality(res)
+    assert q == pytest.approx(_block_iou(tiles), abs=0.002)
+    assert _warnings(caplog) == [_no_record(layer)]  # named as given, not the warped copy
 
 
 def test_a_layer_off_the_label_warns_and_is_not_joined(tmp_path: Path, run, caplog):

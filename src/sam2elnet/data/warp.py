@@ -23,6 +23,7 @@ nodata. A raster that already has a CRS + transform is reprojected the same way.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ __all__ = [
     "check_warp_options",
     "check_warpable",
     "parse_warp_crs",
+    "EDGE_STEPS",
     "pixels_to_map",
+    "rect_polygons",
     "resolve_warp_crs",
     "warp_to_map_grid",
 ]
@@ -192,6 +195,44 @@ def pixels_to_map(
         src_crs = ds.crs
     xs, ys = transform(src_crs, crs, np.ravel(x), np.ravel(y))
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
+
+EDGE_STEPS = 16
+"""Segments per side of a pixel rectangle placed through a GCP transformer or reprojected."""
+
+
+def rect_polygons(
+    rects: list[tuple[float, float, float, float]],
+    xy: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]],
+    steps: int = 1,
+) -> list[Any]:
+    """Polygons of ``(row_off, col_off, height, width)`` pixel rectangles in map coordinates.
+
+    Args:
+        rects: pixel rectangles (corner convention, as :func:`pixels_to_map`).
+        xy: ``(rows, cols) -> (xs, ys)`` for (N,) float arrays: an affine transform, or
+            :func:`pixels_to_map` with a dataset, CRS and method.
+        steps: segments per side (:data:`EDGE_STEPS` when ``xy`` is not affine, so the sides
+            follow it).
+
+    Returns:
+        One ``shapely`` polygon per rectangle, ``4 * steps`` vertices, oriented by
+        ``shapely.geometry.polygon.orient`` (exterior counter-clockwise).
+    """
+    from shapely.geometry import Polygon
+    from shapely.geometry.polygon import orient
+
+    if not rects:
+        return []
+    u = np.arange(steps, dtype=np.float64) / steps  # one side, its far corner excluded
+    rings_r, rings_c = [], []
+    for r, c, h, w in rects:  # clockwise on screen from the top left corner
+        rings_r.append(np.concatenate([r + 0 * u, r + h * u, r + h + 0 * u, r + h * (1 - u)]))
+        rings_c.append(np.concatenate([c + w * u, c + w + 0 * u, c + w * (1 - u), c + 0 * u]))
+    xs, ys = xy(np.concatenate(rings_r), np.concatenate(rings_c))
+    n = 4 * steps
+    xs, ys = np.asarray(xs).reshape(-1, n), np.asarray(ys).reshape(-1, n)
+    return [orient(Polygon(np.column_stack([x, y]))) for x, y in zip(xs, ys, strict=True)]
 
 
 @dataclass

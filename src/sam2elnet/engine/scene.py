@@ -408,7 +408,16 @@ def predict_scene(
             fp = windows_geo(src, quality_pixel_coords, warp_crs, warp_method)
             if fp.pixel_coords_note:
                 inputs.notes.append(fp.pixel_coords_note)
-            qpath = write_quality(Path(quality_gpkg), tiles.rows, fp, th, tw)
+            qpath = write_quality(
+                Path(quality_gpkg),
+                tiles.rows,
+                fp,
+                th,
+                tw,
+                scene=src_path,
+                label=Path(dst_path),
+                shape=(H, W),
+            )
 
     out_size = None
     if warp_to:

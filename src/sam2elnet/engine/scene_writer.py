@@ -251,10 +251,6 @@ class TileRecords:
         return "predicted_iou" if any("predicted_iou" in r for r in self.rows) else "entropy proxy"
 
 
-_EDGE_STEPS = 16
-"""Segments per window side of a footprint placed through a GCP transformer or reprojected."""
-
-
 class WindowFootprints:
     """Footprint polygons of scene windows in the frame the scene's labels are exported in
     (:attr:`crs`), for the ``--quality-gpkg`` layer; build with :func:`windows_geo`.
@@ -312,27 +308,14 @@ class WindowFootprints:
 
     def many(self, rects: list[tuple[int, int, int, int]]) -> list[Any]:
         """Polygons of ``(row_off, col_off, height, width)`` pixel rectangles."""
-        from shapely.geometry import Polygon
-        from shapely.geometry.polygon import orient
+        from sam2elnet.data.warp import EDGE_STEPS, pixels_to_map, rect_polygons
 
-        if not rects:
-            return []
-        steps = 1 if self._warp is None else _EDGE_STEPS
-        u = np.arange(steps, dtype=np.float64) / steps  # one side, its far corner excluded
-        rings_r, rings_c = [], []
-        for r, c, h, w in rects:  # clockwise on screen from the top left corner
-            rings_r.append(np.concatenate([r + 0 * u, r + h * u, r + h + 0 * u, r + h * (1 - u)]))
-            rings_c.append(np.concatenate([c + w * u, c + w + 0 * u, c + w * (1 - u), c + 0 * u]))
-        rows, cols = np.concatenate(rings_r), np.concatenate(rings_c)
         if self._warp is None:
-            xs, ys = self.transform * (cols, rows)
-        else:
-            from sam2elnet.data.warp import pixels_to_map
-
-            xs, ys = pixels_to_map(self._src, rows, cols, *self._warp)
-        n = 4 * steps
-        xs, ys = np.asarray(xs).reshape(-1, n), np.asarray(ys).reshape(-1, n)
-        return [orient(Polygon(np.column_stack([x, y]))) for x, y in zip(xs, ys, strict=True)]
+            return rect_polygons(rects, lambda rows, cols: self.transform * (cols, rows))
+        crs, method = self._warp
+        return rect_polygons(
+            rects, lambda rows, cols: pixels_to_map(self._src, rows, cols, crs, method), EDGE_STEPS
+        )
 
 
 def windows_geo(
@@ -365,17 +348,33 @@ def write_quality(
     footprint: WindowFootprints,
     tile_h: int,
     tile_w: int,
+    *,
+    scene: Path,
+    label: Path,
+    shape: tuple[int, int],
 ) -> Path:
     """Write the per-tile quality layer (GeoPackage layer ``tiles``) atomically, the windows'
-    footprints in ``footprint.crs`` (:func:`windows_geo`)."""
+    footprints in ``footprint.crs`` (:func:`windows_geo`), with the record of the scene it was
+    made for in the layer metadata (:class:`~sam2elnet.data.scene_record.SceneRecord`: the
+    ``scene`` image's and the ``label``'s file names, the footprint of the whole scene of
+    ``shape`` = (height, width) px, placed as the windows are)."""
     import geopandas as gpd
+
+    from sam2elnet.data.scene_record import TILES_LAYER, SceneRecord
 
     rects = [(r["row_off"], r["col_off"], tile_h, tile_w) for r in records]
     gdf = gpd.GeoDataFrame(records, geometry=footprint.many(rects), crs=footprint.crs)
+    record = SceneRecord(scene.name, label.name, footprint(0, 0, *shape))
     with atomic_path(path) as tmp, warnings.catch_warnings():
         # pyogrio warns "'crs' was not provided" for a scene without CRS: the notes say so
         warnings.simplefilter("ignore", UserWarning)
-        gdf.to_file(tmp, layer="tiles", driver="GPKG", engine="pyogrio")
+        gdf.to_file(
+            tmp,
+            layer=TILES_LAYER,
+            driver="GPKG",
+            engine="pyogrio",
+            layer_metadata=record.metadata(),
+        )
     return path
 
 

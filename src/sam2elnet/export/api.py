@@ -61,11 +61,13 @@ def export_labels(
     tps | polynomial; in a temporary folder, the labels are not changed), so polygons of a
     GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
     used without it; a label's ``<stem>_tiles.gpkg`` goes along for the quality join
-    (:func:`~sam2elnet.export.tile_quality.carry_layer`). A label without any georeference is
-    then an error. Other arguments: see
-    :func:`_export_labels`. An ``out`` that is one of the input files (a label, for a Shapefile
-    any sidecar, the quality table, an image file) raises :class:`~sam2elnet.errors.UserError`
-    before anything is written.
+    (:func:`~sam2elnet.export.tile_quality.carry_layer`; an older layer in pixel coordinates is
+    placed on the warped grid). A label without any georeference is then an error. Other
+    arguments: see :func:`_export_labels`. An ``out`` that is one of the input files (a label,
+    for a Shapefile any sidecar, the quality table, an image file) raises
+    :class:`~sam2elnet.errors.UserError`, and a polygon export of a label whose quality layer
+    was made for another scene :class:`~sam2elnet.errors.DataError`
+    (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written.
     """
     from sam2elnet.utils.paths import check_not_input
 
@@ -81,6 +83,11 @@ def export_labels(
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     record = review_set_path(out)  # written next to a polygon layer
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
+    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    if kind in FORMATS:  # a quality layer made for another scene: refused before any writing
+        from sam2elnet.export.tile_quality import check_tile_layers
+
+        check_tile_layers(run_label_files(labels), kwargs.get("positive_values"))
     if not warp_to:
         return _export_labels(labels, out, fmt, **kwargs)
     import tempfile
@@ -89,7 +96,6 @@ def export_labels(
     from sam2elnet.export.tile_quality import carry_layer
 
     check_warp_options(warp_to, warp_method)
-    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
     if kind in ("coco", "json") or kwargs.get("chips") is not None:
         raise UserError(
             "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); COCO files and chips "
@@ -102,7 +108,7 @@ def export_labels(
             info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
             if info is not None:
                 notes.append(info.note())
-            carry_layer(f, dst)  # the scene's windows, for the per-polygon quality join
+            carry_layer(f, dst, warp_method)  # the scene's windows, for the quality join
         if kwargs.get("category") is None:  # the run's, not the temporary folder's
             kwargs["category"] = default_category(labels)[0]
         res = _export_labels(tmp, out, fmt, **kwargs)

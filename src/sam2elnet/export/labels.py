@@ -127,7 +127,9 @@ class LabelRaster:
         self.pixel_area = abs(
             self.transform.a * self.transform.e - self.transform.b * self.transform.d
         )
-        self.source = ds.tags().get("SOURCE", path.name)
+        #: the ``SOURCE`` tag (the scene image an elnet output was made from), None without one
+        self.source_tag: str | None = ds.tags().get("SOURCE")
+        self.source = path.name if self.source_tag is None else self.source_tag
         # 0/1 labels vs 0/255 labels (127 nodata): decide once from a decimated read
         from sam2elnet.data.tiling import decimated_read
 

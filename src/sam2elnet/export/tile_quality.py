@@ -1,14 +1,17 @@
 """Per-polygon quality from a scene's per-window quality layer (``<label stem>_tiles.gpkg``).
 
-``elnet scene --quality-gpkg`` (and a tiled ``elnet annotate``) writes one footprint polygon per
-predicted window with the quality evaluator's ``predicted_iou``. A polygon export of that label
-without a ``quality.csv`` row gives each polygon the overlap-area-weighted mean of the windows
-under it (:func:`tile_quality`). The layer of a scene without a CRS is in pixel coordinates, in
-either convention (``--pixel-coords gdal``: y = row; ``qgis``: y = -row); :func:`tile_index`
-brings it to the frame the label's polygons are made in, so the join does not depend on the two
-commands' ``--pixel-coords``; a GCP-only scene's older layer in pixel coordinates is placed
-through the label's GCPs the same way, a layer in another CRS is reprojected, and a layer that
-cannot be placed on the label or does not overlap it is not used (a warning says what to re-run).
+``elnet scene --quality-gpkg`` writes one footprint polygon per predicted window with the quality
+evaluator's ``predicted_iou``, and records the scene it was made for
+(:class:`~sam2elnet.data.scene_record.SceneRecord`). A polygon export of that label without a
+``quality.csv`` row gives each polygon the overlap-area-weighted mean of the windows under it
+(:func:`tile_quality`). The layer of a scene without a CRS is in pixel coordinates, in either
+convention (``--pixel-coords gdal``: y = row; ``qgis``: y = -row); :func:`tile_index` brings it
+to the frame the label's polygons are made in, so the join does not depend on the two commands'
+``--pixel-coords``; a GCP-only scene's older layer in pixel coordinates is placed through the
+label's GCPs the same way, a layer in another CRS is reprojected. A layer recorded for another
+scene is an error (:func:`check_tile_layers`, before anything is written); an older layer without
+the record is joined with a warning; a layer that cannot be placed on the label or does not
+overlap it is not used (a warning says what to re-run).
 """
 
 from __future__ import annotations
@@ -16,46 +19,180 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sam2elnet.errors import DataError
+
+if TYPE_CHECKING:
+    from sam2elnet.export.labels import LabelRaster
+
 log = logging.getLogger(__name__)
 
-__all__ = ["carry_layer", "tile_index", "tile_quality"]
+__all__ = ["carry_layer", "check_tile_layers", "tile_index", "tile_quality"]
 
 TileIndex = tuple[list[Any], np.ndarray, Any]
 """(window polygons, predicted IoUs, STRtree of the polygons)."""
 
 
-def tile_index(
-    label: Path,
-    frame: Any,
-    crs: Any = None,
-    shape: tuple[int, int] | None = None,
-) -> TileIndex | None:
+EXTENT_SLACK = 0.05
+"""How far a label may reach beyond the footprint of the scene its quality layer records
+(:func:`check_tile_layers`), as a fraction of the footprint's larger side, on top of
+:data:`EXTENT_SLACK_PX`: a layer placed with a GCP-only scene's affine fit is some pixels off
+that label warped with the thin plate spline (``export --warp-to``; tens of pixels on a
+2,000 px scene in steep terrain, docs/geospatial.md), while another scene's layer is off by a
+large part of the scene."""
+EXTENT_SLACK_PX = 2
+"""Label pixels of slack on top of :data:`EXTENT_SLACK` (GDAL rounds a warped grid outward)."""
+
+
+def _layer_path(label: Path) -> Path:
+    return label.with_name(f"{label.stem}_tiles.gpkg")
+
+
+def _rerun(label: Path) -> str:
+    return f"re-run elnet scene --quality-gpkg for {label.name}'s scene to rebuild it"
+
+
+def _place(geoms: list[Any], layer_crs: Any, lab: LabelRaster, flip: bool) -> list[Any]:
+    """``geoms`` of a layer in ``layer_crs`` in the frame of ``lab``'s polygons: pixel boxes
+    (no CRS; y = -row when ``flip``) through ``lab.transform``, else reprojected to ``lab.crs``
+    (not None)."""
+    import geopandas as gpd
+    from shapely.affinity import affine_transform, scale
+
+    from sam2elnet.data.georef import same_crs
+
+    if layer_crs is None:
+        if flip:  # y = -row (QGIS's frame): back to rows
+            geoms = [scale(g, 1.0, -1.0, origin=(0, 0)) for g in geoms]
+        t = lab.transform
+        return [affine_transform(g, [t.a, t.b, t.d, t.e, t.c, t.f]) for g in geoms]
+    if not same_crs(layer_crs, lab.crs):
+        return gpd.GeoSeries(geoms, crs=layer_crs).to_crs(lab.crs).tolist()
+    return list(geoms)
+
+
+def check_tile_layers(files: list[Path], positive_values: tuple[float, ...] | None = None) -> None:
+    """Refuse a label's quality layer that was made for another scene, before anything is
+    written (``elnet export`` to polygons runs it on the labels as given, before any
+    ``--warp-to`` copy).
+
+    A layer with a :class:`~sam2elnet.data.scene_record.SceneRecord` belongs to the label when
+    (1) the label's ``SOURCE`` tag (when it has one) names the recorded scene, and (2) the label
+    lies within the recorded scene footprint, placed and reprojected as the windows are
+    (:func:`tile_index`), give or take :data:`EXTENT_SLACK` of the footprint's size plus
+    :data:`EXTENT_SLACK_PX` label pixels. A crop of the scene's label still joins (its windows
+    are where its polygons are); a partly overlapping other scene, in the same CRS or not, does
+    not. Then :func:`tile_index`'s warnings (a layer without the record, from an older
+    ``elnet scene``; one that cannot be placed on the label or does not overlap it) name the
+    label as given, so the export's own join can be quiet. Unreadable labels are left to the
+    export (skipped or refused there).
+
+    Args:
+        files: label rasters; a label without ``<stem>_tiles.gpkg`` next to it is not opened.
+        positive_values: object value(s) of class-index labels (as the export reads them).
+
+    Raises:
+        DataError: a layer made for another scene: the message names the layer, the label and
+            the recorded scene, and says to move the layer away or re-run ``elnet scene``.
+    """
+    from sam2elnet.data.scene_record import read_scene_record
+    from sam2elnet.export.labels import LabelRaster
+
+    for f in files:
+        path = _layer_path(f)
+        if not path.is_file():
+            continue
+        try:
+            lab = LabelRaster(f, positive_values)
+        except DataError:
+            continue  # the export skips or refuses the label itself
+        try:
+            try:
+                record, crs = read_scene_record(path), _layer_crs(path)
+            except Exception:  # noqa: BLE001 - an unreadable layer: tile_index warns
+                record = None
+            if record is not None:
+                _check_record(lab, path, record, crs)
+            tile_index(lab)  # its warnings, naming the label as given
+        finally:
+            lab.close()
+
+
+def _layer_crs(path: Path) -> Any:
+    import pyogrio
+    from rasterio.crs import CRS
+
+    from sam2elnet.data.scene_record import TILES_LAYER
+
+    crs = pyogrio.read_info(path, layer=TILES_LAYER)["crs"]
+    return None if crs is None else CRS.from_user_input(crs)
+
+
+def _check_record(lab: LabelRaster, path: Path, record: Any, layer_crs: Any) -> None:
+    """Raise :class:`DataError` when ``record`` (of the layer ``path``) is not ``lab``'s scene."""
+    name = lab.path.name
+    made_for = (
+        f"this per-window quality layer was made for the scene {record.scene} "
+        f"(label {record.label})"
+    )
+    what = "move the layer away or delete it, or re-run elnet scene --quality-gpkg for"
+    tag = lab.source_tag
+    if tag is not None and tag != record.scene:
+        raise DataError(
+            f"{made_for}, but {name} is the label of {tag}: its windows would give {name}'s "
+            f"polygons another scene's quality; nothing written. {what.capitalize()} {tag}",
+            path,
+        )
+    if layer_crs is not None and lab.crs is None:
+        return  # cannot be placed on the label: tile_index warns and does not join it
+    [fp] = _place([record.footprint], layer_crs, lab, record.footprint.bounds[3] <= 0)
+    t = lab.transform
+    xs, ys = t * (
+        np.array([0, lab.width, lab.width, 0.0]),
+        np.array([0, 0, lab.height, lab.height]),
+    )
+    x0, y0, x1, y1 = fp.bounds
+    beyond = max(x0 - min(xs), max(xs) - x1, y0 - min(ys), max(ys) - y1)
+    px = float(np.sqrt(lab.pixel_area)) or 1.0
+    if beyond > EXTENT_SLACK_PX * px + EXTENT_SLACK * max(x1 - x0, y1 - y0):
+        raise DataError(
+            f"{made_for}, but {name} reaches {beyond / px:.0f} px beyond that scene's footprint "
+            f"(another scene's layer, or a label of another extent): its windows would give "
+            f"{name}'s polygons wrong quality; nothing written. {what.capitalize()} {name}'s "
+            "scene",
+            path,
+        )
+
+
+def tile_index(lab: LabelRaster, quiet: bool = False) -> TileIndex | None:
     """The per-window quality of a scene, ``<label stem>_tiles.gpkg``, in the frame the label's
     polygons are made in.
 
     * a layer without a CRS holds pixel boxes (an image without georeference, or a GCP-only
       scene's layer written before its windows were placed in the GCPs' CRS): read as y = -row
       when the whole layer lies at y <= 0 (QGIS's frame), else y = row, and placed with
-      ``frame`` (a GCP-only label's affine fit to its GCPs, as the windows are placed now);
-    * a layer with a CRS: reprojected to ``crs`` when that differs (a layer of a scene run with
-      ``--warp-to`` for a label warped to another CRS); a warning, and no join, when the label
-      has no CRS (nothing to place the layer on);
+      ``lab.transform`` (a GCP-only label's affine fit to its GCPs, as the windows are placed
+      now);
+    * a layer with a CRS: reprojected to ``lab.crs`` when that differs (a layer of a scene run
+      with ``--warp-to`` for a label warped to another CRS); a warning, and no join, when the
+      label has no CRS (nothing to place the layer on);
     * a layer that then does not overlap the label's footprint (another scene's, or written in
       another frame): a warning saying to re-run ``elnet scene --quality-gpkg``, and no join
-      (before, such a layer gave polygons a wrong window's quality or none, silently).
+      (before, such a layer gave polygons a wrong window's quality or none, silently);
+    * a layer without a scene record (an older ``elnet scene``): joined, with a warning that
+      nothing checked it was made for this label's scene (:func:`check_tile_layers` checks the
+      recorded ones).
 
     Args:
-        label: The label raster; its layer is looked up next to it.
-        frame: the ``affine.Affine`` the label's polygons are placed with, pixel -> frame
-            (``LabelRaster.transform``: the geotransform, a GCP-only label's affine fit, or for
-            a label without a CRS the identity, x = column, y = row, or ``PIXEL_GRID``,
-            y = -row).
-        crs: the label's CRS (a GCP-only label's: its GCPs'); None without one.
-        shape: the label's (height, width) in pixels, for the overlap check (None: not checked).
+        lab: the open label raster (its path, transform, CRS and size); its layer is looked up
+            next to it. ``lab.transform`` maps pixel -> frame: the geotransform, a GCP-only
+            label's affine fit, or for a label without a CRS the identity (x = column,
+            y = row) or ``PIXEL_GRID`` (y = -row).
+        quiet: no warnings (the export warned when it checked the labels as given, before
+            their ``--warp-to`` copies were made).
 
     Returns:
         (window polygons, predicted IoUs, STRtree); None when the layer is absent, unreadable,
@@ -65,81 +202,106 @@ def tile_index(
     import geopandas as gpd
     import shapely
     from shapely import STRtree
-    from shapely.affinity import affine_transform, scale
     from shapely.geometry import Polygon
 
-    from sam2elnet.data.georef import crs_name, same_crs
+    from sam2elnet.data.georef import crs_name
+    from sam2elnet.data.scene_record import TILES_LAYER, SceneRecord
 
-    path = label.with_name(f"{label.stem}_tiles.gpkg")
+    warn = (lambda *a: None) if quiet else log.warning
+    label = lab.path
+    path = _layer_path(label)
     if not path.exists():
         return None
-    rerun = f"re-run elnet scene --quality-gpkg for {label.name}'s scene to rebuild it"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tiles = gpd.read_file(path, layer="tiles", engine="pyogrio")
+            tiles = gpd.read_file(path, layer=TILES_LAYER, engine="pyogrio")
+            import pyogrio
+
+            record = SceneRecord.from_metadata(
+                pyogrio.read_info(path, layer=TILES_LAYER)["layer_metadata"]
+            )
     except Exception:
-        log.warning("%s: unreadable per-tile quality layer; ignored", path)
+        warn("%s: unreadable per-tile quality layer; ignored", path)
         return None
     if "predicted_iou" not in tiles.columns or not len(tiles):
         return None
-    if tiles.crs is None:
-        geoms = list(tiles.geometry.values)
-        if tiles.total_bounds[3] <= 0:  # y = -row (QGIS's frame): back to rows
-            geoms = [scale(g, 1.0, -1.0, origin=(0, 0)) for g in geoms]
-        t = frame
-        geoms = [affine_transform(g, [t.a, t.b, t.d, t.e, t.c, t.f]) for g in geoms]
-    elif crs is None:
-        log.warning(
+    if tiles.crs is not None and lab.crs is None:
+        warn(
             "%s: the per-tile quality layer is in %s but %s has no CRS: quality not joined; %s",
-            path, crs_name(tiles.crs), label.name, rerun,
+            path, crs_name(tiles.crs), label.name, _rerun(label),
         )  # fmt: skip
         return None
-    else:
-        if not same_crs(tiles.crs, crs):
-            tiles = tiles.to_crs(crs)
-        geoms = list(tiles.geometry.values)
-    if shape is not None:
-        h, w = shape
-        xs, ys = frame * (np.array([0, w, w, 0], float), np.array([0, 0, h, h], float))
-        footprint = Polygon(np.column_stack([xs, ys]))
-        if not shapely.intersects(np.asarray(geoms, dtype=object), footprint).any():
-            log.warning(
-                "%s: the per-tile quality layer does not overlap %s (another scene's, or written "
-                "in another frame): quality not joined; %s",
-                path, label.name, rerun,
-            )  # fmt: skip
-            return None
+    geoms = _place(list(tiles.geometry.values), tiles.crs, lab, tiles.total_bounds[3] <= 0)
+    h, w = lab.height, lab.width
+    xs, ys = lab.transform * (np.array([0, w, w, 0], float), np.array([0, 0, h, h], float))
+    footprint = Polygon(np.column_stack([xs, ys]))
+    if not shapely.intersects(np.asarray(geoms, dtype=object), footprint).any():
+        warn(
+            "%s: the per-tile quality layer does not overlap %s (another scene's, or written "
+            "in another frame): quality not joined; %s",
+            path, label.name, _rerun(label),
+        )  # fmt: skip
+        return None
+    if record is None:
+        warn(
+            "%s: the per-tile quality layer records no scene (an older elnet scene wrote it), so "
+            "nothing checks that it was made for %s's scene; joined where it overlaps. Re-run "
+            "elnet scene --quality-gpkg for that scene to record it",
+            path, label.name,
+        )  # fmt: skip
     return geoms, tiles["predicted_iou"].to_numpy(dtype=float), STRtree(geoms)
 
 
-def carry_layer(label: Path, warped: Path) -> None:
-    """Copy ``label``'s ``<stem>_tiles.gpkg`` next to ``warped`` (its copy warped to a map grid,
+def carry_layer(label: Path, warped: Path, method: str = "tps") -> None:
+    """Put ``label``'s ``<stem>_tiles.gpkg`` next to ``warped`` (its copy warped to a map grid,
     ``elnet export --warp-to``), where :func:`tile_index` finds it and reprojects its windows to
-    the warp CRS. A layer without a CRS holds pixel boxes of the unwarped label, which do not lie
-    on the warped grid: not copied, and a warning says what to re-run. Nothing without a layer.
+    the warp CRS. Nothing without a layer.
+
+    A layer with a CRS is copied as it is (its scene record too). A layer without a CRS holds
+    pixel boxes of the unwarped label (an older ``elnet scene`` wrote a GCP-only scene's windows
+    so; either ``--pixel-coords``): each box is placed through the GCP transformer of ``method``
+    and reprojected to ``warped``'s CRS, its sides in
+    :data:`~sam2elnet.data.warp.EDGE_STEPS` segments, as the label was warped and as
+    ``elnet scene --warp-to`` places windows now (:func:`~sam2elnet.data.warp.pixels_to_map`),
+    and written next to ``warped`` in that CRS. An unreadable layer is copied (:func:`tile_index`
+    warns about it).
     """
     import shutil
 
-    import pyogrio
+    import geopandas as gpd
+    import rasterio
 
-    path = label.with_name(f"{label.stem}_tiles.gpkg")
+    from sam2elnet.data.scene_record import TILES_LAYER
+    from sam2elnet.data.warp import EDGE_STEPS, pixels_to_map, rect_polygons
+
+    path = _layer_path(label)
+    dst = _layer_path(warped)
     if not path.is_file():
         return
     try:
-        crs = pyogrio.read_info(path, layer="tiles").get("crs")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tiles = gpd.read_file(path, layer=TILES_LAYER, engine="pyogrio")
     except Exception:  # noqa: BLE001 - tile_index reports an unreadable layer
-        crs = "unknown"
-    if crs is None:
-        log.warning(
-            "%s: the per-tile quality layer is in pixel coordinates of %s (an older elnet scene "
-            "wrote GCP-only scenes' windows so), which do not lie on the --warp-to grid: quality "
-            "not joined; re-run elnet scene --quality-gpkg for that scene (its windows are then "
-            "in the GCPs' CRS), or export without --warp-to",
-            path, label.name,
-        )  # fmt: skip
+        tiles = None
+    if tiles is None or tiles.crs is not None or not len(tiles):
+        shutil.copyfile(path, dst)
         return
-    shutil.copyfile(path, warped.with_name(f"{warped.stem}_tiles.gpkg"))
+    b = tiles.geometry.bounds
+    rows0, rows1 = (-b.maxy, -b.miny) if tiles.total_bounds[3] <= 0 else (b.miny, b.maxy)
+    rects = list(zip(rows0, b.minx, rows1 - rows0, b.maxx - b.minx, strict=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(label) as ds, rasterio.open(warped) as out:
+            crs = out.crs
+
+            def xy(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                return pixels_to_map(ds, rows, cols, crs, method)
+
+            geoms = rect_polygons(rects, xy, EDGE_STEPS)
+    placed = gpd.GeoDataFrame(tiles.drop(columns="geometry"), geometry=geoms, crs=crs)
+    placed.to_file(dst, layer=TILES_LAYER, driver="GPKG", engine="pyogrio")
 
 
 def tile_quality(index: TileIndex, polys: list[Any]) -> list[float | None]:

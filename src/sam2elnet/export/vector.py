@@ -116,7 +116,9 @@ def write_polygons(
         out: output file.
         fmt: ``"geojson"``, ``"gpkg"`` or ``"shp"`` (:data:`FORMATS`).
         quality: label or source-image stem -> predicted quality (``quality`` attribute); labels
-            without an entry take the per-window quality of ``<label>_tiles.gpkg`` when present.
+            without an entry take the per-window quality of ``<label>_tiles.gpkg`` when present
+            (:func:`~sam2elnet.export.tile_quality.tile_index`, without its warnings:
+            :func:`~sam2elnet.export.api.export_labels` checks the layers and warns first).
         kept: label or source-image stem -> the quality filter kept it (``status`` attribute
             ``"kept"`` / ``"rejected"``; ``""`` for labels without an entry). See
             :func:`~sam2elnet.export.run_info.quality_images_kept`.
@@ -196,11 +198,8 @@ def write_polygons(
                     gcp_only.append(f.name)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
                 ok = (kept or {}).get(f.stem, (kept or {}).get(Path(lab.source).stem))
-                tiles = (
-                    tile_index(f, lab.transform, lab.crs, (lab.height, lab.width))
-                    if q is None
-                    else None
-                )
+                # quiet: export_labels warned about the layers (check_tile_layers)
+                tiles = tile_index(lab, quiet=True) if q is None else None
                 attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
                 for g in iter_polygons(
