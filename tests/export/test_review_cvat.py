@@ -539,3 +539,67 @@ def test_unzipped_export_folder_is_one_error_saying_what_to_give(tmp_path: Path,
     assert "a folder" in line and "the zip CVAT downloaded" in line, line
     assert f"{d / 'annotations.xml'} with --images {d / 'images'}" in line, line
     assert not (tmp_path / "m").exists()
+
+
+def test_zip_images_are_read_in_place_one_at_a_time(tmp_path: Path, monkeypatch) -> None:
+    """The zip's images are not extracted up front (a task of large images needed their whole
+    size in temporary disk space): an image is read only when its mask needs it (here the
+    GeoTIFF's georeference and nodata, the transparent PNG's nodata; not the JPEG and opaque
+    PNG, whose sizes the XML gives), extracted alone for that time. The masks are those of the
+    same images given as --images."""
+    import tempfile
+
+    import sam2elnet.data.images as images_mod
+
+    xml = (
+        SAVED_XML.replace('name="c.png"', 'name="c.tif"')
+        + """
+  <image id="3" name="d.png" width="44" height="36">
+  </image>"""
+    )
+    rgba = np.full((36, 44, 4), 90, np.uint8)
+    rgba[:6, :, 3] = 0  # transparent rows: nodata
+    unzipped = tmp_path / "unzipped"
+    write_tif(unzipped / "c.tif", np.full((1, 36, 44), 40, np.uint8), nodata=0)
+    with rasterio.open(unzipped / "c.tif", "r+") as ds:
+        ds.write(np.pad(np.full((1, 30, 44), 40, np.uint8), ((0, 0), (6, 0), (0, 0))))
+    Image.fromarray(rgba, "RGBA").save(unzipped / "d.png")
+    for name, h, w, fmt in SAVED[:2]:
+        (unzipped / name).parent.mkdir(parents=True, exist_ok=True)
+        (unzipped / name).write_bytes(_img_bytes(h, w, fmt))
+    z = tmp_path / "task.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations.xml", _annotations_xml(xml))
+        for f in sorted(q for q in unzipped.rglob("*") if q.is_file()):
+            zf.write(f, f"images/{f.relative_to(unzipped).as_posix()}")
+    watch = tmp_path / "tmp"
+    watch.mkdir()
+    reads: list[tuple[str, list[str]]] = []
+    real = images_mod.read_image
+
+    def spy(path, *a, **k):
+        on_disk = sorted(q.name for q in watch.rglob("*") if q.is_file())
+        reads.append((Path(path).name, on_disk))
+        return real(path, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "tempdir", str(watch))
+        m.setattr(images_mod, "read_image", spy)
+        res = import_cvat(z, tmp_path / "zipped", progress=False)
+    assert reads == [("c.tif", ["c.tif"]), ("d.png", ["d.png"])]  # one image on disk at a time
+    assert list(watch.iterdir()) == []
+    want = import_cvat(_xml_file(tmp_path, xml), tmp_path / "given", images=unzipped,
+                       progress=False)  # fmt: skip
+    assert sorted(p.name for p in res.written) == ["a.png", "b.png", "c.tif", "d.png"]
+    assert [p.name for p in res.written] == [p.name for p in want.written]
+    for a, b in zip(res.written, want.written, strict=True):
+        assert np.array_equal(_read(a), _read(b)), a.name
+    assert (_read(tmp_path / "zipped" / "d.png")[:6] == 127).all()  # the transparent rows
+    with rasterio.open(tmp_path / "zipped" / "c.tif") as ds:
+        assert ds.crs == "EPSG:32633" and (ds.read(1)[:6] == 127).all()
+
+
+def _xml_file(tmp_path: Path, xml: str) -> Path:
+    f = tmp_path / "annotations.xml"
+    f.write_text(_annotations_xml(xml), encoding="utf-8")
+    return f

@@ -17,7 +17,11 @@ out: ``images/<image name>`` beside ``annotations.xml`` ("CVAT for images 1.1") 
 ``JPEGImages/<image name>`` beside ``SegmentationClass/`` ("Segmentation mask 1.1": Datumaro's
 Pascal VOC layout, ``VocPath.IMAGES_DIR``). Without ``images`` they are used as ``images``
 would be (sizes, names, and a GeoTIFF's georeference); ``images``, when given, wins. A note
-says which source was used.
+says which source was used. They are read from the zip in place, nothing extracted up front: an
+image is read only when its mask needs it (its size is not in the export, a GeoTIFF's
+georeference, a PNG's transparency, a header size other than the export's), extracted alone to a
+temporary file for that time (:class:`~sam2elnet.export.cvat_zip_images.ZipImages`), so a
+task of many large images does not need their size in temporary disk space.
 
 Images, masks and errors follow the COCO import (:mod:`~sam2elnet.export.mask_folder`, the
 steps they share): images are found under ``images`` by name with folders
@@ -33,24 +37,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml_images
+from sam2elnet.export.cvat_zip_images import ZipImages, zip_image_members, zip_images
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
     ExportImage,
     MaskFolder,
     category_note,
     check_category,
-    find_image,
+    check_unique_stems,
     find_images,
     missing_note,
     removed_note,
@@ -213,55 +217,6 @@ def _segmask(
     return np.isin(code, fg_codes)  # (height, width): the PNG gave the size write_masks checked
 
 
-# ------------------------------------------------------------------------- images in the zip
-
-_ZIP_IMAGES = {"xml": ("annotations.xml", "images/"), "segmask": ("labelmap.txt", "JPEGImages/")}
-"""Per export: (the file its images folder lies beside, that folder), as CVAT writes them."""
-
-
-def _zip_image_members(p: Path, kind: str) -> tuple[str, list[str]]:
-    """(the images folder as named in the zip, e.g. ``images/``; its files) of a CVAT zip
-    downloaded with "Save images" (no files: downloaded without)."""
-    if kind not in _ZIP_IMAGES or not zipfile.is_zipfile(p):
-        return "", []
-    anchor, folder = _ZIP_IMAGES[kind]
-    with zipfile.ZipFile(p) as zf:
-        names = zf.namelist()
-    tops = [n[: -len(anchor)] for n in names if PurePosixPath(n).name == anchor]
-    if not tops:
-        return "", []
-    prefix = min(tops, key=lambda n: n.count("/")) + folder
-    return prefix, [n for n in names if n.startswith(prefix) and not n.endswith("/")]
-
-
-@contextlib.contextmanager
-def _zip_images(p: Path, prefix: str, members: list[str]) -> Iterator[Path]:
-    """The zip's images (``members`` under ``prefix``) in a temporary folder, by their names
-    below ``prefix`` (``..`` dropped); removed afterwards.
-
-    Raises:
-        DataError: a damaged zip member.
-    """
-    with tempfile.TemporaryDirectory(prefix="elnet-cvat-images-") as tmp:
-        root = Path(tmp)
-        try:
-            with zipfile.ZipFile(p) as zf:
-                for m in members:
-                    parts = [q for q in m[len(prefix) :].split("/") if q not in ("", ".", "..")]
-                    if not parts:
-                        continue
-                    dst = root.joinpath(*parts)
-                    dst.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(m) as src, open(dst, "wb") as fh:
-                        while chunk := src.read(1 << 20):
-                            fh.write(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-            raise DataError(
-                f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
-            ) from None
-        yield root
-
-
 # --------------------------------------------------------------------------------- import
 
 
@@ -359,7 +314,7 @@ def import_cvat(
         return import_coco(p, out, images=images, category=category, progress=progress)
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), p, ipath)
-    prefix, members = _zip_image_members(p, kind)
+    prefix, members = zip_image_members(p, kind)
     source: list[str] = []
     if members and ipath is not None:
         source = [
@@ -367,19 +322,17 @@ def import_cvat(
             "were not used (--images wins: it keeps a GeoTIFF's georeference)"
         ]
     with contextlib.ExitStack() as stack:
-        zdir = None
+        zimages = None
         if members and ipath is None:
-            zdir = stack.enter_context(_zip_images(p, prefix, members))
+            zimages = stack.enter_context(zip_images(p, prefix, members))
         if kind == "xml":
             entries, notes = xml_images(read_cvat_xml(p), category, p)
-            return _write(
-                entries, notes, ipath, zdir, prefix, source, folder, XML_NAME, p, progress
-            )
+            return _write(entries, notes, ipath, zimages, source, folder, XML_NAME, p, progress)
         try:
             with zipfile.ZipFile(p) as zf:
                 entries, used = _segmask_entries(zf, category, p)
                 res = _write(
-                    entries, [], ipath, zdir, prefix, source, folder,
+                    entries, [], ipath, zimages, source, folder,
                     "the Segmentation mask export", p, progress,
                 )  # fmt: skip
         except (zipfile.BadZipFile, zlib.error, EOFError) as err:
@@ -394,30 +347,40 @@ def _write(
     entries: list[ExportImage],
     notes: list[str],
     ipath: Path | None,
-    zdir: Path | None,
-    prefix: str,
+    zimages: ZipImages | None,
     source: list[str],
     folder: MaskFolder,
     what: str,
     p: Path,
     progress: bool,
 ) -> ImportResult:
-    """Find the images (under ``ipath``, else the zip's, extracted into ``zdir``), write the
-    masks, commit (the COCO import's steps)."""
+    """Find the images (under ``ipath``, else the zip's, read in place), write the masks,
+    commit (the COCO import's steps)."""
     shown: Path | str | None = ipath
-    if zdir is not None:
-        if not any(find_image(zdir, e.name, len(entries)) for e in entries):
+    local: Any = contextlib.nullcontext
+    if zimages is not None:
+        prefix = zimages.prefix
+        found = [zimages.find(e.name) for e in entries]
+        if not any(found):
             raise DataError(
                 f"the zip's {prefix} holds none of the {len(entries)} images of {what} (first: "
                 f"{entries[0].name}); give --images the folder the CVAT task's images came from",
                 p,
             )
+        check_unique_stems(((e.stem, e.name) for e in entries), what, _SAME_NAME, p)
         shown = f"the zip's {prefix}"
         source = [
             f"images from the zip's {prefix} (downloaded with CVAT's 'Save images'); --images, "
             "when given, wins (the task's GeoTIFFs keep their georeference)"
         ]
-    sources, missing = find_images(entries, ipath or zdir, what, _SAME_NAME, p)
+        missing = [e.name for e, m in zip(entries, found, strict=True) if m is None]
+        sources: list[Any] = [
+            m if m is not None and zimages.needed(m, e.size) else None
+            for e, m in zip(entries, found, strict=True)
+        ]
+        local = zimages.local
+    else:
+        sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
     # an image without a size in the export and without its image is skipped (one note, below),
     # not written as a PNG of the export's size: the not-found note leaves it out
     sizeless = {e.name for e in entries if e.size is None}
@@ -425,8 +388,9 @@ def _write(
     notes = source + notes + missing_note(missing, len(entries), what, shown)
     with folder:
         try:
-            written, skipped = write_masks(entries, sources, folder, what, p, progress)
+            written, skipped = write_masks(entries, sources, folder, what, p, progress, local)
         except UserError as err:  # an image of the zip: named as in the zip, not the temp copy
+            zdir = None if zimages is None else zimages.root
             if zdir is None or str(zdir) not in str(err):
                 raise
             text = str(err).replace(f"{zdir}{os.sep}", prefix).replace(str(zdir), prefix)

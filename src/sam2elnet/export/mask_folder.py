@@ -43,6 +43,7 @@ __all__ = [
     "check_unique_stems",
     "find_image",
     "find_images",
+    "image_candidates",
     "missing_note",
     "name_sample",
     "removed_note",
@@ -103,19 +104,27 @@ def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
     Returns:
         The image file, or None when there is none.
     """
-    from pathlib import PurePosixPath
-
     rel = PurePosixPath(str(name).replace("\\", "/"))
     if images.is_file():
         return images if images.stem == rel.stem or n_images == 1 else None
+    cands = (images.joinpath(*c.split("/")) for c in image_candidates(name))
+    return next((c for c in cands if c.is_file()), None)
+
+
+def image_candidates(name: str) -> list[str]:
+    """The relative paths (``/``-separated, in lookup order) :func:`find_image` tries for an
+    export's image ``name`` under a folder: ``name`` itself, its stem with each image suffix in
+    its folder, its file name, its stem with each image suffix (``..``, ``.`` and a leading
+    ``/`` dropped). A zip's images are looked up by the same list."""
+    rel = PurePosixPath(str(name).replace("\\", "/"))
     parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
-    cands = [images.joinpath(*parts)] if parts else []
+    cands = ["/".join(parts)] if parts else []
     suffixes = IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
     if len(parts) > 1:
-        cands += [images.joinpath(*parts[:-1], f"{rel.stem}{s}") for s in suffixes]
-    cands.append(images / rel.name)
-    cands += [images / f"{rel.stem}{s}" for s in suffixes]
-    return next((c for c in cands if c.is_file()), None)
+        cands += ["/".join([*parts[:-1], f"{rel.stem}{s}"]) for s in suffixes]
+    cands.append(rel.name)
+    cands += [f"{rel.stem}{s}" for s in suffixes]
+    return cands
 
 
 def check_unique_stems(
@@ -255,15 +264,18 @@ def missing_note(missing: list[str], n: int, what: str, images: Path | str | Non
 
 def write_masks(
     entries: list[ExportImage],
-    sources: list[Path | None],
+    sources: list[Any],
     folder: MaskFolder,
     what: str,
     path: Path,
     progress: bool,
+    local: Callable[[Any], contextlib.AbstractContextManager[Path]] = contextlib.nullcontext,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write each export image's mask into ``folder`` (not committed): ``<stem>.tif`` with the
-    image's georeference when its image (``sources``) is a GeoTIFF, else ``<stem>.png``; the
-    image's nodata pixels 127.
+    image's georeference when its image (``sources``: a file, or what ``local`` turns into one;
+    None: none) is a GeoTIFF, else ``<stem>.png``; the image's nodata pixels 127. Each image is
+    read when its mask is written, inside ``local(source)`` (default: the source is the file;
+    a zip's image is extracted for that time only).
 
     Returns:
         (masks written, (stem, reason) of the images skipped: no size known, or the entry's
@@ -283,7 +295,7 @@ def write_masks(
         like = nodata = None
         size = e.size
         if src is not None:
-            with warnings.catch_warnings():
+            with local(src) as src, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 raster = read_image(src)  # size, georeference, nodata (PNG alpha too)
             if size is not None and raster.shape != size:
