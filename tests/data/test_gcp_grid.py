@@ -1,7 +1,10 @@
 """One place where a GCP grid is obtained from a raster (data.grids.GcpGrid): building it checks
 the GCPs (data.gcp_check), so every reader of a GCP-only raster warns about a mistyped GCP, once
 per GCP set and run, without calling the check itself; no other module builds a GCP transformer,
-an affine fit to GCPs or runs the check.
+an affine fit to GCPs or runs the check; and the GCPs handed to GDAL's warper
+(``rasterio.warp.reproject`` / ``calculate_default_transform``, ``gcps=``) come from a GcpGrid
+(an ``ast`` check, shown to catch planted bad calls: ``ds.gcps`` directly, through a dict spread
+with ``**``, a grid not built by GcpGrid, GCPs passed by position).
 
 The raster: 64 x 64 px, a 5 x 6 lattice of GCPs on a sheared EPSG:4326 map, one GCP moved 30
 columns (as tests/data/test_gcp_check.py).
@@ -204,3 +207,279 @@ def test_gcp_grids_are_built_in_one_place():
         calls = _calls(ast.parse(f.read_text()), {"check_gcps", "GCPTransformer", "from_gcps"})
         found += [f"{f.relative_to(root)}:{line} {name}" for name, line in calls]
     assert found == []
+
+
+# GCPs handed to GDAL's warper: rasterio.warp.reproject / calculate_default_transform take them
+# as the ``gcps`` keyword (positionally the 4th / 9th argument). Each such call in src must pass
+# GCPs that come from a GcpGrid (so they were checked), traced through the function's own
+# assignments, tuple unpacking and the dicts it spreads with ``**``.
+
+_WARP_CALLS = {"reproject": 3, "calculate_default_transform": 8}
+"""Callee -> index of ``gcps`` among its positional parameters (rasterio.warp)."""
+_GRID_BUILDERS = {"GcpGrid", "of", "of_geo"}
+"""``GcpGrid(...)``, ``GcpGrid.of(...)``, ``GcpGrid.of_geo(...)``."""
+
+
+class _Scope:
+    """The bindings of one function (or module body): name -> assigned values, and the
+    annotations of its parameters; nested functions see their parents' bindings."""
+
+    def __init__(self, node: ast.AST, parent: _Scope | None = None, cls: str | None = None):
+        self.parent, self.cls = parent, cls
+        self.values: dict[str, list[ast.expr | None]] = {}
+        self.annotation: dict[str, str] = {}
+        self.updates: dict[str, list[ast.expr]] = {}  # dict name -> its "gcps" values
+        args = getattr(node, "args", None)
+        if args is not None:
+            for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                ann = ast.unparse(a.annotation) if a.annotation is not None else ""
+                self.annotation[a.arg] = ann.strip("'\"")
+                self.values.setdefault(a.arg, []).append(None)  # None: a parameter
+        for sub in _own_nodes(node):
+            if isinstance(sub, ast.Assign):
+                for t in sub.targets:
+                    self._bind(t, sub.value)
+            elif isinstance(sub, (ast.AnnAssign, ast.AugAssign)) and sub.value is not None:
+                self._bind(sub.target, sub.value)
+            elif isinstance(sub, (ast.For, ast.comprehension, ast.withitem)):
+                t = sub.target if not isinstance(sub, ast.withitem) else sub.optional_vars
+                if t is not None:
+                    self._bind(t, ast.Constant("<loop or with target>"))
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
+                d = sub.func.value
+                if sub.func.attr == "update" and isinstance(d, ast.Name):
+                    self.updates.setdefault(d.id, []).extend(
+                        k.value for k in sub.keywords if k.arg == "gcps"
+                    )
+
+    def _bind(self, target: ast.expr, value: ast.expr) -> None:
+        if isinstance(target, ast.Name):
+            self.values.setdefault(target.id, []).append(value)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            same = isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            for i, t in enumerate(target.elts):
+                self._bind(t, value.elts[i] if same else ast.Subscript(value, ast.Constant(i)))
+        elif (
+            isinstance(target, ast.Subscript)
+            and isinstance(target.value, ast.Name)
+            and isinstance(target.slice, ast.Constant)
+            and target.slice.value == "gcps"
+        ):
+            self.updates.setdefault(target.value.id, []).append(value)
+
+    def lookup(self, name: str) -> tuple[_Scope, list[ast.expr | None]] | None:
+        scope: _Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return scope, scope.values[name]
+            scope = scope.parent
+        return None
+
+
+def _own_nodes(node: ast.AST):
+    """The nodes of ``node``'s body, not those of functions or classes defined in it."""
+    todo = list(ast.iter_child_nodes(node))
+    while todo:
+        sub = todo.pop()
+        yield sub
+        if not isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(sub))
+
+
+def _is_grid(expr: ast.expr, scope: _Scope, depth: int = 0) -> bool:
+    """``expr`` is a GcpGrid: built by GcpGrid / GcpGrid.of / GcpGrid.of_geo, a parameter
+    annotated GcpGrid, or ``self`` inside class GcpGrid."""
+    if depth > 20:
+        return False
+    if isinstance(expr, ast.Call):
+        f = expr.func
+        if isinstance(f, ast.Name):
+            return f.id == "GcpGrid"
+        return (
+            isinstance(f, ast.Attribute)
+            and f.attr in _GRID_BUILDERS
+            and isinstance(f.value, ast.Name)
+            and f.value.id == "GcpGrid"
+        )
+    if isinstance(expr, ast.Name):
+        found = scope.lookup(expr.id)
+        if found is None:
+            return False
+        where, values = found
+        if expr.id == "self" and where.cls == "GcpGrid":
+            return True
+        return all(
+            (where.annotation.get(expr.id, "").split("|")[0].strip() == "GcpGrid")
+            if v is None
+            else _is_grid(v, where, depth + 1)
+            for v in values
+        )
+    return False
+
+
+def _gcps_ok(expr: ast.expr, scope: _Scope, depth: int = 0) -> bool:
+    """``expr`` holds GCPs from a GcpGrid (``grid.gcps``, traced through names), or none
+    (``None``, an empty list / tuple)."""
+    if depth > 20:
+        return False
+    if isinstance(expr, ast.Constant) and expr.value is None:
+        return True
+    if isinstance(expr, (ast.List, ast.Tuple)) and not expr.elts:
+        return True
+    if isinstance(expr, ast.Attribute) and expr.attr == "gcps":
+        return _is_grid(expr.value, scope, depth + 1)
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in (
+        "list", "tuple"
+    ):  # fmt: skip
+        return len(expr.args) == 1 and _gcps_ok(expr.args[0], scope, depth + 1)
+    if isinstance(expr, ast.IfExp):
+        return _gcps_ok(expr.body, scope, depth + 1) and _gcps_ok(expr.orelse, scope, depth + 1)
+    if isinstance(expr, ast.Name):
+        found = scope.lookup(expr.id)
+        if found is None:
+            return False
+        where, values = found
+        return all(v is not None and _gcps_ok(v, where, depth + 1) for v in values)
+    return False
+
+
+def _spread_gcps(expr: ast.expr, scope: _Scope) -> list[ast.expr] | None:
+    """The ``gcps`` values a ``**expr`` can carry: of a dict literal or ``dict(...)`` call, or a
+    name bound only to those (with its ``d.update(gcps=...)`` / ``d["gcps"] = ...``); None when
+    it cannot be traced (a parameter, another call's result)."""
+    if isinstance(expr, ast.Dict):
+        return [
+            v
+            for k, v in zip(expr.keys, expr.values, strict=True)
+            if isinstance(k, ast.Constant) and k.value == "gcps"
+        ]
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "dict":
+        return None if expr.args else [k.value for k in expr.keywords if k.arg == "gcps"]
+    if isinstance(expr, ast.Name):
+        found = scope.lookup(expr.id)
+        if found is None or any(v is None for v in found[1]):
+            return None
+        where, values = found
+        out = list(where.updates.get(expr.id, []))
+        for v in values:
+            got = _spread_gcps(v, where)
+            if got is None:
+                return None
+            out += got
+        return out
+    return None
+
+
+def unchecked_gcp_warps(source: str) -> list[str]:
+    """Every ``reproject`` / ``calculate_default_transform`` call in ``source`` whose GCPs do not
+    come from a GcpGrid: ``"<line> <callee>: <why>"``."""
+    tree = ast.parse(source)
+    bad: list[str] = []
+
+    def visit(node: ast.AST, scope: _Scope) -> None:
+        for sub in _own_nodes(node):
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(sub, _Scope(sub, scope, scope.cls))
+            elif isinstance(sub, ast.ClassDef):
+                visit(sub, _Scope(sub, scope, sub.name))
+            if not isinstance(sub, ast.Call):
+                continue
+            f = sub.func
+            name = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
+            if name not in _WARP_CALLS:
+                continue
+            where = f"{sub.lineno} {name}"
+            positional = [a for a in sub.args if not isinstance(a, ast.Starred)]
+            if len(positional) > _WARP_CALLS[name]:
+                bad.append(f"{where}: GCPs passed by position (give gcps= from a GcpGrid)")
+            for k in sub.keywords:
+                if k.arg == "gcps" and not _gcps_ok(k.value, scope):
+                    bad.append(f"{where}: gcps={ast.unparse(k.value)} is not from a GcpGrid")
+                elif k.arg is None:
+                    got = _spread_gcps(k.value, scope)
+                    if got is None:
+                        bad.append(f"{where}: **{ast.unparse(k.value)} cannot be traced")
+                    else:
+                        bad.extend(
+                            [
+                                f"{where}: gcps={ast.unparse(v)} (in **{ast.unparse(k.value)}) is "
+                                "not from a GcpGrid"
+                                for v in got
+                                if not _gcps_ok(v, scope)
+                            ]
+                        )
+
+    visit(tree, _Scope(tree))
+    return bad
+
+
+def test_gcps_given_to_gdal_warps_come_from_a_gcp_grid():
+    """Every rasterio.warp.reproject / calculate_default_transform call in src that can take
+    GCPs takes them from a GcpGrid (checked when built), not from ``ds.gcps`` directly."""
+    root = Path(sam2elnet.__file__).parent
+    found, calls = [], 0
+    for f in sorted(root.rglob("*.py")):
+        text = f.read_text()
+        found += [f"{f.relative_to(root)}:{b}" for b in unchecked_gcp_warps(text)]
+        calls += len(_calls(ast.parse(text), set(_WARP_CALLS)))
+    assert found == []
+    assert calls >= 3  # data/warp.py (2) and data/grids.py (1): the check looked at them
+
+
+GOOD = """
+from rasterio.warp import calculate_default_transform, reproject
+from sam2elnet.data.grids import GcpGrid
+
+def warp(ds, a, b):
+    grid = GcpGrid.of(ds)
+    gcps, crs = grid.gcps, grid.crs
+    reproject(a, b, gcps=gcps, src_crs=crs)
+    calculate_default_transform(crs, "EPSG:4326", 4, 4, gcps=list(grid.gcps))
+
+def spread(ds, a, b, path):
+    opts = {"src_crs": None}
+    src = GcpGrid.of_geo(ds, path)
+    if src is None:
+        opts["src_transform"] = ds.transform
+    else:
+        opts.update(gcps=src.gcps)
+    geo = {"gcps": [], "src_crs": None}
+    reproject(a, b, **geo, **opts)
+
+def helper(grid: GcpGrid, a, b):
+    reproject(a, b, gcps=grid.gcps)
+"""
+
+PLANTED = {
+    "ds.gcps": "def f(ds, a, b):\n    reproject(a, b, gcps=ds.gcps[0])\n",
+    "unpacked": "def f(ds, a, b):\n    gcps, crs = ds.gcps\n    reproject(a, b, gcps=gcps)\n",
+    "one branch": (
+        "def f(ds, a, b, x):\n    gcps = GcpGrid.of(ds).gcps\n    if x:\n"
+        "        gcps = ds.gcps[0]\n    calculate_default_transform(1, 2, 3, 4, gcps=gcps)\n"
+    ),
+    "dict literal": (
+        "def f(ds, a, b):\n    geo = {'gcps': ds.gcps[0]}\n    reproject(a, b, **geo)\n"
+    ),
+    "dict update": (
+        "def f(ds, a, b):\n    o = {}\n    o.update(gcps=ds.gcps[0])\n    reproject(a, b, **o)\n"
+    ),
+    "dict item": "def f(ds, a, b):\n    o = dict()\n    o['gcps'] = ds.gcps[0]\n    reproject(a, b, **o)\n",
+    "untraced": "def f(a, b, **kw):\n    reproject(a, b, **kw)\n",
+    "positional": "def f(a, b, g):\n    reproject(a, b, None, g)\n",
+    "other grid object": (
+        "def f(ds, a, b):\n    grid = ds.grid()\n    reproject(a, b, gcps=grid.gcps)\n"
+    ),
+    "untyped helper": "def f(grid, a, b):\n    reproject(a, b, gcps=grid.gcps)\n",
+}
+
+
+def test_the_gcp_warp_check_passes_gcp_grid_gcps():
+    assert unchecked_gcp_warps(GOOD) == []
+
+
+@pytest.mark.parametrize("case", list(PLANTED))
+def test_the_gcp_warp_check_catches_a_planted_bad_call(case: str):
+    [bad] = unchecked_gcp_warps(PLANTED[case])
+    assert " reproject: " in bad or " calculate_default_transform: " in bad, bad

@@ -122,7 +122,9 @@ class GcpGrid:
     and truth placement, the export's polygons, the ``--quality-gpkg`` windows) warns the same way
     without calling the check itself. Build with :meth:`of` (an open dataset) or :meth:`of_geo`
     (a :class:`RasterHeader`'s ``geo``); the GCP transformer and the affine fit come from
-    :meth:`transformer` and :meth:`affine`, nowhere else.
+    :meth:`transformer` and :meth:`affine`, nowhere else, and the GCPs given to GDAL's warper
+    (``rasterio.warp.reproject`` / ``calculate_default_transform``) from :attr:`gcps`
+    (``tests/data/test_gcp_grid.py`` checks all three).
 
     Attributes:
         gcps: the GCPs as a list of ``rasterio.control.GroundControlPoint`` (``row`` / ``col``
