@@ -449,3 +449,101 @@ def test_cv_states_the_half_resolution_trunk_of_auto_folds(roads: Path, tmp_path
     )
     assert json.loads((out / "cv_config.json").read_text())["resolved"]["trunk_scale"] == 2
     assert run_cv(_cfg(roads, out, folds=2, max_folds=1, domain="other"))["trunk_scale"] == 2
+
+
+def test_another_road_buffer_scores_the_finished_folds_again(
+    roads: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--road-buffer changes how the test predictions are scored, not the networks: a re-run
+    into the same OUT with another buffer scores the finished fold's stored predictions again
+    (one line; nothing trained or predicted), exactly as ``elnet evaluate --road-buffer`` scores
+    them; cv.json, cv.md, cv_config.json and the reports carry the new buffer, and cv.md says
+    the validation rows were logged with the old one. It used to be refused."""
+    import cv2
+
+    import sam2elnet.engine.infer as infer
+    import sam2elnet.engine.train as train_mod
+    from sam2elnet.cli import main
+
+    out = tmp_path / "cv"
+    fold = out / "folds" / "fold-1"
+    pred = fold / "pred-test"
+    lines: list[str] = []
+
+    def run(buffer: float) -> dict[str, Any]:
+        lines.clear()
+        cfg = _cfg(roads, out, folds=2, max_folds=1, road_buffer=buffer, report=True)
+        return run_cv(cfg, echo=lines.append)
+
+    run(1.0)
+    # stored predictions whose centre lines lie 3 px off the true ones: buffer 1 misses them,
+    # buffer 5 matches them (the tiny network's own labels may score alike at both)
+    labels = sorted(pred.glob("labels/*.png"))
+    assert labels
+    for p in labels:
+        truth = cv2.imread(str(fold / "test" / "masks" / p.name), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(p), np.roll(truth, 3, axis=0))
+    stamps = {p: p.stat().st_mtime_ns for p in [*labels, fold / "run" / "model.pt"]}
+    page = pred / "report.html"
+    page_stamp = page.stat().st_mtime_ns
+
+    def evaluate(buffer: float) -> dict[str, Any]:
+        js = tmp_path / f"e{buffer:g}.json"
+        argv = ["evaluate", "--pred", str(pred), "--truth", str(fold / "test" / "masks"),
+                "--roads", "--no-progress", "--road-buffer", f"{buffer:g}", "--json", str(js)]  # fmt: skip
+        assert main(argv) == 0
+        return json.loads(js.read_text())["aggregate"]
+
+    want1, want5 = evaluate(1.0), evaluate(5.0)
+    assert want1["road_correctness"] < 0.5 < 0.9 < want5["road_correctness"]
+
+    def refuse(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("trained or predicted again")
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "train", refuse)
+        m.setattr(infer, "annotate_folder", refuse)
+        r5 = run(5.0)
+        assert (
+            "fold-1: done before; its test predictions scored again with road buffer 5 px "
+            "(were 1 px), its network and predictions reused"
+        ) in lines, lines
+        assert not any("done before, reusing" in x for x in lines)
+        t5 = r5["folds"][0]["tests"]["test"]
+        for k in ROAD_KEYS:
+            assert t5[k] == pytest.approx(want5[k]), k
+        assert t5["iou"] == pytest.approx(want5["iou"])
+        assert r5["road_buffer"] == 5.0 and r5["val_road_buffer"] == 1.0
+        assert r5["folds"][0]["road_buffer"] == 5.0
+        assert r5["folds"][0]["val_road_buffer"] == 1.0
+        assert json.loads((out / "cv.json").read_text())["road_buffer"] == 5.0
+        assert json.loads((out / "cv_config.json").read_text())["road_buffer"] == 5.0
+        ev = json.loads((pred / "evaluation.json").read_text())
+        assert ev["options"]["road_buffer_px"] == 5.0
+        md = (out / "cv.md").read_text()
+        assert "- Road measures of the test scores: centre lines matched within 5 px" in md
+        assert "during the folds' training (`run/metrics.csv`, the fold reports) used 1 px" in md
+        assert page.stat().st_mtime_ns != page_stamp  # drawn again with the new scores
+        assert f"{t5['road_correctness']:.3f}" in page.read_text(encoding="utf-8")
+
+        # the same buffer again: reused as it is; back to 1 px: scored again, as evaluate does
+        run(5.0)
+        assert any(x.startswith("fold-1: done before, reusing") for x in lines), lines
+        r1 = run(1.0)
+        assert any("scored again with road buffer 1 px (were 5 px)" in x for x in lines), lines
+        t1 = r1["folds"][0]["tests"]["test"]
+        for k in ROAD_KEYS:
+            assert t1[k] == pytest.approx(want1[k]), k
+        assert "used 1 px" not in (out / "cv.md").read_text()  # validation and test agree
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    # an unfinished fold continues its training with the buffer its validation rows started
+    # with (train --resume refuses another); its test scores use this run's
+    (fold / "result.json").unlink()
+    (fold / "trained.json").unlink()
+    r = run(5.0)
+    assert (
+        "fold-1: its training continues with the road buffer it started with (1 px) for its "
+        "validation measures; its test scores use 5 px"
+    ) in lines, lines
+    assert (r["folds"][0]["val_road_buffer"], r["folds"][0]["road_buffer"]) == (1.0, 5.0)

@@ -18,7 +18,11 @@ scores, road measures for roads, quality Spearman). Scores are pixel-aggregated 
 Resumable per fold: a finished fold leaves ``OUT/folds/<name>/result.json`` and is skipped when the
 command runs again; an interrupted fold continues its training from ``last.pt`` and its annotation
 from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config.json``): running
-with other settings into the same folder is refused. Each fold records its image ids and training
+with other settings into the same folder is refused, except ``--road-buffer``
+(:data:`~sam2elnet.pipeline.crossval_config.RESCORE_ONLY`), which only changes how the test
+predictions are scored: a finished road fold's stored predictions are scored again with the new
+buffer (one line per fold; nothing trained or predicted again), an unfinished fold's training
+keeps the buffer its validation rows started with. Each fold records its image ids and training
 options (``fold.json``); a fold whose record differs from the run's plan (the data folder changed,
 a fold folder copied from another run) is trained again, with one line saying why
 (:mod:`sam2elnet.pipeline.crossval_reuse`). A reused fold keeps the precision and trunk scale it
@@ -35,7 +39,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,16 +49,22 @@ import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import ROAD_BUFFER_PX
-from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig
+from sam2elnet.pipeline.crossval_config import CV_PARTS, RESCORE_ONLY, CVConfig
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import (
     check_reuse,
     fold_label,
     fold_settings,
     fold_trained_with,
-    model_extra,
     summarise_folds,
+)
+from sam2elnet.pipeline.crossval_score import (
+    SCORE_KEYS,
+    num,
+    rescore_fold,
+    score,
+    scored_buffer,
+    trained_buffer,
 )
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
@@ -63,8 +72,6 @@ from sam2elnet.utils.paths import link_or_copy
 log = logging.getLogger(__name__)
 
 __all__ = ["CVConfig", "run_cv", "kfold_ids", "render_markdown", "SCORE_KEYS", "ROAD_KEYS"]
-
-SCORE_KEYS = ("iou", "f1", "precision", "recall", "mean_image_iou")
 
 
 # ----------------------------------------------------------------------------- folds
@@ -119,7 +126,6 @@ def _evaluate_model(
     evaluator is not fitted, so annotation does not say it a second time."""
     import contextlib
 
-    from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.engine.infer import annotate_folder
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR
     from sam2elnet.utils.run_warnings import hidden
@@ -135,26 +141,7 @@ def _evaluate_model(
             precision=cfg.precision,
             progress=cfg.progress,
         )
-    ev = evaluate_folders(
-        pred_dir, test_dir / "masks", roads=roads, progress=False, road_buffer_px=cfg.road_buffer
-    )
-    ev.write_json(pred_dir / "evaluation.json")
-    agg = ev.aggregate
-    keys = SCORE_KEYS + (ROAD_KEYS if roads else ())
-    res: dict[str, Any] = {k: _num(agg.get(k)) for k in keys}
-    res["n_images"] = int(agg.get("n_images", 0))
-    fitted = bool((model_extra(model).get("quality") or {}).get("fitted"))
-    res["quality_spearman"] = (
-        _num(ev.quality.spearman) if ev.quality is not None and fitted else None
-    )
-    return res, ev
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
+    return score(model, test_dir, pred_dir, roads, cfg.road_buffer)
 
 
 def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
@@ -195,15 +182,44 @@ def _run_fold(
     check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
     label = fold_label(fold.name)
     done = root / "result.json"
+    roads = domain == "roads"
     if done.is_file():
-        say(f"{label}: done before, reusing {done}")
         old = json.loads(done.read_text(encoding="utf-8"))
-        return {**old, **fold_trained_with(old, run / "model.pt")}, None  # as trained
+        old = {**old, **fold_trained_with(old, run / "model.pt")}  # as trained
+        if roads:
+            old.setdefault("val_road_buffer", trained_buffer(run))
+            was = scored_buffer(old, root, list(fold.tests))
+            if was != cfg.road_buffer:
+                tdirs = {
+                    n: _write_subset(root / n, samples, i, meta) for n, i in fold.tests.items()
+                }
+                rescored = rescore_fold(root, tdirs, old, cfg.road_buffer)
+                if rescored is not None:
+                    say(
+                        f"{label}: done before; its test predictions scored again with road "
+                        f"buffer {cfg.road_buffer:g} px (were {was:g} px), its network and "
+                        "predictions reused"
+                    )
+                    return rescored
+                say(f"{label}: its test predictions are missing; predicting them again")
+                done.unlink()
+        if done.is_file():
+            say(f"{label}: done before, reusing {done}")
+            return old, None
     t0 = time.perf_counter()
     fold_meta = {**meta, "cv": {**meta.get("cv", {}), "fold": fold.name}}
     _write_subset(root / "train-data", samples, fold.train, fold_meta)
-    tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
     trained = root / "trained.json"
+    tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
+    started = trained_buffer(run) if tcfg.resume and not trained.is_file() else None
+    if started is not None and started != tcfg.road_buffer:
+        # train --resume refuses another buffer: its validation rows so far used this one
+        say(
+            f"{label}: its training continues with the road buffer it started with "
+            f"({started:g} px) for its validation measures; its test scores use "
+            f"{cfg.road_buffer:g} px"
+        )
+        tcfg = tcfg.model_copy(update={"road_buffer": started})
     warned = False  # this run's training warned that the quality evaluator is not fitted
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
@@ -212,17 +228,19 @@ def _run_fold(
         warned = bool(res.quality) and not res.quality.get("fitted")
         info = {
             "best_epoch": res.best_epoch,
-            "best_val_iou": _num(res.best_val_iou),
+            "best_val_iou": num(res.best_val_iou),
             "selection": res.selection.get("rule", ""),
             # per mode: the annotation IoU is the one comparable with the test IoUs below
-            **{f"best_val_iou_{k}": _num(v) for k, v in res.best_val_modes.items()},
+            **{f"best_val_iou_{k}": num(v) for k, v in res.best_val_modes.items()},
             "n_train": len(res.splits.get("train", [])),
             "n_val": len(res.splits.get("val", [])),
         }
         info.update(fold_trained_with({}, run / "model.pt"))  # what ran (--resume may change it)
+        info["val_road_buffer"] = tcfg.road_buffer  # of the validation rows (metrics.csv)
         write_json_atomic(trained, info)
     info.update(fold_trained_with(info, run / "model.pt"))
-    roads = domain == "roads"
+    if roads:
+        info.setdefault("val_road_buffer", trained_buffer(run))
     tests: dict[str, Any] = {}
     evaluations = []
     for name, ids in fold.tests.items():
@@ -239,6 +257,10 @@ def _run_fold(
         "tests": tests,
         "seconds": time.perf_counter() - t0,
     }
+    if roads:
+        result["road_buffer"] = cfg.road_buffer  # of the test scores' road measures, px
+    else:
+        result.pop("val_road_buffer", None)
     write_json_atomic(done, result)
     main = tests.get("test") or tests.get("cross_domain") or {}
     say(
@@ -334,9 +356,11 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     if ident_path.is_file():
         old = json.loads(ident_path.read_text(encoding="utf-8"))
         old.pop("resolved", None)  # what the options resolved to: a record, not an option
-        old.setdefault("road_buffer", ROAD_BUFFER_PX)  # runs before the option: the default
-        if old != ident:
-            diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
+        # scoring options: finished folds are scored again from their predictions (_run_fold)
+        diff = sorted(
+            k for k in set(old) | set(ident) if k not in RESCORE_ONLY and old.get(k) != ident.get(k)
+        )
+        if diff:
             raise UserError(
                 f"folder holds a cross-validation run with other settings ({', '.join(diff)}); "
                 "use the same options to continue it, or choose a new --out",
@@ -424,7 +448,9 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "domain_reason": guess.reason,
         "seed": cfg.seed,
         "in_domain_fraction": cfg.in_domain_fraction,
-        "road_buffer": cfg.road_buffer,  # of the road measures, px
+        "road_buffer": cfg.road_buffer,  # of the test scores' road measures, px
+        # of the validation rows logged by each fold's training (a reused fold keeps its own)
+        "val_road_buffer": summarise_folds(results, "val_road_buffer") if guess.roads else None,
         # the option under its own name: "precision" is a metric in the folds and summary
         "train": {k: v for k, v in cfg.train.items() if k != "precision"},
         # what each fold's training ran with (a reused fold keeps its own): one value, or

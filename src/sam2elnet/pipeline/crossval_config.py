@@ -21,7 +21,7 @@ from sam2elnet.options import (
     road_buffer_field,
 )
 
-__all__ = ["CV_PARTS", "CVConfig"]
+__all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig"]
 
 CV_PARTS = (
     ("", "its tables (cv.json, cv.md, cv_config.json)"),
@@ -32,6 +32,10 @@ CV_PARTS = (
 
 # TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
 _OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress", "road_buffer")
+RESCORE_ONLY = ("road_buffer",)
+"""Options that change how the stored test predictions are scored, not the networks: a re-run
+into the same ``OUT`` with another value scores the finished folds again (nothing is trained or
+predicted again) instead of refusing."""
 # TrainConfig fields that do not change results (left out of the run's identity)
 _RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
 
@@ -57,7 +61,10 @@ class CVConfig(BaseModel):
             topology_loss, aug_*...), validated by :meth:`validate` before any work.
         max_folds: run only the first N folds (smoke runs; the summary says so).
         road_buffer: buffer tolerance of the road measures, px (road data): of the test scores
-            and of each fold's validation measures (``metrics.csv``).
+            and of each fold's validation measures (``metrics.csv``). Not fixed per ``OUT``
+            (:data:`RESCORE_ONLY`): a re-run with another value scores the finished folds'
+            stored test predictions again; their validation rows keep the buffer they were
+            logged with.
         batch_size / device / precision: of the annotation of the test images.
         report: write ``report.html`` for the run and for every fold
             (:mod:`sam2elnet.pipeline.report_cv`).

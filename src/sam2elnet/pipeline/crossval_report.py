@@ -172,10 +172,32 @@ def render_markdown(r: dict[str, Any]) -> str:
         "keeps the precision it was trained with).",
         f"- Trunk of the folds' networks: {_trunk(r.get('trunk_scale'))} (--trunk-scale "
         f"{t.get('trunk_scale') or 'auto'}; a reused fold keeps the scale it was trained with).",
+        *_road_buffer_lines(r),
         f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:
+    """cv.md's settings line on the road buffer (road data only): the test scores' buffer, and
+    the validation rows' where a fold's training logged them with another one."""
+    if r.get("domain") != "roads" or r.get("road_buffer") is None:
+        return []
+    b = float(r["road_buffer"])
+    line = (
+        f"- Road measures of the test scores: centre lines matched within {b:g} px (--road-buffer)."
+    )
+    val = r.get("val_road_buffer")
+    if val is not None and val != "not recorded" and val != b:
+        said = f"{float(val):g} px" if isinstance(val, int | float) else str(val)
+        line += (
+            f" The validation road measures logged during the folds' training (`run/metrics.csv`, "
+            f"the fold reports) used {said}: a fold finished before the buffer changed was scored "
+            "again from its test predictions, not trained again (its best epoch was chosen by "
+            "IoU, which the buffer does not change)."
+        )
+    return [line]
 
 
 def groups_montage(
