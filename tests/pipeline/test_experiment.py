@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers_data import tiny_experiment_config
@@ -628,3 +629,113 @@ def test_degenerate_table1_warning_is_logged_by_the_pipeline_and_printed_once(
     said = "of table 1 are degenerate"
     assert [x for x in got.err.splitlines() if said in x] == [f"warning: {note}"]
     assert said not in got.out
+
+
+def test_another_quality_filter_filters_the_stored_auto_labels_again(
+    synth: Path, tmp_path: Path, one_thread, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """--min-quality / --target-precision change which auto-labels are kept, not SAM2-ELNet or
+    its labels: a re-run into the same --out with another filter filters the stored labels
+    again from their stored predicted quality (one line; nothing trained or predicted again),
+    and only the U-Nets trained on the kept labels ((c), (d)) train again. It used to be refused
+    ('other settings (min_quality)')."""
+    import logging
+
+    import sam2elnet.engine.downstream as downstream
+    import sam2elnet.pipeline.experiment as experiment_mod
+    import sam2elnet.pipeline.experiment_autolabels as autolabels
+    from sam2elnet.pipeline.experiment_stats import label_counts, summarize_counts
+
+    out = tmp_path / "exp"
+
+    def run(**kw: Any) -> dict[str, Any]:
+        caplog.clear()
+        return run_experiment(_cfg(synth, out, enhancement=False, report=False, **kw))
+
+    r = run()
+    a, n, n_lab = r["autolabels"], r["autolabels"]["n"], r["split"]["labelled"]
+    assert a["n_kept"] == n  # the tiny unfitted evaluator scores every label 0: all kept
+    # predicted qualities 0.1 ... 0.6, as a fitted evaluator would store them
+    marker = out / "stages" / "annotate.json"
+    rec = json.loads(marker.read_text())
+    ids = sorted(rec["summary"]["quality"])
+    rec["summary"]["quality"] = {i: 0.1 * (k + 1) for k, i in enumerate(ids)}
+    del rec["summary"]["filter_options"]  # as a marker made before it was recorded
+    marker.write_text(json.dumps(rec))
+    labels = rec["summary"]["labels"]
+    model = Path(r["elnet"]["model"])
+    files = [model, *(Path(x) for x in labels.values())]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    trained: list[int] = []
+    real = downstream.train_and_evaluate
+
+    def counted(pairs: Any, *args: Any, **kw: Any) -> Any:
+        trained.append(len(pairs))
+        return real(pairs, *args, **kw)
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("SAM2-ELNet trained or predicted again")
+
+    def said() -> list[str]:
+        return [x.split("] ", 1)[1] for x in caplog.messages if "filtered again" in x]
+
+    with monkeypatch.context() as m, caplog.at_level(logging.INFO, "sam2elnet.progress"):
+        m.setattr(experiment_mod, "train_elnet", refuse)
+        m.setattr(autolabels, "annotate_images", refuse)
+        m.setattr(downstream, "train_and_evaluate", counted)
+        r2 = run(min_quality=0.35)
+        assert said() == [
+            f"stage annotate: done before; its {n} auto-labels filtered again with "
+            f"--min-quality 0.35 (were filtered with the default rule): 3 kept (were {n}); the "
+            "U-Nets of (c) and (d), trained on the kept labels, train again"
+        ], caplog.messages
+        a2 = r2["autolabels"]
+        kept = ids[-3:]
+        assert [i for i in ids if json.loads(marker.read_text())["summary"]["kept"][i]] == kept
+        assert (a2["n_kept"], a2["threshold"], a2["threshold_rule"]) == (
+            3,
+            0.35,
+            "--min-quality 0.35",
+        )
+        want = summarize_counts(label_counts(labels, _masks(out), kept))
+        assert a2["iou_kept"]["iou"] == pytest.approx(want["iou"])
+        assert a2["iou_all"]["iou"] == pytest.approx(a["iou_all"]["iou"])
+        assert r2["settings"]["min_quality"] == 0.35
+        assert json.loads((out / "experiment.json").read_text())["min_quality"] == 0.35
+        st = r2["stages"]
+        assert st["annotate"] == "refiltered" and st["elnet"] == "cached"
+        redone = {k for k, v in st.items() if v not in ("cached", "refiltered")}
+        assert redone == {"downstream_auto_filtered", "downstream_fraction_auto_filtered"}
+        assert sorted(trained) == [3, n_lab + 3]
+        t1 = {row["setting"]: row for row in r2["table1"]}
+        assert t1["auto_filtered"]["train_images"] == 3
+        assert t1["fraction_auto_filtered"]["train_images"] == n_lab + 3
+
+        # the same filter again: nothing filtered or trained again
+        r3 = run(min_quality=0.35)
+        assert set(r3["stages"].values()) == {"cached"} and not said()
+        # a filter keeping every label again: the first run's U-Nets (kept by their labels)
+        trained.clear()
+        r4 = run(min_quality=0.05)
+        assert r4["table1"] == r["table1"] and trained == []
+        # the default rule (unfitted evaluator: predicted quality >= 0.5) asks SAM2-ELNet's
+        # evaluator, without predicting: 2 kept
+        r5 = run()
+        assert r5["autolabels"]["n_kept"] == 2 and sorted(trained) == [2, n_lab + 2]
+        assert r5["autolabels"]["threshold_rule"].startswith("minimum predicted quality 0.5")
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    # the identity options other than the filter's are still refused; --road-buffer says why
+    with pytest.raises(UserError, match=r"other settings \(fraction\); choose a new --out"):
+        run(fraction=0.5)
+    with pytest.raises(UserError) as e:
+        run(road_buffer=5.0)
+    assert str(e.value).endswith(
+        "other settings (road_buffer) (--road-buffer 3 here: the downstream U-Nets keep no "
+        "predictions to score again with another buffer; on road data it means training them "
+        "all again); choose a new --out or delete the folder"
+    )
+
+
+def _masks(out: Path) -> dict[str, str]:
+    """The true masks of an experiment's split (id -> path), as its split stage recorded them."""
+    return json.loads((out / "stages" / "split.json").read_text())["summary"]["masks"]

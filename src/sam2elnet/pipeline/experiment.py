@@ -25,7 +25,12 @@ What it measures (and why each piece is there):
    rows are absent.
 
 Every stage writes its outputs under ``OUT`` and a done-marker ``OUT/stages/<stage>.json``; a stage
-with a marker is skipped on re-run (same settings required). Delete a marker to re-run that stage;
+with a marker is skipped on re-run (same settings required, but for the downstream options and the
+quality filter's, ``--min-quality`` / ``--target-precision``: another filter filters the stored
+auto-labels again from their stored predicted quality, one line says so, nothing is predicted
+again, and the downstream models of (c) and (d) train again when the kept labels changed; another
+``--road-buffer`` is refused, since the downstream models keep no predictions to score again).
+Delete a marker to re-run that stage;
 downstream trainings and label scores are keyed by the state of the label files they read, so they
 re-run by themselves when an earlier stage rewrote those files. ``resume=True`` additionally continues
 stages that were interrupted half-way (ELNet training from ``last.pt``, annotation from the files
@@ -64,6 +69,7 @@ from sam2elnet.pipeline.experiment_autolabels import (
     auto_label_scores,
     elnet_test_stage,
     filter_decision,
+    record_filter_options,
 )
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
@@ -196,11 +202,19 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             cfg = cfg.model_copy(update={k: old[k] for k in same})
             ident = cfg.identity()
         if diff:
+            why = (
+                f" (--road-buffer {old['road_buffer']:g} here: the downstream U-Nets keep no "
+                "predictions to score again with another buffer; on road data it means training "
+                "them all again)"
+                if "road_buffer" in diff
+                else ""
+            )
             raise UserError(
-                f"this folder holds an experiment with other settings ({', '.join(diff)}); "
+                f"this folder holds an experiment with other settings ({', '.join(diff)}){why}; "
                 "choose a new --out or delete the folder",
                 out,
             )
+        record_filter_options(Stages(out, cfg.resume), old)  # before this run's are recorded
     if (
         not ident_path.is_file()
         or not finished

@@ -7,6 +7,7 @@ Cached stages; part of :mod:`sam2elnet.pipeline.experiment`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sam2elnet.pipeline.experiment_engine import (
     rows_to_labels,
 )
 from sam2elnet.pipeline.experiment_split import Split, write_subset
-from sam2elnet.pipeline.experiment_stages import Stages, file_stat, sha
+from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
 from sam2elnet.pipeline.experiment_stats import (
     add_intervals,
     counts_vs_truth,
@@ -94,50 +95,130 @@ def filter_decision(auto: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _filtered(
+    cfg: ExperimentConfig,
+    split: Split,
+    labels: dict[str, str],
+    quality: dict[str, float],
+    predictor: Callable[[], Any],
+) -> dict[str, Any]:
+    """The quality filter of ``cfg`` applied to the auto-labels ``labels`` (id -> path) with their
+    predicted ``quality`` (NaN: none), and their scores against the held-aside truth: the
+    ``annotate`` summary less ``labels`` / ``quality``. ``predictor`` gives SAM2-ELNet's
+    predictor, asked for only when the threshold rule needs its evaluator (not with
+    ``--min-quality``); nothing is predicted."""
+    from sam2elnet.engine.metrics import quality_stats
+
+    kept, decision = filter_labels(
+        quality, *quality_threshold(cfg, None if cfg.min_quality is not None else predictor())
+    )
+    counts = label_counts(labels, split.masks, split.unlabelled)  # one read of each pair
+    per_true = per_image_iou(split.unlabelled, counts)
+    stats = quality_stats(
+        [quality[i] for i in split.unlabelled],
+        [per_true[i] for i in split.unlabelled],
+        kept=[kept[i] for i in split.unlabelled],
+    )
+    kept_ids = [i for i in split.unlabelled if kept[i]]
+    return {
+        "true_iou": per_true,
+        "kept": kept,
+        "threshold": decision["threshold"],
+        "threshold_rule": decision["rule"],
+        "fallback": fallback_text(decision),
+        "filter": decision,
+        "filter_options": filter_options(cfg),
+        "n": len(labels),
+        "n_kept": len(kept_ids),
+        "iou_all": summarize_counts(counts),
+        "iou_kept": summarize_counts(
+            counts[np.array([kept[i] for i in split.unlabelled], dtype=bool)]
+        ),
+        "spearman": stats.spearman,
+        "spearman_p": stats.spearman_p,
+    }
+
+
+def filter_options(cfg: ExperimentConfig | dict[str, Any]) -> dict[str, Any]:
+    """The options of the quality filter (:data:`ExperimentConfig.FILTER`) of a config or of a
+    stored identity (``experiment.json``; a missing one: None, the default)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k)
+    return {k: get(k) for k in ExperimentConfig.FILTER}
+
+
+def record_filter_options(stages: Stages, old_identity: dict[str, Any]) -> None:
+    """Give an ``annotate`` marker made before the filter options were recorded in it the options
+    of the run that made it (``old_identity``: the ``experiment.json`` it ran under), before
+    this run records its own options there."""
+    import json
+
+    from sam2elnet.utils.atomic import write_json_atomic
+
+    m = stages.marker("annotate")
+    try:
+        rec = json.loads(m.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    summary = rec.get("summary") if isinstance(rec, dict) else None
+    if isinstance(summary, dict) and "filter_options" not in summary:
+        summary["filter_options"] = filter_options(old_identity)
+        write_json_atomic(m, rec)
+
+
+def _words(opts: dict[str, Any]) -> str:
+    given = [f"--{k.replace('_', '-')} {v:g}" for k, v in opts.items() if v is not None]
+    return ", ".join(given) or "the default rule"
+
+
 def annotate_stage(
     cfg: ExperimentConfig, stages: Stages, out: Path, split: Split, model_path: str
 ) -> dict[str, Any]:
     """Stage ``annotate``: auto-labels of the unlabelled part (``OUT/autolabels``), their predicted
     quality, the filter (``kept``; ``threshold``, ``threshold_rule``, ``fallback`` and the decision
-    as data, ``filter``: :func:`filter_labels`), their true
-    IoU per image and overall (all and kept), and the evaluator's Spearman correlation."""
+    as data, ``filter``: :func:`filter_labels`; the options it ran with, ``filter_options``),
+    their true IoU per image and overall (all and kept), and the evaluator's Spearman
+    correlation.
+
+    A stage done before with other filter options (``--min-quality`` / ``--target-precision``)
+    is filtered again from its stored labels and predicted quality (nothing is predicted again;
+    one line says so, and the marker is updated); the downstream settings trained on the kept
+    labels ((c), (d)) then see other label sets and train again by their own keys."""
     auto_dir = out / "autolabels"
 
     def _auto() -> dict:
-        from sam2elnet.engine.metrics import quality_stats
-
         pred = predictor_for(cfg, model_path)
         res = annotate_images(cfg, pred, model_path, out / "unlabelled" / "images", auto_dir)
         labels, quality = rows_to_labels(res, split.unlabelled)
-        kept, decision = filter_labels(quality, *quality_threshold(cfg, pred))
-        counts = label_counts(labels, split.masks, split.unlabelled)  # one read of each pair
-        per_true = per_image_iou(split.unlabelled, counts)
-        stats = quality_stats(
-            [quality[i] for i in split.unlabelled],
-            [per_true[i] for i in split.unlabelled],
-            kept=[kept[i] for i in split.unlabelled],
+        return {"labels": labels, "quality": quality} | _filtered(
+            cfg, split, labels, quality, lambda: pred
         )
-        kept_ids = [i for i in split.unlabelled if kept[i]]
-        return {
-            "labels": labels,
-            "quality": quality,
-            "true_iou": per_true,
-            "kept": kept,
-            "threshold": decision["threshold"],
-            "threshold_rule": decision["rule"],
-            "fallback": fallback_text(decision),
-            "filter": decision,
-            "n": len(labels),
-            "n_kept": len(kept_ids),
-            "iou_all": summarize_counts(counts),
-            "iou_kept": summarize_counts(
-                counts[np.array([kept[i] for i in split.unlabelled], dtype=bool)]
-            ),
-            "spearman": stats.spearman,
-            "spearman_p": stats.spearman_p,
-        }
 
-    return stages.run("annotate", _auto, clear=[auto_dir])
+    auto = stages.run("annotate", _auto, clear=[auto_dir])
+    was = auto.get("filter_options", filter_options(cfg))  # a marker of this run: the same
+    if was == filter_options(cfg):
+        return auto
+    quality = {
+        i: float(q) if q is not None else float("nan")  # stored as JSON: NaN written as null
+        for i, q in auto["quality"].items()
+    }
+    new = {**auto} | _filtered(
+        cfg, split, auto["labels"], quality, lambda: predictor_for(cfg, model_path)
+    )
+    stages.update("annotate", new, "refiltered")
+    same = [i for i in split.unlabelled if new["kept"][i]] == [
+        i for i in split.unlabelled if auto["kept"][i]
+    ]
+    stages.say(
+        f"stage annotate: done before; its {new['n']} auto-labels filtered again with "
+        f"{_words(filter_options(cfg))} (were filtered with {_words(was)}): {new['n_kept']} "
+        f"kept (were {auto['n_kept']}); "
+        + (
+            "the same labels, so no U-Net trains again"
+            if same
+            else "the U-Nets of (c) and (d), trained on the kept labels, train again"
+        )
+    )
+    return json_safe(new)
 
 
 def elnet_test_stage(

@@ -159,7 +159,8 @@ def settings_diff(
 ) -> tuple[list[str], list[str]]:
     """Compare a run's recorded identity with a re-run's, counting what auto decided.
 
-    A key of :data:`DECIDED_BY_RUN` recorded as auto and given explicitly by the re-run is the
+    The downstream and quality-filter options (:attr:`ExperimentConfig.DOWNSTREAM`,
+    :attr:`ExperimentConfig.FILTER`) may change and are left out. A key of :data:`DECIDED_BY_RUN` recorded as auto and given explicitly by the re-run is the
     same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
     run whose ``--modality auto`` decided sar); when the run has not decided it yet (no key in
     ``decided``) or decided otherwise, it is another setting, as any other changed option.
@@ -178,7 +179,9 @@ def settings_diff(
     """
     same, diff = [], []
     for k in sorted(set(old) | set(new)):
-        if k in ExperimentConfig.DOWNSTREAM or old.get(k) == new.get(k):
+        if k in (*ExperimentConfig.DOWNSTREAM, *ExperimentConfig.FILTER) or old.get(k) == new.get(
+            k
+        ):
             continue
         auto, flag = DECIDED_BY_RUN.get(k, (object(), ""))
         if old.get(k) == auto and new.get(k) != auto and k in decided:
@@ -240,7 +243,12 @@ class ExperimentConfig(BaseModel):
     labels), e.g. ``(2,)``; the rest is background. None: the default rule (docs/data.md, mask
     values). The masks are decoded once, in the split stage (``OUT/truth/``)."""
     min_quality: float | None = Field(None, ge=0, le=1)
+    """The quality filter: keep the auto-labels with predicted IoU >= this (0-1); None with
+    ``target_precision`` None: the evaluator's default target precision when fitted, else 0.5.
+    May change in a finished ``out`` (:attr:`FILTER`: the stored labels are filtered again)."""
     target_precision: float | None = Field(None, gt=0, le=1)
+    """The quality filter: the threshold whose held-out precision of good labels is this (0-1];
+    excludes ``min_quality``. May change in a finished ``out`` as ``min_quality``."""
     modality: Literal["auto", "sar", "optical"] = "auto"
     """SAR or optical images (``elnet train --modality``): how every image is read and scaled
     (SAM2-ELNet's training, the downstream U-Nets' normalisation, the classical refiners), the
@@ -293,6 +301,12 @@ class ExperimentConfig(BaseModel):
         "downstream_curve_points",
         "enhancement_downstream",
     )
+
+    # The quality filter's options: recorded in the identity, but a re-run into the same ``out``
+    # with other values filters the stored auto-labels again (their predicted quality is kept in
+    # the annotate stage) instead of refusing; the downstream models trained on the kept labels
+    # see other label sets and train again by their own keys.
+    FILTER: ClassVar[tuple[str, ...]] = ("min_quality", "target_precision")
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
 

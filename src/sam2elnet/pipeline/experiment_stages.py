@@ -114,6 +114,25 @@ class Stages:
             else f"ETA >= {eta} (no {', '.join(unknown)} stage timed yet)"
         )
 
+    def say(self, text: str) -> None:
+        """One line among the stage lines (elapsed time first; stderr above the progress bars,
+        else the ``sam2elnet.progress`` logger)."""
+        self._say(text)
+
+    def update(self, name: str, summary: dict[str, Any], status: str) -> None:
+        """Replace the summary of stage ``name``'s marker (its key and timing kept) with
+        ``summary``, worked out again from the stage's stored outputs without running it (e.g.
+        the auto-labels filtered with other options); ``status`` is its status in this run.
+
+        Raises:
+            OSError / ValueError: the marker cannot be read (the stage has not run).
+        """
+        m = self.marker(name)
+        rec = json.loads(m.read_text(encoding="utf-8"))
+        rec["summary"] = json_safe(summary)
+        write_json_atomic(m, rec)
+        self.status[name] = status
+
     def _say(self, text: str) -> None:
         msg = f"[{clock(time.perf_counter() - self._t0)}] {text}"
         from sam2elnet.utils.progress import line, write
