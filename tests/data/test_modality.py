@@ -226,9 +226,9 @@ def test_cli_train_modality_sar_records_oil_spill(
 
 
 def test_stated_modality_rules_have_one_public_home(tmp_path: Path) -> None:
-    """data.layouts.layout_modality / read_dataset_meta: the rules discover() and
+    """data.dataset_meta.layout_modality / read_dataset_meta: the rules discover() and
     folder_modality() share (given, layout, dataset.json; else optical, "default")."""
-    from sam2elnet.data.layouts import layout_modality, read_dataset_meta
+    from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
     from sam2elnet.errors import DataError
 
     assert layout_modality("sos", {}, None) == ("sar", "layout", "SOS layout")

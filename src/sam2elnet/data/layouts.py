@@ -8,7 +8,7 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
   ``train/`` and ``val/``.
 - ``generic``: ``images/`` + ``masks/`` (or ``labels/``) matched by file stem, optionally under split
   folders; an optional ``coarse/`` folder holds coarse labels, an optional ``dataset.json`` (as
-  written by ``elnet synth``) states the modality.
+  written by ``elnet synth``) states the modality (:mod:`sam2elnet.data.dataset_meta`).
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
 dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`. Splits by fraction live in :mod:`sam2elnet.data.splits`, the PyTorch dataset in
@@ -17,7 +17,6 @@ dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
 from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
@@ -172,29 +172,6 @@ def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
     return _pair(_files(p.images), _files(p.masks), p.split, p.sensor, p.coarse)
 
 
-def read_dataset_meta(root: Path) -> dict[str, Any]:
-    """A dataset folder's ``dataset.json`` (as written by ``elnet synth``, ``elnet cv`` or by hand).
-
-    Args:
-        root: the dataset folder.
-
-    Returns:
-        The file's JSON object (e.g. ``{"modality": "sar", ...}``); ``{}`` when ``root`` has no
-        ``dataset.json`` or the file holds something other than an object.
-
-    Raises:
-        DataError: the file cannot be read or is not JSON (naming the file).
-    """
-    meta_path = root / "dataset.json"
-    if not meta_path.is_file():
-        return {}
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot parse dataset.json ({err}); fix or delete it", meta_path) from None
-    return meta if isinstance(meta, dict) else {}
-
-
 def _unique_ids(samples: list[Sample]) -> list[Sample]:
     """Ids must be unique (they name output files); prefix split/sensor only where they clash."""
     dup = {k for k, n in Counter(s.id for s in samples).items() if n > 1}
@@ -293,42 +270,6 @@ def discover(
         )
     mod, source, reason = layout_modality(found, meta, modality)
     return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta, source, reason)
-
-
-def layout_modality(
-    layout: str, meta: dict[str, Any], given: str | None
-) -> tuple[Literal["sar", "optical"], str, str]:
-    """The modality a dataset states without its pixels being read: the first three rules of
-    :mod:`sam2elnet.data.modality` (given, layout, ``dataset.json``).
-
-    Args:
-        layout: the dataset's layout (``sos``, ``chn6`` or ``generic``).
-        meta: its ``dataset.json`` (:func:`read_dataset_meta`; ``{}`` when none).
-        given: ``sar`` | ``optical`` (``--modality``); None or ``auto`` = decide.
-
-    Returns:
-        ``(modality, source, reason)``: ``sar`` | ``optical``; which rule decided (``given``,
-        ``layout``, ``dataset.json``, or ``default``: none did, optical assumed; the caller may
-        then look at the images, :func:`sam2elnet.data.modality.decide_modality`); a few words
-        for the log line (e.g. ``SOS layout``).
-
-    Raises:
-        DataError: ``given`` is not sar / optical / auto / None.
-    """
-    if given not in (None, "auto", "sar", "optical"):
-        raise DataError(f"unknown modality {given!r}; choose sar or optical")
-    if given in ("sar", "optical"):
-        return given, "given", f"given: --modality {given}"
-    if layout in ("sos", "chn6"):
-        return (
-            ("sar", "layout", "SOS layout")
-            if layout == "sos"
-            else ("optical", "layout", "CHN6-CUG layout")
-        )
-    stated = meta.get("modality")
-    if stated in ("sar", "optical"):
-        return stated, "dataset.json", f"dataset.json modality {stated!r}"
-    return "optical", "default", "no layout or dataset.json states it"
 
 
 @dataclass(frozen=True)

@@ -242,8 +242,8 @@ def folder_modality(
         DataError: ``given`` is not sar / optical / auto / None, or the dataset's
             ``dataset.json`` cannot be parsed.
     """
+    from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
     from sam2elnet.data.layout_places import detect_layout, places
-    from sam2elnet.data.layouts import layout_modality, read_dataset_meta
 
     if given not in (None, "auto"):
         mod, source, reason = layout_modality("generic", {}, given)
