@@ -79,6 +79,7 @@ from sam2elnet.engine.train_metrics import (
 from sam2elnet.engine.train_schedule import (
     adamw,
     batch_plan,
+    late_best_note,
     lr_lambda,
     train_loader,
 )
@@ -443,6 +444,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     bar.close()
     quality_summary: dict[str, Any] = {}
     if dist_info.main:
+        late = late_best_note(best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
+        if late:
+            say(late)
         if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
             save_model(model, best_path, extra=model_extra(None, None))
         oof = None
