@@ -61,6 +61,16 @@ def _modules() -> dict[str, Path]:
     return {_module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
 
 
+def _from_module(name: str, is_pkg: bool, node: ast.ImportFrom) -> str:
+    """The absolute module name of ``from X import ...`` in module ``name`` (relative imports
+    resolved against ``name``'s package; ``is_pkg``: ``name`` is a package's __init__)."""
+    if not node.level:
+        return node.module or ""
+    base = name.split(".") if is_pkg else name.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """Package modules imported anywhere in ``path`` (module level, functions, methods)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -71,12 +81,7 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = name.split(".") if is_pkg else name.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join([*base, node.module] if node.module else base)
-            else:
-                mod = node.module or ""
+            mod = _from_module(name, is_pkg, node)
             # ``from pkg import sub`` imports the submodule ``pkg.sub`` when there is one
             targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in known else mod for a in node.names]
         for t in targets:
@@ -103,12 +108,7 @@ def _private_imports() -> list[str]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
             if not isinstance(node, ast.ImportFrom):
                 continue
-            if node.level:
-                base = name.split(".") if is_pkg else name.split(".")[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                mod = ".".join([*base, node.module] if node.module else base)
-            else:
-                mod = node.module or ""
+            mod = _from_module(name, is_pkg, node)
             if mod != name and (mod == PACKAGE or mod.startswith(PACKAGE + ".")):
                 found += [
                     f"{name}: from {mod} import {a.name}"

@@ -326,14 +326,11 @@ def test_missing_weights_file_is_refused_before_the_data_is_read(tmp_path, monke
     assert not (tmp_path / "r").exists()
 
 
-def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
-    """``elnet train --init-model M`` read M three times (its normalisation, its domain, then the
-    network); a large model file read three times costs seconds and memory. Now once."""
+def _micro_sar_model_and_reviewed_pairs(tmp_path: Path) -> tuple[Path, Path]:
+    """A micro SAR model file (``m.pt``, an --init-model) and 4 reviewed 32 px pairs."""
     from helpers_data import blob_mask, grey_rgb
 
-    import sam2elnet.model.io as model_io
     from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.engine.train import train
     from sam2elnet.model import ModelConfig, build_model, save_model
 
     sar = NormalizationConfig.for_modality("sar")
@@ -347,6 +344,16 @@ def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
     for i in range(4):
         write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
         write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    return init, data
+
+
+def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
+    """``elnet train --init-model M`` read M three times (its normalisation, its domain, then the
+    network); a large model file read three times costs seconds and memory. Now once."""
+    import sam2elnet.model.io as model_io
+    from sam2elnet.engine.train import train
+
+    init, data = _micro_sar_model_and_reviewed_pairs(tmp_path)
     reads: list[str] = []
     real = model_io.safe_torch_load
 
@@ -365,23 +372,11 @@ def test_init_model_run_records_the_network_it_trained(tmp_path):
     (and the training report) said ``size: tiny`` (--size's default, or a --size given and
     ignored) for a micro network, and the log said nothing about the size. The record names the
     network trained, and one line says that --size / --trunk / --weights do not change it."""
-    from helpers_data import blob_mask, grey_rgb
 
-    from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.engine.train import train
-    from sam2elnet.model import ModelConfig, build_model, load_model, save_model
+    from sam2elnet.model import load_model
 
-    sar = NormalizationConfig.for_modality("sar")
-    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
-    init = save_model(
-        net,
-        tmp_path / "m.pt",
-        extra={"normalization": sar.model_dump(mode="json"), "train": {"domain": "other"}},
-    )
-    data = tmp_path / "reviewed"
-    for i in range(4):
-        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
-        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    init, data = _micro_sar_model_and_reviewed_pairs(tmp_path)
     lines: list[str] = []
     cfg = small_cfg(data, tmp_path / "run", init_model=init, fit_quality=False, size="tiny")
     res = train(cfg, echo=lines.append)
