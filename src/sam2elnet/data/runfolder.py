@@ -11,7 +11,11 @@ reports and resume read back::
                                   [coarse], [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
     OUT/summary.json              counts, threshold, evaluator info, timing, the model file
-                                  (absolute path: :func:`model_record`)
+                                  (absolute path: :func:`model_record`) and its
+                                  ``model_version`` (:func:`model_version`)
+    OUT/model_id.json             the model that made the labels, written when a job starts
+                                  (:func:`model_identity`): ``--resume`` with another model is
+                                  refused, exports tag the labels with its ``model_version``
 
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
@@ -49,8 +53,13 @@ __all__ = [
     "SCORE_RANGE",
     "SKIPPED_CSV",
     "SUMMARY_JSON",
+    "MODEL_ID_JSON",
     "find_quality_csv",
+    "model_identity",
     "model_record",
+    "model_version",
+    "read_model_identity",
+    "write_model_identity",
     "image_paths_by_stem",
     "kept_by_stem",
     "parse_bool",
@@ -70,6 +79,8 @@ __all__ = [
 QUALITY_CSV = "quality.csv"
 SKIPPED_CSV = "skipped.csv"
 SUMMARY_JSON = "summary.json"
+MODEL_ID_JSON = "model_id.json"
+"""The identity of the model that made an output folder's labels (:func:`model_identity`)."""
 RUN_MASK_FOLDERS = ("labels", "rejected")
 """Sub-folders of an ``elnet annotate`` / ``elnet enhance`` output folder that hold its masks."""
 NAME_COLUMNS = ("label", "image", "id", "name", "file", "filename", "path", "sample")
@@ -287,6 +298,63 @@ def model_record(model: str | Path) -> str:
     followed: the file that ran), so the run's model is found from any working folder
     (:func:`recorded_model`)."""
     return str(Path(model).expanduser().resolve())
+
+
+def model_version(model: str | Path, sha256: str | None = None) -> str:
+    """``NAME@HASH``: the model file's name and the first 8 hex digits of its SHA-256 (given, or
+    read from the file): the one model version Label Studio predictions, exports and
+    ``model_id.json`` carry.
+
+    Raises:
+        OSError: ``sha256`` not given and the file cannot be read.
+    """
+    digest = sha256 if sha256 is not None else _file_sha256(Path(model))
+    return f"{Path(model).name}@{digest[:8]}"
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_identity(model: str | Path) -> dict[str, str]:
+    """What ``OUT/model_id.json`` records of the model file that makes a folder's labels:
+    ``model`` (:func:`model_record`), ``model_version`` (:func:`model_version`) and ``sha256``
+    (64 hex digits of the whole file; two files with the same bytes are the same model).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = _file_sha256(Path(model))
+    return {
+        "model": model_record(model),
+        "model_version": model_version(model, digest),
+        "sha256": digest,
+    }
+
+
+def read_model_identity(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run_dir/model_id.json`` (:func:`model_identity`'s entries); None when the folder has
+    none (made before it was recorded, or by another tool) or it is not a JSON object with a
+    ``sha256`` string."""
+    p = Path(run_dir) / MODEL_ID_JSON
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("sha256"), str):
+        return None
+    return data
+
+
+def write_model_identity(run_dir: str | Path, identity: dict[str, Any]) -> Path:
+    """Write ``run_dir/model_id.json`` atomically."""
+    return write_json_atomic(Path(run_dir) / MODEL_ID_JSON, identity)
 
 
 def recorded_model(summary: dict[str, Any], where: str | Path) -> Path | None:

@@ -8,7 +8,8 @@ and, on ``--resume``, the rows a previous run already finished.
   otherwise; numbered when two images of a file list share a stem).
 * :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
   a folder, or one vector file for all images).
-* :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``.
+* :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``;
+  :func:`check_resume_model`: ``--resume`` continues with the model that made them.
 * :func:`check_job_out`: the output folder would not replace or mix with the inputs;
   :func:`check_run_out`: the same for the run folders of ``elnet cv`` / ``elnet experiment``.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "split_images",
     "unique_names",
     "read_done",
+    "check_resume_model",
     "LabelIndex",
     "label_index",
     "check_job_out",
@@ -78,6 +80,51 @@ def unique_names(files: Sequence[Path]) -> dict[Path, str]:
             name = f"{Path(name).stem}_{seen[name]}{Path(name).suffix}"
         names[f] = name
     return names
+
+
+def check_resume_model(
+    out: str | Path, model: str | Path | None, resume: bool
+) -> dict[str, str] | None:
+    """The identity of ``model`` that the job records in ``OUT/model_id.json``
+    (:func:`~sam2elnet.data.runfolder.model_identity`; None when ``model`` is not a readable file),
+    after checking that ``--resume`` continues with the model that made the folder's labels.
+
+    Same bytes (SHA-256) as the recorded model: resumed as before, wherever the file lies now.
+    A folder with a ``quality.csv`` but no record (made before the record existed) resumes with
+    one warning that its model cannot be checked.
+
+    Raises:
+        UserError: ``resume`` and the folder records another model; one line naming both models
+            and saying to give a new ``--out`` or drop ``--resume`` to start over. Raised before
+            the model loads and before anything is written.
+    """
+    from sam2elnet.data.runfolder import model_identity, read_model_identity
+
+    root = Path(out)
+    try:
+        ident = model_identity(model) if model is not None and Path(model).is_file() else None
+    except OSError:
+        ident = None
+    if not resume:
+        return ident
+    rec = read_model_identity(root)
+    if rec is None:
+        if (root / QUALITY_CSV).is_file():
+            log.warning(
+                "%s: made before output folders recorded their model (model_id.json): --resume "
+                "cannot check that its labels come from --model %s",
+                root,
+                model,
+            )
+        return ident
+    if ident is not None and rec["sha256"] != ident["sha256"]:
+        raise UserError(
+            f"its labels were made by model {rec.get('model')} ({rec.get('model_version')}); "
+            f"--model {model} is another model ({ident['model_version']}), and --resume would mix "
+            "the two: give a new --out for this model, or drop --resume to start over",
+            root,
+        )
+    return ident
 
 
 def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -283,7 +330,7 @@ def check_job_out(
     ``model`` or ``labels`` file. An output folder next to the inputs, or the images folder
     itself (labels go to its sub-folders, which are not read), is fine.
     """
-    from sam2elnet.data.runfolder import SKIPPED_CSV, SUMMARY_JSON
+    from sam2elnet.data.runfolder import MODEL_ID_JSON, SKIPPED_CSV, SUMMARY_JSON
     from sam2elnet.utils.paths import check_not_input, check_out_folder
 
     root = Path(out)
@@ -300,7 +347,7 @@ def check_job_out(
     beside = [] if (root / QUALITY_CSV).is_file() else dataset_neighbours(files, "--images")
     check_out_folder(root, writes, reads, command, folders=beside)
     singles = [model, labels if labels is not None and Path(labels).is_file() else None]
-    for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, "report.html"):
+    for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON, "report.html"):
         check_not_input(root / name, singles, what=f"--out {root}: its {name} {root / name}")
 
 

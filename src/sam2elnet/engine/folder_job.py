@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
+from sam2elnet.data.runfolder import (
+    MODEL_ID_JSON,
+    QUALITY_CSV,
+    SKIPPED_CSV,
+    write_csv_table,
+    write_model_identity,
+    write_summary,
+)
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import scene_changes
 from sam2elnet.engine.coarse_rule import CoarseRule
@@ -85,7 +92,10 @@ class FolderJob:
         tile: int = 1024,
         overlap: int = 128,
         executor: CallExecutor | None = None,
+        model_id: dict[str, str] | None = None,
     ) -> None:
+        """``model_id``: the identity of the model file (:func:`~sam2elnet.engine.folder_inputs.
+        check_resume_model`), written to ``OUT/model_id.json`` once the folder is locked."""
         self.p, self.out, self.fields = predictor, out, list(fields)
         #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
         self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
@@ -111,6 +121,10 @@ class FolderJob:
             if resume:
                 remove_stale_temps(out)
             self.done = read_done(out, fields) if resume else {}
+            if model_id is not None:  # the model of the labels to come, before any is written
+                write_model_identity(out, model_id)
+            elif not resume:  # an unknown model starts over: no earlier run's record stays
+                (out / MODEL_ID_JSON).unlink(missing_ok=True)
         except BaseException:
             self._lock.close()
             raise
@@ -133,7 +147,7 @@ class FolderJob:
         """Nothing was produced: remove what this job wrote (and the folder if it made it)."""
         if self.rows:
             return
-        for name in ("quality.csv", "skipped.csv", "summary.json"):
+        for name in ("quality.csv", "skipped.csv", "summary.json", MODEL_ID_JSON):
             if self._created:
                 (self.out / name).unlink(missing_ok=True)
         if self._created:

@@ -30,6 +30,7 @@ from sam2elnet.engine.folder_chunk import ChunkSpec
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
     check_labels_not_images,
+    check_resume_model,
     label_index,
     split_samples,
 )
@@ -154,6 +155,7 @@ def annotate_folder(
         out_dir, "annotate", files, model=model_path, save_prob=save_prob,
         masks=[s.mask for s in samples or ()], coarse=[s.coarse for s in samples or ()],
     )  # fmt: skip
+    model_id = check_resume_model(out_dir, model_path, resume)  # before the model loads
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     prec = announce_predictor_precision(precision, pred, echo)
@@ -165,7 +167,17 @@ def annotate_folder(
     )
     with (
         FolderJob(
-            pred, out, fields, threshold, save_prob, resume, progress, "annotate", tile, overlap
+            pred,
+            out,
+            fields,
+            threshold,
+            save_prob,
+            resume,
+            progress,
+            "annotate",
+            tile,
+            overlap,
+            model_id=model_id,
         ) as job,
         job_executor(executor_factory, pred, model_path) as ex,
     ):
@@ -175,6 +187,7 @@ def annotate_folder(
         extra = {
             "task": "annotate",
             "model": model_record(model_path),
+            "model_version": model_id["model_version"] if model_id else None,
             "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,
@@ -296,6 +309,7 @@ def enhance_folder(
         save_changes=save_changes, coarse=list(label_map.values()),
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
+    model_id = check_resume_model(out_dir, model_path, resume)  # before the model loads
     pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
     pred.set_bands(bands)
     prec = announce_predictor_precision(precision, pred, echo)
@@ -330,7 +344,17 @@ def enhance_folder(
     )
     with (
         FolderJob(
-            pred, out, fields, threshold, save_prob, resume, progress, "enhance", tile, overlap
+            pred,
+            out,
+            fields,
+            threshold,
+            save_prob,
+            resume,
+            progress,
+            "enhance",
+            tile,
+            overlap,
+            model_id=model_id,
         ) as job,
         job_executor(executor_factory, pred, model_path) as ex,
     ):
@@ -344,6 +368,7 @@ def enhance_folder(
         extra = {
             "task": "enhance",
             "model": model_record(model_path),
+            "model_version": model_id["model_version"] if model_id else None,
             "domain": _domain_summary(pred),
             "filter": thr_info,
             **prec,

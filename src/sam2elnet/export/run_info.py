@@ -23,6 +23,7 @@ __all__ = [
     "default_category",
     "model_version",
     "quality_and_images",
+    "run_model_version",
     "quality_images_kept",
     "run_label_files",
     "run_summary",
@@ -120,20 +121,41 @@ def _model_path(summary: dict[str, Any], where: Path) -> Path | None:
     return recorded_model(summary, where.parent)
 
 
-def model_version(labels: str | Path, model_id: str | None = None) -> str:
-    """``model_id``, else the model file named in the run's summary.json as
-    ``name@sha256[:8]`` (the name alone when the file is gone), else ``"sam2elnet"``."""
-    if model_id:
-        return model_id
-    import hashlib
+def run_model_version(labels: str | Path) -> str | None:
+    """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.runfolder.model_version`) of
+    the model that made ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in
+    one), None when nothing tells it. In this order: the run folder's ``model_id.json`` (written
+    when the job started: the model that made its labels even when the file changed since),
+    ``summary.json``'s ``model_version``, the model file ``summary.json`` names (hashed now; its
+    name alone when the file is gone). The one rule for every export format."""
+    from sam2elnet.data.runfolder import model_version as file_version
+    from sam2elnet.data.runfolder import read_model_identity
 
+    for d in _run_dirs(Path(labels)):
+        rec = read_model_identity(d)
+        if rec is not None and rec.get("model_version"):
+            return str(rec["model_version"])
     found = run_summary(labels)
-    if found is None or not found[0].get("model"):
-        return "sam2elnet"
-    mp = _model_path(found[0], found[1])
+    if found is None:
+        return None
+    summary, where = found
+    if summary.get("model_version"):
+        return str(summary["model_version"])
+    if not summary.get("model"):
+        return None
+    mp = _model_path(summary, where)
     if mp is None:
-        return Path(str(found[0]["model"])).name
-    return f"{mp.name}@{hashlib.sha256(mp.read_bytes()).hexdigest()[:8]}"
+        return Path(str(summary["model"])).name
+    try:
+        return file_version(mp)
+    except OSError:
+        return mp.name
+
+
+def model_version(labels: str | Path, model_id: str | None = None) -> str:
+    """``model_id``, else :func:`run_model_version`, else ``"sam2elnet"`` (Label Studio
+    predictions need one)."""
+    return model_id or run_model_version(labels) or "sam2elnet"
 
 
 def default_category(labels: str | Path) -> tuple[str, str]:

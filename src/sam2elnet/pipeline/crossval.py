@@ -117,6 +117,16 @@ def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta:
 
 
 # ----------------------------------------------------------------------------- one fold
+def _made_by(pred_dir: Path, model: Path) -> bool:
+    """Whether ``pred_dir``'s labels may be resumed with ``model``: it recorded this model (same
+    bytes), or no model (made before the record). A fold trained again predicts afresh instead
+    of being refused (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`)."""
+    from sam2elnet.data.runfolder import model_identity, read_model_identity
+
+    rec = read_model_identity(pred_dir)
+    return rec is None or rec["sha256"] == model_identity(model)["sha256"]
+
+
 def _evaluate_model(
     cfg: CVConfig, model: Path, test_dir: Path, pred_dir: Path, roads: bool, warned: bool
 ) -> tuple[dict[str, Any], Any]:
@@ -135,7 +145,7 @@ def _evaluate_model(
             model,
             test_dir / "images",
             pred_dir,
-            resume=pred_dir.is_dir(),
+            resume=pred_dir.is_dir() and _made_by(pred_dir, model),
             batch_size=cfg.batch_size,
             device=cfg.device,
             precision=cfg.precision,

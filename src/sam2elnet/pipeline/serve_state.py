@@ -8,7 +8,6 @@ one), the fine-tuning jobs and the number of reviews not yet trained on. A resta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -23,13 +22,15 @@ __all__ = ["SavedState", "model_version", "read_state", "write_state"]
 
 
 def model_version(path: Path) -> str:
-    """``NAME@HASH``: the file name and the first 8 hex digits of the file's SHA-256, the
-    ``model_version`` Label Studio shows with each prediction.
+    """``NAME@HASH``, the ``model_version`` Label Studio shows with each prediction: the one
+    definition, :func:`sam2elnet.data.runfolder.model_version`.
 
     Raises:
         OSError: the file cannot be read.
     """
-    return f"{path.name}@{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]}"
+    from sam2elnet.data.runfolder import model_version as version
+
+    return version(path)
 
 
 @dataclass

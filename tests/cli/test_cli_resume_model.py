@@ -1,0 +1,117 @@
+"""``--resume`` continues with the model that made an output folder's labels.
+
+``elnet annotate --model run1/model.pt --resume`` into a folder that ``--model run0/model.pt``
+filled kept run0's labels and scores ("16 done by the earlier run") under a summary naming run1,
+and ``elnet export`` then tagged them with run1's version. A folder job now records its model
+(``OUT/model_id.json``: path, ``NAME@HASH`` version, SHA-256) when it starts; ``--resume`` with
+another model is one ``error: OUT: ...`` line, exit 2, nothing written. The same bytes resume as
+before (wherever the file lies), and a folder made before the record resumes with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import pytest
+import torch
+from test_train import trained_run
+
+from sam2elnet.cli import main
+from sam2elnet.data.runfolder import MODEL_ID_JSON, model_version
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def other_model(run: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another model: the shared micro model with one decoder weight changed (save/load API)."""
+    from sam2elnet.model.io import load_model, save_model
+
+    model, extra = load_model(run["model"])
+    name, param = next((n, p) for n, p in model.named_parameters() if not n.startswith("trunk."))
+    with torch.no_grad():
+        param.view(-1)[0] += 0.5
+    out = tmp_path_factory.mktemp("run1") / "model.pt"
+    save_model(model, out, extra)
+    return out
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _annotate(run: dict[str, Path], model: Path, out: Path, *more: str) -> list[str]:
+    return ["annotate", "--model", str(model), "--images", str(run["data"] / "images"),
+            "--out", str(out), "--no-progress", *more]  # fmt: skip
+
+
+def test_resume_with_another_model_is_refused_with_nothing_written(
+    run: dict[str, Path], other_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "a"
+    assert main(_annotate(run, run["model"], out)) == 0
+    rec = json.loads((out / MODEL_ID_JSON).read_text())
+    assert rec["model_version"] == model_version(run["model"])
+    assert rec["model"] == str(run["model"].resolve()) and len(rec["sha256"]) == 64
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model_version"] == rec["model_version"]
+    capsys.readouterr()
+    before = _tree(out)
+    assert main(_annotate(run, other_model, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out}: "), err
+    assert str(run["model"].resolve()) in err and model_version(run["model"]) in err
+    assert str(other_model) in err and model_version(other_model) in err
+    assert "new --out" in err and "drop --resume" in err
+    assert _tree(out) == before  # no label, score, summary or record changed
+    # enhance shares the check
+    coarse = tmp_path / "coarse"
+    shutil.copytree(run["data"] / "masks", coarse)
+    enh = ["enhance", "--images", str(run["data"] / "images"), "--labels", str(coarse),
+           "--out", str(tmp_path / "e"), "--no-progress"]  # fmt: skip
+    assert main([*enh, "--model", str(run["model"])]) == 0
+    capsys.readouterr()
+    before = _tree(tmp_path / "e")
+    assert main([*enh, "--model", str(other_model), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'e'}: ") and model_version(other_model) in err
+    assert _tree(tmp_path / "e") == before
+    # without --resume the other model starts over, and the folder records it
+    assert main(_annotate(run, other_model, out)) == 0
+    rec = json.loads((out / MODEL_ID_JSON).read_text())
+    assert rec["model_version"] == model_version(other_model)
+    assert json.loads((out / "summary.json").read_text())["n_resumed"] == 0
+
+
+def test_same_model_resumes_and_an_old_folder_warns(
+    run: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    out = tmp_path / "a"
+    assert main(_annotate(run, run["model"], out)) == 0
+    n = json.loads((out / "summary.json").read_text())["n_images"]
+    # the same bytes under another path are the same model: every image is reused
+    moved = tmp_path / "elsewhere" / "model.pt"
+    moved.parent.mkdir()
+    shutil.copyfile(run["model"], moved)
+    assert main(_annotate(run, moved, out, "--resume")) == 0
+    assert json.loads((out / "summary.json").read_text())["n_resumed"] == n
+    # a folder made before the record: resumed, with a warning that the model is not checked
+    (out / MODEL_ID_JSON).unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(_annotate(run, run["model"], out, "--resume")) == 0
+    said = [r.getMessage() for r in caplog.records if "cannot check" in r.getMessage()]
+    assert len(said) == 1 and str(out) in said[0] and str(run["model"]) in said[0], said
+    assert json.loads((out / "summary.json").read_text())["n_resumed"] == n
+    assert (out / MODEL_ID_JSON).is_file()  # recorded from now on
