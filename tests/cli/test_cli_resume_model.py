@@ -6,6 +6,7 @@ and ``elnet export`` then tagged them with run1's version. A folder job now reco
 (``OUT/model_id.json``: path, ``NAME@HASH`` version, SHA-256) when it starts; ``--resume`` with
 another model is one ``error: OUT: ...`` line, exit 2, nothing written. The same bytes resume as
 before (wherever the file lies), and a folder made before the record resumes with a warning.
+Exports take the model version from that record in every format (COCO, GeoPackage, Label Studio).
 """
 
 from __future__ import annotations
@@ -115,3 +116,30 @@ def test_same_model_resumes_and_an_old_folder_warns(
     assert len(said) == 1 and str(out) in said[0] and str(run["model"]) in said[0], said
     assert json.loads((out / "summary.json").read_text())["n_resumed"] == n
     assert (out / MODEL_ID_JSON).is_file()  # recorded from now on
+
+
+def test_exports_tag_the_run_model_in_every_format(
+    run: dict[str, Path], other_model: Path, tmp_path: Path
+) -> None:
+    """COCO and GeoPackage carried no model_id without --model-id, while Label Studio took the
+    run's; all now take the version of the model that made the labels (OUT/model_id.json), even
+    after the model file was replaced."""
+    import geopandas as gpd
+
+    out = tmp_path / "a"
+    model = tmp_path / "m" / "model.pt"
+    model.parent.mkdir()
+    shutil.copyfile(run["model"], model)
+    assert main(_annotate(run, model, out)) == 0
+    version = model_version(run["model"])
+    shutil.copyfile(other_model, model)  # the file changed since: the labels are not its
+    assert main(["export", "--labels", str(out), "--out", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["info"]["model_id"] == version
+    assert main(["export", "--labels", str(out), "--out", str(tmp_path / "p.gpkg")]) == 0
+    assert set(gpd.read_file(tmp_path / "p.gpkg", layer="labels")["model_id"]) == {version}
+    assert main(["export", "--labels", str(out), "--out", str(tmp_path / "c2.json"),
+                 "--model-id", "mine"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "c2.json").read_text())["info"]["model_id"] == "mine"
+    from sam2elnet.export.run_info import model_version as ls_version
+
+    assert ls_version(out) == version

@@ -17,7 +17,12 @@ from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.review_set import review_set_path, write_review_set
-from sam2elnet.export.run_info import default_category, quality_images_kept, run_label_files
+from sam2elnet.export.run_info import (
+    default_category,
+    quality_images_kept,
+    run_label_files,
+    run_model_version,
+)
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
@@ -68,6 +73,9 @@ def export_labels(
     :class:`~sam2elnet.errors.UserError`, and a polygon export of a label whose quality layer
     was made for another scene :class:`~sam2elnet.errors.DataError`
     (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written.
+    ``model_id`` (the polygons' ``model_id`` attribute, COCO ``info.model_id``) defaults to the
+    version of the run's model (:func:`~sam2elnet.export.run_info.run_model_version`, as the
+    Label Studio export does; empty when nothing tells it).
     """
     from sam2elnet.utils.paths import check_not_input
 
@@ -83,6 +91,8 @@ def export_labels(
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     record = review_set_path(out)  # written next to a polygon layer
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
+    if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
+        kwargs["model_id"] = run_model_version(labels)
     kind = (fmt or Path(out).suffix.lstrip(".")).lower()
     if kind in FORMATS:  # a quality layer made for another scene: refused before any writing
         from sam2elnet.export.tile_quality import check_tile_layers
