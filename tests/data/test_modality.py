@@ -252,3 +252,15 @@ def test_stated_modality_rules_have_one_public_home(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot parse dataset.json") as err:
         read_dataset_meta(tmp_path)
     assert "dataset.json" in str(err.value)
+
+
+def test_a_dataset_json_that_is_not_utf8_is_a_data_error(tmp_path: Path) -> None:
+    """A dataset.json saved as UTF-16 (a Windows editor): one DataError naming the file, not a
+    UnicodeDecodeError traceback."""
+    from sam2elnet.data.dataset_meta import read_dataset_meta
+    from sam2elnet.errors import DataError
+
+    (tmp_path / "dataset.json").write_text('{"modality": "sar"}', encoding="utf-16")
+    with pytest.raises(DataError, match="cannot parse dataset.json") as err:
+        read_dataset_meta(tmp_path)
+    assert "dataset.json" in str(err.value)

@@ -174,3 +174,55 @@ def test_an_unreadable_layer_warns_once_and_is_not_joined(tmp_path: Path, scenes
     assert np.isnan(gpd.read_file(res.out, layer="labels")["quality"]).all()
     got = [r.getMessage() for r in caplog.records if r.name == "sam2elnet.export.tile_quality"]
     assert got == [f"{d / 'lab_tiles.gpkg'}: unreadable per-tile quality layer; ignored"]
+
+
+def test_write_polygons_called_directly_warns_about_a_layer_it_cannot_join(
+    tmp_path: Path, scenes, caplog
+):
+    """``write_polygons`` is public: called without ``export_labels``' check it still warns about
+    a layer it ignores (only ``layers_checked=True``, export_labels' own call, is quiet)."""
+    import logging
+
+    from sam2elnet.export.vector import write_polygons
+
+    a, _ = scenes
+    d = tmp_path / "labels"
+    d.mkdir()
+    shutil.copyfile(a, d / "lab.tif")
+    (d / "lab_tiles.gpkg").write_bytes(b"not a geopackage")
+    for checked, want in ((False, 1), (True, 0)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            write_polygons(
+                [d / "lab.tif"], tmp_path / f"p{checked}.gpkg", "gpkg", quality={},
+                progress=False, notes=[], layers_checked=checked,
+            )  # fmt: skip
+        got = [r for r in caplog.records if r.name == "sam2elnet.export.tile_quality"]
+        assert len(got) == want, checked
+
+
+def test_a_layer_in_a_crs_that_cannot_be_transformed_warns_instead_of_a_traceback(
+    tmp_path: Path, scenes, caplog
+):
+    """A layer whose CRS pyproj cannot transform to the label's (an engineering CRS): the export
+    warns that the layer cannot be placed and writes the polygons without its quality (was a
+    pyproj traceback from the scene check)."""
+    import logging
+
+    import numpy as np
+
+    from sam2elnet.export.api import export_labels
+
+    a, _ = scenes
+    d = tmp_path / "labels"
+    d.mkdir()
+    shutil.copyfile(a, d / "lab.tif")
+    tiles = gpd.read_file(a.with_name("lab_tiles.gpkg"), layer="tiles")
+    engineering = 'ENGCRS["site grid",EDATUM["site"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["metre",1]],AXIS["y",north,LENGTHUNIT["metre",1]]]'
+    tiles = tiles.set_crs(engineering, allow_override=True)
+    tiles.to_file(d / "lab_tiles.gpkg", layer="tiles")
+    with caplog.at_level(logging.WARNING):
+        res = export_labels(d / "lab.tif", tmp_path / "poly.gpkg", progress=False)
+    assert np.isnan(gpd.read_file(res.out, layer="labels")["quality"]).all()
+    got = [r.getMessage() for r in caplog.records if r.name == "sam2elnet.export.tile_quality"]
+    assert len(got) == 1 and "cannot be placed on lab.tif" in got[0], got

@@ -470,9 +470,9 @@ def test_another_road_buffer_scores_the_finished_folds_again(
     pred = fold / "pred-test"
     lines: list[str] = []
 
-    def run(buffer: float) -> dict[str, Any]:
+    def run(buffer: float, report: bool = True) -> dict[str, Any]:
         lines.clear()
-        cfg = _cfg(roads, out, folds=2, max_folds=1, road_buffer=buffer, report=True)
+        cfg = _cfg(roads, out, folds=2, max_folds=1, road_buffer=buffer, report=report)
         return run_cv(cfg, echo=lines.append)
 
     run(1.0)
@@ -547,3 +547,12 @@ def test_another_road_buffer_scores_the_finished_folds_again(
         "validation measures; its test scores use 5 px"
     ) in lines, lines
     assert (r["folds"][0]["val_road_buffer"], r["folds"][0]["road_buffer"]) == (1.0, 5.0)
+
+    # scored again without --report: OUT/report.html (5 px numbers) would contradict cv.md
+    assert (out / "report.html").is_file()
+    run(1.0, report=False)
+    assert (
+        f"removed {out / 'report.html'}: the test predictions were scored again and it showed "
+        "the earlier numbers; --report writes it again"
+    ) in lines, lines
+    assert not (out / "report.html").exists()

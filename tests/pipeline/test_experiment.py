@@ -716,8 +716,18 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
         assert set(r3["stages"].values()) == {"cached"} and not said()
         # a filter keeping every label again: the first run's U-Nets (kept by their labels)
         trained.clear()
+        (out / "report.html").write_text("an earlier run's page", encoding="utf-8")
         r4 = run(min_quality=0.05)
         assert r4["table1"] == r["table1"] and trained == []
+        # without --report the page with the earlier filter's numbers is removed, with a line
+        assert not (out / "report.html").exists()
+        assert any(
+            m.endswith(
+                f"removed {out / 'report.html'}: the auto-labels were filtered again and it "
+                "showed the earlier numbers; --report writes it again"
+            )
+            for m in caplog.messages
+        ), caplog.messages
         # the default rule (unfitted evaluator: predicted quality >= 0.5) asks SAM2-ELNet's
         # evaluator, without predicting: 2 kept
         r5 = run()

@@ -33,7 +33,7 @@ def read_dataset_meta(root: Path) -> dict[str, Any]:
         return {}
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
         raise DataError(f"cannot parse dataset.json ({err}); fix or delete it", meta_path) from None
     return meta if isinstance(meta, dict) else {}
 

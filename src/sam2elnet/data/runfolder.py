@@ -449,3 +449,23 @@ def write_csv_table(
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:
     """Write ``run_dir/summary.json`` atomically."""
     return write_json_atomic(Path(run_dir) / SUMMARY_JSON, summary)
+
+
+def remove_stale_report(out: str | Path, why: str) -> str | None:
+    """Delete ``out/report.html`` when the results it shows were just recomputed without a new
+    report (a resumed ``elnet cv`` / ``elnet experiment`` that scored or filtered its stored
+    predictions again, run without ``--report``): a page with the old numbers next to a
+    ``cv.md`` / ``results.md`` with the new ones would contradict them.
+
+    Args:
+        out: the run folder.
+        why: what changed, for the line (e.g. ``the test predictions were scored again``).
+
+    Returns:
+        One line for the log when a page was removed, else None.
+    """
+    page = Path(out) / "report.html"
+    if not page.is_file():
+        return None
+    page.unlink()
+    return f"removed {page}: {why} and it showed the earlier numbers; --report writes it again"

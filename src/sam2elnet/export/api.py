@@ -305,6 +305,7 @@ def _export_labels(
         pixel_coords=pixel_coords,
         image_names=image_names or None,
         review=review,
+        layers_checked=True,  # export_labels ran check_tile_layers and warned
     )
     write_review_set(out, review)  # which images went out: elnet import --from vector
     return ExportResult(

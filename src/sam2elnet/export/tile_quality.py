@@ -148,7 +148,10 @@ def _check_record(lab: LabelRaster, path: Path, record: Any, layer_crs: Any) -> 
         )
     if layer_crs is not None and lab.crs is None:
         return  # cannot be placed on the label: tile_index warns and does not join it
-    [fp] = _place([record.footprint], layer_crs, lab, record.footprint.bounds[3] <= 0)
+    try:
+        [fp] = _place([record.footprint], layer_crs, lab, record.footprint.bounds[3] <= 0)
+    except Exception:  # pyproj: no transformation between the two CRSs (tile_index warns)
+        return
     t = lab.transform
     xs, ys = t * (
         np.array([0, lab.width, lab.width, 0.0]),
@@ -232,7 +235,15 @@ def tile_index(lab: LabelRaster, quiet: bool = False) -> TileIndex | None:
             path, crs_name(tiles.crs), label.name, _rerun(label),
         )  # fmt: skip
         return None
-    geoms = _place(list(tiles.geometry.values), tiles.crs, lab, tiles.total_bounds[3] <= 0)
+    try:
+        geoms = _place(list(tiles.geometry.values), tiles.crs, lab, tiles.total_bounds[3] <= 0)
+    except Exception as err:  # pyproj: no transformation between the two CRSs
+        warn(
+            "%s: the per-tile quality layer (%s) cannot be placed on %s (%s): quality not "
+            "joined; %s",
+            path, crs_name(tiles.crs), label.name, err, _rerun(label),
+        )  # fmt: skip
+        return None
     h, w = lab.height, lab.width
     xs, ys = lab.transform * (np.array([0, w, w, 0], float), np.array([0, 0, h, h], float))
     footprint = Polygon(np.column_stack([xs, ys]))

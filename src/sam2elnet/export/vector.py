@@ -97,6 +97,7 @@ def write_polygons(
     pixel_coords: str = PIXEL_COORDS[0],
     image_names: dict[str, Path] | None = None,
     review: list[dict[str, Any]] | None = None,
+    layers_checked: bool = False,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -117,8 +118,7 @@ def write_polygons(
         fmt: ``"geojson"``, ``"gpkg"`` or ``"shp"`` (:data:`FORMATS`).
         quality: label or source-image stem -> predicted quality (``quality`` attribute); labels
             without an entry take the per-window quality of ``<label>_tiles.gpkg`` when present
-            (:func:`~sam2elnet.export.tile_quality.tile_index`, without its warnings:
-            :func:`~sam2elnet.export.api.export_labels` checks the layers and warns first).
+            (:func:`~sam2elnet.export.tile_quality.tile_index`; see ``layers_checked``).
         kept: label or source-image stem -> the quality filter kept it (``status`` attribute
             ``"kept"`` / ``"rejected"``; ``""`` for labels without an entry). See
             :func:`~sam2elnet.export.run_info.quality_images_kept`.
@@ -145,6 +145,10 @@ def write_polygons(
         review: list that receives one entry per label (``source``, ``label``, ``polygons``,
             ``quality``), also for labels without any polygon: the review set
             (:func:`~sam2elnet.export.review_set.write_review_set`).
+        layers_checked: the caller ran :func:`~sam2elnet.export.tile_quality.check_tile_layers`
+            on these labels (and it warned): the per-tile quality layers are joined without
+            warning again. False (a direct call): :func:`tile_index` warns about each layer it
+            cannot join.
 
     Returns:
         The number of polygons written.
@@ -198,8 +202,8 @@ def write_polygons(
                     gcp_only.append(f.name)
                 q = quality.get(f.stem, quality.get(Path(lab.source).stem))
                 ok = (kept or {}).get(f.stem, (kept or {}).get(Path(lab.source).stem))
-                # quiet: export_labels warned about the layers (check_tile_layers)
-                tiles = tile_index(lab, quiet=True) if q is None else None
+                # quiet when export_labels checked the layers and warned (check_tile_layers)
+                tiles = tile_index(lab, quiet=layers_checked) if q is None else None
                 attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
                 for g in iter_polygons(

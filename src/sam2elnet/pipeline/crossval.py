@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.runfolder import remove_stale_report
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.crossval_config import CV_PARTS, RESCORE_ONLY, CVConfig
@@ -210,6 +211,12 @@ def _run_fold(
                         f"buffer {cfg.road_buffer:g} px (were {was:g} px), its network and "
                         "predictions reused"
                     )
+                    if not cfg.report:
+                        stale = remove_stale_report(
+                            cfg.out, "the test predictions were scored again"
+                        )
+                        if stale:
+                            say(stale)
                     return rescored
                 say(f"{label}: its test predictions are missing; predicting them again")
                 done.unlink()

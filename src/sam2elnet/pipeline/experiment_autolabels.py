@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.runfolder import remove_stale_report
 from sam2elnet.pipeline.experiment_config import BOOTSTRAP_SEED, ExperimentConfig
 from sam2elnet.pipeline.experiment_engine import (
     annotate_images,
@@ -218,6 +219,10 @@ def annotate_stage(
             else "the U-Nets of (c) and (d), trained on the kept labels, train again"
         )
     )
+    if not cfg.report:
+        stale = remove_stale_report(out, "the auto-labels were filtered again")
+        if stale:
+            stages.say(stale)
     return json_safe(new)
 
 
