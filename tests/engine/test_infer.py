@@ -551,6 +551,46 @@ def test_enhance_matches_vector_files_in_a_label_folder_by_name(
     assert int(np.count_nonzero(rgb[:, :, 0] > 0)) == 400  # the rasterised 20 x 20 square
 
 
+def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """summary.json's entries of the job's model and options, shared by annotate and enhance and
+    written in one place for both: their values, and their order (the shared ones, the task's
+    own, then ``warp``) as each task wrote them itself."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from sam2elnet.engine.coarse_rule import CoarseRule
+
+    scene = tmp_path / "in" / "scene.tif"
+    scene.parent.mkdir()
+    _write_scene(scene, run, size=64)
+    labels = tmp_path / "coarse.geojson"
+    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
+    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(labels)
+    a = annotate_folder(run["model"], scene, tmp_path / "a", progress=False, predictor=pred)
+    e = enhance_folder(
+        run["model"], scene, labels, tmp_path / "e", progress=False, predictor=pred,
+        new_objects="keep", max_growth=3,
+    )  # fmt: skip
+    shared = ["task", "model", "model_version", "domain", "filter"]
+    shared += ["precision_option", "precision_resolved"]
+    own = ["coarse_rule", "n_missing_labels", "missing_labels"]
+    for res, task, entries in ((a, "annotate", shared), (e, "enhance", shared + own)):
+        keys = list(res.summary)
+        start = keys.index("task")
+        assert keys[start : start + len(entries) + 1] == [*entries, "warp"], task
+        on_disk = json.loads((res.out_dir / "summary.json").read_text())
+        assert list(on_disk) == keys and on_disk["task"] == task
+        assert res.summary["model"] == a.summary["model"]
+        assert res.summary["model_version"].startswith(f"{Path(run['model']).name}@")
+        assert res.summary["precision_option"] == res.summary["precision_resolved"] == "32"
+        assert res.summary["warp"] is None and res.summary["threshold"] is None
+    assert e.summary["model_version"] == a.summary["model_version"]
+    assert e.summary["coarse_rule"] == CoarseRule("keep", 3).as_dict()
+    assert e.summary["n_missing_labels"] == 0 and e.summary["missing_labels"] == []
+
+
 def test_enhance_one_image_with_one_mask_file_of_another_name(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

@@ -33,7 +33,6 @@ from sam2elnet.data.runfolder import (
 )
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import scene_changes
-from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
 from sam2elnet.engine.folder_chunk import (
     ChunkSpec,
@@ -82,38 +81,30 @@ class FolderJob:
     def __init__(
         self,
         predictor: Predictor,
-        out: Path,
+        spec: ChunkSpec,
         fields: Sequence[str],
-        threshold: float | None,
-        save_prob: bool,
-        resume: bool,
-        progress: bool,
-        desc: str,
+        *,
+        resume: bool = False,
+        progress: bool = True,
         tile: int = 1024,
         overlap: int = 128,
         executor: CallExecutor | None = None,
         model_id: dict[str, str] | None = None,
     ) -> None:
-        """``model_id``: the identity of the model file (:func:`~sam2elnet.engine.folder_inputs.
+        """``spec``: the job's output options (task, folder, threshold, ...), the same for the
+        whole images (:func:`process_chunk`) and the scenes (:meth:`run_scene`). ``fields``: the
+        columns of ``quality.csv``. ``resume`` keeps the rows (and labels) of an earlier run;
+        ``tile`` / ``overlap`` (px) are the windows of images too large to predict whole.
+        ``model_id``: the identity of the model file (:func:`~sam2elnet.engine.folder_inputs.
         check_resume_model`), written to ``OUT/model_id.json`` once the folder is locked."""
-        self.p, self.out, self.fields = predictor, out, list(fields)
+        out = spec.out
+        self.p, self.spec, self.out, self.fields = predictor, spec, out, list(fields)
         #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
         self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
         self.order: dict[str, int] = {}  # image -> position in the job's input list
         self._pixels: dict[Path, int | None] = {}  # header sizes, read once per file
         self.tile, self.overlap = tile, overlap
-        self.line_width: float | None = None  # width of vector line labels (roads)
-        self.line_width_unit = "map"  # of line_width: "map" (CRS units) or "px"
-        self.save_changes = False  # enhance: change maps of scenes too (whole images: write())
-        self.positive_values: tuple[float, ...] | None = None  # enhance: class-index coarse labels
-        self.spec = ChunkSpec(desc, out, threshold)  # the job's output options (set by run)
-        self.rule: CoarseRule | None = None  # enhance: --new-objects / --max-growth
-        self.threshold, self.save_prob, self.progress, self.desc = (
-            threshold,
-            save_prob,
-            progress,
-            desc,
-        )
+        self.progress = progress
         self._created = not out.exists()
         self._lock = contextlib.ExitStack()
         self._lock.enter_context(output_lock(out))  # one job per output folder
@@ -167,7 +158,8 @@ class FolderJob:
             self._last_flush = time.monotonic()
 
     def decide(self, score: float) -> bool:
-        return self.threshold is None or score >= self.threshold
+        threshold = self.spec.threshold
+        return threshold is None or score >= threshold
 
     def refiltered(self, row: dict[str, Any]) -> dict[str, Any]:
         """A row reused by ``--resume`` under this run's filter: kept when its predicted IoU
@@ -202,12 +194,13 @@ class FolderJob:
         georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
         """
         tif = Path(name).with_suffix(".tif").name
+        spec = self.spec
         try:
-            check_warp_input(self.spec, f)
+            check_warp_input(spec, f)
         except DataError as err:
             self.skips.add(f, err)
             return
-        if coarse is not None and self.rule is not None and self.rule.active:
+        if coarse is not None and spec.rule is not None and spec.rule.active:
             warn_once(
                 log,
                 "--new-objects / --max-growth not applied to images predicted window by window",
@@ -233,10 +226,10 @@ class FolderJob:
                 overlap=self.overlap,
                 batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
                 coarse=coarse,
-                line_width=self.line_width,
-                line_width_unit=self.line_width_unit,
-                coarse_positive_values=self.positive_values,
-                prob_path=(self.out / "prob" / tif) if self.save_prob else None,
+                line_width=spec.line_width,
+                line_width_unit=spec.line_width_unit,
+                coarse_positive_values=spec.positive_values,
+                prob_path=(self.out / "prob" / tif) if spec.save_prob else None,
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
                 executor=CallWindows(self.executor, scorer is not self.p),
@@ -250,14 +243,14 @@ class FolderJob:
                 f,
                 coarse,
                 self.out / "labels" / tif,
-                self.out / "changes" / Path(name).stem if self.save_changes else None,
+                self.out / "changes" / Path(name).stem if spec.save_changes else None,
                 png=name != tif,
-                line_width=self.line_width,
-                line_width_unit=self.line_width_unit,
-                positive_values=self.positive_values,
+                line_width=spec.line_width,
+                line_width_unit=spec.line_width_unit,
+                positive_values=spec.positive_values,
             )
         try:  # after the change statistics, which are counted on the scene grid
-            warp_outputs(self.spec, [self.out / "labels" / tif, self.out / "prob" / tif])
+            warp_outputs(spec, [self.out / "labels" / tif, self.out / "prob" / tif])
         except DataError as err:
             for sub in ("labels", "prob"):
                 (self.out / sub / tif).unlink(missing_ok=True)
@@ -265,7 +258,7 @@ class FolderJob:
             return
         if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
             _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
-            if self.save_prob:
+            if spec.save_prob:
                 _tif_to_png(self.out / "prob" / tif, self.out / "prob" / name, prob=True)
         score = res.predicted_iou
         kept = self.decide(score) if score is not None else True
@@ -283,17 +276,12 @@ class FolderJob:
         if coarse is not None:
             row["coarse"] = str(coarse)
             row.update(changes)
-        if self.save_prob:
+        if spec.save_prob:
             row["prob"] = str(Path("prob") / name)
         self.rows.append(row)
         self.flush()
 
-    def run(
-        self,
-        files: Sequence[Path],
-        spec: ChunkSpec,
-        coarse_of: Callable[[Path], Path] | None = None,
-    ) -> None:
+    def run(self, files: Sequence[Path], coarse_of: Callable[[Path], Path] | None = None) -> None:
         """Label ``files`` (done rows of a resumed run are kept, not redone).
 
         Images whose whole-image memory estimate exceeds the predictor's ``max_memory``
@@ -301,12 +289,11 @@ class FolderJob:
         whatever their format; ``coarse_of(path)`` gives an image's coarse label file (raster or
         vector; enhancement). The others are cut into chunks of at most ``4 x batch_size`` images
         whose whole-image estimate stays within ``max_memory`` (:meth:`chunks`), and every chunk
-        goes through :func:`process_chunk` on the job's executor: in this process, or on a Ray
-        actor. Rows and skips come back in chunk order whichever runs them, so ``quality.csv`` is
-        the same.
+        goes through :func:`process_chunk` (with the job's ``spec``) on the job's executor: in
+        this process, or on a Ray actor. Rows and skips come back in chunk order whichever runs
+        them, so ``quality.csv`` is the same.
         """
         names = unique_names(files)
-        self.spec = spec  # run_scene's warp options
         self.order = {str(f): i for i, f in enumerate(files)}
         todo = []
         for f in files:
@@ -321,10 +308,10 @@ class FolderJob:
 
         chunks = list(self.chunks(todo, coarse_of is not None))
         work = (
-            (spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
+            (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
             for chunk in chunks
         )
-        bar = progress_bar(len(todo), self.desc, "img", self.progress)
+        bar = progress_bar(len(todo), self.spec.task, "img", self.progress)
         try:
             results = self.executor.map_calls(process_chunk, work)
             for chunk, res in zip(chunks, results, strict=True):
@@ -452,7 +439,7 @@ class FolderJob:
             "n_skipped": len(self.skipped),
             "n_flagged": dict(flagged),
             "mean_predicted_iou": float(np.mean(scores)) if scores else None,
-            "threshold": self.threshold,
+            "threshold": self.spec.threshold,
             "seconds": dt,
             "images_per_s": n_new / dt if dt > 0 else None,
             "evaluator": {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +57,6 @@ __all__ = [
 ]
 
 
-def _check_job_options(
-    warp_to: str | None = None, warp_method: str = "tps", **values: Any
-) -> str | None:
-    """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions) and the
-    ``--warp-to`` / ``--warp-method`` check of ``scene`` and ``export``
-    (:func:`sam2elnet.data.warp.check_warp_options`); returns the checked ``warp_to``."""
-    from sam2elnet.config import FolderJobOptions, check_options
-    from sam2elnet.data.warp import check_warp_options
-
-    check_options(FolderJobOptions, **values)
-    return check_warp_options(warp_to, warp_method)
-
-
 def _warp_summary(spec: ChunkSpec) -> dict[str, str] | None:
     """``summary.json``'s ``warp`` entry: where the outputs were warped to (None: kept)."""
     return {"to": spec.warp_to, "method": spec.warp_method} if spec.warp_to else None
@@ -85,6 +73,128 @@ def _domain_summary(pred: Any) -> dict[str, Any]:
     train = train if isinstance(train, dict) else {}
     domain, modality = train.get("domain"), train.get("modality")
     return {"domain": domain, "modality": modality, "category": category_name(domain, modality)}
+
+
+@dataclass
+class _JobSettings:
+    """The settings :func:`annotate_folder` and :func:`enhance_folder` share, given once by each,
+    and the steps both take with them, in order: :meth:`check` (the options' ranges, before
+    anything is read), :meth:`load` (the model) and :meth:`run` (the :class:`FolderJob`)."""
+
+    model_path: str | Path
+    out_dir: str | Path
+    min_quality: float | None
+    target_precision: float | None
+    tau: float | None
+    resume: bool
+    on_finish: FinishHook | None
+    save_prob: bool
+    batch_size: int
+    device: str
+    precision: str
+    tta: int | None
+    progress: bool
+    predictor: Predictor | None
+    tile: int
+    overlap: int
+    bands: Sequence[int] | None
+    max_memory: int | str | None
+    executor_factory: ExecutorFactory | None
+    warp_to: str | None
+    warp_method: str
+    echo: Callable[[str], None] | None
+    t0: float = field(default_factory=time.perf_counter)  # the job's start (summary's seconds)
+
+    def check(self, **task_options: Any) -> None:
+        """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions; the
+        task's own ``task_options`` with the shared ones) and the ``--warp-to`` /
+        ``--warp-method`` check of ``scene`` and ``export``
+        (:func:`sam2elnet.data.warp.check_warp_options`); ``warp_to`` becomes the checked value.
+
+        Raises:
+            UserError: the first option out of its range, or an unknown CRS / method.
+        """
+        from sam2elnet.config import FolderJobOptions, check_options
+        from sam2elnet.data.warp import check_warp_options
+
+        check_options(
+            FolderJobOptions, min_quality=self.min_quality,
+            target_precision=self.target_precision, tau=self.tau, batch_size=self.batch_size,
+            device=self.device, precision=self.precision, tta=self.tta, tile=self.tile,
+            overlap=self.overlap, max_memory=self.max_memory, **task_options,
+        )  # fmt: skip
+        self.warp_to = check_warp_options(self.warp_to, self.warp_method)
+
+    def load(self) -> _JobModel:
+        """Check that ``resume`` continues with the same model (before the model loads:
+        UserError otherwise), load the predictor (or take ``predictor``), set its ``bands``, log
+        the precision that runs and choose the job's threshold."""
+        model_id = check_resume_model(self.out_dir, self.model_path, self.resume)
+        pred = job_predictor(
+            self.predictor, self.model_path, self.device, self.precision, self.batch_size,
+            self.tta, self.max_memory,
+        )  # fmt: skip
+        pred.set_bands(self.bands)
+        prec = announce_predictor_precision(self.precision, pred, self.echo)
+        threshold, info = pred.choose_threshold(self.min_quality, self.target_precision, self.tau)
+        return _JobModel(model_id, pred, prec, threshold, info)
+
+    def spec(self, task: str, model: _JobModel, **task_options: Any) -> ChunkSpec:
+        """The job's :class:`ChunkSpec`: the shared output options (folder, ``model``'s
+        threshold, ``save_prob``, the checked ``warp_to``) and the task's own ``task_options``."""
+        return ChunkSpec(
+            task, Path(self.out_dir), model.threshold, save_prob=self.save_prob,
+            warp_to=self.warp_to, warp_method=self.warp_method, **task_options,
+        )  # fmt: skip
+
+    def run(
+        self,
+        model: _JobModel,
+        spec: ChunkSpec,
+        fields: Sequence[str],
+        files: Sequence[Path],
+        coarse_of: Callable[[Path], Path] | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> FolderResult:
+        """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
+        ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
+        ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``."""
+        with (
+            FolderJob(
+                model.pred, spec, fields, resume=self.resume, progress=self.progress,
+                tile=self.tile, overlap=self.overlap, model_id=model.model_id,
+            ) as job,
+            job_executor(self.executor_factory, model.pred, self.model_path) as ex,
+        ):  # fmt: skip
+            job.executor = ex
+            n_before = len(job.done)
+            job.run(files, coarse_of)
+            extra = {
+                "task": spec.task,
+                "model": model_record(self.model_path),
+                "model_version": model.model_id["model_version"] if model.model_id else None,
+                "domain": _domain_summary(model.pred),
+                "filter": model.filter_info,
+                **model.precision,
+                **(summary or {}),
+                "warp": _warp_summary(spec),
+            }
+            return job.finish(self.t0, n_before, extra, self.on_finish)
+
+
+@dataclass(frozen=True)
+class _JobModel:
+    """The model side of a folder job (:meth:`_JobSettings.load`)."""
+
+    #: the model file's identity, recorded in OUT/model_id.json (check_resume_model)
+    model_id: dict[str, str] | None
+    pred: Predictor
+    #: summary.json's precision entries (announce_predictor_precision)
+    precision: dict[str, Any]
+    #: the predicted IoU a label needs to be kept (None: all kept)
+    threshold: float | None
+    #: summary.json's ``filter`` entry (Predictor.choose_threshold)
+    filter_info: dict[str, Any]
 
 
 def annotate_folder(
@@ -143,57 +253,24 @@ def annotate_folder(
     and recorded in ``summary.json`` as ``precision_resolved`` (``"bf16"`` / ``"32"``, what ran)
     and ``precision_option`` (what was asked for; :func:`~sam2elnet.engine.runtime.precision_record`).
     """
-    warp_to = _check_job_options(
-        min_quality=min_quality, target_precision=target_precision, tau=tau,
-        batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, max_memory=max_memory, warp_to=warp_to, warp_method=warp_method,
+    job = _JobSettings(
+        model_path=model_path, out_dir=out_dir, min_quality=min_quality,
+        target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
+        save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
+        progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
+        max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
+        warp_method=warp_method, echo=echo,
     )  # fmt: skip
-    t0 = time.perf_counter()
+    job.check()
     samples = split_samples(images, split, "annotating") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
     check_job_out(
         out_dir, "annotate", files, model=model_path, save_prob=save_prob,
         masks=[s.mask for s in samples or ()], coarse=[s.coarse for s in samples or ()],
     )  # fmt: skip
-    model_id = check_resume_model(out_dir, model_path, resume)  # before the model loads
-    pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
-    pred.set_bands(bands)
-    prec = announce_predictor_precision(precision, pred, echo)
-    threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
-    out = Path(out_dir)
+    model = job.load()
     fields = ["image", "label", "predicted_iou", "kept", "quality_flag", "prob", *FEATURE_NAMES]
-    spec = ChunkSpec(
-        "annotate", out, threshold, save_prob=save_prob, warp_to=warp_to, warp_method=warp_method
-    )
-    with (
-        FolderJob(
-            pred,
-            out,
-            fields,
-            threshold,
-            save_prob,
-            resume,
-            progress,
-            "annotate",
-            tile,
-            overlap,
-            model_id=model_id,
-        ) as job,
-        job_executor(executor_factory, pred, model_path) as ex,
-    ):
-        job.executor = ex
-        n_before = len(job.done)
-        job.run(files, spec)
-        extra = {
-            "task": "annotate",
-            "model": model_record(model_path),
-            "model_version": model_id["model_version"] if model_id else None,
-            "domain": _domain_summary(pred),
-            "filter": thr_info,
-            **prec,
-            "warp": _warp_summary(spec),
-        }
-        return job.finish(t0, n_before, extra, on_finish)
+    return job.run(model, job.spec("annotate", model), fields, files)
 
 
 def enhance_folder(
@@ -263,15 +340,19 @@ def enhance_folder(
     """
     from sam2elnet.data.naming import mask_key
 
-    warp_to = _check_job_options(
-        min_quality=min_quality, target_precision=target_precision, tau=tau,
-        batch_size=batch_size, device=device, precision=precision, tta=tta, tile=tile,
-        overlap=overlap, line_width=line_width, line_width_unit=line_width_unit,
-        max_memory=max_memory, warp_to=warp_to,
-        warp_method=warp_method, new_objects=new_objects, max_growth=max_growth,
+    job = _JobSettings(
+        model_path=model_path, out_dir=out_dir, min_quality=min_quality,
+        target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
+        save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
+        progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
+        max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
+        warp_method=warp_method, echo=echo,
+    )  # fmt: skip
+    job.check(
+        line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,
+        max_growth=max_growth,
     )  # fmt: skip
     rule = CoarseRule(new_objects, max_growth)  # type: ignore[arg-type]
-    t0 = time.perf_counter()
     if labels is None and not split:
         raise UserError(
             "enhance needs --labels (a folder or a vector file of coarse labels), or --split "
@@ -309,12 +390,7 @@ def enhance_folder(
         save_changes=save_changes, coarse=list(label_map.values()),
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
-    model_id = check_resume_model(out_dir, model_path, resume)  # before the model loads
-    pred = job_predictor(predictor, model_path, device, precision, batch_size, tta, max_memory)
-    pred.set_bands(bands)
-    prec = announce_predictor_precision(precision, pred, echo)
-    threshold, thr_info = pred.choose_threshold(min_quality, target_precision, tau)
-    out = Path(out_dir)
+    model = job.load()
     fields = [
         "image",
         "label",
@@ -329,52 +405,18 @@ def enhance_folder(
         "changed_frac",
         *FEATURE_NAMES,
     ]
-    spec = ChunkSpec(
+    spec = job.spec(
         "enhance",
-        out,
-        threshold,
-        save_prob=save_prob,
+        model,
         save_changes=save_changes,
         line_width=line_width,
         line_width_unit=line_width_unit,
         positive_values=tuple(positive_values) if positive_values else None,
-        warp_to=warp_to,
-        warp_method=warp_method,
         rule=rule,
     )
-    with (
-        FolderJob(
-            pred,
-            out,
-            fields,
-            threshold,
-            save_prob,
-            resume,
-            progress,
-            "enhance",
-            tile,
-            overlap,
-            model_id=model_id,
-        ) as job,
-        job_executor(executor_factory, pred, model_path) as ex,
-    ):
-        job.executor = ex
-        n_before = len(job.done)
-        job.line_width, job.line_width_unit = line_width, line_width_unit
-        job.save_changes = save_changes
-        job.positive_values = spec.positive_values
-        job.rule = rule
-        job.run(files, spec, coarse_of=label_map.__getitem__)
-        extra = {
-            "task": "enhance",
-            "model": model_record(model_path),
-            "model_version": model_id["model_version"] if model_id else None,
-            "domain": _domain_summary(pred),
-            "filter": thr_info,
-            **prec,
-            "coarse_rule": rule.as_dict(),
-            "n_missing_labels": len(missing),
-            "missing_labels": [str(m) for m in missing],
-            "warp": _warp_summary(spec),
-        }
-        return job.finish(t0, n_before, extra, on_finish)
+    summary = {
+        "coarse_rule": rule.as_dict(),
+        "n_missing_labels": len(missing),
+        "missing_labels": [str(m) for m in missing],
+    }
+    return job.run(model, spec, fields, files, label_map.__getitem__, summary)
