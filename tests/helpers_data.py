@@ -19,6 +19,24 @@ def shared(name: str) -> Path:
     return p
 
 
+def count_vector_reads(m: pytest.MonkeyPatch) -> list[str]:
+    """The names of the vector files read while ``m`` (a scoped ``monkeypatch.context()``) lasts,
+    one entry per read: ``geopandas.read_file``, which every vector reader goes through
+    (:func:`sam2elnet.data.vector.read_vector`), is wrapped to record them. Returns the list
+    that the reads append to."""
+    import geopandas as gpd
+
+    opened: list[str] = []
+    real = gpd.read_file
+
+    def spy(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    m.setattr(gpd, "read_file", spy)
+    return opened
+
+
 def write_png(path: Path, arr: np.ndarray) -> Path:
     """Write (H, W) or (H, W, C RGB[A]) uint8/uint16 with OpenCV (converting RGB to BGR)."""
     path.parent.mkdir(parents=True, exist_ok=True)

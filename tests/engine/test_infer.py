@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers_data import count_vector_reads
 from helpers_logs import logs_warning
 from test_train import trained_run
 
@@ -549,6 +550,61 @@ def test_enhance_matches_vector_files_in_a_label_folder_by_name(
     assert row["coarse"].endswith("scene_mask.gpkg")
     rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
     assert int(np.count_nonzero(rgb[:, :, 0] > 0)) == 400  # the rasterised 20 x 20 square
+
+
+def test_enhance_reads_one_vector_file_for_many_images_once(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--labels square.gpkg, one vector file for 3 georeferenced images (two predicted whole,
+    one window by window): the file was read and parsed once per image, twice for the windowed
+    one (its prediction and its change map), 4 reads; now once for the run. Labels, change maps
+    and quality.csv rows are those of a label folder with one copy of the file per image."""
+    import shutil
+
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    from sam2elnet.engine import memory
+
+    images = tmp_path / "in"
+    images.mkdir()
+    for k, size in enumerate((64, 96, 64)):  # 96 x 96 px is over the budget: windows
+        _write_scene(images / f"s{k}.tif", run, size=size)
+    # a 20 x 20 px square (rows / cols 20..39) on every image (10 m pixels, same origin)
+    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
+    shared = tmp_path / "square.gpkg"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(shared)
+    folder = tmp_path / "per_image"
+    folder.mkdir()
+    for k in range(3):
+        shutil.copy(shared, folder / f"s{k}.gpkg")
+    opts = dict(progress=False, predictor=pred, tile=64, overlap=16)
+    opts["max_memory"] = pred.whole_bytes(64 * 64, coarse=True)
+    try:
+        with monkeypatch.context() as m:
+            opened = count_vector_reads(m)
+            one = enhance_folder(run["model"], images, shared, tmp_path / "one", **opts)
+        each = enhance_folder(run["model"], images, folder, tmp_path / "each", **opts)
+    finally:
+        pred.max_memory = memory.DEFAULT_MAX_MEMORY
+    assert opened == ["square.gpkg"]
+    tiles = sorted(p.name for p in (tmp_path / "one" / "tiles").iterdir())
+    assert tiles == ["s1.gpkg"]  # s1 took the window path, s0 and s2 the whole-image path
+    assert [r["coarse"] for r in one.rows] == [str(shared)] * 3
+    for a, b in zip(one.rows, each.rows, strict=True):
+        same = [json.dumps({**r, "coarse": ""}, sort_keys=True, default=str) for r in (a, b)]
+        assert same[0] == same[1]  # (as text: NaN features compare equal)
+        for key in ("label", "changes"):
+            with (
+                rasterio.open(tmp_path / "one" / a[key]) as x,
+                rasterio.open(tmp_path / "each" / b[key]) as y,
+            ):
+                assert np.array_equal(x.read(), y.read()), (a["image"], key)
+        rgb = cv2.imread(str(tmp_path / "one" / a["changes"]))[:, :, ::-1]
+        expected = np.zeros(rgb.shape[:2], bool)
+        expected[20:40, 20:40] = True
+        assert np.array_equal(rgb[:, :, 0] > 0, expected)  # kept or removed: the square
 
 
 def test_annotate_and_enhance_summaries_keep_the_entries_they_share(

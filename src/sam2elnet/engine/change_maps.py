@@ -28,6 +28,7 @@ import numpy as np
 
 from sam2elnet.data.images import CV2_SUFFIXES
 from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
+from sam2elnet.data.vector_shared import SharedVector
 
 __all__ = [
     "CHANGE_NODATA",
@@ -137,7 +138,7 @@ def _png_quicklook(tif: Path, png: Path) -> None:
 
 def scene_changes(
     scene: Path,
-    coarse: Path,
+    coarse: Path | SharedVector,
     label_tif: Path,
     out_stem: Path | None,
     *,
@@ -153,7 +154,7 @@ def scene_changes(
     The enhanced label is the scene path's label GeoTIFF (255 = object, 127 = nodata: left out of
     the counts, grey in the map); the coarse label is read on the scene grid as the scene path
     reads it (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`: a raster warped onto the
-    grid, or a vector file rasterised). The files follow the module's rule: ``<out_stem>.tif``
+    grid, or a vector file rasterised, one already read not read again). The files follow the module's rule: ``<out_stem>.tif``
     (tiled GeoTIFF with the label's georeference, ``nodata=127``) plus its ``<out_stem>.png``
     quick-look for GeoTIFF scenes, only ``<out_stem>.png`` for PNG/JPEG inputs (``png``); the
     ``changes`` entry is the main file's path relative to the output folder.

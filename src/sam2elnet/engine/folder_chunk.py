@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
+from sam2elnet.data.vector_shared import SharedVector, frame_of
 from sam2elnet.engine.change_maps import change_counts, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
@@ -27,11 +28,17 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ChunkSpec",
     "ChunkOutput",
+    "CoarseFile",
     "process_chunk",
     "check_warp_input",
     "warp_outputs",
     "drop_counterpart",
 ]
+
+
+CoarseFile = Path | SharedVector
+"""An image's coarse label in a folder job: its file (raster or vector), or a vector file that
+several images share, read once for the job (:func:`~sam2elnet.data.vector_shared.share_vectors`)."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +78,13 @@ class ChunkOutput:
 
 
 def process_chunk(
-    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, Path | None]]
+    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, CoarseFile | None]]
 ) -> ChunkOutput:
     """Read, predict, score, decide and write one chunk of a folder job: the per-image work.
 
     The local loop and each Ray worker run exactly this function (with their own copy of the
     same predictor), so outputs are byte-identical whichever backend runs it. ``items`` are
-    ``(image path, label file name, coarse label path or None)``; the images are predicted in one
+    ``(image path, label file name, coarse label file or None)``; the images are predicted in one
     :meth:`Predictor.predict` call. An image that cannot be used (unreadable, all nodata, a band
     count the model cannot take, an unreadable coarse label: a :class:`DataError`) is returned in
     ``skipped`` with the error message, and the others go on. Labels go to ``OUT/labels/``
@@ -96,7 +103,7 @@ def process_chunk(
 
 
 def _process_chunk(
-    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, Path | None]]
+    pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, CoarseFile | None]]
 ) -> ChunkOutput:
     from sam2elnet.data.raster import write_mask
 
@@ -177,15 +184,17 @@ def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
                 log.info(info.note())
 
 
-def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: Path) -> np.ndarray:
-    """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}."""
+def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.ndarray:
+    """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}; a vector
+    file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again."""
     from sam2elnet.data.raster import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
     if is_vector_path(label):
         coarse = rasterize_vector(
-            label, f, line_width=spec.line_width, line_width_unit=spec.line_width_unit
-        )
+            label, f, frame=frame_of(label), line_width=spec.line_width,
+            line_width_unit=spec.line_width_unit,
+        )  # fmt: skip
     else:
         coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
     return coarse.astype(np.float32)
@@ -197,7 +206,7 @@ def _write_extras(
     prob: np.ndarray,
     mask: np.ndarray,
     coarse: np.ndarray | None,
-    coarse_path: Path | None,
+    coarse_path: CoarseFile | None,
     row: dict[str, Any],
 ) -> None:
     """Enhancement's change counts and map, and the probability map, of one image (into ``row``)."""

@@ -36,6 +36,7 @@ from sam2elnet.engine.change_maps import scene_changes
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
 from sam2elnet.engine.folder_chunk import (
     ChunkSpec,
+    CoarseFile,
     check_warp_input,
     drop_counterpart,
     process_chunk,
@@ -187,7 +188,7 @@ class FolderJob:
     def label_path(self, name: str, kept: bool) -> Path:
         return self.out / ("labels" if kept else "rejected") / name
 
-    def run_scene(self, f: Path, name: str, coarse: Path | None) -> None:
+    def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> None:
         """Predict one large GeoTIFF scene with the streaming sliding-window path.
 
         Only the windows in flight are in memory; the label is a tiled GeoTIFF with the scene's
@@ -281,7 +282,9 @@ class FolderJob:
         self.rows.append(row)
         self.flush()
 
-    def run(self, files: Sequence[Path], coarse_of: Callable[[Path], Path] | None = None) -> None:
+    def run(
+        self, files: Sequence[Path], coarse_of: Callable[[Path], CoarseFile] | None = None
+    ) -> None:
         """Label ``files`` (done rows of a resumed run are kept, not redone).
 
         Images whose whole-image memory estimate exceeds the predictor's ``max_memory``

@@ -26,8 +26,9 @@ from typing import Any
 
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.runfolder import model_record
+from sam2elnet.data.vector_shared import share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
-from sam2elnet.engine.folder_chunk import ChunkSpec
+from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
     check_labels_not_images,
@@ -153,7 +154,7 @@ class _JobSettings:
         spec: ChunkSpec,
         fields: Sequence[str],
         files: Sequence[Path],
-        coarse_of: Callable[[Path], Path] | None = None,
+        coarse_of: Callable[[Path], CoarseFile] | None = None,
         summary: dict[str, Any] | None = None,
     ) -> FolderResult:
         """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
@@ -323,7 +324,9 @@ def enhance_folder(
     features of vector coarse labels (roads drawn as centre lines) are buffered to the total
     width ``line_width`` in ``line_width_unit``: ``"map"`` (units of the image's CRS; pixels for
     an image without georeference) or ``"px"``; without a width they burn 1 px wide (a warning
-    says so). Raster coarse
+    says so). One vector file for many images (``labels`` a GeoPackage / GeoJSON / Shapefile) is
+    read once for the job and placed on each image from that
+    (:func:`~sam2elnet.data.vector_shared.share_vectors`). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
@@ -419,4 +422,7 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
-    return job.run(model, spec, fields, files, label_map.__getitem__, summary)
+    # one vector file for many images (--labels lines.gpkg): read once for the job, not per image
+    shared = share_vectors(label_map.values())
+    coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
+    return job.run(model, spec, fields, files, coarse.__getitem__, summary)

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
+from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.executors import (
     BatchExecutor,
     LocalExecutor,
@@ -252,7 +253,7 @@ def predict_scene(
     overlap: int = 128,
     batch_size: int = 4,
     threshold: float = 0.5,
-    coarse: str | Path | None = None,
+    coarse: str | Path | SharedVector | None = None,
     prob_path: str | Path | None = None,
     prob_dtype: str = "float32",
     quality_gpkg: str | Path | None = None,
@@ -283,7 +284,8 @@ def predict_scene(
             ``max_memory`` budget (``Predictor.fit_batch``) allows fewer windows per forward.
         threshold: probability threshold of the label, in [0, 1].
         coarse: coarse label for label enhancement (raster on any grid with a CRS, or
-            GeoJSON/GeoPackage/Shapefile); None annotates from scratch.
+            GeoJSON/GeoPackage/Shapefile, also one already read:
+            :class:`~sam2elnet.data.vector_shared.SharedVector`); None annotates from scratch.
         prob_path: also write blended probabilities here (GeoTIFF).
         prob_dtype: ``"float32"`` (NaN nodata) or ``"uint8"`` (``round(p * 254)``, nodata 255).
         quality_gpkg: also write one footprint polygon per predicted window (layer ``tiles``)

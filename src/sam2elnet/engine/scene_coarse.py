@@ -23,6 +23,7 @@ import numpy as np
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL
 from sam2elnet.data.tiling import Window, decimated_read
+from sam2elnet.data.vector_shared import SharedVector, frame_of
 from sam2elnet.errors import DataError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -46,7 +47,8 @@ class CoarseSource:
 
     Args:
         path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
-            is_vector_path`).
+            is_vector_path`), or a vector file already read
+            (:class:`~sam2elnet.data.vector_shared.SharedVector`: not read again).
         scene: the open rasterio dataset of the scene.
         line_width / line_width_unit / pixel_coords: vector labels only
             (:meth:`sam2elnet.data.vector.VectorLabels.from_file`).
@@ -59,7 +61,7 @@ class CoarseSource:
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | SharedVector,
         scene: Any,
         *,
         line_width: float | None = None,
@@ -82,6 +84,7 @@ class CoarseSource:
             crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
             self._vec = VectorLabels.from_file(
                 self.path,
+                frame=frame_of(path),
                 crs=crs,
                 transform=transform,
                 gcps=gcps,

@@ -23,6 +23,7 @@ from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
+from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.scene_coarse import CoarseSource
 from sam2elnet.engine.scene_norm import SceneNormalizer, make_scene_normalizer
 from sam2elnet.errors import DataError
@@ -78,7 +79,8 @@ class SceneInputs:
         predictor: a :class:`~sam2elnet.engine.executors.WindowPredictor` (its ``normalization``
             and ``in_bands`` decide the normalisation and the bands read).
         bands: 1-based band indexes to read (None: chosen from the predictor's band count).
-        coarse: coarse label file (raster on any grid with a CRS, or a vector file), or None.
+        coarse: coarse label file (raster on any grid with a CRS, or a vector file, also one
+            already read: :class:`~sam2elnet.data.vector_shared.SharedVector`), or None.
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` (CRS units) or ``"px"``.
         pixel_coords: vector label coordinates are pixels (x = column, y = -row, QGIS's).
@@ -104,7 +106,7 @@ class SceneInputs:
         predictor: Any,
         *,
         bands: list[int] | None = None,
-        coarse: str | Path | None = None,
+        coarse: str | Path | SharedVector | None = None,
         line_width: float | None = None,
         line_width_unit: str = "map",
         pixel_coords: bool = False,

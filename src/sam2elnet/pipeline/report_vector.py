@@ -3,32 +3,23 @@
 An input label that is a vector file (``elnet enhance --labels``) is drawn on its item's image
 grid as enhance read it (:func:`draw_vector_label`); one file that many items share (``elnet
 enhance --labels lines.gpkg``: one file for many images) is read once for all of them
-(:func:`share_vector_labels`), not once per card. Part of :mod:`sam2elnet.pipeline.report`.
+(:func:`share_vector_labels`, :class:`SharedVector` of :mod:`sam2elnet.data.vector_shared`), not
+once per card. Part of :mod:`sam2elnet.pipeline.report`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.vector_shared import SharedVector, frame_of, share_vectors
 from sam2elnet.errors import DataError
 
 __all__ = ["SharedVector", "draw_vector_label", "is_vector_label", "share_vector_labels"]
-
-
-@dataclass(frozen=True)
-class SharedVector:
-    """A vector label file that several report items take as their input label, read once:
-    ``frame`` is ``path`` as :func:`sam2elnet.data.vector.read_vector` returns it (a
-    GeoDataFrame), drawn on each item's image by :func:`draw_vector_label`."""
-
-    path: Path
-    frame: Any = field(compare=False, repr=False)
 
 
 def is_vector_label(v: Any) -> bool:
@@ -50,10 +41,10 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
     """
     from sam2elnet.data.vector import rasterize_vector
 
-    path, frame = (label.path, label.frame) if isinstance(label, SharedVector) else (label, None)
+    path = label.path if isinstance(label, SharedVector) else label
     if not isinstance(grid, (str, Path)):
         raise DataError("a vector label needs its image to be drawn on", path)
-    return rasterize_vector(path, grid, frame=frame, line_width=1, line_width_unit="px")
+    return rasterize_vector(path, grid, frame=frame_of(label), line_width=1, line_width_unit="px")
 
 
 def share_vector_labels(items: Sequence[Any]) -> list[Any]:
@@ -61,18 +52,13 @@ def share_vector_labels(items: Sequence[Any]) -> list[Any]:
     input label that two or more of them give read once (:class:`SharedVector`; those items
     copied, the others as they are). A file that cannot be read stays a path: each of its items
     then names the error on its card, as before."""
-    from sam2elnet.data.vector import read_vector
 
     def vector_path(v: Any) -> Path | None:
         return Path(v) if isinstance(v, (str, Path)) and is_vector_label(v) else None
 
-    uses = Counter(p for p in (vector_path(it.input_label) for it in items) if p is not None)
-    shared: dict[Path, SharedVector] = {}
-    for p in (p for p, n in uses.items() if n > 1):
-        try:
-            shared[p] = SharedVector(p, read_vector(p))
-        except DataError:
-            continue
+    shared = share_vectors(
+        p for p in (vector_path(it.input_label) for it in items) if p is not None
+    )
     return [
         replace(it, input_label=shared[p]) if (p := vector_path(it.input_label)) in shared else it
         for it in items

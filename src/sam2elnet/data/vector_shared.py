@@ -1,0 +1,70 @@
+"""One vector label file for many images, read once: :class:`SharedVector`.
+
+``elnet enhance --labels lines.gpkg`` gives one GeoPackage / GeoJSON / Shapefile of polygons or
+road lines for every image, and the report of such a run draws that file on each card. Reading
+and parsing the file (pyogrio, :func:`sam2elnet.data.vector.read_vector`) is the same work for
+every image, and for a large file most of it; :func:`share_vectors` reads each file that several
+images name once, and the readers place that parsed frame on each image
+(``frame=`` of :func:`~sam2elnet.data.vector.rasterize_vector` and
+:meth:`~sam2elnet.data.vector.VectorLabels.from_file`, :func:`frame_of`): the same pixels as
+reading the file again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.errors import DataError
+
+__all__ = ["SharedVector", "frame_of", "share_vectors"]
+
+
+@dataclass(frozen=True)
+class SharedVector:
+    """A vector label file read once for the many images it labels.
+
+    ``path`` is the file, ``frame`` its features as :func:`~sam2elnet.data.vector.read_vector`
+    returns them (a GeoDataFrame, never changed by the readers). It stands where the file's
+    path stands: ``os.fspath``, ``str`` and ``Path(...)`` give ``path`` (``quality.csv``'s
+    ``coarse`` column, messages, suffix checks), and the readers given one take ``frame``
+    instead of reading the file (:func:`frame_of`). Equal (and hashed) by ``path``; picklable,
+    so a Ray worker gets the frame with the chunk instead of reading the file per image.
+    """
+
+    path: Path
+    frame: Any = field(compare=False, repr=False)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def frame_of(label: object) -> Any:
+    """The parsed features of a :class:`SharedVector` (``frame``); None for anything else
+    (a path: the reader reads the file itself)."""
+    return label.frame if isinstance(label, SharedVector) else None
+
+
+def share_vectors(paths: Iterable[str | Path]) -> dict[Path, SharedVector]:
+    """Each vector file (:func:`~sam2elnet.data.vector.is_vector_path`) that ``paths`` name two
+    or more times, read once: file -> :class:`SharedVector`. Files named once, raster files and
+    files that cannot be read are left out (an unreadable file: each image that names it reads
+    it itself and reports the reader's DataError, as without sharing).
+    """
+    from sam2elnet.data.vector import is_vector_path, read_vector
+
+    uses = Counter(Path(p) for p in paths if is_vector_path(p))
+    shared: dict[Path, SharedVector] = {}
+    for p in (p for p, n in uses.items() if n > 1):
+        try:
+            shared[p] = SharedVector(p, read_vector(p))
+        except DataError:
+            continue
+    return shared

@@ -1,0 +1,72 @@
+"""One vector label file for many images, read once (data.vector_shared): which files are read,
+what a SharedVector stands for, and that placing its frame gives the pixels of reading the file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from helpers_data import count_vector_reads
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from sam2elnet.data.vector import rasterize_vector
+from sam2elnet.data.vector_shared import SharedVector, frame_of, share_vectors
+
+T = from_origin(500000, 4000000, 10, 10)  # 10 m pixels, EPSG:32633
+
+
+def _square(path: Path) -> Path:
+    """A GeoPackage of one 10 x 10 px square (rows / cols 5..14 of a grid at ``T``)."""
+    gpd.GeoDataFrame(
+        {"id": [1]}, geometry=[box(500050, 3999850, 500150, 3999950)], crs="EPSG:32633"
+    ).to_file(path)
+    return path
+
+
+def test_share_vectors_reads_each_file_named_twice_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of a.gpkg (3 images), b.gpkg (1), a raster mask (2) and an empty .gpkg (2): only a.gpkg
+    is shared, read once; the unreadable one is left to its images (their own error)."""
+    a, b = _square(tmp_path / "a.gpkg"), _square(tmp_path / "b.gpkg")
+    mask, bad = tmp_path / "m.png", tmp_path / "bad.gpkg"
+    mask.write_bytes(b"not read")
+    bad.write_bytes(b"")
+    with monkeypatch.context() as m:
+        opened = count_vector_reads(m)
+        shared = share_vectors([a, str(a), a, b, mask, mask, bad, bad])
+    assert opened == ["a.gpkg"]
+    assert list(shared) == [a]
+    assert shared[a].path == a and len(shared[a].frame) == 1
+    assert share_vectors([]) == {}
+
+
+def test_a_shared_vector_stands_for_its_path(tmp_path: Path) -> None:
+    a = _square(tmp_path / "a.gpkg")
+    sv = share_vectors([a, a])[a]
+    assert os.fspath(sv) == str(sv) == str(a) and Path(sv) == a
+    assert sv == SharedVector(a, None) and hash(sv) == hash(SharedVector(a, None))
+    assert frame_of(sv) is sv.frame and frame_of(a) is None and frame_of(None) is None
+    back = pickle.loads(pickle.dumps(sv))  # what a Ray worker gets with its chunk
+    assert back.path == a and back.frame.crs == sv.frame.crs
+    assert back.frame.geometry.geom_equals(sv.frame.geometry).all()
+
+
+def test_placing_the_shared_frame_gives_the_pixels_of_reading_the_file(tmp_path: Path) -> None:
+    a = _square(tmp_path / "a.gpkg")
+    img = tmp_path / "img.tif"
+    with rasterio.open(img, "w", driver="GTiff", height=20, width=20, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=T) as ds:  # fmt: skip
+        ds.write(np.zeros((1, 20, 20), np.uint8))
+    sv = share_vectors([a, a])[a]
+    got = rasterize_vector(sv, img, frame=frame_of(sv))
+    expected = np.zeros((20, 20), bool)
+    expected[5:15, 5:15] = True
+    assert np.array_equal(got, expected)
+    assert np.array_equal(got, rasterize_vector(a, img))
