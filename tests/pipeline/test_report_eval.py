@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from helpers_data import nodata_strip_pair
+from helpers_data import count_vector_reads, nodata_strip_pair
 from PIL import Image
 from shapely.geometry import box
 
@@ -132,16 +132,9 @@ def test_shared_polygon_file_is_read_once_for_all_cards(
     layer = tmp_path / "slicks.gpkg"
     squares = [box(X0 + 320 * k + 120, Y0 - 280, X0 + 320 * k + 280, Y0 - 120) for k in range(4)]
     gpd.GeoDataFrame(geometry=squares, crs=32633).to_crs(4326).to_file(layer)
-    opened: list[str] = []
-    real = gpd.read_file
-
-    def spy(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        opened.append(Path(path).name)
-        return real(path, *args, **kwargs)
-
     js = tmp_path / "out" / "e.json"
     with monkeypatch.context() as m:
-        m.setattr(gpd, "read_file", spy)
+        opened = count_vector_reads(m)
         assert main(["evaluate", "--pred", str(tiles), "--truth", str(layer), "--json",
                      str(js), "--report", "--no-progress"]) == 0  # fmt: skip
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
@@ -149,9 +142,8 @@ def test_shared_polygon_file_is_read_once_for_all_cards(
     assert len(_layers(page, "errors")) == 4 and '<div class="err">' not in page
     res = evaluate_folders(tiles, layer, progress=False)
     alone = dataclasses.replace(res, layer=None)
-    opened.clear()
     with monkeypatch.context() as m:
-        m.setattr(gpd, "read_file", spy)
+        opened = count_vector_reads(m)
         write_evaluation_report(alone, tmp_path / "r2.html")
     assert opened == ["slicks.gpkg"]
     again = (tmp_path / "r2.html").read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from helpers_data import write_png
+from helpers_data import count_vector_reads, write_png
 from shapely.geometry import box
 
 X0, Y0 = 500_000.0, 4_000_000.0  # EPSG:32633, 10 m pixels
@@ -184,15 +184,8 @@ def test_one_vector_coarse_label_for_many_images_is_read_once(
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    opened: list[str] = []
-    real = gpd.read_file
-
-    def spy(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        opened.append(Path(path).name)
-        return real(path, *args, **kwargs)
-
     with monkeypatch.context() as m:
-        m.setattr(gpd, "read_file", spy)
+        opened = count_vector_reads(m)
         page = write_run_report(run, kind="enhance", truth_dir=truth).read_text(encoding="utf-8")
     assert opened == ["lines.gpkg"]
     assert len(re.findall(r'<img alt="" data-layer="input" src="data:', page)) == 3
