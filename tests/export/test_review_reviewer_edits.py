@@ -131,6 +131,8 @@ def test_image_names_with_folders_are_found_and_keep_georeference(tmp_path: Path
                    "--out", tmp_path / "m2", "--no-progress")  # fmt: skip
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("error: ") and "palsar/a.tif" in err and "--images" in err
+    assert "CVAT" not in err  # a COCO file from any tool (it said "the CVAT task's images")
+    assert "give the folder the annotated images came from" in err
     assert not (tmp_path / "m2").exists()
     # some found: the others get a PNG from the COCO size, and a note says so
     (root / "sentinel" / "b.tif").unlink()

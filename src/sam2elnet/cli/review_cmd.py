@@ -37,8 +37,9 @@ def import_cmd(
     out: Path = typer.Option(
         ...,
         "--out",
-        help="Folder for the masks (0/255, named like images); afterwards it holds exactly this "
-        "import's masks (stale ones of an earlier import are removed).",
+        help="Folder for the masks (0/255, named like their images; not the images' folder); "
+        "afterwards it holds exactly this import's masks (stale ones of an earlier import are "
+        "removed).",
     ),
     images: Optional[Path] = typer.Option(
         None,
@@ -153,7 +154,7 @@ def serve_cmd(
     threshold: float = typer.Option(
         option_default(BackendConfig, "threshold"),
         "--threshold",
-        help="Probability threshold for masks.",
+        help="Probability threshold for masks, in (0, 1).",
     ),
     category: Optional[str] = typer.Option(
         None,

@@ -8,12 +8,17 @@ interruption while masks are made leaves ``--out`` as it was.
 Re-importing into the same folder: ``--out/.elnet-import.json`` (:data:`MANIFEST`) lists the
 masks of the last import. Masks of that list that the new import does not write (a task skipped
 now, an image no longer in the review set) are *stale*: they are removed, and the result names
-them. A mask file (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`) in ``--out`` that no import
-recorded and that this import does not replace (hand labels, the masks of a folder imported
-before the manifest existed) stops the import before ``--out`` changes: one error line naming
-it; move such files away or choose a new ``--out``. Other files (notes, hidden files) are left
-alone. The manifest is rewritten before files move (listing the old and the new masks) and after
-(the new ones only), so an interrupted commit is cleaned up by the next import.
+them. An image file (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`: a mask or an image) in
+``--out`` that no import recorded and that this import does not replace (hand labels, the images
+themselves when ``--out`` is their folder) stops the import before ``--out`` changes: one error
+line naming it (``--out`` named as the images' folder when the files are named like the masks);
+move such files away or choose a new ``--out``. One that a mask of this import replaces is
+replaced when it can be a mask (the masks of a folder imported before the manifest existed), and
+stops the import when it is an image (:func:`~sam2elnet.data.masks.image_like_label`: a PNG image
+in ``--out``, imported without ``--images``, would be overwritten by its mask). Other files
+(notes, hidden files) are left alone. The manifest is rewritten before files move (listing the
+old and the new masks) and after (the new ones only), so an interrupted commit is cleaned up by
+the next import.
 """
 
 from __future__ import annotations
@@ -81,6 +86,57 @@ def _recorded(out: Path) -> set[str]:
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 """Image suffixes an import tries when it looks an image up by stem (any case)."""
+
+
+def _check_unrecorded(out: Path, unrecorded: set[str], new: set[str]) -> None:
+    """Stop an import whose ``--out`` holds image files no earlier import recorded (names in
+    ``unrecorded``) before anything moves into it.
+
+    * One that a mask of this import (``new``: its names) would replace is replaced only when
+      it can be a mask (an import made before the manifest existed); an image (continuous
+      values or colour, :func:`~sam2elnet.data.masks.image_like_label`) is not: ``--out`` is
+      then the folder of the images, and the masks would overwrite them.
+    * The others stop the import: named like this import's masks (``x.jpg`` for ``x.png``),
+      they are the images (``--out`` is their folder); else they are images or masks from
+      elsewhere, which the masks would mix with.
+
+    Raises:
+        UserError: one line naming ``--out``, the files (first three, by name) and what to do.
+    """
+    from sam2elnet.data.masks import image_like_label
+
+    for name in sorted(unrecorded & new):
+        why = image_like_label(out / name)
+        if why:
+            raise UserError(
+                f"--out holds {name}, an image ({why}) that this import's mask {name} would "
+                "replace: --out is the folder of the images; nothing written: give --out a "
+                "folder of its own for the masks (e.g. a masks/ next to images/)",
+                out,
+            )
+    foreign = sorted(unrecorded - new)
+    if not foreign:
+        return
+    n = len(foreign)
+    files = (
+        f"{n} file{'s' if n != 1 else ''} ({'/'.join(sorted({Path(f).suffix for f in foreign}))})"
+    )
+    stems = {Path(m).stem: m for m in new}
+    twins = [f"{f} for mask {stems[Path(f).stem]}" for f in foreign if Path(f).stem in stems]
+    if twins:
+        raise UserError(
+            f"--out holds {files} that no earlier elnet import wrote, {len(twins)} named like "
+            f"this import's masks ({name_sample(twins, 3)}): --out is the folder of the images; "
+            "nothing written: give --out a folder of its own for the masks (e.g. a masks/ next "
+            "to images/)",
+            out,
+        )
+    raise UserError(
+        f"--out holds {files} that no earlier elnet import wrote and this one does not replace "
+        f"({name_sample(foreign, 3)}): images, or masks made elsewhere; nothing written: move "
+        "them away or give --out a new folder, so it holds only this import's masks",
+        out,
+    )
 
 
 def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
@@ -236,7 +292,7 @@ def find_images(
     if missing and len(missing) == len(entries):
         raise UserError(
             f"--images {images} holds none of the {len(entries)} images of {what} (first: "
-            f"{missing[0]}); give the folder the CVAT task's images came from, or leave "
+            f"{missing[0]}); give the folder the annotated images came from, or leave "
             "--images out for PNG masks of the size the file gives",
             path,
         )
@@ -394,20 +450,15 @@ class MaskFolder:
         names (sorted).
 
         Raises:
-            UserError: ``out`` holds mask files no import recorded that this one does not
-                replace (nothing in ``out`` changed).
+            UserError: ``out`` holds image files (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`)
+                no import recorded that this one does not replace, or an image (not a mask,
+                :func:`~sam2elnet.data.masks.image_like_label`) that a mask of this import would
+                replace (:func:`_check_unrecorded`; nothing in ``out`` changed).
         """
         new = set(self.names)
         before = _recorded(self.out)
         present = _mask_files(self.out)
-        foreign = sorted(present - before - new)
-        if foreign:
-            raise UserError(
-                f"--out holds {len(foreign)} mask files that no earlier elnet import wrote and "
-                f"this one does not replace ({name_sample(foreign, 3)}); nothing written: "
-                "move them away or give a new --out folder, so it holds only this import's masks",
-                self.out,
-            )
+        _check_unrecorded(self.out, present - before, new)
         stale = sorted((present & before) - new)
         self._write_manifest(before | new)  # an interruption below: the next import cleans up
         for name in self.names:
