@@ -80,11 +80,28 @@ def test_threshold_line_when_no_threshold_reaches_the_target() -> None:
         "achievable": False,
         "note": "no threshold reaches precision 0.9 on the 16 held-out labels",
     }
-    line = threshold_line({"target_precision": tp, "threshold": 0.137})
+    # one sentence: what happened, how many labels are kept, what to do ("no threshold" once)
+    line = threshold_line({"target_precision": tp, "threshold": 0.137}, (3, 20))
     assert line == (
-        "no threshold (IoU >= 0.7): no threshold reaches precision 0.9 on the 16 held-out labels; "
-        "only labels scoring above every held-out label (>= 0.137) were kept, with no promised "
-        "precision (lower --target-precision, use --min-quality, or label more images and retrain)"
+        "--target-precision 0.9 (IoU >= 0.7): no quality threshold reaches it on the 16 held-out "
+        "labels; kept 3 of 20 labels scoring above every held-out label (quality >= 0.137), with "
+        "no promised precision: lower --target-precision, use --min-quality, or label more "
+        "images and retrain"
+    )
+    assert line.count("threshold") == 1  # was: "no threshold (...): no threshold reaches"
+    # the note of too few held-out labels keeps its explanation; without counts: "only the"
+    few = {**tp, "note": "no threshold reaches precision 0.9 on the 4 labelled samples "
+           "(out-of-fold scores; only 2 held out, too few to choose on)"}  # fmt: skip
+    assert threshold_line({"target_precision": few}) == (
+        "--target-precision 0.9 (IoU >= 0.7): no quality threshold reaches it on the 4 labelled "
+        "samples (out-of-fold scores; only 2 held out, too few to choose on); kept only the "
+        "labels scoring above every held-out label (quality >= 0.137), with no promised "
+        "precision: lower --target-precision, use --min-quality, or label more images and retrain"
+    )
+    none = {**tp, "note": "no held-out samples"}
+    assert threshold_line({"target_precision": none}, (0, 5)).startswith(
+        "--target-precision 0.9 (IoU >= 0.7): no quality threshold reaches it (no held-out "
+        "samples); kept 0 of 5 labels"
     )
     ok = {**tp, "achievable": True, "precision": 0.92, "recall": 0.5, "note": ""}
     assert threshold_line({"target_precision": ok}) == (

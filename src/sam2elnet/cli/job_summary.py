@@ -33,16 +33,29 @@ def written_outputs(out_dir: Path) -> list[str]:
     return found
 
 
-def threshold_line(filt: dict[str, Any]) -> str | None:
+def threshold_line(filt: dict[str, Any], kept: tuple[int, int] | None = None) -> str | None:
     """The line on the label filter: the threshold and its held-out precision / recall, or, when
-    no threshold reaches ``--target-precision``, only that and what to do; None without a filter."""
+    no threshold reaches ``--target-precision``, one sentence saying so, how many labels were
+    kept and what to do; None without a filter.
+
+    Args:
+        filt: the ``filter`` record of the job's ``summary.json``.
+        kept: (labels kept, labels made: kept + rejected), for the count in the line when no
+            threshold reaches the target (None: not counted).
+    """
     tp = filt.get("target_precision")
     if tp and not tp.get("achievable", True):
-        note = tp.get("note") or f"no threshold reaches precision {tp['target_precision']}"
+        target = tp["target_precision"]
+        note = str(tp.get("note") or "")
+        lead = f"no threshold reaches precision {target:g} "
+        # the note says where it was looked for ("on the 16 held-out labels"); older notes as is
+        where = note[len(lead) :] if note.startswith(lead) else (f"({note})" if note else "")
+        count = f"{kept[0]} of {kept[1]} labels" if kept is not None else "only the labels"
         return (
-            f"no threshold (IoU >= {tp['tau']}): {note}; only labels scoring above every "
-            f"held-out label (>= {tp['threshold']:.3f}) were kept, with no promised precision "
-            "(lower --target-precision, use --min-quality, or label more images and retrain)"
+            f"--target-precision {target:g} (IoU >= {tp['tau']:g}): no quality threshold reaches "
+            f"it{' ' + where if where else ''}; kept {count} scoring above every held-out label "
+            f"(quality >= {tp['threshold']:.3f}), with no promised precision: lower "
+            "--target-precision, use --min-quality, or label more images and retrain"
         )
     if tp:
         return (
@@ -63,7 +76,7 @@ def print_folder(res: Any, what: str) -> None:
         f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
         f"{fmt(s['mean_predicted_iou'])}"
     )
-    line = threshold_line(s.get("filter") or {})
+    line = threshold_line(s.get("filter") or {}, (s["n_kept"], s["n_kept"] + s["n_rejected"]))
     if line:
         typer.echo(line)
     if s.get("warp"):
