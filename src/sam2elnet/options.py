@@ -335,6 +335,30 @@ class EvaluateOptions(_Options):
     line_width_unit: Literal["map", "px"] = "map"
 
 
+PATH_OPTIONS = frozenset({"data", "weights", "init_model", "norm_stats"})
+"""Options that name a file or folder (:func:`same_setting`: one setting however written)."""
+
+
+def same_setting(key: str, old: Any, new: Any) -> bool:
+    """Whether a run's recorded option value ``old`` and a re-run's ``new`` are one setting:
+    equal, or for :data:`PATH_OPTIONS` the same file or folder written another way (relative /
+    absolute, ``~``; both resolved against the working directory). The one rule of
+    ``elnet train --resume`` and of ``elnet cv`` into a folder holding a run."""
+    if old == new:
+        return True
+    if not (isinstance(old, str) and isinstance(new, str) and key in PATH_OPTIONS):
+        return False
+    from pathlib import Path
+
+    return Path(old).expanduser().resolve() == Path(new).expanduser().resolve()
+
+
+def setting_change(key: str, new: Any, old: Any, flag: str | None = None) -> str:
+    """A changed option as a resume refusal names it: ``--epochs 5 (saved: 10)`` (``flag``:
+    default ``--`` + ``key`` with dashes)."""
+    return f"{flag or '--' + key.replace('_', '-')} {new!r} (saved: {old!r})"
+
+
 def option_default(model: type[BaseModel], name: str) -> Any:
     """The declared default of an option (the CLI's default comes from here).
 

@@ -11,6 +11,7 @@ from typing import Any
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.train_state import load_last
 from sam2elnet.errors import CheckpointError, UserError
+from sam2elnet.options import same_setting, setting_change
 from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")
@@ -97,9 +98,6 @@ RESUME_MAY_CHANGE = frozenset(
 )
 
 
-_PATH_FIELDS = frozenset({"data", "weights", "init_model", "norm_stats"})
-
-
 def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> TrainConfig:
     """The configuration a resumed run continues with: the saved one, with the options of
     :data:`RESUME_MAY_CHANGE` taken from ``given``.
@@ -119,27 +117,16 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
     old, new = saved.model_dump(mode="json"), given.model_dump(mode="json")
 
     def same(key: str) -> bool:
-        a, b = old[key], new.get(key)
-        if a == b:
-            return True
-        if key == "trunk_scale" and b is None and not given.init_model:
+        if key == "trunk_scale" and new.get(key) is None and not given.init_model:
             return True  # not given (auto): the scale the run resolved and recorded
-        # the same file or folder written another way (relative / absolute)
-        return (
-            isinstance(a, str)
-            and isinstance(b, str)
-            and key in _PATH_FIELDS
-            and (Path(a).expanduser().resolve() == Path(b).expanduser().resolve())
-        )
+        return same_setting(key, old[key], new.get(key))
 
     changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
     if given._trunk_scale_auto and len(changed) > 1 and "trunk_scale" in changed:
         # resolved from another changed option (--weights, --domain), not given: name only that
         changed.remove("trunk_scale")
     if changed:
-        what = ", ".join(
-            f"--{k.replace('_', '-')} {new.get(k)!r} (saved: {old[k]!r})" for k in changed
-        )
+        what = ", ".join(setting_change(k, new.get(k), old[k]) for k in changed)
         raise UserError(
             f"--resume continues the run saved in config.yaml; {what} would change it: drop "
             "the option(s), or start a new run with another --out",

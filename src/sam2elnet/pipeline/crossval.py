@@ -18,7 +18,10 @@ scores, road measures for roads, quality Spearman). Scores are pixel-aggregated 
 Resumable per fold: a finished fold leaves ``OUT/folds/<name>/result.json`` and is skipped when the
 command runs again; an interrupted fold continues its training from ``last.pt`` and its annotation
 from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config.json``): running
-with other settings into the same folder is refused, except ``--road-buffer``
+with settings that change a fold's result into the same folder is refused, naming each with its
+saved value (:func:`~sam2elnet.pipeline.crossval_config.changed_options`: runtime options such as
+``--no-progress``, ``--report`` or ``--max-folds`` may change, a default given explicitly is the
+default), except ``--road-buffer``
 (:data:`~sam2elnet.pipeline.crossval_config.RESCORE_ONLY`), which only changes how the test
 predictions are scored: a finished road fold's stored predictions are scored again with the new
 buffer (one line per fold; nothing trained or predicted again), an unfinished fold's training
@@ -50,7 +53,7 @@ import numpy as np
 from sam2elnet.data.runfolder import remove_stale_report
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.crossval_config import CV_PARTS, RESCORE_ONLY, CVConfig
+from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, changed_options
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import (
     check_reuse,
@@ -372,15 +375,13 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     ident = cfg.identity()
     if ident_path.is_file():
         old = json.loads(ident_path.read_text(encoding="utf-8"))
-        old.pop("resolved", None)  # what the options resolved to: a record, not an option
-        # scoring options: finished folds are scored again from their predictions (_run_fold)
-        diff = sorted(
-            k for k in set(old) | set(ident) if k not in RESCORE_ONLY and old.get(k) != ident.get(k)
-        )
+        # only what changes a fold's result; --road-buffer scores the finished folds again
+        diff = changed_options(cfg, old)
         if diff:
             raise UserError(
-                f"folder holds a cross-validation run with other settings ({', '.join(diff)}); "
-                "use the same options to continue it, or choose a new --out",
+                f"folder holds a cross-validation run with other settings: {', '.join(diff)}; "
+                "they would change its folds' results: give the saved values to continue it, or "
+                "choose a new --out",
                 cfg.out,
             )
     train_opts = cfg.train

@@ -19,9 +19,11 @@ from sam2elnet.options import (
     check_options,
     norm_precision_value,
     road_buffer_field,
+    same_setting,
+    setting_change,
 )
 
-__all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig"]
+__all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig", "changed_options"]
 
 CV_PARTS = (
     ("", "its tables (cv.json, cv.md, cv_config.json)"),
@@ -36,8 +38,21 @@ RESCORE_ONLY = ("road_buffer",)
 """Options that change how the stored test predictions are scored, not the networks: a re-run
 into the same ``OUT`` with another value scores the finished folds again (nothing is trained or
 predicted again) instead of refusing."""
-# TrainConfig fields that do not change results (left out of the run's identity)
-_RUNTIME_TRAIN = ("device", "num_workers", "threads", "progress", "precision")
+# TrainConfig fields that do not change a fold's result (left out of the run's identity): the
+# runtime options of elnet train --resume (engine.train_setup.RESUME_MAY_CHANGE) less the
+# quality evaluator's (cv reports its Spearman); tests/pipeline/test_crossval_resume.py checks
+_RUNTIME_TRAIN = (
+    "out",
+    "resume",
+    "device",
+    "precision",
+    "num_workers",
+    "threads",
+    "progress",
+    "distributed",
+    "channels_last",
+)
+_QUALITY_TRAIN = ("quality", "fit_quality")
 
 
 class CVConfig(BaseModel):
@@ -122,3 +137,67 @@ class CVConfig(BaseModel):
         d["data"] = str(Path(self.data).resolve())
         d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}
         return json.loads(json.dumps(d, default=str))
+
+
+def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str, Any] | None:
+    """What the folds' training runs with for the ``train`` options given with ``seed``: every
+    TrainConfig field that changes a fold's result, defaults filled in (a default given
+    explicitly and one left out are one setting); None when they no longer validate (a record
+    of an older version)."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.pipeline.crossval_reuse import fold_settings
+
+    values = {"seed": seed, **train, "data": cfg.data, "out": Path(cfg.out) / "folds"}
+    try:
+        tcfg = check_options(TrainConfig, **values)
+    except UserError:
+        return None
+    d = tcfg.model_dump(mode="json")
+    both = {**fold_settings(tcfg), **{k: d[k] for k in _QUALITY_TRAIN}}
+    return json.loads(json.dumps(both, default=str))
+
+
+def _change(key: str, new: Any, old: Any) -> str:
+    if key == "fit_quality":  # --no-quality: a switch, not a value
+        return "--no-quality" + (
+            " (saved: left out)" if new is False else " left out (saved: given)"
+        )
+    return setting_change(key, new, old)
+
+
+def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
+    """The options of ``cfg`` that would change the results of the run recorded in
+    ``OUT/cv_config.json`` (``recorded``, :meth:`CVConfig.identity` plus ``resolved``), each as
+    ``--epochs 5 (saved: 10)``; empty when the run may go on.
+
+    Only what changes a fold's result counts. Left out: the runtime options (not in the
+    identity: ``--no-progress``, ``--report``, ``--max-folds``, ``--device``, ``--precision``,
+    the annotation's batch size, the thread count, ``--verbose``), :data:`RESCORE_ONLY` (its
+    folds are scored again), and the option the mode ignores (``--folds`` of a cross-domain run,
+    ``--in-domain-fraction`` of a k-fold one). The training options are compared as the folds'
+    training runs with them (:func:`_train_settings`: ``--epochs 10`` given is the default left
+    out), file and folder paths however written (:func:`~sam2elnet.options.same_setting`, the
+    rule of ``elnet train --resume``).
+    """
+    old = {k: v for k, v in recorded.items() if k != "resolved"}
+    new = cfg.identity()
+    skip = {*RESCORE_ONLY, "train"}
+    if old.get("mode") == new["mode"]:
+        skip.add("folds" if new["mode"] == "cross-domain" else "in_domain_fraction")
+    diff = [
+        _change(k, new.get(k), old.get(k))
+        for k in sorted(set(old) | set(new))
+        if k not in skip and not same_setting(k, old.get(k), new.get(k))
+    ]
+    old_train, new_train = old.get("train") or {}, new["train"]
+    was = _train_settings(cfg, old_train, old.get("seed"))
+    now = _train_settings(cfg, new_train, new.get("seed"))
+    if was is None or now is None:  # an older record: compare the options as given
+        was, now = old_train, new_train
+    diff += [
+        _change(k, now.get(k), was.get(k))
+        for k in sorted(set(was) | set(now))
+        if not same_setting(k, was.get(k), now.get(k))
+        and not (k == "seed" and "seed" not in old_train and "seed" not in new_train)
+    ]
+    return diff

@@ -22,6 +22,7 @@ from sam2elnet.options import (
     check_quality_folds,
     norm_precision_value,
     road_buffer_field,
+    same_setting,
 )
 
 RESULTS_VERSION = 1
@@ -160,7 +161,10 @@ def settings_diff(
     """Compare a run's recorded identity with a re-run's, counting what auto decided.
 
     The downstream and quality-filter options (:attr:`ExperimentConfig.DOWNSTREAM`,
-    :attr:`ExperimentConfig.FILTER`) may change and are left out. A key of :data:`DECIDED_BY_RUN` recorded as auto and given explicitly by the re-run is the
+    :attr:`ExperimentConfig.FILTER`) may change and are left out; a ``--weights`` file written
+    another way (relative / absolute) is the same setting (:func:`~sam2elnet.options.same_setting`,
+    the rule of ``elnet train --resume`` and ``elnet cv``). A key of :data:`DECIDED_BY_RUN`
+    recorded as auto and given explicitly by the re-run is the
     same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
     run whose ``--modality auto`` decided sar); when the run has not decided it yet (no key in
     ``decided``) or decided otherwise, it is another setting, as any other changed option.
@@ -179,9 +183,9 @@ def settings_diff(
     """
     same, diff = [], []
     for k in sorted(set(old) | set(new)):
-        if k in (*ExperimentConfig.DOWNSTREAM, *ExperimentConfig.FILTER) or old.get(k) == new.get(
-            k
-        ):
+        if k in (*ExperimentConfig.DOWNSTREAM, *ExperimentConfig.FILTER) or same_setting(
+            k, old.get(k), new.get(k)
+        ):  # a --weights file written another way is the same setting (as train --resume)
             continue
         auto, flag = DECIDED_BY_RUN.get(k, (object(), ""))
         if old.get(k) == auto and new.get(k) != auto and k in decided:

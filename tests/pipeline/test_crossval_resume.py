@@ -1,0 +1,131 @@
+"""`elnet cv` into a folder holding a run: only settings that change a fold's result are refused.
+
+Before, the run's options were compared as given: ``--epochs 10`` (the default) into a run made
+without it, ``--weights w.pt`` into one made with ``--weights /abs/w.pt``, or another
+``--in-domain-fraction`` into a k-fold run (which ignores it) were refused, and the message named
+only ``train`` for any training option. Now the training options are compared as the folds'
+training runs with them (the rule of ``elnet train --resume``: one ``same_setting``), and the
+message names each flag with its saved value. No training here: the comparison runs before any.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sam2elnet.cli import main
+from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
+from sam2elnet.errors import UserError
+from sam2elnet.pipeline.crossval_config import _QUALITY_TRAIN, _RUNTIME_TRAIN, CVConfig
+from sam2elnet.pipeline.crossval_config import changed_options as changed
+
+TRAIN = {"size": "micro", "epochs": 3, "image_size": 48}
+
+
+def _cfg(tmp_path: Path, **kw: Any) -> CVConfig:
+    base: dict[str, Any] = {"data": tmp_path / "data", "out": tmp_path / "cv", "folds": 3}
+    train = {**TRAIN, **kw.pop("train", {})}
+    return CVConfig(**{**base, "train": train, **kw})
+
+
+def _record(cfg: CVConfig) -> dict[str, Any]:
+    """What OUT/cv_config.json holds after the run of ``cfg`` started."""
+    return {**cfg.identity(), "resolved": {"domain": "roads", "trunk_scale": 2}}
+
+
+def test_runtime_train_options_are_resume_may_change_less_the_quality_evaluator() -> None:
+    """One list: cv leaves out what `train --resume` may change, but not the quality evaluator
+    (cv reports its Spearman)."""
+    assert set(_RUNTIME_TRAIN) == RESUME_MAY_CHANGE - set(_QUALITY_TRAIN)
+
+
+def test_settings_that_change_no_result_are_not_refused(tmp_path: Path) -> None:
+    rec = _record(_cfg(tmp_path))
+    runtime = _cfg(
+        tmp_path,
+        progress=False,
+        report=True,
+        max_folds=1,
+        batch_size=4,
+        device="cpu",
+        precision="32",
+        train={"precision": "bf16", "device": "cpu", "num_workers": 2, "threads": 1},
+    )
+    assert changed(runtime, rec) == []
+    # the defaults given explicitly: --epochs 10 into a run made without --epochs, --modality auto
+    without = _record(_cfg(tmp_path))
+    without["train"] = {k: v for k, v in TRAIN.items() if k != "epochs"}
+    assert changed(_cfg(tmp_path, train={"epochs": 10}), without) == []
+    assert changed(_cfg(tmp_path, train={"modality": "auto"}), rec) == []
+    # a path written another way (absolute in the record, relative now)
+    w = tmp_path / "w.pt"
+    absolute = _record(_cfg(tmp_path, train={"weights": str(w)}))
+    relative = _cfg(tmp_path, train={"weights": os.path.relpath(w)})
+    assert relative.train["weights"] != str(w) and changed(relative, absolute) == []
+    # the option the mode ignores
+    assert changed(_cfg(tmp_path, in_domain_fraction=0.4), rec) == []
+    xd = _record(_cfg(tmp_path, mode="cross-domain"))
+    assert changed(_cfg(tmp_path, mode="cross-domain", folds=7), xd) == []
+    # --road-buffer: the finished folds are scored again
+    assert changed(_cfg(tmp_path, road_buffer=5.0), rec) == []
+
+
+def test_settings_that_change_results_are_named_with_their_saved_values(tmp_path: Path) -> None:
+    rec = _record(_cfg(tmp_path))
+    assert changed(_cfg(tmp_path, train={"epochs": 5}), rec) == ["--epochs 5 (saved: 3)"]
+    assert changed(_cfg(tmp_path, folds=4, train={"lr": 0.01}), rec)[0] == "--folds 4 (saved: 3)"
+    assert changed(_cfg(tmp_path, train={"fit_quality": False}), rec) == [
+        "--no-quality (saved: left out)"
+    ]
+    assert changed(_cfg(tmp_path, seed=1), rec) == ["--seed 1 (saved: 0)"]
+    assert changed(_cfg(tmp_path, mode="cross-domain"), rec) == [
+        "--mode 'cross-domain' (saved: 'kfold')"
+    ]
+
+
+def test_cli_refuses_another_epochs_in_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2, one `error:` line naming the flag, the saved value and what to do; nothing
+    written (the run's record is as it was)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "cv"
+    out.mkdir()
+    first = CVConfig(data=data, out=out, folds=3, train={"size": "micro", "epochs": 3})
+    (out / "cv_config.json").write_text(json.dumps(_record(first)))
+    before = (out / "cv_config.json").read_bytes()
+    base = ["cv", "--data", str(data), "--out", str(out), "--folds", "3", "--size", "micro"]
+    rc = main([*base, "--epochs", "5", "--no-progress", "--report"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (
+        f"error: {out}: folder holds a cross-validation run with other settings: --epochs 5 "
+        "(saved: 3); they would change its folds' results: give the saved values to continue "
+        "it, or choose a new --out\n"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["cv_config.json"]
+    assert (out / "cv_config.json").read_bytes() == before
+
+
+def test_experiment_and_train_resume_take_a_path_written_another_way_as_the_same(
+    tmp_path: Path,
+) -> None:
+    """One rule (options.same_setting) for cv, experiment and train --resume: before, an
+    experiment refused `--weights w.pt` into a run made with `--weights /abs/w.pt`."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train_setup import resumed_config
+    from sam2elnet.pipeline.experiment_config import settings_diff
+
+    w = tmp_path / "w.pt"
+    assert settings_diff({"weights": str(w)}, {"weights": os.path.relpath(w)}, {}) == ([], [])
+    assert settings_diff({"weights": str(w)}, {"weights": "none"}, {}) == ([], ["weights"])
+    saved = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=str(w), epochs=3)
+    given = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=os.path.relpath(w), epochs=3)
+    assert resumed_config(saved, given, tmp_path / "config.yaml").weights == str(w)
+    other = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=str(w), epochs=4)
+    with pytest.raises(UserError, match=r"--epochs 4 \(saved: 3\) would change it"):
+        resumed_config(saved, other, tmp_path / "config.yaml")
