@@ -226,3 +226,32 @@ def test_a_layer_in_a_crs_that_cannot_be_transformed_warns_instead_of_a_tracebac
     assert np.isnan(gpd.read_file(res.out, layer="labels")["quality"]).all()
     got = [r.getMessage() for r in caplog.records if r.name == "sam2elnet.export.tile_quality"]
     assert len(got) == 1 and "cannot be placed on lab.tif" in got[0], got
+
+
+@pytest.mark.parametrize("warp_to", [None, "utm"])
+@pytest.mark.parametrize("layer", ["another scene's", "unreadable"])
+def test_a_label_scored_in_quality_csv_leaves_its_layer_alone(
+    tmp_path: Path, scenes, capsys: pytest.CaptureFixture[str], caplog, layer: str, warp_to
+):
+    """A label with a quality.csv score takes its quality from the table, never from its
+    per-window layer, so the layer is not read: before, the export read it anyway and refused
+    the export for a layer made for another scene (exit 2) or warned that an unreadable one was
+    ignored, although neither would have been joined."""
+    import logging
+
+    a, _ = scenes
+    if layer == "unreadable":
+        lab = _label_with_layer(tmp_path, a, a.with_name("lab_tiles.gpkg"))
+        lab.with_name("lab_tiles.gpkg").write_bytes(b"not a geopackage")
+    else:
+        lab = _label_with_layer(tmp_path, a, a.with_name("lab_tiles.gpkg"), scene="S1B_other.tif")
+    (lab.parent / "quality.csv").write_text("image,predicted_iou\nlab.tif,0.42\n")
+    out = tmp_path / "out" / "poly.gpkg"
+    out.parent.mkdir()
+    args = ["export", "--labels", str(lab.parent), "--out", str(out), "--no-progress"]
+    with caplog.at_level(logging.WARNING):
+        rc = main(args + (["--warp-to", warp_to] if warp_to else []))
+    assert rc == 0, capsys.readouterr().err
+    q = gpd.read_file(out, layer="labels")["quality"]
+    assert len(q) and q.tolist() == pytest.approx([0.42] * len(q))
+    assert not [r for r in caplog.records if r.name == "sam2elnet.export.tile_quality"]

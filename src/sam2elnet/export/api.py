@@ -72,7 +72,9 @@ def export_labels(
     for a Shapefile any sidecar, the quality table, an image file) raises
     :class:`~sam2elnet.errors.UserError`, and a polygon export of a label whose quality layer
     was made for another scene :class:`~sam2elnet.errors.DataError`
-    (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written.
+    (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written; a
+    label scored in the quality table takes its quality from there, and its layer is neither
+    checked nor carried.
     ``model_id`` (the polygons' ``model_id`` attribute, COCO ``info.model_id``) defaults to the
     version of the run's model (:func:`~sam2elnet.export.run_info.run_model_version`, as the
     Label Studio export does; empty when nothing tells it).
@@ -94,10 +96,15 @@ def export_labels(
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
         kwargs["model_id"] = run_model_version(labels)
     kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    # labels with a quality.csv score: their per-window layers are not joined, so not checked
+    rated: set[str] = set()
+    if kind in FORMATS and kwargs.get("quality_csv") is not None:  # read once (one warning)
+        kwargs["quality_table"] = quality_images_kept(kwargs["quality_csv"])
+        rated = set(kwargs["quality_table"][0])
     if kind in FORMATS:  # a quality layer made for another scene: refused before any writing
         from sam2elnet.export.tile_quality import check_tile_layers
 
-        check_tile_layers(run_label_files(labels), kwargs.get("positive_values"))
+        check_tile_layers(run_label_files(labels), kwargs.get("positive_values"), rated)
     if not warp_to:
         return _export_labels(labels, out, fmt, **kwargs)
     import tempfile
@@ -118,7 +125,8 @@ def export_labels(
             info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
             if info is not None:
                 notes.append(info.note())
-            carry_layer(f, dst, warp_method)  # the scene's windows, for the quality join
+            if f.stem not in rated:  # the scene's windows, for the quality join
+                carry_layer(f, dst, warp_method)
         if kwargs.get("category") is None:  # the run's, not the temporary folder's
             kwargs["category"] = default_category(labels)[0]
         res = _export_labels(tmp, out, fmt, **kwargs)
@@ -146,6 +154,7 @@ def _export_labels(
     positive_values: tuple[float, ...] | None = None,
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
+    quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -156,7 +165,9 @@ def _export_labels(
     an unknown value raises :class:`~sam2elnet.errors.UserError`, GeoJSON of labels without a
     georeference :class:`~sam2elnet.errors.DataError`).
     ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
-    labels when present) adds each label's predicted quality. ``chips`` also writes
+    labels when present) adds each label's predicted quality (``quality_table``: that table as
+    :func:`~sam2elnet.export.run_info.quality_images_kept` read it already, so it is read and
+    warned about once). ``chips`` also writes
     ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the
     folder or file of the source images, unless the labels are scene outputs whose ``SOURCE`` tag
     names an image next to them); with ``fmt="coco"`` the COCO file then describes the chips.
@@ -222,9 +233,11 @@ def _export_labels(
         quality_csv = next(
             (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
         )
-    quality, image_names, kept = (
-        quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})
-    )
+    if quality_table is None:  # not read by export_labels yet
+        quality_table = (
+            quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})
+        )
+    quality, image_names, kept = quality_table
 
     chip_items = None
     if chips is not None:

@@ -74,7 +74,11 @@ def _place(geoms: list[Any], layer_crs: Any, lab: LabelRaster, flip: bool) -> li
     return list(geoms)
 
 
-def check_tile_layers(files: list[Path], positive_values: tuple[float, ...] | None = None) -> None:
+def check_tile_layers(
+    files: list[Path],
+    positive_values: tuple[float, ...] | None = None,
+    rated: set[str] | frozenset[str] = frozenset(),
+) -> None:
     """Refuse a label's quality layer that was made for another scene, before anything is
     written (``elnet export`` to polygons runs it on the labels as given, before any
     ``--warp-to`` copy).
@@ -93,6 +97,11 @@ def check_tile_layers(files: list[Path], positive_values: tuple[float, ...] | No
     Args:
         files: label rasters; a label without ``<stem>_tiles.gpkg`` next to it is not opened.
         positive_values: object value(s) of class-index labels (as the export reads them).
+        rated: stems the quality table scores (label or source-image stem, the keys of
+            :func:`~sam2elnet.export.run_info.quality_images_kept`'s first dict): such a label
+            takes its quality from the table, not from its layer
+            (:func:`~sam2elnet.export.vector.write_polygons`), so its layer is not read (a
+            label scored by its own stem is not opened either).
 
     Raises:
         DataError: a layer made for another scene: the message names the layer, the label and
@@ -103,13 +112,15 @@ def check_tile_layers(files: list[Path], positive_values: tuple[float, ...] | No
 
     for f in files:
         path = _layer_path(f)
-        if not path.is_file():
+        if not path.is_file() or f.stem in rated:
             continue
         try:
             lab = LabelRaster(f, positive_values)
         except DataError:
             continue  # the export skips or refuses the label itself
         try:
+            if Path(lab.source).stem in rated:  # scored under its image's name
+                continue
             try:
                 record, crs = read_scene_record(path), _layer_crs(path)
             except Exception:  # noqa: BLE001 - an unreadable layer: tile_index warns
