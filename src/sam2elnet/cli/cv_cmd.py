@@ -25,7 +25,9 @@ def cv_cmd(
         help="kfold | cross-domain (train on one appearance group, test on the other).",
     ),
     folds: int = typer.Option(
-        option_default(CVConfig, "folds"), "--folds", help="k of k-fold cross-validation."
+        option_default(CVConfig, "folds"),
+        "--folds",
+        help="k of k-fold cross-validation (2-20; cross-domain ignores it).",
     ),
     seed: int = typer.Option(
         option_default(CVConfig, "seed"),
@@ -35,7 +37,7 @@ def cv_cmd(
     in_domain_fraction: float = typer.Option(
         option_default(CVConfig, "in_domain_fraction"),
         "--in-domain-fraction",
-        help="cross-domain: share of the training group kept for the in-domain test.",
+        help="cross-domain: share of the training group kept for the in-domain test (0.05-0.5).",
     ),
     modality: Optional[str] = typer.Option(  # noqa: UP045
         None,
@@ -48,13 +50,21 @@ def cv_cmd(
     max_folds: Optional[int] = typer.Option(  # noqa: UP045
         None, "--max-folds", help="Run only the first N folds (smoke runs)."
     ),
-    size: Optional[str] = typer.Option(None, "--size", help="micro | tiny | small | ..."),  # noqa: UP045
+    size: Optional[str] = typer.Option(
+        None, "--size", help="micro | tiny | small | base_plus | large (default tiny)."
+    ),  # noqa: UP045
     weights: Optional[str] = typer.Option(  # noqa: UP045
         None, "--weights", help="SAM2 checkpoint for the encoder, or 'none' (random)."
     ),
-    trunk: Optional[str] = typer.Option(None, "--trunk", help="none | last | all."),  # noqa: UP045
+    trunk: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
+    ),
     epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help=_H["batch_size"]),  # noqa: UP045
+    batch_size: Optional[int] = typer.Option(  # noqa: UP045
+        None,
+        "--batch-size",
+        help=_H["batch_size"] + " Also images per forward pass on the test images (default 8).",
+    ),
     image_size: Optional[int] = typer.Option(None, "--image-size", help=_H["image_size"]),  # noqa: UP045
     lr: Optional[float] = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
     val_fraction: Optional[float] = typer.Option(None, "--val-fraction", help=_H["val_fraction"]),  # noqa: UP045

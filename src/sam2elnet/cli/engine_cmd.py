@@ -16,6 +16,7 @@ from sam2elnet.cli.app import app
 from sam2elnet.cli.job_summary import fmt as _fmt
 from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import (
+    FILTER_HELP,
     LINE_WIDTH,
     LINE_WIDTH_PX,
     PRECISION_HELP,
@@ -59,10 +60,11 @@ def train_cmd(
     fraction: float | None = typer.Option(
         None,
         "--fraction",
-        help="Train on this reproducible fraction of the labelled set (e.g. 0.3).",
+        help="Train on this reproducible fraction of the labelled set, in (0, 1], e.g. 0.3 "
+        "(default 1: all).",
     ),  # noqa: UP045
     seed: int | None = typer.Option(
-        None, "--seed", help="Seed for splits, augmentation and initialisation."
+        None, "--seed", help="Seed for splits, augmentation and initialisation (default 0)."
     ),  # noqa: UP045
     epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
     batch_size: Optional[int] = typer.Option(  # noqa: UP045
@@ -112,13 +114,15 @@ def train_cmd(
         help="Normalisation from `elnet stats --out FILE` (default: chosen from the training data).",
     ),  # noqa: UP045
     workers: int | None = typer.Option(
-        None, "--workers", help="DataLoader workers (default: automatic)."
+        None, "--workers", help="DataLoader workers, >= 0 (default: automatic)."
     ),  # noqa: UP045
     tta: int | None = typer.Option(
         None, "--tta", help="Test-time views for the quality evaluator (0-7)."
     ),  # noqa: UP045
     tau: float | None = typer.Option(
-        None, "--tau", help="IoU that makes a label 'good' for the evaluator (default 0.7)."
+        None,
+        "--tau",
+        help="IoU that makes a label 'good' for the evaluator, in (0, 1) (default 0.7).",
     ),  # noqa: UP045
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator."
@@ -140,7 +144,7 @@ def train_cmd(
         None,
         "--coarse-prior",
         help="Logit offset towards a given coarse label, so enhancement learns corrections to "
-        "it (e.g. 2; default 0 = off). See docs/training.md for measurements.",
+        "it (>= 0, e.g. 2; default 0 = off). See docs/training.md for measurements.",
     ),
     modality: str | None = typer.Option(
         None,
@@ -282,11 +286,9 @@ def train_cmd(
 _MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
 _IMAGES = typer.Option(..., "--images", help="Image folder or single image (PNG/JPEG/GeoTIFF).")
 _OUT = typer.Option(..., "--out", help="Output folder.")
-_MIN_QUALITY = typer.Option(None, "--min-quality", help="Keep labels with predicted IoU >= Q.")
-_TARGET_PRECISION = typer.Option(
-    None, "--target-precision", help="Pick the threshold giving this held-out precision."
-)
-_TAU = typer.Option(None, "--tau", help="IoU counted as a good label for --target-precision.")
+_MIN_QUALITY = typer.Option(None, "--min-quality", help=FILTER_HELP["min_quality"])
+_TARGET_PRECISION = typer.Option(None, "--target-precision", help=FILTER_HELP["target_precision"])
+_TAU = typer.Option(None, "--tau", help=FILTER_HELP["tau"])
 _SAVE_PROB = typer.Option(False, "--save-prob", help="Also write probability maps (OUT/prob/).")
 _RESUME = typer.Option(False, "--resume", help="Skip images already done in OUT.")
 _REPORT = typer.Option(False, "--report", help="Write OUT/report.html.")
@@ -301,10 +303,12 @@ _NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 _TILE = typer.Option(
     option_default(_D, "tile"),
     "--tile",
-    help="Window size for images too large for --max-memory, px.",
+    help="Window size, px, for images too large for --max-memory (32-16384).",
 )
 _OVERLAP = typer.Option(
-    option_default(_D, "overlap"), "--overlap", help="Window overlap for windowed images, px."
+    option_default(_D, "overlap"),
+    "--overlap",
+    help="Window overlap for windowed images, px (0 to < --tile).",
 )
 _MAX_MEMORY = typer.Option(
     None,

@@ -197,7 +197,7 @@ def evaluate(
     roads: Optional[bool] = typer.Option(  # noqa: UP045
         None,
         "--roads/--no-roads",
-        help="Skeleton road measures (correctness/completeness/quality/connectivity). Default: on "
+        help="Skeleton road measures (correctness, completeness, quality, connectivity). Default: on "
         "when the ground truth is a road network (thin, long, connected masks).",
     ),
     road_buffer: float = _ROAD_BUFFER,

@@ -16,6 +16,7 @@ from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
+from sam2elnet.cli.shared_options import WARP_TO_EXPORT
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
 from sam2elnet.options import PRECISION_HELP
 
@@ -49,14 +50,16 @@ def scene_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Label GeoTIFF (0/255, nodata 127); a folder for a batch."
     ),
-    tile: int = typer.Option(option_default(_S, "tile"), "--tile", help="Window size in pixels."),
+    tile: int = typer.Option(
+        option_default(_S, "tile"), "--tile", help="Window size in pixels (16-16384)."
+    ),
     overlap: int = typer.Option(
         option_default(_S, "overlap"),
         "--overlap",
         help="Window overlap in pixels (blended, seam-free; < --tile).",
     ),
     batch_size: int = typer.Option(
-        option_default(_S, "batch_size"), "--batch-size", help="Windows per model call."
+        option_default(_S, "batch_size"), "--batch-size", help="Windows per model call (1-1024)."
     ),
     threshold: float = typer.Option(
         option_default(_S, "threshold"),
@@ -102,7 +105,8 @@ def scene_cmd(
     address: Optional[str] = typer.Option(
         None,
         "--address",
-        help="Ray cluster address (auto, ray://host:10001); default: a local Ray.",
+        help="Ray cluster with --backend ray: auto, HOST:6379 or ray://HOST:10001 (default: a "
+        "private local Ray).",
     ),
     workers: int = typer.Option(
         option_default(_S, "workers"), "--workers", help="Ray actors (each loads the model once)."
@@ -238,7 +242,10 @@ def _label_inputs(labels: Path) -> list[Path]:
 @app.command("export")
 def export_cmd(
     labels: Path = typer.Option(
-        ..., "--labels", help="Label raster or folder of them (GeoTIFF/PNG, 0/255 or 0/1)."
+        ...,
+        "--labels",
+        help="Label raster or folder of them (GeoTIFF/PNG, 0/255 or 0/1), or an annotate/enhance "
+        "output folder (its labels/ and rejected/).",
     ),
     out: Path = typer.Option(
         ..., "--out", help="Output file (.geojson, .gpkg, .shp, or .json for COCO / Label Studio)."
@@ -257,7 +264,9 @@ def export_cmd(
         None, "--simplify", help="Douglas-Peucker tolerance (map units; pixels without CRS)."
     ),
     smooth: Optional[float] = typer.Option(
-        None, "--smooth", help="Round staircase edges with this radius (map units)."
+        None,
+        "--smooth",
+        help="Round staircase edges with this radius (map units; pixels without CRS).",
     ),
     min_area: float = typer.Option(
         option_default(ExportOptions, "min_area"),
@@ -276,7 +285,9 @@ def export_cmd(
         help="Also write PNG image/mask chips to this folder (COCO then lists the chips).",
     ),
     chip_size: int = typer.Option(
-        option_default(ExportOptions, "chip_size"), "--chip-size", help="Chip size in pixels."
+        option_default(ExportOptions, "chip_size"),
+        "--chip-size",
+        help="Chip size in pixels (16-16384).",
     ),
     coco_rle: bool = typer.Option(
         False,
@@ -308,7 +319,7 @@ def export_cmd(
     ),
     pixel_coords: str = _PIXEL_COORDS,
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
-    warp_to: Optional[str] = _WARP_TO,
+    warp_to: Optional[str] = WARP_TO_EXPORT,
     warp_method: str = _WARP_METHOD,
     geojson_crs: str = typer.Option(
         option_default(ExportOptions, "geojson_crs"),

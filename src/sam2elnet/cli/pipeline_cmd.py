@@ -6,7 +6,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import ROAD_BUFFER, TRAIN_HELP
+from sam2elnet.cli.shared_options import FILTER_HELP, ROAD_BUFFER, TRAIN_HELP
 from sam2elnet.options import PRECISION_HELP, check_options
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
@@ -30,7 +30,9 @@ def experiment_cmd(
     ),
     out: Path = typer.Option(..., "--out", help="Experiment folder (every stage is cached here)."),
     fraction: float = typer.Option(
-        _EXP["fraction"], "--fraction", help="Share of the training pool that keeps its labels."
+        _EXP["fraction"],
+        "--fraction",
+        help="Share of the training pool that keeps its labels, in (0, 1).",
     ),
     epochs: int = typer.Option(_EXP["epochs"], "--epochs", help="SAM2-ELNet fine-tuning epochs."),
     downstream_epochs: int = typer.Option(
@@ -88,10 +90,10 @@ def experiment_cmd(
         "background; truth and the dataset's coarse labels). Default: the rule in docs/data.md.",
     ),  # noqa: UP045
     min_quality: Optional[float] = typer.Option(
-        None, "--min-quality", help="Keep auto-labels with predicted IoU >= this."
+        None, "--min-quality", help=FILTER_HELP["min_quality"]
     ),  # noqa: UP045
     target_precision: Optional[float] = typer.Option(
-        None, "--target-precision", help="Choose the quality threshold for this precision."
+        None, "--target-precision", help=FILTER_HELP["target_precision"]
     ),  # noqa: UP045
     quality_folds: int = typer.Option(
         _EXP["quality_folds"],
@@ -107,7 +109,9 @@ def experiment_cmd(
     refiners: str = typer.Option(
         ",".join(_EXP["refiners"]),
         "--refiners",
-        help="Classical baselines in table 2 (comma-separated).",
+        help="Classical baselines in table 2, comma-separated: "
+        f"{', '.join(_EXP['refiners'])} (default: all).",
+        show_default=False,
     ),
     no_enhancement: bool = typer.Option(
         False, "--no-enhancement", help="Skip table 2 (label enhancement)."

@@ -2,9 +2,11 @@
 
 ``--warp-to`` / ``--warp-method`` (``scene``, ``export``, ``annotate``, ``enhance``): outputs of
 GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resampled onto a map grid
-in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`.
+in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`
+(``export``: ``WARP_TO_EXPORT``, whose help says it warps copies of the labels, for polygons).
 ``--pixel-coords`` (``export``: the labels' polygons; ``scene``: the ``--quality-gpkg`` windows),
 values and default :data:`sam2elnet.options.PixelCoords`. ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
+``FILTER_HELP``: the label filter's (``--min-quality``, ``--target-precision``, ``--tau``).
 ``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
@@ -28,6 +30,7 @@ from sam2elnet.options import (
 )
 
 __all__ = [
+    "FILTER_HELP",
     "LINE_WIDTH",
     "LINE_WIDTH_PX",
     "PIXEL_COORDS_OPTION",
@@ -37,6 +40,7 @@ __all__ = [
     "TRAIN_HELP",
     "WARP_METHOD",
     "WARP_TO",
+    "WARP_TO_EXPORT",
 ]
 
 
@@ -64,12 +68,31 @@ TRAIN_HELP = {
     "0.05; at most 0.5).",
 }
 
+#: help text of the label filter's options (``annotate``, ``enhance``; ``experiment``: first two)
+FILTER_HELP = {
+    "min_quality": "Keep labels with predicted IoU >= Q (0-1; default: keep all).",
+    "target_precision": "Keep labels above the lowest quality threshold whose held-out "
+    "precision (share of labels with IoU >= tau) reaches this, in (0, 1], e.g. 0.9; needs a "
+    "fitted quality evaluator.",
+    "tau": "IoU counted as a good label for --target-precision, in (0, 1) (default: the "
+    "model's, 0.7 unless trained with --tau).",
+}
+
 WARP_TO = typer.Option(
     None,
     "--warp-to",
     help="Put GeoTIFF outputs on a map grid: utm (the scene's UTM zone) or a CRS such as "
     "EPSG:32635 or EPSG:4326 (like gdalwarp -tps -t_srs; labels nearest, nodata kept). "
     "Default: keep the input's georeference (GCPs of a Sentinel-1 GRD, or its CRS).",
+)
+#: ``elnet export``'s --warp-to: it warps copies of the labels before making polygons
+WARP_TO_EXPORT = typer.Option(
+    None,
+    "--warp-to",
+    help="Warp copies of the labels onto a map grid before making polygons (GPKG/SHP/GeoJSON "
+    "only): utm (the label's UTM zone) or a CRS such as EPSG:32635, so polygons of a GCP-only "
+    "label (Sentinel-1 GRD) follow the GCP transformer. Default: the label's own georeference "
+    "(for GCP-only labels an affine fit to the GCPs).",
 )
 WARP_METHOD = typer.Option(
     "tps",

@@ -1,0 +1,77 @@
+"""`elnet CMD --help` read as a newcomer: ranges and units where an option has them, nothing
+cut mid-word, one text per shared option (the label filter's, export's --warp-to)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sam2elnet.cli import main
+
+
+def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *cmd: str) -> str:
+    """The help of ``cmd`` at 100 columns, box drawing removed and whitespace collapsed (so a
+    phrase wrapped over two lines reads as one)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    capsys.readouterr()
+    assert main([*cmd, "--help"]) == 0
+    out = capsys.readouterr().out
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", out).split())
+
+
+@pytest.mark.parametrize(
+    ("cmd", "wanted"),
+    [
+        (("annotate",), ["Keep labels with predicted IoU >= Q (0-1; default: keep all).",
+                         "whose held-out precision (share of labels with IoU >= tau) reaches "
+                         "this, in (0, 1]", "in (0, 1) (default: the model's, 0.7 unless "
+                         "trained with --tau)", "(32-16384)", "px (0 to < --tile)"]),
+        (("enhance",), ["Keep labels with predicted IoU >= Q (0-1; default: keep all)."]),
+        (("cv",), ["(2-20; cross-domain ignores it)", "(0.05-0.5)",
+                   "micro | tiny | small | base_plus | large (default tiny)",
+                   "Also images per forward pass on the test images (default 8)",
+                   "Also train the trunk: none | last | all"]),
+        (("train",), ["in (0, 1], e.g. 0.3 (default 1: all)", "(default 0.7)",
+                      "(>= 0, e.g. 2; default 0 = off)"]),
+        (("scene",), ["Window size in pixels (16-16384)", "Windows per model call (1-1024)",
+                      "HOST:6379 or ray://HOST:10001"]),
+        (("export",), ["(map units; pixels without CRS)", "Chip size in pixels (16-16384)",
+                       "Warp copies of the labels onto a map grid before making polygons",
+                       "or an annotate/enhance output folder (its labels/ and rejected/)"]),
+        (("experiment",), ["morphological, guided, grabcut (default: all)",
+                           "Keep labels with predicted IoU >= Q (0-1; default: keep all)."]),
+        (("serve",), ["Probability threshold for masks, in (0, 1)."]),
+        (("import",), ["not the images' folder"]),
+        (("evaluate",), ["(correctness, completeness, quality, connectivity)"]),
+    ],
+)  # fmt: skip
+def test_help_states_ranges_and_units(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    cmd: tuple[str, ...],
+    wanted: list[str],
+) -> None:
+    text = _help(capsys, monkeypatch, *cmd)
+    missing = [w for w in wanted if w not in text]
+    assert not missing, (missing, text)
+
+
+@pytest.mark.parametrize("cmd", ["evaluate", "experiment", "export", "annotate"])
+def test_help_cuts_no_text(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cmd: str
+) -> None:
+    """At 100 columns nothing is cut with an ellipsis but experiment's two-flag switch (its help
+    spells the second flag out). Before: evaluate's road measures ("connect…") and experiment's
+    --refiners default ("morphological,guided,grabc…")."""
+    text = _help(capsys, monkeypatch, cmd)
+    cut = [w for w in re.findall(r"\S*…", text) if w != "--no-enhancement-downstr…"]
+    assert cut == []
+
+
+def test_export_warp_to_says_what_export_warps(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export writes polygons: its --warp-to said "Put GeoTIFF outputs on a map grid"."""
+    assert "Put GeoTIFF outputs on a map grid" not in _help(capsys, monkeypatch, "export")
+    assert "Put GeoTIFF outputs on a map grid" in _help(capsys, monkeypatch, "scene")
