@@ -31,7 +31,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_REPORT_IMAGES", "learning_curves", "read_history", "write_train_report"]
+__all__ = [
+    "DEFAULT_REPORT_IMAGES",
+    "learning_curves",
+    "next_steps",
+    "read_history",
+    "write_train_report",
+]
 
 DEFAULT_REPORT_IMAGES = 32
 """Validation images predicted and shown by default (each costs one forward pass)."""
@@ -226,10 +232,15 @@ def write_train_report(
             *notes,
         ],
         filter_applied=False,
-        next_steps=[
-            f"Label new images: elnet annotate --model {model_file} --images DIR --out OUT "
-            "--report",
-            f"Refine coarse labels: elnet enhance --model {model_file} --images DIR --coarse "
-            "LABELS --out OUT --report",
-        ],
+        next_steps=next_steps(model_file),
     )
+
+
+def next_steps(model_file: Path) -> list[str]:
+    """The training report's "Next steps": the ``elnet annotate`` / ``elnet enhance`` commands
+    that use ``model_file`` (coarse labels go to ``enhance --labels``, as in README.md)."""
+    return [
+        f"Label new images: elnet annotate --model {model_file} --images DIR --out OUT --report",
+        f"Refine coarse labels: elnet enhance --model {model_file} --images DIR --labels "
+        "LABELS --out OUT --report",
+    ]
