@@ -160,3 +160,35 @@ def test_bad_line_width_is_one_error_line(
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(f"error: invalid value for --line-width: {float(value)}")
     assert err[0].endswith("allowed: 0 < x <= 100000)")
+
+
+@pytest.mark.parametrize("how", [["--roads"], []], ids=["asked", "auto"])
+def test_the_road_buffer_is_said_in_the_terminal_and_the_report(
+    roads: tuple[Path, Path], tmp_path: Path, how: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Road measures mean nothing without their buffer: the printed table and the report say
+    which one scored them (the terminal said nothing of it, and nothing at all with --roads)."""
+    pred, truth = roads
+    if not how:  # detected: masks that look like a road network (two 32 px rows do not)
+        from helpers_roads import make_road_dataset
+
+        data = make_road_dataset(tmp_path / "net", n=4, size=96)
+        pred, truth = data / "masks", data / "masks"
+    out = tmp_path / "out"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), *how, "--road-buffer", "5",
+            "--no-progress", "--json", str(out / "e.json"), "--report"]  # fmt: skip
+    assert main(argv) == 0
+    said = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    words = "road measures: centre lines matched within 5 px (--road-buffer)"
+    assert words in said
+    assert ("--no-roads turns them off" in said) == (not how)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert words in page
+
+
+def test_no_road_buffer_line_without_road_measures(
+    roads: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred, truth = roads
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-roads"]) == 0
+    assert "--road-buffer" not in capsys.readouterr().out

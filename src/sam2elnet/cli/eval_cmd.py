@@ -307,7 +307,7 @@ def evaluate(
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
-    from sam2elnet.pipeline.glossary import label
+    from sam2elnet.pipeline.glossary import label, road_buffer_words
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
@@ -401,10 +401,12 @@ def evaluate(
         if key in res.aggregate:
             table.add_row(label(key), _f(res.aggregate[key]))
     console.print(table)
-    if roads is None and res.options.get("roads"):
-        console.print(
-            f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
-        )
+    if res.options.get("roads"):  # which buffer, whether asked for or detected
+        if roads is None:
+            console.print(
+                f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
+            )
+        console.print(road_buffer_words(res.options["road_buffer_px"]))
     if res.groups:
         console.print(_group_table(res))
     if res.comparison is not None:

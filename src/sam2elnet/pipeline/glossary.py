@@ -7,7 +7,7 @@ counted per pixel, foreground = oil / road is the positive class).
 
 from __future__ import annotations
 
-__all__ = ["GLOSSARY", "label", "definition"]
+__all__ = ["GLOSSARY", "definition", "label", "road_buffer_words"]
 
 #: key -> (readable name, definition)
 GLOSSARY: dict[str, tuple[str, str]] = {
@@ -160,3 +160,13 @@ def definition(key: str) -> str | None:
     """One-line definition of a metric key, None when the key is not in :data:`GLOSSARY`."""
     entry = GLOSSARY.get(str(key))
     return entry[1] if entry else None
+
+
+def road_buffer_words(buffer_px: float) -> str:
+    """What the road measures of a result are, with their buffer (the ``--road-buffer`` it was
+    scored with, in pixels): ``"road measures: centre lines matched within 5 px (--road-buffer);
+    lengths summed over images"``. One wording for ``elnet evaluate``'s terminal and report."""
+    return (
+        f"road measures: centre lines matched within {float(buffer_px):g} px (--road-buffer); "
+        "lengths summed over images, not pixels"
+    )

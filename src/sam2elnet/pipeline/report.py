@@ -365,6 +365,10 @@ def write_evaluation_report(
                 k: v for k, v in g["quality"].as_dict().items() if k != "source"
             }
     notes = [f"predictions: {result.pred_dir}", f"ground truth: {result.truth_dir}"]
+    if result.options.get("roads") and result.options.get("road_buffer_px") is not None:
+        from sam2elnet.pipeline.glossary import road_buffer_words
+
+        notes.append(road_buffer_words(result.options["road_buffer_px"]))
     if comparison is not None:
         notes.append(f"baseline: {result.options.get('baseline_dir')}")
         if comparison.worse_images:
