@@ -161,6 +161,36 @@ def test_labels_with_crs_on_an_image_without_crs(tmp_path: Path):
     assert m[20:60, 10:30].all() and m.sum() == 20 * 40
 
 
+@pytest.mark.filterwarnings("ignore:'crs' was not provided")
+def test_a_geojson_of_pixel_coordinates_says_to_save_it_as_gpkg(tmp_path: Path):
+    """Road centre lines drawn over a PNG and saved as GeoJSON have no `crs` member; GDAL reads
+    such a file as WGS 84 (RFC 7946), so the error said 'the labels are in EPSG:4326' and to give
+    labels 'with no CRS', which a GeoJSON cannot be: it now says what to save instead."""
+    import json
+
+    path = tmp_path / "satimage_0.geojson"
+    line = {"type": "LineString", "coordinates": [[5.0, -20.0], [90.0, -25.0]]}  # x = col, y = -row
+    feature = {"type": "Feature", "properties": {}, "geometry": line}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(DataError, match="image has no CRS but the labels are in EPSG:4326") as err:
+        VectorLabels.from_file(path, crs=None, transform=None, height=H, width=W, line_width=4)
+    msg = str(err.value)
+    assert "RFC 7946" in msg and "GeoPackage (.gpkg) or Shapefile without a CRS" in msg
+    # the same lines in a GeoPackage without a CRS are read as pixel coordinates
+    gpkg = tmp_path / "satimage_0.gpkg"
+    gpd.read_file(path).set_crs(None, allow_override=True).to_file(gpkg)
+    m = VectorLabels.from_file(
+        gpkg, crs=None, transform=None, height=H, width=W, line_width=4
+    ).rasterize()
+    assert m[19:22, 10:80].any() and m[:, 5:90].any(axis=0).sum() >= 80 and not m[:15].any()
+    # a GeoPackage in WGS 84 on such an image: the error, without the GeoJSON reason
+    wgs = tmp_path / "wgs.gpkg"
+    gpd.read_file(path).to_file(wgs)
+    with pytest.raises(DataError, match="image has no CRS") as err:
+        VectorLabels.from_file(wgs, crs=None, transform=None, height=H, width=W, line_width=4)
+    assert "RFC 7946" not in str(err.value)
+
+
 def test_labels_in_a_crs_that_cannot_be_transformed(tmp_path: Path):
     local = pyproj.CRS(
         'LOCAL_CS["site grid",LOCAL_DATUM["x",0],UNIT["metre",1],AXIS["X",EAST],AXIS["Y",NORTH]]'

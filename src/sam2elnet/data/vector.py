@@ -277,7 +277,7 @@ class VectorLabels:
                     "georeferenced image the labels must be in pixel coordinates with no CRS "
                     "(as drawn in QGIS over the image: x = column, y = -row; or y = row), or "
                     "georeference the image (`elnet scene --labels-pixel-coords` ignores the "
-                    "label CRS)",
+                    f"label CRS){_geojson_hint(p, gdf.crs)}",
                     p,
                 )
             grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, note)
@@ -481,3 +481,22 @@ def rasterize_vector(
     if notes is not None:
         notes.extend(labels.notes)
     return labels.rasterize().astype(bool)
+
+
+def _geojson_hint(path: Path, label_crs: Any) -> str:
+    """The reason, for a GeoJSON file read as WGS 84, why pixel coordinates cannot be kept in it:
+    GDAL reads a GeoJSON without a ``crs`` member as WGS 84 longitude / latitude (RFC 7946), so
+    a layer drawn over a PNG in QGIS and saved as GeoJSON arrives in EPSG:4326; a GeoPackage or
+    Shapefile keeps "no CRS". Empty for other files and CRSs."""
+    if path.suffix.lower() not in (".geojson", ".json") or label_crs is None:
+        return ""
+    try:
+        wgs84 = label_crs.to_epsg() == 4326
+    except Exception:  # a CRS pyproj cannot name
+        wgs84 = False
+    if not wgs84:
+        return ""
+    return (
+        "; a GeoJSON file cannot hold pixel coordinates: without a `crs` member it is read as "
+        "WGS 84 (RFC 7946), so save the layer as GeoPackage (.gpkg) or Shapefile without a CRS"
+    )
