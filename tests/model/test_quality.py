@@ -100,7 +100,36 @@ def test_threshold_for_precision_picks_lowest_threshold() -> None:
     c = ev.threshold_for_precision(0.5)
     assert not c.achievable and c.threshold > 0.8
     assert c.n_kept == 0 and not c.reliable and "no threshold reaches" in c.note
-    assert c.note == "no threshold reaches precision 0.5 on the 8 held-out labels"
+    assert c.note == "no threshold reaches precision 0.5 on the 8 held-out labels" + NONE_GOOD
+
+
+#: the reason added when no sample reaches tau 0.7 (no threshold can reach any precision)
+NONE_GOOD = (
+    ": none has a true IoU >= 0.7 (--tau, what makes a label good; lower it to an IoU good "
+    "labels of these data reach, as for thin roads)"
+)
+
+
+def test_no_good_label_at_tau_is_the_reason_given() -> None:
+    """Road labels of a young model (true IoU 0.2-0.45) never reach the default tau 0.7, so
+    --target-precision could never be met; the note named only the precision and sample count,
+    not that the IoU a label must reach (--tau) was the cause. With some good labels it says
+    nothing more; with a lower tau a threshold is found."""
+    ev = QualityEvaluator(tau=0.7)
+    ev.fitted = True
+    ev.heldout_scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    ev.heldout_iou = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45]
+    c = ev.threshold_for_precision(0.9)
+    assert not c.achievable
+    assert c.note == "no threshold reaches precision 0.9 on the 6 held-out labels" + NONE_GOOD
+    ev.heldout_iou = [0.2, 0.25, 0.3, 0.35, 0.8, 0.2]  # one good label, never 90 % of the kept
+    c = ev.threshold_for_precision(0.9)
+    assert (
+        not c.achievable and c.note == "no threshold reaches precision 0.9 on the 6 held-out labels"
+    )
+    ev.heldout_iou = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45]
+    c = ev.threshold_for_precision(0.9, tau=0.3)
+    assert c.achievable and c.threshold == pytest.approx(0.3) and "--tau" not in c.note
 
 
 def test_threshold_note_says_when_it_was_chosen_on_all_samples() -> None:
@@ -115,7 +144,7 @@ def test_threshold_note_says_when_it_was_chosen_on_all_samples() -> None:
     assert not c.achievable
     assert c.note == (
         "no threshold reaches precision 0.9 on the 4 labelled samples (out-of-fold scores; only "
-        "2 held out, too few to choose on)"
+        "2 held out, too few to choose on)" + NONE_GOOD
     )
 
 
@@ -380,7 +409,7 @@ def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels(
     assert ev.metrics["n_heldout"] == 4
     choice = ev.threshold_for_precision(0.9)
     assert choice.n_heldout == 4 and not choice.achievable
-    assert choice.note == "no threshold reaches precision 0.9 on the 4 held-out labels"
+    assert choice.note == "no threshold reaches precision 0.9 on the 4 held-out labels" + NONE_GOOD
     with logs_warning(caplog, "almost the same IoU"):
         ev = QualityEvaluator().fit(feats, None, iou, in_sample=np.ones(n))
     choice = ev.threshold_for_precision(0.9)
@@ -388,5 +417,5 @@ def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels(
     assert (
         choice.note
         == "no threshold reaches precision 0.9 on the 24 labelled samples (none held out, too few "
-        "to choose on)"
+        "to choose on)" + NONE_GOOD
     )

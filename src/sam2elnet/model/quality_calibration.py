@@ -311,7 +311,19 @@ def choose_threshold(
         False,
         0,
         False,
-        f"no threshold reaches precision {target:g} on the {n} {what}",
+        f"no threshold reaches precision {target:g} on the {n} {what}"
+        + _no_good_label(n_good, tau),
+    )
+
+
+def _no_good_label(n_good: int, tau: float) -> str:
+    """Why no threshold can reach any precision when no sample is a good label (true IoU >=
+    ``tau``): the cause is ``--tau``, not the scores (thin roads rarely reach IoU 0.7)."""
+    if n_good:
+        return ""
+    return (
+        f": none has a true IoU >= {tau:g} (--tau, what makes a label good; lower it to an IoU "
+        "good labels of these data reach, as for thin roads)"
     )
 
 
