@@ -220,6 +220,7 @@ def test_resume_of_a_copied_run_stays_in_the_copy_and_applies_fold_epochs(
         "the run's train_ids)"
     ) in out
     assert "--resume: all 1 epochs were done; only the steps after training ran" in out
+    assert f"resuming {copy} after its last epoch (1 of 1 done)" in out  # not "epoch 2 of 1"
     _, extra = load_model(copy / "model.pt")
     assert extra["quality_summary"]["fitted_on"]["crossfit_epochs"] == 2
     # same epochs again: the folds' samples are reused, nothing retrains

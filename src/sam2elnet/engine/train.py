@@ -279,9 +279,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         _set_rng_state(state["rng"])
         resumed = resume_note(start_epoch, cfg.epochs)
         checked = "; frozen encoder weights checked" if state.get("frozen") is not None else ""
-        say(
-            f"resuming {out} at epoch {start_epoch + 1} of {cfg.epochs} (from {last_path}{checked})"
+        at = (  # a finished run has no next epoch ("at epoch 4 of 3" was said)
+            f"at epoch {start_epoch + 1} of {cfg.epochs}"
+            if start_epoch < cfg.epochs
+            else f"after its last epoch ({cfg.epochs} of {cfg.epochs} done)"
         )
+        say(f"resuming {out} {at} (from {last_path}{checked})")
         # last.pt is written before model.pt: a kill between the two leaves the best weights
         # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
         rewrite_best = best_epoch == int(state["epoch"]) and best_epoch >= 0
