@@ -152,3 +152,28 @@ def test_quality_summary_line_says_n_a_with_the_reason(summary, want) -> None:
     line = describe_summary(summary)
     assert "None" not in line and "nan" not in line
     assert f"out-of-fold Spearman 0.459 {want}" in line
+
+
+def test_quality_summary_line_gives_the_spearman_of_each_mode() -> None:
+    """roads-dev, 3 epochs: the pooled Spearman 0.774 looked fine, but the annotation samples
+    (what `elnet annotate --target-precision` filters) ranked at -0.258; only the enhancement
+    samples ranked (0.949). The line gave the pooled value alone."""
+    from sam2elnet.engine.quality_fit import describe_summary
+
+    summary = {"status": "fitted", "n": 60, "n_heldout": 8, "n_in_sample": 52,
+               "spearman_oof": 0.7744, "spearman_oof_heldout": 0.5238,
+               "spearman_annotate": -0.2582, "spearman_enhance": 0.9487,
+               "n_spearman_annotate": 4, "n_spearman_enhance": 4}  # fmt: skip
+    line = describe_summary(summary)
+    assert "out-of-fold Spearman 0.774 (held out 0.524); Spearman by mode: annotation (elnet " \
+        "annotate) -0.258 (n=4), enhancement (elnet enhance) 0.949 (n=4)" in line  # fmt: skip
+    summary["spearman_enhance"] = float("nan")
+    assert "enhancement (elnet enhance) n/a: constant scores or IoU (n=4)" in describe_summary(
+        summary
+    )
+    summary["n_spearman_enhance"] = 2
+    assert "enhancement (elnet enhance) n/a: 2 samples, 3 needed (n=2)" in describe_summary(summary)
+    del summary["n_spearman_annotate"], summary["n_spearman_enhance"]  # before the counts
+    assert "annotation (elnet annotate) -0.258, enhancement" in describe_summary(summary)
+    del summary["spearman_annotate"], summary["spearman_enhance"]  # older model files
+    assert "by mode" not in describe_summary(summary)
