@@ -166,13 +166,11 @@ def test_quality_summary_line_gives_the_spearman_of_each_mode() -> None:
                "n_spearman_annotate": 4, "n_spearman_enhance": 4}  # fmt: skip
     line = describe_summary(summary)
     assert "out-of-fold Spearman 0.774 (held out 0.524); Spearman by mode: annotation (elnet " \
-        "annotate) -0.258 (n=4), enhancement (elnet enhance) 0.949 (n=4)" in line  # fmt: skip
+        "annotate) -0.258 (n=4), enhancement 0.949 (n=4)" in line  # fmt: skip
     summary["spearman_enhance"] = float("nan")
-    assert "enhancement (elnet enhance) n/a: constant scores or IoU (n=4)" in describe_summary(
-        summary
-    )
+    assert "enhancement n/a: constant scores or IoU (n=4)" in describe_summary(summary)
     summary["n_spearman_enhance"] = 2
-    assert "enhancement (elnet enhance) n/a: 2 samples, 3 needed (n=2)" in describe_summary(summary)
+    assert "enhancement n/a: 2 samples, 3 needed (n=2)" in describe_summary(summary)
     del summary["n_spearman_annotate"], summary["n_spearman_enhance"]  # before the counts
     assert "annotation (elnet annotate) -0.258, enhancement" in describe_summary(summary)
     del summary["spearman_annotate"], summary["spearman_enhance"]  # older model files

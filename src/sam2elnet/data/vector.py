@@ -484,17 +484,9 @@ def rasterize_vector(
 
 
 def _geojson_hint(path: Path, label_crs: Any) -> str:
-    """The reason, for a GeoJSON file read as WGS 84, why pixel coordinates cannot be kept in it:
-    GDAL reads a GeoJSON without a ``crs`` member as WGS 84 longitude / latitude (RFC 7946), so
-    a layer drawn over a PNG in QGIS and saved as GeoJSON arrives in EPSG:4326; a GeoPackage or
-    Shapefile keeps "no CRS". Empty for other files and CRSs."""
-    if path.suffix.lower() not in (".geojson", ".json") or label_crs is None:
-        return ""
-    try:
-        wgs84 = label_crs.to_epsg() == 4326
-    except Exception:  # a CRS pyproj cannot name
-        wgs84 = False
-    if not wgs84:
+    """Why a GeoJSON in WGS 84 cannot hold pixel coordinates (GDAL reads one without a ``crs``
+    member as WGS 84, RFC 7946; a GeoPackage or Shapefile keeps "no CRS"); else empty."""
+    if path.suffix.lower() not in (".geojson", ".json") or crs_name(label_crs) != "EPSG:4326":
         return ""
     return (
         "; a GeoJSON file cannot hold pixel coordinates: without a `crs` member it is read as "

@@ -203,8 +203,7 @@ def fit_evaluator(
         "spearman_oof_in_sample": ev.metrics.get("spearman_oof_in_sample"),
         "spearman_annotate": mode_sp["annotate"],
         "spearman_enhance": mode_sp["enhance"],
-        "n_spearman_annotate": mode_n["annotate"],  # the samples each was counted on
-        "n_spearman_enhance": mode_n["enhance"],
+        **{f"n_spearman_{k}": n for k, n in mode_n.items()},  # the samples each was counted on
         "mae_oof": ev.metrics.get("mae_oof"),
         "mean_iou_annotate": float(ious[(modes == 0) & out].mean())
         if ((modes == 0) & out).any()
@@ -252,17 +251,11 @@ def describe_summary(summary: dict[str, Any]) -> str:
         f"{rho(q.get('spearman_oof'), q.get('n'))} (held out "
         f"{rho(q.get('spearman_oof_heldout'), n_out)})"
     )
-    # each image is a sample in both modes: the pooled Spearman can hide a mode that does not
-    # rank (roads-dev, 3 epochs: 0.774 pooled, annotation -0.258, enhancement 0.949)
-    by_mode = [
-        f"{name} {rho(q[key], q.get('n_' + key))}"
-        + (f" (n={q['n_' + key]})" if isinstance(q.get("n_" + key), int) else "")
-        for name, key in (
-            ("annotation (elnet annotate)", "spearman_annotate"),
-            ("enhancement (elnet enhance)", "spearman_enhance"),
-        )
-        if q.get(key) is not None
-    ]
+    by_mode = []  # pooled, a mode that does not rank can hide (roads-dev: 0.774, annotation -0.258)
+    for name, k in (("annotation (elnet annotate)", "annotate"), ("enhancement", "enhance")):
+        v, n = q.get(f"spearman_{k}"), q.get(f"n_spearman_{k}")
+        if v is not None:
+            by_mode.append(f"{name} {rho(v, n)}" + (f" (n={n})" if isinstance(n, int) else ""))
     if by_mode:
         line += "; Spearman by mode: " + ", ".join(by_mode)
     how = q.get("fitted_on") or {}
