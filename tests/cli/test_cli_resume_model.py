@@ -143,3 +143,66 @@ def test_exports_tag_the_run_model_in_every_format(
     from sam2elnet.export.run_info import model_version as ls_version
 
     assert ls_version(out) == version
+
+
+def _scene_args(model: Path | str, scenes: Path, out: Path, *more: str) -> list[str]:
+    return ["scene", "--model", str(model), "--image", str(scenes), "--out", str(out),
+            "--tile", "64", "--overlap", "0", "--no-progress", *more]  # fmt: skip
+
+
+def test_scene_folder_records_its_model_and_resume_with_another_is_refused(
+    run: dict[str, Path],
+    other_model: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``elnet scene --image FOLDER --resume`` skipped the scenes another model had predicted and
+    left their labels under the new model, and the folder recorded no model, so ``elnet export``
+    of it carried no model version. The folder now records its model as annotate does
+    (``model_id.json``): ``--resume`` with another model is one ``error:`` line, exit 2, nothing
+    written; the same bytes elsewhere resume; exports take its version."""
+    import numpy as np
+    from helpers_data import write_tif
+
+    scenes = tmp_path / "scenes"
+    rng = np.random.default_rng(0)
+    for name in ("s1.tif", "s2.tif"):
+        write_tif(scenes / name, rng.integers(0, 255, (3, 64, 64)).astype(np.uint8))
+    out = tmp_path / "so"
+    assert main(_scene_args(run["model"], scenes, out)) == 0
+    rec = json.loads((out / MODEL_ID_JSON).read_text())
+    assert rec["model_version"] == model_version(run["model"])
+    assert rec["model"] == str(run["model"].resolve()) and len(rec["sha256"]) == 64
+    capsys.readouterr()
+    before = _tree(out)
+    assert main(_scene_args(other_model, scenes, out, "--resume")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out}: "), err
+    assert model_version(run["model"]) in err and model_version(other_model) in err
+    assert "new --out" in err and "drop --resume" in err
+    assert _tree(out) == before
+    # the same bytes at another path: both scenes reused
+    moved = tmp_path / "elsewhere" / "model.pt"
+    moved.parent.mkdir()
+    shutil.copyfile(run["model"], moved)
+    assert main(_scene_args(moved, scenes, out, "--resume")) == 0
+    assert "0 scenes predicted, 2 already done" in capsys.readouterr().out
+    # exports of the folder and of one label in it carry the version
+    version = model_version(run["model"])
+    assert main(["export", "--labels", str(out), "--out", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["info"]["model_id"] == version
+    from sam2elnet.export.run_info import run_model_version
+
+    assert run_model_version(out / "s1.tif") == version
+    # a folder made before the record: resumed with a warning; a dry run without --resume
+    # (builtin:smoothing, no model file) removes the record, which no longer tells the labels'
+    (out / MODEL_ID_JSON).unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(_scene_args(run["model"], scenes, out, "--resume")) == 0
+    said = [r.getMessage() for r in caplog.records if "cannot check" in r.getMessage()]
+    assert len(said) == 1 and str(out) in said[0], said
+    assert json.loads((out / MODEL_ID_JSON).read_text())["sha256"] == rec["sha256"]
+    assert main(_scene_args("builtin:smoothing", scenes, out)) == 0
+    assert not (out / MODEL_ID_JSON).exists()

@@ -328,8 +328,9 @@ def test_scene_folder_on_ray_matches_local_byte_for_byte(
     assert loc[0] == dist[0] == 0
     assert "1 of 3 skipped" in dist[1]
     a, b = _files(tmp_path / "loc"), _files(tmp_path / "ray")
-    assert sorted(a) == sorted(b) == [
-        "scene0.tif", "scene0_prob.tif", "scene1.tif", "scene1_prob.tif", "skipped.csv"
+    assert sorted(a) == sorted(b) == [  # model_id.json: the same model, the same record
+        "model_id.json", "scene0.tif", "scene0_prob.tif", "scene1.tif", "scene1_prob.tif",
+        "skipped.csv",
     ]  # fmt: skip
     for name in a:
         assert a[name] == b[name], f"{name} differs between the local and the Ray backend"

@@ -14,8 +14,10 @@ reports and resume read back::
                                   (absolute path: :func:`model_record`) and its
                                   ``model_version`` (:func:`model_version`)
     OUT/model_id.json             the model that made the labels, written when a job starts
-                                  (:func:`model_identity`): ``--resume`` with another model is
-                                  refused, exports tag the labels with its ``model_version``
+                                  (:func:`model_identity`, :func:`record_model_identity`; also
+                                  in an ``elnet scene`` folder of scenes): ``--resume`` with
+                                  another model is refused, exports tag the labels with its
+                                  ``model_version``
 
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
@@ -54,11 +56,13 @@ __all__ = [
     "SKIPPED_CSV",
     "SUMMARY_JSON",
     "MODEL_ID_JSON",
+    "SCENE_MANIFEST",
     "find_quality_csv",
     "model_identity",
     "model_record",
     "model_version",
     "read_model_identity",
+    "record_model_identity",
     "write_model_identity",
     "image_paths_by_stem",
     "kept_by_stem",
@@ -81,6 +85,8 @@ SKIPPED_CSV = "skipped.csv"
 SUMMARY_JSON = "summary.json"
 MODEL_ID_JSON = "model_id.json"
 """The identity of the model that made an output folder's labels (:func:`model_identity`)."""
+SCENE_MANIFEST = "manifest.jsonl"
+"""An ``elnet scene`` folder of scenes' record of finished and failed scenes (``--resume``)."""
 RUN_MASK_FOLDERS = ("labels", "rejected")
 """Sub-folders of an ``elnet annotate`` / ``elnet enhance`` output folder that hold its masks."""
 NAME_COLUMNS = ("label", "image", "id", "name", "file", "filename", "path", "sample")
@@ -355,6 +361,20 @@ def read_model_identity(run_dir: str | Path) -> dict[str, Any] | None:
 def write_model_identity(run_dir: str | Path, identity: dict[str, Any]) -> Path:
     """Write ``run_dir/model_id.json`` atomically."""
     return write_json_atomic(Path(run_dir) / MODEL_ID_JSON, identity)
+
+
+def record_model_identity(
+    run_dir: str | Path, identity: dict[str, Any] | None, resume: bool
+) -> None:
+    """What a job does with ``run_dir/model_id.json`` when it starts (the folder locked, before
+    any output is written), one rule for annotate / enhance and scene folders: the model's
+    ``identity`` (:func:`model_identity`) is written; without one (a model that is not a file,
+    e.g. ``builtin:smoothing``) a new job removes an earlier run's record, which no longer tells
+    the labels' model, and ``resume`` keeps it (the labels it continues are that model's)."""
+    if identity is not None:
+        write_model_identity(run_dir, identity)
+    elif not resume:
+        (Path(run_dir) / MODEL_ID_JSON).unlink(missing_ok=True)
 
 
 def recorded_model(summary: dict[str, Any], where: str | Path) -> Path | None:

@@ -90,15 +90,16 @@ def check_resume_model(
     after checking that ``--resume`` continues with the model that made the folder's labels.
 
     Same bytes (SHA-256) as the recorded model: resumed as before, wherever the file lies now.
-    A folder with a ``quality.csv`` but no record (made before the record existed) resumes with
-    one warning that its model cannot be checked.
+    A folder with a ``quality.csv`` (annotate / enhance) or a ``manifest.jsonl`` (``elnet scene``
+    folders of scenes) but no record (made before the record existed) resumes with one warning
+    that its model cannot be checked.
 
     Raises:
         UserError: ``resume`` and the folder records another model; one line naming both models
             and saying to give a new ``--out`` or drop ``--resume`` to start over. Raised before
             the model loads and before anything is written.
     """
-    from sam2elnet.data.runfolder import model_identity, read_model_identity
+    from sam2elnet.data.runfolder import SCENE_MANIFEST, model_identity, read_model_identity
 
     root = Path(out)
     try:
@@ -109,7 +110,7 @@ def check_resume_model(
         return ident
     rec = read_model_identity(root)
     if rec is None:
-        if (root / QUALITY_CSV).is_file():
+        if (root / QUALITY_CSV).is_file() or (root / SCENE_MANIFEST).is_file():
             log.warning(
                 "%s: made before output folders recorded their model (model_id.json): --resume "
                 "cannot check that its labels come from --model %s",

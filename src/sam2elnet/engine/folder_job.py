@@ -27,8 +27,8 @@ from sam2elnet.data.runfolder import (
     MODEL_ID_JSON,
     QUALITY_CSV,
     SKIPPED_CSV,
+    record_model_identity,
     write_csv_table,
-    write_model_identity,
     write_summary,
 )
 from sam2elnet.engine import memory
@@ -113,10 +113,7 @@ class FolderJob:
             if resume:
                 remove_stale_temps(out)
             self.done = read_done(out, fields) if resume else {}
-            if model_id is not None:  # the model of the labels to come, before any is written
-                write_model_identity(out, model_id)
-            elif not resume:  # an unknown model starts over: no earlier run's record stays
-                (out / MODEL_ID_JSON).unlink(missing_ok=True)
+            record_model_identity(out, model_id, resume)  # before any label is written
         except BaseException:
             self._lock.close()
             raise

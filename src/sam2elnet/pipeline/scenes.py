@@ -185,6 +185,7 @@ def predict_scenes(
     coarse: str | Path | None = None,
     progress: bool = True,
     record: dict[str, Any] | None = None,
+    model_id: dict[str, str] | None = None,
     **scene_kwargs: Any,
 ) -> SceneBatchResult:
     """Predict every scene of a folder (or list) into ``out_dir``, resumably.
@@ -196,7 +197,12 @@ def predict_scenes(
     A scene that cannot be used (corrupt, all nodata, wrong bands) is recorded as failed with the
     reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
     ``record`` entries (e.g. the precision that ran) are added to each finished scene's manifest
-    line. Other keyword arguments go to :func:`predict_scene`.
+    line. ``model_id``: the identity of the model file
+    (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`), written to
+    ``out_dir/model_id.json`` once the folder is locked
+    (:func:`~sam2elnet.data.runfolder.record_model_identity`), as annotate and enhance record
+    theirs: ``--resume`` with another model is refused, exports tag the labels with its version.
+    Other keyword arguments go to :func:`predict_scene`.
     """
     from sam2elnet.utils.lock import output_lock
 
@@ -206,8 +212,9 @@ def predict_scenes(
 
     with output_lock(out), RunWarnings("scene") as warned:  # one job per output folder
         res = _predict_scenes(
-            scenes, out, predictor, resume, prob, quality, coarse, progress, record, scene_kwargs
-        )
+            scenes, out, predictor, resume, prob, quality, coarse, progress, record, model_id,
+            scene_kwargs,
+        )  # fmt: skip
     res.warnings = warned.record()
     return res
 
@@ -222,15 +229,18 @@ def _predict_scenes(
     coarse: str | Path | None,
     progress: bool,
     record: dict[str, Any] | None,
+    model_id: dict[str, str] | None,
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
+    from sam2elnet.data.runfolder import SCENE_MANIFEST, record_model_identity
     from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import short_reason
     from sam2elnet.utils.manifest import Manifest
 
     if resume:
         remove_stale_temps(out)
-    mpath = out / "manifest.jsonl"
+    record_model_identity(out, model_id, resume)  # before any label is written
+    mpath = out / SCENE_MANIFEST
     if not resume and mpath.exists():
         mpath.unlink()
     manifest = Manifest.load(mpath)
@@ -344,8 +354,10 @@ def scene_job(
 
     For a single scene ``out`` is the label GeoTIFF; ``prob`` / ``quality`` write
     ``<out stem>_prob.tif`` / ``<out stem>_tiles.gpkg`` next to it. For a folder ``out`` is a
-    folder (see :func:`predict_scenes`, resumable with ``resume``). The outputs
-    (:func:`check_scene_outputs`) and ``warp_to`` / ``warp_method`` (:func:`_check_warp`) are
+    folder (see :func:`predict_scenes`, resumable with ``resume``; the folder records its model
+    in ``model_id.json``). The outputs (:func:`check_scene_outputs`), ``warp_to`` /
+    ``warp_method`` (:func:`_check_warp`) and, for a folder with ``resume``, that the model is the
+    one the folder records (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`) are
     checked before the model loads. A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
     (``precision_option`` / ``precision_resolved``).
@@ -363,6 +375,11 @@ def scene_job(
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
         check_scene_paths(src, dst, coarse=labels, **one)
     _check_warp(src, scene_kwargs)
+    model_id = None
+    if src.is_dir():  # a folder records its model; --resume with another one is refused
+        from sam2elnet.engine.folder_inputs import check_resume_model
+
+        model_id = check_resume_model(out, model, resume)  # before the model loads
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
@@ -395,6 +412,7 @@ def scene_job(
                 executor=executor,
                 progress=progress,
                 record=record,
+                model_id=model_id,
                 **scene_kwargs,
             )
         return predict_scene(
