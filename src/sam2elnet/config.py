@@ -58,6 +58,7 @@ __all__ = [
     "EvaluateOptions",
     "ExportOptions",
     "FolderJobOptions",
+    "DEFAULT_IMAGE_SIZE",
     "ModelSize",
     "Precision",
     "QualityConfig",
@@ -74,6 +75,11 @@ __all__ = [
     "option_error",
 ]
 
+
+DEFAULT_IMAGE_SIZE = 256
+"""``elnet train``'s training crop side (px) when ``--image-size`` is not given and there is no
+``--init-model`` (which trains at its own recorded crop size: :class:`TrainConfig`
+``image_size``)."""
 
 QUALITY_FLAGS = {"crossfit_folds": "--quality-folds", "crossfit_epochs": "--quality-fold-epochs"}
 """Command-line flags of the QualityConfig fields whose names differ from them (messages)."""
@@ -160,7 +166,13 @@ class TrainConfig(BaseModel):
         "(sam2elnet.engine.train_schedule.auto_batch_size: 4 at 256 px, 2 at 512 px, 8 at "
         "<= 181 px)",
     )
-    image_size: int = Field(256, ge=32)
+    image_size: int | None = Field(
+        None,
+        ge=32,
+        description="training crop side (px); None = the crop size the --init-model was trained "
+        "at (sam2elnet.model.io.trained_crop_size; resolved when training starts and recorded "
+        "in config.yaml), else DEFAULT_IMAGE_SIZE",
+    )
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_fraction: float = Field(
@@ -279,6 +291,14 @@ class TrainConfig(BaseModel):
         return self
 
     _trunk_scale_auto: bool = PrivateAttr(False)
+
+    @model_validator(mode="after")
+    def _default_image_size(self) -> TrainConfig:
+        # without --init-model the default is fixed now; with one, training resolves it from the
+        # model file (engine.train_setup.resolve_image_size)
+        if self.image_size is None and self.init_model is None:
+            self.image_size = DEFAULT_IMAGE_SIZE
+        return self
 
     @model_validator(mode="wrap")
     @classmethod

@@ -60,7 +60,9 @@ def layered_config(
     out = options.get("out")
     base: dict[str, Any] = {}
     if config is not None:  # a shared file need not name the run's data / out folders
-        paths = {k: options[k] for k in ("data", "out") if options.get(k) is not None}
+        # (--init-model too: an image_size the file does not name is then the model's)
+        keys = ("data", "out", "init_model")
+        paths = {k: options[k] for k in keys if options.get(k) is not None}
         base = load_yaml_model(cls, config, paths)
         base = base.model_dump()
     elif resume and out is not None and (Path(out) / "config.yaml").is_file():

@@ -326,8 +326,11 @@ def test_missing_weights_file_is_refused_before_the_data_is_read(tmp_path, monke
     assert not (tmp_path / "r").exists()
 
 
-def _micro_sar_model_and_reviewed_pairs(tmp_path: Path) -> tuple[Path, Path]:
-    """A micro SAR model file (``m.pt``, an --init-model) and 4 reviewed 32 px pairs."""
+def micro_sar_model_and_reviewed_pairs(
+    tmp_path: Path, image_size: int | None = None
+) -> tuple[Path, Path]:
+    """A micro SAR model file (``m.pt``, an --init-model; trained at ``image_size`` px crops
+    when given, else recording no crop size) and 4 reviewed 32 px pairs."""
     from helpers_data import blob_mask, grey_rgb
 
     from sam2elnet.data.normalize import NormalizationConfig
@@ -338,7 +341,11 @@ def _micro_sar_model_and_reviewed_pairs(tmp_path: Path) -> tuple[Path, Path]:
     init = save_model(
         net,
         tmp_path / "m.pt",
-        extra={"normalization": sar.model_dump(mode="json"), "train": {"domain": "other"}},
+        extra={
+            "normalization": sar.model_dump(mode="json"),
+            "train": {"domain": "other"},
+            **({"image_size": image_size} if image_size is not None else {}),
+        },
     )
     data = tmp_path / "reviewed"
     for i in range(4):
@@ -353,7 +360,7 @@ def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):
     import sam2elnet.model.io as model_io
     from sam2elnet.engine.train import train
 
-    init, data = _micro_sar_model_and_reviewed_pairs(tmp_path)
+    init, data = micro_sar_model_and_reviewed_pairs(tmp_path)
     reads: list[str] = []
     real = model_io.safe_torch_load
 
@@ -376,7 +383,7 @@ def test_init_model_run_records_the_network_it_trained(tmp_path):
     from sam2elnet.engine.train import train
     from sam2elnet.model import load_model
 
-    init, data = _micro_sar_model_and_reviewed_pairs(tmp_path)
+    init, data = micro_sar_model_and_reviewed_pairs(tmp_path)
     lines: list[str] = []
     cfg = small_cfg(data, tmp_path / "run", init_model=init, fit_quality=False, size="tiny")
     res = train(cfg, echo=lines.append)
@@ -384,7 +391,7 @@ def test_init_model_run_records_the_network_it_trained(tmp_path):
     assert (record["size"], record["trunk"], record["weights"]) == ("micro", "none", None)
     assert (
         "model: micro, trunk training none (the --init-model's architecture, kept in "
-        "fine-tuning; --size, --trunk and --weights do not change it)"
+        "fine-tuning; --size, --trunk and --weights do not change it); 32 px crops (--image-size)"
     ) in lines
 
 

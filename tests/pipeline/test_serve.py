@@ -161,7 +161,7 @@ def test_protocol_predict_store_and_fine_tune(backend):
 def test_fine_tuning_size_defaults_to_the_models_training_size(tmp_path: Path):
     """No --image-size: the size in the model's training record (``elnet train --image-size``),
     else elnet train's default 256; an explicit --image-size wins."""
-    from sam2elnet.config import TrainConfig
+    from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
 
     recorded = scored_model(tmp_path / "m64.pt", image_size=64)
     assert MLBackend(BackendConfig(model=recorded, workdir=tmp_path / "a")).image_size == 64
@@ -169,7 +169,7 @@ def test_fine_tuning_size_defaults_to_the_models_training_size(tmp_path: Path):
     assert MLBackend(cfg).image_size == 48
     bare = micro_model(tmp_path / "bare.pt")  # no training record
     assert MLBackend(BackendConfig(model=bare, workdir=tmp_path / "c")).image_size == 256
-    assert TrainConfig.model_fields["image_size"].default == 256
+    assert DEFAULT_IMAGE_SIZE == 256 == TrainConfig(data=tmp_path, out=tmp_path / "r").image_size
 
 
 def test_bad_settings_and_busy_port(tmp_path: Path):

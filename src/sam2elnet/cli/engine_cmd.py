@@ -72,7 +72,7 @@ def train_cmd(
         "--batch-size",
         help=_H["batch_size"],
     ),
-    image_size: int | None = typer.Option(None, "--image-size", help=_H["image_size"]),  # noqa: UP045
+    image_size: int | None = typer.Option(None, "--image-size", help=_H["train_image_size"]),  # noqa: UP045
     lr: float | None = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
     val_fraction: float | None = typer.Option(None, "--val-fraction", help=_H["val_fraction"]),  # noqa: UP045
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run in --out."),

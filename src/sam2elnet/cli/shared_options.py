@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from sam2elnet.config import TrainConfig
+from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from sam2elnet.options import (
     LINE_WIDTH_MAX,
     PIXEL_COORDS,
@@ -49,11 +49,14 @@ def _d(name: str) -> object:
 
 
 #: help text of each training option (``train``, ``cv``, ``experiment``), by TrainConfig field name
+#: (``train_image_size``: ``elnet train``'s --image-size, whose default follows --init-model)
 TRAIN_HELP = {
     "epochs": f"Passes over the training images (default {_d('epochs')}, at least 1).",
     "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "
     "256 px, 2 at 512 px; docs/training.md).",
-    "image_size": f"Training crop size in pixels (default {_d('image_size')}, at least 32).",
+    "image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}, at least 32).",
+    "train_image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}; with "
+    "--init-model: the crop size it was trained at; at least 32).",
     "lr": f"Peak learning rate (AdamW, warm-up + cosine; default {_d('lr')}, > 0).",
     "val_fraction": "Share of the training part kept for validation "
     f"(default {_d('val_fraction')}, 0 to < 1).",

@@ -87,6 +87,7 @@ from sam2elnet.engine.train_setup import (
     build_model_for,
     check_weights_file,
     prepare_run_dir,
+    resolve_image_size,
     resolve_trunk_scale,
     resume_note,
 )
@@ -190,6 +191,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             line(msg)
 
     data = _prepare_data(cfg)
+    cfg, crops = resolve_image_size(cfg, data.init_payload)  # an --init-model's own crop size
     for note in data.notes:
         say(note)
     for warning in data.warnings:  # after the split line they are about
@@ -243,7 +245,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         say(
             f"model: {model.config.size}, trunk training {model.config.trunk_trainable} (the "
             "--init-model's architecture, kept in fine-tuning; --size, --trunk and --weights "
-            "do not change it)"
+            f"do not change it); {crops}"
         )
     if channels_last:  # before the optimiser: converts the parameters in place
         model = model.to(memory_format=torch.channels_last)

@@ -16,7 +16,13 @@ from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")
 
-__all__ = ["build_model_for", "check_weights_file", "prepare_run_dir", "resolve_trunk_scale"]
+__all__ = [
+    "build_model_for",
+    "check_weights_file",
+    "prepare_run_dir",
+    "resolve_image_size",
+    "resolve_trunk_scale",
+]
 
 
 def build_model_for(
@@ -74,6 +80,36 @@ def resolve_trunk_scale(cfg: TrainConfig, roads: bool) -> TrainConfig:
     if cfg.trunk_scale is not None or cfg.init_model is not None:
         return cfg
     return cfg.model_copy(update={"trunk_scale": cfg.resolved_trunk_scale(roads)})
+
+
+def resolve_image_size(
+    cfg: TrainConfig, init_payload: dict[str, Any] | None
+) -> tuple[TrainConfig, str]:
+    """``cfg`` with its training crop size (px) decided, and with ``--init-model`` the words of
+    the run's model line saying which one and why ("" without ``--init-model``).
+
+    An ``image_size`` given (``--image-size``, ``--config``, or a resumed run's ``config.yaml``)
+    wins; else the crop size the ``--init-model`` was trained at
+    (:func:`~sam2elnet.model.io.trained_crop_size` of ``init_payload``, the file as
+    :func:`~sam2elnet.engine.train_data.prepare_data` read it), else
+    :data:`~sam2elnet.config.DEFAULT_IMAGE_SIZE` (a model file that records none). Without
+    ``--init-model`` the config already holds it (given or the default)."""
+    from sam2elnet.config import DEFAULT_IMAGE_SIZE
+    from sam2elnet.model.io import trained_crop_size
+
+    if cfg.init_model is None:
+        return cfg, ""
+    trained = trained_crop_size((init_payload or {}).get("extra"))
+    at = f"; the --init-model was trained at {trained} px" if trained is not None else ""
+    if cfg.image_size is not None:
+        how = "the run's config.yaml" if cfg.resume else "--image-size"
+        return cfg, f"{cfg.image_size} px crops ({how}{at})"
+    if trained is not None:
+        size, why = trained, "the --init-model's training crop size; --image-size changes it"
+    else:
+        size = DEFAULT_IMAGE_SIZE
+        why = "the default: the --init-model records no training crop size"
+    return cfg.model_copy(update={"image_size": size}), f"{size} px crops ({why})"
 
 
 #: Options ``--resume`` takes from the command line even when the run's ``config.yaml`` says

@@ -152,6 +152,23 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def trained_crop_size(extra: Any) -> int | None:
+    """The training crop side (px, >= 32) a model file's ``extra`` record names: ``image_size``
+    (written by ``elnet train``), else ``train.image_size``; None when it names none (a model
+    written by other code, or a damaged record). Read by ``elnet train --init-model`` (its
+    default ``--image-size``) and the Label Studio backend's fine-tuning runs."""
+    if not isinstance(extra, dict):
+        return None
+    train = extra.get("train")
+    for size in (
+        extra.get("image_size"),
+        train.get("image_size") if isinstance(train, dict) else None,
+    ):
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 32:
+            return size
+    return None
+
+
 def model_config_of(payload: dict[str, Any], path: str | Path) -> ModelConfig:
     """The architecture a model file's payload (:func:`read_model_file`) records, with the
     defaults filled in for fields of later versions (a file made before ``trunk_scale`` existed

@@ -48,14 +48,13 @@ def model_category(predictor: Any) -> str:
 def trained_size(predictor: Any) -> int:
     """The crop size (px) the model was trained at (its training record; the fine-tuning runs'
     default, so a model trained on 64 px tiles is fine-tuned on 64 px crops), else
-    ``elnet train``'s default ``--image-size`` (256) for a model file without one."""
-    from sam2elnet.config import TrainConfig
+    ``elnet train``'s default ``--image-size`` (:data:`~sam2elnet.config.DEFAULT_IMAGE_SIZE`)
+    for a model file without one (:func:`~sam2elnet.model.io.trained_crop_size`)."""
+    from sam2elnet.config import DEFAULT_IMAGE_SIZE
+    from sam2elnet.model.io import trained_crop_size
 
-    extra = getattr(predictor, "extra", None) or {}
-    for size in (extra.get("image_size"), (extra.get("train") or {}).get("image_size")):
-        if isinstance(size, int) and size >= 32:
-            return size
-    return int(TrainConfig.model_fields["image_size"].default)
+    size = trained_crop_size(getattr(predictor, "extra", None))
+    return size if size is not None else DEFAULT_IMAGE_SIZE
 
 
 def predict_mask(predictor: Any, path: Path, threshold: float) -> tuple[np.ndarray, float | None]:
