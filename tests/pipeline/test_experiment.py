@@ -734,9 +734,26 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
         assert r5["autolabels"]["n_kept"] == 2 and sorted(trained) == [2, n_lab + 2]
         assert r5["autolabels"]["threshold_rule"].startswith("minimum predicted quality 0.5")
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
-    # the identity options other than the filter's are still refused; --road-buffer says why
+    # the identity options other than the filter's are still refused
     with pytest.raises(UserError, match=r"other settings \(fraction\); choose a new --out"):
         run(fraction=0.5)
+    # another --road-buffer on data that are not roads changes no number: the run goes on with
+    # its recorded buffer, and says so (it was refused as another experiment)
+    record = (out / "experiment.json").read_text()
+    with caplog.at_level(logging.INFO, "sam2elnet.progress"):
+        r6 = run(road_buffer=5.0)
+    assert set(r6["stages"].values()) == {"cached"} and r6["table1"] == r5["table1"]
+    assert r6["settings"]["road_buffer"] == 3 and (out / "experiment.json").read_text() == record
+    said_buffer = [m for m in caplog.messages if "--road-buffer 5 changes no number" in m]
+    assert len(said_buffer) == 1 and said_buffer[0].endswith(
+        "--road-buffer 5 changes no number here: the data are not roads ("
+        + road_reason(out)
+        + "); the experiment keeps its 3 px"
+    ), caplog.messages
+    # on road data it is refused, saying why
+    from sam2elnet.data.domain import resolve_domain
+
+    monkeypatch.setattr(experiment_mod, "road_domain", lambda split: resolve_domain("roads", None))
     with pytest.raises(UserError) as e:
         run(road_buffer=5.0)
     assert str(e.value).endswith(
@@ -744,6 +761,14 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
         "predictions to score again with another buffer; on road data it means training them "
         "all again); choose a new --out or delete the folder"
     )
+
+
+def road_reason(out: Path) -> str:
+    """Why the run in ``out`` decided its data are not roads (the split stage's record)."""
+    from sam2elnet.pipeline.experiment_split import Split, road_domain
+
+    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    return road_domain(Split(**split)).reason
 
 
 def _masks(out: Path) -> dict[str, str]:

@@ -161,6 +161,25 @@ def test_explicit_value_equal_to_what_auto_decided_resumes_the_run(
     assert "other settings (modality: optical given, --modality auto decided sar); " in err
     assert (out / "experiment.json").read_text() == record
 
+    # a run started with --modality sar --trunk-scale 2 (the same stages: its record says so)
+    # re-run without the options continues with them and says so in one line (was refused)
+    explicit = {**json.loads(record), "modality": "sar", "trunk_scale": 2}
+    (out / "experiment.json").write_text(json.dumps(explicit))
+    capsys.readouterr()
+    assert main(args[:-2]) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if "continuing with" in x]
+    assert len(said) == 1 and said[0].endswith(
+        "] continuing with --modality sar, --trunk-scale 2, as this experiment was started "
+        "(not given now)"
+    ), said
+    assert json.loads((out / "experiment.json").read_text()) == explicit
+    r3 = json.loads((out / "results.json").read_text())
+    assert (r3["settings"]["modality"], r3["settings"]["trunk_scale"]) == ("sar", 2)
+    assert set(r3["stages"].values()) == {"cached"} and r3["table1"] == r1["table1"]
+    # another explicit value is still another experiment
+    assert main([*args[:-2], "--modality", "optical"]) == 2
+    assert "other settings (modality); " in capsys.readouterr().err
+
 
 def test_settings_diff_counts_only_what_was_decided() -> None:
     """Auto not decided yet (its stage not done), or an explicit record: another setting, as
@@ -175,4 +194,6 @@ def test_settings_diff_counts_only_what_was_decided() -> None:
     assert settings_diff(old, new, both) == (["modality", "trunk_scale"], [])
     explicit = {**old, "modality": "optical"}
     assert settings_diff(explicit, new, both) == (["trunk_scale"], ["modality"])
-    assert settings_diff(new, old, both) == ([], ["modality", "trunk_scale"])  # auto vs explicit
+    # recorded explicitly, not given now (auto): the run continues with its record
+    assert settings_diff(new, old, both) == (["modality", "trunk_scale"], [])
+    assert settings_diff(new, old, {}) == (["modality", "trunk_scale"], [])

@@ -73,6 +73,7 @@ from sam2elnet.pipeline.experiment_autolabels import (
 )
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
+    DECIDED_BY_RUN,
     OWN_IS_TRUTH_NOTE,
     RESULTS_VERSION,
     RUN_PARTS,
@@ -182,6 +183,43 @@ def _decided(out: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, A
     return decided
 
 
+def _not_roads(out: Path) -> str | None:
+    """Why the data of the run in ``out`` are not roads (its split stage's record, through
+    :func:`~sam2elnet.pipeline.experiment_split.road_domain`, as the run decides it), or None:
+    road data, or the split record cannot be read (not known)."""
+    try:
+        summary = json.loads((out / "stages" / "split.json").read_text("utf-8"))["summary"]
+        guess = road_domain(Split(**summary))
+    except (OSError, ValueError, KeyError, TypeError, UserError, DataError):
+        return None
+    return None if guess.roads else str(guess.reason)
+
+
+def _resume_settings(
+    out: Path, old: dict[str, Any], new: dict[str, Any]
+) -> tuple[list[str], list[str], list[str]]:
+    """(keys the run continues with as recorded, options that make another experiment, lines to
+    say) for a re-run into ``out``: :func:`~sam2elnet.pipeline.experiment_config.settings_diff`,
+    and another ``--road-buffer`` on data that are not roads (it changes no number there: the
+    run keeps its recorded buffer); on road data, or when that is not known, it stays another
+    setting."""
+    same, diff = settings_diff(old, new, _decided(out, old, new))
+    notes: list[str] = []
+    kept = [k for k in same if old[k] != DECIDED_BY_RUN[k][0]]  # recorded explicitly
+    if kept:
+        given = ", ".join(f"{DECIDED_BY_RUN[k][1]} {old[k]}" for k in kept)
+        notes.append(f"continuing with {given}, as this experiment was started (not given now)")
+    why = _not_roads(out) if "road_buffer" in diff else None
+    if why is not None:
+        diff.remove("road_buffer")
+        same.append("road_buffer")
+        notes.append(
+            f"--road-buffer {new['road_buffer']:g} changes no number here: the data are not "
+            f"roads ({why}); the experiment keeps its {old['road_buffer']:g} px"
+        )
+    return same, diff, notes
+
+
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     cfg.validate()
     data = Path(cfg.data)
@@ -195,10 +233,11 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     ident_path = out / "experiment.json"
     ident = cfg.identity()
     finished = any((out / "stages").glob("*.json"))
+    notes: list[str] = []
     if ident_path.is_file() and finished:
         old = upgrade_identity(json.loads(ident_path.read_text(encoding="utf-8")))
-        same, diff = settings_diff(old, ident, _decided(out, old, ident))
-        if same:  # given explicitly as its auto decided: the run goes on as recorded (auto)
+        same, diff, notes = _resume_settings(out, old, ident)
+        if same:  # the same experiment, another way of saying it: the run goes on as recorded
             cfg = cfg.model_copy(update={k: old[k] for k in same})
             ident = cfg.identity()
         if diff:
@@ -223,6 +262,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         write_json_atomic(ident_path, ident)
 
     stages = Stages(out, cfg.resume, progress=cfg.progress)
+    for note in notes:
+        stages.say(note)
     stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []))
     t_start = time.perf_counter()
     weights, weights_note = resolve_weights(cfg)

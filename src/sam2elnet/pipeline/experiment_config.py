@@ -167,7 +167,10 @@ def settings_diff(
     recorded as auto and given explicitly by the re-run is the
     same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
     run whose ``--modality auto`` decided sar); when the run has not decided it yet (no key in
-    ``decided``) or decided otherwise, it is another setting, as any other changed option.
+    ``decided``) or decided otherwise, it is another setting, as any other changed option. One
+    recorded explicitly and not given by the re-run (auto) is the same setting too: the run
+    continues with its recorded value (``--modality sar`` given to the first run, none to the
+    re-run), as ``elnet train --resume`` keeps the options not given.
 
     Args:
         old: the recorded identity (``experiment.json``, through :func:`upgrade_identity`).
@@ -176,10 +179,10 @@ def settings_diff(
             "trunk_scale": 2}``; a key only once its stage is done).
 
     Returns:
-        ``(same, diff)``: the keys the re-run gives explicitly as decided (sorted; the run keeps
-        its recorded auto), and the differing options (sorted), each a key, or for a key of
-        :data:`DECIDED_BY_RUN` decided otherwise ``"modality: sar given, --modality auto decided
-        optical"``.
+        ``(same, diff)``: the keys the re-run gives explicitly as decided or leaves auto where
+        the run recorded a value (sorted; the run continues with its record, ``old[key]``), and
+        the differing options (sorted), each a key, or for a key of :data:`DECIDED_BY_RUN`
+        decided otherwise ``"modality: sar given, --modality auto decided optical"``.
     """
     same, diff = [], []
     for k in sorted(set(old) | set(new)):
@@ -188,6 +191,9 @@ def settings_diff(
         ):  # a --weights file written another way is the same setting (as train --resume)
             continue
         auto, flag = DECIDED_BY_RUN.get(k, (object(), ""))
+        if new.get(k) == auto and k in old:  # not given now: the recorded value goes on
+            same.append(k)
+            continue
         if old.get(k) == auto and new.get(k) != auto and k in decided:
             if decided[k] == new.get(k):
                 same.append(k)
