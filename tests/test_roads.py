@@ -341,3 +341,23 @@ def test_cv_closing_lines_give_all_four_road_measures() -> None:
         "in-domain: IoU 0.600 ± 0.020, F1 0.750 ± 0.010",
         "in-domain minus cross-domain IoU: 0.100",
     ]
+    rq = {"mean": 0.05, "std": 0.01}
+    assert summary_lines({"in_domain": oil, "iou_gap": gap, "road_quality_gap": rq})[1:] == [
+        "in-domain minus cross-domain IoU: 0.100",
+        "in-domain minus cross-domain road quality: 0.050 ± 0.010",
+    ]
+
+
+def test_the_road_quality_gap_is_summarised_for_roads_only() -> None:
+    from sam2elnet.pipeline.crossval_report import summarise
+
+    def fold(iou_in, iou_x, rq_in, rq_x):
+        return {"tests": {"in_domain": {"iou": iou_in, "road_quality": rq_in},
+                          "cross_domain": {"iou": iou_x, "road_quality": rq_x}}}  # fmt: skip
+
+    folds = [fold(0.3, 0.2, 0.20, 0.08), fold(0.4, 0.1, 0.25, None)]
+    roads = summarise(folds, ["iou", "road_quality"])
+    assert roads["iou_gap"]["mean"] == pytest.approx(0.2) and roads["iou_gap"]["n"] == 2
+    # a direction without a cross-domain road quality (no road in its test set) is left out
+    assert roads["road_quality_gap"] == {"mean": pytest.approx(0.12), "std": None, "n": 1}
+    assert "road_quality_gap" not in summarise(folds, ["iou"])

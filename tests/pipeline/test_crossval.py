@@ -266,6 +266,14 @@ def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:
     assert r["summary"]["iou_gap"]["mean"] == pytest.approx(np.mean(gaps))
     md = (out / "cv.md").read_text()
     assert "In-domain minus cross-domain IoU" in md
+    # on roads the gap a road mapper reads is also of road quality (the IoU gap alone before)
+    assert r["domain"] == "roads"
+    rq = [f["tests"]["in_domain"]["road_quality"] - f["tests"]["cross_domain"]["road_quality"]
+          for f in r["folds"]]  # fmt: skip
+    assert r["summary"]["road_quality_gap"]["mean"] == pytest.approx(np.mean(rq))
+    assert r["summary"]["road_quality_gap"]["n"] == 2
+    assert "In-domain minus cross-domain road quality: **" in md
+    assert "in-domain minus cross-domain road quality" in page
     # the training log's "val IoU" mixes annotation with enhancement of a coarse label (roads-dev:
     # 0.49 = mean of 0.27 and 0.71 while annotation tested at 0.19-0.39); each mode is reported
     for f in r["folds"]:

@@ -164,13 +164,14 @@ def summary_lines(summary: dict) -> list[str]:
     measures of cv.md) as mean ± std over the folds, then the cross-domain gap when there is one.
 
     ``summary`` is :func:`~sam2elnet.pipeline.crossval.run_cv`'s ``"summary"``: test set name ->
-    metric -> ``{"mean", "std"}`` (None where unknown), plus ``"iou_gap"`` for cross-domain runs.
+    metric -> ``{"mean", "std"}`` (None where unknown), plus ``"iou_gap"`` (and, for roads,
+    ``"road_quality_gap"``) for cross-domain runs.
     """
-    from sam2elnet.pipeline.crossval_report import pm
+    from sam2elnet.pipeline.crossval_report import GAPS, pm
 
     lines = []
     for name, s in summary.items():
-        if name == "iou_gap":
+        if name in GAPS:
             continue
         parts = [f"IoU {pm(s['iou'])}", f"F1 {pm(s['f1'])}"]
         if "road_quality" in s:
@@ -181,6 +182,7 @@ def summary_lines(summary: dict) -> list[str]:
                 f"connectivity {pm(s.get('road_connectivity') or {})}",
             ]
         lines.append(f"{name.replace('_', '-')}: " + ", ".join(parts))
-    if "iou_gap" in summary:
-        lines.append(f"in-domain minus cross-domain IoU: {pm(summary['iou_gap'])}")
+    for gap, (_, words) in GAPS.items():
+        if gap in summary:
+            lines.append(f"in-domain minus cross-domain {words}: {pm(summary[gap])}")
     return lines

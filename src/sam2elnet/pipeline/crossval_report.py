@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
+__all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -29,9 +29,15 @@ def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
     }
 
 
+#: cross-domain gaps (in-domain minus cross-domain, per direction, then mean ± std): summary
+#: key -> (the score it is of, its words); road quality only on road data
+GAPS = {"iou_gap": ("iou", "IoU"), "road_quality_gap": ("road_quality", "road quality")}
+
+
 def summarise(folds: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
     """Mean and std over folds of every score in ``keys`` (and ``quality_spearman``), per test
-    set; ``iou_gap`` (in-domain minus cross-domain IoU) when both test sets are there."""
+    set; the :data:`GAPS` (``iou_gap``: in-domain minus cross-domain IoU; ``road_quality_gap``
+    when ``keys`` has road quality) when both test sets are there."""
     names = list(dict.fromkeys(n for f in folds for n in f["tests"]))
     out: dict[str, Any] = {}
     for n in names:
@@ -40,13 +46,13 @@ def summarise(folds: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any
             for k in (*keys, "quality_spearman")
         }
     if "in_domain" in names and "cross_domain" in names:
-        gaps = [
-            f["tests"]["in_domain"]["iou"] - f["tests"]["cross_domain"]["iou"]
-            for f in folds
-            if f["tests"]["in_domain"].get("iou") is not None
-            and f["tests"]["cross_domain"].get("iou") is not None
-        ]
-        out["iou_gap"] = mean_std(gaps)
+        for gap, (k, _) in GAPS.items():
+            if k != "iou" and k not in keys:
+                continue
+            pairs = [
+                (f["tests"]["in_domain"].get(k), f["tests"]["cross_domain"].get(k)) for f in folds
+            ]
+            out[gap] = mean_std([a - b for a, b in pairs if a is not None and b is not None])
     return out
 
 
@@ -150,15 +156,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         "|---|" + "---:|" * len(keys),
     ]
     for name, s in r["summary"].items():
-        if name == "iou_gap":
+        if name in GAPS:
             continue
         lines.append(f"| {name.replace('_', '-')} | " + " | ".join(pm(s[k]) for k in keys) + " |")
-    if "iou_gap" in r["summary"]:
-        lines += [
-            "",
-            f"In-domain minus cross-domain IoU: **{pm(r['summary']['iou_gap'])}** "
-            f"(over {r['summary']['iou_gap']['n']} directions).",
-        ]
+    for gap, (_, words) in GAPS.items():
+        if gap in r["summary"]:
+            lines += [
+                "",
+                f"In-domain minus cross-domain {words}: **{pm(r['summary'][gap])}** "
+                f"(over {r['summary'][gap]['n']} directions).",
+            ]
     t = r["train"]
     lines += [
         "",

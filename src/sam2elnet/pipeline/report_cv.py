@@ -139,7 +139,7 @@ def write_cv_report(
         UserError: no ``cv.json`` in ``out`` (and ``report`` not given).
     """
     from sam2elnet.errors import UserError
-    from sam2elnet.pipeline.crossval_report import pm
+    from sam2elnet.pipeline.crossval_report import GAPS, pm
     from sam2elnet.pipeline.report import evaluation_items, write_report
 
     run = Path(out)
@@ -180,8 +180,9 @@ def write_cv_report(
         }
     }
     for test, s in (report.get("summary") or {}).items():
-        if test == "iou_gap":
-            metrics["cross-domain gap"] = {"in-domain minus cross-domain IoU": pm(s)}
+        if test in GAPS:
+            gap = metrics.setdefault("cross-domain gap", {})
+            gap[f"in-domain minus cross-domain {GAPS[test][1]}"] = pm(s)
             continue
         metrics[f"{test}: mean ± std over folds"] = {
             k: pm(v) for k, v in s.items() if isinstance(v, Mapping)
