@@ -192,3 +192,24 @@ def test_no_road_buffer_line_without_road_measures(
     pred, truth = roads
     assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-roads"]) == 0
     assert "--road-buffer" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "how, why",
+    [(["--no-roads"], "(--no-roads)"), ([], "(auto: other, "), (["--roads"], None)],
+    ids=["off", "auto-off", "on"],
+)
+def test_a_road_buffer_for_measures_that_are_off_is_said_unused(
+    roads: tuple[Path, Path], how: list[str], why: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--road-buffer 5` with the measures off (asked, or two 32 px rows not detected as roads)
+    was silently ignored: a road mapper saw no road measures and no reason."""
+    pred, truth = roads
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), *how, "--road-buffer", "5"]
+    assert main(argv) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    if why is None:
+        assert "unused" not in said
+    else:
+        assert f"note: --road-buffer 5 unused: road measures are off {why}" in said
+        assert ("--roads turns them on" in said) == (how == [])

@@ -307,6 +307,7 @@ def evaluate(
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
+    from sam2elnet.options import ROAD_BUFFER_PX
     from sam2elnet.pipeline.glossary import label, road_buffer_words
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
@@ -407,6 +408,13 @@ def evaluate(
                 f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
             )
         console.print(road_buffer_words(res.options["road_buffer_px"]))
+    elif road_buffer != ROAD_BUFFER_PX:  # a buffer given for measures that are off: say why
+        why = "--no-roads" if roads is False else res.options["roads_reason"]
+        console.print(
+            f"note: --road-buffer {road_buffer:g} unused: road measures are off ({why}"
+            + ("" if roads is False else "; --roads turns them on")
+            + ")"
+        )
     if res.groups:
         console.print(_group_table(res))
     if res.comparison is not None:
