@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,19 @@ def test_the_road_buffer_is_said_in_the_terminal_and_the_report(
     assert ("--no-roads turns them off" in said) == (not how)
     page = (out / "report.html").read_text(encoding="utf-8")
     assert words in page
+    # each image's road quality is a sortable column of the per-image table (cards only before)
+    assert '<th data-key="road_quality" data-type="num"' in page
+    if how:  # a: the road 5 rows lower, all matched at 5 px; b: its left half, 14 / (14 + 11)
+        rows = dict(re.findall(r'<tr [^>]*data-name="(\w+)"[^>]*>(.*?)</tr>', page, re.S))
+        assert 'data-v="1.0"' in rows["a"] and f'data-v="{14 / 25}"' in rows["b"]
+
+
+def test_no_road_quality_column_without_road_measures(roads: tuple[Path, Path], tmp_path: Path):
+    pred, truth = roads
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-roads", "--report",
+            "--json", str(tmp_path / "o" / "e.json")]  # fmt: skip
+    assert main(argv) == 0
+    assert 'data-key="road_quality"' not in (tmp_path / "o" / "report.html").read_text()
 
 
 def test_no_road_buffer_line_without_road_measures(

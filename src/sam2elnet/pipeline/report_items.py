@@ -336,6 +336,7 @@ def prepare_item(
         "status": _status(item, filtered),
         "predicted": as_float(item.predicted_iou),
         "true": true_iou,
+        "road_quality": as_float(item.extra.get("road_quality")),  # road data: a sortable column
         "input": input_iou if out is not None and inp is not None else None,
         "gain": (true_iou - input_iou)
         if (true_iou is not None and input_iou is not None and out is not None)

@@ -303,6 +303,7 @@ def render_report(
         "colors": {k: "rgb({},{},{})".format(*c) for k, c in COLORS.items()},
         "has_input": any(v["input"] is not None for v in views),
         "has_true": any(v["true"] is not None for v in views),
+        "has_roads": any(v["road_quality"] is not None for v in views),
         "has_truth": any(v["truth_px"] is not None for v in views),
         "has_objects": bool(counted),
         "has_status": any(v["status"] is not None for v in views),
