@@ -240,6 +240,14 @@ def test_stated_modality_rules_have_one_public_home(tmp_path: Path) -> None:
     )
     said = ("sar", "dataset.json", "dataset.json modality 'sar'")
     assert layout_modality("generic", {"modality": "sar"}, None) == said
+    # a fold folder of elnet cv: the user gave no dataset.json ("dataset.json modality
+    # 'optical'" in every fold's log of roads-dev made them look for one)
+    cv = {"modality": "optical", "cv": {"data": "roads-dev", "domain": "roads"}}
+    assert layout_modality("generic", cv, None) == (
+        "optical",
+        "dataset.json",
+        "decided once by elnet cv for every fold",
+    )
     assert layout_modality("generic", {}, None)[:2] == ("optical", "default")
     with pytest.raises(DataError, match="unknown modality 'radar'"):
         layout_modality("generic", {}, "radar")

@@ -70,5 +70,7 @@ def layout_modality(
         )
     stated = meta.get("modality")
     if stated in ("sar", "optical"):
+        if isinstance(meta.get("cv"), dict):  # a fold's training data, written by elnet cv
+            return stated, "dataset.json", "decided once by elnet cv for every fold"
         return stated, "dataset.json", f"dataset.json modality {stated!r}"
     return "optical", "default", "no layout or dataset.json states it"
