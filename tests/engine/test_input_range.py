@@ -179,3 +179,31 @@ def test_db_checks_apply_to_every_model():
                                  data_dtype="uint8")  # fmt: skip
     u16 = _scene(0, "uint16").reshape(1, -1)
     assert check_input_range(u16, "uint16", u8_pct) is None  # the stretch adapts
+
+
+def test_linear_sigma0_squeezed_into_an_8bit_range_warns(u8_model, tmp_path, capsys):
+    """Float linear sigma0 (0.002..0.13) given to a model of 8-bit SAR images: every value lies
+    'near' the widened training range 0..~330, so nothing was said, while the fixed 0..255 scaling
+    turned the whole scene black (0..0.0005). A band squeezed into < RANGE_MIN_SPREAD of the
+    training width is far; an 8-bit sea of low contrast and a constant image are not."""
+    from sam2elnet.cli import main
+    from sam2elnet.data.input_range import RANGE_MIN_SPREAD
+
+    rng = np.random.default_rng(1)
+    lin = rng.gamma(4.0, 0.01, (1, 4000)).astype(np.float32)  # linear sigma0, median ~0.04
+    cfg = NormalizationConfig(method="fixed", sar=True, low=[0.0], high=[255.0],
+                              data_low=[6.0], data_high=[247.0], data_dtype="uint8")  # fmt: skip
+    msg = check_input_range(lin, lin.dtype, cfg)
+    assert msg is not None and RANGE in msg and "span only 0.0" in msg, msg
+    assert "(float32) vs 6..247 (uint8)" in msg
+    calm = rng.integers(60, 90, (1, 4000)).astype(np.uint8)  # 30 grey levels: 12 % of 241
+    assert (90 - 60) / 241 > RANGE_MIN_SPREAD and check_input_range(calm, calm.dtype, cfg) is None
+    flat = np.full((1, 4000), 100, np.uint8)
+    assert check_input_range(flat, flat.dtype, cfg) is None  # constant: the quality rule's
+    # the same through elnet scene with the micro uint8 model: one warning line
+    write_tif(tmp_path / "lin.tif", lin.reshape(1, 40, 100))
+    assert main(["scene", "--model", str(u8_model["model"]), "--image", str(tmp_path / "lin.tif"),
+                 "--out", str(tmp_path / "l.tif"), "--tile", "32", "--overlap", "8",
+                 "--no-progress"]) == 0  # fmt: skip
+    warned = _lines(capsys.readouterr().err, RANGE)
+    assert len(warned) == 1 and "lin.tif" in warned[0] and "almost constant" in warned[0]

@@ -22,7 +22,12 @@ The rule (docs/data.md, "Input range check"), its thresholds written once below:
   converts) lie within that band's training range widened by :data:`RANGE_WIDEN` of its width on
   each side (never below 0 for unsigned-integer training data, so negative dB values never count
   as near an 8-bit model); one far band makes the image far (each band is judged on its own, so
-  a near-infrared band scaled unlike its training data is not hidden by three fitting bands).
+  a near-infrared band scaled unlike its training data is not hidden by three fitting bands);
+  a band is far too when its values are squeezed into a sliver of the training range: its
+  1..99 % spread is above 0 but below :data:`RANGE_MIN_SPREAD` of the training range's width
+  (float linear sigma0 of 0.002..0.13 given to a model of 8-bit images trained on 6..247: every
+  value is "near" 0..367, yet the fixed scaling makes the whole image 0..0.0005, black to the
+  model). A constant band (spread 0) is left to the quality evaluator's constant-image rule.
 
 A band count the model cannot take is not a warning but an error
 (:class:`~sam2elnet.errors.BandCountError`, :func:`sam2elnet.data.images.match_bands`).
@@ -39,6 +44,7 @@ from sam2elnet.data.normalize import looks_like_db, to_db
 __all__ = [
     "INPUT_RANGE_KIND",
     "RANGE_MIN_NEAR",
+    "RANGE_MIN_SPREAD",
     "RANGE_SAMPLE",
     "RANGE_WIDEN",
     "check_input_range",
@@ -48,6 +54,11 @@ RANGE_WIDEN = 0.5
 """The training 1..99 % range is widened by this fraction of its width on each side."""
 RANGE_MIN_NEAR = 0.5
 """An image is far when fewer than this fraction of its valid pixels lie in the widened range."""
+RANGE_MIN_SPREAD = 0.02
+"""A band is far when its 1..99 % spread (> 0) is below this fraction of the training range's
+width: the model would see an almost constant image. 2 %: 8-bit SAR scenes span tens of grey
+levels of a 0..255 training range (a calm sea in sos-dev 10-30 %), dB scenes several dB of a
+~20 dB range; float linear sigma0 (0..0.2) against an 8-bit range spans < 0.1 %."""
 RANGE_SAMPLE = 100_000
 """At most this many pixels per image are compared (a raster-order stride sample)."""
 INPUT_RANGE_KIND = "pixel values unlike the model's training data"
@@ -134,7 +145,8 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         return (
             f"pixel values 1..99 % {q[0]:.4g}..{q[1]:.4g} ({dtype}) are not in dB (median >= 0), "
             f"but the model was trained on dB values ({min(cfg.data_low):.4g}.."
-            f"{max(cfg.data_high):.4g} dB, {cfg.data_dtype}); " + _what_to_do(dtype, cfg)
+            f"{max(cfg.data_high):.4g} dB, {cfg.data_dtype}); convert the image to dB (10*log10 "
+            "of linear sigma0) first, or train a model on this kind of data"
         )
     if cfg.method == "percentile":
         return None  # the per-image stretch adapts to any range and dtype
@@ -152,24 +164,39 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         near_lo = np.maximum(near_lo, 0.0)
     inside = (x >= near_lo[:, None]) & (x <= (hi + RANGE_WIDEN * span)[:, None])
     frac = inside.mean(axis=1)
-    far = np.flatnonzero(frac < RANGE_MIN_NEAR)
+    q1, q99 = np.percentile(x, [1, 99], axis=1)
+    spread = (q99 - q1) / span  # the band's 1..99 % spread as a fraction of the training width
+    squeezed = (spread > 0) & (spread < RANGE_MIN_SPREAD)
+    far = np.flatnonzero((frac < RANGE_MIN_NEAR) | squeezed)
     if far.size == 0:
         return None
     unit = " dB" if cfg.to_db else ""
-    if x.shape[0] == 1:
-        q = np.percentile(x, [1, 99])
+
+    def how_far(b: int, pixels: str) -> str:
+        if frac[b] < RANGE_MIN_NEAR:
+            return f"only {float(frac[b]):.0%} of {pixels} fall near it"
         return (
-            f"pixel values are far from the model's training range: 1..99 % {q[0]:.4g}.."
-            f"{q[1]:.4g}{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} "
-            f"({trained}); only {float(frac[0]):.0%} of the pixels fall near it, so predictions "
-            "are unreliable; " + _what_to_do(dtype, cfg)
+            f"{pixels} span only {float(spread[b]):.2%} of its width (an almost constant image "
+            "to the model)"
+        )
+
+    if x.shape[0] == 1:
+        return (
+            f"pixel values are far from the model's training range: 1..99 % {q1[0]:.4g}.."
+            f"{q99[0]:.4g}{unit} ({dtype}) vs {float(lo.min()):.4g}..{float(hi.max()):.4g}{unit} "
+            f"({trained}); {how_far(0, 'the pixels')}, so predictions are unreliable; "
+            + _what_to_do(dtype, cfg)
         )
     parts = []
     for b in far:
-        q = np.percentile(x[b], [1, 99])
+        near = (
+            f"{float(frac[b]):.0%} of its pixels near it"
+            if frac[b] < RANGE_MIN_NEAR
+            else how_far(b, "its pixels")
+        )
         parts.append(
-            f"band {names[b]} 1..99 % {q[0]:.4g}..{q[1]:.4g}{unit} vs {lo[b]:.4g}..{hi[b]:.4g}"
-            f"{unit}, {float(frac[b]):.0%} of its pixels near it"
+            f"band {names[b]} 1..99 % {q1[b]:.4g}..{q99[b]:.4g}{unit} vs {lo[b]:.4g}.."
+            f"{hi[b]:.4g}{unit}, {near}"
         )
     which = ", ".join(names[b] for b in far)
     return (
