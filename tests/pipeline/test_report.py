@@ -467,3 +467,23 @@ def test_vector_input_label_is_drawn_on_its_image(tmp_path: Path) -> None:
     assert row["true"] == pytest.approx(256 / 320)  # no output: the input label is scored
     path = write_report(tmp_path / "r.html", [item], title="vector input")
     assert "cannot read" not in path.read_text(encoding="utf-8")
+
+
+def test_footprint_of_a_south_up_raster_is_its_real_extent(tmp_path: Path) -> None:
+    """A GeoTIFF stored bottom-up (positive y pixel size, row 0 at the southern edge) covers
+    the same ground as its north-up twin: rasterio's bounds gave bottom > top and the report map
+    drew it as a 1 px sliver below the map. Same footprint, same box."""
+    import rasterio
+    from affine import Affine
+
+    _geotiff(tmp_path / "north_up.tif", 500_000, 4_000_160)
+    with rasterio.open(
+        tmp_path / "south_up.tif", "w", driver="GTiff", width=16, height=16, count=1,
+        dtype="uint8", crs="EPSG:32633", transform=Affine(10.0, 0, 500_000, 0, 10.0, 4_000_000),
+    ) as dst:  # fmt: skip
+        dst.write(np.full((1, 16, 16), 100, np.uint8))
+    fn, fs = read_footprint(tmp_path / "north_up.tif"), read_footprint(tmp_path / "south_up.tif")
+    assert fs is not None and fn is not None
+    assert (fs.left, fs.bottom, fs.right, fs.top) == (500_000, 4_000_000, 500_160, 4_000_160)
+    a, b = footprint_map([fn, fs], [0.9, 0.1], width=176)["boxes"]
+    assert (b["x"], b["y"], b["w"], b["h"]) == (a["x"], a["y"], a["w"], a["h"]) == (8, 8, 160, 160)

@@ -38,7 +38,8 @@ def read_footprint(path: str | Path) -> Footprint | None:
         path: The image file.
 
     Returns:
-        :class:`Footprint` (bounds in the file's CRS, CRS as text), or None for images without a
+        :class:`Footprint` (bounds in the file's CRS, left < right and bottom < top whatever
+        the signs of the pixel sizes, CRS as text), or None for images without a
         CRS (plain PNG/JPEG, pixel-coordinate TIFFs) or files rasterio cannot open.
     """
     p = Path(path)
@@ -50,8 +51,17 @@ def read_footprint(path: str | Path) -> Footprint | None:
         with rasterio.open(p) as src:
             if src.crs is None or src.transform.is_identity:
                 return None
-            b = src.bounds
-            return Footprint(b.left, b.bottom, b.right, b.top, src.crs.to_string())
+            # the extent of the four corners: rasterio's bounds keep the transform's signs, so
+            # a south-up raster (positive y pixel size) had bottom > top and drew as a 1 px
+            # sliver at the wrong place (a rotated one: the corners' box, as transform_bounds)
+            xs, ys = src.transform * (
+                np.array([0.0, src.width, src.width, 0.0]),
+                np.array([0.0, 0.0, src.height, src.height]),
+            )
+            return Footprint(
+                float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()),
+                src.crs.to_string(),
+            )  # fmt: skip
     except Exception as err:  # noqa: BLE001 - a map is a bonus: a bad file only loses its box
         log.debug("report: no footprint for %s (%s)", p, err)
         return None
