@@ -207,3 +207,55 @@ def test_linear_sigma0_squeezed_into_an_8bit_range_warns(u8_model, tmp_path, cap
                  "--no-progress"]) == 0  # fmt: skip
     warned = _lines(capsys.readouterr().err, RANGE)
     assert len(warned) == 1 and "lin.tif" in warned[0] and "almost constant" in warned[0]
+
+
+def _linear_scene(seed: int) -> np.ndarray:
+    """(1, S, S) float32 linear sigma0 (median ~0.05) with a dark slick."""
+    rng = np.random.default_rng(seed)
+    lin = rng.gamma(4.0, 0.0125, (1, S, S)).astype(np.float32)
+    lin[:, 8:20, 10:30] *= 0.08
+    return lin
+
+
+def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path, capsys):
+    """A Sentinel-1 GRD / SNAP export fills the swath's no-data border with 0 and no nodata tag.
+    A model trained on linear sigma0 converts to dB, where 0 is the darkest sea: the border was
+    labelled as oil without a word (a tiny model: 97 % of it). Now one warning per run says so
+    and how to tag it (annotate and scene); tagged, the border is nodata (127) and nothing is
+    said; a few zeros (< 1 %) inside the swath and models that do not convert say nothing."""
+    from sam2elnet.cli import main
+    from sam2elnet.data.input_range import check_zero_pixels
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    train = [write_tif(tmp_path / "train" / f"t{i}.tif", _linear_scene(20 + i)) for i in range(3)]
+    norm = fit_normalization(train, "sar")
+    assert norm.to_db
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=norm.model_dump()))
+    model = str(save_model(net, tmp_path / "m.pt",
+                           extra={"normalization": norm.model_dump(mode="json")}))  # fmt: skip
+    scene = _linear_scene(0)
+    scene[:, :, :6] = 0.0  # a 6 px no-data border, 15 % of the pixels
+    write_tif(tmp_path / "untagged" / "s.tif", scene)
+    write_tif(tmp_path / "tagged" / "s.tif", scene, nodata=0.0)
+    few = _linear_scene(1)
+    few[:, 0, :10] = 0.0  # 10 zeros of 1600: noise-floor zeros inside the swath
+    assert check_zero_pixels(few.reshape(1, -1), norm) is None
+    assert check_zero_pixels(scene.reshape(1, -1), norm.model_copy(update={"to_db": False})) is None
+    said = "are 0 (or below) and the file does not tag them as nodata"
+    for cmd in (["annotate", "--images"], ["scene", "--tile", "32", "--overlap", "8", "--image"]):
+        for kind in ("untagged", "tagged"):
+            out = tmp_path / f"{cmd[0]}_{kind}"
+            out = out / "s.tif" if cmd[0] == "scene" else out
+            assert main([*cmd, str(tmp_path / kind / "s.tif"), "--model", model, "--out",
+                         str(out), "--no-progress"]) == 0  # fmt: skip
+            warned = _lines(capsys.readouterr().err, said)
+            if kind == "untagged":
+                assert len(warned) == 1 and "s.tif: 15.0% of the pixels" in warned[0], warned
+                assert "gdal_edit.py -a_nodata 0" in warned[0]
+            else:
+                assert warned == []
+                import rasterio
+
+                lab = out if cmd[0] == "scene" else out / "labels" / "s.tif"
+                with rasterio.open(lab) as ds:
+                    assert (ds.read(1)[:, :6] == 127).all()

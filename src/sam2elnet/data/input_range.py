@@ -47,7 +47,10 @@ __all__ = [
     "RANGE_MIN_SPREAD",
     "RANGE_SAMPLE",
     "RANGE_WIDEN",
+    "ZERO_MIN_FRACTION",
+    "ZERO_PIXELS_KIND",
     "check_input_range",
+    "check_zero_pixels",
 ]
 
 RANGE_WIDEN = 0.5
@@ -61,6 +64,11 @@ levels of a 0..255 training range (a calm sea in sos-dev 10-30 %), dB scenes sev
 ~20 dB range; float linear sigma0 (0..0.2) against an 8-bit range spans < 0.1 %."""
 RANGE_SAMPLE = 100_000
 """At most this many pixels per image are compared (a raster-order stride sample)."""
+ZERO_MIN_FRACTION = 0.01
+""":func:`check_zero_pixels` speaks when at least this fraction of the valid pixels is <= 0 in
+every band: a no-data border, not the odd noise-floor zero inside a swath."""
+ZERO_PIXELS_KIND = "pixels of 0 without a nodata tag, given to a model that converts to dB"
+"""The kind :func:`check_zero_pixels`' warning is counted by (once per run)."""
 INPUT_RANGE_KIND = "pixel values unlike the model's training data"
 """The kind the warning is counted by (once per run, :mod:`sam2elnet.utils.run_warnings`)."""
 
@@ -205,4 +213,47 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         + "; ".join(parts)
         + ", so predictions are unreliable; "
         + _what_to_do(dtype, cfg)
+    )
+
+
+def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
+    """A warning text when many valid pixels are 0 (or below) in every band and the model
+    converts linear values to dB (``to_db``: trained on uint16 DN or float linear sigma0).
+
+    Sentinel-1 GRD measurement GeoTIFFs (and many SNAP / GDAL exports of linear sigma0) fill the
+    no-data border of the swath with 0 without a nodata tag. Such a 0 has no decibel value
+    (``10 log10(0) = -inf``; :func:`~sam2elnet.data.normalize.to_db` floors it at
+    ``10 log10(db_floor)`` = -60 dB), so the model sees the darkest possible sea there and labels
+    the whole border as oil (measured: a tiny model trained on linear sigma0 labelled 97 % of
+    an untagged zero border as foreground; tagged, the border is 127). The pixels are not made
+    nodata here: exact zeros also occur inside a swath after thermal noise removal (calm water,
+    slicks), where they are measurements. The warning says how to tag a border.
+
+    Args:
+        values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (pixels
+            under the file's nodata tag already left out).
+        cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+
+    Returns:
+        None when the model does not convert to dB or fewer than :data:`ZERO_MIN_FRACTION` of
+        the pixels are <= 0 in every band; else one sentence (the caller adds the file name).
+    """
+    if not getattr(cfg, "to_db", False):
+        return None
+    v = np.asarray(values)
+    if v.ndim == 1:
+        v = v[None]
+    if v.shape[1] == 0:
+        return None
+    if v.shape[1] > RANGE_SAMPLE:
+        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
+    share = float(np.mean(np.all(v <= 0, axis=0)))
+    if share < ZERO_MIN_FRACTION:
+        return None
+    return (
+        f"{share:.1%} of the pixels are 0 (or below) and the file does not tag them as nodata; "
+        "the model converts to dB, where 0 has no value (floored to the darkest sea, so they are "
+        "labelled like oil). Sentinel-1 GRD and many SNAP exports fill the no-data border "
+        "with 0: if these pixels are no data, tag them (gdal_edit.py -a_nodata 0 FILE, or "
+        "gdal_translate -a_nodata 0) and they become nodata (127) in the labels"
     )

@@ -242,15 +242,24 @@ class Predictor:
 
     def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
         """Warn when raw pixel ``values`` (C, n) are far from the model's training range
-        (:func:`sam2elnet.data.input_range.check_input_range`): one ``warning:`` line naming
-        ``source`` per run (:func:`sam2elnet.utils.run_warnings.warn_once`; outside a job's
+        (:func:`sam2elnet.data.input_range.check_input_range`), and when a model that converts to
+        dB gets many pixels of 0 without a nodata tag (:func:`~sam2elnet.data.input_range.
+        check_zero_pixels`): one ``warning:`` line of each kind naming ``source`` per run (:func:`sam2elnet.utils.run_warnings.warn_once`; outside a job's
         scope every time); return the message or None."""
-        from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+        from sam2elnet.data.input_range import (
+            INPUT_RANGE_KIND,
+            ZERO_PIXELS_KIND,
+            check_input_range,
+            check_zero_pixels,
+        )
         from sam2elnet.utils.run_warnings import warn_once
 
+        name = source if source is not None else "input"
+        if zeros := check_zero_pixels(values, self.normalization):
+            warn_once(log, ZERO_PIXELS_KIND, f"{name}: {zeros}")
         msg = check_input_range(values, dtype, self.normalization)
         if msg is not None:
-            warn_once(log, INPUT_RANGE_KIND, f"{source if source is not None else 'input'}: {msg}")
+            warn_once(log, INPUT_RANGE_KIND, f"{name}: {msg}")
         return msg
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:

@@ -168,10 +168,17 @@ def _normalizer_from_pixels(
 ) -> SceneNormalizer:
     """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
     logs :func:`~sam2elnet.data.input_range.check_input_range`'s warning (once per run)."""
-    from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+    from sam2elnet.data.input_range import (
+        INPUT_RANGE_KIND,
+        ZERO_PIXELS_KIND,
+        check_input_range,
+        check_zero_pixels,
+    )
     from sam2elnet.data.normalize import NormalizationConfig, to_db
 
     if warn and isinstance(cfg, NormalizationConfig):
+        if zeros := check_zero_pixels(pix, cfg):
+            warn_once(log, ZERO_PIXELS_KIND, f"{src.name}: {zeros}")
         if msg := check_input_range(pix, src.dtypes[bands[0] - 1], cfg):
             warn_once(log, INPUT_RANGE_KIND, f"{src.name}: {msg}")
     pix = pix.astype(np.float32)
