@@ -743,3 +743,59 @@ def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
         f"{tmp_path / 'flat' / 'images'}"
     )
     assert "--split" not in str(err.value)
+
+
+def test_one_vector_file_for_a_folder_gives_untouched_images_an_empty_coarse_label(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--labels slicks.gpkg, one file (drawn in QGIS, EPSG:4326) for a folder of two UTM scenes,
+    with a slick on one: the other scene was skipped with 'none of the 1 label features overlaps
+    the image ... check the label CRS'. Now it is enhanced from an empty coarse label (its whole
+    image label stays empty) with one warning, on the whole-image and the window path, and in an
+    elnet scene folder batch; one image and a file that misses it is still an error."""
+    import geopandas as gpd
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    from sam2elnet.cli import main
+    from sam2elnet.engine import memory
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write_scene(folder / "a.tif", run)
+    _write_scene(folder / "b.tif", run)
+    with rasterio.open(folder / "b.tif", "r+") as ds:  # 10 km east of a.tif
+        ds.transform = from_origin(510000, 4000000, 10, 10)
+    slick = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
+    labels = tmp_path / "slicks.gpkg"
+    gpd.GeoDataFrame({"id": [1]}, geometry=[slick], crs="EPSG:32633").to_crs(4326).to_file(labels)
+
+    with logs_warning(caplog, r"b\.tif: no feature of .*slicks\.gpkg .*empty coarse label"):
+        res = enhance_folder(
+            run["model"], folder, labels, tmp_path / "e", progress=False, predictor=pred
+        )
+    assert res.skipped == [] and sorted(Path(r["image"]).name for r in res.rows) == [
+        "a.tif",
+        "b.tif",
+    ]
+    with rasterio.open(tmp_path / "e" / "labels" / "b.tif") as ds:
+        assert not (ds.read(1) == 255).any()
+    row_a = next(r for r in res.rows if r["image"].endswith("a.tif"))
+    assert int(row_a["removed_px"]) + int(np.count_nonzero(
+        rasterio.open(tmp_path / "e" / "labels" / "a.tif").read(1) == 255
+    )) - int(row_a["added_px"]) == 400  # the 20 x 20 px coarse slick reached a.tif  # fmt: skip
+    pred.max_memory = pred.whole_bytes(64 * 64)  # the window path (scene_changes too)
+    try:
+        res = enhance_folder(run["model"], folder, labels, tmp_path / "t", progress=False,
+                             predictor=pred, tile=64, overlap=16)  # fmt: skip
+    finally:
+        pred.max_memory = memory.DEFAULT_MAX_MEMORY
+    assert res.skipped == [] and len(res.rows) == 2
+    assert main(["scene", "--model", "builtin:smoothing", "--image", str(folder), "--labels",
+                 str(labels), "--out", str(tmp_path / "s"), "--tile", "64", "--overlap", "16",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert (tmp_path / "s" / "a.tif").exists() and (tmp_path / "s" / "b.tif").exists()
+    with pytest.raises(DataError, match="none of the 1 label features overlaps"):
+        enhance_folder(run["model"], folder / "b.tif", labels, tmp_path / "one", progress=False,
+                       predictor=pred)  # fmt: skip

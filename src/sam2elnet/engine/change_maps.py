@@ -177,6 +177,7 @@ def scene_changes(
             line_width=line_width,
             line_width_unit=line_width_unit,
             positive_values=positive_values,
+            quiet=True,  # predict_scene said it when it read the same label
         )
         stack.callback(cs.close)
         h, w = lab.height, lab.width

@@ -186,15 +186,20 @@ def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
 
 def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.ndarray:
     """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}; a vector
-    file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again."""
+    file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again.
+    Such a file serves several images: an image it does not touch gets an empty coarse label
+    and one warning per run (:func:`~sam2elnet.data.vector.warn_no_features`), not an error."""
     from sam2elnet.data.raster import read_mask_on_grid
-    from sam2elnet.data.vector import is_vector_path, rasterize_vector
+    from sam2elnet.data.vector import is_vector_path, rasterize_vector, warn_no_features
 
     if is_vector_path(label):
+        shared = isinstance(label, SharedVector)
         coarse = rasterize_vector(
             label, f, frame=frame_of(label), line_width=spec.line_width,
-            line_width_unit=spec.line_width_unit,
+            line_width_unit=spec.line_width_unit, shared=shared,
         )  # fmt: skip
+        if shared and not coarse.any():
+            warn_no_features(f, label)
     else:
         coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
     return coarse.astype(np.float32)

@@ -53,6 +53,10 @@ class CoarseSource:
         line_width / line_width_unit / pixel_coords: vector labels only
             (:meth:`sam2elnet.data.vector.VectorLabels.from_file`).
         positive_values: object value(s) of a class-index raster label.
+        quiet: no warning for a scene that a shared file (a
+            :class:`~sam2elnet.data.vector_shared.SharedVector`, which serves several scenes or
+            images: one it does not touch gets an empty label,
+            :func:`~sam2elnet.data.vector.warn_no_features`) does not touch (said once already).
 
     Raises:
         DataError: missing or unreadable label; a raster of another size when the scene or the
@@ -68,8 +72,14 @@ class CoarseSource:
         line_width_unit: str = "map",
         pixel_coords: bool = False,
         positive_values: tuple[float, ...] | None = None,
+        quiet: bool = False,
     ) -> None:
-        from sam2elnet.data.vector import VectorLabels, image_grid, is_vector_path
+        from sam2elnet.data.vector import (
+            VectorLabels,
+            image_grid,
+            is_vector_path,
+            warn_no_features,
+        )
 
         self.path = Path(path)
         self._scene_name = str(scene.name)
@@ -82,6 +92,8 @@ class CoarseSource:
             raise DataError("coarse label file does not exist; check the path", self.path)
         if is_vector_path(self.path):
             crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
+            # one file for several scenes / images: one it does not touch gets an empty label
+            shared = isinstance(path, SharedVector)
             self._vec = VectorLabels.from_file(
                 self.path,
                 frame=frame_of(path),
@@ -93,8 +105,11 @@ class CoarseSource:
                 line_width=line_width,
                 line_width_unit=line_width_unit,
                 pixel_coords=pixel_coords,
+                shared=shared,
             )
             self.notes = list(self._vec.notes)
+            if shared and not self._vec.geoms and not quiet:
+                warn_no_features(self._scene_name, self.path)
             return
         import rasterio
 

@@ -109,6 +109,19 @@ def _match_coarse(coarse: str | Path | None, scene: Path) -> Path | None:
     raise DataError(f"no coarse label named {scene.stem}.* in the label folder", c)
 
 
+def _shared_coarse(coarse: str | Path | None, scenes: list[Path]) -> Any:
+    """One vector file given for a folder of several scenes (``scene --labels slicks.gpkg``),
+    read once (:class:`~sam2elnet.data.vector_shared.SharedVector`): a scene it does not touch is
+    enhanced from an empty coarse label with one warning per run, as ``enhance`` treats one file
+    for several images. None otherwise (a label folder, a raster, one scene)."""
+    from sam2elnet.data.vector import is_vector_path
+    from sam2elnet.data.vector_shared import share_vectors
+
+    if coarse is None or len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse):
+        return None
+    return share_vectors([coarse, coarse]).get(Path(coarse))
+
+
 def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
     """Output paths of one scene in a batch run."""
     return {
@@ -247,6 +260,7 @@ def _predict_scenes(
     done: list[str] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
+    shared = _shared_coarse(coarse, scenes)
     for scene in scenes:
         key = scene.name
         if resume and manifest.is_done(key):
@@ -258,7 +272,7 @@ def _predict_scenes(
                 scene,
                 outs["label"],
                 predictor,
-                coarse=_match_coarse(coarse, scene),
+                coarse=shared or _match_coarse(coarse, scene),
                 prob_path=outs["prob"],
                 quality_gpkg=outs["quality"],
                 progress=progress,
