@@ -37,28 +37,6 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-SHARED_EMPTY_KIND = "images that the one coarse-label file does not touch"
-"""The kind :func:`warn_no_features` is counted by (once per run, the rest counted)."""
-
-
-def warn_no_features(image: str | Path, vector_path: str | Path) -> None:
-    """Say, once per run (the others counted), that ``image`` got an empty coarse label because
-    no feature of ``vector_path``, one label file for several images (``enhance --labels
-    FILE.gpkg`` with a folder of images, ``scene`` with a folder of scenes), lies on it.
-
-    Such an image is enhanced from the empty label (a whole image's label then stays empty
-    unless ``--new-objects keep``), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
-    empty truth; before, it was skipped with "none of the label features overlaps the image;
-    check the label CRS", which blamed the CRS for an image nobody drew on.
-    """
-    warn_once(
-        log,
-        SHARED_EMPTY_KIND,
-        f"{image}: no feature of {vector_path} (one label file for all images) lies on this "
-        "image, so it is enhanced from an empty coarse label (nothing drawn there); if the file "
-        "should cover it, check the label CRS",
-    )
-
 
 __all__ = [
     "VECTOR_SUFFIXES",

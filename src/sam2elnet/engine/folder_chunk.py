@@ -188,9 +188,10 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
     """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}; a vector
     file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again.
     Such a file serves several images: an image it does not touch gets an empty coarse label
-    and one warning per run (:func:`~sam2elnet.data.vector.warn_no_features`), not an error."""
+    and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
     from sam2elnet.data.raster import read_mask_on_grid
-    from sam2elnet.data.vector import is_vector_path, rasterize_vector, warn_no_features
+    from sam2elnet.data.vector import is_vector_path, rasterize_vector
+    from sam2elnet.data.vector_shared import warn_no_features
 
     if is_vector_path(label):
         shared = isinstance(label, SharedVector)

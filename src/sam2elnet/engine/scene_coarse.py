@@ -56,7 +56,7 @@ class CoarseSource:
         quiet: no warning for a scene that a shared file (a
             :class:`~sam2elnet.data.vector_shared.SharedVector`, which serves several scenes or
             images: one it does not touch gets an empty label,
-            :func:`~sam2elnet.data.vector.warn_no_features`) does not touch (said once already).
+            :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said once already).
 
     Raises:
         DataError: missing or unreadable label; a raster of another size when the scene or the
@@ -74,12 +74,8 @@ class CoarseSource:
         positive_values: tuple[float, ...] | None = None,
         quiet: bool = False,
     ) -> None:
-        from sam2elnet.data.vector import (
-            VectorLabels,
-            image_grid,
-            is_vector_path,
-            warn_no_features,
-        )
+        from sam2elnet.data.vector import VectorLabels, image_grid, is_vector_path
+        from sam2elnet.data.vector_shared import warn_no_features
 
         self.path = Path(path)
         self._scene_name = str(scene.name)
