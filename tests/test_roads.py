@@ -361,3 +361,20 @@ def test_the_road_quality_gap_is_summarised_for_roads_only() -> None:
     # a direction without a cross-domain road quality (no road in its test set) is left out
     assert roads["road_quality_gap"] == {"mean": pytest.approx(0.12), "std": None, "n": 1}
     assert "road_quality_gap" not in summarise(folds, ["iou"])
+
+
+def test_cv_md_says_how_road_measures_are_aggregated() -> None:
+    """cv.md's per-fold heading said 'pixel-aggregated' over road measures, which sum
+    centre-line lengths (and road pieces for connectivity), not pixels."""
+    from sam2elnet.pipeline.crossval_report import render_markdown
+
+    fold = {"fold": "fold-1", "tests": {"test": {"n_images": 2, "iou": 0.3, "road_quality": 0.2}}}
+    r = {"keys": ["iou", "road_quality"], "mode": "kfold", "folds_total": 5, "folds_done": 1,
+         "data": "roads-dev", "n_images": 60, "domain": "roads", "domain_reason": "r",
+         "folds": [fold], "summary": {}, "train": {}, "seed": 0, "seconds_this_run": 1.0}  # fmt: skip
+    md = render_markdown(r)
+    assert "## Per fold (pixel-aggregated over each test set; road measures: centre-line " \
+        "lengths and road pieces summed over it)" in md  # fmt: skip
+    r["keys"] = ["iou"]
+    fold["tests"]["test"].pop("road_quality")
+    assert "## Per fold (pixel-aggregated over each test set)\n" in render_markdown(r)

@@ -120,7 +120,10 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"**Only {r['folds_done']} of {r['folds_total']} folds were run** (--max-folds).",
             "",
         ]
-    lines += ["## Per fold (pixel-aggregated over each test set)", "", head, rule]
+    how = "pixel-aggregated over each test set"
+    if "road_quality" in keys:  # summed centre-line lengths and road pieces, not pixels
+        how += "; road measures: centre-line lengths and road pieces summed over it"
+    lines += [f"## Per fold ({how})", "", head, rule]
     for f in r["folds"]:
         for name, t in f["tests"].items():
             lines.append(
