@@ -17,6 +17,7 @@ from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, req
 from sam2elnet.engine.runtime import channels_last_default
 from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.utils.progress import progress_bar
+from sam2elnet.utils.shape_batches import batches_by_key
 
 
 def scores_from_counts(counts: Sequence[int]) -> dict[str, float]:
@@ -45,21 +46,16 @@ def predict_probabilities(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     out: list[np.ndarray | None] = [None] * len(images)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, a in enumerate(images):
-        groups.setdefault(tuple(a.shape), []).append(i)
-    bs = max(1, cfg.eval_batch_size)
-    for idx in groups.values():
-        for s in range(0, len(idx), bs):
-            sel = idx[s : s + bs]
-            x = torch.from_numpy(np.stack([images[i] for i in sel]).astype(np.float32))
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with downstream_autocast(cfg):
-                logits = model(x.to(cfg.device))
-            probs = torch.sigmoid(logits.float()).cpu().numpy()
-            for j, i in enumerate(sel):
-                out[i] = probs[j, 0]
+    shapes = [tuple(a.shape) for a in images]
+    for sel in batches_by_key(shapes, max(1, cfg.eval_batch_size)):
+        x = torch.from_numpy(np.stack([images[i] for i in sel]).astype(np.float32))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with downstream_autocast(cfg):
+            logits = model(x.to(cfg.device))
+        probs = torch.sigmoid(logits.float()).cpu().numpy()
+        for j, i in enumerate(sel):
+            out[i] = probs[j, 0]
     return [p for p in out if p is not None]
 
 

@@ -29,6 +29,7 @@ from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import spearman
 from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.options import WindowOptions
+from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,8 @@ def collect_quality_samples(
     """
     feats, embs, ious, modes, idx = [], [], [], [], []
     # items keep their native sizes: a batch holds items of one shape (in order of first use)
-    by_shape: dict[tuple[int, ...], list[int]] = {}
-    for i in range(len(items)):
-        by_shape.setdefault(_item_hw(items, i), []).append(i)
-    batches = [
-        np.asarray(ids[s : s + batch_size])
-        for ids in by_shape.values()
-        for s in range(0, len(ids), batch_size)
-    ]
+    hw = [_item_hw(items, i) for i in range(len(items))]
+    batches = [np.asarray(b) for b in batches_by_key(hw, batch_size)]
     for where in batches:
         chunk = [items[i] for i in where]
         x = torch.stack([it["image"] for it in chunk]).to(device)
