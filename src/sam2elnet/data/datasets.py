@@ -177,11 +177,16 @@ class SegmentationDataset(Dataset):
     :func:`sam2elnet.data.coarse.degrade`). Randomness comes from a generator seeded by
     (seed, epoch, index): the same seed and epoch give the same item, in any worker.
 
-    Evaluation (``train=False``): no augmentation; ``eval_mode="resize"`` resizes the whole image to
-    ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is invalid),
-    ``"native"`` keeps the native pixel scale, as ``elnet annotate`` / ``enhance`` predict: the whole
-    image, or its centred ``size`` x ``size`` window (at most) when a side is longer, like one
-    tile of annotate's whole-image windows.
+    Evaluation (``train=False``): no augmentation, deterministic; ``eval_mode="resize"`` resizes the
+    whole image to ``size``, ``"pad"`` shrinks it to fit (keeping the aspect ratio) and pads (pad is
+    invalid), ``"native"`` keeps the native pixel scale, as ``elnet annotate`` / ``enhance``
+    predict: the centred window of at most ``size`` px per side, so the whole image along a side
+    that is not longer (a 400 x 300 px image at ``size`` 256 gives its centred 256 x 256 px window,
+    a 200 x 300 px one 200 x 256 px), like one tile of annotate's whole-image windows. Native
+    items are not padded: the network pads its input to a multiple of 32 px and crops the output
+    back (``SAM2ELNet.forward``), as at inference, so padding never reaches a loss or a metric; items
+    of several shapes are batched by shape (:func:`sam2elnet.utils.shape_batches.batches_by_key`).
+    Validation during training and the quality evaluator's samples use ``"native"``.
     A coarse label is given whenever ``coarse_prob > 0`` (file, else simulated with a fixed seed).
     Masks are read by :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
@@ -190,9 +195,10 @@ class SegmentationDataset(Dataset):
     :data:`sam2elnet.data.windowed.WINDOW_MIN_BYTES` = 64 MB, and larger than the largest crop)
     are never read whole: a training item reads only its crop's window (the same random box, so
     the item is identical to the whole-read one; per-image percentile normalisation uses the
-    file's statistics sample, see :mod:`sam2elnet.data.windowed_image`), and an evaluation item
-    decimates the file to at least ``4 * size`` px per side before resizing as usual (close to,
-    not bit-identical with, resizing the whole image). Other files keep the whole read.
+    file's statistics sample, see :mod:`sam2elnet.data.windowed_image`), a ``"native"``
+    evaluation item only its centred window, and a ``"resize"`` / ``"pad"`` one decimates the file
+    to at least ``4 * size`` px per side before resizing as usual (close to, not bit-identical
+    with, resizing the whole image). Other files keep the whole read.
     """
 
     def __init__(

@@ -28,7 +28,8 @@ Where the parts live: the split and datasets in :mod:`sam2elnet.engine.train_dat
 the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, one pass over the loader
 (forward, loss, step, DDP sums) in :mod:`sam2elnet.engine.train_epoch`, the run folder and the network
 to train in :mod:`sam2elnet.engine.train_setup`, the schedule, parameter groups, sampler and loader
-in :mod:`sam2elnet.engine.train_schedule`, ``metrics.csv`` columns and the validation pass in
+in :mod:`sam2elnet.engine.train_schedule`, the validation items (native scale, batched by shape)
+in :mod:`sam2elnet.engine.train_val`, ``metrics.csv`` columns and the validation pass in
 :mod:`sam2elnet.engine.train_metrics`, device/autocast/threads/seeds in
 :mod:`sam2elnet.engine.runtime`, the evaluator fit in :mod:`sam2elnet.engine.quality_fit`. This
 module holds the run itself: the epoch loop and its outputs.
@@ -46,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
@@ -60,7 +60,6 @@ from sam2elnet.engine.runtime import (
     seed_everything,
     set_threads,
 )
-from sam2elnet.engine.train_data import CachedDataset as _CachedDataset
 from sam2elnet.engine.train_data import positive_values as _positive
 from sam2elnet.engine.train_data import prepare_data as _prepare_data
 from sam2elnet.engine.train_data import training_recipe as _training_recipe
@@ -103,6 +102,7 @@ from sam2elnet.engine.train_state import load_last as _load_last
 from sam2elnet.engine.train_state import rng_state as _rng_state
 from sam2elnet.engine.train_state import save_last as _save_last
 from sam2elnet.engine.train_state import set_rng_state as _set_rng_state
+from sam2elnet.engine.train_val import validation_loader
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
@@ -223,19 +223,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             f"{n_windowed} large training image(s) are read by windows (only each crop's pixels; "
             "see docs/training.md)"
         )
-    val_items: list[dict[str, Any]] = []
-    if data.val_samples and dist_info.main:
-        val_base = SegmentationDataset(
-            data.val_samples,
-            data.norm,
-            size=cfg.image_size,
-            train=False,
-            seed=cfg.seed,
-            coarse_prob=1.0,
-            bands=data.in_bands,
-            positive_values=_positive(cfg),
-        )
-        val_items = _CachedDataset(val_base).items
+    val_loader = None  # native scale, batched by shape (engine.train_val); rank 0 validates
+    if dist_info.main:
+        val_loader = validation_loader(
+            data.val_samples, data.norm, cfg.image_size, data.in_bands, cfg.seed, batch_size,
+            _positive(cfg),
+        )  # fmt: skip
 
     model = build_model_for(cfg, data.in_bands, data.norm, roads, data.init_payload).to(device)
     data.init_payload = None  # the --init-model file, read once: its weights are in the model
@@ -261,7 +254,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
     )
-    val_loader = DataLoader(val_items, batch_size=batch_size, shuffle=False) if val_items else None
 
     history: list[dict[str, Any]] = []
     start_epoch, best_iou, best_epoch = 0, -1.0, -1

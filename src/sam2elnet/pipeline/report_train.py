@@ -12,8 +12,8 @@ evaluate reports, :func:`sam2elnet.pipeline.report.write_report`):
 * up to ``max_images`` validation images predicted whole by ``model.pt`` in annotation mode
   (image only, as ``elnet annotate`` labels them), worst predicted IoU first, each with its
   truth, so the user sees where the model fails. These IoUs are of whole images at their own
-  size; the ``val_iou*`` columns of ``metrics.csv`` are of ``image_size`` crops, so the two
-  differ somewhat.
+  size; the ``val_iou*`` columns of ``metrics.csv`` are of each image's centred ``image_size``
+  window at native scale (:mod:`sam2elnet.engine.train_val`), so the two differ somewhat.
 
 The report is written after training (``elnet train --report``) or later for any finished run
 folder (:func:`write_train_report`); the labelled data must still be where training read it.
@@ -226,7 +226,8 @@ def write_train_report(
         notes=[
             f"run folder: {run}",
             "validation images: predicted whole by model.pt in annotation mode (image only); "
-            "metrics.csv's val_iou* are of image_size crops, so they differ somewhat",
+            "metrics.csv's val_iou* are of each image's centred image_size window at native "
+            "scale, so they differ somewhat",
             "the quality evaluator was fitted on these validation images (out of fold): its "
             "predicted-vs-true plot here is a check of the fit, not an independent test",
             *notes,
