@@ -36,6 +36,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
 from sam2elnet.engine.metrics.roads import RoadCounts, centre_lines
 from sam2elnet.options import ROAD_BUFFER_PX
@@ -191,7 +192,7 @@ def strip_road_counts(
     height: int,
     width: int,
     buffer_px: float = ROAD_BUFFER_PX,
-    min_component_px: int = 10,
+    min_component_px: int = MIN_ROAD_PIECE_PX,
     cover_fraction: float = 0.9,
     strip_rows: int = 256,
     halo_rows: int = DEFAULT_HALO_ROWS,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX, centre_lines
 from sam2elnet.engine.metrics.boundary import within_tolerance
 from sam2elnet.engine.metrics.pixel import as_bool_mask, safe_ratio
 from sam2elnet.options import ROAD_BUFFER_PX
@@ -20,21 +21,6 @@ __all__ = [
     "road_counts",
     "road_scores",
 ]
-
-
-def centre_lines(mask: np.ndarray) -> np.ndarray:
-    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning
-    (``skimage.morphology.thin``), run to its fixed point.
-
-    Args:
-        mask: bool ``(H, W)``.
-
-    Returns:
-        bool ``(H, W)``, True on the centre lines (all False for an empty mask).
-    """
-    from skimage.morphology import thin
-
-    return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
 
 
 ROAD_KEYS = ("road_correctness", "road_completeness", "road_quality", "road_connectivity")
@@ -124,7 +110,7 @@ def road_counts(
     pred: Any,
     truth: Any,
     buffer_px: float = ROAD_BUFFER_PX,
-    min_component_px: int = 10,
+    min_component_px: int = MIN_ROAD_PIECE_PX,
     cover_fraction: float = 0.9,
 ) -> RoadCounts:
     """Skeleton-based road measures for one image.
