@@ -276,6 +276,7 @@ class ExportOptions(_Options):
     chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
     geojson_crs: Literal["source", "wgs84"] = "source"
     pixel_coords: PixelCoords = PIXEL_COORDS[0]
+    centre_lines: bool | None = None  # None: on for road labels (export.centrelines)
 
 
 class StatsOptions(_Options):

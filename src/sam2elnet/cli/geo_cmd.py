@@ -328,6 +328,12 @@ def export_cmd(
         "as GDAL and QGIS write it; EPSG code or WKT) or wgs84 (RFC 7946 lon/lat, reprojected; "
         "for web maps and strict RFC 7946 readers).",
     ),
+    centre_lines: Optional[bool] = typer.Option(
+        option_default(ExportOptions, "centre_lines"),
+        "--centre-lines/--no-centre-lines",
+        help="Also write road centre lines (LineStrings with length_px / length_m): GeoPackage "
+        "layer centre_lines, else OUT_centre_lines.geojson/.shp (default: on for road labels).",
+    ),
 ) -> None:
     """Export label rasters as polygons, COCO JSON or Label Studio tasks.
 
@@ -382,6 +388,8 @@ def export_cmd(
         )
         if pixel_coords != "gdal":
             ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
+        if centre_lines:
+            ls.notes.append("--centre-lines applies to polygon exports only; ignored")
         for note in ls.notes:
             typer.echo(f"note: {note}", err=True)
         typer.echo(ls.summary())
@@ -407,6 +415,7 @@ def export_cmd(
         warp_method=warp_method,
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
+        centre_lines=centre_lines,
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
@@ -42,11 +43,23 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     skipped_csv: Path | None = None
+    #: the centre-line layer's file (None: not written), its lines and road lengths (summed)
+    lines_out: Path | None = None
+    n_lines: int = 0
+    road_length_px: float = 0.0
+    road_length_m: float | None = None
 
     def summary(self) -> str:
         s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
         if self.n_chips:
             s += f"; {self.n_chips} image/mask chips"
+        if self.lines_out is not None:
+            where = "layer centre_lines" if self.lines_out == self.out else str(self.lines_out)
+            if self.road_length_m is not None:
+                length = f"{self.road_length_m / 1000:.3f} km"
+            else:
+                length = f"{self.road_length_px:.0f} px (no CRS)"
+            s += f"; {self.n_lines} road centre lines, {length} of road ({where})"
         return s
 
 
@@ -93,9 +106,12 @@ def export_labels(
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     record = review_set_path(out)  # written next to a polygon layer
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
+    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
+        lines = centre_lines_path(out, kind)
+        check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
         kwargs["model_id"] = run_model_version(labels)
-    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
     # labels with a quality.csv score: their per-window layers are not joined, so not checked
     rated: set[str] = set()
     if kind in FORMATS and kwargs.get("quality_csv") is not None:  # read once (one warning)
@@ -155,6 +171,7 @@ def _export_labels(
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
     quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
+    centre_lines: bool | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -179,6 +196,11 @@ def _export_labels(
     without a CRS go (:data:`sam2elnet.options.PixelCoords`). A polygon layer is accompanied by
     ``<out stem>_review.json``, the images it sent for review
     (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them).
+    ``centre_lines`` (``--centre-lines`` / ``--no-centre-lines``; None: on when ``category`` is
+    ``"road"``, :func:`~sam2elnet.export.centrelines.wants_centre_lines`): polygon exports also
+    write the labels' road centre lines (:mod:`~sam2elnet.export.centrelines`; GeoPackage layer
+    ``centre_lines``, else ``<out stem>_centre_lines<suffix>``), and the review set gets each
+    image's road length. COCO: a note says they are not written.
     """
     out = Path(out)
     if fmt is None:
@@ -251,6 +273,11 @@ def _export_labels(
         )
 
     if fmt == "coco":
+        if centre_lines:
+            notes.append(
+                "--centre-lines applies to polygon exports (.gpkg, .shp, .geojson); COCO holds "
+                "areas only: ignored"
+            )
         if category is None:
             category, why = default_category(labels)
             if why != "default":
@@ -299,6 +326,13 @@ def _export_labels(
     if category is None:  # the 'category' attribute: the COCO export's name
         category = default_category(labels)[0]
     review: list[dict[str, Any]] = []
+    lines = CentreLineLayer() if wants_centre_lines(centre_lines, category) else None
+    if lines is not None and centre_lines is None:
+        notes.append(
+            f"road labels (category {category!r}): centre lines written too, "
+            f"{'layer centre_lines' if fmt == 'gpkg' else centre_lines_path(out, fmt).name}"
+            " (--no-centre-lines: polygons only)"
+        )
     n_features = write_polygons(
         files,
         out,
@@ -319,9 +353,10 @@ def _export_labels(
         image_names=image_names or None,
         review=review,
         layers_checked=True,  # export_labels ran check_tile_layers and warned
+        centre_lines=lines,
     )
     write_review_set(out, review)  # which images went out: elnet import --from vector
-    return ExportResult(
+    res = ExportResult(
         out,
         fmt,
         len(files),
@@ -331,6 +366,13 @@ def _export_labels(
         skips.items,
         skipped_csv if skips else None,
     )
+    if lines is not None:
+        res.lines_out = centre_lines_path(out, fmt)
+        res.n_lines = len(lines.rows)
+        res.road_length_px = float(sum(e["road_length_px"] for e in review))
+        metres = [e["road_length_m"] for e in review]
+        res.road_length_m = float(sum(metres)) if metres and None not in metres else None
+    return res
 
 
 def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:

@@ -118,14 +118,23 @@ class LayerWriter:
             self.target = self._stack.enter_context(atomic_path(self.out))
         self._json: Any = None
         self._pending_line: str | None = None
+        self._layers: set[str] = set()
         return self
 
-    def write(self, gdf: Any) -> None:
-        """Append one batch (a GeoDataFrame in the layer's CRS) to the layer."""
+    def write(self, gdf: Any, layer: str | None = None, geometry_type: str | None = None) -> None:
+        """Append one batch (a GeoDataFrame in the layer's CRS) to the layer.
+
+        ``layer`` (GeoPackage only): another layer of the same file (the first batch of it
+        creates it; default: the polygon layer ``labels``). ``geometry_type`` (e.g.
+        ``"LineString"``): the layer's declared geometry type, for an empty first batch."""
         if self.to_wgs84:
             gdf = gdf.to_crs("EPSG:4326")
         driver, _ = FORMATS[self.fmt]
-        layer = "labels" if self.fmt == "gpkg" else self.out.stem
+        if layer is not None and self.fmt != "gpkg":
+            raise ValueError("only a GeoPackage holds several layers")
+        layer = layer or ("labels" if self.fmt == "gpkg" else self.out.stem)
+        first = layer not in self._layers
+        self._layers.add(layer)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if self.fmt == "geojson":
@@ -136,9 +145,11 @@ class LayerWriter:
                 self._join_geojson(part)
                 part.unlink()
             else:
-                kw: dict[str, Any] = {"append": True} if self.batches else {}
+                kw: dict[str, Any] = {"append": True} if not first else {}
                 if self.fmt == "gpkg":
                     kw["layer"] = layer
+                if geometry_type and first:
+                    kw["geometry_type"] = geometry_type
                 gdf.to_file(self.target, driver=driver, engine="pyogrio", **kw)
         self.batches += 1
 

@@ -12,7 +12,9 @@ edits changes only the layer file); after *Save As* under another name, give it 
 Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (file name),
 ``images``: one entry per exported label with ``source`` (the image's file name, the layer's
 ``source`` attribute), ``label`` (the label file's name), ``polygons`` (features written) and
-``quality`` (predicted IoU or null).
+``quality`` (predicted IoU or null); with road centre lines (:mod:`~sam2elnet.export.centrelines`)
+also ``centre_lines`` (lines written), ``road_length_px`` (their summed length, pixels) and
+``road_length_m`` (metres; null without a CRS).
 """
 
 from __future__ import annotations

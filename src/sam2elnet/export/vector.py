@@ -32,6 +32,7 @@ import numpy as np
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
@@ -98,6 +99,7 @@ def write_polygons(
     image_names: dict[str, Path] | None = None,
     review: list[dict[str, Any]] | None = None,
     layers_checked: bool = False,
+    centre_lines: CentreLineLayer | None = None,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -149,6 +151,12 @@ def write_polygons(
             on these labels (and it warned): the per-tile quality layers are joined without
             warning again. False (a direct call): :func:`tile_index` warns about each layer it
             cannot join.
+        centre_lines: also vectorise each label's road centre lines into this layer
+            (:class:`~sam2elnet.export.centrelines.CentreLineLayer`, same attributes and CRS as
+            the polygons, lengths in pixels and metres), written with the polygons: layer
+            ``centre_lines`` of the GeoPackage, else ``<out stem>_centre_lines<suffix>``; each
+            ``review`` entry gets ``centre_lines``, ``road_length_px`` and ``road_length_m``.
+            None: polygons only.
 
     Returns:
         The number of polygons written.
@@ -221,15 +229,12 @@ def write_polygons(
                         n += len(geoms)
                         geoms, rows = [], []
                 attrs.add(polys, geoms, rows, model_id)
+                entry = {"source": lab.source, "label": f.name, "polygons": attrs.count}
+                entry["quality"] = q
+                if centre_lines is not None:
+                    entry.update(centre_lines.add(attrs, model_id))
                 if review is not None:
-                    review.append(
-                        {
-                            "source": lab.source,
-                            "label": f.name,
-                            "polygons": attrs.count,
-                            "quality": q,
-                        }
-                    )
+                    review.append(entry)
             finally:
                 lab.close()
             if attrs.used_tiles and not tile_note:
@@ -245,6 +250,18 @@ def write_polygons(
             n += len(geoms)
         if n == 0:
             notes.append("no foreground in any label: wrote an empty layer")
+        if centre_lines is not None:
+            centre_lines.write(
+                writer,
+                lambda path: LayerWriter(
+                    path,
+                    fmt,
+                    options,
+                    to_wgs84=writer.to_wgs84,
+                    crs_member=writer.crs_member,
+                    crs=crs,
+                ),
+            )
         if not georef and pixel_coords == "qgis":
             notes.append(
                 "labels have no CRS: polygons are in pixel coordinates as QGIS places such an "

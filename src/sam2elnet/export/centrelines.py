@@ -1,0 +1,339 @@
+"""Road centre lines: a binary road mask -> LineStrings, and the ``centre_lines`` export layer.
+
+Why: a road mapper (OpenStreetMap editing, network analysis, QGIS) works with road axes and road
+length, not with road area polygons. :func:`mask_lines` vectorises the centre lines of a mask:
+
+1. the skeleton: :func:`sam2elnet.data.skeleton.centre_lines` (Guo-Hall thinning; the skeleton
+   the road measures of ``elnet evaluate`` count, so the two agree on what a road's length is);
+2. every pair of 8-neighbour skeleton pixels becomes a two-point segment between the pixel
+   centres; a diagonal step is left out where the two pixels also meet through a 4-neighbour
+   (the corner pixel is on the skeleton), so an L-shaped corner gives no small triangle;
+3. the segments are merged into polylines (``shapely.line_merge``): one line per stretch between
+   ends and junctions (skeleton pixels with three or more neighbours);
+4. spurs, end branches shorter than ``min_length_px`` that hang off a junction (thinning leaves
+   them at road ends and corners of the mask), are dropped once and the rest merged again; then
+   isolated pieces shorter than ``min_length_px`` (specks) are dropped
+   (:data:`MIN_LENGTH_PX`);
+5. each line is simplified (Douglas-Peucker, ``simplify_px`` pixels, :data:`SIMPLIFY_PX`; ends
+   kept, so lines still meet at junctions).
+
+Coordinates: pixel centres, ``(col + 0.5, row + 0.5)`` through the label's affine transform,
+the convention of the polygon export (GDAL's: pixel corners at integers, so a polygon edge lies
+half a pixel from the centre line of a one-pixel road). Without a CRS that is pixel coordinates
+(x = column, y = row; ``--pixel-coords qgis`` y = -row), as the polygons.
+
+The whole label is thinned at once (a mask of H x W pixels holds some bytes per pixel while it
+is thinned; the polygon export's strips do not apply): meant for road tiles and scenes up to
+some 10^8 pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX, centre_lines
+
+__all__ = [
+    "LAYER",
+    "MIN_LENGTH_PX",
+    "SIMPLIFY_PX",
+    "CentreLineLayer",
+    "centre_lines_path",
+    "lengths_m",
+    "mask_lines",
+    "place_lines",
+    "skeleton_segments",
+    "wants_centre_lines",
+]
+
+LAYER = "centre_lines"
+"""GeoPackage layer name of the centre lines (the polygons are layer ``labels``); for GeoJSON /
+Shapefile the sibling file ``<out stem>_centre_lines<suffix>`` (:func:`centre_lines_path`)."""
+
+SIMPLIFY_PX = 1.0
+"""Default Douglas-Peucker tolerance of the centre lines, in pixels. The skeleton of a digitised
+band zigzags by one pixel (its pixels sit on the grid, a line at an angle becomes a staircase);
+a one-pixel tolerance straightens the staircase and keeps every line within one pixel of the
+skeleton, i.e. inside any road at least two pixels wide."""
+
+MIN_LENGTH_PX = float(MIN_ROAD_PIECE_PX)
+"""Default shortest spur / isolated piece kept, in pixels (:data:`sam2elnet.data.skeleton.
+MIN_ROAD_PIECE_PX`: the road connectivity measure ignores skeleton components under this size
+too). Thinning a road end or a mask corner leaves spurs about half the road width long; a side
+road shorter than this that ends in the open is dropped as well."""
+
+_COLUMNS = (
+    "source",
+    "label",
+    "category",
+    "quality",
+    "status",
+    "length_px",
+    "length_m",
+    "model_id",
+)
+
+
+def wants_centre_lines(option: bool | None, category: str) -> bool:
+    """Whether an export writes centre lines: ``option`` when given (``--centre-lines`` /
+    ``--no-centre-lines``), else on for road labels (``category`` ``"road"``, any case, as
+    :func:`~sam2elnet.export.run_info.default_category` names a roads run)."""
+    if option is not None:
+        return bool(option)
+    return category.strip().lower() in ("road", "roads")
+
+
+def centre_lines_path(out: str | Path, fmt: str) -> Path:
+    """Where the centre lines of a polygon export to ``out`` go: ``out`` itself for a GeoPackage
+    (layer :data:`LAYER`), else the sibling ``<out stem>_centre_lines<suffix>``."""
+    p = Path(out)
+    return p if fmt == "gpkg" else p.with_name(f"{p.stem}_{LAYER}{p.suffix}")
+
+
+def skeleton_segments(skel: np.ndarray) -> np.ndarray:
+    """Two-point segments between 8-neighbour pixels of a one-pixel-wide skeleton.
+
+    Args:
+        skel: bool ``(H, W)``.
+
+    Returns:
+        float64 ``(N, 2, 2)``: segment, end, ``(x, y)`` = ``(col + 0.5, row + 0.5)`` (pixel
+        centres). Each neighbour pair once; a diagonal pair is left out when a pixel on the
+        skeleton joins the two through 4-neighbours (no triangles at corners).
+    """
+    s = np.pad(np.asarray(skel, dtype=bool), 1)
+    c = s[1:-1, 1:-1]
+    right, down = s[1:-1, 2:], s[2:, 1:-1]
+    down_right, down_left = s[2:, 2:], s[2:, :-2]
+    left = s[1:-1, :-2]
+    pairs = (
+        (c & right, (0, 1)),
+        (c & down, (1, 0)),
+        (c & down_right & ~right & ~down, (1, 1)),
+        (c & down_left & ~left & ~down, (1, -1)),
+    )
+    out = []
+    for hit, (dr, dc) in pairs:
+        r, k = np.nonzero(hit)
+        a = np.stack([k + 0.5, r + 0.5], axis=1)
+        b = np.stack([k + dc + 0.5, r + dr + 0.5], axis=1)
+        out.append(np.stack([a, b], axis=1))
+    return np.concatenate(out) if out else np.zeros((0, 2, 2))
+
+
+def _merge(lines: list[Any]) -> list[Any]:
+    import shapely
+
+    if not lines:
+        return []
+    return list(shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines))))
+
+
+def _ends(g: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    import shapely
+
+    xy = shapely.get_coordinates(g)
+    return (float(xy[0, 0]), float(xy[0, 1])), (float(xy[-1, 0]), float(xy[-1, 1]))
+
+
+def _degrees(lines: list[Any]) -> dict[tuple[float, float], int]:
+    """Line ends per end point (pixel centres are exact binary fractions: exact keys)."""
+    deg: dict[tuple[float, float], int] = {}
+    for g in lines:
+        for e in _ends(g):
+            deg[e] = deg.get(e, 0) + 1
+    return deg
+
+
+def mask_lines(
+    mask: np.ndarray,
+    *,
+    simplify_px: float = SIMPLIFY_PX,
+    min_length_px: float = MIN_LENGTH_PX,
+) -> list[Any]:
+    """Centre lines of a bool road mask as shapely LineStrings in pixel coordinates.
+
+    Steps and conventions: the module docstring (skeleton, 8-neighbour segments, merge, spur
+    and speck removal, simplification).
+
+    Args:
+        mask: bool ``(H, W)`` (True = road).
+        simplify_px: Douglas-Peucker tolerance in pixels (0: none); default :data:`SIMPLIFY_PX`.
+        min_length_px: spurs and isolated pieces shorter than this many pixels are dropped
+            (0: none); default :data:`MIN_LENGTH_PX`.
+
+    Returns:
+        LineStrings, ``x = col + 0.5``, ``y = row + 0.5``, lengths in pixels; ``[]`` for a mask
+        without road (or only specks).
+
+    Raises:
+        ValueError: ``mask`` not 2-D, or a negative tolerance / length.
+    """
+    import shapely
+
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise ValueError(f"mask_lines needs a 2-D mask, got shape {m.shape}")
+    if simplify_px < 0 or min_length_px < 0:
+        raise ValueError("simplify_px and min_length_px must be >= 0")
+    segs = skeleton_segments(centre_lines(m))
+    if not len(segs):
+        return []
+    lines = _merge(list(shapely.linestrings(segs)))
+    if min_length_px > 0:
+        deg = _degrees(lines)
+        keep = []
+        for g in lines:
+            a, b = (deg[e] for e in _ends(g))
+            spur = min(a, b) == 1 and max(a, b) >= 3 and g.length < min_length_px
+            if not spur:
+                keep.append(g)
+        lines = _merge(keep) if len(keep) < len(lines) else lines
+        deg = _degrees(lines)
+        lines = [g for g in lines if g.length >= min_length_px or not _isolated(g, deg)]
+    if simplify_px > 0:
+        lines = list(
+            shapely.simplify(np.asarray(lines, dtype=object), simplify_px, preserve_topology=True)
+        )
+    return [g for g in lines if not g.is_empty and g.length > 0]
+
+
+def _isolated(g: Any, deg: dict[tuple[float, float], int]) -> bool:
+    """The line is a whole piece: both ends free, or a ring touching nothing else."""
+    a, b = _ends(g)
+    return (deg[a] == 1 and deg[b] == 1) or (a == b and deg[a] == 2)
+
+
+def place_lines(lines: list[Any], transform: Any) -> list[Any]:
+    """Pixel-coordinate lines (:func:`mask_lines`) through an affine ``transform`` (map x =
+    a * x + b * y + c, map y = d * x + e * y + f; rasterio's / affine's). Identity: as given."""
+    import shapely
+
+    t = transform
+
+    def f(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0], xy[:, 1]
+        return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
+
+    if not lines:
+        return []
+    return list(shapely.transform(np.asarray(lines, dtype=object), f))
+
+
+def lengths_m(lines: list[Any], crs: Any) -> list[float]:
+    """Length of each line in metres, for lines in ``crs`` (a rasterio / pyproj CRS or None).
+
+    Projected CRS: the planar length in the CRS, times its axis unit in metres (1 for metre
+    CRSs, 0.3048 for international feet): grid length, which a map projection's scale factor
+    makes differ from the ellipsoid length (UTM: 0.04 % shorter on the central meridian, up to
+    about 0.1 % longer at a zone's edge). Geographic CRS
+    (degrees): the geodesic length on the CRS's ellipsoid (``pyproj.Geod.geometry_length``).
+    No CRS: NaN for every line (pixel coordinates; use the length in pixels).
+    """
+    if crs is None:
+        return [math.nan] * len(lines)
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    if c.is_geographic:
+        geod = c.get_geod()
+        return [float(geod.geometry_length(g)) for g in lines]
+    axis = c.axis_info[0] if c.axis_info else None
+    factor = axis.unit_conversion_factor if axis is not None and axis.unit_conversion_factor else 1
+    return [float(g.length) * float(factor) for g in lines]
+
+
+class CentreLineLayer:
+    """The centre lines of an export, label by label, held until :meth:`write`.
+
+    Rows carry ``line_id`` (1, 2, ... in label order), ``source``, ``label``, ``category``,
+    ``quality``, ``status`` and ``model_id`` as the polygon layer does, plus ``length_px``
+    (length on the label's pixel grid, pixels) and ``length_m`` (metres, :func:`lengths_m`;
+    NaN without a CRS). Simplified lines are few vertices per road stretch, so holding them is
+    small next to the label rasters.
+    """
+
+    def __init__(self, simplify_px: float = SIMPLIFY_PX, min_length_px: float = MIN_LENGTH_PX):
+        self.simplify_px, self.min_length_px = simplify_px, min_length_px
+        self.geoms: list[Any] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, attrs: Any, model_id: str | None) -> dict[str, Any]:
+        """Vectorise the label of ``attrs`` (the polygon layer's per-label attributes: ``lab``,
+        ``name``, ``q``, ``tiles``, ``crs``, ``category``, ``status``, ``reproject``) and keep its
+        lines in the layer CRS. Returns the label's summary for the per-image record:
+        ``centre_lines`` (count), ``road_length_px``, ``road_length_m`` (None without a CRS)."""
+        lab = attrs.lab
+        pix = mask_lines(
+            lab.read_mask(), simplify_px=self.simplify_px, min_length_px=self.min_length_px
+        )
+        lines = place_lines(pix, lab.transform)
+        metres = lengths_m(lines, lab.crs if lab.georef else None)
+        if attrs.tiles is not None and lines:
+            from sam2elnet.export.tile_quality import tile_quality
+
+            half = 0.5 * math.sqrt(lab.pixel_area or 1.0)  # a line as a one-pixel-wide band
+            quality = tile_quality(attrs.tiles, [g.buffer(half, cap_style="flat") for g in lines])
+        else:
+            quality = [attrs.q] * len(lines)
+        if attrs.reproject and lines:
+            import geopandas as gpd
+
+            lines = gpd.GeoSeries(lines, crs=lab.crs).to_crs(attrs.crs).tolist()
+        for g, p, m, q in zip(lines, pix, metres, quality, strict=True):
+            self.geoms.append(g)
+            self.rows.append(
+                {
+                    "source": lab.source,
+                    "label": attrs.name,
+                    "category": attrs.category,
+                    "quality": q,
+                    "status": attrs.status,
+                    "length_px": round(float(p.length), 3),
+                    "length_m": round(m, 3),
+                    "model_id": model_id,
+                }
+            )
+        total_m = float(sum(metres)) if lab.georef else None
+        return {
+            "centre_lines": len(lines),
+            "road_length_px": round(float(sum(g.length for g in pix)), 3),
+            "road_length_m": None if total_m is None else round(total_m, 3),
+        }
+
+    @property
+    def total_length_m(self) -> float:
+        """Summed ``length_m`` (NaN without a CRS)."""
+        return float(sum(r["length_m"] for r in self.rows)) if self.rows else 0.0
+
+    def frame(self, crs: Any) -> Any:
+        """The layer as a GeoDataFrame (``line_id`` first; ``quality`` / ``length_m`` float64,
+        NaN for none), in ``crs``."""
+        import geopandas as gpd
+
+        if self.rows:
+            gdf = gpd.GeoDataFrame(self.rows, geometry=self.geoms, crs=crs)
+        else:
+            gdf = gpd.GeoDataFrame({k: [] for k in _COLUMNS}, geometry=[], crs=crs)
+        gdf.insert(0, "line_id", np.arange(1, len(gdf) + 1))
+        for col in ("quality", "length_px", "length_m"):
+            gdf[col] = gdf[col].astype("float64")
+        if gdf["model_id"].isna().all():
+            gdf["model_id"] = gdf["model_id"].astype("object")
+        return gdf
+
+    def write(self, writer: Any, make_writer: Any) -> None:
+        """Write the layer: into the open GeoPackage of the polygon ``writer`` (layer
+        :data:`LAYER`, renamed into place with the polygons), or for GeoJSON / Shapefile through
+        ``make_writer(path)``, a writer of the sibling file :func:`centre_lines_path` (written
+        whole under a temporary name, before the polygon layer is renamed into place)."""
+        gdf = self.frame(writer.crs)
+        if writer.fmt == "gpkg":
+            writer.write(gdf, layer=LAYER, geometry_type="LineString")
+            return
+        with make_writer(centre_lines_path(writer.out, writer.fmt)) as w:
+            w.write(gdf, geometry_type="LineString")
