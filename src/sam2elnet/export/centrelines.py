@@ -305,11 +305,6 @@ class CentreLineLayer:
             "road_length_m": None if total_m is None else round(total_m, 3),
         }
 
-    @property
-    def total_length_m(self) -> float:
-        """Summed ``length_m`` (NaN without a CRS)."""
-        return float(sum(r["length_m"] for r in self.rows)) if self.rows else 0.0
-
     def frame(self, crs: Any) -> Any:
         """The layer as a GeoDataFrame (``line_id`` first; ``quality`` / ``length_m`` float64,
         NaN for none), in ``crs``."""
