@@ -163,10 +163,15 @@ def _shot(drv, name: str, full: bool = False) -> Path:
 
 def test_report_in_headless_browser(driver, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     path, items = _report(tmp_path)
     driver.get(path.resolve().as_uri())
-    assert driver.execute_script("return document.readyState") == "complete"
+    # get() returns at the load event, but on a busy 2-core machine readyState was once still
+    # 'loading' right after it: wait for 'complete' (a page that never completes still fails)
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
     assert driver.title == "Browser test report"
     assert _errors(driver) == []
     # every embedded picture decoded (a broken data URI has naturalWidth 0)
