@@ -33,11 +33,8 @@ _SHOWN = (
     "boundary_precision",
     "boundary_recall",
     "mean_image_boundary_f1",
-    "road_correctness",
-    "road_completeness",
-    "road_quality",
-    "road_connectivity",
 )
+# the road measures (sam2elnet.engine.metrics.ROAD_KEYS) follow in a table of their own
 
 
 def _f(v: Any) -> str:
@@ -306,9 +303,10 @@ def evaluate(
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
+    from sam2elnet.engine.metrics import ROAD_KEYS
     from sam2elnet.errors import UserError
     from sam2elnet.options import ROAD_BUFFER_PX
-    from sam2elnet.pipeline.glossary import label, road_buffer_words
+    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_words
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
@@ -402,6 +400,14 @@ def evaluate(
         if key in res.aggregate:
             table.add_row(label(key), _f(res.aggregate[key]))
     console.print(table)
+    road_rows = [(label(k), _f(res.aggregate[k])) for k in ROAD_KEYS if k in res.aggregate]
+    if road_rows:  # not pixel-summed: centre-line lengths and road pieces summed over images
+        roads_table = Table()
+        roads_table.add_column(ROAD_TABLE_HEADER)
+        roads_table.add_column("value", justify="right")
+        for row in road_rows:
+            roads_table.add_row(*row)
+        console.print(roads_table)
     if res.options.get("roads"):  # which buffer, whether asked for or detected
         if roads is None:
             console.print(

@@ -427,7 +427,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             )
             if improved:
                 save_model(model, best_path, extra=model_extra(None, None))
-            val_txt = val_text(row, cfg.coarse_prob, roads)
+            val_txt = val_text(row, cfg.coarse_prob, roads, cfg.road_buffer)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
                 f"{tr_iou:.3f} {val_txt} lr {row['lr']:.2g} ({row['train_img_per_s']:.2f} img/s, "

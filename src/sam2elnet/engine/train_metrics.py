@@ -159,11 +159,14 @@ def resumed_selection(
     return history, best_iou, best_score
 
 
-def val_text(row: dict[str, Any], coarse_prob: float, roads: bool) -> str:
+def val_text(
+    row: dict[str, Any], coarse_prob: float, roads: bool, road_buffer: float = ROAD_BUFFER_PX
+) -> str:
     """The validation part of an epoch's log line: ``val loss 0.3990 val IoU 0.587 (0.5 x
     annotation 0.501 + 0.5 x enhancement 0.673 from coarse 0.610)`` (weights:
-    :func:`selection_weights`), plus road measures with ``roads``; ``"no validation split"``
-    when the row has no validation values."""
+    :func:`selection_weights`), plus with ``roads`` the road measures and the buffer they were
+    matched within (``road_buffer``, px: ``... correctness 0.702 (buffer 3 px)``); ``"no
+    validation split"`` when the row has no validation values."""
     if not math.isfinite(float(row.get("val_loss", math.nan))):
         return "no validation split"
     wa, we = selection_weights(coarse_prob)
@@ -176,6 +179,7 @@ def val_text(row: dict[str, Any], coarse_prob: float, roads: bool) -> str:
         txt += (
             f" road quality {row['val_road_quality']:.3f} completeness "
             f"{row['val_road_completeness']:.3f} correctness {row['val_road_correctness']:.3f}"
+            f" (buffer {float(road_buffer):g} px)"
         )
     return txt
 

@@ -164,10 +164,11 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {name.replace('_', '-')} | " + " | ".join(pm(s[k]) for k in keys) + " |")
     for gap, (_, words) in GAPS.items():
         if gap in r["summary"]:
+            n = r["summary"][gap]["n"]
             lines += [
                 "",
                 f"In-domain minus cross-domain {words}: **{pm(r['summary'][gap])}** "
-                f"(over {r['summary'][gap]['n']} directions).",
+                f"(over {n} direction{'' if n == 1 else 's'}).",
             ]
     t = r["train"]
     lines += [

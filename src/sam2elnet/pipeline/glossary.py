@@ -7,7 +7,12 @@ counted per pixel, foreground = oil / road is the positive class).
 
 from __future__ import annotations
 
-__all__ = ["GLOSSARY", "definition", "label", "road_buffer_words"]
+__all__ = ["GLOSSARY", "ROAD_TABLE_HEADER", "definition", "label", "road_buffer_words"]
+
+ROAD_TABLE_HEADER = "road measure (centre-line lengths summed)"
+"""Heading of the road measures' own table (``elnet evaluate``'s terminal and report.html): they
+are not pixel-summed like the IoU rows above them, but computed from skeleton lengths and road
+pieces summed over the images (:mod:`sam2elnet.engine.metrics.roads`)."""
 
 #: key -> (readable name, definition)
 GLOSSARY: dict[str, tuple[str, str]] = {

@@ -342,7 +342,12 @@ def write_evaluation_report(
         threshold = float(run_summary["threshold"])
     items = evaluation_items(result, images)
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
+    road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
     metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
+    if road:  # centre-line measures, not pixel-summed: a table of their own
+        from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER
+
+        metrics[ROAD_TABLE_HEADER] = road
     if result.quality is not None:
         metrics["label quality"] = {
             k: v for k, v in result.quality.as_dict().items() if k != "source"

@@ -1,0 +1,82 @@
+"""How road results are reported: the printed evaluation table keeps the centre-line road
+measures out of its pixel-summed section, the training log's validation road line names its
+buffer, cv.md counts its cross-domain directions in words that agree with the number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2elnet.cli import main
+
+
+def _save(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
+
+
+@pytest.fixture
+def road_pair(tmp_path: Path) -> tuple[Path, Path]:
+    """One 32 x 32 truth with a 3 px road (rows 15-17) and a prediction of its left half."""
+    t = np.zeros((32, 32), bool)
+    t[15:18, :] = True
+    p = np.zeros_like(t)
+    p[15:18, :16] = True
+    _save(tmp_path / "truth" / "a_mask.png", t)
+    _save(tmp_path / "pred" / "a_pred.png", p)
+    return tmp_path / "pred", tmp_path / "truth"
+
+
+def test_road_rows_are_not_under_the_pixel_summed_heading(
+    road_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The road measures come from centre-line lengths, not pixel counts: they were printed
+    (and shown in report.html) under "metric (pixel-summed)"; they have a table of their own."""
+    pred, truth = road_pair
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress",
+            "--json", str(tmp_path / "o" / "e.json"), "--report"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = {k: next(i for i, s in enumerate(lines) if k in s)
+          for k in ("metric (pixel-summed)", "IoU (foreground)", "road measure (centre-line",
+                    "road correctness", "road connectivity")}  # fmt: skip
+    assert at["metric (pixel-summed)"] < at["IoU (foreground)"] < at["road measure (centre-line"]
+    assert at["road measure (centre-line"] < at["road correctness"] < at["road connectivity"]
+    page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    pixel, road = page.index("aggregate (pixel-summed)"), page.index("road measure (centre-line")
+    assert pixel < road and "road quality" not in page[pixel:road]
+
+
+def test_the_validation_road_line_names_its_buffer() -> None:
+    """An epoch's log line gave road quality / completeness / correctness with no buffer."""
+    from sam2elnet.engine.train_metrics import val_text
+
+    row = {"val_loss": 0.4, "val_iou": 0.5, "val_iou_annotate": 0.4, "val_iou_enhance": 0.6,
+           "val_coarse_iou": 0.55, "val_road_quality": 0.31, "val_road_completeness": 0.52,
+           "val_road_correctness": 0.44}  # fmt: skip
+    assert val_text(row, 0.5, roads=True, road_buffer=5.0).endswith(
+        "road quality 0.310 completeness 0.520 correctness 0.440 (buffer 5 px)"
+    )
+    assert val_text(row, 0.5, roads=True).endswith("(buffer 3 px)")  # the default
+    assert "buffer" not in val_text(row, 0.5, roads=False)
+
+
+@pytest.mark.parametrize(("n", "said"), [(1, "(over 1 direction)."), (2, "(over 2 directions).")])
+def test_cv_md_counts_its_directions(n: int, said: str) -> None:
+    """A cross-domain run with one direction done said "over 1 directions"."""
+    from sam2elnet.pipeline.crossval_report import render_markdown
+
+    gap = {"mean": 0.1, "std": 0.0, "n": n}
+    r = {"keys": [], "mode": "kfold", "folds_total": 2, "folds_done": n, "data": "d",
+         "n_images": 9, "domain": "other", "domain_reason": "-", "folds": [],
+         "summary": {"iou_gap": gap}, "train": {}, "seed": 0, "seconds_this_run": 1.0}  # fmt: skip
+    assert f"In-domain minus cross-domain IoU: **{_pm(gap)}** {said}" in render_markdown(r)
+
+
+def _pm(s: dict) -> str:
+    from sam2elnet.pipeline.crossval_report import pm
+
+    return pm(s)
