@@ -55,6 +55,10 @@ axes within a buffer they tie to the road width; 3 px is this project's choice (
 ROAD_BUFFER_MAX = 100.0
 """Largest ``--road-buffer`` accepted, px (a larger buffer matches almost everything)."""
 
+ROAD_BUFFER_M_MAX = 1000.0
+"""Largest ``--road-buffer-m`` accepted, metres (a sanity bound; the buffer in pixels it gives
+must also be at most :data:`ROAD_BUFFER_MAX`)."""
+
 LINE_WIDTH_MAX = 100_000.0
 """Largest ``--line-width`` accepted (map units or px): a sanity bound, 100 km in metres."""
 
@@ -67,6 +71,18 @@ def road_buffer_field() -> Any:
         gt=0,
         le=ROAD_BUFFER_MAX,
         description="road measures: centre-line buffer tolerance, px",
+    )
+
+
+def road_buffer_m_field() -> Any:
+    """The one declaration of the ``road_buffer_m`` option (``elnet evaluate --road-buffer-m``:
+    the road buffer in metres, None: given in px; 0 < m <= :data:`ROAD_BUFFER_M_MAX`)."""
+    return Field(
+        None,
+        gt=0,
+        le=ROAD_BUFFER_M_MAX,
+        description="road measures: centre-line buffer tolerance, metres (pixel size from the "
+        "prediction's CRS and transform)",
     )
 
 
@@ -332,6 +348,7 @@ class EvaluateOptions(_Options):
     group_by: GroupBy = "none"
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
     road_buffer: float = road_buffer_field()
+    road_buffer_m: float | None = road_buffer_m_field()
     line_width: float | None = line_width_field()
     line_width_unit: Literal["map", "px"] = "map"
 

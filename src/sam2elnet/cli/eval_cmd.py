@@ -16,7 +16,8 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
-from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
+from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
+from sam2elnet.cli.shared_options import ROAD_BUFFER_OR_M as _ROAD_BUFFER
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 # aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
@@ -197,7 +198,8 @@ def evaluate(
         help="Skeleton road measures (correctness, completeness, quality, connectivity). Default: on "
         "when the ground truth is a road network (thin, long, connected masks).",
     ),
-    road_buffer: float = _ROAD_BUFFER,
+    road_buffer: Optional[float] = _ROAD_BUFFER,  # noqa: UP045
+    road_buffer_m: Optional[float] = _ROAD_BUFFER_M,  # noqa: UP045
     line_width: Optional[float] = _LINE_WIDTH,  # noqa: UP045
     line_width_px: bool = _LINE_WIDTH_PX,
     quality: Path | None = typer.Option(
@@ -319,8 +321,15 @@ def evaluate(
         group_by=group_by,
         tau=tau,
         road_buffer=road_buffer,
+        road_buffer_m=road_buffer_m,
         line_width=line_width,
     )
+    if road_buffer is not None and road_buffer_m is not None:
+        raise UserError(
+            "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
+        )
+    buffer_given = road_buffer is not None or road_buffer_m is not None
+    road_buffer = ROAD_BUFFER_PX if road_buffer is None else road_buffer
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:
@@ -387,6 +396,7 @@ def evaluate(
         ids=keep,
         resample=resample,
         road_buffer_px=road_buffer,
+        road_buffer_m=road_buffer_m,
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
     )
@@ -413,11 +423,19 @@ def evaluate(
             console.print(
                 f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
             )
-        console.print(road_buffer_words(res.options["road_buffer_px"]))
-    elif road_buffer != ROAD_BUFFER_PX:  # a buffer given for measures that are off: say why
-        why = "--no-roads" if roads is False else res.options["roads_reason"]
+        o = res.options
         console.print(
-            f"note: --road-buffer {road_buffer:g} unused: road measures are off ({why}"
+            road_buffer_words(o["road_buffer_px"], o["road_buffer_m"], o["road_buffer_unit"])
+        )
+    elif buffer_given:  # a buffer given for measures that are off: say why
+        why = "--no-roads" if roads is False else res.options["roads_reason"]
+        flag = (
+            f"--road-buffer {road_buffer:g}"
+            if road_buffer_m is None
+            else f"--road-buffer-m {road_buffer_m:g}"
+        )
+        console.print(
+            f"note: {flag} unused: road measures are off ({why}"
             + ("" if roads is False else "; --roads turns them on")
             + ")"
         )

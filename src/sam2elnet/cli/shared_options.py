@@ -12,7 +12,8 @@ experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfi
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
 vector coarse labels), range :func:`sam2elnet.options.line_width_field`.
 ``--road-buffer`` (``evaluate``, ``train``, ``cv``, ``experiment``): default and range
-:data:`sam2elnet.options.ROAD_BUFFER_PX` / :func:`sam2elnet.options.road_buffer_field`.
+:data:`sam2elnet.options.ROAD_BUFFER_PX` / :func:`sam2elnet.options.road_buffer_field`;
+``--road-buffer-m`` (``evaluate``): :func:`sam2elnet.options.road_buffer_m_field`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sam2elnet.options import (
     PIXEL_COORDS,
     PIXEL_COORDS_HELP,
     PRECISION_HELP,
+    ROAD_BUFFER_M_MAX,
     ROAD_BUFFER_MAX,
     ROAD_BUFFER_PX,
 )
@@ -36,6 +38,8 @@ __all__ = [
     "PIXEL_COORDS_OPTION",
     "PRECISION_HELP",
     "ROAD_BUFFER",
+    "ROAD_BUFFER_M",
+    "ROAD_BUFFER_OR_M",
     "ROAD_BUFFER_UNSET",
     "TRAIN_HELP",
     "WARP_METHOD",
@@ -125,5 +129,16 @@ _ROAD_BUFFER_HELP = (
     f"(default {ROAD_BUFFER_PX:g}, 0 < PX <= {ROAD_BUFFER_MAX:g})."
 )
 ROAD_BUFFER = typer.Option(ROAD_BUFFER_PX, "--road-buffer", help=_ROAD_BUFFER_HELP)
+#: ``elnet evaluate``'s: not given stays None, so --road-buffer-m can be told apart
+ROAD_BUFFER_OR_M = typer.Option(
+    None, "--road-buffer", help=_ROAD_BUFFER_HELP + " Or --road-buffer-m."
+)
+ROAD_BUFFER_M = typer.Option(
+    None,
+    "--road-buffer-m",
+    help="The road buffer in metres instead (e.g. 2 for 0.5 m imagery), converted with the "
+    "predictions' pixel size from their projected CRS and transform (one pixel size for all; "
+    f"0 < M <= {ROAD_BUFFER_M_MAX:g}, at most {ROAD_BUFFER_MAX:g} px). Not with --road-buffer.",
+)
 #: the same option where "not given" must stay None (``elnet train``: a --config file may set it)
 ROAD_BUFFER_UNSET = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP)

@@ -173,3 +173,36 @@ def crs_name(crs: Any) -> str:
             return str(crs.to_string())
         except Exception:  # noqa: BLE001
             return str(crs)
+
+
+def metres_per_pixel(geo: dict[str, Any]) -> tuple[float | None, str]:
+    """A raster's pixel size in metres, from its CRS and transform.
+
+    Args:
+        geo: its georeference, :func:`dataset_georeference` (``{"crs", "transform"}``,
+            ``{"gcps", "crs"}`` or ``{}``; :class:`sam2elnet.data.grids.RasterHeader` ``.geo``).
+
+    Returns:
+        ``(size, "")``: the mean of the column and row steps of the affine transform
+        (``hypot(a, d)`` and ``hypot(b, e)``, so a rotated grid measures right), in the CRS's
+        linear unit times its size in metres (``CRS.linear_units_factor``: 1 for metre CRSs,
+        0.3048006 for US survey feet), in a projected CRS; else ``(None, why)``: ``"no CRS"``,
+        ``"only ground control points (no map grid)"`` or ``"a geographic CRS (EPSG:4326,
+        degrees)"``. Web Mercator (EPSG:3857) metres are map metres, 1 / cos(latitude) times
+        ground metres.
+    """
+    import math
+
+    crs, t = geo.get("crs"), geo.get("transform")
+    if geo.get("gcps"):
+        return None, "only ground control points (no map grid)"
+    if crs is None or t is None:
+        return None, "no CRS"
+    if getattr(crs, "is_geographic", False) or not getattr(crs, "is_projected", False):
+        return None, f"a geographic CRS ({crs_name(crs)}, degrees)"
+    try:
+        factor = float(crs.linear_units_factor[1])
+    except Exception:  # noqa: BLE001 - a projected CRS whose unit PROJ cannot name
+        return None, f"a CRS whose linear unit is unknown ({crs_name(crs)})"
+    step = (math.hypot(t.a, t.d) + math.hypot(t.b, t.e)) / 2.0
+    return step * factor, ""

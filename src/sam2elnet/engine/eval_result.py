@@ -50,6 +50,7 @@ class ImageResult:
     line_width: tuple[float, str] | None = None  # polygon truth: its lines' width and unit
     valid_path: Path | None = None  # the --valid mask counted with it
     positive_values: tuple[float, ...] | None = None  # object values of a class-index truth
+    road_buffer: tuple[float, float | None] | None = None  # road measures' buffer: px, metres
 
     @property
     def iou(self) -> float:
@@ -76,6 +77,10 @@ class ImageResult:
         if self.boundary is not None:
             row.update(self.boundary.scores())
         if self.roads is not None:  # this image's measures and the lengths they come from
+            if self.road_buffer is not None:  # what they were matched within
+                row["road_buffer_px"] = self.road_buffer[0]
+                if self.road_buffer[1] is not None:
+                    row["road_buffer_m"] = self.road_buffer[1]
             row.update(self.roads.scores())
             row.update(self.roads.as_dict())
         if self.predicted_iou is not None:

@@ -40,6 +40,8 @@ from sam2elnet.engine.eval_stream import (
     read_pair_masks,
 )
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
+from sam2elnet.engine.road_buffer import SAME_PIXEL_SIZE, pixel_sizes_m
+from sam2elnet.engine.road_buffer import road_buffer_px as road_buffer_px_from_m
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.options import ROAD_BUFFER_PX, GroupBy
 from sam2elnet.utils.batch import SkipLog
@@ -72,6 +74,7 @@ def evaluate_folders(
     *,
     tolerance_px: float = 2.0,
     road_buffer_px: float = ROAD_BUFFER_PX,
+    road_buffer_m: float | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
     truth_split: str | Sequence[str] | None = None,
@@ -105,7 +108,14 @@ def evaluate_folders(
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
     (> 0, px; default 3) is their buffer tolerance: a centre-line pixel within it of the other
-    mask's centre line is matched (Wiedemann et al. 1998). ``line_width`` (> 0; None: 1 px) is
+    mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, metres; None:
+    ``road_buffer_px`` decides) takes its place: it becomes pixels with the predictions' one pixel
+    size, from their projected CRS and transform (:func:`~sam2elnet.engine.road_buffer.road_buffer_px`;
+    DataError for a prediction without one, or for two pixel sizes). The buffer is recorded in
+    ``options`` (``road_buffer_px``; ``road_buffer_m``: the metres, given or from the one pixel
+    size, None when not known; ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given) and in
+    every image row next to its road measures (``road_buffer_px``; ``road_buffer_m`` when its
+    prediction has a projected CRS). ``line_width`` (> 0; None: 1 px) is
     the total width line features of polygon-file truth are buffered to before rasterising, in
     ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``.
 
@@ -153,7 +163,8 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
-    _check_widths(road_buffer_px, line_width, line_width_unit)
+    _check_widths(road_buffer_px if road_buffer_m is None else road_buffer_m, line_width,
+                  line_width_unit)  # fmt: skip
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
     pairs = pair_inputs(pdir, tdir, truth_split, runs)
@@ -204,6 +215,10 @@ def evaluate_folders(
         else (False, "auto: polygon ground truth (--roads for road measures)")
     )
 
+    sizes = pixel_sizes_m([preds[k] for k in keys]) if roads else {}
+    if roads and road_buffer_m is not None:  # metres: with the predictions' one pixel size
+        road_buffer_px = road_buffer_px_from_m(road_buffer_m, sizes)
+
     qpaths, qrows = quality_rows(quality_csv, pdir.parent if one else pdir, runs)
     qfilter = quality_filter(qpaths)
     if tau is None:
@@ -232,6 +247,9 @@ def evaluate_folders(
                               scores(got.confusion), got.boundary, got.roads,
                               resampled=got.resampled, valid_path=valids.get(key),
                               positive_values=positive_values)  # fmt: skip
+            if roads:  # the buffer in px, and in metres where the pixel size is known
+                size = sizes[Path(preds[key])][0]
+                res.road_buffer = (road_buffer_px, None if size is None else road_buffer_px * size)
             if (
                 line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
             ):  # the report redraws it
@@ -311,6 +329,8 @@ def evaluate_folders(
             "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
             "road_buffer_px": road_buffer_px,
+            "road_buffer_m": road_buffer_m if road_buffer_m is not None else _one_m(images),
+            "road_buffer_unit": "px" if road_buffer_m is None else "m",
             "line_width": line_width,
             "line_width_unit": line_width_unit,
             "valid_dir": None if valid_dir is None else str(valid_dir),
@@ -329,6 +349,15 @@ def evaluate_folders(
         skipped=skips.rows(),
         layer=pairs.layer,
     )
+
+
+def _one_m(images: list[ImageResult]) -> float | None:
+    """The road buffer in metres when every image's is known and they agree (one pixel size)."""
+    ms = [r.road_buffer[1] for r in images if r.road_buffer is not None]
+    if not ms or any(m is None for m in ms):
+        return None
+    lo, hi = min(ms), max(ms)  # type: ignore[type-var]
+    return float(lo) if hi - lo <= SAME_PIXEL_SIZE * lo else None
 
 
 def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:

@@ -167,11 +167,20 @@ def definition(key: str) -> str | None:
     return entry[1] if entry else None
 
 
-def road_buffer_words(buffer_px: float) -> str:
+def road_buffer_words(buffer_px: float, buffer_m: float | None = None, unit: str = "px") -> str:
     """What the road measures of a result are, with their buffer (the ``--road-buffer`` it was
-    scored with, in pixels): ``"road measures: centre lines matched within 5 px (--road-buffer);
-    lengths summed over images"``. One wording for ``elnet evaluate``'s terminal and report."""
+    scored with, in pixels; ``buffer_m``: the same in metres where the pixel size is known;
+    ``unit``: the one it was given in, ``"px"`` or ``"m"``, ``--road-buffer-m``):
+    ``"road measures: centre lines matched within 5 px (--road-buffer); lengths summed over
+    images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``. One wording for
+    ``elnet evaluate``'s terminal and report."""
+    px = f"{float(buffer_px):.3g} px" if unit == "m" else f"{float(buffer_px):g} px"
+    if unit == "m" and buffer_m is not None:
+        said = f"{float(buffer_m):g} m = {px} (--road-buffer-m)"
+    elif buffer_m is not None:
+        said = f"{px} = {float(buffer_m):.3g} m (--road-buffer)"
+    else:
+        said = f"{px} (--road-buffer)"
     return (
-        f"road measures: centre lines matched within {float(buffer_px):g} px (--road-buffer); "
-        "lengths summed over images, not pixels"
+        f"road measures: centre lines matched within {said}; lengths summed over images, not pixels"
     )

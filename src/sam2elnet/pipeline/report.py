@@ -373,7 +373,12 @@ def write_evaluation_report(
     if result.options.get("roads") and result.options.get("road_buffer_px") is not None:
         from sam2elnet.pipeline.glossary import road_buffer_words
 
-        notes.append(road_buffer_words(result.options["road_buffer_px"]))
+        o = result.options
+        notes.append(
+            road_buffer_words(
+                o["road_buffer_px"], o.get("road_buffer_m"), o.get("road_buffer_unit", "px")
+            )
+        )
     if comparison is not None:
         notes.append(f"baseline: {result.options.get('baseline_dir')}")
         if comparison.worse_images:
