@@ -80,3 +80,20 @@ def _pm(s: dict) -> str:
     from sam2elnet.pipeline.crossval_report import pm
 
     return pm(s)
+
+
+def test_experiment_per_image_csv_records_the_road_buffer(tmp_path: Path) -> None:
+    """per_image.csv of ``elnet experiment`` gave each test image's road measures without the
+    buffer they were matched within (another --road-buffer: other numbers, the same columns)."""
+    import csv
+
+    from sam2elnet.pipeline.experiment_stats import write_per_image_csv
+
+    rows = [("full", "test", "r0", "all", [5, 1, 2, 40, 30, 27, 30, 25, 1, 1]),
+            ("autolabels", "unlabelled", "r1", "all", [4, 0, 0, 44])]  # fmt: skip
+    write_per_image_csv(tmp_path / "per_image.csv", rows, road_buffer=5.0)
+    with open(tmp_path / "per_image.csv", newline="") as fh:
+        test, label = csv.DictReader(fh)
+    assert list(test)[8:10] == ["road_buffer_px", "road_correctness"]
+    assert (test["road_buffer_px"], test["road_correctness"]) == ("5.0", repr(27 / 30))
+    assert label["road_buffer_px"] == "" and label["road_correctness"] == ""

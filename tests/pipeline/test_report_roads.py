@@ -244,7 +244,8 @@ def test_tiny_roads_experiment_reports_road_measures(
 
     with open(out / "per_image.csv", newline="") as fh:
         lines = list(csv.DictReader(fh))
-    assert list(lines[0])[8:] == [*ROAD_KEYS, *ROAD_COUNT_KEYS]
+    assert list(lines[0])[8:] == ["road_buffer_px", *ROAD_KEYS, *ROAD_COUNT_KEYS]
+    assert {x["road_buffer_px"] for x in lines if x["part"] == "test"} == {"3.0"}
     for row in scored1 + r["table2"]:
         mine = [x for x in lines if x["setting"] == row["setting"] and x["part"] == "test"]
         assert len(mine) == r["split"]["test"] > 0, row["setting"]

@@ -333,7 +333,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         )
     table2, t2_csv = table2_rows(stages, split, label_sets, down, runs, test_groups)
     auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
-    write_per_image_csv(out / "per_image.csv", per_image_rows + t2_csv + auto_csv)
+    write_per_image_csv(
+        out / "per_image.csv", per_image_rows + t2_csv + auto_csv, road_buffer=cfg.road_buffer
+    )
     verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
     degenerate = degenerate_note(table1)
     if degenerate:  # results.md and report.html say it too; the log reaches API users and the CLI

@@ -339,13 +339,18 @@ def csv_rows(
     ]
 
 
-def write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[int]]]) -> None:
+def write_per_image_csv(
+    path: Path,
+    rows: list[tuple[str, str, str, str, list[int]]],
+    road_buffer: float = ROAD_BUFFER_PX,
+) -> None:
     """per_image.csv: setting, part (``test``: a downstream model or SAM2-ELNet on the test split;
     ``labelled`` / ``unlabelled``: labels of that pool part vs their truth, i.e. the auto-labels
     and table 2's label sets), id, group, tp, fp, fn, tn (pixels). docs/results.md.
 
-    On road data (a row with road counts) the columns go on with each image's road measures,
-    ``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``
+    On road data (a row with road counts) the columns go on with the buffer they were matched
+    within, ``road_buffer_px`` (``road_buffer``, the experiment's ``--road-buffer``), each image's
+    road measures, ``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``
     (:func:`sam2elnet.engine.metrics.road_scores` of its own counts; connectivity empty without
     a true road component), and the counts behind them (:data:`~sam2elnet.engine.metrics.
     ROAD_COUNT_KEYS`, which sum over a setting's images to its table row's measures); rows
@@ -354,14 +359,16 @@ def write_per_image_csv(path: Path, rows: list[tuple[str, str, str, str, list[in
 
     roads = any(len(c) > 4 for *_, c in rows)
     head = ["setting", "part", "id", "group", "tp", "fp", "fn", "tn"]
-    lines = [",".join(head + ([*ROAD_KEYS, *ROAD_COUNT_KEYS] if roads else []))]
+    road_cols = ["road_buffer_px", *ROAD_KEYS, *ROAD_COUNT_KEYS]
+    lines = [",".join(head + (road_cols if roads else []))]
     for s, p, i, g, c in rows:
         cells = [s, p, i, g, *map(str, c[:4])]
         if roads and len(c) > 4:
             rc = RoadCounts(*c[4:10])
+            cells += [repr(float(road_buffer))]
             cells += [_cell(v) for v in rc.scores().values()] + [str(v) for v in c[4:10]]
         elif roads:
-            cells += [""] * (len(ROAD_KEYS) + len(ROAD_COUNT_KEYS))
+            cells += [""] * len(road_cols)
         lines.append(",".join(cells))
     write_text_atomic(path, "\n".join(lines) + "\n")
 
