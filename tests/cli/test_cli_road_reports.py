@@ -97,3 +97,54 @@ def test_experiment_per_image_csv_records_the_road_buffer(tmp_path: Path) -> Non
     assert list(test)[8:10] == ["road_buffer_px", "road_correctness"]
     assert (test["road_buffer_px"], test["road_correctness"]) == ("5.0", repr(27 / 30))
     assert label["road_buffer_px"] == "" and label["road_correctness"] == ""
+
+
+def _geo_roads(root: Path, n: int = 4, size: int = 64, pixel: float = 0.5) -> Path:
+    """GeoTIFF road scenes (RGB images, 0/255 masks) in EPSG:32633 with ``pixel`` m pixels."""
+    import rasterio
+    from affine import Affine
+    from helpers_roads import road_mask
+
+    rng = np.random.default_rng(0)
+    geo = {"crs": "EPSG:32633", "transform": Affine(pixel, 0, 500_000, 0, -pixel, 4_000_000)}
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        m = road_mask(size, rng)
+        img = np.where(m > 0, 120, 60)[None].repeat(3, 0).astype(np.uint8)
+        img = (img + rng.integers(0, 20, img.shape)).astype(np.uint8)
+        for path, arr in (
+            (root / "images" / f"r{i}.tif", img),
+            (root / "masks" / f"r{i}.tif", m[None]),
+        ):
+            with rasterio.open(path, "w", driver="GTiff", width=size, height=size,
+                               count=arr.shape[0], dtype="uint8", **geo) as ds:  # fmt: skip
+                ds.write(arr)
+    return root
+
+
+def test_stats_says_the_domain_and_the_road_width(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """elnet stats said the modality and dB choice of SAR data but nothing road-specific: it
+    says the domain elnet train will detect and, for roads, the labels' road width beside the
+    default road buffer, in metres where the images have a projected CRS."""
+    import json
+
+    from helpers_data import make_sos
+
+    root = _geo_roads(tmp_path / "roads")
+    out = tmp_path / "stats.json"
+    assert main(["stats", "--data", str(root), "--no-progress", "--out", str(out)]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "domain: roads (thin, connected labels: median elongation" in said
+    assert "report road completeness, correctness, quality and connectivity" in said
+    assert "road width: median " in said and " px = " in said
+    assert "--road-buffer 3 px (1.5 m at 0.5 m pixels)" in said
+    payload = json.loads(out.read_text())
+    assert payload["domain"]["domain"] == "roads" and payload["pixel_size_m"] == 0.5
+    assert 2.5 < payload["road_width_px"] < 8  # 3-4 px roads
+    sos = make_sos(tmp_path / "sos")
+    assert main(["stats", "--data", str(sos), "--no-progress"]) == 0
+    said = capsys.readouterr().out
+    assert "domain: other (SAR data; " in said and "road width" not in said

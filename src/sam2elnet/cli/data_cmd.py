@@ -116,6 +116,8 @@ def stats_cmd(
         typer.echo(f"statistics from the train split ({st.n_pairs} pairs); --split to choose")
     if st.checked and not st.skipped:
         typer.echo("all pairs read and have matching sizes")
+    for line in st.domain_lines():
+        typer.echo(line)
     cfg = st.config
     typer.echo(describe(cfg))
     for b in range(cfg.bands or 0):

@@ -41,6 +41,7 @@ __all__ = [
     "category_name",
     "detect_domain",
     "line_shape",
+    "median_width_px",
     "resolve_domain",
     "road_measures_wanted",
 ]
@@ -187,6 +188,28 @@ def detect_domain(
     if elongation >= ELONGATION_MIN:
         return DomainGuess("roads", f"thin, connected labels: {facts}")
     return DomainGuess("other", f"labels are not line networks: {facts}")
+
+
+def median_width_px(masks: Sequence[str | Path], max_masks: int = 16) -> tuple[float, int] | None:
+    """Median object width of a labelled set, px, and how many labels it is over: each mask's
+    mean width is its object area / centre-line length (:func:`line_shape`; a road's width),
+    over up to ``max_masks`` masks with objects, evenly spread. None when no mask read has an
+    object (unreadable masks are passed over, as in :func:`detect_domain`)."""
+    from sam2elnet.data.masks import read_mask
+    from sam2elnet.errors import DataError
+
+    paths = list(masks)
+    picks = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), max_masks)).astype(int))
+    widths: list[float] = []
+    for i in picks.tolist() if paths else []:
+        try:
+            m = _shape_sample(paths[int(i)], read_mask, None)
+        except DataError:
+            continue
+        s = line_shape(m)
+        if s is not None:
+            widths.append(s[0] * max(m.shape))
+    return (float(np.median(widths)), len(widths)) if widths else None
 
 
 def resolve_domain(

@@ -195,6 +195,44 @@ class DatasetStats:
     skipped: list[dict[str, str]] = field(default_factory=list)
     n_pairs: int = 0
     checked: bool = False
+    #: :class:`~sam2elnet.data.domain.DomainGuess` of the labels, as ``elnet train`` decides it
+    domain: Any = None
+    #: road data: median road width over the labels looked at, px, and their number (None: none)
+    road_width: tuple[float, int] | None = None
+    #: road data: the first image's pixel size, metres (None: no projected CRS)
+    pixel_size_m: float | None = None
+
+    def domain_lines(self) -> list[str]:
+        """What ``elnet stats`` says of the domain, as it says the modality and dB decision of
+        SAR data: ``domain: roads (why; ...)`` with what training and evaluation do for roads,
+        and on road data the labels' median road width (px, and m where the pixel size is
+        known) beside the default road buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`):
+        Wiedemann et al. (1998) tie the buffer to the road width."""
+        from sam2elnet.options import ROAD_BUFFER_PX
+
+        if self.domain is None:
+            return []
+        d = self.domain
+        if not d.roads:
+            return [f"domain: other ({d.reason}; elnet train --domain roads|other overrides)"]
+        lines = [
+            f"domain: roads ({d.reason}; elnet train --domain roads|other overrides): training "
+            "adds the clDice topology loss and road augmentation; validation, elnet evaluate "
+            "and elnet cv report road completeness, correctness, quality and connectivity"
+        ]
+        m = self.pixel_size_m
+        at = f" ({ROAD_BUFFER_PX * m:.3g} m at {m:.3g} m pixels)" if m else ""
+        buffer = f"centre lines matched within --road-buffer {ROAD_BUFFER_PX:g} px{at}"
+        if self.road_width is None:
+            return [*lines, f"road measures: {buffer}"]
+        w, n = self.road_width
+        wm = f" = {w * m:.3g} m" if m else ""
+        tip = "--road-buffer PX or elnet evaluate --road-buffer-m M" if m else "--road-buffer PX"
+        return [
+            *lines,
+            f"road width: median {w:.1f} px{wm} over {n} labels; road measures: {buffer}; "
+            f"Wiedemann et al. (1998) tie the buffer to the road width ({tip} sets it)",
+        ]
 
     def payload(self) -> dict[str, Any]:
         """The JSON of ``elnet stats --out``.
@@ -214,6 +252,11 @@ class DatasetStats:
             "images_used": len(self.samples),
             "n_skipped": len(self.skipped),
             "skipped": self.skipped,
+            "domain": None
+            if self.domain is None
+            else {"domain": self.domain.domain, "reason": self.domain.reason},
+            "road_width_px": None if self.road_width is None else self.road_width[0],
+            "pixel_size_m": self.pixel_size_m,
         }
 
 
@@ -300,4 +343,21 @@ def index_stats(
                        progress=progress, skips=skips)  # fmt: skip
     bad = {it["file"] for it in skips.items}
     used = [s for s in samples if str(s.image) not in bad]
-    return DatasetStats(index, used, cfg, train_only, skips.rows(), n_pairs, check)
+    st = DatasetStats(index, used, cfg, train_only, skips.rows(), n_pairs, check)
+    return _with_domain(st, index)
+
+
+def _with_domain(st: DatasetStats, index: DatasetIndex) -> DatasetStats:
+    """``st`` with the domain of its pairs' labels (:func:`~sam2elnet.data.domain.detect_domain`,
+    the rule ``elnet train`` applies) and, for roads, the median road width and pixel size."""
+    from sam2elnet.data.domain import detect_domain, median_width_px
+
+    masks = [s.mask for s in st.samples]
+    st.domain = detect_domain(masks, layout=index.layout, modality=index.modality, meta=index.meta)
+    if st.domain.roads and st.samples:
+        from sam2elnet.data.georef import metres_per_pixel
+        from sam2elnet.data.grids import raster_header
+
+        st.road_width = median_width_px(masks)
+        st.pixel_size_m = metres_per_pixel(raster_header(st.samples[0].image).geo)[0]
+    return st
