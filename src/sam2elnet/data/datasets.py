@@ -33,7 +33,7 @@ from sam2elnet.data.layouts import (
     verify_pairs,
 )
 from sam2elnet.data.masks import read_mask, read_mask_valid
-from sam2elnet.data.normalize import NormalizationConfig, normalize
+from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
 from sam2elnet.data.splits import mask_strata, split_fraction
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ class SegmentationDataset(Dataset):
         """Full-size normalised image, mask, valid and coarse file (if any), without augmentation."""
         s = self.samples[index]
         img = read_image(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
-        x = match_bands(normalize(img, self.norm_cfg), self.bands, s.image)
+        x = normalize_for_model(img, self.norm_cfg, self.bands, s.image)
         valid = img.valid
         if s.mask is not None:
             mask, mask_valid = read_mask_valid(
@@ -375,7 +375,7 @@ class SegmentationDataset(Dataset):
             if box is not None
             else windowed_image.read_image_decimated(ip, step)
         )
-        x = match_bands(normalize(img, self._norm_for(index, ip)), self.bands, s.image)
+        x = normalize_for_model(img, self._norm_for(index, ip), self.bands, s.image)
         valid = img.valid
         mask, mask_valid = self._label_part(index, s.mask, mp, ip.shape, box, step)
         if mask is None:

@@ -163,6 +163,12 @@ def normalize(
     """Scale an image to float32 (C, H, W) ~ [0, 1]; nodata pixels become 0.
 
     ``img`` may be a :class:`RasterImage` (its nodata mask is used) or a raw (C, H, W) array.
+    A ``fixed`` config without ``low`` / ``high`` scales by the range of the image's dtype;
+    with ``to_db`` by -35..10 dB.
+
+    Raises:
+        DataError: per-band ``low`` / ``high`` of another band count than the image's, or a
+            ``stats`` config without statistics.
     """
     if isinstance(img, RasterImage):
         data = img.data
@@ -198,6 +204,50 @@ def normalize(
     if valid is not None:
         out *= valid[None].astype(np.float32)
     return out.astype(np.float32, copy=False)
+
+
+def normalize_for_model(
+    img: RasterImage, cfg: NormalizationConfig, in_bands: int | None, path: Path | str | None
+) -> np.ndarray:
+    """The model input of an image: normalised (``in_bands``, H, W) float32 ~ [0, 1].
+
+    The band count is matched first, by the one rule of every prediction path
+    (:func:`sam2elnet.data.images.band_layout`), so a band count the model cannot take is that
+    error (naming the file and ``--bands``), never a mismatch of the per-band statistics: a
+    single band is repeated to ``in_bands`` *before* scaling (each copy gets that band's
+    statistics), a grey image stored as identical bands gives a one-band model its first band.
+
+    Args:
+        img: the image as read (:func:`read_image`, ``--bands`` already applied).
+        cfg: the model's normalisation.
+        in_bands: bands the model takes; None accepts any count.
+        path: the image, for messages.
+
+    Raises:
+        BandCountError: a band count the model cannot take.
+        DataError: as :func:`normalize`.
+    """
+    from dataclasses import replace
+
+    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, band_layout
+
+    done: list[np.ndarray] = []
+
+    def scaled() -> np.ndarray:
+        if not done:
+            done.append(normalize(img, cfg))
+        return done[0]
+
+    layout = band_layout(
+        img.bands,
+        in_bands,
+        lambda: bool(np.allclose(scaled(), scaled()[:1], atol=IDENTICAL_NORMALISED_ATOL)),
+        path,
+    )
+    if layout == "repeat":
+        return normalize(replace(img, data=np.repeat(img.data, int(in_bands or 1), axis=0)), cfg)
+    x = scaled()
+    return np.ascontiguousarray(x[:1]) if layout == "first" else x
 
 
 def read_image_or_sample(

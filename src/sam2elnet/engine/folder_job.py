@@ -294,6 +294,7 @@ class FolderJob:
         them, so ``quality.csv`` is the same.
         """
         names = unique_names(files)
+        self.skips.single = len(files) == 1  # one image: its own error line, no batch summary
         self.order = {str(f): i for i, f in enumerate(files)}
         todo = []
         for f in files:

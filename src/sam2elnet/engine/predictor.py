@@ -213,12 +213,9 @@ class Predictor:
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
         """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
-        from sam2elnet.data.images import match_bands
-        from sam2elnet.data.normalize import normalize
+        from sam2elnet.data.normalize import normalize_for_model
 
-        x = match_bands(
-            normalize(img, self.normalization), self.in_bands, getattr(img, "path", None)
-        )
+        x = normalize_for_model(img, self.normalization, self.in_bands, getattr(img, "path", None))
         valid = np.asarray(img.valid, dtype=bool)
         # the valid pixels (C, n): without nodata all of them, in the same order (no gather)
         data = img.data

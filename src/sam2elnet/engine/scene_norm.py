@@ -45,8 +45,9 @@ class SceneNormalizer:
     alpha: bool = False  # the last file band is alpha (a mask), by data.images.is_alpha_band
 
     def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        out = self._scale(data, valid)
-        return np.repeat(out, self.repeat, axis=0) if self.repeat else out
+        if self.repeat:  # before scaling: per-band statistics of the model apply to each copy
+            data = np.repeat(data, self.repeat, axis=0)
+        return self._scale(data, valid)
 
     def _scale(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.cfg is not None:
@@ -147,18 +148,19 @@ def make_scene_normalizer(
                 "nodata value or mask",
                 src.name,
             )
-    norm = _normalizer_from_pixels(src, cfg, bands, pix)
-    norm.alpha = alpha
 
     def identical() -> bool:
+        norm = _normalizer_from_pixels(src, cfg, bands, pix, warn=False)
         x = norm(pix[:, None, :], np.ones((1, pix.shape[1]), bool))
         return bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL))
 
+    # the band count first: a count the model cannot take is that error, with no range warning
     layout = band_layout(len(bands), in_bands, identical, src.name)
     if layout == "first":
-        norm = _normalizer_from_pixels(src, cfg, bands[:1], pix[:1], warn=False)
-        norm.alpha = alpha
-    elif layout == "repeat":
+        bands, pix = bands[:1], pix[:1]
+    norm = _normalizer_from_pixels(src, cfg, bands, pix)
+    norm.alpha = alpha
+    if layout == "repeat":
         norm.repeat = int(in_bands)
     return norm
 

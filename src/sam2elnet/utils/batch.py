@@ -45,12 +45,17 @@ class SkipLog:
 
     what: str = "image"
     items: list[dict[str, str]] = field(default_factory=list)
+    single: bool = False
+    """The batch is one file the user named: no ``skipping`` warning, and when it is skipped
+    :meth:`nothing_done` is its own error (one ``error:`` line naming the file and the fix)."""
 
     def add(self, item: str | Path, reason: str | BaseException) -> None:
-        """Record a skipped file and log one ``warning: skipping ...`` line."""
+        """Record a skipped file and log one ``warning: skipping ...`` line (none when
+        :attr:`single`)."""
         text = str(reason)
         self.items.append({self.what: str(item), "reason": text})
-        log.warning("skipping %s: %s", item, short_reason(text, str(item)))
+        if not self.single:
+            log.warning("skipping %s: %s", item, short_reason(text, str(item)))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -67,7 +72,11 @@ class SkipLog:
         return list(self.items)
 
     def nothing_done(self, n_total: int, where: str | Path | None = None) -> UserError:
-        """The error of a batch in which every one of ``n_total`` files was skipped."""
+        """The error of a batch in which every one of ``n_total`` files was skipped; for a
+        :attr:`single` file its own error, naming it."""
+        if self.single and len(self.items) == 1:
+            it = self.items[0]
+            return DataError(short_reason(it["reason"], it[self.what]), it[self.what])
         noun = self.what if n_total == 1 else f"{self.what}s"
         first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
         if where is None and self.items:
