@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from helpers_data import write_tif
 
-from sam2elnet.data.normalize import fit_normalization
+from sam2elnet.data.images import read_image
+from sam2elnet.data.input_range import check_input_range
+from sam2elnet.data.normalize import NormalizationConfig, fit_normalization, normalize
 
 S = 40
 
@@ -47,6 +49,59 @@ def u8_model(tmp_path_factory) -> str:
 
 def _err(capsys) -> list[str]:
     return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+def test_uint16_dns_within_an_8bit_range_warn_and_are_not_blacked_out(u8_model, tmp_path, capsys):
+    """uint16 DNs of 30..290 given to a model of 8-bit images: nothing was said (the values are
+    'near' the training range) and the fixed scaling divided by 65535 (model input <= 0.006).
+    Now the dtype kind is compared too (one warning with the SAR steps), and the fixed scaling
+    follows the training dtype: 8-bit values stored as uint16 or float32 normalise exactly like
+    the uint8 file."""
+    from sam2elnet.cli import main
+    from sam2elnet.model.io import read_model_file
+
+    cfg = NormalizationConfig.model_validate(read_model_file(u8_model)["extra"]["normalization"])
+    dn = _dn(0)
+    assert np.percentile(dn, 99) < 330
+    msg = check_input_range(dn.reshape(1, -1), dn.dtype, cfg)
+    assert msg is not None and "the image is uint16 but the model was trained on uint8" in msg
+    assert "usually holds DNs, not the display-scaled 8-bit values" in msg
+    assert "store it as Byte (gdal_translate -ot Byte" in msg  # 8-bit values in a wide container
+    assert "sigma0 = DN^2/A_sigma^2" in msg and "10*log10(sigma0)" in msg
+    assert "gdal_edit.py -a_nodata 0" in msg
+    u8 = _u8(3)
+    assert check_input_range(u8.reshape(1, -1), u8.dtype, cfg) is None
+    ref = normalize(u8, cfg)
+    for dtype in ("uint16", "float32"):
+        np.testing.assert_allclose(normalize(u8.astype(dtype), cfg), ref, atol=1e-6)
+    p = write_tif(tmp_path / "u16" / "dn.tif", dn)
+    assert normalize(read_image(p, sar=True), cfg).max() > 0.5  # not 0..0.006
+    assert main(["annotate", "--model", u8_model, "--images", str(p), "--out",
+                 str(tmp_path / "a"), "--no-progress"]) == 0  # fmt: skip
+    warned = [ln for ln in _err(capsys) if "the image is uint16" in ln]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {p}: "), warned
+
+
+def test_far_uint16_advice_names_db_and_nodata_steps():
+    """The advice of a far uint16 GRD into an 8-bit SAR model said only 'scale to 0..255'; a
+    linear image into a dB model only '10*log10'. Both now name the nodata tag, and DNs the
+    calibration (ESA-EOPG-CSCOP-TN-0002: sigma0 = DN^2 / A_sigma^2)."""
+    cfg = NormalizationConfig(method="fixed", sar=True, data_dtype="uint8", data_low=[15.0],
+                              data_high=[227.0])  # fmt: skip
+    far = (_dn(1) * 10).reshape(1, -1)
+    msg = check_input_range(far, far.dtype, cfg) or ""
+    assert "far from the model's training range" in msg
+    for step in ("gdal_edit.py -a_nodata 0", "sigma0 = DN^2/A_sigma^2", "10*log10(sigma0)",
+                 "gdal_translate -ot Byte -scale DBMIN DBMAX 0 255 -a_nodata 0"):  # fmt: skip
+        assert step in msg, step
+    optical = cfg.model_copy(update={"sar": False})
+    assert "sigma0" not in (check_input_range(far, far.dtype, optical) or "sigma0")
+    db = NormalizationConfig(method="stats", sar=True, low=[-22.0], high=[-6.0],
+                             data_low=[-22.0], data_high=[-6.0], data_dtype="float32")  # fmt: skip
+    lin = np.random.default_rng(0).gamma(4.0, 0.02, (1, 4000)).astype(np.float32)
+    msg = check_input_range(lin, lin.dtype, db) or ""
+    assert "gdal_edit.py -a_nodata 0" in msg and "10*log10(sigma0)" in msg
+    assert "DN^2" not in msg  # float linear sigma0 is calibrated already
 
 
 def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):

@@ -155,6 +155,17 @@ def image_percentiles(
     return [float(v) for v in low], [float(v) for v in high]
 
 
+def _fixed_dtype(cfg: NormalizationConfig, data: np.ndarray) -> np.dtype:
+    """The dtype whose range a ``fixed`` config without ``low`` / ``high`` scales by: the training
+    images' (``data_dtype``) when recorded, so a model of 8-bit images divides by 255 whatever
+    container a new image comes in (8-bit values stored as uint16 or float32 reached it as
+    0..0.004 or clipped to 1 before); else the image's own dtype (older model files)."""
+    try:
+        return np.dtype(cfg.data_dtype) if cfg.data_dtype else data.dtype
+    except TypeError:
+        return data.dtype
+
+
 def normalize(
     img: RasterImage | np.ndarray,
     cfg: NormalizationConfig,
@@ -163,8 +174,9 @@ def normalize(
     """Scale an image to float32 (C, H, W) ~ [0, 1]; nodata pixels become 0.
 
     ``img`` may be a :class:`RasterImage` (its nodata mask is used) or a raw (C, H, W) array.
-    A ``fixed`` config without ``low`` / ``high`` scales by the range of the image's dtype;
-    with ``to_db`` by -35..10 dB.
+    A ``fixed`` config without ``low`` / ``high`` scales by the range of the training dtype
+    (``data_dtype``: 0..255 for uint8, 0..65535 for uint16, 0..1 for float), or of the image's
+    dtype when none is recorded; with ``to_db`` by -35..10 dB.
 
     Raises:
         DataError: per-band ``low`` / ``high`` of another band count than the image's, or a
@@ -195,7 +207,7 @@ def normalize(
                     "normalisation method 'stats' has no statistics; run `elnet stats --data DIR` "
                     "or use method 'percentile'"
                 )
-            dlo, dhi = (-35.0, 10.0) if cfg.to_db else _dtype_range(data.dtype)
+            dlo, dhi = (-35.0, 10.0) if cfg.to_db else _dtype_range(_fixed_dtype(cfg, data))
             low = np.full(c, dlo, np.float32) if low is None else low
             high = np.full(c, dhi, np.float32) if high is None else high
     scale = np.maximum(high - low, 1e-6)
