@@ -137,3 +137,56 @@ def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):
         out = tmp_path / f"{args[0]}1" / ("l.tif" if args[0] == "scene" else "")
         assert main([*args, str(one), "--model", m2, "--out", str(out), "--no-progress"]) == 0
         capsys.readouterr()
+
+
+def _linear(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    lin = rng.gamma(4.0, 0.0125, (1, S, S)).astype(np.float32)
+    lin[:, 8:20, 10:30] *= 0.08
+    return lin
+
+
+def test_training_warns_once_about_untagged_zero_borders(tmp_path):
+    """Training on linear sigma0 scenes whose no-data border is 0 without a nodata tag took the
+    border as the darkest sea, silently (prediction warned). Now the run has one warning naming
+    the images (by the prediction side's rule, check_zero_pixels' threshold); tagged borders,
+    and models that do not convert to dB, give none."""
+    import json
+
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train_data import prepare_data
+
+    def dataset(name: str, nodata: float | None) -> Path:
+        root = tmp_path / name
+        (root / "images").mkdir(parents=True)
+        (root / "dataset.json").write_text(json.dumps({"modality": "sar"}))
+        for i in range(4):
+            img = _linear(30 + i)
+            if i < 3:
+                img[:, :, : 4 + i] = 0.0  # a no-data border of 10..15 %
+            write_tif(root / "images" / f"s{i}.tif", img, nodata=nodata)
+            mask = np.zeros((1, S, S), np.uint8)
+            mask[:, 8:20, 10:30] = 255
+            write_tif(root / "masks" / f"s{i}.tif", mask)
+        return root
+
+    def warnings(root: Path) -> list[str]:
+        cfg = TrainConfig(data=root, out=tmp_path / "run", size="micro", epochs=1,
+                          val_fraction=0.25, progress=False)  # fmt: skip
+        return [w for w in prepare_data(cfg).warnings if "without a nodata tag" in w]
+
+    warned = warnings(dataset("untagged", None))
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("3 of 4 training and validation images have pixels of 0")
+    img = tmp_path / "untagged" / "images"
+    assert (
+        f"{img / 's2.tif'} (15.0%), {img / 's1.tif'} (12.5%), {img / 's0.tif'} (10.0%)"
+        in (warned[0])
+    )
+    assert "gdal_edit.py -a_nodata 0" in warned[0]
+    assert warnings(dataset("tagged", 0.0)) == []
+    from sam2elnet.data.input_range import check_zero_training
+
+    u8 = NormalizationConfig(method="fixed", sar=True, data_dtype="uint8")
+    assert check_zero_training({"a.tif": 0.5}, u8) is None
+    assert check_zero_training({"a.tif": 0.005}, u8.model_copy(update={"to_db": True})) is None

@@ -46,6 +46,7 @@ A band count the model cannot take is not a warning but an error
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,9 @@ __all__ = [
     "ZERO_PIXELS_KIND",
     "check_input_range",
     "check_zero_pixels",
+    "check_zero_training",
     "db_steps",
+    "zero_share",
 ]
 
 RANGE_WIDEN = 0.5
@@ -328,14 +331,7 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
     """
     if not getattr(cfg, "to_db", False):
         return None
-    v = np.asarray(values)
-    if v.ndim == 1:
-        v = v[None]
-    if v.shape[1] == 0:
-        return None
-    if v.shape[1] > RANGE_SAMPLE:
-        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
-    share = float(np.mean(np.all(v <= 0, axis=0)))
+    share = zero_share(values)
     if share < ZERO_MIN_FRACTION:
         return None
     return (
@@ -344,4 +340,64 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
         "labelled like oil). Sentinel-1 GRD and many SNAP exports fill the no-data border "
         "with 0: if these pixels are no data, tag them (gdal_edit.py -a_nodata 0 FILE, or "
         "gdal_translate -a_nodata 0) and they become nodata (127) in the labels"
+    )
+
+
+def zero_share(values: np.ndarray) -> float:
+    """The fraction of pixels that are 0 (or below) in every band: the quantity of
+    :func:`check_zero_pixels` and :func:`check_zero_training`.
+
+    Args:
+        values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (a
+            raster-order stride sample of at most :data:`RANGE_SAMPLE` is counted).
+
+    Returns:
+        0..1 (0 for no pixel).
+    """
+    v = np.asarray(values)
+    if v.ndim == 1:
+        v = v[None]
+    if v.shape[1] == 0:
+        return 0.0
+    if v.shape[1] > RANGE_SAMPLE:
+        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
+    return float(np.mean(np.all(v <= 0, axis=0)))
+
+
+def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> str | None:
+    """The training run's warning of :func:`check_zero_pixels`' rule, once for all its images.
+
+    Training takes untagged zeros as data too: with a model that converts to dB they become the
+    darkest sea (-60 dB), so the network learns a no-data border as sea under a background
+    label, next to dark slicks labelled oil, and validation scores count the border. As on the
+    prediction side the pixels are not made nodata (exact zeros inside a swath are
+    measurements); the warning names the images and how to tag the border, after which
+    training leaves it out (tagged nodata is out of the loss and the metrics).
+
+    Args:
+        shares: image path -> :func:`zero_share` of its valid pixels (training and validation).
+        cfg: the run's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+        top: images named (those with the largest share; the rest are counted).
+
+    Returns:
+        None when the model does not convert to dB or no image has at least
+        :data:`ZERO_MIN_FRACTION` of such pixels; else one sentence naming the images.
+    """
+    if not getattr(cfg, "to_db", False):
+        return None
+    hit = sorted(
+        ((share, path) for path, share in shares.items() if share >= ZERO_MIN_FRACTION),
+        key=lambda t: (-t[0], t[1]),
+    )
+    if not hit:
+        return None
+    named = ", ".join(f"{path} ({share:.1%})" for share, path in hit[:top])
+    more = f" and {len(hit) - top} more" if len(hit) > top else ""
+    return (
+        f"{len(hit)} of {len(shares)} training and validation images have pixels of 0 (or below) without a "
+        f"nodata tag: {named}{more}; the model converts to dB, where 0 has no value (floored to "
+        "the darkest sea), so training learns them as sea and predictions label them like oil. "
+        "Sentinel-1 GRD and many SNAP exports fill the no-data border with 0: if these pixels "
+        "are no data, tag them (gdal_edit.py -a_nodata 0 FILE) and train again; tagged pixels "
+        "are left out of training and validation"
     )

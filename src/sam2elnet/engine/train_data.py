@@ -241,6 +241,7 @@ def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[
 
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
+    from sam2elnet.data.input_range import check_zero_training
     from sam2elnet.data.layouts import select_split
     from sam2elnet.data.modality import with_modality
     from sam2elnet.data.normalize import (
@@ -308,8 +309,13 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     if cfg.bands or init_norm is None:
         reading = reading.model_copy(update={"band_select": cfg.bands})
     # one batch policy: pairs that cannot be read are skipped (listed in RUN/skipped.csv)
+    zeros: dict[str, float] = {}  # image -> share of untagged pixels <= 0 (check_zero_training)
     skips = check_pairs(
-        [by_id[i] for i in [*train_ids, *val_ids]], reading, cfg.progress, positive_values(cfg)
+        [by_id[i] for i in [*train_ids, *val_ids]],
+        reading,
+        cfg.progress,
+        positive_values(cfg),
+        zeros,
     )
     bad = {s["id"] for s in skips.items}
     train_ids = [i for i in train_ids if i not in bad]
@@ -344,6 +350,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
             f"{first.bands}; compute them with `elnet stats --data` on this dataset",
             cfg.norm_stats,
         )
+    used = {str(by_id[i].image) for i in [*train_ids, *val_ids]}
+    zero_warning = check_zero_training({k: v for k, v in zeros.items() if k in used}, norm)
     splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
     domain = training_domain(cfg, index, train_samples, init_payload)
     return TrainData(
@@ -355,7 +363,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         splits=splits,
         source_splits=choice.used,
         notes=notes,
-        warnings=modality_warning + val_warnings,
+        warnings=modality_warning + val_warnings + ([zero_warning] if zero_warning else []),
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
         domain=domain,
@@ -415,15 +423,19 @@ def check_pairs(
     norm: Any,
     progress: bool,
     positive_values: tuple[float, ...] | None = None,
+    zeros: dict[str, float] | None = None,
 ) -> SkipLog:
     """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
-    return the pairs that cannot be used, each with the reason.
+    return the pairs that cannot be used, each with the reason. ``zeros``, when given, gets each
+    image's :func:`~sam2elnet.data.input_range.zero_share` (valid pixels <= 0 in every band;
+    of the statistics sample for large files), for the untagged-zero warning of training.
 
     Large GeoTIFFs (:func:`sam2elnet.data.windowed.use_windows`) are decoded in one streamed
     pass that also makes the plan their windowed reads use (cached for the training run), so
     they are never held in memory whole."""
     from sam2elnet.data import windowed, windowed_image, windowed_mask
     from sam2elnet.data.images import read_image
+    from sam2elnet.data.input_range import zero_share
     from sam2elnet.data.masks import read_mask
 
     skips = SkipLog("image")
@@ -431,9 +443,14 @@ def check_pairs(
     for smp in track(samples, "check data", unit="pair", enabled=progress):
         try:
             if windowed.use_windows(smp.image):
-                shape = windowed_image.image_plan(smp.image, norm.sar, norm.band_select).shape
+                plan = windowed_image.image_plan(smp.image, norm.sar, norm.band_select)
+                shape = plan.shape
+                img = windowed_image.sample_image(plan) if zeros is not None else None
             else:
-                shape = read_image(smp.image, sar=norm.sar, bands=norm.band_select).shape
+                img = read_image(smp.image, sar=norm.sar, bands=norm.band_select)
+                shape = img.shape
+            if zeros is not None and img is not None:
+                zeros[str(smp.image)] = zero_share(img.data[:, img.valid])
             if windowed.use_windows(smp.mask):
                 windowed_mask.mask_plan(smp.mask, shape, smp.image, positive_values)
             else:
