@@ -78,16 +78,19 @@ def test_val_text_shows_the_weights() -> None:
 
 
 def _old_state(rows: list[tuple[float, float]], best: int) -> dict[str, Any]:
-    """A last.pt payload of the old rule (plain mean, no ``selection`` entry); ``best`` 0-based."""
+    """A last.pt payload of the old rule (plain mean, no rule in ``selection``); ``best`` 0-based."""
     hist = [
         {"epoch": i + 1, "val_iou": 0.5 * (a + e), "val_iou_annotate": a, "val_iou_enhance": e}
         for i, (a, e) in enumerate(rows)
     ]
     return {
         "history": hist,
+        "epoch": len(hist) - 1,
         "best_epoch": best,
         "best_iou": hist[best]["val_iou"],
         "best_score": hist[best]["val_iou"],
+        # validated at native scale: the rule alone differs (the mode: test_train_val_resume.py)
+        "selection": {"validation": "native"},
     }
 
 
@@ -183,8 +186,9 @@ def test_training_loop_selects_by_the_mix(
 def test_resume_of_an_old_run_uses_the_new_rule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A last.pt written under the old rule (mean, no ``selection``) is continued with the
-    training-mix rule: same best epoch and metrics as an uninterrupted run of this version."""
+    """A last.pt written under the old rule (mean, no rule in ``selection``; validated at native
+    scale) is continued with the training-mix rule: same best epoch and metrics as an
+    uninterrupted run of this version."""
     import sam2elnet.engine.train as tr
 
     data = make_dataset(tmp_path / "d", n=8)
@@ -194,7 +198,7 @@ def test_resume_of_an_old_run_uses_the_new_rule(
     real_save = tr._save_last
 
     def save_old_then_die(path: Path, payload: dict[str, Any]) -> None:
-        old = {k: v for k, v in payload.items() if k != "selection"}
+        old = {**payload, "selection": {"validation": payload["selection"]["validation"]}}
         old["history"] = [
             {**r, "val_iou": 0.5 * (r["val_iou_annotate"] + r["val_iou_enhance"])}
             for r in payload["history"]
@@ -210,7 +214,7 @@ def test_resume_of_an_old_run_uses_the_new_rule(
         tr.train(small_cfg(data, tmp_path / "old", **kw))
     monkeypatch.setattr(tr, "_save_last", real_save)
     state = torch.load(tmp_path / "old" / "last.pt", weights_only=True)
-    assert "selection" not in state
+    assert state["selection"] == {"validation": "native"}
     resumed = tr.train(small_cfg(data, tmp_path / "old", resume=True, **kw))
     assert [r["val_iou"] for r in resumed.history] == [r["val_iou"] for r in full.history]
     assert [r["val_iou"] for r in resumed.history] == [

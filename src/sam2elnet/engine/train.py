@@ -268,7 +268,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         start_epoch = int(state["epoch"]) + 1
         best_epoch = int(state["best_epoch"])
         history, best_iou, best_score = resumed_selection(
-            state, cfg.coarse_prob, data.select_by_loss
+            state, cfg.coarse_prob, data.select_by_loss, val_loader is not None, cfg.epochs
         )
         _set_rng_state(state["rng"])
         resumed = resume_note(start_epoch, cfg.epochs)

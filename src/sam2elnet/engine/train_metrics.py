@@ -8,6 +8,7 @@ IoU/F1 follow :func:`sam2elnet.engine.metrics.scores`; the road measures are
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,8 +18,11 @@ from torch.utils.data import DataLoader
 
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
 from sam2elnet.engine.runtime import autocast
+from sam2elnet.engine.train_val import VAL_EVAL_MODE
 from sam2elnet.options import ROAD_BUFFER_PX
 from sam2elnet.utils.tables import csv_text
+
+log = logging.getLogger("sam2elnet.engine.train")
 
 __all__ = [
     "METRIC_FIELDS",
@@ -26,6 +30,7 @@ __all__ = [
     "iou_f1",
     "metrics_csv_text",
     "no_validation_row",
+    "OLD_VAL_MODE",
     "pixel_counts",
     "resumed_selection",
     "selection_iou",
@@ -106,8 +111,11 @@ def selection_rule(coarse_prob: float, by_loss: bool = False, validation: bool =
     Returns:
         ``score`` (``"val_iou"``, ``"val_loss"`` for a validation split without object pixels,
         or ``"latest_epoch"`` without a validation split), ``annotate_weight`` and
-        ``enhance_weight`` of ``val_iou`` (:func:`selection_weights`), ``coarse_prob`` and
-        ``rule`` (one line for logs and reports).
+        ``enhance_weight`` of ``val_iou`` (:func:`selection_weights`), ``coarse_prob``,
+        ``rule`` (one line for logs and reports) and ``validation``: how the validation images
+        were scored (:data:`~sam2elnet.engine.train_val.VAL_EVAL_MODE`, ``"native"``; None
+        without a validation split). A ``last.pt`` without it is from before 2026-12-03, when
+        validation images were resized to the crop size (:data:`OLD_VAL_MODE`).
     """
     wa, we = selection_weights(coarse_prob)
     if not validation:
@@ -126,11 +134,21 @@ def selection_rule(coarse_prob: float, by_loss: bool = False, validation: bool =
         "enhance_weight": we,
         "coarse_prob": float(coarse_prob),
         "rule": rule,
+        "validation": VAL_EVAL_MODE if validation else None,
     }
 
 
+OLD_VAL_MODE = "resized"
+"""The validation mode of a ``last.pt`` that records none: each validation image resized to the
+crop size (``elnet train`` before 2026-12-03)."""
+
+
 def resumed_selection(
-    state: dict[str, Any], coarse_prob: float, by_loss: bool
+    state: dict[str, Any],
+    coarse_prob: float,
+    by_loss: bool,
+    validation: bool = True,
+    epochs: int | None = None,
 ) -> tuple[list[dict[str, Any]], float, float]:
     """History, best ``val_iou`` and best score of a resumed run, under this version's rule.
 
@@ -140,6 +158,21 @@ def resumed_selection(
     its old value), and the saved best epoch (whose weights ``model.pt`` holds) is scored again,
     so later epochs are compared under one rule. Same rule (or selection by loss): unchanged.
 
+    A ``last.pt`` whose validation images were scored another way (``selection["validation"]``;
+    none recorded: :data:`OLD_VAL_MODE`, resized to the crop size) holds scores that cannot be
+    compared with this version's native-scale ones: the best score is reset to ``-inf``, so the
+    first epoch trained after the resume becomes the best (``model.pt``) and later ones compete
+    with it; one warning says so. The history (``metrics.csv``) and the old best's weights in
+    ``model.pt`` are kept until then (a resumed run with no epoch left keeps them).
+
+    Args:
+        state: the ``last.pt`` payload (``history``, ``best_iou``, ``best_epoch``, ...).
+        coarse_prob: the run's share of training samples with a coarse label (0-1).
+        by_loss: the best epoch is chosen by validation loss (no object pixels to score).
+        validation: the run has a validation split (without one the latest epoch is the best
+            and the validation mode does not matter).
+        epochs: the run's epoch count; with no epoch left to train no warning is given.
+
     Returns:
         ``(history, best_iou, best_score)``.
     """
@@ -147,15 +180,30 @@ def resumed_selection(
     best_iou = float(state["best_iou"])
     best_score = float(state.get("best_score", best_iou))
     saved = state.get("selection") or {}
-    if by_loss or saved.get("enhance_weight") == selection_weights(coarse_prob)[1]:
-        return history, best_iou, best_score
-    best_epoch = int(state["best_epoch"]) + 1
-    for row in history:
-        a, e = row.get("val_iou_annotate"), row.get("val_iou_enhance")
-        if isinstance(a, float) and isinstance(e, float) and math.isfinite(a + e):
-            row["val_iou"] = selection_iou(a, e, coarse_prob)
-            if row.get("epoch") == best_epoch:
-                best_iou = best_score = row["val_iou"]
+    if not (by_loss or saved.get("enhance_weight") == selection_weights(coarse_prob)[1]):
+        best_epoch = int(state["best_epoch"]) + 1
+        for row in history:
+            a, e = row.get("val_iou_annotate"), row.get("val_iou_enhance")
+            if isinstance(a, float) and isinstance(e, float) and math.isfinite(a + e):
+                row["val_iou"] = selection_iou(a, e, coarse_prob)
+                if row.get("epoch") == best_epoch:
+                    best_iou = best_score = row["val_iou"]
+    old_mode = saved.get("validation", OLD_VAL_MODE)
+    if validation and saved.get("score") != "latest_epoch" and old_mode != VAL_EVAL_MODE:
+        done = int(state["epoch"]) + 1
+        if epochs is None or done < epochs:
+            log.warning(
+                "epochs 1-%d of this run were validated %s, this version validates at %s "
+                "scale: their scores are not comparable, so the best epoch is chosen again "
+                "from epoch %d on (model.pt keeps epoch %d until then; metrics.csv keeps the "
+                "old rows)",
+                done,
+                "with images resized to the crop size" if old_mode == OLD_VAL_MODE else old_mode,
+                VAL_EVAL_MODE,
+                done + 1,
+                int(state["best_epoch"]) + 1,
+            )
+        best_score = -math.inf
     return history, best_iou, best_score
 
 
