@@ -3,7 +3,7 @@ not at all.
 
 * :class:`LayerWriter` writes a layer in batches under a temporary name and renames it into place
   when complete (GeoJSON batches joined into one FeatureCollection, its ``crs`` member checked;
-  GeoPackage with its QGIS style, :mod:`~sam2elnet.export.qgis_style`);
+  GeoPackage with a QGIS style for each layer, :mod:`~sam2elnet.export.qgis_style`);
 * :func:`replace_shapefile` puts a Shapefile written in a temporary folder in place of ``out``
   as one set: the new files are checked, every old sidecar of ``out``
   (:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are renamed
@@ -188,7 +188,8 @@ class LayerWriter:
         if self.fmt == "gpkg":
             from sam2elnet.export.qgis_style import add_layer_style
 
-            add_layer_style(self.target, "labels")  # QGIS opens it coloured by quality
+            for layer in sorted(self._layers | {"labels"}):  # with centre_lines, if written
+                add_layer_style(self.target, layer)  # QGIS opens it coloured by quality
         if self.fmt == "shp":
             replace_shapefile(self.target, self.out, self.crs)
 

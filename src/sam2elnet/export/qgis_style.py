@@ -1,4 +1,5 @@
-"""A ready QGIS layer style inside the GeoPackage: polygons coloured by predicted quality.
+"""A ready QGIS layer style inside the GeoPackage: polygons and road centre lines coloured by
+predicted quality.
 
 QGIS reads default styles of GeoPackage layers from the ``layer_styles`` table (the table QGIS
 itself writes with *Layer Properties > Style > Save as Default*): one row per style with the
@@ -7,7 +8,13 @@ table name, the style as QML (QGIS's own XML) and SLD (OGC Styled Layer Descript
 here from :data:`QUALITY_CLASSES`, the one place for the classes and colours:
 
 * predicted IoU < 0.5 - red (check these first), 0.5-0.7 orange, 0.7-0.85 yellow, >= 0.85 green
-  (a ColorBrewer RdYlGn diverging scheme), and grey for polygons without a score.
+  (a ColorBrewer RdYlGn diverging scheme), and grey for features without a score.
+
+Polygons (the ``labels`` layer) are filled with the class colour at :data:`_FILL_ALPHA` and
+outlined in it; lines (the ``centre_lines`` layer, :mod:`sam2elnet.export.centrelines`) are drawn
+in the class colour, :data:`LINE_WIDTH_MM` wide, over a dark casing :data:`CASING_WIDTH_MM` wide,
+so a line stays visible on the polygon of the same colour under it and on any image. Which of the
+two a layer gets follows its geometry type in ``gpkg_geometry_columns``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ import sqlite3
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-__all__ = ["QUALITY_CLASSES", "STYLE_NAME", "quality_qml", "quality_sld", "add_layer_style"]
+__all__ = [
+    "CASING_WIDTH_MM",
+    "LINE_WIDTH_MM",
+    "QUALITY_CLASSES",
+    "STYLE_NAME",
+    "add_layer_style",
+    "quality_qml",
+    "quality_sld",
+]
 
 STYLE_NAME = "predicted quality"
 #: (label, lower bound inclusive or None, upper bound exclusive or None, RGB) per class
@@ -29,6 +44,13 @@ QUALITY_CLASSES: tuple[tuple[str, float | None, float | None, tuple[int, int, in
 )
 _NO_SCORE = ("no quality score", (150, 150, 150))
 _FILL_ALPHA = 110  # of 255: the image stays visible under the polygons
+LINE_WIDTH_MM = 0.6
+"""Width of a centre line's coloured stroke, millimetres on screen / paper."""
+CASING_WIDTH_MM = 1.0
+"""Width of the dark casing under it (:data:`_CASING_RGB`), millimetres."""
+_CASING_RGB = (40, 40, 40)
+_PX_PER_MM = 1 / 0.28  # SLD widths are pixels, 0.28 mm each (OGC SE 1.1 "standardized pixel")
+_GEOMETRY_TYPES = {"polygon": 2, "line": 1}  # QGIS's QgsWkbTypes::GeometryType in QML
 
 
 def _expr(field: str, lo: float | None, hi: float | None) -> str:
@@ -40,7 +62,35 @@ def _expr(field: str, lo: float | None, hi: float | None) -> str:
     return " AND ".join(parts)
 
 
-def _qml_symbol(name: str, rgb: tuple[int, int, int]) -> str:
+def _qml_layer(cls: str, props: dict[str, str]) -> str:
+    opts = "".join(f'<Option name="{k}" type="QString" value="{v}"/>' for k, v in props.items())
+    legacy = "".join(f'<prop k="{k}" v="{v}"/>' for k, v in props.items())
+    return (
+        f'<layer class="{cls}" enabled="1" pass="0" locked="0">'
+        f'<Option type="Map">{opts}</Option>{legacy}</layer>'
+    )
+
+
+def _line_props(rgb: tuple[int, int, int], width_mm: float) -> dict[str, str]:
+    r, g, b = rgb
+    return {
+        "line_color": f"{r},{g},{b},255",
+        "line_style": "solid",
+        "line_width": f"{width_mm:g}",
+        "line_width_unit": "MM",
+        "capstyle": "round",
+        "joinstyle": "round",
+    }
+
+
+def _qml_symbol(name: str, rgb: tuple[int, int, int], geometry: str = "polygon") -> str:
+    if geometry == "line":  # the casing first: QGIS draws a symbol's layers bottom up
+        layers = _qml_layer("SimpleLine", _line_props(_CASING_RGB, CASING_WIDTH_MM))
+        layers += _qml_layer("SimpleLine", _line_props(rgb, LINE_WIDTH_MM))
+        return (
+            f'<symbol type="line" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+            f"{layers}</symbol>"
+        )
     r, g, b = rgb
     props = {
         "color": f"{r},{g},{b},{_FILL_ALPHA}",
@@ -50,17 +100,16 @@ def _qml_symbol(name: str, rgb: tuple[int, int, int]) -> str:
         "outline_width_unit": "MM",
         "style": "solid",
     }
-    opts = "".join(f'<Option name="{k}" type="QString" value="{v}"/>' for k, v in props.items())
-    legacy = "".join(f'<prop k="{k}" v="{v}"/>' for k, v in props.items())
     return (
         f'<symbol type="fill" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
-        f'<layer class="SimpleFill" enabled="1" pass="0" locked="0">'
-        f'<Option type="Map">{opts}</Option>{legacy}</layer></symbol>'
+        f"{_qml_layer('SimpleFill', props)}</symbol>"
     )
 
 
-def quality_qml(field: str = "quality") -> str:
-    """QML with a rule-based renderer: one rule per quality class, plus unscored polygons."""
+def quality_qml(field: str = "quality", geometry: str = "polygon") -> str:
+    """QML with a rule-based renderer: one rule per quality class, plus unscored features.
+
+    ``geometry``: ``"polygon"`` (filled, outlined) or ``"line"`` (cased lines)."""
     rules = []
     symbols = []
     for i, (label, lo, hi, rgb) in enumerate(QUALITY_CLASSES):
@@ -68,13 +117,13 @@ def quality_qml(field: str = "quality") -> str:
             f'<rule key="{{c{i}}}" symbol="{i}" label={quoteattr(label)} '
             f"filter={quoteattr(_expr(field, lo, hi))}/>"
         )
-        symbols.append(_qml_symbol(str(i), rgb))
+        symbols.append(_qml_symbol(str(i), rgb, geometry))
     n = len(QUALITY_CLASSES)
     rules.append(
         f'<rule key="{{none}}" symbol="{n}" label={quoteattr(_NO_SCORE[0])} '
         f"filter={quoteattr(f'{chr(34)}{field}{chr(34)} IS NULL')}/>"
     )
-    symbols.append(_qml_symbol(str(n), _NO_SCORE[1]))
+    symbols.append(_qml_symbol(str(n), _NO_SCORE[1], geometry))
     return (
         "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
         '<qgis version="3.28.0" styleCategories="Symbology">\n'
@@ -82,7 +131,7 @@ def quality_qml(field: str = "quality") -> str:
         f'<rules key="{{root}}">{"".join(rules)}</rules>\n'
         f"<symbols>{''.join(symbols)}</symbols>\n"
         "</renderer-v2>\n"
-        "<layerGeometryType>2</layerGeometryType>\n"
+        f"<layerGeometryType>{_GEOMETRY_TYPES[geometry]}</layerGeometryType>\n"
         "</qgis>\n"
     )
 
@@ -105,22 +154,40 @@ def _sld_filter(field: str, lo: float | None, hi: float | None) -> str:
     return f"<ogc:Filter>{body}</ogc:Filter>"
 
 
-def _sld_rule(label: str, filt: str, rgb: tuple[int, int, int]) -> str:
-    hexc = "#{:02x}{:02x}{:02x}".format(*rgb)
+def _sld_stroke(hexc: str, width_px: float) -> str:
     return (
-        f"<se:Rule><se:Name>{escape(label)}</se:Name>{filt}<se:PolygonSymbolizer>"
-        f'<se:Fill><se:SvgParameter name="fill">{hexc}</se:SvgParameter>'
-        f'<se:SvgParameter name="fill-opacity">{_FILL_ALPHA / 255:.2f}</se:SvgParameter></se:Fill>'
         f'<se:Stroke><se:SvgParameter name="stroke">{hexc}</se:SvgParameter>'
-        '<se:SvgParameter name="stroke-width">1</se:SvgParameter></se:Stroke>'
-        "</se:PolygonSymbolizer></se:Rule>"
+        f'<se:SvgParameter name="stroke-width">{width_px:g}</se:SvgParameter>'
+        '<se:SvgParameter name="stroke-linejoin">round</se:SvgParameter>'
+        '<se:SvgParameter name="stroke-linecap">round</se:SvgParameter></se:Stroke>'
     )
 
 
-def quality_sld(layer: str = "labels", field: str = "quality") -> str:
-    """SLD 1.1 (Symbology Encoding) with the same classes, for other GIS software."""
+def _sld_rule(label: str, filt: str, rgb: tuple[int, int, int], geometry: str = "polygon") -> str:
+    hexc = "#{:02x}{:02x}{:02x}".format(*rgb)
+    if geometry == "line":
+        casing = "#{:02x}{:02x}{:02x}".format(*_CASING_RGB)
+        body = "".join(
+            f"<se:LineSymbolizer>{_sld_stroke(c, round(w * _PX_PER_MM, 1))}</se:LineSymbolizer>"
+            for c, w in ((casing, CASING_WIDTH_MM), (hexc, LINE_WIDTH_MM))
+        )
+    else:
+        body = (
+            f'<se:PolygonSymbolizer><se:Fill><se:SvgParameter name="fill">{hexc}'
+            f'</se:SvgParameter><se:SvgParameter name="fill-opacity">{_FILL_ALPHA / 255:.2f}'
+            f'</se:SvgParameter></se:Fill><se:Stroke><se:SvgParameter name="stroke">{hexc}'
+            '</se:SvgParameter><se:SvgParameter name="stroke-width">1</se:SvgParameter>'
+            "</se:Stroke></se:PolygonSymbolizer>"
+        )
+    return f"<se:Rule><se:Name>{escape(label)}</se:Name>{filt}{body}</se:Rule>"
+
+
+def quality_sld(layer: str = "labels", field: str = "quality", geometry: str = "polygon") -> str:
+    """SLD 1.1 (Symbology Encoding) with the same classes, for other GIS software
+    (``geometry`` as :func:`quality_qml`'s: polygon or line symbolizers)."""
     rules = [
-        _sld_rule(lab, _sld_filter(field, lo, hi), rgb) for lab, lo, hi, rgb in QUALITY_CLASSES
+        _sld_rule(lab, _sld_filter(field, lo, hi), rgb, geometry)
+        for lab, lo, hi, rgb in QUALITY_CLASSES
     ]
     rules.append(
         _sld_rule(
@@ -128,6 +195,7 @@ def quality_sld(layer: str = "labels", field: str = "quality") -> str:
             f"<ogc:Filter><ogc:PropertyIsNull><ogc:PropertyName>{field}</ogc:PropertyName>"
             "</ogc:PropertyIsNull></ogc:Filter>",
             _NO_SCORE[1],
+            geometry,
         )
     )
     return (
@@ -145,12 +213,18 @@ def add_layer_style(gpkg: str | Path, layer: str = "labels", field: str = "quali
 
     Creates the ``layer_styles`` table (QGIS's schema) when missing, registers it in
     ``gpkg_contents`` as an attribute table, and replaces an earlier default style of the layer.
+    A layer whose geometry type (``gpkg_geometry_columns``) is a (multi)linestring gets the line
+    style, any other the polygon style.
     """
     con = sqlite3.connect(str(gpkg))
     try:
         geom = con.execute(
-            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)
+            "SELECT column_name, geometry_type_name FROM gpkg_geometry_columns "
+            "WHERE table_name = ?",
+            (layer,),
         ).fetchone()
+        kind = "line" if geom and "LINESTRING" in str(geom[1]).upper() else "polygon"
+        what = "road centre lines" if kind == "line" else "label polygons"
         con.execute(
             "CREATE TABLE IF NOT EXISTS layer_styles ("
             "id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), "
@@ -174,9 +248,9 @@ def add_layer_style(gpkg: str | Path, layer: str = "labels", field: str = "quali
                 layer,
                 geom[0] if geom else "geom",
                 STYLE_NAME,
-                quality_qml(field),
-                quality_sld(layer, field),
-                "label polygons coloured by the evaluator's predicted IoU (red: check first)",
+                quality_qml(field, kind),
+                quality_sld(layer, field, kind),
+                f"{what} coloured by the evaluator's predicted IoU (red: check first)",
                 now,
             ),
         )
