@@ -57,16 +57,21 @@ def test_help_states_ranges_and_units(
     assert not missing, (missing, text)
 
 
+@pytest.mark.parametrize("columns", ["100", "80"])
 @pytest.mark.parametrize("cmd", ["evaluate", "experiment", "export", "annotate"])
 def test_help_cuts_no_text(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cmd: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cmd: str, columns: str
 ) -> None:
-    """At 100 columns nothing is cut with an ellipsis but experiment's two-flag switch (its help
-    spells the second flag out). Before: evaluate's road measures ("connect…") and experiment's
-    --refiners default ("morphological,guided,grabc…")."""
-    text = _help(capsys, monkeypatch, cmd)
-    cut = [w for w in re.findall(r"\S*…", text) if w != "--no-enhancement-downstr…"]
-    assert cut == []
+    """At 100 and at 80 columns nothing is cut with an ellipsis. Before: evaluate's road
+    measures ("connect…") and experiment's --refiners default ("morphological,guided,grabc…");
+    at 80 columns experiment's --enhancement-downstream/--no-enhancement-downstream pair took a
+    second name column that squeezed the table (names cut, "--downstream-epoc…", help 20
+    characters wide)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    capsys.readouterr()
+    assert main([cmd, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"\S*…", out) == []
 
 
 def test_export_warp_to_says_what_export_warps(
@@ -75,3 +80,22 @@ def test_export_warp_to_says_what_export_warps(
     """export writes polygons: its --warp-to said "Put GeoTIFF outputs on a map grid"."""
     assert "Put GeoTIFF outputs on a map grid" not in _help(capsys, monkeypatch, "export")
     assert "Put GeoTIFF outputs on a map grid" in _help(capsys, monkeypatch, "scene")
+
+
+@pytest.mark.parametrize(
+    ("cmd", "flag"),
+    [
+        (["evaluate", "--pred", "p", "--truth", "t"], "roads"),
+        (["evaluate", "--pred", "p", "--truth", "t"], "resample"),
+        (["experiment", "--data", "d", "--out", "o"], "enhancement-downstream"),
+    ],
+)
+def test_two_flag_switch_refuses_both(
+    capsys: pytest.CaptureFixture[str], cmd: list[str], flag: str
+) -> None:
+    """The on/off settings declared as two flags (so the help table keeps its width): both
+    given is one error line, exit 2, before any input is read (typer's pair took the last)."""
+    capsys.readouterr()
+    assert main([*cmd, f"--{flag}", f"--no-{flag}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: give either --{flag} or --no-{flag}, not both"]

@@ -18,6 +18,7 @@ from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
 from sam2elnet.cli.shared_options import ROAD_BUFFER_OR_M as _ROAD_BUFFER
+from sam2elnet.cli.shared_options import switch
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 # aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
@@ -192,12 +193,13 @@ def evaluate(
         "--tolerance",
         help="Boundary F-score tolerance in pixels.",
     ),
-    roads: Optional[bool] = typer.Option(  # noqa: UP045
-        None,
-        "--roads/--no-roads",
+    roads: bool = typer.Option(
+        False,
+        "--roads",
         help="Skeleton road measures (correctness, completeness, quality, connectivity). Default: on "
         "when the ground truth is a road network (thin, long, connected masks).",
     ),
+    no_roads: bool = typer.Option(False, "--no-roads", help="No road measures, even for roads."),
     road_buffer: Optional[float] = _ROAD_BUFFER,  # noqa: UP045
     road_buffer_m: Optional[float] = _ROAD_BUFFER_M,  # noqa: UP045
     line_width: Optional[float] = _LINE_WIDTH,  # noqa: UP045
@@ -264,12 +266,13 @@ def evaluate(
         "splits.json (its held_out ids) / an experiment's split.json (test).",
     ),
     resample: bool = typer.Option(
-        True,
-        "--resample/--no-resample",
+        False,
+        "--resample",
         help="A ground truth on another map grid than its prediction (both GeoTIFFs with CRS + "
         "transform: other pixel size, extent or CRS) is resampled onto the prediction's grid "
-        "(nearest); --no-resample skips such pairs instead.",
+        "(nearest; the default).",
     ),
+    no_resample: bool = typer.Option(False, "--no-resample", help="Skip such pairs instead."),
     no_progress: bool = typer.Option(
         False,
         "--no-progress",
@@ -312,6 +315,8 @@ def evaluate(
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
+    roads_on = switch(roads, no_roads, "roads")  # None: auto
+    resample = bool(switch(resample, no_resample, "resample", True))
     check_options(
         EvaluateOptions,
         tolerance=tolerance,
@@ -383,7 +388,7 @@ def evaluate(
         truth,
         quality_csv=quality,
         boundary=boundary,
-        roads="auto" if roads is None else roads,
+        roads="auto" if roads_on is None else roads_on,
         valid_dir=valid,
         tolerance_px=tolerance,
         progress=sys.stderr.isatty() and not no_progress,
@@ -419,7 +424,7 @@ def evaluate(
             roads_table.add_row(*row)
         console.print(roads_table)
     if res.options.get("roads"):  # which buffer, whether asked for or detected
-        if roads is None:
+        if roads_on is None:
             console.print(
                 f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
             )
@@ -428,7 +433,7 @@ def evaluate(
             road_buffer_words(o["road_buffer_px"], o["road_buffer_m"], o["road_buffer_unit"])
         )
     elif buffer_given:  # a buffer given for measures that are off: say why
-        why = "--no-roads" if roads is False else res.options["roads_reason"]
+        why = "--no-roads" if roads_on is False else res.options["roads_reason"]
         flag = (
             f"--road-buffer {road_buffer:g}"
             if road_buffer_m is None
@@ -436,7 +441,7 @@ def evaluate(
         )
         console.print(
             f"note: {flag} unused: road measures are off ({why}"
-            + ("" if roads is False else "; --roads turns them on")
+            + ("" if roads_on is False else "; --roads turns them on")
             + ")"
         )
     if res.groups:

@@ -6,7 +6,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import FILTER_HELP, ROAD_BUFFER, TRAIN_HELP
+from sam2elnet.cli.shared_options import FILTER_HELP, ROAD_BUFFER, TRAIN_HELP, switch
 from sam2elnet.options import PRECISION_HELP, check_options
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
@@ -128,11 +128,17 @@ def experiment_cmd(
         help="Severity of the simulated coarse labels, in [0, 1].",
     ),
     enhancement_downstream: bool = typer.Option(
-        _EXP["enhancement_downstream"],
-        "--enhancement-downstream/--no-enhancement-downstream",
-        help="Train a downstream U-Net on every table 2 label set (the paper's protocol); "
-        "--no-enhancement-downstream scores those labels against the true labels only (label "
-        "IoU; what elnet demo does). Switching it on later trains just the missing models.",
+        False,
+        "--enhancement-downstream",
+        help="Train a downstream U-Net on every table 2 label set (the default: the paper's "
+        "protocol); given into a --no-enhancement-downstream run's --out, trains just those.",
+        show_default=False,
+    ),
+    no_enhancement_downstream: bool = typer.Option(
+        False,
+        "--no-enhancement-downstream",
+        help="Score table 2's label sets against the true labels only (label IoU; what elnet "
+        "demo does), no U-Net on them.",
     ),
     downstream_width: int = typer.Option(
         _EXP["downstream_width"], "--downstream-width", help="U-Net width (16 = 1.9 M parameters)."
@@ -195,7 +201,9 @@ def experiment_cmd(
         enhancement=not no_enhancement,
         coarse_profile=coarse_profile,
         coarse_severity=coarse_severity,
-        enhancement_downstream=enhancement_downstream,
+        enhancement_downstream=switch(
+            enhancement_downstream, no_enhancement_downstream, "enhancement-downstream", True
+        ),
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,

@@ -14,6 +14,7 @@ vector coarse labels), range :func:`sam2elnet.options.line_width_field`.
 ``--road-buffer`` (``evaluate``, ``train``, ``cv``, ``experiment``): default and range
 :data:`sam2elnet.options.ROAD_BUFFER_PX` / :func:`sam2elnet.options.road_buffer_field`;
 ``--road-buffer-m`` (``evaluate``): :func:`sam2elnet.options.road_buffer_m_field`.
+:func:`switch`: an on/off setting given as two flags (``--roads`` / ``--no-roads``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "WARP_METHOD",
     "WARP_TO",
     "WARP_TO_EXPORT",
+    "switch",
 ]
 
 
@@ -142,3 +144,26 @@ ROAD_BUFFER_M = typer.Option(
 )
 #: the same option where "not given" must stay None (``elnet train``: a --config file may set it)
 ROAD_BUFFER_UNSET = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP)
+
+
+def switch(on: bool, off: bool, flag: str, default: bool | None = None) -> bool | None:
+    """An on/off setting declared as two flags, ``--FLAG`` and ``--no-FLAG`` (two typer options
+    rather than one ``--x/--no-x`` pair, whose second name column squeezes a command's whole
+    help table at 80 columns).
+
+    Args:
+        on, off: whether ``--FLAG`` / ``--no-FLAG`` was given.
+        flag: the flag's name without dashes, for the error message (``roads``).
+        default: the value when neither was given (None: decided later, "auto").
+
+    Returns:
+        True, False, or ``default``.
+
+    Raises:
+        UserError: both flags given.
+    """
+    if on and off:
+        from sam2elnet.errors import UserError
+
+        raise UserError(f"give either --{flag} or --no-{flag}, not both")
+    return True if on else False if off else default
