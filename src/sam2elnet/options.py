@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sam2elnet.errors import UserError
 
@@ -212,6 +212,23 @@ def memory_bytes(value: Any) -> int:
     return int(n)
 
 
+def check_one_filter(min_quality: float | None, target_precision: float | None) -> None:
+    """The label filter takes one rule: ``--min-quality`` or ``--target-precision``, not both
+    (``annotate``, ``enhance``, ``experiment`` and the API behind them). Both given were read as
+    "the stricter threshold" by annotate / enhance, whose closing line and ``summary.json`` then
+    reported the target's threshold and held-out precision for labels kept by the other one.
+
+    Raises:
+        UserError: both given (one line saying what each keeps).
+    """
+    if min_quality is not None and target_precision is not None:
+        raise UserError(
+            f"give either --min-quality {min_quality:g} (keep labels with predicted IoU >= it) "
+            f"or --target-precision {target_precision:g} (the threshold whose held-out precision "
+            "reaches it), not both"
+        )
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -261,6 +278,11 @@ class FolderJobOptions(WindowOptions):
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: norm_precision_value(v))
     )
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> FolderJobOptions:
+        check_one_filter(self.min_quality, self.target_precision)
+        return self
 
 
 class SceneOptions(WindowOptions):
@@ -460,6 +482,8 @@ def option_error(
     """
     e = err.errors()[0]
     loc = [str(x) for x in e["loc"] if not isinstance(x, int)]  # no item index of a list option
+    if not loc:  # a rule across options (a model validator): its message names the flags
+        return UserError(str(e["msg"]).removeprefix("Value error, "))
     owner: type[BaseModel] = model
     for part in loc[:-1]:
         ann = owner.model_fields[part].annotation if part in owner.model_fields else None

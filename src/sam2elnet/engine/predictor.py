@@ -393,8 +393,16 @@ class Predictor:
         target_precision: float | None = None,
         tau: float | None = None,
     ) -> tuple[float | None, dict[str, Any]]:
-        """Score threshold for keeping labels: ``min_quality`` as given, ``target_precision`` via
-        the evaluator's held-out data; with both, the stricter one. None = keep everything."""
+        """Score threshold for keeping labels: ``min_quality`` as given, or ``target_precision``
+        via the evaluator's held-out data. None = keep everything.
+
+        Raises:
+            UserError: both given (:func:`sam2elnet.options.check_one_filter`), a value out of
+                range, or ``target_precision`` with an evaluator that was not fitted.
+        """
+        from sam2elnet.options import check_one_filter
+
+        check_one_filter(min_quality, target_precision)
         info: dict[str, Any] = {}
         thr: float | None = None
         if min_quality is not None:
@@ -427,7 +435,7 @@ class Predictor:
                     f"kept labels may differ from {target_precision} by more than "
                     f"{PRECISION_TOLERANCE:g}"
                 )
-            thr = choice.threshold if thr is None else max(thr, choice.threshold)
+            thr = choice.threshold
         info["threshold"] = thr
         return thr, info
 

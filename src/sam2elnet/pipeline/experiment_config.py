@@ -18,6 +18,7 @@ from sam2elnet.options import (
     Precision,
     TrunkScale,
     check_device,
+    check_one_filter,
     check_options,
     check_quality_folds,
     norm_precision_value,
@@ -355,8 +356,7 @@ class ExperimentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_filter(self) -> ExperimentConfig:
-        if self.min_quality is not None and self.target_precision is not None:
-            raise ValueError("give either --min-quality or --target-precision, not both")
+        check_one_filter(self.min_quality, self.target_precision)
         return self
 
     def validate(self) -> None:  # type: ignore[override]
