@@ -375,7 +375,7 @@ def test_precision_is_one_vocabulary_and_old_fp32_experiments_continue(
     (out / "stages").mkdir(parents=True)
     (out / "experiment.json").write_text(json.dumps({**old, "precision": "fp32"}))
     (out / "stages" / "split.json").write_text("{}")  # a finished stage: the identity is checked
-    with pytest.raises(UserError, match=r"other settings \(precision\)"):
+    with pytest.raises(UserError, match=r"other settings: --precision bf16 \(saved: 32\); "):
         run_experiment(_cfg(synth, out, precision="bf16"))
 
     class Passed(Exception):
@@ -735,7 +735,9 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
         assert r5["autolabels"]["threshold_rule"].startswith("minimum predicted quality 0.5")
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
     # the identity options other than the filter's are still refused
-    with pytest.raises(UserError, match=r"other settings \(fraction\); choose a new --out"):
+    with pytest.raises(
+        UserError, match=r"other settings: --fraction 0.5 \(saved: 0.4\); give the saved"
+    ):
         run(fraction=0.5)
     # another --road-buffer on data that are not roads changes no number: the run goes on with
     # its recorded buffer, and says so (it was refused as another experiment)
@@ -757,9 +759,9 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
     with pytest.raises(UserError) as e:
         run(road_buffer=5.0)
     assert str(e.value).endswith(
-        "other settings (road_buffer) (--road-buffer 3 here: the downstream U-Nets keep no "
-        "predictions to score again with another buffer; on road data it means training them "
-        "all again); choose a new --out or delete the folder"
+        "other settings: --road-buffer 5 (saved: 3); the downstream U-Nets keep no predictions "
+        "to score again with another --road-buffer (on road data it means training them all "
+        "again); give the saved values to continue it, or choose a new --out or delete the folder"
     )
 
 

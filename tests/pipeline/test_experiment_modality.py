@@ -117,7 +117,7 @@ def test_experiment_made_before_the_option_continues_and_a_changed_one_is_refuse
     assert json.loads((out / "experiment.json").read_text())["modality"] == "auto"
 
     with pytest.raises(
-        UserError, match=r"other settings \(modality: sar given, --modality auto decided optical\)"
+        UserError, match=r"other settings: --modality sar \(saved: auto, decided optical\); "
     ):
         run_experiment(tiny_experiment_config(grey, out, modality="sar", **kw))
 
@@ -147,7 +147,7 @@ def test_explicit_value_equal_to_what_auto_decided_resumes_the_run(
     assert r2["settings"]["modality"] == "auto" and r2["settings"]["trunk_scale"] is None
     assert r2["elnet"]["trunk_note"].endswith("(--trunk-scale auto)")
 
-    with pytest.raises(UserError, match=r"trunk_scale: 1 given, --trunk-scale auto decided 2"):
+    with pytest.raises(UserError, match=r"--trunk-scale 1 \(saved: auto, decided 2\); "):
         run_experiment(tiny_experiment_config(data, out, trunk_scale=1, **kw))
     args = ["experiment", "--data", str(data), "--out", str(out), "--fraction", "0.4"]
     args += ["--epochs", "1", "--downstream-epochs", "1", "--image-size", "48"]
@@ -158,7 +158,7 @@ def test_explicit_value_equal_to_what_auto_decided_resumes_the_run(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {out}: this folder holds an ")
-    assert "other settings (modality: optical given, --modality auto decided sar); " in err
+    assert "other settings: --modality optical (saved: auto, decided sar); " in err
     assert (out / "experiment.json").read_text() == record
 
     # a run started with --modality sar --trunk-scale 2 (the same stages: its record says so)
@@ -178,7 +178,7 @@ def test_explicit_value_equal_to_what_auto_decided_resumes_the_run(
     assert set(r3["stages"].values()) == {"cached"} and r3["table1"] == r1["table1"]
     # another explicit value is still another experiment
     assert main([*args[:-2], "--modality", "optical"]) == 2
-    assert "other settings (modality); " in capsys.readouterr().err
+    assert "other settings: --modality optical (saved: sar); " in capsys.readouterr().err
 
 
 def test_settings_diff_counts_only_what_was_decided() -> None:

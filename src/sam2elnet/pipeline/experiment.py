@@ -79,6 +79,7 @@ from sam2elnet.pipeline.experiment_config import (
     RUN_PARTS,
     TABLE1_SETTINGS,
     ExperimentConfig,
+    setting_changes,
     settings_diff,
     upgrade_identity,
 )
@@ -197,13 +198,16 @@ def _not_roads(out: Path) -> str | None:
 
 def _resume_settings(
     out: Path, old: dict[str, Any], new: dict[str, Any]
-) -> tuple[list[str], list[str], list[str]]:
-    """(keys the run continues with as recorded, options that make another experiment, lines to
-    say) for a re-run into ``out``: :func:`~sam2elnet.pipeline.experiment_config.settings_diff`,
-    and another ``--road-buffer`` on data that are not roads (it changes no number there: the
-    run keeps its recorded buffer); on road data, or when that is not known, it stays another
-    setting."""
-    same, diff = settings_diff(old, new, _decided(out, old, new))
+) -> tuple[list[str], str | None, list[str]]:
+    """(keys the run continues with as recorded, the refusal when options make another
+    experiment, lines to say) for a re-run into ``out``:
+    :func:`~sam2elnet.pipeline.experiment_config.settings_diff`, and another ``--road-buffer`` on
+    data that are not roads (it changes no number there: the run keeps its recorded buffer); on
+    road data, or when that is not known, it stays another setting. The refusal names each
+    option as typed with its saved value
+    (:func:`~sam2elnet.pipeline.experiment_config.setting_changes`)."""
+    decided = _decided(out, old, new)
+    same, diff = settings_diff(old, new, decided)
     notes: list[str] = []
     kept = [k for k in same if old[k] != DECIDED_BY_RUN[k][0]]  # recorded explicitly
     if kept:
@@ -217,7 +221,20 @@ def _resume_settings(
             f"--road-buffer {new['road_buffer']:g} changes no number here: the data are not "
             f"roads ({why}); the experiment keeps its {old['road_buffer']:g} px"
         )
-    return same, diff, notes
+    if not diff:
+        return same, None, notes
+    why = (
+        "; the downstream U-Nets keep no predictions to score again with another --road-buffer "
+        "(on road data it means training them all again)"
+        if "road_buffer" in diff
+        else ""
+    )
+    refusal = (
+        "this folder holds an experiment with other settings: "
+        f"{', '.join(setting_changes(diff, old, new, decided))}{why}; give the saved values to "
+        "continue it, or choose a new --out or delete the folder"
+    )
+    return same, refusal, notes
 
 
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -236,23 +253,12 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     notes: list[str] = []
     if ident_path.is_file() and finished:
         old = upgrade_identity(json.loads(ident_path.read_text(encoding="utf-8")))
-        same, diff, notes = _resume_settings(out, old, ident)
+        same, refusal, notes = _resume_settings(out, old, ident)
         if same:  # the same experiment, another way of saying it: the run goes on as recorded
             cfg = cfg.model_copy(update={k: old[k] for k in same})
             ident = cfg.identity()
-        if diff:
-            why = (
-                f" (--road-buffer {old['road_buffer']:g} here: the downstream U-Nets keep no "
-                "predictions to score again with another buffer; on road data it means training "
-                "them all again)"
-                if "road_buffer" in diff
-                else ""
-            )
-            raise UserError(
-                f"this folder holds an experiment with other settings ({', '.join(diff)}){why}; "
-                "choose a new --out or delete the folder",
-                out,
-            )
+        if refusal:
+            raise UserError(refusal, out)
         record_filter_options(Stages(out, cfg.resume), old)  # before this run's are recorded
     if (
         not ident_path.is_file()

@@ -182,8 +182,7 @@ def settings_diff(
     Returns:
         ``(same, diff)``: the keys the re-run gives explicitly as decided or leaves auto where
         the run recorded a value (sorted; the run continues with its record, ``old[key]``), and
-        the differing options (sorted), each a key, or for a key of :data:`DECIDED_BY_RUN`
-        decided otherwise ``"modality: sar given, --modality auto decided optical"``.
+        the differing options (sorted keys; :func:`setting_changes` says them as flags).
     """
     same, diff = [], []
     for k in sorted(set(old) | set(new)):
@@ -191,18 +190,53 @@ def settings_diff(
             k, old.get(k), new.get(k)
         ):  # a --weights file written another way is the same setting (as train --resume)
             continue
-        auto, flag = DECIDED_BY_RUN.get(k, (object(), ""))
+        auto = DECIDED_BY_RUN.get(k, (object(), ""))[0]
         if new.get(k) == auto and k in old:  # not given now: the recorded value goes on
             same.append(k)
             continue
-        if old.get(k) == auto and new.get(k) != auto and k in decided:
-            if decided[k] == new.get(k):
-                same.append(k)
-                continue
-            diff.append(f"{k}: {new.get(k)} given, {flag} auto decided {decided[k]}")
+        if old.get(k) == auto and new.get(k) != auto and decided.get(k, auto) == new.get(k):
+            same.append(k)
             continue
         diff.append(k)
     return same, diff
+
+
+_API_ONLY = ("test_fraction", "sources")
+"""Identity options without a flag of ``elnet experiment`` (named as ``ExperimentConfig``
+fields in :func:`setting_changes`)."""
+
+
+def _shown(key: str, value: Any) -> str:
+    if key in DECIDED_BY_RUN and value == DECIDED_BY_RUN[key][0]:
+        return "auto"
+    if value is None:
+        return "not given"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown("", v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_changes(
+    diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any], decided: Mapping[str, Any]
+) -> list[str]:
+    """The options of :func:`settings_diff`'s ``diff`` as the user typed them, with the value the
+    experiment was started with: ``--image-size 256 (saved: 128)``, ``--modality sar (saved:
+    auto, decided optical)``, ``--no-enhancement given (saved: left out)`` (the form of
+    ``elnet cv`` and ``elnet train --resume``, :func:`~sam2elnet.options.setting_change`)."""
+    lines = []
+    for k in diff:
+        if k == "enhancement":  # --no-enhancement: a switch, not a value
+            lines.append(
+                "--no-enhancement "
+                + ("given (saved: left out)" if new.get(k) is False else "left out (saved: given)")
+            )
+            continue
+        saved = _shown(k, old.get(k))
+        if k in decided and saved == "auto":
+            saved += f", decided {_shown(k, decided[k])}"
+        name = f"{k}=" if k in _API_ONLY else "--" + k.replace("_", "-") + " "
+        lines.append(f"{name}{_shown(k, new.get(k))} (saved: {saved})")
+    return lines
 
 
 class ExperimentConfig(BaseModel):
