@@ -129,3 +129,42 @@ def test_experiment_and_train_resume_take_a_path_written_another_way_as_the_same
     other = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=str(w), epochs=4)
     with pytest.raises(UserError, match=r"--epochs 4 \(saved: 3\) would change it"):
         resumed_config(saved, other, tmp_path / "config.yaml")
+
+
+def test_domain_given_as_the_run_decided_it_is_the_same_setting(tmp_path: Path) -> None:
+    """`--domain roads` into a run whose auto detected roads (and no --domain into a run started
+    with --domain roads) is the same domain: not refused (was `--domain 'roads' (saved:
+    'auto')`); another domain still is."""
+    from sam2elnet.pipeline.crossval_config import keep_recorded_domain
+
+    auto_roads = _record(_cfg(tmp_path))  # auto, resolved roads
+    assert changed(_cfg(tmp_path, domain="roads"), auto_roads) == []
+    assert changed(_cfg(tmp_path, domain="other"), auto_roads) == [
+        "--domain 'other' (saved: 'auto')"
+    ]
+    given = _record(_cfg(tmp_path, domain="roads"))
+    assert changed(_cfg(tmp_path), given) == []
+    assert changed(_cfg(tmp_path, domain="other"), given) == ["--domain 'other' (saved: 'roads')"]
+    # the run goes on with its recorded value (the record stays as it was started)
+    cfg, note = keep_recorded_domain(_cfg(tmp_path, domain="roads"), auto_roads)
+    assert cfg.domain == "auto" and note is None
+    cfg, note = keep_recorded_domain(_cfg(tmp_path), given)
+    assert cfg.domain == "roads"
+    assert note == "continuing with --domain roads, as this run was started (not given now)"
+
+
+def test_cli_domain_equal_to_the_auto_choice_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI gets past the settings check (here to the empty --data folder's error)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    out = tmp_path / "cv"
+    out.mkdir()
+    first = CVConfig(data=data, out=out, folds=3, train={"size": "micro", "epochs": 3})
+    (out / "cv_config.json").write_text(json.dumps(_record(first)))
+    base = ["cv", "--data", str(data), "--out", str(out), "--folds", "3", "--size", "micro"]
+    capsys.readouterr()
+    assert main([*base, "--epochs", "3", "--domain", "roads", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" not in err and err.startswith("error: "), err

@@ -52,8 +52,8 @@ import numpy as np
 
 from sam2elnet.data.runfolder import remove_stale_report
 from sam2elnet.engine.metrics import ROAD_KEYS
-from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, changed_options
+from sam2elnet.errors import DataError
+from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import (
     check_reuse,
@@ -373,17 +373,11 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     t_start = time.perf_counter()
     ident_path = cfg.out / "cv_config.json"
     ident = cfg.identity()
-    if ident_path.is_file():
-        old = json.loads(ident_path.read_text(encoding="utf-8"))
-        # only what changes a fold's result; --road-buffer scores the finished folds again
-        diff = changed_options(cfg, old)
-        if diff:
-            raise UserError(
-                f"folder holds a cross-validation run with other settings: {', '.join(diff)}; "
-                "they would change its folds' results: give the saved values to continue it, or "
-                "choose a new --out",
-                cfg.out,
-            )
+    if ident_path.is_file():  # only what changes a fold's result (crossval_config.check_rerun)
+        cfg, note = check_rerun(cfg, json.loads(ident_path.read_text(encoding="utf-8")))
+        ident = cfg.identity()
+        if note:
+            say(note)
     train_opts = cfg.train
     choice = select_split(
         cfg.data,

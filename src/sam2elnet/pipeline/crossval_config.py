@@ -165,6 +165,30 @@ def _change(key: str, new: Any, old: Any) -> str:
     return setting_change(key, new, old)
 
 
+def same_domain(recorded: dict[str, Any], given: str) -> bool:
+    """Whether ``--domain given`` is the domain of the run recorded in ``OUT/cv_config.json``:
+    the same value, or ``auto`` on one side and on the other the domain the run decided
+    (``resolved.domain``): ``--domain roads`` into a run whose ``auto`` detected roads, or no
+    ``--domain`` into a run started with ``--domain roads`` (it goes on with the recorded value,
+    :func:`keep_recorded_domain`)."""
+    old = recorded.get("domain")
+    resolved = (recorded.get("resolved") or {}).get("domain")
+    return old == given or ("auto" in (old, given) and resolved in (old, given))
+
+
+def keep_recorded_domain(cfg: CVConfig, recorded: dict[str, Any]) -> tuple[CVConfig, str | None]:
+    """``cfg`` with the recorded ``--domain`` when it is the same domain written another way
+    (:func:`same_domain`), so the run goes on as it was started, and a line to say when it was
+    given then and not now (None otherwise)."""
+    old = recorded.get("domain")
+    if old in (None, cfg.domain) or not same_domain(recorded, cfg.domain):
+        return cfg, None
+    note = None
+    if cfg.domain == "auto":
+        note = f"continuing with --domain {old}, as this run was started (not given now)"
+    return cfg.model_copy(update={"domain": old}), note
+
+
 def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     """The options of ``cfg`` that would change the results of the run recorded in
     ``OUT/cv_config.json`` (``recorded``, :meth:`CVConfig.identity` plus ``resolved``), each as
@@ -174,7 +198,8 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     identity: ``--no-progress``, ``--report``, ``--max-folds``, ``--device``, ``--precision``,
     the annotation's batch size, the thread count, ``--verbose``), :data:`RESCORE_ONLY` (its
     folds are scored again), and the option the mode ignores (``--folds`` of a cross-domain run,
-    ``--in-domain-fraction`` of a k-fold one). The training options are compared as the folds'
+    ``--in-domain-fraction`` of a k-fold one), and a ``--domain`` that is the run's domain
+    written another way (:func:`same_domain`). The training options are compared as the folds'
     training runs with them (:func:`_train_settings`: ``--epochs 10`` given is the default left
     out), file and folder paths however written (:func:`~sam2elnet.options.same_setting`, the
     rule of ``elnet train --resume``).
@@ -184,6 +209,8 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     skip = {*RESCORE_ONLY, "train"}
     if old.get("mode") == new["mode"]:
         skip.add("folds" if new["mode"] == "cross-domain" else "in_domain_fraction")
+    if same_domain(recorded, new["domain"]):
+        skip.add("domain")
     diff = [
         _change(k, new.get(k), old.get(k))
         for k in sorted(set(old) | set(new))
@@ -201,3 +228,23 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
         and not (k == "seed" and "seed" not in old_train and "seed" not in new_train)
     ]
     return diff
+
+
+def check_rerun(cfg: CVConfig, recorded: dict[str, Any]) -> tuple[CVConfig, str | None]:
+    """A run of ``cfg`` into a folder holding the run recorded in ``OUT/cv_config.json``
+    (``recorded``): refused when options would change its folds' results
+    (:func:`changed_options`); else ``cfg`` as the run goes on (:func:`keep_recorded_domain`)
+    and a line to say, or None.
+
+    Raises:
+        UserError: one line naming each changed option with its saved value.
+    """
+    diff = changed_options(cfg, recorded)
+    if diff:
+        raise UserError(
+            f"folder holds a cross-validation run with other settings: {', '.join(diff)}; "
+            "they would change its folds' results: give the saved values to continue it, or "
+            "choose a new --out",
+            cfg.out,
+        )
+    return keep_recorded_domain(cfg, recorded)
