@@ -56,11 +56,20 @@ def frame_of(label: object) -> Any:
     return label.frame if isinstance(label, SharedVector) else None
 
 
-def share_vectors(paths: Iterable[str | Path]) -> dict[Path, SharedVector]:
+def share_vectors(paths: Iterable[str | Path], strict: bool = False) -> dict[Path, SharedVector]:
     """Each vector file (:func:`~sam2elnet.data.vector.is_vector_path`) that ``paths`` name two
-    or more times, read once: file -> :class:`SharedVector`. Files named once, raster files and
-    files that cannot be read are left out (an unreadable file: each image that names it reads
-    it itself and reports the reader's DataError, as without sharing).
+    or more times, read once: file -> :class:`SharedVector`. Files named once and raster files
+    are left out.
+
+    A file that cannot be read (unreadable, no features): with ``strict`` (a job whose images
+    all take their coarse labels from it, ``enhance --labels FILE.gpkg``, ``scene`` with a
+    folder of scenes) the reader's DataError is raised here, once, before any image is
+    predicted; it made every image fail with the same message (one warning per image, then
+    the closing error listing it again). Without ``strict`` (the report's cards) it is left
+    out: each item that names it reads it itself and reports the error.
+
+    Raises:
+        DataError: ``strict`` and a file several images name cannot be read.
     """
     from sam2elnet.data.vector import is_vector_path, read_vector
 
@@ -70,7 +79,8 @@ def share_vectors(paths: Iterable[str | Path]) -> dict[Path, SharedVector]:
         try:
             shared[p] = SharedVector(p, read_vector(p))
         except DataError:
-            continue
+            if strict:
+                raise
     return shared
 
 

@@ -393,6 +393,9 @@ def enhance_folder(
         save_changes=save_changes, coarse=list(label_map.values()),
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
+    # one vector file for many images (--labels lines.gpkg): read once for the job, not per
+    # image, and before the model loads (one that cannot be read: one error)
+    shared = share_vectors(label_map.values(), strict=True)
     model = job.load()
     fields = [
         "image",
@@ -422,7 +425,5 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
-    # one vector file for many images (--labels lines.gpkg): read once for the job, not per image
-    shared = share_vectors(label_map.values())
     coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
     return job.run(model, spec, fields, files, coarse.__getitem__, summary)

@@ -113,13 +113,20 @@ def _shared_coarse(coarse: str | Path | None, scenes: list[Path]) -> Any:
     """One vector file given for a folder of several scenes (``scene --labels slicks.gpkg``),
     read once (:class:`~sam2elnet.data.vector_shared.SharedVector`): a scene it does not touch is
     enhanced from an empty coarse label with one warning per run, as ``enhance`` treats one file
-    for several images. None otherwise (a label folder, a raster, one scene)."""
-    from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_shared import share_vectors
+    for several images. None otherwise (a label folder, a raster, one scene). Already read
+    (``scene_job`` reads it before the model loads): as it is.
 
+    Raises:
+        DataError: the file cannot be read (once, not per scene).
+    """
+    from sam2elnet.data.vector import is_vector_path
+    from sam2elnet.data.vector_shared import SharedVector, share_vectors
+
+    if isinstance(coarse, SharedVector):
+        return coarse
     if coarse is None or len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse):
         return None
-    return share_vectors([coarse, coarse]).get(Path(coarse))
+    return share_vectors([coarse, coarse], strict=True).get(Path(coarse))
 
 
 def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
@@ -394,6 +401,7 @@ def scene_job(
         from sam2elnet.engine.folder_inputs import check_resume_model
 
         model_id = check_resume_model(out, model, resume)  # before the model loads
+        labels = _shared_coarse(labels, _list_scenes(src)) or labels  # one file: read once, now
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
