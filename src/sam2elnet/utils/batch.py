@@ -39,6 +39,16 @@ def short_reason(reason: str, item: str | Path) -> str:
     return reason
 
 
+def _common_reason(reason: str, item: str | Path) -> str:
+    """:func:`short_reason`, also without a leading ``<file>: `` whose stem is ``item``'s (its
+    label, matched by name)."""
+    text = short_reason(reason, item)
+    head, sep, rest = text.partition(": ")
+    if sep and head and Path(head).stem == Path(str(item)).stem:
+        return rest
+    return text
+
+
 @dataclass
 class SkipLog:
     """Files a batch skipped, with the reason (the error message) for each."""
@@ -61,9 +71,17 @@ class SkipLog:
         return len(self.items)
 
     def reasons(self, top: int = 3) -> str:
-        """The most frequent reasons, e.g. ``3 x cannot decode image ...; 1 x ...``."""
-        counts = Counter(short_reason(it["reason"], it[self.what]) for it in self.items)
-        parts = [f"{n} x {r}" if n > 1 else r for r, n in counts.most_common(top)]
+        """The most frequent reasons, e.g. ``3 x cannot decode image ...; 1 x ...``. A reason
+        that names the item's own companion file first (``labels/a.geojson: ...`` for image
+        ``a.png``: the label matched to it by name) counts without that name, so the images
+        whose labels all fail alike give one ``3 x`` entry, not the same text three times (the
+        warnings and ``skipped.csv`` name each file)."""
+        counts = Counter(_common_reason(it["reason"], it[self.what]) for it in self.items)
+        alone = {  # a reason met once keeps the file it names
+            _common_reason(it["reason"], it[self.what]): short_reason(it["reason"], it[self.what])
+            for it in self.items
+        }
+        parts = [f"{n} x {r}" if n > 1 else alone[r] for r, n in counts.most_common(top)]
         if len(counts) > top:
             parts.append(f"{len(counts) - top} other reason(s)")
         return "; ".join(parts)
