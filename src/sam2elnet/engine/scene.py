@@ -267,6 +267,7 @@ def predict_scene(
     progress: bool = True,
     warp_to: str | None = None,
     warp_method: str = "tps",
+    tags: dict[str, str] | None = None,
 ) -> SceneResult:
     """Predict a whole (large) raster scene window by window and write a label GeoTIFF.
 
@@ -309,6 +310,7 @@ def predict_scene(
             resampled onto a regular map grid instead of carrying the scene's GCPs
             (:func:`sam2elnet.data.warp.warp_to_map_grid`; checked before predicting).
         warp_method: GCP transformer for ``warp_to``: ``tps`` or ``polynomial``.
+        tags: more metadata tags of the label (the model record, :mod:`sam2elnet.data.label_tags`).
 
     Returns:
         A :class:`SceneResult`.
@@ -399,6 +401,7 @@ def predict_scene(
                     SAM2ELNET="label 0=background 255=foreground 127=nodata",
                     THRESHOLD=str(threshold),
                     SOURCE=src_path.name,
+                    **(tags or {}),
                 )
         qpath = None
         if quality_gpkg is not None:

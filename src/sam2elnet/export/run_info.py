@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_CATEGORY",
     "RUN_SUBFOLDERS",
     "default_category",
+    "label_record",
     "model_version",
     "quality_and_images",
     "run_model_version",
@@ -121,13 +122,48 @@ def _model_path(summary: dict[str, Any], where: Path) -> Path | None:
     return recorded_model(summary, where.parent)
 
 
+def label_record(labels: str | Path) -> dict[str, str] | None:
+    """The model record in the tags of the label raster ``labels``
+    (:func:`sam2elnet.data.label_tags.read_label_record`: an ``elnet scene`` label), or for a
+    folder the record its label files all carry alike; None when they carry none or differ."""
+    from sam2elnet.data.label_tags import read_label_record
+
+    lp = Path(labels)
+    if lp.is_file():
+        return read_label_record(lp)
+    try:
+        files = run_label_files(lp)
+    except DataError:
+        return None
+    recs = [read_label_record(f) for f in files]
+    first = recs[0] if recs else None
+    return first if first is not None and all(r == first for r in recs) else None
+
+
+def _model_category(model: Path) -> str | None:
+    """The category the model file's training recorded (its domain and modality)."""
+    from sam2elnet.data.domain import category_name
+    from sam2elnet.model.io import read_model_file
+
+    try:
+        extra = read_model_file(model).get("extra") or {}
+    except Exception:  # an unreadable model only loses the name: keep the default
+        extra = {}
+    train = extra.get("train") if isinstance(extra, dict) else None
+    if isinstance(train, dict):
+        return category_name(train.get("domain"), train.get("modality"))
+    return None
+
+
 def run_model_version(labels: str | Path) -> str | None:
     """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.runfolder.model_version`) of
     the model that made ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in
     one), None when nothing tells it. In this order: the run folder's ``model_id.json`` (written
     when the job started: the model that made its labels even when the file changed since),
-    ``summary.json``'s ``model_version``, the model file ``summary.json`` names (hashed now; its
-    name alone when the file is gone). The one rule for every export format."""
+    the labels' own tags (:func:`label_record`: an ``elnet scene`` label, also one scene's, which
+    has no folder of its own), ``summary.json``'s ``model_version``, the model file
+    ``summary.json`` names (hashed now; its name alone when the file is gone). The one rule for
+    every export format."""
     from sam2elnet.data.runfolder import model_version as file_version
     from sam2elnet.data.runfolder import read_model_identity
 
@@ -135,6 +171,9 @@ def run_model_version(labels: str | Path) -> str | None:
         rec = read_model_identity(d)
         if rec is not None and rec.get("model_version"):
             return str(rec["model_version"])
+    tagged = label_record(labels)
+    if tagged is not None:
+        return tagged["model_version"]
     found = run_summary(labels)
     if found is None:
         return None
@@ -163,10 +202,13 @@ def default_category(labels: str | Path) -> tuple[str, str]:
 
     In this order: the run's ``summary.json`` ``domain.category`` (annotate / enhance record it);
     the domain and modality the run's model file recorded in training
-    (:func:`sam2elnet.data.domain.category_name`); a synthetic dataset's ``dataset.json``
-    ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
+    (:func:`sam2elnet.data.domain.category_name`); the labels' own ``CATEGORY`` tag
+    (:func:`label_record`: ``elnet scene`` labels); the model a folder's ``model_id.json``
+    names (``elnet scene`` folders made before the tags); a synthetic dataset's
+    ``dataset.json`` ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
     """
     from sam2elnet.data.domain import category_name
+    from sam2elnet.data.runfolder import read_model_identity
 
     found = run_summary(labels)
     if found is not None:
@@ -175,18 +217,18 @@ def default_category(labels: str | Path) -> tuple[str, str]:
         if isinstance(dom, dict) and dom.get("category"):
             return str(dom["category"]), f"the run's domain ({where})"
         mp = _model_path(summary, where)
-        if mp is not None:
-            from sam2elnet.model.io import read_model_file
-
-            try:
-                extra = read_model_file(mp).get("extra") or {}
-            except Exception:  # an unreadable model only loses the name: keep the default
-                extra = {}
-            train = extra.get("train") if isinstance(extra, dict) else None
-            if isinstance(train, dict):
-                name = category_name(train.get("domain"), train.get("modality"))
-                if name:
-                    return name, f"the domain of the run's model ({mp})"
+        name = _model_category(mp) if mp is not None else None
+        if name:
+            return name, f"the domain of the run's model ({mp})"
+    tagged = label_record(labels)
+    if tagged is not None and tagged.get("category"):
+        return tagged["category"], f"the model that made the labels ({tagged['model_version']})"
+    for d in _run_dirs(Path(labels)):
+        rec = read_model_identity(d)
+        mp = Path(str(rec["model"])) if rec is not None and rec.get("model") else None
+        name = _model_category(mp) if mp is not None and mp.is_file() else None
+        if name:
+            return name, f"the domain of the run's model ({mp})"
     for d in _run_dirs(Path(labels)):
         cand = d / "dataset.json"
         if cand.is_file():

@@ -381,7 +381,8 @@ def scene_job(
     one the folder records (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`) are
     checked before the model loads. A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
-    (``precision_option`` / ``precision_resolved``).
+    (``precision_option`` / ``precision_resolved``). Every label (one scene's, each of a folder's)
+    records the model file and its category in its tags (:mod:`sam2elnet.data.label_tags`).
     """
     import functools
 
@@ -396,12 +397,14 @@ def scene_job(
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
         check_scene_paths(src, dst, coarse=labels, **one)
     _check_warp(src, scene_kwargs)
-    model_id = None
-    if src.is_dir():  # a folder records its model; --resume with another one is refused
-        from sam2elnet.engine.folder_inputs import check_resume_model
+    from sam2elnet.data.label_tags import label_tags
+    from sam2elnet.engine.folder_inputs import check_resume_model
 
-        model_id = check_resume_model(out, model, resume)  # before the model loads
-        labels = _shared_coarse(labels, _list_scenes(src)) or labels  # one file: read once, now
+    # the model file's identity (None for builtin:smoothing), before the model loads; a folder
+    # records it (model_id.json), and --resume into it with another model is refused
+    model_id = check_resume_model(out, model, resume and src.is_dir())
+    if src.is_dir():  # one label file for all scenes: read once, now
+        labels = _shared_coarse(labels, _list_scenes(src)) or labels
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
@@ -416,6 +419,7 @@ def scene_job(
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision
         record = announce_predictor_precision(precision, net, echo)
+        scene_kwargs["tags"] = label_tags(model_id, getattr(net, "extra", None))  # every label
     executor = None
     if backend == "ray":
         from sam2elnet.engine.distributed import RayExecutor
