@@ -339,7 +339,7 @@ def test_class_index_masks_refused_without_and_scored_with_positive_values(
     # part of the experiment's identity; a run made before the option reads as "not given"
     ident = json.loads((out / "experiment.json").read_text())
     assert ident["positive_values"] == [2.0]
-    with pytest.raises(UserError, match="positive_values"):
+    with pytest.raises(UserError, match=r"other settings: --positive-values 1,2 \(saved: 2\); "):
         run_experiment(_cfg(data, out, positive_values=(1, 2), sources=("own",)))
     old = {k: v for k, v in cfg.model_copy(update={"positive_values": None}).identity().items()}
     del old["positive_values"]
