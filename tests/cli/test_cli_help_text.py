@@ -88,6 +88,7 @@ def test_export_warp_to_says_what_export_warps(
         (["evaluate", "--pred", "p", "--truth", "t"], "roads"),
         (["evaluate", "--pred", "p", "--truth", "t"], "resample"),
         (["experiment", "--data", "d", "--out", "o"], "enhancement-downstream"),
+        (["export", "--labels", "l", "--out", "o.gpkg"], "centre-lines"),
     ],
 )
 def test_two_flag_switch_refuses_both(

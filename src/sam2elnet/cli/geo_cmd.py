@@ -16,7 +16,7 @@ from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
-from sam2elnet.cli.shared_options import WARP_TO_EXPORT
+from sam2elnet.cli.shared_options import WARP_TO_EXPORT, switch
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
 from sam2elnet.options import PRECISION_HELP
 
@@ -328,11 +328,14 @@ def export_cmd(
         "as GDAL and QGIS write it; EPSG code or WKT) or wgs84 (RFC 7946 lon/lat, reprojected; "
         "for web maps and strict RFC 7946 readers).",
     ),
-    centre_lines: Optional[bool] = typer.Option(
-        option_default(ExportOptions, "centre_lines"),
-        "--centre-lines/--no-centre-lines",
+    centre_lines: bool = typer.Option(
+        False,
+        "--centre-lines",
         help="Also write road centre lines (LineStrings with length_px / length_m): GeoPackage "
         "layer centre_lines, else OUT_centre_lines.geojson/.shp (default: on for road labels).",
+    ),
+    no_centre_lines: bool = typer.Option(
+        False, "--no-centre-lines", help="No centre lines, even for road labels."
     ),
 ) -> None:
     """Export label rasters as polygons, COCO JSON or Label Studio tasks.
@@ -346,6 +349,7 @@ def export_cmd(
     from sam2elnet.utils.paths import check_input, check_output
 
     geojson_crs, pixel_coords = geojson_crs.lower(), pixel_coords.lower()
+    centre_lines = switch(centre_lines, no_centre_lines, "centre-lines")  # None: by category
     check_options(
         ExportOptions,
         pixel_coords=pixel_coords,
