@@ -214,9 +214,7 @@ def memory_bytes(value: Any) -> int:
 
 def check_one_filter(min_quality: float | None, target_precision: float | None) -> None:
     """The label filter takes one rule: ``--min-quality`` or ``--target-precision``, not both
-    (``annotate``, ``enhance``, ``experiment`` and the API behind them). Both given were read as
-    "the stricter threshold" by annotate / enhance, whose closing line and ``summary.json`` then
-    reported the target's threshold and held-out precision for labels kept by the other one.
+    (``annotate``, ``enhance``, ``experiment`` and the API behind them).
 
     Raises:
         UserError: both given (one line saying what each keeps).
