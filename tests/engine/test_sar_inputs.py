@@ -92,7 +92,7 @@ def test_far_uint16_advice_names_db_and_nodata_steps():
     msg = check_input_range(far, far.dtype, cfg) or ""
     assert "far from the model's training range" in msg
     for step in ("gdal_edit.py -a_nodata 0", "sigma0 = DN^2/A_sigma^2", "10*log10(sigma0)",
-                 "gdal_translate -ot Byte -scale DBMIN DBMAX 0 255 -a_nodata 0"):  # fmt: skip
+                 "gdal_translate -ot Byte -scale DBMIN DBMAX 1 255 -a_nodata 0"):  # fmt: skip
         assert step in msg, step
     optical = cfg.model_copy(update={"sar": False})
     assert "sigma0" not in (check_input_range(far, far.dtype, optical) or "sigma0")

@@ -142,7 +142,8 @@ def _to_8bit(dtype: Any, cfg: Any) -> str:
     """How to make an image like the 8-bit training images of ``cfg``, with the SAR steps."""
     sar = (
         f"; for SAR DN / linear sigma0: {db_steps(dtype)}, then scale the dB range "
-        "(gdal_translate -ot Byte -scale DBMIN DBMAX 0 255 -a_nodata 0 DB.tif OUT.tif)"
+        "(gdal_translate -ot Byte -scale DBMIN DBMAX 1 255 -a_nodata 0 DB.tif OUT.tif: 1..255 keeps the "
+        "lowest backscatter apart from the no-data 0)"
         if getattr(cfg, "sar", False)
         else ""
     )
