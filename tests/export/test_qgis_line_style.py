@@ -79,3 +79,36 @@ def test_centre_lines_get_a_line_style_in_the_geopackage(tmp_path: Path) -> None
     _geom, _d, pqml, _psld, _a = styles["labels"]
     assert pqml == quality_qml() and "<layerGeometryType>2<" in pqml
     assert 'symbol type="fill"' in pqml and 'symbol type="line"' not in pqml
+
+
+def test_geojson_and_shapefile_exports_get_qml_sidecars(tmp_path: Path) -> None:
+    """QGIS loads ``<base name>.qml`` beside a file-based layer as its default style: each
+    GeoJSON / Shapefile layer file gets the style of its geometry (polygons / centre lines)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    m = np.zeros((40, 60), np.uint8)
+    m[18:21, 5:55] = 255
+    with rasterio.open(
+        labs / "a.tif", "w", driver="GTiff", width=60, height=40, count=1, dtype="uint8",
+        crs="EPSG:32633", transform=from_origin(500_000, 4_000_000, 10, 10),
+    ) as ds:  # fmt: skip
+        ds.write(m[None])
+    for suffix in (".geojson", ".shp"):
+        out = tmp_path / suffix[1:] / f"roads{suffix}"
+        for _ in range(2):  # a re-export replaces the styles, nothing else appears
+            res = export_labels(labs, out, category="road", progress=False)
+        assert res.n_lines == 1
+        polygons = out.with_suffix(".qml")
+        lines = out.with_name(f"roads_centre_lines{suffix}").with_suffix(".qml")
+        assert polygons.read_text(encoding="utf-8") == quality_qml()
+        assert lines.read_text(encoding="utf-8") == quality_qml(geometry="line")
+        for qml, geometry_code in ((polygons, "2"), (lines, "1")):
+            doc = ET.fromstring(qml.read_text(encoding="utf-8").split("\n", 1)[1])
+            assert doc.findtext("layerGeometryType") == geometry_code
+        assert sorted(p.name for p in out.parent.glob("*.qml")) == sorted(
+            [lines.name, polygons.name]
+        )
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp files

@@ -190,6 +190,14 @@ class LayerWriter:
 
             for layer in sorted(self._layers | {"labels"}):  # with centre_lines, if written
                 add_layer_style(self.target, layer)  # QGIS opens it coloured by quality
+        if self.fmt in ("geojson", "shp"):  # QGIS loads <stem>.qml as the default style
+            import pyogrio
+
+            from sam2elnet.export.qgis_style import write_qml_sidecar
+
+            geometry = pyogrio.read_info(self.target)["geometry_type"]
+            # a Shapefile's .qml moves in with its other sidecars; a GeoJSON's goes beside it
+            write_qml_sidecar(self.target if self.fmt == "shp" else self.out, geometry)
         if self.fmt == "shp":
             replace_shapefile(self.target, self.out, self.crs)
 

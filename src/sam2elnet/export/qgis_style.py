@@ -32,6 +32,8 @@ __all__ = [
     "add_layer_style",
     "quality_qml",
     "quality_sld",
+    "style_kind",
+    "write_qml_sidecar",
 ]
 
 STYLE_NAME = "predicted quality"
@@ -208,6 +210,26 @@ def quality_sld(layer: str = "labels", field: str = "quality", geometry: str = "
     )
 
 
+def style_kind(geometry_type: str | None) -> str:
+    """``"line"`` for a (multi)linestring geometry type name (OGR / GeoPackage spelling, any
+    case, e.g. ``"LineString"``, ``"MULTILINESTRING"``), else ``"polygon"``."""
+    return "line" if geometry_type and "LINESTRING" in str(geometry_type).upper() else "polygon"
+
+
+def write_qml_sidecar(
+    layer_file: str | Path, geometry_type: str | None, field: str = "quality"
+) -> Path:
+    """Write the quality style as ``<layer_file stem>.qml`` beside a GeoJSON / Shapefile layer.
+
+    QGIS loads a ``.qml`` file of the same base name as a file-based layer as that layer's default
+    style when it opens it (the counterpart of the GeoPackage ``layer_styles`` table). Written
+    atomically; replaces an earlier ``.qml`` of that name. Returns its path."""
+    from sam2elnet.utils.atomic import write_text_atomic
+
+    path = Path(layer_file).with_suffix(".qml")
+    return write_text_atomic(path, quality_qml(field, style_kind(geometry_type)))
+
+
 def add_layer_style(gpkg: str | Path, layer: str = "labels", field: str = "quality") -> None:
     """Store the quality style as ``layer``'s default QGIS style in the GeoPackage ``gpkg``.
 
@@ -223,7 +245,7 @@ def add_layer_style(gpkg: str | Path, layer: str = "labels", field: str = "quali
             "WHERE table_name = ?",
             (layer,),
         ).fetchone()
-        kind = "line" if geom and "LINESTRING" in str(geom[1]).upper() else "polygon"
+        kind = style_kind(geom[1] if geom else None)
         what = "road centre lines" if kind == "line" else "label polygons"
         con.execute(
             "CREATE TABLE IF NOT EXISTS layer_styles ("
