@@ -142,7 +142,7 @@ def test_reexport_shapefile_without_crs_drops_the_old_prj(
     assert g.total_bounds.tolist() == [5.0, 5.0, 45.0, 35.0]  # pixel coordinates
     assert (tmp_path / "o.gpkg").read_bytes() == b"not a sidecar"
     names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o."))
-    assert names == ["o.cpg", "o.dbf", "o.gpkg", "o.shp", "o.shx"]
+    assert names == ["o.cpg", "o.dbf", "o.gpkg", "o.qml", "o.shp", "o.shx"]  # .qml: the QGIS style
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]  # temp folder gone
     # and back: the CRS labels write a .prj again
     assert _export(capsys, "--labels", str(utm), "--out", str(out))[0] == 0
