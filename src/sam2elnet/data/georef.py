@@ -200,9 +200,23 @@ def metres_per_pixel(geo: dict[str, Any]) -> tuple[float | None, str]:
         return None, "no CRS"
     if getattr(crs, "is_geographic", False) or not getattr(crs, "is_projected", False):
         return None, f"a geographic CRS ({crs_name(crs)}, degrees)"
-    try:
-        factor = float(crs.linear_units_factor[1])
-    except Exception:  # noqa: BLE001 - a projected CRS whose unit PROJ cannot name
+    factor = metres_per_unit(crs)
+    if factor is None:
         return None, f"a CRS whose linear unit is unknown ({crs_name(crs)})"
     step = (math.hypot(t.a, t.d) + math.hypot(t.b, t.e)) / 2.0
     return step * factor, ""
+
+
+def metres_per_unit(crs: Any) -> float | None:
+    """The size in metres of a non-geographic CRS's linear unit, from its first axis (PROJ's
+    unit conversion factor: 1 for metre CRSs, 0.3048 for international feet, 0.3048006 for US
+    survey feet); None when PROJ names no unit. ``crs``: a rasterio or pyproj CRS, EPSG code or
+    WKT (anything ``pyproj.CRS.from_user_input`` reads)."""
+    from pyproj import CRS
+
+    try:
+        axes = CRS.from_user_input(crs).axis_info
+    except Exception:  # noqa: BLE001 - a CRS PROJ cannot read has no known unit
+        return None
+    factor = axes[0].unit_conversion_factor if axes else None
+    return float(factor) if factor else None

@@ -211,17 +211,10 @@ def _isolated(g: Any, deg: dict[tuple[float, float], int]) -> bool:
 def place_lines(lines: list[Any], transform: Any) -> list[Any]:
     """Pixel-coordinate lines (:func:`mask_lines`) through an affine ``transform`` (map x =
     a * x + b * y + c, map y = d * x + e * y + f; rasterio's / affine's). Identity: as given."""
-    import shapely
+    from shapely.affinity import affine_transform
 
     t = transform
-
-    def f(xy: np.ndarray) -> np.ndarray:
-        x, y = xy[:, 0], xy[:, 1]
-        return np.column_stack([t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f])
-
-    if not lines:
-        return []
-    return list(shapely.transform(np.asarray(lines, dtype=object), f))
+    return [affine_transform(g, [t.a, t.b, t.d, t.e, t.c, t.f]) for g in lines]
 
 
 def lengths_m(lines: list[Any], crs: Any) -> list[float]:
@@ -238,13 +231,14 @@ def lengths_m(lines: list[Any], crs: Any) -> list[float]:
         return [math.nan] * len(lines)
     from pyproj import CRS
 
+    from sam2elnet.data.georef import metres_per_unit
+
     c = CRS.from_user_input(crs)
     if c.is_geographic:
         geod = c.get_geod()
         return [float(geod.geometry_length(g)) for g in lines]
-    axis = c.axis_info[0] if c.axis_info else None
-    factor = axis.unit_conversion_factor if axis is not None and axis.unit_conversion_factor else 1
-    return [float(g.length) * float(factor) for g in lines]
+    factor = metres_per_unit(c) or 1.0
+    return [float(g.length) * factor for g in lines]
 
 
 class CentreLineLayer:
