@@ -7,7 +7,7 @@ loop or an arrow running back up). Nothing is imported or executed.
 Layer order, written once (lowest first; a module may import its own package and any lower layer):
 
 * ``sam2elnet`` (the package root), ``errors``, ``utils``, ``config``, ``config_sources``,
-  ``options`` - the ground floor;
+  ``options``, ``option_values``, ``option_checks`` - the ground floor;
 * ``data`` - files in, arrays out (readers, writers, naming, the run-folder contract);
 * ``model`` - the network, no file formats;
 * ``engine`` and ``export`` - one floor, two independent rooms that never import each other:
@@ -37,6 +37,8 @@ LAYERS: list[set[str]] = [
         "sam2elnet.config",
         "sam2elnet.config_sources",
         "sam2elnet.options",
+        "sam2elnet.option_values",
+        "sam2elnet.option_checks",
     },
     {"sam2elnet.data"},
     {"sam2elnet.model"},

@@ -53,7 +53,7 @@ def test_option_error_names_a_list_option_not_its_item_index():
 
     from pydantic import BaseModel, ValidationError
 
-    from sam2elnet.options import option_error
+    from sam2elnet.option_checks import option_error
 
     class M(BaseModel):
         sources: tuple[Literal["sim", "own"], ...] = ("sim",)

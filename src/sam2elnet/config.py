@@ -1,7 +1,8 @@
 """Run configuration: one pydantic model per job, YAML in and out, one place for defaults.
 
-The options of the commands (their defaults and ranges) are :mod:`sam2elnet.options`; their
-names are re-exported here, so ``from sam2elnet.config import FolderJobOptions`` keeps working.
+The options of the commands (their defaults and ranges) are :mod:`sam2elnet.options` (with
+:mod:`sam2elnet.option_values` and :mod:`sam2elnet.option_checks`); their names are re-exported
+here, so ``from sam2elnet.config import FolderJobOptions`` keeps working.
 YAML files and the layering of a run's sources (defaults < file < flags) are
 :mod:`sam2elnet.config_sources` (``load_yaml_model`` is re-exported here).
 
@@ -26,30 +27,30 @@ from pydantic import (
 )
 
 from sam2elnet.config_sources import layered_config, load_yaml_model
-from sam2elnet.options import (
+from sam2elnet.option_checks import check_options, option_default, option_error
+from sam2elnet.option_values import (
     TRUNK_SCALE_AUTO_KEY,
     TRUNK_SCALE_NO_WEIGHTS,
     CoarseProfile,
+    ModelSize,
+    Precision,
+    TrunkScale,
+    auto_trunk_scale,
+    check_quality_folds,
+    memory_bytes,
+    norm_precision_value,
+    road_buffer_field,
+    trunk_resolution,
+)
+from sam2elnet.options import (
     DegradeOptions,
     EvaluateOptions,
     ExportOptions,
     FolderJobOptions,
-    ModelSize,
-    Precision,
     SceneOptions,
     StatsOptions,
     SynthOptions,
-    TrunkScale,
     WindowOptions,
-    auto_trunk_scale,
-    check_options,
-    check_quality_folds,
-    memory_bytes,
-    norm_precision_value,
-    option_default,
-    option_error,
-    road_buffer_field,
-    trunk_resolution,
 )
 
 __all__ = [

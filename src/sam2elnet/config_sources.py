@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from sam2elnet.errors import UserError
-from sam2elnet.options import TRUNK_SCALE_AUTO_KEY, option_error
+from sam2elnet.option_checks import option_error
+from sam2elnet.option_values import TRUNK_SCALE_AUTO_KEY
 
 __all__ = ["layered_config", "load_yaml_model"]
 

@@ -13,7 +13,8 @@ from helpers_data import grey_rgb, write_png
 
 from sam2elnet.cli import main
 from sam2elnet.errors import UserError
-from sam2elnet.options import FolderJobOptions, check_options
+from sam2elnet.option_checks import check_options
+from sam2elnet.options import FolderJobOptions
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 

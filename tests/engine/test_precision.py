@@ -142,7 +142,7 @@ def test_every_config_refuses_an_unknown_precision_naming_the_values() -> None:
     from sam2elnet.config import TrainConfig
     from sam2elnet.engine.downstream import DownstreamConfig
     from sam2elnet.errors import UserError
-    from sam2elnet.options import check_options
+    from sam2elnet.option_checks import check_options
     from sam2elnet.pipeline.crossval_config import CVConfig
     from sam2elnet.pipeline.experiment_config import ExperimentConfig
 

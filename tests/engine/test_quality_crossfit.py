@@ -154,7 +154,7 @@ def test_experiment_passes_the_folds_through_and_old_runs_mean_off(
     from types import SimpleNamespace
 
     import sam2elnet.engine.train as tr
-    from sam2elnet.options import check_options
+    from sam2elnet.option_checks import check_options
     from sam2elnet.pipeline.experiment_config import ExperimentConfig, upgrade_identity
     from sam2elnet.pipeline.experiment_engine import train_elnet
 

@@ -553,7 +553,7 @@ def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys
     from sam2elnet.cli import main
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.engine.metrics import RoadCounts
-    from sam2elnet.options import ROAD_BUFFER_PX
+    from sam2elnet.option_values import ROAD_BUFFER_PX
     from sam2elnet.pipeline.experiment_config import upgrade_identity
     from sam2elnet.pipeline.experiment_split import Split
     from sam2elnet.pipeline.experiment_stats import counts_vs_truth

@@ -9,7 +9,8 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import ROAD_BUFFER
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
-from sam2elnet.options import PRECISION_HELP, check_options, option_default
+from sam2elnet.option_checks import check_options, option_default
+from sam2elnet.option_values import PRECISION_HELP
 from sam2elnet.pipeline.crossval_config import CVConfig
 
 

@@ -310,7 +310,7 @@ def evaluate(
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.engine.metrics import ROAD_KEYS
     from sam2elnet.errors import UserError
-    from sam2elnet.options import ROAD_BUFFER_PX
+    from sam2elnet.option_values import ROAD_BUFFER_PX
     from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_words
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output

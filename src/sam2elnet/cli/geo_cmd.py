@@ -18,7 +18,7 @@ from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.cli.shared_options import WARP_TO_EXPORT, switch
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
-from sam2elnet.options import PRECISION_HELP
+from sam2elnet.option_values import PRECISION_HELP
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
 

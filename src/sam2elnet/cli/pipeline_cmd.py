@@ -7,7 +7,8 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import FILTER_HELP, ROAD_BUFFER, TRAIN_HELP, switch
-from sam2elnet.options import PRECISION_HELP, check_options
+from sam2elnet.option_checks import check_options
+from sam2elnet.option_values import PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,

@@ -12,7 +12,7 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.options import check_options, option_default
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.pipeline.serve_config import BackendConfig
 
 _SOURCES = ("label-studio", "coco", "cvat", "vector")

@@ -5,15 +5,15 @@ GCP-georeferenced inputs (Sentinel-1 GRD), or of any georeferenced input, resamp
 in a chosen CRS; the values are checked by :func:`sam2elnet.data.warp.check_warp_options`
 (``export``: ``WARP_TO_EXPORT``, whose help says it warps copies of the labels, for polygons).
 ``--pixel-coords`` (``export``: the labels' polygons; ``scene``: the ``--quality-gpkg`` windows),
-values and default :data:`sam2elnet.options.PixelCoords`. ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.options`).
+values and default :data:`sam2elnet.option_values.PixelCoords`. ``PRECISION_HELP``: the help text of every ``--precision`` (values in :mod:`sam2elnet.option_values`).
 ``FILTER_HELP``: the label filter's (``--min-quality``, ``--target-precision``, ``--tau``).
 ``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
-vector coarse labels), range :func:`sam2elnet.options.line_width_field`.
+vector coarse labels), range :func:`sam2elnet.option_values.line_width_field`.
 ``--road-buffer`` (``evaluate``, ``train``, ``cv``, ``experiment``): default and range
-:data:`sam2elnet.options.ROAD_BUFFER_PX` / :func:`sam2elnet.options.road_buffer_field`;
-``--road-buffer-m`` (``evaluate``): :func:`sam2elnet.options.road_buffer_m_field`.
+:data:`sam2elnet.option_values.ROAD_BUFFER_PX` / :func:`sam2elnet.option_values.road_buffer_field`;
+``--road-buffer-m`` (``evaluate``): :func:`sam2elnet.option_values.road_buffer_m_field`.
 :func:`switch`: an on/off setting given as two flags (``--roads`` / ``--no-roads``).
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import typer
 
 from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
-from sam2elnet.options import (
+from sam2elnet.option_values import (
     LINE_WIDTH_MAX,
     PIXEL_COORDS,
     PIXEL_COORDS_HELP,

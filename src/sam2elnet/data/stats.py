@@ -206,9 +206,9 @@ class DatasetStats:
         """What ``elnet stats`` says of the domain, as it says the modality and dB decision of
         SAR data: ``domain: roads (why; ...)`` with what training and evaluation do for roads,
         and on road data the labels' median road width (px, and m where the pixel size is
-        known) beside the default road buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`):
+        known) beside the default road buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`):
         Wiedemann et al. (1998) tie the buffer to the road width."""
-        from sam2elnet.options import ROAD_BUFFER_PX
+        from sam2elnet.option_values import ROAD_BUFFER_PX
 
         if self.domain is None:
             return []

@@ -43,7 +43,7 @@ from sam2elnet.engine.downstream_train import (
     train_downstream,
 )
 from sam2elnet.errors import DataError
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 
 def train_and_evaluate(

@@ -14,7 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.engine.runtime import autocast
-from sam2elnet.options import Precision, check_device, norm_precision_value
+from sam2elnet.option_values import Precision, check_device, norm_precision_value
 
 
 class DownstreamConfig(BaseModel):

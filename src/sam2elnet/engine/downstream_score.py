@@ -15,7 +15,7 @@ from torch import nn
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, require_pairs
 from sam2elnet.engine.runtime import channels_last_default
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.utils.progress import progress_bar
 from sam2elnet.utils.shape_batches import batches_by_key
 

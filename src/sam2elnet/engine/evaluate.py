@@ -43,7 +43,7 @@ from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import SAME_PIXEL_SIZE, pixel_sizes_m
 from sam2elnet.engine.road_buffer import road_buffer_px as road_buffer_px_from_m
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import ROAD_BUFFER_PX, GroupBy
+from sam2elnet.option_values import ROAD_BUFFER_PX, GroupBy
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)

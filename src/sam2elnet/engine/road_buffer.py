@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import ROAD_BUFFER_MAX
+from sam2elnet.option_values import ROAD_BUFFER_MAX
 
 __all__ = ["SAME_PIXEL_SIZE", "pixel_sizes_m", "road_buffer_px"]
 
@@ -38,7 +38,7 @@ def road_buffer_px(buffer_m: float, sizes: dict[Path, tuple[float | None, str]])
 
     Args:
         buffer_m: the buffer, metres (> 0; the range is
-            :func:`sam2elnet.options.road_buffer_m_field`'s).
+            :func:`sam2elnet.option_values.road_buffer_m_field`'s).
         sizes: :func:`pixel_sizes_m` of the predictions scored.
 
     Returns:
@@ -47,7 +47,7 @@ def road_buffer_px(buffer_m: float, sizes: dict[Path, tuple[float | None, str]])
     Raises:
         DataError: a prediction without a projected CRS (no CRS, GCPs only, degrees), or two
             pixel sizes more than :data:`SAME_PIXEL_SIZE` apart; the error names the file.
-        UserError: the buffer is more than :data:`~sam2elnet.options.ROAD_BUFFER_MAX` px.
+        UserError: the buffer is more than :data:`~sam2elnet.option_values.ROAD_BUFFER_MAX` px.
     """
     known: list[tuple[Path, float]] = []
     for path, (size, why) in sizes.items():

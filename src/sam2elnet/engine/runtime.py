@@ -30,7 +30,7 @@ import torch
 from sam2elnet.engine.coarse_rule import CoarseRule, apply_rule
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
-from sam2elnet.options import norm_precision_value
+from sam2elnet.option_values import norm_precision_value
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     Args:
         precision: ``"auto"`` (the default everywhere: bf16 where :func:`native_bf16` says the
             device computes it natively, else float32), ``"bf16"`` (forced, also where it is
-            slow), or ``"32"`` (float32; any spelling :func:`~sam2elnet.options.norm_precision_value`
+            slow), or ``"32"`` (float32; any spelling :func:`~sam2elnet.option_values.norm_precision_value`
             reads, such as the older ``"fp32"``).
         device: where the model runs.
 

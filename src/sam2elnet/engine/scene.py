@@ -75,7 +75,7 @@ from sam2elnet.engine.scene_writer import (
     write_quality,
 )
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.options import PIXEL_COORDS
+from sam2elnet.option_values import PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ def predict_scene(
             flip) and ``row``/``col``.
         quality_pixel_coords: where those footprints go for a scene without a CRS: ``"gdal"``
             (x = column, y = row) or ``"qgis"`` (y = -row, over the scene in QGIS), as
-            ``elnet export --pixel-coords`` (:data:`sam2elnet.options.PixelCoords`).
+            ``elnet export --pixel-coords`` (:data:`sam2elnet.option_values.PixelCoords`).
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` or ``"px"``.
         labels_pixel_coords: vector label coordinates are pixels (x = column, y = -row, as

@@ -120,7 +120,7 @@ class SceneInputs:
         self.notes: list[str] = []
         self.coarse: CoarseSource | None = None
         self.src = open_scene(self.path)
-        # the --quality-gpkg windows' convention (options.PIXEL_COORDS)
+        # the --quality-gpkg windows' convention (option_values.PIXEL_COORDS)
         axes = (
             "(x = column, y = -row, as QGIS shows the image)"
             if footprint_coords == "qgis"

@@ -25,7 +25,7 @@ from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.engine.executors import entropy_bits
-from sam2elnet.options import PIXEL_COORDS
+from sam2elnet.option_values import PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
@@ -334,7 +334,7 @@ def windows_geo(
       transformer of ``warp_method`` (or the transform) and reprojected, as the label was warped
       (:func:`sam2elnet.data.warp.pixels_to_map`; sides densified to 16 segments);
     * no georeference: pixel coordinates, as ``elnet export --pixel-coords`` writes polygons of
-      such rasters (:data:`sam2elnet.options.PixelCoords`): ``gdal`` x = column, y = row;
+      such rasters (:data:`sam2elnet.option_values.PixelCoords`): ``gdal`` x = column, y = row;
       ``qgis`` where QGIS shows the scene (:func:`~sam2elnet.data.georef.plain_grid_transform`:
       y = -row). The export's per-polygon quality join reads either
       (:func:`sam2elnet.export.tile_quality.tile_index`).

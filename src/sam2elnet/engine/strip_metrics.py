@@ -39,7 +39,7 @@ import numpy as np
 from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
 from sam2elnet.engine.metrics.roads import RoadCounts, centre_lines
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from sam2elnet.engine.losses import LossWeights, segmentation_loss
 from sam2elnet.engine.runtime import autocast
 from sam2elnet.engine.train_val import VAL_EVAL_MODE
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger("sam2elnet.engine.train")

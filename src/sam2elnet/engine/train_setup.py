@@ -11,7 +11,7 @@ from typing import Any
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.train_state import load_last
 from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.options import same_setting, setting_change
+from sam2elnet.option_checks import same_setting, setting_change
 from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")

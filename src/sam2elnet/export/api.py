@@ -193,7 +193,7 @@ def _export_labels(
     polygons, next to ``status`` kept / rejected from ``quality.csv``) defaults to the run's domain
     (:func:`~sam2elnet.export.run_info.default_category`: ``"road"``, ``"oil spill"``, else
     ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
-    without a CRS go (:data:`sam2elnet.options.PixelCoords`). A polygon layer is accompanied by
+    without a CRS go (:data:`sam2elnet.option_values.PixelCoords`). A polygon layer is accompanied by
     ``<out stem>_review.json``, the images it sent for review
     (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them).
     ``centre_lines`` (``--centre-lines`` / ``--no-centre-lines``; None: on when ``category`` is

@@ -15,7 +15,7 @@ export without a CRS in *pixel coordinates* (x = column, y = row, y pointing dow
 catalogue's C07 contract); the result notes say so. QGIS draws a raster without
 geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
 mirrored above the image there; ``pixel_coords="qgis"`` (``--pixel-coords qgis``) writes them
-where QGIS shows the image instead (:data:`sam2elnet.options.PixelCoords`).
+where QGIS shows the image instead (:data:`sam2elnet.option_values.PixelCoords`).
 
 Label rasters are polygonised in row strips (:mod:`~sam2elnet.export.polygonize`) and the polygons
 written in batches as they come (:data:`WRITE_BATCH`), so memory does not grow with the raster or
@@ -38,7 +38,7 @@ from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
-from sam2elnet.options import PIXEL_COORDS
+from sam2elnet.option_values import PIXEL_COORDS
 
 log = logging.getLogger(__name__)
 

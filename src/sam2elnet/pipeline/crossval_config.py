@@ -13,15 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.errors import UserError
-from sam2elnet.options import (
-    Precision,
-    check_device,
-    check_options,
-    norm_precision_value,
-    road_buffer_field,
-    same_setting,
-    setting_change,
-)
+from sam2elnet.option_checks import check_options, same_setting, setting_change
+from sam2elnet.option_values import Precision, check_device, norm_precision_value, road_buffer_field
 
 __all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig", "changed_options"]
 
@@ -59,7 +52,7 @@ class CVConfig(BaseModel):
     """Options of one cross-validation run.
 
     The one declaration of every option's default and range: ``elnet cv`` takes its defaults from
-    here and validates through it (:func:`sam2elnet.options.check_options`), so an out-of-range
+    here and validates through it (:func:`sam2elnet.option_checks.check_options`), so an out-of-range
     value is one ``error:`` line before any work starts. Made directly, a bad value raises
     ``pydantic.ValidationError``.
 
@@ -201,7 +194,7 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     ``--in-domain-fraction`` of a k-fold one), and a ``--domain`` that is the run's domain
     written another way (:func:`same_domain`). The training options are compared as the folds'
     training runs with them (:func:`_train_settings`: ``--epochs 10`` given is the default left
-    out), file and folder paths however written (:func:`~sam2elnet.options.same_setting`, the
+    out), file and folder paths however written (:func:`~sam2elnet.option_checks.same_setting`, the
     rule of ``elnet train --resume``).
     """
     old = {k: v for k, v in recorded.items() if k != "resolved"}

@@ -86,7 +86,7 @@ _TITLES = {
 def _trunk(scale: Any) -> str:
     """cv.json's ``trunk_scale`` in words: one scale (``trunk at half resolution (2)``), else
     as recorded (``mixed: fold-1 1, fold-2 2``, ``not recorded``)."""
-    from sam2elnet.options import trunk_scale_words
+    from sam2elnet.option_values import trunk_scale_words
 
     return (
         trunk_scale_words(scale) if isinstance(scale, int) else f"trunk {scale or 'not recorded'}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.errors import UserError
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.pipeline.crossval_reuse import model_extra
 from sam2elnet.utils.atomic import write_json_atomic
 

@@ -34,14 +34,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from sam2elnet.errors import DataError
-from sam2elnet.options import ModelSize
+from sam2elnet.option_values import ModelSize
 
 
 class DemoConfig(BaseModel):
     """Budget of the demo (the hidden CLI options exist so tests can run it in seconds).
 
     One declaration of every option's default and range: the CLI takes its defaults from here
-    and validates through it (:func:`sam2elnet.options.check_options`).
+    and validates through it (:func:`sam2elnet.option_checks.check_options`).
     """
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)

@@ -11,20 +11,19 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sam2elnet.options import (
+from sam2elnet.option_checks import check_options, same_setting
+from sam2elnet.option_values import (
     ROAD_BUFFER_PX,
     CoarseProfile,
     ModelSize,
     Precision,
     TrunkScale,
     check_device,
-    check_one_filter,
-    check_options,
     check_quality_folds,
     norm_precision_value,
     road_buffer_field,
-    same_setting,
 )
+from sam2elnet.options import check_one_filter
 
 RESULTS_VERSION = 1
 
@@ -120,7 +119,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
     old float32 experiment continues with ``--precision 32``); runs made before
     ``--no-enhancement-downstream`` trained table 2's downstream models (True); runs made before
-    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.options.ROAD_BUFFER_PX`);
+    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`);
     runs made before ``--modality`` decided it in their split stage (``auto``).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
@@ -163,7 +162,7 @@ def settings_diff(
 
     The downstream and quality-filter options (:attr:`ExperimentConfig.DOWNSTREAM`,
     :attr:`ExperimentConfig.FILTER`) may change and are left out; a ``--weights`` file written
-    another way (relative / absolute) is the same setting (:func:`~sam2elnet.options.same_setting`,
+    another way (relative / absolute) is the same setting (:func:`~sam2elnet.option_checks.same_setting`,
     the rule of ``elnet train --resume`` and ``elnet cv``). A key of :data:`DECIDED_BY_RUN`
     recorded as auto and given explicitly by the re-run is the
     same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
@@ -222,7 +221,7 @@ def setting_changes(
     """The options of :func:`settings_diff`'s ``diff`` as the user typed them, with the value the
     experiment was started with: ``--image-size 256 (saved: 128)``, ``--modality sar (saved:
     auto, decided optical)``, ``--no-enhancement given (saved: left out)`` (the form of
-    ``elnet cv`` and ``elnet train --resume``, :func:`~sam2elnet.options.setting_change`)."""
+    ``elnet cv`` and ``elnet train --resume``, :func:`~sam2elnet.option_checks.setting_change`)."""
     lines = []
     for k in diff:
         if k == "enhancement":  # --no-enhancement: a switch, not a value
@@ -243,7 +242,7 @@ class ExperimentConfig(BaseModel):
     """Options of one experiment; everything but the runtime options is fixed for a given ``out``.
 
     The one declaration of every option's default and range: ``elnet experiment`` takes its
-    defaults from here and validates through it (:func:`sam2elnet.options.check_options`), so an
+    defaults from here and validates through it (:func:`sam2elnet.option_checks.check_options`), so an
     out-of-range value is one ``error:`` line before any work starts.
     """
 

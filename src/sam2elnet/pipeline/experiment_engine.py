@@ -109,7 +109,7 @@ def built_trunk_scale(model: str | Path) -> int:
 def elnet_trunk(cfg: ExperimentConfig, model: str) -> dict[str, Any]:
     """The trunk scale SAM2-ELNet's network was built with (:func:`built_trunk_scale`) and a
     sentence for the report: ``{"trunk_scale", "trunk_note"}``."""
-    from sam2elnet.options import trunk_scale_words
+    from sam2elnet.option_values import trunk_scale_words
 
     scale = built_trunk_scale(model)
     given = cfg.trunk_scale if cfg.trunk_scale is not None else "auto"

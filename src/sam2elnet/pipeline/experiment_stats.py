@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import ROAD_KEYS
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     CONVERGED_GAIN,

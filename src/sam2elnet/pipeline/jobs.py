@@ -48,7 +48,8 @@ def ray_backend(
             of range, Ray not installed, an unreachable ``address``
             (:func:`~sam2elnet.engine.distributed.check_address`).
     """
-    from sam2elnet.options import FolderJobOptions, check_options
+    from sam2elnet.option_checks import check_options
+    from sam2elnet.options import FolderJobOptions
 
     opts = check_options(FolderJobOptions, backend=backend, workers=workers)
     if opts.backend == "local":

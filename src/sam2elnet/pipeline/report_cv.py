@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 __all__ = ["fold_iou_plot", "write_cv_report", "write_fold_reports"]
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError
 from sam2elnet.export.labelstudio import mask_result
-from sam2elnet.options import check_options
+from sam2elnet.option_checks import check_options
 from sam2elnet.pipeline.serve_config import BackendConfig
 from sam2elnet.pipeline.serve_http import make_server
 from sam2elnet.pipeline.serve_images import task_image

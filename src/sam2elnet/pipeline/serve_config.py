@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sam2elnet.options import check_device
+from sam2elnet.option_values import check_device
 
 __all__ = ["BackendConfig"]
 
@@ -19,7 +19,7 @@ __all__ = ["BackendConfig"]
 class BackendConfig(BaseModel):
     """Settings of the ML backend (defaults are those of ``elnet serve``).
 
-    The CLI validates through this model (:func:`sam2elnet.options.check_options`), so an
+    The CLI validates through this model (:func:`sam2elnet.option_checks.check_options`), so an
     out-of-range value is one ``error:`` line before the model is loaded; made directly, a bad
     value raises ``pydantic.ValidationError``.
     """

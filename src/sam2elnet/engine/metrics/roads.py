@@ -11,7 +11,7 @@ import numpy as np
 from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX, centre_lines
 from sam2elnet.engine.metrics.boundary import within_tolerance
 from sam2elnet.engine.metrics.pixel import as_bool_mask, safe_ratio
-from sam2elnet.options import ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 __all__ = [
     "ROAD_COUNT_KEYS",

@@ -1,0 +1,218 @@
+"""Option values: the vocabularies, defaults and bounds of command options, and the checks and
+normalisers of a single value.
+
+Each vocabulary (:data:`Precision`, :data:`PixelCoords`, :data:`TrunkScale`, ...), default
+(:data:`ROAD_BUFFER_PX`) and bound (:data:`ROAD_BUFFER_MAX`) is written here once. The options
+models (:mod:`sam2elnet.options`) and the run configurations (:mod:`sam2elnet.config`, the
+``pipeline.*_config`` modules) declare their fields with them; the engine takes its defaults from
+here. Validating a whole set of options and wording its errors is :mod:`sam2elnet.option_checks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import Field
+
+ModelSize = Literal["micro", "tiny", "small", "base_plus", "large"]
+GroupBy = Literal["none", "folder"]
+"""How ``elnet evaluate`` splits its numbers: not at all, or per ground-truth sub-folder."""
+
+
+Precision = Literal["auto", "bf16", "32"]
+"""``auto`` (default): bf16 autocast where the hardware computes bf16 natively, else float32
+(:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16`` forces bf16 autocast; ``32`` float32."""
+
+PRECISION_HELP = (
+    "auto (bf16 where the CPU/GPU computes bf16 natively, else 32) | bf16 | 32 (float32)"
+)
+
+
+PixelCoords = Literal["gdal", "qgis"]
+"""Where polygons of a raster *without a CRS* go (``--pixel-coords`` of ``elnet export`` and
+``elnet scene``), the default first: ``gdal`` x = column, y = row (GDAL's default geotransform,
+as ``gdal_polygonize``); ``qgis`` where QGIS shows such a raster, x = column, y = -row
+(:data:`sam2elnet.data.georef.PIXEL_GRID`). Both read back in place as vector labels
+(:class:`sam2elnet.data.vector.VectorLabels`)."""
+
+PIXEL_COORDS: tuple[str, ...] = get_args(PixelCoords)
+"""The :data:`PixelCoords` values, the default (``gdal``: the case catalogue's C07 contract)
+first."""
+
+PIXEL_COORDS_HELP = (
+    "Polygons of rasters without a CRS (PNG, plain TIFF): gdal (x = column, y = row, as "
+    "gdal_polygonize) or qgis (y = -row: where QGIS shows the image, so they overlay it)."
+)
+
+
+ROAD_BUFFER_PX = 3.0
+"""Default buffer tolerance of the road measures, in pixels (``--road-buffer`` of ``elnet
+evaluate``, ``train``, ``cv`` and ``experiment``): a centre-line pixel within this Euclidean
+distance of the other mask's centre line counts as matched. Wiedemann et al. (1998) match road
+axes within a buffer they tie to the road width; 3 px is this project's choice (docs/evaluation.md,
+"Road measures")."""
+
+ROAD_BUFFER_MAX = 100.0
+"""Largest ``--road-buffer`` accepted, px (a larger buffer matches almost everything)."""
+
+ROAD_BUFFER_M_MAX = 1000.0
+"""Largest ``--road-buffer-m`` accepted, metres (a sanity bound; the buffer in pixels it gives
+must also be at most :data:`ROAD_BUFFER_MAX`)."""
+
+LINE_WIDTH_MAX = 100_000.0
+"""Largest ``--line-width`` accepted (map units or px): a sanity bound, 100 km in metres."""
+
+
+def road_buffer_field() -> Any:
+    """The one declaration of the ``road_buffer`` option (default :data:`ROAD_BUFFER_PX`,
+    0 < px <= :data:`ROAD_BUFFER_MAX`) for every options model that has it."""
+    return Field(
+        ROAD_BUFFER_PX,
+        gt=0,
+        le=ROAD_BUFFER_MAX,
+        description="road measures: centre-line buffer tolerance, px",
+    )
+
+
+def road_buffer_m_field() -> Any:
+    """The one declaration of the ``road_buffer_m`` option (``elnet evaluate --road-buffer-m``:
+    the road buffer in metres, None: given in px; 0 < m <= :data:`ROAD_BUFFER_M_MAX`)."""
+    return Field(
+        None,
+        gt=0,
+        le=ROAD_BUFFER_M_MAX,
+        description="road measures: centre-line buffer tolerance, metres (pixel size from the "
+        "prediction's CRS and transform)",
+    )
+
+
+def line_width_field() -> Any:
+    """The one declaration of the ``line_width`` option (None: lines burnt 1 px wide;
+    0 < w <= :data:`LINE_WIDTH_MAX`) for every options model that has it."""
+    return Field(
+        None,
+        gt=0,
+        le=LINE_WIDTH_MAX,
+        description="total width of line labels: map units, or px (line_width_unit)",
+    )
+
+
+TrunkScale = Literal[1, 2]
+"""Values of ``--trunk-scale`` (sam2elnet.model.elnet.ModelConfig.trunk_scale): the frozen trunk
+sees the image at full (1) or half (2) resolution; None in a run's options means auto
+(:func:`auto_trunk_scale`)."""
+
+
+def trunk_resolution(scale: int) -> str:
+    """The trunk's resolution in words: ``"full"`` (scale 1) or ``"half"`` (2)."""
+    return "full" if int(scale) == 1 else "half"
+
+
+def trunk_scale_words(scale: int) -> str:
+    """A trunk scale for reports: ``trunk at full resolution (1)`` / ``... half ... (2)``."""
+    return f"trunk at {trunk_resolution(scale)} resolution ({int(scale)})"
+
+
+TRUNK_SCALE_NO_WEIGHTS = 2
+"""``--trunk-scale`` auto without SAM2 weights: the trunk at half resolution. Measured on 400
+held-out sos-2k images (100 labelled, Hiera-tiny, random trunk, 2026-12-01; docs/results.md,
+"The trunk at half resolution"): the same annotation IoU (+0.5 points, paired bootstrap CI
+[-0.8, +2.0]) and enhancement IoU (-0.1), the same quality-evaluator Spearman, 1.9x less CPU time
+annotating, 2.3-2.5x the reference design's inference and training speed (docs/benchmarks.md).
+Roads keep the full-resolution trunk: one roads-dev fold lost 3.7 road IoU points at half."""
+
+
+TRUNK_SCALE_AUTO_KEY = "trunk_scale_auto"
+"""Key of ``RUN/config.yaml`` (last, only when true): the recorded ``trunk_scale`` was
+resolved by the auto rule (:func:`auto_trunk_scale`), not given. A resumed run says so in its
+trunk line; files without the key read as given."""
+
+
+def auto_trunk_scale(weights: str | None, roads: bool) -> int:
+    """``--trunk-scale`` auto: 1 (full resolution, the paper's design) with SAM2 weights or for
+    roads, else :data:`TRUNK_SCALE_NO_WEIGHTS`."""
+    return 1 if (weights or roads) else TRUNK_SCALE_NO_WEIGHTS
+
+
+def norm_precision_value(v: Any) -> Any:
+    """Spellings of a precision (``fp32``, ``float32``, ``bfloat16``...) as :data:`Precision`.
+
+    The one normaliser of every precision a config, option or stored file gives: runs and
+    experiments made before the vocabulary was one wrote float32 as ``fp32`` (experiment and
+    downstream configs), and they read back as ``32``. Anything else is returned lower-cased for
+    the field's ``Literal`` to accept or refuse.
+    """
+    s = str(v).lower()
+    return {"fp32": "32", "float32": "32", "bfloat16": "bf16", "bf16-mixed": "bf16"}.get(s, s)
+
+
+def check_quality_folds(v: int) -> int:
+    """Validate ``--quality-folds`` (k-fold cross-fitting of the network for the evaluator).
+
+    Raises:
+        ValueError: ``v == 1`` (one fold holds out nothing; 0 = off; the range 0-20 is the field's).
+    """
+    if v == 1:
+        raise ValueError("one fold holds out nothing; give 0 (off) or 2-20 folds")
+    return v
+
+
+def check_device(v: str) -> str:
+    """Validate a ``--device`` value.
+
+    Args:
+        v: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Returns:
+        ``v`` as a string.
+
+    Raises:
+        ValueError: any other value (pydantic turns it into the option's error line).
+    """
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(v)):
+        raise ValueError("must be cpu, cuda, cuda:N or mps")
+    return str(v)
+
+
+_MEMORY_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_MEMORY_UNITS.update({"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40})
+
+
+def memory_bytes(value: Any) -> int:
+    """Bytes from a ``--max-memory`` size.
+
+    Units are decimal (K = 1e3, M = 1e6, G = 1e9, T = 1e12) or binary with an ``i`` (KiB, MiB,
+    GiB, TiB); a trailing ``B`` is optional, case does not matter.
+
+    Args:
+        value: ``"1.5G"``, ``"800M"``, ``"512MiB"``, ``"2GB"`` or a plain number of bytes.
+
+    Returns:
+        The size in bytes (int, at least 1 MiB).
+
+    Raises:
+        ValueError: not a size, or below 1 MiB.
+    """
+    import math
+    import re
+
+    if isinstance(value, bool):
+        raise ValueError("is not a size; give e.g. 1.5G or 800M")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?i?)b?\s*", str(value), re.IGNORECASE)
+        if not m:
+            raise ValueError("is not a size; give e.g. 1.5G or 800M")
+        n = float(m.group(1)) * _MEMORY_UNITS[m.group(2).upper()]
+    if not math.isfinite(n) or n < 2**20:
+        raise ValueError("must be a size of at least 1M, e.g. 1.5G or 800M")
+    return int(n)
+
+
+# Every coarse-label profile of sam2elnet.data.coarse.PROFILES ("freehand" is evaluation-only).
+CoarseProfile = Literal[
+    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed", "freehand"
+]
