@@ -1,15 +1,14 @@
 """``elnet evaluate``: score predicted masks against ground truth (+ label-quality statistics).
 
-Thin layer: parses options, calls :func:`sam2elnet.engine.evaluate.evaluate_folders`, prints a
-table, writes the requested JSON / CSV / HTML report.
+Thin layer: parses options, calls :func:`sam2elnet.engine.evaluate.evaluate_folders`, prints the
+tables (:mod:`sam2elnet.cli.eval_tables`), writes the requested JSON / CSV / HTML report.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import Any, Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
+from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
 import typer
 
@@ -20,143 +19,6 @@ from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
 from sam2elnet.cli.shared_options import ROAD_BUFFER_OR_M as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import switch
 from sam2elnet.config import EvaluateOptions, check_options, option_default
-
-# aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
-_SHOWN = (
-    "iou",
-    "f1",
-    "precision",
-    "recall",
-    "iou_bg",
-    "miou",
-    "accuracy",
-    "mean_image_iou",
-    "boundary_f1",
-    "boundary_precision",
-    "boundary_recall",
-    "mean_image_boundary_f1",
-)
-# the road measures (sam2elnet.engine.metrics.ROAD_KEYS) follow in a table of their own
-
-
-def _f(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
-def _columns(res: Any) -> list[tuple[str, Any]]:
-    """(title, group dict or the overall result) for the per-group tables; overall last."""
-    cols = [(name, g) for name, g in res.groups.items()]
-    overall = {"aggregate": res.aggregate, "comparison": res.comparison, "quality": res.quality}
-    return [*cols, ("all", overall)]
-
-
-def _group_table(res: Any) -> Any:
-    from rich.table import Table
-
-    t = Table(title="per group (ground-truth sub-folder)", title_justify="left")
-    t.add_column("metric")
-    cols = _columns(res)
-    for name, _ in cols:
-        t.add_column(name, justify="right")
-    for key, title in (
-        ("n_images", "images"),
-        ("iou", "IoU (pixel-summed)"),
-        ("f1", "F1"),
-        ("miou", "two-class mIoU"),
-        ("mean_image_iou", "mean per-image IoU"),
-    ):
-        t.add_row(title, *(_f(g["aggregate"].get(key)) for _, g in cols))
-    return t
-
-
-def _pct(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return f"{100 * v:.1f} %"
-
-
-def _comparison_table(res: Any, baseline: Any) -> Any:
-    from rich.table import Table
-
-    cols = [(n, g["comparison"]) for n, g in _columns(res) if g["comparison"] is not None]
-    t = Table(title=f"compared with the baseline ({baseline})", title_justify="left")
-    t.add_column("statistic")
-    for name, _ in cols:
-        t.add_column(name, justify="right")
-    c0 = res.comparison
-    rows = (
-        ("images compared", lambda c: str(c.n)),
-        ("IoU: prediction (pixel-summed)", lambda c: _f(c.iou)),
-        ("IoU: baseline (pixel-summed)", lambda c: _f(c.baseline_iou)),
-        ("gain, IoU points", lambda c: f"{100 * c.gain:+.2f}" if math.isfinite(c.gain) else "—"),
-        ("mean per-image IoU: prediction", lambda c: _f(c.mean_image_iou)),
-        ("mean per-image IoU: baseline", lambda c: _f(c.mean_baseline_image_iou)),
-        ("mean per-image delta", lambda c: _f(c.mean_delta)),
-        ("improved", lambda c: f"{_pct(c.share_improved)} ({c.n_improved})"),
-        ("unchanged", lambda c: f"{_pct(c.share_unchanged)} ({c.n_unchanged})"),
-        (
-            f"worse by > {100 * c0.worse_by:g} points",
-            lambda c: f"{_pct(c.share_worse_by)} ({c.n_worse_by})",
-        ),
-        ("worse at all", lambda c: str(c.n_worse)),
-        (
-            "improved, of the improvable",
-            lambda c: f"{_pct(c.share_improved_of_improvable)} (of {c.n_improvable})",
-        ),
-        (
-            "empty truth + empty baseline: kept empty / spoiled",
-            lambda c: f"{c.n_empty_stayed_empty} / {c.n_empty_spoiled}",
-        ),
-    )
-    for title, fn in rows:
-        t.add_row(title, *(fn(c) for _, c in cols))
-    return t
-
-
-def _quality_table(res: Any) -> Any:
-    from rich.table import Table
-
-    cols = [(n, g["quality"]) for n, g in _columns(res) if g["quality"] is not None]
-    qs = res.quality
-    t = Table(title=f"label quality ({qs.source})", title_justify="left")
-    t.add_column("statistic")
-    for name, _ in cols:
-        t.add_column(name, justify="right")
-    rows = (
-        ("Spearman (predicted vs true IoU)", lambda q: f"{_f(q.spearman)} (n={q.n})"),
-        ("kept / scored", lambda q: f"{q.n_kept} / {q.n}"),
-        (
-            f"precision of kept (true IoU >= {_f(qs.tau)})",
-            lambda q: _f(q.precision_kept),
-        ),
-        ("recall of good labels", lambda q: f"{_f(q.recall_kept)} (of {q.n_good})"),
-        ("mean true IoU: kept", lambda q: _f(q.mean_iou_kept)),
-        ("mean true IoU: all", lambda q: _f(q.mean_iou_all)),
-        ("pixel-summed IoU: kept", lambda q: _f(q.aggregate_iou_kept)),
-        ("pixel-summed IoU: all", lambda q: _f(q.aggregate_iou_all)),
-    )
-    for title, fn in rows:
-        t.add_row(title, *(fn(q) for _, q in cols))
-    f = res.quality_filter
-    if f and f.get("threshold") is not None:
-        how = (
-            f"for precision >= {f['target_precision']} (estimated at training: precision "
-            f"{_f(f.get('estimated_precision'))}, recall {_f(f.get('estimated_recall'))})"
-            if f.get("target_precision") is not None
-            else "(--min-quality)"
-        )
-        t.caption = f"the run kept labels with predicted IoU >= {_f(f['threshold'])} {how}"
-        if f.get("target_precision") is not None and f.get("achievable") is False:
-            t.caption = (
-                f"--target-precision {f['target_precision']} was not reachable at training "
-                f"({f.get('note') or 'no threshold reached it'}): the run's threshold "
-                f"{_f(f['threshold'])} lies above every score it was calibrated on"
-            )
-    return t
 
 
 @app.command("evaluate")
@@ -302,16 +164,14 @@ def evaluate(
     the JSON and in the --csv file's _skipped.csv; the other pairs are scored. When no pair can
     be scored, nothing is written and the exit code is 2."""
     from rich.console import Console
-    from rich.table import Table
 
+    from sam2elnet.cli.eval_tables import print_evaluation
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
-    from sam2elnet.engine.metrics import ROAD_KEYS
     from sam2elnet.errors import UserError
     from sam2elnet.option_values import ROAD_BUFFER_PX
-    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_words
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
@@ -406,71 +266,19 @@ def evaluate(
         line_width_unit="px" if line_width_px else "map",
     )
     console = Console()
-    table = Table(
-        title=f"{res.aggregate['n_images']} image(s): {pred} vs {truth}", title_justify="left"
+    print_evaluation(
+        console,
+        res,
+        pred=pred,
+        truth=truth,
+        baseline=baseline,
+        roads_on=roads_on,
+        road_buffer=road_buffer,
+        road_buffer_m=road_buffer_m,
+        buffer_given=buffer_given,
+        json_path=json_path,
+        csv_path=csv_path,
     )
-    table.add_column("metric (pixel-summed)")
-    table.add_column("value", justify="right")
-    for key in _SHOWN:
-        if key in res.aggregate:
-            table.add_row(label(key), _f(res.aggregate[key]))
-    console.print(table)
-    road_rows = [(label(k), _f(res.aggregate[k])) for k in ROAD_KEYS if k in res.aggregate]
-    if road_rows:  # not pixel-summed: centre-line lengths and road pieces summed over images
-        roads_table = Table()
-        roads_table.add_column(ROAD_TABLE_HEADER)
-        roads_table.add_column("value", justify="right")
-        for row in road_rows:
-            roads_table.add_row(*row)
-        console.print(roads_table)
-    if res.options.get("roads"):  # which buffer, whether asked for or detected
-        if roads_on is None:
-            console.print(
-                f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
-            )
-        o = res.options
-        console.print(
-            road_buffer_words(o["road_buffer_px"], o["road_buffer_m"], o["road_buffer_unit"])
-        )
-    elif buffer_given:  # a buffer given for measures that are off: say why
-        why = "--no-roads" if roads_on is False else res.options["roads_reason"]
-        flag = (
-            f"--road-buffer {road_buffer:g}"
-            if road_buffer_m is None
-            else f"--road-buffer-m {road_buffer_m:g}"
-        )
-        console.print(
-            f"note: {flag} unused: road measures are off ({why}"
-            + ("" if roads_on is False else "; --roads turns them on")
-            + ")"
-        )
-    if res.groups:
-        console.print(_group_table(res))
-    if res.comparison is not None:
-        console.print(_comparison_table(res, baseline))
-        worse = res.comparison.worse_images
-        if worse:
-            shown = ", ".join(worse[:10]) + (" ..." if len(worse) > 10 else "")
-            where = f" (all in {csv_path}, column outcome/delta_iou)" if csv_path else ""
-            console.print(
-                f"worse than the baseline by more than {res.comparison.worse_by:g} IoU: "
-                f"{len(worse)} image(s), worst first: {shown}{where}"
-            )
-    if res.quality is not None:
-        console.print(_quality_table(res))
-    moved = res.resampled
-    if moved:
-        outside = sum(m["outside_pixels"] for m in moved)
-        console.print(
-            f"ground truth resampled onto the prediction's grid: {len(moved)} file(s); "
-            f"{outside} prediction pixel(s) outside its footprint not counted"
-        )
-    if res.unmatched_pred or res.unmatched_truth:
-        listed = f"listed in {json_path}" if json_path is not None else "--json FILE lists them"
-        console.print(
-            f"[yellow]unmatched: {len(res.unmatched_pred)} prediction(s), "
-            f"{len(res.unmatched_truth)} ground-truth mask(s) ({listed})[/yellow]"
-        )
     if json_path is not None:
         res.write_json(json_path)
         console.print(f"wrote {json_path}")
