@@ -296,13 +296,13 @@ def test_enhance_cli_split(
 
 
 def test_annotate_and_enhance_share_one_declaration_of_their_job_options(capsys):
-    """The shared options are declared once (cli.engine_cmd._SHARED_JOB_OPTIONS) and both
+    """The shared options are declared once (cli.job_options.SHARED_JOB_OPTIONS) and both
     commands accept and document every one of them."""
     import click
     import typer
 
     from sam2elnet.cli.app import app
-    from sam2elnet.cli.engine_cmd import _SHARED_JOB_OPTIONS
+    from sam2elnet.cli.job_options import SHARED_JOB_OPTIONS
 
     group = typer.main.get_command(app)
     ctx = click.Context(group)
@@ -310,7 +310,7 @@ def test_annotate_and_enhance_share_one_declaration_of_their_job_options(capsys)
     for name in ("annotate", "enhance"):
         cmd = group.get_command(ctx, name)
         params[name] = {p.name: p for p in cmd.params}
-    for name, _ann, _opt in _SHARED_JOB_OPTIONS:
+    for name, _ann, _opt in SHARED_JOB_OPTIONS:
         a, e = params["annotate"][name], params["enhance"][name]
         assert a.opts == e.opts and a.help == e.help and a.default == e.default, name
     assert "labels" in params["enhance"] and "labels" not in params["annotate"]

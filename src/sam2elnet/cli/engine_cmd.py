@@ -2,27 +2,24 @@
 
 Each command parses options, calls one library function and prints a short summary; all logic
 (and all error messages) live in :mod:`sam2elnet.engine.train` and :mod:`sam2elnet.engine.infer`.
+The options annotate and enhance share are declared once in :mod:`sam2elnet.cli.job_options`.
 """
 
-import inspect
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.job_options import IMAGES, MODEL, OUT, check_job_io, job_kwargs, with_job_options
 from sam2elnet.cli.job_summary import fmt as _fmt
 from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import (
-    FILTER_HELP,
     LINE_WIDTH,
     LINE_WIDTH_PX,
     PRECISION_HELP,
     ROAD_BUFFER_UNSET,
-    WARP_METHOD,
-    WARP_TO,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
@@ -282,141 +279,12 @@ def train_cmd(
         typer.echo(f"report: {write_train_report(res.run_dir, device=cfg.device)}")
 
 
-# Options shared by annotate and enhance (one definition, one help text).
-_MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
-_IMAGES = typer.Option(..., "--images", help="Image folder or single image (PNG/JPEG/GeoTIFF).")
-_OUT = typer.Option(..., "--out", help="Output folder.")
-_MIN_QUALITY = typer.Option(None, "--min-quality", help=FILTER_HELP["min_quality"])
-_TARGET_PRECISION = typer.Option(None, "--target-precision", help=FILTER_HELP["target_precision"])
-_TAU = typer.Option(None, "--tau", help=FILTER_HELP["tau"])
-_SAVE_PROB = typer.Option(False, "--save-prob", help="Also write probability maps (OUT/prob/).")
-_RESUME = typer.Option(False, "--resume", help="Skip images already done in OUT.")
-_REPORT = typer.Option(False, "--report", help="Write OUT/report.html.")
-_D = FolderJobOptions  # the one declaration of these options' defaults and ranges
-_BATCH = typer.Option(
-    option_default(_D, "batch_size"), "--batch-size", help="Images per forward pass (1-1024)."
-)
-_DEVICE = typer.Option(option_default(_D, "device"), "--device", help="cpu | cuda | cuda:N.")
-_PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help=PRECISION_HELP)
-_TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views (0-7).")
-_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
-_TILE = typer.Option(
-    option_default(_D, "tile"),
-    "--tile",
-    help="Window size, px, for images too large for --max-memory (32-16384).",
-)
-_OVERLAP = typer.Option(
-    option_default(_D, "overlap"),
-    "--overlap",
-    help="Window overlap for windowed images, px (0 to < --tile).",
-)
-_MAX_MEMORY = typer.Option(
-    None,
-    "--max-memory",
-    help="Memory budget, e.g. 1.5G or 800M (default "
-    f"{option_default(_D, 'max_memory') / 1e9:g}G): images too large to predict whole within it "
-    "are predicted window by window (--tile, --overlap).",
-)
-_BACKEND = typer.Option(
-    option_default(_D, "backend"),
-    "--backend",
-    help="local | ray: spread the images over Ray workers (same outputs; docs/geospatial.md).",
-)
-_ADDRESS = typer.Option(
-    None,
-    "--address",
-    help="Ray cluster with --backend ray: auto, HOST:6379 or ray://HOST:10001 (default: a "
-    "private local Ray).",
-)
-_WORKERS = typer.Option(
-    option_default(_D, "workers"),
-    "--workers",
-    help="Ray actors with --backend ray (each loads the model once).",
-)
-_BANDS = typer.Option(
-    None,
-    "--bands",
-    help="File bands to use, 1-based, e.g. 4,3,2 (default: the bands the model was trained on).",
-)
-
-
-# The options annotate and enhance share, declared once and appended to both commands'
-# signatures by _with_job_options (typer reads a command's options from its signature, and a
-# decorator may replace that through ``__signature__``, see inspect.signature).
-_SHARED_JOB_OPTIONS: list[tuple[str, object, object]] = [
-    ("min_quality", Optional[float], _MIN_QUALITY),  # noqa: UP045
-    ("target_precision", Optional[float], _TARGET_PRECISION),  # noqa: UP045
-    ("tau", Optional[float], _TAU),  # noqa: UP045
-    ("save_prob", bool, _SAVE_PROB),
-    ("resume", bool, _RESUME),
-    ("report", bool, _REPORT),
-    ("batch_size", int, _BATCH),
-    ("device", str, _DEVICE),
-    ("precision", str, _PRECISION),
-    ("tta", Optional[int], _TTA),  # noqa: UP045
-    ("no_progress", bool, _NO_PROGRESS),
-    ("tile", int, _TILE),
-    ("overlap", int, _OVERLAP),
-    ("bands", Optional[str], _BANDS),  # noqa: UP045
-    ("max_memory", Optional[str], _MAX_MEMORY),  # noqa: UP045
-    ("backend", str, _BACKEND),
-    ("address", Optional[str], _ADDRESS),  # noqa: UP045
-    ("workers", int, _WORKERS),
-    ("warp_to", Optional[str], WARP_TO),  # noqa: UP045
-    ("warp_method", str, WARP_METHOD),
-]
-
-
-def _with_job_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give ``command`` (which takes them as ``**shared``) the options of _SHARED_JOB_OPTIONS."""
-    sig = inspect.signature(command)
-    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann)
-        for name, ann, opt in _SHARED_JOB_OPTIONS
-    ]
-    command.__signature__ = sig.replace(parameters=own + shared)  # type: ignore[attr-defined]
-    return command
-
-
-def _job_kwargs(**kw: object) -> dict[str, object]:
-    """Keyword arguments shared by annotate_folder and enhance_folder, validated against
-    :class:`~sam2elnet.config.FolderJobOptions` (ranges in the error message)."""
-    from sam2elnet.config import check_options
-
-    names = set(FolderJobOptions.model_fields)
-    checked = check_options(FolderJobOptions, **{k: v for k, v in kw.items() if k in names})
-    for k in names & set(kw):
-        kw[k] = getattr(checked, k)
-    kw["progress"] = not kw.pop("no_progress")
-    if "warp_to" in kw:  # checked before the model loads or anything is written
-        from sam2elnet.data.warp import check_warp_options
-
-        kw["warp_to"] = check_warp_options(kw["warp_to"], kw.get("warp_method", "tps"))  # type: ignore[arg-type]
-    if "bands" in kw:
-        from sam2elnet.data.raster import parse_bands
-
-        kw["bands"] = parse_bands(kw["bands"])  # type: ignore[arg-type]
-    return kw
-
-
-def _check_io(images: Path, out: Path, model: Path, labels: Path | None = None) -> None:
-    """Inputs exist and the output folder can be created: checked before the model loads."""
-    from sam2elnet.utils.paths import check_input, check_output
-
-    check_input(model, "--model", "model file")
-    check_input(images, "--images", "image file or folder")
-    if labels is not None:
-        check_input(labels, "--labels", "label file or folder")
-    check_output(out, "dir", "--out")
-
-
 @app.command("annotate")
-@_with_job_options
+@with_job_options
 def annotate_cmd(
-    model: Path = _MODEL,
-    images: Path = _IMAGES,
-    out: Path = _OUT,
+    model: Path = MODEL,
+    images: Path = IMAGES,
+    out: Path = OUT,
     split: Optional[list[str]] = typer.Option(  # noqa: UP006, UP045
         None,
         "--split",
@@ -427,16 +295,16 @@ def annotate_cmd(
     """Label images from scratch and score every label (predicted IoU)."""
     from sam2elnet.pipeline.jobs import annotate_folder
 
-    opts = _job_kwargs(split=split, **shared)
-    _check_io(images, out, model)
+    opts = job_kwargs(split=split, **shared)
+    check_job_io(images, out, model)
     print_folder(annotate_folder(model, images, out, echo=typer.echo, **opts), "annotated")
 
 
 @app.command("enhance")
-@_with_job_options
+@with_job_options
 def enhance_cmd(
-    model: Path = _MODEL,
-    images: Path = _IMAGES,
+    model: Path = MODEL,
+    images: Path = IMAGES,
     labels: Optional[Path] = typer.Option(  # noqa: UP045
         None,
         "--labels",
@@ -444,7 +312,7 @@ def enhance_cmd(
         "GeoJSON/GeoPackage/Shapefile covering all images, or one mask file when --images is one "
         "image. Required unless --split picks a split that has coarse/ folders.",
     ),
-    out: Path = _OUT,
+    out: Path = OUT,
     line_width: Optional[float] = LINE_WIDTH,  # noqa: UP045
     line_width_px: bool = LINE_WIDTH_PX,
     skip_missing: bool = typer.Option(
@@ -463,7 +331,7 @@ def enhance_cmd(
         "without --labels their coarse labels come from the split's coarse/ folders.",
     ),
     new_objects: str = typer.Option(
-        option_default(_D, "new_objects"),
+        option_default(FolderJobOptions, "new_objects"),
         "--new-objects",
         help="drop: remove predicted objects that do not overlap the coarse label (an empty "
         "coarse label stays empty); keep: leave them (docs/evaluation.md).",
@@ -479,7 +347,7 @@ def enhance_cmd(
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
     from sam2elnet.pipeline.jobs import enhance_folder
 
-    opts = _job_kwargs(
+    opts = job_kwargs(
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
         skip_missing=skip_missing,
@@ -490,7 +358,7 @@ def enhance_cmd(
         max_growth=max_growth,
         **shared,
     )
-    _check_io(images, out, model, labels)
+    check_job_io(images, out, model, labels)
     opts["save_changes"] = not opts.pop("no_changes")
     pv = _positive_list(opts.pop("positive_values"))
     opts["positive_values"] = tuple(pv) if pv else None
