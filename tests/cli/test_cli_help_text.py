@@ -4,6 +4,7 @@ cut mid-word, one text per shared option (the label filter's, export's --warp-to
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,9 @@ def test_help_states_ranges_and_units(
 
 
 @pytest.mark.parametrize("columns", ["100", "80"])
-@pytest.mark.parametrize("cmd", ["evaluate", "experiment", "export", "annotate"])
+@pytest.mark.parametrize(
+    "cmd", ["evaluate", "experiment", "export", "annotate", "stats", "synth", "degrade", "serve"]
+)
 def test_help_cuts_no_text(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cmd: str, columns: str
 ) -> None:
@@ -89,13 +92,23 @@ def test_export_warp_to_says_what_export_warps(
         (["evaluate", "--pred", "p", "--truth", "t"], "resample"),
         (["experiment", "--data", "d", "--out", "o"], "enhancement-downstream"),
         (["export", "--labels", "l", "--out", "o.gpkg"], "centre-lines"),
+        (["stats", "--data", "d"], "db"),
+        (["stats", "--data", "d"], "progress"),
+        (["synth", "--out", "o"], "progress"),
+        (["degrade", "--masks", "m", "--out", "o"], "progress"),
+        (["serve", "--model", "m.pt"], "train"),
     ],
 )
 def test_two_flag_switch_refuses_both(
-    capsys: pytest.CaptureFixture[str], cmd: list[str], flag: str
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cmd: list[str],
+    flag: str,
 ) -> None:
     """The on/off settings declared as two flags (so the help table keeps its width): both
     given is one error line, exit 2, before any input is read (typer's pair took the last)."""
+    monkeypatch.chdir(tmp_path)  # a command that ran anyway (synth) writes nothing here
     capsys.readouterr()
     assert main([*cmd, f"--{flag}", f"--no-{flag}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import switch
 from sam2elnet.config import (
     DegradeOptions,
     StatsOptions,
@@ -14,6 +15,10 @@ from sam2elnet.config import (
     check_options,
     option_default,
 )
+
+# an on/off setting as two flags (shared_options.switch): a --x/--no-x pair squeezes the help
+_PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
+_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
 @app.command("stats")
@@ -36,12 +41,13 @@ def stats_cmd(
         help="sar | optical (default: from the layout, dataset.json or the images; grey images "
         "cannot tell, see docs/data.md).",
     ),
-    to_db: bool | None = typer.Option(
-        None,
-        "--db/--no-db",
+    db: bool = typer.Option(
+        False,
+        "--db",
         help="Convert linear SAR intensity to dB (10*log10) before statistics. Default: as "
         "`elnet train` does (SAR stored with more than 8 bits and not already in dB).",
     ),
+    no_db: bool = typer.Option(False, "--no-db", help="Keep the values as stored (no dB)."),
     p_low: float = typer.Option(
         option_default(StatsOptions, "p_low"),
         "--p-low",
@@ -67,7 +73,8 @@ def stats_cmd(
         "that cannot be read is skipped the same way.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List unmatched files."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = _PROGRESS,
+    no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
     import logging
@@ -81,6 +88,8 @@ def stats_cmd(
     from sam2elnet.utils.batch import skip_line
     from sam2elnet.utils.paths import check_input, check_output
 
+    to_db = switch(db, no_db, "db")  # None: as `elnet train` does
+    progress = bool(switch(progress, no_progress, "progress", True))
     check_options(
         StatsOptions,
         layout=layout,
@@ -158,12 +167,14 @@ def synth_cmd(
         "--coarse-severity",
         help="Coarse-label severity in [0, 1].",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = _PROGRESS,
+    no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """Generate synthetic scenes with exact masks and simulated coarse labels."""
     from sam2elnet.data.synthetic import generate_dataset
     from sam2elnet.utils.paths import check_output
 
+    progress = bool(switch(progress, no_progress, "progress", True))
     check_options(
         SynthOptions,
         task=task,
@@ -207,7 +218,8 @@ def degrade_cmd(
         help="Degrade only these images: a text file (one id per line), a JSON list, or a run's "
         "splits.json (its held_out ids: never trained on) / an experiment's split.json (test).",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = _PROGRESS,
+    no_progress: bool = _NO_PROGRESS,
 ) -> None:
     """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU.
 
@@ -216,6 +228,7 @@ def degrade_cmd(
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.utils.paths import check_input, check_not_input, check_out_folder, check_output
 
+    progress = bool(switch(progress, no_progress, "progress", True))
     check_options(DegradeOptions, profile=profile, severity=severity)
     check_input(masks, "--masks", "mask folder")
     check_output(out, "dir", "--out")

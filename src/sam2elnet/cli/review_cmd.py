@@ -12,6 +12,7 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import switch
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.pipeline.serve_config import BackendConfig
 
@@ -163,10 +164,12 @@ def serve_cmd(
         "else 'foreground', as `elnet export` names it).",
     ),
     train: bool = typer.Option(
-        option_default(BackendConfig, "train"),
-        "--train/--no-train",
-        help="Fine-tune on submitted annotations (via the webhook).",
+        False,
+        "--train",
+        help="Fine-tune on submitted annotations (via the webhook)"
+        + ("; the default." if option_default(BackendConfig, "train") else "."),
     ),
+    no_train: bool = typer.Option(False, "--no-train", help="Pre-annotate only: never fine-tune."),
     train_after: int = typer.Option(
         option_default(BackendConfig, "train_after"),
         "--train-after",
@@ -189,6 +192,7 @@ def serve_cmd(
     from sam2elnet.pipeline.serve import serve
     from sam2elnet.utils.paths import check_input, check_output
 
+    train_on = switch(train, no_train, "train", option_default(BackendConfig, "train"))
     cfg = check_options(
         BackendConfig,
         model=model,
@@ -199,7 +203,7 @@ def serve_cmd(
         threshold=threshold,
         category=category,
         device=device,
-        train=train,
+        train=train_on,
         train_after=train_after,
         epochs=epochs,
         image_size=image_size,
