@@ -11,7 +11,6 @@ adapts it to scene prediction with per-window quality. The folder jobs built on 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserErr
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdChoice
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
 
@@ -311,8 +311,10 @@ class Predictor:
     ) -> tuple[list[np.ndarray], QualityResult]:
         """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
 
-        Images are grouped by size and run in batches of at most ``batch_size`` images whose
-        memory estimate stays within ``max_memory`` (:meth:`fit_batch`); ``coarse`` (one (H,W) mask
+        Images are grouped by size (and coarse label or none) by the one grouping rule,
+        :func:`~sam2elnet.utils.shape_batches.batches_by_key`, in batches of at most
+        ``batch_size`` images whose memory estimate stays within ``max_memory`` (:meth:`fit_batch`,
+        per size: fewer large images per batch); ``coarse`` (one (H,W) mask
         per image, or None) turns annotation into enhancement. Returns a list of (H,W) float32 maps
         in input order and a :class:`QualityResult` with one row per image. ``rule`` (a
         :class:`~sam2elnet.engine.coarse_rule.CoarseRule`) ties each enhanced map to its coarse
@@ -321,63 +323,61 @@ class Predictor:
         n = len(images)
         if coarse is not None and len(coarse) != n:
             raise ValueError(f"{len(coarse)} coarse labels for {n} images")
-        groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        keys: list[tuple[tuple[int, ...], bool]] = []  # (image shape, has a coarse label)
         for i, im in enumerate(images):
             if np.asarray(im).ndim != 3:
                 raise DataError(f"image {i} must be (C, H, W), got shape {np.asarray(im).shape}")
-            has_c = coarse is not None and coarse[i] is not None
-            groups[(tuple(np.asarray(im).shape), has_c)].append(i)
+            keys.append((tuple(np.asarray(im).shape), coarse is not None and coarse[i] is not None))
         probs: list[np.ndarray | None] = [None] * n
         feats = np.zeros((n, len(FEATURE_NAMES)))
         embs: np.ndarray | None = None
         in_flags = [""] * n
-        for (shape, has_c), idx in groups.items():
-            step = self.fit_batch(int(shape[1]) * int(shape[2]), coarse=has_c)
-            for s in range(0, len(idx), step):
-                sel = idx[s : s + step]
-                x = torch.from_numpy(np.stack([np.asarray(images[i], np.float32) for i in sel]))
-                if x.shape[1] != self.in_bands:
-                    raise BandCountError(
-                        f"images have {x.shape[1]} bands but the model was trained for {self.in_bands}"
+        # one shape (and coarse or not) per batch, as many images as fit (fit_batch)
+        for sel in batches_by_key(keys, lambda k: self.fit_batch(k[0][1] * k[0][2], coarse=k[1])):
+            has_c = keys[sel[0]][1]
+            x = torch.from_numpy(np.stack([np.asarray(images[i], np.float32) for i in sel]))
+            if x.shape[1] != self.in_bands:
+                raise BandCountError(
+                    f"images have {x.shape[1]} bands but the model was trained for {self.in_bands}"
+                )
+            c = None
+            if has_c:
+                hw = tuple(x.shape[-2:])  # accept (H,W) or (1,H,W) coarse masks
+                c = torch.from_numpy(
+                    np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
+                )[:, None]
+            v = None
+            if valid is not None:
+                v = torch.from_numpy(
+                    np.stack(
+                        [
+                            np.ones(x.shape[-2:], np.float32)
+                            if valid[i] is None
+                            else np.asarray(valid[i], np.float32)
+                            for i in sel
+                        ]
                     )
-                c = None
-                if has_c:
-                    hw = tuple(x.shape[-2:])  # accept (H,W) or (1,H,W) coarse masks
-                    c = torch.from_numpy(
-                        np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
-                    )[:, None]
-                v = None
-                if valid is not None:
-                    v = torch.from_numpy(
-                        np.stack(
-                            [
-                                np.ones(x.shape[-2:], np.float32)
-                                if valid[i] is None
-                                else np.asarray(valid[i], np.float32)
-                                for i in sel
-                            ]
-                        )
-                    )
-                try:
-                    res = run_model(
-                        self.net,
-                        x,
-                        c,
-                        device=self.device,
-                        precision=self.precision,
-                        tta=self.tta,
-                        valid=v,
-                        rule=rule if has_c else None,
-                    )
-                except CheckpointError as err:
-                    raise CheckpointError(str(err), self.path) from None
-                if embs is None:
-                    embs = np.zeros((n, res.embedding.shape[1]))
-                for j, i in enumerate(sel):
-                    probs[i] = res.probs[j].numpy()
-                    feats[i] = res.features[j]
-                    embs[i] = res.embedding[j]
-                    in_flags[i] = res.flags[j] if res.flags else ""
+                )
+            try:
+                res = run_model(
+                    self.net,
+                    x,
+                    c,
+                    device=self.device,
+                    precision=self.precision,
+                    tta=self.tta,
+                    valid=v,
+                    rule=rule if has_c else None,
+                )
+            except CheckpointError as err:
+                raise CheckpointError(str(err), self.path) from None
+            if embs is None:
+                embs = np.zeros((n, res.embedding.shape[1]))
+            for j, i in enumerate(sel):
+                probs[i] = res.probs[j].numpy()
+                feats[i] = res.features[j]
+                embs[i] = res.embedding[j]
+                in_flags[i] = res.flags[j] if res.flags else ""
         if not n:
             return [], QualityResult(np.zeros(0), feats, flags=[])
         scores, q_flags = self.evaluator.assess(feats, embs)

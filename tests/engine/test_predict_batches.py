@@ -1,0 +1,62 @@
+"""Predictor.predict on images of mixed sizes: batches formed by the one grouping rule
+(utils.shape_batches.batches_by_key) with a batch size per size from the memory budget
+(Predictor.fit_batch), outputs in input order and equal to predicting each size on its own."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from sam2elnet.engine import predictor as predictor_module
+from sam2elnet.engine.predictor import Predictor
+from sam2elnet.model import ModelConfig, build_model
+
+SMALL, LARGE = (1, 32, 32), (1, 48, 40)
+
+
+@pytest.fixture(scope="module")
+def pred() -> Predictor:
+    torch.manual_seed(0)
+    return Predictor(build_model(ModelConfig(size="micro", in_bands=1)), {}, precision="32",
+                     batch_size=3)  # fmt: skip
+
+
+def test_mixed_sizes_use_the_grouping_rule_with_a_size_per_shape(
+    pred: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    order = [SMALL, LARGE, SMALL, SMALL, LARGE, SMALL, LARGE, SMALL]
+    images = [rng.random(s, dtype=np.float32) for s in order]
+    coarse = [None] * len(images)
+    coarse[5] = (rng.random(SMALL[1:]) > 0.5).astype(np.float32)  # one enhanced small image
+    monkeypatch.setattr(pred, "max_memory", pred.whole_bytes(32 * 32, batch=2))
+    assert pred.fit_batch(32 * 32) == 2 and pred.fit_batch(48 * 40) == 1
+
+    calls: list[list[int]] = []
+    real = predictor_module.batches_by_key
+
+    def spy(keys, size):  # type: ignore[no-untyped-def]
+        out = real(keys, size)
+        calls.extend(out)
+        for b in out:  # no batch over its key's size, as the memory budget gives it
+            (shape, has_c) = keys[b[0]]
+            assert len(b) <= pred.fit_batch(shape[1] * shape[2], coarse=has_c)
+        return out
+
+    monkeypatch.setattr(predictor_module, "batches_by_key", spy)
+    probs, q = pred.predict(images, coarse=coarse)
+    # small without coarse: [0,2] [3,7]; large one at a time; the enhanced small one alone
+    assert calls == [[0, 2], [3, 7], [1], [4], [6], [5]]
+    assert [p.shape for p in probs] == [s[1:] for s in order]  # input order
+    monkeypatch.setattr(predictor_module, "batches_by_key", real)
+    # the same batches per size made on their own give the same bytes, in the same places
+    for ids in ([0, 2, 3, 7], [1, 4, 6], [5]):
+        alone, qa = pred.predict([images[i] for i in ids], coarse=[coarse[i] for i in ids])
+        for i, p in zip(ids, alone, strict=True):
+            assert np.array_equal(p, probs[i]), i
+        np.testing.assert_array_equal(qa.features, q.features[ids])
