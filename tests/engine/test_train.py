@@ -90,6 +90,7 @@ def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> No
     for key in ("train_loss", "train_iou", "train_f1", "val_iou", "val_f1", "time_s"):
         assert np.isfinite(float(rows[-1][key])), key
     assert 0 <= float(rows[-1]["val_iou"]) <= 1
+    assert [x["val_scale"] for x in rows] == ["native", "native"]  # how validation was scored
     cfg = TrainConfig.load(run / "config.yaml")
     assert cfg.size == "micro" and cfg.epochs == 2
     model, extra = load_model(r["model"])

@@ -174,7 +174,7 @@ def test_validation_without_objects_warns_and_metrics_have_no_nan(tmp_path, capl
     text = (tmp_path / "run2" / "metrics.csv").read_text()
     assert "nan" not in text.lower()
     row = next(csv.DictReader(text.splitlines()))
-    assert row["val_iou"] == "" and row["train_loss"] != ""
+    assert row["val_iou"] == "" and row["val_scale"] == "" and row["train_loss"] != ""
 
 
 def test_stats_uses_the_training_split(tmp_path):

@@ -5,6 +5,7 @@ keeps training but chooses its best epoch again from the resumed epoch on, with 
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
@@ -66,6 +67,21 @@ def test_resumed_selection_restarts_after_another_validation_mode(
     assert caplog.records == []
 
 
+def test_resumed_rows_without_the_column_get_the_recorded_mode() -> None:
+    """History rows saved before metrics.csv had val_scale: the mode last.pt records (none:
+    resized); rows without validation stay empty; rows that have it keep it."""
+    old = {k: v for k, v in selection_rule(0.5).items() if k != "validation"}
+    hist, _, _ = resumed_selection(_state(old), 0.5, False, True, 3)
+    assert [r["val_scale"] for r in hist] == [OLD_VAL_MODE, OLD_VAL_MODE]
+    hist, _, _ = resumed_selection(_state(selection_rule(0.5)), 0.5, False, True, 3)
+    assert [r["val_scale"] for r in hist] == ["native", "native"]
+    state = _state(None)
+    state["history"][0]["val_iou"] = math.nan  # an epoch without validation
+    state["history"][1]["val_scale"] = "native"
+    hist, _, _ = resumed_selection(state, 0.5, False, True, 3)
+    assert [r["val_scale"] for r in hist] == ["", "native"]
+
+
 def test_resume_of_a_resized_validation_run_selects_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -87,7 +103,8 @@ def test_resume_of_a_resized_validation_run_selects_again(
 
     def save_old_then_die(path: Path, payload: dict[str, Any]) -> None:
         sel = {k: v for k, v in payload["selection"].items() if k != "validation"}
-        real_save(path, {**payload, "selection": sel})
+        hist = [{k: v for k, v in r.items() if k != "val_scale"} for r in payload["history"]]
+        real_save(path, {**payload, "selection": sel, "history": hist})
         if len(payload["history"]) == 2:
             raise KeyboardInterrupt  # killed after epoch 2 was checkpointed
 
@@ -104,6 +121,10 @@ def test_resume_of_a_resized_validation_run_selects_again(
     assert calls["n"] == 9
     assert [r["val_iou"] for r in res.history] == pytest.approx(ious)
     assert res.best_epoch == 3 and res.best_val_iou == pytest.approx(0.5)
+    # each row says how it was validated: the old epochs resized, the resumed one native
+    assert [r["val_scale"] for r in res.history] == ["resized", "resized", "native"]
+    with open(tmp_path / "r" / "metrics.csv", newline="") as fh:
+        assert [r["val_scale"] for r in csv.DictReader(fh)] == ["resized", "resized", "native"]
     notes = [r.getMessage() for r in caplog.records if "not comparable" in r.getMessage()]
     assert len(notes) == 1 and "from epoch 3 on" in notes[0]
     from sam2elnet.model import load_model

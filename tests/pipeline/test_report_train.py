@@ -13,7 +13,12 @@ import pytest
 from test_train import trained_run
 
 from sam2elnet.errors import UserError
-from sam2elnet.pipeline.report_train import learning_curves, read_history, write_train_report
+from sam2elnet.pipeline.report_train import (
+    learning_curves,
+    read_history,
+    val_scale_spans,
+    write_train_report,
+)
 
 
 @pytest.fixture
@@ -120,3 +125,48 @@ def test_run_folder_without_a_model_is_a_user_error(tmp_path: Path) -> None:
     (tmp_path / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n", encoding="utf-8")
     with pytest.raises(UserError, match="no model.pt"):
         write_train_report(tmp_path)
+
+
+def test_history_keeps_the_validation_scale_as_text(tmp_path: Path) -> None:
+    """val_scale is text ("resized" / "native", empty without validation); a metrics.csv from
+    before the column reads as before."""
+    f = tmp_path / "metrics.csv"
+    f.write_text("epoch,val_scale,val_iou\n1,resized,0.6\n2,,\n3,native,0.5\n", encoding="utf-8")
+    rows = read_history(f)
+    assert [r["val_scale"] for r in rows] == ["resized", "", "native"]
+    assert val_scale_spans(rows) == [("resized", 1, 1), ("native", 3, 3)]
+    f.write_text("epoch,val_iou\n1,0.6\n", encoding="utf-8")
+    old = read_history(f)
+    assert "val_scale" not in old[0] and val_scale_spans(old) == []
+
+
+def test_curves_mark_where_validation_changed() -> None:
+    rows = [
+        {"epoch": float(e), "train_loss": 0.5, "val_loss": 0.4, "train_iou": 0.5, "val_scale": s}
+        for e, s in ((1, "resized"), (2, "resized"), (3, "native"), (4, "native"))
+    ]
+    for ax in learning_curves(rows, best_epoch=4).axes:
+        marks = [ln for ln in ax.get_lines() if ln.get_label() == "validation resized -> native"]
+        assert len(marks) == 1 and marks[0].get_xdata()[0] == 2.5
+    same = [{**r, "val_scale": "native"} for r in rows]
+    for ax in learning_curves(same, best_epoch=4).axes:
+        assert not [ln for ln in ax.get_lines() if "->" in str(ln.get_label())]
+
+
+def test_report_says_when_a_run_mixes_validation_scales(run_copy: dict[str, Path]) -> None:
+    run = run_copy["run"]
+    note = "validation changed during this run"
+    assert note not in write_train_report(run, max_images=0).read_text(encoding="utf-8")
+    f = run / "metrics.csv"
+    lines = f.read_text(encoding="utf-8").splitlines()
+    col = lines[0].split(",").index("val_scale")
+    first = lines[1].split(",")
+    assert first[col] == "native"
+    first[col] = "resized"  # epoch 1 as a resumed run's old row
+    f.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n", encoding="utf-8")
+    html = write_train_report(run, max_images=0).read_text(encoding="utf-8")
+    assert (
+        f"{note} (a --resume across versions): epoch 1 with images resized to the crop size, "
+        "epoch 2 at native scale; their val_* scores are not comparable"
+    ) in html
+    assert ">resized<" in html and ">native<" in html  # the epoch table's val_scale cells

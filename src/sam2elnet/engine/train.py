@@ -119,7 +119,7 @@ class TrainResult:
     run_dir: Path
     best_path: Path
     last_path: Path
-    history: list[dict[str, float]]
+    history: list[dict[str, Any]]
     best_epoch: int
     best_val_iou: float
     splits: dict[str, list[str]] = field(default_factory=dict)

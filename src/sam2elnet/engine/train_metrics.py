@@ -36,6 +36,7 @@ __all__ = [
     "selection_iou",
     "selection_rule",
     "selection_weights",
+    "VAL_SCALE",
     "val_text",
     "validate",
 ]
@@ -46,6 +47,7 @@ METRIC_FIELDS = (
     "train_loss",
     "train_iou",
     "train_f1",
+    "val_scale",
     "val_loss",
     "val_iou",
     "val_f1",
@@ -55,6 +57,12 @@ METRIC_FIELDS = (
     "time_s",
     "train_img_per_s",
 )
+VAL_SCALE = "val_scale"
+"""The ``metrics.csv`` column (text, not a number) saying how a row's validation images were
+scored: ``native`` (:data:`~sam2elnet.engine.train_val.VAL_EVAL_MODE`, each image's centred crop
+window at its own scale) or ``resized`` (:data:`OLD_VAL_MODE`, epochs validated before 2026-12-03,
+kept by a ``--resume`` across the change); empty without a validation split. The ``val_*`` scores
+of rows with different values are not comparable."""
 # added to metrics.csv for road data (annotation mode, Wiedemann et al. 1998 measures over the
 # validation split: sam2elnet.engine.metrics.road_counts)
 ROAD_FIELDS = (
@@ -163,7 +171,9 @@ def resumed_selection(
     compared with this version's native-scale ones: the best score is reset to ``-inf``, so the
     first epoch trained after the resume becomes the best (``model.pt``) and later ones compete
     with it; one warning says so. The history (``metrics.csv``) and the old best's weights in
-    ``model.pt`` are kept until then (a resumed run with no epoch left keeps them).
+    ``model.pt`` are kept until then (a resumed run with no epoch left keeps them). Rows saved
+    before ``metrics.csv`` had the :data:`VAL_SCALE` column get the mode ``last.pt`` records (none:
+    ``resized``), so a resumed run's rows say which were validated which way.
 
     Args:
         state: the ``last.pt`` payload (``history``, ``best_iou``, ``best_epoch``, ...).
@@ -189,6 +199,12 @@ def resumed_selection(
                 if row.get("epoch") == best_epoch:
                     best_iou = best_score = row["val_iou"]
     old_mode = saved.get("validation", OLD_VAL_MODE)
+    for row in history:  # rows saved before the column: validated the way last.pt records
+        if VAL_SCALE not in row:
+            scored = any(
+                math.isfinite(float(row.get(k, math.nan))) for k in ("val_loss", "val_iou")
+            )
+            row[VAL_SCALE] = (old_mode or "") if scored else ""
     if validation and saved.get("score") != "latest_epoch" and old_mode != VAL_EVAL_MODE:
         done = int(state["epoch"]) + 1
         if epochs is None or done < epochs:
@@ -311,7 +327,8 @@ def validate(
     ia, fa = iou_f1(*counts["annotate"].tolist())
     ie, fe = iou_f1(*counts["enhance"].tolist())
     ic, _ = iou_f1(*coarse_counts.tolist())
-    res = {
+    res: dict[str, Any] = {
+        VAL_SCALE: VAL_EVAL_MODE,
         "val_loss": loss_sum / max(1, n),
         "val_iou": selection_iou(ia, ie, coarse_prob),
         "val_f1": selection_iou(fa, fe, coarse_prob),
@@ -324,11 +341,11 @@ def validate(
     return res
 
 
-def no_validation_row(roads: bool) -> dict[str, float]:
-    """The validation columns of an epoch without a validation split: all NaN (empty cells in
-    ``metrics.csv``, see :func:`metrics_csv_text`)."""
-    keys = [f for f in METRIC_FIELDS if f.startswith("val_")]
-    row = dict.fromkeys(keys, float("nan"))
+def no_validation_row(roads: bool) -> dict[str, Any]:
+    """The validation columns of an epoch without a validation split: all NaN, and no
+    :data:`VAL_SCALE` (empty cells in ``metrics.csv``, see :func:`metrics_csv_text`)."""
+    keys = [f for f in METRIC_FIELDS if f.startswith("val_") and f != VAL_SCALE]
+    row: dict[str, Any] = {VAL_SCALE: "", **dict.fromkeys(keys, float("nan"))}
     if roads:
         row.update(dict.fromkeys(ROAD_FIELDS, float("nan")))
     return row

@@ -36,6 +36,7 @@ __all__ = [
     "learning_curves",
     "next_steps",
     "read_history",
+    "val_scale_spans",
     "write_train_report",
 ]
 
@@ -57,12 +58,16 @@ _RUN_KEYS = (
 )  # fmt: skip
 
 
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a run's ``metrics.csv`` as floats (empty cells: NaN).
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a run's ``metrics.csv`` as floats (empty cells: NaN), but the ``val_scale`` text
+    (``native`` / ``resized``, "" without validation;
+    :data:`~sam2elnet.engine.train_metrics.VAL_SCALE`). A ``metrics.csv`` from before that column
+    reads as before, with no ``val_scale``.
 
     Raises:
         UserError: the file is missing or has no rows.
     """
+    from sam2elnet.engine.train_metrics import VAL_SCALE
     from sam2elnet.errors import UserError
 
     p = Path(path)
@@ -70,11 +75,53 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
         raise UserError("no metrics.csv: is this an `elnet train` run folder?", p)
     with p.open(newline="", encoding="utf-8") as f:
         rows = [
-            {k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)
+            {k: (v or "") if k == VAL_SCALE else _number(v) for k, v in row.items() if k}
+            for row in csv.DictReader(f)
         ]
     if not rows:
         raise UserError("metrics.csv has no epochs yet; wait for the first epoch to end", p)
     return rows
+
+
+def val_scale_spans(history: Sequence[Mapping[str, Any]]) -> list[tuple[str, int, int]]:
+    """``(val_scale, first epoch, last epoch)`` of each run of epochs validated one way, in epoch
+    order, rows without validation (or from before the column) left out: ``[("resized", 1, 2),
+    ("native", 3, 5)]`` for a run resumed across the change to native-scale validation; more than
+    one value means the ``val_*`` curves join scores that are not comparable."""
+    from sam2elnet.engine.train_metrics import VAL_SCALE
+
+    spans: list[tuple[str, int, int]] = []
+    for i, row in enumerate(history):
+        scale, epoch = str(row.get(VAL_SCALE) or ""), int(row.get("epoch", i + 1))
+        if not scale:
+            continue
+        if spans and spans[-1][0] == scale:
+            spans[-1] = (scale, spans[-1][1], epoch)
+        else:
+            spans.append((scale, epoch, epoch))
+    return spans
+
+
+def _scale_note(spans: Sequence[tuple[str, int, int]]) -> str | None:
+    """The report's note on a run whose epochs were validated in more than one way."""
+    if len({s for s, _, _ in spans}) < 2:
+        return None
+    words = {"native": "at native scale", "resized": "with images resized to the crop size"}
+    parts = [
+        f"epoch{'s' if a != b else ''} {a if a == b else f'{a}-{b}'} {words.get(s, s)}"
+        for s, a, b in spans
+    ]
+    return (
+        "validation changed during this run (a --resume across versions): "
+        + ", ".join(parts)
+        + "; their val_* scores are not comparable (metrics.csv's val_scale column; in the "
+        "curves a dotted line marks each change)"
+    )
+
+
+def _shown(v: Any) -> bool:
+    """A cell worth showing: a finite number or non-empty text (``val_scale``)."""
+    return bool(v) if isinstance(v, str) else math.isfinite(v)
 
 
 def _number(v: Any) -> float:
@@ -84,9 +131,11 @@ def _number(v: Any) -> float:
         return math.nan
 
 
-def learning_curves(history: Sequence[Mapping[str, float]], best_epoch: int | None) -> Any:
+def learning_curves(history: Sequence[Mapping[str, Any]], best_epoch: int | None) -> Any:
     """Figure with two panels, loss and IoU per epoch, the kept epoch as a dashed line; columns
-    without a finite value (e.g. no validation split, no road measures) are left out."""
+    without a finite value (e.g. no validation split, no road measures) are left out. A run
+    validated in more than one way (:func:`val_scale_spans`) gets a dotted line between the last
+    epoch of one way and the first of the next, labelled ``validation resized -> native``."""
     from sam2elnet.pipeline.report_plots import new_figure
 
     fig = new_figure(10.0, 3.6)
@@ -99,6 +148,11 @@ def learning_curves(history: Sequence[Mapping[str, float]], best_epoch: int | No
                 ax.plot(epochs, ys, marker="o", markersize=3, label=name)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="kept epoch")
+        spans = val_scale_spans(history)
+        if len({s for s, _, _ in spans}) > 1:  # validation changed: not comparable across
+            for prev, (scale, first, _) in zip(spans, spans[1:], strict=False):
+                label = f"validation {prev[0]} -> {scale}"
+                ax.axvline(first - 0.5, color="black", linestyle=":", linewidth=1, label=label)
         ax.set_xlabel("epoch")
         ax.set_title(title)
         if title == "IoU":
@@ -186,6 +240,7 @@ def write_train_report(
         CheckpointError: ``model.pt`` cannot be read.
     """
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR, Predictor
+    from sam2elnet.engine.train_metrics import VAL_SCALE
     from sam2elnet.errors import UserError
     from sam2elnet.pipeline.report import write_report
     from sam2elnet.utils.run_warnings import hidden
@@ -206,7 +261,7 @@ def write_train_report(
         "kept epoch (model.pt)": {
             "epoch": best,
             "chosen by": selection.get("rule", ""),
-            **{k: v for k, v in best_row.items() if k != "epoch" and math.isfinite(v)},
+            **{k: v for k, v in best_row.items() if k != "epoch" and _shown(v)},
         },
     }
     quality = predictor.extra.get("quality_summary") or {}
@@ -214,8 +269,10 @@ def write_train_report(
     if scalars:
         metrics["quality evaluator"] = scalars
     items, notes = _validation_items(run, predictor, Path(data) if data else None, max_images)
-    shown = {"epoch": int, "lr": lambda v: f"{v:.2e}"}  # the learning rate falls to 1e-5 or so
-    table = [{k: shown.get(k, float)(v) for k, v in r.items() if math.isfinite(v)} for r in history]
+    # the learning rate falls to 1e-5 or so; val_scale is text
+    shown = {"epoch": int, "lr": lambda v: f"{v:.2e}", VAL_SCALE: str}
+    table = [{k: shown.get(k, float)(v) for k, v in r.items() if _shown(v)} for r in history]
+    scale_note = _scale_note(val_scale_spans(history))
     return write_report(
         path if path is not None else run / "report.html",
         items,
@@ -230,6 +287,7 @@ def write_train_report(
             "scale, so they differ somewhat",
             "the quality evaluator was fitted on these validation images (out of fold): its "
             "predicted-vs-true plot here is a check of the fit, not an independent test",
+            *([scale_note] if scale_note else []),
             *notes,
         ],
         filter_applied=False,
