@@ -7,7 +7,9 @@ evaluate reports, :func:`sam2elnet.pipeline.report.write_report`):
   held out) and the epoch that was kept (``model.pt``) with the rule that chose it;
 * learning curves from ``metrics.csv``: loss (training, validation) and IoU (training,
   validation annotation / enhancement, the simulated coarse labels' own IoU; road quality on
-  road data) per epoch, the kept epoch marked;
+  road data) per epoch, the kept epoch marked; a run whose epochs were validated two ways
+  (``metrics.csv``'s ``val_scale``: ``resized`` rows kept by a ``--resume`` across the change to
+  ``native``) gets the change marked and a note that the two are not comparable;
 * the quality evaluator's fit (samples, out-of-fold Spearman, status);
 * up to ``max_images`` validation images predicted whole by ``model.pt`` in annotation mode
   (image only, as ``elnet annotate`` labels them), worst predicted IoU first, each with its
