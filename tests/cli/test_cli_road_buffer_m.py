@@ -1,13 +1,15 @@
 """``elnet evaluate --road-buffer-m``: the road buffer in metres, converted with the
-predictions' pixel size (projected CRS + transform), and the buffer recorded next to the road
-measures (JSON options and image rows, --csv). Masks as in test_cli_evaluate_roads.py: a 3 px
-road along rows 15-17 of a 32 x 32 truth; ``a`` predicts it 5 rows lower (matched at a 5 px
-buffer, not at 3 px)."""
+predictions' ground pixel size (projected CRS + transform + the projection's scale factor), and
+the buffer recorded next to the road measures (JSON options and image rows, --csv). Masks as in
+test_cli_evaluate_roads.py: a 3 px road along rows 15-17 of a 32 x 32 truth; ``a`` predicts it 5
+rows lower (matched at a 5 px buffer, not at 3 px). The UTM tiles lie on the zone's central
+meridian: a 0.5 m CRS pixel is 0.5 / 0.9996 = 0.50020 m on the ground."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +18,16 @@ import pytest
 from sam2elnet.cli import main
 
 
-def _tif(path: Path, mask: np.ndarray, crs: str | None, pixel: float) -> None:
+def _tif(
+    path: Path, mask: np.ndarray, crs: str | None, pixel: float,
+    origin: tuple[float, float] = (500_000.0, 4_000_000.0),
+) -> None:  # fmt: skip
     import rasterio
     from affine import Affine
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    geo = {} if crs is None else {"crs": crs, "transform": Affine(pixel, 0, 500_000.0, 0, -pixel,
-                                                                   4_000_000.0)}  # fmt: skip
+    x, y = origin
+    geo = {} if crs is None else {"crs": crs, "transform": Affine(pixel, 0, x, 0, -pixel, y)}
     with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8",
                        **geo) as ds:  # fmt: skip
         ds.write(mask.astype(np.uint8)[None] * 255)
@@ -50,31 +55,38 @@ def _run(pred: Path, truth: Path, out: Path, *flags: str) -> tuple[dict, dict]:
 def test_a_buffer_in_metres_is_the_buffer_in_pixels_of_the_pixel_size(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """2.5 m at 0.5 m pixels scores as --road-buffer 5 (the road 5 rows lower all matched);
-    the JSON, each row and the terminal say both units."""
+    """2.6 m at 0.5002 m ground pixels (0.5 m UTM pixels) = 5.198 px scores as --road-buffer
+    5.2 (the road 5 rows lower all matched); the JSON, each row and the terminal say both
+    units, and the JSON the ground pixel size and scale factor used."""
     pred, truth = _pair(tmp_path)
-    js, row = _run(pred, truth, tmp_path / "m", "--road-buffer-m", "2.5")
+    js, row = _run(pred, truth, tmp_path / "m", "--road-buffer-m", "2.6")
     assert js["aggregate"]["road_quality"] == 1.0
-    px, _ = _run(pred, truth, tmp_path / "px", "--road-buffer", "5")
+    px, _ = _run(pred, truth, tmp_path / "px", "--road-buffer", "5.2")
     assert {k: v for k, v in js["aggregate"].items()} == px["aggregate"]
     o = js["options"]
-    assert (o["road_buffer_px"], o["road_buffer_m"], o["road_buffer_unit"]) == (5.0, 2.5, "m")
-    assert (float(row["road_buffer_px"]), float(row["road_buffer_m"])) == (5.0, 2.5)
+    assert (o["road_buffer_m"], o["road_buffer_unit"]) == (2.6, "m")
+    assert o["road_buffer_px"] == pytest.approx(2.6 * 0.9996 / 0.5, rel=1e-6)
+    assert o["pixel_size_m"] == pytest.approx(0.5 / 0.9996, rel=1e-6)
+    assert o["pixel_scale_factor"] == pytest.approx(0.9996, rel=1e-6)
+    assert float(row["road_buffer_px"]) == pytest.approx(o["road_buffer_px"])
+    assert float(row["road_buffer_m"]) == pytest.approx(2.6)
     said = " ".join(capsys.readouterr().out.split())
-    assert "centre lines matched within 2.5 m = 5 px (--road-buffer-m)" in said
+    assert "centre lines matched within 2.6 m = 5.2 px (--road-buffer-m)" in said
 
 
 def test_the_buffer_is_recorded_next_to_the_road_measures(tmp_path: Path) -> None:
-    """--road-buffer 3 (px) on 0.5 m pixels: rows and options say 3 px = 1.5 m; on a PNG pair
-    (no pixel size) the rows say 3 px and no metres."""
+    """--road-buffer 3 (px) on 0.5 m UTM pixels: rows and options say 3 px = 1.5006 ground
+    metres; on a PNG pair (no pixel size) the rows say 3 px and no metres."""
     pred, truth = _pair(tmp_path)
     js, row = _run(pred, truth, tmp_path / "o")
     assert js["aggregate"]["road_quality"] == 0.0  # 5 rows apart, 3 px buffer
-    assert (js["options"]["road_buffer_m"], js["options"]["road_buffer_unit"]) == (1.5, "px")
+    assert js["options"]["road_buffer_unit"] == "px"
+    assert js["options"]["road_buffer_m"] == pytest.approx(1.5 / 0.9996, rel=1e-6)
     keys = list(row)
     assert keys.index("road_buffer_px") + 2 == keys.index("road_correctness")
-    assert (row["road_buffer_px"], row["road_buffer_m"]) == ("3.0", "1.5")
-    assert js["images"][0]["road_buffer_m"] == 1.5
+    assert row["road_buffer_px"] == "3.0"
+    assert float(row["road_buffer_m"]) == pytest.approx(1.5 / 0.9996, rel=1e-6)
+    assert js["images"][0]["road_buffer_m"] == pytest.approx(1.5 / 0.9996, rel=1e-6)
     plain, _ = _pair(tmp_path / "plain", crs=None)
     js, row = _run(plain, plain.parent / "truth", tmp_path / "p")
     assert row["road_buffer_px"] == "3.0" and "road_buffer_m" not in row
@@ -88,7 +100,7 @@ def test_the_buffer_is_recorded_next_to_the_road_measures(tmp_path: Path) -> Non
         ("EPSG:4326", ["--road-buffer-m", "2"], "has a geographic CRS (EPSG:4326, degrees)"),
         ("EPSG:32633", ["--road-buffer-m", "2", "--road-buffer", "4"], "both given"),
         ("EPSG:32633", ["--road-buffer-m", "0"], "invalid value for --road-buffer-m: 0.0"),
-        ("EPSG:32633", ["--road-buffer-m", "60"], "is 120 px at 0.5 m pixels"),
+        ("EPSG:32633", ["--road-buffer-m", "60"], "is 120 px at 0.5002 m ground pixels"),
     ],
     ids=["no-crs", "degrees", "both", "zero", "too-many-px"],
 )
@@ -118,18 +130,61 @@ def test_two_pixel_sizes_are_refused_for_a_buffer_in_metres(
     assert main([*argv, "--road-buffer-m", "2"]) == 2
     err = capsys.readouterr().err
     assert (
-        "b_pred.tif: has 1 m pixels, a_pred.tif 0.5 m: --road-buffer-m needs one pixel size" in err
+        "b_pred.tif: has 1 m ground pixels, a_pred.tif 0.5002 m: --road-buffer-m needs one "
+        "ground pixel size" in err
     )
 
 
 def test_metres_per_pixel_uses_the_crs_unit() -> None:
+    """Ground pixel size: UTM on the central meridian 10 / 0.9996 m (within 0.1 % of the CRS
+    step); US survey feet converted (0.3048006 m) and divided by the State Plane zone's scale
+    factor there, as PROJ's get_factors gives it."""
     from affine import Affine
+    from pyproj import Proj
     from rasterio.crs import CRS
 
     from sam2elnet.data.georef import metres_per_pixel
 
-    t = Affine(10, 0, 0, 0, -10, 0)
-    assert metres_per_pixel({"crs": CRS.from_epsg(32633), "transform": t}) == (10.0, "")
-    feet, _ = metres_per_pixel({"crs": CRS.from_epsg(2263), "transform": t})  # US survey feet
-    assert feet == pytest.approx(3.048006)
+    t = Affine(10, 0, 500_000, 0, -10, 4_000_000)
+    size, why = metres_per_pixel({"crs": CRS.from_epsg(32633), "transform": t}, (100, 100))
+    assert why == "" and size == pytest.approx(10 / 0.9996, rel=1e-6)
+    assert size == pytest.approx(10.0, rel=1e-3)
+    for epsg, x, y in ((2263, 988_000, 210_000), (2229, 6_400_000, 1_900_000)):
+        t = Affine(10, 0, x - 500, 0, -10, y + 500)  # 100 x 100 px of 10 ft around (x, y)
+        feet, _ = metres_per_pixel({"crs": CRS.from_epsg(epsg), "transform": t}, (100, 100))
+        proj = Proj(CRS.from_epsg(epsg))
+        k = proj.get_factors(*proj(x, y, inverse=True)).parallel_scale
+        assert feet == pytest.approx(10 * 1200 / 3937 / k, rel=1e-6)
+        assert feet == pytest.approx(3.048006, rel=1e-4)
     assert metres_per_pixel({}) == (None, "no CRS")
+
+
+def test_a_buffer_in_metres_on_web_mercator_tiles_is_in_ground_metres(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EPSG:3857 tiles at 60 deg N with 0.5 m CRS pixels: a pixel is 0.25 m on the ground
+    (Mercator's scale sec 60 = 2), so --road-buffer-m 1.3 is 5.2 px and matches the road 5 rows
+    lower (taken as CRS metres it would be 2.6 px: no match), and 2 m is 8 px. The JSON records
+    the ground pixel size and the scale factor; the terminal says ground metres."""
+    y60 = 6378137.0 * math.log(math.tan(math.pi / 4 + math.radians(60) / 2))
+    t = np.zeros((32, 32), bool)
+    t[15:18, :] = True
+    p = np.zeros_like(t)
+    p[20:23, :] = True
+    for path, m in ((tmp_path / "truth" / "a_mask.tif", t), (tmp_path / "pred" / "a_pred.tif", p)):
+        _tif(path, m, "EPSG:3857", 0.5, origin=(1000.0, y60 + 8.0))
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    js, row = _run(pred, truth, tmp_path / "m", "--road-buffer-m", "1.3")
+    assert js["aggregate"]["road_quality"] == 1.0
+    o = js["options"]
+    assert o["road_buffer_px"] == pytest.approx(5.2, rel=5e-3)
+    assert o["pixel_size_m"] == pytest.approx(0.25, rel=5e-3)
+    assert o["pixel_scale_factor"] == pytest.approx(2.0, rel=5e-3)
+    assert float(row["road_buffer_m"]) == pytest.approx(1.3)
+    said = " ".join(capsys.readouterr().out.split())
+    assert (
+        "within 1.3 m = 5.19 px (--road-buffer-m; ground metres: projection scale factor 1.997"
+        in said
+    )
+    js, _ = _run(pred, truth, tmp_path / "m2", "--road-buffer-m", "2")
+    assert js["options"]["road_buffer_px"] == pytest.approx(8.0, rel=5e-3)

@@ -140,9 +140,10 @@ def test_stats_says_the_domain_and_the_road_width(
     assert "domain: roads (thin, connected labels: median elongation" in said
     assert "report road completeness, correctness, quality and connectivity" in said
     assert "road width: median " in said and " px = " in said
-    assert "--road-buffer 3 px (1.5 m at 0.5 m pixels)" in said
+    assert "--road-buffer 3 px (1.5 m at 0.5 m ground pixels)" in said
     payload = json.loads(out.read_text())
-    assert payload["domain"]["domain"] == "roads" and payload["pixel_size_m"] == 0.5
+    assert payload["domain"]["domain"] == "roads"
+    assert payload["pixel_size_m"] == pytest.approx(0.5 / 0.9996, rel=1e-6)  # UTM scale factor
     assert 2.5 < payload["road_width_px"] < 8  # 3-4 px roads
     sos = make_sos(tmp_path / "sos")
     assert main(["stats", "--data", str(sos), "--no-progress"]) == 0

@@ -92,15 +92,39 @@ def test_georeferenced_lengths_in_metres() -> None:
     lines = mask_lines(_band(40, 100, slice(19, 22), slice(10, 90)))
     placed = place_lines(lines, from_origin(500000, 4000000, 10, 10))  # 10 m pixels
     assert placed[0].length == pytest.approx(10 * lines[0].length)
-    assert lengths_m(placed, "EPSG:32633") == pytest.approx([10 * lines[0].length])
+    # ground length: UTM's central meridian has scale factor 0.9996 (within 0.1 % of the grid)
+    assert lengths_m(placed, "EPSG:32633") == pytest.approx([10 * lines[0].length / 0.9996])
+    assert lengths_m(placed, "EPSG:32633")[0] == pytest.approx(10 * lines[0].length, rel=1e-3)
     assert math.isnan(lengths_m(lines, None)[0])  # no CRS: no metres
     # geographic CRS: geodesic metres; 1e-4 deg of longitude on the equator = 11.1319 m (WGS84)
     geo = place_lines(lines, from_origin(0, 0.002, 1e-4, 1e-4))
     assert lengths_m(geo, "EPSG:4326")[0] == pytest.approx(11.1319 * lines[0].length, rel=1e-4)
-    # a projected CRS in US survey feet: metres = feet * 0.3048006
-    assert lengths_m(placed, "EPSG:2263")[0] == pytest.approx(
-        10 * lines[0].length * 1200 / 3937, rel=1e-6
-    )
+    # projected CRSs in US survey feet: metres = feet * 0.3048006 / the zone's scale factor
+    from pyproj import Proj
+
+    for epsg, x, y in ((2263, 988_000, 210_000), (2229, 6_400_000, 1_900_000)):
+        feet = place_lines(lines, from_origin(x, y, 10, 10))
+        proj = Proj(f"EPSG:{epsg}")
+        k = proj.get_factors(*proj(x + 500, y - 200, inverse=True)).parallel_scale
+        assert lengths_m(feet, f"EPSG:{epsg}")[0] == pytest.approx(
+            10 * lines[0].length * 1200 / 3937 / k, rel=1e-6
+        )
+
+
+def test_lengths_in_web_mercator_are_ground_lengths() -> None:
+    """A road at 60 deg N in EPSG:3857: length_m is the geodesic length of the same line on
+    WGS 84 (its vertices taken to latitude / longitude with pyproj, measured with pyproj.Geod),
+    about half its length in CRS metres (Mercator's scale sec(60 deg) = 2)."""
+    from pyproj import Geod, Transformer
+
+    y60 = 6378137.0 * math.log(math.tan(math.pi / 4 + math.radians(60) / 2))  # 60 deg N
+    road = shapely.LineString([(1000, y60), (1800, y60 + 300), (1900, y60 + 1200)])
+    to_ll = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    lon, lat = to_ll.transform(*np.asarray(road.coords).T)
+    geodesic = Geod(ellps="WGS84").line_length(lon, lat)
+    (got,) = lengths_m([road], "EPSG:3857")
+    assert got == pytest.approx(geodesic, rel=5e-3)
+    assert got == pytest.approx(road.length / 2, rel=5e-3)
 
 
 @settings(max_examples=40, deadline=None)
@@ -172,7 +196,8 @@ def test_cli_export_of_a_road_run_writes_centre_lines(
     assert str(lines.crs) == "EPSG:32633"
     assert set(lines["source"]) == {"r00.tif", "r01.tif"}
     assert set(lines["category"]) == {"road"} and set(lines["status"]) == {"kept"}
-    assert lines["length_m"].to_numpy() == pytest.approx(10 * lines["length_px"], abs=0.01)
+    ground = 10 * lines["length_px"] / 0.9996  # UTM's central meridian: scale factor 0.9996
+    assert lines["length_m"].to_numpy() == pytest.approx(ground, rel=1e-4, abs=0.01)
     assert lines.geometry.length.to_numpy() == pytest.approx(lines["length_m"].to_numpy(), 1e-3)
     q = dict(zip(lines["source"], lines["quality"], strict=False))
     assert q == {"r00.tif": pytest.approx(0.8), "r01.tif": pytest.approx(0.7)}

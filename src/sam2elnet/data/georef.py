@@ -7,6 +7,7 @@ transform, or, for GCP-only scenes such as Sentinel-1 GRD, the GCPs and their CR
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -175,36 +176,204 @@ def crs_name(crs: Any) -> str:
             return str(crs)
 
 
-def metres_per_pixel(geo: dict[str, Any]) -> tuple[float | None, str]:
-    """A raster's pixel size in metres, from its CRS and transform.
+SCALE_SPREAD_WARN = 0.01
+"""Relative spread of the ground pixel size over an image (largest / smallest - 1) above which
+:func:`warn_scale_spread` warns: a Web Mercator tile spanning about 0.3 degrees of latitude at
+60 deg N, or a UTM scene far from its zone's central meridian, no longer has one ground pixel
+size."""
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """A raster's pixel size on the ground (:func:`pixel_size`).
+
+    Attributes:
+        metres: ground metres per pixel at the image centre (mean of the column and row steps),
+            None where unknown.
+        why: why ``metres`` is None (``"no CRS"``, ``"only ground control points (no map
+            grid)"``, ``"a geographic CRS (EPSG:4326, degrees)"``, ...); ``""`` when known.
+        map_metres: the same pixel in the CRS: the transform's step in CRS units times the
+            unit's size in metres (:func:`metres_per_unit`); what the CRS calls a metre.
+        scale: ``map_metres / metres``, the projection's point scale factor at the image centre
+            (map length / ground length: 0.9996 on a UTM zone's central meridian, about
+            sec(latitude) in Web Mercator, 2.0 at 60 deg N); None where it could not be
+            computed (the CRS unit is then taken as a ground metre, ``metres == map_metres``).
+        low, high: the smallest and largest ground pixel size over the image (its centre,
+            corner and edge-midpoint pixels), metres.
+        crs: the CRS's short name (:func:`crs_name`).
+    """
+
+    metres: float | None = None
+    why: str = ""
+    map_metres: float | None = None
+    scale: float | None = None
+    low: float | None = None
+    high: float | None = None
+    crs: str = ""
+
+    @property
+    def spread(self) -> float:
+        """``high / low - 1``: how much the ground pixel size varies over the image (0 where
+        unknown)."""
+        if not self.low or not self.high:
+            return 0.0
+        return self.high / self.low - 1.0
+
+    def spread_note(self) -> str:
+        """What :func:`warn_scale_spread` says about this raster; ``""`` for a spread up to
+        :data:`SCALE_SPREAD_WARN`, and for a raster with a ground size whose scale is known."""
+        if self.metres is not None and self.scale is None:
+            return (
+                f"PROJ cannot take {self.crs} to latitude / longitude here, so its unit is taken "
+                "as a ground metre (the projection's scale factor is not applied)"
+            )
+        if self.spread <= SCALE_SPREAD_WARN or not self.metres or not self.low or not self.high:
+            return ""
+        off = max(self.high / self.metres - 1.0, 1.0 - self.low / self.metres)
+        return (
+            f"the ground pixel size varies by {100 * self.spread:.1f} % across the image "
+            f"({self.low:.4g}-{self.high:.4g} m, {self.crs}); the size at the image centre, "
+            f"{self.metres:.4g} m (projection scale factor {self.scale or 1.0:.4g}), is used, "
+            f"so distances in metres near the image's edges are up to {100 * off:.1f} % off"
+        )
+
+
+def pixel_size(geo: dict[str, Any], shape: tuple[int, int] | None = None) -> PixelSize:
+    """A raster's pixel size on the ground, in metres, from its CRS and transform.
+
+    The ground length of the centre pixel's column step and row step (pixel centre +- half a
+    pixel along each grid axis, through the affine transform, so a rotated grid measures right)
+    is the geodesic distance between the two points on the CRS's ellipsoid
+    (:func:`lonlat_route`: PROJ takes them to latitude / longitude, ``pyproj.Geod.inv``
+    measures). That is the projection's point scale factor applied exactly, for every projected
+    CRS and unit: the value ``pyproj.Proj(crs).get_factors(lon, lat)`` gives as
+    ``parallel_scale`` / ``meridional_scale`` (PROJ ``proj_factors``,
+    https://proj.org/en/latest/development/reference/functions.html#c.proj_factors) for a
+    conformal projection (UTM: 0.9996 on the central meridian, up to about 1.001 at a zone's
+    edge), and along each grid axis for a non-conformal one (LAEA EPSG:3035). Mercator's scale
+    is sec(latitude) on the sphere (Snyder 1987, *Map Projections: A Working Manual*, USGS
+    Professional Paper 1395, eqs. 7-3 and 7-8; on the ellipsoid sqrt(1 - e^2 sin^2 lat) / cos lat):
+    Web Mercator (EPSG:3857) takes the spherical formulas on WGS 84 latitudes, so a CRS metre
+    at 60 deg N is about 0.5 ground metres (0.5013 along x, 0.5004 along y on the WGS 84
+    ellipsoid; PROJ's ``get_factors`` says exactly 2 there, as it sees the sphere).
 
     Args:
-        geo: its georeference, :func:`dataset_georeference` (``{"crs", "transform"}``,
+        geo: the raster's georeference, :func:`dataset_georeference` (``{"crs", "transform"}``,
             ``{"gcps", "crs"}`` or ``{}``; :class:`sam2elnet.data.grids.RasterHeader` ``.geo``).
+        shape: ``(height, width)`` in pixels (``RasterHeader.shape``); None: one pixel, the
+            grid's first.
 
     Returns:
-        ``(size, "")``: the mean of the column and row steps of the affine transform
-        (``hypot(a, d)`` and ``hypot(b, e)``, so a rotated grid measures right), in the CRS's
-        linear unit times its size in metres (``CRS.linear_units_factor``: 1 for metre CRSs,
-        0.3048006 for US survey feet), in a projected CRS; else ``(None, why)``: ``"no CRS"``,
-        ``"only ground control points (no map grid)"`` or ``"a geographic CRS (EPSG:4326,
-        degrees)"``. Web Mercator (EPSG:3857) metres are map metres, 1 / cos(latitude) times
-        ground metres.
+        :class:`PixelSize`; ``metres`` None with ``why`` for no CRS, GCPs only, a geographic
+        CRS (degrees) or a CRS without a known linear unit. Where PROJ cannot take the CRS to
+        latitude / longitude, the CRS unit is taken as a ground metre (``scale`` None).
     """
     import math
 
     crs, t = geo.get("crs"), geo.get("transform")
     if geo.get("gcps"):
-        return None, "only ground control points (no map grid)"
+        return PixelSize(why="only ground control points (no map grid)")
     if crs is None or t is None:
-        return None, "no CRS"
+        return PixelSize(why="no CRS")
+    name = crs_name(crs)
     if getattr(crs, "is_geographic", False) or not getattr(crs, "is_projected", False):
-        return None, f"a geographic CRS ({crs_name(crs)}, degrees)"
+        return PixelSize(why=f"a geographic CRS ({name}, degrees)", crs=name)
     factor = metres_per_unit(crs)
     if factor is None:
-        return None, f"a CRS whose linear unit is unknown ({crs_name(crs)})"
-    step = (math.hypot(t.a, t.d) + math.hypot(t.b, t.e)) / 2.0
-    return step * factor, ""
+        return PixelSize(why=f"a CRS whose linear unit is unknown ({name})", crs=name)
+    map_m = (math.hypot(t.a, t.d) + math.hypot(t.b, t.e)) / 2.0 * factor
+    h, w = shape or (1, 1)
+    cols, rows = [0.5, w / 2.0, w - 0.5], [0.5, h / 2.0, h - 0.5]
+    spots = [(w / 2.0, h / 2.0)] + [(c, r) for r in rows for c in cols]
+    try:
+        sizes = _ground_steps(crs, t, spots)
+    except Exception:  # noqa: BLE001 - PROJ raises several error types outside a projection
+        sizes = []
+    if not sizes or not all(math.isfinite(v) and v > 0 for v in sizes):
+        return PixelSize(map_m, "", map_m, None, map_m, map_m, name)
+    return PixelSize(sizes[0], "", map_m, map_m / sizes[0], min(sizes), max(sizes), name)
+
+
+def _ground_steps(crs: Any, t: Any, spots: list[tuple[float, float]]) -> list[float]:
+    """Ground pixel size (mean geodesic column and row step, metres) at each pixel position
+    ``(col, row)`` of grid ``t`` in ``crs``."""
+    import numpy as np
+
+    to_lonlat, geod = lonlat_route(crs)
+    pix = []
+    for c, r in spots:
+        pix += [(c - 0.5, r), (c + 0.5, r), (c, r - 0.5), (c, r + 0.5)]
+    px = np.array(pix, dtype=float)
+    x = t.a * px[:, 0] + t.b * px[:, 1] + t.c
+    y = t.d * px[:, 0] + t.e * px[:, 1] + t.f
+    lon, lat = to_lonlat(x, y)
+    _, _, d = geod.inv(lon[0::2], lat[0::2], lon[1::2], lat[1::2])
+    d = np.asarray(d, dtype=float)
+    return [float(v) for v in (d[0::2] + d[1::2]) / 2.0]
+
+
+def lonlat_route(crs: Any) -> tuple[Any, Any]:
+    """How coordinates in ``crs`` reach the ground: ``(to_lonlat, geod)``.
+
+    ``to_lonlat(x, y)`` (arrays in ``crs``, x = easting / longitude as GIS tools order them)
+    returns longitude and latitude in degrees on the CRS's own datum (its geodetic CRS, no datum
+    shift; angular units such as the grads of NTF (Paris) converted), and ``geod`` is the
+    ``pyproj.Geod`` of its ellipsoid: ``geod.inv`` / ``geod.geometry_length`` of those give
+    ground (geodesic) metres (Karney 2013, "Algorithms for geodesics", J. Geodesy 87). One route
+    for a projected and a geographic CRS alike.
+
+    Raises:
+        pyproj.exceptions.CRSError: ``crs`` cannot be read; ``ValueError`` for a CRS without
+        a geodetic CRS (an engineering CRS).
+    """
+    import math
+
+    import numpy as np
+    from pyproj import CRS, Transformer
+
+    c = CRS.from_user_input(crs)
+    base = c.geodetic_crs
+    if base is None:
+        raise ValueError(f"{crs_name(c)} has no geodetic CRS (latitude / longitude)")
+    axes = base.axis_info
+    rad = float(axes[0].unit_conversion_factor) if axes else math.pi / 180.0
+    to_deg = rad * 180.0 / math.pi
+    tr = Transformer.from_crs(c, base, always_xy=True)
+
+    def to_lonlat(x: Any, y: Any) -> tuple[Any, Any]:
+        lon, lat = tr.transform(np.asarray(x, float), np.asarray(y, float), errcheck=True)
+        return np.asarray(lon) * to_deg, np.asarray(lat) * to_deg
+
+    return to_lonlat, c.get_geod()
+
+
+def metres_per_pixel(
+    geo: dict[str, Any], shape: tuple[int, int] | None = None
+) -> tuple[float | None, str]:
+    """A raster's ground pixel size in metres: ``(size, "")``, or ``(None, why)``.
+
+    :func:`pixel_size`'s ``metres`` and ``why`` (same arguments): the pixel at the image
+    centre on the ground, the projection's scale factor applied (Web Mercator EPSG:3857 at
+    60 deg N: a 0.5 m CRS pixel is 0.25 m; UTM: 0.9996), US-feet CRSs converted.
+    """
+    ps = pixel_size(geo, shape)
+    return ps.metres, ps.why
+
+
+def warn_scale_spread(sizes: dict[Any, PixelSize]) -> None:
+    """Log one warning for the rasters whose ground pixel size varies by more than
+    :data:`SCALE_SPREAD_WARN` across the image, or whose scale factor PROJ could not give
+    (:meth:`PixelSize.spread_note`), naming the first of them and how many there are; nothing
+    when none does. ``sizes``: :class:`PixelSize` by raster path (or name)."""
+    import logging
+
+    wide = [(k, ps) for k, ps in sizes.items() if ps.spread_note()]
+    if not wide:
+        return
+    (first, ps), more = wide[0], len(wide) - 1
+    also = f" (and {more} more raster(s) like it)" if more else ""
+    logging.getLogger(__name__).warning("%s%s: %s", getattr(first, "name", first), also,
+                                        ps.spread_note())  # fmt: skip
 
 
 def metres_per_unit(crs: Any) -> float | None:

@@ -199,7 +199,8 @@ class DatasetStats:
     domain: Any = None
     #: road data: median road width over the labels looked at, px, and their number (None: none)
     road_width: tuple[float, int] | None = None
-    #: road data: the first image's pixel size, metres (None: no projected CRS)
+    #: road data: the first image's ground pixel size at its centre, metres (the projection's
+    #: scale factor applied, :func:`~sam2elnet.data.georef.pixel_size`; None: no projected CRS)
     pixel_size_m: float | None = None
 
     def domain_lines(self) -> list[str]:
@@ -221,7 +222,7 @@ class DatasetStats:
             "and elnet cv report road completeness, correctness, quality and connectivity"
         ]
         m = self.pixel_size_m
-        at = f" ({ROAD_BUFFER_PX * m:.3g} m at {m:.3g} m pixels)" if m else ""
+        at = f" ({ROAD_BUFFER_PX * m:.3g} m at {m:.3g} m ground pixels)" if m else ""
         buffer = f"centre lines matched within --road-buffer {ROAD_BUFFER_PX:g} px{at}"
         if self.road_width is None:
             return [*lines, f"road measures: {buffer}"]
@@ -355,9 +356,12 @@ def _with_domain(st: DatasetStats, index: DatasetIndex) -> DatasetStats:
     masks = [s.mask for s in st.samples]
     st.domain = detect_domain(masks, layout=index.layout, modality=index.modality, meta=index.meta)
     if st.domain.roads and st.samples:
-        from sam2elnet.data.georef import metres_per_pixel
+        from sam2elnet.data.georef import pixel_size, warn_scale_spread
         from sam2elnet.data.grids import raster_header
 
         st.road_width = median_width_px(masks)
-        st.pixel_size_m = metres_per_pixel(raster_header(st.samples[0].image).geo)[0]
+        head = raster_header(st.samples[0].image)
+        ground = pixel_size(head.geo, head.shape)
+        warn_scale_spread({head.path: ground})
+        st.pixel_size_m = ground.metres
     return st

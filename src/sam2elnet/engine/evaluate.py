@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 import numpy as np
 
+from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.engine.eval_inputs import (
     VectorTruth,
@@ -108,12 +109,16 @@ def evaluate_folders(
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
     (> 0, px; default 3) is their buffer tolerance: a centre-line pixel within it of the other
-    mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, metres; None:
-    ``road_buffer_px`` decides) takes its place: it becomes pixels with the predictions' one pixel
-    size, from their projected CRS and transform (:func:`~sam2elnet.engine.road_buffer.road_buffer_px`;
-    DataError for a prediction without one, or for two pixel sizes). The buffer is recorded in
-    ``options`` (``road_buffer_px``; ``road_buffer_m``: the metres, given or from the one pixel
-    size, None when not known; ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given) and in
+    mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres;
+    None: ``road_buffer_px`` decides) takes its place: it becomes pixels with the predictions' one
+    ground pixel size, from their projected CRS and transform with the projection's scale factor
+    at the image centre applied (:func:`sam2elnet.data.georef.pixel_size`;
+    :func:`~sam2elnet.engine.road_buffer.road_buffer_px`; DataError for a prediction without
+    one, or for two pixel sizes). The buffer is recorded in ``options`` (``road_buffer_px``;
+    ``road_buffer_m``: the ground metres, given or from the one pixel size, None when not known;
+    ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given; ``pixel_size_m`` and
+    ``pixel_scale_factor``: the predictions' one ground pixel size and projection scale factor
+    at the image centre, None when not known or not one) and in
     every image row next to its road measures (``road_buffer_px``; ``road_buffer_m`` when its
     prediction has a projected CRS). ``line_width`` (> 0; None: 1 px) is
     the total width line features of polygon-file truth are buffered to before rasterising, in
@@ -248,7 +253,7 @@ def evaluate_folders(
                               resampled=got.resampled, valid_path=valids.get(key),
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
-                size = sizes[Path(preds[key])][0]
+                size = sizes[Path(preds[key])].metres
                 res.road_buffer = (road_buffer_px, None if size is None else road_buffer_px * size)
             if (
                 line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
@@ -331,6 +336,7 @@ def evaluate_folders(
             "road_buffer_px": road_buffer_px,
             "road_buffer_m": road_buffer_m if road_buffer_m is not None else _one_m(images),
             "road_buffer_unit": "px" if road_buffer_m is None else "m",
+            **_ground(sizes),
             "line_width": line_width,
             "line_width_unit": line_width_unit,
             "valid_dir": None if valid_dir is None else str(valid_dir),
@@ -358,6 +364,21 @@ def _one_m(images: list[ImageResult]) -> float | None:
         return None
     lo, hi = min(ms), max(ms)  # type: ignore[type-var]
     return float(lo) if hi - lo <= SAME_PIXEL_SIZE * lo else None
+
+
+def _ground(sizes: dict[Path, PixelSize]) -> dict[str, float | None]:
+    """The options entries of the predictions' ground pixel: ``pixel_size_m`` (ground metres
+    per pixel at the image centre) and ``pixel_scale_factor`` (the projection's scale factor
+    there, CRS metres per ground metre), the first prediction's when every prediction's is
+    known and they agree within :data:`SAME_PIXEL_SIZE`; None otherwise."""
+    ms = [s.metres for s in sizes.values()]
+    first = next(iter(sizes.values()), None)
+    if first is None or first.metres is None or any(m is None for m in ms):
+        return {"pixel_size_m": None, "pixel_scale_factor": None}
+    lo, hi = min(ms), max(ms)  # type: ignore[type-var]
+    if hi - lo > SAME_PIXEL_SIZE * lo:
+        return {"pixel_size_m": None, "pixel_scale_factor": None}
+    return {"pixel_size_m": first.metres, "pixel_scale_factor": first.scale}
 
 
 def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:

@@ -218,27 +218,45 @@ def place_lines(lines: list[Any], transform: Any) -> list[Any]:
 
 
 def lengths_m(lines: list[Any], crs: Any) -> list[float]:
-    """Length of each line in metres, for lines in ``crs`` (a rasterio / pyproj CRS or None).
+    """Ground length of each line in metres, for lines in ``crs`` (a rasterio / pyproj CRS or
+    None).
 
-    Projected CRS: the planar length in the CRS, times its axis unit in metres (1 for metre
-    CRSs, 0.3048 for international feet): grid length, which a map projection's scale factor
-    makes differ from the ellipsoid length (UTM: 0.04 % shorter on the central meridian, up to
-    about 0.1 % longer at a zone's edge). Geographic CRS
-    (degrees): the geodesic length on the CRS's ellipsoid (``pyproj.Geod.geometry_length``).
-    No CRS: NaN for every line (pixel coordinates; use the length in pixels).
+    Any CRS, projected or geographic: the vertices go to latitude / longitude on the CRS's own
+    datum and the length is the sum of the geodesic distances between them on its ellipsoid
+    (:func:`sam2elnet.data.georef.lonlat_route`, ``pyproj.Geod.line_lengths``; Karney 2013).
+    So the projection's scale factor does not enter: a road in Web Mercator (EPSG:3857) at
+    60 deg N is half its length in CRS metres, a UTM one 0.04 % longer than its grid length on
+    the central meridian; US-feet CRSs come out in metres. Each segment is measured along the
+    geodesic between its ends (the straight segment in the CRS differs from it by far less than
+    a pixel over a road segment). Where PROJ cannot take the CRS to latitude / longitude, the
+    planar length times the CRS unit in metres (grid length; one warning). No CRS: NaN for
+    every line (pixel coordinates; use the length in pixels).
     """
     if crs is None:
         return [math.nan] * len(lines)
-    from pyproj import CRS
+    if not lines:
+        return []
+    import shapely
 
-    from sam2elnet.data.georef import metres_per_unit
+    from sam2elnet.data.georef import crs_name, lonlat_route, metres_per_unit
 
-    c = CRS.from_user_input(crs)
-    if c.is_geographic:
-        geod = c.get_geod()
-        return [float(geod.geometry_length(g)) for g in lines]
-    factor = metres_per_unit(c) or 1.0
-    return [float(g.length) * factor for g in lines]
+    xy, which = shapely.get_coordinates(np.asarray(lines, dtype=object), return_index=True)
+    try:
+        to_lonlat, geod = lonlat_route(crs)
+        lon, lat = to_lonlat(xy[:, 0], xy[:, 1])
+        steps = np.asarray(geod.line_lengths(lon, lat), dtype=float)
+    except Exception as err:  # noqa: BLE001 - PROJ raises several error types
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "centre lines: %s cannot be taken to latitude / longitude (%s): length_m is the "
+            "planar length in the CRS, not the ground length", crs_name(crs), err,
+        )  # fmt: skip
+        factor = metres_per_unit(crs) or 1.0
+        return [float(g.length) * factor for g in lines]
+    same = which[1:] == which[:-1]  # a step between two vertices of one line
+    total = np.bincount(which[1:][same], weights=steps[same], minlength=len(lines))
+    return [float(v) for v in total]
 
 
 class CentreLineLayer:
@@ -246,9 +264,9 @@ class CentreLineLayer:
 
     Rows carry ``line_id`` (1, 2, ... in label order), ``source``, ``label``, ``category``,
     ``quality``, ``status`` and ``model_id`` as the polygon layer does, plus ``length_px``
-    (length on the label's pixel grid, pixels) and ``length_m`` (metres, :func:`lengths_m`;
-    NaN without a CRS). Simplified lines are few vertices per road stretch, so holding them is
-    small next to the label rasters.
+    (length on the label's pixel grid, pixels) and ``length_m`` (ground metres, geodesic,
+    :func:`lengths_m`; NaN without a CRS). Simplified lines are few vertices per road stretch,
+    so holding them is small next to the label rasters.
     """
 
     def __init__(self, simplify_px: float = SIMPLIFY_PX, min_length_px: float = MIN_LENGTH_PX):

@@ -167,18 +167,33 @@ def definition(key: str) -> str | None:
     return entry[1] if entry else None
 
 
-def road_buffer_words(buffer_px: float, buffer_m: float | None = None, unit: str = "px") -> str:
+SCALE_SAID = 0.001
+"""A projection scale factor further than this from 1 is named in :func:`road_buffer_words`
+(UTM's 0.9996 on the central meridian is not; Web Mercator's 2 at 60 deg N is)."""
+
+
+def road_buffer_words(
+    buffer_px: float, buffer_m: float | None = None, unit: str = "px", scale: float | None = None
+) -> str:
     """What the road measures of a result are, with their buffer (the ``--road-buffer`` it was
-    scored with, in pixels; ``buffer_m``: the same in metres where the pixel size is known;
-    ``unit``: the one it was given in, ``"px"`` or ``"m"``, ``--road-buffer-m``):
+    scored with, in pixels; ``buffer_m``: the same in ground metres where the pixel size is
+    known; ``unit``: the one it was given in, ``"px"`` or ``"m"``, ``--road-buffer-m``;
+    ``scale``: the projection's scale factor at the predictions' centre, the evaluation's
+    ``options["pixel_scale_factor"]``, named when further than :data:`SCALE_SAID` from 1):
     ``"road measures: centre lines matched within 5 px (--road-buffer); lengths summed over
-    images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``. One wording for
-    ``elnet evaluate``'s terminal and report."""
+    images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``, ``"... within
+    2 m = 8 px (--road-buffer-m; ground metres: projection scale factor 2 at the image
+    centre); ..."``. One wording for ``elnet evaluate``'s terminal and report."""
     px = f"{float(buffer_px):.3g} px" if unit == "m" else f"{float(buffer_px):g} px"
+    ground = (
+        f"; ground metres: projection scale factor {float(scale):.4g} at the image centre"
+        if scale is not None and buffer_m is not None and abs(float(scale) - 1.0) > SCALE_SAID
+        else ""
+    )
     if unit == "m" and buffer_m is not None:
-        said = f"{float(buffer_m):g} m = {px} (--road-buffer-m)"
+        said = f"{float(buffer_m):g} m = {px} (--road-buffer-m{ground})"
     elif buffer_m is not None:
-        said = f"{px} = {float(buffer_m):.3g} m (--road-buffer)"
+        said = f"{px} = {float(buffer_m):.3g} m (--road-buffer{ground})"
     else:
         said = f"{px} (--road-buffer)"
     return (

@@ -376,7 +376,10 @@ def write_evaluation_report(
         o = result.options
         notes.append(
             road_buffer_words(
-                o["road_buffer_px"], o.get("road_buffer_m"), o.get("road_buffer_unit", "px")
+                o["road_buffer_px"],
+                o.get("road_buffer_m"),
+                o.get("road_buffer_unit", "px"),
+                o.get("pixel_scale_factor"),
             )
         )
     if comparison is not None:
