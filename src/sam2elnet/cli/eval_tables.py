@@ -205,7 +205,12 @@ def print_evaluation(
             )
         o = res.options
         console.print(
-            road_buffer_words(o["road_buffer_px"], o["road_buffer_m"], o["road_buffer_unit"])
+            road_buffer_words(
+                o["road_buffer_px"],
+                o["road_buffer_m"],
+                o["road_buffer_unit"],
+                o.get("pixel_scale_factor"),
+            )
         )
     elif buffer_given:  # a buffer given for measures that are off: say why
         why = "--no-roads" if roads_on is False else res.options["roads_reason"]
