@@ -178,9 +178,9 @@ def crs_name(crs: Any) -> str:
 
 SCALE_SPREAD_WARN = 0.01
 """Relative spread of the ground pixel size over an image (largest / smallest - 1) above which
-:func:`warn_scale_spread` warns: a Web Mercator tile spanning about 0.3 degrees of latitude at
-60 deg N, or a UTM scene far from its zone's central meridian, no longer has one ground pixel
-size."""
+:func:`warn_scale_spread` warns: a Web Mercator tile spanning more than about 0.3 degrees of
+latitude at 60 deg N (some 70 km of CRS metres) no longer has one ground pixel size. (A UTM
+scene never gets there: its scale changes by under 0.1 % over 100 km.)"""
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,9 @@ class PixelSize:
         return self.high / self.low - 1.0
 
     def spread_note(self) -> str:
-        """What :func:`warn_scale_spread` says about this raster; ``""`` for a spread up to
-        :data:`SCALE_SPREAD_WARN`, and for a raster with a ground size whose scale is known."""
+        """What :func:`warn_scale_spread` says about this raster: that the ground pixel size
+        varies by more than :data:`SCALE_SPREAD_WARN` over it, or that PROJ gave no scale factor
+        (CRS metres taken as ground metres); ``""`` otherwise."""
         if self.metres is not None and self.scale is None:
             return (
                 f"PROJ cannot take {self.crs} to latitude / longitude here, so its unit is taken "

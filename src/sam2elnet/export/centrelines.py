@@ -229,7 +229,7 @@ def lengths_m(lines: list[Any], crs: Any) -> list[float]:
     the central meridian; US-feet CRSs come out in metres. Each segment is measured along the
     geodesic between its ends (the straight segment in the CRS differs from it by far less than
     a pixel over a road segment). Where PROJ cannot take the CRS to latitude / longitude, the
-    planar length times the CRS unit in metres (grid length; one warning). No CRS: NaN for
+    planar length times the CRS unit in metres (grid length; with a warning). No CRS: NaN for
     every line (pixel coordinates; use the length in pixels).
     """
     if crs is None:
