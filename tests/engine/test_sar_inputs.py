@@ -109,8 +109,9 @@ def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):
     'skipping' warning before the error, `scene` a range warning telling to scale to 0..255.
     Now each prints only one error line (file, both band counts, --bands). A two-band model
     (per-band dB statistics) said 'normalisation has 2 low values ... recompute statistics with
-    elnet stats' for a 3-band image; now the band-count error, and a single band is repeated
-    to its two bands as the band rule says (it failed before)."""
+    elnet stats' for a 3-band image; now the band-count error. A single band into the two-band
+    model was repeated (VV fed as VH, silently); now it is the band-count error too, and
+    --bands 1,1 repeats it knowingly on both paths."""
     from sam2elnet.cli import main
 
     two = write_tif(tmp_path / "two" / "vvvh.tif", _dn(5, bands=2) * 5)
@@ -134,8 +135,17 @@ def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):
         err = [ln for ln in _err(capsys) if ln.startswith("error")]
         assert len(err) == 1 and "image has 3 bands but the model was trained for 2" in err[0]
         assert "normalisation has" not in err[0]
+        # one band into the VV+VH model: repeating it fed VV as VH without a sign; now the
+        # band-count error naming --bands, and --bands 1,1 repeats it knowingly
         out = tmp_path / f"{args[0]}1" / ("l.tif" if args[0] == "scene" else "")
-        assert main([*args, str(one), "--model", m2, "--out", str(out), "--no-progress"]) == 0
+        assert main([*args, str(one), "--model", m2, "--out", str(out), "--no-progress"]) == 2
+        err = [ln for ln in _err(capsys) if ln.startswith("error")]
+        assert len(err) == 1 and f"{one}: unsupported band count: image has 1 band" in err[0]
+        assert "trained on 2 bands" in err[0] and "--bands 1,1" in err[0]
+        assert not out.exists()
+        rc = main([*args, str(one), "--model", m2, "--out", str(out), "--no-progress",
+                   "--bands", "1,1"])  # fmt: skip
+        assert rc == 0 and out.exists()
         capsys.readouterr()
 
 

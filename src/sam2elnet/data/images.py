@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sam2elnet.data.band_match import (  # noqa: F401  (the band-count rule, re-exported)
+    IDENTICAL_NORMALISED_ATOL,
+    band_layout,
+    match_bands,
+)
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.validity import (
     alpha_tagged,
@@ -27,7 +32,7 @@ from sam2elnet.data.validity import (
     internal_mask,
     is_alpha_band,
 )
-from sam2elnet.errors import BandCountError, DataError
+from sam2elnet.errors import DataError
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 log = logging.getLogger(__name__)
@@ -286,78 +291,6 @@ def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | Non
             path,
         )
     return data[[b - 1 for b in bands]]
-
-
-IDENTICAL_NORMALISED_ATOL = 2.0 / 255
-"""Largest difference on the normalised [0, 1] scale between bands that still count as one grey
-band stored several times (JPEG noise of 2 grey levels in uint8)."""
-
-
-def band_layout(
-    count: int, bands: int | None, identical: Callable[[], bool], path: Path | str | None
-) -> str:
-    """The one band-count rule between an image and a model, for every prediction path (whole
-    images: :func:`match_bands`; windows of large scenes:
-    :func:`sam2elnet.engine.scene_inputs.make_scene_normalizer`).
-
-    Args:
-        count: bands read from the image (alpha dropped, ``--bands`` applied).
-        bands: bands the model was trained on; None accepts any count.
-        identical: called only when a one-band model meets several bands: whether they are one
-            grey band stored several times (within :data:`IDENTICAL_NORMALISED_ATOL` after
-            normalisation).
-        path: the image, for the message.
-
-    Returns:
-        ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (a single band repeated to
-        ``bands`` bands, e.g. a SAR image into an RGB model) or ``"first"`` (grey stored as
-        identical bands: the first one for a one-band model).
-
-    Raises:
-        BandCountError: any other mismatch (the message suggests ``--bands``).
-    """
-    if bands is None or count == bands:
-        return "keep"
-    if count == 1:
-        return "repeat"
-    if bands == 1 and identical():
-        return "first"
-    raise BandCountError(
-        f"unsupported band count: image has {count} bands but the model was trained for "
-        f"{bands}; choose {bands} band(s) with --bands (e.g. --bands "
-        f"{','.join(str(i) for i in range(1, bands + 1))}) or train a model on this kind of image",
-        path,
-    )
-
-
-def match_bands(x: np.ndarray, bands: int | None, path: Path | str | None) -> np.ndarray:
-    """Make the band count what the model expects where that is unambiguous (:func:`band_layout`).
-
-    A single band is repeated to ``bands`` bands; a grey image stored as identical channels
-    (within 2/255 on the normalised scale) collapses to one band for a one-band model.
-
-    Args:
-        x: Normalised (C, H, W) float image.
-        bands: Bands the model was trained on; None accepts any count.
-        path: The image file, for the message.
-
-    Returns:
-        (bands, H, W) image (``x`` itself when the count already matches).
-
-    Raises:
-        BandCountError: any other mismatch (the message suggests ``--bands``).
-    """
-    layout = band_layout(
-        x.shape[0],
-        bands,
-        lambda: bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL)),
-        path,
-    )
-    if layout == "repeat":
-        return np.repeat(x, bands, axis=0)
-    if layout == "first":
-        return np.ascontiguousarray(x[:1])
-    return x
 
 
 def overview_bands(

@@ -67,6 +67,9 @@ class NormalizationConfig(BaseModel):
     data_high: list[float] | None = None
     band_select: list[int] | None = None
     """File bands (1-based, e.g. ``[4, 3, 2]``) read before scaling (``--bands``); None: all."""
+    band_names: list[str] | None = None
+    """The training images' band descriptions, one per band used (e.g. ``["VV", "VH"]``), for
+    messages (:mod:`sam2elnet.data.band_match`); None: the files had none."""
 
     @classmethod
     def for_modality(cls, modality: str) -> NormalizationConfig:
@@ -224,10 +227,11 @@ def normalize_for_model(
     """The model input of an image: normalised (``in_bands``, H, W) float32 ~ [0, 1].
 
     The band count is matched first, by the one rule of every prediction path
-    (:func:`sam2elnet.data.images.band_layout`), so a band count the model cannot take is that
-    error (naming the file and ``--bands``), never a mismatch of the per-band statistics: a
-    single band is repeated to ``in_bands`` *before* scaling (each copy gets that band's
-    statistics), a grey image stored as identical bands gives a one-band model its first band.
+    (:func:`sam2elnet.data.band_match.band_layout`), so a band count the model cannot take is
+    that error (naming the file and ``--bands``), never a mismatch of the per-band statistics:
+    a single band into a 3-band optical model is repeated *before* scaling (each copy gets that
+    band's statistics), a grey image stored as identical bands gives a one-band model its first
+    band.
 
     Args:
         img: the image as read (:func:`read_image`, ``--bands`` already applied).
@@ -241,7 +245,7 @@ def normalize_for_model(
     """
     from dataclasses import replace
 
-    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, band_layout
+    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_layout
 
     done: list[np.ndarray] = []
 
@@ -255,6 +259,9 @@ def normalize_for_model(
         in_bands,
         lambda: bool(np.allclose(scaled(), scaled()[:1], atol=IDENTICAL_NORMALISED_ATOL)),
         path,
+        sar=cfg.sar,
+        names=cfg.band_names,
+        select=cfg.band_select,
     )
     if layout == "repeat":
         return normalize(replace(img, data=np.repeat(img.data, int(in_bands or 1), axis=0)), cfg)

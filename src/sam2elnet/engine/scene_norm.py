@@ -121,9 +121,10 @@ def make_scene_normalizer(
 
     * The bands read follow the whole-image reader (:func:`_scene_bands`); their count is matched
       to the model's by the one rule of every prediction path
-      (:func:`sam2elnet.data.images.band_layout`): a single band is repeated to the model's band
-      count, a grey image stored as identical bands feeds a one-band model its first band, any
-      other mismatch is the same BandCountError as for a whole image.
+      (:func:`sam2elnet.data.band_match.band_layout`): a single band is repeated to a 3-band
+      optical model's R, G, B, a grey image stored as identical bands feeds a one-band model its
+      first band, any other mismatch (a single band into a VV+VH model included) is the same
+      BandCountError as for a whole image.
     * ``percentile`` (per-image) configs become ``fixed`` with per-band low/high = the configured
       percentiles of a decimated overview read (after dB conversion when ``to_db``): per-window
       percentiles would give every tile a different brightness scale and visible seams.
@@ -133,7 +134,7 @@ def make_scene_normalizer(
     Raises DataError when the scene holds no valid pixel at all, BandCountError for a band
     count the model cannot take.
     """
-    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, band_layout
+    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_layout
 
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
@@ -155,7 +156,15 @@ def make_scene_normalizer(
         return bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL))
 
     # the band count first: a count the model cannot take is that error, with no range warning
-    layout = band_layout(len(bands), in_bands, identical, src.name)
+    layout = band_layout(
+        len(bands),
+        in_bands,
+        identical,
+        src.name,
+        sar=bool(getattr(cfg, "sar", False)),
+        names=getattr(cfg, "band_names", None),
+        select=getattr(cfg, "band_select", None),
+    )
     if layout == "first":
         bands, pix = bands[:1], pix[:1]
     norm = _normalizer_from_pixels(src, cfg, bands, pix)

@@ -241,6 +241,7 @@ def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[
 
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
+    from sam2elnet.data.band_match import band_descriptions
     from sam2elnet.data.input_range import check_zero_training
     from sam2elnet.data.layouts import select_split
     from sam2elnet.data.modality import with_modality
@@ -343,6 +344,9 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     notes.append(f"{describe(norm)} ({source})")
     notes += modality_note
     first = read_image_or_sample(by_id[train_ids[0]].image, sar=norm.sar, bands=norm.band_select)
+    names = band_descriptions(by_id[train_ids[0]].image, norm.band_select)
+    if len(names) == first.bands and all(names):  # e.g. VV, VH: named in band-count errors
+        norm = norm.model_copy(update={"band_names": names})
     n_low = len(norm.low or [])
     if n_low > 1 and n_low != first.bands:
         raise DataError(

@@ -1,0 +1,190 @@
+"""The one band-count rule between an image and a model, for every prediction path.
+
+``annotate``, ``enhance``, ``scene``, ``serve``, the experiment's evaluation and the Python API
+(:class:`sam2elnet.engine.predictor.Predictor`) all ask :func:`band_layout` what to do when an
+image has another band count than the model was trained on (whole images through
+:func:`sam2elnet.data.normalize.normalize_for_model`, windows of large scenes through
+:func:`sam2elnet.engine.scene_norm.make_scene_normalizer`):
+
+* the counts match (or the model takes any count): the bands are used as they are;
+* one band into a 3-band *optical* model (RGB): the band is repeated to R, G and B, as a grey or
+  panchromatic image is shown to a colour network;
+* one band into any other model of two or more bands (a Sentinel-1 VV+VH model, an RGB+NIR or
+  a multispectral model, a 3-band SAR composite): an error. The model's bands are different
+  measurements (VH backscatter is typically 6-10 dB below VV over the sea), so repeating the
+  band would feed it VV as VH and give a wrong answer without a sign. The message names the
+  file, the model's bands (their names when the training images had band descriptions) and
+  the way out: an image holding all of them (``gdalbuildvrt -separate``), or ``--bands 1,1``
+  to repeat the band knowingly;
+* a grey image stored as identical bands into a one-band model: its first band;
+* any other mismatch: an error suggesting ``--bands``.
+
+:class:`~sam2elnet.errors.BandCountError` is a :class:`~sam2elnet.errors.DataError`: a folder
+job skips such a file (``skipped.csv``), a single file is one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sam2elnet.errors import BandCountError
+
+__all__ = [
+    "IDENTICAL_NORMALISED_ATOL",
+    "band_descriptions",
+    "band_layout",
+    "match_bands",
+    "model_bands_text",
+]
+
+IDENTICAL_NORMALISED_ATOL = 2.0 / 255
+"""Largest difference on the normalised [0, 1] scale between bands that still count as one grey
+band stored several times (JPEG noise of 2 grey levels in uint8)."""
+
+COLOUR_BANDS = 3
+"""The band count of a colour (RGB) model, the one a single grey band is repeated into."""
+
+
+def band_descriptions(path: str | Path, bands: Sequence[int] | None = None) -> list[str]:
+    """The band descriptions of a GDAL raster (e.g. ``["VV", "VH"]``), for the bands kept.
+
+    Args:
+        path: the raster; PNG / JPEG and unreadable files have none.
+        bands: 1-based file bands kept (``--bands``), in that order; None: all.
+
+    Returns:
+        One string per band kept ("" where a band has no description); ``[]`` when the file has
+        no description at all or cannot be opened (never raises).
+    """
+    import rasterio
+
+    from sam2elnet.data.windowed import GDAL_ENV, open_raster
+
+    p = Path(path)
+    if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        return []
+    try:
+        with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
+            names = [d or "" for d in src.descriptions]
+    except (rasterio.errors.RasterioError, OSError):
+        return []
+    if not any(names):
+        return []
+    return [names[b - 1] if 0 < b <= len(names) else "" for b in bands] if bands else names
+
+
+def model_bands_text(bands: int, names: Sequence[str] | None, select: Sequence[int] | None) -> str:
+    """How a message names a model's bands, after their count: ``" (VV, VH)"`` with recorded
+    band names, else ``" (file bands 4,3,2)"`` with a recorded ``--bands`` selection, else
+    ``""``."""
+    if names and len(names) == bands and all(names):
+        return f" ({', '.join(names)})"
+    if select and len(select) == bands:
+        return f" (file bands {','.join(map(str, select))})"
+    return ""
+
+
+def band_layout(
+    count: int,
+    bands: int | None,
+    identical: Callable[[], bool],
+    path: Path | str | None,
+    *,
+    sar: bool = False,
+    names: Sequence[str] | None = None,
+    select: Sequence[int] | None = None,
+) -> str:
+    """What to do with an image of ``count`` bands given to a model of ``bands`` (module doc).
+
+    Args:
+        count: bands read from the image (alpha dropped, ``--bands`` applied).
+        bands: bands the model was trained on; None accepts any count.
+        identical: called only when a one-band model meets several bands: whether they are one
+            grey band stored several times (within :data:`IDENTICAL_NORMALISED_ATOL` after
+            normalisation).
+        path: the image, for the message.
+        sar: the model is a SAR model (``NormalizationConfig.sar``): its bands are never a
+            colour triplet a grey band may stand in for.
+        names: the model's band names (``NormalizationConfig.band_names``), for the message.
+        select: the model's file bands (``NormalizationConfig.band_select``), for the message.
+
+    Returns:
+        ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (one band into a
+        3-band optical model: repeated to R, G, B) or ``"first"`` (grey stored as identical
+        bands: the first one for a one-band model).
+
+    Raises:
+        BandCountError: any other combination; one band into a model of several different
+            bands (e.g. VV into a VV+VH model) included (the message names the file, both band
+            counts and ``--bands``).
+    """
+    if bands is None or count == bands:
+        return "keep"
+    named = model_bands_text(bands, names, select)
+    if count == 1:
+        if bands == COLOUR_BANDS and not sar:
+            return "repeat"
+        ones = ",".join(["1"] * bands)
+        raise BandCountError(
+            f"unsupported band count: image has 1 band but the model was trained on {bands} "
+            f"bands{named}; "
+            "repeating it would give the model the same values for each of its bands (e.g. VV "
+            "as VH), so its answer would be wrong. Give an image holding all "
+            f"{bands} bands (e.g. gdalbuildvrt -separate STACK.vrt BAND1.tif BAND2.tif), or "
+            f"repeat band 1 knowingly with --bands {ones}",
+            path,
+        )
+    if bands == 1 and identical():
+        return "first"
+    raise BandCountError(
+        f"unsupported band count: image has {count} bands but the model was trained for "
+        f"{bands}{named}; choose {bands} band(s) "
+        f"with --bands (e.g. --bands {','.join(str(i) for i in range(1, bands + 1))}) or train "
+        "a model on this kind of image",
+        path,
+    )
+
+
+def match_bands(
+    x: np.ndarray,
+    bands: int | None,
+    path: Path | str | None,
+    *,
+    sar: bool = False,
+    names: Sequence[str] | None = None,
+    select: Sequence[int] | None = None,
+) -> np.ndarray:
+    """Make the band count what the model expects where that is unambiguous (:func:`band_layout`).
+
+    One band is repeated to a 3-band optical model's R, G, B; a grey image stored as identical
+    channels (within 2/255 on the normalised scale) collapses to one band for a one-band model.
+
+    Args:
+        x: Normalised (C, H, W) float image.
+        bands: Bands the model was trained on; None accepts any count.
+        path: The image file, for the message.
+        sar, names, select: as :func:`band_layout`.
+
+    Returns:
+        (bands, H, W) image (``x`` itself when the count already matches).
+
+    Raises:
+        BandCountError: any other mismatch (the message suggests ``--bands``).
+    """
+    layout = band_layout(
+        x.shape[0],
+        bands,
+        lambda: bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL)),
+        path,
+        sar=sar,
+        names=names,
+        select=select,
+    )
+    if layout == "repeat":
+        return np.repeat(x, bands, axis=0)
+    if layout == "first":
+        return np.ascontiguousarray(x[:1])
+    return x
