@@ -32,3 +32,16 @@ def logs_warning(caplog: pytest.LogCaptureFixture, pattern: str) -> Iterator[Non
     assert records, [r.getMessage() for r in caplog.records]
     own = [str(w.message) for w in seen if re.search(pattern, str(w.message))]
     assert not own, own
+
+
+def message_blocks(err: str) -> list[str]:
+    """The messages of a command's stderr, each as one line: a ``warning:`` / ``error:`` /
+    ``note:`` / ``info:`` line with the indented lines after it (advice laid out for 80
+    columns), white space runs made one space."""
+    blocks: list[str] = []
+    for ln in err.splitlines():
+        if ln[:1].isspace() and blocks:
+            blocks[-1] += " " + ln
+        elif ln.strip():
+            blocks.append(ln)
+    return [" ".join(b.split()) for b in blocks]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_data import write_tif
+from helpers_logs import message_blocks
 
 from sam2elnet.data.input_range import check_input_range
 from sam2elnet.data.normalize import NormalizationConfig, fit_normalization
@@ -48,7 +49,12 @@ def u8_model(tmp_path_factory) -> dict[str, Path]:
 
 
 def _lines(err: str, text: str) -> list[str]:
-    return [ln for ln in err.splitlines() if text in ln]
+    """The messages (each with its indented advice lines, as one line) that contain ``text``."""
+    return [ln for ln in message_blocks(err) if text in ln]
+
+
+def _flat(msg: str | None) -> str:
+    return " ".join((msg or "").split())
 
 
 def test_uint16_into_a_uint8_model_warns_once_per_run(u8_model, tmp_path, capsys):
@@ -106,8 +112,9 @@ def test_db_vs_linear_both_ways():
         data_dtype="float32",
     )  # fmt: skip
     assert check_input_range(db, db.dtype, db_model) is None
-    msg = check_input_range(lin, lin.dtype, db_model)
-    assert msg is not None and "not in dB" in msg and "convert the image to dB" in msg
+    msg = _flat(check_input_range(lin, lin.dtype, db_model))
+    assert "not in dB" in msg and "convert the image, in this order" in msg
+    assert "convert to dB, sigma0_dB = 10*log10(sigma0)" in msg
     # the other way round: a model that converts linear values to dB itself, given dB
     lin_model = db_model.model_copy(update={"to_db": True})
     assert check_input_range(lin, lin.dtype, lin_model) is None
@@ -154,8 +161,8 @@ def test_one_far_band_of_four_is_named():
         data_low=[20.0] * 4, data_high=[230.0] * 4,
     )  # fmt: skip
     assert check_input_range(_rgbn(), "uint16", cfg) is None
-    msg = check_input_range(_rgbn(40.0), "uint16", cfg)
-    assert msg is not None and "band 4 (of 4)" in msg and RANGE in msg, msg
+    msg = _flat(check_input_range(_rgbn(40.0), "uint16", cfg))
+    assert msg and "band 4 (of 4)" in msg and RANGE in msg, msg
     assert "band 4 1..99 % " in msg and "vs 20..230" in msg and "0% of its pixels near it" in msg
     picked = cfg.model_copy(update={"band_select": [4, 3, 2, 8]})
     assert "band 8 (of 4)" in (check_input_range(_rgbn(40.0), "uint16", picked) or "")
@@ -193,8 +200,8 @@ def test_linear_sigma0_squeezed_into_an_8bit_range_warns(u8_model, tmp_path, cap
     lin = rng.gamma(4.0, 0.01, (1, 4000)).astype(np.float32)  # linear sigma0, median ~0.04
     cfg = NormalizationConfig(method="fixed", sar=True, low=[0.0], high=[255.0],
                               data_low=[6.0], data_high=[247.0], data_dtype="uint8")  # fmt: skip
-    msg = check_input_range(lin, lin.dtype, cfg)
-    assert msg is not None and RANGE in msg and "span only 0.0" in msg, msg
+    msg = _flat(check_input_range(lin, lin.dtype, cfg))
+    assert RANGE in msg and "span only 0.0" in msg, msg
     assert "(float32) vs 6..247 (uint8)" in msg
     calm = rng.integers(60, 90, (1, 4000)).astype(np.uint8)  # 30 grey levels: 12 % of 241
     assert (90 - 60) / 241 > RANGE_MIN_SPREAD and check_input_range(calm, calm.dtype, cfg) is None
@@ -241,7 +248,7 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
     few[:, 0, :10] = 0.0  # 10 zeros of 1600: noise-floor zeros inside the swath
     assert check_zero_pixels(few.reshape(1, -1), norm) is None
     assert check_zero_pixels(scene.reshape(1, -1), norm.model_copy(update={"to_db": False})) is None
-    said = "are 0 (or below) and the file does not tag them as nodata"
+    said = "are 0 (or below) without a nodata tag"
     for cmd in (["annotate", "--images"], ["scene", "--tile", "32", "--overlap", "8", "--image"]):
         for kind in ("untagged", "tagged"):
             out = tmp_path / f"{cmd[0]}_{kind}"

@@ -63,10 +63,10 @@ def test_uint16_dns_within_an_8bit_range_warn_and_are_not_blacked_out(u8_model, 
     cfg = NormalizationConfig.model_validate(read_model_file(u8_model)["extra"]["normalization"])
     dn = _dn(0)
     assert np.percentile(dn, 99) < 330
-    msg = check_input_range(dn.reshape(1, -1), dn.dtype, cfg)
-    assert msg is not None and "the image is uint16 but the model was trained on uint8" in msg
+    msg = " ".join((check_input_range(dn.reshape(1, -1), dn.dtype, cfg) or "").split())
+    assert "the image is uint16 but the model was trained on uint8" in msg
     assert "usually holds DNs, not the display-scaled 8-bit values" in msg
-    assert "store it as Byte (gdal_translate -ot Byte" in msg  # 8-bit values in a wide container
+    assert "store it as Byte: gdal_translate -ot Byte" in msg  # 8-bit values in a wide container
     assert "sigma0 = DN^2/A_sigma^2" in msg and "10*log10(sigma0)" in msg
     assert "gdal_edit.py -a_nodata 0" in msg
     u8 = _u8(3)
@@ -191,7 +191,7 @@ def test_training_warns_once_about_untagged_zero_borders(tmp_path):
     img = tmp_path / "untagged" / "images"
     assert (
         f"{img / 's2.tif'} (15.0%), {img / 's1.tif'} (12.5%), {img / 's0.tif'} (10.0%)"
-        in (warned[0])
+        in " ".join(warned[0].split())
     )
     assert "gdal_edit.py -a_nodata 0" in warned[0]
     assert warnings(dataset("tagged", 0.0)) == []
@@ -200,3 +200,71 @@ def test_training_warns_once_about_untagged_zero_borders(tmp_path):
     u8 = NormalizationConfig(method="fixed", sar=True, data_dtype="uint8")
     assert check_zero_training({"a.tif": 0.5}, u8) is None
     assert check_zero_training({"a.tif": 0.005}, u8.model_copy(update={"to_db": True})) is None
+
+
+def test_sar_advice_fits_80_columns_with_numbered_steps(u8_model, tmp_path, capsys):
+    """The SAR advice was one line of about 900 characters. Now a short first line (the
+    problem; the file before it), then lines of at most 80 columns: numbered steps, each with
+    its command on a line of its own, every fact kept (nodata tag, calibration with the LUT,
+    10*log10 with its ESA source, the 1..255 scaling with nodata 0). The command line prints
+    it so; summary.json keeps the same text."""
+    import json
+
+    from sam2elnet.cli import main
+
+    cfg = NormalizationConfig(method="fixed", sar=True, data_dtype="uint8", data_low=[15.0],
+                              data_high=[227.0])  # fmt: skip
+    db = NormalizationConfig(method="stats", sar=True, low=[-22.0], high=[-6.0],
+                             data_low=[-22.0], data_high=[-6.0], data_dtype="float32")  # fmt: skip
+    far = (_dn(1) * 10).reshape(1, -1)
+    lin = np.random.default_rng(0).gamma(4.0, 0.02, (1, 4000)).astype(np.float32)
+    for values, model, head in (
+        (far, cfg, "pixel values are far from the model's training range"),
+        (_dn(0).reshape(1, -1), cfg, "the image is uint16 but the model was trained on uint8 images"),
+        (lin, db, "pixel values are not in dB, unlike the model's training data"),
+    ):  # fmt: skip
+        lines = (check_input_range(values, values.dtype, model) or "").splitlines()
+        assert lines[0] == head and len(f"warning: s0.tif: {head}") <= 80
+        assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
+        steps = [ln.strip() for ln in lines]
+        assert any(s.startswith("1. tag an untagged zero no-data border as nodata") for s in steps)
+        assert "gdal_edit.py -a_nodata 0 IN.tif" in steps
+        text = " ".join(" ".join(lines).split())
+        assert "convert to dB, sigma0_dB = 10*log10(sigma0) (ESA-EOPG-CSCOP-TN-0002)" in text
+        if values.dtype == np.uint16:  # DNs: calibrate, then 8 bits for this model
+            assert "2. calibrate the DNs to sigma0, sigma0 = DN^2/A_sigma^2 with the product's "\
+                "calibration LUT" in text  # fmt: skip
+            assert (
+                "gpt Calibration -PoutputSigmaBand=true -f GeoTIFF -t S0.tif PRODUCT.SAFE" in steps
+            )
+            assert (
+                'gdal_calc.py -A S0.tif --calc "10*log10(A)" --type Float32 --outfile DB.tif'
+                in steps
+            )
+            assert "4. scale the dB range to 1..255 with nodata 0" in text
+            assert (
+                "gdal_translate -ot Byte -scale DBMIN DBMAX 1 255 -a_nodata 0 DB.tif OUT.tif"
+                in steps
+            )
+        else:  # float linear sigma0 is calibrated already
+            assert "DN^2" not in text and "2. convert to dB" in text
+            assert (
+                'gdal_calc.py -A IN.tif --calc "10*log10(A)" --type Float32 --outfile DB.tif'
+                in steps
+            )
+    p = write_tif(tmp_path / "u16" / "s0.tif", _dn(0))
+    assert main(["annotate", "--model", u8_model, "--images", str(tmp_path / "u16"), "--out",
+                 str(tmp_path / "a"), "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    at = next(i for i, ln in enumerate(err) if "the image is uint16" in ln)
+    assert err[at] == f"warning: {p}: the image is uint16 but the model was trained on uint8 images"
+    block = []
+    for ln in err[at + 1 :]:  # the indented lines of the warning
+        if not ln[:1].isspace():
+            break
+        block.append(ln)
+    assert len(block) > 10 and all(len(ln) <= 80 for ln in block)
+    assert "gdal_edit.py -a_nodata 0 IN.tif" in [ln.strip() for ln in block]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    first = next(w["first"] for w in summary["warnings"] if "uint16" in w["first"])
+    assert first.splitlines() == [err[at].removeprefix("warning: "), *block]

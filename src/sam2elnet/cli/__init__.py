@@ -5,7 +5,8 @@ them all and provides :func:`main`, which turns every problem the user can fix i
 ``error: ...`` line on stderr and exit code 2 (no traceback): :class:`~sam2elnet.errors.UserError`,
 usage errors (unknown option, value out of range), and operating-system errors (disk full,
 permission denied, symlink loop, ...). Warnings print as ``warning: ...`` lines without a Python
-source line; chatter of native libraries (libpng, GDAL, OpenCV) is kept out of the terminal.
+source line (advice laid out for the terminal keeps its line breaks after the first line);
+chatter of native libraries (libpng, GDAL, OpenCV) is kept out of the terminal.
 
 Exit codes (docs/reliability.md): 0 success (possibly with some items skipped, said on the last
 line), 2 bad input / nothing produced / option error, 130 interrupted.
@@ -38,6 +39,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _lines(text: str) -> str:
+    """A warning as printed: its first line with runs of white space made one space, the
+    lines after it (advice laid out for 80 columns, :mod:`sam2elnet.utils.advice`) as they are,
+    less trailing space and empty lines."""
+    first, *rest = str(text).split("\n")
+    return "\n".join([_one_line(first), *(ln.rstrip() for ln in rest if ln.strip())])
+
+
 def _error(text: str) -> None:
     print(f"error: {_one_line(text)}", file=sys.stderr)
 
@@ -47,7 +56,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     progress bar, :func:`sam2elnet.utils.progress.write`)."""
     from sam2elnet.utils.progress import write
 
-    write(f"warning: {_one_line(str(message))}", file or sys.stderr)
+    write(f"warning: {_lines(str(message))}", file or sys.stderr)
 
 
 class _StderrHandler:
@@ -66,7 +75,7 @@ class _StderrHandler:
                 level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
                 try:
                     _SHOWN.add(_one_line(record.getMessage()))
-                    write(f"{level}: {_one_line(record.getMessage())}", sys.stderr)
+                    write(f"{level}: {_lines(record.getMessage())}", sys.stderr)
                 except Exception:  # noqa: BLE001  (logging must never raise)
                     self.handleError(record)
 
