@@ -187,7 +187,7 @@ def test_training_warns_once_about_untagged_zero_borders(tmp_path):
 
     warned = warnings(dataset("untagged", None))
     assert len(warned) == 1, warned
-    assert warned[0].startswith("3 of 4 training and validation images have pixels of 0")
+    assert warned[0].startswith("3 of 4 training and validation images have untagged pixels of 0")
     img = tmp_path / "untagged" / "images"
     assert (
         f"{img / 's2.tif'} (15.0%), {img / 's1.tif'} (12.5%), {img / 's0.tif'} (10.0%)"

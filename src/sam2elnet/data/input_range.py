@@ -41,7 +41,11 @@ calibrate DNs (``sigma0 = DN^2 / A_sigma^2``), convert to dB (``10*log10(sigma0)
 ESA-EOPG-CSCOP-TN-0002), then scale to 8 bits where the model was trained on 8-bit images.
 
 A band count the model cannot take is not a warning but an error
-(:class:`~sam2elnet.errors.BandCountError`, :func:`sam2elnet.data.images.match_bands`).
+(:class:`~sam2elnet.errors.BandCountError`, :func:`sam2elnet.data.band_match.band_layout`).
+
+Each warning is laid out for an 80-column terminal (:mod:`sam2elnet.utils.advice`): a short
+first line (the problem; the caller puts the file before it), then the ranges and the advice,
+the SAR conversion as numbered steps with their commands.
 """
 
 from __future__ import annotations
@@ -454,10 +458,9 @@ def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> 
     named = ", ".join(f"{path} ({share:.1%})" for share, path in hit[:top])
     more = f" and {len(hit) - top} more" if len(hit) > top else ""
     return message(
-        f"{len(hit)} of {len(shares)} training and validation images have pixels of 0 (or "
-        "below) without a nodata tag",
+        f"{len(hit)} of {len(shares)} training and validation images have untagged pixels of 0",
         paragraph(
-            f"{named}{more}. The model converts to dB, where 0 has no value (floored to the "
+            f"Pixels of 0 (or below) without a nodata tag: {named}{more}. The model converts to dB, where 0 has no value (floored to the "
             "darkest sea), so training learns them as sea and predictions label them like oil. "
             "Sentinel-1 GRD and many SNAP exports fill the no-data border with 0: if these "
             "pixels are no data, tag them and train again; tagged pixels are left out of "
