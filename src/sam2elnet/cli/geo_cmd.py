@@ -96,7 +96,10 @@ def scene_cmd(
     ),
     pixel_coords: str = _PIXEL_COORDS,
     bands: Optional[str] = typer.Option(
-        None, "--bands", help="Scene bands to use, e.g. 1,2,3 (default: all / automatic)."
+        None,
+        "--bands",
+        help="Scene bands to use, e.g. 1,2,3 (default: all / automatic); a number may repeat: "
+        "1,1 feeds band 1 to both bands of a two-band (e.g. VV+VH) model.",
     ),
     resume: bool = typer.Option(
         False, "--resume", help="Batch: skip scenes the manifest lists as done."

@@ -72,7 +72,8 @@ _WORKERS = typer.Option(
 _BANDS = typer.Option(
     None,
     "--bands",
-    help="File bands to use, 1-based, e.g. 4,3,2 (default: the bands the model was trained on).",
+    help="File bands to use, 1-based, e.g. 4,3,2 (default: the bands the model was trained on); "
+    "a number may repeat: 1,1 feeds band 1 to both bands of a two-band (e.g. VV+VH) model.",
 )
 
 

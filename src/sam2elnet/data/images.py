@@ -245,7 +245,8 @@ def parse_bands(text: str | Sequence[int] | None) -> list[int] | None:
         text: ``"4,3,2"``, a sequence of ints, or None / "" (no selection).
 
     Returns:
-        The band numbers in the given order (1-based), or None when nothing was given.
+        The band numbers in the given order (1-based; a number may repeat: ``"1,1"`` reads band
+        1 twice, for a two-band model given one band knowingly), or None when nothing was given.
 
     Raises:
         UserError: anything but positive integers.
