@@ -227,16 +227,20 @@ def test_sar_advice_fits_80_columns_with_numbered_steps(u8_model, tmp_path, caps
         assert lines[0] == head and len(f"warning: s0.tif: {head}") <= 80
         assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
         steps = [ln.strip() for ln in lines]
-        assert any(s.startswith("1. tag an untagged zero no-data border as nodata") for s in steps)
-        assert "gdal_edit.py -a_nodata 0 IN.tif" in steps
+        dn = values.dtype == np.uint16  # DNs: calibrate first (the LUT is in the product)
+        tag = "2." if dn else "1."
+        assert any(
+            s.startswith(f"{tag} tag an untagged zero no-data border as nodata") for s in steps
+        )
+        # the border is tagged on the linear image the logarithm reads
+        assert f"gdal_edit.py -a_nodata 0 {'S0.tif' if dn else 'IN.tif'}" in steps
         text = " ".join(" ".join(lines).split())
         assert "convert to dB, sigma0_dB = 10*log10(sigma0) (ESA-EOPG-CSCOP-TN-0002)" in text
         if values.dtype == np.uint16:  # DNs: calibrate, then 8 bits for this model
-            assert "2. calibrate the DNs to sigma0, sigma0 = DN^2/A_sigma^2 with the product's "\
+            assert "1. calibrate the DNs to sigma0, sigma0 = DN^2/A_sigma^2 with the product's "\
                 "calibration LUT" in text  # fmt: skip
-            assert (
-                "gpt Calibration -PoutputSigmaBand=true -f GeoTIFF -t S0.tif PRODUCT.SAFE" in steps
-            )
+            assert "gpt Calibration -PoutputSigmaBand=true -f GeoTIFF -t S0.tif \\" in steps
+            assert "PRODUCT.SAFE/manifest.safe" in steps
             assert (
                 'gdal_calc.py -A S0.tif --calc "10*log10(A)" --type Float32 --outfile DB.tif'
                 in steps
@@ -264,7 +268,7 @@ def test_sar_advice_fits_80_columns_with_numbered_steps(u8_model, tmp_path, caps
             break
         block.append(ln)
     assert len(block) > 10 and all(len(ln) <= 80 for ln in block)
-    assert "gdal_edit.py -a_nodata 0 IN.tif" in [ln.strip() for ln in block]
+    assert "gdal_edit.py -a_nodata 0 S0.tif" in [ln.strip() for ln in block]
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     first = next(w["first"] for w in summary["warnings"] if "uint16" in w["first"])
     assert first.splitlines() == [err[at].removeprefix("warning: "), *block]
