@@ -66,7 +66,8 @@ def write_official_checkpoint(
     Returns the transformers-named state dict the file was written from. Other (non-trunk) SAM2
     keys are included too, as in a real checkpoint, to check they are ignored.
     """
-    from sam2elnet.model.hiera import build_trunk, hf_to_official
+    from sam2elnet.model.checkpoint_files import hf_to_official
+    from sam2elnet.model.hiera import build_trunk
 
     torch.manual_seed(seed)
     trunk = build_trunk(size)

@@ -13,13 +13,9 @@ from safetensors.torch import save_file
 
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model import ModelConfig, build_model, load_encoder_weights, save_model
-from sam2elnet.model.hiera import (
-    build_trunk,
-    find_cached_weights,
-    infer_size,
-    official_filename,
-    read_trunk_state,
-)
+from sam2elnet.model.checkpoint_files import read_trunk_state
+from sam2elnet.model.hiera import build_trunk, infer_size
+from sam2elnet.model.weights_cache import find_cached_weights, official_filename
 
 
 def features(trunk, x):
@@ -224,7 +220,7 @@ def test_lean_attention_gives_the_library_features(size) -> None:
 def test_a_text_file_given_as_checkpoint_is_named_as_text(tmp_path) -> None:
     """`--model RUN/metrics.csv` said 'truncated or corrupt download?: pop from empty list';
     a text file is now named as text, with its first line."""
-    from sam2elnet.model.hiera import safe_torch_load
+    from sam2elnet.model.checkpoint_files import safe_torch_load
 
     csv = tmp_path / "metrics.csv"
     csv.write_text("epoch,lr,train_loss\n1,0.001,2.5\n")

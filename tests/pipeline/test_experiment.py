@@ -518,12 +518,12 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
 ) -> None:
     """``--weights none`` (the spelling elnet train and cv take) was read as a file name and
     refused; it means a random encoder, without looking in the weights cache."""
-    import sam2elnet.model.hiera as hiera
+    import sam2elnet.model.weights_cache as weights_cache
     from sam2elnet.pipeline.experiment_engine import resolve_weights
 
     cached = tmp_path / "sam2.1_hiera_tiny.pt"
     cached.write_bytes(b"x")
-    monkeypatch.setattr(hiera, "find_cached_weights", lambda size: cached)
+    monkeypatch.setattr(weights_cache, "find_cached_weights", lambda size: cached)
     for given in ("none", "None", " NONE "):
         cfg = _cfg(synth, tmp_path / "e", size="tiny", weights=given)
         assert cfg.weights == "none"

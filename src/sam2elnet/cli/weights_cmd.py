@@ -21,7 +21,7 @@ def weights_list() -> None:
     from rich.table import Table
 
     from sam2elnet.model.download import list_weights
-    from sam2elnet.model.hiera import weights_home
+    from sam2elnet.model.weights_cache import weights_home
 
     table = Table(
         title=f"SAM2 checkpoints (cache: {weights_home()}; set SAM2ELNET_HOME to move it)"

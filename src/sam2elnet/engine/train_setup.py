@@ -192,7 +192,7 @@ def check_weights_file(cfg: TrainConfig) -> None:
     Raises:
         CheckpointError: a missing file, or one that cannot be a checkpoint.
     """
-    from sam2elnet.model.hiera import read_trunk_state
+    from sam2elnet.model.checkpoint_files import read_trunk_state
     from sam2elnet.model.io import check_checkpoint_kind
 
     if cfg.weights and cfg.init_model is None:

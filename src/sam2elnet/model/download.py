@@ -13,13 +13,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from sam2elnet.errors import UserError
-from sam2elnet.model.hiera import (
-    SAM2_SIZES,
-    load_encoder_weights,
-    official_filename,
-    official_url,
-    weights_home,
-)
+from sam2elnet.model.hiera import SAM2_SIZES, load_encoder_weights
+from sam2elnet.model.weights_cache import official_filename, official_url, weights_home
 from sam2elnet.utils.atomic import atomic_path
 
 

@@ -1,23 +1,17 @@
 """SAM2's Hiera image encoder ("trunk"): sizes, construction and strict checkpoint loading.
 
 We use the maintained implementation in ``transformers`` (``Sam2HieraDetModel``) rather than a copy of
-Hiera. Official SAM2 checkpoints use slightly different parameter names; :func:`official_to_hf` maps
-them (five renames, see docs/architecture.md). Loading is strict: a missing, unexpected or mis-shaped
+Hiera. Reading checkpoint files (safely; official names mapped to the transformers ones) is
+:mod:`sam2elnet.model.checkpoint_files`; the local weights cache is
+:mod:`sam2elnet.model.weights_cache`. Loading is strict: a missing, unexpected or mis-shaped
 key is an error that names the key, because silently half-loaded encoders give plausible-looking but
 poor results that are very hard to diagnose later.
-
-Checkpoints are untrusted input: ``torch.load(..., weights_only=True)`` or safetensors only.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 import re
-import struct
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +22,7 @@ from transformers import Sam2HieraDetConfig, Sam2HieraDetModel
 from transformers.models.sam2.modeling_sam2 import Sam2MultiScaleAttention
 
 from sam2elnet.errors import CheckpointError
+from sam2elnet.model.checkpoint_files import read_trunk_state
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +58,6 @@ HIERA_SPECS: dict[str, HieraSpec] = {
     "large": HieraSpec(144, 2, (2, 6, 36, 4), (23, 33, 43), (7, 7), (8, 4, 16, 8)),
 }
 SAM2_SIZES = ("tiny", "small", "base_plus", "large")
-
-# Official SAM2 parameter names -> transformers names (keys under image_encoder.trunk.), applied to
-# the key with a leading "." so that every pattern matches whole name parts only.
-_OFFICIAL_RENAMES = (
-    (".patch_embed.proj.", ".patch_embed.projection."),
-    (".norm1.", ".layer_norm1."),
-    (".norm2.", ".layer_norm2."),
-    (".mlp.layers.0.", ".mlp.proj_in."),
-    (".mlp.layers.1.", ".mlp.proj_out."),
-)
-OFFICIAL_TRUNK_PREFIX = "image_encoder.trunk."
 
 
 def hiera_config(size: str) -> Sam2HieraDetConfig:
@@ -138,238 +122,6 @@ def lean_attention(trunk: Sam2HieraDetModel) -> Sam2HieraDetModel:
 def build_trunk(size: str) -> Sam2HieraDetModel:
     """A randomly initialised Hiera trunk of the given size (attention: :class:`LeanAttention`)."""
     return lean_attention(Sam2HieraDetModel(hiera_config(size)))
-
-
-# --------------------------------------------------------------------------------------------
-# Reading checkpoint files
-# --------------------------------------------------------------------------------------------
-
-
-def _pickle_calls_code(path: Path) -> str | None:
-    """The first callable a raw (non-zip) pickle file would import and run, or None.
-
-    Scans the opcodes with :mod:`pickletools` (nothing is executed). None also when the stream
-    is not a complete pickle (then the file is damaged, not malicious).
-    """
-    import pickletools
-
-    try:
-        data = path.read_bytes()
-        found = None
-        strings: list[str] = []
-        for op, arg, _pos in pickletools.genops(data):
-            if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-                strings.append(str(arg))
-            if found is None and op.name in ("GLOBAL", "INST"):
-                found = str(arg).replace(" ", ".")
-            elif found is None and op.name == "STACK_GLOBAL":
-                found = ".".join(strings[-2:]) if len(strings) >= 2 else "a global"
-            elif found is None and op.name in ("REDUCE", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
-                found = "a pickled callable"
-        return found
-    except Exception:  # noqa: BLE001  (not a complete pickle stream: damaged, not malicious)
-        return None
-
-
-def refuse_text_file(path: Path) -> None:
-    """Raise when ``path`` is plain text (UTF-8, no NUL byte in its first 4 KiB): a CSV or YAML
-    given as a checkpoint is named as such, with its first line, not as a damaged download.
-
-    Raises:
-        CheckpointError: the file is text.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-        text = head.decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return
-    if not head or b"\0" in head:
-        return
-    line = (text.strip().splitlines() or [""])[0][:60]
-    raise CheckpointError(
-        f"not a readable checkpoint: a text file (first line {line!r}); check the path "
-        "(or, for a download, download the file again)",
-        path,
-    )
-
-
-def safe_torch_load(path: Path) -> object:
-    """``torch.load`` that refuses pickled code and turns every failure into a one-line CheckpointError.
-
-    A plain-text file (a CSV, YAML, README given by mistake) is named as text with its first
-    line, not called a damaged download."""
-    refuse_text_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "Detected pickle protocol 4 ..." chatter
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # A well-formed torch archive whose pickle the safe unpickler rejects needs code to load
-        # (classes, functions, exotic opcodes); anything else is simply damaged.
-        text = str(err)
-        raw = None if zipfile.is_zipfile(path) else _pickle_calls_code(path)
-        if "GLOBAL" in text or zipfile.is_zipfile(path) or raw:
-            detail = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), "")
-            detail = detail or (f"it calls {raw}" if raw else "")
-            raise CheckpointError(
-                "refused: loading this file would execute code (it holds pickled code, which "
-                "could be malicious); only plain tensor checkpoints (torch weights_only or "
-                f".safetensors) are accepted{' (' + detail[:120] + ')' if detail else ''}",
-                path,
-            ) from None
-        raise CheckpointError(
-            "not a readable checkpoint (truncated or corrupt download?); download the file again",
-            path,
-        ) from None
-    except (
-        RuntimeError,
-        EOFError,
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-        struct.error,
-        IndexError,  # random bytes can send the unpickler off its stack
-        KeyError,
-        TypeError,
-        OverflowError,
-        MemoryError,
-    ) as err:
-        first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise CheckpointError(
-            f"not a readable checkpoint (truncated or corrupt download?): {first}; "
-            "download the file again",
-            path,
-        ) from None
-
-
-def _load_safetensors(path: Path, prefix_filter: str | None = None) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        out: dict[str, torch.Tensor] = {}
-        with safe_open(str(path), framework="pt") as f:
-            for key in f.keys():
-                if prefix_filter is None or prefix_filter in key:
-                    out[key] = f.get_tensor(key)
-        return out
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"not a readable .safetensors file (truncated or corrupt?): {str(err)[:160]}", path
-        ) from None
-
-
-def _hf_backbone_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """Trunk weights from a transformers-format SAM2 state dict (Sam2Model or Sam2VisionModel)."""
-    out = {}
-    for key, value in state.items():
-        m = re.search(r"(?:^|\.)backbone\.(.+)$", key)
-        if m:
-            out[m.group(1)] = value
-    if not out:
-        # A bare Sam2HieraDetModel state dict (keys start with patch_embed./blocks./pos_embed).
-        out = {k: v for k, v in state.items() if k.split(".")[0] in _TRUNK_ROOTS}
-    if not out:
-        raise CheckpointError(
-            "no SAM2 Hiera encoder weights found (expected keys like "
-            "'vision_encoder.backbone.blocks.0...' or 'image_encoder.trunk.blocks.0...')",
-            path,
-        )
-    return out
-
-
-_TRUNK_ROOTS = {"patch_embed", "pos_embed", "pos_embed_window", "blocks"}
-
-
-def _rename(key: str, pairs: tuple[tuple[str, str], ...]) -> str:
-    new = "." + key
-    for old, repl in pairs:
-        new = new.replace(old, repl)
-    return new[1:]
-
-
-def official_to_hf(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename an official SAM2 trunk state dict (prefix already stripped) to transformers names."""
-    return {_rename(k, _OFFICIAL_RENAMES): v for k, v in state.items()}
-
-
-def hf_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`official_to_hf` (used to write checkpoints in the official layout)."""
-    back = tuple((new, old) for old, new in _OFFICIAL_RENAMES)
-    return {_rename(k, back): v for k, v in state.items()}
-
-
-def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """Read Hiera trunk weights (transformers names) from any supported file.
-
-    Returns the state dict and the source kind: ``"official"`` (SAM2 / SAM2.1 ``.pt``),
-    ``"huggingface"`` (directory or ``.safetensors``) or ``"sam2elnet"`` (a model saved by this
-    project that embeds its trunk).
-    """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise CheckpointError(
-            "weights file not found; run `elnet weights list` to see where weights are looked for, "
-            "or pass --weights none to train from random initialisation",
-            p,
-        )
-    if p.is_dir():
-        files = sorted(p.glob("*.safetensors"))
-        if not files:
-            raise CheckpointError(
-                "folder has no .safetensors files; expected a Hugging Face SAM2 model folder "
-                "(e.g. a download of facebook/sam2.1-hiera-tiny)",
-                p,
-            )
-        state: dict[str, torch.Tensor] = {}
-        for f in files:
-            state.update(_load_safetensors(f))
-        return _hf_backbone_state(state, p), "huggingface"
-    if p.suffix == ".safetensors":
-        return _hf_backbone_state(_load_safetensors(p), p), "huggingface"
-    if p.stat().st_size == 0:
-        raise CheckpointError("file is empty (interrupted download?); download it again", p)
-
-    obj = safe_torch_load(p)
-    if isinstance(obj, dict) and obj.get("format") == "sam2elnet.model":
-        trunk = obj.get("trunk_state")
-        if not trunk:
-            raise CheckpointError(
-                "this sam2elnet model file does not embed encoder weights (it references "
-                f"{obj.get('encoder', {}).get('weights')!r}); pass that file instead",
-                p,
-            )
-        return dict(trunk), "sam2elnet"
-    if isinstance(obj, dict) and isinstance(obj.get("model"), Mapping):
-        full = obj["model"]
-        trunk = {
-            k[len(OFFICIAL_TRUNK_PREFIX) :]: v
-            for k, v in full.items()
-            if k.startswith(OFFICIAL_TRUNK_PREFIX)
-        }
-        if not trunk:
-            raise CheckpointError(
-                f"checkpoint has a 'model' entry but no '{OFFICIAL_TRUNK_PREFIX}*' keys; "
-                "is this a SAM2 checkpoint?",
-                p,
-            )
-        return official_to_hf(trunk), "official"
-    if isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        # A bare state dict: official trunk-prefixed, official full, or transformers names.
-        keys = list(obj)
-        if any(k.startswith(OFFICIAL_TRUNK_PREFIX) for k in keys):
-            trunk = {
-                k[len(OFFICIAL_TRUNK_PREFIX) :]: v
-                for k, v in obj.items()
-                if k.startswith(OFFICIAL_TRUNK_PREFIX)
-            }
-            return official_to_hf(trunk), "official"
-        return _hf_backbone_state(obj, p), "huggingface"
-    raise CheckpointError(
-        "not a SAM2 checkpoint (expected a dict with a 'model' state dict, a .safetensors file, "
-        "or a sam2elnet model file)",
-        p,
-    )
 
 
 def infer_size(state: Mapping[str, torch.Tensor], path: str | Path | None = None) -> str:
@@ -457,42 +209,3 @@ def trunk_fingerprint(trunk: torch.nn.Module) -> float:
         for i, p in enumerate(trunk.parameters()):
             total += float(p.double().sum()) * (1 + (i % 7))
         return round(total, 6)
-
-
-# --------------------------------------------------------------------------------------------
-# Where weights live locally
-# --------------------------------------------------------------------------------------------
-
-OFFICIAL_URLS = {
-    "2": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_{size}.pt",
-    "2.1": "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_{size}.pt",
-}
-
-
-def weights_home() -> Path:
-    """The local weights cache: ``$SAM2ELNET_HOME`` or ``~/.cache/sam2elnet``."""
-    return Path(os.environ.get("SAM2ELNET_HOME", Path.home() / ".cache" / "sam2elnet")).expanduser()
-
-
-def official_filename(size: str, version: str = "2.1") -> str:
-    """File name of an official checkpoint (``sam2.1_hiera_tiny.pt`` ...)."""
-    if version not in OFFICIAL_URLS:
-        raise CheckpointError(f"unknown SAM2 version {version!r}; choose 2 or 2.1")
-    if size not in SAM2_SIZES:
-        raise CheckpointError(f"unknown SAM2 size {size!r}; choose one of {', '.join(SAM2_SIZES)}")
-    return OFFICIAL_URLS[version].rsplit("/", 1)[1].format(size=size)
-
-
-def official_url(size: str, version: str = "2.1") -> str:
-    official_filename(size, version)  # validates
-    return OFFICIAL_URLS[version].format(size=size)
-
-
-def find_cached_weights(size: str = "tiny", home: Path | None = None) -> Path | None:
-    """The locally cached official checkpoint for ``size`` (SAM 2.1 preferred), or None."""
-    base = home or weights_home()
-    for version in ("2.1", "2"):
-        p = base / official_filename(size, version)
-        if p.is_file():
-            return p
-    return None

@@ -21,16 +21,15 @@ from pydantic import ValidationError
 
 from sam2elnet import __version__
 from sam2elnet.errors import CheckpointError
+from sam2elnet.model.checkpoint_files import refuse_text_file, safe_torch_load
 from sam2elnet.model.elnet import ModelConfig, SAM2ELNet
 from sam2elnet.model.hiera import (
     build_trunk,
     load_encoder_weights,
     load_trunk_state_strict,
-    refuse_text_file,
-    safe_torch_load,
     trunk_fingerprint,
-    weights_home,
 )
+from sam2elnet.model.weights_cache import weights_home
 from sam2elnet.utils.atomic import atomic_path
 
 MODEL_FORMAT = "sam2elnet.model"
@@ -89,7 +88,7 @@ def check_checkpoint_kind(path: str | Path) -> None:
     Raises:
         CheckpointError: a folder without ``.safetensors`` files, an empty file, a plain-text file
             (YAML, CSV: its first line named, as
-            :func:`~sam2elnet.model.hiera.safe_torch_load` names it) or a file of
+            :func:`~sam2elnet.model.checkpoint_files.safe_torch_load` names it) or a file of
             another kind.
     """
     p = Path(path).expanduser()

@@ -41,7 +41,7 @@ def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
         check_checkpoint_kind(p)  # a YAML or empty file: refused before the data split
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
     try:
-        from sam2elnet.model.hiera import find_cached_weights
+        from sam2elnet.model.weights_cache import find_cached_weights
 
         found = find_cached_weights(cfg.size) if cfg.size != "micro" else None
     except (ImportError, Exception):  # noqa: BLE001 - a missing cache is not an error here
