@@ -439,7 +439,7 @@ def test_vector_input_label_is_drawn_on_its_image(tmp_path: Path) -> None:
     from affine import Affine
     from shapely.geometry import box
 
-    from sam2elnet.pipeline.report_items import prepare_item
+    from sam2elnet.pipeline.report_rows import prepare_item
 
     grid = Affine(10, 0, 500000, 0, -10, 4000000)  # 10 m pixels, EPSG:32633
     img = tmp_path / "scene.tif"

@@ -3,8 +3,8 @@
 Rooms: ``jobs`` (annotate/enhance folder jobs with the report), ``scenes`` (``elnet scene``:
 folders of scenes, model loading, Ray), ``experiment`` (the paper protocol), ``demo``,
 ``refine`` (classical refinement baselines), ``report`` / ``report_page`` / ``report_items`` /
-``report_tables`` / ``report_figures`` / ``report_plots`` / ``report_map`` / ``glossary`` (the
-HTML report).
+``report_rows`` / ``report_cards`` / ``report_tables`` / ``report_figures`` / ``report_plots`` /
+``report_map`` / ``glossary`` (the HTML report).
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.pipeline`` and ``elnet --help``

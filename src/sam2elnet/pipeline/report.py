@@ -4,7 +4,8 @@ One ``report.html`` file carries everything (images as base64 ``data:`` URIs, in
 small inline script, no external links), so it can be mailed, attached to an issue or opened
 offline. The page is the jinja2 template ``templates/report.html.j2`` (autoescaped), rendered by
 :mod:`sam2elnet.pipeline.report_page` from :class:`ReportItem` objects and metric dicts
-(:mod:`~sam2elnet.pipeline.report_items`, :mod:`~sam2elnet.pipeline.report_tables`);
+(:mod:`~sam2elnet.pipeline.report_items`, :mod:`~sam2elnet.pipeline.report_rows`,
+:mod:`~sam2elnet.pipeline.report_cards`, :mod:`~sam2elnet.pipeline.report_tables`);
 :mod:`~sam2elnet.pipeline.report_figures`, :mod:`~sam2elnet.pipeline.report_plots` and
 :mod:`~sam2elnet.pipeline.report_map` draw the pictures. This module writes the file and
 builds the reports of ``annotate`` / ``enhance`` runs and of ``evaluate``; the protocol's report

@@ -1,11 +1,11 @@
-"""One image of the report: :class:`ReportItem`, its per-image facts and its card's pictures.
+"""One image of the report: :class:`ReportItem` and its masks, read once for its row and card.
 
-:func:`read_masks` reads an item's masks (:class:`ItemMasks`); :func:`prepare_item` derives its
-row from them (true / input IoU, object counts and empty-truth flags with the truth's ignore
-pixels and the label's nodata left out, as ``elnet evaluate`` leaves them out; filter status, file
-links); :func:`add_card` draws the picture layers of a shown item from the same masks
-(:mod:`sam2elnet.pipeline.report_figures`; pixels not scored hatched grey); :func:`order_items`
-sorts rows worst (or best) first. One unreadable file costs its item a note, never the report.
+:func:`read_masks` reads an item's masks (:class:`ItemMasks`: the input label, the label and the
+truth, each with the pixels it counts: the truth's ignore pixels and the label's nodata left out,
+as ``elnet evaluate`` leaves them out; a vector label rasterised onto the image's grid, an
+evaluated truth (:class:`TruthOnGrid`) read as its evaluation counted it). One unreadable file
+costs its item a note, never the report. The item's table row is
+:mod:`sam2elnet.pipeline.report_rows`, its card's pictures :mod:`sam2elnet.pipeline.report_cards`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError
-from sam2elnet.pipeline import report_figures as figs
-from sam2elnet.pipeline.glossary import label as key_label
-from sam2elnet.pipeline.report_figures import COLORS, display_rgb
-from sam2elnet.pipeline.report_map import Footprint, read_footprint
-from sam2elnet.pipeline.report_tables import as_float, fmt_value
+from sam2elnet.pipeline.report_map import Footprint
 from sam2elnet.pipeline.report_vector import SharedVector, draw_vector_label, is_vector_label
 
 log = logging.getLogger(__name__)
@@ -31,11 +27,8 @@ __all__ = [
     "ItemMasks",
     "ReportItem",
     "TruthOnGrid",
-    "add_card",
+    "counted_pixels",
     "eval_truth",
-    "object_counts",
-    "order_items",
-    "prepare_item",
     "read_masks",
 ]
 
@@ -112,11 +105,6 @@ def eval_truth(row: Any, vectors: Any = None) -> TruthOnGrid:
     evaluation counted it; ``vectors``: the evaluation's shared polygon files
     (:func:`~sam2elnet.engine.evaluate.vector_truths`)."""
     return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row, vectors)
-
-
-def _load_mask(m: Any, grid: Any = None) -> np.ndarray | None:
-    """A mask given as array or file -> bool (H, W) (:func:`_load_mask_valid`)."""
-    return _load_mask_valid(m, grid)[0]
 
 
 def _load_mask_valid(m: Any, grid: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -199,299 +187,16 @@ def _same_file(a: Any, b: Path) -> bool:
     return isinstance(a, (str, Path)) and Path(a) == Path(b)
 
 
-def _both(*valids: np.ndarray | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
-    """The pixels every ``valids`` mask counts (None: all); masks of another ``shape`` are not
-    applied (a label and truth of different sizes are not compared anyway)."""
+def counted_pixels(
+    *valids: np.ndarray | None, shape: tuple[int, ...] | None = None
+) -> np.ndarray | None:
+    """The pixels every ``valids`` mask counts: bool (H, W), or None (every pixel); masks of
+    another ``shape`` are not applied (a label and truth of different sizes are not compared
+    anyway). The one rule of the report's row (:mod:`sam2elnet.pipeline.report_rows`) and its
+    card's error map (:mod:`sam2elnet.pipeline.report_cards`)."""
     out = None
     for v in valids:
         if v is None or (shape is not None and v.shape != shape):
             continue
         out = v if out is None else (out & v)
     return out
-
-
-def _load_prob(p: np.ndarray | str | Path | None) -> np.ndarray | None:
-    if p is None:
-        return None
-    if isinstance(p, (str, Path)):
-        from sam2elnet.data.images import read_image
-
-        return np.asarray(read_image(p).data)[0]
-    return np.asarray(p)
-
-
-def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -> float | None:
-    if a is None or b is None or a.shape != b.shape:
-        return None
-    from sam2elnet.engine.metrics import confusion, scores
-
-    if valid is not None and valid.shape != a.shape:
-        valid = None
-    return as_float(scores(confusion(a, b, valid=valid))["iou"])
-
-
-def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
-    """Object-level counts of a label against its truth.
-
-    Objects are 8-connected components (``scipy.ndimage.label``). A true object is missed when no
-    label pixel touches it; a label object is extra when it touches no true pixel (the
-    object-level counts of CVAT's quality report, without an IoU match threshold).
-
-    Args:
-        label: bool (H, W) label.
-        truth: bool (H, W) ground truth.
-
-    Returns:
-        ``(true objects, missed objects, extra objects)``.
-    """
-    from scipy import ndimage
-
-    eight = np.ones((3, 3), dtype=bool)
-    lab_t, n_t = ndimage.label(truth, structure=eight)
-    lab_p, n_p = ndimage.label(label, structure=eight)
-    both = label & truth
-    hit_t = np.unique(lab_t[both])
-    hit_p = np.unique(lab_p[both])
-    return int(n_t), int(n_t - np.count_nonzero(hit_t)), int(n_p - np.count_nonzero(hit_p))
-
-
-def _path_of(v: Any) -> str | None:
-    if isinstance(v, (TruthOnGrid, SharedVector)):
-        return str(v.path)
-    return str(v) if isinstance(v, (str, Path)) else None
-
-
-def _file_uri(p: str) -> str:
-    try:
-        return Path(p).resolve().as_uri()
-    except ValueError:
-        return p
-
-
-def _status(item: ReportItem, filtered: bool) -> str | None:
-    if item.kept is None:
-        return None
-    if not filtered:
-        return "unfiltered"
-    return "kept" if item.kept else "rejected"
-
-
-def prepare_item(
-    item: ReportItem, idx: int, filtered: bool, masks: ItemMasks | None = None
-) -> dict[str, Any]:
-    """Table row of one item (IoUs and flags derived from its masks); image pixels not touched.
-
-    Args:
-        item: The item.
-        idx: Its position in the caller's list (links the row to its card).
-        filtered: Whether a quality filter ran (else a kept item is "unfiltered").
-        masks: The item's masks, when already read (:func:`read_masks`; the caller passes them
-            on to :func:`add_card`); None: read here.
-
-    Returns:
-        The row as a dict for the template: ``name``, ``status``, ``predicted`` / ``true`` /
-        ``input`` IoU and ``gain`` (None where unknown), ``area_px`` / ``area_frac`` /
-        ``truth_px`` (pixels), ``objects`` / ``missed`` / ``extra_objects``, ``flag`` ("false
-        alarm", "correct empty", "missed" or None), ``paths``, ``errors`` (unreadable files),
-        ``extra`` and ``footprint``.
-    """
-    m = read_masks(item) if masks is None else masks
-    (inp, inp_v), (out, out_v), (tru, tru_v) = m.input, m.output, m.truth
-    label, label_v = (out, out_v) if out is not None else (inp, inp_v)
-    # pixels the truth marks "ignore" and the label's nodata are not scored (as in elnet evaluate)
-    shape = tru.shape if tru is not None else None
-    valid = _both(tru_v, label_v, shape=shape)
-    true_iou = as_float(item.true_iou)
-    if true_iou is None:
-        true_iou = _iou(label, tru, valid)
-    input_iou = as_float(item.input_iou)
-    if input_iou is None and out is not None:
-        input_iou = _iou(inp, tru, _both(tru_v, inp_v, shape=shape))
-    flag = None
-    objects = None
-    if tru is not None and label is not None and label.shape == tru.shape:
-        lab_c, tru_c = (label, tru) if valid is None else (label & valid, tru & valid)
-        objects = object_counts(lab_c, tru_c)
-        if not tru_c.any():
-            flag = "false alarm" if lab_c.any() else "correct empty"
-        elif not lab_c.any():
-            flag = "missed"
-    paths = {
-        k: p
-        for k, p in (
-            ("label", _path_of(item.output)),
-            ("image", _path_of(item.image)),
-            ("input label", _path_of(item.input_label)),
-            ("truth", _path_of(item.truth)),
-            ("probability", _path_of(item.probability)),
-        )
-        if p
-    }
-    fp = item.footprint
-    if fp is None and isinstance(item.image, (str, Path)):
-        fp = read_footprint(item.image)
-    return {
-        "idx": idx,
-        "name": item.name,
-        "status": _status(item, filtered),
-        "predicted": as_float(item.predicted_iou),
-        "true": true_iou,
-        "road_quality": as_float(item.extra.get("road_quality")),  # road data: a sortable column
-        "input": input_iou if out is not None and inp is not None else None,
-        "gain": (true_iou - input_iou)
-        if (true_iou is not None and input_iou is not None and out is not None)
-        else None,
-        "area_px": int(label.sum()) if label is not None else None,
-        "area_frac": float(label.mean()) if label is not None and label.size else None,
-        "truth_px": int(tru.sum()) if tru is not None else None,
-        "objects": objects[0] if objects else None,
-        "missed": objects[1] if objects else None,
-        "extra_objects": objects[2] if objects else None,
-        "flag": flag,
-        "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
-        "errors": list(m.errors),
-        "extra": [(key_label(str(k)), fmt_value(v)) for k, v in item.extra.items()],
-        "footprint": fp,
-    }
-
-
-def add_card(
-    view: dict[str, Any],
-    item: ReportItem,
-    thumb_px: int,
-    full_px: int,
-    styles: list,
-    masks: ItemMasks | None = None,
-) -> None:
-    """Add the picture layers of a shown item to ``view`` (image embedded once as a CSS class).
-
-    The error map leaves the pixels that are not scored (the truth's ignore pixels, the label's
-    nodata; for an evaluated pair every pixel ``elnet evaluate`` left out) out of TP / FP / FN:
-    they are hatched grey (``COLORS["nodata"]``, :func:`~sam2elnet.pipeline.report_figures.error_layer`).
-    Without an image the panels have a neutral background, the error map comes first and
-    ``item.image_note`` (default "no image") says why.
-
-    Args:
-        view: The item's row from :func:`prepare_item`; gets a ``card`` entry (sizes in px,
-            PNG data URIs of the mask / error / probability layers, ``image_note``, ``panels``:
-            how many panels it shows) and notes in ``errors``.
-        item: The item (image and masks are read here).
-        thumb_px: Longest side of the card thumbnail (chips smaller than half of it are drawn
-            up to twice as large, pixels kept sharp).
-        full_px: Longest side of the embedded image and layers (click to enlarge).
-        styles: Receives ``(css class, JPEG data URI)`` of the image.
-        masks: The masks :func:`prepare_item` made the row from (:func:`read_masks`); None:
-            read again here (their errors are already on the row, not logged twice).
-    """
-    if masks is None:
-        masks = read_masks(item, warn=False)
-    (inp, inp_v), (out, out_v), (tru, tru_v) = masks.input, masks.output, masks.truth
-    rgb = None
-    if item.image is not None:
-        try:
-            rgb = display_rgb(item.image)
-        except (DataError, ValueError) as err:
-            log.warning("report: %s", err)
-            view["errors"].append(f"image: {err}")
-    shapes = [a.shape[:2] for a in (inp, out, tru) if a is not None]
-    native = rgb.shape[:2] if rgb is not None else (shapes[0] if shapes else (thumb_px, thumb_px))
-    fh, fw = figs.fit_shape(native, full_px)
-    th, tw = figs.fit_shape(native, thumb_px)
-    # tiny chips (e.g. 64 px) are drawn up to twice as large, pixels kept sharp
-    up = min(2.0, thumb_px / max(th, tw))
-    if up > 1.0:
-        th, tw = round(th * up), round(tw * up)
-    cls = f"im{view['idx']}"
-    if rgb is not None:
-        styles.append((cls, figs.image_data_uri(figs.resize_rgb(rgb, (fh, fw)))))
-    width = max(1, round(max(fh, fw) / max(th, tw)))  # outline still visible on the card
-    small = {
-        k: (figs.resize_mask(m, (fh, fw)) if m is not None else None)
-        for k, m in (("input", inp), ("output", out), ("truth", tru))
-    }
-    layers = []
-    if small["input"] is not None:
-        layers.append(
-            ("input", "input label", figs.mask_layer(small["input"], COLORS["input"], width))
-        )
-    if small["output"] is not None:
-        layers.append(
-            ("output", "label", figs.mask_layer(small["output"], COLORS["output"], width))
-        )
-    if small["truth"] is not None:
-        layers.append(
-            ("truth", "ground truth", figs.mask_layer(small["truth"], COLORS["truth"], width))
-        )
-    cmp_, cmp_v = (
-        (small["output"], out_v) if small["output"] is not None else (small["input"], inp_v)
-    )
-    if small["truth"] is not None and cmp_ is not None:
-        cap = "errors" if small["output"] is not None else "label errors"
-        # not scored: the truth's ignore pixels and the label's nodata (a pixel of the drawn
-        # size is left out when at least half of the pixels it stands for are)
-        valid = _both(tru_v, cmp_v, shape=tru.shape)  # type: ignore[union-attr]
-        if valid is not None:
-            valid = ~figs.resize_mask(~valid, (fh, fw))
-        errors = ("errors", cap, figs.error_layer(cmp_, small["truth"], valid))
-        if rgb is not None:
-            layers.append(errors)
-        else:  # without an image the error map comes first, on a neutral background
-            layers.insert(0, errors)
-    prob = None
-    if item.probability is not None:
-        try:
-            prob = figs.probability_layer(_load_prob(item.probability), (fh, fw))
-        except (DataError, ValueError) as err:
-            log.warning("report: %s", err)
-            view["errors"].append(f"probability: {err}")
-    note = None
-    if rgb is None:
-        note = (
-            "image could not be read" if item.image is not None else (item.image_note or "no image")
-        )
-    view["card"] = {
-        "cls": cls,
-        "has_image": rgb is not None,
-        "image_note": note,
-        "panels": len(layers) + (0 if rgb is None and layers and layers[0][0] == "errors" else 1),
-        "tw": tw,
-        "th": th,
-        "fw": fw,
-        "fh": fh,
-        "native": f"{native[1]} × {native[0]} px",
-        "pixelated": up > 1.0,
-        "layers": [
-            {"key": k, "caption": c, "src": figs.png_data_uri(a, palette=True)}
-            for k, c, a in layers
-        ],
-        "prob": figs.png_data_uri(prob) if prob is not None else None,
-    }
-
-
-def order_items(views: list[dict[str, Any]], order: str) -> tuple[list[dict[str, Any]], str]:
-    """Sort by predicted IoU (else true IoU, else name); items without a score go last.
-
-    Args:
-        views: Rows from :func:`prepare_item`.
-        order: "worst" (lowest IoU first), "best" or "name".
-
-    Returns:
-        The sorted rows and a phrase saying how they are sorted.
-
-    Raises:
-        ValueError: ``order`` is none of the three.
-    """
-    if order not in ("worst", "best", "name"):
-        raise ValueError("order must be 'worst', 'best' or 'name'")
-    if order == "name":
-        return sorted(views, key=lambda v: v["name"]), "by name"
-    attr = "predicted" if any(v["predicted"] is not None for v in views) else "true"
-    if not any(v[attr] is not None for v in views):
-        return sorted(views, key=lambda v: v["name"]), "by name (no quality scores given)"
-    sign = 1.0 if order == "worst" else -1.0
-    scored = sorted(
-        (v for v in views if v[attr] is not None), key=lambda v: (sign * v[attr], v["name"])
-    )
-    rest = sorted((v for v in views if v[attr] is None), key=lambda v: v["name"])
-    what = "predicted IoU" if attr == "predicted" else "true IoU"
-    return scored + rest, f"by {what}, {'worst' if order == 'worst' else 'best'} first"

@@ -2,7 +2,8 @@
 
 This module builds the template context (summary, tables with readable names, glossary, plots,
 footprint map, cards) and renders ``templates/report.html.j2`` with jinja2 (autoescaped). The
-items' facts and cards are :mod:`sam2elnet.pipeline.report_items`, the tables
+items and their masks are :mod:`sam2elnet.pipeline.report_items`, their rows
+:mod:`sam2elnet.pipeline.report_rows` and cards :mod:`sam2elnet.pipeline.report_cards`, the tables
 :mod:`sam2elnet.pipeline.report_tables`. :mod:`sam2elnet.pipeline.report_figures` draws the pictures;
 :mod:`sam2elnet.pipeline.report` writes the file and builds the reports of runs, evaluations and
 the protocol.
@@ -20,16 +21,11 @@ import numpy as np
 from sam2elnet.pipeline import report_figures as figs
 from sam2elnet.pipeline import report_plots as charts
 from sam2elnet.pipeline.glossary import GLOSSARY
+from sam2elnet.pipeline.report_cards import add_card
 from sam2elnet.pipeline.report_figures import COLORS
-from sam2elnet.pipeline.report_items import (
-    ReportItem,
-    add_card,
-    object_counts,
-    order_items,
-    prepare_item,
-    read_masks,
-)
+from sam2elnet.pipeline.report_items import ReportItem, read_masks
 from sam2elnet.pipeline.report_map import footprint_map
+from sam2elnet.pipeline.report_rows import object_counts, order_items, prepare_item
 from sam2elnet.pipeline.report_tables import (
     as_float,
     fmt_value,
@@ -74,7 +70,7 @@ def _shown_before_reading(
     items: Sequence[ReportItem], order: str, max_items: int
 ) -> set[int] | None:
     """The positions of the items whose cards the report shows, when the order
-    (:func:`~sam2elnet.pipeline.report_items.order_items`) does not depend on the masks: every
+    (:func:`~sam2elnet.pipeline.report_rows.order_items`) does not depend on the masks: every
     item shown, by name, by the given predicted IoUs, or by true IoUs all given (an evaluation's).
     None when it does (true IoUs computed from the masks). Raises ValueError for an unknown
     ``order``."""
