@@ -247,7 +247,8 @@ def test_fold_cache_is_tied_to_the_final_network(
     import torch
 
     from sam2elnet.engine.quality_crossfit import crossfit_samples, weights_digest
-    from sam2elnet.engine.quality_fit import collect_quality_samples, quality_items
+    from sam2elnet.engine.quality_fit import collect_quality_samples
+    from sam2elnet.engine.quality_items import quality_items
     from sam2elnet.engine.train_data import prepare_data
     from sam2elnet.model import load_model, save_model
 

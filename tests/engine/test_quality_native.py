@@ -1,5 +1,5 @@
 """The quality evaluator's samples are made at the native scale ``annotate`` predicts, not at the
-training crop size (engine.quality_fit.quality_items), and a fit works with images of several
+training crop size (engine.quality_items.quality_items), and a fit works with images of several
 sizes."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from test_train import make_dataset, small_cfg
 
 from sam2elnet.data.layouts import Sample
 from sam2elnet.data.normalize import NormalizationConfig
-from sam2elnet.engine.quality_fit import QUALITY_MAX_SIDE, collect_quality_samples, quality_items
+from sam2elnet.engine.quality_fit import collect_quality_samples
+from sam2elnet.engine.quality_items import QUALITY_MAX_SIDE, quality_items
 
 
 def _pair(root: Path, name: str, h: int, w: int, seed: int, values=(0, 255)) -> Sample:
@@ -150,7 +151,7 @@ def test_items_are_decoded_one_batch_at_a_time(tmp_path: Path, monkeypatch) -> N
     sequence decodes an item when indexed, the batches are grouped by header sizes, and each item
     is decoded exactly once by a fit's sample collection."""
     from sam2elnet.data.datasets import SegmentationDataset
-    from sam2elnet.engine.quality_fit import ChainedItems, QualityItems
+    from sam2elnet.engine.quality_items import ChainedItems, QualityItems
     from sam2elnet.model import build_model
     from sam2elnet.model.elnet import ModelConfig
 

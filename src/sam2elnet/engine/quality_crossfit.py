@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.config import TrainConfig
-from sam2elnet.engine.quality_fit import QualitySamples, collect_quality_samples, quality_items
+from sam2elnet.engine.quality_fit import QualitySamples, collect_quality_samples
+from sam2elnet.engine.quality_items import quality_items
 from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def _saved_fold_config(fdir: Path) -> TrainConfig | None:
 
 ITEMS = "native"
 """How a fold's samples (``oof.npz``) were made: at native scale
-(:func:`sam2elnet.engine.quality_fit.quality_items`); samples of older runs, resized to the
+(:func:`sam2elnet.engine.quality_items.quality_items`); samples of older runs, resized to the
 training crop size, are predicted again by their fold network (not retrained)."""
 
 

@@ -3,8 +3,9 @@
 The evaluator (:class:`sam2elnet.model.quality.QualityEvaluator`) predicts each label's IoU from
 uncertainty features, with the same features inference computes: :func:`collect_quality_samples`
 runs :func:`sam2elnet.engine.runtime.run_model` on labelled items in both modes: the validation
-images (out of sample) and a capped subset of training images (:func:`train_subset`; in sample,
-marked so the evaluator can absorb their optimism). :func:`fit_evaluator` cross-fits and
+images (out of sample) and a capped subset of training images
+(:func:`~sam2elnet.engine.quality_items.train_subset`; in sample, marked so the evaluator can
+absorb their optimism); the items themselves are :mod:`sam2elnet.engine.quality_items`. :func:`fit_evaluator` cross-fits and
 summarises, and :func:`fit_quality` (re)fits the evaluator stored in a model file (called
 at the end of :func:`sam2elnet.engine.train.train`, or on its own for an existing model).
 """
@@ -23,12 +24,12 @@ import torch
 
 from sam2elnet.config import QualityConfig
 from sam2elnet.engine.metrics import iou_per_sample
+from sam2elnet.engine.quality_items import ChainedItems, item_hw, quality_items, train_subset
 from sam2elnet.engine.runtime import resolve_device, run_model
 from sam2elnet.errors import UserError
 from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import spearman
 from sam2elnet.model.quality_features import FEATURE_NAMES
-from sam2elnet.options import WindowOptions
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ __all__ = [
     "describe_summary",
     "fit_evaluator",
     "fit_quality",
-    "quality_items",
-    "train_subset",
 ]
 
 
@@ -62,7 +61,7 @@ def collect_quality_samples(
     """
     feats, embs, ious, modes, idx = [], [], [], [], []
     # items keep their native sizes: a batch holds items of one shape (in order of first use)
-    hw = [_item_hw(items, i) for i in range(len(items))]
+    hw = [item_hw(items, i) for i in range(len(items))]
     batches = [np.asarray(b) for b in batches_by_key(hw, batch_size)]
     for where in batches:
         chunk = [items[i] for i in where]
@@ -263,122 +262,6 @@ def describe_summary(summary: dict[str, Any]) -> str:
     if thr.get("note"):  # too few held-out labels to promise the default target precision
         line += f"; --target-precision {thr.get('target_precision')}: {thr['note']}"
     return line
-
-
-QUALITY_MAX_SIDE = WindowOptions.model_fields["tile"].default
-"""Longest side (px) of an evaluator item: ``elnet annotate`` / ``enhance`` predict an image of
-up to one tile (``--tile``, default 1024 px) whole, so an item is the whole image at native
-scale up to this side, else its centred window of this side (one such tile)."""
-
-
-class QualityItems(Sequence[dict[str, Any]]):
-    """The evaluator's items of labelled samples (:func:`quality_items`), decoded when indexed:
-    at native size a fit over hundreds of 512-1,024 px images would otherwise hold gigabytes
-    (:func:`collect_quality_samples` keeps one batch decoded at a time).
-
-    :meth:`hw` gives an item's (height, width) from the image header, without decoding.
-    """
-
-    def __init__(self, ds: Any, max_side: int) -> None:
-        self._ds = ds
-        self._max_side = int(max_side)
-
-    def __len__(self) -> int:
-        return len(self._ds)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return self._ds[i % len(self)]
-
-    def hw(self, i: int) -> tuple[int, int]:
-        """(height, width) of item ``i`` in px: the image's, at most ``max_side`` each."""
-        from sam2elnet.data.layouts import image_size
-
-        h, w = image_size(self._ds.samples[i].image)
-        return min(h, self._max_side), min(w, self._max_side)
-
-
-class ChainedItems(Sequence[dict[str, Any]]):
-    """Item sequences one after the other, each keeping its own items (and seeds), lazily."""
-
-    def __init__(self, *parts: Sequence[dict[str, Any]]) -> None:
-        self._parts = [p for p in parts if len(p)]
-
-    def __len__(self) -> int:
-        return sum(len(p) for p in self._parts)
-
-    def _locate(self, i: int) -> tuple[Sequence[dict[str, Any]], int]:
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        for p in self._parts:
-            if i < len(p):
-                return p, i
-            i -= len(p)
-        raise IndexError(i)  # pragma: no cover - len() covers it
-
-    def __getitem__(self, i: int) -> dict[str, Any]:  # type: ignore[override]
-        part, j = self._locate(i)
-        return part[j]
-
-    def hw(self, i: int) -> tuple[int, int]:
-        """As :meth:`QualityItems.hw` (decoding the item for a part without it)."""
-        part, j = self._locate(i)
-        return _item_hw(part, j)
-
-
-def _item_hw(items: Sequence[dict[str, Any]], i: int) -> tuple[int, int]:
-    """(height, width) of ``items[i]``: from headers when the sequence can tell, else decoded."""
-    if hasattr(items, "hw"):
-        return items.hw(i)
-    h, w = items[i]["image"].shape[-2:]
-    return int(h), int(w)
-
-
-def quality_items(
-    samples: Sequence[Any],
-    norm: Any,
-    bands: int,
-    seed: int,
-    positive_values: tuple[float, ...] | None = None,
-    max_side: int = QUALITY_MAX_SIDE,
-) -> QualityItems:
-    """Evaluation items of labelled ``samples`` for the evaluator, at the scale inference
-    predicts: the whole image at its native pixel size (its centred window of ``max_side`` px
-    when a side is longer), normalised with ``norm``, each with a simulated coarse label (seeded
-    by ``seed`` and the item's position) for the enhancement mode; decoded when indexed
-    (:class:`QualityItems`).
-
-    Not resized to the training crop size: an evaluator fitted on images shrunk to a 128 px crop
-    and applied to the native 256 px images ``annotate`` sees ranked held-out SOS labels worse
-    (Spearman 0.746 vs 0.785 annotation, 0.605 vs 0.662 enhancement, 219 images; docs/training.md,
-    "Label quality evaluator"). ``positive_values``: class-index masks' object values, as training
-    reads them."""
-    from sam2elnet.data.datasets import SegmentationDataset
-
-    ds = SegmentationDataset(
-        list(samples),
-        norm,
-        size=max_side,
-        train=False,
-        seed=seed,
-        coarse_prob=1.0,
-        bands=bands,
-        eval_mode="native",
-        positive_values=positive_values,
-    )
-    return QualityItems(ds, max_side)
-
-
-def train_subset(samples: Sequence[Any], cap: int, seed: int) -> list[Any]:
-    """At most ``cap`` training samples, a seeded random subset (order kept)."""
-    samples = list(samples)
-    if cap <= 0:
-        return []
-    if len(samples) <= cap:
-        return samples
-    keep = np.sort(np.random.default_rng(seed + 7919).choice(len(samples), cap, replace=False))
-    return [samples[i] for i in keep]
 
 
 def fit_quality(

@@ -51,7 +51,8 @@ import torch
 from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.quality_crossfit import check_crossfit, crossfit_samples
-from sam2elnet.engine.quality_fit import fit_quality, quality_items, train_subset
+from sam2elnet.engine.quality_fit import fit_quality
+from sam2elnet.engine.quality_items import quality_items, train_subset
 from sam2elnet.engine.runtime import (
     precision_note,
     precision_record,
