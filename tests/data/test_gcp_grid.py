@@ -76,7 +76,7 @@ def _read_image(p: Path) -> None:
 
 
 def _vector_grid(p: Path) -> None:
-    from sam2elnet.data.vector import image_grid
+    from sam2elnet.data.vector_grid import image_grid
 
     with _open(p) as ds:
         image_grid(ds)

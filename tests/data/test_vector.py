@@ -289,7 +289,7 @@ def test_labels_with_a_crs_on_a_gcp_only_image_are_placed_through_the_gcps(tmp_p
     line = LineString([_lonlat(10, 60), _lonlat(90, 60)])
     gpd.GeoDataFrame(geometry=[line], crs=4326).to_file(tmp_path / "road.gpkg")
     with rasterio.open(img) as ds:
-        from sam2elnet.data.vector import image_grid
+        from sam2elnet.data.vector_grid import image_grid
 
         crs, tr, gcps = image_grid(ds)
     v = VectorLabels.from_file(

@@ -16,6 +16,9 @@ different CRS from the imagery. The model wants a coarse *mask* on the image gri
    *none* overlap, raise (almost always a CRS mix-up);
 6. rasterise on demand for any window of the grid (``VectorLabels.rasterize(window)``), using a
    spatial index, so a 20,000 x 20,000 px scene never needs a full-size label array.
+
+Step 3, where labels land on an image's pixel grid (CRS + transform, GCPs, or pixel coordinates
+of an image without georeference), is :mod:`sam2elnet.data.vector_grid`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
+from sam2elnet.data.vector_grid import grid_name, image_grid, place_labels
 from sam2elnet.errors import DataError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -41,8 +45,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "VECTOR_SUFFIXES",
     "is_vector_path",
-    "grid_of",
-    "image_grid",
     "read_vector",
     "VectorLabels",
     "rasterize_vector",
@@ -90,99 +92,6 @@ def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: b
     if len(gdf) == 0 and not allow_empty:
         raise DataError("vector label file has features but all geometries are empty", p)
     return gdf
-
-
-def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
-    """The transform that places pixel-coordinate labels on an image without a CRS.
-
-    :func:`~sam2elnet.data.georef.plain_grid_transform` of the image's ``transform`` (QGIS's
-    x = column, y = -row, or the image's own geotransform), except that labels lying wholly at
-    y >= 0 on a grid without geotransform are read as y = row (identity), with a note: on
-    QGIS's grid the image is at y <= 0, so the two cannot be confused. ``note(msg, kind)`` is
-    the reader's note (:meth:`VectorLabels.from_file`: logged once per run unless ``shared``).
-    """
-    from affine import Affine
-
-    from sam2elnet.data.georef import PIXEL_GRID, plain_grid_transform
-
-    t = plain_grid_transform(transform)
-    if tuple(t)[:6] != PIXEL_GRID:
-        return t
-    _x0, y0, _x1, y1 = (float(v) for v in gdf.total_bounds)
-    if y0 >= 0 and y1 > 0:
-        msg = (
-            f"{path}: labels lie at y >= 0, so y is read as the row (y pointing down, as COCO); "
-            "polygons drawn in QGIS over an image without georeference have y = -row"
-        )
-        note(msg, "vector labels at y >= 0 read as rows")
-        return Affine.identity()
-    return t
-
-
-def image_grid(ds: Any) -> tuple[Any, Any, Any]:
-    """``(crs, transform, gcps)`` of an open rasterio image for :meth:`VectorLabels.from_file`
-    (:func:`grid_of` of its CRS, transform and GCPs; a GCP-only image's GCPs obtained as a
-    :class:`sam2elnet.data.grids.GcpGrid`, so they are checked)."""
-    from sam2elnet.data.grids import GcpGrid
-
-    g = GcpGrid.of(ds)
-    return grid_of(ds.crs, ds.transform, *((g.gcps, g.crs) if g is not None else ((), None)))
-
-
-def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any, Any]:
-    """``(crs, transform, gcps)`` for :meth:`VectorLabels.from_file` from an image's
-    georeference: its CRS and transform, or for an image georeferenced by >= 3 GCPs only
-    (Sentinel-1 GRD) the GCPs' CRS, the identity and the GCPs; ``gcps`` is None otherwise."""
-    if crs is None and gcps is not None and len(gcps) >= 3 and gcp_crs is not None:
-        from affine import Affine
-
-        return gcp_crs, Affine.identity(), list(gcps)
-    return crs, transform, None
-
-
-def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
-    """Map-coordinate geometries (in the GCPs' CRS) -> pixel coordinates (x = column, y = row)
-    through GDAL's GCP transformer of every GCP-only grid here (thin plate spline,
-    :data:`sam2elnet.data.grids.GCP_METHOD`); also the pixels per map unit (mean, from an affine
-    fit to the GCPs) for line widths. Z is dropped."""
-    import shapely
-
-    from sam2elnet.data.grids import GcpGrid
-
-    grid = GcpGrid(gcps, None)  # checked when the image was read (one warning per GCP set)
-
-    def to_px(xy: np.ndarray) -> np.ndarray:
-        rows, cols = tr.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # fractional pixels
-        return np.column_stack([cols, rows]).astype(float)
-
-    try:
-        with grid.transformer() as tr:
-            geoms = shapely.transform(np.asarray(gdf.geometry.values, dtype=object), to_px)
-    except Exception as err:  # noqa: BLE001 - GDAL transformer errors
-        raise DataError(
-            f"cannot place the labels with the image's ground control points ({err}); "
-            "warp the image to a map grid first (gdalwarp -tps -t_srs EPSG:xxxx)",
-            path,
-        ) from err
-    import geopandas as gpd
-
-    return gpd.GeoDataFrame(geometry=list(geoms)), 1.0 / _pixel_size(grid.affine())
-
-
-def _grid_name(transform: Any) -> str:
-    """How pixel-coordinate labels are read, for messages."""
-    from sam2elnet.data.georef import PIXEL_GRID
-
-    if tuple(transform)[:6] == PIXEL_GRID:
-        return "pixel coordinates, x = column, y = -row as QGIS shows the image"
-    if transform.is_identity:
-        return "pixel coordinates, x = column, y = row"
-    return "the image's geotransform (no CRS)"
-
-
-def _pixel_size(transform: Any) -> float:
-    """Mean absolute pixel size of an affine transform (map units per pixel)."""
-    return float((abs(transform.a) + abs(transform.e)) / 2.0) or 1.0
 
 
 @dataclass
@@ -250,7 +159,6 @@ class VectorLabels:
         says them once).
         """
         import shapely
-        from affine import Affine
 
         p = Path(path)
         gdf = read_vector(p, layer=layer) if frame is None else frame
@@ -268,47 +176,15 @@ class VectorLabels:
         if line_width is not None and line_width <= 0:
             raise DataError(f"line width must be positive, got {line_width}", p)
 
-        map_scale = 1.0  # grid units per map unit of the image CRS
-        if gcps is not None and gdf.crs is None and not pixel_coords:
-            crs = None  # labels without a CRS on a GCP-only image: pixel coordinates
-        if pixel_coords or crs is None:
-            if crs is None and gdf.crs is not None and not pixel_coords:
-                raise DataError(
-                    f"the image has no CRS but the labels are in {crs_name(gdf.crs)}; without a "
-                    "georeferenced image the labels must be in pixel coordinates with no CRS "
-                    "(as drawn in QGIS over the image: x = column, y = -row; or y = row), or "
-                    "georeference the image (`elnet scene --labels-pixel-coords` ignores the "
-                    f"label CRS){_geojson_hint(p, gdf.crs)}",
-                    p,
-                )
-            grid_transform = _pixel_grid(gdf, None if pixel_coords else transform, p, note)
-            pix = _pixel_size(grid_transform)
-        else:
-            grid_transform = transform
-            pix = _pixel_size(transform)
-            if gdf.crs is None:
-                msg = (
-                    f"{p}: labels have no CRS; assuming they are already in the image CRS "
-                    f"({crs_name(crs)})"
-                )
-                note(msg, "vector labels without a CRS, assumed in the image CRS")
-            else:
-                try:
-                    same = gdf.crs == crs or gdf.crs.equals(crs)
-                except Exception:
-                    same = False
-                if not same:
-                    try:
-                        gdf = gdf.to_crs(crs)
-                    except Exception as err:
-                        raise DataError(
-                            f"cannot transform the labels from {crs_name(gdf.crs)} to the image "
-                            f"CRS {crs_name(crs)} ({type(err).__name__}: {err})",
-                            p,
-                        ) from err
-            if gcps is not None:
-                gdf, map_scale = _to_gcp_pixels(gdf, gcps, p)
-                grid_transform, pix = Affine.identity(), 1.0
+        gdf, crs, grid_transform, pix, map_scale = place_labels(
+            gdf,
+            crs=crs,
+            transform=transform,
+            gcps=gcps,
+            pixel_coords=pixel_coords,
+            path=p,
+            note=note,
+        )
 
         geoms = np.asarray(gdf.geometry.values, dtype=object)
         # reprojection outside a CRS's area of use gives inf coordinates: drop with a reason
@@ -373,9 +249,7 @@ class VectorLabels:
             n_miss = 0  # most of a shared file lies outside any one image
         elif len(geoms) == 0 or not hits.any():
             where = (
-                crs_name(crs)
-                if crs is not None and not pixel_coords
-                else _grid_name(grid_transform)
+                crs_name(crs) if crs is not None and not pixel_coords else grid_name(grid_transform)
             )
             raise DataError(
                 f"none of the {n_total} label features overlaps the image (image extent "
@@ -482,14 +356,3 @@ def rasterize_vector(
     if notes is not None:
         notes.extend(labels.notes)
     return labels.rasterize().astype(bool)
-
-
-def _geojson_hint(path: Path, label_crs: Any) -> str:
-    """Why a GeoJSON in WGS 84 cannot hold pixel coordinates (GDAL reads one without a ``crs``
-    member as WGS 84, RFC 7946; a GeoPackage or Shapefile keeps "no CRS"); else empty."""
-    if path.suffix.lower() not in (".geojson", ".json") or crs_name(label_crs) != "EPSG:4326":
-        return ""
-    return (
-        "; a GeoJSON file cannot hold pixel coordinates: without a `crs` member it is read as "
-        "WGS 84 (RFC 7946), so save the layer as GeoPackage (.gpkg) or Shapefile without a CRS"
-    )

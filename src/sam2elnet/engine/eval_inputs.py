@@ -374,13 +374,13 @@ def pair_inputs(
 
 def _georeferenced(path: Path) -> bool:
     """Whether vector labels can be placed on raster ``path`` by map position (a CRS, or GCPs:
-    :func:`sam2elnet.data.vector.image_grid`); an unreadable file answers True (its pair's
+    :func:`sam2elnet.data.vector_grid.image_grid`); an unreadable file answers True (its pair's
     reader reports it)."""
     import warnings
 
     import rasterio
 
-    from sam2elnet.data.vector import image_grid
+    from sam2elnet.data.vector_grid import image_grid
 
     try:
         with warnings.catch_warnings():

@@ -103,11 +103,11 @@ class VectorTruth:
     @staticmethod
     def _grid(pred: Path) -> tuple[tuple[Any, Any, Any], int, int] | None:
         """((crs, transform, gcps), height, width) of ``pred``
-        (:func:`sam2elnet.data.vector.image_grid`); None when it cannot be opened (the reader
+        (:func:`sam2elnet.data.vector_grid.image_grid`); None when it cannot be opened (the reader
         then raises the DataError that names it)."""
         import rasterio
 
-        from sam2elnet.data.vector import image_grid
+        from sam2elnet.data.vector_grid import image_grid
 
         try:
             with warnings.catch_warnings():

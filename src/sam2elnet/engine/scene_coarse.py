@@ -74,7 +74,8 @@ class CoarseSource:
         positive_values: tuple[float, ...] | None = None,
         quiet: bool = False,
     ) -> None:
-        from sam2elnet.data.vector import VectorLabels, image_grid, is_vector_path
+        from sam2elnet.data.vector import VectorLabels, is_vector_path
+        from sam2elnet.data.vector_grid import image_grid
         from sam2elnet.data.vector_shared import warn_no_features
 
         self.path = Path(path)

@@ -56,10 +56,10 @@ def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
 
 def _grid(img: Any) -> dict[str, Any]:
     """The ``crs`` / ``transform`` / ``gcps`` of :meth:`VectorLabels.from_file` for a read image
-    (:func:`sam2elnet.data.vector.grid_of` of its profile)."""
+    (:func:`sam2elnet.data.vector_grid.grid_of` of its profile)."""
     from affine import Affine
 
-    from sam2elnet.data.vector import grid_of
+    from sam2elnet.data.vector_grid import grid_of
 
     prof = img.profile
     grid = grid_of(
