@@ -1,23 +1,65 @@
-"""Centre lines of bool masks: the one skeleton of the project.
+"""Centre lines of bool masks: the one skeleton of the project, whole or strip by strip.
 
 The road measures (:mod:`sam2elnet.engine.metrics.roads`, strip by strip in
 :mod:`sam2elnet.engine.strip_metrics`) and the road centre-line export
 (:mod:`sam2elnet.export.centrelines`) thin masks with :func:`centre_lines`, so a length the
 evaluation reports and a line the export writes come from the same pixels. It lives in ``data``
 (below both ``engine`` and ``export``, which never import each other; docs/architecture.md).
+
+**Strips with a halo** (:func:`strip_centre_lines`): a mask too large to thin at once (a
+20,000^2 px scene label: the thinning holds about 5 bytes per pixel, 2 GB) is thinned in row
+strips, each read with ``H`` halo rows above and below, and the strips' core rows stitched give
+*exactly* the skeleton of the whole mask. Why: Guo-Hall thinning (``skimage.morphology.thin``)
+runs in iterations of two sub-iterations, and a sub-iteration decides each pixel from its
+8-neighbours only. In a window cut out of the mask, the rows at a cut (not an image edge) miss
+their outer neighbours, so after ``s`` sub-iterations only rows at least ``s`` rows from a cut
+are guaranteed to hold the whole mask's state. The window is thinned for ``K = (H - 2) // 2``
+iterations (``2K + 2 <= H`` sub-iterations, counting one more iteration) and checked: when one
+more iteration changes nothing in the window, it changes nothing in the whole mask's state over
+the core rows either (they are more than ``2K + 2`` rows from a cut). Every strip passing that
+check means the whole mask's thinning is at its fixed point after ``K`` iterations, i.e. the
+stitched cores are the whole-mask skeleton, bit for bit. A strip that does not converge (roads or
+blobs wider than about ``H`` pixels: thinning removes about one pixel per side per iteration) is
+read again with the halo doubled, and later strips keep the larger halo. So the halo rule is:
+``H >= 2K + 2`` with ``K`` at least the thinning iterations of the widest road of a strip, about
+half its width; the default :data:`DEFAULT_HALO_ROWS` (64) covers roads up to some 60 px wide at
+once and anything wider by doubling.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["MIN_ROAD_PIECE_PX", "centre_lines"]
+__all__ = [
+    "DEFAULT_HALO_ROWS",
+    "MIN_ROAD_PIECE_PX",
+    "THIN_BYTES_PER_PX",
+    "StripSkeleton",
+    "centre_lines",
+    "halo_for_reach",
+    "row_strips",
+    "strip_centre_lines",
+    "strip_rows_for",
+]
 
 MIN_ROAD_PIECE_PX = 10
 """Shortest centre-line piece treated as road, in pixels: the road connectivity measure ignores
 true-skeleton components under this many pixels (``min_component_px`` of
 :func:`sam2elnet.engine.metrics.roads.road_counts`), and the centre-line export drops spurs and
 isolated pieces shorter than this (:data:`sam2elnet.export.centrelines.MIN_LENGTH_PX`)."""
+
+DEFAULT_HALO_ROWS = 64
+"""First halo of a strip's thinning (rows each side): exact at once for roads up to ~60 px wide
+(30 iterations), doubled per strip for wider ones (module docstring)."""
+
+THIN_BYTES_PER_PX = 8
+"""Bytes per pixel a window's thinning holds at its peak: the bool mask (1), skimage's uint8 work
+copy, neighbour code and deletion map (3), the bool result and the convergence check's copies
+(about 4). Measured: ``benchmarks/bench_centrelines.py`` (docs/benchmarks.md)."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
@@ -34,3 +76,102 @@ def centre_lines(mask: np.ndarray) -> np.ndarray:
     from skimage.morphology import thin
 
     return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
+
+
+def row_strips(height: int, strip_rows: int) -> Iterator[tuple[int, int]]:
+    """``(first row, end row)`` of consecutive strips of ``strip_rows`` rows (the last one
+    shorter) covering ``height`` rows; ``strip_rows`` < 1 counts as 1."""
+    step = max(1, int(strip_rows))
+    for a in range(0, height, step):
+        yield a, min(height, a + step)
+
+
+def strip_rows_for(width: int, budget_bytes: int, halo_rows: int = DEFAULT_HALO_ROWS) -> int:
+    """Core rows per strip so that a window (the strip plus ``halo_rows`` rows each side) of a
+    ``width`` px wide mask thins within ``budget_bytes`` (:data:`THIN_BYTES_PER_PX` per pixel);
+    at least ``halo_rows`` rows (a narrower strip would read mostly halo)."""
+    rows = int(budget_bytes) // (THIN_BYTES_PER_PX * max(1, int(width))) - 2 * int(halo_rows)
+    return max(int(halo_rows), rows)
+
+
+class _NotConverged(Exception):
+    pass
+
+
+def _thin_window(m: np.ndarray, iterations: int, whole: bool) -> np.ndarray:
+    """Thinning of a window; raises _NotConverged when ``iterations`` do not reach a fixed point
+    (a window covering the whole mask is thinned without limit, as :func:`centre_lines`)."""
+    from skimage.morphology import thin
+
+    if whole or not m.any():
+        return centre_lines(m)
+    s = thin(m, max_num_iter=iterations)
+    if not np.array_equal(thin(s, max_num_iter=1), s):
+        raise _NotConverged
+    return s
+
+
+@dataclass
+class StripSkeleton:
+    """One strip of :func:`strip_centre_lines`.
+
+    Attributes:
+        row0, row1: the core rows ``[row0, row1)`` (strips tile the mask without overlap).
+        window_row0: first row of the window that was read (``masks`` start there).
+        masks: the reader's bool masks of the window rows, full width, as read.
+        skeletons: per mask, the whole-mask :func:`centre_lines` of rows
+            ``[row0, min(height, row1 + extra_rows))``.
+        halo: the halo rows this strip needed (>= the one asked for).
+    """
+
+    row0: int
+    row1: int
+    window_row0: int
+    masks: list[np.ndarray]
+    skeletons: list[np.ndarray]
+    halo: int
+
+
+def strip_centre_lines(
+    read: Callable[[int, int], Sequence[np.ndarray]],
+    height: int,
+    strip_rows: int,
+    halo_rows: int = DEFAULT_HALO_ROWS,
+    extra_rows: int = 0,
+) -> Iterator[StripSkeleton]:
+    """The :func:`centre_lines` of one or more masks, strip by strip, equal to thinning each
+    whole mask (the halo rule: module docstring).
+
+    Args:
+        read: ``read(row0, row1)`` -> the bool masks' rows ``[row0, row1)``, full width (one or
+            more masks of one shape, e.g. prediction and truth; each is thinned).
+        height: rows of the masks.
+        strip_rows: core rows per strip (:func:`strip_rows_for` picks it from a memory budget).
+        halo_rows: first halo (rows each side, at least 4); doubled for a strip whose thinning
+            does not converge within it, and kept for the strips after it.
+        extra_rows: also give the skeleton of this many rows after each core (e.g. 1, to find
+            the skeleton steps that cross into the next strip).
+
+    Yields:
+        :class:`StripSkeleton` per strip, top to bottom. A window that covers all rows is
+        thinned without an iteration limit.
+    """
+    halo = max(4, int(halo_rows))
+    for a, b in row_strips(height, strip_rows):
+        hi = min(height, b + max(0, int(extra_rows)))
+        while True:
+            w0, w1 = max(0, a - halo), min(height, hi + halo)
+            masks = [np.asarray(m, dtype=bool) for m in read(w0, w1)]
+            whole = w0 == 0 and w1 == height
+            try:
+                skels = [_thin_window(m, (halo - 2) // 2, whole)[a - w0 : hi - w0] for m in masks]
+                break
+            except _NotConverged:
+                halo *= 2
+        yield StripSkeleton(a, b, w0, masks, skels, halo)
+
+
+def halo_for_reach(reach_px: float, halo_rows: int = DEFAULT_HALO_ROWS) -> int:
+    """A first halo of at least ``halo_rows`` rows that also holds ``ceil(reach_px) + 1`` rows
+    (a caller measuring distances up to ``reach_px`` around the core of the same window)."""
+    return max(int(halo_rows), math.ceil(reach_px) + 1, 4)

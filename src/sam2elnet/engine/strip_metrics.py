@@ -9,13 +9,11 @@ one strip plus a halo of rows on each side:
 - boundary F-score (:func:`strip_boundary_counts`): a boundary pixel depends on its 4-neighbours
   (one row), and "within ``tolerance_px``" looks at most ``ceil(tolerance_px)`` rows away, so
   each strip is read with a halo of ``ceil(tolerance_px) + 1`` rows;
-- road measures (:func:`strip_road_counts`): the centre lines come from Guo-Hall parallel
-  thinning (``skimage.morphology.thin``), whose every sub-iteration looks one pixel away. A strip
-  thinned with a halo of ``H`` rows is therefore exact in its core for the first ``H``
-  sub-iterations; when every strip's thinning reaches a fixed point within ``2K <= H - 2``
-  sub-iterations (``K`` = ``(H - 2) // 2`` iterations, checked per strip), the whole image's
-  thinning has reached the same fixed point, so the stitched cores are the whole-image centre
-  lines. Otherwise (roads wider than about ``H`` px) the halo is doubled and the pass repeated.
+- road measures (:func:`strip_road_counts`): the centre lines come from
+  :func:`sam2elnet.data.skeleton.strip_centre_lines` (the one strip-and-halo thinning of the
+  project, shared with the centre-line export): each strip is thinned with a halo of ``H`` rows
+  (64 first, doubled for a strip whose roads are too wide to converge in it), and the stitched
+  cores are the whole-image centre lines, bit for bit (the halo rule: that module's docstring).
   The centre lines and the buffered prediction are kept bit-packed in a temporary file (1 bit
   per pixel on disk, not in memory); buffer matching reads them back with a halo of
   ``ceil(buffer_px)`` rows and the connectivity measure joins the 8-connected components of
@@ -31,29 +29,25 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO
 
 import numpy as np
 
-from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX
+from sam2elnet.data.skeleton import (
+    DEFAULT_HALO_ROWS,
+    MIN_ROAD_PIECE_PX,
+    halo_for_reach,
+    row_strips,
+    strip_centre_lines,
+)
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
-from sam2elnet.engine.metrics.roads import RoadCounts, centre_lines
+from sam2elnet.engine.metrics.roads import RoadCounts
 from sam2elnet.option_values import ROAD_BUFFER_PX
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 
 RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray, "np.ndarray | None"]]
-
-DEFAULT_HALO_ROWS = 64
-"""First halo of the thinning pass (rows each side): exact at once for roads up to ~60 px wide."""
-
-
-def _strips(height: int, strip_rows: int) -> Iterator[tuple[int, int]]:
-    step = max(1, int(strip_rows))
-    for a in range(0, height, step):
-        yield a, min(height, a + step)
-
 
 def _only_rows(mask: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """``mask`` with every row outside ``[lo, hi)`` cleared (a copy)."""
@@ -71,7 +65,7 @@ def strip_boundary_counts(
     reach = max(0, math.ceil(tolerance_px))
     halo = reach + 1
     total = BoundaryCounts()
-    for a, b in _strips(height, strip_rows):
+    for a, b in row_strips(height, strip_rows):
         w0, w1 = max(0, a - halo), min(height, b + halo)
         p, t, v = read(w0, w1)
         bp, bt = inner_boundary(np.asarray(p, bool)), inner_boundary(np.asarray(t, bool))
@@ -115,23 +109,6 @@ class _PackedRows:
         self.file.close()
 
 
-class _HaloTooSmall(Exception):
-    pass
-
-
-def _thin_window(m: np.ndarray, iterations: int, whole: bool) -> np.ndarray:
-    """Thinning of a window; raises _HaloTooSmall when ``iterations`` do not reach a fixed point
-    (a window covering the whole image is thinned without limit, as the whole-mask function)."""
-    from skimage.morphology import thin
-
-    if whole or not m.any():
-        return centre_lines(m)
-    s = thin(m, max_num_iter=iterations)
-    if not np.array_equal(thin(s, max_num_iter=1), s):
-        raise _HaloTooSmall
-    return s
-
-
 def _dilated(p: np.ndarray, buffer_px: float) -> np.ndarray:
     """Pixels within Euclidean ``buffer_px`` of a True pixel of ``p`` (all False for none)."""
     from scipy import ndimage
@@ -145,23 +122,22 @@ def _centre_lines(
     read: RowReader, height: int, width: int, buffer_px: float, strip_rows: int, halo: int
 ) -> tuple[_PackedRows, _PackedRows, _PackedRows]:
     """Pass 1: predicted / true centre lines and the buffered prediction, core rows stored."""
-    iterations = (halo - 2) // 2
+
+    def masked(r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        p, t, v = read(r0, r1)
+        p, t = np.asarray(p, bool), np.asarray(t, bool)
+        return (p & v, t & v) if v is not None else (p, t)
+
     stores = [_PackedRows(width) for _ in range(3)]
     try:
-        for a, b in _strips(height, strip_rows):
-            w0, w1 = max(0, a - halo), min(height, b + halo)
-            p, t, v = read(w0, w1)
-            p, t = np.asarray(p, bool), np.asarray(t, bool)
-            if v is not None:
-                p, t = p & v, t & v
-            whole = w0 == 0 and w1 == height
-            c0, c1 = a - w0, b - w0
-            stores[0].append(_thin_window(p, iterations, whole)[c0:c1])
-            stores[1].append(_thin_window(t, iterations, whole)[c0:c1])
-            stores[2].append(_dilated(p, buffer_px)[c0:c1])
+        for s in strip_centre_lines(masked, height, strip_rows, halo):
+            stores[0].append(s.skeletons[0])
+            stores[1].append(s.skeletons[1])
+            c0, c1 = s.row0 - s.window_row0, s.row1 - s.window_row0
+            stores[2].append(_dilated(s.masks[0], buffer_px)[c0:c1])
     except BaseException:
-        for s in stores:
-            s.close()
+        for st in stores:
+            st.close()
         raise
     return stores[0], stores[1], stores[2]
 
@@ -200,16 +176,12 @@ def strip_road_counts(
     """:func:`~sam2elnet.engine.metrics.road_counts` of a ``height`` x ``width`` mask pair read
     in strips of ``strip_rows`` rows; identical counts (see the module docstring for why). The
     reader's ``valid`` masks both masks first (as ``evaluate`` does before ``road_counts``).
-    ``halo_rows`` is the first thinning halo, doubled until every strip's thinning converges."""
+    ``halo_rows`` is the first thinning halo, doubled for a strip whose thinning does not
+    converge in it (:func:`sam2elnet.data.skeleton.strip_centre_lines`)."""
     from scipy import ndimage
 
-    halo = max(int(halo_rows), math.ceil(buffer_px) + 1, 4)
-    while True:
-        try:
-            sp, st, dil = _centre_lines(read, height, width, buffer_px, strip_rows, halo)
-            break
-        except _HaloTooSmall:
-            halo *= 2
+    halo = halo_for_reach(buffer_px, halo_rows)  # the buffered prediction needs its rows too
+    sp, st, dil = _centre_lines(read, height, width, buffer_px, strip_rows, halo)
     try:
         reach = math.ceil(buffer_px)
         eight = np.ones((3, 3), dtype=bool)
@@ -221,7 +193,7 @@ def strip_road_counts(
         pairs: list[np.ndarray] = []
         n_t = n_p = 0
         t_last = p_last = None
-        for a, b in _strips(height, strip_rows):
+        for a, b in row_strips(height, strip_rows):
             w0, w1 = max(0, a - reach), min(height, b + reach)
             sp_w, st_w = sp.read(w0, w1), st.read(w0, w1)
             c0, c1 = a - w0, b - w0
