@@ -7,7 +7,7 @@ evaluation reports and a line the export writes come from the same pixels. It li
 (below both ``engine`` and ``export``, which never import each other; docs/architecture.md).
 
 **Strips with a halo** (:func:`strip_centre_lines`): a mask too large to thin at once (a
-20,000^2 px scene label: the thinning holds about 5 bytes per pixel, 2 GB) is thinned in row
+20,000^2 px scene label: the thinning holds 12-20 bytes per pixel, 5-8 GB) is thinned in row
 strips, each read with ``H`` halo rows above and below, and the strips' core rows stitched give
 *exactly* the skeleton of the whole mask. Why: Guo-Hall thinning (``skimage.morphology.thin``)
 runs in iterations of two sub-iterations, and a sub-iteration decides each pixel from its
@@ -56,10 +56,13 @@ DEFAULT_HALO_ROWS = 64
 """First halo of a strip's thinning (rows each side): exact at once for roads up to ~60 px wide
 (30 iterations), doubled per strip for wider ones (module docstring)."""
 
-THIN_BYTES_PER_PX = 8
-"""Bytes per pixel a window's thinning holds at its peak: the bool mask (1), skimage's uint8 work
-copy, neighbour code and deletion map (3), the bool result and the convergence check's copies
-(about 4). Measured: ``benchmarks/bench_centrelines.py`` (docs/benchmarks.md)."""
+THIN_BYTES_PER_PX = 16
+"""Bytes per pixel a window's centre lines hold at their peak, for planning strips: the decoded
+bool mask (1), ``skimage.morphology.thin``'s working arrays (12 at its peak, tracemalloc on a
+1,500^2 px road label: its uint8 copy, neighbour codes, deletion map and their replacements)
+and the thinned window kept for the convergence check (1), rounded up. The whole-label path
+measured 20 B/px of peak resident memory (``benchmarks/bench_centrelines.py``,
+docs/benchmarks.md), the label's decoding included."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 
 RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray, "np.ndarray | None"]]
 
+
 def _only_rows(mask: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """``mask`` with every row outside ``[lo, hi)`` cleared (a copy)."""
     out = np.zeros_like(mask)

@@ -326,7 +326,9 @@ def _export_labels(
     if category is None:  # the 'category' attribute: the COCO export's name
         category = default_category(labels)[0]
     review: list[dict[str, Any]] = []
-    lines = CentreLineLayer() if wants_centre_lines(centre_lines, category) else None
+    lines = (
+        CentreLineLayer(progress=progress) if wants_centre_lines(centre_lines, category) else None
+    )
     if lines is not None and centre_lines is None:
         notes.append(
             f"road labels (category {category!r}): centre lines written too, "

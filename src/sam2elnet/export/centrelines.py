@@ -22,30 +22,48 @@ the convention of the polygon export (GDAL's: pixel corners at integers, so a po
 half a pixel from the centre line of a one-pixel road). Without a CRS that is pixel coordinates
 (x = column, y = row; ``--pixel-coords qgis`` y = -row), as the polygons.
 
-The whole label is thinned at once (a mask of H x W pixels holds some bytes per pixel while it
-is thinned; the polygon export's strips do not apply): meant for road tiles and scenes up to
-some 10^8 pixels.
+Large labels (:class:`CentreLineLayer`): a label whose thinning would hold more than
+:data:`MEMORY_BUDGET_BYTES` is read in row strips by windows (``LabelRaster.read_mask`` of the
+strip's rows plus a halo; never the whole array) and thinned strip by strip with
+:func:`sam2elnet.data.skeleton.strip_centre_lines`, whose halo rule makes the stitched skeleton
+that of the whole label, bit for bit. Each strip's skeleton is read with one row more than its
+core, so the skeleton steps from a strip's last row into the next strip are found too (step 2
+keeps a segment in the strip of its upper pixel); the strips' segments are merged per strip and
+then all together (step 3), so a road crossing strip borders is one line, as on the whole label.
+Memory: one strip window (:data:`~sam2elnet.data.skeleton.THIN_BYTES_PER_PX` bytes per pixel)
+plus the unsimplified lines (16 bytes per skeleton pixel). A label of more than one strip shows
+a progress bar over its strips (``--no-progress``: one log line when done).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.skeleton import MIN_ROAD_PIECE_PX, centre_lines
+from sam2elnet.data.skeleton import (
+    DEFAULT_HALO_ROWS,
+    MIN_ROAD_PIECE_PX,
+    strip_centre_lines,
+    strip_rows_for,
+)
 
 __all__ = [
     "LAYER",
+    "MEMORY_BUDGET_BYTES",
     "MIN_LENGTH_PX",
     "SIMPLIFY_PX",
     "CentreLineLayer",
     "centre_lines_path",
+    "finish_lines",
     "lengths_m",
     "mask_lines",
     "place_lines",
+    "skeleton_lines",
     "skeleton_segments",
     "wants_centre_lines",
 ]
@@ -65,6 +83,12 @@ MIN_LENGTH_PX = float(MIN_ROAD_PIECE_PX)
 MIN_ROAD_PIECE_PX`: the road connectivity measure ignores skeleton components under this size
 too). Thinning a road end or a mask corner leaves spurs about half the road width long; a side
 road shorter than this that ends in the open is dropped as well."""
+
+MEMORY_BUDGET_BYTES = 256_000_000
+"""Most bytes one label's thinning may hold (256 MB): labels whose whole thinning would hold more
+(:data:`~sam2elnet.data.skeleton.THIN_BYTES_PER_PX` per pixel: above 16 Mpx, e.g. 4,000^2 px)
+are thinned in row strips of :func:`~sam2elnet.data.skeleton.strip_rows_for` rows (a 20,000 px
+wide label: 672 rows per strip, 30 strips). Read at call time, so a test may lower it."""
 
 _COLUMNS = (
     "source",
@@ -106,23 +130,22 @@ def skeleton_segments(skel: np.ndarray) -> np.ndarray:
         skeleton joins the two through 4-neighbours (no triangles at corners).
     """
     s = np.pad(np.asarray(skel, dtype=bool), 1)
-    c = s[1:-1, 1:-1]
-    right, down = s[1:-1, 2:], s[2:, 1:-1]
-    down_right, down_left = s[2:, 2:], s[2:, :-2]
-    left = s[1:-1, :-2]
+    r, k = np.nonzero(s)  # skeleton pixels (row-major), padded coordinates: no dense temporaries
+    right, down = s[r, k + 1], s[r + 1, k]
+    down_right, down_left, left = s[r + 1, k + 1], s[r + 1, k - 1], s[r, k - 1]
     pairs = (
-        (c & right, (0, 1)),
-        (c & down, (1, 0)),
-        (c & down_right & ~right & ~down, (1, 1)),
-        (c & down_left & ~left & ~down, (1, -1)),
+        (right, (0, 1)),
+        (down, (1, 0)),
+        (down_right & ~right & ~down, (1, 1)),
+        (down_left & ~left & ~down, (1, -1)),
     )
     out = []
     for hit, (dr, dc) in pairs:
-        r, k = np.nonzero(hit)
-        a = np.stack([k + 0.5, r + 0.5], axis=1)
-        b = np.stack([k + dc + 0.5, r + dr + 0.5], axis=1)
+        rr, kk = r[hit] - 1, k[hit] - 1
+        a = np.stack([kk + 0.5, rr + 0.5], axis=1)
+        b = np.stack([kk + dc + 0.5, rr + dr + 0.5], axis=1)
         out.append(np.stack([a, b], axis=1))
-    return np.concatenate(out) if out else np.zeros((0, 2, 2))
+    return np.concatenate(out)
 
 
 def _merge(lines: list[Any]) -> list[Any]:
@@ -149,11 +172,78 @@ def _degrees(lines: list[Any]) -> dict[tuple[float, float], int]:
     return deg
 
 
+def _core_segments(skel: np.ndarray, row0: int, core_rows: int) -> np.ndarray:
+    """:func:`skeleton_segments` of a strip's skeleton rows (its core plus the first row of the
+    next strip) whose upper pixel is in the core, in the label's pixel coordinates."""
+    segs = skeleton_segments(skel)
+    segs = segs[segs[:, 0, 1] < core_rows]
+    segs[:, :, 1] += row0
+    return segs
+
+
+def _split_at_rows(lines: list[Any], ys: list[float]) -> list[Any]:
+    """``lines`` cut at every inner vertex with y in ``ys``: the strip border rows, whose pixels
+    have skeleton steps in two strips, so a strip's own merge may have run through a junction
+    there (the other strip's branch unseen); the final merge joins what belongs together."""
+    import shapely
+
+    if not ys:
+        return lines
+    out = []
+    for g in lines:
+        xy = shapely.get_coordinates(g)
+        at = np.nonzero(np.isin(xy[1:-1, 1], ys))[0] + 1
+        if not len(at):
+            out.append(g)
+            continue
+        bounds = [0, *at.tolist(), len(xy) - 1]
+        out.extend(shapely.linestrings(xy[i : j + 1]) for i, j in itertools.pairwise(bounds))
+    return out
+
+
+def skeleton_lines(
+    read: Callable[[int, int], np.ndarray],
+    height: int,
+    strip_rows: int | None = None,
+    halo_rows: int = DEFAULT_HALO_ROWS,
+    bar: Any = None,
+) -> list[Any]:
+    """Steps 1-3 of the module docstring: the merged, unsimplified skeleton lines of a mask read
+    by rows, strip by strip.
+
+    Args:
+        read: ``read(row0, row1)`` -> bool rows ``[row0, row1)`` of the mask, full width.
+        height: rows of the mask.
+        strip_rows: core rows per strip (None: all rows, one whole thinning).
+        halo_rows: first thinning halo (:func:`~sam2elnet.data.skeleton.strip_centre_lines`).
+        bar: a progress bar (``update(1)`` per strip) or None.
+
+    Returns:
+        LineStrings in pixel coordinates (pixel centres), one per stretch between ends and
+        junctions; the same lines as one whole thinning (the skeleton is the same, bit for bit;
+        a ring may start at another vertex, a line may run the other way).
+    """
+    import shapely
+
+    rows = height if strip_rows is None else max(1, int(strip_rows))
+    lines: list[Any] = []
+    for s in strip_centre_lines(lambda r0, r1: (read(r0, r1),), height, rows, halo_rows, 1):
+        segs = _core_segments(s.skeletons[0], s.row0, s.row1 - s.row0)
+        if len(segs):
+            cut = [r + 0.5 for r in (s.row0, s.row1) if 0 < r < height]
+            lines.extend(_split_at_rows(_merge(list(shapely.linestrings(segs))), cut))
+        if bar is not None:
+            bar.update(1)
+    return _merge(lines) if rows < height else lines
+
+
 def mask_lines(
     mask: np.ndarray,
     *,
     simplify_px: float = SIMPLIFY_PX,
     min_length_px: float = MIN_LENGTH_PX,
+    strip_rows: int | None = None,
+    halo_rows: int = DEFAULT_HALO_ROWS,
 ) -> list[Any]:
     """Centre lines of a bool road mask as shapely LineStrings in pixel coordinates.
 
@@ -165,6 +255,9 @@ def mask_lines(
         simplify_px: Douglas-Peucker tolerance in pixels (0: none); default :data:`SIMPLIFY_PX`.
         min_length_px: spurs and isolated pieces shorter than this many pixels are dropped
             (0: none); default :data:`MIN_LENGTH_PX`.
+        strip_rows: thin in row strips of this many rows (with ``halo_rows`` halo rows first;
+            :func:`skeleton_lines`); None: the whole mask at once. Same lines either way.
+        halo_rows: first halo of the strips.
 
     Returns:
         LineStrings, ``x = col + 0.5``, ``y = row + 0.5``, lengths in pixels; ``[]`` for a mask
@@ -173,17 +266,22 @@ def mask_lines(
     Raises:
         ValueError: ``mask`` not 2-D, or a negative tolerance / length.
     """
-    import shapely
-
     m = np.asarray(mask, dtype=bool)
     if m.ndim != 2:
         raise ValueError(f"mask_lines needs a 2-D mask, got shape {m.shape}")
     if simplify_px < 0 or min_length_px < 0:
         raise ValueError("simplify_px and min_length_px must be >= 0")
-    segs = skeleton_segments(centre_lines(m))
-    if not len(segs):
+    lines = skeleton_lines(lambda r0, r1: m[r0:r1], m.shape[0], strip_rows, halo_rows)
+    return finish_lines(lines, simplify_px=simplify_px, min_length_px=min_length_px)
+
+
+def finish_lines(lines: list[Any], *, simplify_px: float, min_length_px: float) -> list[Any]:
+    """Steps 4-5 of the module docstring on merged skeleton lines (:func:`skeleton_lines`):
+    spurs and specks under ``min_length_px`` dropped, Douglas-Peucker at ``simplify_px``."""
+    import shapely
+
+    if not lines:
         return []
-    lines = _merge(list(shapely.linestrings(segs)))
     if min_length_px > 0:
         deg = _degrees(lines)
         keep = []
@@ -195,11 +293,38 @@ def mask_lines(
         lines = _merge(keep) if len(keep) < len(lines) else lines
         deg = _degrees(lines)
         lines = [g for g in lines if g.length >= min_length_px or not _isolated(g, deg)]
+    lines = _canonical(lines)
     if simplify_px > 0:
         lines = list(
             shapely.simplify(np.asarray(lines, dtype=object), simplify_px, preserve_topology=True)
         )
     return [g for g in lines if not g.is_empty and g.length > 0]
+
+
+def _canonical(lines: list[Any]) -> list[Any]:
+    """Each line in one direction and a free ring from one vertex, whatever order the segments
+    were merged in (whole or strips), so that simplification, which keeps a line's first vertex
+    and may break ties by direction, gives the same lines: an open line runs from its smaller
+    end ((x, y) order); a ring from a junction keeps the junction and runs towards the smaller
+    neighbour; a free ring starts at its smallest vertex."""
+    import shapely
+
+    deg = _degrees(lines)
+    out = []
+    for g in lines:
+        xy = shapely.get_coordinates(g)
+        first, last = tuple(xy[0]), tuple(xy[-1])
+        if first != last:
+            out.append(shapely.linestrings(xy[::-1]) if last < first else g)
+            continue
+        ring = xy[:-1]
+        if deg[first] == 2 and len(ring) > 1:  # a free ring: start at its smallest vertex
+            k = int(np.lexsort((ring[:, 1], ring[:, 0]))[0])
+            ring = np.roll(ring, -k, axis=0)
+        if len(ring) > 2 and tuple(ring[-1]) < tuple(ring[1]):
+            ring = np.concatenate([ring[:1], ring[1:][::-1]])
+        out.append(shapely.linestrings(np.concatenate([ring, ring[:1]])))
+    return out
 
 
 def _isolated(g: Any, deg: dict[tuple[float, float], int]) -> bool:
@@ -269,10 +394,46 @@ class CentreLineLayer:
     so holding them is small next to the label rasters.
     """
 
-    def __init__(self, simplify_px: float = SIMPLIFY_PX, min_length_px: float = MIN_LENGTH_PX):
+    def __init__(
+        self,
+        simplify_px: float = SIMPLIFY_PX,
+        min_length_px: float = MIN_LENGTH_PX,
+        progress: bool = True,
+        budget_bytes: int | None = None,
+    ):
         self.simplify_px, self.min_length_px = simplify_px, min_length_px
+        #: a bar over the strips of a label thinned in strips (False: a log line when done)
+        self.progress = progress
+        #: the thinning's memory budget (None: :data:`MEMORY_BUDGET_BYTES` at call time)
+        self.budget_bytes = budget_bytes
         self.geoms: list[Any] = []
         self.rows: list[dict[str, Any]] = []
+
+    def label_lines(self, lab: Any, name: str) -> list[Any]:
+        """The centre lines of a label raster (``LabelRaster``) in pixel coordinates, as
+        :func:`mask_lines` of its whole mask: thinned whole when that fits the memory budget,
+        else read and thinned in row strips (module docstring) with a progress bar over them."""
+        from sam2elnet.utils.progress import abandon, progress_bar
+
+        budget = MEMORY_BUDGET_BYTES if self.budget_bytes is None else self.budget_bytes
+        rows = strip_rows_for(lab.width, budget)
+
+        def read(r0: int, r1: int) -> np.ndarray:
+            return lab.read_mask(r0, r1 - r0)
+
+        if rows >= lab.height:
+            lines = skeleton_lines(read, lab.height)
+        else:
+            n = -(-lab.height // rows)
+            bar = progress_bar(n, f"centre lines {name}", "strip", self.progress, leave=False)
+            bar.set_postfix(rows=rows)
+            try:
+                lines = skeleton_lines(read, lab.height, rows, bar=bar)
+            except BaseException:
+                abandon(bar)  # only the error line, no "done" line
+                raise
+            bar.close()
+        return finish_lines(lines, simplify_px=self.simplify_px, min_length_px=self.min_length_px)
 
     def add(self, attrs: Any, model_id: str | None) -> dict[str, Any]:
         """Vectorise the label of ``attrs`` (the polygon layer's per-label attributes: ``lab``,
@@ -280,9 +441,7 @@ class CentreLineLayer:
         lines in the layer CRS. Returns the label's summary for the per-image record:
         ``centre_lines`` (count), ``road_length_px``, ``road_length_m`` (None without a CRS)."""
         lab = attrs.lab
-        pix = mask_lines(
-            lab.read_mask(), simplify_px=self.simplify_px, min_length_px=self.min_length_px
-        )
+        pix = self.label_lines(lab, attrs.name)
         lines = place_lines(pix, lab.transform)
         metres = lengths_m(lines, lab.crs if lab.georef else None)
         if attrs.tiles is not None and lines:
