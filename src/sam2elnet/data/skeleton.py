@@ -61,8 +61,8 @@ THIN_BYTES_PER_PX = 16
 bool mask (1), ``skimage.morphology.thin``'s working arrays (12 at its peak, tracemalloc on a
 1,500^2 px road label: its uint8 copy, neighbour codes, deletion map and their replacements)
 and the thinned window kept for the convergence check (1), rounded up. The whole-label path
-measured 20 B/px of peak resident memory (``benchmarks/bench_centrelines.py``,
-docs/benchmarks.md), the label's decoding included."""
+measured 13 B/px of peak resident memory at 25-100 Mpx, 20 B/px at 4 Mpx (the label's
+decoding included; ``benchmarks/bench_centrelines.py``, docs/benchmarks.md)."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
