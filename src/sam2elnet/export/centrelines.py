@@ -14,7 +14,11 @@ length, not with road area polygons. :func:`mask_lines` vectorises the centre li
    them at road ends and corners of the mask), are dropped once and the rest merged again; then
    isolated pieces shorter than ``min_length_px`` (specks) are dropped
    (:data:`MIN_LENGTH_PX`);
-5. each line is simplified (Douglas-Peucker, ``simplify_px`` pixels, :data:`SIMPLIFY_PX`; ends
+5. free ends (line ends no other line shares), which thinning leaves about half a road width
+   short of the road's end, are carried out along the line's last direction by the local
+   half-width from the distance transform, clipped to the road mask
+   (:func:`sam2elnet.export.line_ends.extend_free_ends`);
+6. each line is simplified (Douglas-Peucker, ``simplify_px`` pixels, :data:`SIMPLIFY_PX`; ends
    kept, so lines still meet at junctions).
 
 Coordinates: pixel centres, ``(col + 0.5, row + 0.5)`` through the label's affine transform,
@@ -37,7 +41,6 @@ a progress bar over its strips (``--no-progress``: one log line when done).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +53,15 @@ from sam2elnet.data.skeleton import (
     MIN_ROAD_PIECE_PX,
     strip_centre_lines,
     strip_rows_for,
+)
+from sam2elnet.export.line_ends import extend_free_ends
+from sam2elnet.export.line_graph import (
+    canonical,
+    degrees,
+    isolated,
+    line_ends,
+    merge,
+    split_at_rows,
 )
 
 __all__ = [
@@ -148,30 +160,6 @@ def skeleton_segments(skel: np.ndarray) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _merge(lines: list[Any]) -> list[Any]:
-    import shapely
-
-    if not lines:
-        return []
-    return list(shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines))))
-
-
-def _ends(g: Any) -> tuple[tuple[float, float], tuple[float, float]]:
-    import shapely
-
-    xy = shapely.get_coordinates(g)
-    return (float(xy[0, 0]), float(xy[0, 1])), (float(xy[-1, 0]), float(xy[-1, 1]))
-
-
-def _degrees(lines: list[Any]) -> dict[tuple[float, float], int]:
-    """Line ends per end point (pixel centres are exact binary fractions: exact keys)."""
-    deg: dict[tuple[float, float], int] = {}
-    for g in lines:
-        for e in _ends(g):
-            deg[e] = deg.get(e, 0) + 1
-    return deg
-
-
 def _core_segments(skel: np.ndarray, row0: int, core_rows: int) -> np.ndarray:
     """:func:`skeleton_segments` of a strip's skeleton rows (its core plus the first row of the
     next strip) whose upper pixel is in the core, in the label's pixel coordinates."""
@@ -179,26 +167,6 @@ def _core_segments(skel: np.ndarray, row0: int, core_rows: int) -> np.ndarray:
     segs = segs[segs[:, 0, 1] < core_rows]
     segs[:, :, 1] += row0
     return segs
-
-
-def _split_at_rows(lines: list[Any], ys: list[float]) -> list[Any]:
-    """``lines`` cut at every inner vertex with y in ``ys``: the strip border rows, whose pixels
-    have skeleton steps in two strips, so a strip's own merge may have run through a junction
-    there (the other strip's branch unseen); the final merge joins what belongs together."""
-    import shapely
-
-    if not ys:
-        return lines
-    out = []
-    for g in lines:
-        xy = shapely.get_coordinates(g)
-        at = np.nonzero(np.isin(xy[1:-1, 1], ys))[0] + 1
-        if not len(at):
-            out.append(g)
-            continue
-        bounds = [0, *at.tolist(), len(xy) - 1]
-        out.extend(shapely.linestrings(xy[i : j + 1]) for i, j in itertools.pairwise(bounds))
-    return out
 
 
 def skeleton_lines(
@@ -231,10 +199,10 @@ def skeleton_lines(
         segs = _core_segments(s.skeletons[0], s.row0, s.row1 - s.row0)
         if len(segs):
             cut = [r + 0.5 for r in (s.row0, s.row1) if 0 < r < height]
-            lines.extend(_split_at_rows(_merge(list(shapely.linestrings(segs))), cut))
+            lines.extend(split_at_rows(merge(list(shapely.linestrings(segs))), cut))
         if bar is not None:
             bar.update(1)
-    return _merge(lines) if rows < height else lines
+    return merge(lines) if rows < height else lines
 
 
 def mask_lines(
@@ -244,6 +212,7 @@ def mask_lines(
     min_length_px: float = MIN_LENGTH_PX,
     strip_rows: int | None = None,
     halo_rows: int = DEFAULT_HALO_ROWS,
+    extend_ends: bool = True,
 ) -> list[Any]:
     """Centre lines of a bool road mask as shapely LineStrings in pixel coordinates.
 
@@ -258,6 +227,8 @@ def mask_lines(
         strip_rows: thin in row strips of this many rows (with ``halo_rows`` halo rows first;
             :func:`skeleton_lines`); None: the whole mask at once. Same lines either way.
         halo_rows: first halo of the strips.
+        extend_ends: carry free line ends out to the road's end (step 5; False: where the
+            thinning left them, about half a road width short).
 
     Returns:
         LineStrings, ``x = col + 0.5``, ``y = row + 0.5``, lengths in pixels; ``[]`` for a mask
@@ -272,65 +243,49 @@ def mask_lines(
     if simplify_px < 0 or min_length_px < 0:
         raise ValueError("simplify_px and min_length_px must be >= 0")
     lines = skeleton_lines(lambda r0, r1: m[r0:r1], m.shape[0], strip_rows, halo_rows)
-    return finish_lines(lines, simplify_px=simplify_px, min_length_px=min_length_px)
+    ends = None
+    if extend_ends:
+
+        def ends(found: list[Any]) -> list[Any]:
+            return extend_free_ends(found, lambda r0, r1, c0, c1: m[r0:r1, c0:c1], *m.shape)
+
+    return finish_lines(lines, simplify_px=simplify_px, min_length_px=min_length_px, ends=ends)
 
 
-def finish_lines(lines: list[Any], *, simplify_px: float, min_length_px: float) -> list[Any]:
-    """Steps 4-5 of the module docstring on merged skeleton lines (:func:`skeleton_lines`):
-    spurs and specks under ``min_length_px`` dropped, Douglas-Peucker at ``simplify_px``."""
+def finish_lines(
+    lines: list[Any],
+    *,
+    simplify_px: float,
+    min_length_px: float,
+    ends: Callable[[list[Any]], list[Any]] | None = None,
+) -> list[Any]:
+    """Steps 4-6 of the module docstring on merged skeleton lines (:func:`skeleton_lines`):
+    spurs and specks under ``min_length_px`` dropped, free ends extended by ``ends``
+    (:func:`~sam2elnet.export.line_ends.extend_free_ends` on the mask; None: as thinned),
+    Douglas-Peucker at ``simplify_px``."""
     import shapely
 
     if not lines:
         return []
     if min_length_px > 0:
-        deg = _degrees(lines)
+        deg = degrees(lines)
         keep = []
         for g in lines:
-            a, b = (deg[e] for e in _ends(g))
+            a, b = (deg[e] for e in line_ends(g))
             spur = min(a, b) == 1 and max(a, b) >= 3 and g.length < min_length_px
             if not spur:
                 keep.append(g)
-        lines = _merge(keep) if len(keep) < len(lines) else lines
-        deg = _degrees(lines)
-        lines = [g for g in lines if g.length >= min_length_px or not _isolated(g, deg)]
-    lines = _canonical(lines)
+        lines = merge(keep) if len(keep) < len(lines) else lines
+        deg = degrees(lines)
+        lines = [g for g in lines if g.length >= min_length_px or not isolated(g, deg)]
+    if ends is not None:
+        lines = ends(lines)
+    lines = canonical(lines)
     if simplify_px > 0:
         lines = list(
             shapely.simplify(np.asarray(lines, dtype=object), simplify_px, preserve_topology=True)
         )
     return [g for g in lines if not g.is_empty and g.length > 0]
-
-
-def _canonical(lines: list[Any]) -> list[Any]:
-    """Each line in one direction and a free ring from one vertex, whatever order the segments
-    were merged in (whole or strips), so that simplification, which keeps a line's first vertex
-    and may break ties by direction, gives the same lines: an open line runs from its smaller
-    end ((x, y) order); a ring from a junction keeps the junction and runs towards the smaller
-    neighbour; a free ring starts at its smallest vertex."""
-    import shapely
-
-    deg = _degrees(lines)
-    out = []
-    for g in lines:
-        xy = shapely.get_coordinates(g)
-        first, last = tuple(xy[0]), tuple(xy[-1])
-        if first != last:
-            out.append(shapely.linestrings(xy[::-1]) if last < first else g)
-            continue
-        ring = xy[:-1]
-        if deg[first] == 2 and len(ring) > 1:  # a free ring: start at its smallest vertex
-            k = int(np.lexsort((ring[:, 1], ring[:, 0]))[0])
-            ring = np.roll(ring, -k, axis=0)
-        if len(ring) > 2 and tuple(ring[-1]) < tuple(ring[1]):
-            ring = np.concatenate([ring[:1], ring[1:][::-1]])
-        out.append(shapely.linestrings(np.concatenate([ring, ring[:1]])))
-    return out
-
-
-def _isolated(g: Any, deg: dict[tuple[float, float], int]) -> bool:
-    """The line is a whole piece: both ends free, or a ring touching nothing else."""
-    a, b = _ends(g)
-    return (deg[a] == 1 and deg[b] == 1) or (a == b and deg[a] == 2)
 
 
 def place_lines(lines: list[Any], transform: Any) -> list[Any]:
@@ -433,7 +388,16 @@ class CentreLineLayer:
                 abandon(bar)  # only the error line, no "done" line
                 raise
             bar.close()
-        return finish_lines(lines, simplify_px=self.simplify_px, min_length_px=self.min_length_px)
+
+        def ends(found: list[Any]) -> list[Any]:
+            def box(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+                return lab.read_mask(r0, r1 - r0, c0, c1 - c0)
+
+            return extend_free_ends(found, box, lab.height, lab.width)
+
+        return finish_lines(
+            lines, simplify_px=self.simplify_px, min_length_px=self.min_length_px, ends=ends
+        )
 
     def add(self, attrs: Any, model_id: str | None) -> dict[str, Any]:
         """Vectorise the label of ``attrs`` (the polygon layer's per-label attributes: ``lab``,
