@@ -71,6 +71,13 @@ def import_cmd(
         "--all-images",
         help="vector: a mask for every image of --images (all background where no polygon is).",
     ),
+    reviewed_only: bool = typer.Option(
+        False,
+        "--reviewed-only",
+        help="vector: masks only for the images edited in the layer (a polygon moved, deleted "
+        "or drawn) or marked status = 'accepted'; the others come back as exported and are "
+        "left out (a partial review).",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
@@ -81,9 +88,20 @@ def import_cmd(
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     check_input(export, "EXPORT", "export file")
-    if kind != "vector" and (review_set is not None or all_images):
-        flag = "--review-set" if review_set is not None else "--all-images"
+    if kind != "vector" and (review_set is not None or all_images or reviewed_only):
+        flag = (
+            "--review-set"
+            if review_set is not None
+            else "--all-images"
+            if all_images
+            else "--reviewed-only"
+        )
         raise UserError(f"{flag} applies to --from vector (QGIS polygons) only")
+    if all_images and reviewed_only:
+        raise UserError(
+            "--all-images (a mask for every image) and --reviewed-only (masks for the edited "
+            "images only) contradict each other; give one"
+        )
     for opt, path in (
         ("--images", images),
         ("--document-root", document_root),
@@ -121,6 +139,7 @@ def import_cmd(
             category=category,
             review_set=review_set,
             all_images=all_images,
+            reviewed_only=reviewed_only,
             progress=not no_progress,
         )
     for note in res.notes:

@@ -14,7 +14,10 @@ Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (
 ``source`` attribute), ``label`` (the label file's name), ``polygons`` (features written) and
 ``quality`` (predicted IoU or null); with road centre lines (:mod:`~sam2elnet.export.centrelines`)
 also ``centre_lines`` (lines written), ``road_length_px`` (their summed length, pixels) and
-``road_length_m`` (metres; null without a CRS).
+``road_length_m`` (metres; null without a CRS). ``mask_sha256`` (:func:`mask_digest` of the
+label's exported polygons rasterised on the label's grid, pixel centres inside; absent for labels
+over :data:`DIGEST_MAX_PIXELS`) lets the import tell an image the reviewer left as exported from
+one they edited (:func:`read_review_digests`): a partial review.
 """
 
 from __future__ import annotations
@@ -23,12 +26,38 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sam2elnet.errors import DataError
 
-__all__ = ["KIND", "read_review_set", "record_layer", "review_set_path", "write_review_set"]
+__all__ = [
+    "DIGEST_MAX_PIXELS",
+    "KIND",
+    "mask_digest",
+    "read_review_digests",
+    "read_review_set",
+    "record_layer",
+    "review_set_path",
+    "write_review_set",
+]
 
 KIND = "elnet review set"
 """The ``kind`` entry that marks the file."""
+
+DIGEST_MAX_PIXELS = 1 << 26
+"""Largest label (pixels, 64 Mpx: a 64 MB bool raster at export) that gets a ``mask_sha256``;
+a larger one has none and the import counts it as edited (imported, the safe side)."""
+
+
+def mask_digest(mask: np.ndarray) -> str:
+    """Hex SHA-256 of a bool (height, width) mask: its shape and its bits (``np.packbits``),
+    so two masks have one digest exactly when they have the same shape and pixels."""
+    import hashlib
+
+    m = np.ascontiguousarray(np.asarray(mask, dtype=bool))
+    h = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}:".encode())
+    h.update(np.packbits(m).tobytes())
+    return h.hexdigest()
 
 
 def review_set_path(layer: str | Path) -> Path:
@@ -64,6 +93,28 @@ def record_layer(path: str | Path) -> str | None:
     if isinstance(data, dict) and data.get("kind") == KIND:
         return str(data.get("layer") or "")
     return None
+
+
+def read_review_digests(path: str | Path) -> dict[str, tuple[str, int]]:
+    """Image stem (of ``source`` and of ``label``) -> (``mask_sha256``, ``polygons``) of each
+    record entry that has a digest (records written before it have none: empty dict).
+
+    Raises:
+        DataError: as :func:`read_review_set`.
+    """
+    read_review_set(path)  # the checks and their messages
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, tuple[str, int]] = {}
+    for e in data["images"]:
+        d = e.get("mask_sha256") if isinstance(e, dict) else None
+        n = e.get("polygons") if isinstance(e, dict) else None
+        if not isinstance(d, str) or not isinstance(n, int):
+            continue
+        for key in ("source", "label"):
+            v = e.get(key)
+            if isinstance(v, str) and v.strip():
+                out[Path(v.strip()).stem] = (d, n)
+    return out
 
 
 def read_review_set(path: str | Path) -> set[str]:

@@ -36,6 +36,7 @@ from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
+from sam2elnet.export.review_set import DIGEST_MAX_PIXELS, mask_digest
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
 from sam2elnet.option_values import PIXEL_COORDS
@@ -145,7 +146,9 @@ def write_polygons(
         image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
             attribute of labels without a ``SOURCE`` tag (else the label file's name).
         review: list that receives one entry per label (``source``, ``label``, ``polygons``,
-            ``quality``), also for labels without any polygon: the review set
+            ``quality``; ``mask_sha256`` of the polygons rasterised on the label's grid for
+            labels up to :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`), also for
+            labels without any polygon: the review set
             (:func:`~sam2elnet.export.review_set.write_review_set`).
         layers_checked: the caller ran :func:`~sam2elnet.export.tile_quality.check_tile_layers`
             on these labels (and it warned): the per-tile quality layers are joined without
@@ -214,6 +217,8 @@ def write_polygons(
                 tiles = tile_index(lab, quiet=layers_checked) if q is None else None
                 attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
+                small = lab.height * lab.width <= DIGEST_MAX_PIXELS
+                drawn: list[Any] | None = [] if review is not None and small else None
                 for g in iter_polygons(
                     lab,
                     simplify=simplify,
@@ -222,6 +227,8 @@ def write_polygons(
                     strip_rows=strip_rows,
                 ):
                     polys.append(g)
+                    if drawn is not None:
+                        drawn.append(g)
                     if len(geoms) + len(polys) >= WRITE_BATCH:
                         attrs.add(polys, geoms, rows, model_id)
                         polys = []
@@ -231,6 +238,8 @@ def write_polygons(
                 attrs.add(polys, geoms, rows, model_id)
                 entry = {"source": lab.source, "label": f.name, "polygons": attrs.count}
                 entry["quality"] = q
+                if drawn is not None:  # what the import rasterises from an unedited layer
+                    entry["mask_sha256"] = mask_digest(_burned(drawn, lab))
                 if centre_lines is not None:
                     entry.update(centre_lines.add(attrs, model_id))
                 if review is not None:
@@ -297,6 +306,24 @@ def write_polygons(
                 "default (--geojson-crs source) or .gpkg keeps the CRS"
             )
     return n
+
+
+def _burned(polys: list[Any], lab: LabelRaster) -> np.ndarray:
+    """Bool (height, width) raster of ``polys`` (label CRS) on the label's grid, pixel centres
+    inside: the mask ``elnet import --from vector`` makes of them."""
+    from rasterio import features
+
+    if not polys:
+        return np.zeros((lab.height, lab.width), dtype=bool)
+    return (
+        features.rasterize(
+            [(g, 1) for g in polys],
+            out_shape=(lab.height, lab.width),
+            transform=lab.transform,
+            dtype=np.uint8,
+        )
+        > 0
+    )
 
 
 class _LabelAttrs:

@@ -80,6 +80,7 @@ def import_vector(
     layer: str | None = None,
     review_set: str | Path | None = None,
     all_images: bool = False,
+    reviewed_only: bool = False,
     progress: bool = True,
 ) -> ImportResult:
     """Write one mask per reviewed image from a reviewed polygon layer.
@@ -93,6 +94,13 @@ def import_vector(
     * without one: the images some feature belongs to (named by ``source`` / ``label``, or, in
       a layer with a CRS, overlapped by an unnamed feature);
     * ``all_images``: every image of ``images`` (one without a feature: all background).
+
+    A review set of ``elnet export`` records each label's polygon count and its polygons as a
+    mask digest (:func:`~sam2elnet.export.review_set.mask_digest`). An image with as many
+    features and the same mask (no polygon of it moved, deleted or drawn) none of which has
+    ``status`` ``accepted`` (any case: the reviewer's mark for a label accepted as it is)
+    comes back as exported: a note counts and names them; with ``reviewed_only`` they get no
+    mask (a partial review: the images the reviewer did not get to stay out of training).
 
     ``out`` then holds exactly this import's masks, written whole or not at all
     (:class:`~sam2elnet.export.mask_folder.MaskFolder`: stale masks of an earlier import are
@@ -110,6 +118,7 @@ def import_vector(
         layer: Layer name (default: the first layer).
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
+        reviewed_only: No mask for the images that come back as exported (above).
         progress: Show a progress bar.
 
     Returns:
@@ -125,7 +134,12 @@ def import_vector(
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
-    from sam2elnet.export.review_set import read_review_set, record_layer, review_set_path
+    from sam2elnet.export.review_set import (
+        read_review_digests,
+        read_review_set,
+        record_layer,
+        review_set_path,
+    )
 
     p = Path(path)
     if images is None:
@@ -144,6 +158,7 @@ def import_vector(
     )
     record = Path(review_set) if review_set is not None else review_set_path(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
+    digests = read_review_digests(record) if listed is not None else {}
     try:
         gdf = read_vector(p, layer=layer, allow_empty=True)
     except DataError:
@@ -192,13 +207,24 @@ def import_vector(
             )
     with folder:
         written, skipped, more = _burn(
-            p, gdf, files, folder, images, listed is None and not all_images, progress
+            p,
+            gdf,
+            files,
+            folder,
+            images,
+            listed is None and not all_images,
+            progress,
+            digests,
+            reviewed_only,
         )
         notes += more
         if not written:
             why = (
                 f" ({skipped[0][0]}: {skipped[0][1]})"
                 if skipped
+                else " (with --reviewed-only: every image comes back as exported, none edited "
+                "or marked status = 'accepted'; without it they are imported as they are)"
+                if reviewed_only and digests
                 else " (no feature of the layer belongs to an image of --images; --review-set "
                 "names the export's record, --all-images makes all-background masks)"
             )
@@ -266,16 +292,28 @@ def _burn(
     images: str | Path,
     covered_only: bool,
     progress: bool,
+    digests: dict[str, tuple[str, int]],
+    reviewed_only: bool,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
-    notes). ``covered_only``: images no feature belongs to get no mask (one note counts them)."""
+    notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
+    ``digests``: image stem -> the export's (mask digest, polygons); an image with as many
+    features, whose mask equals it and whose features are not marked ``status`` = ``accepted``
+    is unchanged (one note names them; ``reviewed_only``: no mask for them)."""
     from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import VectorLabels
+    from sam2elnet.export.review_set import mask_digest
     from sam2elnet.utils.progress import track
 
     stems, named = _feature_stems(gdf)
     georef = gdf.crs is not None
     unnamed = np.array([not s for s in stems], dtype=bool)
+    accepted = np.zeros(len(gdf), dtype=bool)
+    if "status" in gdf.columns:
+        accepted = np.array(
+            [isinstance(v, str) and v.strip().lower() == "accepted" for v in gdf["status"]]
+        )
+    unchanged: list[str] = []
     notes: list[str] = []
     if unnamed.any() and not georef and named:
         notes.append(
@@ -329,6 +367,12 @@ def _burn(
         if covered_only and not own.any() and not mask.any():
             n_uncovered += 1  # no feature belongs to it: not reviewed, as far as the layer tells
             continue
+        d, n_out = digests.get(f.stem, (None, -1))
+        same = d is not None and int(own.sum()) == n_out and not accepted[own].any()
+        if same and mask_digest(mask) == d:
+            unchanged.append(f.name)  # as exported: maybe not reviewed (a partial review)
+            if reviewed_only:
+                continue
         n_empty += not mask.any()
         like = img if f.suffix.lower() in (".tif", ".tiff") else None
         name = f"{f.stem}{'.tif' if like is not None else '.png'}"
@@ -339,6 +383,19 @@ def _burn(
             f"{n_uncovered} images of {images} have no feature in the layer and no review set "
             f"({p.stem}_review.json) lists them: no mask for them (--review-set names the "
             "export's record; --all-images makes an all-background mask for each)"
+        )
+    if unchanged and reviewed_only:
+        notes.append(
+            f"{len(unchanged)} images come back as exported (no polygon moved, deleted or "
+            "drawn, none marked status = 'accepted'): not reviewed, no mask for them "
+            f"(--reviewed-only): {name_sample(unchanged, 5)}"
+        )
+    elif unchanged:
+        notes.append(
+            f"{len(unchanged)} of {len(written)} masks are the exported labels unchanged "
+            f"({name_sample(unchanged, 5)}): imported as reviewed; after a partial review, "
+            "--reviewed-only leaves out the images you did not edit (set status = 'accepted' "
+            "on a label you accept as it is)"
         )
     if n_empty:
         notes.append(f"{n_empty} of {len(written)} masks are all background (no feature there)")
