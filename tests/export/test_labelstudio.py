@@ -143,7 +143,7 @@ def test_import_writes_georeferenced_masks_named_like_images(tmp_path: Path):
     exported.write_text(json.dumps(tasks))
     res = import_label_studio(exported, tmp_path / "masks", progress=False)
     assert sorted(p.name for p in res.written) == ["a_bad.tif", "b_mid.tif", "c_good.tif"]
-    assert res.skipped == [("zz", "no annotation (not reviewed yet, or cancelled)")]
+    assert res.skipped == [("zz", "not reviewed yet (no annotation)")]
     for name in SCORES:
         with (
             rasterio.open(tmp_path / "masks" / f"{name}.tif") as m,
@@ -243,3 +243,35 @@ def test_import_of_uploaded_images_drops_the_upload_prefix(tmp_path: Path):
     with rasterio.open(tmp_path / "m" / "a_bad.tif") as m:
         with rasterio.open(tmp_path / "images" / "a_bad.tif") as img:
             assert m.crs == img.crs and m.transform == img.transform
+
+
+def test_a_partly_reviewed_batch_says_in_one_line_per_reason_what_was_left_out(
+    tmp_path: Path, capsys
+):
+    """12 tasks out, 2 reviewed, 1 skipped by the reviewer: 2 notes, not 10 lines."""
+    from sam2elnet.cli import main
+
+    names = [f"t{i:02d}" for i in range(12)]
+    run = make_run(tmp_path, {n: 0.1 + 0.05 * i for i, n in enumerate(names)}, h=16, w=20)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    tasks = json.loads(out.read_text())
+    for i, t in enumerate(tasks):
+        t["id"] = i + 1
+        t["annotations"] = []
+    for t in tasks[:2]:  # reviewed: the prediction accepted
+        t["annotations"] = [{"id": t["id"], "result": t["predictions"][0]["result"]}]
+    tasks[2]["annotations"] = [{"id": 50, "result": [], "was_cancelled": True}]
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(tasks))
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--out", str(tmp_path / "m"),
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    notes = [ln for ln in err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 2, err
+    skipped = tasks[2]["data"]["name"]
+    assert f"skipped {skipped}: the reviewer skipped it in Label Studio" in notes[0]
+    assert notes[1].startswith("note: skipped 9 tasks, not reviewed yet (no annotation): "), err
+    assert "(+4)" in notes[1]

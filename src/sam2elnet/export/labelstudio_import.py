@@ -29,16 +29,25 @@ from sam2elnet.export.mask_folder import (
     MaskFolder,
     check_unique_stems,
     find_image,
+    name_sample,
     removed_note,
 )
 
 __all__ = [
+    "NOT_REVIEWED",
+    "SKIPPED_BY_REVIEWER",
     "ImportResult",
     "fill_polygons",
     "import_label_studio",
     "read_json_export",
     "result_mask",
+    "skipped_notes",
 ]
+
+NOT_REVIEWED = "not reviewed yet (no annotation)"
+"""Why a task without any annotation gets no mask."""
+SKIPPED_BY_REVIEWER = "the reviewer skipped it in Label Studio (annotation cancelled)"
+"""Why a task whose every annotation was cancelled (the reviewer pressed *Skip*) gets none."""
 
 
 def fill_polygons(polygons: Iterable[Any], height: int, width: int) -> np.ndarray:
@@ -370,9 +379,24 @@ def import_label_studio(
                 ep,
             )
         removed = folder.commit()
-    notes = [f"skipped {s}: {why}" for s, why in skipped]
+    notes = skipped_notes(skipped, "tasks")
     notes += removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
+
+
+def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
+    """The notes of the skipped tasks / images: one per reason, in order of first appearance
+    (``skipped 480 tasks, not reviewed yet (no annotation): a, b, c, d, e (+475)``), so a large
+    batch of which a few were reviewed says so in a line, not a line per task."""
+    by_reason: dict[str, list[str]] = {}
+    for stem, why in skipped:
+        by_reason.setdefault(why, []).append(stem)
+    return [
+        f"skipped {stems[0]}: {why}"
+        if len(stems) == 1
+        else f"skipped {len(stems)} {what}, {why}: {name_sample(stems, 5)}"
+        for why, stems in by_reason.items()
+    ]
 
 
 def _import_tasks(
@@ -395,7 +419,8 @@ def _import_tasks(
         stem, src = _task_image(task, ipath, root, len(tasks))
         ann = _latest_annotation(task)
         if ann is None:
-            skipped.append((stem, "no annotation (not reviewed yet, or cancelled)"))
+            cancelled = any(a.get("was_cancelled") for a in task.get("annotations") or [])
+            skipped.append((stem, SKIPPED_BY_REVIEWER if cancelled else NOT_REVIEWED))
             continue
         if stem in seen:
             skipped.append((stem, "a second task with the same image name"))
