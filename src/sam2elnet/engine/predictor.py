@@ -125,7 +125,8 @@ class Predictor:
             text = (
                 f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); "
                 f"predicted IoUs are conservative (at most {self.evaluator.prior:.2f}) and do not "
-                "rank labels well - refit it on more labelled images (docs/training.md)"
+                "rank labels well - train again on more labelled images, e.g. reviewed labels together "
+                "with the earlier ones (docs/review.md), or with --quality-folds (docs/training.md)"
             )
             warn_once(log, UNFITTED_EVALUATOR, text, key=f"{path}: {text}")
         self.tta = self.evaluator.tta if tta is None else int(tta)
@@ -417,7 +418,9 @@ class Predictor:
                 raise UserError(
                     "this model's quality evaluator was not fitted "
                     f"({self.evaluator.warning or self.evaluator.status}); use --min-quality, or "
-                    "retrain / refit it with more labelled images",
+                    "train again on more labelled images (e.g. reviewed labels together with the earlier "
+                    "ones, docs/review.md; --quality-folds scores every labelled image out of "
+                    "fold, docs/training.md)",
                     self.path,
                 )
             choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)
