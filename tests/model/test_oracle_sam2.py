@@ -93,21 +93,32 @@ def _hf_name(key: str) -> str:
     return k[1:]
 
 
+def _meta_features(trunk: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    with torch.no_grad():
+        return [f.contiguous() for f in trunk(x)]  # (B, C, h, w) per stage
+
+
 @pytest.fixture(scope="module", params=list(META_HIERA))
-def meta_trunk(request: pytest.FixtureRequest) -> tuple[str, torch.nn.Module]:
-    """Meta's Hiera for one size with every parameter random (pos embeds included: they start at 0)."""
+def meta_trunk(
+    request: pytest.FixtureRequest,
+) -> tuple[str, torch.nn.Module, list[tuple[torch.Tensor, list[torch.Tensor]]]]:
+    """Meta's Hiera for one size with every parameter random (pos embeds included: they start at 0),
+    and its features on the test inputs (one ``(x, features)`` pair per entry of ``SIZES``).
+
+    The features are computed once per size and shared by both layout tests: Meta's forward pass
+    is the same for both, and for "large" it is a few seconds per input on one thread."""
     size = request.param
     torch.manual_seed(123)
     trunk = hieradet.Hiera(**META_HIERA[size], return_interm_layers=True).eval()
     with torch.no_grad():
         for p in trunk.parameters():
             p.normal_(0.0, 0.05)
-    return size, trunk
-
-
-def _meta_features(trunk: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return [f.contiguous() for f in trunk(x)]  # (B, C, h, w) per stage
+    gen = torch.Generator().manual_seed(7)
+    cases = []
+    for h, w in SIZES:
+        x = torch.randn(2, 3, h, w, generator=gen)
+        cases.append((x, _meta_features(trunk, x)))
+    return size, trunk, cases
 
 
 def _our_features(trunk: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -116,11 +127,13 @@ def _our_features(trunk: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]
     return [f.permute(0, 3, 1, 2).contiguous() for f in feats]
 
 
-def _assert_identical(ours: torch.nn.Module, meta: torch.nn.Module, size: str) -> None:
-    gen = torch.Generator().manual_seed(7)
-    for h, w in SIZES:
-        x = torch.randn(2, 3, h, w, generator=gen)
-        a, b = _our_features(ours, x), _meta_features(meta, x)
+def _assert_identical(
+    ours: torch.nn.Module, cases: list[tuple[torch.Tensor, list[torch.Tensor]]], size: str
+) -> None:
+    """Our trunk's stage features on each input equal Meta's (from the ``meta_trunk`` fixture)."""
+    for x, b in cases:
+        h, w = x.shape[-2:]
+        a = _our_features(ours, x)
         assert len(a) == len(b) == 4
         for stage, (fa, fb) in enumerate(zip(a, b, strict=True)):
             assert fa.shape == fb.shape, (size, (h, w), stage, fa.shape, fb.shape)
@@ -129,9 +142,9 @@ def _assert_identical(ours: torch.nn.Module, meta: torch.nn.Module, size: str) -
 
 
 def test_oracle_official_checkpoint_matches_meta_hiera(
-    meta_trunk: tuple[str, torch.nn.Module], tmp_path: Path
+    meta_trunk: tuple[str, torch.nn.Module, list], tmp_path: Path
 ) -> None:
-    size, meta = meta_trunk
+    size, meta, cases = meta_trunk
     state = {f"image_encoder.trunk.{k}": v for k, v in meta.state_dict().items()}
     # A real checkpoint carries the rest of SAM2 too; the loader must ignore it.
     state["image_encoder.neck.convs.0.conv.weight"] = torch.zeros(8, 8, 1, 1)
@@ -144,13 +157,13 @@ def test_oracle_official_checkpoint_matches_meta_hiera(
     assert got_size == size
     n_meta = sum(p.numel() for p in meta.parameters())
     assert sum(p.numel() for p in ours.parameters()) == n_meta
-    _assert_identical(ours.eval(), meta, size)
+    _assert_identical(ours.eval(), cases, size)
 
 
 def test_oracle_huggingface_layout_matches_meta_hiera(
-    meta_trunk: tuple[str, torch.nn.Module], tmp_path: Path
+    meta_trunk: tuple[str, torch.nn.Module, list], tmp_path: Path
 ) -> None:
-    size, meta = meta_trunk
+    size, meta, cases = meta_trunk
     hf = {_hf_name(k): v.contiguous() for k, v in meta.state_dict().items()}
     # The loader puts these names strictly into transformers' Sam2HieraDetModel, so a wrong name in
     # the table above fails the load instead of passing silently.
@@ -162,4 +175,4 @@ def test_oracle_huggingface_layout_matches_meta_hiera(
     del full, hf
     ours, got_size = load_encoder_weights(folder)
     assert got_size == size
-    _assert_identical(ours.eval(), meta, size)
+    _assert_identical(ours.eval(), cases, size)
