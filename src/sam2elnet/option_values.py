@@ -81,8 +81,8 @@ def road_buffer_m_field() -> Any:
         None,
         gt=0,
         le=ROAD_BUFFER_M_MAX,
-        description="road measures: centre-line buffer tolerance, metres (pixel size from the "
-        "prediction's CRS and transform)",
+        description="road measures: centre-line buffer tolerance, ground metres (pixel size "
+        "from the prediction's CRS, transform and projection scale factor)",
     )
 
 
