@@ -272,3 +272,13 @@ def test_a_dataset_json_that_is_not_utf8_is_a_data_error(tmp_path: Path) -> None
     with pytest.raises(DataError, match="cannot parse dataset.json") as err:
         read_dataset_meta(tmp_path)
     assert "dataset.json" in str(err.value)
+
+
+def test_band_selection_reads_the_selected_bands_own_names(tmp_path: Path) -> None:
+    """--bands picks names by file band number, also when some bands have no description: a
+    file of an unnamed optical band and a 'VV' band, judged on band 1 only, is not radar by
+    name (before, the unnamed band was dropped first, so band 1 was read as 'VV')."""
+    rng = np.random.default_rng(3)
+    p = _tif(tmp_path / "mixed.tif", rng.integers(0, 255, (2, 16, 16)).astype(np.uint8), ("", "VV"))
+    assert image_evidence(p, bands=[1]) == (None, "grey (1 band)")
+    assert image_evidence(p, bands=[2]) == ("sar", "radar band names (VV)")

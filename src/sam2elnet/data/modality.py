@@ -92,23 +92,6 @@ class ModalityDecision:
         return f"modality: {self.modality} ({self.reason}{hint})"
 
 
-def _band_names(path: Path) -> list[str]:
-    """The band descriptions of a GDAL raster (empty for PNG / JPEG or where none are set)."""
-    from sam2elnet.data.images import CV2_SUFFIXES
-
-    if path.suffix.lower() in CV2_SUFFIXES:
-        return []
-    import rasterio
-
-    from sam2elnet.data.windowed import GDAL_ENV, open_raster
-
-    try:
-        with rasterio.Env(**GDAL_ENV), open_raster(path) as src:
-            return [d for d in src.descriptions if d]
-    except (rasterio.errors.RasterioError, OSError):
-        return []
-
-
 def image_evidence(
     path: str | Path, bands: Sequence[int] | None = None
 ) -> tuple[Modality | None, str]:
@@ -127,14 +110,14 @@ def image_evidence(
     Raises:
         DataError: the image cannot be read.
     """
+    from sam2elnet.data.band_match import band_descriptions
     from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, identical_channels
     from sam2elnet.data.normalize import looks_like_db, read_image_or_sample
 
     p = Path(path)
-    names = _band_names(p)
-    if bands:
-        names = [names[b - 1] for b in bands if 0 < b <= len(names)]
-    radar = [n for n in names if SAR_BAND_NAME.search(n)]
+    # by file band number ("" where a band has no description), so --bands picks its own names
+    names = band_descriptions(p, bands)
+    radar = [n for n in names if n and SAR_BAND_NAME.search(n)]
     if radar:
         return "sar", f"radar band names ({', '.join(radar)})"
     img = read_image_or_sample(p, sar=False, bands=bands)
