@@ -50,6 +50,11 @@ def write_png(path: Path, arr: np.ndarray) -> Path:
     return path
 
 
+def write_mask_png(path: Path, mask: np.ndarray) -> Path:
+    """Write a boolean / 0-1 (H, W) mask as a 0/255 uint8 PNG (folders made as needed)."""
+    return write_png(path, np.asarray(mask).astype(np.uint8) * 255)
+
+
 def write_tif(
     path: Path, data: np.ndarray, nodata: float | None = None, georef: bool = True
 ) -> Path:

@@ -8,6 +8,13 @@ import cv2
 import numpy as np
 
 
+def one_road_label(size: tuple[int, int] = (40, 60)) -> np.ndarray:
+    """uint8 0/255 label of one straight road, rows 18-20, columns 5-54 (a 50 x 3 px bar)."""
+    m = np.zeros(size, np.uint8)
+    m[18:21, 5:55] = 255
+    return m
+
+
 def road_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     """uint8 0/255 mask of 2-3 straight roads, 3-4 px wide, crossing the whole image."""
     m = np.zeros((size, size), np.uint8)

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_data import nodata_strip_pair
+from helpers_data import nodata_strip_pair, write_mask_png
 from PIL import Image
 
 from sam2elnet.cli import main
-
-
-def _save(path: Path, mask: np.ndarray) -> None:
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
 
 @pytest.fixture
@@ -30,8 +26,8 @@ def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
         t[4:20, 4:20] = True
         p = np.zeros_like(t)
         p[4 + k : 20, 4:20] = True
-        _save(truth / f"{k}_mask.png", t)
-        _save(pred / f"{k}_pred.png", p)
+        write_mask_png(truth / f"{k}_mask.png", t)
+        write_mask_png(pred / f"{k}_pred.png", p)
         Image.fromarray((rng.random((24, 24)) * 255).astype(np.uint8)).save(images / f"{k}_sat.png")
         rows.append(
             {"image": f"{k}_sat.png", "label": "", "predicted_iou": 1 - 0.1 * k, "kept": k < 2}
@@ -174,9 +170,9 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     assert tables["skipped pairs"][1]["reason"].startswith("is 24x24 (WxH) but its ground truth")
     assert _skipped_table([], 4) == ({}, [])
     # fixed and re-run: everything scored, the stale list of skips is gone
-    _save(pred / "2_pred.png", np.ones((24, 24), bool))
+    write_mask_png(pred / "2_pred.png", np.ones((24, 24), bool))
     (truth / "3_mask.tif").unlink()
-    _save(truth / "3_mask.png", np.ones((24, 24), bool))
+    write_mask_png(truth / "3_mask.png", np.ones((24, 24), bool))
     assert main(argv) == 0
     assert json.loads(js.read_text())["n_skipped"] == 0 and not skipped_csv.exists()
     assert "skipped pairs" not in (out / "report.html").read_text()
@@ -225,9 +221,9 @@ def test_evaluate_run_folder_layout(tmp_path: Path, capsys: pytest.CaptureFixtur
         p[4 + 2 * k : 20, 4:20] = True
         kept = k < 2
         rel = f"{'labels' if kept else 'rejected'}/{k}_sat.png"
-        _save(run / rel, p)
-        _save(truth / f"{k}_mask.png", t)
-        _save(coarse / f"{k}_mask.png", t)
+        write_mask_png(run / rel, p)
+        write_mask_png(truth / f"{k}_mask.png", t)
+        write_mask_png(coarse / f"{k}_mask.png", t)
         Image.fromarray(np.full((24, 24), 100, np.uint8)).save(imgs / f"{k}_sat.jpg")
         rows.append(
             {

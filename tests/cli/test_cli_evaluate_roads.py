@@ -12,15 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers_data import write_mask_png
 
 from sam2elnet.cli import main
 from sam2elnet.engine.metrics import ROAD_COUNT_KEYS, RoadCounts, road_scores
-
-
-def _save(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
 
 @pytest.fixture
@@ -33,8 +28,8 @@ def roads(tmp_path: Path) -> tuple[Path, Path]:
     b = np.zeros_like(t)
     b[15:18, :16] = True
     for name, p in (("a", a), ("b", b)):
-        _save(tmp_path / "truth" / f"{name}_mask.png", t)
-        _save(tmp_path / "pred" / f"{name}_pred.png", p)
+        write_mask_png(tmp_path / "truth" / f"{name}_mask.png", t)
+        write_mask_png(tmp_path / "pred" / f"{name}_pred.png", p)
     return tmp_path / "pred", tmp_path / "truth"
 
 

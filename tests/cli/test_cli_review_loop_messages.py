@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_data import grey_rgb, make_generic, write_png
+from helpers_data import grey_rgb, make_generic, write_mask_png, write_png
 
 from sam2elnet.cli import main
 from sam2elnet.errors import CheckpointError
@@ -68,11 +68,6 @@ def test_resume_state_given_as_a_model_says_to_give_model_pt(
     assert "not --model" not in str(info.value)  # also the message of --init-model
 
 
-def _save(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(path, mask.astype(np.uint8) * 255)
-
-
 def test_evaluate_unmatched_line_says_where_they_are_listed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -81,9 +76,9 @@ def test_evaluate_unmatched_line_says_where_they_are_listed(
     pred, truth = tmp_path / "pred", tmp_path / "truth"
     m = np.zeros((24, 24), bool)
     m[4:20, 4:20] = True
-    _save(pred / "a.png", m)
-    _save(truth / "a.png", m)
-    _save(truth / "b.png", m)  # no prediction
+    write_mask_png(pred / "a.png", m)
+    write_mask_png(truth / "a.png", m)
+    write_mask_png(truth / "b.png", m)  # no prediction
     argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress"]
     assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from helpers_data import write_mask_png
 
 from sam2elnet.cli import main
-
-
-def _save(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
 
 @pytest.fixture
@@ -25,8 +20,8 @@ def road_pair(tmp_path: Path) -> tuple[Path, Path]:
     t[15:18, :] = True
     p = np.zeros_like(t)
     p[15:18, :16] = True
-    _save(tmp_path / "truth" / "a_mask.png", t)
-    _save(tmp_path / "pred" / "a_pred.png", p)
+    write_mask_png(tmp_path / "truth" / "a_mask.png", t)
+    write_mask_png(tmp_path / "pred" / "a_pred.png", p)
     return tmp_path / "pred", tmp_path / "truth"
 
 

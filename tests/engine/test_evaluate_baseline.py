@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import write_mask_png
 from PIL import Image
 
 from sam2elnet.cli import main
@@ -17,11 +18,6 @@ from sam2elnet.engine.comparison import compare, outcome
 from sam2elnet.engine.metrics import Confusion
 
 S = 32
-
-
-def _save(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(path)
 
 
 def _box(c1: int) -> np.ndarray:
@@ -49,12 +45,14 @@ def sos(tmp_path: Path) -> dict[str, Path]:
     truth, coarse, enh = tmp_path / "train", tmp_path / "coarse", tmp_path / "enh"
     rows: dict[str, list[dict]] = {"palsar": [], "sentinel": []}
     for i, (sensor, t, b, p, q, kept) in CASES.items():
-        _save(truth / sensor / f"{i}_mask.png", t)
+        write_mask_png(truth / sensor / f"{i}_mask.png", t)
         Image.fromarray(np.full((S, S), 90, np.uint8)).save(truth / sensor / f"{i}_sat.jpg")
-        _save(coarse / sensor / f"{i}_mask.png", b)
+        write_mask_png(coarse / sensor / f"{i}_mask.png", b)
         rel = f"{'labels' if kept else 'rejected'}/{i}_sat.png"
-        _save(enh / sensor / rel, p)
-        _save(enh / sensor / "changes" / f"{i}_sat.png", ~p)  # not a label: must be ignored
+        write_mask_png(enh / sensor / rel, p)
+        write_mask_png(
+            enh / sensor / "changes" / f"{i}_sat.png", ~p
+        )  # not a label: must be ignored
         rows[sensor].append(
             {"image": f"{i}_sat.jpg", "label": rel, "predicted_iou": q, "kept": kept}
         )
@@ -193,7 +191,7 @@ def test_evaluate_baseline_bad_inputs(
     assert not (sos["tmp"] / "eval").exists()
     # a baseline of another size skips its pair (named, with both sizes); the rest is compared
     bad = sos["coarse"] / "sentinel" / "4_mask.png"
-    _save(bad, np.zeros((16, S), bool))
+    write_mask_png(bad, np.zeros((16, S), bool))
     js = sos["tmp"] / "b.json"
     assert main([*base, "--baseline", str(sos["coarse"]), "--json", str(js)]) == 0
     cap = capsys.readouterr()

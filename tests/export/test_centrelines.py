@@ -13,7 +13,7 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
-from helpers_roads import road_mask
+from helpers_roads import one_road_label, road_mask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -233,8 +233,7 @@ def test_centre_lines_of_plain_and_empty_labels(tmp_path: Path) -> None:
 
     labs = tmp_path / "labs"
     labs.mkdir()
-    m = np.zeros((40, 60), np.uint8)
-    m[18:21, 5:55] = 255
+    m = one_road_label()
     cv2.imwrite(str(labs / "a.png"), m)
     cv2.imwrite(str(labs / "empty.png"), np.zeros((40, 60), np.uint8))
     # not a road run: off unless asked for; asked: pixel coordinates, lengths in px only

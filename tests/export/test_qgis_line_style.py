@@ -8,7 +8,7 @@ import sqlite3
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
+from helpers_roads import one_road_label
 
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.qgis_style import (
@@ -42,8 +42,7 @@ def test_centre_lines_get_a_line_style_in_the_geopackage(tmp_path: Path) -> None
 
     labs = tmp_path / "labs"
     labs.mkdir()
-    m = np.zeros((40, 60), np.uint8)
-    m[18:21, 5:55] = 255
+    m = one_road_label()
     cv2.imwrite(str(labs / "a.png"), m)
     out = tmp_path / "roads.gpkg"
     for _ in range(2):  # a re-export keeps one default style per layer
@@ -89,8 +88,7 @@ def test_geojson_and_shapefile_exports_get_qml_sidecars(tmp_path: Path) -> None:
 
     labs = tmp_path / "labs"
     labs.mkdir()
-    m = np.zeros((40, 60), np.uint8)
-    m[18:21, 5:55] = 255
+    m = one_road_label()
     with rasterio.open(
         labs / "a.tif", "w", driver="GTiff", width=60, height=40, count=1, dtype="uint8",
         crs="EPSG:32633", transform=from_origin(500_000, 4_000_000, 10, 10),

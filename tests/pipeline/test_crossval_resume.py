@@ -87,17 +87,24 @@ def test_settings_that_change_results_are_named_with_their_saved_values(tmp_path
     ]
 
 
-def test_cli_refuses_another_epochs_in_one_line_naming_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Exit 2, one `error:` line naming the flag, the saved value and what to do; nothing
-    written (the run's record is as it was)."""
+def _recorded_micro_cv(tmp_path: Path) -> tuple[Path, Path]:
+    """An empty --data folder and a cv --out folder whose cv_config.json records a 3-fold micro
+    run of 3 epochs (nothing trained)."""
     data = tmp_path / "data"
     data.mkdir()
     out = tmp_path / "cv"
     out.mkdir()
     first = CVConfig(data=data, out=out, folds=3, train={"size": "micro", "epochs": 3})
     (out / "cv_config.json").write_text(json.dumps(_record(first)))
+    return data, out
+
+
+def test_cli_refuses_another_epochs_in_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2, one `error:` line naming the flag, the saved value and what to do; nothing
+    written (the run's record is as it was)."""
+    data, out = _recorded_micro_cv(tmp_path)
     before = (out / "cv_config.json").read_bytes()
     base = ["cv", "--data", str(data), "--out", str(out), "--folds", "3", "--size", "micro"]
     rc = main([*base, "--epochs", "5", "--no-progress", "--report"])
@@ -157,12 +164,7 @@ def test_cli_domain_equal_to_the_auto_choice_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI gets past the settings check (here to the empty --data folder's error)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    out = tmp_path / "cv"
-    out.mkdir()
-    first = CVConfig(data=data, out=out, folds=3, train={"size": "micro", "epochs": 3})
-    (out / "cv_config.json").write_text(json.dumps(_record(first)))
+    data, out = _recorded_micro_cv(tmp_path)
     base = ["cv", "--data", str(data), "--out", str(out), "--folds", "3", "--size", "micro"]
     capsys.readouterr()
     assert main([*base, "--epochs", "3", "--domain", "roads", "--no-progress"]) == 2
