@@ -61,10 +61,11 @@ def band_descriptions(path: str | Path, bands: Sequence[int] | None = None) -> l
     """
     import rasterio
 
+    from sam2elnet.data.images import CV2_SUFFIXES
     from sam2elnet.data.windowed import GDAL_ENV, open_raster
 
     p = Path(path)
-    if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+    if p.suffix.lower() in CV2_SUFFIXES:
         return []
     try:
         with rasterio.Env(**GDAL_ENV), open_raster(p) as src:

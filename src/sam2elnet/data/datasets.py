@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sam2elnet.data.images import match_bands, read_image
+from sam2elnet.data.band_match import match_bands
+from sam2elnet.data.images import read_image
 from sam2elnet.data.layouts import (
     LAYOUTS,
     SOS_SENSORS,

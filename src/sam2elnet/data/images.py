@@ -19,11 +19,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sam2elnet.data.band_match import (  # noqa: F401  (the band-count rule, re-exported)
-    IDENTICAL_NORMALISED_ATOL,
-    band_layout,
-    match_bands,
-)
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.validity import (
     alpha_tagged,

@@ -240,7 +240,8 @@ def image_like_label(path: str | Path) -> str:
         ``""`` or one phrase, e.g. ``"3 bands that differ, a colour image"`` or ``"continuous
         greys, 97 % of the pixels away from 0 and the top value"``.
     """
-    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, read_image
+    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL
+    from sam2elnet.data.images import read_image
     from sam2elnet.data.mask_values import continuous_share
 
     p = Path(path)

@@ -18,7 +18,7 @@ this order and says which fact decided:
      backscatter in dB, :func:`sam2elnet.data.normalize.looks_like_db`; reflectances and DNs are
      not negative).
    * Optical evidence: 3 or more bands that differ (colour or multispectral; within
-     :data:`sam2elnet.data.images.IDENTICAL_NORMALISED_ATOL` of the data range they count as one
+     :data:`sam2elnet.data.band_match.IDENTICAL_NORMALISED_ATOL` of the data range they count as one
      grey band stored several times).
    * Anything else (1 band, 2 bands, or a grey image stored as identical RGB channels) does not
      tell: single-polarisation SAR and panchromatic optical imagery look alike as pixel arrays,
@@ -110,8 +110,8 @@ def image_evidence(
     Raises:
         DataError: the image cannot be read.
     """
-    from sam2elnet.data.band_match import band_descriptions
-    from sam2elnet.data.images import IDENTICAL_NORMALISED_ATOL, identical_channels
+    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_descriptions
+    from sam2elnet.data.images import identical_channels
     from sam2elnet.data.normalize import looks_like_db, read_image_or_sample
 
     p = Path(path)

@@ -41,7 +41,7 @@ from sam2elnet.engine.eval_stream import (
     read_pair_masks,
 )
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
-from sam2elnet.engine.road_buffer import SAME_PIXEL_SIZE, pixel_sizes_m
+from sam2elnet.engine.road_buffer import pixel_sizes_m, same_pixel_size
 from sam2elnet.engine.road_buffer import road_buffer_px as road_buffer_px_from_m
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import ROAD_BUFFER_PX, GroupBy
@@ -362,21 +362,19 @@ def _one_m(images: list[ImageResult]) -> float | None:
     ms = [r.road_buffer[1] for r in images if r.road_buffer is not None]
     if not ms or any(m is None for m in ms):
         return None
-    lo, hi = min(ms), max(ms)  # type: ignore[type-var]
-    return float(lo) if hi - lo <= SAME_PIXEL_SIZE * lo else None
+    return float(min(ms)) if same_pixel_size(ms) else None  # type: ignore[arg-type,type-var]
 
 
 def _ground(sizes: dict[Path, PixelSize]) -> dict[str, float | None]:
     """The options entries of the predictions' ground pixel: ``pixel_size_m`` (ground metres
     per pixel at the image centre) and ``pixel_scale_factor`` (the projection's scale factor
     there, CRS metres per ground metre), the first prediction's when every prediction's is
-    known and they agree within :data:`SAME_PIXEL_SIZE`; None otherwise."""
+    known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`); None otherwise."""
     ms = [s.metres for s in sizes.values()]
     first = next(iter(sizes.values()), None)
     if first is None or first.metres is None or any(m is None for m in ms):
         return {"pixel_size_m": None, "pixel_scale_factor": None}
-    lo, hi = min(ms), max(ms)  # type: ignore[type-var]
-    if hi - lo > SAME_PIXEL_SIZE * lo:
+    if not same_pixel_size(ms):  # type: ignore[arg-type]
         return {"pixel_size_m": None, "pixel_scale_factor": None}
     return {"pixel_size_m": first.metres, "pixel_scale_factor": first.scale}
 

@@ -37,6 +37,13 @@ from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
 
+MORE_LABELS_ADVICE = (
+    "train again on more labelled images (e.g. reviewed labels together with the earlier ones, "
+    "docs/review.md), or with --quality-folds, which scores every labelled image out of fold "
+    "(docs/training.md)"
+)
+"""What to do about an unfitted quality evaluator (no command refits one alone)."""
+
 __all__ = ["UNFITTED_EVALUATOR", "Predictor", "QualityScoringPredictor"]
 
 UNFITTED_EVALUATOR = "this model's quality evaluator is not fitted"
@@ -125,8 +132,7 @@ class Predictor:
             text = (
                 f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); "
                 f"predicted IoUs are conservative (at most {self.evaluator.prior:.2f}) and do not "
-                "rank labels well - train again on more labelled images, e.g. reviewed labels together "
-                "with the earlier ones (docs/review.md), or with --quality-folds (docs/training.md)"
+                f"rank labels well - {MORE_LABELS_ADVICE}"
             )
             warn_once(log, UNFITTED_EVALUATOR, text, key=f"{path}: {text}")
         self.tta = self.evaluator.tta if tta is None else int(tta)
@@ -411,16 +417,14 @@ class Predictor:
                 raise UserError(f"--min-quality {min_quality} must be within [0, 1]")
             thr = float(min_quality)
             info["min_quality"] = thr
-        if target_precision is not None:
+        elif target_precision is not None:  # one filter only (check_one_filter)
             if not 0.0 < target_precision <= 1.0:
                 raise UserError(f"--target-precision {target_precision} must be within (0, 1]")
             if not self.evaluator.fitted:
                 raise UserError(
                     "this model's quality evaluator was not fitted "
                     f"({self.evaluator.warning or self.evaluator.status}); use --min-quality, or "
-                    "train again on more labelled images (e.g. reviewed labels together with the earlier "
-                    "ones, docs/review.md; --quality-folds scores every labelled image out of "
-                    "fold, docs/training.md)",
+                    f"{MORE_LABELS_ADVICE}",
                     self.path,
                 )
             choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)

@@ -20,7 +20,7 @@ from sam2elnet.data.georef import PixelSize
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import ROAD_BUFFER_MAX
 
-__all__ = ["SAME_PIXEL_SIZE", "pixel_sizes_m", "road_buffer_px"]
+__all__ = ["SAME_PIXEL_SIZE", "pixel_sizes_m", "road_buffer_px", "same_pixel_size"]
 
 SAME_PIXEL_SIZE = 0.01
 """Relative difference below which two pixel sizes count as one (``--road-buffer-m`` needs one
@@ -42,6 +42,14 @@ def pixel_sizes_m(paths: Sequence[Path]) -> dict[Path, PixelSize]:
         sizes[Path(p)] = pixel_size(head.geo, head.shape)
     warn_scale_spread(sizes)
     return sizes
+
+
+def same_pixel_size(values: list[float]) -> bool:
+    """Whether pixel sizes (or lengths derived from them) are one size: each within
+    :data:`SAME_PIXEL_SIZE` (relative) of the first. The one rule for ``--road-buffer-m``'s
+    check and for what an evaluation records (``evaluate._one_m``, ``evaluate._ground``)."""
+    first = values[0]
+    return all(abs(v - first) <= SAME_PIXEL_SIZE * first for v in values[1:])
 
 
 def road_buffer_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> float:
@@ -73,7 +81,7 @@ def road_buffer_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> float:
         known.append((path, size))
     first, size = known[0]
     for path, other in known[1:]:
-        if abs(other - size) > SAME_PIXEL_SIZE * size:
+        if not same_pixel_size([size, other]):
             raise DataError(
                 f"has {other:.4g} m ground pixels, {first.name} {size:.4g} m: --road-buffer-m "
                 "needs one ground pixel size (a Web Mercator tile's depends on its latitude); "

@@ -37,9 +37,17 @@ __all__ = [
     "selection_rule",
     "selection_weights",
     "VAL_SCALE",
+    "VAL_SCALE_WORDS",
     "val_text",
     "validate",
 ]
+
+VAL_SCALE = "val_scale"
+"""The ``metrics.csv`` column (text, not a number) saying how a row's validation images were
+scored: ``native`` (:data:`~sam2elnet.engine.train_val.VAL_EVAL_MODE`, each image's centred crop
+window at its own scale) or ``resized`` (:data:`OLD_VAL_MODE`, epochs validated before 2026-12-03,
+kept by a ``--resume`` across the change); empty without a validation split. The ``val_*`` scores
+of rows with different values are not comparable."""
 
 METRIC_FIELDS = (
     "epoch",
@@ -47,7 +55,7 @@ METRIC_FIELDS = (
     "train_loss",
     "train_iou",
     "train_f1",
-    "val_scale",
+    VAL_SCALE,
     "val_loss",
     "val_iou",
     "val_f1",
@@ -57,12 +65,6 @@ METRIC_FIELDS = (
     "time_s",
     "train_img_per_s",
 )
-VAL_SCALE = "val_scale"
-"""The ``metrics.csv`` column (text, not a number) saying how a row's validation images were
-scored: ``native`` (:data:`~sam2elnet.engine.train_val.VAL_EVAL_MODE`, each image's centred crop
-window at its own scale) or ``resized`` (:data:`OLD_VAL_MODE`, epochs validated before 2026-12-03,
-kept by a ``--resume`` across the change); empty without a validation split. The ``val_*`` scores
-of rows with different values are not comparable."""
 # added to metrics.csv for road data (annotation mode, Wiedemann et al. 1998 measures over the
 # validation split: sam2elnet.engine.metrics.road_counts)
 ROAD_FIELDS = (
@@ -150,6 +152,12 @@ OLD_VAL_MODE = "resized"
 """The validation mode of a ``last.pt`` that records none: each validation image resized to the
 crop size (``elnet train`` before 2026-12-03)."""
 
+VAL_SCALE_WORDS = {
+    VAL_EVAL_MODE: "at native scale",
+    OLD_VAL_MODE: "with images resized to the crop size",
+}
+"""How messages and the training report say each validation mode (a :data:`VAL_SCALE` value)."""
+
 
 def resumed_selection(
     state: dict[str, Any],
@@ -214,7 +222,7 @@ def resumed_selection(
                 "from epoch %d on (model.pt keeps epoch %d until then; metrics.csv keeps the "
                 "old rows)",
                 done,
-                "with images resized to the crop size" if old_mode == OLD_VAL_MODE else old_mode,
+                VAL_SCALE_WORDS.get(old_mode or "", old_mode),
                 VAL_EVAL_MODE,
                 done + 1,
                 int(state["best_epoch"]) + 1,

@@ -328,10 +328,16 @@ def lengths_m(lines: list[Any], crs: Any) -> list[float]:
     except Exception as err:  # noqa: BLE001 - PROJ raises several error types
         import logging
 
-        logging.getLogger(__name__).warning(
-            "centre lines: %s cannot be taken to latitude / longitude (%s): length_m is the "
-            "planar length in the CRS, not the ground length", crs_name(crs), err,
-        )  # fmt: skip
+        from sam2elnet.utils.run_warnings import warn_once
+
+        # once per CRS, not once per label of a scene folder
+        warn_once(
+            logging.getLogger(__name__),
+            "centre lines: CRS not convertible to latitude / longitude",
+            f"centre lines: {crs_name(crs)} cannot be taken to latitude / longitude ({err}): "
+            "length_m is the planar length in the CRS, not the ground length",
+            key=crs_name(crs),
+        )
         factor = metres_per_unit(crs) or 1.0
         return [float(g.length) * factor for g in lines]
     same = which[1:] == which[:-1]  # a step between two vertices of one line
@@ -373,10 +379,14 @@ class CentreLineLayer:
         budget = MEMORY_BUDGET_BYTES if self.budget_bytes is None else self.budget_bytes
         rows = strip_rows_for(lab.width, budget)
 
-        def read(r0: int, r1: int) -> np.ndarray:
-            return lab.read_mask(r0, r1 - r0)
+        # a label thinned whole is read once, and its free ends are extended on that array;
+        # a label thinned in strips is read by windows (its strips, then a box per free end)
+        whole = lab.read_mask() if rows >= lab.height else None
 
-        if rows >= lab.height:
+        def read(r0: int, r1: int) -> np.ndarray:
+            return whole[r0:r1] if whole is not None else lab.read_mask(r0, r1 - r0)
+
+        if whole is not None:
             lines = skeleton_lines(read, lab.height)
         else:
             n = -(-lab.height // rows)
@@ -391,6 +401,8 @@ class CentreLineLayer:
 
         def ends(found: list[Any]) -> list[Any]:
             def box(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+                if whole is not None:
+                    return whole[r0:r1, c0:c1]
                 return lab.read_mask(r0, r1 - r0, c0, c1 - c0)
 
             return extend_free_ends(found, box, lab.height, lab.width)

@@ -102,18 +102,11 @@ def read_review_digests(path: str | Path) -> dict[str, tuple[str, int]]:
     Raises:
         DataError: as :func:`read_review_set`.
     """
-    read_review_set(path)  # the checks and their messages
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
     out: dict[str, tuple[str, int]] = {}
-    for e in data["images"]:
-        d = e.get("mask_sha256") if isinstance(e, dict) else None
-        n = e.get("polygons") if isinstance(e, dict) else None
-        if not isinstance(d, str) or not isinstance(n, int):
-            continue
-        for key in ("source", "label"):
-            v = e.get(key)
-            if isinstance(v, str) and v.strip():
-                out[Path(v.strip()).stem] = (d, n)
+    for e in _review_entries(path):
+        d, n = e.get("mask_sha256"), e.get("polygons")
+        if isinstance(d, str) and isinstance(n, int):
+            out.update(dict.fromkeys(_entry_stems(e), (d, n)))
     return out
 
 
@@ -124,6 +117,11 @@ def read_review_set(path: str | Path) -> set[str]:
         DataError: the file is missing, not JSON, or not a review record (naming the file and
             what to give instead).
     """
+    return {stem for e in _review_entries(path) for stem in _entry_stems(e)}
+
+
+def _review_entries(path: str | Path) -> list[dict[str, Any]]:
+    """The entries (dicts) of a review record, after the checks of :func:`read_review_set`."""
     p = Path(path)
     if not p.is_file():
         raise DataError(
@@ -140,11 +138,13 @@ def read_review_set(path: str | Path) -> set[str]:
             ".shp / .geojson); give that file",
             p,
         )
-    stems: set[str] = set()
-    for e in entries:
-        if isinstance(e, dict):
-            for key in ("source", "label"):
-                v = e.get(key)
-                if isinstance(v, str) and v.strip():
-                    stems.add(Path(v.strip()).stem)
-    return stems
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _entry_stems(e: dict[str, Any]) -> list[str]:
+    """The image stems an entry names: of its ``source`` and its ``label``."""
+    return [
+        Path(v.strip()).stem
+        for v in (e.get("source"), e.get("label"))
+        if isinstance(v, str) and v.strip()
+    ]

@@ -108,7 +108,8 @@ def _scale_note(spans: Sequence[tuple[str, int, int]]) -> str | None:
     """The report's note on a run whose epochs were validated in more than one way."""
     if len({s for s, _, _ in spans}) < 2:
         return None
-    words = {"native": "at native scale", "resized": "with images resized to the crop size"}
+    from sam2elnet.engine.train_metrics import VAL_SCALE_WORDS as words
+
     parts = [
         f"epoch{'s' if a != b else ''} {a if a == b else f'{a}-{b}'} {words.get(s, s)}"
         for s, a, b in spans
