@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ __all__ = [
     "is_vector_path",
     "read_vector",
     "VectorLabels",
+    "burn_shapes",
     "rasterize_vector",
 ]
 
@@ -271,8 +273,9 @@ class VectorLabels:
         )
 
     def rasterize(self, window: Window | None = None, all_touched: bool = False) -> np.ndarray:
-        """Burn the labels into a uint8 0/1 array for ``window`` (whole grid when None)."""
-        from rasterio import features, windows
+        """Burn the labels into a uint8 0/1 array for ``window`` (whole grid when None), pixel
+        centres inside (every touched pixel with ``all_touched``; :func:`burn_shapes`)."""
+        from rasterio import windows
         from shapely.geometry import box
 
         if window is None:
@@ -295,11 +298,55 @@ class VectorLabels:
         idx = self._tree.query(box(min(xs), min(ys), max(xs), max(ys)))
         if len(idx) == 0:
             return out
-        shapes = ((self.geoms[i], 1) for i in np.sort(idx))
-        features.rasterize(
-            shapes, out=out, transform=wt, fill=0, all_touched=all_touched, dtype=np.uint8
+        return burn_shapes(
+            [self.geoms[i] for i in np.sort(idx)],
+            window.height,
+            window.width,
+            wt,
+            all_touched=all_touched,
         )
+
+
+def burn_shapes(
+    geoms: Iterable[Any],
+    height: int,
+    width: int,
+    transform: Any = None,
+    *,
+    all_touched: bool = False,
+) -> np.ndarray:
+    """Burn shapely geometries into a uint8 0/1 ``(height, width)`` array: the one rasteriser of
+    label polygons (vector labels by window, the review digest of ``elnet export --format
+    vector``, polygons drawn in COCO / CVAT / Label Studio).
+
+    Args:
+        geoms: Shapely geometries in the coordinates of ``transform`` (polygons with holes,
+            multipolygons; lines burn the pixels GDAL's line rule crosses).
+        height, width: Array size, px.
+        transform: ``affine.Affine`` from pixel (column, row) to the geometries' coordinates;
+            None: pixel coordinates (x = column, y = row, on pixel corners).
+        all_touched: False: a pixel is 1 when its centre lies inside a geometry (GDAL's rule,
+            ``rasterio.features.rasterize``); True: every pixel a geometry touches.
+
+    Returns:
+        uint8 (height, width), 1 inside, 0 elsewhere (all 0 for no geometry).
+    """
+    from affine import Affine
+    from rasterio import features
+
+    out = np.zeros((int(height), int(width)), dtype=np.uint8)
+    shapes = [(g, 1) for g in geoms]
+    if not shapes:  # rasterio refuses an empty list
         return out
+    features.rasterize(
+        shapes,
+        out=out,
+        transform=Affine.identity() if transform is None else transform,
+        fill=0,
+        all_touched=all_touched,
+        dtype=np.uint8,
+    )
+    return out
 
 
 def rasterize_vector(

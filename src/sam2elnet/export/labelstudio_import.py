@@ -67,8 +67,9 @@ def fill_polygons(polygons: Iterable[Any], height: int, width: int) -> np.ndarra
         Zero-area parts (all vertices on a line) add nothing.
     """
     import shapely
-    from rasterio import features
     from shapely.geometry import Polygon
+
+    from sam2elnet.data.vector import burn_shapes
 
     shapes = []
     for poly in polygons:
@@ -79,10 +80,8 @@ def fill_polygons(polygons: Iterable[Any], height: int, width: int) -> np.ndarra
         if not g.is_valid:
             g = shapely.make_valid(g)
         parts = shapely.get_parts(shapely.get_parts(g))  # collection > multipolygon > polygon
-        shapes += [(q, 1) for q in parts if q.geom_type == "Polygon" and not q.is_empty]
-    if not shapes:
-        return np.zeros((height, width), dtype=bool)
-    return features.rasterize(shapes, out_shape=(height, width), dtype=np.uint8) > 0
+        shapes += [q for q in parts if q.geom_type == "Polygon" and not q.is_empty]
+    return burn_shapes(shapes, height, width) > 0
 
 
 # --------------------------------------------------------------------------------------- import

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.georef import crs_name
+from sam2elnet.data.vector import burn_shapes
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
@@ -239,7 +240,9 @@ def write_polygons(
                 entry = {"source": lab.source, "label": f.name, "polygons": attrs.count}
                 entry["quality"] = q
                 if drawn is not None:  # what the import rasterises from an unedited layer
-                    entry["mask_sha256"] = mask_digest(_burned(drawn, lab))
+                    entry["mask_sha256"] = mask_digest(
+                        burn_shapes(drawn, lab.height, lab.width, lab.transform) > 0
+                    )
                 if centre_lines is not None:
                     entry.update(centre_lines.add(attrs, model_id))
                 if review is not None:
@@ -306,24 +309,6 @@ def write_polygons(
                 "default (--geojson-crs source) or .gpkg keeps the CRS"
             )
     return n
-
-
-def _burned(polys: list[Any], lab: LabelRaster) -> np.ndarray:
-    """Bool (height, width) raster of ``polys`` (label CRS) on the label's grid, pixel centres
-    inside: the mask ``elnet import --from vector`` makes of them."""
-    from rasterio import features
-
-    if not polys:
-        return np.zeros((lab.height, lab.width), dtype=bool)
-    return (
-        features.rasterize(
-            [(g, 1) for g in polys],
-            out_shape=(lab.height, lab.width),
-            transform=lab.transform,
-            dtype=np.uint8,
-        )
-        > 0
-    )
 
 
 class _LabelAttrs:
