@@ -227,7 +227,7 @@ class TrainConfig(BaseModel):
     norm_stats: Path | None = Field(
         None,
         description="normalisation from `elnet stats --out` JSON; None = chosen from the training "
-        "data (sam2elnet.data.normalize.fit_normalization)",
+        "data (sam2elnet.data.norm_fit.fit_normalization)",
     )
     resume: bool = False
     progress: bool = True

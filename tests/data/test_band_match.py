@@ -80,7 +80,7 @@ def test_training_records_band_names(tmp_path):
 @pytest.fixture(scope="module")
 def vvvh_model(tmp_path_factory) -> Path:
     """A micro VV+VH model with the normalisation `elnet train` records (band names included)."""
-    from sam2elnet.data.normalize import fit_normalization
+    from sam2elnet.data.norm_fit import fit_normalization
     from sam2elnet.model import ModelConfig, build_model, save_model
 
     root = tmp_path_factory.mktemp("vvvh")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from helpers_data import grey_rgb, write_png, write_tif
 
-from sam2elnet.data.normalize import NormalizationConfig, compute_stats, normalize, to_db
+from sam2elnet.data.norm_fit import compute_stats
+from sam2elnet.data.normalize import NormalizationConfig, normalize, to_db
 from sam2elnet.data.raster import RasterImage, read_image
 from sam2elnet.errors import DataError
 

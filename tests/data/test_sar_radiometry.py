@@ -17,14 +17,8 @@ import torch
 from helpers_data import write_tif
 
 from sam2elnet.data.input_range import check_input_range
-from sam2elnet.data.normalize import (
-    NormalizationConfig,
-    fit_normalization,
-    load_norm_stats,
-    looks_like_db,
-    normalize,
-    to_db,
-)
+from sam2elnet.data.norm_fit import fit_normalization, load_norm_stats, looks_like_db
+from sam2elnet.data.normalize import NormalizationConfig, normalize, to_db
 from sam2elnet.data.raster import read_image
 from sam2elnet.errors import DataError
 

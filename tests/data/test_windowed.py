@@ -15,7 +15,8 @@ from helpers_data import write_png, write_tif
 
 from sam2elnet.data import windowed, windowed_image, windowed_mask
 from sam2elnet.data.datasets import Sample, SegmentationDataset
-from sam2elnet.data.normalize import NormalizationConfig, image_percentiles, read_image_or_sample
+from sam2elnet.data.norm_fit import read_image_or_sample
+from sam2elnet.data.normalize import NormalizationConfig, image_percentiles
 from sam2elnet.data.raster import read_image, read_mask_valid
 from sam2elnet.errors import DataError
 

@@ -12,7 +12,8 @@ from helpers_data import write_tif
 from helpers_logs import message_blocks
 
 from sam2elnet.data.input_range import check_input_range
-from sam2elnet.data.normalize import NormalizationConfig, fit_normalization
+from sam2elnet.data.norm_fit import fit_normalization
+from sam2elnet.data.normalize import NormalizationConfig
 
 S = 40
 RANGE = "far from the model's training range"

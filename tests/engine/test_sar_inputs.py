@@ -12,7 +12,8 @@ from helpers_data import write_tif
 
 from sam2elnet.data.images import read_image
 from sam2elnet.data.input_range import check_input_range
-from sam2elnet.data.normalize import NormalizationConfig, fit_normalization, normalize
+from sam2elnet.data.norm_fit import fit_normalization
+from sam2elnet.data.normalize import NormalizationConfig, normalize
 
 S = 40
 

@@ -18,7 +18,7 @@ _EXPORTS = {
     "write_image": "writers",
     "NormalizationConfig": "normalize",
     "normalize": "normalize",
-    "compute_stats": "normalize",
+    "compute_stats": "norm_fit",
     "Sample": "layouts",
     "DatasetIndex": "layouts",
     "discover": "layouts",

@@ -55,7 +55,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.normalize import looks_like_db, to_db
+from sam2elnet.data.norm_fit import looks_like_db
+from sam2elnet.data.normalize import to_db
 from sam2elnet.utils.advice import KEEP, command, message, numbered, paragraph
 
 __all__ = [

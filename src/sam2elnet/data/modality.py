@@ -15,7 +15,7 @@ this order and says which fact decided:
    * SAR evidence: band descriptions naming a polarisation or a radar backscatter quantity
      (``VV``, ``VH``, ``HH``, ``HV``, ``Sigma0``, ``Gamma0``, ``Beta0``: SNAP and GDAL exports of
      Sentinel-1 / ALOS products), or floating-point values with a negative median (calibrated
-     backscatter in dB, :func:`sam2elnet.data.normalize.looks_like_db`; reflectances and DNs are
+     backscatter in dB, :func:`sam2elnet.data.norm_fit.looks_like_db`; reflectances and DNs are
      not negative).
    * Optical evidence: 3 or more bands that differ (colour or multispectral; within
      :data:`sam2elnet.data.band_match.IDENTICAL_NORMALISED_ATOL` of the data range they count as one
@@ -112,7 +112,7 @@ def image_evidence(
     """
     from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_descriptions
     from sam2elnet.data.images import identical_channels
-    from sam2elnet.data.normalize import looks_like_db, read_image_or_sample
+    from sam2elnet.data.norm_fit import looks_like_db, read_image_or_sample
 
     p = Path(path)
     # by file band number ("" where a band has no description), so --bands picks its own names

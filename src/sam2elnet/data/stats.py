@@ -3,7 +3,7 @@
 :func:`dataset_stats` finds the image/label pairs (:func:`sam2elnet.data.layouts.discover`),
 optionally checks every pair (:func:`check_pairs`: whole files, matching sizes; a bad pair is
 skipped), and computes per-band normalisation statistics
-(:func:`sam2elnet.data.normalize.compute_stats`) from the *training* images only when
+(:func:`sam2elnet.data.norm_fit.compute_stats`) from the *training* images only when
 the layout has a train split and no split was asked for: normalisation describes the training
 data, and looking at test images would leak them. :meth:`DatasetStats.payload` is the JSON that
 ``elnet stats --out FILE`` writes and ``elnet train --norm-stats FILE`` reads back.
@@ -19,7 +19,8 @@ from typing import Any
 from sam2elnet.config import StatsOptions, option_default
 from sam2elnet.data.layouts import DatasetIndex, Sample, discover, pair_size_error
 from sam2elnet.data.modality import with_modality
-from sam2elnet.data.normalize import NormalizationConfig, compute_stats
+from sam2elnet.data.norm_fit import compute_stats
+from sam2elnet.data.normalize import NormalizationConfig
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
 
@@ -144,7 +145,7 @@ def stats_config(
         p_low, p_high: Percentiles (0-100) of the scaling range.
         progress: Show a progress bar.
         skips: Where an image that cannot be read is recorded and left out (the batch policy;
-            :func:`~sam2elnet.data.normalize.compute_stats`); None: it raises DataError.
+            :func:`~sam2elnet.data.norm_fit.compute_stats`); None: it raises DataError.
 
     Returns:
         The :class:`~sam2elnet.data.normalize.NormalizationConfig` with per-band ``mean`` /
@@ -156,7 +157,7 @@ def stats_config(
     base = NormalizationConfig.for_modality(modality)
     if to_db is None and base.sar:  # judged on the first image that reads
         from sam2elnet.data.images import read_image
-        from sam2elnet.data.normalize import sar_needs_db
+        from sam2elnet.data.norm_fit import sar_needs_db
 
         for s in samples:
             try:

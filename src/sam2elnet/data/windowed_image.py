@@ -9,7 +9,7 @@ identical, value for value, to the same rows and columns of a whole read. Routin
 the cache: :mod:`sam2elnet.data.windowed`.
 
 **Statistics sample.** Per-image statistics (the ``percentile`` normalisation of optical
-images, dataset statistics in :func:`sam2elnet.data.normalize.compute_stats`) come from a
+images, dataset statistics in :func:`sam2elnet.data.norm_fit.compute_stats`) come from a
 regular sample taken during the pass: every ``k``-th pixel in raster order with
 ``k = ceil(H * W / STATS_SAMPLE)`` (all pixels of images up to :data:`STATS_SAMPLE` px, which then
 give exactly the whole-image statistics). The whole-image path itself takes the percentiles of

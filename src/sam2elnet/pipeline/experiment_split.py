@@ -222,7 +222,7 @@ def road_domain(split: Split) -> Any:
 
 def norm_config(split: Split) -> Any:
     """Normalisation chosen from the training pool's images, exactly as ``elnet train`` chooses it
-    (:func:`sam2elnet.data.normalize.fit_normalization`); never looks at the test images."""
-    from sam2elnet.data.normalize import fit_normalization
+    (:func:`sam2elnet.data.norm_fit.fit_normalization`); never looks at the test images."""
+    from sam2elnet.data.norm_fit import fit_normalization
 
     return fit_normalization([split.images[i] for i in sorted(split.pool)], split.modality)

@@ -330,7 +330,7 @@ def refine_folder(
     layout the ``*_mask`` files next to the images are left out), coarse labels from ``coarse``
     (matched by :func:`~sam2elnet.data.naming.mask_key`; placed on the image grid by
     :func:`sam2elnet.engine.downstream.load_pair`), and normalised as ``elnet train`` would
-    (:func:`~sam2elnet.data.normalize.fit_normalization` with ``modality``: ``sar``, ``optical``
+    (:func:`~sam2elnet.data.norm_fit.fit_normalization` with ``modality``: ``sar``, ``optical``
     or ``auto``: decided by :func:`sam2elnet.data.modality.folder_modality`, from the dataset
     layout or ``dataset.json`` the image folder belongs to, else from the images; the decision
     is a progress line, a warning when grey images cannot tell and optical is assumed; kept in
@@ -351,7 +351,7 @@ def refine_folder(
     from sam2elnet.data.images import read_image
     from sam2elnet.data.modality import MODALITIES, folder_modality
     from sam2elnet.data.naming import GEO_SUFFIXES, list_images, mask_key
-    from sam2elnet.data.normalize import fit_normalization
+    from sam2elnet.data.norm_fit import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.downstream import load_pair
