@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.norm_fit import looks_like_db
-from sam2elnet.data.normalize import to_db
+from sam2elnet.data.normalize import stride_sample, to_db
 from sam2elnet.utils.advice import KEEP, command, message, numbered, paragraph
 
 __all__ = [
@@ -84,7 +84,8 @@ width: the model would see an almost constant image. 2 %: 8-bit SAR scenes span 
 levels of a 0..255 training range (a calm sea in sos-dev 10-30 %), dB scenes several dB of a
 ~20 dB range; float linear sigma0 (0..0.2) against an 8-bit range spans < 0.1 %."""
 RANGE_SAMPLE = 100_000
-"""At most this many pixels per image are compared (a raster-order stride sample)."""
+"""At most this many pixels per image are compared
+(:func:`~sam2elnet.data.normalize.stride_sample`)."""
 ZERO_MIN_FRACTION = 0.01
 """:func:`check_zero_pixels` speaks when at least this fraction of the valid pixels is <= 0 in
 every band: a no-data border, not the odd noise-floor zero inside a swath."""
@@ -92,6 +93,12 @@ ZERO_PIXELS_KIND = "pixels of 0 without a nodata tag, given to a model that conv
 """The kind :func:`check_zero_pixels`' warning is counted by (once per run)."""
 INPUT_RANGE_KIND = "pixel values unlike the model's training data"
 """The kind the warning is counted by (once per run, :mod:`sam2elnet.utils.run_warnings`)."""
+
+
+def _bands_by_pixel(values: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """``values`` as (C, n): an (n,) array is one band."""
+    v = np.asarray(values, dtype=dtype)
+    return v[None] if v.ndim == 1 else v
 
 
 def _unsigned(dtype: str | None) -> bool:
@@ -270,14 +277,10 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         the dtypes, the fraction of pixels near the training range, and what to do (numbered
         steps with their commands for SAR).
     """
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 1:
-        v = v[None]
-    v = v[:, np.all(np.isfinite(v), axis=0)]
+    v = _bands_by_pixel(values, np.float64)
+    v = stride_sample(v[:, np.all(np.isfinite(v), axis=0)], RANGE_SAMPLE)
     if v.shape[1] == 0:
         return None
-    if v.shape[1] > RANGE_SAMPLE:
-        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
     trained = f"{cfg.data_dtype or 'unknown dtype'}"
     if cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating) and looks_like_db(v):
         return message(
@@ -423,13 +426,9 @@ def zero_share(values: np.ndarray) -> float:
     Returns:
         0..1 (0 for no pixel).
     """
-    v = np.asarray(values)
-    if v.ndim == 1:
-        v = v[None]
+    v = stride_sample(_bands_by_pixel(values), RANGE_SAMPLE)
     if v.shape[1] == 0:
         return 0.0
-    if v.shape[1] > RANGE_SAMPLE:
-        v = v[:, :: v.shape[1] // RANGE_SAMPLE + 1]
     return float(np.mean(np.all(v <= 0, axis=0)))
 
 

@@ -118,6 +118,20 @@ def prepare(data: np.ndarray, cfg: NormalizationConfig) -> np.ndarray:
     return x
 
 
+PERCENTILE_SAMPLE = 65536
+"""At most this many pixels per image give the ``percentile`` method's range (a raster-order
+stride sample: nearly the same percentiles as all pixels, faster)."""
+
+
+def stride_sample(values: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` pixels of ``values`` (C, n): every k-th column in raster order,
+    ``k = n // most + 1``; all of them when ``n <= most``. A view, no copy. The one sampling rule
+    of per-image statistics (:func:`image_percentiles`, :mod:`sam2elnet.data.input_range`)."""
+    if values.shape[1] > most:
+        return values[:, :: values.shape[1] // most + 1]
+    return values
+
+
 def _band_percentiles(
     x: np.ndarray, valid: np.ndarray | None, lo: float, hi: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +141,7 @@ def _band_percentiles(
         flat = flat[:, valid.reshape(-1)]
     if flat.shape[1] == 0:
         return np.zeros(c, np.float32), np.ones(c, np.float32)
-    if flat.shape[1] > 65536:  # a strided subsample gives nearly the same percentiles, faster
-        flat = flat[:, :: flat.shape[1] // 65536 + 1]
+    flat = stride_sample(flat, PERCENTILE_SAMPLE)
     q = np.percentile(flat, [lo, hi], axis=1).astype(np.float32)
     return q[0], q[1]
 
@@ -138,7 +151,8 @@ def image_percentiles(
 ) -> tuple[list[float], list[float]]:
     """Per-band ``p_low`` / ``p_high`` percentiles of an image's valid, finite pixels (after dB
     conversion when ``cfg.to_db``): the range the ``percentile`` method stretches to [0, 1], as
-    :func:`normalize` computes it (a raster-order stride sample of at most 65,536 pixels).
+    :func:`normalize` computes it (:func:`stride_sample` of at most :data:`PERCENTILE_SAMPLE`
+    pixels).
 
     A ``fixed`` config with these ``low`` / ``high`` normalises every window of the image
     exactly as :func:`normalize` normalises the whole image (the training dataset's windowed
