@@ -27,14 +27,26 @@ def normalization(norm_cfg: Any | None, modality: str = "sar") -> Any:
 
 
 def load_pair(
-    image_path: Path, label_path: Path | None, norm_cfg: Any
+    image_path: Path, label_path: Path | None, norm_cfg: Any, in_bands: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Read one pair: normalised image (C,H,W) f32, label bool (H,W) or None, valid bool (H,W)."""
-    from sam2elnet.data.normalize import normalize
+    """Read one pair: normalised image (C,H,W) f32, label bool (H,W) or None, valid bool (H,W).
+
+    The image's band count is matched to ``in_bands`` (the downstream model's bands; None
+    accepts any count) by the band rule of every prediction path
+    (:func:`~sam2elnet.data.normalize.normalize_for_model`,
+    :func:`~sam2elnet.data.band_match.band_layout`): one band into a 3-band optical model is
+    repeated to R, G, B, and C = ``in_bands`` then.
+
+    Raises:
+        BandCountError: a band count the model cannot take (e.g. one band into a VV+VH model),
+            naming the image, as ``elnet annotate`` does.
+        DataError: an unreadable image or label, or a label of another size.
+    """
+    from sam2elnet.data.normalize import normalize_for_model
     from sam2elnet.data.raster import read_image, read_mask_valid
 
     img = read_image(image_path, sar=norm_cfg.sar, bands=norm_cfg.band_select)
-    x = normalize(img, norm_cfg)
+    x = normalize_for_model(img, norm_cfg, in_bands, image_path)
     mask = None
     valid = img.valid
     if label_path is not None:

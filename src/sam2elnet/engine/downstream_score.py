@@ -72,7 +72,10 @@ def confusion_per_image(
 
     Returns an (N, 4) int64 array [tp, fp, fn, tn] in the order of ``pairs``; pixels that are nodata
     in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
-    probability. With a ``road_counts`` list (road data), each image's
+    probability. A test image's band count is matched to the model's (``model.in_bands``) by the
+    band rule of ``elnet annotate`` (:func:`~sam2elnet.engine.downstream_data.load_pair`): a
+    grey image into an RGB model is repeated, one band into a VV+VH model is a BandCountError
+    naming the image. With a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched within
     ``road_buffer`` px) is appended to it, in order.
 
@@ -86,6 +89,7 @@ def confusion_per_image(
     pairs = require_pairs(pairs, "test")
     norm_cfg = normalization(norm_cfg)
     rows = np.zeros((len(pairs), 4), dtype=np.int64)
+    in_bands = getattr(model, "in_bands", None)  # the band rule of every prediction path
     bs = max(1, cfg.eval_batch_size)
     bar = (
         progress_bar(len(pairs), "downstream test", "img", enabled=cfg.progress, leave=False)
@@ -93,7 +97,7 @@ def confusion_per_image(
         else None
     )
     for s in range(0, len(pairs), bs):
-        loaded = [load_pair(ip, lp, norm_cfg) for ip, lp in pairs[s : s + bs]]
+        loaded = [load_pair(ip, lp, norm_cfg, in_bands) for ip, lp in pairs[s : s + bs]]
         probs = predict_probabilities(model, [x for x, _, _ in loaded], cfg)
         for j, ((_, m, v), p) in enumerate(zip(loaded, probs, strict=True)):
             assert m is not None

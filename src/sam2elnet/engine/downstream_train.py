@@ -92,6 +92,7 @@ def train_downstream(
         cache={} if cache is None else cache,
     )
     in_bands = int(ds[0]["image"].shape[0])
+    ds.bands = in_bands  # the other images: the band rule of elnet train (data.band_match)
     model = build_downstream_model(cfg, in_bands).to(cfg.device)
     # oneDNN's preferred layout: 1.3-1.5x per step for this U-Net on CPU (benchmarks/
     # bench_downstream.py); same training up to float rounding
