@@ -33,7 +33,10 @@ def is_vector_label(v: Any) -> bool:
 def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray:
     """A vector label rasterised onto the image ``grid`` (a path) as enhance read it
     (:func:`sam2elnet.data.vector.rasterize_vector`; road lines 1 px wide, the width option of
-    the run is not recorded): bool (H, W) of the image, True inside a polygon / on a line.
+    the run is not recorded): bool (H, W) of the image, True inside a polygon / on a line. A
+    file that several images share (:class:`SharedVector`) is placed as enhance placed it
+    (``shared=True``): its features outside this image are not reported, and an image it does
+    not touch gets an empty label (enhance's empty coarse label), not an error.
 
     Raises:
         DataError: no image to draw on (``grid`` not a path), or the file or image cannot be
@@ -44,7 +47,10 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
     path = label.path if isinstance(label, SharedVector) else label
     if not isinstance(grid, (str, Path)):
         raise DataError("a vector label needs its image to be drawn on", path)
-    return rasterize_vector(path, grid, frame=frame_of(label), line_width=1, line_width_unit="px")
+    shared = isinstance(label, SharedVector)
+    return rasterize_vector(
+        path, grid, frame=frame_of(label), shared=shared, line_width=1, line_width_unit="px"
+    )
 
 
 def share_vector_labels(items: Sequence[Any]) -> list[Any]:
