@@ -210,7 +210,26 @@ def test_polygon_predictions_say_how_to_rasterise(
     truth = _pred(tmp_path / "truth.tif")
     assert main(["evaluate", "--pred", str(gpkg), "--truth", str(truth)]) == 2
     line = _one_error(capsys)
-    assert "polygons are read as ground truth (--truth) only" in line and "gdal_rasterize" in line
+    assert "polygons are read as ground truth (--truth) only" in line
+    # gdal_rasterize does not reproject: a file drawn in EPSG:4326 burnt onto a UTM extent
+    # lands nowhere; elnet import places it as --truth and enhance --labels do
+    assert "elnet import" in line and "--from vector --images" in line and "--all-images" in line
+    assert "gdal_rasterize" not in line
+
+
+def test_polygon_baseline_says_how_to_rasterise_it_onto_the_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The coarse polygons an enhance run started from (QGIS, EPSG:4326) given as --baseline:
+    the error names the command that rasterises them onto the images' grids, reprojected."""
+    gpkg = tmp_path / "coarse.gpkg"
+    gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_crs(4326).to_file(gpkg)
+    pred, truth = _pred(tmp_path / "pred.tif"), _pred(tmp_path / "truth.tif")
+    args = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--baseline", str(gpkg)]
+    assert main(args) == 2
+    line = _one_error(capsys)
+    assert line.startswith(f"error: {gpkg}: ") and "elnet import" in line
+    assert f"elnet import {gpkg} --from vector --images IMAGES --out DIR --all-images" in line
 
 
 def test_report_draws_polygon_truth_on_each_prediction(

@@ -201,22 +201,28 @@ def masks_of(
         return {}
     p = Path(path)
     if one is not None and p.is_file():
+        if p.suffix.lower() in VECTOR_SUFFIXES:  # read as a raster it failed as "corrupt"
+            raise UserError(f"{role} must be a mask file, not polygons{_vector_hint([p])}", p)
         return {next(iter(one[0])): p}
     return scan_masks(p, role, run_layout=run_layout)
 
 
 def _vector_hint(paths: Any) -> str:
     """The hint for polygons given where evaluate reads only masks (predictions, valid masks,
-    baselines): rasterise them onto the predictions' grid first; '' without one."""
+    baselines): rasterise them onto the images' grids first with ``elnet import --from vector``
+    (it reprojects from the file's CRS, as ``--truth`` and ``enhance --labels`` place polygons,
+    and one file may serve a folder of images; ``gdal_rasterize``, suggested before, burns the
+    coordinates as they are, so a file drawn in EPSG:4326 missed a UTM grid); '' without one."""
     from itertools import islice
 
     vector = set(VECTOR_SUFFIXES) - {".json"}  # a run folder's summary.json is no polygon file
-    if not any(Path(p).suffix.lower() in vector for p in islice(paths, 10_000)):
+    found = next((Path(p) for p in islice(paths, 10_000) if Path(p).suffix.lower() in vector), None)
+    if found is None:
         return ""
     return (
-        "; polygons are read as ground truth (--truth) only: rasterise them onto the "
-        "prediction's grid first, e.g. gdal_rasterize -burn 255 -init 0 -ot Byte -te XMIN YMIN XMAX YMAX "
-        "-ts WIDTH HEIGHT truth.gpkg truth.tif (extent and size of the prediction, from gdalinfo)"
+        "; polygons are read as ground truth (--truth) only: rasterise them onto the images' "
+        f"grids first (reprojected from their CRS; one file may cover many images), e.g. elnet "
+        f"import {found} --from vector --images IMAGES --out DIR --all-images, and give DIR"
     )
 
 
