@@ -145,3 +145,39 @@ def test_out_of_distribution_inputs_score_zero(run) -> None:
     assert q.predicted_iou[0] > 0.1  # scored (a 16-sample evaluator may damp it a little)
     assert list(q.predicted_iou[1:]) == [0.0, 0.0]
     assert q.flags[1:] == ["out of distribution"] * 2
+
+
+def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
+    run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A float dB scene (-30..-5 dB, a nodata border) given to a model trained on 0..255 images:
+    every pixel is clipped to 0, and quality.csv said 'constant image' of a scene that is not
+    (the analyst opens it in QGIS and sees a slick). Now it says the scaling did it; a black PNG
+    is still a constant image; both are rejected and counted in summary.json."""
+    import json
+
+    from sam2elnet.cli import main
+    from sam2elnet.model.quality_features import CLIPPED_FLAG
+
+    model, extra = load_model(run["model"])
+    c = int(extra.get("in_bands") or model.config.in_bands)
+    extra["normalization"] = {**extra["normalization"], "method": "fixed", "low": [0.0],
+                              "high": [255.0], "data_dtype": "uint8"}  # fmt: skip
+    fixed = save_model(model, tmp_path / "fixed.pt", extra=extra)
+    imgs = tmp_path / "imgs"
+    rng = np.random.default_rng(2)
+    db = rng.uniform(-30, -5, (c, 40, 40)).astype(np.float32)
+    db[:, :4, :] = -9999
+    write_tif(imgs / "a_db.tif", db, nodata=-9999)
+    write_png(imgs / "b_black.png", np.zeros((40, 40, 3), np.uint8))
+    out = tmp_path / "out"
+    assert main(["annotate", "--model", str(fixed), "--images", str(imgs), "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    with (out / "quality.csv").open() as fh:
+        table = {Path(r["image"]).name: r for r in csv.DictReader(fh)}
+    assert table["a_db.tif"]["quality_flag"] == CLIPPED_FLAG
+    assert table["b_black.png"]["quality_flag"] == "constant image"
+    assert {r["kept"] for r in table.values()} == {"False"}
+    assert (out / "rejected" / "a_db.tif").is_file() and not (out / "labels").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_flagged"] == {CLIPPED_FLAG: 1, "constant image": 1}

@@ -130,6 +130,7 @@ def _process_chunk(
     for (f, name, coarse_path, img, _x, valid, coarse), prob, q in zip(
         loaded, probs, quality.rows(), strict=True
     ):
+        q["quality_flag"] = explain_constant(img, q["quality_flag"])
         mask = (prob > 0.5) & valid
         kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and q[
             "quality_flag"
@@ -149,6 +150,25 @@ def _process_chunk(
         drop_counterpart(spec.out, rel)
         rows.append(row)
     return ChunkOutput(rows, skipped)
+
+
+def explain_constant(img: Any, flag: str) -> str:
+    """``flag`` (a ``quality_flag``), with ``"constant image"`` replaced by
+    :data:`~sam2elnet.model.quality_features.CLIPPED_FLAG` when the file's valid, finite pixels
+    (``img``, a :class:`~sam2elnet.data.images.RasterImage`) do vary in some band: the image is
+    not blank, the model's scaling clipped it to one value (the range warning says how to
+    rescale it). Both flags reject the label."""
+    if flag != "constant image":
+        return flag
+    from sam2elnet.model.quality_features import CLIPPED_FLAG
+
+    data = np.asarray(img.data)
+    vals = data[:, img.valid] if img.nodata is not None else data.reshape(data.shape[0], -1)
+    for band in vals:
+        band = band[np.isfinite(band)] if band.dtype.kind == "f" else band
+        if band.size and band.min() != band.max():
+            return CLIPPED_FLAG
+    return flag
 
 
 def check_warp_input(spec: ChunkSpec, f: Path) -> None:

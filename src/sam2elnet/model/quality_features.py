@@ -203,8 +203,14 @@ def uncertainty_features(
     return torch.stack([c.float().cpu().reshape(b) for c in cols], dim=1)
 
 
+#: The flag of an image whose valid pixels vary in the file but all become one value in the
+#: model's scaling (a float dB scene given to a model trained on 0..255 images: every pixel is
+#: clipped to 0); ``input_flags`` sees only the scaled input and says ``"constant image"``, the
+#: folder jobs, which have the file's pixels, say this instead.
+CLIPPED_FLAG = "constant after scaling (pixel values outside the model's input range)"
+
 #: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
-REJECT_FLAGS = ("no pixels", "all nodata", "constant image", "non-finite features")
+REJECT_FLAGS = ("no pixels", "all nodata", "constant image", CLIPPED_FLAG, "non-finite features")
 
 
 def input_flags(
