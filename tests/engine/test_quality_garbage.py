@@ -181,3 +181,7 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     assert (out / "rejected" / "a_db.tif").is_file() and not (out / "labels").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_flagged"] == {CLIPPED_FLAG: 1, "constant image": 1}
+    # the closing lines say so too (they said only "rejected 2")
+    said = capsys.readouterr().out.replace("\n", " ")
+    assert "rejected as unusable, whatever the filter: " in said
+    assert f"1 x {CLIPPED_FLAG}" in said and "1 x constant image" in said

@@ -67,6 +67,24 @@ def threshold_line(filt: dict[str, Any], kept: tuple[int, int] | None = None) ->
     return None
 
 
+def unusable_line(flagged: dict[str, int]) -> str | None:
+    """The closing line for labels rejected whatever the filter because their image carries
+    nothing to label (``summary.json`` ``n_flagged``, the flags of
+    :data:`~sam2elnet.model.quality_features.REJECT_FLAGS`: a black tile, a scene the model's
+    scaling clips flat ...), e.g. ``rejected as unusable, whatever the filter: 2 x constant image
+    (quality_flag in quality.csv)``; None when there are none. Other flags (``out of
+    distribution``, ``empty label: ...``) only qualify a score and are not listed."""
+    from sam2elnet.model.quality_features import REJECT_FLAGS
+
+    parts = [f"{n} x {flag}" for flag, n in flagged.items() if flag in REJECT_FLAGS and n]
+    if not parts:
+        return None
+    return (
+        f"rejected as unusable, whatever the filter: {', '.join(parts)} (quality_flag in "
+        "quality.csv)"
+    )
+
+
 def print_folder(res: Any, what: str) -> None:
     """Print a finished folder job: counts, filter, warp, the outputs written, skipped images."""
     s = res.summary
@@ -79,6 +97,9 @@ def print_folder(res: Any, what: str) -> None:
     line = threshold_line(s.get("filter") or {}, (s["n_kept"], s["n_kept"] + s["n_rejected"]))
     if line:
         typer.echo(line)
+    unusable = unusable_line(s.get("n_flagged") or {})
+    if unusable:
+        typer.echo(unusable)
     if s.get("warp"):
         w = s["warp"]
         typer.echo(
