@@ -170,9 +170,10 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     db[:, :4, :] = -9999
     write_tif(imgs / "a_db.tif", db, nodata=-9999)
     write_png(imgs / "b_black.png", np.zeros((40, 40, 3), np.uint8))
+    (imgs / "c_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out"
     assert main(["annotate", "--model", str(fixed), "--images", str(imgs), "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+                 "--no-progress", "--report"]) == 0  # fmt: skip
     with (out / "quality.csv").open() as fh:
         table = {Path(r["image"]).name: r for r in csv.DictReader(fh)}
     assert table["a_db.tif"]["quality_flag"] == CLIPPED_FLAG
@@ -185,3 +186,8 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     said = capsys.readouterr().out.replace("\n", " ")
     assert "rejected as unusable, whatever the filter: " in said
     assert f"1 x {CLIPPED_FLAG}" in said and "1 x constant image" in said
+    # the report says why: the flag on each card, the skipped image and its reason in a table
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "constant after scaling" in page and "constant image" in page
+    assert "skipped images" in page and "c_corrupt.png" in page and "cannot decode image" in page
+    assert "1 of 3 image(s) skipped" in page

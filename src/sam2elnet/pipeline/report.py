@@ -204,7 +204,11 @@ def write_run_report(
     for row in rows:
         name = Path(str(row.get("label") or row.get("image") or "?")).stem
         truth = truths.get(mask_key(name)) if truths else None
-        extra = {k: row[k] for k in ("added_px", "removed_px") if row.get(k) not in (None, "")}
+        extra = {
+            k: row[k]
+            for k in ("quality_flag", "added_px", "removed_px")
+            if row.get(k) not in (None, "")
+        }
         items.append(
             ReportItem(
                 name=name,
@@ -225,6 +229,7 @@ def write_run_report(
         metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
     label_kind = kind or (summary or {}).get("task") or "run"
     filtered = quality_threshold is not None or any(i.kept is False for i in items)
+    tables, warnings = _run_skipped_table(run, len(items))
     return write_report(
         path if path is not None else run / "report.html",
         items,
@@ -235,8 +240,34 @@ def write_run_report(
         notes=[f"run folder: {run}", f"quality table: {qpath}"],
         max_items=max_items,
         next_steps=_next_steps(run, filtered),
+        tables=tables,
+        warnings=warnings,
         **_filter_facts(summary),
     )
+
+
+def _run_skipped_table(run: Path, n_done: int) -> tuple[dict[str, Any], list[str]]:
+    """The images an annotate / enhance run skipped (``run/skipped.csv``: corrupt, all nodata,
+    another band count ...), for its report: a ``skipped images`` table (file, reason without
+    the leading path) and one warning line; nothing when none was skipped."""
+    from sam2elnet.data.runfolder import SKIPPED_CSV, read_csv_rows
+    from sam2elnet.utils.batch import short_reason
+
+    path = run / SKIPPED_CSV
+    if not path.is_file():
+        return {}, []
+    rows = [
+        {
+            "file": r.get("image", ""),
+            "reason": short_reason(r.get("reason", ""), r.get("image", "")),
+        }
+        for r in read_csv_rows(path)
+    ]
+    if not rows:
+        return {}, []
+    n = len(rows)
+    said = f"{n} of {n + n_done} image(s) skipped: no label was made (table 'skipped images')"
+    return {"skipped images": rows}, [said]
 
 
 def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
