@@ -334,7 +334,7 @@ def enhance_cmd(
         option_default(FolderJobOptions, "new_objects"),
         "--new-objects",
         help="drop: remove predicted objects that do not overlap the coarse label (an empty "
-        "coarse label stays empty); keep: leave them (docs/evaluation.md).",
+        "coarse label stays empty); keep: leave them (docs/training.md).",
     ),
     max_growth: Optional[float] = typer.Option(  # noqa: UP045
         None,
