@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model import ModelConfig, build_model, load_encoder_weights, save_model
 from sam2elnet.model.checkpoint_files import read_trunk_state
-from sam2elnet.model.hiera import build_trunk, infer_size
+from sam2elnet.model.hiera import build_trunk, infer_size, trunk_from_state
 from sam2elnet.model.weights_cache import find_cached_weights, official_filename
 
 
@@ -33,6 +33,29 @@ def test_official_checkpoint_loads_strictly_with_same_features(tmp_path) -> None
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(features(trunk, x), features(ref, x), strict=True):
         assert torch.equal(a, b)
+
+
+def test_trunk_from_state_holds_its_own_contiguous_trainable_copies(tmp_path) -> None:
+    """The loaders build the trunk without random weights (meta device) and assign the file's
+    tensors: each parameter must still be a CPU, contiguous, trainable copy in float32, as copying
+    into an initialised trunk gave (a later change of the state leaves the trunk alone)."""
+    state = write_official_checkpoint(tmp_path / "ckpt.pt")
+    # half-precision weights, 2-D ones transposed in memory (same shape); float32 biases as given
+    half = {k: v.half() if v.ndim != 2 else v.half().t().contiguous().t() for k, v in state.items()}
+    half = {k: (v if k.endswith("weight") else state[k]) for k, v in half.items()}
+    assert not all(v.is_contiguous() for v in half.values())
+    trunk = trunk_from_state("micro", half)
+    own = dict(trunk.named_parameters())
+    assert sorted(own) == sorted(state)
+    for k, p in own.items():
+        assert p.device.type == "cpu" and p.dtype == torch.float32 and p.requires_grad, k
+        assert p.is_contiguous() and torch.equal(p.detach(), half[k].float()), k
+    nonzero = [k for k, v in half.items() if v.abs().sum() > 0]
+    assert any(not k.endswith("weight") for k in nonzero)  # float32 tensors are checked too
+    with torch.no_grad():
+        for v in half.values():
+            v.zero_()
+    assert all(own[k].abs().sum() > 0 for k in nonzero)
 
 
 def test_tiny_official_layout_has_documented_key_count(tmp_path) -> None:

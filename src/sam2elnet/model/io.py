@@ -23,12 +23,7 @@ from sam2elnet import __version__
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model.checkpoint_files import refuse_text_file, safe_torch_load
 from sam2elnet.model.elnet import ModelConfig, SAM2ELNet
-from sam2elnet.model.hiera import (
-    build_trunk,
-    load_encoder_weights,
-    load_trunk_state_strict,
-    trunk_fingerprint,
-)
+from sam2elnet.model.hiera import load_encoder_weights, trunk_fingerprint, trunk_from_state
 from sam2elnet.model.weights_cache import weights_home
 from sam2elnet.utils.atomic import atomic_path
 
@@ -222,8 +217,7 @@ def load_model(
     cfg = model_config_of(obj, p)
     enc = obj["encoder"]
     if obj.get("trunk_state"):
-        trunk = build_trunk(cfg.size)
-        load_trunk_state_strict(trunk, obj["trunk_state"], p)
+        trunk = trunk_from_state(cfg.size, obj["trunk_state"], p)
     else:
         src = _resolve_encoder_file(enc.get("weights"), encoder_weights, p)
         trunk, _ = load_encoder_weights(src, cfg.size)
