@@ -63,8 +63,11 @@ def import_cmd(
     review_set: Optional[Path] = typer.Option(
         None,
         "--review-set",
-        help="vector: the images sent for review, <layer>_review.json as `elnet export` wrote "
-        "it (default: the one next to the layer). Only they get masks.",
+        help="vector, cvat, coco: the export's review record as `elnet export` wrote it, "
+        "<stem>_review.json beside the .gpkg/.shp/.geojson, <stem>_coco_review.json beside the "
+        "COCO file (default: the one next "
+        "to the layer; cvat/coco: next to the download, or the one COCO export's record in its "
+        "folder). vector: only the images it lists get masks.",
     ),
     all_images: bool = typer.Option(
         False,
@@ -74,9 +77,10 @@ def import_cmd(
     reviewed_only: bool = typer.Option(
         False,
         "--reviewed-only",
-        help="vector: masks only for the images edited in the layer (a polygon moved, deleted "
-        "or drawn) or marked status = 'accepted'; the others come back as exported and are "
-        "left out (a partial review).",
+        help="vector, cvat, coco: masks only for the images whose mask differs from the "
+        "exported one (vector: a polygon moved, deleted or drawn, or status = 'accepted'; "
+        "cvat/coco: a shape drawn, changed or deleted); the others come back as exported and "
+        "are left out (a partial review). Needs the export's review record.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
@@ -88,15 +92,14 @@ def import_cmd(
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     check_input(export, "EXPORT", "export file")
-    if kind != "vector" and (review_set is not None or all_images or reviewed_only):
-        flag = (
-            "--review-set"
-            if review_set is not None
-            else "--all-images"
-            if all_images
-            else "--reviewed-only"
+    if kind != "vector" and all_images:
+        raise UserError("--all-images applies to --from vector (QGIS polygons) only")
+    if kind == "label-studio" and (review_set is not None or reviewed_only):
+        flag = "--review-set" if review_set is not None else "--reviewed-only"
+        raise UserError(
+            f"{flag} applies to --from vector, cvat and coco; a Label Studio export holds the "
+            "reviewed tasks only (tasks not reviewed have no annotation and get no mask)"
         )
-        raise UserError(f"{flag} applies to --from vector (QGIS polygons) only")
     if all_images and reviewed_only:
         raise UserError(
             "--all-images (a mask for every image) and --reviewed-only (masks for the edited "
@@ -124,11 +127,17 @@ def import_cmd(
     elif kind == "coco":
         from sam2elnet.export.coco_import import import_coco
 
-        res = import_coco(export, out, images=images, category=category, progress=not no_progress)
+        res = import_coco(
+            export, out, images=images, category=category, review_set=review_set,
+            reviewed_only=reviewed_only, progress=not no_progress,
+        )  # fmt: skip
     elif kind == "cvat":
         from sam2elnet.export.cvat_import import import_cvat
 
-        res = import_cvat(export, out, images=images, category=category, progress=not no_progress)
+        res = import_cvat(
+            export, out, images=images, category=category, review_set=review_set,
+            reviewed_only=reviewed_only, progress=not no_progress,
+        )  # fmt: skip
     else:
         from sam2elnet.export.vector_import import import_vector
 

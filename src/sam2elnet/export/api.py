@@ -17,7 +17,11 @@ from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wan
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
-from sam2elnet.export.review_set import review_set_path, write_review_set
+from sam2elnet.export.review_set import (
+    check_review_record,
+    review_set_path,
+    write_review_set,
+)
 from sam2elnet.export.run_info import (
     default_category,
     quality_images_kept,
@@ -104,9 +108,11 @@ def export_labels(
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
-    record = review_set_path(out)  # written next to a polygon layer
+    record = review_set_path(out)  # written next to a polygon layer or COCO file
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    if kind in (*FORMATS, "coco", "json") and kwargs.get("chips") is None:
+        check_review_record(out)  # another export's record of one stem: refused, not replaced
     if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
         lines = centre_lines_path(out, kind)
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
@@ -195,7 +201,11 @@ def _export_labels(
     ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
     without a CRS go (:data:`sam2elnet.option_values.PixelCoords`). A polygon layer is accompanied by
     ``<out stem>_review.json``, the images it sent for review
-    (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them).
+    (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them),
+    a COCO file (but one of chips) by ``<out stem>_coco_review.json`` (``elnet import --from
+    cvat`` / ``coco`` tell the images that come back unchanged). An export whose record would
+    replace another export's raises :class:`~sam2elnet.errors.UserError`
+    (:func:`~sam2elnet.export.review_set.check_review_record`).
     ``centre_lines`` (``--centre-lines`` / ``--no-centre-lines``; None: on when ``category`` is
     ``"road"``, :func:`~sam2elnet.export.centrelines.wants_centre_lines`): polygon exports also
     write the labels' road centre lines (:mod:`~sam2elnet.export.centrelines`; GeoPackage layer
@@ -289,6 +299,7 @@ def _export_labels(
                     "--category, e.g. --category 'oil spill'"
                 )
         counted = _Counter(chip_items) if chip_items is not None else None
+        sent: list[dict[str, Any]] | None = [] if counted is None else None
         items = (
             counted
             if counted is not None
@@ -310,7 +321,10 @@ def _export_labels(
             progress=progress,
             total=None if counted is not None else len(files),  # chips: not known ahead
             unit="label" if counted is None else "chip",
+            review=sent,
         )
+        if sent is not None:  # which images went out: elnet import --from cvat / coco
+            write_review_set(out, sent)
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out,

@@ -259,23 +259,29 @@ def _coco_parts(
     progress: bool,
     total: int | None = None,
     unit: str = "label",
+    review: list[dict[str, Any]] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """("image", entry) and ("annotation", ann) in file order, ids from 1; a progress bar (or
     lines with ``progress`` False) counts ``unit`` out of ``total`` (None: ``len(items)`` when
-    it has one, else unknown)."""
+    it has one, else unknown). ``review`` receives one review-record entry per label file
+    (:func:`_review_entry`)."""
     from sam2elnet.utils.progress import progress_bar
 
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     bar = progress_bar(total, "coco", unit, progress, leave=False)
     try:
-        yield from _coco_entries(items, quality, rle, bar)
+        yield from _coco_entries(items, quality, rle, bar, review)
     finally:
         bar.close()
 
 
 def _coco_entries(
-    items: Iterable[CocoItem | CocoLabel], quality: dict[str, float], rle: bool, bar: Any
+    items: Iterable[CocoItem | CocoLabel],
+    quality: dict[str, float],
+    rle: bool,
+    bar: Any,
+    review: list[dict[str, Any]] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     n_ann = 0
     for img_id, item in enumerate(items, 1):
@@ -297,13 +303,39 @@ def _coco_entries(
         if q is not None:
             entry["predicted_quality"] = q
         yield "image", entry
+        first = n_ann
         for a in anns:
             n_ann += 1
             ann = {"id": n_ann, "image_id": img_id, "category_id": 1, **a, "iscrowd": 0}
             if q is not None:
                 ann["score"] = q
             yield "annotation", ann
+        if review is not None and isinstance(item, CocoLabel):
+            review.append(_review_entry(item, n_ann - first, q, h, w))
         bar.update(1)
+
+
+def _review_entry(item: CocoLabel, n: int, q: float | None, h: int, w: int) -> dict[str, Any]:
+    """The review-record entry of one exported label (:mod:`~sam2elnet.export.review_set`):
+    ``source`` (the COCO ``file_name``), ``label``, ``annotations``, ``quality`` and, up to
+    :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`, ``mask_sha256`` of the label's
+    mask: what the annotations decode to (RLE exactly; a polygon is written only for a
+    4-connected region without holes, whose pixel centres it holds)."""
+    from sam2elnet.export.review_set import DIGEST_MAX_PIXELS, mask_digest
+
+    entry: dict[str, Any] = {
+        "source": item.file_name,
+        "label": item.path.name,
+        "annotations": n,
+        "quality": q,
+    }
+    if h * w <= DIGEST_MAX_PIXELS:
+        lab = LabelRaster(item.path, item.positive_values)
+        try:
+            entry["mask_sha256"] = mask_digest(lab.read_mask())
+        finally:
+            lab.close()
+    return entry
 
 
 def _one_gdal_env() -> Any:
@@ -372,6 +404,7 @@ def write_coco(
     progress: bool = True,
     total: int | None = None,
     unit: str = "label",
+    review: list[dict[str, Any]] | None = None,
 ) -> tuple[int, int]:
     """Write the COCO JSON of :func:`build_coco` to ``out`` (atomically) without holding it.
 
@@ -381,7 +414,9 @@ def write_coco(
     (:func:`~sam2elnet.utils.atomic.json_text`), a NaN or infinite quality score written as
     ``null``, never as the bare ``NaN`` / ``Infinity`` tokens other COCO readers refuse.
 
-    ``progress`` / ``total`` / ``unit`` as for :func:`build_coco`.
+    ``progress`` / ``total`` / ``unit`` as for :func:`build_coco`. ``review`` receives one
+    review-record entry per label file (source image name, label, annotations, quality, mask
+    digest; :mod:`~sam2elnet.export.review_set`), none for chips.
 
     Returns:
         (number of images, number of annotations).
@@ -399,7 +434,7 @@ def write_coco(
         tempfile.TemporaryFile("w+", encoding="utf-8", dir=out.parent) as anns,
         _one_gdal_env(),
     ):
-        for kind, d in _coco_parts(items, quality or {}, rle, progress, total, unit):
+        for kind, d in _coco_parts(items, quality or {}, rle, progress, total, unit, review):
             if kind == "image":
                 images.append(d)
                 continue

@@ -41,6 +41,7 @@ from sam2elnet.export.mask_folder import (
     removed_note,
     write_masks,
 )
+from sam2elnet.export.review_set import download_check
 
 __all__ = ["annotation_mask", "import_coco", "read_coco"]
 
@@ -193,9 +194,15 @@ def import_coco(
     *,
     images: str | Path | None = None,
     category: str | None = None,
+    review_set: str | Path | None = None,
+    reviewed_only: bool = False,
     progress: bool = True,
 ) -> ImportResult:
     """Write one mask per COCO image into ``out`` (images without annotations get empty masks).
+
+    Each mask is compared with the one ``elnet export --format coco`` sent out, as its review
+    record holds it (:func:`~sam2elnet.export.review_set.download_check`): a note names the
+    images that come back unchanged, and ``reviewed_only`` leaves them out (a partial review).
 
     Args:
         path: COCO JSON, or CVAT's "COCO 1.0" zip (:func:`read_coco`).
@@ -207,6 +214,9 @@ def import_coco(
             Images not found get a PNG of the COCO size (one note counts them).
         category: Only annotations of that category name (default: all; a note names the
             categories when there are several).
+        review_set: The export's review record (default: beside ``path``, else the one COCO
+            export's record in its folder).
+        reviewed_only: No mask for an image whose mask is the exported one.
         progress: Show a progress bar.
 
     Returns:
@@ -216,7 +226,8 @@ def import_coco(
         DataError: a file that is not COCO instance segmentation (:func:`read_coco`), an image
             under ``images`` of another size than the file gives (the wrong folder; nothing
             written), or no image gave a mask.
-        UserError: an unknown ``category``; two images with one name (their masks would
+        UserError: ``reviewed_only`` without a review record, or a ``review_set`` that lists
+            none of the images; an unknown ``category``; two images with one name (their masks would
             overwrite each other); ``images`` holds none of the COCO images; an ``out`` that is
             a file, the images' folder, or holds masks no import wrote.
     """
@@ -267,10 +278,13 @@ def import_coco(
         p,
     )
     notes += missing_note(missing, len(entries), "the COCO file", ipath)
+    check, more = download_check(p, review_set, reviewed_only, [e.stem for e in entries])
     with folder:
-        written, skipped = write_masks(entries, sources, folder, "the COCO file", p, progress)
+        written, skipped = write_masks(
+            entries, sources, folder, "the COCO file", p, progress, keep=check.keep
+        )
         if not written:
-            why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+            why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else check.none_left()
             raise DataError(f"no image of the COCO file gave a mask{why}; check the file", p)
         removed = folder.commit()
     if boxes[0]:
@@ -278,6 +292,7 @@ def import_coco(
             f"{boxes[0]} rectangle{'s' if boxes[0] > 1 else ''} (a bbox without segmentation, "
             "as CVAT exports its boxes) filled as boxes"
         )
+    notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)
 

@@ -60,6 +60,7 @@ from sam2elnet.export.mask_folder import (
     removed_note,
     write_masks,
 )
+from sam2elnet.export.review_set import download_check
 
 __all__ = ["import_cvat", "read_labelmap"]
 
@@ -274,10 +275,17 @@ def import_cvat(
     *,
     images: str | Path | None = None,
     category: str | None = None,
+    review_set: str | Path | None = None,
+    reviewed_only: bool = False,
     progress: bool = True,
 ) -> ImportResult:
     """Write one mask per image of a CVAT export into ``out`` (module docstring: which export,
     which shapes).
+
+    A CVAT export holds every frame, reviewed or not, and CVAT's exports carry no per-frame or
+    job state; each mask is compared with the one ``elnet export --format coco`` sent out (its
+    review record, :func:`~sam2elnet.export.review_set.download_check`): a note names the
+    images that come back unchanged, and ``reviewed_only`` leaves them out (a partial review).
 
     Args:
         path: "CVAT for images 1.1" (``annotations.xml`` or its zip), "Segmentation mask 1.1"
@@ -292,6 +300,9 @@ def import_cvat(
             the images a zip downloaded with "Save images" carries (module docstring), if any.
         category: Only shapes of that label (default: all; a note names the labels when there
             are several).
+        review_set: The export's review record (default: beside ``path``, else the one COCO
+            export's record in its folder).
+        reviewed_only: No mask for an image whose mask is the exported one.
         progress: Show a progress bar.
 
     Returns:
@@ -302,7 +313,8 @@ def import_cvat(
             size, a shape or labelmap.txt line that cannot be read, an image under ``images``
             of another size than the export gives (nothing written), a zip whose images folder
             holds none of its images (without ``images``), or no image gave a mask.
-        UserError: a ``category`` the export does not have; two images with one stem; an
+        UserError: ``reviewed_only`` without a review record (or a ``review_set`` listing none
+            of the images); a ``category`` the export does not have; two images with one stem; an
             ``images`` holding none of the images; an ``out`` that is a file, the images'
             folder, or holds masks no import wrote.
     """
@@ -311,9 +323,13 @@ def import_cvat(
     if kind == "coco":
         from sam2elnet.export.coco_import import import_coco
 
-        return import_coco(p, out, images=images, category=category, progress=progress)
+        return import_coco(
+            p, out, images=images, category=category, review_set=review_set,
+            reviewed_only=reviewed_only, progress=progress,
+        )  # fmt: skip
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), p, ipath)
+    review = (review_set, reviewed_only)
     prefix, members = zip_image_members(p, kind)
     source: list[str] = []
     if members and ipath is not None:
@@ -327,13 +343,15 @@ def import_cvat(
             zimages = stack.enter_context(zip_images(p, prefix, members))
         if kind == "xml":
             entries, notes = xml_images(read_cvat_xml(p), category, p)
-            return _write(entries, notes, ipath, zimages, source, folder, XML_NAME, p, progress)
+            return _write(
+                entries, notes, ipath, zimages, source, folder, XML_NAME, p, progress, review
+            )  # fmt: skip
         try:
             with zipfile.ZipFile(p) as zf:
                 entries, used = _segmask_entries(zf, category, p)
                 res = _write(
                     entries, [], ipath, zimages, source, folder,
-                    "the Segmentation mask export", p, progress,
+                    "the Segmentation mask export", p, progress, review,
                 )  # fmt: skip
         except (zipfile.BadZipFile, zlib.error, EOFError) as err:
             raise DataError(
@@ -353,9 +371,11 @@ def _write(
     what: str,
     p: Path,
     progress: bool,
+    review: tuple[str | Path | None, bool],
 ) -> ImportResult:
     """Find the images (under ``ipath``, else the zip's, read in place), write the masks,
-    commit (the COCO import's steps)."""
+    commit (the COCO import's steps); ``review``: ``--review-set`` and ``--reviewed-only``
+    (:func:`~sam2elnet.export.review_set.download_check`)."""
     shown: Path | str | None = ipath
     local: Any = contextlib.nullcontext
     if zimages is not None:
@@ -386,9 +406,12 @@ def _write(
     sizeless = {e.name for e in entries if e.size is None}
     missing = [m for m in missing if m not in sizeless]
     notes = source + notes + missing_note(missing, len(entries), what, shown)
+    check, more = download_check(p, *review, [e.stem for e in entries])
     with folder:
         try:
-            written, skipped = write_masks(entries, sources, folder, what, p, progress, local)
+            written, skipped = write_masks(
+                entries, sources, folder, what, p, progress, local, check.keep
+            )
         except UserError as err:  # an image of the zip: named as in the zip, not the temp copy
             zdir = None if zimages is None else zimages.root
             if zdir is None or str(zdir) not in str(err):
@@ -398,8 +421,9 @@ def _write(
                 f"{text} (an image in the zip: download the export again, or give --images)", p
             ) from None
         if not written:
-            why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+            why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else check.none_left()
             raise DataError(f"no image of {what} gave a mask{why}; check --images", p)
         removed = folder.commit()
+    notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
     return ImportResult(folder.out, written, skipped, notes, removed)

@@ -326,12 +326,14 @@ def write_masks(
     path: Path,
     progress: bool,
     local: Callable[[Any], contextlib.AbstractContextManager[Path]] = contextlib.nullcontext,
+    keep: Callable[[str, str, np.ndarray], bool] | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Write each export image's mask into ``folder`` (not committed): ``<stem>.tif`` with the
     image's georeference when its image (``sources``: a file, or what ``local`` turns into one;
     None: none) is a GeoTIFF, else ``<stem>.png``; the image's nodata pixels 127. Each image is
     read when its mask is written, inside ``local(source)`` (default: the source is the file;
-    a zip's image is extracted for that time only).
+    a zip's image is extracted for that time only). ``keep(stem, name, mask)`` False: no mask
+    for that image (``--reviewed-only``, :class:`~sam2elnet.export.review_set.ReviewCheck`).
 
     Returns:
         (masks written, (stem, reason) of the images skipped: no size known, or the entry's
@@ -376,6 +378,8 @@ def write_masks(
         mask = e.mask(*size)
         if isinstance(mask, str):
             skipped.append((e.stem, mask))
+            continue
+        if keep is not None and not keep(e.stem, e.name, mask):
             continue
         name = f"{e.stem}{'.tif' if like is not None else '.png'}"
         written.append(folder.write(name, mask, like=like, nodata=nodata))

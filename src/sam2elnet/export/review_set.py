@@ -18,6 +18,14 @@ also ``centre_lines`` (lines written), ``road_length_px`` (their summed length, 
 label's exported polygons rasterised on the label's grid, pixel centres inside; absent for labels
 over :data:`DIGEST_MAX_PIXELS`) lets the import tell an image the reviewer left as exported from
 one they edited (:func:`read_review_digests`): a partial review.
+
+A COCO export (``elnet export --format coco``, for CVAT) writes the same record beside its JSON
+(``<stem>_coco_review.json``), ``layer`` naming that file and ``annotations`` (COCO annotations
+written) in place of ``polygons``; its ``mask_sha256`` is the label's mask, which its annotations (RLE, or polygons
+of 4-connected regions without holes) give back pixel for pixel. ``elnet import --from cvat`` /
+``--from coco`` compare each image's imported mask with it (:class:`ReviewCheck`, the rule the
+vector import uses too). One record per stem and folder: an export whose record would replace
+another export's is refused (:func:`check_review_record`).
 """
 
 from __future__ import annotations
@@ -28,11 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 
 __all__ = [
     "DIGEST_MAX_PIXELS",
     "KIND",
+    "ReviewCheck",
+    "check_review_record",
+    "download_check",
+    "find_review_record",
     "mask_digest",
     "read_review_digests",
     "read_review_set",
@@ -62,17 +74,21 @@ def mask_digest(mask: np.ndarray) -> str:
 
 def review_set_path(layer: str | Path) -> Path:
     """``<layer stem>_review.json`` next to the layer (a Shapefile's ``x.shp``: ``x_review.json``,
-    no sidecar name of the Shapefile's own)."""
+    no sidecar name of the Shapefile's own); a COCO file's (``x.json``) is
+    ``x_coco_review.json``, so a COCO export (for CVAT) and a polygon layer (for QGIS) of one
+    stem keep a record each."""
     p = Path(layer)
-    return p.with_name(f"{p.stem}_review.json")
+    coco = "_coco" if p.suffix.lower() == ".json" else ""
+    return p.with_name(f"{p.stem}{coco}_review.json")
 
 
 def write_review_set(layer: Path, images: list[dict[str, Any]]) -> Path:
     """Write the record of ``layer`` atomically (:func:`review_set_path`); returns its path.
 
     Args:
-        layer: The polygon layer just written.
-        images: One dict per exported label: ``source``, ``label``, ``polygons``, ``quality``.
+        layer: The polygon layer (or COCO file) just written.
+        images: One dict per exported label: ``source``, ``label``, ``polygons`` (COCO:
+            ``annotations``), ``quality``, ``mask_sha256``.
     """
     from sam2elnet.utils.atomic import write_json_atomic
 
@@ -95,18 +111,19 @@ def record_layer(path: str | Path) -> str | None:
     return None
 
 
-def read_review_digests(path: str | Path) -> dict[str, tuple[str, int]]:
+def read_review_digests(path: str | Path) -> dict[str, tuple[str, int | None]]:
     """Image stem (of ``source`` and of ``label``) -> (``mask_sha256``, ``polygons``) of each
-    record entry that has a digest (records written before it have none: empty dict).
+    record entry that has a digest (records written before it have none: empty dict);
+    ``polygons`` is None in a COCO export's record (it counts ``annotations``).
 
     Raises:
         DataError: as :func:`read_review_set`.
     """
-    out: dict[str, tuple[str, int]] = {}
+    out: dict[str, tuple[str, int | None]] = {}
     for e in _review_entries(path):
         d, n = e.get("mask_sha256"), e.get("polygons")
-        if isinstance(d, str) and isinstance(n, int):
-            out.update(dict.fromkeys(_entry_stems(e), (d, n)))
+        if isinstance(d, str):
+            out.update(dict.fromkeys(_entry_stems(e), (d, n if isinstance(n, int) else None)))
     return out
 
 
@@ -125,7 +142,9 @@ def _review_entries(path: str | Path) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise DataError(
-            "review set does not exist; give the <layer>_review.json `elnet export` wrote", p
+            "review set does not exist; give the <layer>_review.json (COCO: "
+            "<stem>_coco_review.json) `elnet export` wrote",
+            p,
         )
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -135,7 +154,7 @@ def _review_entries(path: str | Path) -> list[dict[str, Any]]:
     if not isinstance(data, dict) or data.get("kind") != KIND or not isinstance(entries, list):
         raise DataError(
             "not a review set (`elnet export` writes <layer>_review.json next to a .gpkg / "
-            ".shp / .geojson); give that file",
+            ".shp / .geojson, <stem>_coco_review.json next to a COCO file); give that file",
             p,
         )
     return [e for e in entries if isinstance(e, dict)]
@@ -148,3 +167,158 @@ def _entry_stems(e: dict[str, Any]) -> list[str]:
         for v in (e.get("source"), e.get("label"))
         if isinstance(v, str) and v.strip()
     ]
+
+
+def check_review_record(out: str | Path) -> None:
+    """Refuse an export whose record (:func:`review_set_path`) would replace another's.
+
+    ``labels.gpkg``, ``labels.geojson`` and ``labels.shp`` in one folder share
+    ``labels_review.json``; the second export would silently replace the first one's
+    record, and the first's import would then compare its images with the wrong masks. Exporting
+    the same file again (the record names it) is allowed.
+
+    Raises:
+        UserError: the record exists and names another export, or is not a review record,
+            naming the file and what to do; nothing is written.
+    """
+    out = Path(out)
+    rec = review_set_path(out)
+    if not rec.exists():
+        return
+    layer = record_layer(rec)
+    if layer == out.name:
+        return
+    what = f"the review record of {layer}" if layer else "a file that is not a review record"
+    raise UserError(
+        f"--out {out.name} would replace {what} ({rec.name}: which images went out, "
+        "for `elnet import`); give --out another name, or another folder, or remove "
+        f"{rec.name} when {layer or 'it'} is no longer reviewed",
+        rec,
+    )
+
+
+def find_review_record(export: str | Path, given: str | Path | None) -> Path | None:
+    """The review record of a COCO export that a CVAT / COCO download came back from.
+
+    ``given`` (``--review-set``) wins; else ``export``'s own (:func:`review_set_path`) beside it;
+    else the one record of a COCO export (``layer`` ``*.json``) in ``export``'s folder (CVAT's
+    download saved next to the exported ``coco.json``). None: none, or several (ambiguous).
+
+    Raises:
+        DataError: ``given`` is not a review record (:func:`read_review_set`).
+    """
+    if given is not None:
+        _review_entries(given)
+        return Path(given)
+    p = Path(export)
+    own = review_set_path(p)
+    if own.is_file() and record_layer(own) is not None:
+        return own
+    found = [
+        r
+        for r in sorted(p.parent.glob("*_review.json"))
+        if (record_layer(r) or "").lower().endswith(".json")
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+class ReviewCheck:
+    """Which imported masks come back as exported: a partial review (one rule for every import).
+
+    Args:
+        record: The export's review record (None: nothing to compare with, every mask is kept).
+        reviewed_only: ``--reviewed-only``: an unchanged mask is left out (not written).
+        untouched: What "as exported" means in the import's tool, for the notes (``"no polygon
+            moved, deleted or drawn, none marked status = 'accepted'"``).
+    """
+
+    def __init__(self, record: Path | None, reviewed_only: bool, untouched: str) -> None:
+        self.digests = read_review_digests(record) if record is not None else {}
+        self.reviewed_only = reviewed_only
+        self.untouched = untouched
+        self.unchanged: list[str] = []
+
+    def keep(self, stem: str, name: str, mask: np.ndarray) -> bool:
+        """Whether to write the bool (H, W) ``mask`` of image ``name`` (stem ``stem``): False
+        only under ``reviewed_only`` for a mask equal to the exported one (the image's
+        :func:`mask_digest`); an unchanged one is counted either way."""
+        d = self.digests.get(stem)
+        if d is None or mask_digest(mask) != d[0]:
+            return True
+        self.unchanged.append(name)
+        return not self.reviewed_only
+
+    def notes(self, n_written: int, accept: str = "") -> list[str]:
+        """The note naming the unchanged images (``accept``: how the tool marks a label accepted
+        as it is, appended to the advice)."""
+        from sam2elnet.export.mask_folder import name_sample
+
+        if not self.unchanged:
+            return []
+        names = name_sample(self.unchanged, 5)
+        if self.reviewed_only:
+            return [
+                f"{len(self.unchanged)} images come back as exported ({self.untouched}): not "
+                f"reviewed, no mask for them (--reviewed-only): {names}"
+            ]
+        return [
+            f"{len(self.unchanged)} of {n_written} masks are the exported labels unchanged "
+            f"({names}): imported as reviewed; after a partial review, --reviewed-only leaves "
+            f"out the images you did not edit{accept}"
+        ]
+
+    def none_left(self) -> str:
+        """Why no mask was written when every image came back unchanged (else "")."""
+        if not (self.reviewed_only and self.unchanged):
+            return ""
+        return (
+            f" (with --reviewed-only: every image comes back as exported, {self.untouched}; "
+            "without it they are imported as they are)"
+        )
+
+
+DOWNLOAD_UNTOUCHED = "no shape drawn, changed or deleted"
+"""What an unchanged image of a CVAT / COCO download means, for :class:`ReviewCheck`'s notes."""
+
+
+def download_check(
+    export: Path, given: str | Path | None, reviewed_only: bool, stems: list[str]
+) -> tuple[ReviewCheck, list[str]]:
+    """The :class:`ReviewCheck` of a CVAT / COCO download (:func:`find_review_record`) and a
+    note saying which record it compares with, or that none was found.
+
+    Args:
+        export: The download imported.
+        given: ``--review-set`` (None: looked for, :func:`find_review_record`).
+        reviewed_only: ``--reviewed-only``.
+        stems: The download's image stems; a record found beside it that lists none of them
+            belongs to another export and is not used.
+
+    Raises:
+        UserError: ``reviewed_only`` without a record, or ``given`` listing none of ``stems``.
+        DataError: ``given`` is not a review record.
+    """
+    rec = find_review_record(export, given)
+    if rec is not None and not set(stems) & read_review_set(rec):
+        if given is not None:
+            raise UserError(
+                f"the review record lists none of the {len(stems)} images of the download "
+                f"(first: {stems[0]}); give the record of the export that went into this task",
+                rec,
+            )
+        rec = None
+    if rec is None:
+        if reviewed_only:
+            raise UserError(
+                "--reviewed-only needs the review record `elnet export --format coco` wrote "
+                "(<stem>_coco_review.json beside the COCO file; none found beside the download): "
+                "give it with --review-set FILE",
+                export,
+            )
+        return ReviewCheck(None, False, ""), [
+            "no review record of `elnet export --format coco` beside the download: every image "
+            "is imported as reviewed, also one nobody opened; after a partial review give "
+            "--review-set <stem>_coco_review.json --reviewed-only"
+        ]
+    note = [] if given is not None else [f"compared with the export's review record {rec}"]
+    return ReviewCheck(rec, reviewed_only, DOWNLOAD_UNTOUCHED), note

@@ -40,6 +40,8 @@ __all__ = ["NAME_COLUMNS", "import_vector"]
 NAME_COLUMNS = ("source", "label")
 """Attributes naming a feature's image (by file stem), as ``elnet export`` writes them."""
 
+_UNTOUCHED = "no polygon moved, deleted or drawn, none marked status = 'accepted'"
+
 
 def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
     """Per feature the image stems its name attributes give (empty: none filled in), and whether
@@ -135,7 +137,7 @@ def import_vector(
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
     from sam2elnet.export.review_set import (
-        read_review_digests,
+        ReviewCheck,
         read_review_set,
         record_layer,
         review_set_path,
@@ -158,7 +160,13 @@ def import_vector(
     )
     record = Path(review_set) if review_set is not None else review_set_path(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
-    digests = read_review_digests(record) if listed is not None else {}
+    if reviewed_only and listed is None:
+        raise UserError(
+            f"--reviewed-only needs the export's review record ({record.name} not found): it "
+            "tells the images that come back as exported; give it with --review-set FILE",
+            p,
+        )
+    check = ReviewCheck(record if listed is not None else None, reviewed_only, _UNTOUCHED)
     try:
         gdf = read_vector(p, layer=layer, allow_empty=True)
     except DataError:
@@ -214,18 +222,15 @@ def import_vector(
             images,
             listed is None and not all_images,
             progress,
-            digests,
-            reviewed_only,
+            check,
         )
         notes += more
         if not written:
             why = (
                 f" ({skipped[0][0]}: {skipped[0][1]})"
                 if skipped
-                else " (with --reviewed-only: every image comes back as exported, none edited "
-                "or marked status = 'accepted'; without it they are imported as they are)"
-                if reviewed_only and digests
-                else " (no feature of the layer belongs to an image of --images; --review-set "
+                else check.none_left()
+                or " (no feature of the layer belongs to an image of --images; --review-set "
                 "names the export's record, --all-images makes all-background masks)"
             )
             raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
@@ -292,17 +297,16 @@ def _burn(
     images: str | Path,
     covered_only: bool,
     progress: bool,
-    digests: dict[str, tuple[str, int]],
-    reviewed_only: bool,
+    check: Any,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
-    ``digests``: image stem -> the export's (mask digest, polygons); an image with as many
-    features, whose mask equals it and whose features are not marked ``status`` = ``accepted``
-    is unchanged (one note names them; ``reviewed_only``: no mask for them)."""
+    ``check``: the export's record (:class:`~sam2elnet.export.review_set.ReviewCheck`); an
+    image with as many features as went out, whose mask equals the exported one and whose
+    features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
+    ``reviewed_only``: no mask for them)."""
     from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import VectorLabels
-    from sam2elnet.export.review_set import mask_digest
     from sam2elnet.utils.progress import track
 
     stems, named = _feature_stems(gdf)
@@ -313,7 +317,6 @@ def _burn(
         accepted = np.array(
             [isinstance(v, str) and v.strip().lower() == "accepted" for v in gdf["status"]]
         )
-    unchanged: list[str] = []
     notes: list[str] = []
     if unnamed.any() and not georef and named:
         notes.append(
@@ -367,12 +370,10 @@ def _burn(
         if covered_only and not own.any() and not mask.any():
             n_uncovered += 1  # no feature belongs to it: not reviewed, as far as the layer tells
             continue
-        d, n_out = digests.get(f.stem, (None, -1))
-        same = d is not None and int(own.sum()) == n_out and not accepted[own].any()
-        if same and mask_digest(mask) == d:
-            unchanged.append(f.name)  # as exported: maybe not reviewed (a partial review)
-            if reviewed_only:
-                continue
+        n_out = check.digests.get(f.stem, (None, None))[1]
+        same = int(own.sum()) == n_out and not accepted[own].any()
+        if same and not check.keep(f.stem, f.name, mask):
+            continue  # as exported: not reviewed (a partial review, --reviewed-only)
         n_empty += not mask.any()
         like = img if f.suffix.lower() in (".tif", ".tiff") else None
         name = f"{f.stem}{'.tif' if like is not None else '.png'}"
@@ -384,19 +385,7 @@ def _burn(
             f"({p.stem}_review.json) lists them: no mask for them (--review-set names the "
             "export's record; --all-images makes an all-background mask for each)"
         )
-    if unchanged and reviewed_only:
-        notes.append(
-            f"{len(unchanged)} images come back as exported (no polygon moved, deleted or "
-            "drawn, none marked status = 'accepted'): not reviewed, no mask for them "
-            f"(--reviewed-only): {name_sample(unchanged, 5)}"
-        )
-    elif unchanged:
-        notes.append(
-            f"{len(unchanged)} of {len(written)} masks are the exported labels unchanged "
-            f"({name_sample(unchanged, 5)}): imported as reviewed; after a partial review, "
-            "--reviewed-only leaves out the images you did not edit (set status = 'accepted' "
-            "on a label you accept as it is)"
-        )
+    notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
     if n_empty:
         notes.append(f"{n_empty} of {len(written)} masks are all background (no feature there)")
     notes += [f"skipped {s}: {why}" for s, why in skipped]
