@@ -8,7 +8,7 @@ frame, the untouched one with the uploaded label as it went out. `elnet import -
 Before, the untouched frame was imported as a reviewed mask without a word and `--reviewed-only`
 was refused for CVAT / COCO.
 
-Also: two polygon exports of one stem into one folder (`weak.gpkg`, then `weak.geojson`) shared
+Also: two exports of one stem into one folder (`weak.gpkg`, then `weak.geojson`) shared
 `weak_review.json`, and the second silently replaced the first one's record.
 """
 
@@ -180,28 +180,42 @@ def test_reviewed_only_without_a_record_is_one_error_line(tmp_path: Path, capsys
 
 
 def test_two_exports_of_one_stem_keep_their_records(tmp_path: Path, capsys) -> None:
-    """weak.gpkg then weak.geojson would share weak_review.json: refused, nothing written;
-    weak.json (COCO) beside them has a record of its own; exporting weak.gpkg again is fine."""
+    """weak.gpkg, weak.geojson and weak.json (COCO) in one folder: a record each (before, the
+    GeoJSON's replaced the GeoPackage's weak_review.json). A record an older version wrote for
+    weak.geojson as weak_review.json is still found by its import, and an export that would
+    replace it (weak.gpkg) is one error line, nothing written."""
     run = make_run(tmp_path, {"a": 0.1, "b": 0.2})
     out = tmp_path / "exp"
-    rc, _, err = _cli(capsys, "export", "--labels", run / "rejected", "--out", out / "weak.gpkg",
-                      "--no-progress")  # fmt: skip
-    assert rc == 0, err
+
+    def export(name: str) -> tuple[int, str]:
+        rc, _, err = _cli(capsys, "export", "--labels", run / "rejected", "--out", out / name,
+                          "--no-progress")  # fmt: skip
+        return rc, err
+
+    for name in ("weak.gpkg", "weak.geojson", "weak.json"):
+        assert export(name)[0] == 0
+    layers = {f.name: json.loads(f.read_text())["layer"] for f in sorted(out.glob("*_review.json"))}
+    assert layers == {
+        "weak_review.json": "weak.gpkg",
+        "weak_geojson_review.json": "weak.geojson",
+        "weak_coco_review.json": "weak.json",
+    }
+    assert export("weak.gpkg")[0] == 0  # the same export again
+
+    # an older version's record of weak.geojson, under the GeoPackage's name
+    (out / "weak.gpkg").unlink()
+    (out / "weak_review.json").unlink()
+    (out / "weak_geojson_review.json").rename(out / "weak_review.json")
+    rc, _, err = _cli(capsys, "import", out / "weak.geojson", "--from", "vector", "--images",
+                      tmp_path / "images", "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 0 and "not in the review set" not in err and "no review set" not in err, err
+    assert "2 of 2 masks are the exported labels unchanged" in err, err  # the record was read
     before = (out / "weak_review.json").read_bytes()
-    rc, _, err = _cli(capsys, "export", "--labels", run / "rejected", "--out",
-                      out / "weak.geojson", "--no-progress")  # fmt: skip
+    rc, err = export("weak.gpkg")
     line = _one_error(rc, err)
-    assert "weak_review.json" in line and "weak.gpkg" in line and "another name" in line, line
-    assert not (out / "weak.geojson").exists()
+    assert "weak_review.json" in line and "weak.geojson" in line and "another name" in line, line
+    assert not (out / "weak.gpkg").exists()
     assert (out / "weak_review.json").read_bytes() == before
-    rc, _, err = _cli(capsys, "export", "--labels", run / "rejected", "--out", out / "weak.json",
-                      "--no-progress")  # fmt: skip
-    assert rc == 0, err
-    assert json.loads((out / "weak_coco_review.json").read_text())["layer"] == "weak.json"
-    assert (out / "weak_review.json").read_bytes() == before
-    rc, _, err = _cli(capsys, "export", "--labels", run / "rejected", "--out", out / "weak.gpkg",
-                      "--no-progress")  # fmt: skip
-    assert rc == 0, err
 
 
 def test_vector_reviewed_only_without_a_record_is_one_error_line(tmp_path: Path, capsys):

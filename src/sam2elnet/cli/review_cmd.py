@@ -63,9 +63,9 @@ def import_cmd(
     review_set: Optional[Path] = typer.Option(
         None,
         "--review-set",
-        help="vector, cvat, coco: the export's review record as `elnet export` wrote it, "
-        "<stem>_review.json beside the .gpkg/.shp/.geojson, <stem>_coco_review.json beside the "
-        "COCO file (default: the one next "
+        help="vector, cvat, coco: the export's review record as `elnet export` wrote it "
+        "beside the .gpkg (<stem>_review.json), .geojson / .shp (<stem>_geojson_review.json, "
+        "<stem>_shp_review.json) or COCO file (<stem>_coco_review.json) (default: the one next "
         "to the layer; cvat/coco: next to the download, or the one COCO export's record in its "
         "folder). vector: only the images it lists get masks.",
     ),

@@ -1,4 +1,5 @@
-"""Which images a polygon export sent for review: ``<layer stem>_review.json`` next to the layer.
+"""Which images an export sent for review: ``<stem>_review.json`` next to a GeoPackage
+(``<stem>_<format>_review.json`` next to a GeoJSON, Shapefile or COCO file: :func:`review_set_path`).
 
 A polygon layer holds features only where a label has foreground, so the layer alone cannot tell
 an image whose polygons a reviewer deleted (no object there: its corrected mask is empty) from an
@@ -20,12 +21,12 @@ over :data:`DIGEST_MAX_PIXELS`) lets the import tell an image the reviewer left 
 one they edited (:func:`read_review_digests`): a partial review.
 
 A COCO export (``elnet export --format coco``, for CVAT) writes the same record beside its JSON
-(``<stem>_coco_review.json``), ``layer`` naming that file and ``annotations`` (COCO annotations
+(``<stem>_coco_review.json``; :func:`review_set_path` names each format's), ``layer`` naming that file and ``annotations`` (COCO annotations
 written) in place of ``polygons``; its ``mask_sha256`` is the label's mask, which its annotations (RLE, or polygons
 of 4-connected regions without holes) give back pixel for pixel. ``elnet import --from cvat`` /
 ``--from coco`` compare each image's imported mask with it (:class:`ReviewCheck`, the rule the
-vector import uses too). One record per stem and folder: an export whose record would replace
-another export's is refused (:func:`check_review_record`).
+vector import uses too). An export whose record would replace another export's is refused
+(:func:`check_review_record`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ __all__ = [
     "check_review_record",
     "download_check",
     "find_review_record",
+    "layer_record",
     "mask_digest",
     "read_review_digests",
     "read_review_set",
@@ -73,13 +75,25 @@ def mask_digest(mask: np.ndarray) -> str:
 
 
 def review_set_path(layer: str | Path) -> Path:
-    """``<layer stem>_review.json`` next to the layer (a Shapefile's ``x.shp``: ``x_review.json``,
-    no sidecar name of the Shapefile's own); a COCO file's (``x.json``) is
-    ``x_coco_review.json``, so a COCO export (for CVAT) and a polygon layer (for QGIS) of one
-    stem keep a record each."""
+    """Where an export's record goes, next to it: ``<stem>_review.json`` for a GeoPackage,
+    ``<stem>_<format>_review.json`` for the others (``x.geojson``: ``x_geojson_review.json``,
+    ``x.shp``: ``x_shp_review.json``, no sidecar name of the Shapefile's own; a COCO ``x.json``:
+    ``x_coco_review.json``), so exports of one stem in one folder keep a record each."""
     p = Path(layer)
-    coco = "_coco" if p.suffix.lower() == ".json" else ""
-    return p.with_name(f"{p.stem}{coco}_review.json")
+    ext = p.suffix.lower().lstrip(".")
+    tag = "" if ext == "gpkg" else f"_{'coco' if ext == 'json' else ext}"
+    return p.with_name(f"{p.stem}{tag}_review.json")
+
+
+def layer_record(layer: str | Path) -> Path:
+    """The record of ``layer`` as an import looks for it: :func:`review_set_path`, else
+    ``<stem>_review.json`` when it names ``layer`` (GeoJSON / Shapefile exports wrote their
+    record there before the format was in the name). May not exist."""
+    own = review_set_path(layer)
+    old = Path(layer).with_name(f"{Path(layer).stem}_review.json")
+    if not own.is_file() and old.is_file() and record_layer(old) == Path(layer).name:
+        return old
+    return own
 
 
 def write_review_set(layer: Path, images: list[dict[str, Any]]) -> Path:
@@ -172,10 +186,11 @@ def _entry_stems(e: dict[str, Any]) -> list[str]:
 def check_review_record(out: str | Path) -> None:
     """Refuse an export whose record (:func:`review_set_path`) would replace another's.
 
-    ``labels.gpkg``, ``labels.geojson`` and ``labels.shp`` in one folder share
-    ``labels_review.json``; the second export would silently replace the first one's
-    record, and the first's import would then compare its images with the wrong masks. Exporting
-    the same file again (the record names it) is allowed.
+    Each format has a record name of its own, but a record there may still name another
+    export (a GeoJSON ``x.geojson`` whose record an older version wrote as ``x_review.json``,
+    now the name of ``x.gpkg``'s) or not be a record at all (a file of the user's); replacing it
+    would lose which images went out for that export's import. Exporting the same file again
+    (the record names it) is allowed.
 
     Raises:
         UserError: the record exists and names another export, or is not a review record,

@@ -89,8 +89,8 @@ def import_vector(
 
     Which images get a mask (the others of ``images`` are left out, one note counts them):
 
-    * with a review set (``review_set``, else ``<layer stem>_review.json`` next to the layer, as
-      ``elnet export`` writes it; :mod:`~sam2elnet.export.review_set`): the images it lists.
+    * with a review set (``review_set``, else the one ``elnet export`` wrote next to the layer,
+      :func:`~sam2elnet.export.review_set.layer_record`): the images it lists.
       One whose polygons were all deleted gets an all-background mask (the reviewer found no
       object there);
     * without one: the images some feature belongs to (named by ``source`` / ``label``, or, in
@@ -138,9 +138,9 @@ def import_vector(
     from sam2elnet.data.vector import read_vector
     from sam2elnet.export.review_set import (
         ReviewCheck,
+        layer_record,
         read_review_set,
         record_layer,
-        review_set_path,
     )
 
     p = Path(path)
@@ -158,7 +158,7 @@ def import_vector(
         "a layer names its images by stem: move one away, or import each in a run of its own",
         Path(images),
     )
-    record = Path(review_set) if review_set is not None else review_set_path(p)
+    record = Path(review_set) if review_set is not None else layer_record(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
     if reviewed_only and listed is None:
         raise UserError(
@@ -181,7 +181,7 @@ def import_vector(
         ) from None
     if len(gdf) == 0 and listed is None and not all_images:
         raise DataError(
-            f"the layer has no features and no review set ({p.stem}_review.json) lists the "
+            f"the layer has no features and no review set ({record.name}) lists the "
             "images it was exported for, so no image is known to be reviewed; give the "
             "export's record with --review-set (its images get all-background masks), or "
             "--all-images",
@@ -307,6 +307,7 @@ def _burn(
     ``reviewed_only``: no mask for them)."""
     from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import VectorLabels
+    from sam2elnet.export.review_set import review_set_path
     from sam2elnet.utils.progress import track
 
     stems, named = _feature_stems(gdf)
@@ -382,7 +383,7 @@ def _burn(
     if n_uncovered:
         notes.append(
             f"{n_uncovered} images of {images} have no feature in the layer and no review set "
-            f"({p.stem}_review.json) lists them: no mask for them (--review-set names the "
+            f"({review_set_path(p).name}) lists them: no mask for them (--review-set names the "
             "export's record; --all-images makes an all-background mask for each)"
         )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
