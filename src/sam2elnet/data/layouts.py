@@ -27,7 +27,13 @@ from typing import Any, Literal
 from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
-from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, MASK_TAGS
+from sam2elnet.data.naming import (
+    IMAGE_SUFFIXES,
+    IMAGE_TAGS,
+    IMPORT_RECORD,
+    MASK_TAGS,
+    imported_masks,
+)
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -108,16 +114,34 @@ def _label_key(path: Path) -> str:
     return _key(Path(_key(path, _MASK_TAGS)), _IMAGE_TAGS)
 
 
-def _by_key(files: list[Path], key: Callable[[Path], str], what: str) -> dict[str, Path]:
-    """``{key: file}``; a second file of one key is a :class:`DataError` naming both."""
+def _by_key(
+    files: list[Path],
+    key: Callable[[Path], str],
+    what: str,
+    replaced: list[tuple[Path, Path]] | None = None,
+) -> dict[str, Path]:
+    """``{key: file}``; a second file of one key is a :class:`DataError` naming both, unless
+    ``replaced`` is given and exactly one of the two is a reviewed mask (listed in its folder's
+    :data:`~sam2elnet.data.naming.IMPORT_RECORD`, as ``elnet import`` writes it): that one
+    pairs, and (old label, reviewed mask) goes to ``replaced``."""
     out: dict[str, Path] = {}
+    reviewed: dict[Path, set[str]] = {}
     for p in files:
         k = key(p)
         if k in out:
+            if replaced is not None:
+                for d in {out[k].parent, p.parent} - set(reviewed):
+                    reviewed[d] = imported_masks(d)
+                new = [f for f in (out[k], p) if f.name in reviewed[f.parent]]
+                if len(new) == 1:
+                    replaced.append((out[k] if new[0] is p else p, new[0]))
+                    out[k] = new[0]
+                    continue
             raise DataError(
                 f"two {what} of one image name {k!r}: {out[k].name} and {p.name}; only one can "
                 "pair, so keep one (move the other out of the folder, e.g. an old label that a "
-                "reviewed mask replaces)",
+                f"reviewed mask replaces; a mask `elnet import` wrote replaces it by itself when "
+                f"the import's record {IMPORT_RECORD} comes along: cp -a MASKS/. DEST/)",
                 p.parent,
             )
         out[k] = p
@@ -133,13 +157,27 @@ def _pair(
 ) -> tuple[list[Sample], list[Path]]:
     """Match images to masks by key; return samples and the files left without a partner.
 
+    A reviewed mask ``elnet import`` wrote (its folder's
+    :data:`~sam2elnet.data.naming.IMPORT_RECORD` lists it) replaces the label of its image,
+    with one warning naming them.
+
     Raises:
         DataError: two images, two masks or two coarse labels of one key (``a.png`` and
-            ``a_mask.png``, ``x.png`` and ``x.jpg``): one of them would be left out without a
-            word, e.g. a reviewed mask ``elnet import`` wrote next to the label it corrects.
+            ``a_mask.png``, ``x.png`` and ``x.jpg``) but for that case: one of them would be
+            left out without a word.
     """
     img_by_key = _by_key(images, lambda p: _key(p, _IMAGE_TAGS), "images")
-    mask_by_key = _by_key(masks, _label_key, "labels")
+    replaced: list[tuple[Path, Path]] = []
+    mask_by_key = _by_key(masks, _label_key, "labels", replaced)
+    if replaced:
+        log.warning(
+            "%d labels replaced by the reviewed masks `elnet import` wrote (listed in %s): %s; "
+            "move the old labels out of the folder to silence this",
+            len(replaced),
+            IMPORT_RECORD,
+            ", ".join(f"{new.name} for {old.name}" for old, new in replaced[:5])
+            + (f" (+{len(replaced) - 5})" if len(replaced) > 5 else ""),
+        )
     coarse_by_key = _by_key(_files(coarse_dir), _label_key, "coarse labels") if coarse_dir else {}
     samples = [
         Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
@@ -252,8 +290,9 @@ def discover(
         unmatched += u
     if unmatched and report_unmatched:
         log.warning(
-            "%d file(s) under %s have no image/label partner (listed by "
-            "`elnet --verbose COMMAND ...`)",
+            "%d file(s) under %s have no image/label partner and are left out (listed by "
+            "`elnet --verbose COMMAND ...`); to use an image, give it a label named like it "
+            "(<id>_sat / <id>_mask, or equal stems; not reviewed yet: review, `elnet import`)",
             len(unmatched),
             base,
         )

@@ -7,7 +7,9 @@ agree on what a mask, an image, a scene or a vector file is:
 * stem tags: ``<id>_sat.jpg`` is an image and ``<id>_mask.png`` its mask (the SOS / CHN6-CUG
   layouts), ``<id>_prob.tif`` a probability map, not a label;
 * :func:`mask_key`, the pairing key of a file (its stem without one known tag);
-* :func:`list_images`, the images of a folder, a file or a list (folder jobs, ``elnet import``).
+* :func:`list_images`, the images of a folder, a file or a list (folder jobs, ``elnet import``);
+* :data:`IMPORT_RECORD`, the record of the reviewed masks ``elnet import`` wrote into a folder
+  (:func:`imported_masks`): ``elnet train`` lets such a mask replace the label it corrects.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sam2elnet.errors import UserError
 __all__ = [
     "GEO_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "IMPORT_RECORD",
     "IMAGE_TAGS",
     "KEY_TAGS",
     "LABEL_SUFFIXES",
@@ -31,6 +34,7 @@ __all__ = [
     "SCENE_SUFFIXES",
     "VECTOR_SUFFIXES",
     "drop_paired_images",
+    "imported_masks",
     "list_images",
     "mask_key",
 ]
@@ -171,3 +175,21 @@ def list_images(
     if not files:
         raise UserError("no images given")
     return files
+
+
+IMPORT_RECORD = ".elnet-import.json"
+"""The record of the last ``elnet import`` in its ``--out`` folder (JSON: ``source``, the file
+imported, and ``masks``, the names written; hidden: folder scans list no hidden files)."""
+
+
+def imported_masks(folder: Path) -> set[str]:
+    """The mask names ``folder``'s :data:`IMPORT_RECORD` lists: reviewed masks (none when the
+    record is absent or unreadable; never raises)."""
+    import json
+
+    try:
+        data = json.loads((Path(folder) / IMPORT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return set()
+    names = data.get("masks") if isinstance(data, dict) else None
+    return {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()

@@ -174,12 +174,32 @@ class ImportResult:
     removed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        """What was written, then on a second line the next step (:meth:`next_step`)."""
         s = f"{self.out}: {len(self.written)} masks written"
         if self.skipped:
             s += f"; {len(self.skipped)} skipped"
         if self.removed:
             s += f"; {len(self.removed)} stale masks of the earlier import removed"
-        return s
+        return f"{s}\n{self.next_step()}"
+
+    def next_step(self) -> str:
+        """The command that trains on these masks, as docs/review.md gives it: ``elnet train
+        --data`` the folder above ``out`` when ``out`` is its ``masks/`` (the generic layout,
+        images in ``images/`` beside it, paired by name), else where to put the masks."""
+        import shlex
+
+        train = "elnet train --data {} --out RUN --init-model MODEL.pt"
+        tail = (
+            " (MODEL.pt: the model that made the labels; with the first labels too: docs/review.md)"
+        )
+        if self.out.name != "masks":
+            return (
+                "next: put these masks in DATA/masks and their images in DATA/images (they pair "
+                f"by name), then {train.format('DATA')}{tail}"
+            )
+        data, images = self.out.parent, self.out.parent / "images"
+        copy = "" if images.is_dir() else f"copy the images to {images} (paired by name), then "
+        return f"next: {copy}{train.format(shlex.quote(str(data)))}{tail}"
 
 
 def _region_kind(value: dict[str, Any]) -> str | None:
@@ -390,10 +410,17 @@ def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
     by_reason: dict[str, list[str]] = {}
     for stem, why in skipped:
         by_reason.setdefault(why, []).append(stem)
+    later = (
+        " (no mask: `elnet train` leaves their images out; review them, export again and "
+        "import into the same --out)"
+    )
     return [
-        f"skipped {stems[0]}: {why}"
-        if len(stems) == 1
-        else f"skipped {len(stems)} {what}, {why}: {name_sample(stems, 5)}"
+        (
+            f"skipped {stems[0]}: {why}"
+            if len(stems) == 1
+            else f"skipped {len(stems)} {what}, {why}: {name_sample(stems, 5)}"
+        )
+        + (later if why == NOT_REVIEWED else "")
         for why, stems in by_reason.items()
     ]
 

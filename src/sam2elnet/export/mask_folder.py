@@ -24,7 +24,6 @@ the next import.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import IMPORT_RECORD, imported_masks
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -55,9 +55,9 @@ __all__ = [
     "write_masks",
 ]
 
-MANIFEST = ".elnet-import.json"
+MANIFEST = IMPORT_RECORD
 """The record of the last import in its ``--out`` folder (hidden: ``elnet train`` lists no
-hidden files)."""
+hidden files, but lets a mask it lists replace the label it corrects)."""
 
 _TMP_PREFIX = ".elnet-import-"
 
@@ -76,12 +76,7 @@ def _mask_files(out: Path) -> set[str]:
 
 def _recorded(out: Path) -> set[str]:
     """Mask names the last import's manifest lists (none when absent or unreadable)."""
-    try:
-        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return set()
-    names = data.get("masks") if isinstance(data, dict) else None
-    return {str(n) for n in names if isinstance(n, str)} if isinstance(names, list) else set()
+    return imported_masks(out)
 
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -314,7 +309,7 @@ def missing_note(missing: list[str], n: int, what: str, images: Path | str | Non
     return [
         f"{len(missing)} of {n} images of {what} are not in {images} "
         f"({name_sample(missing, 3)}): their masks are PNGs of the size the file gives, "
-        "without georeference or nodata"
+        "without georeference or nodata; give --images the folder they came from to keep those"
     ]
 
 
