@@ -271,35 +271,84 @@ def test_size_check_sees_a_long_module(tmp_path: Path) -> None:
     assert _lines(p) == MAX_LINES + 1
 
 
-def test_module_map_names_every_module() -> None:
-    """docs/architecture.md's module map has a line for every module (renamed ones too)."""
-    doc = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+def _doc() -> str:
+    return (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+
+
+def _map_block(doc: str) -> str:
+    """The fenced tree of docs/architecture.md's section "Where each concern lives"."""
     start = doc.index("## Where each concern lives")
-    block = doc[start : doc.index("```", doc.index("```", start) + 3)]
-    missing = [
-        name
-        for name, path in _modules().items()
-        if path.name != "__init__.py" and f" {path.name} " not in block.replace("\n", " \n ")
-    ]
+    opening = doc.index("```", start)
+    return doc[opening + 3 : doc.index("```", opening + 3)]
+
+
+def _map_entries(block: str) -> set[str]:
+    """Paths (relative to ``src/sam2elnet``) the module-map tree lists, folders read from indentation.
+
+    A tree line starts at most 8 columns in (deeper lines continue a description); its first word
+    is a ``folder/`` or a ``file.py``, and a two-column line (the ``cli/`` block) has a second
+    ``file.py`` after two spaces. ``data/vector.py`` and ``export/vector.py`` are two entries.
+    """
+    import re
+
+    folders: list[tuple[int, str]] = []
+    found: set[str] = set()
+    for line in block.splitlines():
+        m = re.match(r"( *)(\S+)", line)
+        if not m or len(m.group(1)) > 8:
+            continue
+        indent, word = len(m.group(1)), m.group(2)
+        if word == f"src/{PACKAGE}/":
+            folders = []
+            continue
+        while folders and folders[-1][0] >= indent:
+            folders.pop()
+        if word.endswith("/"):
+            folders.append((indent, word[:-1]))
+            continue
+        prefix = "".join(f"{name}/" for _, name in folders)
+        rest = line[indent + len(word) :]
+        for name in [word, *re.findall(r"(?<=\s\s)(\w+\.py)(?=\s|$)", rest)]:
+            if name.endswith(".py"):
+                found.add(prefix + name)
+    return found
+
+
+def _map_mismatch(block: str) -> tuple[list[str], list[str]]:
+    """(modules the map lacks, map entries that are no file), as paths under ``src/sam2elnet``."""
+    files = {p.relative_to(SRC / PACKAGE).as_posix() for p in _modules().values()}
+    listed = _map_entries(block)
+    missing = sorted(f for f in files - listed if not f.endswith("__init__.py"))
+    return missing, sorted(listed - files)
+
+
+def test_module_map_names_every_module() -> None:
+    """docs/architecture.md's module map has a line for every module, under its own folder."""
+    missing, _ = _map_mismatch(_map_block(_doc()))
     assert not missing, "modules missing from the module map of docs/architecture.md:\n" + (
         "\n".join(missing)
     )
 
 
-def _doc() -> str:
-    return (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
-
-
 def test_module_map_lists_no_stale_file() -> None:
-    """Every ``name.py`` in the module map is the file of a real module (no renamed leftovers)."""
-    import re
-
-    doc = _doc()
-    start = doc.index("## Where each concern lives")
-    block = doc[start : doc.index("```", doc.index("```", start) + 3)]
-    files = {p.name for p in _modules().values()}
-    stale = sorted(set(re.findall(r"\b(\w+\.py)\b", block)) - files)
+    """Every file in the module map is a real module of that folder (no renamed leftovers)."""
+    _, stale = _map_mismatch(_map_block(_doc()))
     assert not stale, f"the module map names files that do not exist: {stale}"
+
+
+def test_module_map_check_catches_a_missing_or_misplaced_line() -> None:
+    """Dropping data/vector.py's line is caught although export/vector.py shares its name (guards the test)."""
+    block = _map_block(_doc())
+    line = next(
+        s for s in block.splitlines() if s.strip().startswith("vector.py ") and "rasterised" in s
+    )
+    missing, _ = _map_mismatch(block.replace(line + "\n", ""))
+    assert missing == ["data/vector.py"]
+    moved = block.replace("    evaluate.py  ", "    evaluated.py ")
+    missing, stale = _map_mismatch(moved)
+    assert (missing, stale) == (["engine/evaluate.py"], ["engine/evaluated.py"])
+    missing, stale = _map_mismatch(block.replace("\n      pixel.py", "\n    pixel.py"))
+    assert "engine/metrics/pixel.py" in missing and "engine/pixel.py" in stale
 
 
 def _top_level_names(path: Path) -> set[str]:

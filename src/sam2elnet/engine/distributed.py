@@ -1,4 +1,4 @@
-"""Scale-out of scene prediction on a Ray cluster (local by default).
+"""Scale-out on a Ray cluster (local by default): scene windows and folder-job chunks on Ray actors.
 
 Why this shape: reading windows and blending is cheap and I/O bound, the model is the expensive
 part. So the driver keeps reading, normalising and blending (exactly the code of the local run),
