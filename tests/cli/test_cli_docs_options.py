@@ -1,0 +1,142 @@
+"""The options README.md and docs/*.md name are the CLI's real ones, on the command that shows them.
+
+Read from the typer app itself (``typer.main.get_command``), not from ``--help`` text, so a renamed
+or removed option fails here the day it changes. Two checks:
+
+* every ``elnet CMD ...`` invocation on the pages (code blocks, backslash continuations joined,
+  and inline code) uses only options of CMD (``elnet weights download`` of its subcommand);
+* every ``--flag`` anywhere on the pages is an option of some ``elnet`` command, of a script in
+  ``benchmarks/`` (its ``add_argument`` calls) or of another tool the pages show
+  (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer.main
+
+from sam2elnet.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+FOREIGN = {
+    "--calc": "gdal_calc.py",
+    "--outfile": "gdal_calc.py",
+    "--type": "gdal_calc.py",
+    "--cpus": "docker run",
+    "--cpuset-cpus": "docker run",
+    "--nproc-per-node": "torchrun",
+    "--head": "ray start",
+    "--num-gpus": "ray start",
+    "--no-browser": "label-studio start",
+}
+"""Flags of other tools that the pages show in their commands (flag -> tool)."""
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*\*?")
+INVOCATION = re.compile(r"(?<![\w./-])elnet +([a-z][a-z-]*)([^\n`|;&)]*)")
+
+
+def _options(command: Any) -> set[str]:
+    flags = {"--help"}
+    for param in command.params:
+        flags.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("--"))
+    return flags
+
+
+def _commands() -> dict[str, Any]:
+    """``"annotate"``, ..., and ``"weights download"`` for the commands of a group."""
+    root = typer.main.get_command(app)
+    found: dict[str, Any] = {}
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        found[name] = command
+        for sub, subcommand in getattr(command, "commands", {}).items():
+            found[f"{name} {sub}"] = subcommand
+    return found
+
+
+def _bench_options() -> set[str]:
+    text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "benchmarks").glob("*.py"))
+    return set(re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", text))
+
+
+def _known(flag: str, known: set[str]) -> bool:
+    """``flag`` is one of ``known``; ``--aug-*`` (or a bare ``--aug-``) stands for a family."""
+    stem = flag.rstrip("*")
+    if stem.endswith("-"):
+        return any(k.startswith(stem) for k in known)
+    return stem in known
+
+
+def wrong_invocation_options(text: str, commands: dict[str, Any]) -> list[str]:
+    """``"elnet CMD --flag"`` for each flag an ``elnet CMD`` invocation in ``text`` does not have.
+
+    Prose such as "the elnet job" is no invocation (``job`` is no command) and is skipped; an
+    invocation ends at the end of its line (continuations joined), a backtick, a pipe, ``;``,
+    ``&``, ``)`` or ``->``.
+    """
+    text = text.replace("\\\n", " ")
+    bad = []
+    for m in INVOCATION.finditer(text):
+        name, rest = m.group(1), m.group(2).split("->")[0]
+        if name not in commands:
+            continue
+        words = rest.split()
+        if words and f"{name} {words[0]}" in commands:
+            name = f"{name} {words[0]}"
+        allowed = _options(commands[name])
+        bad += [f"elnet {name} {f}" for f in FLAG.findall(rest) if not _known(f, allowed)]
+    return bad
+
+
+def unknown_flags(text: str, known: set[str]) -> list[str]:
+    """Flags named in ``text`` that no command, benchmark script or listed tool has."""
+    return sorted({f for f in FLAG.findall(text) if not _known(f, known)})
+
+
+def _all_known() -> set[str]:
+    flags = set().union(*(_options(c) for c in _commands().values()))
+    return flags | _bench_options() | set(FOREIGN)
+
+
+def test_invocations_use_their_commands_options() -> None:
+    commands = _commands()
+    bad = [
+        f"{page.relative_to(ROOT)}: {b}"
+        for page in PAGES
+        for b in wrong_invocation_options(page.read_text(encoding="utf-8"), commands)
+    ]
+    assert not bad, "options the command does not have (renamed? other command?):\n" + "\n".join(
+        bad
+    )
+
+
+def test_every_flag_on_the_pages_exists() -> None:
+    known = _all_known()
+    bad = [
+        f"{page.relative_to(ROOT)}: {f}"
+        for page in PAGES
+        for f in unknown_flags(page.read_text(encoding="utf-8"), known)
+    ]
+    assert not bad, "flags no elnet command, benchmark or listed tool has:\n" + "\n".join(bad)
+
+
+def test_checks_catch_made_up_and_misplaced_options() -> None:
+    """Guards: a made-up flag, and a real flag on the wrong command, are both reported."""
+    commands = _commands()
+    page = (
+        "Run\n\n```\nelnet annotate --model m.pt --images IMG \\\n    --out OUT --made-up-flag 3\n```\n"
+        "then `elnet train --min-quality 0.8` and `elnet weights download --size tiny`.\n"
+        "The elnet job (elnet annotate ...) -> elnet train --init-model M.\n"
+    )
+    assert wrong_invocation_options(page, commands) == [
+        "elnet annotate --made-up-flag",
+        "elnet train --min-quality",
+    ]
+    assert unknown_flags(page + " `--no-such-option`, `--aug-*`", _all_known()) == [
+        "--made-up-flag",
+        "--no-such-option",
+    ]
