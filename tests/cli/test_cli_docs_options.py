@@ -140,3 +140,19 @@ def test_checks_catch_made_up_and_misplaced_options() -> None:
         "--made-up-flag",
         "--no-such-option",
     ]
+
+
+def readme_missing_commands(readme: str, names: list[str]) -> list[str]:
+    """Commands without a row ``| `elnet CMD` | ...`` in README.md's table of commands."""
+    start = readme.index("## Commands")
+    table = readme[start : readme.index("\n## ", start + 1)]
+    return [n for n in names if f"| `elnet {n}` |" not in table]
+
+
+def test_readme_lists_every_command() -> None:
+    names = [n for n in _commands() if " " not in n]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not readme_missing_commands(readme, names)
+    assert readme_missing_commands(readme.replace("| `elnet synth` |", "| synth |"), names) == [
+        "synth"
+    ]
