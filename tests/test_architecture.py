@@ -390,14 +390,18 @@ def _unresolved(dotted: str, mods: dict[str, Path]) -> str | None:
 
 
 def test_doc_names_only_real_modules() -> None:
-    """Every ``sam2elnet.x.y`` docs/architecture.md names exists (module, or a name in one)."""
+    """Every ``sam2elnet.x.y`` architecture.md and contributing.md name exists (module, or a name in one)."""
     import re
 
     mods = _modules()
     named = sorted(set(re.findall(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+", _doc())))
     assert len(named) > 30  # the page names modules throughout, not only in the map
+    walkthroughs = (SRC.parent / "docs" / "contributing.md").read_text(encoding="utf-8")
+    named += sorted(set(re.findall(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+", walkthroughs)))
     bad = [f"{n}: {why}" for n in named if (why := _unresolved(n, mods))]
-    assert not bad, "docs/architecture.md names what does not exist:\n" + "\n".join(bad)
+    assert not bad, "docs/architecture.md or contributing.md names what does not exist:\n" + (
+        "\n".join(bad)
+    )
 
 
 def test_doc_name_check_catches_a_wrong_name() -> None:
