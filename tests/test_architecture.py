@@ -411,3 +411,37 @@ def test_doc_name_check_catches_a_wrong_name() -> None:
     assert _unresolved("sam2elnet.data.windowed.no_such_name", mods)
     assert _unresolved("sam2elnet.data.runfolder.read_quality_table", mods) is None
     assert _unresolved("sam2elnet.engine.Predictor", mods) is None
+
+
+FILE_FORMAT_LIBRARIES = {
+    "rasterio", "osgeo", "cv2", "PIL", "imageio", "tifffile", "fiona", "pyogrio", "geopandas",
+    "shapely",
+}  # fmt: skip
+"""Libraries that read image, raster or vector files: ``data`` and above use them, ``model`` not."""
+
+
+def _third_party_imports(source: str) -> set[str]:
+    """Top-level names of every module ``source`` imports (module level and inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_model_reads_no_image_or_label_file_format() -> None:
+    """docs/architecture.md: ``model`` never reads an image or label file (tensors in and out)."""
+    bad = {
+        name: sorted(_third_party_imports(path.read_text(encoding="utf-8")) & FILE_FORMAT_LIBRARIES)
+        for name, path in _modules().items()
+        if name == f"{PACKAGE}.model" or name.startswith(f"{PACKAGE}.model.")
+    }
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_file_format_check_sees_a_lazy_import() -> None:
+    """Guard: an import inside a function is seen (a lazy reader would slip past otherwise)."""
+    source = "def f():\n    from rasterio.windows import Window\n    import cv2\n"
+    assert _third_party_imports(source) & FILE_FORMAT_LIBRARIES == {"rasterio", "cv2"}
