@@ -445,3 +445,17 @@ def test_file_format_check_sees_a_lazy_import() -> None:
     """Guard: an import inside a function is seen (a lazy reader would slip past otherwise)."""
     source = "def f():\n    from rasterio.windows import Window\n    import cv2\n"
     assert _third_party_imports(source) & FILE_FORMAT_LIBRARIES == {"rasterio", "cv2"}
+
+
+def _test_layout_missing(doc: str, tests_dir: Path) -> list[str]:
+    """Top-level files of ``tests/`` that the page's "Test layout" section does not name."""
+    start = doc.index("## Test layout")
+    section = doc[start : doc.index("\n## ", start + 1)]
+    return sorted(p.name for p in tests_dir.glob("*.py") if f"`{p.name}`" not in section)
+
+
+def test_test_layout_names_every_top_level_test_file(tmp_path: Path) -> None:
+    """The cross-cutting tests and helpers in ``tests/`` itself are all named (a newcomer's list)."""
+    assert not _test_layout_missing(_doc(), SRC.parent / "tests")
+    (tmp_path / "test_new_thing.py").write_text("", encoding="utf-8")
+    assert _test_layout_missing(_doc(), tmp_path) == ["test_new_thing.py"]
