@@ -76,12 +76,12 @@ def wrong_invocation_options(text: str, commands: dict[str, Any]) -> list[str]:
 
     Prose such as "the elnet job" is no invocation (``job`` is no command) and is skipped; an
     invocation ends at the end of its line (continuations joined), a backtick, a pipe, ``;``,
-    ``&``, ``)`` or ``->``.
+    ``&``, ``)``, ``->`` or a shell comment (`` # ...``).
     """
     text = text.replace("\\\n", " ")
     bad = []
     for m in INVOCATION.finditer(text):
-        name, rest = m.group(1), m.group(2).split("->")[0]
+        name, rest = m.group(1), re.split(r"->|\s#", m.group(2))[0]  # prose arrow, shell comment
         if name not in commands:
             continue
         words = rest.split()
@@ -130,6 +130,7 @@ def test_checks_catch_made_up_and_misplaced_options() -> None:
     page = (
         "Run\n\n```\nelnet annotate --model m.pt --images IMG \\\n    --out OUT --made-up-flag 3\n```\n"
         "then `elnet train --min-quality 0.8` and `elnet weights download --size tiny`.\n"
+        "```\nelnet import x.zip --from cvat --out m  # CVAT (export --format coco)\n```\n"
         "The elnet job (elnet annotate ...) -> elnet train --init-model M.\n"
     )
     assert wrong_invocation_options(page, commands) == [
