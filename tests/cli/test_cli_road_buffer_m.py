@@ -28,7 +28,8 @@ def _tif(
     path.parent.mkdir(parents=True, exist_ok=True)
     x, y = origin
     geo = {} if crs is None else {"crs": crs, "transform": Affine(pixel, 0, x, 0, -pixel, y)}
-    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8",
+    h, w = mask.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8",
                        **geo) as ds:  # fmt: skip
         ds.write(mask.astype(np.uint8)[None] * 255)
 
@@ -118,21 +119,55 @@ def test_a_buffer_in_metres_that_cannot_be_used_is_one_error_line(
     assert not out.exists()
 
 
-def test_two_pixel_sizes_are_refused_for_a_buffer_in_metres(
+def _mercator_tiles(root: Path, shifts: dict[str, tuple[float, int]]) -> tuple[Path, Path]:
+    """64 x 64 px EPSG:3857 tiles of 0.5 m CRS pixels, one per name at latitude ``lat`` (deg
+    N): a 3 px road along rows 30-32 of the truth, predicted ``shift`` rows lower."""
+    for name, (lat, shift) in shifts.items():
+        y = 6378137.0 * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+        t = np.zeros((64, 64), bool)
+        t[30:33, :] = True
+        p = np.zeros_like(t)
+        p[30 + shift : 33 + shift, :] = True
+        for path, m in ((root / "truth" / f"{name}_mask.tif", t),
+                        (root / "pred" / f"{name}_pred.tif", p)):  # fmt: skip
+            _tif(path, m, "EPSG:3857", 0.5, origin=(1000.0, y + 16.0))
+    return root / "pred", root / "truth"
+
+
+def test_web_mercator_tiles_at_two_latitudes_each_get_their_own_buffer_in_pixels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pred, truth = _pair(tmp_path)
-    t = np.zeros((32, 32), bool)
-    t[5:8, :] = True
-    _tif(truth / "b_mask.tif", t, "EPSG:32633", 1.0)
-    _tif(pred / "b_pred.tif", t, "EPSG:32633", 1.0)
-    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress"]
-    assert main([*argv, "--road-buffer-m", "2"]) == 2
-    err = capsys.readouterr().err
-    assert (
-        "b_pred.tif: has 1 m ground pixels, a_pred.tif 0.5002 m: --road-buffer-m needs one "
-        "ground pixel size" in err
-    )
+    """Two Web Mercator tiles of 0.5 m CRS pixels: ``north`` at 60 deg N (0.25 m ground
+    pixels, its road predicted 5 px = 1.25 m lower), ``equator`` at 0 deg (0.5 m ground pixels,
+    3 px = 1.5 m lower). --road-buffer-m 1.3 is 5.2 px on the first (matched) and 2.6 px on the
+    second (not matched): no one buffer in pixels gives that (>= 5 px matches both, 3-5 px only
+    the second). Each row records its own buffer, the summary the range, and the aggregate is
+    the sum of the matched lengths over the images, each matched within its own buffer."""
+    pred, truth = _mercator_tiles(tmp_path, {"north": (60.0, 5), "equator": (0.0, 3)})
+    out = tmp_path / "m"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress",
+            "--json", str(out / "e.json"), "--csv", str(out / "e.csv"), "--road-buffer-m", "1.3"]  # fmt: skip
+    assert main(argv) == 0
+    js = json.loads((out / "e.json").read_text())
+    rows = {r["image"]: r for r in js["images"]}
+    assert rows["north"]["road_quality"] == 1.0 and rows["equator"]["road_quality"] == 0.0
+    assert rows["north"]["road_buffer_px"] == pytest.approx(5.2, rel=5e-3)
+    assert rows["equator"]["road_buffer_px"] == pytest.approx(2.6, rel=5e-3)
+    assert rows["north"]["road_buffer_m"] == rows["equator"]["road_buffer_m"] == pytest.approx(1.3)
+    with open(out / "e.csv", newline="") as fh:
+        csv_px = {r["image"]: float(r["road_buffer_px"]) for r in csv.DictReader(fh)}
+    assert csv_px == pytest.approx({k: r["road_buffer_px"] for k, r in rows.items()})
+    o = js["options"]
+    assert o["road_buffer_px"] is None and o["road_buffer_m"] == 1.3
+    assert o["road_buffer_px_range"] == pytest.approx([2.6, 5.2], rel=5e-3)
+    assert o["pixel_size_m"] is None
+    assert o["pixel_size_m_range"] == pytest.approx([0.25, 0.5], rel=5e-3)
+    agg = js["aggregate"]
+    matched = sum(r["road_truth_matched"] for r in rows.values())
+    length = sum(r["road_truth_length"] for r in rows.values())
+    assert 0 < matched < length and agg["road_completeness"] == pytest.approx(matched / length)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "within 1.3 m = 2.61-5.19 px (--road-buffer-m; per image, from its ground pixel" in said
 
 
 def test_metres_per_pixel_uses_the_crs_unit() -> None:

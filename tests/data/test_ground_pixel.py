@@ -29,14 +29,14 @@ def _tile_3857(pixel: float, size: int) -> dict:
 def test_web_mercator_pixels_at_60n_are_half_their_crs_size_on_the_ground() -> None:
     """0.5 m EPSG:3857 pixels at 60 deg N are about 0.25 m on the ground (scale sec 60 = 2;
     on the WGS 84 ellipsoid 1.995 along x, 1.998 along y), and --road-buffer-m 2 is 8 px."""
-    from sam2elnet.engine.road_buffer import road_buffer_px
+    from sam2elnet.engine.road_buffer import road_buffers_px
 
     ps = pixel_size(_tile_3857(0.5, 512), (512, 512))
     assert ps.map_metres == 0.5 and ps.why == "" and ps.crs == "EPSG:3857"
     assert ps.metres == pytest.approx(0.25, rel=5e-3)
     assert ps.scale == pytest.approx(2.0, rel=5e-3)
     assert ps.spread < 1e-3  # a 256 m tile: one scale
-    assert road_buffer_px(2.0, {Path("a.tif"): ps}) == pytest.approx(8.0, rel=5e-3)
+    assert road_buffers_px(2.0, {Path("a.tif"): ps})[Path("a.tif")] == pytest.approx(8.0, rel=5e-3)
     # the ellipsoidal Mercator scale along a parallel, Snyder (1987) eq. 7-8, bounds the mean
     e2 = 0.00669437999014  # WGS 84 first eccentricity squared
     k_parallel = math.sqrt(1 - e2 * math.sin(math.radians(60)) ** 2) / math.cos(math.radians(60))

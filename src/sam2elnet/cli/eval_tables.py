@@ -179,7 +179,7 @@ def print_evaluation(
     from rich.table import Table
 
     from sam2elnet.engine.metrics import ROAD_KEYS
-    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_words
+    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_options_words
 
     table = Table(
         title=f"{res.aggregate['n_images']} image(s): {pred} vs {truth}", title_justify="left"
@@ -203,15 +203,7 @@ def print_evaluation(
             console.print(
                 f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
             )
-        o = res.options
-        console.print(
-            road_buffer_words(
-                o["road_buffer_px"],
-                o["road_buffer_m"],
-                o["road_buffer_unit"],
-                o.get("pixel_scale_factor"),
-            )
-        )
+        console.print(road_buffer_options_words(res.options))
     elif buffer_given:  # a buffer given for measures that are off: say why
         why = "--no-roads" if roads_on is False else res.options["roads_reason"]
         flag = (

@@ -138,9 +138,10 @@ ROAD_BUFFER_OR_M = typer.Option(
 ROAD_BUFFER_M = typer.Option(
     None,
     "--road-buffer-m",
-    help="The road buffer in metres instead (e.g. 2 for 0.5 m imagery), converted with the "
-    "predictions' pixel size from their projected CRS and transform (one pixel size for all; "
-    f"0 < M <= {ROAD_BUFFER_M_MAX:g}, at most {ROAD_BUFFER_MAX:g} px). Not with --road-buffer.",
+    help="The road buffer in ground metres instead (e.g. 2 for 0.5 m imagery), converted per "
+    "image with its ground pixel size from its projected CRS and transform (Web Mercator "
+    f"tiles: by latitude; 0 < M <= {ROAD_BUFFER_M_MAX:g}, at most {ROAD_BUFFER_MAX:g} px). "
+    "Not with --road-buffer.",
 )
 #: the same option where "not given" must stay None (``elnet train``: a --config file may set it)
 ROAD_BUFFER_UNSET = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP)

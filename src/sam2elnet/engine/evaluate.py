@@ -41,8 +41,12 @@ from sam2elnet.engine.eval_stream import (
     read_pair_masks,
 )
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
-from sam2elnet.engine.road_buffer import pixel_sizes_m, same_pixel_size
-from sam2elnet.engine.road_buffer import road_buffer_px as road_buffer_px_from_m
+from sam2elnet.engine.road_buffer import (
+    buffer_range,
+    pixel_sizes_m,
+    road_buffers_px,
+    same_pixel_size,
+)
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import ROAD_BUFFER_PX, GroupBy
 from sam2elnet.utils.batch import SkipLog
@@ -110,16 +114,22 @@ def evaluate_folders(
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
     (> 0, px; default 3) is their buffer tolerance: a centre-line pixel within it of the other
     mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres;
-    None: ``road_buffer_px`` decides) takes its place: it becomes pixels with the predictions' one
-    ground pixel size, from their projected CRS and transform with the projection's scale factor
-    at the image centre applied (:func:`sam2elnet.data.georef.pixel_size`;
-    :func:`~sam2elnet.engine.road_buffer.road_buffer_px`; DataError for a prediction without
-    one, or for two pixel sizes). The buffer is recorded in ``options`` (``road_buffer_px``;
+    None: ``road_buffer_px`` decides) takes its place: it becomes pixels per image, with each
+    prediction's own ground pixel size, from its projected CRS and transform with the
+    projection's scale factor at the image centre applied (:func:`sam2elnet.data.georef.pixel_size`;
+    :func:`~sam2elnet.engine.road_buffer.road_buffers_px`; DataError for a prediction without
+    one), so Web Mercator tiles at different latitudes, or images of different resolutions, are
+    all matched within the same ground distance. The aggregate road measures are then the sums
+    over images of the matched and total centre-line lengths, each image matched within its own
+    buffer (completeness = sum of matched truth lengths / sum of truth lengths, and so on). The
+    buffer is recorded in ``options`` (``road_buffer_px``: the buffer in px when it is one for
+    every image, else None; ``road_buffer_px_range``: [smallest, largest] px over the images;
     ``road_buffer_m``: the ground metres, given or from the one pixel size, None when not known;
     ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given; ``pixel_size_m`` and
     ``pixel_scale_factor``: the predictions' one ground pixel size and projection scale factor
-    at the image centre, None when not known or not one) and in
-    every image row next to its road measures (``road_buffer_px``; ``road_buffer_m`` when its
+    at the image centre, None when not known or not one; ``pixel_size_m_range``: [smallest,
+    largest] when every one is known) and in
+    every image row next to its road measures (``road_buffer_px``, that image's; ``road_buffer_m`` when its
     prediction has a projected CRS). ``line_width`` (> 0; None: 1 px) is
     the total width line features of polygon-file truth are buffered to before rasterising, in
     ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``.
@@ -221,8 +231,9 @@ def evaluate_folders(
     )
 
     sizes = pixel_sizes_m([preds[k] for k in keys]) if roads else {}
-    if roads and road_buffer_m is not None:  # metres: with the predictions' one pixel size
-        road_buffer_px = road_buffer_px_from_m(road_buffer_m, sizes)
+    per_image: dict[Path, float] = {}  # metres: each prediction's buffer from its pixel size
+    if roads and road_buffer_m is not None:
+        per_image = road_buffers_px(road_buffer_m, sizes)
 
     qpaths, qrows = quality_rows(quality_csv, pdir.parent if one else pdir, runs)
     qfilter = quality_filter(qpaths)
@@ -234,12 +245,13 @@ def evaluate_folders(
     bar = progress_bar(len(keys), "evaluate", "img", progress)
     try:
         for key in keys:
+            buffer = per_image.get(Path(preds[key]), road_buffer_px)
             try:
                 got = pair_counts(
                     preds[key], truths[key], valids.get(key), bases.get(key),
                     positive_values=positive_values,
                     tolerance_px=tolerance_px if boundary else None,
-                    road_buffer_px=road_buffer_px if roads else None,
+                    road_buffer_px=buffer if roads else None,
                     resample=resample, vector=vector, truth_read=kept.take(truths[key]),
                 )  # fmt: skip
             except DataError as err:  # names the file that cannot be used
@@ -254,7 +266,7 @@ def evaluate_folders(
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
                 size = sizes[Path(preds[key])].metres
-                res.road_buffer = (road_buffer_px, None if size is None else road_buffer_px * size)
+                res.road_buffer = (buffer, None if size is None else buffer * size)
             if (
                 line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
             ):  # the report redraws it
@@ -333,7 +345,7 @@ def evaluate_folders(
             "roads": roads,
             "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
-            "road_buffer_px": road_buffer_px,
+            **_px(images, road_buffer_px if not per_image else None),
             "road_buffer_m": road_buffer_m if road_buffer_m is not None else _one_m(images),
             "road_buffer_unit": "px" if road_buffer_m is None else "m",
             **_ground(sizes),
@@ -365,18 +377,36 @@ def _one_m(images: list[ImageResult]) -> float | None:
     return float(min(ms)) if same_pixel_size(ms) else None  # type: ignore[arg-type,type-var]
 
 
-def _ground(sizes: dict[Path, PixelSize]) -> dict[str, float | None]:
+def _px(images: list[ImageResult], given: float | None) -> dict[str, Any]:
+    """The options entries of the buffer in px: ``road_buffer_px`` (``given``, or the images'
+    one buffer when they agree within :data:`~sam2elnet.engine.road_buffer.SAME_PIXEL_SIZE`,
+    else None) and ``road_buffer_px_range`` ([smallest, largest] over the images; None
+    without road measures)."""
+    pxs = [r.road_buffer[0] for r in images if r.road_buffer is not None]
+    span = buffer_range(pxs)
+    one = given
+    if one is None and span is not None and same_pixel_size(list(span)):
+        one = pxs[0]
+    return {"road_buffer_px": one, "road_buffer_px_range": None if span is None else list(span)}
+
+
+def _ground(sizes: dict[Path, PixelSize]) -> dict[str, Any]:
     """The options entries of the predictions' ground pixel: ``pixel_size_m`` (ground metres
     per pixel at the image centre) and ``pixel_scale_factor`` (the projection's scale factor
     there, CRS metres per ground metre), the first prediction's when every prediction's is
-    known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`); None otherwise."""
+    known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`), None
+    otherwise; ``pixel_size_m_range``: [smallest, largest] ground pixel size, metres, when
+    every prediction's is known, else None."""
     ms = [s.metres for s in sizes.values()]
     first = next(iter(sizes.values()), None)
+    none: dict[str, Any] = {"pixel_size_m": None, "pixel_scale_factor": None}
     if first is None or first.metres is None or any(m is None for m in ms):
-        return {"pixel_size_m": None, "pixel_scale_factor": None}
+        return {**none, "pixel_size_m_range": None}
+    span = list(buffer_range(ms))  # type: ignore[arg-type]
     if not same_pixel_size(ms):  # type: ignore[arg-type]
-        return {"pixel_size_m": None, "pixel_scale_factor": None}
-    return {"pixel_size_m": first.metres, "pixel_scale_factor": first.scale}
+        return {**none, "pixel_size_m_range": span}
+    return {"pixel_size_m": first.metres, "pixel_scale_factor": first.scale,
+            "pixel_size_m_range": span}  # fmt: skip
 
 
 def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:

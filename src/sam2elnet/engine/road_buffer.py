@@ -1,30 +1,42 @@
-"""The buffer of the road measures of one evaluation, in pixels and in metres.
+"""The buffer of the road measures, in pixels and in metres: the one place ground metres
+(``--road-buffer-m``) become pixels, for ``elnet evaluate``, ``train``, ``cv`` and ``experiment``.
 
-``elnet evaluate`` takes the buffer in pixels (``--road-buffer``) or in metres
-(``--road-buffer-m``, as road-extraction evaluations quote it, e.g. about 2 m for 0.5 m aerial
-imagery). Metres are ground metres; they become pixels with the predictions' ground pixel size,
-from their CRS and transform with the projection's scale factor at the image centre applied
+The buffer is given in pixels (``--road-buffer``) or in metres (``--road-buffer-m``, as
+road-extraction evaluations quote it, e.g. about 2 m for 0.5 m aerial imagery). Metres are ground
+metres; they become pixels **per image**, with each image's own ground pixel size, from its CRS
+and transform with the projection's scale factor at the image centre applied
 (:func:`sam2elnet.data.georef.pixel_size`: Web Mercator EPSG:3857 at 60 deg N, 0.5 m CRS pixels
-are 0.25 m on the ground, so 2 m is 8 px; UTM 0.9996). The road measures are computed on the
-prediction's grid (a truth on another grid is resampled onto it), so the prediction's pixel size
-is the one that counts. Every result row records the buffer in both units where the pixel size
-is known.
+are 0.25 m on the ground, so 2 m is 8 px; at the equator 4 px; UTM 0.9996). A folder of Web
+Mercator tiles at different latitudes, or of images at different resolutions, is so measured
+with the same ground tolerance on every image. The road measures are computed on the
+prediction's grid (``evaluate``: a truth on another grid is resampled onto it; ``train`` /
+``cv`` / ``experiment``: the image's own grid), so that grid's pixel size is the one that
+counts. Every result records the buffer in both units where the pixel size is known.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import ROAD_BUFFER_MAX
 
-__all__ = ["SAME_PIXEL_SIZE", "pixel_sizes_m", "road_buffer_px", "same_pixel_size"]
+__all__ = [
+    "SAME_PIXEL_SIZE",
+    "buffer_range",
+    "buffer_said",
+    "image_buffers_px",
+    "pixel_sizes_m",
+    "road_buffers_px",
+    "same_pixel_size",
+]
 
 SAME_PIXEL_SIZE = 0.01
-"""Relative difference below which two pixel sizes count as one (``--road-buffer-m`` needs one
-pixel size: rounding in a GeoTIFF's transform differs in the last digits)."""
+"""Relative difference below which two pixel sizes (or buffers) count as one: rounding in a
+GeoTIFF's transform differs in the last digits. An evaluation records one ``pixel_size_m`` and
+one ``road_buffer_px`` only where all images agree within it."""
 
 
 def pixel_sizes_m(paths: Sequence[Path]) -> dict[Path, PixelSize]:
@@ -46,53 +58,78 @@ def pixel_sizes_m(paths: Sequence[Path]) -> dict[Path, PixelSize]:
 
 def same_pixel_size(values: list[float]) -> bool:
     """Whether pixel sizes (or lengths derived from them) are one size: each within
-    :data:`SAME_PIXEL_SIZE` (relative) of the first. The one rule for ``--road-buffer-m``'s
-    check and for what an evaluation records (``evaluate._one_m``, ``evaluate._ground``)."""
+    :data:`SAME_PIXEL_SIZE` (relative) of the first. The one rule for what an evaluation
+    records as one size (``evaluate._one_m``, ``evaluate._ground``)."""
     first = values[0]
     return all(abs(v - first) <= SAME_PIXEL_SIZE * first for v in values[1:])
 
 
-def road_buffer_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> float:
-    """``buffer_m`` metres in pixels of the predictions' one pixel size.
+def road_buffers_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> dict[Path, float]:
+    """``buffer_m`` ground metres in pixels of each image: ``buffer_m / its ground pixel size``.
 
     Args:
         buffer_m: the buffer, ground metres (> 0; the range is
             :func:`sam2elnet.option_values.road_buffer_m_field`'s).
-        sizes: :func:`pixel_sizes_m` of the predictions scored.
+        sizes: :func:`pixel_sizes_m` of the images measured (evaluate: the predictions).
 
     Returns:
-        ``buffer_m / ground pixel size`` (px).
+        Each image's buffer in px (float > 0), by path, in ``sizes``' order.
 
     Raises:
-        DataError: a prediction without a projected CRS (no CRS, GCPs only, degrees), or two
-            pixel sizes more than :data:`SAME_PIXEL_SIZE` apart; the error names the file.
-        UserError: the buffer is more than :data:`~sam2elnet.option_values.ROAD_BUFFER_MAX` px.
+        DataError: an image without a projected CRS (no CRS: PNG / JPEG; GCPs only; degrees);
+            the error names the file and says to give the buffer in pixels (``--road-buffer``).
+        UserError: an image's buffer is more than :data:`~sam2elnet.option_values.ROAD_BUFFER_MAX`
+            px (the message names the image).
     """
-    known: list[tuple[Path, float]] = []
+    out: dict[Path, float] = {}
     for path, ps in sizes.items():
         size, why = ps.metres, ps.why
         if size is None or size <= 0:
             raise DataError(
-                f"has {why or 'no pixel size'}: --road-buffer-m needs predictions in a "
-                "projected CRS (the pixel size in metres comes from the transform); give the "
-                "buffer in pixels with --road-buffer",
+                f"has {why or 'no pixel size'}: --road-buffer-m needs images in a projected "
+                "CRS (the pixel size in metres comes from the transform); give the buffer in "
+                "pixels with --road-buffer",
                 path,
             )
-        known.append((path, size))
-    first, size = known[0]
-    for path, other in known[1:]:
-        if not same_pixel_size([size, other]):
-            raise DataError(
-                f"has {other:.4g} m ground pixels, {first.name} {size:.4g} m: --road-buffer-m "
-                "needs one ground pixel size (a Web Mercator tile's depends on its latitude); "
-                "evaluate each resolution on its own, or give the buffer in pixels with "
-                "--road-buffer",
-                path,
+        px = float(buffer_m) / size
+        if px > ROAD_BUFFER_MAX:
+            raise UserError(
+                f"--road-buffer-m {buffer_m:g} is {px:.4g} px at {size:.4g} m ground pixels "
+                f"({Path(path).name}): more than {ROAD_BUFFER_MAX:g} px matches almost "
+                "everything; give a smaller buffer"
             )
-    px = float(buffer_m) / size
-    if px > ROAD_BUFFER_MAX:
-        raise UserError(
-            f"--road-buffer-m {buffer_m:g} is {px:.4g} px at {size:.4g} m ground pixels: more "
-            f"than {ROAD_BUFFER_MAX:g} px matches almost everything; give a smaller buffer"
-        )
-    return px
+        out[Path(path)] = px
+    return out
+
+
+def image_buffers_px(
+    buffer_px: float, buffer_m: float | None, paths: Iterable[str | Path]
+) -> dict[Path, float]:
+    """The road buffer of each image in pixels: ``buffer_px`` for every image when
+    ``buffer_m`` is None, else :func:`road_buffers_px` of the images' ground pixel sizes (header
+    reads only). Used by ``train`` (validation images), ``cv`` and ``experiment`` (test images)
+    before anything is trained, so a bad input stops the run at once. Raises as
+    :func:`road_buffers_px`."""
+    paths = [Path(p) for p in paths]
+    if buffer_m is None:
+        return dict.fromkeys(paths, float(buffer_px))
+    return road_buffers_px(buffer_m, pixel_sizes_m(paths))
+
+
+def buffer_range(buffers: Iterable[float]) -> tuple[float, float] | None:
+    """(smallest, largest) of per-image buffers in px; None for none."""
+    vals = [float(b) for b in buffers]
+    return (min(vals), max(vals)) if vals else None
+
+
+def buffer_said(buffer_px: float, buffer_m: float | None, px_range: tuple[float, float] | None
+                ) -> str:  # fmt: skip
+    """The buffer in words for log lines: ``"3 px"``, ``"2 m = 4 px"`` (one pixel size) or
+    ``"2 m = 4-8 px"`` (per image; ``px_range`` from :func:`buffer_range`)."""
+    if buffer_m is None:
+        return f"{float(buffer_px):g} px"
+    if px_range is None:
+        return f"{float(buffer_m):g} m"
+    lo, hi = px_range
+    px = f"{lo:.3g} px" if same_pixel_size([lo, hi]) else f"{lo:.3g}-{hi:.3g} px"
+    return f"{float(buffer_m):g} m = {px}"

@@ -7,7 +7,17 @@ counted per pixel, foreground = oil / road is the positive class).
 
 from __future__ import annotations
 
-__all__ = ["GLOSSARY", "ROAD_TABLE_HEADER", "definition", "label", "road_buffer_words"]
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "GLOSSARY",
+    "ROAD_TABLE_HEADER",
+    "definition",
+    "label",
+    "road_buffer_options_words",
+    "road_buffer_words",
+]
 
 ROAD_TABLE_HEADER = "road measure (centre-line lengths summed)"
 """Heading of the road measures' own table (``elnet evaluate``'s terminal and report.html): they
@@ -173,23 +183,37 @@ SCALE_SAID = 0.001
 
 
 def road_buffer_words(
-    buffer_px: float, buffer_m: float | None = None, unit: str = "px", scale: float | None = None
+    buffer_px: float | None,
+    buffer_m: float | None = None,
+    unit: str = "px",
+    scale: float | None = None,
+    px_range: Sequence[float] | None = None,
 ) -> str:
     """What the road measures of a result are, with their buffer (the ``--road-buffer`` it was
     scored with, in pixels; ``buffer_m``: the same in ground metres where the pixel size is
     known; ``unit``: the one it was given in, ``"px"`` or ``"m"``, ``--road-buffer-m``;
     ``scale``: the projection's scale factor at the predictions' centre, the evaluation's
-    ``options["pixel_scale_factor"]``, named when further than :data:`SCALE_SAID` from 1):
+    ``options["pixel_scale_factor"]``, named when further than :data:`SCALE_SAID` from 1;
+    ``px_range``: [smallest, largest] px where ``buffer_px`` is None, the buffer of
+    ``--road-buffer-m`` differing by image with each image's ground pixel size):
     ``"road measures: centre lines matched within 5 px (--road-buffer); lengths summed over
     images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``, ``"... within
     2 m = 8 px (--road-buffer-m; ground metres: projection scale factor 2 at the image
-    centre); ..."``. One wording for ``elnet evaluate``'s terminal and report."""
-    px = f"{float(buffer_px):.3g} px" if unit == "m" else f"{float(buffer_px):g} px"
+    centre); ..."``, ``"... within 2 m = 4-8 px (--road-buffer-m; per image, from its ground
+    pixel size); ..."``. One wording for ``elnet evaluate``'s terminal and report."""
+    if buffer_px is None and px_range is not None:
+        lo, hi = (float(v) for v in px_range)
+        px = f"{lo:.3g}-{hi:.3g} px"
+    else:
+        b = float(buffer_px or 0.0)
+        px = f"{b:.3g} px" if unit == "m" else f"{b:g} px"
     ground = (
         f"; ground metres: projection scale factor {float(scale):.4g} at the image centre"
         if scale is not None and buffer_m is not None and abs(float(scale) - 1.0) > SCALE_SAID
         else ""
     )
+    if buffer_px is None:
+        ground = "; per image, from its ground pixel size"
     if unit == "m" and buffer_m is not None:
         said = f"{float(buffer_m):g} m = {px} (--road-buffer-m{ground})"
     elif buffer_m is not None:
@@ -198,4 +222,18 @@ def road_buffer_words(
         said = f"{px} (--road-buffer)"
     return (
         f"road measures: centre lines matched within {said}; lengths summed over images, not pixels"
+    )
+
+
+def road_buffer_options_words(options: Mapping[str, Any]) -> str:
+    """:func:`road_buffer_words` of an evaluation's ``options`` (``road_buffer_px``,
+    ``road_buffer_px_range``, ``road_buffer_m``, ``road_buffer_unit``, ``pixel_scale_factor``;
+    results written before the per-image buffer lack the range)."""
+    o = options
+    return road_buffer_words(
+        o.get("road_buffer_px"),
+        o.get("road_buffer_m"),
+        o.get("road_buffer_unit", "px"),
+        o.get("pixel_scale_factor"),
+        o.get("road_buffer_px_range"),
     )

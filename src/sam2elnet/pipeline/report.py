@@ -402,18 +402,11 @@ def write_evaluation_report(
                 k: v for k, v in g["quality"].as_dict().items() if k != "source"
             }
     notes = [f"predictions: {result.pred_dir}", f"ground truth: {result.truth_dir}"]
-    if result.options.get("roads") and result.options.get("road_buffer_px") is not None:
-        from sam2elnet.pipeline.glossary import road_buffer_words
+    o = result.options
+    if o.get("roads") and (o.get("road_buffer_px") or o.get("road_buffer_px_range")) is not None:
+        from sam2elnet.pipeline.glossary import road_buffer_options_words
 
-        o = result.options
-        notes.append(
-            road_buffer_words(
-                o["road_buffer_px"],
-                o.get("road_buffer_m"),
-                o.get("road_buffer_unit", "px"),
-                o.get("pixel_scale_factor"),
-            )
-        )
+        notes.append(road_buffer_options_words(o))
     if comparison is not None:
         notes.append(f"baseline: {result.options.get('baseline_dir')}")
         if comparison.worse_images:
