@@ -48,3 +48,36 @@ def make_road_dataset(
         cv2.imwrite(str(root / "images" / f"r{i:02d}.png"), np.ascontiguousarray(bgr))
         cv2.imwrite(str(root / "masks" / f"r{i:02d}.png"), m)
     return root
+
+
+def mercator_y(lat: float) -> float:
+    """Web Mercator (EPSG:3857) northing of latitude ``lat`` (deg), metres."""
+    import math
+
+    return 6378137.0 * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def make_mercator_road_dataset(
+    root: Path, lats: tuple[float, ...] = (60.0, 0.0), n: int = 6, size: int = 64
+) -> Path:
+    """:func:`make_road_dataset`'s scenes as GeoTIFFs (images/ RGB, masks/ 0/255) in Web
+    Mercator with 0.5 m CRS pixels, image ``i`` at latitude ``lats[i % len(lats)]`` (at 60 deg
+    N a pixel is 0.25 m on the ground, at the equator 0.5 m)."""
+    import rasterio
+    from affine import Affine
+
+    png = make_road_dataset(root / "png", n=n, size=size)
+    for i in range(n):
+        y = mercator_y(lats[i % len(lats)])
+        geo = {"crs": "EPSG:3857", "transform": Affine(0.5, 0, 1000.0, 0, -0.5, y + size / 4)}
+        img = cv2.imread(str(png / "images" / f"r{i:02d}.png"))[:, :, ::-1].transpose(2, 0, 1)
+        mask = cv2.imread(str(png / "masks" / f"r{i:02d}.png"), cv2.IMREAD_GRAYSCALE)[None]
+        for sub, arr in (("images", img), ("masks", mask)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            with rasterio.open(root / sub / f"r{i:02d}.tif", "w", driver="GTiff", width=size,
+                               height=size, count=arr.shape[0], dtype="uint8", **geo) as ds:  # fmt: skip
+                ds.write(np.ascontiguousarray(arr))
+    import shutil
+
+    shutil.rmtree(png)
+    return root

@@ -40,6 +40,7 @@ from sam2elnet.option_values import (
     memory_bytes,
     norm_precision_value,
     road_buffer_field,
+    road_buffer_m_field,
     trunk_resolution,
 )
 from sam2elnet.options import (
@@ -276,8 +277,10 @@ class TrainConfig(BaseModel):
         le=0.5,
         description="per-band gain/offset jitter; None = domain default (0; roads 0.05)",
     )
-    # road data: the buffer of the validation road measures (metrics.csv val_road_*)
+    # road data: the buffer of the validation road measures (metrics.csv val_road_*), px; or
+    # in ground metres (replaces road_buffer; each validation image's px from its pixel size)
     road_buffer: float = road_buffer_field()
+    road_buffer_m: float | None = road_buffer_m_field()
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
     @model_validator(mode="after")

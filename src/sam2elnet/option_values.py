@@ -75,14 +75,17 @@ def road_buffer_field() -> Any:
 
 
 def road_buffer_m_field() -> Any:
-    """The one declaration of the ``road_buffer_m`` option (``elnet evaluate --road-buffer-m``:
-    the road buffer in metres, None: given in px; 0 < m <= :data:`ROAD_BUFFER_M_MAX`)."""
+    """The one declaration of the ``road_buffer_m`` option (``--road-buffer-m`` of ``elnet
+    evaluate``, ``train``, ``cv`` and ``experiment``: the road buffer in ground metres, each
+    image's pixels from its own ground pixel size by
+    :func:`sam2elnet.engine.road_buffer.road_buffers_px`; None: given in px; 0 < m <=
+    :data:`ROAD_BUFFER_M_MAX`)."""
     return Field(
         None,
         gt=0,
         le=ROAD_BUFFER_M_MAX,
-        description="road measures: centre-line buffer tolerance, ground metres (pixel size "
-        "from the prediction's CRS, transform and projection scale factor)",
+        description="road measures: centre-line buffer tolerance, ground metres (each image's "
+        "pixel size from its CRS, transform and projection scale factor)",
     )
 
 

@@ -7,10 +7,10 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import ROAD_BUFFER
+from sam2elnet.cli.shared_options import ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_given
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.option_checks import check_options, option_default
-from sam2elnet.option_values import PRECISION_HELP
+from sam2elnet.option_values import PRECISION_HELP, ROAD_BUFFER_PX
 from sam2elnet.pipeline.crossval_config import CVConfig
 
 
@@ -89,7 +89,8 @@ def cv_cmd(
     no_quality: bool = typer.Option(
         False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
     ),
-    road_buffer: float = ROAD_BUFFER,
+    road_buffer: Optional[float] = ROAD_BUFFER,  # noqa: UP045
+    road_buffer_m: Optional[float] = ROAD_BUFFER_M,  # noqa: UP045
     precision: str = typer.Option(
         option_default(CVConfig, "precision"), "--precision", help=PRECISION_HELP
     ),
@@ -132,6 +133,7 @@ def cv_cmd(
         "device": device,
     }
     train = {k: v for k, v in given.items() if v is not None}
+    road_buffer_given(road_buffer, road_buffer_m)
     if no_quality:
         train["fit_quality"] = False
     cfg = check_options(
@@ -145,7 +147,8 @@ def cv_cmd(
         domain=domain,
         train=train,
         max_folds=max_folds,
-        road_buffer=road_buffer,
+        road_buffer=ROAD_BUFFER_PX if road_buffer is None else road_buffer,
+        road_buffer_m=road_buffer_m,
         progress=not no_progress,
         batch_size=batch_size,
         device=device,

@@ -19,7 +19,9 @@ from sam2elnet.cli.shared_options import (
     LINE_WIDTH,
     LINE_WIDTH_PX,
     PRECISION_HELP,
-    ROAD_BUFFER_UNSET,
+    ROAD_BUFFER,
+    ROAD_BUFFER_M,
+    road_buffer_given,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
@@ -179,7 +181,8 @@ def train_cmd(
         "--aug-band-jitter",
         help=_H["aug_band_jitter"],
     ),  # noqa: UP045
-    road_buffer: Optional[float] = ROAD_BUFFER_UNSET,  # noqa: UP045
+    road_buffer: Optional[float] = ROAD_BUFFER,  # noqa: UP045
+    road_buffer_m: Optional[float] = ROAD_BUFFER_M,  # noqa: UP045
     report: bool = typer.Option(
         False,
         "--report",
@@ -226,7 +229,9 @@ def train_cmd(
         "aug_photometric": aug_photometric,
         "aug_band_jitter": aug_band_jitter,
         "road_buffer": road_buffer,
+        "road_buffer_m": road_buffer_m,
     }
+    road_buffer_given(road_buffer, road_buffer_m)
     cfg = TrainConfig.from_sources(
         given,
         config=config,
@@ -236,6 +241,8 @@ def train_cmd(
         quality=dict(tta=tta, tau=tau, crossfit_folds=quality_folds, crossfit_epochs=q_epochs),
         flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )
+    if road_buffer is not None and cfg.road_buffer_m is not None:  # px given over a file's m
+        cfg = cfg.model_copy(update={"road_buffer_m": None})
     from sam2elnet.engine.train_setup import check_weights_file
     from sam2elnet.utils.paths import check_input, check_output
 

@@ -15,9 +15,9 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
+from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
-from sam2elnet.cli.shared_options import ROAD_BUFFER_OR_M as _ROAD_BUFFER
-from sam2elnet.cli.shared_options import switch
+from sam2elnet.cli.shared_options import road_buffer_given, switch
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 
@@ -189,10 +189,7 @@ def evaluate(
         road_buffer_m=road_buffer_m,
         line_width=line_width,
     )
-    if road_buffer is not None and road_buffer_m is not None:
-        raise UserError(
-            "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
-        )
+    road_buffer_given(road_buffer, road_buffer_m)
     buffer_given = road_buffer is not None or road_buffer_m is not None
     road_buffer = ROAD_BUFFER_PX if road_buffer is None else road_buffer
     check_input(pred, "--pred", "prediction folder or file")

@@ -11,9 +11,11 @@ values and default :data:`sam2elnet.option_values.PixelCoords`. ``PRECISION_HELP
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
 vector coarse labels), range :func:`sam2elnet.option_values.line_width_field`.
-``--road-buffer`` (``evaluate``, ``train``, ``cv``, ``experiment``): default and range
-:data:`sam2elnet.option_values.ROAD_BUFFER_PX` / :func:`sam2elnet.option_values.road_buffer_field`;
-``--road-buffer-m`` (``evaluate``): :func:`sam2elnet.option_values.road_buffer_m_field`.
+``--road-buffer`` / ``--road-buffer-m`` (``evaluate``, ``train``, ``cv``, ``experiment``):
+default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
+:func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;
+one of the two (:func:`road_buffer_given`); metres become pixels per image in
+:mod:`sam2elnet.engine.road_buffer`.
 :func:`switch`: an on/off setting given as two flags (``--roads`` / ``--no-roads``).
 """
 
@@ -40,12 +42,11 @@ __all__ = [
     "PRECISION_HELP",
     "ROAD_BUFFER",
     "ROAD_BUFFER_M",
-    "ROAD_BUFFER_OR_M",
-    "ROAD_BUFFER_UNSET",
     "TRAIN_HELP",
     "WARP_METHOD",
     "WARP_TO",
     "WARP_TO_EXPORT",
+    "road_buffer_given",
     "switch",
 ]
 
@@ -130,11 +131,9 @@ _ROAD_BUFFER_HELP = (
     "centre-line pixel within it of the other mask's centre line counts as matched "
     f"(default {ROAD_BUFFER_PX:g}, 0 < PX <= {ROAD_BUFFER_MAX:g})."
 )
-ROAD_BUFFER = typer.Option(ROAD_BUFFER_PX, "--road-buffer", help=_ROAD_BUFFER_HELP)
-#: ``elnet evaluate``'s: not given stays None, so --road-buffer-m can be told apart
-ROAD_BUFFER_OR_M = typer.Option(
-    None, "--road-buffer", help=_ROAD_BUFFER_HELP + " Or --road-buffer-m."
-)
+#: not given stays None, so --road-buffer-m can be told apart (and a ``train --config`` file
+#: may set it); :func:`road_buffer_given` fills in the default
+ROAD_BUFFER = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP + " Or --road-buffer-m.")
 ROAD_BUFFER_M = typer.Option(
     None,
     "--road-buffer-m",
@@ -143,8 +142,21 @@ ROAD_BUFFER_M = typer.Option(
     f"tiles: by latitude; 0 < M <= {ROAD_BUFFER_M_MAX:g}, at most {ROAD_BUFFER_MAX:g} px). "
     "Not with --road-buffer.",
 )
-#: the same option where "not given" must stay None (``elnet train``: a --config file may set it)
-ROAD_BUFFER_UNSET = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP)
+
+
+def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> None:
+    """Refuse ``--road-buffer`` (pixels) and ``--road-buffer-m`` (metres) given together: one
+    ``error:`` line, exit code 2 (``evaluate``, ``train``, ``cv``, ``experiment``).
+
+    Raises:
+        UserError: both are given.
+    """
+    from sam2elnet.errors import UserError
+
+    if road_buffer is not None and road_buffer_m is not None:
+        raise UserError(
+            "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
+        )
 
 
 def switch(on: bool, off: bool, flag: str, default: bool | None = None) -> bool | None:

@@ -103,7 +103,7 @@ from sam2elnet.engine.train_state import load_last as _load_last
 from sam2elnet.engine.train_state import rng_state as _rng_state
 from sam2elnet.engine.train_state import save_last as _save_last
 from sam2elnet.engine.train_state import set_rng_state as _set_rng_state
-from sam2elnet.engine.train_val import validation_loader
+from sam2elnet.engine.train_val import val_road_buffer, validation_loader
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.tables import csv_text
@@ -224,11 +224,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             f"{n_windowed} large training image(s) are read by windows (only each crop's pixels; "
             "see docs/training.md)"
         )
+    vbuf = val_road_buffer(cfg, data.val_samples, roads)  # px per image; metres checked here
     val_loader = None  # native scale, batched by shape (engine.train_val); rank 0 validates
     if dist_info.main:
         val_loader = validation_loader(
             data.val_samples, data.norm, cfg.image_size, data.in_bands, cfg.seed, batch_size,
-            _positive(cfg),
+            _positive(cfg), vbuf.px,
         )  # fmt: skip
 
     model = build_model_for(cfg, data.in_bands, data.norm, roads, data.init_payload).to(device)
@@ -323,6 +324,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         "domain": "roads" if roads else "other",
         "topology_loss": "cldice" if weights.topology > 0 else "none",
         "selection": selection,
+        "val_road_buffer": vbuf.record,  # of the validation road measures (metrics.csv)
     }
 
     def model_extra(
@@ -428,7 +430,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             )
             if improved:
                 save_model(model, best_path, extra=model_extra(None, None))
-            val_txt = val_text(row, cfg.coarse_prob, roads, cfg.road_buffer)
+            val_txt = val_text(row, cfg.coarse_prob, roads, vbuf.said)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
                 f"{tr_iou:.3f} {val_txt} lr {row['lr']:.2g} ({row['train_img_per_s']:.2f} img/s, "

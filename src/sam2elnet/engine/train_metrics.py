@@ -232,13 +232,15 @@ def resumed_selection(
 
 
 def val_text(
-    row: dict[str, Any], coarse_prob: float, roads: bool, road_buffer: float = ROAD_BUFFER_PX
+    row: dict[str, Any], coarse_prob: float, roads: bool, road_buffer: float | str = ROAD_BUFFER_PX
 ) -> str:
     """The validation part of an epoch's log line: ``val loss 0.3990 val IoU 0.587 (0.5 x
     annotation 0.501 + 0.5 x enhancement 0.673 from coarse 0.610)`` (weights:
     :func:`selection_weights`), plus with ``roads`` the road measures and the buffer they were
-    matched within (``road_buffer``, px: ``... correctness 0.702 (buffer 3 px)``); ``"no
-    validation split"`` when the row has no validation values."""
+    matched within (``road_buffer``, px, or in words:
+    :attr:`~sam2elnet.engine.train_val.ValRoadBuffer.said`: ``... correctness 0.702 (buffer 3
+    px)``, ``(buffer 2 m = 4-8 px)``); ``"no validation split"`` when the row has no validation
+    values."""
     if not math.isfinite(float(row.get("val_loss", math.nan))):
         return "no validation split"
     wa, we = selection_weights(coarse_prob)
@@ -251,7 +253,7 @@ def val_text(
         txt += (
             f" road quality {row['val_road_quality']:.3f} completeness "
             f"{row['val_road_completeness']:.3f} correctness {row['val_road_correctness']:.3f}"
-            f" (buffer {float(road_buffer):g} px)"
+            f" (buffer {road_buffer if isinstance(road_buffer, str) else f'{road_buffer:g} px'})"
         )
     return txt
 
@@ -293,7 +295,9 @@ def validate(
     the mix of tasks it was trained for (default 0.5: their mean); ``val_f1`` likewise. With
     ``roads`` the road measures of the
     annotation-mode predictions (length-summed over the split, centre lines matched within
-    ``road_buffer`` px) are added as ``val_road_*``.
+    ``road_buffer`` px, or each item's own ``"road_buffer"`` where the loader carries it:
+    :func:`~sam2elnet.engine.train_val.validation_loader`; the lengths summed over the images,
+    each matched within its own buffer) are added as ``val_road_*``.
     ``channels_last`` passes images and coarse labels in channels-last memory format (for a model
     converted to it; same results up to float rounding).
     """
@@ -329,8 +333,10 @@ def validate(
             if roads and mode == "annotate":
                 pred = (out.logits.float() > 0) & (v > 0.5)
                 truth = (m > 0.5) & (v > 0.5)
-                for p_i, t_i in zip(pred.cpu().numpy(), truth.cpu().numpy(), strict=True):
-                    road_total = road_total + road_counts(p_i[0], t_i[0], buffer_px=road_buffer)
+                bufs = batch.get("road_buffer")
+                bufs = [road_buffer] * len(pred) if bufs is None else bufs.tolist()
+                for p_i, t_i, b in zip(pred.cpu().numpy(), truth.cpu().numpy(), bufs, strict=True):
+                    road_total = road_total + road_counts(p_i[0], t_i[0], buffer_px=float(b))
         coarse_counts += pixel_counts(c * 2 - 1, m, v).cpu()
     ia, fa = iou_f1(*counts["annotate"].tolist())
     ie, fe = iou_f1(*counts["enhance"].tolist())

@@ -21,7 +21,7 @@ from the labels already written. Settings are fixed per ``OUT`` (``OUT/cv_config
 with settings that change a fold's result into the same folder is refused, naming each with its
 saved value (:func:`~sam2elnet.pipeline.crossval_config.changed_options`: runtime options such as
 ``--no-progress``, ``--report`` or ``--max-folds`` may change, a default given explicitly is the
-default), except ``--road-buffer``
+default), except ``--road-buffer`` / ``--road-buffer-m``
 (:data:`~sam2elnet.pipeline.crossval_config.RESCORE_ONLY`), which only changes how the test
 predictions are scored: a finished road fold's stored predictions are scored again with the new
 buffer (one line per fold; nothing trained or predicted again), an unfinished fold's training
@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.runfolder import remove_stale_report
 from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_report import fmt, groups_montage, render_markdown, summarise
@@ -64,11 +64,14 @@ from sam2elnet.pipeline.crossval_reuse import (
 )
 from sam2elnet.pipeline.crossval_score import (
     SCORE_KEYS,
+    buffer_of,
+    buffer_words,
     num,
-    rescore_fold,
+    px_range,
+    rescore_changed,
     score,
-    scored_buffer,
     trained_buffer,
+    trained_buffer_fields,
 )
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.paths import link_or_copy
@@ -155,7 +158,7 @@ def _evaluate_model(
             precision=cfg.precision,
             progress=cfg.progress,
         )
-    return score(model, test_dir, pred_dir, roads, cfg.road_buffer)
+    return score(model, test_dir, pred_dir, roads, cfg.road_buffer, cfg.road_buffer_m)
 
 
 def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
@@ -172,6 +175,7 @@ def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
             "domain": domain,
             "progress": cfg.progress,
             "road_buffer": cfg.road_buffer,
+            "road_buffer_m": cfg.road_buffer_m,
         }
     )
 
@@ -202,27 +206,13 @@ def _run_fold(
         old = {**old, **fold_trained_with(old, run / "model.pt")}  # as trained
         if roads:
             old.setdefault("val_road_buffer", trained_buffer(run))
-            was = scored_buffer(old, root, list(fold.tests))
-            if was != cfg.road_buffer:
-                tdirs = {
+            rescored = rescore_changed(
+                cfg, root, old, list(fold.tests), lambda: {
                     n: _write_subset(root / n, samples, i, meta) for n, i in fold.tests.items()
-                }
-                rescored = rescore_fold(root, tdirs, old, cfg.road_buffer)
-                if rescored is not None:
-                    say(
-                        f"{label}: done before; its test predictions scored again with road "
-                        f"buffer {cfg.road_buffer:g} px (were {was:g} px), its network and "
-                        "predictions reused"
-                    )
-                    if not cfg.report:
-                        stale = remove_stale_report(
-                            cfg.out, "the test predictions were scored again"
-                        )
-                        if stale:
-                            say(stale)
-                    return rescored
-                say(f"{label}: its test predictions are missing; predicting them again")
-                done.unlink()
+                }, label, say,
+            )  # fmt: skip
+            if rescored is not None:
+                return rescored
         if done.is_file():
             say(f"{label}: done before, reusing {done}")
             return old, None
@@ -232,14 +222,14 @@ def _run_fold(
     trained = root / "trained.json"
     tcfg = tcfg.model_copy(update={"resume": (run / "config.yaml").is_file()})
     started = trained_buffer(run) if tcfg.resume and not trained.is_file() else None
-    if started is not None and started != tcfg.road_buffer:
+    if started is not None and started != buffer_of(tcfg.road_buffer, tcfg.road_buffer_m):
         # train --resume refuses another buffer: its validation rows so far used this one
         say(
             f"{label}: its training continues with the road buffer it started with "
-            f"({started:g} px) for its validation measures; its test scores use "
-            f"{cfg.road_buffer:g} px"
+            f"({buffer_words(started)}) for its validation measures; its test scores use "
+            f"{buffer_words(buffer_of(cfg.road_buffer, cfg.road_buffer_m))}"
         )
-        tcfg = tcfg.model_copy(update={"road_buffer": started})
+        tcfg = tcfg.model_copy(update=trained_buffer_fields(run))
     warned = False  # this run's training warned that the quality evaluator is not fitted
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
@@ -256,7 +246,8 @@ def _run_fold(
             "n_val": len(res.splits.get("val", [])),
         }
         info.update(fold_trained_with({}, run / "model.pt"))  # what ran (--resume may change it)
-        info["val_road_buffer"] = tcfg.road_buffer  # of the validation rows (metrics.csv)
+        # of the validation rows (metrics.csv): px, or "2 m"
+        info["val_road_buffer"] = buffer_of(tcfg.road_buffer, tcfg.road_buffer_m)
         write_json_atomic(trained, info)
     info.update(fold_trained_with(info, run / "model.pt"))
     if roads:
@@ -279,6 +270,7 @@ def _run_fold(
     }
     if roads:
         result["road_buffer"] = cfg.road_buffer  # of the test scores' road measures, px
+        result["road_buffer_m"] = cfg.road_buffer_m  # or ground metres (px per test image)
     else:
         result.pop("val_road_buffer", None)
     write_json_atomic(done, result)
@@ -409,6 +401,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     else:
         guess = resolve_domain(cfg.domain, None)
     say(f"domain: {guess.domain} ({guess.reason})")
+    if guess.roads:  # a buffer in metres needs every image's pixel size: checked before training
+        image_buffers_px(cfg.road_buffer, cfg.road_buffer_m, [samples[i].image for i in ids])
     meta = {
         "modality": index.modality,
         "layout": "generic",
@@ -450,6 +444,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
                 cfg.device,
                 evaluations=scored,
                 road_buffer=cfg.road_buffer,
+                road_buffer_m=cfg.road_buffer_m,
             )
     keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
     report: dict[str, Any] = {
@@ -461,6 +456,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "seed": cfg.seed,
         "in_domain_fraction": cfg.in_domain_fraction,
         "road_buffer": cfg.road_buffer,  # of the test scores' road measures, px
+        "road_buffer_m": cfg.road_buffer_m,  # or ground metres: px per image, the range below
+        "road_buffer_px_range": px_range(results) if guess.roads else None,
         # of the validation rows logged by each fold's training (a reused fold keeps its own)
         "val_road_buffer": summarise_folds(results, "val_road_buffer") if guess.roads else None,
         # the option under its own name: "precision" is a metric in the folds and summary

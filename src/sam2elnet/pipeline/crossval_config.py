@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, same_setting, setting_change
-from sam2elnet.option_values import Precision, check_device, norm_precision_value, road_buffer_field
+from sam2elnet.option_values import (
+    Precision,
+    check_device,
+    norm_precision_value,
+    road_buffer_field,
+    road_buffer_m_field,
+)
 
 __all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig", "changed_options"]
 
@@ -26,8 +32,10 @@ CV_PARTS = (
 (:func:`~sam2elnet.engine.folder_inputs.check_run_out`)."""
 
 # TrainConfig fields a CV run sets itself (per fold) and so may not be given as options
-_OWN_FIELDS = ("data", "out", "resume", "fraction", "domain", "progress", "road_buffer")
-RESCORE_ONLY = ("road_buffer",)
+_OWN_FIELDS = (
+    "data", "out", "resume", "fraction", "domain", "progress", "road_buffer", "road_buffer_m",
+)  # fmt: skip
+RESCORE_ONLY = ("road_buffer", "road_buffer_m")
 """Options that change how the stored test predictions are scored, not the networks: a re-run
 into the same ``OUT`` with another value scores the finished folds again (nothing is trained or
 predicted again) instead of refusing."""
@@ -73,6 +81,9 @@ class CVConfig(BaseModel):
             (:data:`RESCORE_ONLY`): a re-run with another value scores the finished folds'
             stored test predictions again; their validation rows keep the buffer they were
             logged with.
+        road_buffer_m: the same in ground metres instead (None: ``road_buffer`` px), each
+            image's px from its own ground pixel size
+            (:func:`sam2elnet.engine.road_buffer.road_buffers_px`); also :data:`RESCORE_ONLY`.
         batch_size / device / precision: of the annotation of the test images.
         report: write ``report.html`` for the run and for every fold
             (:mod:`sam2elnet.pipeline.report_cv`).
@@ -90,6 +101,7 @@ class CVConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     max_folds: int | None = Field(None, ge=1)
     road_buffer: float = road_buffer_field()
+    road_buffer_m: float | None = road_buffer_m_field()
     progress: bool = True
     batch_size: int = Field(8, ge=1, le=1024)
     device: str = "cpu"

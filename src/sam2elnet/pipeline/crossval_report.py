@@ -195,10 +195,18 @@ def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:
     the validation rows' where a fold's training logged them with another one."""
     if r.get("domain") != "roads" or r.get("road_buffer") is None:
         return []
-    b = float(r["road_buffer"])
+    b: float | str = float(r["road_buffer"])
     line = (
         f"- Road measures of the test scores: centre lines matched within {b:g} px (--road-buffer)."
     )
+    if r.get("road_buffer_m") is not None:  # metres: each test image's px from its pixel size
+        b = f"{float(r['road_buffer_m']):g} m"
+        span = r.get("road_buffer_px_range")
+        px = f" = {span[0]:.3g}-{span[1]:.3g} px by image" if span else ""
+        line = (
+            f"- Road measures of the test scores: centre lines matched within {b}{px} "
+            "(--road-buffer-m; each image's pixels from its own ground pixel size)."
+        )
     val = r.get("val_road_buffer")
     if val is not None and val != "not recorded" and val != b:
         said = f"{float(val):g} px" if isinstance(val, int | float) else str(val)

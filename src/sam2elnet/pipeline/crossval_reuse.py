@@ -38,15 +38,16 @@ def fold_settings(tcfg: Any) -> dict[str, Any]:
     """The options of a fold's training that change its network: its TrainConfig less the
     runtime options ``--resume`` may change (:data:`~sam2elnet.engine.train_setup.RESUME_MAY_CHANGE`:
     precision, device, threads, quality evaluator...), less ``data`` (the fold's own link
-    folder; the image ids stand for it) and less ``road_buffer`` (it changes what is measured,
-    not the network; ``OUT/cv_config.json`` keeps it one value per run)."""
+    folder; the image ids stand for it) and less ``road_buffer`` / ``road_buffer_m`` (they
+    change what is measured, not the network; ``OUT/cv_config.json`` keeps them one value per
+    run)."""
     from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
 
     d = tcfg.model_dump(mode="json")
     keep = {
         k: v
         for k, v in sorted(d.items())
-        if k not in RESUME_MAY_CHANGE and k not in ("data", "road_buffer")
+        if k not in RESUME_MAY_CHANGE and k not in ("data", "road_buffer", "road_buffer_m")
     }
     return json.loads(json.dumps(keep, default=str))
 

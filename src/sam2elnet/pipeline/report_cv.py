@@ -39,6 +39,7 @@ def write_fold_reports(
     device: str = "cpu",
     evaluations: Sequence[Any] | None = None,
     road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer_m: float | None = None,
 ) -> list[Any]:
     """Write the missing reports of one fold folder ``root`` (``run/``, ``<test>/masks``,
     ``pred-<test>/``) and return the evaluation results of its test sets (in ``tests`` order).
@@ -46,7 +47,7 @@ def write_fold_reports(
     ``evaluations``: those results as the fold's scoring just made them (one per test set, in
     ``tests`` order); None (a fold reused from an earlier run) re-scores the predictions on disk
     (:func:`sam2elnet.engine.evaluate.evaluate_folders`, road measures with a ``road_buffer``
-    px buffer).
+    px buffer, or ``road_buffer_m`` ground metres).
 
     Raises:
         ValueError: ``evaluations`` does not hold one result per test set.
@@ -61,7 +62,9 @@ def write_fold_reports(
     if evaluations is not None and len(evaluations) != len(tests):
         raise ValueError(f"{len(evaluations)} evaluations for {len(tests)} test sets")
     results = (
-        list(evaluations) if evaluations is not None else _rescore(fold, tests, roads, road_buffer)
+        list(evaluations)
+        if evaluations is not None
+        else _rescore(fold, tests, roads, road_buffer, road_buffer_m)
     )
     for name, ev in zip(tests, results, strict=True):
         page = fold / f"pred-{name}" / "report.html"
@@ -159,7 +162,7 @@ def write_cv_report(
         tests = list(f.get("tests", {}))
         evs = (evaluations or {}).get(name)
         if evs is None:
-            evs = _rescore(run / "folds" / name, tests, roads, buffer)
+            evs = _rescore(run / "folds" / name, tests, roads, buffer, report.get("road_buffer_m"))
         for test, ev in zip(tests, evs, strict=True):
             where = run / "folds" / name / f"pred-{test}"
             for item in evaluation_items(ev, run / "folds" / name / test / "images"):
@@ -215,7 +218,9 @@ def write_cv_report(
     )
 
 
-def _rescore(fold: Path, tests: Sequence[str], roads: bool, road_buffer: float) -> list[Any]:
+def _rescore(
+    fold: Path, tests: Sequence[str], roads: bool, road_buffer: float, road_buffer_m: float | None
+) -> list[Any]:
     from sam2elnet.engine.evaluate import evaluate_folders
 
     return [
@@ -225,6 +230,7 @@ def _rescore(fold: Path, tests: Sequence[str], roads: bool, road_buffer: float) 
             roads=roads,
             progress=False,
             road_buffer_px=road_buffer,
+            road_buffer_m=road_buffer_m,
         )
         for t in tests
     ]

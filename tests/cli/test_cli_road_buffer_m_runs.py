@@ -1,0 +1,120 @@
+"""``--road-buffer-m`` of ``elnet train``, ``cv`` and ``experiment``: the road buffer in ground
+metres, made pixels per image from each image's own ground pixel size (as ``elnet evaluate``'s).
+Web Mercator tiles of 0.5 m CRS pixels at 60 deg N (0.25 m on the ground: 1.3 m = 5.2 px) and
+at the equator (0.5 m: 2.6 px), micro networks trained for one epoch on 64 px images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers_roads import make_mercator_road_dataset, make_road_dataset
+
+from sam2elnet.cli import main
+
+TRAIN = ["--size", "micro", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
+         "--weights", "none", "--no-progress"]  # fmt: skip
+NORTH, EQUATOR = 1.3 / 0.2504, 1.3 / 0.4983  # px of 1.3 m (ground pixel sizes of the tiles)
+
+
+@pytest.fixture
+def buffers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every buffer (px) the road measures are computed with."""
+    import sam2elnet.engine.metrics as metrics
+
+    seen: list[float] = []
+    real = metrics.road_counts
+
+    def recorded(pred, truth, buffer_px=None, **kw):  # noqa: ANN001
+        seen.append(buffer_px)
+        return real(pred, truth, buffer_px=buffer_px, **kw)
+
+    monkeypatch.setattr(metrics, "road_counts", recorded)
+    return seen
+
+
+def _one_of_the_two(seen: list[float]) -> set[str]:
+    """Which latitude's buffer each recorded buffer is (fails on any other)."""
+    out = set()
+    for b in seen:
+        if b == pytest.approx(NORTH, rel=2e-3):
+            out.add("north")
+        else:
+            assert b == pytest.approx(EQUATOR, rel=2e-3), seen
+            out.add("equator")
+    return out
+
+
+def test_train_matches_each_validation_image_within_its_own_ground_buffer(
+    tmp_path: Path, buffers: list[float], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """train --road-buffer-m 1.3: each validation tile's road measures within 1.3 m in its own
+    pixels; config.yaml records the metres, model.pt the per-image range, the epoch line both."""
+    from sam2elnet.model import load_model
+
+    data = make_mercator_road_dataset(tmp_path / "roads")
+    out = tmp_path / "r"
+    argv = ["train", "--data", str(data), *TRAIN, "--no-quality", "--val-fraction", "0.5"]
+    assert main([*argv, "--out", str(out), "--domain", "roads", "--road-buffer-m", "1.3"]) == 0
+    assert buffers and _one_of_the_two(buffers)
+    assert "road_buffer_m: 1.3" in (out / "config.yaml").read_text()
+    rec = load_model(out / "model.pt")[1]["train"]["val_road_buffer"]
+    assert rec["road_buffer_unit"] == "m" and rec["road_buffer_m"] == 1.3
+    assert rec["road_buffer_px_range"] == pytest.approx([min(buffers), max(buffers)])
+    lo, hi = rec["road_buffer_px_range"]
+    said = f"{lo:.3g} px" if hi - lo < 0.01 * lo else f"{lo:.3g}-{hi:.3g} px"
+    assert f"(buffer 1.3 m = {said})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_buffer_in_metres_on_pngs_is_one_error_line(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PNGs have no pixel size in metres: one ``error:`` line naming an image and --road-buffer,
+    exit code 2, nothing trained; both units at once: the same line as ``elnet evaluate``."""
+    data = make_road_dataset(tmp_path / "roads", n=6, size=48)
+    out = tmp_path / "r"
+    argv = [command, "--data", str(data), "--out", str(out), *TRAIN, "--no-quality"]
+    if command == "cv":
+        argv += ["--folds", "2"]
+    assert main([*argv, "--domain", "roads", "--road-buffer-m", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and ".png: has no CRS: " in err[0]
+    assert err[0].endswith("give the buffer in pixels with --road-buffer"), err
+    assert not (out / "model.pt").exists() and not (out / "run" / "model.pt").exists()
+    assert main([*argv, "--road-buffer-m", "2", "--road-buffer", "3"]) == 2
+    assert "both given: give one of them" in capsys.readouterr().err
+
+
+def test_cv_scores_each_test_tile_within_its_own_ground_buffer_and_rescores_in_pixels(
+    tmp_path: Path, buffers: list[float], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cv --road-buffer-m 1.3: the folds' validation and test road measures use each tile's own
+    px (tiles r00, r02, r04 at 60 deg N, the others at the equator); every test row of
+    evaluation.json says its px, cv.json and cv.md the metres and the range. Run again with
+    --road-buffer 3: the finished fold's predictions are scored again in pixels, not trained."""
+    data = make_mercator_road_dataset(tmp_path / "roads")
+    out = tmp_path / "cv"
+    argv = ["cv", "--data", str(data), "--out", str(out), *TRAIN, "--no-quality", "--folds", "2",
+            "--max-folds", "1", "--domain", "roads"]  # fmt: skip
+    assert main([*argv, "--road-buffer-m", "1.3"]) == 0
+    assert _one_of_the_two(buffers) == {"north", "equator"}
+    ev = json.loads((out / "folds" / "fold-1" / "pred-test" / "evaluation.json").read_text())
+    for row in ev["images"]:
+        want = NORTH if int(row["image"][1:]) % 2 == 0 else EQUATOR
+        assert row["road_buffer_px"] == pytest.approx(want, rel=2e-3), row["image"]
+    cv = json.loads((out / "cv.json").read_text())
+    assert cv["road_buffer_m"] == 1.3 and cv["folds"][0]["val_road_buffer"] == "1.3 m"
+    lo, hi = cv["road_buffer_px_range"]
+    assert EQUATOR * 0.998 <= lo <= hi <= NORTH * 1.002
+    md = " ".join((out / "cv.md").read_text().split())
+    assert f"matched within 1.3 m = {lo:.3g}-{hi:.3g} px by image (--road-buffer-m;" in md
+    capsys.readouterr()
+    buffers.clear()
+    assert main([*argv, "--road-buffer", "3"]) == 0
+    said = capsys.readouterr().out
+    assert "scored again with road buffer 3 px (were 1.3 m), its network and predictions" in said
+    assert set(buffers) == {3.0}
+    cv = json.loads((out / "cv.json").read_text())
+    assert cv["road_buffer"] == 3.0 and cv["road_buffer_m"] is None
