@@ -118,3 +118,72 @@ def test_cv_scores_each_test_tile_within_its_own_ground_buffer_and_rescores_in_p
     assert set(buffers) == {3.0}
     cv = json.loads((out / "cv.json").read_text())
     assert cv["road_buffer"] == 3.0 and cv["road_buffer_m"] is None
+
+
+def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """experiment --road-buffer-m 1.3: the config carries it (part of the identity; runs made
+    before read as px); each test tile's buffer is its own px, used by the scoring against the
+    truth (rows (f), as the downstream models) and written per row to per_image.csv; PNG test
+    images are one error naming the file. (A whole experiment takes ~25 s: its parts here.)"""
+    import csv
+
+    import sam2elnet.pipeline.experiment as experiment_mod
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.metrics import RoadCounts
+    from sam2elnet.errors import DataError
+    from sam2elnet.pipeline.experiment_config import upgrade_identity
+    from sam2elnet.pipeline.experiment_split import Split, test_road_buffers
+    from sam2elnet.pipeline.experiment_stats import counts_vs_truth, write_per_image_csv
+
+    data = make_mercator_road_dataset(tmp_path / "roads", n=4)
+    seen: list = []
+
+    def fake_run(cfg):  # noqa: ANN001
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    base = ["experiment", "--data", str(data), "--out", str(tmp_path / "x")]
+    assert main([*base, "--road-buffer-m", "1.3"]) == 0
+    cfg = seen[0]
+    assert cfg.identity()["road_buffer_m"] == 1.3
+    assert upgrade_identity({"seed": 0})["road_buffer_m"] is None
+    assert main([*base, "--road-buffer-m", "1.3", "--road-buffer", "3"]) == 2
+    assert "both given: give one of them" in capsys.readouterr().err
+
+    ids = [f"r{k:02d}" for k in range(4)]
+    split = Split(
+        modality="optical", layout="generic", labelled=[], unlabelled=[], test=ids,
+        images={i: str(data / "images" / f"{i}.tif") for i in ids},
+        masks={i: str(data / "masks" / f"{i}.tif") for i in ids},
+        own={}, own_is_truth=True, test_source="test",
+    )  # fmt: skip
+    bufs = test_road_buffers(cfg, split)
+    assert bufs == pytest.approx({"r00": NORTH, "r01": EQUATOR, "r02": NORTH, "r03": EQUATOR},
+                                 rel=2e-3)  # fmt: skip
+    rows: list[RoadCounts] = []
+    seen_px: list[float] = []
+    import sam2elnet.engine.metrics as metrics
+
+    real = metrics.road_counts
+    monkeypatch.setattr(metrics, "road_counts",
+                        lambda p, t, buffer_px=None, **kw: seen_px.append(buffer_px)
+                        or real(p, t, buffer_px=buffer_px, **kw))  # fmt: skip
+    norm = NormalizationConfig.for_modality("optical")
+    counts = counts_vs_truth(split.masks, split, ids, norm=norm, road_counts=rows,
+                             road_buffer=list(bufs.values()))  # fmt: skip
+    assert seen_px == list(bufs.values())
+    csv_rows = [("f", "test", i, "all", [*map(int, c), *r.as_tuple()])
+                for i, c, r in zip(ids, counts, rows, strict=True)]  # fmt: skip
+    write_per_image_csv(tmp_path / "per_image.csv", csv_rows, cfg.road_buffer, bufs)
+    with open(tmp_path / "per_image.csv", newline="") as fh:
+        written = {r["id"]: float(r["road_buffer_px"]) for r in csv.DictReader(fh)}
+    assert written == pytest.approx(bufs)
+
+    png = make_road_dataset(tmp_path / "png", n=2, size=48)
+    split.images = {i: str(png / "images" / f"r{k:02d}.png") for k, i in enumerate(ids[:2])}
+    split.test = ids[:2]
+    with pytest.raises(DataError, match="has no CRS: --road-buffer-m needs images in a projected"):
+        test_road_buffers(cfg, split)

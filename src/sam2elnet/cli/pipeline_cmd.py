@@ -6,9 +6,16 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import FILTER_HELP, ROAD_BUFFER, TRAIN_HELP, switch
+from sam2elnet.cli.shared_options import (
+    FILTER_HELP,
+    ROAD_BUFFER,
+    ROAD_BUFFER_M,
+    TRAIN_HELP,
+    road_buffer_given,
+    switch,
+)
 from sam2elnet.option_checks import check_options
-from sam2elnet.option_values import PRECISION_HELP
+from sam2elnet.option_values import PRECISION_HELP, ROAD_BUFFER_PX
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -160,7 +167,8 @@ def experiment_cmd(
         "tell, see docs/data.md) | sar | optical: how SAM2-ELNet, the refiners and every "
         "downstream U-Net read and scale the images. Part of the experiment's identity.",
     ),
-    road_buffer: float = ROAD_BUFFER,
+    road_buffer: Optional[float] = ROAD_BUFFER,  # noqa: UP045
+    road_buffer_m: Optional[float] = ROAD_BUFFER_M,  # noqa: UP045
     precision: str = typer.Option(_EXP["precision"], "--precision", help=PRECISION_HELP),
     device: str = typer.Option(_EXP["device"], "--device", help="cpu | cuda | cuda:N."),
     resume: bool = typer.Option(
@@ -174,6 +182,7 @@ def experiment_cmd(
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
+    road_buffer_given(road_buffer, road_buffer_m)
     cfg = check_options(
         ExperimentConfig,
         {"downstream_curve_points": "--curve-points"},
@@ -208,7 +217,8 @@ def experiment_cmd(
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,
-        road_buffer=road_buffer,
+        road_buffer=ROAD_BUFFER_PX if road_buffer is None else road_buffer,
+        road_buffer_m=road_buffer_m,
         modality=modality,
         precision=precision,
         device=device,

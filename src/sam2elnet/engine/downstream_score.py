@@ -14,6 +14,7 @@ from torch import nn
 
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import Pair, load_pair, normalization, require_pairs
+from sam2elnet.engine.road_buffer import per_item
 from sam2elnet.engine.runtime import channels_last_default
 from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.utils.progress import progress_bar
@@ -66,7 +67,7 @@ def confusion_per_image(
     norm_cfg: Any | None = None,
     road_counts: list[Any] | None = None,
     show: bool = True,
-    road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
 ) -> np.ndarray:
     """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
 
@@ -77,7 +78,8 @@ def confusion_per_image(
     grey image into an RGB model is repeated, one band into a VV+VH model is a BandCountError
     naming the image. With a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched within
-    ``road_buffer`` px) is appended to it, in order.
+    ``road_buffer`` px: one for all, or each pair's own in ``pairs`` order, e.g. from
+    ``--road-buffer-m``) is appended to it, in order.
 
     Progress (:mod:`sam2elnet.utils.progress`): a bar counting test images when ``cfg.progress``,
     else one line at the end (``downstream test: 40/40 img in 2.1 s (19.05 img/s), IoU 0.612``);
@@ -87,6 +89,7 @@ def confusion_per_image(
     from sam2elnet.engine.metrics import road_counts as _road_counts
 
     pairs = require_pairs(pairs, "test")
+    buffers = per_item(road_buffer, len(pairs))
     norm_cfg = normalization(norm_cfg)
     rows = np.zeros((len(pairs), 4), dtype=np.int64)
     in_bands = getattr(model, "in_bands", None)  # the band rule of every prediction path
@@ -106,7 +109,7 @@ def confusion_per_image(
             if road_counts is not None:
                 vv = np.ones_like(m, dtype=bool) if v is None else v
                 road_counts.append(
-                    _road_counts((p > cfg.threshold) & vv, m & vv, buffer_px=road_buffer)
+                    _road_counts((p > cfg.threshold) & vv, m & vv, buffer_px=buffers[s + j])
                 )
         if bar is not None:
             bar.update(len(loaded))

@@ -28,6 +28,7 @@ __all__ = [
     "buffer_range",
     "buffer_said",
     "image_buffers_px",
+    "per_item",
     "pixel_sizes_m",
     "road_buffers_px",
     "same_pixel_size",
@@ -133,3 +134,15 @@ def buffer_said(buffer_px: float, buffer_m: float | None, px_range: tuple[float,
     lo, hi = px_range
     px = f"{lo:.3g} px" if same_pixel_size([lo, hi]) else f"{lo:.3g}-{hi:.3g} px"
     return f"{float(buffer_m):g} m = {px}"
+
+
+def per_item(road_buffer: float | Sequence[float], n: int) -> list[float]:
+    """One road buffer (px) per item of ``n``: ``road_buffer`` for each, or, given a sequence
+    (each image's own, e.g. of :func:`image_buffers_px`), that sequence. Raises ValueError for a
+    sequence of another length."""
+    if isinstance(road_buffer, int | float):
+        return [float(road_buffer)] * n
+    out = [float(b) for b in road_buffer]
+    if len(out) != n:
+        raise ValueError(f"{len(out)} road buffers for {n} images")
+    return out

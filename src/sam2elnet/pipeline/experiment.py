@@ -29,7 +29,8 @@ with a marker is skipped on re-run (same settings required, but for the downstre
 quality filter's, ``--min-quality`` / ``--target-precision``: another filter filters the stored
 auto-labels again from their stored predicted quality, one line says so, nothing is predicted
 again, and the downstream models of (c) and (d) train again when the kept labels changed; another
-``--road-buffer`` is refused, since the downstream models keep no predictions to score again).
+``--road-buffer`` / ``--road-buffer-m`` is refused on road data, since the downstream models keep
+no predictions to score again).
 Delete a marker to re-run that stage;
 downstream trainings and label scores are keyed by the state of the label files they read, so they
 re-run by themselves when an earlier stage rewrote those files. ``resume=True`` additionally continues
@@ -62,6 +63,7 @@ from typing import Any
 
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
+from sam2elnet.engine.road_buffer import buffer_range
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_autolabels import (
     annotate_stage,
@@ -103,6 +105,7 @@ from sam2elnet.pipeline.experiment_split import (
     make_split,
     norm_config,
     road_domain,
+    test_road_buffers,
     write_subset,
 )
 from sam2elnet.pipeline.experiment_stages import Stages, json_safe
@@ -196,6 +199,15 @@ def _not_roads(out: Path) -> str | None:
     return None if guess.roads else str(guess.reason)
 
 
+def _buffer_said(d: dict[str, Any], flag: bool = True) -> str:
+    """An identity's road buffer: ``--road-buffer 5`` / ``--road-buffer-m 2`` (``flag``), or
+    ``5 px`` / ``2 m``."""
+    m = d.get("road_buffer_m")
+    if flag:
+        return f"--road-buffer {d['road_buffer']:g}" if m is None else f"--road-buffer-m {m:g}"
+    return f"{d['road_buffer']:g} px" if m is None else f"{m:g} m"
+
+
 def _resume_settings(
     out: Path, old: dict[str, Any], new: dict[str, Any]
 ) -> tuple[list[str], str | None, list[str]]:
@@ -213,20 +225,22 @@ def _resume_settings(
     if kept:
         given = ", ".join(f"{DECIDED_BY_RUN[k][1]} {old[k]}" for k in kept)
         notes.append(f"continuing with {given}, as this experiment was started (not given now)")
-    why = _not_roads(out) if "road_buffer" in diff else None
+    buffer = [k for k in ("road_buffer", "road_buffer_m") if k in diff]
+    why = _not_roads(out) if buffer else None
     if why is not None:
-        diff.remove("road_buffer")
-        same.append("road_buffer")
+        for k in buffer:
+            diff.remove(k)
+            same.append(k)
         notes.append(
-            f"--road-buffer {new['road_buffer']:g} changes no number here: the data are not "
-            f"roads ({why}); the experiment keeps its {old['road_buffer']:g} px"
+            f"{_buffer_said(new)} changes no number here: the data are not "
+            f"roads ({why}); the experiment keeps its {_buffer_said(old, flag=False)}"
         )
     if not diff:
         return same, None, notes
     why = (
         "; the downstream U-Nets keep no predictions to score again with another --road-buffer "
         "(on road data it means training them all again)"
-        if "road_buffer" in diff
+        if buffer
         else ""
     )
     refusal = (
@@ -299,6 +313,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     stages.run("subsets", _subsets, clear=[lab_root, unl_root, pool_root])
     road_guess = road_domain(split)
     roads = road_guess.roads
+    # each test image's road buffer, px (--road-buffer-m: from its own pixel size; checked here)
+    buffers = test_road_buffers(cfg, split) if roads else {}
     if roads:
         log.info("roads data (%s): road measures in the tables", road_guess.reason)
 
@@ -310,7 +326,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     auto = annotate_stage(cfg, stages, out, split, model_path)
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
     norm = norm_config(split)  # the same data-chosen scaling elnet train uses, for every run
-    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm, roads)
+    down_direct = elnet_test_stage(
+        cfg, stages, out, split, model_path, norm, roads, list(buffers.values())
+    )
     auto_counts = auto_counts_stage(stages, split, auto)
 
     # 4./6. label sets for the enhancement table -----------------------------------------------
@@ -320,7 +338,9 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     dcfg = downstream_config(cfg)
     lab = split.labelled
     runs = downstream_runs(split, kept_ids, auto["labels"], label_sets)
-    down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads)
+    down = train_downstream(
+        cfg, stages, out, split, runs, dcfg, norm, roads, list(buffers.values())
+    )
 
     # results ------------------------------------------------------------------------------------
     down["elnet_direct"] = {**down_direct, "n_train": len(lab)}
@@ -340,7 +360,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     table2, t2_csv = table2_rows(stages, split, label_sets, down, runs, test_groups)
     auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
     write_per_image_csv(
-        out / "per_image.csv", per_image_rows + t2_csv + auto_csv, road_buffer=cfg.road_buffer
+        out / "per_image.csv", per_image_rows + t2_csv + auto_csv, cfg.road_buffer, buffers
     )
     verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
     degenerate = degenerate_note(table1)
@@ -394,6 +414,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         },
         "groups": sorted(set(test_groups.values())),
         "per_image_file": "per_image.csv",
+        # road data: the test images' road buffers, px ([smallest, largest]; per_image.csv each)
+        "road_buffer_px_range": buffer_range(buffers.values()),
         "curves_file": "curves.png"
         if any(len(row.get("curve") or []) > 1 for row in table1 + table2)
         else None,

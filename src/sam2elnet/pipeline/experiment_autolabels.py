@@ -7,7 +7,7 @@ Cached stages; part of :mod:`sam2elnet.pipeline.experiment`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -234,10 +234,13 @@ def elnet_test_stage(
     model_path: str,
     norm: Any,
     roads: bool = False,
+    road_buffers: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Stage ``elnettest``: SAM2-ELNet itself labels the test split, scored exactly like the
     downstream models (``norm``: their normalisation, whose nodata pixels are left out too;
-    ``roads``: road data, so the road measures are added as for the downstream models)."""
+    ``roads``: road data, so the road measures are added as for the downstream models, each
+    test image's within its own ``road_buffers`` px, in ``split.test`` order; None:
+    ``cfg.road_buffer`` for all)."""
     test_root, test_label_dir = out / "test", out / "testlabels"
 
     def _elnet_test() -> dict:
@@ -256,7 +259,7 @@ def elnet_test_stage(
             split.test,
             norm=norm,
             road_counts=road_rows,
-            road_buffer=cfg.road_buffer,
+            road_buffer=cfg.road_buffer if road_buffers is None else road_buffers,
         )
         metrics = scores_from_counts(counts.sum(axis=0))
         if road_rows is not None:

@@ -22,6 +22,7 @@ from sam2elnet.option_values import (
     check_quality_folds,
     norm_precision_value,
     road_buffer_field,
+    road_buffer_m_field,
 )
 from sam2elnet.options import check_one_filter
 
@@ -119,7 +120,8 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     made before the precision vocabulary was one spelled float32 ``fp32`` (read as ``32``, so an
     old float32 experiment continues with ``--precision 32``); runs made before
     ``--no-enhancement-downstream`` trained table 2's downstream models (True); runs made before
-    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`);
+    ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`),
+    runs made before ``--road-buffer-m`` in pixels (None);
     runs made before ``--modality`` decided it in their split stage (``auto``).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
@@ -138,6 +140,7 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("positive_values", None)
     d.setdefault("trunk_scale", None)  # made before --trunk-scale: auto (their scale: results)
     d.setdefault("road_buffer", ROAD_BUFFER_PX)  # made before --road-buffer: the default
+    d.setdefault("road_buffer_m", None)  # made before --road-buffer-m: in px
     d.setdefault("modality", "auto")  # made before --modality: decided by the split (auto)
     if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
         d.setdefault("enhancement_downstream", True)
@@ -323,6 +326,10 @@ class ExperimentConfig(BaseModel):
     road_buffer: float = road_buffer_field()
     """Buffer tolerance of the road measures (road data), px: of SAM2-ELNet's validation, its
     own test row (f) and every downstream model's test scores. Part of the identity."""
+    road_buffer_m: float | None = road_buffer_m_field()
+    """The same in ground metres instead (None: ``road_buffer`` px): each image's px from its
+    own ground pixel size (:func:`sam2elnet.engine.road_buffer.road_buffers_px`; per_image.csv
+    says each test image's). Part of the identity."""
     precision: Precision = "auto"
     """``auto``: bf16 autocast where the hardware computes bf16 natively, else float32
     (:func:`sam2elnet.engine.runtime.resolve_precision`); ``bf16``; ``32`` (float32; ``fp32``,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ def train_downstream(
     dcfg: Any,
     norm: Any,
     roads: bool,
+    road_buffers: Sequence[float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train and score one downstream U-Net per setting of ``runs`` (``dcfg``: its
     :class:`~sam2elnet.engine.downstream.DownstreamConfig`) on the test split; {setting: result}.
@@ -99,6 +101,7 @@ def train_downstream(
                 "test": [str(a) for a, _ in test_pairs],
                 "eval": DOWNSTREAM_EVAL_VERSION,
                 **({"roads": True} if roads else {}),
+                **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
             }
         )
         cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
@@ -113,7 +116,7 @@ def train_downstream(
                 norm_cfg=norm,
                 cache=cache,
                 roads=roads,
-                road_buffer=cfg.road_buffer,
+                road_buffer=cfg.road_buffer if road_buffers is None else road_buffers,
             )
             d = json_safe(res.to_dict())
             write_json_atomic(cache_file, d)

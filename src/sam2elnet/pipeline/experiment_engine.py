@@ -77,6 +77,7 @@ def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: s
         resume=resume,
         progress=cfg.progress,
         road_buffer=cfg.road_buffer,
+        road_buffer_m=cfg.road_buffer_m,
         # the split decided the modality and wrote it into the subset's dataset.json; a given
         # one is passed on as given (auto: the same TrainConfig as runs made before the option)
         modality=cfg.modality,

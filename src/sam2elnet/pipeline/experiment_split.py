@@ -226,3 +226,17 @@ def norm_config(split: Split) -> Any:
     from sam2elnet.data.norm_fit import fit_normalization
 
     return fit_normalization([split.images[i] for i in sorted(split.pool)], split.modality)
+
+
+def test_road_buffers(cfg: Any, split: Split) -> dict[str, float]:
+    """Each test image's road buffer in px, by id in ``split.test`` order: the experiment's
+    ``road_buffer`` (``cfg``: an ``ExperimentConfig``), or its ``road_buffer_m`` ground metres
+    over the image's own ground pixel size
+    (:func:`sam2elnet.engine.road_buffer.image_buffers_px`; header reads only). Raises
+    DataError for a test image without a projected CRS with ``road_buffer_m`` (the message
+    names it and says to give --road-buffer)."""
+    from sam2elnet.engine.road_buffer import image_buffers_px
+
+    paths = [Path(split.images[i]) for i in split.test]
+    by_path = image_buffers_px(cfg.road_buffer, cfg.road_buffer_m, paths)
+    return {i: by_path[p] for i, p in zip(split.test, paths, strict=True)}

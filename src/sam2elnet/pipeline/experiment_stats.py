@@ -7,7 +7,7 @@ Part of :mod:`sam2elnet.pipeline.experiment`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def counts_vs_truth(
     ids: Sequence[str],
     norm: Any | None = None,
     road_counts: list[Any] | None = None,
-    road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
 ) -> np.ndarray:
     """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
 
@@ -102,8 +102,8 @@ def counts_vs_truth(
     (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
     comparable. With ``norm`` and a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched
-    within ``road_buffer`` px) is appended to it in ``ids`` order, as the downstream evaluation
-    does.
+    within ``road_buffer`` px: one for all, or each id's own in ``ids`` order) is appended to it
+    in ``ids`` order, as the downstream evaluation does.
     """
     if norm is None:
         return label_counts(labels, split.masks, ids)
@@ -111,7 +111,9 @@ def counts_vs_truth(
     from sam2elnet.engine.downstream import load_pair
     from sam2elnet.engine.metrics import confusion
     from sam2elnet.engine.metrics import road_counts as _road_counts
+    from sam2elnet.engine.road_buffer import per_item
 
+    buffers = per_item(road_buffer, len(ids))
     rows = np.zeros((len(ids), 4), dtype=np.int64)
     for n, i in enumerate(ids):
         _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
@@ -120,7 +122,7 @@ def counts_vs_truth(
         rows[n] = (c.tp, c.fp, c.fn, c.tn)
         if road_counts is not None:
             v = np.ones_like(t, dtype=bool) if valid is None else valid
-            road_counts.append(_road_counts(p & v, t & v, buffer_px=road_buffer))
+            road_counts.append(_road_counts(p & v, t & v, buffer_px=buffers[n]))
     return rows
 
 
@@ -343,13 +345,15 @@ def write_per_image_csv(
     path: Path,
     rows: list[tuple[str, str, str, str, list[int]]],
     road_buffer: float = ROAD_BUFFER_PX,
+    road_buffers: Mapping[str, float] | None = None,
 ) -> None:
     """per_image.csv: setting, part (``test``: a downstream model or SAM2-ELNet on the test split;
     ``labelled`` / ``unlabelled``: labels of that pool part vs their truth, i.e. the auto-labels
     and table 2's label sets), id, group, tp, fp, fn, tn (pixels). docs/results.md.
 
     On road data (a row with road counts) the columns go on with the buffer they were matched
-    within, ``road_buffer_px`` (``road_buffer``, the experiment's ``--road-buffer``), each image's
+    within, ``road_buffer_px`` (``road_buffer``, the experiment's ``--road-buffer``; with
+    ``--road-buffer-m`` each test image's own, ``road_buffers`` by id), each image's
     road measures, ``road_correctness``, ``road_completeness``, ``road_quality``, ``road_connectivity``
     (:func:`sam2elnet.engine.metrics.road_scores` of its own counts; connectivity empty without
     a true road component), and the counts behind them (:data:`~sam2elnet.engine.metrics.
@@ -365,7 +369,7 @@ def write_per_image_csv(
         cells = [s, p, i, g, *map(str, c[:4])]
         if roads and len(c) > 4:
             rc = RoadCounts(*c[4:10])
-            cells += [repr(float(road_buffer))]
+            cells += [repr(float((road_buffers or {}).get(i, road_buffer)))]
             cells += [_cell(v) for v in rc.scores().values()] + [str(v) for v in c[4:10]]
         elif roads:
             cells += [""] * len(road_cols)
