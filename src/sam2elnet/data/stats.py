@@ -229,7 +229,7 @@ class DatasetStats:
             return [*lines, f"road measures: {buffer}"]
         w, n = self.road_width
         wm = f" = {w * m:.3g} m" if m else ""
-        tip = "--road-buffer PX or elnet evaluate --road-buffer-m M" if m else "--road-buffer PX"
+        tip = "--road-buffer PX or --road-buffer-m M" if m else "--road-buffer PX"
         return [
             *lines,
             f"road width: median {w:.1f} px{wm} over {n} labels; road measures: {buffer}; "
