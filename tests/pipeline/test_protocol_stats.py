@@ -213,6 +213,7 @@ def test_experiment_identity_is_frozen() -> None:
             # added with a migration (upgrade_identity: missing = 0 / None, the old behaviour)
             "quality_folds", "quality_fold_epochs", "positive_values", "trunk_scale",
             "road_buffer",  # missing = 3 px, the buffer every run used before --road-buffer
+            "road_buffer_m",  # missing = None (pixels), as every run before --road-buffer-m
             "modality",  # missing = auto, decided in the split stage as before --modality
         ]
     )  # fmt: skip
