@@ -60,3 +60,30 @@ def test_mixed_sizes_use_the_grouping_rule_with_a_size_per_shape(
         for i, p in zip(ids, alone, strict=True):
             assert np.array_equal(p, probs[i]), i
         np.testing.assert_array_equal(qa.features, q.features[ids])
+
+
+def test_predict_arrays_uses_the_grouping_rule(
+    pred: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """predict_arrays (the scene windows' fast path) batches by the same rule as predict: runs of
+    at most batch_size arrays, each batch's probabilities the same bytes as predicting it alone."""
+    rng = np.random.default_rng(1)
+    x = rng.random((5, *SMALL), dtype=np.float32)
+    c = (rng.random((5, *SMALL[1:])) > 0.5).astype(np.float32)
+    calls: list[list[int]] = []
+    real = predictor_module.batches_by_key
+
+    def spy(keys, size):  # type: ignore[no-untyped-def]
+        out = real(keys, size)
+        calls.extend(out)
+        return out
+
+    monkeypatch.setattr(predictor_module, "batches_by_key", spy)
+    plain, enhanced = pred.predict_arrays(x), pred.predict_arrays(x, c)
+    assert calls == [[0, 1, 2], [3, 4]] * 2  # batch_size 3, in input order
+    monkeypatch.setattr(predictor_module, "batches_by_key", real)
+    for ids in ([0, 1, 2], [3, 4]):
+        alone = pred.predict_arrays(x[ids])
+        assert alone.tobytes() == plain[ids].tobytes()
+        alone_c = pred.predict_arrays(x[ids], c[ids][:, None])  # (B,1,h,w) coarse accepted
+        assert alone_c.tobytes() == enhanced[ids].tobytes()

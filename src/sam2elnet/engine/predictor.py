@@ -285,20 +285,24 @@ class Predictor:
         """Probabilities (B,h,w) float32 for already normalised arrays (B,C,h,w); no TTA, no scoring.
 
         The fast path for sliding-window scene inference (:mod:`sam2elnet.engine.scene`).
-        ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement.
+        ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement. Batches come from the one
+        grouping rule (:func:`~sam2elnet.utils.shape_batches.batches_by_key`), at most
+        ``batch_size`` images and :func:`sam2elnet.engine.memory.batch_pixels` px per forward.
         """
         arr = np.asarray(batch, dtype=np.float32)
         if arr.ndim != 4 or arr.shape[1] != self.in_bands:
             raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
         out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
-        # at most batch_size images and memory.batch_pixels px per forward (faster on the CPU)
+        # at most batch_size images and memory.batch_pixels px per forward (faster on the CPU);
+        # one shape, so the grouping rule gives consecutive runs of indices (slices, no copies)
         cap = memory.batch_pixels(self.precision, self.device)
         step = max(1, min(self.batch_size, cap // max(1, arr.shape[2] * arr.shape[3])))
-        for s in range(0, len(arr), step):
-            x = torch.from_numpy(arr[s : s + step]).to(self.device)
+        for sel in batches_by_key([arr.shape[2:]] * len(arr), step):
+            s = sel[0]
+            x = torch.from_numpy(arr[s : s + len(sel)]).to(self.device)
             c = None
             if coarse is not None:
-                c = torch.from_numpy(np.asarray(coarse[s : s + step], dtype=np.float32))
+                c = torch.from_numpy(np.asarray(coarse[s : s + len(sel)], dtype=np.float32))
                 c = c.reshape(x.shape[0], 1, *x.shape[-2:]).to(self.device)
             with torch.no_grad(), autocast(self.device, self.precision):
                 o = self.net(
