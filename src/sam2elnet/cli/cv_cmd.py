@@ -7,7 +7,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_given
+from sam2elnet.cli.shared_options import NO_PROGRESS, ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_given
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import PRECISION_HELP, ROAD_BUFFER_PX
@@ -97,7 +97,7 @@ def cv_cmd(
     device: str = typer.Option(
         option_default(CVConfig, "device"), "--device", help="cpu | cuda | cuda:N."
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    no_progress: bool = NO_PROGRESS,
     report: bool = typer.Option(
         False,
         "--report",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import switch
+from sam2elnet.cli.shared_options import NO_PROGRESS, PROGRESS, switch
 from sam2elnet.config import (
     DegradeOptions,
     StatsOptions,
@@ -15,10 +15,6 @@ from sam2elnet.config import (
     check_options,
     option_default,
 )
-
-# an on/off setting as two flags (shared_options.switch): a --x/--no-x pair squeezes the help
-_PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
-_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 
 
 @app.command("stats")
@@ -73,8 +69,8 @@ def stats_cmd(
         "that cannot be read is skipped the same way.",
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List unmatched files."),
-    progress: bool = _PROGRESS,
-    no_progress: bool = _NO_PROGRESS,
+    progress: bool = PROGRESS,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
     import logging
@@ -167,8 +163,8 @@ def synth_cmd(
         "--coarse-severity",
         help="Coarse-label severity in [0, 1].",
     ),
-    progress: bool = _PROGRESS,
-    no_progress: bool = _NO_PROGRESS,
+    progress: bool = PROGRESS,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Generate synthetic scenes with exact masks and simulated coarse labels."""
     from sam2elnet.data.synthetic import generate_dataset
@@ -218,8 +214,8 @@ def degrade_cmd(
         help="Degrade only these images: a text file (one id per line), a JSON list, or a run's "
         "splits.json (its held_out ids: never trained on) / an experiment's split.json (test).",
     ),
-    progress: bool = _PROGRESS,
-    no_progress: bool = _NO_PROGRESS,
+    progress: bool = PROGRESS,
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Simulate coarse labels from accurate masks; write them and a CSV of per-file IoU.
 

@@ -18,6 +18,7 @@ from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import (
     LINE_WIDTH,
     LINE_WIDTH_PX,
+    NO_PROGRESS,
     PRECISION_HELP,
     ROAD_BUFFER,
     ROAD_BUFFER_M,
@@ -138,7 +139,7 @@ def train_cmd(
         "--quality-fold-epochs",
         help="Epochs of each --quality-folds network (default: --epochs).",
     ),  # noqa: UP045
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    no_progress: bool = NO_PROGRESS,
     coarse_prior: float | None = typer.Option(
         None,
         "--coarse-prior",

@@ -15,9 +15,9 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
+from sam2elnet.cli.shared_options import NO_PROGRESS, road_buffer_given, switch
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
-from sam2elnet.cli.shared_options import road_buffer_given, switch
 from sam2elnet.config import EvaluateOptions, check_options, option_default
 
 
@@ -135,11 +135,7 @@ def evaluate(
         "(nearest; the default).",
     ),
     no_resample: bool = typer.Option(False, "--no-resample", help="Skip such pairs instead."),
-    no_progress: bool = typer.Option(
-        False,
-        "--no-progress",
-        help="No progress bar: one line when scoring ends (images, time, pixel IoU), for logs.",
-    ),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Score predicted masks against ground truth (IoU, F1, precision, recall).
 

@@ -13,10 +13,10 @@ import typer
 from sam2elnet.cli.app import app, shown_before
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
+from sam2elnet.cli.shared_options import NO_PROGRESS, WARP_TO_EXPORT, switch
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
-from sam2elnet.cli.shared_options import WARP_TO_EXPORT, switch
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
 from sam2elnet.option_values import PRECISION_HELP
 
@@ -120,7 +120,7 @@ def scene_cmd(
     precision: str = typer.Option(
         option_default(_S, "precision"), "--precision", help=PRECISION_HELP
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    no_progress: bool = NO_PROGRESS,
     warp_to: Optional[str] = _WARP_TO,
     warp_method: str = _WARP_METHOD,
 ) -> None:
@@ -321,7 +321,7 @@ def export_cmd(
         help="Label value(s) that mean 'object' in class-index label rasters, e.g. 1 or 2,3.",
     ),
     pixel_coords: str = _PIXEL_COORDS,
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    no_progress: bool = NO_PROGRESS,
     warp_to: Optional[str] = WARP_TO_EXPORT,
     warp_method: str = _WARP_METHOD,
     geojson_crs: str = typer.Option(

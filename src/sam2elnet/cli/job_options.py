@@ -15,7 +15,13 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 
 import typer
 
-from sam2elnet.cli.shared_options import FILTER_HELP, PRECISION_HELP, WARP_METHOD, WARP_TO
+from sam2elnet.cli.shared_options import (
+    FILTER_HELP,
+    NO_PROGRESS,
+    PRECISION_HELP,
+    WARP_METHOD,
+    WARP_TO,
+)
 from sam2elnet.config import FolderJobOptions, option_default
 
 # Options shared by annotate and enhance (one definition, one help text).
@@ -35,7 +41,6 @@ _BATCH = typer.Option(
 _DEVICE = typer.Option(option_default(_D, "device"), "--device", help="cpu | cuda | cuda:N.")
 _PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help=PRECISION_HELP)
 _TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views (0-7).")
-_NO_PROGRESS = typer.Option(False, "--no-progress", help="No progress bar.")
 _TILE = typer.Option(
     option_default(_D, "tile"),
     "--tile",
@@ -91,7 +96,7 @@ SHARED_JOB_OPTIONS: list[tuple[str, object, object]] = [
     ("device", str, _DEVICE),
     ("precision", str, _PRECISION),
     ("tta", Optional[int], _TTA),  # noqa: UP045
-    ("no_progress", bool, _NO_PROGRESS),
+    ("no_progress", bool, NO_PROGRESS),
     ("tile", int, _TILE),
     ("overlap", int, _OVERLAP),
     ("bands", Optional[str], _BANDS),  # noqa: UP045

@@ -8,6 +8,7 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import (
     FILTER_HELP,
+    NO_PROGRESS,
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     TRAIN_HELP,
@@ -175,7 +176,7 @@ def experiment_cmd(
         False, "--resume", help="Continue interrupted stages instead of restarting them."
     ),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
     from sam2elnet.data.mask_values import parse_positive_values
@@ -373,7 +374,7 @@ def demo_cmd(
         _DEMO["seed"], "--seed", help="Seed of the synthetic data, the data draws and training."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Run a few-minute tour of the whole method on synthetic SAR oil spills.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import NO_PROGRESS
 
 _METHODS = "morphological | guided | grabcut | no_change"
 
@@ -37,7 +38,7 @@ def refine_cmd(
         False, "--skip-missing", help="Refine only the images that have a coarse label."
     ),
     resume: bool = typer.Option(False, "--resume", help="Keep labels already written in OUT."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Refine coarse labels with a classical method; score them with `elnet evaluate --baseline`."""
     from sam2elnet.pipeline.refine import refine_folder

@@ -12,7 +12,7 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import switch
+from sam2elnet.cli.shared_options import NO_PROGRESS, switch
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.pipeline.serve_config import BackendConfig
 
@@ -82,7 +82,7 @@ def import_cmd(
         "cvat/coco: a shape drawn, changed or deleted); the others come back as exported and "
         "are left out (a partial review). Needs the export's review record.",
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
     from sam2elnet.errors import UserError

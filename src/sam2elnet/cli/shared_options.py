@@ -16,6 +16,9 @@ default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
 :func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;
 one of the two (:func:`road_buffer_given`); metres become pixels per image in
 :mod:`sam2elnet.engine.road_buffer`.
+``--no-progress`` (every command that draws a progress bar) and ``--progress`` (``stats``,
+``synth``, ``degrade``, where both flags are given with :func:`switch`): the bar, or plain lines
+(:func:`sam2elnet.utils.progress.progress_bar`).
 :func:`switch`: an on/off setting given as two flags (``--roads`` / ``--no-roads``).
 """
 
@@ -33,13 +36,17 @@ from sam2elnet.option_values import (
     ROAD_BUFFER_MAX,
     ROAD_BUFFER_PX,
 )
+from sam2elnet.utils.progress import EVERY_S
 
 __all__ = [
     "FILTER_HELP",
     "LINE_WIDTH",
     "LINE_WIDTH_PX",
+    "NO_PROGRESS",
+    "NO_PROGRESS_HELP",
     "PIXEL_COORDS_OPTION",
     "PRECISION_HELP",
+    "PROGRESS",
     "ROAD_BUFFER",
     "ROAD_BUFFER_M",
     "TRAIN_HELP",
@@ -142,6 +149,14 @@ ROAD_BUFFER_M = typer.Option(
     f"tiles: by latitude; 0 < M <= {ROAD_BUFFER_M_MAX:g}, at most {ROAD_BUFFER_MAX:g} px). "
     "Not with --road-buffer.",
 )
+#: the help of every command's --no-progress (lines from utils.progress.ProgressLines)
+NO_PROGRESS_HELP = (
+    "No progress bar: plain lines for logs instead, one as each stage or epoch ends (count, "
+    f"time, rate) and one every {EVERY_S:g} s while a stage runs."
+)
+NO_PROGRESS = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP)
+#: ``stats``, ``synth``, ``degrade``: the bar's on/off as two flags (:func:`switch`)
+PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
 
 
 def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> None:

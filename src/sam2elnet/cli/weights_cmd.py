@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sam2elnet.cli.app import app
+from sam2elnet.cli.shared_options import NO_PROGRESS
 
 weights_app = typer.Typer(
     help="List or download official SAM2 encoder checkpoints.", no_args_is_help=True
@@ -38,11 +39,12 @@ def weights_download(
     size: str = typer.Option("tiny", help="tiny, small, base_plus or large"),
     version: str = typer.Option("2.1", help="SAM2 release: 2 or 2.1"),
     dest: Path = typer.Option(None, help="Folder to put the file in (default: the cache)."),
+    no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Download an official SAM2 checkpoint, verify that it loads, and put it in place."""
     from sam2elnet.model.download import download_weights
     from sam2elnet.utils.paths import check_output
 
     check_output(dest, "dir", "--dest")
-    path = download_weights(size, version, dest)
+    path = download_weights(size, version, dest, progress=not no_progress)
     typer.echo(f"ready: {path}")

@@ -10,12 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from sam2elnet.errors import UserError
 from sam2elnet.model.hiera import SAM2_SIZES, load_encoder_weights
 from sam2elnet.model.weights_cache import official_filename, official_url, weights_home
 from sam2elnet.utils.atomic import atomic_path
+from sam2elnet.utils.progress import progress_bar
 
 
 def list_weights(home: Path | None = None) -> list[dict[str, object]]:
@@ -44,7 +43,10 @@ def download_weights(
     timeout: float = 30.0,
     progress: bool = True,
 ) -> Path:
-    """Download an official checkpoint into ``dest`` (default: the cache), verify it, return its path."""
+    """Download an official checkpoint into ``dest`` (default: the cache), verify it, return its path.
+
+    ``progress``: a bar of bytes received, or (False) one line when the download ends
+    (:func:`sam2elnet.utils.progress.progress_bar`)."""
     url = official_url(size, version)
     folder = dest or weights_home()
     final = folder / official_filename(size, version)
@@ -55,12 +57,13 @@ def download_weights(
         with atomic_path(final) as tmp:
             with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
                 total = int(resp.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=final.name, disable=not progress
-                ) as bar:
+                bar = progress_bar(total, final.name, "B", progress, unit_scale=True)
+                try:
                     while chunk := resp.read(1 << 20):
                         out.write(chunk)
                         bar.update(len(chunk))
+                finally:
+                    bar.close()
             load_encoder_weights(tmp, size)  # verify before it takes the final name
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         reason = getattr(err, "reason", err)

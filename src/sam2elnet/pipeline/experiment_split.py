@@ -170,16 +170,13 @@ def _decode_class_index(
     Every later stage mixes these with labels this project wrote (auto-labels, enhanced labels),
     so the class values are applied here, to the dataset's files only, and nowhere else.
     """
-    from tqdm import tqdm
-
     from sam2elnet.data.raster import write_decoded_mask
+    from sam2elnet.utils.progress import track
 
     root = Path(cfg.out) / "truth"
     out = {
         i: str(write_decoded_mask(p, root / "masks" / i, cfg.positive_values))
-        for i, p in tqdm(
-            masks.items(), desc="decode masks", unit="mask", disable=not cfg.progress, leave=False
-        )
+        for i, p in track(masks.items(), "decode masks", "mask", cfg.progress)
     }
     if own is not None:
         own = {

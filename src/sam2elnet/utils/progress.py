@@ -21,6 +21,8 @@ import time
 from typing import Any, TextIO
 
 LOGGER_NAME = "sam2elnet.progress"
+#: seconds between the lines of a long stage with the bar off (:class:`ProgressLines`)
+EVERY_S = 30.0
 log = logging.getLogger(LOGGER_NAME)
 
 
@@ -50,7 +52,7 @@ def line(msg: str) -> None:
 class ProgressLines:
     """A tqdm stand-in that logs lines instead of drawing a bar (see module docstring)."""
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", every_s: float = 30.0):
+    def __init__(self, total: int | None, desc: str, unit: str = "it", every_s: float = EVERY_S):
         self.total, self.desc, self.unit, self.every_s = total, desc, unit, float(every_s)
         self.n = 0
         self.t0 = self._last = time.perf_counter()
@@ -109,7 +111,7 @@ def progress_bar(
 
         kw.pop("every_s", None)
         return tqdm(total=total, desc=desc, unit=unit, **kw)
-    return ProgressLines(total, desc, unit, every_s=kw.get("every_s", 30.0))
+    return ProgressLines(total, desc, unit, every_s=kw.get("every_s", EVERY_S))
 
 
 def track(
