@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 
 import pytest
@@ -82,3 +83,31 @@ def test_download_success_path(tmp_path, monkeypatch, capsys) -> None:
 def test_download_bad_options(tmp_path, args, capsys) -> None:
     assert main(["weights", "download", "--dest", str(tmp_path), *args]) == 2
     assert capsys.readouterr().err.startswith("error: unknown")
+
+
+def test_light_commands_import_no_torch(tmp_path) -> None:
+    """`elnet --help`, `weights list` and `refine` (classical) need no network: torch and
+    transformers (seconds to import) stay out of the process."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from helpers_data import write_png
+
+    write_png(tmp_path / "img" / "a.png", np.full((16, 16, 3), 90, np.uint8))
+    write_png(tmp_path / "coarse" / "a.png", np.pad(np.full((8, 8), 255, np.uint8), 4))
+    script = (
+        "import sys\n"
+        "from sam2elnet.cli import main\n"
+        "assert main(['--help']) == 0\n"
+        "assert main(['weights', 'list']) == 0\n"
+        f"assert main(['refine', '--method', 'morphological', '--images', {str(tmp_path / 'img')!r},"
+        f" '--coarse', {str(tmp_path / 'coarse')!r}, '--out', {str(tmp_path / 'out')!r},"
+        " '--no-progress']) == 0\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "SAM2ELNET_HOME": str(tmp_path / "home")}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "HEAVY []" in res.stdout, res.stdout[-300:]
+    assert (tmp_path / "out" / "a.png").is_file()

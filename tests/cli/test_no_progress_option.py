@@ -123,7 +123,7 @@ def test_weights_download_prints_one_line(tmp_path, capsys, monkeypatch):
     stands in for the download, and loading it is not checked here)."""
     import io
 
-    from sam2elnet.model import download
+    from sam2elnet.model import download, hiera
 
     body = b"x" * 3_000_000
 
@@ -131,7 +131,7 @@ def test_weights_download_prints_one_line(tmp_path, capsys, monkeypatch):
         headers = {"Content-Length": str(len(body))}
 
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: _Resp(body))
-    monkeypatch.setattr(download, "load_encoder_weights", lambda path, size: None)
+    monkeypatch.setattr(hiera, "load_encoder_weights", lambda path, size: None)
     stages = _stages(["weights", "download", "--size", "tiny", "--dest", tmp_path], capsys,
                      monkeypatch)  # fmt: skip
     assert stages == ["sam2.1_hiera_tiny.pt"]

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from sam2elnet.errors import UserError
+
+if TYPE_CHECKING:  # torch only for a type: load_pair (elnet refine) imports no torch
+    import torch
 
 Pair = tuple[Path, Path]
 """(image path, label path); the label may be an original, automatic or enhanced label."""

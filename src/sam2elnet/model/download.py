@@ -11,8 +11,12 @@ import urllib.request
 from pathlib import Path
 
 from sam2elnet.errors import UserError
-from sam2elnet.model.hiera import SAM2_SIZES, load_encoder_weights
-from sam2elnet.model.weights_cache import official_filename, official_url, weights_home
+from sam2elnet.model.weights_cache import (
+    SAM2_SIZES,
+    official_filename,
+    official_url,
+    weights_home,
+)
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.progress import progress_bar
 
@@ -47,6 +51,8 @@ def download_weights(
 
     ``progress``: a bar of bytes received, or (False) one line when the download ends
     (:func:`sam2elnet.utils.progress.progress_bar`)."""
+    from sam2elnet.model.hiera import load_encoder_weights  # torch: only when downloading
+
     url = official_url(size, version)
     folder = dest or weights_home()
     final = folder / official_filename(size, version)

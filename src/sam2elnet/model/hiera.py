@@ -57,7 +57,6 @@ HIERA_SPECS: dict[str, HieraSpec] = {
     "base_plus": HieraSpec(112, 2, (2, 3, 16, 3), (12, 16, 20), (14, 14)),
     "large": HieraSpec(144, 2, (2, 6, 36, 4), (23, 33, 43), (7, 7), (8, 4, 16, 8)),
 }
-SAM2_SIZES = ("tiny", "small", "base_plus", "large")
 
 
 def hiera_config(size: str) -> Sam2HieraDetConfig:

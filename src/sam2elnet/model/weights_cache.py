@@ -1,7 +1,8 @@
 """Where official SAM2 checkpoints live locally: the weights cache, file names and download URLs.
 
 The cache folder is ``$SAM2ELNET_HOME`` or ``~/.cache/sam2elnet`` (:func:`weights_home`);
-downloading into it is :mod:`sam2elnet.model.download`.
+downloading into it is :mod:`sam2elnet.model.download`. No torch here: ``elnet weights list``
+and the paths of a run need none (the trunk is :mod:`sam2elnet.model.hiera`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import os
 from pathlib import Path
 
 from sam2elnet.errors import CheckpointError
-from sam2elnet.model.hiera import SAM2_SIZES
+
+#: the official SAM2 releases' encoder sizes (``HIERA_SPECS`` in :mod:`sam2elnet.model.hiera` adds
+#: ``micro``, this project's miniature for tests)
+SAM2_SIZES = ("tiny", "small", "base_plus", "large")
 
 OFFICIAL_URLS = {
     "2": "https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_{size}.pt",

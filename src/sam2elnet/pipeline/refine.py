@@ -329,7 +329,7 @@ def refine_folder(
     the same ``elnet evaluate --baseline``. Images are read from ``images`` (a folder; in the SOS
     layout the ``*_mask`` files next to the images are left out), coarse labels from ``coarse``
     (matched by :func:`~sam2elnet.data.naming.mask_key`; placed on the image grid by
-    :func:`sam2elnet.engine.downstream.load_pair`), and normalised as ``elnet train`` would
+    :func:`sam2elnet.engine.downstream_data.load_pair`), and normalised as ``elnet train`` would
     (:func:`~sam2elnet.data.norm_fit.fit_normalization` with ``modality``: ``sar``, ``optical``
     or ``auto``: decided by :func:`sam2elnet.data.modality.folder_modality`, from the dataset
     layout or ``dataset.json`` the image folder belongs to, else from the images; the decision
@@ -354,7 +354,7 @@ def refine_folder(
     from sam2elnet.data.norm_fit import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
-    from sam2elnet.engine.downstream import load_pair
+    from sam2elnet.engine.downstream_data import load_pair
     from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
