@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -170,3 +171,41 @@ def test_report_says_when_a_run_mixes_validation_scales(run_copy: dict[str, Path
         "epoch 2 at native scale; their val_* scores are not comparable"
     ) in html
     assert ">resized<" in html and ">native<" in html  # the epoch table's val_scale cells
+
+
+def test_report_names_the_validation_scale_only_when_one_was_used(
+    run_copy: dict[str, Path],
+) -> None:
+    """The note on the validation images names how metrics.csv's val_iou* were scored only when
+    every epoch was scored that way: native, resized (an older run), mixed (no scale named;
+    the mixing note instead), no val_scale column (no scale named, no mixing note)."""
+    run = run_copy["run"]
+    f = run / "metrics.csv"
+    lines = f.read_text(encoding="utf-8").splitlines()
+    col = lines[0].split(",").index("val_scale")
+    native = "val_iou* are of each image's centred image_size window at native scale"
+    resized = "val_iou* are of each image resized to the crop size"
+    either = "val_iou* are of each image cut or resized to image_size"
+    mixing = "validation changed during this run"
+
+    def page(scales: list[str] | None) -> str:
+        rows = [ln.split(",") for ln in [lines[0], *lines[1:]]]
+        if scales is None:  # a metrics.csv from before the column
+            rows = [r[:col] + r[col + 1 :] for r in rows]
+        else:
+            for row, scale in zip(rows[1:], scales, strict=True):
+                row[col] = scale
+        f.write_text("\n".join(",".join(r) for r in rows) + "\n", encoding="utf-8")
+        return html.unescape(write_train_report(run, max_images=0).read_text(encoding="utf-8"))
+
+    assert len(lines) == 3  # two epochs
+    for scales, says in (
+        (["native", "native"], native),
+        (["resized", "resized"], resized),
+        (["resized", "native"], either),
+        (None, either),
+    ):
+        text = page(scales)
+        shown = [n for n in (native, resized, either) if n in text]
+        assert shown == [says], (scales, shown)
+        assert (mixing in text) == (scales == ["resized", "native"]), scales

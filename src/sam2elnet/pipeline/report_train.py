@@ -15,7 +15,9 @@ evaluate reports, :func:`sam2elnet.pipeline.report.write_report`):
   (image only, as ``elnet annotate`` labels them), worst predicted IoU first, each with its
   truth, so the user sees where the model fails. These IoUs are of whole images at their own
   size; the ``val_iou*`` columns of ``metrics.csv`` are of each image's centred ``image_size``
-  window at native scale (:mod:`sam2elnet.engine.train_val`), so the two differ somewhat.
+  window at native scale (:mod:`sam2elnet.engine.train_val`), so the two differ somewhat; the
+  note that says so names that scale only when every epoch was validated that way (older runs:
+  images resized to the crop size; a run resumed across the change: see its own note).
 
 The report is written after training (``elnet train --report``) or later for any finished run
 folder (:func:`write_train_report`); the labelled data must still be where training read it.
@@ -119,6 +121,27 @@ def _scale_note(spans: Sequence[tuple[str, int, int]]) -> str | None:
         + ", ".join(parts)
         + "; their val_* scores are not comparable (metrics.csv's val_scale column; in the "
         "curves a dotted line marks each change)"
+    )
+
+
+def _validation_note(spans: Sequence[tuple[str, int, int]]) -> str:
+    """The report's note on its validation images against ``metrics.csv``'s ``val_iou*``: how
+    those were scored when every epoch was scored one known way (``spans`` from
+    :func:`val_scale_spans`); for a run that mixes ways (:func:`_scale_note` says how) or a
+    ``metrics.csv`` from before the ``val_scale`` column, no claim about the scale."""
+    from sam2elnet.engine.train_metrics import OLD_VAL_MODE, VAL_EVAL_MODE
+
+    how = {
+        VAL_EVAL_MODE: "of each image's centred image_size window at native scale",
+        OLD_VAL_MODE: "of each image resized to the crop size",
+    }
+    modes = {s for s, _, _ in spans}
+    scored = how.get(next(iter(modes)), "") if len(modes) == 1 else ""
+    return "validation images: predicted whole by model.pt in annotation mode (image only); " + (
+        f"metrics.csv's val_iou* are {scored}, so they differ somewhat"
+        if scored
+        else "metrics.csv's val_iou* are of each image cut or resized to image_size, so they "
+        "differ somewhat"
     )
 
 
@@ -275,7 +298,8 @@ def write_train_report(
     # the learning rate falls to 1e-5 or so; val_scale is text
     shown = {"epoch": int, "lr": lambda v: f"{v:.2e}", VAL_SCALE: str}
     table = [{k: shown.get(k, float)(v) for k, v in r.items() if _shown(v)} for r in history]
-    scale_note = _scale_note(val_scale_spans(history))
+    spans = val_scale_spans(history)
+    scale_note = _scale_note(spans)
     return write_report(
         path if path is not None else run / "report.html",
         items,
@@ -285,9 +309,7 @@ def write_train_report(
         tables={"Epochs (metrics.csv)": table},
         notes=[
             f"run folder: {run}",
-            "validation images: predicted whole by model.pt in annotation mode (image only); "
-            "metrics.csv's val_iou* are of each image's centred image_size window at native "
-            "scale, so they differ somewhat",
+            _validation_note(spans),
             "the quality evaluator was fitted on these validation images (out of fold): its "
             "predicted-vs-true plot here is a check of the fit, not an independent test",
             *([scale_note] if scale_note else []),
