@@ -56,13 +56,18 @@ DEFAULT_HALO_ROWS = 64
 """First halo of a strip's thinning (rows each side): exact at once for roads up to ~60 px wide
 (30 iterations), doubled per strip for wider ones (module docstring)."""
 
-THIN_BYTES_PER_PX = 16
-"""Bytes per pixel a window's centre lines hold at their peak, for planning strips: the decoded
-bool mask (1), ``skimage.morphology.thin``'s working arrays (12 at its peak, tracemalloc on a
-1,500^2 px road label: its uint8 copy, neighbour codes, deletion map and their replacements)
-and the thinned window kept for the convergence check (1), rounded up. The whole-label path
-measured 13 B/px of peak resident memory at 25-100 Mpx, 20 B/px at 4 Mpx (the label's
-decoding included; ``benchmarks/bench_centrelines.py``, docs/benchmarks.md)."""
+THIN_BYTES_PER_PX = 14
+"""Bytes per pixel a window's centre lines hold at their peak, for planning strips, as measured:
+the window's bool mask (1), the thinned window kept for the convergence check (1) and one
+``skimage.morphology.thin`` (12, its output included: its uint8 copy, neighbour codes, deletion
+map and their replacements). ``SAM2ELNET_THREADS=1 nice -n 10 .venv/bin/python
+benchmarks/bench_thin_memory.py --sizes 2000 4000`` (tracemalloc, road networks of ~10 % road)
+measured 12.00 B/px for one whole thinning and 14.00 B/px for a strip window's (the mask, the
+thinning, the check) at both 4 and 16 Mpx; the thinning's peak resident memory over the resident
+memory before it was 18.0 B/px at 4 Mpx and 11.0 B/px at 16 Mpx (a fixed ~24 MB, then less
+than traced: pages allocated but never touched), docs/benchmarks.md. The whole-label export
+path measured 13 B/px of peak resident memory at 25-100 Mpx (``benchmarks/bench_centrelines.py``,
+the label's decoding included)."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
