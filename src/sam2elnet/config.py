@@ -75,6 +75,8 @@ __all__ = [
     "memory_bytes",
     "option_default",
     "option_error",
+    "TRAIN_QUALITY_FIELDS",
+    "TRAIN_RUNTIME_FIELDS",
 ]
 
 
@@ -85,6 +87,26 @@ DEFAULT_IMAGE_SIZE = 256
 
 QUALITY_FLAGS = {"crossfit_folds": "--quality-folds", "crossfit_epochs": "--quality-fold-epochs"}
 """Command-line flags of the QualityConfig fields whose names differ from them (messages)."""
+
+TRAIN_RUNTIME_FIELDS = (
+    "out",
+    "resume",
+    "device",
+    "precision",
+    "num_workers",
+    "threads",
+    "progress",
+    "distributed",
+    "channels_last",
+)
+""":class:`TrainConfig` fields of where and how a run runs, not what it learns: ``elnet train
+--resume`` takes them from the command line (``engine.train_setup.RESUME_MAY_CHANGE``) and
+``elnet cv`` leaves them out of its run's identity (``pipeline.crossval_config``)."""
+
+TRAIN_QUALITY_FIELDS = ("quality", "fit_quality")
+""":class:`TrainConfig` fields of the quality evaluator fitted after training: ``--resume`` may
+change them too (changed cross-fitting epochs retrain the fold networks); ``elnet cv`` keeps them
+in its identity (it reports the evaluator's Spearman)."""
 
 
 class QualityConfig(BaseModel):

@@ -20,7 +20,7 @@ import pytest
 from sam2elnet.cli import main
 from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
 from sam2elnet.errors import UserError
-from sam2elnet.pipeline.crossval_config import _QUALITY_TRAIN, _RUNTIME_TRAIN, CVConfig
+from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_config import changed_options as changed
 
 TRAIN = {"size": "micro", "epochs": 3, "image_size": 48}
@@ -39,8 +39,11 @@ def _record(cfg: CVConfig) -> dict[str, Any]:
 
 def test_runtime_train_options_are_resume_may_change_less_the_quality_evaluator() -> None:
     """One list: cv leaves out what `train --resume` may change, but not the quality evaluator
-    (cv reports its Spearman)."""
-    assert set(_RUNTIME_TRAIN) == RESUME_MAY_CHANGE - set(_QUALITY_TRAIN)
+    (cv reports its Spearman); both are TrainConfig fields."""
+    from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainConfig
+
+    assert set(TRAIN_RUNTIME_FIELDS) == RESUME_MAY_CHANGE - set(TRAIN_QUALITY_FIELDS)
+    assert RESUME_MAY_CHANGE <= set(TrainConfig.model_fields)
 
 
 def test_settings_that_change_no_result_are_not_refused(tmp_path: Path) -> None:

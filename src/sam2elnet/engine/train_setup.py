@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import TrainConfig
+from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainConfig
 from sam2elnet.engine.train_state import load_last
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.option_checks import same_setting, setting_change
@@ -114,24 +114,11 @@ def resolve_image_size(
 
 #: Options ``--resume`` takes from the command line even when the run's ``config.yaml`` says
 #: otherwise: where the run lives (``out``: a copied run folder continues in the copy), how it
-#: runs (device, precision, workers, threads, progress, distributed, channels-last) and the quality
-#: evaluator fitted after training (``quality.*``, ``fit_quality``; changed cross-fitting
+#: runs (device, precision, workers, threads, progress, distributed, channels-last:
+#: ``config.TRAIN_RUNTIME_FIELDS``) and the quality evaluator fitted after training
+#: (``quality.*``, ``fit_quality``: ``config.TRAIN_QUALITY_FIELDS``; changed cross-fitting
 #: epochs retrain the fold networks, see :mod:`sam2elnet.engine.quality_crossfit`).
-RESUME_MAY_CHANGE = frozenset(
-    {
-        "out",
-        "resume",
-        "device",
-        "precision",
-        "num_workers",
-        "threads",
-        "progress",
-        "distributed",
-        "channels_last",
-        "quality",
-        "fit_quality",
-    }
-)
+RESUME_MAY_CHANGE = frozenset(TRAIN_RUNTIME_FIELDS + TRAIN_QUALITY_FIELDS)
 
 
 def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> TrainConfig:

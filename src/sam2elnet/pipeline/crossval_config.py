@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, same_setting, setting_change
 from sam2elnet.option_values import (
@@ -40,20 +41,8 @@ RESCORE_ONLY = ("road_buffer", "road_buffer_m")
 into the same ``OUT`` with another value scores the finished folds again (nothing is trained or
 predicted again) instead of refusing."""
 # TrainConfig fields that do not change a fold's result (left out of the run's identity): the
-# runtime options of elnet train --resume (engine.train_setup.RESUME_MAY_CHANGE) less the
-# quality evaluator's (cv reports its Spearman); tests/pipeline/test_crossval_resume.py checks
-_RUNTIME_TRAIN = (
-    "out",
-    "resume",
-    "device",
-    "precision",
-    "num_workers",
-    "threads",
-    "progress",
-    "distributed",
-    "channels_last",
-)
-_QUALITY_TRAIN = ("quality", "fit_quality")
+# runtime options of elnet train --resume, config.TRAIN_RUNTIME_FIELDS; the quality evaluator's
+# (config.TRAIN_QUALITY_FIELDS) stay in, as cv reports its Spearman
 
 
 class CVConfig(BaseModel):
@@ -140,7 +129,7 @@ class CVConfig(BaseModel):
         for k in ("out", "progress", "max_folds", "batch_size", "device", "precision", "report"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
-        d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in _RUNTIME_TRAIN}
+        d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in TRAIN_RUNTIME_FIELDS}
         return json.loads(json.dumps(d, default=str))
 
 
@@ -158,7 +147,7 @@ def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str
     except UserError:
         return None
     d = tcfg.model_dump(mode="json")
-    both = {**fold_settings(tcfg), **{k: d[k] for k in _QUALITY_TRAIN}}
+    both = {**fold_settings(tcfg), **{k: d[k] for k in TRAIN_QUALITY_FIELDS}}
     return json.loads(json.dumps(both, default=str))
 
 
