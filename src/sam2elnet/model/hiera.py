@@ -159,20 +159,13 @@ def load_trunk_state_strict(
     own = trunk.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    if missing:
-        raise CheckpointError(
-            f"encoder weights are missing key '{missing[0]}'"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-            + "; the file is incomplete or for another model",
-            source,
-        )
-    if unexpected:
-        raise CheckpointError(
-            f"encoder weights have unexpected key '{unexpected[0]}'"
-            + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
-            + "; the file is for another model or size",
-            source,
-        )
+    for keys, what, advice in (
+        (missing, "are missing key", "the file is incomplete or for another model"),
+        (unexpected, "have unexpected key", "the file is for another model or size"),
+    ):
+        if keys:
+            more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+            raise CheckpointError(f"encoder weights {what} '{keys[0]}'{more}; {advice}", source)
     for key, value in state.items():
         if tuple(value.shape) != tuple(own[key].shape):
             raise CheckpointError(
