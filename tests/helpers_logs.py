@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from sam2elnet.cli import main
+
 
 @contextlib.contextmanager
 def logs_warning(caplog: pytest.LogCaptureFixture, pattern: str) -> Iterator[None]:
@@ -45,3 +47,25 @@ def message_blocks(err: str) -> list[str]:
         elif ln.strip():
             blocks.append(ln)
     return [" ".join(b.split()) for b in blocks]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """``elnet ARGS`` in this process: (exit code, stdout, stderr) of that call only."""
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def run_main_err(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    """``elnet ARGS`` in this process: (exit code, stderr) of that call only."""
+    rc, _, err = run_main(capsys, *args)
+    return rc, err
+
+
+def one_error_line(rc: int, err: str) -> str:
+    """The one ``error: ...`` line of a refused command (exit 2, no traceback)."""
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]

@@ -13,13 +13,13 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+from helpers_logs import run_main as _cli
 from helpers_roads import one_road_label, road_mask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from rasterio.transform import from_origin
 
-from sam2elnet.cli import main
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.centrelines import (
     MIN_LENGTH_PX,
@@ -174,13 +174,6 @@ def _road_run(root: Path, n: int = 2, size: int = 48) -> Path:
         json.dumps({"task": "annotate", "domain": {"domain": "roads", "category": "road"}})
     )
     return run
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_cli_export_of_a_road_run_writes_centre_lines(

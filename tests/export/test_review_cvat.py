@@ -21,28 +21,15 @@ import numpy as np
 import pytest
 import rasterio
 from helpers_data import write_png, write_tif
+from helpers_logs import one_error_line as _one_error
+from helpers_logs import run_main as _cli
 from PIL import Image
 
-from sam2elnet.cli import main
 from sam2elnet.export.cvat_import import import_cvat, read_labelmap
 from sam2elnet.export.cvat_xml import cvat_rle_decode
 from sam2elnet.export.mask_folder import find_image
 
 H, W = 32, 40
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _one_error(rc: int, err: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def _annotations_xml(images: str, labels: tuple[str, ...] = ("oil spill", "look-alike")) -> str:

@@ -19,27 +19,13 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
+from helpers_logs import one_error_line as _one_error
+from helpers_logs import run_main as _cli
 from review_helpers import make_run
 
-from sam2elnet.cli import main
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.coco_import import annotation_mask
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    cap = capsys.readouterr()
-    return rc, cap.out, cap.err
-
-
-def _one_error(rc: int, err: str) -> str:
-    assert rc == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
-    return lines[0]
 
 
 def _fg(path: Path) -> np.ndarray:

@@ -21,6 +21,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 from helpers_data import write_png
+from helpers_logs import run_main_err as _cli
 from PIL import Image
 
 from sam2elnet.cli import main
@@ -32,12 +33,6 @@ from sam2elnet.export.mask_folder import MANIFEST
 from sam2elnet.export.vector_import import import_vector
 
 H, W = 30, 40
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _png(path: Path) -> np.ndarray:

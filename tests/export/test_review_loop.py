@@ -21,12 +21,12 @@ import rasterio
 import torch
 from affine import Affine
 from helpers_data import write_png, write_tif
+from helpers_logs import run_main_err as _cli
 from PIL import Image
 from rasterio import features
 from review_helpers import make_run
 from shapely.geometry import box
 
-from sam2elnet.cli import main
 from sam2elnet.data.domain import category_name
 from sam2elnet.data.vector import rasterize_vector
 from sam2elnet.errors import UserError
@@ -37,12 +37,6 @@ from sam2elnet.export.vector_import import import_vector
 
 SCORES = {"a": 0.8, "b": 0.3, "c": 0.9}  # b is rejected (< 0.5)
 H, W = 40, 60
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _png_label() -> np.ndarray:

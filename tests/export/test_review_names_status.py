@@ -19,21 +19,15 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from helpers_logs import run_main_err as _cli
 from review_helpers import label_mask, make_run
 
-from sam2elnet.cli import main
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.export.labelstudio_import import import_label_studio
 from sam2elnet.export.vector_import import import_vector
 
 H, W = 8, 10
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _block(r0: int, r1: int) -> np.ndarray:

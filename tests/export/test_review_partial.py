@@ -11,18 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import rasterio
+from helpers_logs import run_main_err as _cli
 from review_helpers import make_run
 
-from sam2elnet.cli import main
 from sam2elnet.export.api import export_labels
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _edit(gp: Path) -> None:

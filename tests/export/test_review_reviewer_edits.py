@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_logs import run_main_err as _cli
 from review_helpers import make_run
 
-from sam2elnet.cli import main
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.coco_import import annotation_mask, import_coco
 from sam2elnet.export.labelstudio_import import result_mask
@@ -41,12 +41,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 # x, y: crosses itself at (30, 25); no pixel centre on an edge, so the fill rules cannot differ
 BOW_TIE = [10.0, 10.0, 50.0, 40.0, 50.0, 10.0, 10.0, 40.0]
 ATTRS = {"occluded": False, "rotation": 0.0}
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    capsys.readouterr()
-    rc = main([str(a) for a in args])
-    return rc, capsys.readouterr().err
 
 
 def _cvat_file(path: Path, images: list[dict], annotations: list[dict], cats=("oil spill",)):
