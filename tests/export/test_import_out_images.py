@@ -17,7 +17,7 @@ from helpers_data import write_png
 from PIL import Image
 
 from sam2elnet.cli import main
-from sam2elnet.export.mask_folder import MANIFEST
+from sam2elnet.data.naming import IMPORT_RECORD
 
 H, W = 32, 40
 
@@ -120,4 +120,4 @@ def test_other_files_in_out_are_named_by_kind_and_a_premanifest_mask_is_replaced
     want = np.zeros((H, W), np.uint8)
     want[4:12, 5:20] = 255
     assert np.array_equal(np.asarray(Image.open(out / "a.png")), want)
-    assert sorted(f.name for f in out.iterdir()) == [MANIFEST, "a.png"]
+    assert sorted(f.name for f in out.iterdir()) == [IMPORT_RECORD, "a.png"]

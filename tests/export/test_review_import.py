@@ -25,11 +25,11 @@ from helpers_logs import run_main_err as _cli
 from PIL import Image
 
 from sam2elnet.cli import main
+from sam2elnet.data.naming import IMPORT_RECORD
 from sam2elnet.errors import UserError
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.export.labelstudio_import import import_label_studio
-from sam2elnet.export.mask_folder import MANIFEST
 from sam2elnet.export.vector_import import import_vector
 
 H, W = 30, 40
@@ -159,7 +159,7 @@ def test_reimport_leaves_exactly_the_current_import(
     )  # fmt: skip
     printed = capsys.readouterr()
     assert rc == 0, printed.err
-    assert sorted(f.name for f in out.iterdir()) == [MANIFEST, "a.png", "c.png"]
+    assert sorted(f.name for f in out.iterdir()) == [IMPORT_RECORD, "a.png", "c.png"]
     assert np.array_equal(_png(out / "a.png"), b)
     assert "removed 1 masks an earlier import wrote" in printed.err and "b.png" in printed.err
     assert "2 masks written; 1 skipped; 1 stale masks of the earlier import removed" in printed.out

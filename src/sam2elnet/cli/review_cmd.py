@@ -66,8 +66,8 @@ def import_cmd(
         help="vector, cvat, coco: the export's review record as `elnet export` wrote it "
         "beside the .gpkg (<stem>_review.json), .geojson / .shp (<stem>_geojson_review.json, "
         "<stem>_shp_review.json) or COCO file (<stem>_coco_review.json) (default: the one next "
-        "to the layer; cvat/coco: next to the download, or the one COCO export's record in its "
-        "folder). vector: only the images it lists get masks.",
+        "to the layer; cvat/coco: the one COCO export's record in the download's folder that "
+        "lists its images). vector: only the images it lists get masks.",
     ),
     all_images: bool = typer.Option(
         False,

@@ -108,11 +108,11 @@ def export_labels(
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
-    record = review_set_path(out)  # written next to a polygon layer or COCO file
-    check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     kind = (fmt or Path(out).suffix.lstrip(".")).lower()
+    record = review_set_path(out, fmt)  # written next to a polygon layer or COCO file
+    check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     if kind in (*FORMATS, "coco", "json") and kwargs.get("chips") is None:
-        check_review_record(out)  # another export's record of one stem: refused, not replaced
+        check_review_record(out, fmt)  # another export's record of one stem: not replaced
     if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
         lines = centre_lines_path(out, kind)
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
@@ -199,12 +199,14 @@ def _export_labels(
     polygons, next to ``status`` kept / rejected from ``quality.csv``) defaults to the run's domain
     (:func:`~sam2elnet.export.run_info.default_category`: ``"road"``, ``"oil spill"``, else
     ``"foreground"``). ``pixel_coords`` (``"gdal"`` / ``"qgis"``): where polygons of labels
-    without a CRS go (:data:`sam2elnet.option_values.PixelCoords`). A polygon layer is accompanied by
-    ``<out stem>_review.json``, the images it sent for review
-    (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes masks for them),
-    a COCO file (but one of chips) by ``<out stem>_coco_review.json`` (``elnet import --from
-    cvat`` / ``coco`` tell the images that come back unchanged). An export whose record would
-    replace another export's raises :class:`~sam2elnet.errors.UserError`
+    without a CRS go (:data:`sam2elnet.option_values.PixelCoords`). A polygon layer is
+    accompanied by a record of the images it sent for review, named by the format (not the suffix:
+    :func:`~sam2elnet.export.review_set.review_set_path`): ``<out stem>_review.json`` for a
+    GeoPackage, ``<out stem>_geojson_review.json`` for GeoJSON, ``<out stem>_shp_review.json``
+    for a Shapefile (:mod:`~sam2elnet.export.review_set`; ``elnet import --from vector`` makes
+    masks for them); a COCO file (but one of chips) by ``<out stem>_coco_review.json``
+    (``elnet import --from cvat`` / ``coco`` tell the images that come back unchanged). An
+    export whose record would replace another export's raises :class:`~sam2elnet.errors.UserError`
     (:func:`~sam2elnet.export.review_set.check_review_record`).
     ``centre_lines`` (``--centre-lines`` / ``--no-centre-lines``; None: on when ``category`` is
     ``"road"``, :func:`~sam2elnet.export.centrelines.wants_centre_lines`): polygon exports also
@@ -324,7 +326,7 @@ def _export_labels(
             review=sent,
         )
         if sent is not None:  # which images went out: elnet import --from cvat / coco
-            write_review_set(out, sent)
+            write_review_set(out, sent, fmt)
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out,
@@ -371,7 +373,7 @@ def _export_labels(
         layers_checked=True,  # export_labels ran check_tile_layers and warned
         centre_lines=lines,
     )
-    write_review_set(out, review)  # which images went out: elnet import --from vector
+    write_review_set(out, review, fmt)  # which images went out: elnet import --from vector
     res = ExportResult(
         out,
         fmt,

@@ -5,8 +5,8 @@ Every importer (Label Studio, COCO / CVAT, QGIS polygons) writes its masks throu
 mask is written, into ``--out`` by ``os.replace`` (same file system). So an error or an
 interruption while masks are made leaves ``--out`` as it was.
 
-Re-importing into the same folder: ``--out/.elnet-import.json`` (:data:`MANIFEST`) lists the
-masks of the last import. Masks of that list that the new import does not write (a task skipped
+Re-importing into the same folder: ``--out/.elnet-import.json``
+(:data:`~sam2elnet.data.naming.IMPORT_RECORD`) lists the masks of the last import. Masks of that list that the new import does not write (a task skipped
 now, an image no longer in the review set) are *stale*: they are removed, and the result names
 them. An image file (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`: a mask or an image) in
 ``--out`` that no import recorded and that this import does not replace (hand labels, the images
@@ -40,7 +40,6 @@ from sam2elnet.errors import UserError
 
 __all__ = [
     "IMAGE_SUFFIXES",
-    "MANIFEST",
     "ExportImage",
     "MaskFolder",
     "category_note",
@@ -55,10 +54,6 @@ __all__ = [
     "write_masks",
 ]
 
-MANIFEST = IMPORT_RECORD
-"""The record of the last import in its ``--out`` folder (hidden: ``elnet train`` lists no
-hidden files, but lets a mask it lists replace the label it corrects)."""
-
 _TMP_PREFIX = ".elnet-import-"
 
 
@@ -72,11 +67,6 @@ def _mask_files(out: Path) -> set[str]:
         for f in out.iterdir()
         if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
     }
-
-
-def _recorded(out: Path) -> set[str]:
-    """Mask names the last import's manifest lists (none when absent or unreadable)."""
-    return imported_masks(out)
 
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
@@ -440,7 +430,7 @@ class MaskFolder:
         from sam2elnet.utils.atomic import write_json_atomic
 
         write_json_atomic(
-            self.out / MANIFEST,
+            self.out / IMPORT_RECORD,
             {"source": str(self.source.resolve()), "masks": sorted(names)},
         )
 
@@ -455,7 +445,7 @@ class MaskFolder:
                 replace (:func:`_check_unrecorded`; nothing in ``out`` changed).
         """
         new = set(self.names)
-        before = _recorded(self.out)
+        before = imported_masks(self.out)
         present = _mask_files(self.out)
         _check_unrecorded(self.out, present - before, new)
         stale = sorted((present & before) - new)

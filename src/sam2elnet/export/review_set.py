@@ -1,5 +1,6 @@
-"""Which images an export sent for review: ``<stem>_review.json`` next to a GeoPackage
-(``<stem>_<format>_review.json`` next to a GeoJSON, Shapefile or COCO file: :func:`review_set_path`).
+"""Which images an export sent for review: ``<stem>_review.json`` next to a GeoPackage,
+``<stem>_<format>_review.json`` next to a GeoJSON, Shapefile or COCO file, named by the export
+format, not the file suffix (:func:`review_set_path`).
 
 A polygon layer holds features only where a label has foreground, so the layer alone cannot tell
 an image whose polygons a reviewer deleted (no object there: its corrected mask is empty) from an
@@ -10,23 +11,26 @@ images it lists (:func:`read_review_set`). The file survives editing the layer i
 edits changes only the layer file); after *Save As* under another name, give it with
 ``--review-set``.
 
-Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (file name),
-``images``: one entry per exported label with ``source`` (the image's file name, the layer's
-``source`` attribute), ``label`` (the label file's name), ``polygons`` (features written) and
-``quality`` (predicted IoU or null); with road centre lines (:mod:`~sam2elnet.export.centrelines`)
-also ``centre_lines`` (lines written), ``road_length_px`` (their summed length, pixels) and
-``road_length_m`` (metres; null without a CRS). ``mask_sha256`` (:func:`mask_digest` of the
-label's exported polygons rasterised on the label's grid, pixel centres inside; absent for labels
-over :data:`DIGEST_MAX_PIXELS`) lets the import tell an image the reviewer left as exported from
-one they edited (:func:`read_review_digests`): a partial review.
+Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (file
+name), ``format`` (the export's: ``gpkg``, ``geojson``, ``shp`` or ``coco``; absent in
+records written before it), ``images``: one entry per exported label with ``source`` (the
+image's file name, the layer's ``source`` attribute), ``label`` (the label file's name),
+``polygons`` (features written) and ``quality`` (predicted IoU or null); with road centre lines
+(:mod:`~sam2elnet.export.centrelines`) also ``centre_lines`` (lines written),
+``road_length_px`` (their summed length, pixels) and ``road_length_m`` (metres; null without a
+CRS). ``mask_sha256`` (:func:`mask_digest` of the label's exported polygons rasterised on the
+label's grid, pixel centres inside; absent for labels over :data:`DIGEST_MAX_PIXELS`) lets the
+import tell an image the reviewer left as exported from one they edited
+(:func:`read_review_digests`): a partial review.
 
 A COCO export (``elnet export --format coco``, for CVAT) writes the same record beside its JSON
-(``<stem>_coco_review.json``; :func:`review_set_path` names each format's), ``layer`` naming that file and ``annotations`` (COCO annotations
-written) in place of ``polygons``; its ``mask_sha256`` is the label's mask, which its annotations (RLE, or polygons
-of 4-connected regions without holes) give back pixel for pixel. ``elnet import --from cvat`` /
-``--from coco`` compare each image's imported mask with it (:class:`ReviewCheck`, the rule the
-vector import uses too). An export whose record would replace another export's is refused
-(:func:`check_review_record`).
+(``<stem>_coco_review.json``), ``layer`` naming that file and ``annotations`` (COCO
+annotations written) in place of ``polygons``; its ``mask_sha256`` is the label's mask, which
+its annotations (RLE, or polygons of 4-connected regions without holes) give back pixel for
+pixel. ``elnet import --from cvat`` / ``--from coco`` find it in the download's folder
+(:func:`coco_records`: a record whose ``format`` is ``coco``) and compare each image's imported
+mask with it (:class:`ReviewCheck`, the rule the vector import uses too). An export whose
+record would replace another export's is refused (:func:`check_review_record`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "KIND",
     "ReviewCheck",
     "check_review_record",
+    "coco_records",
     "download_check",
     "find_review_record",
     "layer_record",
@@ -74,55 +79,89 @@ def mask_digest(mask: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def review_set_path(layer: str | Path) -> Path:
+_SUFFIX_FORMAT = {"gpkg": "gpkg", "geojson": "geojson", "shp": "shp", "json": "coco"}
+"""The export format a file suffix means when none is given (``elnet export``'s rule)."""
+
+
+def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
     """Where an export's record goes, next to it: ``<stem>_review.json`` for a GeoPackage,
-    ``<stem>_<format>_review.json`` for the others (``x.geojson``: ``x_geojson_review.json``,
-    ``x.shp``: ``x_shp_review.json``, no sidecar name of the Shapefile's own; a COCO ``x.json``:
-    ``x_coco_review.json``), so exports of one stem in one folder keep a record each."""
+    ``<stem>_<format>_review.json`` for the others (GeoJSON ``x_geojson_review.json``,
+    Shapefile ``x_shp_review.json``, no sidecar name of the Shapefile's own; COCO
+    ``x_coco_review.json``), so exports of one stem in one folder keep a record each.
+
+    ``fmt`` is the export format (``gpkg``, ``geojson``, ``shp``, ``coco``): the name follows
+    it, not the suffix (``--format geojson --out x.json``: ``x_geojson_review.json``). None:
+    the format ``layer``'s suffix means (``.json``: COCO; another suffix: its own name)."""
     p = Path(layer)
     ext = p.suffix.lower().lstrip(".")
-    tag = "" if ext == "gpkg" else f"_{'coco' if ext == 'json' else ext}"
+    kind = (fmt or _SUFFIX_FORMAT.get(ext, ext)).lower()
+    tag = "" if kind == "gpkg" else f"_{kind}"
     return p.with_name(f"{p.stem}{tag}_review.json")
 
 
 def layer_record(layer: str | Path) -> Path:
-    """The record of ``layer`` as an import looks for it: :func:`review_set_path`, else
-    ``<stem>_review.json`` when it names ``layer`` (GeoJSON / Shapefile exports wrote their
+    """The record of the polygon ``layer`` as ``elnet import --from vector`` looks for it:
+    :func:`review_set_path` (a ``.json`` layer is a GeoJSON here: ``<stem>_geojson_review.json``),
+    else ``<stem>_review.json`` when it names ``layer`` (GeoJSON / Shapefile exports wrote their
     record there before the format was in the name). May not exist."""
-    own = review_set_path(layer)
+    own = review_set_path(layer, "geojson" if Path(layer).suffix.lower() == ".json" else None)
     old = Path(layer).with_name(f"{Path(layer).stem}_review.json")
     if not own.is_file() and old.is_file() and record_layer(old) == Path(layer).name:
         return old
     return own
 
 
-def write_review_set(layer: Path, images: list[dict[str, Any]]) -> Path:
+def write_review_set(layer: Path, images: list[dict[str, Any]], fmt: str | None = None) -> Path:
     """Write the record of ``layer`` atomically (:func:`review_set_path`); returns its path.
 
     Args:
         layer: The polygon layer (or COCO file) just written.
+        fmt: Its format (``gpkg``, ``geojson``, ``shp``, ``coco``; None: from the suffix),
+            recorded as ``format`` and naming the record.
         images: One dict per exported label: ``source``, ``label``, ``polygons`` (COCO:
             ``annotations``), ``quality``, ``mask_sha256``.
     """
     from sam2elnet.utils.atomic import write_json_atomic
 
+    kind = _record_format(layer, fmt)
     return write_json_atomic(
-        review_set_path(layer),
-        {"kind": KIND, "version": 1, "layer": Path(layer).name, "images": images},
+        review_set_path(layer, kind),
+        {"kind": KIND, "version": 1, "layer": Path(layer).name, "format": kind, "images": images},
     )
+
+
+def _record_format(layer: str | Path, fmt: str | None) -> str:
+    """``fmt`` (lower case), else the format ``layer``'s suffix means."""
+    ext = Path(layer).suffix.lower().lstrip(".")
+    return (fmt or _SUFFIX_FORMAT.get(ext, ext)).lower()
+
+
+def _record_data(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object of a review record, else None (never raises)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == KIND else None
 
 
 def record_layer(path: str | Path) -> str | None:
     """The ``layer`` a review record names when ``path`` is one, else None (any other file, or
     one that cannot be read: never raises). For messages: a record given where its layer was
     expected."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if isinstance(data, dict) and data.get("kind") == KIND:
-        return str(data.get("layer") or "")
-    return None
+    data = _record_data(path)
+    return None if data is None else str(data.get("layer") or "")
+
+
+def _is_coco_record(path: Path) -> bool:
+    """Whether ``path`` is the review record of a COCO export: its ``format`` is ``coco``; a
+    record without one (written before it) when its ``layer`` is a ``.json`` file."""
+    data = _record_data(path)
+    if data is None:
+        return False
+    if isinstance(data.get("format"), str):
+        return data["format"].lower() == "coco"
+    return str(data.get("layer") or "").lower().endswith(".json")
 
 
 def read_review_digests(path: str | Path) -> dict[str, tuple[str, int | None]]:
@@ -183,8 +222,9 @@ def _entry_stems(e: dict[str, Any]) -> list[str]:
     ]
 
 
-def check_review_record(out: str | Path) -> None:
-    """Refuse an export whose record (:func:`review_set_path`) would replace another's.
+def check_review_record(out: str | Path, fmt: str | None = None) -> None:
+    """Refuse an export of format ``fmt`` (None: from the suffix) whose record
+    (:func:`review_set_path`) would replace another's.
 
     Each format has a record name of its own, but a record there may still name another
     export (a GeoJSON ``x.geojson`` whose record an older version wrote as ``x_review.json``,
@@ -197,7 +237,7 @@ def check_review_record(out: str | Path) -> None:
             naming the file and what to do; nothing is written.
     """
     out = Path(out)
-    rec = review_set_path(out)
+    rec = review_set_path(out, fmt)
     if not rec.exists():
         return
     layer = record_layer(rec)
@@ -215,9 +255,9 @@ def check_review_record(out: str | Path) -> None:
 def find_review_record(export: str | Path, given: str | Path | None) -> Path | None:
     """The review record of a COCO export that a CVAT / COCO download came back from.
 
-    ``given`` (``--review-set``) wins; else ``export``'s own (:func:`review_set_path`) beside it;
-    else the one record of a COCO export (``layer`` ``*.json``) in ``export``'s folder (CVAT's
-    download saved next to the exported ``coco.json``). None: none, or several (ambiguous).
+    ``given`` (``--review-set``) wins; else the one record of a COCO export
+    (:func:`coco_records`) in ``export``'s folder (CVAT's download saved next to the exported
+    ``coco.json``). None: none, or several (ambiguous; :func:`coco_records` names them).
 
     Raises:
         DataError: ``given`` is not a review record (:func:`read_review_set`).
@@ -225,16 +265,32 @@ def find_review_record(export: str | Path, given: str | Path | None) -> Path | N
     if given is not None:
         _review_entries(given)
         return Path(given)
-    p = Path(export)
-    own = review_set_path(p)
-    if own.is_file() and record_layer(own) is not None:
-        return own
-    found = [
-        r
-        for r in sorted(p.parent.glob("*_review.json"))
-        if (record_layer(r) or "").lower().endswith(".json")
-    ]
+    found = coco_records(export)
     return found[0] if len(found) == 1 else None
+
+
+def coco_records(export: str | Path, stems: list[str] | None = None) -> list[Path]:
+    """The review records of COCO exports (recorded ``format`` ``coco``) in ``export``'s folder,
+    sorted by name; a GeoJSON exported as ``x.json`` has a record there too, not counted.
+
+    When one names ``export`` itself as its ``layer`` (the exported COCO file imported as it
+    is), only that one. ``stems`` (the download's image stems): only records listing one of
+    them (a record of another export's images is not this download's)."""
+    p = Path(export)
+    found = [r for r in sorted(p.parent.glob("*_review.json")) if _is_coco_record(r)]
+    own = [r for r in found if record_layer(r) == p.name]
+    found = own or found
+    if stems is not None:
+        found = [r for r in found if set(stems) & _listed(r)]
+    return found
+
+
+def _listed(record: Path) -> set[str]:
+    """:func:`read_review_set`, empty for a record that cannot be read (a folder search)."""
+    try:
+        return read_review_set(record)
+    except DataError:
+        return set()
 
 
 class ReviewCheck:
@@ -252,6 +308,12 @@ class ReviewCheck:
         self.reviewed_only = reviewed_only
         self.untouched = untouched
         self.unchanged: list[str] = []
+
+    def exported_count(self, stem: str) -> int | None:
+        """How many polygons the export wrote for image ``stem`` (the record's ``polygons``);
+        None: not recorded (no record, no digest, or a COCO record, which counts
+        ``annotations``)."""
+        return self.digests.get(stem, (None, None))[1]
 
     def keep(self, stem: str, name: str, mask: np.ndarray) -> bool:
         """Whether to write the bool (H, W) ``mask`` of image ``name`` (stem ``stem``): False
@@ -299,29 +361,43 @@ DOWNLOAD_UNTOUCHED = "no shape drawn, changed or deleted"
 def download_check(
     export: Path, given: str | Path | None, reviewed_only: bool, stems: list[str]
 ) -> tuple[ReviewCheck, list[str]]:
-    """The :class:`ReviewCheck` of a CVAT / COCO download (:func:`find_review_record`) and a
-    note saying which record it compares with, or that none was found.
+    """The :class:`ReviewCheck` of a CVAT / COCO download and a note saying which record it
+    compares with, that several were found (named: give one), or that none was found.
 
     Args:
         export: The download imported.
-        given: ``--review-set`` (None: looked for, :func:`find_review_record`).
+        given: ``--review-set`` (None: looked for beside ``export``, :func:`coco_records`).
         reviewed_only: ``--reviewed-only``.
         stems: The download's image stems; a record found beside it that lists none of them
             belongs to another export and is not used.
 
     Raises:
-        UserError: ``reviewed_only`` without a record, or ``given`` listing none of ``stems``.
+        UserError: ``reviewed_only`` without a record or with several found, or ``given``
+            listing none of ``stems``.
         DataError: ``given`` is not a review record.
     """
-    rec = find_review_record(export, given)
-    if rec is not None and not set(stems) & read_review_set(rec):
-        if given is not None:
+    if given is not None:
+        rec: Path | None = find_review_record(export, given)
+        if rec is not None and not set(stems) & read_review_set(rec):
             raise UserError(
                 f"the review record lists none of the {len(stems)} images of the download "
                 f"(first: {stems[0]}); give the record of the export that went into this task",
                 rec,
             )
-        rec = None
+    else:
+        found = coco_records(export, stems)
+        rec = found[0] if len(found) == 1 else None
+        if len(found) > 1:
+            several = (
+                f"{len(found)} review records of COCO exports list the download's images, "
+                f"beside it ({', '.join(r.name for r in found)}): give the one of the export "
+                "that went into this task with --review-set FILE"
+            )
+            if reviewed_only:
+                raise UserError(f"--reviewed-only needs one review record; {several}", export)
+            return ReviewCheck(None, False, ""), [
+                f"{several}; without it every image is imported as reviewed"
+            ]
     if rec is None:
         if reviewed_only:
             raise UserError(

@@ -34,6 +34,7 @@ from sam2elnet.export.mask_folder import (
     name_sample,
     removed_note,
 )
+from sam2elnet.export.review_set import ReviewCheck
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
@@ -136,12 +137,7 @@ def import_vector(
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
-    from sam2elnet.export.review_set import (
-        ReviewCheck,
-        layer_record,
-        read_review_set,
-        record_layer,
-    )
+    from sam2elnet.export.review_set import layer_record, read_review_set, record_layer
 
     p = Path(path)
     if images is None:
@@ -297,7 +293,7 @@ def _burn(
     images: str | Path,
     covered_only: bool,
     progress: bool,
-    check: Any,
+    check: ReviewCheck,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
@@ -307,7 +303,7 @@ def _burn(
     ``reviewed_only``: no mask for them)."""
     from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import VectorLabels
-    from sam2elnet.export.review_set import review_set_path
+    from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
     stems, named = _feature_stems(gdf)
@@ -371,7 +367,7 @@ def _burn(
         if covered_only and not own.any() and not mask.any():
             n_uncovered += 1  # no feature belongs to it: not reviewed, as far as the layer tells
             continue
-        n_out = check.digests.get(f.stem, (None, None))[1]
+        n_out = check.exported_count(f.stem)
         same = int(own.sum()) == n_out and not accepted[own].any()
         if same and not check.keep(f.stem, f.name, mask):
             continue  # as exported: not reviewed (a partial review, --reviewed-only)
@@ -383,7 +379,7 @@ def _burn(
     if n_uncovered:
         notes.append(
             f"{n_uncovered} images of {images} have no feature in the layer and no review set "
-            f"({review_set_path(p).name}) lists them: no mask for them (--review-set names the "
+            f"({layer_record(p).name}) lists them: no mask for them (--review-set names the "
             "export's record; --all-images makes an all-background mask for each)"
         )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
