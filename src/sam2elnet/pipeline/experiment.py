@@ -315,6 +315,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     roads = road_guess.roads
     # each test image's road buffer, px (--road-buffer-m: from its own pixel size; checked here)
     buffers = test_road_buffers(cfg, split) if roads else {}
+    road_buffers = list(buffers.values()) if roads else None  # None: no road measures
     if roads:
         log.info("roads data (%s): road measures in the tables", road_guess.reason)
 
@@ -326,9 +327,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     auto = annotate_stage(cfg, stages, out, split, model_path)
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
     norm = norm_config(split)  # the same data-chosen scaling elnet train uses, for every run
-    down_direct = elnet_test_stage(
-        cfg, stages, out, split, model_path, norm, roads, list(buffers.values())
-    )
+    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm, roads, road_buffers)
     auto_counts = auto_counts_stage(stages, split, auto)
 
     # 4./6. label sets for the enhancement table -----------------------------------------------
@@ -338,9 +337,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     dcfg = downstream_config(cfg)
     lab = split.labelled
     runs = downstream_runs(split, kept_ids, auto["labels"], label_sets)
-    down = train_downstream(
-        cfg, stages, out, split, runs, dcfg, norm, roads, list(buffers.values())
-    )
+    down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads, road_buffers)
 
     # results ------------------------------------------------------------------------------------
     down["elnet_direct"] = {**down_direct, "n_train": len(lab)}
