@@ -3,8 +3,9 @@
 Read from the typer app itself (``typer.main.get_command``), not from ``--help`` text, so a renamed
 or removed option fails here the day it changes. Two checks:
 
-* every ``elnet CMD ...`` invocation on the pages (code blocks, backslash continuations joined,
-  and inline code) uses only options of CMD (``elnet weights download`` of its subcommand);
+* every ``elnet CMD ...`` invocation in the pages' code (fenced blocks, backslash continuations
+  joined, and inline code; prose is not read) uses only options of CMD (``elnet weights download``
+  of its subcommand);
 * every ``--flag`` anywhere on the pages is an option of some ``elnet`` command, of a script in
   ``benchmarks/`` (its ``add_argument`` calls) or of another tool the pages show
   (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio).
@@ -37,7 +38,23 @@ FOREIGN = {
 """Flags of other tools that the pages show in their commands (flag -> tool)."""
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*\*?")
-INVOCATION = re.compile(r"(?<![\w./-])elnet +([a-z][a-z-]*)([^\n`|;&)]*)")
+_START = r"(?<![\w./-])elnet +"
+INVOCATION = re.compile(_START + r"([a-z][a-z-]*)((?:(?!" + _START + r")[^\n`|;&)])*)")
+"""``elnet CMD rest``: ``rest`` stops at the line's end, ``|;&)`` or where the next ``elnet `` starts."""
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+INLINE = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str) -> list[str]:
+    """The fenced code blocks of a Markdown ``text``, then its inline code spans (outside blocks)."""
+    blocks: list[str] = []
+
+    def take(m: re.Match[str]) -> str:
+        blocks.append(m.group(1))
+        return "\n"
+
+    prose = FENCE.sub(take, text)
+    return blocks + INLINE.findall(prose)
 
 
 def _options(command: Any) -> set[str]:
@@ -72,15 +89,16 @@ def _known(flag: str, known: set[str]) -> bool:
 
 
 def wrong_invocation_options(text: str, commands: dict[str, Any]) -> list[str]:
-    """``"elnet CMD --flag"`` for each flag an ``elnet CMD`` invocation in ``text`` does not have.
+    """``"elnet CMD --flag"`` for each flag an ``elnet CMD`` invocation in ``text``'s code lacks.
 
-    Prose such as "the elnet job" is no invocation (``job`` is no command) and is skipped; an
-    invocation ends at the end of its line (continuations joined), a backtick, a pipe, ``;``,
-    ``&``, ``)``, ``->`` or a shell comment (`` # ...``).
+    Only code is read (``code_spans``: fenced blocks and inline code), never prose; in code,
+    "the elnet job" is no invocation (``job`` is no command) and is skipped. An invocation ends at
+    the end of its line (continuations joined), a pipe, ``;``, ``&``, ``)``, ``->``, a shell
+    comment (`` # ...``) or where the next ``elnet `` starts.
     """
-    text = text.replace("\\\n", " ")
     bad = []
-    for m in INVOCATION.finditer(text):
+    code = "\n".join(span.replace("\\\n", " ") for span in code_spans(text))
+    for m in INVOCATION.finditer(code):
         name, rest = m.group(1), re.split(r"->|\s#", m.group(2))[0]  # prose arrow, shell comment
         if name not in commands:
             continue
@@ -141,6 +159,23 @@ def test_checks_catch_made_up_and_misplaced_options() -> None:
         "--made-up-flag",
         "--no-such-option",
     ]
+
+
+def test_prose_is_not_read_and_an_invocation_ends_at_the_next() -> None:
+    """Guards: prose naming a command near another's option is no invocation, and two commands
+    in one code span are two invocations (the second's options are not the first's)."""
+    commands = _commands()
+    prose = (
+        "Like elnet train, annotate takes --min-quality.\n"
+        "then elnet train --data D --out O, or elnet evaluate --pred P.\n"
+    )
+    assert wrong_invocation_options(prose, commands) == []
+    code = "then `elnet train --data D --out O, or elnet evaluate --pred P --tau 0.5`.\n"
+    assert wrong_invocation_options(code, commands) == []
+    swapped = "```\nelnet train --data D --out O; elnet evaluate --pred P --epochs 3\n```\n"
+    assert wrong_invocation_options(swapped, commands) == ["elnet evaluate --epochs"]
+    two = "`elnet train --data D elnet evaluate --pred P`"
+    assert wrong_invocation_options(two, commands) == []
 
 
 def readme_missing_commands(readme: str, names: list[str]) -> list[str]:
