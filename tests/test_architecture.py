@@ -275,11 +275,20 @@ def _doc() -> str:
     return (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
 
 
+def _section(doc: str, heading: str, page: str = "docs/architecture.md") -> str:
+    """The text of ``doc`` from the line starting ``heading`` to the next ``## `` heading (or the end)."""
+    start = doc.find(f"\n{heading}")
+    assert start >= 0, f"{page} has no heading {heading!r} (renamed? the checks below read it)"
+    end = doc.find("\n## ", start + 1)
+    return doc[start : end if end >= 0 else len(doc)]
+
+
 def _map_block(doc: str) -> str:
     """The fenced tree of docs/architecture.md's section "Where each concern lives"."""
-    start = doc.index("## Where each concern lives")
-    opening = doc.index("```", start)
-    return doc[opening + 3 : doc.index("```", opening + 3)]
+    section = _section(doc, "## Where each concern lives")
+    fences = section.split("```")
+    assert len(fences) >= 3, "docs/architecture.md's module map is no fenced block any more"
+    return fences[1]
 
 
 def _map_entries(block: str) -> set[str]:
@@ -314,9 +323,13 @@ def _map_entries(block: str) -> set[str]:
     return found
 
 
-def _map_mismatch(block: str) -> tuple[list[str], list[str]]:
-    """(modules the map lacks, map entries that are no file), as paths under ``src/sam2elnet``."""
-    files = {p.relative_to(SRC / PACKAGE).as_posix() for p in _modules().values()}
+def _map_mismatch(block: str, files: set[str] | None = None) -> tuple[list[str], list[str]]:
+    """(modules the map lacks, map entries that are no file), as paths under ``src/sam2elnet``.
+
+    ``files``: the modules to compare with (default: the package's real ones).
+    """
+    if files is None:
+        files = {p.relative_to(SRC / PACKAGE).as_posix() for p in _modules().values()}
     listed = _map_entries(block)
     missing = sorted(f for f in files - listed if not f.endswith("__init__.py"))
     return missing, sorted(listed - files)
@@ -336,19 +349,57 @@ def test_module_map_lists_no_stale_file() -> None:
     assert not stale, f"the module map names files that do not exist: {stale}"
 
 
+_MADE_UP_MAP = """
+src/sam2elnet/
+  data/
+    vector.py        vector labels, rasterised
+                     (a description line, deeper: other.py is no entry)
+  engine/
+    evaluate.py      scores
+    metrics/
+      pixel.py       IoU
+  export/
+    vector.py        polygons
+  cli/
+    main.py          app      train.py   train
+"""
+_MADE_UP_FILES = {
+    "data/vector.py",
+    "engine/evaluate.py",
+    "engine/metrics/pixel.py",
+    "export/vector.py",
+    "cli/main.py",
+    "cli/train.py",
+}
+
+
 def test_module_map_check_catches_a_missing_or_misplaced_line() -> None:
-    """Dropping data/vector.py's line is caught although export/vector.py shares its name (guards the test)."""
-    block = _map_block(_doc())
-    line = next(
-        s for s in block.splitlines() if s.strip().startswith("vector.py ") and "rasterised" in s
+    """Guards on a made-up map: dropping data/vector.py's line is caught although export/vector.py
+    shares its name, and a renamed or out-dented line is both missing and stale."""
+    assert _map_mismatch(_MADE_UP_MAP, _MADE_UP_FILES) == ([], [])
+    dropped = _MADE_UP_MAP.replace("    vector.py        vector labels, rasterised\n", "")
+    assert _map_mismatch(dropped, _MADE_UP_FILES) == (["data/vector.py"], [])
+    renamed = _MADE_UP_MAP.replace("evaluate.py ", "evaluated.py")
+    assert _map_mismatch(renamed, _MADE_UP_FILES) == (
+        ["engine/evaluate.py"],
+        ["engine/evaluated.py"],
     )
-    missing, _ = _map_mismatch(block.replace(line + "\n", ""))
-    assert missing == ["data/vector.py"]
-    moved = block.replace("    evaluate.py  ", "    evaluated.py ")
-    missing, stale = _map_mismatch(moved)
-    assert (missing, stale) == (["engine/evaluate.py"], ["engine/evaluated.py"])
-    missing, stale = _map_mismatch(block.replace("\n      pixel.py", "\n    pixel.py"))
-    assert "engine/metrics/pixel.py" in missing and "engine/pixel.py" in stale
+    outdented = _MADE_UP_MAP.replace("\n      pixel.py", "\n    pixel.py")
+    assert _map_mismatch(outdented, _MADE_UP_FILES) == (
+        ["engine/metrics/pixel.py"],
+        ["engine/pixel.py"],
+    )
+    one_column = _MADE_UP_MAP.replace("      train.py   train", "")
+    assert _map_mismatch(one_column, _MADE_UP_FILES) == (["cli/train.py"], [])
+
+
+def test_doc_sections_are_found_or_named() -> None:
+    """Guard: a missing heading fails with the heading's name, not a bare ValueError."""
+    doc = "# Page\n\n## Test layout\n\n`a.py`\n\n## Next\n"
+    section = _section(doc, "## Test layout")
+    assert "`a.py`" in section and "Next" not in section
+    with pytest.raises(AssertionError, match="no heading '## Where each concern lives'"):
+        _map_block(doc)
 
 
 def _top_level_names(path: Path) -> set[str]:
@@ -449,13 +500,18 @@ def test_file_format_check_sees_a_lazy_import() -> None:
 
 def _test_layout_missing(doc: str, tests_dir: Path) -> list[str]:
     """Top-level files of ``tests/`` that the page's "Test layout" section does not name."""
-    start = doc.index("## Test layout")
-    section = doc[start : doc.index("\n## ", start + 1)]
+    section = _section(doc, "## Test layout")
     return sorted(p.name for p in tests_dir.glob("*.py") if f"`{p.name}`" not in section)
 
 
-def test_test_layout_names_every_top_level_test_file(tmp_path: Path) -> None:
+def test_test_layout_names_every_top_level_test_file() -> None:
     """The cross-cutting tests and helpers in ``tests/`` itself are all named (a newcomer's list)."""
     assert not _test_layout_missing(_doc(), SRC.parent / "tests")
-    (tmp_path / "test_new_thing.py").write_text("", encoding="utf-8")
-    assert _test_layout_missing(_doc(), tmp_path) == ["test_new_thing.py"]
+
+
+def test_test_layout_check_catches_an_unnamed_file(tmp_path: Path) -> None:
+    """Guard on a made-up page: a file named only outside the section is reported."""
+    doc = "# Tests\n\n## Test layout\n\n`test_a.py`\n\n## Other\n\n`test_b.py`\n"
+    for name in ("test_a.py", "test_b.py"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert _test_layout_missing(doc, tmp_path) == ["test_b.py"]

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer.main
 
 from sam2elnet.cli import app
@@ -180,8 +181,10 @@ def test_prose_is_not_read_and_an_invocation_ends_at_the_next() -> None:
 
 def readme_missing_commands(readme: str, names: list[str]) -> list[str]:
     """Commands without a row ``| `elnet CMD` | ...`` in README.md's table of commands."""
-    start = readme.index("## Commands")
-    table = readme[start : readme.index("\n## ", start + 1)]
+    start = readme.find("\n## Commands")
+    assert start >= 0, "README.md has no '## Commands' heading (renamed? this check reads it)"
+    end = readme.find("\n## ", start + 1)
+    table = readme[start : end if end >= 0 else len(readme)]
     return [n for n in names if f"| `elnet {n}` |" not in table]
 
 
@@ -189,6 +192,15 @@ def test_readme_lists_every_command() -> None:
     names = [n for n in _commands() if " " not in n]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert not readme_missing_commands(readme, names)
-    assert readme_missing_commands(readme.replace("| `elnet synth` |", "| synth |"), names) == [
-        "synth"
-    ]
+
+
+def test_readme_check_catches_a_missing_row() -> None:
+    """Guards on a made-up README: a command named only outside the table is missing, and a page
+    without the heading fails with its name."""
+    readme = (
+        "# Tool\n\n## Commands\n\n| Command | Job |\n|---|---|\n| `elnet train` | trains |\n"
+        "\n## Later\n\n| `elnet synth` | here is no table row of Commands |\n"
+    )
+    assert readme_missing_commands(readme, ["train", "synth"]) == ["synth"]
+    with pytest.raises(AssertionError, match="no '## Commands' heading"):
+        readme_missing_commands("# Tool\n", ["train"])
