@@ -248,26 +248,17 @@ def write_run_report(
 
 def _run_skipped_table(run: Path, n_done: int) -> tuple[dict[str, Any], list[str]]:
     """The images an annotate / enhance run skipped (``run/skipped.csv``: corrupt, all nodata,
-    another band count ...), for its report: a ``skipped images`` table (file, reason without
-    the leading path) and one warning line; nothing when none was skipped."""
+    another band count ...), for its report: ``_skipped_table``'s ``skipped images`` table and
+    warning line; nothing when none was skipped."""
     from sam2elnet.data.runfolder import SKIPPED_CSV, read_csv_rows
-    from sam2elnet.utils.batch import short_reason
 
     path = run / SKIPPED_CSV
     if not path.is_file():
         return {}, []
     rows = [
-        {
-            "file": r.get("image", ""),
-            "reason": short_reason(r.get("reason", ""), r.get("image", "")),
-        }
-        for r in read_csv_rows(path)
+        {"file": r.get("image", ""), "reason": r.get("reason", "")} for r in read_csv_rows(path)
     ]
-    if not rows:
-        return {}, []
-    n = len(rows)
-    said = f"{n} of {n + n_done} image(s) skipped: no label was made (table 'skipped images')"
-    return {"skipped images": rows}, [said]
+    return _skipped_table(rows, n_done, unit="image", outcome="no label was made")
 
 
 def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
@@ -441,18 +432,21 @@ def write_evaluation_report(
 
 
 def _skipped_table(
-    skipped: Sequence[Mapping[str, str]], n_scored: int
+    skipped: Sequence[Mapping[str, str]],
+    n_done: int,
+    *,
+    unit: str = "pair",
+    outcome: str = "they could not be scored and are not in the numbers",
 ) -> tuple[dict[str, Any], list[str]]:
-    """The pairs an evaluation skipped, for its report: a ``skipped pairs`` table (file, reason
-    without the leading path) and one warning line; nothing when none was skipped."""
+    """What a run skipped, for its report: a ``skipped {unit}s`` table (file, reason without the
+    leading path) and one warning line ``"n of N {unit}(s) skipped: {outcome} (table ...)"``,
+    ``N`` = ``n`` + ``n_done``; nothing when none was skipped. ``skipped``: ``file`` / ``reason``
+    mappings; the defaults word an evaluation's skipped pairs."""
     from sam2elnet.utils.batch import short_reason
 
     if not skipped:
         return {}, []
     rows = [{"file": s["file"], "reason": short_reason(s["reason"], s["file"])} for s in skipped]
-    n = len(rows)
-    said = (
-        f"{n} of {n + n_scored} pair(s) skipped: they could not be scored and are not in the "
-        "numbers (table 'skipped pairs')"
-    )
-    return {"skipped pairs": rows}, [said]
+    n, table = len(rows), f"skipped {unit}s"
+    said = f"{n} of {n + n_done} {unit}(s) skipped: {outcome} (table '{table}')"
+    return {table: rows}, [said]
