@@ -265,6 +265,37 @@ def test_chips_and_coco_over_chips(tmp_path: Path, label_tif: Path):
 
 
 # ---------------------------------------------------------------- bad input
+def test_export_format_comes_from_the_format_table(monkeypatch: pytest.MonkeyPatch):
+    """One suffix rule (export.layer_files.format_of): FORMATS' suffixes, .json = COCO, any case;
+    a polygon format added to FORMATS is known by its suffix with no second table to edit."""
+    from sam2elnet.export import layer_files
+    from sam2elnet.export.layer_files import format_of
+
+    assert [format_of(f"x{s}") for s in (".GPKG", ".geojson", ".shp", ".Json")] == [
+        "gpkg",
+        "geojson",
+        "shp",
+        "coco",
+    ]
+    assert format_of("x.json", "GeoJSON") == "geojson"
+    monkeypatch.setitem(layer_files.FORMATS, "fgb", ("FlatGeobuf", ".fgb"))
+    assert format_of("x.fgb") == "fgb"
+
+
+def test_an_unknown_format_is_refused_before_warping(
+    tmp_path: Path, label_tif: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """--warp-to with an output of no known format: refused before any label is warped (was
+    warped into a temporary folder first, then refused)."""
+    from sam2elnet.data import warp
+
+    warped: list[Path] = []
+    monkeypatch.setattr(warp, "warp_to_map_grid", lambda src, *a, **k: warped.append(src))
+    with pytest.raises(UserError, match="cannot tell the export format from o.txt"):
+        export_labels(label_tif, tmp_path / "o.txt", warp_to="EPSG:4326", progress=False)
+    assert warped == []
+
+
 def test_bad_export_inputs(tmp_path: Path, label_tif: Path):
     with pytest.raises(DataError, match="does not exist"):
         export_labels(tmp_path / "nope", tmp_path / "o.gpkg", progress=False)
@@ -275,6 +306,10 @@ def test_bad_export_inputs(tmp_path: Path, label_tif: Path):
         export_labels(label_tif, tmp_path / "o.gpkg", "kml", progress=False)
     with pytest.raises(UserError, match="cannot tell the export format"):
         export_labels(label_tif, tmp_path / "o.txt", progress=False)
+    with pytest.raises(
+        UserError, match="unknown export format 'kml'; use geojson, gpkg, shp or coco"
+    ):
+        export_labels(label_tif, tmp_path / "o.gpkg", "KML", progress=False)
     (tmp_path / "q.csv").write_text("foo,bar\n1,2\n")
     with pytest.raises(DataError, match=r"q\.csv.*name column"):
         read_quality_csv(tmp_path / "q.csv")

@@ -17,6 +17,7 @@ from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wan
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -108,11 +109,11 @@ def export_labels(
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
-    kind = (fmt or Path(out).suffix.lstrip(".")).lower()
-    record = review_set_path(out, fmt)  # written next to a polygon layer or COCO file
+    kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written
+    record = review_set_path(out, kind)  # written next to a polygon layer or COCO file
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
-    if kind in (*FORMATS, "coco", "json") and kwargs.get("chips") is None:
-        check_review_record(out, fmt)  # another export's record of one stem: not replaced
+    if kind in (*FORMATS, "coco") and kwargs.get("chips") is None:
+        check_review_record(out, kind)  # another export's record of one stem: not replaced
     if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
         lines = centre_lines_path(out, kind)
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
@@ -135,7 +136,7 @@ def export_labels(
     from sam2elnet.export.tile_quality import carry_layer
 
     check_warp_options(warp_to, warp_method)
-    if kind in ("coco", "json") or kwargs.get("chips") is not None:
+    if kind == "coco" or kwargs.get("chips") is not None:
         raise UserError(
             "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); COCO files and chips "
             "stay on the label's pixel grid"
@@ -215,15 +216,7 @@ def _export_labels(
     image's road length. COCO: a note says they are not written.
     """
     out = Path(out)
-    if fmt is None:
-        fmt = {".geojson": "geojson", ".json": "coco", ".gpkg": "gpkg", ".shp": "shp"}.get(
-            out.suffix.lower()
-        )
-        if fmt is None:
-            raise UserError(f"cannot tell the export format from {out.name}; give --format")
-    fmt = fmt.lower()
-    if fmt not in (*FORMATS, "coco"):
-        raise UserError(f"unknown export format {fmt!r}; use geojson, gpkg, shp or coco")
+    fmt = format_of(out, fmt)
     if simplify is not None and simplify < 0:
         raise UserError("--simplify must be >= 0")
     if min_area_px < 0:

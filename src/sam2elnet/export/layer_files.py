@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.georef import crs_name
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
 
-__all__ = ["FORMATS", "LayerWriter", "replace_shapefile", "shapefile_files"]
+__all__ = ["FORMATS", "LayerWriter", "format_of", "replace_shapefile", "shapefile_files"]
 
 FORMATS = {
     "geojson": ("GeoJSON", ".geojson"),
@@ -36,6 +36,30 @@ FORMATS = {
     "shp": ("ESRI Shapefile", ".shp"),
 }
 """Polygon export formats: name -> (GDAL driver, file suffix)."""
+
+OTHER_SUFFIXES = {".json": "coco"}
+"""Export formats other than :data:`FORMATS` that a file suffix means (suffix -> name)."""
+
+
+def format_of(out: str | Path, fmt: str | None = None) -> str:
+    """The export format of ``out``: ``fmt`` (lower case) when given, else what ``out``'s suffix
+    means (case-insensitive): a :data:`FORMATS` suffix (``.gpkg`` -> ``gpkg``) or one of
+    :data:`OTHER_SUFFIXES` (``.json`` -> ``coco``).
+
+    Raises:
+        UserError: ``fmt`` is not a polygon format or ``coco``, or ``fmt`` is None and the suffix
+            means no format.
+    """
+    known = {suffix: name for name, (_, suffix) in FORMATS.items()} | OTHER_SUFFIXES
+    if fmt is None:
+        fmt = known.get(Path(out).suffix.lower())
+        if fmt is None:
+            raise UserError(f"cannot tell the export format from {Path(out).name}; give --format")
+    fmt = fmt.lower()
+    if fmt not in known.values():
+        *names, last = dict.fromkeys(known.values())
+        raise UserError(f"unknown export format {fmt!r}; use {', '.join(names)} or {last}")
+    return fmt
 
 
 def shapefile_files(shp: Path) -> list[Path]:
