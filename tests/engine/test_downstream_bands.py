@@ -89,3 +89,37 @@ def test_grey_image_into_an_rgb_model_is_repeated_as_annotate_does(tmp_path: Pat
     model = build_downstream_model(_cfg(), in_bands=3)
     scores = evaluate_downstream(model, [(grey, mask)], _cfg(), optical)
     assert scores["tp"] + scores["fp"] + scores["fn"] + scores["tn"] == S * S
+
+
+def test_a_model_without_in_bands_is_refused_unless_given(tmp_path: Path) -> None:
+    """The band check is never skipped: a model with no ``in_bands`` is a clear error (was: no
+    band matching at all); given ``in_bands``, a grey image into a 3-band model is repeated."""
+    import torch
+
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.random.default_rng(0).integers(0, 255, (S, S), dtype=np.uint8))
+    mask = _mask(tmp_path / "m.png")
+    optical = NormalizationConfig.for_modality("optical")
+    bare = torch.nn.Conv2d(3, 1, 1)
+    with pytest.raises(ValueError, match="Conv2d has no in_bands attribute: pass in_bands"):
+        evaluate_downstream(bare, [(grey, mask)], _cfg(), optical)
+    scores = evaluate_downstream(bare, [(grey, mask)], _cfg(), optical, in_bands=3)
+    assert scores["tp"] + scores["fp"] + scores["fn"] + scores["tn"] == S * S
+
+
+def test_training_cache_keeps_each_band_count(tmp_path: Path) -> None:
+    """One cache across settings: a grey image read for a 1-band then a 3-band setting is
+    decoded for each (was: the 1-band array returned for the 3-band setting)."""
+    from sam2elnet.engine.downstream_data import make_train_dataset
+
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.random.default_rng(0).integers(0, 255, (S, S), dtype=np.uint8))
+    mask = _mask(tmp_path / "m.png")
+    optical = NormalizationConfig.for_modality("optical")
+    cache: dict = {}
+    shapes = []
+    for bands in (1, 3):
+        ds = make_train_dataset([(grey, mask)], optical, S, augment=False, cache=cache)
+        ds.bands = bands
+        shapes.append(ds.load(0)[0].shape)
+    assert shapes == [(1, S, S), (3, S, S)]

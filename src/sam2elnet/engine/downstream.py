@@ -73,7 +73,13 @@ def train_and_evaluate(
     )
     road_rows: list[Any] | None = [] if roads else None
     counts = confusion_per_image(
-        model, test_pairs, cfg, norm_cfg=norm_cfg, road_counts=road_rows, road_buffer=road_buffer
+        model,
+        test_pairs,
+        cfg,
+        norm_cfg=norm_cfg,
+        road_counts=road_rows,
+        road_buffer=road_buffer,
+        in_bands=facts["in_bands"],
     )
     metrics: dict[str, float] = scores_from_counts(counts.sum(axis=0))
     if road_rows is not None:

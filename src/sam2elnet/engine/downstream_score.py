@@ -68,12 +68,14 @@ def confusion_per_image(
     road_counts: list[Any] | None = None,
     show: bool = True,
     road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
+    in_bands: int | None = None,
 ) -> np.ndarray:
     """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
 
     Returns an (N, 4) int64 array [tp, fp, fn, tn] in the order of ``pairs``; pixels that are nodata
     in the image or ignore in the label are not counted. Threshold: ``cfg.threshold`` on the
-    probability. A test image's band count is matched to the model's (``model.in_bands``) by the
+    probability. A test image's band count is matched to the model's (``in_bands``; None: the
+    model's ``in_bands`` attribute, a ValueError when it has none) by the
     band rule of ``elnet annotate`` (:func:`~sam2elnet.engine.downstream_data.load_pair`): a
     grey image into an RGB model is repeated, one band into a VV+VH model is a BandCountError
     naming the image. With a ``road_counts`` list (road data), each image's
@@ -92,7 +94,7 @@ def confusion_per_image(
     buffers = per_item(road_buffer, len(pairs))
     norm_cfg = normalization(norm_cfg)
     rows = np.zeros((len(pairs), 4), dtype=np.int64)
-    in_bands = getattr(model, "in_bands", None)  # the band rule of every prediction path
+    in_bands = model_bands(model, in_bands)  # the band rule of every prediction path
     bs = max(1, cfg.eval_batch_size)
     bar = (
         progress_bar(len(pairs), "downstream test", "img", enabled=cfg.progress, leave=False)
@@ -120,14 +122,32 @@ def confusion_per_image(
     return rows
 
 
+def model_bands(model: nn.Module, in_bands: int | None = None) -> int:
+    """The band count ``model`` takes: ``in_bands`` when given, else ``model.in_bands``.
+
+    Raises:
+        ValueError: neither is there (a registered downstream model without an ``in_bands``
+            attribute): without it the test images' bands could not be matched to the model's.
+    """
+    bands = in_bands if in_bands is not None else getattr(model, "in_bands", None)
+    if bands is None:
+        raise ValueError(
+            f"{type(model).__name__} has no in_bands attribute: pass in_bands (the band count it "
+            "was built for) so the test images' bands are matched to it"
+        )
+    return int(bands)
+
+
 def evaluate_downstream(
     model: nn.Module,
     pairs: Sequence[Pair],
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
+    in_bands: int | None = None,
 ) -> dict[str, float]:
-    """Pixel-aggregated scores of ``model`` on test ``pairs`` at native resolution."""
-    counts = confusion_per_image(model, pairs, cfg, norm_cfg)
+    """Pixel-aggregated scores of ``model`` on test ``pairs`` at native resolution
+    (``in_bands``: as :func:`confusion_per_image`)."""
+    counts = confusion_per_image(model, pairs, cfg, norm_cfg, in_bands=in_bands)
     result = scores_from_counts(counts.sum(axis=0))
     result["n_test"] = len(pairs)
     return result

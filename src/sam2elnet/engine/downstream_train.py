@@ -167,7 +167,9 @@ def train_downstream(
             bar.update(1)
             if step in at:
                 assert curve_pairs is not None
-                counts = confusion_per_image(model, curve_pairs, cfg, norm_cfg, show=False)
+                counts = confusion_per_image(
+                    model, curve_pairs, cfg, norm_cfg, show=False, in_bands=in_bands
+                )
                 model.train()
                 curve.append(
                     curve_point(step, scores_from_counts(counts.sum(axis=0)), float(np.mean(since)))
