@@ -271,3 +271,21 @@ def test_a_mask_wins_over_a_polygon_file_of_the_same_name(tmp_path: Path) -> Non
     res = evaluate_folders(pred, truth, progress=False)
     assert res.images[0].truth_path == truth / "a.tif"
     assert _counts(res.rows()[0]) == {"tp": 0, "fp": 256, "fn": 0, "tn": 768}
+
+
+def test_a_geojson_baseline_named_json_gets_the_hint_with_a_quoted_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single pair's --baseline polygons saved as .json (QGIS / geojson.io) get the same hint as
+    .gpkg (was: 'not polygons' without it), and a path with a space is quoted so the suggested
+    command pastes as it is."""
+    folder = tmp_path / "my coarse"
+    folder.mkdir()
+    coarse = folder / "coarse.json"
+    gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_crs(4326).to_file(coarse, driver="GeoJSON")
+    pred, truth = _pred(tmp_path / "pred.tif"), _pred(tmp_path / "truth.tif")
+    args = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--baseline", str(coarse)]
+    assert main(args) == 2
+    line = _one_error(capsys)
+    assert "not polygons" in line and "polygons are read as ground truth (--truth) only" in line
+    assert f"elnet import '{coarse}' --from vector --images IMAGES" in line

@@ -147,7 +147,7 @@ def scan_masks(
         raise DataError(
             f"{role} folder holds no mask files ({', '.join(suffixes)}), "
             f"neither directly nor in its sub-folders; check the path"
-            f"{_vector_hint(folder.rglob('*')) if role != 'ground-truth' else ''}",
+            f"{_vector_hint(folder.rglob('*'), scanned=True) if role != 'ground-truth' else ''}",
             folder,
         )
     return out
@@ -207,22 +207,28 @@ def masks_of(
     return scan_masks(p, role, run_layout=run_layout)
 
 
-def _vector_hint(paths: Any) -> str:
+def _vector_hint(paths: Any, scanned: bool = False) -> str:
     """The hint for polygons given where evaluate reads only masks (predictions, valid masks,
     baselines): rasterise them onto the images' grids first with ``elnet import --from vector``
     (it reprojects from the file's CRS, as ``--truth`` and ``enhance --labels`` place polygons,
     and one file may serve a folder of images; ``gdal_rasterize``, suggested before, burns the
-    coordinates as they are, so a file drawn in EPSG:4326 missed a UTM grid); '' without one."""
+    coordinates as they are, so a file drawn in EPSG:4326 missed a UTM grid); '' without one.
+
+    ``paths``: the files the user named, or (``scanned``) a folder's files, where a ``.json`` is
+    not taken for polygons (a run folder's summary.json). The path in the command is quoted for
+    a POSIX shell (``shlex.quote``), so it can be pasted as it is."""
+    import shlex
     from itertools import islice
 
-    vector = set(VECTOR_SUFFIXES) - {".json"}  # a run folder's summary.json is no polygon file
+    vector = set(VECTOR_SUFFIXES) - ({".json"} if scanned else set())
     found = next((Path(p) for p in islice(paths, 10_000) if Path(p).suffix.lower() in vector), None)
     if found is None:
         return ""
     return (
         "; polygons are read as ground truth (--truth) only: rasterise them onto the images' "
         f"grids first (reprojected from their CRS; one file may cover many images), e.g. elnet "
-        f"import {found} --from vector --images IMAGES --out DIR --all-images, and give DIR"
+        f"import {shlex.quote(str(found))} --from vector --images IMAGES --out DIR --all-images, "
+        "and give DIR"
     )
 
 
