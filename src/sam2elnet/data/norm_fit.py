@@ -166,12 +166,12 @@ def fit_normalization(
 ) -> NormalizationConfig:
     """The normalisation a model trained on ``paths`` should use, chosen from the data.
 
-    * 8-bit images: :meth:`NormalizationConfig.for_modality` (SAR: fixed 0..255, which keeps the
+    * 8-bit images: :meth:`sam2elnet.data.normalize.NormalizationConfig.for_modality` (SAR: fixed 0..255, which keeps the
       absolute brightness of display-scaled products such as the SOS JPEGs; optical: per-image
       percentile stretch).
     * SAR with more than 8 bits (uint16 DN, float32 linear sigma0, float32 dB): ``stats`` with the
       1st/99th percentiles of the training set; linear values (no negative value) are converted
-      with :func:`to_db` first, values already in dB are not. Without this, DNs of 9..2029 scaled
+      with :func:`sam2elnet.data.normalize.to_db` first, values already in dB are not. Without this, DNs of 9..2029 scaled
       by the uint16 range reach the model as 0..0.03 and dB values (all negative) as zeros.
     * Optical with more than 8 bits keeps the per-image percentile stretch.
 

@@ -125,8 +125,12 @@ stride sample: nearly the same percentiles as all pixels, faster)."""
 
 def stride_sample(values: np.ndarray, most: int) -> np.ndarray:
     """At most ``most`` pixels of ``values`` (C, n): every k-th column in raster order,
-    ``k = n // most + 1``; all of them when ``n <= most``. A view, no copy. The one sampling rule
-    of per-image statistics (:func:`image_percentiles`, :mod:`sam2elnet.data.input_range`)."""
+    ``k = n // most + 1``; all of them when ``n <= most``. A view, no copy. The sampling rule of
+    per-image statistics on an array in memory (:func:`image_percentiles`,
+    :mod:`sam2elnet.data.input_range`); an image read in windows is first sampled while it is
+    streamed, every ``ceil(n / STATS_SAMPLE)``-th pixel
+    (:data:`sam2elnet.data.windowed_image.STATS_SAMPLE`), and this rule then applies to that
+    sample."""
     if values.shape[1] > most:
         return values[:, :: values.shape[1] // most + 1]
     return values

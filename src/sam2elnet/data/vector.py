@@ -280,9 +280,8 @@ class VectorLabels:
 
         if window is None:
             window = Window(0, 0, self.height, self.width)
-        out = np.zeros((window.height, window.width), dtype=np.uint8)
         if self._tree is None:
-            return out
+            return np.zeros((window.height, window.width), dtype=np.uint8)
         wt = windows.transform(window.to_rasterio(), self.transform)
         c0, r0 = window.col_off, window.row_off
         corners = [
@@ -297,7 +296,7 @@ class VectorLabels:
         xs, ys = zip(*corners, strict=True)
         idx = self._tree.query(box(min(xs), min(ys), max(xs), max(ys)))
         if len(idx) == 0:
-            return out
+            return np.zeros((window.height, window.width), dtype=np.uint8)
         return burn_shapes(
             [self.geoms[i] for i in np.sort(idx)],
             window.height,

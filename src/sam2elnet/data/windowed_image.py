@@ -13,12 +13,13 @@ images, dataset statistics in :func:`sam2elnet.data.norm_fit.compute_stats`) com
 regular sample taken during the pass: every ``k``-th pixel in raster order with
 ``k = ceil(H * W / STATS_SAMPLE)`` (all pixels of images up to :data:`STATS_SAMPLE` px, which then
 give exactly the whole-image statistics). The whole-image path itself takes the percentiles of
-a :func:`~sam2elnet.data.normalize.stride_sample` of at most 65,536 valid pixels; the windowed
-path applies the same function to this sample, i.e. to at least ``min(65,536, valid pixels)`` pixels. The error of a
-``p`` quantile from ``n`` sampled pixels is about ``sqrt(p (1 - p) / n)`` in rank: 0.04
-percentage points for the 1st/99th percentile at ``n = 65,536`` - the same order as the
-whole-image path's own sampling (tested: the fraction of all pixels below the sampled 1st
-percentile stays within 1 +- 0.25 %).
+a :func:`~sam2elnet.data.normalize.stride_sample` of at most
+:data:`~sam2elnet.data.normalize.PERCENTILE_SAMPLE` valid pixels; the windowed path applies the
+same function to this sample, i.e. to at least ``min(PERCENTILE_SAMPLE, valid pixels)`` pixels.
+The error of a ``p`` quantile from ``n`` sampled pixels is about ``sqrt(p (1 - p) / n)`` in rank:
+0.04 percentage points for the 1st/99th percentile at ``n = PERCENTILE_SAMPLE`` (65,536) - the
+same order as the whole-image path's own sampling (tested: the fraction of all pixels below the
+sampled 1st percentile stays within 1 +- 0.25 %).
 """
 
 from __future__ import annotations
