@@ -26,20 +26,33 @@ def _literal_values(annotation: object) -> set[str]:
     return found
 
 
-def _differ(a: set[str], b: set[str]) -> list[str]:
-    return sorted(a ^ b)
+def profile_mismatch(cli: object, profiles: typing.Iterable[str]) -> list[str]:
+    """Names in only one of the CLI's ``Literal`` of profiles ``cli`` and the simulator's."""
+    return sorted(_literal_values(cli) ^ set(profiles))
+
+
+def format_mismatch(cli: object, formats: typing.Iterable[str]) -> list[str]:
+    """Names in only one of the CLI's ``--format`` ``Literal`` ``cli`` and the exporters: the
+    polygon ``formats``, COCO and Label Studio."""
+    return sorted(_literal_values(cli) ^ {*formats, "coco", "label-studio"})
 
 
 def test_cli_profiles_are_the_simulators() -> None:
-    assert not _differ(_literal_values(CoarseProfile), set(PROFILES))
+    assert not profile_mismatch(CoarseProfile, PROFILES)
 
 
 def test_cli_export_formats_are_the_exporters() -> None:
-    cli = _literal_values(ExportOptions.model_fields["fmt"].annotation)
-    assert not _differ(cli, {*FORMATS, "coco", "label-studio"})
+    assert not format_mismatch(ExportOptions.model_fields["fmt"].annotation, FORMATS)
 
 
 def test_a_name_in_one_list_only_is_caught() -> None:
-    """Guard: a profile added to the simulator only (or a format to the CLI only) is reported."""
-    assert _differ(_literal_values(CoarseProfile), {*PROFILES, "scribble"}) == ["scribble"]
-    assert _literal_values(typing.Optional[typing.Literal["a", "b"]]) == {"a", "b"}  # noqa: UP045
+    """Guards on deliberately mismatched lists: a profile in the CLI's Literal only, one in the
+    simulator's table only, a format in the CLI's ``Literal[...] | None`` only and a polygon
+    format added to FORMATS only are each reported by the checks above."""
+    cli_profiles = typing.Literal[(*PROFILES, "scribble")]  # type: ignore[valid-type]
+    assert profile_mismatch(cli_profiles, PROFILES) == ["scribble"]
+    assert profile_mismatch(CoarseProfile, {*PROFILES, "blobs"}) == ["blobs"]
+    cli_formats = typing.Literal["geojson", "gpkg", "shp", "kml", "coco", "label-studio"] | None
+    assert format_mismatch(cli_formats, FORMATS) == ["kml"]
+    fmt = ExportOptions.model_fields["fmt"].annotation
+    assert format_mismatch(fmt, {**FORMATS, "fgb": ("FlatGeobuf", ".fgb")}) == ["fgb"]
