@@ -28,7 +28,14 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
 
-__all__ = ["FORMATS", "LayerWriter", "format_of", "replace_shapefile", "shapefile_files"]
+__all__ = [
+    "FORMATS",
+    "LayerWriter",
+    "format_of",
+    "suffix_formats",
+    "replace_shapefile",
+    "shapefile_files",
+]
 
 FORMATS = {
     "geojson": ("GeoJSON", ".geojson"),
@@ -41,6 +48,12 @@ OTHER_SUFFIXES = {".json": "coco"}
 """Export formats other than :data:`FORMATS` that a file suffix means (suffix -> name)."""
 
 
+def suffix_formats() -> dict[str, str]:
+    """File suffix (lower case, with its dot) -> the export format it means, when none is given:
+    the :data:`FORMATS` suffixes and :data:`OTHER_SUFFIXES`."""
+    return {suffix: name for name, (_, suffix) in FORMATS.items()} | OTHER_SUFFIXES
+
+
 def format_of(out: str | Path, fmt: str | None = None) -> str:
     """The export format of ``out``: ``fmt`` (lower case) when given, else what ``out``'s suffix
     means (case-insensitive): a :data:`FORMATS` suffix (``.gpkg`` -> ``gpkg``) or one of
@@ -50,7 +63,7 @@ def format_of(out: str | Path, fmt: str | None = None) -> str:
         UserError: ``fmt`` is not a polygon format or ``coco``, or ``fmt`` is None and the suffix
             means no format.
     """
-    known = {suffix: name for name, (_, suffix) in FORMATS.items()} | OTHER_SUFFIXES
+    known = suffix_formats()
     if fmt is None:
         fmt = known.get(Path(out).suffix.lower())
         if fmt is None:

@@ -79,8 +79,13 @@ def mask_digest(mask: np.ndarray) -> str:
     return h.hexdigest()
 
 
-_SUFFIX_FORMAT = {"gpkg": "gpkg", "geojson": "geojson", "shp": "shp", "json": "coco"}
-"""The export format a file suffix means when none is given (``elnet export``'s rule)."""
+def _suffix_format(layer: str | Path) -> str:
+    """The export format ``layer``'s suffix means when none is given (``elnet export``'s rule,
+    :func:`~sam2elnet.export.layer_files.suffix_formats`); another suffix: its own name."""
+    from sam2elnet.export.layer_files import suffix_formats
+
+    ext = Path(layer).suffix.lower()
+    return suffix_formats().get(ext, ext.lstrip("."))
 
 
 def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
@@ -93,8 +98,7 @@ def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
     it, not the suffix (``--format geojson --out x.json``: ``x_geojson_review.json``). None:
     the format ``layer``'s suffix means (``.json``: COCO; another suffix: its own name)."""
     p = Path(layer)
-    ext = p.suffix.lower().lstrip(".")
-    kind = (fmt or _SUFFIX_FORMAT.get(ext, ext)).lower()
+    kind = (fmt or _suffix_format(p)).lower()
     tag = "" if kind == "gpkg" else f"_{kind}"
     return p.with_name(f"{p.stem}{tag}_review.json")
 
@@ -132,8 +136,7 @@ def write_review_set(layer: Path, images: list[dict[str, Any]], fmt: str | None 
 
 def _record_format(layer: str | Path, fmt: str | None) -> str:
     """``fmt`` (lower case), else the format ``layer``'s suffix means."""
-    ext = Path(layer).suffix.lower().lstrip(".")
-    return (fmt or _SUFFIX_FORMAT.get(ext, ext)).lower()
+    return (fmt or _suffix_format(layer)).lower()
 
 
 def _record_data(path: str | Path) -> dict[str, Any] | None:
