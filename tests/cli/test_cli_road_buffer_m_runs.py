@@ -183,3 +183,28 @@ def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
     split.test = ids[:2]
     with pytest.raises(DataError, match="has no CRS: --road-buffer-m needs images in a projected"):
         test_road_buffers(cfg, split)
+
+
+def test_experiment_in_metres_on_pngs_records_nothing_so_the_advised_retry_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """experiment --road-buffer-m on PNG roads: one error line advising --road-buffer, exit 2,
+    checked before any stage is recorded; the advised retry in the same --out is not refused
+    as "other settings" (it is stopped here when it starts training)."""
+    import sam2elnet.pipeline.experiment as experiment_mod
+    from sam2elnet.errors import UserError
+
+    def stop(*_a, **_k):  # noqa: ANN002, ANN003
+        raise UserError("stopped at training")
+
+    monkeypatch.setattr(experiment_mod, "train_elnet", stop)
+    data = make_road_dataset(tmp_path / "roads", n=8, size=48)
+    base = ["experiment", "--data", str(data), "--out", str(tmp_path / "x"), "--no-progress"]
+    assert main([*base, "--road-buffer-m", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ".png: has no CRS: " in err[0], err
+    assert err[0].endswith("give the buffer in pixels with --road-buffer"), err
+    assert not (tmp_path / "x" / "stages" / "split.json").exists()
+    assert main([*base, "--road-buffer", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: stopped at training"], err

@@ -291,6 +291,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     # 1. split ---------------------------------------------------------------------------------
     def _split() -> dict:
         sp = make_split(cfg)
+        if road_domain(sp).roads:  # a bad --road-buffer-m stops here, before the split is kept
+            test_road_buffers(cfg, sp)
         return asdict(sp)
 
     split = Split(**stages.run("split", _split, clear=[out / "truth"]))
@@ -313,7 +315,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     stages.run("subsets", _subsets, clear=[lab_root, unl_root, pool_root])
     road_guess = road_domain(split)
     roads = road_guess.roads
-    # each test image's road buffer, px (--road-buffer-m: from its own pixel size; checked here)
+    # each test image's road buffer, px (--road-buffer-m: from its own pixel size; checked by
+    # the split stage, so a bad one is refused before anything is recorded)
     buffers = test_road_buffers(cfg, split) if roads else {}
     road_buffers = list(buffers.values()) if roads else None  # None: no road measures
     if roads:
