@@ -167,7 +167,6 @@ def evaluate(
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
-    from sam2elnet.option_values import ROAD_BUFFER_PX
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
@@ -185,9 +184,8 @@ def evaluate(
         road_buffer_m=road_buffer_m,
         line_width=line_width,
     )
-    road_buffer_given(road_buffer, road_buffer_m)
     buffer_given = road_buffer is not None or road_buffer_m is not None
-    road_buffer = ROAD_BUFFER_PX if road_buffer is None else road_buffer
+    road_buffer = road_buffer_given(road_buffer, road_buffer_m)
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:

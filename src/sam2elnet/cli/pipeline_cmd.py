@@ -16,7 +16,7 @@ from sam2elnet.cli.shared_options import (
     switch,
 )
 from sam2elnet.option_checks import check_options
-from sam2elnet.option_values import PRECISION_HELP, ROAD_BUFFER_PX
+from sam2elnet.option_values import PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -183,7 +183,7 @@ def experiment_cmd(
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
-    road_buffer_given(road_buffer, road_buffer_m)
+    road_buffer_px = road_buffer_given(road_buffer, road_buffer_m)
     cfg = check_options(
         ExperimentConfig,
         {"downstream_curve_points": "--curve-points"},
@@ -218,7 +218,7 @@ def experiment_cmd(
         downstream_width=downstream_width,
         downstream_depth=downstream_depth,
         downstream_curve_points=curve_points,
-        road_buffer=ROAD_BUFFER_PX if road_buffer is None else road_buffer,
+        road_buffer=road_buffer_px,
         road_buffer_m=road_buffer_m,
         modality=modality,
         precision=precision,

@@ -159,9 +159,14 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP)
 PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
 
 
-def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> None:
+def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> float:
     """Refuse ``--road-buffer`` (pixels) and ``--road-buffer-m`` (metres) given together: one
     ``error:`` line, exit code 2 (``evaluate``, ``train``, ``cv``, ``experiment``).
+
+    Returns:
+        The buffer in px: ``road_buffer``, or the default
+        :data:`~sam2elnet.option_values.ROAD_BUFFER_PX` when it is not given (the one place
+        the CLI fills it in; with ``road_buffer_m`` the metres are used where they can be).
 
     Raises:
         UserError: both are given.
@@ -172,6 +177,7 @@ def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) ->
         raise UserError(
             "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
         )
+    return ROAD_BUFFER_PX if road_buffer is None else float(road_buffer)
 
 
 def switch(on: bool, off: bool, flag: str, default: bool | None = None) -> bool | None:

@@ -17,7 +17,10 @@ counts. Every result records the buffer in both units where the pixel size is kn
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from numbers import Real
 from pathlib import Path
+
+import numpy as np
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.errors import DataError, UserError
@@ -123,25 +126,48 @@ def buffer_range(buffers: Iterable[float]) -> tuple[float, float] | None:
     return (min(vals), max(vals)) if vals else None
 
 
-def buffer_said(buffer_px: float, buffer_m: float | None, px_range: tuple[float, float] | None
-                ) -> str:  # fmt: skip
-    """The buffer in words for log lines: ``"3 px"``, ``"2 m = 4 px"`` (one pixel size) or
-    ``"2 m = 4-8 px"`` (per image; ``px_range`` from :func:`buffer_range`)."""
-    if buffer_m is None:
+def buffer_said(
+    buffer_px: float | None = None,
+    buffer_m: float | None = None,
+    px_range: Sequence[float] | None = None,
+) -> str:
+    """The road buffer in words: the one formatter of ``elnet evaluate``'s, ``train``'s, ``cv``'s
+    and ``experiment``'s log lines, reports and refusals.
+
+    Args:
+        buffer_px: the buffer in px (``--road-buffer``); used only when ``buffer_m`` is None.
+        buffer_m: the buffer in ground metres (``--road-buffer-m``), or None.
+        px_range: (smallest, largest) px of the images (:func:`buffer_range`; one pixel size:
+            both the same), or None where not known.
+
+    Returns:
+        ``"3 px"`` (``buffer_px``, ``:g``); ``"2 m"`` (metres, px not known); ``"2 m = 4 px"``
+        (metres, every image one pixel size within :data:`SAME_PIXEL_SIZE`); ``"2 m = 4-8 px"``
+        (per image); ``"4-8 px"`` (only ``px_range``). Pixels of metres with 3 significant
+        digits.
+
+    Raises:
+        ValueError: none of the three given.
+    """
+    px = None
+    if px_range is not None:
+        lo, hi = float(px_range[0]), float(px_range[1])
+        px = f"{lo:.3g} px" if same_pixel_size([lo, hi]) else f"{lo:.3g}-{hi:.3g} px"
+    if buffer_m is not None:
+        return f"{float(buffer_m):g} m" + (f" = {px}" if px else "")
+    if buffer_px is not None:
         return f"{float(buffer_px):g} px"
-    if px_range is None:
-        return f"{float(buffer_m):g} m"
-    lo, hi = px_range
-    px = f"{lo:.3g} px" if same_pixel_size([lo, hi]) else f"{lo:.3g}-{hi:.3g} px"
-    return f"{float(buffer_m):g} m = {px}"
+    if px is not None:
+        return px
+    raise ValueError("no road buffer: give it in px, in metres or as a px range")
 
 
 def per_item(road_buffer: float | Sequence[float], n: int) -> list[float]:
     """One road buffer (px) per item of ``n``: ``road_buffer`` for each, or, given a sequence
     (each image's own, e.g. of :func:`image_buffers_px`), that sequence. Raises ValueError for a
     sequence of another length."""
-    if isinstance(road_buffer, int | float):
-        return [float(road_buffer)] * n
+    if isinstance(road_buffer, Real) or np.ndim(road_buffer) == 0:  # numpy scalars too
+        return [float(road_buffer)] * n  # type: ignore[arg-type]
     out = [float(b) for b in road_buffer]
     if len(out) != n:
         raise ValueError(f"{len(out)} road buffers for {n} images")

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.engine.road_buffer import buffer_said, same_pixel_size
+from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
+
 __all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
 
 
@@ -195,21 +198,22 @@ def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:
     the validation rows' where a fold's training logged them with another one."""
     if r.get("domain") != "roads" or r.get("road_buffer") is None:
         return []
-    b: float | str = float(r["road_buffer"])
+    m, span = r.get("road_buffer_m"), r.get("road_buffer_px_range")
+    b = buffer_of(r["road_buffer"], m)  # as a fold records its validation buffer
     line = (
-        f"- Road measures of the test scores: centre lines matched within {b:g} px (--road-buffer)."
+        "- Road measures of the test scores: centre lines matched within "
+        f"{buffer_said(r['road_buffer'])} (--road-buffer)."
     )
-    if r.get("road_buffer_m") is not None:  # metres: each test image's px from its pixel size
-        b = f"{float(r['road_buffer_m']):g} m"
-        span = r.get("road_buffer_px_range")
-        px = f" = {span[0]:.3g}-{span[1]:.3g} px by image" if span else ""
+    if m is not None:  # metres: each test image's px from its pixel size
+        by_image = " by image" if span and not same_pixel_size([float(v) for v in span]) else ""
         line = (
-            f"- Road measures of the test scores: centre lines matched within {b}{px} "
+            "- Road measures of the test scores: centre lines matched within "
+            f"{buffer_said(None, m, span)}{by_image} "
             "(--road-buffer-m; each image's pixels from its own ground pixel size)."
         )
     val = r.get("val_road_buffer")
     if val is not None and val != "not recorded" and val != b:
-        said = f"{float(val):g} px" if isinstance(val, int | float) else str(val)
+        said = buffer_words(val)
         line += (
             f" The validation road measures logged during the folds' training (`run/metrics.csv`, "
             f"the fold reports) used {said}: a fold finished before the buffer changed was scored "

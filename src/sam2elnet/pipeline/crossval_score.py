@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.pipeline.crossval_reuse import model_extra
@@ -87,12 +89,13 @@ def num(v: Any) -> float | None:
 
 def buffer_of(road_buffer: float, road_buffer_m: float | None) -> float | str:
     """How a fold records a road buffer: px (float), or ``"2 m"`` for ground metres."""
-    return float(road_buffer) if road_buffer_m is None else f"{float(road_buffer_m):g} m"
+    return float(road_buffer) if road_buffer_m is None else buffer_said(None, road_buffer_m)
 
 
 def buffer_words(buffer: float | str) -> str:
-    """:func:`buffer_of`'s record in words: ``"3 px"``, ``"2 m"``."""
-    return f"{float(buffer):g} px" if isinstance(buffer, int | float) else str(buffer)
+    """:func:`buffer_of`'s record in words: ``"3 px"``, ``"2 m"``
+    (:func:`sam2elnet.engine.road_buffer.buffer_said`)."""
+    return buffer_said(buffer) if isinstance(buffer, Real) else str(buffer)
 
 
 def trained_buffer_fields(run: Path) -> dict[str, Any] | None:

@@ -63,7 +63,7 @@ from typing import Any
 
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
-from sam2elnet.engine.road_buffer import buffer_range
+from sam2elnet.engine.road_buffer import buffer_range, buffer_said
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_autolabels import (
     annotate_stage,
@@ -205,7 +205,7 @@ def _buffer_said(d: dict[str, Any], flag: bool = True) -> str:
     m = d.get("road_buffer_m")
     if flag:
         return f"--road-buffer {d['road_buffer']:g}" if m is None else f"--road-buffer-m {m:g}"
-    return f"{d['road_buffer']:g} px" if m is None else f"{m:g} m"
+    return buffer_said(d["road_buffer"], m)
 
 
 def _resume_settings(

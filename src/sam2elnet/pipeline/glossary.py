@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sam2elnet.engine.road_buffer import buffer_said
+
 __all__ = [
     "GLOSSARY",
     "ROAD_TABLE_HEADER",
@@ -200,13 +202,12 @@ def road_buffer_words(
     images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``, ``"... within
     2 m = 8 px (--road-buffer-m; ground metres: projection scale factor 2 at the image
     centre); ..."``, ``"... within 2 m = 4-8 px (--road-buffer-m; per image, from its ground
-    pixel size); ..."``. One wording for ``elnet evaluate``'s terminal and report."""
-    if buffer_px is None and px_range is not None:
-        lo, hi = (float(v) for v in px_range)
-        px = f"{lo:.3g}-{hi:.3g} px"
-    else:
-        b = float(buffer_px or 0.0)
-        px = f"{b:.3g} px" if unit == "m" else f"{b:g} px"
+    pixel size); ..."``. One wording for ``elnet evaluate``'s terminal and report; the buffer
+    itself in :func:`sam2elnet.engine.road_buffer.buffer_said`'s words. Raises ValueError
+    when neither ``buffer_px`` nor ``px_range`` is given."""
+    if buffer_px is None and px_range is None:
+        raise ValueError("road_buffer_words: no buffer in px (buffer_px or px_range)")
+    span = px_range if buffer_px is None else (buffer_px, buffer_px)
     ground = (
         f"; ground metres: projection scale factor {float(scale):.4g} at the image centre"
         if scale is not None and buffer_m is not None and abs(float(scale) - 1.0) > SCALE_SAID
@@ -215,11 +216,11 @@ def road_buffer_words(
     if buffer_px is None:
         ground = "; per image, from its ground pixel size"
     if unit == "m" and buffer_m is not None:
-        said = f"{float(buffer_m):g} m = {px} (--road-buffer-m{ground})"
+        said = f"{buffer_said(None, buffer_m, span)} (--road-buffer-m{ground})"
     elif buffer_m is not None:
-        said = f"{px} = {float(buffer_m):.3g} m (--road-buffer{ground})"
+        said = f"{buffer_said(buffer_px, None, span)} = {float(buffer_m):.3g} m (--road-buffer{ground})"
     else:
-        said = f"{px} (--road-buffer)"
+        said = f"{buffer_said(buffer_px, None, span)} (--road-buffer)"
     return (
         f"road measures: centre lines matched within {said}; lengths summed over images, not pixels"
     )
