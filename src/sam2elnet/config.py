@@ -29,6 +29,7 @@ from pydantic import (
 from sam2elnet.config_sources import layered_config, load_yaml_model
 from sam2elnet.option_checks import check_options, option_default, option_error
 from sam2elnet.option_values import (
+    ROAD_BUFFER_PX,
     TRUNK_SCALE_AUTO_KEY,
     TRUNK_SCALE_NO_WEIGHTS,
     CoarseProfile,
@@ -304,6 +305,18 @@ class TrainConfig(BaseModel):
     road_buffer: float = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     quality: QualityConfig = Field(default_factory=QualityConfig)
+
+    @model_validator(mode="after")
+    def _one_road_buffer(self) -> TrainConfig:
+        # the CLI refuses --road-buffer with --road-buffer-m; a --config file or the API may not
+        # set both either (metres would win silently). A saved config.yaml records the default
+        # px next to the metres, so only a px buffer other than the default counts as set.
+        if self.road_buffer_m is not None and self.road_buffer != ROAD_BUFFER_PX:
+            raise ValueError(
+                f"road_buffer ({self.road_buffer:g} px) and road_buffer_m "
+                f"({self.road_buffer_m:g} m) both set: give one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _auto_trunk_scale(self) -> TrainConfig:

@@ -26,6 +26,7 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 
 def _positive_list(text: str | None) -> list[float] | None:
@@ -229,7 +230,8 @@ def train_cmd(
         "aug_scale": aug_scale,
         "aug_photometric": aug_photometric,
         "aug_band_jitter": aug_band_jitter,
-        "road_buffer": road_buffer,
+        # --road-buffer-m replaces a --config file's px buffer (its default px goes with it)
+        "road_buffer": road_buffer if road_buffer_m is None else ROAD_BUFFER_PX,
         "road_buffer_m": road_buffer_m,
     }
     road_buffer_given(road_buffer, road_buffer_m)

@@ -123,7 +123,8 @@ def evaluate_folders(
     over images of the matched and total centre-line lengths, each image matched within its own
     buffer (completeness = sum of matched truth lengths / sum of truth lengths, and so on). The
     buffer is recorded in ``options`` (``road_buffer_px``: the buffer in px when it is one for
-    every image, else None; ``road_buffer_px_range``: [smallest, largest] px over the images;
+    every image, else None; None too with ``road_buffer_m`` and no road measures, as no image
+    had a buffer in px; ``road_buffer_px_range``: [smallest, largest] px over the images;
     ``road_buffer_m``: the ground metres, given or from the one pixel size, None when not known;
     ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given; ``pixel_size_m`` and
     ``pixel_scale_factor``: the predictions' one ground pixel size and projection scale factor
@@ -345,7 +346,7 @@ def evaluate_folders(
             "roads": roads,
             "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
-            **_px(images, road_buffer_px if not per_image else None),
+            **_px(images, road_buffer_px if road_buffer_m is None else None),
             "road_buffer_m": road_buffer_m if road_buffer_m is not None else _one_m(images),
             "road_buffer_unit": "px" if road_buffer_m is None else "m",
             **_ground(sizes),
