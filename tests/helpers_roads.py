@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 
 def one_road_label(size: tuple[int, int] = (40, 60)) -> np.ndarray:
@@ -81,3 +82,19 @@ def make_mercator_road_dataset(
 
     shutil.rmtree(png)
     return root
+
+
+def record_road_buffers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every buffer (px) the road measures are computed with from now on (the test's list;
+    ``engine.metrics.road_counts`` still computes them)."""
+    import sam2elnet.engine.metrics as metrics
+
+    seen: list[float] = []
+    real = metrics.road_counts
+
+    def recorded(pred, truth, buffer_px=None, **kw):  # noqa: ANN001
+        seen.append(buffer_px)
+        return real(pred, truth, buffer_px=buffer_px, **kw)
+
+    monkeypatch.setattr(metrics, "road_counts", recorded)
+    return seen

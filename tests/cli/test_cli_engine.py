@@ -402,18 +402,9 @@ def test_train_road_buffer_reaches_the_validation_road_measures(
 ) -> None:
     """``elnet train --road-buffer`` (as ``elnet evaluate``'s): the validation road measures
     use it (they used a fixed 3 px) and config.yaml records it; a bad value is one error line."""
-    from helpers_roads import make_road_dataset
+    from helpers_roads import make_road_dataset, record_road_buffers
 
-    import sam2elnet.engine.metrics as metrics
-
-    buffers: list[float] = []
-    real = metrics.road_counts
-
-    def recorded(pred, truth, buffer_px=None, **kw):  # noqa: ANN001
-        buffers.append(buffer_px)
-        return real(pred, truth, buffer_px=buffer_px, **kw)
-
-    monkeypatch.setattr(metrics, "road_counts", recorded)
+    buffers = record_road_buffers(monkeypatch)
     data = make_road_dataset(tmp_path / "roads", n=6, size=48)
     out = tmp_path / "r"
     args = ["train", "--data", str(data), "--size", "micro", "--epochs", "1", "--image-size"]

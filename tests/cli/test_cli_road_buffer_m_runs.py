@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers_roads import make_mercator_road_dataset, make_road_dataset
+from helpers_roads import make_mercator_road_dataset, make_road_dataset, record_road_buffers
 
 from sam2elnet.cli import main
 
@@ -21,17 +21,7 @@ NORTH, EQUATOR = 1.3 / 0.2504, 1.3 / 0.4983  # px of 1.3 m (ground pixel sizes o
 @pytest.fixture
 def buffers(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every buffer (px) the road measures are computed with."""
-    import sam2elnet.engine.metrics as metrics
-
-    seen: list[float] = []
-    real = metrics.road_counts
-
-    def recorded(pred, truth, buffer_px=None, **kw):  # noqa: ANN001
-        seen.append(buffer_px)
-        return real(pred, truth, buffer_px=buffer_px, **kw)
-
-    monkeypatch.setattr(metrics, "road_counts", recorded)
-    return seen
+    return record_road_buffers(monkeypatch)
 
 
 def _one_of_the_two(seen: list[float]) -> set[str]:

@@ -67,6 +67,18 @@ def _reviewed(tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]) ->
     return masks, out
 
 
+def _images_masks(data: Path, root: Path) -> Path:
+    """``root/images`` and ``root/masks`` with copies of the SOS-layout ``data``'s images and
+    first labels (docs/review.md's two ``cp`` commands)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for f in data.glob("*_sat.jpg"):
+        shutil.copy(f, root / "images")
+    for f in data.glob("*_mask.png"):
+        shutil.copy(f, root / "masks")
+    return root
+
+
 def test_reviewed_mask_replaces_the_first_label_in_training(tmp_path: Path, capsys, caplog):
     data = tmp_path / "DATA"
     data.mkdir()
@@ -75,13 +87,7 @@ def test_reviewed_mask_replaces_the_first_label_in_training(tmp_path: Path, caps
     assert (masks / "2_sat.png").is_file()
 
     # docs/review.md: the first labels and the reviewed masks in one folder
-    train1 = tmp_path / "train1"
-    (train1 / "images").mkdir(parents=True)
-    (train1 / "masks").mkdir()
-    for f in data.glob("*_sat.jpg"):
-        shutil.copy(f, train1 / "images")
-    for f in data.glob("*_mask.png"):
-        shutil.copy(f, train1 / "masks")
+    train1 = _images_masks(data, tmp_path / "train1")
     shutil.copytree(masks, train1 / "masks", dirs_exist_ok=True)  # cp -a masks/. train1/masks/
     with caplog.at_level(logging.WARNING):
         index = discover(train1)
@@ -119,13 +125,7 @@ def test_import_summary_ends_with_the_train_command(tmp_path: Path, capsys) -> N
 def test_unpaired_warning_at_train_time_says_what_to_do(tmp_path: Path, caplog) -> None:
     data = _first_labels(tmp_path)
     (tmp_path / "3_mask.png").unlink()  # image 3 not labelled (not reviewed yet)
-    root = tmp_path / "flat"
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    for f in data.glob("*_sat.jpg"):
-        shutil.copy(f, root / "images")
-    for f in data.glob("*_mask.png"):
-        shutil.copy(f, root / "masks")
+    root = _images_masks(data, tmp_path / "flat")
     with caplog.at_level(logging.WARNING):
         discover(root)
     assert "1 file(s)" in caplog.text and "left out" in caplog.text, caplog.text
