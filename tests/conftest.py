@@ -88,3 +88,19 @@ def official_checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / "sam2.1_hiera_micro.pt"
     write_official_checkpoint(path)
     return path
+
+
+@pytest.fixture
+def experiment_configs(monkeypatch: pytest.MonkeyPatch) -> list:
+    """``elnet experiment`` stops where the run would start: each ExperimentConfig the CLI built
+    is appended to the returned list, and the command exits 0 (``SystemExit(0)``)."""
+    import sam2elnet.pipeline.experiment as experiment_mod
+
+    seen: list = []
+
+    def fake_run(cfg):  # noqa: ANN001
+        seen.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    return seen

@@ -56,9 +56,14 @@ def write_mask_png(path: Path, mask: np.ndarray) -> Path:
 
 
 def write_tif(
-    path: Path, data: np.ndarray, nodata: float | None = None, georef: bool = True
+    path: Path,
+    data: np.ndarray,
+    nodata: float | None = None,
+    georef: bool = True,
+    x0: float = 500000,
 ) -> Path:
-    """Write (C, H, W) as a GeoTIFF (EPSG:32633, 10 m pixels) with rasterio."""
+    """Write (C, H, W) as a GeoTIFF (EPSG:32633, 10 m pixels, upper-left corner at easting
+    ``x0``, northing 4,000,000 m) with rasterio."""
     import rasterio
     from affine import Affine
 
@@ -66,7 +71,7 @@ def write_tif(
     c, h, w = data.shape
     profile = {"driver": "GTiff", "height": h, "width": w, "count": c, "dtype": str(data.dtype)}
     if georef:
-        profile.update(crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 4000000))
+        profile.update(crs="EPSG:32633", transform=Affine(10, 0, x0, 0, -10, 4000000))
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:

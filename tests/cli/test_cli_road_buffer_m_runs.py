@@ -113,7 +113,7 @@ def test_cv_scores_each_test_tile_within_its_own_ground_buffer_and_rescores_in_p
 
 def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    experiment_configs: list,
     buffers: list[float],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -123,7 +123,6 @@ def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
     images are one error naming the file. (A whole experiment takes ~25 s: its parts here.)"""
     import csv
 
-    import sam2elnet.pipeline.experiment as experiment_mod
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.engine.metrics import RoadCounts
     from sam2elnet.errors import DataError
@@ -132,13 +131,7 @@ def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
     from sam2elnet.pipeline.experiment_stats import counts_vs_truth, write_per_image_csv
 
     data = make_mercator_road_dataset(tmp_path / "roads", n=4)
-    seen: list = []
-
-    def fake_run(cfg):  # noqa: ANN001
-        seen.append(cfg)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    seen = experiment_configs
     base = ["experiment", "--data", str(data), "--out", str(tmp_path / "x")]
     assert main([*base, "--road-buffer-m", "1.3"]) == 0
     cfg = seen[0]

@@ -542,14 +542,15 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
         resolve_weights(_cfg(synth, tmp_path / "e", weights=str(text)))
 
 
-def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys, monkeypatch):
+def test_experiment_road_buffer_reaches_the_road_measures(
+    tmp_path: Path, capsys, experiment_configs
+):
     """``elnet experiment --road-buffer`` (as ``elnet evaluate``'s; a fixed 3 px before): the
     config carries it, part of the experiment's identity (runs made before read as 3 px), and
     the scoring of labels against the truth (rows (f) and the auto-labels) matches centre lines
     within it."""
     from helpers_roads import make_road_dataset
 
-    import sam2elnet.pipeline.experiment as experiment_mod
     from sam2elnet.cli import main
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.engine.metrics import RoadCounts
@@ -559,13 +560,7 @@ def test_experiment_road_buffer_reaches_the_road_measures(tmp_path: Path, capsys
     from sam2elnet.pipeline.experiment_stats import counts_vs_truth
 
     data = make_road_dataset(tmp_path / "roads", n=4, size=48)
-    seen: list[ExperimentConfig] = []
-
-    def fake_run(cfg):  # noqa: ANN001
-        seen.append(cfg)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    seen = experiment_configs
     base = ["experiment", "--data", str(data), "--out", str(tmp_path / "x")]
     assert main([*base, "--road-buffer", "4.5"]) == 0
     assert seen[0].road_buffer == 4.5 and seen[0].identity()["road_buffer"] == 4.5

@@ -73,16 +73,9 @@ def test_given_modality_reaches_split_subsets_training_and_downstream_norm(
     assert seen[1].modality == "auto"  # the subset's dataset.json says what the split decided
 
 
-def test_cli_modality_option(grey: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    import sam2elnet.pipeline.experiment as experiment_mod
+def test_cli_modality_option(grey: Path, tmp_path: Path, capsys, experiment_configs) -> None:
 
-    seen = []
-
-    def fake_run(cfg):  # noqa: ANN001
-        seen.append(cfg)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
+    seen = experiment_configs
     base = ["experiment", "--data", str(grey), "--out", str(tmp_path / "x")]
     assert main(base) == 0 and seen[0].modality == "auto"
     assert main([*base, "--modality", "sar"]) == 0

@@ -14,9 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
-from helpers_data import write_png
+from helpers_data import write_png, write_tif
 from shapely.geometry import box
 
 from sam2elnet.cli import main
@@ -25,10 +23,7 @@ X0, Y0 = 500_000.0, 4_000_000.0  # EPSG:32633, 10 m pixels
 
 
 def _scene(path: Path, x0: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8",
-                       crs="EPSG:32633", transform=Affine(10, 0, x0, 0, -10, Y0)) as ds:  # fmt: skip
-        ds.write(np.full((1, 32, 32), 90, np.uint8))
+    write_tif(path, np.full((1, 32, 32), 90, np.uint8), x0=x0)
 
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")
