@@ -22,6 +22,12 @@ from sam2elnet.option_values import TRUNK_SCALE_AUTO_KEY
 __all__ = ["layered_config", "load_yaml_model"]
 
 
+#: Fields that say one thing in two units: one given on the command line drops the other from
+#: the layers below (``--road-buffer 5`` over a file's or run's ``road_buffer_m: 2``), so it
+#: replaces it instead of clashing with it (both in one layer stay an error).
+ALTERNATIVES = (("road_buffer", "road_buffer_m"), ("road_buffer_m", "road_buffer"))
+
+
 def layered_config(
     cls: Any,
     options: dict[str, Any],
@@ -39,7 +45,8 @@ def layered_config(
     Layers, later ones win: the YAML file ``config`` (else, with ``resume``, the run's own
     ``OUT/config.yaml``, so a resumed run keeps its hyper-parameters); then ``options``
     (field name -> value; None means "not given" and keeps the layer below); then
-    ``quality`` (QualityConfig fields, e.g. ``tta``, ``tau``; None values ignored).
+    ``quality`` (QualityConfig fields, e.g. ``tta``, ``tau``; None values ignored). A field of
+    :data:`ALTERNATIVES` given in ``options`` drops its other unit from the lower layers.
 
     Args:
         options: Field values as given on the command line (``out`` locates the run).
@@ -72,6 +79,9 @@ def layered_config(
         if run._trunk_scale_auto and options.get("trunk_scale") is None:
             base[TRUNK_SCALE_AUTO_KEY] = True  # not given: the run's auto-resolved scale
     given = {k: v for k, v in options.items() if v is not None}
+    for key, other in ALTERNATIVES:  # e.g. --road-buffer over a file's road_buffer_m
+        if key in given and other not in given:
+            base.pop(other, None)
     merged: dict[str, Any] = {**base, **given, "resume": resume, "progress": progress}
     if not fit_quality:
         merged["fit_quality"] = False

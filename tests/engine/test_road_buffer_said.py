@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sam2elnet.engine.road_buffer import buffer_said, per_item
+from sam2elnet.option_values import ROAD_BUFFER_PX
 
 
 def test_buffer_said_in_each_unit() -> None:
@@ -112,3 +113,21 @@ def test_evaluate_in_metres_without_road_measures_records_no_px_buffer(tmp_path:
     assert (o["road_buffer_px"], o["road_buffer_px_range"], o["road_buffer_unit"]) == (
         None, None, "m",
     )  # fmt: skip
+
+
+def test_a_buffer_unit_given_replaces_the_other_unit_of_the_file(tmp_path: Path) -> None:
+    """``train --config FILE --road-buffer 5`` over a file in metres (or ``--resume`` of a run in
+    metres) takes 5 px; ``--road-buffer-m`` over a file's px takes the metres (was refused:
+    ``road_buffer (5 px) and road_buffer_m (2 m) both set``)."""
+    from sam2elnet.config import TrainConfig
+
+    metres = tmp_path / "m.yaml"
+    metres.write_text("road_buffer_m: 2\n")
+    px = tmp_path / "px.yaml"
+    px.write_text("road_buffer: 5\n")
+    run = {"data": "d", "out": "o"}
+    cfg = TrainConfig.from_sources({**run, "road_buffer": 5.0}, config=metres)
+    assert (cfg.road_buffer, cfg.road_buffer_m) == (5.0, None)
+    cfg = TrainConfig.from_sources({**run, "road_buffer_m": 2.0}, config=px)
+    assert cfg.road_buffer_m == 2.0 and cfg.road_buffer == ROAD_BUFFER_PX
+    assert TrainConfig.from_sources(dict(run), config=metres).road_buffer_m == 2.0

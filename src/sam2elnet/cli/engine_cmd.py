@@ -26,7 +26,6 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
-from sam2elnet.option_values import ROAD_BUFFER_PX
 
 
 def _positive_list(text: str | None) -> list[float] | None:
@@ -230,8 +229,7 @@ def train_cmd(
         "aug_scale": aug_scale,
         "aug_photometric": aug_photometric,
         "aug_band_jitter": aug_band_jitter,
-        # --road-buffer-m replaces a --config file's px buffer (its default px goes with it)
-        "road_buffer": road_buffer if road_buffer_m is None else ROAD_BUFFER_PX,
+        "road_buffer": road_buffer,  # either unit replaces the other of a --config file / run
         "road_buffer_m": road_buffer_m,
     }
     road_buffer_given(road_buffer, road_buffer_m)
@@ -244,8 +242,6 @@ def train_cmd(
         quality=dict(tta=tta, tau=tau, crossfit_folds=quality_folds, crossfit_epochs=q_epochs),
         flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )
-    if road_buffer is not None and cfg.road_buffer_m is not None:  # px given over a file's m
-        cfg = cfg.model_copy(update={"road_buffer_m": None})
     from sam2elnet.engine.train_setup import check_weights_file
     from sam2elnet.utils.paths import check_input, check_output
 
