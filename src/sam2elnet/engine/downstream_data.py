@@ -80,7 +80,7 @@ def make_train_dataset(
         def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
             s = self.samples[index]
             key = (str(s.image), str(s.mask), self.bands)  # a grey image as 1 or 3 bands
-            if self._cache is None:
+            if self._cache is None or self.bands is None:  # bands not set yet: not kept
                 return super().load(index)
             if key not in self._cache:
                 self._cache[key] = super().load(index)

@@ -112,7 +112,7 @@ def export_labels(
     kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written
     record = review_set_path(out, kind)  # written next to a polygon layer or COCO file
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
-    if kind in (*FORMATS, "coco") and kwargs.get("chips") is None:
+    if kwargs.get("chips") is None:  # kind: a FORMATS name or "coco" (format_of)
         check_review_record(out, kind)  # another export's record of one stem: not replaced
     if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
         lines = centre_lines_path(out, kind)
@@ -129,7 +129,7 @@ def export_labels(
 
         check_tile_layers(run_label_files(labels), kwargs.get("positive_values"), rated)
     if not warp_to:
-        return _export_labels(labels, out, fmt, **kwargs)
+        return _export_labels(labels, out, kind, **kwargs)
     import tempfile
 
     from sam2elnet.data.warp import check_warp_options, warp_to_map_grid
@@ -152,7 +152,7 @@ def export_labels(
                 carry_layer(f, dst, warp_method)
         if kwargs.get("category") is None:  # the run's, not the temporary folder's
             kwargs["category"] = default_category(labels)[0]
-        res = _export_labels(tmp, out, fmt, **kwargs)
+        res = _export_labels(tmp, out, kind, **kwargs)
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
     return res
 

@@ -50,7 +50,6 @@ __all__ = [
     "check_review_record",
     "coco_records",
     "download_check",
-    "find_review_record",
     "layer_record",
     "mask_digest",
     "read_review_digests",
@@ -98,7 +97,7 @@ def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
     it, not the suffix (``--format geojson --out x.json``: ``x_geojson_review.json``). None:
     the format ``layer``'s suffix means (``.json``: COCO; another suffix: its own name)."""
     p = Path(layer)
-    kind = (fmt or _suffix_format(p)).lower()
+    kind = _record_format(p, fmt)
     tag = "" if kind == "gpkg" else f"_{kind}"
     return p.with_name(f"{p.stem}{tag}_review.json")
 
@@ -156,12 +155,10 @@ def record_layer(path: str | Path) -> str | None:
     return None if data is None else str(data.get("layer") or "")
 
 
-def _is_coco_record(path: Path) -> bool:
-    """Whether ``path`` is the review record of a COCO export: its ``format`` is ``coco``; a
-    record without one (written before it) when its ``layer`` is a ``.json`` file."""
-    data = _record_data(path)
-    if data is None:
-        return False
+def _is_coco_record(data: dict[str, Any]) -> bool:
+    """Whether a review record's JSON object (:func:`_record_data`) is that of a COCO export:
+    its ``format`` is ``coco``; a record without one (written before it) when its ``layer`` is a
+    ``.json`` file."""
     if isinstance(data.get("format"), str):
         return data["format"].lower() == "coco"
     return str(data.get("layer") or "").lower().endswith(".json")
@@ -255,23 +252,6 @@ def check_review_record(out: str | Path, fmt: str | None = None) -> None:
     )
 
 
-def find_review_record(export: str | Path, given: str | Path | None) -> Path | None:
-    """The review record of a COCO export that a CVAT / COCO download came back from.
-
-    ``given`` (``--review-set``) wins; else the one record of a COCO export
-    (:func:`coco_records`) in ``export``'s folder (CVAT's download saved next to the exported
-    ``coco.json``). None: none, or several (ambiguous; :func:`coco_records` names them).
-
-    Raises:
-        DataError: ``given`` is not a review record (:func:`read_review_set`).
-    """
-    if given is not None:
-        _review_entries(given)
-        return Path(given)
-    found = coco_records(export)
-    return found[0] if len(found) == 1 else None
-
-
 def coco_records(export: str | Path, stems: list[str] | None = None) -> list[Path]:
     """The review records of COCO exports (recorded ``format`` ``coco``) in ``export``'s folder,
     sorted by name; a GeoJSON exported as ``x.json`` has a record there too, not counted.
@@ -280,9 +260,9 @@ def coco_records(export: str | Path, stems: list[str] | None = None) -> list[Pat
     is), only that one. ``stems`` (the download's image stems): only records listing one of
     them (a record of another export's images is not this download's)."""
     p = Path(export)
-    found = [r for r in sorted(p.parent.glob("*_review.json")) if _is_coco_record(r)]
-    own = [r for r in found if record_layer(r) == p.name]
-    found = own or found
+    data = {r: _record_data(r) for r in sorted(p.parent.glob("*_review.json"))}
+    coco = {r: d for r, d in data.items() if d is not None and _is_coco_record(d)}
+    found = [r for r, d in coco.items() if str(d.get("layer") or "") == p.name] or list(coco)
     if stems is not None:
         found = [r for r in found if set(stems) & _listed(r)]
     return found
@@ -380,8 +360,8 @@ def download_check(
         DataError: ``given`` is not a review record.
     """
     if given is not None:
-        rec: Path | None = find_review_record(export, given)
-        if rec is not None and not set(stems) & read_review_set(rec):
+        rec: Path | None = Path(given)
+        if not set(stems) & read_review_set(rec):  # DataError: not a review record
             raise UserError(
                 f"the review record lists none of the {len(stems)} images of the download "
                 f"(first: {stems[0]}); give the record of the export that went into this task",

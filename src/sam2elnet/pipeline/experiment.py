@@ -291,7 +291,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     # 1. split ---------------------------------------------------------------------------------
     def _split() -> dict:
         sp = make_split(cfg)
-        if road_domain(sp).roads:  # a bad --road-buffer-m stops here, before the split is kept
+        # a bad --road-buffer-m stops here, before the split is kept (px cannot fail: no scan)
+        if cfg.road_buffer_m is not None and road_domain(sp).roads:
             test_road_buffers(cfg, sp)
         return asdict(sp)
 
