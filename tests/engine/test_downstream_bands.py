@@ -123,3 +123,25 @@ def test_training_cache_keeps_each_band_count(tmp_path: Path) -> None:
         ds.bands = bands
         shapes.append(ds.load(0)[0].shape)
     assert shapes == [(1, S, S), (3, S, S)]
+
+
+def test_training_cache_keeps_each_normalisation(tmp_path: Path) -> None:
+    """One cache passed to two settings normalised differently: each gets its own arrays
+    (was: the first setting's normalised array returned for the second)."""
+    from sam2elnet.engine.downstream_data import make_train_dataset
+
+    img = tmp_path / "img.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (S, S), dtype=np.uint8))
+    mask = _mask(tmp_path / "m.png")
+    default = NormalizationConfig.for_modality("optical")  # percentile 1-99
+    stretched = NormalizationConfig(method="percentile", p_low=10.0, p_high=90.0)
+    cache: dict = {}
+    arrays = []
+    for norm in (default, stretched):
+        ds = make_train_dataset([(img, mask)], norm, S, augment=False, cache=cache)
+        ds.bands = 1
+        arrays.append(ds.load(0)[0])
+        alone = make_train_dataset([(img, mask)], norm, S, augment=False, cache={})
+        alone.bands = 1
+        np.testing.assert_array_equal(arrays[-1], alone.load(0)[0])
+    assert not np.array_equal(arrays[0], arrays[1])

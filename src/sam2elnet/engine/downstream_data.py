@@ -71,15 +71,18 @@ def make_train_dataset(
 
     The cache (a dict, shareable across calls) holds full-size normalised arrays, so the several
     settings of one experiment decode each image once (400 SOS images of 256 px are ~100 MB);
-    keyed by (image, mask, band count the dataset's ``bands`` asks for), as the array depends on
-    it (a grey image read for a 1-band and for a 3-band model).
+    keyed by (image, mask, band count the dataset's ``bands`` asks for, normalisation), as the
+    array depends on each (a grey image read for a 1-band and for a 3-band model; one cache
+    passed to settings normalised differently).
     """
     from sam2elnet.data.datasets import Sample, SegmentationDataset
+
+    norm_key = norm_cfg.model_dump_json()
 
     class _Cached(SegmentationDataset):
         def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
             s = self.samples[index]
-            key = (str(s.image), str(s.mask), self.bands)  # a grey image as 1 or 3 bands
+            key = (str(s.image), str(s.mask), self.bands, norm_key)  # grey as 1 or 3 bands
             if self._cache is None or self.bands is None:  # bands not set yet: not kept
                 return super().load(index)
             if key not in self._cache:
