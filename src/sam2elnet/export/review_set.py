@@ -18,14 +18,17 @@ image's file name, the layer's ``source`` attribute), ``label`` (the label file'
 ``polygons`` (features written) and ``quality`` (predicted IoU or null); with road centre lines
 (:mod:`~sam2elnet.export.centrelines`) also ``centre_lines`` (lines written),
 ``road_length_px`` (their summed length, pixels) and ``road_length_m`` (metres; null without a
-CRS). ``mask_sha256`` (:func:`mask_digest` of the label's exported polygons rasterised on the
-label's grid, pixel centres inside; absent for labels over :data:`DIGEST_MAX_PIXELS`) lets the
-import tell an image the reviewer left as exported from one they edited
-(:func:`read_review_digests`): a partial review.
+CRS). ``mask_sha256``, ``mask_shape``, ``mask_bits`` and ``loose_bits``
+(:func:`~sam2elnet.export.review_edits.exported_fields` of the label's exported polygons
+rasterised on the label's grid, pixel centres inside; absent for labels over
+:data:`DIGEST_MAX_PIXELS`; records written before ``mask_bits`` hold ``mask_sha256`` only) let
+the import tell an image the reviewer left as exported from one they edited
+(:func:`read_review_digests`, :func:`~sam2elnet.export.review_edits.unchanged`): a partial
+review.
 
 A COCO export (``elnet export --format coco``, for CVAT) writes the same record beside its JSON
 (``<stem>_coco_review.json``), ``layer`` naming that file and ``annotations`` (COCO
-annotations written) in place of ``polygons``; its ``mask_sha256`` is the label's mask, which
+annotations written) in place of ``polygons``; its mask fields are the label's mask, which
 its annotations (RLE, or polygons of 4-connected regions without holes) give back pixel for
 pixel. ``elnet import --from cvat`` / ``--from coco`` find it in the download's folder
 (:func:`coco_records`: a record whose ``format`` is ``coco``) and compare each image's imported
@@ -42,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.review_edits import has_mask, mask_digest, unchanged
 
 __all__ = [
     "DIGEST_MAX_PIXELS",
@@ -63,19 +67,9 @@ KIND = "elnet review set"
 """The ``kind`` entry that marks the file."""
 
 DIGEST_MAX_PIXELS = 1 << 26
-"""Largest label (pixels, 64 Mpx: a 64 MB bool raster at export) that gets a ``mask_sha256``;
-a larger one has none and the import counts it as edited (imported, the safe side)."""
-
-
-def mask_digest(mask: np.ndarray) -> str:
-    """Hex SHA-256 of a bool (height, width) mask: its shape and its bits (``np.packbits``),
-    so two masks have one digest exactly when they have the same shape and pixels."""
-    import hashlib
-
-    m = np.ascontiguousarray(np.asarray(mask, dtype=bool))
-    h = hashlib.sha256(f"{m.shape[0]}x{m.shape[1]}:".encode())
-    h.update(np.packbits(m).tobytes())
-    return h.hexdigest()
+"""Largest label (pixels, 64 Mpx: a 64 MB bool raster at export) that gets a ``mask_sha256``
+(and ``mask_bits``); a larger one has none and the import counts it as edited (imported, the
+safe side)."""
 
 
 def _suffix_format(layer: str | Path) -> str:
@@ -164,19 +158,19 @@ def _is_coco_record(data: dict[str, Any]) -> bool:
     return str(data.get("layer") or "").lower().endswith(".json")
 
 
-def read_review_digests(path: str | Path) -> dict[str, tuple[str, int | None]]:
-    """Image stem (of ``source`` and of ``label``) -> (``mask_sha256``, ``polygons``) of each
-    record entry that has a digest (records written before it have none: empty dict);
-    ``polygons`` is None in a COCO export's record (it counts ``annotations``).
+def read_review_digests(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Image stem (of ``source`` and of ``label``) -> record entry, for each entry that holds
+    the exported mask or its digest (``mask_bits`` / ``mask_sha256``; records written before the
+    digest have neither: empty dict). The entry's ``polygons`` counts the features written
+    (absent in a COCO export's record, which counts ``annotations``).
 
     Raises:
         DataError: as :func:`read_review_set`.
     """
-    out: dict[str, tuple[str, int | None]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for e in _review_entries(path):
-        d, n = e.get("mask_sha256"), e.get("polygons")
-        if isinstance(d, str):
-            out.update(dict.fromkeys(_entry_stems(e), (d, n if isinstance(n, int) else None)))
+        if isinstance(e.get("mask_sha256"), str) or has_mask(e):
+            out.update(dict.fromkeys(_entry_stems(e), e))
     return out
 
 
@@ -291,19 +285,26 @@ class ReviewCheck:
         self.reviewed_only = reviewed_only
         self.untouched = untouched
         self.unchanged: list[str] = []
+        self.exact_only: list[str] = []  # changed by the digest of an older record
 
     def exported_count(self, stem: str) -> int | None:
         """How many polygons the export wrote for image ``stem`` (the record's ``polygons``);
         None: not recorded (no record, no digest, or a COCO record, which counts
         ``annotations``)."""
-        return self.digests.get(stem, (None, None))[1]
+        n = self.digests.get(stem, {}).get("polygons")
+        return n if isinstance(n, int) else None
 
     def keep(self, stem: str, name: str, mask: np.ndarray) -> bool:
         """Whether to write the bool (H, W) ``mask`` of image ``name`` (stem ``stem``): False
-        only under ``reviewed_only`` for a mask equal to the exported one (the image's
-        :func:`mask_digest`); an unchanged one is counted either way."""
-        d = self.digests.get(stem)
-        if d is None or mask_digest(mask) != d[0]:
+        only under ``reviewed_only`` for a mask that is the exported one
+        (:func:`~sam2elnet.export.review_edits.unchanged`: equal but for the pixels a
+        re-projection may flip); an unchanged one is counted either way."""
+        e = self.digests.get(stem)
+        if e is None:
+            return True
+        if not unchanged(e, mask):
+            if not has_mask(e):
+                self.exact_only.append(name)
             return True
         self.unchanged.append(name)
         return not self.reviewed_only
@@ -313,18 +314,29 @@ class ReviewCheck:
         as it is, appended to the advice)."""
         from sam2elnet.export.mask_folder import name_sample
 
+        out = []
+        if self.exact_only:
+            out.append(
+                f"{len(self.exact_only)} images count as edited by a review record that holds "
+                "the exported masks' digests only (written by an older `elnet export`), so they "
+                "were compared pixel for pixel: polygons re-projected or re-simplified since the "
+                "export count as edited too; export again for a record that allows for that: "
+                f"{name_sample(self.exact_only, 5)}"
+            )
         if not self.unchanged:
-            return []
+            return out
         names = name_sample(self.unchanged, 5)
         if self.reviewed_only:
             return [
+                *out,
                 f"{len(self.unchanged)} images come back as exported ({self.untouched}): not "
-                f"reviewed, no mask for them (--reviewed-only): {names}"
+                f"reviewed, no mask for them (--reviewed-only): {names}",
             ]
         return [
+            *out,
             f"{len(self.unchanged)} of {n_written} masks are the exported labels unchanged "
             f"({names}): imported as reviewed; after a partial review, --reviewed-only leaves "
-            f"out the images you did not edit{accept}"
+            f"out the images you did not edit{accept}",
         ]
 
     def none_left(self) -> str:

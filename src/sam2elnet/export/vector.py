@@ -37,7 +37,8 @@ from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
-from sam2elnet.export.review_set import DIGEST_MAX_PIXELS, mask_digest
+from sam2elnet.export.review_edits import exported_fields, loose_pixels
+from sam2elnet.export.review_set import DIGEST_MAX_PIXELS
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
 from sam2elnet.option_values import PIXEL_COORDS
@@ -147,8 +148,9 @@ def write_polygons(
         image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
             attribute of labels without a ``SOURCE`` tag (else the label file's name).
         review: list that receives one entry per label (``source``, ``label``, ``polygons``,
-            ``quality``; ``mask_sha256`` of the polygons rasterised on the label's grid for
-            labels up to :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`), also for
+            ``quality``; the polygons rasterised on the label's grid,
+            :func:`~sam2elnet.export.review_edits.exported_fields`, for labels up to
+            :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`), also for
             labels without any polygon: the review set
             (:func:`~sam2elnet.export.review_set.write_review_set`).
         layers_checked: the caller ran :func:`~sam2elnet.export.tile_quality.check_tile_layers`
@@ -240,9 +242,11 @@ def write_polygons(
                 entry = {"source": lab.source, "label": f.name, "polygons": attrs.count}
                 entry["quality"] = q
                 if drawn is not None:  # what the import rasterises from an unedited layer
-                    entry["mask_sha256"] = mask_digest(
-                        burn_shapes(drawn, lab.height, lab.width, lab.transform) > 0
-                    )
+                    loose = None  # pixel-edge polygons: every centre half a pixel from an edge
+                    if simplify or smooth:  # edges may run through pixel centres
+                        loose = loose_pixels(drawn, lab.height, lab.width, lab.transform)
+                    fg = burn_shapes(drawn, lab.height, lab.width, lab.transform) > 0
+                    entry.update(exported_fields(fg, loose))
                 if centre_lines is not None:
                     entry.update(centre_lines.add(attrs, model_id))
                 if review is not None:

@@ -99,8 +99,9 @@ def import_vector(
     * ``all_images``: every image of ``images`` (one without a feature: all background).
 
     A review set of ``elnet export`` records each label's polygon count and its polygons as a
-    mask digest (:func:`~sam2elnet.export.review_set.mask_digest`). An image with as many
-    features and the same mask (no polygon of it moved, deleted or drawn) none of which has
+    mask (:func:`~sam2elnet.export.review_edits.exported_fields`). An image with as many
+    features and the same mask (no polygon of it moved, deleted or drawn; pixels a re-projection
+    may flip are not compared, :func:`~sam2elnet.export.review_edits.unchanged`) none of which has
     ``status`` ``accepted`` (any case: the reviewer's mark for a label accepted as it is)
     comes back as exported: a note counts and names them; with ``reviewed_only`` they get no
     mask (a partial review: the images the reviewer did not get to stay out of training).
