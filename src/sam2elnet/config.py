@@ -29,7 +29,6 @@ from pydantic import (
 from sam2elnet.config_sources import layered_config, load_yaml_model
 from sam2elnet.option_checks import check_options, option_default, option_error
 from sam2elnet.option_values import (
-    ROAD_BUFFER_PX,
     TRUNK_SCALE_AUTO_KEY,
     TRUNK_SCALE_NO_WEIGHTS,
     CoarseProfile,
@@ -42,6 +41,7 @@ from sam2elnet.option_values import (
     norm_precision_value,
     road_buffer_field,
     road_buffer_m_field,
+    settle_road_buffer,
     trunk_resolution,
 )
 from sam2elnet.options import (
@@ -302,21 +302,13 @@ class TrainConfig(BaseModel):
     )
     # road data: the buffer of the validation road measures (metrics.csv val_road_*), px; or
     # in ground metres (replaces road_buffer; each validation image's px from its pixel size)
-    road_buffer: float = road_buffer_field()
+    road_buffer: float | None = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
-    @model_validator(mode="after")
-    def _one_road_buffer(self) -> TrainConfig:
-        # the CLI refuses --road-buffer with --road-buffer-m; a --config file or the API may not
-        # set both either (metres would win silently). A saved config.yaml records the default
-        # px next to the metres, so only a px buffer other than the default counts as set.
-        if self.road_buffer_m is not None and self.road_buffer != ROAD_BUFFER_PX:
-            raise ValueError(
-                f"road_buffer ({self.road_buffer:g} px) and road_buffer_m "
-                f"({self.road_buffer_m:g} m) both set: give one of them"
-            )
-        return self
+    # one unit (option_values.road_buffer_units): px None is 3 px unless metres are given;
+    # both given is a ValueError, except an earlier version's config.yaml (3 px beside metres)
+    _one_road_buffer = model_validator(mode="after")(settle_road_buffer)
 
     @model_validator(mode="after")
     def _auto_trunk_scale(self) -> TrainConfig:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import option_error
-from sam2elnet.option_values import TRUNK_SCALE_AUTO_KEY
+from sam2elnet.option_values import SAVED_FILE, TRUNK_SCALE_AUTO_KEY
 
 __all__ = ["layered_config", "load_yaml_model"]
 
@@ -121,7 +121,10 @@ def load_yaml_model(
         defaults: Field values for fields the file does not name (files of older versions).
 
     Returns:
-        The validated ``cls`` instance.
+        The validated ``cls`` instance, validated with the context
+        :data:`~sam2elnet.option_values.SAVED_FILE` (a file may be an earlier version's: its
+        ``road_buffer: 3.0`` beside ``road_buffer_m`` is that version's px default,
+        :func:`~sam2elnet.option_values.road_buffer_units`).
 
     Raises:
         UserError: missing file, not text, bad YAML, not a mapping, or invalid fields (up to five
@@ -141,9 +144,11 @@ def load_yaml_model(
     if not isinstance(raw, dict):
         raise UserError("expected a mapping of option: value; fix or delete the file", p)
     try:
-        return cls.model_validate({**(defaults or {}), **raw, **(given or {})})
+        values = {**(defaults or {}), **raw, **(given or {})}
+        return cls.model_validate(values, context={SAVED_FILE: True})  # a file: see SAVED_FILE
     except ValidationError as err:
         msgs = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors()[:5]
+            ": ".join(x for x in (".".join(str(x) for x in e["loc"]), e["msg"]) if x)
+            for e in err.errors()[:5]
         )
         raise UserError(f"invalid configuration ({msgs})", p) from err

@@ -64,13 +64,15 @@ LINE_WIDTH_MAX = 100_000.0
 
 
 def road_buffer_field() -> Any:
-    """The one declaration of the ``road_buffer`` option (default :data:`ROAD_BUFFER_PX`,
+    """The one declaration of the ``road_buffer`` option (default None: :data:`ROAD_BUFFER_PX`
+    unless ``road_buffer_m`` is given, as :func:`road_buffer_units` resolves it;
     0 < px <= :data:`ROAD_BUFFER_MAX`) for every options model that has it."""
     return Field(
-        ROAD_BUFFER_PX,
+        None,
         gt=0,
         le=ROAD_BUFFER_MAX,
-        description="road measures: centre-line buffer tolerance, px",
+        description=f"road measures: centre-line buffer tolerance, px (None: {ROAD_BUFFER_PX:g} "
+        "unless road_buffer_m is given)",
     )
 
 
@@ -87,6 +89,61 @@ def road_buffer_m_field() -> Any:
         description="road measures: centre-line buffer tolerance, ground metres (each image's "
         "pixel size from its CRS, transform and projection scale factor)",
     )
+
+
+SAVED_FILE = "saved_file"
+"""Key of the pydantic validation context (``model_validate(d, context={SAVED_FILE: True})``)
+that says the values come from a file (a run's ``config.yaml``, a ``--config`` file), read by
+:func:`road_buffer_units` through :func:`settle_road_buffer`."""
+
+
+def road_buffer_units(
+    road_buffer: float | None, road_buffer_m: float | None, *, saved: bool = False
+) -> tuple[float | None, float | None]:
+    """The one rule for the road buffer's two units, of ``TrainConfig``, ``CVConfig``,
+    ``ExperimentConfig`` and ``EvaluateOptions``: one unit, px or ground metres.
+
+    Args:
+        road_buffer: the buffer in px as given; None: not given.
+        road_buffer_m: the buffer in ground metres as given; None: not given.
+        saved: the pair comes from a file written by an earlier version, which recorded the px
+            default :data:`ROAD_BUFFER_PX` next to the metres (``road_buffer: 3.0`` beside
+            ``road_buffer_m: 2.0``; the px field had no "not given"). There such a 3 px is that
+            default, and the metres are what the run measured with (those versions let metres
+            win): it is read as not given. Any other px next to metres is refused as well.
+
+    Returns:
+        ``(px, None)``: px mode, ``px`` the given buffer or :data:`ROAD_BUFFER_PX` when neither
+        is given; ``(None, m)``: metres mode (each image's px from its own ground pixel size,
+        :func:`sam2elnet.engine.road_buffer.road_buffers_px`).
+
+    Raises:
+        ValueError: both given (naming both fields and their values; the CLI refuses
+            ``--road-buffer`` with ``--road-buffer-m`` before, in its own words).
+    """
+    if saved and road_buffer_m is not None and road_buffer == ROAD_BUFFER_PX:
+        road_buffer = None  # an earlier version's default px written beside the metres
+    if road_buffer_m is None:
+        return (ROAD_BUFFER_PX if road_buffer is None else float(road_buffer)), None
+    if road_buffer is not None:
+        raise ValueError(
+            f"road_buffer ({float(road_buffer):g} px) and road_buffer_m "
+            f"({float(road_buffer_m):g} m) both given: give one of them (leave road_buffer "
+            f"out, or None, for the buffer in metres; {ROAD_BUFFER_PX:g} px when neither is "
+            "given)"
+        )
+    return None, float(road_buffer_m)
+
+
+def settle_road_buffer(model: Any, info: Any) -> Any:
+    """A ``model_validator(mode="after")`` of every model with ``road_buffer`` and
+    ``road_buffer_m``: sets both to :func:`road_buffer_units` of them, ``saved`` when the
+    validation context has :data:`SAVED_FILE`. Raises ValueError as it (pydantic wraps it in a
+    ``ValidationError``, itself a ValueError)."""
+    saved = bool((getattr(info, "context", None) or {}).get(SAVED_FILE))
+    px, m = road_buffer_units(model.road_buffer, model.road_buffer_m, saved=saved)
+    model.road_buffer, model.road_buffer_m = px, m
+    return model
 
 
 def line_width_field() -> Any:

@@ -26,6 +26,7 @@ from sam2elnet.option_values import (
     norm_precision_value,
     road_buffer_field,
     road_buffer_m_field,
+    settle_road_buffer,
 )
 
 
@@ -178,7 +179,9 @@ class EvaluateOptions(_Options):
     )
     group_by: GroupBy = "none"
     tau: float | None = Field(None, gt=0, lt=1, description="IoU counted as a good label")
-    road_buffer: float = road_buffer_field()
+    road_buffer: float | None = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     line_width: float | None = line_width_field()
     line_width_unit: Literal["map", "px"] = "map"
+
+    _one_road_buffer = model_validator(mode="after")(settle_road_buffer)  # one unit

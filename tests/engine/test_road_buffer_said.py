@@ -70,7 +70,7 @@ def test_a_train_config_sets_one_road_buffer_unit(tmp_path: Path) -> None:
     assert TrainConfig.load(tmp_path / "config.yaml").road_buffer_m == 2
     bad = tmp_path / "both.yaml"
     bad.write_text("data: d\nout: o\nroad_buffer: 5\nroad_buffer_m: 2\n")
-    with pytest.raises(UserError, match="both set: give one of them"):
+    with pytest.raises(UserError, match="both given: give one of them"):
         TrainConfig.load(bad)
 
 
@@ -84,12 +84,12 @@ def test_train_config_file_with_both_units_is_one_error_line_and_a_flag_replaces
     argv = ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")]
     assert main([*argv, "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "both.yaml" in err[0] and "both set: give one of them" in err[0]
+    assert len(err) == 1 and "both.yaml" in err[0] and "both given: give one of them" in err[0]
     px = tmp_path / "px.yaml"
     px.write_text("road_buffer: 5\n")
     assert main([*argv, "--config", str(px), "--road-buffer-m", "2"]) == 2  # no data folder
     err = capsys.readouterr().err
-    assert "both set" not in err and "none" in err, err
+    assert "both given" not in err and "none" in err, err
 
 
 def test_evaluate_in_metres_without_road_measures_records_no_px_buffer(tmp_path: Path) -> None:
@@ -129,5 +129,73 @@ def test_a_buffer_unit_given_replaces_the_other_unit_of_the_file(tmp_path: Path)
     cfg = TrainConfig.from_sources({**run, "road_buffer": 5.0}, config=metres)
     assert (cfg.road_buffer, cfg.road_buffer_m) == (5.0, None)
     cfg = TrainConfig.from_sources({**run, "road_buffer_m": 2.0}, config=px)
-    assert cfg.road_buffer_m == 2.0 and cfg.road_buffer == ROAD_BUFFER_PX
+    assert (cfg.road_buffer, cfg.road_buffer_m) == (None, 2.0)  # metres: no px buffer
     assert TrainConfig.from_sources(dict(run), config=metres).road_buffer_m == 2.0
+
+
+CONFIGS = ("TrainConfig", "CVConfig", "ExperimentConfig", "EvaluateOptions")
+
+
+def _config(name: str) -> type:
+    from sam2elnet.config import EvaluateOptions, TrainConfig
+    from sam2elnet.pipeline.crossval_config import CVConfig
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig
+
+    return {"TrainConfig": TrainConfig, "CVConfig": CVConfig,
+            "ExperimentConfig": ExperimentConfig, "EvaluateOptions": EvaluateOptions}[name]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_takes_one_road_buffer_unit_through_the_api(name: str) -> None:
+    """One rule (option_values.road_buffer_units) for all: px and metres both given is a
+    ValueError naming both fields, the default 3 px too (TrainConfig took ``road_buffer=3,
+    road_buffer_m=2`` as metres, CVConfig and ExperimentConfig took any px with metres)."""
+    from pydantic import ValidationError
+
+    cls = _config(name)
+    run = {} if name == "EvaluateOptions" else {"data": "d", "out": "o"}
+    for px in (3, 5):
+        with pytest.raises(ValidationError, match=rf"road_buffer \({px} px\) and road_buffer_m"):
+            cls(**run, road_buffer=px, road_buffer_m=2)
+    got = cls(**run, road_buffer_m=2)
+    assert (got.road_buffer, got.road_buffer_m) == (None, 2.0)
+    got = cls(**run)
+    assert (got.road_buffer, got.road_buffer_m) == (ROAD_BUFFER_PX, None)
+    assert cls(**run, road_buffer=5).road_buffer == 5.0
+
+
+def test_files_of_earlier_versions_keep_their_buffer_in_metres(tmp_path: Path) -> None:
+    """An earlier version's config.yaml (and experiment.json / results.json settings) wrote
+    the px default 3 beside the metres: read as the run in metres it was; a px other than
+    the default beside metres stays an error naming both fields (such a run never trained)."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig, upgrade_identity
+
+    old = tmp_path / "config.yaml"
+    old.write_text("data: d\nout: o\nroad_buffer: 3.0\nroad_buffer_m: 2.0\n")
+    cfg = TrainConfig.load(old)
+    assert (cfg.road_buffer, cfg.road_buffer_m) == (None, 2.0)
+    assert "road_buffer: null" in cfg.to_yaml()  # saved now: no px beside the metres
+    assert TrainConfig.from_sources({"out": "o"}, config=old).road_buffer_m == 2.0
+    old.write_text("data: d\nout: o\nroad_buffer: 5.0\nroad_buffer_m: 2.0\n")
+    with pytest.raises(UserError, match=r"road_buffer \(5 px\) and road_buffer_m \(2 m\)"):
+        TrainConfig.load(old)
+    now = ExperimentConfig(data="d", out="o", road_buffer_m=2).identity()
+    was = {**now, "road_buffer": 3.0}  # what the experiment.json of such a run holds
+    assert upgrade_identity(was) == now
+    assert upgrade_identity({**now, "road_buffer": 5.0})["road_buffer"] == 5.0  # as recorded
+
+
+def test_per_item_has_no_px_for_a_buffer_in_metres() -> None:
+    with pytest.raises(ValueError, match="no road buffer in px"):
+        per_item(None, 2)
+
+
+def test_cv_md_of_a_run_in_metres_records_no_px() -> None:
+    """cv.json of a run in metres now holds road_buffer None (was the px default 3)."""
+    from sam2elnet.pipeline.crossval_report import _road_buffer_lines
+
+    r = {"domain": "roads", "road_buffer": None, "road_buffer_m": 2.0}
+    (line,) = _road_buffer_lines({**r, "road_buffer_px_range": [4.0, 8.0]})
+    assert "matched within 2 m = 4-8 px by image (--road-buffer-m;" in line, line

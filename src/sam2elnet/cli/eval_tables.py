@@ -159,7 +159,7 @@ def print_evaluation(
     truth: Path,
     baseline: Path | None,
     roads_on: bool | None,
-    road_buffer: float,
+    road_buffer: float | None,
     road_buffer_m: float | None,
     buffer_given: bool,
     json_path: Path | None,
@@ -172,8 +172,8 @@ def print_evaluation(
         res: The ``EvaluationResult`` of :func:`sam2elnet.engine.evaluate.evaluate_folders`.
         pred, truth, baseline: The folders or files given (named in titles and notes).
         roads_on: ``--roads`` (True), ``--no-roads`` (False) or neither (None: detected).
-        road_buffer, road_buffer_m: The road buffer in px (default filled in) and in metres
-            (None: not given); ``buffer_given``: either was given on the command line.
+        road_buffer, road_buffer_m: The road buffer in px (default filled in; None with
+            metres) and in metres (None: not given); ``buffer_given``: either was given on the command line.
         json_path, csv_path: The ``--json`` / ``--csv`` files, named where they list more.
     """
     from rich.table import Table

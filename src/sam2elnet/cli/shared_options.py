@@ -159,25 +159,27 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP)
 PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
 
 
-def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> float:
+def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> float | None:
     """Refuse ``--road-buffer`` (pixels) and ``--road-buffer-m`` (metres) given together: one
     ``error:`` line, exit code 2 (``evaluate``, ``train``, ``cv``, ``experiment``).
 
     Returns:
-        The buffer in px: ``road_buffer``, or the default
-        :data:`~sam2elnet.option_values.ROAD_BUFFER_PX` when it is not given (the one place
-        the CLI fills it in; with ``road_buffer_m`` the metres are used where they can be).
+        The buffer in px as the configurations hold it
+        (:func:`~sam2elnet.option_values.road_buffer_units`): ``road_buffer``, the default
+        :data:`~sam2elnet.option_values.ROAD_BUFFER_PX` when neither is given, None with
+        ``road_buffer_m`` (each image's px from its own ground pixel size).
 
     Raises:
         UserError: both are given.
     """
     from sam2elnet.errors import UserError
+    from sam2elnet.option_values import road_buffer_units
 
     if road_buffer is not None and road_buffer_m is not None:
         raise UserError(
             "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
         )
-    return ROAD_BUFFER_PX if road_buffer is None else float(road_buffer)
+    return road_buffer_units(road_buffer, road_buffer_m)[0]
 
 
 def switch(on: bool, off: bool, flag: str, default: bool | None = None) -> bool | None:

@@ -54,13 +54,14 @@ def train_and_evaluate(
     model_path: str | Path | None = None,
     cache: dict | None = None,
     roads: bool = False,
-    road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
+    road_buffer: float | Sequence[float] | None = ROAD_BUFFER_PX,
 ) -> DownstreamResult:
     """Train on ``train_pairs``, score on ``test_pairs``; optionally save the weights (atomically).
 
     ``roads`` adds the road measures (``road_correctness`` ... ``road_connectivity``, centre-line
     lengths summed over the test images, matched within ``road_buffer`` px: one for all, or each
-    test pair's own in order, e.g. from ``--road-buffer-m``) to the metrics, and
+    test pair's own in order, e.g. from ``--road-buffer-m``; None only without ``roads``) to
+    the metrics, and
     each image's road counts (``per_image_roads``)."""
     from sam2elnet.engine.metrics import RoadCounts
 

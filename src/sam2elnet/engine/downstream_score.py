@@ -67,7 +67,7 @@ def confusion_per_image(
     norm_cfg: Any | None = None,
     road_counts: list[Any] | None = None,
     show: bool = True,
-    road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
+    road_buffer: float | Sequence[float] | None = ROAD_BUFFER_PX,
     in_bands: int | None = None,
 ) -> np.ndarray:
     """Per-image confusion counts of ``model`` on test ``pairs`` at native resolution.
@@ -81,7 +81,7 @@ def confusion_per_image(
     naming the image. With a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched within
     ``road_buffer`` px: one for all, or each pair's own in ``pairs`` order, e.g. from
-    ``--road-buffer-m``) is appended to it, in order.
+    ``--road-buffer-m``; None only without ``road_counts``) is appended to it, in order.
 
     Progress (:mod:`sam2elnet.utils.progress`): a bar counting test images when ``cfg.progress``,
     else one line at the end (``downstream test: 40/40 img in 2.1 s (19.05 img/s), IoU 0.612``);
@@ -91,7 +91,7 @@ def confusion_per_image(
     from sam2elnet.engine.metrics import road_counts as _road_counts
 
     pairs = require_pairs(pairs, "test")
-    buffers = per_item(road_buffer, len(pairs))
+    buffers = per_item(road_buffer, len(pairs)) if road_counts is not None else []
     norm_cfg = normalization(norm_cfg)
     rows = np.zeros((len(pairs), 4), dtype=np.int64)
     in_bands = model_bands(model, in_bands)  # the band rule of every prediction path

@@ -78,7 +78,7 @@ def evaluate_folders(
     valid_dir: str | Path | None = None,
     *,
     tolerance_px: float = 2.0,
-    road_buffer_px: float = ROAD_BUFFER_PX,
+    road_buffer_px: float | None = ROAD_BUFFER_PX,
     road_buffer_m: float | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
@@ -112,7 +112,7 @@ def evaluate_folders(
     ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
-    (> 0, px; default 3) is their buffer tolerance: a centre-line pixel within it of the other
+    (> 0, px; default 3, also for None) is their buffer tolerance: a centre-line pixel within it of the other
     mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres;
     None: ``road_buffer_px`` decides) takes its place: it becomes pixels per image, with each
     prediction's own ground pixel size, from its projected CRS and transform with the
@@ -179,6 +179,7 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
+    road_buffer_px = ROAD_BUFFER_PX if road_buffer_px is None else road_buffer_px
     _check_widths(road_buffer_px if road_buffer_m is None else road_buffer_m, line_width,
                   line_width_unit)  # fmt: skip
     pdir, tdir = Path(pred_dir), Path(truth_dir)

@@ -24,7 +24,7 @@ import numpy as np
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import ROAD_BUFFER_MAX
+from sam2elnet.option_values import ROAD_BUFFER_MAX, ROAD_BUFFER_PX
 
 __all__ = [
     "SAME_PIXEL_SIZE",
@@ -107,16 +107,16 @@ def road_buffers_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> dict[Path,
 
 
 def image_buffers_px(
-    buffer_px: float, buffer_m: float | None, paths: Iterable[str | Path]
+    buffer_px: float | None, buffer_m: float | None, paths: Iterable[str | Path]
 ) -> dict[Path, float]:
-    """The road buffer of each image in pixels: ``buffer_px`` for every image when
-    ``buffer_m`` is None, else :func:`road_buffers_px` of the images' ground pixel sizes (header
+    """The road buffer of each image in pixels: ``buffer_px`` (None: the default
+    :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`) for every image when ``buffer_m`` is None, else :func:`road_buffers_px` of the images' ground pixel sizes (header
     reads only). Used by ``train`` (validation images), ``cv`` and ``experiment`` (test images)
     before anything is trained, so a bad input stops the run at once. Raises as
     :func:`road_buffers_px`."""
     paths = [Path(p) for p in paths]
     if buffer_m is None:
-        return dict.fromkeys(paths, float(buffer_px))
+        return dict.fromkeys(paths, ROAD_BUFFER_PX if buffer_px is None else float(buffer_px))
     return road_buffers_px(buffer_m, pixel_sizes_m(paths))
 
 
@@ -130,6 +130,8 @@ def buffer_said(
     buffer_px: float | None = None,
     buffer_m: float | None = None,
     px_range: Sequence[float] | None = None,
+    *,
+    by_image: bool = False,
 ) -> str:
     """The road buffer in words: the one formatter of ``elnet evaluate``'s, ``train``'s, ``cv``'s
     and ``experiment``'s log lines, reports and refusals.
@@ -139,6 +141,8 @@ def buffer_said(
         buffer_m: the buffer in ground metres (``--road-buffer-m``), or None.
         px_range: (smallest, largest) px of the images (:func:`buffer_range`; one pixel size:
             both the same), or None where not known.
+        by_image: say ``" by image"`` after a px range that is a range (``"2 m = 4-8 px by
+            image"``; not after one px), for a sentence that names no images.
 
     Returns:
         ``"3 px"`` (``buffer_px``, ``:g``); ``"2 m"`` (metres, px not known); ``"2 m = 4 px"``
@@ -152,7 +156,8 @@ def buffer_said(
     px = None
     if px_range is not None:
         lo, hi = float(px_range[0]), float(px_range[1])
-        px = f"{lo:.3g} px" if same_pixel_size([lo, hi]) else f"{lo:.3g}-{hi:.3g} px"
+        one = same_pixel_size([lo, hi])
+        px = f"{lo:.3g} px" if one else f"{lo:.3g}-{hi:.3g} px" + (" by image" if by_image else "")
     if buffer_m is not None:
         return f"{float(buffer_m):g} m" + (f" = {px}" if px else "")
     if buffer_px is not None:
@@ -162,11 +167,18 @@ def buffer_said(
     raise ValueError("no road buffer: give it in px, in metres or as a px range")
 
 
-def per_item(road_buffer: float | Sequence[float], n: int) -> list[float]:
+def per_item(road_buffer: float | Sequence[float] | None, n: int) -> list[float]:
     """One road buffer (px) per item of ``n``: ``road_buffer`` for each, or, given a sequence
     (each image's own, e.g. of :func:`image_buffers_px`), that sequence. Raises ValueError for a
-    sequence of another length."""
-    if isinstance(road_buffer, Real) or np.ndim(road_buffer) == 0:  # numpy scalars too
+    sequence of another length, and for None (a configuration in metres has no px buffer,
+    ``road_buffer`` None: give each image's own px)."""
+    if road_buffer is None:
+        raise ValueError(
+            "no road buffer in px (given in metres): give each image's own px (image_buffers_px)"
+        )
+    # one number: a Real (Python and numpy scalars alike, numpy registers them as Real) or
+    # any other 0-d value float() takes (a 0-d array or tensor); anything else is a sequence
+    if isinstance(road_buffer, Real) or np.ndim(road_buffer) == 0:
         return [float(road_buffer)] * n  # type: ignore[arg-type]
     out = [float(b) for b in road_buffer]
     if len(out) != n:

@@ -286,7 +286,7 @@ def validate(
     roads: bool = False,
     channels_last: bool = False,
     coarse_prob: float = 0.5,
-    road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer: float | None = ROAD_BUFFER_PX,
 ) -> dict[str, float]:
     """Validation in both modes: annotation (no coarse) and enhancement (simulated coarse).
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS
 from sam2elnet.errors import UserError
@@ -21,6 +21,7 @@ from sam2elnet.option_values import (
     norm_precision_value,
     road_buffer_field,
     road_buffer_m_field,
+    settle_road_buffer,
 )
 
 __all__ = ["CV_PARTS", "RESCORE_ONLY", "CVConfig", "changed_options"]
@@ -73,6 +74,8 @@ class CVConfig(BaseModel):
         road_buffer_m: the same in ground metres instead (None: ``road_buffer`` px), each
             image's px from its own ground pixel size
             (:func:`sam2elnet.engine.road_buffer.road_buffers_px`); also :data:`RESCORE_ONLY`.
+            One of the two (:func:`~sam2elnet.option_values.road_buffer_units`): ``road_buffer``
+            None is 3 px, or None with ``road_buffer_m``; both given is a ValueError.
         batch_size / device / precision: of the annotation of the test images.
         report: write ``report.html`` for the run and for every fold
             (:mod:`sam2elnet.pipeline.report_cv`).
@@ -89,7 +92,7 @@ class CVConfig(BaseModel):
     domain: Literal["auto", "roads", "other"] = "auto"
     train: dict[str, Any] = Field(default_factory=dict)
     max_folds: int | None = Field(None, ge=1)
-    road_buffer: float = road_buffer_field()
+    road_buffer: float | None = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     progress: bool = True
     batch_size: int = Field(8, ge=1, le=1024)
@@ -97,6 +100,7 @@ class CVConfig(BaseModel):
     precision: Precision = "auto"
     report: bool = False
 
+    _one_road_buffer = model_validator(mode="after")(settle_road_buffer)  # one unit
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: norm_precision_value(v))

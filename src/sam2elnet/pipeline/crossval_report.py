@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.road_buffer import buffer_said, same_pixel_size
+from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
 
 __all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
@@ -196,21 +196,16 @@ def render_markdown(r: dict[str, Any]) -> str:
 def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:
     """cv.md's settings line on the road buffer (road data only): the test scores' buffer, and
     the validation rows' where a fold's training logged them with another one."""
-    if r.get("domain") != "roads" or r.get("road_buffer") is None:
-        return []
+    if r.get("domain") != "roads" or (r.get("road_buffer"), r.get("road_buffer_m")) == (None, None):
+        return []  # runs before the buffer was recorded (in metres road_buffer is None)
     m, span = r.get("road_buffer_m"), r.get("road_buffer_px_range")
     b = buffer_of(r["road_buffer"], m)  # as a fold records its validation buffer
-    line = (
-        "- Road measures of the test scores: centre lines matched within "
+    line = "- Road measures of the test scores: centre lines matched within " + (
         f"{buffer_said(r['road_buffer'])} (--road-buffer)."
+        if m is None  # else metres: each test image's px from its pixel size
+        else f"{buffer_said(None, m, span, by_image=True)} "
+        "(--road-buffer-m; each image's pixels from its own ground pixel size)."
     )
-    if m is not None:  # metres: each test image's px from its pixel size
-        by_image = " by image" if span and not same_pixel_size([float(v) for v in span]) else ""
-        line = (
-            "- Road measures of the test scores: centre lines matched within "
-            f"{buffer_said(None, m, span)}{by_image} "
-            "(--road-buffer-m; each image's pixels from its own ground pixel size)."
-        )
     val = r.get("val_road_buffer")
     if val is not None and val != "not recorded" and val != b:
         said = buffer_words(val)

@@ -5,6 +5,7 @@ Part of :mod:`sam2elnet.pipeline.experiment` (the paper's protocol, ``elnet expe
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -23,6 +24,8 @@ from sam2elnet.option_values import (
     norm_precision_value,
     road_buffer_field,
     road_buffer_m_field,
+    road_buffer_units,
+    settle_road_buffer,
 )
 from sam2elnet.options import check_one_filter
 
@@ -121,7 +124,11 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     old float32 experiment continues with ``--precision 32``); runs made before
     ``--no-enhancement-downstream`` trained table 2's downstream models (True); runs made before
     ``--road-buffer`` measured roads with the default buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`),
-    runs made before ``--road-buffer-m`` in pixels (None);
+    runs made before ``--road-buffer-m`` in pixels (None); runs in metres made before the px
+    default became None recorded ``road_buffer: 3.0`` beside ``road_buffer_m``: that px is
+    dropped (None; :func:`~sam2elnet.option_values.road_buffer_units`, ``saved``), so they
+    continue as the runs in metres they were (another px beside metres was refused by the
+    training stage: such a run never trained, and it is left as recorded);
     runs made before ``--modality`` decided it in their split stage (``auto``).
     Used on ``experiment.json`` (resume check) and on ``results.json`` settings (``elnet
     experiment-summary``).
@@ -141,6 +148,10 @@ def upgrade_identity(d: dict[str, Any]) -> dict[str, Any]:
     d.setdefault("trunk_scale", None)  # made before --trunk-scale: auto (their scale: results)
     d.setdefault("road_buffer", ROAD_BUFFER_PX)  # made before --road-buffer: the default
     d.setdefault("road_buffer_m", None)  # made before --road-buffer-m: in px
+    with contextlib.suppress(ValueError):  # both given: a run that never trained (see above)
+        d["road_buffer"], d["road_buffer_m"] = road_buffer_units(
+            d["road_buffer"], d["road_buffer_m"], saved=True
+        )
     d.setdefault("modality", "auto")  # made before --modality: decided by the split (auto)
     if "downstream_epochs" in d:  # results.json settings (the identity holds no downstream options)
         d.setdefault("enhancement_downstream", True)
@@ -323,9 +334,11 @@ class ExperimentConfig(BaseModel):
     those label sets against the true labels only (label IoU of all pool images and of the
     unlabelled part), no U-Net is trained on them; what ``elnet demo`` does to fit its time
     budget. Not part of the identity: switching it on later trains just the missing models."""
-    road_buffer: float = road_buffer_field()
+    road_buffer: float | None = road_buffer_field()
     """Buffer tolerance of the road measures (road data), px: of SAM2-ELNet's validation, its
-    own test row (f) and every downstream model's test scores. Part of the identity."""
+    own test row (f) and every downstream model's test scores. Part of the identity. None
+    (default): 3 px, or None with ``road_buffer_m``; both given: ValueError
+    (:func:`~sam2elnet.option_values.road_buffer_units`, the rule of every configuration)."""
     road_buffer_m: float | None = road_buffer_m_field()
     """The same in ground metres instead (None: ``road_buffer`` px): each image's px from its
     own ground pixel size (:func:`sam2elnet.engine.road_buffer.road_buffers_px`; per_image.csv
@@ -359,6 +372,7 @@ class ExperimentConfig(BaseModel):
     # see other label sets and train again by their own keys.
     FILTER: ClassVar[tuple[str, ...]] = ("min_quality", "target_precision")
 
+    _one_road_buffer = model_validator(mode="after")(settle_road_buffer)  # one unit
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
 
     _prec = field_validator("precision", mode="before")(

@@ -93,7 +93,7 @@ def counts_vs_truth(
     ids: Sequence[str],
     norm: Any | None = None,
     road_counts: list[Any] | None = None,
-    road_buffer: float | Sequence[float] = ROAD_BUFFER_PX,
+    road_buffer: float | Sequence[float] | None = ROAD_BUFFER_PX,
 ) -> np.ndarray:
     """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` vs the true masks, per id.
 
@@ -102,7 +102,8 @@ def counts_vs_truth(
     (:func:`sam2elnet.engine.downstream.confusion_per_image`) does, so rows scored either way are
     comparable. With ``norm`` and a ``road_counts`` list (road data), each image's
     :class:`~sam2elnet.engine.metrics.RoadCounts` (valid pixels only, centre lines matched
-    within ``road_buffer`` px: one for all, or each id's own in ``ids`` order) is appended to it
+    within ``road_buffer`` px: one for all, or each id's own in ``ids`` order; None only
+    without ``road_counts``) is appended to it
     in ``ids`` order, as the downstream evaluation does.
     """
     if norm is None:
@@ -113,7 +114,7 @@ def counts_vs_truth(
     from sam2elnet.engine.metrics import road_counts as _road_counts
     from sam2elnet.engine.road_buffer import per_item
 
-    buffers = per_item(road_buffer, len(ids))
+    buffers = per_item(road_buffer, len(ids)) if road_counts is not None else []
     rows = np.zeros((len(ids), 4), dtype=np.int64)
     for n, i in enumerate(ids):
         _x, t, valid = load_pair(Path(split.images[i]), Path(split.masks[i]), norm)
@@ -344,7 +345,7 @@ def csv_rows(
 def write_per_image_csv(
     path: Path,
     rows: list[tuple[str, str, str, str, list[int]]],
-    road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer: float | None = ROAD_BUFFER_PX,
     road_buffers: Mapping[str, float] | None = None,
 ) -> None:
     """per_image.csv: setting, part (``test``: a downstream model or SAM2-ELNet on the test split;
