@@ -55,6 +55,11 @@ def test_train_matches_each_validation_image_within_its_own_ground_buffer(
     lo, hi = rec["road_buffer_px_range"]
     said = f"{lo:.3g} px" if hi - lo < 0.01 * lo else f"{lo:.3g}-{hi:.3g} px"
     assert f"(buffer 1.3 m = {said})" in capsys.readouterr().out
+    from sam2elnet.pipeline.report_train import write_train_report  # the buffer on the page too
+
+    page = write_train_report(out, max_images=0).read_text(encoding="utf-8")
+    assert f"1.3 m = {said}{' by image' if '-' in said else ''}" in page
+    assert f"validation road measures: centre lines matched within 1.3 m = {said}" in page
 
 
 @pytest.mark.parametrize("command", ["train", "cv"])

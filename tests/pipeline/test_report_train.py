@@ -209,3 +209,24 @@ def test_report_names_the_validation_scale_only_when_one_was_used(
         shown = [n for n in (native, resized, either) if n in text]
         assert shown == [says], (scales, shown)
         assert (mixing in text) == (scales == ["resized", "native"]), scales
+
+
+def test_the_validation_road_buffer_is_said_in_its_unit(tmp_path: Path) -> None:
+    """The kept epoch's road measures come with their buffer (was not in report.html): px, or
+    metres with each validation image's px range; none without road measures."""
+    from sam2elnet.pipeline.report_train import val_road_buffer_said
+
+    row = {"val_iou": 0.5, "val_road_quality": 0.4}
+    px = {"road_buffer_px": 5.0, "road_buffer_px_range": [5.0, 5.0], "road_buffer_m": None,
+          "road_buffer_unit": "px"}  # fmt: skip
+    short, note = val_road_buffer_said({"val_road_buffer": px}, row, tmp_path)  # type: ignore[misc]
+    assert short == "5 px" and "validation road measures: centre lines matched within 5 px" in note
+    m = {"road_buffer_px": None, "road_buffer_px_range": [2.6, 5.2], "road_buffer_m": 1.3,
+         "road_buffer_unit": "m"}  # fmt: skip
+    short, note = val_road_buffer_said({"val_road_buffer": m}, row, tmp_path)  # type: ignore[misc]
+    assert short == "1.3 m = 2.6-5.2 px by image"
+    assert "within 1.3 m = 2.6-5.2 px (--road-buffer-m; per image" in note, note
+    assert val_road_buffer_said({"val_road_buffer": m}, {"val_iou": 0.5}, tmp_path) is None
+    (tmp_path / "config.yaml").write_text("data: d\nout: o\nroad_buffer_m: 2\n")  # older run
+    short, _ = val_road_buffer_said({}, row, tmp_path)  # type: ignore[misc]
+    assert short == "2 m"

@@ -17,7 +17,10 @@ evaluate reports, :func:`sam2elnet.pipeline.report.write_report`):
   size; the ``val_iou*`` columns of ``metrics.csv`` are of each image's centred ``image_size``
   window at native scale (:mod:`sam2elnet.engine.train_val`), so the two differ somewhat; the
   note that says so names that scale only when every epoch was validated that way (older runs:
-  images resized to the crop size; a run resumed across the change: see its own note).
+  images resized to the crop size; a run resumed across the change: see its own note);
+* on road data, the buffer the validation road measures (``val_road_*``) were matched within,
+  next to them in the kept epoch and in a note: px, or ground metres with each validation
+  image's px range (:func:`val_road_buffer_said`).
 
 The report is written after training (``elnet train --report``) or later for any finished run
 folder (:func:`write_train_report`); the labelled data must still be where training read it.
@@ -143,6 +146,39 @@ def _validation_note(spans: Sequence[tuple[str, int, int]]) -> str:
         else "metrics.csv's val_iou* are of each image cut or resized to image_size, so they "
         "differ somewhat"
     )
+
+
+def val_road_buffer_said(
+    train: Mapping[str, Any], row: Mapping[str, Any], run: Path
+) -> tuple[str, str] | None:
+    """The buffer of a run's validation road measures (``val_road_*``), for the report:
+    (short words for the kept epoch's table, :func:`~sam2elnet.engine.road_buffer.buffer_said`:
+    ``"3 px"``, ``"2 m = 4 px"``, ``"2 m = 4-8 px by image"``; the page's note,
+    :func:`~sam2elnet.pipeline.glossary.road_buffer_words`). From model.pt's
+    ``train["val_road_buffer"]`` (px, or metres with each validation image's px range); a run
+    from before that record: its ``config.yaml`` (px, or the metres alone). None when ``row``
+    (the kept epoch of metrics.csv) has no road measure, or nothing records the buffer."""
+    from sam2elnet.engine.road_buffer import buffer_said
+    from sam2elnet.pipeline.glossary import road_buffer_words
+
+    if not any(str(k).startswith("val_road_") and _shown(v) for k, v in row.items()):
+        return None
+    rec = dict(train.get("val_road_buffer") or {})
+    if not rec and (run / "config.yaml").is_file():
+        from sam2elnet.config import TrainConfig
+
+        cfg = TrainConfig.load(run / "config.yaml")
+        rec = {"road_buffer_px": cfg.road_buffer, "road_buffer_m": cfg.road_buffer_m}
+    px, m, span = (rec.get(k) for k in ("road_buffer_px", "road_buffer_m", "road_buffer_px_range"))
+    if px is None and m is None:
+        return None
+    if px is None and span is None:  # metres, each image's px not recorded
+        said = buffer_said(None, m)
+        return said, f"validation road measures: centre lines matched within {said} " + (
+            "(--road-buffer-m; each image's px from its own ground pixel size)"
+        )
+    words = road_buffer_words(px, m, "px" if px is not None else "m", None, span)
+    return buffer_said(px, m, span, by_image=True), f"validation {words}"
 
 
 def _shown(v: Any) -> bool:
@@ -290,6 +326,9 @@ def write_train_report(
             **{k: v for k, v in best_row.items() if k != "epoch" and _shown(v)},
         },
     }
+    roads = val_road_buffer_said(train, best_row, run)  # what val_road_* were matched within
+    if roads is not None:
+        metrics["kept epoch (model.pt)"]["road buffer"] = roads[0]
     quality = predictor.extra.get("quality_summary") or {}
     scalars = {k: v for k, v in quality.items() if isinstance(v, (int, float, str, bool))}
     if scalars:
@@ -313,6 +352,7 @@ def write_train_report(
             "the quality evaluator was fitted on these validation images (out of fold): its "
             "predicted-vs-true plot here is a check of the fit, not an independent test",
             *([scale_note] if scale_note else []),
+            *([roads[1]] if roads is not None else []),
             *notes,
         ],
         filter_applied=False,
