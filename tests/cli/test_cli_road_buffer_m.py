@@ -84,7 +84,9 @@ def test_the_buffer_is_recorded_next_to_the_road_measures(tmp_path: Path) -> Non
     assert js["options"]["road_buffer_unit"] == "px"
     assert js["options"]["road_buffer_m"] == pytest.approx(1.5 / 0.9996, rel=1e-6)
     keys = list(row)
-    assert keys.index("road_buffer_px") + 2 == keys.index("road_correctness")
+    at = keys.index("road_buffer_px")  # the buffer and the ground pixel, then the measures
+    assert keys[at : at + 5] == ["road_buffer_px", "road_buffer_m", "pixel_size_m",
+                                 "pixel_scale_factor", "road_correctness"]  # fmt: skip
     assert row["road_buffer_px"] == "3.0"
     assert float(row["road_buffer_m"]) == pytest.approx(1.5 / 0.9996, rel=1e-6)
     assert js["images"][0]["road_buffer_m"] == pytest.approx(1.5 / 0.9996, rel=1e-6)
@@ -162,12 +164,39 @@ def test_web_mercator_tiles_at_two_latitudes_each_get_their_own_buffer_in_pixels
     assert o["road_buffer_px_range"] == pytest.approx([2.6, 5.2], rel=5e-3)
     assert o["pixel_size_m"] is None
     assert o["pixel_size_m_range"] == pytest.approx([0.25, 0.5], rel=5e-3)
+    # the scale factor by latitude (sec 60 deg = 2, 1 at the equator): a range, and each row's
+    assert o["pixel_scale_factor"] is None
+    assert o["pixel_scale_factor_range"] == pytest.approx([1.0, 2.0], rel=5e-3)
+    assert rows["north"]["pixel_scale_factor"] == pytest.approx(2.0, rel=5e-3)
+    assert rows["equator"]["pixel_size_m"] == pytest.approx(0.5, rel=5e-3)
+    with open(out / "e.csv", newline="") as fh:
+        csv_k = {r["image"]: float(r["pixel_scale_factor"]) for r in csv.DictReader(fh)}
+    assert csv_k == pytest.approx({"north": 2.0, "equator": 1.0}, rel=5e-3)
     agg = js["aggregate"]
     matched = sum(r["road_truth_matched"] for r in rows.values())
     length = sum(r["road_truth_length"] for r in rows.values())
     assert 0 < matched < length and agg["road_completeness"] == pytest.approx(matched / length)
     said = " ".join(capsys.readouterr().out.split())
     assert "within 1.3 m = 2.61-5.19 px (--road-buffer-m; per image, from its ground pixel" in said
+
+
+def test_two_resolutions_in_one_utm_zone_have_one_scale_factor(tmp_path: Path) -> None:
+    """0.5 m and 1 m UTM pixels on the central meridian: two ground pixel sizes, one scale
+    factor 0.9996 (was null with the pixel size: not one)."""
+    t = np.zeros((32, 32), bool)
+    t[15:18, :] = True
+    for name, pixel in (("fine", 0.5), ("coarse", 1.0)):
+        _tif(tmp_path / "truth" / f"{name}_mask.tif", t, "EPSG:32633", pixel)
+        _tif(tmp_path / "pred" / f"{name}_pred.tif", t, "EPSG:32633", pixel)
+    out = tmp_path / "m"
+    argv = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"),
+            "--roads", "--no-progress", "--json", str(out / "e.json"), "--road-buffer-m", "2"]  # fmt: skip
+    assert main(argv) == 0
+    o = json.loads((out / "e.json").read_text())["options"]
+    assert o["pixel_size_m"] is None
+    assert o["pixel_size_m_range"] == pytest.approx([0.5 / 0.9996, 1 / 0.9996], rel=1e-6)
+    assert o["pixel_scale_factor"] == pytest.approx(0.9996, rel=1e-6)
+    assert o["pixel_scale_factor_range"] == pytest.approx([0.9996, 0.9996], rel=1e-6)
 
 
 def test_metres_per_pixel_uses_the_crs_unit() -> None:

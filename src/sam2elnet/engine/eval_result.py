@@ -51,6 +51,7 @@ class ImageResult:
     valid_path: Path | None = None  # the --valid mask counted with it
     positive_values: tuple[float, ...] | None = None  # object values of a class-index truth
     road_buffer: tuple[float, float | None] | None = None  # road measures' buffer: px, metres
+    ground: tuple[float, float | None] | None = None  # prediction's ground pixel (m), scale
 
     @property
     def iou(self) -> float:
@@ -81,6 +82,10 @@ class ImageResult:
                 row["road_buffer_px"] = self.road_buffer[0]
                 if self.road_buffer[1] is not None:
                     row["road_buffer_m"] = self.road_buffer[1]
+            if self.ground is not None:  # the ground pixel that turned metres into px
+                row["pixel_size_m"] = self.ground[0]
+                if self.ground[1] is not None:
+                    row["pixel_scale_factor"] = self.ground[1]
             row.update(self.roads.scores())
             row.update(self.roads.as_dict())
         if self.predicted_iou is not None:

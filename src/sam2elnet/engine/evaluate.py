@@ -128,10 +128,11 @@ def evaluate_folders(
     ``road_buffer_m``: the ground metres, given or from the one pixel size, None when not known;
     ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given; ``pixel_size_m`` and
     ``pixel_scale_factor``: the predictions' one ground pixel size and projection scale factor
-    at the image centre, None when not known or not one; ``pixel_size_m_range``: [smallest,
-    largest] when every one is known) and in
-    every image row next to its road measures (``road_buffer_px``, that image's; ``road_buffer_m`` when its
-    prediction has a projected CRS). ``line_width`` (> 0; None: 1 px) is
+    at the image centre, each None when not known or not one; ``pixel_size_m_range`` and
+    ``pixel_scale_factor_range``: [smallest, largest] when every one is known, :func:`_ground`)
+    and in every image row next to its road measures (``road_buffer_px``, that image's;
+    ``road_buffer_m``, ``pixel_size_m`` and ``pixel_scale_factor`` when its prediction has a
+    projected CRS). ``line_width`` (> 0; None: 1 px) is
     the total width line features of polygon-file truth are buffered to before rasterising, in
     ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``.
 
@@ -267,8 +268,9 @@ def evaluate_folders(
                               resampled=got.resampled, valid_path=valids.get(key),
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
-                size = sizes[Path(preds[key])].metres
-                res.road_buffer = (buffer, None if size is None else buffer * size)
+                ps = sizes[Path(preds[key])]
+                res.road_buffer = (buffer, None if ps.metres is None else buffer * ps.metres)
+                res.ground = None if ps.metres is None else (ps.metres, ps.scale)
             if (
                 line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
             ):  # the report redraws it
@@ -393,22 +395,22 @@ def _px(images: list[ImageResult], given: float | None) -> dict[str, Any]:
 
 
 def _ground(sizes: dict[Path, PixelSize]) -> dict[str, Any]:
-    """The options entries of the predictions' ground pixel: ``pixel_size_m`` (ground metres
-    per pixel at the image centre) and ``pixel_scale_factor`` (the projection's scale factor
-    there, CRS metres per ground metre), the first prediction's when every prediction's is
-    known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`), None
-    otherwise; ``pixel_size_m_range``: [smallest, largest] ground pixel size, metres, when
-    every prediction's is known, else None."""
-    ms = [s.metres for s in sizes.values()]
-    first = next(iter(sizes.values()), None)
-    none: dict[str, Any] = {"pixel_size_m": None, "pixel_scale_factor": None}
-    if first is None or first.metres is None or any(m is None for m in ms):
-        return {**none, "pixel_size_m_range": None}
-    span = list(buffer_range(ms))  # type: ignore[arg-type]
-    if not same_pixel_size(ms):  # type: ignore[arg-type]
-        return {**none, "pixel_size_m_range": span}
-    return {"pixel_size_m": first.metres, "pixel_scale_factor": first.scale,
-            "pixel_size_m_range": span}  # fmt: skip
+    """The options entries of the predictions' ground pixel, each the one value when every
+    prediction's is known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`),
+    else None, with its [smallest, largest] when every one is known, else None:
+    ``pixel_size_m`` / ``pixel_size_m_range`` (ground metres per pixel at the image centre) and
+    ``pixel_scale_factor`` / ``pixel_scale_factor_range`` (the projection's scale factor there,
+    CRS metres per ground metre). Each decided on its own: images of two resolutions in one UTM
+    zone have one scale factor (0.9996) and two pixel sizes; Web Mercator tiles at several
+    latitudes have a range of both. Each image's own: its row (``ImageResult.ground``)."""
+    out: dict[str, Any] = {}
+    for key, vals in (("pixel_size_m", [s.metres for s in sizes.values()]),
+                      ("pixel_scale_factor", [s.scale for s in sizes.values()])):  # fmt: skip
+        known = bool(vals) and all(v is not None for v in vals)
+        span = list(buffer_range(vals)) if known else None  # type: ignore[arg-type]
+        one = known and same_pixel_size(vals)  # type: ignore[arg-type]
+        out.update({key: vals[0] if one else None, f"{key}_range": span})
+    return out
 
 
 def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:
