@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 
 
 __all__ = [
+    "LABELS_LAYER",
     "VECTOR_SUFFIXES",
+    "default_layer",
     "is_vector_path",
     "read_vector",
     "VectorLabels",
@@ -58,12 +60,52 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
+#: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
+#: for roads); read by default from a file with several layers, whatever their order.
+LABELS_LAYER = "labels"
+
+
+def default_layer(path: Path) -> str | None:
+    """The layer :func:`read_vector` reads from ``path`` when none is named.
+
+    A file with one spatial layer (GeoJSON, Shapefile, most GeoPackages): None, i.e. GDAL's
+    first layer. A GeoPackage with several spatial layers: ``labels`` when it has one, so an
+    ``elnet export`` road file is read for its polygons even after a tool rewrote that layer
+    and left ``centre_lines`` first (geopandas ``to_file(layer="labels")`` on the exported
+    file, ``ogr2ogr -update -overwrite``); else the first spatial layer, with one warning
+    naming it and the others. Non-spatial tables (``layer_styles``) are not counted. A file
+    GDAL cannot list is left to :func:`read_vector`'s error.
+    """
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception:  # noqa: BLE001 - unreadable: read_vector raises the DataError
+        return None
+    spatial = [str(name) for name, geom in layers if geom is not None]
+    if len(spatial) < 2:
+        return None
+    if LABELS_LAYER in spatial:
+        return LABELS_LAYER
+    warn_once(
+        log,
+        "vector file with several layers, none named labels",
+        f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first, "
+        f"{spatial[0]!r}; to read another, keep only that layer in the file (QGIS: Export > "
+        "Save Features As) or name it 'labels'",
+        key=str(path),
+    )
+    return spatial[0]
+
+
 def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: bool = False):
     """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input.
 
-    Features without a geometry (or with an empty one) are dropped. ``allow_empty``: a layer
-    with no feature left is returned (empty) instead of raising; the review-loop import takes
-    it so (every polygon deleted: no object in any reviewed image).
+    ``layer``: the layer to read; None: :func:`default_layer` (the ``labels`` layer of a
+    GeoPackage with several, else the first). Features without a geometry (or with an empty
+    one) are dropped. ``allow_empty``: a layer with no feature left is returned (empty)
+    instead of raising; the review-loop import takes it so (every polygon deleted: no object
+    in any reviewed image).
     """
     import geopandas as gpd
 
@@ -72,6 +114,8 @@ def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: b
         raise DataError("vector label file does not exist; check the path", p)
     if p.is_file() and p.stat().st_size == 0:
         raise DataError("vector label file is empty (0 bytes)", p)
+    if layer is None:
+        layer = default_layer(p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

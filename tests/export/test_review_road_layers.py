@@ -1,0 +1,81 @@
+"""A road export's GeoPackage after the reviewer rewrote its ``labels`` layer (new-user pass, roads).
+
+A road export holds two layers, ``labels`` (polygons) and ``centre_lines``. A reviewer who edits
+the polygons with geopandas (``to_file(gpkg, layer="labels")``) or ``ogr2ogr -update
+-overwrite`` gets the rewritten ``labels`` layer *after* ``centre_lines``. The import, which read
+the first layer, then read the centre lines: every image came back as 1 px lines (a note per
+image), ``--reviewed-only`` took every image for edited, and `elnet train` was given line masks,
+exit code 0. ``elnet enhance --labels`` and ``elnet evaluate --truth`` read such a file the same
+way. Now the ``labels`` layer is read whatever its place (``data.vector.default_layer``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+import rasterio
+from helpers_logs import run_main_err as _cli
+from review_helpers import make_run
+from shapely.geometry import LineString, box
+
+from sam2elnet.data.vector import read_vector
+from sam2elnet.export.api import export_labels
+
+
+def _rewrite_labels_layer(gp: Path) -> None:
+    """The reviewer's edit as geopandas makes it: a's polygons moved 1 px (10 m) east."""
+    from shapely import affinity
+
+    g = gpd.read_file(gp, layer="labels")
+    a = g["source"] == "a.tif"
+    g.loc[a, "geometry"] = g.loc[a, "geometry"].apply(lambda p: affinity.translate(p, 10.0, 0))
+    g.to_file(gp, layer="labels", driver="GPKG")
+
+
+def _fg(path: Path) -> np.ndarray:
+    with rasterio.open(path) as d:
+        return d.read(1) == 255
+
+
+def test_rewritten_labels_layer_after_centre_lines_is_still_the_one_imported(
+    tmp_path: Path, capsys
+):
+    run = make_run(tmp_path, {"a": 0.6, "b": 0.7})
+    gp = tmp_path / "roads.gpkg"
+    export_labels(run, gp, category="road", progress=False)
+    _rewrite_labels_layer(gp)
+    spatial = [str(n) for n, geom in pyogrio.list_layers(gp) if geom is not None]
+    assert spatial[0] == "centre_lines", spatial  # the situation of the bug
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m", "--reviewed-only", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "line features burnt" not in err, err
+    # b was not edited: left out; a is its moved polygons, not 1 px centre lines
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif"], err
+    lab = _fg(run / "labels" / "a.tif")
+    moved = np.zeros_like(lab)
+    moved[:, 1:] = lab[:, :-1]
+    assert (_fg(tmp_path / "m" / "a.tif") == moved).all()
+
+
+def test_several_layers_without_labels_read_the_first_and_say_so(tmp_path: Path, caplog):
+    gp = tmp_path / "osm.gpkg"
+    crs = "EPSG:32633"
+    gpd.GeoDataFrame(geometry=[LineString([(0, 0), (10, 0)])], crs=crs).to_file(gp, layer="roads")
+    gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=crs).to_file(gp, layer="buildings")
+    with caplog.at_level(logging.WARNING):
+        g = read_vector(gp)
+    assert g.geometry.iloc[0].geom_type == "LineString"
+    assert "2 layers (roads, buildings): reading the first, 'roads'" in caplog.text
+    # a named layer is read without a word; a one-layer file too
+    caplog.clear()
+    assert read_vector(gp, layer="buildings").geometry.iloc[0].geom_type == "Polygon"
+    one = tmp_path / "one.gpkg"
+    gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=crs).to_file(one, layer="mine")
+    assert len(read_vector(one)) == 1
+    assert "layers" not in caplog.text
