@@ -256,7 +256,9 @@ def evaluate(
         line_width=line_width,
         line_width_unit="px" if line_width_px else "map",
     )
-    console = Console()
+    # soft_wrap: a message is one line whatever the width (piped into a log, rich wrapped at 80
+    # columns and split e.g. the road buffer line mid-phrase); tables keep their layout
+    console = Console(soft_wrap=True)
     print_evaluation(
         console,
         res,
