@@ -327,3 +327,15 @@ def test_nan_pixels_are_nodata_labels_on_both_paths(tmp_path):
     for run in ("whole", "tiled"):
         with rasterio.open(tmp_path / run / "labels" / "sar.tif") as ds:
             assert np.array_equal(ds.read(1) == 127, np.isnan(d[0])), run
+
+
+def test_mixed_band_counts_in_training_data_name_the_remedy(tmp_path):
+    """An RGBN GeoTIFF among RGB images (new-user pass, roads): the error said only that the
+    band counts differ, not that ``elnet train --bands 1,2,3`` trains on both."""
+    from sam2elnet.data.norm_fit import compute_stats
+
+    rgb = write_png(tmp_path / "a.png", np.full((16, 16, 3), 90, np.uint8))
+    rgbn = write_tif(tmp_path / "b.tif", np.full((4, 16, 16), 90, np.uint8))
+    with pytest.raises(DataError) as err:
+        compute_stats([rgb, rgbn], progress=False)
+    assert "b.tif" in str(err.value) and "--bands 1,2,3" in str(err.value)

@@ -85,7 +85,9 @@ def compute_stats(
             if bands is not None and img.bands != bands:
                 raise DataError(
                     f"image has {img.bands} bands but earlier images have {bands}; "
-                    "all images of a dataset need the same band count",
+                    "all images of a dataset need the same band count: give elnet train "
+                    "--bands with bands every image has (e.g. --bands 1,2,3 for RGB images "
+                    "next to RGBN ones), or move this image out of the dataset",
                     path,
                 )
         except DataError as err:
