@@ -153,7 +153,8 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     """A float dB scene (-30..-5 dB, a nodata border) given to a model trained on 0..255 images:
     every pixel is clipped to 0, and quality.csv said 'constant image' of a scene that is not
     (the analyst opens it in QGIS and sees a slick). Now it says the scaling did it; a black PNG
-    is still a constant image; both are rejected and counted in summary.json."""
+    is still a constant image; both are rejected and counted in summary.json. With no usable
+    label left the run is an error (exit 2) that counts both flags; its files stay as the record."""
     import json
 
     from sam2elnet.cli import main
@@ -173,7 +174,7 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     (imgs / "c_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "out"
     assert main(["annotate", "--model", str(fixed), "--images", str(imgs), "--out", str(out),
-                 "--no-progress", "--report"]) == 0  # fmt: skip
+                 "--no-progress", "--report"]) == 2  # fmt: skip
     with (out / "quality.csv").open() as fh:
         table = {Path(r["image"]).name: r for r in csv.DictReader(fh)}
     assert table["a_db.tif"]["quality_flag"] == CLIPPED_FLAG
@@ -182,10 +183,10 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     assert (out / "rejected" / "a_db.tif").is_file() and not (out / "labels").exists()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_flagged"] == {CLIPPED_FLAG: 1, "constant image": 1}
-    # the closing lines say so too (they said only "rejected 2")
-    said = capsys.readouterr().out.replace("\n", " ")
-    assert "rejected as unusable, whatever the filter: " in said
-    assert f"1 x {CLIPPED_FLAG}" in said and "1 x constant image" in said
+    # the error line says so too (the closing lines said only "rejected 2")
+    said = capsys.readouterr().err.replace("\n", " ")
+    assert "nothing usable produced: all 2 labels were rejected as unusable whatever the " in said
+    assert CLIPPED_FLAG in said and "constant image" in said and "1 image skipped" in said
     # the report says why: the flag on each card, the skipped image and its reason in a table
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "constant after scaling" in page and "constant image" in page

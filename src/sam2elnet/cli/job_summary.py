@@ -85,6 +85,28 @@ def unusable_line(flagged: dict[str, int]) -> str | None:
     )
 
 
+def none_kept_line(res: Any) -> str | None:
+    """The warning of a job whose filter kept no label although some were usable (a user's
+    choice, so exit 0; every label unusable is an error instead: SkipLog.nothing_usable), with
+    the best score and what to do; None when a label was kept or there is no threshold."""
+    s = res.summary
+    if s["n_kept"] or not s["n_images"] or s.get("threshold") is None:
+        return None
+    from sam2elnet.model.quality_features import REJECT_FLAGS
+
+    scores = [
+        float(r["predicted_iou"])
+        for r in res.rows
+        if r.get("quality_flag") not in REJECT_FLAGS and r.get("predicted_iou") not in (None, "")
+    ]
+    best = f"; the best scored {max(scores):.3f}" if scores else ""
+    return (
+        f"warning: the filter kept no label (quality >= {s['threshold']:.3f}{best}): all "
+        f"{s['n_images']} are in rejected/; lower --min-quality / --target-precision to keep some "
+        "(quality.csv lists every score)"
+    )
+
+
 def print_folder(res: Any, what: str) -> None:
     """Print a finished folder job: counts, filter, warp, the outputs written, skipped images."""
     s = res.summary
@@ -100,6 +122,9 @@ def print_folder(res: Any, what: str) -> None:
     unusable = unusable_line(s.get("n_flagged") or {})
     if unusable:
         typer.echo(unusable)
+    none_kept = none_kept_line(res)
+    if none_kept:
+        typer.echo(none_kept, err=True)
     if s.get("warp"):
         w = s["warp"]
         typer.echo(

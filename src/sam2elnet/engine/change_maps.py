@@ -84,6 +84,28 @@ def change_counts(
     )
 
 
+def changed_fraction(added: int, removed: int, n_valid: int) -> float:
+    """``changed_frac``: the share of the valid pixels an enhancement changed,
+    ``(added + removed) / n_valid`` in [0, 1] (unitless), nodata pixels out of numerator and
+    denominator as in every other metric; 0.0 when no pixel is valid."""
+    return (added + removed) / n_valid if n_valid > 0 else 0.0
+
+
+def change_stats(
+    coarse: np.ndarray, mask: np.ndarray, nodata: np.ndarray | None = None
+) -> dict[str, Any]:
+    """``added_px``, ``removed_px`` (:func:`change_counts`) and ``changed_frac``
+    (:func:`changed_fraction`, over the valid pixels) of one enhancement; bool (H, W) inputs as
+    :func:`change_map`."""
+    added, removed = change_counts(coarse, mask, nodata)
+    n_valid = mask.size - (0 if nodata is None else int(np.count_nonzero(nodata)))
+    return {
+        "added_px": added,
+        "removed_px": removed,
+        "changed_frac": changed_fraction(added, removed, n_valid),
+    }
+
+
 def write_change_map(
     out_dir: Path,
     name: str,
@@ -166,7 +188,7 @@ def scene_changes(
     from sam2elnet.engine.scene_inputs import open_scene
     from sam2elnet.utils.atomic import atomic_path
 
-    added = removed = 0
+    added = removed = n_valid = 0
     with contextlib.ExitStack() as stack:
         stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64))
         src = stack.enter_context(open_scene(scene))
@@ -214,12 +236,13 @@ def scene_changes(
             a, r = change_counts(c, mask, nodata)
             added += a
             removed += r
+            n_valid += int(nodata.size - np.count_nonzero(nodata))
             if dst is not None:
                 dst.write(change_map(c, mask, nodata), window=win.to_rasterio())
     out: dict[str, Any] = {
         "added_px": added,
         "removed_px": removed,
-        "changed_frac": (added + removed) / max(1, h * w),
+        "changed_frac": changed_fraction(added, removed, n_valid),
     }
     if out_stem is not None:
         final = out_stem.with_suffix(".tif")

@@ -17,7 +17,7 @@ import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.vector_shared import SharedVector, frame_of
-from sam2elnet.engine.change_maps import change_counts, write_change_map
+from sam2elnet.engine.change_maps import change_stats, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
@@ -240,13 +240,7 @@ def _write_extras(
     if coarse is not None:
         c = coarse > 0.5
         nodata = img.nodata if img.nodata is not None and img.nodata.shape == mask.shape else None
-        added, removed = change_counts(c, mask, nodata)
-        row.update(
-            coarse=str(coarse_path),
-            added_px=added,
-            removed_px=removed,
-            changed_frac=(added + removed) / max(1, mask.size),
-        )
+        row.update(coarse=str(coarse_path), **change_stats(c, mask, nodata))  # over valid pixels
         if spec.save_changes:
             row["changes"] = write_change_map(spec.out, name, c, mask, nodata, img)
     if spec.save_prob:

@@ -159,7 +159,16 @@ class _JobSettings:
     ) -> FolderResult:
         """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
         ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
-        ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``."""
+        ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
+
+        Raises:
+            DataError: nothing was produced (every image skipped: nothing is left behind), or
+                nothing usable (every label rejected as unusable whatever the filter, a
+                :data:`~sam2elnet.model.quality_features.REJECT_FLAGS` flag such as ``constant
+                image``: the outputs and ``summary.json`` stay as the record;
+                :meth:`~sam2elnet.utils.batch.SkipLog.nothing_usable`)."""
+        from sam2elnet.model.quality_features import REJECT_FLAGS
+
         with (
             FolderJob(
                 model.pred, spec, fields, resume=self.resume, progress=self.progress,
@@ -180,7 +189,13 @@ class _JobSettings:
                 **(summary or {}),
                 "warp": _warp_summary(spec),
             }
-            return job.finish(self.t0, n_before, extra, self.on_finish)
+            result = job.finish(self.t0, n_before, extra, self.on_finish)
+            flagged = result.summary.get("n_flagged") or {}
+            unusable = {f: n for f, n in flagged.items() if f in REJECT_FLAGS}
+            err = job.skips.nothing_usable(len(result.rows), unusable, files, spec.out)
+            if err is not None:
+                raise err
+            return result
 
 
 @dataclass(frozen=True)

@@ -354,6 +354,7 @@ def refine_folder(
     from sam2elnet.data.norm_fit import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
+    from sam2elnet.engine.change_maps import change_stats
     from sam2elnet.engine.downstream_data import load_pair
     from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
     from sam2elnet.utils.batch import SkipLog
@@ -416,18 +417,10 @@ def refine_folder(
             except DataError as err:  # one batch policy: skip the image, list it, go on
                 skips.add(f, err)
                 continue
-            added = int(np.count_nonzero(r & ~m))
-            removed = int(np.count_nonzero(m & ~r))
+            # valid pixels only, as enhance counts them (nodata is neither added nor removed)
+            changes = change_stats(m.astype(bool), r.astype(bool), ~valid)
             res.rows.append(
-                {
-                    "image": str(f),
-                    "coarse": str(lab),
-                    "label": name,
-                    "method": method,
-                    "added_px": added,
-                    "removed_px": removed,
-                    "changed_frac": (added + removed) / max(1, r.size),
-                }
+                {"image": str(f), "coarse": str(lab), "label": name, "method": method, **changes}
             )
             if time.monotonic() - last > 5.0:  # resume loses at most a few seconds of work
                 write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)

@@ -6,6 +6,9 @@ folder, degrade, export, train):
 * a configuration problem for the whole job (wrong model for the imagery, bad option) stops it;
 * a batch where **nothing** could be used fails with exit code 2 and the skip reasons summarised
   on the one ``error:`` line;
+* so does a batch that wrote outputs none of which can be used (annotate / enhance: every label
+  rejected as unusable whatever the filter, e.g. all-black tiles; :meth:`SkipLog.nothing_usable`),
+  its outputs left in place as the record;
 * a batch where some files were skipped succeeds (exit 0) and its last line says
   ``N of M skipped, see skipped.csv``.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,15 +32,30 @@ __all__ = ["SkipLog", "short_reason", "skip_line", "skipped_csv_path"]
 
 def short_reason(reason: str, item: str | Path) -> str:
     """The reason without the leading ``<path>: `` the errors put in front, when that path is
-    ``item`` or a file of the same name (``x/scenes/a.tif: ...`` for item ``a.tif``)."""
+    ``item`` itself (``x/scenes/a.tif: ...`` for item ``a.tif``, a bare name, too). Another file
+    of the same name (enhance: the coarse label ``labels/a.png`` of image ``images/a.png``) keeps
+    its path: the reason is about that file, not the item."""
     item = str(item)
-    for prefix in (f"{item}: ", f"{Path(item).name}: "):
-        if reason.startswith(prefix):
-            return reason[len(prefix) :]
+    if reason.startswith(f"{item}: "):
+        return reason[len(item) + 2 :]
     head, sep, rest = reason.partition(": ")
-    if sep and Path(head).name == Path(item).name:
+    if sep and _same_file(head, item):
         return rest
     return reason
+
+
+def _same_file(a: str, b: str) -> bool:
+    """``a`` and ``b`` name the same file: the same name, and one is a bare name or both resolve
+    to one path."""
+    pa, pb = Path(a), Path(b)
+    if pa.name != pb.name:
+        return False
+    if pa.parent == Path(".") or pb.parent == Path("."):
+        return True
+    try:
+        return pa.resolve() == pb.resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def _common_reason(reason: str, item: str | Path) -> str:
@@ -60,12 +79,13 @@ class SkipLog:
     :meth:`nothing_done` is its own error (one ``error:`` line naming the file and the fix)."""
 
     def add(self, item: str | Path, reason: str | BaseException) -> None:
-        """Record a skipped file and log one ``warning: skipping ...`` line (none when
-        :attr:`single`)."""
-        text = str(reason)
+        """Record a skipped file and log one ``warning: skipping ITEM: reason`` line (none when
+        :attr:`single`). The recorded reason (``skipped.csv``'s ``reason`` column) does not
+        repeat the item's path (:func:`short_reason`), which its own column holds."""
+        text = short_reason(str(reason), item)  # skipped.csv names the item in its own column
         self.items.append({self.what: str(item), "reason": text})
         if not self.single:
-            log.warning("skipping %s: %s", item, short_reason(text, str(item)))
+            log.warning("skipping %s: %s", item, text)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -98,9 +118,7 @@ class SkipLog:
         noun = self.what if n_total == 1 else f"{self.what}s"
         first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
         if where is None and self.items:
-            paths = [Path(it[self.what]) for it in self.items]
-            parents = {p.parent for p in paths}
-            where = paths[0] if len(paths) == 1 else (parents.pop() if len(parents) == 1 else None)
+            where = _common_place([it[self.what] for it in self.items])
         them = "it" if n_total == 1 else "the files"
         return DataError(
             f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
@@ -112,6 +130,46 @@ class SkipLog:
         """Raise :meth:`nothing_done` when files were skipped and none succeeded."""
         if n_done == 0 and self.items:
             raise self.nothing_done(len(self.items), where)
+
+    def nothing_usable(
+        self,
+        n_made: int,
+        unusable: Mapping[str, int],
+        inputs: Sequence[str | Path],
+        record: str | Path,
+    ) -> UserError | None:
+        """The error of a batch whose every output is unusable, else None.
+
+        ``n_made`` outputs were written (the labels in ``quality.csv``), ``unusable`` counts
+        those rejected whatever the filter, by reason (``{"constant image": 3}``); the files of
+        this log were skipped. When every one of the ``n_made`` (at least one) is unusable,
+        nothing usable was produced: a :class:`DataError` naming the input (the one file, or
+        the folder of ``inputs``), the counts by reason, what to do and that the outputs in
+        ``record`` (the output folder) stay as the record. Outputs merely left out by a filter
+        the user chose are usable, and no error."""
+        if n_made == 0 or sum(unusable.values()) < n_made:
+            return None
+        what = "its label was" if n_made == 1 else f"all {n_made} labels were"
+        them = "label" if n_made == 1 else "labels"
+        why = ", ".join(f"{n} x {r}" if n > 1 else r for r, n in unusable.items() if n)
+        skipped = ""
+        if self.items:
+            noun = self.what if len(self.items) == 1 else f"{self.what}s"
+            skipped = f"; {len(self.items)} {noun} skipped ({self.reasons()})"
+        return DataError(
+            f"nothing usable produced: {what} rejected as unusable whatever the filter ({why})"
+            f"{skipped}; give images that hold something to label (not blank, all-nodata or "
+            f"mask tiles) in the value range the model was trained on; the {them} in rejected/ "
+            f"and quality.csv stay in {record} as the record",
+            _common_place(inputs),
+        )
+
+
+def _common_place(paths: Sequence[str | Path]) -> Path | None:
+    """The one file of ``paths``, else their common folder when they share one, else None."""
+    ps = [Path(p) for p in paths]
+    parents = {p.parent for p in ps}
+    return ps[0] if len(ps) == 1 else (parents.pop() if len(parents) == 1 else None)
 
 
 def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
