@@ -173,3 +173,42 @@ def test_refine_modality_decided_like_the_other_commands(
     res = refine_folder(root / "images", coarse, tmp_path / "o4", "guided", progress=False)
     assert (res.modality.modality, res.modality.source) == ("sar", "dataset.json")
     assert np.array_equal(read_mask(tmp_path / "o4" / "10001_sat.png"), want)
+
+
+def test_refine_skips_a_corrupt_image_and_counts_nodata_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One corrupt image stopped the whole job (the normalisation fit read it: 'error: c.png:
+    cannot decode image'); now it is skipped and listed, the others refined. refine.csv's counts
+    leave the nodata pixels out (a coarse label over a nodata strip read as 'removed')."""
+    from helpers_data import write_tif
+
+    imgs, coarse = tmp_path / "imgs", tmp_path / "coarse"
+    img, truth = _scene(0)
+    data = np.repeat(img[None].astype(np.float32), 3, axis=0)
+    data[:, :, :8] = -9999  # a nodata strip, 8 of 48 columns
+    write_tif(imgs / "a.tif", data, nodata=-9999)
+    c = np.zeros((S, S), np.uint8)
+    c[:, :20] = 255  # over the strip and the slick
+    coarse.mkdir()
+    Image.fromarray(c).save(coarse / "a.png")
+    (imgs / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    Image.fromarray(c).save(coarse / "b.png")
+    out = tmp_path / "o"
+    argv = ["refine", "--method", "morphological", "--images", str(imgs), "--coarse",
+            str(coarse), "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "1 of 2 skipped" in capsys.readouterr().out
+    skipped = list(csv.DictReader((out / "skipped.csv").open()))
+    assert [(r["image"], r["reason"][:19]) for r in skipped] == [
+        (str(imgs / "b.png"), "cannot decode image")
+    ]
+    (row,) = csv.DictReader((out / "refine.csv").open())
+    refined = read_mask(out / "a.tif")
+    valid = np.ones((S, S), bool)
+    valid[:, :8] = False
+    was = c > 0
+    assert int(row["removed_px"]) == int((was & ~refined & valid).sum())
+    assert int(row["added_px"]) == int((refined & ~was & valid).sum())
+    changed = int(row["added_px"]) + int(row["removed_px"])
+    assert float(row["changed_frac"]) == pytest.approx(changed / valid.sum(), abs=1e-6)

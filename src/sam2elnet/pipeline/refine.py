@@ -311,6 +311,29 @@ def _check_out(out: Path, files: list[Path], coarse: list[Path]) -> None:
     check_out_folder(out, [("", "its refined labels")], reads, "refine", folders=beside)
 
 
+def _fit_readable(
+    files: list[Path], modality: str, skips: Any, images: Path
+) -> tuple[Any, list[Path]]:
+    """The normalisation of ``files`` (:func:`~sam2elnet.data.norm_fit.fit_normalization`) and the
+    files it could read: one it cannot (corrupt, truncated) is skipped into ``skips`` with its
+    reason and the fit runs again without it (one bad image stopped the whole job). DataError
+    (:meth:`SkipLog.nothing_done`) when none can be read."""
+    from sam2elnet.data.norm_fit import fit_normalization
+
+    left = list(files)
+    while True:
+        try:
+            return fit_normalization(left, modality), left
+        except DataError as err:
+            bad = next((f for f in left if err.path is not None and f == err.path), None)
+            if bad is None:
+                raise
+            skips.add(bad, err)
+            left.remove(bad)
+            if not left:
+                raise skips.nothing_done(len(files), images) from None
+
+
 def refine_folder(
     images: str | Path,
     coarse: str | Path,
@@ -351,7 +374,6 @@ def refine_folder(
     from sam2elnet.data.images import read_image
     from sam2elnet.data.modality import MODALITIES, folder_modality
     from sam2elnet.data.naming import GEO_SUFFIXES, list_images, mask_key
-    from sam2elnet.data.norm_fit import fit_normalization
     from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.change_maps import change_stats
@@ -388,9 +410,10 @@ def refine_folder(
         log.warning(decided.line())
     else:
         line(decided.line())
-    norm = fit_normalization(files, decided.modality)
-    res = RefineResult(out, method, modality=decided)
     skips = SkipLog("image")
+    n_files = len(files)
+    norm, files = _fit_readable(files, decided.modality, skips, Path(images))
+    res = RefineResult(out, method, modality=decided)
     created = not out.exists()
     with output_lock(out):
         if resume:
@@ -427,7 +450,7 @@ def refine_folder(
                 last = time.monotonic()
         res.skipped = skips.rows()
         if not res.rows:
-            err = skips.nothing_done(len(files), Path(images))
+            err = skips.nothing_done(n_files, Path(images))
             if created:
                 import shutil
 
