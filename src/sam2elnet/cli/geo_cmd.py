@@ -198,10 +198,10 @@ def scene_cmd(
         warp_method=warp_method,
     )
     if isinstance(res, SceneBatchResult):
-        from sam2elnet.utils.batch import SkipLog, short_reason, skip_line
+        from sam2elnet.utils.batch import SkipLog, skip_line
 
         skips = SkipLog("scene")
-        skips.items = [{"scene": k, "reason": short_reason(v, k)} for k, v in res.failed.items()]
+        skips.items = [{"scene": k, "reason": v} for k, v in res.failed.items()]
         if res.failed and not res.done and not res.skipped:
             if created:  # nothing produced: leave no folder with only a manifest of failures
                 import shutil

@@ -286,8 +286,8 @@ def _predict_scenes(
                 **scene_kwargs,
             )
         except DataError as err:
-            reason = str(err)
-            log.warning("skipping %s: %s", scene, short_reason(reason, scene))
+            reason = short_reason(str(err), scene)  # the manifest's item names the scene
+            log.warning("skipping %s: %s", scene, reason)
             manifest.mark_failed(key, reason)
             failed[key] = reason
             continue
