@@ -268,6 +268,12 @@ def annotate_folder(
     The precision that runs is logged once (``precision: ...``, to ``echo`` or the log at INFO)
     and recorded in ``summary.json`` as ``precision_resolved`` (``"bf16"`` / ``"32"``, what ran)
     and ``precision_option`` (what was asked for; :func:`~sam2elnet.engine.runtime.precision_record`).
+
+    Raises:
+        DataError: every image skipped (nothing left behind), or every label rejected as
+            unusable whatever the filter (e.g. all-black tiles: ``nothing usable produced``, the
+            run folder stays as the record); the same for :func:`enhance_folder`. A filter that
+            keeps no label is no error.
     """
     job = _JobSettings(
         model_path=model_path, out_dir=out_dir, min_quality=min_quality,
