@@ -799,3 +799,22 @@ def test_one_vector_file_for_a_folder_gives_untouched_images_an_empty_coarse_lab
     with pytest.raises(DataError, match="none of the 1 label features overlaps"):
         enhance_folder(run["model"], folder / "b.tif", labels, tmp_path / "one", progress=False,
                        predictor=pred)  # fmt: skip
+
+
+def test_folder_jobs_take_their_defaults_from_the_cli_options() -> None:
+    """``annotate_folder`` / ``enhance_folder`` default every option they share with ``elnet
+    annotate`` / ``enhance`` to FolderJobOptions' value (one declaration: the API and the CLI
+    cannot drift apart). None in the API means "the option's default" (``max_memory``)."""
+    import inspect
+
+    from sam2elnet.options import FolderJobOptions
+
+    for job in (annotate_folder, enhance_folder):
+        shared = {
+            name: p.default
+            for name, p in inspect.signature(job).parameters.items()
+            if name in FolderJobOptions.model_fields and p.default is not None
+        }
+        assert {"batch_size", "device", "precision", "tile", "overlap"} <= set(shared)
+        declared = {name: FolderJobOptions.model_fields[name].default for name in shared}
+        assert shared == declared, job.__name__

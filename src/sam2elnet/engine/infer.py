@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.config import FolderJobOptions, check_options, option_default
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.runfolder import model_record
 from sam2elnet.data.vector_shared import share_vectors
@@ -56,6 +57,12 @@ __all__ = [
     "enhance_folder",
     "list_images",
 ]
+
+
+def _default(name: str) -> Any:
+    """The declared default of option ``name`` of ``elnet annotate`` / ``elnet enhance``
+    (:class:`~sam2elnet.options.FolderJobOptions`, where the CLI takes it from too)."""
+    return option_default(FolderJobOptions, name)
 
 
 def _warp_summary(spec: ChunkSpec) -> dict[str, str] | None:
@@ -115,7 +122,6 @@ class _JobSettings:
         Raises:
             UserError: the first option out of its range, or an unknown CRS / method.
         """
-        from sam2elnet.config import FolderJobOptions, check_options
         from sam2elnet.data.warp import check_warp_options
 
         check_options(
@@ -224,14 +230,14 @@ def annotate_folder(
     resume: bool = False,
     on_finish: FinishHook | None = None,
     save_prob: bool = False,
-    batch_size: int = 8,
-    device: str = "cpu",
-    precision: str = "auto",
+    batch_size: int = _default("batch_size"),
+    device: str = _default("device"),
+    precision: str = _default("precision"),
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
-    tile: int = 1024,
-    overlap: int = 128,
+    tile: int = _default("tile"),
+    overlap: int = _default("overlap"),
     bands: Sequence[int] | None = None,
     split: str | Sequence[str] | None = None,
     max_memory: int | str | None = None,
@@ -309,16 +315,16 @@ def enhance_folder(
     on_finish: FinishHook | None = None,
     save_prob: bool = False,
     save_changes: bool = True,
-    batch_size: int = 8,
-    device: str = "cpu",
-    precision: str = "auto",
+    batch_size: int = _default("batch_size"),
+    device: str = _default("device"),
+    precision: str = _default("precision"),
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
-    tile: int = 1024,
-    overlap: int = 128,
+    tile: int = _default("tile"),
+    overlap: int = _default("overlap"),
     line_width: float | None = None,
-    line_width_unit: str = "map",
+    line_width_unit: str = _default("line_width_unit"),
     bands: Sequence[int] | None = None,
     positive_values: tuple[float, ...] | None = None,
     max_memory: int | str | None = None,
@@ -326,7 +332,7 @@ def enhance_folder(
     executor_factory: ExecutorFactory | None = None,
     warp_to: str | None = None,
     warp_method: str = "tps",
-    new_objects: str = "drop",
+    new_objects: str = _default("new_objects"),
     max_growth: float | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> FolderResult:
