@@ -264,6 +264,18 @@ def test_mask_strata(tmp_path):
     assert mask_strata(discover(root).samples) == ["object", "empty"]
 
 
+def test_mask_strata_without_a_bar_prints_a_stage_line(tmp_path, caplog):
+    """``--no-progress`` (progress False): no bar, one ``strata: 2/2 mask in ... s`` line (the
+    experiment's split stage scans every mask; it was silent, as a bare tqdm disabled)."""
+    from sam2elnet.utils.progress import LOGGER_NAME
+
+    root = make_generic(tmp_path / "g", n=2, size=16)
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        mask_strata(discover(root).samples, progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert len(lines) == 1 and lines[0].startswith("strata: 2/2 mask in ")
+
+
 def test_two_labels_of_one_image_are_an_error_naming_both(tmp_path):
     """A reviewed mask ``elnet import`` wrote (``a.png``, named like its image) next to the label
     it corrects (``a_mask.png``) pairs with the same image: only the last one in name order was

@@ -73,7 +73,8 @@ def mask_strata(
 
     Args:
         samples: The pairs (a sample without mask counts as empty).
-        progress: Show a progress bar.
+        progress: Show a progress bar; False (``--no-progress``): a plain ``strata: N/N mask
+            in ... s`` line instead (:func:`sam2elnet.utils.progress.track`).
         positive_values: Mask values that mean "object" (class-index masks).
 
     Returns:
@@ -82,10 +83,10 @@ def mask_strata(
     Raises:
         DataError: an unreadable mask, or a class-index mask without ``positive_values``.
     """
-    from tqdm import tqdm
+    from sam2elnet.utils.progress import track
 
     out = []
-    for s in tqdm(samples, desc="strata", unit="mask", disable=not progress, leave=False):
+    for s in track(samples, "strata", "mask", progress):
         has = s.mask is not None and read_mask(s.mask, positive_values=positive_values).any()
         out.append("object" if has else "empty")
     return out

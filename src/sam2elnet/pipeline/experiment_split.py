@@ -112,7 +112,9 @@ def make_split(cfg: ExperimentConfig) -> Split:
                 "(test, labelled and unlabelled parts)",
                 cfg.data,
             )
-        strata = mask_strata([by_id[i] for i in ids], positive_values=cfg.positive_values)
+        strata = mask_strata(
+            [by_id[i] for i in ids], cfg.progress, positive_values=cfg.positive_values
+        )
         test_ids, train_ids = split_fraction(
             ids, cfg.test_fraction, seed=cfg.split_seed, strata=strata
         )
@@ -123,7 +125,9 @@ def make_split(cfg: ExperimentConfig) -> Split:
     test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
     if len(train_ids) < 4:
         raise DataError(f"only {len(train_ids)} training pairs; need at least 4", cfg.data)
-    strata = mask_strata([by_id[i] for i in train_ids], positive_values=cfg.positive_values)
+    strata = mask_strata(
+        [by_id[i] for i in train_ids], cfg.progress, positive_values=cfg.positive_values
+    )
     labelled, unlabelled = split_fraction(train_ids, cfg.fraction, seed=cfg.seed, strata=strata)
     if len(labelled) < 2 or not unlabelled:
         raise UserError(
