@@ -1,5 +1,10 @@
 """Vocabularies a newcomer extends in two places stay one list (docs/contributing.md, "Common changes").
 
+The helps of ``--coarse-profile`` / ``--profile`` and ``--format`` are made from those lists
+(:data:`sam2elnet.option_values.COARSE_PROFILES_HELP`, :data:`~sam2elnet.option_values.EXPORT_FORMATS`);
+the checks below read the helps from the typer app, so a help typed by hand again fails the day a
+name is added.
+
 The CLI validates a coarse-label profile against :data:`sam2elnet.option_values.CoarseProfile` and an
 export format against ``ExportOptions.fmt`` (:mod:`sam2elnet.options`); the library has its own
 tables (:data:`sam2elnet.data.coarse.PROFILES`, :data:`sam2elnet.export.layer_files.FORMATS`). A
@@ -8,7 +13,10 @@ name added to one and not the other would be refused by the CLI or unknown to th
 
 from __future__ import annotations
 
+import re
 import typing
+
+import pytest
 
 from sam2elnet.data.coarse import PROFILES
 from sam2elnet.export.layer_files import FORMATS
@@ -38,7 +46,12 @@ def format_mismatch(cli: object, formats: typing.Iterable[str]) -> list[str]:
 
 
 def test_cli_profiles_are_the_simulators() -> None:
+    """The names (``CoarseProfile``, which ``PROFILES`` is made from) and the simulator's table
+    of profile functions (``data.coarse._PROFILES``) hold the same profiles."""
+    from sam2elnet.data import coarse
+
     assert not profile_mismatch(CoarseProfile, PROFILES)
+    assert not profile_mismatch(CoarseProfile, coarse._PROFILES)
 
 
 def test_cli_export_formats_are_the_exporters() -> None:
@@ -56,3 +69,42 @@ def test_a_name_in_one_list_only_is_caught() -> None:
     assert format_mismatch(cli_formats, FORMATS) == ["kml"]
     fmt = ExportOptions.model_fields["fmt"].annotation
     assert format_mismatch(fmt, {**FORMATS, "fgb": ("FlatGeobuf", ".fgb")}) == ["fgb"]
+
+
+def listed_names(help_text: str) -> list[str]:
+    """The names an option's help lists: ``[what: ]a | b | c (remark), d (remark).`` -> a, b, c, d
+    (remarks in parentheses dropped first, then the text after the last ``:``, split at ``|``,
+    ``,`` and ``.``)."""
+    text = re.sub(r"\([^)]*\)", "", help_text).rsplit(":", 1)[-1]
+    return [w.strip() for w in re.split(r"[|,.]", text) if w.strip()]
+
+
+def _option_help(command: str, flag: str) -> str:
+    import typer.main
+
+    from sam2elnet.cli import app
+
+    cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return next(p.help for p in cmd.params if flag in p.opts)
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [("synth", "--coarse-profile"), ("degrade", "--profile")]
+)
+def test_profile_help_lists_exactly_the_simulators_profiles(command: str, flag: str) -> None:
+    assert sorted(listed_names(_option_help(command, flag))) == sorted(PROFILES)
+
+
+def test_format_help_lists_exactly_the_export_formats() -> None:
+    names = listed_names(_option_help("export", "--format"))
+    assert len(names) == len(set(names)) and not format_mismatch(
+        typing.Literal[tuple(names)], FORMATS
+    )
+
+
+def test_a_help_missing_or_adding_a_name_is_caught() -> None:
+    """Guards on hand-typed helps: one without ``freehand``, one with a made-up format."""
+    typed = "Coarse-label profile: polygon | sloppy | blocky | blurred | shifted | strip | mixed."
+    assert sorted(set(PROFILES) - set(listed_names(typed))) == ["freehand"]
+    typed = "geojson | gpkg | shp | kml | coco | label-studio (default: from --out; .json is COCO)."
+    assert format_mismatch(typing.Literal[tuple(listed_names(typed))], FORMATS) == ["kml"]

@@ -272,7 +272,32 @@ def memory_bytes(value: Any) -> int:
     return int(n)
 
 
-# Every coarse-label profile of sam2elnet.data.coarse.PROFILES ("freehand" is evaluation-only).
 CoarseProfile = Literal[
     "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed", "freehand"
 ]
+"""Every coarse-label profile of the simulator (:mod:`sam2elnet.data.coarse`, which takes its
+:data:`TRAIN_PROFILES` and :data:`EVAL_ONLY_PROFILES` from here; ``--coarse-profile`` of ``elnet
+synth``, ``--profile`` of ``elnet degrade``)."""
+
+EVAL_ONLY_PROFILES: tuple[str, ...] = ("freehand",)
+"""Profiles held out from training: only for measuring enhancement on a kind of error the model
+never saw."""
+
+TRAIN_PROFILES: tuple[str, ...] = tuple(
+    p for p in get_args(CoarseProfile) if p not in EVAL_ONLY_PROFILES
+)
+"""Profiles training may sample (``mixed`` draws one of the others per label)."""
+
+COARSE_PROFILES_HELP = (
+    f"{' | '.join(TRAIN_PROFILES)} (training family), {' | '.join(EVAL_ONLY_PROFILES)} (held "
+    "out: never used in training, for measuring enhancement)."
+)
+"""The help of ``--coarse-profile`` / ``--profile``, made from the profile lists above."""
+
+
+ExportFormat = Literal["geojson", "gpkg", "shp", "coco", "label-studio"]
+"""``elnet export --format``: the polygon formats (:data:`sam2elnet.export.layer_files.FORMATS`),
+COCO JSON and Label Studio tasks (:func:`sam2elnet.export.api.export_labels`)."""
+
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+"""The :data:`ExportFormat` names, in the order ``--format``'s help lists them."""

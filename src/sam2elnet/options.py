@@ -17,6 +17,7 @@ from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
     PIXEL_COORDS,
     CoarseProfile,
+    ExportFormat,
     GroupBy,
     PixelCoords,
     Precision,
@@ -123,7 +124,7 @@ class SceneOptions(WindowOptions):
 class ExportOptions(_Options):
     """Options of ``elnet export``."""
 
-    fmt: Literal["geojson", "gpkg", "shp", "coco", "label-studio"] | None = None
+    fmt: ExportFormat | None = None
     simplify: float | None = Field(None, ge=0, description="Douglas-Peucker tolerance")
     smooth: float | None = Field(None, ge=0, description="edge rounding radius")
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")

@@ -15,6 +15,7 @@ from sam2elnet.config import (
     check_options,
     option_default,
 )
+from sam2elnet.option_values import COARSE_PROFILES_HELP
 
 
 @app.command("stats")
@@ -155,8 +156,7 @@ def synth_cmd(
     profile: str = typer.Option(
         option_default(SynthOptions, "coarse_profile"),
         "--coarse-profile",
-        help="Coarse-label profile for coarse/: polygon | sloppy | blocky | blurred | shifted | "
-        "strip | mixed | freehand (held out from training).",
+        help=f"Coarse-label profile for coarse/: {COARSE_PROFILES_HELP}",
     ),
     severity: float = typer.Option(
         option_default(SynthOptions, "coarse_severity"),
@@ -196,8 +196,7 @@ def degrade_cmd(
     profile: str = typer.Option(
         option_default(DegradeOptions, "profile"),
         "--profile",
-        help="polygon | sloppy | blocky | blurred | shifted | strip | mixed (training family), "
-        "freehand (held out: never used in training, for measuring enhancement).",
+        help=COARSE_PROFILES_HELP,
     ),
     severity: float = typer.Option(
         option_default(DegradeOptions, "severity"), "--severity", help="Severity in [0, 1]."

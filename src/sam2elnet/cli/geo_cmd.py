@@ -18,7 +18,7 @@ from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
-from sam2elnet.option_values import PRECISION_HELP
+from sam2elnet.option_values import EXPORT_FORMATS, PRECISION_HELP
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
 
@@ -256,7 +256,7 @@ def export_cmd(
     fmt: Optional[str] = typer.Option(
         None,
         "--format",
-        help="geojson | gpkg | shp | coco | label-studio (default: from --out; .json is COCO).",
+        help=f"{' | '.join(EXPORT_FORMATS)} (default: from --out; .json is COCO).",
     ),
     quality_csv: Optional[Path] = typer.Option(
         None,

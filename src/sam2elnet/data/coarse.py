@@ -56,12 +56,11 @@ from sam2elnet.data.coarse_ops import (
     translate,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
 from sam2elnet.utils.atomic import write_text_atomic
 
-#: Profiles training may sample ("mixed" draws one of the others per label).
-TRAIN_PROFILES = ("polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed")
-#: Held out from training: only for measuring enhancement on a kind of error the model never saw.
-EVAL_ONLY_PROFILES = ("freehand",)
+#: Every profile: the training family, then the held-out ones (the names are
+#: :data:`sam2elnet.option_values.CoarseProfile`'s, for the CLI and the options models).
 PROFILES = TRAIN_PROFILES + EVAL_ONLY_PROFILES
 
 
