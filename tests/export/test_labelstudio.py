@@ -73,6 +73,29 @@ def test_export_orders_least_trusted_first_with_scores_and_views(tmp_path: Path)
     assert "<PolygonLabels" in label_config("oil", polygons=True)
 
 
+def test_the_export_api_writes_label_studio_tasks_as_the_cli_does(tmp_path: Path):
+    """``export_labels(fmt="label-studio")``, the API behind ``elnet export``, writes the same
+    tasks as ``export_label_studio`` (it was refused as an unknown format: only the CLI chose
+    Label Studio), with the CLI's ``--warp-to`` refusal and notes."""
+    from sam2elnet.export.api import export_labels
+
+    run = make_run(tmp_path, SCORES)
+    res = export_labels(
+        run, tmp_path / "api" / "tasks.json", "Label-Studio", polygons=True, progress=False,
+        pixel_coords="qgis", centre_lines=True, simplify=2.0,
+    )  # fmt: skip
+    export_label_studio(run, tmp_path / "direct" / "tasks.json", polygons=True, progress=False)
+    api, direct = (json.loads((tmp_path / d / "tasks.json").read_text()) for d in ("api", "direct"))
+    assert [t["predictions"] for t in api] == [t["predictions"] for t in direct]
+    assert res.n_tasks == 3 and [n.split(" applies")[0] for n in res.notes[-2:]] == [
+        "--pixel-coords",
+        "--centre-lines",
+    ]
+    with pytest.raises(UserError, match="--warp-to applies to polygon exports"):
+        export_labels(run, tmp_path / "w" / "tasks.json", "label-studio", warp_to="utm")
+    assert not (tmp_path / "w").exists()
+
+
 def test_export_polygons_in_percent_fill_holes(tmp_path: Path):
     run = make_run(tmp_path, {"a": 0.3})
     out = tmp_path / "tasks.json"

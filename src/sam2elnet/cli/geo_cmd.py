@@ -346,8 +346,7 @@ def export_cmd(
     Polygons as GeoJSON/GPKG/SHP with attributes; Label Studio tasks carry pre-annotations,
     least trusted first."""
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.errors import UserError
-    from sam2elnet.export.api import export_labels
+    from sam2elnet.export.api import ExportResult, export_labels
     from sam2elnet.export.labels import find_labels
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -372,36 +371,6 @@ def export_cmd(
             check_input(path, opt)
     check_output(out, "file", "--out", inputs=[*_label_inputs(labels), quality_csv, images])
     check_output(chips, "dir", "--chips")
-    if fmt is not None and fmt.lower() == "label-studio":
-        from sam2elnet.export.labelstudio import export_label_studio
-
-        if warp_to:
-            raise UserError(
-                "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); Label Studio "
-                "tasks stay on the image's pixel grid"
-            )
-
-        ls = export_label_studio(
-            labels,
-            out,
-            images=images,
-            quality_csv=quality_csv,
-            model_id=model_id,
-            polygons=polygons,
-            document_root=document_root,
-            category=category,
-            progress=not no_progress,
-            positive_values=parse_positive_values(positive_values),
-        )
-        if pixel_coords != "gdal":
-            ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
-        if centre_lines:
-            ls.notes.append("--centre-lines applies to polygon exports only; ignored")
-        for note in ls.notes:
-            typer.echo(f"note: {note}", err=True)
-        typer.echo(ls.summary())
-        return
-
     res = export_labels(
         labels,
         out,
@@ -423,11 +392,13 @@ def export_cmd(
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
         centre_lines=centre_lines,
+        polygons=polygons,
+        document_root=document_root,
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
-    if res.skipped:
+    if isinstance(res, ExportResult) and res.skipped:
         from sam2elnet.utils.batch import skip_line
 
         n_total = res.n_labels + len(res.skipped)

@@ -1,8 +1,10 @@
-"""``elnet export``: label rasters -> GeoJSON / GeoPackage / Shapefile or COCO JSON (+ chips).
+"""``elnet export``: label rasters -> GeoJSON / GeoPackage / Shapefile, COCO JSON (+ chips) or
+Label Studio tasks.
 
 :func:`export_labels` picks the format, finds the labels and their quality table, and hands the
 work to the format modules (:mod:`~sam2elnet.export.vector` polygons, :mod:`~sam2elnet.export.coco`
-COCO JSON, :mod:`~sam2elnet.export.chips` image/mask tiles).
+COCO JSON, :mod:`~sam2elnet.export.chips` image/mask tiles, :mod:`~sam2elnet.export.labelstudio`
+Label Studio tasks).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wan
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.review_set import (
     check_review_record,
@@ -75,9 +78,22 @@ def export_labels(
     *,
     warp_to: str | None = None,
     warp_method: str = "tps",
+    polygons: bool = False,
+    document_root: str | Path | None = None,
     **kwargs: Any,
-) -> ExportResult:
-    """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
+) -> ExportResult | LabelStudioExport:
+    """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile, COCO JSON or
+    Label Studio tasks.
+
+    ``fmt="label-studio"`` (never from the suffix: ``.json`` is COCO) writes Label Studio tasks
+    with :func:`~sam2elnet.export.labelstudio.export_label_studio` (``polygons``: polygon regions
+    instead of brush masks; ``document_root``: the local-files root the image URLs are relative
+    to; of ``kwargs`` it takes ``images``, ``quality_csv``, ``model_id``, ``category``,
+    ``progress`` and ``positive_values``) and returns its
+    :class:`~sam2elnet.export.labelstudio.LabelStudioExport`; ``warp_to`` then raises
+    :class:`~sam2elnet.errors.UserError` (tasks stay on the image's pixel grid), and a note says
+    that ``pixel_coords`` / ``centre_lines`` do not apply. ``polygons`` and ``document_root`` are
+    Label Studio's only.
 
     ``warp_to`` (``utm`` or a CRS such as ``EPSG:32635``; vector formats only) first warps each
     label onto a regular map grid (:func:`sam2elnet.data.warp.warp_to_map_grid`, ``warp_method``
@@ -99,6 +115,8 @@ def export_labels(
     """
     from sam2elnet.utils.paths import check_not_input
 
+    if fmt is not None and fmt.lower() == "label-studio":
+        return _label_studio(labels, out, warp_to, polygons, document_root, kwargs)
     lp = Path(labels)
     if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -384,6 +402,49 @@ def _export_labels(
         metres = [e["road_length_m"] for e in review]
         res.road_length_m = float(sum(metres)) if metres and None not in metres else None
     return res
+
+
+_LABEL_STUDIO_ARGS = (
+    "images",
+    "quality_csv",
+    "model_id",
+    "category",
+    "progress",
+    "positive_values",
+)
+"""The :func:`export_labels` keyword arguments a Label Studio export takes."""
+
+
+def _label_studio(
+    labels: str | Path,
+    out: str | Path,
+    warp_to: str | None,
+    polygons: bool,
+    document_root: str | Path | None,
+    kwargs: dict[str, Any],
+) -> LabelStudioExport:
+    """:func:`export_labels` with ``fmt="label-studio"`` (see there)."""
+    from sam2elnet.utils.paths import check_not_input
+
+    if warp_to:
+        raise UserError(
+            "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); Label Studio "
+            "tasks stay on the image's pixel grid"
+        )
+    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
+    check_not_input(out, inputs)  # before anything is written
+    ls = export_label_studio(
+        labels,
+        out,
+        polygons=polygons,
+        document_root=document_root,
+        **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
+    )
+    if kwargs.get("pixel_coords", PIXEL_COORDS[0]) != PIXEL_COORDS[0]:
+        ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
+    if kwargs.get("centre_lines"):
+        ls.notes.append("--centre-lines applies to polygon exports only; ignored")
+    return ls
 
 
 def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
