@@ -11,7 +11,7 @@ The real default is read from the typer app (the commands of ``test_cli_docs_opt
 option whose typer default is None (``train``'s options are layered over ``--config`` files) has
 the default of the run configuration's field of the same name (``TrainConfig``,
 ``QualityConfig``, ``CVConfig`` ... and the options models), and the augmentation options, whose
-None means "the domain's", the default :class:`~sam2elnet.data.datasets.Augmentation`'s. A
+None means "the domain's", the default :class:`~sam2elnet.data.augment.Augmentation`'s. A
 statement holds when some command with the option has that default (``--batch-size`` has
 several).
 """
@@ -60,7 +60,7 @@ def stated_defaults(text: str) -> list[tuple[str, str]]:
 def _field_defaults() -> dict[str, list[Any]]:
     """Field name -> the defaults of every run configuration / options model field so named."""
     from sam2elnet import config, options
-    from sam2elnet.data.datasets import Augmentation
+    from sam2elnet.data.augment import Augmentation
     from sam2elnet.engine import downstream_config
     from sam2elnet.model import elnet
     from sam2elnet.pipeline import crossval_config, demo, experiment_config

@@ -1,17 +1,17 @@
 """The PyTorch training / evaluation dataset: image, mask, valid and coarse tensors per sample.
 
 :class:`SegmentationDataset` loads lazily, one file at a time, and augments for training (random
-scaled crops, the 8 dihedral symmetries, mild photometric jitter, coarse labels from files or
-simulated by :func:`sam2elnet.data.coarse.degrade`). Finding the pairs is
-:mod:`sam2elnet.data.layouts`; fraction splits are :mod:`sam2elnet.data.splits`; this module
-re-exports their public names, so ``from sam2elnet.data.datasets import discover`` keeps working.
+scaled crops, the 8 dihedral symmetries, mild photometric jitter: :mod:`sam2elnet.data.augment`;
+coarse labels from files or simulated by :func:`sam2elnet.data.coarse.degrade`). Finding the pairs
+is :mod:`sam2elnet.data.layouts`; fraction splits are :mod:`sam2elnet.data.splits`; this module
+re-exports their public names (and :class:`~sam2elnet.data.augment.Augmentation`), so ``from
+sam2elnet.data.datasets import discover`` keeps working.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sam2elnet.data.augment import Augmentation, crop_box, dihedral, jitter, resize, window
 from sam2elnet.data.band_match import match_bands
 from sam2elnet.data.images import read_image
 from sam2elnet.data.layouts import (
@@ -55,117 +56,6 @@ __all__ = [
     "split_fraction",
     "verify_pairs",
 ]
-
-
-def _crop_box(
-    rng: np.random.Generator, h: int, w: int, size: int, scale: tuple[float, float]
-) -> tuple[int, int, int]:
-    """A random square window (y, x, side) whose side is size * a log-uniform scale factor."""
-    lo, hi = np.log(scale[0]), np.log(scale[1])
-    side = int(round(size * float(np.exp(rng.uniform(lo, hi)))))
-    side = max(8, min(side, max(h, w)))
-    y = int(rng.integers(0, max(h - side, 0) + 1))
-    x = int(rng.integers(0, max(w - side, 0) + 1))
-    return y, x, side
-
-
-def _window(a: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
-    """Crop (..., H, W) to a side x side window, zero-padding past the border."""
-    h, w = a.shape[-2:]
-    out = np.zeros((*a.shape[:-2], side, side), dtype=a.dtype)
-    hh, ww = min(side, h - y), min(side, w - x)
-    out[..., :hh, :ww] = a[..., y : y + hh, x : x + ww]
-    return out
-
-
-def _resize(a: np.ndarray, size: int, nearest: bool) -> np.ndarray:
-    """Resize (C, H, W) or (H, W) to size x size; nearest for labels, area/linear for images."""
-    if a.shape[-2:] == (size, size):
-        return a
-    if nearest:
-        interp = cv2.INTER_NEAREST
-    else:
-        interp = cv2.INTER_AREA if a.shape[-1] > size else cv2.INTER_LINEAR
-    if a.ndim == 2:
-        return cv2.resize(a, (size, size), interpolation=interp)
-    return np.stack([cv2.resize(c, (size, size), interpolation=interp) for c in a])
-
-
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """One of the 8 symmetries of the square (rotations by 90 degrees, with or without a flip)."""
-    out = np.rot90(a, k % 4, axes=(-2, -1))
-    if k >= 4:
-        out = out[..., ::-1]
-    return np.ascontiguousarray(out)
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Training augmentation of :class:`SegmentationDataset` (the one place it is defined).
-
-    Geometry: a random square window whose side is the crop size times a log-uniform factor from
-    ``scale`` (> 1 zooms out, < 1 zooms in; the window is then resized to the crop size, so object
-    widths vary by that factor, as between sensors of different ground sampling distance), then one
-    of the 8 dihedral symmetries. Photometry (on the normalised ~[0, 1] image; nodata stays 0):
-
-    * ``photometric`` scales a global brightness shift of +-0.08, a contrast change of +-15 % and a
-      gamma of exp(+-0.15) (all uniform); 0 = off.
-    * ``band_jitter`` (multi-band images only) gives each band its own gain of 1 +- 2 x band_jitter
-      and offset of +-band_jitter (uniform): colour casts between sources and acquisitions; 0 = off.
-
-    :meth:`for_domain` gives the defaults: mild for SAR / generic data, stronger for roads, where
-    models must carry over to imagery from other sources (issue #14: a roads-dev model fell from
-    ~0.50 validation IoU to 0.23 road IoU on aerial images of another source).
-    """
-
-    scale: tuple[float, float] = (0.75, 1.33)
-    photometric: float = 1.0
-    band_jitter: float = 0.0
-
-    def __post_init__(self) -> None:
-        lo, hi = (float(v) for v in self.scale)
-        if not (0 < lo <= hi) or not np.isfinite(hi):
-            raise ValueError(f"scale range must be 0 < low <= high, got {self.scale}")
-        if self.photometric < 0 or self.band_jitter < 0:
-            raise ValueError("photometric and band_jitter strengths must be >= 0")
-
-    @classmethod
-    def for_domain(cls, domain: str | None) -> Augmentation:
-        """Defaults for ``domain`` ("roads" or anything else)."""
-        if domain == "roads":
-            return cls(scale=(0.5, 2.0), photometric=2.0, band_jitter=0.05)
-        return cls()
-
-    def describe(self) -> str:
-        """One line for logs: 'scale 0.5-2, photometric 2, per-band 0.05'."""
-        return (
-            f"scale {self.scale[0]:g}-{self.scale[1]:g}, photometric {self.photometric:g}, "
-            f"per-band {self.band_jitter:g}"
-        )
-
-
-def _jitter(
-    x: np.ndarray, valid: np.ndarray, rng: np.random.Generator, aug: Augmentation
-) -> np.ndarray:
-    """Photometric augmentation of a normalised (C, H, W) image (see :class:`Augmentation`);
-    nodata pixels stay 0. Draws nothing from ``rng`` for a disabled part, so a setting of 0 leaves
-    the random stream of the other augmentations as it was."""
-    strength = aug.photometric
-    if strength <= 0 and (aug.band_jitter <= 0 or x.shape[0] < 2):
-        return x
-    y = x
-    if aug.band_jitter > 0 and x.shape[0] > 1:
-        c = x.shape[0]
-        gain = 1.0 + rng.uniform(-2.0, 2.0, size=(c, 1, 1)) * aug.band_jitter
-        offset = rng.uniform(-1.0, 1.0, size=(c, 1, 1)) * aug.band_jitter
-        y = np.clip(y * gain + offset, 0.0, 1.0)
-    if strength > 0:
-        b = rng.uniform(-0.08, 0.08) * strength
-        con = 1.0 + rng.uniform(-0.15, 0.15) * strength
-        g = float(np.exp(rng.uniform(-0.15, 0.15) * strength))
-        mean = float(y[:, valid].mean()) if valid.any() else 0.5
-        y = np.clip((y - mean) * con + mean + b, 0.0, 1.0) ** g
-    return (y * valid[None]).astype(np.float32)
 
 
 class SegmentationDataset(Dataset):
@@ -397,15 +287,15 @@ class SegmentationDataset(Dataset):
         windows), resize to ``size`` and one of the 8 symmetries."""
         if side is None:
             h, w = arrays[0].shape[-2:]
-            y, x, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
-            arrays = [_window(a, y, x, side) for a in arrays]
+            y, x, side = crop_box(rng, h, w, self.size, self.augmentation.scale)
+            arrays = [window(a, y, x, side) for a in arrays]
         else:
-            arrays = [_window(a, 0, 0, side) for a in arrays]
+            arrays = [window(a, 0, 0, side) for a in arrays]
         k = int(rng.integers(8))
         out = []
         for a, is_label in zip(arrays, labels, strict=True):
-            a = _resize(a, self.size, nearest=is_label)
-            out.append(_dihedral(a, k))
+            a = resize(a, self.size, nearest=is_label)
+            out.append(dihedral(a, k))
         return out
 
     def _centred_box(self, h: int, w: int) -> tuple[int, int, int, int]:
@@ -419,7 +309,7 @@ class SegmentationDataset(Dataset):
             return [np.ascontiguousarray(a[..., r : r + ch, c : c + cw]) for a in arrays]
         if self.eval_mode == "resize":
             return [
-                _resize(a, self.size, nearest=lab) for a, lab in zip(arrays, labels, strict=True)
+                resize(a, self.size, nearest=lab) for a, lab in zip(arrays, labels, strict=True)
             ]
         h, w = arrays[0].shape[-2:]
         f = min(1.0, self.size / max(h, w))
@@ -433,7 +323,7 @@ class SegmentationDataset(Dataset):
                     if a.ndim == 2
                     else np.stack([cv2.resize(c, (nw, nh), interpolation=interp) for c in a])
                 )
-            out.append(_window(a, 0, 0, self.size))
+            out.append(window(a, 0, 0, self.size))
         return out
 
     def _coarse(
@@ -460,7 +350,7 @@ class SegmentationDataset(Dataset):
             x, mask, valid, coarse = self.load(index)
         elif self.train:  # read only the crop (same random box as a whole read would take)
             h, w = plans[0].shape
-            y0, x0, side = _crop_box(rng, h, w, self.size, self.augmentation.scale)
+            y0, x0, side = crop_box(rng, h, w, self.size, self.augmentation.scale)
             x, mask, valid, coarse = self.load_window(index, (y0, x0, side, side))
         elif self.eval_mode == "native":  # native scale: only the centred window is read
             x, mask, valid, coarse = self.load_window(index, self._centred_box(*plans[0].shape))
@@ -480,7 +370,7 @@ class SegmentationDataset(Dataset):
         x, m, v = geo[0].astype(np.float32), geo[1] > 0, geo[2] > 0
         c = geo[3] > 0 if coarse is not None else None
         if self.train:
-            x = _jitter(x, v, rng, self.augmentation)
+            x = jitter(x, v, rng, self.augmentation)
         cm, has = self._coarse(rng, m, c, index)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(x)),

@@ -106,7 +106,7 @@ def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
     ``auto`` / unset ones take the domain's defaults (clDice and strong augmentation for roads)."""
     from dataclasses import replace
 
-    from sam2elnet.data.datasets import Augmentation
+    from sam2elnet.data.augment import Augmentation
     from sam2elnet.engine.losses import LossWeights
 
     roads = domain is not None and domain.roads
