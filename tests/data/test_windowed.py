@@ -301,11 +301,11 @@ def test_domain_detection_reads_a_centre_window_of_large_labels(
 def test_image_size_of_a_geotiff_reads_the_header_only(
     files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sam2elnet.data import images, layouts
+    from sam2elnet.data import images, pair_sizes
 
     monkeypatch.setattr(images, "read_image", None)  # any pixel read would fail
-    assert layouts.image_size(files["img"]) == (H, W)
+    assert pair_sizes.image_size(files["img"]) == (H, W)
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"not a tiff")
     with pytest.raises(DataError, match="cannot read raster"):
-        layouts.image_size(bad)
+        pair_sizes.image_size(bad)

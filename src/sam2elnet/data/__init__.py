@@ -27,7 +27,7 @@ _EXPORTS = {
     "SegmentationDataset": "datasets",
     "split_fraction": "splits",
     "mask_strata": "splits",
-    "verify_pairs": "layouts",
+    "verify_pairs": "pair_sizes",
     "degrade": "coarse",
     "CoarseResult": "coarse",
     "make_scene": "synthetic",

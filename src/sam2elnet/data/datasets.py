@@ -4,8 +4,9 @@
 scaled crops, the 8 dihedral symmetries, mild photometric jitter: :mod:`sam2elnet.data.augment`;
 coarse labels from files or simulated by :func:`sam2elnet.data.coarse.degrade`). Finding the pairs
 is :mod:`sam2elnet.data.layouts`; fraction splits are :mod:`sam2elnet.data.splits`; this module
-re-exports their public names (and :class:`~sam2elnet.data.augment.Augmentation`), so ``from
-sam2elnet.data.datasets import discover`` keeps working.
+re-exports their public names (and :class:`~sam2elnet.data.augment.Augmentation`, the pair size
+checks of :mod:`sam2elnet.data.pair_sizes`), so ``from sam2elnet.data.datasets import discover``
+keeps working.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from sam2elnet.data.layouts import (
     Sample,
     SplitChoice,
     discover,
-    image_size,
     select_split,
-    verify_pairs,
 )
 from sam2elnet.data.masks import read_mask, read_mask_valid
 from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
+from sam2elnet.data.pair_sizes import image_size, verify_pairs
 from sam2elnet.data.splits import mask_strata, split_fraction
 
 log = logging.getLogger(__name__)

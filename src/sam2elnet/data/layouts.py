@@ -11,8 +11,9 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
   written by ``elnet synth``) states the modality (:mod:`sam2elnet.data.dataset_meta`).
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
-dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`. Splits by fraction live in :mod:`sam2elnet.data.splits`, the PyTorch dataset in
-:mod:`sam2elnet.data.datasets`.
+dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`; whether a pair's
+files have the same size is :mod:`sam2elnet.data.pair_sizes`. Splits by fraction live in
+:mod:`sam2elnet.data.splits`, the PyTorch dataset in :mod:`sam2elnet.data.datasets`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
-from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
 from sam2elnet.data.naming import (
     IMAGE_SUFFIXES,
@@ -405,89 +405,3 @@ def select_split(
             report_unmatched=False,
         )
     return SplitChoice(index, found, used)
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image file from its header only (no pixel decoding, GeoTIFFs included).
-
-    Args:
-        path: The image file.
-
-    Returns:
-        ``(height, width)`` in pixels.
-
-    Raises:
-        DataError: missing or undecodable file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("file does not exist; check the path", p)
-    if p.suffix.lower() in (".tif", ".tiff"):  # header only: a 12,000^2 px GeoTIFF is not read
-        import rasterio
-
-        from sam2elnet.data.windowed import GDAL_ENV, open_raster
-
-        try:
-            with rasterio.Env(**GDAL_ENV), open_raster(p) as src:
-                return int(src.height), int(src.width)
-        except (rasterio.errors.RasterioError, OSError) as err:
-            raise DataError(raster_error_text("raster", err), p) from None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(p) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError):
-        raise DataError(
-            "cannot decode image (corrupt, truncated or not an image); re-export it or remove it", p
-        ) from None
-    return h, w
-
-
-def verify_pairs(
-    samples: Sequence[Sample], strict: bool = True, progress: bool = False
-) -> list[Sample]:
-    """Check every image/label pair has the same size (headers only, fast).
-
-    Args:
-        samples: The pairs (masks and coarse labels are checked against their image).
-        strict: True: the first mismatch is an error; False (batch mode): mismatched pairs are
-            skipped with a warning.
-        progress: Show a progress bar.
-
-    Returns:
-        The pairs whose sizes match (all of them when ``strict``).
-
-    Raises:
-        DataError: with ``strict``, the first mismatch, naming both files and both sizes (W x H).
-    """
-    from sam2elnet.utils.progress import track
-
-    good = []
-    for s in track(samples, "check pairs", "pair", progress):
-        err = pair_size_error(s)
-        if err is None:
-            good.append(s)
-            continue
-        if strict:
-            raise err
-        log.warning("skipping %s", err)
-    return good
-
-
-def pair_size_error(s: Sample) -> DataError | None:
-    """The error of a pair whose mask or coarse label has another size than its image (headers
-    only, :func:`image_size`), naming both files and both sizes (W x H); None when they match.
-
-    Raises:
-        DataError: a file whose header cannot be read (missing, not an image).
-    """
-    shape = image_size(s.image)
-    for p in (s.mask, s.coarse):
-        if p is not None and (size := image_size(p)) != shape:
-            return DataError(
-                f"size {size[::-1]} differs from image {s.image} {shape[::-1]} (WxH); re-export "
-                "the label at the image's size or remove the pair",
-                p,
-            )
-    return None

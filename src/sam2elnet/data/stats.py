@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import StatsOptions, option_default
-from sam2elnet.data.layouts import DatasetIndex, Sample, discover, pair_size_error
+from sam2elnet.data.layouts import DatasetIndex, Sample, discover
 from sam2elnet.data.modality import with_modality
 from sam2elnet.data.norm_fit import compute_stats
 from sam2elnet.data.normalize import NormalizationConfig
+from sam2elnet.data.pair_sizes import pair_size_error
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
 
@@ -60,7 +61,7 @@ def check_pairs(samples: Sequence[Sample], progress: bool = True) -> tuple[list[
 
     Every image, mask and coarse label must open and decode (:func:`_check_decodes`: PNG/JPEG
     whole, other rasters to their last pixel), and masks and coarse labels must have their
-    image's size (:func:`~sam2elnet.data.layouts.pair_size_error`). A pair that fails is skipped
+    image's size (:func:`~sam2elnet.data.pair_sizes.pair_size_error`). A pair that fails is skipped
     with the batch policy (:class:`~sam2elnet.utils.batch.SkipLog`): one ``skipping FILE:
     reason`` warning naming the file that cannot be used.
 

@@ -55,7 +55,7 @@ class QualityItems(Sequence[dict[str, Any]]):
 
     def hw(self, i: int) -> tuple[int, int]:
         """(height, width) of item ``i`` in px: the image's, at most ``max_side`` each."""
-        from sam2elnet.data.layouts import image_size
+        from sam2elnet.data.pair_sizes import image_size
 
         h, w = image_size(self._ds.samples[i].image)
         return min(h, self._max_side), min(w, self._max_side)

@@ -61,7 +61,7 @@ def store_review(
     """
     import shutil
 
-    from sam2elnet.data.layouts import image_size
+    from sam2elnet.data.pair_sizes import image_size
     from sam2elnet.data.writers import write_mask
 
     if annotation.get("was_cancelled"):
