@@ -10,8 +10,10 @@ size the served model was trained at") is not a value and is not read.
 The real default is read from the typer app (the commands of ``test_cli_docs_options``); an
 option whose typer default is None (``train``'s options are layered over ``--config`` files) has
 the default of the run configuration's field of the same name (``TrainConfig``,
-``QualityConfig``, ``CVConfig`` ... and the options models), and the augmentation options, whose
-None means "the domain's", the default :class:`~sam2elnet.data.augment.Augmentation`'s. A
+``QualityConfig``, ``CVConfig`` ... and the options models), the augmentation options, whose
+None means "the domain's", the default :class:`~sam2elnet.data.augment.Augmentation`'s, and
+``--road-buffer``, whose None means :data:`~sam2elnet.option_values.ROAD_BUFFER_PX` unless
+``--road-buffer-m`` is given. A
 statement holds when some command with the option has that default (``--batch-size`` has
 several).
 """
@@ -63,6 +65,7 @@ def _field_defaults() -> dict[str, list[Any]]:
     from sam2elnet.data.augment import Augmentation
     from sam2elnet.engine import downstream_config
     from sam2elnet.model import elnet
+    from sam2elnet.option_values import ROAD_BUFFER_PX
     from sam2elnet.pipeline import crossval_config, demo, experiment_config
 
     found: dict[str, list[Any]] = {}
@@ -81,6 +84,7 @@ def _field_defaults() -> dict[str, list[Any]]:
                     found.setdefault(name, []).append(field.default)
     for option, name in AUGMENTATION.items():
         found.setdefault(option, []).append(getattr(Augmentation(), name))
+    found["road_buffer"].append(ROAD_BUFFER_PX)  # None: 3 px unless metres are given
     return found
 
 
