@@ -204,32 +204,18 @@ def test_a_lone_polygon_file_in_a_truth_folder_says_to_give_the_file(
 def test_polygon_predictions_say_how_to_rasterise(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Polygons are read as ground truth only: a polygon file as --pred says so."""
+    """Polygons are read as truth, baseline or valid area, not as predictions: a polygon file as
+    --pred says so."""
     gpkg = tmp_path / "pred.gpkg"
     gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=32633).to_file(gpkg)
     truth = _pred(tmp_path / "truth.tif")
     assert main(["evaluate", "--pred", str(gpkg), "--truth", str(truth)]) == 2
     line = _one_error(capsys)
-    assert "polygons are read as ground truth (--truth) only" in line
+    assert "not as predictions" in line
     # gdal_rasterize does not reproject: a file drawn in EPSG:4326 burnt onto a UTM extent
     # lands nowhere; elnet import places it as --truth and enhance --labels do
     assert "elnet import" in line and "--from vector --images" in line and "--all-images" in line
     assert "gdal_rasterize" not in line
-
-
-def test_polygon_baseline_says_how_to_rasterise_it_onto_the_images(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The coarse polygons an enhance run started from (QGIS, EPSG:4326) given as --baseline:
-    the error names the command that rasterises them onto the images' grids, reprojected."""
-    gpkg = tmp_path / "coarse.gpkg"
-    gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_crs(4326).to_file(gpkg)
-    pred, truth = _pred(tmp_path / "pred.tif"), _pred(tmp_path / "truth.tif")
-    args = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--baseline", str(gpkg)]
-    assert main(args) == 2
-    line = _one_error(capsys)
-    assert line.startswith(f"error: {gpkg}: ") and "elnet import" in line
-    assert f"elnet import {gpkg} --from vector --images IMAGES --out DIR --all-images" in line
 
 
 def test_report_draws_polygon_truth_on_each_prediction(
@@ -273,19 +259,19 @@ def test_a_mask_wins_over_a_polygon_file_of_the_same_name(tmp_path: Path) -> Non
     assert _counts(res.rows()[0]) == {"tp": 0, "fp": 256, "fn": 0, "tn": 768}
 
 
-def test_a_geojson_baseline_named_json_gets_the_hint_with_a_quoted_path(
+def test_geojson_predictions_named_json_get_the_hint_with_a_quoted_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A single pair's --baseline polygons saved as .json (QGIS / geojson.io) get the same hint as
-    .gpkg (was: 'not polygons' without it), and a path with a space is quoted so the suggested
-    command pastes as it is."""
+    """Polygons saved as .json (QGIS / geojson.io) given as --pred get the import hint as .gpkg
+    would, and a path with a space is quoted so the suggested command pastes as it is
+    (--baseline takes polygons: tests/cli/test_cli_evaluate_polygon_baseline.py)."""
     folder = tmp_path / "my coarse"
     folder.mkdir()
     coarse = folder / "coarse.json"
     gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_crs(4326).to_file(coarse, driver="GeoJSON")
-    pred, truth = _pred(tmp_path / "pred.tif"), _pred(tmp_path / "truth.tif")
-    args = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--baseline", str(coarse)]
+    truth = _pred(tmp_path / "truth.tif")
+    args = ["evaluate", "--pred", str(coarse), "--truth", str(truth)]
     assert main(args) == 2
     line = _one_error(capsys)
-    assert "not polygons" in line and "polygons are read as ground truth (--truth) only" in line
+    assert "not as predictions" in line
     assert f"elnet import '{coarse}' --from vector --images IMAGES" in line

@@ -70,7 +70,10 @@ def evaluate(
         None, "--quality", help="quality.csv to correlate (default: PRED/quality.csv if present)."
     ),
     valid: Path | None = typer.Option(
-        None, "--valid", help="Folder of valid-pixel masks (pixels outside are not counted)."
+        None,
+        "--valid",
+        help="Folder of valid-pixel masks (pixels outside are not counted), or polygons of the "
+        "area to count (GPKG/SHP/GeoJSON: one file for all, or one per prediction).",
     ),
     positive_values: str | None = typer.Option(
         None,
@@ -101,8 +104,9 @@ def evaluate(
         None,
         "--baseline",
         help="Folder of the labels the predictions started from (e.g. the coarse labels given to "
-        "`elnet enhance`, or an `elnet refine` output): scored against the same truth and "
-        "compared image by image (improved / unchanged / worse).",
+        "`elnet enhance`, or an `elnet refine` output), or their polygons (GPKG/SHP/GeoJSON: "
+        "one file for all, placed by map position as --truth, or one per prediction): scored "
+        "against the same truth and compared image by image (improved / unchanged / worse).",
     ),
     worse_by: float = typer.Option(
         option_default(EvaluateOptions, "worse_by"),
@@ -148,7 +152,8 @@ def evaluate(
 
     Polygon ground truth (GeoPackage, Shapefile, GeoJSON drawn in a GIS) is rasterised onto each
     prediction's grid; one polygon file with a PRED folder scores every prediction against the
-    polygons in its footprint (none there: all background).
+    polygons in its footprint (none there: all background). --baseline (coarse polygons drawn
+    in QGIS) and --valid (the area to count) take polygon files too, placed the same way.
 
     A ground truth on another map grid (pixel size, extent, CRS; both files georeferenced by
     CRS + transform or by GCPs) is
@@ -213,7 +218,7 @@ def evaluate(
     read_from = [
         (pred, (*MASK_SUFFIXES, *run_files)),
         (truth, TRUTH_SUFFIXES),
-        *((d, MASK_SUFFIXES) for d in (valid, baseline)),
+        *((d, TRUTH_SUFFIXES) for d in (valid, baseline)),
         (images, IMAGE_SUFFIXES),
     ]
     skipped_csv = skipped_csv_path(csv_path) if csv_path is not None else None

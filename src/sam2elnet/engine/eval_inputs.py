@@ -31,7 +31,7 @@ from sam2elnet.data.naming import (
     mask_key,
 )
 from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
-from sam2elnet.engine.eval_vector import VectorTruth
+from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TRUTH_SUFFIXES",
     "Pairs",
+    "PolygonFiles",
     "VectorTruth",
     "add_quality",
     "group_name",
@@ -113,17 +114,20 @@ def scan_masks(
     through those, so kept *and* rejected labels are evaluated (its path is appended to ``runs``);
     other sub-folders are searched the same way (e.g. a SOS ``train/`` with ``palsar/`` and
     ``sentinel/``, or a folder of one enhance run per sensor). Where several files pair with one
-    name, images (``<id>_sat.jpg`` next to ``<id>_mask.png``) give way to masks. Ground truth
-    (``role="ground-truth"``) may also be polygon files (:data:`TRUTH_SUFFIXES`), one per image;
-    a polygon file next to a mask of the same name gives way to the mask.
+    name, images (``<id>_sat.jpg`` next to ``<id>_mask.png``) give way to masks. Every role but
+    ``"prediction"`` (ground truth, baseline labels, valid masks) may also be polygon files
+    (:data:`TRUTH_SUFFIXES`), one per image; a polygon file next to a mask of the same name
+    gives way to the mask.
     """
     if not folder.exists():
         raise UserError(f"{role} folder does not exist; check the path", folder)
     if not folder.is_dir():
+        what = "" if role == "prediction" else " or one polygon file (GPKG/SHP/GeoJSON)"
         raise UserError(
-            f"{role} must be a folder of mask files, not a file{_vector_hint([folder])}", folder
+            f"{role} must be a folder of mask files{what}, not a mask file{_vector_hint([folder])}",
+            folder,
         )
-    suffixes = TRUTH_SUFFIXES if role == "ground-truth" else MASK_SUFFIXES
+    suffixes = MASK_SUFFIXES if role == "prediction" else TRUTH_SUFFIXES
     files = _folder_masks(folder, run_layout, runs if runs is not None else [], 0, suffixes)
     groups: dict[str, list[Path]] = {}
     for f in files:
@@ -147,7 +151,7 @@ def scan_masks(
         raise DataError(
             f"{role} folder holds no mask files ({', '.join(suffixes)}), "
             f"neither directly nor in its sub-folders; check the path"
-            f"{_vector_hint(folder.rglob('*'), scanned=True) if role != 'ground-truth' else ''}",
+            f"{_vector_hint(folder.rglob('*'), scanned=True) if role == 'prediction' else ''}",
             folder,
         )
     return out
@@ -194,22 +198,41 @@ def masks_of(
     role: str,
     one: tuple[dict[str, Path], dict[str, Path]] | None,
     run_layout: bool = False,
+    preds: dict[str, Path] | None = None,
 ) -> dict[str, Path]:
-    """Valid masks / baseline labels: a folder scanned by :func:`scan_masks`, or, for a single
-    pair (``one``), also a file that goes with it; None -> no masks."""
+    """Valid masks / baseline labels keyed by :func:`mask_key`: a folder scanned by
+    :func:`scan_masks` (masks, or polygon files named like the predictions); for a single pair
+    (``one``) a mask or polygon file that goes with it; one polygon file (GeoPackage /
+    Shapefile / GeoJSON) with a prediction folder goes with every prediction (``preds``), placed
+    on each by map position as ``--truth`` places it (:class:`VectorTruth`); None -> no masks.
+
+    Raises:
+        UserError: a mask file with a prediction folder, or one polygon file for a folder of
+            predictions none of which has a georeference.
+    """
+    from sam2elnet.data.vector import is_vector_path
+
     if path is None:
         return {}
     p = Path(path)
     if one is not None and p.is_file():
-        if p.suffix.lower() in VECTOR_SUFFIXES:  # read as a raster it failed as "corrupt"
-            raise UserError(f"{role} must be a mask file, not polygons{_vector_hint([p])}", p)
         return {next(iter(one[0])): p}
+    if p.is_file() and is_vector_path(p) and preds is not None:
+        if preds and not any(_georeferenced(f) for f in preds.values()):
+            raise UserError(
+                f"none of the {len(preds)} prediction(s) has a georeference (CRS + transform, or "
+                "GCPs), so the polygons of one file cannot be placed on them; georeference the "
+                "predictions, or give a folder of one polygon file per prediction, named like "
+                "it, in pixel coordinates",
+                p,
+            )
+        return dict.fromkeys(preds, p)
     return scan_masks(p, role, run_layout=run_layout)
 
 
 def _vector_hint(paths: Any, scanned: bool = False) -> str:
-    """The hint for polygons given where evaluate reads only masks (predictions, valid masks,
-    baselines): rasterise them onto the images' grids first with ``elnet import --from vector``
+    """The hint for polygons given where evaluate reads only masks (predictions; one mask file
+    with a prediction folder): rasterise them onto the images' grids first with ``elnet import --from vector``
     (it reprojects from the file's CRS, as ``--truth`` and ``enhance --labels`` place polygons,
     and one file may serve a folder of images; ``gdal_rasterize``, suggested before, burns the
     coordinates as they are, so a file drawn in EPSG:4326 missed a UTM grid); '' without one.
@@ -225,7 +248,8 @@ def _vector_hint(paths: Any, scanned: bool = False) -> str:
     if found is None:
         return ""
     return (
-        "; polygons are read as ground truth (--truth) only: rasterise them onto the images' "
+        "; polygons are read as ground truth, baseline or valid area (--truth, --baseline, "
+        "--valid), not as predictions: rasterise them onto the images' "
         f"grids first (reprojected from their CRS; one file may cover many images), e.g. elnet "
         f"import {shlex.quote(str(found))} --from vector --images IMAGES --out DIR --all-images, "
         "and give DIR"
@@ -422,26 +446,37 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
     )
 
 
-def layer_check(path: Path, confusions: Sequence[Any]) -> None:
+def layer_check(path: Path, confusions: Sequence[Any], role: str = "truth") -> None:
     """After scoring every prediction against one shared polygon file (:class:`VectorTruth`):
     DataError naming ``path`` when no polygon covered a counted pixel of any prediction (almost
     always a CRS mix-up or another area; ``confusions``: the pairs'
-    :class:`~sam2elnet.engine.metrics.Confusion`), else one warning saying how many predictions
-    it leaves all background (their false positives count)."""
-    truth_px = [c.tp + c.fn for c in confusions]
-    if not any(truth_px):
+    :class:`~sam2elnet.engine.metrics.Confusion` against the truth), else one warning saying how
+    many predictions it leaves all background. ``role``: ``"truth"`` (the file is the ground
+    truth: its pixels are TP + FN; the predictions' false positives count) or ``"baseline"``
+    (the baseline labels: their pixels are the baseline's TP + FP)."""
+    base = role == "baseline"
+    covered = [(c.tp + c.fp) if base else (c.tp + c.fn) for c in confusions]
+    if not any(covered):
         raise DataError(
-            f"none of its polygons covers a pixel of the {len(truth_px)} evaluated "
-            "prediction(s); check the layer's CRS and that it covers the predictions' area "
-            "(polygons are placed by map position)",
+            f"none of its {'baseline ' if base else ''}polygons covers a pixel of the "
+            f"{len(covered)} evaluated prediction(s); check the layer's CRS and that it covers "
+            "the predictions' area (polygons are placed by map position)",
             path,
         )
-    empty = sum(1 for t in truth_px if t == 0)
-    if empty:
+    empty = sum(1 for t in covered if t == 0)
+    if empty and base:
+        log.warning(
+            "%s: %d of %d prediction(s) have no baseline polygon in their footprint: their "
+            "baseline label is all background",
+            path,
+            empty,
+            len(covered),
+        )
+    elif empty:
         log.warning(
             "%s: %d of %d prediction(s) have no polygon in their footprint: scored as all "
             "background",
             path,
             empty,
-            len(truth_px),
+            len(covered),
         )

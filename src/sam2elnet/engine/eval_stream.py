@@ -103,8 +103,10 @@ def pair_counts(
 
     A polygon ground truth (GeoPackage / Shapefile / GeoJSON,
     :func:`~sam2elnet.data.vector.is_vector_path`) is rasterised onto the prediction's grid
-    (:meth:`sam2elnet.engine.eval_vector.VectorTruth.on_grid`; ``vector``: the one that holds a
-    file shared by many predictions; read whole).
+    (:meth:`sam2elnet.engine.eval_vector.VectorTruth.on_grid`; ``vector``: the
+    :class:`~sam2elnet.engine.eval_vector.PolygonFiles` of the evaluation, holding the files
+    shared by many predictions; read whole). A polygon ``baseline`` or ``valid`` file is placed
+    on the prediction's grid the same way (a pair with one is read whole).
 
     ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
@@ -127,7 +129,8 @@ def pair_counts(
     polygons = is_vector_path(truth)
     heads = None if polygons else (raster_header(truth), raster_header(pred))  # read once
     grid = None if heads is None else other_grid(*heads)
-    if heads is not None and grid is None and streamable(truth, pred, heads):
+    placed = any(f is not None and is_vector_path(f) for f in (valid, baseline))  # read whole
+    if heads is not None and grid is None and not placed and streamable(truth, pred, heads):
         conf, bnd, rds = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
             tolerance_px=tolerance_px, road_buffer_px=road_buffer_px,
@@ -146,7 +149,11 @@ def pair_counts(
     pc, tc = (p & v, t & v) if v is not None else (p, t)
     rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
     base = None
-    if baseline is not None:
+    if baseline is not None and is_vector_path(baseline):  # placed as a polygon truth is
+        from sam2elnet.engine.eval_vector import VectorTruth
+
+        base = confusion((vector or VectorTruth()).on_grid(baseline, pred), t, v)
+    elif baseline is not None:
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
     return PairCounts(conf, bnd, rds, base, m.resampled)
@@ -223,7 +230,12 @@ def read_pair_masks(
     p, p_valid = read_mask_valid(pred)
     p = _same_size(p, pred, t, truth, "predictions")
     v = p_valid  # the prediction's nodata (127 in our labels, its GeoTIFF nodata tag) is not counted
-    if valid is not None:
+    if valid is not None and is_vector_path(valid):  # a valid area drawn as polygons
+        from sam2elnet.engine.eval_vector import VectorTruth
+
+        v = (vector or VectorTruth()).on_grid(valid, pred)
+        v = v if p_valid is None else (v & p_valid)
+    elif valid is not None:
         v = read_binary_mask(valid)
         v_grid = other_grid(valid, heads[1]) if grid is not None else None  # type: ignore[index]
         if v_grid is not None:

@@ -1,5 +1,6 @@
-"""Polygon ground truth of ``elnet evaluate`` placed on each prediction's grid
-(:class:`VectorTruth`), with the per-CRS cache of a file shared by many predictions.
+"""Polygon files of ``elnet evaluate`` (ground truth, baseline labels, valid areas) placed on each
+prediction's grid (:class:`VectorTruth`), with the per-CRS cache of a file shared by many
+predictions; :class:`PolygonFiles` holds every polygon file of one evaluation.
 
 ``--pred FOLDER --truth labels.gpkg`` scores every prediction against the polygons in its
 footprint. The reader (:func:`sam2elnet.data.vector.rasterize_vector`) reprojects a label file
@@ -22,7 +23,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VectorTruth"]
+__all__ = ["PolygonFiles", "VectorTruth"]
 
 
 @dataclass
@@ -177,3 +178,37 @@ class VectorTruth:
             )
             gdf = gdf.set_geometry(list(geoms), crs=gdf.crs)
         return gdf, shapely.STRtree(geoms)
+
+
+@dataclass
+class PolygonFiles:
+    """Every polygon file of one evaluation, placed on the predictions' grids by one placement
+    (:meth:`VectorTruth.on_grid`): ground truth (``--truth``), baseline labels (``--baseline``)
+    and valid areas (``--valid``). A file given for a whole prediction folder is ``shared``
+    (path -> its :class:`VectorTruth`, read once, placed once per CRS; features outside a
+    prediction ignored); any other polygon file is one prediction's, placed on its own
+    (no feature on it: DataError naming the file). ``line_width`` / ``line_width_unit``: as
+    :class:`VectorTruth`, for every file.
+    """
+
+    shared: dict[Path, VectorTruth] = field(default_factory=dict)
+    line_width: float | None = None
+    line_width_unit: str = "map"
+
+    def share(self, path: Path, layer: VectorTruth | None = None) -> VectorTruth:
+        """Register ``path`` as a file shared by every prediction (``layer``: already read; else
+        read here, DataError naming it when it cannot be read or has no features)."""
+        key = Path(path)
+        if key not in self.shared:
+            self.shared[key] = layer if layer is not None else VectorTruth.shared(key)
+        got = self.shared[key]
+        got.line_width, got.line_width_unit = self.line_width, self.line_width_unit
+        return got
+
+    def on_grid(self, path: Path, pred: Path) -> np.ndarray:
+        """bool (H, W) on ``pred``'s grid, True inside a polygon of ``path``
+        (:meth:`VectorTruth.on_grid`). Raises DataError as it."""
+        vt = self.shared.get(Path(path))
+        if vt is None:
+            vt = VectorTruth(line_width=self.line_width, line_width_unit=self.line_width_unit)
+        return vt.on_grid(path, pred)

@@ -21,6 +21,7 @@ import numpy as np
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.engine.eval_inputs import (
+    PolygonFiles,
     VectorTruth,
     group_name,
     layer_check,
@@ -186,10 +187,12 @@ def evaluate_folders(
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
     pairs = pair_inputs(pdir, tdir, truth_split, runs)
-    vector = pairs.layer or VectorTruth()  # per-file polygon truths: one without a shared file
-    vector.line_width, vector.line_width_unit = line_width, line_width_unit
+    # every polygon file (truth, baseline, valid area) placed by one placement (eval_vector)
+    vector = PolygonFiles(line_width=line_width, line_width_unit=line_width_unit)
+    if pairs.layer is not None:
+        vector.share(pairs.layer.path, pairs.layer)  # type: ignore[arg-type]
     preds, truths, one = pairs.preds, pairs.truths, pairs.one
-    valids = masks_of(valid_dir, "valid-mask", one)
+    valids = masks_of(valid_dir, "valid-mask", one, preds=preds)
     if ids is not None:
         preds = {k: v for k, v in preds.items() if k in ids}
         truths = {k: v for k, v in truths.items() if k in ids}
@@ -207,7 +210,7 @@ def evaluate_folders(
     bases: dict[str, Path] = {}
     if baseline_dir is not None:
         bdir = Path(baseline_dir)
-        bases = masks_of(bdir, "baseline", one, run_layout=True)
+        bases = masks_of(bdir, "baseline", one, run_layout=True, preds=preds)
         missing = [k for k in keys if k not in bases]
         if missing:
             raise DataError(
@@ -215,6 +218,9 @@ def evaluate_folders(
                 f"(e.g. {', '.join(missing[:5])}); the baseline must cover every evaluated image",
                 bdir,
             )
+    for given in (valid_dir, baseline_dir):  # one polygon file for the whole folder
+        if one is None and given is not None and Path(given).is_file():
+            vector.share(Path(given))
     if unmatched_pred or unmatched_truth:
         log.warning(
             "%d prediction(s) and %d ground-truth mask(s) have no partner (first: %s)",
@@ -284,6 +290,9 @@ def evaluate_folders(
             bar.update(1)
         if pairs.layer is not None and images:  # the shared polygon file met no prediction?
             layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
+        shared_base = bases and one is None and Path(baseline_dir).is_file()  # type: ignore[arg-type]
+        if shared_base and images:  # the same check for a shared baseline polygon file
+            layer_check(Path(baseline_dir), [r.baseline_confusion for r in images], "baseline")  # type: ignore[arg-type]
     except Exception:  # an error stops it: the user sees the error line only, no bar or count
         abandon(bar)
         raise

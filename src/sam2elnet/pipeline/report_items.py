@@ -157,7 +157,8 @@ class ItemMasks:
 
 def read_masks(item: ReportItem, warn: bool = True) -> ItemMasks:
     """Read the input label, label and truth of ``item`` once (a vector label rasterised onto
-    ``item.image``'s grid, a :class:`TruthOnGrid` read as its evaluation counted it). An
+    ``item.image``'s grid, without an image onto an evaluated prediction's, a
+    :class:`TruthOnGrid` read as its evaluation counted it). An
     unreadable file is named in ``errors`` and, with ``warn``, logged as a warning
     (``sam2elnet.pipeline.report_items``); it never raises for a file."""
     out = ItemMasks()
@@ -173,9 +174,12 @@ def read_masks(item: ReportItem, warn: bool = True) -> ItemMasks:
             todo = todo[:1]
         except DataError:
             pass  # each file on its own below: the readable one is still drawn
+    grid = item.image
+    if grid is None and isinstance(item.truth, TruthOnGrid):  # e.g. evaluate --baseline a.gpkg
+        grid = item.truth.pred  # without images: polygons drawn on the prediction's grid
     for attr, kind, value in todo:
         try:
-            setattr(out, attr, _load_mask_valid(value, item.image))
+            setattr(out, attr, _load_mask_valid(value, grid))
         except DataError as err:  # one unreadable file must not cost the whole report
             if warn:
                 log.warning("report: %s", err)
