@@ -39,6 +39,11 @@ PIXEL_COORDS: tuple[str, ...] = get_args(PixelCoords)
 """The :data:`PixelCoords` values, the default (``gdal``: the case catalogue's C07 contract)
 first."""
 
+LAYER_CRS: tuple[str, ...] = ("image", "wgs84")
+"""Named ``elnet export --crs`` values, the default first: ``image`` (the labels' own CRS) and
+``wgs84`` (EPSG:4326); any other value is a CRS rasterio reads (``EPSG:32615``;
+:mod:`sam2elnet.export.layer_crs`)."""
+
 PIXEL_COORDS_HELP = (
     "Polygons of rasters without a CRS (PNG, plain TIFF): gdal (x = column, y = row, as "
     "gdal_polygonize) or qgis (y = -row: where QGIS shows the image, so they overlay it)."

@@ -187,12 +187,24 @@ def test_no_crs_message_printed_once(
 def test_reprojection_note_names_the_crs_shortly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Labels in two CRSs need --crs (one error line naming both, nothing written); with it,
+    one note names the CRSs shortly."""
     _tif(tmp_path / "mix" / "a.tif", UTM)
     _tif(tmp_path / "mix" / "b_wkt.tif", LAEA, from_origin(1000000, 1000000, 10, 10))
-    rc, err = _export(capsys, "--labels", str(tmp_path / "mix"), "--out", str(tmp_path / "m.gpkg"))
+    args = ["--labels", str(tmp_path / "mix"), "--out", str(tmp_path / "m.gpkg")]
+    rc, err = _export(capsys, *args)
+    assert rc == 2 and not (tmp_path / "m.gpkg").exists()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'mix'}: "), err
+    assert "2 CRSs (EPSG:32633: 1 (a.tif); the custom CRS 'unknown': 1 (b_wkt.tif))" in lines[0]
+    assert "give --crs to reproject them all to it, e.g. --crs EPSG:32633 or --crs wgs84" in err
+    rc, err = _export(capsys, *args, "--crs", "EPSG:32633")
     assert rc == 0
     line = next(ln for ln in err.splitlines() if "reprojected" in ln)
-    assert line == "note: b_wkt.tif: reprojected from the custom CRS 'unknown' to EPSG:32633"
+    assert line == (
+        "note: polygons reprojected to EPSG:32633 by --crs: 1 from the custom CRS 'unknown' "
+        "(b_wkt.tif); area_map is in each label's own CRS units"
+    )
     assert crs_name(UTM) == "EPSG:32633" and "PROJCS" not in crs_name(LAEA)
 
 

@@ -84,7 +84,7 @@ def test_default_geojson_keeps_epsg_crs_and_exact_coordinates(tmp_path: Path, c0
     res = export_labels(c07_tif, tmp_path / "x.geojson", progress=False)
     doc = json.loads(res.out.read_text())
     assert doc["crs"] == {"type": "name", "properties": {"name": URN_UTM}}  # GDAL's own member
-    assert any("--geojson-crs wgs84 reprojects" in n for n in res.notes)
+    assert any("--crs wgs84 reprojects" in n for n in res.notes)
     g = _read(res.out)
     gpkg = _read(export_labels(c07_tif, tmp_path / "x.gpkg", progress=False).out)
     assert g.crs == UTM and g.crs.to_epsg() == 32633
@@ -149,7 +149,7 @@ def test_cli_export_default_keeps_the_crs(tmp_path: Path, capsys: pytest.Capture
     assert main(["export", "--labels", str(f), "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "labels' CRS (the custom CRS 'custom LCC') with a 'crs' member" in err
-    assert "--geojson-crs wgs84 reprojects" in err
+    assert "--crs wgs84 reprojects" in err
     g = _read(out)
     assert g.crs == LCC and len(g) == 5
     # unknown value: one error line, nothing written

@@ -329,7 +329,14 @@ def export_cmd(
         "--geojson-crs",
         help="GeoJSON coordinates: source (default: the labels' CRS, named by a 'crs' member "
         "as GDAL and QGIS write it; EPSG code or WKT) or wgs84 (RFC 7946 lon/lat, reprojected; "
-        "for web maps and strict RFC 7946 readers).",
+        "for web maps and strict RFC 7946 readers). The old spelling of --crs for GeoJSON.",
+    ),
+    crs: str = typer.Option(
+        option_default(ExportOptions, "crs"),
+        "--crs",
+        help="CRS of the polygon layer (.gpkg, .shp, .geojson): image (default: the labels' "
+        "CRS; labels in several CRSs are an error), wgs84 (EPSG:4326; GeoJSON by RFC 7946), or "
+        "any CRS such as EPSG:32615, to put scenes of several UTM zones in one layer.",
     ),
     centre_lines: bool = typer.Option(
         False,
@@ -391,6 +398,7 @@ def export_cmd(
         warp_method=warp_method,
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
+        crs=crs,
         centre_lines=centre_lines,
         polygons=polygons,
         document_root=document_root,

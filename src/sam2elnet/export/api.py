@@ -20,6 +20,7 @@ from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
+from sam2elnet.export.layer_crs import LAYER_CRS, merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.review_set import (
     check_review_record,
@@ -128,6 +129,9 @@ def export_labels(
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written
+    # an unknown --crs, or one --geojson-crs contradicts: refused before anything is written
+    parse_layer_crs(merge_geojson_crs(kwargs.get("crs") or LAYER_CRS[0],
+                                      kwargs.get("geojson_crs") or GEOJSON_CRS[0], kind))  # fmt: skip
     record = review_set_path(out, kind)  # written next to a polygon layer or COCO file
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     if kwargs.get("chips") is None:  # kind: a FORMATS name or "coco" (format_of)
@@ -170,7 +174,14 @@ def export_labels(
                 carry_layer(f, dst, warp_method)
         if kwargs.get("category") is None:  # the run's, not the temporary folder's
             kwargs["category"] = default_category(labels)[0]
-        res = _export_labels(tmp, out, kind, **kwargs)
+        try:
+            res = _export_labels(tmp, out, kind, **kwargs)
+        except DataError as err:  # names the labels given, not their warped copies' folder
+            if err.path is None or not err.path.is_relative_to(tmp):
+                raise
+            text = str(err)[len(f"{err.path}: ") :]
+            where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
+            raise DataError(f"{text} (after --warp-to {warp_to})", where) from None
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
     return res
 
@@ -195,17 +206,23 @@ def _export_labels(
     positive_values: tuple[float, ...] | None = None,
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
+    crs: str = LAYER_CRS[0],
     quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
     centre_lines: bool | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
-    GeoJSON keeps the labels' CRS and map coordinates by default (``geojson_crs="source"``: a
+    A polygon layer is written in one CRS, ``crs`` (``--crs``,
+    :mod:`~sam2elnet.export.layer_crs`): ``"image"`` (default) the labels' own CRS, an error
+    (:class:`~sam2elnet.errors.DataError`) for labels in several CRSs (scenes of several UTM
+    zones); ``"wgs84"`` or any CRS rasterio reads (``"EPSG:3035"``) reprojects every label's
+    polygons to it. GeoJSON keeps the labels' CRS and map coordinates by default (a
     GeoJSON 2008 ``crs`` member names the CRS, an EPSG URN or, for a CRS without an EPSG code,
-    its WKT, as GDAL and QGIS write it); ``geojson_crs="wgs84"`` reprojects to RFC 7946 WGS84
-    longitude/latitude (degrees) for web maps (:func:`~sam2elnet.export.vector.write_polygons`;
-    an unknown value raises :class:`~sam2elnet.errors.UserError`, GeoJSON of labels without a
-    georeference :class:`~sam2elnet.errors.DataError`).
+    its WKT, as GDAL and QGIS write it); ``crs="wgs84"`` (or the older ``geojson_crs="wgs84"``)
+    writes RFC 7946 WGS84 longitude/latitude (degrees) for web maps
+    (:func:`~sam2elnet.export.vector.write_polygons`; an unknown value raises
+    :class:`~sam2elnet.errors.UserError`, GeoJSON of labels without a georeference
+    :class:`~sam2elnet.errors.DataError`).
     ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
     labels when present) adds each label's predicted quality (``quality_table``: that table as
     :func:`~sam2elnet.export.run_info.quality_images_kept` read it already, so it is read and
@@ -244,6 +261,11 @@ def _export_labels(
     if fmt != "geojson" and geojson_crs != GEOJSON_CRS[0]:
         notes.append(
             f"--geojson-crs {geojson_crs} applies to GeoJSON output only; ignored for {fmt}"
+        )
+    if fmt == "coco" and parse_layer_crs(crs) is not None:
+        notes.append(
+            f"--crs {crs} applies to .gpkg / .shp / .geojson polygons only; COCO stays in image "
+            "coordinates (x = column, y = row)"
         )
     if fmt == "coco" and pixel_coords != PIXEL_COORDS[0]:
         notes.append(
@@ -379,6 +401,7 @@ def _export_labels(
         notes=notes,
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
+        target_crs=crs,
         image_names=image_names or None,
         review=review,
         layers_checked=True,  # export_labels ran check_tile_layers and warned
@@ -444,6 +467,8 @@ def _label_studio(
         ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
     if kwargs.get("centre_lines"):
         ls.notes.append("--centre-lines applies to polygon exports only; ignored")
+    if parse_layer_crs(kwargs.get("crs")) is not None:  # tasks are in image pixels
+        ls.notes.append("--crs applies to polygon layers only; ignored")
     return ls
 
 

@@ -10,7 +10,8 @@ quality filter's verdict, ``quality.csv``'s ``kept`` column; ``""`` when unknown
 back (``--category`` selects on ``category``).
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
-a ``crs`` member names the CRS; :data:`GEOJSON_CRS`); labels without a CRS (PNGs, plain TIFFs)
+a ``crs`` member names the CRS; :data:`GEOJSON_CRS`), or reprojected to the one ``--crs`` of the
+layer (:mod:`~sam2elnet.export.layer_crs`; labels in several CRSs need it); labels without a CRS (PNGs, plain TIFFs)
 export without a CRS in *pixel coordinates* (x = column, y = row, y pointing down; the case
 catalogue's C07 contract); the result notes say so. QGIS draws a raster without
 geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
@@ -35,7 +36,16 @@ from sam2elnet.data.vector import burn_shapes
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.layer_crs import (
+    LAYER_CRS,
+    SEGMENT_PX,
+    layer_crs,
+    merge_geojson_crs,
+    parse_layer_crs,
+    rfc7946,
+)
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
+from sam2elnet.export.mask_folder import name_sample
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.export.review_edits import exported_fields, loose_pixels
 from sam2elnet.export.review_set import DIGEST_MAX_PIXELS
@@ -99,6 +109,7 @@ def write_polygons(
     notes: list[str],
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
+    target_crs: str = LAYER_CRS[0],
     image_names: dict[str, Path] | None = None,
     review: list[dict[str, Any]] | None = None,
     layers_checked: bool = False,
@@ -140,7 +151,16 @@ def write_polygons(
             GeoJSON 2008 ``crs`` member, an EPSG URN or the WKT of a CRS without EPSG code; not
             RFC 7946, whose strict readers assume WGS84) or ``"wgs84"`` (RFC 7946: reprojected
             to WGS84 longitude/latitude in degrees; ``area_map`` stays in the labels' CRS
-            units). See :data:`GEOJSON_CRS`.
+            units). See :data:`GEOJSON_CRS`; the old spelling of ``target_crs="wgs84"`` for
+            GeoJSON (:func:`~sam2elnet.export.layer_crs.merge_geojson_crs`).
+        target_crs: the layer's CRS (``--crs``, :mod:`~sam2elnet.export.layer_crs`):
+            ``"image"`` (default; the labels' one CRS: labels in several CRSs raise),
+            ``"wgs84"`` (EPSG:4326; a GeoJSON by RFC 7946, without ``crs`` member) or any CRS
+            rasterio reads (``"EPSG:3035"``). Each label's polygons are reprojected to it, edges
+            densified to :data:`~sam2elnet.export.layer_crs.SEGMENT_PX` px first; ``area_px``
+            and ``area_map`` stay in the label's own grid / CRS units; the review digest is of
+            the label's own polygons on its grid, which ``elnet import`` burns back pixel for
+            pixel from the reprojected layer.
         pixel_coords: coordinates of labels without a CRS, ``"gdal"`` (default; x = column,
             y = row) or ``"qgis"`` (y = -row, where QGIS shows the image); see
             :data:`PIXEL_COORDS`. No effect on georeferenced labels, GCP-only ones included
@@ -168,11 +188,14 @@ def write_polygons(
         The number of polygons written.
 
     Raises:
-        DataError: georeferenced and plain labels mixed, an unreadable label, or GeoJSON
+        DataError: georeferenced and plain labels mixed, labels in several CRSs without
+            ``target_crs``, ``target_crs`` for labels without georeference, an unreadable
+            label, or GeoJSON
             asked for labels without a georeference (readers would take pixel coordinates for
             WGS84 longitude/latitude), checked before anything is polygonised; a GeoJSON whose
             ``crs`` member GDAL reads back as another CRS (nothing written).
-        UserError: an unknown ``geojson_crs`` or ``pixel_coords``.
+        UserError: an unknown ``geojson_crs``, ``target_crs`` or ``pixel_coords``, or
+            ``geojson_crs="wgs84"`` with another ``target_crs``.
     """
 
     if geojson_crs not in GEOJSON_CRS:
@@ -185,19 +208,17 @@ def write_polygons(
         )
     from sam2elnet.utils.progress import track
 
-    crs, georef = _check_georef(files, fmt, positive_values)
-    in_source = fmt == "geojson" and geojson_crs == "source"
+    target = parse_layer_crs(merge_geojson_crs(target_crs, geojson_crs, fmt))
+    crs, georef = _check_georef(files, fmt, positive_values, target)
+    rfc = rfc7946(fmt, target)  # GeoJSON in WGS84 lon/lat without a 'crs' member
+    in_source = fmt == "geojson" and not rfc
     options: dict[str, Any] = {}
     if fmt == "geojson":
-        options["RFC7946"] = "NO" if in_source else "YES"
+        options["RFC7946"] = "YES" if rfc else "NO"
     writer = LayerWriter(
-        out,
-        fmt,
-        options,
-        to_wgs84=fmt == "geojson" and not in_source,
-        crs_member=crs if in_source else None,
-        crs=crs,
+        out, fmt, options, to_wgs84=False, crs_member=crs if in_source else None, crs=crs
     )
+    moved: dict[str, list[str]] = {}  # source CRS name -> labels reprojected to the layer CRS
     tile_note = False
     gcp_only: list[str] = []  # labels georeferenced by GCPs only (no CRS of their own)
     n = 0
@@ -260,7 +281,7 @@ def write_polygons(
                 )
                 tile_note = True
             if attrs.reproject:
-                notes.append(f"{f.name}: reprojected from {crs_name(lab.crs)} to {crs_name(crs)}")
+                moved.setdefault(crs_name(lab.crs), []).append(f.name)
         if geoms or n == 0:  # the last batch, or an empty layer
             writer.write(_frame(rows, geoms, crs, n))
             n += len(geoms)
@@ -300,17 +321,19 @@ def write_polygons(
         elif pixel_coords == "qgis":
             notes.append("--pixel-coords qgis applies to labels without a CRS only; ignored")
         if in_source and crs is not None and crs.to_epsg() != 4326:
+            whose = "the labels'" if target is None else "the --crs"
             notes.append(
-                f"GeoJSON written in the labels' CRS ({crs_name(crs)}) with a 'crs' member, as "
-                "GDAL and QGIS write it; strict RFC 7946 readers (web maps) assume WGS84 "
-                "longitude/latitude: --geojson-crs wgs84 reprojects"
+                f"GeoJSON written in {whose} CRS "
+                f"({crs_name(crs)}) with a 'crs' member, as GDAL and QGIS write it; strict "
+                "RFC 7946 readers (web maps) assume WGS84 longitude/latitude: --crs wgs84 "
+                "reprojects"
             )
-        elif fmt == "geojson" and not in_source and crs is not None and crs.to_epsg() != 4326:
-            # RFC 7946: WGS84 longitude/latitude; area_map stays in the labels' own CRS units
+        if moved:  # area_map stays in each label's own CRS units
+            what = "; ".join(f"{len(v)} from {k} ({name_sample(v, 3)})" for k, v in moved.items())
+            rule = " (RFC 7946 GeoJSON)" if rfc else ""
             notes.append(
-                f"GeoJSON written in WGS84 longitude/latitude (--geojson-crs wgs84, RFC 7946), "
-                f"reprojected from {crs_name(crs)}; area_map is in that CRS's units. The "
-                "default (--geojson-crs source) or .gpkg keeps the CRS"
+                f"polygons reprojected to {crs_name(crs)}{rule} by --crs: {what}; area_map is "
+                "in each label's own CRS units"
             )
     return n
 
@@ -331,7 +354,7 @@ class _LabelAttrs:
         self.lab, self.name, self.q, self.tiles, self.crs = lab, name, q, tiles, crs
         self.category, self.status = category, status
         self.px = lab.pixel_area or 1.0
-        self.reproject = bool(lab.georef and lab.crs != crs)
+        self.reproject = bool(lab.georef and crs is not None and lab.crs != crs)
         self.used_tiles = False
         self.count = 0  # polygons added
 
@@ -352,11 +375,14 @@ class _LabelAttrs:
         else:
             per_poly = [self.q] * len(polys)
         areas_px = [g.area / self.px for g in polys]
-        if self.reproject:
+        areas_map = [g.area for g in polys]  # in the label's own CRS units, whatever --crs
+        if self.reproject:  # edges densified first: straight in the label CRS, close in the layer's
             import geopandas as gpd
+            import shapely
 
-            polys = gpd.GeoSeries(polys, crs=self.lab.crs).to_crs(self.crs).tolist()
-        for g, a_px, qq in zip(polys, areas_px, per_poly, strict=True):
+            dense = shapely.segmentize(np.asarray(polys, dtype=object), SEGMENT_PX * self.px**0.5)
+            polys = gpd.GeoSeries(dense, crs=self.lab.crs).to_crs(self.crs).tolist()
+        for g, a_px, a_map, qq in zip(polys, areas_px, areas_map, per_poly, strict=True):
             geoms.append(g)
             rows.append(
                 {
@@ -366,18 +392,19 @@ class _LabelAttrs:
                     "quality": qq,
                     "status": self.status,
                     "area_px": round(a_px, 3),
-                    "area_map": round(g.area, 6),
+                    "area_map": round(a_map, 6),
                     "model_id": model_id,
                 }
             )
 
 
 def _check_georef(
-    files: list[Path], fmt: str, positive_values: tuple[float, ...] | None
+    files: list[Path], fmt: str, positive_values: tuple[float, ...] | None, target: Any = None
 ) -> tuple[Any, bool]:
-    """(layer CRS = the first georeferenced label's, whether the labels are georeferenced);
-    raises the georeference errors of :func:`write_polygons` before any polygon is made."""
-    crs = None
+    """(layer CRS: ``target``, else the labels' one CRS, :func:`~sam2elnet.export.layer_crs.
+    layer_crs`; whether the labels are georeferenced); raises the georeference errors of
+    :func:`write_polygons` before any polygon is made."""
+    crss: list[tuple[Path, Any]] = []
     kinds = set()
     for f in files:
         lab = LabelRaster(f, positive_values)
@@ -389,9 +416,16 @@ def _check_georef(
                 "(one file cannot mix map and pixel coordinates)",
                 f,
             )
-        if lab.georef and crs is None:
-            crs = lab.crs
+        if lab.georef:
+            crss.append((f, lab.crs))
     georef = kinds == {True}
+    if target is not None and not georef:
+        raise DataError(
+            "labels have no georeference, so --crs cannot reproject them; drop --crs (polygons "
+            "in pixel coordinates) or give georeferenced GeoTIFF labels",
+            files[0],
+        )
+    crs = layer_crs(target, crss)
     if not georef and fmt == "geojson":
         raise DataError(
             "labels have no georeference, but GeoJSON readers take coordinates without a CRS "
