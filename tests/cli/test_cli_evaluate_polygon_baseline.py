@@ -1,8 +1,9 @@
-"""``elnet evaluate --baseline coarse.gpkg`` / ``--valid area.gpkg``: polygons drawn in QGIS (here in
-EPSG:4326) placed on each prediction's grid (EPSG:32615 / 32616 GeoTIFFs) by the placement
-``--truth`` uses, for one pair and for a folder (one file shared by many scenes, features outside
-an image ignored). The numbers must equal those of the same polygons rasterised first with
-``elnet import --from vector`` and evaluated as masks.
+"""``elnet evaluate --baseline coarse.gpkg`` / ``--valid area.gpkg`` / ``--pred export.gpkg``:
+polygons (here in EPSG:4326) placed on each pair's grid (EPSG:32615 / 32616 GeoTIFFs) by the
+placement ``--truth`` uses, for one pair and for a folder (one file shared by many scenes,
+features outside an image ignored). The numbers must equal those of the same polygons rasterised
+first with ``elnet import --from vector`` (or, for predictions, the masks ``elnet export`` made
+the layer of) and evaluated as masks.
 
 Tiles are 32x32 px of 10 m; the truth covers rows / columns 8..23 (256 px), the coarse polygon
 rows / columns 12..27 (256 px), so by hand the baseline has TP = 144, FP = FN = 112,
@@ -189,3 +190,48 @@ def test_baseline_layer_without_crs_or_features_is_one_error_line(
     assert main([*args, str(empty)]) == 2
     line = _one_error(capsys)
     assert str(empty) in line and "no features (empty layer)" in line
+
+
+# ------------------------------------------------------------ --pred: an elnet export layer
+def test_predictions_exported_as_one_polygon_layer_score_as_the_masks_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Predictions of scenes in two UTM zones exported as one EPSG:4326 GeoPackage (``elnet export
+    --crs EPSG:4326``) and re-evaluated: each truth mask is scored against the polygons in its
+    footprint, placed on its grid; the numbers equal those of the prediction masks (hand: TP 144,
+    FP = FN = 112 per tile). One pair (the layer and one truth file) likewise."""
+    preds, truths = tmp_path / "preds", tmp_path / "truths"
+    for name, crs in (("a", "EPSG:32615"), ("c", "EPSG:32616")):
+        _tif(preds / f"{name}.tif", crs)
+        _tif(truths / f"{name}.tif", crs, rows=slice(12, 28))
+    layer = tmp_path / "export" / "preds.gpkg"
+    argv = ["export", "--labels", str(preds), "--out", str(layer), "--crs", "EPSG:4326",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    got = _evaluate(capsys, "--pred", str(layer), "--truth", str(truths))
+    ref = _evaluate(capsys, "--pred", str(preds), "--truth", str(truths))
+    cols = ("image", "tp", "fp", "fn", "tn", "iou")
+    assert [{k: r[k] for k in cols} for r in got["images"]] == [
+        {k: r[k] for k in cols} for r in ref["images"]
+    ]
+    assert [(r["tp"], r["fp"], r["fn"]) for r in got["images"]] == [(144, 112, 112)] * 2
+    one = _evaluate(capsys, "--pred", str(layer), "--truth", str(truths / "c.tif"))
+    assert (one["images"][0]["tp"], one["images"][0]["fp"]) == (144, 112)
+
+
+def test_polygon_predictions_with_polygon_truth_or_another_area_are_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truths = tmp_path / "truths"
+    _tif(truths / "a.tif")
+    _tif(truths / "b.tif", x0=X0 + 320)
+    far = tmp_path / "far.gpkg"
+    _lonlat((_square(X0 + 200_000), "EPSG:32615")).to_file(far)
+    assert main(["evaluate", "--pred", str(far), "--truth", str(truths), "--no-progress"]) == 2
+    line = _one_error(capsys)
+    assert line.startswith(f"error: {far}: none of its predicted polygons covers a pixel of the 2")
+    assert "check the layer's CRS and that it covers the truths' area" in line
+    argv = ["evaluate", "--pred", str(far), "--truth", str(far), "--no-progress"]
+    assert main(argv) == 2
+    line = _one_error(capsys)
+    assert "are both polygon files, so there is no pixel grid to compare them on" in line

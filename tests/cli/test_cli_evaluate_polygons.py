@@ -201,21 +201,18 @@ def test_a_lone_polygon_file_in_a_truth_folder_says_to_give_the_file(
     )
 
 
-def test_polygon_predictions_say_how_to_rasterise(
+def test_polygon_predictions_off_the_truth_name_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Polygons are read as truth, baseline or valid area, not as predictions: a polygon file as
-    --pred says so."""
+    """A polygon file as --pred is placed on the truth's grid (an elnet export layer re-evaluated:
+    tests/cli/test_cli_evaluate_polygon_baseline.py); one lying elsewhere is the reader's one
+    error line naming it."""
     gpkg = tmp_path / "pred.gpkg"
     gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=32633).to_file(gpkg)
     truth = _pred(tmp_path / "truth.tif")
     assert main(["evaluate", "--pred", str(gpkg), "--truth", str(truth)]) == 2
     line = _one_error(capsys)
-    assert "not as predictions" in line
-    # gdal_rasterize does not reproject: a file drawn in EPSG:4326 burnt onto a UTM extent
-    # lands nowhere; elnet import places it as --truth and enhance --labels do
-    assert "elnet import" in line and "--from vector --images" in line and "--all-images" in line
-    assert "gdal_rasterize" not in line
+    assert line.startswith(f"error: {gpkg}: none of the 1 label features overlaps the image")
 
 
 def test_report_draws_polygon_truth_on_each_prediction(
@@ -259,19 +256,20 @@ def test_a_mask_wins_over_a_polygon_file_of_the_same_name(tmp_path: Path) -> Non
     assert _counts(res.rows()[0]) == {"tp": 0, "fp": 256, "fn": 0, "tn": 768}
 
 
-def test_geojson_predictions_named_json_get_the_hint_with_a_quoted_path(
+def test_two_polygon_files_get_the_hint_with_a_quoted_path(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Polygons saved as .json (QGIS / geojson.io) given as --pred get the import hint as .gpkg
-    would, and a path with a space is quoted so the suggested command pastes as it is
-    (--baseline takes polygons: tests/cli/test_cli_evaluate_polygon_baseline.py)."""
+    """Polygons saved as .json (QGIS / geojson.io) as --pred with a polygon --truth: no grid to
+    compare on; the import hint names the file, a path with a space quoted so the suggested
+    command pastes as it is. gdal_rasterize (it does not reproject) is not suggested."""
     folder = tmp_path / "my coarse"
     folder.mkdir()
     coarse = folder / "coarse.json"
     gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_crs(4326).to_file(coarse, driver="GeoJSON")
-    truth = _pred(tmp_path / "truth.tif")
+    truth = tmp_path / "truth.gpkg"
+    gpd.GeoDataFrame(geometry=[_square()], crs=32633).to_file(truth)
     args = ["evaluate", "--pred", str(coarse), "--truth", str(truth)]
     assert main(args) == 2
     line = _one_error(capsys)
-    assert "not as predictions" in line
-    assert f"elnet import '{coarse}' --from vector --images IMAGES" in line
+    assert "are both polygon files" in line and "gdal_rasterize" not in line
+    assert f"elnet import '{coarse}' --from vector --images IMAGES --out DIR --all-images" in line

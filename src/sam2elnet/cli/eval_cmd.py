@@ -24,7 +24,10 @@ from sam2elnet.config import EvaluateOptions, check_options, option_default
 @app.command("evaluate")
 def evaluate(
     pred: Path = typer.Option(
-        ..., "--pred", help="Folder of predicted masks (PNG/TIF), or one mask file."
+        ...,
+        "--pred",
+        help="Folder of predicted masks (PNG/TIF), one mask file, or one polygon file (e.g. an "
+        "`elnet export` layer; placed on each ground-truth mask's grid by map position).",
     ),
     truth: Path = typer.Option(
         ...,
@@ -153,7 +156,8 @@ def evaluate(
     Polygon ground truth (GeoPackage, Shapefile, GeoJSON drawn in a GIS) is rasterised onto each
     prediction's grid; one polygon file with a PRED folder scores every prediction against the
     polygons in its footprint (none there: all background). --baseline (coarse polygons drawn
-    in QGIS) and --valid (the area to count) take polygon files too, placed the same way.
+    in QGIS) and --valid (the area to count) take polygon files too, placed the same way; so does
+    PRED (polygons exported by `elnet export` and re-evaluated), placed on each TRUTH mask's grid.
 
     A ground truth on another map grid (pixel size, extent, CRS; both files georeferenced by
     CRS + transform or by GCPs) is
@@ -168,7 +172,7 @@ def evaluate(
 
     from sam2elnet.cli.eval_tables import print_evaluation
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
+    from sam2elnet.data.naming import IMAGE_SUFFIXES
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
     from sam2elnet.errors import UserError
@@ -216,7 +220,7 @@ def evaluate(
     # folders below it), the images, --quality and --ids; none of them may be an output
     run_files = ("quality.csv", "summary.json")
     read_from = [
-        (pred, (*MASK_SUFFIXES, *run_files)),
+        (pred, (*TRUTH_SUFFIXES, *run_files)),
         (truth, TRUTH_SUFFIXES),
         *((d, TRUTH_SUFFIXES) for d in (valid, baseline)),
         (images, IMAGE_SUFFIXES),

@@ -31,7 +31,8 @@ from sam2elnet.data.naming import (
     mask_key,
 )
 from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
-from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth
+from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth, layer_check
+from sam2elnet.engine.eval_vector import georeferenced as _georeferenced
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -161,12 +162,14 @@ def single_pair(
     pred: Path, truth: Path, split: object = None
 ) -> tuple[dict[str, Path], dict[str, Path]] | None:
     """One prediction file and one ground-truth file as a batch of one pair, keyed by the
-    prediction's :func:`mask_key` (the names need not match); None when both are folders.
+    prediction's :func:`mask_key` (the truth's for a polygon prediction; the names need not
+    match); None when both are folders. Either may be a polygon file (placed on the other's
+    grid), not both.
 
     Raises:
         UserError: one is a file and the other a folder, ``split`` is given with a truth file,
-            or a file is not a mask (suffix not in :data:`MASK_SUFFIXES`); the message names the
-            path and what to give instead.
+            a file is not a mask or polygon file, or both are polygon files; the message names
+            the path and what to give instead.
     """
     if not pred.is_file() and not truth.is_file():
         return None
@@ -179,17 +182,21 @@ def single_pair(
         )
     if split:
         raise UserError("--split needs a dataset root as --truth, not a file; drop --split", truth)
-    for f, role, ok in (
-        (pred, "prediction", MASK_SUFFIXES),
-        (truth, "ground truth", (*MASK_SUFFIXES, *VECTOR_SUFFIXES)),
-    ):
+    ok = (*MASK_SUFFIXES, *VECTOR_SUFFIXES)
+    for f, role in ((pred, "prediction"), (truth, "ground truth")):
         if f.suffix.lower() not in ok:
             raise UserError(
-                f"{role} is not a mask file ({', '.join(ok)}); check the path"
-                f"{_vector_hint([f]) if f is pred else ''}",
-                f,
+                f"{role} is not a mask or polygon file ({', '.join(ok)}); check the path", f
             )
-    key = mask_key(pred.name)
+    polygons = [f.suffix.lower() in VECTOR_SUFFIXES for f in (pred, truth)]
+    if all(polygons):
+        raise UserError(
+            f"--pred and --truth are both polygon files, so there is no pixel grid to compare "
+            f"them on; give one as a mask, or rasterise {pred.name} onto the images first"
+            f"{_vector_hint([pred])}",
+            pred,
+        )
+    key = mask_key(truth.name if polygons[0] else pred.name)
     return {key: pred}, {key: truth}
 
 
@@ -248,8 +255,8 @@ def _vector_hint(paths: Any, scanned: bool = False) -> str:
     if found is None:
         return ""
     return (
-        "; polygons are read as ground truth, baseline or valid area (--truth, --baseline, "
-        "--valid), not as predictions: rasterise them onto the images' "
+        "; polygon predictions are read as one file given as --pred (e.g. an elnet export "
+        "layer, placed on each ground-truth mask's grid); or rasterise them onto the images' "
         f"grids first (reprojected from their CRS; one file may cover many images), e.g. elnet "
         f"import {shlex.quote(str(found))} --from vector --images IMAGES --out DIR --all-images, "
         "and give DIR"
@@ -366,6 +373,8 @@ class Pairs:
     truths: dict[str, Path]
     one: tuple[dict[str, Path], dict[str, Path]] | None = None
     layer: VectorTruth | None = None
+    pred_layer: Path | None = None
+    """One polygon file of predictions (an ``elnet export`` layer) for a truth folder."""
 
 
 def pair_inputs(
@@ -375,7 +384,9 @@ def pair_inputs(
 
     * ``--truth`` a polygon file and ``--pred`` a folder: every prediction against that file
       (:meth:`VectorTruth.shared`);
-    * two files: :func:`single_pair` (a polygon truth file allowed);
+    * ``--pred`` a polygon file (e.g. an ``elnet export`` layer) and ``--truth`` a folder:
+      every truth mask against the polygons in its footprint, placed on its grid;
+    * two files: :func:`single_pair` (one of them may be a polygon file);
     * ``--split``: the split's masks of a dataset root (:func:`split_truths`);
     * two folders: :func:`scan_masks` of each (run folders below ``pdir`` appended to ``runs``;
       truths may be polygon files named like their predictions).
@@ -400,31 +411,24 @@ def pair_inputs(
                 tdir,
             )
         return Pairs(preds, dict.fromkeys(preds, tdir), None, VectorTruth.shared(tdir))
+    if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():
+        truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
+        truths = {k: v for k, v in truths.items() if not is_vector_path(v)} or truths
+        if not any(_georeferenced(f) for f in truths.values()):
+            raise UserError(
+                f"none of the {len(truths)} ground-truth mask(s) in {tdir} has a georeference "
+                "(CRS + transform, or GCPs), so the polygons of one file cannot be placed on "
+                "them; georeference the masks, or rasterise the polygons onto the images first"
+                f"{_vector_hint([pdir])}",
+                pdir,
+            )
+        return Pairs(dict.fromkeys(truths, pdir), truths, None, None, pdir)
     one = single_pair(pdir, tdir, split)
     if one is not None:
         return Pairs(*one, one)
     preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
     truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
     return Pairs(preds, truths)
-
-
-def _georeferenced(path: Path) -> bool:
-    """Whether vector labels can be placed on raster ``path`` by map position (a CRS, or GCPs:
-    :func:`sam2elnet.data.vector_grid.image_grid`); an unreadable file answers True (its pair's
-    reader reports it)."""
-    import warnings
-
-    import rasterio
-
-    from sam2elnet.data.vector_grid import image_grid
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with rasterio.open(path) as ds:
-                return image_grid(ds)[0] is not None
-    except (rasterio.errors.RasterioError, OSError):
-        return True
 
 
 def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
@@ -444,39 +448,3 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
         f"removing _mask/_sat/_pred/_label{hint}",
         pdir,
     )
-
-
-def layer_check(path: Path, confusions: Sequence[Any], role: str = "truth") -> None:
-    """After scoring every prediction against one shared polygon file (:class:`VectorTruth`):
-    DataError naming ``path`` when no polygon covered a counted pixel of any prediction (almost
-    always a CRS mix-up or another area; ``confusions``: the pairs'
-    :class:`~sam2elnet.engine.metrics.Confusion` against the truth), else one warning saying how
-    many predictions it leaves all background. ``role``: ``"truth"`` (the file is the ground
-    truth: its pixels are TP + FN; the predictions' false positives count) or ``"baseline"``
-    (the baseline labels: their pixels are the baseline's TP + FP)."""
-    base = role == "baseline"
-    covered = [(c.tp + c.fp) if base else (c.tp + c.fn) for c in confusions]
-    if not any(covered):
-        raise DataError(
-            f"none of its {'baseline ' if base else ''}polygons covers a pixel of the "
-            f"{len(covered)} evaluated prediction(s); check the layer's CRS and that it covers "
-            "the predictions' area (polygons are placed by map position)",
-            path,
-        )
-    empty = sum(1 for t in covered if t == 0)
-    if empty and base:
-        log.warning(
-            "%s: %d of %d prediction(s) have no baseline polygon in their footprint: their "
-            "baseline label is all background",
-            path,
-            empty,
-            len(covered),
-        )
-    elif empty:
-        log.warning(
-            "%s: %d of %d prediction(s) have no polygon in their footprint: scored as all "
-            "background",
-            path,
-            empty,
-            len(covered),
-        )

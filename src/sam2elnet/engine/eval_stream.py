@@ -106,7 +106,8 @@ def pair_counts(
     (:meth:`sam2elnet.engine.eval_vector.VectorTruth.on_grid`; ``vector``: the
     :class:`~sam2elnet.engine.eval_vector.PolygonFiles` of the evaluation, holding the files
     shared by many predictions; read whole). A polygon ``baseline`` or ``valid`` file is placed
-    on the prediction's grid the same way (a pair with one is read whole).
+    on the prediction's grid the same way (a pair with one is read whole); a polygon
+    prediction (an ``elnet export`` layer) on its raster truth's grid.
 
     ``valid`` (pixels to count; None = all) must be on the truth's grid (the prediction's
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
@@ -126,10 +127,11 @@ def pair_counts(
     from sam2elnet.data.grids import other_grid, raster_header
     from sam2elnet.data.vector import is_vector_path
 
-    polygons = is_vector_path(truth)
+    polygons = is_vector_path(truth) or is_vector_path(pred)
     heads = None if polygons else (raster_header(truth), raster_header(pred))  # read once
     grid = None if heads is None else other_grid(*heads)
     placed = any(f is not None and is_vector_path(f) for f in (valid, baseline))  # read whole
+    on = truth if is_vector_path(pred) else pred  # the pixel grid of the pair
     if heads is not None and grid is None and not placed and streamable(truth, pred, heads):
         conf, bnd, rds = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
@@ -152,7 +154,7 @@ def pair_counts(
     if baseline is not None and is_vector_path(baseline):  # placed as a polygon truth is
         from sam2elnet.engine.eval_vector import VectorTruth
 
-        base = confusion((vector or VectorTruth()).on_grid(baseline, pred), t, v)
+        base = confusion((vector or VectorTruth()).on_grid(baseline, on), t, v)
     elif baseline is not None:
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
@@ -198,14 +200,22 @@ def read_pair_masks(
     not logged here (:func:`pair_counts` says it once).
 
     Raises:
-        DataError: as :func:`pair_counts`.
+        DataError: as :func:`pair_counts`; a polygon prediction with a polygon truth.
     """
     from sam2elnet.data.grids import other_grid, place_on_grid, raster_header
     from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.data.vector import is_vector_path
 
     polygons = is_vector_path(truth)
-    if heads is None and not polygons:
+    pred_polygons = is_vector_path(pred)  # an elnet export layer: placed on the truth's grid
+    if polygons and pred_polygons:
+        raise DataError(
+            f"and its ground truth {truth} are both polygon files: no pixel grid to compare "
+            "them on; give one of them as a mask",
+            pred,
+        )
+    on = truth if pred_polygons else pred  # the pixel grid of the pair
+    if heads is None and not polygons and not pred_polygons:
         heads = (raster_header(truth), raster_header(pred))
     grid = None if heads is None else other_grid(*heads)
     if grid is not None and not resample:
@@ -227,13 +237,18 @@ def read_pair_masks(
     if grid is not None:
         t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
         moved = Resampled(grid.describe(), outside)
-    p, p_valid = read_mask_valid(pred)
+    if pred_polygons:
+        from sam2elnet.engine.eval_vector import VectorTruth
+
+        p, p_valid = (vector or VectorTruth()).on_grid(pred, truth), None
+    else:
+        p, p_valid = read_mask_valid(pred)
     p = _same_size(p, pred, t, truth, "predictions")
     v = p_valid  # the prediction's nodata (127 in our labels, its GeoTIFF nodata tag) is not counted
     if valid is not None and is_vector_path(valid):  # a valid area drawn as polygons
         from sam2elnet.engine.eval_vector import VectorTruth
 
-        v = (vector or VectorTruth()).on_grid(valid, pred)
+        v = (vector or VectorTruth()).on_grid(valid, on)
         v = v if p_valid is None else (v & p_valid)
     elif valid is not None:
         v = read_binary_mask(valid)

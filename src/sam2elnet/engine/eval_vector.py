@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.errors import DataError
+
 log = logging.getLogger(__name__)
 
-__all__ = ["PolygonFiles", "VectorTruth"]
+__all__ = ["PolygonFiles", "VectorTruth", "georeferenced", "layer_check"]
 
 
 @dataclass
@@ -212,3 +215,55 @@ class PolygonFiles:
         if vt is None:
             vt = VectorTruth(line_width=self.line_width, line_width_unit=self.line_width_unit)
         return vt.on_grid(path, pred)
+
+
+def georeferenced(path: Path) -> bool:
+    """Whether vector labels can be placed on raster ``path`` by map position (a CRS, or GCPs:
+    :func:`sam2elnet.data.vector_grid.image_grid`); an unreadable file answers True (its pair's
+    reader reports it)."""
+    import warnings
+
+    import rasterio
+
+    from sam2elnet.data.vector_grid import image_grid
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                return image_grid(ds)[0] is not None
+    except (rasterio.errors.RasterioError, OSError):
+        return True
+
+
+def layer_check(path: Path, confusions: Sequence[Any], role: str = "truth") -> None:
+    """After scoring every pair against one shared polygon file (:class:`VectorTruth`):
+    DataError naming ``path`` when no polygon covered a counted pixel of any pair (almost
+    always a CRS mix-up or another area; ``confusions``: the pairs'
+    :class:`~sam2elnet.engine.metrics.Confusion`, of the baseline for ``"baseline"``), else one
+    warning saying how many pairs it leaves all background. ``role``: ``"truth"`` (the file is
+    the ground truth: its pixels are TP + FN; the predictions' false positives count),
+    ``"baseline"`` (the baseline labels: their pixels are the baseline's TP + FP) or
+    ``"prediction"`` (the predictions, placed on each truth's grid: their pixels are TP + FP)."""
+    mine = {"truth": "", "baseline": "baseline ", "prediction": "predicted "}[role]
+    covered = [(c.tp + c.fn) if role == "truth" else (c.tp + c.fp) for c in confusions]
+    on = "ground truth(s)" if role == "prediction" else "prediction(s)"
+    if not any(covered):
+        raise DataError(
+            f"none of its {mine}polygons covers a pixel of the {len(covered)} evaluated {on}; "
+            f"check the layer's CRS and that it covers the "
+            f"{'truths' if role == 'prediction' else 'predictions'}' area (polygons are placed "
+            "by map position)",
+            path,
+        )
+    empty = sum(1 for t in covered if t == 0)
+    if empty:
+        then = {
+            "truth": "scored as all background",
+            "baseline": "their baseline label is all background",
+            "prediction": "predicted as all background",
+        }[role]
+        log.warning(
+            "%s: %d of %d %s have no %spolygon in their footprint: %s",
+            path, empty, len(covered), on, mine, then,
+        )  # fmt: skip

@@ -191,6 +191,8 @@ def evaluate_folders(
     vector = PolygonFiles(line_width=line_width, line_width_unit=line_width_unit)
     if pairs.layer is not None:
         vector.share(pairs.layer.path, pairs.layer)  # type: ignore[arg-type]
+    if pairs.pred_layer is not None:  # one polygon layer of predictions (elnet export)
+        vector.share(pairs.pred_layer)
     preds, truths, one = pairs.preds, pairs.truths, pairs.one
     valids = masks_of(valid_dir, "valid-mask", one, preds=preds)
     if ids is not None:
@@ -239,12 +241,14 @@ def evaluate_folders(
         else (False, "auto: polygon ground truth (--roads for road measures)")
     )
 
-    sizes = pixel_sizes_m([preds[k] for k in keys]) if roads else {}
+    # the pixel grid of each pair: the prediction's; the truth's for polygon predictions
+    grids = {k: truths[k] if preds[k].suffix.lower() in VECTOR_SUFFIXES else preds[k] for k in keys}
+    sizes = pixel_sizes_m(list(grids.values())) if roads else {}
     per_image: dict[Path, float] = {}  # metres: each prediction's buffer from its pixel size
     if roads and road_buffer_m is not None:
         per_image = road_buffers_px(road_buffer_m, sizes)
 
-    qpaths, qrows = quality_rows(quality_csv, pdir.parent if one else pdir, runs)
+    qpaths, qrows = quality_rows(quality_csv, pdir.parent if pdir.is_file() else pdir, runs)
     qfilter = quality_filter(qpaths)
     if tau is None:
         tau = (qfilter or {}).get("tau") or QualityConfig().tau
@@ -254,7 +258,7 @@ def evaluate_folders(
     bar = progress_bar(len(keys), "evaluate", "img", progress)
     try:
         for key in keys:
-            buffer = per_image.get(Path(preds[key]), road_buffer_px)
+            buffer = per_image.get(Path(grids[key]), road_buffer_px)
             try:
                 got = pair_counts(
                     preds[key], truths[key], valids.get(key), bases.get(key),
@@ -274,7 +278,7 @@ def evaluate_folders(
                               resampled=got.resampled, valid_path=valids.get(key),
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
-                ps = sizes[Path(preds[key])]
+                ps = sizes[Path(grids[key])]
                 res.road_buffer = (buffer, None if ps.metres is None else buffer * ps.metres)
                 res.ground = None if ps.metres is None else (ps.metres, ps.scale)
             if (
@@ -290,6 +294,8 @@ def evaluate_folders(
             bar.update(1)
         if pairs.layer is not None and images:  # the shared polygon file met no prediction?
             layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
+        if pairs.pred_layer is not None and images:  # the same for a layer of predictions
+            layer_check(pairs.pred_layer, [r.confusion for r in images], "prediction")
         shared_base = bases and one is None and Path(baseline_dir).is_file()  # type: ignore[arg-type]
         if shared_base and images:  # the same check for a shared baseline polygon file
             layer_check(Path(baseline_dir), [r.baseline_confusion for r in images], "baseline")  # type: ignore[arg-type]
