@@ -281,10 +281,9 @@ def evaluate_folders(
                 ps = sizes[Path(grids[key])]
                 res.road_buffer = (buffer, None if ps.metres is None else buffer * ps.metres)
                 res.ground = None if ps.metres is None else (ps.metres, ps.scale)
-            if (
-                line_width is not None and truths[key].suffix.lower() in VECTOR_SUFFIXES
-            ):  # the report redraws it
-                res.line_width = (line_width, line_width_unit)
+            placed = (truths[key], preds[key], valids.get(key, truths[key]))
+            if line_width is not None and any(f.suffix.lower() in VECTOR_SUFFIXES for f in placed):
+                res.line_width = (line_width, line_width_unit)  # the report redraws the polygons
             if group_by == "folder":
                 res.group = group_name(truths[key], tdir)
             if bases:
@@ -441,11 +440,12 @@ def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) ->
 
 
 def vector_truths(result: EvaluationResult) -> dict[Path, VectorTruth]:
-    """The polygon truth files the rows of ``result`` share, each as one :class:`VectorTruth`
-    (read once, placed once per CRS; :mod:`sam2elnet.engine.eval_vector`): the evaluation's own
-    (``result.layer``, already read) or, for a result without it, one per polygon file that
-    several rows share, with the rows' line width. Files of one prediction each are not in it
-    (:func:`read_evaluated` places them on their own prediction)."""
+    """The polygon files the rows of ``result`` share (truths, a layer of predictions, a valid
+    area), each as one :class:`VectorTruth` (read once, placed once per CRS;
+    :mod:`sam2elnet.engine.eval_vector`): the evaluation's own truth layer (``result.layer``,
+    already read) and one per polygon file that several rows share, with the rows' line width.
+    Files of one prediction each are not in it (:func:`read_evaluated` places them on their own
+    pair)."""
     from collections import Counter
 
     from sam2elnet.data.vector import is_vector_path
@@ -453,13 +453,17 @@ def vector_truths(result: EvaluationResult) -> dict[Path, VectorTruth]:
     out: dict[Path, VectorTruth] = {}
     if result.layer is not None:
         out[Path(result.layer.path)] = result.layer
-    rows = [r for r in result.images if is_vector_path(r.truth_path)]
-    uses = Counter(Path(r.truth_path) for r in rows)
-    for r in rows:
-        path = Path(r.truth_path)
-        if uses[path] > 1 and path not in out:
+    uses: Counter[Path] = Counter()
+    width: dict[Path, Any] = {}
+    for r in result.images:
+        for f in (r.truth_path, r.pred_path, r.valid_path):
+            if f is not None and is_vector_path(f):
+                uses[Path(f)] += 1
+                width.setdefault(Path(f), r.line_width)
+    for path, n in uses.items():
+        if n > 1 and path not in out:
             shared = VectorTruth.shared(path)
-            shared.line_width, shared.line_width_unit = r.line_width or (None, "map")
+            shared.line_width, shared.line_width_unit = width[path] or (None, "map")
             out[path] = shared
     return out
 
@@ -469,15 +473,13 @@ def read_evaluated(row: ImageResult, vectors: dict[Path, VectorTruth] | None = N
     (:func:`~sam2elnet.engine.eval_stream.read_pair_masks`): prediction, truth on its grid and
     the pixels counted (the truth's ignore pixels, the prediction's nodata, the ``--valid``
     mask and a resampled truth's footprint left out), e.g. to draw the report. ``vectors``: the
-    shared polygon files (:func:`vector_truths`; None: a polygon truth is placed as a file of
-    its own prediction). Raises DataError as the evaluation did."""
-    vector = (vectors or {}).get(Path(row.truth_path))
-    if vector is None:
-        width, unit = row.line_width or (None, "map")
-        vector = VectorTruth(line_width=width, line_width_unit=unit)
+    shared polygon files (:func:`vector_truths`; None: each polygon file is placed as a file of
+    its own pair). Raises DataError as the evaluation did."""
+    width, unit = row.line_width or (None, "map")
+    files = PolygonFiles(dict(vectors or {}), width, unit)
     return read_pair_masks(
         row.pred_path, row.truth_path, row.valid_path,
-        positive_values=row.positive_values, vector=vector,
+        positive_values=row.positive_values, vector=files,
     )  # fmt: skip
 
 

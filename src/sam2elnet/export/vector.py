@@ -11,8 +11,9 @@ back (``--category`` selects on ``category``).
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`GEOJSON_CRS`), or reprojected to the one ``--crs`` of the
-layer (:mod:`~sam2elnet.export.layer_crs`; labels in several CRSs need it); labels without a CRS (PNGs, plain TIFFs)
-export without a CRS in *pixel coordinates* (x = column, y = row, y pointing down; the case
+layer (:mod:`~sam2elnet.export.layer_crs`; labels in several CRSs need it); labels without a CRS
+(PNGs, plain TIFFs) export without a CRS in *pixel coordinates* (x = column, y = row, y pointing
+down; the case
 catalogue's C07 contract); the result notes say so. QGIS draws a raster without
 geotransform at y = -row (:data:`sam2elnet.data.georef.PIXEL_GRID`), so such polygons show
 mirrored above the image there; ``pixel_coords="qgis"`` (``--pixel-coords qgis``) writes them
