@@ -3,7 +3,7 @@
 Labels in EPSG:32615 and EPSG:32616 cannot share a layer as they are: without ``--crs`` the
 export is one ``error:`` line naming the CRSs (nothing written); with ``--crs EPSG:4326`` every
 label's polygons are reprojected, and ``elnet import --from vector`` lands them back on each
-label's grid pixel for pixel, the review record (mask digests) recognising them as unchanged.
+label's grid pixel for pixel, the review record (the exported masks) recognising them as unchanged.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_crs_4326_round_trip_lands_every_label_back_pixel_for_pixel(
     assert rc == 0, err
     for name in ("a.tif", "b.tif", "c.tif"):
         assert np.array_equal(_read(masks / name), _read(zones / name)), name
-    # the review record's digests (of the labels on their own grids) match: nothing "edited"
+    # the review record's masks (of the labels on their own grids) match: nothing "edited"
     assert "3 of 3 masks are the exported labels unchanged" in err
 
 

@@ -159,7 +159,7 @@ def write_polygons(
             ``"wgs84"`` (EPSG:4326; a GeoJSON by RFC 7946, without ``crs`` member) or any CRS
             rasterio reads (``"EPSG:3035"``). Each label's polygons are reprojected to it, edges
             densified to :data:`~sam2elnet.export.layer_crs.SEGMENT_PX` px first; ``area_px``
-            and ``area_map`` stay in the label's own grid / CRS units; the review digest is of
+            and ``area_map`` stay in the label's own grid / CRS units; the review record's mask is of
             the label's own polygons on its grid, which ``elnet import`` burns back pixel for
             pixel from the reprojected layer.
         pixel_coords: coordinates of labels without a CRS, ``"gdal"`` (default; x = column,
