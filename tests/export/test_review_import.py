@@ -276,7 +276,8 @@ def test_summary_records_the_model_absolute_and_old_relative_ones_still_read(
     work = tmp_path / "work"
     (work / "models").mkdir(parents=True)
     (work / "models" / "m.pt").write_bytes(Path(run["model"]).read_bytes())
-    write_png(work / "imgs" / "x.png", np.full((32, 32), 90, np.uint8))
+    rng = np.random.default_rng(0)  # content: a constant image is unusable (exit 2)
+    write_png(work / "imgs" / "x.png", rng.integers(40, 200, (32, 32), dtype=np.uint8))
     monkeypatch.chdir(work)
     annotate_folder("models/m.pt", "imgs", "loop/auto", progress=False, precision="32")
     summary = json.loads((work / "loop" / "auto" / "summary.json").read_text())
