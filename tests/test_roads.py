@@ -13,7 +13,8 @@ import pytest
 from helpers_roads import make_road_dataset
 from test_train import make_dataset, small_cfg
 
-from sam2elnet.data.datasets import Augmentation, Sample, SegmentationDataset, _jitter
+from sam2elnet.data.augment import jitter as _jitter
+from sam2elnet.data.datasets import Augmentation, Sample, SegmentationDataset
 from sam2elnet.data.domain import detect_domain
 from sam2elnet.engine.train_data import training_recipe
 
