@@ -206,3 +206,43 @@ def test_scene_folder_records_its_model_and_resume_with_another_is_refused(
     assert json.loads((out / MODEL_ID_JSON).read_text())["sha256"] == rec["sha256"]
     assert main(_scene_args("builtin:smoothing", scenes, out)) == 0
     assert not (out / MODEL_ID_JSON).exists()
+
+
+def test_resume_with_other_bands_is_refused_with_nothing_written(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resume`` with another ``--bands`` was accepted without a word: the images it went on
+    to label were read from other bands than the labels already written. The folder now records
+    the bands (``model_id.json``) and a change is one ``error: OUT: ...`` line naming both, exit
+    2, nothing written; the same bands resume (annotate / enhance / scene share the check)."""
+    import numpy as np
+    from helpers_data import write_tif
+
+    out = tmp_path / "a"
+    assert main(_annotate(run, run["model"], out, "--bands", "3,2,1")) == 0
+    assert json.loads((out / MODEL_ID_JSON).read_text())["bands"] == [3, 2, 1]
+    n = json.loads((out / "summary.json").read_text())["n_images"]
+    capsys.readouterr()
+    before = _tree(out)
+    for other, said in ((["--bands", "1,2,3"], "1,2,3"), ([], "the model's default")):
+        assert main(_annotate(run, run["model"], out, "--resume", *other)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {out}: "), err
+        assert "3,2,1" in err and said in err and "--bands" in err and "new --out" in err
+        assert _tree(out) == before
+    assert main(_annotate(run, run["model"], out, "--resume", "--bands", "3,2,1")) == 0
+    assert json.loads((out / "summary.json").read_text())["n_resumed"] == n
+    # a scene folder shares the check
+    scenes = tmp_path / "scenes"
+    write_tif(
+        scenes / "s1.tif", np.random.default_rng(0).integers(0, 255, (3, 64, 64)).astype(np.uint8)
+    )
+    so = tmp_path / "so"
+    assert main(_scene_args(run["model"], scenes, so)) == 0
+    assert json.loads((so / MODEL_ID_JSON).read_text())["bands"] is None
+    capsys.readouterr()
+    before = _tree(so)
+    assert main(_scene_args(run["model"], scenes, so, "--resume", "--bands", "2,2,2")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {so}: ") and "2,2,2" in err and "the model's default" in err
+    assert _tree(so) == before

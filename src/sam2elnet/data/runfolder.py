@@ -15,9 +15,10 @@ reports and resume read back::
                                   ``model_version`` (:func:`model_version`)
     OUT/model_id.json             the model that made the labels, written when a job starts
                                   (:func:`model_identity`, :func:`record_model_identity`; also
-                                  in an ``elnet scene`` folder of scenes): ``--resume`` with
-                                  another model is refused, exports tag the labels with its
-                                  ``model_version``
+                                  in an ``elnet scene`` folder of scenes) and the ``bands``
+                                  given (null: the model's default): ``--resume`` with
+                                  another model or other ``--bands`` is refused, exports tag
+                                  the labels with its ``model_version``
 
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``

@@ -83,21 +83,28 @@ def unique_names(files: Sequence[Path]) -> dict[Path, str]:
 
 
 def check_resume_model(
-    out: str | Path, model: str | Path | None, resume: bool
-) -> dict[str, str] | None:
+    out: str | Path,
+    model: str | Path | None,
+    resume: bool,
+    bands: Sequence[int] | None = None,
+) -> dict[str, Any] | None:
     """The identity of ``model`` that the job records in ``OUT/model_id.json``
-    (:func:`~sam2elnet.data.runfolder.model_identity`; None when ``model`` is not a readable file),
-    after checking that ``--resume`` continues with the model that made the folder's labels.
+    (:func:`~sam2elnet.data.runfolder.model_identity`, plus ``bands``: the 1-based file bands
+    given with ``--bands``, None for the model's default; None when ``model`` is not a readable
+    file), after checking that ``--resume`` continues with the model and the bands that made the
+    folder's labels.
 
     Same bytes (SHA-256) as the recorded model: resumed as before, wherever the file lies now.
     A folder with a ``quality.csv`` (annotate / enhance) or a ``manifest.jsonl`` (``elnet scene``
     folders of scenes) but no record (made before the record existed) resumes with one warning
-    that its model cannot be checked.
+    that its model cannot be checked; a record without ``bands`` (made before bands were
+    recorded) is not checked for them.
 
     Raises:
-        UserError: ``resume`` and the folder records another model; one line naming both models
-            and saying to give a new ``--out`` or drop ``--resume`` to start over. Raised before
-            the model loads and before anything is written.
+        UserError: ``resume`` and the folder records another model, or other ``--bands``; one
+            line naming both models (both band lists) and saying to give a new ``--out`` or
+            drop ``--resume`` to start over (or give the recorded bands). Raised before the
+            model loads and before anything is written.
     """
     from sam2elnet.data.runfolder import SCENE_MANIFEST, model_identity, read_model_identity
 
@@ -106,6 +113,8 @@ def check_resume_model(
         ident = model_identity(model) if model is not None and Path(model).is_file() else None
     except OSError:
         ident = None
+    if ident is not None:
+        ident = {**ident, "bands": list(bands) if bands is not None else None}
     if not resume:
         return ident
     rec = read_model_identity(root)
@@ -125,7 +134,21 @@ def check_resume_model(
             "the two: give a new --out for this model, or drop --resume to start over",
             root,
         )
+    if ident is not None and "bands" in rec and rec["bands"] != ident["bands"]:
+        raise UserError(
+            f"its labels were read from bands {_bands_text(rec['bands'])}; this run's --bands is "
+            f"{_bands_text(ident['bands'])}, and --resume would mix the two: resume with the same "
+            "--bands, give a new --out for these bands, or drop --resume to start over",
+            root,
+        )
     return ident
+
+
+def _bands_text(bands: Any) -> str:
+    """``4,3,2`` as typed with ``--bands``; ``the model's default`` for None."""
+    if not bands:
+        return "the model's default (no --bands)"
+    return ",".join(str(b) for b in bands)
 
 
 def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -133,10 +133,10 @@ class _JobSettings:
         self.warp_to = check_warp_options(self.warp_to, self.warp_method)
 
     def load(self) -> _JobModel:
-        """Check that ``resume`` continues with the same model (before the model loads:
+        """Check that ``resume`` continues with the same model and ``bands`` (before the model loads:
         UserError otherwise), load the predictor (or take ``predictor``), set its ``bands``, log
         the precision that runs and choose the job's threshold."""
-        model_id = check_resume_model(self.out_dir, self.model_path, self.resume)
+        model_id = check_resume_model(self.out_dir, self.model_path, self.resume, self.bands)
         pred = job_predictor(
             self.predictor, self.model_path, self.device, self.precision, self.batch_size,
             self.tta, self.max_memory,

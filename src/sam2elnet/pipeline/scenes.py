@@ -401,8 +401,8 @@ def scene_job(
     from sam2elnet.engine.folder_inputs import check_resume_model
 
     # the model file's identity (None for builtin:smoothing), before the model loads; a folder
-    # records it (model_id.json), and --resume into it with another model is refused
-    model_id = check_resume_model(out, model, resume and src.is_dir())
+    # records it (model_id.json), and --resume into it with another model or --bands is refused
+    model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
     if src.is_dir():  # one label file for all scenes: read once, now
         labels = _shared_coarse(labels, _list_scenes(src)) or labels
     batch_size = int(scene_kwargs.get("batch_size", 4))
