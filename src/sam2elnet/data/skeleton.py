@@ -44,6 +44,7 @@ __all__ = [
     "row_strips",
     "strip_centre_lines",
     "strip_rows_for",
+    "thin",
 ]
 
 MIN_ROAD_PIECE_PX = 10
@@ -71,8 +72,8 @@ the label's decoding included)."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
-    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning
-    (``skimage.morphology.thin``), run to its fixed point.
+    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning (:func:`thin`,
+    the pixels of ``skimage.morphology.thin``), run to its fixed point.
 
     Args:
         mask: bool ``(H, W)``.
@@ -81,9 +82,98 @@ def centre_lines(mask: np.ndarray) -> np.ndarray:
         bool ``(H, W)``, True on the centre lines (all False for an empty mask); 8-connected
         lines one pixel wide.
     """
-    from skimage.morphology import thin
-
     return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
+
+
+def _guo_hall_lut(first: bool) -> np.ndarray:
+    """Deletion table of one Guo & Hall (1989) sub-iteration, bool ``(256,)`` indexed by the
+    neighbour code: bit ``i - 1`` is neighbour ``x_i``, counter-clockwise from ``x1`` = east
+    (``x2`` north-east, ``x3`` north, ... ``x8`` south-east). A pixel is deleted when
+    ``C(p) == 1`` (one 8-connected background-bounded run), ``2 <= min(N1, N2) <= 3`` and, in the
+    first sub-iteration, ``(x2 | x3 | ~x8) & x1 == 0`` (the second: ``(x6 | x7 | ~x4) & x5 ==
+    0``): Guo & Hall, "Parallel thinning with two-subiteration algorithms", Comm. ACM 32(3),
+    1989, algorithm A1. The tables equal those of ``skimage.morphology.thin`` (tested)."""
+    lut = np.zeros(256, dtype=bool)
+    for code in range(256):
+        x = [(code >> (i % 8)) & 1 for i in range(9)]  # x[i - 1] is x_i; x[8] wraps to x1
+        c = sum(1 for i in (0, 2, 4, 6) if not x[i] and (x[i + 1] or x[i + 2]))
+        n1 = sum(1 for k in (0, 2, 4, 6) if x[k] or x[k + 1])
+        n2 = sum(1 for k in (1, 3, 5, 7) if x[k] or x[k + 1])
+        if first:
+            m = (x[1] or x[2] or not x[7]) and x[0]
+        else:
+            m = (x[5] or x[6] or not x[3]) and x[4]
+        lut[code] = c == 1 and 2 <= min(n1, n2) <= 3 and not m
+    return lut
+
+
+_LUTS: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def thin(mask: np.ndarray, max_num_iter: int | None = None) -> np.ndarray:
+    """Guo & Hall (1989) parallel thinning, the same pixels as ``skimage.morphology.thin(mask,
+    max_num_iter)``, in time proportional to the mask's border rather than its area.
+
+    ``skimage`` correlates the whole image with the 3x3 neighbour weights in every sub-iteration
+    (about 2 x half the widest road's width of them); a pixel whose 8 neighbours are all
+    foreground is never deleted (code 255 deletes in neither table), and pixels are only ever
+    removed, so only the *border* (foreground pixels with a background neighbour) needs its
+    neighbour code, and the border changes only next to deleted pixels. Each sub-iteration
+    computes the codes of the border from the state before it (parallel, as the paper), deletes,
+    and adds the foreground neighbours of the deleted pixels to the border. Measured 13x faster
+    than ``skimage`` on 400 px road masks (``benchmarks/bench_road_measures.py``).
+
+    Args:
+        mask: ``(H, W)``, nonzero = foreground.
+        max_num_iter: at most this many iterations (of two sub-iterations); None: until an
+            iteration deletes nothing.
+
+    Returns:
+        bool ``(H, W)``.
+    """
+    global _LUTS
+    if _LUTS is None:
+        _LUTS = (_guo_hall_lut(True), _guo_hall_lut(False))
+    m = np.asarray(mask).astype(bool)
+    if m.ndim != 2:
+        raise ValueError(f"thinning needs a 2-D mask, got shape {m.shape}")
+    h, w = m.shape
+    pad = np.zeros((h + 2, w + 2), dtype=np.uint8)
+    pad[1:-1, 1:-1] = m
+    flat = pad.ravel()
+    row = w + 2
+    # neighbour offsets in the padded flat array, x1 (east) .. x8 (south-east), weight 2**(i-1)
+    offsets = np.array([1, 1 - row, -row, -row - 1, -1, row - 1, row, row + 1], dtype=np.intp)
+    fg = np.flatnonzero(flat)
+    full = np.ones(fg.size, dtype=bool)
+    for off in offsets:
+        full &= flat[fg + off] == 1
+    border = fg[~full]
+    del fg, full
+    edge = np.zeros(flat.size, dtype=bool)  # membership of ``border``
+    edge[border] = True
+    n_iter, limit = 0, max_num_iter or np.inf
+    while n_iter < limit:
+        changed = False
+        for lut in _LUTS:
+            code = np.zeros(border.size, dtype=np.uint8)
+            for bit, off in enumerate(offsets):
+                code |= flat[border + off] << np.uint8(bit)
+            gone = lut[code]
+            if not gone.any():
+                continue
+            changed = True
+            dead = border[gone]
+            flat[dead] = 0
+            edge[dead] = False
+            near = (dead[:, None] + offsets[None, :]).ravel()
+            near = np.unique(near[(flat[near] == 1) & ~edge[near]])  # new border pixels
+            edge[near] = True
+            border = np.concatenate([border[~gone], near])
+        n_iter += 1
+        if not changed:
+            break
+    return pad[1:-1, 1:-1].astype(bool)
 
 
 def row_strips(height: int, strip_rows: int) -> Iterator[tuple[int, int]]:
@@ -109,8 +199,6 @@ class _NotConverged(Exception):
 def _thin_window(m: np.ndarray, iterations: int, whole: bool) -> np.ndarray:
     """Thinning of a window; raises _NotConverged when ``iterations`` do not reach a fixed point
     (a window covering the whole mask is thinned without limit, as :func:`centre_lines`)."""
-    from skimage.morphology import thin
-
     if whole or not m.any():
         return centre_lines(m)
     s = thin(m, max_num_iter=iterations)
