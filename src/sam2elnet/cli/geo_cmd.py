@@ -264,12 +264,15 @@ def export_cmd(
         help="quality.csv of annotate/enhance (default: the one next to the labels).",
     ),
     simplify: Optional[float] = typer.Option(
-        None, "--simplify", help="Douglas-Peucker tolerance (map units; pixels without CRS)."
+        None,
+        "--simplify",
+        help="Douglas-Peucker tolerance (map units: degrees in EPSG:4326; pixels without CRS).",
     ),
     smooth: Optional[float] = typer.Option(
         None,
         "--smooth",
-        help="Round staircase edges with this radius (map units; pixels without CRS).",
+        help="Round staircase edges with this radius (map units: degrees in EPSG:4326; "
+        "pixels without CRS).",
     ),
     min_area: float = typer.Option(
         option_default(ExportOptions, "min_area"),

@@ -8,15 +8,57 @@ the result equals a whole-raster polygonisation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.errors import UserError
 from sam2elnet.export.labels import LabelRaster
 
-__all__ = ["iter_polygons", "polygonize_label"]
+log = logging.getLogger(__name__)
+
+__all__ = ["check_tolerances", "iter_polygons", "polygonize_label"]
+
+
+def _units(lab: LabelRaster) -> tuple[str, float]:
+    """The unit of ``lab``'s map coordinates in words (``degrees of EPSG:4326``, ``metre of
+    EPSG:32633``, ``pixels`` without a CRS) and the size of one pixel in them (the square root
+    of the pixel area)."""
+    from sam2elnet.data.georef import crs_name
+
+    px = float(lab.pixel_area or 1.0) ** 0.5
+    if not lab.georef or lab.crs is None:
+        return "pixels (the label has no CRS)", px
+    unit = "degrees" if lab.crs.is_geographic else (lab.crs.linear_units or "map units")
+    return f"{unit} of {crs_name(lab.crs)}", px
+
+
+def check_tolerances(lab: LabelRaster, simplify: float | None, smooth: float | None) -> None:
+    """Refuse a ``--simplify`` / ``--smooth`` tolerance at least as large as the label itself.
+
+    Both are in the label's map units, as GDAL's and QGIS's simplification tolerances (degrees
+    for a geographic CRS such as EPSG:4326, where ``--smooth 10`` meant as metres erased every
+    polygon). A tolerance spanning the whole label (its larger side, in map units) can only
+    collapse or erase its polygons, so it is taken for a unit mistake.
+
+    Raises:
+        UserError: one line naming the label, the option, its units, the label's size and a
+            value of about 2 px in those units.
+    """
+    unit, px = _units(lab)
+    span = max(lab.width, lab.height) * px
+    for name, value in (("--smooth", smooth), ("--simplify", simplify)):
+        if value and value >= span:
+            raise UserError(
+                f"{name} {value:g} is in the label's map units ({unit}) and spans the whole "
+                f"label ({span:.3g} across), so it would erase or collapse every polygon; "
+                f"1 px = {px:.3g} there: give e.g. {name} {2 * px:.3g} (2 px), or warp the "
+                "label to a projected CRS in metres first",
+                lab.path,
+            )
 
 
 def _shapes(mask: np.ndarray, transform: Any) -> Iterator[Any]:
@@ -57,6 +99,9 @@ def iter_polygons(
 
     ``smooth`` (map units) rounds staircase edges with a buffer out/in; ``simplify`` (map units)
     is Douglas-Peucker with topology preserved; polygons under ``min_area_px`` pixels are dropped.
+    A tolerance spanning the whole label is refused (:func:`check_tolerances`: UserError), and
+    one that erases every polygon of a label with foreground is one warning naming the label,
+    its units and a value of 1-2 px.
     An invalid polygon (GEOS ``is_valid``) is repaired with ``shapely.make_valid``. GEOS checks
     each polygon of a strip; a polygon merged across strips is not checked again when all its
     strip pieces were valid, since the merge keeps it valid (:func:`_merge_pieces`; checking
@@ -66,9 +111,12 @@ def iter_polygons(
 
     from sam2elnet.data.windowed import STRIP_PIXELS
 
+    check_tolerances(lab, simplify, smooth)
     strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
     px = lab.pixel_area or 1.0
+    n_raw = n_left = 0
     for g, valid in _strip_polygons(lab, strip_rows, windows):
+        n_raw += 1
         if smooth:
             g = g.buffer(smooth, join_style="round").buffer(-smooth, join_style="round")
             valid = False
@@ -77,6 +125,7 @@ def iter_polygons(
             valid = False
         if g.is_empty:
             continue
+        n_left += 1
         if not valid and not g.is_valid:
             import shapely
 
@@ -84,6 +133,16 @@ def iter_polygons(
         if g.area / px < min_area_px:
             continue
         yield g
+    if n_raw and not n_left:
+        unit, size = _units(lab)
+        said = " and ".join(
+            f"{k} {v:g}" for k, v in (("--smooth", smooth), ("--simplify", simplify)) if v
+        )
+        log.warning(
+            "%s: %s (%s; 1 px = %.3g) erased all %d polygon(s) of this label; give a tolerance "
+            "of about 1-2 px (%.3g-%.3g)",
+            lab.path, said, unit, size, n_raw, size, 2 * size,
+        )  # fmt: skip
 
 
 def _find(parent: list[int], i: int) -> int:
