@@ -266,13 +266,13 @@ def export_cmd(
     simplify: Optional[float] = typer.Option(
         None,
         "--simplify",
-        help="Douglas-Peucker tolerance (map units: degrees in EPSG:4326; pixels without CRS).",
+        help="Douglas-Peucker tolerance (map units; pixels without CRS); degrees in EPSG:4326.",
     ),
     smooth: Optional[float] = typer.Option(
         None,
         "--smooth",
-        help="Round staircase edges with this radius (map units: degrees in EPSG:4326; "
-        "pixels without CRS).",
+        help="Round staircase edges with this radius (map units; pixels without CRS); degrees "
+        "in EPSG:4326.",
     ),
     min_area: float = typer.Option(
         option_default(ExportOptions, "min_area"),
