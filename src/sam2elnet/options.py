@@ -136,6 +136,13 @@ class ExportOptions(_Options):
     centre_lines: bool | None = None  # None: on for road labels (export.centrelines)
 
 
+class ImportOptions(_Options):
+    """Options of ``elnet import`` (``--from vector``: a line layer, e.g. roads drawn in QGIS)."""
+
+    line_width: float | None = line_width_field()
+    line_width_unit: Literal["map", "px"] = "map"
+
+
 class StatsOptions(_Options):
     """Options of ``elnet stats``."""
 

@@ -79,3 +79,41 @@ def test_several_layers_without_labels_read_the_first_and_say_so(tmp_path: Path,
     gpd.GeoDataFrame(geometry=[box(0, 0, 5, 5)], crs=crs).to_file(one, layer="mine")
     assert len(read_vector(one)) == 1
     assert "layers" not in caplog.text
+
+
+def test_import_of_road_lines_takes_a_line_width_and_notes_once_per_layer(tmp_path: Path, capsys):
+    """A reviewer draws missing roads as lines in QGIS (new-user trial, roads): the note asked
+    for --line-width, which `elnet import` did not have (``No such option``), once per image."""
+    from helpers_data import write_tif
+
+    images = tmp_path / "images"
+    for i, name in enumerate(("a", "b", "c")):  # side by side, 40 x 40 px of 10 m
+        write_tif(images / f"{name}.tif", np.full((3, 40, 40), 90, np.uint8), x0=500000 + i * 400)
+    y = 4000000 - 200.0  # the edge of rows 19 and 20
+    lines = [LineString([(500000 + i * 400, y), (500000 + i * 400 + 400, y)]) for i in range(3)]
+    gp = tmp_path / "lines.gpkg"
+    gpd.GeoDataFrame({"source": ["a.tif", "b.tif", "c.tif"]}, geometry=lines,
+                     crs="EPSG:32633").to_file(gp, layer="roads")  # fmt: skip
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "thin", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert err.count("line features burnt 1 px wide") == 1, err
+    assert "3 line features burnt 1 px wide" in err and "--line-width" in err, err
+    assert _fg(tmp_path / "thin" / "a.tif").sum(axis=0).max() == 1
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "wide", "--line-width", "60", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "burnt 1 px wide" not in err, err
+    for name in ("a", "b", "c"):  # 60 m = 6 px of 10 m, along the whole image
+        fg = _fg(tmp_path / "wide" / f"{name}.tif")
+        assert (fg.sum(axis=0) == 6).all(), fg.sum(axis=0)
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images, "--out",
+                   tmp_path / "px", "--line-width", "4", "--line-width-px", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert (_fg(tmp_path / "px" / "a.tif").sum(axis=0) == 4).all()
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "bad", "--line-width", "-1")  # fmt: skip
+    assert rc == 2 and "--line-width" in err and "Traceback" not in err, err
+    assert not (tmp_path / "bad").exists()

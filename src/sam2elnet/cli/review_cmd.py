@@ -12,8 +12,9 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import NO_PROGRESS, switch
+from sam2elnet.cli.shared_options import LINE_WIDTH, LINE_WIDTH_PX, NO_PROGRESS, switch
 from sam2elnet.option_checks import check_options, option_default
+from sam2elnet.options import ImportOptions
 from sam2elnet.pipeline.serve_config import BackendConfig
 
 _SOURCES = ("label-studio", "coco", "cvat", "vector")
@@ -82,6 +83,8 @@ def import_cmd(
         "cvat/coco: a shape drawn, changed or deleted); the others come back as exported and "
         "are left out (a partial review). Needs the export's review record.",
     ),
+    line_width: Optional[float] = LINE_WIDTH,
+    line_width_px: bool = LINE_WIDTH_PX,
     no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
@@ -91,6 +94,12 @@ def import_cmd(
     kind = _ALIASES.get(source.lower(), source.lower())
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
+    width = check_options(
+        ImportOptions, line_width=line_width, line_width_unit="px" if line_width_px else "map"
+    )
+    if kind != "vector" and (line_width is not None or line_width_px):
+        flag = "--line-width" if line_width is not None else "--line-width-px"
+        raise UserError(f"{flag} applies to --from vector (line layers, e.g. roads) only")
     check_input(export, "EXPORT", "export file")
     if kind != "vector" and all_images:
         raise UserError("--all-images applies to --from vector (QGIS polygons) only")
@@ -149,6 +158,8 @@ def import_cmd(
             review_set=review_set,
             all_images=all_images,
             reviewed_only=reviewed_only,
+            line_width=width.line_width,
+            line_width_unit=width.line_width_unit,
             progress=not no_progress,
         )
     for note in res.notes:

@@ -10,7 +10,7 @@ values and default :data:`sam2elnet.option_values.PixelCoords`. ``PRECISION_HELP
 ``TRAIN_HELP``: the help texts of the training options ``elnet train``, ``elnet cv`` and ``elnet
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
-vector coarse labels), range :func:`sam2elnet.option_values.line_width_field`.
+vector coarse labels; ``import --from vector``: reviewed line layers), range :func:`sam2elnet.option_values.line_width_field`.
 ``--road-buffer`` / ``--road-buffer-m`` (``evaluate``, ``train``, ``cv``, ``experiment``):
 default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
 :func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;

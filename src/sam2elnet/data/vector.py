@@ -52,7 +52,34 @@ __all__ = [
     "VectorLabels",
     "burn_shapes",
     "rasterize_vector",
+    "NO_WIDTH_KINDS",
+    "no_width_notes",
 ]
+
+#: warn_once kinds of the notes about line and point features read without a line width
+#: (:func:`no_width_notes`); a layer placed on many images says them once for the layer
+NO_WIDTH_KINDS = (
+    "vector point features skipped (no line width)",
+    "vector line features burnt 1 px wide (no line width)",
+)
+
+
+def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
+    """The notes (text, warn_once kind) about features read without a line width: points are
+    skipped, lines burnt 1 px wide. ``kinds``: the features' ``shapely.get_type_id`` values."""
+    n_point = int(np.isin(kinds, (0, 4)).sum())
+    n_line = int(np.isin(kinds, (1, 2, 5)).sum())
+    out = []
+    if n_point:
+        msg = f"{p}: {n_point} point features skipped (give a line width to buffer them into discs)"
+        out.append((msg, NO_WIDTH_KINDS[0]))
+    if n_line:
+        msg = (
+            f"{p}: {n_line} line features burnt 1 px wide; give a line width (--line-width, map "
+            "units, or px with --line-width-px) to buffer roads to their real width"
+        )
+        out.append((msg, NO_WIDTH_KINDS[1]))
+    return out
 
 
 def is_vector_path(path: str | Path) -> bool:
@@ -154,6 +181,8 @@ class VectorLabels:
     width: int
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: the warn_once kind of each of ``notes``, in the same order
+    note_kinds: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from shapely import STRtree
@@ -209,11 +238,13 @@ class VectorLabels:
         p = Path(path)
         gdf = read_vector(p, layer=layer) if frame is None else frame
         notes: list[str] = []
+        note_kinds: list[str] = []
 
         def note(msg: str, kind: str) -> None:  # kind: counted once per run (warn_once)
             if not shared:
                 warn_once(log, kind, msg)
             notes.append(msg)
+            note_kinds.append(kind)
 
         n_total = len(gdf)
 
@@ -263,20 +294,9 @@ class VectorLabels:
                 geoms = geoms.copy()
                 geoms[buf] = shapely.buffer(geoms[buf], dist)
         else:
-            if is_point.any():
-                msg = (
-                    f"{p}: {int(is_point.sum())} point features skipped (give a line width to "
-                    "buffer them into discs)"
-                )
-                note(msg, "vector point features skipped (no line width)")
-                geoms = geoms[~is_point]
-                is_line = is_line[~is_point]
-            if is_line.any():
-                msg = (
-                    f"{p}: {int(is_line.sum())} line features burnt 1 px wide; give a line width "
-                    "(--line-width, map units or px) to buffer roads to their real width"
-                )
-                note(msg, "vector line features burnt 1 px wide (no line width)")
+            for msg, kind in no_width_notes(p, kinds):
+                note(msg, kind)
+            geoms = geoms[~is_point]
 
         # keep only what touches the image footprint
         from shapely.geometry import box
@@ -314,6 +334,7 @@ class VectorLabels:
             width=int(width),
             path=p,
             notes=notes,
+            note_kinds=note_kinds,
         )
 
     def rasterize(self, window: Window | None = None, all_touched: bool = False) -> np.ndarray:

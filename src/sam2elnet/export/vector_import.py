@@ -84,6 +84,8 @@ def import_vector(
     review_set: str | Path | None = None,
     all_images: bool = False,
     reviewed_only: bool = False,
+    line_width: float | None = None,
+    line_width_unit: str = "map",
     progress: bool = True,
 ) -> ImportResult:
     """Write one mask per reviewed image from a reviewed polygon layer.
@@ -123,6 +125,12 @@ def import_vector(
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
         reviewed_only: No mask for the images that come back as exported (above).
+        line_width: Line (and point) features, e.g. road centre lines drawn in QGIS, are
+            buffered to this total width (> 0) before rasterising, in ``line_width_unit``
+            ``"map"`` (units of each image's CRS; pixels for an image without one) or ``"px"``
+            (:meth:`~sam2elnet.data.vector.VectorLabels.from_file`). None: lines burnt 1 px
+            wide and points skipped, one note for the layer says how many.
+        line_width_unit: ``"map"`` or ``"px"``.
         progress: Show a progress bar.
 
     Returns:
@@ -196,6 +204,13 @@ def import_vector(
         cat_notes = []
     gdf, notes = _repair(gdf)
     notes = cat_notes + notes
+    if line_width is None:  # once for the layer, not once per image it is placed on
+        import shapely
+
+        from sam2elnet.data.vector import no_width_notes
+
+        kinds = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
+        notes += [msg for msg, _ in no_width_notes(p, kinds)]
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
         files = [f for f in files if f.stem in listed]
@@ -220,6 +235,7 @@ def import_vector(
             listed is None and not all_images,
             progress,
             check,
+            {"line_width": line_width, "line_width_unit": line_width_unit},
         )
         notes += more
         if not written:
@@ -295,15 +311,17 @@ def _burn(
     covered_only: bool,
     progress: bool,
     check: ReviewCheck,
+    width: dict[str, Any],
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
     ``check``: the export's record (:class:`~sam2elnet.export.review_set.ReviewCheck`); an
     image with as many features as went out, whose mask equals the exported one and whose
     features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
-    ``reviewed_only``: no mask for them)."""
+    ``reviewed_only``: no mask for them). ``width``: the reader's ``line_width`` /
+    ``line_width_unit``."""
     from sam2elnet.data.images import read_image
-    from sam2elnet.data.vector import VectorLabels
+    from sam2elnet.data.vector import NO_WIDTH_KINDS, VectorLabels
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
@@ -349,13 +367,19 @@ def _burn(
             # shared: the layer covers many images; notes come back instead of being logged
             try:
                 vl = VectorLabels.from_file(
-                    p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img)
+                    p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img), **width
                 )
             except DataError as err:  # e.g. a layer with a CRS on an image without one
                 skipped.append((f.stem, str(err)))
                 continue
             mask = vl.rasterize().astype(bool)
-            placing.update(dict.fromkeys(vl.notes))
+            placing.update(  # without a line width: the layer's note (import_vector)
+                dict.fromkeys(
+                    n
+                    for n, k in zip(vl.notes, vl.note_kinds, strict=True)
+                    if k not in NO_WIDTH_KINDS
+                )
+            )
             if own.any() and not mask.any():  # its own polygons miss it: a real fault
                 skipped.append(
                     (
