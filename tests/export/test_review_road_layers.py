@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 import rasterio
+from helpers_logs import run_main
 from helpers_logs import run_main_err as _cli
 from review_helpers import make_run
 from shapely.geometry import LineString, box
@@ -117,3 +118,26 @@ def test_import_of_road_lines_takes_a_line_width_and_notes_once_per_layer(tmp_pa
                    "--out", tmp_path / "bad", "--line-width", "-1")  # fmt: skip
     assert rc == 2 and "--line-width" in err and "Traceback" not in err, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_import_next_line_names_the_model_the_export_recorded(tmp_path: Path, capsys):
+    """`elnet import`'s `next:` line said `--init-model MODEL.pt` although the export knew the
+    run's model (new-user trial, roads); a model file gone since: MODEL.pt again."""
+    import json
+
+    run = make_run(tmp_path, {"a": 0.6, "b": 0.7})
+    gp = tmp_path / "roads.gpkg"
+    export_labels(run, gp, category="road", progress=False)
+    record = json.loads((tmp_path / "roads_review.json").read_text())
+    assert record["model"] == str((tmp_path / "model.pt").absolute())
+    assert record["model_version"].startswith("model.pt@")
+    data = tmp_path / "data"
+    rc, out, err = run_main(capsys, "import", gp, "--from", "vector", "--images",
+                            tmp_path / "images", "--out", data / "masks", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert f"--init-model {tmp_path / 'model.pt'}" in out, out
+    assert "MODEL.pt" not in out, out
+    (tmp_path / "model.pt").unlink()
+    rc, out, err = run_main(capsys, "import", gp, "--from", "vector", "--images",
+                            tmp_path / "images", "--out", data / "masks", "--no-progress")  # fmt: skip
+    assert rc == 0 and "--init-model MODEL.pt" in out, out + err

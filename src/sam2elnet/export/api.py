@@ -31,6 +31,7 @@ from sam2elnet.export.run_info import (
     default_category,
     quality_images_kept,
     run_label_files,
+    run_model_path,
     run_model_version,
 )
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
@@ -359,7 +360,7 @@ def _export_labels(
             review=sent,
         )
         if sent is not None:  # which images went out: elnet import --from cvat / coco
-            write_review_set(out, sent, fmt)
+            write_review_set(out, sent, fmt, (run_model_path(labels), model_id))
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out,
@@ -407,7 +408,8 @@ def _export_labels(
         layers_checked=True,  # export_labels ran check_tile_layers and warned
         centre_lines=lines,
     )
-    write_review_set(out, review, fmt)  # which images went out: elnet import --from vector
+    # which images went out (elnet import --from vector), and the model that made them
+    write_review_set(out, review, fmt, (run_model_path(labels), model_id))
     res = ExportResult(
         out,
         fmt,

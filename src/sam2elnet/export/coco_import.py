@@ -294,7 +294,7 @@ def import_coco(
         )
     notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed, check.model())
 
 
 def _image_mask(

@@ -426,4 +426,4 @@ def _write(
         removed = folder.commit()
     notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed, check.model())

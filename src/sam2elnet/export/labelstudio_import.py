@@ -172,6 +172,8 @@ class ImportResult:
     skipped: list[tuple[str, str]]
     notes: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: the model that made the exported labels (the export's review record), if it exists
+    model: Path | None = None
 
     def summary(self) -> str:
         """What was written, then on a second line the next step (:meth:`next_step`)."""
@@ -188,10 +190,15 @@ class ImportResult:
         images in ``images/`` beside it, paired by name), else where to put the masks."""
         import shlex
 
-        train = "elnet train --data {} --out RUN --init-model MODEL.pt"
-        tail = (
-            " (MODEL.pt: the model that made the labels; with the first labels too: docs/review.md)"
-        )
+        if self.model is not None:  # recorded by the export: the model that made the labels
+            train = "elnet train --data {} --out RUN --init-model " + shlex.quote(str(self.model))
+            tail = " (the model that made the labels, from the export's review record)"
+        else:
+            train = "elnet train --data {} --out RUN --init-model MODEL.pt"
+            tail = (
+                " (MODEL.pt: the model that made the labels; with the first labels too: "
+                "docs/review.md)"
+            )
         if self.out.name != "masks":
             return (
                 "next: put these masks in DATA/masks and their images in DATA/images (they pair "

@@ -15,7 +15,10 @@ Format (JSON object, UTF-8): ``kind`` = :data:`KIND`, ``version`` 1, ``layer`` (
 name), ``format`` (the export's: ``gpkg``, ``geojson``, ``shp`` or ``coco``; absent in
 records written before it), ``images``: one entry per exported label with ``source`` (the
 image's file name, the layer's ``source`` attribute), ``label`` (the label file's name),
-``polygons`` (features written) and ``quality`` (predicted IoU or null); with road centre lines
+``polygons`` (features written) and ``quality`` (predicted IoU or null); ``model`` (the absolute
+path of the model that made the labels, :func:`~sam2elnet.export.run_info.run_model_path`) and
+``model_version`` (``NAME@HASH``) when the run recorded them (``elnet import`` names that model
+in its ``next:`` line); with road centre lines
 (:mod:`~sam2elnet.export.centrelines`) also ``centre_lines`` (lines written),
 ``road_length_px`` (their summed length, pixels) and ``road_length_m`` (metres; null without a
 CRS). ``mask_sha256``, ``mask_shape``, ``mask_bits`` and ``loose_bits``
@@ -108,7 +111,12 @@ def layer_record(layer: str | Path) -> Path:
     return own
 
 
-def write_review_set(layer: Path, images: list[dict[str, Any]], fmt: str | None = None) -> Path:
+def write_review_set(
+    layer: Path,
+    images: list[dict[str, Any]],
+    fmt: str | None = None,
+    model: tuple[Path | None, str | None] = (None, None),
+) -> Path:
     """Write the record of ``layer`` atomically (:func:`review_set_path`); returns its path.
 
     Args:
@@ -117,14 +125,18 @@ def write_review_set(layer: Path, images: list[dict[str, Any]], fmt: str | None 
             recorded as ``format`` and naming the record.
         images: One dict per exported label: ``source``, ``label``, ``polygons`` (COCO:
             ``annotations``), ``quality``, ``mask_sha256``.
+        model: (model file, ``NAME@HASH``) of the run that made the labels, each None when
+            not known; recorded as ``model`` / ``model_version`` when known.
     """
     from sam2elnet.utils.atomic import write_json_atomic
 
     kind = _record_format(layer, fmt)
-    return write_json_atomic(
-        review_set_path(layer, kind),
-        {"kind": KIND, "version": 1, "layer": Path(layer).name, "format": kind, "images": images},
-    )
+    data: dict[str, Any] = {"kind": KIND, "version": 1, "layer": Path(layer).name, "format": kind}
+    if model[0] is not None:
+        data["model"] = str(model[0])
+    if model[1]:
+        data["model_version"] = model[1]
+    return write_json_atomic(review_set_path(layer, kind), {**data, "images": images})
 
 
 def _record_format(layer: str | Path, fmt: str | None) -> str:
@@ -282,10 +294,17 @@ class ReviewCheck:
 
     def __init__(self, record: Path | None, reviewed_only: bool, untouched: str) -> None:
         self.digests = read_review_digests(record) if record is not None else {}
+        data = _record_data(record) if record is not None else None
+        self.model_file = data.get("model") if data is not None else None
         self.reviewed_only = reviewed_only
         self.untouched = untouched
         self.unchanged: list[str] = []
         self.exact_only: list[str] = []  # changed by the digest of an older record
+
+    def model(self) -> Path | None:
+        """The model file the record names (``model``), when it still exists; else None."""
+        p = Path(str(self.model_file)) if isinstance(self.model_file, str) else None
+        return p if p is not None and p.is_file() else None
 
     def exported_count(self, stem: str) -> int | None:
         """How many polygons the export wrote for image ``stem`` (the record's ``polygons``);

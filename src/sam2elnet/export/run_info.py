@@ -24,6 +24,7 @@ __all__ = [
     "label_record",
     "model_version",
     "quality_and_images",
+    "run_model_path",
     "run_model_version",
     "quality_images_kept",
     "run_label_files",
@@ -189,6 +190,21 @@ def run_model_version(labels: str | Path) -> str | None:
         return file_version(mp)
     except OSError:
         return mp.name
+
+
+def run_model_path(labels: str | Path) -> Path | None:
+    """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
+    run), None when nothing names one or it no longer exists: the run folder's
+    ``model_id.json`` ``model``, else the model ``summary.json`` names."""
+    from sam2elnet.data.runfolder import read_model_identity
+
+    for d in _run_dirs(Path(labels)):
+        rec = read_model_identity(d)
+        if rec is not None and rec.get("model") and Path(str(rec["model"])).is_file():
+            return Path(str(rec["model"])).absolute()
+    found = run_summary(labels)
+    mp = _model_path(*found) if found is not None else None
+    return mp.absolute() if mp is not None else None
 
 
 def model_version(labels: str | Path, model_id: str | None = None) -> str:

@@ -249,7 +249,7 @@ def import_vector(
             raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
         removed = folder.commit()
     notes += removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed, check.model())
 
 
 def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
