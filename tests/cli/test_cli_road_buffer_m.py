@@ -252,3 +252,20 @@ def test_a_buffer_in_metres_on_web_mercator_tiles_is_in_ground_metres(
     )
     js, _ = _run(pred, truth, tmp_path / "m2", "--road-buffer-m", "2")
     assert js["options"]["road_buffer_px"] == pytest.approx(8.0, rel=5e-3)
+
+
+def test_the_buffer_given_in_metres_is_recorded_as_given(tmp_path: Path) -> None:
+    """--road-buffer-m 2 on EPSG:3857 tiles at 10 deg S and 5 deg N
+    (ground pixels 0.4909 and 0.4965 m): every row recorded 2 / pixel * pixel
+    (1.9999999999999998 in the --csv, new-user trial of roads); now the metres as given."""
+    pred, truth = _mercator_tiles(tmp_path, {"south": (-10.0, 1), "north": (5.0, 1)})
+    out = tmp_path / "m"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress",
+            "--json", str(out / "e.json"), "--csv", str(out / "e.csv"), "--road-buffer-m", "2"]  # fmt: skip
+    assert main(argv) == 0
+    with open(out / "e.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["road_buffer_m"]) for r in rows] == [2.0, 2.0], rows
+    js = json.loads((out / "e.json").read_text())
+    assert [r["road_buffer_m"] for r in js["images"]] == [2.0, 2.0]
+    assert js["options"]["road_buffer_m"] == 2.0

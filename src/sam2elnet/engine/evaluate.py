@@ -44,6 +44,7 @@ from sam2elnet.engine.eval_stream import (
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import (
     buffer_range,
+    image_buffer,
     pixel_sizes_m,
     road_buffers_px,
     same_pixel_size,
@@ -279,7 +280,7 @@ def evaluate_folders(
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
                 ps = sizes[Path(grids[key])]
-                res.road_buffer = (buffer, None if ps.metres is None else buffer * ps.metres)
+                res.road_buffer = image_buffer(buffer, road_buffer_m, ps.metres)
                 res.ground = None if ps.metres is None else (ps.metres, ps.scale)
             placed = (truths[key], preds[key], valids.get(key, truths[key]))
             if line_width is not None and any(f.suffix.lower() in VECTOR_SUFFIXES for f in placed):

@@ -30,6 +30,7 @@ __all__ = [
     "SAME_PIXEL_SIZE",
     "buffer_range",
     "buffer_said",
+    "image_buffer",
     "image_buffers_px",
     "per_item",
     "pixel_sizes_m",
@@ -104,6 +105,25 @@ def road_buffers_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> dict[Path,
             )
         out[Path(path)] = px
     return out
+
+
+def image_buffer(
+    buffer_px: float, buffer_m: float | None, pixel_m: float | None
+) -> tuple[float, float | None]:
+    """One image's road buffer in both units, as its results record it (``road_buffer_px``,
+    ``road_buffer_m``): ``buffer_m`` as given when given (``--road-buffer-m 2`` is recorded as
+    2, not as 2 / pixel * pixel = 1.9999999999999998), else ``buffer_px`` times the ground
+    pixel size ``pixel_m`` (metres; None: not known, no metres).
+
+    Args:
+        buffer_px: the buffer in px used on the image (given, or :func:`road_buffers_px` of
+            ``buffer_m``).
+        buffer_m: the buffer in ground metres when given in metres, else None.
+        pixel_m: the image's ground pixel size in metres, or None.
+    """
+    if buffer_m is not None:
+        return float(buffer_px), float(buffer_m)
+    return float(buffer_px), None if pixel_m is None else float(buffer_px) * pixel_m
 
 
 def image_buffers_px(
