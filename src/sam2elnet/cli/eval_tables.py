@@ -133,6 +133,7 @@ def _quality_table(res: Any) -> Any:
     )
     for title, fn in rows:
         t.add_row(title, *(fn(q) for _, q in cols))
+    none_good = _none_good(qs)
     f = res.quality_filter
     if f and f.get("threshold") is not None:
         how = (
@@ -148,7 +149,21 @@ def _quality_table(res: Any) -> Any:
                 f"({f.get('note') or 'no threshold reached it'}): the run's threshold "
                 f"{_f(f['threshold'])} lies above every score it was calibrated on"
             )
+    if none_good:
+        t.caption = f"{t.caption}\n{none_good}" if t.caption else none_good
     return t
+
+
+def _none_good(qs: Any) -> str:
+    """The table's line when no scored label reaches ``tau`` (thin roads rarely reach IoU 0.7):
+    precision and recall of kept labels then measure nothing, and ``--tau`` is the cause."""
+    if qs.tau is None or qs.n_good != 0 or not qs.n:
+        return ""
+    return (
+        f"no label reached true IoU >= {qs.tau:g} (--tau; mean true IoU {_f(qs.mean_iou_all)}): "
+        "precision and recall of kept measure nothing at this tau; give --tau an IoU your good "
+        "labels reach (thin roads: docs/roads.md)"
+    )
 
 
 def print_evaluation(
