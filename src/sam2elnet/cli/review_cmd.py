@@ -26,8 +26,8 @@ def import_cmd(
     export: Path = typer.Argument(
         ...,
         help="Label Studio JSON export, a CVAT export (zip or annotations.xml), a COCO 1.0 JSON, "
-        "or a polygon layer (.gpkg/.shp/.geojson, e.g. an `elnet export` GeoPackage edited in "
-        "QGIS).",
+        "or a polygon or line layer (.gpkg/.shp/.geojson, e.g. an `elnet export` GeoPackage "
+        "edited in QGIS; lines: --line-width).",
     ),
     source: str = typer.Option(
         ...,

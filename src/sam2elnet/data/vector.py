@@ -76,7 +76,7 @@ def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
     if n_line:
         msg = (
             f"{p}: {n_line} line features burnt 1 px wide; give a line width (--line-width, map "
-            "units, or px with --line-width-px) to buffer roads to their real width"
+            "units or px) to buffer roads to their real width"
         )
         out.append((msg, NO_WIDTH_KINDS[1]))
     return out
