@@ -35,6 +35,7 @@ from sam2elnet.option_values import (
     ModelSize,
     Precision,
     TrunkScale,
+    augment_default_text,
     auto_trunk_scale,
     check_quality_folds,
     memory_bytes,
@@ -286,19 +287,21 @@ class TrainConfig(BaseModel):
     aug_scale: tuple[float, float] | None = Field(
         None,
         description="crop scale range low,high (log-uniform; >1 zooms out); None = domain "
-        "default (0.75,1.33; roads 0.5,2)",
+        f"default ({augment_default_text('scale')})",
     )
     aug_photometric: float | None = Field(
         None,
         ge=0,
         le=5,
-        description="brightness/contrast/gamma strength; None = domain default (1; roads 2)",
+        description="brightness/contrast/gamma strength; None = domain default "
+        f"({augment_default_text('photometric')})",
     )
     aug_band_jitter: float | None = Field(
         None,
         ge=0,
         le=0.5,
-        description="per-band gain/offset jitter; None = domain default (0; roads 0.05)",
+        description="per-band gain/offset jitter; None = domain default "
+        f"({augment_default_text('band_jitter')})",
     )
     # road data: the buffer of the validation road measures (metrics.csv val_road_*), px; or
     # in ground metres (replaces road_buffer; each validation image's px from its pixel size)

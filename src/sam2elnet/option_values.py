@@ -39,6 +39,41 @@ PIXEL_COORDS: tuple[str, ...] = get_args(PixelCoords)
 """The :data:`PixelCoords` values, the default (``gdal``: the case catalogue's C07 contract)
 first."""
 
+AUGMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "default": {"scale": (0.75, 1.33), "photometric": 1.0, "band_jitter": 0.0},
+    "roads": {"scale": (0.5, 2.0), "photometric": 2.0, "band_jitter": 0.05},
+}
+"""Training augmentation defaults per domain (:meth:`sam2elnet.data.augment.Augmentation.
+for_domain`; ``default``: SAR and any other data): crop scale range (log-uniform factor),
+photometric strength, per-band jitter. Stronger for roads, whose models must carry over to
+imagery of other sources (issue #14). Here, not in :mod:`~sam2elnet.data.augment`, so that the
+CLI help shows them without importing OpenCV."""
+
+
+def augment_default_text(name: str) -> str:
+    """The domain defaults of augmentation setting ``name`` (a key of :data:`AUGMENT_DEFAULTS`'
+    entries) for help texts: ``"1; roads 2"``, ``"0.75,1.33; roads 0.5,2"``."""
+
+    def fmt(v: Any) -> str:
+        return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"
+
+    d = AUGMENT_DEFAULTS
+    return "; ".join(
+        [fmt(d["default"][name])] + [f"{k} {fmt(v[name])}" for k, v in d.items() if k != "default"]
+    )
+
+
+WarpMethod = Literal["tps", "polynomial"]
+"""GCP transformers of ``--warp-method`` (:mod:`sam2elnet.data.warp`), the default first: thin
+plate spline (``gdalwarp -tps``) or polynomial (``gdalwarp``'s default)."""
+
+WARP_METHODS: tuple[str, ...] = get_args(WarpMethod)
+"""The :data:`WarpMethod` names, the default first."""
+
+DEFAULT_WARP_METHOD: str = WARP_METHODS[0]
+"""``--warp-method``'s default (``tps``), the one default of every job that warps
+(``elnet scene`` / ``annotate`` / ``enhance`` ``--warp-to``, ``elnet export --warp-to``)."""
+
 LAYER_CRS: tuple[str, ...] = ("image", "wgs84")
 """Named ``elnet export --crs`` values, the default first: ``image`` (the labels' own CRS) and
 ``wgs84`` (EPSG:4326); any other value is a CRS rasterio reads (``EPSG:32615``;

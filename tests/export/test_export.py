@@ -307,7 +307,7 @@ def test_bad_export_inputs(tmp_path: Path, label_tif: Path):
     with pytest.raises(UserError, match="cannot tell the export format"):
         export_labels(label_tif, tmp_path / "o.txt", progress=False)
     with pytest.raises(
-        UserError, match="unknown export format 'kml'; use geojson, gpkg, shp or coco"
+        UserError, match="unknown export format 'kml'; use geojson, gpkg, shp, coco or label-studio"
     ):
         export_labels(label_tif, tmp_path / "o.gpkg", "KML", progress=False)
     (tmp_path / "q.csv").write_text("foo,bar\n1,2\n")

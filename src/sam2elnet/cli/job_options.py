@@ -23,6 +23,7 @@ from sam2elnet.cli.shared_options import (
     WARP_TO,
 )
 from sam2elnet.config import FolderJobOptions, option_default
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
 # Options shared by annotate and enhance (one definition, one help text).
 MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
@@ -134,7 +135,8 @@ def job_kwargs(**kw: object) -> dict[str, object]:
     if "warp_to" in kw:  # checked before the model loads or anything is written
         from sam2elnet.data.warp import check_warp_options
 
-        kw["warp_to"] = check_warp_options(kw["warp_to"], kw.get("warp_method", "tps"))  # type: ignore[arg-type]
+        method = kw.get("warp_method", DEFAULT_WARP_METHOD)
+        kw["warp_to"] = check_warp_options(kw["warp_to"], method)  # type: ignore[arg-type]
     if "bands" in kw:
         from sam2elnet.data.raster import parse_bands
 

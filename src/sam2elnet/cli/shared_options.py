@@ -28,6 +28,7 @@ import typer
 
 from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from sam2elnet.option_values import (
+    DEFAULT_WARP_METHOD,
     LINE_WIDTH_MAX,
     PIXEL_COORDS,
     PIXEL_COORDS_HELP,
@@ -35,6 +36,7 @@ from sam2elnet.option_values import (
     ROAD_BUFFER_M_MAX,
     ROAD_BUFFER_MAX,
     ROAD_BUFFER_PX,
+    augment_default_text,
 )
 from sam2elnet.utils.progress import EVERY_S
 
@@ -79,10 +81,10 @@ TRAIN_HELP = {
     "auto: half without SAM2 weights (the same oil-spill label quality in about half the time), "
     "full for roads and with SAM2 weights (docs/training.md).",
     "topology_weight": f"Weight of the clDice term (default {_d('topology_weight')}, 0-10).",
-    "aug_photometric": "Brightness/contrast/gamma strength, 0 = off (default 1; roads 2; "
-    "at most 5).",
-    "aug_band_jitter": "Per-band gain/offset jitter for colour casts, 0 = off (default 0; roads "
-    "0.05; at most 0.5).",
+    "aug_photometric": "Brightness/contrast/gamma strength, 0 = off (default "
+    f"{augment_default_text('photometric')}; at most 5).",
+    "aug_band_jitter": "Per-band gain/offset jitter for colour casts, 0 = off (default "
+    f"{augment_default_text('band_jitter')}; at most 0.5).",
 }
 
 #: help text of the label filter's options (``annotate``, ``enhance``; ``experiment``: first two)
@@ -112,7 +114,7 @@ WARP_TO_EXPORT = typer.Option(
     "(for GCP-only labels an affine fit to the GCPs).",
 )
 WARP_METHOD = typer.Option(
-    "tps",
+    DEFAULT_WARP_METHOD,
     "--warp-method",
     help="GCP transformer for --warp-to: tps (default; labels on GCP-only grids are always placed "
     "with it) | polynomial.",

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from sam2elnet.option_values import AUGMENT_DEFAULTS
+
 __all__ = ["Augmentation", "crop_box", "dihedral", "jitter", "resize", "window"]
 
 
@@ -83,9 +85,9 @@ class Augmentation:
     ~0.50 validation IoU to 0.23 road IoU on aerial images of another source).
     """
 
-    scale: tuple[float, float] = (0.75, 1.33)
-    photometric: float = 1.0
-    band_jitter: float = 0.0
+    scale: tuple[float, float] = AUGMENT_DEFAULTS["default"]["scale"]
+    photometric: float = AUGMENT_DEFAULTS["default"]["photometric"]
+    band_jitter: float = AUGMENT_DEFAULTS["default"]["band_jitter"]
 
     def __post_init__(self) -> None:
         lo, hi = (float(v) for v in self.scale)
@@ -96,10 +98,9 @@ class Augmentation:
 
     @classmethod
     def for_domain(cls, domain: str | None) -> Augmentation:
-        """Defaults for ``domain`` ("roads" or anything else)."""
-        if domain == "roads":
-            return cls(scale=(0.5, 2.0), photometric=2.0, band_jitter=0.05)
-        return cls()
+        """Defaults for ``domain`` ("roads" or anything else):
+        :data:`~sam2elnet.option_values.AUGMENT_DEFAULTS`."""
+        return cls(**AUGMENT_DEFAULTS.get(domain or "default", AUGMENT_DEFAULTS["default"]))
 
     def describe(self) -> str:
         """One line for logs: 'scale 0.5-2, photometric 2, per-band 0.05'."""

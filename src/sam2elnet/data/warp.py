@@ -33,8 +33,10 @@ import numpy as np
 from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_values import DEFAULT_WARP_METHOD, WARP_METHODS
 
 __all__ = [
+    "DEFAULT_WARP_METHOD",
     "WARP_METHODS",
     "WarpInfo",
     "check_warp_options",
@@ -47,8 +49,6 @@ __all__ = [
     "warp_to_map_grid",
 ]
 
-WARP_METHODS = ("tps", "polynomial")
-"""GCP transformers: thin plate spline (``gdalwarp -tps``) or polynomial (``gdalwarp`` default)."""
 _GDAL_METHOD = {"tps": "GCP_TPS", "polynomial": "GCP_POLYNOMIAL"}
 
 
@@ -80,7 +80,7 @@ def parse_warp_crs(text: str | None) -> str | None:
     return t
 
 
-def check_warp_options(warp_to: str | None, method: str = "tps") -> str | None:
+def check_warp_options(warp_to: str | None, method: str = DEFAULT_WARP_METHOD) -> str | None:
     """``--warp-to`` / ``--warp-method`` checked before any work (UserError naming the accepted
     values); returns :func:`parse_warp_crs` of ``warp_to``."""
     if method not in WARP_METHODS:
@@ -141,7 +141,7 @@ def _check_georeference(ds: Any, path: Path) -> bool:
     return use_gcps
 
 
-def check_warpable(path: str | Path, crs: str, method: str = "tps") -> Any:
+def check_warpable(path: str | Path, crs: str, method: str = DEFAULT_WARP_METHOD) -> Any:
     """Check before predicting that ``path`` (the input image) can be warped to ``crs`` with
     ``method`` (:func:`warp_to_map_grid`'s DataError / UserError otherwise); return the target
     CRS."""
@@ -160,7 +160,7 @@ def check_warpable(path: str | Path, crs: str, method: str = "tps") -> Any:
 
 
 def pixels_to_map(
-    ds: Any, rows: np.ndarray, cols: np.ndarray, crs: Any, method: str = "tps"
+    ds: Any, rows: np.ndarray, cols: np.ndarray, crs: Any, method: str = DEFAULT_WARP_METHOD
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map positions in ``crs`` of pixel positions of ``ds``, as :func:`warp_to_map_grid` with
     ``method`` places them: through the GCPs (``rasterio.transform.GCPTransformer``: the thin
@@ -260,7 +260,7 @@ def warp_to_map_grid(
     dst_path: str | Path | None = None,
     crs: str = "utm",
     *,
-    method: str = "tps",
+    method: str = DEFAULT_WARP_METHOD,
 ) -> WarpInfo | None:
     """Resample a single-band output GeoTIFF onto a regular map grid in ``crs``.
 

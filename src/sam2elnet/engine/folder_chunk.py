@@ -22,6 +22,7 @@ from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
 from sam2elnet.model.quality import REJECT_FLAGS
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class ChunkSpec:
     line_width_unit: str = "map"  # of line_width: "map" (CRS units) or "px"
     positive_values: tuple[float, ...] | None = None
     warp_to: str | None = None
-    warp_method: str = "tps"
+    warp_method: str = DEFAULT_WARP_METHOD
     #: enhance: how far a label may depart from its coarse label (engine.coarse_rule)
     rule: CoarseRule | None = None
 

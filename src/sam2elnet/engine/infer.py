@@ -43,6 +43,7 @@ from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import ModelRun, announce_predictor_precision, run_model
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
 __all__ = [
     "BandCountError",
@@ -243,7 +244,7 @@ def annotate_folder(
     max_memory: int | str | None = None,
     executor_factory: ExecutorFactory | None = None,
     warp_to: str | None = None,
-    warp_method: str = "tps",
+    warp_method: str = DEFAULT_WARP_METHOD,
     echo: Callable[[str], None] | None = None,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
@@ -331,7 +332,7 @@ def enhance_folder(
     split: str | Sequence[str] | None = None,
     executor_factory: ExecutorFactory | None = None,
     warp_to: str | None = None,
-    warp_method: str = "tps",
+    warp_method: str = DEFAULT_WARP_METHOD,
     new_objects: str = _default("new_objects"),
     max_growth: float | None = None,
     echo: Callable[[str], None] | None = None,

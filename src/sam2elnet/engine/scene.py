@@ -75,7 +75,7 @@ from sam2elnet.engine.scene_writer import (
     write_quality,
 )
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import PIXEL_COORDS
+from sam2elnet.option_values import DEFAULT_WARP_METHOD, PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def predict_scene(
     executor: BatchExecutor | None = None,
     progress: bool = True,
     warp_to: str | None = None,
-    warp_method: str = "tps",
+    warp_method: str = DEFAULT_WARP_METHOD,
     tags: dict[str, str] | None = None,
 ) -> SceneResult:
     """Predict a whole (large) raster scene window by window and write a label GeoTIFF.

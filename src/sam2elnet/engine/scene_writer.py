@@ -25,7 +25,7 @@ from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.engine.executors import entropy_bits
-from sam2elnet.option_values import PIXEL_COORDS
+from sam2elnet.option_values import DEFAULT_WARP_METHOD, PIXEL_COORDS
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
@@ -264,7 +264,7 @@ class WindowFootprints:
         src: Any,
         pixel_coords: str = PIXEL_COORDS[0],
         warp_crs: Any = None,
-        warp_method: str = "tps",
+        warp_method: str = DEFAULT_WARP_METHOD,
     ) -> None:
         from sam2elnet.data.grids import GcpGrid
 
@@ -322,7 +322,7 @@ def windows_geo(
     src: Any,
     pixel_coords: str = PIXEL_COORDS[0],
     warp_crs: Any = None,
-    warp_method: str = "tps",
+    warp_method: str = DEFAULT_WARP_METHOD,
 ) -> WindowFootprints:
     """Footprint polygons of a scene's windows, in the coordinates and CRS its label's polygon
     export (``elnet export``) uses, so the two layers line up (:class:`WindowFootprints`):

@@ -35,6 +35,7 @@ from sam2elnet.export.run_info import (
     run_model_version,
 )
 from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
 
@@ -79,7 +80,7 @@ def export_labels(
     fmt: str | None = None,
     *,
     warp_to: str | None = None,
-    warp_method: str = "tps",
+    warp_method: str = DEFAULT_WARP_METHOD,
     polygons: bool = False,
     document_root: str | Path | None = None,
     **kwargs: Any,

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.georef import crs_name
+from sam2elnet.data.vector import LABELS_LAYER
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
@@ -57,20 +58,23 @@ def suffix_formats() -> dict[str, str]:
 def format_of(out: str | Path, fmt: str | None = None) -> str:
     """The export format of ``out``: ``fmt`` (lower case) when given, else what ``out``'s suffix
     means (case-insensitive): a :data:`FORMATS` suffix (``.gpkg`` -> ``gpkg``) or one of
-    :data:`OTHER_SUFFIXES` (``.json`` -> ``coco``).
+    :data:`OTHER_SUFFIXES` (``.json`` -> ``coco``; Label Studio tasks are never told by the
+    suffix).
 
     Raises:
-        UserError: ``fmt`` is not a polygon format or ``coco``, or ``fmt`` is None and the suffix
+        UserError: ``fmt`` is none of :data:`~sam2elnet.option_values.EXPORT_FORMATS` (the
+            message lists them all, ``label-studio`` included), or ``fmt`` is None and the suffix
             means no format.
     """
-    known = suffix_formats()
+    from sam2elnet.option_values import EXPORT_FORMATS
+
     if fmt is None:
-        fmt = known.get(Path(out).suffix.lower())
+        fmt = suffix_formats().get(Path(out).suffix.lower())
         if fmt is None:
             raise UserError(f"cannot tell the export format from {Path(out).name}; give --format")
     fmt = fmt.lower()
-    if fmt not in known.values():
-        *names, last = dict.fromkeys(known.values())
+    if fmt not in EXPORT_FORMATS:
+        *names, last = EXPORT_FORMATS
         raise UserError(f"unknown export format {fmt!r}; use {', '.join(names)} or {last}")
     return fmt
 
@@ -162,14 +166,15 @@ class LayerWriter:
         """Append one batch (a GeoDataFrame in the layer's CRS) to the layer.
 
         ``layer`` (GeoPackage only): another layer of the same file (the first batch of it
-        creates it; default: the polygon layer ``labels``). ``geometry_type`` (e.g.
+        creates it; default: the polygon layer
+        :data:`~sam2elnet.data.vector.LABELS_LAYER`). ``geometry_type`` (e.g.
         ``"LineString"``): the layer's declared geometry type, for an empty first batch."""
         if self.to_wgs84:
             gdf = gdf.to_crs("EPSG:4326")
         driver, _ = FORMATS[self.fmt]
         if layer is not None and self.fmt != "gpkg":
             raise ValueError("only a GeoPackage holds several layers")
-        layer = layer or ("labels" if self.fmt == "gpkg" else self.out.stem)
+        layer = layer or (LABELS_LAYER if self.fmt == "gpkg" else self.out.stem)
         first = layer not in self._layers
         self._layers.add(layer)
         with warnings.catch_warnings():
@@ -225,7 +230,7 @@ class LayerWriter:
         if self.fmt == "gpkg":
             from sam2elnet.export.qgis_style import add_layer_style
 
-            for layer in sorted(self._layers | {"labels"}):  # with centre_lines, if written
+            for layer in sorted(self._layers | {LABELS_LAYER}):  # with centre_lines, if written
                 add_layer_style(self.target, layer)  # QGIS opens it coloured by quality
         if self.fmt in ("geojson", "shp"):  # QGIS loads <stem>.qml as the default style
             import pyogrio

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
 if TYPE_CHECKING:
     from sam2elnet.export.labels import LabelRaster
@@ -275,7 +276,7 @@ def tile_index(lab: LabelRaster, quiet: bool = False) -> TileIndex | None:
     return geoms, tiles["predicted_iou"].to_numpy(dtype=float), STRtree(geoms)
 
 
-def carry_layer(label: Path, warped: Path, method: str = "tps") -> None:
+def carry_layer(label: Path, warped: Path, method: str = DEFAULT_WARP_METHOD) -> None:
     """Put ``label``'s ``<stem>_tiles.gpkg`` next to ``warped`` (its copy warped to a map grid,
     ``elnet export --warp-to``), where :func:`tile_index` finds it and reprojects its windows to
     the warp CRS. Nothing without a layer.

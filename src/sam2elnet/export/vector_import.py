@@ -113,7 +113,9 @@ def import_vector(
     removed and listed in ``removed``).
 
     Args:
-        path: GeoPackage / Shapefile / GeoJSON (the first layer, or ``layer``), e.g. an
+        path: GeoPackage / Shapefile / GeoJSON: its only layer, or of several its
+            ``labels`` layer wherever it stands (else the first, with a warning;
+            :func:`~sam2elnet.data.vector.default_layer`), or ``layer``, e.g. an
             ``elnet export`` GeoPackage edited in QGIS.
         out: Folder for the masks (``<image stem>.tif`` / ``.png``, 0/255, 127 = image nodata).
         images: The images (folder or one file; :func:`~sam2elnet.data.naming.list_images`);
@@ -121,7 +123,8 @@ def import_vector(
         category: Only features whose ``category`` attribute is this (the layer must have one;
             ``elnet export`` writes it), and those with an empty one (drawn in QGIS without
             filling it in; a note counts them).
-        layer: Layer name (default: the first layer).
+        layer: Layer name (default: :func:`~sam2elnet.data.vector.default_layer`, the
+            ``labels`` layer).
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
         reviewed_only: No mask for the images that come back as exported (above).

@@ -27,6 +27,7 @@ from sam2elnet.engine.scene import (
     predict_scene,
 )
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
         return
     from sam2elnet.data.warp import check_warp_options, check_warpable
 
-    method = scene_kwargs.get("warp_method", "tps")
+    method = scene_kwargs.get("warp_method", DEFAULT_WARP_METHOD)
     scene_kwargs["warp_to"] = check_warp_options(scene_kwargs["warp_to"], method)
     if not src.is_dir():
         check_warpable(src, scene_kwargs["warp_to"], method)
