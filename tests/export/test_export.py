@@ -319,13 +319,19 @@ def test_bad_export_inputs(tmp_path: Path, label_tif: Path):
         export_labels(bad, tmp_path / "o.gpkg", progress=False)
 
 
-def test_mixed_georeferenced_and_plain_labels_are_refused(tmp_path: Path):
+def test_mixed_georeferenced_and_plain_labels_cannot_share_one_layer(tmp_path: Path):
+    """write_polygons refuses them (one layer, one kind of coordinates), nothing written;
+    export_labels of their folder skips the plain ones (test_export_scope.py)."""
+    from sam2elnet.export.vector import write_polygons
+
     d = tmp_path / "mix"
     d.mkdir()
     write_tif(d / "a.tif", label_array())
     write_tif(d / "b.tif", label_array(), crs=None)
     with pytest.raises(DataError, match="some labels are georeferenced"):
-        export_labels(d, tmp_path / "o.gpkg", progress=False)
+        files = [d / "a.tif", d / "b.tif"]
+        write_polygons(files, tmp_path / "o.gpkg", "gpkg", quality={}, notes=[], progress=False)
+    assert not (tmp_path / "o.gpkg").exists()
 
 
 # ---------------------------------------------------------------- CLI

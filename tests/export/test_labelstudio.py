@@ -87,7 +87,8 @@ def test_the_export_api_writes_label_studio_tasks_as_the_cli_does(tmp_path: Path
     export_label_studio(run, tmp_path / "direct" / "tasks.json", polygons=True, progress=False)
     api, direct = (json.loads((tmp_path / d / "tasks.json").read_text()) for d in ("api", "direct"))
     assert [t["predictions"] for t in api] == [t["predictions"] for t in direct]
-    assert res.n_tasks == 3 and [n.split(" applies")[0] for n in res.notes[-2:]] == [
+    assert res.n_tasks == 3 and [n.split(" applies")[0] for n in res.notes[-3:]] == [
+        "--simplify",
         "--pixel-coords",
         "--centre-lines",
     ]

@@ -18,10 +18,11 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
-from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.label_screen import screen_labels
 from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
 from sam2elnet.export.layer_crs import LAYER_CRS, merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
+from sam2elnet.export.option_scope import ignored_notes
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -94,9 +95,10 @@ def export_labels(
     to; of ``kwargs`` it takes ``images``, ``quality_csv``, ``model_id``, ``category``,
     ``progress`` and ``positive_values``) and returns its
     :class:`~sam2elnet.export.labelstudio.LabelStudioExport`; ``warp_to`` then raises
-    :class:`~sam2elnet.errors.UserError` (tasks stay on the image's pixel grid), and a note says
-    that ``pixel_coords`` / ``centre_lines`` do not apply. ``polygons`` and ``document_root`` are
-    Label Studio's only.
+    :class:`~sam2elnet.errors.UserError` (tasks stay on the image's pixel grid). An option given
+    for a format it does not apply to (``polygons`` / ``document_root`` are Label Studio's,
+    ``simplify`` a polygon layer's...: :data:`~sam2elnet.export.option_scope.OPTION_SCOPE`) gets
+    one note and is ignored.
 
     ``warp_to`` (``utm`` or a CRS such as ``EPSG:32635``; vector formats only) first warps each
     label onto a regular map grid (:func:`sam2elnet.data.warp.warp_to_map_grid`, ``warp_method``
@@ -152,6 +154,9 @@ def export_labels(
         from sam2elnet.export.tile_quality import check_tile_layers
 
         check_tile_layers(run_label_files(labels), kwargs.get("positive_values"), rated)
+    # options of other formats: one note each (OPTION_SCOPE)
+    given = {**kwargs, "polygons": polygons, "document_root": document_root}
+    kwargs["ignored"] = tuple(ignored_notes(kind, given))
     if not warp_to:
         return _export_labels(labels, out, kind, **kwargs)
     import tempfile
@@ -211,6 +216,7 @@ def _export_labels(
     crs: str = LAYER_CRS[0],
     quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
     centre_lines: bool | None = None,
+    ignored: tuple[str, ...] = (),
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -225,7 +231,10 @@ def _export_labels(
     (:func:`~sam2elnet.export.vector.write_polygons`; an unknown value raises
     :class:`~sam2elnet.errors.UserError`, GeoJSON of labels without a georeference
     :class:`~sam2elnet.errors.DataError`).
-    ``fmt`` defaults from ``out``'s suffix. ``quality_csv`` (default: ``quality.csv`` next to the
+    ``fmt`` defaults from ``out``'s suffix. Labels of a folder that cannot be read, and for a
+    polygon layer those without georeference among georeferenced ones, are skipped, each with
+    its reason in ``<out stem>_skipped.csv`` (:mod:`~sam2elnet.export.label_screen`; every label
+    skipped raises :class:`~sam2elnet.errors.UserError`). ``quality_csv`` (default: ``quality.csv`` next to the
     labels when present) adds each label's predicted quality (``quality_table``: that table as
     :func:`~sam2elnet.export.run_info.quality_images_kept` read it already, so it is read and
     warned about once). ``chips`` also writes
@@ -250,7 +259,9 @@ def _export_labels(
     ``"road"``, :func:`~sam2elnet.export.centrelines.wants_centre_lines`): polygon exports also
     write the labels' road centre lines (:mod:`~sam2elnet.export.centrelines`; GeoPackage layer
     ``centre_lines``, else ``<out stem>_centre_lines<suffix>``), and the review set gets each
-    image's road length. COCO: a note says they are not written.
+    image's road length. COCO: a note says they are not written. ``ignored``: notes on options
+    given for another format (:func:`~sam2elnet.export.option_scope.ignored_notes`), first in
+    the result's notes.
     """
     out = Path(out)
     fmt = format_of(out, fmt)
@@ -259,38 +270,13 @@ def _export_labels(
     if min_area_px < 0:
         raise UserError("--min-area must be >= 0")
     geojson_crs = geojson_crs.lower()
-    notes: list[str] = []
-    if fmt != "geojson" and geojson_crs != GEOJSON_CRS[0]:
-        notes.append(
-            f"--geojson-crs {geojson_crs} applies to GeoJSON output only; ignored for {fmt}"
-        )
-    if fmt == "coco" and parse_layer_crs(crs) is not None:
-        notes.append(
-            f"--crs {crs} applies to .gpkg / .shp / .geojson polygons only; COCO stays in image "
-            "coordinates (x = column, y = row)"
-        )
-    if fmt == "coco" and pixel_coords != PIXEL_COORDS[0]:
-        notes.append(
-            f"--pixel-coords {pixel_coords} applies to .gpkg / .shp polygons only; COCO stays in "
-            "image coordinates (x = column, y = row)"
-        )
+    notes = list(ignored)
     files = run_label_files(labels)
     notes += _run_folder_notes(Path(labels), files)
-    # one batch policy: an unreadable label file is skipped (listed in <out>_skipped.csv)
-    from sam2elnet.utils.batch import SkipLog
-
-    skips = SkipLog("label")
-    usable = []
-    for f in files:
-        try:
-            LabelRaster(f, positive_values).close()
-            usable.append(f)
-        except DataError as err:
-            if not Path(labels).is_dir():  # one file: its own error, not a batch summary
-                raise
-            skips.add(f, err)
-    skips.raise_if_nothing_done(len(usable), labels)
-    files = usable
+    # one batch policy: an unreadable label file, or one without georeference among
+    # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
+    screened = screen_labels(files, labels, fmt, positive_values)
+    files, skips = screened.files, screened.skips
     skipped_csv = skipped_csv_path(out)
     if skips:
         from sam2elnet.utils.tables import csv_text
@@ -320,11 +306,6 @@ def _export_labels(
         )
 
     if fmt == "coco":
-        if centre_lines:
-            notes.append(
-                "--centre-lines applies to polygon exports (.gpkg, .shp, .geojson); COCO holds "
-                "areas only: ignored"
-            )
         if category is None:
             category, why = default_category(labels)
             if why != "default":
@@ -408,6 +389,7 @@ def _export_labels(
         review=review,
         layers_checked=True,  # export_labels ran check_tile_layers and warned
         centre_lines=lines,
+        georefs=screened.georefs,  # read by screen_labels: no label opened twice
     )
     # which images went out (elnet import --from vector), and the model that made them
     write_review_set(out, review, fmt, (run_model_path(labels), model_id))
@@ -466,12 +448,7 @@ def _label_studio(
         document_root=document_root,
         **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
     )
-    if kwargs.get("pixel_coords", PIXEL_COORDS[0]) != PIXEL_COORDS[0]:
-        ls.notes.append("--pixel-coords applies to .gpkg / .shp polygons only; ignored")
-    if kwargs.get("centre_lines"):
-        ls.notes.append("--centre-lines applies to polygon exports only; ignored")
-    if parse_layer_crs(kwargs.get("crs")) is not None:  # tasks are in image pixels
-        ls.notes.append("--crs applies to polygon layers only; ignored")
+    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
     return ls
 
 

@@ -62,8 +62,8 @@ def format_of(out: str | Path, fmt: str | None = None) -> str:
     suffix).
 
     Raises:
-        UserError: ``fmt`` is none of :data:`~sam2elnet.option_values.EXPORT_FORMATS` (the
-            message lists them all, ``label-studio`` included), or ``fmt`` is None and the suffix
+        UserError: ``fmt`` is none of :data:`~sam2elnet.option_values.EXPORT_FORMATS` and
+            :data:`FORMATS` (the message lists them all, ``label-studio`` included), or ``fmt`` is None and the suffix
             means no format.
     """
     from sam2elnet.option_values import EXPORT_FORMATS
@@ -73,8 +73,9 @@ def format_of(out: str | Path, fmt: str | None = None) -> str:
         if fmt is None:
             raise UserError(f"cannot tell the export format from {Path(out).name}; give --format")
     fmt = fmt.lower()
-    if fmt not in EXPORT_FORMATS:
-        *names, last = EXPORT_FORMATS
+    known = dict.fromkeys([*EXPORT_FORMATS, *suffix_formats().values()])
+    if fmt not in known:
+        *names, last = known
         raise UserError(f"unknown export format {fmt!r}; use {', '.join(names)} or {last}")
     return fmt
 

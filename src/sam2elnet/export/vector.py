@@ -115,6 +115,7 @@ def write_polygons(
     review: list[dict[str, Any]] | None = None,
     layers_checked: bool = False,
     centre_lines: CentreLineLayer | None = None,
+    georefs: dict[Path, tuple[bool, Any]] | None = None,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -184,6 +185,9 @@ def write_polygons(
             ``centre_lines`` of the GeoPackage, else ``<out stem>_centre_lines<suffix>``; each
             ``review`` entry gets ``centre_lines``, ``road_length_px`` and ``road_length_m``.
             None: polygons only.
+        georefs: label -> (georeferenced, CRS) as
+            :func:`~sam2elnet.export.label_screen.screen_labels` read it; None: each label is
+            opened once more to read it before any polygon is made.
 
     Returns:
         The number of polygons written.
@@ -210,7 +214,7 @@ def write_polygons(
     from sam2elnet.utils.progress import track
 
     target = parse_layer_crs(merge_geojson_crs(target_crs, geojson_crs, fmt))
-    crs, georef = _check_georef(files, fmt, positive_values, target)
+    crs, georef = _check_georef(files, fmt, positive_values, target, georefs)
     rfc = rfc7946(fmt, target)  # GeoJSON in WGS84 lon/lat without a 'crs' member
     in_source = fmt == "geojson" and not rfc
     options: dict[str, Any] = {}
@@ -400,25 +404,36 @@ class _LabelAttrs:
 
 
 def _check_georef(
-    files: list[Path], fmt: str, positive_values: tuple[float, ...] | None, target: Any = None
+    files: list[Path],
+    fmt: str,
+    positive_values: tuple[float, ...] | None,
+    target: Any = None,
+    georefs: dict[Path, tuple[bool, Any]] | None = None,
 ) -> tuple[Any, bool]:
     """(layer CRS: ``target``, else the labels' one CRS, :func:`~sam2elnet.export.layer_crs.
     layer_crs`; whether the labels are georeferenced); raises the georeference errors of
-    :func:`write_polygons` before any polygon is made."""
+    :func:`write_polygons` before any polygon is made. ``georefs``: each label's (georeferenced,
+    CRS) already read (else each label is opened here)."""
     crss: list[tuple[Path, Any]] = []
     kinds = set()
+    known = georefs or {}
     for f in files:
-        lab = LabelRaster(f, positive_values)
-        lab.close()
-        kinds.add(lab.georef)
+        if f in known:
+            is_geo, lab_crs = known[f]
+        else:
+            lab = LabelRaster(f, positive_values)
+            lab.close()
+            is_geo, lab_crs = lab.georef, lab.crs
+        kinds.add(is_geo)
         if len(kinds) > 1:
             raise DataError(
-                "some labels are georeferenced and some are not; export them separately "
-                "(one file cannot mix map and pixel coordinates)",
+                "some labels are georeferenced and some are not; one layer cannot mix map and "
+                "pixel coordinates: export_labels (elnet export) of their folder skips the "
+                "ones without georeference, or export them separately",
                 f,
             )
-        if lab.georef:
-            crss.append((f, lab.crs))
+        if is_geo:
+            crss.append((f, lab_crs))
     georef = kinds == {True}
     if target is not None and not georef:
         raise DataError(

@@ -1,0 +1,92 @@
+"""Which ``elnet export`` options apply to which export format: one table.
+
+:data:`OPTION_SCOPE` is the one place that says it; :func:`ignored_notes` turns an option given
+for a format it does not apply to into one ``note:`` line (the export goes on without it), and
+docs/export.md lists the table. ``--warp-to`` is not here: for COCO, chips and Label Studio it is
+refused (an error), as the labels would have to be resampled for nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from sam2elnet.option_values import LAYER_CRS, PIXEL_COORDS
+
+__all__ = ["OPTION_SCOPE", "POLYGON_FORMATS", "Scope", "ignored_notes"]
+
+POLYGON_FORMATS = ("geojson", "gpkg", "shp")
+"""The polygon layer formats (:data:`~sam2elnet.export.layer_files.FORMATS`' names)."""
+
+
+class Scope(NamedTuple):
+    """Where one export option applies."""
+
+    flag: str  #: the CLI option
+    formats: tuple[str, ...]  #: the export formats it applies to
+    where: str  #: those formats in words, for the note
+    given: Callable[[Any], bool]  #: whether a value asks for something (not the default)
+
+
+def _set(v: Any) -> bool:
+    return v is not None and v is not False
+
+
+OPTION_SCOPE: dict[str, Scope] = {
+    "simplify": Scope(
+        "--simplify", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", _set
+    ),
+    "smooth": Scope("--smooth", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", _set),
+    "min_area_px": Scope(
+        "--min-area", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", lambda v: bool(v)
+    ),
+    "crs": Scope(
+        "--crs",
+        POLYGON_FORMATS,
+        "polygon layers (.gpkg, .shp, .geojson)",
+        lambda v: v is not None and str(v).lower() != LAYER_CRS[0],
+    ),
+    "geojson_crs": Scope(
+        "--geojson-crs",
+        ("geojson",),
+        "GeoJSON output",
+        lambda v: v is not None and str(v).lower() != "source",
+    ),
+    "pixel_coords": Scope(
+        "--pixel-coords",
+        ("gpkg", "shp"),
+        ".gpkg / .shp polygons",
+        lambda v: v is not None and str(v).lower() != PIXEL_COORDS[0],
+    ),
+    "centre_lines": Scope(
+        "--centre-lines",
+        POLYGON_FORMATS,
+        "polygon layers (.gpkg, .shp, .geojson)",
+        lambda v: v is True,
+    ),
+    "chips": Scope("--chips", (*POLYGON_FORMATS, "coco"), "polygon and COCO exports", _set),
+    "coco_rle": Scope("--coco-rle", ("coco",), "COCO JSON", lambda v: bool(v)),
+    "polygons": Scope("--polygons", ("label-studio",), "Label Studio tasks", lambda v: bool(v)),
+    "document_root": Scope("--document-root", ("label-studio",), "Label Studio tasks", _set),
+}
+"""Export option (:func:`~sam2elnet.export.api.export_labels` keyword) -> :class:`Scope`."""
+
+_WHY = {
+    "coco": "COCO stays in image coordinates (x = column, y = row)",
+    "label-studio": "Label Studio tasks stay on the image's pixel grid",
+}
+_COORDS = ("crs", "geojson_crs", "pixel_coords")
+
+
+def ignored_notes(fmt: str, values: Mapping[str, Any]) -> list[str]:
+    """One note per option of ``values`` (keyword -> value) that asks for something (not its
+    default) but does not apply to export format ``fmt`` (:data:`OPTION_SCOPE`), in the table's
+    order: ``"--simplify applies to polygon layers (.gpkg, .shp, .geojson) only; ignored for
+    label-studio"``."""
+    notes = []
+    for name, scope in OPTION_SCOPE.items():
+        if name not in values or fmt in scope.formats or not scope.given(values[name]):
+            continue
+        why = f"; {_WHY[fmt]}" if name in _COORDS and fmt in _WHY else ""
+        notes.append(f"{scope.flag} applies to {scope.where} only; ignored for {fmt}{why}")
+    return notes

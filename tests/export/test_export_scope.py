@@ -1,0 +1,171 @@
+"""elnet export: what a polygon layer does with a label without georeference among GeoTIFFs
+(skipped, by the batch rule), the one table of which option applies to which format (one note
+per ignored option), each label opened once before polygonising, one default warp method."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import cv2
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+
+from sam2elnet.cli import main
+from sam2elnet.errors import UserError
+from sam2elnet.export.api import export_labels
+from tests.review_helpers import make_run
+
+SCORES = {"a": 0.8, "b": 0.9, "c": 0.7}
+
+
+def _run_with_a_png(tmp_path: Path) -> Path:
+    """An annotate run of GeoTIFF labels (domain 'oil spill') plus one PNG label."""
+    run = make_run(tmp_path, SCORES)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["domain"] = {"category": "oil spill"}
+    (run / "summary.json").write_text(json.dumps(summary))
+    png = np.zeros((40, 48), np.uint8)
+    png[10:30, 12:36] = 255
+    cv2.imwrite(str(run / "labels" / "tile_143.png"), png)
+    return run
+
+
+def test_a_png_among_geotiff_labels_is_skipped_from_the_polygon_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Was: exit 2, 'some labels are georeferenced and some are not', and the workaround
+    (another folder + --quality-csv) lost the run's category. Now: the PNG is skipped with its
+    reason in <out stem>_skipped.csv and one warning line, the GeoTIFFs are exported with the
+    run's category, exit 0."""
+    run = _run_with_a_png(tmp_path)
+    out = tmp_path / "o.gpkg"
+    rc = main(["export", "--labels", str(run), "--out", str(out), "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    gdf = gpd.read_file(out, layer="labels")
+    assert set(gdf["label"]) == {"a.tif", "b.tif", "c.tif"}
+    assert set(gdf["category"]) == {"oil spill"}
+    with open(tmp_path / "o_skipped.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["label"]).name for r in rows] == ["tile_143.png"]
+    assert "no georeference" in rows[0]["reason"] and "--labels tile_143.png" in rows[0]["reason"]
+    assert [ln for ln in cap.err.splitlines() if "tile_143" in ln] == [
+        ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping")
+    ]
+    assert len([ln for ln in cap.err.splitlines() if "tile_143" in ln]) == 1, cap.err
+    assert "1 of 4 skipped" in cap.out
+
+
+def test_a_png_alone_still_exports_in_pixel_coordinates(tmp_path: Path):
+    """The way out the skip reason names works: the PNG exported alone."""
+    run = _run_with_a_png(tmp_path)
+    res = export_labels(run / "labels" / "tile_143.png", tmp_path / "p.gpkg", progress=False)
+    assert res.n_features == 1 and not res.skipped
+
+
+def test_options_of_other_formats_get_one_note_each(tmp_path: Path):
+    """--polygons / --document-root for polygons and COCO, --simplify / --chips for Label
+    Studio, --coco-rle for polygons: each was ignored without a word."""
+    run = make_run(tmp_path, SCORES)
+    ls_only = {"polygons": True, "document_root": tmp_path}
+    gpkg = export_labels(run, tmp_path / "o.gpkg", progress=False, coco_rle=True, **ls_only)
+    flags = [n.split(" applies")[0] for n in gpkg.notes if " applies to " in n]
+    assert flags == ["--coco-rle", "--polygons", "--document-root"]
+    coco = export_labels(
+        run, tmp_path / "o.json", progress=False, simplify=1.0, smooth=2.0, **ls_only
+    )
+    flags = [n.split(" applies")[0] for n in coco.notes if " applies to " in n]
+    assert flags == ["--simplify", "--smooth", "--polygons", "--document-root"]
+    assert all(n.endswith("ignored for coco") for n in coco.notes if " applies to " in n)
+    ls = export_labels(
+        run, tmp_path / "ls" / "t.json", "label-studio", progress=False, simplify=1.0,
+        chips=tmp_path / "chips", coco_rle=True, min_area_px=5,
+    )  # fmt: skip
+    flags = [n.split(" applies")[0] for n in ls.notes if " applies to " in n]
+    assert flags == ["--simplify", "--min-area", "--chips", "--coco-rle"]
+    assert not (tmp_path / "chips").exists()
+
+
+def test_option_scope_is_the_one_table_docs_list(tmp_path: Path):
+    """docs/geospatial.md lists every option of the table with the formats it applies to."""
+    from sam2elnet.export.option_scope import OPTION_SCOPE
+
+    doc = (Path(__file__).parents[2] / "docs" / "geospatial.md").read_text(encoding="utf-8")
+    for scope in OPTION_SCOPE.values():
+        row = next((ln for ln in doc.splitlines() if ln.startswith(f"| `{scope.flag}`")), None)
+        assert row is not None, scope.flag
+        assert all(f in row for f in scope.formats), row
+
+
+def test_an_unknown_format_lists_label_studio():
+    """format_of (API users) listed the polygon formats and coco, not label-studio."""
+    from sam2elnet.export.layer_files import format_of
+    from sam2elnet.option_values import EXPORT_FORMATS
+
+    with pytest.raises(UserError) as err:
+        format_of("x.gpkg", "kml")
+    assert all(name in str(err.value) for name in EXPORT_FORMATS)
+    assert format_of("x.json", "Label-Studio") == "label-studio"
+
+
+def test_a_polygon_export_opens_each_label_once_before_polygonising(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Was: every label opened by the readability check, again by the georeference check
+    (_check_georef), then for polygonising; the georeference is now read by the first. The
+    other opens: the model record in the label tags (run_model_version, default_category).
+    Measured: 5 opens per label before, 4 after."""
+    run = make_run(tmp_path, SCORES)
+    labels = {p.resolve() for p in run.rglob("*.tif")}
+    opens: list[Path] = []
+    real = rasterio.open
+
+    def counting(path, *a, **k):  # type: ignore[no-untyped-def]
+        if isinstance(path, (str, Path)) and Path(path).resolve() in labels:
+            opens.append(Path(path).resolve())
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(rasterio, "open", counting)
+    export_labels(run, tmp_path / "o.gpkg", progress=False)
+    per_label = {p: opens.count(p) for p in labels}
+    assert max(per_label.values()) <= 4, per_label
+
+
+def test_one_default_warp_method():
+    """The default --warp-method was typed as "tps" in each warping job; now one constant."""
+    src = Path(__file__).parents[2] / "src" / "sam2elnet"
+    typed = [
+        f"{p.relative_to(src)}:{i}"
+        for p in src.rglob("*.py")
+        if p.name != "option_values.py"
+        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""(=|,)\s*["']tps["']\)?\s*(,|\)|$)""", ln)
+    ]
+    assert typed == []
+    from sam2elnet.data.warp import DEFAULT_WARP_METHOD, WARP_METHODS
+
+    assert DEFAULT_WARP_METHOD == WARP_METHODS[0]
+
+
+def test_train_help_shows_the_augmentation_defaults_of_for_domain():
+    """--aug-photometric / --aug-band-jitter help: built from Augmentation.for_domain's table."""
+    from sam2elnet.cli.shared_options import TRAIN_HELP
+    from sam2elnet.data.augment import Augmentation
+
+    base, roads = Augmentation.for_domain(None), Augmentation.for_domain("roads")
+    assert (
+        f"default {base.photometric:g}; roads {roads.photometric:g};"
+        in TRAIN_HELP["aug_photometric"]
+    )
+    assert (
+        f"default {base.band_jitter:g}; roads {roads.band_jitter:g};"
+        in TRAIN_HELP["aug_band_jitter"]
+    )
+    from sam2elnet.option_values import AUGMENT_DEFAULTS
+
+    assert Augmentation() == Augmentation(**AUGMENT_DEFAULTS["default"])
