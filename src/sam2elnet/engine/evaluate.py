@@ -6,23 +6,21 @@
 :mod:`sam2elnet.engine.metrics` (pixel scores, optional boundary F-score and road measures) and,
 when the run's ``quality.csv`` is found (:mod:`sam2elnet.data.runfolder`), how well the predicted
 label quality tracks the true IoU. The rows and the result it returns, with their JSON / CSV
-writers, are in :mod:`sam2elnet.engine.eval_result` (re-exported here).
+writers, are in :mod:`sam2elnet.engine.eval_result`; reading an evaluation's pairs back as they
+were counted (reports) in :mod:`sam2elnet.engine.eval_readback` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
-
-import numpy as np
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.engine.eval_inputs import (
     PolygonFiles,
-    VectorTruth,
     group_name,
     layer_check,
     masks_of,
@@ -33,13 +31,12 @@ from sam2elnet.engine.eval_inputs import (
     quality_rows,
 )
 from sam2elnet.engine.eval_inputs import add_quality as _add_quality
+from sam2elnet.engine.eval_readback import iter_pairs, read_evaluated, vector_truths
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
 from sam2elnet.engine.eval_stream import (
     KeptTruths,
-    PairMasks,
     pair_counts,
     read_binary_mask,
-    read_pair_masks,
 )
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import (
@@ -438,57 +435,3 @@ def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) ->
             raise UserError(f"{name} must be a finite number > 0, got {v}")
     if unit not in ("map", "px"):
         raise UserError(f"line_width_unit must be 'map' or 'px', got {unit!r}")
-
-
-def vector_truths(result: EvaluationResult) -> dict[Path, VectorTruth]:
-    """The polygon files the rows of ``result`` share (truths, a layer of predictions, a valid
-    area), each as one :class:`VectorTruth` (read once, placed once per CRS;
-    :mod:`sam2elnet.engine.eval_vector`): the evaluation's own truth layer (``result.layer``,
-    already read) and one per polygon file that several rows share, with the rows' line width.
-    Files of one prediction each are not in it (:func:`read_evaluated` places them on their own
-    pair)."""
-    from collections import Counter
-
-    from sam2elnet.data.vector import is_vector_path
-
-    out: dict[Path, VectorTruth] = {}
-    if result.layer is not None:
-        out[Path(result.layer.path)] = result.layer
-    uses: Counter[Path] = Counter()
-    width: dict[Path, Any] = {}
-    for r in result.images:
-        for f in (r.truth_path, r.pred_path, r.valid_path):
-            if f is not None and is_vector_path(f):
-                uses[Path(f)] += 1
-                width.setdefault(Path(f), r.line_width)
-    for path, n in uses.items():
-        if n > 1 and path not in out:
-            shared = VectorTruth.shared(path)
-            shared.line_width, shared.line_width_unit = width[path] or (None, "map")
-            out[path] = shared
-    return out
-
-
-def read_evaluated(row: ImageResult, vectors: dict[Path, VectorTruth] | None = None) -> PairMasks:
-    """One scored pair of an evaluation read again as it was counted
-    (:func:`~sam2elnet.engine.eval_stream.read_pair_masks`): prediction, truth on its grid and
-    the pixels counted (the truth's ignore pixels, the prediction's nodata, the ``--valid``
-    mask and a resampled truth's footprint left out), e.g. to draw the report. ``vectors``: the
-    shared polygon files (:func:`vector_truths`; None: each polygon file is placed as a file of
-    its own pair). Raises DataError as the evaluation did."""
-    width, unit = row.line_width or (None, "map")
-    files = PolygonFiles(dict(vectors or {}), width, unit)
-    return read_pair_masks(
-        row.pred_path, row.truth_path, row.valid_path,
-        positive_values=row.positive_values, vector=files,
-    )  # fmt: skip
-
-
-def iter_pairs(result: EvaluationResult) -> Iterable[tuple[ImageResult, np.ndarray, np.ndarray]]:
-    """Re-read (row, pred, truth) masks of an evaluation, e.g. to draw a report
-    (:func:`read_evaluated`: a resampled truth on its prediction's grid, polygons placed as the
-    evaluation placed them)."""
-    vectors = vector_truths(result)
-    for r in result.images:
-        m = read_evaluated(r, vectors)
-        yield r, m.pred, m.truth

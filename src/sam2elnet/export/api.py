@@ -19,7 +19,7 @@ from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wan
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.label_screen import screen_labels
-from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
+from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
 from sam2elnet.export.layer_crs import LAYER_CRS, merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.option_scope import ignored_notes
@@ -90,7 +90,8 @@ def export_labels(
     Label Studio tasks.
 
     ``fmt="label-studio"`` (never from the suffix: ``.json`` is COCO) writes Label Studio tasks
-    with :func:`~sam2elnet.export.labelstudio.export_label_studio` (``polygons``: polygon regions
+    with :func:`~sam2elnet.export.labelstudio.export_tasks` (:func:`~sam2elnet.export.
+    labelstudio.export_label_studio`) (``polygons``: polygon regions
     instead of brush masks; ``document_root``: the local-files root the image URLs are relative
     to; of ``kwargs`` it takes ``images``, ``quality_csv``, ``model_id``, ``category``,
     ``progress`` and ``positive_values``) and returns its
@@ -121,7 +122,7 @@ def export_labels(
     from sam2elnet.utils.paths import check_not_input
 
     if fmt is not None and fmt.lower() == "label-studio":
-        return _label_studio(labels, out, warp_to, polygons, document_root, kwargs)
+        return export_tasks(labels, out, warp_to, polygons, document_root, kwargs)
     lp = Path(labels)
     if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -410,46 +411,6 @@ def _export_labels(
         metres = [e["road_length_m"] for e in review]
         res.road_length_m = float(sum(metres)) if metres and None not in metres else None
     return res
-
-
-_LABEL_STUDIO_ARGS = (
-    "images",
-    "quality_csv",
-    "model_id",
-    "category",
-    "progress",
-    "positive_values",
-)
-"""The :func:`export_labels` keyword arguments a Label Studio export takes."""
-
-
-def _label_studio(
-    labels: str | Path,
-    out: str | Path,
-    warp_to: str | None,
-    polygons: bool,
-    document_root: str | Path | None,
-    kwargs: dict[str, Any],
-) -> LabelStudioExport:
-    """:func:`export_labels` with ``fmt="label-studio"`` (see there)."""
-    from sam2elnet.utils.paths import check_not_input
-
-    if warp_to:
-        raise UserError(
-            "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); Label Studio "
-            "tasks stay on the image's pixel grid"
-        )
-    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
-    check_not_input(out, inputs)  # before anything is written
-    ls = export_label_studio(
-        labels,
-        out,
-        polygons=polygons,
-        document_root=document_root,
-        **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
-    )
-    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
-    return ls
 
 
 def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:

@@ -300,12 +300,12 @@ def evaluation_items(result: Any, images: str | Path | None = None) -> list[Repo
     """One :class:`ReportItem` per scored image of an ``elnet evaluate`` result: prediction,
     truth as the evaluation counted it (on the prediction's grid, with the pixels it left out:
     :func:`~sam2elnet.pipeline.report_items.eval_truth`; a polygon file shared by many images is
-    read once for all cards, :func:`~sam2elnet.engine.evaluate.vector_truths`), true and
+    read once for all cards, :func:`~sam2elnet.engine.eval_readback.vector_truths`), true and
     predicted IoU, filter decision, F1 (and road quality, baseline IoU); the image from
     ``images`` (a folder, matched by name; an image file for a one-pair result) else the
     quality table's ``image`` column, the input label from its ``coarse`` column (enhance
     runs). A card without an image says why (no ``--images``, or none of its name there)."""
-    from sam2elnet.engine.evaluate import vector_truths
+    from sam2elnet.engine.eval_readback import vector_truths
 
     # one image file (one pair: --pred FILE --truth FILE --images FILE) is that pair's image
     single = Path(images) if images is not None and Path(images).is_file() else None

@@ -70,12 +70,12 @@ class ReportItem:
 class TruthOnGrid:
     """An evaluated ground truth drawn as ``elnet evaluate`` scored it, read with its prediction
     when the report reaches its item (:func:`read_masks`, one read for the row and the card;
-    :func:`sam2elnet.engine.evaluate.read_evaluated`): on its prediction's grid (polygons
+    :func:`sam2elnet.engine.eval_readback.read_evaluated`): on its prediction's grid (polygons
     rasterised, a truth on another grid resampled), with the pixels the evaluation did not count
     (the truth's ignore pixels, the prediction's nodata, the ``--valid`` mask, outside a
     resampled truth's footprint). ``row``: the evaluation's
     :class:`~sam2elnet.engine.eval_result.ImageResult`; ``vectors``: its shared polygon files
-    (:func:`~sam2elnet.engine.evaluate.vector_truths`; one read for all cards)."""
+    (:func:`~sam2elnet.engine.eval_readback.vector_truths`; one read for all cards)."""
 
     path: Path
     pred: Path
@@ -95,7 +95,7 @@ class TruthOnGrid:
     def read_pair(self) -> Any:
         """The pair as the evaluation counted it, prediction included
         (:class:`~sam2elnet.engine.eval_stream.PairMasks`). Raises DataError."""
-        from sam2elnet.engine.evaluate import read_evaluated
+        from sam2elnet.engine.eval_readback import read_evaluated
 
         return read_evaluated(self.row, self.vectors)
 
@@ -103,7 +103,7 @@ class TruthOnGrid:
 def eval_truth(row: Any, vectors: Any = None) -> TruthOnGrid:
     """The truth of an evaluated image (``ImageResult``) for its report card, read as the
     evaluation counted it; ``vectors``: the evaluation's shared polygon files
-    (:func:`~sam2elnet.engine.evaluate.vector_truths`)."""
+    (:func:`~sam2elnet.engine.eval_readback.vector_truths`)."""
     return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row, vectors)
 
 
