@@ -322,7 +322,8 @@ def _gcp_image(path: Path) -> Path:
         for c in (0, W - 1)
     ]
     with rasterio.open(path, "w", driver="GTiff", width=W, height=H, count=1, dtype="uint16") as ds:
-        ds.write(np.full((1, H, W), 500, np.uint16))
+        # a seeded speckle-like pattern: a constant scene is refused as unusable
+        ds.write(np.random.default_rng(0).integers(300, 700, (1, H, W)).astype(np.uint16))
         ds.gcps = (gcps, CRS.from_epsg(4326))
     return path
 
@@ -594,6 +595,9 @@ def test_scene_positive_values_for_class_index_coarse_label(
     from sam2elnet.cli import main
 
     img = np.full((1, 64, 64), 100, np.uint8)
+    # content 12 px away from class 2 (a constant scene is refused as unusable): brighter than
+    # the flat 100, its smoothed half of the dry-run model's input stays below the threshold
+    img[0, 42:, :24] = np.random.default_rng(0).integers(101, 256, (22, 24))
     write_tif(tmp_path / "scene.tif", img)
     lab = np.zeros((1, 64, 64), np.uint8)
     lab[0, 8:30, 8:30] = 2

@@ -172,3 +172,38 @@ def test_change_stats_leave_nodata_out() -> None:
         "added_px": 0, "removed_px": 15, "changed_frac": 1.0,
     }  # fmt: skip
     assert change_stats(coarse, mask, np.ones((4, 5), bool))["changed_frac"] == 0.0
+
+
+def test_large_images_on_the_window_path_get_the_quality_flag(
+    run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Images over --max-memory go window by window (FolderJob.run_scene): a black one got no
+    quality_flag and was kept, so a folder of them exited 0. Now flagged, score 0, rejected/,
+    counted: with a usable image beside it exit 0 and the count line; alone, exit 2."""
+    from sam2elnet.engine.infer import Predictor, annotate_folder
+    from sam2elnet.errors import DataError
+
+    pred = Predictor.from_file(run["model"], precision="32", batch_size=4)
+    imgs = tmp_path / "imgs"
+    write_tif(imgs / "a_black.tif", np.zeros((3, 48, 48), np.uint8))
+    src = sorted((run["data"] / "images").glob("*.png"))[0]
+    rgb = cv2.imread(str(src))[:, :, ::-1]
+    write_tif(imgs / "b_real.tif", np.ascontiguousarray(np.moveaxis(rgb, -1, 0)))
+    kw = {"progress": False, "predictor": pred, "tile": 32, "overlap": 8}
+    kw["max_memory"] = pred.whole_bytes(32 * 32)  # every image goes window by window
+    res = annotate_folder(run["model"], imgs, tmp_path / "out", **kw)
+    assert (tmp_path / "out" / "tiles" / "a_black.gpkg").is_file()  # it took the window path
+    rows = {Path(r["image"]).name: r for r in res.rows}
+    assert rows["a_black.tif"]["quality_flag"] == "constant image"
+    assert rows["a_black.tif"]["kept"] is False and rows["a_black.tif"]["predicted_iou"] == 0.0
+    assert rows["a_black.tif"]["label"] == "rejected/a_black.tif"
+    assert rows["b_real.tif"]["quality_flag"] == ""
+    assert {r["quality_flag"] for r in _rows(tmp_path / "out" / "quality.csv")} == {
+        "constant image",
+        "",
+    }
+    (imgs / "b_real.tif").unlink()
+    with pytest.raises(DataError, match=r"nothing usable produced: its label was rejected .*"
+                       r"\(constant image\)"):  # fmt: skip
+        annotate_folder(run["model"], imgs, tmp_path / "out2", **kw)
+    assert (tmp_path / "out2" / "rejected" / "a_black.tif").is_file()

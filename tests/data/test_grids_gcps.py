@@ -240,13 +240,17 @@ def test_cli_scene_labels_a_gcp_only_coarse_raster_on_its_map_position(
 ) -> None:
     """``elnet scene --labels`` with a GCP-only coarse raster on a georeferenced scene runs (it
     used to stop: "one of them has no CRS"), says where the label was placed, and the dry-run
-    model's label (the smoothed coarse label on a flat image, thresholded: a shrunk copy) lies
+    model's label (the smoothed coarse label on an image flat around it, thresholded: a shrunk copy) lies
     inside the label's true footprint, centred on it."""
     from sam2elnet.cli import main
 
     lab = _label()
     f = _tif(tmp_path / "l.tif", lab, gcps=_gcps(LAB_MAP, 48, 48))
-    scene = _tif(tmp_path / "s.tif", np.full((96, 96), 100, np.uint8), transform=IMG_T)
+    img = np.full((96, 96), 100, np.uint8)
+    # content 15 px below the label's footprint (rows 7..50; a constant scene is refused as
+    # unusable): brighter than the flat 100, its smoothed half stays below the threshold
+    img[66:] = np.random.default_rng(0).integers(101, 256, (30, 96))
+    scene = _tif(tmp_path / "s.tif", img, transform=IMG_T)
     out = tmp_path / "o.tif"
     args = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--labels", str(f)]
     assert main([*args, "--out", str(out), "--tile", "64", "--overlap", "16", "--no-progress"]) == 0

@@ -161,15 +161,15 @@ def explain_constant(img: Any, flag: str) -> str:
     rescale it). Both flags reject the label."""
     if flag != "constant image":
         return flag
-    from sam2elnet.model.quality_features import CLIPPED_FLAG
+    from sam2elnet.model.input_flags import spread_flag
 
     data = np.asarray(img.data)
     vals = data[:, img.valid] if img.nodata is not None else data.reshape(data.shape[0], -1)
+    varies = False
     for band in vals:
         band = band[np.isfinite(band)] if band.dtype.kind == "f" else band
-        if band.size and band.min() != band.max():
-            return CLIPPED_FLAG
-    return flag
+        varies = varies or bool(band.size and band.min() != band.max())
+    return spread_flag(True, 0.0, varies)
 
 
 def check_warp_input(spec: ChunkSpec, f: Path) -> None:

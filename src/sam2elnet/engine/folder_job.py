@@ -231,6 +231,7 @@ class FolderJob:
                 quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
                 progress=self.progress,
                 executor=CallWindows(self.executor, scorer is not self.p),
+                keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
             )
         except DataError as err:  # incl. a band count the model cannot take: skip, go on
             self.skips.add(f, err)
@@ -258,8 +259,8 @@ class FolderJob:
             _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
             if spec.save_prob:
                 _tif_to_png(self.out / "prob" / tif, self.out / "prob" / name, prob=True)
-        score = res.predicted_iou
-        kept = self.decide(score) if score is not None else True
+        score = 0.0 if res.quality_flag else res.predicted_iou  # as whole images: no label, 0
+        kept = (self.decide(score) if score is not None else True) and not res.quality_flag
         if not kept:
             (self.out / "rejected").mkdir(parents=True, exist_ok=True)
             os.replace(self.out / "labels" / name, self.out / "rejected" / name)
@@ -269,6 +270,7 @@ class FolderJob:
             "label": str(Path("labels" if kept else "rejected") / name),
             "kept": kept,
             "predicted_iou": float("nan") if score is None else score,
+            "quality_flag": res.quality_flag,
             "foreground_frac": res.foreground_fraction,
         }
         if coarse is not None:

@@ -128,6 +128,8 @@ class SceneResult:
     notes: list[str] = field(default_factory=list)
     out_size: tuple[int, int] | None = None
     """(width, height) in px of the label written after ``--warp-to`` (None: the scene's grid)."""
+    quality_flag: str = ""
+    """Why the label is unusable (``constant image`` ...: ``keep_unusable``), else ``""``."""
 
     def summary(self) -> str:
         """One line for the CLI (the label's size; with ``--warp-to`` the scene's size too)."""
@@ -268,6 +270,7 @@ def predict_scene(
     warp_to: str | None = None,
     warp_method: str = DEFAULT_WARP_METHOD,
     tags: dict[str, str] | None = None,
+    keep_unusable: bool = False,
 ) -> SceneResult:
     """Predict a whole (large) raster scene window by window and write a label GeoTIFF.
 
@@ -311,13 +314,16 @@ def predict_scene(
             (:func:`sam2elnet.data.warp.warp_to_map_grid`; checked before predicting).
         warp_method: GCP transformer for ``warp_to``: ``tps`` or ``polynomial``.
         tags: more metadata tags of the label (the model record, :mod:`sam2elnet.data.label_tags`).
+        keep_unusable: write the label of a constant scene and say why in
+            ``SceneResult.quality_flag`` instead of raising (annotate/enhance reject it).
 
     Returns:
         A :class:`SceneResult`.
 
     Raises:
         UserError: invalid options (tile, overlap, output names).
-        DataError: unreadable scenes, an all-nodata scene, band mismatch, bad labels.
+        DataError: unreadable scenes, an all-nodata scene, a constant one (constant image,
+            constant after scaling; not with ``keep_unusable``), band mismatch, bad labels.
     """
     import rasterio
 
@@ -394,6 +400,7 @@ def predict_scene(
                         "scene is entirely nodata (every window is masked); nothing to predict",
                         src_path,
                     )
+                flag = inputs.quality_flag(keep_unusable)  # before the label is committed
                 accum.flush_upto(H, final=True)
                 if pdst is not None and prob_dtype == "uint8":
                     pdst.scales = (1.0 / 254.0,)
@@ -450,6 +457,7 @@ def predict_scene(
         predicted_iou=tiles.predicted_iou,
         notes=inputs.notes,
         out_size=out_size,
+        quality_flag=flag,
     )
 
 

@@ -25,7 +25,7 @@ from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.scene_coarse import CoarseSource
-from sam2elnet.engine.scene_norm import SceneNormalizer, make_scene_normalizer
+from sam2elnet.engine.scene_norm import SceneNormalizer, ValueSpread, make_scene_normalizer
 from sam2elnet.errors import DataError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -119,6 +119,7 @@ class SceneInputs:
         self.path = Path(path)
         self.notes: list[str] = []
         self.coarse: CoarseSource | None = None
+        self.spread = ValueSpread()  # the valid pixels' value ranges, gathered by read_windows
         self.src = open_scene(self.path)
         # the --quality-gpkg windows' convention (option_values.PIXEL_COORDS)
         axes = (
@@ -222,8 +223,32 @@ class SceneInputs:
                 yield w, data, valid, None  # skipped marker
                 continue
             x = self.normalizer(data, valid)
+            self.spread.add(data, x, valid)
             c = self.coarse.read(w) if self.coarse is not None else None
             yield w, x, valid, c
+
+    def quality_flag(self, keep_unusable: bool) -> str:
+        """The scene's ``quality_flag`` once every window was read (:class:`ValueSpread`; the
+        whole-image rule, :func:`sam2elnet.model.quality_features.spread_flag`): ``""`` when
+        usable.
+
+        Raises:
+            DataError: a flagged scene (constant image, constant after scaling) unless
+                ``keep_unusable`` (annotate/enhance keep its label in rejected/ with the flag).
+        """
+        flag = self.spread.flag
+        if flag and not keep_unusable:
+            from sam2elnet.model.input_flags import CLIPPED_FLAG
+
+            todo = "; give a scene that holds something to label"
+            if flag == CLIPPED_FLAG:
+                todo = "; rescale it to the value range the model was trained on (the range "
+                todo += "warning says how)"
+            elif flag == "constant image":
+                todo = f" (every valid pixel of every band has one value){todo} (not blank, "
+                todo += "zero-filled or saturated)"
+            raise DataError(f"unusable scene, no label written: {flag}{todo}", self.path)
+        return flag
 
     def close(self) -> None:
         """Close the coarse label and the scene."""

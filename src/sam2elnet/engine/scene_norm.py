@@ -208,3 +208,60 @@ def _normalizer_from_pixels(
         return SceneNormalizer(low=np.zeros(0), high=np.zeros(0), cfg=cfg, bands=bands)
     lo, hi = np.percentile(pix, [1.0, 99.0], axis=1).astype(np.float32)
     return SceneNormalizer(low=lo, high=hi, cfg=None, bands=bands)
+
+
+class ValueSpread:
+    """Streaming per-band value ranges of a scene's valid pixels, gathered as the windows are read
+    (no second read), for the scene's ``quality_flag``
+    (:func:`sam2elnet.model.quality_features.spread_flag`, the whole-image rule).
+
+    :meth:`add` takes each window's raw (C, h, w) pixels, its scaled model input and its (h, w)
+    valid mask; it stops looking once the scaled values vary (a scene with content costs the
+    min/max of its first windows only, a constant scene one min/max per window).
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.varies = False  # the scaled values vary: the scene is usable
+        self.file_varies = False  # the raw values vary (a constant scaled scene was clipped)
+        self._scaled: tuple[np.ndarray, np.ndarray] | None = None
+        self._raw: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, data: np.ndarray, x: np.ndarray, valid: np.ndarray) -> None:
+        """Count one window: ``data`` its raw pixels, ``x`` scaled, ``valid`` bool (h, w)."""
+        from sam2elnet.model.input_flags import CONSTANT_SPREAD
+
+        self.seen = self.seen or bool(valid.any())
+        if self.varies or not valid.any():
+            return
+        self._scaled, spread = _range_update(self._scaled, x, valid)
+        self.varies = spread > CONSTANT_SPREAD
+        if not self.varies and not self.file_varies:
+            self._raw, raw = _range_update(self._raw, data, valid)
+            self.file_varies = raw > 0
+
+    @property
+    def flag(self) -> str:
+        """``""``, ``"all nodata"``, ``"constant image"`` or ``"constant after scaling (...)"``."""
+        from sam2elnet.model.input_flags import spread_flag
+
+        return spread_flag(self.seen, float("inf") if self.varies else 0.0, self.file_varies)
+
+
+def _range_update(
+    prev: tuple[np.ndarray, np.ndarray] | None, a: np.ndarray, valid: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    """Per-band (low, high) of ``prev`` widened by the valid pixels of ``a`` (C, h, w), and the
+    widest band range so far (float64, so an int raster's range is exact). Masked reductions
+    (``where=``): no copy of the valid pixels."""
+    if valid.all():
+        lo, hi = a.min((1, 2)), a.max((1, 2))
+    else:
+        big = np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).max
+        small = -np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).min
+        lo = np.minimum.reduce(a, axis=(1, 2), where=valid[None], initial=big)
+        hi = np.maximum.reduce(a, axis=(1, 2), where=valid[None], initial=small)
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    if prev is not None:
+        lo, hi = np.minimum(lo, prev[0]), np.maximum(hi, prev[1])
+    return (lo, hi), float((hi - lo).max())

@@ -16,6 +16,14 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+# the flag rule lives in a torch-free module (the scene path uses it without torch); re-exported
+from sam2elnet.model.input_flags import (  # noqa: F401  (re-exported)
+    CLIPPED_FLAG,
+    CONSTANT_SPREAD,
+    REJECT_FLAGS,
+    spread_flag,
+)
+
 FEATURE_NAMES: tuple[str, ...] = (
     "mean_entropy",
     "uncertain_frac",
@@ -203,16 +211,6 @@ def uncertainty_features(
     return torch.stack([c.float().cpu().reshape(b) for c in cols], dim=1)
 
 
-#: The flag of an image whose valid pixels vary in the file but all become one value in the
-#: model's scaling (a float dB scene given to a model trained on 0..255 images: every pixel is
-#: clipped to 0); ``input_flags`` sees only the scaled input and says ``"constant image"``, the
-#: folder jobs, which have the file's pixels, say this instead.
-CLIPPED_FLAG = "constant after scaling (pixel values outside the model's input range)"
-
-#: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
-REJECT_FLAGS = ("no pixels", "all nodata", "constant image", CLIPPED_FLAG, "non-finite features")
-
-
 def input_flags(
     x: torch.Tensor, valid: torch.Tensor | None = None, finite: torch.Tensor | None = None
 ) -> list[str]:
@@ -226,7 +224,8 @@ def input_flags(
     Returns:
         One string per image: ``"no pixels"`` (H or W is 0), ``"all nodata"`` (no finite valid
         pixel), ``"constant image"`` (every valid pixel of every band has the same value, within
-        1e-6: a blank, zero-filled or saturated tile), else ``""``.
+        :data:`CONSTANT_SPREAD`: a blank, zero-filled or saturated tile), else ``""``
+        (:func:`spread_flag`).
     """
     b = x.shape[0]
     if x.shape[-1] == 0 or x.shape[-2] == 0:
@@ -244,7 +243,4 @@ def input_flags(
         lo = torch.where(okc, xf, float("inf")).amin((-2, -1))
     spread = (hi - lo).amax(1).tolist()  # (B,) widest band range
     has = ok.flatten(1).any(1).tolist()
-    return [
-        "all nodata" if not h else "constant image" if s <= 1e-6 else ""
-        for h, s in zip(has, spread, strict=True)
-    ]
+    return [spread_flag(h, s) for h, s in zip(has, spread, strict=True)]

@@ -1,0 +1,44 @@
+"""The one rule for the flags that make an input unusable whatever its label's score.
+
+Whole images (:func:`sam2elnet.model.quality_features.input_flags`, on the scaled batch, and
+:func:`sam2elnet.engine.folder_chunk.explain_constant`, on the file's pixels) and scenes read
+window by window (:class:`sam2elnet.engine.scene_norm.ValueSpread`) decide ``all nodata``,
+``constant image`` and ``constant after scaling`` with :func:`spread_flag`. No torch: the scene
+path imports it without a model.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLIPPED_FLAG", "CONSTANT_SPREAD", "REJECT_FLAGS", "spread_flag"]
+
+#: The flag of an image whose valid pixels vary in the file but all become one value in the
+#: model's scaling (a float dB scene given to a model trained on 0..255 images: every pixel is
+#: clipped to 0); ``input_flags`` sees only the scaled input and says ``"constant image"``, the
+#: folder jobs, which have the file's pixels, say this instead.
+CLIPPED_FLAG = "constant after scaling (pixel values outside the model's input range)"
+
+#: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
+REJECT_FLAGS = ("no pixels", "all nodata", "constant image", CLIPPED_FLAG, "non-finite features")
+
+#: Widest band range (max - min over the valid pixels, in the model's scaled units) at or below
+#: which an input counts as constant: float32 rounding of one value, not image content.
+CONSTANT_SPREAD = 1e-6
+
+
+def spread_flag(has_valid: bool, spread: float, file_varies: bool = False) -> str:
+    """The one rule for the flags of an input's pixel values (whole images and scenes alike).
+
+    Args:
+        has_valid: some pixel is valid (not nodata, finite).
+        spread: widest band range of the valid pixels after the model's scaling.
+        file_varies: the valid pixels of the file vary in some band (before scaling).
+
+    Returns:
+        ``"all nodata"``, ``"constant image"`` (``spread <= CONSTANT_SPREAD`` and the file's
+        pixels one value too), :data:`CLIPPED_FLAG` (constant only after scaling), else ``""``.
+    """
+    if not has_valid:
+        return "all nodata"
+    if spread > CONSTANT_SPREAD:
+        return ""
+    return CLIPPED_FLAG if file_varies else "constant image"
