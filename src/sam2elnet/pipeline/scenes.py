@@ -215,8 +215,8 @@ def predict_scenes(
     (``quality``). ``out_dir/manifest.jsonl`` records each finished or failed scene (fsync'd);
     with ``resume=True`` scenes recorded as done (whose outputs exist) are skipped, so a killed job
     continues where it stopped and ends with identical outputs (every file is written atomically).
-    A scene that cannot be used (corrupt, all nodata, wrong bands) is recorded as failed with the
-    reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
+    A scene that cannot be used (corrupt, all nodata, constant, wrong bands) is recorded as failed
+    with the reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
     ``record`` entries (e.g. the precision that ran) are added to each finished scene's manifest
     line. ``model_id``: the identity of the model file
     (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`), written to
