@@ -56,10 +56,16 @@ setup-ls: $(LS_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/elnet demo --out demo-out
 
+# pytest-xdist workers: `-n auto` is the usable CPUs, at most 2 and none on one CPU (tests/conftest.py);
+# each worker takes one thread. --dist loadfile keeps a test file on one worker, so a module fixture
+# (a trained micro model, the Label Studio server, the local Ray cluster) is built once.
+# `make test PYTEST_ARGS=` runs the tests serially in one process; PYTEST_ARGS="-n auto -k oracle" etc.
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 # the venvs and the browser are independent: set them up side by side (mostly download/unpack)
 test:
 	@$(MAKE) --no-print-directory -j3 $(STAMP) $(LS_STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Headless Chromium for the report's browser test (tests/pipeline/test_report_browser.py). Installed from
 # Debian only when missing, only as root and only where apt-get exists; otherwise that test skips.

@@ -9,19 +9,46 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
-import pytest
-import torch
+# Tests use tiny models on tiny images: one thread is as fast and never stalls on a busy machine
+# (OpenMP threads spin-waiting for a descheduled sibling can slow a step 100x). Set before torch
+# loads OpenMP, which reads its environment once. Under pytest-xdist (`make test` runs `-n auto`,
+# see pytest_xdist_auto_num_workers below) each worker is one process of its own and takes one
+# thread whatever SAM2ELNET_THREADS says: two workers of two threads on 2 cores is the collapse
+# docs/training.md describes. Child processes (the CLI, Ray workers, Label Studio) inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["SAM2ELNET_THREADS"] = "1"
+else:
+    os.environ.setdefault("SAM2ELNET_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 BENCH_DIR = REPO_ROOT / "benchmarks"
 
-# Tests use tiny models on tiny images: one thread is as fast and never stalls on a busy machine
-# (OpenMP threads spin-waiting for a descheduled sibling can slow a step 100x).
-os.environ.setdefault("SAM2ELNET_THREADS", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-torch.set_num_threads(1)
+# `pytest -n auto` (what `make test` runs) starts at most this many workers. Two use both cores of
+# the 2-core CI machine; more would not be faster there, and each worker holds its own torch, its
+# module fixtures (trained micro models, a Label Studio server, a local Ray cluster) in memory.
+MAX_AUTO_WORKERS = 2
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: no error where xdist is not loaded
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """Workers for ``-n auto``: the CPUs this process may use (affinity mask and cgroup quota,
+    :func:`sam2elnet.utils.threads.available_cpus`), at most :data:`MAX_AUTO_WORKERS`; 0 (no
+    workers: the tests run in this process) on one CPU. ``PYTEST_XDIST_AUTO_NUM_WORKERS=N`` or
+    ``-n N`` choose another count; None hands the choice to pytest-xdist."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    from sam2elnet.utils.threads import available_cpus
+
+    n = min(available_cpus(), MAX_AUTO_WORKERS)
+    return n if n > 1 else 0
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ or removed option fails here the day it changes. Two checks:
   of its subcommand);
 * every ``--flag`` anywhere on the pages is an option of some ``elnet`` command, of a script in
   ``benchmarks/`` (its ``add_argument`` calls) or of another tool the pages show
-  (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio).
+  (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio, pytest-xdist).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ FOREIGN = {
     "--head": "ray start",
     "--num-gpus": "ray start",
     "--no-browser": "label-studio start",
+    "--dist": "pytest (pytest-xdist)",
 }
 """Flags of other tools that the pages show in their commands (flag -> tool)."""
 
