@@ -237,7 +237,8 @@ def test_stats_without_check_skips_unreadable_images(tmp_path, capsys):
 
 
 def test_verify_pairs_batch_mode_skips(tmp_path, caplog):
-    from sam2elnet.data.datasets import discover, verify_pairs
+    from sam2elnet.data.datasets import discover
+    from sam2elnet.data.pair_sizes import verify_pairs
     from sam2elnet.errors import DataError
 
     root = make_generic(tmp_path / "g", n=3, size=32)

@@ -24,7 +24,8 @@ from rasterio.crs import CRS
 from shapely.geometry import box
 
 from sam2elnet.cli import main
-from sam2elnet.engine.evaluate import evaluate_folders, iter_pairs
+from sam2elnet.engine.eval_readback import iter_pairs
+from sam2elnet.engine.evaluate import evaluate_folders
 
 X0, Y0 = 500_000.0, 4_000_000.0
 UTM = CRS.from_epsg(32633)

@@ -16,7 +16,8 @@ from affine import Affine
 from PIL import Image
 
 from sam2elnet.cli import main
-from sam2elnet.engine.evaluate import evaluate_folders, iter_pairs
+from sam2elnet.engine.eval_readback import iter_pairs
+from sam2elnet.engine.evaluate import evaluate_folders
 
 UTM = "EPSG:32633"
 X0, Y0 = 500000.0, 4000000.0  # UTM 33N, on the central meridian (15 E), about 36.1 N

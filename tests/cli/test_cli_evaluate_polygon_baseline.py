@@ -138,7 +138,13 @@ def test_valid_area_polygon_counts_only_inside_it_as_imported_masks_do(
     _lonlat((_square(), "EPSG:32615")).to_file(area, driver="GeoJSON")
     got = _evaluate(capsys, "--pred", str(scenes), "--truth", str(truths), "--valid", str(area),
                     "--report")  # fmt: skip
-    assert "report:" not in capsys.readouterr().err  # the cards place the area as counted
+    err = capsys.readouterr().err
+    assert "report:" not in err  # the cards place the area as counted
+    # b has no pixel inside the area, so no score: one warning names it (was: silent)
+    assert (
+        f"warning: {area}: 1 of 2 prediction(s) have no counted pixel inside its valid-area "
+        "polygons, so they have no score: b"
+    ) in err
     rows = {r["image"]: r for r in got["images"]}
     assert (rows["a"]["tp"], rows["a"]["tn"], rows["a"]["fp"], rows["a"]["fn"]) == (144, 112, 0, 0)
     assert rows["b"]["tp"] + rows["b"]["tn"] + rows["b"]["fp"] + rows["b"]["fn"] == 0
@@ -172,6 +178,35 @@ def test_baseline_polygons_with_no_overlap_are_one_error_line(
     line = _one_error(capsys)
     assert str(far) in line and "none of its baseline polygons covers a pixel" in line
     assert "check the layer's CRS" in line
+
+
+def test_valid_area_polygons_that_count_no_pixel_are_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shared --valid file of another area (or CRS) leaves no pixel of any pair counted: one
+    error line naming it and the CRS check, exit 2, no JSON (was: exit 0, every metric nan, no
+    warning; or the truth blamed when that was a polygon file too)."""
+    scenes, truths = tmp_path / "scenes", tmp_path / "truths"
+    for name, x0 in (("a", X0), ("b", X0 + 320)):
+        _tif(scenes / f"{name}.tif", x0=x0)
+        _tif(truths / f"{name}.tif", x0=x0)
+    far = tmp_path / "far.gpkg"
+    _lonlat((_square(X0 + 200_000), "EPSG:32615")).to_file(far)
+    out = tmp_path / "e.json"
+    args = ["evaluate", "--pred", str(scenes), "--truth", str(truths), "--valid", str(far),
+            "--no-progress", "--json", str(out)]  # fmt: skip
+    assert main(args) == 2
+    line = _one_error(capsys)
+    assert line.startswith(
+        f"error: {far}: none of its valid-area polygons covers a counted pixel of the 2 "
+        "evaluated prediction(s); check the layer's CRS"
+    ), line
+    assert not out.exists()
+    truth = tmp_path / "truth.gpkg"  # polygon truth too: the area is named, not the truth
+    _lonlat((_square(), "EPSG:32615")).to_file(truth)
+    args[args.index(str(truths))] = str(truth)
+    assert main(args) == 2
+    assert _one_error(capsys).startswith(f"error: {far}: none of its valid-area polygons")
 
 
 def test_baseline_layer_without_crs_or_features_is_one_error_line(
@@ -238,3 +273,35 @@ def test_polygon_predictions_with_polygon_truth_or_another_area_are_one_error_li
     assert main(argv) == 2
     line = _one_error(capsys)
     assert "are both polygon files, so there is no pixel grid to compare them on" in line
+    # a folder of polygon truths only: the pair's error is a sentence (was "error: FILE: and
+    # its ground truth ... are both polygon files")
+    poly = tmp_path / "poly"
+    poly.mkdir()
+    _lonlat((_square(), "EPSG:32615")).to_file(poly / "a.gpkg")
+    assert main(["evaluate", "--pred", str(far), "--truth", str(poly), "--no-progress"]) == 2
+    line = _one_error(capsys)
+    assert line.startswith(
+        f"error: {far}: the predictions in this file and their ground truth {poly / 'a.gpkg'} "
+        "are both polygon files"
+    ), line
+
+
+def test_polygon_predictions_note_the_polygon_truths_they_leave_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--pred LAYER with a truth folder of masks and polygon files: the polygon files cannot be
+    scored against polygons; one warning counts them (was: dropped silently)."""
+    truths = tmp_path / "truths"
+    _tif(truths / "a.tif")
+    _tif(truths / "b.tif", x0=X0 + 320)
+    _lonlat((_square(), "EPSG:32615")).to_file(truths / "c.gpkg")
+    layer = tmp_path / "preds.gpkg"
+    _lonlat((_square(), "EPSG:32615"), (_square(X0 + 320), "EPSG:32615")).to_file(layer)
+    got = _evaluate(capsys, "--pred", str(layer), "--truth", str(truths))
+    assert [r["image"] for r in got["images"]] == ["a", "b"]
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if "polygon files" in ln]
+    assert notes == [
+        f"warning: {truths}: 1 of the 3 ground-truth files are polygon files, not scored against "
+        "the polygon predictions preds.gpkg (no pixel grid to compare them on); give them as "
+        "masks to score them"
+    ], notes

@@ -21,7 +21,8 @@ from PIL import Image
 from shapely.geometry import box
 
 from sam2elnet.cli import main
-from sam2elnet.engine.evaluate import evaluate_folders, iter_pairs
+from sam2elnet.engine.eval_readback import iter_pairs
+from sam2elnet.engine.evaluate import evaluate_folders
 
 pytestmark = pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")
 
@@ -220,7 +221,7 @@ def test_report_draws_polygon_truth_on_each_prediction(
 ) -> None:
     """The report rasterises the polygons as the evaluation did: no 'needs its image' warning,
     tile c without polygons drawn all background, the truth file named on every card."""
-    from sam2elnet.engine.evaluate import vector_truths
+    from sam2elnet.engine.eval_readback import vector_truths
     from sam2elnet.pipeline.report_items import TruthOnGrid, eval_truth
 
     tiles = tmp_path / "tiles"

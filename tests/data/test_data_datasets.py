@@ -14,9 +14,9 @@ from sam2elnet.data.datasets import (
     discover,
     mask_strata,
     split_fraction,
-    verify_pairs,
 )
 from sam2elnet.data.normalize import NormalizationConfig
+from sam2elnet.data.pair_sizes import verify_pairs
 from sam2elnet.errors import DataError
 
 

@@ -128,3 +128,57 @@ def test_evaluate_folder_against_a_shared_file_counts_as_before(tmp_path: Path) 
             ev.pair_inputs = real
         totals.append(res.total.as_dict())
     assert totals[0] == totals[1] and totals[0]["fn"] > 0
+
+
+def test_one_georeference_rule_and_its_error(tmp_path: Path) -> None:
+    """``georeferenced`` is export's rule (``GcpGrid.placeable``): a CRS, or >= 3 GCPs with a
+    CRS; ``need_georeference`` is the one error of a shared polygon file on rasters without one
+    (was: the same check and message written out three times in eval_inputs)."""
+    from rasterio.control import GroundControlPoint
+
+    from sam2elnet.engine.eval_vector import georeferenced, need_georeference
+    from sam2elnet.errors import UserError
+
+    def plain(path: Path, gcps: int = 0, crs: str | None = None) -> Path:
+        with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=1,
+                           dtype="uint8") as ds:  # fmt: skip
+            ds.write(np.zeros((1, 16, 16), np.uint8))
+            if gcps:
+                pts = [GroundControlPoint(r, c, X0 + 10 * c, Y0 - 10 * r)
+                       for r, c in [(0, 0), (0, 16), (16, 0), (16, 16)][:gcps]]  # fmt: skip
+                ds.gcps = (pts, crs)
+        return path
+
+    tile = _tile(tmp_path / "t.tif", 0, 0)
+    png_like = plain(tmp_path / "p.tif")
+    assert georeferenced(tile) and not georeferenced(png_like)
+    assert georeferenced(plain(tmp_path / "g3.tif", 3, "EPSG:32633"))
+    assert not georeferenced(plain(tmp_path / "g2.tif", 2, "EPSG:32633"))  # too few
+    need_georeference([png_like, tile], "prediction(s)", "do X", tmp_path / "l.gpkg")  # one has
+    need_georeference([], "prediction(s)", "do X", tmp_path / "l.gpkg")  # nothing to place on
+    with pytest.raises(UserError) as err:
+        need_georeference([png_like], "prediction(s) in d", "do X", tmp_path / "l.gpkg")
+    assert err.value.path == tmp_path / "l.gpkg"
+    assert str(err.value).endswith(
+        "none of the 1 prediction(s) in d has a georeference (CRS + transform, or GCPs), so the "
+        "polygons of one file cannot be placed on them; do X"
+    )
+
+
+def test_layer_check_of_a_valid_area(caplog: pytest.LogCaptureFixture) -> None:
+    """Role ``"valid"``: no counted pixel in any pair is a DataError; some pairs without one
+    are named in one warning; an unknown role is a KeyError."""
+    from sam2elnet.engine.eval_vector import layer_check
+    from sam2elnet.engine.metrics import Confusion
+    from sam2elnet.errors import DataError
+
+    with pytest.raises(DataError, match="none of its valid-area polygons covers a counted pixel"):
+        layer_check(Path("aoi.gpkg"), [Confusion(), Confusion()], "valid", ["a", "b"])
+    with caplog.at_level(logging.WARNING):
+        layer_check(Path("aoi.gpkg"), [Confusion(tn=4), Confusion()], "valid", ["a", "b"])
+    assert caplog.messages == [
+        "aoi.gpkg: 1 of 2 prediction(s) have no counted pixel inside its valid-area polygons, "
+        "so they have no score: b"
+    ]
+    with pytest.raises(KeyError):
+        layer_check(Path("aoi.gpkg"), [Confusion(tn=4)], "area")

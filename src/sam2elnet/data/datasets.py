@@ -35,7 +35,6 @@ from sam2elnet.data.layouts import (
 )
 from sam2elnet.data.masks import read_mask, read_mask_valid
 from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
-from sam2elnet.data.pair_sizes import image_size, verify_pairs
 from sam2elnet.data.splits import mask_strata, split_fraction
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,10 @@ __all__ = [
     "SegmentationDataset",
     "SplitChoice",
     "discover",
-    "image_size",
     "mask_strata",
     "match_bands",
     "select_split",
     "split_fraction",
-    "verify_pairs",
 ]
 
 

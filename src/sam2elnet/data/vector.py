@@ -66,7 +66,12 @@ NO_WIDTH_KINDS = (
 
 def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
     """The notes (text, warn_once kind) about features read without a line width: points are
-    skipped, lines burnt 1 px wide. ``kinds``: the features' ``shapely.get_type_id`` values."""
+    skipped, lines burnt 1 px wide; at most one of each (kind: :data:`NO_WIDTH_KINDS`), [] when
+    there are neither.
+
+    ``p``: the vector file, named in the notes. ``kinds``: int array of shape (N,), one
+    ``shapely.get_type_id`` value per feature (0 Point, 4 MultiPoint; 1 LineString,
+    2 LinearRing, 5 MultiLineString; polygons and collections are not counted)."""
     n_point = int(np.isin(kinds, (0, 4)).sum())
     n_line = int(np.isin(kinds, (1, 2, 5)).sum())
     out = []

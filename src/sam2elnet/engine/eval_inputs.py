@@ -6,8 +6,8 @@
   enhance run folder; one run folder per sensor);
 * :func:`single_pair`: ``--pred FILE --truth FILE``, one pair whatever the names;
 * :func:`pair_inputs`: predictions and truths paired by name, or every prediction with one
-  polygon file (``--truth labels.gpkg``; :class:`~sam2elnet.engine.eval_vector.VectorTruth`,
-  polygon ground truth rasterised onto each prediction's grid, is re-exported here);
+  polygon file (``--truth labels.gpkg``; polygon ground truth is rasterised onto each
+  prediction's grid by :class:`~sam2elnet.engine.eval_vector.VectorTruth`);
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
 * :func:`group_name`: the reporting group of a truth mask (its sub-folder);
 * :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
@@ -31,8 +31,7 @@ from sam2elnet.data.naming import (
     mask_key,
 )
 from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
-from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth, layer_check
-from sam2elnet.engine.eval_vector import georeferenced as _georeferenced
+from sam2elnet.engine.eval_vector import VectorTruth, need_georeference
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -40,12 +39,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TRUTH_SUFFIXES",
     "Pairs",
-    "PolygonFiles",
-    "VectorTruth",
     "add_quality",
     "group_name",
     "masks_of",
-    "layer_check",
     "natural_key",
     "no_pairs_error",
     "pair_inputs",
@@ -225,14 +221,10 @@ def masks_of(
     if one is not None and p.is_file():
         return {next(iter(one[0])): p}
     if p.is_file() and is_vector_path(p) and preds is not None:
-        if preds and not any(_georeferenced(f) for f in preds.values()):
-            raise UserError(
-                f"none of the {len(preds)} prediction(s) has a georeference (CRS + transform, or "
-                "GCPs), so the polygons of one file cannot be placed on them; georeference the "
-                "predictions, or give a folder of one polygon file per prediction, named like "
-                "it, in pixel coordinates",
-                p,
-            )
+        need_georeference(
+            list(preds.values()), "prediction(s)", "georeference the predictions, or give a "
+            "folder of one polygon file per prediction, named like it, in pixel coordinates", p,
+        )  # fmt: skip
         return dict.fromkeys(preds, p)
     return scan_masks(p, role, run_layout=run_layout)
 
@@ -402,26 +394,27 @@ def pair_inputs(
                 "--split needs a dataset root as --truth, not a file; drop --split", tdir
             )
         preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
-        if not any(_georeferenced(f) for f in preds.values()):
-            raise UserError(
-                f"none of the {len(preds)} prediction(s) in {pdir} has a georeference (CRS + "
-                "transform, or GCPs), so the polygons of one file cannot be placed on them; "
-                "georeference the predictions, or give a --truth folder of one polygon file per "
-                "prediction, named like it, in pixel coordinates",
-                tdir,
-            )
+        need_georeference(
+            list(preds.values()), f"prediction(s) in {pdir}", "georeference the predictions, "
+            "or give a --truth folder of one polygon file per prediction, named like it, in "
+            "pixel coordinates", tdir,
+        )  # fmt: skip
         return Pairs(preds, dict.fromkeys(preds, tdir), None, VectorTruth.shared(tdir))
     if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():
         truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
-        truths = {k: v for k, v in truths.items() if not is_vector_path(v)} or truths
-        if not any(_georeferenced(f) for f in truths.values()):
-            raise UserError(
-                f"none of the {len(truths)} ground-truth mask(s) in {tdir} has a georeference "
-                "(CRS + transform, or GCPs), so the polygons of one file cannot be placed on "
-                "them; georeference the masks, or rasterise the polygons onto the images first"
-                f"{_vector_hint([pdir])}",
-                pdir,
-            )
+        masks = {k: v for k, v in truths.items() if not is_vector_path(v)}
+        if masks and len(masks) < len(truths):  # polygons cannot be compared with polygons
+            log.warning(
+                "%s: %d of the %d ground-truth files are polygon files, not scored against the "
+                "polygon predictions %s (no pixel grid to compare them on); give them as masks "
+                "to score them",
+                tdir, len(truths) - len(masks), len(truths), pdir.name,
+            )  # fmt: skip
+        truths = masks or truths  # all polygons: each pair's error says so
+        need_georeference(
+            list(truths.values()), f"ground-truth mask(s) in {tdir}", "georeference the masks, "
+            f"or rasterise the polygons onto the images first{_vector_hint([pdir])}", pdir,
+        )  # fmt: skip
         return Pairs(dict.fromkeys(truths, pdir), truths, None, None, pdir)
     one = single_pair(pdir, tdir, split)
     if one is not None:

@@ -3,66 +3,65 @@
 :func:`iter_pairs` / :func:`read_evaluated` re-read each scored pair of an
 :class:`~sam2elnet.engine.eval_result.EvaluationResult` (a truth on another grid resampled onto
 its prediction's, polygons placed as the evaluation placed them); :func:`vector_truths` reads the
-polygon files several rows share once. Scoring is :mod:`sam2elnet.engine.evaluate`'s (which
-re-exports these).
+polygon files several rows share once. Scoring is :mod:`sam2elnet.engine.evaluate`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.eval_inputs import PolygonFiles, VectorTruth
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult
 from sam2elnet.engine.eval_stream import PairMasks, read_pair_masks
+from sam2elnet.engine.eval_vector import PolygonFiles
 
 __all__ = ["iter_pairs", "read_evaluated", "vector_truths"]
 
 
-def vector_truths(result: EvaluationResult) -> dict[Path, VectorTruth]:
-    """The polygon files the rows of ``result`` share (truths, a layer of predictions, a valid
-    area), each as one :class:`VectorTruth` (read once, placed once per CRS;
-    :mod:`sam2elnet.engine.eval_vector`): the evaluation's own truth layer (``result.layer``,
-    already read) and one per polygon file that several rows share, with the rows' line width.
-    Files of one prediction each are not in it (:func:`read_evaluated` places them on their own
-    pair)."""
+def vector_truths(result: EvaluationResult) -> PolygonFiles:
+    """The polygon files of ``result`` as the evaluation placed them: one
+    :class:`~sam2elnet.engine.eval_vector.PolygonFiles` with the rows' line width, sharing
+    (read once, placed once per CRS; :mod:`sam2elnet.engine.eval_vector`) the evaluation's own
+    truth layer (``result.layer``, already read) and every polygon file several rows use
+    (truths, a layer of predictions, a valid area). Files of one prediction each are not shared
+    (:func:`read_evaluated` places them on their own pair). Raises DataError naming a shared
+    file that can no longer be read."""
     from collections import Counter
 
     from sam2elnet.data.vector import is_vector_path
 
-    out: dict[Path, VectorTruth] = {}
-    if result.layer is not None:
-        out[Path(result.layer.path)] = result.layer
     uses: Counter[Path] = Counter()
-    width: dict[Path, Any] = {}
+    width: tuple[float, str] | None = None
     for r in result.images:
         for f in (r.truth_path, r.pred_path, r.valid_path):
             if f is not None and is_vector_path(f):
                 uses[Path(f)] += 1
-                width.setdefault(Path(f), r.line_width)
+                width = width or r.line_width
+    files = PolygonFiles(line_width=width[0] if width else None,
+                         line_width_unit=width[1] if width else "map")  # fmt: skip
+    if result.layer is not None:
+        files.share(Path(result.layer.path), result.layer)  # type: ignore[arg-type]
     for path, n in uses.items():
-        if n > 1 and path not in out:
-            shared = VectorTruth.shared(path)
-            shared.line_width, shared.line_width_unit = width[path] or (None, "map")
-            out[path] = shared
-    return out
+        if n > 1:
+            files.share(path)
+    return files
 
 
-def read_evaluated(row: ImageResult, vectors: dict[Path, VectorTruth] | None = None) -> PairMasks:
+def read_evaluated(row: ImageResult, vectors: PolygonFiles | None = None) -> PairMasks:
     """One scored pair of an evaluation read again as it was counted
     (:func:`~sam2elnet.engine.eval_stream.read_pair_masks`): prediction, truth on its grid and
     the pixels counted (the truth's ignore pixels, the prediction's nodata, the ``--valid``
     mask and a resampled truth's footprint left out), e.g. to draw the report. ``vectors``: the
-    shared polygon files (:func:`vector_truths`; None: each polygon file is placed as a file of
-    its own pair). Raises DataError as the evaluation did."""
-    width, unit = row.line_width or (None, "map")
-    files = PolygonFiles(dict(vectors or {}), width, unit)
+    evaluation's polygon files (:func:`vector_truths`; None: each polygon file is placed as a
+    file of its own pair, with the row's line width). Raises DataError as the evaluation did."""
+    if vectors is None:
+        width, unit = row.line_width or (None, "map")
+        vectors = PolygonFiles(line_width=width, line_width_unit=unit)
     return read_pair_masks(
         row.pred_path, row.truth_path, row.valid_path,
-        positive_values=row.positive_values, vector=files,
+        positive_values=row.positive_values, vector=vectors,
     )  # fmt: skip
 
 

@@ -188,9 +188,9 @@ def read_pair_masks(
     metrics and for drawing it (the report's error map).
 
     The truth is put on the prediction's grid (resampled by map position, nearest, when the
-    grids differ; polygons rasterised by ``vector``, a
-    :class:`~sam2elnet.engine.eval_vector.VectorTruth`: the one holding a file shared by many
-    predictions, None: one file per prediction). ``valid`` of the result is False where a pixel
+    grids differ; polygons rasterised by ``vector``, the evaluation's
+    :class:`~sam2elnet.engine.eval_vector.PolygonFiles`, holding the files shared by many
+    predictions; None: each polygon file is one pair's). ``valid`` of the result is False where a pixel
     is not counted: the truth's ignore pixels, the prediction's nodata (127 in the labels this
     package writes, a GeoTIFF's nodata tag; :func:`sam2elnet.data.mask_values.mask_encoding`),
     prediction pixels outside a resampled truth's footprint and pixels the ``valid`` mask file
@@ -210,8 +210,8 @@ def read_pair_masks(
     pred_polygons = is_vector_path(pred)  # an elnet export layer: placed on the truth's grid
     if polygons and pred_polygons:
         raise DataError(
-            f"and its ground truth {truth} are both polygon files: no pixel grid to compare "
-            "them on; give one of them as a mask",
+            f"the predictions in this file and their ground truth {truth} are both polygon "
+            "files: no pixel grid to compare them on; give one of them as a mask",
             pred,
         )
     on = truth if pred_polygons else pred  # the pixel grid of the pair

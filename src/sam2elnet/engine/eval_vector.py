@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolygonFiles", "VectorTruth", "georeferenced", "layer_check"]
+__all__ = ["PolygonFiles", "VectorTruth", "georeferenced", "layer_check", "need_georeference"]
 
 
 @dataclass
@@ -200,7 +200,10 @@ class PolygonFiles:
 
     def share(self, path: Path, layer: VectorTruth | None = None) -> VectorTruth:
         """Register ``path`` as a file shared by every prediction (``layer``: already read; else
-        read here, DataError naming it when it cannot be read or has no features)."""
+        read here, DataError naming it when it cannot be read or has no features). Returns the
+        registered :class:`VectorTruth`, whose ``line_width`` / ``line_width_unit`` are set to
+        this object's (a ``layer`` handed in is changed in place: every file of one evaluation
+        is placed with one line width)."""
         key = Path(path)
         if key not in self.shared:
             self.shared[key] = layer if layer is not None else VectorTruth.shared(key)
@@ -218,52 +221,104 @@ class PolygonFiles:
 
 
 def georeferenced(path: Path) -> bool:
-    """Whether vector labels can be placed on raster ``path`` by map position (a CRS, or GCPs:
-    :func:`sam2elnet.data.vector_grid.image_grid`); an unreadable file answers True (its pair's
-    reader reports it)."""
-    import warnings
-
+    """Whether vector labels can be placed on raster ``path`` by map position: it has a CRS
+    (with its transform), or no CRS and >= 3 GCPs with a CRS
+    (:attr:`sam2elnet.data.grids.GcpGrid.placeable`). That is the one rule of every reader:
+    :func:`sam2elnet.data.vector_grid.image_grid` places polygons exactly then, and ``elnet
+    export`` (``LabelRaster.georef``) writes map coordinates exactly then. An unreadable file
+    answers True (its pair's reader reports it)."""
     import rasterio
 
-    from sam2elnet.data.vector_grid import image_grid
+    from sam2elnet.data.grids import GcpGrid
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(path) as ds:
-                return image_grid(ds)[0] is not None
+                if ds.crs is not None:
+                    return True
+                grid = GcpGrid.of(ds)
+                return grid is not None and grid.placeable
     except (rasterio.errors.RasterioError, OSError):
         return True
 
 
-def layer_check(path: Path, confusions: Sequence[Any], role: str = "truth") -> None:
+def need_georeference(files: Sequence[Path], what: str, remedy: str, path: Path) -> None:
+    """UserError naming ``path`` (the one polygon file) when none of ``files`` (the rasters it
+    would be placed on; none: no error) is :func:`georeferenced`: one polygon file shared by
+    many rasters is placed by map position only. ``what``: the rasters as the message names
+    them (e.g. ``"prediction(s) in preds/"``); ``remedy``: what to do instead (the message's
+    end, after ``"; "``)."""
+    if files and not any(georeferenced(f) for f in files):
+        raise UserError(
+            f"none of the {len(files)} {what} has a georeference (CRS + transform, or GCPs), so "
+            f"the polygons of one file cannot be placed on them; {remedy}",
+            path,
+        )
+
+
+def layer_check(
+    path: Path, confusions: Sequence[Any], role: str = "truth", names: Sequence[str] = ()
+) -> None:
     """After scoring every pair against one shared polygon file (:class:`VectorTruth`):
     DataError naming ``path`` when no polygon covered a counted pixel of any pair (almost
     always a CRS mix-up or another area; ``confusions``: the pairs'
-    :class:`~sam2elnet.engine.metrics.Confusion`, of the baseline for ``"baseline"``), else one
-    warning saying how many pairs it leaves all background. ``role``: ``"truth"`` (the file is
+    :class:`~sam2elnet.engine.metrics.Confusion`, of the baseline for ``"baseline"``), else,
+    when some pairs have none, one warning saying how many (all background, or for a valid area
+    no pixel counted). ``role``: ``"truth"`` (the file is
     the ground truth: its pixels are TP + FN; the predictions' false positives count),
-    ``"baseline"`` (the baseline labels: their pixels are the baseline's TP + FP) or
-    ``"prediction"`` (the predictions, placed on each truth's grid: their pixels are TP + FP)."""
-    mine = {"truth": "", "baseline": "baseline ", "prediction": "predicted "}[role]
-    covered = [(c.tp + c.fn) if role == "truth" else (c.tp + c.fp) for c in confusions]
+    ``"baseline"`` (the baseline labels: their pixels are the baseline's TP + FP),
+    ``"prediction"`` (the predictions, placed on each truth's grid: their pixels are TP + FP)
+    or ``"valid"`` (the valid area, ``--valid``: the pixels it leaves counted are every
+    pixel of the confusion, :attr:`~sam2elnet.engine.metrics.Confusion.total`; a pair with none
+    has no score, so the warning lists those pairs by ``names``, the pairs' names in the
+    order of ``confusions``).
+
+    Raises:
+        DataError: no pair has a pixel of the file (see above).
+        KeyError: ``role`` is none of the four.
+    """
+    mine = {
+        "truth": "",
+        "baseline": "baseline ",
+        "prediction": "predicted ",
+        "valid": "valid-area ",
+    }[role]
+    pixels = {
+        "truth": lambda c: c.tp + c.fn,
+        "baseline": lambda c: c.tp + c.fp,
+        "prediction": lambda c: c.tp + c.fp,
+        "valid": lambda c: c.total,
+    }[role]
+    covered = [pixels(c) for c in confusions]
     on = "ground truth(s)" if role == "prediction" else "prediction(s)"
     if not any(covered):
+        counted = "counted pixel" if role == "valid" else "pixel"
         raise DataError(
-            f"none of its {mine}polygons covers a pixel of the {len(covered)} evaluated {on}; "
+            f"none of its {mine}polygons covers a {counted} of the {len(covered)} evaluated {on}; "
             f"check the layer's CRS and that it covers the "
             f"{'truths' if role == 'prediction' else 'predictions'}' area (polygons are placed "
             "by map position)",
             path,
         )
-    empty = sum(1 for t in covered if t == 0)
-    if empty:
-        then = {
-            "truth": "scored as all background",
-            "baseline": "their baseline label is all background",
-            "prediction": "predicted as all background",
-        }[role]
+    empty = [i for i, t in enumerate(covered) if t == 0]
+    if not empty:
+        return
+    if role == "valid":  # no pixel counted: the pair has no score; say which pairs
+        shown = ", ".join(names[i] for i in empty[:10]) if names else ""
+        more = f", ... ({len(empty) - 10} more)" if names and len(empty) > 10 else ""
         log.warning(
-            "%s: %d of %d %s have no %spolygon in their footprint: %s",
-            path, empty, len(covered), on, mine, then,
+            "%s: %d of %d %s have no counted pixel inside its valid-area polygons, so they have "
+            "no score%s",
+            path, len(empty), len(covered), on, f": {shown}{more}" if shown else "",
         )  # fmt: skip
+        return
+    then = {
+        "truth": "scored as all background",
+        "baseline": "their baseline label is all background",
+        "prediction": "predicted as all background",
+    }[role]
+    log.warning(
+        "%s: %d of %d %s have no %spolygon in their footprint: %s",
+        path, len(empty), len(covered), on, mine, then,
+    )  # fmt: skip

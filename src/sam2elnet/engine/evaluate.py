@@ -7,7 +7,8 @@
 when the run's ``quality.csv`` is found (:mod:`sam2elnet.data.runfolder`), how well the predicted
 label quality tracks the true IoU. The rows and the result it returns, with their JSON / CSV
 writers, are in :mod:`sam2elnet.engine.eval_result`; reading an evaluation's pairs back as they
-were counted (reports) in :mod:`sam2elnet.engine.eval_readback` (both re-exported here).
+were counted (reports) in :mod:`sam2elnet.engine.eval_readback` (the result types are
+re-exported here).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from typing import Any, get_args
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
+from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_inputs import (
-    PolygonFiles,
     group_name,
-    layer_check,
     masks_of,
     natural_key,
     no_pairs_error,
@@ -30,14 +30,13 @@ from sam2elnet.engine.eval_inputs import (
     quality_filter,
     quality_rows,
 )
-from sam2elnet.engine.eval_inputs import add_quality as _add_quality
-from sam2elnet.engine.eval_readback import iter_pairs, read_evaluated, vector_truths
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
 from sam2elnet.engine.eval_stream import (
     KeptTruths,
     pair_counts,
     read_binary_mask,
 )
+from sam2elnet.engine.eval_vector import PolygonFiles, layer_check
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import (
     buffer_range,
@@ -57,10 +56,7 @@ __all__ = [
     "EvaluationResult",
     "ImageResult",
     "evaluate_folders",
-    "iter_pairs",
     "read_binary_mask",
-    "read_evaluated",
-    "vector_truths",
 ]
 
 
@@ -289,6 +285,10 @@ def evaluate_folders(
             _add_quality(res, qrows.get(key))
             images.append(res)
             bar.update(1)
+        shared_valid = one is None and valid_dir is not None and Path(valid_dir).is_file()
+        if shared_valid and images:  # first: an area that counts nothing leaves no truth either
+            layer_check(Path(valid_dir), [r.confusion for r in images], "valid",  # type: ignore[arg-type]
+                        [r.name for r in images])  # fmt: skip
         if pairs.layer is not None and images:  # the shared polygon file met no prediction?
             layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
         if pairs.pred_layer is not None and images:  # the same for a layer of predictions

@@ -82,7 +82,7 @@ def ignored_notes(fmt: str, values: Mapping[str, Any]) -> list[str]:
     """One note per option of ``values`` (keyword -> value) that asks for something (not its
     default) but does not apply to export format ``fmt`` (:data:`OPTION_SCOPE`), in the table's
     order: ``"--simplify applies to polygon layers (.gpkg, .shp, .geojson) only; ignored for
-    label-studio"``."""
+    label-studio"``. An option missing from ``values`` counts as not given (no note)."""
     notes = []
     for name, scope in OPTION_SCOPE.items():
         if name not in values or fmt in scope.formats or not scope.given(values[name]):
