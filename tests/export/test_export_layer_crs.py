@@ -69,6 +69,38 @@ def test_labels_in_two_utm_zones_need_crs(
     assert "2 CRSs (EPSG:32615: 2 (a.tif, b.tif); EPSG:32616: 1 (c.tif))" in lines[0]
     assert "give --crs to reproject them all to it, e.g. --crs EPSG:32615 or --crs wgs84" in err
     assert not out.exists() and not list(tmp_path.glob("all_*review.json"))
+    # with --chips: refused before any chip is written (the CRS check ran after them)
+    images = tmp_path / "images"
+    for name in ("a.tif", "b.tif", "c.tif"):
+        with rasterio.open(zones / name) as ds:
+            prof, data = ds.profile, ds.read()
+        images.mkdir(exist_ok=True)
+        with rasterio.open(images / name, "w", **prof) as ds:
+            ds.write(data)
+    chips = tmp_path / "chips"
+    rc, err = _run(capsys, "export", "--labels", str(zones), "--out", str(out), "--chips",
+                   str(chips), "--images", str(images), "--chip-size", "32")  # fmt: skip
+    assert rc == 2 and "2 CRSs" in err and err.count("\n") == 1, err
+    assert not list(chips.rglob("*.png")) and not out.exists()
+
+
+def test_crs_for_labels_without_georeference_writes_no_chips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels, images = tmp_path / "labels", tmp_path / "images"
+    labels.mkdir()
+    images.mkdir()
+    a = np.zeros((64, 64), np.uint8)
+    a[10:40, 10:40] = 255
+    for d in (labels, images):
+        with rasterio.open(d / "a.png", "w", driver="PNG", width=64, height=64, count=1,
+                           dtype="uint8") as ds:  # fmt: skip
+            ds.write(a[None])
+    out, chips = tmp_path / "p.gpkg", tmp_path / "chips"
+    rc, err = _run(capsys, "export", "--labels", str(labels), "--out", str(out), "--crs",
+                   "EPSG:4326", "--chips", str(chips), "--images", str(images))  # fmt: skip
+    assert rc == 2 and "no georeference, so --crs cannot reproject" in err, err
+    assert not list(chips.rglob("*.png")) and not out.exists()
 
 
 @pytest.mark.parametrize("ext", ["gpkg", "shp", "geojson"])

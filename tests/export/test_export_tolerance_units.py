@@ -69,3 +69,54 @@ def test_tolerance_erasing_every_polygon_warns(
         lab.close()
     said = [r.getMessage() for r in caplog.records if "erased all" in r.getMessage()]
     assert len(said) == 1 and "speck.tif" in said[0] and "degrees of EPSG:4326" in said[0], said
+
+
+def test_refused_tolerance_leaves_no_skipped_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two EPSG:4326 labels and a PNG: the PNG is skipped, then --smooth 10 (degrees) is
+    refused; the skipped list used to be written first and stayed behind after exit 2."""
+    m = np.zeros((100, 120), dtype=bool)
+    m[20:60, 30:90] = True
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    _label(labels / "a.tif", m)
+    _label(labels / "b.tif", m)
+    with rasterio.open(labels / "c.png", "w", driver="PNG", width=120, height=100, count=1,
+                       dtype="uint8") as ds:  # fmt: skip
+        ds.write((m * 255).astype(np.uint8), 1)
+    out = tmp_path / "p.gpkg"
+    rc = main(["export", "--labels", str(labels), "--out", str(out), "--smooth", "10",
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "--smooth 10 is in the label's map units" in err, err
+    assert not out.exists() and not (tmp_path / "p_skipped.csv").exists()
+    assert not list(tmp_path.glob("p_*review.json"))
+
+
+def test_tolerance_spanning_one_small_label_skips_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 5 x 5 px edge tile among full labels: a --smooth of a few pixels spans the tile but
+    not the others. The folder is exported, the tile skipped and listed (it was exit 2)."""
+    import csv
+
+    import geopandas as gpd
+
+    big = np.zeros((100, 120), dtype=bool)
+    big[20:60, 30:90] = True
+    tile = np.ones((5, 5), dtype=bool)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    _label(labels / "a.tif", big)
+    _label(labels / "edge.tif", tile)
+    out = tmp_path / "p.gpkg"
+    smooth = f"{6 * PX:g}"  # 6 px: more than the tile's 5 px span
+    rc = main(["export", "--labels", str(labels), "--out", str(out), "--smooth", smooth,
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert set(gpd.read_file(out, layer="labels")["label"]) == {"a.tif"}
+    rows = list(csv.DictReader((tmp_path / "p_skipped.csv").open()))
+    assert [Path(r["label"]).name for r in rows] == ["edge.tif"]
+    assert "spans the whole label" in rows[0]["reason"] and "only it is skipped" in rows[0]["reason"]

@@ -135,8 +135,8 @@ def export_labels(
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written
     # an unknown --crs, or one --geojson-crs contradicts: refused before anything is written
-    parse_layer_crs(merge_geojson_crs(kwargs.get("crs") or LAYER_CRS[0],
-                                      kwargs.get("geojson_crs") or GEOJSON_CRS[0], kind))  # fmt: skip
+    target = parse_layer_crs(merge_geojson_crs(kwargs.get("crs") or LAYER_CRS[0],
+                                               kwargs.get("geojson_crs") or GEOJSON_CRS[0], kind))  # fmt: skip
     record = review_set_path(out, kind)  # written next to a polygon layer or COCO file
     check_not_input(record, inputs, what=f"--out {out}: its review set {record}")
     if kwargs.get("chips") is None:  # kind: a FORMATS name or "coco" (format_of)
@@ -144,8 +144,12 @@ def export_labels(
     if kind in ("geojson", "shp"):  # where centre lines would go (not known yet whether they do)
         lines = centre_lines_path(out, kind)
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
+    # the model that made the labels, found from the labels given (not a --warp-to copy's
+    # folder); its version also names the polygons' model_id unless --model-id gives one
+    version = run_model_version(labels)
+    kwargs["model_record"] = (run_model_path(labels), version)
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
-        kwargs["model_id"] = run_model_version(labels)
+        kwargs["model_id"] = version
     # labels with a quality.csv score: their per-window layers are not joined, so not checked
     rated: set[str] = set()
     if kind in FORMATS and kwargs.get("quality_csv") is not None:  # read once (one warning)
@@ -158,6 +162,7 @@ def export_labels(
     # options of other formats: one note each (OPTION_SCOPE)
     given = {**kwargs, "polygons": polygons, "document_root": document_root}
     kwargs["ignored"] = tuple(ignored_notes(kind, given))
+    kwargs["crs"] = target  # parsed once (parse_layer_crs passes a parsed CRS through)
     if not warp_to:
         return _export_labels(labels, out, kind, **kwargs)
     import tempfile
@@ -184,12 +189,12 @@ def export_labels(
             kwargs["category"] = default_category(labels)[0]
         try:
             res = _export_labels(tmp, out, kind, **kwargs)
-        except DataError as err:  # names the labels given, not their warped copies' folder
+        except UserError as err:  # names the labels given, not their warped copies' folder
             if err.path is None or not err.path.is_relative_to(tmp):
                 raise
             text = str(err)[len(f"{err.path}: ") :]
             where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
-            raise DataError(f"{text} (after --warp-to {warp_to})", where) from None
+            raise type(err)(f"{text} (after --warp-to {warp_to})", where) from None
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
     return res
 
@@ -214,7 +219,8 @@ def _export_labels(
     positive_values: tuple[float, ...] | None = None,
     geojson_crs: str = GEOJSON_CRS[0],
     pixel_coords: str = PIXEL_COORDS[0],
-    crs: str = LAYER_CRS[0],
+    crs: Any = None,
+    model_record: tuple[Path | None, str | None] = (None, None),
     quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
     centre_lines: bool | None = None,
     ignored: tuple[str, ...] = (),
@@ -276,13 +282,13 @@ def _export_labels(
     notes += _run_folder_notes(Path(labels), files)
     # one batch policy: an unreadable label file, or one without georeference among
     # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
-    screened = screen_labels(files, labels, fmt, positive_values)
+    # and every check that can refuse the export (layer CRS, georeference, tolerances) runs
+    # here, before anything (chips, the skipped list) is written
+    target = parse_layer_crs(merge_geojson_crs(crs, geojson_crs, fmt))
+    screened = screen_labels(
+        files, labels, fmt, positive_values, target=target, simplify=simplify, smooth=smooth
+    )
     files, skips = screened.files, screened.skips
-    skipped_csv = skipped_csv_path(out)
-    if skips:
-        from sam2elnet.utils.tables import csv_text
-
-        write_text_atomic(skipped_csv, csv_text(skips.items, ["label", "reason"]))
     lp = Path(labels)
     if quality_csv is None and lp.is_dir():
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -343,18 +349,12 @@ def _export_labels(
             review=sent,
         )
         if sent is not None:  # which images went out: elnet import --from cvat / coco
-            write_review_set(out, sent, fmt, (run_model_path(labels), model_id))
+            write_review_set(out, sent, fmt, model_record)
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
-            out,
-            fmt,
-            len(files),
-            n_annotations,
-            n_chips,
-            notes,
-            skips.items,
-            skipped_csv if skips else None,
-        )
+            out, fmt, len(files), n_annotations, n_chips, notes, skips.items,
+            _write_skipped(out, skips.items),
+        )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
         category = default_category(labels)[0]
@@ -385,7 +385,7 @@ def _export_labels(
         notes=notes,
         geojson_crs=geojson_crs,
         pixel_coords=pixel_coords,
-        target_crs=crs,
+        target_crs=target,
         image_names=image_names or None,
         review=review,
         layers_checked=True,  # export_labels ran check_tile_layers and warned
@@ -393,17 +393,11 @@ def _export_labels(
         georefs=screened.georefs,  # read by screen_labels: no label opened twice
     )
     # which images went out (elnet import --from vector), and the model that made them
-    write_review_set(out, review, fmt, (run_model_path(labels), model_id))
+    write_review_set(out, review, fmt, model_record)
     res = ExportResult(
-        out,
-        fmt,
-        len(files),
-        n_features,
-        n_chips,
-        notes,
-        skips.items,
-        skipped_csv if skips else None,
-    )
+        out, fmt, len(files), n_features, n_chips, notes, skips.items,
+        _write_skipped(out, skips.items),
+    )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)
         res.n_lines = len(lines.rows)
@@ -411,6 +405,17 @@ def _export_labels(
         metres = [e["road_length_m"] for e in review]
         res.road_length_m = float(sum(metres)) if metres and None not in metres else None
     return res
+
+
+def _write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
+    """Write ``<out stem>_skipped.csv`` (label, reason) atomically when labels were skipped,
+    after the layer (or COCO file) and its record are in place, so a refused export leaves no
+    list behind; its path, else None."""
+    if not items:
+        return None
+    from sam2elnet.utils.tables import csv_text
+
+    return write_text_atomic(skipped_csv_path(out), csv_text(items, ["label", "reason"]))
 
 
 def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:

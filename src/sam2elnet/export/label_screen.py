@@ -11,6 +11,15 @@ Two kinds of label are skipped from a folder (one file given alone raises its ow
   (``category``, road centre lines) and model id still come from the run folder. The PNG's
   polygons would be in pixel coordinates: exported alone (``--labels <file>``, .gpkg / .shp)
   they are.
+* for a polygon layer with ``--simplify`` / ``--smooth``: a label the tolerance spans whole (a
+  small edge tile; :func:`~sam2elnet.export.polygonize.tolerance_problem`), whose polygons it
+  could only erase, while it fits the larger labels. A tolerance that spans every label is a
+  unit mistake, not a batch outlier: the export is refused (one file given alone, too).
+
+Then the layer's georeference is checked as a whole (labels in several CRSs without ``--crs``,
+``--crs`` for labels without georeference, GeoJSON of pixel coordinates:
+:func:`~sam2elnet.export.vector.check_georef`), so an export that will be refused is refused
+before anything (chips, ``<out stem>_skipped.csv``) is written.
 """
 
 from __future__ import annotations
@@ -19,9 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.option_scope import POLYGON_FORMATS
+from sam2elnet.export.polygonize import tolerance_problem
 from sam2elnet.utils.batch import SkipLog
 
 __all__ = ["NO_GEOREFERENCE", "Screened", "screen_labels"]
@@ -49,18 +59,30 @@ def screen_labels(
     labels: str | Path,
     fmt: str,
     positive_values: tuple[float, ...] | None = None,
+    *,
+    target: Any = None,
+    simplify: float | None = None,
+    smooth: float | None = None,
 ) -> Screened:
     """Open each of ``files`` (the labels found in ``labels``) once and keep those an export of
     format ``fmt`` can use (module docstring); read each one's georeference for
     :func:`~sam2elnet.export.vector.write_polygons` (which then opens no label before
-    polygonising it).
+    polygonising it). ``target``: the layer CRS (:func:`~sam2elnet.export.layer_crs.
+    parse_layer_crs` of ``--crs``; None: the labels' own); ``simplify`` / ``smooth``: the
+    tolerances (each label's own map units).
 
     Raises:
-        DataError: ``labels`` is one file and it cannot be read.
+        DataError: ``labels`` is one file and it cannot be read; for a polygon layer, the
+            georeference errors of :func:`~sam2elnet.export.vector.check_georef`.
         UserError: every label of the folder was skipped
-            (:meth:`~sam2elnet.utils.batch.SkipLog.raise_if_nothing_done`).
+            (:meth:`~sam2elnet.utils.batch.SkipLog.raise_if_nothing_done`); a ``--simplify`` /
+            ``--smooth`` that spans every label (the first one's reason).
     """
+    from sam2elnet.export.vector import check_georef
+
     out = Screened([])
+    polygons = fmt in POLYGON_FORMATS
+    too_coarse: dict[Path, str] = {}  # label -> why the tolerance would erase it
     for f in files:
         try:
             lab = LabelRaster(f, positive_values)
@@ -70,12 +92,23 @@ def screen_labels(
             out.skips.add(f, err)
             continue
         out.georefs[f] = (lab.georef, lab.crs)
+        why = tolerance_problem(lab, simplify, smooth) if polygons else None
         lab.close()
+        if why is not None:
+            too_coarse[f] = why
         out.files.append(f)
-    if fmt in POLYGON_FORMATS and len({g for g, _ in out.georefs.values()}) > 1:
+    if polygons and len({g for g, _ in out.georefs.values()}) > 1:
         for f in [f for f in out.files if not out.georefs[f][0]]:
             out.skips.add(f, NO_GEOREFERENCE.format(name=f.name, stem=f.stem))
             out.files.remove(f)
             del out.georefs[f]
+    if out.files and all(f in too_coarse for f in out.files):  # a unit mistake: refused
+        raise UserError(too_coarse[out.files[0]], out.files[0])
+    for f in [f for f in out.files if f in too_coarse]:  # small labels among larger ones
+        out.skips.add(f, f"{too_coarse[f]}; the other labels are larger, so only it is skipped")
+        out.files.remove(f)
+        del out.georefs[f]
     out.skips.raise_if_nothing_done(len(out.files), labels)
+    if polygons:  # the layer's CRS and kind of coordinates: refused before anything is written
+        check_georef(out.files, fmt, positive_values, target, out.georefs)
     return out

@@ -30,9 +30,10 @@ this far apart, so an edge that is straight in the label's CRS stays within a ti
 pixel of it in the layer CRS (and ``elnet import`` burns the same pixels back)."""
 
 
-def parse_layer_crs(value: str | None) -> Any:
+def parse_layer_crs(value: Any) -> Any:
     """The target CRS of ``--crs``: None for ``image`` (or None / ""), EPSG:4326 for ``wgs84``
-    (any case), else ``rasterio.crs.CRS.from_user_input(value)``.
+    (any case), else ``rasterio.crs.CRS.from_user_input(value)``; a ``rasterio.crs.CRS``
+    (parsed already) is returned as it is.
 
     Raises:
         UserError: a value that is not a CRS (the message names the accepted forms).
@@ -42,6 +43,8 @@ def parse_layer_crs(value: str | None) -> Any:
 
     from sam2elnet.utils.quiet import quiet_native_stderr
 
+    if isinstance(value, CRS):
+        return value
     t = "" if value is None else str(value).strip()
     if t.lower() in ("", LAYER_CRS[0]):
         return None
@@ -57,7 +60,7 @@ def parse_layer_crs(value: str | None) -> Any:
         ) from None
 
 
-def merge_geojson_crs(crs: str, geojson_crs: str, fmt: str) -> str:
+def merge_geojson_crs(crs: Any, geojson_crs: str, fmt: str) -> Any:
     """``--crs`` with ``--geojson-crs`` (its old spelling for GeoJSON) folded in: ``wgs84`` for a
     GeoJSON with ``--geojson-crs wgs84`` (``source`` means ``image``); ``crs`` otherwise (for
     other formats ``--geojson-crs`` is ignored, a note of the caller says so).

@@ -20,7 +20,7 @@ from sam2elnet.export.labels import LabelRaster
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_tolerances", "iter_polygons", "polygonize_label"]
+__all__ = ["check_tolerances", "iter_polygons", "polygonize_label", "tolerance_problem"]
 
 
 def _units(lab: LabelRaster) -> tuple[str, float]:
@@ -36,29 +36,40 @@ def _units(lab: LabelRaster) -> tuple[str, float]:
     return f"{unit} of {crs_name(lab.crs)}", px
 
 
-def check_tolerances(lab: LabelRaster, simplify: float | None, smooth: float | None) -> None:
-    """Refuse a ``--simplify`` / ``--smooth`` tolerance at least as large as the label itself.
+def tolerance_problem(lab: LabelRaster, simplify: float | None, smooth: float | None) -> str | None:
+    """Why a ``--simplify`` / ``--smooth`` tolerance cannot be used on ``lab``, else None.
 
-    Both are in the label's map units, as GDAL's and QGIS's simplification tolerances (degrees
-    for a geographic CRS such as EPSG:4326, where ``--smooth 10`` meant as metres erased every
-    polygon). A tolerance spanning the whole label (its larger side, in map units) can only
-    collapse or erase its polygons, so it is taken for a unit mistake.
-
-    Raises:
-        UserError: one line naming the label, the option, its units, the label's size and a
-            value of about 2 px in those units.
+    Both are in the label's own map units, as GDAL's and QGIS's simplification tolerances
+    (degrees for a label in a geographic CRS such as EPSG:4326, where ``--smooth 10`` meant as
+    metres erased every polygon; not the units of ``--crs``). A tolerance at least the label's
+    span (its larger side, ``max(width, height)`` pixels times the pixel size, in map units) can
+    only collapse or erase its polygons. The text names the option, its units, the label's span
+    and a value of about 2 px in those units.
     """
     unit, px = _units(lab)
     span = max(lab.width, lab.height) * px
     for name, value in (("--smooth", smooth), ("--simplify", simplify)):
         if value and value >= span:
-            raise UserError(
+            return (
                 f"{name} {value:g} is in the label's map units ({unit}) and spans the whole "
                 f"label ({span:.3g} across), so it would erase or collapse every polygon; "
                 f"1 px = {px:.3g} there: give e.g. {name} {2 * px:.3g} (2 px), or warp the "
-                "label to a projected CRS in metres first",
-                lab.path,
+                "label to a projected CRS in metres first"
             )
+    return None
+
+
+def check_tolerances(lab: LabelRaster, simplify: float | None, smooth: float | None) -> None:
+    """Refuse a ``--simplify`` / ``--smooth`` tolerance at least as large as the label itself
+    (:func:`tolerance_problem`), taken for a unit mistake. ``elnet export`` of several labels
+    judges it against them all first (:func:`~sam2elnet.export.label_screen.screen_labels`).
+
+    Raises:
+        UserError: one line naming the label and :func:`tolerance_problem`'s reason.
+    """
+    why = tolerance_problem(lab, simplify, smooth)
+    if why is not None:
+        raise UserError(why, lab.path)
 
 
 def _shapes(mask: np.ndarray, transform: Any) -> Iterator[Any]:

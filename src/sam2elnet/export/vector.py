@@ -62,6 +62,7 @@ __all__ = [
     "PIXEL_COORDS",
     "STATUS",
     "WRITE_BATCH",
+    "check_georef",
     "iter_polygons",
     "polygonize_label",
     "write_polygons",
@@ -214,7 +215,7 @@ def write_polygons(
     from sam2elnet.utils.progress import track
 
     target = parse_layer_crs(merge_geojson_crs(target_crs, geojson_crs, fmt))
-    crs, georef = _check_georef(files, fmt, positive_values, target, georefs)
+    crs, georef = check_georef(files, fmt, positive_values, target, georefs)
     rfc = rfc7946(fmt, target)  # GeoJSON in WGS84 lon/lat without a 'crs' member
     in_source = fmt == "geojson" and not rfc
     options: dict[str, Any] = {}
@@ -403,7 +404,7 @@ class _LabelAttrs:
             )
 
 
-def _check_georef(
+def check_georef(
     files: list[Path],
     fmt: str,
     positive_values: tuple[float, ...] | None,
@@ -413,7 +414,14 @@ def _check_georef(
     """(layer CRS: ``target``, else the labels' one CRS, :func:`~sam2elnet.export.layer_crs.
     layer_crs`; whether the labels are georeferenced); raises the georeference errors of
     :func:`write_polygons` before any polygon is made. ``georefs``: each label's (georeferenced,
-    CRS) already read (else each label is opened here)."""
+    CRS) already read (else each label is opened here).
+
+    The strict lower level: any mix is an error here. ``elnet export``
+    (:func:`~sam2elnet.export.api.export_labels`) screens the labels first
+    (:func:`~sam2elnet.export.label_screen.screen_labels`: skips those without georeference
+    among georeferenced ones, then runs this check before anything is written, chips and
+    ``<out stem>_skipped.csv`` included), so there it only meets labels it accepts or refuses
+    as a whole."""
     crss: list[tuple[Path, Any]] = []
     kinds = set()
     known = georefs or {}
