@@ -119,4 +119,6 @@ def test_tolerance_spanning_one_small_label_skips_it(
     assert set(gpd.read_file(out, layer="labels")["label"]) == {"a.tif"}
     rows = list(csv.DictReader((tmp_path / "p_skipped.csv").open()))
     assert [Path(r["label"]).name for r in rows] == ["edge.tif"]
-    assert "spans the whole label" in rows[0]["reason"] and "only it is skipped" in rows[0]["reason"]
+    assert (
+        "spans the whole label" in rows[0]["reason"] and "only it is skipped" in rows[0]["reason"]
+    )

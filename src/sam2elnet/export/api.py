@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import UserError
 from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
