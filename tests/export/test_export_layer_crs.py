@@ -185,3 +185,30 @@ def test_warp_to_utm_across_zones_names_the_labels_folder(
     assert rc == 2 and len(lines) == 1 and lines[0].startswith(f"error: {zones}: "), err
     assert "give --crs" in lines[0] and "(after --warp-to utm)" in lines[0]
     assert not out.exists()
+
+
+def test_warp_to_export_records_the_run_model_not_a_free_text_model_id(
+    tmp_path: Path, zones: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--warp-to exports a temporary copy of the labels: the record's model was looked up in that
+    folder (none, or a stray /tmp/summary.json). And --model-id is a free-text feature attribute,
+    not the run's ``model_version``."""
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"weights")
+    ident = {"sha256": "ab" * 32, "model": str(model), "model_version": "m@abababab"}
+    (tmp_path / "model_id.json").write_text(json.dumps(ident), encoding="utf-8")
+    out = tmp_path / "w.gpkg"
+    rc, err = _run(capsys, "export", "--labels", str(zones), "--out", str(out), "--warp-to",
+                   "EPSG:32615")  # fmt: skip
+    assert rc == 0, err
+    rec = json.loads((tmp_path / "w_review.json").read_text(encoding="utf-8"))
+    assert rec["model"] == str(model.absolute()) and rec["model_version"] == "m@abababab"
+    (tmp_path / "model_id.json").unlink()
+    out = tmp_path / "free.gpkg"
+    rc, err = _run(capsys, "export", "--labels", str(zones / "a.tif"), "--out", str(out),
+                   "--model-id", "my best model")  # fmt: skip
+    assert rc == 0, err
+    layer = gpd.read_file(out, layer="labels")
+    assert set(layer["model_id"]) == {"my best model"}
+    rec = json.loads((tmp_path / "free_review.json").read_text(encoding="utf-8"))
+    assert "model_version" not in rec and "model" not in rec
