@@ -37,7 +37,9 @@ def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
                       "(>= 0, e.g. 2; default 0 = off)"]),
         (("scene",), ["Window size in pixels (16-16384)", "Windows per model call (1-1024)",
                       "HOST:6379 or ray://HOST:10001"]),
-        (("export",), ["(map units; pixels without CRS)", "Chip size in pixels (16-16384)",
+        (("export",), ["tolerance in each label's own map units, not --crs's (metres for a UTM "
+                       "label, degrees for an EPSG:4326 one; pixels without CRS)",
+                       "Chip size in pixels (16-16384)",
                        "Warp copies of the labels onto a map grid before making polygons",
                        "or an annotate/enhance output folder (its labels/ and rejected/)"]),
         (("experiment",), ["morphological, guided, grabcut (default: all)",

@@ -266,13 +266,14 @@ def export_cmd(
     simplify: Optional[float] = typer.Option(
         None,
         "--simplify",
-        help="Douglas-Peucker tolerance (map units; pixels without CRS); degrees in EPSG:4326.",
+        help="Douglas-Peucker tolerance in each label's own map units, not --crs's (metres for "
+        "a UTM label, degrees for an EPSG:4326 one; pixels without CRS).",
     ),
     smooth: Optional[float] = typer.Option(
         None,
         "--smooth",
-        help="Round staircase edges with this radius (map units; pixels without CRS); degrees "
-        "in EPSG:4326.",
+        help="Round staircase edges with this radius, in each label's own map units, not "
+        "--crs's (metres for a UTM label, degrees for an EPSG:4326 one; pixels without CRS).",
     ),
     min_area: float = typer.Option(
         option_default(ExportOptions, "min_area"),
