@@ -74,6 +74,17 @@ DEFAULT_WARP_METHOD: str = WARP_METHODS[0]
 """``--warp-method``'s default (``tps``), the one default of every job that warps
 (``elnet scene`` / ``annotate`` / ``enhance`` ``--warp-to``, ``elnet export --warp-to``)."""
 
+GeojsonCrs = Literal["source", "wgs84"]
+"""``elnet export --geojson-crs`` values (the older spelling of ``--crs`` for GeoJSON), the
+default first. ``source``: the labels' own CRS and coordinates, named by the GeoJSON 2008 ``crs``
+member as GDAL writes it with ``RFC7946=NO`` (GDAL's and QGIS's default), or, for a CRS without
+an EPSG code, ``{"type": "name", "properties": {"name": <WKT>}}``, which GDAL / pyogrio /
+geopandas / QGIS read back as that CRS. ``wgs84``: RFC 7946, reprojected to WGS84
+longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 readers)."""
+
+GEOJSON_CRS: tuple[str, ...] = get_args(GeojsonCrs)
+"""The :data:`GeojsonCrs` values, the default (``source``) first."""
+
 LAYER_CRS: tuple[str, ...] = ("image", "wgs84")
 """Named ``elnet export --crs`` values, the default first: ``image`` (the labels' own CRS) and
 ``wgs84`` (EPSG:4326); any other value is a CRS rasterio reads (``EPSG:32615``;

@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
+    GEOJSON_CRS,
     LAYER_CRS,
     PIXEL_COORDS,
     CoarseProfile,
     ExportFormat,
+    GeojsonCrs,
     GroupBy,
     PixelCoords,
     Precision,
@@ -130,7 +132,7 @@ class ExportOptions(_Options):
     smooth: float | None = Field(None, ge=0, description="edge rounding radius")
     min_area: float = Field(0.0, ge=0, description="smallest polygon kept, px")
     chip_size: int = Field(512, ge=16, le=16384, description="chip size, px")
-    geojson_crs: Literal["source", "wgs84"] = "source"
+    geojson_crs: GeojsonCrs = GEOJSON_CRS[0]
     crs: str = LAYER_CRS[0]  # image | wgs84 | a CRS (EPSG:32615): export.layer_crs
     pixel_coords: PixelCoords = PIXEL_COORDS[0]
     centre_lines: bool | None = None  # None: on for road labels (export.centrelines)

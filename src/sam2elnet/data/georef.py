@@ -114,6 +114,14 @@ def _is_identity(transform: Any) -> bool:
         return False
 
 
+def shapely_coefficients(transform: Any) -> list[float]:
+    """``[a, b, d, e, xoff, yoff]`` of an ``affine.Affine`` ``transform`` (x' = a * x + b * y +
+    xoff, y' = d * x + e * y + yoff; rasterio's pixel -> map), the coefficient list of
+    ``shapely.affinity.affine_transform``."""
+    t = transform
+    return [t.a, t.b, t.d, t.e, t.xoff, t.yoff]
+
+
 def write_georeference(dst: Any, profile: dict[str, Any] | None) -> None:
     """Attach ``profile``'s GCPs to an open rasterio dataset opened for writing.
 

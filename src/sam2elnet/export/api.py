@@ -19,10 +19,10 @@ from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wan
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.label_screen import screen_labels
-from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
-from sam2elnet.export.layer_crs import LAYER_CRS, merge_geojson_crs, parse_layer_crs
+from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
+from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
-from sam2elnet.export.option_scope import ignored_notes
+from sam2elnet.export.option_scope import check_no_warp, ignored_notes
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -35,8 +35,8 @@ from sam2elnet.export.run_info import (
     run_model_path,
     run_model_version,
 )
-from sam2elnet.export.vector import FORMATS, GEOJSON_CRS, PIXEL_COORDS, write_polygons
-from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.export.vector import FORMATS, write_polygons
+from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 from sam2elnet.utils.atomic import write_text_atomic
 from sam2elnet.utils.batch import skipped_csv_path
 
@@ -90,8 +90,7 @@ def export_labels(
     Label Studio tasks.
 
     ``fmt="label-studio"`` (never from the suffix: ``.json`` is COCO) writes Label Studio tasks
-    with :func:`~sam2elnet.export.labelstudio.export_tasks` (:func:`~sam2elnet.export.
-    labelstudio.export_label_studio`) (``polygons``: polygon regions
+    with :func:`~sam2elnet.export.labelstudio.export_label_studio` (``polygons``: polygon regions
     instead of brush masks; ``document_root``: the local-files root the image URLs are relative
     to; of ``kwargs`` it takes ``images``, ``quality_csv``, ``model_id``, ``category``,
     ``progress`` and ``positive_values``) and returns its
@@ -122,7 +121,7 @@ def export_labels(
     from sam2elnet.utils.paths import check_not_input
 
     if fmt is not None and fmt.lower() == "label-studio":
-        return export_tasks(labels, out, warp_to, polygons, document_root, kwargs)
+        return _export_tasks(labels, out, warp_to, polygons, document_root, kwargs)
     lp = Path(labels)
     if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -172,10 +171,7 @@ def export_labels(
 
     check_warp_options(warp_to, warp_method)
     if kind == "coco" or kwargs.get("chips") is not None:
-        raise UserError(
-            "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); COCO files and chips "
-            "stay on the label's pixel grid"
-        )
+        check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
     notes = []
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
         for f in run_label_files(labels):
@@ -416,6 +412,51 @@ def _write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
     from sam2elnet.utils.tables import csv_text
 
     return write_text_atomic(skipped_csv_path(out), csv_text(items, ["label", "reason"]))
+
+
+_LABEL_STUDIO_ARGS = (
+    "images",
+    "quality_csv",
+    "model_id",
+    "category",
+    "progress",
+    "positive_values",
+)
+"""The :func:`~sam2elnet.export.api.export_labels` keyword arguments a Label Studio export
+takes."""
+
+
+def _export_tasks(
+    labels: str | Path,
+    out: str | Path,
+    warp_to: str | None,
+    polygons: bool,
+    document_root: str | Path | None,
+    kwargs: dict[str, Any],
+) -> LabelStudioExport:
+    """:func:`~sam2elnet.export.api.export_labels` with ``fmt="label-studio"`` (see there):
+    ``kwargs`` are its keyword arguments; those of :data:`_LABEL_STUDIO_ARGS` go to
+    :func:`~sam2elnet.export.labelstudio.export_label_studio`, the others given get a note each
+    (:func:`~sam2elnet.export.option_scope.ignored_notes`).
+
+    Raises:
+        UserError: ``warp_to`` given (tasks stay on the image's pixel grid), or ``out`` is one
+            of the inputs (before anything is written).
+    """
+    from sam2elnet.utils.paths import check_not_input
+
+    check_no_warp(warp_to, "Label Studio tasks stay on the image's pixel grid")
+    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
+    check_not_input(out, inputs)  # before anything is written
+    ls = export_label_studio(
+        labels,
+        out,
+        polygons=polygons,
+        document_root=document_root,
+        **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
+    )
+    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
+    return ls
 
 
 def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:

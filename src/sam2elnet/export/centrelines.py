@@ -293,8 +293,10 @@ def place_lines(lines: list[Any], transform: Any) -> list[Any]:
     a * x + b * y + c, map y = d * x + e * y + f; rasterio's / affine's). Identity: as given."""
     from shapely.affinity import affine_transform
 
-    t = transform
-    return [affine_transform(g, [t.a, t.b, t.d, t.e, t.c, t.f]) for g in lines]
+    from sam2elnet.data.georef import shapely_coefficients
+
+    coeffs = shapely_coefficients(transform)
+    return [affine_transform(g, coeffs) for g in lines]
 
 
 def lengths_m(lines: list[Any], crs: Any) -> list[float]:

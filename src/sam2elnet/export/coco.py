@@ -318,12 +318,11 @@ def _coco_entries(
 def _review_entry(item: CocoLabel, n: int, q: float | None, h: int, w: int) -> dict[str, Any]:
     """The review-record entry of one exported label (:mod:`~sam2elnet.export.review_set`):
     ``source`` (the COCO ``file_name``), ``label``, ``annotations``, ``quality`` and, up to
-    :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`, the label's mask
+    :data:`~sam2elnet.export.review_edits.DIGEST_MAX_PIXELS`, the label's mask
     (:func:`~sam2elnet.export.review_edits.exported_fields`, no loose pixels): what the
     annotations decode to (RLE exactly; a polygon is written only for a 4-connected region
     without holes, whose pixel centres it holds, and pycocotools fills the same pixels)."""
-    from sam2elnet.export.review_edits import exported_fields
-    from sam2elnet.export.review_set import DIGEST_MAX_PIXELS
+    from sam2elnet.export.review_edits import exported_fields, mask_recorded
 
     entry: dict[str, Any] = {
         "source": item.file_name,
@@ -331,7 +330,7 @@ def _review_entry(item: CocoLabel, n: int, q: float | None, h: int, w: int) -> d
         "annotations": n,
         "quality": q,
     }
-    if h * w <= DIGEST_MAX_PIXELS:
+    if mask_recorded(h, w):
         lab = LabelRaster(item.path, item.positive_values)
         try:
             entry.update(exported_fields(lab.read_mask()))

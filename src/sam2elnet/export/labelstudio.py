@@ -48,7 +48,6 @@ __all__ = [
     "mask_result",
     "build_task",
     "export_label_studio",
-    "export_tasks",
     "LabelStudioExport",
 ]
 
@@ -374,54 +373,3 @@ def export_label_studio(
     config = out.with_suffix(".xml")
     write_text_atomic(config, label_config(category, polygons))
     return LabelStudioExport(out, config, vdir, root, len(tasks), n_regions, notes)
-
-
-_LABEL_STUDIO_ARGS = (
-    "images",
-    "quality_csv",
-    "model_id",
-    "category",
-    "progress",
-    "positive_values",
-)
-"""The :func:`~sam2elnet.export.api.export_labels` keyword arguments a Label Studio export
-takes."""
-
-
-def export_tasks(
-    labels: str | Path,
-    out: str | Path,
-    warp_to: str | None,
-    polygons: bool,
-    document_root: str | Path | None,
-    kwargs: dict[str, Any],
-) -> LabelStudioExport:
-    """:func:`~sam2elnet.export.api.export_labels` with ``fmt="label-studio"`` (see there):
-    ``kwargs`` are its keyword arguments; those of :data:`_LABEL_STUDIO_ARGS` go to
-    :func:`export_label_studio`, the others given get a note each
-    (:func:`~sam2elnet.export.option_scope.ignored_notes`).
-
-    Raises:
-        UserError: ``warp_to`` given (tasks stay on the image's pixel grid), or ``out`` is one
-            of the inputs (before anything is written).
-    """
-    from sam2elnet.export.option_scope import ignored_notes
-    from sam2elnet.export.run_info import run_label_files
-    from sam2elnet.utils.paths import check_not_input
-
-    if warp_to:
-        raise UserError(
-            "--warp-to applies to polygon exports (.gpkg, .shp, .geojson); Label Studio "
-            "tasks stay on the image's pixel grid"
-        )
-    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
-    check_not_input(out, inputs)  # before anything is written
-    ls = export_label_studio(
-        labels,
-        out,
-        polygons=polygons,
-        document_root=document_root,
-        **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
-    )
-    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
-    return ls

@@ -20,9 +20,9 @@ from typing import Any
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.mask_folder import name_sample
-from sam2elnet.option_values import LAYER_CRS
+from sam2elnet.option_values import GEOJSON_CRS, LAYER_CRS
 
-__all__ = ["LAYER_CRS", "layer_crs", "merge_geojson_crs", "parse_layer_crs", "rfc7946"]
+__all__ = ["layer_crs", "merge_geojson_crs", "parse_layer_crs", "rfc7946"]
 
 SEGMENT_PX = 64
 """Before reprojection, polygon edges longer than this many label pixels get vertices at most
@@ -68,7 +68,7 @@ def merge_geojson_crs(crs: Any, geojson_crs: str, fmt: str) -> Any:
     Raises:
         UserError: ``--geojson-crs wgs84`` with a ``--crs`` of another CRS.
     """
-    if fmt != "geojson" or geojson_crs.lower() != "wgs84":
+    if fmt != "geojson" or geojson_crs.lower() != GEOJSON_CRS[1]:
         return crs
     target = parse_layer_crs(crs)
     if target is not None and target.to_epsg() != 4326:

@@ -3,7 +3,8 @@
 :data:`OPTION_SCOPE` is the one place that says it; :func:`ignored_notes` turns an option given
 for a format it does not apply to into one ``note:`` line (the export goes on without it), and
 docs/export.md lists the table. ``--warp-to`` is not here: for COCO, chips and Label Studio it is
-refused (an error), as the labels would have to be resampled for nothing.
+refused (an error, :func:`check_no_warp`), as the labels would have to be resampled for
+nothing.
 """
 
 from __future__ import annotations
@@ -11,12 +12,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from sam2elnet.option_values import LAYER_CRS, PIXEL_COORDS
+from sam2elnet.errors import UserError
+from sam2elnet.export.layer_files import FORMATS
+from sam2elnet.option_values import GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 
-__all__ = ["OPTION_SCOPE", "POLYGON_FORMATS", "Scope", "ignored_notes"]
+__all__ = [
+    "OPTION_SCOPE",
+    "POLYGON_FORMATS",
+    "POLYGON_LAYERS",
+    "Scope",
+    "check_no_warp",
+    "ignored_notes",
+]
 
-POLYGON_FORMATS = ("geojson", "gpkg", "shp")
+POLYGON_FORMATS: tuple[str, ...] = tuple(FORMATS)
 """The polygon layer formats (:data:`~sam2elnet.export.layer_files.FORMATS`' names)."""
+
+POLYGON_LAYERS = "polygon layers (.gpkg, .shp, .geojson)"
+"""The :data:`POLYGON_FORMATS` in words, for notes and errors."""
 
 
 class Scope(NamedTuple):
@@ -33,24 +46,20 @@ def _set(v: Any) -> bool:
 
 
 OPTION_SCOPE: dict[str, Scope] = {
-    "simplify": Scope(
-        "--simplify", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", _set
-    ),
-    "smooth": Scope("--smooth", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", _set),
-    "min_area_px": Scope(
-        "--min-area", POLYGON_FORMATS, "polygon layers (.gpkg, .shp, .geojson)", lambda v: bool(v)
-    ),
+    "simplify": Scope("--simplify", POLYGON_FORMATS, POLYGON_LAYERS, _set),
+    "smooth": Scope("--smooth", POLYGON_FORMATS, POLYGON_LAYERS, _set),
+    "min_area_px": Scope("--min-area", POLYGON_FORMATS, POLYGON_LAYERS, lambda v: bool(v)),
     "crs": Scope(
         "--crs",
         POLYGON_FORMATS,
-        "polygon layers (.gpkg, .shp, .geojson)",
+        POLYGON_LAYERS,
         lambda v: v is not None and str(v).lower() != LAYER_CRS[0],
     ),
     "geojson_crs": Scope(
         "--geojson-crs",
         ("geojson",),
         "GeoJSON output",
-        lambda v: v is not None and str(v).lower() != "source",
+        lambda v: v is not None and str(v).lower() != GEOJSON_CRS[0],
     ),
     "pixel_coords": Scope(
         "--pixel-coords",
@@ -61,7 +70,7 @@ OPTION_SCOPE: dict[str, Scope] = {
     "centre_lines": Scope(
         "--centre-lines",
         POLYGON_FORMATS,
-        "polygon layers (.gpkg, .shp, .geojson)",
+        POLYGON_LAYERS,
         lambda v: v is True,
     ),
     "chips": Scope("--chips", (*POLYGON_FORMATS, "coco"), "polygon and COCO exports", _set),
@@ -90,3 +99,16 @@ def ignored_notes(fmt: str, values: Mapping[str, Any]) -> list[str]:
         why = f"; {_WHY[fmt]}" if name in _COORDS and fmt in _WHY else ""
         notes.append(f"{scope.flag} applies to {scope.where} only; ignored for {fmt}{why}")
     return notes
+
+
+def check_no_warp(warp_to: str | None, why: str) -> None:
+    """Refuse ``--warp-to`` for an export that is not a polygon layer (COCO, chips, Label
+    Studio tasks); ``why``: what stays on the pixel grid, e.g. ``"COCO files and chips stay on
+    the label's pixel grid"``.
+
+    Raises:
+        UserError: ``warp_to`` given.
+    """
+    if warp_to:
+        exports = POLYGON_LAYERS.replace("layers", "exports")
+        raise UserError(f"--warp-to applies to {exports}; {why}")

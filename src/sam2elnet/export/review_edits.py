@@ -48,11 +48,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DIGEST_MAX_PIXELS",
     "MASK_MAX_CHARS",
     "TOLERANCE_PX",
     "exported_fields",
     "has_mask",
     "loose_pixels",
+    "mask_recorded",
     "mask_digest",
     "pack_mask",
     "unchanged",
@@ -62,6 +64,12 @@ __all__ = [
 TOLERANCE_PX = 0.25
 """Distance (pixels) from an exported polygon's boundary within which a pixel centre may fall on
 either side after a re-projection or coordinate rounding: such pixels are not compared."""
+
+DIGEST_MAX_PIXELS = 1 << 26
+"""Largest label (pixels, 64 Mpx: a 64 MB bool raster at export) that gets a ``mask_sha256``
+(and ``mask_bits``); a larger one has none and the import counts it as edited (imported, the
+safe side). With :data:`MASK_MAX_CHARS` the two caps of a record entry's mask fields
+(:func:`exported_fields`)."""
 
 MASK_MAX_CHARS = 1 << 22
 """Longest ``mask_bits`` (characters, 4 Mi: a 4 MB record entry) a record stores; a label whose
@@ -109,10 +117,10 @@ def loose_pixels(geoms: Iterable[Any], height: int, width: int, transform: Any) 
     from affine import Affine
     from shapely.affinity import affine_transform
 
+    from sam2elnet.data.georef import shapely_coefficients
     from sam2elnet.data.vector import burn_shapes
 
-    inv = ~(transform if transform is not None else Affine.identity())
-    coeffs = [inv.a, inv.b, inv.d, inv.e, inv.xoff, inv.yoff]
+    coeffs = shapely_coefficients(~(transform if transform is not None else Affine.identity()))
     bands = [
         shapely.buffer(affine_transform(g, coeffs).boundary, TOLERANCE_PX)
         for g in geoms
@@ -121,11 +129,21 @@ def loose_pixels(geoms: Iterable[Any], height: int, width: int, transform: Any) 
     return burn_shapes([b for b in bands if not b.is_empty], height, width) > 0
 
 
+def mask_recorded(height: int, width: int) -> bool:
+    """Whether a label of ``height`` x ``width`` pixels gets mask fields in its record entry
+    (:func:`exported_fields`): up to :data:`DIGEST_MAX_PIXELS` pixels. Asked before its mask is
+    made, so a larger label's is never rasterised for the record."""
+    return height * width <= DIGEST_MAX_PIXELS
+
+
 def exported_fields(mask: np.ndarray, loose: np.ndarray | None = None) -> dict[str, Any]:
-    """The record fields of one exported label's bool (H, W) ``mask``: ``mask_sha256``, and
-    unless the packed mask is longer than :data:`MASK_MAX_CHARS`, ``mask_shape`` ([H, W]),
+    """The record fields of one exported label's bool (H, W) ``mask``: none over
+    :data:`DIGEST_MAX_PIXELS` pixels (:func:`mask_recorded`), else ``mask_sha256`` and, unless
+    the packed mask is longer than :data:`MASK_MAX_CHARS`, ``mask_shape`` ([H, W]),
     ``mask_bits`` (:func:`pack_mask`) and, when ``loose`` (:func:`loose_pixels`) has any pixel,
     ``loose_bits``."""
+    if not mask_recorded(*mask.shape):
+        return {}
     out: dict[str, Any] = {"mask_sha256": mask_digest(mask)}
     bits = pack_mask(mask)
     if len(bits) > MASK_MAX_CHARS:

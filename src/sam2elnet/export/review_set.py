@@ -24,7 +24,7 @@ in its ``next:`` line); with road centre lines
 CRS). ``mask_sha256``, ``mask_shape``, ``mask_bits`` and ``loose_bits``
 (:func:`~sam2elnet.export.review_edits.exported_fields` of the label's exported polygons
 rasterised on the label's grid, pixel centres inside; absent for labels over
-:data:`DIGEST_MAX_PIXELS`; records written before ``mask_bits`` hold ``mask_sha256`` only) let
+:data:`~sam2elnet.export.review_edits.DIGEST_MAX_PIXELS`; records written before ``mask_bits`` hold ``mask_sha256`` only) let
 the import tell an image the reviewer left as exported from one they edited
 (:func:`read_review_digests`, :func:`~sam2elnet.export.review_edits.unchanged`): a partial
 review.
@@ -51,7 +51,6 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.review_edits import has_mask, mask_digest, unchanged
 
 __all__ = [
-    "DIGEST_MAX_PIXELS",
     "KIND",
     "ReviewCheck",
     "check_review_record",
@@ -68,11 +67,6 @@ __all__ = [
 
 KIND = "elnet review set"
 """The ``kind`` entry that marks the file."""
-
-DIGEST_MAX_PIXELS = 1 << 26
-"""Largest label (pixels, 64 Mpx: a 64 MB bool raster at export) that gets a ``mask_sha256``
-(and ``mask_bits``); a larger one has none and the import counts it as edited (imported, the
-safe side)."""
 
 
 def _suffix_format(layer: str | Path) -> str:

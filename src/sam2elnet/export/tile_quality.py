@@ -63,13 +63,13 @@ def _place(geoms: list[Any], layer_crs: Any, lab: LabelRaster, flip: bool) -> li
     import geopandas as gpd
     from shapely.affinity import affine_transform, scale
 
-    from sam2elnet.data.georef import same_crs
+    from sam2elnet.data.georef import same_crs, shapely_coefficients
 
     if layer_crs is None:
         if flip:  # y = -row (QGIS's frame): back to rows
             geoms = [scale(g, 1.0, -1.0, origin=(0, 0)) for g in geoms]
-        t = lab.transform
-        return [affine_transform(g, [t.a, t.b, t.d, t.e, t.c, t.f]) for g in geoms]
+        coeffs = shapely_coefficients(lab.transform)
+        return [affine_transform(g, coeffs) for g in geoms]
     if not same_crs(layer_crs, lab.crs):
         return gpd.GeoSeries(geoms, crs=layer_crs).to_crs(lab.crs).tolist()
     return list(geoms)

@@ -10,7 +10,7 @@ quality filter's verdict, ``quality.csv``'s ``kept`` column; ``""`` when unknown
 back (``--category`` selects on ``category``).
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
-a ``crs`` member names the CRS; :data:`GEOJSON_CRS`), or reprojected to the one ``--crs`` of the
+a ``crs`` member names the CRS; :data:`~sam2elnet.option_values.GEOJSON_CRS`), or reprojected to the one ``--crs`` of the
 layer (:mod:`~sam2elnet.export.layer_crs`; labels in several CRSs need it); labels without a CRS
 (PNGs, plain TIFFs) export without a CRS in *pixel coordinates* (x = column, y = row, y pointing
 down; the case
@@ -48,17 +48,15 @@ from sam2elnet.export.layer_crs import (
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
 from sam2elnet.export.mask_folder import name_sample
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
-from sam2elnet.export.review_edits import exported_fields, loose_pixels
-from sam2elnet.export.review_set import DIGEST_MAX_PIXELS
+from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
-from sam2elnet.option_values import PIXEL_COORDS
+from sam2elnet.option_values import GEOJSON_CRS, PIXEL_COORDS
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "FORMATS",
-    "GEOJSON_CRS",
     "PIXEL_COORDS",
     "STATUS",
     "WRITE_BATCH",
@@ -67,13 +65,6 @@ __all__ = [
     "polygonize_label",
     "write_polygons",
 ]
-
-GEOJSON_CRS = ("source", "wgs84")
-"""``--geojson-crs`` values, the default first. ``source``: the labels' own CRS and coordinates,
-named by the GeoJSON 2008 ``crs`` member as GDAL writes it with ``RFC7946=NO`` (GDAL's and QGIS's
-default), or, for a CRS without an EPSG code, ``{"type": "name", "properties": {"name": <WKT>}}``,
-which GDAL / pyogrio / geopandas / QGIS read back as that CRS. ``wgs84``: RFC 7946, reprojected to
-WGS84 longitude/latitude without a ``crs`` member (web maps, strict RFC 7946 readers)."""
 
 #: polygons per write: the export holds at most this many finished polygons (plus the pieces of
 #: the polygons crossing the current strip border), whatever the number of polygons in the labels
@@ -154,7 +145,7 @@ def write_polygons(
             GeoJSON 2008 ``crs`` member, an EPSG URN or the WKT of a CRS without EPSG code; not
             RFC 7946, whose strict readers assume WGS84) or ``"wgs84"`` (RFC 7946: reprojected
             to WGS84 longitude/latitude in degrees; ``area_map`` stays in the labels' CRS
-            units). See :data:`GEOJSON_CRS`; the old spelling of ``target_crs="wgs84"`` for
+            units). See :data:`~sam2elnet.option_values.GEOJSON_CRS`; the old spelling of ``target_crs="wgs84"`` for
             GeoJSON (:func:`~sam2elnet.export.layer_crs.merge_geojson_crs`).
         target_crs: the layer's CRS (``--crs``, :mod:`~sam2elnet.export.layer_crs`):
             ``"image"`` (default; the labels' one CRS: labels in several CRSs raise),
@@ -173,7 +164,7 @@ def write_polygons(
         review: list that receives one entry per label (``source``, ``label``, ``polygons``,
             ``quality``; the polygons rasterised on the label's grid,
             :func:`~sam2elnet.export.review_edits.exported_fields`, for labels up to
-            :data:`~sam2elnet.export.review_set.DIGEST_MAX_PIXELS`), also for
+            :data:`~sam2elnet.export.review_edits.DIGEST_MAX_PIXELS`), also for
             labels without any polygon: the review set
             (:func:`~sam2elnet.export.review_set.write_review_set`).
         layers_checked: the caller ran :func:`~sam2elnet.export.tile_quality.check_tile_layers`
@@ -247,7 +238,7 @@ def write_polygons(
                 tiles = tile_index(lab, quiet=layers_checked) if q is None else None
                 attrs = _LabelAttrs(lab, f.name, q, tiles, crs, category, STATUS[ok])
                 polys: list[Any] = []
-                small = lab.height * lab.width <= DIGEST_MAX_PIXELS
+                small = mask_recorded(lab.height, lab.width)
                 drawn: list[Any] | None = [] if review is not None and small else None
                 for g in iter_polygons(
                     lab,
