@@ -7,10 +7,11 @@ evaluation reports and a line the export writes come from the same pixels. It li
 (below both ``engine`` and ``export``, which never import each other; docs/architecture.md).
 
 **Strips with a halo** (:func:`strip_centre_lines`): a mask too large to thin at once (a
-20,000^2 px scene label: the thinning holds 12-20 bytes per pixel, 5-8 GB) is thinned in row
+20,000^2 px scene label: a window's thinning holds :data:`THIN_BYTES_PER_PX` bytes per pixel,
+2.8 GB) is thinned in row
 strips, each read with ``H`` halo rows above and below, and the strips' core rows stitched give
-*exactly* the skeleton of the whole mask. Why: Guo-Hall thinning (``skimage.morphology.thin``)
-runs in iterations of two sub-iterations, and a sub-iteration decides each pixel from its
+*exactly* the skeleton of the whole mask. Why: Guo-Hall thinning (:func:`thin`) runs in
+iterations of two sub-iterations, and a sub-iteration decides each pixel from its
 8-neighbours only. In a window cut out of the mask, the rows at a cut (not an image edge) miss
 their outer neighbours, so after ``s`` sub-iterations only rows at least ``s`` rows from a cut
 are guaranteed to hold the whole mask's state. The window is thinned for ``K = (H - 2) // 2``
@@ -28,6 +29,7 @@ once and anything wider by doubling.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,23 +59,20 @@ DEFAULT_HALO_ROWS = 64
 """First halo of a strip's thinning (rows each side): exact at once for roads up to ~60 px wide
 (30 iterations), doubled per strip for wider ones (module docstring)."""
 
-THIN_BYTES_PER_PX = 14
-"""Bytes per pixel a window's centre lines hold at their peak, for planning strips, as measured:
-the window's bool mask (1), the thinned window kept for the convergence check (1) and one
-``skimage.morphology.thin`` (12, its output included: its uint8 copy, neighbour codes, deletion
-map and their replacements). ``SAM2ELNET_THREADS=1 nice -n 10 .venv/bin/python
-benchmarks/bench_thin_memory.py --sizes 2000 4000`` (tracemalloc, road networks of ~10 % road)
-measured 12.00 B/px for one whole thinning and 14.00 B/px for a strip window's (the mask, the
-thinning, the check) at both 4 and 16 Mpx; the thinning's peak resident memory over the resident
-memory before it was 18.0 B/px at 4 Mpx and 11.0 B/px at 16 Mpx (a fixed ~24 MB, then less
-than traced: pages allocated but never touched), docs/benchmarks.md. The whole-label export
-path measured 13 B/px of peak resident memory at 25-100 Mpx (``benchmarks/bench_centrelines.py``,
-the label's decoding included)."""
+THIN_BYTES_PER_PX = 7
+"""Bytes per pixel a window's centre lines hold at their peak, for planning strips
+(:func:`strip_rows_for`), as measured by ``SAM2ELNET_THREADS=1 nice -n 10 .venv/bin/python
+benchmarks/bench_thin_memory.py --sizes 2000 4000`` (tracemalloc, road networks of ~10 % road,
+2026-12-03): 7.00 B/px for a strip window (its bool mask, the border-only :func:`thin`, the
+thinned window kept for the convergence check and the check's thinning) at both 4 and 16 Mpx;
+one whole thinning traced 5.00 B/px (its padded uint8 copy, the border flags, the bool output),
+its peak resident memory over the resident memory before it 4.1 B/px at 4 Mpx and 4.0 B/px at
+16 Mpx (docs/benchmarks.md)."""
 
 
 def centre_lines(mask: np.ndarray) -> np.ndarray:
-    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning (:func:`thin`,
-    the pixels of ``skimage.morphology.thin``), run to its fixed point.
+    """One-pixel centre lines of a bool mask: Guo & Hall (1989) parallel thinning (:func:`thin`),
+    run to its fixed point.
 
     Args:
         mask: bool ``(H, W)``.
@@ -85,61 +84,85 @@ def centre_lines(mask: np.ndarray) -> np.ndarray:
     return thin(mask) if mask.any() else np.zeros(mask.shape, dtype=bool)
 
 
-def _guo_hall_lut(first: bool) -> np.ndarray:
-    """Deletion table of one Guo & Hall (1989) sub-iteration, bool ``(256,)`` indexed by the
-    neighbour code: bit ``i - 1`` is neighbour ``x_i``, counter-clockwise from ``x1`` = east
-    (``x2`` north-east, ``x3`` north, ... ``x8`` south-east). A pixel is deleted when
-    ``C(p) == 1`` (one 8-connected background-bounded run), ``2 <= min(N1, N2) <= 3`` and, in the
-    first sub-iteration, ``(x2 | x3 | ~x8) & x1 == 0`` (the second: ``(x6 | x7 | ~x4) & x5 ==
-    0``): Guo & Hall, "Parallel thinning with two-subiteration algorithms", Comm. ACM 32(3),
-    1989, algorithm A1. The tables equal those of ``skimage.morphology.thin`` (tested)."""
-    lut = np.zeros(256, dtype=bool)
-    for code in range(256):
-        x = [(code >> (i % 8)) & 1 for i in range(9)]  # x[i - 1] is x_i; x[8] wraps to x1
-        c = sum(1 for i in (0, 2, 4, 6) if not x[i] and (x[i + 1] or x[i + 2]))
-        n1 = sum(1 for k in (0, 2, 4, 6) if x[k] or x[k + 1])
-        n2 = sum(1 for k in (1, 3, 5, 7) if x[k] or x[k + 1])
-        if first:
-            m = (x[1] or x[2] or not x[7]) and x[0]
-        else:
-            m = (x[5] or x[6] or not x[3]) and x[4]
-        lut[code] = c == 1 and 2 <= min(n1, n2) <= 3 and not m
-    return lut
+@functools.cache
+def _guo_hall_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Deletion tables of Guo & Hall's algorithm A1 (Z. Guo and R. W. Hall, "Parallel thinning
+    with two-subiteration algorithms", Comm. ACM 32(3):359-373, 1989), one per sub-iteration.
 
+    The paper names the 8 neighbours of a pixel ``P`` x1..x8, counter-clockwise from the east::
 
-_LUTS: tuple[np.ndarray, np.ndarray] | None = None
+        x4 x3 x2
+        x5 P  x1
+        x6 x7 x8
+
+    and a table here is indexed by the *neighbour code* ``sum(x_i << (i - 1))`` (x1 is bit 0,
+    x8 bit 7). With x9 = x1, the paper's quantities are
+
+    * ``C(P)``, the number of 8-connected foreground components around P:
+      ``sum over i = 1..4 of (not x_{2i-1}) and (x_{2i} or x_{2i+1})``;
+    * ``N1(P) = sum over k = 1..4 of (x_{2k-1} or x_{2k})``,
+      ``N2(P) = sum over k = 1..4 of (x_{2k} or x_{2k+1})``, ``N(P) = min(N1, N2)``;
+
+    and P is deleted in a sub-iteration when ``C(P) = 1`` (deleting it keeps connectivity),
+    ``2 <= N(P) <= 3`` (it is neither a line end nor interior) and, in the first sub-iteration,
+    ``(x2 or x3 or not x8) and x1 = 0`` (x1 is background, or x2 and x3 are while x8 is not: P
+    lies on an east or north border), in the second ``(x6 or x7 or not x4) and x5 = 0`` (a west
+    or south border).
+
+    Returns:
+        ``(first, second)``: bool ``(256,)`` each, True where a pixel with that neighbour code is
+        deleted; code 255 (interior) is False in both. They equal the tables of
+        ``skimage.morphology.thin`` (tests/data/test_thin.py).
+    """
+    codes = np.arange(256)
+    on = [(codes >> (i - 1)) & 1 == 1 for i in range(1, 9)]  # on[i - 1]: x_i, bool (256,)
+
+    def x(i: int) -> np.ndarray:
+        return on[(i - 1) % 8]  # x9 is x1
+
+    crossings = sum((~x(2 * i - 1) & (x(2 * i) | x(2 * i + 1))).astype(int) for i in range(1, 5))
+    n1 = sum((x(2 * k - 1) | x(2 * k)).astype(int) for k in range(1, 5))
+    n2 = sum((x(2 * k) | x(2 * k + 1)).astype(int) for k in range(1, 5))
+    n = np.minimum(n1, n2)
+    deletable = (crossings == 1) & (n >= 2) & (n <= 3)
+    kept_first = (x(2) | x(3) | ~x(8)) & x(1)
+    kept_second = (x(6) | x(7) | ~x(4)) & x(5)
+    return deletable & ~kept_first, deletable & ~kept_second
 
 
 def thin(mask: np.ndarray, max_num_iter: int | None = None) -> np.ndarray:
-    """Guo & Hall (1989) parallel thinning, the same pixels as ``skimage.morphology.thin(mask,
-    max_num_iter)``, in time proportional to the mask's border rather than its area.
+    """Guo & Hall (1989) parallel thinning (algorithm A1, tables: :func:`_guo_hall_tables`), the
+    same pixels as ``skimage.morphology.thin(mask, max_num_iter)``, in time proportional to the
+    mask's border rather than its area.
 
-    ``skimage`` correlates the whole image with the 3x3 neighbour weights in every sub-iteration
-    (about 2 x half the widest road's width of them); a pixel whose 8 neighbours are all
-    foreground is never deleted (code 255 deletes in neither table), and pixels are only ever
-    removed, so only the *border* (foreground pixels with a background neighbour) needs its
-    neighbour code, and the border changes only next to deleted pixels. Each sub-iteration
-    computes the codes of the border from the state before it (parallel, as the paper), deletes,
-    and adds the foreground neighbours of the deleted pixels to the border. Measured 13x faster
-    than ``skimage`` on 400 px road masks (``benchmarks/bench_road_measures.py``).
+    A pixel whose 8 neighbours are all foreground is never deleted (code 255 deletes in neither
+    table), and pixels are only ever removed, so only the *border* (foreground pixels with a
+    background neighbour) needs its neighbour code, and the border changes only next to deleted
+    pixels. Each sub-iteration computes the codes of the border from the state before it
+    (parallel, as the paper), deletes, and adds the foreground neighbours of the deleted pixels
+    to the border. Measured 11x faster than ``skimage.morphology.thin``, which codes every pixel
+    in every sub-iteration, on 400 px road masks (``benchmarks/bench_road_measures.py``,
+    docs/benchmarks.md).
 
     Args:
-        mask: ``(H, W)``, nonzero = foreground.
-        max_num_iter: at most this many iterations (of two sub-iterations); None: until an
-            iteration deletes nothing.
+        mask: ``(H, W)``, any dtype, nonzero = foreground.
+        max_num_iter: at most this many iterations (of two sub-iterations each); None: until an
+            iteration deletes nothing; 0 means the same as None, a negative number no iteration
+            (both as ``skimage.morphology.thin``).
 
     Returns:
-        bool ``(H, W)``.
+        bool ``(H, W)``, a new array.
+
+    Raises:
+        ValueError: ``mask`` is not 2-D.
     """
-    global _LUTS
-    if _LUTS is None:
-        _LUTS = (_guo_hall_lut(True), _guo_hall_lut(False))
-    m = np.asarray(mask)
-    if m.ndim != 2:
-        raise ValueError(f"thinning needs a 2-D mask, got shape {m.shape}")
-    h, w = m.shape
+    tables = _guo_hall_tables()
+    img = np.asarray(mask)
+    if img.ndim != 2:
+        raise ValueError(f"thinning needs a 2-D mask, got shape {img.shape}")
+    h, w = img.shape
     pad = np.zeros((h + 2, w + 2), dtype=np.uint8)
-    pad[1:-1, 1:-1] = m != 0
+    pad[1:-1, 1:-1] = img != 0
     flat = pad.ravel()
     row = w + 2
     # neighbour offsets in the padded flat array, x1 (east) .. x8 (south-east), weight 2**(i-1)
@@ -154,10 +177,10 @@ def thin(mask: np.ndarray, max_num_iter: int | None = None) -> np.ndarray:
     del inner
     border = np.flatnonzero(edge_img)
     edge = edge_img.ravel()  # membership of ``border``
-    n_iter, limit = 0, max_num_iter or np.inf
+    n_iter, limit = 0, (max_num_iter or np.inf)  # 0 as None, like skimage
     while n_iter < limit:
         changed = False
-        for lut in _LUTS:
+        for lut in tables:
             code = np.zeros(border.size, dtype=np.uint8)
             for bit, off in enumerate(offsets):
                 code |= flat[border + off] << np.uint8(bit)

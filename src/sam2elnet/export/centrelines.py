@@ -98,9 +98,9 @@ road shorter than this that ends in the open is dropped as well."""
 
 MEMORY_BUDGET_BYTES = 256_000_000
 """Most bytes one label's thinning may hold (256 MB): labels whose whole thinning would hold more
-(:data:`~sam2elnet.data.skeleton.THIN_BYTES_PER_PX` per pixel: above 18 Mpx, e.g. 4,300^2 px)
+(:data:`~sam2elnet.data.skeleton.THIN_BYTES_PER_PX` per pixel: above 36 Mpx, e.g. 6,100^2 px)
 are thinned in row strips of :func:`~sam2elnet.data.skeleton.strip_rows_for` rows (a 20,000 px
-wide label: 786 rows per strip, 26 strips). Read at call time, so a test may lower it."""
+wide label: 1,700 rows per strip, 12 strips). Read at call time, so a test may lower it."""
 
 _COLUMNS = (
     "source",

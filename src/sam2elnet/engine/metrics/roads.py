@@ -116,9 +116,11 @@ def road_counts(
     """Skeleton-based road measures for one image.
 
     Both masks are thinned to one-pixel centre lines (Guo-Hall parallel thinning,
-    ``skimage.morphology.thin``: local, so :func:`sam2elnet.engine.strip_metrics.strip_road_counts`
-    computes the same counts strip by strip); lengths are skeleton pixel counts and matching uses a Euclidean buffer of ``buffer_px`` (Wiedemann et
-    al., 1998, "Empirical evaluation of automatically extracted road axes").
+    :func:`sam2elnet.data.skeleton.centre_lines`: local, so
+    :func:`sam2elnet.engine.strip_metrics.strip_road_counts` computes the same counts strip by
+    strip); lengths are skeleton pixel counts and matching uses a Euclidean buffer of
+    ``buffer_px`` (Wiedemann et al., 1998, "Empirical evaluation of automatically extracted road
+    axes").
 
     Connectivity ("skeleton components preserved"): each 8-connected component of the true
     skeleton with at least ``min_component_px`` pixels counts as preserved when at least
