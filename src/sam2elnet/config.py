@@ -309,8 +309,9 @@ class TrainConfig(BaseModel):
     road_buffer_m: float | None = road_buffer_m_field()
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
-    # one unit (option_values.road_buffer_units): px None is 3 px unless metres are given;
-    # both given is a ValueError, except an earlier version's config.yaml (3 px beside metres)
+    # one unit (option_values.road_buffer_units): px None is ROAD_BUFFER_PX unless metres are
+    # given; both given is a ValueError, except an earlier version's config.yaml (ROAD_BUFFER_PX
+    # beside metres)
     _one_road_buffer = model_validator(mode="after")(settle_road_buffer)
 
     @model_validator(mode="after")

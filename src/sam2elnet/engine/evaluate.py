@@ -40,13 +40,13 @@ from sam2elnet.engine.eval_vector import PolygonFiles, layer_check
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import (
     buffer_range,
-    image_buffer,
     pixel_sizes_m,
+    recorded_buffer,
     road_buffers_px,
     same_pixel_size,
 )
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import ROAD_BUFFER_PX, GroupBy
+from sam2elnet.option_values import GroupBy, road_buffer_units
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def evaluate_folders(
     valid_dir: str | Path | None = None,
     *,
     tolerance_px: float = 2.0,
-    road_buffer_px: float | None = ROAD_BUFFER_PX,
+    road_buffer_px: float | None = None,
     road_buffer_m: float | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
@@ -107,9 +107,10 @@ def evaluate_folders(
     ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
-    (> 0, px; default 3, also for None) is their buffer tolerance: a centre-line pixel within it of the other
-    mask's centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres;
-    None: ``road_buffer_px`` decides) takes its place: it becomes pixels per image, with each
+    (> 0, px; None: :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`, unless ``road_buffer_m``
+    is given) is their buffer tolerance: a centre-line pixel within it of the other mask's
+    centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres; give
+    one of the two, :func:`~sam2elnet.option_values.road_buffer_units`) takes its place: it becomes pixels per image, with each
     prediction's own ground pixel size, from its projected CRS and transform with the
     projection's scale factor at the image centre applied (:func:`sam2elnet.data.georef.pixel_size`;
     :func:`~sam2elnet.engine.road_buffer.road_buffers_px`; DataError for a prediction without
@@ -166,8 +167,9 @@ def evaluate_folders(
     for each, and the other pairs are evaluated.
 
     Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
-    evaluated images without a baseline label (the message names the files), or every pair
-    skipped (one error summarising the reasons).
+    evaluated images without a baseline label (the message names the files), every pair
+    skipped (one error summarising the reasons), or ``road_buffer_px`` and ``road_buffer_m``
+    both given.
     """
     from sam2elnet.config import QualityConfig
     from sam2elnet.engine.comparison import compare
@@ -175,7 +177,10 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
-    road_buffer_px = ROAD_BUFFER_PX if road_buffer_px is None else road_buffer_px
+    try:  # one unit: (px, None) or (None, m)
+        road_buffer_px, road_buffer_m = road_buffer_units(road_buffer_px, road_buffer_m)
+    except ValueError as err:
+        raise UserError(str(err)) from None
     _check_widths(road_buffer_px if road_buffer_m is None else road_buffer_m, line_width,
                   line_width_unit)  # fmt: skip
     pdir, tdir = Path(pred_dir), Path(truth_dir)
@@ -273,7 +278,7 @@ def evaluate_folders(
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
                 ps = sizes[Path(grids[key])]
-                res.road_buffer = image_buffer(buffer, road_buffer_m, ps.metres)
+                res.road_buffer = recorded_buffer(buffer, road_buffer_m, ps.metres)
                 res.ground = None if ps.metres is None else (ps.metres, ps.scale)
             placed = (truths[key], preds[key], valids.get(key, truths[key]))
             if line_width is not None and any(f.suffix.lower() in VECTOR_SUFFIXES for f in placed):

@@ -24,14 +24,14 @@ import numpy as np
 
 from sam2elnet.data.georef import PixelSize
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import ROAD_BUFFER_MAX, ROAD_BUFFER_PX
+from sam2elnet.option_values import ROAD_BUFFER_MAX
 
 __all__ = [
     "SAME_PIXEL_SIZE",
     "buffer_range",
     "buffer_said",
-    "image_buffer",
     "image_buffers_px",
+    "recorded_buffer",
     "per_item",
     "pixel_sizes_m",
     "road_buffers_px",
@@ -107,7 +107,7 @@ def road_buffers_px(buffer_m: float, sizes: dict[Path, PixelSize]) -> dict[Path,
     return out
 
 
-def image_buffer(
+def recorded_buffer(
     buffer_px: float, buffer_m: float | None, pixel_m: float | None
 ) -> tuple[float, float | None]:
     """One image's road buffer in both units, as its results record it (``road_buffer_px``,
@@ -120,6 +120,10 @@ def image_buffer(
             ``buffer_m``).
         buffer_m: the buffer in ground metres when given in metres, else None.
         pixel_m: the image's ground pixel size in metres, or None.
+
+    Returns:
+        ``(px, m)``: the buffer in px as used, and in ground metres (``buffer_m``, or
+        ``buffer_px * pixel_m``; None when neither is known).
     """
     if buffer_m is not None:
         return float(buffer_px), float(buffer_m)
@@ -129,14 +133,25 @@ def image_buffer(
 def image_buffers_px(
     buffer_px: float | None, buffer_m: float | None, paths: Iterable[str | Path]
 ) -> dict[Path, float]:
-    """The road buffer of each image in pixels: ``buffer_px`` (None: the default
-    :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`) for every image when ``buffer_m`` is None, else :func:`road_buffers_px` of the images' ground pixel sizes (header
-    reads only). Used by ``train`` (validation images), ``cv`` and ``experiment`` (test images)
-    before anything is trained, so a bad input stops the run at once. Raises as
-    :func:`road_buffers_px`."""
+    """The road buffer of each image in pixels, from the resolved pair of
+    :func:`~sam2elnet.option_values.road_buffer_units` (as a settled configuration holds it):
+    ``(px, None)`` gives ``px`` for every image, ``(None, m)`` :func:`road_buffers_px` of the
+    images' ground pixel sizes (header reads only). Used by ``train`` (validation images),
+    ``cv`` and ``experiment`` (test images) before anything is trained, so a bad input stops
+    the run at once.
+
+    Raises:
+        ValueError: not a resolved pair (both or neither given).
+        DataError / UserError: as :func:`road_buffers_px`.
+    """
+    if (buffer_px is None) == (buffer_m is None):
+        raise ValueError(
+            f"image_buffers_px needs the buffer in one unit (road_buffer_units), got "
+            f"{buffer_px!r} px and {buffer_m!r} m"
+        )
     paths = [Path(p) for p in paths]
     if buffer_m is None:
-        return dict.fromkeys(paths, ROAD_BUFFER_PX if buffer_px is None else float(buffer_px))
+        return dict.fromkeys(paths, float(buffer_px))  # type: ignore[arg-type]
     return road_buffers_px(buffer_m, pixel_sizes_m(paths))
 
 

@@ -75,7 +75,8 @@ class CVConfig(BaseModel):
             image's px from its own ground pixel size
             (:func:`sam2elnet.engine.road_buffer.road_buffers_px`); also :data:`RESCORE_ONLY`.
             One of the two (:func:`~sam2elnet.option_values.road_buffer_units`): ``road_buffer``
-            None is 3 px, or None with ``road_buffer_m``; both given is a ValueError.
+            None is :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`, or None with
+            ``road_buffer_m``; both given is a ValueError.
         batch_size / device / precision: of the annotation of the test images.
         report: write ``report.html`` for the run and for every fold
             (:mod:`sam2elnet.pipeline.report_cv`).

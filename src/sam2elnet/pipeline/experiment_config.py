@@ -337,7 +337,8 @@ class ExperimentConfig(BaseModel):
     road_buffer: float | None = road_buffer_field()
     """Buffer tolerance of the road measures (road data), px: of SAM2-ELNet's validation, its
     own test row (f) and every downstream model's test scores. Part of the identity. None
-    (default): 3 px, or None with ``road_buffer_m``; both given: ValueError
+    (default): :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`, or None with ``road_buffer_m``;
+    both given: ValueError
     (:func:`~sam2elnet.option_values.road_buffer_units`, the rule of every configuration)."""
     road_buffer_m: float | None = road_buffer_m_field()
     """The same in ground metres instead (None: ``road_buffer`` px): each image's px from its

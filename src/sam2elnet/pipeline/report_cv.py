@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.option_values import ROAD_BUFFER_PX
+from sam2elnet.option_values import road_buffer_units
 
 __all__ = ["fold_iou_plot", "write_cv_report", "write_fold_reports"]
 
@@ -38,7 +38,7 @@ def write_fold_reports(
     roads: bool,
     device: str = "cpu",
     evaluations: Sequence[Any] | None = None,
-    road_buffer: float = ROAD_BUFFER_PX,
+    road_buffer: float | None = None,
     road_buffer_m: float | None = None,
 ) -> list[Any]:
     """Write the missing reports of one fold folder ``root`` (``run/``, ``<test>/masks``,
@@ -47,7 +47,8 @@ def write_fold_reports(
     ``evaluations``: those results as the fold's scoring just made them (one per test set, in
     ``tests`` order); None (a fold reused from an earlier run) re-scores the predictions on disk
     (:func:`sam2elnet.engine.evaluate.evaluate_folders`, road measures with a ``road_buffer``
-    px buffer, or ``road_buffer_m`` ground metres).
+    px buffer, or ``road_buffer_m`` ground metres: one of them, or neither for
+    :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`).
 
     Raises:
         ValueError: ``evaluations`` does not hold one result per test set.
@@ -154,7 +155,10 @@ def write_cv_report(
     folds = list(report.get("folds") or [])
     keys = list(report.get("keys") or ("iou", "f1"))
     roads = report.get("domain") == "roads"
-    buffer = float(report.get("road_buffer") or ROAD_BUFFER_PX)  # runs before it: the default
+    # cv.json of earlier versions wrote the default px next to the metres (saved=True)
+    buffer, buffer_m = road_buffer_units(
+        report.get("road_buffer"), report.get("road_buffer_m"), saved=True
+    )
     items = []
     notes = [f"run folder: {run}"]
     for f in folds:
@@ -162,7 +166,7 @@ def write_cv_report(
         tests = list(f.get("tests", {}))
         evs = (evaluations or {}).get(name)
         if evs is None:
-            evs = _rescore(run / "folds" / name, tests, roads, buffer, report.get("road_buffer_m"))
+            evs = _rescore(run / "folds" / name, tests, roads, buffer, buffer_m)
         for test, ev in zip(tests, evs, strict=True):
             where = run / "folds" / name / f"pred-{test}"
             for item in evaluation_items(ev, run / "folds" / name / test / "images"):
@@ -219,7 +223,11 @@ def write_cv_report(
 
 
 def _rescore(
-    fold: Path, tests: Sequence[str], roads: bool, road_buffer: float, road_buffer_m: float | None
+    fold: Path,
+    tests: Sequence[str],
+    roads: bool,
+    road_buffer: float | None,
+    road_buffer_m: float | None,
 ) -> list[Any]:
     from sam2elnet.engine.evaluate import evaluate_folders
 
