@@ -32,11 +32,17 @@ def test_per_item_takes_numpy_scalars_as_one_buffer() -> None:
 
 
 def test_road_buffer_words_needs_a_buffer_and_folds_one_pixel_size() -> None:
-    """No px and no range: an error, not "0 px"; a range of one size: one px."""
+    """No buffer at all: an error, not "0 px"; metres without their px (a training run's
+    validation, a cv run: was an error here, so each report typed its own sentence); a range of
+    one size: one px."""
     from sam2elnet.pipeline.glossary import road_buffer_words
 
-    with pytest.raises(ValueError, match="no buffer in px"):
-        road_buffer_words(None, 2.0, "m")
+    with pytest.raises(ValueError, match="no buffer"):
+        road_buffer_words(None, None, "m")
+    assert road_buffer_words(None, 2.0, "m", subject="validation road measures") == (
+        "validation road measures: centre lines matched within 2 m (--road-buffer-m; per image, "
+        "from its ground pixel size); lengths summed over images, not pixels"
+    )
     assert "within 2 m = 4 px (--road-buffer-m; per image" in road_buffer_words(
         None, 2.0, "m", px_range=[4.0, 4.01]
     )
@@ -52,7 +58,8 @@ def test_cv_md_says_one_px_when_every_test_image_has_one_pixel_size() -> None:
     (line,) = _road_buffer_lines({**r, "road_buffer_px_range": [4.0, 8.0]})
     assert "matched within 2 m = 4-8 px by image (--road-buffer-m;" in line, line
     (line,) = _road_buffer_lines({**r, "road_buffer_m": None, "val_road_buffer": "2 m"})
-    assert "matched within 3 px (--road-buffer)." in line and "used 2 m" in line, line
+    assert "matched within 3 px (--road-buffer); lengths summed" in line, line
+    assert "used 2 m" in line, line
 
 
 def test_a_train_config_sets_one_road_buffer_unit(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
+from sam2elnet.pipeline.glossary import road_buffer_words
 
 __all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
 
@@ -200,12 +200,15 @@ def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:
         return []  # runs before the buffer was recorded (in metres road_buffer is None)
     m, span = r.get("road_buffer_m"), r.get("road_buffer_px_range")
     b = buffer_of(r["road_buffer"], m)  # as a fold records its validation buffer
-    line = "- Road measures of the test scores: centre lines matched within " + (
-        f"{buffer_said(r['road_buffer'])} (--road-buffer)."
-        if m is None  # else metres: each test image's px from its pixel size
-        else f"{buffer_said(None, m, span, by_image=True)} "
-        "(--road-buffer-m; each image's pixels from its own ground pixel size)."
+    words = road_buffer_words(
+        r["road_buffer"] if m is None else None,  # metres: each test image's px from its own
+        m,
+        "px" if m is None else "m",
+        px_range=span,
+        subject="Road measures of the test scores",
+        by_image=True,
     )
+    line = f"- {words}."
     val = r.get("val_road_buffer")
     if val is not None and val != "not recorded" and val != b:
         said = buffer_words(val)

@@ -190,6 +190,9 @@ def road_buffer_words(
     unit: str = "px",
     scale: float | None = None,
     px_range: Sequence[float] | None = None,
+    *,
+    subject: str = "road measures",
+    by_image: bool = False,
 ) -> str:
     """What the road measures of a result are, with their buffer (the ``--road-buffer`` it was
     scored with, in pixels; ``buffer_m``: the same in ground metres where the pixel size is
@@ -197,16 +200,21 @@ def road_buffer_words(
     ``scale``: the projection's scale factor at the predictions' centre, the evaluation's
     ``options["pixel_scale_factor"]``, named when further than :data:`SCALE_SAID` from 1;
     ``px_range``: [smallest, largest] px where ``buffer_px`` is None, the buffer of
-    ``--road-buffer-m`` differing by image with each image's ground pixel size):
+    ``--road-buffer-m`` differing by image with each image's ground pixel size, or None where
+    the images' px were not recorded; ``subject``: the sentence's first words, e.g.
+    ``"validation road measures"``; ``by_image``: as :func:`~sam2elnet.engine.road_buffer.
+    buffer_said`'s, for a sentence that names no images):
     ``"road measures: centre lines matched within 5 px (--road-buffer); lengths summed over
     images, not pixels"``, ``"... within 2 m = 4 px (--road-buffer-m); ..."``, ``"... within
     2 m = 8 px (--road-buffer-m; ground metres: projection scale factor 2 at the image
     centre); ..."``, ``"... within 2 m = 4-8 px (--road-buffer-m; per image, from its ground
-    pixel size); ..."``. One wording for ``elnet evaluate``'s terminal and report; the buffer
-    itself in :func:`sam2elnet.engine.road_buffer.buffer_said`'s words. Raises ValueError
-    when neither ``buffer_px`` nor ``px_range`` is given."""
-    if buffer_px is None and px_range is None:
-        raise ValueError("road_buffer_words: no buffer in px (buffer_px or px_range)")
+    pixel size); ..."``, ``"... within 2 m (--road-buffer-m; per image, from its ground pixel
+    size); ..."`` (metres, no px recorded). One wording for ``elnet evaluate``'s terminal and
+    report, the training report's validation and cv.md; the buffer itself in
+    :func:`sam2elnet.engine.road_buffer.buffer_said`'s words. Raises ValueError when neither
+    ``buffer_px``, ``px_range`` nor ``buffer_m`` is given."""
+    if buffer_px is None and px_range is None and buffer_m is None:
+        raise ValueError("road_buffer_words: no buffer (buffer_px, px_range or buffer_m)")
     span = px_range if buffer_px is None else (buffer_px, buffer_px)
     ground = (
         f"; ground metres: projection scale factor {float(scale):.4g} at the image centre"
@@ -215,15 +223,13 @@ def road_buffer_words(
     )
     if buffer_px is None:
         ground = "; per image, from its ground pixel size"
-    if unit == "m" and buffer_m is not None:
-        said = f"{buffer_said(None, buffer_m, span)} (--road-buffer-m{ground})"
+    if buffer_m is not None and (unit == "m" or span is None):
+        said = f"{buffer_said(None, buffer_m, span, by_image=by_image)} (--road-buffer-m{ground})"
     elif buffer_m is not None:
         said = f"{buffer_said(buffer_px, None, span)} = {float(buffer_m):.3g} m (--road-buffer{ground})"
     else:
-        said = f"{buffer_said(buffer_px, None, span)} (--road-buffer)"
-    return (
-        f"road measures: centre lines matched within {said}; lengths summed over images, not pixels"
-    )
+        said = f"{buffer_said(buffer_px, None, span, by_image=by_image)} (--road-buffer)"
+    return f"{subject}: centre lines matched within {said}; lengths summed over images, not pixels"
 
 
 def road_buffer_options_words(options: Mapping[str, Any]) -> str:

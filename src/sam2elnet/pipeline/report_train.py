@@ -172,13 +172,9 @@ def val_road_buffer_said(
     px, m, span = (rec.get(k) for k in ("road_buffer_px", "road_buffer_m", "road_buffer_px_range"))
     if px is None and m is None:
         return None
-    if px is None and span is None:  # metres, each image's px not recorded
-        said = buffer_said(None, m)
-        return said, f"validation road measures: centre lines matched within {said} " + (
-            "(--road-buffer-m; each image's px from its own ground pixel size)"
-        )
-    words = road_buffer_words(px, m, "px" if px is not None else "m", None, span)
-    return buffer_said(px, m, span, by_image=True), f"validation {words}"
+    unit = "px" if px is not None else "m"
+    words = road_buffer_words(px, m, unit, None, span, subject="validation road measures")
+    return buffer_said(px, m, span, by_image=True), words
 
 
 def _shown(v: Any) -> bool:
