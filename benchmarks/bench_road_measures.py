@@ -27,13 +27,14 @@ from unittest import mock
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import alternate, machine  # noqa: E402
+from common import SHARED_DATA, alternate, machine  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from sam2elnet.data import skeleton  # noqa: E402
 from sam2elnet.engine.metrics import road_counts  # noqa: E402
+from sam2elnet.option_values import ROAD_BUFFER_PX  # noqa: E402
 
-ROADS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "roads-dev" / "masks"
+ROADS = SHARED_DATA / "roads-dev" / "masks"
 
 
 def masks(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -46,7 +47,9 @@ def masks(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
         for f in sorted(ROADS.glob("*.png"))[:n]:
             t = np.asarray(Image.open(f)) > 127
             truths.append(t if t.ndim == 2 else t[..., 0])
-    while len(truths) < n:  # synthetic: straight strips of fixed width, as the real masks
+    # without the shared data (or with fewer masks): four straight roads 8-23 px wide per mask,
+    # horizontal and vertical; simpler than real networks (no curves, no junction shapes)
+    while len(truths) < n:
         t = np.zeros((400, 400), dtype=bool)
         for _ in range(4):
             r, w = rng.integers(0, 380), rng.integers(8, 24)
@@ -65,8 +68,13 @@ def masks(n: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=12, help="images (default 12)")
-    ap.add_argument("--reps", type=int, default=3, help="timed rounds of each (median)")
-    ap.add_argument("--buffer", type=float, default=3.0, help="road buffer, px")
+    ap.add_argument("--reps", type=int, default=3, help="timed rounds of each, median (default 3)")
+    ap.add_argument(
+        "--buffer",
+        type=float,
+        default=ROAD_BUFFER_PX,
+        help=f"road buffer, px (default {ROAD_BUFFER_PX:g}, as elnet evaluate)",
+    )
     args = ap.parse_args()
     from skimage.morphology import thin as skimage_thin
 

@@ -28,6 +28,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+"""``../shared/data`` next to the repository (the tests' ``conftest.SHARED_DATA``): the dev data
+sets the benchmarks read where present (``roads-dev``, ``sos-dev``)."""
+
 
 # ------------------------------------------------------------------------------- environment
 def machine() -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,38 @@ def test_a_help_missing_or_adding_a_name_is_caught() -> None:
     assert sorted(set(PROFILES) - set(listed_names(typed))) == ["freehand"]
     typed = "geojson | gpkg | shp | kml | coco | label-studio (default: from --out; .json is COCO)."
     assert format_mismatch(typing.Literal[tuple(listed_names(typed))], FORMATS) == ["kml"]
+
+
+def test_one_default_warp_method():
+    """The default --warp-method was typed as "tps" in each warping job; now one constant."""
+    src = Path(__file__).parents[1] / "src" / "sam2elnet"
+    typed = [
+        f"{p.relative_to(src)}:{i}"
+        for p in src.rglob("*.py")
+        if p.name != "option_values.py"
+        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""(=|,)\s*["']tps["']\)?\s*(,|\)|$)""", ln)
+    ]
+    assert typed == []
+    from sam2elnet.data.warp import DEFAULT_WARP_METHOD, WARP_METHODS
+
+    assert DEFAULT_WARP_METHOD == WARP_METHODS[0]
+
+
+def test_train_help_shows_the_augmentation_defaults_of_for_domain():
+    """--aug-photometric / --aug-band-jitter help: built from Augmentation.for_domain's table."""
+    from sam2elnet.cli.shared_options import TRAIN_HELP
+    from sam2elnet.data.augment import Augmentation
+
+    base, roads = Augmentation.for_domain(None), Augmentation.for_domain("roads")
+    assert (
+        f"default {base.photometric:g}; roads {roads.photometric:g};"
+        in TRAIN_HELP["aug_photometric"]
+    )
+    assert (
+        f"default {base.band_jitter:g}; roads {roads.band_jitter:g};"
+        in TRAIN_HELP["aug_band_jitter"]
+    )
+    from sam2elnet.option_values import AUGMENT_DEFAULTS
+
+    assert Augmentation() == Augmentation(**AUGMENT_DEFAULTS["default"])

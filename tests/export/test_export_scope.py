@@ -1,12 +1,11 @@
 """elnet export: what a polygon layer does with a label without georeference among GeoTIFFs
 (skipped, by the batch rule), the one table of which option applies to which format (one note
-per ignored option), each label opened once before polygonising, one default warp method."""
+per ignored option), each label opened once before polygonising."""
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import cv2
@@ -134,38 +133,3 @@ def test_a_polygon_export_opens_each_label_once_before_polygonising(
     export_labels(run, tmp_path / "o.gpkg", progress=False)
     per_label = {p: opens.count(p) for p in labels}
     assert max(per_label.values()) <= 4, per_label
-
-
-def test_one_default_warp_method():
-    """The default --warp-method was typed as "tps" in each warping job; now one constant."""
-    src = Path(__file__).parents[2] / "src" / "sam2elnet"
-    typed = [
-        f"{p.relative_to(src)}:{i}"
-        for p in src.rglob("*.py")
-        if p.name != "option_values.py"
-        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if re.search(r"""(=|,)\s*["']tps["']\)?\s*(,|\)|$)""", ln)
-    ]
-    assert typed == []
-    from sam2elnet.data.warp import DEFAULT_WARP_METHOD, WARP_METHODS
-
-    assert DEFAULT_WARP_METHOD == WARP_METHODS[0]
-
-
-def test_train_help_shows_the_augmentation_defaults_of_for_domain():
-    """--aug-photometric / --aug-band-jitter help: built from Augmentation.for_domain's table."""
-    from sam2elnet.cli.shared_options import TRAIN_HELP
-    from sam2elnet.data.augment import Augmentation
-
-    base, roads = Augmentation.for_domain(None), Augmentation.for_domain("roads")
-    assert (
-        f"default {base.photometric:g}; roads {roads.photometric:g};"
-        in TRAIN_HELP["aug_photometric"]
-    )
-    assert (
-        f"default {base.band_jitter:g}; roads {roads.band_jitter:g};"
-        in TRAIN_HELP["aug_band_jitter"]
-    )
-    from sam2elnet.option_values import AUGMENT_DEFAULTS
-
-    assert Augmentation() == Augmentation(**AUGMENT_DEFAULTS["default"])
