@@ -144,3 +144,23 @@ def test_train_help_shows_the_augmentation_defaults_of_for_domain():
     from sam2elnet.option_values import AUGMENT_DEFAULTS
 
     assert Augmentation() == Augmentation(**AUGMENT_DEFAULTS["default"])
+
+
+def test_one_default_line_width_unit():
+    """The line-width unit's default "map" was typed in a dozen signatures and four commands
+    turned --line-width-px into a unit each; now option_values.LineWidthUnit, its default
+    constant and shared_options.line_width_unit."""
+    src = Path(__file__).parents[1] / "src" / "sam2elnet"
+    typed = [
+        f"{p.relative_to(src)}:{i}"
+        for p in src.rglob("*.py")
+        if p.name != "option_values.py"
+        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"""(=\s*|else\s+|None,\s*)["']map["']|Literal\[["']map""", ln)
+    ]
+    assert typed == []
+    from sam2elnet.cli.shared_options import line_width_unit
+    from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
+
+    assert typing.get_args(LineWidthUnit) == ("map", "px")
+    assert (line_width_unit(True), line_width_unit(False)) == ("px", DEFAULT_LINE_WIDTH_UNIT)

@@ -197,6 +197,14 @@ def settle_road_buffer(model: Any, info: Any) -> Any:
     return model
 
 
+LineWidthUnit = Literal["map", "px"]
+"""Unit of ``line_width``: ``"map"``, the units of the raster's CRS (pixels for a raster without
+georeference); ``"px"``, pixels whatever the CRS (``--line-width-px``)."""
+
+DEFAULT_LINE_WIDTH_UNIT: LineWidthUnit = "map"
+"""``line_width_unit`` when not given: map units."""
+
+
 def line_width_field() -> Any:
     """The one declaration of the ``line_width`` option (None: lines burnt 1 px wide;
     0 < w <= :data:`LINE_WIDTH_MAX`) for every options model that has it."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
+    DEFAULT_LINE_WIDTH_UNIT,
     GEOJSON_CRS,
     LAYER_CRS,
     PIXEL_COORDS,
@@ -22,6 +23,7 @@ from sam2elnet.option_values import (
     ExportFormat,
     GeojsonCrs,
     GroupBy,
+    LineWidthUnit,
     PixelCoords,
     Precision,
     check_device,
@@ -79,7 +81,7 @@ class FolderJobOptions(WindowOptions):
     precision: Precision = "auto"
     tta: int | None = Field(None, ge=0, le=7, description="test-time views (0-7)")
     line_width: float | None = line_width_field()
-    line_width_unit: Literal["map", "px"] = "map"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     new_objects: Literal["drop", "keep"] = Field(
         "drop", description="enhance: drop predicted objects that miss the coarse label"
     )
@@ -142,7 +144,7 @@ class ImportOptions(_Options):
     """Options of ``elnet import`` (``--from vector``: a line layer, e.g. roads drawn in QGIS)."""
 
     line_width: float | None = line_width_field()
-    line_width_unit: Literal["map", "px"] = "map"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
 
 
 class StatsOptions(_Options):
@@ -194,6 +196,6 @@ class EvaluateOptions(_Options):
     road_buffer: float | None = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     line_width: float | None = line_width_field()
-    line_width_unit: Literal["map", "px"] = "map"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
 
     _one_road_buffer = model_validator(mode="after")(settle_road_buffer)  # one unit

@@ -22,6 +22,7 @@ from sam2elnet.cli.shared_options import (
     PRECISION_HELP,
     ROAD_BUFFER,
     ROAD_BUFFER_M,
+    line_width_unit,
     road_buffer_given,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
@@ -355,7 +356,7 @@ def enhance_cmd(
 
     opts = job_kwargs(
         line_width=line_width,
-        line_width_unit="px" if line_width_px else "map",
+        line_width_unit=line_width_unit(line_width_px),
         skip_missing=skip_missing,
         no_changes=no_changes,
         positive_values=positive_values,

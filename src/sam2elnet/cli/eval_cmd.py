@@ -15,7 +15,12 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
-from sam2elnet.cli.shared_options import NO_PROGRESS, road_buffer_given, switch
+from sam2elnet.cli.shared_options import (
+    NO_PROGRESS,
+    line_width_unit,
+    road_buffer_given,
+    switch,
+)
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
 from sam2elnet.config import EvaluateOptions, check_options, option_default
@@ -263,7 +268,7 @@ def evaluate(
         road_buffer_px=road_buffer,
         road_buffer_m=road_buffer_m,
         line_width=line_width,
-        line_width_unit="px" if line_width_px else "map",
+        line_width_unit=line_width_unit(line_width_px),
     )
     # soft_wrap: a message is one line whatever the width (piped into a log, rich wrapped at 80
     # columns and split e.g. the road buffer line mid-phrase); tables keep their layout

@@ -13,7 +13,7 @@ import typer
 from sam2elnet.cli.app import app, shown_before
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
-from sam2elnet.cli.shared_options import NO_PROGRESS, WARP_TO_EXPORT, switch
+from sam2elnet.cli.shared_options import NO_PROGRESS, WARP_TO_EXPORT, line_width_unit, switch
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
@@ -189,7 +189,7 @@ def scene_cmd(
         threshold=threshold,
         prob_dtype="uint8" if prob_uint8 else "float32",
         line_width=line_width,
-        line_width_unit="px" if line_width_px else "map",
+        line_width_unit=line_width_unit(line_width_px),
         labels_pixel_coords=labels_pixel_coords,
         quality_pixel_coords=opts.pixel_coords,
         coarse_positive_values=parse_positive_values(positive_values),

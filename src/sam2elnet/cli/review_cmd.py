@@ -12,7 +12,13 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import LINE_WIDTH, LINE_WIDTH_PX, NO_PROGRESS, switch
+from sam2elnet.cli.shared_options import (
+    LINE_WIDTH,
+    LINE_WIDTH_PX,
+    NO_PROGRESS,
+    line_width_unit,
+    switch,
+)
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.options import ImportOptions
 from sam2elnet.pipeline.serve_config import BackendConfig
@@ -95,7 +101,7 @@ def import_cmd(
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     width = check_options(
-        ImportOptions, line_width=line_width, line_width_unit="px" if line_width_px else "map"
+        ImportOptions, line_width=line_width, line_width_unit=line_width_unit(line_width_px)
     )
     if kind != "vector" and (line_width is not None or line_width_px):
         flag = "--line-width" if line_width is not None else "--line-width-px"

@@ -28,6 +28,7 @@ import typer
 
 from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
 from sam2elnet.option_values import (
+    DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
     LINE_WIDTH_MAX,
     PIXEL_COORDS,
@@ -36,6 +37,7 @@ from sam2elnet.option_values import (
     ROAD_BUFFER_M_MAX,
     ROAD_BUFFER_MAX,
     ROAD_BUFFER_PX,
+    LineWidthUnit,
     augment_default_text,
 )
 from sam2elnet.utils.progress import EVERY_S
@@ -134,6 +136,14 @@ LINE_WIDTH = typer.Option(
 LINE_WIDTH_PX = typer.Option(
     False, "--line-width-px", help="--line-width is in pixels, whatever the raster's CRS."
 )
+
+
+def line_width_unit(px: bool) -> LineWidthUnit:
+    """The ``line_width_unit`` of ``--line-width-px`` (:data:`~sam2elnet.option_values.
+    LineWidthUnit`): ``"px"`` when given, else :data:`~sam2elnet.option_values.
+    DEFAULT_LINE_WIDTH_UNIT`."""
+    return "px" if px else DEFAULT_LINE_WIDTH_UNIT
+
 
 _ROAD_BUFFER_HELP = (
     "Road measures (correctness, completeness, quality): buffer tolerance in pixels; a "

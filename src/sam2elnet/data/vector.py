@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.vector_grid import grid_name, image_grid, place_labels
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,18 @@ __all__ = [
     "rasterize_vector",
     "NO_WIDTH_KINDS",
     "no_width_notes",
+    "POINT_TYPE_IDS",
+    "LINE_TYPE_IDS",
 ]
+
+POINT_TYPE_IDS = (0, 4)
+"""``shapely.get_type_id`` values of point features: Point, MultiPoint (buffered into discs with
+a line width, skipped without one)."""
+
+LINE_TYPE_IDS = (1, 2, 5)
+"""``shapely.get_type_id`` values of line features: LineString, LinearRing, MultiLineString
+(buffered to the line width, or burnt 1 px wide without one). Polygons are 3 and 6,
+GeometryCollection 7."""
 
 #: warn_once kinds of the notes about line and point features read without a line width
 #: (:func:`no_width_notes`); a layer placed on many images says them once for the layer
@@ -72,8 +84,8 @@ def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
     ``p``: the vector file, named in the notes. ``kinds``: int array of shape (N,), one
     ``shapely.get_type_id`` value per feature (0 Point, 4 MultiPoint; 1 LineString,
     2 LinearRing, 5 MultiLineString; polygons and collections are not counted)."""
-    n_point = int(np.isin(kinds, (0, 4)).sum())
-    n_line = int(np.isin(kinds, (1, 2, 5)).sum())
+    n_point = int(np.isin(kinds, POINT_TYPE_IDS).sum())
+    n_line = int(np.isin(kinds, LINE_TYPE_IDS).sum())
     out = []
     if n_point:
         msg = f"{p}: {n_point} point features skipped (give a line width to buffer them into discs)"
@@ -204,7 +216,7 @@ class VectorLabels:
         height: int,
         width: int,
         line_width: float | None = None,
-        line_width_unit: str = "map",
+        line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
         pixel_coords: bool = False,
         layer: str | int | None = None,
         gcps: Any = None,
@@ -253,7 +265,7 @@ class VectorLabels:
 
         n_total = len(gdf)
 
-        if line_width_unit not in ("map", "px"):
+        if line_width_unit not in get_args(LineWidthUnit):
             raise DataError(f"line width unit must be 'map' or 'px', got {line_width_unit!r}", p)
         if line_width is not None and line_width <= 0:
             raise DataError(f"line width must be positive, got {line_width}", p)
@@ -288,10 +300,8 @@ class VectorLabels:
             note(msg, "invalid vector geometries repaired")
 
         kinds = shapely.get_type_id(geoms)
-        # 0 point, 1 linestring, 2 linearring, 3 polygon, 4 multipoint, 5 multilinestring,
-        # 6 multipolygon, 7 collection
-        is_line = np.isin(kinds, (1, 2, 5))
-        is_point = np.isin(kinds, (0, 4))
+        is_line = np.isin(kinds, LINE_TYPE_IDS)
+        is_point = np.isin(kinds, POINT_TYPE_IDS)
         if line_width is not None:
             dist = 0.5 * line_width * (pix if line_width_unit == "px" else map_scale)
             buf = is_line | is_point
@@ -423,7 +433,7 @@ def rasterize_vector(
     image_path: str | Path,
     *,
     line_width: float | None = None,
-    line_width_unit: str = "map",
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     pixel_coords: bool = False,
     frame: Any = None,
     shared: bool = False,

@@ -29,6 +29,7 @@ import numpy as np
 from sam2elnet.data.images import CV2_SUFFIXES
 from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
 from sam2elnet.data.vector_shared import SharedVector
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
 __all__ = [
     "CHANGE_NODATA",
@@ -166,7 +167,7 @@ def scene_changes(
     *,
     png: bool,
     line_width: float | None,
-    line_width_unit: str = "map",
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     positive_values: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Change statistics (``added_px``, ``removed_px``, ``changed_frac``) of an enhanced scene and,

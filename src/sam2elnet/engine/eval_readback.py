@@ -16,6 +16,7 @@ import numpy as np
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult
 from sam2elnet.engine.eval_stream import PairMasks, read_pair_masks
 from sam2elnet.engine.eval_vector import PolygonFiles
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT
 
 __all__ = ["iter_pairs", "read_evaluated", "vector_truths"]
 
@@ -40,7 +41,7 @@ def vector_truths(result: EvaluationResult) -> PolygonFiles:
                 uses[Path(f)] += 1
                 width = width or r.line_width
     files = PolygonFiles(line_width=width[0] if width else None,
-                         line_width_unit=width[1] if width else "map")  # fmt: skip
+                         line_width_unit=width[1] if width else DEFAULT_LINE_WIDTH_UNIT)  # fmt: skip
     if result.layer is not None:
         files.share(Path(result.layer.path), result.layer)  # type: ignore[arg-type]
     for path, n in uses.items():
@@ -57,7 +58,7 @@ def read_evaluated(row: ImageResult, vectors: PolygonFiles | None = None) -> Pai
     evaluation's polygon files (:func:`vector_truths`; None: each polygon file is placed as a
     file of its own pair, with the row's line width). Raises DataError as the evaluation did."""
     if vectors is None:
-        width, unit = row.line_width or (None, "map")
+        width, unit = row.line_width or (None, DEFAULT_LINE_WIDTH_UNIT)
         vectors = PolygonFiles(line_width=width, line_width_unit=unit)
     return read_pair_masks(
         row.pred_path, row.truth_path, row.valid_path,

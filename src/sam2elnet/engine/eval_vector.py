@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class VectorTruth:
     frame: Any = None
     notes: list[str] = field(default_factory=list)
     line_width: float | None = None
-    line_width_unit: str = "map"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     reuse: bool = True
     _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
     _kinds: set[str] = field(default_factory=set, init=False, repr=False)
@@ -196,7 +197,7 @@ class PolygonFiles:
 
     shared: dict[Path, VectorTruth] = field(default_factory=dict)
     line_width: float | None = None
-    line_width_unit: str = "map"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
 
     def share(self, path: Path, layer: VectorTruth | None = None) -> VectorTruth:
         """Register ``path`` as a file shared by every prediction (``layer``: already read; else

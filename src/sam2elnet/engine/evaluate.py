@@ -46,7 +46,12 @@ from sam2elnet.engine.road_buffer import (
     same_pixel_size,
 )
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import GroupBy, road_buffer_units
+from sam2elnet.option_values import (
+    DEFAULT_LINE_WIDTH_UNIT,
+    GroupBy,
+    LineWidthUnit,
+    road_buffer_units,
+)
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -85,7 +90,7 @@ def evaluate_folders(
     ids: set[str] | None = None,
     resample: bool = True,
     line_width: float | None = None,
-    line_width_unit: str = "map",
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -438,5 +443,5 @@ def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) ->
     for name, v in (("road_buffer_px", road_buffer_px), ("line_width", line_width)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UserError(f"{name} must be a finite number > 0, got {v}")
-    if unit not in ("map", "px"):
+    if unit not in get_args(LineWidthUnit):
         raise UserError(f"line_width_unit must be 'map' or 'px', got {unit!r}")

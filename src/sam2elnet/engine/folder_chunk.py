@@ -22,7 +22,7 @@ from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
 from sam2elnet.model.quality import REJECT_FLAGS
-from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, DEFAULT_WARP_METHOD, LineWidthUnit
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ChunkSpec:
     save_prob: bool = False
     save_changes: bool = True
     line_width: float | None = None
-    line_width_unit: str = "map"  # of line_width: "map" (CRS units) or "px"
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT  # of line_width
     positive_values: tuple[float, ...] | None = None
     warp_to: str | None = None
     warp_method: str = DEFAULT_WARP_METHOD

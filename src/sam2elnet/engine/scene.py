@@ -75,7 +75,12 @@ from sam2elnet.engine.scene_writer import (
     write_quality,
 )
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_values import DEFAULT_WARP_METHOD, PIXEL_COORDS
+from sam2elnet.option_values import (
+    DEFAULT_LINE_WIDTH_UNIT,
+    DEFAULT_WARP_METHOD,
+    PIXEL_COORDS,
+    LineWidthUnit,
+)
 from sam2elnet.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -261,7 +266,7 @@ def predict_scene(
     quality_gpkg: str | Path | None = None,
     quality_pixel_coords: str = PIXEL_COORDS[0],
     line_width: float | None = None,
-    line_width_unit: str = "map",
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     labels_pixel_coords: bool = False,
     coarse_positive_values: tuple[float, ...] | None = None,
     bands: list[int] | None = None,

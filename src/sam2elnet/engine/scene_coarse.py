@@ -25,6 +25,7 @@ from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.data.vector_shared import SharedVector, frame_of
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class CoarseSource:
         scene: Any,
         *,
         line_width: float | None = None,
-        line_width_unit: str = "map",
+        line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
         pixel_coords: bool = False,
         positive_values: tuple[float, ...] | None = None,
         quiet: bool = False,

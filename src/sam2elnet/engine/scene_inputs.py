@@ -27,6 +27,7 @@ from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.scene_coarse import CoarseSource
 from sam2elnet.engine.scene_norm import SceneNormalizer, ValueSpread, make_scene_normalizer
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class SceneInputs:
         bands: list[int] | None = None,
         coarse: str | Path | SharedVector | None = None,
         line_width: float | None = None,
-        line_width_unit: str = "map",
+        line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
         pixel_coords: bool = False,
         warp_to: str | None = None,
         coarse_positive_values: tuple[float, ...] | None = None,

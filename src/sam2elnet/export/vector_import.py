@@ -35,6 +35,7 @@ from sam2elnet.export.mask_folder import (
     removed_note,
 )
 from sam2elnet.export.review_set import ReviewCheck
+from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
@@ -85,7 +86,7 @@ def import_vector(
     all_images: bool = False,
     reviewed_only: bool = False,
     line_width: float | None = None,
-    line_width_unit: str = "map",
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     progress: bool = True,
 ) -> ImportResult:
     """Write one mask per reviewed image from a reviewed polygon layer.
