@@ -87,7 +87,7 @@ def centre_lines(mask: np.ndarray) -> np.ndarray:
 @functools.cache
 def _guo_hall_tables() -> tuple[np.ndarray, np.ndarray]:
     """Deletion tables of Guo & Hall's algorithm A1 (Z. Guo and R. W. Hall, "Parallel thinning
-    with two-subiteration algorithms", Comm. ACM 32(3):359-373, 1989), one per sub-iteration.
+    with two-subiteration algorithms", Comm. ACM 32(3), 1989), one per sub-iteration.
 
     The paper names the 8 neighbours of a pixel ``P`` x1..x8, counter-clockwise from the east::
 
