@@ -111,17 +111,22 @@ def test_a_help_missing_or_adding_a_name_is_caught() -> None:
     assert format_mismatch(typing.Literal[tuple(listed_names(typed))], FORMATS) == ["kml"]
 
 
-def test_one_default_warp_method():
-    """The default --warp-method was typed as "tps" in each warping job; now one constant."""
+def _typed_outside_option_values(pattern: str) -> list[str]:
+    """``file:line`` of every source line outside option_values.py matching ``pattern`` (a
+    default typed by hand instead of taken from its one declaration)."""
     src = Path(__file__).parents[1] / "src" / "sam2elnet"
-    typed = [
+    return [
         f"{p.relative_to(src)}:{i}"
         for p in src.rglob("*.py")
         if p.name != "option_values.py"
         for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if re.search(r"""(=|,)\s*["']tps["']\)?\s*(,|\)|$)""", ln)
+        if re.search(pattern, ln)
     ]
-    assert typed == []
+
+
+def test_one_default_warp_method():
+    """The default --warp-method was typed as "tps" in each warping job; now one constant."""
+    assert _typed_outside_option_values(r"""(=|,)\s*["']tps["']\)?\s*(,|\)|$)""") == []
     from sam2elnet.data.warp import DEFAULT_WARP_METHOD, WARP_METHODS
 
     assert DEFAULT_WARP_METHOD == WARP_METHODS[0]
@@ -150,15 +155,8 @@ def test_one_default_line_width_unit():
     """The line-width unit's default "map" was typed in a dozen signatures and four commands
     turned --line-width-px into a unit each; now option_values.LineWidthUnit, its default
     constant and shared_options.line_width_unit."""
-    src = Path(__file__).parents[1] / "src" / "sam2elnet"
-    typed = [
-        f"{p.relative_to(src)}:{i}"
-        for p in src.rglob("*.py")
-        if p.name != "option_values.py"
-        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if re.search(r"""(=\s*|else\s+|None,\s*)["']map["']|Literal\[["']map""", ln)
-    ]
-    assert typed == []
+    pattern = r"""(=\s*|else\s+|None,\s*)["']map["']|Literal\[["']map"""
+    assert _typed_outside_option_values(pattern) == []
     from sam2elnet.cli.shared_options import line_width_unit
     from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 

@@ -156,17 +156,24 @@ def test_valid_area_polygon_counts_only_inside_it_as_imported_masks_do(
 
 
 # ------------------------------------------------------------------------------- bad input
-def test_baseline_polygons_with_no_overlap_are_one_error_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Polygons in EPSG:4326 of another area: one pair names the file and its CRS check; a
-    folder the same for the shared file."""
+def _two_scenes_and_a_far_layer(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Folders ``scenes`` and ``truths`` of two adjacent EPSG:32615 tiles (a, b) and
+    ``far.gpkg``: one EPSG:4326 square 200 km east of them, covering no pixel."""
     scenes, truths = tmp_path / "scenes", tmp_path / "truths"
     for name, x0 in (("a", X0), ("b", X0 + 320)):
         _tif(scenes / f"{name}.tif", x0=x0)
         _tif(truths / f"{name}.tif", x0=x0)
     far = tmp_path / "far.gpkg"
     _lonlat((_square(X0 + 200_000), "EPSG:32615")).to_file(far)
+    return scenes, truths, far
+
+
+def test_baseline_polygons_with_no_overlap_are_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Polygons in EPSG:4326 of another area: one pair names the file and its CRS check; a
+    folder the same for the shared file."""
+    scenes, truths, far = _two_scenes_and_a_far_layer(tmp_path)
     args = ["evaluate", "--pred", str(scenes / "a.tif"), "--truth", str(truths / "a.tif"),
             "--baseline", str(far), "--no-progress"]  # fmt: skip
     assert main(args) == 2
@@ -186,12 +193,7 @@ def test_valid_area_polygons_that_count_no_pixel_are_one_error_line(
     """A shared --valid file of another area (or CRS) leaves no pixel of any pair counted: one
     error line naming it and the CRS check, exit 2, no JSON (was: exit 0, every metric nan, no
     warning; or the truth blamed when that was a polygon file too)."""
-    scenes, truths = tmp_path / "scenes", tmp_path / "truths"
-    for name, x0 in (("a", X0), ("b", X0 + 320)):
-        _tif(scenes / f"{name}.tif", x0=x0)
-        _tif(truths / f"{name}.tif", x0=x0)
-    far = tmp_path / "far.gpkg"
-    _lonlat((_square(X0 + 200_000), "EPSG:32615")).to_file(far)
+    scenes, truths, far = _two_scenes_and_a_far_layer(tmp_path)
     out = tmp_path / "e.json"
     args = ["evaluate", "--pred", str(scenes), "--truth", str(truths), "--valid", str(far),
             "--no-progress", "--json", str(out)]  # fmt: skip
