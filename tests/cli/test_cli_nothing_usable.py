@@ -207,3 +207,24 @@ def test_large_images_on_the_window_path_get_the_quality_flag(
                        r"\(constant image\)"):  # fmt: skip
         annotate_folder(run["model"], imgs, tmp_path / "out2", **kw)
     assert (tmp_path / "out2" / "rejected" / "a_black.tif").is_file()
+
+
+def test_the_none_kept_warning_skips_scores_a_resumed_run_left_as_nan() -> None:
+    """Rows reused by --resume hold quality.csv's text: predicted_iou "nan" (an image the earlier
+    run could not score) came first, max() returned it and the warning said "the best scored
+    nan". Unusable rows stay out too; no finite score at all: no "best scored" part."""
+    from types import SimpleNamespace
+
+    from sam2elnet.cli.job_summary import none_kept_line
+
+    summary = {"n_kept": 0, "n_images": 4, "threshold": 0.9}
+    rows = [
+        {"predicted_iou": "nan", "quality_flag": ""},
+        {"predicted_iou": "0.412", "quality_flag": ""},
+        {"predicted_iou": "0.95", "quality_flag": "constant image"},
+        {"predicted_iou": "", "quality_flag": ""},
+    ]
+    line = none_kept_line(SimpleNamespace(summary=summary, rows=rows))
+    assert line is not None and "(quality >= 0.900; the best scored 0.412)" in line
+    only_nan = SimpleNamespace(summary=summary, rows=rows[:1])
+    assert "(quality >= 0.900): all 4 are in rejected/" in str(none_kept_line(only_nan))

@@ -564,3 +564,39 @@ def test_another_road_buffer_scores_the_finished_folds_again(
         "the earlier numbers; --report writes it again"
     ) in lines, lines
     assert not (out / "report.html").exists()
+
+
+def test_a_fold_whose_test_images_are_all_constant_is_scored_and_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fold-1's test images are all one grey: every label is unusable whatever the filter. The
+    annotate rule "nothing usable produced" (exit 2) aborted the whole cv, naming the fold's
+    internal folder with annotate's advice, on every resume too. Now the fold is scored as it
+    is (its labels exist): one warning naming the fold, ``unusable`` in its scores and the
+    report, and a resumed cv finishes as well."""
+    import cv2
+
+    data = make_road_dataset(tmp_path / "data", n=8, size=48)
+    ids = sorted(p.stem for p in (data / "images").glob("*.png"))
+    test_ids = kfold_ids(ids, 2, 0)[0]
+    for i in test_ids:
+        cv2.imwrite(str(data / "images" / f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
+    out = tmp_path / "cv"
+    cfg = _cfg(data, out, folds=2, max_folds=1, report=True)
+    with caplog.at_level("WARNING", "sam2elnet.pipeline.crossval"):
+        r = run_cv(cfg)
+    said = [m for m in caplog.messages if "nothing usable" in m]
+    assert said == [
+        f"cv fold-1, test images: nothing usable: all {len(test_ids)} labels were rejected as "
+        f"unusable whatever the filter ({len(test_ids)} x constant image); scored as they are "
+        f"(see {out / 'folds' / 'fold-1' / 'pred-test' / 'quality.csv'})"
+    ], caplog.messages
+    t = r["folds"][0]["tests"]["test"]
+    assert t["n_images"] == len(test_ids) and t["iou"] is not None
+    assert t["unusable"].startswith(f"all {len(test_ids)} labels were rejected as unusable")
+    saved = json.loads((out / "folds" / "fold-1" / "result.json").read_text("utf-8"))
+    assert saved["tests"]["test"]["unusable"] == t["unusable"]
+    report = next(out.glob("*.md")).read_text("utf-8")
+    assert "**Nothing usable** (" in report and f"fold-1 test: {t['unusable']}." in report
+    (out / "folds" / "fold-1" / "result.json").unlink()  # an interrupted fold: annotate again
+    assert run_cv(cfg)["folds"][0]["tests"]["test"]["unusable"] == t["unusable"]

@@ -1,5 +1,6 @@
 """What ``elnet annotate`` / ``elnet enhance`` print after a folder job (from its summary)."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,13 @@ def threshold_line(filt: dict[str, Any], kept: tuple[int, int] | None = None) ->
 def unusable_line(flagged: dict[str, int]) -> str | None:
     """The closing line for labels rejected whatever the filter because their image carries
     nothing to label (``summary.json`` ``n_flagged``, the flags of
-    :data:`~sam2elnet.model.quality_features.REJECT_FLAGS`: a black tile, a scene the model's
+    :func:`~sam2elnet.model.input_flags.is_unusable`: a black tile, a scene the model's
     scaling clips flat ...), e.g. ``rejected as unusable, whatever the filter: 2 x constant image
     (quality_flag in quality.csv)``; None when there are none. Other flags (``out of
     distribution``, ``empty label: ...``) only qualify a score and are not listed."""
-    from sam2elnet.model.quality_features import REJECT_FLAGS
+    from sam2elnet.model.input_flags import unusable_counts
 
-    parts = [f"{n} x {flag}" for flag, n in flagged.items() if flag in REJECT_FLAGS and n]
+    parts = [f"{n} x {flag}" for flag, n in unusable_counts(flagged).items()]
     if not parts:
         return None
     return (
@@ -92,19 +93,25 @@ def none_kept_line(res: Any) -> str | None:
     s = res.summary
     if s["n_kept"] or not s["n_images"] or s.get("threshold") is None:
         return None
-    from sam2elnet.model.quality_features import REJECT_FLAGS
+    from sam2elnet.model.input_flags import is_unusable
 
-    scores = [
-        float(r["predicted_iou"])
-        for r in res.rows
-        if r.get("quality_flag") not in REJECT_FLAGS and r.get("predicted_iou") not in (None, "")
-    ]
+    scores = [_score(r) for r in res.rows if not is_unusable(r.get("quality_flag"))]
+    scores = [v for v in scores if math.isfinite(v)]
     best = f"; the best scored {max(scores):.3f}" if scores else ""
     return (
         f"warning: the filter kept no label (quality >= {s['threshold']:.3f}{best}): all "
         f"{s['n_images']} are in rejected/; lower --min-quality / --target-precision to keep some "
         "(quality.csv lists every score)"
     )
+
+
+def _score(row: dict[str, Any]) -> float:
+    """A ``quality.csv`` row's predicted IoU; NaN when it has none (``""``, None, ``"nan"``: a
+    row resumed from an earlier run) or it is not a number."""
+    try:
+        return float(row.get("predicted_iou") or "nan")
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def print_folder(res: Any, what: str) -> None:

@@ -21,7 +21,7 @@ from sam2elnet.engine.change_maps import change_stats, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
-from sam2elnet.model.quality import REJECT_FLAGS
+from sam2elnet.model.input_flags import is_unusable
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, DEFAULT_WARP_METHOD, LineWidthUnit
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,9 @@ def _process_chunk(
     ):
         q["quality_flag"] = explain_constant(img, q["quality_flag"])
         mask = (prob > 0.5) & valid
-        kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and q[
-            "quality_flag"
-        ] not in REJECT_FLAGS
+        kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and not is_unusable(
+            q["quality_flag"]
+        )
         rel = Path("labels" if kept else "rejected") / name
         row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
         _write_extras(spec, img, prob, mask, coarse, coarse_path, row)

@@ -65,6 +65,11 @@ class FolderResult:
     rows: list[dict[str, Any]]
     skipped: list[dict[str, str]]
     summary: dict[str, Any] = field(default_factory=dict)
+    #: set when every label is unusable whatever the filter (all constant / all-nodata images),
+    #: what happened, e.g. ``all 3 labels were rejected as unusable whatever the filter (3 x
+    #: constant image)`` (:func:`~sam2elnet.utils.batch.unusable_summary`); None otherwise. Only
+    #: a job run with ``unusable_is_error=False`` returns such a result (the pipelines)
+    unusable: str | None = None
 
     @property
     def n_kept(self) -> int:
@@ -165,7 +170,7 @@ class FolderJob:
         and ``rejected/`` when the decision changed. A resumed run given another
         ``--min-quality`` / ``--target-precision`` printed and recorded the new threshold but left
         the earlier run's kept / rejected split. Rows without a score keep their decision."""
-        from sam2elnet.model.quality_features import REJECT_FLAGS
+        from sam2elnet.model.input_flags import is_unusable
 
         try:
             score = float(str(row.get("predicted_iou") or "nan"))
@@ -173,7 +178,7 @@ class FolderJob:
             score = math.nan
         if not math.isfinite(score) or not row.get("label"):
             return row
-        kept = self.decide(score) and row.get("quality_flag") not in REJECT_FLAGS
+        kept = self.decide(score) and not is_unusable(row.get("quality_flag"))
         if kept == (row.get("kept") in (True, "True", "1")):
             return row
         src = self.out / str(row["label"])

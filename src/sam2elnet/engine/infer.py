@@ -112,6 +112,9 @@ class _JobSettings:
     warp_to: str | None
     warp_method: str
     echo: Callable[[str], None] | None
+    #: every label unusable raises DataError (the commands); False: recorded in the result's
+    #: ``unusable`` for the caller to report (the pipelines: a cv fold, an experiment stage)
+    unusable_is_error: bool = True
     t0: float = field(default_factory=time.perf_counter)  # the job's start (summary's seconds)
 
     def check(self, **task_options: Any) -> None:
@@ -169,12 +172,14 @@ class _JobSettings:
         ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
 
         Raises:
-            DataError: nothing was produced (every image skipped: nothing is left behind), or
-                nothing usable (every label rejected as unusable whatever the filter, a
-                :data:`~sam2elnet.model.quality_features.REJECT_FLAGS` flag such as ``constant
-                image``: the outputs and ``summary.json`` stay as the record;
-                :meth:`~sam2elnet.utils.batch.SkipLog.nothing_usable`)."""
-        from sam2elnet.model.quality_features import REJECT_FLAGS
+            DataError: nothing was produced (every image skipped: nothing is left behind), or,
+                with :attr:`unusable_is_error`, nothing usable (every label rejected as unusable
+                whatever the filter, a :func:`~sam2elnet.model.input_flags.is_unusable` flag such
+                as ``constant image``: the outputs and ``summary.json`` stay as the record;
+                :meth:`~sam2elnet.utils.batch.SkipLog.nothing_usable`). Without it the result's
+                ``unusable`` says so instead."""
+        from sam2elnet.model.input_flags import unusable_counts
+        from sam2elnet.utils.batch import unusable_summary
 
         with (
             FolderJob(
@@ -197,11 +202,19 @@ class _JobSettings:
                 "warp": _warp_summary(spec),
             }
             result = job.finish(self.t0, n_before, extra, self.on_finish)
-            flagged = result.summary.get("n_flagged") or {}
-            unusable = {f: n for f, n in flagged.items() if f in REJECT_FLAGS}
-            err = job.skips.nothing_usable(len(result.rows), unusable, files, spec.out)
-            if err is not None:
-                raise err
+            n_made = len(result.rows)
+            unusable = unusable_counts(result.summary.get("n_flagged") or {})
+            result.unusable = unusable_summary(n_made, unusable)
+            if result.unusable is not None and self.unusable_is_error:
+                them = "label" if n_made == 1 else "labels"
+                err = job.skips.nothing_usable(
+                    n_made, unusable, files,
+                    "give images that hold something to label (not blank, all-nodata or mask "
+                    "tiles) in the value range the model was trained on; the "
+                    f"{them} in rejected/ and quality.csv stay in {spec.out} as the record",
+                )  # fmt: skip
+                if err is not None:
+                    raise err
             return result
 
 
@@ -246,6 +259,7 @@ def annotate_folder(
     warp_to: str | None = None,
     warp_method: str = DEFAULT_WARP_METHOD,
     echo: Callable[[str], None] | None = None,
+    unusable_is_error: bool = True,
 ) -> FolderResult:
     """Label every image of ``images`` from scratch and score each label.
 
@@ -280,7 +294,9 @@ def annotate_folder(
         DataError: every image skipped (nothing left behind), or every label rejected as
             unusable whatever the filter (e.g. all-black tiles: ``nothing usable produced``, the
             run folder stays as the record); the same for :func:`enhance_folder`. A filter that
-            keeps no label is no error.
+            keeps no label is no error. With ``unusable_is_error=False`` (the pipelines, which
+            score such a run as it is) every label unusable is no error either: the result's
+            ``unusable`` says what happened.
     """
     job = _JobSettings(
         model_path=model_path, out_dir=out_dir, min_quality=min_quality,
@@ -288,7 +304,7 @@ def annotate_folder(
         save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
         progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
         max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
-        warp_method=warp_method, echo=echo,
+        warp_method=warp_method, echo=echo, unusable_is_error=unusable_is_error,
     )  # fmt: skip
     job.check()
     samples = split_samples(images, split, "annotating") if split else None
@@ -336,6 +352,7 @@ def enhance_folder(
     new_objects: str = _default("new_objects"),
     max_growth: float | None = None,
     echo: Callable[[str], None] | None = None,
+    unusable_is_error: bool = True,
 ) -> FolderResult:
     """Enhance the coarse label of every image (labels matched by name: ``<id>_sat.jpg`` pairs
     with ``<id>_mask.png``, ``<id>.png`` ...).
@@ -377,7 +394,7 @@ def enhance_folder(
         save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
         progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
         max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
-        warp_method=warp_method, echo=echo,
+        warp_method=warp_method, echo=echo, unusable_is_error=unusable_is_error,
     )  # fmt: skip
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,

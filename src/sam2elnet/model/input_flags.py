@@ -9,7 +9,16 @@ path imports it without a model.
 
 from __future__ import annotations
 
-__all__ = ["CLIPPED_FLAG", "CONSTANT_SPREAD", "REJECT_FLAGS", "spread_flag"]
+from collections.abc import Mapping
+
+__all__ = [
+    "CLIPPED_FLAG",
+    "CONSTANT_SPREAD",
+    "REJECT_FLAGS",
+    "is_unusable",
+    "spread_flag",
+    "unusable_counts",
+]
 
 #: The flag of an image whose valid pixels vary in the file but all become one value in the
 #: model's scaling (a float dB scene given to a model trained on 0..255 images: every pixel is
@@ -19,6 +28,20 @@ CLIPPED_FLAG = "constant after scaling (pixel values outside the model's input r
 
 #: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
 REJECT_FLAGS = ("no pixels", "all nodata", "constant image", CLIPPED_FLAG, "non-finite features")
+
+
+def is_unusable(flag: object) -> bool:
+    """Whether a ``quality_flag`` (``QualityResult.flags``, the column of ``quality.csv``; None or
+    ``""`` when none) is one of :data:`REJECT_FLAGS`: the label is never kept, whatever the
+    threshold. The one filter of those flags (folder jobs, resumed rows, summaries)."""
+    return flag in REJECT_FLAGS
+
+
+def unusable_counts(flagged: Mapping[str, int]) -> dict[str, int]:
+    """The entries of ``flagged`` (``summary.json``'s ``n_flagged``: label count per flag) whose
+    flag makes the label unusable (:func:`is_unusable`) and whose count is not 0, in order."""
+    return {flag: n for flag, n in flagged.items() if is_unusable(flag) and n}
+
 
 #: Widest band range (max - min over the valid pixels, in the model's scaled units) at or below
 #: which an input counts as constant: float32 rounding of one value, not image content.

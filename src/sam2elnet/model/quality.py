@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.model.input_flags import is_unusable
+
 # constants and names re-exported here stay importable from sam2elnet.model.quality
 from sam2elnet.model.quality_calibration import (
     ISOTONIC_MIN_SAMPLES,
@@ -56,7 +58,7 @@ from sam2elnet.model.quality_calibration import (
     spearman,
 )
 from sam2elnet.model.quality_empty import EMPTY_KINDS, empty_flag, empty_kinds, empty_scores
-from sam2elnet.model.quality_features import FEATURE_NAMES, REJECT_FLAGS
+from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.model.quality_head import HEAD_KEYS, heuristic, ood_factor, raw_scores
 from sam2elnet.model.quality_learning import learn_state
 
@@ -71,7 +73,6 @@ __all__ = [
     "OOD_EXEMPT",
     "OOD_SPAN",
     "OOD_TOLERANCE",
-    "REJECT_FLAGS",
     "STATE_VERSION",
     "UNFITTED_FLAG",
     "WEAK_SPEARMAN",
@@ -109,10 +110,11 @@ class QualityResult:
             i: Index of the label in the batch.
 
         Returns:
-            True when its flag is one of :data:`REJECT_FLAGS` (no pixels, all nodata, constant
+            True when its flag makes it unusable
+            (:func:`~sam2elnet.model.input_flags.is_unusable`: no pixels, all nodata, constant
             image, non-finite features).
         """
-        return bool(self.flags) and self.flags[i] in REJECT_FLAGS
+        return bool(self.flags) and is_unusable(self.flags[i])
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per label, for CSV writers.

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from sam2elnet.model.input_flags import (  # noqa: F401  (re-exported)
     CLIPPED_FLAG,
     CONSTANT_SPREAD,
-    REJECT_FLAGS,
     spread_flag,
 )
 

@@ -140,7 +140,12 @@ def _evaluate_model(
     """Annotate ``test_dir``'s images with ``model`` and score them: the fold's scores and the
     :class:`~sam2elnet.engine.eval_result.EvaluationResult` they come from (drawn by ``--report``
     without scoring again). ``warned``: the fold's training has just warned that its quality
-    evaluator is not fitted, so annotation does not say it a second time."""
+    evaluator is not fitted, so annotation does not say it a second time.
+
+    A test set whose every label is unusable whatever the filter (all its images constant, or
+    clipped flat by the model's scaling) is scored as it is, like any other: one warning names
+    the fold and test set, and the scores' ``unusable`` says what happened (the cv report lists
+    it); ``elnet annotate`` would stop with ``nothing usable produced`` instead."""
     import contextlib
 
     from sam2elnet.engine.infer import annotate_folder
@@ -148,7 +153,7 @@ def _evaluate_model(
     from sam2elnet.utils.run_warnings import hidden
 
     with hidden(UNFITTED_EVALUATOR) if warned else contextlib.nullcontext():
-        annotate_folder(
+        res = annotate_folder(
             model,
             test_dir / "images",
             pred_dir,
@@ -157,8 +162,17 @@ def _evaluate_model(
             device=cfg.device,
             precision=cfg.precision,
             progress=cfg.progress,
+            unusable_is_error=False,
         )
-    return score(model, test_dir, pred_dir, roads, cfg.road_buffer, cfg.road_buffer_m)
+    scores, ev = score(model, test_dir, pred_dir, roads, cfg.road_buffer, cfg.road_buffer_m)
+    if res.unusable:
+        log.warning(
+            "cv %s, %s images: nothing usable: %s; scored as they are (see %s)",
+            test_dir.parent.name, test_dir.name.replace("_", "-"), res.unusable,
+            pred_dir / "quality.csv",
+        )  # fmt: skip
+        scores["unusable"] = res.unusable
+    return scores, ev
 
 
 def _fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:

@@ -134,6 +134,20 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"{f.get('n_val', '–')} | "
                 f"{t['n_images']} | " + " | ".join(fmt(t.get(k)) for k in keys) + " |"
             )
+    unusable = [
+        f"{f['fold']} {name.replace('_', '-')}: {t['unusable']}"
+        for f in r["folds"]
+        for name, t in f["tests"].items()
+        if t.get("unusable")
+    ]
+    if unusable:
+        lines += [
+            "",
+            "**Nothing usable** (every label rejected whatever the filter: the test images "
+            "hold nothing to label, or the model's scaling clips them flat; scored as they are): "
+            + "; ".join(unusable)
+            + ".",
+        ]
     val = [
         f"{f['fold']} {fmt(f.get('best_val_iou_annotate'))} / "
         f"{fmt(f.get('best_val_iou_enhance'))} (coarse {fmt(f.get('best_val_iou_coarse'))})"

@@ -159,7 +159,10 @@ def rescore_fold(
         scores[name], ev = score(
             root / "run" / "model.pt", tdir, preds[name], True, road_buffer, road_buffer_m
         )
-        scores[name]["ids"] = list((result.get("tests") or {}).get(name, {}).get("ids") or [])
+        was = (result.get("tests") or {}).get(name, {})
+        scores[name]["ids"] = list(was.get("ids") or [])
+        if was.get("unusable"):  # the labels are the same: still nothing usable
+            scores[name]["unusable"] = was["unusable"]
         (preds[name] / "report.html").unlink(missing_ok=True)
         evaluations.append(ev)
     result = {**result, "tests": scores, "road_buffer": road_buffer, "road_buffer_m": road_buffer_m}

@@ -20,6 +20,7 @@ from sam2elnet.pipeline.experiment_engine import (
     predictor_for,
     quality_threshold,
     rows_to_labels,
+    unusable_record,
 )
 from sam2elnet.pipeline.experiment_split import Split, write_subset
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
@@ -190,8 +191,10 @@ def annotate_stage(
         pred = predictor_for(cfg, model_path)
         res = annotate_images(cfg, pred, model_path, out / "unlabelled" / "images", auto_dir)
         labels, quality = rows_to_labels(res, split.unlabelled)
-        return {"labels": labels, "quality": quality} | _filtered(
-            cfg, split, labels, quality, lambda: pred
+        return (
+            {"labels": labels, "quality": quality}
+            | _filtered(cfg, split, labels, quality, lambda: pred)
+            | unusable_record(res, "stage annotate (the unlabelled images)")
         )
 
     auto = stages.run("annotate", _auto, clear=[auto_dir])
@@ -252,6 +255,7 @@ def elnet_test_stage(
             cfg, predictor_for(cfg, model_path), model_path, test_root / "images", test_label_dir
         )
         labels, _quality = rows_to_labels(res, split.test)
+        unusable = unusable_record(res, "stage elnettest (the test images)")
         road_rows: list[Any] | None = [] if roads else None
         counts = counts_vs_truth(
             labels,
@@ -266,8 +270,10 @@ def elnet_test_stage(
             metrics.update(sum(road_rows, RoadCounts()).scores())
         metrics["n_test"] = len(split.test)
         per_roads = [list(r.as_tuple()) for r in road_rows or ()]
-        return {"metrics": metrics, "per_image": counts.tolist(), "labels": labels} | (
-            {"per_image_roads": per_roads} if per_roads else {}
+        return (
+            {"metrics": metrics, "per_image": counts.tolist(), "labels": labels}
+            | unusable
+            | ({"per_image_roads": per_roads} if per_roads else {})
         )
 
     return stages.run(

@@ -150,16 +150,21 @@ def predictor_for(cfg: ExperimentConfig, model: str) -> Any:
 def annotate_images(
     cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, out_dir: Path
 ) -> Any:
+    """``annotate_folder`` for a stage: every label unusable is no error but the result's
+    ``unusable`` (the stage reports it: :func:`unusable_record`)."""
     from sam2elnet.engine.infer import annotate_folder
 
     return annotate_folder(
-        model, image_dir, out_dir, resume=cfg.resume, progress=cfg.progress, predictor=pred
-    )
+        model, image_dir, out_dir, resume=cfg.resume, progress=cfg.progress, predictor=pred,
+        unusable_is_error=False,
+    )  # fmt: skip
 
 
 def enhance_images(
     cfg: ExperimentConfig, pred: Any, model: str, image_dir: Path, label_dir: Path, out_dir: Path
 ) -> Any:
+    """``enhance_folder`` for a stage, every label unusable no error as in
+    :func:`annotate_images`."""
     from sam2elnet.engine.infer import enhance_folder
 
     return enhance_folder(
@@ -171,7 +176,23 @@ def enhance_images(
         progress=cfg.progress,
         predictor=pred,
         save_changes=False,
+        unusable_is_error=False,
     )
+
+
+def unusable_record(result: Any, stage: str) -> dict[str, str]:
+    """A stage's record of a folder job (``result``: :func:`annotate_images`,
+    :func:`enhance_images`) whose every label is unusable whatever the filter (its images hold
+    nothing to label, or the model's scaling clips them flat: a normalisation mismatch), with
+    one warning naming ``stage``: ``{"unusable": what happened}``; ``{}`` when some label is
+    usable. The labels stay and are scored as they are."""
+    if not result.unusable:
+        return {}
+    log.warning(
+        "%s: nothing usable: %s; scored as they are (see %s)",
+        stage, result.unusable, Path(result.out_dir) / "quality.csv",
+    )  # fmt: skip
+    return {"unusable": result.unusable}
 
 
 def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:

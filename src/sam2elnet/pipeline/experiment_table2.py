@@ -20,7 +20,12 @@ from sam2elnet.pipeline.experiment_config import (
     TABLE2_METHODS,
     ExperimentConfig,
 )
-from sam2elnet.pipeline.experiment_engine import enhance_images, predictor_for, rows_to_labels
+from sam2elnet.pipeline.experiment_engine import (
+    enhance_images,
+    predictor_for,
+    rows_to_labels,
+    unusable_record,
+)
 from sam2elnet.pipeline.experiment_split import Split, norm_config
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, sha
 from sam2elnet.pipeline.experiment_stats import (
@@ -104,14 +109,15 @@ def enhancement_labels(
         edir = out / "labels" / src / "elnet"
         ldir = out / "labels" / src / "input"
 
-        def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir) -> dict:
+        def _enh(base: dict = base, edir: Path = edir, ldir: Path = ldir, src: str = src) -> dict:
             for i in split.pool:
                 link_or_copy(Path(base[i]), ldir / f"{i}{Path(base[i]).suffix.lower()}")
             res = enhance_images(
                 cfg, predictor_for(cfg, model_path), model_path, out / "pool" / "images", ldir, edir
             )
             labels, quality = rows_to_labels(res, split.pool)
-            return {"labels": labels, "quality": quality}
+            unusable = unusable_record(res, f"stage enhance_{src} (the pool's {src} labels)")
+            return {"labels": labels, "quality": quality} | unusable
 
         enh = stages.run(f"enhance_{src}", _enh, clear=[edir, ldir])
         sets["elnet"] = enh["labels"]

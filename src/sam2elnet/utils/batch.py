@@ -27,7 +27,7 @@ from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SkipLog", "short_reason", "skip_line", "skipped_csv_path"]
+__all__ = ["SkipLog", "short_reason", "skip_line", "skipped_csv_path", "unusable_summary"]
 
 
 def short_reason(reason: str, item: str | Path) -> str:
@@ -136,33 +136,38 @@ class SkipLog:
         n_made: int,
         unusable: Mapping[str, int],
         inputs: Sequence[str | Path],
-        record: str | Path,
-    ) -> UserError | None:
+        advice: str,
+    ) -> DataError | None:
         """The error of a batch whose every output is unusable, else None.
 
-        ``n_made`` outputs were written (the labels in ``quality.csv``), ``unusable`` counts
-        those rejected whatever the filter, by reason (``{"constant image": 3}``); the files of
-        this log were skipped. When every one of the ``n_made`` (at least one) is unusable,
-        nothing usable was produced: a :class:`DataError` naming the input (the one file, or
-        the folder of ``inputs``), the counts by reason, what to do and that the outputs in
-        ``record`` (the output folder) stay as the record. Outputs merely left out by a filter
-        the user chose are usable, and no error."""
-        if n_made == 0 or sum(unusable.values()) < n_made:
+        ``n_made`` outputs were written, ``unusable`` counts those rejected whatever the filter,
+        by reason (``{"constant image": 3}``; :func:`unusable_summary`); the files of this log
+        were skipped. When every one of the ``n_made`` (at least one) is unusable, nothing
+        usable was produced: a :class:`DataError` naming the input (the one file, or the folder
+        of ``inputs``), the counts by reason, the skipped files, then the caller's ``advice``
+        (what to do, where the outputs stay as the record: the command's own words)."""
+        what = unusable_summary(n_made, unusable)
+        if what is None:
             return None
-        what = "its label was" if n_made == 1 else f"all {n_made} labels were"
-        them = "label" if n_made == 1 else "labels"
-        why = ", ".join(f"{n} x {r}" if n > 1 else r for r, n in unusable.items() if n)
         skipped = ""
         if self.items:
             noun = self.what if len(self.items) == 1 else f"{self.what}s"
             skipped = f"; {len(self.items)} {noun} skipped ({self.reasons()})"
         return DataError(
-            f"nothing usable produced: {what} rejected as unusable whatever the filter ({why})"
-            f"{skipped}; give images that hold something to label (not blank, all-nodata or "
-            f"mask tiles) in the value range the model was trained on; the {them} in rejected/ "
-            f"and quality.csv stay in {record} as the record",
-            _common_place(inputs),
+            f"nothing usable produced: {what}{skipped}; {advice}", _common_place(inputs)
         )
+
+
+def unusable_summary(n_made: int, unusable: Mapping[str, int]) -> str | None:
+    """When every one of ``n_made`` outputs (at least one) is unusable whatever the filter
+    (``unusable``: their count by reason, ``{"constant image": 3}``), what happened, e.g.
+    ``all 3 labels were rejected as unusable whatever the filter (3 x constant image)``; None
+    when some output is usable (outputs merely left out by a filter the user chose are usable)."""
+    if n_made == 0 or sum(unusable.values()) < n_made:
+        return None
+    what = "its label was" if n_made == 1 else f"all {n_made} labels were"
+    why = ", ".join(f"{n} x {r}" if n > 1 else r for r, n in unusable.items() if n)
+    return f"{what} rejected as unusable whatever the filter ({why})"
 
 
 def _common_place(paths: Sequence[str | Path]) -> Path | None:
