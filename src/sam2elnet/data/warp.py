@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_WARP_METHOD",
     "WARP_METHODS",
     "WarpInfo",
+    "NoGeoreferenceError",
     "check_warp_options",
     "check_warpable",
     "parse_warp_crs",
@@ -121,13 +122,19 @@ def resolve_warp_crs(text: str, ds: Any) -> Any:
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
+class NoGeoreferenceError(DataError):
+    """A raster without any georeference (no CRS, no ground control points): nothing places it
+    on a map. ``elnet export --warp-to`` skips such a label among georeferenced ones."""
+
+
 def _check_georeference(ds: Any, path: Path) -> bool:
     """True for a GCP-only dataset, False for CRS + transform; DataError when it cannot be
-    warped (no georeference, fewer than 3 GCPs, GCPs without a CRS)."""
+    warped (:class:`NoGeoreferenceError`: no georeference; fewer than 3 GCPs, GCPs without a
+    CRS)."""
     gcps, gcp_crs = ds.gcps
     use_gcps = ds.crs is None and len(gcps) > 0
     if not use_gcps and ds.crs is None:
-        raise DataError(
+        raise NoGeoreferenceError(
             "has no georeference (no CRS, no ground control points): it cannot be warped to "
             "a map grid; drop --warp-to",
             path,
@@ -276,8 +283,8 @@ def warp_to_map_grid(
         and ``dst_path`` is None, e.g. a resumed batch).
 
     Raises:
-        DataError: no georeference at all (nothing to place on a map), fewer than 3 GCPs, or
-            GDAL cannot warp it (the message says to check the GCPs).
+        DataError: no georeference at all (:class:`NoGeoreferenceError`: nothing to place on a
+            map), fewer than 3 GCPs, or GDAL cannot warp it (the message says to check the GCPs).
         UserError: an unknown ``method`` or ``crs``.
     """
     import rasterio

@@ -9,6 +9,7 @@ Label Studio tasks).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from sam2elnet.export.label_screen import screen_labels
 from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
-from sam2elnet.export.option_scope import check_no_warp, ignored_notes
+from sam2elnet.export.option_scope import check_no_warp, check_ranges, ignored_notes
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -30,6 +31,7 @@ from sam2elnet.export.review_set import (
 )
 from sam2elnet.export.run_info import (
     default_category,
+    label_record,
     quality_images_kept,
     run_label_files,
     run_model_path,
@@ -106,9 +108,12 @@ def export_labels(
     GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
     used without it; a label's ``<stem>_tiles.gpkg`` goes along for the quality join
     (:func:`~sam2elnet.export.tile_quality.carry_layer`; an older layer in pixel coordinates is
-    placed on the warped grid). A label without any georeference is then an error. Other
-    arguments: see :func:`_export_labels`. An ``out`` that is one of the input files (a label,
-    for a Shapefile any sidecar, the quality table, an image file) raises
+    placed on the warped grid). A label without any georeference is skipped among georeferenced
+    ones (:func:`~sam2elnet.export.warp_labels.warp_label_copies`), else an error. Other
+    arguments: see :func:`_export_labels`; a negative ``simplify`` / ``smooth`` /
+    ``min_area_px`` raises :class:`~sam2elnet.errors.UserError` before anything is read
+    (:func:`~sam2elnet.export.option_scope.check_ranges`). An ``out`` that is one of the input
+    files (a label, for a Shapefile any sidecar, the quality table, an image file) raises
     :class:`~sam2elnet.errors.UserError`, and a polygon export of a label whose quality layer
     was made for another scene :class:`~sam2elnet.errors.DataError`
     (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written; a
@@ -122,6 +127,7 @@ def export_labels(
 
     if fmt is not None and fmt.lower() == "label-studio":
         return _export_tasks(labels, out, warp_to, polygons, document_root, kwargs)
+    check_ranges(kwargs)
     lp = Path(labels)
     if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -145,10 +151,13 @@ def export_labels(
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
     # the model that made the labels, found from the labels given (not a --warp-to copy's
     # folder); its version also names the polygons' model_id unless --model-id gives one
-    version = run_model_version(labels)
+    tags = functools.cache(lambda: label_record(labels))  # each label's tags read once
+    version = run_model_version(labels, tags=tags)
     kwargs["model_record"] = (run_model_path(labels), version)
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
         kwargs["model_id"] = version
+    if kwargs.get("category") is None:  # the run's (not a --warp-to copy's folder's), and why
+        kwargs["run_category"] = default_category(labels, tags=tags)
     # labels with a quality.csv score: their per-window layers are not joined, so not checked
     rated: set[str] = set()
     if kind in FORMATS and kwargs.get("quality_csv") is not None:  # read once (one warning)
@@ -166,23 +175,18 @@ def export_labels(
         return _export_labels(labels, out, kind, **kwargs)
     import tempfile
 
-    from sam2elnet.data.warp import check_warp_options, warp_to_map_grid
-    from sam2elnet.export.tile_quality import carry_layer
+    from sam2elnet.data.warp import check_warp_options
+    from sam2elnet.export.warp_labels import warp_label_copies
 
     check_warp_options(warp_to, warp_method)
     if kind == "coco" or kwargs.get("chips") is not None:
         check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
-    notes = []
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
-        for f in run_label_files(labels):
-            dst = Path(tmp) / f.name  # same name: quality.csv rows still match
-            info = warp_to_map_grid(f, dst, warp_to, method=warp_method)
-            if info is not None:
-                notes.append(info.note())
-            if f.stem not in rated:  # the scene's windows, for the quality join
-                carry_layer(f, dst, warp_method)
-        if kwargs.get("category") is None:  # the run's, not the temporary folder's
-            kwargs["category"] = default_category(labels)[0]
+        # labels without georeference among georeferenced ones: skipped, as without --warp-to
+        notes, skips = warp_label_copies(
+            labels, run_label_files(labels), Path(tmp), warp_to, warp_method, rated
+        )
+        kwargs["skipped"] = tuple(skips.items)
         try:
             res = _export_labels(tmp, out, kind, **kwargs)
         except UserError as err:  # names the labels given, not their warped copies' folder
@@ -220,6 +224,8 @@ def _export_labels(
     quality_table: tuple[dict[str, float], dict[str, Path], dict[str, bool]] | None = None,
     centre_lines: bool | None = None,
     ignored: tuple[str, ...] = (),
+    run_category: tuple[str, str] | None = None,
+    skipped: tuple[dict[str, str], ...] = (),
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -237,8 +243,9 @@ def _export_labels(
     ``fmt`` defaults from ``out``'s suffix. Labels of a folder that cannot be read, and for a
     polygon layer those without georeference among georeferenced ones, are skipped, each with
     its reason in ``<out stem>_skipped.csv`` (:mod:`~sam2elnet.export.label_screen`; every label
-    skipped raises :class:`~sam2elnet.errors.UserError`). ``quality_csv`` (default: ``quality.csv`` next to the
-    labels when present) adds each label's predicted quality (``quality_table``: that table as
+    skipped raises :class:`~sam2elnet.errors.UserError`). ``quality_csv`` (found by
+    :func:`export_labels`: ``quality.csv`` next to the labels) adds each label's predicted
+    quality (``quality_table``: that table as
     :func:`~sam2elnet.export.run_info.quality_images_kept` read it already, so it is read and
     warned about once). ``chips`` also writes
     ``chips/images/*.png`` + ``chips/masks/*.png`` tiles of ``chip_size`` (needs ``images``, the
@@ -264,14 +271,13 @@ def _export_labels(
     ``centre_lines``, else ``<out stem>_centre_lines<suffix>``), and the review set gets each
     image's road length. COCO: a note says they are not written. ``ignored``: notes on options
     given for another format (:func:`~sam2elnet.export.option_scope.ignored_notes`), first in
-    the result's notes.
+    the result's notes. ``run_category``: :func:`~sam2elnet.export.run_info.default_category`
+    of the labels as :func:`export_labels` found it (None: looked up here). ``skipped``: labels
+    skipped before (``--warp-to``: :func:`~sam2elnet.export.warp_labels.warp_label_copies`),
+    listed first in ``<out stem>_skipped.csv``.
     """
     out = Path(out)
     fmt = format_of(out, fmt)
-    if simplify is not None and simplify < 0:
-        raise UserError("--simplify must be >= 0")
-    if min_area_px < 0:
-        raise UserError("--min-area must be >= 0")
     geojson_crs = geojson_crs.lower()
     notes = list(ignored)
     files = run_label_files(labels)
@@ -284,13 +290,7 @@ def _export_labels(
     screened = screen_labels(
         files, labels, fmt, positive_values, target=target, simplify=simplify, smooth=smooth
     )
-    files, skips = screened.files, screened.skips
-    lp = Path(labels)
-    if quality_csv is None and lp.is_dir():
-        # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
-        quality_csv = next(
-            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
-        )
+    files, skips = screened.files, [*skipped, *screened.skips.items]
     if quality_table is None:  # not read by export_labels yet
         quality_table = (
             quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})
@@ -310,7 +310,7 @@ def _export_labels(
 
     if fmt == "coco":
         if category is None:
-            category, why = default_category(labels)
+            category, why = run_category or default_category(labels)
             if why != "default":
                 notes.append(f"category {category!r}: {why}; --category overrides")
             else:  # CVAT refuses annotations of a label its task does not have
@@ -348,12 +348,12 @@ def _export_labels(
             write_review_set(out, sent, fmt, model_record)
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
-            out, fmt, len(files), n_annotations, n_chips, notes, skips.items,
-            _write_skipped(out, skips.items),
+            out, fmt, len(files), n_annotations, n_chips, notes, skips,
+            _write_skipped(out, skips),
         )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
-        category = default_category(labels)[0]
+        category = (run_category or default_category(labels))[0]
     review: list[dict[str, Any]] = []
     lines = (
         CentreLineLayer(progress=progress) if wants_centre_lines(centre_lines, category) else None
@@ -391,8 +391,8 @@ def _export_labels(
     # which images went out (elnet import --from vector), and the model that made them
     write_review_set(out, review, fmt, model_record)
     res = ExportResult(
-        out, fmt, len(files), n_features, n_chips, notes, skips.items,
-        _write_skipped(out, skips.items),
+        out, fmt, len(files), n_features, n_chips, notes, skips,
+        _write_skipped(out, skips),
     )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)

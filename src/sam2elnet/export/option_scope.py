@@ -22,6 +22,7 @@ __all__ = [
     "POLYGON_LAYERS",
     "Scope",
     "check_no_warp",
+    "check_ranges",
     "ignored_notes",
 ]
 
@@ -112,3 +113,22 @@ def check_no_warp(warp_to: str | None, why: str) -> None:
     if warp_to:
         exports = POLYGON_LAYERS.replace("layers", "exports")
         raise UserError(f"--warp-to applies to {exports}; {why}")
+
+
+def check_ranges(kwargs: dict[str, Any]) -> None:
+    """Refuse a ``simplify`` / ``smooth`` / ``min_area_px`` out of the range
+    :class:`~sam2elnet.options.ExportOptions` gives it (each >= 0; the one place of the
+    ranges, as for ``elnet export``), before anything is read or written.
+
+    Raises:
+        UserError: ``invalid value for --smooth: -1 (...)`` for the first bad one.
+    """
+    from sam2elnet.option_checks import check_options
+    from sam2elnet.options import ExportOptions
+
+    check_options(
+        ExportOptions,
+        simplify=kwargs.get("simplify"),
+        smooth=kwargs.get("smooth"),
+        min_area=kwargs.get("min_area_px"),
+    )

@@ -12,6 +12,7 @@ its model version after the model file (:func:`model_version`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,9 @@ def _model_category(model: Path) -> str | None:
     return None
 
 
-def run_model_version(labels: str | Path) -> str | None:
+def run_model_version(
+    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
+) -> str | None:
     """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.runfolder.model_version`) of
     the model that made ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in
     one), None when nothing tells it. In this order: the run folder's ``model_id.json`` (written
@@ -164,7 +167,8 @@ def run_model_version(labels: str | Path) -> str | None:
     the labels' own tags (:func:`label_record`: an ``elnet scene`` label, also one scene's, which
     has no folder of its own), ``summary.json``'s ``model_version``, the model file
     ``summary.json`` names (hashed now; its name alone when the file is gone). The one rule for
-    every export format."""
+    every export format. ``tags``: returns :func:`label_record` of ``labels`` (one export's
+    cached read, shared with :func:`default_category`; None: read here when needed)."""
     from sam2elnet.data.runfolder import model_version as file_version
     from sam2elnet.data.runfolder import read_model_identity
 
@@ -172,7 +176,7 @@ def run_model_version(labels: str | Path) -> str | None:
         rec = read_model_identity(d)
         if rec is not None and rec.get("model_version"):
             return str(rec["model_version"])
-    tagged = label_record(labels)
+    tagged = tags() if tags is not None else label_record(labels)
     if tagged is not None:
         return tagged["model_version"]
     found = run_summary(labels)
@@ -213,8 +217,11 @@ def model_version(labels: str | Path, model_id: str | None = None) -> str:
     return model_id or run_model_version(labels) or "sam2elnet"
 
 
-def default_category(labels: str | Path) -> tuple[str, str]:
-    """(category name, where it came from) for the labels' objects.
+def default_category(
+    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
+) -> tuple[str, str]:
+    """(category name, where it came from) for the labels' objects (``tags``: as for
+    :func:`run_model_version`).
 
     In this order: the run's ``summary.json`` ``domain.category`` (annotate / enhance record it);
     the domain and modality the run's model file recorded in training
@@ -236,7 +243,7 @@ def default_category(labels: str | Path) -> tuple[str, str]:
         name = _model_category(mp) if mp is not None else None
         if name:
             return name, f"the domain of the run's model ({mp})"
-    tagged = label_record(labels)
+    tagged = tags() if tags is not None else label_record(labels)
     if tagged is not None and tagged.get("category"):
         return tagged["category"], f"the model that made the labels ({tagged['model_version']})"
     for d in _run_dirs(Path(labels)):
