@@ -64,3 +64,89 @@ def test_a_stage_whose_images_are_all_constant_records_it_and_goes_on(
     good = annotate_images(cfg, pred, model, real[0].parent, tmp_path / "real")
     assert good.unusable is None and unusable_record(good, "stage x") == {}
     assert not caplog.messages
+
+
+def _results(unusable: dict[str, str]) -> dict:
+    """A results.json dict as the experiment writes it, small (one row per table)."""
+    row = {"title": "(a) 100 % original labels", "hand_labels": 4, "train_images": 4}
+    row |= {"iou": 0.5, "f1": 0.6, "precision": 0.7, "recall": 0.6, "miou": 0.7}
+    iou = {"iou": 0.4, "mean_image_iou": 0.4}
+    return {
+        "data": "d",
+        "split": {"labelled": 2, "unlabelled": 2, "test": 2, "test_source": "split"}
+        | {"layout": "folder", "modality": "optical"},
+        "settings": {"fraction": 0.5, "size": "tiny", "trunk": "frozen", "epochs": 1}
+        | {"image_size": 64, "batch_size": 2, "precision": "fp32", "seed": 0}
+        | {"coarse_profile": "freehand", "coarse_severity": 0.5},
+        "weights": {"note": "random init", "random_init": True},
+        "elnet": {"trunk_note": "SAM2-ELNet: frozen"},
+        "autolabels": {"n": 2, "n_kept": 2, "iou_all": iou, "iou_kept": iou, "spearman": None}
+        | {"threshold": 0.5, "threshold_rule": "quality >= 0.5", "fallback": None},
+        "table1": [row],
+        "table2": [row | {"labels": "simulated coarse", "method": "elnet", "label_iou_all": 0.3}],
+        "downstream_config": {"model": "unet", "model_options": {}, "epochs": 1}
+        | {"image_size": 64, "batch_size": 2, "lr": 1e-3, "precision": "fp32", "seed": 0},
+        "stages": {"annotate": "ran"},
+        "seconds_this_run": 1.0,
+        "notes": [],
+        "unusable": unusable,
+    }
+
+
+def test_results_md_and_report_html_name_a_stage_whose_labels_were_all_unusable(
+    tmp_path: Path,
+) -> None:
+    """results.json held ``unusable`` (stage -> reason) but results.md and report.html showed
+    nothing of it: the auto-labels / table 2 read as if the labels were real. Now one line each,
+    under the table the stage feeds, naming the stage and the reason; none without it."""
+    import html
+
+    from sam2elnet.pipeline.experiment_report import render_markdown
+    from sam2elnet.pipeline.report_protocol import write_protocol_report
+
+    why = "all 2 labels were rejected as unusable whatever the filter (2 x constant image)"
+    r = _results({"annotate": why, "enhance_sim": why})
+    md = render_markdown(r)
+    ann = (
+        f"**Warning:** Nothing usable in stage annotate (the auto-labels of the unlabelled "
+        f"images): {why}; scored as they are."
+    )
+    enh = (
+        f"**Warning:** Nothing usable in stage enhance_sim (SAM2-ELNet's enhancement of the "
+        f"pool's sim labels): {why}; scored as they are."
+    )
+    assert md.count(ann) == 1 and md.count(enh) == 1
+    # under the auto-labels line (table 1's stages) and under table 2 (its enhancement stage)
+    assert md.index("Auto-labels: 2 generated") < md.index(ann) < md.index("## Table 2")
+    assert md.index("## Table 2") < md.index(enh) < md.index("## Settings")
+    page = html.unescape(
+        write_protocol_report(tmp_path / "report.html", r, [], title="t").read_text()
+    )
+    for line in (ann, enh):
+        assert line.removeprefix("**Warning:** ").removesuffix(".") in page
+    r["unusable"] = {"elnettest": why}
+    assert "stage elnettest (SAM2-ELNet's labels of the test images, row (f)): " in (
+        render_markdown(r)
+    )
+    for clean in ({}, None):
+        r["unusable"] = clean
+        assert "Nothing usable" not in render_markdown(r)
+        page = write_protocol_report(tmp_path / "c.html", r, [], title="t").read_text()
+        assert "Nothing usable" not in page
+
+
+def test_the_stage_runner_keeps_each_stages_unusable_ran_or_cached(tmp_path: Path) -> None:
+    """results.json ``unusable`` comes from the runner (``Stages.unusable``): a stage recorded
+    unusable names it in this run whether it ran now or was done before (a resumed run)."""
+    from sam2elnet.pipeline.experiment_stages import Stages
+
+    why = "its label was rejected as unusable whatever the filter (constant image)"
+    first = Stages(tmp_path, resume=True)
+    first.run("annotate", lambda: {"labels": {}, "unusable": why})
+    first.run("enhance_sim", lambda: {"labels": {}})
+    assert first.unusable == {"annotate": why}
+    again = Stages(tmp_path, resume=True)
+    again.run("annotate", lambda: {"never": "run"})
+    again.run("enhance_sim", lambda: {"never": "run"})
+    assert again.status == {"annotate": "cached", "enhance_sim": "cached"}
+    assert again.unusable == {"annotate": why}

@@ -432,6 +432,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             else []
         ),
         "stages": dict(stages.status),
+        # stage -> what happened, for stages whose every label was unusable whatever the filter
+        "unusable": dict(stages.unusable),
         "stage_seconds": dict(stages.seconds),
         "seconds_this_run": time.perf_counter() - t_start,
     }

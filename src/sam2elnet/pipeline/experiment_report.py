@@ -163,6 +163,14 @@ def degenerate_note(rows: list[dict[str, Any]]) -> str | None:
     )
 
 
+def _unusable_md(r: dict[str, Any], table: int) -> list[str]:
+    """results.md lines of the stages of table ``table`` whose every label was unusable
+    (:func:`~sam2elnet.pipeline.report_protocol.unusable_lines`)."""
+    from sam2elnet.pipeline.report_protocol import unusable_lines
+
+    return [line for why in unusable_lines(r, table) for line in ("", f"**Warning:** {why}.")]
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
     s = r["settings"]
@@ -233,6 +241,7 @@ def render_markdown(r: dict[str, Any]) -> str:
                     + (f"{_iou_ci(gk)} (n={gk['n']})" if gk else "–")
                 )
         lines += ["", "Auto-label IoU per sensor: " + "; ".join(per) + "."]
+    lines += _unusable_md(r, 1)
     lines += [
         "",
         "Labelling cost = number of hand-drawn labels a setting needs; auto-label settings need only "
@@ -280,6 +289,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             "a true label of. Hand labels: every training image carries a coarse hand label; "
             "SAM2-ELNet additionally needed the precise labels of the labelled fraction to learn from.",
         ]
+        lines += _unusable_md(r, 2)
     absent = list((r.get("table2_absent") or {}).values())
     if absent and not r["table2"]:
         lines += ["", "## Table 2 — label enhancement vs classical refinement", ""]

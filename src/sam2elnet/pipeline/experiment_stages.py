@@ -69,6 +69,9 @@ class Stages:
         self.resume = resume
         self.status: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        # stage -> what happened, for stages whose every label was unusable whatever the filter
+        # (their summary's ``unusable``: experiment_engine.unusable_record), ran or cached
+        self.unusable: dict[str, str] = {}
         self.progress = progress
         self.plan: dict[str, int] = {}
         self._t0 = time.perf_counter()
@@ -170,7 +173,7 @@ class Stages:
                     self.seconds[name] = float(rec.get("seconds", 0.0))
                     log.info("stage %s: done before, skipped", name)
                     self._say(f"stage {name}: done before, skipped")
-                    return rec["summary"]
+                    return self._noted(name, rec["summary"])
                 log.info("stage %s: inputs changed since it ran; running it again", name)
             except (json.JSONDecodeError, KeyError):
                 log.warning("stage marker %s is unreadable; running the stage again", m)
@@ -202,4 +205,10 @@ class Stages:
             {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
         )
         self.seconds[name] = dt
+        return self._noted(name, summary)
+
+    def _noted(self, name: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """``summary``, its ``unusable`` (if any) noted in :attr:`unusable` under ``name``."""
+        if isinstance(summary, dict) and summary.get("unusable"):
+            self.unusable[name] = str(summary["unusable"])
         return summary

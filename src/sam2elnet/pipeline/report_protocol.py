@@ -19,7 +19,12 @@ from sam2elnet.pipeline.experiment_stats import ROAD_NOTE, ci_text, road_rows, s
 from sam2elnet.pipeline.report import ReportItem, write_report
 from sam2elnet.pipeline.report_page import as_float
 
-__all__ = ["degenerate_rows", "write_protocol_report"]
+__all__ = ["degenerate_rows", "unusable_lines", "write_protocol_report"]
+
+_STAGE_LABELS = {
+    "annotate": "the auto-labels of the unlabelled images",
+    "elnettest": "SAM2-ELNet's labels of the test images, row (f)",
+}
 
 
 def _has(v: Any) -> bool:
@@ -45,6 +50,27 @@ def degenerate_rows(rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
             out.append("no foreground")
         else:
             out.append(None)
+    return out
+
+
+def unusable_lines(results: Mapping[str, Any], table: int) -> list[str]:
+    """One sentence per stage of table ``table`` whose every label was unusable whatever the
+    filter (results.json ``unusable``: stage -> what happened; table 1: ``annotate``,
+    ``elnettest``; table 2: ``enhance_<source>``), naming the stage, its labels and the reason;
+    ``[]`` when there is none (or results made before ``unusable`` was recorded). Those labels
+    stay in the tables, scored as they are; results.md and report.html show the same words."""
+    out = []
+    for stage, why in (results.get("unusable") or {}).items():
+        if stage.startswith("enhance_"):
+            if table != 2:
+                continue
+            src = stage.removeprefix("enhance_")
+            what = f"SAM2-ELNet's enhancement of the pool's {src} labels"
+        elif table == 1 and stage in _STAGE_LABELS:
+            what = _STAGE_LABELS[stage]
+        else:
+            continue
+        out.append(f"Nothing usable in stage {stage} ({what}): {why}; scored as they are")
     return out
 
 
@@ -76,6 +102,8 @@ def write_protocol_report(
     road measures) "Table 1: road measures" and "Table 2: road measures" follow their table
     (:func:`~sam2elnet.pipeline.experiment_stats.road_rows`: IoU, F1, road correctness,
     completeness, quality and connectivity, each 0-1), with a note saying what they measure.
+    A stage whose every label was unusable whatever the filter (``unusable``) gets one warning
+    naming it and the reason (:func:`unusable_lines`).
     """
     table1 = list(results.get("table1") or [])
     table2 = list(results.get("table2") or [])
@@ -127,6 +155,7 @@ def write_protocol_report(
             f"{n} downstream model(s) are degenerate (highlighted rows): they predicted almost "
             "every pixel as foreground, or none; their scores say nothing about the labels."
         )
+    warns += [f"{line}." for t in (1, 2) for line in unusable_lines(results, t)]
     auto = {k: v for k, v in (results.get("autolabels") or {}).items() if k != "filter"}  # as words
     facts = {}
     if _has(auto.get("tau")):
