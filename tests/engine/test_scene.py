@@ -209,7 +209,10 @@ def test_all_nodata_windows_are_skipped(tmp_path: Path):
 
 def test_all_nodata_scene_is_a_clear_data_error(tmp_path: Path):
     path = make_scene(tmp_path / "empty.tif", all_nodata=True)
-    with pytest.raises(DataError, match="entirely nodata"):
+    # the flag's words (model.input_flags.spread_flag), as for a constant scene
+    with pytest.raises(
+        DataError, match=r"empty\.tif: unusable scene, no label written: all nodata "
+    ):
         predict_scene(
             path, tmp_path / "o.tif", SmoothingPredictor(), tile=128, overlap=32, progress=False
         )
@@ -431,7 +434,7 @@ def test_batch_resume_after_a_kill_gives_identical_outputs(tmp_path: Path):
     ref = predict_scenes(scenes, tmp_path / "ref", SmoothingPredictor(), **kw)
     assert sorted(ref.done) == ["s0.tif", "s1.tif", "s2.tif"]
     assert set(ref.failed) == {"broken.tif", "void.tif"}
-    assert "entirely nodata" in ref.failed["void.tif"]
+    assert "unusable scene, no label written: all nodata" in ref.failed["void.tif"]
 
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

@@ -422,7 +422,10 @@ def test_cli_scene_dry_run_batch_and_errors(tmp_path: Path, capsys):
         )
         == 2
     )
-    assert "entirely nodata" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1  # one line naming the file
+    assert f"{empty}: unusable scene, no label written: all nodata (" in err
+    assert "check the file's nodata value or mask" in err
     assert (
         main(
             [

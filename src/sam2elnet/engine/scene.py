@@ -63,6 +63,7 @@ from sam2elnet.engine.scene_inputs import (
     SceneNormalizer,
     make_scene_normalizer,
 )
+from sam2elnet.engine.scene_norm import unusable_scene_error
 from sam2elnet.engine.scene_writer import (
     LABEL_NODATA,
     SceneWriter,
@@ -74,7 +75,7 @@ from sam2elnet.engine.scene_writer import (
     windows_geo,
     write_quality,
 )
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
@@ -400,11 +401,8 @@ def predict_scene(
                     for i, (w, valid) in enumerate(meta_queue.pop(0)):
                         accum.add(w, probs[i], weights)
                         tiles.add(w, valid, probs[i], None if iou is None else float(iou[i]))
-                if tiles.n == 0:
-                    raise DataError(
-                        "scene is entirely nodata (every window is masked); nothing to predict",
-                        src_path,
-                    )
+                if tiles.n == 0:  # every window masked
+                    raise unusable_scene_error("all nodata", src_path)
                 flag = inputs.quality_flag(keep_unusable)  # before the label is committed
                 accum.flush_upto(H, final=True)
                 if pdst is not None and prob_dtype == "uint8":

@@ -25,7 +25,12 @@ from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.scene_coarse import CoarseSource
-from sam2elnet.engine.scene_norm import SceneNormalizer, ValueSpread, make_scene_normalizer
+from sam2elnet.engine.scene_norm import (
+    SceneNormalizer,
+    ValueSpread,
+    make_scene_normalizer,
+    unusable_scene_error,
+)
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
@@ -239,16 +244,7 @@ class SceneInputs:
         """
         flag = self.spread.flag
         if flag and not keep_unusable:
-            from sam2elnet.model.input_flags import CLIPPED_FLAG
-
-            todo = "; give a scene that holds something to label"
-            if flag == CLIPPED_FLAG:
-                todo = "; rescale it to the value range the model was trained on (the range "
-                todo += "warning says how)"
-            elif flag == "constant image":
-                todo = f" (every valid pixel of every band has one value){todo} (not blank, "
-                todo += "zero-filled or saturated)"
-            raise DataError(f"unusable scene, no label written: {flag}{todo}", self.path)
+            raise unusable_scene_error(flag, self.path)
         return flag
 
     def close(self) -> None:

@@ -21,10 +21,30 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SceneNormalizer", "make_scene_normalizer"]
+__all__ = ["SceneNormalizer", "make_scene_normalizer", "unusable_scene_error"]
 
 _OVERVIEW_PIXELS = 1_000_000
 """Pixels of the decimated overview read that fixes the normalisation statistics."""
+
+
+def unusable_scene_error(flag: str, path: Any) -> DataError:
+    """The error of a scene that gets no label: ``flag`` (:data:`~sam2elnet.model.input_flags.
+    REJECT_FLAGS`: ``all nodata``, ``constant image``, the clipped flag; the words of
+    :func:`~sam2elnet.model.input_flags.spread_flag`), what it means and what to do, naming
+    ``path`` (the scene). The one wording of ``elnet scene`` and a batch's skip reason."""
+    from sam2elnet.model.input_flags import CLIPPED_FLAG
+
+    todo = "; give a scene that holds something to label"
+    if flag == CLIPPED_FLAG:
+        todo = "; rescale it to the value range the model was trained on (the range warning "
+        todo += "says how)"
+    elif flag == "constant image":
+        todo = f" (every valid pixel of every band has one value){todo} (not blank, "
+        todo += "zero-filled or saturated)"
+    elif flag == "all nodata":
+        todo = " (no valid pixel: every pixel is the file's nodata value, NaN or masked); "
+        todo += "check the file's nodata value or mask"
+    return DataError(f"unusable scene, no label written: {flag}{todo}", path)
 
 
 @dataclass
@@ -144,11 +164,7 @@ def make_scene_normalizer(
     else:
         pix = _sample_valid(src, bands, alpha)
         if pix.shape[1] == 0:
-            raise DataError(
-                "scene is entirely nodata (no valid pixel); nothing to predict. Check the file's "
-                "nodata value or mask",
-                src.name,
-            )
+            raise unusable_scene_error("all nodata", src.name)
 
     def identical() -> bool:
         norm = _normalizer_from_pixels(src, cfg, bands, pix, warn=False)
