@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class SkipLog:
     def rows(self) -> list[dict[str, str]]:
         return list(self.items)
 
-    def nothing_done(self, n_total: int, where: str | Path | None = None) -> UserError:
+    def nothing_done(self, n_total: int, where: str | Path | None = None) -> DataError:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
         :attr:`single` file its own error, naming it."""
         if self.single and len(self.items) == 1:
