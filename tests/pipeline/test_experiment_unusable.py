@@ -37,6 +37,7 @@ def test_a_stage_whose_images_are_all_constant_records_it_and_goes_on(
         unusable_record,
     )
 
+    caplog.set_level(logging.INFO, "sam2elnet.progress")  # stage lines, as in a CLI run
     cfg = tiny_experiment_config(run["data"], tmp_path / "exp")
     model = str(run["model"])
     pred = predictor_for(cfg, model)
@@ -51,7 +52,7 @@ def test_a_stage_whose_images_are_all_constant_records_it_and_goes_on(
         rec = unusable_record(res, "stage annotate (the unlabelled images)")
     what = "all 2 labels were rejected as unusable whatever the filter (2 x constant image)"
     assert rec == {"unusable": what}
-    assert caplog.messages == [
+    assert _warnings(caplog) == [
         f"stage annotate (the unlabelled images): nothing usable: {what}; scored as they are "
         f"(see {auto / 'quality.csv'})"
     ]
@@ -63,7 +64,12 @@ def test_a_stage_whose_images_are_all_constant_records_it_and_goes_on(
     caplog.clear()
     good = annotate_images(cfg, pred, model, real[0].parent, tmp_path / "real")
     assert good.unusable is None and unusable_record(good, "stage x") == {}
-    assert not caplog.messages
+    assert _warnings(caplog) == []
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings logged (not the stages' progress lines)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def _results(unusable: dict[str, str]) -> dict:
