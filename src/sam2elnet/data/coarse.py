@@ -403,11 +403,7 @@ def degrade_folder(
 
                     shutil.rmtree(dst, ignore_errors=True)
                 raise err
-            from sam2elnet.utils.tables import csv_text
-
-            write_text_atomic(dst / "skipped.csv", csv_text(skips.items, ["mask", "reason"]))
-        elif (dst / "skipped.csv").exists():
-            (dst / "skipped.csv").unlink()
+        skips.write_csv(dst / "skipped.csv")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "iou", "ops"])

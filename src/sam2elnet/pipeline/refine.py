@@ -378,11 +378,10 @@ def refine_folder(
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.change_maps import change_stats
     from sam2elnet.engine.downstream_data import load_pair
-    from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
+    from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
     from sam2elnet.utils.progress import line, track
-    from sam2elnet.utils.tables import csv_text
 
     if method not in REFINERS:
         raise UserError(
@@ -457,9 +456,6 @@ def refine_folder(
                 shutil.rmtree(out, ignore_errors=True)
             raise err
         write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
-        if skips:
-            write_text_atomic(out / "skipped.csv", csv_text(skips.items, ["image", "reason"]))
-        elif (out / "skipped.csv").exists():
-            (out / "skipped.csv").unlink()
+        skips.write_csv(out / "skipped.csv")
     res.seconds = time.perf_counter() - t0
     return res

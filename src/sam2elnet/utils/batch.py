@@ -109,6 +109,19 @@ class SkipLog:
     def rows(self) -> list[dict[str, str]]:
         return list(self.items)
 
+    def write_csv(self, path: str | Path) -> Path | None:
+        """Write the skip list (columns :attr:`what`, ``reason``) to ``path`` atomically when
+        files were skipped and return it; otherwise remove an earlier run's list at ``path``
+        (it no longer holds) and return None."""
+        path = Path(path)
+        if not self.items:
+            path.unlink(missing_ok=True)
+            return None
+        from sam2elnet.utils.atomic import write_text_atomic
+        from sam2elnet.utils.tables import csv_text
+
+        return write_text_atomic(path, csv_text(self.items, [self.what, "reason"]))
+
     def nothing_done(self, n_total: int, where: str | Path | None = None) -> DataError:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
         :attr:`single` file its own error, naming it."""
