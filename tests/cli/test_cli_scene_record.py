@@ -18,7 +18,7 @@ import pytest
 from test_train import trained_run
 
 from sam2elnet.cli import main
-from sam2elnet.data.runfolder import MODEL_ID_JSON, model_version
+from sam2elnet.data.run_model import MODEL_ID_JSON, model_version
 
 
 @pytest.fixture(scope="module")

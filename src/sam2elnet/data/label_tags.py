@@ -2,15 +2,15 @@
 category of its labels.
 
 An ``elnet annotate`` / ``enhance`` folder and an ``elnet scene`` folder of scenes record their
-model in ``OUT/model_id.json`` (:func:`sam2elnet.data.runfolder.model_identity`), and
+model in ``OUT/model_id.json`` (:func:`sam2elnet.data.run_model.model_identity`), and
 annotate / enhance the category in ``summary.json``. The label of one scene (``elnet scene
 --image S.tif --out L.tif``) is a file without a folder of its own, so it records them where
 the scene name already is (``SOURCE``): its GDAL metadata tags (``gdalinfo`` lists them;
 ``rasterio``'s ``ds.tags()``). Every label ``elnet scene`` writes carries them, so a label copied
 out of its folder still tells its model. The tags:
 
-* ``MODEL``: the model file, absolute (:func:`~sam2elnet.data.runfolder.model_record`);
-* ``MODEL_VERSION``: ``NAME@HASH`` (:func:`~sam2elnet.data.runfolder.model_version`), what the
+* ``MODEL``: the model file, absolute (:func:`~sam2elnet.data.run_model.model_record`);
+* ``MODEL_VERSION``: ``NAME@HASH`` (:func:`~sam2elnet.data.run_model.model_version`), what the
   exports write as ``model_id``;
 * ``MODEL_SHA256``: the 64 hex digits of the whole model file;
 * ``CATEGORY``: the labels' object category as the model's training recorded its domain
@@ -33,7 +33,7 @@ _TAGS = {"model": "MODEL", "model_version": "MODEL_VERSION", "sha256": "MODEL_SH
 
 def label_tags(identity: dict[str, Any] | None, extra: dict[str, Any] | None) -> dict[str, str]:
     """The tags of a label made by the model of ``identity``
-    (:func:`~sam2elnet.data.runfolder.model_identity`; None: no model file, e.g.
+    (:func:`~sam2elnet.data.run_model.model_identity`; None: no model file, e.g.
     ``builtin:smoothing``, no tags) whose model-file ``extra`` (``extra.train.domain`` /
     ``modality``) tells the category."""
     from sam2elnet.data.domain import category_name

@@ -11,14 +11,10 @@ reports and resume read back::
                                   [coarse], [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
     OUT/summary.json              counts, threshold, evaluator info, timing, the model file
-                                  (absolute path: :func:`model_record`) and its
-                                  ``model_version`` (:func:`model_version`)
-    OUT/model_id.json             the model that made the labels, written when a job starts
-                                  (:func:`model_identity`, :func:`record_model_identity`; also
-                                  in an ``elnet scene`` folder of scenes) and the ``bands``
-                                  given (null: the model's default): ``--resume`` with
-                                  another model or other ``--bands`` is refused, exports tag
-                                  the labels with its ``model_version``
+                                  (absolute path) and its ``model_version``
+    OUT/model_id.json             the model that made the labels and the ``bands`` given:
+                                  :mod:`sam2elnet.data.run_model` owns it and the summary's
+                                  model record
 
 Every reader goes through :func:`read_quality_table`, one rule for all: the score is the first
 present column of :data:`SCORE_COLUMNS` (``predicted_iou`` as written, or ``quality``/``score``
@@ -56,15 +52,8 @@ __all__ = [
     "SCORE_RANGE",
     "SKIPPED_CSV",
     "SUMMARY_JSON",
-    "MODEL_ID_JSON",
     "SCENE_MANIFEST",
     "find_quality_csv",
-    "model_identity",
-    "model_record",
-    "model_version",
-    "read_model_identity",
-    "record_model_identity",
-    "write_model_identity",
     "image_paths_by_stem",
     "kept_by_stem",
     "parse_bool",
@@ -76,7 +65,6 @@ __all__ = [
     "read_id_list",
     "read_quality_table",
     "read_summary",
-    "recorded_model",
     "write_csv_table",
     "write_summary",
 ]
@@ -84,8 +72,6 @@ __all__ = [
 QUALITY_CSV = "quality.csv"
 SKIPPED_CSV = "skipped.csv"
 SUMMARY_JSON = "summary.json"
-MODEL_ID_JSON = "model_id.json"
-"""The identity of the model that made an output folder's labels (:func:`model_identity`)."""
 SCENE_MANIFEST = "manifest.jsonl"
 """An ``elnet scene`` folder of scenes' record of finished and failed scenes (``--resume``)."""
 RUN_MASK_FOLDERS = ("labels", "rejected")
@@ -297,104 +283,6 @@ def find_quality_csv(pred_dir: str | Path) -> Path | None:
         return d / QUALITY_CSV
     if d.name in RUN_MASK_FOLDERS and (d.parent / QUALITY_CSV).is_file():
         return d.parent / QUALITY_CSV
-    return None
-
-
-def model_record(model: str | Path) -> str:
-    """The ``model`` entry of ``summary.json``: the model file's resolved absolute path (symlinks
-    followed: the file that ran), so the run's model is found from any working folder
-    (:func:`recorded_model`)."""
-    return str(Path(model).expanduser().resolve())
-
-
-def model_version(model: str | Path, sha256: str | None = None) -> str:
-    """``NAME@HASH``: the model file's name and the first 8 hex digits of its SHA-256 (given, or
-    read from the file): the one model version Label Studio predictions, exports and
-    ``model_id.json`` carry.
-
-    Raises:
-        OSError: ``sha256`` not given and the file cannot be read.
-    """
-    digest = sha256 if sha256 is not None else _file_sha256(Path(model))
-    return f"{Path(model).name}@{digest[:8]}"
-
-
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_identity(model: str | Path) -> dict[str, str]:
-    """What ``OUT/model_id.json`` records of the model file that makes a folder's labels:
-    ``model`` (:func:`model_record`), ``model_version`` (:func:`model_version`) and ``sha256``
-    (64 hex digits of the whole file; two files with the same bytes are the same model).
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    digest = _file_sha256(Path(model))
-    return {
-        "model": model_record(model),
-        "model_version": model_version(model, digest),
-        "sha256": digest,
-    }
-
-
-def read_model_identity(run_dir: str | Path) -> dict[str, Any] | None:
-    """``run_dir/model_id.json`` (:func:`model_identity`'s entries); None when the folder has
-    none (made before it was recorded, or by another tool) or it is not a JSON object with a
-    ``sha256`` string."""
-    p = Path(run_dir) / MODEL_ID_JSON
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("sha256"), str):
-        return None
-    return data
-
-
-def write_model_identity(run_dir: str | Path, identity: dict[str, Any]) -> Path:
-    """Write ``run_dir/model_id.json`` atomically."""
-    return write_json_atomic(Path(run_dir) / MODEL_ID_JSON, identity)
-
-
-def record_model_identity(
-    run_dir: str | Path, identity: dict[str, Any] | None, resume: bool
-) -> None:
-    """What a job does with ``run_dir/model_id.json`` when it starts (the folder locked, before
-    any output is written), one rule for annotate / enhance and scene folders: the model's
-    ``identity`` (:func:`model_identity`) is written; without one (a model that is not a file,
-    e.g. ``builtin:smoothing``) a new job removes an earlier run's record, which no longer tells
-    the labels' model, and ``resume`` keeps it (the labels it continues are that model's)."""
-    if identity is not None:
-        write_model_identity(run_dir, identity)
-    elif not resume:
-        (Path(run_dir) / MODEL_ID_JSON).unlink(missing_ok=True)
-
-
-def recorded_model(summary: dict[str, Any], where: str | Path) -> Path | None:
-    """The model file a ``summary.json`` names, if it exists.
-
-    Runs record it absolute (:func:`model_record`); runs made before recorded it as typed, relative
-    to the folder they were started in, which is unknown: such a path is tried from the working
-    folder, then from each folder above the run folder ``where`` (``elnet annotate --model
-    run0/model.pt --out loop/auto`` started in ``P`` is found from ``P/loop/auto``'s parents).
-    """
-    model = summary.get("model")
-    if not model:
-        return None
-    p = Path(str(model))
-    if p.is_absolute():
-        return p if p.is_file() else None
-    for base in (Path.cwd(), *Path(where).absolute().parents):
-        if (base / p).is_file():
-            return base / p
     return None
 
 

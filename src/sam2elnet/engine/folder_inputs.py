@@ -89,7 +89,7 @@ def check_resume_model(
     bands: Sequence[int] | None = None,
 ) -> dict[str, Any] | None:
     """The identity of ``model`` that the job records in ``OUT/model_id.json``
-    (:func:`~sam2elnet.data.runfolder.model_identity`, plus ``bands``: the 1-based file bands
+    (:func:`~sam2elnet.data.run_model.model_identity`, plus ``bands``: the 1-based file bands
     given with ``--bands``, None for the model's default; None when ``model`` is not a readable
     file), after checking that ``--resume`` continues with the model and the bands that made the
     folder's labels.
@@ -106,7 +106,8 @@ def check_resume_model(
             drop ``--resume`` to start over (or give the recorded bands). Raised before the
             model loads and before anything is written.
     """
-    from sam2elnet.data.runfolder import SCENE_MANIFEST, model_identity, read_model_identity
+    from sam2elnet.data.run_model import model_identity, read_model_identity
+    from sam2elnet.data.runfolder import SCENE_MANIFEST
 
     root = Path(out)
     try:
@@ -354,7 +355,8 @@ def check_job_out(
     ``model`` or ``labels`` file. An output folder next to the inputs, or the images folder
     itself (labels go to its sub-folders, which are not read), is fine.
     """
-    from sam2elnet.data.runfolder import MODEL_ID_JSON, SKIPPED_CSV, SUMMARY_JSON
+    from sam2elnet.data.run_model import MODEL_ID_JSON
+    from sam2elnet.data.runfolder import SKIPPED_CSV, SUMMARY_JSON
     from sam2elnet.utils.paths import check_not_input, check_out_folder
 
     root = Path(out)

@@ -23,14 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.runfolder import (
-    MODEL_ID_JSON,
-    QUALITY_CSV,
-    SKIPPED_CSV,
-    record_model_identity,
-    write_csv_table,
-    write_summary,
-)
+from sam2elnet.data.run_model import MODEL_ID_JSON, record_model_identity
+from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import scene_changes
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor

@@ -26,7 +26,7 @@ from typing import Any
 
 from sam2elnet.config import FolderJobOptions, check_options, option_default
 from sam2elnet.data.naming import list_images
-from sam2elnet.data.runfolder import model_record
+from sam2elnet.data.run_model import model_record
 from sam2elnet.data.vector_shared import share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile

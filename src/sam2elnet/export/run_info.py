@@ -117,9 +117,9 @@ def run_summary(labels: str | Path) -> tuple[dict[str, Any], Path] | None:
 
 
 def _model_path(summary: dict[str, Any], where: Path) -> Path | None:
-    """The run's model file (:func:`sam2elnet.data.runfolder.recorded_model`: absolute, or an
+    """The run's model file (:func:`sam2elnet.data.run_model.recorded_model`: absolute, or an
     older run's relative path), if it exists."""
-    from sam2elnet.data.runfolder import recorded_model
+    from sam2elnet.data.run_model import recorded_model
 
     return recorded_model(summary, where.parent)
 
@@ -160,7 +160,7 @@ def _model_category(model: Path) -> str | None:
 def run_model_version(
     labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
 ) -> str | None:
-    """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.runfolder.model_version`) of
+    """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.run_model.model_version`) of
     the model that made ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in
     one), None when nothing tells it. In this order: the run folder's ``model_id.json`` (written
     when the job started: the model that made its labels even when the file changed since),
@@ -169,8 +169,8 @@ def run_model_version(
     ``summary.json`` names (hashed now; its name alone when the file is gone). The one rule for
     every export format. ``tags``: returns :func:`label_record` of ``labels`` (one export's
     cached read, shared with :func:`default_category`; None: read here when needed)."""
-    from sam2elnet.data.runfolder import model_version as file_version
-    from sam2elnet.data.runfolder import read_model_identity
+    from sam2elnet.data.run_model import model_version as file_version
+    from sam2elnet.data.run_model import read_model_identity
 
     for d in _run_dirs(Path(labels)):
         rec = read_model_identity(d)
@@ -200,7 +200,7 @@ def run_model_path(labels: str | Path) -> Path | None:
     """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
     run), None when nothing names one or it no longer exists: the run folder's
     ``model_id.json`` ``model``, else the model ``summary.json`` names."""
-    from sam2elnet.data.runfolder import read_model_identity
+    from sam2elnet.data.run_model import read_model_identity
 
     for d in _run_dirs(Path(labels)):
         rec = read_model_identity(d)
@@ -231,7 +231,7 @@ def default_category(
     ``dataset.json`` ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
     """
     from sam2elnet.data.domain import category_name
-    from sam2elnet.data.runfolder import read_model_identity
+    from sam2elnet.data.run_model import read_model_identity
 
     found = run_summary(labels)
     if found is not None:

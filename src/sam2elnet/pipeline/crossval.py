@@ -128,7 +128,7 @@ def _made_by(pred_dir: Path, model: Path) -> bool:
     """Whether ``pred_dir``'s labels may be resumed with ``model``: it recorded this model (same
     bytes), or no model (made before the record). A fold trained again predicts afresh instead
     of being refused (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`)."""
-    from sam2elnet.data.runfolder import model_identity, read_model_identity
+    from sam2elnet.data.run_model import model_identity, read_model_identity
 
     rec = read_model_identity(pred_dir)
     return rec is None or rec["sha256"] == model_identity(model)["sha256"]

@@ -221,7 +221,7 @@ def predict_scenes(
     line. ``model_id``: the identity of the model file
     (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`), written to
     ``out_dir/model_id.json`` once the folder is locked
-    (:func:`~sam2elnet.data.runfolder.record_model_identity`), as annotate and enhance record
+    (:func:`~sam2elnet.data.run_model.record_model_identity`), as annotate and enhance record
     theirs: ``--resume`` with another model is refused, exports tag the labels with its version.
     Other keyword arguments go to :func:`predict_scene`.
     """
@@ -253,7 +253,8 @@ def _predict_scenes(
     model_id: dict[str, str] | None,
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
-    from sam2elnet.data.runfolder import SCENE_MANIFEST, record_model_identity
+    from sam2elnet.data.run_model import record_model_identity
+    from sam2elnet.data.runfolder import SCENE_MANIFEST
     from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import short_reason
     from sam2elnet.utils.manifest import Manifest

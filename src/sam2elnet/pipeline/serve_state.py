@@ -23,12 +23,12 @@ __all__ = ["SavedState", "model_version", "read_state", "write_state"]
 
 def model_version(path: Path) -> str:
     """``NAME@HASH``, the ``model_version`` Label Studio shows with each prediction: the one
-    definition, :func:`sam2elnet.data.runfolder.model_version`.
+    definition, :func:`sam2elnet.data.run_model.model_version`.
 
     Raises:
         OSError: the file cannot be read.
     """
-    from sam2elnet.data.runfolder import model_version as version
+    from sam2elnet.data.run_model import model_version as version
 
     return version(path)
 
