@@ -16,7 +16,8 @@ from helpers_roads import make_road_dataset
 from sam2elnet.data.domain import appearance_split
 from sam2elnet.engine.runtime import resolve_precision
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.crossval import ROAD_KEYS, CVConfig, kfold_ids, run_cv
+from sam2elnet.pipeline.crossval import ROAD_KEYS, CVConfig, run_cv
+from sam2elnet.pipeline.crossval_plan import kfold_ids
 
 TRAIN = {"size": "micro", "epochs": 1, "image_size": 48, "batch_size": 2, "fit_quality": False}
 
@@ -583,7 +584,7 @@ def test_a_fold_whose_test_images_are_all_constant_is_scored_and_recorded(
         cv2.imwrite(str(data / "images" / f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
     out = tmp_path / "cv"
     cfg = _cfg(data, out, folds=2, max_folds=1, report=True)
-    with caplog.at_level("WARNING", "sam2elnet.pipeline.crossval"):
+    with caplog.at_level("WARNING", "sam2elnet.pipeline.crossval_fold"):
         r = run_cv(cfg)
     said = [m for m in caplog.messages if "nothing usable" in m]
     assert said == [
