@@ -286,9 +286,7 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
 ) -> None:
     """annotate / enhance folder jobs: whole-image files are grouped so that the summed estimate
     stays within --max-memory (large images: fewer per chunk), not by a fixed count."""
-    from types import SimpleNamespace
-
-    from sam2elnet.engine.folder_job import FolderJob
+    from sam2elnet.engine.folder_memory import ChunkPlanner
 
     files = []
     for i, side in enumerate((64, 64, 64, 32, 32, 32, 32, 64)):
@@ -297,13 +295,11 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
     old = pred.max_memory
     try:
         pred.max_memory = pred.whole_bytes(2 * 64 * 64)
-        from sam2elnet.engine.memory import image_pixels
-
-        job = SimpleNamespace(p=pred, pixels=image_pixels)
-        got = [[f.name for f in c] for c in FolderJob.chunks(job, files, False)]  # type: ignore[arg-type]
+        job = ChunkPlanner(pred)
+        got = [[f.name for f in c] for c in job.chunks(files, False)]
         assert got == [["0.png", "1.png"], ["2.png", "3.png", "4.png", "5.png", "6.png"], ["7.png"]]
         pred.max_memory = pred.whole_bytes(100 * 64 * 64)  # memory no limit: the count cap holds
-        sizes = [len(c) for c in FolderJob.chunks(job, files * 10, False)]  # type: ignore[arg-type]
+        sizes = [len(c) for c in job.chunks(files * 10, False)]
         assert max(sizes) == 4 * pred.batch_size and sum(sizes) == 80
     finally:
         pred.max_memory = old
@@ -314,10 +310,7 @@ def test_folder_chunks_end_on_whole_forward_batches(pred: Predictor, tmp_path: P
     the rest starts the next one (16 images, 15 within the budget, 4 per forward: 12 + 4, not
     15 + 1 with a 3- and a 1-image forward); a rest that does not fit with a larger next image is
     a chunk of its own; mixed sizes are cut as before."""
-    from types import SimpleNamespace
-
-    from sam2elnet.engine.folder_job import FolderJob
-    from sam2elnet.engine.memory import image_pixels
+    from sam2elnet.engine.folder_memory import ChunkPlanner
 
     def png(name: str, side: int) -> Path:
         cv2.imwrite(str(tmp_path / name), np.zeros((side, side), np.uint8))
@@ -329,10 +322,10 @@ def test_folder_chunks_end_on_whole_forward_batches(pred: Predictor, tmp_path: P
     try:
         pred.max_memory, pred.batch_size = pred.whole_bytes(15 * 32 * 32), 4
         assert pred.fit_batch(32 * 32) == 4
-        job = SimpleNamespace(p=pred, pixels=image_pixels)
+        job = ChunkPlanner(pred)
 
         def names(files: list[Path]) -> list[list[str]]:
-            return [[f.stem for f in c] for c in FolderJob.chunks(job, files, False)]  # type: ignore[arg-type]
+            return [[f.stem for f in c] for c in job.chunks(files, False)]
 
         assert [len(c) for c in names(small[:16])] == [12, 4]
         got = names(small)

@@ -1,4 +1,4 @@
-"""Which model made a run folder's labels: ``model_id.json`` and the model that ``summary.json`` names.
+"""Which model made a run folder's labels: ``model_id.json``, the model ``summary.json`` names.
 
 ``elnet annotate`` / ``elnet enhance`` (and ``elnet scene`` on a folder of scenes) write
 ``OUT/model_id.json`` when a job starts (:func:`record_model_identity`): the model file

@@ -65,6 +65,11 @@ class ChunkSpec:
     #: enhance: how far a label may depart from its coarse label (engine.coarse_rule)
     rule: CoarseRule | None = None
 
+    def keeps(self, score: float) -> bool:
+        """Whether a label of predicted IoU ``score`` clears the job's ``threshold`` (every label
+        does without one; NaN clears none); a reject flag is checked apart."""
+        return self.threshold is None or score >= self.threshold
+
 
 @dataclass
 class ChunkOutput:
@@ -133,9 +138,7 @@ def _process_chunk(
     ):
         q["quality_flag"] = explain_constant(img, q["quality_flag"])
         mask = (prob > 0.5) & valid
-        kept = (spec.threshold is None or q["predicted_iou"] >= spec.threshold) and not is_unusable(
-            q["quality_flag"]
-        )
+        kept = spec.keeps(q["predicted_iou"]) and not is_unusable(q["quality_flag"])
         rel = Path("labels" if kept else "rejected") / name
         row: dict[str, Any] = {"image": str(f), "label": str(rel), "kept": kept, **q}
         _write_extras(spec, img, prob, mask, coarse, coarse_path, row)

@@ -1,10 +1,10 @@
 """One annotate/enhance folder job at work: :class:`FolderJob` and what it returns.
 
 :class:`FolderJob` holds the output folder (locked, one job at a time), the resume state and the
-rows: it sends whole images in memory-sized chunks to :func:`~sam2elnet.engine.folder_chunk.process_chunk`
-on the job's executor, predicts images too large for memory window by window
-(:func:`~sam2elnet.engine.scene.predict_scene`), keeps ``quality.csv`` / ``skipped.csv`` current
-(atomically, so a killed job resumes) and writes ``summary.json``. The entry functions are
+rows: it sends whole images in memory-sized chunks (:mod:`sam2elnet.engine.folder_memory`) to
+:func:`~sam2elnet.engine.folder_chunk.process_chunk` on the job's executor, predicts images too
+large for memory window by window (:mod:`sam2elnet.engine.folder_large`), keeps ``quality.csv``
+/ ``skipped.csv`` current (atomically, so a killed job resumes) and writes ``summary.json``. The entry functions are
 :func:`sam2elnet.engine.infer.annotate_folder` and :func:`sam2elnet.engine.infer.enhance_folder`.
 """
 
@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,30 +25,20 @@ import numpy as np
 
 from sam2elnet.data.run_model import MODEL_ID_JSON, record_model_identity
 from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
-from sam2elnet.engine import memory
-from sam2elnet.engine.change_maps import scene_changes
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
-from sam2elnet.engine.folder_chunk import (
-    ChunkSpec,
-    CoarseFile,
-    check_warp_input,
-    drop_counterpart,
-    process_chunk,
-    warp_outputs,
-)
+from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile, process_chunk
 from sam2elnet.engine.folder_inputs import read_done, unique_names
-from sam2elnet.engine.folder_workers import CallWindows
-from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
-from sam2elnet.engine.scene import predict_scene
-from sam2elnet.errors import DataError
+from sam2elnet.engine.folder_large import predict_large
+from sam2elnet.engine.folder_memory import ChunkPlanner
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.utils.atomic import remove_stale_temps
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
-from sam2elnet.utils.run_warnings import RunWarnings, warn_once
+from sam2elnet.utils.run_warnings import RunWarnings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FolderResult", "FinishHook", "FolderJob", "whole_batches"]
+__all__ = ["FolderResult", "FinishHook", "FolderJob"]
 
 
 @dataclass
@@ -102,7 +92,8 @@ class FolderJob:
         #: runs the per-chunk work: this process (LocalExecutor) or Ray actors (RayExecutor)
         self.executor: CallExecutor = executor if executor is not None else LocalExecutor(predictor)
         self.order: dict[str, int] = {}  # image -> position in the job's input list
-        self._pixels: dict[Path, int | None] = {}  # header sizes, read once per file
+        #: which images go window by window, and in which memory-sized chunks the rest go
+        self.planner = ChunkPlanner(predictor)
         self.tile, self.overlap = tile, overlap
         self.progress = progress
         self._created = not out.exists()
@@ -154,10 +145,6 @@ class FolderJob:
             write_csv_table(self.out / QUALITY_CSV, self.rows, self.fields)
             self._last_flush = time.monotonic()
 
-    def decide(self, score: float) -> bool:
-        threshold = self.spec.threshold
-        return threshold is None or score >= threshold
-
     def refiltered(self, row: dict[str, Any]) -> dict[str, Any]:
         """A row reused by ``--resume`` under this run's filter: kept when its predicted IoU
         clears the threshold (and no reject flag is set), its label moved between ``labels/``
@@ -172,7 +159,7 @@ class FolderJob:
             score = math.nan
         if not math.isfinite(score) or not row.get("label"):
             return row
-        kept = self.decide(score) and not is_unusable(row.get("quality_flag"))
+        kept = self.spec.keeps(score) and not is_unusable(row.get("quality_flag"))
         if kept == (row.get("kept") in (True, "True", "1")):
             return row
         src = self.out / str(row["label"])
@@ -185,100 +172,16 @@ class FolderJob:
         return self.out / ("labels" if kept else "rejected") / name
 
     def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> None:
-        """Predict one large GeoTIFF scene with the streaming sliding-window path.
-
-        Only the windows in flight are in memory; the label is a tiled GeoTIFF with the scene's
-        georeference, and ``tiles/<scene>.gpkg`` holds per-window quality for reviewers.
-        """
-        tif = Path(name).with_suffix(".tif").name
-        spec = self.spec
-        try:
-            check_warp_input(spec, f)
-        except DataError as err:
-            self.skips.add(f, err)
-            return
-        if coarse is not None and spec.rule is not None and spec.rule.active:
-            warn_once(
-                log,
-                "--new-objects / --max-growth not applied to images predicted window by window",
-                f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
-                "to whole images only and are not applied to this scene",
-            )
-        scorer = QualityScoringPredictor(self.p) if self.p.evaluator.fitted else self.p
-        tile_px = self.tile * self.tile
-        if not self.p.fits_whole(tile_px, coarse=coarse is not None):
-            need = memory.format_bytes(self.p.whole_bytes(tile_px, coarse=coarse is not None))
-            warn_once(
-                log,
-                "one window needs more than --max-memory",
-                f"{f.name}: one {self.tile} px window needs about {need}, more than --max-memory "
-                f"{memory.format_bytes(self.p.max_memory)}; give a smaller --tile",
-            )
-        try:
-            res = predict_scene(
-                f,
-                self.out / "labels" / tif,
-                scorer,
-                tile=self.tile,
-                overlap=self.overlap,
-                batch_size=self.p.fit_batch(tile_px, coarse=coarse is not None),
-                coarse=coarse,
-                line_width=spec.line_width,
-                line_width_unit=spec.line_width_unit,
-                coarse_positive_values=spec.positive_values,
-                prob_path=(self.out / "prob" / tif) if spec.save_prob else None,
-                quality_gpkg=self.out / "tiles" / f"{Path(tif).stem}.gpkg",
-                progress=self.progress,
-                executor=CallWindows(self.executor, scorer is not self.p),
-                keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
-            )
-        except DataError as err:  # incl. a band count the model cannot take: skip, go on
-            self.skips.add(f, err)
-            return
-        changes: dict[str, Any] = {}
-        if coarse is not None:  # enhance: the same change statistics / map as whole images
-            changes = scene_changes(
-                f,
-                coarse,
-                self.out / "labels" / tif,
-                self.out / "changes" / Path(name).stem if spec.save_changes else None,
-                png=name != tif,
-                line_width=spec.line_width,
-                line_width_unit=spec.line_width_unit,
-                positive_values=spec.positive_values,
-            )
-        try:  # after the change statistics, which are counted on the scene grid
-            warp_outputs(spec, [self.out / "labels" / tif, self.out / "prob" / tif])
-        except DataError as err:
-            for sub in ("labels", "prob"):
-                (self.out / sub / tif).unlink(missing_ok=True)
-            self.skips.add(f, err)
-            return
-        if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
-            _tif_to_png(self.out / "labels" / tif, self.out / "labels" / name)
-            if spec.save_prob:
-                _tif_to_png(self.out / "prob" / tif, self.out / "prob" / name, prob=True)
-        score = 0.0 if res.quality_flag else res.predicted_iou  # as whole images: no label, 0
-        kept = (self.decide(score) if score is not None else True) and not res.quality_flag
-        if not kept:
-            (self.out / "rejected").mkdir(parents=True, exist_ok=True)
-            os.replace(self.out / "labels" / name, self.out / "rejected" / name)
-        self.drop_counterpart(Path("labels" if kept else "rejected") / name)
-        row: dict[str, Any] = {
-            "image": str(f),
-            "label": str(Path("labels" if kept else "rejected") / name),
-            "kept": kept,
-            "predicted_iou": float("nan") if score is None else score,
-            "quality_flag": res.quality_flag,
-            "foreground_frac": res.foreground_fraction,
-        }
-        if coarse is not None:
-            row["coarse"] = str(coarse)
-            row.update(changes)
-        if spec.save_prob:
-            row["prob"] = str(Path("prob") / name)
-        self.rows.append(row)
-        self.flush()
+        """Predict one image too large to predict whole window by window
+        (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the
+        reason it was skipped its skip list."""
+        row = predict_large(
+            self.p, self.spec, self.executor, self.skips, f, name, coarse,
+            tile=self.tile, overlap=self.overlap, progress=self.progress,
+        )  # fmt: skip
+        if row is not None:
+            self.rows.append(row)
+            self.flush()
 
     def run(
         self, files: Sequence[Path], coarse_of: Callable[[Path], CoarseFile] | None = None
@@ -302,13 +205,13 @@ class FolderJob:
             key = str(f)
             if key in self.done:
                 self.rows.append(self.refiltered(self.done[key]))
-            elif self.tiled(f, coarse_of is not None):
+            elif self.planner.tiled(f, coarse_of is not None):
                 self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
                 todo.append(f)
         from sam2elnet.utils.progress import progress_bar
 
-        chunks = list(self.chunks(todo, coarse_of is not None))
+        chunks = list(self.planner.chunks(todo, coarse_of is not None))
         work = (
             (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
             for chunk in chunks
@@ -336,53 +239,6 @@ class FolderJob:
         if not self.rows and self.skipped:
             self.discard_if_empty()
             raise self.skips.nothing_done(len(self.skipped))
-
-    def tiled(self, f: Path, coarse: bool) -> bool:
-        """True when ``f`` is too large to predict whole within the predictor's ``max_memory``
-        (header read only; unreadable files are left to the whole-image reader to report)."""
-        px = self.pixels(f)
-        return px is not None and not self.p.fits_whole(px, coarse=coarse)
-
-    def pixels(self, f: Path) -> int | None:
-        """Height x width from ``f``'s header (:func:`memory.image_pixels`), read once a job."""
-        if f not in self._pixels:
-            self._pixels[f] = memory.image_pixels(f)
-        return self._pixels[f]
-
-    def chunks(self, files: Sequence[Path], coarse: bool) -> Iterator[list[Path]]:
-        """Consecutive groups of at most ``4 x batch_size`` files whose summed whole-image
-        estimate (:meth:`Predictor.whole_bytes` of their pixels) stays within ``max_memory``.
-
-        A group of equally large images ends on a whole number of forward batches
-        (:meth:`Predictor.fit_batch`) where it can, the rest starting the next group, so the job
-        runs the full batches a plain loop over the images would: 16 images of 256 px in float32
-        (4 per forward, 15 within the default budget) go as 12 + 4 (forwards of 4, 4, 4 | 4), not
-        as 15 + 1 (4, 4, 4, 3 | 1)."""
-        limit = max(1, self.p.batch_size * 4)
-        group: list[Path] = []
-        pixels = 0
-
-        def over(px: int) -> bool:
-            return self.p.whole_bytes(pixels + px, coarse=coarse) > self.p.max_memory
-
-        for f in files:
-            px = self.pixels(f) or 0
-            if group and (len(group) >= limit or over(px)):
-                keep = whole_batches(self.p, [self.pixels(g) for g in group], coarse)
-                yield group[:keep]
-                group = group[keep:]
-                pixels = sum(self.pixels(g) or 0 for g in group)
-                if group and over(px):  # the rest does not fit with f (a larger image)
-                    yield group
-                    group, pixels = [], 0
-            group.append(f)
-            pixels += px
-        if group:
-            yield group
-
-    def drop_counterpart(self, rel: Path) -> None:
-        """See :func:`drop_counterpart`."""
-        drop_counterpart(self.out, rel)
 
     def on_disk(self) -> None:
         """Keep only rows whose label file is on disk, in input order (so a resumed or
@@ -456,32 +312,3 @@ class FolderJob:
             },
             **extra,
         }
-
-
-def whole_batches(p: Predictor, pixels: Sequence[int | None], coarse: bool) -> int:
-    """How many of a chunk's images (their header ``pixels``, None = unknown) it keeps when it is
-    cut: the most whole forward batches (:meth:`Predictor.fit_batch`) when all are equally
-    large, the rest (fewer than one batch) starting the next chunk; else all of them."""
-    sizes = set(pixels)
-    if len(sizes) != 1 or None in sizes:
-        return len(pixels)
-    step = p.fit_batch(int(sizes.pop() or 0), coarse=coarse)
-    return len(pixels) - len(pixels) % step or len(pixels)
-
-
-def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
-    """Rewrite a scene-path output GeoTIFF (``tif``, removed afterwards) as the PNG the
-    whole-image path writes for PNG/JPEG inputs: labels keep their uint8 values (0/255, 127 =
-    nodata); float32 probabilities become ``round(p * 255)`` with nodata as 0. The uint8 label is
-    read whole (1 byte per pixel, far below the network's working set)."""
-    import rasterio
-
-    from sam2elnet.data.raster import LABEL_NODATA, LABEL_OBJECT, write_mask, write_probability
-
-    with rasterio.open(tif) as ds:
-        arr = ds.read(1)
-    if prob:
-        write_probability(png, np.nan_to_num(arr, nan=0.0))
-    else:
-        write_mask(png, arr == LABEL_OBJECT, nodata=arr == LABEL_NODATA)
-    tif.unlink()

@@ -1,0 +1,179 @@
+"""A folder job's image too large to predict whole: window by window, into the same row and files.
+
+:meth:`~sam2elnet.engine.folder_job.FolderJob.run` sends an image whose whole-image estimate is
+over ``--max-memory`` here instead of to :func:`~sam2elnet.engine.folder_chunk.process_chunk`.
+:func:`predict_large` runs the streaming sliding-window path
+(:func:`~sam2elnet.engine.scene.predict_scene`) through the job's executor, so only the windows
+in flight are in memory, and gives the image the outputs a whole image gets: its label in
+``labels/`` or ``rejected/`` (a PNG for a PNG/JPEG input), the probability map, the enhance
+change statistics and map, ``--warp-to``, and one ``quality.csv`` row; ``tiles/<image>.gpkg``
+adds per-window quality for reviewers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.engine import memory
+from sam2elnet.engine.change_maps import scene_changes
+from sam2elnet.engine.executors import CallExecutor
+from sam2elnet.engine.folder_chunk import (
+    ChunkSpec,
+    CoarseFile,
+    check_warp_input,
+    drop_counterpart,
+    warp_outputs,
+)
+from sam2elnet.engine.folder_workers import CallWindows
+from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
+from sam2elnet.engine.scene import predict_scene
+from sam2elnet.errors import DataError
+from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
+
+__all__ = ["predict_large"]
+
+
+def predict_large(
+    p: Predictor,
+    spec: ChunkSpec,
+    executor: CallExecutor,
+    skips: SkipLog,
+    f: Path,
+    name: str,
+    coarse: CoarseFile | None,
+    *,
+    tile: int,
+    overlap: int,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """Predict the large image ``f`` window by window into ``spec.out``.
+
+    Args:
+        p: the job's predictor (its ``max_memory`` sizes the window batches).
+        spec: the job's output options (folder, threshold, probability maps, ``--warp-to``, ...).
+        executor: the job's executor; the window batches run on it (this process or Ray actors).
+        skips: the job's skip list; an image that cannot be used is added to it.
+        f: the image; ``name``: its label's file name (unique in the job).
+        coarse: its coarse label (enhance), None for annotate.
+        tile, overlap: the windows, px; ``progress``: show a progress bar.
+
+    Returns:
+        The image's ``quality.csv`` row (``image``, ``label``, ``kept``, ``predicted_iou``,
+        ``quality_flag``, ``foreground_frac``, [``coarse`` and change statistics], [``prob``]),
+        or None when it was skipped (a ``--warp-to`` the image cannot take, a band count the
+        model cannot take, an output GDAL cannot warp: the reason is in ``skips``).
+    """
+    out = spec.out
+    tif = Path(name).with_suffix(".tif").name
+    try:
+        check_warp_input(spec, f)
+    except DataError as err:
+        skips.add(f, err)
+        return None
+    if coarse is not None and spec.rule is not None and spec.rule.active:
+        warn_once(
+            log,
+            "--new-objects / --max-growth not applied to images predicted window by window",
+            f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
+            "to whole images only and are not applied to this scene",
+        )
+    scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
+    tile_px = tile * tile
+    if not p.fits_whole(tile_px, coarse=coarse is not None):
+        need = memory.format_bytes(p.whole_bytes(tile_px, coarse=coarse is not None))
+        warn_once(
+            log,
+            "one window needs more than --max-memory",
+            f"{f.name}: one {tile} px window needs about {need}, more than --max-memory "
+            f"{memory.format_bytes(p.max_memory)}; give a smaller --tile",
+        )
+    try:
+        res = predict_scene(
+            f,
+            out / "labels" / tif,
+            scorer,
+            tile=tile,
+            overlap=overlap,
+            batch_size=p.fit_batch(tile_px, coarse=coarse is not None),
+            coarse=coarse,
+            line_width=spec.line_width,
+            line_width_unit=spec.line_width_unit,
+            coarse_positive_values=spec.positive_values,
+            prob_path=(out / "prob" / tif) if spec.save_prob else None,
+            quality_gpkg=out / "tiles" / f"{Path(tif).stem}.gpkg",
+            progress=progress,
+            executor=CallWindows(executor, scorer is not p),
+            keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
+        )
+    except DataError as err:  # incl. a band count the model cannot take: skip, go on
+        skips.add(f, err)
+        return None
+    changes: dict[str, Any] = {}
+    if coarse is not None:  # enhance: the same change statistics / map as whole images
+        changes = scene_changes(
+            f,
+            coarse,
+            out / "labels" / tif,
+            out / "changes" / Path(name).stem if spec.save_changes else None,
+            png=name != tif,
+            line_width=spec.line_width,
+            line_width_unit=spec.line_width_unit,
+            positive_values=spec.positive_values,
+        )
+    try:  # after the change statistics, which are counted on the scene grid
+        warp_outputs(spec, [out / "labels" / tif, out / "prob" / tif])
+    except DataError as err:
+        for sub in ("labels", "prob"):
+            (out / sub / tif).unlink(missing_ok=True)
+        skips.add(f, err)
+        return None
+    if name != tif:  # PNG/JPEG input: the label keeps the whole-image path's PNG name
+        _tif_to_png(out / "labels" / tif, out / "labels" / name)
+        if spec.save_prob:
+            _tif_to_png(out / "prob" / tif, out / "prob" / name, prob=True)
+    score = 0.0 if res.quality_flag else res.predicted_iou  # as whole images: no label, 0
+    kept = (spec.keeps(score) if score is not None else True) and not res.quality_flag
+    if not kept:
+        (out / "rejected").mkdir(parents=True, exist_ok=True)
+        os.replace(out / "labels" / name, out / "rejected" / name)
+    drop_counterpart(out, Path("labels" if kept else "rejected") / name)
+    row: dict[str, Any] = {
+        "image": str(f),
+        "label": str(Path("labels" if kept else "rejected") / name),
+        "kept": kept,
+        "predicted_iou": float("nan") if score is None else score,
+        "quality_flag": res.quality_flag,
+        "foreground_frac": res.foreground_fraction,
+    }
+    if coarse is not None:
+        row["coarse"] = str(coarse)
+        row.update(changes)
+    if spec.save_prob:
+        row["prob"] = str(Path("prob") / name)
+    return row
+
+
+def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
+    """Rewrite a scene-path output GeoTIFF (``tif``, removed afterwards) as the PNG the
+    whole-image path writes for PNG/JPEG inputs: labels keep their uint8 values (0/255, 127 =
+    nodata); float32 probabilities become ``round(p * 255)`` with nodata as 0. The uint8 label is
+    read whole (1 byte per pixel, far below the network's working set)."""
+    import rasterio
+
+    from sam2elnet.data.raster import LABEL_NODATA, LABEL_OBJECT, write_mask, write_probability
+
+    with rasterio.open(tif) as ds:
+        arr = ds.read(1)
+    if prob:
+        write_probability(png, np.nan_to_num(arr, nan=0.0))
+    else:
+        write_mask(png, arr == LABEL_OBJECT, nodata=arr == LABEL_NODATA)
+    tif.unlink()
