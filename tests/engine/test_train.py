@@ -148,16 +148,18 @@ def _uninterrupted(tr: Any, tmp_path: Path) -> tuple[Path, dict[str, Any], Any]:
 
 def _killed_after_epoch_1(tr: Any, cfg: TrainConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     """Train ``cfg`` and stop it (KeyboardInterrupt) right after epoch 1 was checkpointed."""
-    real_save = tr._save_last
+    import sam2elnet.engine.train_checkpoints as ck
+
+    real_save = ck.save_last
 
     def save_then_die(path: Path, payload: dict[str, Any]) -> None:
         real_save(path, payload)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tr, "_save_last", save_then_die)
+    monkeypatch.setattr(ck, "save_last", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         tr.train(cfg)
-    monkeypatch.setattr(tr, "_save_last", real_save)
+    monkeypatch.setattr(ck, "save_last", real_save)
 
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,10 +227,11 @@ def test_a_version_1_resume_state_with_every_weight_still_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sam2elnet.engine.train as tr
+    import sam2elnet.engine.train_checkpoints as ck
 
     data, kw, full = _uninterrupted(tr, tmp_path)
     # the layout before version 2: the whole state dict, no frozen record
-    monkeypatch.setattr(tr, "trainable_state", lambda model, frozen: model.state_dict())
+    monkeypatch.setattr(ck, "trainable_state", lambda model, frozen: model.state_dict())
     _killed_after_epoch_1(tr, small_cfg(data, tmp_path / "k", **kw), monkeypatch)
     last = tmp_path / "k" / "last.pt"
     st = torch.load(last, weights_only=True)

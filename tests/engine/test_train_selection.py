@@ -190,12 +190,13 @@ def test_resume_of_an_old_run_uses_the_new_rule(
     scale) is continued with the training-mix rule: same best epoch and metrics as an
     uninterrupted run of this version."""
     import sam2elnet.engine.train as tr
+    import sam2elnet.engine.train_checkpoints as ck
 
     data = make_dataset(tmp_path / "d", n=8)
     kw = dict(epochs=3, val_fraction=0.5, fit_quality=False, coarse_prob=1.0)
     full = tr.train(small_cfg(data, tmp_path / "full", **kw))
 
-    real_save = tr._save_last
+    real_save = ck.save_last
 
     def save_old_then_die(path: Path, payload: dict[str, Any]) -> None:
         old = {**payload, "selection": {"validation": payload["selection"]["validation"]}}
@@ -209,10 +210,10 @@ def test_resume_of_an_old_run_uses_the_new_rule(
         if len(payload["history"]) == 2:
             raise KeyboardInterrupt  # killed after epoch 2 was checkpointed (old format)
 
-    monkeypatch.setattr(tr, "_save_last", save_old_then_die)
+    monkeypatch.setattr(ck, "save_last", save_old_then_die)
     with pytest.raises(KeyboardInterrupt):
         tr.train(small_cfg(data, tmp_path / "old", **kw))
-    monkeypatch.setattr(tr, "_save_last", real_save)
+    monkeypatch.setattr(ck, "save_last", real_save)
     state = torch.load(tmp_path / "old" / "last.pt", weights_only=True)
     assert state["selection"] == {"validation": "native"}
     resumed = tr.train(small_cfg(data, tmp_path / "old", resume=True, **kw))

@@ -88,6 +88,7 @@ def test_resume_of_a_resized_validation_run_selects_again(
     """Epochs 1-2 saved without the record (old style), killed, resumed: epoch 3 scores below
     the old best (scripted validation IoUs) and still becomes the best epoch, once."""
     import sam2elnet.engine.train as tr
+    import sam2elnet.engine.train_checkpoints as ck
     import sam2elnet.engine.train_metrics as tm
 
     ious = [0.6, 0.7, 0.5]
@@ -99,7 +100,7 @@ def test_resume_of_a_resized_validation_run_selects_again(
         return v, v
 
     monkeypatch.setattr(tm, "iou_f1", scripted)
-    real_save = tr._save_last
+    real_save = ck.save_last
 
     def save_old_then_die(path: Path, payload: dict[str, Any]) -> None:
         sel = {k: v for k, v in payload["selection"].items() if k != "validation"}
@@ -110,10 +111,10 @@ def test_resume_of_a_resized_validation_run_selects_again(
 
     data = make_dataset(tmp_path / "d", n=6)
     kw = dict(epochs=3, val_fraction=0.34, fit_quality=False)
-    monkeypatch.setattr(tr, "_save_last", save_old_then_die)
+    monkeypatch.setattr(ck, "save_last", save_old_then_die)
     with pytest.raises(KeyboardInterrupt):
         tr.train(small_cfg(data, tmp_path / "r", **kw))
-    monkeypatch.setattr(tr, "_save_last", real_save)
+    monkeypatch.setattr(ck, "save_last", real_save)
     saved = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     assert "validation" not in saved["selection"]  # an old-style run state
     with caplog.at_level(logging.WARNING, logger="sam2elnet.engine.train"):

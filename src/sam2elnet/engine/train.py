@@ -25,20 +25,22 @@ training metadata in ``extra``), ``last.pt`` (resume state), ``config.yaml``, ``
 ``splits.json``.
 
 Where the parts live: the split and datasets in :mod:`sam2elnet.engine.train_data`, DDP set-up and
-the ``last.pt`` resume state in :mod:`sam2elnet.engine.train_state`, one pass over the loader
-(forward, loss, step, DDP sums) in :mod:`sam2elnet.engine.train_epoch`, the run folder and the network
-to train in :mod:`sam2elnet.engine.train_setup`, the schedule, parameter groups, sampler and loader
-in :mod:`sam2elnet.engine.train_schedule`, the validation items (native scale, batched by shape)
-in :mod:`sam2elnet.engine.train_val`, ``metrics.csv`` columns and the validation pass in
+the ``last.pt`` file format in :mod:`sam2elnet.engine.train_state`, what ``last.pt`` and
+``model.pt`` record, ``--resume`` and the best epoch so far in
+:mod:`sam2elnet.engine.train_checkpoints`, one pass over the loader (forward, loss, step, DDP sums)
+in :mod:`sam2elnet.engine.train_epoch`, the run folder and the network to train in
+:mod:`sam2elnet.engine.train_setup`, the schedule, parameter groups, sampler and loader in
+:mod:`sam2elnet.engine.train_schedule`, the validation items (native scale, batched by shape) in
+:mod:`sam2elnet.engine.train_val`, ``metrics.csv`` columns and the validation pass in
 :mod:`sam2elnet.engine.train_metrics`, device/autocast/threads/seeds in
-:mod:`sam2elnet.engine.runtime`, the evaluator fit in :mod:`sam2elnet.engine.quality_fit`. This
-module holds the run itself: the epoch loop and its outputs.
+:mod:`sam2elnet.engine.runtime`, the finished run's evaluator in
+:mod:`sam2elnet.engine.train_quality` (the fit itself: :mod:`sam2elnet.engine.quality_fit`). This
+module holds the run itself: the set-up, the epoch loop and its outputs.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -48,18 +50,22 @@ from typing import Any
 
 import torch
 
-from sam2elnet import __version__
 from sam2elnet.config import TrainConfig
-from sam2elnet.engine.quality_crossfit import check_crossfit, crossfit_samples
-from sam2elnet.engine.quality_fit import fit_quality
-from sam2elnet.engine.quality_items import quality_items, train_subset
+from sam2elnet.engine.quality_crossfit import check_crossfit
+from sam2elnet.engine.quality_fit import fit_quality  # re-exported: the documented API
 from sam2elnet.engine.runtime import (
     precision_note,
-    precision_record,
     resolve_device,
     resolve_precision,
     seed_everything,
     set_threads,
+)
+from sam2elnet.engine.train_checkpoints import (
+    Standing,
+    model_extra,
+    resume,
+    save_epoch,
+    training_record,
 )
 from sam2elnet.engine.train_data import positive_values as _positive
 from sam2elnet.engine.train_data import prepare_data as _prepare_data
@@ -71,11 +77,11 @@ from sam2elnet.engine.train_metrics import (
     iou_f1,
     metrics_csv_text,
     no_validation_row,
-    resumed_selection,
     selection_rule,
     val_text,
     validate,
 )
+from sam2elnet.engine.train_quality import fit_run_evaluator
 from sam2elnet.engine.train_schedule import (
     adamw,
     batch_plan,
@@ -91,18 +97,8 @@ from sam2elnet.engine.train_setup import (
     resolve_trunk_scale,
     resume_note,
 )
-from sam2elnet.engine.train_state import (
-    LAST_FORMAT,
-    LAST_VERSION,
-    frozen_state,
-    load_weights,
-    trainable_state,
-)
+from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
-from sam2elnet.engine.train_state import load_last as _load_last
-from sam2elnet.engine.train_state import rng_state as _rng_state
-from sam2elnet.engine.train_state import save_last as _save_last
-from sam2elnet.engine.train_state import set_rng_state as _set_rng_state
 from sam2elnet.engine.train_val import val_road_buffer, validation_loader
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
@@ -257,33 +253,15 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         optimizer, lr_lambda(total_steps, warmup, cfg.min_lr_ratio)
     )
 
-    history: list[dict[str, Any]] = []
-    start_epoch, best_iou, best_epoch = 0, -1.0, -1
-    best_score = -math.inf
-    rewrite_best = False
+    st = Standing()  # epochs done, best so far: restored from last.pt by --resume
     last_path, best_path = out / "last.pt", out / "model.pt"
     if cfg.resume:
-        state = _load_last(last_path)
-        load_weights(model, state, last_path, frozen)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = int(state["epoch"]) + 1
-        best_epoch = int(state["best_epoch"])
-        history, best_iou, best_score = resumed_selection(
-            state, cfg.coarse_prob, data.select_by_loss, val_loader is not None, cfg.epochs
-        )
-        _set_rng_state(state["rng"])
-        resumed = resume_note(start_epoch, cfg.epochs)
-        checked = "; frozen encoder weights checked" if state.get("frozen") is not None else ""
-        at = (  # a finished run has no next epoch ("at epoch 4 of 3" was said)
-            f"at epoch {start_epoch + 1} of {cfg.epochs}"
-            if start_epoch < cfg.epochs
-            else f"after its last epoch ({cfg.epochs} of {cfg.epochs} done)"
-        )
-        say(f"resuming {out} {at} (from {last_path}{checked})")
-        # last.pt is written before model.pt: a kill between the two leaves the best weights
-        # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
-        rewrite_best = best_epoch == int(state["epoch"]) and best_epoch >= 0
+        st, where = resume(
+            cfg, model, optimizer, scheduler, frozen,
+            by_loss=data.select_by_loss, validated=val_loader is not None,
+        )  # fmt: skip
+        resumed = resume_note(st.start_epoch, cfg.epochs)
+        say(where)
 
     ddp_model: torch.nn.Module = model
     if dist_info.enabled:
@@ -301,51 +279,14 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )
 
     selection = selection_rule(cfg.coarse_prob, data.select_by_loss, val_loader is not None)
-    meta_base = {
-        "package_version": __version__,
-        "data": str(cfg.data),
-        "dataset_splits": data.source_splits,
-        "modality": data.modality,
-        "size": model.config.size,  # the network trained (an --init-model's, not --size)
-        "image_size": cfg.image_size,
-        "positive_values": list(cfg.positive_values) if cfg.positive_values else None,
-        "fraction": cfg.fraction,
-        "seed": cfg.seed,
-        "n_train": len(data.train_samples),
-        "n_val": len(data.val_samples),
-        "n_held_out": len(data.splits["held_out"]),
-        "precision": precision,
-        **precision_record(cfg.precision, device),  # as annotate / enhance / scene / cv record
-        "batch_size": batch_size,
-        "batch_rule": batch_rule,
-        "channels_last": channels_last,
-        "trunk": model.config.trunk_trainable,
-        "weights": model.config.weights,
-        "domain": "roads" if roads else "other",
-        "topology_loss": "cldice" if weights.topology > 0 else "none",
-        "selection": selection,
-        "val_road_buffer": vbuf.record,  # of the validation road measures (metrics.csv)
-    }
+    record = training_record(
+        cfg, data, model, precision=precision, device=device, batch_size=batch_size,
+        batch_rule=batch_rule, channels_last=channels_last, roads=roads,
+        topology=weights.topology, selection=selection, val_road_buffer=vbuf.record,
+    )  # fmt: skip
 
-    def model_extra(
-        quality_state: dict[str, Any] | None, quality_summary: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        return {
-            "normalization": data.norm.model_dump(mode="json"),
-            "in_bands": data.in_bands,
-            "image_size": cfg.image_size,
-            "quality": quality_state or {},
-            "quality_summary": quality_summary or {},
-            "train": {
-                **meta_base,
-                "best_epoch": best_epoch + 1,
-                "best_val_iou": best_iou,
-                "epochs": cfg.epochs,
-            },
-        }
-
-    if rewrite_best and dist_info.main:
-        save_model(model, best_path, extra=model_extra(None, None))
+    if st.rewrite_best and dist_info.main:
+        save_model(model, best_path, extra=model_extra(cfg, data, record, st))
     if dist_info.main:
         if data.skipped:
             write_text_atomic(
@@ -356,12 +297,12 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar = tqdm(
-        total=len(loader) * (cfg.epochs - start_epoch),
+        total=len(loader) * (cfg.epochs - st.start_epoch),
         disable=not (cfg.progress and dist_info.main),
         unit="batch",
         dynamic_ncols=True,
     )
-    for epoch in range(start_epoch, cfg.epochs):
+    for epoch in range(st.start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
@@ -402,34 +343,13 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 score = tr_iou  # no validation split: the latest epoch is the best we know
                 row.update(no_validation_row(roads))
             row["time_s"] = time.perf_counter() - t0
-            history.append(row)
-            improved = val_loader is None or score > best_score
-            if improved:
-                best_score, best_epoch = float(score), epoch
-                best_iou = float(row["val_iou"] if val_loader is not None else tr_iou)
-            write_text_atomic(out / "metrics.csv", metrics_csv_text(history, fields))
+            improved = st.record(epoch, row, score, validated=val_loader is not None)
+            write_text_atomic(out / "metrics.csv", metrics_csv_text(st.history, fields))
             # last.pt first, then model.pt: a kill between the two leaves a last.pt whose
             # best epoch is its own epoch, from which --resume rewrites model.pt
-            _save_last(
-                last_path,
-                {
-                    "format": LAST_FORMAT,
-                    "version": LAST_VERSION,
-                    "model": trainable_state(model, frozen),
-                    "frozen": frozen.record(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "best_iou": best_iou,
-                    "best_score": best_score,
-                    "best_epoch": best_epoch,
-                    "selection": selection,
-                    "history": history,
-                    "rng": _rng_state(),
-                },
-            )
+            save_epoch(last_path, model, frozen, optimizer, scheduler, epoch, st, selection)
             if improved:
-                save_model(model, best_path, extra=model_extra(None, None))
+                save_model(model, best_path, extra=model_extra(cfg, data, record, st))
             val_txt = val_text(row, cfg.coarse_prob, roads, vbuf.said)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
@@ -444,35 +364,13 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     bar.close()
     quality_summary: dict[str, Any] = {}
     if dist_info.main:
-        late = late_best_note(best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
+        late = late_best_note(st.best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
         if late:
             say(late)
         if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
-            save_model(model, best_path, extra=model_extra(None, None))
-        oof = None
-        if cfg.fit_quality and cfg.quality.crossfit_folds:
-            # the evaluator's features: inference's precision (cfg.precision), not training's
-            oof = crossfit_samples(cfg, data, best_path, train, say, batch_size)
-        if cfg.fit_quality:
-            q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
-            if oof is not None:  # every training image is predicted out of fold instead
-                q_train = []
-            # at the native scale annotate predicts, not the validation items' crop size
-            quality_summary = fit_quality(
-                best_path,
-                val_items=quality_items(
-                    data.val_samples, data.norm, data.in_bands, cfg.seed, _positive(cfg)
-                ),
-                train_items=quality_items(
-                    q_train, data.norm, data.in_bands, cfg.seed, _positive(cfg)
-                ),
-                qcfg=cfg.quality,
-                device=cfg.device,
-                precision=cfg.precision,
-                batch_size=batch_size,
-                seed=cfg.seed,
-                crossfit=oof,
-            )
+            save_model(model, best_path, extra=model_extra(cfg, data, record, st))
+        if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()
+            quality_summary = fit_run_evaluator(cfg, data, best_path, train, say, batch_size)
     if dist_info.enabled:
         import torch.distributed as dist
 
@@ -483,9 +381,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         run_dir=out,
         best_path=best_path,
         last_path=last_path,
-        history=history,
-        best_epoch=best_epoch + 1,
-        best_val_iou=best_iou,
+        history=st.history,
+        best_epoch=st.best_epoch + 1,
+        best_val_iou=st.best_iou,
         splits=data.splits,
         quality=quality_summary,
         skipped=data.skipped,

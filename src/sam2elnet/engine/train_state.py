@@ -1,8 +1,8 @@
 """Training state: distributed (DDP) set-up and the exact-resume checkpoint ``last.pt``.
 
 ``last.pt`` holds the weights, optimiser, schedule and every RNG state (Python, NumPy, torch), so a
-run resumed after a kill continues exactly where it stopped. Used by
-:func:`sam2elnet.engine.train.train`.
+run resumed after a kill continues exactly where it stopped. Written and read through
+:mod:`sam2elnet.engine.train_checkpoints`; :func:`sam2elnet.engine.train.train` sets up DDP here.
 
 The frozen parameters (the Hiera trunk unless ``--trunk last|all``: ~27 M of Hiera-tiny's weights,
 ~105 MB) are not written each epoch: ``last.pt`` (version 2) names them and holds a content hash

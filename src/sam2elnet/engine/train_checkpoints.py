@@ -1,0 +1,214 @@
+"""A training run's checkpoints: what ``last.pt`` and ``model.pt`` record, and ``--resume`` from ``last.pt``.
+
+``last.pt`` is written after every epoch (:func:`save_epoch`): the trainable weights, optimiser,
+schedule and RNG states, and where the epoch loop stands (:class:`Standing`: the metrics rows,
+the best epoch and its score). ``--resume`` restores all of it (:func:`resume`), so a run
+resumed after a kill ends as an uninterrupted one would. ``model.pt`` holds the best epoch's
+weights with :func:`model_extra`: normalisation, input bands, crop size and what the run trained
+(:func:`training_record`). The ``last.pt`` format and the frozen-weight check live in
+:mod:`sam2elnet.engine.train_state`; the loop that calls these in :mod:`sam2elnet.engine.train`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sam2elnet import __version__
+from sam2elnet.config import TrainConfig
+from sam2elnet.engine.runtime import precision_record
+from sam2elnet.engine.train_metrics import resumed_selection
+from sam2elnet.engine.train_state import (
+    LAST_FORMAT,
+    LAST_VERSION,
+    FrozenState,
+    load_last,
+    load_weights,
+    rng_state,
+    save_last,
+    set_rng_state,
+    trainable_state,
+)
+
+__all__ = ["Standing", "model_extra", "resume", "save_epoch", "training_record"]
+
+
+@dataclass
+class Standing:
+    """Where a run's epoch loop stands (epochs 0-based; ``best_epoch`` -1 before any epoch)."""
+
+    start_epoch: int = 0
+    """The first epoch this run trains (after ``--resume``: the one after ``last.pt``'s)."""
+    best_epoch: int = -1
+    best_iou: float = -1.0
+    """The best epoch's IoU: validation IoU, or training IoU without a validation split."""
+    best_score: float = -math.inf
+    """What selects the best epoch (validation IoU or minus validation loss)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One ``metrics.csv`` row per epoch trained."""
+    rewrite_best: bool = False
+    """``model.pt`` must be written again from ``last.pt``'s weights: a kill between the two
+    files left the best epoch's weights only in ``last.pt`` (:func:`resume`)."""
+
+    def record(self, epoch: int, row: dict[str, Any], score: float, validated: bool) -> bool:
+        """Add ``epoch``'s metrics ``row`` to the history; True when it is the best epoch so far
+        (``score`` above the best; without validation, ``validated`` False, every epoch is: the
+        latest is the best known), which then becomes the best."""
+        self.history.append(row)
+        improved = not validated or score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch = float(score), epoch
+            self.best_iou = float(row["val_iou"] if validated else row["train_iou"])
+        return improved
+
+
+def resume(
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    frozen: FrozenState,
+    *,
+    by_loss: bool,
+    validated: bool,
+) -> tuple[Standing, str]:
+    """Restore ``RUN/last.pt`` into ``model``, ``optimizer``, ``scheduler`` and the RNGs.
+
+    Args:
+        cfg: the run's configuration (``out``, ``epochs``, ``coarse_prob``).
+        frozen: the rebuilt model's frozen weights, checked against the file's record.
+        by_loss, validated: how this run selects the best epoch
+            (:func:`~sam2elnet.engine.train_metrics.resumed_selection`).
+
+    Returns:
+        Where the loop stands, and the line that says where it resumes from.
+
+    Raises:
+        CheckpointError: the file is unreadable, of another format, or its frozen weights differ
+            from the rebuilt model's.
+    """
+    out = Path(cfg.out)
+    last_path = out / "last.pt"
+    state = load_last(last_path)
+    load_weights(model, state, last_path, frozen)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    st = Standing(start_epoch=int(state["epoch"]) + 1, best_epoch=int(state["best_epoch"]))
+    st.history, st.best_iou, st.best_score = resumed_selection(
+        state, cfg.coarse_prob, by_loss, validated, cfg.epochs
+    )
+    set_rng_state(state["rng"])
+    checked = "; frozen encoder weights checked" if state.get("frozen") is not None else ""
+    at = (  # a finished run has no next epoch ("at epoch 4 of 3" was said)
+        f"at epoch {st.start_epoch + 1} of {cfg.epochs}"
+        if st.start_epoch < cfg.epochs
+        else f"after its last epoch ({cfg.epochs} of {cfg.epochs} done)"
+    )
+    # last.pt is written before model.pt: a kill between the two leaves the best weights
+    # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
+    st.rewrite_best = st.best_epoch == int(state["epoch"]) and st.best_epoch >= 0
+    return st, f"resuming {out} {at} (from {last_path}{checked})"
+
+
+def save_epoch(
+    last_path: Path,
+    model: torch.nn.Module,
+    frozen: FrozenState,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    epoch: int,
+    st: Standing,
+    selection: dict[str, Any],
+) -> None:
+    """Write ``last.pt`` (atomically) after ``epoch``: everything :func:`resume` restores."""
+    save_last(
+        last_path,
+        {
+            "format": LAST_FORMAT,
+            "version": LAST_VERSION,
+            "model": trainable_state(model, frozen),
+            "frozen": frozen.record(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "best_iou": st.best_iou,
+            "best_score": st.best_score,
+            "best_epoch": st.best_epoch,
+            "selection": selection,
+            "history": st.history,
+            "rng": rng_state(),
+        },
+    )
+
+
+def training_record(
+    cfg: TrainConfig,
+    data: Any,
+    model: Any,
+    *,
+    precision: str,
+    device: torch.device,
+    batch_size: int,
+    batch_rule: str,
+    channels_last: bool,
+    roads: bool,
+    topology: float,
+    selection: dict[str, Any],
+    val_road_buffer: Any,
+) -> dict[str, Any]:
+    """What ``model.pt``'s ``extra["train"]`` records of the run besides its best epoch: data,
+    network, precision (option and resolved), batch, domain, loss, selection rule and the
+    validation road buffer. ``data``: the run's
+    :class:`~sam2elnet.engine.train_data.TrainData`; ``precision``: the one training ran with;
+    ``topology``: the clDice loss weight."""
+    return {
+        "package_version": __version__,
+        "data": str(cfg.data),
+        "dataset_splits": data.source_splits,
+        "modality": data.modality,
+        "size": model.config.size,  # the network trained (an --init-model's, not --size)
+        "image_size": cfg.image_size,
+        "positive_values": list(cfg.positive_values) if cfg.positive_values else None,
+        "fraction": cfg.fraction,
+        "seed": cfg.seed,
+        "n_train": len(data.train_samples),
+        "n_val": len(data.val_samples),
+        "n_held_out": len(data.splits["held_out"]),
+        "precision": precision,
+        **precision_record(cfg.precision, device),  # as annotate / enhance / scene / cv record
+        "batch_size": batch_size,
+        "batch_rule": batch_rule,
+        "channels_last": channels_last,
+        "trunk": model.config.trunk_trainable,
+        "weights": model.config.weights,
+        "domain": "roads" if roads else "other",
+        "topology_loss": "cldice" if topology > 0 else "none",
+        "selection": selection,
+        "val_road_buffer": val_road_buffer,  # of the validation road measures (metrics.csv)
+    }
+
+
+def model_extra(
+    cfg: TrainConfig, data: Any, record: dict[str, Any], st: Standing
+) -> dict[str, Any]:
+    """``model.pt``'s ``extra`` when the best epoch is saved: normalisation, input bands, crop
+    size, :func:`training_record` with the best epoch (1-based) and its IoU; ``quality`` and
+    ``quality_summary`` stay empty until the evaluator is fitted
+    (:func:`~sam2elnet.engine.quality_fit.fit_quality` writes them)."""
+    return {
+        "normalization": data.norm.model_dump(mode="json"),
+        "in_bands": data.in_bands,
+        "image_size": cfg.image_size,
+        "quality": {},
+        "quality_summary": {},
+        "train": {
+            **record,
+            "best_epoch": st.best_epoch + 1,
+            "best_val_iou": st.best_iou,
+            "epochs": cfg.epochs,
+        },
+    }

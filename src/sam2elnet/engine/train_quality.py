@@ -1,0 +1,68 @@
+"""The quality evaluator of a finished training run, fitted on the best model's predictions.
+
+After the last epoch :func:`fit_run_evaluator` fits the evaluator that scores each label
+``elnet annotate`` / ``enhance`` writes. It sees the best model (``model.pt``) predict images it
+was not trained on: the validation split, and either a sample of the training images
+(``quality.train_samples``) or, with ``--quality-folds``, every training image predicted out of
+fold by networks trained without it (:func:`~sam2elnet.engine.quality_crossfit.crossfit_samples`).
+The items are at the native scale annotation predicts; the fit itself is
+:func:`~sam2elnet.engine.quality_fit.fit_quality`, which stores the evaluator in ``model.pt``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sam2elnet.config import TrainConfig
+from sam2elnet.engine.quality_crossfit import crossfit_samples
+from sam2elnet.engine.quality_fit import fit_quality
+from sam2elnet.engine.quality_items import quality_items, train_subset
+from sam2elnet.engine.train_data import positive_values
+
+__all__ = ["fit_run_evaluator"]
+
+
+def fit_run_evaluator(
+    cfg: TrainConfig,
+    data: Any,
+    best_path: Path,
+    train_fn: Callable[..., Any],
+    say: Callable[[str], None],
+    batch_size: int,
+) -> dict[str, Any]:
+    """Fit the run's quality evaluator into ``best_path`` (``model.pt``).
+
+    Args:
+        cfg: the run's configuration (``quality``, ``seed``, ``device``, ``precision``: the
+            evaluator's features are computed at inference's precision, not training's).
+        data: the run's :class:`~sam2elnet.engine.train_data.TrainData`.
+        train_fn: :func:`sam2elnet.engine.train.train`, which trains the fold networks of
+            ``--quality-folds``.
+        say: where progress lines go; ``batch_size``: images per forward pass.
+
+    Returns:
+        :func:`~sam2elnet.engine.quality_fit.fit_quality`'s summary (fitted, metrics, warning,
+        default threshold, ...).
+    """
+    oof = None
+    if cfg.quality.crossfit_folds:
+        # the evaluator's features: inference's precision (cfg.precision), not training's
+        oof = crossfit_samples(cfg, data, best_path, train_fn, say, batch_size)
+    q_train = train_subset(data.train_samples, cfg.quality.train_samples, cfg.seed)
+    if oof is not None:  # every training image is predicted out of fold instead
+        q_train = []
+    # at the native scale annotate predicts, not the validation items' crop size
+    pv = positive_values(cfg)
+    return fit_quality(
+        best_path,
+        val_items=quality_items(data.val_samples, data.norm, data.in_bands, cfg.seed, pv),
+        train_items=quality_items(q_train, data.norm, data.in_bands, cfg.seed, pv),
+        qcfg=cfg.quality,
+        device=cfg.device,
+        precision=cfg.precision,
+        batch_size=batch_size,
+        seed=cfg.seed,
+        crossfit=oof,
+    )
