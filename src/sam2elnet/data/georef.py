@@ -8,7 +8,7 @@ transform, or, for GCP-only scenes such as Sentinel-1 GRD, the GCPs and their CR
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,19 +57,46 @@ def dataset_georeference(ds: Any) -> dict[str, Any]:
     return georeference(profile)
 
 
-def georeference_kind(profile: dict[str, Any] | None) -> str:
-    """Which georeference a profile has.
+GridKind = Literal["transform", "gcps", "none"]
+"""How a raster is georeferenced (:func:`grid_kind`)."""
+
+MIN_GCPS = 3
+"""The fewest ground control points (with a CRS) that place a raster on a map."""
+
+
+def grid_kind(geo: dict[str, Any]) -> GridKind:
+    """Whether a raster is georeferenced, and by what: the one rule of every reader here.
 
     Args:
-        profile: A rasterio-style profile, or None.
+        geo: the raster's georeference as :func:`georeference` / :func:`dataset_georeference`
+            give it (``{"crs", "transform"}``, ``{"gcps", "crs"}``, ``{"transform"}`` or
+            ``{}``; ``RasterHeader.geo``).
 
     Returns:
-        ``"crs"`` (CRS + transform), ``"gcps"`` (ground control points only) or ``"none"``.
+        ``"transform"``: a CRS with its affine transform (an identity transform included:
+        rasterio reports a CRS without geotransform so, and it cannot be told from a stored
+        identity); ``"gcps"``: no CRS of its own but at least :data:`MIN_GCPS` ground control
+        points with a CRS (Sentinel-1 GRD), placed through them; ``"none"``: nothing a map
+        position can be computed from (no CRS: a PNG / JPEG, a plain TIFF, a world file or
+        GeoTIFF transform without CRS; fewer GCPs, or GCPs without a CRS). Labels on a
+        ``"none"`` raster are in pixel coordinates, and such rasters pair by pixel index.
     """
-    g = georeference(profile)
-    if "gcps" in g:
-        return "gcps"
-    return "crs" if g.get("crs") is not None else "none"
+    if geo.get("crs") is None:
+        return "none"
+    if "transform" in geo:
+        return "transform"
+    return "gcps" if len(geo.get("gcps") or ()) >= MIN_GCPS else "none"
+
+
+def dataset_grid_kind(ds: Any) -> GridKind:
+    """:func:`grid_kind` of an open rasterio dataset (of its :func:`dataset_georeference`)."""
+    return grid_kind(dataset_georeference(ds))
+
+
+def georeference_kind(profile: dict[str, Any] | None) -> GridKind:
+    """:func:`grid_kind` of a rasterio-style profile (``crs``, ``transform``, optionally
+    ``gcps`` / ``gcp_crs``; None: ``"none"``), through :func:`georeference`."""
+    return grid_kind(georeference(profile))
 
 
 PIXEL_GRID = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)

@@ -13,7 +13,7 @@ window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.d
   through GDAL's warper (into memory, or a GeoTIFF for a whole scene).
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
-CRS, >= 3 of them: a Sentinel-1 GRD scene). GCP-only grids are placed with GDAL's thin plate
+CRS, >= 3 of them: a Sentinel-1 GRD scene); :func:`sam2elnet.data.georef.grid_kind` decides which. GCP-only grids are placed with GDAL's thin plate
 spline through the GCPs (:data:`GCP_METHOD`), the transformer ``elnet ... --warp-to`` warps with
 by default (``gdalwarp -tps``; :mod:`sam2elnet.data.warp`), so a label placed here and a label
 warped there agree. Rasters without either (PNG / JPEG, a plain TIFF) have no grid to compare:
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.georef import crs_name, same_crs
+from sam2elnet.data.georef import crs_name, grid_kind, same_crs
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "OtherGrid",
     "RasterHeader",
     "dataset_header",
-    "grid_kind",
     "other_grid",
     "place_on_grid",
     "raster_header",
@@ -167,9 +166,10 @@ class GcpGrid:
 
     @property
     def placeable(self) -> bool:
-        """At least 3 GCPs with a CRS (:func:`grid_kind` ``"gcps"``): map positions can be
-        computed; fewer, or no CRS, and the raster is used as if it had no georeference."""
-        return len(self.gcps) >= 3 and self.crs is not None
+        """Map positions can be computed from these GCPs
+        (:func:`~sam2elnet.data.georef.grid_kind` ``"gcps"``: enough of them, with a CRS); else
+        the raster is used as if it had no georeference."""
+        return grid_kind({"gcps": self.gcps, "crs": self.crs}) == "gcps"
 
     def transformer(self, tps: bool = GCP_METHOD == "GCP_TPS") -> Any:
         """GDAL's GCP transformer (``rasterio.transform.GCPTransformer``; a context manager;
@@ -198,16 +198,6 @@ class GcpGrid:
         from rasterio.transform import from_gcps
 
         return from_gcps(self.gcps)
-
-
-def grid_kind(geo: dict[str, Any]) -> str:
-    """``"transform"`` (CRS + affine transform), ``"gcps"`` (>= 3 GCPs with a CRS) or ``"none"``
-    (nothing a map position can be computed from) for a ``RasterHeader.geo``."""
-    if geo.get("crs") is None:
-        return "none"
-    if "transform" in geo:
-        return "transform"
-    return "gcps" if len(geo.get("gcps") or ()) >= 3 else "none"
 
 
 @dataclass
@@ -271,7 +261,8 @@ def other_grid(
         like: The raster whose grid counts (e.g. the prediction), or its header.
 
     Returns:
-        :class:`OtherGrid` when both are georeferenced (CRS + transform, or GCPs; :func:`grid_kind`)
+        :class:`OtherGrid` when both are georeferenced (CRS + transform, or GCPs;
+        :func:`~sam2elnet.data.georef.grid_kind`)
         and their size, CRS, transform or GCPs differ (transform coefficients compared with
         ``Affine.almost_equals`` to 1/1000 of ``like``'s pixel size, :func:`_grid_tolerance`;
         a GCP-only raster and one with a transform are always on different grids); None when

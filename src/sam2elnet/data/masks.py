@@ -16,11 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sam2elnet.data.georef import georeference
+from sam2elnet.data.georef import georeference, grid_kind
 from sam2elnet.data.grids import (
     OtherGrid,
     RasterHeader,
-    grid_kind,
     other_grid,
     place_on_grid,
     raster_header,

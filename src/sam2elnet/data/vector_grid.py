@@ -133,18 +133,24 @@ def image_grid(ds: Any) -> tuple[Any, Any, Any]:
     from sam2elnet.data.grids import GcpGrid
 
     g = GcpGrid.of(ds)
-    return grid_of(ds.crs, ds.transform, *((g.gcps, g.crs) if g is not None else ((), None)))
+    gcps = {} if g is None else {"gcps": g.gcps, "gcp_crs": g.crs}
+    return grid_of({"crs": ds.crs, "transform": ds.transform, **gcps})
 
 
-def grid_of(crs: Any, transform: Any, gcps: Any, gcp_crs: Any) -> tuple[Any, Any, Any]:
-    """``(crs, transform, gcps)`` for :meth:`~sam2elnet.data.vector.VectorLabels.from_file` from an image's
-    georeference: its CRS and transform, or for an image georeferenced by >= 3 GCPs only
-    (Sentinel-1 GRD) the GCPs' CRS, the identity and the GCPs; ``gcps`` is None otherwise."""
-    if crs is None and gcps is not None and len(gcps) >= 3 and gcp_crs is not None:
-        from affine import Affine
+def grid_of(profile: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """``(crs, transform, gcps)`` for :meth:`~sam2elnet.data.vector.VectorLabels.from_file` from an
+    image's rasterio-style profile (``crs``, ``transform``, ``gcps`` / ``gcp_crs``): for an image
+    georeferenced by GCPs only (:func:`~sam2elnet.data.georef.georeference_kind` ``"gcps"``:
+    Sentinel-1 GRD) the GCPs' CRS, the identity and the GCPs; else its CRS (None without one)
+    and transform (the identity without one) and ``gcps`` None."""
+    from affine import Affine
 
-        return gcp_crs, Affine.identity(), list(gcps)
-    return crs, transform, None
+    from sam2elnet.data.georef import georeference, grid_kind
+
+    geo = georeference(profile)
+    if grid_kind(geo) == "gcps":
+        return geo["crs"], Affine.identity(), list(geo["gcps"])
+    return profile.get("crs"), profile.get("transform") or Affine.identity(), None
 
 
 def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:

@@ -222,24 +222,20 @@ class PolygonFiles:
 
 
 def georeferenced(path: Path) -> bool:
-    """Whether vector labels can be placed on raster ``path`` by map position: it has a CRS
-    (with its transform), or no CRS and >= 3 GCPs with a CRS
-    (:attr:`sam2elnet.data.grids.GcpGrid.placeable`). That is the one rule of every reader:
-    :func:`sam2elnet.data.vector_grid.image_grid` places polygons exactly then, and ``elnet
-    export`` (``LabelRaster.georef``) writes map coordinates exactly then. An unreadable file
-    answers True (its pair's reader reports it)."""
+    """Whether vector labels can be placed on raster ``path`` by map position: its
+    :func:`~sam2elnet.data.georef.dataset_grid_kind` is not ``"none"`` (a CRS with its
+    transform, or >= 3 GCPs with a CRS), read as the polygon readers read it
+    (:func:`sam2elnet.data.vector_grid.image_grid`: GDAL's side files, a world file or
+    ``.aux.xml``, count). An unreadable file answers True (its pair's reader reports it)."""
     import rasterio
 
-    from sam2elnet.data.grids import GcpGrid
+    from sam2elnet.data.georef import dataset_grid_kind
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(path) as ds:
-                if ds.crs is not None:
-                    return True
-                grid = GcpGrid.of(ds)
-                return grid is not None and grid.placeable
+                return dataset_grid_kind(ds) != "none"
     except (rasterio.errors.RasterioError, OSError):
         return True
 

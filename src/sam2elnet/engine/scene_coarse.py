@@ -124,7 +124,8 @@ class CoarseSource:
             raise
 
     def _open_raster(self, scene: Any, positive_values: tuple[float, ...] | None) -> None:
-        from sam2elnet.data.grids import dataset_header, grid_kind, other_grid
+        from sam2elnet.data.georef import grid_kind
+        from sam2elnet.data.grids import dataset_header, other_grid
         from sam2elnet.data.mask_values import mask_encoding
 
         ds = self._ds

@@ -61,18 +61,9 @@ def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
 def _grid(img: Any) -> dict[str, Any]:
     """The ``crs`` / ``transform`` / ``gcps`` of :meth:`VectorLabels.from_file` for a read image
     (:func:`sam2elnet.data.vector_grid.grid_of` of its profile)."""
-    from affine import Affine
-
     from sam2elnet.data.vector_grid import grid_of
 
-    prof = img.profile
-    grid = grid_of(
-        prof.get("crs"),
-        prof.get("transform") or Affine.identity(),
-        prof.get("gcps"),
-        prof.get("gcp_crs"),
-    )
-    return dict(zip(("crs", "transform", "gcps"), grid, strict=True))
+    return dict(zip(("crs", "transform", "gcps"), grid_of(img.profile), strict=True))
 
 
 def import_vector(
