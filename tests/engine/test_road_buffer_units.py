@@ -71,3 +71,23 @@ def test_cv_report_rescores_an_earlier_run_in_metres_without_its_default_px(
     with pytest.raises(Stop):
         report_cv.write_cv_report(tmp_path, {**report, "road_buffer": None, "road_buffer_m": None})
     assert got[-1] == (3.0, None)
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"road_buffer_px": -1}, "road_buffer_px"),
+        ({"road_buffer_m": float("nan")}, "road_buffer_m"),  # was named road_buffer_px
+        ({"line_width": 0}, "line_width"),
+    ],
+)
+def test_evaluate_folders_names_the_width_it_refuses(
+    tmp_path: Path, given: dict, named: str
+) -> None:
+    """A width that is not a finite number > 0 is refused naming the parameter given."""
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    _pair(tmp_path)
+    with pytest.raises(UserError, match=rf"^{named} must be a finite number > 0, got "):
+        evaluate_folders(tmp_path / "pred", tmp_path / "truth", roads=False, progress=False,
+                         **given)  # fmt: skip

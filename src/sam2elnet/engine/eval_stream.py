@@ -152,9 +152,7 @@ def pair_counts(
     rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
     base = None
     if baseline is not None and is_vector_path(baseline):  # placed as a polygon truth is
-        from sam2elnet.engine.eval_vector import VectorTruth
-
-        base = confusion((vector or VectorTruth()).on_grid(baseline, on), t, v)
+        base = confusion(_polygons_on(on, baseline, vector), t, v)
     elif baseline is not None:
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
@@ -227,9 +225,7 @@ def read_pair_masks(
         )
     moved = None
     if polygons:
-        from sam2elnet.engine.eval_vector import VectorTruth
-
-        t, t_valid = (vector or VectorTruth()).on_grid(truth, pred), None
+        t, t_valid = _polygons_on(pred, truth, vector), None
     elif truth_read is not None:
         t, t_valid = truth_read
     else:
@@ -238,17 +234,13 @@ def read_pair_masks(
         t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
         moved = Resampled(grid.describe(), outside)
     if pred_polygons:
-        from sam2elnet.engine.eval_vector import VectorTruth
-
-        p, p_valid = (vector or VectorTruth()).on_grid(pred, truth), None
+        p, p_valid = _polygons_on(truth, pred, vector), None
     else:
         p, p_valid = read_mask_valid(pred)
     p = _same_size(p, pred, t, truth, "predictions")
     v = p_valid  # the prediction's nodata (127 in our labels, its GeoTIFF nodata tag) is not counted
     if valid is not None and is_vector_path(valid):  # a valid area drawn as polygons
-        from sam2elnet.engine.eval_vector import VectorTruth
-
-        v = (vector or VectorTruth()).on_grid(valid, on)
+        v = _polygons_on(on, valid, vector)
         v = v if p_valid is None else (v & p_valid)
     elif valid is not None:
         v = read_binary_mask(valid)
@@ -261,6 +253,17 @@ def read_pair_masks(
     if t_valid is not None:
         v = t_valid if v is None else (v & t_valid)
     return PairMasks(p, t, v, moved)
+
+
+def _polygons_on(grid: Path, path: Path, vector: Any) -> np.ndarray:
+    """bool (H, W) on raster ``grid``'s pixel grid, True inside a polygon of file ``path``:
+    placed by ``vector`` (the evaluation's :class:`~sam2elnet.engine.eval_vector.PolygonFiles`),
+    or, when None, as one pair's own file (a fresh
+    :class:`~sam2elnet.engine.eval_vector.VectorTruth`). Raises DataError as
+    :meth:`~sam2elnet.engine.eval_vector.VectorTruth.on_grid`."""
+    from sam2elnet.engine.eval_vector import VectorTruth
+
+    return (vector or VectorTruth()).on_grid(path, grid)
 
 
 KEEP_BYTES = 512_000_000

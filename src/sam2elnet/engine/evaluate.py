@@ -186,8 +186,7 @@ def evaluate_folders(
         road_buffer_px, road_buffer_m = road_buffer_units(road_buffer_px, road_buffer_m)
     except ValueError as err:
         raise UserError(str(err)) from None
-    _check_widths(road_buffer_px if road_buffer_m is None else road_buffer_m, line_width,
-                  line_width_unit)  # fmt: skip
+    _check_widths(road_buffer_px, road_buffer_m, line_width, line_width_unit)
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
     pairs = pair_inputs(pdir, tdir, truth_split, runs)
@@ -435,13 +434,37 @@ def _ground(sizes: dict[Path, PixelSize]) -> dict[str, Any]:
     return out
 
 
-def _check_widths(road_buffer_px: float, line_width: float | None, unit: str) -> None:
-    """UserError for a road buffer or line width that is not a finite number > 0 (the CLI's
-    range is :class:`~sam2elnet.options.EvaluateOptions`) or another unit than map / px."""
+def _check_widths(
+    road_buffer_px: float | None,
+    road_buffer_m: float | None,
+    line_width: float | None,
+    line_width_unit: str,
+) -> None:
+    """Check the widths of one evaluation before any file is read (the CLI's ranges are
+    :class:`~sam2elnet.options.EvaluateOptions`; the API's callers get the same words).
+
+    Args:
+        road_buffer_px: the road buffer in pixels, or None in metres mode
+            (:func:`~sam2elnet.option_values.road_buffer_units` gives exactly one of the two).
+        road_buffer_m: the road buffer in ground metres, or None in pixel mode.
+        line_width: the total width line (and point) features of polygon files are buffered
+            to, in ``line_width_unit``; None: lines burnt 1 px wide, points dropped.
+        line_width_unit: ``"map"`` (units of the prediction's CRS) or ``"px"``.
+
+    Raises:
+        UserError: a given width that is not a finite number > 0 (naming its parameter:
+            ``road_buffer_px``, ``road_buffer_m`` or ``line_width``), or a ``line_width_unit``
+            other than ``"map"`` / ``"px"``.
+    """
     import math
 
-    for name, v in (("road_buffer_px", road_buffer_px), ("line_width", line_width)):
+    widths = (
+        ("road_buffer_px", road_buffer_px),
+        ("road_buffer_m", road_buffer_m),
+        ("line_width", line_width),
+    )
+    for name, v in widths:
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UserError(f"{name} must be a finite number > 0, got {v}")
-    if unit not in get_args(LineWidthUnit):
-        raise UserError(f"line_width_unit must be 'map' or 'px', got {unit!r}")
+    if line_width_unit not in get_args(LineWidthUnit):
+        raise UserError(f"line_width_unit must be 'map' or 'px', got {line_width_unit!r}")
