@@ -27,7 +27,9 @@ from rasterio.transform import from_origin
 from sam2elnet.data.georef import dataset_grid_kind, georeference_kind, grid_kind
 from sam2elnet.data.grids import GcpGrid, raster_header
 from sam2elnet.data.vector_grid import grid_of, image_grid
+from sam2elnet.data.warp import check_warpable
 from sam2elnet.engine.eval_vector import georeferenced
+from sam2elnet.errors import DataError
 
 UTM = CRS.from_epsg(32633)
 T = from_origin(500000, 4000000, 10, 10)
@@ -168,6 +170,11 @@ def test_every_reader_follows_the_one_rule(tmp_path: Path, name: str) -> None:
     assert georeferenced(path) is (want != "none")  # evaluate's check of a shared polygon file
     assert placeable is (want == "gcps")  # export's polygons, the scene's --quality-gpkg
     assert grid_kind(raster_header(path).geo) == header_want  # raster truths, coarse labels
+    if want == "none":  # --warp-to: nothing to warp from
+        with pytest.raises(DataError, match="drop --warp-to"):
+            check_warpable(path, "EPSG:4326")
+    else:
+        assert check_warpable(path, "EPSG:4326") == CRS.from_epsg(4326)
 
 
 def test_the_rule_over_georeference_dicts() -> None:
@@ -182,4 +189,21 @@ def test_the_rule_over_georeference_dicts() -> None:
     assert georeference_kind(None) == "none"
     assert georeference_kind({"crs": UTM, "transform": T, "gcps": gcps, "gcp_crs": UTM}) == (
         "transform"
+    )
+
+
+def test_pixel_index_note_when_one_side_only_is_georeferenced() -> None:
+    """``pixel_index_note``: the one warning of a raster label used by pixel index beside an
+    image of the same size (``read_mask_on_grid``, the scene's coarse label)."""
+    from sam2elnet.data.masks import pixel_index_note
+
+    geo, gcp, plain = {"crs": UTM, "transform": T}, {"gcps": _gcps(4), "crs": UTM}, {}
+    lab = Path("d/lab.tif")
+    assert pixel_index_note(lab, geo, gcp, "the scene") is None  # both: other_grid decides
+    assert pixel_index_note(lab, plain, {"transform": T}, "the scene") is None  # neither
+    assert pixel_index_note(lab, plain, geo, "the scene") == (
+        "lab.tif: the label has no georeference, so the label is used by pixel index"
+    )
+    assert pixel_index_note(lab, gcp, {"gcps": _gcps(2), "crs": UTM}, "the scene") == (
+        "lab.tif: the scene has no georeference, so the label is used by pixel index"
     )

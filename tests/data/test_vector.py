@@ -315,3 +315,32 @@ def test_empty_and_missing_geometries_are_dropped_without_library_warnings(tmp_p
         warnings.simplefilter("error")
         gdf = read_vector(path)
     assert gdf["k"].tolist() == [1]
+
+
+def test_clean_placed_drops_unplaceable_and_repairs_invalid_features() -> None:
+    """``clean_placed``: the one clean-up of placed labels (the reader's and the shared
+    evaluation truth's, which copied it): non-finite features dropped, a bow-tie repaired, each
+    said once; nothing to do returns the very array."""
+    import shapely
+
+    from sam2elnet.data.vector import clean_placed
+
+    square = shapely.box(0, 0, 2, 2)
+    bowtie = shapely.Polygon([(0, 0), (2, 2), (2, 0), (0, 2)])
+    lost = shapely.box(0, 0, np.inf, 1)  # a reprojection outside the CRS's area of use
+    said: list[tuple[str, str]] = []
+    geoms, kept = clean_placed(
+        np.array([square, lost, bowtie], dtype=object),
+        Path("l.gpkg"),
+        lambda m, k: said.append((m, k)),
+    )
+    assert kept.tolist() == [True, False, True]
+    assert geoms[0] is square and geoms[1].is_valid and geoms[1].area == pytest.approx(2.0)
+    assert [m for m, _ in said] == [
+        "l.gpkg: 1 of 3 features could not be placed in the image CRS (non-finite coordinates "
+        "after reprojection); skipped",
+        "l.gpkg: repaired 1 invalid geometries with make_valid",
+    ]
+    clean = np.array([square], dtype=object)
+    assert clean_placed(clean, Path("l.gpkg"), lambda m, k: said.append((m, k)))[0] is clean
+    assert len(said) == 2

@@ -196,6 +196,18 @@ def test_damaged_or_class_index_files_fail_like_whole_reads(
     assert windowed_mask.scan_mask(classes, positive_values=(2.0,)).encodings[0].positive == (2.0,)
     with pytest.raises(DataError, match="mask size"):
         windowed_mask.mask_plan(files["mask"], shape=(10, 10), image_path=files["img"])
+    # a folder or a missing path: the whole readers' words (was "does not exist" for a folder)
+    for scan, read, what in (
+        (windowed_image.scan_image, read_image, "image"),
+        (windowed_mask.scan_mask, read_mask_valid, "mask"),
+    ):
+        for path, words in ((tmp_path, "found a folder"), (tmp_path / "no.tif", "does not exist")):
+            with pytest.raises(DataError, match=words) as streamed:
+                scan(path)
+            with pytest.raises(DataError) as whole:
+                read(path)
+            assert str(streamed.value) == str(whole.value)
+            assert what in str(whole.value)
 
 
 def test_training_reads_large_geotiffs_by_windows(

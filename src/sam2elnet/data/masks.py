@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,6 +47,7 @@ __all__ = [
     "read_mask",
     "read_mask_on_grid",
     "image_like_label",
+    "pixel_index_note",
     "read_mask_valid",
     "write_decoded_mask",
 ]
@@ -53,6 +55,21 @@ __all__ = [
 KIND_NO_GEOREF_LABEL = "a label or its image without georeference, used by pixel index"
 """The kind a one-sided georeference warning is counted by (once per run,
 :mod:`sam2elnet.utils.run_warnings`): the folder jobs' labels and the scene path's."""
+
+
+def pixel_index_note(
+    label: Path, label_geo: dict[str, Any], image_geo: dict[str, Any], image: str
+) -> str | None:
+    """The warning for a label and its image of one size where only one side is georeferenced
+    (:func:`~sam2elnet.data.georef.grid_kind` ``"none"`` on the other): the pair is used by
+    pixel index. ``label_geo`` / ``image_geo``: their ``RasterHeader.geo``; ``image``: the image
+    as the message names it (e.g. ``"the scene"``). None when both or neither are
+    georeferenced. Counted by :data:`KIND_NO_GEOREF_LABEL`."""
+    label_none, image_none = grid_kind(label_geo) == "none", grid_kind(image_geo) == "none"
+    if label_none == image_none:
+        return None
+    which = "the label" if label_none else image
+    return f"{label.name}: {which} has no georeference, so the label is used by pixel index"
 
 
 _LOSSY_SUFFIXES = (".jpg", ".jpeg")
@@ -334,15 +351,10 @@ def read_mask_on_grid(
         log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
         return mask, valid
     mask, valid = read_mask_valid(p, None, like.path, positive_values)
-    lab_geo, img_geo = grid_kind(head.geo) != "none", grid_kind(img.geo) != "none"
     if mask.shape == shape:
-        if lab_geo != img_geo:
-            which = "the label" if not lab_geo else f"the image {like.path}"
-            warn_once(
-                log,
-                KIND_NO_GEOREF_LABEL,
-                f"{p.name}: {which} has no georeference, so the label is used by pixel index",
-            )
+        note = pixel_index_note(p, head.geo, img.geo, f"the image {like.path}")
+        if note is not None:
+            warn_once(log, KIND_NO_GEOREF_LABEL, note)
         return mask, valid
     warn_once(
         log,

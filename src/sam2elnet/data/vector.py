@@ -50,6 +50,7 @@ __all__ = [
     "default_layer",
     "is_vector_path",
     "read_vector",
+    "clean_placed",
     "VectorLabels",
     "burn_shapes",
     "rasterize_vector",
@@ -97,6 +98,39 @@ def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
         )
         out.append((msg, NO_WIDTH_KINDS[1]))
     return out
+
+
+def clean_placed(geoms: np.ndarray, path: Path, note: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Label geometries placed in an image CRS, made fit to burn: features with non-finite
+    coordinates (a reprojection outside the CRS's area of use gives inf) dropped, invalid ones
+    repaired with ``shapely.make_valid``; each step said by ``note(msg, kind)`` (the reader's
+    note, :meth:`VectorLabels.from_file`).
+
+    Args:
+        geoms: (N,) object array of shapely geometries (not changed).
+        path: the label file, named in the notes.
+
+    Returns:
+        ``(geoms, kept)``: the (M,) geometries (``geoms`` itself when none was dropped or
+        repaired) and the bool (N,) mask of the features kept.
+    """
+    import shapely
+
+    kept = np.isfinite(shapely.bounds(geoms)).all(axis=1)
+    if not kept.all():
+        msg = (
+            f"{path}: {int((~kept).sum())} of {len(geoms)} features could not be placed in the "
+            "image CRS (non-finite coordinates after reprojection); skipped"
+        )
+        note(msg, "vector features that cannot be placed in the image CRS")
+        geoms = geoms[kept]
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms = geoms.copy()
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+        msg = f"{path}: repaired {int(invalid.sum())} invalid geometries with make_valid"
+        note(msg, "invalid vector geometries repaired")
+    return geoms, kept
 
 
 def is_vector_path(path: str | Path) -> bool:
@@ -280,25 +314,7 @@ class VectorLabels:
             note=note,
         )
 
-        geoms = np.asarray(gdf.geometry.values, dtype=object)
-        # reprojection outside a CRS's area of use gives inf coordinates: drop with a reason
-        bounds = shapely.bounds(geoms)
-        finite = np.isfinite(bounds).all(axis=1)
-        if not finite.all():
-            msg = (
-                f"{p}: {int((~finite).sum())} of {n_total} features could not be placed in the "
-                "image CRS (non-finite coordinates after reprojection); skipped"
-            )
-            note(msg, "vector features that cannot be placed in the image CRS")
-            geoms = geoms[finite]
-
-        invalid = ~shapely.is_valid(geoms)
-        if invalid.any():
-            geoms = geoms.copy()
-            geoms[invalid] = shapely.make_valid(geoms[invalid])
-            msg = f"{p}: repaired {int(invalid.sum())} invalid geometries with make_valid"
-            note(msg, "invalid vector geometries repaired")
-
+        geoms, _ = clean_placed(np.asarray(gdf.geometry.values, dtype=object), p, note)
         kinds = shapely.get_type_id(geoms)
         is_line = np.isin(kinds, LINE_TYPE_IDS)
         is_point = np.isin(kinds, POINT_TYPE_IDS)

@@ -19,7 +19,7 @@ import numpy as np
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError
 
-__all__ = ["Placement", "grid_name", "grid_of", "image_grid", "place_labels"]
+__all__ = ["Placement", "grid_name", "grid_of", "image_grid", "in_image_crs", "place_labels"]
 
 
 class Placement(NamedTuple):
@@ -79,19 +79,7 @@ def place_labels(
             )
             note(msg, "vector labels without a CRS, assumed in the image CRS")
         else:
-            try:
-                same = gdf.crs == crs or gdf.crs.equals(crs)
-            except Exception:
-                same = False
-            if not same:
-                try:
-                    gdf = gdf.to_crs(crs)
-                except Exception as err:
-                    raise DataError(
-                        f"cannot transform the labels from {crs_name(gdf.crs)} to the image "
-                        f"CRS {crs_name(crs)} ({type(err).__name__}: {err})",
-                        path,
-                    ) from err
+            gdf = in_image_crs(gdf, crs, path)
         if gcps is not None:
             gdf, map_scale = _to_gcp_pixels(gdf, gcps, path)
             grid_transform, pix = Affine.identity(), 1.0
@@ -124,6 +112,29 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
         note(msg, "vector labels at y >= 0 read as rows")
         return Affine.identity()
     return t
+
+
+def in_image_crs(gdf: Any, crs: Any, path: Path) -> Any:
+    """GeoDataFrame ``gdf`` (labels with a CRS) in the image CRS ``crs``: itself when already
+    in it (``==`` or pyproj's ``equals``), else reprojected (``to_crs``).
+
+    Raises:
+        DataError: naming ``path`` when the reprojection fails.
+    """
+    try:
+        same = gdf.crs == crs or gdf.crs.equals(crs)
+    except Exception:  # noqa: BLE001 - a CRS pyproj cannot compare: reproject
+        same = False
+    if same:
+        return gdf
+    try:
+        return gdf.to_crs(crs)
+    except Exception as err:
+        raise DataError(
+            f"cannot transform the labels from {crs_name(gdf.crs)} to the image "
+            f"CRS {crs_name(crs)} ({type(err).__name__}: {err})",
+            path,
+        ) from err
 
 
 def image_grid(ds: Any) -> tuple[Any, Any, Any]:

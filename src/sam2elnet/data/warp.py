@@ -128,24 +128,26 @@ class NoGeoreferenceError(DataError):
 
 
 def _check_georeference(ds: Any, path: Path) -> bool:
-    """True for a GCP-only dataset, False for CRS + transform; DataError when it cannot be
-    warped (:class:`NoGeoreferenceError`: no georeference; fewer than 3 GCPs, GCPs without a
-    CRS)."""
+    """True for a GCP-only dataset, False for CRS + transform
+    (:func:`~sam2elnet.data.georef.grid_kind`); DataError when it cannot be warped
+    (:class:`NoGeoreferenceError`: no georeference; fewer than 3 GCPs, GCPs without a CRS)."""
+    from sam2elnet.data.georef import MIN_GCPS, dataset_grid_kind
+
+    kind = dataset_grid_kind(ds)
+    if kind != "none":
+        return kind == "gcps"
     gcps, gcp_crs = ds.gcps
-    use_gcps = ds.crs is None and len(gcps) > 0
-    if not use_gcps and ds.crs is None:
+    if not gcps:
         raise NoGeoreferenceError(
             "has no georeference (no CRS, no ground control points): it cannot be warped to "
             "a map grid; drop --warp-to",
             path,
         )
-    if use_gcps and (gcp_crs is None or len(gcps) < 3):
-        raise DataError(
-            f"has {len(gcps)} ground control point(s){'' if gcp_crs else ' without a CRS'}; "
-            "warping needs at least 3 with a CRS; drop --warp-to",
-            path,
-        )
-    return use_gcps
+    raise DataError(
+        f"has {len(gcps)} ground control point(s){'' if gcp_crs else ' without a CRS'}; "
+        f"warping needs at least {MIN_GCPS} with a CRS; drop --warp-to",
+        path,
+    )
 
 
 def check_warpable(path: str | Path, crs: str, method: str = DEFAULT_WARP_METHOD) -> Any:

@@ -33,7 +33,7 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.gdal_errors import raster_error_text
-from sam2elnet.data.images import MAX_BANDS, RasterImage
+from sam2elnet.data.images import MAX_BANDS, RasterImage, check_file
 from sam2elnet.data.validity import alpha_tagged, finish_pixels
 from sam2elnet.errors import DataError
 
@@ -103,8 +103,7 @@ def scan_image(
     from sam2elnet.data.images import is_alpha_band, select_bands
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError("image does not exist; check the path", p)
+    check_file(p, "image")
     try:
         with rasterio.Env(**windowed.GDAL_ENV), windowed.open_raster(p) as src:
             h, w, c = src.height, src.width, src.count

@@ -18,6 +18,7 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.images import check_file
 from sam2elnet.data.mask_values import (
     MaskEncoding,
     encoding_from_counts,
@@ -101,8 +102,7 @@ def scan_mask(
     from rasterio.windows import Window
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError("mask does not exist; check the path", p)
+    check_file(p, "mask")
     try:
         with rasterio.Env(**windowed.GDAL_ENV), windowed.open_raster(p) as src:
             h, w, c = src.height, src.width, src.count

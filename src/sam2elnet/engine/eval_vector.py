@@ -149,38 +149,24 @@ class VectorTruth:
         return frame.iloc[np.sort(near)]
 
     def _place(self, crs: Any) -> tuple[Any, Any]:
-        """``frame`` reprojected to ``crs`` (``to_crs``), features that cannot be placed there
-        (non-finite coordinates) dropped and invalid geometries repaired (``shapely.make_valid``),
-        as the reader does, with its notes said once; and an STRtree of the geometries. A
-        reprojection that fails leaves the frame and no tree (the reader raises per prediction)."""
+        """``frame`` in ``crs`` (:func:`~sam2elnet.data.vector_grid.in_image_crs`), features that
+        cannot be placed there dropped and invalid geometries repaired
+        (:func:`~sam2elnet.data.vector.clean_placed`): the reader's own steps, with its notes
+        said once; and an STRtree of the geometries. A reprojection that fails leaves the frame
+        and no tree (the reader raises per prediction)."""
         import shapely
 
-        gdf = self.frame
+        from sam2elnet.data.vector import clean_placed
+        from sam2elnet.data.vector_grid import in_image_crs
+
         try:
-            same = gdf.crs == crs or gdf.crs.equals(crs)
-        except Exception:  # noqa: BLE001
-            same = False
-        if not same:
-            try:
-                gdf = gdf.to_crs(crs)
-            except Exception:  # noqa: BLE001 - the reader's DataError says it per prediction
-                return self.frame, None
-        geoms = np.asarray(gdf.geometry.values, dtype=object)
-        finite = np.isfinite(shapely.bounds(geoms)).all(axis=1)
-        if not finite.all():
-            self._note(
-                f"{self.path}: {int((~finite).sum())} of {len(geoms)} features could not be "
-                "placed in the image CRS (non-finite coordinates after reprojection); skipped"
-            )
-            gdf, geoms = gdf[finite], geoms[finite]
-        invalid = ~shapely.is_valid(geoms)
-        if invalid.any():
-            geoms = geoms.copy()
-            geoms[invalid] = shapely.make_valid(geoms[invalid])
-            self._note(
-                f"{self.path}: repaired {int(invalid.sum())} invalid geometries with make_valid"
-            )
-            gdf = gdf.set_geometry(list(geoms), crs=gdf.crs)
+            gdf = in_image_crs(self.frame, crs, self.path)
+        except DataError:  # the reader's DataError says it per prediction
+            return self.frame, None
+        original = np.asarray(gdf.geometry.values, dtype=object)
+        geoms, kept = clean_placed(original, self.path, lambda msg, _kind: self._note(msg))
+        if geoms is not original:  # features dropped or repaired
+            gdf = gdf[kept].set_geometry(list(geoms), crs=gdf.crs)
         return gdf, shapely.STRtree(geoms)
 
 

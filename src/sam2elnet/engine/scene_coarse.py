@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
-from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL
+from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL, pixel_index_note
 from sam2elnet.data.tiling import Window, decimated_read
 from sam2elnet.data.vector_shared import SharedVector, frame_of
 from sam2elnet.errors import DataError
@@ -124,7 +124,6 @@ class CoarseSource:
             raise
 
     def _open_raster(self, scene: Any, positive_values: tuple[float, ...] | None) -> None:
-        from sam2elnet.data.georef import grid_kind
         from sam2elnet.data.grids import dataset_header, other_grid
         from sam2elnet.data.mask_values import mask_encoding
 
@@ -144,12 +143,9 @@ class CoarseSource:
                 "the scene's grid",
                 self.path,
             )
-        elif (grid_kind(lab.geo) == "none") != (grid_kind(img.geo) == "none"):
-            self.notes.append(
-                f"{self.path.name}: {'the label' if grid_kind(lab.geo) == 'none' else 'the scene'}"
-                " has no georeference, so the label is used by pixel index"
-            )
-            warn_once(log, KIND_NO_GEOREF_LABEL, self.notes[-1])
+        elif (note := pixel_index_note(self.path, lab.geo, img.geo, "the scene")) is not None:
+            self.notes.append(note)
+            warn_once(log, KIND_NO_GEOREF_LABEL, note)
         self._nodata = ds.nodata
         ov = decimated_read(ds, [1], _ENCODING_PIXELS)[0][0]
         self._encoding = mask_encoding(
