@@ -547,7 +547,10 @@ def test_annotate_marks_nodata_and_skips_all_nodata(
     write_tif(src / "none.tif", np.full((1, 40, 40), -9999.0, np.float32), nodata=-9999.0)
     res = annotate_folder(run["model"], src, tmp_path / "out", progress=False, precision="32")
     assert [Path(r["image"]).name for r in res.rows] == ["part.tif"]
-    assert len(res.skipped) == 1 and "entirely nodata" in res.skipped[0]["reason"]
+    assert (
+        len(res.skipped) == 1
+        and "unusable image, no label written: all nodata (" in res.skipped[0]["reason"]
+    )
     with rasterio.open(tmp_path / "out" / res.rows[0]["label"]) as ds:
         lab = ds.read(1)
         assert ds.nodata == LABEL_NODATA and ds.crs == CRS.from_epsg(32633)

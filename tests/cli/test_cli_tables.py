@@ -69,3 +69,28 @@ def test_every_row_of_the_console_tables_is_aligned(
     numbers = r"0\.700  +0\.610$" if downstream else r"0\.700$"
     rows2 = [x for x in lines[t2 + 2 :] if re.search(numbers, x)]
     assert len(rows2) == 10 and len({len(x) for x in rows2}) == 1
+
+
+def test_stages_with_nothing_usable_get_one_warning_line_each(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results.json's ``unusable`` (stage -> reason) was shown by results.md and report.html
+    only; the terminal summary said nothing of it. One line per stage, under its table."""
+    monkeypatch.setenv("COLUMNS", "80")
+    r = _results(True)
+    why = "all 2 labels were rejected as unusable whatever the filter (2 x constant image)"
+    r["unusable"] = {"annotate": why, "enhance_simulated": why}
+    _print_tables(r)
+    lines = capsys.readouterr().out.splitlines()
+    warn = [x for x in lines if x.startswith("warning:")]
+    assert warn == [
+        "warning: Nothing usable in stage annotate (the auto-labels of the unlabelled images): "
+        f"{why}; scored as they are.",
+        "warning: Nothing usable in stage enhance_simulated (SAM2-ELNet's enhancement of the "
+        f"pool's simulated labels): {why}; scored as they are.",
+    ]
+    t2 = next(i for i, x in enumerate(lines) if x.startswith("table 2 ("))
+    assert lines.index(warn[0]) < t2 < lines.index(warn[1])
+    r.pop("unusable")
+    _print_tables(r)
+    assert "warning:" not in capsys.readouterr().out

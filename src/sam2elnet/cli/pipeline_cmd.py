@@ -262,6 +262,12 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]], text: in
 
 
 def _print_tables(r: dict) -> None:
+    """The closing summary of ``elnet experiment`` / ``elnet demo``: the notes, table 1, the
+    auto-label line, table 2, and one ``warning:`` line per stage whose every label was unusable
+    (results.json ``unusable``, in results.md / report.html's words:
+    :func:`~sam2elnet.pipeline.report_protocol.unusable_lines`) under the table it concerns."""
+    from sam2elnet.pipeline.report_protocol import unusable_lines
+
     typer.echo(r["weights"]["note"])
     typer.echo(r["elnet"]["trunk_note"])
     # road data: the rows carry the road measures (results.md / report.html: their own table)
@@ -281,6 +287,8 @@ def _print_tables(r: dict) -> None:
         f"auto-labels kept {a['n_kept']}/{a['n']}, IoU all {_f(a['iou_all']['iou'])} "
         f"kept {_f(a['iou_kept']['iou'])}, Spearman {_f(a['spearman'])}"
     )
+    for why in unusable_lines(r, 1):
+        typer.echo(f"warning: {why}.")
     if r["table2"]:
         down = table2_downstream(r)
         _print_table(
@@ -295,6 +303,8 @@ def _print_tables(r: dict) -> None:
         )
         if not down:
             typer.echo(f"  ({NO_ENHANCEMENT_DOWNSTREAM})")
+    for why in unusable_lines(r, 2):
+        typer.echo(f"warning: {why}.")
     for why in (r.get("table2_absent") or {}).values():
         typer.echo(f"{why}.")
 

@@ -30,6 +30,7 @@ from sam2elnet.engine.runtime import (
     speed_levers,
 )
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
+from sam2elnet.model.input_flags import unusable_text
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdChoice
 from sam2elnet.model.quality_features import FEATURE_NAMES
@@ -272,11 +273,7 @@ class Predictor:
 
         img = read_image(path, sar=self.normalization.sar, bands=self.normalization.band_select)
         if img.nodata is not None and bool(img.nodata.all()):
-            raise DataError(
-                "image is entirely nodata (every pixel is NaN, +-inf or the file's nodata value); "
-                "nothing to label. Check the file's nodata value",
-                path,
-            )
+            raise DataError(unusable_text("all nodata", "image"), path)
         x, valid = self.prepare(img)
         return img, x, valid
 

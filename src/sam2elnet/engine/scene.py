@@ -321,7 +321,9 @@ def predict_scene(
         warp_method: GCP transformer for ``warp_to``: ``tps`` or ``polynomial``.
         tags: more metadata tags of the label (the model record, :mod:`sam2elnet.data.label_tags`).
         keep_unusable: write the label of a constant scene and say why in
-            ``SceneResult.quality_flag`` instead of raising (annotate/enhance reject it).
+            ``SceneResult.quality_flag`` instead of raising (annotate/enhance reject it);
+            without it an unusable scene is refused before any window is predicted
+            (:meth:`~sam2elnet.engine.scene_inputs.SceneInputs.check_usable`).
 
     Returns:
         A :class:`SceneResult`.
@@ -329,7 +331,8 @@ def predict_scene(
     Raises:
         UserError: invalid options (tile, overlap, output names).
         DataError: unreadable scenes, an all-nodata scene, a constant one (constant image,
-            constant after scaling; not with ``keep_unusable``), band mismatch, bad labels.
+            constant after scaling; not with ``keep_unusable``), both before any window is
+            predicted; band mismatch, bad labels.
     """
     import rasterio
 
@@ -372,6 +375,8 @@ def predict_scene(
             footprint_coords=quality_pixel_coords,
         ) as inputs,
     ):
+        if not keep_unusable:  # an unusable scene is refused before any window is predicted
+            inputs.check_usable()
         src, H, W = inputs.src, inputs.height, inputs.width
         windows = plan_windows(H, W, tile, overlap)
         th, tw = windows[0].height, windows[0].width
@@ -401,8 +406,9 @@ def predict_scene(
                     for i, (w, valid) in enumerate(meta_queue.pop(0)):
                         accum.add(w, probs[i], weights)
                         tiles.add(w, valid, probs[i], None if iou is None else float(iou[i]))
-                if tiles.n == 0:  # every window masked
-                    raise unusable_scene_error("all nodata", src_path)
+                if tiles.n == 0:  # no valid window, though the overview had some: stale
+                    stale = bool(src.overviews(inputs.bands[0]))
+                    raise unusable_scene_error("all nodata", src_path, stale_overviews=stale)
                 flag = inputs.quality_flag(keep_unusable)  # before the label is committed
                 accum.flush_upto(H, final=True)
                 if pdst is not None and prob_dtype == "uint8":

@@ -29,6 +29,8 @@ from sam2elnet.engine.scene_norm import (
     SceneNormalizer,
     ValueSpread,
     make_scene_normalizer,
+    row_strips,
+    scan_flag,
     unusable_scene_error,
 )
 from sam2elnet.errors import DataError
@@ -232,6 +234,41 @@ class SceneInputs:
             self.spread.add(data, x, valid)
             c = self.coarse.read(w) if self.coarse is not None else None
             yield w, x, valid, c
+
+    def check_usable(self) -> None:
+        """Refuse an unusable scene (all nodata, constant image, constant after scaling) before
+        any window is predicted, by the rule :meth:`quality_flag` applies after them.
+
+        Cheap first: when the decimated overview that fixed the normalisation already varies
+        after scaling (``normalizer.overview_varies``), the scene is not constant and nothing
+        more is read. An overview can only prove "not constant" (it may miss a small patch of
+        content), so a flat-looking scene is confirmed by a full-resolution strip-by-strip pass
+        of per-band value ranges (:func:`~sam2elnet.engine.scene_norm.scan_flag`: it reads, never
+        predicts, and stops at the first strip with content).
+
+        Raises:
+            DataError: the scene's flag (:func:`~sam2elnet.engine.scene_norm.
+                unusable_scene_error`), or a strip that cannot be read.
+        """
+        if self.normalizer.overview_varies:
+            return
+        if flag := scan_flag(self.normalizer, self._strips()):
+            raise unusable_scene_error(flag, self.path)
+
+    def _strips(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Raw (C, h, w) pixels and (h, w) valid mask of full-width strips (:func:`row_strips`)."""
+        import rasterio
+
+        for rw in row_strips(self.src):
+            try:
+                data = self.src.read(self.bands, window=rw)
+                valid = self.valid(rw, data)
+            except rasterio.errors.RasterioError as err:
+                raise DataError(
+                    raster_error_text(f"scene rows {rw.row_off}-{rw.row_off + rw.height}", err),
+                    self.path,
+                ) from None
+            yield data, valid
 
     def quality_flag(self, keep_unusable: bool) -> str:
         """The scene's ``quality_flag`` once every window was read (:class:`ValueSpread`; the

@@ -9,6 +9,7 @@ Used by :class:`sam2elnet.engine.scene_inputs.SceneInputs`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,30 +22,38 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SceneNormalizer", "make_scene_normalizer", "unusable_scene_error"]
+__all__ = [
+    "SceneNormalizer",
+    "ValueSpread",
+    "make_scene_normalizer",
+    "range_flag",
+    "row_strips",
+    "scan_flag",
+    "unusable_scene_error",
+]
 
 _OVERVIEW_PIXELS = 1_000_000
 """Pixels of the decimated overview read that fixes the normalisation statistics."""
 
 
-def unusable_scene_error(flag: str, path: Any) -> DataError:
+def unusable_scene_error(flag: str, path: Any, stale_overviews: bool = False) -> DataError:
     """The error of a scene that gets no label: ``flag`` (:data:`~sam2elnet.model.input_flags.
     REJECT_FLAGS`: ``all nodata``, ``constant image``, the clipped flag; the words of
-    :func:`~sam2elnet.model.input_flags.spread_flag`), what it means and what to do, naming
-    ``path`` (the scene). The one wording of ``elnet scene`` and a batch's skip reason."""
-    from sam2elnet.model.input_flags import CLIPPED_FLAG
+    :func:`~sam2elnet.model.input_flags.spread_flag`), what it means and what to do
+    (:func:`~sam2elnet.model.input_flags.unusable_text`), naming ``path`` (the scene). The one
+    wording of ``elnet scene`` and a batch's skip reason. ``stale_overviews``: the file's
+    overviews showed valid pixels that no full-resolution window holds (they were built before
+    the pixels were overwritten); the message says to rebuild them."""
+    from sam2elnet.model.input_flags import unusable_text
 
-    todo = "; give a scene that holds something to label"
-    if flag == CLIPPED_FLAG:
-        todo = "; rescale it to the value range the model was trained on (the range warning "
-        todo += "says how)"
-    elif flag == "constant image":
-        todo = f" (every valid pixel of every band has one value){todo} (not blank, "
-        todo += "zero-filled or saturated)"
-    elif flag == "all nodata":
-        todo = " (no valid pixel: every pixel is the file's nodata value, NaN or masked); "
-        todo += "check the file's nodata value or mask"
-    return DataError(f"unusable scene, no label written: {flag}{todo}", path)
+    text = unusable_text(flag, "scene")
+    if stale_overviews:
+        text += (
+            "; its overviews (the reduced-resolution copies GIS programs show when zoomed out) "
+            "hold data its full-resolution pixels do not: they are out of date, rebuild them "
+            "(gdaladdo -clean, then gdaladdo)"
+        )
+    return DataError(text, path)
 
 
 @dataclass
@@ -63,6 +72,10 @@ class SceneNormalizer:
     bands: list[int] | None = None  # 1-based band indexes read from the source (None: all)
     repeat: int = 0  # >0: the single band read is repeated to this many (band_layout "repeat")
     alpha: bool = False  # the last file band is alpha (a mask), by data.images.is_alpha_band
+    overview_varies: bool = False
+    """The valid pixels of the decimated overview (or sample) that fixed the statistics vary
+    after scaling: the scene is certainly not constant (:meth:`SceneInputs.check_usable
+    <sam2elnet.engine.scene_inputs.SceneInputs.check_usable>` then reads nothing more)."""
 
     def __call__(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.repeat:  # before scaling: per-band statistics of the model apply to each copy
@@ -89,27 +102,42 @@ def _overview(
     return decimated_read(src, bands, max_pixels or _OVERVIEW_PIXELS)
 
 
-def _sample_valid(src: Any, bands: list[int], alpha: bool, want: int = 200_000) -> np.ndarray:
-    """Full-resolution sample of valid pixels (C, n), for scenes whose overview shows none."""
-    step = max(1, src.height // 64)
-    chunks: list[np.ndarray] = []
-    got = 0
+def row_strips(src: Any, rows: int = 256) -> Iterator[Any]:
+    """Full-width rasterio windows of about ``rows`` rows (a multiple of the file's block
+    height), top to bottom: a full-resolution pass over a scene in bounded memory (one strip)."""
     from rasterio.windows import Window as RioWindow
 
+    bh = int(src.block_shapes[0][0]) if src.block_shapes else 1
+    step = bh * max(1, rows // max(bh, 1))
     for r in range(0, src.height, step):
-        win = RioWindow(0, r, src.width, 1)
-        d = src.read(bands, window=win)
-        v = dataset_valid(src, alpha, window=win)
-        if np.issubdtype(d.dtype, np.floating):
-            v &= np.all(np.isfinite(d), axis=0)
-        if v.any():
-            chunks.append(d[:, v])
-            got += int(v.sum())
-            if got >= want:
-                break
-    if not chunks:
-        return np.zeros((len(bands), 0))
-    return np.concatenate(chunks, axis=1)
+        yield RioWindow(0, r, src.width, min(step, src.height - r))
+
+
+def _sample_valid(src: Any, bands: list[int], alpha: bool, want: int = 200_000) -> np.ndarray:
+    """Full-resolution sample of valid pixels (C, n), for scenes whose overview shows none: 64
+    rows spread over the scene first, then, when those hold none either, every row (strip by
+    strip, stopping at ``want`` pixels), so a small valid patch between the sampled rows is found
+    and ``n == 0`` means the scene has no valid pixel at all."""
+    from rasterio.windows import Window as RioWindow
+
+    step = max(1, src.height // 64)
+    sparse = (RioWindow(0, r, src.width, 1) for r in range(0, src.height, step))
+    for wins in (sparse, row_strips(src)):
+        chunks: list[np.ndarray] = []
+        got = 0
+        for win in wins:
+            d = src.read(bands, window=win)
+            v = dataset_valid(src, alpha, window=win)
+            if np.issubdtype(d.dtype, np.floating):
+                v &= np.all(np.isfinite(d), axis=0)
+            if v.any():
+                chunks.append(d[:, v])
+                got += int(v.sum())
+                if got >= want:
+                    break
+        if chunks:
+            return np.concatenate(chunks, axis=1)
+    return np.zeros((len(bands), 0))
 
 
 def _scene_bands(
@@ -187,6 +215,8 @@ def make_scene_normalizer(
     norm.alpha = alpha
     if layout == "repeat":
         norm.repeat = int(in_bands)
+    ranges = (pix.min(axis=1).astype(np.float64), pix.max(axis=1).astype(np.float64))
+    norm.overview_varies = range_flag(norm, ranges, pix.dtype) == ""
     return norm
 
 
@@ -262,6 +292,43 @@ class ValueSpread:
         from sam2elnet.model.input_flags import spread_flag
 
         return spread_flag(self.seen, float("inf") if self.varies else 0.0, self.file_varies)
+
+
+def range_flag(
+    norm: SceneNormalizer, ranges: tuple[np.ndarray, np.ndarray] | None, dtype: Any
+) -> str:
+    """The scene's ``quality_flag`` (:func:`~sam2elnet.model.input_flags.spread_flag`, the
+    whole-image rule) from the per-band (low, high) raw values of its valid pixels (``ranges``,
+    float64 (C,) each, as :func:`_range_update` gathers them; None: no valid pixel), ``dtype``
+    the file's. Exact without scaling every pixel: each scaling (fixed, stats, frozen
+    percentile, dB, the fallback stretch) maps a band's values by one non-decreasing function,
+    so the scaled range of a band is the scaled high minus the scaled low."""
+    from sam2elnet.model.input_flags import spread_flag
+
+    if ranges is None:
+        return spread_flag(False, 0.0)
+    lo, hi = ranges
+    pair = np.stack([lo, hi], axis=1)[:, None, :].astype(dtype)  # (C, 1, 2): each band's ends
+    x = norm(pair, np.ones((1, 2), bool))
+    spread = float(np.abs(x[:, 0, 1] - x[:, 0, 0]).max())
+    return spread_flag(True, spread, bool((hi > lo).any()))
+
+
+def scan_flag(norm: SceneNormalizer, strips: Iterable[tuple[np.ndarray, np.ndarray]]) -> str:
+    """:func:`range_flag` of a scene read strip by strip: ``strips`` yields each strip's raw
+    (C, h, w) pixels and (h, w) bool valid mask (the windows' rule). Stops at the first strip
+    after which the scaled values vary (``""``: usable), so only a flat or empty scene is read to
+    its end. Reads, never predicts: the check before the windows go to the model."""
+    ranges: tuple[np.ndarray, np.ndarray] | None = None
+    dtype: Any = None
+    for data, valid in strips:
+        if not valid.any():
+            continue
+        ranges, raw = _range_update(ranges, data, valid)
+        dtype = data.dtype
+        if raw > 0 and range_flag(norm, ranges, dtype) == "":
+            return ""
+    return range_flag(norm, ranges, dtype)
 
 
 def _range_update(

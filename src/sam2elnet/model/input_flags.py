@@ -18,6 +18,7 @@ __all__ = [
     "is_unusable",
     "spread_flag",
     "unusable_counts",
+    "unusable_text",
 ]
 
 #: The flag of an image whose valid pixels vary in the file but all become one value in the
@@ -65,3 +66,23 @@ def spread_flag(has_valid: bool, spread: float, file_varies: bool = False) -> st
     if spread > CONSTANT_SPREAD:
         return ""
     return CLIPPED_FLAG if file_varies else "constant image"
+
+
+def unusable_text(flag: str, what: str = "scene") -> str:
+    """The one wording of an input refused for ``flag`` (``all nodata``, ``constant image``,
+    :data:`CLIPPED_FLAG`: :func:`spread_flag`'s words): ``unusable {what}, no label written:
+    {flag}``, what the flag means and what to do. ``what`` names the input (``scene``, ``image``);
+    the caller adds the file (``DataError(text, path)``). Used by ``elnet scene``
+    (:func:`sam2elnet.engine.scene_norm.unusable_scene_error`) and by the whole-image reader
+    (:meth:`sam2elnet.engine.predictor.Predictor.read`, an all-nodata image)."""
+    todo = f"; give a {what} that holds something to label"
+    if flag == CLIPPED_FLAG:
+        todo = "; rescale it to the value range the model was trained on (the range warning "
+        todo += "says how)"
+    elif flag == "constant image":
+        todo = f" (every valid pixel of every band has one value){todo} (not blank, "
+        todo += "zero-filled or saturated)"
+    elif flag == "all nodata":
+        todo = " (no valid pixel: every pixel is the file's nodata value, NaN, +-inf or masked); "
+        todo += "check the file's nodata value or mask"
+    return f"unusable {what}, no label written: {flag}{todo}"
