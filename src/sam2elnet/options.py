@@ -138,6 +138,8 @@ class ExportOptions(_Options):
     crs: str = LAYER_CRS[0]  # image | wgs84 | a CRS (EPSG:32615): export.layer_crs
     pixel_coords: PixelCoords = PIXEL_COORDS[0]
     centre_lines: bool | None = None  # None: on for road labels (export.centrelines)
+    review_count: int | None = Field(None, ge=1, description="labels sent for review")
+    max_quality: float | None = Field(None, ge=0, le=1, description="predicted IoU bound")
 
 
 class ImportOptions(_Options):

@@ -351,6 +351,19 @@ def export_cmd(
     no_centre_lines: bool = typer.Option(
         False, "--no-centre-lines", help="No centre lines, even for road labels."
     ),
+    review_count: Optional[int] = typer.Option(
+        None,
+        "--review-count",
+        help="Review on a budget: send only the N labels of lowest predicted IoU (the run's "
+        "quality.csv, or --quality-csv; ties by file name), in every format; the review record "
+        "lists exactly them, so `elnet import` tells edited from unchanged.",
+    ),
+    max_quality: Optional[float] = typer.Option(
+        None,
+        "--max-quality",
+        help="Send only labels whose predicted IoU is below Q (0-1); with --review-count: at "
+        "most N of them.",
+    ),
 ) -> None:
     """Export label rasters as polygons, COCO JSON or Label Studio tasks.
 
@@ -372,6 +385,8 @@ def export_cmd(
         min_area=min_area,
         chip_size=chip_size,
         geojson_crs=geojson_crs,
+        review_count=review_count,
+        max_quality=max_quality,
         flags={"fmt": "--format"},
     )
     if not labels.exists() and not labels.is_symlink():
@@ -406,9 +421,13 @@ def export_cmd(
         centre_lines=centre_lines,
         polygons=polygons,
         document_root=document_root,
+        review_count=review_count,
+        max_quality=max_quality,
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
+    if res.selection is not None:
+        typer.echo(res.selection)
     typer.echo(res.summary())
     if isinstance(res, ExportResult) and res.skipped:
         from sam2elnet.utils.batch import skip_line

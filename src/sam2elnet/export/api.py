@@ -24,6 +24,7 @@ from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.option_scope import check_no_warp, check_ranges, ignored_notes
+from sam2elnet.export.review_pick import review_pick, with_selection
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -62,6 +63,9 @@ class ExportResult:
     n_lines: int = 0
     road_length_px: float = 0.0
     road_length_m: float | None = None
+    #: ``--review-count`` / ``--max-quality``: how many labels of how many went out
+    #: (:meth:`~sam2elnet.export.review_pick.ReviewPick.line`); None: every label
+    selection: str | None = None
 
     def summary(self) -> str:
         s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
@@ -86,6 +90,8 @@ def export_labels(
     warp_method: str = DEFAULT_WARP_METHOD,
     polygons: bool = False,
     document_root: str | Path | None = None,
+    review_count: int | None = None,
+    max_quality: float | None = None,
     **kwargs: Any,
 ) -> ExportResult | LabelStudioExport:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile, COCO JSON or
@@ -119,15 +125,21 @@ def export_labels(
     (:func:`~sam2elnet.export.tile_quality.check_tile_layers`), before anything is written; a
     label scored in the quality table takes its quality from there, and its layer is neither
     checked nor carried.
+    ``review_count`` / ``max_quality`` (every format): only the labels of lowest predicted IoU
+    go out (:func:`~sam2elnet.export.review_pick.pick_for_review`; the result's ``selection``).
     ``model_id`` (the polygons' ``model_id`` attribute, COCO ``info.model_id``) defaults to the
     version of the run's model (:func:`~sam2elnet.export.run_info.run_model_version`, as the
     Label Studio export does; empty when nothing tells it).
     """
     from sam2elnet.utils.paths import check_not_input
 
+    check_ranges({**kwargs, "review_count": review_count, "max_quality": max_quality})
+    pick = review_pick(labels, kwargs.get("quality_csv"), review_count, max_quality)
     if fmt is not None and fmt.lower() == "label-studio":
-        return _export_tasks(labels, out, warp_to, polygons, document_root, kwargs)
-    check_ranges(kwargs)
+        kwargs["files"] = pick.files if pick is not None else None
+        return with_selection(
+            _export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
+        )
     lp = Path(labels)
     if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
         # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
@@ -158,6 +170,7 @@ def export_labels(
         kwargs["model_id"] = version
     if kwargs.get("category") is None:  # the run's (not a --warp-to copy's folder's), and why
         kwargs["run_category"] = default_category(labels, tags=tags)
+    files = pick.files if pick is not None else run_label_files(labels)  # those that go out
     # labels with a quality.csv score: their per-window layers are not joined, so not checked
     rated: set[str] = set()
     if kind in FORMATS and kwargs.get("quality_csv") is not None:  # read once (one warning)
@@ -166,13 +179,13 @@ def export_labels(
     if kind in FORMATS:  # a quality layer made for another scene: refused before any writing
         from sam2elnet.export.tile_quality import check_tile_layers
 
-        check_tile_layers(run_label_files(labels), kwargs.get("positive_values"), rated)
+        check_tile_layers(files, kwargs.get("positive_values"), rated)
     # options of other formats: one note each (OPTION_SCOPE)
     given = {**kwargs, "polygons": polygons, "document_root": document_root}
     kwargs["ignored"] = tuple(ignored_notes(kind, given))
     kwargs["crs"] = target  # parsed once (parse_layer_crs passes a parsed CRS through)
     if not warp_to:
-        return _export_labels(labels, out, kind, **kwargs)
+        return with_selection(_export_labels(labels, out, kind, files=files, **kwargs), pick)
     import tempfile
 
     from sam2elnet.data.warp import check_warp_options
@@ -183,9 +196,7 @@ def export_labels(
         check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
         # labels without georeference among georeferenced ones: skipped, as without --warp-to
-        notes, skips = warp_label_copies(
-            labels, run_label_files(labels), Path(tmp), warp_to, warp_method, rated
-        )
+        notes, skips = warp_label_copies(labels, files, Path(tmp), warp_to, warp_method, rated)
         kwargs["skipped"] = tuple(skips.items)
         try:
             res = _export_labels(tmp, out, kind, **kwargs)
@@ -196,7 +207,7 @@ def export_labels(
             where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
             raise type(err)(f"{text} (after --warp-to {warp_to})", where) from None
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
-    return res
+    return with_selection(res, pick)
 
 
 def _export_labels(
@@ -226,6 +237,7 @@ def _export_labels(
     ignored: tuple[str, ...] = (),
     run_category: tuple[str, str] | None = None,
     skipped: tuple[dict[str, str], ...] = (),
+    files: list[Path] | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -274,13 +286,14 @@ def _export_labels(
     the result's notes. ``run_category``: :func:`~sam2elnet.export.run_info.default_category`
     of the labels as :func:`export_labels` found it (None: looked up here). ``skipped``: labels
     skipped before (``--warp-to``: :func:`~sam2elnet.export.warp_labels.warp_label_copies`),
-    listed first in ``<out stem>_skipped.csv``.
+    listed first in ``<out stem>_skipped.csv``. ``files``: the label files to export (a
+    review selection, :mod:`~sam2elnet.export.review_pick`); None: every label of ``labels``.
     """
     out = Path(out)
     fmt = format_of(out, fmt)
     geojson_crs = geojson_crs.lower()
     notes = list(ignored)
-    files = run_label_files(labels)
+    files = run_label_files(labels) if files is None else files
     notes += _run_folder_notes(Path(labels), files)
     # one batch policy: an unreadable label file, or one without georeference among
     # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
@@ -453,6 +466,7 @@ def _export_tasks(
         out,
         polygons=polygons,
         document_root=document_root,
+        files=kwargs.pop("files", None),
         **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
     )
     ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels

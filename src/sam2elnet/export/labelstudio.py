@@ -221,6 +221,8 @@ class LabelStudioExport:
     n_tasks: int
     n_regions: int
     notes: list[str] = field(default_factory=list)
+    #: ``--review-count`` / ``--max-quality``: how many labels of how many went out; None: all
+    selection: str | None = None
 
     def summary(self) -> str:
         return (
@@ -249,6 +251,7 @@ def export_label_studio(
     category: str | None = None,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
+    files: list[Path] | None = None,
 ) -> LabelStudioExport:
     """Write Label Studio tasks (JSON list) with pre-annotations for label rasters.
 
@@ -271,6 +274,8 @@ def export_label_studio(
             ``"foreground"``; :func:`~sam2elnet.export.run_info.default_category`).
         progress: Show a progress bar.
         positive_values: Label values that mean "object" (class-index masks).
+        files: The label files to export, one task each (a review selection,
+            :mod:`~sam2elnet.export.review_pick`); None: every label of ``labels``.
 
     Returns:
         :class:`LabelStudioExport` (paths, task and region counts, notes).
@@ -292,7 +297,7 @@ def export_label_studio(
     if out.suffix.lower() != ".json":
         raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
     lp = Path(labels)
-    files = run_label_files(lp)
+    files = run_label_files(lp) if files is None else files
     notes: list[str] = []
     if category is None:
         category, why = default_category(lp)

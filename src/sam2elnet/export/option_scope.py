@@ -116,9 +116,10 @@ def check_no_warp(warp_to: str | None, why: str) -> None:
 
 
 def check_ranges(kwargs: dict[str, Any]) -> None:
-    """Refuse a ``simplify`` / ``smooth`` / ``min_area_px`` out of the range
-    :class:`~sam2elnet.options.ExportOptions` gives it (each >= 0; the one place of the
-    ranges, as for ``elnet export``), before anything is read or written.
+    """Refuse a ``simplify`` / ``smooth`` / ``min_area_px`` (each >= 0), ``review_count``
+    (>= 1) or ``max_quality`` (0-1) out of the range :class:`~sam2elnet.options.ExportOptions`
+    gives it (the one place of the ranges, as for ``elnet export``), before anything is read or
+    written.
 
     Raises:
         UserError: ``invalid value for --smooth: -1 (...)`` for the first bad one.
@@ -131,4 +132,6 @@ def check_ranges(kwargs: dict[str, Any]) -> None:
         simplify=kwargs.get("simplify"),
         smooth=kwargs.get("smooth"),
         min_area=kwargs.get("min_area_px"),
+        review_count=kwargs.get("review_count"),
+        max_quality=kwargs.get("max_quality"),
     )
