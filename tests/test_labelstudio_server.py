@@ -2,17 +2,17 @@
 
 Label Studio lives in its own venv (``make setup-ls``, part of ``make test``: ``.venv-ls``, or
 ``$SAM2ELNET_LS_VENV``); the SDK calls run there through ``ls_driver.py``. One server per module
-(random free port, temporary data folder copied from the migrated template, bounded waits,
-always shut down). The tests skip, saying why, only when Label Studio is not installed.
+(a free port, another when a concurrent server takes it first: tests/helpers_ports.py; a temporary
+data folder copied from the migrated template; bounded waits; always shut down). The tests skip, saying why, only when Label Studio is not installed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_ports import PortTaken, start_on_free_port
 from review_helpers import make_run
 
 from sam2elnet.cli import main
@@ -36,12 +37,6 @@ START_TIMEOUT_S = 420  # first start without the template runs every migration (
 SCORES = {"b_mid": 0.71, "a_bad": 0.12, "c_good": 0.93}
 
 pytestmark = pytest.mark.timeout(900)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -61,6 +56,76 @@ def _ready(url: str) -> bool:
         return False
 
 
+IN_USE = "port is already in use"  # Django's runserver, when it cannot bind
+
+
+def _start_ls(exe: Path, base: Path, port: int) -> tuple[subprocess.Popen, Path]:
+    """Label Studio on 127.0.0.1:``port`` with a data folder of its own, once it answers.
+
+    Raises:
+        PortTaken: another process has the port (Label Studio then moves to the next port by
+            itself, or exits): the server is stopped, :func:`start_on_free_port` tries another.
+    """
+    data, log = base / f"data-{port}", base / f"server-{port}.log"
+    cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
+    if (LS_VENV / "template").is_dir():
+        shutil.copytree(LS_VENV / "template", data)
+    else:
+        cmd += ["--username", USER, "--password", PASSWORD, "--user-token", TOKEN]
+        cmd += ["--enable-legacy-api-token"]
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",  # its port messages reach the log as they are printed
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(base / "root"),
+        "LATEST_VERSION_CHECK": "false",
+        # the ML backend (and its webhook) runs on 127.0.0.1 too, which Label Studio blocks by default
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
+        "ML_TIMEOUT_SETUP": "60",
+        "ML_TIMEOUT_HEALTH": "30",
+        "ML_CONNECTION_TIMEOUT": "10",
+    }
+    url, t0 = f"http://127.0.0.1:{port}", time.monotonic()
+    ours = f"Starting development server at {url}/"  # Django's line before it binds the port
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        while True:
+            text = log.read_text(errors="replace")
+            taken = [x for x in text.splitlines() if f"Port {port} is in use" in x or IN_USE in x]
+            if taken:
+                raise PortTaken(taken[0].strip("* "))
+            if proc.poll() is not None:
+                pytest.fail(f"Label Studio exited ({proc.returncode}):\n{text[-3000:]}")
+            # only after Django said it starts on our port: the answer is from our server
+            if ours in text and _ready(url):
+                break
+            if time.monotonic() - t0 > START_TIMEOUT_S:
+                pytest.fail(f"Label Studio not up after {START_TIMEOUT_S} s:\n{text[-3000:]}")
+            time.sleep(0.5)
+    except BaseException:
+        _stop(proc)
+        raise
+    print(f"Label Studio up in {time.monotonic() - t0:.1f} s at {url}")
+    return proc, log
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group, SIGKILL when it is not gone within 30 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def ls_server(tmp_path_factory):
     exe = LS_VENV / "bin" / "label-studio"
@@ -70,56 +135,18 @@ def ls_server(tmp_path_factory):
             "set SAM2ELNET_LS_VENV to use another venv)"
         )
     base = tmp_path_factory.mktemp("label-studio")
-    data, root = base / "data", base / "root"
-    root.mkdir()
-    cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1"]
-    port = _free_port()
-    cmd += ["--port", str(port)]
-    if (LS_VENV / "template").is_dir():
-        shutil.copytree(LS_VENV / "template", data)
-    else:
-        cmd += ["--username", USER, "--password", PASSWORD, "--user-token", TOKEN]
-        cmd += ["--enable-legacy-api-token"]
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_BASE_DATA_DIR": str(data),
-        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root),
-        "LATEST_VERSION_CHECK": "false",
-        # the ML backend (and its webhook) runs on 127.0.0.1 too, which Label Studio blocks by default
-        "ML_BLOCK_LOCAL_IP": "false",
-        "SSRF_PROTECTION_ENABLED": "false",
-        "ML_TIMEOUT_SETUP": "60",
-        "ML_TIMEOUT_HEALTH": "30",
-        "ML_CONNECTION_TIMEOUT": "10",
-    }
-    log = base / "server.log"
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.monotonic()
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    (base / "root").mkdir()
+    ports: list[int] = []
+
+    def start(port: int) -> tuple[subprocess.Popen, Path]:
+        ports.append(port)
+        return _start_ls(exe, base, port)
+
+    proc, log = start_on_free_port(start)
     try:
-        while not _ready(url):
-            if proc.poll() is not None:
-                pytest.fail(f"Label Studio exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-            if time.monotonic() - t0 > START_TIMEOUT_S:
-                pytest.fail(
-                    f"Label Studio not up after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
-        print(f"Label Studio up in {time.monotonic() - t0:.1f} s at {url}")
-        yield Server(url, TOKEN, root, log)
+        yield Server(f"http://127.0.0.1:{ports[-1]}", TOKEN, base / "root", log)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        _stop(proc)
 
 
 def drive(step: str, args: dict, tmp: Path, timeout: float = 600) -> dict:
@@ -269,6 +296,18 @@ def _wait_json(url: str, ok, timeout: float, proc: subprocess.Popen | None = Non
     pytest.fail(f"{url} did not reach the expected state in {timeout} s; last answer {last}")
 
 
+def _announced_url(log: Path, proc: subprocess.Popen, timeout: float) -> str:
+    """The address ``elnet serve --port 0`` printed ("sam2elnet ML backend at http://HOST:PORT")."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if m := re.search(r"ML backend at (http://[\d.]+:\d+) ", log.read_text(errors="replace")):
+            return m.group(1)
+        if proc.poll() is not None:
+            pytest.fail(f"elnet serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    pytest.fail(f"elnet serve printed no address in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
 def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsys):
     from test_serve import scored_model
 
@@ -283,17 +322,18 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
         "--document-root", str(ls_server.root), "--no-progress",
     ]) == 0  # fmt: skip
     tasks = [{"data": t["data"]} for t in json.loads(out.read_text())]  # no pre-annotations
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "serve.log").open("wb")
-    # no --image-size: the fine-tuning runs take the model's training size (32 px)
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    # no --image-size: the fine-tuning runs take the model's training size (32 px); --port 0: the
+    # backend binds any free port and prints its address (no port another worker can take first)
     cmd = [
         sys.executable, "-c", "import sys; from sam2elnet.cli import main; sys.exit(main(sys.argv[1:]))",
-        "serve", "--model", str(model), "--workdir", str(tmp_path / "serve"), "--port", str(port),
+        "serve", "--model", str(model), "--workdir", str(tmp_path / "serve"), "--port", "0",
         "--document-root", str(ls_server.root), "--epochs", "1",
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        url = _announced_url(log_path, proc, 120)
         h0 = _wait_json(f"{url}/health", lambda h: h.get("status") == "UP", 120, proc)
         edit = np.zeros((40, 48), bool)
         edit[8:30, 4:20] = True
@@ -340,8 +380,7 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
         stored = cv2.imread(str(tmp_path / "serve" / "data" / "masks" / f"{name}.png"), 0)
         assert np.array_equal(stored > 0, edit)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        _stop(proc)
         log.close()
 
 

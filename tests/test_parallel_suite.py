@@ -45,3 +45,25 @@ def test_each_xdist_worker_runs_one_thread(tmp_path: Path) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "1 passed" in out, out[-3000:]
+
+
+def test_a_server_whose_port_was_taken_starts_again_on_another() -> None:
+    """tests/helpers_ports.py: a port taken between free_port() and the server's bind (another
+    worker's server) costs a retry on a new port, not a failed test."""
+    from helpers_ports import PortTaken, start_on_free_port
+
+    tried: list[int] = []
+
+    def start(port: int) -> int:
+        tried.append(port)
+        if len(tried) < 3:
+            raise PortTaken("Address already in use")
+        return port
+
+    assert start_on_free_port(start) == tried[-1] and len(tried) == 3
+
+    def always_taken(port: int) -> int:
+        raise PortTaken("Address already in use")
+
+    with pytest.raises(pytest.fail.Exception, match=r"no free port after 2 tries: \d+: Address"):
+        start_on_free_port(always_taken, attempts=2)

@@ -10,7 +10,6 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import csv
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -318,19 +317,17 @@ def test_empty_data_folder_is_a_user_error(tmp_path: Path) -> None:
         train(small_cfg(tmp_path / "empty", tmp_path / "r"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_ddp_single_process_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch.distributed as dist
 
     from sam2elnet.engine.train import train
 
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    # no MASTER_PORT: one process takes port 0, any free one (a fixed or a probed port could be
+    # taken by a concurrent test first); set, then deleted, so that the test's end removes the
+    # one train() sets
+    monkeypatch.setenv("MASTER_PORT", "")
+    monkeypatch.delenv("MASTER_PORT")
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "0")
     data = make_dataset(tmp_path / "d", n=4)
@@ -339,6 +336,7 @@ def test_ddp_single_process_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert res.best_path.is_file() and len(res.history) == 1
     assert not dist.is_initialized()  # torn down again
+    assert os.environ["MASTER_PORT"] == "0"
 
 
 def test_resume_refusal_names_the_option_given_not_the_trunk_scale_it_implies(

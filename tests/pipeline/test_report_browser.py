@@ -3,7 +3,8 @@
 Loads a report with every section (plots, map, protocol tables, per-image table, cards, viewer)
 from file://, checks that the page logs no console error, that sorting a column orders the rows,
 that filtering hides rows and that the viewer's layer toggles show and hide layers. Screenshots go
-to ``tests/artifacts/report-browser/`` (ignored by git; ``SAM2ELNET_TEST_ARTIFACTS`` overrides).
+to the test's temporary folder (a test run leaves the checkout as it was); set
+``SAM2ELNET_TEST_ARTIFACTS=DIR`` to keep them in ``DIR/report-browser/`` to look at.
 
 Skips only when no browser is available: selenium not installed, or no chromium/chromedriver on
 PATH (``make test`` installs Debian's ``chromium`` + ``chromium-driver`` when run as root).
@@ -22,11 +23,6 @@ from PIL import Image
 from sam2elnet.pipeline.report import ReportItem
 from sam2elnet.pipeline.report_protocol import write_protocol_report
 
-ARTIFACTS = (
-    Path(os.environ.get("SAM2ELNET_TEST_ARTIFACTS", Path(__file__).parents[1] / "artifacts"))
-    / "report-browser"
-)
-
 
 def _browser() -> tuple[str, str]:
     try:
@@ -44,6 +40,14 @@ def _browser() -> tuple[str, str]:
             "(make test does it when run as root)"
         )
     return binary, driver
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where the screenshots go: ``$SAM2ELNET_TEST_ARTIFACTS/report-browser`` when that is set,
+    else the test's temporary folder."""
+    keep = os.environ.get("SAM2ELNET_TEST_ARTIFACTS")
+    return Path(keep) / "report-browser" if keep else tmp_path / "screenshots"
 
 
 @pytest.fixture
@@ -148,9 +152,9 @@ def _visible_names(drv) -> list[str]:
     )
 
 
-def _shot(drv, name: str, full: bool = False) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    out = ARTIFACTS / f"{name}.png"
+def _shot(drv, folder: Path, name: str, full: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{name}.png"
     if full:
         height = drv.execute_script("return document.documentElement.scrollHeight")
         drv.set_window_size(1400, min(int(height) + 40, 12000))
@@ -161,7 +165,7 @@ def _shot(drv, name: str, full: bool = False) -> Path:
     return out
 
 
-def test_report_in_headless_browser(driver, tmp_path: Path) -> None:
+def test_report_in_headless_browser(driver, shots: Path, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -183,7 +187,7 @@ def test_report_in_headless_browser(driver, tmp_path: Path) -> None:
     assert len(driver.find_elements(By.CSS_SELECTOR, "#map rect.fp")) == 8
     assert "Every downstream model is degenerate" not in driver.page_source  # one row is fine
     assert len(driver.find_elements(By.CSS_SELECTOR, "tr.flagged")) == 2
-    _shot(driver, "report-full", full=True)
+    _shot(driver, shots, "report-full", full=True)
 
     # sorting: predicted IoU ascending, then descending
     pred = {i.name: i.predicted_iou for i in items}
@@ -211,7 +215,7 @@ def test_report_in_headless_browser(driver, tmp_path: Path) -> None:
     driver.find_element(By.ID, "f-name").clear()
     driver.execute_script("document.getElementById('f-name').dispatchEvent(new Event('input'))")
     assert len(_visible_names(driver)) == 8
-    _shot(driver, "report-table")
+    _shot(driver, shots, "report-table")
 
     # the full-size viewer: open from the table, toggle layers
     driver.find_element(By.CSS_SELECTOR, 'button.open[data-idx="2"]').click()
@@ -234,7 +238,7 @@ def test_report_in_headless_browser(driver, tmp_path: Path) -> None:
     assert not out_layer.is_displayed()
     stack_w = driver.execute_script("return document.getElementById('v-stack').clientWidth")
     assert stack_w >= 96  # shown at least at native size
-    _shot(driver, "report-viewer")
+    _shot(driver, shots, "report-viewer")
     driver.find_element(By.ID, "layer-image").click()
     assert "im" not in driver.find_element(By.ID, "v-stack").get_attribute("class").replace(
         "stack", ""

@@ -79,9 +79,11 @@ def init_distributed(cfg: TrainConfig, device: torch.device) -> tuple[Dist, torc
     owns = not dist.is_initialized()
     if owns:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", "29517")
         os.environ.setdefault("RANK", "0")
         os.environ.setdefault("WORLD_SIZE", "1")
+        # one process: its store takes any free port (two such runs at once never collide);
+        # more: every rank must find the same port (torchrun sets it)
+        os.environ.setdefault("MASTER_PORT", "0" if os.environ["WORLD_SIZE"] == "1" else "29517")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
     rank, world = dist.get_rank(), dist.get_world_size()
