@@ -430,7 +430,10 @@ def test_a_checkpoint_of_the_wrong_kind_is_refused_before_the_data_is_read(
     for bad, says in (
         (empty, "file is empty"),
         (other, "not a checkpoint (neither a PyTorch .pt file nor .safetensors)"),
-        (folder, "folder has no .safetensors" if flag == "--weights" else "is a folder; --init"),
+        (
+            folder,
+            "folder has no .safetensors" if flag == "--weights" else "--init-model is a folder",
+        ),
     ):
         rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), flag, str(bad)])
         err = capsys.readouterr().err

@@ -48,6 +48,8 @@ __all__ = [
     "read_mask_on_grid",
     "image_like_label",
     "pixel_index_note",
+    "image_values",
+    "mask_like_image",
     "read_mask_valid",
     "write_decoded_mask",
 ]
@@ -282,6 +284,53 @@ def image_like_label(path: str | Path) -> str:
             return f"{data.shape[0]} bands that differ, a colour image"
     kind = "greys" if x.dtype == np.uint8 else f"{x.dtype} values"
     return f"continuous {kind}, {100 * share:.0f} % of the pixels away from 0 and the top value"
+
+
+def image_values(path: str | Path) -> np.ndarray | None:
+    """The distinct values of a file's valid pixels (nodata, NaN and alpha left out,
+    :func:`sam2elnet.data.images.read_image`; a palette PNG's indices), all bands together,
+    sorted; at most 3 (a sample of the pixels that holds more stops the count: an image).
+    None when the file cannot be read (the image reader then says why)."""
+    from sam2elnet.data.images import read_image
+
+    p = Path(path)
+    idx = _read_palette_indices(p)
+    if idx is not None:
+        x = idx.reshape(-1)
+    else:
+        try:
+            img = read_image(p)
+        except (DataError, OSError):
+            return None
+        data, valid = img.data, img.valid
+        x = data[:, valid] if valid.any() else data.reshape(data.shape[0], -1)
+        x = x[np.isfinite(x)] if np.issubdtype(x.dtype, np.floating) else x.reshape(-1)
+    head = np.unique(x[:65536])
+    if head.size > 2:
+        return head[:3]
+    return np.unique(x)[:3]
+
+
+def mask_like_image(path: str | Path, values: np.ndarray | None = None) -> str:
+    """Why a file given as an image looks like a label mask rather than an image; "" when it can
+    be an image (or cannot be read).
+
+    The rule is strict, so that no real image is refused: the valid pixels of all bands together
+    take exactly two values, the lower one 0 (:func:`image_values`: a 0/255 or 0/1 mask, or a
+    palette mask of background + one class). A constant file (an empty mask, or a blank tile) is
+    not judged here: one value says nothing, the caller looks at other files.
+
+    Args:
+        path: The file given as an image.
+        values: Its :func:`image_values`, when already read.
+
+    Returns:
+        ``""``, or one phrase such as ``"only the values 0 and 255, a mask"``.
+    """
+    v = image_values(path) if values is None else values
+    if v is None or v.size != 2 or v[0] != 0:
+        return ""
+    return f"only the values 0 and {v[1]:g}, a mask"
 
 
 def _read_palette_indices(path: Path) -> np.ndarray | None:

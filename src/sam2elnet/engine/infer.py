@@ -31,6 +31,7 @@ from sam2elnet.data.vector_shared import share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import (
+    check_images_not_masks,
     check_job_out,
     check_labels_not_images,
     check_resume_model,
@@ -309,6 +310,7 @@ def annotate_folder(
     job.check()
     samples = split_samples(images, split, "annotating") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
+    check_images_not_masks(files, images)  # before the model loads
     check_job_out(
         out_dir, "annotate", files, model=model_path, save_prob=save_prob,
         masks=[s.mask for s in samples or ()], coarse=[s.coarse for s in samples or ()],
@@ -408,6 +410,7 @@ def enhance_folder(
         )
     samples = split_samples(images, split, "enhancing") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
+    check_images_not_masks(files, images)  # before the model loads
     if labels is not None:
         label_idx = label_index(labels, len(files))
         label_map = {f: label_idx[mask_key(f.name)] for f in files if mask_key(f.name) in label_idx}

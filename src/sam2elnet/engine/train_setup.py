@@ -189,9 +189,9 @@ def check_weights_file(cfg: TrainConfig) -> None:
     if cfg.init_model is not None:
         init = Path(cfg.init_model)
         if init.is_dir():
-            raise CheckpointError(
-                "is a folder; --init-model takes a model file of `elnet train` (RUN/model.pt)", init
-            )
+            from sam2elnet.model.io import folder_not_model_file
+
+            raise CheckpointError(f"--init-model is {folder_not_model_file(init)}", init)
         if not init.is_file():
             from sam2elnet.model.io import read_model_file
 

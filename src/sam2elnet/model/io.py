@@ -109,15 +109,26 @@ def check_checkpoint_kind(path: str | Path) -> None:
     )
 
 
+def folder_not_model_file(folder: Path) -> str:
+    """The message for a folder given where a model file is expected: a training run's folder
+    names its ``model.pt`` (the file to give), any other folder says what to give."""
+    if (folder / "model.pt").is_file():
+        return f"a folder, not a model file; give the run's model file: {folder / 'model.pt'}"
+    return "a folder, not a model file; give the model.pt an `elnet train` run wrote"
+
+
 def read_model_file(path: str | Path) -> dict[str, Any]:
     """Read and validate a model file's payload without building the network.
 
     Raises:
-        CheckpointError: no such file; a training run's resume state (``last.pt``) or any other
+        CheckpointError: no such file; a folder (a training run's names its ``model.pt``); a
+            training run's resume state (``last.pt``) or any other
             file that is not a sam2elnet model file (each named as such, with what to give
             instead); a file of a newer format version; a payload lacking an entry.
     """
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(folder_not_model_file(p), p)
     if not p.is_file():
         raise CheckpointError("model file not found; train one with `elnet train`", p)
     obj = safe_torch_load(p)

@@ -1,0 +1,143 @@
+"""``annotate`` / ``enhance --images``: a folder of label masks given as images is refused.
+
+Trial finding (sos-dev, a new user's session): `elnet annotate --images ho/masks` (the masks
+folder of held-out SOS pairs instead of their images) labelled all 30 masks, kept every one and
+scored them with a mean predicted IoU of 0.66, exit 0; `elnet enhance` did the same. The rule
+(``engine.folder_inputs.check_images_not_masks``, ``data.masks.mask_like_image``) is strict so
+that no image is refused: exactly two pixel values, the lower 0; constant files are passed over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+
+from sam2elnet.cli import main
+from sam2elnet.data.masks import image_values, mask_like_image
+from sam2elnet.engine.folder_inputs import check_images_not_masks
+from sam2elnet.errors import UserError
+
+SIZE = 48
+
+
+def _mask(seed: int, value: int = 255) -> np.ndarray:
+    m = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(m, (10 + seed * 7, 20), 9, value, -1)
+    return m
+
+
+def _sar(seed: int) -> np.ndarray:
+    """A grey SAR-like image stored as 3 identical channels (as the SOS JPEGs)."""
+    g = np.random.default_rng(seed).gamma(2.0, 30.0, (SIZE, SIZE)).clip(0, 255).astype(np.uint8)
+    return np.repeat(g[:, :, None], 3, axis=2)
+
+
+def test_mask_like_image_rule(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "m255.png"), _mask(0))
+    cv2.imwrite(str(tmp_path / "m1.png"), _mask(0, 1))
+    cv2.imwrite(str(tmp_path / "sar.jpg"), _sar(0))
+    cv2.imwrite(str(tmp_path / "sar.png"), _sar(1))
+    cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((SIZE, SIZE), np.uint8))
+    two = np.full((SIZE, SIZE), 50, np.uint8)
+    two[:10] = 200  # two values, neither 0: an image (e.g. a quantised tile), not a mask
+    cv2.imwrite(str(tmp_path / "two.png"), two)
+    pal = Image.fromarray((_mask(1) > 0).astype(np.uint8), mode="P")
+    pal.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)  # VOC style: class 1 drawn in colour
+    pal.save(tmp_path / "pal.png")
+    with rasterio.open(
+        tmp_path / "m.tif", "w", driver="GTiff", width=SIZE, height=SIZE, count=1,
+        dtype="uint8", nodata=127,
+    ) as dst:  # fmt: skip
+        m = (_mask(2) > 0).astype(np.uint8)
+        m[:5] = 127  # nodata rows: not a value of the mask
+        dst.write(m[None])
+    expect = {
+        "m255.png": "only the values 0 and 255, a mask",
+        "m1.png": "only the values 0 and 1, a mask",
+        "pal.png": "only the values 0 and 1, a mask",
+        "m.tif": "only the values 0 and 1, a mask",
+        "sar.jpg": "",
+        "sar.png": "",
+        "empty.png": "",
+        "two.png": "",
+        "missing.png": "",
+    }
+    assert {n: mask_like_image(tmp_path / n) for n in expect} == expect
+    assert list(image_values(tmp_path / "empty.png")) == [0]
+    assert image_values(tmp_path / "missing.png") is None
+
+
+@pytest.mark.parametrize("first_blank", [False, True])
+def test_a_folder_of_masks_is_refused_and_of_images_not(tmp_path: Path, first_blank: bool) -> None:
+    masks, images = tmp_path / "masks", tmp_path / "images"
+    masks.mkdir()
+    images.mkdir()
+    if first_blank:  # an empty mask / a blank tile first: passed over, the next files judge
+        cv2.imwrite(str(masks / "0_mask.png"), np.zeros((SIZE, SIZE), np.uint8))
+        cv2.imwrite(str(images / "0_sat.png"), np.zeros((SIZE, SIZE), np.uint8))
+    for i in range(1, 4):
+        cv2.imwrite(str(masks / f"{i}_mask.png"), _mask(i))
+        cv2.imwrite(str(images / f"{i}_sat.jpg"), _sar(i))
+    files = sorted(masks.iterdir())
+    with pytest.raises(UserError) as err:
+        check_images_not_masks(files, masks)
+    assert str(err.value) == (
+        f"{masks}: holds label masks, not images (1_mask.png: only the values 0 and 255, a "
+        "mask); --images expects the images to label (SAR or optical rasters, e.g. SOS "
+        "<id>_sat.jpg), not their masks: give the images' folder"
+    )
+    check_images_not_masks(sorted(images.iterdir()), images)  # no error
+    # one binary image among images is no reason to refuse the folder
+    check_images_not_masks([files[1], *sorted(images.glob("*.jpg"))], [])
+
+
+@pytest.mark.parametrize("command", ["annotate", "enhance"])
+def test_cli_refuses_masks_as_images_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(masks / f"{i}_mask.png"), _mask(i))
+    model = tmp_path / "model.pt"  # refused before the model is read
+    model.write_bytes(b"")
+    out = tmp_path / "out"
+    args = [command, "--model", str(model), "--images", str(masks), "--out", str(out)]
+    if command == "enhance":
+        args += ["--labels", str(masks)]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {masks}: holds label masks, not images (0_mask.png: only the values 0 and 255, "
+        "a mask); --images expects the images to label (SAR or optical rasters, e.g. SOS "
+        "<id>_sat.jpg), not their masks: give the images' folder\n"
+    )
+    assert not out.exists()
+
+
+def test_a_run_folder_given_as_model_names_its_model_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial finding: `elnet annotate --model runs/r0` said `model file not found; train one with
+    `elnet train`` about a run folder that holds model.pt."""
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a_sat.jpg"), _sar(0))
+    run, other = tmp_path / "run", tmp_path / "other"
+    run.mkdir()
+    other.mkdir()
+    (run / "model.pt").write_bytes(b"")
+    for folder, says in (
+        (run, f"a folder, not a model file; give the run's model file: {run / 'model.pt'}"),
+        (other, "a folder, not a model file; give the model.pt an `elnet train` run wrote"),
+    ):
+        out = tmp_path / "out"
+        rc = main(["annotate", "--model", str(folder), "--images", str(images), "--out", str(out)])
+        assert rc == 2
+        assert capsys.readouterr().err == f"error: {folder}: {says}\n"
+        assert not out.exists()
