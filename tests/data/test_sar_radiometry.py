@@ -220,3 +220,24 @@ def test_norm_stats_from_elnet_stats(tmp_path, capsys):
         load_norm_stats(tmp_path / "bad.json")
     assert _train_cli(data, tmp_path / "run2", "--norm-stats", str(tmp_path / "bad.json")) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+def test_stats_says_what_train_will_use_when_it_is_not_the_statistics(tmp_path, capsys):
+    """Trial finding: on sos-dev `elnet stats` printed `normalisation: uint8 SAR, dataset p1..p99
+    range 5..250 -> 0..1` while `elnet train` uses a fixed 0..255 scale for 8-bit SAR (docs/data.md
+    calls `elnet stats` "what training will do"). The line now says which one train uses; data
+    whose training normalisation is these statistics (linear SAR -> dB) get no such line."""
+    from sam2elnet.cli import main
+
+    said = "elnet train will use "
+    for kind, line in (
+        ("u8", "elnet train will use uint8 SAR, fixed 0..255 -> 0..1 (chosen from the data, "
+               "docs/data.md); the statistics above are what --out writes for `elnet train "
+               "--norm-stats FILE`"),
+        ("linear", None),
+    ):  # fmt: skip
+        data = _sar_dataset(tmp_path / kind, kind)
+        assert main(["stats", "--data", str(data), "--no-progress"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert [ln for ln in out if ln.startswith(said)] == ([line] if line else []), out
+        assert any(ln.startswith("normalisation: ") and "dataset p1..p99" in ln for ln in out)

@@ -141,3 +141,43 @@ def test_a_run_folder_given_as_model_names_its_model_file(
         assert rc == 2
         assert capsys.readouterr().err == f"error: {folder}: {says}\n"
         assert not out.exists()
+
+
+def test_evaluate_refuses_images_as_masks_and_takes_probability_maps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trial finding: `elnet evaluate --pred ho/images --truth ho/masks` (and the two swapped)
+    scored the SAR JPEGs thresholded at 128 as labels (IoU 0.062), exit 0."""
+    images, masks, prob = tmp_path / "images", tmp_path / "masks", tmp_path / "prob"
+    for d in (images, masks, prob):
+        d.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}_sat.jpg"), _sar(i))
+        cv2.imwrite(str(masks / f"{i}_mask.png"), _mask(i))
+        p = cv2.GaussianBlur(_mask(i), (0, 0), 6)  # a soft probability map, p x 255
+        cv2.imwrite(str(prob / f"{i}_sat.png"), np.clip(p.astype(int) * 2 + 40, 0, 255))
+    said = "looks like an image, not a mask (continuous greys, "
+    for pred, truth, option, wanted in (
+        (images, masks, "--pred", "predicted labels (masks) or probability maps"),
+        (masks, images, "--truth", "ground-truth masks (0/255, 0/1 or class values)"),
+    ):
+        rc = main(["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"error: {images / '0_sat.jpg'}: {said}"), err
+        assert err.endswith(
+            f"{option} expects {wanted}: give the labels' folder, not the images'\n"
+        )
+    from sam2elnet.data.masks import image_like_label
+
+    assert image_like_label(prob / "0_sat.png")  # continuous greys, yet a prediction may be one
+    with rasterio.open(
+        tmp_path / "p.tif", "w", driver="GTiff", width=SIZE, height=SIZE, count=1,
+        dtype="float32",
+    ) as dst:  # fmt: skip
+        dst.write(np.random.default_rng(0).random((1, SIZE, SIZE), np.float32))
+    json_out = tmp_path / "e.json"
+    assert main(["evaluate", "--pred", str(prob), "--truth", str(masks), "--no-progress",
+                 "--json", str(json_out)]) == 0  # fmt: skip
+    assert main(["evaluate", "--pred", str(tmp_path / "p.tif"), "--truth",
+                 str(masks / "0_mask.png"), "--no-progress"]) == 0  # fmt: skip

@@ -131,6 +131,9 @@ def stats_cmd(
             f"  band {b}: mean={cfg.mean[b]:.3f} std={cfg.std[b]:.3f} "
             f"p{p_low:g}={cfg.low[b]:.3f} p{p_high:g}={cfg.high[b]:.3f}"
         )
+    training = st.training_line()
+    if training:
+        typer.echo(training)
     if out is not None:
         write_json_atomic(out, st.payload())
         typer.echo(f"wrote {out}")

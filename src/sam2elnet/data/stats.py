@@ -237,6 +237,29 @@ class DatasetStats:
             f"Wiedemann et al. (1998) tie the buffer to the road width ({tip} sets it)",
         ]
 
+    def training_line(self) -> str | None:
+        """What ``elnet train`` will scale these images by, when that is not ``config`` (the
+        statistics ``--out`` writes for ``elnet train --norm-stats FILE``): 8-bit SAR keeps a
+        fixed 0..255 scale and optical images a per-image stretch
+        (:func:`~sam2elnet.data.norm_fit.fit_normalization`, on the same images). None when
+        they agree or no image was used."""
+        from sam2elnet.data.norm_fit import fit_normalization
+        from sam2elnet.data.normalize import describe
+
+        if not self.samples:
+            return None
+        try:
+            fit = fit_normalization([s.image for s in self.samples], self.index.modality)
+        except DataError:
+            return None
+        if fit.method == self.config.method:
+            return None
+        return (
+            f"elnet train will use {describe(fit).removeprefix('normalisation: ')} (chosen from "
+            "the data, docs/data.md); the statistics above are what --out writes for "
+            "`elnet train --norm-stats FILE`"
+        )
+
     def payload(self) -> dict[str, Any]:
         """The JSON of ``elnet stats --out``.
 

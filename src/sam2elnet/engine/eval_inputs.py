@@ -8,6 +8,7 @@
 * :func:`pair_inputs`: predictions and truths paired by name, or every prediction with one
   polygon file (``--truth labels.gpkg``; polygon ground truth is rasterised onto each
   prediction's grid by :class:`~sam2elnet.engine.eval_vector.VectorTruth`);
+* :func:`check_not_images`: ``--pred`` / ``--truth`` hold masks, not the images;
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
 * :func:`group_name`: the reporting group of a truth mask (its sub-folder);
 * :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
@@ -40,6 +41,7 @@ __all__ = [
     "TRUTH_SUFFIXES",
     "Pairs",
     "add_quality",
+    "check_not_images",
     "group_name",
     "masks_of",
     "natural_key",
@@ -441,3 +443,42 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
         f"removing _mask/_sat/_pred/_label{hint}",
         pdir,
     )
+
+
+def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequence[str]) -> None:
+    """Refuse a ``--truth`` or ``--pred`` folder of images instead of masks (the images folder
+    given by mistake scored its greys thresholded at 128 as labels, silently), on the first
+    paired raster of each, up to 64 MiB (:func:`sam2elnet.data.masks.image_like_label`: colour,
+    or continuous values). A prediction may be a probability map (one band, uint8 greys in a
+    PNG / TIFF, or floats within 0..1: what ``--save-prob`` writes), so only a JPEG, a colour
+    file or other continuous values are refused there.
+
+    Raises:
+        UserError: naming the file, what it looks like and what the option expects.
+    """
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.masks import image_like_label
+
+    for files, option in ((truths, "--truth"), (preds, "--pred")):
+        first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
+        if first is None or not first.is_file() or first.stat().st_size > 64 * 2**20:
+            continue  # scenes are streamed: not read whole for this check
+        kind = image_like_label(first)
+        if not kind:
+            continue
+        if option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg"):
+            img = read_image(first)  # read by image_like_label already
+            x = img.data[:, img.valid]
+            if img.data.shape[0] == 1 and (
+                img.data.dtype.name == "uint8" or (x.size and 0 <= x.min() and x.max() <= 1)
+            ):
+                continue  # a probability map
+        wanted = {
+            "--truth": "ground-truth masks (0/255, 0/1 or class values)",
+            "--pred": "predicted labels (masks) or probability maps",
+        }[option]
+        raise UserError(
+            f"looks like an image, not a mask ({kind}); {option} expects {wanted}: give the "
+            "labels' folder, not the images'",
+            first,
+        )

@@ -22,6 +22,7 @@ from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_inputs import (
+    check_not_images,
     group_name,
     masks_of,
     natural_key,
@@ -212,6 +213,7 @@ def evaluate_folders(
     unmatched_truth = sorted((truths[k].name for k in set(truths) - set(preds)), key=natural_key)
     if not keys:
         raise no_pairs_error(pdir, tdir, pairs)
+    check_not_images(preds, truths, keys)
     bases: dict[str, Path] = {}
     if baseline_dir is not None:
         bdir = Path(baseline_dir)
