@@ -152,6 +152,7 @@ def test_annotate_skips_unreadable_and_resumes(
     )
     assert seen == [1] and len(res2.rows) == 4
     assert len(list(csv.DictReader((tmp_path / "a" / "quality.csv").open()))) == 4
+    assert not (tmp_path / "a" / "skipped.csv").exists()  # nothing skipped: the old list goes
     # the summary says what was reused ('annotated 4 image(s) in 0.3 s' hid that 3 were not redone)
     assert res.summary["n_resumed"] == 0 and res2.summary["n_resumed"] == 3
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["n_resumed"] == 3

@@ -439,6 +439,7 @@ def test_batch_resume_after_a_kill_gives_identical_outputs(tmp_path: Path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         predict_scenes(scenes, out, _Boom(n=5), **kw)  # dies inside the second scene
+    assert not (out / "skipped.csv").exists()  # written when the batch ends, whole
     # a kill may also leave a truncated last manifest line
     with open(out / "manifest.jsonl", "a") as fh:
         fh.write('{"item": "s1.t')
@@ -446,6 +447,10 @@ def test_batch_resume_after_a_kill_gives_identical_outputs(tmp_path: Path):
     res = predict_scenes(scenes, out, SmoothingPredictor(), resume=True, **kw)
     assert res.skipped == ["s0.tif"]
     assert sorted(res.done) == ["s1.tif", "s2.tif"]
+    # the failed scenes are retried and listed again: the list a run without a kill writes
+    assert res.skipped_csv == out / "skipped.csv" and ref.skipped_csv is not None
+    assert res.skipped_csv.read_text() == ref.skipped_csv.read_text()
+    assert res.skipped_csv.read_text().startswith("scene,reason\nbroken.tif,")
     for name in ("s0", "s1", "s2"):
         np.testing.assert_array_equal(
             read(out / f"{name}.tif"), read(tmp_path / "ref" / f"{name}.tif")
@@ -460,6 +465,7 @@ def test_batch_resume_after_a_kill_gives_identical_outputs(tmp_path: Path):
     # resuming again does nothing
     again = predict_scenes(scenes, out, SmoothingPredictor(), resume=True, **kw)
     assert sorted(again.skipped) == ["s0.tif", "s1.tif", "s2.tif"] and not again.done
+    assert again.skipped_csv is not None and set(again.failed) == {"broken.tif", "void.tif"}
 
 
 def test_percentile_normalisation_is_frozen_scene_wide(scene: Path, tmp_path: Path):

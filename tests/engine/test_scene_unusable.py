@@ -138,7 +138,13 @@ def test_scene_batch_skips_unusable_scenes_and_fails_only_when_none_is_usable(
         rows = list(csv.DictReader(fh))
     assert [r["scene"] for r in rows] == ["a_black.tif"]
     assert "constant image" in rows[0]["reason"]
-    capsys.readouterr()
+    assert capsys.readouterr().out.splitlines()[-1] == f"1 of 2 skipped, see {out / 'skipped.csv'}"
+    # the scene fixed and the batch resumed: it is predicted, the earlier list removed (it was
+    # left, listing a scene whose label is now there)
+    _real(tmp_path / "mixed" / "a_black.tif")
+    assert main([*base, "--image", str(tmp_path / "mixed"), "--out", str(out), "--resume"]) == 0
+    assert (out / "a_black.tif").is_file() and not (out / "skipped.csv").exists()
+    assert "skipped, see" not in capsys.readouterr().out
     _black(tmp_path / "dark" / "a.tif")
     _black(tmp_path / "dark" / "b.tif")
     code = main([*base, "--image", str(tmp_path / "dark"), "--out", str(tmp_path / "out2")])

@@ -438,3 +438,33 @@ def test_a_checkpoint_of_the_wrong_kind_is_refused_before_the_data_is_read(
         rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), flag, str(bad)])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith(f"error: {bad}: {says}") and err.count("\n") == 1, err
+
+
+def test_run_skipped_csv_lists_unreadable_pairs_and_survives_a_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """RUN/skipped.csv (image, id, reason; utils.batch.SkipLog.write_csv) is written before the
+    first epoch; a run killed after it and resumed writes the same list."""
+    import sam2elnet.engine.train as tr
+    import sam2elnet.engine.train_checkpoints as ck
+
+    data = make_dataset(tmp_path / "d", n=6, size=32)
+    (data / "images" / "s03.png").write_bytes(b"not a png")
+    run = tmp_path / "run"
+
+    def killed(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt  # the kill arrives at the first checkpoint
+
+    monkeypatch.setattr(ck, "save_last", killed)
+    with pytest.raises(KeyboardInterrupt):
+        tr.train(small_cfg(data, run, epochs=2, fit_quality=False))
+    monkeypatch.undo()
+    listed = (run / "skipped.csv").read_text()
+    with (run / "skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["image", "id", "reason"]
+    assert [(Path(r["image"]).name, r["id"]) for r in rows] == [("s03.png", "s03")]
+    assert rows[0]["reason"] and "s03.png:" not in rows[0]["reason"]
+    res = tr.train(small_cfg(data, run, epochs=2, fit_quality=False, resume=True))
+    assert [x["id"] for x in res.skipped] == ["s03"]
+    assert (run / "skipped.csv").read_text() == listed

@@ -24,3 +24,26 @@ def test_label_files_failing_alike_are_one_reason(tmp_path: Path) -> None:
     skips.add(tmp_path / "b.png", f"{tmp_path / 'b.png'}: cannot decode image")
     err = str(skips.nothing_done(2))
     assert f"({tmp_path / 'a.geojson'}: {WHY}; cannot decode image)" in err, err
+
+
+def test_write_csv_is_the_one_writer_of_a_skip_list(tmp_path: Path) -> None:
+    """Columns: the item, the extra ones given to add (train's pair id), reason; written whole
+    (no temporary file left); an empty log removes an earlier run's list and returns None."""
+    import csv
+
+    skips = SkipLog("image")
+    skips.add(tmp_path / "a.png", f"{tmp_path / 'a.png'}: cannot decode image", id="a")
+    skips.add(tmp_path / "b.png", "truncated", id="b")
+    path = tmp_path / "run" / "skipped.csv"
+    path.parent.mkdir()
+    assert skips.write_csv(path) == path
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows == [
+        ["image", "id", "reason"],
+        [str(tmp_path / "a.png"), "a", "cannot decode image"],
+        [str(tmp_path / "b.png"), "b", "truncated"],
+    ]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["skipped.csv"]
+    assert SkipLog("image").write_csv(path) is None and not path.exists()
+    assert SkipLog("label").write_csv(path) is None  # nothing there: nothing to remove

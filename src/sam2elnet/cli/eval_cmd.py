@@ -292,14 +292,8 @@ def evaluate(
     if csv_path is not None:
         res.write_csv(csv_path)
         console.print(f"wrote {csv_path}")
-    if skipped_csv is not None and res.skipped:
-        from sam2elnet.utils.atomic import write_text_atomic
-        from sam2elnet.utils.tables import csv_text
-
-        write_text_atomic(skipped_csv, csv_text(res.skipped, ["file", "reason"]))
+    if skipped_csv is not None and res.write_skipped(skipped_csv):  # else an old one removed
         console.print(f"wrote {skipped_csv}")
-    elif skipped_csv is not None:  # an earlier run's list no longer holds
-        skipped_csv.unlink(missing_ok=True)
     if report:
         out = (json_path.parent if json_path is not None else pred_dir) / "report.html"
         from sam2elnet.pipeline.report import write_evaluation_report

@@ -198,28 +198,21 @@ def scene_cmd(
         warp_method=warp_method,
     )
     if isinstance(res, SceneBatchResult):
-        from sam2elnet.utils.batch import SkipLog, skip_line
+        from sam2elnet.utils.batch import skip_line
 
-        skips = SkipLog("scene")
-        skips.items = [{"scene": k, "reason": v} for k, v in res.failed.items()]
-        if res.failed and not res.done and not res.skipped:
+        failed = res.nothing_done(image)
+        if failed is not None:
             if created:  # nothing produced: leave no folder with only a manifest of failures
                 import shutil
 
                 shutil.rmtree(out, ignore_errors=True)
-            raise skips.nothing_done(len(res.failed), image)
+            raise failed
         typer.echo(res.summary())
         for note in res.notes():  # kinds of warning several scenes gave, each shown once
             typer.echo(f"note: {note}", err=True)
-        if res.failed:
-            from sam2elnet.utils.atomic import write_text_atomic
-            from sam2elnet.utils.tables import csv_text
-
-            csv_path = write_text_atomic(
-                out / "skipped.csv", csv_text(skips.items, ["scene", "reason"])
-            )
+        if res.skipped_csv is not None:  # written by the batch (scene, reason)
             n_total = len(res.done) + len(res.skipped) + len(res.failed)
-            typer.echo(skip_line(len(res.failed), n_total, csv_path))
+            typer.echo(skip_line(len(res.failed), n_total, res.skipped_csv))
         return
     for note in res.notes:
         if not shown_before(note):  # a warning line of the same text came already

@@ -112,12 +112,23 @@ def resolve_warp_crs(text: str, ds: Any) -> Any:
     """The target :class:`rasterio.crs.CRS` of ``--warp-to`` for an open dataset: ``utm`` is the
     WGS 84 UTM zone containing the scene centre (EPSG:326zz north, 327zz south; zone =
     floor((lon + 180) / 6) + 1, the standard UTM zone rule without the Norway/Svalbard
-    exceptions)."""
+    exceptions).
+
+    Raises:
+        DataError: ``utm`` for a dataset whose centre has no longitude / latitude (its
+            georeference places it off the globe).
+    """
     from rasterio.crs import CRS
 
     if text.lower() != "utm":
         return CRS.from_user_input(text)
     lon, lat = _centre_lonlat(ds)
+    if not (np.isfinite(lon) and np.isfinite(lat)):
+        raise DataError(
+            "its centre has no longitude / latitude (the georeference places it off the globe), "
+            "so no UTM zone holds it; check its CRS and transform, or give --warp-to a CRS",
+            ds.name,
+        )
     zone = min(60, max(1, int(np.floor((lon + 180.0) / 6.0)) + 1))
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
@@ -285,11 +296,15 @@ def warp_to_map_grid(
         and ``dst_path`` is None, e.g. a resumed batch).
 
     Raises:
-        DataError: no georeference at all (:class:`NoGeoreferenceError`: nothing to place on a
-            map), fewer than 3 GCPs, or GDAL cannot warp it (the message says to check the GCPs).
+        DataError: GDAL cannot read it (corrupt, truncated: the readers' wording,
+            :func:`~sam2elnet.data.gdal_errors.raster_error_text`), no georeference at all
+            (:class:`NoGeoreferenceError`: nothing to place on a map), fewer than 3 GCPs, or GDAL
+            cannot warp it to ``crs`` (GCPs: the message says to check them; CRS + transform: its
+            footprint lies outside the area ``crs`` maps, e.g. a polar raster to Web Mercator).
         UserError: an unknown ``method`` or ``crs``.
     """
     import rasterio
+    from rasterio._err import CPLE_BaseError
     from rasterio.enums import Resampling
     from rasterio.errors import RasterioError
     from rasterio.warp import calculate_default_transform, reproject
@@ -300,9 +315,12 @@ def warp_to_map_grid(
     check_warp_options(crs, method)
     src_p = Path(src_path)
     dst_p = src_p if dst_path is None else Path(dst_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        ds = rasterio.open(src_p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            ds = rasterio.open(src_p)
+    except RasterioError as err:
+        raise DataError(raster_error_text("raster", err), src_p) from None
     with ds:
         use_gcps = _check_georeference(ds, src_p)
         gcps, gcp_crs = [], None
@@ -314,7 +332,10 @@ def warp_to_map_grid(
         dst_crs = resolve_warp_crs(crs, ds)
         if not use_gcps and ds.crs == dst_crs and dst_path is None:
             return None
-        data = ds.read(1)
+        try:
+            data = ds.read(1)
+        except RasterioError as err:  # truncated: the header read, the pixels not
+            raise DataError(raster_error_text("raster", err), src_p) from None
         nodata = ds.nodata
         is_float = np.issubdtype(data.dtype, np.floating)
         if nodata is None and is_float:
@@ -349,11 +370,16 @@ def warp_to_map_grid(
                 **geo,
                 **opts,
             )
-        except (RasterioError, ValueError) as err:
+        except (RasterioError, CPLE_BaseError, ValueError) as err:
+            advice = (
+                "check the ground control points, or warp with gdalwarp"
+                if use_gcps
+                else f"its footprint lies outside the area {crs_name(dst_crs)} maps, or its "
+                "georeference is wrong: check its CRS and transform, choose another --warp-to "
+                "(utm: the zone of each file's centre) or drop --warp-to"
+            )
             raise DataError(
-                f"cannot warp to {crs_name(dst_crs)} ({gdal_reason(err)}); check the ground control "
-                "points, or warp with gdalwarp",
-                src_p,
+                f"cannot warp to {crs_name(dst_crs)} ({gdal_reason(err)}); {advice}", src_p
             ) from None
         profile = {
             "driver": "GTiff",

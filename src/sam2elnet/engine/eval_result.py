@@ -202,6 +202,16 @@ class EvaluationResult:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
         return write_text_atomic(path, buf.getvalue())
 
+    def write_skipped(self, path: str | Path) -> Path | None:
+        """The pairs that could not be scored as ``path`` (columns ``file``, ``reason``;
+        ``elnet evaluate --csv FILE`` writes ``<FILE stem>_skipped.csv``,
+        :func:`~sam2elnet.utils.batch.skipped_csv_path`), atomically, and its path; when none was
+        skipped an earlier run's list there is removed and None returned
+        (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
+        from sam2elnet.utils.batch import SkipLog
+
+        return SkipLog("file", list(self.skipped)).write_csv(path)
+
 
 def aggregate(
     images: list[ImageResult], boundary: bool, roads: bool

@@ -234,8 +234,7 @@ class FolderJob:
         finally:
             bar.close()
             self.flush(final=True)
-            if self.skipped or (self.out / "skipped.csv").exists():
-                write_csv_table(self.out / SKIPPED_CSV, self.skipped, ["image", "reason"])
+            self.skips.write_csv(self.out / SKIPPED_CSV)  # an earlier run's list: removed
         if not self.rows and self.skipped:
             self.discard_if_empty()
             raise self.skips.nothing_done(len(self.skipped))

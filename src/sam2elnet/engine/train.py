@@ -101,8 +101,8 @@ from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
 from sam2elnet.engine.train_val import val_road_buffer, validation_loader
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
+from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
-from sam2elnet.utils.tables import csv_text
 
 log = logging.getLogger(__name__)
 
@@ -287,13 +287,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
 
     if st.rewrite_best and dist_info.main:
         save_model(model, best_path, extra=model_extra(cfg, data, record, st))
-    if dist_info.main:
-        if data.skipped:
-            write_text_atomic(
-                out / "skipped.csv", csv_text(data.skipped, ["image", "id", "reason"])
-            )
-        else:
-            (out / "skipped.csv").unlink(missing_ok=True)
+    if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
+        SkipLog("image", list(data.skipped)).write_csv(out / "skipped.csv")
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar = tqdm(

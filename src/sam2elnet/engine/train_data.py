@@ -459,8 +459,7 @@ def check_pairs(
         except BandCountError:
             raise
         except DataError as err:
-            skips.add(smp.image, err)
-            skips.items[-1]["id"] = smp.id
+            skips.add(smp.image, err, id=smp.id)  # RUN/skipped.csv: image, id, reason
     return skips
 
 

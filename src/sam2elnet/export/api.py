@@ -40,8 +40,7 @@ from sam2elnet.export.run_info import (
 )
 from sam2elnet.export.vector import FORMATS, write_polygons
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
-from sam2elnet.utils.atomic import write_text_atomic
-from sam2elnet.utils.batch import skipped_csv_path
+from sam2elnet.utils.batch import SkipLog, skipped_csv_path
 
 __all__ = ["ExportResult", "export_labels"]
 
@@ -114,8 +113,8 @@ def export_labels(
     GCP-only label (Sentinel-1 GRD) follow the GCP transformer exactly instead of the affine fit
     used without it; a label's ``<stem>_tiles.gpkg`` goes along for the quality join
     (:func:`~sam2elnet.export.tile_quality.carry_layer`; an older layer in pixel coordinates is
-    placed on the warped grid). A label without any georeference is skipped among georeferenced
-    ones (:func:`~sam2elnet.export.warp_labels.warp_label_copies`), else an error. Other
+    placed on the warped grid). A label of a folder that cannot be warped is skipped, listed
+    by its own path (:func:`~sam2elnet.export.warp_labels.warp_label_copies`). Other
     arguments: see :func:`_export_labels`; a negative ``simplify`` / ``smooth`` /
     ``min_area_px`` raises :class:`~sam2elnet.errors.UserError` before anything is read
     (:func:`~sam2elnet.export.option_scope.check_ranges`). An ``out`` that is one of the input
@@ -195,9 +194,11 @@ def export_labels(
     if kind == "coco" or kwargs.get("chips") is not None:
         check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
     with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
-        # labels without georeference among georeferenced ones: skipped, as without --warp-to
-        notes, skips = warp_label_copies(labels, files, Path(tmp), warp_to, warp_method, rated)
-        kwargs["skipped"] = tuple(skips.items)
+        # labels that cannot be warped: skipped, as unreadable ones are without --warp-to
+        notes, skips, copies = warp_label_copies(
+            labels, files, Path(tmp), warp_to, warp_method, rated
+        )
+        kwargs["skipped"], kwargs["originals"] = tuple(skips.items), copies
         try:
             res = _export_labels(tmp, out, kind, **kwargs)
         except UserError as err:  # names the labels given, not their warped copies' folder
@@ -238,6 +239,7 @@ def _export_labels(
     run_category: tuple[str, str] | None = None,
     skipped: tuple[dict[str, str], ...] = (),
     files: list[Path] | None = None,
+    originals: dict[Path, Path] | None = None,
 ) -> ExportResult:
     """Export label rasters (a file or folder) as GeoJSON / GeoPackage / Shapefile or COCO JSON.
 
@@ -288,6 +290,8 @@ def _export_labels(
     skipped before (``--warp-to``: :func:`~sam2elnet.export.warp_labels.warp_label_copies`),
     listed first in ``<out stem>_skipped.csv``. ``files``: the label files to export (a
     review selection, :mod:`~sam2elnet.export.review_pick`); None: every label of ``labels``.
+    ``originals``: the label each of ``labels``'s files is a copy of (``--warp-to``), the name a
+    skipped copy is listed and warned about by.
     """
     out = Path(out)
     fmt = format_of(out, fmt)
@@ -301,9 +305,10 @@ def _export_labels(
     # here, before anything (chips, the skipped list) is written
     target = parse_layer_crs(merge_geojson_crs(crs, geojson_crs, fmt))
     screened = screen_labels(
-        files, labels, fmt, positive_values, target=target, simplify=simplify, smooth=smooth
-    )
-    files, skips = screened.files, [*skipped, *screened.skips.items]
+        files, labels, fmt, positive_values, target=target, simplify=simplify, smooth=smooth,
+        skipped=skipped, names=originals,
+    )  # fmt: skip
+    files, skips = screened.files, screened.skips.items
     if quality_table is None:  # not read by export_labels yet
         quality_table = (
             quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})
@@ -417,14 +422,10 @@ def _export_labels(
 
 
 def _write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
-    """Write ``<out stem>_skipped.csv`` (label, reason) atomically when labels were skipped,
-    after the layer (or COCO file) and its record are in place, so a refused export leaves no
-    list behind; its path, else None."""
-    if not items:
-        return None
-    from sam2elnet.utils.tables import csv_text
-
-    return write_text_atomic(skipped_csv_path(out), csv_text(items, ["label", "reason"]))
+    """Write ``<out stem>_skipped.csv`` (label, reason) after the layer (or COCO file) and its
+    record, so a refused export leaves no list behind; its path, else None and an earlier
+    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
+    return SkipLog("label", list(items)).write_csv(skipped_csv_path(out))
 
 
 _LABEL_STUDIO_ARGS = (

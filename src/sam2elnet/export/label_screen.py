@@ -24,6 +24,7 @@ before anything (chips, ``<out stem>_skipped.csv``) is written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.option_scope import POLYGON_FORMATS
 from sam2elnet.export.polygonize import tolerance_problem
-from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.batch import SkipLog, short_reason
 
 __all__ = ["NO_GEOREFERENCE", "Screened", "screen_labels"]
 
@@ -63,13 +64,18 @@ def screen_labels(
     target: Any = None,
     simplify: float | None = None,
     smooth: float | None = None,
+    skipped: Sequence[dict[str, str]] = (),
+    names: Mapping[Path, Path] | None = None,
 ) -> Screened:
     """Open each of ``files`` (the labels found in ``labels``) once and keep those an export of
     format ``fmt`` can use (module docstring); read each one's georeference for
     :func:`~sam2elnet.export.vector.write_polygons` (which then opens no label before
     polygonising it). ``target``: the layer CRS (:func:`~sam2elnet.export.layer_crs.
     parse_layer_crs` of ``--crs``; None: the labels' own); ``simplify`` / ``smooth``: the
-    tolerances (each label's own map units).
+    tolerances (each label's own map units). ``skipped``: rows of labels skipped before
+    (``--warp-to``), first in the result's skip log and counted by its ``nothing produced``
+    error; ``names``: the path a file of ``files`` is skipped under, when it is a copy
+    (``--warp-to``: the user's label, not its warped copy in a temporary folder).
 
     Raises:
         DataError: ``labels`` is one file and it cannot be read; for a polygon layer, the
@@ -80,8 +86,14 @@ def screen_labels(
     """
     from sam2elnet.export.vector import check_georef
 
-    out = Screened([])
+    out = Screened([], skips=SkipLog("label", list(skipped)))
     polygons = fmt in POLYGON_FORMATS
+
+    def skip(f: Path, reason: str | BaseException) -> None:
+        """Skip ``f`` under the name the user knows it by, the reason without the copy's path."""
+        name = (names or {}).get(f, f)
+        out.skips.add(name, reason if name == f else short_reason(str(reason), f))
+
     too_coarse: dict[Path, str] = {}  # label -> why the tolerance would erase it
     for f in files:
         try:
@@ -89,7 +101,7 @@ def screen_labels(
         except DataError as err:
             if not Path(labels).is_dir():  # one file: its own error, not a batch summary
                 raise
-            out.skips.add(f, err)
+            skip(f, err)
             continue
         out.georefs[f] = (lab.georef, lab.crs)
         why = tolerance_problem(lab, simplify, smooth) if polygons else None
@@ -99,13 +111,13 @@ def screen_labels(
         out.files.append(f)
     if polygons and len({g for g, _ in out.georefs.values()}) > 1:
         for f in [f for f in out.files if not out.georefs[f][0]]:
-            out.skips.add(f, NO_GEOREFERENCE.format(name=f.name, stem=f.stem))
+            skip(f, NO_GEOREFERENCE.format(name=f.name, stem=f.stem))
             out.files.remove(f)
             del out.georefs[f]
     if out.files and all(f in too_coarse for f in out.files):  # a unit mistake: refused
         raise UserError(too_coarse[out.files[0]], out.files[0])
     for f in [f for f in out.files if f in too_coarse]:  # small labels among larger ones
-        out.skips.add(f, f"{too_coarse[f]}; the other labels are larger, so only it is skipped")
+        skip(f, f"{too_coarse[f]}; the other labels are larger, so only it is skipped")
         out.files.remove(f)
         del out.georefs[f]
     out.skips.raise_if_nothing_done(len(out.files), labels)

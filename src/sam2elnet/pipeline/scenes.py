@@ -28,6 +28,7 @@ from sam2elnet.engine.scene import (
 )
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class SceneBatchResult:
     skipped: list[str]
     failed: dict[str, str]
     manifest: Path
+    #: ``skipped.csv`` (scene, reason) of the scenes in :attr:`failed`; None when none failed
+    skipped_csv: Path | None = None
     #: the batch's warnings by kind, each logged once (:meth:`RunWarnings.record
     #: <sam2elnet.utils.run_warnings.RunWarnings.record>`: warning, count, first)
     warnings: list[dict[str, Any]] = field(default_factory=list)
@@ -63,7 +66,7 @@ class SceneBatchResult:
         path. Scenes that cannot be used are called skipped, as in every batch command
         (:mod:`sam2elnet.utils.batch`); their reasons are not repeated here: each was logged once
         as ``warning: skipping SCENE: reason`` and is kept in :attr:`failed` and in the
-        manifest (``elnet scene`` also writes them to ``skipped.csv``), which the line says."""
+        manifest and ``skipped.csv`` (:attr:`skipped_csv`), which the line says."""
         n = len(self.done)
         s = (
             f"{n} scene{'' if n == 1 else 's'} predicted, {len(self.skipped)} already done, "
@@ -72,6 +75,17 @@ class SceneBatchResult:
         if self.failed:
             s += " (reasons: the warnings above and the manifest)"
         return s + f"\nmanifest: {self.manifest}"
+
+    def skip_log(self) -> SkipLog:
+        """:attr:`failed` as the batch's skip log (scene, reason)."""
+        return SkipLog("scene", [{"scene": k, "reason": v} for k, v in self.failed.items()])
+
+    def nothing_done(self, where: str | Path) -> DataError | None:
+        """The error of a run in which every scene failed and none was done before (``where``:
+        the scene folder; :meth:`~sam2elnet.utils.batch.SkipLog.nothing_done`), else None."""
+        if not self.failed or self.done or self.skipped:
+            return None
+        return self.skip_log().nothing_done(len(self.failed), where)
 
     def notes(self) -> list[str]:
         """One closing line per kind of warning that several scenes gave (each shown once)."""
@@ -216,7 +230,10 @@ def predict_scenes(
     with ``resume=True`` scenes recorded as done (whose outputs exist) are skipped, so a killed job
     continues where it stopped and ends with identical outputs (every file is written atomically).
     A scene that cannot be used (corrupt, all nodata, constant, wrong bands) is recorded as failed
-    with the reason and the batch goes on. ``coarse`` is a label file or a folder matched by file stem.
+    with the reason and the batch goes on; at the end ``out_dir/skipped.csv`` (scene, reason)
+    lists this run's failed scenes (a resumed run retries an earlier run's), or an earlier list
+    is removed when none failed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`).
+    ``coarse`` is a label file or a folder matched by file stem.
     ``record`` entries (e.g. the precision that ran) are added to each finished scene's manifest
     line. ``model_id``: the identity of the model file
     (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`), written to
@@ -254,7 +271,7 @@ def _predict_scenes(
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
     from sam2elnet.data.run_model import record_model_identity
-    from sam2elnet.data.runfolder import SCENE_MANIFEST
+    from sam2elnet.data.runfolder import SCENE_MANIFEST, SKIPPED_CSV
     from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import short_reason
     from sam2elnet.utils.manifest import Manifest
@@ -301,7 +318,9 @@ def _predict_scenes(
             **(record or {}),
         )
         done.append(key)
-    return SceneBatchResult(done=done, skipped=skipped, failed=failed, manifest=mpath)
+    res = SceneBatchResult(done=done, skipped=skipped, failed=failed, manifest=mpath)
+    res.skipped_csv = res.skip_log().write_csv(out / SKIPPED_CSV)  # the run's, or none
+    return res
 
 
 # --------------------------------------------------------------------------------------------

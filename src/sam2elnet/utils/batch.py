@@ -78,12 +78,14 @@ class SkipLog:
     """The batch is one file the user named: no ``skipping`` warning, and when it is skipped
     :meth:`nothing_done` is its own error (one ``error:`` line naming the file and the fix)."""
 
-    def add(self, item: str | Path, reason: str | BaseException) -> None:
+    def add(self, item: str | Path, reason: str | BaseException, **extra: str) -> None:
         """Record a skipped file and log one ``warning: skipping ITEM: reason`` line (none when
         :attr:`single`). The recorded reason (``skipped.csv``'s ``reason`` column) does not
-        repeat the item's path (:func:`short_reason`), which its own column holds."""
+        repeat the item's path (:func:`short_reason`), which its own column holds. ``extra``:
+        more columns of the row, written between the item and the reason (train: the pair's
+        ``id``)."""
         text = short_reason(str(reason), item)  # skipped.csv names the item in its own column
-        self.items.append({self.what: str(item), "reason": text})
+        self.items.append({self.what: str(item), **extra, "reason": text})
         if not self.single:
             log.warning("skipping %s: %s", item, text)
 
@@ -109,10 +111,20 @@ class SkipLog:
     def rows(self) -> list[dict[str, str]]:
         return list(self.items)
 
+    def columns(self) -> list[str]:
+        """The columns of :meth:`write_csv`: :attr:`what` (the file), the ``extra`` ones of
+        :meth:`add` in the order first met, ``reason``."""
+        cols = [self.what]
+        for it in self.items:
+            cols += [k for k in it if k not in cols and k != "reason"]
+        return [*cols, "reason"]
+
     def write_csv(self, path: str | Path) -> Path | None:
-        """Write the skip list (columns :attr:`what`, ``reason``) to ``path`` atomically when
-        files were skipped and return it; otherwise remove an earlier run's list at ``path``
-        (it no longer holds) and return None."""
+        """The one writer of a batch's skip list (``skipped.csv``, ``<out stem>_skipped.csv``):
+        write it to ``path`` atomically (temporary file + rename, so a kill leaves the earlier
+        list or the new one, never half of one; columns :meth:`columns`) when files were skipped
+        and return it; otherwise remove an earlier run's list at ``path`` (it no longer holds)
+        and return None. The caller checks first that ``path`` is no input of the batch."""
         path = Path(path)
         if not self.items:
             path.unlink(missing_ok=True)
@@ -120,7 +132,7 @@ class SkipLog:
         from sam2elnet.utils.atomic import write_text_atomic
         from sam2elnet.utils.tables import csv_text
 
-        return write_text_atomic(path, csv_text(self.items, [self.what, "reason"]))
+        return write_text_atomic(path, csv_text(self.items, self.columns()))
 
     def nothing_done(self, n_total: int, where: str | Path | None = None) -> DataError:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
