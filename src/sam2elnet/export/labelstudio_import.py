@@ -172,7 +172,8 @@ class ImportResult:
     skipped: list[tuple[str, str]]
     notes: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    #: the model that made the exported labels (the export's review record), if it exists
+    #: the model that made the exported labels (the export's review record; for Label Studio
+    #: the run folder of the tasks' labels), if it exists
     model: Path | None = None
 
     def summary(self) -> str:
@@ -192,7 +193,7 @@ class ImportResult:
 
         if self.model is not None:  # recorded by the export: the model that made the labels
             train = "elnet train --data {} --out RUN --init-model " + shlex.quote(str(self.model))
-            tail = " (the model that made the labels, from the export's review record)"
+            tail = " (the model that made the labels, from the export's record of them)"
         else:
             train = "elnet train --data {} --out RUN --init-model MODEL.pt"
             tail = (
@@ -407,7 +408,21 @@ def import_label_studio(
         removed = folder.commit()
     notes = skipped_notes(skipped, "tasks")
     notes += removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed)
+    return ImportResult(folder.out, written, skipped, notes, removed, _labels_model(tasks))
+
+
+def _labels_model(tasks: list[dict[str, Any]]) -> Path | None:
+    """The model file that made the exported labels, for the ``next:`` line: the run folder of
+    the first task's ``data.label`` (``elnet export`` writes its absolute path) names it
+    (:func:`~sam2elnet.export.run_info.run_model_path`); None when no label file or model file
+    is found (tasks made elsewhere, or the run or model moved)."""
+    from sam2elnet.export.run_info import run_model_path
+
+    for task in tasks:
+        label = (task.get("data") or {}).get("label")
+        if isinstance(label, str) and label and Path(label).is_file():
+            return run_model_path(label)
+    return None
 
 
 def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
