@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from rasterio.transform import from_origin
 
 import sam2elnet.export.vector as vector
@@ -271,6 +272,51 @@ def test_merged_region_keeps_the_holes_of_every_strip(tmp_path: Path):
     assert len(band) == 1 and len(band[0].interiors) > 5  # its own holes, not the main region's
 
 
+@pytest.mark.parametrize(
+    "transform",
+    [
+        Affine.translation(500000, 4000000) * Affine.rotation(17) * Affine.scale(10, -10),
+        # the affine fit to a Sentinel-1-like label's GCPs (degrees, sheared)
+        Affine(2.0004e-5, 1.0002e-6, 15.0, 9.9998e-7, -1.40003e-5, 45.0),
+    ],
+    ids=["rotated", "gcp-fit"],
+)
+def test_strips_of_a_grid_that_is_not_north_up_give_the_whole_raster_polygons(
+    tmp_path: Path, transform: Affine
+):
+    """A label whose transform is not north-up (a rotated grid; a GCP-only label placed with
+    the affine fit to its GCPs): the strips' polygons are merged where they meet, as for a
+    north-up grid. Before, each strip's border vertices were computed through its own window
+    transform and missed the next strip's by rounding, so every polygon crossing a strip border
+    came out in pieces (755 -> 868 polygons at 7-row strips here)."""
+    lab = noisy_label()
+    p = tmp_path / "t.tif"
+    with rasterio.open(p, "w", driver="GTiff", height=lab.shape[0], width=lab.shape[1], count=1,
+                       dtype="uint8", crs=CRS, transform=transform) as ds:  # fmt: skip
+        ds.write(lab, 1)
+    from sam2elnet.export.polygonize import polygonize_label
+
+    whole, _ = polygonize_label(p, strip_rows=10_000)
+    strips, _ = polygonize_label(p, strip_rows=7)
+    assert len(whole) == len(strips) == 755
+    # the same polygons (a merged one keeps a vertex on each strip border it crossed, which is
+    # not exactly collinear after a rotation, so no exact WKB comparison)
+    areas = lambda gs: np.sort(shapely.area(np.asarray(gs)))  # noqa: E731
+    assert np.allclose(areas(whole), areas(strips), rtol=1e-9)
+    px = abs(transform.determinant)
+    sym = shapely.symmetric_difference(shapely.union_all(whole), shapely.union_all(strips))
+    assert shapely.area(sym) < 1e-6 * px
+    assert all(shapely.is_valid(g) for g in strips)
+    # in map coordinates: the first foreground pixel's polygon corner is the transform's
+    # image of its pixel corner
+    r, c = np.argwhere(lab == 255)[0]
+    corner = transform * (float(c), float(r))
+    assert any(
+        np.isclose(shapely.get_coordinates(g), corner, rtol=0, atol=1e-9).all(axis=1).any()
+        for g in whole
+    )
+
+
 def _label_tif(path: Path, lab: np.ndarray) -> Path:
     with rasterio.open(path, "w", driver="GTiff", height=lab.shape[0], width=lab.shape[1],
                        count=1, dtype="uint8", crs=CRS,
@@ -281,13 +327,11 @@ def _label_tif(path: Path, lab: np.ndarray) -> Path:
 
 def _raw(path: Path, strip_rows: int) -> list[tuple[object, bool]]:
     """(polygon, known valid) pairs of the strip polygonisation, before the validity repair."""
-    from rasterio import windows
-
     from sam2elnet.export import polygonize
 
     lab = LabelRaster(path)
     try:
-        return list(polygonize._strip_polygons(lab, strip_rows, windows))
+        return list(polygonize._strip_polygons(lab, strip_rows))
     finally:
         lab.close()
 

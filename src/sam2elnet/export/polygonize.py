@@ -118,16 +118,16 @@ def iter_polygons(
     strip pieces were valid, since the merge keeps it valid (:func:`_merge_pieces`; checking
     the merged polygon of a 6.7 M-vertex region took 0.7 GB and a minute).
     """
-    from rasterio import windows
-
     from sam2elnet.data.windowed import STRIP_PIXELS
 
     check_tolerances(lab, simplify, smooth)
     strip_rows = strip_rows or max(1, STRIP_PIXELS // max(1, lab.width))
     px = lab.pixel_area or 1.0
     n_raw = n_left = 0
-    for g, valid in _strip_polygons(lab, strip_rows, windows):
+    to_map = _pixel_to_map(lab.transform)
+    for g, valid in _strip_polygons(lab, strip_rows):
         n_raw += 1
+        g = to_map(g)
         if smooth:
             g = g.buffer(smooth, join_style="round").buffer(-smooth, join_style="round")
             valid = False
@@ -156,6 +156,25 @@ def iter_polygons(
         )  # fmt: skip
 
 
+def _pixel_to_map(transform: Any) -> Any:
+    """Geometry in pixel coordinates (x = column, y = row) -> the label's map coordinates, by
+    its affine transform; the identity returns the geometry itself.
+
+    The strips are polygonised and merged in pixel coordinates, where every vertex is an
+    integer and a border vertex two strips share is the same point in both: in map coordinates
+    each strip's window transform rounds it its own way when the transform is not north-up
+    (a rotated grid, the affine fit to a GCP-only label's GCPs), so pieces that share a border
+    missed each other by 1e-9 and a polygon came out cut at every strip border."""
+    import shapely
+    from affine import Affine
+
+    if transform == Affine.identity():
+        return lambda g: g
+    m = np.array([[transform.a, transform.b], [transform.d, transform.e]], np.float64)
+    off = np.array([transform.c, transform.f], np.float64)
+    return lambda g: shapely.transform(g, lambda xy: xy @ m.T + off)
+
+
 def _find(parent: list[int], i: int) -> int:
     """Root of ``i`` in a union-find forest (path halving)."""
     while parent[i] != i:
@@ -164,11 +183,13 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
-def _strip_polygons(lab: LabelRaster, strip_rows: int, windows: Any) -> Iterator[tuple[Any, bool]]:
-    """Raw polygons of :func:`iter_polygons` (before smoothing / simplification / filtering),
-    each with whether it is known to be valid (True: merged from valid strip pieces; False: not
-    checked yet)."""
+def _strip_polygons(lab: LabelRaster, strip_rows: int) -> Iterator[tuple[Any, bool]]:
+    """Raw polygons of :func:`iter_polygons` (before smoothing / simplification / filtering) in
+    pixel coordinates (x = column, y = row; :func:`_pixel_to_map` places them), each with
+    whether it is known to be valid (True: merged from valid strip pieces; False: not checked
+    yet)."""
     import shapely
+    from affine import Affine
     from shapely.geometry import LineString
 
     # open groups: pieces of polygons that cross strip borders; "front" = the pieces of the last
@@ -178,7 +199,7 @@ def _strip_polygons(lab: LabelRaster, strip_rows: int, windows: Any) -> Iterator
     for row0 in range(0, lab.height, strip_rows):
         rows = min(strip_rows, lab.height - row0)
         m = lab.read_mask(row0, rows)
-        t = windows.transform(windows.Window(0, row0, lab.width, rows), lab.transform)
+        t = Affine.translation(0, row0)  # pixel coordinates: shared border vertices exact
         top = LineString([t @ (0, 0), t @ (lab.width, 0)]) if row0 > 0 else None
         last = row0 + rows >= lab.height
         bottom = None if last else LineString([t @ (0, rows), t @ (lab.width, rows)])
