@@ -185,13 +185,14 @@ def scene_changes(
     import rasterio
 
     from sam2elnet.data.tiling import Window
+    from sam2elnet.data.windowed import GDAL_ENV
     from sam2elnet.engine.scene_coarse import CoarseSource
     from sam2elnet.engine.scene_inputs import open_scene
     from sam2elnet.utils.atomic import atomic_path
 
     added = removed = n_valid = 0
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64))
+        stack.enter_context(rasterio.Env(**GDAL_ENV))
         src = stack.enter_context(open_scene(scene))
         lab = stack.enter_context(rasterio.open(label_tif))
         cs = CoarseSource(

@@ -49,6 +49,7 @@ import numpy as np
 
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
+from sam2elnet.data.windowed import gdal_env
 from sam2elnet.engine.executors import (
     BatchExecutor,
     LocalExecutor,
@@ -104,10 +105,9 @@ __all__ = [
     "run_batch",
 ]
 
-_GDAL_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_CACHEMAX": 128}
-"""No .aux.xml side files; GDAL's block cache capped at 128 MB (its default, 5 % of RAM, would let
-the cache of a 20,000 px scene's blocks grow past a gigabyte). ``GDAL_CACHEMAX`` in the
-environment overrides the cap."""
+_GDAL_ENV = gdal_env(128)
+"""``gdal_env``: GDAL's block cache capped at 128 MB (not 5 % of RAM, past a gigabyte for a
+20,000 px scene's blocks); ``GDAL_CACHEMAX`` in the environment overrides the cap."""
 
 
 # --------------------------------------------------------------------------------------------
