@@ -175,3 +175,35 @@ def test_exported_layer_imports_back_with_category(
     assert not (tmp_path / "m2").exists()
     res = import_vector(gp, tmp_path / "m3", images=tmp_path / "images", progress=False)
     assert len(res.written) == 3  # without --category: every feature
+
+
+def test_a_scene_label_named_apart_from_its_image_imports_without_a_skip_note(
+    tmp_path: Path,
+) -> None:
+    """Polygons of a scene label (``label`` scene_roads.tif, ``source`` scene.tif) import onto
+    scene.tif with no note that features were skipped: before, the label's name, which is no
+    image, was reported as 'features of 1 images not in ... skipped: scene_roads' although every
+    feature was imported."""
+    import geopandas as gpd
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    (tmp_path / "images").mkdir()
+    tr = from_origin(500000, 4000000, 10, 10)
+    with rasterio.open(tmp_path / "images" / "scene.tif", "w", driver="GTiff", height=40,
+                       width=48, count=1, dtype="uint8", crs="EPSG:32633", transform=tr) as d:  # fmt: skip
+        d.write(np.full((1, 40, 48), 90, np.uint8))
+    names = {"source": ["scene.tif", "scene.tif", "other.tif"],
+             "label": ["scene_roads.tif", "scene_roads.tif", "other_roads.tif"]}  # fmt: skip
+    polys = [box(500010, 3999900, 500050, 3999950), box(500200, 3999700, 500300, 3999800),
+             box(500010, 3999900, 500050, 3999950)]  # fmt: skip
+    gp = tmp_path / "edited.gpkg"
+    gpd.GeoDataFrame(names, geometry=polys, crs="EPSG:32633").to_file(gp, layer="labels")
+    res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert [p.name for p in res.written] == ["scene.tif"]
+    with rasterio.open(res.written[0]) as d:
+        assert int((d.read(1) == 255).sum()) == 4 * 5 + 10 * 10  # both polygons burnt
+    skip_notes = [n for n in res.notes if "skipped" in n]
+    # the third feature belongs to other.tif, which is not there: it alone is reported
+    assert len(skip_notes) == 1 and "other" in skip_notes[0] and "scene_roads" not in skip_notes[0]
+    assert skip_notes[0].startswith("1 features name no image in ")

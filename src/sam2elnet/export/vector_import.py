@@ -336,11 +336,15 @@ def _burn(
             "name) for polygons drawn in QGIS"
         )
     image_stems = {f.stem for f in files}
-    strangers = sorted(set().union(*stems) - image_stems) if stems else []
+    # a feature is skipped when none of its names is an image's: a scene label's polygons name
+    # the image (source: scene.tif) and the label (label: scene_roads.tif), and only the image
+    # is in --images
+    lost = [s for s in stems if s and not s & image_stems]
+    strangers = sorted(set().union(*lost)) if lost else []
     if strangers and named:
         notes.append(
-            f"features of {len(strangers)} images not in {images} skipped: "
-            f"{name_sample(strangers, 5)}"
+            f"{len(lost)} features name no image in {images} (their source / label: "
+            f"{name_sample(strangers, 5)}): skipped"
         )
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
