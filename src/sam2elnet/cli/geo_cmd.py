@@ -419,8 +419,6 @@ def export_cmd(
     )
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
-    if res.selection is not None:
-        typer.echo(res.selection)
     typer.echo(res.summary())
     if isinstance(res, ExportResult) and res.skipped:
         from sam2elnet.utils.batch import skip_line

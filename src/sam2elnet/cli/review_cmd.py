@@ -89,11 +89,26 @@ def import_cmd(
         "cvat/coco: a shape drawn, changed or deleted); the others come back as exported and "
         "are left out (a partial review). Needs the export's review record.",
     ),
+    with_labels: Optional[Path] = typer.Option(
+        None,
+        "--with-labels",
+        help="The kept auto-labels (RUN/labels of elnet annotate / enhance): also build the "
+        "next training set, --train-set, of the images with their reviewed mask where there is "
+        "one, else their kept auto-label (rejected labels nobody reviewed are left out); files "
+        "hard-linked or copied, rebuilt by each import. Images: the run's, else --images.",
+    ),
+    train_set: Optional[Path] = typer.Option(
+        None,
+        "--train-set",
+        help="With --with-labels: the training folder to write (images/ + masks/, for "
+        "`elnet train --data`; default: --out/train-set).",
+    ),
     line_width: Optional[float] = LINE_WIDTH,
     line_width_px: bool = LINE_WIDTH_PX,
     no_progress: bool = NO_PROGRESS,
 ) -> None:
-    """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`."""
+    """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`
+    (--with-labels: and the next training set, reviewed masks over the kept auto-labels)."""
     from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -128,6 +143,14 @@ def import_cmd(
         if path is not None:
             check_input(path, opt)
     check_output(out, "dir", "--out")
+    if train_set is not None and with_labels is None:
+        raise UserError("--train-set names the folder --with-labels builds; give --with-labels")
+    plan = None
+    if with_labels is not None:  # checked before anything is imported
+        from sam2elnet.export.train_set import TRAIN_SET_DIR, plan_train_set
+
+        plan = plan_train_set(with_labels, train_set or out / TRAIN_SET_DIR, images=images,
+                              keep_clear=(out, document_root))  # fmt: skip
     if kind == "label-studio":
         from sam2elnet.export.labelstudio_import import import_label_studio
 
@@ -168,6 +191,8 @@ def import_cmd(
             line_width_unit=width.line_width_unit,
             progress=not no_progress,
         )
+    if plan is not None:
+        res.train_set = plan.build(out)
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())

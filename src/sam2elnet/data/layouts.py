@@ -114,6 +114,18 @@ def _label_key(path: Path) -> str:
     return _key(Path(_key(path, _MASK_TAGS)), _IMAGE_TAGS)
 
 
+def image_key(path: Path) -> str:
+    """The key an image pairs by in a dataset folder (``10791_sat.jpg`` -> ``10791``): the
+    rule :func:`discover` applies, for code that builds such a folder."""
+    return _key(Path(path), _IMAGE_TAGS)
+
+
+def label_key(path: Path) -> str:
+    """The key a label pairs by in a dataset folder (``10791_mask.png`` and ``10791_sat.png``
+    -> ``10791``): the rule :func:`discover` applies, for code that builds such a folder."""
+    return _label_key(Path(path))
+
+
 def _by_key(
     files: list[Path],
     key: Callable[[Path], str],

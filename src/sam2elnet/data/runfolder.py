@@ -56,6 +56,7 @@ __all__ = [
     "find_quality_csv",
     "image_paths_by_stem",
     "kept_by_stem",
+    "label_quality_csv",
     "parse_bool",
     "parse_float",
     "parse_score",
@@ -284,6 +285,17 @@ def find_quality_csv(pred_dir: str | Path) -> Path | None:
     if d.name in RUN_MASK_FOLDERS and (d.parent / QUALITY_CSV).is_file():
         return d.parent / QUALITY_CSV
     return None
+
+
+def label_quality_csv(labels: str | Path) -> Path | None:
+    """The ``quality.csv`` that scores a label file, a label folder or a run folder: the one in
+    the folder (a file's folder), else the one of the folder above (``RUN/quality.csv`` for
+    ``RUN/labels``, ``RUN/rejected`` or a label file in them); None when neither exists. The one
+    default of every export (polygons, COCO, Label Studio) and of its review selection;
+    evaluation's :func:`find_quality_csv` looks above ``labels/`` / ``rejected/`` only."""
+    p = Path(labels)
+    d = p if p.is_dir() else p.parent
+    return next((c for c in (d / QUALITY_CSV, d.parent / QUALITY_CSV) if c.is_file()), None)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:

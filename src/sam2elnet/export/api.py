@@ -24,7 +24,7 @@ from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.option_scope import check_no_warp, check_ranges, ignored_notes
-from sam2elnet.export.review_pick import review_pick, with_selection
+from sam2elnet.export.review_pick import review_pick, review_quality_csv, with_selection
 from sam2elnet.export.review_set import (
     check_review_record,
     review_set_path,
@@ -67,6 +67,8 @@ class ExportResult:
     selection: str | None = None
 
     def summary(self) -> str:
+        """One line: what was written and, when only some labels went out, the review
+        selection (:attr:`selection`)."""
         s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
         if self.n_chips:
             s += f"; {self.n_chips} image/mask chips"
@@ -77,7 +79,7 @@ class ExportResult:
             else:
                 length = f"{self.road_length_px:.0f} px (no CRS)"
             s += f"; {self.n_lines} road centre lines, {length} of road ({where})"
-        return s
+        return f"{s}; {self.selection}" if self.selection else s
 
 
 def export_labels(
@@ -139,12 +141,7 @@ def export_labels(
         return with_selection(
             _export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
         )
-    lp = Path(labels)
-    if kwargs.get("quality_csv") is None and lp.is_dir():  # the originals' quality table
-        # elnet annotate/enhance write OUT/quality.csv next to OUT/labels/
-        kwargs["quality_csv"] = next(
-            (c for c in (lp / "quality.csv", lp.parent / "quality.csv") if c.exists()), None
-        )
+    kwargs["quality_csv"] = review_quality_csv(labels, kwargs.get("quality_csv"))
     inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
     check_not_input(out, inputs)  # before anything is written
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input

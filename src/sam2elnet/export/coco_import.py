@@ -220,7 +220,7 @@ def import_coco(
         progress: Show a progress bar.
 
     Returns:
-        :class:`~sam2elnet.export.labelstudio_import.ImportResult`.
+        :class:`~sam2elnet.export.import_result.ImportResult`.
 
     Raises:
         DataError: a file that is not COCO instance segmentation (:func:`read_coco`), an image

@@ -306,7 +306,7 @@ def import_cvat(
         progress: Show a progress bar.
 
     Returns:
-        :class:`~sam2elnet.export.labelstudio_import.ImportResult`.
+        :class:`~sam2elnet.export.import_result.ImportResult`.
 
     Raises:
         DataError: a damaged zip / XML / PNG, a zip without a CVAT export, an image without a

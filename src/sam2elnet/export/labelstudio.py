@@ -36,6 +36,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.brush import brush_encode
+from sam2elnet.export.review_pick import review_quality_csv
 from sam2elnet.utils.atomic import atomic_path, json_text, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -225,17 +226,14 @@ class LabelStudioExport:
     selection: str | None = None
 
     def summary(self) -> str:
-        return (
+        """One line: the tasks, the labelling config, the images and, when only some labels
+        went out, the review selection."""
+        s = (
             f"{self.out}: {self.n_tasks} Label Studio tasks ({self.n_regions} pre-annotated "
             f"regions), least trusted first; labelling config {self.config.name}; images in "
             f"{self.views} served from document root {self.document_root}"
         )
-
-
-def _quality_csv_for(labels: Path) -> Path | None:
-    cands = [labels / "quality.csv", labels.parent / "quality.csv"] if labels.is_dir() else []
-    cands.append(labels.parent / "quality.csv")
-    return next((c for c in cands if c.exists()), None)
+        return f"{s}; {self.selection}" if self.selection else s
 
 
 def export_label_studio(
@@ -303,7 +301,7 @@ def export_label_studio(
         category, why = default_category(lp)
         if why != "default":
             notes.append(f"label {category!r}: {why}; --category overrides")
-    qpath = Path(quality_csv) if quality_csv is not None else _quality_csv_for(lp)
+    qpath = review_quality_csv(lp, quality_csv)  # given, else the run's
     quality, csv_images = quality_and_images(qpath) if qpath is not None else ({}, {})
     root = Path(document_root if document_root is not None else out.parent).resolve()
     vdir = Path(views if views is not None else out.parent / f"{out.stem}-images").resolve()

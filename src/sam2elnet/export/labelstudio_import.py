@@ -15,7 +15,6 @@ import json
 import re
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -24,6 +23,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
+from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.labelstudio import TO_NAME
 from sam2elnet.export.mask_folder import (
     MaskFolder,
@@ -159,55 +159,6 @@ def read_json_export(path: Path, what: str, remedy: str = "") -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise DataError(f"not a JSON file ({err}){remedy}", path) from None
-
-
-@dataclass
-class ImportResult:
-    """What :func:`import_label_studio` (or the COCO / vector import) wrote: the masks, the
-    tasks / images skipped with the reason, notes, and the stale masks of an earlier import into
-    the same folder that were removed (:class:`~sam2elnet.export.mask_folder.MaskFolder`)."""
-
-    out: Path
-    written: list[Path]
-    skipped: list[tuple[str, str]]
-    notes: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    #: the model that made the exported labels (the export's review record; for Label Studio
-    #: the run folder of the tasks' labels), if it exists
-    model: Path | None = None
-
-    def summary(self) -> str:
-        """What was written, then on a second line the next step (:meth:`next_step`)."""
-        s = f"{self.out}: {len(self.written)} masks written"
-        if self.skipped:
-            s += f"; {len(self.skipped)} skipped"
-        if self.removed:
-            s += f"; {len(self.removed)} stale masks of the earlier import removed"
-        return f"{s}\n{self.next_step()}"
-
-    def next_step(self) -> str:
-        """The command that trains on these masks, as docs/review.md gives it: ``elnet train
-        --data`` the folder above ``out`` when ``out`` is its ``masks/`` (the generic layout,
-        images in ``images/`` beside it, paired by name), else where to put the masks."""
-        import shlex
-
-        if self.model is not None:  # recorded by the export: the model that made the labels
-            train = "elnet train --data {} --out RUN --init-model " + shlex.quote(str(self.model))
-            tail = " (the model that made the labels, from the export's record of them)"
-        else:
-            train = "elnet train --data {} --out RUN --init-model MODEL.pt"
-            tail = (
-                " (MODEL.pt: the model that made the labels; with the first labels too: "
-                "docs/review.md)"
-            )
-        if self.out.name != "masks":
-            return (
-                "next: put these masks in DATA/masks and their images in DATA/images (they pair "
-                f"by name), then {train.format('DATA')}{tail}"
-            )
-        data, images = self.out.parent, self.out.parent / "images"
-        copy = "" if images.is_dir() else f"copy the images to {images} (paired by name), then "
-        return f"next: {copy}{train.format(shlex.quote(str(data)))}{tail}"
 
 
 def _region_kind(value: dict[str, Any]) -> str | None:

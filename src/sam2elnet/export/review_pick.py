@@ -46,14 +46,10 @@ class ReviewPick:
 
 def review_quality_csv(labels: str | Path, quality_csv: str | Path | None) -> Path | None:
     """The quality table that scores ``labels``: ``quality_csv`` when given, else the run
-    folder's (``labels/quality.csv`` or, for ``RUN/labels`` or a label file, the
-    ``quality.csv`` of the folder above), else None."""
-    if quality_csv is not None:
-        return Path(quality_csv)
-    lp = Path(labels)
-    cands = [lp / "quality.csv", lp.parent / "quality.csv"] if lp.is_dir() else []
-    cands.append(lp.parent / "quality.csv")
-    return next((c for c in cands if c.is_file()), None)
+    folder's (:func:`~sam2elnet.data.runfolder.label_quality_csv`), else None."""
+    from sam2elnet.data.runfolder import label_quality_csv
+
+    return Path(quality_csv) if quality_csv is not None else label_quality_csv(labels)
 
 
 def pick_for_review(

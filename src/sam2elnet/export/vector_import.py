@@ -129,7 +129,7 @@ def import_vector(
         progress: Show a progress bar.
 
     Returns:
-        :class:`~sam2elnet.export.labelstudio_import.ImportResult` (masks, images skipped with
+        :class:`~sam2elnet.export.import_result.ImportResult` (masks, images skipped with
         the reason, notes, stale masks removed).
 
     Raises:

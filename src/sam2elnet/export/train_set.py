@@ -1,0 +1,348 @@
+"""The next training set after a review: reviewed masks over the kept auto-labels, one folder.
+
+``elnet import ... --with-labels RUN/labels`` (:func:`plan_train_set` before the import,
+:meth:`TrainSetPlan.build` after it; :func:`build_train_set` does both) writes
+``TRAIN/images/`` and ``TRAIN/masks/`` (the generic layout ``elnet train --data TRAIN`` reads,
+:func:`~sam2elnet.data.layouts.discover`), images and masks paired by the trainer's keys
+(:func:`~sam2elnet.data.layouts.image_key` / :func:`~sam2elnet.data.layouts.label_key`):
+
+* a reviewed mask (listed in the import folder's
+  :data:`~sam2elnet.data.naming.IMPORT_RECORD`) wins over the auto-label of its image;
+* the kept auto-labels (``RUN/labels``) fill the rest;
+* the rejected labels (``RUN/rejected``) nobody reviewed are left out (counted);
+* each mask's image is the run's (``quality.csv``'s ``image`` column,
+  :func:`~sam2elnet.data.runfolder.label_quality_csv`), else the one of its key under
+  ``images`` (the import's ``--images``); a mask without an image is an error.
+
+Files are hard-linked where the file system allows, else copied; sources are never changed.
+The folder is built in a hidden temporary folder beside ``TRAIN`` and renamed into place, so
+``TRAIN`` is the old set or the new one, never half of one; building again (a re-import)
+replaces it. ``TRAIN/.elnet-train-set.json`` (:data:`TRAIN_SET_RECORD`) records where each mask
+came from; a ``TRAIN`` that exists without it (a folder of the user's) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam2elnet.errors import UserError
+from sam2elnet.export.mask_folder import name_sample
+
+__all__ = [
+    "TRAIN_SET_DIR",
+    "TRAIN_SET_RECORD",
+    "TrainSet",
+    "TrainSetPlan",
+    "build_train_set",
+    "plan_train_set",
+]
+
+TRAIN_SET_DIR = "train-set"
+"""Default training folder of ``elnet import --with-labels``: ``--out/train-set``."""
+TRAIN_SET_RECORD = ".elnet-train-set.json"
+"""The record of a built training folder (JSON: ``reviewed``, ``labels``, ``masks``: mask name
+-> ``"reviewed"`` / ``"auto-label"``, ``images``: image name -> source file)."""
+_TMP = ".elnet-train-set-"
+
+
+@dataclass
+class TrainSet:
+    """What :meth:`TrainSetPlan.build` wrote into ``folder``."""
+
+    folder: Path
+    n_reviewed: int  #: reviewed masks
+    n_replacing: int  #: of them, masks that replace a kept auto-label of their image
+    n_auto: int  #: kept auto-labels nobody reviewed
+    n_left_out: int  #: rejected labels nobody reviewed (no mask, image left out)
+    n_linked: int = 0  #: files hard-linked (the others were copied)
+    n_files: int = 0  #: files written (images and masks)
+    model: Path | None = None  #: the model that made the auto-labels (the run's), if it exists
+
+    def line(self) -> str:
+        """``train set DIR: 2 reviewed masks (1 replacing its kept auto-label), 3 auto-labels
+        kept, 4 rejected labels nobody reviewed left out``."""
+        how = "hard links" if self.n_linked == self.n_files else (
+            "copies" if not self.n_linked else f"{self.n_linked} hard links, the rest copies"
+        )  # fmt: skip
+        return (
+            f"train set {self.folder}: {self.n_reviewed} reviewed masks ({self.n_replacing} "
+            f"replacing their kept auto-label), {self.n_auto} auto-labels kept, "
+            f"{self.n_left_out} rejected labels nobody reviewed left out ({how})"
+        )
+
+
+@dataclass
+class TrainSetPlan:
+    """The checked inputs of a training folder (:func:`plan_train_set`); :meth:`build` writes it
+    once the reviewed masks are in place."""
+
+    labels: Path  #: the kept auto-labels' folder
+    folder: Path  #: the training folder to write
+    images: Path | None  #: the import's ``--images`` (None: the run's images only)
+    kept: dict[str, Path]  #: key -> kept auto-label
+    rejected: dict[str, Path]  #: key -> rejected label
+    run_images: dict[str, Path] = field(default_factory=dict)  #: key -> the run's image
+
+    def build(self, reviewed: Path) -> TrainSet:
+        """Write the training folder from the masks ``elnet import`` wrote into ``reviewed``.
+
+        Raises:
+            UserError: a reviewed mask pairs with no image (neither the run's nor one under
+                ``images``), or two reviewed masks or two images of one key; the training
+                folder is then left as it was.
+        """
+        from sam2elnet.data.layouts import label_key
+        from sam2elnet.data.naming import imported_masks
+        from sam2elnet.export.run_info import run_model_path
+
+        names = sorted(imported_masks(reviewed))
+        rev = _by_key(
+            [reviewed / n for n in names if (reviewed / n).is_file()], label_key, reviewed
+        )
+        masks = {**{k: (p, "auto-label") for k, p in self.kept.items() if k not in rev},
+                 **{k: (p, "reviewed") for k, p in rev.items()}}  # fmt: skip
+        pairs = _images_for(masks, self.run_images, self.images, reviewed, self.folder,
+                            f"the masks are in {reviewed}, the training folder was not written")  # fmt: skip
+        res = TrainSet(
+            self.folder,
+            n_reviewed=len(rev),
+            n_replacing=len(rev.keys() & self.kept.keys()),
+            n_auto=len(self.kept.keys() - rev.keys()),
+            n_left_out=len(self.rejected.keys() - rev.keys()),
+            model=run_model_path(self.labels),
+        )
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=self.folder.parent))
+        try:
+            record: dict[str, dict[str, str]] = {"masks": {}, "images": {}}
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+            for k in sorted(masks):
+                (mask, origin), image = masks[k], pairs[k]
+                res.n_linked += _link(image, tmp / "images" / image.name)
+                res.n_linked += _link(mask, tmp / "masks" / mask.name)
+                record["masks"][mask.name] = origin
+                record["images"][image.name] = str(image.resolve())
+            res.n_files = 2 * len(masks)
+            doc = {"reviewed": str(reviewed.resolve()), "labels": str(self.labels.resolve()),
+                   **record}  # fmt: skip
+            (tmp / TRAIN_SET_RECORD).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            _swap_in(tmp, self.folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return res
+
+
+def plan_train_set(
+    labels: str | Path,
+    folder: str | Path,
+    *,
+    images: str | Path | None = None,
+    keep_clear: tuple[Path | None, ...] = (),
+) -> TrainSetPlan:
+    """Check the inputs of a training folder before anything is imported or written.
+
+    Args:
+        labels: The kept auto-labels: ``RUN/labels``, or the run folder ``RUN`` (its
+            ``labels/``). Its run's ``rejected/`` labels are counted as left out.
+        folder: The training folder to write (``images/``, ``masks/``); may exist only as one
+            this module built.
+        images: A folder (searched with its sub-folders) or an image file holding the images of
+            masks whose run image is not known (``elnet import --images``).
+        keep_clear: Folders ``folder`` may not be or hold (``--out``, ``--images``): replacing
+            the training folder would move them.
+
+    Raises:
+        UserError: ``labels`` is not a folder of label rasters (missing, a file, no labels, or
+            images), two labels of one key, a kept label whose image is found nowhere, or a
+            ``folder`` that is a file, holds an input, or is a folder this module did not build.
+    """
+    from sam2elnet.data.layouts import label_key
+    from sam2elnet.data.masks import image_like_label
+    from sam2elnet.data.runfolder import RUN_MASK_FOLDERS
+    from sam2elnet.errors import DataError
+    from sam2elnet.export.labels import find_labels
+
+    lp = Path(labels)
+    if lp.is_dir() and (lp / RUN_MASK_FOLDERS[0]).is_dir():
+        lp = lp / RUN_MASK_FOLDERS[0]  # the run folder: its kept labels
+    if not lp.is_dir():
+        what = "is a file" if lp.is_file() else "does not exist"
+        raise UserError(
+            f"--with-labels {what}: give the folder of the kept auto-labels (RUN/labels of "
+            "elnet annotate / enhance)",
+            lp,
+        )
+    try:
+        files = find_labels(lp)
+    except DataError as err:
+        raise UserError(f"--with-labels holds no labels: {err.args[0]}", lp) from None
+    why = image_like_label(files[0])
+    if why:
+        raise UserError(
+            f"--with-labels holds images, not labels ({files[0].name}: {why}); give the folder "
+            "of the kept auto-labels (RUN/labels of elnet annotate / enhance)",
+            lp,
+        )
+    kept = _by_key(files, label_key, lp)
+    rej_dir = lp.parent / RUN_MASK_FOLDERS[1]
+    rejected = {}
+    if lp.name == RUN_MASK_FOLDERS[0] and rej_dir.is_dir():
+        try:
+            rejected = _by_key(find_labels(rej_dir), label_key, rej_dir)
+        except DataError:  # an empty rejected/: nothing left out
+            rejected = {}
+    out = Path(folder)
+    _check_folder(out, [lp, rej_dir, *(Path(p) for p in (images, *keep_clear) if p is not None)])
+    plan = TrainSetPlan(lp, out, Path(images) if images is not None else None, kept, rejected)
+    plan.run_images = _run_images(lp, [*kept.values(), *rejected.values()])
+    _images_for({k: (p, "") for k, p in kept.items()}, plan.run_images, plan.images, lp, out)
+    return plan
+
+
+def build_train_set(
+    reviewed: str | Path,
+    labels: str | Path,
+    folder: str | Path,
+    *,
+    images: str | Path | None = None,
+) -> TrainSet:
+    """:func:`plan_train_set`, then :meth:`TrainSetPlan.build` from the masks an earlier
+    ``elnet import`` wrote into ``reviewed``. Raises as those."""
+    plan = plan_train_set(labels, folder, images=images, keep_clear=(Path(reviewed),))
+    return plan.build(Path(reviewed))
+
+
+# ---------------------------------------------------------------------------- helpers
+def _by_key(files: list[Path], key: Callable[[Path], str], where: Path) -> dict[str, Path]:
+    """``{key: file}``; two files of one key (``x.png`` and ``x.tif``) are an error."""
+    out: dict[str, Path] = {}
+    for f in files:
+        k = key(f)
+        if k in out:
+            raise UserError(
+                f"two labels of one image ({out[k].name} and {f.name}) pair with image {k!r}; "
+                "keep one",
+                where,
+            )
+        out[k] = f
+    return out
+
+
+def _run_images(labels: Path, files: list[Path]) -> dict[str, Path]:
+    """Key -> the image each label of the run was made from (its ``quality.csv``), when the
+    file exists."""
+    from sam2elnet.data.layouts import label_key
+    from sam2elnet.data.runfolder import image_paths_by_stem, label_quality_csv, read_quality_table
+
+    table = label_quality_csv(labels)
+    if table is None:
+        return {}
+    by_stem = image_paths_by_stem(read_quality_table(table))
+    return {label_key(f): by_stem[f.stem] for f in files if by_stem.get(f.stem, Path()).is_file()}
+
+
+def _images_for(
+    masks: dict[str, tuple[Path, str]],
+    run_images: dict[str, Path],
+    images: Path | None,
+    where: Path,
+    skip: Path,
+    written: str = "nothing written",
+) -> dict[str, Path]:
+    """Key -> image for every mask: the run's, else the one of that key under ``images``
+    (not under ``skip``, the training folder).
+
+    Raises:
+        UserError: masks whose image is found nowhere (naming three), or two images of one
+            key under ``images`` that a mask needs.
+    """
+    from sam2elnet.data.layouts import image_key
+    from sam2elnet.data.naming import IMAGE_SUFFIXES
+
+    found: dict[str, list[Path]] = {}
+    need = [k for k in masks if k not in run_images]
+    if need and images is not None:
+        files = [images] if images.is_file() else sorted(
+            f for f in images.rglob("*")
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            and not f.resolve().is_relative_to(skip.resolve())
+        )  # fmt: skip
+        for f in files:
+            found.setdefault(image_key(f), []).append(f)
+    pairs = dict(run_images)
+    missing = []
+    for k in need:
+        cands = found.get(k, [])
+        if len(cands) > 1:
+            raise UserError(
+                f"two images pair with mask {masks[k][0].name}: {cands[0]} and {cands[1]}; "
+                "give --images a folder with one of them",
+                images,
+            )
+        if cands:
+            pairs[k] = cands[0]
+        else:
+            missing.append(masks[k][0].name)
+    if missing:
+        where_from = f"--images {images}" if images is not None else "no --images given"
+        raise UserError(
+            f"{len(missing)} masks pair with no image ({name_sample(sorted(missing), 3)}): not "
+            f"in the run's quality.csv and {where_from}; give --images the folder of the images "
+            f"they were made from; {written}",
+            where,
+        )
+    return {k: pairs[k] for k in masks}
+
+
+def _check_folder(out: Path, inputs: list[Path]) -> None:
+    """``out`` may be written: not a file, not holding an input, absent, empty or one this
+    module built (its :data:`TRAIN_SET_RECORD`)."""
+    if out.exists() and not out.is_dir():
+        raise UserError("the training folder is a file; give a folder (--train-set DIR)", out)
+    res = out.resolve()
+    for p in inputs:
+        if p.exists() and p.resolve().is_relative_to(res):
+            raise UserError(
+                f"the training folder holds {p}, an input: building it replaces the folder; "
+                "give --train-set a folder of its own",
+                out,
+            )
+    if out.is_dir() and any(out.iterdir()) and not (out / TRAIN_SET_RECORD).is_file():
+        raise UserError(
+            f"the training folder exists and was not built by elnet import (no "
+            f"{TRAIN_SET_RECORD}): it would be replaced; give --train-set a new folder",
+            out,
+        )
+
+
+def _link(src: Path, dst: Path) -> int:
+    """Hard-link ``src`` as ``dst`` (1), else copy it (0: another file system, or links not
+    allowed)."""
+    try:
+        os.link(src, dst)
+        return 1
+    except OSError:
+        shutil.copy2(src, dst)
+        return 0
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    """Rename the built ``tmp`` to ``folder``; an old ``folder`` is renamed aside first and
+    removed after (so ``folder`` is the old set or the new one)."""
+    old = None
+    if folder.exists():
+        old = Path(tempfile.mkdtemp(prefix=_TMP, dir=folder.parent))
+        os.replace(folder, old / folder.name)
+    os.replace(tmp, folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    for left in folder.parent.glob(f"{_TMP}*"):  # left by a build that was killed
+        if left.is_dir():
+            shutil.rmtree(left, ignore_errors=True)

@@ -1,0 +1,213 @@
+"""`elnet import ... --with-labels RUN/labels`: the next training set without hand copying.
+
+After a budget review the training folder is the reviewed masks over the kept auto-labels
+(docs/review.md, "Reviewing a budget of labels"); before, the user built it with `cp`, and the
+import's `next:` line named the reviewed masks only. The import now writes `--out/train-set`
+(images/ + masks/, hard links or copies), says what went in, and its `next:` line is the train
+command for that folder. Also: the default quality.csv of a single label file (one rule,
+data.runfolder.label_quality_csv) and the review selection in the export's summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from helpers_logs import one_error_line, run_main
+from review_helpers import make_run
+
+from sam2elnet.data.layouts import select_split
+from sam2elnet.errors import UserError
+from sam2elnet.export.api import export_labels
+from sam2elnet.export.train_set import TRAIN_SET_RECORD, build_train_set
+
+# kept (>= 0.5): d, f; rejected: a, b, c, e
+SCORES = {"a": 0.3, "b": 0.1, "c": 0.3, "d": 0.8, "e": 0.05, "f": 0.55}
+
+
+@pytest.fixture()
+def run(tmp_path: Path) -> Path:
+    return make_run(tmp_path, SCORES)
+
+
+def _fg(path: Path) -> np.ndarray:
+    with rasterio.open(path) as d:
+        return d.read(1) == 255
+
+
+def _reviewed_gpkg(capsys, run: Path, tmp_path: Path) -> Path:
+    """5 weakest sent to QGIS (all but d); the reviewer moves a's and f's polygons 1 px east."""
+    from shapely import affinity
+
+    gp = tmp_path / "qgis" / "weak.gpkg"
+    rc, _, err = run_main(capsys, "export", "--labels", run, "--out", gp, "--review-count", "5",
+                          "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    g = gpd.read_file(gp, layer="labels")
+    sel = g["source"].isin(["a.tif", "f.tif"])
+    g.loc[sel, "geometry"] = g.loc[sel, "geometry"].apply(lambda p: affinity.translate(p, 10, 0))
+    g.to_file(gp, layer="labels", driver="GPKG")
+    return gp
+
+
+def _import(capsys, gp: Path, tmp_path: Path, *opts: object) -> tuple[int, str, str]:
+    return run_main(capsys, "import", gp, "--from", "qgis", "--images", tmp_path / "images",
+                    "--out", tmp_path / "reviewed", "--no-progress", *opts)  # fmt: skip
+
+
+def _moved(lab: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(lab)
+    out[:, 1:] = lab[:, :-1]
+    return out
+
+
+def _listing(folder: Path) -> dict[str, list[str]]:
+    return {d: sorted(f.name for f in (folder / d).iterdir()) for d in ("images", "masks")}
+
+
+def test_import_builds_the_next_training_set(run, tmp_path, capsys):
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    rc, out, err = _import(capsys, gp, tmp_path, "--reviewed-only", "--with-labels",
+                           run / "labels")  # fmt: skip
+    assert rc == 0, err
+    train = tmp_path / "reviewed" / "train-set"
+    lines = out.strip().splitlines()
+    assert lines[-2] == (
+        f"train set {train}: 2 reviewed masks (1 replacing their kept auto-label), 1 auto-labels "
+        "kept, 3 rejected labels nobody reviewed left out (hard links)"
+    ), out
+    assert lines[-1] == (
+        f"next: elnet train --data {train} --out RUN --init-model {tmp_path / 'model.pt'}"
+    ), out
+    # exactly: a and f reviewed (f over its kept label), d the kept auto-label; b, c, e left out
+    assert _listing(train) == {"images": ["a.tif", "d.tif", "f.tif"],
+                               "masks": ["a.tif", "d.tif", "f.tif"]}  # fmt: skip
+    rec = json.loads((train / TRAIN_SET_RECORD).read_text())
+    assert rec["masks"] == {"a.tif": "reviewed", "d.tif": "auto-label", "f.tif": "reviewed"}
+    assert (_fg(train / "masks" / "f.tif") == _moved(_fg(run / "labels" / "f.tif"))).all()
+    assert (_fg(train / "masks" / "a.tif") == _moved(_fg(run / "rejected" / "a.tif"))).all()
+    assert (_fg(train / "masks" / "d.tif") == _fg(run / "labels" / "d.tif")).all()
+    # hard links of the sources (same file system here); the sources are unchanged
+    assert os.path.samefile(train / "images" / "d.tif", tmp_path / "images" / "d.tif")
+    assert os.path.samefile(train / "masks" / "d.tif", run / "labels" / "d.tif")
+    assert os.path.samefile(train / "masks" / "f.tif", tmp_path / "reviewed" / "f.tif")
+    assert sorted(f.name for f in (run / "labels").iterdir()) == ["d.tif", "f.tif"]
+    # what elnet train reads (engine.train_data.prepare_data's lookup): three pairs, no stray file
+    index = select_split(train, None).index
+    assert {s.id: (s.image.name, s.mask.name) for s in index.samples} == {
+        k: (f"{k}.tif", f"{k}.tif") for k in "adf"
+    } and not index.unmatched
+
+
+def test_importing_again_updates_the_training_set(run, tmp_path, capsys):
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    train = tmp_path / "reviewed" / "train-set"
+    args = ("--with-labels", run)  # the run folder: its labels/
+    assert _import(capsys, gp, tmp_path, "--reviewed-only", *args)[0] == 0
+    first = _listing(train)
+    rc, out, err = _import(capsys, gp, tmp_path, "--reviewed-only", *args)  # the same again
+    assert rc == 0 and _listing(train) == first, err
+    # every sent label imported (no --reviewed-only): b, c, e join as reviewed, none left out
+    rc, out, err = _import(capsys, gp, tmp_path, *args)
+    assert rc == 0, err
+    assert "5 reviewed masks (1 replacing their kept auto-label), 1 auto-labels kept, " \
+           "0 rejected labels nobody reviewed left out" in out, out  # fmt: skip
+    assert _listing(train)["masks"] == ["a.tif", "b.tif", "c.tif", "d.tif", "e.tif", "f.tif"]
+    rec = json.loads((train / TRAIN_SET_RECORD).read_text())["masks"]
+    assert [k for k, v in sorted(rec.items()) if v == "auto-label"] == ["d.tif"]
+    # nothing left beside it (no temporary or old folders)
+    assert sorted(p.name for p in (tmp_path / "reviewed").iterdir() if p.is_dir()) == ["train-set"]
+
+
+def test_a_named_train_set_and_bad_inputs(run, tmp_path, capsys):
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    masks = tmp_path / "reviewed"
+    train = tmp_path / "train1"
+    rc, out, err = _import(capsys, gp, tmp_path, "--reviewed-only", "--with-labels",
+                           run / "labels", "--train-set", train)  # fmt: skip
+    assert rc == 0 and f"--data {train} " in out.splitlines()[-1], err
+    assert _listing(train)["masks"] == ["a.tif", "d.tif", "f.tif"]
+    shutil.rmtree(masks)
+    shutil.rmtree(train)
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    plain = tmp_path / "plain"  # kept labels without a run: one has no image anywhere
+    shutil.copytree(run / "labels", plain)
+    shutil.copy(plain / "d.tif", plain / "zz.tif")
+    twins = tmp_path / "twins"
+    shutil.copytree(run / "labels", twins)
+    shutil.copy(twins / "d.tif", twins / "d_mask.tif")
+    for opts, words in [
+        (("--with-labels", run / "labels" / "d.tif"), "--with-labels is a file"),
+        (("--with-labels", tmp_path / "nope"), "--with-labels does not exist"),
+        (("--with-labels", tmp_path / "images"), "--with-labels holds images, not labels"),
+        (("--with-labels", mine), "--with-labels holds no labels"),
+        (("--with-labels", plain), "1 masks pair with no image (zz.tif)"),
+        (("--with-labels", twins), "two labels of one image (d.tif and d_mask.tif)"),
+        (("--with-labels", run / "labels", "--train-set", mine), "was not built by elnet import"),
+        (("--with-labels", run / "labels", "--train-set", tmp_path), "holds"),
+        (("--train-set", train), "give --with-labels"),
+    ]:
+        rc, _, err = _import(capsys, gp, tmp_path, *opts)
+        assert words in one_error_line(rc, err), (opts, err)
+        assert not masks.exists() and not train.exists(), opts  # checked before the import
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_a_reviewed_mask_without_an_image_leaves_the_old_set(run, tmp_path, capsys):
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    assert _import(capsys, gp, tmp_path, "--reviewed-only")[0] == 0
+    masks, train = tmp_path / "reviewed", tmp_path / "t"
+    res = build_train_set(masks, run, train)  # images from the run's quality.csv
+    assert (res.n_reviewed, res.n_replacing, res.n_auto, res.n_left_out) == (2, 1, 1, 3)
+    before = _listing(train)
+    # a reviewed mask of an image the run does not know, and no --images
+    shutil.copy(masks / "a.tif", masks / "new.tif")
+    rec = json.loads((masks / ".elnet-import.json").read_text())
+    rec["masks"].append("new.tif")
+    (masks / ".elnet-import.json").write_text(json.dumps(rec))
+    with pytest.raises(UserError, match=r"1 masks pair with no image \(new.tif\).*not written"):
+        build_train_set(masks, run, train)
+    assert _listing(train) == before
+    images = tmp_path / "more"
+    images.mkdir()
+    shutil.copy(tmp_path / "images" / "a.tif", images / "new.tif")
+    res = build_train_set(masks, run, train, images=images)
+    assert res.n_reviewed == 3 and "new.tif" in _listing(train)["images"]
+
+
+def test_single_label_file_takes_its_runs_quality(run, tmp_path):
+    """A label file's export (polygons, COCO) reads the run's quality.csv, as its review
+    selection does; before, only a folder's export did (quality NaN / absent)."""
+    lab = run / "labels" / "d.tif"
+    res = export_labels(lab, tmp_path / "one.gpkg", progress=False)
+    assert gpd.read_file(res.out, layer="labels")["quality"].tolist() == pytest.approx(
+        [0.8] * res.n_features
+    )
+    res = export_labels(lab, tmp_path / "one.json", progress=False)
+    assert [i["predicted_quality"] for i in json.loads(res.out.read_text())["images"]] == [0.8]
+    res = export_labels(lab, tmp_path / "sel.gpkg", review_count=1, progress=False)
+    assert res.selection is not None and "1 of 1 labels" in res.selection
+
+
+def test_the_export_summary_names_the_selection_once(run, tmp_path, capsys):
+    res = export_labels(run, tmp_path / "w.gpkg", review_count=2, progress=False)
+    assert res.summary().endswith(
+        "; review selection: 2 of 6 labels (--review-count 2, lowest predicted IoU first), "
+        "predicted IoU 0.050-0.100 sent"
+    ), res.summary()
+    assert (
+        "review selection" not in export_labels(run, tmp_path / "a.gpkg", progress=False).summary()
+    )
+    for out, fmt in ((tmp_path / "c.gpkg", "gpkg"), (tmp_path / "t.json", "label-studio")):
+        rc, stdout, err = run_main(capsys, "export", "--labels", run, "--out", out, "--format",
+                                   fmt, "--review-count", "2", "--no-progress")  # fmt: skip
+        assert rc == 0 and stdout.count("review selection: 2 of 6 labels") == 1, stdout
