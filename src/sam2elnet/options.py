@@ -51,6 +51,10 @@ def check_one_filter(min_quality: float | None, target_precision: float | None) 
         )
 
 
+OVERLAP_DEFAULT = 128
+"""Window overlap of ``scene`` and the window-by-window path of annotate / enhance, px."""
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,14 +63,19 @@ class WindowOptions(_Options):
     """Sliding-window settings shared by ``scene`` and the large-scene path of annotate/enhance."""
 
     tile: int = Field(1024, ge=32, le=16384, description="window size, px")
-    overlap: int = Field(128, ge=0, le=8192, description="window overlap, px (< tile)")
+    overlap: int = Field(OVERLAP_DEFAULT, ge=0, le=8192, description="window overlap, px (< tile)")
 
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, v: int, info: Any) -> int:
         tile = info.data.get("tile")
         if tile is not None and v >= tile:
-            raise ValueError(f"must be smaller than --tile ({tile})")
+            # the default overlap (128) meets a small --tile given alone: say what to give
+            raise ValueError(
+                f"must be smaller than --tile ({tile}); --overlap is {OVERLAP_DEFAULT} px "
+                f"when not given: give a smaller one with a small --tile, e.g. "
+                f"--overlap {tile // 4}"
+            )
         return v
 
 
