@@ -82,6 +82,27 @@ def test_several_layers_without_labels_read_the_first_and_say_so(tmp_path: Path,
     assert "layers" not in caplog.text
 
 
+def test_a_point_layer_saved_first_is_not_read_as_the_labels(tmp_path: Path, caplog):
+    """QGIS "Save As" of edited polygons into a file that already holds a point layer of the
+    reviewer's notes (first in the file): the polygon layer is read, and the warning names it
+    (before: the points were read, and the import said no feature belongs to any image)."""
+    from shapely.geometry import MultiPolygon, Point
+
+    gp = tmp_path / "qgis.gpkg"
+    crs = "EPSG:3857"
+    gpd.GeoDataFrame({"txt": ["look"]}, geometry=[Point(1, 1)], crs=crs).to_file(gp, layer="notes")
+    edited = gpd.GeoDataFrame(
+        {"source": ["a.tif"], "fid_note": [7]}, geometry=[MultiPolygon([box(0, 0, 5, 5)])], crs=crs
+    )
+    edited.to_file(gp, layer="edited")
+    with caplog.at_level(logging.WARNING):
+        g = read_vector(gp)
+    assert list(g["source"]) == ["a.tif"] and g.geometry.iloc[0].geom_type == "MultiPolygon"
+    assert "2 layers (notes, edited): reading the first polygon / line layer, 'edited'" in (
+        caplog.text
+    )
+
+
 def test_import_of_road_lines_takes_a_line_width_and_notes_once_per_layer(tmp_path: Path, capsys):
     """A reviewer draws missing roads as lines in QGIS (new-user trial, roads): the note asked
     for --line-width, which `elnet import` did not have (``No such option``), once per image."""

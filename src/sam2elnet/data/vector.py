@@ -146,13 +146,12 @@ LABELS_LAYER = "labels"
 def default_layer(path: Path) -> str | None:
     """The layer :func:`read_vector` reads from ``path`` when none is named.
 
-    A file with one spatial layer (GeoJSON, Shapefile, most GeoPackages): None, i.e. GDAL's
-    first layer. A GeoPackage with several spatial layers: ``labels`` when it has one, so an
-    ``elnet export`` road file is read for its polygons even after a tool rewrote that layer
-    and left ``centre_lines`` first (geopandas ``to_file(layer="labels")`` on the exported
-    file, ``ogr2ogr -update -overwrite``); else the first spatial layer, with one warning
-    naming it and the others. Non-spatial tables (``layer_styles``) are not counted. A file
-    GDAL cannot list is left to :func:`read_vector`'s error.
+    One spatial layer (GeoJSON, Shapefile, most GeoPackages): None, GDAL's first. Several:
+    ``labels`` when there is one (an ``elnet export`` road file rewritten with ``centre_lines``
+    first: geopandas ``to_file(layer="labels")``, ``ogr2ogr -update -overwrite``); else the
+    first polygon / line layer (a point layer of reviewer notes is no label), or the first,
+    with one warning naming it and the others. Non-spatial tables (``layer_styles``) are not
+    counted. A file GDAL cannot list is left to :func:`read_vector`'s error.
     """
     import pyogrio
 
@@ -165,15 +164,16 @@ def default_layer(path: Path) -> str | None:
         return None
     if LABELS_LAYER in spatial:
         return LABELS_LAYER
+    pick = next((str(n) for n, g in layers if g and "POINT" not in str(g).upper()), spatial[0])
     warn_once(
         log,
         "vector file with several layers, none named labels",
-        f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first, "
-        f"{spatial[0]!r}; to read another, keep only that layer in the file (QGIS: Export > "
-        "Save Features As) or name it 'labels'",
+        f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first"
+        f"{' polygon / line layer' if pick != spatial[0] else ''}, {pick!r}; to read another, "
+        "keep only that layer in the file (QGIS: Export > Save Features As) or name it 'labels'",
         key=str(path),
     )
-    return spatial[0]
+    return pick
 
 
 def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: bool = False):
