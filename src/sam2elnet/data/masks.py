@@ -47,6 +47,7 @@ __all__ = [
     "read_mask",
     "read_mask_on_grid",
     "image_like_label",
+    "check_training_pair",
     "pixel_index_note",
     "image_values",
     "mask_like_image",
@@ -331,6 +332,35 @@ def mask_like_image(path: str | Path, values: np.ndarray | None = None) -> str:
     if v is None or v.size != 2 or v[0] != 0:
         return ""
     return f"only the values 0 and {v[1]:g}, a mask"
+
+
+def check_training_pair(image: str | Path, mask: str | Path) -> None:
+    """Refuse a training pair whose label is an image (:func:`image_like_label`), e.g. a
+    dataset with ``images/`` and ``masks/`` swapped, which trained without a word (the greys
+    thresholded at 128 as the labels). Checked by ``elnet train`` on its first readable pair.
+
+    Raises:
+        UserError: naming the mask, what it looks like, and (when the image is a mask by
+            :func:`mask_like_image`) that the two folders look swapped.
+    """
+    from sam2elnet.errors import UserError
+
+    kind = image_like_label(mask)
+    if not kind:
+        return
+    swapped = mask_like_image(image)
+    if swapped:
+        raise UserError(
+            f"the dataset's images and masks look swapped: this label is an image ({kind}) "
+            f"and its image {Path(image).name} is a mask ({swapped}); put the images in the "
+            "image folder and the labels in the mask folder",
+            mask,
+        )
+    raise UserError(
+        f"a label that looks like an image ({kind}); training labels are masks (0/255, 0/1 or "
+        "class values) named like their images: check the dataset's mask folder",
+        mask,
+    )
 
 
 def _read_palette_indices(path: Path) -> np.ndarray | None:

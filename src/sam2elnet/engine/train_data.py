@@ -428,6 +428,9 @@ def check_pairs(
     return the pairs that cannot be used, each with the reason. ``zeros``, when given, gets each
     image's :func:`~sam2elnet.data.input_range.zero_share` (valid pixels <= 0 in every band;
     of the statistics sample for large files), for the untagged-zero warning of training.
+    The first pair read whole must have a mask for a label
+    (:func:`~sam2elnet.data.masks.check_training_pair`: UserError for an image, or images and
+    masks swapped).
 
     Large GeoTIFFs (:func:`sam2elnet.data.windowed.use_windows`) are decoded in one streamed
     pass that also makes the plan their windowed reads use (cached for the training run), so
@@ -435,9 +438,10 @@ def check_pairs(
     from sam2elnet.data import windowed, windowed_image, windowed_mask
     from sam2elnet.data.images import read_image
     from sam2elnet.data.input_range import zero_share
-    from sam2elnet.data.masks import read_mask
+    from sam2elnet.data.masks import check_training_pair, read_mask
 
     skips = SkipLog("image")
+    checked_kinds = False
     # a long step on large datasets (minutes on SOS): a bar, or one line with --no-progress
     for smp in track(samples, "check data", unit="pair", enabled=progress):
         try:
@@ -456,6 +460,9 @@ def check_pairs(
                 read_mask(
                     smp.mask, shape=shape, image_path=smp.image, positive_values=positive_values
                 )
+                if not checked_kinds:  # the first readable pair: labels are masks, not images
+                    checked_kinds = True
+                    check_training_pair(smp.image, smp.mask)
         except BandCountError:
             raise
         except DataError as err:

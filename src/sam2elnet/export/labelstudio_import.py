@@ -32,6 +32,7 @@ from sam2elnet.export.mask_folder import (
     name_sample,
     removed_note,
 )
+from sam2elnet.export.run_info import run_model_path
 
 __all__ = [
     "NOT_REVIEWED",
@@ -359,21 +360,10 @@ def import_label_studio(
         removed = folder.commit()
     notes = skipped_notes(skipped, "tasks")
     notes += removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed, _labels_model(tasks))
-
-
-def _labels_model(tasks: list[dict[str, Any]]) -> Path | None:
-    """The model file that made the exported labels, for the ``next:`` line: the run folder of
-    the first task's ``data.label`` (``elnet export`` writes its absolute path) names it
-    (:func:`~sam2elnet.export.run_info.run_model_path`); None when no label file or model file
-    is found (tasks made elsewhere, or the run or model moved)."""
-    from sam2elnet.export.run_info import run_model_path
-
-    for task in tasks:
-        label = (task.get("data") or {}).get("label")
-        if isinstance(label, str) and label and Path(label).is_file():
-            return run_model_path(label)
-    return None
+    # the model that made the labels, for the next: line: their run folder records it
+    labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
+    model = next((run_model_path(p) for p in labels if p and Path(p).is_file()), None)
+    return ImportResult(folder.out, written, skipped, notes, removed, model)
 
 
 def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
