@@ -70,3 +70,31 @@ def test_check_skips_a_truncated_mask_and_records_it(tmp_path):
     with pytest.raises(DataError) as err:
         dataset_stats(root, check=True, progress=False)
     assert str(err.value).startswith(f"{root}: nothing produced: all 2 files could not be used")
+
+
+def test_all_nodata_images_are_refused_in_the_flag_rules_words(tmp_path):
+    """compute_stats over images without a valid pixel said "every image is entirely nodata"
+    while elnet scene / annotate say "all nodata (no valid pixel: ...)": one wording now
+    (data.validity.NO_VALID_PIXEL, which model.input_flags.unusable_text uses too)."""
+    import rasterio
+
+    from sam2elnet.data.norm_fit import compute_stats
+    from sam2elnet.data.validity import ALL_NODATA_FLAG, NO_VALID_PIXEL
+    from sam2elnet.errors import DataError
+    from sam2elnet.model.input_flags import unusable_text
+
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"nd{i}.tif"
+        with rasterio.open(p, "w", driver="GTiff", height=32, width=32, count=1,
+                           dtype="uint8", nodata=0) as d:  # fmt: skip
+            d.write(np.zeros((1, 32, 32), np.uint8))
+        paths.append(p)
+    with pytest.raises(DataError) as err:
+        compute_stats(paths, progress=False)
+    words = f"{ALL_NODATA_FLAG} ({NO_VALID_PIXEL})"
+    assert words == (
+        "all nodata (no valid pixel: every pixel is the file's nodata value, NaN, +-inf or masked)"
+    )
+    assert f"every image is {words}; check the nodata value or mask" in str(err.value)
+    assert f"no label written: {words}; check" in unusable_text(ALL_NODATA_FLAG)

@@ -150,6 +150,38 @@ def _image_grid_kind(crs, transform, gcps) -> str:
     return "gcps" if gcps is not None else "transform" if crs is not None else "none"
 
 
+# elnet scene's note on the scene's georeference (SceneInputs.notes), by the rule's answer
+_SCENE_NOTE = {
+    "transform": "",
+    "none": "has no CRS: outputs carry no georeference",
+    "GCPs gcps": "is georeferenced by 4 ground control points only (GCPs, in EPSG:4326)",
+    # said "georeferenced by N ground control points only" too, although nothing else used them
+    "GCPs none": "has no usable georeference (",
+}
+
+
+def _scene_note(path: Path, g: GcpGrid | None) -> str:
+    """The part of the scene's georeference note that says which case it is ("" none)."""
+    from sam2elnet.engine.executors import SmoothingPredictor
+    from sam2elnet.engine.scene_inputs import SceneInputs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with SceneInputs(path, SmoothingPredictor()) as inp:
+            notes = [n for n in inp.notes if "georef" in n or "CRS" in n]
+    if not notes:
+        return ""
+    assert len(notes) == 1, notes
+    for key in _SCENE_NOTE.values():
+        if key and key in notes[0]:
+            if key.startswith("has no usable"):  # and why, in the rule's terms
+                want = "2 ground control points < 3" if len(g.gcps) == 2 else "its GCPs have no CRS"
+                assert f"({want}; placing it needs at least 3 GCPs with a CRS)" in notes[0]
+                assert "tile footprints use pixel coordinates" in notes[0]
+            return key
+    return notes[0]
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_reader_follows_the_one_rule(tmp_path: Path, name: str) -> None:
     build, want, header_want = CASES[name]
@@ -170,6 +202,7 @@ def test_every_reader_follows_the_one_rule(tmp_path: Path, name: str) -> None:
     assert georeferenced(path) is (want != "none")  # evaluate's check of a shared polygon file
     assert placeable is (want == "gcps")  # export's polygons, the scene's --quality-gpkg
     assert grid_kind(raster_header(path).geo) == header_want  # raster truths, coarse labels
+    assert _scene_note(path, g) == _SCENE_NOTE[want if g is None else f"GCPs {want}"]
     if want == "none":  # --warp-to: nothing to warp from
         with pytest.raises(DataError, match="drop --warp-to"):
             check_warpable(path, "EPSG:4326")

@@ -21,6 +21,7 @@ import numpy as np
 
 from sam2elnet.data.images import RasterImage, read_image
 from sam2elnet.data.normalize import NormalizationConfig, prepare
+from sam2elnet.data.validity import ALL_NODATA_FLAG, NO_VALID_PIXEL
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.progress import track
@@ -116,7 +117,11 @@ def compute_stats(
     if bands is None and skips:
         raise skips.nothing_done(len(path_list))
     if count == 0 or bands is None:
-        raise DataError("every image is entirely nodata; check the nodata value of the files")
+        db = "; with to_db, zero / negative power counts as nodata" if base.to_db else ""
+        raise DataError(
+            f"every image is {ALL_NODATA_FLAG} ({NO_VALID_PIXEL}{db}); check the nodata value "
+            "or mask of the files"
+        )
     allpix = np.concatenate(samples, axis=1)
     q = np.percentile(allpix, [base.p_low, base.p_high], axis=1)
     mean = total / count

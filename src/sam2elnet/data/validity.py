@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "ALL_NODATA_FLAG",
+    "NO_VALID_PIXEL",
     "alpha_tagged",
     "band_nodata",
     "dataset_valid",
@@ -22,6 +24,15 @@ __all__ = [
     "internal_mask",
     "is_alpha_band",
 ]
+
+ALL_NODATA_FLAG = "all nodata"
+"""The flag of an input without any valid pixel by this module's rule
+(:func:`sam2elnet.model.input_flags.spread_flag`'s word, a ``quality_flag`` value)."""
+
+NO_VALID_PIXEL = "no valid pixel: every pixel is the file's nodata value, NaN, +-inf or masked"
+"""What :data:`ALL_NODATA_FLAG` means, in the one wording of every message that refuses such an
+input (:func:`sam2elnet.model.input_flags.unusable_text`, ``elnet stats`` / training statistics
+in :func:`sam2elnet.data.norm_fit.compute_stats`)."""
 
 
 def is_alpha_band(tagged: bool, band: np.ndarray) -> bool:

@@ -168,9 +168,6 @@ class FolderJob:
         os.replace(src, self.out / rel)
         return {**row, "kept": kept, "label": str(rel)}
 
-    def label_path(self, name: str, kept: bool) -> Path:
-        return self.out / ("labels" if kept else "rejected") / name
-
     def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> None:
         """Predict one image too large to predict whole window by window
         (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the

@@ -79,6 +79,26 @@ def open_scene(path: Path) -> Any:
 # the scene, opened
 
 
+def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:
+    """The note of a scene whose ground control points cannot place it
+    (:func:`~sam2elnet.data.georef.grid_kind` ``"none"``: fewer than
+    :data:`~sam2elnet.data.georef.MIN_GCPS`, or GCPs without a CRS): it has no usable
+    georeference, and why. ``gcp_grid``: its :class:`~sam2elnet.data.grids.GcpGrid`; ``axes``:
+    the pixel convention of its tile footprints, in words."""
+    from sam2elnet.data.georef import MIN_GCPS
+
+    n = len(gcp_grid.gcps)
+    why = [f"{n} ground control point{'' if n == 1 else 's'} < {MIN_GCPS}"] if n < MIN_GCPS else []
+    if gcp_grid.crs is None:
+        why.append("its GCPs have no CRS")
+    return (
+        f"{path} has no usable georeference ({', '.join(why)}; placing it needs at least "
+        f"{MIN_GCPS} GCPs with a CRS): it is used as a scene without a CRS; the output GeoTIFFs "
+        f"copy its GCPs as they are; tile footprints use pixel coordinates {axes}; vector labels "
+        "are read as pixel coordinates (y = -row as drawn in QGIS over the image, or y = row)"
+    )
+
+
 class SceneInputs:
     """An open scene ready for window-by-window prediction (use as a context manager).
 
@@ -139,7 +159,11 @@ class SceneInputs:
             from sam2elnet.data.grids import GcpGrid
 
             gcp_grid = GcpGrid.of(self.src, self.path)  # its GCPs checked
-            if gcp_grid is not None and warp_to:
+            if gcp_grid is not None and not gcp_grid.placeable:
+                # georef.grid_kind "none": every reader uses it as if it had no georeference
+                self.notes.append(unplaceable_gcps_note(self.path, gcp_grid, axes))
+                warn_once(log, "scene without a usable georeference", self.notes[-1])
+            elif gcp_grid is not None and warp_to:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcp_grid.gcps)} ground control points "
                     f"only (GCPs, in {gcp_grid.crs}): the label / probability GeoTIFFs are warped to a map "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sam2elnet.data.validity import ALL_NODATA_FLAG, NO_VALID_PIXEL
+
 __all__ = [
     "CLIPPED_FLAG",
     "CONSTANT_SPREAD",
@@ -28,7 +30,7 @@ __all__ = [
 CLIPPED_FLAG = "constant after scaling (pixel values outside the model's input range)"
 
 #: Flags (``QualityResult.flags``) for which the label is never kept, whatever the threshold.
-REJECT_FLAGS = ("no pixels", "all nodata", "constant image", CLIPPED_FLAG, "non-finite features")
+REJECT_FLAGS = ("no pixels", ALL_NODATA_FLAG, "constant image", CLIPPED_FLAG, "non-finite features")
 
 
 def is_unusable(flag: object) -> bool:
@@ -62,7 +64,7 @@ def spread_flag(has_valid: bool, spread: float, file_varies: bool = False) -> st
         pixels one value too), :data:`CLIPPED_FLAG` (constant only after scaling), else ``""``.
     """
     if not has_valid:
-        return "all nodata"
+        return ALL_NODATA_FLAG
     if spread > CONSTANT_SPREAD:
         return ""
     return CLIPPED_FLAG if file_varies else "constant image"
@@ -82,7 +84,6 @@ def unusable_text(flag: str, what: str = "scene") -> str:
     elif flag == "constant image":
         todo = f" (every valid pixel of every band has one value){todo} (not blank, "
         todo += "zero-filled or saturated)"
-    elif flag == "all nodata":
-        todo = " (no valid pixel: every pixel is the file's nodata value, NaN, +-inf or masked); "
-        todo += "check the file's nodata value or mask"
+    elif flag == ALL_NODATA_FLAG:
+        todo = f" ({NO_VALID_PIXEL}); check the file's nodata value or mask"
     return f"unusable {what}, no label written: {flag}{todo}"
