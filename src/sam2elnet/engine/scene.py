@@ -37,7 +37,6 @@ Output conventions (documented in ``docs/geospatial.md``):
 from __future__ import annotations
 
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -49,7 +48,6 @@ import numpy as np
 
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
-from sam2elnet.data.windowed import gdal_env
 from sam2elnet.engine.executors import (
     BatchExecutor,
     LocalExecutor,
@@ -63,6 +61,7 @@ from sam2elnet.engine.scene_inputs import (
     SceneInputs,
     SceneNormalizer,
     make_scene_normalizer,
+    scene_gdal_env,
 )
 from sam2elnet.engine.scene_norm import unusable_scene_error
 from sam2elnet.engine.scene_writer import (
@@ -104,10 +103,6 @@ __all__ = [
     "make_scene_normalizer",
     "run_batch",
 ]
-
-_GDAL_ENV = gdal_env(128)
-"""``gdal_env``: GDAL's block cache capped at 128 MB (not 5 % of RAM, past a gigabyte for a
-20,000 px scene's blocks); ``GDAL_CACHEMAX`` in the environment overrides the cap."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,11 +352,8 @@ def predict_scene(
         from sam2elnet.data.warp import check_warpable
 
         check_warpable(src_path, warp_to, warp_method)
-    env = dict(_GDAL_ENV)
-    if "GDAL_CACHEMAX" in os.environ:
-        env.pop("GDAL_CACHEMAX")
     with (
-        rasterio.Env(**env),
+        rasterio.Env(**scene_gdal_env()),
         SceneInputs(
             src_path,
             predictor,

@@ -22,8 +22,9 @@ import numpy as np
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window
-from sam2elnet.data.validity import dataset_valid
+from sam2elnet.data.validity import ALL_NODATA_FLAG, dataset_valid
 from sam2elnet.data.vector_shared import SharedVector
+from sam2elnet.data.windowed import gdal_env
 from sam2elnet.engine.scene_coarse import CoarseSource
 from sam2elnet.engine.scene_norm import (
     SceneNormalizer,
@@ -46,7 +47,24 @@ __all__ = [
     "SceneNormalizer",  # re-exported: engine.scene_norm
     "make_scene_normalizer",  # re-exported: engine.scene_norm
     "open_scene",
+    "precheck_scene",
+    "scene_gdal_env",
 ]
+
+_GDAL_ENV = gdal_env(128)
+"""``gdal_env``: GDAL's block cache capped at 128 MB (not 5 % of RAM, past a gigabyte for a
+20,000 px scene's blocks); ``GDAL_CACHEMAX`` in the environment overrides the cap."""
+
+
+def scene_gdal_env() -> dict[str, Any]:
+    """The GDAL options scenes are read with (``rasterio.Env(**scene_gdal_env())``):
+    :data:`_GDAL_ENV`, less ``GDAL_CACHEMAX`` when the environment sets it."""
+    import os
+
+    env: dict[str, Any] = dict(_GDAL_ENV)
+    if "GDAL_CACHEMAX" in os.environ:
+        env.pop("GDAL_CACHEMAX")
+    return env
 
 
 def open_scene(path: Path) -> Any:
@@ -77,6 +95,48 @@ def open_scene(path: Path) -> Any:
 
 # --------------------------------------------------------------------------------------------
 # the scene, opened
+
+
+def precheck_scene(path: str | Path, bands: list[int] | None = None) -> None:
+    """Refuse, before any model is loaded, a scene that every model refuses: all nodata, or a
+    constant image (every valid pixel of every band read one value in the file). What a model
+    would do to the pixels does not matter for those two (each scaling maps a band by one
+    function), so ``elnet scene`` refuses such a scene in about a second instead of after
+    loading the model and starting workers. "Constant after scaling" needs the model's
+    normalisation: :meth:`SceneInputs.check_usable` decides it (and confirms these) later.
+
+    The bands looked at are ``bands`` (``--bands``; out-of-range numbers are left to the model
+    path's error) or every file band but an alpha one, so a scene is refused only when the
+    bands any model would read are flat. Reads the decimated overview (a scene with content
+    stops there), then, for a flat-looking one, full-resolution strips until one varies
+    (:func:`~sam2elnet.engine.scene_norm.raw_flag`). Pixels are valid by the windows' rule
+    (:func:`~sam2elnet.data.validity.dataset_valid`, finite values).
+
+    Args:
+        path: the scene file.
+        bands: 1-based file bands to read, or None.
+
+    Raises:
+        DataError: the scene cannot be opened (:func:`open_scene`), or its flag
+            (:func:`~sam2elnet.engine.scene_norm.unusable_scene_error`, the words of
+            ``elnet scene``'s later check). A read error during the check raises nothing here:
+            the prediction path reports it in its words.
+    """
+    import rasterio
+
+    from sam2elnet.engine.scene_norm import raw_flag
+
+    p = Path(path)
+    with rasterio.Env(**scene_gdal_env()):
+        src = open_scene(p)
+        try:
+            flag, stale = raw_flag(src, bands)
+        except rasterio.errors.RasterioError:
+            return
+        finally:
+            src.close()
+    if flag:
+        raise unusable_scene_error(flag, p, stale_overviews=stale)
 
 
 def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:
@@ -277,7 +337,10 @@ class SceneInputs:
         if self.normalizer.overview_varies:
             return
         if flag := scan_flag(self.normalizer, self._strips()):
-            raise unusable_scene_error(flag, self.path)
+            # "all nodata" here: the overview that fixed the statistics had valid pixels that
+            # no full-resolution strip holds (overviews out of date)
+            stale = flag == ALL_NODATA_FLAG and bool(self.src.overviews(self.bands[0]))
+            raise unusable_scene_error(flag, self.path, stale_overviews=stale)
 
     def _strips(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Raw (C, h, w) pixels and (h, w) valid mask of full-width strips (:func:`row_strips`)."""

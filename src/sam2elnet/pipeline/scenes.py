@@ -26,6 +26,7 @@ from sam2elnet.engine.scene import (
     check_scene_paths,
     predict_scene,
 )
+from sam2elnet.engine.scene_inputs import precheck_scene
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.utils.batch import SkipLog
@@ -400,7 +401,9 @@ def scene_job(
     in ``model_id.json``). The outputs (:func:`check_scene_outputs`), ``warp_to`` /
     ``warp_method`` (:func:`_check_warp`) and, for a folder with ``resume``, that the model is the
     one the folder records (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`) are
-    checked before the model loads. A model's precision is logged once (``precision: ...``, to
+    checked before the model loads; so is, for one scene, that it is not all nodata or constant
+    (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`: refused in about a second, not after
+    the model loaded and Ray workers started). A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
     (``precision_option`` / ``precision_resolved``). Every label (one scene's, each of a folder's)
     records the model file and its category in its tags (:mod:`sam2elnet.data.label_tags`).
@@ -418,6 +421,10 @@ def scene_job(
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
         check_scene_paths(src, dst, coarse=labels, **one)
     _check_warp(src, scene_kwargs)
+    if not src.is_dir() and not scene_kwargs.get("keep_unusable"):
+        # a scene no model can label (all nodata, constant) is refused before the model loads
+        # and Ray starts; a folder's scenes are checked as each runs (skipped, the batch goes on)
+        precheck_scene(src, scene_kwargs.get("bands"))
     from sam2elnet.data.label_tags import label_tags
     from sam2elnet.engine.folder_inputs import check_resume_model
 
