@@ -271,7 +271,9 @@ def test_cli_scene_label_without_shared_georeference_is_one_error(
 
     f = _tif(tmp_path / "l.tif", _label())  # 48 x 48, no georeference
     g = _gcps(IMG_GCP_MAP, 80, 80)
-    scene = _tif(tmp_path / "s.tif", np.ones((80, 80), np.uint8), gcps=g)
+    # not constant: a constant scene is refused (before the model loads) ahead of its label
+    content = (np.arange(80 * 80) % 7 + 1).astype(np.uint8).reshape(80, 80)
+    scene = _tif(tmp_path / "s.tif", content, gcps=g)
     out = tmp_path / "o.tif"
     args = ["scene", "--model", "builtin:smoothing", "--image", str(scene), "--labels", str(f)]
     assert main([*args, "--out", str(out), "--no-progress"]) == 2

@@ -107,9 +107,9 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> None:
 
     The bands looked at are ``bands`` (``--bands``; out-of-range numbers are left to the model
     path's error) or every file band but an alpha one, so a scene is refused only when the
-    bands any model would read are flat. Reads the decimated overview (a scene with content
-    stops there), then, for a flat-looking one, full-resolution strips until one varies
-    (:func:`~sam2elnet.engine.scene_norm.raw_flag`). Pixels are valid by the windows' rule
+    bands any model would read are flat. Reads full-resolution strips until the valid pixels
+    vary (:func:`~sam2elnet.engine.scene_norm.raw_flag`): a scene with content costs its first
+    strips, a flat one one pass. Pixels are valid by the windows' rule
     (:func:`~sam2elnet.data.validity.dataset_valid`, finite values).
 
     Args:

@@ -334,16 +334,17 @@ def scan_flag(norm: SceneNormalizer, strips: Iterable[tuple[np.ndarray, np.ndarr
 
 def raw_flag(src: Any, bands: list[int] | None = None) -> tuple[str, bool]:
     """The flag of a scene's *file* pixels, for any model: ``"all nodata"``, ``"constant image"``
-    (every valid pixel of every band looked at one value) or ``""``; and whether the overview
-    showed valid pixels that no full-resolution pixel holds (overviews out of date).
+    (every valid pixel of every band looked at one value) or ``""``; and, for ``"all nodata"``,
+    whether the decimated overview shows valid pixels that no full-resolution pixel holds
+    (overviews out of date).
 
     ``src``: an open rasterio dataset; ``bands``: 1-based file bands (numbers out of range are
     dropped), None: every band but an alpha one (:func:`~sam2elnet.data.tiling.overview_alpha`).
-    The decimated overview (:data:`_OVERVIEW_PIXELS`) decides ``""`` when its valid pixels vary;
-    otherwise full-width strips (:func:`row_strips`) are read until one varies, so only a flat
-    or empty scene is read to its end. Validity: :func:`~sam2elnet.data.validity.dataset_valid`
-    and finite values, the windows' rule. Raises ``rasterio.errors.RasterioError`` on a read
-    error.
+    Full-width strips (:func:`row_strips`) are read top to bottom until the valid pixels vary, so
+    a scene with content costs its first strips (those with valid pixels) and only a flat or
+    empty scene is read to its end; the overview is read only to name stale overviews.
+    Validity: :func:`~sam2elnet.data.validity.dataset_valid` and finite values, the windows'
+    rule. Raises ``rasterio.errors.RasterioError`` on a read error.
     """
     from sam2elnet.data.tiling import overview_alpha
     from sam2elnet.model.input_flags import spread_flag
@@ -352,10 +353,6 @@ def raw_flag(src: Any, bands: list[int] | None = None) -> tuple[str, bool]:
     n = src.count - int(alpha)
     chosen = [b for b in bands if 1 <= b <= n] if bands else list(range(1, n + 1))
     if not chosen:
-        return "", False
-    data, valid = decimated_read(src, chosen, _OVERVIEW_PIXELS, alpha=alpha)
-    seen = bool(valid.any())
-    if seen and _range_update(None, data, valid)[1] > 0:
         return "", False
     ranges: tuple[np.ndarray, np.ndarray] | None = None
     for win in row_strips(src):
@@ -367,7 +364,9 @@ def raw_flag(src: Any, bands: list[int] | None = None) -> tuple[str, bool]:
             ranges, spread = _range_update(ranges, d, v)
             if spread > 0:
                 return "", False
-    stale = ranges is None and seen and bool(src.overviews(chosen[0]))
+    stale = False
+    if ranges is None and src.overviews(chosen[0]):
+        stale = bool(decimated_read(src, chosen, _OVERVIEW_PIXELS, alpha=alpha)[1].any())
     return spread_flag(ranges is not None, 0.0), stale
 
 
