@@ -17,7 +17,6 @@ rasterio dataset used for scene-wide statistics (rasterio is imported lazily).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,15 +172,10 @@ def decimated_read(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decimated read of an open rasterio dataset: (C, h, w) data and (h, w) valid, at most ``max_pixels``.
 
-    Files with overviews are read through them: the overview level GDAL would pick for this
-    nearest-neighbour ``out_shape`` read (:func:`_overview_nearest`), opened on its own and read
-    in strips, with GDAL's nearest-neighbour pixel choice done here, so the values are those of
-    ``src.read(bands, out_shape=..., resampling=nearest)``, ~100x faster (GDAL's resampled read
-    costs ~1 us per output pixel and band: 1.6 s against 0.016 s for 3 bands of a 4,096^2 scene,
-    docs/benchmarks.md). Without overviews a resampled ``out_shape`` read is ~100x slower than
-    reading the data (measured: 1.5 s vs 0.015 s for a 2,000 px tiled GeoTIFF), so every
-    ``f``-th row and column is taken from full-resolution row strips instead; memory stays one
-    strip.
+    Files with overviews are read through them (GDAL picks the level). Without overviews a
+    resampled ``out_shape`` read is ~100x slower than reading the data (measured: 1.5 s vs 0.015 s
+    for a 2,000 px tiled GeoTIFF), so every ``f``-th row and column is taken from full-resolution
+    row strips instead; memory stays one strip.
 
     ``valid`` follows the readers' nodata rule (:func:`sam2elnet.data.images.dataset_valid`);
     ``alpha`` says whether a last band GDAL tags as alpha is alpha (None: decided on this read by
@@ -200,12 +194,8 @@ def decimated_read(
         valid = dataset_valid(src, alpha)
     elif src.overviews(bands[0]):
         oh, ow = max(1, src.height // f), max(1, src.width // f)
-        got = _overview_nearest(src, bands, alpha, oh, ow)
-        if got is not None:
-            data, valid = got
-        else:  # the overview cannot be opened on its own (not a file): GDAL resamples
-            data = src.read(bands, out_shape=(len(bands), oh, ow), resampling=Resampling.nearest)
-            valid = dataset_valid(src, alpha, out_shape=(oh, ow))
+        data = src.read(bands, out_shape=(len(bands), oh, ow), resampling=Resampling.nearest)
+        valid = dataset_valid(src, alpha, out_shape=(oh, ow))
     else:
         step = f * max(1, 512 // f)  # strip height: a multiple of f, about 512 rows
         parts, masks = [], []
@@ -218,73 +208,6 @@ def decimated_read(
     if np.issubdtype(data.dtype, np.floating):
         valid &= np.all(np.isfinite(data), axis=0)
     return data, valid
-
-
-OVERSAMPLING_THRESHOLD = 1.2
-"""GDAL's default ``GDAL_OVERVIEW_OVERSAMPLING_THRESHOLD`` for nearest-neighbour reads: an
-overview up to 1.2x coarser than the requested resolution is used (``GDALBandGetBestOverviewLevel2``
-in GDAL's ``gcore/rasterio.cpp``; 1.0 for other resamplings)."""
-
-
-def _overview_level(src: Any, band: int, oh: int, ow: int) -> int | None:
-    """The overview (index into ``src.overviews(band)``) GDAL reads a whole-raster nearest
-    ``out_shape=(oh, ow)`` request from, by its rule (``GDALBandGetBestOverviewLevel2``): the
-    coarsest overview whose downsampling factor is below the desired one times
-    :data:`OVERSAMPLING_THRESHOLD` (+ 0.1), stopping at one within 0.1 of it; None: full
-    resolution. Honours ``GDAL_OVERVIEW_OVERSAMPLING_THRESHOLD`` set in the environment."""
-    import os
-
-    eps = 0.1
-    w, h = src.width, src.height
-    desired = w / ow if (w / ow < h / oh or oh == 1) else h / oh
-    thr = float(os.environ.get("GDAL_OVERVIEW_OVERSAMPLING_THRESHOLD", OVERSAMPLING_THRESHOLD))
-    thr = thr + 1e-2 if thr == 1.0 else thr
-    best, best_factor = None, 1.0
-    for i, fac in enumerate(src.overviews(band)):
-        ovw, ovh = -(-w // fac), -(-h // fac)  # GTiff overview sizes: ceil(size / factor)
-        factor = min(w / ovw, h / ovh)
-        if factor >= desired * thr + eps or factor <= best_factor:
-            continue
-        best, best_factor = i, factor
-        if abs(desired - factor) < eps:
-            break
-    return best
-
-
-def _overview_nearest(
-    src: Any, bands: list[int], alpha: bool, oh: int, ow: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """``src.read(bands, out_shape=(len(bands), oh, ow), resampling=nearest)`` and its valid
-    mask (:func:`~sam2elnet.data.validity.dataset_valid`), from the overview GDAL would read
-    (:func:`_overview_level`; full resolution when none fits) opened on its own
-    (``rasterio.open(..., overview_level=)``) and read in strips of ~512 rows: output pixel ``i`` takes overview pixel
-    ``floor((i + 0.5) * size / out)``, GDAL's nearest choice. None when there is no such
-    overview cannot be opened (GDAL's resampled read is used then). Memory: one strip."""
-    import rasterio
-    from rasterio.windows import Window as RioWindow
-
-    from sam2elnet.data.validity import dataset_valid
-
-    level = _overview_level(src, bands[0], oh, ow)
-    try:
-        ov = src if level is None else rasterio.open(src.name, overview_level=level)
-    except rasterio.errors.RasterioError:
-        return None
-    with contextlib.nullcontext(ov) if level is None else ov:
-        if (ov.count, ov.dtypes) != (src.count, src.dtypes):
-            return None
-        rows = np.minimum(((np.arange(oh) + 0.5) * ov.height / oh).astype(np.int64), ov.height - 1)
-        cols = np.minimum(((np.arange(ow) + 0.5) * ov.width / ow).astype(np.int64), ov.width - 1)
-        step = 512
-        parts, masks = [], []
-        for r0 in range(0, ov.height, step):
-            take = rows[(rows >= r0) & (rows < r0 + step)] - r0
-            if take.size == 0:
-                continue
-            win = RioWindow(0, r0, ov.width, min(step, ov.height - r0))
-            parts.append(ov.read(bands, window=win)[:, take][:, :, cols])
-            masks.append(dataset_valid(ov, alpha, window=win)[take][:, cols])
-    return np.concatenate(parts, axis=1), np.concatenate(masks, axis=0)
 
 
 def overview_alpha(src: Any, max_pixels: int = 1_000_000) -> bool:
