@@ -162,3 +162,34 @@ def test_import_next_line_names_the_model_the_export_recorded(tmp_path: Path, ca
     rc, out, err = run_main(capsys, "import", gp, "--from", "vector", "--images",
                             tmp_path / "images", "--out", data / "masks", "--no-progress")  # fmt: skip
     assert rc == 0 and "--init-model MODEL.pt" in out, out + err
+
+
+def test_review_record_of_a_scene_label_names_its_model(tmp_path: Path, capsys):
+    """An `elnet scene` label has no run folder, only its MODEL tag: the export's review record
+    named no model and `elnet import`'s `next:` line said `--init-model MODEL.pt` (new-user
+    trial, a UTM road scene)."""
+    import json
+
+    from helpers_data import write_tif
+
+    model = tmp_path / "runs" / "model.pt"
+    model.parent.mkdir()
+    model.write_bytes(b"not read here")
+    images = tmp_path / "images"
+    images.mkdir()
+    img = np.full((32, 40), 90, np.uint8)
+    write_tif(images / "scene.tif", img[None])
+    lab = np.zeros((32, 40), np.uint8)
+    lab[8:20, 5:30] = 255
+    label = tmp_path / "scene_roads.tif"
+    write_tif(label, lab[None])
+    with rasterio.open(label, "r+") as ds:
+        ds.update_tags(MODEL=str(model), MODEL_VERSION="model.pt@12345678", SOURCE="scene.tif")
+    gp = tmp_path / "roads.gpkg"
+    export_labels(label, gp, progress=False)
+    record = json.loads((tmp_path / "roads_review.json").read_text())
+    assert record["model"] == str(model.absolute())
+    rc, out, err = run_main(capsys, "import", gp, "--from", "vector", "--images", images,
+                            "--out", tmp_path / "data" / "masks", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert f"--init-model {model}" in out and "MODEL.pt" not in out, out

@@ -199,13 +199,17 @@ def run_model_version(
 def run_model_path(labels: str | Path) -> Path | None:
     """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
     run), None when nothing names one or it no longer exists: the run folder's
-    ``model_id.json`` ``model``, else the model ``summary.json`` names."""
+    ``model_id.json`` ``model``, else the labels' own ``MODEL`` tag (:func:`label_record`: an
+    ``elnet scene`` label, which has no run folder), else the model ``summary.json`` names."""
     from sam2elnet.data.run_model import read_model_identity
 
     for d in _run_dirs(Path(labels)):
         rec = read_model_identity(d)
         if rec is not None and rec.get("model") and Path(str(rec["model"])).is_file():
             return Path(str(rec["model"])).absolute()
+    tagged = label_record(labels)
+    if tagged is not None and tagged.get("model") and Path(tagged["model"]).is_file():
+        return Path(tagged["model"]).absolute()
     found = run_summary(labels)
     mp = _model_path(*found) if found is not None else None
     return mp.absolute() if mp is not None else None
