@@ -227,7 +227,8 @@ def describe_summary(summary: dict[str, Any]) -> str:
     """One line for ``elnet train``: status, sample counts, out-of-fold Spearman (pooled, and per
     mode: annotation and enhancement samples of the same images), for a cross-fitted evaluator
     how many samples came from the fold networks, and the default threshold's note when its
-    held-out labels are too few to promise the target precision."""
+    held-out labels are too few to promise the target precision (for an evaluator not fitted:
+    that ``--target-precision`` is refused, instead of a note on a threshold nobody can use)."""
 
     def rho(v: Any, n: Any) -> str:  # None / NaN: fewer than 3 samples, or no ranking
         if isinstance(v, float) and math.isfinite(v):
@@ -259,7 +260,12 @@ def describe_summary(summary: dict[str, Any]) -> str:
             f"cross-fitted networks + {how.get('n_validation')} validation samples"
         )
     thr = q.get("default_threshold") or {}
-    if thr.get("note"):  # too few held-out labels to promise the default target precision
+    if q.get("fitted") is False:  # annotate / enhance refuse --target-precision with this model
+        line += (
+            "; --target-precision is refused with this model (no fitted evaluator): give "
+            "--min-quality to elnet annotate / enhance"
+        )
+    elif thr.get("note"):  # too few held-out labels to promise the default target precision
         line += f"; --target-precision {thr.get('target_precision')}: {thr['note']}"
     return line
 
