@@ -300,3 +300,18 @@ def test_two_labels_of_one_image_are_an_error_naming_both(tmp_path):
     write_png(root / "coarse" / "a_sat.png", np.zeros((16, 16), np.uint8))
     with pytest.raises(DataError, match="two coarse labels of one image name 'a'"):
         discover(root)
+
+
+def test_no_pairs_error_names_an_image_and_a_label_and_stands_alone(tmp_path, caplog):
+    """Trial finding: images `<id>_sat.jpg` with masks `scene_N.png` gave a warning (`30 file(s)
+    ... have no image/label partner ...`) and then the error, which named two images
+    (`e.g. 10791_sat.jpg, 10806_sat.jpg`): the names that fail to pair were not side by side."""
+    import logging
+
+    for i in (1, 2, 3):
+        write_png(tmp_path / "g" / "images" / f"{i}_sat.png", grey_rgb(8))
+        write_png(tmp_path / "g" / "masks" / f"scene_{i}.png", np.zeros((8, 8), np.uint8))
+    with caplog.at_level(logging.WARNING), pytest.raises(DataError) as err:
+        discover(tmp_path / "g")
+    assert "6 unmatched files, e.g. 1_sat.png, scene_1.png); check file names" in str(err.value)
+    assert not [r for r in caplog.records if "no image/label partner" in r.getMessage()]
