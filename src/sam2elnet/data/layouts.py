@@ -300,7 +300,7 @@ def discover(
         s, u = _read_place(place)
         samples += s
         unmatched += u
-    if unmatched and report_unmatched:
+    if unmatched and report_unmatched and samples:  # no pair at all: the error below says it
         log.warning(
             "%d file(s) under %s have no image/label partner and are left out (listed by "
             "`elnet --verbose COMMAND ...`); to use an image, give it a label named like it "
@@ -313,7 +313,10 @@ def discover(
     if not samples:
         what = f" for split={sorted(splits)}" if splits else ""
         what += f" sensors={sorted(sens)}" if sens else ""
-        eg = ", e.g. " + ", ".join(p.name for p in unmatched[:2]) if unmatched else ""
+        # one file of each folder: the image and label names that do not pair, side by side
+        eg_files = unmatched[:1] + [p for p in unmatched if p.parent != unmatched[0].parent][:1]
+        eg_files += [p for p in unmatched if p not in eg_files][: 2 - len(eg_files)]
+        eg = ", e.g. " + ", ".join(p.name for p in eg_files) if unmatched else ""
         raise DataError(
             f"found the {found} layout but no image/label pairs{what} "
             f"({len(unmatched)} unmatched files{eg}); check file names (<id>_sat / <id>_mask or equal stems)",
