@@ -3,7 +3,7 @@
 After a budget review the training folder is the reviewed masks over the kept auto-labels
 (docs/review.md, "Reviewing a budget of labels"); before, the user built it with `cp`, and the
 import's `next:` line named the reviewed masks only. The import now writes `--out/train-set`
-(images/ + masks/, hard links or copies), says what went in, and its `next:` line is the train
+(images/ + masks/: images hard-linked or copied, masks copied), says what went in, and its `next:` line is the train
 command for that folder. Also: the default quality.csv of a single label file (one rule,
 data.runfolder.label_quality_csv) and the review selection in the export's summary.
 """
@@ -80,7 +80,7 @@ def test_import_builds_the_next_training_set(run, tmp_path, capsys):
     lines = out.strip().splitlines()
     assert lines[-2] == (
         f"train set {train}: 2 reviewed masks (1 replacing their kept auto-label), 1 auto-labels "
-        "kept, 3 rejected labels nobody reviewed left out (hard links)"
+        "kept, 3 rejected labels nobody reviewed left out (images hard-linked, masks copied)"
     ), out
     assert lines[-1] == (
         f"next: elnet train --data {train} --out RUN --init-model {tmp_path / 'model.pt'}"
@@ -93,10 +93,17 @@ def test_import_builds_the_next_training_set(run, tmp_path, capsys):
     assert (_fg(train / "masks" / "f.tif") == _moved(_fg(run / "labels" / "f.tif"))).all()
     assert (_fg(train / "masks" / "a.tif") == _moved(_fg(run / "rejected" / "a.tif"))).all()
     assert (_fg(train / "masks" / "d.tif") == _fg(run / "labels" / "d.tif")).all()
-    # hard links of the sources (same file system here); the sources are unchanged
+    # images: hard links of the sources (same file system here); masks: copies, so a mask
+    # edited in place in the training folder changes neither the auto-label nor the review
     assert os.path.samefile(train / "images" / "d.tif", tmp_path / "images" / "d.tif")
-    assert os.path.samefile(train / "masks" / "d.tif", run / "labels" / "d.tif")
-    assert os.path.samefile(train / "masks" / "f.tif", tmp_path / "reviewed" / "f.tif")
+    for mask, source in [("d.tif", run / "labels" / "d.tif"),
+                         ("f.tif", tmp_path / "reviewed" / "f.tif")]:  # fmt: skip
+        assert not os.path.samefile(train / "masks" / mask, source)
+        was = source.read_bytes()
+        with rasterio.open(train / "masks" / mask, "r+") as d:  # an edit in place
+            d.write(np.zeros((1, d.height, d.width), np.uint8))
+        assert source.read_bytes() == was and _fg(source).any()
+        assert not _fg(train / "masks" / mask).any()
     assert sorted(f.name for f in (run / "labels").iterdir()) == ["d.tif", "f.tif"]
     # what elnet train reads (engine.train_data.prepare_data's lookup): three pairs, no stray file
     index = select_split(train, None).index
@@ -211,3 +218,29 @@ def test_the_export_summary_names_the_selection_once(run, tmp_path, capsys):
         rc, stdout, err = run_main(capsys, "export", "--labels", run, "--out", out, "--format",
                                    fmt, "--review-count", "2", "--no-progress")  # fmt: skip
         assert rc == 0 and stdout.count("review selection: 2 of 6 labels") == 1, stdout
+
+
+def test_a_reviewed_mask_without_an_image_stops_the_import_before_it_writes(run, tmp_path, capsys):
+    """A Label Studio task of an image the run does not know (its data.source elsewhere) and no
+    --images: the import stops before --out is written, not after (its masks were left there)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(tmp_path / "images" / "a.tif", other / "new.tif")
+    pts = [[25.0, 25.0], [75.0, 25.0], [75.0, 75.0], [25.0, 75.0]]
+    region = {"type": "polygonlabels", "value": {"points": pts, "polygonlabels": ["oil spill"]}}
+    tasks = [{"id": 1, "data": {"image": "/data/local-files/?d=new.tif", "name": "new",
+                                "source": str(other / "new.tif")},
+              "annotations": [{"id": 1, "result": [region]}]}]  # fmt: skip
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps(tasks))
+    masks = tmp_path / "reviewed"
+    rc, _, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,
+                          "--with-labels", run / "labels", "--no-progress")  # fmt: skip
+    line = one_error_line(rc, err)
+    assert "1 masks pair with no image (new.tif)" in line and "nothing written" in line, line
+    assert not masks.exists()
+    # with the image's folder as --images the same import builds the set
+    rc, out, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,
+                            "--with-labels", run / "labels", "--images", other, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert _listing(masks / "train-set")["images"] == ["d.tif", "f.tif", "new.tif"], out

@@ -94,8 +94,9 @@ def import_cmd(
         "--with-labels",
         help="The kept auto-labels (RUN/labels of elnet annotate / enhance): also build the "
         "next training set, --train-set, of the images with their reviewed mask where there is "
-        "one, else their kept auto-label (rejected labels nobody reviewed are left out); files "
-        "hard-linked or copied, rebuilt by each import. Images: the run's, else --images.",
+        "one, else their kept auto-label (rejected labels nobody reviewed are left out); images "
+        "hard-linked or copied, masks copied, rebuilt by each import. Images: the run's, else "
+        "--images.",
     ),
     train_set: Optional[Path] = typer.Option(
         None,
@@ -151,46 +152,50 @@ def import_cmd(
 
         plan = plan_train_set(with_labels, train_set or out / TRAIN_SET_DIR, images=images,
                               keep_clear=(out, document_root))  # fmt: skip
-    if kind == "label-studio":
-        from sam2elnet.export.labelstudio_import import import_label_studio
+    from sam2elnet.export.mask_folder import commit_check
 
-        res = import_label_studio(
-            export,
-            out,
-            images=images,
-            document_root=document_root,
-            category=category,
-            progress=not no_progress,
-        )
-    elif kind == "coco":
-        from sam2elnet.export.coco_import import import_coco
+    # --with-labels: every reviewed mask must pair with an image, checked before --out changes
+    with commit_check(plan.check_reviewed if plan is not None else None):
+        if kind == "label-studio":
+            from sam2elnet.export.labelstudio_import import import_label_studio
 
-        res = import_coco(
-            export, out, images=images, category=category, review_set=review_set,
-            reviewed_only=reviewed_only, progress=not no_progress,
-        )  # fmt: skip
-    elif kind == "cvat":
-        from sam2elnet.export.cvat_import import import_cvat
+            res = import_label_studio(
+                export,
+                out,
+                images=images,
+                document_root=document_root,
+                category=category,
+                progress=not no_progress,
+            )
+        elif kind == "coco":
+            from sam2elnet.export.coco_import import import_coco
 
-        res = import_cvat(
-            export, out, images=images, category=category, review_set=review_set,
-            reviewed_only=reviewed_only, progress=not no_progress,
-        )  # fmt: skip
-    else:
-        from sam2elnet.export.vector_import import import_vector
+            res = import_coco(
+                export, out, images=images, category=category, review_set=review_set,
+                reviewed_only=reviewed_only, progress=not no_progress,
+            )  # fmt: skip
+        elif kind == "cvat":
+            from sam2elnet.export.cvat_import import import_cvat
 
-        res = import_vector(
-            export,
-            out,
-            images=images,
-            category=category,
-            review_set=review_set,
-            all_images=all_images,
-            reviewed_only=reviewed_only,
-            line_width=width.line_width,
-            line_width_unit=width.line_width_unit,
-            progress=not no_progress,
-        )
+            res = import_cvat(
+                export, out, images=images, category=category, review_set=review_set,
+                reviewed_only=reviewed_only, progress=not no_progress,
+            )  # fmt: skip
+        else:
+            from sam2elnet.export.vector_import import import_vector
+
+            res = import_vector(
+                export,
+                out,
+                images=images,
+                category=category,
+                review_set=review_set,
+                all_images=all_images,
+                reviewed_only=reviewed_only,
+                line_width=width.line_width,
+                line_width_unit=width.line_width_unit,
+                progress=not no_progress,
+            )
     if plan is not None:
         res.train_set = plan.build(out)
     for note in res.notes:

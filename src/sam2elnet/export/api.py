@@ -4,26 +4,27 @@ Label Studio tasks.
 :func:`export_labels` picks the format, finds the labels and their quality table, and hands the
 work to the format modules (:mod:`~sam2elnet.export.vector` polygons, :mod:`~sam2elnet.export.coco`
 COCO JSON, :mod:`~sam2elnet.export.chips` image/mask tiles, :mod:`~sam2elnet.export.labelstudio`
-Label Studio tasks).
+Label Studio tasks, :mod:`~sam2elnet.export.task_export` its checks), and warps first with
+``--warp-to`` (:mod:`~sam2elnet.export.warp_export`); what it wrote is an
+:class:`~sam2elnet.export.export_result.ExportResult`.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import UserError
 from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
+from sam2elnet.export.export_result import ExportResult, write_skipped
 from sam2elnet.export.label_screen import screen_labels
-from sam2elnet.export.labelstudio import LabelStudioExport, export_label_studio
+from sam2elnet.export.labelstudio import LabelStudioExport
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
-from sam2elnet.export.option_scope import check_no_warp, check_ranges, ignored_notes
+from sam2elnet.export.option_scope import check_ranges, ignored_notes
 from sam2elnet.export.review_pick import review_pick, review_quality_csv, with_selection
 from sam2elnet.export.review_set import (
     check_review_record,
@@ -34,52 +35,18 @@ from sam2elnet.export.run_info import (
     default_category,
     label_record,
     quality_images_kept,
+    run_folder_notes,
     run_label_files,
     run_model_path,
     run_model_version,
 )
+from sam2elnet.export.task_export import export_tasks
 from sam2elnet.export.vector import FORMATS, write_polygons
+from sam2elnet.export.warp_export import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
-from sam2elnet.utils.batch import SkipLog, skipped_csv_path
+from sam2elnet.utils.batch import skipped_csv_path
 
 __all__ = ["ExportResult", "export_labels"]
-
-
-@dataclass
-class ExportResult:
-    """What an export wrote."""
-
-    out: Path
-    format: str
-    n_labels: int
-    n_features: int
-    n_chips: int = 0
-    notes: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    skipped_csv: Path | None = None
-    #: the centre-line layer's file (None: not written), its lines and road lengths (summed)
-    lines_out: Path | None = None
-    n_lines: int = 0
-    road_length_px: float = 0.0
-    road_length_m: float | None = None
-    #: ``--review-count`` / ``--max-quality``: how many labels of how many went out
-    #: (:meth:`~sam2elnet.export.review_pick.ReviewPick.line`); None: every label
-    selection: str | None = None
-
-    def summary(self) -> str:
-        """One line: what was written and, when only some labels went out, the review
-        selection (:attr:`selection`)."""
-        s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
-        if self.n_chips:
-            s += f"; {self.n_chips} image/mask chips"
-        if self.lines_out is not None:
-            where = "layer centre_lines" if self.lines_out == self.out else str(self.lines_out)
-            if self.road_length_m is not None:
-                length = f"{self.road_length_m / 1000:.3f} km"
-            else:
-                length = f"{self.road_length_px:.0f} px (no CRS)"
-            s += f"; {self.n_lines} road centre lines, {length} of road ({where})"
-        return f"{s}; {self.selection}" if self.selection else s
 
 
 def export_labels(
@@ -139,7 +106,7 @@ def export_labels(
     if fmt is not None and fmt.lower() == "label-studio":
         kwargs["files"] = pick.files if pick is not None else None
         return with_selection(
-            _export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
+            export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
         )
     kwargs["quality_csv"] = review_quality_csv(labels, kwargs.get("quality_csv"))
     inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
@@ -182,29 +149,9 @@ def export_labels(
     kwargs["crs"] = target  # parsed once (parse_layer_crs passes a parsed CRS through)
     if not warp_to:
         return with_selection(_export_labels(labels, out, kind, files=files, **kwargs), pick)
-    import tempfile
-
-    from sam2elnet.data.warp import check_warp_options
-    from sam2elnet.export.warp_labels import warp_label_copies
-
-    check_warp_options(warp_to, warp_method)
-    if kind == "coco" or kwargs.get("chips") is not None:
-        check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
-    with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
-        # labels that cannot be warped: skipped, as unreadable ones are without --warp-to
-        notes, skips, copies = warp_label_copies(
-            labels, files, Path(tmp), warp_to, warp_method, rated
-        )
-        kwargs["skipped"], kwargs["originals"] = tuple(skips.items), copies
-        try:
-            res = _export_labels(tmp, out, kind, **kwargs)
-        except UserError as err:  # names the labels given, not their warped copies' folder
-            if err.path is None or not err.path.is_relative_to(tmp):
-                raise
-            text = str(err)[len(f"{err.path}: ") :]
-            where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
-            raise type(err)(f"{text} (after --warp-to {warp_to})", where) from None
-    res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
+    res = export_warped(
+        _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
+    )
     return with_selection(res, pick)
 
 
@@ -295,7 +242,7 @@ def _export_labels(
     geojson_crs = geojson_crs.lower()
     notes = list(ignored)
     files = run_label_files(labels) if files is None else files
-    notes += _run_folder_notes(Path(labels), files)
+    notes += run_folder_notes(Path(labels), files)
     # one batch policy: an unreadable label file, or one without georeference among
     # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
     # and every check that can refuse the export (layer CRS, georeference, tolerances) runs
@@ -364,7 +311,7 @@ def _export_labels(
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out, fmt, len(files), n_annotations, n_chips, notes, skips,
-            _write_skipped(out, skips),
+            write_skipped(out, skips),
         )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
@@ -407,7 +354,7 @@ def _export_labels(
     write_review_set(out, review, fmt, model_record)
     res = ExportResult(
         out, fmt, len(files), n_features, n_chips, notes, skips,
-        _write_skipped(out, skips),
+        write_skipped(out, skips),
     )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)
@@ -416,71 +363,6 @@ def _export_labels(
         metres = [e["road_length_m"] for e in review]
         res.road_length_m = float(sum(metres)) if metres and None not in metres else None
     return res
-
-
-def _write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
-    """Write ``<out stem>_skipped.csv`` (label, reason) after the layer (or COCO file) and its
-    record, so a refused export leaves no list behind; its path, else None and an earlier
-    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
-    return SkipLog("label", list(items)).write_csv(skipped_csv_path(out))
-
-
-_LABEL_STUDIO_ARGS = (
-    "images",
-    "quality_csv",
-    "model_id",
-    "category",
-    "progress",
-    "positive_values",
-)
-"""The :func:`~sam2elnet.export.api.export_labels` keyword arguments a Label Studio export
-takes."""
-
-
-def _export_tasks(
-    labels: str | Path,
-    out: str | Path,
-    warp_to: str | None,
-    polygons: bool,
-    document_root: str | Path | None,
-    kwargs: dict[str, Any],
-) -> LabelStudioExport:
-    """:func:`~sam2elnet.export.api.export_labels` with ``fmt="label-studio"`` (see there):
-    ``kwargs`` are its keyword arguments; those of :data:`_LABEL_STUDIO_ARGS` go to
-    :func:`~sam2elnet.export.labelstudio.export_label_studio`, the others given get a note each
-    (:func:`~sam2elnet.export.option_scope.ignored_notes`).
-
-    Raises:
-        UserError: ``warp_to`` given (tasks stay on the image's pixel grid), or ``out`` is one
-            of the inputs (before anything is written).
-    """
-    from sam2elnet.utils.paths import check_not_input
-
-    check_no_warp(warp_to, "Label Studio tasks stay on the image's pixel grid")
-    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
-    check_not_input(out, inputs)  # before anything is written
-    ls = export_label_studio(
-        labels,
-        out,
-        polygons=polygons,
-        document_root=document_root,
-        files=kwargs.pop("files", None),
-        **{k: kwargs[k] for k in _LABEL_STUDIO_ARGS if k in kwargs},
-    )
-    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
-    return ls
-
-
-def _run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
-    """A note naming the rejected labels of a run folder export (they are exported too)."""
-    if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
-        return []
-    n_rej = sum(f.parent == labels / "rejected" for f in files)
-    return [
-        f"{labels} is an annotate/enhance run folder: exported {len(files) - n_rej} kept labels "
-        f"(labels/) and {n_rej} the quality filter rejected (rejected/), the ones most worth a "
-        f"look; --labels {labels / 'labels'} exports the kept ones only"
-    ]
 
 
 class _Counter:

@@ -28,7 +28,8 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "category_note",
     "check_category",
     "check_unique_stems",
+    "commit_check",
     "find_image",
     "find_images",
     "image_candidates",
@@ -55,6 +57,22 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".elnet-import-"
+_COMMIT_CHECK: ContextVar[Callable[[Path, list[Path]], None] | None] = ContextVar(
+    "elnet_commit_check", default=None
+)
+
+
+@contextlib.contextmanager
+def commit_check(check: Callable[[Path, list[Path]], None] | None) -> Iterator[None]:
+    """Within the block, every :meth:`MaskFolder.commit` first calls ``check(out, masks)`` with
+    the masks written but not moved in yet (their paths in a hidden folder inside ``out``); an
+    error it raises stops the import before ``out`` changes (``elnet import --with-labels``:
+    :meth:`~sam2elnet.export.train_set.TrainSetPlan.check_reviewed`). None: no check."""
+    token = _COMMIT_CHECK.set(check)
+    try:
+        yield
+    finally:
+        _COMMIT_CHECK.reset(token)
 
 
 def _mask_files(out: Path) -> set[str]:
@@ -442,12 +460,15 @@ class MaskFolder:
             UserError: ``out`` holds image files (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`)
                 no import recorded that this one does not replace, or an image (not a mask,
                 :func:`~sam2elnet.data.masks.image_like_label`) that a mask of this import would
-                replace (:func:`_check_unrecorded`; nothing in ``out`` changed).
+                replace (:func:`_check_unrecorded`; nothing in ``out`` changed), or as the
+                :func:`commit_check` in force.
         """
         new = set(self.names)
         before = imported_masks(self.out)
         present = _mask_files(self.out)
         _check_unrecorded(self.out, present - before, new)
+        if (check := _COMMIT_CHECK.get()) is not None:  # commit_check: before anything moves
+            check(self.out, [self.tmp / n for n in self.names])
         stale = sorted((present & before) - new)
         self._write_manifest(before | new)  # an interruption below: the next import cleans up
         for name in self.names:

@@ -28,6 +28,7 @@ __all__ = [
     "run_model_path",
     "run_model_version",
     "quality_images_kept",
+    "run_folder_notes",
     "run_label_files",
     "run_summary",
 ]
@@ -267,3 +268,15 @@ def default_category(
             if name:
                 return name, f"the dataset's task ({cand})"
     return DEFAULT_CATEGORY, "default"
+
+
+def run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
+    """A note naming the rejected labels of a run folder export (they are exported too)."""
+    if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
+        return []
+    n_rej = sum(f.parent == labels / "rejected" for f in files)
+    return [
+        f"{labels} is an annotate/enhance run folder: exported {len(files) - n_rej} kept labels "
+        f"(labels/) and {n_rej} the quality filter rejected (rejected/), the ones most worth a "
+        f"look; --labels {labels / 'labels'} exports the kept ones only"
+    ]

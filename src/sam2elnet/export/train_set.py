@@ -14,7 +14,9 @@
   :func:`~sam2elnet.data.runfolder.label_quality_csv`), else the one of its key under
   ``images`` (the import's ``--images``); a mask without an image is an error.
 
-Files are hard-linked where the file system allows, else copied; sources are never changed.
+Images are hard-linked where the file system allows, else copied (large, and no tool of ours
+edits an image); masks are always copied (small, and a mask edited in place in ``TRAIN`` must
+not change the reviewed mask or the auto-label it came from): sources are never changed.
 The folder is built in a hidden temporary folder beside ``TRAIN`` and renamed into place, so
 ``TRAIN`` is the old set or the new one, never half of one; building again (a re-import)
 replaces it. ``TRAIN/.elnet-train-set.json`` (:data:`TRAIN_SET_RECORD`) records where each mask
@@ -60,20 +62,21 @@ class TrainSet:
     n_replacing: int  #: of them, masks that replace a kept auto-label of their image
     n_auto: int  #: kept auto-labels nobody reviewed
     n_left_out: int  #: rejected labels nobody reviewed (no mask, image left out)
-    n_linked: int = 0  #: files hard-linked (the others were copied)
-    n_files: int = 0  #: files written (images and masks)
+    n_linked: int = 0  #: images hard-linked (the others, and every mask, were copied)
+    n_files: int = 0  #: images written
     model: Path | None = None  #: the model that made the auto-labels (the run's), if it exists
 
     def line(self) -> str:
         """``train set DIR: 2 reviewed masks (1 replacing its kept auto-label), 3 auto-labels
         kept, 4 rejected labels nobody reviewed left out``."""
-        how = "hard links" if self.n_linked == self.n_files else (
-            "copies" if not self.n_linked else f"{self.n_linked} hard links, the rest copies"
+        how = "images hard-linked" if self.n_linked == self.n_files else (
+            "images copied" if not self.n_linked
+            else f"{self.n_linked} images hard-linked, the rest copied"
         )  # fmt: skip
         return (
             f"train set {self.folder}: {self.n_reviewed} reviewed masks ({self.n_replacing} "
             f"replacing their kept auto-label), {self.n_auto} auto-labels kept, "
-            f"{self.n_left_out} rejected labels nobody reviewed left out ({how})"
+            f"{self.n_left_out} rejected labels nobody reviewed left out ({how}, masks copied)"
         )
 
 
@@ -88,6 +91,20 @@ class TrainSetPlan:
     kept: dict[str, Path]  #: key -> kept auto-label
     rejected: dict[str, Path]  #: key -> rejected label
     run_images: dict[str, Path] = field(default_factory=dict)  #: key -> the run's image
+
+    def check_reviewed(self, out: Path, masks: list[Path]) -> None:
+        """Check the masks an import is about to move into ``out`` (before they are: with
+        :func:`~sam2elnet.export.mask_folder.commit_check`): each pairs with an image (the
+        run's, else one under ``images``), no two of one key.
+
+        Raises:
+            UserError: as :meth:`build` would, naming ``out`` (nothing written yet).
+        """
+        from sam2elnet.data.layouts import label_key
+
+        rev = _by_key(masks, label_key, out)
+        _images_for({k: (p, "") for k, p in rev.items()}, self.run_images, self.images, out,
+                    self.folder, "nothing written")  # fmt: skip
 
     def build(self, reviewed: Path) -> TrainSet:
         """Write the training folder from the masks ``elnet import`` wrote into ``reviewed``.
@@ -126,10 +143,10 @@ class TrainSetPlan:
             for k in sorted(masks):
                 (mask, origin), image = masks[k], pairs[k]
                 res.n_linked += _link(image, tmp / "images" / image.name)
-                res.n_linked += _link(mask, tmp / "masks" / mask.name)
+                shutil.copy2(mask, tmp / "masks" / mask.name)  # a copy: edited in place safely
                 record["masks"][mask.name] = origin
                 record["images"][image.name] = str(image.resolve())
-            res.n_files = 2 * len(masks)
+            res.n_files = len(masks)  # images: linked or copied
             doc = {"reviewed": str(reviewed.resolve()), "labels": str(self.labels.resolve()),
                    **record}  # fmt: skip
             (tmp / TRAIN_SET_RECORD).write_text(json.dumps(doc, indent=1), encoding="utf-8")

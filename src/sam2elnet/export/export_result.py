@@ -1,0 +1,55 @@
+"""What an ``elnet export`` wrote (:class:`ExportResult`, its summary line) and its list of
+skipped labels (``<out stem>_skipped.csv``, :func:`write_skipped`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam2elnet.utils.batch import SkipLog, skipped_csv_path
+
+__all__ = ["ExportResult", "write_skipped"]
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote."""
+
+    out: Path
+    format: str
+    n_labels: int
+    n_features: int
+    n_chips: int = 0
+    notes: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_csv: Path | None = None
+    #: the centre-line layer's file (None: not written), its lines and road lengths (summed)
+    lines_out: Path | None = None
+    n_lines: int = 0
+    road_length_px: float = 0.0
+    road_length_m: float | None = None
+    #: ``--review-count`` / ``--max-quality``: how many labels of how many went out
+    #: (:meth:`~sam2elnet.export.review_pick.ReviewPick.line`); None: every label
+    selection: str | None = None
+
+    def summary(self) -> str:
+        """One line: what was written and, when only some labels went out, the review
+        selection (:attr:`selection`)."""
+        s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
+        if self.n_chips:
+            s += f"; {self.n_chips} image/mask chips"
+        if self.lines_out is not None:
+            where = "layer centre_lines" if self.lines_out == self.out else str(self.lines_out)
+            if self.road_length_m is not None:
+                length = f"{self.road_length_m / 1000:.3f} km"
+            else:
+                length = f"{self.road_length_px:.0f} px (no CRS)"
+            s += f"; {self.n_lines} road centre lines, {length} of road ({where})"
+        return f"{s}; {self.selection}" if self.selection else s
+
+
+def write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
+    """Write ``<out stem>_skipped.csv`` (label, reason) after the layer (or COCO file) and its
+    record, so a refused export leaves no list behind; its path, else None and an earlier
+    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
+    return SkipLog("label", list(items)).write_csv(skipped_csv_path(out))
