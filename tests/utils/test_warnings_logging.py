@@ -48,6 +48,23 @@ def test_api_user_receives_the_model_warning_as_a_log_record(
     assert [str(w.message) for w in seen if UNFITTED_EVALUATOR in str(w.message)] == []
 
 
+def test_quiet_drops_every_kind_and_keeps_no_key(caplog: pytest.LogCaptureFixture) -> None:
+    """quiet() (a look at a file before the job, e.g. images-or-masks) drops warnings of every
+    kind without remembering their keys: the job's own read, in its scope, still warns once."""
+    from sam2elnet.utils.run_warnings import RunWarnings, quiet, warn_once
+
+    log = logging.getLogger("sam2elnet.test_quiet")
+    with caplog.at_level(logging.WARNING):
+        with quiet():
+            assert not warn_once(log, "kind a", "a.tif: first", key="a")
+            assert not warn_once(log, "kind b", "b.tif: second")
+        assert caplog.messages == []
+        with RunWarnings():
+            assert warn_once(log, "kind a", "a.tif: first", key="a")
+            assert not warn_once(log, "kind a", "a.tif: first", key="a")  # same thing: dropped
+        assert caplog.messages == ["a.tif: first"]
+
+
 def test_hidden_drops_the_warning_only_while_open(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

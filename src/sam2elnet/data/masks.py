@@ -35,7 +35,7 @@ from sam2elnet.data.mask_values import (
     mask_encoding,
 )
 from sam2elnet.errors import DataError
-from sam2elnet.utils.run_warnings import warn_once
+from sam2elnet.utils.run_warnings import quiet, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,8 @@ def image_values(path: str | Path) -> np.ndarray | None:
         x = idx.reshape(-1)
     else:
         try:
-            img = read_image(p)
+            with quiet():  # a look before the job: its own read warns about the file, once
+                img = read_image(p)
         except (DataError, OSError):
             return None
         data, valid = img.data, img.valid

@@ -49,7 +49,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["RunWarnings", "hidden", "repeated_notes", "warn_once"]
+__all__ = ["RunWarnings", "hidden", "quiet", "repeated_notes", "warn_once"]
 
 # the open scopes of this context, innermost last (a tuple: set, never mutated, so a copied
 # context keeps its own view)
@@ -59,6 +59,7 @@ _SCOPES: contextvars.ContextVar[tuple[RunWarnings, ...]] = contextvars.ContextVa
 _HIDDEN: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "sam2elnet_hidden_warnings", default=frozenset()
 )
+_EVERY_KIND = "*"  # in _HIDDEN: every kind hidden (quiet())
 _LOCK = threading.Lock()  # a scope's counts, when threads share it through a copied context
 _MAX_KEYS = 1024
 _UNSCOPED_KEYS: dict[tuple[str, str], None] = {}  # keyed warnings logged outside any scope
@@ -165,7 +166,8 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
         True when the text was logged (or kept by a collecting scope); False when it was
         counted, dropped as a repeat or :func:`hidden`.
     """
-    if kind in _HIDDEN.get():
+    hidden_kinds = _HIDDEN.get()
+    if kind in hidden_kinds or _EVERY_KIND in hidden_kinds:
         return False
     scopes = _SCOPES.get()
     scope = scopes[-1] if scopes else None
@@ -180,6 +182,13 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
         logger.warning(text)
         return True
     return scope.warn(logger, kind, text, key)
+
+
+def quiet() -> contextlib.AbstractContextManager[None]:
+    """:func:`hidden` for every kind: for a look at a file before the job proper (is this folder
+    images or masks?) whose reader would otherwise warn about the file once here and again when
+    the job reads it in its scope."""
+    return hidden(_EVERY_KIND)
 
 
 @contextlib.contextmanager
