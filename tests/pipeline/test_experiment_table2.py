@@ -71,7 +71,7 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     plans: list[dict[str, int]] = []
     expect = Stages.expect
     monkeypatch.setattr(
-        Stages, "expect", lambda self, plan: (plans.append(plan), expect(self, plan))
+        Stages, "expect", lambda self, plan, *ref: (plans.append(plan), expect(self, plan, *ref))
     )
     out = tmp_path / "exp"
     r = run_experiment(_cfg(sos, out, sources=("sim", "own")))
