@@ -93,3 +93,39 @@ def test_a_planned_stage_that_will_not_run_is_no_work_left(tmp_path: Path, capsy
     assert _eta_seconds(capsys.readouterr().err, "down_b") == 0
     st.drop("other")  # a kind not planned: nothing to drop
     assert st.plan == {"down": 2}
+
+
+def test_kinds_not_timed_yet_count_at_their_reference_time_times_this_runs_speed(
+    tmp_path: Path, capsys
+) -> None:
+    """With reference times (the demo's), the ETA is an estimate from the start, not a lower
+    bound: a kind not timed yet counts at its reference time x this run's speed against the
+    reference (here five times as fast: 2 x 20 s / 5 = 8 s), a timed kind at its own mean;
+    before 5 reference seconds are timed, at the reference times as they are."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"tiny": 1, "prep": 1, "down": 2}, reference={"tiny": 1.0, "prep": 5.0, "down": 20.0})
+    st.run("tiny", lambda: {})  # 1 reference second timed: too little to say a speed
+    assert "ETA ~0:45 (estimate: prep, down not timed yet, at the reference times x 1)" in (
+        capsys.readouterr().err
+    )
+
+    def prep() -> dict:
+        time.sleep(1.0)
+        return {}
+
+    st.run("prep", prep)
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if "prep: done" in ln)
+    assert "ETA ~" in line and "down not timed yet" in line, line
+    m, s = line.split("ETA ~")[1].split(" ")[0].split(":")
+    assert 7 <= 60 * int(m) + int(s) <= 11, line
+    st.expect({"tiny": 1, "prep": 1, "down": 2})  # a later plan keeps the reference times
+    st.run("down_a", lambda: {})
+    assert "ETA 0:00" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_kind_without_reference_time_keeps_the_lower_bound(tmp_path: Path, capsys) -> None:
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"prep": 1, "down": 1, "other": 1}, reference={"prep": 1.0, "down": 1.0})
+    st.run("prep", lambda: {})
+    assert "ETA >= " in capsys.readouterr().err and "(no other stage timed yet)" in st._eta()

@@ -68,6 +68,29 @@ class DemoConfig(BaseModel):
     progress: bool = True
 
 
+# Seconds per stage of each kind of the default demo on the idle 2-core reference machine (native
+# bf16; docs/benchmarks.md "Demo timing", 2026-12-02 17:34 UTC, 171 s: SAM2-ELNet 96 s, the five
+# U-Nets 57 s, annotation, refinement and enhancement 9 s)
+REFERENCE_SECONDS: dict[str, float] = {
+    "split": 1.5, "subsets": 0.2, "elnet": 96.0, "annotate": 2.5, "elnettest": 1.2,
+    "autocounts": 0.1, "coarse": 0.3, "refine": 0.8, "enhance": 3.0, "downstream": 11.4,
+    "labelscore": 0.1,
+}  # fmt: skip
+
+
+def reference_seconds(cfg: DemoConfig) -> dict[str, float]:
+    """:data:`REFERENCE_SECONDS` scaled to ``cfg``'s budget (images x pixels, and the epochs of
+    SAM2-ELNet and of the downstream U-Nets): the ETA of the stages not timed yet in a run, which
+    scales them again by that run's speed (:meth:`~sam2elnet.pipeline.experiment_stages.Stages.expect`).
+    """
+    default = DemoConfig()
+    work = (cfg.count / default.count) * (cfg.image_size / default.image_size) ** 2
+    ref = {k: v * work for k, v in REFERENCE_SECONDS.items()}
+    ref["elnet"] *= cfg.epochs / default.epochs
+    ref["downstream"] *= cfg.downstream_epochs / default.downstream_epochs
+    return ref
+
+
 def _synthetic(cfg: DemoConfig) -> Path:
     """Generate (or reuse) the synthetic oil-spill set under OUT/data."""
     from sam2elnet.data.synthetic import generate_dataset
@@ -133,6 +156,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         sources=sources,
         downstream_width=8,
         enhancement_downstream=False,  # table 2 by label IoU only: 5 fewer U-Nets (docstring)
+        eta_reference=reference_seconds(cfg),
         resume=cfg.resume,
         progress=cfg.progress,
         report=False,

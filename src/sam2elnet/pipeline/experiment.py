@@ -284,7 +284,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     stages = Stages(out, cfg.resume, progress=cfg.progress)
     for note in notes:
         stages.say(note)
-    stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []))
+    stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []), cfg.eta_reference)
     t_start = time.perf_counter()
     weights, weights_note = resolve_weights(cfg)
 

@@ -354,8 +354,15 @@ class ExperimentConfig(BaseModel):
     resume: bool = False
     progress: bool = True
     report: bool = True
+    eta_reference: dict[str, float] | None = None
+    """Seconds one stage of each kind (``elnet``, ``downstream``, ...) takes on a reference
+    machine, for the ETA of the kinds not timed yet in this run (``elnet demo`` gives its own:
+    :func:`sam2elnet.pipeline.demo.reference_seconds`); None: those kinds make the ETA a
+    lower bound."""
 
-    RUNTIME: ClassVar[tuple[str, ...]] = ("out", "device", "resume", "progress", "report")
+    RUNTIME: ClassVar[tuple[str, ...]] = (
+        "out", "device", "resume", "progress", "report", "eta_reference",
+    )  # fmt: skip
     # Downstream options are not part of the identity: every downstream training is cached under a
     # fingerprint of its config and labels, so changing them re-trains only the downstream models.
     DOWNSTREAM: ClassVar[tuple[str, ...]] = (

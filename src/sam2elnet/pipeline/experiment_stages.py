@@ -57,6 +57,10 @@ def clock(seconds: float) -> str:
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60}:{rem % 60:02d}"
 
 
+SPEED_MIN_REFERENCE_S = 5.0
+"""Reference seconds of timed stages below which the ETA takes the reference times as they are."""
+
+
 class Stages:
     """Done-markers under ``OUT/stages``: a finished stage is skipped on re-run.
 
@@ -74,12 +78,19 @@ class Stages:
         self.unusable: dict[str, str] = {}
         self.progress = progress
         self.plan: dict[str, int] = {}
+        self.reference: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._ran: dict[str, list[float]] = {}
 
-    def expect(self, plan: dict[str, int]) -> None:
-        """Stages still to come per kind (the name up to the first ``_``), for the ETA lines."""
+    def expect(self, plan: dict[str, int], reference: dict[str, float] | None = None) -> None:
+        """Stages still to come per kind (the name up to the first ``_``), for the ETA lines.
+
+        ``reference``: seconds one stage of each kind takes on a reference machine (kept when
+        None is given later); the ETA then counts the kinds not timed yet at those times,
+        scaled by how fast this run's timed stages were against theirs."""
         self.plan = dict(plan)
+        if reference is not None:
+            self.reference = dict(reference)
 
     def drop(self, kind: str, n: int = 1) -> None:
         """``n`` planned stages of ``kind`` will not run (a setting left out for want of
@@ -98,9 +109,12 @@ class Stages:
         Stages done before (``cached``) and stages that took their result from a store of
         earlier results (``reused``) count as done but are no timing sample: they finish at
         once, and the work still to do would look cheap (a resumed run's ETA fell short). A kind
-        not timed yet has no estimate: the ETA is then a lower bound and says which kind is
-        missing (honest rather than guessed)."""
-        left, unknown = 0.0, []
+        not timed yet counts at its :attr:`reference` time x this run's speed against the
+        reference (``ETA ~m:ss``, an estimate, said so); without a reference time it has no
+        estimate: the ETA is then a lower bound and says which kind is missing (honest rather
+        than guessed)."""
+        left, unknown, guessed = 0.0, [], []
+        speed = self._speed()
         for kind, n in self.plan.items():
             done = sum(1 for k in self.status if self._kind(k) == kind)
             rest = max(0, n - done)
@@ -108,14 +122,28 @@ class Stages:
                 continue
             if self._ran.get(kind):
                 left += rest * sum(self._ran[kind]) / len(self._ran[kind])
+            elif kind in self.reference:
+                left += rest * self.reference[kind] * speed
+                guessed.append(kind)
             else:
                 unknown.append(kind)
         eta = clock(left)
-        return (
-            f"ETA {eta}"
-            if not unknown
-            else f"ETA >= {eta} (no {', '.join(unknown)} stage timed yet)"
-        )
+        if unknown:
+            return f"ETA >= {eta} (no {', '.join(unknown)} stage timed yet)"
+        if guessed:
+            what = ", ".join(guessed) if len(guessed) <= 2 else f"{len(guessed)} kinds of stage"
+            return (
+                f"ETA ~{eta} (estimate: {what} not timed yet, at the reference times x {speed:.2g})"
+            )
+        return f"ETA {eta}"
+
+    def _speed(self) -> float:
+        """This run's time over the :attr:`reference` time of the stages it ran that have one:
+        > 1 is slower than the reference machine; 1.0 until those stages add up to
+        :data:`SPEED_MIN_REFERENCE_S` (a 1 s stage measures start-up more than speed)."""
+        ran = [k for k in self._ran if self.reference.get(k, 0) > 0]
+        ref = sum(self.reference[k] * len(self._ran[k]) for k in ran)
+        return sum(sum(self._ran[k]) for k in ran) / ref if ref >= SPEED_MIN_REFERENCE_S else 1.0
 
     def say(self, text: str) -> None:
         """One line among the stage lines (elapsed time first; stderr above the progress bars,
