@@ -245,11 +245,13 @@ class DatasetStats:
         they agree or no image was used."""
         from sam2elnet.data.norm_fit import fit_normalization
         from sam2elnet.data.normalize import describe
+        from sam2elnet.utils.progress import silenced
 
         if not self.samples:
             return None
         try:
-            fit = fit_normalization([s.image for s in self.samples], self.index.modality)
+            with silenced():  # the same images again: their stage line was printed already
+                fit = fit_normalization([s.image for s in self.samples], self.index.modality)
         except DataError:
             return None
         if fit.method == self.config.method:

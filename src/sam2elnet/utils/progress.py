@@ -15,9 +15,11 @@ and draws the bars again below it; with no bar it is a plain ``print``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 LOGGER_NAME = "sam2elnet.progress"
@@ -90,6 +92,20 @@ class ProgressLines:
     def discard(self) -> None:
         """End without the final line (see :func:`abandon`)."""
         self._closed = True
+
+
+@contextlib.contextmanager
+def silenced() -> Iterator[None]:
+    """Drop the plain progress lines (:class:`ProgressLines`) logged while the context is open:
+    for a second, internal pass over files whose stage the user has already seen (``elnet
+    stats`` working out what ``elnet train`` will use from the same images). Bars are not
+    affected (pass ``enabled=False`` and they become lines, which this drops)."""
+    was = log.disabled
+    log.disabled = True
+    try:
+        yield
+    finally:
+        log.disabled = was
 
 
 def abandon(bar: Any) -> None:
