@@ -152,10 +152,12 @@ class ExportOptions(_Options):
 
 
 class ImportOptions(_Options):
-    """Options of ``elnet import`` (``--from vector``: a line layer, e.g. roads drawn in QGIS)."""
+    """Options of ``elnet import`` (``--from vector``: a line layer, e.g. roads drawn in QGIS;
+    ``layer``: the layer of a file with several, None: :func:`sam2elnet.data.vector.default_layer`)."""
 
     line_width: float | None = line_width_field()
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
+    layer: str | None = Field(None, min_length=1, description="layer name (--from vector)")
 
 
 class StatsOptions(_Options):

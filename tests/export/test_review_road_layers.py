@@ -193,3 +193,43 @@ def test_review_record_of_a_scene_label_names_its_model(tmp_path: Path, capsys):
                             "--out", tmp_path / "data" / "masks", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert f"--init-model {model}" in out and "MODEL.pt" not in out, out
+
+
+def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(tmp_path: Path, capsys):
+    """New-user GIS trial: `elnet import` had no --layer (the library had), and the warning about
+    several layers told users to rewrite the file; now --layer picks one, a name the file
+    lacks is one error line listing the layers, and the warning mentions --layer."""
+    from helpers_data import write_tif
+
+    images = tmp_path / "images"
+    write_tif(images / "a.tif", np.full((3, 40, 40), 90, np.uint8))  # 10 m px from 500000
+    gp = tmp_path / "two.gpkg"
+    crs = "EPSG:32633"
+    left = box(500000, 4000000 - 400, 500000 + 100, 4000000)  # 10 px wide
+    right = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000)  # 20 px wide
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[left], crs=crs).to_file(gp, layer="old")
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[right], crs=crs).to_file(gp, layer="new")
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "first", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "reading the first polygon / line layer" not in err and "'old'" in err, err
+    assert "--layer NAME" in err, err
+    assert _fg(tmp_path / "first" / "a.tif")[0].sum() == 10
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "new", "--layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    fg = _fg(tmp_path / "new" / "a.tif")
+    assert fg[0].sum() == 20 and not fg[:, :20].any()
+
+    rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
+                   "--out", tmp_path / "bad", "--layer", "newer", "--no-progress")  # fmt: skip
+    assert rc == 2 and "Traceback" not in err, err
+    assert err.startswith("error:") and str(gp) in err, err
+    assert "no layer 'newer'; its layers: old, new" in err, err
+    assert not (tmp_path / "bad").exists()
+
+    rc, err = _cli(capsys, "import", tmp_path / "x.json", "--from", "coco", "--out",
+                   tmp_path / "c", "--layer", "new")  # fmt: skip
+    assert rc == 2 and "--layer applies to --from vector" in err, err

@@ -104,6 +104,12 @@ def import_cmd(
         help="With --with-labels: the training folder to write (images/ + masks/, for "
         "`elnet train --data`; default: --out/train-set).",
     ),
+    layer: Optional[str] = typer.Option(
+        None,
+        "--layer",
+        help="vector: the layer to read from a file with several (default: its 'labels' "
+        "layer, else the first polygon / line layer, with a warning naming the layers).",
+    ),
     line_width: Optional[float] = LINE_WIDTH,
     line_width_px: bool = LINE_WIDTH_PX,
     no_progress: bool = NO_PROGRESS,
@@ -117,8 +123,11 @@ def import_cmd(
     if kind not in _SOURCES:
         raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
     width = check_options(
-        ImportOptions, line_width=line_width, line_width_unit=line_width_unit(line_width_px)
-    )
+        ImportOptions, line_width=line_width, line_width_unit=line_width_unit(line_width_px),
+        layer=layer,
+    )  # fmt: skip
+    if kind != "vector" and layer is not None:
+        raise UserError("--layer applies to --from vector (GeoPackage / Shapefile / GeoJSON) only")
     if kind != "vector" and (line_width is not None or line_width_px):
         flag = "--line-width" if line_width is not None else "--line-width-px"
         raise UserError(f"{flag} applies to --from vector (line layers, e.g. roads) only")
@@ -189,6 +198,7 @@ def import_cmd(
                 out,
                 images=images,
                 category=category,
+                layer=width.layer,
                 review_set=review_set,
                 all_images=all_images,
                 reviewed_only=reviewed_only,

@@ -37,6 +37,7 @@ from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.vector_grid import grid_name, image_grid, place_labels
+from sam2elnet.data.vector_layers import LABELS_LAYER, check_layer, default_layer
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "LABELS_LAYER",
     "VECTOR_SUFFIXES",
+    "check_layer",
     "default_layer",
     "is_vector_path",
     "read_vector",
@@ -138,48 +140,11 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-#: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
-#: for roads); read by default from a file with several layers, whatever their order.
-LABELS_LAYER = "labels"
-
-
-def default_layer(path: Path) -> str | None:
-    """The layer :func:`read_vector` reads from ``path`` when none is named.
-
-    One spatial layer (GeoJSON, Shapefile, most GeoPackages): None, GDAL's first. Several:
-    ``labels`` when there is one (an ``elnet export`` road file rewritten with ``centre_lines``
-    first: geopandas ``to_file(layer="labels")``, ``ogr2ogr -update -overwrite``); else the
-    first polygon / line layer (a point layer of reviewer notes is no label), or the first,
-    with one warning naming it and the others. Non-spatial tables (``layer_styles``) are not
-    counted. A file GDAL cannot list is left to :func:`read_vector`'s error.
-    """
-    import pyogrio
-
-    try:
-        layers = pyogrio.list_layers(path)
-    except Exception:  # noqa: BLE001 - unreadable: read_vector raises the DataError
-        return None
-    spatial = [str(name) for name, geom in layers if geom is not None]
-    if len(spatial) < 2:
-        return None
-    if LABELS_LAYER in spatial:
-        return LABELS_LAYER
-    pick = next((str(n) for n, g in layers if g and "POINT" not in str(g).upper()), spatial[0])
-    warn_once(
-        log,
-        "vector file with several layers, none named labels",
-        f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first"
-        f"{' polygon / line layer' if pick != spatial[0] else ''}, {pick!r}; to read another, "
-        "keep only that layer in the file (QGIS: Export > Save Features As) or name it 'labels'",
-        key=str(path),
-    )
-    return pick
-
-
 def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: bool = False):
     """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input.
 
-    ``layer``: the layer to read; None: :func:`default_layer` (the ``labels`` layer of a
+    ``layer``: the layer to read (a name the file lacks: DataError listing its layers,
+    :func:`check_layer`); None: :func:`default_layer` (the ``labels`` layer of a
     GeoPackage with several, else the first). Features without a geometry (or with an empty
     one) are dropped. ``allow_empty``: a layer with no feature left is returned (empty)
     instead of raising; the review-loop import takes it so (every polygon deleted: no object
@@ -194,6 +159,8 @@ def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: b
         raise DataError("vector label file is empty (0 bytes)", p)
     if layer is None:
         layer = default_layer(p)
+    elif isinstance(layer, str):
+        check_layer(p, layer)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,0 +1,73 @@
+"""Which layer of a vector label file is read: the named one, else the ``labels`` layer of a
+file with several, else the first polygon / line layer (with a warning naming the layers).
+
+:func:`sam2elnet.data.vector.read_vector` reads through these; ``elnet import --layer`` names one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LABELS_LAYER", "check_layer", "default_layer"]
+
+#: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
+#: for roads); read by default from a file with several layers, whatever their order.
+LABELS_LAYER = "labels"
+
+
+def default_layer(path: Path) -> str | None:
+    """The layer :func:`~sam2elnet.data.vector.read_vector` reads from ``path`` when none is named.
+
+    One spatial layer (GeoJSON, Shapefile, most GeoPackages): None, GDAL's first. Several:
+    ``labels`` when there is one (an ``elnet export`` road file rewritten with ``centre_lines``
+    first: geopandas ``to_file(layer="labels")``, ``ogr2ogr -update -overwrite``); else the
+    first polygon / line layer (a point layer of reviewer notes is no label), or the first,
+    with one warning naming it and the others. Non-spatial tables (``layer_styles``) are not
+    counted. A file GDAL cannot list is left to :func:`~sam2elnet.data.vector.read_vector`'s error.
+    """
+    import pyogrio
+
+    try:
+        layers = pyogrio.list_layers(path)
+    except Exception:  # noqa: BLE001 - unreadable: read_vector raises the DataError
+        return None
+    spatial = [str(name) for name, geom in layers if geom is not None]
+    if len(spatial) < 2:
+        return None
+    if LABELS_LAYER in spatial:
+        return LABELS_LAYER
+    pick = next((str(n) for n, g in layers if g and "POINT" not in str(g).upper()), spatial[0])
+    warn_once(
+        log,
+        "vector file with several layers, none named labels",
+        f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first"
+        f"{' polygon / line layer' if pick != spatial[0] else ''}, {pick!r}; to read another, "
+        "name it with `elnet import --layer NAME`, or keep only that layer in the file (QGIS: "
+        "Export > Save Features As) or name it 'labels'",
+        key=str(path),
+    )
+    return pick
+
+
+def check_layer(path: Path, layer: str) -> None:
+    """Raise a DataError naming the file's layers when ``path`` has no layer ``layer``.
+
+    A file GDAL cannot list is left to :func:`~sam2elnet.data.vector.read_vector`'s error."""
+    import pyogrio
+
+    try:
+        names = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception:  # noqa: BLE001 - unreadable: read_vector raises the DataError
+        return
+    if layer not in names:
+        raise DataError(
+            f"vector file has no layer {layer!r}; its layers: {', '.join(names) or 'none'} "
+            "(give one of them to --layer)",
+            path,
+        )
