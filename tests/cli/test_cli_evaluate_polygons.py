@@ -274,3 +274,30 @@ def test_two_polygon_files_get_the_hint_with_a_quoted_path(
     line = _one_error(capsys)
     assert "are both polygon files" in line and "gdal_rasterize" not in line
     assert f"elnet import '{coarse}' --from vector --images IMAGES --out DIR --all-images" in line
+
+
+def test_no_overlap_error_gives_the_layer_extent_and_its_own_crs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """New-user GIS trial: the error gave only the image's extent and CRS. Now also the labels'
+    extent in the image CRS and the layer's own CRS and extent: a layer in WGS 84 far away, and
+    UTM coordinates saved as WGS 84 (nothing can be placed), make the mix-up plain."""
+    pred = _pred(tmp_path / "a.tif")
+    lonlat = tmp_path / "lonlat.gpkg"  # 15 E 36 N: EPSG:32633 x 500000, y ~3 984 000
+    gpd.GeoDataFrame(geometry=[box(15.0, 36.0, 15.01, 36.01)], crs=4326).to_file(lonlat)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(lonlat), "--no-progress"]) == 2
+    line = _one_error(capsys)
+    assert line.startswith(
+        f"error: {lonlat}: none of the 1 label features overlaps the image: image extent "
+        "(500000.0, 3999680.0, 500320.0, 4000000.0) in EPSG:32633, label extent (500000.0, "
+        "3983948.453, 500901.276, 3985057.647) there; the layer's own CRS: EPSG:4326, extent "
+        "(15.0, 36.0, 15.01, 36.01); check the label CRS"
+    ), line
+    mixed = tmp_path / "utm_as_wgs84.gpkg"
+    gpd.GeoDataFrame(geometry=[_square()], crs=4326).to_file(mixed)
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(mixed), "--no-progress"]) == 2
+    line = _one_error(capsys)
+    assert "the labels have no finite extent in EPSG:32633" in line, line
+    assert "the layer's own CRS: EPSG:4326, extent (500120.0, 3999720.0, 500280.0, 3999880.0)" in (
+        line
+    )

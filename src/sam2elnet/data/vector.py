@@ -36,7 +36,7 @@ from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
-from sam2elnet.data.vector_grid import grid_name, image_grid, place_labels
+from sam2elnet.data.vector_grid import grid_name, image_grid, no_overlap_message, place_labels
 from sam2elnet.data.vector_layers import LABELS_LAYER, check_layer, default_layer
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
@@ -271,6 +271,7 @@ class VectorLabels:
         if line_width is not None and line_width <= 0:
             raise DataError(f"line width must be positive, got {line_width}", p)
 
+        native = (gdf.crs, gdf.total_bounds if len(gdf) else ())  # for the no-overlap error
         gdf, crs, grid_transform, pix, map_scale = place_labels(
             gdf,
             crs=crs,
@@ -315,12 +316,14 @@ class VectorLabels:
             where = (
                 crs_name(crs) if crs is not None and not pixel_coords else grid_name(grid_transform)
             )
+            if gcps is not None and crs is not None and not pixel_coords:  # placed via GCPs
+                where = f"image pixels (x = column, y = row; through its GCPs in {where})"
+            label_bounds = shapely.total_bounds(geoms) if len(geoms) else ()
             raise DataError(
-                f"none of the {n_total} label features overlaps the image (image extent "
-                f"{tuple(round(v, 3) for v in footprint.bounds)} in {where}); check the label CRS "
-                "and that labels and image cover the same area",
+                no_overlap_message(n_total, footprint.bounds, label_bounds, where, *native,
+                                   pixel_coords=pixel_coords),
                 p,
-            )
+            )  # fmt: skip
         if n_miss:
             msg = f"{p}: {n_miss} of {n_total} label features lie outside the image; skipped"
             note(msg, "vector label features outside their image")

@@ -19,7 +19,15 @@ import numpy as np
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError
 
-__all__ = ["Placement", "grid_name", "grid_of", "image_grid", "in_image_crs", "place_labels"]
+__all__ = [
+    "Placement",
+    "grid_name",
+    "grid_of",
+    "image_grid",
+    "in_image_crs",
+    "no_overlap_message",
+    "place_labels",
+]
 
 
 class Placement(NamedTuple):
@@ -191,6 +199,60 @@ def _to_gcp_pixels(gdf: Any, gcps: Any, path: Path) -> tuple[Any, float]:
     import geopandas as gpd
 
     return gpd.GeoDataFrame(geometry=list(geoms)), 1.0 / _pixel_size(grid.affine())
+
+
+def _extent(bounds: Any) -> str:
+    """``(xmin, ymin, xmax, ymax)`` rounded to 3 decimals, for messages."""
+    return str(tuple(round(float(v), 3) for v in bounds))
+
+
+def no_overlap_message(
+    n_total: int,
+    image_bounds: Any,
+    label_bounds: Any,
+    where: str,
+    layer_crs: Any,
+    layer_bounds: Any,
+    pixel_coords: bool = False,
+) -> str:
+    """The one wording of "no label feature overlaps the image" (almost always a CRS mix-up):
+    both extents in the coordinates the labels were placed in (``where``), and the layer's own
+    CRS and extent, so a mix-up is plain.
+
+    Args:
+        n_total: the layer's feature count.
+        image_bounds, label_bounds: ``(xmin, ymin, xmax, ymax)`` of the image footprint and of
+            the placed labels, in ``where``'s coordinates (labels: NaN / inf when they could
+            not be placed there, e.g. a reprojection out of the CRS's area).
+        where: the placed coordinates' name (:func:`~sam2elnet.data.georef.crs_name` of the
+            image CRS, or :func:`grid_name`).
+        layer_crs: the CRS the layer was read in (None: none); ``layer_bounds`` its extent there.
+        pixel_coords: the layer's CRS was ignored (``--labels-pixel-coords``).
+
+    Returns:
+        ``none of the N label features overlaps the image: image extent (...) in W, label
+        extent (...) there; the layer's own CRS: EPSG:4326, extent (...); check the label CRS
+        and that labels and image cover the same area``.
+    """
+    lab = np.asarray(label_bounds, dtype=float)
+    placed = (
+        f"label extent {_extent(lab)} there"
+        if lab.size == 4 and np.isfinite(lab).all()
+        else f"the labels have no finite extent in {where} (outside that CRS's area?)"
+    )
+    from sam2elnet.data.georef import crs_name
+
+    own = "no CRS" if layer_crs is None else crs_name(layer_crs)
+    ignored = " (ignored: --labels-pixel-coords)" if pixel_coords and layer_crs is not None else ""
+    native = np.asarray(layer_bounds, dtype=float)
+    native_text = (
+        f", extent {_extent(native)}" if native.size == 4 and np.isfinite(native).all() else ""
+    )
+    return (
+        f"none of the {n_total} label features overlaps the image: image extent "
+        f"{_extent(image_bounds)} in {where}, {placed}; the layer's own CRS: {own}{ignored}"
+        f"{native_text}; check the label CRS and that labels and image cover the same area"
+    )
 
 
 def grid_name(transform: Any) -> str:
