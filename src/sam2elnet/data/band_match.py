@@ -17,7 +17,9 @@ image has another band count than the model was trained on (whole images through
   the way out: an image holding all of them (``gdalbuildvrt -separate``), or ``--bands 1,1``
   to repeat the band knowingly;
 * a grey image stored as identical bands into a one-band model: its first band;
-* any other mismatch: an error suggesting ``--bands``.
+* any other mismatch: an error suggesting ``--bands``; 3 or more bands into a one- or two-band
+  SAR model (an RGB photo) also says the model is one of SAR backscatter and the image looks
+  optical.
 
 :class:`~sam2elnet.errors.BandCountError` is a :class:`~sam2elnet.errors.DataError`: a folder
 job skips such a file (``skipped.csv``), a single file is one ``error:`` line.
@@ -140,6 +142,11 @@ def band_layout(
         )
     if bands == 1 and identical():
         return "first"
+    if sar and bands < COLOUR_BANDS <= count:  # e.g. an RGB photo into a SAR model
+        named = (
+            f" {'band' if bands == 1 else 'bands'} of SAR backscatter{named}; {count} different "
+            "bands look like an optical (colour) image, which needs an optical model"
+        )
     raise BandCountError(
         f"unsupported band count: image has {count} bands but the model was trained for "
         f"{bands}{named}; choose {bands} band(s) "

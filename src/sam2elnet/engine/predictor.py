@@ -229,7 +229,22 @@ class Predictor:
         data = img.data
         values = data.reshape(data.shape[0], -1) if img.nodata is None else data[:, valid]
         self.check_range(values, data.dtype, getattr(img, "path", None))
+        self.check_kind(data, valid if img.nodata is not None else None, values, img)
         return x, valid
+
+    def check_kind(self, data: np.ndarray, valid: Any, values: np.ndarray, img: Any) -> None:
+        """Warn (once per run, :func:`~sam2elnet.utils.run_warnings.warn_once`) about an untagged
+        zero margin of an optical image and a SAR image given to an optical model
+        (:mod:`sam2elnet.data.input_kind`): ``data`` (C, H, W) raw, ``valid`` (H, W) or None,
+        ``values`` the valid pixels (C, n)."""
+        from sam2elnet.data import input_kind as ik
+        from sam2elnet.utils.run_warnings import warn_once
+
+        name = getattr(img, "path", None) or "input"
+        if msg := ik.check_zero_border(data, valid, self.normalization):
+            warn_once(log, ik.ZERO_BORDER_KIND, f"{name}: {msg}")
+        if msg := ik.check_modality(values, data.dtype, self.normalization, self.in_bands):
+            warn_once(log, ik.MODALITY_KIND, f"{name}: {msg}")
 
     def set_bands(self, bands: Sequence[int] | None) -> Predictor:
         """Read these file bands (1-based, ``--bands 4,3,2``) instead of the ones the model was

@@ -210,6 +210,7 @@ def make_scene_normalizer(
         names=getattr(cfg, "band_names", None),
         select=getattr(cfg, "band_select", None),
     )
+    _check_kind(src, cfg, in_bands, data, valid, pix)
     if layout == "first":
         bands, pix = bands[:1], pix[:1]
     norm = _normalizer_from_pixels(src, cfg, bands, pix)
@@ -219,6 +220,19 @@ def make_scene_normalizer(
     ranges = (pix.min(axis=1).astype(np.float64), pix.max(axis=1).astype(np.float64))
     norm.overview_varies = range_flag(norm, ranges, pix.dtype) == ""
     return norm
+
+
+def _check_kind(
+    src: Any, cfg: Any, in_bands: int | None, data: np.ndarray, valid: np.ndarray, pix: np.ndarray
+) -> None:
+    """The scene's :mod:`sam2elnet.data.input_kind` warnings (once per run) from its overview:
+    ``data`` (C, h, w) raw, ``valid`` (h, w), ``pix`` the valid pixels (C, n)."""
+    from sam2elnet.data import input_kind as ik
+
+    if msg := ik.check_zero_border(data, valid, cfg):
+        warn_once(log, ik.ZERO_BORDER_KIND, f"{src.name}: {msg}")
+    if msg := ik.check_modality(pix, pix.dtype, cfg, in_bands):
+        warn_once(log, ik.MODALITY_KIND, f"{src.name}: {msg}")
 
 
 def _normalizer_from_pixels(

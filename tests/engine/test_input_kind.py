@@ -1,0 +1,152 @@
+"""Images of another kind than a model's training images (data/input_kind.py): an optical scene
+with an untagged zero margin, a dB SAR scene into an optical RGB model, an RGB photo into a SAR
+model. Each was predicted without a word before (a roads model: road on 6.6 % of the margin,
+52 % of a dB scene)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_data import write_tif
+from helpers_logs import message_blocks
+
+from sam2elnet.data.input_kind import check_modality, check_zero_border, zero_border_share
+from sam2elnet.data.norm_fit import fit_normalization
+
+S = 64
+BORDER = "are 0 in every band, along the image edge, without a nodata tag"
+MODALITY = "a 1-band float image with negative values given to an optical (RGB) model"
+
+
+def _rgb(seed: int) -> np.ndarray:
+    """(3, S, S) uint8 colour image, values 20..230, each band different."""
+    return np.random.default_rng(seed).integers(20, 230, (3, S, S)).astype(np.uint8)
+
+
+def _margin() -> np.ndarray:
+    """(S, S) bool: a slanted wedge along the left edge, about 19 % of the image."""
+    r, c = np.mgrid[:S, :S]
+    return c < 0.38 * (S - r)
+
+
+def _save(net_bands: int, norm, path: Path) -> str:
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    cfg = ModelConfig(size="micro", in_bands=net_bands, normalization=norm.model_dump())
+    extra = {"normalization": norm.model_dump(mode="json")}
+    return str(save_model(build_model(cfg), path, extra=extra))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """A micro optical RGB model (uint8, percentile stretch, like a roads model) and a micro
+    one-band SAR model (uint8)."""
+    root = tmp_path_factory.mktemp("kind")
+    rgb = [write_tif(root / "rgb" / f"t{i}.tif", _rgb(i)) for i in range(3)]
+    sar = [write_tif(root / "sar" / f"t{i}.tif", _rgb(i)[:1]) for i in range(3)]
+    opt_norm, sar_norm = fit_normalization(rgb, "optical"), fit_normalization(sar, "sar")
+    assert (opt_norm.sar, sar_norm.sar) == (False, True)
+    return {
+        "optical": _save(3, opt_norm, root / "optical.pt"),
+        "sar": _save(1, sar_norm, root / "sar.pt"),
+    }
+
+
+def _run(args: list[str], model: str, out: Path, capsys) -> tuple[int, str]:
+    from sam2elnet.cli import main
+
+    out = out / "l.tif" if args[0] == "scene" else out
+    rc = main([*args, "--model", model, "--out", str(out), "--no-progress"])
+    return rc, capsys.readouterr().err
+
+
+CMDS = (["annotate", "--images"], ["scene", "--tile", "32", "--overlap", "8", "--image"])
+
+
+def test_untagged_zero_margin_of_an_optical_image_warns(models, tmp_path, capsys):
+    img = _rgb(7)
+    img[:, _margin()] = 0
+    share = float(_margin().mean())
+    assert 0.17 < share < 0.21
+    write_tif(tmp_path / "untagged" / "s.tif", img)
+    write_tif(tmp_path / "tagged" / "s.tif", img, nodata=0)
+    for cmd in CMDS:
+        for kind in ("untagged", "tagged"):
+            rc, err = _run([*cmd, str(tmp_path / kind / "s.tif")], models["optical"],
+                           tmp_path / f"{cmd[0]}_{kind}", capsys)  # fmt: skip
+            assert rc == 0, err
+            warned = [ln for ln in message_blocks(err) if BORDER in ln]
+            if kind == "tagged":
+                assert warned == [], err
+                continue
+            assert len(warned) == 1 and warned[0].startswith("warning: "), err
+            assert f"s.tif: {share:.1%} of the pixels" in warned[0]
+            assert "gdal_edit.py -a_nodata 0 FILE" in warned[0]
+
+
+def test_ordinary_dark_pixels_and_other_models_do_not_warn(models, tmp_path, capsys):
+    from sam2elnet.data.normalize import NormalizationConfig
+
+    opt = NormalizationConfig.for_modality("optical")
+    dark = _rgb(8)
+    dark[:, 20:26, 30:36] = 0  # a shadow that is 0 in every band, inside the image
+    dark[:, 0, :5] = 0  # and a few black pixels on the edge
+    dark[0, 40:, :20] = 0  # dark water: 0 in one band only
+    assert check_zero_border(dark, None, opt) is None
+    inland = _rgb(9)
+    inland[:, 10:50, 10:50] = 0  # 39 % zeros, but not touching the edge
+    assert zero_border_share(inland) == 0.0 and check_zero_border(inland, None, opt) is None
+    edge = _rgb(9)
+    edge[:, :, :8] = 0  # 12.5 %: a margin
+    assert zero_border_share(edge) == pytest.approx(0.125)
+    assert zero_border_share(edge, np.broadcast_to(np.arange(S) >= 8, (S, S))) == 0
+    assert check_zero_border(edge, None, opt) is not None
+    # one band, SAR and dB-converting models: not this check's case
+    assert check_zero_border(edge[:1], None, opt) is None
+    assert check_zero_border(edge, None, NormalizationConfig.for_modality("sar")) is None
+    write_tif(tmp_path / "dark" / "s.tif", dark)
+    rc, err = _run(["annotate", "--images", str(tmp_path / "dark" / "s.tif")],
+                   models["optical"], tmp_path / "a", capsys)  # fmt: skip
+    assert rc == 0 and BORDER not in err and "warning" not in err, err
+
+
+def test_db_sar_scene_into_an_optical_model_warns(models, tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    db = rng.uniform(-25, 0, (1, S, S)).astype(np.float32)
+    db[:, :4, :] = np.nan
+    write_tif(tmp_path / "db" / "s.tif", db, nodata=float("nan"))
+    for cmd in CMDS:
+        rc, err = _run([*cmd, str(tmp_path / "db" / "s.tif")], models["optical"],
+                       tmp_path / cmd[0], capsys)  # fmt: skip
+        assert rc == 0, err
+        warned = [ln for ln in message_blocks(err) if MODALITY in ln]
+        assert len(warned) == 1 and "s.tif: " in warned[0], err
+        assert "look like SAR backscatter in dB" in warned[0]
+        assert "optical 3-band (uint8) images" in warned[0] and "--modality sar" in warned[0]
+    # a grey uint8 photo, and float values >= 0, into the RGB model: no modality warning
+    opt = fit_normalization([write_tif(tmp_path / "t.tif", _rgb(1))], "optical")
+    assert check_modality(_rgb(1)[:1].reshape(1, -1), "uint8", opt, 3) is None
+    assert check_modality(np.abs(db).reshape(1, -1), "float32", opt, 3) is None
+    # a SAR model and a one-band optical model are not this case
+    sar = opt.model_copy(update={"sar": True})
+    assert check_modality(db.reshape(1, -1), "float32", sar, 1) is None
+    assert check_modality(db.reshape(1, -1), "float32", opt, 3) is not None
+
+
+def test_rgb_photo_into_a_sar_model_is_refused_and_sos_grey_is_not(models, tmp_path, capsys):
+    photo = write_tif(tmp_path / "photo" / "s.tif", _rgb(5))
+    grey = _rgb(6)[:1]
+    sos = write_tif(tmp_path / "sos" / "s.tif", np.repeat(grey, 3, axis=0))  # SOS: 3 equal bands
+    for cmd in CMDS:
+        rc, err = _run([*cmd, str(photo)], models["sar"], tmp_path / f"p_{cmd[0]}", capsys)
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert rc == 2 and len(errors) == 1 and "Traceback" not in err, err
+        assert "s.tif" in errors[0] and "3 bands but the model was trained for 1" in errors[0]
+        assert (
+            "trained for 1 band of SAR backscatter; 3 different bands look like an optical"
+            in errors[0]
+        )
+        rc, err = _run([*cmd, str(sos)], models["sar"], tmp_path / f"s_{cmd[0]}", capsys)
+        assert rc == 0 and "error" not in err and MODALITY not in err and BORDER not in err, err
