@@ -52,6 +52,19 @@ def test_rule_repeats_grey_only_into_an_optical_colour_model():
         band_layout(4, 3, never, "s2.tif", select=[4, 3, 2])
     with pytest.raises(BandCountError, match="image has 2 bands but the model was trained for 1"):
         band_layout(2, 1, lambda: False, "two.tif")
+    # bands chosen with --bands (new-user GIS trial: "image has 2 bands" of a 6-band image)
+    with pytest.raises(BandCountError) as info:
+        band_layout(2, 3, never, "six.tif", chosen=[1, 2])
+    assert str(info.value) == (
+        "six.tif: unsupported band count: 2 bands chosen with --bands 1,2 but the model was "
+        "trained for 3; give 3 band number(s) to --bands (e.g. --bands 1,2,3)"
+    )
+    with pytest.raises(BandCountError) as info:
+        band_layout(1, 2, never, "s1.tif", sar=True, names=["VV", "VH"], chosen=[2])
+    msg = str(info.value)
+    assert msg.startswith("s1.tif: unsupported band count: 1 band chosen with --bands 2 but the "
+                          "model was trained on 2 bands (VV, VH); repeating"), msg  # fmt: skip
+    assert msg.endswith("repeat band 2 knowingly with --bands 2,2"), msg
 
 
 def test_training_records_band_names(tmp_path):

@@ -264,6 +264,12 @@ def test_band_mismatch(tmp_path: Path):
     path = make_scene(tmp_path / "two.tif", bands=2)
     with pytest.raises(DataError, match="image has 2 bands but the model was trained for 3"):
         predict_scene(path, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), progress=False)
+    # bands chosen with --bands: the message says so (was "image has 2 bands" of any image)
+    six = make_scene(tmp_path / "six.tif", bands=6)
+    with pytest.raises(DataError, match=r"2 bands chosen with --bands 1,2 but the model was "
+                                        r"trained for 3; give 3 band number\(s\) to --bands"):  # fmt: skip
+        predict_scene(six, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), bands=[1, 2],
+                      progress=False)  # fmt: skip
     # selecting bands explicitly works
     res = predict_scene(
         path, tmp_path / "o.tif", SmoothingPredictor(in_bands=1), bands=[2], progress=False

@@ -99,6 +99,7 @@ def band_layout(
     sar: bool = False,
     names: Sequence[str] | None = None,
     select: Sequence[int] | None = None,
+    chosen: Sequence[int] | None = None,
 ) -> str:
     """What to do with an image of ``count`` bands given to a model of ``bands`` (module doc).
 
@@ -113,6 +114,9 @@ def band_layout(
             colour triplet a grey band may stand in for.
         names: the model's band names (``NormalizationConfig.band_names``), for the message.
         select: the model's file bands (``NormalizationConfig.band_select``), for the message.
+        chosen: the file bands the user chose with ``--bands`` (None: not chosen); when the
+            ``count`` bands are these, the message says ``2 bands chosen with --bands 1,2``
+            instead of ``image has 2 bands``.
 
     Returns:
         ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (one band into a
@@ -127,17 +131,21 @@ def band_layout(
     if bands is None or count == bands:
         return "keep"
     named = model_bands_text(bands, names, select)
+    by_flag = chosen is not None and len(chosen) == count  # else e.g. grey collapsed to 1 band
+    flag = f"--bands {','.join(map(str, chosen or ()))}"
     if count == 1:
         if bands == COLOUR_BANDS and not sar:
             return "repeat"
         ones = ",".join(["1"] * bands)
         raise BandCountError(
-            f"unsupported band count: image has 1 band but the model was trained on {bands} "
-            f"bands{named}; "
+            "unsupported band count: "
+            f"{f'1 band chosen with {flag}' if by_flag else 'image has 1 band'} but the model "
+            f"was trained on {bands} bands{named}; "
             "repeating it would give the model the same values for each of its bands (e.g. VV "
             "as VH), so its answer would be wrong. Give an image holding all "
             f"{bands} bands (e.g. gdalbuildvrt -separate STACK.vrt BAND1.tif BAND2.tif), or "
-            f"repeat band 1 knowingly with --bands {ones}",
+            f"repeat band {chosen[0] if by_flag and chosen else 1} knowingly with --bands "
+            f"{','.join([str(chosen[0])] * bands) if by_flag and chosen else ones}",
             path,
         )
     if bands == 1 and identical():
@@ -147,11 +155,18 @@ def band_layout(
             f" {'band' if bands == 1 else 'bands'} of SAR backscatter{named}; {count} different "
             "bands look like an optical (colour) image, which needs an optical model"
         )
+    example = ",".join(str(i) for i in range(1, bands + 1))
+    if by_flag:
+        raise BandCountError(
+            f"unsupported band count: {count} bands chosen with {flag} but the model was "
+            f"trained for {bands}{named}; give {bands} band number(s) to --bands (e.g. "
+            f"--bands {example})",
+            path,
+        )
     raise BandCountError(
         f"unsupported band count: image has {count} bands but the model was trained for "
         f"{bands}{named}; choose {bands} band(s) "
-        f"with --bands (e.g. --bands {','.join(str(i) for i in range(1, bands + 1))}) or train "
-        "a model on this kind of image",
+        f"with --bands (e.g. --bands {example}) or train a model on this kind of image",
         path,
     )
 

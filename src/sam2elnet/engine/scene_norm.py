@@ -187,6 +187,7 @@ def make_scene_normalizer(
 
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
+    chosen = list(bands) if bands else None  # --bands, for the band-count message
     bands, data, valid, alpha = _scene_bands(src, cfg, in_bands, bands)
     if valid.any():
         pix = data[:, valid]
@@ -209,6 +210,7 @@ def make_scene_normalizer(
         sar=bool(getattr(cfg, "sar", False)),
         names=getattr(cfg, "band_names", None),
         select=getattr(cfg, "band_select", None),
+        chosen=chosen,
     )
     _check_kind(src, cfg, in_bands, data, valid, pix)
     if layout == "first":
