@@ -184,6 +184,8 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
     assert rc == 0, capsys.readouterr().err
     edit = np.zeros((40, 48), bool)
     edit[3:20, 10:40] = True
+    drawn = np.zeros((40, 48), bool)  # a polygon drawn on the brush pre-annotation's task
+    drawn[26:36, 4:14] = True
     export = tmp_path / "ls-export.json"
     report = drive(
         "roundtrip",
@@ -193,7 +195,9 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
             "config": out.with_suffix(".xml").read_text(),
             "views": str(out.parent / "tasks-images"),
             "tasks": json.loads(out.read_text()),
-            "edits": {"b_mid": mask_result(edit, "foreground")},
+            "edits": {
+                "b_mid": mask_result(edit, "foreground") + mask_result(drawn, "foreground", True)
+            },
             "export": str(export),
             "export_min": str(tmp_path / "ls-export-min.json"),
         },
@@ -220,7 +224,7 @@ def test_export_review_export_import_round_trip(ls_server: Server, tmp_path: Pat
         ):
             assert (m.crs, m.transform, m.shape) == (img.crs, img.transform, img.shape)
             got = m.read(1) > 0
-        want = edit if name == "b_mid" else _label(run, name)
+        want = (edit | drawn) if name == "b_mid" else _label(run, name)
         assert np.array_equal(got, want), name
     # Label Studio's JSON-MIN export of the same project gives the same masks
     rc = main([
@@ -247,6 +251,8 @@ def test_polygon_pre_annotations_round_trip(ls_server: Server, tmp_path: Path, c
     ])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     export = tmp_path / "ls-export.json"
+    painted = np.zeros((40, 48), bool)  # brush strokes added on a polygon pre-annotation
+    painted[30:38, 30:46] = True
     report = drive(
         "roundtrip",
         {
@@ -255,7 +261,10 @@ def test_polygon_pre_annotations_round_trip(ls_server: Server, tmp_path: Path, c
             "config": out.with_suffix(".xml").read_text(),
             "views": str(out.parent / "tasks-images"),
             "tasks": json.loads(out.read_text()),
-            "edits": {},
+            "edits": {
+                "b_mid": mask_result(_label(run, "b_mid"), "foreground", True)
+                + mask_result(painted, "foreground")
+            },
             "export": str(export),
             "export_min": str(tmp_path / "ls-export-min.json"),
         },
@@ -275,7 +284,8 @@ def test_polygon_pre_annotations_round_trip(ls_server: Server, tmp_path: Path, c
         for folder in (tmp_path / "m", min_out):  # JSON and JSON-MIN: the same masks
             with rasterio.open(folder / f"{name}.tif") as m:
                 got = m.read(1) > 0
-            assert np.array_equal(got, ndimage.binary_fill_holes(_label(run, name))), name
+            want = ndimage.binary_fill_holes(_label(run, name))
+            assert np.array_equal(got, want | painted if name == "b_mid" else want), name
 
 
 def _wait_json(url: str, ok, timeout: float, proc: subprocess.Popen | None = None) -> dict:

@@ -73,6 +73,33 @@ def test_export_orders_least_trusted_first_with_scores_and_views(tmp_path: Path)
     assert "<PolygonLabels" in label_config("oil", polygons=True)
 
 
+def test_the_labelling_config_offers_brush_and_polygon_whatever_the_pre_annotations():
+    """A reviewer can draw a polygon on brush pre-annotations and paint on polygon ones: both
+    controls, the same one label, both bound to the image; the pre-annotations' tool first and
+    each pre-annotation names the control of its type (was: only the --polygons tool)."""
+    from xml.etree import ElementTree
+
+    from sam2elnet.export.labelstudio import mask_result
+
+    for polygons in (False, True):
+        root = ElementTree.fromstring(label_config("oil spill", polygons=polygons))
+        img = root.find("Image")
+        ctrls = [c for c in root if c.tag in ("BrushLabels", "PolygonLabels")]
+        assert [c.tag for c in ctrls] == (
+            ["PolygonLabels", "BrushLabels"] if polygons else ["BrushLabels", "PolygonLabels"]
+        )
+        names = {c.tag: c.get("name") for c in ctrls}
+        assert names == {"BrushLabels": "label", "PolygonLabels": "polygon"}
+        for c in ctrls:
+            assert c.get("toName") == img.get("name") == "image"
+            assert [lab.get("value") for lab in c.iter("Label")] == ["oil spill"]
+        mask = np.zeros((8, 8), bool)
+        mask[2:5, 2:5] = True
+        (r,) = mask_result(mask, "oil spill", polygons)
+        tag = "PolygonLabels" if polygons else "BrushLabels"
+        assert r["type"] == tag.lower() and r["from_name"] == names[tag]
+
+
 def test_the_export_api_writes_label_studio_tasks_as_the_cli_does(tmp_path: Path):
     """``export_labels(fmt="label-studio")``, the API behind ``elnet export``, writes the same
     tasks as ``export_label_studio`` (it was refused as an unknown format: only the CLI chose

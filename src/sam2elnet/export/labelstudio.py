@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "FROM_NAME",
+    "POLYGON_NAME",
     "TO_NAME",
     "label_config",
     "image_view",
@@ -52,7 +53,8 @@ __all__ = [
     "LabelStudioExport",
 ]
 
-FROM_NAME = "label"  # name of the BrushLabels / PolygonLabels control in the labelling config
+FROM_NAME = "label"  # name of the BrushLabels control in the labelling config
+POLYGON_NAME = "polygon"  # name of the PolygonLabels control (same label, same image)
 TO_NAME = "image"  # name of the Image object (and the task data key holding its URL)
 _LOCAL_FILES = "/data/local-files/?d="
 _VIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -61,24 +63,29 @@ _VIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 def label_config(category: str = "foreground", polygons: bool = False) -> str:
     """Label Studio labelling configuration matching the exported tasks.
 
+    Both tools are offered whatever the pre-annotations are, so a reviewer can paint over polygon
+    pre-annotations or draw a polygon on brush ones: a ``BrushLabels`` control named
+    :data:`FROM_NAME` and a ``PolygonLabels`` control named :data:`POLYGON_NAME`, each with the
+    one label ``category`` and bound to the ``image`` object. ``elnet import --from
+    label-studio`` reads both region types (their union is the mask).
+
     Args:
         category: The label name (one class).
-        polygons: ``PolygonLabels`` instead of ``BrushLabels``.
+        polygons: The pre-annotations are polygons: the ``PolygonLabels`` control comes first
+            (else ``BrushLabels`` does).
 
     Returns:
-        The XML text (``<View>`` with the ``image`` object and the ``label`` control).
+        The XML text (``<View>`` with the ``image`` object and the two controls).
     """
     from xml.sax.saxutils import quoteattr
 
-    tag = "PolygonLabels" if polygons else "BrushLabels"
-    return (
-        "<View>\n"
-        f'  <Image name="{TO_NAME}" value="${TO_NAME}" zoom="true"/>\n'
-        f'  <{tag} name="{FROM_NAME}" toName="{TO_NAME}">\n'
-        f'    <Label value={quoteattr(category)} background="#ff3300"/>\n'
-        f"  </{tag}>\n"
-        "</View>\n"
+    label = f'    <Label value={quoteattr(category)} background="#ff3300"/>\n'
+    brush = f'  <BrushLabels name="{FROM_NAME}" toName="{TO_NAME}">\n{label}  </BrushLabels>\n'
+    poly = (
+        f'  <PolygonLabels name="{POLYGON_NAME}" toName="{TO_NAME}">\n{label}  </PolygonLabels>\n'
     )
+    tools = poly + brush if polygons else brush + poly
+    return f'<View>\n  <Image name="{TO_NAME}" value="${TO_NAME}" zoom="true"/>\n{tools}</View>\n'
 
 
 def _stretch(data: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
@@ -140,7 +147,7 @@ def mask_result(mask: np.ndarray, category: str, polygons: bool = False) -> list
     """
     h, w = mask.shape
     base = {
-        "from_name": FROM_NAME,
+        "from_name": POLYGON_NAME if polygons else FROM_NAME,
         "to_name": TO_NAME,
         "original_width": int(w),
         "original_height": int(h),
