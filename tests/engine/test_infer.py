@@ -328,7 +328,9 @@ def test_target_precision_on_few_labels_warns(
     with logs_warning(caplog, "rests on 3 held-out labels above it; about 100 are needed"):
         thr, info = p.choose_threshold(target_precision=0.9)
     assert thr == pytest.approx(0.6) and info["target_precision"]["reliable"] is False
-    assert info["target_precision"]["n_kept"] == 3
+    # held-out labels above the threshold, not named like the summary's top-level n_kept (images)
+    assert info["target_precision"]["n_held_out_above"] == 3
+    assert "n_kept" not in info["target_precision"]
 
 
 def test_unreachable_target_precision_says_what_is_kept(

@@ -94,12 +94,12 @@ def test_threshold_for_precision_picks_lowest_threshold() -> None:
     assert c.achievable and c.threshold == pytest.approx(0.4)
     assert c.precision == pytest.approx(0.8) and c.recall == pytest.approx(4 / 5)
     # 5 kept labels cannot promise a precision within 0.03: said, not hidden
-    assert c.n_kept == 5 and not c.reliable and "rests on 5 held-out labels" in c.note
+    assert c.n_held_out_above == 5 and not c.reliable and "rests on 5 held-out labels" in c.note
     assert ev.threshold_for_precision(1.0).threshold == pytest.approx(0.7)
     ev.heldout_iou = [0.0] * 8
     c = ev.threshold_for_precision(0.5)
     assert not c.achievable and c.threshold > 0.8
-    assert c.n_kept == 0 and not c.reliable and "no threshold reaches" in c.note
+    assert c.n_held_out_above == 0 and not c.reliable and "no threshold reaches" in c.note
     assert c.note == "no threshold reaches precision 0.5 on the 8 held-out labels" + NONE_GOOD
 
 
@@ -165,10 +165,10 @@ def test_threshold_precision_on_a_known_relation(n: int, reliable: bool) -> None
     c = choose_threshold(s, iou, 0.9, 0.7)
     assert c.achievable and c.reliable is reliable
     if reliable:  # enough labels above the threshold: the promise holds for the population
-        assert c.n_kept >= min_kept_for(0.9)
+        assert c.n_held_out_above >= min_kept_for(0.9)
         assert abs((1 + c.threshold) / 2 - 0.9) <= 0.03
     else:
-        assert c.n_kept < min_kept_for(0.9) and "about 100 are needed" in c.note
+        assert c.n_held_out_above < min_kept_for(0.9) and "about 100 are needed" in c.note
 
 
 @settings(max_examples=60, deadline=None)

@@ -31,7 +31,8 @@ class ThresholdChoice:
     """A score threshold chosen for a target precision, with its held-out precision and recall.
 
     ``precision`` / ``recall`` are counted on the held-out samples at ``threshold``;
-    ``n_kept`` held-out samples lie at or above the threshold, and ``reliable`` is False when they
+    ``n_held_out_above`` held-out samples lie at or above the threshold (not the labels an
+    ``annotate`` run kept: its summary's top-level ``n_kept``), and ``reliable`` is False when they
     are too few to promise a precision within :data:`PRECISION_TOLERANCE` (``note`` says so).
     """
 
@@ -42,7 +43,7 @@ class ThresholdChoice:
     recall: float
     n_heldout: int
     achievable: bool
-    n_kept: int = 0
+    n_held_out_above: int = 0
     reliable: bool = False
     note: str = ""
 
@@ -51,7 +52,8 @@ class ThresholdChoice:
 
         Returns:
             ``{"threshold", "target_precision", "tau", "precision", "recall", "n_heldout",
-            "achievable", "n_kept", "reliable", "note"}``.
+            "achievable", "n_held_out_above", "reliable", "note"}`` (``n_held_out_above`` was
+            ``n_kept`` before; nothing reads it back).
         """
         return dict(self.__dict__)
 
@@ -260,7 +262,7 @@ def choose_threshold(
     threshold keeps the most labels (a higher ``target`` never gives a lower threshold). When no
     threshold reaches ``target``, the threshold is set just above every held-out score (it rejects
     every held-out label; a new label scoring higher is still kept) and ``achievable`` is False. The choice also says how far it can be trusted: a precision counted
-    on ``n_kept`` samples has a binomial standard error of ``sqrt(p (1 - p) / n_kept)``, so fewer
+    on ``n_held_out_above`` samples has a binomial standard error of ``sqrt(p (1 - p) / n_held_out_above)``, so fewer
     than :func:`min_kept_for` kept samples cannot promise a precision within
     :data:`PRECISION_TOLERANCE` of ``target`` (``reliable`` False, ``note`` says so). Smoothed
     variants of this rule (isotonic / logistic P(good | score), per-mode samples) were measured
