@@ -164,6 +164,36 @@ def test_annotate_skips_unreadable_and_resumes(
     )
 
 
+def test_the_closing_line_says_what_its_time_covers(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'annotate: 3/3 img in 4.6 s' then 'annotated 3 image(s) in 11.7 s' read as two
+    measurements of one thing: the closing line now says the total is from the start, with the
+    model load and the images' time (recorded in summary.json); older summaries keep one time."""
+    import re
+
+    from sam2elnet.cli.job_summary import print_folder, took
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for p in sorted((run["data"] / "images").glob("*.png"))[:3]:
+        (src / p.name).write_bytes(p.read_bytes())
+    res = annotate_folder(run["model"], src, tmp_path / "a", progress=False)  # loads the model
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert s["seconds_model_load"] > 0 and s["seconds_images"] > 0
+    assert s["seconds_model_load"] + s["seconds_images"] <= s["seconds"]
+    print_folder(res, "annotated")
+    m = re.match(
+        r"annotated 3 image\(s\) in (\d+\.\d) s in all \(model load (\d+\.\d) s, images "
+        r"(\d+\.\d) s\): kept ",
+        capsys.readouterr().out,
+    )
+    assert m, "the closing line does not split its time"
+    want = [f"{s[k]:.1f}" for k in ("seconds", "seconds_model_load", "seconds_images")]
+    assert list(m.groups()) == want
+    assert took({"seconds": 2.04}) == "in 2.0 s"  # a summary.json written before
+
+
 def test_resume_with_another_threshold_refilters_the_reused_labels(
     run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

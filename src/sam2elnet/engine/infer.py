@@ -141,6 +141,7 @@ class _JobSettings:
         """Check that ``resume`` continues with the same model and ``bands`` (before the model loads:
         UserError otherwise), load the predictor (or take ``predictor``), set its ``bands``, log
         the precision that runs and choose the job's threshold."""
+        t_load = time.perf_counter()
         model_id = check_resume_model(self.out_dir, self.model_path, self.resume, self.bands)
         pred = job_predictor(
             self.predictor, self.model_path, self.device, self.precision, self.batch_size,
@@ -149,7 +150,8 @@ class _JobSettings:
         pred.set_bands(self.bands)
         prec = announce_predictor_precision(self.precision, pred, self.echo)
         threshold, info = pred.choose_threshold(self.min_quality, self.target_precision, self.tau)
-        return _JobModel(model_id, pred, prec, threshold, info)
+        dt = time.perf_counter() - t_load
+        return _JobModel(model_id, pred, prec, threshold, info, dt)
 
     def spec(self, task: str, model: _JobModel, **task_options: Any) -> ChunkSpec:
         """The job's :class:`ChunkSpec`: the shared output options (folder, ``model``'s
@@ -191,8 +193,13 @@ class _JobSettings:
         ):  # fmt: skip
             job.executor = ex
             n_before = len(job.done)
+            t_images = time.perf_counter()
             job.run(files, coarse_of)
             extra = {
+                # what the total ``seconds`` (from the job's start) is made of, the rest being
+                # listing the images, starting the workers and writing the outputs
+                "seconds_model_load": model.load_seconds,
+                "seconds_images": time.perf_counter() - t_images,
                 "task": spec.task,
                 "model": model_record(self.model_path),
                 "model_version": model.model_id["model_version"] if model.model_id else None,
@@ -232,6 +239,8 @@ class _JobModel:
     threshold: float | None
     #: summary.json's ``filter`` entry (Predictor.choose_threshold)
     filter_info: dict[str, Any]
+    #: seconds :meth:`_JobSettings.load` took (model file read, threshold chosen)
+    load_seconds: float = 0.0
 
 
 def annotate_folder(
