@@ -7,6 +7,7 @@ listing it once more ("3 x FILE: cannot read vector labels ...")."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,4 +59,132 @@ def test_one_unreadable_label_file_for_all_images_is_one_error(
     assert rc == 2, captured
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {labels}: ") and says in err[0], err
+    assert not out.exists()
+
+
+# ------------------------------------------- one pixel-coordinate GeoPackage for PNG images
+
+
+def _pixel_layer(path: Path, sign: int, names: bool = True, crs: str | None = None) -> Path:
+    """A layer as ``elnet export`` writes it for images without georeference: a box on a.png
+    and one on b.png in pixel coordinates (``sign`` -1: QGIS's y = -row, 1: y = row), each
+    naming its image in ``source`` unless not ``names``."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    boxes = [box(4, sign * 6, 20, sign * 18), box(10, sign * 2, 28, sign * 12)]
+    cols = {"source": ["a.png", "sub/b.png"]} if names else {"category": ["x", "x"]}
+    with warnings.catch_warnings():  # pyogrio: "'crs' was not provided" (pixel coordinates)
+        warnings.simplefilter("ignore", UserWarning)
+        gpd.GeoDataFrame(cols, geometry=boxes, crs=crs).to_file(path, driver="GPKG")
+    return path
+
+
+def _read_labels(out: Path) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    return {p.name: np.asarray(Image.open(p)) for p in sorted((out / "labels").iterdir())}
+
+
+def _changes(out: Path) -> list[tuple[str, str, str]]:
+    import csv
+
+    with (out / "quality.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return sorted((Path(r["image"]).name, r["added_px"], r["removed_px"]) for r in rows)
+
+
+@pytest.mark.parametrize("sign", [-1, 1], ids=["qgis-y-up", "gdal-y-down"])
+def test_enhance_places_a_pixel_coordinate_layer_by_source_as_import_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sign: int
+) -> None:
+    """``enhance --labels coarse.gpkg`` on PNGs (no georeference) gives each image the
+    features its ``source`` names, placed as ``import --from vector`` places them: the same
+    enhanced labels and change counts as enhancing from the imported masks."""
+    from test_warp import micro_model_file
+
+    images = tmp_path / "images"
+    write_png(images / "a.png", grey_rgb(32, 1))
+    write_png(images / "b.png", grey_rgb(32, 2))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", sign)
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    masks = tmp_path / "masks"
+    base = ["--images", str(images), "--no-progress"]
+    assert main(["import", str(gpkg), "--from", "vector", "--out", str(masks), *base]) == 0
+    from PIL import Image
+
+    got = {p.name: np.asarray(Image.open(p)) > 0 for p in sorted(masks.glob("*.png"))}
+    want_a = np.zeros((32, 32), bool)
+    want_a[6:18, 4:20] = True  # rows 6..17, columns 4..19, whichever y convention
+    assert sorted(got) == ["a.png", "b.png"] and np.array_equal(got["a.png"], want_a)
+    assert got["b.png"][2:12, 10:28].all() and got["b.png"].sum() == 10 * 18
+    enh = ["enhance", "--model", str(model), *base]
+    capsys.readouterr()
+    assert main([*enh, "--labels", str(gpkg), "--out", str(tmp_path / "v")]) == 0
+    err = capsys.readouterr().err
+    assert "cannot be placed" not in err and "no georeference" not in err, err
+    assert main([*enh, "--labels", str(masks), "--out", str(tmp_path / "r")]) == 0
+    from_layer, from_masks = _read_labels(tmp_path / "v"), _read_labels(tmp_path / "r")
+    assert sorted(from_layer) == ["a.png", "b.png"]
+    for name in from_layer:
+        assert np.array_equal(from_layer[name], from_masks[name]), name
+    assert _changes(tmp_path / "v") == _changes(tmp_path / "r")
+    changes = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "v" / "changes").iterdir()}
+    ref = {p.name: np.asarray(Image.open(p)) for p in (tmp_path / "r" / "changes").iterdir()}
+    assert changes.keys() == ref.keys() and all(np.array_equal(changes[k], ref[k]) for k in ref)
+
+
+@pytest.mark.parametrize(
+    ("names", "crs", "says"),
+    [
+        (False, None, "no source / label attribute naming their image"),
+        (True, "EPSG:32633", "in map coordinates (EPSG:32633)"),
+    ],
+    ids=["no-source", "map-crs"],
+)
+def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
+    tmp_path: Path,
+    model: Path,
+    capsys: pytest.CaptureFixture[str],
+    names: bool,
+    crs: str | None,
+    says: str,
+) -> None:
+    """No georeference on any image and no way to place the file's features by name: one
+    ``error:`` line naming the file, why and the fix, exit 2, before the model loads and with
+    nothing written (it was one 'has no georeference' warning per image, then a failure)."""
+    images = tmp_path / "images"
+    for i in range(4):
+        write_png(images / f"a{i}.png", grey_rgb(32, i))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {gpkg}: "), err
+    assert says in err[0] and "none of the 4 images has a georeference" in err[0], err
+    assert f"elnet import --from vector {gpkg}" in err[0], err
+    assert not out.exists()
+
+
+def test_enhance_refuses_a_layer_naming_none_of_the_images(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / "images"
+    write_png(images / "c.png", grey_rgb(32, 1))
+    write_png(images / "d.png", grey_rgb(32, 2))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0] == (
+        f"error: {gpkg}: no feature's source / label names one of the 2 images (they name a, "
+        "b); check --images and the file"
+    )
     assert not out.exists()

@@ -428,10 +428,14 @@ def rasterize_vector(
     """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
 
     For images that fit in memory (single chips); scenes use :class:`VectorLabels` by window.
-    ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`; a ``shared`` file cannot be placed
-    on an image without georeference (CRS + transform, or GCPs): its pixel coordinates would put
-    the same polygons on every image (DataError naming the image). ``notes`` (a list) receives
-    the reader's notes (repairs, dropped features).
+    ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`. A ``shared`` file on an image
+    without georeference (CRS + transform, or GCPs) is placed as ``elnet import --from vector``
+    places it: only its features whose ``source`` / ``label`` attribute names the image (by
+    stem; :func:`sam2elnet.data.vector_names.image_features`), in pixel coordinates (x =
+    column, y = -row, or y = row for features wholly at y >= 0); none: all False. Without
+    such attributes its pixel coordinates would put the same polygons on every image
+    (DataError naming the image). ``notes`` (a list) receives the reader's notes (repairs,
+    dropped features).
     """
     import rasterio
 
@@ -445,13 +449,23 @@ def rasterize_vector(
                 (crs, transform, gcps), h, w = image_grid(src), src.height, src.width
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
-    if shared and crs is None:
-        raise DataError(
-            f"has no georeference (CRS + transform, or GCPs), so the labels of {vector_path}, "
-            "one file for several images, cannot be placed on it; georeference the image, or "
-            "give one label file per image in pixel coordinates",
-            ip,
-        )
+    if shared and crs is None:  # placed by name, in pixel coordinates, as import places them
+        from sam2elnet.data.vector_names import image_features, shared_feature_stems
+
+        gdf = read_vector(vector_path) if frame is None else frame
+        stems, named = shared_feature_stems(gdf)
+        if not named:
+            raise DataError(
+                f"has no georeference (CRS + transform, or GCPs), so the labels of {vector_path},"
+                " one file for several images without a 'source' attribute naming their image, "
+                "cannot be placed on it; georeference the image, or give one label file per "
+                "image in pixel coordinates",
+                ip,
+            )
+        mine = image_features(stems, named, gdf.crs is not None, ip.stem)[1]
+        if not mine.any():
+            return np.zeros((h, w), dtype=bool)
+        frame = gdf[mine]
     labels = VectorLabels.from_file(
         vector_path,
         crs=crs,

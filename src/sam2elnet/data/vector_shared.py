@@ -20,12 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import DataError
+from sam2elnet.data.vector_names import NAME_COLUMNS, feature_stems
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SHARED_EMPTY_KIND", "SharedVector", "frame_of", "share_vectors", "warn_no_features"]
+__all__ = [
+    "SHARED_EMPTY_KIND",
+    "SharedVector",
+    "check_placeable_by_name",
+    "frame_of",
+    "share_vectors",
+    "warn_no_features",
+]
 
 
 @dataclass(frozen=True)
@@ -105,3 +113,45 @@ def warn_no_features(image: str | Path, vector_path: str | Path) -> None:
         "image, so it is enhanced from an empty coarse label (nothing drawn there); if the file "
         "should cover it, check the label CRS",
     )
+
+
+def check_placeable_by_name(shared: SharedVector, images: list[Path]) -> None:
+    """Refuse, before any image is read, a file that serves ``images`` (none of them
+    georeferenced: the caller checks) and cannot be placed on them by name: a layer with a
+    CRS (map coordinates, no map to put them on), one without ``source`` / ``label``
+    attributes (its pixel coordinates would put the same polygons on every image), or one
+    whose features name none of ``images`` (by stem).
+
+    Raises:
+        UserError: naming ``shared.path``, why, and what to do.
+    """
+    gdf, n = shared.frame, len(images)
+    fix = (
+        "georeference the images, or give one coarse label per image: "
+        f"`elnet import --from vector {shared.path} --images FOLDER --out MASKS` writes them, "
+        "then `elnet enhance --labels MASKS`"
+    )
+    if gdf.crs is not None:
+        raise UserError(
+            f"its features are in map coordinates ({gdf.crs.to_string()}) but none of the {n} "
+            "images has a georeference (CRS + transform, or GCPs), so they cannot be placed; "
+            f"{fix}",
+            shared.path,
+        )
+    stems, named = feature_stems(gdf)
+    if not named:
+        raise UserError(
+            f"none of the {n} images has a georeference (CRS + transform, or GCPs) and the "
+            f"features have no {' / '.join(NAME_COLUMNS)} attribute naming their image, so the "
+            "pixel coordinates would put the same polygons on every image; fill in 'source' "
+            f"(the image name, as `elnet export` writes it), or {fix}",
+            shared.path,
+        )
+    known = set().union(*stems) if stems else set()
+    if not known & {p.stem for p in images}:
+        raise UserError(
+            f"no feature's {' / '.join(NAME_COLUMNS)} names one of the {n} images (they name "
+            f"{', '.join(sorted(known)[:5]) or 'nothing'}{' ...' if len(known) > 5 else ''}); "
+            "check --images and the file",
+            shared.path,
+        )

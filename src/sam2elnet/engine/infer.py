@@ -27,8 +27,9 @@ from typing import Any
 from sam2elnet.config import FolderJobOptions, check_options, option_default
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.run_model import model_record
-from sam2elnet.data.vector_shared import share_vectors
+from sam2elnet.data.vector_shared import check_placeable_by_name, share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
+from sam2elnet.engine.eval_vector import georeferenced
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import (
     check_images_not_masks,
@@ -382,7 +383,10 @@ def enhance_folder(
     an image without georeference) or ``"px"``; without a width they burn 1 px wide (a warning
     says so). One vector file for many images (``labels`` a GeoPackage / GeoJSON / Shapefile) is
     read once for the job and placed on each image from that
-    (:func:`~sam2elnet.data.vector_shared.share_vectors`). Raster coarse
+    (:func:`~sam2elnet.data.vector_shared.share_vectors`); on images without georeference its
+    features go to the image their ``source`` / ``label`` attribute names, in pixel coordinates,
+    as ``elnet import --from vector`` places them (a file that cannot be placed so on any of
+    them: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable_by_name`). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
@@ -453,6 +457,10 @@ def enhance_folder(
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True)
+    for sv in shared.values():  # on images without georeference: by name, or one error now
+        served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
+        if not any(georeferenced(f) for f in served):
+            check_placeable_by_name(sv, served)
     model = job.load()
     fields = [
         "image",

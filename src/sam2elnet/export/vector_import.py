@@ -15,17 +15,20 @@ when it has none (pixel coordinates of every image share one frame). Placement i
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
 (QGIS, ``export --pixel-coords qgis``) or, for features wholly at y >= 0, y = row (the default
-export).
+export). Which features belong to an image is one rule
+(:func:`sam2elnet.data.vector_names.image_features`), shared with ``elnet enhance --labels
+FILE.gpkg`` on images without georeference, which so reads the same coarse labels.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.vector_names import NAME_COLUMNS, feature_stems, image_features
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
@@ -39,23 +42,7 @@ from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
 __all__ = ["NAME_COLUMNS", "import_vector"]
 
-NAME_COLUMNS = ("source", "label")
-"""Attributes naming a feature's image (by file stem), as ``elnet export`` writes them."""
-
 _UNTOUCHED = "no polygon moved, deleted or drawn, none marked status = 'accepted'"
-
-
-def _feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
-    """Per feature the image stems its name attributes give (empty: none filled in), and whether
-    the layer has any name attribute. A name may be a path, with ``/`` or ``\\`` (a Windows
-    path pasted in QGIS): its stem counts."""
-    cols = [c for c in NAME_COLUMNS if c in gdf.columns]
-    stems: list[set[str]] = [set() for _ in range(len(gdf))]
-    for c in cols:
-        for i, v in enumerate(gdf[c].tolist()):
-            if isinstance(v, str) and v.strip():
-                stems[i].add(PureWindowsPath(v.strip()).stem)  # a/b.png, C:\x\b.png: b
-    return stems, bool(cols)
 
 
 def _grid(img: Any) -> dict[str, Any]:
@@ -288,7 +275,7 @@ def _repair(gdf: Any) -> tuple[Any, list[str]]:
         return gdf, []
     gdf = gdf.copy()
     gdf[gdf.geometry.name] = np.where(invalid, shapely.make_valid(geoms), geoms)
-    stems, _ = _feature_stems(gdf[invalid])
+    stems, _ = feature_stems(gdf[invalid])
     names = sorted(set().union(*stems))
     where = f" (images {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})" if names else ""
     return gdf, [
@@ -320,7 +307,7 @@ def _burn(
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
-    stems, named = _feature_stems(gdf)
+    stems, named = feature_stems(gdf)
     georef = gdf.crs is not None
     unnamed = np.array([not s for s in stems], dtype=bool)
     accepted = np.zeros(len(gdf), dtype=bool)
@@ -359,8 +346,7 @@ def _burn(
                 skipped.append((f.stem, str(err)))
                 continue
         h, w = img.shape
-        own = np.array([f.stem in s for s in stems], dtype=bool)
-        mine = own | unnamed if (not named or georef) else own  # unnamed: placed by coordinates
+        own, mine = image_features(stems, named, georef, f.stem)  # the shared rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
