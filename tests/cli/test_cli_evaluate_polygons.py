@@ -301,3 +301,36 @@ def test_no_overlap_error_gives_the_layer_extent_and_its_own_crs(
     assert "the layer's own CRS: EPSG:4326, extent (500120.0, 3999720.0, 500280.0, 3999880.0)" in (
         line
     )
+
+
+def test_a_road_buffer_switches_road_measures_on_for_polygon_truth(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """New-user GIS trial: `--road-buffer-m 1.5` against a polygon truth kept the road measures
+    off (auto: polygon ground truth); a buffer given means road measures are wanted."""
+    import json
+
+    pred = _pred(tmp_path / "a.tif")
+    truth = tmp_path / "t.gpkg"
+    gpd.GeoDataFrame(geometry=[_square(first=8, last=23)], crs=32633).to_file(truth)
+    out = tmp_path / "e.json"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress", "--json",
+            str(out)]  # fmt: skip
+    assert main([*argv, "--road-buffer-m", "15"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "road measures: on (--road-buffer-m 15 given; auto: polygon ground truth alone " in (
+        said
+    ), said
+    opts = json.loads(out.read_text())["options"]
+    assert opts["roads"] is True and opts["road_buffer_m"] == 15
+    # 15 m of 10 m UTM pixels at the central meridian (scale factor 0.9996)
+    assert opts["road_buffer_px_range"] == [pytest.approx(1.4994, abs=1e-4)] * 2
+    # identical masks: every centre-line pixel matched
+    assert json.loads(out.read_text())["aggregate"]["road_completeness"] == 1.0
+    # without a buffer auto keeps them off; with --no-roads the buffer is said unused
+    assert main(argv) == 0
+    assert json.loads(out.read_text())["options"]["roads"] is False
+    capsys.readouterr()
+    assert main([*argv, "--no-roads", "--road-buffer-m", "15"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "note: --road-buffer-m 15 unused: road measures are off (--no-roads)" in said, said

@@ -212,13 +212,19 @@ def test_a_road_buffer_for_measures_that_are_off_is_said_unused(
     roads: tuple[Path, Path], how: list[str], why: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--road-buffer 5` with the measures off (asked, or two 32 px rows not detected as roads)
-    was silently ignored: a road mapper saw no road measures and no reason."""
+    was silently ignored: a road mapper saw no road measures and no reason. Now --no-roads says
+    the buffer is unused; without --no-roads a buffer given switches the measures on (new-user
+    GIS trial), saying what auto alone would have decided."""
     pred, truth = roads
     argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), *how, "--road-buffer", "5"]
     assert main(argv) == 0
     said = " ".join(capsys.readouterr().out.split())
     if why is None:
         assert "unused" not in said
+    elif how == []:  # a buffer given: road measures wanted, auto's reason said beside it
+        assert "unused" not in said and "road measure (centre-line lengths summed)" in said
+        assert "road measures: on (--road-buffer 5 given; auto: other, " in said, said
+        assert "alone would leave them off; --no-roads turns them off)" in said, said
     else:
         assert f"note: --road-buffer 5 unused: road measures are off {why}" in said
-        assert ("--roads turns them on" in said) == (how == [])
+        assert "--roads turns them on" not in said

@@ -67,7 +67,8 @@ def evaluate(
         False,
         "--roads",
         help="Skeleton road measures (correctness, completeness, quality, connectivity). Default: on "
-        "when the ground truth is a road network (thin, long, connected masks).",
+        "when the ground truth is a road network (thin, long, connected masks) or a road buffer "
+        "(--road-buffer / --road-buffer-m) is given.",
     ),
     no_roads: bool = typer.Option(False, "--no-roads", help="No road measures, even for roads."),
     road_buffer: Optional[float] = _ROAD_BUFFER,  # noqa: UP045
@@ -198,8 +199,8 @@ def evaluate(
         road_buffer_m=road_buffer_m,
         line_width=line_width,
     )
-    buffer_given = road_buffer is not None or road_buffer_m is not None
-    road_buffer = road_buffer_given(road_buffer, road_buffer_m)
+    buffer_given = road_buffer is not None or road_buffer_m is not None  # roads wanted (engine)
+    buffer_px = road_buffer_given(road_buffer, road_buffer_m)
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:
@@ -280,7 +281,7 @@ def evaluate(
         truth=truth,
         baseline=baseline,
         roads_on=roads_on,
-        road_buffer=road_buffer,
+        road_buffer=buffer_px,
         road_buffer_m=road_buffer_m,
         buffer_given=buffer_given,
         json_path=json_path,

@@ -70,6 +70,13 @@ GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 """Ways to split an evaluation into groups: ``folder`` = the ground truth's sub-folder."""
 
 
+def _buffer_words(road_buffer_px: float | None, road_buffer_m: float | None) -> str:
+    """The road buffer as given, in its option's words (``--road-buffer-m 1.5``); "" when none."""
+    if road_buffer_m is not None:
+        return f"--road-buffer-m {road_buffer_m:g}"
+    return "" if road_buffer_px is None else f"--road-buffer {road_buffer_px:g}"
+
+
 def evaluate_folders(
     pred_dir: str | Path,
     truth_dir: str | Path,
@@ -112,7 +119,10 @@ def evaluate_folders(
 
     ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
-    and its reason are in ``options["roads"]`` / ``options["roads_reason"]``). ``road_buffer_px``
+    and its reason are in ``options["roads"]`` / ``options["roads_reason"]``), or when a road
+    buffer is given (``road_buffer_px`` or ``road_buffer_m`` not None: the caller wants road
+    measures, e.g. against polygon ground truth, which auto leaves off; the reason names the
+    buffer and what auto alone would have decided). ``road_buffer_px``
     (> 0, px; None: :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`, unless ``road_buffer_m``
     is given) is their buffer tolerance: a centre-line pixel within it of the other mask's
     centre line is matched (Wiedemann et al. 1998). ``road_buffer_m`` (> 0, ground metres; give
@@ -183,6 +193,7 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
+    buffer_given = _buffer_words(road_buffer_px, road_buffer_m)  # "" when neither given
     try:  # one unit: (px, None) or (None, m)
         road_buffer_px, road_buffer_m = road_buffer_units(road_buffer_px, road_buffer_m)
     except ValueError as err:
@@ -245,6 +256,9 @@ def evaluate_folders(
         if rasters or roads != "auto"
         else (False, "auto: polygon ground truth (--roads for road measures)")
     )
+    if not roads and buffer_given and roads_reason.startswith("auto"):  # a buffer: roads wanted
+        auto = roads_reason.removesuffix(" (--roads for road measures)")
+        roads, roads_reason = True, f"{buffer_given} given; {auto} alone would leave them off"
 
     # the pixel grid of each pair: the prediction's; the truth's for polygon predictions
     grids = {k: truths[k] if preds[k].suffix.lower() in VECTOR_SUFFIXES else preds[k] for k in keys}
