@@ -106,6 +106,16 @@ def test_split_line_counts_what_the_run_trains_on(tmp_path):
         f"no split folders found; 10 labelled pairs: training on {n_train}, validation {n_val}, "
         f"skipped 1 unreadable (RUN/skipped.csv), unused {10 - n_train - n_val - 1} (--max-train)"
     )
+    # the unused pairs are listed (were only counted): never trained nor validated on
+    unused = d.splits["unused"]
+    assert len(unused) == 10 - n_train - n_val - 1 > 0
+    assert sorted([*d.splits["train"], *d.splits["val"], *unused, "s03"]) == [
+        f"s{i:02d}" for i in range(10)
+    ]
+    from sam2elnet.data.runfolder import read_id_list
+
+    (tmp_path / "splits.json").write_text(json.dumps(d.splits))  # as RUN/splits.json
+    assert read_id_list(tmp_path / "splits.json") == set(unused)  # held_out is empty here
 
 
 def test_train_cli_split_option_and_progress_lines(tmp_path, capsys):

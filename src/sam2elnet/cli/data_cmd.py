@@ -214,7 +214,7 @@ def degrade_cmd(
         None,
         "--ids",
         help="Degrade only these images: a text file (one id per line), a JSON list, or a run's "
-        "splits.json (its held_out ids: never trained on) / an experiment's split.json (test).",
+        "splits.json (its held_out and unused ids: never trained on) / an experiment's split.json (test).",
     ),
     progress: bool = PROGRESS,
     no_progress: bool = NO_PROGRESS,

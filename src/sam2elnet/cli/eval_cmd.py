@@ -138,7 +138,7 @@ def evaluate(
         None,
         "--ids",
         help="Evaluate only these images: a text file (one id per line), a JSON list, or a run's "
-        "splits.json (its held_out ids) / an experiment's split.json (test).",
+        "splits.json (its held_out and unused ids) / an experiment's split.json (test).",
     ),
     resample: bool = typer.Option(
         False,

@@ -312,13 +312,15 @@ def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
 
 ID_LIST_KEYS = ("held_out", "test")
 """Keys of a JSON object read by :func:`read_id_list`, in order: ``elnet train``'s
-``RUN/splits.json`` (``held_out``: never trained on) and ``elnet experiment``'s ``split.json``
+``RUN/splits.json`` (``held_out``: never trained on; its ``unused`` list, the pairs
+``--max-train`` left out, is read with it) and ``elnet experiment``'s ``split.json``
 (``test``)."""
 
 
 def read_id_list(path: str | Path) -> set[str]:
     """Image ids to keep, from a file: text (one id or file name per line, ``#`` comments), a JSON
-    list, or a JSON object with one of :data:`ID_LIST_KEYS` (the first present is used).
+    list, or a JSON object with one of :data:`ID_LIST_KEYS` (the first present is used; with
+    ``held_out``, a run's ``splits.json``, its ``unused`` ids too: neither was trained on).
 
     Entries are reduced to :func:`~sam2elnet.data.naming.mask_key` (``10791_mask.png`` -> ``10791``)
     so they match files of any naming.
@@ -347,7 +349,8 @@ def read_id_list(path: str | Path) -> set[str]:
                     f"found keys {sorted(data)}",
                     p,
                 )
-            data = data[key]
+            extra = data.get("unused") if key == "held_out" else None  # also never trained on
+            data = data[key] + (extra if isinstance(extra, list) else [])
         if not isinstance(data, list):
             raise DataError("JSON id list must be a list of ids or an object holding one", p)
         items = data

@@ -351,7 +351,11 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         )
     used = {str(by_id[i].image) for i in [*train_ids, *val_ids]}
     zero_warning = check_zero_training({k: v for k, v in zeros.items() if k in used}, norm)
-    splits = {"train": train_ids, "val": val_ids, "held_out": held_out}
+    # "unused": labelled pairs left out by --max-train (or not in train_ids), never trained on
+    # nor validated on: listed so that a user (and read_id_list) can tell which they are
+    seen = {*train_ids, *val_ids, *held_out, *bad}
+    unused = [i for i in ids if i not in seen]
+    splits = {"train": train_ids, "val": val_ids, "held_out": held_out, "unused": unused}
     domain = training_domain(cfg, index, train_samples, init_payload)
     return TrainData(
         norm=norm,
