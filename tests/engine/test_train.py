@@ -339,6 +339,32 @@ def test_ddp_single_process_gloo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert os.environ["MASTER_PORT"] == "0"
 
 
+def test_resume_refusal_of_more_epochs_says_how_to_train_them(tmp_path: Path) -> None:
+    """``--resume --epochs 8`` on a 6-epoch run was refused with no way forward; the line now
+    gives the command that trains the 2 more epochs as a new run from the run's model."""
+    from sam2elnet.engine.train_setup import resumed_config
+
+    saved = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=6)
+    given = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=8, resume=True)
+    with pytest.raises(UserError) as err:
+        resumed_config(saved, given, tmp_path / "r" / "config.yaml")
+    assert str(err.value).endswith(
+        "--epochs 8 (saved: 6) would change it: drop the option(s), or start a new run with "
+        "another --out; to train 2 more epoch(s) on top of this run, start a new run from its "
+        f"model: elnet train --data {tmp_path / 'd'} --init-model {tmp_path / 'r' / 'model.pt'} "
+        "--epochs 2 --out NEW_RUN (a new learning-rate schedule; run it after this run has "
+        "finished)"
+    )
+    # fewer epochs, or another option changed with them: no such hint
+    for other in (
+        TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=4),
+        TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=8, lr=0.5),
+    ):
+        with pytest.raises(UserError) as err:
+            resumed_config(saved, other, tmp_path / "r" / "config.yaml")
+        assert "--init-model" not in str(err.value)
+
+
 def test_resume_refusal_names_the_option_given_not_the_trunk_scale_it_implies(
     tmp_path: Path,
 ) -> None:

@@ -150,9 +150,19 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
         changed.remove("trunk_scale")
     if changed:
         what = ", ".join(setting_change(k, new.get(k), old[k]) for k in changed)
+        more = ""
+        if changed == ["epochs"] and int(new["epochs"]) > int(old["epochs"]):
+            run = Path(given.out)
+            more = (
+                f"; to train {int(new['epochs']) - int(old['epochs'])} more epoch(s) on top of "
+                f"this run, start a new run from its model: elnet train --data "
+                f"{given.data} --init-model {run / 'model.pt'} --epochs "
+                f"{int(new['epochs']) - int(old['epochs'])} --out NEW_RUN (a new learning-rate "
+                "schedule; run it after this run has finished)"
+            )
         raise UserError(
             f"--resume continues the run saved in config.yaml; {what} would change it: drop "
-            "the option(s), or start a new run with another --out",
+            f"the option(s), or start a new run with another --out{more}",
             source,
         )
     cfg = saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
