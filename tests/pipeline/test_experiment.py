@@ -441,7 +441,7 @@ def test_enhancement_table_by_label_scores_then_with_downstream_models(
     plans: list[dict[str, int]] = []
     expect = Stages.expect
     monkeypatch.setattr(
-        Stages, "expect", lambda self, plan: (plans.append(plan), expect(self, plan))
+        Stages, "expect", lambda self, plan, *a: (plans.append(plan), expect(self, plan, *a))
     )
     out = tmp_path / "exp"
     run_experiment(_cfg(synth, out, enhancement_downstream=False, downstream_curve_points=0))

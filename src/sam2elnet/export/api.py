@@ -128,7 +128,7 @@ def export_labels(
     # folder); its version also names the polygons' model_id unless --model-id gives one
     tags = functools.cache(lambda: label_record(labels))  # each label's tags read once
     version = run_model_version(labels, tags=tags)
-    kwargs["model_record"] = (run_model_path(labels), version)
+    kwargs["model_record"] = (run_model_path(labels, tags=tags), version)
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model
         kwargs["model_id"] = version
     if kwargs.get("category") is None:  # the run's (not a --warp-to copy's folder's), and why

@@ -197,18 +197,21 @@ def run_model_version(
         return mp.name
 
 
-def run_model_path(labels: str | Path) -> Path | None:
+def run_model_path(
+    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
+) -> Path | None:
     """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
     run), None when nothing names one or it no longer exists: the run folder's
     ``model_id.json`` ``model``, else the labels' own ``MODEL`` tag (:func:`label_record`: an
-    ``elnet scene`` label, which has no run folder), else the model ``summary.json`` names."""
+    ``elnet scene`` label, which has no run folder), else the model ``summary.json`` names.
+    ``tags``: as for :func:`run_model_version` (one export's cached read of the labels' tags)."""
     from sam2elnet.data.run_model import read_model_identity
 
     for d in _run_dirs(Path(labels)):
         rec = read_model_identity(d)
         if rec is not None and rec.get("model") and Path(str(rec["model"])).is_file():
             return Path(str(rec["model"])).absolute()
-    tagged = label_record(labels)
+    tagged = tags() if tags is not None else label_record(labels)
     if tagged is not None and tagged.get("model") and Path(tagged["model"]).is_file():
         return Path(tagged["model"]).absolute()
     found = run_summary(labels)
