@@ -270,7 +270,10 @@ def test_polygon_predictions_with_polygon_truth_or_another_area_are_one_error_li
     assert main(["evaluate", "--pred", str(far), "--truth", str(truths), "--no-progress"]) == 2
     line = _one_error(capsys)
     assert line.startswith(f"error: {far}: none of its predicted polygons covers a pixel of the 2")
-    assert "check the layer's CRS and that it covers the truths' area" in line
+    assert (  # the layer's own CRS and extent (a WGS 84 layer of another UTM zone's area)
+        "check the layer's CRS (EPSG:4326, extent (-90.776, 36.122, -90.775, 36.123)) and that it "
+        "covers the truths' area" in line
+    ), line
     argv = ["evaluate", "--pred", str(far), "--truth", str(far), "--no-progress"]
     assert main(argv) == 2
     line = _one_error(capsys)

@@ -153,8 +153,8 @@ def test_no_polygon_on_the_prediction_is_one_error_line(
     assert main(["evaluate", "--pred", str(tmp_path), "--truth", str(far), "--no-progress"]) == 2
     assert _one_error(capsys) == (
         f"error: {far}: none of its polygons covers a pixel of the 1 evaluated prediction(s); "
-        "check the layer's CRS and that it covers the predictions' area (polygons are placed "
-        "by map position)"
+        "check the layer's CRS (EPSG:32633, extent (550120.0, 3999720.0, 550280.0, 3999880.0)) "
+        "and that it covers the predictions' area (polygons are placed by map position)"
     )
 
 

@@ -14,7 +14,7 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LABELS_LAYER", "check_layer", "default_layer"]
+__all__ = ["LABELS_LAYER", "check_layer", "default_layer", "layer_crs_extent"]
 
 #: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
 #: for roads); read by default from a file with several layers, whatever their order.
@@ -71,3 +71,22 @@ def check_layer(path: Path, layer: str) -> None:
             "(give one of them to --layer)",
             path,
         )
+
+
+def layer_crs_extent(path: Path) -> str:
+    """The CRS and extent of the layer :func:`default_layer` picks in ``path``, for messages:
+    ``"EPSG:4326, extent (15.0, 36.0, 15.01, 36.01)"`` (``"no CRS, extent (...)"``); "" when
+    GDAL cannot read them (never raises)."""
+    import pyogrio
+
+    from sam2elnet.data.georef import crs_name
+
+    try:
+        info = pyogrio.read_info(path, layer=default_layer(path), force_total_bounds=True)
+    except Exception:  # noqa: BLE001 - a message's detail: left out when unreadable
+        return ""
+    bounds = info.get("total_bounds")
+    crs = crs_name(info.get("crs"))
+    if bounds is None or len(bounds) != 4:
+        return crs
+    return f"{crs}, extent {tuple(round(float(v), 3) for v in bounds)}"

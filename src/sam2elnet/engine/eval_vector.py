@@ -277,9 +277,12 @@ def layer_check(
     on = "ground truth(s)" if role == "prediction" else "prediction(s)"
     if not any(covered):
         counted = "counted pixel" if role == "valid" else "pixel"
+        from sam2elnet.data.vector_layers import layer_crs_extent
+
+        own = layer_crs_extent(path)
         raise DataError(
             f"none of its {mine}polygons covers a {counted} of the {len(covered)} evaluated {on}; "
-            f"check the layer's CRS and that it covers the "
+            f"check the layer's CRS{f' ({own})' if own else ''} and that it covers the "
             f"{'truths' if role == 'prediction' else 'predictions'}' area (polygons are placed "
             "by map position)",
             path,
