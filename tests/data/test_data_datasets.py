@@ -315,3 +315,34 @@ def test_no_pairs_error_names_an_image_and_a_label_and_stands_alone(tmp_path, ca
         discover(tmp_path / "g")
     assert "6 unmatched files, e.g. 1_sat.png, scene_1.png); check file names" in str(err.value)
     assert not [r for r in caplog.records if "no image/label partner" in r.getMessage()]
+
+
+def test_unpaired_warning_says_review_only_where_an_import_was_made(tmp_path, caplog):
+    """Trial finding: the warning ended with "(not reviewed yet: review, `elnet import`)" for a
+    folder no import ever touched; the review step is now said only when a folder of the
+    unpaired files or beside it holds an import record (.elnet-import.json)."""
+    import logging
+
+    root = tmp_path / "g"
+    for i in (1, 2):
+        write_png(root / "images" / f"{i}.png", grey_rgb(8))
+        write_png(root / "masks" / f"{i}.png", np.zeros((8, 8), np.uint8))
+    write_png(root / "images" / "3.png", grey_rgb(8))  # no label
+
+    def warning() -> str:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            discover(root)
+        (msg,) = [
+            r.getMessage() for r in caplog.records if "no image/label partner" in r.getMessage()
+        ]
+        return msg
+
+    assert warning().endswith(
+        "to use an image, give it a label named like it (<id>_sat / <id>_mask, or equal stems)"
+    )
+    (root / "masks" / ".elnet-import.json").write_text('{"source": "e.json", "masks": ["1.png"]}')
+    assert warning().endswith(
+        "(<id>_sat / <id>_mask, or equal stems; an image whose task was not reviewed yet has "
+        "none: review it, then `elnet import` again)"
+    )

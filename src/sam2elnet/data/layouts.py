@@ -210,6 +210,27 @@ def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Pa
     return imgs, masks, other
 
 
+def _unmatched_hint(unmatched: Sequence[Path]) -> str:
+    """What the unpaired-files warning suggests: the naming rule, and the review step only when
+    a folder of the unpaired files, or one beside it (``images/`` -> ``masks/``), holds an
+    ``elnet import`` record (:data:`~sam2elnet.data.naming.IMPORT_RECORD`): then the images
+    without a label are the tasks not reviewed yet. Said for every folder before."""
+    dirs = {p.parent for p in unmatched}
+    near = dirs | {d for parent in {x.parent for x in dirs} for d in _subdirs(parent)}
+    rule = "<id>_sat / <id>_mask, or equal stems"
+    if any((d / IMPORT_RECORD).is_file() for d in near):
+        return f"{rule}; an image whose task was not reviewed yet has none: review it, then `elnet import` again"
+    return rule
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """The folders in ``folder`` (none when it cannot be listed)."""
+    try:
+        return [d for d in folder.iterdir() if d.is_dir()]
+    except OSError:
+        return []
+
+
 # --------------------------------------------------------------------------- layouts
 def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
     """The pairs of one place and its files without a partner."""
@@ -304,9 +325,10 @@ def discover(
         log.warning(
             "%d file(s) under %s have no image/label partner and are left out (listed by "
             "`elnet --verbose COMMAND ...`); to use an image, give it a label named like it "
-            "(<id>_sat / <id>_mask, or equal stems; not reviewed yet: review, `elnet import`)",
+            "(%s)",
             len(unmatched),
             base,
+            _unmatched_hint(unmatched),
         )
         for p in unmatched:
             log.info("unmatched: %s", p)
