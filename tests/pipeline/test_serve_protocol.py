@@ -110,6 +110,18 @@ def test_answers_use_the_projects_labelling_config(tmp_path: Path):
     assert label_target("<View", "x", t) is t and label_target("<View/>", "x", t) is t
 
 
+def test_the_exports_two_tool_config_is_answered_with_the_pre_annotation_tool():
+    """elnet export's config offers both tools, the pre-annotation's first: serve answers a
+    --polygons project with polygons and a brush project with brush masks (was: BrushLabels
+    always won, so a --polygons project got brush predictions)."""
+    from sam2elnet.export.labelstudio import FROM_NAME, POLYGON_NAME, label_config
+
+    poly = label_target(label_config("oil spill", polygons=True), "oil spill", LabelTarget())
+    brush = label_target(label_config("oil spill", polygons=False), "oil spill", LabelTarget())
+    assert (poly.from_name, poly.polygons, poly.label) == (POLYGON_NAME, True, "oil spill")
+    assert (brush.from_name, brush.polygons, brush.label) == (FROM_NAME, False, "oil spill")
+
+
 def test_token_goes_only_to_the_label_studio_host(tmp_path: Path):
     from review_helpers import make_run
 

@@ -106,8 +106,9 @@ def label_target(config: str | None, category: str, current: LabelTarget) -> Lab
     """The :class:`LabelTarget` of a labelling config (XML); ``current`` when ``config`` is empty,
     unreadable or has no ``BrushLabels`` / ``PolygonLabels`` control.
 
-    The first ``BrushLabels`` control wins (masks as brush RLE), else the first ``PolygonLabels``
-    (one polygon per connected component). Its label is ``category`` when the control lists it,
+    The first ``BrushLabels`` or ``PolygonLabels`` control in document order wins: brush RLE
+    masks, or one polygon per connected component (``elnet export``'s config lists both tools,
+    the pre-annotation's first, so a ``--polygons`` project is answered with polygons). Its label is ``category`` when the control lists it,
     else the control's first ``<Label value>`` (logged).
     """
     if not config or not isinstance(config, str):
@@ -117,10 +118,8 @@ def label_target(config: str | None, category: str, current: LabelTarget) -> Lab
     except ElementTree.ParseError:
         log.warning("the project's labelling config is not XML; answering with %s", current)
         return current
-    ctrl = next(root.iter("BrushLabels"), None)
-    polygons = ctrl is None
-    if ctrl is None:
-        ctrl = next(root.iter("PolygonLabels"), None)
+    ctrl = next((e for e in root.iter() if e.tag in ("BrushLabels", "PolygonLabels")), None)
+    polygons = ctrl is not None and ctrl.tag == "PolygonLabels"
     if ctrl is None or not ctrl.get("name") or not ctrl.get("toName"):
         return current
     to_name = ctrl.get("toName", TO_NAME).split(",")[0]
