@@ -363,7 +363,8 @@ def export_cmd(
     Polygons as GeoJSON/GPKG/SHP with attributes; Label Studio tasks carry pre-annotations,
     least trusted first."""
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.export.api import ExportResult, export_labels
+    from sam2elnet.export.api import export_labels
+    from sam2elnet.export.export_result import ExportResult
     from sam2elnet.export.labels import find_labels
     from sam2elnet.utils.paths import check_input, check_output
 

@@ -4,8 +4,8 @@ Label Studio tasks.
 :func:`export_labels` picks the format, finds the labels and their quality table, and hands the
 work to the format modules (:mod:`~sam2elnet.export.vector` polygons, :mod:`~sam2elnet.export.coco`
 COCO JSON, :mod:`~sam2elnet.export.chips` image/mask tiles, :mod:`~sam2elnet.export.labelstudio`
-Label Studio tasks, :mod:`~sam2elnet.export.task_export` its checks), and warps first with
-``--warp-to`` (:mod:`~sam2elnet.export.warp_export`); what it wrote is an
+Label Studio tasks, :func:`~sam2elnet.export.labelstudio.export_tasks` its route), and warps
+first with ``--warp-to`` (:func:`~sam2elnet.export.warp_labels.export_warped`); what it wrote is an
 :class:`~sam2elnet.export.export_result.ExportResult`.
 """
 
@@ -21,7 +21,7 @@ from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.export_result import ExportResult, write_skipped
 from sam2elnet.export.label_screen import screen_labels
-from sam2elnet.export.labelstudio import LabelStudioExport
+from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
 from sam2elnet.export.layer_files import format_of
 from sam2elnet.export.option_scope import check_ranges, ignored_notes
@@ -40,13 +40,12 @@ from sam2elnet.export.run_info import (
     run_model_path,
     run_model_version,
 )
-from sam2elnet.export.task_export import export_tasks
 from sam2elnet.export.vector import FORMATS, write_polygons
-from sam2elnet.export.warp_export import export_warped
+from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 from sam2elnet.utils.batch import skipped_csv_path
 
-__all__ = ["ExportResult", "export_labels"]
+__all__ = ["export_labels"]
 
 
 def export_labels(
@@ -103,14 +102,15 @@ def export_labels(
 
     check_ranges({**kwargs, "review_count": review_count, "max_quality": max_quality})
     pick = review_pick(labels, kwargs.get("quality_csv"), review_count, max_quality)
+    quality_csv = review_quality_csv(labels, kwargs.get("quality_csv"))  # given, else the run's
+    inputs = [*run_label_files(labels), quality_csv, kwargs.get("images")]
+    check_not_input(out, inputs)  # every format: before anything is written
     if fmt is not None and fmt.lower() == "label-studio":
         kwargs["files"] = pick.files if pick is not None else None
         return with_selection(
             export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
         )
-    kwargs["quality_csv"] = review_quality_csv(labels, kwargs.get("quality_csv"))
-    inputs = [*run_label_files(labels), kwargs.get("quality_csv"), kwargs.get("images")]
-    check_not_input(out, inputs)  # before anything is written
+    kwargs["quality_csv"] = quality_csv
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written

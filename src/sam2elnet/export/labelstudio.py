@@ -20,6 +20,10 @@ predicted IoU from ``quality.csv``; labels without a score after those with one)
 The labelling configuration that matches the tasks is :func:`label_config`; the export writes it
 next to the tasks as ``<out stem>.xml``.
 
+The route of :func:`~sam2elnet.export.api.export_labels` with ``fmt="label-studio"`` (its
+checks, the options it takes, a note for each option of another format) is
+:func:`export_tasks`.
+
 Import (the reviewed annotations back in as masks) is :mod:`sam2elnet.export.labelstudio_import`.
 """
 
@@ -51,6 +55,8 @@ __all__ = [
     "build_task",
     "export_label_studio",
     "LabelStudioExport",
+    "LABEL_STUDIO_ARGS",
+    "export_tasks",
 ]
 
 FROM_NAME = "label"  # name of the BrushLabels control in the labelling config
@@ -383,3 +389,46 @@ def export_label_studio(
     config = out.with_suffix(".xml")
     write_text_atomic(config, label_config(category, polygons))
     return LabelStudioExport(out, config, vdir, root, len(tasks), n_regions, notes)
+
+
+LABEL_STUDIO_ARGS = (
+    "images",
+    "quality_csv",
+    "model_id",
+    "category",
+    "progress",
+    "positive_values",
+)
+"""The :func:`~sam2elnet.export.api.export_labels` keyword arguments a Label Studio export
+takes."""
+
+
+def export_tasks(
+    labels: str | Path,
+    out: str | Path,
+    warp_to: str | None,
+    polygons: bool,
+    document_root: str | Path | None,
+    kwargs: dict[str, Any],
+) -> LabelStudioExport:
+    """:func:`~sam2elnet.export.api.export_labels` with ``fmt="label-studio"`` (see there; it
+    has refused an ``out`` that is one of the inputs already): ``kwargs`` are its keyword
+    arguments; those of :data:`LABEL_STUDIO_ARGS` go to :func:`export_label_studio`, the others
+    given get a note each (:func:`~sam2elnet.export.option_scope.ignored_notes`).
+
+    Raises:
+        UserError: ``warp_to`` given (tasks stay on the image's pixel grid).
+    """
+    from sam2elnet.export.option_scope import check_no_warp, ignored_notes
+
+    check_no_warp(warp_to, "Label Studio tasks stay on the image's pixel grid")
+    ls = export_label_studio(
+        labels,
+        out,
+        polygons=polygons,
+        document_root=document_root,
+        files=kwargs.pop("files", None),
+        **{k: kwargs[k] for k in LABEL_STUDIO_ARGS if k in kwargs},
+    )
+    ls.notes += ignored_notes("label-studio", kwargs)  # tasks are in image pixels
+    return ls

@@ -1,5 +1,7 @@
 """``elnet export --warp-to``: the labels' warped copies, in a temporary folder, that the export
-then polygonises (:func:`~sam2elnet.export.api.export_labels`).
+then polygonises (:func:`export_warped`, the ``--warp-to`` route of
+:func:`~sam2elnet.export.api.export_labels`; its errors and notes name the labels given, not
+their copies).
 
 The batch rule of a plain polygon export (:mod:`~sam2elnet.export.label_screen`) holds here too:
 a label of a folder that cannot be warped is skipped, with one ``warning: skipping LABEL: reason``
@@ -16,12 +18,17 @@ can be warped for other reasons ends with the batch's ``nothing produced`` error
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.export_result import ExportResult
+from sam2elnet.export.option_scope import check_no_warp
 from sam2elnet.utils.batch import SkipLog
 
-__all__ = ["NO_GEOREFERENCE_WARP", "warp_label_copies"]
+__all__ = ["NO_GEOREFERENCE_WARP", "export_warped", "warp_label_copies"]
 
 NO_GEOREFERENCE_WARP = (
     "no georeference (no CRS, no ground control points) while other labels have one: it cannot "
@@ -89,3 +96,50 @@ def warp_label_copies(
     if not copies:
         raise skips.nothing_done(len(files), labels)
     return notes, skips, copies
+
+
+def export_warped(
+    export: Callable[..., ExportResult],
+    labels: str | Path,
+    out: str | Path,
+    kind: str,
+    files: list[Path],
+    rated: set[str],
+    warp_to: str,
+    warp_method: str,
+    kwargs: dict[str, Any],
+) -> ExportResult:
+    """Warp ``files`` (the labels of ``labels`` that go out) onto a regular map grid
+    (``warp_to``: ``utm`` or a CRS; ``warp_method`` tps | polynomial) in a temporary folder
+    and export the copies with ``export`` (the polygon / COCO exporter,
+    ``export(folder, out, kind, **kwargs)``); ``rated``: the labels scored in the quality table
+    (their quality layers are not carried). A label that cannot be warped is skipped, listed by
+    its own path.
+
+    Raises:
+        UserError: bad ``warp_to`` / ``warp_method`` (:func:`~sam2elnet.data.warp.check_warp_options`),
+            a COCO or chips export (``kind == "coco"`` or ``kwargs["chips"]``: they stay on the
+            label's pixel grid), or the exporter's error about a copy, re-raised naming the
+            label given (``... (after --warp-to ...)``).
+    """
+    from sam2elnet.data.warp import check_warp_options
+
+    check_warp_options(warp_to, warp_method)
+    if kind == "coco" or kwargs.get("chips") is not None:
+        check_no_warp(warp_to, "COCO files and chips stay on the label's pixel grid")
+    with tempfile.TemporaryDirectory(prefix="elnet-warp-") as tmp:
+        # labels that cannot be warped: skipped, as unreadable ones are without --warp-to
+        notes, skips, copies = warp_label_copies(
+            labels, files, Path(tmp), warp_to, warp_method, rated
+        )
+        kwargs["skipped"], kwargs["originals"] = tuple(skips.items), copies
+        try:
+            res = export(tmp, out, kind, **kwargs)
+        except UserError as err:  # names the labels given, not their warped copies' folder
+            if err.path is None or not err.path.is_relative_to(tmp):
+                raise
+            text = str(err)[len(f"{err.path}: ") :]
+            where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
+            raise type(err)(f"{text} (after --warp-to {warp_to})", where) from None
+    res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
+    return res
