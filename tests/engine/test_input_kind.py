@@ -102,7 +102,8 @@ def test_ordinary_dark_pixels_and_other_models_do_not_warn(models, tmp_path, cap
     edge[:, :, :8] = 0  # 12.5 %: a margin
     assert zero_border_share(edge) == pytest.approx(0.125)
     assert zero_border_share(edge, np.broadcast_to(np.arange(S) >= 8, (S, S))) == 0
-    assert check_zero_border(edge, None, opt) is not None
+    # the share, first: the caller (a CLI run, test above) puts the file name before it
+    assert check_zero_border(edge, None, opt).startswith(f"12.5% of the pixels {BORDER}")
     # one band, SAR and dB-converting models: not this check's case
     assert check_zero_border(edge[:1], None, opt) is None
     assert check_zero_border(edge, None, NormalizationConfig.for_modality("sar")) is None
@@ -132,7 +133,10 @@ def test_db_sar_scene_into_an_optical_model_warns(models, tmp_path, capsys):
     # a SAR model and a one-band optical model are not this case
     sar = opt.model_copy(update={"sar": True})
     assert check_modality(db.reshape(1, -1), "float32", sar, 1) is None
-    assert check_modality(db.reshape(1, -1), "float32", opt, 3) is not None
+    said = check_modality(db.reshape(1, -1), "float32", opt, 3)
+    fin = db[np.isfinite(db)]
+    assert said.startswith(MODALITY) and "optical 3-band (uint8) images" in said, said
+    assert f"Values {fin.min():.3g}..{fin.max():.3g} (float32, median " in said, said
 
 
 def test_rgb_photo_into_a_sar_model_is_refused_and_sos_grey_is_not(models, tmp_path, capsys):

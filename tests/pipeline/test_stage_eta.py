@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from sam2elnet.pipeline import experiment_stages
 from sam2elnet.pipeline.experiment_stages import Stages, clock
+
+
+class _Clock:
+    """The stage clock (``time.perf_counter`` in experiment_stages), at ``now`` seconds: a
+    stage made by :meth:`takes` moves it on, so the timings and ETA lines are exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def takes(self, seconds: float, summary: dict | None = None):
+        """A stage function that takes ``seconds`` and returns ``summary`` (default {})."""
+
+        def fn() -> dict:
+            self.now += seconds
+            return dict(summary or {})
+
+        return fn
+
+
+@pytest.fixture
+def clk(monkeypatch) -> _Clock:
+    c = _Clock()
+    fake = SimpleNamespace(perf_counter=c.perf_counter, time=lambda: 1.7e9)
+    monkeypatch.setattr(experiment_stages, "time", fake)
+    return c
+
+
+def _line(err: str, stage: str) -> str:
+    """The stage line of ``stage`` that says how it ended (not its ``...`` start line)."""
+    return next(ln for ln in err.splitlines() if f"stage {stage}:" in ln)
 
 
 def test_clock() -> None:
@@ -14,7 +50,9 @@ def test_clock() -> None:
     assert clock(3725) == "1:02:05"
 
 
-def test_eta_lines_use_the_mean_of_finished_stages_of_each_kind(tmp_path: Path, capsys) -> None:
+def test_eta_lines_use_the_mean_of_finished_stages_of_each_kind(
+    tmp_path: Path, capsys, clk: _Clock
+) -> None:
     st = Stages(tmp_path, resume=False, progress=True)
     st.expect({"prep": 1, "down": 3})
     st.run("prep", lambda: {"n": 1})
@@ -22,20 +60,13 @@ def test_eta_lines_use_the_mean_of_finished_stages_of_each_kind(tmp_path: Path, 
     assert "stage prep ..." in err
     assert "ETA >= 0:00 (no down stage timed yet)" in err
 
-    def slow() -> dict:
-        time.sleep(1.0)
-        return {}
-
-    st.run("down_a", slow)
-    err = capsys.readouterr().err
-    # two `down` stages left at ~1 s each
-    line = next(ln for ln in err.splitlines() if "down_a: done" in ln)
-    eta = line.split("ETA ")[1]
-    m, s = eta.split(":")
-    assert int(m) == 0 and 2 <= int(s) <= 4, line
-    st.run("down_b", lambda: {})
-    st.run("down_c", lambda: {})
-    assert "ETA 0:00" in capsys.readouterr().err.splitlines()[-1]
+    st.run("down_a", clk.takes(30))
+    # two `down` stages left at 30 s each
+    assert _line(capsys.readouterr().err, "down_a") == "[0:30] stage down_a: done in 30 s; ETA 1:00"
+    st.run("down_b", clk.takes(0))  # the mean of 30 s and 0 s for the one left
+    assert _line(capsys.readouterr().err, "down_b") == "[0:30] stage down_b: done in 0 s; ETA 0:15"
+    st.run("down_c", clk.takes(0))
+    assert capsys.readouterr().err.splitlines()[-1] == "[0:30] stage down_c: done in 0 s; ETA 0:00"
 
 
 def test_cached_stages_count_as_done_and_silent_without_progress(tmp_path: Path, capsys) -> None:
@@ -48,55 +79,46 @@ def test_cached_stages_count_as_done_and_silent_without_progress(tmp_path: Path,
     assert st._eta() == "ETA 0:00"
 
 
-def _eta_seconds(err: str, stage: str) -> int:
-    line = next(ln for ln in err.splitlines() if f"stage {stage}:" in ln)
-    m, s = line.split("ETA ")[1].split(":")
-    return 60 * int(m) + int(s)
-
-
-def test_a_reused_result_is_done_but_no_timing_sample(tmp_path: Path, capsys) -> None:
+def test_a_reused_result_is_done_but_no_timing_sample(tmp_path: Path, capsys, clk: _Clock) -> None:
     """A downstream model whose labels were trained before under another setting name takes the
     stored result at once: it counts as done, but its ~0 s is not averaged into the time the
     remaining stages of its kind will take (the ETA fell to half here)."""
     st = Stages(tmp_path, resume=False, progress=True)
     st.expect({"down": 3})
 
-    def slow() -> dict:
-        time.sleep(1.0)
-        return {"n": 1}
-
+    slow = clk.takes(10, {"n": 1})
     st.run("down_a", slow)
     ran: list[str] = []
     got = st.run("down_b", lambda: ran.append("b") or {}, reuse=lambda: {"n": 2})
     assert got == {"n": 2} and ran == [] and st.status["down_b"] == "reused"
     err = capsys.readouterr().err
     assert "stage down_b: the same inputs were done before, result reused" in err
-    assert 1 <= _eta_seconds(err, "down_b") <= 2  # one stage left at ~1 s, not ~0.5 s
+    # one stage left at 10 s (down_a's time), not 5 s (with down_b's 0 s averaged in)
+    assert _line(err, "down_b").endswith("result reused; ETA 0:10"), err
     assert Stages(tmp_path, resume=True).run("down_b", slow) == {"n": 2}  # marker written
     st.run("down_c", lambda: {"n": 3}, reuse=lambda: None)  # nothing stored: it runs
     assert st.status["down_c"] == "ran"
 
 
-def test_a_planned_stage_that_will_not_run_is_no_work_left(tmp_path: Path, capsys) -> None:
+def test_a_planned_stage_that_will_not_run_is_no_work_left(
+    tmp_path: Path, capsys, clk: _Clock
+) -> None:
     """A setting left out (the filter kept no label: nothing to train on) was still counted as a
     stage to come, so the ETA never reached 0:00 before the end."""
     st = Stages(tmp_path, resume=False, progress=True)
     st.expect({"down": 3})
 
-    def slow() -> dict:
-        time.sleep(1.0)
-        return {}
-
-    st.run("down_a", slow)
+    st.run("down_a", clk.takes(10))
+    assert _line(capsys.readouterr().err, "down_a").endswith("ETA 0:20")
     st.drop("down")
-    st.run("down_b", slow)
-    assert _eta_seconds(capsys.readouterr().err, "down_b") == 0
+    st.run("down_b", clk.takes(10))
+    assert _line(capsys.readouterr().err, "down_b") == "[0:20] stage down_b: done in 10 s; ETA 0:00"
     st.drop("other")  # a kind not planned: nothing to drop
     assert st.plan == {"down": 2}
 
 
 def test_kinds_not_timed_yet_count_at_their_reference_time_times_this_runs_speed(
-    tmp_path: Path, capsys
+    tmp_path: Path, capsys, clk: _Clock
 ) -> None:
     """With reference times (the demo's), the ETA is an estimate from the start, not a lower
     bound: a kind not timed yet counts at its reference time x this run's speed against the
@@ -104,21 +126,16 @@ def test_kinds_not_timed_yet_count_at_their_reference_time_times_this_runs_speed
     before 5 reference seconds are timed, at the reference times as they are."""
     st = Stages(tmp_path, resume=False, progress=True)
     st.expect({"tiny": 1, "prep": 1, "down": 2}, reference={"tiny": 1.0, "prep": 5.0, "down": 20.0})
-    st.run("tiny", lambda: {})  # 1 reference second timed: too little to say a speed
+    st.run("tiny", clk.takes(0.2))  # 1 reference second timed: too little to say a speed
     assert "ETA ~0:45 (estimate: prep, down not timed yet, at the reference times x 1)" in (
         capsys.readouterr().err
     )
 
-    def prep() -> dict:
-        time.sleep(1.0)
-        return {}
-
-    st.run("prep", prep)
-    err = capsys.readouterr().err
-    line = next(ln for ln in err.splitlines() if "prep: done" in ln)
-    assert "ETA ~" in line and "down not timed yet" in line, line
-    m, s = line.split("ETA ~")[1].split(" ")[0].split(":")
-    assert 7 <= 60 * int(m) + int(s) <= 11, line
+    st.run("prep", clk.takes(1.0))  # 1.2 s for 6 reference seconds: five times as fast
+    assert _line(capsys.readouterr().err, "prep") == (
+        "[0:01] stage prep: done in 1 s; "
+        "ETA ~0:08 (estimate: down not timed yet, at the reference times x 0.2)"
+    )
     st.expect({"tiny": 1, "prep": 1, "down": 2})  # a later plan keeps the reference times
     st.run("down_a", lambda: {})
     assert "ETA 0:00" in capsys.readouterr().err.splitlines()[-1]
