@@ -286,7 +286,7 @@ def test_folder_chunks_of_whole_images_are_formed_by_memory(
 ) -> None:
     """annotate / enhance folder jobs: whole-image files are grouped so that the summed estimate
     stays within --max-memory (large images: fewer per chunk), not by a fixed count."""
-    from sam2elnet.engine.folder_memory import ChunkPlanner
+    from sam2elnet.engine.folder_chunk import ChunkPlanner
 
     files = []
     for i, side in enumerate((64, 64, 64, 32, 32, 32, 32, 64)):
@@ -310,7 +310,7 @@ def test_folder_chunks_end_on_whole_forward_batches(pred: Predictor, tmp_path: P
     the rest starts the next one (16 images, 15 within the budget, 4 per forward: 12 + 4, not
     15 + 1 with a 3- and a 1-image forward); a rest that does not fit with a larger next image is
     a chunk of its own; mixed sizes are cut as before."""
-    from sam2elnet.engine.folder_memory import ChunkPlanner
+    from sam2elnet.engine.folder_chunk import ChunkPlanner
 
     def png(name: str, side: int) -> Path:
         cv2.imwrite(str(tmp_path / name), np.zeros((side, side), np.uint8))

@@ -1,7 +1,8 @@
 """One annotate/enhance folder job at work: :class:`FolderJob` and what it returns.
 
 :class:`FolderJob` holds the output folder (locked, one job at a time), the resume state and the
-rows: it sends whole images in memory-sized chunks (:mod:`sam2elnet.engine.folder_memory`) to
+rows: it sends whole images in memory-sized chunks
+(:class:`~sam2elnet.engine.folder_chunk.ChunkPlanner`) to
 :func:`~sam2elnet.engine.folder_chunk.process_chunk` on the job's executor, predicts images too
 large for memory window by window (:mod:`sam2elnet.engine.folder_large`), keeps ``quality.csv``
 / ``skipped.csv`` current (atomically, so a killed job resumes) and writes ``summary.json``. The entry functions are
@@ -26,10 +27,9 @@ import numpy as np
 from sam2elnet.data.run_model import MODEL_ID_JSON, record_model_identity
 from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
-from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile, process_chunk
+from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, process_chunk
 from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import predict_large
-from sam2elnet.engine.folder_memory import ChunkPlanner
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.utils.atomic import remove_stale_temps
 from sam2elnet.utils.batch import SkipLog

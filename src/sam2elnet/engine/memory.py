@@ -1,10 +1,12 @@
 """Memory estimates: how many bytes predicting an image whole needs, and what fits a budget.
 
-``elnet annotate`` / ``elnet enhance`` (and :class:`sam2elnet.engine.infer.Predictor`) predict an
-image whole when :func:`whole_image_bytes` stays within ``--max-memory`` and send it through the
-sliding-window scene path (:func:`sam2elnet.engine.scene.predict_scene`, memory bounded by the
-window size) otherwise; batches of whole images are formed so that their estimate stays within the
-budget too (:func:`fit_batch`).
+This module only estimates: :func:`whole_image_bytes` (through
+:meth:`~sam2elnet.engine.predictor.Predictor.whole_bytes` / ``fits_whole``) and :func:`fit_batch`
+(images per forward within a budget). Which images of an ``elnet annotate`` / ``elnet enhance``
+folder go window by window (:meth:`sam2elnet.engine.folder_chunk.ChunkPlanner.tiled`, then
+:mod:`sam2elnet.engine.folder_large`, memory bounded by the window size) and how the rest are
+grouped into chunks within ``--max-memory`` (:meth:`~sam2elnet.engine.folder_chunk.ChunkPlanner.chunks`)
+is decided in :mod:`sam2elnet.engine.folder_chunk`.
 
 The model of the estimate (bytes, resident memory of the whole process)::
 
