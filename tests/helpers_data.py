@@ -61,9 +61,11 @@ def write_tif(
     nodata: float | None = None,
     georef: bool = True,
     x0: float = 500000,
+    **creation: object,
 ) -> Path:
     """Write (C, H, W) as a GeoTIFF (EPSG:32633, 10 m pixels, upper-left corner at easting
-    ``x0``, northing 4,000,000 m) with rasterio."""
+    ``x0``, northing 4,000,000 m; no CRS / transform with ``georef`` False) with rasterio;
+    ``creation``: more creation options (``tiled=True, blockxsize=64, blockysize=64``)."""
     import rasterio
     from affine import Affine
 
@@ -74,6 +76,7 @@ def write_tif(
         profile.update(crs="EPSG:32633", transform=Affine(10, 0, x0, 0, -10, 4000000))
     if nodata is not None:
         profile["nodata"] = nodata
+    profile.update(creation)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path

@@ -85,3 +85,34 @@ def test_scene_reader_words_an_unreadable_file_alike(tmp_path: Path) -> None:
     msg = str(e.value)
     assert msg.startswith(f"{bad}: cannot read scene (") and msg.endswith(REEXPORT_HINT), msg
     assert "not recognized as" in msg or "not a supported" in msg.lower(), msg
+
+
+def test_scene_windows_and_strips_word_a_read_failure_with_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``elnet scene``'s window reads and the full-resolution strip pass of its precheck say
+    which part of the scene could not be read, in the one wording."""
+    from sam2elnet.data.tiling import Window
+    from sam2elnet.engine.executors import SmoothingPredictor
+    from sam2elnet.engine.scene_inputs import SceneInputs
+
+    path = tmp_path / "s.tif"
+    prof = dict(driver="GTiff", height=64, width=64, count=1, dtype="uint8", crs="EPSG:32633")
+    with rasterio.open(path, "w", **prof, transform=from_origin(0, 64, 1, 1)) as d:
+        d.write(np.arange(64 * 64, dtype=np.uint8).reshape(1, 64, 64))
+    with SceneInputs(path, SmoothingPredictor()) as inp:
+
+        def fail(*a: object, **k: object) -> None:
+            raise rasterio.errors.RasterioIOError("IReadBlock failed at X offset 0, Y offset 1")
+
+        monkeypatch.setattr(inp.src, "read", fail)
+        cause = "(IReadBlock failed at X offset 0, Y offset 1); "
+        with pytest.raises(DataError) as e:
+            list(inp.read_windows([Window(32, 16, 32, 32)]))
+        assert str(e.value) == f"{path}: cannot read scene window at row 32, col 16 {cause}" + (
+            REEXPORT_HINT
+        )
+        with pytest.raises(DataError) as e:
+            list(inp._strips())
+        assert str(e.value).startswith(f"{path}: cannot read scene rows 0-"), e.value
+        assert str(e.value).endswith(f" {cause}{REEXPORT_HINT}"), e.value

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import rasterio
+from helpers_data import write_tif
 from PIL import Image
 
 from sam2elnet.data.masks import image_like_label, read_mask
@@ -21,14 +21,6 @@ from sam2elnet.engine.folder_inputs import check_labels_not_images
 from sam2elnet.errors import UserError
 
 SIZE = 64
-
-
-def _tif(path: Path, data: np.ndarray, nodata: float | None = None) -> None:
-    with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-        count=data.shape[0], dtype=data.dtype, nodata=nodata,
-    ) as dst:  # fmt: skip
-        dst.write(data)
 
 
 def _blob() -> np.ndarray:
@@ -85,13 +77,17 @@ MASKS: dict[str, tuple[str, Callable[[Path], None]]] = {
     ),  # fmt: skip
     "geotiff_uint8_0_1_nodata_255": (
         ".tif",
-        lambda p: _tif(
+        lambda p: write_tif(
             p,
             np.where(np.arange(SIZE) < 40, _blob() // 255, 255).astype(np.uint8)[None],
             nodata=255,
+            georef=False,
         ),
     ),  # fmt: skip
-    "geotiff_uint8_0_255_nodata_0": (".tif", lambda p: _tif(p, _blob()[None], nodata=0)),
+    "geotiff_uint8_0_255_nodata_0": (
+        ".tif",
+        lambda p: write_tif(p, _blob()[None], nodata=0, georef=False),
+    ),
     "palette_png_voc": (".png", lambda p: _palette(p, _blob() // 255)),
     "palette_png_classes": (
         ".png",
@@ -110,11 +106,13 @@ MASKS: dict[str, tuple[str, Callable[[Path], None]]] = {
     ),  # fmt: skip
     "geotiff_uint16_0_1000": (
         ".tif",
-        lambda p: _tif(p, (_blob() > 0).astype(np.uint16)[None] * 1000),
+        lambda p: write_tif(p, (_blob() > 0).astype(np.uint16)[None] * 1000, georef=False),
     ),
     "geotiff_float_probabilities": (
         ".tif",
-        lambda p: _tif(p, cv2.GaussianBlur(_blob().astype(np.float32) / 255, (9, 9), 3)[None]),
+        lambda p: write_tif(
+            p, cv2.GaussianBlur(_blob().astype(np.float32) / 255, (9, 9), 3)[None], georef=False
+        ),
     ),
     "png_empty": (".png", lambda p: _png(p, np.zeros((SIZE, SIZE), np.uint8))),
     "png_full": (".png", lambda p: _png(p, np.full((SIZE, SIZE), 255, np.uint8))),
@@ -143,19 +141,25 @@ IMAGES: dict[str, tuple[str, Callable[[Path], None], str]] = {
     ),  # fmt: skip
     "geotiff_uint16_sar_dn": (
         ".tif",
-        lambda p: _tif(
-            p, np.minimum(_rng().gamma(1.5, 400.0, (1, SIZE, SIZE)), 60000).astype(np.uint16)
+        lambda p: write_tif(
+            p,
+            np.minimum(_rng().gamma(1.5, 400.0, (1, SIZE, SIZE)), 60000).astype(np.uint16),
+            georef=False,
         ),
         "continuous uint16 values, ",
     ),  # fmt: skip
     "geotiff_uint16_rgbn": (
         ".tif",
-        lambda p: _tif(p, _rng().integers(200, 4000, (4, SIZE, SIZE)).astype(np.uint16)),
+        lambda p: write_tif(
+            p, _rng().integers(200, 4000, (4, SIZE, SIZE)).astype(np.uint16), georef=False
+        ),
         "4 bands that differ, a colour image",
     ),  # fmt: skip
     "geotiff_float_db": (
         ".tif",
-        lambda p: _tif(p, _rng().normal(-15, 4, (1, SIZE, SIZE)).astype(np.float32)),
+        lambda p: write_tif(
+            p, _rng().normal(-15, 4, (1, SIZE, SIZE)).astype(np.float32), georef=False
+        ),
         "continuous float32 values, ",
     ),  # fmt: skip
 }

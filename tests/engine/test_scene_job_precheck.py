@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_data import write_tif
 from rasterio.enums import Resampling
-from rasterio.transform import from_origin
 
 from sam2elnet.engine import scene_norm
 from sam2elnet.engine.executors import SmoothingPredictor
@@ -32,16 +32,6 @@ KW = {"tile": 64, "overlap": 16, "progress": False}
 def _small_overview(monkeypatch: pytest.MonkeyPatch) -> None:
     # a 96^2 scene decimated by 5: rows / columns 0, 5, ..., 95 seen by the overview
     monkeypatch.setattr(scene_norm, "_OVERVIEW_PIXELS", 400)
-
-
-def _tif(path: Path, data: np.ndarray, nodata: float | None = None) -> Path:
-    c, h, w = data.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=c, dtype=data.dtype, nodata=nodata,
-        crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10),
-    ) as dst:  # fmt: skip
-        dst.write(data)
-    return path
 
 
 def _no_model(*a: object, **k: object) -> None:
@@ -62,7 +52,7 @@ def test_one_flat_scene_is_refused_before_the_model_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, data, nodata, words
 ) -> None:
     monkeypatch.setattr(scenes, "load_scene_predictor", _no_model)
-    src = _tif(tmp_path / "flat.tif", data, nodata)
+    src = write_tif(tmp_path / "flat.tif", data, nodata)
     with pytest.raises(DataError) as err:
         scenes.scene_job(src, tmp_path / "o.tif", tmp_path / "absent.pt", backend=backend, **KW)
     assert str(err.value).startswith(f"{src}: unusable scene, no label written: {words}")
@@ -76,7 +66,7 @@ def test_a_patch_the_overview_misses_is_found_and_predicted(
     overview's rows makes the strip pass stop, and the scene is predicted."""
     data = np.zeros((1, H, W), np.uint8)
     data[:, 41:44, 41:44] = 200  # off rows / columns 0, 5, 10, ...
-    src = _tif(tmp_path / "patch.tif", data)
+    src = write_tif(tmp_path / "patch.tif", data)
     monkeypatch.setattr(scenes, "load_scene_predictor", lambda *a, **k: SmoothingPredictor())
     res = scenes.scene_job(src, tmp_path / "o.tif", "builtin:smoothing", **KW)
     assert res.n_predicted > 0 and (tmp_path / "o.tif").exists()
@@ -86,7 +76,7 @@ def test_bands_chosen_decide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     """Band 1 flat, band 2 varies: refused with --bands 1 only (any model reads band 2 else)."""
     rng = np.random.default_rng(0)
     data = np.stack([np.full((H, W), 9, np.uint8), rng.integers(0, 255, (H, W), np.uint8)])
-    src = _tif(tmp_path / "b.tif", data)
+    src = write_tif(tmp_path / "b.tif", data)
     monkeypatch.setattr(scenes, "load_scene_predictor", _no_model)
     with pytest.raises(DataError, match="constant image"):
         scenes.scene_job(src, tmp_path / "o.tif", "builtin:smoothing", bands=[1], **KW)
@@ -103,7 +93,7 @@ def test_flat_overviews_out_of_date_are_named(
     ``predict_scene``'s own check (``check_usable``, which said "all nodata" only)."""
     from sam2elnet.engine.scene import predict_scene
 
-    src = _tif(tmp_path / "s.tif", np.full((1, H, W), 5, np.uint8), 0)
+    src = write_tif(tmp_path / "s.tif", np.full((1, H, W), 5, np.uint8), 0)
     with rasterio.open(src, "r+") as ds:
         ds.build_overviews([2, 4], Resampling.nearest)
     with rasterio.open(src, "r+") as ds:
@@ -125,8 +115,8 @@ def test_a_folder_skips_the_flat_scene_and_goes_on(tmp_path: Path) -> None:
     d = tmp_path / "in"
     d.mkdir()
     rng = np.random.default_rng(2)
-    _tif(d / "a_flat.tif", np.zeros((1, H, W), np.uint8))
-    _tif(d / "b_ok.tif", rng.integers(0, 255, (1, H, W)).astype(np.uint8))
+    write_tif(d / "a_flat.tif", np.zeros((1, H, W), np.uint8))
+    write_tif(d / "b_ok.tif", rng.integers(0, 255, (1, H, W)).astype(np.uint8))
     res = scenes.scene_job(d, tmp_path / "out", "builtin:smoothing", **KW)
     assert res.done == ["b_ok.tif"]
     assert list(res.failed) == ["a_flat.tif"] and "constant image" in res.failed["a_flat.tif"]

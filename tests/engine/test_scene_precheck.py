@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_data import write_tif
 from rasterio.enums import Resampling
-from rasterio.transform import from_origin
 
 from sam2elnet.engine import scene_norm
 from sam2elnet.engine.executors import SmoothingPredictor
@@ -47,16 +47,6 @@ class Counting(SmoothingPredictor):
 @pytest.fixture(autouse=True)
 def _small_overview(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scene_norm, "_OVERVIEW_PIXELS", OVERVIEW)
-
-
-def _tif(path: Path, data: np.ndarray, nodata: float | None = None, **kw) -> Path:  # type: ignore[no-untyped-def]
-    c, h, w = data.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=c, dtype=data.dtype, nodata=nodata,
-        crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), **kw,
-    ) as dst:  # fmt: skip
-        dst.write(data)
-    return path
 
 
 def _run(src: Path, out: Path, pred: SmoothingPredictor, **kw):  # type: ignore[no-untyped-def]
@@ -89,7 +79,7 @@ def _patch(data: np.ndarray, values: np.ndarray) -> np.ndarray:
 def test_unusable_scene_is_refused_without_predicting_a_window(
     tmp_path: Path, kind: str, data: np.ndarray, nodata: float | None, message: str
 ) -> None:
-    src = _tif(tmp_path / "s.tif", data, nodata)
+    src = write_tif(tmp_path / "s.tif", data, nodata)
     pred = Counting()
     prefix = "s.tif: unusable scene, no label written: "
     with pytest.raises(DataError, match=re.escape(prefix + message)):
@@ -111,7 +101,7 @@ def test_a_small_patch_of_content_the_overview_misses_is_not_refused(
     predicted, not refused (an all-nodata background was refused as "all nodata" before)."""
     dtype = np.float32 if np.isnan(background) else np.uint8
     data = _patch(np.full((1, H, W), background, dtype), np.array([[50, 50, 200, 200]]))
-    src = _tif(tmp_path / "s.tif", data, nodata)
+    src = write_tif(tmp_path / "s.tif", data, nodata)
     with rasterio.open(src) as ds:
         from sam2elnet.data.tiling import decimated_read
 
@@ -139,7 +129,7 @@ def test_a_scene_with_content_is_not_read_twice(
     monkeypatch.setattr(scene_inputs, "scan_flag", no_scan)
     data = np.random.default_rng(0).integers(1, 255, (1, H, W)).astype(np.uint8)
     pred = Counting()
-    res = _run(_tif(tmp_path / "s.tif", data), tmp_path / "o.tif", pred)
+    res = _run(write_tif(tmp_path / "s.tif", data), tmp_path / "o.tif", pred)
     assert res.quality_flag == "" and pred.calls > 0 and res.n_predicted == res.n_windows == 9
 
 
@@ -147,7 +137,7 @@ def test_keep_unusable_still_predicts_and_flags_a_constant_scene(tmp_path: Path)
     """annotate / enhance (keep_unusable) keep the label of a flat scene in rejected/: the
     early refusal is not theirs, the flag comes from the windows as before."""
     pred = Counting()
-    src = _tif(tmp_path / "s.tif", np.full((1, H, W), 7, np.uint8))
+    src = write_tif(tmp_path / "s.tif", np.full((1, H, W), 7, np.uint8))
     res = _run(src, tmp_path / "o.tif", pred, keep_unusable=True)
     assert res.quality_flag == "constant image" and pred.calls > 0
 
@@ -179,7 +169,7 @@ def test_overviews_out_of_date_give_a_clear_all_nodata_error(tmp_path: Path) -> 
     (``tiles.n == 0`` in predict_scene): overviews built from data later overwritten with nodata.
     The windows are read, none predicted, and the error says to rebuild the overviews."""
     rng = np.random.default_rng(0)
-    src = _tif(
+    src = write_tif(
         tmp_path / "s.tif", rng.integers(1, 255, (1, H, W)).astype(np.uint8), 0,
         tiled=True, blockxsize=64, blockysize=64,
     )  # fmt: skip

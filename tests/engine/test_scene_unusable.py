@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from rasterio.transform import from_origin
+from helpers_data import write_tif
 
 from sam2elnet.cli import main
 from sam2elnet.data.normalize import NormalizationConfig
@@ -24,24 +23,12 @@ from sam2elnet.errors import DataError
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 
-def _tif(path: Path, data: np.ndarray, nodata: float | None = None) -> Path:
-    """Write (C, H, W) ``data`` as a georeferenced GeoTIFF."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c, h, w = data.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=c, dtype=data.dtype, nodata=nodata,
-        crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10),
-    ) as dst:  # fmt: skip
-        dst.write(data)
-    return path
-
-
 def _black(path: Path, h: int = 200, w: int = 260) -> Path:
-    return _tif(path, np.zeros((1, h, w), np.uint8))
+    return write_tif(path, np.zeros((1, h, w), np.uint8))
 
 
 def _real(path: Path, h: int = 200, w: int = 260) -> Path:
-    return _tif(path, np.random.default_rng(0).integers(1, 255, (1, h, w)).astype(np.uint8))
+    return write_tif(path, np.random.default_rng(0).integers(1, 255, (1, h, w)).astype(np.uint8))
 
 
 def _run(src: Path, out: Path, **kw):  # type: ignore[no-untyped-def]
@@ -60,7 +47,7 @@ def test_constant_scene_with_nodata_is_judged_on_its_valid_pixels(tmp_path: Path
     """A nodata border (value 0) around a flat 90: the valid pixels are one value."""
     data = np.full((3, 200, 260), 90, np.uint8)
     data[:, :40] = 0
-    src = _tif(tmp_path / "flat.tif", data, nodata=0)
+    src = write_tif(tmp_path / "flat.tif", data, nodata=0)
     res = _run(src, tmp_path / "o.tif", keep_unusable=True)
     assert res.quality_flag == "constant image" and (tmp_path / "o.tif").is_file()
 
@@ -69,13 +56,13 @@ def test_windows_each_constant_but_different_make_a_usable_scene(tmp_path: Path)
     """The flag is of the whole scene, not of one window: flat fields of several values vary."""
     data = np.zeros((1, 200, 260), np.uint8)
     data[:, :, 130:] = 200  # two flat halves, every 64 px window of the left one flat
-    assert _run(_tif(tmp_path / "halves.tif", data), tmp_path / "o.tif").quality_flag == ""
+    assert _run(write_tif(tmp_path / "halves.tif", data), tmp_path / "o.tif").quality_flag == ""
 
 
 def test_scene_clipped_flat_by_the_model_scaling_is_constant_after_scaling(tmp_path: Path) -> None:
     """A float dB scene (-30..-5) given to a model scaled for 0..255: every pixel becomes 0."""
     db = -30 + 25 * np.random.default_rng(1).random((1, 150, 150)).astype(np.float32)
-    src = _tif(tmp_path / "db.tif", db)
+    src = write_tif(tmp_path / "db.tif", db)
     pred = SmoothingPredictor(
         normalization=NormalizationConfig(method="fixed", low=[0], high=[255])
     )

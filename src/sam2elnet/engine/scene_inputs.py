@@ -299,18 +299,10 @@ class SceneInputs:
         Raises:
             DataError: a window cannot be read (corrupt or truncated file).
         """
-        import rasterio
-
         for w in windows:
-            try:
-                rw = w.to_rasterio()
-                data = self.src.read(self.bands, window=rw)
-                valid = self.valid(rw, data)
-            except rasterio.errors.RasterioError as err:
-                raise DataError(
-                    raster_error_text(f"scene window at row {w.row_off}, col {w.col_off}", err),
-                    self.path,
-                ) from None
+            data, valid = self._read(
+                w.to_rasterio(), f"scene window at row {w.row_off}, col {w.col_off}"
+            )
             if not valid.any():
                 yield w, data, valid, None  # skipped marker
                 continue
@@ -344,18 +336,24 @@ class SceneInputs:
 
     def _strips(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Raw (C, h, w) pixels and (h, w) valid mask of full-width strips (:func:`row_strips`)."""
+        for rw in row_strips(self.src):
+            yield self._read(rw, f"scene rows {rw.row_off}-{rw.row_off + rw.height}")
+
+    def _read(self, rw: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (C, h, w) pixels of the bands read and the (h, w) bool valid mask of rasterio
+        window ``rw``.
+
+        Raises:
+            DataError: the window cannot be read (corrupt or truncated file); the message says
+                ``where`` in the file.
+        """
         import rasterio
 
-        for rw in row_strips(self.src):
-            try:
-                data = self.src.read(self.bands, window=rw)
-                valid = self.valid(rw, data)
-            except rasterio.errors.RasterioError as err:
-                raise DataError(
-                    raster_error_text(f"scene rows {rw.row_off}-{rw.row_off + rw.height}", err),
-                    self.path,
-                ) from None
-            yield data, valid
+        try:
+            data = self.src.read(self.bands, window=rw)
+            return data, self.valid(rw, data)
+        except rasterio.errors.RasterioError as err:
+            raise DataError(raster_error_text(where, err), self.path) from None
 
     def quality_flag(self, keep_unusable: bool) -> str:
         """The scene's ``quality_flag`` once every window was read (:class:`ValueSpread`; the
