@@ -92,6 +92,25 @@ def test_labels_with_y_down_are_still_read_with_a_note(tmp_path: Path):
     assert any("y is read as the row" in n for n in v.notes)
 
 
+@pytest.mark.parametrize("rows_down", [True, False])
+def test_one_polygon_past_the_top_edge_does_not_flip_the_convention(tmp_path: Path, rows_down):
+    """A polygon snapped half a pixel past the top edge (y = -0.5 in a y = row layer, y = +0.5
+    in a QGIS y = -row layer) leaves the other polygons where they are. Was: y-down with one
+    vertex at y = -0.5 was read as y = -row, the 10x20 block landed above the image (10 of its
+    200 pixels left)."""
+    img = tmp_path / "img.png"
+    Image.fromarray(np.full((H, W), 100, np.uint8)).save(img)
+    sign = 1 if rows_down else -1
+    block = box(35, 2, 55, 12) if rows_down else box(35, -12, 55, -2)
+    edge = box(0, -0.5, 10, 5) if rows_down else box(0, -5, 10, 0.5)
+    gpd.GeoDataFrame(geometry=[block, edge]).to_file(tmp_path / "l.gpkg")
+    m = rasterize_vector(tmp_path / "l.gpkg", img)
+    want = np.zeros((H, W), bool)
+    want[2:12, 35:55] = True
+    want[0:5, 0:10] = True
+    assert np.array_equal(m, want), (sign, int(m.sum()))
+
+
 def test_tile_footprints_of_a_scene_without_crs_use_the_same_grid(tmp_path: Path):
     p = tmp_path / "plain.tif"
     with rasterio.open(p, "w", driver="GTiff", height=H, width=W, count=1, dtype="uint8") as d:

@@ -98,9 +98,13 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
     """The transform that places pixel-coordinate labels on an image without a CRS.
 
     :func:`~sam2elnet.data.georef.plain_grid_transform` of the image's ``transform`` (QGIS's
-    x = column, y = -row, or the image's own geotransform), except that labels lying wholly at
-    y >= 0 on a grid without geotransform are read as y = row (identity), with a note: on
-    QGIS's grid the image is at y <= 0, so the two cannot be confused. ``note(msg, kind)`` is
+    x = column, y = -row, or the image's own geotransform), except that labels lying at y >= 0
+    on a grid without geotransform are read as y = row (identity), with a note: on QGIS's grid
+    the image is at y <= 0, so the two cannot be confused. "At y >= 0" is by extent: more of the
+    labels' y range above 0 than below (``y1 >= -y0``), so a y-down polygon snapped half a pixel
+    past the top edge (y = -0.5) does not turn the whole layer into y = -row (which put every
+    other polygon of that image above it, silently), and a QGIS polygon overshooting y = 0 by a
+    little stays y = -row. ``note(msg, kind)`` is
     the reader's note (:meth:`~sam2elnet.data.vector.VectorLabels.from_file`: logged once per
     run unless ``shared``).
     """
@@ -112,9 +116,12 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
     if tuple(t)[:6] != PIXEL_GRID:
         return t
     _x0, y0, _x1, y1 = (float(v) for v in gdf.total_bounds)
-    if y0 >= 0 and y1 > 0:
+    if y1 > 0 and y1 >= -y0:  # most of the labels' extent at y > 0 (the image's rows)
+        where = (
+            "at y >= 0" if y0 >= 0 else f"mostly at y >= 0 (down to y = {y0:g}, past the top edge)"
+        )
         msg = (
-            f"{path}: labels lie at y >= 0, so y is read as the row (y pointing down, as COCO); "
+            f"{path}: labels lie {where}, so y is read as the row (y pointing down, as COCO); "
             "polygons drawn in QGIS over an image without georeference have y = -row"
         )
         note(msg, "vector labels at y >= 0 read as rows")
