@@ -11,12 +11,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from helpers_data import count_vector_reads
+from helpers_data import count_vector_reads, write_png
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+import sam2elnet.data.vector_shared as shared_mod
 from sam2elnet.data.vector import rasterize_vector
 from sam2elnet.data.vector_shared import SharedVector, frame_of, share_vectors
+from sam2elnet.errors import DataError
 
 T = from_origin(500000, 4000000, 10, 10)  # 10 m pixels, EPSG:32633
 
@@ -70,3 +72,39 @@ def test_placing_the_shared_frame_gives_the_pixels_of_reading_the_file(tmp_path:
     expected[5:15, 5:15] = True
     assert np.array_equal(got, expected)
     assert np.array_equal(got, rasterize_vector(a, img))
+
+
+def _pixel_layer(path: Path, names: list[str | None] | None) -> Path:
+    """A GeoPackage without CRS of one 4 x 4 px square per entry of ``names`` (pixel
+    coordinates, y = -row); a ``source`` column of ``names`` unless None."""
+    n = 1 if names is None else len(names)
+    cols = {"id": list(range(n))} if names is None else {"source": names}
+    gpd.GeoDataFrame(cols, geometry=[box(2, -6, 6, -2)] * n).to_file(path)
+    return path
+
+
+def test_a_shared_layer_names_its_images_once_and_refuses_without_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A layer for several images without georeference: which image each feature names is
+    worked out once per SharedVector (not once per image), places only the image's own
+    features, and a layer without source / label is refused on each image (DataError naming
+    the image and why)."""
+    imgs = [write_png(tmp_path / f"{s}.png", np.zeros((16, 16, 3), np.uint8)) for s in "ab"]
+    named = _pixel_layer(tmp_path / "n.gpkg", ["a.png", None])
+    sv = share_vectors([named, named])[named]
+    calls: list[int] = []
+    orig = shared_mod.feature_stems
+    monkeypatch.setattr(shared_mod, "feature_stems", lambda g: calls.append(1) or orig(g))
+    a = rasterize_vector(sv, imgs[0], frame=sv.frame, shared=True)
+    b = rasterize_vector(sv, imgs[1], frame=sv.frame, shared=True)
+    assert calls == [1] and sv.names == ([{"a"}, set()], True)
+    assert int(a.sum()) == 16 and a[2:6, 2:6].all()  # its own square, 4 x 4 px
+    assert not b.any()  # names no feature of b; unnamed features have no image
+    bare = _pixel_layer(tmp_path / "bare.gpkg", None)
+    sv = share_vectors([bare, bare])[bare]
+    with pytest.raises(DataError) as err:
+        rasterize_vector(sv, imgs[0], frame=sv.frame, shared=True)
+    assert err.value.path == imgs[0]
+    assert "no source / label attribute naming their image" in str(err.value)
+    assert f"{bare} is one label file for several images" in str(err.value)

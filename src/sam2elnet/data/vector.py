@@ -434,8 +434,10 @@ def rasterize_vector(
     stem; :func:`sam2elnet.data.vector_names.image_features`), in pixel coordinates (x =
     column, y = -row, or y = row for features wholly at y >= 0); none: all False. Without
     such attributes its pixel coordinates would put the same polygons on every image
-    (DataError naming the image). ``notes`` (a list) receives the reader's notes (repairs,
-    dropped features).
+    (DataError naming the image). ``vector_path`` may be the
+    :class:`~sam2elnet.data.vector_shared.SharedVector` of ``frame``: which image each feature
+    names is then worked out once for the file, not once per image. ``notes`` (a list)
+    receives the reader's notes (repairs, dropped features).
     """
     import rasterio
 
@@ -450,16 +452,18 @@ def rasterize_vector(
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
     if shared and crs is None:  # placed by name, in pixel coordinates, as import places them
-        from sam2elnet.data.vector_names import image_features, shared_feature_stems
+        from sam2elnet.data.vector_names import feature_stems, image_features, unplaceable_reason
 
         gdf = read_vector(vector_path) if frame is None else frame
-        stems, named = shared_feature_stems(gdf)
-        if not named:
+        # a SharedVector of this frame (vector_shared imports this module: no isinstance)
+        held = getattr(vector_path, "frame", None) is gdf
+        stems, named = vector_path.names if held else feature_stems(gdf)  # type: ignore[union-attr]
+        why = unplaceable_reason(stems, named)
+        if why is not None:
             raise DataError(
-                f"has no georeference (CRS + transform, or GCPs), so the labels of {vector_path},"
-                " one file for several images without a 'source' attribute naming their image, "
-                "cannot be placed on it; georeference the image, or give one label file per "
-                "image in pixel coordinates",
+                f"has no georeference (CRS + transform, or GCPs), and {vector_path} is one label "
+                f"file for several images: {why}; or georeference the image, or give one label "
+                "file per image in pixel coordinates",
                 ip,
             )
         mine = image_features(stems, named, gdf.crs is not None, ip.stem)[1]

@@ -17,10 +17,11 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.vector_names import NAME_COLUMNS, feature_stems
+from sam2elnet.data.vector_names import feature_stems, unplaceable_reason
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -50,6 +51,13 @@ class SharedVector:
 
     path: Path
     frame: Any = field(compare=False, repr=False)
+
+    @cached_property
+    def names(self) -> tuple[list[set[str]], bool]:
+        """:func:`~sam2elnet.data.vector_names.feature_stems` of ``frame``: which image each
+        feature names, and whether the layer has name attributes; worked out once for the
+        file, not once per image it is placed on."""
+        return feature_stems(self.frame)
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
@@ -138,20 +146,13 @@ def check_placeable_by_name(shared: SharedVector, images: list[Path]) -> None:
             f"{fix}",
             shared.path,
         )
-    stems, named = feature_stems(gdf)
+    stems, named = shared.names
+    why = unplaceable_reason(stems, named, [p.stem for p in images])
+    if why is None:
+        return
     if not named:
-        raise UserError(
-            f"none of the {n} images has a georeference (CRS + transform, or GCPs) and the "
-            f"features have no {' / '.join(NAME_COLUMNS)} attribute naming their image, so the "
-            "pixel coordinates would put the same polygons on every image; fill in 'source' "
-            f"(the image name, as `elnet export` writes it), or {fix}",
-            shared.path,
+        why = (
+            f"none of the {n} images has a georeference (CRS + transform, or GCPs) and {why}, "
+            f"or {fix}"
         )
-    known = set().union(*stems) if stems else set()
-    if not known & {p.stem for p in images}:
-        raise UserError(
-            f"no feature's {' / '.join(NAME_COLUMNS)} names one of the {n} images (they name "
-            f"{', '.join(sorted(known)[:5]) or 'nothing'}{' ...' if len(known) > 5 else ''}); "
-            "check --images and the file",
-            shared.path,
-        )
+    raise UserError(why, shared.path)

@@ -59,6 +59,7 @@ class VectorTruth:
     reuse: bool = True
     _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
     _kinds: set[str] = field(default_factory=set, init=False, repr=False)
+    _sv: Any = field(default=None, init=False, repr=False)
 
     @classmethod
     def shared(cls, path: Path) -> VectorTruth:
@@ -89,7 +90,8 @@ class VectorTruth:
             notes, mask = labels.notes, labels.rasterize().astype(bool)
         else:  # a file per prediction, or what the reader alone says (no CRS: its error)
             frame = self.frame if shared else None
-            mask = rasterize_vector(truth, pred, frame=frame, shared=shared, notes=notes, **width)
+            src = self._as_shared() if shared else truth  # its image names worked out once
+            mask = rasterize_vector(src, pred, frame=frame, shared=shared, notes=notes, **width)
         for n in notes if shared else ():
             self._note(n)
         return mask
@@ -121,6 +123,15 @@ class VectorTruth:
                     return image_grid(src), src.height, src.width
         except Exception:  # noqa: BLE001
             return None
+
+    def _as_shared(self) -> Any:
+        """The shared file and ``frame`` as a :class:`~sam2elnet.data.vector_shared.SharedVector`
+        (made once): the reader then works out which image each feature names once."""
+        from sam2elnet.data.vector_shared import SharedVector
+
+        if self._sv is None or self._sv.frame is not self.frame:
+            self._sv = SharedVector(self.path, self.frame)
+        return self._sv
 
     def _part(self, crs: Any, transform: Any, gcps: Any, h: int, w: int) -> Any:
         """The shared ``frame`` as a prediction on this grid needs it: in its CRS, repaired

@@ -54,6 +54,7 @@ from sam2elnet.data.skeleton import (
     strip_centre_lines,
     strip_rows_for,
 )
+from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.export.line_ends import extend_free_ends
 from sam2elnet.export.line_graph import (
     canonical,
@@ -437,8 +438,7 @@ class CentreLineLayer:
             self.geoms.append(g)
             self.rows.append(
                 {
-                    "source": lab.source,
-                    "label": attrs.name,
+                    **image_name_attributes(lab.source, attrs.name),
                     "category": attrs.category,
                     "quality": q,
                     "status": attrs.status,

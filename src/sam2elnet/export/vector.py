@@ -34,6 +34,7 @@ import numpy as np
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.vector import burn_shapes
+from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centrelines import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
@@ -383,8 +384,7 @@ class _LabelAttrs:
             geoms.append(g)
             rows.append(
                 {
-                    "source": self.lab.source,
-                    "label": self.name,
+                    **image_name_attributes(self.lab.source, self.name),
                     "category": self.category,
                     "quality": qq,
                     "status": self.status,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.vector_names import NAME_COLUMNS, feature_stems, image_features
+from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, image_features
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
@@ -40,7 +40,7 @@ from sam2elnet.export.mask_folder import (
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
-__all__ = ["NAME_COLUMNS", "import_vector"]
+__all__ = ["import_vector"]
 
 _UNTOUCHED = "no polygon moved, deleted or drawn, none marked status = 'accepted'"
 
@@ -318,7 +318,7 @@ def _burn(
     notes: list[str] = []
     if unnamed.any() and not georef and named:
         notes.append(
-            f"{int(unnamed.sum())} features have no {' / '.join(NAME_COLUMNS)} attribute and the "
+            f"{int(unnamed.sum())} features have no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute and the "
             "layer has no CRS, so their image is unknown: skipped; fill in 'source' (the image "
             "name) for polygons drawn in QGIS"
         )

@@ -49,7 +49,12 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
         raise DataError("a vector label needs its image to be drawn on", path)
     shared = isinstance(label, SharedVector)
     return rasterize_vector(
-        path, grid, frame=frame_of(label), shared=shared, line_width=1, line_width_unit="px"
+        label if shared else path,
+        grid,
+        frame=frame_of(label),
+        shared=shared,
+        line_width=1,
+        line_width_unit="px",
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Sequence
 
-__all__ = ["KEEP", "WIDTH", "command", "message", "numbered", "paragraph"]
+__all__ = ["KEEP", "WIDTH", "command", "message", "name_sample", "numbered", "paragraph"]
 
 WIDTH = 80
 """Columns of a terminal line no advice line (after the first) goes beyond."""
@@ -22,6 +22,13 @@ WIDTH = 80
 KEEP = "\u00a0"
 """Write this instead of a space where a line must not break (inside a formula such as
 ``sigma0 = DN^2/A_sigma^2``); it is printed as a plain space."""
+
+
+def name_sample(names: Sequence[str], k: int) -> str:
+    """The first ``k`` of ``names`` joined by commas, then ``(+N)`` for the N left out: how
+    notes and errors name files (an import's skipped masks, a layer's unknown image names)."""
+    more = f" (+{len(names) - k})" if len(names) > k else ""
+    return f"{', '.join(names[:k])}{more}"
 
 
 def _plain(lines: Iterable[str]) -> list[str]:
