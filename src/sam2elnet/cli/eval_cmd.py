@@ -224,7 +224,9 @@ def evaluate(
         raise UserError("images folder or file does not exist; check --images", images)
     # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
     # folders below it), the images, --quality and --ids; none of them may be an output
-    run_files = ("quality.csv", "summary.json")
+    from sam2elnet.data.runfolder import QUALITY_CSV, SUMMARY_JSON
+
+    run_files = (QUALITY_CSV, SUMMARY_JSON)
     read_from = [
         (pred, (*TRUTH_SUFFIXES, *run_files)),
         (truth, TRUTH_SUFFIXES),

@@ -223,6 +223,7 @@ def scene_cmd(
 def _label_inputs(labels: Path) -> list[Path]:
     """The files ``elnet export`` may read from ``--labels``: the label rasters of it (or of an
     annotate run folder's ``labels/`` and ``rejected/``) and the default quality tables."""
+    from sam2elnet.data.runfolder import quality_csv_candidates
     from sam2elnet.errors import DataError
     from sam2elnet.export.labels import find_labels
 
@@ -232,7 +233,7 @@ def _label_inputs(labels: Path) -> list[Path]:
             files += find_labels(d)
         except DataError:  # not there or no labels: the export itself says so
             pass
-    return [*files, labels / "quality.csv", labels.parent / "quality.csv"]
+    return [*files, *quality_csv_candidates(labels)]  # where export_labels looks
 
 
 @app.command("export")

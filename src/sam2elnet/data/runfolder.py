@@ -53,10 +53,10 @@ __all__ = [
     "SKIPPED_CSV",
     "SUMMARY_JSON",
     "SCENE_MANIFEST",
-    "find_quality_csv",
     "image_paths_by_stem",
     "kept_by_stem",
     "label_quality_csv",
+    "quality_csv_candidates",
     "parse_bool",
     "parse_float",
     "parse_score",
@@ -277,25 +277,35 @@ def image_paths_by_stem(records: Iterable[dict[str, Any]]) -> dict[str, Path]:
     return out
 
 
-def find_quality_csv(pred_dir: str | Path) -> Path | None:
-    """``pred_dir/quality.csv``, or the run folder's one when ``pred_dir`` is its ``labels/``."""
-    d = Path(pred_dir)
-    if (d / QUALITY_CSV).is_file():
-        return d / QUALITY_CSV
-    if d.name in RUN_MASK_FOLDERS and (d.parent / QUALITY_CSV).is_file():
-        return d.parent / QUALITY_CSV
-    return None
+def quality_csv_candidates(labels: str | Path) -> tuple[Path, Path]:
+    """Where a ``quality.csv`` scoring ``labels`` (a label file, a label folder or a run folder)
+    may be, in the order :func:`label_quality_csv` looks: in the folder (a file's folder), then
+    in the folder above. Whether they exist is not checked (``elnet export`` refuses an ``--out``
+    onto either)."""
+    p = Path(labels)
+    d = p if p.is_dir() else p.parent
+    return d / QUALITY_CSV, d.parent / QUALITY_CSV
 
 
-def label_quality_csv(labels: str | Path) -> Path | None:
+def label_quality_csv(labels: str | Path, *, strict: bool = False) -> Path | None:
     """The ``quality.csv`` that scores a label file, a label folder or a run folder: the one in
     the folder (a file's folder), else the one of the folder above (``RUN/quality.csv`` for
     ``RUN/labels``, ``RUN/rejected`` or a label file in them); None when neither exists. The one
-    default of every export (polygons, COCO, Label Studio) and of its review selection;
-    evaluation's :func:`find_quality_csv` looks above ``labels/`` / ``rejected/`` only."""
-    p = Path(labels)
-    d = p if p.is_dir() else p.parent
-    return next((c for c in (d / QUALITY_CSV, d.parent / QUALITY_CSV) if c.is_file()), None)
+    default of every export (polygons, COCO, Label Studio), of its review selection and of
+    ``elnet evaluate``.
+
+    ``strict`` (evaluation): the folder above only when the folder is a run's ``labels/`` or
+    ``rejected/`` (:data:`RUN_MASK_FOLDERS`). Evaluate's predictions may be any folder of masks
+    (a copy inside a project, a tool's output next to other runs), and the rows of a table one
+    folder up, paired by file name, would give those masks another job's predicted IoU and
+    kept/rejected without a word; an export's labels come from a run whose table is the one
+    above them.
+    """
+    d = Path(labels) if Path(labels).is_dir() else Path(labels).parent
+    here, above = quality_csv_candidates(labels)
+    if strict and d.name not in RUN_MASK_FOLDERS:
+        return here if here.is_file() else None
+    return next((c for c in (here, above) if c.is_file()), None)
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:

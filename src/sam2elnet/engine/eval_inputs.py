@@ -31,7 +31,12 @@ from sam2elnet.data.naming import (
     VECTOR_SUFFIXES,
     mask_key,
 )
-from sam2elnet.data.runfolder import RUN_MASK_FOLDERS, find_quality_csv, quality_by_key
+from sam2elnet.data.runfolder import (
+    QUALITY_CSV,
+    RUN_MASK_FOLDERS,
+    label_quality_csv,
+    quality_by_key,
+)
 from sam2elnet.engine.eval_vector import VectorTruth, need_georeference
 from sam2elnet.errors import DataError, UserError
 
@@ -298,10 +303,10 @@ def quality_rows(
         if not paths[0].is_file():
             raise UserError("quality table does not exist; check the path", paths[0])
     else:
-        found = find_quality_csv(pdir)
+        found = label_quality_csv(pdir, strict=True)
         paths = [found] if found is not None else []
         if not paths:
-            paths = [r / "quality.csv" for r in runs if (r / "quality.csv").is_file()]
+            paths = [r / QUALITY_CSV for r in runs if (r / QUALITY_CSV).is_file()]
     rows: dict[str, dict[str, Any]] = {}
     for q in paths:
         for key, rec in quality_by_key(q).items():

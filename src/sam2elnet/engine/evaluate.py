@@ -151,7 +151,8 @@ def evaluate_folders(
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
 
-    ``quality_csv`` defaults to :func:`find_quality_csv` (``pred_dir/quality.csv``, or the run
+    ``quality_csv`` defaults to :func:`~sam2elnet.data.runfolder.label_quality_csv` with
+    ``strict=True`` (``pred_dir/quality.csv``, or the run
     folder's when ``pred_dir`` is ``OUT/labels``), else the ``quality.csv`` of every run folder found
     below ``pred_dir``; its rows (paired by the ``label`` file name, else the ``image`` name) add
     ``predicted_iou``/``kept`` to each image and produce :class:`QualityStats`, with the precision

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.run_model import MODEL_ID_JSON, record_model_identity
-from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, write_csv_table, write_summary
+from sam2elnet.data.runfolder import (
+    QUALITY_CSV,
+    SKIPPED_CSV,
+    SUMMARY_JSON,
+    write_csv_table,
+    write_summary,
+)
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
 from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, process_chunk
 from sam2elnet.engine.folder_inputs import read_done, unique_names
@@ -126,7 +132,7 @@ class FolderJob:
         """Nothing was produced: remove what this job wrote (and the folder if it made it)."""
         if self.rows:
             return
-        for name in ("quality.csv", "skipped.csv", "summary.json", MODEL_ID_JSON):
+        for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON):
             if self._created:
                 (self.out / name).unlink(missing_ok=True)
         if self._created:

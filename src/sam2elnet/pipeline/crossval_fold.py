@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import QUALITY_CSV
 from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_plan import Fold
 from sam2elnet.pipeline.crossval_report import fmt
@@ -104,7 +105,7 @@ def _evaluate_model(
         log.warning(
             "cv %s, %s images: nothing usable: %s; scored as they are (see %s)",
             test_dir.parent.name, test_dir.name.replace("_", "-"), res.unusable,
-            pred_dir / "quality.csv",
+            pred_dir / QUALITY_CSV,
         )  # fmt: skip
         scores["unusable"] = res.unusable
     return scores, ev

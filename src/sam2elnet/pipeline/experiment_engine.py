@@ -186,11 +186,13 @@ def unusable_record(result: Any, stage: str) -> dict[str, str]:
     nothing to label, or the model's scaling clips them flat: a normalisation mismatch), with
     one warning naming ``stage``: ``{"unusable": what happened}``; ``{}`` when some label is
     usable. The labels stay and are scored as they are."""
+    from sam2elnet.data.runfolder import QUALITY_CSV
+
     if not result.unusable:
         return {}
     log.warning(
         "%s: nothing usable: %s; scored as they are (see %s)",
-        stage, result.unusable, Path(result.out_dir) / "quality.csv",
+        stage, result.unusable, Path(result.out_dir) / QUALITY_CSV,
     )  # fmt: skip
     return {"unusable": result.unusable}
 
