@@ -188,3 +188,46 @@ def test_enhance_refuses_a_layer_naming_none_of_the_images(
         "b); check --images and the file"
     )
     assert not out.exists()
+
+
+def test_an_image_no_feature_names_is_told_to_check_the_names_not_the_crs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pixel-coordinate layer placed by ``source`` on PNGs, naming a.png and b.png but not
+    c.png: c.png is enhanced from an empty coarse label with a warning that says no feature
+    *names* it and to check the names (it said "lies on this image ... check the label CRS",
+    and no CRS is involved). A georeferenced image keeps the CRS wording."""
+    from test_warp import micro_model_file
+
+    from sam2elnet.data.vector_shared import warn_no_features
+
+    images = tmp_path / "images"
+    for i, name in enumerate(("a", "b", "c")):
+        write_png(images / f"{name}.png", grey_rgb(32, i + 1))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1)
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    capsys.readouterr()
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(tmp_path / "v"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    said = [ln for ln in err.splitlines() if "no feature of" in ln]
+    assert len(said) == 1, err
+    assert said[0].endswith(
+        f"{images / 'c.png'}: no feature of {gpkg} (one label file for all images) names this "
+        "image (no georeference: the features are matched by their source / label attribute, "
+        "the image's file name), so it is enhanced from an empty coarse label (nothing drawn "
+        "there); if the file should cover it, check the source / label names of its features"
+    ), said
+    assert "CRS" not in said[0]
+    geo = write_tif(tmp_path / "geo.tif", np.ones((1, 32, 32), np.uint8))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        warn_no_features(geo, gpkg)
+        warn_no_features(images / "c.png", gpkg, by_name=False)  # a scene: never by name
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{p}: no feature of {gpkg} (one label file for all images) lies on this image, so it "
+        "is enhanced from an empty coarse label (nothing drawn there); if the file should cover "
+        "it, check the label CRS"
+        for p in (geo, images / "c.png")
+    ]

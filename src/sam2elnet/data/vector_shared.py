@@ -104,7 +104,9 @@ SHARED_EMPTY_KIND = "images that the one coarse-label file does not touch"
 """The kind :func:`warn_no_features` is counted by (once per run, the rest counted)."""
 
 
-def warn_no_features(image: str | Path, vector_path: str | Path) -> None:
+def warn_no_features(
+    image: str | Path, vector_path: str | Path, by_name: bool | None = None
+) -> None:
     """Say, once per run (the others counted), that ``image`` got an empty coarse label because
     no feature of ``vector_path``, one label file for several images (``enhance --labels
     FILE.gpkg`` with a folder of images, ``scene`` with a folder of scenes), lies on it.
@@ -112,15 +114,47 @@ def warn_no_features(image: str | Path, vector_path: str | Path) -> None:
     Such an image is enhanced from the empty label (a whole image's label then stays empty
     unless ``--new-objects keep``), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
     empty truth; before, it was skipped with "none of the label features overlaps the image;
-    check the label CRS", which blamed the CRS for an image nobody drew on.
+    check the label CRS", which blamed the CRS for an image nobody drew on. An image without
+    georeference takes the features whose ``source`` / ``label`` names it
+    (:func:`~sam2elnet.data.vector.rasterize_vector`): there no CRS is involved, and the
+    warning says to check those names instead. ``by_name``: whether that is the case (None:
+    ``image`` is an image file, worked out from it; a scene is never placed by name).
     """
+    if _placed_by_name(image) if by_name is None else by_name:
+        what = (
+            "names this image (no georeference: the features are matched by their "
+            f"{' / '.join(NAME_COLUMNS)} attribute, the image's file name)"
+        )
+        check = f"the {' / '.join(NAME_COLUMNS)} names of its features"
+    else:
+        what, check = "lies on this image", "the label CRS"
     warn_once(
         log,
         SHARED_EMPTY_KIND,
-        f"{image}: no feature of {vector_path} (one label file for all images) lies on this "
-        "image, so it is enhanced from an empty coarse label (nothing drawn there); if the file "
-        "should cover it, check the label CRS",
+        f"{image}: no feature of {vector_path} (one label file for all images) {what}, so it is "
+        "enhanced from an empty coarse label (nothing drawn there); if the file should cover it, "
+        f"check {check}",
     )
+
+
+def _placed_by_name(image: str | Path) -> bool:
+    """Whether a shared file is placed on ``image`` by name: an image file without
+    georeference (CRS + transform, or GCPs; :func:`~sam2elnet.data.vector_grid.image_grid`),
+    the case of :func:`~sam2elnet.data.vector.rasterize_vector`; False when it cannot be
+    opened."""
+    import warnings
+
+    import rasterio
+
+    from sam2elnet.data.vector_grid import image_grid
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(image) as ds:
+                return image_grid(ds)[0] is None
+    except Exception:  # noqa: BLE001 - only the wording depends on it
+        return False
 
 
 def check_placeable_by_name(shared: SharedVector, images: list[Path]) -> None:

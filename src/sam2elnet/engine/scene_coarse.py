@@ -107,7 +107,7 @@ class CoarseSource:
             )
             self.notes = list(self._vec.notes)
             if shared and not self._vec.geoms and not quiet:
-                warn_no_features(self._scene_name, self.path)
+                warn_no_features(self._scene_name, self.path, by_name=False)
             return
         import rasterio
 
