@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.input_range import untagged_zero_advice
 from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
-from sam2elnet.utils.advice import command, message, paragraph
+from sam2elnet.utils.advice import message, paragraph
 
 __all__ = [
     "MODALITY_KIND",
@@ -108,14 +109,11 @@ def check_zero_border(data: np.ndarray, valid: np.ndarray | None, cfg: Any) -> s
     return message(
         f"{share:.1%} of the pixels are 0 in every band, along the image edge, without a "
         "nodata tag",
-        paragraph(
+        *untagged_zero_advice(
             "An optical image is rarely 0 in all bands at once: this is most likely the no-data "
-            "fill of a reprojected or clipped scene, and the model labels it like image content. "
-            "If these pixels are no data, tag them (elnet has no nodata option; it reads the "
-            "file's tag) and they become nodata (127) in the labels:"
+            "fill of a reprojected or clipped scene, and the model labels it like image content.",
+            "they become nodata (127) in the labels",
         ),
-        command("gdal_edit.py -a_nodata 0 FILE", "    "),
-        paragraph("(PNG / JPEG: gdal_translate -a_nodata 0 FILE OUT.tif, then use OUT.tif.)"),
     )
 
 

@@ -65,12 +65,14 @@ __all__ = [
     "RANGE_MIN_SPREAD",
     "RANGE_SAMPLE",
     "RANGE_WIDEN",
+    "TAG_ZERO_NODATA",
     "ZERO_MIN_FRACTION",
     "ZERO_PIXELS_KIND",
     "check_input_range",
     "check_zero_pixels",
     "check_zero_training",
     "db_steps",
+    "untagged_zero_advice",
     "zero_share",
 ]
 
@@ -405,14 +407,38 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
         return None
     return message(
         f"{share:.1%} of the pixels are 0 (or below) without a nodata tag",
-        paragraph(
+        *untagged_zero_advice(
             "The model converts to dB, where 0 has no value (floored to the darkest sea, so they "
             "are labelled like oil). Sentinel-1 GRD and many SNAP exports fill the no-data "
-            "border with 0: if these pixels are no data, tag them (or copy the file with "
-            "gdal_translate -a_nodata 0) and they become nodata (127) in the labels:"
+            "border with 0.",
+            "they become nodata (127) in the labels",
         ),
-        command("gdal_edit.py -a_nodata 0 FILE", CMD),
     )
+
+
+TAG_ZERO_NODATA = "gdal_edit.py -a_nodata 0 FILE"
+"""The command every untagged-zero warning gives: tag 0 as the file's nodata value."""
+
+
+def untagged_zero_advice(why: str, effect: str, png_note: bool = True) -> list[list[str]]:
+    """The text of an untagged-zero warning after its first line (:func:`check_zero_pixels`,
+    :func:`check_zero_training`, :func:`~sam2elnet.data.input_kind.check_zero_border`), as
+    :func:`~sam2elnet.utils.advice.message` blocks: ``why`` (what the zeros do to this model)
+    and the one advice, "if these pixels are no data, tag them ... and ``effect``", then
+    :data:`TAG_ZERO_NODATA` indented as every advice command (:data:`CMD`) and, with
+    ``png_note``, how to tag a PNG / JPEG (which holds no tag: a GeoTIFF copy)."""
+    blocks = [
+        paragraph(
+            f"{why} If these pixels are no data, tag them (elnet has no nodata option; it reads "
+            f"the file's tag) and {effect}:"
+        ),
+        command(TAG_ZERO_NODATA, CMD),
+    ]
+    if png_note:
+        blocks.append(
+            paragraph("(PNG / JPEG: gdal_translate -a_nodata 0 FILE OUT.tif, then use OUT.tif.)")
+        )
+    return blocks
 
 
 def zero_share(values: np.ndarray) -> float:
@@ -463,12 +489,12 @@ def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> 
     more = f" and {len(hit) - top} more" if len(hit) > top else ""
     return message(
         f"{len(hit)} of {len(shares)} training and validation images have untagged pixels of 0",
-        paragraph(
-            f"Pixels of 0 (or below) without a nodata tag: {named}{more}. The model converts to dB, where 0 has no value (floored to the "
-            "darkest sea), so training learns them as sea and predictions label them like oil. "
-            "Sentinel-1 GRD and many SNAP exports fill the no-data border with 0: if these "
-            "pixels are no data, tag them and train again; tagged pixels are left out of "
-            "training and validation:"
+        *untagged_zero_advice(
+            f"Pixels of 0 (or below) without a nodata tag: {named}{more}. The model converts to "
+            "dB, where 0 has no value (floored to the darkest sea), so training learns them as "
+            "sea and predictions label them like oil. Sentinel-1 GRD and many SNAP exports fill "
+            "the no-data border with 0.",
+            "train again; tagged pixels are left out of training and validation",
+            png_note=False,
         ),
-        command("gdal_edit.py -a_nodata 0 FILE", CMD),
     )
