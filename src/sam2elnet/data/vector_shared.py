@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.vector_names import feature_stems, unplaceable_reason
+from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, unplaceable_reason
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -123,9 +123,9 @@ def warn_no_features(
     if _placed_by_name(image) if by_name is None else by_name:
         what = (
             "names this image (no georeference: the features are matched by their "
-            f"{' / '.join(NAME_COLUMNS)} attribute, the image's file name)"
+            f"{' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute, the image's file name)"
         )
-        check = f"the {' / '.join(NAME_COLUMNS)} names of its features"
+        check = f"the {' / '.join(IMAGE_NAME_ATTRIBUTES)} names of its features"
     else:
         what, check = "lies on this image", "the label CRS"
     warn_once(
