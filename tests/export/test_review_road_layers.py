@@ -195,7 +195,9 @@ def test_review_record_of_a_scene_label_names_its_model(tmp_path: Path, capsys):
     assert f"--init-model {model}" in out and "MODEL.pt" not in out, out
 
 
-def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(tmp_path: Path, capsys):
+def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(
+    tmp_path: Path, capsys, caplog
+):
     """New-user GIS trial: `elnet import` had no --layer (the library had), and the warning about
     several layers told users to rewrite the file; now --layer picks one, a name the file
     lacks is one error line listing the layers, and the warning mentions --layer."""
@@ -216,6 +218,18 @@ def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(tmp_p
     assert "reading the first polygon / line layer" not in err and "'old'" in err, err
     assert "--layer NAME" in err, err
     assert _fg(tmp_path / "first" / "a.tif")[0].sum() == 10
+    # the same warning for elnet enhance --labels / evaluate --truth (no --layer there): the
+    # hint says which fix applies where (it sent every command to `elnet import --layer NAME`)
+    from sam2elnet.data.vector_layers import default_layer
+
+    with caplog.at_level("WARNING"):
+        assert default_layer(gp) == "old"
+    said = [r.getMessage() for r in caplog.records if "2 layers" in r.getMessage()]
+    assert said == [
+        f"{gp}: 2 layers (old, new): reading the first, 'old'; to read another, rename it to "
+        "'labels' or keep only that layer in the file (QGIS: Export > Save Features As), or "
+        "with elnet import pass --layer NAME"
+    ], said
 
     rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,
                    "--out", tmp_path / "new", "--layer", "new", "--no-progress")  # fmt: skip

@@ -48,8 +48,8 @@ def default_layer(path: Path) -> str | None:
         "vector file with several layers, none named labels",
         f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first"
         f"{' polygon / line layer' if pick != spatial[0] else ''}, {pick!r}; to read another, "
-        "name it with `elnet import --layer NAME`, or keep only that layer in the file (QGIS: "
-        "Export > Save Features As) or name it 'labels'",
+        f"rename it to {LABELS_LAYER!r} or keep only that layer in the file (QGIS: Export > Save "
+        "Features As), or with elnet import pass --layer NAME",
         key=str(path),
     )
     return pick
