@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import rasterio
+from helpers_data import write_tif
 
 from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
 from sam2elnet.data.raster import read_image
@@ -37,11 +37,7 @@ def _cfg(**kw) -> DownstreamConfig:
 
 def _tif(path: Path, bands: int, seed: int = 0) -> Path:
     data = np.random.default_rng(seed).uniform(0.01, 0.2, (bands, S, S)).astype(np.float32)
-    with rasterio.open(
-        path, "w", driver="GTiff", height=S, width=S, count=bands, dtype="float32"
-    ) as dst:
-        dst.write(data)
-    return path
+    return write_tif(path, data, georef=False)
 
 
 def _mask(path: Path) -> Path:
