@@ -51,6 +51,15 @@ TRAIN_SET_RECORD = ".elnet-train-set.json"
 """The record of a built training folder (JSON: ``reviewed``, ``labels``, ``masks``: mask name
 -> ``"reviewed"`` / ``"auto-label"``, ``images``: image name -> source file)."""
 _TMP = ".elnet-train-set-"
+_STALE_S = 3600
+"""A temporary folder beside the training folder untouched this long (seconds) was left by a
+build that was killed; the next build removes it (a build running beside it writes into its own
+every image)."""
+_REJECTED = (
+    "--with-labels gives labels the quality filter rejected: they are what review is for, not "
+    "training data (the reviewed ones come in through this import); give the kept auto-labels, "
+    "RUN/labels, or the run folder"
+)
 
 
 @dataclass
@@ -65,10 +74,12 @@ class TrainSet:
     n_linked: int = 0  #: images hard-linked (the others, and every mask, were copied)
     n_files: int = 0  #: images written
     model: Path | None = None  #: the model that made the auto-labels (the run's), if it exists
+    none_kept: bool = False  #: the run kept no auto-label (:meth:`line` says so)
 
     def line(self) -> str:
         """``train set DIR: 2 reviewed masks (1 replacing its kept auto-label), 3 auto-labels
-        kept, 4 rejected labels nobody reviewed left out``."""
+        kept, 4 rejected labels nobody reviewed left out``; a second line when the run kept no
+        auto-label (the set is the reviewed masks only)."""
         how = "images hard-linked" if self.n_linked == self.n_files else (
             "images copied" if not self.n_linked
             else f"{self.n_linked} images hard-linked, the rest copied"
@@ -77,7 +88,10 @@ class TrainSet:
             f"train set {self.folder}: {self.n_reviewed} reviewed masks ({self.n_replacing} "
             f"replacing their kept auto-label), {self.n_auto} auto-labels kept, "
             f"{self.n_left_out} rejected labels nobody reviewed left out ({how}, masks copied)"
-        )
+        ) + (
+            "\ntrain set: the run kept no auto-label (the quality filter rejected every one): "
+            "the set is the reviewed masks only" if self.none_kept else ""
+        )  # fmt: skip
 
 
 @dataclass
@@ -91,6 +105,7 @@ class TrainSetPlan:
     kept: dict[str, Path]  #: key -> kept auto-label
     rejected: dict[str, Path]  #: key -> rejected label
     run_images: dict[str, Path] = field(default_factory=dict)  #: key -> the run's image
+    none_kept: bool = False  #: the run kept no auto-label: the set is the reviewed masks only
 
     def check_reviewed(self, out: Path, masks: list[Path]) -> None:
         """Check the masks an import is about to move into ``out`` (before they are: with
@@ -133,7 +148,15 @@ class TrainSetPlan:
             n_auto=len(self.kept.keys() - rev.keys()),
             n_left_out=len(self.rejected.keys() - rev.keys()),
             model=run_model_path(self.labels),
+            none_kept=self.none_kept,
         )
+        if not masks:
+            raise UserError(
+                "no mask for the training set: the run kept no auto-label and the import wrote "
+                f"no reviewed mask; the masks are in {reviewed}, the training folder was not "
+                "written",
+                self.folder,
+            )
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=self.folder.parent))
         try:
@@ -167,17 +190,23 @@ def plan_train_set(
 
     Args:
         labels: The kept auto-labels: ``RUN/labels``, or the run folder ``RUN`` (its
-            ``labels/``). Its run's ``rejected/`` labels are counted as left out.
+            ``labels/``). Its run's ``rejected/`` labels are counted as left out. A run that
+            kept none (no or an empty ``labels/`` beside ``rejected/``) gives a set of the
+            reviewed masks only (:attr:`TrainSet.none_kept`).
         folder: The training folder to write (``images/``, ``masks/``); may exist only as one
             this module built.
         images: A folder (searched with its sub-folders) or an image file holding the images of
             masks whose run image is not known (``elnet import --images``).
         keep_clear: Folders ``folder`` may not be or hold (``--out``, ``--images``): replacing
-            the training folder would move them.
+            the training folder would move them; checked by path (resolved, need not exist
+            yet): ``--out/train-set`` is allowed, ``--train-set`` equal to or above ``--out``
+            is not.
 
     Raises:
         UserError: ``labels`` is not a folder of label rasters (missing, a file, no labels, or
-            images), two labels of one key, a kept label whose image is found nowhere, or a
+            images), is ``RUN/rejected`` or holds labels its ``quality.csv`` marks
+            ``kept=False`` (rejected labels are what review is for), two labels of one key, a
+            kept label whose image is found nowhere, or a
             ``folder`` that is a file, holds an input, or is a folder this module did not build.
     """
     from sam2elnet.data.layouts import label_key
@@ -187,9 +216,14 @@ def plan_train_set(
     from sam2elnet.export.labels import find_labels
 
     lp = Path(labels)
-    if lp.is_dir() and (lp / RUN_MASK_FOLDERS[0]).is_dir():
-        lp = lp / RUN_MASK_FOLDERS[0]  # the run folder: its kept labels
-    if not lp.is_dir():
+    kept_dir, rej_name = RUN_MASK_FOLDERS
+    if lp.is_dir() and any((lp / d).is_dir() for d in RUN_MASK_FOLDERS):
+        lp = lp / kept_dir  # the run folder: its kept labels
+    if lp.name == rej_name:
+        raise UserError(_REJECTED, lp)
+    none_kept = lp.name == kept_dir and (lp.parent / rej_name).is_dir() and not lp.is_file()
+    none_kept = none_kept and (not lp.is_dir() or not _has_labels(lp))  # the run kept no label
+    if not lp.is_dir() and not none_kept:
         what = "is a file" if lp.is_file() else "does not exist"
         raise UserError(
             f"--with-labels {what}: give the folder of the kept auto-labels (RUN/labels of "
@@ -197,10 +231,10 @@ def plan_train_set(
             lp,
         )
     try:
-        files = find_labels(lp)
+        files = find_labels(lp) if not none_kept else []
     except DataError as err:
         raise UserError(f"--with-labels holds no labels: {err.args[0]}", lp) from None
-    why = image_like_label(files[0])
+    why = image_like_label(files[0]) if files else ""
     if why:
         raise UserError(
             f"--with-labels holds images, not labels ({files[0].name}: {why}); give the folder "
@@ -218,6 +252,8 @@ def plan_train_set(
     out = Path(folder)
     _check_folder(out, [lp, rej_dir, *(Path(p) for p in (images, *keep_clear) if p is not None)])
     plan = TrainSetPlan(lp, out, Path(images) if images is not None else None, kept, rejected)
+    plan.none_kept = not kept
+    _refuse_rejected(lp, files)
     plan.run_images = _run_images(lp, [*kept.values(), *rejected.values()])
     _images_for({k: (p, "") for k, p in kept.items()}, plan.run_images, plan.images, lp, out)
     return plan
@@ -318,17 +354,49 @@ def _images_for(
     return {k: pairs[k] for k in masks}
 
 
+def _has_labels(folder: Path) -> bool:
+    """Whether ``folder`` holds a label raster (:func:`~sam2elnet.export.labels.find_labels`)."""
+    from sam2elnet.errors import DataError
+    from sam2elnet.export.labels import find_labels
+
+    try:
+        return bool(find_labels(folder))
+    except DataError:
+        return False
+
+
+def _refuse_rejected(folder: Path, files: list[Path]) -> None:
+    """Refuse ``files`` its ``quality.csv`` marks rejected (``kept`` False).
+
+    Raises:
+        UserError: naming the count, a sample and the table.
+    """
+    from sam2elnet.data.runfolder import kept_by_stem, label_quality_csv, read_quality_table
+
+    table = label_quality_csv(folder)
+    verdict = kept_by_stem(read_quality_table(table)) if table is not None else {}
+    bad = [f.name for f in files if verdict.get(f.stem) is False]
+    if bad:
+        raise UserError(
+            f"{_REJECTED} ({len(bad)} of {len(files)} labels have kept=False in {table}: "
+            f"{name_sample(bad, 3)})",
+            folder,
+        )
+
+
 def _check_folder(out: Path, inputs: list[Path]) -> None:
     """``out`` may be written: not a file, not holding an input, absent, empty or one this
-    module built (its :data:`TRAIN_SET_RECORD`)."""
+    module built (its :data:`TRAIN_SET_RECORD`). Inputs are compared by resolved path whether
+    they exist or not (an import's ``--out`` is made after this check)."""
     if out.exists() and not out.is_dir():
         raise UserError("the training folder is a file; give a folder (--train-set DIR)", out)
     res = out.resolve()
     for p in inputs:
-        if p.exists() and p.resolve().is_relative_to(res):
+        if p.resolve().is_relative_to(res):
             raise UserError(
-                f"the training folder holds {p}, an input: building it replaces the folder; "
-                "give --train-set a folder of its own",
+                f"the training folder is or holds {p}: building it replaces the folder and "
+                "everything in it; give --train-set a folder of its own (default: "
+                "--out/train-set)",
                 out,
             )
     if out.is_dir() and any(out.iterdir()) and not (out / TRAIN_SET_RECORD).is_file():
@@ -352,7 +420,9 @@ def _link(src: Path, dst: Path) -> int:
 
 def _swap_in(tmp: Path, folder: Path) -> None:
     """Rename the built ``tmp`` to ``folder``; an old ``folder`` is renamed aside first and
-    removed after (so ``folder`` is the old set or the new one)."""
+    removed after (so ``folder`` is the old set or the new one). Another temporary folder
+    beside it is removed only when stale (untouched for :data:`_STALE_S`: a killed build's),
+    never one a build running beside this one is writing."""
     old = None
     if folder.exists():
         old = Path(tempfile.mkdtemp(prefix=_TMP, dir=folder.parent))
@@ -360,6 +430,19 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     os.replace(tmp, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    import time
+
+    now = time.time()
     for left in folder.parent.glob(f"{_TMP}*"):  # left by a build that was killed
-        if left.is_dir():
+        if left.is_dir() and now - _touched(left) > _STALE_S:
             shutil.rmtree(left, ignore_errors=True)
+
+
+def _touched(folder: Path) -> float:
+    """The newest modification time (seconds since the epoch) of ``folder`` and the folders in
+    it (a build adds a file to ``images/`` or ``masks/`` for every image); 0 when gone."""
+    try:
+        dirs = [folder, *(d for d in folder.iterdir() if d.is_dir())]
+        return max(d.stat().st_mtime for d in dirs)
+    except OSError:
+        return 0.0
