@@ -3,7 +3,7 @@
 Trial finding (sos-dev, a new user's session): `elnet annotate --images ho/masks` (the masks
 folder of held-out SOS pairs instead of their images) labelled all 30 masks, kept every one and
 scored them with a mean predicted IoU of 0.66, exit 0; `elnet enhance` did the same. The rule
-(``engine.folder_inputs.check_images_not_masks``, ``data.masks.mask_like_image``) is strict so
+(``data.images_check.check_images_not_masks``, ``data.masks.mask_like_image``) is strict so
 that no image is refused: exactly two pixel values, the lower 0; constant files are passed over.
 """
 
@@ -18,8 +18,8 @@ import rasterio
 from PIL import Image
 
 from sam2elnet.cli import main
+from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.masks import image_values, mask_like_image
-from sam2elnet.engine.folder_inputs import check_images_not_masks
 from sam2elnet.errors import UserError
 
 SIZE = 48

@@ -40,6 +40,7 @@ from sam2elnet.utils.run_warnings import quiet, warn_once
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CONTENT_CHECK_MAX_BYTES",
     "OtherGrid",
     "mask_size_error",
     "other_grid",
@@ -49,11 +50,17 @@ __all__ = [
     "image_like_label",
     "check_training_pair",
     "pixel_index_note",
+    "probability_map_like",
     "image_values",
     "mask_like_image",
     "read_mask_valid",
     "write_decoded_mask",
 ]
+
+CONTENT_CHECK_MAX_BYTES = 64 * 2**20
+"""Files larger than this (64 MiB: scenes, streamed by window) are not read whole to tell an
+image from a mask (:func:`image_like_label`, :func:`mask_like_image`): the checks that ask
+skip them."""
 
 KIND_NO_GEOREF_LABEL = "a label or its image without georeference, used by pixel index"
 """The kind a one-sided georeference warning is counted by (once per run,
@@ -333,6 +340,17 @@ def mask_like_image(path: str | Path, values: np.ndarray | None = None) -> str:
     if v is None or v.size != 2 or v[0] != 0:
         return ""
     return f"only the values 0 and {v[1]:g}, a mask"
+
+
+def probability_map_like(img: Any) -> bool:
+    """Whether an image read by :func:`sam2elnet.data.images.read_image` (``data`` ``(C, H, W)``,
+    ``valid`` ``(H, W)`` bool) can be a probability map as ``--save-prob`` writes them: one
+    band of uint8 greys (a PNG / TIFF) or of values within 0..1 (floats). Such a file looks
+    like an image to :func:`image_like_label` (continuous values), yet is a prediction."""
+    if img.data.shape[0] != 1:
+        return False
+    x = img.data[:, img.valid]
+    return img.data.dtype.name == "uint8" or bool(x.size and 0 <= x.min() and x.max() <= 1)
 
 
 def check_training_pair(image: str | Path, mask: str | Path) -> None:

@@ -453,7 +453,7 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
 def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequence[str]) -> None:
     """Refuse a ``--truth`` or ``--pred`` folder of images instead of masks (the images folder
     given by mistake scored its greys thresholded at 128 as labels, silently), on the first
-    paired raster of each, up to 64 MiB (:func:`sam2elnet.data.masks.image_like_label`: colour,
+    paired raster of each, up to :data:`~sam2elnet.data.masks.CONTENT_CHECK_MAX_BYTES` (:func:`sam2elnet.data.masks.image_like_label`: colour,
     or continuous values). A prediction may be a probability map (one band, uint8 greys in a
     PNG / TIFF, or floats within 0..1: what ``--save-prob`` writes), so only a JPEG, a colour
     file or other continuous values are refused there.
@@ -462,22 +462,18 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
         UserError: naming the file, what it looks like and what the option expects.
     """
     from sam2elnet.data.images import read_image
-    from sam2elnet.data.masks import image_like_label
+    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label, probability_map_like
 
     for files, option in ((truths, "--truth"), (preds, "--pred")):
         first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
-        if first is None or not first.is_file() or first.stat().st_size > 64 * 2**20:
+        if first is None or not first.is_file() or first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
             continue  # scenes are streamed: not read whole for this check
         kind = image_like_label(first)
         if not kind:
             continue
         if option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg"):
-            img = read_image(first)  # read by image_like_label already
-            x = img.data[:, img.valid]
-            if img.data.shape[0] == 1 and (
-                img.data.dtype.name == "uint8" or (x.size and 0 <= x.min() and x.max() <= 1)
-            ):
-                continue  # a probability map
+            if probability_map_like(read_image(first)):  # read by image_like_label already
+                continue
         wanted = {
             "--truth": "ground-truth masks (0/255, 0/1 or class values)",
             "--pred": "predicted labels (masks) or probability maps",

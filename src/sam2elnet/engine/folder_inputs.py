@@ -10,8 +10,7 @@ and, on ``--resume``, the rows a previous run already finished.
   a folder, or one vector file for all images).
 * :func:`read_done`: the resume state, the finished rows of ``OUT/quality.csv``;
   :func:`check_resume_model`: ``--resume`` continues with the model that made them.
-* :func:`check_images_not_masks`: ``--images`` holds images, not label masks;
-  :func:`check_job_out`: the output folder would not replace or mix with the inputs;
+* :func:`check_job_out`: the output folder would not replace or mix with the inputs;
   :func:`check_run_out`: the same for the run folders of ``elnet cv`` / ``elnet experiment``.
 """
 
@@ -40,7 +39,6 @@ __all__ = [
     "label_index",
     "check_job_out",
     "check_run_out",
-    "check_images_not_masks",
     "dataset_neighbours",
     "DATASET_NEIGHBOURS",
 ]
@@ -265,15 +263,13 @@ LABELS_EXPECTED = (
 )
 """What ``--labels`` takes, in words, for the messages of :func:`check_labels_not_images`."""
 
-_CONTENT_CHECK_MAX_BYTES = 64 * 2**20  # larger label files are not read by the check
-
 
 def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> None:
     """Refuse a ``--labels`` folder that holds images instead of coarse labels, before the model
     loads: enhancing images "guided" by themselves gives nonsense labels, silently.
 
     Checked on raster labels only (vector files are labels by kind), on up to three matched pairs
-    (one file read, at most 64 MiB): the labels are the image files themselves (``--labels`` is
+    (one file read, at most :data:`~sam2elnet.data.masks.CONTENT_CHECK_MAX_BYTES`): the labels are the image files themselves (``--labels`` is
     the ``--images`` folder) or byte-identical copies of them; or the first label is an image by
     its values (:func:`sam2elnet.data.masks.image_like_label`: a band of continuous values, any
     dtype - a grey or SAR image, a photo, uint16 DNs, float dB - where a mask's pixels, even
@@ -289,7 +285,7 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
     """
     import filecmp
 
-    from sam2elnet.data.masks import image_like_label
+    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label
     from sam2elnet.data.vector import is_vector_path
 
     root = Path(labels)
@@ -310,56 +306,13 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
             root,
         )
     first = pairs[0][1]
-    if first.stat().st_size > _CONTENT_CHECK_MAX_BYTES:
+    if first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
         return
     kind = image_like_label(first)
     if kind:
         raise UserError(
             f"holds images, not coarse labels ({first.name}: {kind}); {LABELS_EXPECTED}", root
         )
-
-
-IMAGES_EXPECTED = (
-    "--images expects the images to label (SAR or optical rasters, e.g. SOS <id>_sat.jpg), not "
-    "their masks: give the images' folder"
-)
-"""What ``--images`` takes, in words, for the message of :func:`check_images_not_masks`."""
-
-
-def check_images_not_masks(files: Sequence[Path], images: Any) -> None:
-    """Refuse an ``--images`` folder of label masks, before the model loads (annotating masks
-    gave confident labels of them, silently): every one of the first (at most three) files that
-    are not constant is a mask by :func:`sam2elnet.data.masks.mask_like_image` (two values, the
-    lower 0; files over 64 MiB are not read). One image among them, or only constant files
-    (empty masks, blank tiles), refuses nothing.
-
-    Raises:
-        UserError: naming ``images`` (the argument; the first file's folder for a list), the
-            first mask and what ``--images`` expects.
-    """
-    from sam2elnet.data.masks import image_values, mask_like_image
-
-    judged: list[tuple[Path, str]] = []
-    for f in files[:12]:
-        if len(judged) == 3:
-            break
-        try:
-            if f.stat().st_size > _CONTENT_CHECK_MAX_BYTES:
-                return
-        except OSError:
-            continue
-        values = image_values(f)
-        if values is None or values.size < 2:  # unreadable (the reader says why) or constant
-            continue
-        why = mask_like_image(f, values)
-        if not why:
-            return  # an image: the folder holds images
-        judged.append((f, why))
-    if not judged:
-        return
-    root = Path(images) if isinstance(images, (str, Path)) else judged[0][0].parent
-    first, why = judged[0]
-    raise UserError(f"holds label masks, not images ({first.name}: {why}); {IMAGES_EXPECTED}", root)
 
 
 def dataset_neighbours(files: Sequence[Path], option: str) -> list[tuple[str, Path]]:
