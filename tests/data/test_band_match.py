@@ -67,6 +67,25 @@ def test_rule_repeats_grey_only_into_an_optical_colour_model():
     assert msg.endswith("repeat band 2 knowingly with --bands 2,2"), msg
 
 
+def test_sar_stack_is_not_called_optical_and_the_example_names_existing_bands():
+    """Was: any 3-band stack into a 2-band SAR model (VV, VH, ratio; 3 dates of VV) was "an
+    optical (colour) image", and a 2-band image into a 3-band model was told "--bands 1,2,3"
+    (no band 3). Now only an 8-bit RGB is called optical, and the example uses bands 1..count."""
+    never = lambda: pytest.fail("identical() must not be asked")  # noqa: E731
+    with pytest.raises(BandCountError) as info:
+        band_layout(3, 2, never, "vv_vh_ratio.tif", sar=True, names=["VV", "VH"])
+    assert str(info.value) == (
+        "vv_vh_ratio.tif: unsupported band count: image has 3 bands but the model was trained "
+        "for 2 (VV, VH); choose 2 band(s) with --bands (e.g. --bands 1,2) or train a model on "
+        "this kind of image"
+    )
+    with pytest.raises(BandCountError, match="3 different bands look like an optical"):
+        band_layout(3, 2, never, "photo.tif", sar=True, colour=True)
+    with pytest.raises(BandCountError) as info:
+        band_layout(2, 3, never, "vvvh.tif")
+    assert str(info.value).endswith("(e.g. --bands 1,2,2) or train a model on this kind of image")
+
+
 def test_training_records_band_names(tmp_path):
     """prepare_data stores the training images' band descriptions (VV, VH) in the model's
     normalisation, so the band-count error can name them; files without descriptions give None."""

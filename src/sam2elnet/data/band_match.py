@@ -100,6 +100,7 @@ def band_layout(
     names: Sequence[str] | None = None,
     select: Sequence[int] | None = None,
     chosen: Sequence[int] | None = None,
+    colour: bool = False,
 ) -> str:
     """What to do with an image of ``count`` bands given to a model of ``bands`` (module doc).
 
@@ -117,6 +118,9 @@ def band_layout(
         chosen: the file bands the user chose with ``--bands`` (None: not chosen); when the
             ``count`` bands are these, the message says ``2 bands chosen with --bands 1,2``
             instead of ``image has 2 bands``.
+        colour: the image is 8-bit with 3 bands after its alpha band is dropped (RGB / RGBA):
+            only then does the message into a SAR model call it an optical (colour) image; a
+            stack of VV, VH and their ratio, or of 3 dates, is SAR too.
 
     Returns:
         ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (one band into a
@@ -150,12 +154,15 @@ def band_layout(
         )
     if bands == 1 and identical():
         return "first"
-    if sar and bands < COLOUR_BANDS <= count:  # e.g. an RGB photo into a SAR model
+    if sar and colour and bands < COLOUR_BANDS <= count:  # an RGB photo into a SAR model
         named = (
             f" {'band' if bands == 1 else 'bands'} of SAR backscatter{named}; {count} different "
             "bands look like an optical (colour) image, which needs an optical model"
         )
-    example = ",".join(str(i) for i in range(1, bands + 1))
+    # the image's own bands (a 2-band image into a 3-band model: 1,2,2, not a band 3 it lacks);
+    # after --bands the file may hold more bands than were chosen
+    top = bands if by_flag else count
+    example = ",".join(str(min(i, top)) for i in range(1, bands + 1))
     if by_flag:
         raise BandCountError(
             f"unsupported band count: {count} bands chosen with {flag} but the model was "

@@ -277,6 +277,7 @@ def normalize_for_model(
         sar=cfg.sar,
         names=cfg.band_names,
         select=cfg.band_select,
+        colour=img.bands == 3 and img.data.dtype == np.uint8,  # alpha already dropped
     )
     if layout == "repeat":
         return normalize(replace(img, data=np.repeat(img.data, int(in_bands or 1), axis=0)), cfg)
