@@ -79,7 +79,8 @@ def test_warp_to_skips_a_png_among_geotiff_labels_too(
     with open(tmp_path / "w_skipped.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["label"] for r in rows] == [str(run / "labels" / "tile_143.png")]
-    assert "--warp-to" in rows[0]["reason"] and "--labels tile_143.png" in rows[0]["reason"]
+    png = run / "labels" / "tile_143.png"  # the fix names it as found, folder and all
+    assert "--warp-to" in rows[0]["reason"] and f"--labels {png} --out" in rows[0]["reason"]
     assert "1 of 4 skipped" in cap.out
     png = run / "labels" / "tile_143.png"
     for labels in (png, png.parent.parent.parent / "pngs"):  # one file; a folder of PNGs only

@@ -98,11 +98,13 @@ def test_nothing_warped_is_one_error_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     """A folder of which no label can be warped: exit 2, one error line naming the folder and
-    the reasons, no layer and no skip list."""
+    the reasons, no layer and no skip list (an earlier export's list removed: it no longer
+    holds; was: left in place)."""
     folder = tmp_path / "bad"
     folder.mkdir()
     _unwarpable(folder)
     out = tmp_path / "n.gpkg"
+    (tmp_path / "n_skipped.csv").write_text("label,reason\nold.tif,an earlier export's\n")
     rc = main(["export", "--labels", str(folder), "--out", str(out), "--warp-to", "EPSG:3857",
                "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
@@ -137,3 +139,50 @@ def test_a_label_skipped_after_warping_is_named_by_the_users_file(
     warnings = [ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping")]
     assert warnings == [f"warning: skipping {tiny}: {row['reason']}"], cap.err
     assert set(gpd.read_file(out, layer="labels")["label"]) == {"a.tif", "b.tif", "c.tif"}
+
+
+def test_a_truncated_label_is_called_corrupt_and_the_fix_names_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Was: a truncated label whose header opens (no georeference read from it) was skipped as
+    "no georeference ... export it alone without --warp-to (... --labels t.tif ...)": it is
+    corrupt, and the path dropped its folder. Now the reader's corrupt/truncated reason, and a
+    label truly without georeference is told its path as given (l2/plain.tif)."""
+    folder = tmp_path / "l2"
+    folder.mkdir()
+    utm = {"crs": "EPSG:32633", "transform": Affine(10, 0, 500000, 0, -10, 4000000)}
+    _label(folder / "geo.tif", **utm)
+    _label(folder / "plain.tif", h=256, w=256)
+    data = (folder / "plain.tif").read_bytes()
+    (folder / "t.tif").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "w.gpkg"
+    rc = main(["export", "--labels", str(folder), "--out", str(out), "--warp-to", "EPSG:4326",
+               "--no-progress"])  # fmt: skip
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    rows = {Path(r["label"]).name: r["reason"] for r in _rows(tmp_path / "w_skipped.csv")}
+    assert rows.keys() == {"plain.tif", "t.tif"}
+    assert rows["t.tif"].startswith("cannot read raster (") and "truncated" in rows["t.tif"]
+    assert "georeference" not in rows["t.tif"], rows
+    assert rows["plain.tif"].endswith(
+        f"(elnet export --labels {folder / 'plain.tif'} --out plain.gpkg) its "
+        "polygons are in pixel coordinates"
+    ), rows
+
+
+def test_nothing_produced_without_warp_removes_the_stale_skip_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """Was: an export of which every label was skipped (exit 2, "nothing produced") left an
+    earlier export's o_skipped.csv in place, listing files of another run. Now it is removed."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for name in ("x.tif", "y.tif"):
+        (folder / name).write_bytes(b"II*\x00" + b"not a tiff directory" * 8)
+    stale = tmp_path / "o_skipped.csv"
+    stale.write_text("label,reason\nold.tif,an earlier export's\n")
+    rc = main(["export", "--labels", str(folder), "--out", str(tmp_path / "o.gpkg"),
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and f"error: {folder}: nothing produced: all 2 labels" in err, err
+    assert not list(tmp_path.glob("o*")), list(tmp_path.iterdir())

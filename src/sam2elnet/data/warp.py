@@ -322,7 +322,14 @@ def warp_to_map_grid(
     except RasterioError as err:
         raise DataError(raster_error_text("raster", err), src_p) from None
     with ds:
-        use_gcps = _check_georeference(ds, src_p)
+        try:
+            use_gcps = _check_georeference(ds, src_p)
+        except NoGeoreferenceError:
+            try:  # a truncated file whose header opens: that, not "no georeference"
+                ds.read(1)
+            except RasterioError as err:
+                raise DataError(raster_error_text("raster", err), src_p) from None
+            raise
         gcps, gcp_crs = [], None
         if use_gcps:
             from sam2elnet.data.grids import GcpGrid

@@ -43,7 +43,7 @@ from sam2elnet.export.run_info import (
 from sam2elnet.export.vector import FORMATS, write_polygons
 from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
-from sam2elnet.utils.batch import skipped_csv_path
+from sam2elnet.utils.batch import NothingDoneError, skipped_csv_path
 
 __all__ = ["export_labels"]
 
@@ -147,11 +147,15 @@ def export_labels(
     given = {**kwargs, "polygons": polygons, "document_root": document_root}
     kwargs["ignored"] = tuple(ignored_notes(kind, given))
     kwargs["crs"] = target  # parsed once (parse_layer_crs passes a parsed CRS through)
-    if not warp_to:
-        return with_selection(_export_labels(labels, out, kind, files=files, **kwargs), pick)
-    res = export_warped(
-        _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
-    )
+    try:
+        if not warp_to:
+            return with_selection(_export_labels(labels, out, kind, files=files, **kwargs), pick)
+        res = export_warped(
+            _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
+        )
+    except NothingDoneError:  # nothing produced: an earlier export's list no longer holds
+        skipped.unlink(missing_ok=True)  # (as SkipLog.write_csv removes it when none skipped)
+        raise
     return with_selection(res, pick)
 
 

@@ -90,7 +90,7 @@ def warp_label_copies(
     skips = SkipLog("label")
     for f, err in failed:
         if isinstance(err, NoGeoreferenceError) and copies:
-            skips.add(f, NO_GEOREFERENCE_WARP.format(name=f.name, stem=f.stem))
+            skips.add(f, NO_GEOREFERENCE_WARP.format(name=f, stem=f.stem))
         else:
             skips.add(f, err)
     if not copies:

@@ -27,7 +27,19 @@ from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SkipLog", "short_reason", "skip_line", "skipped_csv_path", "unusable_summary"]
+__all__ = [
+    "NothingDoneError",
+    "SkipLog",
+    "short_reason",
+    "skip_line",
+    "skipped_csv_path",
+    "unusable_summary",
+]
+
+
+class NothingDoneError(DataError):
+    """:meth:`SkipLog.nothing_done`: every file of a batch was skipped, nothing produced (exit
+    2); an earlier run's skip list no longer holds (the caller removes it)."""
 
 
 def short_reason(reason: str, item: str | Path) -> str:
@@ -134,18 +146,18 @@ class SkipLog:
 
         return write_text_atomic(path, csv_text(self.items, self.columns()))
 
-    def nothing_done(self, n_total: int, where: str | Path | None = None) -> DataError:
+    def nothing_done(self, n_total: int, where: str | Path | None = None) -> NothingDoneError:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
         :attr:`single` file its own error, naming it."""
         if self.single and len(self.items) == 1:
             it = self.items[0]
-            return DataError(short_reason(it["reason"], it[self.what]), it[self.what])
+            return NothingDoneError(short_reason(it["reason"], it[self.what]), it[self.what])
         noun = self.what if n_total == 1 else f"{self.what}s"
         first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
         if where is None and self.items:
             where = _common_place([it[self.what] for it in self.items])
         them = "it" if n_total == 1 else "the files"
-        return DataError(
+        return NothingDoneError(
             f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
             f"{them} and re-run",
             where,
