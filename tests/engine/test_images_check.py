@@ -215,3 +215,48 @@ def test_train_refuses_images_as_labels_before_training(
     else:
         assert err.startswith(f"error: {first}: a label that looks like an image (continuous "), err
     assert not out.exists()
+
+
+def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatch) -> None:
+    """Was: the look before the model loads read the whole file (a 10,000 px JPEG-compressed
+    GeoTIFF of 3.3 MB: 7.8 s, 2.5 GB). Now a raster whose header holds more than SAMPLE_PIXELS
+    pixels is read decimated: never whole, at most SAMPLE_PIXELS pixels per band, and the
+    mask / image decisions are those of the whole file."""
+    import sam2elnet.data.images as images
+    import sam2elnet.data.masks as masks
+    import sam2elnet.data.tiling as tiling
+
+    side = 2048  # 4 Mpx in the header, a few KB on disk (deflate)
+    m = np.zeros((1, side, side), np.uint8)
+    m[0, 500:1500, 300:1200] = 255
+    big = tmp_path / "big_mask.tif"
+    with rasterio.open(big, "w", driver="GTiff", height=side, width=side, count=1,
+                       dtype="uint8", compress="deflate", tiled=True) as dst:  # fmt: skip
+        dst.write(m)
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 96, 96)).astype(np.uint8)
+    photo = tmp_path / "photo.tif"
+    with rasterio.open(photo, "w", driver="GTiff", height=96, width=96, count=3,
+                       dtype="uint8") as dst:  # fmt: skip
+        dst.write(rgb)
+    shapes: list[tuple[int, ...]] = []
+    real = tiling.decimated_read
+
+    def counted(*a, **k):
+        data, valid = real(*a, **k)
+        shapes.append(data.shape)
+        return data, valid
+
+    def whole(*a, **k):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(tiling, "decimated_read", counted)
+    monkeypatch.setattr(images, "read_image", whole)
+    assert list(image_values(big)) == [0, 255]
+    assert mask_like_image(big) == "only the values 0 and 255, a mask"
+    assert masks.image_like_label(big) == ""
+    assert shapes and all(s[0] == 1 and s[1] * s[2] <= masks.SAMPLE_PIXELS for s in shapes)
+    monkeypatch.setattr(masks, "SAMPLE_PIXELS", 32 * 32)  # the photo is "large" too
+    shapes.clear()
+    assert len(image_values(photo)) == 3 and mask_like_image(photo) == ""
+    assert masks.image_like_label(photo) == "3 bands that differ, a colour image"
+    assert shapes and all(s[0] == 3 and s[1] * s[2] <= 32 * 32 for s in shapes), shapes
