@@ -327,7 +327,7 @@ def memory_bytes(value: Any) -> int:
             raise ValueError("is not a size; give e.g. 1.5G or 800M")
         n = float(m.group(1)) * _MEMORY_UNITS[m.group(2).upper()]
     if not math.isfinite(n) or n < 2**20:
-        raise ValueError("must be a size of at least 1M, e.g. 1.5G or 800M")
+        raise ValueError("must be a size of at least 1MiB (1.05M), e.g. 1.5G or 800M")
     return int(n)
 
 

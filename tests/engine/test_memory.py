@@ -38,6 +38,14 @@ def test_parse_memory_sizes_and_errors() -> None:
     for bad in ("lots", "-1G", "0", "10K", "1.5X"):
         with pytest.raises(UserError, match="--max-memory"):
             memory.parse_memory(bad)
+    # the least size is 1 MiB, and the message says so: "1M" (10^6 bytes, decimal units) was
+    # refused with "must be a size of at least 1M"
+    assert memory.parse_memory("1MiB") == 2**20
+    with pytest.raises(UserError) as err:
+        memory.parse_memory("1M")
+    assert str(err.value) == (
+        "--max-memory '1M' must be a size of at least 1MiB (1.05M), e.g. 1.5G or 800M"
+    )
 
 
 def test_max_memory_option_is_validated_with_the_flag_named() -> None:

@@ -111,7 +111,7 @@ see the module docstring)."""
 
 def parse_memory(value: str | int | float) -> int:
     """Bytes from ``"1.5G"``, ``"800M"``, ``"512MiB"`` or a number of bytes (format:
-    :func:`sam2elnet.config.memory_bytes`; at least 1 MB).
+    :func:`sam2elnet.config.memory_bytes`; at least 1 MiB).
 
     Raises:
         UserError: not a size, or too small.
