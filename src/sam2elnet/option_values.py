@@ -360,3 +360,11 @@ COCO JSON and Label Studio tasks (:func:`sam2elnet.export.api.export_labels`).""
 
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 """The :data:`ExportFormat` names, in the order ``--format``'s help lists them."""
+
+ImportSource = Literal["label-studio", "coco", "cvat", "vector"]
+"""``elnet import --from``: what the export is (:func:`sam2elnet.export.review_import.import_labels`)."""
+
+IMPORT_SOURCES: tuple[str, ...] = get_args(ImportSource)
+"""The :data:`ImportSource` names, in the order ``--from``'s messages list them."""
+IMPORT_SOURCE_ALIASES = {"qgis": "vector", "gpkg": "vector"}
+"""Other names ``--from`` takes (any case) for an :data:`ImportSource`."""

@@ -23,6 +23,7 @@ from sam2elnet.option_values import (
     ExportFormat,
     GeojsonCrs,
     GroupBy,
+    ImportSource,
     LineWidthUnit,
     PixelCoords,
     Precision,
@@ -152,12 +153,23 @@ class ExportOptions(_Options):
 
 
 class ImportOptions(_Options):
-    """Options of ``elnet import`` (``--from vector``: a line layer, e.g. roads drawn in QGIS;
-    ``layer``: the layer of a file with several, None: :func:`sam2elnet.data.vector.default_layer`)."""
+    """Options of ``elnet import`` (``source``: what the export is, ``--from``, None: not
+    known yet; ``--from vector``: a line layer, e.g. roads drawn in QGIS; ``layer``: the layer
+    of a file with several, None: :func:`sam2elnet.data.vector.default_layer`, and only with
+    ``--from vector``)."""
 
+    source: ImportSource | None = None
     line_width: float | None = line_width_field()
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     layer: str | None = Field(None, min_length=1, description="layer name (--from vector)")
+
+    @model_validator(mode="after")
+    def _layer_of_vector(self) -> ImportOptions:
+        if self.layer is not None and self.source not in (None, "vector"):
+            raise ValueError(
+                "--layer applies to --from vector (GeoPackage / Shapefile / GeoJSON) only"
+            )
+        return self
 
 
 class StatsOptions(_Options):

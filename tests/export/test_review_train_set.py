@@ -158,7 +158,7 @@ def test_a_named_train_set_and_bad_inputs(run, tmp_path, capsys):
         (("--with-labels", tmp_path / "images"), "--with-labels holds images, not labels"),
         (("--with-labels", mine), "--with-labels holds no labels"),
         (("--with-labels", plain), "1 masks pair with no image (zz.tif)"),
-        (("--with-labels", twins), "two labels of one image (d.tif and d_mask.tif)"),
+        (("--with-labels", twins), "two labels of one image name 'd': d.tif and d_mask.tif"),
         (("--with-labels", run / "labels", "--train-set", mine), "was not built by elnet import"),
         (("--with-labels", run / "labels", "--train-set", tmp_path), "holds"),
         (("--train-set", train), "give --with-labels"),
@@ -220,27 +220,102 @@ def test_the_export_summary_names_the_selection_once(run, tmp_path, capsys):
         assert rc == 0 and stdout.count("review selection: 2 of 6 labels") == 1, stdout
 
 
+def _ls_task(tmp_path: Path, source: Path | None) -> Path:
+    """A Label Studio export of one reviewed task of image new.tif, which the run does not know
+    (``source``: its data.source; None: none, the annotation gives the size only)."""
+    pts = [[25.0, 25.0], [75.0, 25.0], [75.0, 75.0], [25.0, 75.0]]
+    region = {"type": "polygonlabels", "original_width": 48, "original_height": 40,
+              "value": {"points": pts, "polygonlabels": ["oil spill"]}}  # fmt: skip
+    data = {"image": "/data/local-files/?d=new.tif", "name": "new"}
+    if source is not None:
+        data["source"] = str(source)
+    tasks = [{"id": 1, "data": data, "annotations": [{"id": 1, "result": [region]}]}]
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps(tasks))
+    return ls
+
+
 def test_a_reviewed_mask_without_an_image_stops_the_import_before_it_writes(run, tmp_path, capsys):
-    """A Label Studio task of an image the run does not know (its data.source elsewhere) and no
-    --images: the import stops before --out is written, not after (its masks were left there)."""
+    """A Label Studio task of an image the run does not know, found nowhere (no data.source,
+    no --images): the import stops before --out is written, not after (its masks were left
+    there)."""
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(tmp_path / "images" / "a.tif", other / "new.tif")
-    pts = [[25.0, 25.0], [75.0, 25.0], [75.0, 75.0], [25.0, 75.0]]
-    region = {"type": "polygonlabels", "value": {"points": pts, "polygonlabels": ["oil spill"]}}
-    tasks = [{"id": 1, "data": {"image": "/data/local-files/?d=new.tif", "name": "new",
-                                "source": str(other / "new.tif")},
-              "annotations": [{"id": 1, "result": [region]}]}]  # fmt: skip
-    ls = tmp_path / "ls.json"
-    ls.write_text(json.dumps(tasks))
+    ls = _ls_task(tmp_path, None)
     masks = tmp_path / "reviewed"
     rc, _, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,
                           "--with-labels", run / "labels", "--no-progress")  # fmt: skip
     line = one_error_line(rc, err)
-    assert "1 masks pair with no image (new.tif)" in line and "nothing written" in line, line
+    assert "1 masks pair with no image (new.png)" in line and "nothing written" in line, line
     assert not masks.exists()
     # with the image's folder as --images the same import builds the set
     rc, out, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,
                             "--with-labels", run / "labels", "--images", other, "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert _listing(masks / "train-set")["images"] == ["d.tif", "f.tif", "new.tif"], out
+
+
+def test_a_reviewed_mask_goes_in_with_the_image_its_import_read(run, tmp_path, capsys):
+    """The training set pairs a reviewed mask with the image the import made it for (its size
+    and georeference), not another one of its name: the task's data.source (no --images, not
+    in the run) or the vector import's --images (a copy of the run's images elsewhere)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(tmp_path / "images" / "a.tif", other / "new.tif")
+    masks = tmp_path / "reviewed"
+    rc, out, err = run_main(capsys, "import", _ls_task(tmp_path, other / "new.tif"), "--from",
+                            "label-studio", "--out", masks, "--with-labels", run / "labels",
+                            "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    rec = json.loads((masks / "train-set" / TRAIN_SET_RECORD).read_text())
+    assert rec["images"]["new.tif"] == str((other / "new.tif").resolve()), rec
+    # vector: --images a copy of the run's images; the reviewed a and f come from the copy,
+    # the kept auto-label d from the run (quality.csv)
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "images", copy)
+    rc, out, err = run_main(capsys, "import", gp, "--from", "qgis", "--images", copy, "--out",
+                            masks, "--reviewed-only", "--with-labels", run / "labels",
+                            "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    rec = json.loads((masks / "train-set" / TRAIN_SET_RECORD).read_text())["images"]
+    assert rec == {"a.tif": str((copy / "a.tif").resolve()),
+                   "d.tif": str((tmp_path / "images" / "d.tif").resolve()),
+                   "f.tif": str((copy / "f.tif").resolve())}  # fmt: skip
+
+
+def test_import_labels_is_the_import_and_the_training_set_in_one_call(run, tmp_path, capsys):
+    """The library's elnet import (export.review_import.import_labels): the same training set
+    as the command, the same checks before anything is written, --layer for vector only."""
+    from sam2elnet.export.review_import import import_labels
+    from sam2elnet.option_checks import check_options
+    from sam2elnet.options import ImportOptions
+
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    masks = tmp_path / "reviewed"
+    res = import_labels("QGIS", gp, masks, images=tmp_path / "images", reviewed_only=True,
+                        with_labels=run / "labels", progress=False)  # fmt: skip
+    assert sorted(p.name for p in res.written) == ["a.tif", "f.tif"]
+    assert res.images == {n: tmp_path / "images" / n for n in ("a.tif", "f.tif")}
+    ts = res.train_set
+    assert (ts.folder, ts.n_reviewed, ts.n_replacing, ts.n_auto, ts.n_left_out) == (
+        masks / "train-set",
+        2,
+        1,
+        1,
+        3,
+    )
+    assert _listing(ts.folder)["masks"] == ["a.tif", "d.tif", "f.tif"]
+    for kw, words in [
+        ({"source": "coco", "layer": "labels"}, "--layer applies to --from vector"),
+        ({"source": "qgis", "train_set": tmp_path / "t"}, "give --with-labels"),
+        ({"source": "nope"}, "unknown --from 'nope'; use label-studio, coco, cvat, vector"),
+    ]:
+        with pytest.raises(UserError, match=words):
+            import_labels(export=gp, out=tmp_path / "m2", images=tmp_path / "images", **kw)
+        assert not (tmp_path / "m2").exists() and not (tmp_path / "t").exists()
+    with pytest.raises(UserError, match="^--layer applies to --from vector"):
+        check_options(ImportOptions, source="cvat", layer="labels")
+    assert check_options(ImportOptions, source="vector", layer="labels").layer == "labels"
+    assert check_options(ImportOptions, layer="labels").layer == "labels"  # source not known

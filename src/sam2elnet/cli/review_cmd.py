@@ -1,8 +1,8 @@
 """``elnet import`` (reviewed annotations back to masks) and ``elnet serve`` (Label Studio ML backend).
 
-Thin wrappers over :mod:`sam2elnet.export.labelstudio_import`, :mod:`sam2elnet.export.coco_import`,
-:mod:`sam2elnet.export.cvat_import`, :mod:`sam2elnet.export.vector_import` and
-:mod:`sam2elnet.pipeline.serve`; their errors carry the messages.
+Thin wrappers over :func:`sam2elnet.export.review_import.import_labels` (the importers and
+``--with-labels``' training set) and :mod:`sam2elnet.pipeline.serve`; their errors carry the
+messages.
 """
 
 # ruff: noqa: UP045  (Optional: typer resolves annotations at runtime; keep 3.10-safe)
@@ -22,9 +22,6 @@ from sam2elnet.cli.shared_options import (
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.options import ImportOptions
 from sam2elnet.pipeline.serve_config import BackendConfig
-
-_SOURCES = ("label-studio", "coco", "cvat", "vector")
-_ALIASES = {"qgis": "vector", "gpkg": "vector"}
 
 
 @app.command("import")
@@ -95,8 +92,8 @@ def import_cmd(
         help="The kept auto-labels (RUN/labels of elnet annotate / enhance): also build the "
         "next training set, --train-set, of the images with their reviewed mask where there is "
         "one, else their kept auto-label (rejected labels nobody reviewed are left out); images "
-        "hard-linked or copied, masks copied, rebuilt by each import. Images: the run's, else "
-        "--images.",
+        "hard-linked or copied, masks copied, rebuilt by each import. Images: a reviewed mask's "
+        "the one the import read, else the run's, else --images.",
     ),
     train_set: Optional[Path] = typer.Option(
         None,
@@ -117,17 +114,14 @@ def import_cmd(
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`
     (--with-labels: and the next training set, reviewed masks over the kept auto-labels)."""
     from sam2elnet.errors import UserError
+    from sam2elnet.export.review_import import import_labels, import_source
     from sam2elnet.utils.paths import check_input, check_output
 
-    kind = _ALIASES.get(source.lower(), source.lower())
-    if kind not in _SOURCES:
-        raise UserError(f"unknown --from {source!r}; use {', '.join(_SOURCES)}")
-    width = check_options(
-        ImportOptions, line_width=line_width, line_width_unit=line_width_unit(line_width_px),
-        layer=layer,
+    kind = import_source(source)
+    check_options(
+        ImportOptions, source=kind, line_width=line_width,
+        line_width_unit=line_width_unit(line_width_px), layer=layer,
     )  # fmt: skip
-    if kind != "vector" and layer is not None:
-        raise UserError("--layer applies to --from vector (GeoPackage / Shapefile / GeoJSON) only")
     if kind != "vector" and (line_width is not None or line_width_px):
         flag = "--line-width" if line_width is not None else "--line-width-px"
         raise UserError(f"{flag} applies to --from vector (line layers, e.g. roads) only")
@@ -153,61 +147,12 @@ def import_cmd(
         if path is not None:
             check_input(path, opt)
     check_output(out, "dir", "--out")
-    if train_set is not None and with_labels is None:
-        raise UserError("--train-set names the folder --with-labels builds; give --with-labels")
-    plan = None
-    if with_labels is not None:  # checked before anything is imported
-        from sam2elnet.export.train_set import TRAIN_SET_DIR, plan_train_set
-
-        plan = plan_train_set(with_labels, train_set or out / TRAIN_SET_DIR, images=images,
-                              keep_clear=(out, document_root))  # fmt: skip
-    from sam2elnet.export.mask_folder import commit_check
-
-    # --with-labels: every reviewed mask must pair with an image, checked before --out changes
-    with commit_check(plan.check_reviewed if plan is not None else None):
-        if kind == "label-studio":
-            from sam2elnet.export.labelstudio_import import import_label_studio
-
-            res = import_label_studio(
-                export,
-                out,
-                images=images,
-                document_root=document_root,
-                category=category,
-                progress=not no_progress,
-            )
-        elif kind == "coco":
-            from sam2elnet.export.coco_import import import_coco
-
-            res = import_coco(
-                export, out, images=images, category=category, review_set=review_set,
-                reviewed_only=reviewed_only, progress=not no_progress,
-            )  # fmt: skip
-        elif kind == "cvat":
-            from sam2elnet.export.cvat_import import import_cvat
-
-            res = import_cvat(
-                export, out, images=images, category=category, review_set=review_set,
-                reviewed_only=reviewed_only, progress=not no_progress,
-            )  # fmt: skip
-        else:
-            from sam2elnet.export.vector_import import import_vector
-
-            res = import_vector(
-                export,
-                out,
-                images=images,
-                category=category,
-                layer=width.layer,
-                review_set=review_set,
-                all_images=all_images,
-                reviewed_only=reviewed_only,
-                line_width=width.line_width,
-                line_width_unit=width.line_width_unit,
-                progress=not no_progress,
-            )
-    if plan is not None:
-        res.train_set = plan.build(out)
+    res = import_labels(
+        kind, export, out, images=images, document_root=document_root, category=category,
+        review_set=review_set, all_images=all_images, reviewed_only=reviewed_only, layer=layer,
+        line_width=line_width, line_width_unit=line_width_unit(line_width_px),
+        with_labels=with_labels, train_set=train_set, progress=not no_progress,
+    )  # fmt: skip
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())

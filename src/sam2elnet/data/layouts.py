@@ -126,16 +126,39 @@ def label_key(path: Path) -> str:
     return _label_key(Path(path))
 
 
-def _by_key(
+_REPLACE_ADVICE = (
+    " (move the other out of the folder, e.g. an old label that a reviewed mask replaces; a mask "
+    f"`elnet import` wrote replaces it by itself when the import's record {IMPORT_RECORD} comes "
+    "along: cp -a MASKS/. DEST/)"
+)
+
+
+def by_key(
     files: list[Path],
     key: Callable[[Path], str],
     what: str,
     replaced: list[tuple[Path, Path]] | None = None,
+    *,
+    where: Path | None = None,
+    advice: str = _REPLACE_ADVICE,
 ) -> dict[str, Path]:
-    """``{key: file}``; a second file of one key is a :class:`DataError` naming both, unless
-    ``replaced`` is given and exactly one of the two is a reviewed mask (listed in its folder's
-    :data:`~sam2elnet.data.naming.IMPORT_RECORD`, as ``elnet import`` writes it): that one
-    pairs, and (old label, reviewed mask) goes to ``replaced``."""
+    """``{key(file): file}``: files paired by key (:func:`image_key` / :func:`label_key`), the
+    one rule of :func:`discover` and of code that builds or reads such a folder.
+
+    Args:
+        files: The files (images or labels).
+        key: :func:`image_key` or :func:`label_key` (or a rule of the same kind).
+        what: The files, plural, for the message (``"labels"``).
+        replaced: Given: of two files of one key, exactly one a reviewed mask (listed in its
+            folder's :data:`~sam2elnet.data.naming.IMPORT_RECORD`, as ``elnet import`` writes
+            it) pairs, and (old label, reviewed mask) is appended here.
+        where: The folder named in the error (default: the second file's folder).
+        advice: The message's end, what to do (default: how a reviewed mask replaces a label).
+
+    Raises:
+        DataError: two files of one key (``a.png`` and ``a_mask.png``, ``x.png`` and
+            ``x.jpg``) but for the ``replaced`` case, naming both.
+    """
     out: dict[str, Path] = {}
     reviewed: dict[Path, set[str]] = {}
     for p in files:
@@ -151,10 +174,8 @@ def _by_key(
                     continue
             raise DataError(
                 f"two {what} of one image name {k!r}: {out[k].name} and {p.name}; only one can "
-                "pair, so keep one (move the other out of the folder, e.g. an old label that a "
-                f"reviewed mask replaces; a mask `elnet import` wrote replaces it by itself when "
-                f"the import's record {IMPORT_RECORD} comes along: cp -a MASKS/. DEST/)",
-                p.parent,
+                f"pair, so keep one{advice}",
+                where if where is not None else p.parent,
             )
         out[k] = p
     return out
@@ -178,9 +199,9 @@ def _pair(
             ``a_mask.png``, ``x.png`` and ``x.jpg``) but for that case: one of them would be
             left out without a word.
     """
-    img_by_key = _by_key(images, lambda p: _key(p, _IMAGE_TAGS), "images")
+    img_by_key = by_key(images, lambda p: _key(p, _IMAGE_TAGS), "images")
     replaced: list[tuple[Path, Path]] = []
-    mask_by_key = _by_key(masks, _label_key, "labels", replaced)
+    mask_by_key = by_key(masks, _label_key, "labels", replaced)
     if replaced:
         log.warning(
             "%d labels replaced by the reviewed masks `elnet import` wrote (listed in %s): %s; "
@@ -190,7 +211,7 @@ def _pair(
             ", ".join(f"{new.name} for {old.name}" for old, new in replaced[:5])
             + (f" (+{len(replaced) - 5})" if len(replaced) > 5 else ""),
         )
-    coarse_by_key = _by_key(_files(coarse_dir), _label_key, "coarse labels") if coarse_dir else {}
+    coarse_by_key = by_key(_files(coarse_dir), _label_key, "coarse labels") if coarse_dir else {}
     samples = [
         Sample(k, img_by_key[k], mask_by_key[k], coarse_by_key.get(k), split, sensor)
         for k in sorted(img_by_key)

@@ -32,6 +32,7 @@ from sam2elnet.errors import DataError
 from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import (
+    CommitCheck,
     ExportImage,
     MaskFolder,
     category_note,
@@ -197,6 +198,7 @@ def import_coco(
     review_set: str | Path | None = None,
     reviewed_only: bool = False,
     progress: bool = True,
+    commit_check: CommitCheck | None = None,
 ) -> ImportResult:
     """Write one mask per COCO image into ``out`` (images without annotations get empty masks).
 
@@ -218,6 +220,9 @@ def import_coco(
             export's record in its folder).
         reviewed_only: No mask for an image whose mask is the exported one.
         progress: Show a progress bar.
+        commit_check: Called before the masks move into ``out``
+            (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
+            ``out`` as it was (``elnet import --with-labels``).
 
     Returns:
         :class:`~sam2elnet.export.import_result.ImportResult`.
@@ -252,7 +257,7 @@ def import_coco(
                 p,
             )
     ipath = Path(images) if images is not None else None
-    folder = MaskFolder(Path(out), p, ipath)
+    folder = MaskFolder(Path(out), p, ipath, check=commit_check)
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or []}
     check_category(category, map(str, cats.values()), "the COCO file", p)
     used = {str(cats.get(a.get("category_id"))) for a in coco["annotations"]}
@@ -294,7 +299,9 @@ def import_coco(
         )
     notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed, check.model())
+    return ImportResult(
+        folder.out, written, skipped, notes, removed, check.model(), images=folder.images
+    )
 
 
 def _image_mask(

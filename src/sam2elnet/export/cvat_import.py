@@ -50,6 +50,7 @@ from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml
 from sam2elnet.export.cvat_zip_images import ZipImages, zip_image_members, zip_images
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
+    CommitCheck,
     ExportImage,
     MaskFolder,
     category_note,
@@ -278,6 +279,7 @@ def import_cvat(
     review_set: str | Path | None = None,
     reviewed_only: bool = False,
     progress: bool = True,
+    commit_check: CommitCheck | None = None,
 ) -> ImportResult:
     """Write one mask per image of a CVAT export into ``out`` (module docstring: which export,
     which shapes).
@@ -304,6 +306,9 @@ def import_cvat(
             export's record in its folder).
         reviewed_only: No mask for an image whose mask is the exported one.
         progress: Show a progress bar.
+        commit_check: Called before the masks move into ``out``
+            (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
+            ``out`` as it was (``elnet import --with-labels``).
 
     Returns:
         :class:`~sam2elnet.export.import_result.ImportResult`.
@@ -328,7 +333,7 @@ def import_cvat(
             reviewed_only=reviewed_only, progress=progress,
         )  # fmt: skip
     ipath = Path(images) if images is not None else None
-    folder = MaskFolder(Path(out), p, ipath)
+    folder = MaskFolder(Path(out), p, ipath, check=commit_check)
     review = (review_set, reviewed_only)
     prefix, members = zip_image_members(p, kind)
     source: list[str] = []
@@ -426,4 +431,6 @@ def _write(
         removed = folder.commit()
     notes += more + check.notes(len(written))
     notes += [f"skipped {s}: {why}" for s, why in skipped] + removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed, check.model())
+    return ImportResult(
+        folder.out, written, skipped, notes, removed, check.model(), images=folder.images
+    )

@@ -25,6 +25,8 @@ class ImportResult:
     #: the run folder of the tasks' labels), if it exists
     model: Path | None = None
     train_set: Any = None  #: :class:`~sam2elnet.export.train_set.TrainSet` (``--with-labels``)
+    #: mask name -> the image file the import made it for (images read from a zip: absent)
+    images: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> str:
         """What was written, the training set (:attr:`train_set`), then the next step

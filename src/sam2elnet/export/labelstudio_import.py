@@ -26,6 +26,7 @@ from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.labelstudio import TO_NAME
 from sam2elnet.export.mask_folder import (
+    CommitCheck,
     MaskFolder,
     check_unique_stems,
     find_image,
@@ -293,6 +294,7 @@ def import_label_studio(
     document_root: str | Path | None = None,
     category: str | None = None,
     progress: bool = True,
+    commit_check: CommitCheck | None = None,
 ) -> ImportResult:
     """Masks from a Label Studio JSON (or JSON-MIN) export: one 0/255 mask per annotated task.
 
@@ -312,6 +314,9 @@ def import_label_studio(
         document_root: Label Studio's local-files document root.
         category: Only regions with that label; None takes all.
         progress: Show a progress bar.
+        commit_check: Called before the masks move into ``out``
+            (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
+            ``out`` as it was (``elnet import --with-labels``).
 
     Returns:
         :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
@@ -349,7 +354,7 @@ def import_label_studio(
         ep,
     )
     ipath = Path(images) if images is not None else None
-    folder = MaskFolder(Path(out), ep, ipath)
+    folder = MaskFolder(Path(out), ep, ipath, check=commit_check)
     with folder:
         written, skipped = _import_tasks(tasks, folder, ipath, document_root, category, progress)
         if not written:
@@ -363,7 +368,7 @@ def import_label_studio(
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
     model = next((run_model_path(p) for p in labels if p and Path(p).is_file()), None)
-    return ImportResult(folder.out, written, skipped, notes, removed, model)
+    return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
 
 
 def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
@@ -440,6 +445,6 @@ def _import_tasks(
             skipped.append((stem, str(err)))
             continue
         name = f"{stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=nodata))
+        written.append(folder.write(name, mask, like=like, nodata=nodata, image=src))
         seen.add(stem)
     return written, skipped

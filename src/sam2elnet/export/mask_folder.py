@@ -28,25 +28,23 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.naming import IMPORT_RECORD, imported_masks
+from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, IMPORT_RECORD, imported_masks
 from sam2elnet.errors import UserError
 
 __all__ = [
-    "IMAGE_SUFFIXES",
+    "CommitCheck",
     "ExportImage",
     "MaskFolder",
     "category_note",
     "check_category",
     "check_unique_stems",
-    "commit_check",
     "find_image",
     "find_images",
     "image_candidates",
@@ -57,27 +55,18 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".elnet-import-"
-_COMMIT_CHECK: ContextVar[Callable[[Path, list[Path]], None] | None] = ContextVar(
-    "elnet_commit_check", default=None
-)
+CommitCheck = Callable[[Path, list[Path], dict[str, Path]], None]
+"""``check(out, masks, images)``, called by :meth:`MaskFolder.commit` before anything moves into
+``out``: ``masks`` the masks written (their paths in a hidden folder inside ``out``), ``images``
+mask name -> the image file the import read for it (masks without one: absent). An error it
+raises stops the import with ``out`` unchanged (``elnet import --with-labels``:
+:meth:`~sam2elnet.export.train_set.TrainSetPlan.check_reviewed`)."""
 
-
-@contextlib.contextmanager
-def commit_check(check: Callable[[Path, list[Path]], None] | None) -> Iterator[None]:
-    """Within the block, every :meth:`MaskFolder.commit` first calls ``check(out, masks)`` with
-    the masks written but not moved in yet (their paths in a hidden folder inside ``out``); an
-    error it raises stops the import before ``out`` changes (``elnet import --with-labels``:
-    :meth:`~sam2elnet.export.train_set.TrainSetPlan.check_reviewed`). None: no check."""
-    token = _COMMIT_CHECK.set(check)
-    try:
-        yield
-    finally:
-        _COMMIT_CHECK.reset(token)
+_LOOKUP_SUFFIXES = GEO_SUFFIXES + tuple(s for s in IMAGE_SUFFIXES if s not in GEO_SUFFIXES)
+"""The image suffixes a lookup by stem tries: GeoTIFFs (georeference for the mask) first."""
 
 
 def _mask_files(out: Path) -> set[str]:
-    from sam2elnet.data.naming import IMAGE_SUFFIXES
-
     if not out.is_dir():
         return set()
     return {
@@ -85,10 +74,6 @@ def _mask_files(out: Path) -> set[str]:
         for f in out.iterdir()
         if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
     }
-
-
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-"""Image suffixes an import tries when it looks an image up by stem (any case)."""
 
 
 def _check_unrecorded(out: Path, unrecorded: set[str], new: set[str]) -> None:
@@ -147,8 +132,8 @@ def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
 
     Every importer (COCO / CVAT, Label Studio) looks its images up by this one rule: ``name``
     as the export gives it, folders included (``palsar/x.tif``, as CVAT and Label Studio's
-    local files keep them), then its stem with an image suffix (:data:`IMAGE_SUFFIXES`, lower
-    or upper case) in that folder (``palsar/x.jpg`` for CVAT's mask ``palsar/x.png``), then its
+    local files keep them), then its stem with an image suffix (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`,
+    GeoTIFFs first, lower or upper case) in that folder (``palsar/x.jpg`` for CVAT's mask ``palsar/x.png``), then its
     file name at the top of ``images``, then its stem with an image suffix there. ``images`` may
     be one image file: it is the image when its stem is ``name``'s, or when the export holds one
     image only.
@@ -178,7 +163,7 @@ def image_candidates(name: str) -> list[str]:
     rel = PurePosixPath(str(name).replace("\\", "/"))
     parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
     cands = ["/".join(parts)] if parts else []
-    suffixes = IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
+    suffixes = _LOOKUP_SUFFIXES + tuple(x.upper() for x in _LOOKUP_SUFFIXES)
     if len(parts) > 1:
         cands += ["/".join([*parts[:-1], f"{rel.stem}{s}"]) for s in suffixes]
     cands.append(rel.name)
@@ -355,6 +340,7 @@ def write_masks(
     for e, src in track(list(zip(entries, sources, strict=True)), "import", "img", progress):
         like = nodata = None
         size = e.size
+        image = src if local is contextlib.nullcontext else None  # a zip's copy is temporary
         if src is not None:
             with local(src) as src, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -385,7 +371,7 @@ def write_masks(
         if keep is not None and not keep(e.stem, e.name, mask):
             continue
         name = f"{e.stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=nodata))
+        written.append(folder.write(name, mask, like=like, nodata=nodata, image=image))
     return written, skipped
 
 
@@ -408,12 +394,24 @@ class MaskFolder:
         source: The export file imported (recorded in the manifest).
         images: The ``--images`` folder or file: ``out`` may not be that folder (masks named
             like the images would replace them).
+        check: Called by :meth:`commit` before anything moves (:data:`CommitCheck`); None: no
+            check.
+
+    Attributes:
+        images: Mask name -> the image file the import read for it (:meth:`write`'s
+            ``image``), for :attr:`~sam2elnet.export.import_result.ImportResult.images`.
 
     Raises:
         UserError: ``out`` is a file, or the images' folder.
     """
 
-    def __init__(self, out: Path, source: Path, images: Path | None = None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        source: Path,
+        images: Path | None = None,
+        check: CommitCheck | None = None,
+    ) -> None:
         self.out, self.source = Path(out), Path(source)
         if self.out.exists() and not self.out.is_dir():
             raise UserError("--out must be a folder for the masks", self.out)
@@ -425,7 +423,9 @@ class MaskFolder:
                     "and would replace them; give another folder (e.g. a masks/ next to images/)",
                     self.out,
                 )
+        self.check = check
         self.names: list[str] = []
+        self.images: dict[str, Path] = {}
         self.removed: list[str] = []
         self._committed = False
 
@@ -435,13 +435,23 @@ class MaskFolder:
         self.tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.out))
         return self
 
-    def write(self, name: str, mask: np.ndarray, like: Any = None, nodata: Any = None) -> Path:
+    def write(
+        self,
+        name: str,
+        mask: np.ndarray,
+        like: Any = None,
+        nodata: Any = None,
+        image: Path | None = None,
+    ) -> Path:
         """Write one mask (:func:`sam2elnet.data.writers.write_mask`) as ``name``; returns the
-        path it will have in ``out`` once committed."""
+        path it will have in ``out`` once committed. ``image``: the image file it was made
+        for (recorded in :attr:`images`; None: none, or not a lasting file)."""
         from sam2elnet.data.writers import write_mask
 
         write_mask(self.tmp / name, mask, like=like, nodata=nodata)
         self.names.append(name)
+        if image is not None:
+            self.images[name] = Path(image)
         return self.out / name
 
     def _write_manifest(self, names: set[str] | list[str]) -> None:
@@ -461,14 +471,14 @@ class MaskFolder:
                 no import recorded that this one does not replace, or an image (not a mask,
                 :func:`~sam2elnet.data.masks.image_like_label`) that a mask of this import would
                 replace (:func:`_check_unrecorded`; nothing in ``out`` changed), or as the
-                :func:`commit_check` in force.
+                ``check`` given (nothing in ``out`` changed either).
         """
         new = set(self.names)
         before = imported_masks(self.out)
         present = _mask_files(self.out)
         _check_unrecorded(self.out, present - before, new)
-        if (check := _COMMIT_CHECK.get()) is not None:  # commit_check: before anything moves
-            check(self.out, [self.tmp / n for n in self.names])
+        if self.check is not None:  # before anything moves
+            self.check(self.out, [self.tmp / n for n in self.names], dict(self.images))
         stale = sorted((present & before) - new)
         self._write_manifest(before | new)  # an interruption below: the next import cleans up
         for name in self.names:

@@ -10,7 +10,9 @@
   :data:`~sam2elnet.data.naming.IMPORT_RECORD`) wins over the auto-label of its image;
 * the kept auto-labels (``RUN/labels``) fill the rest;
 * the rejected labels (``RUN/rejected``) nobody reviewed are left out (counted);
-* each mask's image is the run's (``quality.csv``'s ``image`` column,
+* a reviewed mask's image is the one its import read (the image the mask has the size and
+  georeference of, :attr:`~sam2elnet.export.import_result.ImportResult.images`); any other
+  mask's is the run's (``quality.csv``'s ``image`` column,
   :func:`~sam2elnet.data.runfolder.label_quality_csv`), else the one of its key under
   ``images`` (the import's ``--images``); a mask without an image is an error.
 
@@ -29,7 +31,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,39 +108,44 @@ class TrainSetPlan:
     run_images: dict[str, Path] = field(default_factory=dict)  #: key -> the run's image
     none_kept: bool = False  #: the run kept no auto-label: the set is the reviewed masks only
 
-    def check_reviewed(self, out: Path, masks: list[Path]) -> None:
-        """Check the masks an import is about to move into ``out`` (before they are: with
-        :func:`~sam2elnet.export.mask_folder.commit_check`): each pairs with an image (the
-        run's, else one under ``images``), no two of one key.
+    def check_reviewed(self, out: Path, masks: list[Path], images: dict[str, Path]) -> None:
+        """Check the masks an import is about to move into ``out`` (a
+        :data:`~sam2elnet.export.mask_folder.CommitCheck`, called before they move): each
+        pairs with an image (the one the import made it for, ``images``: mask name -> file;
+        else the run's, else one under ``images``), no two of one key.
 
         Raises:
             UserError: as :meth:`build` would, naming ``out`` (nothing written yet).
         """
-        from sam2elnet.data.layouts import label_key
+        rev = _keyed(masks, out)
+        _images_for({k: (p, "") for k, p in rev.items()}, self._pairs(rev, images), self.images,
+                    out, self.folder, "nothing written")  # fmt: skip
 
-        rev = _by_key(masks, label_key, out)
-        _images_for({k: (p, "") for k, p in rev.items()}, self.run_images, self.images, out,
-                    self.folder, "nothing written")  # fmt: skip
+    def _pairs(self, rev: dict[str, Path], images: dict[str, Path] | None) -> dict[str, Path]:
+        """Key -> image known without a search: the run's, and for a reviewed mask the image
+        its import read (that one wins: the mask has its size and georeference)."""
+        given = {k: images[p.name] for k, p in rev.items() if p.name in (images or {})}
+        return {**self.run_images, **given}
 
-    def build(self, reviewed: Path) -> TrainSet:
-        """Write the training folder from the masks ``elnet import`` wrote into ``reviewed``.
+    def build(self, reviewed: Path, images: dict[str, Path] | None = None) -> TrainSet:
+        """Write the training folder from the masks ``elnet import`` wrote into ``reviewed``;
+        ``images``: mask name -> the image the import made it for
+        (:attr:`~sam2elnet.export.import_result.ImportResult.images`; a mask not in it pairs
+        with the run's image, else the one of its key under ``images``).
 
         Raises:
             UserError: a reviewed mask pairs with no image (neither the run's nor one under
                 ``images``), or two reviewed masks or two images of one key; the training
                 folder is then left as it was.
         """
-        from sam2elnet.data.layouts import label_key
         from sam2elnet.data.naming import imported_masks
         from sam2elnet.export.run_info import run_model_path
 
         names = sorted(imported_masks(reviewed))
-        rev = _by_key(
-            [reviewed / n for n in names if (reviewed / n).is_file()], label_key, reviewed
-        )
+        rev = _keyed([reviewed / n for n in names if (reviewed / n).is_file()], reviewed)
         masks = {**{k: (p, "auto-label") for k, p in self.kept.items() if k not in rev},
                  **{k: (p, "reviewed") for k, p in rev.items()}}  # fmt: skip
-        pairs = _images_for(masks, self.run_images, self.images, reviewed, self.folder,
+        pairs = _images_for(masks, self._pairs(rev, images), self.images, reviewed, self.folder,
                             f"the masks are in {reviewed}, the training folder was not written")  # fmt: skip
         res = TrainSet(
             self.folder,
@@ -209,7 +215,6 @@ def plan_train_set(
             kept label whose image is found nowhere, or a
             ``folder`` that is a file, holds an input, or is a folder this module did not build.
     """
-    from sam2elnet.data.layouts import label_key
     from sam2elnet.data.masks import image_like_label
     from sam2elnet.data.runfolder import RUN_MASK_FOLDERS
     from sam2elnet.errors import DataError
@@ -241,12 +246,12 @@ def plan_train_set(
             "of the kept auto-labels (RUN/labels of elnet annotate / enhance)",
             lp,
         )
-    kept = _by_key(files, label_key, lp)
+    kept = _keyed(files, lp)
     rej_dir = lp.parent / RUN_MASK_FOLDERS[1]
     rejected = {}
     if lp.name == RUN_MASK_FOLDERS[0] and rej_dir.is_dir():
         try:
-            rejected = _by_key(find_labels(rej_dir), label_key, rej_dir)
+            rejected = _keyed(find_labels(rej_dir), rej_dir)
         except DataError:  # an empty rejected/: nothing left out
             rejected = {}
     out = Path(folder)
@@ -273,19 +278,12 @@ def build_train_set(
 
 
 # ---------------------------------------------------------------------------- helpers
-def _by_key(files: list[Path], key: Callable[[Path], str], where: Path) -> dict[str, Path]:
-    """``{key: file}``; two files of one key (``x.png`` and ``x.tif``) are an error."""
-    out: dict[str, Path] = {}
-    for f in files:
-        k = key(f)
-        if k in out:
-            raise UserError(
-                f"two labels of one image ({out[k].name} and {f.name}) pair with image {k!r}; "
-                "keep one",
-                where,
-            )
-        out[k] = f
-    return out
+def _keyed(files: list[Path], where: Path) -> dict[str, Path]:
+    """Key -> label (:func:`~sam2elnet.data.layouts.by_key`, the trainer's rule); two labels of
+    one key are an error naming ``where``."""
+    from sam2elnet.data.layouts import by_key, label_key
+
+    return by_key(files, label_key, "labels", where=where, advice="")
 
 
 def _run_images(labels: Path, files: list[Path]) -> dict[str, Path]:
@@ -303,14 +301,14 @@ def _run_images(labels: Path, files: list[Path]) -> dict[str, Path]:
 
 def _images_for(
     masks: dict[str, tuple[Path, str]],
-    run_images: dict[str, Path],
+    known: dict[str, Path],
     images: Path | None,
     where: Path,
     skip: Path,
     written: str = "nothing written",
 ) -> dict[str, Path]:
-    """Key -> image for every mask: the run's, else the one of that key under ``images``
-    (not under ``skip``, the training folder).
+    """Key -> image for every mask: the ``known`` one (the import's, the run's), else the one
+    of that key under ``images`` (not under ``skip``, the training folder).
 
     Raises:
         UserError: masks whose image is found nowhere (naming three), or two images of one
@@ -320,7 +318,7 @@ def _images_for(
     from sam2elnet.data.naming import IMAGE_SUFFIXES
 
     found: dict[str, list[Path]] = {}
-    need = [k for k in masks if k not in run_images]
+    need = [k for k in masks if k not in known]
     if need and images is not None:
         files = [images] if images.is_file() else sorted(
             f for f in images.rglob("*")
@@ -329,7 +327,7 @@ def _images_for(
         )  # fmt: skip
         for f in files:
             found.setdefault(image_key(f), []).append(f)
-    pairs = dict(run_images)
+    pairs = dict(known)
     missing = []
     for k in need:
         cands = found.get(k, [])

@@ -32,6 +32,7 @@ from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, im
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
+    CommitCheck,
     MaskFolder,
     check_unique_stems,
     name_sample,
@@ -66,6 +67,7 @@ def import_vector(
     line_width: float | None = None,
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     progress: bool = True,
+    commit_check: CommitCheck | None = None,
 ) -> ImportResult:
     """Write one mask per reviewed image from a reviewed polygon layer.
 
@@ -114,6 +116,9 @@ def import_vector(
             wide and points skipped, one note for the layer says how many.
         line_width_unit: ``"map"`` or ``"px"``.
         progress: Show a progress bar.
+        commit_check: Called before the masks move into ``out``
+            (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
+            ``out`` as it was (``elnet import --with-labels``).
 
     Returns:
         :class:`~sam2elnet.export.import_result.ImportResult` (masks, images skipped with
@@ -137,7 +142,7 @@ def import_vector(
             "georeference; give the folder of the reviewed images",
             p,
         )
-    folder = MaskFolder(Path(out), p, Path(images))
+    folder = MaskFolder(Path(out), p, Path(images), check=commit_check)
     files = list_images(Path(images), split_hint=False)
     check_unique_stems(
         ((f.stem, f.name) for f in files),
@@ -231,7 +236,9 @@ def import_vector(
             raise DataError(f"no image gave a mask{why}; check --images and the layer", p)
         removed = folder.commit()
     notes += removed_note(folder.out, removed)
-    return ImportResult(folder.out, written, skipped, notes, removed, check.model())
+    return ImportResult(
+        folder.out, written, skipped, notes, removed, check.model(), images=folder.images
+    )
 
 
 def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
@@ -384,7 +391,7 @@ def _burn(
         n_empty += not mask.any()
         like = img if f.suffix.lower() in (".tif", ".tiff") else None
         name = f"{f.stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=img.nodata))
+        written.append(folder.write(name, mask, like=like, nodata=img.nodata, image=f))
     notes += list(placing)
     if n_uncovered:
         notes.append(
