@@ -368,3 +368,8 @@ IMPORT_SOURCES: tuple[str, ...] = get_args(ImportSource)
 """The :data:`ImportSource` names, in the order ``--from``'s messages list them."""
 IMPORT_SOURCE_ALIASES = {"qgis": "vector", "gpkg": "vector"}
 """Other names ``--from`` takes (any case) for an :data:`ImportSource`."""
+
+MODEL_ID_DEFAULT = "sam2elnet"
+"""The ``model_version`` of Label Studio predictions when neither ``--model-id`` nor the run
+tells the model (:func:`sam2elnet.export.run_info.labels_model_version`; Label Studio needs
+one). Polygon layers and COCO files then leave ``model_id`` empty."""

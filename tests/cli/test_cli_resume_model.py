@@ -140,7 +140,7 @@ def test_exports_tag_the_run_model_in_every_format(
     assert main(["export", "--labels", str(out), "--out", str(tmp_path / "c2.json"),
                  "--model-id", "mine"]) == 0  # fmt: skip
     assert json.loads((tmp_path / "c2.json").read_text())["info"]["model_id"] == "mine"
-    from sam2elnet.export.run_info import model_version as ls_version
+    from sam2elnet.export.run_info import labels_model_version as ls_version
 
     assert ls_version(out) == version
 
@@ -192,9 +192,10 @@ def test_scene_folder_records_its_model_and_resume_with_another_is_refused(
     version = model_version(run["model"])
     assert main(["export", "--labels", str(out), "--out", str(tmp_path / "c.json")]) == 0
     assert json.loads((tmp_path / "c.json").read_text())["info"]["model_id"] == version
-    from sam2elnet.export.run_info import run_model_version
+    from sam2elnet.data.run_model import run_model_version
+    from sam2elnet.export.run_info import label_tags
 
-    assert run_model_version(out / "s1.tif") == version
+    assert run_model_version(out / "s1.tif", label_tags(out / "s1.tif")) == version
     # a folder made before the record: resumed with a warning; a dry run without --resume
     # (builtin:smoothing, no model file) removes the record, which no longer tells the labels'
     (out / MODEL_ID_JSON).unlink()

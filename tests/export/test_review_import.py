@@ -270,7 +270,7 @@ def test_summary_records_the_model_absolute_and_old_relative_ones_still_read(
     from test_train import trained_run
 
     from sam2elnet.engine.infer import annotate_folder
-    from sam2elnet.export.run_info import model_version
+    from sam2elnet.export.run_info import labels_model_version
 
     run = trained_run(tmp_path_factory)
     work = tmp_path / "work"
@@ -283,9 +283,9 @@ def test_summary_records_the_model_absolute_and_old_relative_ones_still_read(
     summary = json.loads((work / "loop" / "auto" / "summary.json").read_text())
     assert summary["model"] == str(work / "models" / "m.pt")
     monkeypatch.chdir(tmp_path)  # an export started from elsewhere still names the model
-    assert model_version(work / "loop" / "auto").startswith("m.pt@")
+    assert labels_model_version(work / "loop" / "auto").startswith("m.pt@")
     # a summary written before: "models/m.pt" as typed; found from a folder above the run
     summary["model"] = "models/m.pt"
     (work / "loop" / "auto" / "summary.json").write_text(json.dumps(summary))
-    assert model_version(work / "loop" / "auto").startswith("m.pt@")
+    assert labels_model_version(work / "loop" / "auto").startswith("m.pt@")
     assert os.getcwd() == str(tmp_path)

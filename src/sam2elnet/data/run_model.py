@@ -7,18 +7,31 @@ SHA-256 of its bytes (:func:`model_identity`), plus the ``bands`` given. ``--res
 another model is refused by comparing it (:func:`read_model_identity`), and exports tag the
 labels with its ``model_version``. :func:`recorded_model` finds the model file a
 ``summary.json`` names (the other run-folder files: :mod:`sam2elnet.data.runfolder`).
+
+Read back (every export format, the review imports): :func:`run_model_version` and
+:func:`run_model_path` of some labels, from ``model_id.json``, the labels' own tags
+(:func:`label_record`) or ``summary.json`` (:func:`run_summary`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import SUMMARY_JSON
 from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
     "MODEL_ID_JSON",
+    "LabelTags",
+    "label_record",
+    "run_dirs",
+    "run_model_path",
+    "run_model_version",
+    "run_summary",
+    "summary_model",
     "model_identity",
     "model_record",
     "model_version",
@@ -128,3 +141,99 @@ def recorded_model(summary: dict[str, Any], where: str | Path) -> Path | None:
         if (base / p).is_file():
             return base / p
     return None
+
+
+# --- read back: which model made some labels (every export format, the review imports) ---
+
+LabelTags = Callable[[], "dict[str, str] | None"]
+"""Returns the model record the labels' own tags carry
+(:func:`~sam2elnet.data.label_tags.read_label_record`, all alike: :func:`label_record`), None
+when they carry none; an export reads it once (``functools.cache``) and shares it."""
+
+
+def run_dirs(labels: Path) -> list[Path]:
+    """Folders that may hold the run's ``summary.json`` / ``model_id.json`` / a dataset's
+    ``dataset.json``: the folder itself (a file's folder) and its parent (``RUN/labels``)."""
+    base = labels if labels.is_dir() else labels.parent
+    return [base, base.parent]
+
+
+def run_summary(labels: str | Path) -> tuple[dict[str, Any], Path] | None:
+    """(parsed ``summary.json``, its path) of the annotate / enhance run that wrote ``labels``
+    (a run folder, its ``labels/`` / ``rejected/``, or a file in one), or None."""
+    for d in run_dirs(Path(labels)):
+        cand = d / SUMMARY_JSON
+        if cand.is_file():
+            try:
+                data = json.loads(cand.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                return data, cand
+    return None
+
+
+def summary_model(summary: dict[str, Any], where: Path) -> Path | None:
+    """The model file of the run whose ``summary.json`` is ``where`` (:func:`recorded_model`:
+    absolute, or an older run's relative path), if it exists."""
+    return recorded_model(summary, where.parent)
+
+
+def label_record(files: Sequence[Path]) -> dict[str, str] | None:
+    """The model record the label rasters ``files`` all carry alike in their tags
+    (:func:`sam2elnet.data.label_tags.read_label_record`: ``elnet scene`` labels); None when
+    there are none, they carry none or they differ."""
+    from sam2elnet.data.label_tags import read_label_record
+
+    recs = [read_label_record(f) for f in files]
+    first = recs[0] if recs else None
+    return first if first is not None and all(r == first for r in recs) else None
+
+
+def run_model_version(labels: str | Path, tags: LabelTags) -> str | None:
+    """The ``model_version`` (``NAME@HASH``, :func:`model_version`) of the model that made
+    ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in one), None when
+    nothing tells it. In this order: the run folder's ``model_id.json`` (written when the job
+    started: the model that made its labels even when the file changed since), the labels' own
+    tags (``tags``: an ``elnet scene`` label, also one scene's, which has no folder of its own),
+    ``summary.json``'s ``model_version``, the model file ``summary.json`` names (hashed now; its
+    name alone when the file is gone). The one rule for every export format."""
+    for d in run_dirs(Path(labels)):
+        rec = read_model_identity(d)
+        if rec is not None and rec.get("model_version"):
+            return str(rec["model_version"])
+    tagged = tags()
+    if tagged is not None:
+        return tagged["model_version"]
+    found = run_summary(labels)
+    if found is None:
+        return None
+    summary, where = found
+    if summary.get("model_version"):
+        return str(summary["model_version"])
+    if not summary.get("model"):
+        return None
+    mp = summary_model(summary, where)
+    if mp is None:
+        return Path(str(summary["model"])).name
+    try:
+        return model_version(mp)
+    except OSError:
+        return mp.name
+
+
+def run_model_path(labels: str | Path, tags: LabelTags) -> Path | None:
+    """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
+    run), None when nothing names one or it no longer exists: the run folder's
+    ``model_id.json`` ``model``, else the labels' own ``MODEL`` tag (``tags``: an ``elnet
+    scene`` label, which has no run folder), else the model ``summary.json`` names."""
+    for d in run_dirs(Path(labels)):
+        rec = read_model_identity(d)
+        if rec is not None and rec.get("model") and Path(str(rec["model"])).is_file():
+            return Path(str(rec["model"])).absolute()
+    tagged = tags()
+    if tagged is not None and tagged.get("model") and Path(tagged["model"]).is_file():
+        return Path(tagged["model"]).absolute()
+    found = run_summary(labels)
+    mp = summary_model(*found) if found is not None else None
+    return mp.absolute() if mp is not None else None

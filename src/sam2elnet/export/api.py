@@ -11,7 +11,6 @@ first with ``--warp-to`` (:func:`~sam2elnet.export.warp_labels.export_warped`); 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,10 @@ from sam2elnet.export.review_set import (
 )
 from sam2elnet.export.run_info import (
     default_category,
-    label_record,
+    label_tags,
     quality_images_kept,
     run_folder_notes,
     run_label_files,
-    run_model_path,
-    run_model_version,
 )
 from sam2elnet.export.vector import FORMATS, write_polygons
 from sam2elnet.export.warp_labels import export_warped
@@ -95,7 +92,7 @@ def export_labels(
     ``review_count`` / ``max_quality`` (every format): only the labels of lowest predicted IoU
     go out (:func:`~sam2elnet.export.review_pick.pick_for_review`; the result's ``selection``).
     ``model_id`` (the polygons' ``model_id`` attribute, COCO ``info.model_id``) defaults to the
-    version of the run's model (:func:`~sam2elnet.export.run_info.run_model_version`, as the
+    version of the run's model (:func:`~sam2elnet.data.run_model.run_model_version`, as the
     Label Studio export does; empty when nothing tells it).
     """
     from sam2elnet.utils.paths import check_not_input
@@ -126,7 +123,9 @@ def export_labels(
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
     # the model that made the labels, found from the labels given (not a --warp-to copy's
     # folder); its version also names the polygons' model_id unless --model-id gives one
-    tags = functools.cache(lambda: label_record(labels))  # each label's tags read once
+    from sam2elnet.data.run_model import run_model_path, run_model_version
+
+    tags = label_tags(labels)  # each label's tags read once
     version = run_model_version(labels, tags=tags)
     kwargs["model_record"] = (run_model_path(labels, tags=tags), version)
     if not kwargs.get("model_id"):  # the Label Studio export's rule: the run's model

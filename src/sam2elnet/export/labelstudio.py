@@ -298,7 +298,7 @@ def export_label_studio(
     from sam2elnet.export.labels import LabelRaster, find_image
     from sam2elnet.export.run_info import (
         default_category,
-        model_version,
+        labels_model_version,
         quality_and_images,
         run_label_files,
     )
@@ -324,7 +324,7 @@ def export_label_studio(
             "give --document-root a folder that contains it",
             out,
         )
-    mv = model_version(lp, model_id)
+    mv = labels_model_version(lp, model_id)
     if not quality:
         notes.append("no quality.csv: tasks carry no prediction score and keep file order")
 

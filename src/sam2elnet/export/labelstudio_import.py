@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from sam2elnet.data.run_model import run_model_path
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.import_result import ImportResult
@@ -33,7 +34,7 @@ from sam2elnet.export.mask_folder import (
     name_sample,
     removed_note,
 )
-from sam2elnet.export.run_info import run_model_path
+from sam2elnet.export.run_info import label_tags
 
 __all__ = [
     "NOT_REVIEWED",
@@ -367,7 +368,9 @@ def import_label_studio(
     notes += removed_note(folder.out, removed)
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
-    model = next((run_model_path(p) for p in labels if p and Path(p).is_file()), None)
+    model = next(
+        (run_model_path(p, label_tags(p)) for p in labels if p and Path(p).is_file()), None
+    )
     return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
 
 

@@ -16,7 +16,7 @@ name), ``format`` (the export's: ``gpkg``, ``geojson``, ``shp`` or ``coco``; abs
 records written before it), ``images``: one entry per exported label with ``source`` (the
 image's file name, the layer's ``source`` attribute), ``label`` (the label file's name),
 ``polygons`` (features written) and ``quality`` (predicted IoU or null); ``model`` (the absolute
-path of the model that made the labels, :func:`~sam2elnet.export.run_info.run_model_path`) and
+path of the model that made the labels, :func:`~sam2elnet.data.run_model.run_model_path`) and
 ``model_version`` (``NAME@HASH``) when the run recorded them (``elnet import`` names that model
 in its ``next:`` line); with road centre lines
 (:mod:`~sam2elnet.export.centrelines`) also ``centre_lines`` (lines written),

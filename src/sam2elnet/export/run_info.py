@@ -6,31 +6,29 @@ the quality filter rejected), ``OUT/quality.csv`` and ``OUT/summary.json`` (the 
 since this module the model's domain and the category name). Every export format takes such a
 run folder as ``--labels`` (:func:`run_label_files`), names its category after the run's domain
 (:func:`default_category`: ``"road"`` for a roads model, ``"oil spill"`` for an oil-spill one) and
-its model version after the model file (:func:`model_version`).
+its model version after the model file (:func:`labels_model_version`; which model made the labels
+is :mod:`sam2elnet.data.run_model`'s: ``run_model_version`` / ``run_model_path``, given the
+labels' tags as :func:`label_tags` reads them).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from sam2elnet.data.run_model import LabelTags
 from sam2elnet.errors import DataError
 
 __all__ = [
     "DEFAULT_CATEGORY",
     "RUN_SUBFOLDERS",
     "default_category",
-    "label_record",
-    "model_version",
+    "label_tags",
+    "labels_model_version",
     "quality_and_images",
-    "run_model_path",
-    "run_model_version",
     "quality_images_kept",
     "run_folder_notes",
     "run_label_files",
-    "run_summary",
 ]
 
 DEFAULT_CATEGORY = "foreground"
@@ -95,52 +93,38 @@ def quality_images_kept(
     return quality_by_stem(recs), image_paths_by_stem(recs), kept_by_stem(recs)
 
 
-def _run_dirs(labels: Path) -> list[Path]:
-    """Folders that may hold the run's ``summary.json`` / a dataset's ``dataset.json``: the
-    folder itself, its parent (``RUN/labels``), and for a file its folder's parent too."""
-    base = labels if labels.is_dir() else labels.parent
-    return [base, base.parent]
-
-
-def run_summary(labels: str | Path) -> tuple[dict[str, Any], Path] | None:
-    """(parsed ``summary.json``, its path) of the annotate / enhance run that wrote ``labels``
-    (a run folder, its ``labels/`` / ``rejected/``, or a file in one), or None."""
-    for d in _run_dirs(Path(labels)):
-        cand = d / "summary.json"
-        if cand.is_file():
-            try:
-                data = json.loads(cand.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict):
-                return data, cand
-    return None
-
-
-def _model_path(summary: dict[str, Any], where: Path) -> Path | None:
-    """The run's model file (:func:`sam2elnet.data.run_model.recorded_model`: absolute, or an
-    older run's relative path), if it exists."""
-    from sam2elnet.data.run_model import recorded_model
-
-    return recorded_model(summary, where.parent)
-
-
-def label_record(labels: str | Path) -> dict[str, str] | None:
+def label_tags(labels: str | Path) -> LabelTags:
     """The model record in the tags of the label raster ``labels``
     (:func:`sam2elnet.data.label_tags.read_label_record`: an ``elnet scene`` label), or for a
-    folder the record its label files all carry alike; None when they carry none or differ."""
-    from sam2elnet.data.label_tags import read_label_record
+    folder the record its label files (:func:`run_label_files`) all carry alike
+    (:func:`sam2elnet.data.run_model.label_record`); None when they carry none or differ. Read
+    on the first call, once (the ``tags`` of :func:`~sam2elnet.data.run_model.run_model_version`,
+    :func:`~sam2elnet.data.run_model.run_model_path` and :func:`default_category`)."""
+    import functools
 
-    lp = Path(labels)
-    if lp.is_file():
-        return read_label_record(lp)
-    try:
-        files = run_label_files(lp)
-    except DataError:
-        return None
-    recs = [read_label_record(f) for f in files]
-    first = recs[0] if recs else None
-    return first if first is not None and all(r == first for r in recs) else None
+    from sam2elnet.data.run_model import label_record
+
+    @functools.cache
+    def read() -> dict[str, str] | None:
+        lp = Path(labels)
+        if lp.is_file():
+            return label_record([lp])
+        try:
+            return label_record(run_label_files(lp))
+        except DataError:
+            return None
+
+    return read
+
+
+def labels_model_version(labels: str | Path, model_id: str | None = None) -> str:
+    """``model_id``, else the version of the model that made ``labels``
+    (:func:`sam2elnet.data.run_model.run_model_version`), else
+    :data:`~sam2elnet.option_values.MODEL_ID_DEFAULT` (Label Studio predictions need one)."""
+    from sam2elnet.data.run_model import run_model_version
+    from sam2elnet.option_values import MODEL_ID_DEFAULT
+
+    return model_id or run_model_version(labels, label_tags(labels)) or MODEL_ID_DEFAULT
 
 
 def _model_category(model: Path) -> str | None:
@@ -158,88 +142,19 @@ def _model_category(model: Path) -> str | None:
     return None
 
 
-def run_model_version(
-    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
-) -> str | None:
-    """The ``model_version`` (``NAME@HASH``, :func:`sam2elnet.data.run_model.model_version`) of
-    the model that made ``labels`` (a run folder, its ``labels/`` / ``rejected/``, or a file in
-    one), None when nothing tells it. In this order: the run folder's ``model_id.json`` (written
-    when the job started: the model that made its labels even when the file changed since),
-    the labels' own tags (:func:`label_record`: an ``elnet scene`` label, also one scene's, which
-    has no folder of its own), ``summary.json``'s ``model_version``, the model file
-    ``summary.json`` names (hashed now; its name alone when the file is gone). The one rule for
-    every export format. ``tags``: returns :func:`label_record` of ``labels`` (one export's
-    cached read, shared with :func:`default_category`; None: read here when needed)."""
-    from sam2elnet.data.run_model import model_version as file_version
-    from sam2elnet.data.run_model import read_model_identity
-
-    for d in _run_dirs(Path(labels)):
-        rec = read_model_identity(d)
-        if rec is not None and rec.get("model_version"):
-            return str(rec["model_version"])
-    tagged = tags() if tags is not None else label_record(labels)
-    if tagged is not None:
-        return tagged["model_version"]
-    found = run_summary(labels)
-    if found is None:
-        return None
-    summary, where = found
-    if summary.get("model_version"):
-        return str(summary["model_version"])
-    if not summary.get("model"):
-        return None
-    mp = _model_path(summary, where)
-    if mp is None:
-        return Path(str(summary["model"])).name
-    try:
-        return file_version(mp)
-    except OSError:
-        return mp.name
-
-
-def run_model_path(
-    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
-) -> Path | None:
-    """The model file (absolute) that made ``labels`` (as :func:`run_model_version` finds the
-    run), None when nothing names one or it no longer exists: the run folder's
-    ``model_id.json`` ``model``, else the labels' own ``MODEL`` tag (:func:`label_record`: an
-    ``elnet scene`` label, which has no run folder), else the model ``summary.json`` names.
-    ``tags``: as for :func:`run_model_version` (one export's cached read of the labels' tags)."""
-    from sam2elnet.data.run_model import read_model_identity
-
-    for d in _run_dirs(Path(labels)):
-        rec = read_model_identity(d)
-        if rec is not None and rec.get("model") and Path(str(rec["model"])).is_file():
-            return Path(str(rec["model"])).absolute()
-    tagged = tags() if tags is not None else label_record(labels)
-    if tagged is not None and tagged.get("model") and Path(tagged["model"]).is_file():
-        return Path(tagged["model"]).absolute()
-    found = run_summary(labels)
-    mp = _model_path(*found) if found is not None else None
-    return mp.absolute() if mp is not None else None
-
-
-def model_version(labels: str | Path, model_id: str | None = None) -> str:
-    """``model_id``, else :func:`run_model_version`, else ``"sam2elnet"`` (Label Studio
-    predictions need one)."""
-    return model_id or run_model_version(labels) or "sam2elnet"
-
-
-def default_category(
-    labels: str | Path, tags: Callable[[], dict[str, str] | None] | None = None
-) -> tuple[str, str]:
-    """(category name, where it came from) for the labels' objects (``tags``: as for
-    :func:`run_model_version`).
+def default_category(labels: str | Path, tags: LabelTags | None = None) -> tuple[str, str]:
+    """(category name, where it came from) for the labels' objects (``tags``: the labels' tags,
+    :func:`label_tags`; None: read here when needed).
 
     In this order: the run's ``summary.json`` ``domain.category`` (annotate / enhance record it);
     the domain and modality the run's model file recorded in training
     (:func:`sam2elnet.data.domain.category_name`); the labels' own ``CATEGORY`` tag
-    (:func:`label_record`: ``elnet scene`` labels); the model a folder's ``model_id.json``
+    (:func:`label_tags`: ``elnet scene`` labels); the model a folder's ``model_id.json``
     names (``elnet scene`` folders made before the tags); a synthetic dataset's
     ``dataset.json`` ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
     """
     from sam2elnet.data.domain import category_name
-    from sam2elnet.data.run_model import read_model_identity
+    from sam2elnet.data.run_model import read_model_identity, run_dirs, run_summary, summary_model
 
     found = run_summary(labels)
     if found is not None:
@@ -247,20 +162,20 @@ def default_category(
         dom = summary.get("domain")
         if isinstance(dom, dict) and dom.get("category"):
             return str(dom["category"]), f"the run's domain ({where})"
-        mp = _model_path(summary, where)
+        mp = summary_model(summary, where)
         name = _model_category(mp) if mp is not None else None
         if name:
             return name, f"the domain of the run's model ({mp})"
-    tagged = tags() if tags is not None else label_record(labels)
+    tagged = (tags if tags is not None else label_tags(labels))()
     if tagged is not None and tagged.get("category"):
         return tagged["category"], f"the model that made the labels ({tagged['model_version']})"
-    for d in _run_dirs(Path(labels)):
+    for d in run_dirs(Path(labels)):
         rec = read_model_identity(d)
         mp = Path(str(rec["model"])) if rec is not None and rec.get("model") else None
         name = _model_category(mp) if mp is not None and mp.is_file() else None
         if name:
             return name, f"the domain of the run's model ({mp})"
-    for d in _run_dirs(Path(labels)):
+    for d in run_dirs(Path(labels)):
         cand = d / "dataset.json"
         if cand.is_file():
             try:

@@ -139,7 +139,8 @@ class TrainSetPlan:
                 folder is then left as it was.
         """
         from sam2elnet.data.naming import imported_masks
-        from sam2elnet.export.run_info import run_model_path
+        from sam2elnet.data.run_model import run_model_path
+        from sam2elnet.export.run_info import label_tags
 
         names = sorted(imported_masks(reviewed))
         rev = _keyed([reviewed / n for n in names if (reviewed / n).is_file()], reviewed)
@@ -153,7 +154,7 @@ class TrainSetPlan:
             n_replacing=len(rev.keys() & self.kept.keys()),
             n_auto=len(self.kept.keys() - rev.keys()),
             n_left_out=len(self.rejected.keys() - rev.keys()),
-            model=run_model_path(self.labels),
+            model=run_model_path(self.labels, label_tags(self.labels)),
             none_kept=self.none_kept,
         )
         if not masks:

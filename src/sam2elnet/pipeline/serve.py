@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.run_model import model_version
 from sam2elnet.errors import DataError
 from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.option_checks import check_options
@@ -75,7 +76,7 @@ from sam2elnet.pipeline.serve_protocol import (
     tasks_of,
 )
 from sam2elnet.pipeline.serve_reviews import count_reviews, review_folder, store_review
-from sam2elnet.pipeline.serve_state import model_version, read_state, write_state
+from sam2elnet.pipeline.serve_state import read_state, write_state
 
 log = logging.getLogger(__name__)
 

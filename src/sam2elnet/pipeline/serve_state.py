@@ -1,7 +1,7 @@
 """What ``elnet serve`` keeps across restarts: ``WORKDIR/state.json`` and model versions.
 
 Part of :mod:`sam2elnet.pipeline.serve`. ``state.json`` records the ``--model`` the backend was
-started from (its path and :func:`model_version`), the model it serves now (the latest fine-tuned
+started from (its path and :func:`~sam2elnet.data.run_model.model_version`), the model it serves now (the latest fine-tuned
 one), the fine-tuning jobs and the number of reviews not yet trained on. A restart with the same
 ``--model`` takes them back (:func:`read_state`); another ``--model`` starts afresh.
 """
@@ -18,19 +18,7 @@ from sam2elnet.utils.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SavedState", "model_version", "read_state", "write_state"]
-
-
-def model_version(path: Path) -> str:
-    """``NAME@HASH``, the ``model_version`` Label Studio shows with each prediction: the one
-    definition, :func:`sam2elnet.data.run_model.model_version`.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    from sam2elnet.data.run_model import model_version as version
-
-    return version(path)
+__all__ = ["SavedState", "read_state", "write_state"]
 
 
 @dataclass
