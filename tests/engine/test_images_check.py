@@ -224,6 +224,7 @@ def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatc
     mask / image decisions are those of the whole file."""
     import sam2elnet.data.images as images
     import sam2elnet.data.masks as masks
+    import sam2elnet.data.pixel_sample as pixel_sample
     import sam2elnet.data.tiling as tiling
 
     side = 2048  # 4 Mpx in the header, a few KB on disk (deflate)
@@ -254,8 +255,8 @@ def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatc
     assert list(image_values(big)) == [0, 255]
     assert mask_like_image(big) == "only the values 0 and 255, a mask"
     assert masks.image_like_label(big) == ""
-    assert shapes and all(s[0] == 1 and s[1] * s[2] <= masks.SAMPLE_PIXELS for s in shapes)
-    monkeypatch.setattr(masks, "SAMPLE_PIXELS", 32 * 32)  # the photo is "large" too
+    assert shapes and all(s[0] == 1 and s[1] * s[2] <= pixel_sample.SAMPLE_PIXELS for s in shapes)
+    monkeypatch.setattr(pixel_sample, "SAMPLE_PIXELS", 32 * 32)  # the photo is "large" too
     shapes.clear()
     assert len(image_values(photo)) == 3 and mask_like_image(photo) == ""
     assert masks.image_like_label(photo) == "3 bands that differ, a colour image"

@@ -34,8 +34,9 @@ from sam2elnet.data.images import (
 from sam2elnet.data.mask_values import (
     mask_encoding,
 )
+from sam2elnet.data.pixel_sample import valid_pixels
 from sam2elnet.errors import DataError
-from sam2elnet.utils.run_warnings import quiet, warn_once
+from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -248,50 +249,6 @@ def write_decoded_mask(
     return write_mask(out, mask, like=like, nodata=None if valid is None else ~valid)
 
 
-SAMPLE_PIXELS = 2**20
-"""Pixels per band that :func:`image_like_label` and :func:`image_values` read at most: a raster
-whose header says more is read decimated (nearest neighbour, every f-th row and column,
-:func:`sam2elnet.data.tiling.decimated_read`), so a 10,000 px JPEG-compressed GeoTIFF of a few MB
-is not decoded whole into memory for a look before the job."""
-
-
-def _valid_pixels(p: Path) -> np.ndarray:
-    """(C, n) valid pixels of a raster (nodata, alpha and non-finite values left out; all of
-    them when none is valid), in the file's dtype: the whole file
-    (:func:`sam2elnet.data.images.read_image`) up to :data:`SAMPLE_PIXELS` pixels per band, else a
-    decimated sample of at most that many (the header read first).
-
-    Raises:
-        DataError, OSError: the file cannot be read.
-    """
-    import rasterio
-    from rasterio.errors import RasterioError
-
-    from sam2elnet.data.images import read_image
-    from sam2elnet.data.tiling import decimated_read, overview_alpha
-
-    data = valid = None
-    large = False
-    try:
-        with quiet(), warnings.catch_warnings():  # a look before the job: the job's read warns
-            warnings.simplefilter("ignore")
-            with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as src:
-                large = bool(src.count) and src.width * src.height > SAMPLE_PIXELS
-                if large:
-                    alpha = overview_alpha(src, SAMPLE_PIXELS)
-                    bands = list(range(1, src.count + 1))
-                    data, valid = decimated_read(src, bands, SAMPLE_PIXELS, alpha=alpha)
-                    data = data[:-1] if alpha else data
-    except RasterioError as err:
-        if large:  # its header read, its pixels not (truncated): not read whole below
-            raise DataError(f"cannot read raster ({err})", p) from None
-    if data is None or valid is None:  # small, or not opened by GDAL: the image reader's way
-        with quiet():
-            img = read_image(p)
-        data, valid = img.data, img.valid
-    return data[:, valid] if valid.any() else data.reshape(data.shape[0], -1)
-
-
 def image_like_label(path: str | Path) -> str:
     """Why a file given as a label looks like an image rather than a mask; "" when it can be a
     mask (or cannot be read: the label reader then says why).
@@ -317,7 +274,7 @@ def image_like_label(path: str | Path) -> str:
     if _read_palette_indices(p) is not None:
         return ""
     try:
-        x = _valid_pixels(p)
+        x = valid_pixels(p)
     except (DataError, OSError):
         return ""
     shares = [continuous_share(b) for b in x[:4]]
@@ -339,7 +296,7 @@ def image_values(path: str | Path) -> np.ndarray | None:
     """The distinct values of a file's valid pixels (nodata, NaN and alpha left out,
     :func:`sam2elnet.data.images.read_image`; a palette PNG's indices), all bands together,
     sorted; at most 3 (a sample of the pixels that holds more stops the count: an image). A
-    raster of more than :data:`SAMPLE_PIXELS` pixels is judged on a decimated read (nearest: a
+    raster of more than :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS` pixels is judged on a decimated read (nearest: a
     mask's sample holds only its values). None when the file cannot be read (the image reader
     then says why)."""
     p = Path(path)
@@ -348,7 +305,7 @@ def image_values(path: str | Path) -> np.ndarray | None:
         x = idx.reshape(-1)
     else:
         try:
-            x = _valid_pixels(p)
+            x = valid_pixels(p)
         except (DataError, OSError):
             return None
         x = x[np.isfinite(x)] if np.issubdtype(x.dtype, np.floating) else x.reshape(-1)

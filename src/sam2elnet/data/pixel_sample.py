@@ -1,0 +1,58 @@
+"""A bounded look at a raster's valid pixels, for the checks before a job (is this folder of
+images masks, this folder of labels images: :mod:`sam2elnet.data.masks`): a small file is read
+whole, a large one decimated, so the look never costs more than :data:`SAMPLE_PIXELS` per band."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from sam2elnet.errors import DataError
+from sam2elnet.utils.run_warnings import quiet
+
+__all__ = ["SAMPLE_PIXELS", "valid_pixels"]
+
+SAMPLE_PIXELS = 2**20
+"""Pixels per band that :func:`sam2elnet.data.masks.image_like_label` and :func:`~sam2elnet.data.masks.image_values` read at most: a raster
+whose header says more is read decimated (nearest neighbour, every f-th row and column,
+:func:`sam2elnet.data.tiling.decimated_read`), so a 10,000 px JPEG-compressed GeoTIFF of a few MB
+is not decoded whole into memory for a look before the job."""
+
+
+def valid_pixels(p: Path) -> np.ndarray:
+    """(C, n) valid pixels of a raster (nodata, alpha and non-finite values left out; all of
+    them when none is valid), in the file's dtype: the whole file
+    (:func:`sam2elnet.data.images.read_image`) up to :data:`SAMPLE_PIXELS` pixels per band, else a
+    decimated sample of at most that many (the header read first).
+
+    Raises:
+        DataError, OSError: the file cannot be read.
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.tiling import decimated_read, overview_alpha
+
+    data = valid = None
+    large = False
+    try:
+        with quiet(), warnings.catch_warnings():  # a look before the job: the job's read warns
+            warnings.simplefilter("ignore")
+            with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p) as src:
+                large = bool(src.count) and src.width * src.height > SAMPLE_PIXELS
+                if large:
+                    alpha = overview_alpha(src, SAMPLE_PIXELS)
+                    bands = list(range(1, src.count + 1))
+                    data, valid = decimated_read(src, bands, SAMPLE_PIXELS, alpha=alpha)
+                    data = data[:-1] if alpha else data
+    except RasterioError as err:
+        if large:  # its header read, its pixels not (truncated): not read whole below
+            raise DataError(f"cannot read raster ({err})", p) from None
+    if data is None or valid is None:  # small, or not opened by GDAL: the image reader's way
+        with quiet():
+            img = read_image(p)
+        data, valid = img.data, img.valid
+    return data[:, valid] if valid.any() else data.reshape(data.shape[0], -1)
