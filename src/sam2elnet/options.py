@@ -155,8 +155,8 @@ class ExportOptions(_Options):
 class ImportOptions(_Options):
     """Options of ``elnet import`` (``source``: what the export is, ``--from``, None: not
     known yet; ``--from vector``: a line layer, e.g. roads drawn in QGIS; ``layer``: the layer
-    of a file with several, None: :func:`sam2elnet.data.vector.default_layer`, and only with
-    ``--from vector``)."""
+    of a file with several, None: :func:`sam2elnet.data.vector_layers.default_layer`, and only
+    with ``--from vector``)."""
 
     source: ImportSource | None = None
     line_width: float | None = line_width_field()

@@ -24,11 +24,10 @@ from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from sam2elnet.data.georef import dataset_grid_kind, georeference_kind, grid_kind
+from sam2elnet.data.georef import dataset_grid_kind, georeference_kind, georeferenced, grid_kind
 from sam2elnet.data.grids import GcpGrid, raster_header
 from sam2elnet.data.vector_grid import grid_of, image_grid
 from sam2elnet.data.warp import check_warpable
-from sam2elnet.engine.eval_vector import georeferenced
 from sam2elnet.errors import DataError
 
 UTM = CRS.from_epsg(32633)

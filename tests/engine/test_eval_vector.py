@@ -136,7 +136,8 @@ def test_one_georeference_rule_and_its_error(tmp_path: Path) -> None:
     (was: the same check and message written out three times in eval_inputs)."""
     from rasterio.control import GroundControlPoint
 
-    from sam2elnet.engine.eval_vector import georeferenced, need_georeference
+    from sam2elnet.data.georef import georeferenced
+    from sam2elnet.engine.eval_vector import need_georeference
     from sam2elnet.errors import UserError
 
     def plain(path: Path, gcps: int = 0, crs: str | None = None) -> Path:

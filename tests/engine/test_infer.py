@@ -386,7 +386,7 @@ def test_unreachable_target_precision_says_what_is_kept(
 def test_fit_quality_is_rerunnable(
     run: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sam2elnet.engine.train import fit_quality
+    from sam2elnet.engine.quality_fit import fit_quality
     from sam2elnet.model import load_model
 
     copy = tmp_path / "run"

@@ -108,7 +108,7 @@ def test_a_model_that_predicts_nothing_scores_zero_and_says_so(
     """End to end: a model whose heads predict nothing, its evaluator refitted on the run's data
     (every label has IoU 0: uniform) -> status recorded in the model file, a warning when it is
     loaded, score 0 for every label and the reason in quality.csv."""
-    from sam2elnet.engine.train import fit_quality
+    from sam2elnet.engine.quality_fit import fit_quality
     from sam2elnet.model.quality import UNFITTED_FLAG
 
     model, extra = load_model(run["model"])

@@ -6,7 +6,7 @@ the polygons with geopandas (``to_file(gpkg, layer="labels")``) or ``ogr2ogr -up
 the first layer, then read the centre lines: every image came back as 1 px lines (a note per
 image), ``--reviewed-only`` took every image for edited, and `elnet train` was given line masks,
 exit code 0. ``elnet enhance --labels`` and ``elnet evaluate --truth`` read such a file the same
-way. Now the ``labels`` layer is read whatever its place (``data.vector.default_layer``).
+way. Now the ``labels`` layer is read whatever its place (``data.vector_layers.default_layer``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ transform, or, for GCP-only scenes such as Sentinel-1 GRD, the GCPs and their CR
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 
@@ -91,6 +92,25 @@ def grid_kind(geo: dict[str, Any]) -> GridKind:
 def dataset_grid_kind(ds: Any) -> GridKind:
     """:func:`grid_kind` of an open rasterio dataset (of its :func:`dataset_georeference`)."""
     return grid_kind(dataset_georeference(ds))
+
+
+def georeferenced(path: str | Path) -> bool:
+    """Whether vector labels can be placed on raster ``path`` by map position: its
+    :func:`~sam2elnet.data.georef.dataset_grid_kind` is not ``"none"`` (a CRS with its
+    transform, or >= 3 GCPs with a CRS), read as the polygon readers read it
+    (:func:`sam2elnet.data.vector_grid.image_grid`: GDAL's side files, a world file or
+    ``.aux.xml``, count). An unreadable file answers True (its pair's reader reports it)."""
+    import warnings
+
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                return dataset_grid_kind(ds) != "none"
+    except (rasterio.errors.RasterioError, OSError):
+        return True
 
 
 def georeference_kind(profile: dict[str, Any] | None) -> GridKind:

@@ -37,7 +37,7 @@ from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.vector_grid import grid_name, image_grid, no_overlap_message, place_labels
-from sam2elnet.data.vector_layers import LABELS_LAYER, check_layer, default_layer
+from sam2elnet.data.vector_layers import check_layer, default_layer
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
@@ -46,10 +46,7 @@ log = logging.getLogger(__name__)
 
 
 __all__ = [
-    "LABELS_LAYER",
     "VECTOR_SUFFIXES",
-    "check_layer",
-    "default_layer",
     "is_vector_path",
     "read_vector",
     "clean_placed",
@@ -144,8 +141,9 @@ def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: b
     """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input.
 
     ``layer``: the layer to read (a name the file lacks: DataError listing its layers,
-    :func:`check_layer`); None: :func:`default_layer` (the ``labels`` layer of a
-    GeoPackage with several, else the first). Features without a geometry (or with an empty
+    :func:`~sam2elnet.data.vector_layers.check_layer`); None:
+    :func:`~sam2elnet.data.vector_layers.default_layer` (the ``labels`` layer of a GeoPackage
+    with several, else the first). Features without a geometry (or with an empty
     one) are dropped. ``allow_empty``: a layer with no feature left is returned (empty)
     instead of raising; the review-loop import takes it so (every polygon deleted: no object
     in any reviewed image).

@@ -22,12 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import georeferenced
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PolygonFiles", "VectorTruth", "georeferenced", "layer_check", "need_georeference"]
+__all__ = ["PolygonFiles", "VectorTruth", "layer_check", "need_georeference"]
 
 
 @dataclass
@@ -218,28 +219,9 @@ class PolygonFiles:
         return vt.on_grid(path, pred)
 
 
-def georeferenced(path: Path) -> bool:
-    """Whether vector labels can be placed on raster ``path`` by map position: its
-    :func:`~sam2elnet.data.georef.dataset_grid_kind` is not ``"none"`` (a CRS with its
-    transform, or >= 3 GCPs with a CRS), read as the polygon readers read it
-    (:func:`sam2elnet.data.vector_grid.image_grid`: GDAL's side files, a world file or
-    ``.aux.xml``, count). An unreadable file answers True (its pair's reader reports it)."""
-    import rasterio
-
-    from sam2elnet.data.georef import dataset_grid_kind
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with rasterio.open(path) as ds:
-                return dataset_grid_kind(ds) != "none"
-    except (rasterio.errors.RasterioError, OSError):
-        return True
-
-
 def need_georeference(files: Sequence[Path], what: str, remedy: str, path: Path) -> None:
     """UserError naming ``path`` (the one polygon file) when none of ``files`` (the rasters it
-    would be placed on; none: no error) is :func:`georeferenced`: one polygon file shared by
+    would be placed on; none: no error) is :func:`~sam2elnet.data.georef.georeferenced`: one polygon file shared by
     many rasters is placed by map position only. ``what``: the rasters as the message names
     them (e.g. ``"prediction(s) in preds/"``); ``remedy``: what to do instead (the message's
     end, after ``"; "``)."""

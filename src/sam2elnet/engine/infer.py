@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import FolderJobOptions, check_options, option_default
+from sam2elnet.data.georef import georeferenced
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.run_model import model_record
 from sam2elnet.data.vector_shared import check_placeable_by_name, share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
-from sam2elnet.engine.eval_vector import georeferenced
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import (
     check_job_out,

@@ -122,7 +122,7 @@ class Predictor:
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(
                 f"the quality evaluator in this model file is unreadable ({err}); re-fit it with "
-                "sam2elnet.engine.train.fit_quality or retrain",
+                "sam2elnet.engine.quality_fit.fit_quality or retrain",
                 path,
             ) from None
         from sam2elnet.utils.run_warnings import warn_once

@@ -52,7 +52,6 @@ import torch
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.quality_crossfit import check_crossfit
-from sam2elnet.engine.quality_fit import fit_quality  # re-exported: the documented API
 from sam2elnet.engine.runtime import (
     precision_note,
     resolve_device,
@@ -106,7 +105,7 @@ from sam2elnet.utils.lock import output_lock
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METRIC_FIELDS", "ROAD_FIELDS", "TrainConfig", "TrainResult", "train", "fit_quality"]
+__all__ = ["METRIC_FIELDS", "ROAD_FIELDS", "TrainConfig", "TrainResult", "train"]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.georef import crs_name
-from sam2elnet.data.vector import LABELS_LAYER
+from sam2elnet.data.vector_layers import LABELS_LAYER
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
@@ -168,7 +168,7 @@ class LayerWriter:
 
         ``layer`` (GeoPackage only): another layer of the same file (the first batch of it
         creates it; default: the polygon layer
-        :data:`~sam2elnet.data.vector.LABELS_LAYER`). ``geometry_type`` (e.g.
+        :data:`~sam2elnet.data.vector_layers.LABELS_LAYER`). ``geometry_type`` (e.g.
         ``"LineString"``): the layer's declared geometry type, for an empty first batch."""
         if self.to_wgs84:
             gdf = gdf.to_crs("EPSG:4326")

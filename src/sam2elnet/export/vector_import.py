@@ -96,7 +96,7 @@ def import_vector(
     Args:
         path: GeoPackage / Shapefile / GeoJSON: its only layer, or of several its
             ``labels`` layer wherever it stands (else the first, with a warning;
-            :func:`~sam2elnet.data.vector.default_layer`), or ``layer``, e.g. an
+            :func:`~sam2elnet.data.vector_layers.default_layer`), or ``layer``, e.g. an
             ``elnet export`` GeoPackage edited in QGIS.
         out: Folder for the masks (``<image stem>.tif`` / ``.png``, 0/255, 127 = image nodata).
         images: The images (folder or one file; :func:`~sam2elnet.data.naming.list_images`);
@@ -104,7 +104,7 @@ def import_vector(
         category: Only features whose ``category`` attribute is this (the layer must have one;
             ``elnet export`` writes it), and those with an empty one (drawn in QGIS without
             filling it in; a note counts them).
-        layer: Layer name (default: :func:`~sam2elnet.data.vector.default_layer`, the
+        layer: Layer name (default: :func:`~sam2elnet.data.vector_layers.default_layer`, the
             ``labels`` layer).
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
