@@ -231,3 +231,35 @@ def test_an_image_no_feature_names_is_told_to_check_the_names_not_the_crs(
         "it, check the label CRS"
         for p in (geo, images / "c.png")
     ]
+
+
+def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Images predicted window by window (--max-memory) took the whole pixel-coordinate layer
+    as every image's coarse label: c.png, which no feature names, got a.png's and b.png's boxes
+    (kept / removed pixels in its change map) and no warning. Now it gets none, as on the
+    whole-image path, with the warning that no feature names it."""
+    from PIL import Image
+    from test_warp import micro_model_file
+
+    images = tmp_path / "images"
+    for i, name in enumerate(("a", "b", "c")):
+        write_png(images / f"{name}.png", grey_rgb(96, i + 1))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1)
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    out = tmp_path / "w"
+    capsys.readouterr()
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--max-memory", "2M", "--tile", "64", "--overlap", "16",
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0 and "predicted window by window" in err, err
+    said = [ln for ln in err.splitlines() if "no feature of" in ln]
+    assert len(said) == 1 and f"{images / 'c.png'}: no feature of {gpkg}" in said[0], err
+    assert "names this image" in said[0], said
+    change = {p.stem: np.asarray(Image.open(p)) for p in (out / "changes").glob("*.png")}
+    # red channel (H, W, 3): 255 kept, 220 removed, coarse-label pixels; c.png has none, a / b do
+    assert not np.isin(change["c"][..., 0], (220, 255)).any()
+    for name in ("a", "b"):
+        assert np.isin(change[name][..., 0], (220, 255)).any(), name

@@ -450,24 +450,9 @@ def rasterize_vector(
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
     if shared and crs is None:  # placed by name, in pixel coordinates, as import places them
-        from sam2elnet.data.vector_names import feature_stems, image_features, unplaceable_reason
-
-        gdf = read_vector(vector_path) if frame is None else frame
-        # a SharedVector of this frame (vector_shared imports this module: no isinstance)
-        held = getattr(vector_path, "frame", None) is gdf
-        stems, named = vector_path.names if held else feature_stems(gdf)  # type: ignore[union-attr]
-        why = unplaceable_reason(stems, named)
-        if why is not None:
-            raise DataError(
-                f"has no georeference (CRS + transform, or GCPs), and {vector_path} is one label "
-                f"file for several images: {why}; or georeference the image, or give one label "
-                "file per image in pixel coordinates",
-                ip,
-            )
-        mine = image_features(stems, named, gdf.crs is not None, ip.stem)[1]
-        if not mine.any():
+        frame = frame_by_name(vector_path, frame, ip)
+        if not len(frame):
             return np.zeros((h, w), dtype=bool)
-        frame = gdf[mine]
     labels = VectorLabels.from_file(
         vector_path,
         crs=crs,
@@ -484,3 +469,30 @@ def rasterize_vector(
     if notes is not None:
         notes.extend(labels.notes)
     return labels.rasterize().astype(bool)
+
+
+def frame_by_name(vector_path: Any, frame: Any, image: Path) -> Any:
+    """The rows of ``frame`` (None: read ``vector_path``, one label file for several images)
+    that belong to ``image``, an image without georeference: those whose ``source`` / ``label``
+    names it (:func:`sam2elnet.data.vector_names.image_features`; may be none), placed in pixel
+    coordinates as ``elnet import --from vector`` places them. The one rule of
+    :func:`rasterize_vector` and the window path (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`).
+
+    Raises:
+        DataError: naming ``image``: the file has no name attributes to place it by.
+    """
+    from sam2elnet.data.vector_names import feature_stems, image_features, unplaceable_reason
+
+    gdf = read_vector(vector_path) if frame is None else frame
+    # a SharedVector of this frame (vector_shared imports this module: no isinstance)
+    held = getattr(vector_path, "frame", None) is gdf
+    stems, named = vector_path.names if held else feature_stems(gdf)
+    why = unplaceable_reason(stems, named)
+    if why is not None:
+        raise DataError(
+            f"has no georeference (CRS + transform, or GCPs), and {vector_path} is one label "
+            f"file for several images: {why}; or georeference the image, or give one label "
+            "file per image in pixel coordinates",
+            image,
+        )
+    return gdf[image_features(stems, named, gdf.crs is not None, Path(image).stem)[1]]

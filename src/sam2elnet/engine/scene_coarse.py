@@ -92,9 +92,14 @@ class CoarseSource:
             crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
             # one file for several scenes / images: one it does not touch gets an empty label
             shared = isinstance(path, SharedVector)
+            frame = frame_of(path)
+            if shared and crs is None:  # placed by name, as rasterize_vector places it
+                from sam2elnet.data.vector import frame_by_name
+
+                frame = frame_by_name(path, frame, Path(scene.name))
             self._vec = VectorLabels.from_file(
                 self.path,
-                frame=frame_of(path),
+                frame=frame,
                 crs=crs,
                 transform=transform,
                 gcps=gcps,
@@ -107,7 +112,7 @@ class CoarseSource:
             )
             self.notes = list(self._vec.notes)
             if shared and not self._vec.geoms and not quiet:
-                warn_no_features(self._scene_name, self.path, by_name=False)
+                warn_no_features(self._scene_name, self.path, by_name=shared and crs is None)
             return
         import rasterio
 
