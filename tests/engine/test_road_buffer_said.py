@@ -206,3 +206,26 @@ def test_cv_md_of_a_run_in_metres_records_no_px() -> None:
     r = {"domain": "roads", "road_buffer": None, "road_buffer_m": 2.0}
     (line,) = _road_buffer_lines({**r, "road_buffer_px_range": [4.0, 8.0]})
     assert "matched within 2 m = 4-8 px by image (--road-buffer-m;" in line, line
+
+
+def test_evaluate_puts_an_unused_road_buffer_in_its_notes(tmp_path: Path) -> None:
+    """The engine decides whether a road buffer given is used (the CLI prints its notes):
+    a buffer with road measures off gives one note, in the option's own words; none given or
+    measures on: no note."""
+    from PIL import Image
+
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    m = np.zeros((32, 32), np.uint8)
+    m[8:24, 8:24] = 255
+    Image.fromarray(m).save(pred / "a.png")
+    Image.fromarray(m).save(truth / "a.png")
+    res = evaluate_folders(pred, truth, roads=False, road_buffer_px=5, progress=False)
+    assert res.notes == ["--road-buffer 5 unused: road measures are off (--no-roads)"]
+    res = evaluate_folders(pred, truth, roads=False, road_buffer_m=1.5, progress=False)
+    assert res.notes == ["--road-buffer-m 1.5 unused: road measures are off (--no-roads)"]
+    assert evaluate_folders(pred, truth, roads=False, progress=False).notes == []
+    assert evaluate_folders(pred, truth, roads=True, road_buffer_px=5, progress=False).notes == []

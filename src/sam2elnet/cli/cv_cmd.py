@@ -7,7 +7,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import NO_PROGRESS, ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_given
+from sam2elnet.cli.shared_options import NO_PROGRESS, ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_px_of
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import PRECISION_HELP
@@ -133,7 +133,7 @@ def cv_cmd(
         "device": device,
     }
     train = {k: v for k, v in given.items() if v is not None}
-    road_buffer_px = road_buffer_given(road_buffer, road_buffer_m)
+    road_buffer_px = road_buffer_px_of(road_buffer, road_buffer_m)
     if no_quality:
         train["fit_quality"] = False
     cfg = check_options(

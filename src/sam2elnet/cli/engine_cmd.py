@@ -23,7 +23,7 @@ from sam2elnet.cli.shared_options import (
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     line_width_unit,
-    road_buffer_given,
+    road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
@@ -233,7 +233,7 @@ def train_cmd(
         "road_buffer": road_buffer,  # either unit replaces the other of a --config file / run
         "road_buffer_m": road_buffer_m,
     }
-    road_buffer_given(road_buffer, road_buffer_m)
+    road_buffer_px_of(road_buffer, road_buffer_m)
     cfg = TrainConfig.from_sources(
         given,
         config=config,

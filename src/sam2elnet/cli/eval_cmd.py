@@ -18,7 +18,7 @@ from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import (
     NO_PROGRESS,
     line_width_unit,
-    road_buffer_given,
+    road_buffer_px_of,
     switch,
 )
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
@@ -199,8 +199,7 @@ def evaluate(
         road_buffer_m=road_buffer_m,
         line_width=line_width,
     )
-    buffer_given = road_buffer is not None or road_buffer_m is not None  # roads wanted (engine)
-    buffer_px = road_buffer_given(road_buffer, road_buffer_m)
+    road_buffer_px_of(road_buffer, road_buffer_m)  # both given: refused before anything is read
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:
@@ -283,9 +282,6 @@ def evaluate(
         truth=truth,
         baseline=baseline,
         roads_on=roads_on,
-        road_buffer=buffer_px,
-        road_buffer_m=road_buffer_m,
-        buffer_given=buffer_given,
         json_path=json_path,
         csv_path=csv_path,
     )

@@ -174,9 +174,6 @@ def print_evaluation(
     truth: Path,
     baseline: Path | None,
     roads_on: bool | None,
-    road_buffer: float | None,
-    road_buffer_m: float | None,
-    buffer_given: bool,
     json_path: Path | None,
     csv_path: Path | None,
 ) -> None:
@@ -187,8 +184,6 @@ def print_evaluation(
         res: The ``EvaluationResult`` of :func:`sam2elnet.engine.evaluate.evaluate_folders`.
         pred, truth, baseline: The folders or files given (named in titles and notes).
         roads_on: ``--roads`` (True), ``--no-roads`` (False) or neither (None: detected).
-        road_buffer, road_buffer_m: The road buffer in px (default filled in; None with
-            metres) and in metres (None: not given); ``buffer_given``: either was given on the command line.
         json_path, csv_path: The ``--json`` / ``--csv`` files, named where they list more.
     """
     from rich.table import Table
@@ -219,18 +214,8 @@ def print_evaluation(
                 f"road measures: on ({res.options['roads_reason']}; --no-roads turns them off)"
             )
         console.print(road_buffer_options_words(res.options))
-    elif buffer_given:  # a buffer given for measures that are off: say why
-        why = "--no-roads" if roads_on is False else res.options["roads_reason"]
-        flag = (
-            f"--road-buffer {road_buffer:g}"
-            if road_buffer_m is None
-            else f"--road-buffer-m {road_buffer_m:g}"
-        )
-        console.print(
-            f"note: {flag} unused: road measures are off ({why}"
-            + ("" if roads_on is False else "; --roads turns them on")
-            + ")"
-        )
+    for note in res.notes:  # e.g. a road buffer given for road measures that are off
+        console.print(f"note: {note}")
     if res.groups:
         console.print(_group_table(res))
     if res.comparison is not None:

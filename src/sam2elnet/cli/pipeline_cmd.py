@@ -12,7 +12,7 @@ from sam2elnet.cli.shared_options import (
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     TRAIN_HELP,
-    road_buffer_given,
+    road_buffer_px_of,
     switch,
 )
 from sam2elnet.option_checks import check_options
@@ -183,7 +183,7 @@ def experiment_cmd(
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
-    road_buffer_px = road_buffer_given(road_buffer, road_buffer_m)
+    road_buffer_px = road_buffer_px_of(road_buffer, road_buffer_m)
     cfg = check_options(
         ExperimentConfig,
         {"downstream_curve_points": "--curve-points"},

@@ -14,7 +14,7 @@ vector coarse labels; ``import --from vector``: reviewed line layers), range :fu
 ``--road-buffer`` / ``--road-buffer-m`` (``evaluate``, ``train``, ``cv``, ``experiment``):
 default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
 :func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;
-one of the two (:func:`road_buffer_given`); metres become pixels per image in
+one of the two (:func:`road_buffer_px_of`); metres become pixels per image in
 :mod:`sam2elnet.engine.road_buffer`.
 ``--no-progress`` (every command that draws a progress bar) and ``--progress`` (``stats``,
 ``synth``, ``degrade``, where both flags are given with :func:`switch`): the bar, or plain lines
@@ -57,7 +57,7 @@ __all__ = [
     "WARP_METHOD",
     "WARP_TO",
     "WARP_TO_EXPORT",
-    "road_buffer_given",
+    "road_buffer_px_of",
     "switch",
 ]
 
@@ -151,7 +151,7 @@ _ROAD_BUFFER_HELP = (
     f"(default {ROAD_BUFFER_PX:g}, 0 < PX <= {ROAD_BUFFER_MAX:g})."
 )
 #: not given stays None, so --road-buffer-m can be told apart (and a ``train --config`` file
-#: may set it); :func:`road_buffer_given` fills in the default
+#: may set it); :func:`road_buffer_px_of` fills in the default
 ROAD_BUFFER = typer.Option(None, "--road-buffer", help=_ROAD_BUFFER_HELP + " Or --road-buffer-m.")
 ROAD_BUFFER_M = typer.Option(
     None,
@@ -171,7 +171,7 @@ NO_PROGRESS = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP)
 PROGRESS = typer.Option(False, "--progress", help="Show a progress bar (the default).")
 
 
-def road_buffer_given(road_buffer: float | None, road_buffer_m: float | None) -> float | None:
+def road_buffer_px_of(road_buffer: float | None, road_buffer_m: float | None) -> float | None:
     """Refuse ``--road-buffer`` (pixels) and ``--road-buffer-m`` (metres) given together: one
     ``error:`` line, exit code 2 (``evaluate``, ``train``, ``cv``, ``experiment``).
 

@@ -126,6 +126,7 @@ class EvaluationResult:
     ``layer``: the polygon file shared by every prediction
     (:class:`~sam2elnet.engine.eval_vector.VectorTruth`, read and placed once per CRS), kept so
     the report draws it without reading it again (None: no shared file; not written out).
+    ``notes``: lines for the caller (see the field).
     """
 
     pred_dir: Path
@@ -142,6 +143,9 @@ class EvaluationResult:
     quality_filter: dict[str, Any] | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     layer: Any = field(default=None, repr=False, compare=False)
+    notes: list[str] = field(default_factory=list)
+    """What the caller should be told, one line each (not written out): a road buffer given
+    for road measures that are off (``--road-buffer 3 unused: road measures are off (...)``)."""
 
     @property
     def resampled(self) -> list[dict[str, Any]]:

@@ -194,7 +194,8 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
-    buffer_given = _buffer_words(road_buffer_px, road_buffer_m)  # "" when neither given
+    buffer_words = _buffer_words(road_buffer_px, road_buffer_m)  # "" when neither given
+    roads_asked = roads  # True (--roads), False (--no-roads) or "auto"
     try:  # one unit: (px, None) or (None, m)
         road_buffer_px, road_buffer_m = road_buffer_units(road_buffer_px, road_buffer_m)
     except ValueError as err:
@@ -257,9 +258,14 @@ def evaluate_folders(
         if rasters or roads != "auto"
         else (False, "auto: polygon ground truth (--roads for road measures)")
     )
-    if not roads and buffer_given and roads_reason.startswith("auto"):  # a buffer: roads wanted
+    if not roads and buffer_words and roads_reason.startswith("auto"):  # a buffer: roads wanted
         auto = roads_reason.removesuffix(" (--roads for road measures)")
-        roads, roads_reason = True, f"{buffer_given} given; {auto} alone would leave them off"
+        roads, roads_reason = True, f"{buffer_words} given; {auto} alone would leave them off"
+    notes: list[str] = []
+    if not roads and buffer_words:  # a buffer given for measures that are off: say why
+        why = "--no-roads" if roads_asked is False else roads_reason
+        turn_on = "" if roads_asked is False else "; --roads turns them on"
+        notes.append(f"{buffer_words} unused: road measures are off ({why}{turn_on})")
 
     # the pixel grid of each pair: the prediction's; the truth's for polygon predictions
     grids = {k: truths[k] if preds[k].suffix.lower() in VECTOR_SUFFIXES else preds[k] for k in keys}
@@ -382,6 +388,7 @@ def evaluate_folders(
         unmatched_pred=unmatched_pred,
         unmatched_truth=unmatched_truth,
         quality=quality,
+        notes=notes,
         options={
             "boundary": boundary,
             "roads": roads,
