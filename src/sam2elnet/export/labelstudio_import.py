@@ -31,10 +31,10 @@ from sam2elnet.export.mask_folder import (
     MaskFolder,
     check_unique_stems,
     find_image,
-    name_sample,
     removed_note,
 )
 from sam2elnet.export.run_info import label_tags
+from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "NOT_REVIEWED",

@@ -19,8 +19,8 @@ from typing import Any
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.export.mask_folder import name_sample
 from sam2elnet.option_values import GEOJSON_CRS, LAYER_CRS
+from sam2elnet.utils.advice import name_sample
 
 __all__ = ["layer_crs", "merge_geojson_crs", "parse_layer_crs", "rfc7946"]
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, IMPORT_RECORD, imported_masks
 from sam2elnet.errors import UserError
+from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "CommitCheck",
@@ -49,7 +50,6 @@ __all__ = [
     "find_images",
     "image_candidates",
     "missing_note",
-    "name_sample",
     "removed_note",
     "write_masks",
 ]
@@ -285,13 +285,6 @@ def find_images(
             path,
         )
     return found, missing
-
-
-def name_sample(names: list[str], k: int) -> str:
-    """The first ``k`` of ``names`` joined by commas, then ``(+N)`` for the N left out: how an
-    import's notes and errors name files."""
-    more = f" (+{len(names) - k})" if len(names) > k else ""
-    return f"{', '.join(names[:k])}{more}"
 
 
 def missing_note(missing: list[str], n: int, what: str, images: Path | str | None) -> list[str]:

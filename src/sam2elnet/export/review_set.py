@@ -325,7 +325,7 @@ class ReviewCheck:
     def notes(self, n_written: int, accept: str = "") -> list[str]:
         """The note naming the unchanged images (``accept``: how the tool marks a label accepted
         as it is, appended to the advice)."""
-        from sam2elnet.export.mask_folder import name_sample
+        from sam2elnet.utils.advice import name_sample
 
         out = []
         if self.exact_only:

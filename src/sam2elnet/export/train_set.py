@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.errors import UserError
-from sam2elnet.export.mask_folder import name_sample
+from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "TRAIN_SET_DIR",

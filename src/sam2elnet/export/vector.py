@@ -47,12 +47,12 @@ from sam2elnet.export.layer_crs import (
     rfc7946,
 )
 from sam2elnet.export.layer_files import FORMATS, LayerWriter
-from sam2elnet.export.mask_folder import name_sample
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
 from sam2elnet.option_values import GEOJSON_CRS, PIXEL_COORDS
+from sam2elnet.utils.advice import name_sample
 
 log = logging.getLogger(__name__)
 

@@ -35,11 +35,11 @@ from sam2elnet.export.mask_folder import (
     CommitCheck,
     MaskFolder,
     check_unique_stems,
-    name_sample,
     removed_note,
 )
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
+from sam2elnet.utils.advice import name_sample
 
 __all__ = ["import_vector"]
 
