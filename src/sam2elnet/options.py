@@ -9,6 +9,7 @@ and range are written once. The vocabularies, defaults and bounds the fields use
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -156,18 +157,42 @@ class ImportOptions(_Options):
     """Options of ``elnet import`` (``source``: what the export is, ``--from``, None: not
     known yet; ``--from vector``: a line layer, e.g. roads drawn in QGIS; ``layer``: the layer
     of a file with several, None: :func:`sam2elnet.data.vector_layers.default_layer`, and only
-    with ``--from vector``)."""
+    with ``--from vector``; ``line_width`` / ``line_width_unit`` "px" and ``all_images``: only
+    with ``--from vector``; ``review_set`` / ``reviewed_only``: not with ``--from
+    label-studio``; ``all_images`` and ``reviewed_only`` contradict each other). The rules on
+    ``source`` apply once it is known."""
 
     source: ImportSource | None = None
     line_width: float | None = line_width_field()
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     layer: str | None = Field(None, min_length=1, description="layer name (--from vector)")
+    review_set: Path | None = Field(None, description="the export's review record")
+    all_images: bool = False
+    reviewed_only: bool = False
 
     @model_validator(mode="after")
-    def _layer_of_vector(self) -> ImportOptions:
-        if self.layer is not None and self.source not in (None, "vector"):
+    def _options_of_source(self) -> ImportOptions:
+        src = self.source
+        if self.layer is not None and src not in (None, "vector"):
             raise ValueError(
                 "--layer applies to --from vector (GeoPackage / Shapefile / GeoJSON) only"
+            )
+        px = self.line_width_unit == "px"
+        if src not in (None, "vector") and (self.line_width is not None or px):
+            flag = "--line-width" if self.line_width is not None else "--line-width-px"
+            raise ValueError(f"{flag} applies to --from vector (line layers, e.g. roads) only")
+        if src not in (None, "vector") and self.all_images:
+            raise ValueError("--all-images applies to --from vector (QGIS polygons) only")
+        if src == "label-studio" and (self.review_set is not None or self.reviewed_only):
+            flag = "--review-set" if self.review_set is not None else "--reviewed-only"
+            raise ValueError(
+                f"{flag} applies to --from vector, cvat and coco; a Label Studio export holds "
+                "the reviewed tasks only (tasks not reviewed have no annotation and get no mask)"
+            )
+        if self.all_images and self.reviewed_only:
+            raise ValueError(
+                "--all-images (a mask for every image) and --reviewed-only (masks for the edited "
+                "images only) contradict each other; give one"
             )
         return self
 

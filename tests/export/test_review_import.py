@@ -289,3 +289,44 @@ def test_summary_records_the_model_absolute_and_old_relative_ones_still_read(
     (work / "loop" / "auto" / "summary.json").write_text(json.dumps(summary))
     assert labels_model_version(work / "loop" / "auto").startswith("m.pt@")
     assert os.getcwd() == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "kw", "words"),
+    [
+        ("coco", {"line_width": 3.0}, "--line-width applies to --from vector (line layers"),
+        ("cvat", {"line_width_unit": "px"}, "--line-width-px applies to --from vector"),
+        ("label-studio", {"all_images": True}, "--all-images applies to --from vector (QGIS"),
+        ("label-studio", {"reviewed_only": True}, "--reviewed-only applies to --from vector, cvat"),
+        ("label-studio", {"review_set": "r.json"}, "--review-set applies to --from vector, cvat"),
+        (
+            "vector",
+            {"all_images": True, "reviewed_only": True},
+            "--all-images (a mask for every image) and",
+        ),
+    ],
+)
+def test_import_labels_refuses_options_its_source_does_not_take(tmp_path, source, kw, words):
+    """The rules `elnet import` applies to --from hold for Python callers too (ImportOptions):
+    the same one-line message, raised before anything is read or written."""
+    from sam2elnet.export.review_import import import_labels
+
+    export = tmp_path / "export.json"
+    export.write_text("{}")
+    with pytest.raises(UserError) as err:
+        import_labels(source, export, tmp_path / "m", images=tmp_path, progress=False, **kw)
+    assert str(err.value).startswith(words), str(err.value)
+    assert not (tmp_path / "m").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.json"]
+
+
+def test_import_options_allow_what_the_source_takes():
+    """The same options pass with a source that takes them (or a source not known yet)."""
+    from sam2elnet.option_checks import check_options
+    from sam2elnet.options import ImportOptions
+
+    got = check_options(ImportOptions, source="vector", line_width=3.0, all_images=True)
+    assert (got.line_width, got.all_images, got.reviewed_only) == (3.0, True, False)
+    got = check_options(ImportOptions, source="coco", reviewed_only=True, review_set="r.json")
+    assert (got.reviewed_only, got.review_set) == (True, Path("r.json"))
+    assert check_options(ImportOptions, all_images=True, line_width_unit="px").all_images is True

@@ -6,15 +6,17 @@ from typing import Any
 
 import typer
 
+from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON
+
 #: outputs a folder job can leave, in the order the closing line lists them
 JOB_OUTPUTS = (
     "labels/",
     "rejected/",
     "prob/",
     "changes/",
-    "quality.csv",
-    "skipped.csv",
-    "summary.json",
+    QUALITY_CSV,
+    SKIPPED_CSV,
+    SUMMARY_JSON,
     "report.html",
 )
 

@@ -113,32 +113,16 @@ def import_cmd(
 ) -> None:
     """Turn reviewed annotations (Label Studio, CVAT, QGIS) into masks for `elnet train`
     (--with-labels: and the next training set, reviewed masks over the kept auto-labels)."""
-    from sam2elnet.errors import UserError
     from sam2elnet.export.review_import import import_labels, import_source
     from sam2elnet.utils.paths import check_input, check_output
 
     kind = import_source(source)
     check_options(
         ImportOptions, source=kind, line_width=line_width,
-        line_width_unit=line_width_unit(line_width_px), layer=layer,
+        line_width_unit=line_width_unit(line_width_px), layer=layer, review_set=review_set,
+        all_images=all_images, reviewed_only=reviewed_only,
     )  # fmt: skip
-    if kind != "vector" and (line_width is not None or line_width_px):
-        flag = "--line-width" if line_width is not None else "--line-width-px"
-        raise UserError(f"{flag} applies to --from vector (line layers, e.g. roads) only")
     check_input(export, "EXPORT", "export file")
-    if kind != "vector" and all_images:
-        raise UserError("--all-images applies to --from vector (QGIS polygons) only")
-    if kind == "label-studio" and (review_set is not None or reviewed_only):
-        flag = "--review-set" if review_set is not None else "--reviewed-only"
-        raise UserError(
-            f"{flag} applies to --from vector, cvat and coco; a Label Studio export holds the "
-            "reviewed tasks only (tasks not reviewed have no annotation and get no mask)"
-        )
-    if all_images and reviewed_only:
-        raise UserError(
-            "--all-images (a mask for every image) and --reviewed-only (masks for the edited "
-            "images only) contradict each other; give one"
-        )
     for opt, path in (
         ("--images", images),
         ("--document-root", document_root),

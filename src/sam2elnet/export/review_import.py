@@ -85,7 +85,10 @@ def import_labels(
         written.
 
     Raises:
-        UserError: an unknown ``source``, ``layer`` without ``source`` vector, ``train_set``
+        UserError: an unknown ``source``, an option its ``source`` does not take (``layer``,
+            ``line_width``, ``line_width_unit`` "px", ``all_images``: vector only;
+            ``review_set``, ``reviewed_only``: not label-studio), ``all_images`` with
+            ``reviewed_only`` (:class:`~sam2elnet.options.ImportOptions`), ``train_set``
             without ``with_labels``, a training folder that cannot be built (checked before
             anything is written; a reviewed mask without an image: before ``out`` changes), or
             as the importer raises.
@@ -95,7 +98,8 @@ def import_labels(
 
     kind = import_source(source)
     opts = check_options(ImportOptions, source=kind, line_width=line_width,
-                         line_width_unit=line_width_unit, layer=layer)  # fmt: skip
+                         line_width_unit=line_width_unit, layer=layer, review_set=review_set,
+                         all_images=all_images, reviewed_only=reviewed_only)  # fmt: skip
     if train_set is not None and with_labels is None:
         raise UserError("--train-set names the folder --with-labels builds; give --with-labels")
     out = Path(out)
