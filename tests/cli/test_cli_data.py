@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,27 @@ def test_stats_on_real_sos(capsys):
     )
     text = capsys.readouterr().out
     assert "pairs: 200" in text and "sensor=palsar" in text and "band 0" in text
+
+
+def test_degrade_nothing_produced_replaces_an_earlier_skip_list(tmp_path, capsys):
+    """Was: a degrade run whose every mask was skipped (exit 2) left an earlier run's
+    OUT/skipped.csv in place, listing files of another run. Now this run's list (why nothing
+    came out) replaces it; a folder the run created is still removed (nothing written)."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for name in ("a.png", "b.png"):
+        (masks / name).write_bytes(b"\x89PNG broken")
+    out = tmp_path / "deg"
+    out.mkdir()
+    stale = out / "skipped.csv"
+    stale.write_text("image,reason\nold.png,an earlier run's\n")
+    argv = ["degrade", "--masks", str(masks), "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    assert "nothing produced: all 2 " in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir() if p.name != ".elnet.lock") == ["skipped.csv"]
+    rows = list(csv.DictReader(stale.open(newline="")))
+    assert [Path(r[next(iter(r))]).name for r in rows] == ["a.png", "b.png"], rows
+    assert all("cannot decode" in r["reason"] for r in rows), rows
+    fresh = tmp_path / "fresh"
+    assert main([*argv[:4], str(fresh), "--no-progress"]) == 2
+    assert not fresh.exists() or not any(fresh.iterdir())

@@ -382,3 +382,26 @@ def test_prediction_nodata_is_not_counted(
     assert agg["iou"] == pytest.approx(1.0)
     assert (agg["total_tp"], agg["total_fn"], agg["total_fp"]) == (400, 0, 0)
     assert agg["total_tn"] == 64 * 48 - 400
+
+
+def test_evaluate_nothing_produced_replaces_an_earlier_skip_list(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: every pair skipped (exit 2) left an earlier run's e_skipped.csv next to --csv,
+    listing files of another run. Now this run's list (why nothing was scored) replaces it."""
+    pred, truth, _ = folders
+    for k in range(4):
+        _truncate(pred / f"{k}_pred.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / "e_skipped.csv"
+    stale.write_text("file,reason\nold.png,an earlier run's\n")
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
+            "--csv", str(out / "e.csv")]  # fmt: skip
+    assert main(argv) == 2
+    assert "nothing produced: all 4 files" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["e_skipped.csv"]
+    with stale.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["file"]).name for r in rows] == [f"{k}_pred.png" for k in range(4)], rows
+    assert all(r["reason"].startswith("cannot decode") for r in rows), rows

@@ -250,28 +250,35 @@ def evaluate(
             ("the list of skipped pairs next to --csv", skipped_csv),
         ]
     )
-    res = evaluate_folders(
-        pred,
-        truth,
-        quality_csv=quality,
-        boundary=boundary,
-        roads="auto" if roads_on is None else roads_on,
-        valid_dir=valid,
-        tolerance_px=tolerance,
-        progress=sys.stderr.isatty() and not no_progress,
-        positive_values=parse_positive_values(positive_values),
-        truth_split=split or None,
-        baseline_dir=baseline,
-        group_by=group_by,
-        worse_by=worse_by,
-        tau=tau,
-        ids=keep,
-        resample=resample,
-        road_buffer_px=road_buffer,
-        road_buffer_m=road_buffer_m,
-        line_width=line_width,
-        line_width_unit=line_width_unit(line_width_px),
-    )
+    from sam2elnet.utils.batch import NothingDoneError
+
+    try:
+        res = evaluate_folders(
+            pred,
+            truth,
+            quality_csv=quality,
+            boundary=boundary,
+            roads="auto" if roads_on is None else roads_on,
+            valid_dir=valid,
+            tolerance_px=tolerance,
+            progress=sys.stderr.isatty() and not no_progress,
+            positive_values=parse_positive_values(positive_values),
+            truth_split=split or None,
+            baseline_dir=baseline,
+            group_by=group_by,
+            worse_by=worse_by,
+            tau=tau,
+            ids=keep,
+            resample=resample,
+            road_buffer_px=road_buffer,
+            road_buffer_m=road_buffer_m,
+            line_width=line_width,
+            line_width_unit=line_width_unit(line_width_px),
+        )
+    except NothingDoneError as err:  # every pair skipped: this run's list of why, in place
+        if skipped_csv is not None:  # of an earlier run's, which no longer holds
+            err.write_csv(skipped_csv)
+        raise
     # soft_wrap: a message is one line whatever the width (piped into a log, rich wrapped at 80
     # columns and split e.g. the road buffer line mid-phrase); tables keep their layout
     console = Console(soft_wrap=True)

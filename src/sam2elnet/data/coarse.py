@@ -397,7 +397,7 @@ def degrade_folder(
         if skips:
             if not rows:
                 dst_created = not any(p for p in dst.iterdir() if p.name != ".elnet.lock")
-                err = skips.nothing_done(len(files), src)
+                err = skips.nothing_done(len(files), src, csv=dst / "skipped.csv")
                 if dst_created:
                     import shutil
 

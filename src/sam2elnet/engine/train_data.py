@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,7 +319,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     val_ids = [i for i in val_ids if i not in bad]
     if not train_ids:
         if bad:
-            raise skips.nothing_done(len(skips), cfg.data)
+            raise skips.nothing_done(len(skips), cfg.data, csv=Path(cfg.out) / "skipped.csv")
         raise UserError("no training images left; check --data", cfg.data)
     notes[0] = split_note(
         choice, len(ids), len(train_ids), len(val_ids), len(held_out), len(bad), cfg

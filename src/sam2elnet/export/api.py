@@ -152,8 +152,8 @@ def export_labels(
         res = export_warped(
             _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
         )
-    except NothingDoneError:  # nothing produced: an earlier export's list no longer holds
-        skipped.unlink(missing_ok=True)  # (as SkipLog.write_csv removes it when none skipped)
+    except NothingDoneError as err:  # nothing produced: this run's list of why, in place of
+        err.write_csv(skipped)  # an earlier export's, which no longer holds
         raise
     return with_selection(res, pick)
 

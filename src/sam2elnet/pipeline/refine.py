@@ -449,7 +449,7 @@ def refine_folder(
                 last = time.monotonic()
         res.skipped = skips.rows()
         if not res.rows:
-            err = skips.nothing_done(n_files, Path(images))
+            err = skips.nothing_done(n_files, Path(images), csv=out / "skipped.csv")
             if created:
                 import shutil
 

@@ -39,7 +39,18 @@ __all__ = [
 
 class NothingDoneError(DataError):
     """:meth:`SkipLog.nothing_done`: every file of a batch was skipped, nothing produced (exit
-    2); an earlier run's skip list no longer holds (the caller removes it)."""
+    2). :attr:`skips` is the run's skip log: the record of why nothing came out, which
+    :meth:`write_csv` writes in place of an earlier run's list (that list no longer holds)."""
+
+    skips: SkipLog | None = None
+
+    def write_csv(self, path: str | Path) -> Path | None:
+        """Write this run's skip list to ``path`` (:meth:`SkipLog.write_csv`) when its folder
+        exists (an earlier run's list there is replaced; a run that produced nothing creates no
+        folder), and return it; else None."""
+        if self.skips is None or not Path(path).parent.is_dir():
+            return None
+        return self.skips.write_csv(path)
 
 
 def short_reason(reason: str, item: str | Path) -> str:
@@ -146,9 +157,22 @@ class SkipLog:
 
         return write_text_atomic(path, csv_text(self.items, self.columns()))
 
-    def nothing_done(self, n_total: int, where: str | Path | None = None) -> NothingDoneError:
+    def nothing_done(
+        self, n_total: int, where: str | Path | None = None, csv: str | Path | None = None
+    ) -> NothingDoneError:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
-        :attr:`single` file its own error, naming it."""
+        :attr:`single` file its own error, naming it. The one rule for a run that produced
+        nothing: its skip list (why nothing came out) is written to ``csv``, the path a
+        successful run writes it to, replacing an earlier run's list, which no longer holds
+        (:meth:`NothingDoneError.write_csv`: only into a folder that exists). A caller that
+        knows the path only later calls the error's :meth:`NothingDoneError.write_csv`."""
+        err = self._nothing_done(n_total, where)
+        err.skips = SkipLog(self.what, list(self.items), self.single)
+        if csv is not None:
+            err.write_csv(csv)
+        return err
+
+    def _nothing_done(self, n_total: int, where: str | Path | None) -> NothingDoneError:
         if self.single and len(self.items) == 1:
             it = self.items[0]
             return NothingDoneError(short_reason(it["reason"], it[self.what]), it[self.what])
