@@ -191,6 +191,31 @@ def test_a_reviewed_mask_without_an_image_leaves_the_old_set(run, tmp_path, caps
     assert res.n_reviewed == 3 and "new.tif" in _listing(train)["images"]
 
 
+def test_images_search_sub_folders_and_image_files_only(run, tmp_path, capsys):
+    """A mask the run does not know pairs with the image of its key in a sub-folder of
+    --images (data.naming.list_images, recursive); a file of that stem that is no image
+    (new.xml, a world file) pairs with nothing."""
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    assert _import(capsys, gp, tmp_path, "--reviewed-only")[0] == 0
+    masks, train = tmp_path / "reviewed", tmp_path / "t"
+    shutil.copy(masks / "a.tif", masks / "new.tif")
+    rec = json.loads((masks / ".elnet-import.json").read_text())
+    rec["masks"].append("new.tif")
+    (masks / ".elnet-import.json").write_text(json.dumps(rec))
+    images = tmp_path / "more"
+    (images / "sub" / "deeper").mkdir(parents=True)
+    (images / "new.xml").write_text("<xml/>")
+    (images / "sub" / "new.tfw").write_text("1\n0\n0\n-1\n0\n0\n")
+    with pytest.raises(UserError, match=r"1 masks pair with no image \(new.tif\)"):
+        build_train_set(masks, run, train, images=images)
+    assert not train.exists()
+    shutil.copy(tmp_path / "images" / "a.tif", images / "sub" / "deeper" / "new.tif")
+    res = build_train_set(masks, run, train, images=images)
+    assert res.n_reviewed == 3 and "new.tif" in _listing(train)["images"]
+    record = json.loads((train / TRAIN_SET_RECORD).read_text())
+    assert record["images"]["new.tif"] == str((images / "sub" / "deeper" / "new.tif").resolve())
+
+
 def test_single_label_file_takes_its_runs_quality(run, tmp_path):
     """A label file's export (polygons, COCO) reads the run's quality.csv, as its review
     selection does; before, only a folder's export did (quality NaN / absent)."""

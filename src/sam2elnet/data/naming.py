@@ -124,7 +124,7 @@ def drop_paired_images(files: list[Path]) -> list[Path]:
 
 
 def list_images(
-    images: str | Path | Sequence[str | Path], *, split_hint: bool = True
+    images: str | Path | Sequence[str | Path], *, split_hint: bool = True, recursive: bool = False
 ) -> list[Path]:
     """Image files (:data:`IMAGE_SUFFIXES`) of a folder (sorted, hidden files left out), a single
     file, or a list.
@@ -136,6 +136,7 @@ def list_images(
         images: a folder, an image file, or a list of files (taken as given).
         split_hint: when the folder holds only sub-folders, also name ``--split`` (annotate /
             enhance take a dataset root with it).
+        recursive: also the images in the folder's sub-folders, at any depth (sorted by path).
 
     Raises:
         UserError: the path does not exist, a folder without images (naming its sub-folders when
@@ -149,7 +150,7 @@ def list_images(
             return [p]
         files = sorted(
             f
-            for f in p.iterdir()
+            for f in (p.rglob("*") if recursive else p.iterdir())
             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
         )
         if any(f.stem.lower().endswith("_sat") for f in files):
@@ -166,7 +167,7 @@ def list_images(
             hint = (
                 f", only sub-folders ({', '.join(subs[:5])}{', ...' if len(subs) > 5 else ''}); "
                 f"pass the folder that holds the images{split}"
-                if subs
+                if subs and not recursive
                 else "; check the path"
             )
             raise UserError(f"no images (.png/.jpg/.tif) in the folder{hint}", p)

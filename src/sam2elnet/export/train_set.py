@@ -309,25 +309,27 @@ def _images_for(
     written: str = "nothing written",
 ) -> dict[str, Path]:
     """Key -> image for every mask: the ``known`` one (the import's, the run's), else the one
-    of that key under ``images`` (not under ``skip``, the training folder).
+    of that key (:func:`~sam2elnet.data.layouts.image_key`) among the images under ``images``,
+    sub-folders included (:func:`~sam2elnet.data.naming.list_images`; not under ``skip``, the
+    training folder).
 
     Raises:
         UserError: masks whose image is found nowhere (naming three), or two images of one
             key under ``images`` that a mask needs.
     """
     from sam2elnet.data.layouts import image_key
-    from sam2elnet.data.naming import IMAGE_SUFFIXES
+    from sam2elnet.data.naming import list_images
 
     found: dict[str, list[Path]] = {}
     need = [k for k in masks if k not in known]
     if need and images is not None:
-        files = [images] if images.is_file() else sorted(
-            f for f in images.rglob("*")
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-            and not f.resolve().is_relative_to(skip.resolve())
-        )  # fmt: skip
+        try:
+            files = list_images(images, split_hint=False, recursive=True)
+        except UserError:  # no image under --images: the masks that need one are named below
+            files = []
         for f in files:
-            found.setdefault(image_key(f), []).append(f)
+            if images.is_file() or not f.resolve().is_relative_to(skip.resolve()):
+                found.setdefault(image_key(f), []).append(f)
     pairs = dict(known)
     missing = []
     for k in need:
