@@ -54,11 +54,23 @@ def test_rule_repeats_grey_only_into_an_optical_colour_model():
         band_layout(2, 1, lambda: False, "two.tif")
     # bands chosen with --bands (new-user GIS trial: "image has 2 bands" of a 6-band image)
     with pytest.raises(BandCountError) as info:
-        band_layout(2, 3, never, "six.tif", chosen=[1, 2])
+        band_layout(2, 3, never, "six.tif", chosen=[1, 2], file_bands=6)
     assert str(info.value) == (
         "six.tif: unsupported band count: 2 bands chosen with --bands 1,2 but the model was "
-        "trained for 3; give 3 band number(s) to --bands (e.g. --bands 1,2,3)"
+        "trained for 3; give 3 band number(s) of the file's 6 to --bands (e.g. --bands 1,2,3)"
     )
+    # was: "e.g. --bands 1,2,3" of a 2-band file (no band 3); the example names its bands only
+    with pytest.raises(BandCountError) as info:
+        band_layout(1, 3, never, "two.tif", chosen=[2], file_bands=2, sar=True)
+    assert "--bands 2,2,2" in str(info.value)  # one band: the repeat advice, as before
+    with pytest.raises(BandCountError) as info:
+        band_layout(2, 4, never, "two.tif", chosen=[2, 1], file_bands=2)
+    assert str(info.value).endswith(
+        "give 4 band number(s) of the file's 2 to --bands (e.g. --bands 1,2,2,2)"
+    ), info.value
+    with pytest.raises(BandCountError) as info:  # the file's band count not known: no example
+        band_layout(2, 4, never, "two.tif", chosen=[2, 1])
+    assert str(info.value).endswith("give 4 band number(s) of the file's bands to --bands")
     with pytest.raises(BandCountError) as info:
         band_layout(1, 2, never, "s1.tif", sar=True, names=["VV", "VH"], chosen=[2])
     msg = str(info.value)

@@ -267,8 +267,13 @@ def test_band_mismatch(tmp_path: Path):
     # bands chosen with --bands: the message says so (was "image has 2 bands" of any image)
     six = make_scene(tmp_path / "six.tif", bands=6)
     with pytest.raises(DataError, match=r"2 bands chosen with --bands 1,2 but the model was "
-                                        r"trained for 3; give 3 band number\(s\) to --bands"):  # fmt: skip
+                                        r"trained for 3; give 3 band number\(s\) of the file's 6 "
+                                        r"to --bands \(e\.g\. --bands 1,2,3\)"):  # fmt: skip
         predict_scene(six, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), bands=[1, 2],
+                      progress=False)  # fmt: skip
+    # a 2-band file: was "e.g. --bands 1,2,3" (no band 3); now its own bands only
+    with pytest.raises(DataError, match=r"of the file's 2 to --bands \(e\.g\. --bands 1,2,2\)$"):
+        predict_scene(path, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), bands=[2, 1],
                       progress=False)  # fmt: skip
     # selecting bands explicitly works
     res = predict_scene(

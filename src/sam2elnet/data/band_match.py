@@ -101,6 +101,7 @@ def band_layout(
     select: Sequence[int] | None = None,
     chosen: Sequence[int] | None = None,
     colour: bool = False,
+    file_bands: int | None = None,
 ) -> str:
     """What to do with an image of ``count`` bands given to a model of ``bands`` (module doc).
 
@@ -121,6 +122,8 @@ def band_layout(
         colour: the image is 8-bit with 3 bands after its alpha band is dropped (RGB / RGBA):
             only then does the message into a SAR model call it an optical (colour) image; a
             stack of VV, VH and their ratio, or of 3 dates, is SAR too.
+        file_bands: the bands the file holds, which ``chosen`` picks from: the message's
+            ``--bands`` example names only these (None: not known, no example given).
 
     Returns:
         ``"keep"`` (counts match, or any count accepted), ``"repeat"`` (one band into a
@@ -161,13 +164,14 @@ def band_layout(
         )
     # the image's own bands (a 2-band image into a 3-band model: 1,2,2, not a band 3 it lacks);
     # after --bands the file may hold more bands than were chosen
-    top = bands if by_flag else count
+    top = (file_bands or 0) if by_flag else count
     example = ",".join(str(min(i, top)) for i in range(1, bands + 1))
     if by_flag:
+        of = f" of the file's {file_bands}" if file_bands else " of the file's bands"
         raise BandCountError(
             f"unsupported band count: {count} bands chosen with {flag} but the model was "
-            f"trained for {bands}{named}; give {bands} band number(s) to --bands (e.g. "
-            f"--bands {example})",
+            f"trained for {bands}{named}; give {bands} band number(s){of} to --bands"
+            + (f" (e.g. --bands {example})" if file_bands else ""),
             path,
         )
     raise BandCountError(

@@ -211,6 +211,7 @@ def make_scene_normalizer(
         names=getattr(cfg, "band_names", None),
         select=getattr(cfg, "band_select", None),
         chosen=chosen,
+        file_bands=int(src.count),
         colour=len(bands) == 3 and data.dtype == np.uint8,  # RGB, alpha left out
     )
     _check_kind(src, cfg, in_bands, data, valid, pix)
