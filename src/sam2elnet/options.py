@@ -99,6 +99,7 @@ class FolderJobOptions(WindowOptions):
     max_growth: float | None = Field(
         None, ge=0, le=100_000, description="enhance: px the label may grow beyond the coarse one"
     )
+    layer: str | None = Field(None, min_length=1, description="layer of a vector --labels file")
     max_memory: int = Field(
         1_500_000_000,
         description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",
@@ -247,5 +248,8 @@ class EvaluateOptions(_Options):
     road_buffer_m: float | None = road_buffer_m_field()
     line_width: float | None = line_width_field()
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
+    truth_layer: str | None = Field(
+        None, min_length=1, description="layer of a vector --truth file"
+    )
 
     _one_road_buffer = model_validator(mode="after")(settle_road_buffer)  # one unit

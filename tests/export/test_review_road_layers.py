@@ -218,8 +218,8 @@ def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(
     assert "reading the first polygon / line layer" not in err and "'old'" in err, err
     assert "--layer NAME" in err, err
     assert _fg(tmp_path / "first" / "a.tif")[0].sum() == 10
-    # the same warning for elnet enhance --labels / evaluate --truth (no --layer there): the
-    # hint says which fix applies where (it sent every command to `elnet import --layer NAME`)
+    # the same warning for elnet enhance --labels / evaluate --truth: the hint names the
+    # option of each command (it sent every command to `elnet import --layer NAME`)
     from sam2elnet.data.vector_layers import default_layer
 
     with caplog.at_level("WARNING"):
@@ -228,7 +228,7 @@ def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(
     assert said == [
         f"{gp}: 2 layers (old, new): reading the first, 'old'; to read another, rename it to "
         "'labels' or keep only that layer in the file (QGIS: Export > Save Features As), or "
-        "with elnet import pass --layer NAME"
+        "name it: elnet import / enhance --layer NAME, elnet evaluate --truth-layer NAME"
     ], said
 
     rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,

@@ -349,6 +349,12 @@ def enhance_cmd(
         help="Largest distance, px, the label may extend beyond the coarse label (default: no "
         "limit; suits coarse labels drawn around their objects).",
     ),
+    layer: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--layer",
+        help="The layer to read from a vector --labels file with several (e.g. new_roads; "
+        "default: its 'labels' layer, else the first polygon / line layer, with a warning).",
+    ),
     **shared: object,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""
@@ -363,6 +369,7 @@ def enhance_cmd(
         split=split,
         new_objects=new_objects,
         max_growth=max_growth,
+        layer=layer,
         **shared,
     )
     check_job_io(images, out, model, labels)

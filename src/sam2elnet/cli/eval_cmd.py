@@ -75,6 +75,12 @@ def evaluate(
     road_buffer_m: Optional[float] = _ROAD_BUFFER_M,  # noqa: UP045
     line_width: Optional[float] = _LINE_WIDTH,  # noqa: UP045
     line_width_px: bool = _LINE_WIDTH_PX,
+    truth_layer: Optional[str] = typer.Option(  # noqa: UP045
+        None,
+        "--truth-layer",
+        help="The layer to read from a --truth polygon file with several (e.g. new_roads; the "
+        "truth only: --baseline / --valid / --pred files are read from their default layer).",
+    ),
     quality: Path | None = typer.Option(
         None, "--quality", help="quality.csv to correlate (default: PRED/quality.csv if present)."
     ),
@@ -198,6 +204,7 @@ def evaluate(
         road_buffer=road_buffer,
         road_buffer_m=road_buffer_m,
         line_width=line_width,
+        truth_layer=truth_layer,
     )
     road_buffer_px_of(road_buffer, road_buffer_m)  # both given: refused before anything is read
     check_input(pred, "--pred", "prediction folder or file")
@@ -274,6 +281,7 @@ def evaluate(
             road_buffer_m=road_buffer_m,
             line_width=line_width,
             line_width_unit=line_width_unit(line_width_px),
+            truth_layer=truth_layer,
         )
     except NothingDoneError as err:  # every pair skipped: this run's list of why, in place
         if skipped_csv is not None:  # of an earlier run's, which no longer holds

@@ -1,7 +1,9 @@
 """Which layer of a vector label file is read: the named one, else the ``labels`` layer of a
 file with several, else the first polygon / line layer (with a warning naming the layers).
 
-:func:`sam2elnet.data.vector.read_vector` reads through these; ``elnet import --layer`` names one.
+:func:`sam2elnet.data.vector.read_vector` reads through these; ``elnet import --layer``,
+``elnet enhance --layer`` (a vector ``--labels`` file) and ``elnet evaluate --truth-layer`` (a
+vector ``--truth`` file) name one (:data:`LAYER_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LABELS_LAYER", "check_layer", "default_layer", "layer_crs_extent"]
+__all__ = ["LABELS_LAYER", "LAYER_OPTIONS", "check_layer", "default_layer", "layer_crs_extent"]
 
 #: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
 #: for roads); read by default from a file with several layers, whatever their order.
 LABELS_LAYER = "labels"
+
+#: The commands that read a named layer, and their option: the several-layers warning lists them.
+LAYER_OPTIONS = "elnet import / enhance --layer NAME, elnet evaluate --truth-layer NAME"
 
 
 def default_layer(path: Path) -> str | None:
@@ -49,14 +54,15 @@ def default_layer(path: Path) -> str | None:
         f"{path}: {len(spatial)} layers ({', '.join(spatial)}): reading the first"
         f"{' polygon / line layer' if pick != spatial[0] else ''}, {pick!r}; to read another, "
         f"rename it to {LABELS_LAYER!r} or keep only that layer in the file (QGIS: Export > Save "
-        "Features As), or with elnet import pass --layer NAME",
+        f"Features As), or name it: {LAYER_OPTIONS}",
         key=str(path),
     )
     return pick
 
 
-def check_layer(path: Path, layer: str) -> None:
-    """Raise a DataError naming the file's layers when ``path`` has no layer ``layer``.
+def check_layer(path: Path, layer: str, option: str = "--layer") -> None:
+    """Raise a DataError naming the file's layers when ``path`` has no layer ``layer``
+    (``option``: the option the message tells to give one of them to).
 
     A file GDAL cannot list is left to :func:`~sam2elnet.data.vector.read_vector`'s error."""
     import pyogrio
@@ -68,7 +74,7 @@ def check_layer(path: Path, layer: str) -> None:
     if layer not in names:
         raise DataError(
             f"vector file has no layer {layer!r}; its layers: {', '.join(names) or 'none'} "
-            "(give one of them to --layer)",
+            f"(give one of them to {option})",
             path,
         )
 

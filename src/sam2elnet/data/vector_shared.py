@@ -72,10 +72,17 @@ def frame_of(label: object) -> Any:
     return label.frame if isinstance(label, SharedVector) else None
 
 
-def share_vectors(paths: Iterable[str | Path], strict: bool = False) -> dict[Path, SharedVector]:
+def share_vectors(
+    paths: Iterable[str | Path], strict: bool = False, layer: str | None = None
+) -> dict[Path, SharedVector]:
     """Each vector file (:func:`~sam2elnet.data.vector.is_vector_path`) that ``paths`` name two
     or more times, read once: file -> :class:`SharedVector`. Files named once and raster files
     are left out.
+
+    ``layer`` (``elnet enhance --layer``): the layer read from each vector file, which is then
+    read here even when named once (the readers take its frame, never the file's default
+    layer); a file without that layer is a DataError listing its layers
+    (:func:`~sam2elnet.data.vector_layers.check_layer`), raised with ``strict``.
 
     A file that cannot be read (unreadable, no features): with ``strict`` (a job whose images
     all take their coarse labels from it, ``enhance --labels FILE.gpkg``, ``scene`` with a
@@ -85,15 +92,24 @@ def share_vectors(paths: Iterable[str | Path], strict: bool = False) -> dict[Pat
     out: each item that names it reads it itself and reports the error.
 
     Raises:
-        DataError: ``strict`` and a file several images name cannot be read.
+        DataError: ``strict`` and a file several images name (any, with ``layer``) cannot be
+            read.
+        UserError: ``layer`` and no vector file among ``paths`` (raster coarse labels).
     """
     from sam2elnet.data.vector import is_vector_path, read_vector
 
+    paths = list(paths)
     uses = Counter(Path(p) for p in paths if is_vector_path(p))
+    if layer is not None and not uses and paths:
+        raise UserError(
+            f"--layer {layer!r} applies to vector coarse labels (GeoPackage / Shapefile / "
+            "GeoJSON); these are raster masks: drop --layer",
+            Path(paths[0]),
+        )
     shared: dict[Path, SharedVector] = {}
-    for p in (p for p, n in uses.items() if n > 1):
+    for p in (p for p, n in uses.items() if n > 1 or layer is not None):
         try:
-            shared[p] = SharedVector(p, read_vector(p))
+            shared[p] = SharedVector(p, read_vector(p, layer=layer))
         except DataError:
             if strict:
                 raise

@@ -377,12 +377,16 @@ class Pairs:
 
 
 def pair_inputs(
-    pdir: Path, tdir: Path, split: str | Sequence[str] | None, runs: list[Path]
+    pdir: Path,
+    tdir: Path,
+    split: str | Sequence[str] | None,
+    runs: list[Path],
+    truth: VectorTruth | None = None,
 ) -> Pairs:
     """The predictions and truths of an evaluation.
 
     * ``--truth`` a polygon file and ``--pred`` a folder: every prediction against that file
-      (:meth:`VectorTruth.shared`);
+      (``truth``, already read with ``--truth-layer``, else :meth:`VectorTruth.shared`);
     * ``--pred`` a polygon file (e.g. an ``elnet export`` layer) and ``--truth`` a folder:
       every truth mask against the polygons in its footprint, placed on its grid;
     * two files: :func:`single_pair` (one of them may be a polygon file);
@@ -406,7 +410,7 @@ def pair_inputs(
             "or give a --truth folder of one polygon file per prediction, named like it, in "
             "pixel coordinates", tdir,
         )  # fmt: skip
-        return Pairs(preds, dict.fromkeys(preds, tdir), None, VectorTruth.shared(tdir))
+        return Pairs(preds, dict.fromkeys(preds, tdir), None, truth or VectorTruth.shared(tdir))
     if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():
         truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
         masks = {k: v for k, v in truths.items() if not is_vector_path(v)}

@@ -63,11 +63,37 @@ class VectorTruth:
     _sv: Any = field(default=None, init=False, repr=False)
 
     @classmethod
-    def shared(cls, path: Path) -> VectorTruth:
-        """Read ``path`` once (DataError naming it when it cannot be read or has no features)."""
+    def shared(cls, path: Path, layer: str | None = None) -> VectorTruth:
+        """Read ``path`` once (DataError naming it when it cannot be read or has no features);
+        ``layer``: that layer (None: :func:`~sam2elnet.data.vector_layers.default_layer`)."""
         from sam2elnet.data.vector import read_vector
 
-        return cls(path, read_vector(path))
+        return cls(path, read_vector(path, layer=layer))
+
+    @classmethod
+    def truth_layer(cls, truth: Path, layer: str | None) -> VectorTruth | None:
+        """``elnet evaluate --truth-layer``: the ``layer`` of the polygon file ``truth``, read
+        once (None without ``layer``). It names the ground truth's layer only (``--baseline`` /
+        ``--valid`` / ``--pred`` polygon files are read from their default layer).
+
+        Raises:
+            UserError: ``layer`` with a ``truth`` that is not one polygon file (a folder).
+            DataError: ``truth`` has no such layer (the message lists its layers) or cannot be
+                read.
+        """
+        from sam2elnet.data.vector import is_vector_path
+        from sam2elnet.data.vector_layers import check_layer
+
+        if layer is None:
+            return None
+        if not (truth.is_file() and is_vector_path(truth)):
+            raise UserError(
+                f"--truth-layer {layer!r} names a layer of one --truth polygon file "
+                "(GeoPackage / Shapefile / GeoJSON); this is not one: drop --truth-layer",
+                truth,
+            )
+        check_layer(truth, layer, "--truth-layer")
+        return cls.shared(truth, layer)
 
     def on_grid(self, truth: Path, pred: Path) -> np.ndarray:
         """bool (H, W) on ``pred``'s grid, True inside a polygon of ``truth``.

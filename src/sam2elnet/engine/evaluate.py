@@ -37,7 +37,7 @@ from sam2elnet.engine.eval_stream import (
     pair_counts,
     read_binary_mask,
 )
-from sam2elnet.engine.eval_vector import PolygonFiles, layer_check
+from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth, layer_check
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import (
     buffer_range,
@@ -99,6 +99,7 @@ def evaluate_folders(
     resample: bool = True,
     line_width: float | None = None,
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
+    truth_layer: str | None = None,
 ) -> EvaluationResult:
     """Compare every predicted mask in ``pred_dir`` with its ground truth in ``truth_dir``.
 
@@ -146,7 +147,8 @@ def evaluate_folders(
     ``road_buffer_m``, ``pixel_size_m`` and ``pixel_scale_factor`` when its prediction has a
     projected CRS). ``line_width`` (> 0; None: 1 px) is
     the total width line features of polygon-file truth are buffered to before rasterising, in
-    ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``.
+    ``line_width_unit`` ``"map"`` (units of the prediction's CRS) or ``"px"``. ``truth_layer``:
+    the layer read from a polygon-file truth (:meth:`VectorTruth.truth_layer`; truth only).
 
     ``pred_dir`` may also be the output folder of ``elnet annotate`` / ``elnet enhance``: when it
     holds no masks itself, its ``labels/`` (kept) and ``rejected/`` sub-folders are read together.
@@ -203,11 +205,12 @@ def evaluate_folders(
     _check_widths(road_buffer_px, road_buffer_m, line_width, line_width_unit)
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
-    pairs = pair_inputs(pdir, tdir, truth_split, runs)
+    truth = VectorTruth.truth_layer(tdir, truth_layer)  # its layer (one polygon file only)
+    pairs = pair_inputs(pdir, tdir, truth_split, runs, truth)
     # every polygon file (truth, baseline, valid area) placed by one placement (eval_vector)
     vector = PolygonFiles(line_width=line_width, line_width_unit=line_width_unit)
-    if pairs.layer is not None:
-        vector.share(pairs.layer.path, pairs.layer)  # type: ignore[arg-type]
+    if (layer := pairs.layer or truth) is not None:
+        vector.share(layer.path, layer)  # type: ignore[arg-type]
     if pairs.pred_layer is not None:  # one polygon layer of predictions (elnet export)
         vector.share(pairs.pred_layer)
     preds, truths, one = pairs.preds, pairs.truths, pairs.one

@@ -363,6 +363,7 @@ def enhance_folder(
     warp_method: str = DEFAULT_WARP_METHOD,
     new_objects: str = _default("new_objects"),
     max_growth: float | None = None,
+    layer: str | None = None,
     echo: Callable[[str], None] | None = None,
     unusable_is_error: bool = True,
 ) -> FolderResult:
@@ -386,7 +387,8 @@ def enhance_folder(
     (:func:`~sam2elnet.data.vector_shared.share_vectors`); on images without georeference its
     features go to the image their ``source`` / ``label`` attribute names, in pixel coordinates,
     as ``elnet import --from vector`` places them (a file that cannot be placed so on any of
-    them: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable_by_name`). Raster coarse
+    them: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable_by_name`); ``layer``
+    names the layer read from it (a file without it: one DataError listing its layers). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
@@ -456,7 +458,7 @@ def enhance_folder(
     )  # fmt: skip
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
-    shared = share_vectors(label_map.values(), strict=True)
+    shared = share_vectors(label_map.values(), strict=True, layer=layer)
     for sv in shared.values():  # on images without georeference: by name, or one error now
         served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
         if not any(georeferenced(f) for f in served):

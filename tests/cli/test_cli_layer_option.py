@@ -1,0 +1,162 @@
+"""``elnet enhance --layer`` and ``elnet evaluate --truth-layer``: the layer read from a
+GeoPackage with several (old and new roads). The named layer is the one read (the result equals
+that of a file holding only that layer, and differs from the default layer's); a name the file
+lacks is one ``error:`` line naming the file and listing its layers, exit 2, nothing written.
+
+Tiny GeoTIFFs: 32 x 32 px, 10 m pixels, EPSG:32633 (:func:`helpers_data.write_tif`). Layer
+``old`` covers columns 0..9, layer ``new`` columns 20..29 (rows 0..31).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from helpers_data import write_tif
+from shapely.geometry import box
+
+from sam2elnet.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")
+
+X0, Y0, CRS = 500_000.0, 4_000_000.0, "EPSG:32633"
+OLD = box(X0, Y0 - 320, X0 + 100, Y0)  # columns 0..9
+NEW = box(X0 + 200, Y0 - 320, X0 + 300, Y0)  # columns 20..29
+
+
+def _two_layers(tmp_path: Path) -> tuple[Path, Path]:
+    """``two.gpkg`` (layers old, new, in that order) and ``one.gpkg`` (new only)."""
+    two, one = tmp_path / "two.gpkg", tmp_path / "one.gpkg"
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[OLD], crs=CRS).to_file(two, layer="old")
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[NEW], crs=CRS).to_file(two, layer="new")
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[NEW], crs=CRS).to_file(one, layer="new")
+    return two, one
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    rc = main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+def _one_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and not any(ln.startswith("Traceback") for ln in lines), err
+    return errors[0]
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    root = tmp_path_factory.mktemp("layer_model")
+    net = build_model(ModelConfig(size="micro", in_bands=3))
+    return save_model(net, root / "m.pt")
+
+
+def test_enhance_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> None:
+    images = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):  # one file for two images
+        write_tif(images / f"{name}.tif", rng.integers(20, 230, (3, 32, 32)).astype(np.uint8))
+    two, one = _two_layers(tmp_path)
+    run = ["enhance", "--model", model, "--images", images, "--no-progress"]
+    for out, labels, extra in (("two", two, ["--layer", "new"]), ("one", one, []),
+                               ("dflt", two, [])):  # fmt: skip
+        rc, err = _cli(capsys, *run, "--labels", labels, "--out", tmp_path / out, *extra)
+        assert rc == 0, err
+        if out == "two":  # a named layer: no several-layers warning
+            assert "2 layers" not in err, err
+        if out == "dflt":
+            assert "2 layers (old, new): reading the first, 'old'" in err, err
+            assert "elnet import / enhance --layer NAME" in err, err
+    for name in ("a", "b"):  # labels and change maps: those of the one-layer file
+        for sub in ("labels", "changes"):
+            got = _read(tmp_path / "two" / sub / f"{name}.tif")
+            assert np.array_equal(got, _read(tmp_path / "one" / sub / f"{name}.tif")), sub
+        # the coarse label went into the change map: the default layer's differs
+        changes = [_read(tmp_path / d / "changes" / f"{name}.tif") for d in ("two", "dflt")]
+        assert not np.array_equal(*changes)
+    # one image and the file (named once: read with the layer too)
+    rc, err = _cli(capsys, "enhance", "--model", model, "--images", images / "a.tif", "--labels",
+                   two, "--out", tmp_path / "single", "--layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 0 and "2 layers" not in err, err
+    got = _read(tmp_path / "single" / "changes" / "a.tif")
+    assert np.array_equal(got, _read(tmp_path / "one" / "changes" / "a.tif"))
+
+    out = tmp_path / "missing"
+    rc, err = _cli(capsys, *run, "--labels", two, "--out", out, "--layer", "roads")
+    assert rc == 2
+    line = _one_error(err)
+    assert str(two) in line and "no layer 'roads'" in line and "old, new" in line, line
+    assert "--layer" in line and not out.exists()
+
+
+def test_enhance_layer_with_raster_labels_is_one_error(tmp_path, model, capsys) -> None:
+    images, coarse = tmp_path / "images", tmp_path / "coarse"
+    write_tif(
+        images / "a.tif", np.random.default_rng(0).integers(20, 230, (3, 32, 32)).astype(np.uint8)
+    )
+    write_tif(coarse / "a.tif", np.zeros((1, 32, 32), np.uint8))
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, "enhance", "--model", model, "--images", images, "--labels", coarse,
+                   "--out", out, "--layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 2
+    assert "--layer 'new' applies to vector coarse labels" in _one_error(err)
+    assert not out.exists()
+
+
+def _pred(path: Path) -> Path:
+    """Object in columns 16..31 (512 px): against layer new (columns 20..29, 320 px) TP 320,
+    FP 192, FN 0, TN 512; against layer old (columns 0..9) TP 0."""
+    a = np.zeros((1, 32, 32), np.uint8)
+    a[:, :, 16:] = 255
+    return write_tif(path, a)
+
+
+@pytest.mark.parametrize("folder", [True, False])
+def test_evaluate_reads_the_truth_layer(tmp_path, capsys, folder: bool) -> None:
+    """A prediction folder against one truth file (shared), and one prediction against it."""
+    pred = _pred(tmp_path / "preds" / "a.tif")
+    pred_arg = pred.parent if folder else pred
+    two, one = _two_layers(tmp_path)
+    res = {}
+    for name, truth, extra in (("two", two, ["--truth-layer", "new"]), ("one", one, []),
+                               ("dflt", two, [])):  # fmt: skip
+        out = tmp_path / f"{name}.json"
+        rc, err = _cli(capsys, "evaluate", "--pred", pred_arg, "--truth", truth, "--json", out,
+                       "--no-progress", *extra)  # fmt: skip
+        assert rc == 0, err
+        res[name] = json.loads(out.read_text())["images"][0]
+        if name == "two":
+            assert "2 layers" not in err, err
+    keys = ("tp", "fp", "fn", "tn")
+    assert [res["two"][k] for k in keys] == [res["one"][k] for k in keys] == [320, 192, 0, 512]
+    assert res["dflt"]["tp"] == 0  # the default layer, old, misses the prediction
+
+    out = tmp_path / "missing.json"
+    rc, err = _cli(capsys, "evaluate", "--pred", pred_arg, "--truth", two, "--json", out,
+                   "--truth-layer", "roads", "--no-progress")  # fmt: skip
+    assert rc == 2
+    line = _one_error(err)
+    assert str(two) in line and "no layer 'roads'" in line and "old, new" in line, line
+    assert "--truth-layer" in line and not out.exists()
+
+
+def test_evaluate_truth_layer_with_a_truth_folder_is_one_error(tmp_path, capsys) -> None:
+    pred = _pred(tmp_path / "preds" / "a.tif")
+    truth = tmp_path / "truth"
+    write_tif(truth / "a.tif", np.zeros((1, 32, 32), np.uint8))
+    rc, err = _cli(capsys, "evaluate", "--pred", pred.parent, "--truth", truth,
+                   "--truth-layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 2
+    assert "--truth-layer 'new' names a layer of one --truth polygon file" in _one_error(err)
