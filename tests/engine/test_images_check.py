@@ -261,3 +261,48 @@ def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatc
     assert len(image_values(photo)) == 3 and mask_like_image(photo) == ""
     assert masks.image_like_label(photo) == "3 bands that differ, a colour image"
     assert shapes and all(s[0] == 3 and s[1] * s[2] <= 32 * 32 for s in shapes), shapes
+
+
+def test_a_large_probability_map_given_as_pred_is_judged_on_a_bounded_sample(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Was: evaluate's check that a --pred file which looks like an image is a probability map
+    read the whole file (bounded by its size on disk, not its pixels: a deflate GeoTIFF of a few
+    KB with 4 Mpx in its header was decoded whole). Now it reads the bounded sample
+    (pixel_sample.valid_pixels), as image_like_label does, and the map is still accepted."""
+    import sam2elnet.data.images as images
+    import sam2elnet.data.pixel_sample as pixel_sample
+    import sam2elnet.data.tiling as tiling
+    from sam2elnet.engine.eval_inputs import check_not_images
+
+    side = 2048
+    ramp = np.linspace(0, 1, side, dtype=np.float32)
+    prob = np.broadcast_to(ramp[None, :] * ramp[:, None], (side, side))[None]  # floats in 0..1
+    pred = tmp_path / "a_pred.tif"
+    with rasterio.open(pred, "w", driver="GTiff", height=side, width=side, count=1,
+                       dtype="float32", compress="deflate", tiled=True) as dst:  # fmt: skip
+        dst.write(prob)
+    truth = tmp_path / "a_mask.png"  # not on disk: only the prediction is looked at
+    shapes: list[tuple[int, ...]] = []
+    real = tiling.decimated_read
+
+    def counted(*a, **k):
+        data, valid = real(*a, **k)
+        shapes.append(data.shape)
+        return data, valid
+
+    def whole(*a, **k):
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(tiling, "decimated_read", counted)
+    monkeypatch.setattr(images, "read_image", whole)
+    check_not_images({"a": pred}, {"a": truth}, ["a"])  # a probability map: accepted
+    assert len(shapes) == 2, shapes  # image_like_label's look, then probability_map_like's
+    assert all(s[0] == 1 and s[1] * s[2] <= pixel_sample.SAMPLE_PIXELS for s in shapes), shapes
+    # a colour image as --pred is still refused, judged on the sample too
+    rgb = tmp_path / "b_pred.tif"
+    with rasterio.open(rgb, "w", driver="GTiff", height=side, width=side, count=3,
+                       dtype="float32", compress="deflate", tiled=True) as dst:  # fmt: skip
+        dst.write(np.stack([prob[0], prob[0].T, 1 - prob[0]]))
+    with pytest.raises(UserError, match="looks like an image, not a mask"):
+        check_not_images({"b": rgb}, {"b": truth}, ["b"])

@@ -337,15 +337,21 @@ def mask_like_image(path: str | Path, values: np.ndarray | None = None) -> str:
     return f"only the values 0 and {v[1]:g}, a mask"
 
 
-def probability_map_like(img: Any) -> bool:
-    """Whether an image read by :func:`sam2elnet.data.images.read_image` (``data`` ``(C, H, W)``,
-    ``valid`` ``(H, W)`` bool) can be a probability map as ``--save-prob`` writes them: one
-    band of uint8 greys (a PNG / TIFF) or of values within 0..1 (floats). Such a file looks
-    like an image to :func:`image_like_label` (continuous values), yet is a prediction."""
-    if img.data.shape[0] != 1:
+def probability_map_like(path: str | Path) -> bool:
+    """Whether a raster file can be a probability map as ``--save-prob`` writes them: one band
+    of uint8 greys (a PNG / TIFF) or of valid values within 0..1 (floats). Such a file looks
+    like an image to :func:`image_like_label` (continuous values), yet is a prediction. Judged,
+    as :func:`image_like_label`, on a bounded sample of its valid pixels
+    (:func:`~sam2elnet.data.pixel_sample.valid_pixels`: at most
+    :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS` per band, never the whole of a large
+    raster); False when it cannot be read."""
+    try:
+        x = valid_pixels(Path(path))
+    except (DataError, OSError):
         return False
-    x = img.data[:, img.valid]
-    return img.data.dtype.name == "uint8" or bool(x.size and 0 <= x.min() and x.max() <= 1)
+    if x.shape[0] != 1:
+        return False
+    return x.dtype.name == "uint8" or bool(x.size and 0 <= x.min() and x.max() <= 1)
 
 
 def check_training_pair(image: str | Path, mask: str | Path) -> None:

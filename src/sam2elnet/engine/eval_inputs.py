@@ -465,7 +465,6 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
     Raises:
         UserError: naming the file, what it looks like and what the option expects.
     """
-    from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label, probability_map_like
 
     for files, option in ((truths, "--truth"), (preds, "--pred")):
@@ -476,7 +475,7 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
         if not kind:
             continue
         if option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg"):
-            if probability_map_like(read_image(first)):  # read by image_like_label already
+            if probability_map_like(first):  # a bounded sample, as image_like_label's
                 continue
         wanted = {
             "--truth": "ground-truth masks (0/255, 0/1 or class values)",
