@@ -478,3 +478,31 @@ def test_run_skipped_csv_lists_unreadable_pairs_and_survives_a_kill(
     res = tr.train(small_cfg(data, run, epochs=2, fit_quality=False, resume=True))
     assert [x["id"] for x in res.skipped] == ["s03"]
     assert (run / "skipped.csv").read_text() == listed
+
+
+def test_nothing_to_train_on_replaces_an_earlier_skip_list_and_leaves_no_new_folder(
+    tmp_path: Path,
+):
+    """Was: a run whose every pair was skipped (exit 2) left an earlier run's RUN/skipped.csv in
+    place, listing another run's files. Now this run's list (why nothing trained) replaces it;
+    into a new --out nothing is left behind (no folder holding only a skip list)."""
+    import sam2elnet.engine.train as tr
+    from sam2elnet.utils.batch import NothingDoneError
+
+    data = make_dataset(tmp_path / "d", n=3, size=32)
+    for k in range(3):
+        (data / "images" / f"s{k:02d}.png").write_bytes(b"not a png")
+    fresh = tmp_path / "fresh"
+    with pytest.raises(NothingDoneError, match="nothing produced: all 3 images"):
+        tr.train(small_cfg(data, fresh, epochs=1, fit_quality=False))
+    assert not fresh.exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "skipped.csv").write_text("image,id,reason\nold.png,old,an earlier run's\n")
+    with pytest.raises(NothingDoneError):
+        tr.train(small_cfg(data, run, epochs=1, fit_quality=False))
+    with (run / "skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((Path(r["image"]).name, r["id"]) for r in rows) == [
+        (f"s{k:02d}.png", f"s{k:02d}") for k in range(3)
+    ], rows

@@ -46,9 +46,15 @@ class NothingDoneError(DataError):
 
     def write_csv(self, path: str | Path) -> Path | None:
         """Write this run's skip list to ``path`` (:meth:`SkipLog.write_csv`) when its folder
-        exists (an earlier run's list there is replaced; a run that produced nothing creates no
-        folder), and return it; else None."""
-        if self.skips is None or not Path(path).parent.is_dir():
+        exists and holds something besides the job's lock (an earlier run's list there is
+        replaced), and return it; else None: a run that produced nothing leaves no folder of its
+        own behind (the folder :func:`~sam2elnet.utils.lock.output_lock` created is removed)."""
+        from sam2elnet.utils.lock import LOCK_NAME
+
+        folder = Path(path).parent
+        if self.skips is None or not folder.is_dir():
+            return None
+        if all(p.name == LOCK_NAME for p in folder.iterdir()):
             return None
         return self.skips.write_csv(path)
 
