@@ -94,12 +94,12 @@ def _by_name(rows: list[dict[str, str]], name: str) -> dict[str, str]:
     return row
 
 
-def test_nothing_warped_is_one_error_and_writes_only_its_skip_list(
+def test_nothing_warped_is_one_error_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     """A folder of which no label can be warped: exit 2, one error line naming the folder and
-    the reasons, no layer; the skip list is this run's (why nothing came out), in place of an
-    earlier export's, which no longer holds (was: left in place)."""
+    the reasons, no layer and no skip list (the error line is the record); an earlier
+    export's list, which no longer holds, is removed (was: left in place)."""
     folder = tmp_path / "bad"
     folder.mkdir()
     _unwarpable(folder)
@@ -115,9 +115,9 @@ def test_nothing_warped_is_one_error_and_writes_only_its_skip_list(
     ), err
     assert "2 ground control point(s)" in errors[0] and "cannot warp to EPSG:3857" in errors[0]
     assert err.count("warning: skipping") == 3
-    assert [p.name for p in tmp_path.glob("n*")] == ["n_skipped.csv"], list(tmp_path.iterdir())
-    names = sorted(Path(r["label"]).name for r in _rows(tmp_path / "n_skipped.csv"))
-    assert names == ["corrupt.tif", "polar.tif", "two_gcps.tif"], names
+    assert list(tmp_path.glob("n*")) == [], list(tmp_path.iterdir())
+    skips = [ln for ln in err.splitlines() if ln.startswith("warning: skipping")]
+    assert all(any(n in ln for ln in skips) for n in ("corrupt.tif", "polar.tif", "two_gcps.tif"))
 
 
 def test_a_label_skipped_after_warping_is_named_by_the_users_file(
@@ -172,12 +172,12 @@ def test_a_truncated_label_is_called_corrupt_and_the_fix_names_its_folder(
     ), rows
 
 
-def test_nothing_produced_without_warp_lists_this_runs_skips(
+def test_nothing_produced_without_warp_removes_an_earlier_skip_list(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     """Was: an export of which every label was skipped (exit 2, "nothing produced") left an
-    earlier export's o_skipped.csv in place, listing files of another run. Now this run's list
-    replaces it (SkipLog.nothing_done: why nothing came out), as every batch command does."""
+    earlier export's o_skipped.csv in place, listing files of another run. Now it is removed and
+    nothing is written beside the failed --out (the error line names the files and why)."""
     folder = tmp_path / "bad"
     folder.mkdir()
     for name in ("x.tif", "y.tif"):
@@ -188,7 +188,5 @@ def test_nothing_produced_without_warp_lists_this_runs_skips(
                "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and f"error: {folder}: nothing produced: all 2 labels" in err, err
-    assert sorted(p.name for p in tmp_path.glob("o*")) == ["o_skipped.csv"]
-    rows = _rows(stale)
-    assert [Path(r["label"]).name for r in rows] == ["x.tif", "y.tif"], rows
-    assert all(r["reason"].startswith("cannot read label raster") for r in rows), rows
+    assert list(tmp_path.glob("o*")) == []
+    assert "cannot read label raster" in err, err

@@ -283,9 +283,9 @@ def evaluate(
             line_width_unit=line_width_unit(line_width_px),
             truth_layer=truth_layer,
         )
-    except NothingDoneError as err:  # every pair skipped: this run's list of why, in place
-        if skipped_csv is not None:  # of an earlier run's, which no longer holds
-            err.write_csv(skipped_csv)
+    except NothingDoneError:  # every pair skipped: the error line says why; an earlier run's
+        if skipped_csv is not None:  # list no longer holds, and a failed run leaves nothing
+            Path(skipped_csv).unlink(missing_ok=True)  # beside --csv (as export)
         raise
     # soft_wrap: a message is one line whatever the width (piped into a log, rich wrapped at 80
     # columns and split e.g. the road buffer line mid-phrase); tables keep their layout

@@ -152,9 +152,9 @@ def export_labels(
         res = export_warped(
             _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
         )
-    except NothingDoneError as err:  # nothing produced: this run's list of why, in place of
-        err.write_csv(skipped)  # an earlier export's, which no longer holds
-        raise
+    except NothingDoneError:  # nothing produced: the error line says why; an earlier export's
+        Path(skipped).unlink(missing_ok=True)  # list no longer holds, and a file output
+        raise  # that failed leaves nothing beside it (the bad-input rule)
     return with_selection(res, pick)
 
 
