@@ -77,7 +77,7 @@ def scene_cmd(
         False,
         "--labels-pixel-coords",
         help="Read vector label coordinates as pixels: x = column, y = -row as QGIS shows a "
-        "raster without georeference (labels wholly at y >= 0: y = row).",
+        "raster without georeference (labels mostly at y >= 0: y = row).",
     ),
     positive_values: Optional[str] = typer.Option(
         None,

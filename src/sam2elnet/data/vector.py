@@ -9,7 +9,7 @@ different CRS from the imagery. The model wants a coarse *mask* on the image gri
 3. reproject to the image CRS (``to_crs``); an image without a CRS takes labels without a CRS,
    placed as QGIS shows that image (:func:`~sam2elnet.data.georef.plain_grid_transform`:
    x = column, y = -row, or the image's own geotransform), because there is nothing to
-   reproject to; labels lying wholly at y >= 0 are read as y = row (COCO / OpenCV contours,
+   reproject to; labels lying mostly at y >= 0 are read as y = row (COCO / OpenCV contours,
    earlier sam2elnet exports), with a note;
 4. buffer lines (and points) by a width given in map units of the image CRS or in pixels;
 5. drop features that miss the image entirely, with a warning that says how many and why; if
@@ -231,7 +231,7 @@ class VectorLabels:
         Pixel coordinates (an image without CRS, or ``pixel_coords``) are x = column, y = -row,
         as QGIS places a raster without georeference (:data:`~sam2elnet.data.georef.PIXEL_GRID`;
         an image with a geotransform but no CRS: that geotransform), so polygons drawn in QGIS
-        over the image land on it; labels lying wholly at y >= 0 are read as x = column,
+        over the image land on it; labels lying mostly at y >= 0 are read as x = column,
         y = row instead (a note says so).
 
         ``gcps``: the ground control points of an image georeferenced by GCPs only (Sentinel-1
@@ -430,7 +430,7 @@ def rasterize_vector(
     without georeference (CRS + transform, or GCPs) is placed as ``elnet import --from vector``
     places it: only its features whose ``source`` / ``label`` attribute names the image (by
     stem; :func:`sam2elnet.data.vector_names.image_features`), in pixel coordinates (x =
-    column, y = -row, or y = row for features wholly at y >= 0); none: all False. Without
+    column, y = -row, or y = row for features mostly at y >= 0); none: all False. Without
     such attributes its pixel coordinates would put the same polygons on every image
     (DataError naming the image). ``vector_path`` may be the
     :class:`~sam2elnet.data.vector_shared.SharedVector` of ``frame``: which image each feature

@@ -303,7 +303,7 @@ def predict_scene(
         line_width: width of vector line labels (roads), in ``line_width_unit``.
         line_width_unit: ``"map"`` or ``"px"``.
         labels_pixel_coords: vector label coordinates are pixels (x = column, y = -row, as
-            QGIS places a raster without georeference; labels wholly at y >= 0: y = row).
+            QGIS places a raster without georeference; labels mostly at y >= 0: y = row).
         coarse_positive_values: object value(s) of a class-index coarse raster label
             (``--positive-values``).
         bands: 1-based band indexes to read (None: chosen from the predictor's band count).

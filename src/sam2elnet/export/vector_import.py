@@ -14,7 +14,7 @@ overlap when the layer has a CRS (map coordinates place them), and are skipped w
 when it has none (pixel coordinates of every image share one frame). Placement is the vector-label
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
-(QGIS, ``export --pixel-coords qgis``) or, for features wholly at y >= 0, y = row (the default
+(QGIS, ``export --pixel-coords qgis``) or, for features mostly at y >= 0, y = row (the default
 export). Which features belong to an image is one rule
 (:func:`sam2elnet.data.vector_names.image_features`), shared with ``elnet enhance --labels
 FILE.gpkg`` on images without georeference, which so reads the same coarse labels.
