@@ -217,16 +217,40 @@ def test_train_refuses_images_as_labels_before_training(
     assert not out.exists()
 
 
-def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def sampled_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of every decimated (sampled) read, in order; a whole-file read_image fails
+    the test."""
+    import sam2elnet.data.images as images
+    import sam2elnet.data.tiling as tiling
+
+    shapes: list[tuple[int, ...]] = []
+    real = tiling.decimated_read
+
+    def counted(*a, **k):  # type: ignore[no-untyped-def]
+        data, valid = real(*a, **k)
+        shapes.append(data.shape)
+        return data, valid
+
+    def whole(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(tiling, "decimated_read", counted)
+    monkeypatch.setattr(images, "read_image", whole)
+    return shapes
+
+
+def test_a_large_raster_is_judged_on_a_bounded_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampled_reads: list[tuple[int, ...]]
+) -> None:
     """Was: the look before the model loads read the whole file (a 10,000 px JPEG-compressed
     GeoTIFF of 3.3 MB: 7.8 s, 2.5 GB). Now a raster whose header holds more than SAMPLE_PIXELS
     pixels is read decimated: never whole, at most SAMPLE_PIXELS pixels per band, and the
     mask / image decisions are those of the whole file."""
-    import sam2elnet.data.images as images
     import sam2elnet.data.masks as masks
     import sam2elnet.data.pixel_sample as pixel_sample
-    import sam2elnet.data.tiling as tiling
 
+    shapes = sampled_reads
     side = 2048  # 4 Mpx in the header, a few KB on disk (deflate)
     m = np.zeros((1, side, side), np.uint8)
     m[0, 500:1500, 300:1200] = 255
@@ -239,19 +263,6 @@ def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatc
     with rasterio.open(photo, "w", driver="GTiff", height=96, width=96, count=3,
                        dtype="uint8") as dst:  # fmt: skip
         dst.write(rgb)
-    shapes: list[tuple[int, ...]] = []
-    real = tiling.decimated_read
-
-    def counted(*a, **k):
-        data, valid = real(*a, **k)
-        shapes.append(data.shape)
-        return data, valid
-
-    def whole(*a, **k):
-        raise AssertionError("read whole")
-
-    monkeypatch.setattr(tiling, "decimated_read", counted)
-    monkeypatch.setattr(images, "read_image", whole)
     assert list(image_values(big)) == [0, 255]
     assert mask_like_image(big) == "only the values 0 and 255, a mask"
     assert masks.image_like_label(big) == ""
@@ -264,17 +275,16 @@ def test_a_large_raster_is_judged_on_a_bounded_sample(tmp_path: Path, monkeypatc
 
 
 def test_a_large_probability_map_given_as_pred_is_judged_on_a_bounded_sample(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, sampled_reads: list[tuple[int, ...]]
 ) -> None:
     """Was: evaluate's check that a --pred file which looks like an image is a probability map
     read the whole file (bounded by its size on disk, not its pixels: a deflate GeoTIFF of a few
     KB with 4 Mpx in its header was decoded whole). Now it reads the bounded sample
     (pixel_sample.valid_pixels), as image_like_label does, and the map is still accepted."""
-    import sam2elnet.data.images as images
     import sam2elnet.data.pixel_sample as pixel_sample
-    import sam2elnet.data.tiling as tiling
     from sam2elnet.engine.eval_inputs import check_not_images
 
+    shapes = sampled_reads
     side = 2048
     ramp = np.linspace(0, 1, side, dtype=np.float32)
     prob = np.broadcast_to(ramp[None, :] * ramp[:, None], (side, side))[None]  # floats in 0..1
@@ -283,19 +293,6 @@ def test_a_large_probability_map_given_as_pred_is_judged_on_a_bounded_sample(
                        dtype="float32", compress="deflate", tiled=True) as dst:  # fmt: skip
         dst.write(prob)
     truth = tmp_path / "a_mask.png"  # not on disk: only the prediction is looked at
-    shapes: list[tuple[int, ...]] = []
-    real = tiling.decimated_read
-
-    def counted(*a, **k):
-        data, valid = real(*a, **k)
-        shapes.append(data.shape)
-        return data, valid
-
-    def whole(*a, **k):
-        raise AssertionError("read whole")
-
-    monkeypatch.setattr(tiling, "decimated_read", counted)
-    monkeypatch.setattr(images, "read_image", whole)
     check_not_images({"a": pred}, {"a": truth}, ["a"])  # a probability map: accepted
     assert len(shapes) == 2, shapes  # image_like_label's look, then probability_map_like's
     assert all(s[0] == 1 and s[1] * s[2] <= pixel_sample.SAMPLE_PIXELS for s in shapes), shapes
