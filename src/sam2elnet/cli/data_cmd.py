@@ -15,6 +15,7 @@ from sam2elnet.config import (
     check_options,
     option_default,
 )
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.option_values import COARSE_PROFILES_HELP
 
 
@@ -234,7 +235,7 @@ def degrade_cmd(
     # in --out are never the --ids list
     src = [("the masks read with --masks", masks)]
     check_out_folder(out, [("", "its coarse labels")], [], "degrade", folders=src)
-    for name in ("coarse_iou.csv", "skipped.csv"):
+    for name in ("coarse_iou.csv", SKIPPED_CSV):
         check_not_input(out / name, [ids], what=f"--out {out}: its {name} {out / name}")
     keep = None
     if ids is not None:
@@ -259,4 +260,4 @@ def degrade_cmd(
         from sam2elnet.utils.batch import skip_line
 
         n_total = len(skipped) + len(csv_path.read_text(encoding="utf-8").splitlines()) - 1
-        typer.echo(skip_line(len(skipped), n_total, out / "skipped.csv"))
+        typer.echo(skip_line(len(skipped), n_total, out / SKIPPED_CSV))

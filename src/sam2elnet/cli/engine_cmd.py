@@ -27,6 +27,7 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.config import FolderJobOptions, option_default
+from sam2elnet.data.runfolder import SKIPPED_CSV
 
 
 def _positive_list(text: str | None) -> list[float] | None:
@@ -278,7 +279,7 @@ def train_cmd(
 
         n_total = len(res.splits.get("train", [])) + len(res.splits.get("val", []))
         typer.echo(
-            skip_line(len(res.skipped), n_total + len(res.skipped), res.run_dir / "skipped.csv")
+            skip_line(len(res.skipped), n_total + len(res.skipped), res.run_dir / SKIPPED_CSV)
         )
     if report:
         from sam2elnet.pipeline.report_train import write_train_report

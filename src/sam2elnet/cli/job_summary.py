@@ -160,4 +160,4 @@ def print_folder(res: Any, what: str) -> None:
         from sam2elnet.utils.batch import skip_line
 
         total = s["n_images"] + s["n_skipped"]
-        typer.echo(skip_line(s["n_skipped"], total, Path(res.out_dir) / "skipped.csv"))
+        typer.echo(skip_line(s["n_skipped"], total, Path(res.out_dir) / SKIPPED_CSV))

@@ -10,6 +10,7 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS
+from sam2elnet.data.runfolder import SKIPPED_CSV
 
 _METHODS = "morphological | guided | grabcut | no_change"
 
@@ -66,6 +67,4 @@ def refine_cmd(
     if res.skipped:
         from sam2elnet.utils.batch import skip_line
 
-        typer.echo(
-            skip_line(len(res.skipped), len(res.rows) + len(res.skipped), out / "skipped.csv")
-        )
+        typer.echo(skip_line(len(res.skipped), len(res.rows) + len(res.skipped), out / SKIPPED_CSV))

@@ -55,6 +55,7 @@ from sam2elnet.data.coarse_ops import (
     strip,
     translate,
 )
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
 from sam2elnet.utils.atomic import write_text_atomic
@@ -397,13 +398,13 @@ def degrade_folder(
         if skips:
             if not rows:
                 dst_created = not any(p for p in dst.iterdir() if p.name != ".elnet.lock")
-                err = skips.nothing_done(len(files), src, csv=dst / "skipped.csv")
+                err = skips.nothing_done(len(files), src, csv=dst / SKIPPED_CSV)
                 if dst_created:
                     import shutil
 
                     shutil.rmtree(dst, ignore_errors=True)
                 raise err
-        skips.write_csv(dst / "skipped.csv")
+        skips.write_csv(dst / SKIPPED_CSV)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", "iou", "ops"])

@@ -51,6 +51,7 @@ from typing import Any
 import torch
 
 from sam2elnet.config import TrainConfig
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.quality_crossfit import check_crossfit
 from sam2elnet.engine.runtime import (
     precision_note,
@@ -287,7 +288,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     if st.rewrite_best and dist_info.main:
         save_model(model, best_path, extra=model_extra(cfg, data, record, st))
     if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
-        SkipLog("image", list(data.skipped)).write_csv(out / "skipped.csv")
+        SkipLog("image", list(data.skipped)).write_csv(out / SKIPPED_CSV)
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar = tqdm(

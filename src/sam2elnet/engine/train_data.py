@@ -18,6 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from sam2elnet.config import TrainConfig
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.progress import track
@@ -319,7 +320,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     val_ids = [i for i in val_ids if i not in bad]
     if not train_ids:
         if bad:
-            raise skips.nothing_done(len(skips), cfg.data, csv=Path(cfg.out) / "skipped.csv")
+            raise skips.nothing_done(len(skips), cfg.data, csv=Path(cfg.out) / SKIPPED_CSV)
         raise UserError("no training images left; check --data", cfg.data)
     notes[0] = split_note(
         choice, len(ids), len(train_ids), len(val_ids), len(held_out), len(bad), cfg

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError, UserError
 
 log = logging.getLogger(__name__)
@@ -449,13 +450,13 @@ def refine_folder(
                 last = time.monotonic()
         res.skipped = skips.rows()
         if not res.rows:
-            err = skips.nothing_done(n_files, Path(images), csv=out / "skipped.csv")
+            err = skips.nothing_done(n_files, Path(images), csv=out / SKIPPED_CSV)
             if created:
                 import shutil
 
                 shutil.rmtree(out, ignore_errors=True)
             raise err
         write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
-        skips.write_csv(out / "skipped.csv")
+        skips.write_csv(out / SKIPPED_CSV)
     res.seconds = time.perf_counter() - t0
     return res
