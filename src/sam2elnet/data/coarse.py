@@ -59,6 +59,7 @@ from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
 from sam2elnet.utils.atomic import write_text_atomic
+from sam2elnet.utils.lock import holds_only_lock
 
 #: Every profile: the training family, then the held-out ones (the names are
 #: :data:`sam2elnet.option_values.CoarseProfile`'s, for the CLI and the options models).
@@ -397,7 +398,7 @@ def degrade_folder(
             rows.append((name, v, ";".join(res.ops)))
         if skips:
             if not rows:
-                dst_created = not any(p for p in dst.iterdir() if p.name != ".elnet.lock")
+                dst_created = holds_only_lock(dst)
                 err = skips.nothing_done(len(files), src, csv=dst / SKIPPED_CSV)
                 if dst_created:
                     import shutil

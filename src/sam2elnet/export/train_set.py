@@ -324,12 +324,14 @@ def _images_for(
     need = [k for k in masks if k not in known]
     if need and images is not None:
         try:
-            files = list_images(images, split_hint=False, recursive=True)
+            files = list_images(images, recursive=True)
         except UserError:  # no image under --images: the masks that need one are named below
             files = []
+        if not images.is_file():  # the training folder's own images are no candidates
+            root = skip.resolve()
+            files = [f for f in files if not f.resolve().is_relative_to(root)]
         for f in files:
-            if images.is_file() or not f.resolve().is_relative_to(skip.resolve()):
-                found.setdefault(image_key(f), []).append(f)
+            found.setdefault(image_key(f), []).append(f)
     pairs = dict(known)
     missing = []
     for k in need:

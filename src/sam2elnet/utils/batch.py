@@ -39,24 +39,7 @@ __all__ = [
 
 class NothingDoneError(DataError):
     """:meth:`SkipLog.nothing_done`: every file of a batch was skipped, nothing produced (exit
-    2). :attr:`skips` is the run's skip log: the record of why nothing came out, which
-    :meth:`write_csv` writes in place of an earlier run's list (that list no longer holds)."""
-
-    skips: SkipLog | None = None
-
-    def write_csv(self, path: str | Path) -> Path | None:
-        """Write this run's skip list to ``path`` (:meth:`SkipLog.write_csv`) when its folder
-        exists and holds something besides the job's lock (an earlier run's list there is
-        replaced), and return it; else None: a run that produced nothing leaves no folder of its
-        own behind (the folder :func:`~sam2elnet.utils.lock.output_lock` created is removed)."""
-        from sam2elnet.utils.lock import LOCK_NAME
-
-        folder = Path(path).parent
-        if self.skips is None or not folder.is_dir():
-            return None
-        if all(p.name == LOCK_NAME for p in folder.iterdir()):
-            return None
-        return self.skips.write_csv(path)
+    2)."""
 
 
 def short_reason(reason: str, item: str | Path) -> str:
@@ -169,14 +152,15 @@ class SkipLog:
         """The error of a batch in which every one of ``n_total`` files was skipped; for a
         :attr:`single` file its own error, naming it. The one rule for a run that produced
         nothing: its skip list (why nothing came out) is written to ``csv``, the path a
-        successful run writes it to, replacing an earlier run's list, which no longer holds
-        (:meth:`NothingDoneError.write_csv`: only into a folder that exists). A caller that
-        knows the path only later calls the error's :meth:`NothingDoneError.write_csv`."""
-        err = self._nothing_done(n_total, where)
-        err.skips = SkipLog(self.what, list(self.items), self.single)
-        if csv is not None:
-            err.write_csv(csv)
-        return err
+        successful run writes it to, replacing an earlier run's list, which no longer holds;
+        only into a folder that exists and holds more than the job's lock (a run that produced
+        nothing leaves no folder of its own behind: the folder
+        :func:`~sam2elnet.utils.lock.output_lock` created is removed)."""
+        from sam2elnet.utils.lock import holds_only_lock
+
+        if csv is not None and Path(csv).parent.is_dir() and not holds_only_lock(Path(csv).parent):
+            self.write_csv(csv)
+        return self._nothing_done(n_total, where)
 
     def _nothing_done(self, n_total: int, where: str | Path | None) -> NothingDoneError:
         if self.single and len(self.items) == 1:

@@ -19,9 +19,16 @@ from pathlib import Path
 
 from sam2elnet.errors import LockedError
 
-__all__ = ["output_lock", "LOCK_NAME"]
+__all__ = ["holds_only_lock", "output_lock", "LOCK_NAME"]
 
 LOCK_NAME = ".elnet.lock"
+
+
+def holds_only_lock(folder: Path) -> bool:
+    """``folder`` (an existing folder) holds nothing but the job's lock file, or nothing: the
+    folder this job's :func:`output_lock` created, not a user's."""
+    return all(p.name == LOCK_NAME for p in folder.iterdir())
+
 
 _held: dict[str, tuple[int, int]] = {}  # resolved folder -> (fd, depth)
 _guard = threading.Lock()
