@@ -152,6 +152,20 @@ def test_evaluate_reads_the_truth_layer(tmp_path, capsys, folder: bool) -> None:
     assert "--truth-layer" in line and not out.exists()
 
 
+def test_evaluate_truth_layer_off_the_predictions_describes_that_layer(tmp_path, capsys) -> None:
+    """A named layer that covers no prediction: the error gives that layer's CRS and extent
+    (was: the default layer's, with the several-layers warning for a layer nobody read)."""
+    pred = _pred(tmp_path / "preds" / "a.tif")
+    two, _ = _two_layers(tmp_path)
+    far = box(X0 + 50_000, Y0 - 320, X0 + 50_100, Y0)  # 50 km east: no prediction there
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[far], crs=CRS).to_file(two, layer="far")
+    rc, err = _cli(capsys, "evaluate", "--pred", pred.parent, "--truth", two,
+                   "--truth-layer", "far", "--no-progress")  # fmt: skip
+    assert rc == 2 and "3 layers" not in err, err
+    line = _one_error(err)
+    assert "none of its polygons covers a pixel" in line and "550000" in line, line
+
+
 def test_evaluate_truth_layer_with_a_truth_folder_is_one_error(tmp_path, capsys) -> None:
     pred = _pred(tmp_path / "preds" / "a.tif")
     truth = tmp_path / "truth"

@@ -79,8 +79,9 @@ def check_layer(path: Path, layer: str, option: str = "--layer") -> None:
         )
 
 
-def layer_crs_extent(path: Path) -> str:
-    """The CRS and extent of the layer :func:`default_layer` picks in ``path``, for messages:
+def layer_crs_extent(path: Path, layer: str | None = None) -> str:
+    """The CRS and extent of ``layer`` of ``path`` (None: the one :func:`default_layer` picks),
+    for messages:
     ``"EPSG:4326, extent (15.0, 36.0, 15.01, 36.01)"`` (``"no CRS, extent (...)"``); "" when
     GDAL cannot read them (never raises)."""
     import pyogrio
@@ -88,7 +89,7 @@ def layer_crs_extent(path: Path) -> str:
     from sam2elnet.data.georef import crs_name
 
     try:
-        info = pyogrio.read_info(path, layer=default_layer(path), force_total_bounds=True)
+        info = pyogrio.read_info(path, layer=layer or default_layer(path), force_total_bounds=True)
     except Exception:  # noqa: BLE001 - a message's detail: left out when unreadable
         return ""
     bounds = info.get("total_bounds")

@@ -58,6 +58,7 @@ class VectorTruth:
     line_width: float | None = None
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     reuse: bool = True
+    layer: str | None = None
     _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
     _kinds: set[str] = field(default_factory=set, init=False, repr=False)
     _sv: Any = field(default=None, init=False, repr=False)
@@ -65,10 +66,11 @@ class VectorTruth:
     @classmethod
     def shared(cls, path: Path, layer: str | None = None) -> VectorTruth:
         """Read ``path`` once (DataError naming it when it cannot be read or has no features);
-        ``layer``: that layer (None: :func:`~sam2elnet.data.vector_layers.default_layer`)."""
+        ``layer``: that layer (None: :func:`~sam2elnet.data.vector_layers.default_layer`), kept
+        in :attr:`layer` for the messages that describe it."""
         from sam2elnet.data.vector import read_vector
 
-        return cls(path, read_vector(path, layer=layer))
+        return cls(path, read_vector(path, layer=layer), layer=layer)
 
     @classmethod
     def truth_layer(cls, truth: Path, layer: str | None) -> VectorTruth | None:
@@ -260,7 +262,11 @@ def need_georeference(files: Sequence[Path], what: str, remedy: str, path: Path)
 
 
 def layer_check(
-    path: Path, confusions: Sequence[Any], role: str = "truth", names: Sequence[str] = ()
+    path: Path,
+    confusions: Sequence[Any],
+    role: str = "truth",
+    names: Sequence[str] = (),
+    layer: str | None = None,
 ) -> None:
     """After scoring every pair against one shared polygon file (:class:`VectorTruth`):
     DataError naming ``path`` when no polygon covered a counted pixel of any pair (almost
@@ -274,7 +280,8 @@ def layer_check(
     or ``"valid"`` (the valid area, ``--valid``: the pixels it leaves counted are every
     pixel of the confusion, :attr:`~sam2elnet.engine.metrics.Confusion.total`; a pair with none
     has no score, so the warning lists those pairs by ``names``, the pairs' names in the
-    order of ``confusions``).
+    order of ``confusions``). ``layer``: the layer of ``path`` that was read (None: its default
+    layer), whose CRS and extent the error gives.
 
     Raises:
         DataError: no pair has a pixel of the file (see above).
@@ -298,7 +305,7 @@ def layer_check(
         counted = "counted pixel" if role == "valid" else "pixel"
         from sam2elnet.data.vector_layers import layer_crs_extent
 
-        own = layer_crs_extent(path)
+        own = layer_crs_extent(path, layer)
         raise DataError(
             f"none of its {mine}polygons covers a {counted} of the {len(covered)} evaluated {on}; "
             f"check the layer's CRS{f' ({own})' if own else ''} and that it covers the "

@@ -325,7 +325,7 @@ def evaluate_folders(
             layer_check(Path(valid_dir), [r.confusion for r in images], "valid",  # type: ignore[arg-type]
                         [r.name for r in images])  # fmt: skip
         if pairs.layer is not None and images:  # the shared polygon file met no prediction?
-            layer_check(pairs.layer.path, [r.confusion for r in images])  # type: ignore[arg-type]
+            layer_check(pairs.layer.path, [r.confusion for r in images], layer=pairs.layer.layer)  # type: ignore[arg-type]
         if pairs.pred_layer is not None and images:  # the same for a layer of predictions
             layer_check(pairs.pred_layer, [r.confusion for r in images], "prediction")
         shared_base = bases and one is None and Path(baseline_dir).is_file()  # type: ignore[arg-type]
