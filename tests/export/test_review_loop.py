@@ -152,18 +152,18 @@ def test_category_defaults_to_the_runs_domain_and_can_be_overridden(
 
 
 def test_annotate_summary_and_serve_name_the_domain() -> None:
-    from sam2elnet.engine.infer import _domain_summary
+    from sam2elnet.engine.folder_settings import domain_summary
     from sam2elnet.pipeline.serve import MLBackend
 
     class _Pred:
         extra = {"train": {"domain": "roads", "modality": "optical"}}
 
-    assert _domain_summary(_Pred()) == {
+    assert domain_summary(_Pred()) == {
         "domain": "roads",
         "modality": "optical",
         "category": "road",
     }
-    assert _domain_summary(object())["category"] is None  # a predictor without a record
+    assert domain_summary(object())["category"] is None  # a predictor without a record
     assert MLBackend._category(_Pred()) == "road"
     assert MLBackend._category(object()) == "foreground"
 

@@ -9,8 +9,10 @@
 The job's parts live beside it: :mod:`~sam2elnet.engine.folder_inputs` (images, label names,
 coarse labels, resume state), :mod:`~sam2elnet.engine.folder_chunk` (the per-image work),
 :mod:`~sam2elnet.engine.folder_job` (:class:`~sam2elnet.engine.folder_job.FolderJob`: chunks,
-large images, CSV tables, summary), :mod:`~sam2elnet.engine.folder_workers` (predictor and
-executor) and :mod:`~sam2elnet.engine.change_maps`. The model side is
+large images, CSV tables, summary), :mod:`~sam2elnet.engine.folder_settings` (the options both
+jobs share, checked; the model loaded; the job run and its ``summary.json``),
+:mod:`~sam2elnet.engine.folder_workers` (predictor and executor) and
+:mod:`~sam2elnet.engine.change_maps`. The model side is
 :class:`~sam2elnet.engine.predictor.Predictor` (re-exported here). Large GeoTIFF scenes are handled
 by :mod:`sam2elnet.engine.scene`, which calls :meth:`Predictor.predict_arrays` (or
 :class:`QualityScoringPredictor`) on already normalised windows.
@@ -18,31 +20,27 @@ by :mod:`sam2elnet.engine.scene`, which calls :meth:`Predictor.predict_arrays` (
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import FolderJobOptions, check_options, option_default
+from sam2elnet.config import FolderJobOptions, option_default
 from sam2elnet.data.georef import georeferenced
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
-from sam2elnet.data.run_model import model_record
 from sam2elnet.data.vector_shared import check_placeable_by_name, share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
-from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
     check_labels_not_images,
-    check_resume_model,
     label_index,
     split_samples,
 )
-from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
-from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
+from sam2elnet.engine.folder_job import FinishHook, FolderResult
+from sam2elnet.engine.folder_settings import FolderSettings
+from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
-from sam2elnet.engine.runtime import ModelRun, announce_predictor_precision, run_model
+from sam2elnet.engine.runtime import ModelRun, run_model
 from sam2elnet.errors import BandCountError, DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
@@ -66,182 +64,6 @@ def _default(name: str) -> Any:
     """The declared default of option ``name`` of ``elnet annotate`` / ``elnet enhance``
     (:class:`~sam2elnet.options.FolderJobOptions`, where the CLI takes it from too)."""
     return option_default(FolderJobOptions, name)
-
-
-def _warp_summary(spec: ChunkSpec) -> dict[str, str] | None:
-    """``summary.json``'s ``warp`` entry: where the outputs were warped to (None: kept)."""
-    return {"to": spec.warp_to, "method": spec.warp_method} if spec.warp_to else None
-
-
-def _domain_summary(pred: Any) -> dict[str, Any]:
-    """``summary.json``'s ``domain`` entry: the model's domain and modality as training recorded
-    them, and the object category name exports default to (``"road"``, ``"oil spill"``; None
-    when the model does not tell; :func:`sam2elnet.data.domain.category_name`)."""
-    from sam2elnet.data.domain import category_name
-
-    extra = getattr(pred, "extra", None)
-    train = extra.get("train") if isinstance(extra, dict) else None
-    train = train if isinstance(train, dict) else {}
-    domain, modality = train.get("domain"), train.get("modality")
-    return {"domain": domain, "modality": modality, "category": category_name(domain, modality)}
-
-
-@dataclass
-class _JobSettings:
-    """The settings :func:`annotate_folder` and :func:`enhance_folder` share, given once by each,
-    and the steps both take with them, in order: :meth:`check` (the options' ranges, before
-    anything is read), :meth:`load` (the model) and :meth:`run` (the :class:`FolderJob`)."""
-
-    model_path: str | Path
-    out_dir: str | Path
-    min_quality: float | None
-    target_precision: float | None
-    tau: float | None
-    resume: bool
-    on_finish: FinishHook | None
-    save_prob: bool
-    batch_size: int
-    device: str
-    precision: str
-    tta: int | None
-    progress: bool
-    predictor: Predictor | None
-    tile: int
-    overlap: int
-    bands: Sequence[int] | None
-    max_memory: int | str | None
-    executor_factory: ExecutorFactory | None
-    warp_to: str | None
-    warp_method: str
-    echo: Callable[[str], None] | None
-    #: every label unusable raises DataError (the commands); False: recorded in the result's
-    #: ``unusable`` for the caller to report (the pipelines: a cv fold, an experiment stage)
-    unusable_is_error: bool = True
-    t0: float = field(default_factory=time.perf_counter)  # the job's start (summary's seconds)
-
-    def check(self, **task_options: Any) -> None:
-        """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions; the
-        task's own ``task_options`` with the shared ones) and the ``--warp-to`` /
-        ``--warp-method`` check of ``scene`` and ``export``
-        (:func:`sam2elnet.data.warp.check_warp_options`); ``warp_to`` becomes the checked value.
-
-        Raises:
-            UserError: the first option out of its range, or an unknown CRS / method.
-        """
-        from sam2elnet.data.warp import check_warp_options
-
-        check_options(
-            FolderJobOptions, min_quality=self.min_quality,
-            target_precision=self.target_precision, tau=self.tau, batch_size=self.batch_size,
-            device=self.device, precision=self.precision, tta=self.tta, tile=self.tile,
-            overlap=self.overlap, max_memory=self.max_memory, **task_options,
-        )  # fmt: skip
-        self.warp_to = check_warp_options(self.warp_to, self.warp_method)
-
-    def load(self) -> _JobModel:
-        """Check that ``resume`` continues with the same model and ``bands`` (before the model loads:
-        UserError otherwise), load the predictor (or take ``predictor``), set its ``bands``, log
-        the precision that runs and choose the job's threshold."""
-        t_load = time.perf_counter()
-        model_id = check_resume_model(self.out_dir, self.model_path, self.resume, self.bands)
-        pred = job_predictor(
-            self.predictor, self.model_path, self.device, self.precision, self.batch_size,
-            self.tta, self.max_memory,
-        )  # fmt: skip
-        pred.set_bands(self.bands)
-        prec = announce_predictor_precision(self.precision, pred, self.echo)
-        threshold, info = pred.choose_threshold(self.min_quality, self.target_precision, self.tau)
-        dt = time.perf_counter() - t_load
-        return _JobModel(model_id, pred, prec, threshold, info, dt)
-
-    def spec(self, task: str, model: _JobModel, **task_options: Any) -> ChunkSpec:
-        """The job's :class:`ChunkSpec`: the shared output options (folder, ``model``'s
-        threshold, ``save_prob``, the checked ``warp_to``) and the task's own ``task_options``."""
-        return ChunkSpec(
-            task, Path(self.out_dir), model.threshold, save_prob=self.save_prob,
-            warp_to=self.warp_to, warp_method=self.warp_method, **task_options,
-        )  # fmt: skip
-
-    def run(
-        self,
-        model: _JobModel,
-        spec: ChunkSpec,
-        fields: Sequence[str],
-        files: Sequence[Path],
-        coarse_of: Callable[[Path], CoarseFile] | None = None,
-        summary: dict[str, Any] | None = None,
-    ) -> FolderResult:
-        """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
-        ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
-        ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
-
-        Raises:
-            DataError: nothing was produced (every image skipped: nothing is left behind), or,
-                with :attr:`unusable_is_error`, nothing usable (every label rejected as unusable
-                whatever the filter, a :func:`~sam2elnet.model.input_flags.is_unusable` flag such
-                as ``constant image``: the outputs and ``summary.json`` stay as the record;
-                :meth:`~sam2elnet.utils.batch.SkipLog.nothing_usable`). Without it the result's
-                ``unusable`` says so instead."""
-        from sam2elnet.model.input_flags import unusable_counts
-        from sam2elnet.utils.batch import unusable_summary
-
-        with (
-            FolderJob(
-                model.pred, spec, fields, resume=self.resume, progress=self.progress,
-                tile=self.tile, overlap=self.overlap, model_id=model.model_id,
-            ) as job,
-            job_executor(self.executor_factory, model.pred, self.model_path) as ex,
-        ):  # fmt: skip
-            job.executor = ex
-            n_before = len(job.done)
-            t_images = time.perf_counter()
-            job.run(files, coarse_of)
-            extra = {
-                # what the total ``seconds`` (from the job's start) is made of, the rest being
-                # listing the images, starting the workers and writing the outputs
-                "seconds_model_load": model.load_seconds,
-                "seconds_images": time.perf_counter() - t_images,
-                "task": spec.task,
-                "model": model_record(self.model_path),
-                "model_version": model.model_id["model_version"] if model.model_id else None,
-                "domain": _domain_summary(model.pred),
-                "filter": model.filter_info,
-                **model.precision,
-                **(summary or {}),
-                "warp": _warp_summary(spec),
-            }
-            result = job.finish(self.t0, n_before, extra, self.on_finish)
-            n_made = len(result.rows)
-            unusable = unusable_counts(result.summary.get("n_flagged") or {})
-            result.unusable = unusable_summary(n_made, unusable)
-            if result.unusable is not None and self.unusable_is_error:
-                them = "label" if n_made == 1 else "labels"
-                err = job.skips.nothing_usable(
-                    n_made, unusable, files,
-                    "give images that hold something to label (not blank, all-nodata or mask "
-                    "tiles) in the value range the model was trained on; the "
-                    f"{them} in rejected/ and quality.csv stay in {spec.out} as the record",
-                )  # fmt: skip
-                if err is not None:
-                    raise err
-            return result
-
-
-@dataclass(frozen=True)
-class _JobModel:
-    """The model side of a folder job (:meth:`_JobSettings.load`)."""
-
-    #: the model file's identity, recorded in OUT/model_id.json (check_resume_model)
-    model_id: dict[str, str] | None
-    pred: Predictor
-    #: summary.json's precision entries (announce_predictor_precision)
-    precision: dict[str, Any]
-    #: the predicted IoU a label needs to be kept (None: all kept)
-    threshold: float | None
-    #: summary.json's ``filter`` entry (Predictor.choose_threshold)
-    filter_info: dict[str, Any]
-    #: seconds :meth:`_JobSettings.load` took (model file read, threshold chosen)
-    load_seconds: float = 0.0
 
 
 def annotate_folder(
@@ -309,7 +131,7 @@ def annotate_folder(
             score such a run as it is) every label unusable is no error either: the result's
             ``unusable`` says what happened.
     """
-    job = _JobSettings(
+    job = FolderSettings(
         model_path=model_path, out_dir=out_dir, min_quality=min_quality,
         target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
         save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
@@ -405,7 +227,7 @@ def enhance_folder(
     """
     from sam2elnet.data.naming import mask_key
 
-    job = _JobSettings(
+    job = FolderSettings(
         model_path=model_path, out_dir=out_dir, min_quality=min_quality,
         target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
         save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
