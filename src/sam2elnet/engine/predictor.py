@@ -20,6 +20,7 @@ import torch
 
 from sam2elnet.engine import memory
 from sam2elnet.engine.coarse_rule import CoarseRule
+from sam2elnet.engine.quality_filter import MORE_LABELS_ADVICE, keep_threshold
 from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
     autocast,
@@ -32,18 +33,10 @@ from sam2elnet.engine.runtime import (
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.input_flags import unusable_text
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
-from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdChoice
 from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
-
-MORE_LABELS_ADVICE = (
-    "train again on more labelled images (e.g. reviewed labels together with the earlier ones, "
-    "docs/review.md), or with --quality-folds, which scores every labelled image out of fold "
-    "(docs/training.md)"
-)
-"""What to do about an unfitted quality evaluator (no command refits one alone)."""
 
 __all__ = ["UNFITTED_EVALUATOR", "Predictor", "QualityScoringPredictor"]
 
@@ -416,51 +409,9 @@ class Predictor:
         target_precision: float | None = None,
         tau: float | None = None,
     ) -> tuple[float | None, dict[str, Any]]:
-        """Score threshold for keeping labels: ``min_quality`` as given, or ``target_precision``
-        via the evaluator's held-out data. None = keep everything.
-
-        Raises:
-            UserError: both given (:func:`sam2elnet.options.check_one_filter`), a value out of
-                range, or ``target_precision`` with an evaluator that was not fitted.
-        """
-        from sam2elnet.options import check_one_filter
-
-        check_one_filter(min_quality, target_precision)
-        info: dict[str, Any] = {}
-        thr: float | None = None
-        if min_quality is not None:
-            if not 0.0 <= min_quality <= 1.0:
-                raise UserError(f"--min-quality {min_quality} must be within [0, 1]")
-            thr = float(min_quality)
-            info["min_quality"] = thr
-        elif target_precision is not None:  # one filter only (check_one_filter)
-            if not 0.0 < target_precision <= 1.0:
-                raise UserError(f"--target-precision {target_precision} must be within (0, 1]")
-            if not self.evaluator.fitted:
-                raise UserError(
-                    "this model's quality evaluator was not fitted "
-                    f"({self.evaluator.warning or self.evaluator.status}); use --min-quality, or "
-                    f"{MORE_LABELS_ADVICE}",
-                    self.path,
-                )
-            choice: ThresholdChoice = self.evaluator.threshold_for_precision(target_precision, tau)
-            info["target_precision"] = choice.as_dict()
-            if not choice.achievable:
-                log.warning(
-                    f"--target-precision {target_precision}: {choice.note}; only labels scoring "
-                    f"above every held-out label (quality >= {choice.threshold:.3f}) will be kept, "
-                    "with no promised precision (lower --target-precision, use --min-quality, or "
-                    "label more images and retrain)"
-                )
-            elif not choice.reliable and choice.note:
-                log.warning(
-                    f"--target-precision {target_precision}: {choice.note}; the precision of the "
-                    f"kept labels may differ from {target_precision} by more than "
-                    f"{PRECISION_TOLERANCE:g}"
-                )
-            thr = choice.threshold
-        info["threshold"] = thr
-        return thr, info
+        """Score threshold for keeping labels, and ``summary.json``'s ``filter`` entry:
+        :func:`~sam2elnet.engine.quality_filter.keep_threshold` with this model's evaluator."""
+        return keep_threshold(self.evaluator, min_quality, target_precision, tau, self.path)
 
 
 class QualityScoringPredictor:
