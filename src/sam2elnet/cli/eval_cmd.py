@@ -230,7 +230,7 @@ def evaluate(
         raise UserError("images folder or file does not exist; check --images", images)
     # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
     # folders below it), the images, --quality and --ids; none of them may be an output
-    from sam2elnet.data.runfolder import QUALITY_CSV, SUMMARY_JSON
+    from sam2elnet.data.runfolder import QUALITY_CSV, REPORT_HTML, SUMMARY_JSON
 
     run_files = (QUALITY_CSV, SUMMARY_JSON)
     read_from = [
@@ -246,7 +246,7 @@ def evaluate(
         check_output(path, "file", flag, inputs=read_files, read_from=read_from)
     page = None
     if report:  # next to --json, else into PRED (next to a PRED file)
-        page = (json_path.parent if json_path is not None else pred_dir) / "report.html"
+        page = (json_path.parent if json_path is not None else pred_dir) / REPORT_HTML
         check_output(page, "file", "--report", inputs=read_files, read_from=read_from)
     # the report first: where it goes is not chosen by a path of its own
     check_distinct_outputs(
@@ -308,12 +308,11 @@ def evaluate(
         console.print(f"wrote {csv_path}")
     if skipped_csv is not None and res.write_skipped(skipped_csv):  # else an old one removed
         console.print(f"wrote {skipped_csv}")
-    if report:
-        out = (json_path.parent if json_path is not None else pred_dir) / "report.html"
+    if page is not None:  # --report
         from sam2elnet.pipeline.report import write_evaluation_report
 
-        write_evaluation_report(res, out, images=images, max_items=max_items, threshold=threshold)
-        console.print(f"wrote {out}")
+        write_evaluation_report(res, page, images=images, max_items=max_items, threshold=threshold)
+        console.print(f"wrote {page}")
     if res.skipped:  # the last line, as in every batch command
         where = skipped_csv or json_path or "the warnings above"
         n_total = res.aggregate["n_images"] + len(res.skipped)

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from sam2elnet.data.runfolder import QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON
+from sam2elnet.data.runfolder import QUALITY_CSV, REPORT_HTML, SKIPPED_CSV, SUMMARY_JSON
 
 #: outputs a folder job can leave, in the order the closing line lists them
 JOB_OUTPUTS = (
@@ -17,7 +17,7 @@ JOB_OUTPUTS = (
     QUALITY_CSV,
     SKIPPED_CSV,
     SUMMARY_JSON,
-    "report.html",
+    REPORT_HTML,
 )
 
 

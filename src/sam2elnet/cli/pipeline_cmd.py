@@ -15,6 +15,7 @@ from sam2elnet.cli.shared_options import (
     road_buffer_px_of,
     switch,
 )
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.option_checks import check_options
 from sam2elnet.option_values import PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
@@ -233,7 +234,7 @@ def experiment_cmd(
     _print_tables(r)
     typer.echo(
         f"results: {out / 'results.md'}  {out / 'results.json'}  {out / 'results.png'}"
-        + (f"  {out / 'report.html'}" if not no_report else "")
+        + (f"  {out / REPORT_HTML}" if not no_report else "")
     )
 
 

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "NAME_COLUMNS",
     "QUALITY_CSV",
+    "REPORT_HTML",
     "RUN_MASK_FOLDERS",
     "SCORE_COLUMNS",
     "SCORE_RANGE",
@@ -73,6 +74,9 @@ __all__ = [
 QUALITY_CSV = "quality.csv"
 SKIPPED_CSV = "skipped.csv"
 SUMMARY_JSON = "summary.json"
+REPORT_HTML = "report.html"
+"""The page a run's ``--report`` writes into its folder (annotate, enhance, evaluate, train, cv,
+experiment, demo)."""
 SCENE_MANIFEST = "manifest.jsonl"
 """An ``elnet scene`` folder of scenes' record of finished and failed scenes (``--resume``)."""
 RUN_MASK_FOLDERS = ("labels", "rejected")
@@ -398,7 +402,7 @@ def remove_stale_report(out: str | Path, why: str) -> str | None:
     Returns:
         One line for the log when a page was removed, else None.
     """
-    page = Path(out) / "report.html"
+    page = Path(out) / REPORT_HTML
     if not page.is_file():
         return None
     page.unlink()

@@ -354,7 +354,7 @@ def check_job_out(
     itself (labels go to its sub-folders, which are not read), is fine.
     """
     from sam2elnet.data.run_model import MODEL_ID_JSON
-    from sam2elnet.data.runfolder import SKIPPED_CSV, SUMMARY_JSON
+    from sam2elnet.data.runfolder import REPORT_HTML, SKIPPED_CSV, SUMMARY_JSON
     from sam2elnet.utils.paths import check_not_input, check_out_folder
 
     root = Path(out)
@@ -371,7 +371,7 @@ def check_job_out(
     beside = [] if (root / QUALITY_CSV).is_file() else dataset_neighbours(files, "--images")
     check_out_folder(root, writes, reads, command, folders=beside)
     singles = [model, labels if labels is not None and Path(labels).is_file() else None]
-    for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON, "report.html"):
+    for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON, REPORT_HTML):
         check_not_input(root / name, singles, what=f"--out {root}: its {name} {root / name}")
 
 

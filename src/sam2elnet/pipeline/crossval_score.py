@@ -20,6 +20,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.errors import UserError
@@ -163,7 +164,7 @@ def rescore_fold(
         scores[name]["ids"] = list(was.get("ids") or [])
         if was.get("unusable"):  # the labels are the same: still nothing usable
             scores[name]["unusable"] = was["unusable"]
-        (preds[name] / "report.html").unlink(missing_ok=True)
+        (preds[name] / REPORT_HTML).unlink(missing_ok=True)
         evaluations.append(ev)
     result = {**result, "tests": scores, "road_buffer": road_buffer, "road_buffer_m": road_buffer_m}
     write_json_atomic(root / "result.json", result)

@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import ModelSize
 
@@ -215,7 +216,7 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
         *results.get("notes", []),
     ]
     return write_protocol_report(
-        out / "report.html",
+        out / REPORT_HTML,
         results,
         items,
         title="SAM2-ELNet demo",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.pipeline.experiment_autolabels import filter_decision
 from sam2elnet.pipeline.experiment_config import (
@@ -468,7 +469,7 @@ def write_report_html(
 
     items = [auto_label_item(i, split, auto) for i in split.unlabelled]
     write_protocol_report(
-        out / "report.html",
+        out / REPORT_HTML,
         r,
         items,
         title="SAM2-ELNet protocol experiment",

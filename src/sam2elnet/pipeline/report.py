@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import eval_truth
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
@@ -231,7 +232,7 @@ def write_run_report(
     filtered = quality_threshold is not None or any(i.kept is False for i in items)
     tables, warnings = _run_skipped_table(run, len(items))
     return write_report(
-        path if path is not None else run / "report.html",
+        path if path is not None else run / REPORT_HTML,
         items,
         title=title or f"sam2elnet {label_kind}: {run.name}",
         metrics=metrics,

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.option_values import road_buffer_units
 
 __all__ = ["fold_iou_plot", "write_cv_report", "write_fold_reports"]
@@ -58,7 +59,7 @@ def write_fold_reports(
 
     fold = Path(root)
     run = fold / "run"
-    if not (run / "report.html").is_file() and (run / "metrics.csv").is_file():
+    if not (run / REPORT_HTML).is_file() and (run / "metrics.csv").is_file():
         write_train_report(run, max_images=FOLD_REPORT_IMAGES, device=device)
     if evaluations is not None and len(evaluations) != len(tests):
         raise ValueError(f"{len(evaluations)} evaluations for {len(tests)} test sets")
@@ -68,7 +69,7 @@ def write_fold_reports(
         else _rescore(fold, tests, roads, road_buffer, road_buffer_m)
     )
     for name, ev in zip(tests, results, strict=True):
-        page = fold / f"pred-{name}" / "report.html"
+        page = fold / f"pred-{name}" / REPORT_HTML
         if not page.is_file():
             write_evaluation_report(ev, page, images=fold / name / "images", filter_possible=False)
     return results
@@ -174,9 +175,9 @@ def write_cv_report(
                 if report.get("mode") != "kfold":  # an image is tested in several folds
                     item.name = f"{name}/{test}/{item.name}"
                 items.append(item)
-            if (where / "report.html").is_file():
-                notes.append(f"{name}, {test} images: {where / 'report.html'}")
-        train_page = run / "folds" / name / "run" / "report.html"
+            if (where / REPORT_HTML).is_file():
+                notes.append(f"{name}, {test} images: {where / REPORT_HTML}")
+        train_page = run / "folds" / name / "run" / REPORT_HTML
         if train_page.is_file():
             notes.append(f"{name}, training: {train_page}")
     metrics: dict[str, Any] = {
@@ -207,7 +208,7 @@ def write_cv_report(
             "(--max-folds): the means are not a full cross-validation"
         )
     return write_report(
-        path if path is not None else run / "report.html",
+        path if path is not None else run / REPORT_HTML,
         items,
         title=f"sam2elnet cv: {run.name}",
         metrics=metrics,

@@ -36,6 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.runfolder import REPORT_HTML
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -336,7 +338,7 @@ def write_train_report(
     spans = val_scale_spans(history)
     scale_note = _scale_note(spans)
     return write_report(
-        path if path is not None else run / "report.html",
+        path if path is not None else run / REPORT_HTML,
         items,
         title=f"sam2elnet train: {run.name}",
         metrics=metrics,
