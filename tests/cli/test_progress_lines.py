@@ -153,7 +153,7 @@ def test_check_data_no_progress_prints_one_line(tmp_path, caplog):
     """elnet train's data check (minutes on SOS) prints its one line with --no-progress."""
     from sam2elnet.data.layouts import Sample
     from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.engine.train_data import check_pairs
+    from sam2elnet.engine.train_checks import check_pairs
 
     rng = np.random.default_rng(0)
     samples = []

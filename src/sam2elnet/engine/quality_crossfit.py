@@ -128,7 +128,7 @@ def weights_digest(model: Any) -> str:
 
 
 def _label_empty(samples: Sequence[Any], positive: tuple[float, ...] | None) -> list[bool]:
-    from sam2elnet.engine.train_data import mask_content
+    from sam2elnet.engine.train_checks import mask_content
 
     return [not mask_content([s], positive)[0] for s in samples]
 
@@ -208,7 +208,7 @@ def crossfit_samples(
     import torch
 
     from sam2elnet.engine.runtime import resolve_device
-    from sam2elnet.engine.train_data import positive_values
+    from sam2elnet.engine.train_checks import positive_values
     from sam2elnet.model import load_model
     from sam2elnet.utils.atomic import write_json_atomic
 

@@ -67,7 +67,7 @@ from sam2elnet.engine.train_checkpoints import (
     save_epoch,
     training_record,
 )
-from sam2elnet.engine.train_data import positive_values as _positive
+from sam2elnet.engine.train_checks import positive_values as _positive
 from sam2elnet.engine.train_data import prepare_data as _prepare_data
 from sam2elnet.engine.train_data import training_recipe as _training_recipe
 from sam2elnet.engine.train_epoch import train_epoch

@@ -19,7 +19,7 @@ from sam2elnet.config import TrainConfig
 from sam2elnet.engine.quality_crossfit import crossfit_samples
 from sam2elnet.engine.quality_fit import fit_quality
 from sam2elnet.engine.quality_items import quality_items, train_subset
-from sam2elnet.engine.train_data import positive_values
+from sam2elnet.engine.train_checks import positive_values
 
 __all__ = ["fit_run_evaluator"]
 
