@@ -343,7 +343,7 @@ def degrade_folder(
     """
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask_valid
-    from sam2elnet.data.naming import IMAGE_SUFFIXES, drop_paired_images, mask_key
+    from sam2elnet.data.naming import drop_paired_images, image_files, mask_key
     from sam2elnet.data.writers import write_mask
     from sam2elnet.utils.progress import track
 
@@ -352,11 +352,7 @@ def degrade_folder(
         raise DataError("mask folder does not exist; check the path", src)
     if not src.is_dir():
         raise DataError("expected a folder of masks; pass the folder, not a file", src)
-    files = sorted(
-        p
-        for p in src.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    files = image_files(src)
     if not files:
         raise DataError("no mask files (.png/.jpg/.tif) in folder; check the path", src)
     files = drop_paired_images(files)

@@ -28,10 +28,10 @@ from typing import Any, Literal
 from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
 from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
 from sam2elnet.data.naming import (
-    IMAGE_SUFFIXES,
     IMAGE_TAGS,
     IMPORT_RECORD,
     MASK_TAGS,
+    image_files,
     imported_masks,
 )
 from sam2elnet.errors import DataError
@@ -91,13 +91,7 @@ class DatasetIndex:
 
 # --------------------------------------------------------------------------- file matching
 def _files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    )
+    return image_files(folder) if folder.is_dir() else []
 
 
 def _key(path: Path, tags: Sequence[str]) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "SCENE_SUFFIXES",
     "VECTOR_SUFFIXES",
     "drop_paired_images",
+    "image_files",
     "imported_masks",
     "list_images",
     "mask_key",
@@ -123,6 +124,19 @@ def drop_paired_images(files: list[Path]) -> list[Path]:
     return list(files)
 
 
+def image_files(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """The image files (:data:`IMAGE_SUFFIXES`, any case) of the folder ``folder``, sorted by
+    path, hidden files left out; with ``recursive``, those of its sub-folders too, at any depth.
+    Nothing else is dropped and an empty list is returned as it is: :func:`list_images` (a
+    folder's images to process) also leaves out the masks of a ``*_sat`` folder and raises when
+    none is found."""
+    return sorted(
+        f
+        for f in (folder.rglob("*") if recursive else folder.iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+    )
+
+
 def list_images(
     images: str | Path | Sequence[str | Path], *, split_hint: bool = True, recursive: bool = False
 ) -> list[Path]:
@@ -148,11 +162,7 @@ def list_images(
             raise UserError("image path does not exist; check the path", p)
         if p.is_file():
             return [p]
-        files = sorted(
-            f
-            for f in (p.rglob("*") if recursive else p.iterdir())
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-        )
+        files = image_files(p, recursive=recursive)
         if any(f.stem.lower().endswith("_sat") for f in files):
             files = [f for f in files if not f.stem.lower().endswith(("_mask", "_gt"))]
         if not files:

@@ -250,7 +250,7 @@ def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
             "(.geojson/.gpkg/.shp); check --labels",
             root,
         )
-    for f in sorted(root.iterdir()):
+    for f in sorted(root.iterdir()):  # not naming.image_files: a vector file is a label too
         vector = is_vector_path(f)
         if f.is_file() and (vector or f.suffix.lower() in IMAGE_SUFFIXES) and f.name[0] != ".":
             idx.setdefault(mask_key(f.stem if vector else f.name), f)  # x.gpkg pairs with x.png

@@ -35,7 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, IMPORT_RECORD, imported_masks
+from sam2elnet.data.naming import (
+    GEO_SUFFIXES,
+    IMAGE_SUFFIXES,
+    IMPORT_RECORD,
+    image_files,
+    imported_masks,
+)
 from sam2elnet.errors import UserError
 from sam2elnet.utils.advice import name_sample
 
@@ -69,11 +75,7 @@ _LOOKUP_SUFFIXES = GEO_SUFFIXES + tuple(s for s in IMAGE_SUFFIXES if s not in GE
 def _mask_files(out: Path) -> set[str]:
     if not out.is_dir():
         return set()
-    return {
-        f.name
-        for f in out.iterdir()
-        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
-    }
+    return {f.name for f in image_files(out)}
 
 
 def _check_unrecorded(out: Path, unrecorded: set[str], new: set[str]) -> None:

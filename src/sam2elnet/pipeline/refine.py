@@ -259,17 +259,12 @@ class RefineResult:
 
 def _coarse_index(folder: Path) -> dict[str, Path]:
     """Coarse label files of ``folder`` by pairing key (images next to masks are left out)."""
-    from sam2elnet.data.naming import IMAGE_SUFFIXES, drop_paired_images, mask_key
+    from sam2elnet.data.naming import drop_paired_images, image_files, mask_key
 
     if not folder.is_dir():
         raise UserError("coarse label folder does not exist; check --coarse", folder)
-    files = sorted(
-        f
-        for f in folder.iterdir()
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
-    )
     out: dict[str, Path] = {}
-    for f in drop_paired_images(files):
+    for f in drop_paired_images(image_files(folder)):
         out.setdefault(mask_key(f.name), f)
     if not out:
         raise DataError("no coarse label files (.png/.tif) in the folder; check --coarse", folder)

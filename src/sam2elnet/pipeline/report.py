@@ -271,16 +271,13 @@ def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
 
 def _image_index(images: str | Path | None) -> dict[str, Path]:
     """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
-    from sam2elnet.data.naming import IMAGE_SUFFIXES, IMAGE_TAGS, mask_key
+    from sam2elnet.data.naming import IMAGE_TAGS, image_files, mask_key
 
     found: dict[str, Path] = {}
-    if images is None:
-        return found
-    for f in sorted(Path(images).iterdir()):
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-            k = mask_key(f.name)
-            if k not in found or f.stem.lower().endswith(IMAGE_TAGS):
-                found[k] = f
+    for f in image_files(Path(images)) if images is not None else []:
+        k = mask_key(f.name)
+        if k not in found or f.stem.lower().endswith(IMAGE_TAGS):
+            found[k] = f
     return found
 
 
