@@ -232,7 +232,7 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
     and how to tag it (annotate and scene); tagged, the border is nodata (127) and nothing is
     said; a few zeros (< 1 %) inside the swath and models that do not convert say nothing."""
     from sam2elnet.cli import main
-    from sam2elnet.data.input_range import check_zero_pixels
+    from sam2elnet.data.zero_pixels import check_zero_pixels
     from sam2elnet.model import ModelConfig, build_model, save_model
 
     train = [write_tif(tmp_path / "train" / f"t{i}.tif", _linear_scene(20 + i)) for i in range(3)]

@@ -196,7 +196,7 @@ def test_training_warns_once_about_untagged_zero_borders(tmp_path):
     )
     assert "gdal_edit.py -a_nodata 0" in warned[0]
     assert warnings(dataset("tagged", 0.0)) == []
-    from sam2elnet.data.input_range import check_zero_training
+    from sam2elnet.data.zero_pixels import check_zero_training
 
     u8 = NormalizationConfig(method="fixed", sar=True, data_dtype="uint8")
     assert check_zero_training({"a.tif": 0.5}, u8) is None

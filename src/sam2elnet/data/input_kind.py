@@ -4,7 +4,7 @@ value-range rule (:mod:`sam2elnet.data.input_range`) cannot see.
 * :func:`check_zero_border`: a multi-band image given to an optical model with an untagged
   no-data margin, pixels of exactly 0 in every band forming a region that touches the image edge
   (a reprojected or clipped scene's fill). The model labels the margin like image content (a
-  roads model found road on 6.6 % of such a margin). :func:`~sam2elnet.data.input_range.
+  roads model found road on 6.6 % of such a margin). :func:`~sam2elnet.data.zero_pixels.
   check_zero_pixels` speaks for models that convert to dB; this one for the others.
 * :func:`check_modality`: SAR backscatter in dB (one float band, median below 0) given to an
   optical 3-band model. The grey band is repeated to R, G and B
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.input_range import untagged_zero_advice
 from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
+from sam2elnet.data.zero_pixels import untagged_zero_advice
 from sam2elnet.utils.advice import message, paragraph
 
 __all__ = [
@@ -96,7 +96,7 @@ def check_zero_border(data: np.ndarray, valid: np.ndarray | None, cfg: Any) -> s
 
     Returns:
         None for a one-band image, a SAR model, a model that converts to dB (that is
-        :func:`~sam2elnet.data.input_range.check_zero_pixels`' case) or a share below
+        :func:`~sam2elnet.data.zero_pixels.check_zero_pixels`' case) or a share below
         :data:`ZERO_BORDER_MIN_FRACTION`; else the warning (the caller puts the file first).
     """
     if cfg is None or getattr(cfg, "sar", False) or getattr(cfg, "to_db", False):

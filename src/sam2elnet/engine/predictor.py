@@ -256,15 +256,11 @@ class Predictor:
     def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
         """Warn when raw pixel ``values`` (C, n) are far from the model's training range
         (:func:`sam2elnet.data.input_range.check_input_range`), and when a model that converts to
-        dB gets many pixels of 0 without a nodata tag (:func:`~sam2elnet.data.input_range.
+        dB gets many pixels of 0 without a nodata tag (:func:`~sam2elnet.data.zero_pixels.
         check_zero_pixels`): one ``warning:`` line of each kind naming ``source`` per run (:func:`sam2elnet.utils.run_warnings.warn_once`; outside a job's
         scope every time); return the message or None."""
-        from sam2elnet.data.input_range import (
-            INPUT_RANGE_KIND,
-            ZERO_PIXELS_KIND,
-            check_input_range,
-            check_zero_pixels,
-        )
+        from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+        from sam2elnet.data.zero_pixels import ZERO_PIXELS_KIND, check_zero_pixels
         from sam2elnet.utils.run_warnings import warn_once
 
         name = source if source is not None else "input"

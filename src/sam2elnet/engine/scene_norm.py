@@ -244,13 +244,9 @@ def _normalizer_from_pixels(
 ) -> SceneNormalizer:
     """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
     logs :func:`~sam2elnet.data.input_range.check_input_range`'s warning (once per run)."""
-    from sam2elnet.data.input_range import (
-        INPUT_RANGE_KIND,
-        ZERO_PIXELS_KIND,
-        check_input_range,
-        check_zero_pixels,
-    )
+    from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
     from sam2elnet.data.normalize import NormalizationConfig, to_db
+    from sam2elnet.data.zero_pixels import ZERO_PIXELS_KIND, check_zero_pixels
 
     if warn and isinstance(cfg, NormalizationConfig):
         if zeros := check_zero_pixels(pix, cfg):

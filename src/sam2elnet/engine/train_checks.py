@@ -35,7 +35,7 @@ def check_pairs(
 ) -> SkipLog:
     """Read every image and mask once (full decode: truncated files fail here, not mid-epoch);
     return the pairs that cannot be used, each with the reason. ``zeros``, when given, gets each
-    image's :func:`~sam2elnet.data.input_range.zero_share` (valid pixels <= 0 in every band;
+    image's :func:`~sam2elnet.data.zero_pixels.zero_share` (valid pixels <= 0 in every band;
     of the statistics sample for large files), for the untagged-zero warning of training.
     The first pair read whole must have a mask for a label
     (:func:`~sam2elnet.data.masks.check_training_pair`: UserError for an image, or images and
@@ -46,8 +46,8 @@ def check_pairs(
     they are never held in memory whole."""
     from sam2elnet.data import windowed, windowed_image, windowed_mask
     from sam2elnet.data.images import read_image
-    from sam2elnet.data.input_range import zero_share
     from sam2elnet.data.masks import check_training_pair, read_mask
+    from sam2elnet.data.zero_pixels import zero_share
 
     skips = SkipLog("image")
     checked_kinds = False

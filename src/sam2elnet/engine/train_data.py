@@ -180,12 +180,12 @@ def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.data.band_match import band_descriptions
-    from sam2elnet.data.input_range import check_zero_training
     from sam2elnet.data.layouts import select_split
     from sam2elnet.data.modality import with_modality
     from sam2elnet.data.norm_fit import fit_normalization, load_norm_stats, read_image_or_sample
     from sam2elnet.data.normalize import NormalizationConfig, describe
     from sam2elnet.data.splits import split_fraction
+    from sam2elnet.data.zero_pixels import check_zero_training
     from sam2elnet.errors import DataError
     from sam2elnet.model.io import read_model_file
 

@@ -1,0 +1,163 @@
+"""Pixels of 0 without a nodata tag: the untagged-zero check of prediction and training.
+
+Sentinel-1 GRD measurement GeoTIFFs (and many SNAP / GDAL exports of linear sigma0) fill the
+no-data border of the swath with 0 without a nodata tag. A model that converts linear values to
+dB (``to_db``) sees such a 0 as the darkest possible sea and labels the border like oil, so
+``annotate``, ``enhance``, ``scene`` and ``serve`` warn once per run (:func:`check_zero_pixels`,
+kind :data:`ZERO_PIXELS_KIND`), training warns once for all its images
+(:func:`check_zero_training`), and both give the same advice (:func:`untagged_zero_advice`:
+tag 0 as nodata, :data:`TAG_ZERO_NODATA`). The pixels are never made nodata here: exact zeros
+also occur inside a swath after thermal noise removal, where they are measurements.
+
+The rule is docs/data.md's "Input range check" (its untagged-zero row); the range check beside it
+is :mod:`sam2elnet.data.input_range`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.input_range import CMD, RANGE_SAMPLE, bands_by_pixel
+from sam2elnet.data.normalize import stride_sample
+from sam2elnet.utils.advice import command, message, paragraph
+
+__all__ = [
+    "TAG_ZERO_NODATA",
+    "ZERO_MIN_FRACTION",
+    "ZERO_PIXELS_KIND",
+    "check_zero_pixels",
+    "check_zero_training",
+    "untagged_zero_advice",
+    "zero_share",
+]
+
+ZERO_MIN_FRACTION = 0.01
+""":func:`check_zero_pixels` speaks when at least this fraction of the valid pixels is <= 0 in
+every band: a no-data border, not the odd noise-floor zero inside a swath."""
+ZERO_PIXELS_KIND = "pixels of 0 without a nodata tag, given to a model that converts to dB"
+"""The kind :func:`check_zero_pixels`' warning is counted by (once per run)."""
+
+
+def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
+    """A warning text when many valid pixels are 0 (or below) in every band and the model
+    converts linear values to dB (``to_db``: trained on uint16 DN or float linear sigma0).
+
+    Sentinel-1 GRD measurement GeoTIFFs (and many SNAP / GDAL exports of linear sigma0) fill the
+    no-data border of the swath with 0 without a nodata tag. Such a 0 has no decibel value
+    (``10 log10(0) = -inf``; :func:`~sam2elnet.data.normalize.to_db` floors it at
+    ``10 log10(db_floor)`` = -60 dB), so the model sees the darkest possible sea there and labels
+    the whole border as oil (measured: a tiny model trained on linear sigma0 labelled 97 % of
+    an untagged zero border as foreground; tagged, the border is 127). The pixels are not made
+    nodata here: exact zeros also occur inside a swath after thermal noise removal (calm water,
+    slicks), where they are measurements. The warning says how to tag a border.
+
+    Args:
+        values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (pixels
+            under the file's nodata tag already left out).
+        cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+
+    Returns:
+        None when the model does not convert to dB or fewer than :data:`ZERO_MIN_FRACTION` of
+        the pixels are <= 0 in every band; else one sentence (the caller adds the file name).
+    """
+    if not getattr(cfg, "to_db", False):
+        return None
+    share = zero_share(values)
+    if share < ZERO_MIN_FRACTION:
+        return None
+    return message(
+        f"{share:.1%} of the pixels are 0 (or below) without a nodata tag",
+        *untagged_zero_advice(
+            "The model converts to dB, where 0 has no value (floored to the darkest sea, so they "
+            "are labelled like oil). Sentinel-1 GRD and many SNAP exports fill the no-data "
+            "border with 0.",
+            "they become nodata (127) in the labels",
+        ),
+    )
+
+
+TAG_ZERO_NODATA = "gdal_edit.py -a_nodata 0 FILE"
+"""The command every untagged-zero warning gives: tag 0 as the file's nodata value."""
+
+
+def untagged_zero_advice(why: str, effect: str, png_note: bool = True) -> list[list[str]]:
+    """The text of an untagged-zero warning after its first line (:func:`check_zero_pixels`,
+    :func:`check_zero_training`, :func:`~sam2elnet.data.input_kind.check_zero_border`), as
+    :func:`~sam2elnet.utils.advice.message` blocks: ``why`` (what the zeros do to this model)
+    and the one advice, "if these pixels are no data, tag them ... and ``effect``", then
+    :data:`TAG_ZERO_NODATA` indented as every advice command (:data:`CMD`) and, with
+    ``png_note``, how to tag a PNG / JPEG (which holds no tag: a GeoTIFF copy)."""
+    blocks = [
+        paragraph(
+            f"{why} If these pixels are no data, tag them (elnet has no nodata option; it reads "
+            f"the file's tag) and {effect}:"
+        ),
+        command(TAG_ZERO_NODATA, CMD),
+    ]
+    if png_note:
+        blocks.append(
+            paragraph("(PNG / JPEG: gdal_translate -a_nodata 0 FILE OUT.tif, then use OUT.tif.)")
+        )
+    return blocks
+
+
+def zero_share(values: np.ndarray) -> float:
+    """The fraction of pixels that are 0 (or below) in every band: the quantity of
+    :func:`check_zero_pixels` and :func:`check_zero_training`.
+
+    Args:
+        values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (a
+            raster-order stride sample of at most :data:`RANGE_SAMPLE` is counted).
+
+    Returns:
+        0..1 (0 for no pixel).
+    """
+    v = stride_sample(bands_by_pixel(values), RANGE_SAMPLE)
+    if v.shape[1] == 0:
+        return 0.0
+    return float(np.mean(np.all(v <= 0, axis=0)))
+
+
+def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> str | None:
+    """The training run's warning of :func:`check_zero_pixels`' rule, once for all its images.
+
+    Training takes untagged zeros as data too: with a model that converts to dB they become the
+    darkest sea (-60 dB), so the network learns a no-data border as sea under a background
+    label, next to dark slicks labelled oil, and validation scores count the border. As on the
+    prediction side the pixels are not made nodata (exact zeros inside a swath are
+    measurements); the warning names the images and how to tag the border, after which
+    training leaves it out (tagged nodata is out of the loss and the metrics).
+
+    Args:
+        shares: image path -> :func:`zero_share` of its valid pixels (training and validation).
+        cfg: the run's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+        top: images named (those with the largest share; the rest are counted).
+
+    Returns:
+        None when the model does not convert to dB or no image has at least
+        :data:`ZERO_MIN_FRACTION` of such pixels; else one sentence naming the images.
+    """
+    if not getattr(cfg, "to_db", False):
+        return None
+    hit = sorted(
+        ((share, path) for path, share in shares.items() if share >= ZERO_MIN_FRACTION),
+        key=lambda t: (-t[0], t[1]),
+    )
+    if not hit:
+        return None
+    named = ", ".join(f"{path} ({share:.1%})" for share, path in hit[:top])
+    more = f" and {len(hit) - top} more" if len(hit) > top else ""
+    return message(
+        f"{len(hit)} of {len(shares)} training and validation images have untagged pixels of 0",
+        *untagged_zero_advice(
+            f"Pixels of 0 (or below) without a nodata tag: {named}{more}. The model converts to "
+            "dB, where 0 has no value (floored to the darkest sea), so training learns them as "
+            "sea and predictions label them like oil. Sentinel-1 GRD and many SNAP exports fill "
+            "the no-data border with 0.",
+            "train again; tagged pixels are left out of training and validation",
+            png_note=False,
+        ),
+    )
