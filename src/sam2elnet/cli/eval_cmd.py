@@ -257,9 +257,9 @@ def evaluate(
             ("the list of skipped pairs next to --csv", skipped_csv),
         ]
     )
-    from sam2elnet.utils.batch import NothingDoneError
+    from sam2elnet.utils.batch import drop_skip_list_if_nothing_done
 
-    try:
+    with drop_skip_list_if_nothing_done(skipped_csv):
         res = evaluate_folders(
             pred,
             truth,
@@ -283,10 +283,6 @@ def evaluate(
             line_width_unit=line_width_unit(line_width_px),
             truth_layer=truth_layer,
         )
-    except NothingDoneError:  # every pair skipped: the error line says why; an earlier run's
-        if skipped_csv is not None:  # list no longer holds, and a failed run leaves nothing
-            Path(skipped_csv).unlink(missing_ok=True)  # beside --csv (as export)
-        raise
     # soft_wrap: a message is one line whatever the width (piped into a log, rich wrapped at 80
     # columns and split e.g. the road buffer line mid-phrase); tables keep their layout
     console = Console(soft_wrap=True)

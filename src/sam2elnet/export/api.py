@@ -40,7 +40,7 @@ from sam2elnet.export.run_info import (
 from sam2elnet.export.vector import FORMATS, write_polygons
 from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
-from sam2elnet.utils.batch import NothingDoneError, skipped_csv_path
+from sam2elnet.utils.batch import drop_skip_list_if_nothing_done, skipped_csv_path
 
 __all__ = ["export_labels"]
 
@@ -146,15 +146,12 @@ def export_labels(
     given = {**kwargs, "polygons": polygons, "document_root": document_root}
     kwargs["ignored"] = tuple(ignored_notes(kind, given))
     kwargs["crs"] = target  # parsed once (parse_layer_crs passes a parsed CRS through)
-    try:
+    with drop_skip_list_if_nothing_done(skipped):
         if not warp_to:
             return with_selection(_export_labels(labels, out, kind, files=files, **kwargs), pick)
         res = export_warped(
             _export_labels, labels, out, kind, files, rated, warp_to, warp_method, kwargs
         )
-    except NothingDoneError:  # nothing produced: the error line says why; an earlier export's
-        Path(skipped).unlink(missing_ok=True)  # list no longer holds, and a file output
-        raise  # that failed leaves nothing beside it (the bad-input rule)
     return with_selection(res, pick)
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "NothingDoneError",
     "SkipLog",
+    "drop_skip_list_if_nothing_done",
     "short_reason",
     "skip_line",
     "skipped_csv_path",
@@ -231,6 +233,21 @@ def _common_place(paths: Sequence[str | Path]) -> Path | None:
 def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
     """The last line of a batch that skipped some files."""
     return f"{n_skipped} of {n_total} skipped, see {csv_path}"
+
+
+@contextmanager
+def drop_skip_list_if_nothing_done(skipped: str | Path | None) -> Iterator[None]:
+    """Around a batch whose output is one file (``elnet export``'s layer, ``elnet evaluate
+    --csv``): when it raises :class:`NothingDoneError` (nothing produced; the error line says
+    why), remove ``skipped``, the output's :func:`skipped_csv_path` (None: nothing to remove),
+    and raise it on: an earlier run's list no longer holds, and a failed run leaves nothing
+    beside its output (the bad-input rule)."""
+    try:
+        yield
+    except NothingDoneError:
+        if skipped is not None:
+            Path(skipped).unlink(missing_ok=True)
+        raise
 
 
 def skipped_csv_path(out: str | Path) -> Path:
