@@ -27,7 +27,7 @@ from PIL import Image
 
 from sam2elnet.export.cvat_import import import_cvat, read_labelmap
 from sam2elnet.export.cvat_xml import cvat_rle_decode
-from sam2elnet.export.mask_folder import find_image
+from sam2elnet.export.image_lookup import find_image
 
 H, W = 32, 40
 

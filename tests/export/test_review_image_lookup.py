@@ -1,5 +1,5 @@
 """Every import finds an export's images under ``--images`` by one rule
-(:func:`sam2elnet.export.mask_folder.find_image`): the name with its folders, the file name,
+(:func:`sam2elnet.export.image_lookup.find_image`): the name with its folders, the file name,
 the stem with an image suffix; one image file stands only for the image of its name.
 
 The Label Studio import looked for ``<stem>.<suffix>`` at the top of ``--images`` only, so a
@@ -19,9 +19,9 @@ from helpers_data import write_png, write_tif
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sam2elnet.export.image_lookup import find_image
 from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.export.labelstudio_import import import_label_studio
-from sam2elnet.export.mask_folder import find_image
 
 
 def _task(tid: int, image: str, mask: np.ndarray) -> dict:

@@ -4,7 +4,7 @@
   (``palsar/x.png``, ``sentinel/x.png``) gave one mask ``x.png``, the first task's; the second
   reviewed label was dropped with "skipped x: a second task with the same image name". The
   COCO / CVAT import already stopped with one line naming both; now both use one rule
-  (:func:`sam2elnet.export.mask_folder.check_unique_stems`);
+  (:func:`sam2elnet.export.image_lookup.check_unique_stems`);
 * the polygon export had no attribute telling a QGIS reviewer which labels the quality filter
   rejected, and no ``category`` (``elnet import --from vector --category`` needed one added by
   hand).

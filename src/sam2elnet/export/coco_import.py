@@ -13,7 +13,7 @@ image's georeference when the image is a GeoTIFF found via ``images``, else ``<s
 
 Images are found under ``images`` by their ``file_name`` (with the folders CVAT keeps, e.g.
 ``palsar/00001.jpg``), else by name, else by stem with an image suffix
-(:func:`~sam2elnet.export.mask_folder.find_image`). CVAT's other exports ("CVAT for images
+(:func:`~sam2elnet.export.image_lookup.find_image`). CVAT's other exports ("CVAT for images
 1.1", "Segmentation mask 1.1") are :mod:`sam2elnet.export.cvat_import`.
 """
 
@@ -30,15 +30,13 @@ import numpy as np
 
 from sam2elnet.errors import DataError
 from sam2elnet.export.coco import rle_decode, string_to_counts
+from sam2elnet.export.image_lookup import ExportImage, find_images, missing_note
 from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import (
     CommitCheck,
-    ExportImage,
     MaskFolder,
     category_note,
     check_category,
-    find_images,
-    missing_note,
     removed_note,
     write_masks,
 )

@@ -25,7 +25,7 @@ task of many large images does not need their size in temporary disk space.
 
 Images, masks and errors follow the COCO import (:mod:`~sam2elnet.export.mask_folder`, the
 steps they share): images are found under ``images`` by name with folders
-(:func:`~sam2elnet.export.mask_folder.find_image`), two images of one stem stop the import,
+(:func:`~sam2elnet.export.image_lookup.find_image`), two images of one stem stop the import,
 ``--category`` must name a label of the export, an image under ``images`` of another size than
 the export gives stops it, and ``out`` holds exactly this import's masks, written whole or not
 at all (:class:`~sam2elnet.export.mask_folder.MaskFolder`).
@@ -48,16 +48,13 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml_images
 from sam2elnet.export.cvat_zip_images import ZipImages, zip_image_members, zip_images
+from sam2elnet.export.image_lookup import ExportImage, check_unique_stems, find_images, missing_note
 from sam2elnet.export.labelstudio_import import ImportResult
 from sam2elnet.export.mask_folder import (
     CommitCheck,
-    ExportImage,
     MaskFolder,
     category_note,
     check_category,
-    check_unique_stems,
-    find_images,
-    missing_note,
     removed_note,
     write_masks,
 )
@@ -296,7 +293,7 @@ def import_cvat(
             ``.png``; 0/255, 127 = image nodata); afterwards it holds exactly this import's
             masks, written whole or not at all.
         images: Folder of the task's images (or one image file), found by name with folders
-            (:func:`~sam2elnet.export.mask_folder.find_image`). Images not found get a PNG of
+            (:func:`~sam2elnet.export.image_lookup.find_image`). Images not found get a PNG of
             the size the export gives (one note counts them); for "Segmentation mask 1.1" an
             image nothing was drawn on has no PNG in the zip and needs its image here. None:
             the images a zip downloaded with "Save images" carries (module docstring), if any.

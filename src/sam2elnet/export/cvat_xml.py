@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError
+from sam2elnet.export.image_lookup import ExportImage
 from sam2elnet.export.labelstudio_import import fill_polygons
-from sam2elnet.export.mask_folder import ExportImage, category_note, check_category
+from sam2elnet.export.mask_folder import category_note, check_category
 
 __all__ = [
     "EXPORT_AGAIN",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from sam2elnet.errors import DataError
-from sam2elnet.export.mask_folder import image_candidates
+from sam2elnet.export.image_lookup import image_candidates
 
 __all__ = ["ZIP_IMAGES", "ZipImages", "zip_image_members", "zip_images"]
 
@@ -44,7 +44,7 @@ class ZipImages:
     """The images a CVAT zip downloaded with "Save images" carries (``members`` under
     ``prefix``), read from the zip in place: nothing is extracted up front.
 
-    An image is looked up by :func:`~sam2elnet.export.mask_folder.find_image`'s rule over the
+    An image is looked up by :func:`~sam2elnet.export.image_lookup.find_image`'s rule over the
     member names (:meth:`find`), and read (:meth:`needed`) only when its mask needs more than
     the export gives: a size the export does not give, a GeoTIFF's georeference and nodata, a
     PNG's transparency (nodata), or a size (from the image header, streamed from the zip) other

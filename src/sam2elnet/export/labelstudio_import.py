@@ -24,15 +24,10 @@ import numpy as np
 from sam2elnet.data.run_model import run_model_path
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
+from sam2elnet.export.image_lookup import check_unique_stems, find_image
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.labelstudio import TO_NAME
-from sam2elnet.export.mask_folder import (
-    CommitCheck,
-    MaskFolder,
-    check_unique_stems,
-    find_image,
-    removed_note,
-)
+from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
 from sam2elnet.export.run_info import label_tags
 from sam2elnet.utils.advice import name_sample
 
@@ -268,7 +263,7 @@ def _task_image(
 ) -> tuple[str, Path | None]:
     """(mask stem, source image or None) of an exported task (:func:`_task_ref`): under
     ``images`` by the one lookup rule of every import
-    (:func:`~sam2elnet.export.mask_folder.find_image`: the local-files path with its folders,
+    (:func:`~sam2elnet.export.image_lookup.find_image`: the local-files path with its folders,
     the name, the stem with an image suffix; also by ``data.source``'s name), else
     ``data.source``, else the local-files path under ``root``."""
     data = task.get("data") or {}

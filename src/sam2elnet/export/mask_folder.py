@@ -29,33 +29,25 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sam2elnet.data.naming import (
-    GEO_SUFFIXES,
-    IMAGE_SUFFIXES,
     IMPORT_RECORD,
     image_files,
     imported_masks,
 )
 from sam2elnet.errors import UserError
+from sam2elnet.export.image_lookup import ExportImage
 from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "CommitCheck",
-    "ExportImage",
     "MaskFolder",
     "category_note",
     "check_category",
-    "check_unique_stems",
-    "find_image",
-    "find_images",
-    "image_candidates",
-    "missing_note",
     "removed_note",
     "write_masks",
 ]
@@ -67,9 +59,6 @@ CommitCheck = Callable[[Path, list[Path], dict[str, Path]], None]
 mask name -> the image file the import read for it (masks without one: absent). An error it
 raises stops the import with ``out`` unchanged (``elnet import --with-labels``:
 :meth:`~sam2elnet.export.train_set.TrainSetPlan.check_reviewed`)."""
-
-_LOOKUP_SUFFIXES = GEO_SUFFIXES + tuple(s for s in IMAGE_SUFFIXES if s not in GEO_SUFFIXES)
-"""The image suffixes a lookup by stem tries: GeoTIFFs (georeference for the mask) first."""
 
 
 def _mask_files(out: Path) -> set[str]:
@@ -129,83 +118,6 @@ def _check_unrecorded(out: Path, unrecorded: set[str], new: set[str]) -> None:
     )
 
 
-def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
-    """The file under ``images`` of an image an annotation tool's export names.
-
-    Every importer (COCO / CVAT, Label Studio) looks its images up by this one rule: ``name``
-    as the export gives it, folders included (``palsar/x.tif``, as CVAT and Label Studio's
-    local files keep them), then its stem with an image suffix (:data:`~sam2elnet.data.naming.IMAGE_SUFFIXES`,
-    GeoTIFFs first, lower or upper case) in that folder (``palsar/x.jpg`` for CVAT's mask ``palsar/x.png``), then its
-    file name at the top of ``images``, then its stem with an image suffix there. ``images`` may
-    be one image file: it is the image when its stem is ``name``'s, or when the export holds one
-    image only.
-
-    Args:
-        images: The ``--images`` folder, or one image file.
-        name: The image name of the export: a relative path (``/`` or ``\\`` separate
-            folders; ``..`` and a leading ``/`` are dropped, so the lookup stays under
-            ``images``), or a URL's path part.
-        n_images: Images in the export (a single ``images`` file stands for the only one).
-
-    Returns:
-        The image file, or None when there is none.
-    """
-    rel = PurePosixPath(str(name).replace("\\", "/"))
-    if images.is_file():
-        return images if images.stem == rel.stem or n_images == 1 else None
-    cands = (images.joinpath(*c.split("/")) for c in image_candidates(name))
-    return next((c for c in cands if c.is_file()), None)
-
-
-def image_candidates(name: str) -> list[str]:
-    """The relative paths (``/``-separated, in lookup order) :func:`find_image` tries for an
-    export's image ``name`` under a folder: ``name`` itself, its stem with each image suffix in
-    its folder, its file name, its stem with each image suffix (``..``, ``.`` and a leading
-    ``/`` dropped). A zip's images are looked up by the same list."""
-    rel = PurePosixPath(str(name).replace("\\", "/"))
-    parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
-    cands = ["/".join(parts)] if parts else []
-    suffixes = _LOOKUP_SUFFIXES + tuple(x.upper() for x in _LOOKUP_SUFFIXES)
-    if len(parts) > 1:
-        cands += ["/".join([*parts[:-1], f"{rel.stem}{s}"]) for s in suffixes]
-    cands.append(rel.name)
-    cands += [f"{rel.stem}{s}" for s in suffixes]
-    return cands
-
-
-def check_unique_stems(
-    images: Iterable[tuple[str, str]], what: str, remedy: str, path: Path
-) -> None:
-    """Stop an import whose images would give two masks of one name.
-
-    A mask is named by its image's file stem (``palsar/x.png`` and ``sentinel/x.png`` both give
-    ``x.png``), so two images of one stem in different folders (or with different suffixes)
-    would overwrite each other's mask, or one's reviewed label would be dropped. Every importer
-    of an annotation tool's export (COCO / CVAT, Label Studio) applies this rule to all its
-    images before writing anything.
-
-    Args:
-        images: (mask stem, image name as the export gives it: ``palsar/x.png``, a URL) per
-            image, each image once (Label Studio's import passes a task duplicated in the tool
-            once).
-        what: The export, for the message (``"the COCO file"``).
-        remedy: What to do, for the message (``"rename one in the CVAT task, ..."``).
-        path: The export file, named in the message.
-
-    Raises:
-        UserError: two images with one mask stem, naming both.
-    """
-    seen: dict[str, str] = {}
-    for stem, name in images:
-        if stem in seen:
-            raise UserError(
-                f"two images of {what} are named {stem} ({seen[stem]}, {name}): their masks "
-                f"would overwrite each other; {remedy}",
-                path,
-            )
-        seen[stem] = name
-
-
 def check_category(category: str | None, names: Iterable[str], what: str, path: Path) -> None:
     """Stop an import whose ``--category`` the export does not have (a typo would give
     all-background masks). The COCO / CVAT imports select a category by this rule.
@@ -233,71 +145,6 @@ def category_note(category: str | None, used: Iterable[str], what: str) -> list[
     return [
         f"{what} has {len(names)} categories ({', '.join(names)}): their regions are "
         "unioned into one mask per image; --category NAME keeps one"
-    ]
-
-
-@dataclass
-class ExportImage:
-    """One image of an annotation tool's export (COCO, CVAT), for :func:`write_masks`.
-
-    Attributes:
-        name: The image name as the export gives it, folders kept (``palsar/x.jpg``); the mask
-            is ``<stem>.tif`` / ``.png``.
-        size: (height, width) in px the export gives, or None when it gives none (the image
-            under ``--images`` then sets it).
-        mask: Called with (height, width): the bool (height, width) mask of the reviewed
-            regions, or a str, the reason to skip the image (listed in the result).
-    """
-
-    name: str
-    size: tuple[int, int] | None
-    mask: Callable[[int, int], np.ndarray | str]
-
-    @property
-    def stem(self) -> str:
-        return PurePosixPath(self.name.replace("\\", "/")).stem
-
-
-def find_images(
-    entries: list[ExportImage], images: Path | None, what: str, remedy: str, path: Path
-) -> tuple[list[Path | None], list[str]]:
-    """Each export image's file under ``images`` (:func:`find_image`; None: not found) and the
-    names not found, after :func:`check_unique_stems`.
-
-    Args:
-        entries: The export's images.
-        images: The ``--images`` folder or file (None: none given, nothing found).
-        what: The export, for messages (``"the COCO file"``).
-        remedy: What to do about two images of one name, for :func:`check_unique_stems`.
-        path: The export file, named in messages.
-
-    Raises:
-        UserError: two images share a mask name, or ``images`` holds none of the images.
-    """
-    check_unique_stems(((e.stem, e.name) for e in entries), what, remedy, path)
-    if images is None:
-        return [None] * len(entries), []
-    found = [find_image(images, e.name, len(entries)) for e in entries]
-    missing = [e.name for e, f in zip(entries, found, strict=True) if f is None]
-    if missing and len(missing) == len(entries):
-        raise UserError(
-            f"--images {images} holds none of the {len(entries)} images of {what} (first: "
-            f"{missing[0]}); give the folder the annotated images came from, or leave "
-            "--images out for PNG masks of the size the file gives",
-            path,
-        )
-    return found, missing
-
-
-def missing_note(missing: list[str], n: int, what: str, images: Path | str | None) -> list[str]:
-    """The note counting the export's images not found under ``--images`` (``images``: that
-    folder, or the words naming where the images were looked for)."""
-    if not missing:
-        return []
-    return [
-        f"{len(missing)} of {n} images of {what} are not in {images} "
-        f"({name_sample(missing, 3)}): their masks are PNGs of the size the file gives, "
-        "without georeference or nodata; give --images the folder they came from to keep those"
     ]
 
 

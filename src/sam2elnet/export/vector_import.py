@@ -30,13 +30,9 @@ import numpy as np
 
 from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, image_features
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.export.image_lookup import check_unique_stems
 from sam2elnet.export.labelstudio_import import ImportResult
-from sam2elnet.export.mask_folder import (
-    CommitCheck,
-    MaskFolder,
-    check_unique_stems,
-    removed_note,
-)
+from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.advice import name_sample
