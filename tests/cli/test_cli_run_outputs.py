@@ -4,7 +4,7 @@ scene: the label, ``_prob.tif`` and ``_tiles.gpkg``; a folder: every scene's out
 ``--data`` / ``--weights`` they read).
 
 Each refusal is one ``error:`` line naming the file and saying what to do, exit 2, before the
-model loads and with nothing written (pipeline.scenes.check_scene_outputs,
+model loads and with nothing written (pipeline.scene_files.check_scene_outputs,
 engine.folder_inputs.check_run_out; the mechanism of tests/cli/test_cli_job_outputs.py).
 """
 

@@ -152,7 +152,7 @@ def scene_cmd(
     if labels is not None:
         check_input(labels, "--labels", "label file or folder")
     if image.is_dir():
-        check_output(out, "dir", "--out")  # the rest: pipeline.scenes.check_scene_outputs
+        check_output(out, "dir", "--out")  # the rest: pipeline.scene_files.check_scene_outputs
     else:
         check_output(out, "file", "--out", inputs=[image, labels])
         for extra, what, on in (

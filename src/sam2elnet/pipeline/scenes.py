@@ -3,7 +3,8 @@
 :func:`scene_job` is what ``elnet scene`` runs: it loads the predictor (a model file, or
 ``builtin:smoothing`` for a model-free dry run), picks the local or Ray backend and predicts one
 scene (:func:`sam2elnet.engine.scene.predict_scene`) or a folder of scenes (:func:`predict_scenes`,
-resumable through ``manifest.jsonl``). These live in the pipeline layer because they wire engine
+resumable through ``manifest.jsonl``; the scenes, coarse labels and outputs of a folder:
+:mod:`sam2elnet.pipeline.scene_files`). These live in the pipeline layer because they wire engine
 parts together (:class:`~sam2elnet.engine.infer.Predictor`,
 :class:`~sam2elnet.engine.distributed.RayExecutor`, :func:`~sam2elnet.engine.scene.predict_scene`).
 """
@@ -16,12 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.vector import VECTOR_SUFFIXES
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import (
-    SCENE_SUFFIXES,
     SceneResult,
     check_scene_paths,
     predict_scene,
@@ -29,6 +28,13 @@ from sam2elnet.engine.scene import (
 from sam2elnet.engine.scene_inputs import precheck_scene
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.pipeline.scene_files import (
+    check_scene_outputs,
+    list_scenes,
+    match_coarse,
+    scene_outputs,
+    shared_coarse,
+)
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -36,11 +42,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BUILTIN_PREFIX",
     "SceneBatchResult",
-    "check_scene_outputs",
     "load_scene_predictor",
     "predict_scenes",
     "scene_job",
-    "scene_outputs",
 ]
 
 
@@ -95,121 +99,6 @@ class SceneBatchResult:
         return repeated_notes(self.warnings, "scene")
 
 
-def _list_scenes(inputs: str | Path | Iterable[str | Path]) -> list[Path]:
-    if isinstance(inputs, (str, Path)):
-        p = Path(inputs)
-        if not p.exists():
-            raise DataError("scene folder or file does not exist; check the path", p)
-        if p.is_dir():
-            files = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SCENE_SUFFIXES
-            )
-            if not files:
-                raise DataError(f"no scenes ({', '.join(SCENE_SUFFIXES)}) in the folder", p)
-            return files
-        return [p]
-    return [Path(x) for x in inputs]
-
-
-def _match_coarse(coarse: str | Path | None, scene: Path) -> Path | None:
-    """Coarse label for ``scene``: a file is used as is; in a folder, the file with the same stem."""
-    if coarse is None:
-        return None
-    c = Path(coarse)
-    if not c.is_dir():
-        return c
-    for suf in (*SCENE_SUFFIXES, *VECTOR_SUFFIXES, ".png"):
-        cand = c / f"{scene.stem}{suf}"
-        if cand.exists():
-            return cand
-    raise DataError(f"no coarse label named {scene.stem}.* in the label folder", c)
-
-
-def _shared_coarse(coarse: str | Path | None, scenes: list[Path]) -> Any:
-    """One vector file given for a folder of several scenes (``scene --labels slicks.gpkg``),
-    read once (:class:`~sam2elnet.data.vector_shared.SharedVector`): a scene it does not touch is
-    enhanced from an empty coarse label with one warning per run, as ``enhance`` treats one file
-    for several images. None otherwise (a label folder, a raster, one scene). Already read
-    (``scene_job`` reads it before the model loads): as it is.
-
-    Raises:
-        DataError: the file cannot be read (once, not per scene).
-    """
-    from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_shared import SharedVector, share_vectors
-
-    if isinstance(coarse, SharedVector):
-        return coarse
-    if coarse is None or len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse):
-        return None
-    return share_vectors([coarse, coarse], strict=True).get(Path(coarse))
-
-
-def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
-    """Output paths of one scene in a batch run."""
-    return {
-        "label": out_dir / f"{scene.stem}.tif",
-        "prob": out_dir / f"{scene.stem}_prob.tif" if prob else None,
-        "quality": out_dir / f"{scene.stem}_tiles.gpkg" if quality else None,
-    }
-
-
-_OUTPUT_NAMES = {"label": "label", "prob": "probability map", "quality": "quality layer"}
-
-
-def check_scene_outputs(
-    image: str | Path,
-    out: str | Path,
-    labels: str | Path | None = None,
-    prob: bool = False,
-    quality: bool = False,
-) -> None:
-    """Refuse ``elnet scene`` outputs that are one file or an input, before the model loads.
-
-    One scene (``image`` a file): the label GeoTIFF ``out`` and its ``<out stem>_prob.tif`` /
-    ``<out stem>_tiles.gpkg`` (``prob`` / ``quality``) must be three files (a symlink or hard link
-    between them is refused). A folder of scenes: ``out`` must not be the ``image`` folder nor a
-    ``labels`` folder (the labels ``<scene>.tif`` would replace inputs of the same name), no
-    output may be a ``labels`` file, and no two scenes may write one file (``a.tif`` and
-    ``a.tiff`` both write ``a.tif``; with ``prob``, scene ``a_prob.tif`` is scene ``a.tif``'s
-    probability map). That an output is not the scene or ``labels`` file of a single scene is
-    :func:`~sam2elnet.utils.paths.check_output`'s job (the CLI calls it first).
-
-    Raises:
-        UserError: one line naming the output and the file it collides with, and what to do.
-    """
-    from sam2elnet.utils.paths import check_distinct_outputs, check_not_input, check_out_folder
-
-    src, dst = Path(image), Path(out)
-    if not src.is_dir():
-        outs: list[tuple[str, Path | None]] = [("--out", dst)]
-        for what, suffix, on in (
-            ("probability map", "_prob.tif", prob),
-            ("per-window quality layer", "_tiles.gpkg", quality),
-        ):
-            if on:
-                outs.append((f"--out {dst}: its {what}", dst.with_name(dst.stem + suffix)))
-        check_distinct_outputs(outs, advice="Choose another --out path")
-        return
-    if dst.is_dir() and dst.resolve() == src.resolve():
-        raise UserError(
-            f"--out {dst}: is the --image folder; the labels (<scene>.tif) would be written among "
-            "the input scenes and could replace them. Choose another --out folder"
-        )
-    lab = Path(labels) if labels is not None else None
-    folders = [("the coarse labels read with --labels", lab)] if lab and lab.is_dir() else []
-    check_out_folder(dst, [("", "its labels (<scene>.tif)")], [], "scene", folders=folders)
-    label_file = [lab] if lab is not None and lab.is_file() else []
-    outputs: list[tuple[str, Path | None]] = []
-    for scene in _list_scenes(src):
-        for kind, p in scene_outputs(dst, scene, prob, quality).items():
-            name = f"scene {scene.name}'s {_OUTPUT_NAMES[kind]}"
-            outputs.append((name, p))
-            if label_file and p is not None:
-                check_not_input(p, label_file, what=f"--out {dst}: {name} {p}")
-    check_distinct_outputs(outputs, advice="Rename one of the two scenes or move it elsewhere")
-
-
 def predict_scenes(
     inputs: str | Path | Iterable[str | Path],
     out_dir: str | Path,
@@ -246,7 +135,7 @@ def predict_scenes(
     from sam2elnet.utils.lock import output_lock
 
     out = Path(out_dir)
-    scenes = _list_scenes(inputs)
+    scenes = list_scenes(inputs)
     from sam2elnet.utils.run_warnings import RunWarnings
 
     with output_lock(out), RunWarnings("scene") as warned:  # one job per output folder
@@ -287,7 +176,7 @@ def _predict_scenes(
     done: list[str] = []
     skipped: list[str] = []
     failed: dict[str, str] = {}
-    shared = _shared_coarse(coarse, scenes)
+    shared = shared_coarse(coarse, scenes)
     for scene in scenes:
         key = scene.name
         if resume and manifest.is_done(key):
@@ -299,7 +188,7 @@ def _predict_scenes(
                 scene,
                 outs["label"],
                 predictor,
-                coarse=shared or _match_coarse(coarse, scene),
+                coarse=shared or match_coarse(coarse, scene),
                 prob_path=outs["prob"],
                 quality_gpkg=outs["quality"],
                 progress=progress,
@@ -398,7 +287,7 @@ def scene_job(
     For a single scene ``out`` is the label GeoTIFF; ``prob`` / ``quality`` write
     ``<out stem>_prob.tif`` / ``<out stem>_tiles.gpkg`` next to it. For a folder ``out`` is a
     folder (see :func:`predict_scenes`, resumable with ``resume``; the folder records its model
-    in ``model_id.json``). The outputs (:func:`check_scene_outputs`), ``warp_to`` /
+    in ``model_id.json``). The outputs (:func:`~sam2elnet.pipeline.scene_files.check_scene_outputs`), ``warp_to`` /
     ``warp_method`` (:func:`_check_warp`) and, for a folder with ``resume``, that the model is the
     one the folder records (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`) are
     checked before the model loads; so is, for one scene, that it is not all nodata or constant
@@ -432,7 +321,7 @@ def scene_job(
     # records it (model_id.json), and --resume into it with another model or --bands is refused
     model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
     if src.is_dir():  # one label file for all scenes: read once, now
-        labels = _shared_coarse(labels, _list_scenes(src)) or labels
+        labels = shared_coarse(labels, list_scenes(src)) or labels
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
