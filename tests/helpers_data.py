@@ -208,3 +208,11 @@ def tiny_experiment_config(data: Path, out: Path, **kw):
     )
     base.update(kw)
     return ExperimentConfig(**base)
+
+
+def tiled_scene(path: Path, image: Path, size: int = 96) -> Path:
+    """A small georeferenced GeoTIFF (:func:`write_tif`'s grid: EPSG:32633, 10 m pixels): the RGB
+    ``image`` file tiled 3 x 3 and cut to ``size`` x ``size`` px (3 bands, uint8)."""
+    src = cv2.imread(str(image))[:, :, ::-1]
+    tiled = np.tile(np.moveaxis(src, 2, 0), (1, 3, 3))[:, :size, :size]
+    return write_tif(path, np.ascontiguousarray(tiled))

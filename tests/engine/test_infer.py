@@ -1,4 +1,7 @@
-"""Inference: Predictor, annotate/enhance folder jobs, filtering, resume, bad inputs."""
+"""Folder jobs: annotate / enhance outputs, filtering, resume, reports, large images, bad inputs.
+
+The model alone (Predictor, model files, thresholds): test_predictor.py; vector coarse labels
+of enhance: test_enhance_vector.py."""
 
 from __future__ import annotations
 
@@ -15,13 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
-from helpers_data import count_vector_reads
-from helpers_logs import logs_warning
+from helpers_data import tiled_scene
 from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
-from sam2elnet.errors import CheckpointError, DataError, UserError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
 
 
@@ -37,32 +38,6 @@ def pred(run: dict[str, Path]) -> Predictor:
 
 def _no_temp_files(folder: Path) -> None:
     assert not [p for p in folder.rglob(".*") if p.is_file()], "temporary files left behind"
-
-
-def test_predict_mixed_sizes_and_batching(pred: Predictor) -> None:
-    rng = np.random.default_rng(0)
-    imgs = [
-        rng.random((3, 40, 40), dtype=np.float32),
-        rng.random((3, 24, 56), dtype=np.float32),
-        rng.random((3, 40, 40), dtype=np.float32),
-    ]
-    probs, q = pred.predict(imgs)
-    assert [p.shape for p in probs] == [(40, 40), (24, 56), (40, 40)]
-    assert q.predicted_iou.shape == (3,) and np.all((q.predicted_iou >= 0) & (q.predicted_iou <= 1))
-    assert q.features.shape == (3, len(FEATURE_NAMES))
-    alone, _ = pred.predict([imgs[2]])
-    np.testing.assert_allclose(alone[0], probs[2], atol=1e-4)  # batching does not change results
-    arr = pred.predict_arrays(np.stack([imgs[0], imgs[2]]))
-    assert arr.shape == (2, 40, 40) and arr.dtype == np.float32
-    enh = pred.predict_arrays(np.stack([imgs[0]]), coarse=np.ones((1, 40, 40)))
-    assert enh.shape == (1, 40, 40) and not np.allclose(enh[0], arr[0])
-    # enhancement through predict() accepts (H,W) and (1,H,W) coarse masks alike
-    p2, q2 = pred.predict([imgs[0], imgs[0]], coarse=[np.ones((40, 40)), np.ones((1, 40, 40))])
-    np.testing.assert_allclose(p2[0], p2[1], atol=1e-5)
-    assert q2.features[0, FEATURE_NAMES.index("has_coarse")] == 1
-    assert pred.normalization.method in ("fixed", "percentile", "stats")
-    with pytest.raises(DataError):
-        pred.predict_arrays(np.zeros((1, 2, 32, 32), np.float32))
 
 
 def test_annotate_filters_into_kept_and_rejected(
@@ -292,25 +267,6 @@ def test_geotiff_input_gives_georeferenced_output(
         assert ds.crs.to_epsg() == 32633 and ds.transform == tr
 
 
-def test_bad_model_files(run: dict[str, Path], tmp_path: Path) -> None:
-    data = run["model"].read_bytes()
-    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 3])
-    with pytest.raises(CheckpointError, match="trunc.pt"):
-        Predictor.from_file(tmp_path / "trunc.pt")
-    obj = torch.load(run["model"], weights_only=True)
-    obj["format_version"] = 99
-    torch.save(obj, tmp_path / "future.pt")
-    with pytest.raises(CheckpointError, match="newer"):
-        Predictor.from_file(tmp_path / "future.pt")
-    obj["format_version"] = 1
-    obj["extra"]["quality"]["version"] = 42
-    torch.save(obj, tmp_path / "oldq.pt")
-    with pytest.raises(CheckpointError, match="quality evaluator"):
-        Predictor.from_file(tmp_path / "oldq.pt")
-    with pytest.raises(CheckpointError):
-        Predictor.from_file(tmp_path / "missing.pt")
-
-
 def test_wrong_band_count_and_empty_folder(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:
@@ -336,79 +292,6 @@ def test_wrong_band_count_and_empty_folder(
         )
 
 
-def test_unfitted_evaluator_refuses_target_precision(run: dict[str, Path], tmp_path: Path) -> None:
-    obj = torch.load(run["model"], weights_only=True)
-    obj["extra"]["quality"] = {}
-    torch.save(obj, tmp_path / "nq.pt")
-    p = Predictor.from_file(tmp_path / "nq.pt")
-    with pytest.raises(UserError, match="not fitted"):
-        p.choose_threshold(target_precision=0.9)
-    assert p.choose_threshold(min_quality=0.3)[0] == 0.3
-
-
-def test_target_precision_on_few_labels_warns(
-    run: dict[str, Path], caplog: pytest.LogCaptureFixture
-) -> None:
-    p = Predictor.from_file(run["model"])
-    ev = p.evaluator
-    ev.fitted, ev.tau = True, 0.7
-    ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
-    ev.heldout_iou = [0.1, 0.3, 0.8, 0.9, 0.95]
-    ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}  # these 5 are held out
-    with logs_warning(caplog, "rests on 3 held-out labels above it; about 100 are needed"):
-        thr, info = p.choose_threshold(target_precision=0.9)
-    assert thr == pytest.approx(0.6) and info["target_precision"]["reliable"] is False
-    # held-out labels above the threshold, not named like the summary's top-level n_kept (images)
-    assert info["target_precision"]["n_held_out_above"] == 3
-    assert "n_kept" not in info["target_precision"]
-
-
-def test_unreachable_target_precision_says_what_is_kept(
-    run: dict[str, Path], caplog: pytest.LogCaptureFixture
-) -> None:
-    """No threshold reaches the target: the threshold sits just above every held-out score, so new
-    labels scoring higher are still kept; the warning says so (it said every label is rejected)."""
-    p = Predictor.from_file(run["model"])
-    ev = p.evaluator
-    ev.fitted, ev.tau = True, 0.7
-    ev.heldout_scores = [0.2, 0.4, 0.6, 0.8, 0.9]
-    ev.heldout_iou = [0.1, 0.9, 0.2, 0.9, 0.3]  # the best-scored label is bad: never 0.99
-    ev.metrics = {**ev.metrics, "threshold_on_in_sample": 0.0}
-    with logs_warning(
-        caplog,
-        r"only labels scoring above every held-out label "
-        r"\(quality >= 0\.900\) will be kept, with no promised precision",
-    ):
-        thr, info = p.choose_threshold(target_precision=0.99)
-    assert thr == pytest.approx(0.900001) and info["target_precision"]["achievable"] is False
-
-
-def test_fit_quality_is_rerunnable(
-    run: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    from sam2elnet.engine.quality_fit import fit_quality
-    from sam2elnet.model import load_model
-
-    copy = tmp_path / "run"
-    copy.mkdir()
-    for name in ("model.pt", "splits.json"):
-        (copy / name).write_bytes((run["run"] / name).read_bytes())
-    summary = fit_quality(copy / "model.pt", run["data"])
-    # 4 validation + 4 training images (splits.json), both modes
-    assert (summary["n"], summary["n_heldout"], summary["n_in_sample"]) == (16, 8, 8)
-    assert summary["fitted"]
-    _, extra = load_model(copy / "model.pt")
-    assert extra["quality_summary"]["n"] == 16 and extra["quality"]["fitted"]
-    # validation images only: 8 samples are too few -> not fitted, said so in the file
-    from sam2elnet.config import QualityConfig
-
-    with logs_warning(caplog, "only 8 labelled samples"):
-        summary = fit_quality(copy / "model.pt", run["data"], qcfg=QualityConfig(train_samples=0))
-    assert not summary["fitted"] and summary["status"] == "too_few_samples"
-    _, extra = load_model(copy / "model.pt")
-    assert extra["quality"]["status"] == "too_few_samples" and extra["quality"]["warning"]
-
-
 def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path) -> None:
     from sam2elnet.pipeline.jobs import annotate_folder
 
@@ -424,27 +307,6 @@ def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path
     assert res.summary["report"].endswith("report.html") and "s03.png" in html
 
 
-def _write_scene(path: Path, run: dict[str, Path], size: int = 96) -> None:
-    """A small georeferenced GeoTIFF tiled from a training image (3 bands, uint8)."""
-    import rasterio
-    from rasterio.transform import from_origin
-
-    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
-    tiled = np.tile(np.moveaxis(src, 2, 0), (1, 3, 3))[:, :size, :size]
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=size,
-        height=size,
-        count=3,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=from_origin(500000, 4000000, 10, 10),
-    ) as dst:
-        dst.write(np.ascontiguousarray(tiled))
-
-
 def test_large_scenes_are_routed_to_the_streaming_scene_path(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:
@@ -456,7 +318,7 @@ def test_large_scenes_are_routed_to_the_streaming_scene_path(
 
     scene = tmp_path / "in" / "scene.tif"
     scene.parent.mkdir()
-    _write_scene(scene, run)
+    tiled_scene(scene, run["data"] / "images" / "s00.png")
     whole = annotate_folder(run["model"], scene, tmp_path / "whole", progress=False, predictor=pred)
     budget = pred.whole_bytes(64 * 64)  # 96 x 96 px no longer fits
     res = annotate_folder(
@@ -484,162 +346,6 @@ def test_large_scenes_are_routed_to_the_streaming_scene_path(
     _no_temp_files(tmp_path / "tiled")
 
 
-def test_enhance_accepts_vector_coarse_labels(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    """One GeoJSON of polygons is rasterised onto each image's grid before enhancement."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    scene = tmp_path / "in" / "scene.tif"
-    scene.parent.mkdir()
-    _write_scene(scene, run)
-    # A 20x20-pixel square in map coordinates (10 m pixels from x=500000, y=4000000 downwards).
-    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
-    labels = tmp_path / "coarse.geojson"
-    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(labels)
-    res = enhance_folder(
-        run["model"], scene, labels, tmp_path / "e", progress=False, predictor=pred
-    )
-    row = res.rows[0]
-    assert row["coarse"].endswith("coarse.geojson")
-    # In the change map, coarse pixels are white (kept) or red (removed): together they must be
-    # exactly the rasterised square (rows/cols 20..39), whatever the model predicted.
-    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
-    coarse = rgb[:, :, 0] > 0
-    expected = np.zeros((96, 96), bool)
-    expected[20:40, 20:40] = True
-    assert np.array_equal(coarse, expected)
-    assert int(row["removed_px"]) == int(np.count_nonzero(coarse & (rgb[:, :, 1] == 0)))
-
-
-def test_enhance_buffers_road_lines_in_pixels_or_map_units(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    """A road drawn as a centre line is buffered to --line-width, in map units of the image CRS
-    (10 m pixels here) or with --line-width-px in pixels, on the whole-image and the window path
-    (enhance had no pixel unit: 4 meant 4 m = 0.4 px on this image and burnt nothing)."""
-    import geopandas as gpd
-    from shapely.geometry import LineString
-
-    from sam2elnet.engine import memory
-
-    scene = tmp_path / "in" / "scene.tif"
-    scene.parent.mkdir()
-    _write_scene(scene, run)
-    # along the edge between rows 29 and 30, from column 10 to column 90
-    road = LineString([(500000 + 100, 4000000 - 300), (500000 + 900, 4000000 - 300)])
-    labels = tmp_path / "roads.gpkg"
-    gpd.GeoDataFrame({"id": [1]}, geometry=[road], crs="EPSG:32633").to_file(labels)
-
-    def coarse_rows(name: str, **kw: object) -> list[int]:
-        res = enhance_folder(
-            run["model"], scene, labels, tmp_path / name, progress=False, predictor=pred, **kw
-        )
-        rgb = cv2.imread(str(tmp_path / name / res.rows[0]["changes"]))[:, :, ::-1]
-        coarse = rgb[:, :, 0] > 0  # kept (white) or removed (red): the coarse label
-        rows = np.flatnonzero(coarse.any(axis=1))
-        assert coarse[rows, 12:88].all()  # along the whole road
-        return [int(r) for r in rows]
-
-    assert coarse_rows("px", line_width=4, line_width_unit="px") == [28, 29, 30, 31]
-    assert coarse_rows("map", line_width=40) == [28, 29, 30, 31]
-    assert coarse_rows("metres", line_width=4) == []  # 0.4 px wide: no pixel centre inside
-    budget = pred.whole_bytes(64 * 64)  # the window path (scene_changes' coarse source)
-    rows = coarse_rows(
-        "tiled", line_width=4, line_width_unit="px", tile=64, overlap=16, max_memory=budget
-    )
-    pred.max_memory = memory.DEFAULT_MAX_MEMORY
-    assert rows == [28, 29, 30, 31]
-    with pytest.raises(UserError, match="line-width-unit"):
-        enhance_folder(run["model"], scene, labels, tmp_path / "bad", line_width_unit="feet")
-
-
-def test_enhance_matches_vector_files_in_a_label_folder_by_name(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    """--labels FOLDER of vector files (help: 'masks or vector files', matched by name): the key
-    kept the .gpkg / .geojson suffix, so no image found its label ('have no label in ...')."""
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    from sam2elnet.engine.folder_inputs import label_index
-
-    scene = tmp_path / "in" / "scene.tif"
-    scene.parent.mkdir()
-    _write_scene(scene, run)
-    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
-    folder = tmp_path / "coarse"
-    folder.mkdir()
-    gdf = gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633")
-    gdf.to_file(folder / "scene_mask.gpkg")
-    gdf.to_file(folder / "other.geojson")
-    idx = label_index(folder)
-    assert dict(idx) == {"scene": folder / "scene_mask.gpkg", "other": folder / "other.geojson"}
-    res = enhance_folder(
-        run["model"], scene, folder, tmp_path / "e", progress=False, predictor=pred
-    )
-    row = res.rows[0]
-    assert row["coarse"].endswith("scene_mask.gpkg")
-    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
-    assert int(np.count_nonzero(rgb[:, :, 0] > 0)) == 400  # the rasterised 20 x 20 square
-
-
-def test_enhance_reads_one_vector_file_for_many_images_once(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """--labels square.gpkg, one vector file for 3 georeferenced images (two predicted whole,
-    one window by window): the file was read and parsed once per image, twice for the windowed
-    one (its prediction and its change map), 4 reads; now once for the run. Labels, change maps
-    and quality.csv rows are those of a label folder with one copy of the file per image."""
-    import shutil
-
-    import geopandas as gpd
-    import rasterio
-    from shapely.geometry import box
-
-    from sam2elnet.engine import memory
-
-    images = tmp_path / "in"
-    images.mkdir()
-    for k, size in enumerate((64, 96, 64)):  # 96 x 96 px is over the budget: windows
-        _write_scene(images / f"s{k}.tif", run, size=size)
-    # a 20 x 20 px square (rows / cols 20..39) on every image (10 m pixels, same origin)
-    poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
-    shared = tmp_path / "square.gpkg"
-    gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(shared)
-    folder = tmp_path / "per_image"
-    folder.mkdir()
-    for k in range(3):
-        shutil.copy(shared, folder / f"s{k}.gpkg")
-    opts = dict(progress=False, predictor=pred, tile=64, overlap=16)
-    opts["max_memory"] = pred.whole_bytes(64 * 64, coarse=True)
-    try:
-        with monkeypatch.context() as m:
-            opened = count_vector_reads(m)
-            one = enhance_folder(run["model"], images, shared, tmp_path / "one", **opts)
-        each = enhance_folder(run["model"], images, folder, tmp_path / "each", **opts)
-    finally:
-        pred.max_memory = memory.DEFAULT_MAX_MEMORY
-    assert opened == ["square.gpkg"]
-    tiles = sorted(p.name for p in (tmp_path / "one" / "tiles").iterdir())
-    assert tiles == ["s1.gpkg"]  # s1 took the window path, s0 and s2 the whole-image path
-    assert [r["coarse"] for r in one.rows] == [str(shared)] * 3
-    for a, b in zip(one.rows, each.rows, strict=True):
-        same = [json.dumps({**r, "coarse": ""}, sort_keys=True, default=str) for r in (a, b)]
-        assert same[0] == same[1]  # (as text: NaN features compare equal)
-        for key in ("label", "changes"):
-            with (
-                rasterio.open(tmp_path / "one" / a[key]) as x,
-                rasterio.open(tmp_path / "each" / b[key]) as y,
-            ):
-                assert np.array_equal(x.read(), y.read()), (a["image"], key)
-        rgb = cv2.imread(str(tmp_path / "one" / a["changes"]))[:, :, ::-1]
-        expected = np.zeros(rgb.shape[:2], bool)
-        expected[20:40, 20:40] = True
-        assert np.array_equal(rgb[:, :, 0] > 0, expected)  # kept or removed: the square
-
-
 def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:
@@ -653,7 +359,7 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
 
     scene = tmp_path / "in" / "scene.tif"
     scene.parent.mkdir()
-    _write_scene(scene, run, size=64)
+    tiled_scene(scene, run["data"] / "images" / "s00.png", size=64)
     labels = tmp_path / "coarse.geojson"
     poly = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
     gpd.GeoDataFrame({"id": [1]}, geometry=[poly], crs="EPSG:32633").to_file(labels)
@@ -688,7 +394,7 @@ def test_enhance_one_image_with_one_mask_file_of_another_name(
     file'); with several images it is one clear UserError saying to give a folder."""
     scene = tmp_path / "in" / "scene.tif"
     scene.parent.mkdir()
-    _write_scene(scene, run)
+    tiled_scene(scene, run["data"] / "images" / "s00.png")
     coarse = np.zeros((96, 96), np.uint8)
     coarse[20:40, 20:40] = 255
     label = tmp_path / "rough.png"
@@ -701,27 +407,6 @@ def test_enhance_one_image_with_one_mask_file_of_another_name(
     with pytest.raises(UserError, match="one label file serves one image, but --images holds 8"):
         enhance_folder(run["model"], run["data"] / "images", label, tmp_path / "e2")
     assert not (tmp_path / "e2").exists()
-
-
-def test_coarse_rule_restricts_probabilities_and_features(pred: Predictor) -> None:
-    """predict(rule=...) = the unrestricted map times the rule's support found on it; the
-    evaluator's features see the restricted map (an empty coarse label: no foreground)."""
-    from sam2elnet.engine.coarse_rule import CoarseRule
-
-    rng = np.random.default_rng(3)
-    img = rng.random((3, 40, 40), dtype=np.float32)
-    corner = np.zeros((40, 40), np.float32)
-    corner[:6, :6] = 1
-    empty = np.zeros((40, 40), np.float32)
-    free, _ = pred.predict([img, img], coarse=[corner, empty])
-    for rule in (CoarseRule("drop"), CoarseRule("keep", max_growth_px=3)):
-        got, q = pred.predict([img, img], coarse=[corner, empty], rule=rule)
-        for p, f, c in zip(got, free, (corner, empty), strict=True):
-            np.testing.assert_allclose(p, f * rule.support(f, c), atol=1e-5)
-        assert not (got[1] > 0.5).any()  # an empty coarse label stays empty
-        assert q.features[1, FEATURE_NAMES.index("fg_frac")] == 0
-    same, _ = pred.predict([img], coarse=[corner], rule=CoarseRule("keep"))
-    np.testing.assert_allclose(same[0], free[0], atol=1e-5)
 
 
 def test_enhance_keeps_an_empty_coarse_label_empty(
@@ -776,62 +461,6 @@ def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
         f"{tmp_path / 'flat' / 'images'}"
     )
     assert "--split" not in str(err.value)
-
-
-def test_one_vector_file_for_a_folder_gives_untouched_images_an_empty_coarse_label(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """--labels slicks.gpkg, one file (drawn in QGIS, EPSG:4326) for a folder of two UTM scenes,
-    with a slick on one: the other scene was skipped with 'none of the 1 label features overlaps
-    the image ... check the label CRS'. Now it is enhanced from an empty coarse label (its whole
-    image label stays empty) with one warning, on the whole-image and the window path, and in an
-    elnet scene folder batch; one image and a file that misses it is still an error."""
-    import geopandas as gpd
-    import rasterio
-    from rasterio.transform import from_origin
-    from shapely.geometry import box
-
-    from sam2elnet.cli import main
-    from sam2elnet.engine import memory
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    _write_scene(folder / "a.tif", run)
-    _write_scene(folder / "b.tif", run)
-    with rasterio.open(folder / "b.tif", "r+") as ds:  # 10 km east of a.tif
-        ds.transform = from_origin(510000, 4000000, 10, 10)
-    slick = box(500000 + 200, 4000000 - 400, 500000 + 400, 4000000 - 200)
-    labels = tmp_path / "slicks.gpkg"
-    gpd.GeoDataFrame({"id": [1]}, geometry=[slick], crs="EPSG:32633").to_crs(4326).to_file(labels)
-
-    with logs_warning(caplog, r"b\.tif: no feature of .*slicks\.gpkg .*empty coarse label"):
-        res = enhance_folder(
-            run["model"], folder, labels, tmp_path / "e", progress=False, predictor=pred
-        )
-    assert res.skipped == [] and sorted(Path(r["image"]).name for r in res.rows) == [
-        "a.tif",
-        "b.tif",
-    ]
-    with rasterio.open(tmp_path / "e" / "labels" / "b.tif") as ds:
-        assert not (ds.read(1) == 255).any()
-    row_a = next(r for r in res.rows if r["image"].endswith("a.tif"))
-    assert int(row_a["removed_px"]) + int(np.count_nonzero(
-        rasterio.open(tmp_path / "e" / "labels" / "a.tif").read(1) == 255
-    )) - int(row_a["added_px"]) == 400  # the 20 x 20 px coarse slick reached a.tif  # fmt: skip
-    pred.max_memory = pred.whole_bytes(64 * 64)  # the window path (scene_changes too)
-    try:
-        res = enhance_folder(run["model"], folder, labels, tmp_path / "t", progress=False,
-                             predictor=pred, tile=64, overlap=16)  # fmt: skip
-    finally:
-        pred.max_memory = memory.DEFAULT_MAX_MEMORY
-    assert res.skipped == [] and len(res.rows) == 2
-    assert main(["scene", "--model", "builtin:smoothing", "--image", str(folder), "--labels",
-                 str(labels), "--out", str(tmp_path / "s"), "--tile", "64", "--overlap", "16",
-                 "--no-progress"]) == 0  # fmt: skip
-    assert (tmp_path / "s" / "a.tif").exists() and (tmp_path / "s" / "b.tif").exists()
-    with pytest.raises(DataError, match="none of the 1 label features overlaps"):
-        enhance_folder(run["model"], folder / "b.tif", labels, tmp_path / "one", progress=False,
-                       predictor=pred)  # fmt: skip
 
 
 def test_folder_jobs_take_their_defaults_from_the_cli_options() -> None:
