@@ -298,7 +298,9 @@ def test_degrade_nothing_produced_replaces_an_earlier_skip_list(tmp_path, capsys
     stale.write_text("image,reason\nold.png,an earlier run's\n")
     argv = ["degrade", "--masks", str(masks), "--out", str(out), "--no-progress"]
     assert main(argv) == 2
-    assert "nothing produced: all 2 " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nothing produced: all 2 " in err
+    assert err.rstrip().endswith(f"and re-run (listed with the reasons in {stale})"), err
     assert sorted(p.name for p in out.iterdir() if p.name != ".elnet.lock") == ["skipped.csv"]
     rows = list(csv.DictReader(stale.open(newline="")))
     assert [Path(r[next(iter(r))]).name for r in rows] == ["a.png", "b.png"], rows
@@ -306,3 +308,4 @@ def test_degrade_nothing_produced_replaces_an_earlier_skip_list(tmp_path, capsys
     fresh = tmp_path / "fresh"
     assert main([*argv[:4], str(fresh), "--no-progress"]) == 2
     assert not fresh.exists() or not any(fresh.iterdir())
+    assert capsys.readouterr().err.rstrip().endswith("fix or remove the files and re-run")

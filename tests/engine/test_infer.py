@@ -169,6 +169,32 @@ def test_the_closing_line_says_what_its_time_covers(
     assert took({"seconds": 2.04}) == "in 2.0 s"  # a summary.json written before
 
 
+def test_nothing_produced_names_the_skip_list_it_leaves(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path
+) -> None:
+    """Was: an annotate run whose every image was skipped said "nothing produced" without
+    saying where the list of skipped images went (OUT/skipped.csv of an --out that existed).
+    Now the error line ends with its path; a folder the run made is removed, list and all, and
+    the line names none."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        (src / name).write_bytes(b"\x89PNG not really")
+    out = tmp_path / "mine"
+    out.mkdir()
+    with pytest.raises(DataError) as err:
+        annotate_folder(run["model"], src, out, progress=False, predictor=pred)
+    listed = out / "skipped.csv"
+    assert str(err.value).endswith(
+        f"; fix or remove the files and re-run (listed with the reasons in {listed})"
+    ), err.value
+    assert [Path(r["image"]).name for r in csv.DictReader(listed.open())] == ["a.png", "b.png"]
+    new = tmp_path / "new"
+    with pytest.raises(DataError) as err:
+        annotate_folder(run["model"], src, new, progress=False, predictor=pred)
+    assert str(err.value).endswith("; fix or remove the files and re-run") and not new.exists()
+
+
 def test_resume_with_another_threshold_refilters_the_reused_labels(
     run: dict[str, Path], pred: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

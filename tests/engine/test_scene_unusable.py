@@ -138,3 +138,12 @@ def test_scene_batch_skips_unusable_scenes_and_fails_only_when_none_is_usable(
     assert code == 2
     (line,) = _err_lines(capsys.readouterr().err)
     assert "nothing produced" in line and "constant image" in line
+    assert line.endswith("fix or remove the files and re-run") and not (tmp_path / "out2").exists()
+    # into a folder that was there: the list stays, and the line says where
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main([*base, "--image", str(tmp_path / "dark"), "--out", str(mine)]) == 2
+    (line,) = _err_lines(capsys.readouterr().err)
+    assert line.endswith(f"re-run (listed with the reasons in {mine / 'skipped.csv'})"), line
+    with (mine / "skipped.csv").open(newline="") as fh:
+        assert [r["scene"] for r in csv.DictReader(fh)] == ["a.tif", "b.tif"]

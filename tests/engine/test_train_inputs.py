@@ -493,14 +493,15 @@ def test_nothing_to_train_on_replaces_an_earlier_skip_list_and_leaves_no_new_fol
     for k in range(3):
         (data / "images" / f"s{k:02d}.png").write_bytes(b"not a png")
     fresh = tmp_path / "fresh"
-    with pytest.raises(NothingDoneError, match="nothing produced: all 3 images"):
+    with pytest.raises(NothingDoneError, match="nothing produced: all 3 images") as err:
         tr.train(small_cfg(data, fresh, epochs=1, fit_quality=False))
-    assert not fresh.exists()
+    assert not fresh.exists() and str(err.value).endswith("fix or remove the files and re-run")
     run = tmp_path / "run"
     run.mkdir()
     (run / "skipped.csv").write_text("image,id,reason\nold.png,old,an earlier run's\n")
-    with pytest.raises(NothingDoneError):
+    with pytest.raises(NothingDoneError) as err:
         tr.train(small_cfg(data, run, epochs=1, fit_quality=False))
+    assert str(err.value).endswith(f"re-run (listed with the reasons in {run / 'skipped.csv'})")
     with (run / "skipped.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted((Path(r["image"]).name, r["id"]) for r in rows) == [

@@ -200,12 +200,8 @@ def scene_cmd(
     if isinstance(res, SceneBatchResult):
         from sam2elnet.utils.batch import skip_line
 
-        failed = res.nothing_done(image)
+        failed = res.nothing_done(image, discard=created)
         if failed is not None:
-            if created:  # nothing produced: leave no folder with only a manifest of failures
-                import shutil
-
-                shutil.rmtree(out, ignore_errors=True)
             raise failed
         typer.echo(res.summary())
         for note in res.notes():  # kinds of warning several scenes gave, each shown once

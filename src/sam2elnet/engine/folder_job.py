@@ -238,9 +238,9 @@ class FolderJob:
             bar.close()
             self.flush(final=True)
             self.skips.write_csv(self.out / SKIPPED_CSV)  # an earlier run's list: removed
-        if not self.rows and self.skipped:
+        if not self.rows and self.skipped:  # the list stays only in a folder that stays
             self.discard_if_empty()
-            raise self.skips.nothing_done(len(self.skipped))
+            raise self.skips.nothing_done(len(self.skipped), csv=self.out / SKIPPED_CSV)
 
     def on_disk(self) -> None:
         """Keep only rows whose label file is on disk, in input order (so a resumed or

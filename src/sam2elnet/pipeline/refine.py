@@ -445,12 +445,11 @@ def refine_folder(
                 last = time.monotonic()
         res.skipped = skips.rows()
         if not res.rows:
-            err = skips.nothing_done(n_files, Path(images), csv=out / SKIPPED_CSV)
-            if created:
+            if created:  # first: the list is written only into a folder that stays
                 import shutil
 
                 shutil.rmtree(out, ignore_errors=True)
-            raise err
+            raise skips.nothing_done(n_files, Path(images), csv=out / SKIPPED_CSV)
         write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
         skips.write_csv(out / SKIPPED_CSV)
     res.seconds = time.perf_counter() - t0

@@ -85,12 +85,18 @@ class SceneBatchResult:
         """:attr:`failed` as the batch's skip log (scene, reason)."""
         return SkipLog("scene", [{"scene": k, "reason": v} for k, v in self.failed.items()])
 
-    def nothing_done(self, where: str | Path) -> DataError | None:
+    def nothing_done(self, where: str | Path, discard: bool = False) -> DataError | None:
         """The error of a run in which every scene failed and none was done before (``where``:
-        the scene folder; :meth:`~sam2elnet.utils.batch.SkipLog.nothing_done`), else None."""
+        the scene folder; :meth:`~sam2elnet.utils.batch.SkipLog.nothing_done`, naming
+        :attr:`skipped_csv`), else None. ``discard``: the run made the output folder; it is removed
+        (no folder holding only a record of failures is left), and with it the list."""
         if not self.failed or self.done or self.skipped:
             return None
-        return self.skip_log().nothing_done(len(self.failed), where)
+        if discard:
+            import shutil
+
+            shutil.rmtree(self.manifest.parent, ignore_errors=True)
+        return self.skip_log().nothing_done(len(self.failed), where, csv=self.skipped_csv)
 
     def notes(self) -> list[str]:
         """One closing line per kind of warning that several scenes gave (each shown once)."""

@@ -5,7 +5,7 @@ folder, degrade, export, train):
   not fatal: a ``warning: skipping FILE: reason`` line, and a row in ``skipped.csv``;
 * a configuration problem for the whole job (wrong model for the imagery, bad option) stops it;
 * a batch where **nothing** could be used fails with exit code 2 and the skip reasons summarised
-  on the one ``error:`` line;
+  on the one ``error:`` line, which names the skip list when one was written;
 * so does a batch that wrote outputs none of which can be used (annotate / enhance: every label
   rejected as unusable whatever the filter, e.g. all-black tiles; :meth:`SkipLog.nothing_usable`),
   its outputs left in place as the record;
@@ -157,14 +157,19 @@ class SkipLog:
         successful run writes it to, replacing an earlier run's list, which no longer holds;
         only into a folder that exists and holds more than the job's lock (a run that produced
         nothing leaves no folder of its own behind: the folder
-        :func:`~sam2elnet.utils.lock.output_lock` created is removed)."""
+        :func:`~sam2elnet.utils.lock.output_lock` created is removed). The error line ends with
+        the list's path when it was written: ``... and re-run (listed with the reasons in
+        OUT/skipped.csv)``."""
         from sam2elnet.utils.lock import holds_only_lock
 
+        written = None
         if csv is not None and Path(csv).parent.is_dir() and not holds_only_lock(Path(csv).parent):
-            self.write_csv(csv)
-        return self._nothing_done(n_total, where)
+            written = self.write_csv(csv)
+        return self._nothing_done(n_total, where, written)
 
-    def _nothing_done(self, n_total: int, where: str | Path | None) -> NothingDoneError:
+    def _nothing_done(
+        self, n_total: int, where: str | Path | None, written: Path | None = None
+    ) -> NothingDoneError:
         if self.single and len(self.items) == 1:
             it = self.items[0]
             return NothingDoneError(short_reason(it["reason"], it[self.what]), it[self.what])
@@ -173,9 +178,10 @@ class SkipLog:
         if where is None and self.items:
             where = _common_place([it[self.what] for it in self.items])
         them = "it" if n_total == 1 else "the files"
+        listed = f" (listed with the reasons in {written})" if written is not None else ""
         return NothingDoneError(
             f"nothing produced: {first} could not be used ({self.reasons()}); fix or remove "
-            f"{them} and re-run",
+            f"{them} and re-run{listed}",
             where,
         )
 
