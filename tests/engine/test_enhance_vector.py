@@ -3,12 +3,6 @@ vector files matched by name, one file for many images read once, images it does
 
 from __future__ import annotations
 
-import os
-
-# Tiny tensors gain nothing from a 2nd thread, and on a shared machine OpenMP waits make each op
-# cost a time slice; the library honours this variable (see engine.runtime.set_threads).
-os.environ.setdefault("SAM2ELNET_THREADS", "1")
-
 import json
 from pathlib import Path
 
