@@ -61,11 +61,17 @@ def write_tif(
     nodata: float | None = None,
     georef: bool = True,
     x0: float = 500000,
+    *,
+    gcps: tuple[list, object] | None = None,
+    descriptions: tuple[str, ...] | None = None,
     **creation: object,
 ) -> Path:
     """Write (C, H, W) as a GeoTIFF (EPSG:32633, 10 m pixels, upper-left corner at easting
     ``x0``, northing 4,000,000 m; no CRS / transform with ``georef`` False) with rasterio;
-    ``creation``: more creation options (``tiled=True, blockxsize=64, blockysize=64``)."""
+    ``creation``: more creation options (``tiled=True, blockxsize=64, blockysize=64``) or
+    profile entries (``crs=``, ``transform=``: another grid). ``gcps``: ground control points
+    and their CRS, set after the pixels (with ``georef`` False: a GCP-only raster);
+    ``descriptions``: the bands' names."""
     import rasterio
     from affine import Affine
 
@@ -79,6 +85,10 @@ def write_tif(
     profile.update(creation)
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
+        if gcps is not None:
+            dst.gcps = gcps
+        if descriptions is not None:
+            dst.descriptions = descriptions
     return path
 
 

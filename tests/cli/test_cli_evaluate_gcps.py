@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers_data import write_tif
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from shapely.geometry import box
@@ -41,15 +42,10 @@ def _gcps(step: float, n: int) -> list[GroundControlPoint]:
 
 
 def _tif(path: Path, a: np.ndarray, step: float, gcps: bool) -> Path:
-    prof = {"driver": "GTiff", "width": a.shape[1], "height": a.shape[0], "count": 1,
-            "dtype": "uint8"}  # fmt: skip
-    if not gcps:
-        prof.update(crs=UTM, transform=Affine(step, 0, X0, 0, -step, Y0))
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(a[None])
-        if gcps:
-            ds.gcps = (_gcps(step, a.shape[0]), UTM)
-    return path
+    """``a`` (uint8) on a ``step`` m grid from (X0, Y0): GCPs only, or a CRS and transform."""
+    if gcps:
+        return write_tif(path, a[None], georef=False, gcps=(_gcps(step, a.shape[0]), UTM))
+    return write_tif(path, a[None], crs=UTM, transform=Affine(step, 0, X0, 0, -step, Y0))
 
 
 def _square(n: int, first: int, last: int) -> np.ndarray:

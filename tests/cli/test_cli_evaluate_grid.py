@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
+from helpers_data import write_tif
 from PIL import Image
 
 from sam2elnet.cli import main
@@ -25,13 +25,8 @@ N = 64  # prediction size, px
 
 
 def _tif(path: Path, arr: np.ndarray, crs: str | None, transform: Affine | None) -> Path:
-    profile = {"driver": "GTiff", "height": arr.shape[0], "width": arr.shape[1], "count": 1}
-    profile["dtype"] = "uint8"
-    if crs is not None:
-        profile.update(crs=crs, transform=transform)
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(arr.astype(np.uint8)[None])
-    return path
+    """``arr`` as a one-band uint8 GeoTIFF on ``crs`` / ``transform`` (None: no georeference)."""
+    return write_tif(path, arr.astype(np.uint8)[None], crs=crs, transform=transform)
 
 
 def _pred() -> np.ndarray:

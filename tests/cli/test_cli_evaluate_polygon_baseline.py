@@ -18,8 +18,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
+from helpers_data import write_tif
 from shapely.geometry import box
 
 from sam2elnet.cli import main
@@ -31,13 +30,9 @@ BASE_HAND = {"tp": 144, "fp": 112, "fn": 112}
 
 
 def _tif(path: Path, crs: str = "EPSG:32615", x0: float = X0, rows: slice = slice(8, 24)) -> Path:
-    a = np.zeros((32, 32), np.uint8)
-    a[rows, rows] = 255
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(path, "w", driver="GTiff", width=32, height=32, count=1, dtype="uint8",
-                       crs=crs, transform=Affine(10, 0, x0, 0, -10, Y0)) as ds:  # fmt: skip
-        ds.write(a[None])
-    return path
+    a = np.zeros((1, 32, 32), np.uint8)
+    a[0, rows, rows] = 255
+    return write_tif(path, a, x0=x0, crs=crs)  # 10 m pixels, northing Y0 at the top
 
 
 def _square(x0: float = X0, first: int = 12, last: int = 27):  # noqa: ANN202

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import write_tif
 
 from sam2elnet.cli import main
 
@@ -22,16 +23,11 @@ def _tif(
     path: Path, mask: np.ndarray, crs: str | None, pixel: float,
     origin: tuple[float, float] = (500_000.0, 4_000_000.0),
 ) -> None:  # fmt: skip
-    import rasterio
     from affine import Affine
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     x, y = origin
-    geo = {} if crs is None else {"crs": crs, "transform": Affine(pixel, 0, x, 0, -pixel, y)}
-    h, w = mask.shape
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8",
-                       **geo) as ds:  # fmt: skip
-        ds.write(mask.astype(np.uint8)[None] * 255)
+    geo = {"crs": crs, "transform": Affine(pixel, 0, x, 0, -pixel, y)} if crs else {}
+    write_tif(path, mask.astype(np.uint8)[None] * 255, georef=False, **geo)
 
 
 def _pair(root: Path, crs: str | None = "EPSG:32633", pixel: float = 0.5) -> tuple[Path, Path]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_data import write_tif
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 
@@ -55,12 +56,7 @@ def _tif(path: Path, gcps: list[GroundControlPoint], value: int = 255) -> Path:
     a[0, 20:40, 20:40] = value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-        with rasterio.open(
-            path, "w", driver="GTiff", height=SIZE, width=SIZE, count=1, dtype="uint8"
-        ) as ds:
-            ds.write(a)
-            ds.gcps = (gcps, WGS84)
-    return path
+        return write_tif(path, a, georef=False, gcps=(gcps, WGS84))
 
 
 def _open(path: Path):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from helpers_data import write_tif
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from shapely.geometry import box
@@ -44,15 +45,9 @@ def _gcps(m: Affine, h: int, w: int, n: int = 4) -> list[GroundControlPoint]:
 
 
 def _tif(path: Path, a: np.ndarray, *, transform: Affine | None = None, gcps=None) -> Path:
-    profile = {"driver": "GTiff", "height": a.shape[0], "width": a.shape[1], "count": 1}
-    profile["dtype"] = str(a.dtype)
-    if transform is not None:
-        profile.update(crs=UTM, transform=transform)
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(a[None])
-        if gcps is not None:
-            ds.gcps = (gcps, UTM)
-    return path
+    """``a`` (H, W) in EPSG:32633 by ``transform`` and / or ``gcps`` (neither: no georeference)."""
+    geo = {} if transform is None else {"crs": UTM, "transform": transform}
+    return write_tif(path, a[None], georef=False, gcps=None if gcps is None else (gcps, UTM), **geo)
 
 
 def _label() -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
+from helpers_data import write_tif
 from rasterio.crs import CRS
 
 from sam2elnet.data.georef import pixel_size
@@ -67,12 +68,7 @@ def test_a_grid_without_ground_metres_says_why() -> None:
 
 
 def _geotiff(path: Path, geo: dict, size: int) -> Path:
-    import rasterio
-
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=1,
-                       dtype="uint8", **geo) as ds:  # fmt: skip
-        ds.write(np.zeros((1, size, size), np.uint8))
-    return path
+    return write_tif(path, np.zeros((1, size, size), np.uint8), **geo)
 
 
 def test_a_tile_over_which_the_scale_varies_gets_one_warning(

@@ -17,21 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import rasterio
+from helpers_data import write_tif
 
 from sam2elnet.data.layouts import discover
 from sam2elnet.data.modality import decide_modality, image_evidence, with_modality
 
 
 def _tif(path: Path, data: np.ndarray, names: tuple[str, ...] | None = None) -> Path:
-    with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-        count=data.shape[0], dtype=data.dtype,
-    ) as dst:  # fmt: skip
-        dst.write(data)
-        if names:
-            dst.descriptions = names
-    return path
+    return write_tif(path, data, georef=False, descriptions=names)  # no georeference
 
 
 def _speckle(rng: np.random.Generator, size: int = 32) -> np.ndarray:

@@ -11,7 +11,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
+from helpers_data import write_tif
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
@@ -37,12 +37,7 @@ def _label() -> np.ndarray:
 
 
 def _tif(path: Path, crs: CRS | None, transform=from_origin(500000, 4500000, 10, 10)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    prof = dict(driver="GTiff", width=50, height=40, count=1, dtype="uint8", nodata=127,
-                transform=transform, crs=crs)  # fmt: skip
-    with rasterio.open(path, "w", **prof) as ds:
-        ds.write(_label(), 1)
-    return path
+    return write_tif(path, _label()[None], nodata=127, crs=crs, transform=transform)
 
 
 def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from helpers_data import write_tif
 from PIL import Image
 from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
@@ -40,13 +41,6 @@ LCC = CRS.from_wkt(
 )
 T_LCC = from_origin(-120000, 2300000, 5, 5)
 URN_UTM = "urn:ogc:def:crs:EPSG::32633"
-
-
-def _tif(path: Path, arr: np.ndarray, crs: CRS, transform: rasterio.Affine) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0],
-                       count=1, dtype="uint8", crs=crs, transform=transform) as ds:  # fmt: skip
-        ds.write(arr[None])
-    return path
 
 
 def c07_array() -> np.ndarray:
@@ -76,7 +70,9 @@ def _same_geometries(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> bool:
 @pytest.fixture
 def c07_tif(tmp_path: Path) -> Path:
     (tmp_path / "lab").mkdir()
-    return _tif(tmp_path / "lab" / "scene_lab.tif", c07_array(), UTM, T_UTM)
+    return write_tif(
+        tmp_path / "lab" / "scene_lab.tif", c07_array()[None], crs=UTM, transform=T_UTM
+    )
 
 
 # ---------------------------------------------------------------- default: the labels' CRS
@@ -106,7 +102,7 @@ def test_default_geojson_keeps_epsg_crs_and_exact_coordinates(tmp_path: Path, c0
 )
 def test_custom_wkt_crs_round_trips(tmp_path: Path, crs: CRS):
     assert crs.to_epsg() is None
-    f = _tif(tmp_path / "lcc.tif", c07_array(), crs, T_LCC)
+    f = write_tif(tmp_path / "lcc.tif", c07_array()[None], crs=crs, transform=T_LCC)
     res = export_labels(f, tmp_path / "lcc.geojson", progress=False)
     name = json.loads(res.out.read_text())["crs"]["properties"]["name"]
     assert ProjCRS.from_wkt(name) == ProjCRS.from_user_input(crs)  # the WKT names the CRS
@@ -123,7 +119,7 @@ def test_custom_wkt_crs_round_trips(tmp_path: Path, crs: CRS):
 
 
 def test_custom_crs_batches_name_the_crs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    f = _tif(tmp_path / "lcc.tif", c07_array(), LCC, T_LCC)
+    f = write_tif(tmp_path / "lcc.tif", c07_array()[None], crs=LCC, transform=T_LCC)
     one = export_labels(f, tmp_path / "a" / "l.geojson", progress=False)
     monkeypatch.setattr(vector, "WRITE_BATCH", 2)
     many = export_labels(f, tmp_path / "b" / "l.geojson", progress=False)
@@ -135,7 +131,7 @@ def test_custom_crs_batches_name_the_crs_once(tmp_path: Path, monkeypatch: pytes
 def test_crs_read_back_wrong_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import pyogrio
 
-    f = _tif(tmp_path / "lcc.tif", c07_array(), LCC, T_LCC)
+    f = write_tif(tmp_path / "lcc.tif", c07_array()[None], crs=LCC, transform=T_LCC)
     monkeypatch.setattr(pyogrio, "read_info", lambda path, **kw: {"crs": "EPSG:4326"})
     out = tmp_path / "out" / "l.geojson"
     with pytest.raises(DataError, match="back as EPSG:4326; nothing written"):
@@ -144,7 +140,7 @@ def test_crs_read_back_wrong_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_cli_export_default_keeps_the_crs(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    f = _tif(tmp_path / "lcc.tif", c07_array(), LCC, T_LCC)
+    f = write_tif(tmp_path / "lcc.tif", c07_array()[None], crs=LCC, transform=T_LCC)
     out = tmp_path / "lcc.geojson"
     assert main(["export", "--labels", str(f), "--out", str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
@@ -174,8 +170,8 @@ def test_wgs84_option_gives_rfc7946_lon_lat(tmp_path: Path, c07_tif: Path, capsy
     donut = g.to_crs(UTM).loc[g["area_px"].idxmax()].geometry
     assert donut.bounds == pytest.approx((500200, 3999400, 500600, 3999800), abs=0.05)
     assert g["area_map"].max() == 120000  # still in the labels' own CRS units (m2)
-    lcc = export_labels(_tif(tmp_path / "lcc.tif", c07_array(), LCC, T_LCC),
-                        tmp_path / "lcc.geojson", geojson_crs="wgs84", progress=False)  # fmt: skip
+    lab = write_tif(tmp_path / "lcc.tif", c07_array()[None], crs=LCC, transform=T_LCC)
+    lcc = export_labels(lab, tmp_path / "lcc.geojson", geojson_crs="wgs84", progress=False)
     assert _read(lcc.out).crs.to_epsg() == 4326
 
 
@@ -217,7 +213,7 @@ def test_c09_crs_kept_through_scene_and_export(
 ):
     img = np.full((64, 80), 40, np.uint8)
     img[20:44, 24:60] = 230  # a bright blob
-    src = _tif(tmp_path / "s.tif", img, crs, transform)
+    src = write_tif(tmp_path / "s.tif", img[None], crs=crs, transform=transform)
     lab = tmp_path / "s_label.tif"
     args = ["scene", "--model", "builtin:smoothing", "--image", str(src), "--out", str(lab),
             "--tile", "32", "--overlap", "8", "--no-progress"]  # fmt: skip

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import write_tif
 from PIL import Image
 
 from sam2elnet.pipeline.report import (
@@ -331,14 +332,10 @@ def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables()
 
 
 def _geotiff(path: Path, left: float, top: float, crs: str = "EPSG:32633") -> None:
-    import rasterio
     from rasterio.transform import from_origin
 
-    with rasterio.open(
-        path, "w", driver="GTiff", width=16, height=16, count=1, dtype="uint8", crs=crs,
-        transform=from_origin(left, top, 10.0, 10.0),
-    ) as dst:  # fmt: skip
-        dst.write(np.full((1, 16, 16), 100, np.uint8))
+    transform = from_origin(left, top, 10.0, 10.0)
+    write_tif(path, np.full((1, 16, 16), 100, np.uint8), crs=crs, transform=transform)
 
 
 def test_footprint_map_of_georeferenced_images(tmp_path: Path) -> None:

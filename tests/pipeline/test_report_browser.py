@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_data import write_tif
 from PIL import Image
 
 from sam2elnet.pipeline.report import ReportItem
@@ -77,14 +78,9 @@ def driver():
 
 
 def _geotiff(path: Path, left: float, top: float, img: np.ndarray) -> None:
-    import rasterio
     from rasterio.transform import from_origin
 
-    with rasterio.open(
-        path, "w", driver="GTiff", width=img.shape[1], height=img.shape[0], count=1,
-        dtype="uint8", crs="EPSG:32633", transform=from_origin(left, top, 10.0, 10.0),
-    ) as dst:  # fmt: skip
-        dst.write(img[None])
+    write_tif(path, img[None], transform=from_origin(left, top, 10.0, 10.0))  # EPSG:32633
 
 
 def _report(tmp_path: Path) -> tuple[Path, list[ReportItem]]:
