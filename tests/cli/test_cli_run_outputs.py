@@ -186,7 +186,7 @@ def test_scene_output_names_are_checked_before_the_model_loads_in_the_api(
     write before loading the model; ``check_scene_paths`` also refuses a quality layer that is
     no ``.gpkg`` (``elnet scene`` always names it ``<out stem>_tiles.gpkg``)."""
     import sam2elnet.pipeline.scenes as scenes
-    from sam2elnet.engine.scene import check_scene_paths
+    from sam2elnet.engine.scene_checks import check_scene_paths
     from sam2elnet.errors import UserError
 
     def no_load(*args: object, **kwargs: object) -> None:

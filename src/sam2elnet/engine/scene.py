@@ -20,7 +20,8 @@ Why it is built this way:
   Ray cluster (:mod:`sam2elnet.engine.distributed`, via the ``executor`` argument).
 
 Where the parts live: the executor contract in :mod:`sam2elnet.engine.executors`, the scene
-inputs (normalisation, coarse labels) in :mod:`sam2elnet.engine.scene_inputs`, the blending
+inputs (normalisation, coarse labels) in :mod:`sam2elnet.engine.scene_inputs`, the option and
+output-path checks in :mod:`sam2elnet.engine.scene_checks`, the blending
 accumulator and writers in :mod:`sam2elnet.engine.scene_writer`; this module is the loop
 inputs -> executor -> accumulator -> writer. Folders of scenes, model loading and the Ray front door
 (``elnet scene``) are job front doors in :mod:`sam2elnet.pipeline.scenes`.
@@ -56,6 +57,7 @@ from sam2elnet.engine.executors import (
     WindowScorer,
     run_batch,
 )
+from sam2elnet.engine.scene_checks import check_scene_options
 from sam2elnet.engine.scene_inputs import (
     SCENE_SUFFIXES,
     SceneInputs,
@@ -75,7 +77,6 @@ from sam2elnet.engine.scene_writer import (
     windows_geo,
     write_quality,
 )
-from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
@@ -90,7 +91,6 @@ __all__ = [
     "LABEL_NODATA",
     "SCENE_SUFFIXES",
     "SceneResult",
-    "check_scene_paths",
     "is_large_scene",
     "predict_scene",
     # re-exported from the modules they moved to (engine.executors, engine.scene_inputs)
@@ -147,69 +147,6 @@ class SceneResult:
         if self.quality_path:
             s += f"; per-tile quality ({self.quality_kind}) {self.quality_path}"
         return s
-
-
-def check_scene_paths(
-    src_path: str | Path,
-    dst_path: str | Path,
-    *,
-    coarse: str | Path | None = None,
-    prob_path: str | Path | None = None,
-    quality_gpkg: str | Path | None = None,
-) -> None:
-    """UserError for output paths :func:`predict_scene` cannot write (nothing is read).
-
-    The label ``dst_path`` must end in ``.tif`` / ``.tiff``, ``quality_gpkg`` in ``.gpkg``; no
-    output may be ``src_path`` or ``coarse``, and the outputs must be different files.
-    :func:`predict_scene` checks them before reading; :func:`sam2elnet.pipeline.scenes.scene_job`
-    (``elnet scene``) calls this before the model loads, so a wrong name fails at once.
-    """
-    src_path, dst_path = Path(src_path), Path(dst_path)
-    if dst_path.suffix.lower() not in (".tif", ".tiff"):
-        raise UserError(
-            f"scene output must be a GeoTIFF (.tif), got {dst_path}; choose a name ending in .tif"
-        )
-    outs = [Path(p).resolve() for p in (dst_path, prob_path, quality_gpkg) if p is not None]
-    if src_path.resolve() in outs or (coarse is not None and Path(coarse).resolve() in outs):
-        raise UserError(f"an output would overwrite an input ({src_path}); choose another --out")
-    if len(set(outs)) != len(outs):
-        raise UserError("the label, probability and quality outputs must be different files")
-    if quality_gpkg is not None and Path(quality_gpkg).suffix.lower() != ".gpkg":
-        raise UserError(
-            f"per-tile quality output must be a GeoPackage (.gpkg), got {quality_gpkg}; "
-            "choose a name ending in .gpkg"
-        )
-
-
-def _check_arguments(
-    src_path: Path,
-    dst_path: Path,
-    *,
-    tile: int,
-    overlap: int,
-    batch_size: int,
-    prob_dtype: str,
-    coarse: str | Path | None,
-    prob_path: str | Path | None,
-    quality_gpkg: str | Path | None,
-    pixel_coords: str = PIXEL_COORDS[0],
-) -> None:
-    """UserError for option values :func:`predict_scene` cannot run with (before reading)."""
-    if tile < 16:
-        raise UserError(f"tile must be at least 16 px, got {tile}")
-    if not 0 <= overlap < tile:
-        raise UserError(f"overlap must be >= 0 and smaller than the tile ({tile}), got {overlap}")
-    if batch_size < 1:
-        raise UserError(f"batch size must be >= 1, got {batch_size}")
-    if prob_dtype not in ("float32", "uint8"):
-        raise UserError(f"probability dtype must be float32 or uint8, got {prob_dtype!r}")
-    if pixel_coords not in PIXEL_COORDS:
-        raise UserError(
-            f"--pixel-coords must be one of {', '.join(PIXEL_COORDS)}, got {pixel_coords!r}"
-        )
-    check_scene_paths(
-        src_path, dst_path, coarse=coarse, prob_path=prob_path, quality_gpkg=quality_gpkg
-    )
 
 
 Meta = list[tuple[Window, np.ndarray]]
@@ -336,7 +273,7 @@ def predict_scene(
     t0 = time.perf_counter()
     src_path = Path(src_path)
     dst_path = Path(dst_path)
-    _check_arguments(
+    check_scene_options(
         src_path,
         dst_path,
         tile=tile,

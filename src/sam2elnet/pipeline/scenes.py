@@ -20,11 +20,8 @@ from typing import Any
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
-from sam2elnet.engine.scene import (
-    SceneResult,
-    check_scene_paths,
-    predict_scene,
-)
+from sam2elnet.engine.scene import SceneResult, predict_scene
+from sam2elnet.engine.scene_checks import check_scene_paths
 from sam2elnet.engine.scene_inputs import precheck_scene
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
