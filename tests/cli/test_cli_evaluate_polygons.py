@@ -183,7 +183,7 @@ def test_one_polygon_file_for_predictions_without_georeference_is_one_error_line
     gpd.GeoDataFrame(geometry=[box(0, -5, 5, 0)]).to_file(gpkg)
     assert main(["evaluate", "--pred", str(pred), "--truth", str(gpkg), "--no-progress"]) == 2
     assert _one_error(capsys).startswith(
-        f"error: {gpkg}: none of the 1 prediction(s) in {pred} has a georeference"
+        f"error: {gpkg}: none of the 1 prediction(s) has a georeference"
     )
 
 

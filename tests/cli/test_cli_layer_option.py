@@ -31,9 +31,9 @@ NEW = box(X0 + 200, Y0 - 320, X0 + 300, Y0)  # columns 20..29
 def _two_layers(tmp_path: Path) -> tuple[Path, Path]:
     """``two.gpkg`` (layers old, new, in that order) and ``one.gpkg`` (new only)."""
     two, one = tmp_path / "two.gpkg", tmp_path / "one.gpkg"
-    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[OLD], crs=CRS).to_file(two, layer="old")
-    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[NEW], crs=CRS).to_file(two, layer="new")
-    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[NEW], crs=CRS).to_file(one, layer="new")
+    gpd.GeoDataFrame({"kind": ["road"]}, geometry=[OLD], crs=CRS).to_file(two, layer="old")
+    gpd.GeoDataFrame({"kind": ["road"]}, geometry=[NEW], crs=CRS).to_file(two, layer="new")
+    gpd.GeoDataFrame({"kind": ["road"]}, geometry=[NEW], crs=CRS).to_file(one, layer="new")
     return two, one
 
 
@@ -78,7 +78,7 @@ def test_enhance_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> No
             assert "2 layers" not in err, err
         if out == "dflt":
             assert "2 layers (old, new): reading the first, 'old'" in err, err
-            assert "elnet import / enhance --layer NAME" in err, err
+            assert "elnet import / enhance / scene --layer NAME" in err, err
     for name in ("a", "b"):  # labels and change maps: those of the one-layer file
         for sub in ("labels", "changes"):
             got = _read(tmp_path / "two" / sub / f"{name}.tif")
@@ -111,7 +111,8 @@ def test_enhance_layer_with_raster_labels_is_one_error(tmp_path, model, capsys) 
     rc, err = _cli(capsys, "enhance", "--model", model, "--images", images, "--labels", coarse,
                    "--out", out, "--layer", "new", "--no-progress")  # fmt: skip
     assert rc == 2
-    assert "--layer 'new' applies to vector coarse labels" in _one_error(err)
+    line = _one_error(err)  # names the --labels folder, not its first file
+    assert line.startswith(f"error: {coarse}: --layer 'new' applies to vector coarse labels"), line
     assert not out.exists()
 
 
@@ -174,3 +175,93 @@ def test_evaluate_truth_layer_with_a_truth_folder_is_one_error(tmp_path, capsys)
                    "--truth-layer", "new", "--no-progress")  # fmt: skip
     assert rc == 2
     assert "--truth-layer 'new' names a layer of one --truth polygon file" in _one_error(err)
+
+
+# ------------------------------------ one image's own file (no georeference), read for its layer
+
+
+def _pixel_two_layers(path: Path) -> Path:
+    """A one-image GeoPackage in pixel coordinates (x = column, y = -row, as QGIS draws a PNG),
+    layers old (columns 0..9) and new (rows 4..11, columns 20..27); no source attribute: one
+    image's own file, whose coordinates place it."""
+    import warnings
+
+    with warnings.catch_warnings():  # pyogrio: "'crs' was not provided"
+        warnings.simplefilter("ignore", UserWarning)
+        for layer, geom in (("old", box(0, -32, 10, 0)), ("new", box(20, -12, 28, -4))):
+            gpd.GeoDataFrame({"kind": ["x"]}, geometry=[geom]).to_file(path, layer=layer)
+    return path
+
+
+def _new_box() -> np.ndarray:
+    want = np.zeros((32, 32), bool)
+    want[4:12, 20:28] = True
+    return want
+
+
+def test_enhance_layer_places_per_image_files_by_their_pixel_coordinates(
+    tmp_path, model, capsys
+) -> None:
+    """``enhance --layer`` with a folder of one file per PNG: each file is that image's, placed
+    by its pixel coordinates. Before, every file read with --layer was taken as one file for
+    several images and placed by its source name: refused ('no source / label attribute')."""
+    from helpers_data import grey_rgb, write_png
+    from PIL import Image
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    labels.mkdir()
+    for i, name in enumerate(("a", "b")):
+        write_png(images / f"{name}.png", grey_rgb(32, i))
+        _pixel_two_layers(labels / f"{name}.gpkg")
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, "enhance", "--model", model, "--images", images, "--labels", labels,
+                   "--out", out, "--layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    for name in ("a", "b"):  # change map, red channel: 255 kept, 220 removed: coarse pixels
+        red = np.asarray(Image.open(out / "changes" / f"{name}.png"))[..., 0]
+        assert np.array_equal(np.isin(red, (220, 255)), _new_box()), name
+
+
+def test_evaluate_truth_layer_of_one_pair_without_georeference(tmp_path, capsys) -> None:
+    """``--pred a.png --truth a.gpkg --truth-layer new``: the pair's own file, placed by its
+    pixel coordinates (before: as one file for several predictions, by source name: refused)."""
+    from helpers_data import write_png
+
+    pred = np.zeros((32, 32), np.uint8)
+    pred[:, 16:] = 255  # columns 16..31: TP 64 (rows 4..11, cols 20..27), FP 448, FN 0
+    write_png(tmp_path / "a.png", pred)
+    truth = _pixel_two_layers(tmp_path / "a.gpkg")
+    out = tmp_path / "ev.json"
+    rc, err = _cli(capsys, "evaluate", "--pred", tmp_path / "a.png", "--truth", truth,
+                   "--truth-layer", "new", "--json", out, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    row = json.loads(out.read_text())["images"][0]
+    assert [row[k] for k in ("tp", "fp", "fn", "tn")] == [64, 448, 0, 512]
+
+
+def test_scene_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> None:
+    """``elnet scene --labels two.gpkg --layer new``: the labels of the one-layer file (one scene
+    and a folder of scenes); a folder of labels with --layer is one error naming it."""
+    rng = np.random.default_rng(0)
+    scenes = tmp_path / "scenes"
+    for name in ("a", "b"):
+        write_tif(scenes / f"{name}.tif", rng.integers(20, 230, (3, 32, 32)).astype(np.uint8))
+    two, one = _two_layers(tmp_path)
+    run = ["scene", "--model", model, "--tile", "32", "--overlap", "0", "--no-progress"]
+    for out, labels, extra in (("two", two, ["--layer", "new"]), ("one", one, [])):
+        rc, err = _cli(capsys, *run, "--image", scenes / "a.tif", "--labels", labels,
+                       "--out", tmp_path / f"{out}.tif", *extra)  # fmt: skip
+        assert rc == 0, err
+        rc, err = _cli(capsys, *run, "--image", scenes, "--labels", labels,
+                       "--out", tmp_path / f"{out}_dir", *extra)  # fmt: skip
+        assert rc == 0, err
+    assert np.array_equal(_read(tmp_path / "two.tif"), _read(tmp_path / "one.tif"))
+    for name in ("a", "b"):
+        got, ref = (_read(tmp_path / f"{d}_dir" / f"{name}.tif") for d in ("two", "one"))
+        assert np.array_equal(got, ref), name
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    rc, err = _cli(capsys, *run, "--image", scenes, "--labels", folder, "--layer", "new",
+                   "--out", tmp_path / "bad")  # fmt: skip
+    assert rc == 2 and _one_error(err).startswith(f"error: {folder}: --layer 'new' names")
+    assert not (tmp_path / "bad").exists()

@@ -183,10 +183,11 @@ def test_enhance_refuses_a_layer_naming_none_of_the_images(
                "--out", str(out), "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert err[0] == (
-        f"error: {gpkg}: no feature's source / label names one of the 2 images (they name a, "
-        "b); check --images and the file"
-    )
+    assert err[0].startswith(f"error: {gpkg}: none of the 2 images has a georeference"), err
+    assert (
+        "no feature's source / label names one of the 2 images (they name a, b); check --images "
+        "and the file" in err[0]
+    ), err
     assert not out.exists()
 
 
@@ -263,3 +264,86 @@ def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
     assert not np.isin(change["c"][..., 0], (220, 255)).any()
     for name in ("a", "b"):
         assert np.isin(change[name][..., 0], (220, 255)).any(), name
+
+
+@pytest.mark.parametrize(
+    ("names", "crs", "says"),
+    [
+        (
+            True,
+            "EPSG:32633",
+            "its features are in map coordinates (EPSG:32633), which cannot be placed on them",
+        ),
+        (False, None, "its features have no source / label attribute naming their image"),
+    ],
+    ids=["map-crs", "no-source"],
+)
+def test_a_folder_mixing_georeferenced_and_plain_images_is_checked_up_front(
+    tmp_path: Path,
+    model: Path,
+    capsys: pytest.CaptureFixture[str],
+    names: bool,
+    crs: str | None,
+    says: str,
+) -> None:
+    """One GeoTIFF and two PNGs with one label file that cannot be placed on the PNGs: one
+    ``error:`` line naming the file, the PNGs and the fix, exit 2, before the model loads (was:
+    the GeoTIFF enhanced, each PNG skipped late with its own error)."""
+    images = tmp_path / "images"
+    write_tif(images / "a.tif", np.full((3, 32, 32), 90, np.uint8))
+    for i in (1, 2):
+        write_png(images / f"p{i}.png", grey_rgb(32, i))
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
+    out = tmp_path / "out"
+    capsys.readouterr()
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2, captured
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"error: {gpkg}: 2 of the 3 images have no georeference (CRS + transform, or GCPs) "
+        f"(p1.png, p2.png): {says}"
+    ), err
+    assert f"elnet import --from vector {gpkg}" in err[0], err
+    assert not out.exists()
+
+
+def test_evaluate_checks_a_prediction_folder_mixing_georeference_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same up-front check for ``evaluate --truth FILE`` with a prediction folder."""
+    preds = tmp_path / "preds"
+    write_tif(preds / "a.tif", np.full((1, 32, 32), 255, np.uint8))
+    write_png(preds / "p1.png", np.zeros((32, 32), np.uint8))
+    gpkg = _pixel_layer(tmp_path / "truth.gpkg", -1, crs="EPSG:32633")
+    capsys.readouterr()
+    rc = main(["evaluate", "--pred", str(preds), "--truth", str(gpkg), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(
+        f"error: {gpkg}: 1 of the 2 prediction(s) have no georeference (CRS + transform, or "
+        "GCPs) (p1.png): its features are in map coordinates (EPSG:32633)"
+    ), err
+    assert "give a --truth folder of one polygon file per prediction" in err[0], err
+
+
+def test_evaluate_places_a_pixel_coordinate_layer_by_source_as_enhance_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate --truth coarse.gpkg`` with PNG predictions: each takes the features its
+    ``source`` names, in pixel coordinates, as ``enhance`` and ``import`` place them (was: one
+    error, 'none of the 2 prediction(s) has a georeference')."""
+    import json
+
+    preds = tmp_path / "preds"
+    for name in ("a", "b"):  # all object: TP = each image's truth pixels
+        write_png(preds / f"{name}.png", np.full((32, 32), 255, np.uint8))
+    gpkg = _pixel_layer(tmp_path / "truth.gpkg", -1)
+    js = tmp_path / "ev.json"
+    rc = main(["evaluate", "--pred", str(preds), "--truth", str(gpkg), "--json", str(js),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    rows = {Path(r["pred"]).stem: r for r in json.loads(js.read_text())["images"]}
+    # a: rows 6..17, columns 4..19 (12 x 16); b: rows 2..11, columns 10..27 (10 x 18)
+    assert {k: (rows[k]["tp"], rows[k]["fn"]) for k in "ab"} == {"a": (192, 0), "b": (180, 0)}

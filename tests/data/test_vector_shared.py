@@ -108,3 +108,27 @@ def test_a_shared_layer_names_its_images_once_and_refuses_without_names(
     assert err.value.path == imgs[0]
     assert "no source / label attribute naming their image" in str(err.value)
     assert f"{bare} is one label file for several images" in str(err.value)
+
+
+def test_the_refusal_on_one_image_and_on_the_folder_is_one_message(tmp_path: Path) -> None:
+    """A layer without source / label for PNGs: the reader's error on one image (DataError
+    naming it, the image skipped) and the up-front one (UserError naming the file) are the
+    one text of :func:`~sam2elnet.data.vector_names.unplaceable_message`: the same reason and
+    the same fix, only the subject differs."""
+    from sam2elnet.data.vector_shared import check_placeable
+    from sam2elnet.errors import UserError
+
+    imgs = [write_png(tmp_path / f"{s}.png", np.zeros((16, 16, 3), np.uint8)) for s in "ab"]
+    bare = _pixel_layer(tmp_path / "bare.gpkg", None)
+    sv = share_vectors([bare, bare])[bare]
+    with pytest.raises(DataError) as one:
+        rasterize_vector(sv, imgs[0], frame=sv.frame, shared=True)
+    with pytest.raises(UserError) as whole:
+        check_placeable(sv, imgs)
+    assert one.value.path == imgs[0] and whole.value.path == bare
+    head_one = f"has no georeference (CRS + transform, or GCPs), and {bare} is one label file "
+    head_all = "none of the 2 images has a georeference (CRS + transform, or GCPs)"
+    msg_one, msg_all = str(one.value).split(": ", 1)[1], str(whole.value).split(": ", 1)[1]
+    assert msg_one.startswith(head_one + "for several images: ")
+    assert msg_all.startswith(head_all + ": ")
+    assert msg_one.split(": ", 1)[1] == msg_all.split(": ", 1)[1]  # reason and fix: one text

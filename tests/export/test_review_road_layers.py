@@ -228,7 +228,7 @@ def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(
     assert said == [
         f"{gp}: 2 layers (old, new): reading the first, 'old'; to read another, rename it to "
         "'labels' or keep only that layer in the file (QGIS: Export > Save Features As), or "
-        "name it: elnet import / enhance --layer NAME, elnet evaluate --truth-layer NAME"
+        "name it: elnet import / enhance / scene --layer NAME, elnet evaluate --truth-layer NAME"
     ], said
 
     rc, err = _cli(capsys, "import", gp, "--from", "vector", "--images", images,

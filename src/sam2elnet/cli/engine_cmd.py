@@ -16,6 +16,7 @@ from sam2elnet.cli.job_options import IMAGES, MODEL, OUT, check_job_io, job_kwar
 from sam2elnet.cli.job_summary import fmt as _fmt
 from sam2elnet.cli.job_summary import print_folder
 from sam2elnet.cli.shared_options import (
+    LAYER,
     LINE_WIDTH,
     LINE_WIDTH_PX,
     NO_PROGRESS,
@@ -350,12 +351,7 @@ def enhance_cmd(
         help="Largest distance, px, the label may extend beyond the coarse label (default: no "
         "limit; suits coarse labels drawn around their objects).",
     ),
-    layer: Optional[str] = typer.Option(  # noqa: UP045
-        None,
-        "--layer",
-        help="The layer to read from a vector --labels file with several (e.g. new_roads; "
-        "default: its 'labels' layer, else the first polygon / line layer, with a warning).",
-    ),
+    layer: Optional[str] = LAYER,  # noqa: UP045
     **shared: object,
 ) -> None:
     """Turn coarse labels into clean ones (image + coarse label -> enhanced label + change map)."""

@@ -11,9 +11,15 @@ from typing import Optional  # noqa: UP035
 import typer
 
 from sam2elnet.cli.app import app, shown_before
+from sam2elnet.cli.shared_options import (
+    LAYER,
+    NO_PROGRESS,
+    WARP_TO_EXPORT,
+    line_width_unit,
+    switch,
+)
 from sam2elnet.cli.shared_options import LINE_WIDTH as _LINE_WIDTH
 from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
-from sam2elnet.cli.shared_options import NO_PROGRESS, WARP_TO_EXPORT, line_width_unit, switch
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
@@ -71,6 +77,7 @@ def scene_cmd(
         "--labels",
         help="Coarse labels to enhance: raster or GeoJSON/GPKG/SHP (a folder for a batch, matched by name).",
     ),
+    layer: Optional[str] = LAYER,
     line_width: Optional[float] = _LINE_WIDTH,
     line_width_px: bool = _LINE_WIDTH_PX,
     labels_pixel_coords: bool = typer.Option(
@@ -173,6 +180,7 @@ def scene_cmd(
         out,
         model,
         labels=labels,
+        layer=layer,
         prob=prob,
         quality=quality_gpkg,
         resume=resume,

@@ -13,6 +13,7 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import (
+    LAYER,
     LINE_WIDTH,
     LINE_WIDTH_PX,
     NO_PROGRESS,
@@ -101,12 +102,7 @@ def import_cmd(
         help="With --with-labels: the training folder to write (images/ + masks/, for "
         "`elnet train --data`; default: --out/train-set).",
     ),
-    layer: Optional[str] = typer.Option(
-        None,
-        "--layer",
-        help="vector: the layer to read from a file with several (default: its 'labels' "
-        "layer, else the first polygon / line layer, with a warning naming the layers).",
-    ),
+    layer: Optional[str] = LAYER,
     line_width: Optional[float] = LINE_WIDTH,
     line_width_px: bool = LINE_WIDTH_PX,
     no_progress: bool = NO_PROGRESS,

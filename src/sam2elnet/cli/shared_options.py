@@ -11,6 +11,8 @@ values and default :data:`sam2elnet.option_values.PixelCoords`. ``PRECISION_HELP
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
 vector coarse labels; ``import --from vector``: reviewed line layers), range :func:`sam2elnet.option_values.line_width_field`.
+``--layer`` (``import --from vector``, ``enhance``, ``scene``): the layer read from a vector
+file with several (:mod:`sam2elnet.data.vector_layers`; ``evaluate --truth-layer`` is its own).
 ``--road-buffer`` / ``--road-buffer-m`` (``evaluate``, ``train``, ``cv``, ``experiment``):
 default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
 :func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;
@@ -44,6 +46,7 @@ from sam2elnet.utils.progress import EVERY_S
 
 __all__ = [
     "FILTER_HELP",
+    "LAYER",
     "LINE_WIDTH",
     "LINE_WIDTH_PX",
     "NO_PROGRESS",
@@ -99,6 +102,12 @@ FILTER_HELP = {
     "model's, 0.7 unless trained with --tau).",
 }
 
+LAYER = typer.Option(
+    None,
+    "--layer",
+    help="The layer to read from a vector file with several (e.g. new_roads; default: its "
+    "'labels' layer, else the first polygon / line layer, with a warning naming the layers).",
+)
 WARP_TO = typer.Option(
     None,
     "--warp-to",

@@ -426,13 +426,14 @@ def rasterize_vector(
     """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
 
     For images that fit in memory (single chips); scenes use :class:`VectorLabels` by window.
-    ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`. A ``shared`` file on an image
-    without georeference (CRS + transform, or GCPs) is placed as ``elnet import --from vector``
-    places it: only its features whose ``source`` / ``label`` attribute names the image (by
-    stem; :func:`sam2elnet.data.vector_names.image_features`), in pixel coordinates (x =
-    column, y = -row, or y = row for features mostly at y >= 0); none: all False. Without
-    such attributes its pixel coordinates would put the same polygons on every image
-    (DataError naming the image). ``vector_path`` may be the
+    ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`. A ``shared`` file is placed as
+    ``elnet import --from vector`` places it (:func:`sam2elnet.data.vector_names.image_frame`):
+    a feature whose ``source`` / ``label`` attribute names one of the run's images (by stem)
+    goes to that image only, any other by map position (a layer with a CRS); on an image
+    without georeference (CRS + transform, or GCPs) only the features naming it, in pixel
+    coordinates (x = column, y = -row, or y = row for features mostly at y >= 0); none: all
+    False. Without such attributes its pixel coordinates would put the same polygons on every
+    image (DataError naming the image). ``vector_path`` may be the
     :class:`~sam2elnet.data.vector_shared.SharedVector` of ``frame``: which image each feature
     names is then worked out once for the file, not once per image. ``notes`` (a list)
     receives the reader's notes (repairs, dropped features).
@@ -449,8 +450,11 @@ def rasterize_vector(
                 (crs, transform, gcps), h, w = image_grid(src), src.height, src.width
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
-    if shared and crs is None:  # placed by name, in pixel coordinates, as import places them
-        frame = frame_by_name(vector_path, frame, ip)
+    if shared:  # the features that belong to this image, as import takes them
+        from sam2elnet.data.vector_names import image_frame
+
+        frame = read_vector(vector_path) if frame is None else frame
+        frame = image_frame(vector_path, frame, ip, crs is not None)
         if not len(frame):
             return np.zeros((h, w), dtype=bool)
     labels = VectorLabels.from_file(
@@ -469,30 +473,3 @@ def rasterize_vector(
     if notes is not None:
         notes.extend(labels.notes)
     return labels.rasterize().astype(bool)
-
-
-def frame_by_name(vector_path: Any, frame: Any, image: Path) -> Any:
-    """The rows of ``frame`` (None: read ``vector_path``, one label file for several images)
-    that belong to ``image``, an image without georeference: those whose ``source`` / ``label``
-    names it (:func:`sam2elnet.data.vector_names.image_features`; may be none), placed in pixel
-    coordinates as ``elnet import --from vector`` places them. The one rule of
-    :func:`rasterize_vector` and the window path (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`).
-
-    Raises:
-        DataError: naming ``image``: the file has no name attributes to place it by.
-    """
-    from sam2elnet.data.vector_names import feature_stems, image_features, unplaceable_reason
-
-    gdf = read_vector(vector_path) if frame is None else frame
-    # a SharedVector of this frame (vector_shared imports this module: no isinstance)
-    held = getattr(vector_path, "frame", None) is gdf
-    stems, named = vector_path.names if held else feature_stems(gdf)
-    why = unplaceable_reason(stems, named)
-    if why is not None:
-        raise DataError(
-            f"has no georeference (CRS + transform, or GCPs), and {vector_path} is one label "
-            f"file for several images: {why}; or georeference the image, or give one label "
-            "file per image in pixel coordinates",
-            image,
-        )
-    return gdf[image_features(stems, named, gdf.crs is not None, Path(image).stem)[1]]

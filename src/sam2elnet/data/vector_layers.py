@@ -2,8 +2,8 @@
 file with several, else the first polygon / line layer (with a warning naming the layers).
 
 :func:`sam2elnet.data.vector.read_vector` reads through these; ``elnet import --layer``,
-``elnet enhance --layer`` (a vector ``--labels`` file) and ``elnet evaluate --truth-layer`` (a
-vector ``--truth`` file) name one (:data:`LAYER_OPTIONS`).
+``elnet enhance --layer`` / ``elnet scene --layer`` (a vector ``--labels`` file) and
+``elnet evaluate --truth-layer`` (a vector ``--truth`` file) name one (:data:`LAYER_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["LABELS_LAYER", "LAYER_OPTIONS", "check_layer", "default_layer", "lay
 LABELS_LAYER = "labels"
 
 #: The commands that read a named layer, and their option: the several-layers warning lists them.
-LAYER_OPTIONS = "elnet import / enhance --layer NAME, elnet evaluate --truth-layer NAME"
+LAYER_OPTIONS = "elnet import / enhance / scene --layer NAME, elnet evaluate --truth-layer NAME"
 
 
 def default_layer(path: Path) -> str | None:

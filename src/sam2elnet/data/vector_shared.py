@@ -15,13 +15,18 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, unplaceable_reason
+from sam2elnet.data.vector_names import (
+    IMAGE_NAME_ATTRIBUTES,
+    feature_stems,
+    unplaceable_message,
+    unplaceable_reason,
+)
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -30,8 +35,9 @@ log = logging.getLogger(__name__)
 __all__ = [
     "SHARED_EMPTY_KIND",
     "SharedVector",
-    "check_placeable_by_name",
+    "check_placeable",
     "frame_of",
+    "is_shared",
     "share_vectors",
     "warn_no_features",
 ]
@@ -47,10 +53,23 @@ class SharedVector:
     ``coarse`` column, messages, suffix checks), and the readers given one take ``frame``
     instead of reading the file (:func:`frame_of`). Equal (and hashed) by ``path``; picklable,
     so a Ray worker gets the frame with the chunk instead of reading the file per image.
+
+    ``many``: the file serves several images (the readers then place it as one file for many,
+    :func:`is_shared`); False: one image's own file, read here only for its layer (``--layer``),
+    placed as a file of its own (pixel coordinates on an image without georeference, no
+    feature on the image an error). ``images``: the stems of the run's images (a feature's
+    ``source`` / ``label`` naming none of them names no image,
+    :func:`~sam2elnet.data.vector_names.image_features`); None: every name counts.
     """
 
     path: Path
     frame: Any = field(compare=False, repr=False)
+    many: bool = field(default=True, compare=False)
+    images: frozenset[str] | None = field(default=None, compare=False, repr=False)
+
+    def serving(self, images: Iterable[str | Path]) -> SharedVector:
+        """This file as the one label file of ``images`` (their stems become ``images``)."""
+        return replace(self, images=frozenset(Path(p).stem for p in images))
 
     @cached_property
     def names(self) -> tuple[list[set[str]], bool]:
@@ -66,6 +85,13 @@ class SharedVector:
         return str(self.path)
 
 
+def is_shared(label: object) -> bool:
+    """Whether ``label`` is one label file for several images (a :class:`SharedVector` with
+    ``many``): placed by :func:`~sam2elnet.data.vector_names.image_frame`, an image it does
+    not touch takes an empty label."""
+    return isinstance(label, SharedVector) and label.many
+
+
 def frame_of(label: object) -> Any:
     """The parsed features of a :class:`SharedVector` (``frame``); None for anything else
     (a path: the reader reads the file itself)."""
@@ -73,7 +99,10 @@ def frame_of(label: object) -> Any:
 
 
 def share_vectors(
-    paths: Iterable[str | Path], strict: bool = False, layer: str | None = None
+    paths: Iterable[str | Path],
+    strict: bool = False,
+    layer: str | None = None,
+    where: str | Path | None = None,
 ) -> dict[Path, SharedVector]:
     """Each vector file (:func:`~sam2elnet.data.vector.is_vector_path`) that ``paths`` name two
     or more times, read once: file -> :class:`SharedVector`. Files named once and raster files
@@ -81,8 +110,10 @@ def share_vectors(
 
     ``layer`` (``elnet enhance --layer``): the layer read from each vector file, which is then
     read here even when named once (the readers take its frame, never the file's default
-    layer); a file without that layer is a DataError listing its layers
-    (:func:`~sam2elnet.data.vector_layers.check_layer`), raised with ``strict``.
+    layer; such a file is one image's own, ``many`` False); a file without that layer is a
+    DataError listing its layers (:func:`~sam2elnet.data.vector_layers.check_layer`), raised
+    with ``strict``. ``where``: the ``--labels`` given (a folder), named by the error of
+    ``layer`` with raster labels (None: the first label).
 
     A file that cannot be read (unreadable, no features): with ``strict`` (a job whose images
     all take their coarse labels from it, ``enhance --labels FILE.gpkg``, ``scene`` with a
@@ -104,12 +135,14 @@ def share_vectors(
         raise UserError(
             f"--layer {layer!r} applies to vector coarse labels (GeoPackage / Shapefile / "
             "GeoJSON); these are raster masks: drop --layer",
-            Path(paths[0]),
+            Path(where if where is not None else paths[0]),
         )
     shared: dict[Path, SharedVector] = {}
-    for p in (p for p, n in uses.items() if n > 1 or layer is not None):
+    for p, n in uses.items():
+        if n < 2 and layer is None:
+            continue
         try:
-            shared[p] = SharedVector(p, read_vector(p, layer=layer))
+            shared[p] = SharedVector(p, read_vector(p, layer=layer), many=n > 1)
         except DataError:
             if strict:
                 raise
@@ -173,36 +206,35 @@ def _placed_by_name(image: str | Path) -> bool:
         return False
 
 
-def check_placeable_by_name(shared: SharedVector, images: list[Path]) -> None:
-    """Refuse, before any image is read, a file that serves ``images`` (none of them
-    georeferenced: the caller checks) and cannot be placed on them by name: a layer with a
-    CRS (map coordinates, no map to put them on), one without ``source`` / ``label``
-    attributes (its pixel coordinates would put the same polygons on every image), or one
-    whose features name none of ``images`` (by stem).
+def check_placeable(
+    shared: SharedVector, images: Sequence[Path], fix: str | None = None, what: str = "images"
+) -> None:
+    """Refuse, before any image is read, a file that serves ``images`` and cannot be placed on
+    those of them without georeference (CRS + transform, or GCPs;
+    :func:`~sam2elnet.data.georef.georeferenced`), all or some of a folder mixing
+    georeferenced and plain images: a layer with a CRS (map coordinates, no map to put them
+    on), one without ``source`` / ``label`` attributes (its pixel coordinates would put the
+    same polygons on every image), or one whose features name none of them (by stem). The
+    georeferenced images take the file by map position and need no check. ``fix`` / ``what``:
+    as :func:`~sam2elnet.data.vector_names.unplaceable_message` (``elnet evaluate``'s).
 
     Raises:
-        UserError: naming ``shared.path``, why, and what to do.
+        UserError: naming ``shared.path``, the images (how many; the first names when only
+            some lack a georeference), why, and what to do
+            (:func:`~sam2elnet.data.vector_names.unplaceable_message`).
     """
-    gdf, n = shared.frame, len(images)
-    fix = (
-        "georeference the images, or give one coarse label per image: "
-        f"`elnet import --from vector {shared.path} --images FOLDER --out MASKS` writes them, "
-        "then `elnet enhance --labels MASKS`"
-    )
-    if gdf.crs is not None:
-        raise UserError(
-            f"its features are in map coordinates ({gdf.crs.to_string()}) but none of the {n} "
-            "images has a georeference (CRS + transform, or GCPs), so they cannot be placed; "
-            f"{fix}",
-            shared.path,
-        )
-    stems, named = shared.names
-    why = unplaceable_reason(stems, named, [p.stem for p in images])
-    if why is None:
+    from sam2elnet.data.georef import georeferenced
+
+    plain = [p for p in images if not georeferenced(p)]
+    if not plain:
         return
-    if not named:
-        why = (
-            f"none of the {n} images has a georeference (CRS + transform, or GCPs) and {why}, "
-            f"or {fix}"
+    gdf, n = shared.frame, len(images)
+    if gdf.crs is not None:
+        crs = gdf.crs.to_string()
+        raise UserError(unplaceable_message(shared.path, "", plain, n, crs, fix, what), shared.path)
+    stems, named = shared.names
+    why = unplaceable_reason(stems, named, [p.stem for p in plain])
+    if why is not None:
+        raise UserError(
+            unplaceable_message(shared.path, why, plain, n, None, fix, what), shared.path
         )
-    raise UserError(why, shared.path)

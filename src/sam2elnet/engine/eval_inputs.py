@@ -37,6 +37,7 @@ from sam2elnet.data.runfolder import (
     label_quality_csv,
     quality_by_key,
 )
+from sam2elnet.data.vector_shared import check_placeable
 from sam2elnet.engine.eval_vector import VectorTruth, need_georeference
 from sam2elnet.errors import DataError, UserError
 
@@ -405,12 +406,14 @@ def pair_inputs(
                 "--split needs a dataset root as --truth, not a file; drop --split", tdir
             )
         preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
-        need_georeference(
-            list(preds.values()), f"prediction(s) in {pdir}", "georeference the predictions, "
-            "or give a --truth folder of one polygon file per prediction, named like it, in "
-            "pixel coordinates", tdir,
+        vt = truth or VectorTruth.shared(tdir)
+        vt.images = frozenset(p.stem for p in preds.values())
+        check_placeable(  # predictions without georeference: by source / label, or one error
+            vt.as_shared(), list(preds.values()), "georeference the predictions, or give a "
+            "--truth folder of one polygon file per prediction, named like it, in pixel "
+            "coordinates", "prediction(s)",
         )  # fmt: skip
-        return Pairs(preds, dict.fromkeys(preds, tdir), None, truth or VectorTruth.shared(tdir))
+        return Pairs(preds, dict.fromkeys(preds, tdir), None, vt)
     if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():
         truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
         masks = {k: v for k, v in truths.items() if not is_vector_path(v)}

@@ -59,6 +59,13 @@ class VectorTruth:
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
     reuse: bool = True
     layer: str | None = None
+    #: the stems of the rasters it is placed on (a feature whose ``source`` / ``label`` names
+    #: another of them is not this one's, :func:`~sam2elnet.data.vector_names.image_frame`)
+    images: frozenset[str] | None = None
+    #: ``frame`` is one pair's own file (``--pred FILE --truth FILE --truth-layer``): placed as
+    #: a file of its own (no feature on the prediction: error; pixel coordinates without
+    #: georeference), not as one file for many predictions
+    own: bool = False
     _placed: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
     _kinds: set[str] = field(default_factory=set, init=False, repr=False)
     _sv: Any = field(default=None, init=False, repr=False)
@@ -105,21 +112,25 @@ class VectorTruth:
                 shared file with a prediction without georeference (names the prediction).
         """
         from sam2elnet.data.vector import VectorLabels, rasterize_vector
+        from sam2elnet.data.vector_names import image_frame
 
-        shared = self.path is not None and Path(truth) == self.path
+        held = self.path is not None and Path(truth) == self.path
+        shared = held and not self.own
         width = {"line_width": self.line_width, "line_width_unit": self.line_width_unit}
         notes: list[str] = []
         grid = self._grid(pred) if shared and self.reuse else None
         if grid is not None and grid[0][0] is not None and self.frame.crs is not None:
             (crs, transform, gcps), h, w = grid  # the grid read once: placed as the reader does
+            part = self._part(crs, transform, gcps, h, w)
+            part = image_frame(self.as_shared(), part, pred, True)  # as import takes them
             labels = VectorLabels.from_file(
                 truth, crs=crs, transform=transform, gcps=gcps, height=h, width=w,
-                frame=self._part(crs, transform, gcps, h, w), shared=True, **width,
+                frame=part, shared=True, **width,
             )  # fmt: skip
             notes, mask = labels.notes, labels.rasterize().astype(bool)
         else:  # a file per prediction, or what the reader alone says (no CRS: its error)
-            frame = self.frame if shared else None
-            src = self._as_shared() if shared else truth  # its image names worked out once
+            frame = self.frame if held else None
+            src = self.as_shared() if shared else truth  # its image names worked out once
             mask = rasterize_vector(src, pred, frame=frame, shared=shared, notes=notes, **width)
         for n in notes if shared else ():
             self._note(n)
@@ -153,13 +164,13 @@ class VectorTruth:
         except Exception:  # noqa: BLE001
             return None
 
-    def _as_shared(self) -> Any:
+    def as_shared(self) -> Any:
         """The shared file and ``frame`` as a :class:`~sam2elnet.data.vector_shared.SharedVector`
         (made once): the reader then works out which image each feature names once."""
         from sam2elnet.data.vector_shared import SharedVector
 
         if self._sv is None or self._sv.frame is not self.frame:
-            self._sv = SharedVector(self.path, self.frame)
+            self._sv = SharedVector(self.path, self.frame, images=self.images)
         return self._sv
 
     def _part(self, crs: Any, transform: Any, gcps: Any, h: int, w: int) -> Any:

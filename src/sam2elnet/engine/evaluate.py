@@ -209,7 +209,8 @@ def evaluate_folders(
     pairs = pair_inputs(pdir, tdir, truth_split, runs, truth)
     # every polygon file (truth, baseline, valid area) placed by one placement (eval_vector)
     vector = PolygonFiles(line_width=line_width, line_width_unit=line_width_unit)
-    if (layer := pairs.layer or truth) is not None:
+    if (layer := pairs.layer or truth) is not None:  # one pair: its own file (--truth-layer)
+        layer.own = pairs.one is not None
         vector.share(layer.path, layer)  # type: ignore[arg-type]
     if pairs.pred_layer is not None:  # one polygon layer of predictions (elnet export)
         vector.share(pairs.pred_layer)

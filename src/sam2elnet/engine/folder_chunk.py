@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
-from sam2elnet.data.vector_shared import SharedVector, frame_of
+from sam2elnet.data.vector_shared import SharedVector, frame_of, is_shared
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import change_stats, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
@@ -227,7 +227,7 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
     from sam2elnet.data.vector_shared import warn_no_features
 
     if is_vector_path(label):
-        shared = isinstance(label, SharedVector)
+        shared = is_shared(label)
         coarse = rasterize_vector(
             label, f, frame=frame_of(label), line_width=spec.line_width,
             line_width_unit=spec.line_width_unit, shared=shared,

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import FolderJobOptions, option_default
-from sam2elnet.data.georef import georeferenced
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
-from sam2elnet.data.vector_shared import check_placeable_by_name, share_vectors
+from sam2elnet.data.vector_shared import check_placeable, share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
@@ -208,8 +207,9 @@ def enhance_folder(
     read once for the job and placed on each image from that
     (:func:`~sam2elnet.data.vector_shared.share_vectors`); on images without georeference its
     features go to the image their ``source`` / ``label`` attribute names, in pixel coordinates,
-    as ``elnet import --from vector`` places them (a file that cannot be placed so on any of
-    them: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable_by_name`); ``layer``
+    as ``elnet import --from vector`` places them, and on georeferenced images a feature naming
+    another image of the job is left out (a file that cannot be placed so on the images without
+    georeference, all or some: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable`); ``layer``
     names the layer read from it (a file without it: one DataError listing its layers). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
@@ -280,11 +280,12 @@ def enhance_folder(
     )  # fmt: skip
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
-    shared = share_vectors(label_map.values(), strict=True, layer=layer)
-    for sv in shared.values():  # on images without georeference: by name, or one error now
+    shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
+    for p, sv in shared.items():  # images without georeference: by name, or one error now
         served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
-        if not any(georeferenced(f) for f in served):
-            check_placeable_by_name(sv, served)
+        if sv.many:
+            shared[p] = sv.serving(served)
+            check_placeable(sv, served)
     model = job.load()
     fields = [
         "image",

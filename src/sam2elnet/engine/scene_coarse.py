@@ -23,7 +23,7 @@ import numpy as np
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL, pixel_index_note
 from sam2elnet.data.tiling import Window, decimated_read
-from sam2elnet.data.vector_shared import SharedVector, frame_of
+from sam2elnet.data.vector_shared import SharedVector, frame_of, is_shared
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
@@ -91,12 +91,12 @@ class CoarseSource:
         if is_vector_path(self.path):
             crs, transform, gcps = image_grid(scene)  # GCP-only scenes: through their GCPs
             # one file for several scenes / images: one it does not touch gets an empty label
-            shared = isinstance(path, SharedVector)
+            shared = is_shared(path)
             frame = frame_of(path)
-            if shared and crs is None:  # placed by name, as rasterize_vector places it
-                from sam2elnet.data.vector import frame_by_name
+            if shared:  # the features that belong to this scene, as rasterize_vector takes them
+                from sam2elnet.data.vector_names import image_frame
 
-                frame = frame_by_name(path, frame, Path(scene.name))
+                frame = image_frame(path, frame, Path(scene.name), crs is not None)
             self._vec = VectorLabels.from_file(
                 self.path,
                 frame=frame,

@@ -9,9 +9,10 @@ image of ``images``, the features that belong to it into a mask named like the i
 the image's nodata pixels 127), the layout ``elnet train`` reads as ``masks/``.
 
 Which features belong to an image: those whose ``source`` or ``label`` attribute names it (by file
-stem); features drawn in QGIS without those attributes filled in belong to every image they
-overlap when the layer has a CRS (map coordinates place them), and are skipped with a note
-when it has none (pixel coordinates of every image share one frame). Placement is the vector-label
+stem); features drawn in QGIS without those attributes filled in, or naming none of the images
+(a class name, an image not in ``images``), belong to every image they overlap when the layer
+has a CRS (map coordinates place them), and are skipped with a note when it has none (pixel
+coordinates of every image share one frame). Placement is the vector-label
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
 (QGIS, ``export --pixel-coords qgis``) or, for features mostly at y >= 0, y = row (the default
@@ -280,7 +281,7 @@ def _repair(gdf: Any) -> tuple[Any, list[str]]:
     gdf[gdf.geometry.name] = np.where(invalid, shapely.make_valid(geoms), geoms)
     stems, _ = feature_stems(gdf[invalid])
     names = sorted(set().union(*stems))
-    where = f" (images {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})" if names else ""
+    where = f" (images {name_sample(names, 5)})" if names else ""
     return gdf, [
         f"repaired {int(invalid.sum())} invalid polygons{where} with make_valid (e.g. "
         "self-intersections, as drawn in QGIS: every lobe is kept)"
@@ -326,15 +327,16 @@ def _burn(
             "name) for polygons drawn in QGIS"
         )
     image_stems = {f.stem for f in files}
-    # a feature is skipped when none of its names is an image's: a scene label's polygons name
-    # the image (source: scene.tif) and the label (label: scene_roads.tif), and only the image
-    # is in --images
+    # a name that is none of the images' names no image: a scene label's polygons name the
+    # image (source: scene.tif) and the label (label: scene_roads.tif), and only the image is
+    # in --images; a feature naming no image goes by map position (a layer with a CRS)
     lost = [s for s in stems if s and not s & image_stems]
     strangers = sorted(set().union(*lost)) if lost else []
     if strangers and named:
         notes.append(
             f"{len(lost)} features name no image in {images} (their source / label: "
-            f"{name_sample(strangers, 5)}): skipped"
+            f"{name_sample(strangers, 5)}): "
+            f"{'placed by map position' if georef else 'skipped (the layer has no CRS)'}"
         )
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -349,7 +351,7 @@ def _burn(
                 skipped.append((f.stem, str(err)))
                 continue
         h, w = img.shape
-        own, mine = image_features(stems, named, georef, f.stem)  # the shared rule
+        own, mine = image_features(stems, named, georef, f.stem, image_stems)  # the shared rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.vector_shared import SharedVector, frame_of, share_vectors
+from sam2elnet.data.vector_shared import SharedVector, frame_of, is_shared, share_vectors
 from sam2elnet.errors import DataError
 
 __all__ = ["SharedVector", "draw_vector_label", "is_vector_label", "share_vector_labels"]
@@ -47,7 +47,7 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
     path = label.path if isinstance(label, SharedVector) else label
     if not isinstance(grid, (str, Path)):
         raise DataError("a vector label needs its image to be drawn on", path)
-    shared = isinstance(label, SharedVector)
+    shared = is_shared(label)
     return rasterize_vector(
         label if shared else path,
         grid,
@@ -70,6 +70,12 @@ def share_vector_labels(items: Sequence[Any]) -> list[Any]:
     shared = share_vectors(
         p for p in (vector_path(it.input_label) for it in items) if p is not None
     )
+    for p, sv in shared.items():  # a feature naming another image of the run: not this one's
+        shared[p] = sv.serving(
+            Path(it.name if not isinstance(it.image, (str, Path)) else it.image)
+            for it in items
+            if vector_path(it.input_label) == p
+        )
     return [
         replace(it, input_label=shared[p]) if (p := vector_path(it.input_label)) in shared else it
         for it in items

@@ -56,24 +56,34 @@ def match_coarse(coarse: str | Path | None, scene: Path) -> Path | None:
     raise DataError(f"no coarse label named {scene.stem}.* in the label folder", c)
 
 
-def shared_coarse(coarse: str | Path | None, scenes: list[Path]) -> Any:
+def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | None = None) -> Any:
     """One vector file given for a folder of several scenes (``scene --labels slicks.gpkg``),
     read once (:class:`~sam2elnet.data.vector_shared.SharedVector`): a scene it does not touch is
     enhanced from an empty coarse label with one warning per run, as ``enhance`` treats one file
-    for several images. None otherwise (a label folder, a raster, one scene). Already read
+    for several images. ``layer`` (``scene --layer``): that layer is read, also for one scene
+    (then its own file). None otherwise (a label folder, a raster, one scene). Already read
     (``scene_job`` reads it before the model loads): as it is.
 
     Raises:
-        DataError: the file cannot be read (once, not per scene).
+        DataError: the file cannot be read (once, not per scene), or has no layer ``layer``.
+        UserError: ``layer`` with raster labels or a folder of labels.
     """
     from sam2elnet.data.vector import is_vector_path
     from sam2elnet.data.vector_shared import SharedVector, share_vectors
 
-    if isinstance(coarse, SharedVector):
+    if isinstance(coarse, SharedVector) or coarse is None:
         return coarse
-    if coarse is None or len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse):
+    if layer is not None and Path(coarse).is_dir():
+        raise UserError(
+            f"--layer {layer!r} names the layer of one --labels file; with a folder of labels "
+            "give one-layer files (QGIS: Export > Save Features As), or drop --layer",
+            Path(coarse),
+        )
+    if layer is None and (len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse)):
         return None
-    return share_vectors([coarse, coarse], strict=True).get(Path(coarse))
+    uses = [coarse] * min(len(scenes), 2)  # one scene: its own file, read for its layer
+    sv = share_vectors(uses, strict=True, layer=layer).get(Path(coarse))
+    return sv.serving(scenes) if sv is not None else None
 
 
 def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:

@@ -273,6 +273,7 @@ def scene_job(
     model: str | Path,
     *,
     labels: str | Path | None = None,
+    layer: str | None = None,
     prob: bool = False,
     quality: bool = False,
     resume: bool = False,
@@ -293,7 +294,9 @@ def scene_job(
     in ``model_id.json``). The outputs (:func:`~sam2elnet.pipeline.scene_files.check_scene_outputs`), ``warp_to`` /
     ``warp_method`` (:func:`_check_warp`) and, for a folder with ``resume``, that the model is the
     one the folder records (:func:`~sam2elnet.engine.folder_inputs.check_resume_model`) are
-    checked before the model loads; so is, for one scene, that it is not all nodata or constant
+    checked before the model loads, as is ``layer`` (``--layer``: the layer read from a vector
+    ``labels`` file, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`); so is, for one
+    scene, that it is not all nodata or constant
     (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`: refused in about a second, not after
     the model loaded and Ray workers started). A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
@@ -323,8 +326,8 @@ def scene_job(
     # the model file's identity (None for builtin:smoothing), before the model loads; a folder
     # records it (model_id.json), and --resume into it with another model or --bands is refused
     model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
-    if src.is_dir():  # one label file for all scenes: read once, now
-        labels = shared_coarse(labels, list_scenes(src)) or labels
+    if src.is_dir() or layer is not None:  # one label file for all scenes: read once, now
+        labels = shared_coarse(labels, list_scenes(src) if src.is_dir() else [src], layer) or labels
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
