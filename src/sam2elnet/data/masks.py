@@ -51,7 +51,6 @@ __all__ = [
     "image_like_label",
     "check_training_pair",
     "pixel_index_note",
-    "probability_map_like",
     "image_values",
     "mask_like_image",
     "read_mask_valid",
@@ -249,7 +248,7 @@ def write_decoded_mask(
     return write_mask(out, mask, like=like, nodata=None if valid is None else ~valid)
 
 
-def image_like_label(path: str | Path) -> str:
+def image_like_label(path: str | Path, probability_ok: bool = False) -> str:
     """Why a file given as a label looks like an image rather than a mask; "" when it can be a
     mask (or cannot be read: the label reader then says why).
 
@@ -262,6 +261,10 @@ def image_like_label(path: str | Path) -> str:
 
     Args:
         path: The label file.
+        probability_ok: The file may also be a probability map as ``--save-prob`` writes them
+            (``elnet evaluate --pred``): "" as well for one band of uint8 greys or of valid
+            values within 0..1 (floats), which look like an image (continuous values) yet are
+            a prediction. Judged on the same sample (one read).
 
     Returns:
         ``""`` or one phrase, e.g. ``"3 bands that differ, a colour image"`` or ``"continuous
@@ -277,6 +280,9 @@ def image_like_label(path: str | Path) -> str:
         x = valid_pixels(p)
     except (DataError, OSError):
         return ""
+    if probability_ok and x.shape[0] == 1:  # a probability map: uint8 greys or 0..1
+        if x.dtype.name == "uint8" or bool(x.size and 0 <= x.min() and x.max() <= 1):
+            return ""
     shares = [continuous_share(b) for b in x[:4]]
     share = max((v for v in shares if v is not None), default=None)
     if share is None:
@@ -335,23 +341,6 @@ def mask_like_image(path: str | Path, values: np.ndarray | None = None) -> str:
     if v is None or v.size != 2 or v[0] != 0:
         return ""
     return f"only the values 0 and {v[1]:g}, a mask"
-
-
-def probability_map_like(path: str | Path) -> bool:
-    """Whether a raster file can be a probability map as ``--save-prob`` writes them: one band
-    of uint8 greys (a PNG / TIFF) or of valid values within 0..1 (floats). Such a file looks
-    like an image to :func:`image_like_label` (continuous values), yet is a prediction. Judged,
-    as :func:`image_like_label`, on a bounded sample of its valid pixels
-    (:func:`~sam2elnet.data.pixel_sample.valid_pixels`: at most
-    :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS` per band, never the whole of a large
-    raster); False when it cannot be read."""
-    try:
-        x = valid_pixels(Path(path))
-    except (DataError, OSError):
-        return False
-    if x.shape[0] != 1:
-        return False
-    return x.dtype.name == "uint8" or bool(x.size and 0 <= x.min() and x.max() <= 1)
 
 
 def check_training_pair(image: str | Path, mask: str | Path) -> None:

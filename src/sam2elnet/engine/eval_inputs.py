@@ -468,18 +468,16 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
     Raises:
         UserError: naming the file, what it looks like and what the option expects.
     """
-    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label, probability_map_like
+    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label
 
     for files, option in ((truths, "--truth"), (preds, "--pred")):
         first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
         if first is None or not first.is_file() or first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
             continue  # scenes are streamed: not read whole for this check
-        kind = image_like_label(first)
+        prob = option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg")
+        kind = image_like_label(first, probability_ok=prob)  # one bounded sample
         if not kind:
             continue
-        if option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg"):
-            if probability_map_like(first):  # a bounded sample, as image_like_label's
-                continue
         wanted = {
             "--truth": "ground-truth masks (0/255, 0/1 or class values)",
             "--pred": "predicted labels (masks) or probability maps",
