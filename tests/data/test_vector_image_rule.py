@@ -120,3 +120,24 @@ def test_import_enhance_and_evaluate_agree_on_the_pixels(
     assert rc == 0, capsys.readouterr().err
     rows = {Path(r["pred"]).stem: r for r in json.loads(js.read_text())["images"]}
     assert {k: rows[k]["tp"] for k in ("a", "b")} == {"a": 36, "b": 40}
+
+
+def test_the_report_cards_of_an_evaluation_read_back_place_by_the_rule(
+    tiles: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An evaluation whose truth layer is no longer held (a result read back for a report):
+    its cards place the shared truth file as the evaluation scored it, by the rule (before:
+    by map position only, so a.tif's card drew b.tif's polygon over the overlap)."""
+    from sam2elnet.engine.eval_readback import vector_truths
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    _, gpkg = tiles
+    preds = tmp_path / "preds"
+    for name, x0 in (("a", X0), ("b", X0 + 160)):
+        write_tif(preds / f"{name}.tif", np.full((1, 32, 32), 255, np.uint8), x0=x0)
+    res = evaluate_folders(preds, gpkg, progress=False)
+    assert {Path(r.pred_path).stem: r.confusion.tp for r in res.images} == {"a": 36, "b": 40}
+    res.layer = None  # read back: only the rows' paths
+    files = vector_truths(res)
+    for name in ("a", "b"):
+        assert np.array_equal(files.on_grid(gpkg, preds / f"{name}.tif"), _want(name)), name

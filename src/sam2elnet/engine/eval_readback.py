@@ -27,8 +27,9 @@ def vector_truths(result: EvaluationResult) -> PolygonFiles:
     (read once, placed once per CRS; :mod:`sam2elnet.engine.eval_vector`) the evaluation's own
     truth layer (``result.layer``, already read) and every polygon file several rows use
     (truths, a layer of predictions, a valid area). Files of one prediction each are not shared
-    (:func:`read_evaluated` places them on their own pair). Raises DataError naming a shared
-    file that can no longer be read."""
+    (:func:`read_evaluated` places them on their own pair). A shared truth file's features go to
+    the predictions their ``source`` / ``label`` names, as scored (``VectorTruth.images``).
+    Raises DataError naming a shared file that can no longer be read."""
     from collections import Counter
 
     from sam2elnet.data.vector import is_vector_path
@@ -46,7 +47,10 @@ def vector_truths(result: EvaluationResult) -> PolygonFiles:
         files.share(Path(result.layer.path), result.layer)  # type: ignore[arg-type]
     for path, n in uses.items():
         if n > 1:
-            files.share(path)
+            vt = files.share(path)
+            if vt.images is None:  # a truth file: its features go by name as scored (pair_inputs)
+                own = [Path(r.pred_path).stem for r in result.images if Path(r.truth_path) == path]
+                vt.images = frozenset(own) if own else None
     return files
 
 
