@@ -153,6 +153,25 @@ def test_evaluate_reads_the_truth_layer(tmp_path, capsys, folder: bool) -> None:
     assert "--truth-layer" in line and not out.exists()
 
 
+def test_evaluate_truth_layer_lists_the_file_layers_once(tmp_path, capsys, monkeypatch) -> None:
+    """Was: --truth-layer checked that the file has the layer twice (VectorTruth.truth_layer,
+    then read_vector), each listing the file's layers. Now once, by read_vector, whose message
+    names --truth-layer."""
+    import pyogrio
+
+    pred = _pred(tmp_path / "preds" / "a.tif")
+    two, _ = _two_layers(tmp_path)
+    listed: list[Path] = []
+    real = pyogrio.list_layers
+    monkeypatch.setattr(
+        pyogrio, "list_layers", lambda p, *a, **k: listed.append(Path(p)) or real(p, *a, **k)
+    )
+    rc, err = _cli(capsys, "evaluate", "--pred", pred.parent, "--truth", two, "--json",
+                   tmp_path / "e.json", "--truth-layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert listed.count(two) == 1, listed
+
+
 def test_evaluate_truth_layer_off_the_predictions_describes_that_layer(tmp_path, capsys) -> None:
     """A named layer that covers no prediction: the error gives that layer's CRS and extent
     (was: the default layer's, with the several-layers warning for a layer nobody read)."""

@@ -137,11 +137,16 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
-def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: bool = False):
+def read_vector(
+    path: str | Path,
+    layer: str | int | None = None,
+    allow_empty: bool = False,
+    option: str = "--layer",
+):
     """Read a vector file as a GeoDataFrame; DataError on missing, unreadable or empty input.
 
-    ``layer``: the layer to read (a name the file lacks: DataError listing its layers,
-    :func:`~sam2elnet.data.vector_layers.check_layer`); None:
+    ``layer``: the layer to read (a name the file lacks: DataError listing its layers, to give
+    one of them to ``option``, :func:`~sam2elnet.data.vector_layers.check_layer`); None:
     :func:`~sam2elnet.data.vector_layers.default_layer` (the ``labels`` layer of a GeoPackage
     with several, else the first). Features without a geometry (or with an empty
     one) are dropped. ``allow_empty``: a layer with no feature left is returned (empty)
@@ -158,7 +163,7 @@ def read_vector(path: str | Path, layer: str | int | None = None, allow_empty: b
     if layer is None:
         layer = default_layer(p)
     elif isinstance(layer, str):
-        check_layer(p, layer)
+        check_layer(p, layer, option)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -90,8 +90,7 @@ class VectorTruth:
             DataError: ``truth`` has no such layer (the message lists its layers) or cannot be
                 read.
         """
-        from sam2elnet.data.vector import is_vector_path
-        from sam2elnet.data.vector_layers import check_layer
+        from sam2elnet.data.vector import is_vector_path, read_vector
 
         if layer is None:
             return None
@@ -101,8 +100,7 @@ class VectorTruth:
                 "(GeoPackage / Shapefile / GeoJSON); this is not one: drop --truth-layer",
                 truth,
             )
-        check_layer(truth, layer, "--truth-layer")
-        return cls.shared(truth, layer)
+        return cls(truth, read_vector(truth, layer, option="--truth-layer"), layer=layer)
 
     def on_grid(self, truth: Path, pred: Path) -> np.ndarray:
         """bool (H, W) on ``pred``'s grid, True inside a polygon of ``truth``.
