@@ -347,3 +347,26 @@ def test_evaluate_places_a_pixel_coordinate_layer_by_source_as_enhance_does(
     rows = {Path(r["pred"]).stem: r for r in json.loads(js.read_text())["images"]}
     # a: rows 6..17, columns 4..19 (12 x 16); b: rows 2..11, columns 10..27 (10 x 18)
     assert {k: (rows[k]["tp"], rows[k]["fn"]) for k in "ab"} == {"a": (192, 0), "b": (180, 0)}
+
+
+def test_scene_checks_a_folder_mixing_georeference_up_front(
+    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scene --labels FILE`` with a folder of scenes: the same up-front check as enhance,
+    with the scene's fix (before: each plain scene skipped late with its own error)."""
+    scenes = tmp_path / "scenes"
+    write_tif(scenes / "a.tif", np.full((1, 32, 32), 90, np.uint8))
+    write_tif(scenes / "p.tif", np.full((1, 32, 32), 90, np.uint8), georef=False)
+    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, crs="EPSG:32633")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    rc = main(["scene", "--model", str(model), "--image", str(scenes), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0] == (
+        f"error: {gpkg}: 1 of the 2 scenes have no georeference (CRS + transform, or GCPs) "
+        "(p.tif): its features are in map coordinates (EPSG:32633), which cannot be placed on "
+        "them; or georeference the scenes, or give --labels a folder of one label per scene"
+    ), err
+    assert not out.exists()

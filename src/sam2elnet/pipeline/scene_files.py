@@ -66,10 +66,12 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
 
     Raises:
         DataError: the file cannot be read (once, not per scene), or has no layer ``layer``.
-        UserError: ``layer`` with raster labels or a folder of labels.
+        UserError: ``layer`` with raster labels or a folder of labels; a file that cannot be
+            placed on the scenes without georeference
+            (:func:`~sam2elnet.data.vector_shared.check_placeable`).
     """
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_shared import SharedVector, share_vectors
+    from sam2elnet.data.vector_shared import SharedVector, check_placeable, share_vectors
 
     if isinstance(coarse, SharedVector) or coarse is None:
         return coarse
@@ -83,6 +85,9 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
         return None
     uses = [coarse] * min(len(scenes), 2)  # one scene: its own file, read for its layer
     sv = share_vectors(uses, strict=True, layer=layer).get(Path(coarse))
+    if sv is not None and sv.many:  # scenes without georeference: by name, or one error now
+        fix = "georeference the scenes, or give --labels a folder of one label per scene"
+        check_placeable(sv, scenes, fix, "scenes")
     return sv.serving(scenes) if sv is not None else None
 
 
