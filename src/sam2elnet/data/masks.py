@@ -34,6 +34,7 @@ from sam2elnet.data.images import (
 from sam2elnet.data.mask_values import (
     mask_encoding,
 )
+from sam2elnet.data.naming import LOSSY_SUFFIXES
 from sam2elnet.data.pixel_sample import valid_pixels
 from sam2elnet.errors import DataError
 from sam2elnet.utils.run_warnings import warn_once
@@ -80,9 +81,6 @@ def pixel_index_note(
         return None
     which = "the label" if label_none else image
     return f"{label.name}: {which} has no georeference, so the label is used by pixel index"
-
-
-_LOSSY_SUFFIXES = (".jpg", ".jpeg")
 
 
 def mask_size_error(
@@ -171,7 +169,7 @@ def read_mask_valid(
         raise DataError("mask has no bands; re-export it as a single-band PNG", p)
     if shape is not None and tuple(data.shape[1:]) != tuple(shape):
         raise mask_size_error(p, data.shape[1], data.shape[2], shape, image_path)
-    lossy = p.suffix.lower() in _LOSSY_SUFFIXES
+    lossy = p.suffix.lower() in LOSSY_SUFFIXES
     if len(data) > 1 and identical_channels(data):
         data = data[:1]
     decoded = [

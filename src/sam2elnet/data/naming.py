@@ -26,12 +26,14 @@ __all__ = [
     "IMAGE_TAGS",
     "KEY_TAGS",
     "LABEL_SUFFIXES",
+    "LOSSY_SUFFIXES",
     "LABEL_SKIP_TAGS",
     "MASK_SUFFIXES",
     "MASK_TAGS",
     "NOT_MASK_TAGS",
     "PAIRING_IMAGE_TAGS",
     "SCENE_SUFFIXES",
+    "STEM_LOOKUP_SUFFIXES",
     "VECTOR_SUFFIXES",
     "drop_paired_images",
     "image_files",
@@ -45,6 +47,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 """Image files read by :func:`sam2elnet.data.images.read_image` (folder jobs, datasets)."""
 GEO_SUFFIXES = (".tif", ".tiff")
 """Image files that can carry a georeference (outputs keep it)."""
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+"""Image files stored with lossy compression (JPEG): a mask saved so holds values near its
+classes, not only them (read as ``lossy``, :func:`sam2elnet.data.mask_values.mask_encoding`)."""
+STEM_LOOKUP_SUFFIXES = (*GEO_SUFFIXES, *(s for s in IMAGE_SUFFIXES if s not in GEO_SUFFIXES))
+"""The image suffixes a lookup by stem tries, in order: GeoTIFFs (a georeference for the mask)
+first."""
 MASK_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".gif")
 """Files treated as masks when scanning folders for evaluation."""
 SCENE_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")

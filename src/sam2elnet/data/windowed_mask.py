@@ -26,6 +26,7 @@ from sam2elnet.data.mask_values import (
     value_counts,
 )
 from sam2elnet.data.masks import mask_size_error
+from sam2elnet.data.naming import LOSSY_SUFFIXES
 from sam2elnet.data.validity import alpha_tagged
 from sam2elnet.errors import DataError
 
@@ -138,7 +139,7 @@ def scan_mask(
                     dtype=dtype,
                     nodata=nodata,
                     positive_values=positive_values,
-                    lossy=p.suffix.lower() in (".jpg", ".jpeg"),
+                    lossy=p.suffix.lower() in LOSSY_SUFFIXES,
                     path=p,
                 )
                 for b in keep

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import (
+    LOSSY_SUFFIXES,
     MASK_SUFFIXES,
     NOT_MASK_TAGS,
     PAIRING_IMAGE_TAGS,
@@ -474,7 +475,7 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
         first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
         if first is None or not first.is_file() or first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
             continue  # scenes are streamed: not read whole for this check
-        prob = option == "--pred" and first.suffix.lower() not in (".jpg", ".jpeg")
+        prob = option == "--pred" and first.suffix.lower() not in LOSSY_SUFFIXES
         kind = image_like_label(first, probability_ok=prob)  # one bounded sample
         if not kind:
             continue

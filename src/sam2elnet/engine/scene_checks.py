@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import PIXEL_COORDS
 
@@ -32,7 +33,7 @@ def check_scene_paths(
     (``elnet scene``) calls this before the model loads, so a wrong name fails at once.
     """
     src_path, dst_path = Path(src_path), Path(dst_path)
-    if dst_path.suffix.lower() not in (".tif", ".tiff"):
+    if dst_path.suffix.lower() not in GEO_SUFFIXES:
         raise UserError(
             f"scene output must be a GeoTIFF (.tif), got {dst_path}; choose a name ending in .tif"
         )

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES
+from sam2elnet.data.naming import STEM_LOOKUP_SUFFIXES
 from sam2elnet.errors import UserError
 from sam2elnet.utils.advice import name_sample
 
@@ -29,9 +29,6 @@ __all__ = [
     "image_candidates",
     "missing_note",
 ]
-
-_LOOKUP_SUFFIXES = GEO_SUFFIXES + tuple(s for s in IMAGE_SUFFIXES if s not in GEO_SUFFIXES)
-"""The image suffixes a lookup by stem tries: GeoTIFFs (georeference for the mask) first."""
 
 
 def find_image(images: Path, name: str, n_images: int = 1) -> Path | None:
@@ -70,7 +67,7 @@ def image_candidates(name: str) -> list[str]:
     rel = PurePosixPath(str(name).replace("\\", "/"))
     parts = [q for q in rel.parts if q not in ("", "/", "..", ".")]
     cands = ["/".join(parts)] if parts else []
-    suffixes = _LOOKUP_SUFFIXES + tuple(x.upper() for x in _LOOKUP_SUFFIXES)
+    suffixes = STEM_LOOKUP_SUFFIXES + tuple(x.upper() for x in STEM_LOOKUP_SUFFIXES)
     if len(parts) > 1:
         cands += ["/".join([*parts[:-1], f"{rel.stem}{s}"]) for s in suffixes]
     cands.append(rel.name)

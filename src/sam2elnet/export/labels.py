@@ -15,7 +15,12 @@ import numpy as np
 
 from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
 from sam2elnet.data.georef import crs_name
-from sam2elnet.data.naming import LABEL_SKIP_TAGS, LABEL_SUFFIXES
+from sam2elnet.data.naming import (
+    LABEL_SKIP_TAGS,
+    LABEL_SUFFIXES,
+    LOSSY_SUFFIXES,
+    STEM_LOOKUP_SUFFIXES,
+)
 from sam2elnet.data.runfolder import quality_by_stem
 from sam2elnet.errors import DataError
 from sam2elnet.utils.quiet import quiet_native_stderr
@@ -147,7 +152,7 @@ class LabelRaster:
             ov,
             nodata=self.nodata,
             positive_values=positive_values,
-            lossy=path.suffix.lower() in (".jpg", ".jpeg"),
+            lossy=path.suffix.lower() in LOSSY_SUFFIXES,
             path=path,
         )
 
@@ -238,7 +243,7 @@ def find_image(label: Path, images: str | Path | None, source: str | None) -> Pa
     if source:
         stems.insert(0, Path(source).stem)
     for stem in stems:
-        for suf in (".tif", ".tiff", ".png", ".jpg", ".jpeg"):
+        for suf in STEM_LOOKUP_SUFFIXES:
             c = ip / f"{stem}{suf}"
             if c.exists():
                 return c

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.run_model import run_model_path
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
@@ -429,7 +430,7 @@ def _import_tasks(
                 warnings.simplefilter("ignore")
                 img = read_image(src)  # size, georeference, nodata (PNG alpha too)
             hw, nodata = img.shape, img.nodata
-            like = img if src.suffix.lower() in (".tif", ".tiff") else None
+            like = img if src.suffix.lower() in GEO_SUFFIXES else None
         elif len(sizes) == 1:
             hw = next(iter(sizes))
         else:

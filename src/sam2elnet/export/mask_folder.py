@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import (
+    GEO_SUFFIXES,
     IMPORT_RECORD,
     image_files,
     imported_masks,
@@ -196,7 +197,7 @@ def write_masks(
                     path,
                 )
             size = raster.shape
-            like = raster if src.suffix.lower() in (".tif", ".tiff") else None
+            like = raster if src.suffix.lower() in GEO_SUFFIXES else None
             nodata = raster.nodata
         if size is None:
             skipped.append(

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, image_features
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import check_unique_stems
@@ -387,7 +388,7 @@ def _burn(
         if same and not check.keep(f.stem, f.name, mask):
             continue  # as exported: not reviewed (a partial review, --reviewed-only)
         n_empty += not mask.any()
-        like = img if f.suffix.lower() in (".tif", ".tiff") else None
+        like = img if f.suffix.lower() in GEO_SUFFIXES else None
         name = f"{f.stem}{'.tif' if like is not None else '.png'}"
         written.append(folder.write(name, mask, like=like, nodata=img.nodata, image=f))
     notes += list(placing)
