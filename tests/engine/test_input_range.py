@@ -89,6 +89,7 @@ def test_uint16_into_a_uint8_model_warns_once_per_run(u8_model, tmp_path, capsys
                  str(tmp_path / "s"), "--tile", "32", "--overlap", "8", "--no-progress"]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert len(_lines(err, RANGE)) == 1 and len(_lines(err, "applied to 4 scenes in all")) == 1
+    assert _lines(err, RANGE) == warned  # the same words as annotate's (one function)
 
 
 def test_same_range_images_give_no_warning(u8_model, tmp_path, capsys):
@@ -250,6 +251,7 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
     assert check_zero_pixels(few.reshape(1, -1), norm) is None
     assert check_zero_pixels(scene.reshape(1, -1), norm.model_copy(update={"to_db": False})) is None
     said = "are 0 (or below) without a nodata tag"
+    untagged = []  # the warning of annotate, then of scene: one function words both
     for cmd in (["annotate", "--images"], ["scene", "--tile", "32", "--overlap", "8", "--image"]):
         for kind in ("untagged", "tagged"):
             out = tmp_path / f"{cmd[0]}_{kind}"
@@ -260,6 +262,7 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
             if kind == "untagged":
                 assert len(warned) == 1 and "s.tif: 15.0% of the pixels" in warned[0], warned
                 assert "gdal_edit.py -a_nodata 0" in warned[0]
+                untagged.append(warned[0])
             else:
                 assert warned == []
                 import rasterio
@@ -267,3 +270,4 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
                 lab = out if cmd[0] == "scene" else out / "labels" / "s.tif"
                 with rasterio.open(lab) as ds:
                     assert (ds.read(1)[:, :6] == 127).all()
+    assert len(untagged) == 2 and untagged[0] == untagged[1], untagged

@@ -15,11 +15,13 @@ value-range rule (:mod:`sam2elnet.data.input_range`) cannot see.
 
 Both are warnings, as the input range check is (the image may still be what the user means);
 each is counted once per run (:func:`sam2elnet.utils.run_warnings.warn_once`, kinds
-:data:`ZERO_BORDER_KIND`, :data:`MODALITY_KIND`), naming the file and what to do.
+:data:`ZERO_BORDER_KIND`, :data:`MODALITY_KIND`), naming the file and what to do;
+:func:`warn_input_kind` logs both for one image (the Predictor's images and a scene's overview).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,9 @@ from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.data.zero_pixels import untagged_zero_advice
 from sam2elnet.utils.advice import message, paragraph
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MODALITY_KIND",
@@ -35,6 +40,7 @@ __all__ = [
     "ZERO_BORDER_MIN_FRACTION",
     "check_modality",
     "check_zero_border",
+    "warn_input_kind",
     "zero_border_share",
 ]
 
@@ -156,3 +162,31 @@ def check_modality(values: np.ndarray, dtype: Any, cfg: Any, in_bands: int | Non
             "for SAR scenes, or give this model the optical image it was trained for."
         ),
     )
+
+
+def warn_input_kind(
+    source: Any,
+    data: np.ndarray,
+    valid: np.ndarray | None,
+    values: np.ndarray,
+    cfg: Any,
+    in_bands: int | None,
+) -> None:
+    """Log :func:`check_zero_border`'s and :func:`check_modality`'s warnings about one image:
+    each one ``warning:`` record of this module's logger, ``"SOURCE: text"``, once per run
+    (:func:`~sam2elnet.utils.run_warnings.warn_once`, kinds :data:`ZERO_BORDER_KIND` and
+    :data:`MODALITY_KIND`; outside a job's scope every time).
+
+    Args:
+        source: The file named first in each line (a path or a string; None: ``input``).
+        data: Raw pixels (C, H, W) in the file's units.
+        valid: (H, W) bool, True where not nodata, or None (no nodata tag).
+        values: The valid pixels (C, n).
+        cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig` (or None).
+        in_bands: The model's input band count.
+    """
+    name = source or "input"
+    if msg := check_zero_border(data, valid, cfg):
+        warn_once(log, ZERO_BORDER_KIND, f"{name}: {msg}")
+    if msg := check_modality(values, data.dtype, cfg, in_bands):
+        warn_once(log, MODALITY_KIND, f"{name}: {msg}")

@@ -10,19 +10,31 @@ tag 0 as nodata, :data:`TAG_ZERO_NODATA`). The pixels are never made nodata here
 also occur inside a swath after thermal noise removal, where they are measurements.
 
 The rule is docs/data.md's "Input range check" (its untagged-zero row); the range check beside it
-is :mod:`sam2elnet.data.input_range`.
+is :mod:`sam2elnet.data.input_range`. :func:`warn_pixel_values` issues both warnings for one
+image (the prediction side: ``annotate`` / ``enhance`` / ``serve`` through the Predictor,
+``scene`` from the scene's overview), so the wording and the once-per-run rule are the same.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.input_range import CMD, RANGE_SAMPLE, bands_by_pixel
+from sam2elnet.data.input_range import (
+    CMD,
+    INPUT_RANGE_KIND,
+    RANGE_SAMPLE,
+    bands_by_pixel,
+    check_input_range,
+)
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.utils.advice import command, message, paragraph
+from sam2elnet.utils.run_warnings import warn_once
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "TAG_ZERO_NODATA",
@@ -31,6 +43,7 @@ __all__ = [
     "check_zero_pixels",
     "check_zero_training",
     "untagged_zero_advice",
+    "warn_pixel_values",
     "zero_share",
 ]
 
@@ -77,6 +90,33 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
             "they become nodata (127) in the labels",
         ),
     )
+
+
+def warn_pixel_values(source: Any, values: np.ndarray, dtype: Any, cfg: Any) -> str | None:
+    """Log the prediction side's two warnings about one image's raw values: many untagged zeros
+    for a model that converts to dB (:func:`check_zero_pixels`, kind :data:`ZERO_PIXELS_KIND`),
+    then values far from the model's training range
+    (:func:`~sam2elnet.data.input_range.check_input_range`, kind
+    :data:`~sam2elnet.data.input_range.INPUT_RANGE_KIND`). Each is one ``warning:`` record of
+    this module's logger, ``"SOURCE: text"``, once per run
+    (:func:`~sam2elnet.utils.run_warnings.warn_once`; outside a job's scope every time).
+
+    Args:
+        source: The file named first in each line (a path or a string; None: ``input``).
+        values: Raw valid pixels, (C, n) or (n,), in the file's units (nodata left out).
+        dtype: The image's dtype, for the range message.
+        cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+
+    Returns:
+        The range warning's text (without the file name), or None when the image fits.
+    """
+    name = source if source is not None else "input"
+    if zeros := check_zero_pixels(values, cfg):
+        warn_once(log, ZERO_PIXELS_KIND, f"{name}: {zeros}")
+    msg = check_input_range(values, dtype, cfg)
+    if msg is not None:
+        warn_once(log, INPUT_RANGE_KIND, f"{name}: {msg}")
+    return msg
 
 
 TAG_ZERO_NODATA = "gdal_edit.py -a_nodata 0 FILE"

@@ -214,30 +214,21 @@ class Predictor:
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
         """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
+        from sam2elnet.data.input_kind import warn_input_kind
         from sam2elnet.data.normalize import normalize_for_model
+        from sam2elnet.data.zero_pixels import warn_pixel_values
 
         x = normalize_for_model(img, self.normalization, self.in_bands, getattr(img, "path", None))
         valid = np.asarray(img.valid, dtype=bool)
         # the valid pixels (C, n): without nodata all of them, in the same order (no gather)
         data = img.data
         values = data.reshape(data.shape[0], -1) if img.nodata is None else data[:, valid]
-        self.check_range(values, data.dtype, getattr(img, "path", None))
-        self.check_kind(data, valid if img.nodata is not None else None, values, img)
+        warn_pixel_values(getattr(img, "path", None), values, data.dtype, self.normalization)
+        keep = valid if img.nodata is not None else None
+        warn_input_kind(
+            getattr(img, "path", None), data, keep, values, self.normalization, self.in_bands
+        )
         return x, valid
-
-    def check_kind(self, data: np.ndarray, valid: Any, values: np.ndarray, img: Any) -> None:
-        """Warn (once per run, :func:`~sam2elnet.utils.run_warnings.warn_once`) about an untagged
-        zero margin of an optical image and a SAR image given to an optical model
-        (:mod:`sam2elnet.data.input_kind`): ``data`` (C, H, W) raw, ``valid`` (H, W) or None,
-        ``values`` the valid pixels (C, n)."""
-        from sam2elnet.data import input_kind as ik
-        from sam2elnet.utils.run_warnings import warn_once
-
-        name = getattr(img, "path", None) or "input"
-        if msg := ik.check_zero_border(data, valid, self.normalization):
-            warn_once(log, ik.ZERO_BORDER_KIND, f"{name}: {msg}")
-        if msg := ik.check_modality(values, data.dtype, self.normalization, self.in_bands):
-            warn_once(log, ik.MODALITY_KIND, f"{name}: {msg}")
 
     def set_bands(self, bands: Sequence[int] | None) -> Predictor:
         """Read these file bands (1-based, ``--bands 4,3,2``) instead of the ones the model was
@@ -252,24 +243,6 @@ class Predictor:
                 update={"band_select": [int(b) for b in bands]}
             )
         return self
-
-    def check_range(self, values: np.ndarray, dtype: Any, source: Any = None) -> str | None:
-        """Warn when raw pixel ``values`` (C, n) are far from the model's training range
-        (:func:`sam2elnet.data.input_range.check_input_range`), and when a model that converts to
-        dB gets many pixels of 0 without a nodata tag (:func:`~sam2elnet.data.zero_pixels.
-        check_zero_pixels`): one ``warning:`` line of each kind naming ``source`` per run (:func:`sam2elnet.utils.run_warnings.warn_once`; outside a job's
-        scope every time); return the message or None."""
-        from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
-        from sam2elnet.data.zero_pixels import ZERO_PIXELS_KIND, check_zero_pixels
-        from sam2elnet.utils.run_warnings import warn_once
-
-        name = source if source is not None else "input"
-        if zeros := check_zero_pixels(values, self.normalization):
-            warn_once(log, ZERO_PIXELS_KIND, f"{name}: {zeros}")
-        msg = check_input_range(values, dtype, self.normalization)
-        if msg is not None:
-            warn_once(log, INPUT_RANGE_KIND, f"{name}: {msg}")
-        return msg
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""

@@ -8,7 +8,6 @@ Used by :class:`sam2elnet.engine.scene_inputs.SceneInputs`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +17,6 @@ import numpy as np
 from sam2elnet.data.tiling import decimated_read
 from sam2elnet.data.validity import dataset_valid
 from sam2elnet.errors import DataError
-from sam2elnet.utils.run_warnings import warn_once
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "SceneNormalizer",
@@ -184,6 +180,7 @@ def make_scene_normalizer(
     count the model cannot take.
     """
     from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_layout
+    from sam2elnet.data.input_kind import warn_input_kind
 
     cfg = getattr(predictor, "normalization", None)
     in_bands = getattr(predictor, "in_bands", None)
@@ -214,7 +211,7 @@ def make_scene_normalizer(
         file_bands=int(src.count),
         colour=len(bands) == 3 and data.dtype == np.uint8,  # RGB, alpha left out
     )
-    _check_kind(src, cfg, in_bands, data, valid, pix)
+    warn_input_kind(src.name, data, valid, pix, cfg, in_bands)  # the Predictor's warnings
     if layout == "first":
         bands, pix = bands[:1], pix[:1]
     norm = _normalizer_from_pixels(src, cfg, bands, pix)
@@ -226,33 +223,17 @@ def make_scene_normalizer(
     return norm
 
 
-def _check_kind(
-    src: Any, cfg: Any, in_bands: int | None, data: np.ndarray, valid: np.ndarray, pix: np.ndarray
-) -> None:
-    """The scene's :mod:`sam2elnet.data.input_kind` warnings (once per run) from its overview:
-    ``data`` (C, h, w) raw, ``valid`` (h, w), ``pix`` the valid pixels (C, n)."""
-    from sam2elnet.data import input_kind as ik
-
-    if msg := ik.check_zero_border(data, valid, cfg):
-        warn_once(log, ik.ZERO_BORDER_KIND, f"{src.name}: {msg}")
-    if msg := ik.check_modality(pix, pix.dtype, cfg, in_bands):
-        warn_once(log, ik.MODALITY_KIND, f"{src.name}: {msg}")
-
-
 def _normalizer_from_pixels(
     src: Any, cfg: Any, bands: list[int], pix: np.ndarray, warn: bool = True
 ) -> SceneNormalizer:
     """The :class:`SceneNormalizer` of ``bands`` from valid raw pixels ``pix`` (C, n); ``warn``
-    logs :func:`~sam2elnet.data.input_range.check_input_range`'s warning (once per run)."""
-    from sam2elnet.data.input_range import INPUT_RANGE_KIND, check_input_range
+    logs the untagged-zero and input range warnings
+    (:func:`~sam2elnet.data.zero_pixels.warn_pixel_values`, the Predictor's; once per run)."""
     from sam2elnet.data.normalize import NormalizationConfig, to_db
-    from sam2elnet.data.zero_pixels import ZERO_PIXELS_KIND, check_zero_pixels
+    from sam2elnet.data.zero_pixels import warn_pixel_values
 
     if warn and isinstance(cfg, NormalizationConfig):
-        if zeros := check_zero_pixels(pix, cfg):
-            warn_once(log, ZERO_PIXELS_KIND, f"{src.name}: {zeros}")
-        if msg := check_input_range(pix, src.dtypes[bands[0] - 1], cfg):
-            warn_once(log, INPUT_RANGE_KIND, f"{src.name}: {msg}")
+        warn_pixel_values(src.name, pix, src.dtypes[bands[0] - 1], cfg)
     pix = pix.astype(np.float32)
     if cfg is not None:
         method = getattr(cfg, "method", None)
