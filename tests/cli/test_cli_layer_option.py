@@ -284,3 +284,31 @@ def test_scene_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> None
                    "--out", tmp_path / "bad")  # fmt: skip
     assert rc == 2 and _one_error(err).startswith(f"error: {folder}: --layer 'new' names")
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_report_of_an_enhance_layer_run_draws_that_layer(
+    tmp_path, model, capsys, monkeypatch
+) -> None:
+    """The run report of ``enhance --layer new`` draws each coarse label from layer new (the
+    run records it: summary.json ``coarse_layer``); it read the file's default layer, old."""
+    import sam2elnet.pipeline.report as report_mod
+    from sam2elnet.pipeline.report_vector import draw_vector_label
+
+    images = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        write_tif(images / f"{name}.tif", rng.integers(20, 230, (3, 32, 32)).astype(np.uint8))
+    two, _ = _two_layers(tmp_path)
+    out = tmp_path / "out"
+    rc, err = _cli(capsys, "enhance", "--model", model, "--images", images, "--labels", two,
+                   "--out", out, "--layer", "new", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert json.loads((out / "summary.json").read_text())["coarse_layer"] == "new"
+    got: list = []
+    monkeypatch.setattr(report_mod, "write_report", lambda path, items, **kw: got.extend(items))
+    report_mod.write_run_report(out)
+    want = np.zeros((32, 32), bool)
+    want[:, 20:30] = True  # layer new: columns 20..29 (old: 0..9)
+    assert len(got) == 2
+    for it in got:
+        assert np.array_equal(draw_vector_label(it.input_label, it.image), want), it.name

@@ -315,5 +315,7 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
+    if layer is not None:  # the report draws the coarse labels from this layer too
+        summary["coarse_layer"] = layer
     coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
     return job.run(model, spec, fields, files, coarse.__getitem__, summary)

@@ -37,6 +37,7 @@ from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import eval_truth
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
+from sam2elnet.pipeline.report_vector import share_vector_labels
 
 __all__ = [
     "ReportItem",
@@ -225,6 +226,8 @@ def write_run_report(
                 extra=extra,
             )
         )
+    # vector coarse labels from the layer enhance read (--layer), not the file's default layer
+    items = share_vector_labels(items, (summary or {}).get("coarse_layer"))
     metrics = None
     if summary is not None:
         metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
@@ -361,7 +364,9 @@ def write_evaluation_report(
     run_summary = _run_summary(result.options.get("quality_csv"))
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
         threshold = float(run_summary["threshold"])
-    items = evaluation_items(result, images)
+    items = share_vector_labels(  # the enhance run's coarse labels from the layer it read
+        evaluation_items(result, images), (run_summary or {}).get("coarse_layer")
+    )
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
     road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
     metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}

@@ -58,17 +58,19 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
     )
 
 
-def share_vector_labels(items: Sequence[Any]) -> list[Any]:
+def share_vector_labels(items: Sequence[Any], layer: str | None = None) -> list[Any]:
     """``items`` (:class:`~sam2elnet.pipeline.report_items.ReportItem`) with each vector-file
     input label that two or more of them give read once (:class:`SharedVector`; those items
     copied, the others as they are). A file that cannot be read stays a path: each of its items
-    then names the error on its card, as before."""
+    then names the error on its card, as before. ``layer``: the layer the run read
+    (``enhance --layer``, its ``summary.json`` ``coarse_layer``), read from every vector file,
+    also one item's own (:func:`~sam2elnet.data.vector_shared.share_vectors`)."""
 
     def vector_path(v: Any) -> Path | None:
         return Path(v) if isinstance(v, (str, Path)) and is_vector_label(v) else None
 
     shared = share_vectors(
-        p for p in (vector_path(it.input_label) for it in items) if p is not None
+        (p for p in (vector_path(it.input_label) for it in items) if p is not None), layer=layer
     )
     for p, sv in shared.items():  # a feature naming another image of the run: not this one's
         shared[p] = sv.serving(
