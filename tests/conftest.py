@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 # Tests use tiny models on tiny images: one thread is as fast and never stalls on a busy machine
 # (OpenMP threads spin-waiting for a descheduled sibling can slow a step 100x). Set before torch
@@ -110,6 +111,25 @@ def bench_import() -> Iterator[Callable[[str], ModuleType]]:
         yield importlib.import_module
     finally:
         sys.path.remove(str(BENCH_DIR))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The micro model the inference and CLI tests share, with its data and run folder
+    (``data``, ``run``, ``model``; engine/test_train.trained_run: trained once per session).
+    Module-scoped, so a test module has it before its first ``capsys``."""
+    from test_train import trained_run
+
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def pred(run: dict[str, Path]) -> Any:
+    """A :class:`~sam2elnet.engine.infer.Predictor` of :func:`run`'s model (float32, batches of
+    4), loaded once per test module."""
+    from sam2elnet.engine.infer import Predictor
+
+    return Predictor.from_file(run["model"], precision="32", batch_size=4)
 
 
 @pytest.fixture

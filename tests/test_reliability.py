@@ -15,17 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import make_dataset, small_cfg, trained_run
+from test_train import make_dataset, small_cfg
 
 from sam2elnet.cli import main
 from sam2elnet.errors import DiskFullError
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 def _images(run: dict[str, Path], dst: Path, n: int = 3) -> Path:

@@ -7,16 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import make_dataset, trained_run
+from test_train import make_dataset
 
 from sam2elnet.cli import main
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 def test_train_cli_end_to_end_and_resume(

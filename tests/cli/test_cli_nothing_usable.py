@@ -13,16 +13,10 @@ import cv2
 import numpy as np
 import pytest
 from helpers_data import write_png, write_tif
-from test_train import trained_run
 
 from sam2elnet.cli import main
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 def _black(folder: Path, n: int) -> Path:

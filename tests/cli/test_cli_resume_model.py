@@ -20,15 +20,9 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import pytest
 import torch
-from test_train import trained_run
 
 from sam2elnet.cli import main
 from sam2elnet.data.run_model import MODEL_ID_JSON, model_version
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

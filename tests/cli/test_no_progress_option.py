@@ -13,13 +13,10 @@ import os
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import re
-from pathlib import Path
 
 import numpy as np
-import pytest
 import tqdm.std
 from helpers_data import write_tif
-from test_train import trained_run
 
 from sam2elnet.cli import app, main
 from sam2elnet.cli.shared_options import NO_PROGRESS_HELP
@@ -53,12 +50,6 @@ def test_every_command_with_a_bar_takes_the_one_no_progress_option() -> None:
     for name, param in found.items():
         assert param.help == NO_PROGRESS_HELP, name
         assert param.default is False, name
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The shared micro model and its data (trained once per session, before capsys starts)."""
-    return trained_run(tmp_path_factory)
 
 
 def _stages(argv: list[str], capsys, monkeypatch) -> list[str]:  # noqa: ANN001

@@ -11,20 +11,9 @@ import numpy as np
 import pytest
 from helpers_data import count_vector_reads, tiled_scene
 from helpers_logs import logs_warning
-from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, enhance_folder
 from sam2elnet.errors import DataError, UserError
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def pred(run: dict[str, Path]) -> Predictor:
-    return Predictor.from_file(run["model"], precision="32", batch_size=4)
 
 
 def test_enhance_accepts_vector_coarse_labels(

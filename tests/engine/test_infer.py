@@ -13,21 +13,10 @@ import cv2
 import numpy as np
 import pytest
 from helpers_data import tiled_scene
-from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def pred(run: dict[str, Path]) -> Predictor:
-    return Predictor.from_file(run["model"], precision="32", batch_size=4)
 
 
 def _no_temp_files(folder: Path) -> None:

@@ -11,16 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_train import trained_run
 
 from sam2elnet.engine import memory
 from sam2elnet.engine.infer import Predictor, annotate_folder
 from sam2elnet.errors import UserError
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 @pytest.fixture

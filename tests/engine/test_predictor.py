@@ -9,21 +9,10 @@ import numpy as np
 import pytest
 import torch
 from helpers_logs import logs_warning
-from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor
 from sam2elnet.errors import CheckpointError, DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def pred(run: dict[str, Path]) -> Predictor:
-    return Predictor.from_file(run["model"], precision="32", batch_size=4)
 
 
 def test_predict_mixed_sizes_and_batching(pred: Predictor) -> None:

@@ -18,16 +18,10 @@ import pytest
 import torch
 from helpers_data import write_png, write_tif
 from helpers_logs import logs_warning
-from test_train import trained_run
 
 from sam2elnet.engine.infer import Predictor, annotate_folder
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model import load_model, save_model
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 def _tampered(run: dict[str, Path], tmp: Path, value: float, name: str = "nan.pt") -> Path:

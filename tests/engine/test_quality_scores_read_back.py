@@ -20,7 +20,6 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 import numpy as np
 import pytest
 from helpers_data import blob_mask, write_png
-from test_train import trained_run
 
 from sam2elnet.data.runfolder import (
     parse_score,
@@ -118,11 +117,6 @@ def test_export_and_evaluate_ignore_an_infinite_score(tmp_path: Path) -> None:
     assert got["img0"] == 0.9 and got["img1"] == 0.7
     assert math.isnan(got["img2"]) and math.isnan(got["img3"])
     assert res.quality is not None and res.quality.n == 2
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return trained_run(tmp_path_factory)
 
 
 def test_annotate_into_the_images_folder_resumes_and_redoes_infinite_rows(
