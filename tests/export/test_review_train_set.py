@@ -132,6 +132,23 @@ def test_importing_again_updates_the_training_set(run, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "reviewed").iterdir() if p.is_dir()) == ["train-set"]
 
 
+def test_the_training_set_folder_has_the_mode_of_any_new_folder(run, tmp_path, capsys):
+    """The set is renamed from a temporary folder: it was made by tempfile.mkdtemp (mode 0700),
+    so the training folder was unreadable to everyone but its owner (a team's trainer, a
+    service account); it takes the umask as the import's --out and the set's sub-folders do."""
+    gp = _reviewed_gpkg(capsys, run, tmp_path)
+    train = tmp_path / "reviewed" / "train-set"
+    old = os.umask(0o022)
+    try:
+        for _ in range(2):  # the first build and a rebuild (a re-import)
+            rc, _, err = _import(capsys, gp, tmp_path, "--with-labels", run)
+            assert rc == 0, err
+            modes = {p.name: p.stat().st_mode & 0o777 for p in (train, train / "masks")}
+            assert modes == {"train-set": 0o755, "masks": 0o755}
+    finally:
+        os.umask(old)
+
+
 def test_a_named_train_set_and_bad_inputs(run, tmp_path, capsys):
     gp = _reviewed_gpkg(capsys, run, tmp_path)
     masks = tmp_path / "reviewed"

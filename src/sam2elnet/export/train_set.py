@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -165,7 +166,7 @@ class TrainSetPlan:
                 self.folder,
             )
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_TMP, dir=self.folder.parent))
+        tmp = _new_temp_folder(self.folder.parent)
         try:
             record: dict[str, dict[str, str]] = {"masks": {}, "images": {}}
             (tmp / "images").mkdir()
@@ -419,6 +420,20 @@ def _link(src: Path, dst: Path) -> int:
     except OSError:
         shutil.copy2(src, dst)
         return 0
+
+
+def _new_temp_folder(parent: Path) -> Path:
+    """A new, empty hidden folder ``parent/.elnet-train-set-<8 hex>`` made by a plain
+    ``mkdir``, so it has the mode of any new folder (the umask's): the training folder is
+    renamed from it, and ``tempfile.mkdtemp``'s mode 0700 made the set unreadable to anyone
+    but its owner. Raises ``OSError`` when ``parent`` is not writable."""
+    while True:
+        tmp = parent / f"{_TMP}{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:
