@@ -188,7 +188,7 @@ def import_vector(
     else:
         cat_notes = []
     gdf, notes = _repair(gdf)
-    notes = cat_notes + notes
+    notes = cat_notes + _unread_line_edits(p, layer, check) + notes
     if line_width is None:  # once for the layer, not once per image it is placed on
         import shapely
 
@@ -237,6 +237,56 @@ def import_vector(
     return ImportResult(
         folder.out, written, skipped, notes, removed, check.model(), images=folder.images
     )
+
+
+def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[str]:
+    """A note when road centre lines were drawn or deleted in the export's line layer, which the
+    import does not read (its masks come from the ``labels`` polygons): the layer
+    ``centre_lines`` of a GeoPackage, ``<stem>_centre_lines<suffix>`` beside a GeoJSON /
+    Shapefile (:func:`~sam2elnet.export.centrelines.centre_lines_path`). Compared per image
+    with the record's ``centre_lines`` count; nothing without a record, with ``layer`` given
+    (the user chose the layer) or when the line layer is unreadable. Before, a road a reviewer
+    drew there (a natural place: QGIS shows it over the polygons) was left out without a word.
+    """
+    if layer is not None or not check.digests:
+        return []
+    import pyogrio
+
+    from sam2elnet.export.centrelines import LAYER, centre_lines_path
+
+    gpkg = p.suffix.lower() == ".gpkg"
+    lines = centre_lines_path(p, "gpkg" if gpkg else "other")
+    try:
+        if gpkg and LAYER not in {str(n) for n, _ in pyogrio.list_layers(p)}:
+            return []
+        if not lines.is_file():
+            return []
+        df = pyogrio.read_dataframe(
+            lines, layer=LAYER if gpkg else None, columns=["source"], read_geometry=False
+        )
+    except Exception:  # noqa: BLE001 - an unreadable extra layer is not the import's input
+        return []
+    have: dict[str, int] = {}
+    for src in df["source"].dropna():
+        stem = Path(str(src)).stem
+        have[stem] = have.get(stem, 0) + 1
+    entries = {id(e): e for e in check.digests.values()}.values()
+    changed = []
+    for e in entries:
+        sent = e.get("centre_lines")
+        stem = Path(str(e.get("source") or e.get("label") or "")).stem
+        if isinstance(sent, int) and have.get(stem, 0) != sent:
+            changed.append(f"{e.get('source') or stem}: {have.get(stem, 0)} lines, {sent} sent")
+    if not changed:
+        return []
+    where = f"layer {LAYER} of {p.name}" if gpkg else lines.name
+    return [
+        f"{where} was edited for {len(changed)} images ({name_sample(changed, 3)}) but is not "
+        "read: the masks come from the polygons of the labels layer only, so lines drawn or "
+        "deleted there are not in them; draw missing roads as polygons in the labels layer, "
+        "or as lines in a layer of their own imported with --line-width into another --out "
+        "(docs/roads.md)"
+    ]
 
 
 def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
