@@ -132,8 +132,8 @@ def test_experiment_scores_each_test_tile_within_its_own_ground_buffer(
     from sam2elnet.engine.metrics import RoadCounts
     from sam2elnet.errors import DataError
     from sam2elnet.pipeline.experiment_config import upgrade_identity
+    from sam2elnet.pipeline.experiment_scores import counts_vs_truth, write_per_image_csv
     from sam2elnet.pipeline.experiment_split import Split, test_road_buffers
-    from sam2elnet.pipeline.experiment_stats import counts_vs_truth, write_per_image_csv
 
     data = make_mercator_road_dataset(tmp_path / "roads", n=4)
     seen = experiment_configs

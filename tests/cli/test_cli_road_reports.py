@@ -82,7 +82,7 @@ def test_experiment_per_image_csv_records_the_road_buffer(tmp_path: Path) -> Non
     buffer they were matched within (another --road-buffer: other numbers, the same columns)."""
     import csv
 
-    from sam2elnet.pipeline.experiment_stats import write_per_image_csv
+    from sam2elnet.pipeline.experiment_scores import write_per_image_csv
 
     rows = [("full", "test", "r0", "all", [5, 1, 2, 40, 30, 27, 30, 25, 1, 1]),
             ("autolabels", "unlabelled", "r1", "all", [4, 0, 0, 44])]  # fmt: skip

@@ -556,8 +556,8 @@ def test_experiment_road_buffer_reaches_the_road_measures(
     from sam2elnet.engine.metrics import RoadCounts
     from sam2elnet.option_values import ROAD_BUFFER_PX
     from sam2elnet.pipeline.experiment_config import upgrade_identity
+    from sam2elnet.pipeline.experiment_scores import counts_vs_truth
     from sam2elnet.pipeline.experiment_split import Split
-    from sam2elnet.pipeline.experiment_stats import counts_vs_truth
 
     data = make_road_dataset(tmp_path / "roads", n=4, size=48)
     seen = experiment_configs
@@ -639,7 +639,7 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
     import sam2elnet.engine.downstream as downstream
     import sam2elnet.pipeline.experiment as experiment_mod
     import sam2elnet.pipeline.experiment_autolabels as autolabels
-    from sam2elnet.pipeline.experiment_stats import label_counts, summarize_counts
+    from sam2elnet.pipeline.experiment_scores import label_counts, summarize_counts
 
     out = tmp_path / "exp"
 

@@ -128,7 +128,7 @@ def test_elnet_test_row_gets_road_measures_as_downstream_rows(tmp_path: Path) ->
     """counts_vs_truth with ``road_counts`` (row (f) of a road experiment) appends each image's
     road counts over its valid pixels: the values road_counts gives on the pair."""
     from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.pipeline.experiment_stats import counts_vs_truth
+    from sam2elnet.pipeline.experiment_scores import counts_vs_truth
 
     truth = np.zeros((48, 48), np.uint8)
     truth[22:26, :] = 1  # one road across the image, 4 px wide

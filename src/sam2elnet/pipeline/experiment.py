@@ -46,7 +46,8 @@ Modules, one concept each: :mod:`~sam2elnet.pipeline.experiment_config` (options
 :mod:`~sam2elnet.pipeline.experiment_autolabels` (auto-annotation, filter, SAM2-ELNet on the test
 split), :mod:`~sam2elnet.pipeline.experiment_table2` (table 2's label sets, label scores and rows),
 :mod:`~sam2elnet.pipeline.experiment_downstream` (the downstream settings and trainings),
-:mod:`~sam2elnet.pipeline.experiment_stats` (scores, intervals, verdict),
+:mod:`~sam2elnet.pipeline.experiment_scores` (label scores vs the truth, per_image.csv),
+:mod:`~sam2elnet.pipeline.experiment_stats` (intervals, per-sensor rows, verdict),
 :mod:`~sam2elnet.pipeline.experiment_report` (markdown, plots, HTML); this module runs the stages
 in order, assembles the results (:func:`run_experiment`) and re-exports the public names.
 """
@@ -100,6 +101,12 @@ from sam2elnet.pipeline.experiment_report import (
     render_markdown,
     write_report_html,
 )
+from sam2elnet.pipeline.experiment_scores import (
+    csv_rows,
+    score_labels,
+    score_per_image,
+    write_per_image_csv,
+)
 from sam2elnet.pipeline.experiment_split import (
     Split,
     make_split,
@@ -112,13 +119,9 @@ from sam2elnet.pipeline.experiment_stages import Stages, json_safe
 from sam2elnet.pipeline.experiment_stats import (
     add_intervals,
     convergence,
-    csv_rows,
     group_of,
-    score_labels,
-    score_per_image,
     table_row,
     verdict_lines,
-    write_per_image_csv,
 )
 from sam2elnet.pipeline.experiment_table2 import enhancement_labels, table2_rows, table2_sources
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic

@@ -22,17 +22,16 @@ from sam2elnet.pipeline.experiment_engine import (
     rows_to_labels,
     unusable_record,
 )
-from sam2elnet.pipeline.experiment_split import Split, write_subset
-from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
-from sam2elnet.pipeline.experiment_stats import (
-    add_intervals,
+from sam2elnet.pipeline.experiment_scores import (
     counts_vs_truth,
     csv_rows,
-    group_of,
     label_counts,
     per_image_iou,
     summarize_counts,
 )
+from sam2elnet.pipeline.experiment_split import Split, write_subset
+from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
+from sam2elnet.pipeline.experiment_stats import add_intervals, group_of
 
 log = logging.getLogger(__name__)
 

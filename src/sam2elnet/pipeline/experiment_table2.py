@@ -26,15 +26,10 @@ from sam2elnet.pipeline.experiment_engine import (
     rows_to_labels,
     unusable_record,
 )
+from sam2elnet.pipeline.experiment_scores import counts_vs_truth, csv_rows
 from sam2elnet.pipeline.experiment_split import Split, norm_config
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, sha
-from sam2elnet.pipeline.experiment_stats import (
-    add_intervals,
-    counts_vs_truth,
-    csv_rows,
-    group_of,
-    table_row,
-)
+from sam2elnet.pipeline.experiment_stats import add_intervals, group_of, table_row
 from sam2elnet.utils.paths import link_or_copy
 
 log = logging.getLogger(__name__)
