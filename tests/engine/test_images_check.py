@@ -303,3 +303,96 @@ def test_a_large_probability_map_given_as_pred_is_judged_on_a_bounded_sample(
         dst.write(np.stack([prob[0], prob[0].T, 1 - prob[0]]))
     with pytest.raises(UserError, match="looks like an image, not a mask"):
         check_not_images({"b": rgb}, {"b": truth}, ["b"])
+
+
+def test_the_sample_is_read_under_a_small_gdal_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampled_reads: list[tuple[int, ...]]
+) -> None:
+    """Was: GDAL's default block cache (5 % of the RAM) kept every decoded block while the
+    decimated sample was read: 681 / 711 MB peak for a 10,000^2 px JPEG GeoTIFF (striped /
+    tiled), 125 MB with the cap (docs/benchmarks.md). The cap is what GDAL has during the read."""
+    import rasterio.env
+
+    import sam2elnet.data.pixel_sample as pixel_sample
+    import sam2elnet.data.tiling as tiling
+
+    seen: list[object] = []
+    counted = tiling.decimated_read
+
+    def with_env(*a, **k):  # type: ignore[no-untyped-def]
+        seen.append(rasterio.env.getenv().get("GDAL_CACHEMAX"))
+        return counted(*a, **k)
+
+    monkeypatch.setattr(tiling, "decimated_read", with_env)
+    monkeypatch.setattr(pixel_sample, "SAMPLE_PIXELS", 32 * 32)
+    photo = tmp_path / "photo.tif"
+    with rasterio.open(photo, "w", driver="GTiff", height=96, width=96, count=3,
+                       dtype="uint8", compress="jpeg") as dst:  # fmt: skip
+        dst.write(np.random.default_rng(0).integers(0, 256, (3, 96, 96)).astype(np.uint8))
+    assert mask_like_image(photo) == ""
+    assert seen == [pixel_sample.SAMPLE_CACHE_MB * 2**20] and len(sampled_reads) == 1
+
+
+def test_a_large_palette_png_is_judged_on_a_bounded_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampled_reads: list[tuple[int, ...]]
+) -> None:
+    """Was: a palette PNG's class indices were decoded whole (PIL) for the look before the
+    job, whatever its size. Now one over SAMPLE_PIXELS is read decimated by GDAL (indices)."""
+    import sam2elnet.data.masks as masks
+    import sam2elnet.data.pixel_sample as pixel_sample
+
+    monkeypatch.setattr(pixel_sample, "SAMPLE_PIXELS", 16 * 16)
+    m = np.zeros((64, 64), np.uint8)
+    m[10:40, 20:50] = 1
+    pal = Image.fromarray(m, mode="P")
+    pal.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+    pal.save(tmp_path / "pal.png")
+    assert list(image_values(tmp_path / "pal.png")) == [0, 1]
+    assert mask_like_image(tmp_path / "pal.png") == "only the values 0 and 1, a mask"
+    assert masks.image_like_label(tmp_path / "pal.png") == ""  # a palette file is a label
+    assert sampled_reads and all(s[0] == 1 and s[1] * s[2] <= 16 * 16 for s in sampled_reads)
+    # the mask reader still reads it whole
+    assert masks.read_mask(tmp_path / "pal.png").sum() == 30 * 30
+
+
+def test_files_over_the_old_size_cap_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampled_reads: list[tuple[int, ...]]
+) -> None:
+    """Was: files over CONTENT_CHECK_MAX_BYTES (64 MiB) skipped the images-vs-masks and
+    labels-vs-images checks entirely. With the bounded sample they are judged too (the cap,
+    lowered to 100 bytes here wherever it was read, is now only that of a whole read by the
+    image reader of a file GDAL cannot open)."""
+    import sam2elnet.data.images_check as images_check
+    import sam2elnet.data.masks as masks
+    import sam2elnet.data.pixel_sample as pixel_sample
+    from sam2elnet.engine.eval_inputs import check_not_images
+    from sam2elnet.engine.folder_inputs import check_labels_not_images
+
+    for mod in (masks, images_check, pixel_sample):
+        monkeypatch.setattr(mod, "CONTENT_CHECK_MAX_BYTES", 100, raising=False)
+    monkeypatch.setattr(pixel_sample, "SAMPLE_PIXELS", 16 * 16)  # every file "large"
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}_mask.png"), _mask(i))
+    assert (folder / "0_mask.png").stat().st_size > 100
+    with pytest.raises(UserError, match="holds label masks, not images"):
+        check_images_not_masks(sorted(folder.iterdir()), folder)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(images / f"{i}_sat.png"), _sar(i))
+    pairs = {images / f"{i}_sat.png": images / f"{i}_sat.png" for i in range(3)}
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(labels / f"{i}_sat.png"), _sar(i + 5))
+    with pytest.raises(UserError, match=r"holds images, not coarse labels \(0_sat.png: "):
+        check_labels_not_images({i: labels / i.name for i in pairs}, labels)
+    with pytest.raises(UserError, match="looks like an image, not a mask"):
+        check_not_images({"a": folder / "0_mask.png"}, {"a": images / "0_sat.png"}, ["a"])
+    assert sampled_reads  # all judged on decimated reads
+    # a file GDAL cannot open is not read whole above the cap: unreadable, passed over
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG" + b"x" * 200)
+    assert image_values(bad) is None and mask_like_image(bad) == ""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_values, mask_like_image
+from sam2elnet.data.masks import image_values, mask_like_image
 from sam2elnet.errors import UserError
 
 __all__ = ["IMAGES_EXPECTED", "check_images_not_masks"]
@@ -29,8 +29,9 @@ def check_images_not_masks(files: Sequence[Path], images: Any) -> None:
     """Refuse an ``--images`` folder of label masks, before the model loads (annotating masks
     gave confident labels of them, silently): every one of the first (at most three) files that
     are not constant is a mask by :func:`sam2elnet.data.masks.mask_like_image` (two values, the
-    lower 0; files over :data:`~sam2elnet.data.masks.CONTENT_CHECK_MAX_BYTES` are not read). One image among them, or only constant files
-    (empty masks, blank tiles), refuses nothing.
+    lower 0), each judged on a bounded sample whatever its size
+    (:func:`sam2elnet.data.pixel_sample.valid_pixels`). One image among them, or only constant
+    files (empty masks, blank tiles), refuses nothing.
 
     Raises:
         UserError: naming ``images`` (the argument; the first file's folder for a list), the
@@ -40,11 +41,6 @@ def check_images_not_masks(files: Sequence[Path], images: Any) -> None:
     for f in files[:12]:
         if len(judged) == 3:
             break
-        try:
-            if f.stat().st_size > CONTENT_CHECK_MAX_BYTES:
-                return
-        except OSError:
-            continue
         values = image_values(f)
         if values is None or values.size < 2:  # unreadable (the reader says why) or constant
             continue

@@ -42,7 +42,6 @@ from sam2elnet.utils.run_warnings import warn_once
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CONTENT_CHECK_MAX_BYTES",
     "OtherGrid",
     "mask_size_error",
     "other_grid",
@@ -57,11 +56,6 @@ __all__ = [
     "read_mask_valid",
     "write_decoded_mask",
 ]
-
-CONTENT_CHECK_MAX_BYTES = 64 * 2**20
-"""Files larger than this (64 MiB: scenes, streamed by window) are not read whole to tell an
-image from a mask (:func:`image_like_label`, :func:`mask_like_image`): the checks that ask
-skip them."""
 
 KIND_NO_GEOREF_LABEL = "a label or its image without georeference, used by pixel index"
 """The kind a one-sided georeference warning is counted by (once per run,
@@ -272,7 +266,7 @@ def image_like_label(path: str | Path, probability_ok: bool = False) -> str:
     from sam2elnet.data.mask_values import continuous_share
 
     p = Path(path)
-    if _read_palette_indices(p) is not None:
+    if _is_palette(p):
         return ""
     try:
         x = valid_pixels(p)
@@ -300,11 +294,12 @@ def image_values(path: str | Path) -> np.ndarray | None:
     """The distinct values of a file's valid pixels (nodata, NaN and alpha left out,
     :func:`sam2elnet.data.images.read_image`; a palette PNG's indices), all bands together,
     sorted; at most 3 (a sample of the pixels that holds more stops the count: an image). A
-    raster of more than :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS` pixels is judged on a decimated read (nearest: a
-    mask's sample holds only its values). None when the file cannot be read (the image reader
-    then says why)."""
+    raster (a palette PNG included) of more than
+    :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS` pixels is judged on a decimated read
+    (nearest: a mask's sample holds only its values). None when the file cannot be read (the
+    image reader then says why)."""
     p = Path(path)
-    idx = _read_palette_indices(p)
+    idx = _read_palette_indices(p, sample=True)
     if idx is not None:
         x = idx.reshape(-1)
     else:
@@ -370,22 +365,42 @@ def check_training_pair(image: str | Path, mask: str | Path) -> None:
     )
 
 
-def _read_palette_indices(path: Path) -> np.ndarray | None:
-    """Class indices of a palette ("P" mode) PNG (uint8 (H, W)); None for any other file.
-
-    VOC-style masks store class 1 with a colour, so reading their RGB would see three differing
-    channels; the indices are decoded by :func:`mask_encoding` like any other mask values.
-    """
+def _is_palette(path: Path) -> bool:
+    """Whether ``path`` is a palette ("P" mode) PNG, from its header (no pixel decoded)."""
     if path.suffix.lower() != ".png":
-        return None
+        return False
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            if im.mode != "P":
-                return None
-            idx = np.asarray(im)
+            return im.mode == "P"
     except OSError:
+        return False  # let the regular reader report the damage
+
+
+def _read_palette_indices(path: Path, sample: bool = False) -> np.ndarray | None:
+    """Class indices of a palette ("P" mode) PNG (uint8 (H, W)); None for any other file.
+
+    VOC-style masks store class 1 with a colour, so reading their RGB would see three differing
+    channels; the indices are decoded by :func:`mask_encoding` like any other mask values.
+    With ``sample``, a PNG of more than :data:`~sam2elnet.data.pixel_sample.SAMPLE_PIXELS`
+    pixels gives the (1, n) indices of GDAL's decimated read instead
+    (:func:`~sam2elnet.data.pixel_sample.valid_pixels`, a palette band reads as its indices;
+    None when it fails), never the whole file.
+    """
+    if not _is_palette(path):
+        return None
+    from PIL import Image
+
+    from sam2elnet.data import pixel_sample
+
+    try:
+        with Image.open(path) as im:
+            large = im.width * im.height > pixel_sample.SAMPLE_PIXELS
+            idx = None if sample and large else np.asarray(im)
+        if idx is None:
+            idx = valid_pixels(path)[:1]
+    except (DataError, OSError):
         return None  # let the regular reader report the damage
     return np.ascontiguousarray(idx.astype(np.uint8))
 

@@ -461,20 +461,20 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
 def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequence[str]) -> None:
     """Refuse a ``--truth`` or ``--pred`` folder of images instead of masks (the images folder
     given by mistake scored its greys thresholded at 128 as labels, silently), on the first
-    paired raster of each, up to :data:`~sam2elnet.data.masks.CONTENT_CHECK_MAX_BYTES` (:func:`sam2elnet.data.masks.image_like_label`: colour,
-    or continuous values). A prediction may be a probability map (one band, uint8 greys in a
-    PNG / TIFF, or floats within 0..1: what ``--save-prob`` writes), so only a JPEG, a colour
-    file or other continuous values are refused there.
+    paired raster of each, whatever its size (:func:`sam2elnet.data.masks.image_like_label`, on a
+    bounded sample: colour, or continuous values). A prediction may be a probability map (one
+    band, uint8 greys in a PNG / TIFF, or floats within 0..1: what ``--save-prob`` writes), so
+    only a JPEG, a colour file or other continuous values are refused there.
 
     Raises:
         UserError: naming the file, what it looks like and what the option expects.
     """
-    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label
+    from sam2elnet.data.masks import image_like_label
 
     for files, option in ((truths, "--truth"), (preds, "--pred")):
         first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
-        if first is None or not first.is_file() or first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
-            continue  # scenes are streamed: not read whole for this check
+        if first is None or not first.is_file():
+            continue
         prob = option == "--pred" and first.suffix.lower() not in LOSSY_SUFFIXES
         kind = image_like_label(first, probability_ok=prob)  # one bounded sample
         if not kind:

@@ -269,9 +269,9 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
     loads: enhancing images "guided" by themselves gives nonsense labels, silently.
 
     Checked on raster labels only (vector files are labels by kind), on up to three matched pairs
-    (one file read, at most :data:`~sam2elnet.data.masks.CONTENT_CHECK_MAX_BYTES`): the labels are the image files themselves (``--labels`` is
-    the ``--images`` folder) or byte-identical copies of them; or the first label is an image by
-    its values (:func:`sam2elnet.data.masks.image_like_label`: a band of continuous values, any
+    (one file looked at, on a bounded sample whatever its size): the labels are the image files
+    themselves (``--labels`` is the ``--images`` folder) or byte-identical copies of them; or
+    the first label is an image by its values (:func:`sam2elnet.data.masks.image_like_label`: a band of continuous values, any
     dtype - a grey or SAR image, a photo, uint16 DNs, float dB - where a mask's pixels, even
     JPEG-noisy or anti-aliased ones, sit at its background and object values; palette PNGs, 0/1,
     0/255, class-id, 16-bit and GeoTIFF masks with nodata are labels).
@@ -285,7 +285,7 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
     """
     import filecmp
 
-    from sam2elnet.data.masks import CONTENT_CHECK_MAX_BYTES, image_like_label
+    from sam2elnet.data.masks import image_like_label
     from sam2elnet.data.vector import is_vector_path
 
     root = Path(labels)
@@ -306,8 +306,6 @@ def check_labels_not_images(label_map: dict[Path, Path], labels: str | Path) -> 
             root,
         )
     first = pairs[0][1]
-    if first.stat().st_size > CONTENT_CHECK_MAX_BYTES:
-        return
     kind = image_like_label(first)
     if kind:
         raise UserError(
