@@ -3,7 +3,7 @@
 For each size the script writes one synthetic road network (a tiled, DEFLATE 0/1 GeoTIFF of
 about 300 px road blocks: straight roads 4-16 px wide at random angles, winding roads,
 roundabouts and a few 24-32 px squares) and vectorises its centre lines the way
-``elnet export`` does (:meth:`sam2elnet.export.centrelines.CentreLineLayer.label_lines`:
+``elnet export`` does (:meth:`sam2elnet.export.centreline_layer.CentreLineLayer.label_lines`:
 ``LabelRaster`` reads, thinning, segments, merge, spurs, simplification), each in a fresh child
 process, once per mode:
 
@@ -90,7 +90,7 @@ def rss(key):
 path, mode, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
 import numpy, shapely, skimage.morphology, scipy.ndimage, rasterio
 from sam2elnet.data.skeleton import strip_rows_for
-from sam2elnet.export.centrelines import CentreLineLayer
+from sam2elnet.export.centreline_layer import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 lab = LabelRaster(__import__("pathlib").Path(path))
 base = rss("VmRSS:")

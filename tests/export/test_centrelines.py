@@ -1,4 +1,5 @@
-"""Road centre lines: mask -> LineStrings (export.centrelines) and the export's centre_lines layer."""
+"""Road centre lines: mask -> LineStrings (export.centrelines) and the export's centre_lines
+layer (export.centreline_layer)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,8 @@ from hypothesis.extra.numpy import arrays
 from rasterio.transform import from_origin
 
 from sam2elnet.export.api import export_labels
-from sam2elnet.export.centrelines import (
-    MIN_LENGTH_PX,
-    lengths_m,
-    mask_lines,
-    place_lines,
-    skeleton_segments,
-)
+from sam2elnet.export.centreline_layer import lengths_m, place_lines
+from sam2elnet.export.centrelines import MIN_LENGTH_PX, mask_lines, skeleton_segments
 
 
 def _band(h: int, w: int, rows: slice, cols: slice) -> np.ndarray:

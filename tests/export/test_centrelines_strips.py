@@ -1,4 +1,4 @@
-"""Road centre lines of large labels, thinned in row strips with a halo (export.centrelines,
+"""Road centre lines of large labels, thinned in row strips with a halo (export.centreline_layer,
 data.skeleton.strip_centre_lines): the same lines as one whole thinning."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scipy import ndimage
 from sam2elnet.cli import main
 from sam2elnet.data import windowed
 from sam2elnet.data.skeleton import THIN_BYTES_PER_PX
-from sam2elnet.export import centrelines
+from sam2elnet.export import centreline_layer
 from sam2elnet.export.centrelines import mask_lines
 from sam2elnet.export.labels import LabelRaster
 
@@ -122,7 +122,9 @@ def test_cli_export_of_a_large_scene_label_thins_in_strips(tmp_path, capsys, mon
 
     # a budget for 64-row strips (+ 2 x 64 halo rows) of the 256 px label: 4 strips; the
     # polygons in 32-row strips too, so no read of the label is whole
-    monkeypatch.setattr(centrelines, "MEMORY_BUDGET_BYTES", THIN_BYTES_PER_PX * 256 * (64 + 128))
+    monkeypatch.setattr(
+        centreline_layer, "MEMORY_BUDGET_BYTES", THIN_BYTES_PER_PX * 256 * (64 + 128)
+    )
     monkeypatch.setattr(windowed, "STRIP_PIXELS", 32 * 256)
     reads: list[int] = []
     real = LabelRaster.read_mask

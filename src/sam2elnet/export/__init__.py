@@ -1,19 +1,18 @@
 """sam2elnet.export: label rasters out to GIS, COCO and Label Studio (and back).
 
-Rooms: ``labels`` (finding and reading label rasters, shared by every format), ``run_info``
-(what a run folder tells an export), ``api`` (``export_labels``, the format dispatcher),
-``export_result`` (``ExportResult``, what an export wrote), ``option_scope`` (which option
-applies to which format), ``label_screen`` (the labels an export can use), ``vector`` /
-``polygonize`` / ``layer_crs`` / ``layer_files`` / ``tile_quality`` / ``qgis_style`` (polygons:
-GeoJSON / GeoPackage / Shapefile), ``centrelines`` / ``line_graph`` / ``line_ends`` (road centre
-lines), ``warp_labels`` (``--warp-to``), ``coco`` (COCO JSON, RLE), ``chips`` (image/mask tiles),
+Rooms: ``labels`` (finding and reading label rasters, shared by every format), ``run_info`` (what a
+run folder tells an export), ``api`` (``export_labels``, the format dispatcher), ``export_result``
+(``ExportResult``, what an export wrote), ``option_scope`` (which option applies to which format),
+``label_screen`` (the labels an export can use), ``vector`` / ``polygonize`` / ``layer_crs`` /
+``layer_files`` / ``tile_quality`` / ``qgis_style`` (polygons: GeoJSON / GeoPackage / Shapefile),
+``centrelines`` / ``centreline_layer`` / ``line_graph`` / ``line_ends`` (road centre lines),
+``warp_labels`` (``--warp-to``), ``coco`` (COCO JSON, RLE), ``chips`` (image/mask tiles),
 ``labelstudio`` (tasks out and the Label Studio route of ``export_labels``) /
-``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` / ``cvat_import`` /
-``cvat_xml`` / ``cvat_zip_images`` / ``vector_import`` (review round trip; ``review_pick``: the
-labels of lowest predicted IoU an export sends, ``review_set``: which images an export sent,
-``review_edits``: which came back unchanged, ``mask_folder``: an import's ``--out`` and the rules
-every import shares, ``import_result``: what an import wrote, ``train_set``: ``import
---with-labels``).
+``labelstudio_import`` (reviews in) / ``brush`` / ``coco_import`` / ``cvat_import`` / ``cvat_xml``
+/ ``cvat_zip_images`` / ``vector_import`` (review round trip; ``review_pick``: the labels of lowest
+predicted IoU an export sends, ``review_set``: which images an export sent, ``review_edits``: which
+came back unchanged, ``mask_folder``: an import's ``--out`` and the rules every import shares,
+``import_result``: what an import wrote, ``train_set``: ``import --with-labels``).
 
 The public API is listed below and imported lazily on first use
 (:func:`sam2elnet.utils.lazy.lazy_exports`), so ``import sam2elnet.export`` and ``elnet --help``

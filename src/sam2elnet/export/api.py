@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.export.centrelines import CentreLineLayer, centre_lines_path, wants_centre_lines
+from sam2elnet.export.centreline_layer import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
 from sam2elnet.export.export_result import ExportResult, write_skipped
@@ -224,7 +224,7 @@ def _export_labels(
     export whose record would replace another export's raises :class:`~sam2elnet.errors.UserError`
     (:func:`~sam2elnet.export.review_set.check_review_record`).
     ``centre_lines`` (``--centre-lines`` / ``--no-centre-lines``; None: on when ``category`` is
-    ``"road"``, :func:`~sam2elnet.export.centrelines.wants_centre_lines`): polygon exports also
+    ``"road"``, :func:`~sam2elnet.export.centreline_layer.wants_centre_lines`): polygon exports also
     write the labels' road centre lines (:mod:`~sam2elnet.export.centrelines`; GeoPackage layer
     ``centre_lines``, else ``<out stem>_centre_lines<suffix>``), and the review set gets each
     image's road length. COCO: a note says they are not written. ``ignored``: notes on options

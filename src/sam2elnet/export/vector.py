@@ -36,7 +36,7 @@ from sam2elnet.data.georef import crs_name
 from sam2elnet.data.vector import burn_shapes
 from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.export.centrelines import CentreLineLayer
+from sam2elnet.export.centreline_layer import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_crs import (
     LAYER_CRS,
@@ -173,7 +173,7 @@ def write_polygons(
             warning again. False (a direct call): :func:`tile_index` warns about each layer it
             cannot join.
         centre_lines: also vectorise each label's road centre lines into this layer
-            (:class:`~sam2elnet.export.centrelines.CentreLineLayer`, same attributes and CRS as
+            (:class:`~sam2elnet.export.centreline_layer.CentreLineLayer`, same attributes and CRS as
             the polygons, lengths in pixels and metres), written with the polygons: layer
             ``centre_lines`` of the GeoPackage, else ``<out stem>_centre_lines<suffix>``; each
             ``review`` entry gets ``centre_lines``, ``road_length_px`` and ``road_length_m``.

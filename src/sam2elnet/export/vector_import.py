@@ -243,7 +243,7 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
     """A note when road centre lines were drawn or deleted in the export's line layer, which the
     import does not read (its masks come from the ``labels`` polygons): the layer
     ``centre_lines`` of a GeoPackage, ``<stem>_centre_lines<suffix>`` beside a GeoJSON /
-    Shapefile (:func:`~sam2elnet.export.centrelines.centre_lines_path`). Compared per image
+    Shapefile (:func:`~sam2elnet.export.centreline_layer.centre_lines_path`). Compared per image
     with the record's ``centre_lines`` count; nothing without a record, with ``layer`` given
     (the user chose the layer) or when the line layer is unreadable. Before, a road a reviewer
     drew there (a natural place: QGIS shows it over the polygons) was left out without a word.
@@ -252,7 +252,7 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         return []
     import pyogrio
 
-    from sam2elnet.export.centrelines import LAYER, centre_lines_path
+    from sam2elnet.export.centreline_layer import LAYER, centre_lines_path
 
     gpkg = p.suffix.lower() == ".gpkg"
     lines = centre_lines_path(p, "gpkg" if gpkg else "other")
