@@ -295,7 +295,7 @@ def test_evaluate_reads_each_truth_once_when_deciding_road_measures(
 def test_downstream_and_experiment_tables_carry_road_measures(tmp_path: Path) -> None:
     from sam2elnet.engine.downstream import DownstreamConfig, train_and_evaluate
     from sam2elnet.engine.metrics import ROAD_KEYS
-    from sam2elnet.pipeline.experiment_report import _road_table
+    from sam2elnet.pipeline.experiment_markdown import _road_table
     from sam2elnet.pipeline.experiment_stats import table_row as _row
 
     data = make_road_dataset(tmp_path / "d", n=4, size=40)

@@ -112,7 +112,7 @@ def test_miniature_experiment_end_to_end_and_caching(
     md = (out / "results.md").read_text()
     assert "Table 1" in md and "Table 2" in md and "RANDOMLY INITIALISED" in md
     assert "IoU [95 % CI]" in md and "Verdict" in md and "(f) SAM2-ELNet itself" in md
-    from sam2elnet.pipeline.experiment_report import degenerate_note
+    from sam2elnet.pipeline.experiment_markdown import degenerate_note
 
     note = degenerate_note(saved["table1"])  # tiny models: often degenerate, and then said so
     assert (f"**Warning:** {note}." in md) if note else ("**Warning:**" not in md)
@@ -602,7 +602,7 @@ def test_degenerate_table1_warning_is_logged_by_the_pipeline_and_printed_once(
     which the CLI prints as one ``warning:`` line (it echoed it itself, unseen by the API)."""
     import logging
 
-    from sam2elnet.pipeline.experiment_report import degenerate_note
+    from sam2elnet.pipeline.experiment_markdown import degenerate_note
 
     out = tmp_path / "deg"
     with caplog.at_level(logging.WARNING, logger="sam2elnet"):

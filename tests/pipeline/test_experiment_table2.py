@@ -131,7 +131,7 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     _table1_in_html_as_in_results_md(r, md, page)
     # the tiny downstream models score IoU 0 everywhere: once more with distinct scores per row
     # and sensor, from fixed counts, including intervals with resamples left out and no interval
-    from sam2elnet.pipeline.experiment_report import render_markdown
+    from sam2elnet.pipeline.experiment_markdown import render_markdown
     from sam2elnet.pipeline.experiment_stats import add_intervals
     from sam2elnet.pipeline.report_protocol import write_protocol_report
 
@@ -160,7 +160,7 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     assert "IoU = road (foreground) IoU" in md3 and "mean of road and background IoU" in md3
     assert " oil" not in md3
     # ... and results.md gets table 1's road measures under it (the row that has them)
-    from sam2elnet.pipeline.experiment_report import _f
+    from sam2elnet.pipeline.experiment_markdown import _f
     from sam2elnet.pipeline.experiment_stats import ROAD_NOTE
 
     road_md = md3.split(f"{ROAD_NOTE}:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()

@@ -107,7 +107,7 @@ def test_results_md_and_report_html_name_a_stage_whose_labels_were_all_unusable(
     under the table the stage feeds, naming the stage and the reason; none without it."""
     import html
 
-    from sam2elnet.pipeline.experiment_report import render_markdown
+    from sam2elnet.pipeline.experiment_markdown import render_markdown
     from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     why = "all 2 labels were rejected as unusable whatever the filter (2 x constant image)"

@@ -119,7 +119,7 @@ def test_intervals_say_when_resamples_were_left_out() -> None:
     assert row["iou_ci"] is None and row["iou_ci_left_out"] == 158
     assert ci_text(row) == "(no CI: 158 resamples without foreground)"
     assert ci_text({"iou_ci": None}) == ""
-    from sam2elnet.pipeline.experiment_report import _iou_ci
+    from sam2elnet.pipeline.experiment_markdown import _iou_ci
 
     assert _iou_ci({**row, "iou": 0.69}) == "0.690 (no CI: 158 resamples without foreground)"
     # the verdict's paired ratio says so too
@@ -282,7 +282,7 @@ def test_an_undefined_ratio_interval_is_a_note_not_a_raw_warning() -> None:
 
 def test_auto_label_sentence_names_the_median_fallback_not_the_unused_threshold() -> None:
     """When the filter rule kept nothing, the sentence says which threshold was applied instead."""
-    from sam2elnet.pipeline.experiment_report import filter_words
+    from sam2elnet.pipeline.experiment_markdown import filter_words
 
     rule = "target precision 0.90 of 'IoU >= 0.70' on held-out labels -> threshold 0.770"
     assert filter_words({"threshold_rule": rule, "fallback": None, "threshold": 0.77}) == rule
@@ -309,7 +309,7 @@ def test_filter_decision_is_data_and_the_words_come_from_it() -> None:
         filter_decision,
         filter_labels,
     )
-    from sam2elnet.pipeline.experiment_report import filter_words
+    from sam2elnet.pipeline.experiment_markdown import filter_words
 
     rule = "target precision 0.90 of 'IoU >= 0.70' on held-out labels -> threshold 0.770"
     q = {"a": 0.8, "b": 0.5, "c": float("nan"), "d": 0.3}

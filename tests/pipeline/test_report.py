@@ -312,7 +312,7 @@ def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables()
     """report.html flagged degenerate downstream models, but results.md and the console gave
     the verdict '(c) ... does not reach 97 % of (a)' from an all-foreground U-Net (sos-dev,
     2 downstream epochs) without a word; degenerate_note is the sentence both now show."""
-    from sam2elnet.pipeline.experiment_report import degenerate_note
+    from sam2elnet.pipeline.experiment_markdown import degenerate_note
 
     all_fg = {"iou": 0.245, "miou": 0.1225, "recall": 1.0}
     fine = {"iou": 0.6, "miou": 0.78, "recall": 0.8}

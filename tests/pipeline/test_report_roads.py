@@ -102,7 +102,7 @@ def test_protocol_report_shows_road_measures_of_both_tables(tmp_path: Path) -> N
 
 
 def test_road_rows_in_results_md_as_in_report() -> None:
-    from sam2elnet.pipeline.experiment_report import _road_table
+    from sam2elnet.pipeline.experiment_markdown import _road_table
     from sam2elnet.pipeline.experiment_stats import road_rows
 
     r = _results(roads=True)

@@ -48,7 +48,8 @@ split), :mod:`~sam2elnet.pipeline.experiment_table2` (table 2's label sets, labe
 :mod:`~sam2elnet.pipeline.experiment_downstream` (the downstream settings and trainings),
 :mod:`~sam2elnet.pipeline.experiment_scores` (label scores vs the truth, per_image.csv),
 :mod:`~sam2elnet.pipeline.experiment_stats` (intervals, per-sensor rows, verdict),
-:mod:`~sam2elnet.pipeline.experiment_report` (markdown, plots, HTML); this module runs the stages
+:mod:`~sam2elnet.pipeline.experiment_markdown` (results.md),
+:mod:`~sam2elnet.pipeline.experiment_report` (plots, HTML); this module runs the stages
 in order, assembles the results (:func:`run_experiment`) and re-exports the public names.
 """
 
@@ -94,13 +95,8 @@ from sam2elnet.pipeline.experiment_engine import (
     resolve_weights,
     train_elnet,
 )
-from sam2elnet.pipeline.experiment_report import (
-    degenerate_note,
-    plot_curves,
-    plot_results,
-    render_markdown,
-    write_report_html,
-)
+from sam2elnet.pipeline.experiment_markdown import degenerate_note, render_markdown
+from sam2elnet.pipeline.experiment_report import plot_curves, plot_results, write_report_html
 from sam2elnet.pipeline.experiment_scores import (
     csv_rows,
     score_labels,
@@ -148,7 +144,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     """Run (or continue) the whole protocol and write the results files; return results.json's dict.
 
     Logs a warning (``sam2elnet.pipeline.experiment``) when downstream models of table 1 are
-    degenerate (:func:`~sam2elnet.pipeline.experiment_report.degenerate_note`; results.md and
+    degenerate (:func:`~sam2elnet.pipeline.experiment_markdown.degenerate_note`; results.md and
     report.html say it too).
 
     Raises:
