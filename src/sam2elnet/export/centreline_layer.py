@@ -28,6 +28,7 @@ import numpy as np
 from sam2elnet.data.skeleton import strip_rows_for
 from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.export.centrelines import MIN_LENGTH_PX, SIMPLIFY_PX, finish_lines, skeleton_lines
+from sam2elnet.export.layer_files import layer_frame
 from sam2elnet.export.line_ends import extend_free_ends
 
 __all__ = [
@@ -63,6 +64,7 @@ _COLUMNS = (
     "length_m",
     "model_id",
 )
+_FLOATS = ("quality", "length_px", "length_m")
 
 
 def wants_centre_lines(option: bool | None, category: str) -> bool:
@@ -247,20 +249,10 @@ class CentreLineLayer:
         }
 
     def frame(self, crs: Any) -> Any:
-        """The layer as a GeoDataFrame (``line_id`` first; ``quality`` / ``length_m`` float64,
-        NaN for none), in ``crs``."""
-        import geopandas as gpd
-
-        if self.rows:
-            gdf = gpd.GeoDataFrame(self.rows, geometry=self.geoms, crs=crs)
-        else:
-            gdf = gpd.GeoDataFrame({k: [] for k in _COLUMNS}, geometry=[], crs=crs)
-        gdf.insert(0, "line_id", np.arange(1, len(gdf) + 1))
-        for col in ("quality", "length_px", "length_m"):
-            gdf[col] = gdf[col].astype("float64")
-        if gdf["model_id"].isna().all():
-            gdf["model_id"] = gdf["model_id"].astype("object")
-        return gdf
+        """The layer as a GeoDataFrame (``line_id`` first; ``quality`` / ``length_px`` /
+        ``length_m`` float64, NaN for none), in ``crs``
+        (:func:`~sam2elnet.export.layer_files.layer_frame`)."""
+        return layer_frame(self.rows, self.geoms, crs, _COLUMNS, "line_id", floats=_FLOATS)
 
     def write(self, writer: Any, make_writer: Any) -> None:
         """Write the layer: into the open GeoPackage of the polygon ``writer`` (layer

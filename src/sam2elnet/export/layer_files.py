@@ -9,6 +9,9 @@ not at all.
   (:data:`~sam2elnet.utils.paths.SHAPEFILE_SIDECARS`) is removed, then the new files are renamed
   in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
 
+* :func:`layer_frame` makes one batch of rows a GeoDataFrame with the same columns and dtypes
+  in every batch (the polygons' and the centre lines' layers).
+
 What goes into the layer (polygons and their attributes) is :mod:`~sam2elnet.export.vector`'s.
 """
 
@@ -33,6 +36,7 @@ __all__ = [
     "FORMATS",
     "LayerWriter",
     "format_of",
+    "layer_frame",
     "suffix_formats",
     "replace_shapefile",
     "shapefile_files",
@@ -275,3 +279,42 @@ def _check_geojson_crs(path: Path, crs: Any, out: Path) -> None:
             "nothing written. Export to .gpkg (keeps any CRS) or use --geojson-crs wgs84",
             out,
         )
+
+
+def layer_frame(
+    rows: list[dict[str, Any]],
+    geoms: list[Any],
+    crs: Any,
+    columns: tuple[str, ...],
+    id_column: str,
+    first_id: int = 0,
+    floats: tuple[str, ...] = ("quality",),
+) -> Any:
+    """One batch of a layer as a GeoDataFrame whose columns and dtypes are the same in every
+    batch (an empty batch too), so batches join into one layer.
+
+    Args:
+        rows: one dict of attributes per feature (keys: ``columns``).
+        geoms: the features' shapely geometries, in ``rows`` order.
+        crs: the layer CRS (anything geopandas takes, or None).
+        columns: the attribute columns, for an empty batch.
+        id_column: the id column put first: ``first_id + 1``, ``first_id + 2``, ...
+        first_id: features written by earlier batches.
+        floats: columns cast to float64 (None becomes NaN).
+
+    Returns:
+        A GeoDataFrame; ``model_id`` of object dtype when every row has none.
+    """
+    import geopandas as gpd
+    import numpy as np
+
+    if rows:
+        gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
+    else:
+        gdf = gpd.GeoDataFrame({k: [] for k in columns}, geometry=[], crs=crs)
+    gdf.insert(0, id_column, np.arange(first_id + 1, first_id + len(gdf) + 1))
+    for col in floats:
+        gdf[col] = gdf[col].astype("float64")
+    if gdf["model_id"].isna().all():
+        gdf["model_id"] = gdf["model_id"].astype("object")
+    return gdf

@@ -46,7 +46,7 @@ from sam2elnet.export.layer_crs import (
     parse_layer_crs,
     rfc7946,
 )
-from sam2elnet.export.layer_files import FORMATS, LayerWriter
+from sam2elnet.export.layer_files import FORMATS, LayerWriter, layer_frame
 from sam2elnet.export.polygonize import iter_polygons, polygonize_label
 from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
@@ -254,7 +254,7 @@ def write_polygons(
                     if len(geoms) + len(polys) >= WRITE_BATCH:
                         attrs.add(polys, geoms, rows, model_id)
                         polys = []
-                        writer.write(_frame(rows, geoms, crs, n))
+                        writer.write(layer_frame(rows, geoms, crs, _COLUMNS, "poly_id", n))
                         n += len(geoms)
                         geoms, rows = [], []
                 attrs.add(polys, geoms, rows, model_id)
@@ -281,7 +281,7 @@ def write_polygons(
             if attrs.reproject:
                 moved.setdefault(crs_name(lab.crs), []).append(f.name)
         if geoms or n == 0:  # the last batch, or an empty layer
-            writer.write(_frame(rows, geoms, crs, n))
+            writer.write(layer_frame(rows, geoms, crs, _COLUMNS, "poly_id", n))
             n += len(geoms)
         if n == 0:
             notes.append("no foreground in any label: wrote an empty layer")
@@ -449,19 +449,3 @@ def check_georef(
             files[0],
         )
     return crs, georef
-
-
-def _frame(rows: list[dict[str, Any]], geoms: list[Any], crs: Any, first_id: int) -> Any:
-    """One batch as a GeoDataFrame with the layer's columns and dtypes (the same in every batch:
-    ``quality`` float64, NaN for none; ``model_id`` object), ``poly_id`` from ``first_id + 1``."""
-    import geopandas as gpd
-
-    if rows:
-        gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
-    else:
-        gdf = gpd.GeoDataFrame({k: [] for k in _COLUMNS}, geometry=[], crs=crs)
-    gdf.insert(0, "poly_id", np.arange(first_id + 1, first_id + len(gdf) + 1))
-    gdf["quality"] = gdf["quality"].astype("float64")
-    if gdf["model_id"].isna().all():
-        gdf["model_id"] = gdf["model_id"].astype("object")
-    return gdf
