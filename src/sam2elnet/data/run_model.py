@@ -64,14 +64,41 @@ def model_version(model: str | Path, sha256: str | None = None) -> str:
     return f"{Path(model).name}@{digest[:8]}"
 
 
+_DIGESTS: dict[tuple[Any, ...], str] = {}
+"""SHA-256 digests of model files this process has read, keyed by :func:`_file_key`."""
+_DIGESTS_KEPT = 16
+
+
+def _file_key(path: Path) -> tuple[Any, ...]:
+    """What tells one version of a file from another without reading it: the resolved path,
+    device, inode, size and the modification / change times in ns. Rewriting the file (in place
+    or by replacing it) changes at least the inode or ``st_ctime_ns``, which no program can set."""
+    st = path.stat()
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _file_sha256(path: Path) -> str:
+    """SHA-256 (64 hex digits) of the file's bytes, computed once per process for an unchanged
+    file (:func:`_file_key`): every folder job hashes its model file (~0.12 s for the 111 MB
+    Hiera-tiny file on the AMX Xeon, docs/benchmarks.md), and an ``elnet experiment`` / ``cv`` /
+    ``serve`` process or a script runs many jobs with one model.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
     import hashlib
 
+    key = _file_key(path)
+    if (digest := _DIGESTS.get(key)) is not None:
+        return digest
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    if len(_DIGESTS) >= _DIGESTS_KEPT:
+        _DIGESTS.pop(next(iter(_DIGESTS)))
+    _DIGESTS[key] = digest = h.hexdigest()
+    return digest
 
 
 def model_identity(model: str | Path) -> dict[str, str]:
