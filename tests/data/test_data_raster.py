@@ -188,8 +188,8 @@ def test_label_png_holds_the_encoders_bytes_and_a_failed_write_leaves_nothing(
     tmp_path, monkeypatch
 ) -> None:
     """Label PNGs are encoded in memory and written with os.write: the file is exactly what PIL
-    writes itself (zlib level 6, tRNS 127), short writes are completed, and ENOSPC in the middle
-    of the write is "disk full" with nothing under the final name and no temporary file."""
+    writes itself (zlib level writers.LABEL_PNG_LEVEL, tRNS 127), short writes are completed,
+    and ENOSPC in the middle of the write is "disk full" with nothing under the final name and no temporary file."""
     import errno
     import os
 
@@ -205,7 +205,7 @@ def test_label_png_holds_the_encoders_bytes_and_a_failed_write_leaves_nothing(
     p = write_mask(tmp_path / "m.png", mask, nodata=nodata)
     want = np.where(nodata, 127, np.where(mask, 255, 0)).astype(np.uint8)
     Image.fromarray(want, "L").save(
-        tmp_path / "pil.png", format="PNG", transparency=127, compress_level=6
+        tmp_path / "pil.png", format="PNG", transparency=127, compress_level=writers.LABEL_PNG_LEVEL
     )
     assert p.read_bytes() == (tmp_path / "pil.png").read_bytes()
     from sam2elnet.data.masks import read_mask_valid

@@ -68,6 +68,7 @@ __all__ = [
     "read_quality_table",
     "read_summary",
     "write_csv_table",
+    "csv_table_text",
     "write_summary",
 ]
 
@@ -380,8 +381,14 @@ def read_id_list(path: str | Path) -> set[str]:
 def write_csv_table(
     path: str | Path, rows: Iterable[dict[str, Any]], fields: Sequence[str]
 ) -> Path:
-    """Write rows atomically with a fixed column order (floats as ``.6f``; other keys ignored)."""
-    return write_text_atomic(path, csv_text(rows, fields, ".6f"))
+    """Write rows atomically with a fixed column order (:func:`csv_table_text`)."""
+    return write_text_atomic(path, csv_table_text(rows, fields))
+
+
+def csv_table_text(rows: Iterable[dict[str, Any]], fields: Sequence[str]) -> str:
+    """The text :func:`write_csv_table` writes: a header of ``fields``, one line per row in that
+    column order, floats as ``.6f``, other keys ignored."""
+    return csv_text(rows, fields, ".6f")
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> Path:

@@ -25,6 +25,11 @@ from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.quiet import quiet_native_stderr
 
+LABEL_PNG_LEVEL = 3
+"""zlib level of label PNGs. Against level 6 (PIL's and OpenCV's default): 0.58 instead of
+0.96 ms per 256 px label, files ~20 % larger (3.3 vs 2.7 KiB; sos-dev masks 0.36 vs 0.59 ms,
+1.7 vs 1.4 KiB); the pixels are the same (docs/benchmarks.md, AMX CPU)."""
+
 
 def verify_written(path: str | Path) -> bool:
     """Check that an image file just written reads back.
@@ -63,9 +68,9 @@ def _write_label_png(path: Path, arr: np.ndarray) -> None:
     chunk marks :data:`LABEL_NODATA` transparent: GDAL (QGIS, rasterio) reads it as nodata = 127,
     as for the GeoTIFF labels, and :func:`read_mask` tells it from a {0, 127} binary mask.
 
-    The PNG is encoded in memory (zlib level 6) and written with plain ``os.write`` calls, which
-    raise on a full disk; the temporary file must then hold exactly the encoded bytes before it is
-    renamed (:func:`write_encoded`). Decoding it again (:func:`verify_written`, ~1 ms) would check
+    The PNG is encoded in memory (zlib level :data:`LABEL_PNG_LEVEL`) and written with plain
+    ``os.write`` calls, which raise on a full disk; the temporary file must then hold exactly the
+    encoded bytes before it is renamed (:func:`write_encoded`). Decoding it again (:func:`verify_written`, ~1 ms) would check
     nothing more: the bytes are the encoder's own output."""
     import io
 
@@ -73,7 +78,7 @@ def _write_label_png(path: Path, arr: np.ndarray) -> None:
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), "L").save(
-        buf, format="PNG", transparency=LABEL_NODATA, compress_level=6
+        buf, format="PNG", transparency=LABEL_NODATA, compress_level=LABEL_PNG_LEVEL
     )
     write_encoded(path, buf.getvalue(), "PNG")
 

@@ -29,7 +29,7 @@ from sam2elnet.data.runfolder import (
     QUALITY_CSV,
     SKIPPED_CSV,
     SUMMARY_JSON,
-    write_csv_table,
+    csv_table_text,
     write_summary,
 )
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
@@ -37,7 +37,7 @@ from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, p
 from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import predict_large
 from sam2elnet.engine.predictor import Predictor
-from sam2elnet.utils.atomic import remove_stale_temps
+from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.run_warnings import RunWarnings
@@ -119,6 +119,7 @@ class FolderJob:
         #: the job's warnings, each kind shown once (utils.run_warnings); open while in ``with``
         self.warnings = RunWarnings("image")
         self._last_flush = time.monotonic()
+        self._written: str | None = None  # quality.csv's text as this job last wrote it
 
     def __enter__(self) -> FolderJob:
         self.warnings.__enter__()
@@ -146,9 +147,14 @@ class FolderJob:
                 shutil.rmtree(self.out) if not any(self.out.iterdir()) else None
 
     def flush(self, final: bool = False) -> None:
-        """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little."""
+        """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little;
+        not when it would hold the text it already holds (a job's end flushes after its last
+        chunk and again in :meth:`finish`: one write and ``fsync`` less per job)."""
         if final or time.monotonic() - self._last_flush > 5.0:
-            write_csv_table(self.out / QUALITY_CSV, self.rows, self.fields)
+            text = csv_table_text(self.rows, self.fields)
+            if text != self._written:
+                write_text_atomic(self.out / QUALITY_CSV, text)
+                self._written = text
             self._last_flush = time.monotonic()
 
     def refiltered(self, row: dict[str, Any]) -> dict[str, Any]:
