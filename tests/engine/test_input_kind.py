@@ -154,3 +154,73 @@ def test_rgb_photo_into_a_sar_model_is_refused_and_sos_grey_is_not(models, tmp_p
         )
         rc, err = _run([*cmd, str(sos)], models["sar"], tmp_path / f"s_{cmd[0]}", capsys)
         assert rc == 0 and "error" not in err and MODALITY not in err and BORDER not in err, err
+
+
+COLOUR = "a colour image given to a SAR model"
+GREY = "a grey image (3 identical bands) given to a model of colour images"
+
+
+def test_colour_photo_with_bands_into_a_sar_model_warns(models, tmp_path, capsys):
+    """Was: --bands 1 let an RGB photo past the band-count rule into a one-band SAR model,
+    labelled without a word. The file's own bands are judged (a bounded sample), not band 1."""
+    photo = write_tif(tmp_path / "photo" / "s.tif", _rgb(5))
+    sos = write_tif(tmp_path / "sos" / "g.tif", np.repeat(_rgb(6)[:1], 3, axis=0))
+    for cmd in CMDS:
+        for image, warns in ((photo, True), (sos, False)):
+            rc, err = _run([*cmd, str(image), "--bands", "1"], models["sar"],
+                           tmp_path / f"{cmd[0]}_{image.parent.name}", capsys)  # fmt: skip
+            assert rc == 0, err
+            warned = [ln for ln in message_blocks(err) if COLOUR in ln]
+            if not warns:
+                assert warned == [], err
+                continue
+            assert len(warned) == 1 and warned[0].startswith(f"warning: {photo}: {COLOUR}"), err
+            assert "elnet train --modality optical" in warned[0]
+
+
+def test_grey_sar_tile_into_an_optical_model_warns(models, tmp_path, capsys):
+    """Was: a SOS-like tile (grey stored as 3 identical bands) given to an RGB model was
+    stretched and labelled without a word."""
+    photo = write_tif(tmp_path / "photo" / "s.tif", _rgb(5))
+    sos = write_tif(tmp_path / "sos" / "g.tif", np.repeat(_rgb(6)[:1], 3, axis=0))
+    for cmd in CMDS:
+        for image, warns in ((sos, True), (photo, False)):
+            rc, err = _run([*cmd, str(image)], models["optical"],
+                           tmp_path / f"{cmd[0]}_{image.parent.name}", capsys)  # fmt: skip
+            assert rc == 0, err
+            warned = [ln for ln in message_blocks(err) if GREY in ln]
+            if not warns:
+                assert warned == [], err
+                continue
+            assert len(warned) == 1 and warned[0].startswith(f"warning: {sos}: {GREY}"), err
+            assert "mean difference 0.00 grey levels" in warned[0]
+            assert "elnet train --modality sar" in warned[0]
+
+
+def test_band_difference_thresholds():
+    """The rule's numbers (docs/data.md, measured on sos-dev / roads-dev): identical bands 0,
+    bands that differ by 3 grey levels everywhere 3; fewer than 3 bands: no answer."""
+    from sam2elnet.data.input_kind import (
+        COLOUR_MIN_DIFFERENCE,
+        GREY_MAX_DIFFERENCE,
+        band_difference,
+        check_grey_into_colour,
+    )
+    from sam2elnet.data.normalize import NormalizationConfig
+
+    g = _rgb(1)[0].reshape(1, -1).astype(np.int16)
+    assert band_difference(np.repeat(g, 3, axis=0)) == 0.0
+    shifted = np.concatenate([g, g + 3, g + 6]).clip(0, 255).astype(np.uint8)
+    assert band_difference(shifted) == pytest.approx((3 + 6 + 3) / 3, abs=0.05)
+    assert band_difference(g[:1]) is None and band_difference(np.zeros((3, 0))) is None
+    assert GREY_MAX_DIFFERENCE < COLOUR_MIN_DIFFERENCE < 5.24  # the least colourful roads tile
+    opt = NormalizationConfig.for_modality("optical")
+    one_off = np.concatenate([g, g, g + 1]).clip(0, 255).astype(np.uint8)  # 0.67: not grey
+    assert check_grey_into_colour(one_off, "uint8", opt, 3) is None
+    assert check_grey_into_colour(np.repeat(g, 3, 0).astype(np.uint8), "uint8", opt, 3)
+    # uint16 / float stacks and one-band models are not this rule's case
+    assert check_grey_into_colour(np.repeat(g, 3, 0), "uint16", opt, 3) is None
+    assert check_grey_into_colour(np.repeat(g, 3, 0).astype(np.uint8), "uint8", opt, 1) is None
+    # a constant image (all black, saturated) is the constant-image rule's case, not grey
+    flat = np.full((3, 50), 7, np.uint8)
+    assert check_grey_into_colour(flat, "uint8", opt, 3) is None

@@ -211,7 +211,7 @@ def make_scene_normalizer(
         file_bands=int(src.count),
         colour=len(bands) == 3 and data.dtype == np.uint8,  # RGB, alpha left out
     )
-    warn_input_kind(src.name, data, valid, pix, cfg, in_bands)  # the Predictor's warnings
+    warn_input_kind(src.name, data, valid, pix, cfg, in_bands, chosen)  # the Predictor's warnings
     if layout == "first":
         bands, pix = bands[:1], pix[:1]
     norm = _normalizer_from_pixels(src, cfg, bands, pix)
