@@ -171,8 +171,8 @@ def test_resume_redoes_empty_labels_and_removes_stale_temps(
 # ----------------------------------------------------------------------------- training saves
 def test_kill_between_saves_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every state a kill can leave is resumable: last.pt without model.pt continues (model.pt
-    rewritten from last.pt), model.pt without last.pt and a damaged last.pt restart; each says
-    which."""
+    written from the best weights last.pt keeps; it is written once, after the last epoch),
+    model.pt without last.pt and a damaged last.pt restart; each says which."""
     import sam2elnet.engine.train as tr
     from sam2elnet.model import load_model
 
@@ -200,7 +200,7 @@ def test_kill_between_saves_then_resume(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(UserError, match="--resume"):
         tr.train(small_cfg(data, run, epochs=2, fit_quality=False))
     res = tr.train(small_cfg(data, run, epochs=2, fit_quality=False, resume=True))
-    assert res.resumed == "continued at epoch 2 of 2"
+    assert res.resumed == "all 2 epochs were done; only the steps after training ran"
     assert [int(h["epoch"]) for h in res.history] == [1, 2]
     load_model(run / "model.pt")  # a complete model file
     # model.pt without last.pt (a kill between the saves of the old order): restart, say so

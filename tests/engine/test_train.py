@@ -191,7 +191,7 @@ def test_last_pt_leaves_the_frozen_trunk_out_and_checks_it(
 
     data, kw, full = _uninterrupted(tr, tmp_path)
     state = torch.load(full.last_path, weights_only=True)
-    assert state["version"] == 2
+    assert state["version"] == 3
     model = load_model(full.best_path)[0]
     assert state["frozen"]["keys"]
     assert set(state["frozen"]["keys"]) <= {n for n, _ in model.named_parameters()}

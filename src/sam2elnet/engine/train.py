@@ -62,10 +62,12 @@ from sam2elnet.engine.runtime import (
 )
 from sam2elnet.engine.train_checkpoints import (
     Standing,
+    keep_best,
     model_extra,
     resume,
     save_epoch,
     training_record,
+    write_best,
 )
 from sam2elnet.engine.train_checks import positive_values as _positive
 from sam2elnet.engine.train_data import prepare_data as _prepare_data
@@ -166,7 +168,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     from tqdm import tqdm
 
     from sam2elnet.data.datasets import SegmentationDataset
-    from sam2elnet.model import save_model
     from sam2elnet.utils.progress import line, write
 
     cfg, resumed = prepare_run_dir(cfg)
@@ -285,8 +286,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         topology=weights.topology, selection=selection, val_road_buffer=vbuf.record,
     )  # fmt: skip
 
-    if st.rewrite_best and dist_info.main:
-        save_model(model, best_path, extra=model_extra(cfg, data, record, st))
     if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
         SkipLog("image", list(data.skipped)).write_csv(out / SKIPPED_CSV)
 
@@ -339,12 +338,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 row.update(no_validation_row(roads))
             row["time_s"] = time.perf_counter() - t0
             improved = st.record(epoch, row, score, validated=val_loader is not None)
+            if improved:  # in memory and in last.pt; model.pt is written once, after the epochs
+                keep_best(st, model, frozen)
             write_text_atomic(out / "metrics.csv", metrics_csv_text(st.history, fields))
-            # last.pt first, then model.pt: a kill between the two leaves a last.pt whose
-            # best epoch is its own epoch, from which --resume rewrites model.pt
             save_epoch(last_path, model, frozen, optimizer, scheduler, epoch, st, selection)
-            if improved:
-                save_model(model, best_path, extra=model_extra(cfg, data, record, st))
             val_txt = val_text(row, cfg.coarse_prob, roads, vbuf.said)
             say(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f} train IoU "
@@ -362,8 +359,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         late = late_best_note(st.best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
         if late:
             say(late)
-        if not best_path.is_file():  # e.g. resumed a run whose last epoch was already done
-            save_model(model, best_path, extra=model_extra(cfg, data, record, st))
+        # the best epoch's weights (kept since then, or from last.pt after --resume)
+        write_best(model, best_path, st, model_extra(cfg, data, record, st))
         if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()
             quality_summary = fit_run_evaluator(cfg, data, best_path, train, say, batch_size)
     if dist_info.enabled:

@@ -2,10 +2,13 @@
 
 ``last.pt`` is written after every epoch (:func:`save_epoch`): the trainable weights, optimiser,
 schedule and RNG states, and where the epoch loop stands (:class:`Standing`: the metrics rows,
-the best epoch and its score). ``--resume`` restores all of it (:func:`resume`), so a run
-resumed after a kill ends as an uninterrupted one would. ``model.pt`` holds the best epoch's
-weights with :func:`model_extra`: normalisation, input bands, crop size and what the run trained
-(:func:`training_record`). The ``last.pt`` format and the frozen-weight check live in
+the best epoch, its score and its trainable weights). ``--resume`` restores all of it
+(:func:`resume`), so a run resumed after a kill ends as an uninterrupted one would. ``model.pt``
+holds the best epoch's weights with :func:`model_extra`: normalisation, input bands, crop size and
+what the run trained (:func:`training_record`). It is written once, when the epochs are done
+(:func:`write_best`), from the best epoch's trainable weights kept in memory (:func:`keep_best`)
+and in ``last.pt``: writing the 111 MB file (frozen trunk included) on every improving epoch cost
+the demo about 15 writes of 0.24 s (docs/benchmarks.md, "Demo timing"). The ``last.pt`` format and the frozen-weight check live in
 :mod:`sam2elnet.engine.train_state`; the loop that calls these in :mod:`sam2elnet.engine.train`.
 """
 
@@ -34,7 +37,15 @@ from sam2elnet.engine.train_state import (
     trainable_state,
 )
 
-__all__ = ["Standing", "model_extra", "resume", "save_epoch", "training_record"]
+__all__ = [
+    "Standing",
+    "keep_best",
+    "model_extra",
+    "resume",
+    "save_epoch",
+    "training_record",
+    "write_best",
+]
 
 
 @dataclass
@@ -50,9 +61,10 @@ class Standing:
     """What selects the best epoch (validation IoU or minus validation loss)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """One ``metrics.csv`` row per epoch trained."""
-    rewrite_best: bool = False
-    """``model.pt`` must be written again from ``last.pt``'s weights: a kill between the two
-    files left the best epoch's weights only in ``last.pt`` (:func:`resume`)."""
+    best_state: dict[str, torch.Tensor] | None = None
+    """The best epoch's trainable weights (:func:`keep_best`), written to ``model.pt`` when the
+    epochs are done (:func:`write_best`); None before any epoch was best, and after resuming an
+    older ``last.pt`` whose best epoch's weights are only in ``model.pt``."""
 
     def record(self, epoch: int, row: dict[str, Any], score: float, validated: bool) -> bool:
         """Add ``epoch``'s metrics ``row`` to the history; True when it is the best epoch so far
@@ -108,9 +120,12 @@ def resume(
         if st.start_epoch < cfg.epochs
         else f"after its last epoch ({cfg.epochs} of {cfg.epochs} done)"
     )
-    # last.pt is written before model.pt: a kill between the two leaves the best weights
-    # only in last.pt (its best epoch is its own epoch); model.pt is rewritten from them
-    st.rewrite_best = st.best_epoch == int(state["epoch"]) and st.best_epoch >= 0
+    if state.get("best_model") is not None:  # version 3: the best epoch's weights
+        st.best_state = state["best_model"]
+    elif st.best_epoch == int(state["epoch"]) and st.best_epoch >= 0:
+        # versions 1-2 wrote model.pt after last.pt: a kill between the two left the best
+        # epoch's weights only here (else model.pt holds them and is kept)
+        st.best_state = state["model"]  # version 1: every weight (strict=False loads)
     return st, f"resuming {out} {at} (from {last_path}{checked})"
 
 
@@ -141,8 +156,36 @@ def save_epoch(
             "selection": selection,
             "history": st.history,
             "rng": rng_state(),
+            "best_model": st.best_state,
         },
     )
+
+
+def keep_best(st: Standing, model: torch.nn.Module, frozen: FrozenState) -> None:
+    """Keep a copy of ``model``'s trainable weights as the best epoch's (``st.best_state``): a
+    few MB for Hiera-tiny (the frozen trunk is left out), written by :func:`save_epoch` and
+    :func:`write_best`."""
+    st.best_state = {k: v.detach().clone() for k, v in trainable_state(model, frozen).items()}
+
+
+def write_best(
+    model: torch.nn.Module, best_path: Path, st: Standing, extra: dict[str, Any]
+) -> bool:
+    """Write ``model.pt`` once the epochs are done: the best epoch's weights (``st.best_state``,
+    loaded into ``model``, which then holds them) with ``extra`` (:func:`model_extra`).
+
+    Without kept weights: nothing when ``best_path`` exists (a resumed older run whose best
+    epoch's weights are in it), else ``model``'s weights as they are (no epoch was best, e.g.
+    every validation score was NaN). Returns whether the file was written.
+    """
+    from sam2elnet.model import save_model
+
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state, strict=False)
+    elif best_path.is_file():
+        return False
+    save_model(model, best_path, extra=extra)
+    return True
 
 
 def training_record(

@@ -5,7 +5,7 @@ run resumed after a kill continues exactly where it stopped. Written and read th
 :mod:`sam2elnet.engine.train_checkpoints`; :func:`sam2elnet.engine.train.train` sets up DDP here.
 
 The frozen parameters (the Hiera trunk unless ``--trunk last|all``: ~27 M of Hiera-tiny's weights,
-~105 MB) are not written each epoch: ``last.pt`` (version 2) names them and holds a content hash
+~105 MB) are not written each epoch: ``last.pt`` (version 2 on) names them and holds a content hash
 (:func:`frozen_state`), and a resumed run, which rebuilds the same trunk (the SAM2 weights file or
 the seeded random initialisation), checks the hash before it continues. On the demo that cut the
 file from 113 MB to a few MB and the per-epoch save from ~0.4 s (docs/benchmarks.md, "Demo
@@ -50,9 +50,11 @@ __all__ = [
 ]
 
 LAST_FORMAT = TRAIN_STATE_FORMAT
-LAST_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 1 held every weight; version 2 leaves the frozen ones out (:func:`frozen_state`)."""
+LAST_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 1 held every weight; version 2 leaves the frozen ones out (:func:`frozen_state`);
+version 3 adds ``best_model``, the best epoch's trainable weights (``model.pt`` is written from
+them when the run ends)."""
 
 
 # ----------------------------------------------------------------------------- distributed
