@@ -134,3 +134,17 @@ def test_resume_of_a_version_2_state_keeps_or_rewrites_model_pt(
             assert all(torch.equal(a[k], v) for k, v in b.items())
         else:
             assert torch.load(out / "model.pt", weights_only=True).keys() == {"marker"}
+
+
+def test_resume_of_a_finished_run_keeps_its_model_pt(run: dict[str, Any]) -> None:
+    """Nothing left to train: the model.pt the run finished with is not written again."""
+    import shutil
+
+    from sam2elnet.engine.train import train
+
+    out = run["tmp"] / "finished"
+    shutil.copytree(run["res"].run_dir, out)
+    before = (out / "model.pt").read_bytes()
+    res = train(_cfg(run["data"], out, resume=True))
+    assert res.resumed == "all 3 epochs were done; only the steps after training ran"
+    assert (out / "model.pt").read_bytes() == before

@@ -359,8 +359,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         late = late_best_note(st.best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
         if late:
             say(late)
-        # the best epoch's weights (kept since then, or from last.pt after --resume)
-        write_best(model, best_path, st, model_extra(cfg, data, record, st))
+        # the best epoch's weights (kept since then, or from last.pt after --resume); a resumed
+        # run that trained no epoch keeps the model.pt it finished with (its evaluator too)
+        if st.start_epoch < cfg.epochs or not best_path.is_file():
+            write_best(model, best_path, st, model_extra(cfg, data, record, st))
         if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()
             quality_summary = fit_run_evaluator(cfg, data, best_path, train, say, batch_size)
     if dist_info.enabled:
