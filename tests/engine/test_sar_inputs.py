@@ -203,6 +203,41 @@ def test_training_warns_once_about_untagged_zero_borders(tmp_path):
     assert check_zero_training({"a.tif": 0.005}, u8.model_copy(update={"to_db": True})) is None
 
 
+def test_stats_warns_about_untagged_zero_borders_as_training_does(tmp_path, capsys):
+    """`elnet stats --data s1_set --modality sar` (docs/data.md: "what training will do") said
+    nothing about a linear sigma0 set's untagged zero no-data border, which `elnet train` then
+    warned about (and learned as sea). Now stats gives the same warning, naming the images with
+    their share of such pixels; a tagged border (nodata 0) and dB data give none."""
+    import json
+
+    from sam2elnet.cli import main
+
+    def dataset(name: str, nodata: float | None, db: bool = False) -> Path:
+        root = tmp_path / name
+        (root / "images").mkdir(parents=True)
+        (root / "dataset.json").write_text(json.dumps({"modality": "sar"}))
+        for i in range(3):
+            img = _linear(40 + i)
+            if db:
+                img = (10 * np.log10(img)).astype(np.float32)
+            if i < 2:
+                img[:, :, : 4 + 2 * i] = 0.0  # a no-data border of 10 % and 15 %
+            write_tif(root / "images" / f"s{i}.tif", img, nodata=nodata)
+            write_tif(root / "masks" / f"s{i}.tif", np.zeros((1, S, S), np.uint8))
+        return root
+
+    root = dataset("untagged", None)
+    assert main(["stats", "--data", str(root), "--no-progress"]) == 0
+    err = " ".join(" ".join(_err(capsys)).split())
+    img = root / "images"
+    assert "warning: 2 of 3 images have untagged pixels of 0" in err
+    assert f"{img / 's1.tif'} (15.0%), {img / 's0.tif'} (10.0%)" in err
+    assert "gdal_edit.py -a_nodata 0 FILE" in err
+    for quiet in (dataset("tagged", 0.0), dataset("db", None, db=True)):
+        assert main(["stats", "--data", str(quiet), "--no-progress"]) == 0
+        assert "untagged pixels of 0" not in capsys.readouterr().err
+
+
 def test_sar_advice_fits_80_columns_with_numbered_steps(u8_model, tmp_path, capsys):
     """The SAR advice was one line of about 900 characters. Now a short first line (the
     problem; the file before it), then lines of at most 80 columns: numbered steps, each with

@@ -135,6 +135,8 @@ def stats_cmd(
     training = st.training_line()
     if training:
         typer.echo(training)
+    if st.zero_warning:  # the untagged no-data border `elnet train` would warn about
+        logging.getLogger(__name__).warning(st.zero_warning)
     if out is not None:
         write_json_atomic(out, st.payload())
         typer.echo(f"wrote {out}")

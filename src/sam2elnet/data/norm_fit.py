@@ -14,7 +14,7 @@ statistics ``elnet stats --out`` wrote back. Applying a configuration to pixels 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,7 @@ def compute_stats(
     seed: int = 0,
     progress: bool = True,
     skips: SkipLog | None = None,
+    on_image: Callable[[str, RasterImage], None] | None = None,
 ) -> NormalizationConfig:
     """Per-band dataset statistics over a random pixel sample of every image.
 
@@ -68,6 +69,10 @@ def compute_stats(
     band count than the first one read, is recorded there (a warning each) and left out; when
     none can be read, the DataError of :meth:`~sam2elnet.utils.batch.SkipLog.nothing_done`.
     Without it (training), or for a single image, such an image raises its own DataError.
+
+    ``on_image``: called with each image's path (str) and the :class:`RasterImage` read, raw
+    values before any dB step (``elnet stats`` counts the untagged zero border of each image
+    there, without reading it again).
     """
     base = cfg or NormalizationConfig()
     rng = np.random.default_rng(seed)
@@ -101,6 +106,8 @@ def compute_stats(
             dtype = str(img.data.dtype)
             total = np.zeros(bands)
             total_sq = np.zeros(bands)
+        if on_image is not None:
+            on_image(str(path), img)
         x = prepare(img.data, base).reshape(bands, -1)
         keep = img.valid.reshape(-1) & np.all(np.isfinite(x), axis=0)
         if base.to_db:  # zero / negative "power" is nodata or no signal, not -60 dB of sea

@@ -22,6 +22,7 @@ from sam2elnet.data.modality import with_modality
 from sam2elnet.data.norm_fit import compute_stats
 from sam2elnet.data.normalize import NormalizationConfig
 from sam2elnet.data.pair_sizes import pair_size_error
+from sam2elnet.data.zero_pixels import check_zero_training, zero_share
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
 
@@ -134,6 +135,7 @@ def stats_config(
     p_high: float = option_default(StatsOptions, "p_high"),
     progress: bool = True,
     skips: SkipLog | None = None,
+    zeros: dict[str, float] | None = None,
 ) -> NormalizationConfig:
     """Per-band normalisation statistics of the images of ``samples``.
 
@@ -147,6 +149,8 @@ def stats_config(
         progress: Show a progress bar.
         skips: Where an image that cannot be read is recorded and left out (the batch policy;
             :func:`~sam2elnet.data.norm_fit.compute_stats`); None: it raises DataError.
+        zeros: Filled, when the statistics are in dB, with image path -> share of untagged
+            pixels <= 0 (:func:`~sam2elnet.data.zero_pixels.zero_share`).
 
     Returns:
         The :class:`~sam2elnet.data.normalize.NormalizationConfig` with per-band ``mean`` /
@@ -169,7 +173,16 @@ def stats_config(
                     raise
                 # recorded by compute_stats below, which reads it again
     base = base.model_copy(update={"to_db": bool(to_db), "p_low": p_low, "p_high": p_high})
-    return compute_stats([s.image for s in samples], base, progress=progress, skips=skips)
+    on_image = None
+    if zeros is not None and base.to_db:  # the untagged zero border, counted as it is read
+        found = zeros
+
+        def on_image(path: str, img: Any) -> None:
+            found[path] = zero_share(img.data[:, img.valid])
+
+    return compute_stats(
+        [s.image for s in samples], base, progress=progress, skips=skips, on_image=on_image
+    )
 
 
 @dataclass
@@ -204,6 +217,10 @@ class DatasetStats:
     #: road data: the first image's ground pixel size at its centre, metres (the projection's
     #: scale factor applied, :func:`~sam2elnet.data.georef.pixel_size`; None: no projected CRS)
     pixel_size_m: float | None = None
+    #: the untagged-zero warning ``elnet train`` gives for these images when it converts to dB
+    #: (a no-data border of 0 without a nodata tag: :func:`~sam2elnet.data.zero_pixels.
+    #: check_zero_training`); None when it gives none
+    zero_warning: str | None = None
 
     def domain_lines(self) -> list[str]:
         """What ``elnet stats`` says of the domain, as it says the modality and dB decision of
@@ -367,11 +384,19 @@ def index_stats(
         if not samples:
             raise skips.nothing_done(n_pairs, index.root)
     samples = evenly_spaced(samples, max_images)
+    zeros: dict[str, float] = {}
     cfg = stats_config(samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high,
-                       progress=progress, skips=skips)  # fmt: skip
+                       progress=progress, skips=skips, zeros=zeros)  # fmt: skip
     bad = {it["file"] for it in skips.items}
     used = [s for s in samples if str(s.image) not in bad]
     st = DatasetStats(index, used, cfg, train_only, skips.rows(), n_pairs, check)
+    st.zero_warning = check_zero_training(
+        {k: v for k, v in zeros.items() if k not in bad},
+        cfg,
+        images="images",
+        effect="run elnet stats again; tagged pixels are left out of the statistics, training "
+        "and validation, and labelled nodata (127)",
+    )
     return _with_domain(st, index)
 
 

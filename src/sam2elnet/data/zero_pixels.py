@@ -161,7 +161,14 @@ def zero_share(values: np.ndarray) -> float:
     return float(np.mean(np.all(v <= 0, axis=0)))
 
 
-def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> str | None:
+def check_zero_training(
+    shares: Mapping[str, float],
+    cfg: Any,
+    top: int = 3,
+    *,
+    images: str = "training and validation images",
+    effect: str = "train again; tagged pixels are left out of training and validation",
+) -> str | None:
     """The training run's warning of :func:`check_zero_pixels`' rule, once for all its images.
 
     Training takes untagged zeros as data too: with a model that converts to dB they become the
@@ -175,6 +182,8 @@ def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> 
         shares: image path -> :func:`zero_share` of its valid pixels (training and validation).
         cfg: the run's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
         top: images named (those with the largest share; the rest are counted).
+        images: what the images are, for the first line (``elnet stats``: "images").
+        effect: what tagging does, for the advice (``elnet stats``: the run to come).
 
     Returns:
         None when the model does not convert to dB or no image has at least
@@ -191,13 +200,13 @@ def check_zero_training(shares: Mapping[str, float], cfg: Any, top: int = 3) -> 
     named = ", ".join(f"{path} ({share:.1%})" for share, path in hit[:top])
     more = f" and {len(hit) - top} more" if len(hit) > top else ""
     return message(
-        f"{len(hit)} of {len(shares)} training and validation images have untagged pixels of 0",
+        f"{len(hit)} of {len(shares)} {images} have untagged pixels of 0",
         *untagged_zero_advice(
             f"Pixels of 0 (or below) without a nodata tag: {named}{more}. The model converts to "
             "dB, where 0 has no value (floored to the darkest sea), so training learns them as "
             "sea and predictions label them like oil. Sentinel-1 GRD and many SNAP exports fill "
             "the no-data border with 0.",
-            "train again; tagged pixels are left out of training and validation",
+            effect,
             png_note=False,
         ),
     )
