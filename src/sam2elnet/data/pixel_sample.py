@@ -20,12 +20,14 @@ whose header says more is read decimated (nearest neighbour, every f-th row and 
 :func:`sam2elnet.data.tiling.decimated_read`), so a 10,000 px JPEG-compressed GeoTIFF of a few MB
 is not decoded whole into memory for a look before the job."""
 
-SAMPLE_CACHE_MB = 16
+SAMPLE_CACHE_MB = 32
 """GDAL's block cache (MB, :func:`sam2elnet.data.windowed.gdal_env`) while the sample is read.
 GDAL's default, 5 % of the RAM, kept every decoded block of a large file: the look at a
-10,000^2 px JPEG-compressed RGB GeoTIFF peaked at 694 MB (the decoded file, 300 MB, in the
-cache); a decimated read decodes each block once, so a small cache costs no time
-(docs/benchmarks.md, "The images-vs-masks check")."""
+10,000^2 px JPEG-compressed RGB GeoTIFF peaked at 685 / 714 MB (striped / 256 px tiles; the
+decoded file, 300 MB, in the cache), 140 / 142 MB with this cap. 32 MB holds the block rows a
+decimated strip of about 512 rows shares with the next one (16 MB: 1.04 s of CPU instead of
+0.72 s for the tiled file, its boundary tiles decoded twice; docs/benchmarks.md, "The
+images-vs-masks check on a large raster")."""
 
 CONTENT_CHECK_MAX_BYTES = 64 * 2**20
 """A file GDAL cannot open is looked at by the whole-image reader only up to this size (64 MiB);
