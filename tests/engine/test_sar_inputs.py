@@ -150,6 +150,37 @@ def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):
         capsys.readouterr()
 
 
+def test_band_count_error_when_scaling_makes_the_bands_alike(u8_model, tmp_path, capsys):
+    """A VV/VH stack in dB (two different float bands, all below 0) into a one-band 8-bit
+    model: the fixed 0..255 scaling clips both bands to 0, so they looked like one grey band
+    stored twice; `scene` and `annotate` then predicted it and ended in a range warning and
+    'unusable: constant after scaling', hiding the band count (a SAR trial: fixing the range as
+    advised only led to the band-count error). Now the band-count error comes first, as for any
+    other two-band image; bands alike in the file (a blank grey tile stored twice) still pass."""
+    from sam2elnet.cli import main
+
+    rng = np.random.default_rng(3)
+    vv = rng.uniform(-25.0, -5.0, (1, S, S)).astype(np.float32)
+    db = write_tif(tmp_path / "db" / "vvvh.tif", np.concatenate([vv, vv - 7.0]))
+    for args in (["annotate", "--images", str(db)],
+                 ["scene", "--image", str(db), "--tile", "32", "--overlap", "8"]):  # fmt: skip
+        out = tmp_path / args[0] / ("l.tif" if args[0] == "scene" else "")
+        assert main([*args, "--model", u8_model, "--out", str(out), "--no-progress"]) == 2
+        assert not (tmp_path / args[0]).exists()
+        err = [ln for ln in _err(capsys) if ln.startswith(("warning", "error"))]
+        err = [ln for ln in err if "quality evaluator is not fitted" not in ln]
+        assert len(err) == 1, err
+        assert err[0].startswith(f"error: {db}: unsupported band count: image has 2 bands but "
+                                 "the model was trained for 1")  # fmt: skip
+    from sam2elnet.data.band_match import identical_bands
+
+    raw = np.stack([np.full((4, 4), 7.0), np.full((4, 4), 7.0)])
+    assert identical_bands(np.zeros((2, 4, 4)), raw)  # a constant grey tile stored twice
+    assert not identical_bands(np.zeros((2, 4, 4)), np.stack([raw[0], raw[0] - 7]))
+    grey = rng.uniform(0, 1, (1, 4, 4))
+    assert identical_bands(np.concatenate([grey, grey]), np.concatenate([grey, grey]) * 255)
+
+
 def _linear(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lin = rng.gamma(4.0, 0.0125, (1, S, S)).astype(np.float32)

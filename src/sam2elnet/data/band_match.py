@@ -38,6 +38,7 @@ __all__ = [
     "IDENTICAL_NORMALISED_ATOL",
     "band_descriptions",
     "band_layout",
+    "identical_bands",
     "match_bands",
     "model_bands_text",
 ]
@@ -45,6 +46,34 @@ __all__ = [
 IDENTICAL_NORMALISED_ATOL = 2.0 / 255
 """Largest difference on the normalised [0, 1] scale between bands that still count as one grey
 band stored several times (JPEG noise of 2 grey levels in uint8)."""
+
+
+def identical_bands(scaled: np.ndarray, raw: np.ndarray) -> bool:
+    """Whether several bands are one grey band stored several times (the SOS JPEGs' R = G = B).
+
+    Judged on the normalised scale (within :data:`IDENTICAL_NORMALISED_ATOL`), except where the
+    scaling made the first band constant: there the raw values decide, so two different bands
+    that a model's range clips to the same constant (a VV / VH stack in dB, all below 0, given
+    to a model of 8-bit images: both 0) are two bands, a band-count error, not one band that is
+    then "constant after scaling".
+
+    Args:
+        scaled: (C, ...) normalised values, float in [0, 1].
+        raw: (C, ...) the same pixels in the file's units (integer data: within 2 units, the
+            JPEG noise :func:`~sam2elnet.data.images.read_image` allows grey bands).
+
+    Returns:
+        True when the bands count as one.
+    """
+    if not np.allclose(scaled, scaled[:1], atol=IDENTICAL_NORMALISED_ATOL):
+        return False
+    if scaled.size and np.ptp(scaled[0]) > IDENTICAL_NORMALISED_ATOL:
+        return True
+    raw = np.asarray(raw)
+    atol = 2.0 if np.issubdtype(raw.dtype, np.integer) else 0.0  # JPEG noise, as on reading
+    raw = raw.astype(np.float64)
+    return bool(np.allclose(raw, raw[:1], rtol=1e-6, atol=atol, equal_nan=True))
+
 
 COLOUR_BANDS = 3
 """The band count of a colour (RGB) model, the one a single grey band is repeated into."""

@@ -260,7 +260,7 @@ def normalize_for_model(
     """
     from dataclasses import replace
 
-    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_layout
+    from sam2elnet.data.band_match import band_layout, identical_bands
 
     done: list[np.ndarray] = []
 
@@ -272,7 +272,7 @@ def normalize_for_model(
     layout = band_layout(
         img.bands,
         in_bands,
-        lambda: bool(np.allclose(scaled(), scaled()[:1], atol=IDENTICAL_NORMALISED_ATOL)),
+        lambda: identical_bands(scaled(), img.data),
         path,
         sar=cfg.sar,
         names=cfg.band_names,

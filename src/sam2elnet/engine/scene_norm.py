@@ -179,7 +179,7 @@ def make_scene_normalizer(
     Raises DataError when the scene holds no valid pixel at all, BandCountError for a band
     count the model cannot take.
     """
-    from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL, band_layout
+    from sam2elnet.data.band_match import band_layout, identical_bands
     from sam2elnet.data.input_kind import warn_input_kind
 
     cfg = getattr(predictor, "normalization", None)
@@ -196,7 +196,7 @@ def make_scene_normalizer(
     def identical() -> bool:
         norm = _normalizer_from_pixels(src, cfg, bands, pix, warn=False)
         x = norm(pix[:, None, :], np.ones((1, pix.shape[1]), bool))
-        return bool(np.allclose(x, x[:1], atol=IDENTICAL_NORMALISED_ATOL))
+        return identical_bands(x, pix[:, None, :])
 
     # the band count first: a count the model cannot take is that error, with no range warning
     layout = band_layout(
