@@ -181,6 +181,48 @@ def test_band_count_error_when_scaling_makes_the_bands_alike(u8_model, tmp_path,
     assert identical_bands(np.concatenate([grey, grey]), np.concatenate([grey, grey]) * 255)
 
 
+def test_a_band_of_another_polarisation_warns(tmp_path, capsys):
+    """A model trained on VV (its training images' band descriptions, e.g. SNAP's Sigma0_VV_db)
+    given a VH image ran without a word: VH lies 6-10 dB below VV, inside the widened dB range,
+    so no range warning either (a SAR trial: `--bands 2` of a VV/VH stack). Now one warning
+    names the image's band, both polarisations and the fix (--bands with the file's VV band
+    when it has one); a VV image, and models without polarisation names, say nothing."""
+    from sam2elnet.cli import main
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    rng = np.random.default_rng(4)
+    vv = rng.uniform(-22.0, -8.0, (1, S, S)).astype(np.float32)
+    train = [write_tif(tmp_path / "t" / f"t{i}.tif", vv + i, descriptions=("Sigma0_VV_db",))
+             for i in range(3)]  # fmt: skip
+    norm = fit_normalization(train, "sar").model_copy(update={"band_names": ["Sigma0_VV_db"]})
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=norm.model_dump()))
+    model = str(save_model(net, tmp_path / "vv.pt",
+                           extra={"normalization": norm.model_dump(mode="json")}))  # fmt: skip
+    vh = write_tif(tmp_path / "vh" / "s1_vh.tif", vv - 7.0, descriptions=("Sigma0_VH_db",))
+    stack = write_tif(tmp_path / "st" / "s1.tif", np.concatenate([vv, vv - 7.0]),
+                      descriptions=("Sigma0_VV_db", "Sigma0_VH_db"))  # fmt: skip
+    same = write_tif(tmp_path / "vv" / "s1_vv.tif", vv, descriptions=("Amplitude_VV",))
+    runs = [
+        (["annotate", "--images", str(vh)], f"{vh}: band 1 is VH", "a VV image"),
+        (["scene", "--image", str(vh), "--tile", "32", "--overlap", "8"], f"{vh}: band 1 is VH",
+         "a VV image"),
+        (["annotate", "--images", str(stack), "--bands", "2"], f"{stack}: band 2 is VH",
+         "--bands 1"),
+        (["scene", "--image", str(stack), "--bands", "2", "--tile", "32", "--overlap", "8"],
+         f"{stack}: band 2 is VH", "--bands 1"),
+    ]  # fmt: skip
+    for k, (args, head, fix) in enumerate(runs):
+        out = tmp_path / f"o{k}" / ("l.tif" if args[0] == "scene" else "")
+        assert main([*args, "--model", model, "--out", str(out), "--no-progress"]) == 0
+        err = " ".join(" ".join(_err(capsys)).split())
+        assert f"warning: {head} ('Sigma0_VH_db') but the model was trained on VV" in err, err
+        assert fix in err
+    for args in (["annotate", "--images", str(same)], ["annotate", "--images", str(vh)]):
+        m = model if args[-1] == str(same) else _model(tmp_path / "plain", train, 1)
+        assert main([*args, "--model", m, "--out", str(tmp_path / "q"), "--no-progress"]) == 0
+        assert "polarisation" not in capsys.readouterr().err
+
+
 def _linear(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lin = rng.gamma(4.0, 0.0125, (1, S, S)).astype(np.float32)

@@ -21,12 +21,17 @@ image has another band count than the model was trained on (whole images through
   SAR model (an RGB photo) also says the model is one of SAR backscatter and the image looks
   optical.
 
+The counts matching, :func:`check_polarisation` warns when a band's description names another
+polarisation than the model's band in its place (a VV model given a VH image, or ``--bands 2``
+of a VV/VH stack).
+
 :class:`~sam2elnet.errors.BandCountError` is a :class:`~sam2elnet.errors.DataError`: a folder
 job skips such a file (``skipped.csv``), a single file is one ``error:`` line.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,9 +43,11 @@ __all__ = [
     "IDENTICAL_NORMALISED_ATOL",
     "band_descriptions",
     "band_layout",
+    "check_polarisation",
     "identical_bands",
     "match_bands",
     "model_bands_text",
+    "polarisation",
 ]
 
 IDENTICAL_NORMALISED_ATOL = 2.0 / 255
@@ -77,6 +84,80 @@ def identical_bands(scaled: np.ndarray, raw: np.ndarray) -> bool:
 
 COLOUR_BANDS = 3
 """The band count of a colour (RGB) model, the one a single grey band is repeated into."""
+
+
+_POLARISATION = re.compile(r"(?<![a-z])(hh|hv|vh|vv)(?![a-z])", re.IGNORECASE)
+
+
+def polarisation(name: str | None) -> str | None:
+    """The SAR polarisation a band description names: ``"Sigma0_VH_db"`` -> ``"VH"``.
+
+    Args:
+        name: A band description (GDAL, e.g. SNAP's ``Sigma0_VV_db``, ``Amplitude_VH``, ``HH``).
+
+    Returns:
+        ``HH`` / ``HV`` / ``VH`` / ``VV`` when the name holds exactly one of them as a word of its
+        own (separated by anything but a letter); None otherwise (no name, none, or several:
+        ``VV_VH_ratio``).
+    """
+    found = {m.upper() for m in _POLARISATION.findall(name or "")}
+    return found.pop() if len(found) == 1 else None
+
+
+def check_polarisation(
+    path: str | Path | None, names: Sequence[str] | None, select: Sequence[int] | None = None
+) -> str | None:
+    """A warning text when an image band holds another polarisation than the model's band in
+    its place: a model trained on VV given VH (6-10 dB darker over the sea, inside a widened dB
+    range, so the range check is silent) labels it without a sign.
+
+    Judged on band descriptions only (the model's ``NormalizationConfig.band_names``, recorded
+    by ``elnet train`` from its training images, and the image's GDAL descriptions), so images
+    and models without them are never warned about.
+
+    Args:
+        path: The image file (None, PNG / JPEG or unreadable: no check).
+        names: The model's band names (None: no check).
+        select: The 1-based file bands fed to the model (``--bands`` / the model's
+            ``band_select``); None: the file's bands in order.
+
+    Returns:
+        None when every band fed has the model band's polarisation (or either names none);
+        else the text (the caller puts the file first), with ``--bands`` choosing the file's
+        band of the model's polarisation when it has one.
+    """
+    model = [polarisation(n) for n in names or []]
+    if path is None or not any(model):
+        return None
+    image = band_descriptions(path, select)
+    if len(image) != len(model):
+        return None
+    fed = list(select) if select else list(range(1, len(image) + 1))
+    wrong = [
+        (fed[i], p, image[i], m, (names or [])[i])
+        for i, (m, p) in enumerate(zip(model, map(polarisation, image), strict=True))
+        if m and p and m != p
+    ]
+    if not wrong:
+        return None
+    band, pol, desc, want, want_desc = wrong[0]
+    file_pols = [polarisation(n) for n in band_descriptions(path)]
+    if all(model) and all(m in file_pols for m in model):  # every model band named, in the file
+        choice = ",".join(str(file_pols.index(m) + 1) for m in model)
+        fix = (
+            f"give the file's {want} band with --bands {choice}"
+            if len(model) == 1
+            else f"give the file's bands in the model's order ({', '.join(map(str, model))}) "
+            f"with --bands {choice}"
+        )
+    else:
+        fix = f"give a {want} image, or train a model on {pol} images"
+    more = f" (and {len(wrong) - 1} more band(s))" if len(wrong) > 1 else ""
+    return (
+        f"band {band} is {pol} ({desc!r}) but the model was trained on {want} ({want_desc!r})"
+        f"{more}, a different measurement (cross-polarised VH / HV backscatter is typically "
+        f"6-10 dB below VV / HH over the sea), so its labels are unreliable; {fix}"
+    )
 
 
 def band_descriptions(path: str | Path, bands: Sequence[int] | None = None) -> list[str]:

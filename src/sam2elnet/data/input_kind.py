@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.band_match import check_polarisation
 from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.data.zero_pixels import untagged_zero_advice
@@ -49,6 +50,7 @@ __all__ = [
     "GREY_INTO_COLOUR_KIND",
     "GREY_MAX_DIFFERENCE",
     "MODALITY_KIND",
+    "POLARISATION_KIND",
     "ZERO_BORDER_KIND",
     "ZERO_BORDER_MIN_FRACTION",
     "band_difference",
@@ -70,6 +72,8 @@ black frame of a few pixels (< 2 % of a 512 px image per 2-px side) silent."""
 ZERO_BORDER_KIND = "an optical image with a margin of 0 in every band and no nodata tag"
 """The kind :func:`check_zero_border`'s warning is counted by (once per run)."""
 MODALITY_KIND = "a SAR image given to an optical model"
+POLARISATION_KIND = "a band of another polarisation than the model's"
+"""The kind :func:`~sam2elnet.data.band_match.check_polarisation`'s warning is counted by."""
 """The kind :func:`check_modality`'s warning is counted by (once per run)."""
 COLOUR_MIN_DIFFERENCE = 2.0
 """Grey levels: an 8-bit image is a colour image for :func:`check_colour_into_sar` when the
@@ -325,7 +329,8 @@ def warn_input_kind(
     chosen: Any = None,
 ) -> None:
     """Log the warnings of this module's checks about one image (:func:`check_zero_border`,
-    :func:`check_modality`, :func:`check_colour_into_sar`, :func:`check_grey_into_colour`):
+    :func:`check_modality`, :func:`check_colour_into_sar`, :func:`check_grey_into_colour`,
+    :func:`~sam2elnet.data.band_match.check_polarisation`):
     each one ``warning:`` record of this module's logger, ``"SOURCE: text"``, once per run
     (:func:`~sam2elnet.utils.run_warnings.warn_once`, the kinds ``*_KIND`` above; outside a
     job's scope every time).
@@ -349,3 +354,6 @@ def warn_input_kind(
         warn_once(log, COLOUR_INTO_SAR_KIND, f"{name}: {msg}")
     if msg := check_grey_into_colour(values, data.dtype, cfg, in_bands):
         warn_once(log, GREY_INTO_COLOUR_KIND, f"{name}: {msg}")
+    select = chosen or getattr(cfg, "band_select", None)
+    if msg := check_polarisation(source, getattr(cfg, "band_names", None), select):
+        warn_once(log, POLARISATION_KIND, f"{name}: {msg}")
