@@ -59,7 +59,6 @@ from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
 from sam2elnet.utils.atomic import write_text_atomic
-from sam2elnet.utils.lock import holds_only_lock
 
 #: Every profile: the training family, then the held-out ones (the names are
 #: :data:`sam2elnet.option_values.CoarseProfile`'s, for the CLI and the options models).
@@ -378,6 +377,7 @@ def degrade_folder(
         raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
     rows: list[tuple[str, float, str]] = []
     skips = SkipLog("mask")
+    created = not dst.exists()  # before the lock makes it: a user's empty folder stays
     with output_lock(dst):
         for f in track(files, "degrade", "mask", progress):
             try:
@@ -394,13 +394,11 @@ def degrade_folder(
             rows.append((name, v, ";".join(res.ops)))
         if skips:
             if not rows:
-                dst_created = holds_only_lock(dst)
-                err = skips.nothing_done(len(files), src, csv=dst / SKIPPED_CSV)
-                if dst_created:
+                if created:  # first: the list is written only into a folder that stays
                     import shutil
 
                     shutil.rmtree(dst, ignore_errors=True)
-                raise err
+                raise skips.nothing_done(len(files), src, csv=dst / SKIPPED_CSV)
         skips.write_csv(dst / SKIPPED_CSV)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

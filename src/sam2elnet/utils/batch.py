@@ -155,15 +155,17 @@ class SkipLog:
         :attr:`single` file its own error, naming it. The one rule for a run that produced
         nothing: its skip list (why nothing came out) is written to ``csv``, the path a
         successful run writes it to, replacing an earlier run's list, which no longer holds;
-        only into a folder that exists and holds more than the job's lock (a run that produced
-        nothing leaves no folder of its own behind: the folder
-        :func:`~sam2elnet.utils.lock.output_lock` created is removed). The error line ends with
-        the list's path when it was written: ``... and re-run (listed with the reasons in
-        OUT/skipped.csv)``."""
-        from sam2elnet.utils.lock import holds_only_lock
+        only into a folder that exists and that this run did not create (a run that produced
+        nothing leaves no folder of its own behind: the caller removes the folder it made
+        before this, and one :func:`~sam2elnet.utils.lock.output_lock` made is removed when the
+        lock is released, :func:`~sam2elnet.utils.lock.lock_created`). A folder the user made,
+        even an empty one, stays and holds the list. The error line ends with the list's path
+        when it was written: ``... and re-run (listed with the reasons in OUT/skipped.csv)``."""
+        from sam2elnet.utils.lock import lock_created
 
         written = None
-        if csv is not None and Path(csv).parent.is_dir() and not holds_only_lock(Path(csv).parent):
+        folder = None if csv is None else Path(csv).parent
+        if folder is not None and folder.is_dir() and not lock_created(folder):
             written = self.write_csv(csv)
         return self._nothing_done(n_total, where, written)
 

@@ -19,18 +19,24 @@ from pathlib import Path
 
 from sam2elnet.errors import LockedError
 
-__all__ = ["holds_only_lock", "output_lock", "LOCK_NAME"]
+__all__ = ["lock_created", "output_lock", "LOCK_NAME"]
 
 LOCK_NAME = ".elnet.lock"
 
 
-def holds_only_lock(folder: Path) -> bool:
-    """``folder`` (an existing folder) holds nothing but the job's lock file, or nothing: the
-    folder this job's :func:`output_lock` created, not a user's."""
-    return all(p.name == LOCK_NAME for p in folder.iterdir())
+def lock_created(folder: str | Path) -> bool:
+    """This process holds :func:`output_lock` on ``folder`` and that lock made the folder (it
+    did not exist before the lock was taken): the run's own folder, to remove when the run
+    produced nothing. False for a folder the user made (empty or not) and for a folder no lock
+    of this process holds. The decision is ``not folder.exists()`` taken before the lock file
+    was created, never what the folder holds (a user's empty folder holds only the lock too)."""
+    key = str(Path(folder).resolve())
+    with _guard:
+        return key in _made and key in _held
 
 
 _held: dict[str, tuple[int, int]] = {}  # resolved folder -> (fd, depth)
+_made: set[str] = set()  # resolved folders whose held lock created them
 _guard = threading.Lock()
 
 
@@ -101,11 +107,14 @@ def output_lock(folder: str | Path) -> Iterator[Path]:
         os.write(fd, f"{os.getpid()} {' '.join(sys.argv[:4])}\n".encode())
     with _guard:
         _held[key] = (fd, 1)
+        if created:
+            _made.add(key)
     try:
         yield root
     finally:
         with _guard:
             _held.pop(key, None)
+            _made.discard(key)
         with contextlib.suppress(OSError):
             os.unlink(lock_path)
         os.close(fd)  # releases the flock
