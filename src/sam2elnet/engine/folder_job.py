@@ -226,6 +226,7 @@ class FolderJob:
             for chunk in chunks
         )
         bar = progress_bar(len(todo), self.spec.task, "img", self.progress)
+        kept = skipped = 0  # of the bar's images (not resumed rows, not window-by-window ones)
         try:
             results = self.executor.map_calls(process_chunk, work)
             for chunk, res in zip(chunks, results, strict=True):
@@ -233,12 +234,10 @@ class FolderJob:
                 for item, reason in res.skipped:
                     self.skips.add(item, reason)
                 self.rows.extend(res.rows)
+                kept += sum(1 for r in res.rows if r["kept"] in (True, "True", "1"))
+                skipped += len(res.skipped)
                 bar.update(len(chunk))
-                bar.set_postfix(
-                    kept=sum(1 for r in self.rows if r["kept"] in (True, "True", "1")),
-                    skipped=len(self.skipped),
-                    refresh=False,
-                )
+                bar.set_postfix(kept=kept, skipped=skipped, refresh=False)
                 self.flush()
         finally:
             bar.close()
