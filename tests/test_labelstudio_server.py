@@ -384,11 +384,11 @@ def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsy
         assert h["jobs"][-1]["state"] == "done", h["jobs"]
         assert h["jobs"][-1]["image_size"] == 32
         assert h["model_version"] != h0["model_version"]
-        import cv2
-
         name = report["annotated"]
-        stored = cv2.imread(str(tmp_path / "serve" / "data" / "masks" / f"{name}.png"), 0)
-        assert np.array_equal(stored > 0, edit)
+        # a GeoTIFF image's reviewed mask keeps its georeference (as elnet import writes it)
+        with rasterio.open(tmp_path / "serve" / "data" / "masks" / f"{name}.tif") as m:
+            stored, crs = m.read(1), m.crs
+        assert np.array_equal(stored > 0, edit) and crs.to_epsg() == 32633
     finally:
         _stop(proc)
         log.close()

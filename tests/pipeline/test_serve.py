@@ -123,10 +123,12 @@ def test_protocol_predict_store_and_fine_tune(backend):
         f"{url}/webhook", {"action": "ANNOTATION_CREATED", "task": tasks[0], "annotation": ann}
     )
     assert code == 200 and w["stored"] == 1 and w["job"] == "ft-1"
-    import cv2
+    import rasterio
 
-    stored = cv2.imread(str(root / "serve" / "data" / "masks" / "a.png"), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(stored > 0, edit)
+    # a GeoTIFF image's reviewed mask keeps its georeference (as elnet import writes it)
+    with rasterio.open(root / "serve" / "data" / "masks" / "a.tif") as m:
+        stored, crs = m.read(1), m.crs
+    assert np.array_equal(stored > 0, edit) and crs.to_epsg() == 32633
     assert (root / "serve" / "data" / "images" / "a.tif").is_file()
     be.training.join(timeout=240)
     code, h2 = call(f"{url}/health")

@@ -170,8 +170,8 @@ def test_a_review_named_like_a_path_stays_in_the_work_folder(tmp_path: Path):
     edit = np.zeros((40, 48), bool)
     edit[2:9, 3:7] = True
     assert be.store(task, {"result": mask_result(edit, "foreground")}) == 1
-    assert (tmp_path / "w" / "data" / "masks" / "evil.png").is_file()
-    assert not (tmp_path / "evil.png").exists()
+    assert (tmp_path / "w" / "data" / "masks" / "evil.tif").is_file()
+    assert not list(tmp_path.glob("evil.*"))
     state = json.loads((tmp_path / "w" / "state.json").read_text())
     assert state["pending"] == 1 and state["jobs"] == []
 

@@ -248,7 +248,8 @@ class MLBackend:
         )
 
     def store(self, task: dict[str, Any], annotation: dict[str, Any]) -> int:
-        """Save a reviewed annotation as ``data/masks/<stem>.png`` + its image; 1 if stored
+        """Save a reviewed annotation as ``data/masks/<stem>.tif`` (GeoTIFF image: its
+        georeference) or ``.png`` + its image; 1 if stored
         (:func:`~sam2elnet.pipeline.serve_reviews.store_review`)."""
         stored = store_review(self.data, task, annotation, self.image_path)
         if stored:

@@ -1,8 +1,11 @@
 """Reviewed Label Studio annotations into ``elnet serve``'s training folder.
 
 Part of :mod:`sam2elnet.pipeline.serve`. ``WORKDIR/data`` holds each reviewed task as
-``images/<stem>.<ext>`` (a copy of its image) and ``masks/<stem>.png`` (the reviewed mask), the
-``images/`` + ``masks/`` layout ``elnet train`` reads; the fine-tuning runs train on it.
+``images/<stem>.<ext>`` (a copy of its image) and the reviewed mask, written as ``elnet import``
+writes it: ``masks/<stem>.tif`` with the image's georeference (CRS + transform, or its ground
+control points) and ``nodata=127`` when the image is a GeoTIFF, else ``masks/<stem>.png``. That is
+the ``images/`` + ``masks/`` layout ``elnet train`` reads (pairing by name); the fine-tuning runs
+train on it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.naming import GEO_SUFFIXES, LABEL_SUFFIXES
 from sam2elnet.errors import DataError
 from sam2elnet.export.labelstudio_import import result_mask
 from sam2elnet.pipeline.serve_protocol import BadRequest
@@ -30,8 +34,17 @@ def review_folder(workdir: Path) -> Path:
 
 
 def count_reviews(data: Path) -> int:
-    """The reviewed masks in ``data/masks`` (the samples a fine-tuning run trains on)."""
-    return len(list((data / "masks").glob("*.png")))
+    """The reviewed masks in ``data/masks`` (``.png`` / ``.tif``: the samples a fine-tuning run
+    trains on)."""
+    return sum(1 for p in (data / "masks").iterdir() if p.suffix.lower() in LABEL_SUFFIXES)
+
+
+def _remove_stem(folder: Path, stem: str) -> None:
+    """Remove the files ``<stem>.<any suffix>`` of ``folder`` (an earlier review's image or mask,
+    which may have had another suffix)."""
+    for old in folder.iterdir():
+        if old.stem == stem and old.is_file():
+            old.unlink()
 
 
 def store_review(
@@ -40,8 +53,12 @@ def store_review(
     annotation: dict[str, Any],
     image_of: Callable[[dict[str, Any]], Path],
 ) -> int:
-    """Save a reviewed annotation of ``task`` as ``data/masks/<stem>.png`` with a copy of its
-    image in ``data/images`` (an earlier image of the same stem is replaced).
+    """Save a reviewed annotation of ``task`` as a mask in ``data/masks`` with a copy of its
+    image in ``data/images`` (an earlier image and mask of the same stem are replaced).
+
+    The mask is ``<stem>.tif`` with the image's georeference (CRS + transform, or its GCPs) and
+    its nodata pixels 127 (``nodata=127`` tag) when the image is a GeoTIFF, else ``<stem>.png``
+    (0/255), as :func:`sam2elnet.export.labelstudio_import.import_label_studio` writes it.
 
     The stem is the task's ``data.name`` (a file name only: never a path out of ``data``), else
     ``task<ID>_<image stem>``.
@@ -60,7 +77,9 @@ def store_review(
         BadRequest: a result region that is not a Label Studio brush or polygon region.
     """
     import shutil
+    import warnings
 
+    from sam2elnet.data.images import read_image
     from sam2elnet.data.pair_sizes import image_size
     from sam2elnet.data.writers import write_mask
 
@@ -68,7 +87,14 @@ def store_review(
         return 0
     try:
         src = image_of(task)
-        h, w = image_size(src)
+        like = None
+        if src.suffix.lower() in GEO_SUFFIXES:  # the mask takes its georeference and nodata
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                like = read_image(src)
+            h, w = like.shape
+        else:
+            h, w = image_size(src)
         mask = result_mask(annotation.get("result") or [], h, w)
     except (DataError, OSError) as err:
         log.warning("annotation of task %s not stored: %s", task.get("id"), err)
@@ -80,8 +106,8 @@ def store_review(
         ) from None
     stem = str((task.get("data") or {}).get("name") or f"task{task.get('id')}_{src.stem}")
     stem = Path(stem).name or f"task{task.get('id')}"  # a name, never a path out of data/
-    for old in (data / "images").glob(f"{stem}.*"):
-        old.unlink()
+    _remove_stem(data / "images", stem)
+    _remove_stem(data / "masks", stem)
     shutil.copyfile(src, data / "images" / f"{stem}{src.suffix.lower()}")
-    write_mask(data / "masks" / f"{stem}.png", mask)
+    write_mask(data / "masks" / f"{stem}{'.tif' if like is not None else '.png'}", mask, like=like)
     return 1
