@@ -170,7 +170,7 @@ def test_unreadable_polygon_file_is_one_error_line(
     argv = ["evaluate", "--pred", str(preds if pred_is_folder else pred), "--truth", str(bad)]
     assert main([*argv, "--no-progress"]) == 2
     line = _one_error(capsys)
-    assert line.startswith(f"error: {bad}: cannot read vector labels"), line
+    assert line.startswith(f"error: {bad}: not a readable vector file"), line
 
 
 def test_one_polygon_file_for_predictions_without_georeference_is_one_error_line(

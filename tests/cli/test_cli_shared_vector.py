@@ -29,7 +29,7 @@ def model(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        ("not json at all", "cannot read vector labels"),
+        ("not json at all", "not a readable vector file"),
         ('{"type": "FeatureCollection", "features": []}', "has no features"),
     ],
 )

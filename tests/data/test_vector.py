@@ -140,8 +140,21 @@ def test_empty_and_unreadable_files(tmp_path: Path):
     with pytest.raises(DataError, match="no features"):
         read_vector(tmp_path / "none.geojson")
     (tmp_path / "junk.gpkg").write_bytes(b"this is no geopackage" * 20)
-    with pytest.raises(DataError, match=r"junk\.gpkg.*cannot read"):
+    with pytest.raises(DataError, match=r"junk\.gpkg: not a readable vector file \("):
         read_vector(tmp_path / "junk.gpkg")
+    # a GeoPackage cut short (a copy interrupted): the reason and what to do
+    good = tmp_path / "good.gpkg"
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1)], crs=CRS).to_file(good, engine="pyogrio")
+    cut = tmp_path / "cut.gpkg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(DataError) as err:
+        read_vector(cut)
+    msg = str(err.value)
+    assert msg.startswith(f"{cut}: not a readable vector file (DataSourceError: "), msg
+    assert msg.endswith(
+        "); save or export it again as GeoPackage, GeoJSON or Shapefile polygons/lines "
+        "(QGIS: right-click the layer, Export > Save Features As...)"
+    ), msg
     with pytest.raises(DataError, match="does not exist"):
         read_vector(tmp_path / "missing.shp")
 

@@ -373,4 +373,4 @@ def test_the_review_record_given_as_the_layer_names_the_layer(tmp_path: Path, ca
     bad.write_text('{"kind": "something"}')
     rc, err = _cli(capsys, "import", bad, "--from", "vector", "--images", tmp_path / "images",
                    "--out", tmp_path / "m", "--no-progress")  # fmt: skip
-    assert rc == 2 and err.startswith(f"error: {bad}: cannot read vector labels")
+    assert rc == 2 and err.startswith(f"error: {bad}: not a readable vector file")

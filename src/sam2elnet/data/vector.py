@@ -170,8 +170,9 @@ def read_vector(
             gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
     except Exception as err:  # pyogrio raises several DataSource/Field errors
         raise DataError(
-            f"cannot read vector labels ({type(err).__name__}: {err}); expected GeoJSON, "
-            "GeoPackage or Shapefile polygons/lines",
+            f"not a readable vector file ({type(err).__name__}: {err}); save or export it "
+            "again as GeoPackage, GeoJSON or Shapefile polygons/lines (QGIS: right-click the "
+            "layer, Export > Save Features As...)",
             p,
         ) from err
     if len(gdf) == 0:
