@@ -95,6 +95,8 @@ def test_the_api_takes_the_options_and_counts_unscored_labels(run, tmp_path):
     res = export_labels(run, tmp_path / "w.gpkg", review_count=1, progress=False)
     assert res.selection is not None and "1 of 7 labels" in res.selection
     assert "1 labels without a predicted IoU were not considered" in res.selection
+    # one label sent: its predicted IoU once, not a range "0.050-0.050"
+    assert "lowest predicted IoU first), predicted IoU 0.050 sent; " in res.selection
     assert res.n_labels == 1
     assert _record(tmp_path / "w_review.json") == ["e"]
     res = export_labels(run, tmp_path / "all.gpkg", progress=False)

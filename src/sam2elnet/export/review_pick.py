@@ -34,10 +34,12 @@ class ReviewPick:
 
     def line(self) -> str:
         """The one line ``elnet export`` prints: ``review selection: 3 of 5 labels
-        (--review-count 3, lowest predicted IoU first), predicted IoU 0.100-0.300 sent``."""
+        (--review-count 3, lowest predicted IoU first), predicted IoU 0.100-0.300 sent``; one
+        value when both ends print alike (``predicted IoU 0.024 sent``)."""
+        low, high = f"{self.low:.3f}", f"{self.high:.3f}"
         line = (
             f"review selection: {len(self.files)} of {self.n_total} labels ({self.rule}, lowest "
-            f"predicted IoU first), predicted IoU {self.low:.3f}-{self.high:.3f} sent"
+            f"predicted IoU first), predicted IoU {low if low == high else f'{low}-{high}'} sent"
         )
         if self.n_unscored:
             line += f"; {self.n_unscored} labels without a predicted IoU were not considered"
