@@ -47,3 +47,20 @@ def test_a_geotiff_review_keeps_the_image_georeference_and_pairs(tmp_path: Path)
     # fine-tuning's training folder: each mask pairs with its image by name
     pairs = {(s.image.name, s.mask.name) for s in discover(data).samples}
     assert pairs == {("a.tif", "a.tif"), ("task2_b.png", "task2_b.png")}
+
+
+def test_a_task_image_already_in_the_review_folder_is_kept(tmp_path: Path):
+    """A task whose image is the review folder's own copy (a task re-created from it, or a
+    second review of the same image) keeps that image: it was deleted before being copied."""
+    data = review_folder(tmp_path / "w")
+    img = write_png(data / "images" / "a.png", grey_rgb(32, 1))
+    before = img.read_bytes()
+    edit = np.zeros((32, 32), bool)
+    edit[2:10, 3:12] = True
+    task = {"id": 5, "data": {"image": str(img), "name": "a"}}
+    ann = {"result": mask_result(edit, "foreground")}
+    assert store_review(data, task, ann, lambda t: Path(t["data"]["image"])) == 1
+    assert img.read_bytes() == before
+    assert sorted(p.name for p in (data / "images").iterdir()) == ["a.png"]
+    assert sorted(p.name for p in (data / "masks").iterdir()) == ["a.png"]
+    assert count_reviews(data) == 1

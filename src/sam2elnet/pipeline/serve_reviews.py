@@ -39,11 +39,12 @@ def count_reviews(data: Path) -> int:
     return sum(1 for p in (data / "masks").iterdir() if p.suffix.lower() in LABEL_SUFFIXES)
 
 
-def _remove_stem(folder: Path, stem: str) -> None:
+def _remove_stem(folder: Path, stem: str, keep: Path | None = None) -> None:
     """Remove the files ``<stem>.<any suffix>`` of ``folder`` (an earlier review's image or mask,
-    which may have had another suffix)."""
+    which may have had another suffix), except ``keep`` (the task's own image when it already
+    lies in ``folder``: removing it would lose the image)."""
     for old in folder.iterdir():
-        if old.stem == stem and old.is_file():
+        if old.stem == stem and old.is_file() and old.resolve() != keep:
             old.unlink()
 
 
@@ -106,8 +107,10 @@ def store_review(
         ) from None
     stem = str((task.get("data") or {}).get("name") or f"task{task.get('id')}_{src.stem}")
     stem = Path(stem).name or f"task{task.get('id')}"  # a name, never a path out of data/
-    _remove_stem(data / "images", stem)
+    image = data / "images" / f"{stem}{src.suffix.lower()}"
+    _remove_stem(data / "images", stem, keep=src.resolve())
     _remove_stem(data / "masks", stem)
-    shutil.copyfile(src, data / "images" / f"{stem}{src.suffix.lower()}")
+    if src.resolve() != image.resolve():
+        shutil.copyfile(src, image)
     write_mask(data / "masks" / f"{stem}{'.tif' if like is not None else '.png'}", mask, like=like)
     return 1
