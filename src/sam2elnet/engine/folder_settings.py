@@ -8,8 +8,8 @@ precision that runs and the keep threshold) and the run of the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,19 @@ class FolderSettings:
     #: ``unusable`` for the caller to report (the pipelines: a cv fold, an experiment stage)
     unusable_is_error: bool = True
     t0: float = field(default_factory=time.perf_counter)  # the job's start (summary's seconds)
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> FolderSettings:
+        """The settings among a folder job's ``arguments`` (its ``locals()`` on entry): every
+        field of this class taken by name, the task's own arguments (``images``, ``labels``,
+        ``split``, ...) left out, so an option both jobs share is declared here and in the two
+        public signatures only.
+
+        Raises:
+            TypeError: ``arguments`` lacks a field without a default (a signature out of step).
+        """
+        names = {f.name for f in fields(cls) if f.init and f.name != "t0"}
+        return cls(**{k: v for k, v in arguments.items() if k in names})
 
     def check(self, **task_options: Any) -> None:
         """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions; the

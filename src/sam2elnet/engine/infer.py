@@ -130,14 +130,7 @@ def annotate_folder(
             score such a run as it is) every label unusable is no error either: the result's
             ``unusable`` says what happened.
     """
-    job = FolderSettings(
-        model_path=model_path, out_dir=out_dir, min_quality=min_quality,
-        target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
-        save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
-        progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
-        max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
-        warp_method=warp_method, echo=echo, unusable_is_error=unusable_is_error,
-    )  # fmt: skip
+    job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     job.check()
     samples = split_samples(images, split, "annotating") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
@@ -225,16 +218,9 @@ def enhance_folder(
     the rule (a warning names them). The precision is logged and recorded as in
     :func:`annotate_folder`.
     """
+    job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     from sam2elnet.data.naming import mask_key
 
-    job = FolderSettings(
-        model_path=model_path, out_dir=out_dir, min_quality=min_quality,
-        target_precision=target_precision, tau=tau, resume=resume, on_finish=on_finish,
-        save_prob=save_prob, batch_size=batch_size, device=device, precision=precision, tta=tta,
-        progress=progress, predictor=predictor, tile=tile, overlap=overlap, bands=bands,
-        max_memory=max_memory, executor_factory=executor_factory, warp_to=warp_to,
-        warp_method=warp_method, echo=echo, unusable_is_error=unusable_is_error,
-    )  # fmt: skip
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,
         max_growth=max_growth,
