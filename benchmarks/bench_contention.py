@@ -57,7 +57,8 @@ def workload(kind: str, seconds: float, size: int, model_size: str, work: str, b
     if kind == "annotate":
         from common import write_images
 
-        from sam2elnet.engine.infer import Predictor, annotate_folder
+        from sam2elnet.engine.infer import annotate_folder
+        from sam2elnet.engine.predictor import Predictor
 
         files = write_images(work_p / f"img{size}", batch, size)
         pred = Predictor.from_file(work_p / f"model-{model_size}.pt", batch_size=batch, tta=0)

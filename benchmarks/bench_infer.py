@@ -79,7 +79,8 @@ def bench_size(  # noqa: ANN201
     goals,  # noqa: ANN001
     cname: str = "bf16",
 ):
-    from sam2elnet.engine.infer import Predictor, annotate_folder
+    from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.engine.predictor import Predictor
 
     files = write_images(work / f"img{size}", n, size)
     base = build_ours(args.model_size)

@@ -1,6 +1,6 @@
 """Label quality of the int8 trunk (``bench_infer --levers int8-trunk``) vs the model as shipped.
 
-Loads a trained model file twice through the product's :class:`~sam2elnet.engine.infer.Predictor`:
+Loads a trained model file twice through the product's :class:`~sam2elnet.engine.predictor.Predictor`:
 once as shipped (``--precision auto``, TTA views of its quality evaluator) and once in float32 with
 the frozen trunk's ``nn.Linear`` layers dynamically quantised to int8
 (``common.quantize_int8_trunk``). Both label the same images (read and normalised once, with
@@ -88,8 +88,8 @@ def _even(items: list, limit: int | None) -> list:
 def run(args: argparse.Namespace) -> dict:
     """Label ``args``' images both ways; return the numbers :func:`main` prints."""
     from sam2elnet.engine.eval_stream import read_binary_mask
-    from sam2elnet.engine.infer import Predictor
     from sam2elnet.engine.metrics import Confusion, confusion, iou_per_sample, scores
+    from sam2elnet.engine.predictor import Predictor
 
     pairs = _even(_pairs(args.images, args.masks, args.exclude_split), args.limit)
     kw = {"batch_size": args.batch, "tta": args.tta}

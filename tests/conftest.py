@@ -125,9 +125,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pred(run: dict[str, Path]) -> Any:
-    """A :class:`~sam2elnet.engine.infer.Predictor` of :func:`run`'s model (float32, batches of
+    """A :class:`~sam2elnet.engine.predictor.Predictor` of :func:`run`'s model (float32, batches of
     4), loaded once per test module."""
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
 
     return Predictor.from_file(run["model"], precision="32", batch_size=4)
 

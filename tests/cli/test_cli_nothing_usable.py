@@ -174,7 +174,8 @@ def test_large_images_on_the_window_path_get_the_quality_flag(
     """Images over --max-memory go window by window (FolderJob.run_scene): a black one got no
     quality_flag and was kept, so a folder of them exited 0. Now flagged, score 0, rejected/,
     counted: with a usable image beside it exit 0 and the count line; alone, exit 2."""
-    from sam2elnet.engine.infer import Predictor, annotate_folder
+    from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.engine.predictor import Predictor
     from sam2elnet.errors import DataError
 
     pred = Predictor.from_file(run["model"], precision="32", batch_size=4)

@@ -97,7 +97,7 @@ def test_annotate_mixed_band_folder_labels_every_usable_image(tmp_path_factory, 
 
 def test_train_bands_recorded_and_reused(tmp_path, capsys):
     from sam2elnet.cli import main
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
     from sam2elnet.engine.train import train
 
     data = make_dataset(tmp_path / "d", n=6, bands=3)

@@ -178,7 +178,7 @@ def _sar_dataset(root: Path, kind: str, n: int = 4) -> Path:
 
 
 def test_train_records_normalisation_and_inference_applies_it(tmp_path, capsys, caplog):
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
     from sam2elnet.model import load_model
 
     data = _sar_dataset(tmp_path / "dn", "dn")

@@ -12,7 +12,8 @@ import pytest
 from helpers_data import count_vector_reads, tiled_scene
 from helpers_logs import logs_warning
 
-from sam2elnet.engine.infer import Predictor, enhance_folder
+from sam2elnet.engine.infer import enhance_folder
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError, UserError
 
 

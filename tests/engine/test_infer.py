@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from helpers_data import tiled_scene
 
-from sam2elnet.engine.infer import Predictor, annotate_folder, enhance_folder
+from sam2elnet.engine.infer import annotate_folder, enhance_folder
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from sam2elnet.engine import memory
-from sam2elnet.engine.infer import Predictor, annotate_folder
+from sam2elnet.engine.infer import annotate_folder
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import UserError
 
 
@@ -67,19 +68,19 @@ def test_estimate_grows_with_pixels_bands_batch_and_precision() -> None:
 
 
 def test_batches_are_formed_by_memory(pred: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sam2elnet.engine import predictor as infer
+    from sam2elnet.engine import predictor as predictor_module
 
     rng = np.random.default_rng(0)
     images = [rng.random((pred.in_bands, 64, 64), dtype=np.float32) for _ in range(5)]
     ref, _ = pred.predict(images)
     sizes: list[int] = []
-    real = infer.run_model
+    real = predictor_module.run_model
 
     def spy(model, x, *a, **k):  # type: ignore[no-untyped-def]
         sizes.append(int(x.shape[0]))
         return real(model, x, *a, **k)
 
-    monkeypatch.setattr(infer, "run_model", spy)
+    monkeypatch.setattr(predictor_module, "run_model", spy)
     pred.max_memory = pred.whole_bytes(64 * 64, batch=2)
     assert pred.fit_batch(64 * 64) == 2 and pred.fit_batch(32 * 32) == 4
     out, _ = pred.predict(images)

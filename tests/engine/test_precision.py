@@ -10,7 +10,7 @@ import torch
 
 from sam2elnet.data.normalize import NormalizationConfig
 from sam2elnet.engine import runtime
-from sam2elnet.engine.infer import Predictor
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.model import ModelConfig, build_model
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers_logs import logs_warning
 
-from sam2elnet.engine.infer import Predictor
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import CheckpointError, DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
 

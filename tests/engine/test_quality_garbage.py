@@ -19,7 +19,8 @@ import torch
 from helpers_data import write_png, write_tif
 from helpers_logs import logs_warning
 
-from sam2elnet.engine.infer import Predictor, annotate_folder
+from sam2elnet.engine.infer import annotate_folder
+from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import CheckpointError
 from sam2elnet.model import load_model, save_model
 

@@ -122,7 +122,8 @@ def test_export_and_evaluate_ignore_an_infinite_score(tmp_path: Path) -> None:
 def test_annotate_into_the_images_folder_resumes_and_redoes_infinite_rows(
     run: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sam2elnet.engine.infer import Predictor, annotate_folder
+    from sam2elnet.engine.infer import annotate_folder
+    from sam2elnet.engine.predictor import Predictor
 
     pred = Predictor.from_file(run["model"], precision="32", batch_size=4)
     src = tmp_path / "imgs"

@@ -510,14 +510,14 @@ def test_real_predictor_from_a_model_file(tmp_path: Path):
     """The engine's Predictor satisfies the WindowPredictor protocol (micro model, tiny scene)."""
     pytest.importorskip("torch")
     try:
-        from sam2elnet.engine.infer import Predictor
+        from sam2elnet.engine.predictor import Predictor
         from sam2elnet.model import ModelConfig, build_model, save_model
     except ImportError as err:  # the engine is developed in parallel
         pytest.skip(f"engine not available: {err}")
     import warnings
 
     from sam2elnet.engine.executors import WindowPredictor
-    from sam2elnet.engine.infer import QualityScoringPredictor
+    from sam2elnet.engine.predictor import QualityScoringPredictor
     from sam2elnet.pipeline.scenes import load_scene_predictor
 
     with warnings.catch_warnings():

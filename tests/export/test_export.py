@@ -23,7 +23,7 @@ from sam2elnet.export.coco import (
     string_to_counts,
 )
 from sam2elnet.export.labels import find_labels, read_quality_csv
-from sam2elnet.export.vector import polygonize_label
+from sam2elnet.export.polygonize import polygonize_label
 
 CRS = "EPSG:32633"
 T = from_origin(500000, 4000000, 10, 10)

@@ -15,6 +15,7 @@ from rasterio.transform import from_origin
 import sam2elnet.export.vector as vector
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.labels import LabelRaster
+from sam2elnet.export.polygonize import iter_polygons
 
 CRS = "EPSG:32633"
 
@@ -119,7 +120,7 @@ def _spied(path: Path) -> tuple[LabelRaster, list[int]]:
 def test_polygons_stream_before_the_last_strip_is_read(noisy_tif: Path):
     lab, reads = _spied(noisy_tif)
     try:
-        it = vector.iter_polygons(lab, strip_rows=10)
+        it = iter_polygons(lab, strip_rows=10)
         next(it)
         assert reads == [0]  # the first strip's inner polygons come out at once
         rest = list(it)

@@ -13,9 +13,9 @@ large images, CSV tables, summary), :mod:`~sam2elnet.engine.folder_settings` (th
 jobs share, checked; the model loaded; the job run and its ``summary.json``),
 :mod:`~sam2elnet.engine.folder_workers` (predictor and executor) and
 :mod:`~sam2elnet.engine.change_maps`. The model side is
-:class:`~sam2elnet.engine.predictor.Predictor` (re-exported here). Large GeoTIFF scenes are handled
-by :mod:`sam2elnet.engine.scene`, which calls :meth:`Predictor.predict_arrays` (or
-:class:`QualityScoringPredictor`) on already normalised windows.
+:class:`~sam2elnet.engine.predictor.Predictor`. Large GeoTIFF scenes are handled
+by :mod:`sam2elnet.engine.scene`, which calls :meth:`~sam2elnet.engine.predictor.Predictor.predict_arrays` (or
+:class:`~sam2elnet.engine.predictor.QualityScoringPredictor`) on already normalised windows.
 """
 
 from __future__ import annotations
@@ -38,25 +38,12 @@ from sam2elnet.engine.folder_inputs import (
 from sam2elnet.engine.folder_job import FinishHook, FolderResult
 from sam2elnet.engine.folder_settings import FolderSettings
 from sam2elnet.engine.folder_workers import ExecutorFactory
-from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
-from sam2elnet.engine.runtime import ModelRun, run_model
-from sam2elnet.errors import BandCountError, DataError, UserError
+from sam2elnet.engine.predictor import Predictor
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
-__all__ = [
-    "BandCountError",
-    "ModelRun",
-    "run_model",
-    "Predictor",
-    "QualityScoringPredictor",
-    "FolderResult",
-    "FinishHook",
-    "ExecutorFactory",
-    "annotate_folder",
-    "enhance_folder",
-    "list_images",
-]
+__all__ = ["annotate_folder", "enhance_folder"]
 
 
 def _default(name: str) -> Any:

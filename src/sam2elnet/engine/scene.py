@@ -16,7 +16,7 @@ Why it is built this way:
   are nodata in the outputs.
 * **Model-agnostic.** Everything talks to the
   :class:`~sam2elnet.engine.executors.WindowPredictor` protocol, so the same code runs with the
-  real :class:`sam2elnet.engine.infer.Predictor`, a deterministic fake in tests, or actors on a
+  real :class:`sam2elnet.engine.predictor.Predictor`, a deterministic fake in tests, or actors on a
   Ray cluster (:mod:`sam2elnet.engine.distributed`, via the ``executor`` argument).
 
 Where the parts live: the executor contract in :mod:`sam2elnet.engine.executors`, the scene
@@ -219,7 +219,7 @@ def predict_scene(
         src_path: the scene raster (GeoTIFF, VRT, ...), any band count the predictor accepts.
         dst_path: label GeoTIFF to write (uint8: 0 background, 255 foreground, 127 nodata).
         predictor: a :class:`~sam2elnet.engine.executors.WindowPredictor` (the real
-            :class:`sam2elnet.engine.infer.Predictor` is one).
+            :class:`sam2elnet.engine.predictor.Predictor` is one).
         tile: window size in px (>= 16).
         overlap: overlap of neighbouring windows in px, in [0, tile).
         batch_size: windows per predictor call (>= 1); fewer when the predictor's

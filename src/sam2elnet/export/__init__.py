@@ -27,7 +27,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "api": ("export_labels",),
         "export_result": ("ExportResult",),
         "labels": ("find_labels", "LabelRaster", "read_quality_csv"),
-        "vector": ("iter_polygons", "polygonize_label"),
+        "polygonize": ("iter_polygons", "polygonize_label"),
         "coco": ("build_coco", "rle_encode", "rle_decode"),
         "chips": ("iter_chips",),
         "labelstudio": ("export_label_studio",),

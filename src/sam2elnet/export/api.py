@@ -22,7 +22,7 @@ from sam2elnet.export.export_result import ExportResult, write_skipped
 from sam2elnet.export.label_screen import screen_labels
 from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
-from sam2elnet.export.layer_files import format_of
+from sam2elnet.export.layer_files import FORMATS, format_of
 from sam2elnet.export.option_scope import check_ranges, ignored_notes
 from sam2elnet.export.review_pick import review_pick, review_quality_csv, with_selection
 from sam2elnet.export.review_set import (
@@ -37,7 +37,7 @@ from sam2elnet.export.run_info import (
     run_folder_notes,
     run_label_files,
 )
-from sam2elnet.export.vector import FORMATS, write_polygons
+from sam2elnet.export.vector import write_polygons
 from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 from sam2elnet.utils.batch import drop_skip_list_if_nothing_done, skipped_csv_path

@@ -46,8 +46,8 @@ from sam2elnet.export.layer_crs import (
     parse_layer_crs,
     rfc7946,
 )
-from sam2elnet.export.layer_files import FORMATS, LayerWriter, layer_frame
-from sam2elnet.export.polygonize import iter_polygons, polygonize_label
+from sam2elnet.export.layer_files import LayerWriter, layer_frame
+from sam2elnet.export.polygonize import iter_polygons
 from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
@@ -57,13 +57,9 @@ from sam2elnet.utils.advice import name_sample
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FORMATS",
-    "PIXEL_COORDS",
     "STATUS",
     "WRITE_BATCH",
     "check_georef",
-    "iter_polygons",
-    "polygonize_label",
     "write_polygons",
 ]
 
@@ -113,7 +109,7 @@ def write_polygons(
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
     Polygons are written in batches of :data:`WRITE_BATCH` as they come out of the strip-wise
-    polygonisation (:func:`iter_polygons`, whose order the ``poly_id`` follows), so memory does
+    polygonisation (:func:`~sam2elnet.export.polygonize.iter_polygons`, whose order the ``poly_id`` follows), so memory does
     not grow with the number of polygons. The layer is written under a temporary name and renamed
     when complete (a Shapefile's files are moved ``.shp`` last): an error leaves nothing
     half-written; a Shapefile replaces every file of an earlier one at ``out``, stale ``.prj``
@@ -126,7 +122,7 @@ def write_polygons(
     Args:
         files: label rasters (see :func:`~sam2elnet.export.labels.find_labels`).
         out: output file.
-        fmt: ``"geojson"``, ``"gpkg"`` or ``"shp"`` (:data:`FORMATS`).
+        fmt: ``"geojson"``, ``"gpkg"`` or ``"shp"`` (:data:`~sam2elnet.export.layer_files.FORMATS`).
         quality: label or source-image stem -> predicted quality (``quality`` attribute); labels
             without an entry take the per-window quality of ``<label>_tiles.gpkg`` when present
             (:func:`~sam2elnet.export.tile_quality.tile_index`; see ``layers_checked``).
@@ -158,7 +154,7 @@ def write_polygons(
             pixel from the reprojected layer.
         pixel_coords: coordinates of labels without a CRS, ``"gdal"`` (default; x = column,
             y = row) or ``"qgis"`` (y = -row, where QGIS shows the image); see
-            :data:`PIXEL_COORDS`. No effect on georeferenced labels, GCP-only ones included
+            :data:`~sam2elnet.option_values.PIXEL_COORDS`. No effect on georeferenced labels, GCP-only ones included
             (their polygons are in the GCPs' CRS; a note names them).
         image_names: label stem -> source image (a run's ``quality.csv``) for the ``source``
             attribute of labels without a ``SOURCE`` tag (else the label file's name).

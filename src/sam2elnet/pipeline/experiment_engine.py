@@ -140,7 +140,7 @@ def rows_to_labels(result: Any, ids: Sequence[str]) -> tuple[dict[str, str], dic
 
 
 def predictor_for(cfg: ExperimentConfig, model: str) -> Any:
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
 
     return Predictor.from_file(
         model, device=cfg.device, precision=cfg.precision, batch_size=cfg.batch_size

@@ -5,7 +5,7 @@
 scene (:func:`sam2elnet.engine.scene.predict_scene`) or a folder of scenes (:func:`predict_scenes`,
 resumable through ``manifest.jsonl``; the scenes, coarse labels and outputs of a folder:
 :mod:`sam2elnet.pipeline.scene_files`). These live in the pipeline layer because they wire engine
-parts together (:class:`~sam2elnet.engine.infer.Predictor`,
+parts together (:class:`~sam2elnet.engine.predictor.Predictor`,
 :class:`~sam2elnet.engine.distributed.RayExecutor`, :func:`~sam2elnet.engine.scene.predict_scene`).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.engine.executors import SmoothingPredictor
-from sam2elnet.engine.infer import Predictor, QualityScoringPredictor
+from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import SceneResult, predict_scene
 from sam2elnet.engine.scene_checks import check_scene_paths

@@ -1,7 +1,7 @@
 """The model side of ``elnet serve``: loading the served model, what it says about itself (label
 name, training size) and one image's mask and score.
 
-Part of :mod:`sam2elnet.pipeline.serve`; the engine's :class:`~sam2elnet.engine.infer.Predictor`
+Part of :mod:`sam2elnet.pipeline.serve`; the engine's :class:`~sam2elnet.engine.predictor.Predictor`
 does the work.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["load_predictor", "model_category", "predict_mask", "trained_size"]
 
 
 def load_predictor(path: Path, base: Path, device: str) -> Any:
-    """The :class:`~sam2elnet.engine.infer.Predictor` of model file ``path`` on ``device``.
+    """The :class:`~sam2elnet.engine.predictor.Predictor` of model file ``path`` on ``device``.
 
     When ``path`` is a fine-tuned model of the ``--model`` file ``base`` (a restart serving the
     latest fine-tuned model) and has no fitted quality evaluator while ``base`` has one, it gets
@@ -26,7 +26,7 @@ def load_predictor(path: Path, base: Path, device: str) -> Any:
     Raises:
         CheckpointError: a file that is not a model of this project.
     """
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
 
     predictor = Predictor.from_file(path, device=device)
     if Path(path).resolve() != Path(base).resolve():

@@ -53,7 +53,7 @@ def fine_tune(
         job: ``{"job": name, "samples": n, ...}``.
         model: The model file to start from (the one served).
         image_size: Crop size (px).
-        current: The :class:`~sam2elnet.engine.infer.Predictor` served now; a new model without
+        current: The :class:`~sam2elnet.engine.predictor.Predictor` served now; a new model without
             a fitted quality evaluator keeps its evaluator (scores go on until enough reviews fit
             a new one).
 
@@ -63,7 +63,7 @@ def fine_tune(
     Raises:
         Whatever the training run raises (the backend reports it on ``/health``).
     """
-    from sam2elnet.engine.infer import Predictor
+    from sam2elnet.engine.predictor import Predictor
     from sam2elnet.engine.train import train
 
     res = train(fine_tune_config(cfg, job, model, image_size))
