@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.input_range import (
-    CMD,
     INPUT_RANGE_KIND,
     RANGE_SAMPLE,
     bands_by_pixel,
     check_input_range,
 )
 from sam2elnet.data.normalize import stride_sample
-from sam2elnet.utils.advice import command, message, paragraph
+from sam2elnet.utils.advice import CMD, command, message, paragraph
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def untagged_zero_advice(why: str, effect: str, png_note: bool = True) -> list[l
     :func:`check_zero_training`, :func:`~sam2elnet.data.input_kind.check_zero_border`), as
     :func:`~sam2elnet.utils.advice.message` blocks: ``why`` (what the zeros do to this model)
     and the one advice, "if these pixels are no data, tag them ... and ``effect``", then
-    :data:`TAG_ZERO_NODATA` indented as every advice command (:data:`CMD`) and, with
+    :data:`TAG_ZERO_NODATA` indented as every advice command (:data:`~sam2elnet.utils.advice.CMD`) and, with
     ``png_note``, how to tag a PNG / JPEG (which holds no tag: a GeoTIFF copy)."""
     blocks = [
         paragraph(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Sequence
 
-__all__ = ["KEEP", "WIDTH", "command", "message", "name_sample", "numbered", "paragraph"]
+__all__ = ["CMD", "KEEP", "WIDTH", "command", "message", "name_sample", "numbered", "paragraph"]
 
 WIDTH = 80
 """Columns of a terminal line no advice line (after the first) goes beyond."""
@@ -22,6 +22,10 @@ WIDTH = 80
 KEEP = "\u00a0"
 """Write this instead of a space where a line must not break (inside a formula such as
 ``sigma0 = DN^2/A_sigma^2``); it is printed as a plain space."""
+
+CMD = "    "
+"""The indent of a command under a paragraph (a step's command is aligned with its text): the
+``indent`` every advice :func:`command` of the input checks is given."""
 
 
 def name_sample(names: Sequence[str], k: int) -> str:
