@@ -133,6 +133,7 @@ def scene_cmd(
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
     from sam2elnet.data.mask_values import parse_positive_values
+    from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
     from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_not_input, check_output
@@ -163,11 +164,11 @@ def scene_cmd(
     else:
         check_output(out, "file", "--out", inputs=[image, labels])
         for extra, what, on in (
-            ("_prob.tif", "probability map", prob),
-            ("_tiles.gpkg", "per-window quality layer", quality_gpkg),
+            (PROB_SUFFIX, "probability map", prob),
+            (TILES_SUFFIX, "per-window quality layer", quality_gpkg),
         ):
             if on:
-                companion = out.with_name(out.stem + extra)
+                companion = scene_companion(out, extra)
                 check_output(companion, "file", "--out")
                 check_not_input(
                     companion, [image, labels], what=f"--out {out}: its {what} {companion}"

@@ -32,14 +32,17 @@ __all__ = [
     "MASK_TAGS",
     "NOT_MASK_TAGS",
     "PAIRING_IMAGE_TAGS",
+    "PROB_SUFFIX",
     "SCENE_SUFFIXES",
     "STEM_LOOKUP_SUFFIXES",
+    "TILES_SUFFIX",
     "VECTOR_SUFFIXES",
     "drop_paired_images",
     "image_files",
     "imported_masks",
     "list_images",
     "mask_key",
+    "scene_companion",
 ]
 
 # ---------------------------------------------------------------------------- extensions
@@ -89,6 +92,23 @@ NOT_MASK_TAGS = ("_prob", "_probs", "_probability", "_quality", "_overlay")
 """Files that share a folder with masks but are not masks (probability maps, overlays)."""
 LABEL_SKIP_TAGS = ("_prob", "_tiles", "_probability")
 """Scene outputs next to label rasters that are not labels (probabilities, tile layers)."""
+
+# ---------------------------------------------------------------------------- scene outputs
+PROB_SUFFIX = "_prob.tif"
+"""Name ending of a scene's probability map next to its label GeoTIFF (``elnet scene --prob``):
+``<label stem>_prob.tif``."""
+TILES_SUFFIX = "_tiles.gpkg"
+"""Name ending of a scene's per-window quality layer next to its label GeoTIFF (``elnet scene
+--quality-gpkg``; read back by ``elnet export``): ``<label stem>_tiles.gpkg``."""
+
+
+def scene_companion(label: str | Path, suffix: str) -> Path:
+    """The file next to the label ``label`` named ``<label stem><suffix>``: with
+    :data:`PROB_SUFFIX` its probability map, with :data:`TILES_SUFFIX` its quality layer
+    (``out/a.tif`` -> ``out/a_prob.tif``). The one rule ``elnet scene`` writes and ``elnet
+    export`` reads these names by."""
+    label = Path(label)
+    return label.with_name(label.stem + suffix)
 
 
 def mask_key(name: str | Path) -> str:

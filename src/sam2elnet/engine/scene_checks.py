@@ -30,7 +30,9 @@ def check_scene_paths(
     The label ``dst_path`` must end in ``.tif`` / ``.tiff``, ``quality_gpkg`` in ``.gpkg``; no
     output may be ``src_path`` or ``coarse``, and the outputs must be different files.
     :func:`~sam2elnet.engine.scene.predict_scene` checks them before reading; :func:`sam2elnet.pipeline.scenes.scene_job`
-    (``elnet scene``) calls this before the model loads, so a wrong name fails at once.
+    (``elnet scene``) calls this before the model loads, so a wrong name fails at once. The
+    checks across a folder's scenes (two scenes writing one file, ``--out`` the ``--image``
+    folder) are :func:`sam2elnet.pipeline.scene_files.check_scene_outputs`'s.
     """
     src_path, dst_path = Path(src_path), Path(dst_path)
     if dst_path.suffix.lower() not in GEO_SUFFIXES:

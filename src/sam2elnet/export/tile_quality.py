@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sam2elnet.data.naming import TILES_SUFFIX, scene_companion
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 
@@ -49,7 +50,7 @@ EXTENT_SLACK_PX = 2
 
 
 def _layer_path(label: Path) -> Path:
-    return label.with_name(f"{label.stem}_tiles.gpkg")
+    return scene_companion(label, TILES_SUFFIX)
 
 
 def _rerun(label: Path) -> str:

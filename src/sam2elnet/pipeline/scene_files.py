@@ -1,7 +1,7 @@
 """The files of an ``elnet scene`` job: the scenes of a folder, each scene's coarse label and
 its outputs, checked before the model loads.
 
-:func:`list_scenes` lists a folder's scenes (:data:`~sam2elnet.engine.scene.SCENE_SUFFIXES`),
+:func:`list_scenes` lists a folder's scenes (:data:`~sam2elnet.data.naming.SCENE_SUFFIXES`),
 :func:`match_coarse` finds each scene's coarse label in a label folder by stem,
 :func:`shared_coarse` reads one vector file given for several scenes once,
 :func:`scene_outputs` names a scene's outputs in a batch run, and :func:`check_scene_outputs`
@@ -14,8 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.vector import VECTOR_SUFFIXES
-from sam2elnet.engine.scene import SCENE_SUFFIXES
+from sam2elnet.data.naming import (
+    PROB_SUFFIX,
+    SCENE_SUFFIXES,
+    TILES_SUFFIX,
+    VECTOR_SUFFIXES,
+    scene_companion,
+)
 from sam2elnet.errors import DataError, UserError
 
 __all__ = ["check_scene_outputs", "list_scenes", "match_coarse", "scene_outputs", "shared_coarse"]
@@ -93,10 +98,11 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
 
 def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
     """Output paths of one scene in a batch run."""
+    label = out_dir / f"{scene.stem}.tif"
     return {
-        "label": out_dir / f"{scene.stem}.tif",
-        "prob": out_dir / f"{scene.stem}_prob.tif" if prob else None,
-        "quality": out_dir / f"{scene.stem}_tiles.gpkg" if quality else None,
+        "label": label,
+        "prob": scene_companion(label, PROB_SUFFIX) if prob else None,
+        "quality": scene_companion(label, TILES_SUFFIX) if quality else None,
     }
 
 
@@ -119,7 +125,11 @@ def check_scene_outputs(
     output may be a ``labels`` file, and no two scenes may write one file (``a.tif`` and
     ``a.tiff`` both write ``a.tif``; with ``prob``, scene ``a_prob.tif`` is scene ``a.tif``'s
     probability map). That an output is not the scene or ``labels`` file of a single scene is
-    :func:`~sam2elnet.utils.paths.check_output`'s job (the CLI calls it first).
+    :func:`~sam2elnet.utils.paths.check_output`'s job (the CLI calls it first); the output names
+    themselves (a ``.tif`` label, a ``.gpkg`` layer) are
+    :func:`~sam2elnet.engine.scene_checks.check_scene_paths`'s (``scene_job`` calls both). It
+    lives here, not in :mod:`~sam2elnet.engine.scene_checks`, because a folder's outputs follow
+    from :func:`list_scenes` and :func:`scene_outputs`.
 
     Raises:
         UserError: one line naming the output and the file it collides with, and what to do.
@@ -130,11 +140,11 @@ def check_scene_outputs(
     if not src.is_dir():
         outs: list[tuple[str, Path | None]] = [("--out", dst)]
         for what, suffix, on in (
-            ("probability map", "_prob.tif", prob),
-            ("per-window quality layer", "_tiles.gpkg", quality),
+            ("probability map", PROB_SUFFIX, prob),
+            ("per-window quality layer", TILES_SUFFIX, quality),
         ):
             if on:
-                outs.append((f"--out {dst}: its {what}", dst.with_name(dst.stem + suffix)))
+                outs.append((f"--out {dst}: its {what}", scene_companion(dst, suffix)))
         check_distinct_outputs(outs, advice="Choose another --out path")
         return
     if dst.is_dir() and dst.resolve() == src.resolve():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
@@ -309,8 +310,8 @@ def scene_job(
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     src, dst = Path(image), Path(out)
     one = {  # a single scene's outputs, as predict_scene gets them below
-        "prob_path": dst.with_name(f"{dst.stem}_prob.tif") if prob else None,
-        "quality_gpkg": dst.with_name(f"{dst.stem}_tiles.gpkg") if quality else None,
+        "prob_path": scene_companion(dst, PROB_SUFFIX) if prob else None,
+        "quality_gpkg": scene_companion(dst, TILES_SUFFIX) if quality else None,
     }
     check_scene_outputs(image, out, labels, prob, quality)  # before the model loads
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
