@@ -278,7 +278,7 @@ def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
     ],
     ids=["map-crs", "no-source"],
 )
-def test_a_folder_mixing_georeferenced_and_plain_images_is_checked_up_front(
+def test_a_folder_of_plain_images_a_label_file_cannot_be_placed_on_is_refused_up_front(
     tmp_path: Path,
     model: Path,
     capsys: pytest.CaptureFixture[str],
@@ -286,11 +286,10 @@ def test_a_folder_mixing_georeferenced_and_plain_images_is_checked_up_front(
     crs: str | None,
     says: str,
 ) -> None:
-    """One GeoTIFF and two PNGs with one label file that cannot be placed on the PNGs: one
-    ``error:`` line naming the file, the PNGs and the fix, exit 2, before the model loads (was:
-    the GeoTIFF enhanced, each PNG skipped late with its own error)."""
+    """Two PNGs with one label file that can be placed on none of them: one ``error:`` line
+    naming the file, the images and the fix, exit 2, before the model loads. (A folder where
+    some images can take it skips the others: test_vector_image_rule.)"""
     images = tmp_path / "images"
-    write_tif(images / "a.tif", np.full((3, 32, 32), 90, np.uint8))
     for i in (1, 2):
         write_png(images / f"p{i}.png", grey_rgb(32, i))
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
@@ -302,30 +301,58 @@ def test_a_folder_mixing_georeferenced_and_plain_images_is_checked_up_front(
     assert rc == 2, captured
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
-        f"error: {gpkg}: 2 of the 3 images have no georeference (CRS + transform, or GCPs) "
-        f"(p1.png, p2.png): {says}"
+        f"error: {gpkg}: none of the 2 images has a georeference (CRS + transform, or GCPs): {says}"
     ), err
     assert f"elnet import --from vector {gpkg}" in err[0], err
     assert not out.exists()
 
 
-def test_evaluate_checks_a_prediction_folder_mixing_georeference_up_front(
+def test_evaluate_refuses_a_prediction_folder_no_prediction_of_which_can_take_the_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same up-front check for ``evaluate --truth FILE`` with a prediction folder."""
     preds = tmp_path / "preds"
-    write_tif(preds / "a.tif", np.full((1, 32, 32), 255, np.uint8))
     write_png(preds / "p1.png", np.zeros((32, 32), np.uint8))
+    write_png(preds / "p2.png", np.zeros((32, 32), np.uint8))
     gpkg = _pixel_layer(tmp_path / "truth.gpkg", -1, crs="EPSG:32633")
     capsys.readouterr()
     rc = main(["evaluate", "--pred", str(preds), "--truth", str(gpkg), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(
-        f"error: {gpkg}: 1 of the 2 prediction(s) have no georeference (CRS + transform, or "
-        "GCPs) (p1.png): its features are in map coordinates (EPSG:32633)"
+        f"error: {gpkg}: none of the 2 prediction(s) has a georeference (CRS + transform, or "
+        "GCPs): its features are in map coordinates (EPSG:32633)"
     ), err
     assert "give a --truth folder of one polygon file per prediction" in err[0], err
+
+
+def test_evaluate_skips_the_plain_predictions_of_a_mixed_folder_and_scores_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GeoTIFF and a PNG with a truth layer in map coordinates: the GeoTIFF is scored, the
+    PNG skipped with the reason (before: exit 2 for the whole folder)."""
+    import json
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    preds = tmp_path / "preds"
+    write_tif(preds / "a.tif", np.full((1, 32, 32), 255, np.uint8))
+    write_png(preds / "p1.png", np.zeros((32, 32), np.uint8))
+    gpkg = tmp_path / "truth.gpkg"  # a.tif's rows 10..19, columns 1..9 (10 m pixels)
+    gpd.GeoDataFrame(
+        {"source": ["a.tif"]}, geometry=[box(500010, 3999800, 500100, 3999900)], crs="EPSG:32633"
+    ).to_file(gpkg)
+    js = tmp_path / "ev.json"
+    capsys.readouterr()
+    rc = main(["evaluate", "--pred", str(preds), "--truth", str(gpkg), "--json", str(js),
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    rows = json.loads(js.read_text())["images"]
+    assert [(Path(r["pred"]).name, r["tp"]) for r in rows] == [("a.tif", 90)]
+    said = [ln for ln in err.splitlines() if "p1.png" in ln]
+    assert len(said) == 1 and "its features are in map coordinates (EPSG:32633)" in said[0], err
 
 
 def test_evaluate_places_a_pixel_coordinate_layer_by_source_as_enhance_does(
@@ -349,13 +376,13 @@ def test_evaluate_places_a_pixel_coordinate_layer_by_source_as_enhance_does(
     assert {k: (rows[k]["tp"], rows[k]["fn"]) for k in "ab"} == {"a": (192, 0), "b": (180, 0)}
 
 
-def test_scene_checks_a_folder_mixing_georeference_up_front(
+def test_scene_refuses_a_folder_of_scenes_none_of_which_can_take_the_labels(
     tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``scene --labels FILE`` with a folder of scenes: the same up-front check as enhance,
-    with the scene's fix (before: each plain scene skipped late with its own error)."""
+    """``scene --labels FILE`` with a folder of scenes none of which can take it: the same
+    up-front check as enhance, with the scene's fix."""
     scenes = tmp_path / "scenes"
-    write_tif(scenes / "a.tif", np.full((1, 32, 32), 90, np.uint8))
+    write_tif(scenes / "q.tif", np.full((1, 32, 32), 90, np.uint8), georef=False)
     write_tif(scenes / "p.tif", np.full((1, 32, 32), 90, np.uint8), georef=False)
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, crs="EPSG:32633")
     out = tmp_path / "out"
@@ -365,8 +392,8 @@ def test_scene_checks_a_folder_mixing_georeference_up_front(
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0] == (
-        f"error: {gpkg}: 1 of the 2 scenes have no georeference (CRS + transform, or GCPs) "
-        "(p.tif): its features are in map coordinates (EPSG:32633), which cannot be placed on "
+        f"error: {gpkg}: none of the 2 scenes has a georeference (CRS + transform, or GCPs): "
+        "its features are in map coordinates (EPSG:32633), which cannot be placed on "
         "them; or georeference the scenes, or give --labels a folder of one label per scene"
     ), err
     assert not out.exists()

@@ -1,7 +1,8 @@
 """Which features of one vector file for several georeferenced images land on which image: the
-one rule (:func:`sam2elnet.data.vector_names.image_features`) in every reader. A feature whose
-``source`` / ``label`` names one of the run's images goes to that image only; any other (no
-name, or a name that is no image of the run: a class name) goes by map position.
+one rule (:func:`sam2elnet.data.vector_names.feature_images`) in every reader. A feature with a
+``source`` goes to the image it names only (an image not in the run: to none); one without a
+``source`` whose ``label`` is the stem of one of the run's images goes to that image only; any
+other (no name, a class name in ``label``) goes by map position.
 
 Before, ``enhance`` / ``scene`` / ``evaluate`` placed a shared file on georeferenced images by
 map position only (a polygon tagged ``b.tif`` that overlaps ``a.tif`` landed on both), and
@@ -34,12 +35,17 @@ def _box(c0: int, c1: int, r0: int, r1: int) -> object:
     return box(X0 + 10 * c0, Y0 - 10 * r1, X0 + 10 * c1, Y0 - 10 * r0)
 
 
-#: (source, label, geometry): tagged a; tagged b (also over a); untagged; a class name
+#: (source, label, geometry): tagged a; tagged b (also over a); untagged; a class name;
+#: tagged c.tif, an image not in the run (on a, and over the overlap: lands nowhere); labelled
+#: with b's stem, no source (over the overlap: b only)
 FEATURES = [
     ("a.tif", None, _box(18, 22, 2, 6)),
     ("b.tif", None, _box(24, 28, 10, 14)),
     (None, None, _box(20, 24, 20, 24)),
     (None, "oil", _box(30, 34, 28, 30)),
+    ("c.tif", None, _box(6, 10, 24, 28)),
+    ("c.tif", "c_mask.tif", _box(12, 20, 12, 16)),
+    (None, "b", _box(16, 18, 8, 10)),
 ]
 
 
@@ -49,7 +55,7 @@ def _want(name: str) -> np.ndarray:
     if name == "a":
         m[2:6, 18:22] = m[20:24, 20:24] = m[28:30, 30:32] = True
     else:
-        m[10:14, 8:12] = m[20:24, 4:8] = m[28:30, 14:18] = True
+        m[10:14, 8:12] = m[20:24, 4:8] = m[28:30, 14:18] = m[8:10, 0:2] = True
     return m
 
 
@@ -119,7 +125,7 @@ def test_import_enhance_and_evaluate_agree_on_the_pixels(
                "--no-progress"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     rows = {Path(r["pred"]).stem: r for r in json.loads(js.read_text())["images"]}
-    assert {k: rows[k]["tp"] for k in ("a", "b")} == {"a": 36, "b": 40}
+    assert {k: rows[k]["tp"] for k in ("a", "b")} == {"a": 36, "b": 44}
 
 
 def test_the_report_cards_of_an_evaluation_read_back_place_by_the_rule(
@@ -136,8 +142,142 @@ def test_the_report_cards_of_an_evaluation_read_back_place_by_the_rule(
     for name, x0 in (("a", X0), ("b", X0 + 160)):
         write_tif(preds / f"{name}.tif", np.full((1, 32, 32), 255, np.uint8), x0=x0)
     res = evaluate_folders(preds, gpkg, progress=False)
-    assert {Path(r.pred_path).stem: r.confusion.tp for r in res.images} == {"a": 36, "b": 40}
+    assert {Path(r.pred_path).stem: r.confusion.tp for r in res.images} == {"a": 36, "b": 44}
     res.layer = None  # read back: only the rows' paths
     files = vector_truths(res)
     for name in ("a", "b"):
         assert np.array_equal(files.on_grid(gpkg, preds / f"{name}.tif"), _want(name)), name
+
+
+def _export_masks(tiles: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """``elnet export`` of a 6 x 6 px box per tile (a: rows 2..7, columns 20..25, in the
+    overlap; b: rows 12..17, columns 2..7, which are a's columns 18..23) -> (layer, mask of a)."""
+    images, _ = tiles
+    want_a = np.zeros((32, 32), bool)
+    want_a[2:8, 20:26] = True
+    for name, x0, (r, c) in (("a", X0, (2, 20)), ("b", X0 + 160, (12, 2))):
+        m = np.zeros((1, 32, 32), np.uint8)
+        m[0, r : r + 6, c : c + 6] = 255
+        write_tif(tmp_path / "labels" / f"{name}.tif", m, x0=x0)
+    gpkg = tmp_path / "rev.gpkg"
+    rc = main(["export", "--labels", str(tmp_path / "labels"), "--images", str(images),
+               "--out", str(gpkg), "--no-progress"])  # fmt: skip
+    assert rc == 0
+    return gpkg, want_a
+
+
+def test_import_of_some_tiles_keeps_the_others_polygons_off_them(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``import --images`` of a only, from a layer of overlapping tiles a and b: a's mask holds
+    a's polygons, not b's copy over the overlap (a reviewer's deletion on a stays deleted), and
+    with ``--reviewed-only`` the untouched a is not taken for reviewed (before: b's polygon,
+    placed by map position, made a's mask differ from the exported one)."""
+    images, _ = tiles
+    gpkg, want_a = _export_masks(tiles, tmp_path)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.tif").write_bytes((images / "a.tif").read_bytes())
+    out = tmp_path / "m"
+    assert main(["import", str(gpkg), "--from", "vector", "--images", str(sub), "--out",
+                 str(out), "--all-images", "--no-progress"]) == 0  # fmt: skip
+    with rasterio.open(out / "a.tif") as ds:
+        assert np.array_equal(ds.read(1) == 255, want_a)
+    assert "1 features name no image in" in capsys.readouterr().err
+    rc = main(["import", str(gpkg), "--from", "vector", "--images", str(sub), "--out",
+               str(tmp_path / "r"), "--reviewed-only", "--no-progress"])  # fmt: skip
+    assert rc == 2 and "every image comes back as exported" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_layer_names_images_of_the_export_record_not_only_of_images(
+    tiles: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A feature without ``source`` whose ``label`` is b (an image of the export's record, not
+    in ``--images``) is b's: not placed on a by map position. Without the record it would be a
+    class name."""
+    import geopandas as gpd
+
+    from sam2elnet.export.vector_import import import_vector
+
+    images, _ = tiles
+    gpkg, want_a = _export_masks(tiles, tmp_path)
+    gdf = gpd.read_file(gpkg, layer="labels")
+    gdf.loc[gdf["source"] == "b.tif", "source"] = None  # label names b only
+    gdf.to_file(gpkg, layer="labels", mode="w")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.tif").write_bytes((images / "a.tif").read_bytes())
+    res = import_vector(gpkg, tmp_path / "m", images=sub, all_images=True, progress=False)
+    with rasterio.open(res.written[0]) as ds:
+        assert np.array_equal(ds.read(1) == 255, want_a)
+
+
+def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_report_agrees(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """A plain PNG in a folder of georeferenced tiles with a layer in map coordinates: the
+    tiles are enhanced and the PNG is skipped into skipped.csv with the reason (before: exit 2
+    for the whole folder). summary.json records the images the file served, and a report of
+    one card (a only) draws exactly the coarse label enhance used (before: the report's items
+    were taken for the run's images, so b's labelled polygon was drawn on a by map position)."""
+    import csv
+
+    from helpers_data import grey_rgb, write_png
+    from test_warp import micro_model_file
+
+    import sam2elnet.pipeline.report as report_mod
+    from sam2elnet.pipeline.report_vector import draw_vector_label, share_vector_labels
+
+    images, gpkg = tiles
+    write_png(images / "p.png", grey_rgb(32, 1))
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    out = tmp_path / "enh"
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    for name in ("a", "b"):
+        with rasterio.open(out / "changes" / f"{name}.tif") as ds:
+            assert np.array_equal(np.isin(ds.read(1), (220, 255)), _want(name)), name
+    with (out / "skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["image"]).name for r in rows] == ["p.png"], rows
+    assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["coarse_images"] == {str(gpkg): ["a", "b", "p"]}
+    got: list = []
+    monkeypatch.setattr(report_mod, "write_report", lambda path, items, **kw: got.extend(items))
+    report_mod.write_run_report(out)
+    one = share_vector_labels(
+        [it for it in got if it.name.startswith("a")], None, summary["coarse_images"]
+    )
+    assert len(one) == 1
+    assert np.array_equal(draw_vector_label(one[0].input_label, one[0].image), _want("a"))
+    for it in got:
+        assert np.array_equal(
+            draw_vector_label(it.input_label, it.image), _want(Path(it.image).stem)
+        )
+
+
+def test_scene_skips_a_plain_scene_it_cannot_place_a_map_layer_on(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scene --labels FILE`` with georeferenced scenes and one plain: the plain scene is
+    skipped into skipped.csv with the reason, the others are predicted (before: exit 2)."""
+    import csv
+
+    from test_warp import micro_model_file
+
+    images, gpkg = tiles
+    write_tif(images / "p.tif", np.full((3, 32, 32), 90, np.uint8), georef=False)
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    out = tmp_path / "sc"
+    rc = main(["scene", "--model", str(model), "--image", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a.tif", "b.tif"]
+    with (out / "skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["scene"] for r in rows] == ["p.tif"], rows
+    assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows

@@ -98,7 +98,7 @@ def test_a_shared_layer_names_its_images_once_and_refuses_without_names(
     monkeypatch.setattr(shared_mod, "feature_stems", lambda g: calls.append(1) or orig(g))
     a = rasterize_vector(sv, imgs[0], frame=sv.frame, shared=True)
     b = rasterize_vector(sv, imgs[1], frame=sv.frame, shared=True)
-    assert calls == [1] and sv.names == ([{"a"}, set()], True)
+    assert calls == [1] and sv.names == ([("a", ""), ("", "")], True)
     assert int(a.sum()) == 16 and a[2:6, 2:6].all()  # its own square, 4 x 4 px
     assert not b.any()  # names no feature of b; unnamed features have no image
     bare = _pixel_layer(tmp_path / "bare.gpkg", None)

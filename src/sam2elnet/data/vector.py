@@ -434,8 +434,9 @@ def rasterize_vector(
     For images that fit in memory (single chips); scenes use :class:`VectorLabels` by window.
     ``frame`` / ``shared`` as :meth:`VectorLabels.from_file`. A ``shared`` file is placed as
     ``elnet import --from vector`` places it (:func:`sam2elnet.data.vector_names.image_frame`):
-    a feature whose ``source`` / ``label`` attribute names one of the run's images (by stem)
-    goes to that image only, any other by map position (a layer with a CRS); on an image
+    a feature whose ``source`` names an image (by stem), or whose ``label`` names one of the
+    run's images, goes to that image only, any other by map position (a layer with a CRS;
+    :func:`sam2elnet.data.vector_names.feature_images`); on an image
     without georeference (CRS + transform, or GCPs) only the features naming it, in pixel
     coordinates (x = column, y = -row, or y = row for features mostly at y >= 0); none: all
     False. Without such attributes its pixel coordinates would put the same polygons on every

@@ -5,11 +5,12 @@ position.
 image (:data:`IMAGE_NAME_ATTRIBUTES`); ``elnet import --from vector`` burns each image's features
 into its mask, ``elnet enhance --labels FILE.gpkg`` / ``elnet scene --labels FILE.gpkg`` read
 each image's coarse label from them and ``elnet evaluate --truth FILE.gpkg`` each prediction's
-ground truth (:func:`image_frame`). All take the features by :func:`image_features`, the one
-rule: a feature whose ``source`` / ``label`` names one of the run's images belongs to that image
-only; any other feature (no name, or a name that is none of the run's images: a class name, an
-image not in the run) is placed by map position when the layer has a CRS, and belongs to no
-image when it has none (pixel coordinates of every image share one frame).
+ground truth (:func:`image_frame`). All take the features by :func:`feature_images`, the one
+rule: a feature with a ``source`` belongs to the image it names, and to no other (an image not
+in the run: skipped); a feature without one whose ``label`` is the stem of one of the run's
+images belongs to that image; any other feature (no name, a class name in ``label``) is placed
+by map position when the layer has a CRS, and belongs to no image when it has none (pixel
+coordinates of every image share one frame).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "IMAGE_NAME_ATTRIBUTES",
+    "feature_images",
     "feature_stems",
     "image_features",
     "image_frame",
     "image_name_attributes",
+    "named_stems",
     "unplaceable_message",
     "unplaceable_reason",
 ]
@@ -46,80 +49,98 @@ def image_name_attributes(source: str, label: str) -> dict[str, str]:
     return dict(zip(IMAGE_NAME_ATTRIBUTES, (source, label), strict=True))
 
 
-def feature_stems(gdf: Any) -> tuple[list[set[str]], bool]:
-    """Per feature of ``gdf`` the image stems its :data:`IMAGE_NAME_ATTRIBUTES` give (empty: none filled
-    in), and whether the layer has any such attribute. A name may be a path, with ``/`` or
-    ``\\`` (a Windows path pasted in QGIS): its stem counts."""
-    cols = [c for c in IMAGE_NAME_ATTRIBUTES if c in gdf.columns]
-    stems: list[set[str]] = [set() for _ in range(len(gdf))]
-    for c in cols:
-        for i, v in enumerate(gdf[c].tolist()):
-            if isinstance(v, str) and v.strip():
-                stems[i].add(PureWindowsPath(v.strip()).stem)  # a/b.png, C:\x\b.png: b
-    return stems, bool(cols)
+def feature_stems(gdf: Any) -> tuple[list[tuple[str, str]], bool]:
+    """Per feature of ``gdf`` the stems of its ``source`` and ``label`` (``""``: not filled in),
+    and whether the layer has any :data:`IMAGE_NAME_ATTRIBUTES`. A name may be a path, with
+    ``/`` or ``\\`` (a Windows path pasted in QGIS): its stem counts."""
+    cols = [c if c in gdf.columns else None for c in IMAGE_NAME_ATTRIBUTES]
+    values = [gdf[c].tolist() if c else [None] * len(gdf) for c in cols]
+    stems = [
+        tuple(
+            PureWindowsPath(v.strip()).stem if isinstance(v, str) and v.strip() else "" for v in vs
+        )
+        for vs in zip(*values, strict=True)
+    ]
+    return stems, any(cols)  # type: ignore[return-value]
+
+
+def named_stems(stems: list[tuple[str, str]]) -> list[str]:
+    """Every stem :func:`feature_stems` found, sorted, once each."""
+    return sorted({s for pair in stems for s in pair if s})
+
+
+def feature_images(
+    stems: list[tuple[str, str]], run: Collection[str] | None, stem: str | None = None
+) -> list[str | None]:
+    """The one rule: per feature the stem of the image it belongs to, None for a feature placed
+    by map position. ``stems``: :func:`feature_stems`; ``run``: the stems of the run's images
+    (``import``: ``--images`` and the export's review record). A non-empty ``source`` always
+    names an image: the feature belongs to it only (not in the run: to no image, skipped). A
+    ``label`` names an image only when it is one of ``run`` (it may be a class name, ``oil``);
+    ``run`` None (unknown): only when it is ``stem``, the image being placed. Anything else:
+    None."""
+    known = set(run) if run is not None else {stem}
+    return [src or (lab if lab and lab in known else None) for src, lab in stems]
 
 
 def image_features(
-    stems: list[set[str]],
+    stems: list[tuple[str, str]],
     named: bool,
     georef: bool,
     stem: str,
     run: Collection[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which features of a layer of many images belong to the image ``stem``: the one rule of
-    ``elnet import --from vector`` and of one label file for several images in ``enhance``,
-    ``scene`` and ``evaluate`` (:func:`image_frame`).
+    """Which features of a layer of many images belong to the image ``stem``
+    (:func:`feature_images`): the rule of ``elnet import --from vector`` and of one label file
+    for several images in ``enhance``, ``scene`` and ``evaluate`` (:func:`image_frame`).
 
     ``stems`` / ``named``: :func:`feature_stems` of the layer; ``georef``: the layer has a CRS;
-    ``run``: the stems of every image of the run (None: every name counts as an image's).
-    A name that is none of ``run`` (a class name in ``label``, an image not in the run) names
-    no image. Returns bool ``(n_features,)`` arrays ``(own, mine)``: ``own`` the features
-    whose ``source`` / ``label`` names the image; ``mine`` those and, when coordinates can
-    place them (the layer has a CRS, or no name attribute at all), the features naming no
-    image (drawn in QGIS without filling them in), placed by map position. In a layer without
-    CRS but with name attributes such a feature belongs to no image: pixel coordinates of
-    every image share one frame.
+    ``run``: as :func:`feature_images`. Returns bool ``(n_features,)`` arrays ``(own, mine)``:
+    ``own`` the features that name the image; ``mine`` those and, when coordinates can place
+    them (the layer has a CRS, or no name attribute at all), the features naming no image
+    (drawn in QGIS without filling them in, or a class name in ``label``), placed by map
+    position. In a layer without CRS but with name attributes such a feature belongs to no
+    image: pixel coordinates of every image share one frame.
     """
-    if run is not None:
-        run = set(run)
-        stems = [s & run for s in stems]
-    own = np.array([stem in s for s in stems], dtype=bool)
-    unnamed = np.array([not s for s in stems], dtype=bool)
-    return own, (own | unnamed if (not named or georef) else own)
+    owner = feature_images(stems, run, stem)
+    own = np.array([o == stem for o in owner], dtype=bool)
+    free = np.array([o is None for o in owner], dtype=bool)
+    return own, (own | free if (not named or georef) else own)
 
 
 def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     """The rows of ``frame``, the features of ``label`` (one vector file for several images,
     or its :class:`~sam2elnet.data.vector_shared.SharedVector`, whose ``names`` and run
     ``images`` are then used), that belong to ``image`` (:func:`image_features`); ``frame``
-    itself when all do, or when the run's images are unknown (no ``images``) and ``image``
-    has a georeference (every feature by map position). ``georef``: ``image`` has a georeference (CRS + transform, or GCPs);
+    itself when all do (a layer without names: every feature by map position); the run's
+    images unknown (no ``images``): a ``label`` names ``image`` only. ``georef``: ``image`` has a georeference (CRS + transform, or GCPs);
     without one the file must name its images (:func:`unplaceable_reason`). The one rule of
     :func:`~sam2elnet.data.vector.rasterize_vector`, the window path
     (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`) and ``elnet evaluate``.
 
     Raises:
-        DataError: naming ``image``: it has no georeference and the file no name attributes
-            to place its features by (:func:`unplaceable_message`).
+        DataError: naming ``image``: it has no georeference and the file has a CRS (map
+            coordinates) or no name attributes to place its features by
+            (:func:`unplaceable_message`; the job skips the image).
     """
     # a SharedVector of this frame (its names worked out once for the file)
     held = getattr(label, "frame", None) is frame
     stems, named = label.names if held else feature_stems(frame)
     if not georef:
-        why = unplaceable_reason(stems, named)
+        crs = frame.crs.to_string() if frame.crs is not None else None
+        why = unplaceable_reason(stems, named) if crs is None else ""
         if why is not None:
-            raise DataError(
-                unplaceable_message(label, why, [Path(image)], 1, per_image=True), Path(image)
-            )
+            msg = unplaceable_message(label, why, [Path(image)], 1, crs, per_image=True)
+            raise DataError(msg, Path(image))
     run = getattr(label, "images", None)
-    if not named or (georef and run is None):  # run unknown: map position places every feature
+    if not named:  # no names: map position places every feature
         return frame
     mine = image_features(stems, named, frame.crs is not None, Path(image).stem, run)[1]
     return frame if mine.all() else frame[mine]
 
 
 def unplaceable_reason(
-    stems: list[set[str]], named: bool, image_stems: Collection[str] | None = None
+    stems: list[tuple[str, str]], named: bool, image_stems: Collection[str] | None = None
 ) -> str | None:
     """Why the features of one layer for several images, without CRS, cannot be placed by name
     on images without georeference (CRS + transform, or GCPs); None: they can.
@@ -138,7 +159,7 @@ def unplaceable_reason(
             "image name, as `elnet export` writes it)"
         )
     if image_stems is not None:
-        known = sorted(set().union(*stems)) if stems else []
+        known = named_stems(stems)
         if not set(known) & set(image_stems):
             return (
                 f"no feature's {attrs} names one of the {len(image_stems)} images (they name "
@@ -169,7 +190,7 @@ def unplaceable_message(
     fix = fix or (
         "georeference the images, or give one coarse label per image: "
         f"`elnet import --from vector {path} --images FOLDER --out MASKS` writes them, "
-        "then `elnet enhance --labels MASKS`"
+        "then give --labels MASKS"
     )
     if per_image:
         head = f"has no {_NO_GEOREF}, and {path} is one label file for several images"

@@ -57,9 +57,9 @@ class SharedVector:
     ``many``: the file serves several images (the readers then place it as one file for many,
     :func:`is_shared`); False: one image's own file, read here only for its layer (``--layer``),
     placed as a file of its own (pixel coordinates on an image without georeference, no
-    feature on the image an error). ``images``: the stems of the run's images (a feature's
-    ``source`` / ``label`` naming none of them names no image,
-    :func:`~sam2elnet.data.vector_names.image_features`); None: every name counts.
+    feature on the image an error). ``images``: the stems of the run's images (a ``label``
+    naming none of them is a class name,
+    :func:`~sam2elnet.data.vector_names.feature_images`); None: unknown.
     """
 
     path: Path
@@ -72,7 +72,7 @@ class SharedVector:
         return replace(self, images=frozenset(Path(p).stem for p in images))
 
     @cached_property
-    def names(self) -> tuple[list[set[str]], bool]:
+    def names(self) -> tuple[list[tuple[str, str]], bool]:
         """:func:`~sam2elnet.data.vector_names.feature_stems` of ``frame``: which image each
         feature names, and whether the layer has name attributes; worked out once for the
         file, not once per image it is placed on."""
@@ -208,33 +208,38 @@ def _placed_by_name(image: str | Path) -> bool:
 
 def check_placeable(
     shared: SharedVector, images: Sequence[Path], fix: str | None = None, what: str = "images"
-) -> None:
-    """Refuse, before any image is read, a file that serves ``images`` and cannot be placed on
-    those of them without georeference (CRS + transform, or GCPs;
-    :func:`~sam2elnet.data.georef.georeferenced`), all or some of a folder mixing
-    georeferenced and plain images: a layer with a CRS (map coordinates, no map to put them
-    on), one without ``source`` / ``label`` attributes (its pixel coordinates would put the
-    same polygons on every image), or one whose features name none of them (by stem). The
-    georeferenced images take the file by map position and need no check. ``fix`` / ``what``:
-    as :func:`~sam2elnet.data.vector_names.unplaceable_message` (``elnet evaluate``'s).
+) -> list[Path]:
+    """Refuse, before any image is read, a file that serves ``images`` and can be placed on none
+    of them: every image lacks a georeference (CRS + transform, or GCPs;
+    :func:`~sam2elnet.data.georef.georeferenced`) and the layer has a CRS (map coordinates, no
+    map to put them on), no ``source`` / ``label`` attributes (its pixel coordinates would put
+    the same polygons on every image), or features naming none of them (by stem). The
+    georeferenced images take the file by map position. In a folder mixing georeferenced and
+    plain images the plain ones the file cannot be placed on are returned: each is skipped by
+    the job with the same reason (:func:`~sam2elnet.data.vector_names.image_frame`, the
+    per-image form of the message; batch jobs skip bad items). ``fix`` / ``what``: as
+    :func:`~sam2elnet.data.vector_names.unplaceable_message` (``elnet evaluate``'s).
+
+    Returns:
+        The images of ``images`` the file cannot be placed on (empty: all can).
 
     Raises:
-        UserError: naming ``shared.path``, the images (how many; the first names when only
-            some lack a georeference), why, and what to do
-            (:func:`~sam2elnet.data.vector_names.unplaceable_message`).
+        UserError: no image can take the file, naming ``shared.path``, how many images, why,
+            and what to do (:func:`~sam2elnet.data.vector_names.unplaceable_message`).
     """
     from sam2elnet.data.georef import georeferenced
 
     plain = [p for p in images if not georeferenced(p)]
     if not plain:
-        return
+        return []
     gdf, n = shared.frame, len(images)
-    if gdf.crs is not None:
-        crs = gdf.crs.to_string()
-        raise UserError(unplaceable_message(shared.path, "", plain, n, crs, fix, what), shared.path)
+    crs = gdf.crs.to_string() if gdf.crs is not None else None
     stems, named = shared.names
-    why = unplaceable_reason(stems, named, [p.stem for p in plain])
-    if why is not None:
+    why = None if crs is not None else unplaceable_reason(stems, named, [p.stem for p in plain])
+    if crs is None and why is None:
+        return []  # by name, in pixel coordinates
+    if len(plain) == n:
         raise UserError(
-            unplaceable_message(shared.path, why, plain, n, None, fix, what), shared.path
+            unplaceable_message(shared.path, why or "", plain, n, crs, fix, what), shared.path
         )
+    return plain

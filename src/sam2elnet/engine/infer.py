@@ -188,8 +188,10 @@ def enhance_folder(
     (:func:`~sam2elnet.data.vector_shared.share_vectors`); on images without georeference its
     features go to the image their ``source`` / ``label`` attribute names, in pixel coordinates,
     as ``elnet import --from vector`` places them, and on georeferenced images a feature naming
-    another image of the job is left out (a file that cannot be placed so on the images without
-    georeference, all or some: one UserError, :func:`~sam2elnet.data.vector_shared.check_placeable`); ``layer``
+    another image is left out (:func:`~sam2elnet.data.vector_names.feature_images`; a file that
+    can be placed so on none of the images: one UserError; on some: the others are skipped with
+    the reason, :func:`~sam2elnet.data.vector_shared.check_placeable`; ``summary.json``
+    ``coarse_images`` records the stems each such file served, for the report); ``layer``
     names the layer read from it (a file without it: one DataError listing its layers). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
@@ -254,11 +256,13 @@ def enhance_folder(
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
+    served_stems: dict[str, list[str]] = {}  # the report places the file as this run did
     for p, sv in shared.items():  # images without georeference: by name, or one error now
         served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
         if sv.many:
             shared[p] = sv.serving(served)
-            check_placeable(sv, served)
+            served_stems[str(sv.path)] = sorted(f.stem for f in served)
+            check_placeable(sv, served)  # some plain images: each skipped with the reason
     model = job.load()
     fields = [
         "image",
@@ -290,5 +294,7 @@ def enhance_folder(
     }
     if layer is not None:  # the report draws the coarse labels from this layer too
         summary["coarse_layer"] = layer
+    if served_stems:  # ... and places a shared file with the images this run served it to
+        summary["coarse_images"] = served_stems
     coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
     return job.run(model, spec, fields, files, coarse.__getitem__, summary)

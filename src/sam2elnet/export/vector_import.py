@@ -8,11 +8,13 @@ image of ``images``, the features that belong to it into a mask named like the i
 (``<stem>.tif`` with the image's georeference when the image is a GeoTIFF, else ``<stem>.png``;
 the image's nodata pixels 127), the layout ``elnet train`` reads as ``masks/``.
 
-Which features belong to an image: those whose ``source`` or ``label`` attribute names it (by file
-stem); features drawn in QGIS without those attributes filled in, or naming none of the images
-(a class name, an image not in ``images``), belong to every image they overlap when the layer
-has a CRS (map coordinates place them), and are skipped with a note when it has none (pixel
-coordinates of every image share one frame). Placement is the vector-label
+Which features belong to an image (by file stem): those whose ``source`` names it (a ``source``
+naming an image not in ``images``: skipped, with a note), and those without a ``source`` whose
+``label`` names it (``label`` names an image only when it is the stem of one of ``images`` or of
+the export's review record: it may be a class name); features drawn in QGIS without those
+attributes filled in, or with a class name in ``label``, belong to every image they overlap
+when the layer has a CRS (map coordinates place them), and are skipped with a note when it has
+none (pixel coordinates of every image share one frame). Placement is the vector-label
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
 (QGIS, ``export --pixel-coords qgis``) or, for features mostly at y >= 0, y = row (the default
@@ -30,7 +32,13 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
-from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, image_features
+from sam2elnet.data.vector_names import (
+    IMAGE_NAME_ATTRIBUTES,
+    feature_images,
+    feature_stems,
+    image_features,
+    named_stems,
+)
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import check_unique_stems
 from sam2elnet.export.labelstudio_import import ImportResult
@@ -196,6 +204,7 @@ def import_vector(
 
         kinds = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
         notes += [msg for msg, _ in no_width_notes(p, kinds)]
+    all_files = files  # the run's images: a label naming one of them names its image
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
         files = [f for f in files if f.stem in listed]
@@ -220,6 +229,7 @@ def import_vector(
             listed is None and not all_images,
             progress,
             check,
+            {f.stem for f in all_files} | (listed or set()),
             {"line_width": line_width, "line_width_unit": line_width_unit},
         )
         notes += more
@@ -331,7 +341,7 @@ def _repair(gdf: Any) -> tuple[Any, list[str]]:
     gdf = gdf.copy()
     gdf[gdf.geometry.name] = np.where(invalid, shapely.make_valid(geoms), geoms)
     stems, _ = feature_stems(gdf[invalid])
-    names = sorted(set().union(*stems))
+    names = named_stems(stems)
     where = f" (images {name_sample(names, 5)})" if names else ""
     return gdf, [
         f"repaired {int(invalid.sum())} invalid polygons{where} with make_valid (e.g. "
@@ -348,6 +358,7 @@ def _burn(
     covered_only: bool,
     progress: bool,
     check: ReviewCheck,
+    run: set[str],
     width: dict[str, Any],
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
@@ -355,7 +366,8 @@ def _burn(
     ``check``: the export's record (:class:`~sam2elnet.export.review_set.ReviewCheck`); an
     image with as many features as went out, whose mask equals the exported one and whose
     features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
-    ``reviewed_only``: no mask for them). ``width``: the reader's ``line_width`` /
+    ``reviewed_only``: no mask for them). ``run``: the stems a ``label`` may name (``images``'
+    and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
     ``line_width_unit``."""
     from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import NO_WIDTH_KINDS, VectorLabels
@@ -364,7 +376,8 @@ def _burn(
 
     stems, named = feature_stems(gdf)
     georef = gdf.crs is not None
-    unnamed = np.array([not s for s in stems], dtype=bool)
+    owner = feature_images(stems, run)  # the one rule: the image each feature names
+    unnamed = np.array([o is None for o in owner], dtype=bool)
     accepted = np.zeros(len(gdf), dtype=bool)
     if "status" in gdf.columns:
         accepted = np.array(
@@ -373,21 +386,20 @@ def _burn(
     notes: list[str] = []
     if unnamed.any() and not georef and named:
         notes.append(
-            f"{int(unnamed.sum())} features have no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute and the "
-            "layer has no CRS, so their image is unknown: skipped; fill in 'source' (the image "
+            f"{int(unnamed.sum())} features have no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute "
+            "naming an image and the layer has no CRS, so their image is unknown: skipped; fill in 'source' (the image "
             "name) for polygons drawn in QGIS"
         )
     image_stems = {f.stem for f in files}
-    # a name that is none of the images' names no image: a scene label's polygons name the
-    # image (source: scene.tif) and the label (label: scene_roads.tif), and only the image is
-    # in --images; a feature naming no image goes by map position (a layer with a CRS)
-    lost = [s for s in stems if s and not s & image_stems]
-    strangers = sorted(set().union(*lost)) if lost else []
-    if strangers and named:
+    # a source names its image, always: one not in --images is skipped (a tile left out of
+    # this import keeps its polygons off its neighbours); a label names an image only when it
+    # is one of the run's stems, else (a class name) the feature goes by map position
+    lost = sorted({o for o in owner if o is not None and o not in image_stems})
+    if lost:
+        n_lost = sum(o is not None and o not in image_stems for o in owner)
         notes.append(
-            f"{len(lost)} features name no image in {images} (their source / label: "
-            f"{name_sample(strangers, 5)}): "
-            f"{'placed by map position' if georef else 'skipped (the layer has no CRS)'}"
+            f"{n_lost} features name no image in {images} (their source / label: "
+            f"{name_sample(lost, 5)}): skipped"
         )
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -402,7 +414,7 @@ def _burn(
                 skipped.append((f.stem, str(err)))
                 continue
         h, w = img.shape
-        own, mine = image_features(stems, named, georef, f.stem, image_stems)  # the shared rule
+        own, mine = image_features(stems, named, georef, f.stem, run)  # the shared rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged

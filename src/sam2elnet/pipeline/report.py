@@ -227,7 +227,9 @@ def write_run_report(
             )
         )
     # vector coarse labels from the layer enhance read (--layer), not the file's default layer
-    items = share_vector_labels(items, (summary or {}).get("coarse_layer"))
+    items = share_vector_labels(
+        items, (summary or {}).get("coarse_layer"), (summary or {}).get("coarse_images")
+    )
     metrics = None
     if summary is not None:
         metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
@@ -365,7 +367,9 @@ def write_evaluation_report(
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
         threshold = float(run_summary["threshold"])
     items = share_vector_labels(  # the enhance run's coarse labels from the layer it read
-        evaluation_items(result, images), (run_summary or {}).get("coarse_layer")
+        evaluation_items(result, images),
+        (run_summary or {}).get("coarse_layer"),
+        (run_summary or {}).get("coarse_images"),
     )
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
     road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}

@@ -9,7 +9,7 @@ once per card. Part of :mod:`sam2elnet.pipeline.report`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,21 +58,38 @@ def draw_vector_label(label: str | Path | SharedVector, grid: Any) -> np.ndarray
     )
 
 
-def share_vector_labels(items: Sequence[Any], layer: str | None = None) -> list[Any]:
+def share_vector_labels(
+    items: Sequence[Any], layer: str | None = None, served: Mapping[str, Any] | None = None
+) -> list[Any]:
     """``items`` (:class:`~sam2elnet.pipeline.report_items.ReportItem`) with each vector-file
     input label that two or more of them give read once (:class:`SharedVector`; those items
     copied, the others as they are). A file that cannot be read stays a path: each of its items
     then names the error on its card, as before. ``layer``: the layer the run read
     (``enhance --layer``, its ``summary.json`` ``coarse_layer``), read from every vector file,
-    also one item's own (:func:`~sam2elnet.data.vector_shared.share_vectors`)."""
+    also one item's own (:func:`~sam2elnet.data.vector_shared.share_vectors`). ``served``: the
+    run's ``summary.json`` ``coarse_images`` (file -> the stems of the images enhance served it
+    to): such a file is placed with those images as the run's
+    (:func:`~sam2elnet.data.vector_names.feature_images`), also on one card, so each card draws
+    the coarse label enhance used; without it (older runs) the items' images are the run's."""
+    from sam2elnet.data.vector import read_vector
 
     def vector_path(v: Any) -> Path | None:
         return Path(v) if isinstance(v, (str, Path)) and is_vector_label(v) else None
 
-    shared = share_vectors(
-        (p for p in (vector_path(it.input_label) for it in items) if p is not None), layer=layer
-    )
+    paths = [p for p in (vector_path(it.input_label) for it in items) if p is not None]
+    shared = share_vectors(paths, layer=layer)
+    runs = {Path(k): v for k, v in (served or {}).items() if isinstance(v, list)}
+    for p in set(paths) & set(runs):
+        sv = shared.get(p)
+        if sv is None:  # one card of a file enhance shared: read here (unreadable: a path)
+            try:
+                sv = SharedVector(p, read_vector(p, layer=layer))
+            except DataError:
+                continue
+        shared[p] = replace(sv, many=True).serving(str(s) for s in runs[p])
     for p, sv in shared.items():  # a feature naming another image of the run: not this one's
+        if p in runs:
+            continue
         shared[p] = sv.serving(
             Path(it.name if not isinstance(it.image, (str, Path)) else it.image)
             for it in items

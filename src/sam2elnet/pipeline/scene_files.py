@@ -71,9 +71,9 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
 
     Raises:
         DataError: the file cannot be read (once, not per scene), or has no layer ``layer``.
-        UserError: ``layer`` with raster labels or a folder of labels; a file that cannot be
-            placed on the scenes without georeference
-            (:func:`~sam2elnet.data.vector_shared.check_placeable`).
+        UserError: ``layer`` with raster labels or a folder of labels; a file that can be
+            placed on none of the scenes (:func:`~sam2elnet.data.vector_shared.check_placeable`;
+            on some: the others are skipped, each with the reason).
     """
     from sam2elnet.data.vector import is_vector_path
     from sam2elnet.data.vector_shared import SharedVector, check_placeable, share_vectors
