@@ -1,4 +1,4 @@
-"""What an evaluation reads (``elnet evaluate``): mask folders, dataset splits, quality tables.
+"""What an evaluation reads (``elnet evaluate``): mask and polygon folders, dataset splits, pairs.
 
 * :func:`scan_masks`: the mask files of a folder keyed by
   :func:`~sam2elnet.data.naming.mask_key`, searched below a folder without masks of its own (a SOS
@@ -10,9 +10,10 @@
   prediction's grid by :class:`~sam2elnet.engine.eval_vector.VectorTruth`);
 * :func:`check_not_images`: ``--pred`` / ``--truth`` hold masks, not the images;
 * :func:`split_truths`: the ground-truth masks of one split of a dataset root;
-* :func:`group_name`: the reporting group of a truth mask (its sub-folder);
-* :func:`quality_rows` / :func:`quality_filter`: the runs' ``quality.csv`` rows and the quality
-  filter their ``summary.json`` recorded.
+* :func:`group_name`: the reporting group of a truth mask (its sub-folder).
+
+The runs' quality tables an evaluation reads beside the masks are in
+:mod:`sam2elnet.engine.eval_quality`.
 """
 
 from __future__ import annotations
@@ -32,12 +33,7 @@ from sam2elnet.data.naming import (
     VECTOR_SUFFIXES,
     mask_key,
 )
-from sam2elnet.data.runfolder import (
-    QUALITY_CSV,
-    RUN_MASK_FOLDERS,
-    label_quality_csv,
-    quality_by_key,
-)
+from sam2elnet.data.runfolder import RUN_MASK_FOLDERS
 from sam2elnet.data.vector_shared import check_placeable
 from sam2elnet.engine.eval_vector import VectorTruth, need_georeference
 from sam2elnet.errors import DataError, UserError
@@ -47,15 +43,12 @@ log = logging.getLogger(__name__)
 __all__ = [
     "TRUTH_SUFFIXES",
     "Pairs",
-    "add_quality",
     "check_not_images",
     "group_name",
     "masks_of",
     "natural_key",
     "no_pairs_error",
     "pair_inputs",
-    "quality_filter",
-    "quality_rows",
     "scan_masks",
     "single_pair",
     "split_truths",
@@ -295,73 +288,9 @@ def group_name(truth: Path, root: Path) -> str:
     return rel.as_posix() if rel.parts else (root.name or str(root))
 
 
-def quality_rows(
-    quality_csv: str | Path | None, pdir: Path, runs: Sequence[Path]
-) -> tuple[list[Path], dict[str, dict[str, Any]]]:
-    """The quality tables to read (given, else the prediction folder's or those of every run
-    folder found below it) and their rows keyed by :func:`mask_key`."""
-    if quality_csv is not None:
-        paths = [Path(quality_csv)]
-        if not paths[0].is_file():
-            raise UserError("quality table does not exist; check the path", paths[0])
-    else:
-        found = label_quality_csv(pdir, strict=True)
-        paths = [found] if found is not None else []
-        if not paths:
-            paths = [r / QUALITY_CSV for r in runs if (r / QUALITY_CSV).is_file()]
-    rows: dict[str, dict[str, Any]] = {}
-    for q in paths:
-        for key, rec in quality_by_key(q).items():
-            rows.setdefault(key, rec)
-    return paths, rows
-
-
-def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
-    """What the evaluated run(s) recorded about their quality filter (summary.json ``filter``):
-    threshold, target precision, tau, the held-out precision / recall estimated at training and
-    whether the target was reachable there (``achievable``: False = a threshold above every
-    calibration score, ``note`` says why; None for runs without a target)."""
-    from sam2elnet.data.runfolder import read_summary
-
-    infos = []
-    for q in paths:
-        summary = read_summary(q.parent)
-        if summary and isinstance(summary.get("filter"), dict):
-            f = summary["filter"]
-            tp = f.get("target_precision") if isinstance(f.get("target_precision"), dict) else {}
-            infos.append(
-                {
-                    "run": str(q.parent),
-                    "threshold": f.get("threshold"),
-                    "min_quality": f.get("min_quality"),
-                    "target_precision": tp.get("target_precision"),
-                    "tau": tp.get("tau"),
-                    "estimated_precision": tp.get("precision"),
-                    "estimated_recall": tp.get("recall"),
-                    "achievable": tp.get("achievable"),
-                    "note": tp.get("note"),
-                }
-            )
-    if not infos:
-        return None
-    out = dict(infos[0])
-    if len(infos) > 1:
-        out["runs"] = infos
-    return out
-
-
 def natural_key(s: str) -> list[Any]:
     """Sort ``img2`` before ``img10``."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", s)]
-
-
-def add_quality(res: Any, q: dict[str, Any] | None) -> None:
-    """Copy a quality.csv row (:func:`quality_rows`) onto an evaluated image (``ImageResult``)."""
-    if q is not None:
-        res.predicted_iou = q["predicted_iou"]
-        res.kept = q["kept"]
-        res.image_path = q["image_path"]
-        res.input_label_path = q["coarse_path"]
 
 
 @dataclass

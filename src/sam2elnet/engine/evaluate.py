@@ -5,8 +5,10 @@
 :func:`~sam2elnet.data.naming.mask_key`, scores each pair with the pure measures of
 :mod:`sam2elnet.engine.metrics` (pixel scores, optional boundary F-score and road measures) and,
 when the run's ``quality.csv`` is found (:mod:`sam2elnet.data.runfolder`), how well the predicted
-label quality tracks the true IoU. The rows and the result it returns, with their JSON / CSV
-writers, are in :mod:`sam2elnet.engine.eval_result`; reading an evaluation's pairs back as they
+label quality tracks the true IoU. What it reads is found by :mod:`sam2elnet.engine.eval_inputs`
+(masks, pairs) and :mod:`sam2elnet.engine.eval_quality` (the runs' ``quality.csv``); its widths
+are checked and recorded by :mod:`sam2elnet.engine.eval_widths`. The rows and the result it
+returns, with their JSON / CSV writers, are in :mod:`sam2elnet.engine.eval_result`; reading an evaluation's pairs back as they
 were counted (reports) in :mod:`sam2elnet.engine.eval_readback` (the result types are
 re-exported here).
 """
@@ -18,9 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-from sam2elnet.data.georef import PixelSize
 from sam2elnet.data.naming import VECTOR_SUFFIXES
-from sam2elnet.engine.eval_inputs import add_quality as _add_quality
 from sam2elnet.engine.eval_inputs import (
     check_not_images,
     group_name,
@@ -28,9 +28,8 @@ from sam2elnet.engine.eval_inputs import (
     natural_key,
     no_pairs_error,
     pair_inputs,
-    quality_filter,
-    quality_rows,
 )
+from sam2elnet.engine.eval_quality import add_quality, quality_filter, quality_rows
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
 from sam2elnet.engine.eval_stream import (
     KeptTruths,
@@ -38,14 +37,15 @@ from sam2elnet.engine.eval_stream import (
     read_binary_mask,
 )
 from sam2elnet.engine.eval_vector import PolygonFiles, VectorTruth, layer_check
-from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
-from sam2elnet.engine.road_buffer import (
-    buffer_range,
-    pixel_sizes_m,
-    recorded_buffer,
-    road_buffers_px,
-    same_pixel_size,
+from sam2elnet.engine.eval_widths import (
+    buffer_option_words,
+    buffer_px_options,
+    check_widths,
+    ground_options,
+    one_buffer_m,
 )
+from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
+from sam2elnet.engine.road_buffer import pixel_sizes_m, recorded_buffer, road_buffers_px
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
@@ -68,13 +68,6 @@ __all__ = [
 
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 """Ways to split an evaluation into groups: ``folder`` = the ground truth's sub-folder."""
-
-
-def _buffer_words(road_buffer_px: float | None, road_buffer_m: float | None) -> str:
-    """The road buffer as given, in its option's words (``--road-buffer-m 1.5``); "" when none."""
-    if road_buffer_m is not None:
-        return f"--road-buffer-m {road_buffer_m:g}"
-    return "" if road_buffer_px is None else f"--road-buffer {road_buffer_px:g}"
 
 
 def evaluate_folders(
@@ -142,7 +135,8 @@ def evaluate_folders(
     ``road_buffer_unit``: ``"px"`` | ``"m"``, the unit given; ``pixel_size_m`` and
     ``pixel_scale_factor``: the predictions' one ground pixel size and projection scale factor
     at the image centre, each None when not known or not one; ``pixel_size_m_range`` and
-    ``pixel_scale_factor_range``: [smallest, largest] when every one is known, :func:`_ground`)
+    ``pixel_scale_factor_range``: [smallest, largest] when every one is known,
+    :func:`~sam2elnet.engine.eval_widths.ground_options`)
     and in every image row next to its road measures (``road_buffer_px``, that image's;
     ``road_buffer_m``, ``pixel_size_m`` and ``pixel_scale_factor`` when its prediction has a
     projected CRS). ``line_width`` (> 0; None: 1 px) is
@@ -196,13 +190,13 @@ def evaluate_folders(
 
     if group_by not in GROUP_BY:
         raise UserError(f"group_by {group_by!r} is not one of {', '.join(GROUP_BY)}")
-    buffer_words = _buffer_words(road_buffer_px, road_buffer_m)  # "" when neither given
+    buffer_words = buffer_option_words(road_buffer_px, road_buffer_m)  # "" when neither given
     roads_asked = roads  # True (--roads), False (--no-roads) or "auto"
     try:  # one unit: (px, None) or (None, m)
         road_buffer_px, road_buffer_m = road_buffer_units(road_buffer_px, road_buffer_m)
     except ValueError as err:
         raise UserError(str(err)) from None
-    _check_widths(road_buffer_px, road_buffer_m, line_width, line_width_unit)
+    check_widths(road_buffer_px, road_buffer_m, line_width, line_width_unit)
     pdir, tdir = Path(pred_dir), Path(truth_dir)
     runs: list[Path] = []
     truth = VectorTruth.truth_layer(tdir, truth_layer)  # its layer (one polygon file only)
@@ -318,7 +312,7 @@ def evaluate_folders(
                 res.group = group_name(truths[key], tdir)
             if bases:
                 res.baseline_path, res.baseline_confusion = bases[key], got.baseline
-            _add_quality(res, qrows.get(key))
+            add_quality(res, qrows.get(key))
             images.append(res)
             bar.update(1)
         shared_valid = one is None and valid_dir is not None and Path(valid_dir).is_file()
@@ -398,10 +392,10 @@ def evaluate_folders(
             "roads": roads,
             "roads_reason": roads_reason,
             "tolerance_px": tolerance_px,
-            **_px(images, road_buffer_px if road_buffer_m is None else None),
-            "road_buffer_m": road_buffer_m if road_buffer_m is not None else _one_m(images),
+            **buffer_px_options(images, road_buffer_px if road_buffer_m is None else None),
+            "road_buffer_m": road_buffer_m if road_buffer_m is not None else one_buffer_m(images),
             "road_buffer_unit": "px" if road_buffer_m is None else "m",
-            **_ground(sizes),
+            **ground_options(sizes),
             "line_width": line_width,
             "line_width_unit": line_width_unit,
             "valid_dir": None if valid_dir is None else str(valid_dir),
@@ -420,79 +414,3 @@ def evaluate_folders(
         skipped=skips.rows(),
         layer=pairs.layer,
     )
-
-
-def _one_m(images: list[ImageResult]) -> float | None:
-    """The road buffer in metres when every image's is known and they agree (one pixel size)."""
-    ms = [r.road_buffer[1] for r in images if r.road_buffer is not None]
-    if not ms or any(m is None for m in ms):
-        return None
-    return float(min(ms)) if same_pixel_size(ms) else None  # type: ignore[arg-type,type-var]
-
-
-def _px(images: list[ImageResult], given: float | None) -> dict[str, Any]:
-    """The options entries of the buffer in px: ``road_buffer_px`` (``given``, or the images'
-    one buffer when they agree within :data:`~sam2elnet.engine.road_buffer.SAME_PIXEL_SIZE`,
-    else None) and ``road_buffer_px_range`` ([smallest, largest] over the images; None
-    without road measures)."""
-    pxs = [r.road_buffer[0] for r in images if r.road_buffer is not None]
-    span = buffer_range(pxs)
-    one = given
-    if one is None and span is not None and same_pixel_size(list(span)):
-        one = pxs[0]
-    return {"road_buffer_px": one, "road_buffer_px_range": None if span is None else list(span)}
-
-
-def _ground(sizes: dict[Path, PixelSize]) -> dict[str, Any]:
-    """The options entries of the predictions' ground pixel, each the one value when every
-    prediction's is known and they agree (:func:`~sam2elnet.engine.road_buffer.same_pixel_size`),
-    else None, with its [smallest, largest] when every one is known, else None:
-    ``pixel_size_m`` / ``pixel_size_m_range`` (ground metres per pixel at the image centre) and
-    ``pixel_scale_factor`` / ``pixel_scale_factor_range`` (the projection's scale factor there,
-    CRS metres per ground metre). Each decided on its own: images of two resolutions in one UTM
-    zone have one scale factor (0.9996) and two pixel sizes; Web Mercator tiles at several
-    latitudes have a range of both. Each image's own: its row (``ImageResult.ground``)."""
-    out: dict[str, Any] = {}
-    for key, vals in (("pixel_size_m", [s.metres for s in sizes.values()]),
-                      ("pixel_scale_factor", [s.scale for s in sizes.values()])):  # fmt: skip
-        known = bool(vals) and all(v is not None for v in vals)
-        span = list(buffer_range(vals)) if known else None  # type: ignore[arg-type]
-        one = known and same_pixel_size(vals)  # type: ignore[arg-type]
-        out.update({key: vals[0] if one else None, f"{key}_range": span})
-    return out
-
-
-def _check_widths(
-    road_buffer_px: float | None,
-    road_buffer_m: float | None,
-    line_width: float | None,
-    line_width_unit: str,
-) -> None:
-    """Check the widths of one evaluation before any file is read (the CLI's ranges are
-    :class:`~sam2elnet.options.EvaluateOptions`; the API's callers get the same words).
-
-    Args:
-        road_buffer_px: the road buffer in pixels, or None in metres mode
-            (:func:`~sam2elnet.option_values.road_buffer_units` gives exactly one of the two).
-        road_buffer_m: the road buffer in ground metres, or None in pixel mode.
-        line_width: the total width line (and point) features of polygon files are buffered
-            to, in ``line_width_unit``; None: lines burnt 1 px wide, points dropped.
-        line_width_unit: ``"map"`` (units of the prediction's CRS) or ``"px"``.
-
-    Raises:
-        UserError: a given width that is not a finite number > 0 (naming its parameter:
-            ``road_buffer_px``, ``road_buffer_m`` or ``line_width``), or a ``line_width_unit``
-            other than ``"map"`` / ``"px"``.
-    """
-    import math
-
-    widths = (
-        ("road_buffer_px", road_buffer_px),
-        ("road_buffer_m", road_buffer_m),
-        ("line_width", line_width),
-    )
-    for name, v in widths:
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise UserError(f"{name} must be a finite number > 0, got {v}")
-    if line_width_unit not in get_args(LineWidthUnit):
-        raise UserError(f"line_width_unit must be 'map' or 'px', got {line_width_unit!r}")

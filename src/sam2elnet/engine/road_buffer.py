@@ -64,7 +64,7 @@ def pixel_sizes_m(paths: Sequence[Path]) -> dict[Path, PixelSize]:
 def same_pixel_size(values: list[float]) -> bool:
     """Whether pixel sizes (or lengths derived from them) are one size: each within
     :data:`SAME_PIXEL_SIZE` (relative) of the first. The one rule for what an evaluation
-    records as one size (``evaluate._one_m``, ``evaluate._ground``)."""
+    records as one size (:mod:`~sam2elnet.engine.eval_widths`)."""
     first = values[0]
     return all(abs(v - first) <= SAME_PIXEL_SIZE * first for v in values[1:])
 
