@@ -173,7 +173,7 @@ def band_descriptions(path: str | Path, bands: Sequence[int] | None = None) -> l
     """
     import rasterio
 
-    from sam2elnet.data.images import CV2_SUFFIXES
+    from sam2elnet.data.naming import CV2_SUFFIXES
     from sam2elnet.data.windowed import GDAL_ENV, open_raster
 
     p = Path(path)

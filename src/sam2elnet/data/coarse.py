@@ -342,7 +342,7 @@ def degrade_folder(
     """
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask_valid
-    from sam2elnet.data.naming import drop_paired_images, image_files, mask_key
+    from sam2elnet.data.naming import GEO_SUFFIXES, drop_paired_images, image_files, mask_key
     from sam2elnet.data.writers import write_mask
     from sam2elnet.utils.progress import track
 
@@ -386,7 +386,7 @@ def degrade_folder(
                 skips.add(f, err)
                 continue
             res = degrade(m, profile, severity, file_seed(seed, f.name))
-            tif = f.suffix.lower() in (".tif", ".tiff")
+            tif = f.suffix.lower() in GEO_SUFFIXES
             name = f.stem + (".tif" if tif else ".png")
             nodata = None if valid is None else ~valid
             v = res.iou if valid is None else iou(m[valid], res.mask[valid])

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.data.validity import (
     alpha_tagged,
     band_nodata,
@@ -31,8 +32,6 @@ from sam2elnet.errors import DataError
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 log = logging.getLogger(__name__)
-CV2_SUFFIXES = (".png", ".jpg", ".jpeg")
-"""File suffixes (lower case) decoded by OpenCV; every other raster goes through rasterio/GDAL."""
 
 MAX_BANDS = 16
 """More bands than this is almost certainly a hyperspectral cube or a wrongly read file."""

@@ -34,7 +34,7 @@ from sam2elnet.data.images import (
 from sam2elnet.data.mask_values import (
     mask_encoding,
 )
-from sam2elnet.data.naming import LOSSY_SUFFIXES
+from sam2elnet.data.naming import GEO_SUFFIXES, LOSSY_SUFFIXES
 from sam2elnet.data.pixel_sample import valid_pixels
 from sam2elnet.errors import DataError
 from sam2elnet.utils.run_warnings import warn_once
@@ -225,7 +225,7 @@ def write_decoded_mask(
     mask, valid = read_mask_valid(p, positive_values=positive_values)
     like = None
     out = Path(dst)
-    if p.suffix.lower() in (".tif", ".tiff"):
+    if p.suffix.lower() in GEO_SUFFIXES:
         import rasterio
 
         from sam2elnet.data.georef import dataset_georeference

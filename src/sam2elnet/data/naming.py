@@ -20,6 +20,7 @@ from pathlib import Path
 from sam2elnet.errors import UserError
 
 __all__ = [
+    "CV2_SUFFIXES",
     "GEO_SUFFIXES",
     "IMAGE_SUFFIXES",
     "IMPORT_RECORD",
@@ -50,6 +51,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 """Image files read by :func:`sam2elnet.data.images.read_image` (folder jobs, datasets)."""
 GEO_SUFFIXES = (".tif", ".tiff")
 """Image files that can carry a georeference (outputs keep it)."""
+CV2_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""Image files (lower case) decoded whole by OpenCV (:func:`sam2elnet.data.images.read_image`):
+no georeference, no windowed reads; every other raster goes through rasterio/GDAL."""
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 """Image files stored with lossy compression (JPEG): a mask saved so holds values near its
 classes, not only them (read as ``lossy``, :func:`sam2elnet.data.mask_values.mask_encoding`)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.layouts import Sample
+from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     p = Path(path)
     if not p.is_file():
         raise DataError("file does not exist; check the path", p)
-    if p.suffix.lower() in (".tif", ".tiff"):  # header only: a 12,000^2 px GeoTIFF is not read
+    if p.suffix.lower() in GEO_SUFFIXES:  # header only: a 12,000^2 px GeoTIFF is not read
         import rasterio
 
         from sam2elnet.data.windowed import GDAL_ENV, open_raster

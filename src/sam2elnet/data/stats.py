@@ -41,7 +41,8 @@ def _check_decodes(path: Path) -> None:
     """Refuse a file that is truncated or damaged: PNG/JPEG are decoded whole
     (:func:`~sam2elnet.data.images.check_complete`; GDAL would return missing rows as zeros),
     other rasters must open with their last pixel readable (a truncated GeoTIFF loses its end)."""
-    from sam2elnet.data.images import CV2_SUFFIXES, check_complete
+    from sam2elnet.data.images import check_complete
+    from sam2elnet.data.naming import CV2_SUFFIXES
 
     check_complete(path)  # PNG/JPEG: decoded whole; other formats pass
     if path.suffix.lower() in CV2_SUFFIXES:

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -93,12 +94,10 @@ def gdal_env(cache_mb: int) -> dict[str, Any]:
 GDAL_ENV = gdal_env(64)
 """The window readers' GDAL options (:func:`gdal_env`, 64 MB block cache)."""
 
-_WHOLE_ONLY = (".png", ".jpg", ".jpeg")
-
 
 def windowable(path: str | Path) -> bool:
     """True when a file can be read by windows: anything GDAL reads except PNG and JPEG."""
-    return Path(path).suffix.lower() not in _WHOLE_ONLY
+    return Path(path).suffix.lower() not in CV2_SUFFIXES
 
 
 def whole_read_bytes(height: int, width: int, bands: int, itemsize: int) -> int:

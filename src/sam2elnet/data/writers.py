@@ -19,8 +19,9 @@ import cv2
 import numpy as np
 
 from sam2elnet.data.georef import georeference, write_georeference
-from sam2elnet.data.images import CV2_SUFFIXES, RasterImage
+from sam2elnet.data.images import RasterImage
 from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
+from sam2elnet.data.naming import CV2_SUFFIXES, GEO_SUFFIXES
 from sam2elnet.errors import DataError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.quiet import quiet_native_stderr
@@ -185,7 +186,7 @@ def write_mask(
             nodata = like.nodata
     if nodata is not None:
         arr[np.asarray(nodata, dtype=bool)] = LABEL_NODATA
-    if p.suffix.lower() in (".tif", ".tiff"):
+    if p.suffix.lower() in GEO_SUFFIXES:
         _write_tif(p, arr, like, LABEL_NODATA)
     else:
         _write_label_png(p, arr)
@@ -214,7 +215,7 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
     arr = np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0)
     if arr.ndim != 2:
         raise ValueError(f"probability map must be 2-D, got shape {arr.shape}")
-    if p.suffix.lower() in (".tif", ".tiff"):
+    if p.suffix.lower() in GEO_SUFFIXES:
         nodata = like.nodata if like is not None else None
         if nodata is not None and nodata.shape == arr.shape and nodata.any():
             arr = np.where(nodata, np.float32(np.nan), arr)  # not "certain background" in a GIS
@@ -252,7 +253,7 @@ def write_image(
     arr = np.asarray(data)
     if arr.ndim == 2:
         arr = arr[None]
-    if p.suffix.lower() in (".tif", ".tiff"):
+    if p.suffix.lower() in GEO_SUFFIXES:
         import rasterio
 
         profile = _geotiff_profile(like, arr.shape[1:], str(arr.dtype))

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.images import CV2_SUFFIXES
 from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
+from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 

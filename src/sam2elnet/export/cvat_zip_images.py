@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 from sam2elnet.export.image_lookup import image_candidates
 
@@ -75,7 +76,7 @@ class ZipImages:
         from PIL import Image
 
         suffix = PurePosixPath(member).suffix.lower()
-        if size is None or suffix not in (".png", ".jpg", ".jpeg"):
+        if size is None or suffix not in CV2_SUFFIXES:  # no georeference / nodata but alpha
             return True
         try:
             with self.zf.open(member) as fh, Image.open(fh) as im:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import SCENE_SUFFIXES
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Footprint", "footprint_map", "read_footprint"]
@@ -43,7 +45,7 @@ def read_footprint(path: str | Path) -> Footprint | None:
         CRS (plain PNG/JPEG, pixel-coordinate TIFFs) or files rasterio cannot open.
     """
     p = Path(path)
-    if p.suffix.lower() not in (".tif", ".tiff", ".vrt", ".jp2", ".img"):
+    if p.suffix.lower() not in SCENE_SUFFIXES:
         return None
     try:
         import rasterio
