@@ -24,8 +24,10 @@ def test_flush_writes_only_changed_text(tmp_path: Path, monkeypatch: pytest.Monk
     out = tmp_path / "out"
     job = FolderJob(object(), ChunkSpec("annotate", out, None), ["image", "predicted_iou"])  # type: ignore[arg-type]
     with job:
-        job.flush(final=True)  # no rows yet: the header
-        job.flush(final=True)  # the same text: not written again
+        job.flush(final=True)  # no rows yet: nothing written (a job may produce nothing)
+        assert not (out / QUALITY_CSV).exists() and writes == []
+        job.flush(final=True, always=True)  # finish(): the header
+        job.flush(final=True, always=True)  # the same text: not written again
         assert (out / QUALITY_CSV).read_text() == "image,predicted_iou\n"
         job.rows.append({"image": "a.png", "predicted_iou": 0.25, "kept": True})
         job.flush(final=True)

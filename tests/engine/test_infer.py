@@ -236,6 +236,14 @@ def test_enhance_outputs_and_missing_labels(
         predictor=pred,
     )
     assert len(res.rows) == 6 and res.summary["n_missing_labels"] == 2
+    assert res.summary["n_skipped"] == 2 and [s["image"] for s in res.skipped] == [
+        str(images / "s06.png"),
+        str(images / "s07.png"),
+    ]
+    assert res.summary["missing_labels_note"] == (
+        f"2 of 8 images have no coarse label in {coarse} and were skipped (--skip-missing): "
+        "s06.png, s07.png"
+    )
     rows = list(csv.DictReader((tmp_path / "e" / "quality.csv").open()))
     assert {"image", "label", "predicted_iou", "kept", "added_px", "removed_px", "coarse"} <= set(
         rows[0]

@@ -156,6 +156,8 @@ def print_folder(res: Any, what: str) -> None:
 
     for note in repeated_notes(s.get("warnings") or [], "image"):
         typer.echo(f"note: {note}", err=True)
+    if s.get("missing_labels_note"):  # enhance --skip-missing
+        typer.echo(f"note: {s['missing_labels_note']}", err=True)
     if s["n_skipped"]:
         from sam2elnet.utils.batch import skip_line
 

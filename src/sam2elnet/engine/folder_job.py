@@ -37,7 +37,7 @@ from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, p
 from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import predict_large
 from sam2elnet.engine.predictor import Predictor
-from sam2elnet.utils.atomic import remove_stale_temps, write_text_atomic
+from sam2elnet.utils.atomic import remove_stale_temps, write_bytes_atomic, write_text_atomic
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
 from sam2elnet.utils.run_warnings import RunWarnings
@@ -109,6 +109,10 @@ class FolderJob:
             if resume:
                 remove_stale_temps(out)
             self.done = read_done(out, fields) if resume else {}
+            #: an earlier run's model_id.json (None: none), put back when this run produces
+            #: nothing (:meth:`discard_if_empty`): its labels are still that model's
+            ident = out / MODEL_ID_JSON
+            self._earlier_id = ident.read_bytes() if ident.is_file() else None
             record_model_identity(out, model_id, resume)  # before any label is written
         except BaseException:
             self._lock.close()
@@ -130,26 +134,41 @@ class FolderJob:
         self._lock.close()
 
     def discard_if_empty(self) -> None:
-        """Nothing was produced: remove what this job wrote (and the folder if it made it)."""
+        """Nothing was produced: remove what this job wrote (and the folder if it made it).
+
+        In a folder that existed (the user's, or an earlier run's) only the skip list stays from
+        this run: ``quality.csv`` was never written (:meth:`flush` writes none without a row)
+        and ``summary.json`` is written only by :meth:`finish`, so an earlier run's stay as they
+        were; ``model_id.json`` is put back as the earlier run left it, or removed when there
+        was none. A job that produced labels, even only rejected ones, keeps its record."""
         if self.rows:
             return
+        if not self._created:
+            ident = self.out / MODEL_ID_JSON
+            if self._earlier_id is None:
+                ident.unlink(missing_ok=True)
+            else:
+                write_bytes_atomic(ident, self._earlier_id)
+            return
         for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON):
-            if self._created:
-                (self.out / name).unlink(missing_ok=True)
-        if self._created:
-            self._lock.close()
-            import shutil
+            (self.out / name).unlink(missing_ok=True)
+        self._lock.close()
+        import shutil
 
-            for sub in ("labels", "rejected", "prob", "tiles", "changes"):
-                with contextlib.suppress(OSError):
-                    (self.out / sub).rmdir()
+        for sub in ("labels", "rejected", "prob", "tiles", "changes"):
             with contextlib.suppress(OSError):
-                shutil.rmtree(self.out) if not any(self.out.iterdir()) else None
+                (self.out / sub).rmdir()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.out) if not any(self.out.iterdir()) else None
 
-    def flush(self, final: bool = False) -> None:
+    def flush(self, final: bool = False, always: bool = False) -> None:
         """Rewrite quality.csv (atomically) at most every few seconds, so resume loses little;
         not when it would hold the text it already holds (a job's end flushes after its last
-        chunk and again in :meth:`finish`: one write and ``fsync`` less per job)."""
+        chunk and again in :meth:`finish`: one write and ``fsync`` less per job), and not before
+        the job has a row unless ``always`` (:meth:`finish`): a job that produces nothing leaves
+        no header-only table, nor replaces an earlier run's."""
+        if not (self.rows or always or self._written is not None):
+            return
         if final or time.monotonic() - self._last_flush > 5.0:
             text = csv_table_text(self.rows, self.fields)
             if text != self._written:
@@ -207,7 +226,8 @@ class FolderJob:
         them, so ``quality.csv`` is the same.
         """
         names = unique_names(files)
-        self.skips.single = len(files) == 1  # one image: its own error line, no batch summary
+        # one image (none skipped before the job): its own error line, no batch summary
+        self.skips.single = len(files) == 1 and not self.skips.items
         self.order = {str(f): i for i, f in enumerate(files)}
         todo = []
         for f in files:
@@ -278,7 +298,7 @@ class FolderJob:
         """Summarise the job (rows reconciled with the files on disk), run ``on_finish`` (its
         entries join the summary), write ``summary.json``; return the result."""
         self.on_disk()
-        self.flush(final=True)
+        self.flush(final=True, always=True)
         summary = self.summary(t0, len(self.rows) - n_before, extra)
         summary["unlisted_label_files"] = self.unlisted
         summary["n_resumed"] = n_before  # rows of the earlier run kept by --resume, not redone

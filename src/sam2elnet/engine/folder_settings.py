@@ -141,10 +141,14 @@ class FolderSettings:
         files: Sequence[Path],
         coarse_of: Callable[[Path], CoarseFile] | None = None,
         summary: dict[str, Any] | None = None,
+        skipped: Sequence[tuple[Path, str]] = (),
     ) -> FolderResult:
         """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
         ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
         ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
+        ``skipped``: ``(image, reason)`` of the images left out before the job (enhance
+        ``--skip-missing``: no coarse label), listed in ``skipped.csv`` and counted as skipped
+        (no ``skipping`` warning each: the caller names them in one note).
 
         Raises:
             DataError: nothing was produced (every image skipped: nothing is left behind), or,
@@ -164,6 +168,8 @@ class FolderSettings:
             job_executor(self.executor_factory, model.pred, self.model_path) as ex,
         ):  # fmt: skip
             job.executor = ex
+            for f, why in skipped:
+                job.skips.add(f, why, warn=False)
             n_before = len(job.done)
             t_images = time.perf_counter()
             job.run(files, coarse_of)

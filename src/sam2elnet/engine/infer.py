@@ -209,6 +209,9 @@ def enhance_folder(
     """
     job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     from sam2elnet.data.naming import mask_key
+    from sam2elnet.data.runfolder import SKIPPED_CSV
+    from sam2elnet.utils.advice import name_sample
+    from sam2elnet.utils.batch import SkipLog
 
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,
@@ -245,14 +248,19 @@ def enhance_folder(
             f"{len(missing)} image(s) have no label in {where}: {names}; add the labels or pass "
             "--skip-missing to enhance only the others"
         )
-    files = [f for f in files if f in label_map]
-    if not files:
-        raise DataError("no image has a matching label; check --images and --labels", labels)
+    n_all, files = len(files), [f for f in files if f in label_map]
     check_job_out(
         out_dir, "enhance", files, model=model_path, labels=labels, save_prob=save_prob,
         save_changes=save_changes, coarse=list(label_map.values()),
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
+    # --skip-missing: the images without a label are skipped (skipped.csv) and named in one note
+    unlabelled = [(f, f"no coarse label in {where}") for f in missing]
+    if not files:  # every image lacks its label: nothing produced, before the model loads
+        skips = SkipLog("image")
+        for f, why in unlabelled:
+            skips.add(f, why, warn=False)
+        raise skips.nothing_done(n_all, csv=Path(out_dir) / SKIPPED_CSV)
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
@@ -292,9 +300,14 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
+    if missing:  # printed as a ``note:`` line (cli.job_summary.print_folder)
+        summary["missing_labels_note"] = (
+            f"{len(missing)} of {n_all} images have no coarse label in {where} and were "
+            f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
+        )
     if layer is not None:  # the report draws the coarse labels from this layer too
         summary["coarse_layer"] = layer
     if served_stems:  # ... and places a shared file with the images this run served it to
         summary["coarse_images"] = served_stems
     coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
-    return job.run(model, spec, fields, files, coarse.__getitem__, summary)
+    return job.run(model, spec, fields, files, coarse.__getitem__, summary, skipped=unlabelled)

@@ -92,15 +92,18 @@ class SkipLog:
     """The batch is one file the user named: no ``skipping`` warning, and when it is skipped
     :meth:`nothing_done` is its own error (one ``error:`` line naming the file and the fix)."""
 
-    def add(self, item: str | Path, reason: str | BaseException, **extra: str) -> None:
+    def add(
+        self, item: str | Path, reason: str | BaseException, *, warn: bool = True, **extra: str
+    ) -> None:
         """Record a skipped file and log one ``warning: skipping ITEM: reason`` line (none when
-        :attr:`single`). The recorded reason (``skipped.csv``'s ``reason`` column) does not
-        repeat the item's path (:func:`short_reason`), which its own column holds. ``extra``:
-        more columns of the row, written between the item and the reason (train: the pair's
-        ``id``)."""
+        :attr:`single`, or ``warn=False``: the caller says it once for many files, e.g.
+        enhance's images without a coarse label under ``--skip-missing``). The recorded reason
+        (``skipped.csv``'s ``reason`` column) does not repeat the item's path
+        (:func:`short_reason`), which its own column holds. ``extra``: more columns of the row,
+        written between the item and the reason (train: the pair's ``id``)."""
         text = short_reason(str(reason), item)  # skipped.csv names the item in its own column
         self.items.append({self.what: str(item), **extra, "reason": text})
-        if not self.single:
+        if warn and not self.single:
             log.warning("skipping %s: %s", item, text)
 
     def __len__(self) -> int:
