@@ -29,11 +29,9 @@ from typing import Any, Literal
 import numpy as np
 
 Domain = Literal["roads", "other"]
-DOMAINS = ("auto", "roads", "other")
 ELONGATION_MIN = 15.0
 
 __all__ = [
-    "DOMAINS",
     "AppearanceSplit",
     "DomainGuess",
     "appearance_features",

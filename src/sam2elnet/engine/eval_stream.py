@@ -39,7 +39,6 @@ __all__ = [
     "read_binary_mask",
     "read_pair_masks",
     "streamable",
-    "streamed_confusion",
     "streamed_counts",
 ]
 
@@ -348,17 +347,6 @@ def streamable(truth: Path, pred: Path, heads: Any = None) -> bool:
         and windowed.whole_read_bytes(*h.shape, h.bands, h.itemsize) > windowed.WINDOW_MIN_BYTES
         for h in heads
     )
-
-
-def streamed_confusion(
-    pred: Path,
-    truth: Path,
-    valid: Path | None,
-    *,
-    positive_values: tuple[float, ...] | None = None,
-) -> Confusion:
-    """The :func:`confusion` of a pair, read in row strips (:func:`streamed_counts`)."""
-    return streamed_counts(pred, truth, valid, positive_values=positive_values)[0]
 
 
 def streamed_counts(

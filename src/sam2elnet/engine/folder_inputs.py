@@ -1,7 +1,7 @@
 """What a folder job reads before it predicts: its images, their label names, its coarse labels
 and, on ``--resume``, the rows a previous run already finished.
 
-* :func:`split_images` / :func:`split_samples`: the images of ``elnet annotate`` /
+* :func:`split_samples`: the images of ``elnet annotate`` /
   ``elnet enhance`` in one split of a dataset root (a folder, a file or a list:
   :func:`sam2elnet.data.naming.list_images`, re-exported here).
 * :func:`unique_names`: the label file name of each image (``.tif`` for GeoTIFF inputs, ``.png``
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "list_images",
     "split_samples",
-    "split_images",
     "unique_names",
     "read_done",
     "check_resume_model",
@@ -59,11 +58,6 @@ def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[A
     choice = select_split(root, split, purpose=purpose)
     log.info(choice.describe(purpose))
     return list(choice.index.samples)
-
-
-def split_images(root: Any, split: str | Sequence[str]) -> list[Path]:
-    """Image files of one split of a dataset root (:func:`split_samples`)."""
-    return [s.image for s in split_samples(root, split, "annotating")]
 
 
 def _out_name(path: Path) -> str:

@@ -46,7 +46,6 @@ __all__ = [
     "XML_NAME",
     "cvat_rle_decode",
     "read_cvat_xml",
-    "shape_mask",
     "xml_images",
 ]
 
@@ -207,17 +206,6 @@ def _rasterise(geoms: list[tuple[str, Any]], height: int, width: int) -> np.ndar
         elif kind == "mask":
             mask |= _paint_runs(*g, height, width)
     return mask
-
-
-def shape_mask(el: ET.Element, height: int, width: int) -> np.ndarray:
-    """Bool (height, width) mask of one CVAT shape element with an area: ``<polygon>``, ``<box>``
-    (turned by ``rotation`` degrees clockwise about its centre), ``<ellipse>`` (likewise) or
-    ``<mask>`` (:func:`cvat_rle_decode`); a pixel is foreground when its centre is inside.
-
-    Raises:
-        DataError: a shape with missing or unreadable coordinates (the message names it).
-    """
-    return _rasterise([_geometry(el, height, width)], height, width)
 
 
 # ----------------------------------------------------------------------- CVAT for images 1.1

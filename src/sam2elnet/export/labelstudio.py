@@ -63,7 +63,6 @@ FROM_NAME = "label"  # name of the BrushLabels control in the labelling config
 POLYGON_NAME = "polygon"  # name of the PolygonLabels control (same label, same image)
 TO_NAME = "image"  # name of the Image object (and the task data key holding its URL)
 _LOCAL_FILES = "/data/local-files/?d="
-_VIEW_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def label_config(category: str = "foreground", polygons: bool = False) -> str:
