@@ -116,9 +116,9 @@ def bench_import() -> Iterator[Callable[[str], ModuleType]]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The micro model the inference and CLI tests share, with its data and run folder
-    (``data``, ``run``, ``model``; engine/test_train.trained_run: trained once per session).
+    (``data``, ``run``, ``model``; helpers_data.trained_run: trained once per session).
     Module-scoped, so a test module has it before its first ``capsys``."""
-    from test_train import trained_run
+    from helpers_data import trained_run
 
     return trained_run(tmp_path_factory)
 
@@ -130,6 +130,15 @@ def pred(run: dict[str, Path]) -> Any:
     from sam2elnet.engine.predictor import Predictor
 
     return Predictor.from_file(run["model"], precision="32", batch_size=4)
+
+
+@pytest.fixture
+def unread_model(tmp_path: Path) -> Path:
+    """``tmp_path/model.pt``: a model path that exists but holds no model, for the refusals that
+    must come before the model is read (output folders, label files); reading it fails."""
+    p = tmp_path / "model.pt"
+    p.write_bytes(b"not a model: the command must refuse before reading it")
+    return p
 
 
 @pytest.fixture

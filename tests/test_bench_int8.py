@@ -21,7 +21,7 @@ def sos_like(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     """(micro model file, folder) - the test suite's shared trained micro model (bright ellipses,
     2 epochs) and six new 64 px pairs of its task in the SOS training layout (``e0N_sat.png``
     next to ``e0N_mask.png``)."""
-    from test_train import make_dataset, trained_run
+    from helpers_data import make_dataset, trained_run
 
     model = trained_run(tmp_path_factory)["model"]
     gen = make_dataset(tmp_path / "gen", n=6, size=64, seed=5)

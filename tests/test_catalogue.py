@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers_data import write_tif
-from test_train import trained_run
+from helpers_data import trained_run, write_tif
 
 from sam2elnet.cli import main
 

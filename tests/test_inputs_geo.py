@@ -534,7 +534,7 @@ def test_train_config_and_cli_accept_positive_values() -> None:
 def test_annotate_marks_nodata_and_skips_all_nodata(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from test_train import trained_run
+    from helpers_data import trained_run
 
     from sam2elnet.engine.infer import annotate_folder
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.cli import main
 from sam2elnet.errors import DiskFullError

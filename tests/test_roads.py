@@ -10,8 +10,8 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
+from helpers_data import make_dataset, small_cfg
 from helpers_roads import make_road_dataset
-from test_train import make_dataset, small_cfg
 
 from sam2elnet.data.augment import jitter as _jitter
 from sam2elnet.data.datasets import Augmentation, Sample, SegmentationDataset

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import make_dataset
+from helpers_data import make_dataset
 
 from sam2elnet.cli import main
 

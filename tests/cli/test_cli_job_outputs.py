@@ -47,25 +47,25 @@ def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) ->
     return err
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    """A model path that exists: the output checks run before the model is read."""
-    p = tmp_path / "model.pt"
-    p.write_bytes(b"not read: the out folder is refused first")
-    return p
-
-
 def _images(folder: Path, n: int = 3) -> list[Path]:
     return [write_png(folder / f"img{i}.png", grey_rgb(32, i)) for i in range(n)]
 
 
 def test_annotate_images_in_out_labels_are_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--images RUN/labels --out RUN``: the labels would be written over the images."""
     run = tmp_path / "run"
     _images(run / "labels")
-    argv = ["annotate", "--model", str(model), "--images", str(run / "labels"), "--out", str(run)]
+    argv = [
+        "annotate",
+        "--model",
+        str(unread_model),
+        "--images",
+        str(run / "labels"),
+        "--out",
+        str(run),
+    ]
     err = _refused(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: annotate writes its labels into {run / 'labels'}, which holds an "
@@ -75,11 +75,19 @@ def test_annotate_images_in_out_labels_are_refused(
 
 
 def test_annotate_save_prob_onto_an_image_folder_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
     _images(run / "prob")
-    argv = ["annotate", "--model", str(model), "--images", str(run / "prob"), "--out", str(run)]
+    argv = [
+        "annotate",
+        "--model",
+        str(unread_model),
+        "--images",
+        str(run / "prob"),
+        "--out",
+        str(run),
+    ]
     err = _error(capsys, [*argv, "--save-prob"])
     assert f"annotate writes probability maps into {run / 'prob'}, which holds an image" in err
     # without --save-prob nothing goes to prob/: the check passes and the model is read
@@ -89,12 +97,20 @@ def test_annotate_save_prob_onto_an_image_folder_is_refused(
 
 
 def test_annotate_into_a_dataset_root_with_a_labels_folder_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Generic layout ``d/images`` + ``d/labels`` (the masks): ``--out d`` would write the
     predicted labels over the ground truth, which annotate does not even read."""
     d = make_generic(tmp_path / "d", n=3, mask_dir="labels")
-    argv = ["annotate", "--model", str(model), "--images", str(d / "images"), "--out", str(d)]
+    argv = [
+        "annotate",
+        "--model",
+        str(unread_model),
+        "--images",
+        str(d / "images"),
+        "--out",
+        str(d),
+    ]
     err = _refused(capsys, argv, d)
     assert err == (
         f"error: --out {d}: annotate writes its labels into {d / 'labels'}, which holds the "
@@ -108,10 +124,10 @@ def test_annotate_into_a_dataset_root_with_a_labels_folder_is_refused(
 
 
 def test_annotate_split_into_the_split_folder_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = make_generic(tmp_path / "d" / "test", n=3, mask_dir="labels").parent
-    argv = ["annotate", "--model", str(model), "--images", str(d), "--split", "test"]
+    argv = ["annotate", "--model", str(unread_model), "--images", str(d), "--split", "test"]
     err = _error(capsys, [*argv, "--out", str(d / "test")])
     assert f"annotate writes its labels into {d / 'test' / 'labels'}, which holds " in err
     assert "Choose another --out folder" in err
@@ -119,14 +135,14 @@ def test_annotate_split_into_the_split_folder_is_refused(
 
 
 def test_enhance_coarse_labels_in_out_labels_are_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``elnet enhance --labels RUN/labels --out RUN`` (enhancing an annotate run in place)."""
     _images(tmp_path / "images")
     run = tmp_path / "run"
     for i in range(3):
         write_png(run / "labels" / f"img{i}.png", blob_mask(32, i).astype(np.uint8) * 255)
-    argv = ["enhance", "--model", str(model), "--images", str(tmp_path / "images"),
+    argv = ["enhance", "--model", str(unread_model), "--images", str(tmp_path / "images"),
             "--labels", str(run / "labels"), "--out", str(run)]  # fmt: skip
     err = _refused(capsys, argv, tmp_path)
     assert err == (
@@ -137,7 +153,7 @@ def test_enhance_coarse_labels_in_out_labels_are_refused(
 
 
 def test_enhance_vector_labels_named_like_a_run_file_are_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A GeoJSON ``--labels RUN/summary.json`` would be replaced by the run's summary.json."""
     _images(tmp_path / "images")
@@ -145,7 +161,7 @@ def test_enhance_vector_labels_named_like_a_run_file_are_refused(
     run.mkdir()
     vec = run / "summary.json"
     vec.write_text('{"type": "FeatureCollection", "features": []}')
-    argv = ["enhance", "--model", str(model), "--images", str(tmp_path / "images"),
+    argv = ["enhance", "--model", str(unread_model), "--images", str(tmp_path / "images"),
             "--labels", str(vec), "--out", str(run)]  # fmt: skip
     err = _error(capsys, argv)
     assert err == (

@@ -29,14 +29,6 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 SMOOTH = ["--model", "builtin:smoothing", "--tile", "64", "--overlap", "16", "--no-progress"]
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    """A model path that exists but is no model: the output checks run before it is read."""
-    p = tmp_path / "model.pt"
-    p.write_bytes(b"not read: the outputs are refused first")
-    return p
-
-
 # ----------------------------------------------------------------------------- elnet scene
 
 
@@ -47,14 +39,14 @@ def _scene(path: Path, seed: int = 0) -> Path:
 
 
 def test_scene_folder_two_scenes_onto_one_label_are_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``a.tif`` and ``a.tiff`` both write ``OUT/a.tif``: one would overwrite the other."""
     scenes = tmp_path / "scenes"
     _scene(scenes / "a.tif")
     _scene(scenes / "a.tiff", seed=1)
     out = tmp_path / "o"
-    argv = ["scene", "--model", str(model), "--image", str(scenes), "--out", str(out),
+    argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--out", str(out),
             "--no-progress"]  # fmt: skip
     err = _refused(capsys, argv, tmp_path)
     assert err == (
@@ -86,13 +78,13 @@ def test_scene_folder_label_onto_another_scenes_probability_map_is_refused(
 
 
 def test_scene_folder_out_equal_to_the_labels_folder_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--labels L --out L``: the labels ``L/a.tif`` would replace the coarse label ``L/a.tif``."""
     scenes, labels = tmp_path / "scenes", tmp_path / "coarse"
     _scene(scenes / "a.tif")
     _scene(labels / "a.tif", seed=2)
-    argv = ["scene", "--model", str(model), "--image", str(scenes), "--labels", str(labels),
+    argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--labels", str(labels),
             "--out", str(labels), "--no-progress"]  # fmt: skip
     err = _refused(capsys, argv, tmp_path)
     assert err == (
@@ -103,7 +95,7 @@ def test_scene_folder_out_equal_to_the_labels_folder_is_refused(
 
 
 def test_scene_folder_output_onto_the_labels_file_is_refused(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One ``--labels`` file for every scene, kept in ``--out`` under a scene's label name."""
     scenes, out = tmp_path / "scenes", tmp_path / "o"
@@ -111,7 +103,7 @@ def test_scene_folder_output_onto_the_labels_file_is_refused(
     lab = out / "a_tiles.gpkg"
     out.mkdir()
     lab.write_bytes(b"a GeoPackage (not read: the output is refused first)")
-    argv = ["scene", "--model", str(model), "--image", str(scenes), "--labels", str(lab),
+    argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--labels", str(lab),
             "--out", str(out), "--quality-gpkg", "--no-progress"]  # fmt: skip
     err = _refused(capsys, argv, tmp_path)
     assert err == (
@@ -155,7 +147,7 @@ def test_scene_out_equal_to_the_labels_file_is_refused(
 @pytest.mark.parametrize("extra", [[], ["--prob", "--quality-gpkg"]])
 def test_scene_out_that_is_no_geotiff_is_refused_before_the_model_loads(
     tmp_path: Path,
-    model: Path,
+    unread_model: Path,
     extra: list[str],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -171,7 +163,7 @@ def test_scene_out_that_is_no_geotiff_is_refused_before_the_model_loads(
     monkeypatch.setattr(scenes, "load_scene_predictor", no_load)
     image = _scene(tmp_path / "s.tif")
     out = tmp_path / "x.png"
-    argv = ["scene", "--model", str(model), "--image", str(image), "--out", str(out),
+    argv = ["scene", "--model", str(unread_model), "--image", str(image), "--out", str(out),
             "--no-progress", *extra]  # fmt: skip
     err = _refused(capsys, argv, tmp_path)
     assert err == (

@@ -10,8 +10,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
-from helpers_data import write_tif
-from test_train import trained_run
+from helpers_data import trained_run, write_tif
 
 from sam2elnet.cli import main
 from sam2elnet.cli.job_summary import threshold_line

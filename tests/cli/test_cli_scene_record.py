@@ -15,7 +15,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
-from test_train import trained_run
+from helpers_data import trained_run
 
 from sam2elnet.cli import main
 from sam2elnet.data.run_model import MODEL_ID_JSON, model_version

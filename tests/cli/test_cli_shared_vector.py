@@ -19,13 +19,6 @@ from sam2elnet.cli import main
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    p = tmp_path / "model.pt"
-    p.write_bytes(b"never read: the label file is refused first")
-    return p
-
-
 @pytest.mark.parametrize(
     ("content", "says"),
     [
@@ -36,7 +29,7 @@ def model(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("cmd", ["enhance", "scene"])
 def test_one_unreadable_label_file_for_all_images_is_one_error(
     tmp_path: Path,
-    model: Path,
+    unread_model: Path,
     capsys: pytest.CaptureFixture[str],
     cmd: str,
     content: str,
@@ -53,7 +46,7 @@ def test_one_unreadable_label_file_for_all_images_is_one_error(
     out = tmp_path / "out"
     flag = "--images" if cmd == "enhance" else "--image"
     capsys.readouterr()
-    rc = main([cmd, "--model", str(model), flag, str(images), "--labels", str(labels),
+    rc = main([cmd, "--model", str(unread_model), flag, str(images), "--labels", str(labels),
                "--out", str(out), "--no-progress"])  # fmt: skip
     captured = capsys.readouterr()
     assert rc == 2, captured
@@ -144,7 +137,7 @@ def test_enhance_places_a_pixel_coordinate_layer_by_source_as_import_does(
 )
 def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
     tmp_path: Path,
-    model: Path,
+    unread_model: Path,
     capsys: pytest.CaptureFixture[str],
     names: bool,
     crs: str | None,
@@ -159,7 +152,7 @@ def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
     out = tmp_path / "out"
     capsys.readouterr()
-    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
                "--out", str(out), "--no-progress"])  # fmt: skip
     captured = capsys.readouterr()
     assert rc == 2, captured
@@ -171,7 +164,7 @@ def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
 
 
 def test_enhance_refuses_a_layer_naming_none_of_the_images(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     images = tmp_path / "images"
     write_png(images / "c.png", grey_rgb(32, 1))
@@ -179,7 +172,7 @@ def test_enhance_refuses_a_layer_naming_none_of_the_images(
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1)
     out = tmp_path / "out"
     capsys.readouterr()
-    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
                "--out", str(out), "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
@@ -280,7 +273,7 @@ def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
 )
 def test_a_folder_of_plain_images_a_label_file_cannot_be_placed_on_is_refused_up_front(
     tmp_path: Path,
-    model: Path,
+    unread_model: Path,
     capsys: pytest.CaptureFixture[str],
     names: bool,
     crs: str | None,
@@ -295,7 +288,7 @@ def test_a_folder_of_plain_images_a_label_file_cannot_be_placed_on_is_refused_up
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
     out = tmp_path / "out"
     capsys.readouterr()
-    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
                "--out", str(out), "--no-progress"])  # fmt: skip
     captured = capsys.readouterr()
     assert rc == 2, captured
@@ -377,7 +370,7 @@ def test_evaluate_places_a_pixel_coordinate_layer_by_source_as_enhance_does(
 
 
 def test_scene_refuses_a_folder_of_scenes_none_of_which_can_take_the_labels(
-    tmp_path: Path, model: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``scene --labels FILE`` with a folder of scenes none of which can take it: the same
     up-front check as enhance, with the scene's fix."""
@@ -387,7 +380,7 @@ def test_scene_refuses_a_folder_of_scenes_none_of_which_can_take_the_labels(
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, crs="EPSG:32633")
     out = tmp_path / "out"
     capsys.readouterr()
-    rc = main(["scene", "--model", str(model), "--image", str(scenes), "--labels", str(gpkg),
+    rc = main(["scene", "--model", str(unread_model), "--image", str(scenes), "--labels", str(gpkg),
                "--out", str(out), "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err

@@ -85,7 +85,7 @@ def test_refine_keeps_a_users_empty_out(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_train_keeps_a_users_empty_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Every image of the training set unreadable: nothing trained, before any weight is read."""
-    from test_train import make_dataset
+    from helpers_data import make_dataset
 
     data = make_dataset(tmp_path / "d", n=3, size=32)
     for k in range(3):

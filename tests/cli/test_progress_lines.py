@@ -9,8 +9,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
-from helpers_data import write_png, write_tif
-from test_train import trained_run
+from helpers_data import trained_run, write_png, write_tif
 
 from sam2elnet.utils.progress import LOGGER_NAME, ProgressLines, progress_bar
 

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from helpers_data import write_png, write_tif
-from test_train import make_dataset, small_cfg, trained_run
+from helpers_data import make_dataset, small_cfg, trained_run, write_png, write_tif
 
 from sam2elnet.data.raster import parse_bands, read_image
 from sam2elnet.errors import DataError, UserError

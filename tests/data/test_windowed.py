@@ -215,7 +215,7 @@ def test_training_reads_large_geotiffs_by_windows(
 ) -> None:
     """A whole training run (check, statistics, crops, validation, quality fit) with every
     GeoTIFF over the (lowered) threshold: routed to windowed reads, and it trains."""
-    from test_train import small_cfg
+    from helpers_data import small_cfg
 
     from sam2elnet.engine.train import train
 

@@ -9,7 +9,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 from pathlib import Path
 
 import pytest
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.engine.train_schedule import late_best_note
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.config import QualityConfig, TrainConfig
 from sam2elnet.engine.quality_crossfit import FOLDS_DIR, check_crossfit, crossfit_folds

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.data.layouts import Sample
 from sam2elnet.data.normalize import NormalizationConfig

@@ -25,7 +25,7 @@ from sam2elnet.engine.scene import predict_scene  # noqa: E402
 
 # A hang guard, not a speed check. pytest-timeout counts a test's fixture setup too, and the first
 # test of a module-scoped fixture pays for it: starting the local cluster, training the shared
-# micro model (test_train.trained_run), two annotate runs, and Ray workers that each import torch
+# micro model (helpers_data.trained_run), two annotate runs, and Ray workers that each import torch
 # and load the model. On a 2-core machine at load average 1.5-5.7 (nice 10, SAM2ELNET_THREADS=1)
 # the slowest item took 40 s (its setup) and the module 123 s (pytest --durations); a machine
 # busier than that is several times slower. So every test here gets the same generous bound, far
@@ -180,7 +180,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """5 PNG images + one corrupt PNG + one 96 px GeoTIFF (windowed under the memory budget),
     coarse labels for enhance, and the module's micro model."""
     import cv2
-    from test_train import trained_run
+    from helpers_data import trained_run
 
     run = trained_run(tmp_path_factory)
     root = tmp_path_factory.mktemp("rayfolder")

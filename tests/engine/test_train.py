@@ -13,68 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import torch
+from helpers_data import make_dataset, small_cfg, trained_run
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.errors import UserError
-
-_CACHE: dict[str, Any] = {}
-
-
-def make_dataset(root: Path, n: int = 8, size: int = 40, seed: int = 0, bands: int = 3) -> Path:
-    """images/ + masks/ with bright ellipses on noise (an easy, learnable task)."""
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        m = np.zeros((size, size), np.uint8)
-        c = (
-            int(rng.integers(size // 4, 3 * size // 4)),
-            int(rng.integers(size // 4, 3 * size // 4)),
-        )
-        ax = (int(rng.integers(size // 8, size // 3)), int(rng.integers(size // 8, size // 3)))
-        cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 255, -1)
-        img = (rng.normal(90, 25, (size, size)) + (m > 0) * 80).clip(0, 255).astype(np.uint8)
-        if bands == 3:
-            img = np.stack([img, np.roll(img, 1, 0), img], -1)
-        cv2.imwrite(str(root / "images" / f"s{i:02d}.png"), img)
-        cv2.imwrite(str(root / "masks" / f"s{i:02d}.png"), m)
-    return root
-
-
-def small_cfg(data: Path, out: Path, **kw: Any) -> TrainConfig:
-    base: dict[str, Any] = dict(
-        data=data,
-        out=out,
-        size="micro",
-        epochs=1,
-        batch_size=2,
-        image_size=32,
-        val_fraction=0.5,
-        progress=False,
-        seed=0,
-        # 32 px crops: a half-resolution trunk (the default without weights) would see 16 px,
-        # 4 x 4 tokens, and the tiled-vs-whole scene test needs context; the default's path is
-        # tested by tests/cli/test_cli_engine.py (train + annotate) and tests/model
-        trunk_scale=1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def trained_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One micro model shared by the inference and CLI tests (trained once per session)."""
-    if "run" not in _CACHE:
-        from sam2elnet.engine.train import train
-
-        root = tmp_factory.mktemp("shared")
-        data = make_dataset(root / "data", n=8)
-        res = train(small_cfg(data, root / "run", epochs=2))
-        _CACHE["run"] = {"data": data, "run": res.run_dir, "model": res.best_path}
-    return _CACHE["run"]
 
 
 def test_train_writes_run_folder(tmp_path_factory: pytest.TempPathFactory) -> None:

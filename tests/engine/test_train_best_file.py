@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 
 def _trainable(path: Path) -> dict[str, torch.Tensor]:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_data import make_chn6, make_sos, write_png
-from test_train import make_dataset, small_cfg
+from helpers_data import make_chn6, make_dataset, make_sos, small_cfg, write_png
 
 from sam2elnet.data.datasets import select_split
 from sam2elnet.errors import DataError

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.engine.train_metrics import (
     resumed_selection,

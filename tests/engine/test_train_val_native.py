@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from test_train import small_cfg
+from helpers_data import small_cfg
 
 SIZES = [(48, 48), (24, 40), (48, 48), (24, 40), (48, 48), (24, 40)]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_train import make_dataset, small_cfg
+from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.engine.train_metrics import OLD_VAL_MODE, resumed_selection, selection_rule
 from sam2elnet.engine.train_val import VAL_EVAL_MODE

@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from helpers_data import write_tif
 
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
@@ -25,9 +25,6 @@ from sam2elnet.export.coco import (
 from sam2elnet.export.labels import find_labels, read_quality_csv
 from sam2elnet.export.polygonize import polygonize_label
 
-CRS = "EPSG:32633"
-T = from_origin(500000, 4000000, 10, 10)
-
 
 def label_array(h: int = 200, w: int = 240) -> np.ndarray:
     lab = np.zeros((h, w), np.uint8)
@@ -40,29 +37,13 @@ def label_array(h: int = 200, w: int = 240) -> np.ndarray:
     return lab
 
 
-def write_tif(
-    path: Path,
-    lab: np.ndarray,
-    *,
-    crs: str | None = CRS,
-    nodata: float | None = 127,
-    source: str | None = None,
+def write_label_tif(
+    path: Path, lab: np.ndarray, *, georef: bool = True, nodata: float | None = 127
 ) -> Path:
-    prof = dict(
-        driver="GTiff",
-        height=lab.shape[0],
-        width=lab.shape[1],
-        count=1,
-        dtype="uint8",
-        crs=crs,
-        transform=T if crs else rasterio.Affine.identity(),
-        nodata=nodata,
-    )
-    with rasterio.open(path, "w", **prof) as d:
-        d.write(lab, 1)
-        if source:
-            d.update_tags(SOURCE=source)
-    return path
+    """The (H, W) uint8 label ``lab`` as a one-band GeoTIFF (:func:`helpers_data.write_tif`:
+    EPSG:32633, 10 m pixels from (500000 E, 4000000 N); no georeference with ``georef``
+    False), nodata 127 (the label nodata) unless given."""
+    return write_tif(path, lab[None], nodata=nodata, georef=georef)
 
 
 @pytest.fixture
@@ -70,7 +51,7 @@ def label_tif(tmp_path: Path) -> Path:
     lab = label_array()
     lab[:3, :3] = 127  # nodata corner
     (tmp_path / "labels").mkdir()
-    return write_tif(tmp_path / "labels" / "a.tif", lab)
+    return write_label_tif(tmp_path / "labels" / "a.tif", lab)
 
 
 # ---------------------------------------------------------------- RLE
@@ -180,7 +161,7 @@ def test_png_labels_export_in_pixel_coordinates(tmp_path: Path):
 
 def test_01_labels_are_read_as_binary(tmp_path: Path):
     lab = (label_array() > 0).astype(np.uint8)
-    path = write_tif(tmp_path / "b.tif", lab, nodata=None)
+    path = write_label_tif(tmp_path / "b.tif", lab, nodata=None)
     polys, _ = polygonize_label(path)
     assert len(polys) == 4
 
@@ -326,8 +307,8 @@ def test_mixed_georeferenced_and_plain_labels_cannot_share_one_layer(tmp_path: P
 
     d = tmp_path / "mix"
     d.mkdir()
-    write_tif(d / "a.tif", label_array())
-    write_tif(d / "b.tif", label_array(), crs=None)
+    write_label_tif(d / "a.tif", label_array())
+    write_label_tif(d / "b.tif", label_array(), georef=False)
     with pytest.raises(DataError, match="some labels are georeferenced"):
         files = [d / "a.tif", d / "b.tif"]
         write_polygons(files, tmp_path / "o.gpkg", "gpkg", quality={}, notes=[], progress=False)
@@ -511,7 +492,7 @@ def test_cli_scene_dry_run_batch_and_errors(tmp_path: Path, capsys):
 def test_quality_csv_of_annotate_matches_labels_in_the_sibling_folder(tmp_path: Path):
     out = tmp_path / "run"
     (out / "labels").mkdir(parents=True)
-    write_tif(out / "labels" / "scene_a.tif", label_array())
+    write_label_tif(out / "labels" / "scene_a.tif", label_array())
     (out / "quality.csv").write_text(
         "image,label,predicted_iou,kept\n/data/img/scene_a.tif,labels/scene_a.tif,0.912,True\n"
     )

@@ -267,7 +267,7 @@ def test_label_studio_json_min_export_gives_the_json_exports_masks(tmp_path: Pat
 def test_summary_records_the_model_absolute_and_old_relative_ones_still_read(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_train import trained_run
+    from helpers_data import trained_run
 
     from sam2elnet.engine.infer import annotate_folder
     from sam2elnet.export.run_info import labels_model_version

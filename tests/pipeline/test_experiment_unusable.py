@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_data import tiny_experiment_config, write_png
-from test_train import trained_run
+from helpers_data import tiny_experiment_config, trained_run, write_png
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 

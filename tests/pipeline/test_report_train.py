@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import trained_run
+from helpers_data import trained_run
 
 from sam2elnet.errors import UserError
 from sam2elnet.pipeline.report_train import (
