@@ -22,6 +22,7 @@ Layer order, written once (lowest first; a module may import its own package and
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -440,19 +441,31 @@ def _unresolved(dotted: str, mods: dict[str, Path]) -> str | None:
     return f"{module} has no {rest[0]}"
 
 
-def test_doc_names_only_real_modules() -> None:
-    """Every ``sam2elnet.x.y`` architecture.md and contributing.md name exists (module, or a name in one)."""
-    import re
+_DOTTED = re.compile(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+")
+"""A full dotted name in prose: ``sam2elnet.engine.eval_result.EvaluationResult``."""
+_SHORT = re.compile(r"`((?:cli|data|engine|export|model|pipeline|utils)(?:\.[A-Za-z_]\w*){2,})")
+"""A dotted name without the package in a docs code span: ``engine.folder_inputs.split_samples``
+(two parts at least after the sub-package: ``data.image`` is a Label Studio task key)."""
+_ROLE = re.compile(r":(?:func|class|data|mod|meth|attr|exc):`~?(sam2elnet(?:\.[A-Za-z_]\w*)+)`")
+"""A Sphinx cross-reference in a docstring: ``:func:`~sam2elnet.data.validity.dataset_valid```."""
 
+
+def test_doc_names_only_real_modules() -> None:
+    """Every ``sam2elnet.x.y`` (or backquoted ``engine.x.y``) docs/*.md and README.md name, and
+    every ``:func:`sam2elnet.x.y``` a module docstring cites, exists (module, or a name in one)."""
     mods = _modules()
-    named = sorted(set(re.findall(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+", _doc())))
+    named = sorted(set(_DOTTED.findall(_doc())))
     assert len(named) > 30  # the page names modules throughout, not only in the map
-    walkthroughs = (SRC.parent / "docs" / "contributing.md").read_text(encoding="utf-8")
-    named += sorted(set(re.findall(r"\bsam2elnet(?:\.[A-Za-z_]\w*)+", walkthroughs)))
-    bad = [f"{n}: {why}" for n in named if (why := _unresolved(n, mods))]
-    assert not bad, "docs/architecture.md or contributing.md names what does not exist:\n" + (
-        "\n".join(bad)
-    )
+    pages = sorted((SRC.parent / "docs").glob("*.md")) + [SRC.parent / "README.md"]
+    bad = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        names = set(_DOTTED.findall(text)) | {f"{PACKAGE}.{n}" for n in _SHORT.findall(text)}
+        bad += [f"{page.name}: {n}: {why}" for n in sorted(names) if (why := _unresolved(n, mods))]
+    for module, path in mods.items():
+        names = set(_ROLE.findall(path.read_text(encoding="utf-8")))
+        bad += [f"{module}: {n}: {why}" for n in sorted(names) if (why := _unresolved(n, mods))]
+    assert not bad, "docs or docstrings name what does not exist:\n" + "\n".join(bad)
 
 
 def test_doc_name_check_catches_a_wrong_name() -> None:
@@ -462,6 +475,13 @@ def test_doc_name_check_catches_a_wrong_name() -> None:
     assert _unresolved("sam2elnet.data.windowed.no_such_name", mods)
     assert _unresolved("sam2elnet.data.runfolder.read_quality_table", mods) is None
     assert _unresolved("sam2elnet.engine.Predictor", mods) is None
+    assert _ROLE.findall(":func:`~sam2elnet.data.images.dataset_valid`") == [
+        "sam2elnet.data.images.dataset_valid"
+    ]
+    assert _unresolved("sam2elnet.data.images.dataset_valid", mods)  # moved to data.validity
+    assert _SHORT.findall("`engine.folder_inputs.split_samples`, `data.image`") == [
+        "engine.folder_inputs.split_samples"
+    ]
 
 
 FILE_FORMAT_LIBRARIES = {

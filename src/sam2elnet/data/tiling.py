@@ -177,7 +177,7 @@ def decimated_read(
     for a 2,000 px tiled GeoTIFF), so every ``f``-th row and column is taken from full-resolution
     row strips instead; memory stays one strip.
 
-    ``valid`` follows the readers' nodata rule (:func:`sam2elnet.data.images.dataset_valid`);
+    ``valid`` follows the readers' nodata rule (:func:`sam2elnet.data.validity.dataset_valid`);
     ``alpha`` says whether a last band GDAL tags as alpha is alpha (None: decided on this read by
     :func:`sam2elnet.data.images.is_alpha_band`).
     """

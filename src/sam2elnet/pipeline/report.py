@@ -353,7 +353,7 @@ def write_evaluation_report(
     threshold: float | None = None,
     filter_possible: bool = True,
 ) -> Path:
-    """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.metrics.EvaluationResult`).
+    """``report.html`` of an ``elnet evaluate`` result (:class:`sam2elnet.engine.eval_result.EvaluationResult`).
 
     Each image comes from ``images`` (a folder, matched by name; an image file for a one-pair
     result) else from the quality table's
