@@ -1,6 +1,7 @@
 """Small builders of image/mask files and dataset folders shared by the tests, and the micro
 model the inference and CLI tests share (:func:`trained_run`, trained once per session, with
-its :func:`make_dataset` and :func:`small_cfg`)."""
+its :func:`make_dataset` and :func:`small_cfg`), an untrained one (:func:`micro_model_file`)
+and a synthetic GeoTIFF scene (:func:`make_scene`)."""
 
 from __future__ import annotations
 
@@ -287,3 +288,56 @@ def trained_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Path]:
         res = train(small_cfg(data, root / "run", epochs=2))
         _CACHE["run"] = {"data": data, "run": res.run_dir, "model": res.best_path}
     return _CACHE["run"]
+
+
+def micro_model_file(path: Path, bands: int = 1) -> Path:
+    """An untrained micro model (its labels are arbitrary but deterministic)."""
+    from sam2elnet.model import ModelConfig, build_model
+    from sam2elnet.model.io import save_model
+
+    return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
+
+
+def make_scene(
+    path: Path,
+    h: int = 300,
+    w: int = 400,
+    *,
+    crs: str | None = "EPSG:32633",
+    nodata_box: tuple[int, int, int, int] | None = (0, 0, 20, 30),
+    all_nodata: bool = False,
+    bands: int = 1,
+    seed: int = 0,
+) -> Path:
+    """Synthetic uint8 scene GeoTIFF of ``bands`` equal bands, (h, w) px: dark noisy background,
+    bright blobs (the 'objects'), value 0 = nodata (``nodata_box`` rows/cols r0, c0, r1, c1 set
+    to 0; all of it with ``all_nodata``); ``crs`` with 10 m pixels from (500000 E, 4000000 N),
+    or no georeference with ``crs`` None."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(seed)
+    img = 10 + rng.random((h, w)) * 60
+    yy, xx = np.mgrid[:h, :w]
+    for cy, cx, r in ((0.5, 0.5, 0.2), (0.2, 0.8, 0.08), (0.85, 0.15, 0.1), (0.5, 0.97, 0.05)):
+        img[((yy - cy * h) ** 2 + (xx - cx * w) ** 2) < (r * min(h, w)) ** 2] += 150
+    img = img.astype(np.uint8)
+    if nodata_box is not None:
+        r0, c0, r1, c1 = nodata_box
+        img[r0:r1, c0:c1] = 0
+    if all_nodata:
+        img[:] = 0
+    profile = dict(
+        driver="GTiff",
+        height=h,
+        width=w,
+        count=bands,
+        dtype="uint8",
+        nodata=0,
+        transform=from_origin(500000, 4000000, 10, 10) if crs else rasterio.Affine.identity(),
+        crs=crs,
+    )
+    with rasterio.open(path, "w", **profile) as dst:
+        for b in range(bands):
+            dst.write(img, b + 1)
+    return path

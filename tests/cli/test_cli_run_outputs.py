@@ -16,9 +16,8 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers_data import make_generic
+from helpers_data import make_generic, make_scene
 from test_cli_job_outputs import _refused
-from test_scene import make_scene
 
 from sam2elnet.cli import main
 from sam2elnet.engine.folder_inputs import check_run_out

@@ -94,7 +94,7 @@ def test_enhance_places_a_pixel_coordinate_layer_by_source_as_import_does(
     """``enhance --labels coarse.gpkg`` on PNGs (no georeference) gives each image the
     features its ``source`` names, placed as ``import --from vector`` places them: the same
     enhanced labels and change counts as enhancing from the imported masks."""
-    from test_warp import micro_model_file
+    from helpers_data import micro_model_file
 
     images = tmp_path / "images"
     write_png(images / "a.png", grey_rgb(32, 1))
@@ -191,7 +191,7 @@ def test_an_image_no_feature_names_is_told_to_check_the_names_not_the_crs(
     c.png: c.png is enhanced from an empty coarse label with a warning that says no feature
     *names* it and to check the names (it said "lies on this image ... check the label CRS",
     and no CRS is involved). A georeferenced image keeps the CRS wording."""
-    from test_warp import micro_model_file
+    from helpers_data import micro_model_file
 
     from sam2elnet.data.vector_shared import warn_no_features
 
@@ -234,8 +234,8 @@ def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
     as every image's coarse label: c.png, which no feature names, got a.png's and b.png's boxes
     (kept / removed pixels in its change map) and no warning. Now it gets none, as on the
     whole-image path, with the warning that no feature names it."""
+    from helpers_data import micro_model_file
     from PIL import Image
-    from test_warp import micro_model_file
 
     images = tmp_path / "images"
     for i, name in enumerate(("a", "b", "c")):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from test_scene import make_scene
+from helpers_data import make_scene
 
 from sam2elnet.cli import app, main
 

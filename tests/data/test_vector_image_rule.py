@@ -99,7 +99,7 @@ def test_the_readers_place_a_shared_file_by_the_one_rule(tiles: tuple[Path, Path
 def test_import_enhance_and_evaluate_agree_on_the_pixels(
     tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from test_warp import micro_model_file
+    from helpers_data import micro_model_file
 
     images, gpkg = tiles
     masks = tmp_path / "masks"
@@ -223,8 +223,7 @@ def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_repor
     were taken for the run's images, so b's labelled polygon was drawn on a by map position)."""
     import csv
 
-    from helpers_data import grey_rgb, write_png
-    from test_warp import micro_model_file
+    from helpers_data import grey_rgb, micro_model_file, write_png
 
     import sam2elnet.pipeline.report as report_mod
     from sam2elnet.pipeline.report_vector import draw_vector_label, share_vector_labels
@@ -267,7 +266,7 @@ def test_scene_skips_a_plain_scene_it_cannot_place_a_map_layer_on(
     skipped into skipped.csv with the reason, the others are predicted (before: exit 2)."""
     import csv
 
-    from test_warp import micro_model_file
+    from helpers_data import micro_model_file
 
     images, gpkg = tiles
     write_tif(images / "p.tif", np.full((3, 32, 32), 90, np.uint8), georef=False)

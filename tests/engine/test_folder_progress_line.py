@@ -9,8 +9,7 @@ image(s) ...` line counts them all).
 
 from __future__ import annotations
 
-from helpers_data import grey_rgb, write_png
-from test_warp import micro_model_file
+from helpers_data import grey_rgb, micro_model_file, write_png
 
 from sam2elnet.cli import main
 

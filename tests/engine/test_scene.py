@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_data import make_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.transform import from_origin
@@ -21,45 +22,6 @@ from sam2elnet.pipeline.scenes import predict_scenes
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(500000, 4000000, 10, 10)
-
-
-def make_scene(
-    path: Path,
-    h: int = 300,
-    w: int = 400,
-    *,
-    crs: str | None = CRS,
-    nodata_box: tuple[int, int, int, int] | None = (0, 0, 20, 30),
-    all_nodata: bool = False,
-    bands: int = 1,
-    seed: int = 0,
-) -> Path:
-    """Synthetic scene: dark noisy background, bright blobs (the 'objects'), value 0 = nodata."""
-    rng = np.random.default_rng(seed)
-    img = 10 + rng.random((h, w)) * 60
-    yy, xx = np.mgrid[:h, :w]
-    for cy, cx, r in ((0.5, 0.5, 0.2), (0.2, 0.8, 0.08), (0.85, 0.15, 0.1), (0.5, 0.97, 0.05)):
-        img[((yy - cy * h) ** 2 + (xx - cx * w) ** 2) < (r * min(h, w)) ** 2] += 150
-    img = img.astype(np.uint8)
-    if nodata_box is not None:
-        r0, c0, r1, c1 = nodata_box
-        img[r0:r1, c0:c1] = 0
-    if all_nodata:
-        img[:] = 0
-    profile = dict(
-        driver="GTiff",
-        height=h,
-        width=w,
-        count=bands,
-        dtype="uint8",
-        nodata=0,
-        transform=TRANSFORM if crs else rasterio.Affine.identity(),
-        crs=crs,
-    )
-    with rasterio.open(path, "w", **profile) as dst:
-        for b in range(bands):
-            dst.write(img, b + 1)
-    return path
 
 
 def read(path: Path) -> np.ndarray:

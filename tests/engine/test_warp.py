@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from helpers_data import micro_model_file
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_points
@@ -266,14 +267,6 @@ def test_export_warp_to_places_polygons_by_the_gcps(
 
 
 # ------------------------------------------------------------ annotate / enhance --warp-to
-def micro_model_file(path: Path, bands: int = 1) -> Path:
-    """An untrained micro model (its labels are arbitrary but deterministic)."""
-    from sam2elnet.model import ModelConfig, build_model
-    from sam2elnet.model.io import save_model
-
-    return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
-
-
 def sar_image() -> np.ndarray:
     rng = np.random.default_rng(0)
     img = rng.gamma(4, 100, (H, W)).astype(np.uint16)

@@ -358,7 +358,7 @@ def test_cli_export_and_errors(tmp_path: Path, label_tif: Path, capsys):
 
 
 def test_cli_scene_dry_run_batch_and_errors(tmp_path: Path, capsys):
-    from test_scene import make_scene
+    from helpers_data import make_scene
 
     scene = make_scene(tmp_path / "s.tif")
     out = tmp_path / "o.tif"
@@ -504,7 +504,7 @@ def test_quality_csv_of_annotate_matches_labels_in_the_sibling_folder(tmp_path: 
 
 
 def test_scene_outputs_get_polygon_quality_from_their_tiles_layer(tmp_path: Path):
-    from test_scene import make_scene
+    from helpers_data import make_scene
 
     from sam2elnet.engine.executors import SmoothingPredictor
     from sam2elnet.engine.scene import predict_scene
