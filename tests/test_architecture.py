@@ -535,3 +535,23 @@ def test_test_layout_check_catches_an_unnamed_file(tmp_path: Path) -> None:
     for name in ("test_a.py", "test_b.py"):
         (tmp_path / name).write_text("", encoding="utf-8")
     assert _test_layout_missing(doc, tmp_path) == ["test_b.py"]
+
+
+def test_module_loggers_are_used() -> None:
+    """A module that makes ``log = logging.getLogger(__name__)`` logs through it (no dead loggers)."""
+    unused = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        made = any(
+            isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "log" for t in n.targets)
+            for n in tree.body
+        )
+        loads = [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and n.id == "log"
+            if isinstance(n.ctx, ast.Load)
+        ]
+        if made and not loads:
+            unused.append(name)
+    assert not unused, f"unused module logger (delete it): {unused}"

@@ -9,7 +9,6 @@ user can fix (missing file, corrupt file, wrong size, unsupported band count) be
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,6 @@ from sam2elnet.data.validity import (
 )
 from sam2elnet.errors import DataError
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
-
-log = logging.getLogger(__name__)
 
 MAX_BANDS = 16
 """More bands than this is almost certainly a hyperspectral cube or a wrongly read file."""

@@ -42,8 +42,6 @@ import numpy as np
 from sam2elnet.engine.executors import run_batch
 from sam2elnet.errors import UserError
 
-log = logging.getLogger(__name__)
-
 __all__ = [
     "TOKEN_NOTICE",
     "RayExecutor",

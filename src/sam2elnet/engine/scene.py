@@ -37,7 +37,6 @@ Output conventions (documented in ``docs/geospatial.md``):
 
 from __future__ import annotations
 
-import logging
 import time
 import warnings
 from collections.abc import Iterator
@@ -84,8 +83,6 @@ from sam2elnet.option_values import (
     LineWidthUnit,
 )
 from sam2elnet.utils.atomic import atomic_path
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "LABEL_NODATA",

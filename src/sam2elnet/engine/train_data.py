@@ -9,7 +9,6 @@ Used by :func:`sam2elnet.engine.train.train`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,8 +21,6 @@ from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.train_checks import check_labels, check_pairs, positive_values
 from sam2elnet.errors import UserError
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "CachedDataset",

@@ -15,7 +15,6 @@ timing"). Version-1 files (full weights) still resume.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import random
 from dataclasses import dataclass
@@ -31,8 +30,6 @@ from sam2elnet.model.io import TRAIN_STATE_FORMAT
 from sam2elnet.utils.atomic import (
     atomic_path,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "LAST_FORMAT",

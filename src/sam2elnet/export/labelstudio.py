@@ -29,7 +29,6 @@ Import (the reviewed annotations back in as masks) is :mod:`sam2elnet.export.lab
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +41,6 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.brush import brush_encode
 from sam2elnet.export.review_pick import review_quality_csv
 from sam2elnet.utils.atomic import atomic_path, json_text, write_text_atomic
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "FROM_NAME",

@@ -26,7 +26,6 @@ the number of polygons; the output does not depend on the strip height or the ba
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +52,6 @@ from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
 from sam2elnet.option_values import GEOJSON_CRS, PIXEL_COORDS
 from sam2elnet.utils.advice import name_sample
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "STATUS",

@@ -6,7 +6,6 @@ Cached stages; part of :mod:`sam2elnet.pipeline.experiment`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,6 @@ from sam2elnet.pipeline.experiment_scores import (
 from sam2elnet.pipeline.experiment_split import Split, write_subset
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
 from sam2elnet.pipeline.experiment_stats import add_intervals, group_of
-
-log = logging.getLogger(__name__)
 
 
 def filter_labels(

@@ -6,7 +6,6 @@ the state of the label files it reads. Part of :mod:`sam2elnet.pipeline.experime
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ from sam2elnet.pipeline.experiment_config import (
 from sam2elnet.pipeline.experiment_split import Split
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
 from sam2elnet.utils.atomic import write_json_atomic
-
-log = logging.getLogger(__name__)
 
 Runs = dict[str, tuple[list[str], dict[str, str], int]]
 """{setting: (training ids, {id: label path}, hand labels it needs)}."""

@@ -8,7 +8,6 @@ Part of :mod:`sam2elnet.pipeline.experiment`; ``results.md`` is written by
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ import numpy as np
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.experiment_config import ExperimentConfig, table2_downstream
 from sam2elnet.pipeline.experiment_split import Split
-
-log = logging.getLogger(__name__)
 
 
 def plot_curves(r: dict[str, Any], path: Path) -> None:

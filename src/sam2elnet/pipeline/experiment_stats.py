@@ -8,7 +8,6 @@ masks, ``per_image.csv``) come from :mod:`sam2elnet.pipeline.experiment_scores`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ from sam2elnet.pipeline.experiment_config import (
     table2_downstream,
 )
 from sam2elnet.pipeline.experiment_split import Split
-
-log = logging.getLogger(__name__)
 
 
 def group_of(split: Split, ids: Sequence[str]) -> dict[str, str]:

@@ -7,7 +7,6 @@ Part of :mod:`sam2elnet.pipeline.experiment`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,6 @@ from sam2elnet.pipeline.experiment_split import Split, norm_config
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, sha
 from sam2elnet.pipeline.experiment_stats import add_intervals, group_of, table_row
 from sam2elnet.utils.paths import link_or_copy
-
-log = logging.getLogger(__name__)
 
 LabelSets = dict[str, dict[str, dict[str, str]]]
 """{source: {method: {id: label path}}} of table 2."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.errors import DataError
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "COLORS",

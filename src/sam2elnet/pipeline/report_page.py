@@ -12,7 +12,6 @@ the protocol.
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,8 +35,6 @@ from sam2elnet.pipeline.report_tables import (
     used_keys,
 )
 from sam2elnet.pipeline.report_vector import share_vector_labels
-
-log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_TAU", "ReportItem", "as_float", "object_counts", "render_report"]
 

@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.runfolder import REPORT_HTML
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_REPORT_IMAGES",
