@@ -33,6 +33,7 @@ from sam2elnet.export.line_ends import extend_free_ends
 
 __all__ = [
     "LAYER",
+    "LINES_SENT",
     "MEMORY_BUDGET_BYTES",
     "CentreLineLayer",
     "centre_lines_path",
@@ -45,6 +46,9 @@ __all__ = [
 LAYER = "centre_lines"
 """GeoPackage layer name of the centre lines (the polygons are layer ``labels``); for GeoJSON /
 Shapefile the sibling file ``<out stem>_centre_lines<suffix>`` (:func:`centre_lines_path`)."""
+LINES_SENT = "centre_lines"
+"""Key of an image's number of centre lines in its per-image record (:meth:`CentreLineLayer.add`
+writes it; ``elnet import`` compares it with the lines the layer holds on return)."""
 
 
 MEMORY_BUDGET_BYTES = 256_000_000
@@ -212,7 +216,7 @@ class CentreLineLayer:
         """Vectorise the label of ``attrs`` (the polygon layer's per-label attributes: ``lab``,
         ``name``, ``q``, ``tiles``, ``crs``, ``category``, ``status``, ``reproject``) and keep its
         lines in the layer CRS. Returns the label's summary for the per-image record:
-        ``centre_lines`` (count), ``road_length_px``, ``road_length_m`` (None without a CRS)."""
+        :data:`LINES_SENT` (count), ``road_length_px``, ``road_length_m`` (None without a CRS)."""
         lab = attrs.lab
         pix = self.label_lines(lab, attrs.name)
         lines = place_lines(pix, lab.transform)
@@ -243,7 +247,7 @@ class CentreLineLayer:
             )
         total_m = float(sum(metres)) if lab.georef else None
         return {
-            "centre_lines": len(lines),
+            LINES_SENT: len(lines),
             "road_length_px": round(float(sum(g.length for g in pix)), 3),
             "road_length_m": None if total_m is None else round(total_m, 3),
         }

@@ -1,5 +1,5 @@
-"""Putting one polygon layer file on disk: GeoJSON / GeoPackage / Shapefile, in batches, whole or
-not at all.
+"""Putting one layer file on disk (the polygons, or the centre lines): GeoJSON / GeoPackage /
+Shapefile, in batches, whole or not at all.
 
 * :class:`LayerWriter` writes a layer in batches under a temporary name and renames it into place
   when complete (GeoJSON batches joined into one FeatureCollection, its ``crs`` member checked;
@@ -12,7 +12,8 @@ not at all.
 * :func:`layer_frame` makes one batch of rows a GeoDataFrame with the same columns and dtypes
   in every batch (the polygons' and the centre lines' layers).
 
-What goes into the layer (polygons and their attributes) is :mod:`~sam2elnet.export.vector`'s.
+What goes into the layers is :mod:`~sam2elnet.export.vector`'s (polygons and their attributes)
+and :mod:`~sam2elnet.export.centreline_layer`'s (centre lines).
 """
 
 from __future__ import annotations

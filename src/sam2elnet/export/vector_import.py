@@ -262,7 +262,7 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         return []
     import pyogrio
 
-    from sam2elnet.export.centreline_layer import LAYER, centre_lines_path
+    from sam2elnet.export.centreline_layer import LAYER, LINES_SENT, centre_lines_path
 
     gpkg = p.suffix.lower() == ".gpkg"
     lines = centre_lines_path(p, "gpkg" if gpkg else "other")
@@ -283,7 +283,7 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
     entries = {id(e): e for e in check.digests.values()}.values()
     changed = []
     for e in entries:
-        sent = e.get("centre_lines")
+        sent = e.get(LINES_SENT)
         stem = Path(str(e.get("source") or e.get("label") or "")).stem
         if isinstance(sent, int) and have.get(stem, 0) != sent:
             changed.append(f"{e.get('source') or stem}: {have.get(stem, 0)} lines, {sent} sent")
