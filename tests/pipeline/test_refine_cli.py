@@ -212,3 +212,31 @@ def test_refine_skips_a_corrupt_image_and_counts_nodata_out(
     assert int(row["added_px"]) == int((refined & ~was & valid).sum())
     changed = int(row["added_px"]) + int(row["removed_px"])
     assert float(row["changed_frac"]) == pytest.approx(changed / valid.sum(), abs=1e-6)
+
+
+def test_refine_skip_missing_names_and_lists(
+    sos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--skip-missing names the images without a coarse label in one note and lists them in
+    skipped.csv, as enhance does (they were dropped without a word)."""
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    shutil.copy(sos / "10001_mask.png", coarse / "10001_mask.png")
+    out = tmp_path / "r"
+    argv = [
+        "refine", "--method", "morphological", "--images", str(sos), "--coarse", str(coarse),
+        "--out", str(out), "--no-progress", "--skip-missing",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    assert (
+        f"note: 2 of 3 images have no coarse label in {coarse} and were skipped "
+        "(--skip-missing): 10002_sat.png, 10003_sat.png"
+    ) in cap.err
+    assert f"2 of 3 skipped, see {out / 'skipped.csv'}" in cap.out
+    rows = list(csv.DictReader((out / "skipped.csv").open()))
+    assert [(Path(r["image"]).name, r["reason"]) for r in rows] == [
+        ("10002_sat.png", f"no coarse label in {coarse}"),
+        ("10003_sat.png", f"no coarse label in {coarse}"),
+    ]
+    assert sorted(p.name for p in out.glob("*.png")) == ["10001_sat.png"]

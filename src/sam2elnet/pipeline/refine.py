@@ -255,6 +255,9 @@ class RefineResult:
     seconds: float = 0.0
     modality: Any = None
     """The :class:`sam2elnet.data.modality.ModalityDecision` the images were normalised by."""
+    missing_note: str | None = None
+    """``--skip-missing``: the images without a coarse label, named in one ``note:`` line (they
+    are in ``skipped`` too, reason ``no coarse label in COARSE``), as ``elnet enhance`` says it."""
 
 
 def _coarse_index(folder: Path) -> dict[str, Path]:
@@ -327,7 +330,7 @@ def _fit_readable(
             skips.add(bad, err)
             left.remove(bad)
             if not left:
-                raise skips.nothing_done(len(files), images) from None
+                raise skips.nothing_done(len(skips.items), images) from None
 
 
 def refine_folder(
@@ -374,6 +377,7 @@ def refine_folder(
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.change_maps import change_stats
     from sam2elnet.engine.downstream_data import load_pair
+    from sam2elnet.utils.advice import name_sample
     from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
@@ -395,7 +399,7 @@ def refine_folder(
             f"{len(missing)} image(s) have no coarse label in {coarse}: {names}; add the labels "
             "or pass --skip-missing to refine only the others"
         )
-    files = [f for f in files if mask_key(f.name) in index]
+    n_all, files = len(files), [f for f in files if mask_key(f.name) in index]
     if not files:
         raise DataError("no image has a matching coarse label; check --images and --coarse", coarse)
     out = Path(out_dir)
@@ -406,9 +410,15 @@ def refine_folder(
     else:
         line(decided.line())
     skips = SkipLog("image")
-    n_files = len(files)
+    for f in missing:  # --skip-missing: listed in skipped.csv, named once in the note below
+        skips.add(f, f"no coarse label in {coarse}", warn=False)
     norm, files = _fit_readable(files, decided.modality, skips, Path(images))
     res = RefineResult(out, method, modality=decided)
+    if missing:
+        res.missing_note = (
+            f"{len(missing)} of {n_all} images have no coarse label in {coarse} and were "
+            f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
+        )
     created = not out.exists()
     with output_lock(out):
         if resume:
@@ -449,7 +459,7 @@ def refine_folder(
                 import shutil
 
                 shutil.rmtree(out, ignore_errors=True)
-            raise skips.nothing_done(n_files, Path(images), csv=out / SKIPPED_CSV)
+            raise skips.nothing_done(n_all, Path(images), csv=out / SKIPPED_CSV)
         write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)
         skips.write_csv(out / SKIPPED_CSV)
     res.seconds = time.perf_counter() - t0
