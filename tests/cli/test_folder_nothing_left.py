@@ -1,5 +1,5 @@
-"""``elnet enhance --skip-missing`` and annotate / enhance runs that produce nothing
-(docs/training.md, docs/reliability.md).
+"""``elnet enhance --skip-missing`` (``elnet refine --skip-missing`` the same) and annotate /
+enhance runs that produce nothing (docs/training.md, docs/evaluation.md, docs/reliability.md).
 
 Was: the images without a coarse label were dropped silently under ``--skip-missing`` (no count,
 no note, not in ``skipped.csv``; a corrupt image without a label too), every image without one
@@ -166,3 +166,63 @@ def test_nothing_produced_keeps_an_earlier_runs_record(
     assert _rows(out / "skipped.csv") == [("x.png", DECODE), ("y.png", DECODE)]
     del after[Path("skipped.csv")]
     assert after == record
+
+
+def _refine(imgs: Path, labels: Path, out: Path, *more: str) -> int:
+    return main(["refine", "--method", "morphological", "--images", str(imgs), "--coarse",
+                 str(labels), "--out", str(out), "--modality", "optical", "--no-progress",
+                 *more])  # fmt: skip
+
+
+def test_refine_skip_missing_names_the_images_as_enhance_does(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """refine --skip-missing: the same note, skipped.csv rows and closing count as enhance
+    (was: the two images dropped silently, no skipped.csv)."""
+    imgs, labels = _inputs(run, tmp_path, ["s00.png", "s01.png"])
+    out = tmp_path / "out"
+    assert _refine(imgs, labels, out, "--skip-missing") == 0
+    cap = capsys.readouterr()
+    assert [ln for ln in cap.err.splitlines() if ln.startswith("note:")] == [
+        f"note: 2 of 4 images have no coarse label in {labels} and were skipped "
+        "(--skip-missing): c.png, s02.png"
+    ]
+    assert "skipping" not in cap.err
+    why = f"no coarse label in {labels}"
+    assert _rows(out / "skipped.csv") == [("c.png", why), ("s02.png", why)]
+    assert cap.out.splitlines()[-1] == f"2 of 4 skipped, see {out / 'skipped.csv'}"
+    assert sorted(p.name for p in out.glob("*.png")) == ["s00.png", "s01.png"]
+
+
+def test_refine_nothing_produced_without_labels(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """refine --skip-missing and no image has a label, or the one with a label is corrupt: the
+    nothing-produced line of enhance, counting every image, the list in a user's folder, no
+    folder made (was: 'no image has a matching coarse label', no list; 'the only image')."""
+    imgs, labels = _inputs(run, tmp_path, ["zz.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _refine(imgs, labels, out, "--skip-missing") == 2
+    why = f"no coarse label in {labels}"
+    assert _error_line(capsys.readouterr().err) == (
+        f"error: {imgs}: nothing produced: all 4 images could not be used (4 x {why}); fix or "
+        f"remove the files and re-run (listed with the reasons in {out / 'skipped.csv'})"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
+    assert [n for n, _ in _rows(out / "skipped.csv")] == ["c.png", "s00.png", "s01.png", "s02.png"]
+    fresh = tmp_path / "fresh"
+    assert _refine(imgs, labels, fresh, "--skip-missing") == 2
+    capsys.readouterr()
+    assert not fresh.exists()
+    (labels / "c.png").write_bytes((run["data"] / "masks" / "s00.png").read_bytes())
+    (out / "skipped.csv").unlink()
+    assert _refine(imgs, labels, out, "--skip-missing") == 2
+    line = _error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: {imgs}: nothing produced: all 4 images could not be used")
+    assert _rows(out / "skipped.csv") == [
+        ("s00.png", why),
+        ("s01.png", why),
+        ("s02.png", why),
+        ("c.png", DECODE),
+    ]

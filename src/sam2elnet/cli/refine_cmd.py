@@ -64,8 +64,8 @@ def refine_cmd(
         f"refined {done} label(s) with {method} in {res.seconds:.1f} s{kept}; "
         f"outputs in {out} (refine.csv)"
     )
-    if res.missing_note:  # --skip-missing, as enhance says it
-        typer.echo(f"note: {res.missing_note}", err=True)
+    if res.missing_labels_note:  # --skip-missing, as enhance prints it
+        typer.echo(f"note: {res.missing_labels_note}", err=True)
     if res.skipped:
         from sam2elnet.utils.batch import skip_line
 

@@ -210,8 +210,7 @@ def enhance_folder(
     job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.runfolder import SKIPPED_CSV
-    from sam2elnet.utils.advice import name_sample
-    from sam2elnet.utils.batch import SkipLog
+    from sam2elnet.utils.batch import SkipLog, unlabelled_skips
 
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,
@@ -255,7 +254,7 @@ def enhance_folder(
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
     # --skip-missing: the images without a label are skipped (skipped.csv) and named in one note
-    unlabelled = [(f, f"no coarse label in {where}") for f in missing]
+    unlabelled, note = unlabelled_skips(missing, n_all, where)
     if not files:  # every image lacks its label: nothing produced, before the model loads
         skips = SkipLog("image")
         for f, why in unlabelled:
@@ -300,11 +299,8 @@ def enhance_folder(
         "n_missing_labels": len(missing),
         "missing_labels": [str(m) for m in missing],
     }
-    if missing:  # printed as a ``note:`` line (cli.job_summary.print_folder)
-        summary["missing_labels_note"] = (
-            f"{len(missing)} of {n_all} images have no coarse label in {where} and were "
-            f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
-        )
+    if note:  # printed as a ``note:`` line (cli.job_summary.print_folder)
+        summary["missing_labels_note"] = note
     if layer is not None:  # the report draws the coarse labels from this layer too
         summary["coarse_layer"] = layer
     if served_stems:  # ... and places a shared file with the images this run served it to

@@ -255,9 +255,9 @@ class RefineResult:
     seconds: float = 0.0
     modality: Any = None
     """The :class:`sam2elnet.data.modality.ModalityDecision` the images were normalised by."""
-    missing_note: str | None = None
-    """``--skip-missing``: the images without a coarse label, named in one ``note:`` line (they
-    are in ``skipped`` too, reason ``no coarse label in COARSE``), as ``elnet enhance`` says it."""
+    missing_labels_note: str | None = None
+    """``--skip-missing``: the one note naming the images without a coarse label (they are in
+    ``skipped``; :func:`sam2elnet.utils.batch.unlabelled_skips`), None when none is missing."""
 
 
 def _coarse_index(folder: Path) -> dict[str, Path]:
@@ -311,12 +311,13 @@ def _check_out(out: Path, files: list[Path], coarse: list[Path]) -> None:
 
 
 def _fit_readable(
-    files: list[Path], modality: str, skips: Any, images: Path
+    files: list[Path], modality: str, skips: Any, images: Path, n_total: int, csv: Path
 ) -> tuple[Any, list[Path]]:
     """The normalisation of ``files`` (:func:`~sam2elnet.data.norm_fit.fit_normalization`) and the
     files it could read: one it cannot (corrupt, truncated) is skipped into ``skips`` with its
     reason and the fit runs again without it (one bad image stopped the whole job). DataError
-    (:meth:`SkipLog.nothing_done`) when none can be read."""
+    (:meth:`SkipLog.nothing_done` of the ``n_total`` images of the run, its list written to
+    ``csv``) when none can be read."""
     from sam2elnet.data.norm_fit import fit_normalization
 
     left = list(files)
@@ -330,7 +331,7 @@ def _fit_readable(
             skips.add(bad, err)
             left.remove(bad)
             if not left:
-                raise skips.nothing_done(len(skips.items), images) from None
+                raise skips.nothing_done(n_total, images, csv=csv) from None
 
 
 def refine_folder(
@@ -359,14 +360,17 @@ def refine_folder(
     ``RefineResult.modality``). Writes ``OUT/<image stem>.png`` (0/255, 127 where the image or the coarse label
     has no data; ``.tif`` with the image's georeference for GeoTIFF images), ``OUT/refine.csv``
     (image, coarse, label, method, added / removed pixels) and ``OUT/skipped.csv`` when images
-    could not be used. ``resume`` keeps the labels an interrupted run already wrote; ``options``
-    are passed to the refiner (e.g. ``{"radius": 4}``).
+    could not be used. With ``skip_missing`` the images without a coarse label are skipped: rows
+    in ``skipped.csv`` (reason ``no coarse label in COARSE``) and one note naming them
+    (``RefineResult.missing_labels_note``), as enhance does. ``resume`` keeps the labels an
+    interrupted run already wrote; ``options`` are passed to the refiner (e.g. ``{"radius": 4}``).
 
     Raises:
         UserError: unknown method or modality, missing folders, images without a coarse label
             (unless ``skip_missing``), an ``out_dir`` that is the images', the coarse labels' or
             the dataset's mask folder (:func:`_check_out`; nothing written).
-        DataError: nothing could be refined (the reasons summarised).
+        DataError: nothing could be refined (the reasons summarised; no image has a coarse
+            label is one too, before any image is read).
     """
     import time
 
@@ -377,9 +381,8 @@ def refine_folder(
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.change_maps import change_stats
     from sam2elnet.engine.downstream_data import load_pair
-    from sam2elnet.utils.advice import name_sample
     from sam2elnet.utils.atomic import remove_stale_temps
-    from sam2elnet.utils.batch import SkipLog
+    from sam2elnet.utils.batch import SkipLog, unlabelled_skips
     from sam2elnet.utils.lock import output_lock
     from sam2elnet.utils.progress import line, track
 
@@ -400,25 +403,24 @@ def refine_folder(
             "or pass --skip-missing to refine only the others"
         )
     n_all, files = len(files), [f for f in files if mask_key(f.name) in index]
-    if not files:
-        raise DataError("no image has a matching coarse label; check --images and --coarse", coarse)
     out = Path(out_dir)
     _check_out(out, files, [index[mask_key(f.name)] for f in files])
+    # --skip-missing: the images without a label are skipped (skipped.csv) and named in one note
+    unlabelled, note = unlabelled_skips(missing, n_all, coarse)
+    skips = SkipLog("image")
+    for f, why in unlabelled:
+        skips.add(f, why, warn=False)
+    if not files:  # every image lacks its label: nothing produced, before any image is read
+        raise skips.nothing_done(n_all, Path(images), csv=out / SKIPPED_CSV)
     decided = folder_modality(images, files, modality)
     if decided.undecided:
         log.warning(decided.line())
     else:
         line(decided.line())
-    skips = SkipLog("image")
-    for f in missing:  # --skip-missing: listed in skipped.csv, named once in the note below
-        skips.add(f, f"no coarse label in {coarse}", warn=False)
-    norm, files = _fit_readable(files, decided.modality, skips, Path(images))
-    res = RefineResult(out, method, modality=decided)
-    if missing:
-        res.missing_note = (
-            f"{len(missing)} of {n_all} images have no coarse label in {coarse} and were "
-            f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
-        )
+    norm, files = _fit_readable(
+        files, decided.modality, skips, Path(images), n_all, out / SKIPPED_CSV
+    )
+    res = RefineResult(out, method, modality=decided, missing_labels_note=note)
     created = not out.exists()
     with output_lock(out):
         if resume:
