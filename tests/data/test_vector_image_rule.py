@@ -105,6 +105,9 @@ def test_import_enhance_and_evaluate_agree_on_the_pixels(
     masks = tmp_path / "masks"
     base = ["--images", str(images), "--no-progress"]
     assert main(["import", str(gpkg), "--from", "vector", "--out", str(masks), *base]) == 0
+    # the two features naming c.tif (not in --images) are said to land nowhere, by both
+    lost = f"2 features name no image in {images} (their source / label: c): skipped"
+    assert f"note: {lost}" in capsys.readouterr().err
     for name in ("a", "b"):
         with rasterio.open(masks / f"{name}.tif") as ds:
             assert np.array_equal(ds.read(1) == 255, _want(name)), name
@@ -112,7 +115,9 @@ def test_import_enhance_and_evaluate_agree_on_the_pixels(
     model = micro_model_file(tmp_path / "m.pt", bands=3)
     out = tmp_path / "enh"
     rc = main(["enhance", "--model", str(model), "--labels", str(gpkg), "--out", str(out), *base])
-    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"note: {gpkg}: {lost}" in err  # was silent
     for name in ("a", "b"):  # change map, red band: 255 kept, 220 removed: the coarse pixels
         with rasterio.open(out / "changes" / f"{name}.tif") as ds:
             assert np.array_equal(np.isin(ds.read(1), (220, 255)), _want(name)), name

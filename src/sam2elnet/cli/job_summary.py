@@ -158,6 +158,8 @@ def print_folder(res: Any, what: str) -> None:
         typer.echo(f"note: {note}", err=True)
     if s.get("missing_labels_note"):  # enhance --skip-missing
         typer.echo(f"note: {s['missing_labels_note']}", err=True)
+    for note in s.get("unplaced_features_notes") or ():  # enhance --labels FILE
+        typer.echo(f"note: {note}", err=True)
     if s["n_skipped"]:
         from sam2elnet.utils.batch import skip_line
 

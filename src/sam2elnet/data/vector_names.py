@@ -32,6 +32,7 @@ __all__ = [
     "image_frame",
     "image_name_attributes",
     "named_stems",
+    "unplaced_note",
     "unplaceable_message",
     "unplaceable_reason",
 ]
@@ -81,6 +82,24 @@ def feature_images(
     None."""
     known = set(run) if run is not None else {stem}
     return [src or (lab if lab and lab in known else None) for src, lab in stems]
+
+
+def unplaced_note(
+    owner: Sequence[str | None], images: Collection[str], where: str | Path
+) -> str | None:
+    """The note on the features of a layer of many images that name an image not among
+    ``images`` (their stems; a tile left out of ``--images``): such a feature is placed on no
+    image (:func:`feature_images`), and the user is told so once: ``"2 features name no image
+    in IMAGES (their source / label: d, e): skipped"``. ``owner``: :func:`feature_images` of
+    the layer; ``where``: the images' folder, as the user gave it. None when every named image
+    is there. Used by ``elnet import --from vector`` and ``elnet enhance --labels FILE``."""
+    lost = [o for o in owner if o is not None and o not in images]
+    if not lost:
+        return None
+    return (
+        f"{len(lost)} features name no image in {where} (their source / label: "
+        f"{name_sample(sorted(set(lost)), 5)}): skipped"
+    )
 
 
 def image_features(

@@ -27,6 +27,7 @@ from typing import Any
 from sam2elnet.config import FolderJobOptions, option_default
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
+from sam2elnet.data.vector_names import feature_images, unplaced_note
 from sam2elnet.data.vector_shared import check_placeable, share_vectors
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
@@ -264,12 +265,17 @@ def enhance_folder(
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
     served_stems: dict[str, list[str]] = {}  # the report places the file as this run did
+    unplaced: list[str] = []  # features naming a tile not in --images: one note each file
     for p, sv in shared.items():  # images without georeference: by name, or one error now
         served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
         if sv.many:
             shared[p] = sv.serving(served)
             served_stems[str(sv.path)] = sorted(f.stem for f in served)
             check_placeable(sv, served)  # some plain images: each skipped with the reason
+            owner = feature_images(sv.names[0], shared[p].images)
+            where = images if isinstance(images, (str, Path)) else "--images"
+            if lost := unplaced_note(owner, shared[p].images or (), where):
+                unplaced.append(f"{sv.path}: {lost}")
     model = job.load()
     fields = [
         "image",
@@ -301,6 +307,8 @@ def enhance_folder(
     }
     if note:  # printed as a ``note:`` line (cli.job_summary.print_folder)
         summary["missing_labels_note"] = note
+    if unplaced:  # printed as ``note:`` lines (cli.job_summary.print_folder)
+        summary["unplaced_features_notes"] = unplaced
     if layer is not None:  # the report draws the coarse labels from this layer too
         summary["coarse_layer"] = layer
     if served_stems:  # ... and places a shared file with the images this run served it to

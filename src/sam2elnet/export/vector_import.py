@@ -38,6 +38,7 @@ from sam2elnet.data.vector_names import (
     feature_stems,
     image_features,
     named_stems,
+    unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import check_unique_stems
@@ -394,13 +395,8 @@ def _burn(
     # a source names its image, always: one not in --images is skipped (a tile left out of
     # this import keeps its polygons off its neighbours); a label names an image only when it
     # is one of the run's stems, else (a class name) the feature goes by map position
-    lost = sorted({o for o in owner if o is not None and o not in image_stems})
-    if lost:
-        n_lost = sum(o is not None and o not in image_stems for o in owner)
-        notes.append(
-            f"{n_lost} features name no image in {images} (their source / label: "
-            f"{name_sample(lost, 5)}): skipped"
-        )
+    if lost := unplaced_note(owner, image_stems, images):
+        notes.append(lost)
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
     n_empty = n_uncovered = 0
