@@ -128,7 +128,9 @@ def test_import_enhance_and_evaluate_agree_on_the_pixels(
     js = tmp_path / "ev.json"
     rc = main(["evaluate", "--pred", str(preds), "--truth", str(gpkg), "--json", str(js),
                "--no-progress"])  # fmt: skip
-    assert rc == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert f"warning: {gpkg}: {lost.replace(str(images), str(preds))}" in err  # was silent
     rows = {Path(r["pred"]).stem: r for r in json.loads(js.read_text())["images"]}
     assert {k: rows[k]["tp"] for k in ("a", "b")} == {"a": 36, "b": 44}
 

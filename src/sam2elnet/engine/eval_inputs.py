@@ -329,6 +329,7 @@ def pair_inputs(
         UserError / DataError: as those functions; ``--split`` with a polygon file.
     """
     from sam2elnet.data.vector import is_vector_path
+    from sam2elnet.data.vector_names import feature_images, unplaced_note
 
     if tdir.is_file() and is_vector_path(tdir) and pdir.is_dir():
         if split:
@@ -343,6 +344,9 @@ def pair_inputs(
             "--truth folder of one polygon file per prediction, named like it, in pixel "
             "coordinates", "prediction(s)",
         )  # fmt: skip
+        owner = feature_images(vt.as_shared().names[0], vt.images)
+        if lost := unplaced_note(owner, vt.images, pdir):  # a tile not predicted: not scored
+            log.warning("%s: %s", tdir, lost)
         return Pairs(preds, dict.fromkeys(preds, tdir), None, vt)
     if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():
         truths = split_truths(tdir, split) if split else scan_masks(tdir, "ground-truth")
