@@ -214,7 +214,9 @@ def test_band_difference_thresholds():
     assert band_difference(shifted) == pytest.approx((3 + 6 + 3) / 3, abs=0.05)
     assert band_difference(g[:1]) is None and band_difference(np.zeros((3, 0))) is None
     assert GREY_MAX_DIFFERENCE < COLOUR_MIN_DIFFERENCE < 5.24  # the least colourful roads tile
-    opt = NormalizationConfig.for_modality("optical")
+    opt = NormalizationConfig.for_modality("optical").model_copy(
+        update={"data_low": [12.0, 20.0, 9.0], "data_high": [230.0, 241.0, 225.0]}
+    )  # trained on colour images
     one_off = np.concatenate([g, g, g + 1]).clip(0, 255).astype(np.uint8)  # 0.67: not grey
     assert check_grey_into_colour(one_off, "uint8", opt, 3) is None
     assert check_grey_into_colour(np.repeat(g, 3, 0).astype(np.uint8), "uint8", opt, 3)
@@ -224,3 +226,23 @@ def test_band_difference_thresholds():
     # a constant image (all black, saturated) is the constant-image rule's case, not grey
     flat = np.full((3, 50), 7, np.uint8)
     assert check_grey_into_colour(flat, "uint8", opt, 3) is None
+
+
+def test_grey_tile_into_a_model_trained_on_grey_tiles_does_not_warn(tmp_path, capsys):
+    """Was: a model trained with the default (optical) modality on SOS-like JPEGs (grey stored
+    as 3 identical bands) warned 'a grey image ... given to a model of colour images' on every
+    one of its own kind of image. Its recorded per-band training range is one range three
+    times, so the rule knows it was trained on grey; an unrecorded range gives no guess."""
+    from sam2elnet.data.input_kind import check_grey_into_colour, trained_on_colour
+    from sam2elnet.data.normalize import NormalizationConfig
+
+    g = _rgb(2)[0].reshape(1, -1).astype(np.uint8)
+    grey = np.repeat(g, 3, axis=0)
+    base = NormalizationConfig.for_modality("optical")
+    on_grey = base.model_copy(update={"data_low": [8.0] * 3, "data_high": [201.0] * 3})
+    on_colour = base.model_copy(update={"data_low": [8.0, 15.0, 4.0], "data_high": [201.0] * 3})
+    assert not trained_on_colour(base) and not trained_on_colour(on_grey)
+    assert trained_on_colour(on_colour)
+    assert check_grey_into_colour(grey, "uint8", base, 3) is None
+    assert check_grey_into_colour(grey, "uint8", on_grey, 3) is None
+    assert GREY in check_grey_into_colour(grey, "uint8", on_colour, 3)

@@ -275,6 +275,28 @@ def check_colour_into_sar(
     )
 
 
+def trained_on_colour(cfg: Any) -> bool:
+    """Whether a 3-band model's training images were colour, from the per-band 1..99 % range of
+    its training data recorded in the model file (``data_low`` / ``data_high``).
+
+    A model trained on grey images stored as 3 identical bands (``elnet train`` on SOS
+    ``<id>_sat.jpg`` with the default optical modality) records the same range for every band;
+    a colour training set records bands that differ by more than :data:`GREY_MAX_DIFFERENCE`
+    grey levels at one end at least. Not recorded (older model files): False, so no warning
+    is given on a guess.
+
+    Args:
+        cfg: A :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+
+    Returns:
+        True when three per-band ranges are recorded and they differ.
+    """
+    lo, hi = getattr(cfg, "data_low", None), getattr(cfg, "data_high", None)
+    if not lo or not hi or len(lo) != 3 or len(hi) != 3:
+        return False
+    return max(max(lo) - min(lo), max(hi) - min(hi)) > GREY_MAX_DIFFERENCE
+
+
 def check_grey_into_colour(
     values: np.ndarray, dtype: Any, cfg: Any, in_bands: int | None
 ) -> str | None:
@@ -289,9 +311,9 @@ def check_grey_into_colour(
         in_bands: Bands the model takes.
 
     Returns:
-        None unless the model is optical (``sar`` False) and takes 3 bands (an RGB model: its
-        recorded per-band training ranges cannot tell colour from grey, since a stretched photo
-        spans about 0..255 in every band), and the image is 8-bit with 3 bands whose
+        None unless the model is optical (``sar`` False), takes 3 bands and was trained on
+        colour images (:func:`trained_on_colour`: a model trained on grey stored as RGB, such
+        as the SOS JPEGs, is given its own kind of image), and the image is 8-bit with 3 bands whose
         :func:`band_difference` is at most :data:`GREY_MAX_DIFFERENCE` and whose values vary
         (a constant image is the constant-image rule's case); else the warning (the caller puts
         the file first).
@@ -300,6 +322,8 @@ def check_grey_into_colour(
 
     if cfg is None or getattr(cfg, "sar", False) or in_bands != COLOUR_BANDS:
         return None
+    if not trained_on_colour(cfg):
+        return None  # trained on grey stored as RGB too (SOS JPEGs), or not recorded
     v = np.asarray(values)
     if np.dtype(dtype) != np.uint8 or v.ndim != 2 or v.shape[0] != COLOUR_BANDS:
         return None
