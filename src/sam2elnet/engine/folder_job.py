@@ -124,6 +124,9 @@ class FolderJob:
         self.warnings = RunWarnings("image")
         self._last_flush = time.monotonic()
         self._written: str | None = None  # quality.csv's text as this job last wrote it
+        #: rows of an earlier run (``--resume``) whose image is not in this run's list: kept in
+        #: ``quality.csv`` (their labels stay in the folder), joined to :attr:`rows` after :meth:`run`
+        self.earlier: list[dict[str, Any]] = []
 
     def __enter__(self) -> FolderJob:
         self.warnings.__enter__()
@@ -170,7 +173,7 @@ class FolderJob:
         if not (self.rows or always or self._written is not None):
             return
         if final or time.monotonic() - self._last_flush > 5.0:
-            text = csv_table_text(self.rows, self.fields)
+            text = csv_table_text(self.rows + self.earlier, self.fields)
             if text != self._written:
                 write_text_atomic(self.out / QUALITY_CSV, text)
                 self._written = text
@@ -216,6 +219,11 @@ class FolderJob:
     ) -> None:
         """Label ``files`` (done rows of a resumed run are kept, not redone).
 
+        With ``--resume`` the earlier run's rows of images not in ``files`` (a shorter or other
+        list than the first run's) stay too, under this run's filter, after this run's rows in
+        their earlier order: ``quality.csv`` keeps listing every label file in the folder. When
+        every image of ``files`` is skipped the job fails as without them.
+
         Images whose whole-image memory estimate exceeds the predictor's ``max_memory``
         (:meth:`Predictor.fits_whole`) go through the sliding-window :meth:`run_scene` instead,
         whatever their format; ``coarse_of(path)`` gives an image's coarse label file (raster or
@@ -229,6 +237,8 @@ class FolderJob:
         # one image (none skipped before the job): its own error line, no batch summary
         self.skips.single = len(files) == 1 and not self.skips.items
         self.order = {str(f): i for i, f in enumerate(files)}
+        # an earlier run's images not given this time: their rows stay with their labels
+        self.earlier = [r for k, r in self.done.items() if k not in self.order]
         todo = []
         for f in files:
             key = str(f)
@@ -266,6 +276,10 @@ class FolderJob:
         if not self.rows and self.skipped:  # the list stays only in a folder that stays
             self.discard_if_empty()
             raise self.skips.nothing_done(len(self.skipped), csv=self.out / SKIPPED_CSV)
+        # after this run's rows (on_disk: input order first); refiltered only now, so a job that
+        # fails above moves none of their labels
+        self.rows.extend(self.refiltered(r) for r in self.earlier)
+        self.earlier = []
 
     def on_disk(self) -> None:
         """Keep only rows whose label file is on disk, in input order (so a resumed or
