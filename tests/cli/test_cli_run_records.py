@@ -178,14 +178,14 @@ def test_quality_summary_line_gives_the_spearman_of_each_mode() -> None:
 
 def test_quality_summary_line_of_an_unfitted_evaluator_says_target_precision_is_refused() -> None:
     """Trial finding (7 reviewed sos-dev masks, `--init-model`): the line of an evaluator not
-    fitted (14 samples) ended `--target-precision 0.9: the threshold rests on 1 held-out labels
+    fitted (14 samples) ended `--target-precision 0.9: the threshold rests on 1 held-out label
     above it; ...`, a note on a threshold `elnet annotate --target-precision` then refuses."""
     from sam2elnet.engine.quality_fit import describe_summary
 
     summary = {"status": "too_few_samples", "fitted": False, "n": 14, "n_heldout": 2,
                "n_in_sample": 12, "spearman_oof": 0.76,
                "default_threshold": {"target_precision": 0.9,
-                                     "note": "the threshold rests on 1 held-out labels above it"}}  # fmt: skip
+                                     "note": "the threshold rests on 1 held-out label above it"}}  # fmt: skip
     line = describe_summary(summary)
     assert line.endswith(
         "; --target-precision is refused with this model (no fitted evaluator): give "
@@ -194,5 +194,5 @@ def test_quality_summary_line_of_an_unfitted_evaluator_says_target_precision_is_
     assert "rests on" not in line
     summary["fitted"] = True
     assert describe_summary(summary).endswith(
-        "; --target-precision 0.9: the threshold rests on 1 held-out labels above it"
+        "; --target-precision 0.9: the threshold rests on 1 held-out label above it"
     )

@@ -190,7 +190,7 @@ def test_import_of_some_tiles_keeps_the_others_polygons_off_them(
                  str(out), "--all-images", "--no-progress"]) == 0  # fmt: skip
     with rasterio.open(out / "a.tif") as ds:
         assert np.array_equal(ds.read(1) == 255, want_a)
-    assert "1 features name no image in" in capsys.readouterr().err
+    assert "1 feature names no image in" in capsys.readouterr().err
     rc = main(["import", str(gpkg), "--from", "vector", "--images", str(sub), "--out",
                str(tmp_path / "r"), "--reviewed-only", "--no-progress"])  # fmt: skip
     assert rc == 2 and "every image comes back as exported" in capsys.readouterr().err

@@ -307,7 +307,7 @@ def test_gpkg_of_png_labels_round_trips_both_pixel_conventions(
     assert not (tmp_path / "m" / "other.png").exists()
     assert any("1 images of" in n and "have no feature in the layer" in n for n in res.notes)
     # the unnamed square: no CRS, so its image is unknown
-    assert any("1 features have no source / label attribute" in n for n in res.notes)
+    assert any("1 feature has no source / label attribute" in n for n in res.notes)
 
 
 def test_vector_import_errors_are_one_line(

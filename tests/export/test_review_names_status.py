@@ -158,7 +158,7 @@ def test_exported_layer_imports_back_with_category(
     rc, err = _cli(capsys, "import", gp, "--from", "qgis", "--images", tmp_path / "images",
                    "--out", tmp_path / "m", "--category", "oil spill", "--no-progress")  # fmt: skip
     assert rc == 0, err
-    assert "1 features without a category" in err
+    assert "1 feature without a category" in err
     for i, name in enumerate("abc"):
         with rasterio.open(tmp_path / "m" / f"{name}.tif") as d:
             got = d.read(1) == 255
@@ -207,8 +207,8 @@ def test_a_scene_label_named_apart_from_its_image_imports_without_a_skip_note(
     want[5:10, 1:5] = want[20:30, 20:30] = True  # scene.tif's two polygons only
     with rasterio.open(res.written[0]) as d:
         assert np.array_equal(d.read(1) == 255, want)
-    skip_notes = [n for n in res.notes if "name no image" in n]
+    skip_notes = [n for n in res.notes if "no image in" in n]
     # the third feature names other.tif, which is not there: it alone is reported, skipped
     assert len(skip_notes) == 1 and "other" in skip_notes[0] and "scene_roads" not in skip_notes[0]
-    assert skip_notes[0].startswith("1 features name no image in ")
+    assert skip_notes[0].startswith("1 feature names no image in ")
     assert skip_notes[0].endswith("): skipped")

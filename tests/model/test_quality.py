@@ -419,3 +419,24 @@ def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels(
         == "no threshold reaches precision 0.9 on the 24 labelled samples (none held out, too few "
         "to choose on)" + NONE_GOOD
     )
+
+
+def test_counts_of_one_sample_are_said_in_the_singular(caplog: pytest.LogCaptureFixture) -> None:
+    """'rests on 1 labelled samples', 'only 1 labelled samples': one is said as one."""
+    c = choose_threshold(np.array([0.2, 0.9]), np.array([0.1, 0.9]), 0.9, 0.5, "held-out labels")
+    assert c.n_held_out_above == 1
+    assert c.note.startswith("the threshold rests on 1 held-out label above it; about ")
+    what = "labelled samples (none held out, too few to choose on)"
+    c = choose_threshold(np.array([0.5]), np.array([0.1]), 0.9, 0.5, what)
+    assert c.note.startswith(
+        "no threshold reaches precision 0.9 on the 1 labelled sample (none held out, too few"
+    )
+    c = choose_threshold(np.array([0.2, 0.9]), np.array([0.1, 0.9]), 0.9, 0.5, what)
+    assert "rests on 1 labelled sample (none held out" in c.note  # the rule before the brackets
+    feats, emb, iou = _synthetic(1)
+    with logs_warning(caplog, r"only 1 labelled sample \(need >= "):
+        QualityEvaluator().fit(feats, emb, iou)
+    from sam2elnet.engine.quality_fit import describe_summary
+
+    line = describe_summary({"status": "too_few_samples", "n": 1, "n_heldout": 1})
+    assert line.startswith("quality evaluator: too_few_samples on 1 labelled sample (1 held out, ")

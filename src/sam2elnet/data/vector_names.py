@@ -90,14 +90,15 @@ def unplaced_note(
     """The note on the features of a layer of many images that name an image not among
     ``images`` (their stems; a tile left out of ``--images``): such a feature is placed on no
     image (:func:`feature_images`), and the user is told so once: ``"2 features name no image
-    in IMAGES (their source / label: d, e): skipped"``. ``owner``: :func:`feature_images` of
+    in IMAGES (their source / label: d, e): skipped"`` (``"1 feature names ..."`` for one). ``owner``: :func:`feature_images` of
     the layer; ``where``: the images' folder, as the user gave it. None when every named image
     is there. Used by ``elnet import --from vector`` and ``elnet enhance --labels FILE``."""
     lost = [o for o in owner if o is not None and o not in images]
     if not lost:
         return None
+    which = "1 feature names" if len(lost) == 1 else f"{len(lost)} features name"
     return (
-        f"{len(lost)} features name no image in {where} (their source / label: "
+        f"{which} no image in {where} (their source / label: "
         f"{name_sample(sorted(set(lost)), 5)}): skipped"
     )
 

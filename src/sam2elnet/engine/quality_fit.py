@@ -241,7 +241,7 @@ def describe_summary(summary: dict[str, Any]) -> str:
     n_out = q.get("n_heldout", q.get("n"))
     line = (
         f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
-        f" on {q.get('n')} labelled samples ({n_out} held out, "
+        f" on {q.get('n')} labelled sample{'' if q.get('n') == 1 else 's'} ({n_out} held out, "
         f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
         f"{rho(q.get('spearman_oof'), q.get('n'))} (held out "
         f"{rho(q.get('spearman_oof_heldout'), n_out)})"

@@ -320,7 +320,7 @@ def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
     n_blank = int(blank.sum())
     notes = (
         [
-            f"{n_blank} features without a category (drawn in QGIS without filling it in) taken "
+            f"{n_blank} feature{'s' if n_blank != 1 else ''} without a category (drawn in QGIS without filling it in) taken "
             f"as {category!r}; fill in another category to leave one out"
         ]
         if n_blank and named
@@ -386,9 +386,11 @@ def _burn(
         )
     notes: list[str] = []
     if unnamed.any() and not georef and named:
+        n_un = int(unnamed.sum())
         notes.append(
-            f"{int(unnamed.sum())} features have no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute "
-            "naming an image and the layer has no CRS, so their image is unknown: skipped; fill in 'source' (the image "
+            ("1 feature has" if n_un == 1 else f"{n_un} features have")
+            + f" no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute naming an image and the layer "
+            f"has no CRS, so {'its' if n_un == 1 else 'their'} image is unknown: skipped; fill in 'source' (the image "
             "name) for polygons drawn in QGIS"
         )
     image_stems = {f.stem for f in files}

@@ -249,6 +249,15 @@ def apply_calibration(
     return np.interp(raw, iso_x, iso_y)
 
 
+def _counted(n: int, what: str) -> str:
+    """``what`` (a plural noun phrase, maybe followed by `` (...)``) for ``n`` items: its noun
+    in the singular when ``n`` is 1 (``"held-out labels"`` -> ``"held-out label"``)."""
+    if n != 1:
+        return what
+    head, sep, tail = what.partition(" (")
+    return head.removesuffix("s") + sep + tail
+
+
 def choose_threshold(
     scores: Sequence[float],
     iou: Sequence[float],
@@ -273,8 +282,9 @@ def choose_threshold(
         iou: (N,) their true IoU.
         target: wanted precision in [0, 1].
         tau: IoU from which a label counts as good.
-        what: what the N samples are, for the ``note`` (e.g. ``"held-out labels"``, or
-            ``"labelled samples (out-of-fold scores; ...)"`` when too few were held out).
+        what: what the N samples are, for the ``note``, plural (e.g. ``"held-out labels"``, or
+            ``"labelled samples (out-of-fold scores; ...)"`` when too few were held out); said
+            in the singular of one sample (``"1 held-out label"``, :func:`_counted`).
 
     Returns:
         The :class:`ThresholdChoice` (``n_heldout`` = N; an empty set gives threshold 1 + 1e-9).
@@ -298,7 +308,7 @@ def choose_threshold(
             note = (
                 ""
                 if k >= need
-                else f"the threshold rests on {k} {what} above it; about {need} are "
+                else f"the threshold rests on {k} {_counted(k, what)} above it; about {need} are "
                 f"needed to promise a precision within {PRECISION_TOLERANCE:g} of {target:g} on "
                 "new images (label more images; --quality-folds fits on every labelled image)"
             )
@@ -313,7 +323,7 @@ def choose_threshold(
         False,
         0,
         False,
-        f"no threshold reaches precision {target:g} on the {n} {what}"
+        f"no threshold reaches precision {target:g} on the {n} {_counted(n, what)}"
         + _no_good_label(n_good, tau),
     )
 

@@ -159,7 +159,7 @@ def _fallback(
     elif n < min_samples:
         status = "too_few_samples"
         warning = (
-            f"only {n} labelled samples (need >= {min_samples}): quality scores are a "
+            f"only {n} labelled sample{'s' if n != 1 else ''} (need >= {min_samples}): quality scores are a "
             "conservative heuristic capped at the samples' mean IoU lower bound"
         )
     else:
