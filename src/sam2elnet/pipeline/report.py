@@ -81,12 +81,17 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
       (rows with a note are highlighted).
     * ``thumb_px`` (160) card size, ``full_px`` (512) long side of the embedded image and layers.
 
+    The per-image table links each item's files: relative to the page for files in ``path``'s
+    folder or below it (a run folder's labels: the links survive moving, zipping or sharing the
+    folder), absolute ``file://`` URIs for files elsewhere (input images outside the folder).
+
     Raises ValueError for an unknown ``order``; unreadable images or masks are logged and named on
     their card instead of failing the report.
     """
     from sam2elnet.utils.atomic import write_text_atomic
 
-    return write_text_atomic(path, render_report(items, **kwargs))
+    page = Path(path)
+    return write_text_atomic(page, render_report(items, page_dir=page.parent, **kwargs))
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,7 @@ def render_report(
     warnings: Sequence[str] = (),
     table_flags: Mapping[str, Sequence[str | None]] | None = None,
     next_steps: Sequence[str] = (),
+    page_dir: str | Path | None = None,
 ) -> str:
     """The report as an HTML string.
 
@@ -119,9 +121,13 @@ def render_report(
             full_px, filter_applied, filter_possible, tau, target_precision, warnings,
             table_flags, next_steps: As the keyword arguments of
             :func:`sam2elnet.pipeline.report.write_report`.
+        page_dir: The folder the page will be written to: links to files inside it are relative
+            to the page (they survive moving or zipping the folder), links to files elsewhere
+            absolute ``file://`` URIs; None: every link absolute.
 
     Returns:
-        The self-contained HTML page (images as ``data:`` URIs, no external links).
+        The self-contained HTML page (images as ``data:`` URIs, no external links; the
+        per-image file links point at the files, not into the page).
 
     Raises:
         ValueError: an unknown ``order``.
@@ -136,7 +142,7 @@ def render_report(
     styles: list[tuple[str, str]] = []
     for k, it in enumerate(items):
         masks = read_masks(it)
-        views.append(prepare_item(it, k, filter_applied, masks))
+        views.append(prepare_item(it, k, filter_applied, masks, page_dir))
         if early is not None and k in early:
             add_card(views[-1], it, thumb_px, full_px, styles, masks)
     ordered, order_text = order_items(views, order)

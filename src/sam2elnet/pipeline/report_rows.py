@@ -3,7 +3,7 @@
 :func:`prepare_item` derives an item's row from its masks
 (:func:`~sam2elnet.pipeline.report_items.read_masks`): true / input IoU, object counts (:func:`object_counts`) and empty-truth flags with the truth's
 ignore pixels and the label's nodata left out, as ``elnet evaluate`` leaves them out; filter
-status, file links. :func:`order_items` sorts rows worst (or best) first. The item's card is
+status, file links (:func:`file_link`: relative inside the page's folder). :func:`order_items` sorts rows worst (or best) first. The item's card is
 :mod:`sam2elnet.pipeline.report_cards`.
 """
 
@@ -26,7 +26,7 @@ from sam2elnet.pipeline.report_map import read_footprint
 from sam2elnet.pipeline.report_tables import as_float, fmt_value
 from sam2elnet.pipeline.report_vector import SharedVector
 
-__all__ = ["object_counts", "order_items", "prepare_item"]
+__all__ = ["file_link", "object_counts", "order_items", "prepare_item"]
 
 
 def _iou(a: np.ndarray | None, b: np.ndarray | None, valid: np.ndarray | None) -> float | None:
@@ -70,11 +70,37 @@ def _path_of(v: Any) -> str | None:
     return str(v) if isinstance(v, (str, Path)) else None
 
 
-def _file_uri(p: str) -> str:
+def file_link(p: str | Path, page_dir: str | Path | None = None) -> str:
+    """The ``href`` of a file linked from a report page.
+
+    A file inside ``page_dir`` (the folder the page is written to, or one below it) gets a link
+    relative to the page: POSIX separators, URL-quoted (``labels/tile%201.png``), so the links
+    still open after the run folder is moved, zipped or shared. A file outside it (an input image
+    elsewhere) gets an absolute ``file://`` URI, which only opens on this machine.
+
+    Args:
+        p: The file's path (absolute or relative to the working directory).
+        page_dir: The page's folder; None: every link absolute.
+
+    Returns:
+        The link; ``p`` unchanged when it has no absolute form (cannot happen on POSIX).
+    """
+    import os
+    from urllib.parse import quote
+
+    if page_dir is not None:
+        # the paths as given first (a link inside the folder keeps pointing there), then with
+        # symbolic links resolved (a folder reached through a link)
+        for f, d in (
+            (Path(os.path.abspath(p)), Path(os.path.abspath(page_dir))),
+            (Path(p).resolve(), Path(page_dir).resolve()),
+        ):
+            if f.is_relative_to(d) and f != d:
+                return quote(f.relative_to(d).as_posix())
     try:
         return Path(p).resolve().as_uri()
     except ValueError:
-        return p
+        return str(p)
 
 
 def _status(item: ReportItem, filtered: bool) -> str | None:
@@ -86,7 +112,11 @@ def _status(item: ReportItem, filtered: bool) -> str | None:
 
 
 def prepare_item(
-    item: ReportItem, idx: int, filtered: bool, masks: ItemMasks | None = None
+    item: ReportItem,
+    idx: int,
+    filtered: bool,
+    masks: ItemMasks | None = None,
+    page_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Table row of one item (IoUs and flags derived from its masks); image pixels not touched.
 
@@ -96,13 +126,16 @@ def prepare_item(
         filtered: Whether a quality filter ran (else a kept item is "unfiltered").
         masks: The item's masks, when already read (:func:`read_masks`; the caller passes them
             on to :func:`add_card`); None: read here.
+        page_dir: The folder the page is written to: links to files inside it are relative
+            (:func:`file_link`); None: every link an absolute ``file://`` URI.
 
     Returns:
         The row as a dict for the template: ``name``, ``status``, ``predicted`` / ``true`` /
         ``input`` IoU and ``gain`` (None where unknown), ``area_px`` / ``area_frac`` /
         ``truth_px`` (pixels), ``objects`` / ``missed`` / ``extra_objects``, ``flag`` ("false
         alarm", "correct empty", "missed" or None), ``paths``, ``errors`` (unreadable files),
-        ``extra`` and ``footprint``.
+        ``extra`` and ``footprint``. Each of ``paths`` is ``{"kind", "path", "uri"}``, ``uri``
+        the link (:func:`file_link`).
     """
     m = read_masks(item) if masks is None else masks
     (inp, inp_v), (out, out_v), (tru, tru_v) = m.input, m.output, m.truth
@@ -157,7 +190,7 @@ def prepare_item(
         "missed": objects[1] if objects else None,
         "extra_objects": objects[2] if objects else None,
         "flag": flag,
-        "paths": [{"kind": k, "path": p, "uri": _file_uri(p)} for k, p in paths.items()],
+        "paths": [{"kind": k, "path": p, "uri": file_link(p, page_dir)} for k, p in paths.items()],
         "errors": list(m.errors),
         "extra": [(key_label(str(k)), fmt_value(v)) for k, v in item.extra.items()],
         "footprint": fp,
