@@ -90,7 +90,8 @@ def _option_help(command: str, flag: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("command", "flag"), [("synth", "--coarse-profile"), ("degrade", "--profile")]
+    ("command", "flag"),
+    [("synth", "--coarse-profile"), ("degrade", "--profile"), ("experiment", "--coarse-profile")],
 )
 def test_profile_help_lists_exactly_the_simulators_profiles(command: str, flag: str) -> None:
     assert sorted(listed_names(_option_help(command, flag))) == sorted(PROFILES)
@@ -104,8 +105,9 @@ def test_format_help_lists_exactly_the_export_formats() -> None:
 
 
 def test_a_help_missing_or_adding_a_name_is_caught() -> None:
-    """Guards on hand-typed helps: one without ``freehand``, one with a made-up format."""
-    typed = "Coarse-label profile: polygon | sloppy | blocky | blurred | shifted | strip | mixed."
+    """Guards on hand-typed helps: one without ``freehand``, one with a made-up format. (The
+    typed profile help is made from ``PROFILES``, so adding a profile does not break this guard.)"""
+    typed = f"Coarse-label profile: {' | '.join(p for p in PROFILES if p != 'freehand')}."
     assert sorted(set(PROFILES) - set(listed_names(typed))) == ["freehand"]
     typed = "geojson | gpkg | shp | kml | coco | label-studio (default: from --out; .json is COCO)."
     assert format_mismatch(typing.Literal[tuple(listed_names(typed))], FORMATS) == ["kml"]

@@ -332,11 +332,13 @@ def memory_bytes(value: Any) -> int:
 
 
 CoarseProfile = Literal[
-    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "mixed", "freehand"
+    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "wavy", "mixed", "freehand"
 ]
 """Every coarse-label profile of the simulator (:mod:`sam2elnet.data.coarse`, which takes its
 :data:`TRAIN_PROFILES` and :data:`EVAL_ONLY_PROFILES` from here; ``--coarse-profile`` of ``elnet
-synth``, ``--profile`` of ``elnet degrade``)."""
+synth`` and ``elnet experiment``, ``--profile`` of ``elnet degrade``). A new name also needs its
+function in ``sam2elnet.data.coarse._PROFILES`` (docs/contributing.md, "A new coarse-label
+profile")."""
 
 EVAL_ONLY_PROFILES: tuple[str, ...] = ("freehand",)
 """Profiles held out from training: only for measuring enhancement on a kind of error the model
@@ -345,7 +347,9 @@ never saw."""
 TRAIN_PROFILES: tuple[str, ...] = tuple(
     p for p in get_args(CoarseProfile) if p not in EVAL_ONLY_PROFILES
 )
-"""Profiles training may sample (``mixed`` draws one of the others per label)."""
+"""Profiles training may use (the training dataset samples ``mixed``, which draws one of
+:data:`sam2elnet.data.coarse.MIXED_CHOICES` per label; a profile here but not there is only used
+when asked for by name)."""
 
 COARSE_PROFILES_HELP = (
     f"{' | '.join(TRAIN_PROFILES)} (training family), {' | '.join(EVAL_ONLY_PROFILES)} (held "

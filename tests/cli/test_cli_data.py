@@ -95,6 +95,13 @@ def test_synth_and_degrade(tmp_path, capsys):
     assert main(args) == 0
     rows = list(csv.DictReader((held / "coarse_iou.csv").open()))
     assert len(rows) == 3 and all(r["ops"].startswith("freehand(") for r in rows)
+    # and so is every other profile by name, e.g. wavy (which mixed never draws)
+    wavy = tmp_path / "wavy"
+    args[args.index(str(held))] = str(wavy)
+    args[args.index("freehand")] = "wavy"
+    assert main(args) == 0
+    rows = list(csv.DictReader((wavy / "coarse_iou.csv").open()))
+    assert len(rows) == 3 and all(r["ops"].startswith("wavy(") for r in rows)
 
 
 @pytest.mark.parametrize(

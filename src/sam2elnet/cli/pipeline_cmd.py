@@ -17,7 +17,7 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.option_checks import check_options
-from sam2elnet.option_values import PRECISION_HELP
+from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -129,8 +129,7 @@ def experiment_cmd(
     coarse_profile: str = typer.Option(
         _EXP["coarse_profile"],
         "--coarse-profile",
-        help="Simulated coarse labels of table 2 (elnet degrade profiles); default freehand, "
-        "the family held out from training.",
+        help=f"Simulated coarse labels of table 2 (elnet degrade profiles): {COARSE_PROFILES_HELP}",
     ),
     coarse_severity: float = typer.Option(
         _EXP["coarse_severity"],

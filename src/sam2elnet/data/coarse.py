@@ -11,8 +11,9 @@ Profiles (``degrade(mask, profile, severity, seed)``):
   smooth boundary displacement), ``sloppy`` (displacement, dilation/erosion, dropped small and thin
   parts, spurious blobs), ``blocky`` (drawn on a coarse grid), ``blurred`` (blur-and-threshold
   boundary shift), ``shifted`` (whole-label translation with dilation/erosion), ``strip`` (fixed
-  width strips along centre lines, for roads) and ``mixed`` (one of them per label, strips only for
-  line-like masks);
+  width strips along centre lines, for roads), ``wavy`` (the boundary alone pushed in and out by
+  smooth random noise, the area kept) and ``mixed`` (one of :data:`MIXED_CHOICES` per label, strips
+  too for line-like masks);
 * held out (:data:`EVAL_ONLY_PROFILES`): ``freehand``, a hand-drawn outline around each object
   (close objects merged, small ones skipped, holes filled, wobbly and drawn slightly outside).
   Training refuses it (:func:`check_train_profile`), so enhancement measured on it measures
@@ -83,7 +84,13 @@ def _rngs(seed: int | np.random.Generator, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in ss.spawn(n)]
 
 
+#: How many generators a profile receives (``r[0]`` .. ``r[N_RNGS - 1]``); ``mixed`` uses the
+#: last one to choose, so a profile ``mixed`` may draw uses only ``r[0]`` .. ``r[N_RNGS - 2]``.
+N_RNGS = 8
+
 Profile = Callable[[np.ndarray, float, list[np.random.Generator]], tuple[np.ndarray, list[str]]]
+"""A profile: ``(mask, severity, generators) -> (coarse mask, readable ops)``; bool (H, W) in and
+out, severity in (0, 1] (0 never reaches it), :data:`N_RNGS` generators."""
 
 
 def _polygon(
@@ -199,6 +206,20 @@ def _freehand(
     return out, [ops]
 
 
+def _wavy(mask: np.ndarray, s: float, r: list[np.random.Generator]) -> tuple[np.ndarray, list[str]]:
+    # Only the boundary moves (no dilation, nothing dropped or added): a smooth random field with a
+    # correlation length of 12-32 px (at 256 px) pushes it in and out, so the area stays about the
+    # same while the boundary wanders, as in a label traced at too coarse a zoom.
+    ref = pixel_scale(mask.shape)
+    u_len, u_amp = r[0].random(), r[1].random()
+    corr = (12.0 + 20.0 * u_len) * ref
+    dx = smooth_field(r[2], mask.shape, corr)
+    dy = smooth_field(r[3], mask.shape, corr)
+    amp = s * (2.0 + 6.0 * u_amp) * ref
+    out = displace(mask, dx, dy, amp)
+    return out, [f"wavy(amp={amp:.1f},corr={corr:.1f})"]
+
+
 _PROFILES: dict[str, Profile] = {
     "polygon": _polygon,
     "sloppy": _sloppy,
@@ -206,6 +227,7 @@ _PROFILES: dict[str, Profile] = {
     "blurred": _blurred,
     "shifted": _shifted,
     "strip": _strip,
+    "wavy": _wavy,
     "freehand": _freehand,
 }
 
@@ -219,7 +241,7 @@ def _mixed(
 ) -> tuple[np.ndarray, list[str]]:
     # Never an EVAL_ONLY profile: those measure generalisation to coarse labels training never saw.
     choices = MIXED_CHOICES + (["strip", "strip"] if is_linear(mask) else [])
-    name = choices[int(r[7].integers(len(choices)))]
+    name = choices[int(r[N_RNGS - 1].integers(len(choices)))]
     out, ops = _PROFILES[name](mask, s, r)
     return out, [f"mixed:{name}", *ops]
 
@@ -251,6 +273,14 @@ def check_train_profile(profile: str) -> str:
     return profile
 
 
+def _check_profile(profile: str, severity: float) -> None:
+    """The one check of :func:`degrade`'s and :func:`degrade_folder`'s arguments (DataError)."""
+    if profile not in _PROFILES:
+        raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if not 0.0 <= severity <= 1.0:
+        raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
+
+
 def degrade(
     mask: np.ndarray,
     profile: str = "mixed",
@@ -273,17 +303,14 @@ def degrade(
     Raises:
         DataError: an unknown profile, or ``severity`` outside [0, 1].
     """
-    if profile not in _PROFILES:
-        raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if not 0.0 <= severity <= 1.0:
-        raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
+    _check_profile(profile, severity)
     m = np.asarray(mask)
     if m.ndim != 2:
         raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
     m = m.astype(bool)
     if severity == 0.0:
         return CoarseResult(mask=m.copy(), iou=1.0, ops=[])
-    out, ops = _PROFILES[profile](m, float(severity), _rngs(seed, 8))
+    out, ops = _PROFILES[profile](m, float(severity), _rngs(seed, N_RNGS))
     out = np.ascontiguousarray(out, dtype=bool)
     return CoarseResult(mask=out, iou=iou(m, out), ops=ops)
 
@@ -371,10 +398,7 @@ def degrade_folder(
     from sam2elnet.utils.batch import SkipLog
     from sam2elnet.utils.lock import output_lock
 
-    if profile not in PROFILES:
-        raise DataError(f"unknown coarse profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if not 0.0 <= severity <= 1.0:
-        raise DataError(f"severity {severity} is outside [0, 1]; pass a value such as 0.5")
+    _check_profile(profile, severity)
     rows: list[tuple[str, float, str]] = []
     skips = SkipLog("mask")
     created = not dst.exists()  # before the lock makes it: a user's empty folder stays
