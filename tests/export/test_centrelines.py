@@ -272,3 +272,39 @@ def test_lines_of_a_scene_take_the_quality_of_the_windows_under_them(tmp_path: P
         left = g.intersection(tiles.geometry[0]).length / g.length
         assert q == pytest.approx(0.2 * left + 0.8 * (1 - left), abs=0.02)
     assert lines["quality"].min() == pytest.approx(0.2) and lines["quality"].max() > 0.3
+
+
+def test_polygons_and_centre_lines_share_their_attribute_columns(tmp_path: Path) -> None:
+    """One list of the shared columns (export.layer_files.COMMON_COLUMNS), in the same order in
+    both layers, whatever order a row's attributes came in; an empty layer has them too."""
+    import cv2
+
+    from sam2elnet.export.layer_files import COMMON_COLUMNS, layer_columns, layer_frame
+
+    assert COMMON_COLUMNS == ("source", "label", "category", "quality", "status", "model_id")
+    labs = tmp_path / "labs"
+    labs.mkdir()
+    cv2.imwrite(str(labs / "a.png"), one_road_label())
+    out = tmp_path / "r.gpkg"
+    export_labels(labs, out, category="road", model_id="m1", progress=False)
+    polys = gpd.read_file(out, layer="labels")
+    lines = gpd.read_file(out, layer="centre_lines")
+    shared = ["source", "label", "category", "quality", "status"]
+    assert list(polys.columns) == [
+        "poly_id",
+        *shared,
+        "area_px",
+        "area_map",
+        "model_id",
+        "geometry",
+    ]
+    assert list(lines.columns) == [
+        *["line_id", *shared, "length_px", "length_m", "model_id", "geometry"]
+    ]
+    assert set(lines["model_id"]) == set(polys["model_id"]) == {"m1"}
+    # a row whose keys come in another order is written in the layer's column order
+    cols = layer_columns("length_px")
+    row = {"model_id": None, "length_px": 2.0, **dict.fromkeys(shared, "x"), "quality": 0.5}
+    frame = layer_frame([row], [shapely.LineString([(0, 0), (2, 0)])], None, cols, "line_id")
+    empty = layer_frame([], [], None, cols, "line_id")
+    assert list(frame.columns) == list(empty.columns) == ["line_id", *cols, "geometry"]

@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.skeleton import strip_rows_for
-from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.export.centrelines import MIN_LENGTH_PX, SIMPLIFY_PX, finish_lines, skeleton_lines
-from sam2elnet.export.layer_files import layer_frame
+from sam2elnet.export.layer_files import layer_columns, layer_frame, shared_attributes
 from sam2elnet.export.line_ends import extend_free_ends
 
 __all__ = [
@@ -58,16 +57,7 @@ are thinned in row strips of :func:`~sam2elnet.data.skeleton.strip_rows_for` row
 wide label: 1,700 rows per strip, 12 strips). Read at call time, so a test may lower it."""
 
 
-_COLUMNS = (
-    "source",
-    "label",
-    "category",
-    "quality",
-    "status",
-    "length_px",
-    "length_m",
-    "model_id",
-)
+_COLUMNS = layer_columns("length_px", "length_m")
 _FLOATS = ("quality", "length_px", "length_m")
 
 
@@ -236,13 +226,11 @@ class CentreLineLayer:
             self.geoms.append(g)
             self.rows.append(
                 {
-                    **image_name_attributes(lab.source, attrs.name),
-                    "category": attrs.category,
-                    "quality": q,
-                    "status": attrs.status,
+                    **shared_attributes(
+                        lab.source, attrs.name, attrs.category, q, attrs.status, model_id
+                    ),
                     "length_px": round(float(p.length), 3),
                     "length_m": round(m, 3),
-                    "model_id": model_id,
                 }
             )
         total_m = float(sum(metres)) if lab.georef else None

@@ -10,7 +10,9 @@ Shapefile, in batches, whole or not at all.
   in, the ``.shp`` last, so no ``.prj`` of an earlier export stays next to new geometry.
 
 * :func:`layer_frame` makes one batch of rows a GeoDataFrame with the same columns and dtypes
-  in every batch (the polygons' and the centre lines' layers).
+  in every batch (the polygons' and the centre lines' layers), in the order
+  :func:`layer_columns` gives: the attributes both layers share (:data:`COMMON_COLUMNS`,
+  filled by :func:`shared_attributes`) around each layer's own measures.
 
 What goes into the layers is :mod:`~sam2elnet.export.vector`'s (polygons and their attributes)
 and :mod:`~sam2elnet.export.centreline_layer`'s (centre lines).
@@ -29,14 +31,18 @@ from typing import Any
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.vector_layers import LABELS_LAYER
+from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, image_name_attributes
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.atomic import atomic_path
 from sam2elnet.utils.paths import SHAPEFILE_SIDECARS
 
 __all__ = [
+    "COMMON_COLUMNS",
     "FORMATS",
     "LayerWriter",
     "format_of",
+    "shared_attributes",
+    "layer_columns",
     "layer_frame",
     "suffix_formats",
     "replace_shapefile",
@@ -52,6 +58,36 @@ FORMATS = {
 
 OTHER_SUFFIXES = {".json": "coco"}
 """Export formats other than :data:`FORMATS` that a file suffix means (suffix -> name)."""
+
+COMMON_COLUMNS = (*IMAGE_NAME_ATTRIBUTES, "category", "quality", "status", "model_id")
+"""The attribute columns of every feature ``elnet export`` writes, polygons and centre lines
+alike: ``source`` / ``label`` (the image and label file names), ``category``, ``quality``
+(predicted IoU, float; NaN: none), ``status`` (kept / rejected / empty) and ``model_id``.
+docs/geospatial.md and docs/review.md list them."""
+
+
+def layer_columns(*measures: str) -> tuple[str, ...]:
+    """A layer's attribute columns in file order: :data:`COMMON_COLUMNS` with the layer's own
+    ``measures`` (e.g. ``area_px``, ``area_map``) before ``model_id``."""
+    return (*COMMON_COLUMNS[:-1], *measures, COMMON_COLUMNS[-1])
+
+
+def shared_attributes(
+    source: str,
+    label: str,
+    category: str,
+    quality: float | None,
+    status: str,
+    model_id: str | None,
+) -> dict[str, Any]:
+    """One feature's :data:`COMMON_COLUMNS` (the layer adds its own measures)."""
+    return {
+        **image_name_attributes(source, label),
+        "category": category,
+        "quality": quality,
+        "status": status,
+        "model_id": model_id,
+    }
 
 
 def suffix_formats() -> dict[str, str]:
@@ -291,26 +327,31 @@ def layer_frame(
     first_id: int = 0,
     floats: tuple[str, ...] = ("quality",),
 ) -> Any:
-    """One batch of a layer as a GeoDataFrame whose columns and dtypes are the same in every
-    batch (an empty batch too), so batches join into one layer.
+    """One batch of a layer as a GeoDataFrame whose columns, their order and dtypes are the same
+    in every batch (an empty batch too), so batches join into one layer.
 
     Args:
-        rows: one dict of attributes per feature (keys: ``columns``).
+        rows: one dict of attributes per feature (keys: ``columns``, in any order).
         geoms: the features' shapely geometries, in ``rows`` order.
         crs: the layer CRS (anything geopandas takes, or None).
-        columns: the attribute columns, for an empty batch.
+        columns: the attribute columns in file order (:func:`layer_columns`).
         id_column: the id column put first: ``first_id + 1``, ``first_id + 2``, ...
         first_id: features written by earlier batches.
         floats: columns cast to float64 (None becomes NaN).
 
     Returns:
-        A GeoDataFrame; ``model_id`` of object dtype when every row has none.
+        A GeoDataFrame: ``id_column``, ``columns``, ``geometry``; ``model_id`` of object dtype
+        when every row has none.
+
+    Raises:
+        KeyError: a row lacks one of ``columns``.
     """
     import geopandas as gpd
     import numpy as np
 
     if rows:
         gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)
+        gdf = gdf[[*columns, gdf.geometry.name]]
     else:
         gdf = gpd.GeoDataFrame({k: [] for k in columns}, geometry=[], crs=crs)
     gdf.insert(0, id_column, np.arange(first_id + 1, first_id + len(gdf) + 1))

@@ -33,7 +33,6 @@ import numpy as np
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.vector import burn_shapes
-from sam2elnet.data.vector_names import image_name_attributes
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centreline_layer import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
@@ -45,7 +44,12 @@ from sam2elnet.export.layer_crs import (
     parse_layer_crs,
     rfc7946,
 )
-from sam2elnet.export.layer_files import LayerWriter, layer_frame
+from sam2elnet.export.layer_files import (
+    LayerWriter,
+    layer_columns,
+    layer_frame,
+    shared_attributes,
+)
 from sam2elnet.export.polygonize import iter_polygons
 from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
@@ -64,16 +68,7 @@ __all__ = [
 #: the polygons crossing the current strip border), whatever the number of polygons in the labels
 WRITE_BATCH = 20_000
 
-_COLUMNS = (
-    "source",
-    "label",
-    "category",
-    "quality",
-    "status",
-    "area_px",
-    "area_map",
-    "model_id",
-)
+_COLUMNS = layer_columns("area_px", "area_map")
 STATUS = {True: "kept", False: "rejected", None: ""}
 """``status`` attribute per ``quality.csv`` ``kept`` value (None: no row or no ``kept`` column)."""
 
@@ -377,13 +372,11 @@ class _LabelAttrs:
             geoms.append(g)
             rows.append(
                 {
-                    **image_name_attributes(self.lab.source, self.name),
-                    "category": self.category,
-                    "quality": qq,
-                    "status": self.status,
+                    **shared_attributes(
+                        self.lab.source, self.name, self.category, qq, self.status, model_id
+                    ),
                     "area_px": round(a_px, 3),
                     "area_map": round(a_map, 6),
-                    "model_id": model_id,
                 }
             )
 
