@@ -4,6 +4,7 @@ pair with their image for fine-tuning (no model needed here)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,35 @@ def test_a_task_image_already_in_the_review_folder_is_kept(tmp_path: Path):
     assert sorted(p.name for p in (data / "images").iterdir()) == ["a.png"]
     assert sorted(p.name for p in (data / "masks").iterdir()) == ["a.png"]
     assert count_reviews(data) == 1
+
+
+def test_a_transparent_png_task_gets_nodata_as_the_import_gives_it(tmp_path: Path):
+    """A PNG task image with transparent pixels (alpha 0): the reviewed mask is 127 there, as
+    ``elnet import`` writes the same annotation (one shared rule); before, serve wrote 0/255."""
+    from PIL import Image
+
+    from sam2elnet.export.labelstudio_import import import_label_studio
+
+    rgba = np.zeros((32, 40, 4), np.uint8)
+    rgba[..., :3] = 90
+    rgba[..., 3] = 255
+    rgba[:, 30:, 3] = 0  # columns 30.. transparent: outside the imaged swath
+    img = tmp_path / "in" / "t.png"
+    img.parent.mkdir()
+    Image.fromarray(rgba, "RGBA").save(img)
+    edit = np.zeros((32, 40), bool)
+    edit[5:20, 10:35] = True  # reaches into the transparent part
+    task = {"id": 3, "data": {"image": str(img), "name": "t"}}
+    ann = {"id": 1, "result": mask_result(edit, "foreground")}
+    data = review_folder(tmp_path / "w")
+    assert store_review(data, task, ann, lambda t: Path(t["data"]["image"])) == 1
+    served = np.asarray(Image.open(data / "masks" / "t.png"))
+    want = np.where(edit, 255, 0).astype(np.uint8)
+    want[:, 30:] = 127
+    assert np.array_equal(served, want)
+    # elnet import of the same task writes the same mask
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([{**task, "annotations": [ann]}]))
+    import_label_studio(export, tmp_path / "imported", images=img.parent, progress=False)
+    imported = np.asarray(Image.open(tmp_path / "imported" / "t.png"))
+    assert np.array_equal(imported, served)

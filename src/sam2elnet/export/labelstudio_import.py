@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,13 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.run_model import run_model_path
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.image_lookup import check_unique_stems, find_image
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.labelstudio import TO_NAME
-from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
+from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, mask_grid, removed_note
 from sam2elnet.export.run_info import label_tags
 from sam2elnet.utils.advice import name_sample
 
@@ -401,7 +399,6 @@ def _import_tasks(
     progress: bool,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Each task's mask written into ``folder``: (masks, tasks skipped with the reason)."""
-    from sam2elnet.data.images import read_image
     from sam2elnet.utils.progress import track
 
     root = Path(document_root) if document_root is not None else None
@@ -426,11 +423,7 @@ def _import_tasks(
         }
         like = nodata = None
         if src is not None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                img = read_image(src)  # size, georeference, nodata (PNG alpha too)
-            hw, nodata = img.shape, img.nodata
-            like = img if src.suffix.lower() in GEO_SUFFIXES else None
+            hw, like, nodata = mask_grid(src)  # size, georeference, nodata (PNG alpha too)
         elif len(sizes) == 1:
             hw = next(iter(sizes))
         else:

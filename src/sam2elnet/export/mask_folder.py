@@ -30,7 +30,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +47,8 @@ from sam2elnet.utils.advice import name_sample
 __all__ = [
     "CommitCheck",
     "MaskFolder",
+    "MaskGrid",
+    "mask_grid",
     "category_note",
     "check_category",
     "removed_note",
@@ -54,6 +56,45 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".elnet-import-"
+
+
+class MaskGrid(NamedTuple):
+    """What a reviewed mask takes from its image (:func:`mask_grid`)."""
+
+    shape: tuple[int, int]
+    """(H, W) in pixels."""
+    like: Any
+    """The read image (:class:`~sam2elnet.data.images.RasterImage`) when it is a GeoTIFF: the
+    mask takes its CRS + transform or GCPs; None otherwise."""
+    nodata: np.ndarray | None
+    """bool (H, W), True where the image has no measurement (its nodata value, or a PNG's
+    transparent pixels: alpha 0); those pixels are 127 (nodata / ignore) in the mask. None: none."""
+
+    @property
+    def suffix(self) -> str:
+        """``.tif`` (with the georeference) for a GeoTIFF image, else ``.png``."""
+        return ".tif" if self.like is not None else ".png"
+
+
+def mask_grid(src: Path) -> MaskGrid:
+    """Read the image ``src`` for the mask of a reviewed task, as every ``elnet import`` and
+    ``elnet serve`` write it (:func:`~sam2elnet.data.writers.write_mask` with ``like`` and
+    ``nodata``): the same size, the image's georeference when it is a GeoTIFF, and 127 where it
+    has no data (a nodata value, or transparency in a PNG / TIFF alpha band). Reading warnings
+    (a missing CRS, ...) are not repeated: the image was read when the task was made.
+
+    Raises:
+        DataError: ``src`` cannot be read as an image (:func:`~sam2elnet.data.images.read_image`).
+    """
+    from sam2elnet.data.images import read_image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = read_image(src)
+    like = img if src.suffix.lower() in GEO_SUFFIXES else None
+    return MaskGrid(img.shape, like, img.nodata)
+
+
 CommitCheck = Callable[[Path, list[Path], dict[str, Path]], None]
 """``check(out, masks, images)``, called by :meth:`MaskFolder.commit` before anything moves into
 ``out``: ``masks`` the masks written (their paths in a hidden folder inside ``out``), ``images``
@@ -174,7 +215,6 @@ def write_masks(
         DataError: an image under ``--images`` whose size is not the one the export gives
             (another image of that name: the wrong folder), naming both sizes.
     """
-    from sam2elnet.data.images import read_image
     from sam2elnet.errors import DataError
     from sam2elnet.utils.progress import track
 
@@ -185,20 +225,17 @@ def write_masks(
         size = e.size
         image = src if local is contextlib.nullcontext else None  # a zip's copy is temporary
         if src is not None:
-            with local(src) as src, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raster = read_image(src)  # size, georeference, nodata (PNG alpha too)
-            if size is not None and raster.shape != size:
+            with local(src) as src:
+                grid = mask_grid(src)  # size, georeference, nodata (PNG alpha too)
+            if size is not None and grid.shape != size:
                 h, w = size
                 raise DataError(
-                    f"image {e.name} is {raster.shape[1]}x{raster.shape[0]} px in {src}, "
+                    f"image {e.name} is {grid.shape[1]}x{grid.shape[0]} px in {src}, "
                     f"{what} says {w}x{h}: that is another image of the name; give --images "
                     "the folder the task's images came from",
                     path,
                 )
-            size = raster.shape
-            like = raster if src.suffix.lower() in GEO_SUFFIXES else None
-            nodata = raster.nodata
+            size, like, nodata = grid
         if size is None:
             skipped.append(
                 (

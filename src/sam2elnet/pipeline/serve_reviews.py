@@ -2,8 +2,10 @@
 
 Part of :mod:`sam2elnet.pipeline.serve`. ``WORKDIR/data`` holds each reviewed task as
 ``images/<stem>.<ext>`` (a copy of its image) and the reviewed mask, written as ``elnet import``
-writes it: ``masks/<stem>.tif`` with the image's georeference (CRS + transform, or its ground
-control points) and ``nodata=127`` when the image is a GeoTIFF, else ``masks/<stem>.png``. That is
+writes it (:func:`~sam2elnet.export.mask_folder.mask_grid`): ``masks/<stem>.tif`` with the
+image's georeference (CRS + transform, or its ground control points) and ``nodata=127`` when the
+image is a GeoTIFF, else ``masks/<stem>.png``; 127 where the image has no data (its nodata value,
+a PNG's transparency) in both. That is
 the ``images/`` + ``masks/`` layout ``elnet train`` reads (pairing by name); the fine-tuning runs
 train on it.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.naming import GEO_SUFFIXES, LABEL_SUFFIXES
+from sam2elnet.data.naming import LABEL_SUFFIXES
 from sam2elnet.errors import DataError
 from sam2elnet.export.labelstudio_import import result_mask
 from sam2elnet.pipeline.serve_protocol import BadRequest
@@ -57,9 +59,11 @@ def store_review(
     """Save a reviewed annotation of ``task`` as a mask in ``data/masks`` with a copy of its
     image in ``data/images`` (an earlier image and mask of the same stem are replaced).
 
-    The mask is ``<stem>.tif`` with the image's georeference (CRS + transform, or its GCPs) and
-    its nodata pixels 127 (``nodata=127`` tag) when the image is a GeoTIFF, else ``<stem>.png``
-    (0/255), as :func:`sam2elnet.export.labelstudio_import.import_label_studio` writes it.
+    The mask is ``<stem>.tif`` with the image's georeference (CRS + transform, or its GCPs)
+    and ``nodata=127`` tag when the image is a GeoTIFF, else ``<stem>.png``; 0 background, 255
+    object, 127 where the image has no data (its nodata value, or transparent pixels of a PNG),
+    as :func:`sam2elnet.export.labelstudio_import.import_label_studio` writes it (one rule,
+    :func:`sam2elnet.export.mask_folder.mask_grid`).
 
     The stem is the task's ``data.name`` (a file name only: never a path out of ``data``), else
     ``task<ID>_<image stem>``.
@@ -78,25 +82,16 @@ def store_review(
         BadRequest: a result region that is not a Label Studio brush or polygon region.
     """
     import shutil
-    import warnings
 
-    from sam2elnet.data.images import read_image
-    from sam2elnet.data.pair_sizes import image_size
     from sam2elnet.data.writers import write_mask
+    from sam2elnet.export.mask_folder import mask_grid
 
     if annotation.get("was_cancelled"):
         return 0
     try:
         src = image_of(task)
-        like = None
-        if src.suffix.lower() in GEO_SUFFIXES:  # the mask takes its georeference and nodata
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                like = read_image(src)
-            h, w = like.shape
-        else:
-            h, w = image_size(src)
-        mask = result_mask(annotation.get("result") or [], h, w)
+        grid = mask_grid(src)  # size, georeference, nodata (PNG transparency too), as import
+        mask = result_mask(annotation.get("result") or [], *grid.shape)
     except (DataError, OSError) as err:
         log.warning("annotation of task %s not stored: %s", task.get("id"), err)
         return 0
@@ -112,5 +107,5 @@ def store_review(
     _remove_stem(data / "masks", stem)
     if src.resolve() != image.resolve():
         shutil.copyfile(src, image)
-    write_mask(data / "masks" / f"{stem}{'.tif' if like is not None else '.png'}", mask, like=like)
+    write_mask(data / "masks" / f"{stem}{grid.suffix}", mask, like=grid.like, nodata=grid.nodata)
     return 1
