@@ -57,7 +57,11 @@ def evaluate(
         "--csv",
         help="Write per-image rows as CSV here; skipped pairs go to <name>_skipped.csv beside it.",
     ),
-    boundary: bool = typer.Option(False, "--boundary", help="Also compute the boundary F-score."),
+    boundary: bool = typer.Option(
+        False,
+        "--boundary",
+        help="Also compute the boundary F-score and each image's boundary HD95 (px).",
+    ),
     tolerance: float = typer.Option(
         option_default(EvaluateOptions, "tolerance"),
         "--tolerance",

@@ -27,6 +27,7 @@ _SHOWN = (
     "boundary_precision",
     "boundary_recall",
     "mean_image_boundary_f1",
+    "mean_image_boundary_hd95_px",
 )
 # the road measures (sam2elnet.engine.metrics.ROAD_KEYS) follow in a table of their own
 

@@ -52,6 +52,7 @@ class ImageResult:
     positive_values: tuple[float, ...] | None = None  # object values of a class-index truth
     road_buffer: tuple[float, float | None] | None = None  # road measures' buffer: px, metres
     ground: tuple[float, float | None] | None = None  # prediction's ground pixel (m), scale
+    boundary_hd95: float | None = None  # HD95 px (None: not computed, e.g. a pair read in strips)
 
     @property
     def iou(self) -> float:
@@ -77,6 +78,8 @@ class ImageResult:
         row.update(self.metrics)
         if self.boundary is not None:
             row.update(self.boundary.scores())
+            hd = self.boundary_hd95
+            row["boundary_hd95_px"] = float("nan") if hd is None else hd  # empty: not computed
         if self.roads is not None:  # this image's measures and the lengths they come from
             if self.road_buffer is not None:  # what they were matched within
                 row["road_buffer_px"] = self.road_buffer[0]
@@ -220,6 +223,13 @@ class EvaluationResult:
 def aggregate(
     images: list[ImageResult], boundary: bool, roads: bool
 ) -> tuple[dict[str, Any], Confusion]:
+    """The aggregate of ``images`` and their summed confusion.
+
+    Pixel scores, boundary scores and road measures come from the counts summed over the images
+    (:mod:`sam2elnet.engine.metrics`, "Aggregation"); ``mean_image_iou``,
+    ``mean_image_boundary_f1`` and ``mean_image_boundary_hd95_px`` are plain means over the images
+    with a finite value (HD95 has no pixel-summed form: NaN where no image has one).
+    """
     total = sum((r.confusion for r in images), Confusion())
     agg: dict[str, Any] = {"n_images": len(images), **scores(total)}
     per = np.array([r.metrics["iou"] for r in images], dtype=float)
@@ -232,6 +242,9 @@ def aggregate(
             [r.boundary.scores()["boundary_f1"] for r in images if r.boundary], dtype=float
         )
         agg["mean_image_boundary_f1"] = float(bf.mean()) if bf.size else float("nan")
+        hd = np.array([r.boundary_hd95 for r in images if r.boundary_hd95 is not None], float)
+        hd = hd[np.isfinite(hd)]
+        agg["mean_image_boundary_hd95_px"] = float(hd.mean()) if hd.size else float("nan")
     if roads:
         agg.update(sum((r.roads for r in images if r.roads), RoadCounts()).scores())
     return agg, total

@@ -22,7 +22,7 @@ from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
     RoadCounts,
-    boundary_counts,
+    boundary_measures,
     confusion,
     road_counts,
 )
@@ -48,13 +48,16 @@ class PairCounts:
     """What :func:`pair_counts` counted for one pair: the confusion, boundary and road counts
     (None when not asked for) and the baseline label's confusion against the same truth (None
     without a baseline); ``resampled`` says how the truth was put on the prediction's grid
-    (None: it was on it)."""
+    (None: it was on it); ``hd95_px`` the boundaries' HD95
+    (:func:`~sam2elnet.engine.metrics.boundary_hd95`; None when boundaries were not asked for or
+    the pair was read in strips, NaN when only one mask has a boundary)."""
 
     confusion: Confusion
     boundary: BoundaryCounts | None = None
     roads: RoadCounts | None = None
     baseline: Confusion | None = None
     resampled: Resampled | None = None
+    hd95_px: float | None = None
 
 
 @dataclass
@@ -112,7 +115,8 @@ def pair_counts(
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
     pixels the truth marks as "ignore" and the prediction's nodata pixels (127 in the labels
     this package writes, a GeoTIFF's nodata tag;
-    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts are computed with ``tolerance_px``, road counts with
+    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts (and,
+    for a pair read whole, HD95) are computed with ``tolerance_px``, road counts with
     ``road_buffer_px`` (None: not computed). ``baseline`` is scored against the same truth and
     valid pixels. ``truth_read``: the raster truth already read whole (:class:`KeptTruths`), used
     instead of reading it again (a streamed pair reads by strips and does not use it).
@@ -146,7 +150,7 @@ def pair_counts(
         log.warning("%s", m.resampled.note(truth, pred))
     p, t, v = m.pred, m.truth, m.valid
     conf = confusion(p, t, v)
-    bnd = boundary_counts(p, t, tolerance_px, v) if tolerance_px is not None else None
+    bnd, hd = boundary_measures(p, t, tolerance_px, v) if tolerance_px is not None else (None, None)
     pc, tc = (p & v, t & v) if v is not None else (p, t)
     rds = road_counts(pc, tc, buffer_px=road_buffer_px) if road_buffer_px is not None else None
     base = None
@@ -155,7 +159,7 @@ def pair_counts(
     elif baseline is not None:
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
-    return PairCounts(conf, bnd, rds, base, m.resampled)
+    return PairCounts(conf, bnd, rds, base, m.resampled, hd)
 
 
 @dataclass

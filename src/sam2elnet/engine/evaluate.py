@@ -300,6 +300,7 @@ def evaluate_folders(
             res = ImageResult(key, preds[key], truths[key], got.confusion,
                               scores(got.confusion), got.boundary, got.roads,
                               resampled=got.resampled, valid_path=valids.get(key),
+                              boundary_hd95=got.hd95_px,
                               positive_values=positive_values)  # fmt: skip
             if roads:  # the buffer in px, and in metres where the pixel size is known
                 ps = sizes[Path(grids[key])]

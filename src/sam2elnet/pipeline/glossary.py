@@ -55,6 +55,15 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "boundary_precision": ("boundary precision", "Predicted boundary pixels near a true boundary."),
     "boundary_recall": ("boundary recall", "True boundary pixels near a predicted boundary."),
     "mean_image_boundary_f1": ("mean per-image boundary F1", "Plain mean over images."),
+    "boundary_hd95_px": (
+        "boundary HD95 (px)",
+        "95th-percentile Hausdorff distance between the predicted and true boundaries, in pixels "
+        "(the larger of the two directions; lower is better).",
+    ),
+    "mean_image_boundary_hd95_px": (
+        "mean per-image boundary HD95 (px)",
+        "Plain mean of per-image HD95 over the images where both masks have a boundary.",
+    ),
     "road_correctness": ("road correctness", "Matched predicted centre-line length / predicted."),
     "road_completeness": ("road completeness", "Matched true centre-line length / true length."),
     "road_quality": (

@@ -1,7 +1,7 @@
 """Segmentation metrics for binary masks: pixel scores, boundary F-score, road measures, quality stats.
 
 Pure measures on arrays, one module per measure: :mod:`.pixel` (confusion counts, IoU, F1,
-precision, recall), :mod:`.boundary` (boundary F-score), :mod:`.roads` (centre-line measures),
+precision, recall), :mod:`.boundary` (boundary F-score, HD95), :mod:`.roads` (centre-line measures),
 :mod:`.quality` (predicted vs true quality) and :mod:`.bootstrap` (confidence intervals over
 images); every public name is importable from here. Folder evaluation (``elnet evaluate``) is
 :mod:`sam2elnet.engine.evaluate`.
@@ -37,6 +37,9 @@ from sam2elnet.engine.metrics.boundary import (
     BoundaryCounts,
     boundary_counts,
     boundary_f1,
+    boundary_hd95,
+    boundary_measures,
+    hd95,
     inner_boundary,
     within_tolerance,
 )
@@ -67,6 +70,9 @@ __all__ = [
     "BoundaryCounts",
     "boundary_counts",
     "boundary_f1",
+    "boundary_hd95",
+    "boundary_measures",
+    "hd95",
     "ROAD_COUNT_KEYS",
     "ROAD_KEYS",
     "RoadCounts",
