@@ -134,6 +134,33 @@ def test_one_default_warp_method():
     assert DEFAULT_WARP_METHOD == WARP_METHODS[0]
 
 
+def test_one_default_boundary_tolerance():
+    """The boundary F-score's 2 px was typed in the options model, three metric functions, the
+    folder evaluation, the strip-wise counts and the report's glossary; now
+    :data:`~sam2elnet.option_values.BOUNDARY_TOLERANCE_PX` everywhere."""
+    import inspect
+
+    from sam2elnet.engine import evaluate, strip_metrics
+    from sam2elnet.engine.metrics import boundary
+    from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX
+    from sam2elnet.options import EvaluateOptions
+    from sam2elnet.pipeline.glossary import GLOSSARY
+
+    assert _typed_outside_option_values(r"tolerance(_px)?\s*(:\s*float\s*)?=\s*[0-9]") == []
+    assert _typed_outside_option_values(r"tolerance \(default [0-9.]+ px\)") == []
+    assert EvaluateOptions().tolerance == BOUNDARY_TOLERANCE_PX
+    for fn in (
+        boundary.boundary_counts,
+        boundary.boundary_f1,
+        boundary.boundary_measures,
+        strip_metrics.strip_boundary_counts,
+    ):
+        assert inspect.signature(fn).parameters["tolerance_px"].default == BOUNDARY_TOLERANCE_PX
+    sig = inspect.signature(evaluate.evaluate_folders)
+    assert sig.parameters["tolerance_px"].default == BOUNDARY_TOLERANCE_PX
+    assert f"(default {BOUNDARY_TOLERANCE_PX:g} px)" in GLOSSARY["boundary_f1"][1]
+
+
 def test_train_help_shows_the_augmentation_defaults_of_for_domain():
     """--aug-photometric / --aug-band-jitter help: built from Augmentation.for_domain's table."""
     from sam2elnet.cli.shared_options import TRAIN_HELP

@@ -96,6 +96,15 @@ PIXEL_COORDS_HELP = (
 )
 
 
+BOUNDARY_TOLERANCE_PX = 2.0
+"""Default match distance of the boundary F-score, in pixels (``--tolerance`` of ``elnet
+evaluate``, the default of :func:`sam2elnet.engine.metrics.boundary_counts` and its strip-wise
+variant): a boundary pixel within this Euclidean distance of the other mask's boundary counts as
+matched (docs/evaluation.md, "Boundary F-score and HD95")."""
+
+BOUNDARY_TOLERANCE_MAX = 1000.0
+"""Largest ``--tolerance`` accepted, px."""
+
 ROAD_BUFFER_PX = 3.0
 """Default buffer tolerance of the road measures, in pixels (``--road-buffer`` of ``elnet
 evaluate``, ``train``, ``cv`` and ``experiment``): a centre-line pixel within this Euclidean

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
+    BOUNDARY_TOLERANCE_MAX,
+    BOUNDARY_TOLERANCE_PX,
     DEFAULT_LINE_WIDTH_UNIT,
     GEOJSON_CRS,
     LAYER_CRS,
@@ -236,7 +238,12 @@ class DegradeOptions(_Options):
 class EvaluateOptions(_Options):
     """Options of ``elnet evaluate``."""
 
-    tolerance: float = Field(2.0, ge=0, le=1000, description="boundary tolerance, px")
+    tolerance: float = Field(
+        BOUNDARY_TOLERANCE_PX,
+        ge=0,
+        le=BOUNDARY_TOLERANCE_MAX,
+        description="boundary F-score tolerance, px",
+    )
     max_items: int = Field(200, ge=1, description="images in the report")
     threshold: float | None = Field(None, ge=0, le=1)
     worse_by: float = Field(

@@ -46,7 +46,8 @@ def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
                            "Keep labels with predicted IoU >= Q (0-1; default: keep all)."]),
         (("serve",), ["Probability threshold for masks, in (0, 1)."]),
         (("import",), ["not the images' folder"]),
-        (("evaluate",), ["(correctness, completeness, quality, connectivity)"]),
+        (("evaluate",), ["(correctness, completeness, quality, connectivity)",
+                         "Boundary F-score tolerance in pixels, 0-1000."]),
     ],
 )  # fmt: skip
 def test_help_states_ranges_and_units(

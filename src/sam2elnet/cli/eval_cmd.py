@@ -24,6 +24,7 @@ from sam2elnet.cli.shared_options import (
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
 from sam2elnet.config import EvaluateOptions, check_options, option_default
+from sam2elnet.option_values import BOUNDARY_TOLERANCE_MAX
 
 
 @app.command("evaluate")
@@ -65,7 +66,7 @@ def evaluate(
     tolerance: float = typer.Option(
         option_default(EvaluateOptions, "tolerance"),
         "--tolerance",
-        help="Boundary F-score tolerance in pixels.",
+        help=f"Boundary F-score tolerance in pixels, 0-{BOUNDARY_TOLERANCE_MAX:g}.",
     ),
     roads: bool = typer.Option(
         False,

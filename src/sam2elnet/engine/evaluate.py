@@ -48,6 +48,7 @@ from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import pixel_sizes_m, recorded_buffer, road_buffers_px
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import (
+    BOUNDARY_TOLERANCE_PX,
     DEFAULT_LINE_WIDTH_UNIT,
     GroupBy,
     LineWidthUnit,
@@ -78,7 +79,7 @@ def evaluate_folders(
     roads: bool | str = False,
     valid_dir: str | Path | None = None,
     *,
-    tolerance_px: float = 2.0,
+    tolerance_px: float = BOUNDARY_TOLERANCE_PX,
     road_buffer_px: float | None = None,
     road_buffer_m: float | None = None,
     progress: bool = True,

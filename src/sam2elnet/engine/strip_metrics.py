@@ -43,7 +43,7 @@ from sam2elnet.data.skeleton import (
 )
 from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
 from sam2elnet.engine.metrics.roads import RoadCounts
-from sam2elnet.option_values import ROAD_BUFFER_PX
+from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX, ROAD_BUFFER_PX
 
 __all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
 
@@ -58,7 +58,10 @@ def _only_rows(mask: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def strip_boundary_counts(
-    read: RowReader, height: int, tolerance_px: float = 2.0, strip_rows: int = 256
+    read: RowReader,
+    height: int,
+    tolerance_px: float = BOUNDARY_TOLERANCE_PX,
+    strip_rows: int = 256,
 ) -> BoundaryCounts:
     """:func:`~sam2elnet.engine.metrics.boundary_counts` of a ``height``-row mask pair read in
     strips of ``strip_rows`` rows (each with ``ceil(tolerance_px) + 1`` halo rows); identical

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sam2elnet.engine.road_buffer import buffer_said
+from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX
 
 __all__ = [
     "GLOSSARY",
@@ -50,7 +51,8 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     ),
     "boundary_f1": (
         "boundary F1",
-        "F-score of boundary pixels matched within the tolerance (default 2 px).",
+        "F-score of boundary pixels matched within the tolerance "
+        f"(default {BOUNDARY_TOLERANCE_PX:g} px).",
     ),
     "boundary_precision": ("boundary precision", "Predicted boundary pixels near a true boundary."),
     "boundary_recall": ("boundary recall", "True boundary pixels near a predicted boundary."),

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics.pixel import as_bool_mask, safe_ratio
+from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX
 
 __all__ = [
     "BoundaryCounts",
@@ -118,7 +119,7 @@ def hd95(pred_to_truth: np.ndarray, truth_to_pred: np.ndarray) -> float:
 
 
 def boundary_measures(
-    pred: Any, truth: Any, tolerance_px: float = 2.0, valid: Any | None = None
+    pred: Any, truth: Any, tolerance_px: float = BOUNDARY_TOLERANCE_PX, valid: Any | None = None
 ) -> tuple[BoundaryCounts, float]:
     """Boundary counts (:func:`boundary_counts`) and HD95 (:func:`boundary_hd95`) of one pair from
     one pair of distance maps.
@@ -151,7 +152,7 @@ def boundary_measures(
 
 
 def boundary_counts(
-    pred: Any, truth: Any, tolerance_px: float = 2.0, valid: Any | None = None
+    pred: Any, truth: Any, tolerance_px: float = BOUNDARY_TOLERANCE_PX, valid: Any | None = None
 ) -> BoundaryCounts:
     """Boundary pixels of each mask that lie within ``tolerance_px`` of the other mask's boundary.
 
@@ -178,7 +179,7 @@ def boundary_hd95(pred: Any, truth: Any, valid: Any | None = None) -> float:
 
 
 def boundary_f1(
-    pred: Any, truth: Any, tolerance_px: float = 2.0, valid: Any | None = None
+    pred: Any, truth: Any, tolerance_px: float = BOUNDARY_TOLERANCE_PX, valid: Any | None = None
 ) -> float:
     """Boundary F-score (BF score, Csurka et al. 2013 style) of one image.
 
