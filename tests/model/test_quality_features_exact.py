@@ -12,7 +12,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sam2elnet.model.quality_features import _boundary, input_flags, uncertainty_features
+from sam2elnet.model.quality_features import (
+    _boundary,
+    _boundary_bool,
+    all_finite,
+    input_flags,
+    uncertainty_features,
+)
 
 
 def _ref_masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -92,6 +98,12 @@ def test_boundary_equals_the_2d_max_pool_formulation() -> None:
     edge = _boundary(ring)  # a 3 x 3 square: its 5 x 5 hull but the centre (all object around)
     assert int(edge.sum()) == 24 and edge[0, 3, 3] == 0 and edge[0, 1, 1] == 1
     assert edge[0, 0, 0] == 0
+    # the bool form (annotate's all-valid path) marks the same pixels
+    for shape in [(3, 17, 23), (1, 1, 5), (2, 4, 1), (2, 64, 64)]:
+        m = torch.rand(*shape, generator=g) > 0.6
+        assert _boundary_bool(m).dtype == torch.bool
+        assert torch.equal(_boundary_bool(m).float(), _ref_boundary(m.float()))
+    assert torch.equal(_boundary_bool(ring > 0.5).float(), edge)
 
 
 def test_features_equal_the_plain_formulation_bit_for_bit() -> None:
@@ -168,3 +180,24 @@ def test_input_flags_for_a_batch_equal_the_per_image_check() -> None:
     clean = torch.rand(3, 1, 8, 8, generator=g)  # every pixel usable: the one-pass branch
     clean[1] = 0.5
     assert input_flags(clean) == _ref_flags(clean, None) == ["", "constant image", ""]
+    # the caller found every value finite (run_model): the same flags, with and without nodata
+    part = torch.ones(3, 8, 8)
+    part[2] = 0
+    part[1, :4] = 0
+    clean[1, 0, 4:] = 0.9  # constant where valid
+    for v in (None, torch.ones(3, 8, 8), part, part.bool()):
+        assert input_flags(clean, v, finite=True) == _ref_flags(clean, v)
+    assert input_flags(clean, part, finite=True) == ["", "constant image", "all nodata"]
+
+
+def test_all_finite_equals_isfinite_all() -> None:
+    """The one-pass check run_model uses on inputs and outputs (NaN, +inf, -inf, bf16, empty)."""
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        x = torch.randn(2, 1, 9, 7, generator=g).to(dtype)
+        assert all_finite(x) is True
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            y = x.clone()
+            y[1, 0, 8, 6] = bad
+            assert all_finite(y) is False == bool(torch.isfinite(y).all())
+    assert all_finite(torch.zeros(0, 3)) and all_finite(torch.ones(4, dtype=torch.int64))

@@ -29,7 +29,12 @@ import torch
 
 from sam2elnet.engine.coarse_rule import CoarseRule, apply_rule
 from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.model.quality_features import input_flags, tta_views, uncertainty_features
+from sam2elnet.model.quality_features import (
+    all_finite,
+    input_flags,
+    tta_views,
+    uncertainty_features,
+)
 from sam2elnet.option_values import norm_precision_value
 
 log = logging.getLogger(__name__)
@@ -342,7 +347,7 @@ NON_FINITE_OUTPUT = (
 
 
 def _check_finite(t: torch.Tensor) -> None:
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise CheckpointError(NON_FINITE_OUTPUT)
 
 
@@ -397,9 +402,10 @@ def run_model(
         model.eval()
     x = x.to(device)
     b = x.shape[0]
-    finite = torch.isfinite(x).all(1)
+    # the usual all-finite batch is found in one min / max pass (not a (B, H, W) map)
+    finite = True if all_finite(x) else torch.isfinite(x).all(1)
     flags = input_flags(x, valid, finite=finite)
-    if not bool(finite.all()):
+    if isinstance(finite, torch.Tensor):  # some value is NaN / Inf
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         valid = finite.float() if valid is None else valid.to(device).float() * finite.float()
     has = None

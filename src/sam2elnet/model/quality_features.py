@@ -111,6 +111,108 @@ def _boundary(mask: torch.Tensor, width: int = 3) -> torch.Tensor:
     return dil - ero
 
 
+def _boundary_bool(hard: torch.Tensor, width: int = 3) -> torch.Tensor:
+    """:func:`_boundary` of a bool (B, H, W) mask, as bool: the same pixels (True where the
+    float form is 1), from one-byte any / all window tests instead of float max / min (~4x less
+    memory traffic; uint8 because the replicate pad takes no bool)."""
+    pad = width // 2
+    m = F.pad(hard.unsqueeze(1).to(torch.uint8), (pad, pad, pad, pad), mode="replicate")
+    m = m.squeeze(1).bool()
+    dil = _window_extreme(
+        _window_extreme(m, width, -1, torch.logical_or), width, -2, torch.logical_or
+    )
+    ero = _window_extreme(
+        _window_extreme(m, width, -1, torch.logical_and), width, -2, torch.logical_and
+    )
+    return dil & ~ero
+
+
+EXACT_COUNT = 2**24
+"""Pixels per image up to which float32 sums of 0 / 1 values are exact integers, so that counts
+taken as integers (:func:`_pixel_features_all_valid`) equal them bit for bit."""
+
+
+def _all_ones(t: torch.Tensor) -> bool:
+    """``bool((t == 1).all())`` in one pass without a temporary map (the smallest and largest
+    value both 1; a NaN makes them NaN, as it makes ``t == 1`` false); True for an empty ``t``."""
+    if t.numel() == 0:
+        return True
+    if t.dtype == torch.bool:
+        return bool(t.all())
+    lo, hi = torch.aminmax(t)
+    return bool(lo == 1) and bool(hi == 1)
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """``bool(torch.isfinite(t).all())`` in one pass, ~10x faster on a CPU: the smallest and
+    largest value are finite (a NaN makes both NaN, an infinity one of them); True when empty."""
+    if t.numel() == 0 or not t.is_floating_point():
+        return True
+    lo, hi = torch.aminmax(t)
+    return bool(torch.isfinite(lo)) and bool(torch.isfinite(hi))
+
+
+def _pixel_features(
+    p: torch.Tensor, mv: torch.Tensor | None
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The six per-pixel features of :data:`FEATURE_NAMES` (mean entropy .. edge density) and
+    the valid-pixel count, each (B,), of clamped probabilities ``p`` (B, H, W) over the valid
+    pixels ``mv`` (None: all); and the hard (B, H, W) float {0, 1} map. The definition of their
+    values (:func:`_pixel_features_all_valid` gives the same bits faster)."""
+    v = torch.ones_like(p) if mv is None else mv
+    count = v.flatten(1).sum(1).clamp_min(1.0)
+    hard = (p > 0.5).float()
+    ent = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+    mean_entropy = _masked_mean(ent, mv, count)
+    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), mv, count)
+    edge = _boundary(hard) if mv is None else _boundary(hard) * mv
+    n_edge = edge.flatten(1).sum(1)
+    boundary_entropy = torch.where(
+        n_edge > 0, (ent * edge).flatten(1).sum(1) / n_edge.clamp_min(1.0), torch.zeros_like(n_edge)
+    )
+    fg_frac = _masked_mean(hard, mv, count)
+    fg = hard if mv is None else hard * mv
+    n_fg = fg.flatten(1).sum(1)
+    fg_p = p * hard if mv is None else p * hard * mv
+    fg_conf = torch.where(
+        n_fg > 0, fg_p.flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
+    )
+    edge_density = _masked_mean(edge, mv, count)
+    cols = [mean_entropy, uncertain, boundary_entropy, fg_frac, fg_conf, edge_density, count]
+    return cols, hard
+
+
+def _pixel_features_all_valid(p: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """:func:`_pixel_features` of an image batch without invalid pixels: the same bits in about
+    half the time (2026-12-03, 8 x 256^2 px, one thread, 1.7-2.1 -> 1.1 ms per image with the side
+    outputs): the valid count is the pixel count (the float sum of ones is exact up to
+    :data:`EXACT_COUNT` pixels), the boundary comes from a bool map (:func:`_boundary_bool`), the
+    entropy is built in place without computing ``1 - p`` twice, and one sum serves two features
+    (edge count and density, foreground count and share)."""
+    count = torch.full((p.shape[0],), float(max(1, p[0].numel())))
+    ent = torch.log2(p).mul_(p)
+    q = 1 - p
+    ent.add_(torch.log2(q).mul_(q)).neg_()
+    del q
+    mean_entropy = ent.flatten(1).sum(1) / count
+    d = p - 0.5
+    uncertain = (d.abs_() < 0.3).float().flatten(1).sum(1) / count
+    del d
+    hard = p > 0.5
+    edge = _boundary_bool(hard).float()
+    n_edge = edge.flatten(1).sum(1)
+    boundary_entropy = torch.where(
+        n_edge > 0, (ent * edge).flatten(1).sum(1) / n_edge.clamp_min(1.0), torch.zeros_like(n_edge)
+    )
+    hard_f = hard.float()
+    n_fg = hard_f.flatten(1).sum(1)
+    fg_conf = torch.where(
+        n_fg > 0, (p * hard_f).flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
+    )
+    cols = [mean_entropy, uncertain, boundary_entropy, n_fg / count, fg_conf, n_edge / count]
+    return [*cols, count], hard_f
+
+
 @torch.no_grad()
 def uncertainty_features(
     probs: torch.Tensor,
@@ -138,30 +240,18 @@ def uncertainty_features(
     """
     p = probs.float().clamp(1e-6, 1 - 1e-6)
     b = p.shape[0]
-    v = torch.ones_like(p) if valid is None else valid.float()
-    count = v.flatten(1).sum(1).clamp_min(1.0)
     # every pixel valid (the usual case): products with v change nothing (x * 1 == x, bit for
     # bit), so they are skipped (mv None), as is pooling v for the side outputs below
-    all_valid = valid is None or bool((v == 1).all())
+    all_valid = valid is None or _all_ones(valid)
+    if all_valid and 0 < p[0:1].numel() <= EXACT_COUNT:
+        v = None
+        cols6, hard = _pixel_features_all_valid(p)
+    else:
+        v = torch.ones_like(p) if valid is None else valid.float()
+        cols6, hard = _pixel_features(p, None if all_valid else v)
     mv = None if all_valid else v
-    hard = (p > 0.5).float()
-    ent = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
-    mean_entropy = _masked_mean(ent, mv, count)
-    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), mv, count)
-    edge = _boundary(hard) if mv is None else _boundary(hard) * mv
-    n_edge = edge.flatten(1).sum(1)
-    boundary_entropy = torch.where(
-        n_edge > 0, (ent * edge).flatten(1).sum(1) / n_edge.clamp_min(1.0), torch.zeros_like(n_edge)
-    )
-    fg_frac = _masked_mean(hard, mv, count)
-    fg = hard if mv is None else hard * mv
-    n_fg = fg.flatten(1).sum(1)
-    fg_p = p * hard if mv is None else p * hard * mv
-    fg_conf = torch.where(
-        n_fg > 0, fg_p.flatten(1).sum(1) / n_fg.clamp_min(1.0), torch.zeros_like(n_fg)
-    )
-    edge_density = _masked_mean(edge, mv, count)
-
+    count = cols6.pop()
+    (mean_entropy, uncertain, boundary_entropy, fg_frac, fg_conf, edge_density) = cols6
     if tta_probs:
         tta_iou = torch.stack([_binary_iou(hard, (t.float() > 0.5).float(), mv) for t in tta_probs])
         tta_diff = torch.stack([_masked_mean((t.float() - p).abs(), mv, count) for t in tta_probs])
@@ -190,7 +280,7 @@ def uncertainty_features(
         c_iou = _binary_iou(hard, (coarse.float() > 0.5).float(), mv).cpu() * hc
     else:
         hc, c_iou = torch.zeros(b), torch.zeros(b)
-    valid_frac = v.flatten(1).mean(1)
+    valid_frac = torch.ones(b) if v is None else v.flatten(1).mean(1)  # mean of ones: 1.0
 
     cols = [
         mean_entropy,
@@ -211,14 +301,17 @@ def uncertainty_features(
 
 
 def input_flags(
-    x: torch.Tensor, valid: torch.Tensor | None = None, finite: torch.Tensor | None = None
+    x: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    finite: torch.Tensor | bool | None = None,
 ) -> list[str]:
     """Per-image reasons why an input cannot carry a label: "" when it is usable.
 
     Args:
         x: (B, C, H, W) normalised image batch (non-finite values count as nodata).
         valid: (B, H, W) 1 where pixels hold data (None = all).
-        finite: ``torch.isfinite(x).all(1)`` when the caller has it already (bool (B, H, W)).
+        finite: ``torch.isfinite(x).all(1)`` when the caller has it already (bool (B, H, W)),
+            or True when the caller has found every value of ``x`` finite (:func:`all_finite`).
 
     Returns:
         One string per image: ``"no pixels"`` (H or W is 0), ``"all nodata"`` (no finite valid
@@ -230,7 +323,16 @@ def input_flags(
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         return ["no pixels"] * b
     xf = x.detach().float()
-    ok = torch.isfinite(xf).all(1) if finite is None else finite.to(xf.device)  # (B,H,W)
+    # every pixel usable (the usual case), found in one pass each without a (B, H, W) map
+    if finite is True or (finite is None and all_finite(xf)):
+        if valid is None or _all_above_half(valid):
+            lo, hi = torch.aminmax(xf.flatten(2), dim=-1)  # per image and band, one pass
+            return [spread_flag(True, s) for s in (hi - lo).amax(1).tolist()]
+        finite = torch.ones(xf.shape[0], *xf.shape[2:], dtype=torch.bool)
+    elif finite is None:
+        finite = torch.isfinite(xf).all(1)
+    assert isinstance(finite, torch.Tensor)
+    ok = finite.to(xf.device)  # (B,H,W)
     if valid is not None:
         ok = ok & (valid.to(ok.device) > 0.5)
     # per image and band the largest and smallest usable value (one pass for the whole batch)
@@ -243,3 +345,10 @@ def input_flags(
     spread = (hi - lo).amax(1).tolist()  # (B,) widest band range
     has = ok.flatten(1).any(1).tolist()
     return [spread_flag(h, s) for h, s in zip(has, spread, strict=True)]
+
+
+def _all_above_half(valid: torch.Tensor) -> bool:
+    """``bool((valid > 0.5).all())`` in one pass (a NaN fails it, as there)."""
+    if valid.dtype == torch.bool:
+        return bool(valid.all())
+    return bool(valid.float().min() > 0.5)
