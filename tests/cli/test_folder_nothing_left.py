@@ -226,3 +226,44 @@ def test_refine_nothing_produced_without_labels(
         ("s02.png", why),
         ("c.png", DECODE),
     ]
+
+
+def test_a_run_that_produces_nothing_locks_its_out_before_writing_the_list(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another job holds --out: enhance (no image has a coarse label) and refine (none has one;
+    none can be read) stop with the folder-in-use error and leave that job's skipped.csv as it
+    was. Was: they wrote their own skip list over it before taking the lock."""
+    import fcntl
+
+    imgs, labels = _inputs(run, tmp_path, ["zz.png"])
+    bad, bad_coarse = tmp_path / "bad", tmp_path / "bad_coarse"
+    bad.mkdir()
+    bad_coarse.mkdir()
+    (bad / "x.png").write_bytes(BROKEN)
+    (bad_coarse / "x.png").write_bytes((run["data"] / "masks" / "s00.png").read_bytes())
+    out = tmp_path / "busy"
+    out.mkdir()
+    theirs = b"image,reason\nother.png,the running job's own\n"
+    (out / "skipped.csv").write_bytes(theirs)
+    refine = ["refine", "--method", "morphological", "--out", str(out), "--no-progress"]
+    fd = os.open(out / ".elnet.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other job
+        for job in (
+            lambda: _enhance(run, imgs, labels, out, "--skip-missing"),
+            lambda: main(
+                [*refine, "--images", str(imgs), "--coarse", str(labels), "--skip-missing"]
+            ),
+            lambda: main([*refine, "--images", str(bad), "--coarse", str(bad_coarse)]),
+        ):
+            assert job() == 2
+            line = _error_line(capsys.readouterr().err)
+            assert line.startswith(f"error: {out}: output folder is in use by another "), line
+            assert (out / "skipped.csv").read_bytes() == theirs
+    finally:
+        os.close(fd)
+    # the lock released: the user's folder gets the refine's list
+    assert main([*refine, "--images", str(bad), "--coarse", str(bad_coarse)]) == 2
+    capsys.readouterr()
+    assert _rows(out / "skipped.csv") == [("x.png", DECODE)]

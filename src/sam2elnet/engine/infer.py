@@ -212,6 +212,7 @@ def enhance_folder(
     from sam2elnet.data.naming import mask_key
     from sam2elnet.data.runfolder import SKIPPED_CSV
     from sam2elnet.utils.batch import SkipLog, unlabelled_skips
+    from sam2elnet.utils.lock import output_lock
 
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,
@@ -260,7 +261,8 @@ def enhance_folder(
         skips = SkipLog("image")
         for f, why in unlabelled:
             skips.add(f, why, warn=False)
-        raise skips.nothing_done(n_all, csv=Path(out_dir) / SKIPPED_CSV)
+        with output_lock(out_dir):  # locked before its skip list is written, as the job's own
+            raise skips.nothing_done(n_all, csv=Path(out_dir) / SKIPPED_CSV)
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)

@@ -410,19 +410,21 @@ def refine_folder(
     skips = SkipLog("image")
     for f, why in unlabelled:
         skips.add(f, why, warn=False)
-    if not files:  # every image lacks its label: nothing produced, before any image is read
-        raise skips.nothing_done(n_all, Path(images), csv=out / SKIPPED_CSV)
-    decided = folder_modality(images, files, modality)
-    if decided.undecided:
-        log.warning(decided.line())
-    else:
-        line(decided.line())
-    norm, files = _fit_readable(
-        files, decided.modality, skips, Path(images), n_all, out / SKIPPED_CSV
-    )
-    res = RefineResult(out, method, modality=decided, missing_labels_note=note)
     created = not out.exists()
+    # the folder is locked before anything is written into it, the skip list of a run that
+    # produces nothing too (a job holding --out keeps its own skipped.csv)
     with output_lock(out):
+        if not files:  # every image lacks its label: nothing produced, before any image is read
+            raise skips.nothing_done(n_all, Path(images), csv=out / SKIPPED_CSV)
+        decided = folder_modality(images, files, modality)
+        if decided.undecided:
+            log.warning(decided.line())
+        else:
+            line(decided.line())
+        norm, files = _fit_readable(
+            files, decided.modality, skips, Path(images), n_all, out / SKIPPED_CSV
+        )
+        res = RefineResult(out, method, modality=decided, missing_labels_note=note)
         if resume:
             remove_stale_temps(out)
         done = _done_rows(out) if resume else {}
