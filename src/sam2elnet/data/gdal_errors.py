@@ -8,11 +8,23 @@ readers, export, warp) words it with :func:`gdal_reason`, so ``skipped.csv`` row
 
     cannot read raster (<reason>); corrupt, truncated or unsupported format: re-export it as
     GeoTIFF/PNG or remove it
+
+A vector file GDAL / pyogrio cannot open is worded by :func:`vector_error_text`, GDAL's text
+said once (pyogrio repeats it, and a GeoPackage's carries the SQL statement that failed).
 """
 
 from __future__ import annotations
 
-__all__ = ["REEXPORT_HINT", "gdal_reason", "raster_error_text"]
+import re
+from pathlib import Path
+
+__all__ = [
+    "REEXPORT_HINT",
+    "VECTOR_HINT",
+    "gdal_reason",
+    "raster_error_text",
+    "vector_error_text",
+]
 
 MAX_REASON = 240
 """Longest reason (characters); longer ones end in ``...`` (a GDAL message may hold a whole WKT)."""
@@ -54,3 +66,52 @@ def raster_error_text(what: str, err: BaseException, native: str = "") -> str:
         native: GDAL's printed warnings, as :func:`gdal_reason`.
     """
     return f"cannot read {what} ({gdal_reason(err, native)}); {REEXPORT_HINT}"
+
+
+VECTOR_HINT = (
+    "save or export it again as GeoPackage, GeoJSON or Shapefile polygons/lines (QGIS: "
+    "right-click the layer, Export > Save Features As...)"
+)
+"""What to do about a vector file GDAL cannot read (the end of :func:`vector_error_text`)."""
+
+_SQLITE_CALL = re.compile(r"sqlite3_\w+\(.*?\) failed: ", re.DOTALL)
+_DAMAGED_SQLITE = ("database disk image is malformed", "file is not a database")
+
+
+def vector_error_text(path: str | Path, err: BaseException) -> str:
+    """``not a readable vector file (...); <VECTOR_HINT>`` for a vector file pyogrio cannot open.
+
+    GDAL's message is said once: pyogrio's ``DataSourceError`` repeats SQLite's reason after the
+    failed statement (``sqlite3_prepare_v2(SELECT ...) failed: database disk image is
+    malformed; database disk image is malformed``); the statement, the repeats, the file's own
+    name and GDAL's advice to name a driver (``It might help to specify the correct driver
+    ...``) are left out. A GeoPackage SQLite calls damaged (cut short by an interrupted copy or
+    download) is said so, with the first thing to try: copy it again.
+
+    Args:
+        path: the file (named by the caller's error, not repeated here).
+        err: the pyogrio / GDAL error.
+
+    Returns:
+        One line, e.g. ``not a readable vector file (GDAL: not recognized as being in a
+        supported file format); save or export it again as ...``.
+    """
+    msg = _SQLITE_CALL.sub("", str(err))
+    for name in {str(path), Path(path).name}:
+        msg = msg.replace(f"'{name}' ", "")
+    parts: list[str] = []
+    for part in re.split(r";\s+", msg):
+        part = " ".join(part.split()).rstrip(".")
+        if part and not part.startswith("It might help to specify") and part not in parts:
+            parts.append(part)
+    reason = "; ".join(parts) or type(err).__name__
+    if len(reason) > MAX_REASON:
+        reason = reason[: MAX_REASON - 3] + "..."
+    if any(d in reason for d in _DAMAGED_SQLITE):
+        kind = "GeoPackage" if Path(path).suffix.lower() == ".gpkg" else "SQLite file"
+        return (
+            f"not a readable vector file: the {kind} is damaged ({reason}: cut short or "
+            "overwritten, e.g. by an interrupted copy or download); copy it again from where it "
+            f"came from, or {VECTOR_HINT}"
+        )
+    return f"not a readable vector file (GDAL: {reason}); {VECTOR_HINT}"

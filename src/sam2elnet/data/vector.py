@@ -32,7 +32,7 @@ from typing import Any, get_args
 
 import numpy as np
 
-from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.gdal_errors import raster_error_text, vector_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.naming import VECTOR_SUFFIXES
 from sam2elnet.data.tiling import Window
@@ -169,12 +169,7 @@ def read_vector(
             warnings.simplefilter("ignore")
             gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
     except Exception as err:  # pyogrio raises several DataSource/Field errors
-        raise DataError(
-            f"not a readable vector file ({type(err).__name__}: {err}); save or export it "
-            "again as GeoPackage, GeoJSON or Shapefile polygons/lines (QGIS: right-click the "
-            "layer, Export > Save Features As...)",
-            p,
-        ) from err
+        raise DataError(vector_error_text(p, err), p) from err
     if len(gdf) == 0:
         if allow_empty:
             return gdf
