@@ -271,3 +271,44 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
                 with rasterio.open(lab) as ds:
                     assert (ds.read(1)[:, :6] == 127).all()
     assert len(untagged) == 2 and untagged[0] == untagged[1], untagged
+
+
+class _Untouchable:
+    """Pixel values that must not be looked at (any array conversion fails the test)."""
+
+    def __array__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+        raise AssertionError("the pixels were read")
+
+
+def test_range_check_reads_no_pixel_without_a_recorded_range_and_ints_equal_floats() -> None:
+    """A model file without a training range (``data_low`` / ``data_high`` unset) and no dB rule
+    to apply: None before any pixel is converted (was a float64 copy and a finite test of every
+    pixel, ~0.6 ms per 256^2 image, for nothing). Integer pixels are sampled before they are
+    widened: the same text as the same values given as float64 (the earlier path), for fitting,
+    far and dB-trained models; NaN pixels of float images are still left out."""
+    sar = NormalizationConfig.for_modality("sar")
+    assert sar.data_low is None and not sar.to_db
+    assert check_input_range(_Untouchable(), "uint8", sar) is None  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    u8 = rng.integers(20, 200, (1, 300_000), dtype=np.uint8)  # > RANGE_SAMPLE: sampled
+    u16 = (u8.astype(np.uint16) * 40)[:, :5000]
+    i16 = rng.integers(-3000, 3000, (2, 4000), dtype=np.int16)
+    models = [
+        sar.model_copy(update={"data_low": [0.0], "data_high": [255.0], "data_dtype": "uint8"}),
+        sar.model_copy(update={"data_low": [1e4], "data_high": [5e4], "data_dtype": "uint16"}),
+        sar.model_copy(update={"data_low": [-25.0], "data_high": [5.0], "data_dtype": "float32"}),
+    ]
+    texts = set()
+    for cfg in models:
+        for ints in (u8, u16, i16):
+            got = check_input_range(ints, ints.dtype, cfg)
+            assert got == check_input_range(ints.astype(np.float64), ints.dtype, cfg)
+            texts.add(got)
+    assert None in texts and any(t and RANGE in _flat(t) for t in texts)
+    f = rng.random((1, 4000)).astype(np.float32) * 255
+    with_nan = f.copy()
+    with_nan[0, ::7] = np.nan
+    for cfg in models:
+        assert check_input_range(with_nan, "float32", cfg) == check_input_range(
+            f[:, np.isfinite(with_nan[0])], "float32", cfg
+        )

@@ -267,12 +267,19 @@ def check_input_range(values: np.ndarray, dtype: np.dtype | str, cfg: Any) -> st
         the dtypes, the fraction of pixels near the training range, and what to do (numbered
         steps with their commands for SAR).
     """
-    v = bands_by_pixel(values, np.float64)
-    v = stride_sample(v[:, np.all(np.isfinite(v), axis=0)], RANGE_SAMPLE)
+    db_rule = cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating)
+    if not db_rule and (cfg.data_low is None or cfg.data_high is None):
+        return None  # an older model file: no training range recorded (no pixel looked at)
+    v = bands_by_pixel(values)
+    if v.dtype.kind in "biu":  # integers are all finite: sampled first, then widened
+        v = stride_sample(v, RANGE_SAMPLE).astype(np.float64)
+    else:
+        v = v.astype(np.float64, copy=False)
+        v = stride_sample(v[:, np.all(np.isfinite(v), axis=0)], RANGE_SAMPLE)
     if v.shape[1] == 0:
         return None
     trained = f"{cfg.data_dtype or 'unknown dtype'}"
-    if cfg.to_db and np.issubdtype(np.dtype(dtype), np.floating) and looks_like_db(v):
+    if db_rule and looks_like_db(v):
         return message(
             "pixel values look like dB already",
             paragraph(
