@@ -87,3 +87,41 @@ def test_predict_arrays_uses_the_grouping_rule(
         assert alone.tobytes() == plain[ids].tobytes()
         alone_c = pred.predict_arrays(x[ids], c[ids][:, None])  # (B,1,h,w) coarse accepted
         assert alone_c.tobytes() == enhanced[ids].tobytes()
+
+
+def test_an_all_valid_batch_runs_without_its_mask_and_gives_the_same_bits(
+    pred: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """valid masks that are all ones (bool True or float 1, what annotate's reads give for images
+    without nodata) reach run_model as no mask: the same probabilities and features bit for bit
+    as the mask itself gives (a product with 1 changes nothing). A mask with a 0 or a fractional
+    weight is still applied."""
+    rng = np.random.default_rng(3)
+    images = [rng.random(SMALL, dtype=np.float32) for _ in range(3)]
+    real = predictor_module.run_model
+    seen: list[object] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["valid"])
+        return real(*args, **kwargs)
+
+    ones = [np.ones(SMALL[1:], bool), np.ones(SMALL[1:], np.float32), None]
+    ref_probs, ref_q = pred.predict(images)  # no masks at all
+    monkeypatch.setattr(predictor_module, "run_model", spy)
+    probs, q = pred.predict(images, valid=ones)
+    assert seen == [None]  # one batch of 3, run without a mask
+    monkeypatch.setattr(predictor_module, "run_model", real)
+    # the same bits as the masks applied as tensors (the earlier path): run_model given them
+    direct = real(pred.net, torch.from_numpy(np.stack(images)), device=pred.device,
+                  precision=pred.precision, valid=torch.ones(3, *SMALL[1:]))  # fmt: skip
+    for i in range(3):
+        assert np.array_equal(probs[i], ref_probs[i])
+        assert np.array_equal(probs[i], direct.probs[i].numpy())
+    assert np.array_equal(q.features, ref_q.features)
+    assert np.array_equal(q.features, direct.features)
+    part = np.ones(SMALL[1:], np.float32)
+    part[:5] = 0
+    half = np.full(SMALL[1:], 0.5, np.float32)
+    masked, _ = pred.predict(images, valid=[part, half, None])
+    assert not masked[0][:5].any() and np.array_equal(masked[0][5:], ref_probs[0][5:])
+    assert np.allclose(masked[1], ref_probs[1] * 0.5)

@@ -332,7 +332,11 @@ class Predictor:
                     np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
                 )[:, None]
             v = None
-            if valid is not None:
+            # every pixel of the batch valid (the usual case): no mask, the same outputs (a
+            # product with 1 changes no bit) without stacking and multiplying by ones
+            if valid is not None and not all(
+                valid[i] is None or bool((np.asarray(valid[i]) == 1).all()) for i in sel
+            ):
                 v = torch.from_numpy(
                     np.stack(
                         [
