@@ -1,6 +1,7 @@
 """Small builders of image/mask files and dataset folders shared by the tests, and the micro
 model the inference and CLI tests share (:func:`trained_run`, trained once per session, with
-its :func:`make_dataset` and :func:`small_cfg`), an untrained one (:func:`micro_model_file`)
+its :func:`make_dataset` and :func:`small_cfg`), an untrained one (:func:`micro_model_file`), an
+untrained SAR one with reviewed pairs to fine-tune it on (:func:`micro_sar_model_and_reviewed_pairs`)
 and a synthetic GeoTIFF scene (:func:`make_scene`)."""
 
 from __future__ import annotations
@@ -341,3 +342,29 @@ def make_scene(
         for b in range(bands):
             dst.write(img, b + 1)
     return path
+
+
+def micro_sar_model_and_reviewed_pairs(
+    tmp_path: Path, image_size: int | None = None
+) -> tuple[Path, Path]:
+    """A micro SAR model file (``m.pt``, an --init-model; trained at ``image_size`` px crops
+    when given, else recording no crop size) and 4 reviewed 32 px pairs."""
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.model import ModelConfig, build_model, save_model
+
+    sar = NormalizationConfig.for_modality("sar")
+    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
+    init = save_model(
+        net,
+        tmp_path / "m.pt",
+        extra={
+            "normalization": sar.model_dump(mode="json"),
+            "train": {"domain": "other"},
+            **({"image_size": image_size} if image_size is not None else {}),
+        },
+    )
+    data = tmp_path / "reviewed"
+    for i in range(4):
+        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
+        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
+    return init, data

@@ -1,4 +1,6 @@
-"""Asserting the warnings the package gives: log records of ``sam2elnet.*`` loggers."""
+"""Asserting what the package says: warnings (log records of ``sam2elnet.*`` loggers) and the one
+``error:`` line of a refused command (:func:`one_error_line`, :func:`error_line`,
+:func:`refused_untouched`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +72,40 @@ def one_error_line(rc: int, err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     return lines[0]
+
+
+def error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run ``elnet argv``; assert exit 2 and one error line without a traceback; return it."""
+    return one_error_line(*run_main_err(capsys, *argv))
+
+
+def file_tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (to show that nothing was written)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def refused_untouched(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
+    """:func:`error_line`, and assert that nothing under ``root`` was written or changed."""
+    before = file_tree(root)
+    err = error_line(capsys, argv)
+    assert file_tree(root) == before  # no lock file, no quality.csv, no label
+    return err
+
+
+def screen_rows(text: str) -> list[str]:
+    """The rows a terminal shows for ``text`` (``\\r``: back to column 0, then overwrite)."""
+    rows = []
+    for raw in text.split("\n"):
+        row: list[str] = []
+        col = 0
+        for ch in raw:
+            if ch == "\r":
+                col = 0
+                continue
+            if col < len(row):
+                row[col] = ch
+            else:
+                row.append(ch)
+            col += 1
+        rows.append("".join(row).rstrip())
+    return rows

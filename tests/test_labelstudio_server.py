@@ -319,7 +319,7 @@ def _announced_url(log: Path, proc: subprocess.Popen, timeout: float) -> str:
 
 
 def test_label_studio_calls_elnet_serve(ls_server: Server, tmp_path: Path, capsys):
-    from test_serve import scored_model
+    from helpers_serve import scored_model
 
     from sam2elnet.pipeline.serve import BackendConfig, MLBackend
 

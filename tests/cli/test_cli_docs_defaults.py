@@ -7,7 +7,7 @@ default), or the value in the span itself: ``--warp-method tps`` (default), ``--
 default, ``--epochs 10`` is the default, and in code ``# --split-seed 1000 (default)``. Prose that says something else ("the default: the
 size the served model was trained at") is not a value and is not read.
 
-The real default is read from the typer app (the commands of ``test_cli_docs_options``); an
+The real default is read from the typer app (``helpers_cli.cli_commands``); an
 option whose typer default is None (``train``'s options are layered over ``--config`` files) has
 the default of the run configuration's field of the same name (``TrainConfig``,
 ``QualityConfig``, ``CVConfig`` ... and the options models), the augmentation options, whose
@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from helpers_cli import PAGES, ROOT, cli_commands
 from pydantic import BaseModel
-from test_cli_docs_options import PAGES, ROOT, _commands
 
 _VALUE = (
     r"`[^`]*`|[0-9][0-9.]*(?:,[0-9][0-9.]*)?(?: ?%| ?px|[KMG])?|no limit|[a-z][a-z0-9-]*(?=[,;)])"
@@ -133,7 +133,7 @@ def wrong_defaults(text: str, commands: dict[str, Any], fields: dict[str, list[A
 
 
 def test_stated_defaults_are_the_real_ones() -> None:
-    commands, fields = _commands(), _field_defaults()
+    commands, fields = cli_commands(), _field_defaults()
     bad = [
         f"{page.relative_to(ROOT)}: {b}"
         for page in PAGES
@@ -151,7 +151,7 @@ def test_the_pages_state_defaults_this_check_reads() -> None:
 def test_a_wrong_stated_default_is_caught() -> None:
     """Guards on a made-up page: wrong number, size, word, unit-carrying and in-span values are
     reported; right ones, "off by default" of an option without default and prose are not."""
-    commands, fields = _commands(), _field_defaults()
+    commands, fields = cli_commands(), _field_defaults()
     page = (
         "`--val-fraction` (default 0.2) keeps ... `--max-memory` (default 2G; e.g. ...). "
         "`--warp-method polynomial` (default) and `--road-buffer PX`, default 3 px.\n"

@@ -14,16 +14,10 @@ or removed option fails here the day it changes. Two checks:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.main
-
-from sam2elnet.cli import app
-
-ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+from helpers_cli import PAGES, ROOT, cli_commands
 
 FOREIGN = {
     "--calc": "gdal_calc.py",
@@ -64,17 +58,6 @@ def _options(command: Any) -> set[str]:
     for param in command.params:
         flags.update(o for o in (*param.opts, *param.secondary_opts) if o.startswith("--"))
     return flags
-
-
-def _commands() -> dict[str, Any]:
-    """``"annotate"``, ..., and ``"weights download"`` for the commands of a group."""
-    root = typer.main.get_command(app)
-    found: dict[str, Any] = {}
-    for name, command in root.commands.items():  # type: ignore[attr-defined]
-        found[name] = command
-        for sub, subcommand in getattr(command, "commands", {}).items():
-            found[f"{name} {sub}"] = subcommand
-    return found
 
 
 def _bench_options() -> set[str]:
@@ -118,12 +101,12 @@ def unknown_flags(text: str, known: set[str]) -> list[str]:
 
 
 def _all_known() -> set[str]:
-    flags = set().union(*(_options(c) for c in _commands().values()))
+    flags = set().union(*(_options(c) for c in cli_commands().values()))
     return flags | _bench_options() | set(FOREIGN)
 
 
 def test_invocations_use_their_commands_options() -> None:
-    commands = _commands()
+    commands = cli_commands()
     bad = [
         f"{page.relative_to(ROOT)}: {b}"
         for page in PAGES
@@ -146,7 +129,7 @@ def test_every_flag_on_the_pages_exists() -> None:
 
 def test_checks_catch_made_up_and_misplaced_options() -> None:
     """Guards: a made-up flag, and a real flag on the wrong command, are both reported."""
-    commands = _commands()
+    commands = cli_commands()
     page = (
         "Run\n\n```\nelnet annotate --model m.pt --images IMG \\\n    --out OUT --made-up-flag 3\n```\n"
         "then `elnet train --min-quality 0.8` and `elnet weights download --size tiny`.\n"
@@ -166,7 +149,7 @@ def test_checks_catch_made_up_and_misplaced_options() -> None:
 def test_prose_is_not_read_and_an_invocation_ends_at_the_next() -> None:
     """Guards: prose naming a command near another's option is no invocation, and two commands
     in one code span are two invocations (the second's options are not the first's)."""
-    commands = _commands()
+    commands = cli_commands()
     prose = (
         "Like elnet train, annotate takes --min-quality.\n"
         "then elnet train --data D --out O, or elnet evaluate --pred P.\n"
@@ -190,7 +173,7 @@ def readme_missing_commands(readme: str, names: list[str]) -> list[str]:
 
 
 def test_readme_lists_every_command() -> None:
-    names = [n for n in _commands() if " " not in n]
+    names = [n for n in cli_commands() if " " not in n]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert not readme_missing_commands(readme, names)
 

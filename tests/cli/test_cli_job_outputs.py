@@ -16,35 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_data import blob_mask, grey_rgb, make_generic, write_png
+from helpers_logs import error_line, file_tree, refused_untouched
 
 from sam2elnet.cli import main
 from sam2elnet.errors import UserError
 from sam2elnet.utils.paths import check_distinct_outputs
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its bytes (to show that nothing was written)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """Run ``elnet argv``; assert exit 2 and one error line without a traceback; return it."""
-    rc = main(argv)
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert err.count("\n") == 1 and err.startswith("error: "), err
-    assert "Traceback" not in err
-    return err.strip()
-
-
-def _refused(capsys: pytest.CaptureFixture[str], argv: list[str], root: Path) -> str:
-    """:func:`_error`, and assert that nothing under ``root`` was written or changed."""
-    before = _tree(root)
-    err = _error(capsys, argv)
-    assert _tree(root) == before  # no lock file, no quality.csv, no label
-    return err
 
 
 def _images(folder: Path, n: int = 3) -> list[Path]:
@@ -66,7 +44,7 @@ def test_annotate_images_in_out_labels_are_refused(
         "--out",
         str(run),
     ]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: annotate writes its labels into {run / 'labels'}, which holds an "
         f"image read with --images ({run / 'labels' / 'img0.png'}); they would replace or mix "
@@ -88,10 +66,10 @@ def test_annotate_save_prob_onto_an_image_folder_is_refused(
         "--out",
         str(run),
     ]
-    err = _error(capsys, [*argv, "--save-prob"])
+    err = error_line(capsys, [*argv, "--save-prob"])
     assert f"annotate writes probability maps into {run / 'prob'}, which holds an image" in err
     # without --save-prob nothing goes to prob/: the check passes and the model is read
-    err = _error(capsys, argv)
+    err = error_line(capsys, argv)
     assert "model.pt" in err and "replace or mix" not in err
     assert not (run / "quality.csv").exists()
 
@@ -111,7 +89,7 @@ def test_annotate_into_a_dataset_root_with_a_labels_folder_is_refused(
         "--out",
         str(d),
     ]
-    err = _refused(capsys, argv, d)
+    err = refused_untouched(capsys, argv, d)
     assert err == (
         f"error: --out {d}: annotate writes its labels into {d / 'labels'}, which holds the "
         f"dataset's labels next to --images {d / 'images'} ({d / 'labels'}); they would replace "
@@ -119,7 +97,7 @@ def test_annotate_into_a_dataset_root_with_a_labels_folder_is_refused(
     )
     # an out folder next to the inputs, or the images folder itself, passes (the model is read)
     for out in (d / "auto", d / "images"):
-        err = _error(capsys, [*argv[:-1], str(out)])
+        err = error_line(capsys, [*argv[:-1], str(out)])
         assert "model.pt" in err and "replace or mix" not in err, err
 
 
@@ -128,7 +106,7 @@ def test_annotate_split_into_the_split_folder_is_refused(
 ) -> None:
     d = make_generic(tmp_path / "d" / "test", n=3, mask_dir="labels").parent
     argv = ["annotate", "--model", str(unread_model), "--images", str(d), "--split", "test"]
-    err = _error(capsys, [*argv, "--out", str(d / "test")])
+    err = error_line(capsys, [*argv, "--out", str(d / "test")])
     assert f"annotate writes its labels into {d / 'test' / 'labels'}, which holds " in err
     assert "Choose another --out folder" in err
     assert not (d / "test" / "quality.csv").exists()
@@ -144,7 +122,7 @@ def test_enhance_coarse_labels_in_out_labels_are_refused(
         write_png(run / "labels" / f"img{i}.png", blob_mask(32, i).astype(np.uint8) * 255)
     argv = ["enhance", "--model", str(unread_model), "--images", str(tmp_path / "images"),
             "--labels", str(run / "labels"), "--out", str(run)]  # fmt: skip
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: enhance writes its labels into {run / 'labels'}, which holds a "
         f"coarse label read with --labels ({run / 'labels' / 'img0.png'}); they would replace or "
@@ -163,7 +141,7 @@ def test_enhance_vector_labels_named_like_a_run_file_are_refused(
     vec.write_text('{"type": "FeatureCollection", "features": []}')
     argv = ["enhance", "--model", str(unread_model), "--images", str(tmp_path / "images"),
             "--labels", str(vec), "--out", str(run)]  # fmt: skip
-    err = _error(capsys, argv)
+    err = error_line(capsys, argv)
     assert err == (
         f"error: --out {run}: its summary.json {vec}: is the input file {vec}; writing it would "
         "replace the input. Choose another --out path"
@@ -193,7 +171,7 @@ def test_refine_into_an_input_folder_is_refused(
     d = refine_data
     argv = ["refine", "--method", "morphological", "--images", str(d / "images"),
             "--coarse", str(d / "coarse"), "--out", str(d / out), "--no-progress"]  # fmt: skip
-    err = _refused(capsys, argv, d)
+    err = refused_untouched(capsys, argv, d)
     assert err == (
         f"error: --out {d / out}: refine writes its refined labels into {d / out}, which holds "
         f"{holds.format(d=d)}; they would replace or mix with the inputs. Choose another --out "
@@ -228,7 +206,7 @@ def test_evaluate_two_outputs_in_one_file_are_refused(
         write_png(pred / f"img{i}.png", m)
     base = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress"]
     out = tmp_path / "eval.txt"
-    err = _error(capsys, [*base, "--json", str(out), "--csv", str(out)])
+    err = error_line(capsys, [*base, "--json", str(out), "--csv", str(out)])
     assert err == (
         f"error: --csv {out}: is the same file as --json {out}; one would overwrite the other. "
         "Choose another --csv path"
@@ -237,11 +215,11 @@ def test_evaluate_two_outputs_in_one_file_are_refused(
     (tmp_path / "link").symlink_to(tmp_path)
     other = tmp_path / "link" / "sub" / ".." / "eval.txt"
     (tmp_path / "sub").mkdir()
-    err = _error(capsys, [*base, "--json", str(out), "--csv", str(other)])
+    err = error_line(capsys, [*base, "--json", str(out), "--csv", str(other)])
     assert err.startswith(f"error: --csv {other}: is the same file as --json {out};")
     # --report writes report.html next to --json
     page = tmp_path / "report.html"
-    err = _error(capsys, [*base, "--json", str(page), "--report"])
+    err = error_line(capsys, [*base, "--json", str(page), "--report"])
     assert err == (
         f"error: --json {page}: is the same file as the --report page {page}; one would "
         "overwrite the other. Choose another --json path"
@@ -267,8 +245,10 @@ def test_degrade_into_the_mask_folder_or_onto_its_id_list_is_refused(
     """degrade writes coarse labels under the masks' own names: never into --masks; and its
     ``OUT/skipped.csv`` / ``coarse_iou.csv`` are never the ``--ids`` list it reads."""
     masks = make_generic(tmp_path / "d", n=3).joinpath("masks")
-    before = _tree(tmp_path)
-    err = _error(capsys, ["degrade", "--masks", str(masks), "--out", str(masks), "--no-progress"])
+    before = file_tree(tmp_path)
+    err = error_line(
+        capsys, ["degrade", "--masks", str(masks), "--out", str(masks), "--no-progress"]
+    )
     assert err == (
         f"error: --out {masks}: degrade writes its coarse labels into {masks}, which holds the "
         f"masks read with --masks ({masks}); they would replace or mix with the inputs. Choose "
@@ -279,12 +259,12 @@ def test_degrade_into_the_mask_folder_or_onto_its_id_list_is_refused(
     ids = out / "skipped.csv"
     ids.write_text("img0\nimg1\n")
     argv = ["degrade", "--masks", str(masks), "--out", str(out), "--no-progress"]
-    err = _error(capsys, [*argv, "--ids", str(ids)])
+    err = error_line(capsys, [*argv, "--ids", str(ids)])
     assert err == (
         f"error: --out {out}: its skipped.csv {ids}: is the input file {ids}; writing it would "
         "replace the input. Choose another --out path"
     )
-    assert _tree(tmp_path) == {**before, "coarse/skipped.csv": b"img0\nimg1\n"}
+    assert file_tree(tmp_path) == {**before, "coarse/skipped.csv": b"img0\nimg1\n"}
     # the id list elsewhere: two coarse labels, named as their masks
     (tmp_path / "ids.txt").write_text("img0\nimg1\n")
     assert main([*argv, "--ids", str(tmp_path / "ids.txt")]) == 0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers_data import make_generic, make_scene
-from test_cli_job_outputs import _refused
+from helpers_logs import refused_untouched
 
 from sam2elnet.cli import main
 from sam2elnet.engine.folder_inputs import check_run_out
@@ -47,7 +47,7 @@ def test_scene_folder_two_scenes_onto_one_label_are_refused(
     out = tmp_path / "o"
     argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--out", str(out),
             "--no-progress"]  # fmt: skip
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: scene a.tiff's label {out / 'a.tif'}: is the same file as scene a.tif's label "
         f"{out / 'a.tif'}; one would overwrite the other. Rename one of the two scenes or move "
@@ -66,7 +66,7 @@ def test_scene_folder_label_onto_another_scenes_probability_map_is_refused(
     _scene(scenes / "a_prob.tif", seed=1)
     out = tmp_path / "o"
     argv = ["scene", "--image", str(scenes), "--out", str(out), *SMOOTH]
-    err = _refused(capsys, [*argv, "--prob"], tmp_path)
+    err = refused_untouched(capsys, [*argv, "--prob"], tmp_path)
     assert err == (
         f"error: scene a_prob.tif's label {out / 'a_prob.tif'}: is the same file as scene "
         f"a.tif's probability map {out / 'a_prob.tif'}; one would overwrite the other. Rename "
@@ -85,7 +85,7 @@ def test_scene_folder_out_equal_to_the_labels_folder_is_refused(
     _scene(labels / "a.tif", seed=2)
     argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--labels", str(labels),
             "--out", str(labels), "--no-progress"]  # fmt: skip
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {labels}: scene writes its labels (<scene>.tif) into {labels}, which "
         f"holds the coarse labels read with --labels ({labels}); they would replace or mix with "
@@ -104,7 +104,7 @@ def test_scene_folder_output_onto_the_labels_file_is_refused(
     lab.write_bytes(b"a GeoPackage (not read: the output is refused first)")
     argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--labels", str(lab),
             "--out", str(out), "--quality-gpkg", "--no-progress"]  # fmt: skip
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {out}: scene a.tif's quality layer {lab}: is the input file {lab}; "
         "writing it would replace the input. Choose another --out path"
@@ -123,7 +123,7 @@ def test_scene_probability_map_linked_to_the_label_is_refused(
     prob = out.with_name("label_prob.tif")
     prob.symlink_to(out)
     argv = ["scene", "--image", str(image), "--out", str(out), "--prob", *SMOOTH]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {out}: its probability map {prob}: is the same file as --out {out}; one "
         "would overwrite the other. Choose another --out path"
@@ -136,7 +136,7 @@ def test_scene_out_equal_to_the_labels_file_is_refused(
     image = _scene(tmp_path / "s.tif")
     labels = _scene(tmp_path / "coarse.tif", seed=3)
     argv = ["scene", "--image", str(image), "--labels", str(labels), "--out", str(labels), *SMOOTH]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {labels}: is the input file {labels}; writing it would replace the "
         "input. Choose another --out path"
@@ -164,7 +164,7 @@ def test_scene_out_that_is_no_geotiff_is_refused_before_the_model_loads(
     out = tmp_path / "x.png"
     argv = ["scene", "--model", str(unread_model), "--image", str(image), "--out", str(out),
             "--no-progress", *extra]  # fmt: skip
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: scene output must be a GeoTIFF (.tif), got {out}; choose a name ending in .tif"
     )
@@ -254,7 +254,7 @@ def test_run_folder_equal_to_the_data_folder_is_refused(
     """cv and experiment write (and a re-run stage clears) ``test/``, ``labels/``, ... in
     ``--out``: into the dataset folder they would replace or mix with the dataset."""
     argv = [command, "--data", str(data), "--out", str(data), "--no-progress"]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {data}: {command} writes {writes} into {data}, which holds the dataset "
         f"read with --data ({data}); they would replace or mix with the inputs. Choose another "
@@ -267,7 +267,7 @@ def test_run_folder_in_the_images_folder_is_refused(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     argv = [command, "--data", str(data), "--out", str(data / "images"), "--no-progress"]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err.startswith(f"error: --out {data / 'images'}: {command} writes its ")
     assert err.endswith(
         f"into {data / 'images'}, which holds an image read with --data "
@@ -282,7 +282,7 @@ def test_experiment_data_in_a_stage_folder_of_the_run_is_refused(
     """``--data RUN/labelled --out RUN``: re-running the subsets stage clears RUN/labelled."""
     run = tmp_path / "run"
     lab = make_generic(run / "labelled", n=4)
-    err = _refused(capsys, ["experiment", "--data", str(lab), "--out", str(run)], tmp_path)
+    err = refused_untouched(capsys, ["experiment", "--data", str(lab), "--out", str(run)], tmp_path)
     assert err == (
         f"error: --out {run}: experiment writes the labelled subset into {lab}, which holds the "
         f"dataset read with --data ({lab}); they would replace or mix with the inputs. Choose "
@@ -304,7 +304,7 @@ def test_weights_in_a_folder_the_run_writes_are_refused(
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"a checkpoint")
     argv = [command, "--data", str(data), "--out", str(run), "--weights", str(weights)]
-    err = _refused(capsys, argv, tmp_path)
+    err = refused_untouched(capsys, argv, tmp_path)
     assert err == (
         f"error: --out {run}: {command} writes {writes} into {run / sub}, which holds the "
         f"--weights file ({weights}); they would replace or mix with the inputs. Choose another "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers_data import make_generic, make_sos
-from test_cli_job_outputs import _refused
+from helpers_logs import refused_untouched
 
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.pipeline.crossval_config import CV_PARTS
@@ -51,7 +51,7 @@ def _run(capsys: pytest.CaptureFixture[str], command: str, data: Path, out: Path
     under ``root``, ``out`` not created when it was new); returns the error line."""
     new = not out.exists()
     argv = [command, "--data", str(data), "--out", str(out), "--no-progress", *extra]
-    err = _refused(capsys, argv, root)
+    err = refused_untouched(capsys, argv, root)
     assert not new or not out.exists()
     return err
 

@@ -16,9 +16,10 @@ import re
 
 import numpy as np
 import tqdm.std
+from helpers_cli import cli_commands
 from helpers_data import write_tif
 
-from sam2elnet.cli import app, main
+from sam2elnet.cli import main
 from sam2elnet.cli.shared_options import NO_PROGRESS_HELP
 
 #: every command that draws a progress bar (a new one belongs here and gets NO_PROGRESS)
@@ -30,19 +31,9 @@ BARS = {
 STAGE = re.compile(r"^(.+): \d+(/\d+)? \S+ in \d+\.\d s \(")
 
 
-def _commands(group, prefix: str = ""):  # noqa: ANN001, ANN202
-    for name, cmd in group.commands.items():
-        if hasattr(cmd, "commands"):
-            yield from _commands(cmd, f"{prefix}{name} ")
-        else:
-            yield f"{prefix}{name}", cmd
-
-
 def test_every_command_with_a_bar_takes_the_one_no_progress_option() -> None:
-    import typer.main
-
     found = {}
-    for name, cmd in _commands(typer.main.get_command(app)):
+    for name, cmd in cli_commands(leaves=True).items():
         for param in cmd.params:
             if "--no-progress" in param.opts:
                 found[name] = param

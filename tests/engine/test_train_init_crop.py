@@ -13,8 +13,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 from pathlib import Path
 
 import pytest
-from helpers_data import small_cfg
-from test_train_inputs import micro_sar_model_and_reviewed_pairs
+from helpers_data import micro_sar_model_and_reviewed_pairs, small_cfg
 
 from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
 

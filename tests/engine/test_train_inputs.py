@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_data import make_chn6, make_dataset, make_sos, small_cfg, write_png
+from helpers_data import (
+    make_chn6,
+    make_dataset,
+    make_sos,
+    micro_sar_model_and_reviewed_pairs,
+    small_cfg,
+    write_png,
+)
 
 from sam2elnet.data.datasets import select_split
 from sam2elnet.errors import DataError
@@ -333,34 +340,6 @@ def test_missing_weights_file_is_refused_before_the_data_is_read(tmp_path, monke
     with pytest.raises(CheckpointError, match="weights file not found; run `elnet weights list`"):
         train_mod.train(cfg)
     assert not (tmp_path / "r").exists()
-
-
-def micro_sar_model_and_reviewed_pairs(
-    tmp_path: Path, image_size: int | None = None
-) -> tuple[Path, Path]:
-    """A micro SAR model file (``m.pt``, an --init-model; trained at ``image_size`` px crops
-    when given, else recording no crop size) and 4 reviewed 32 px pairs."""
-    from helpers_data import blob_mask, grey_rgb
-
-    from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.model import ModelConfig, build_model, save_model
-
-    sar = NormalizationConfig.for_modality("sar")
-    net = build_model(ModelConfig(size="micro", in_bands=1, normalization=sar.model_dump()))
-    init = save_model(
-        net,
-        tmp_path / "m.pt",
-        extra={
-            "normalization": sar.model_dump(mode="json"),
-            "train": {"domain": "other"},
-            **({"image_size": image_size} if image_size is not None else {}),
-        },
-    )
-    data = tmp_path / "reviewed"
-    for i in range(4):
-        write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
-        write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
-    return init, data
 
 
 def test_init_model_file_is_read_once_per_run(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ test_labelstudio_server.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -17,6 +16,8 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import numpy as np
 import pytest
+from helpers_data import micro_model_file
+from helpers_serve import call, scored_model
 from pydantic import ValidationError
 from review_helpers import make_run
 
@@ -26,68 +27,8 @@ from sam2elnet.export.labelstudio import mask_result
 from sam2elnet.pipeline.serve import BackendConfig, MLBackend, make_server
 
 
-def micro_model(path: Path, bands: int = 3) -> Path:
-    from sam2elnet.model import ModelConfig, build_model
-    from sam2elnet.model.io import save_model
-
-    return save_model(build_model(ModelConfig(size="micro", in_bands=bands)), path)
-
-
-def scored_model(path: Path, image_size: int = 32) -> Path:
-    """An untrained micro model (seed 0) that predicts part of each image as foreground (its
-    mask head's bias lowered by 1: about 5-25 % of a ``make_run`` image, which one depends on
-    the image), with a fitted quality evaluator (so answers carry a score) and a training record
-    of ``image_size`` px; built in a second, no training."""
-    import torch
-
-    from sam2elnet.model import ModelConfig, build_model
-    from sam2elnet.model.io import save_model
-    from sam2elnet.model.quality import FEATURE_NAMES, QualityEvaluator
-
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(size="micro", in_bands=3))
-    with torch.no_grad():
-        model.decoder.head.bias.sub_(1.0)
-    rng = np.random.default_rng(0)
-    iou = rng.uniform(0, 1, 60)
-    feats = rng.uniform(0, 1, (60, len(FEATURE_NAMES)))
-    feats[:, FEATURE_NAMES.index("fg_frac")] = iou + rng.normal(0, 0.05, 60)
-    ev = QualityEvaluator().fit(feats, None, iou, seed=0)
-    assert ev.fitted
-    extra = {"quality": ev.state_dict(), "image_size": image_size}
-    return save_model(model, path, extra=extra)
-
-
-def call(url: str, payload: dict | None = None) -> tuple[int, dict]:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
-
-
-@pytest.fixture
-def backend(tmp_path: Path):
-    make_run(tmp_path, {"a": 0.2, "b": 0.8})
-    # no image_size: the fine-tuning runs take the model's training size (32 px)
-    cfg = BackendConfig(
-        model=scored_model(tmp_path / "model.pt"), workdir=tmp_path / "serve", epochs=1
-    )
-    be = MLBackend(cfg)
-    srv = make_server(be, port=0)
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield be, f"http://127.0.0.1:{srv.server_address[1]}", tmp_path
-    srv.shutdown()
-    srv.server_close()
-    if be.training is not None:
-        be.training.join(timeout=120)
-
-
-def test_protocol_predict_store_and_fine_tune(backend):
-    be, url, root = backend
+def test_protocol_predict_store_and_fine_tune(serve_backend):
+    be, url, root = serve_backend
     code, h = call(f"{url}/health")
     assert code == 200 and h["status"] == "UP" and h["model_version"].startswith("model.pt@")
     code, s = call(
@@ -169,13 +110,13 @@ def test_fine_tuning_size_defaults_to_the_models_training_size(tmp_path: Path):
     assert MLBackend(BackendConfig(model=recorded, workdir=tmp_path / "a")).image_size == 64
     cfg = BackendConfig(model=recorded, workdir=tmp_path / "b", image_size=48)
     assert MLBackend(cfg).image_size == 48
-    bare = micro_model(tmp_path / "bare.pt")  # no training record
+    bare = micro_model_file(tmp_path / "bare.pt", bands=3)  # no training record
     assert MLBackend(BackendConfig(model=bare, workdir=tmp_path / "c")).image_size == 256
     assert DEFAULT_IMAGE_SIZE == 256 == TrainConfig(data=tmp_path, out=tmp_path / "r").image_size
 
 
 def test_bad_settings_and_busy_port(tmp_path: Path):
-    model = micro_model(tmp_path / "m.pt")
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
     with pytest.raises(ValidationError, match="threshold"):
         BackendConfig(model=model, workdir=tmp_path / "w", threshold=1.5)
     cfg = BackendConfig(model=model, workdir=tmp_path / "w")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_serve import backend, call, micro_model  # noqa: F401  (backend: fixture)
+from helpers_data import micro_model_file
+from helpers_serve import call
 
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.pipeline.serve import BackendConfig, MLBackend
@@ -21,8 +22,8 @@ def _task(root: Path, name: str, i: int = 1, key: str = "image") -> dict:
     return {"id": i, "data": {key: str(root / "images" / f"{name}.tif"), "name": name}}
 
 
-def test_malformed_requests_are_400_with_a_sentence(backend):  # noqa: F811
-    be, url, root = backend
+def test_malformed_requests_are_400_with_a_sentence(serve_backend):
+    be, url, root = serve_backend
     good = _task(root, "a")
     cases = {
         "/predict": [
@@ -62,8 +63,8 @@ def test_malformed_requests_are_400_with_a_sentence(backend):  # noqa: F811
     assert call(f"{url}/health")[0] == 200  # still serving
 
 
-def test_unreadable_images_get_no_prediction_and_none_readable_is_422(backend):  # noqa: F811
-    be, url, root = backend
+def test_unreadable_images_get_no_prediction_and_none_readable_is_422(serve_backend):
+    be, url, root = serve_backend
     missing = {"id": 4, "data": {"image": str(root / "nope.png")}}
     code, ans = call(f"{url}/predict", {"tasks": [_task(root, "a"), missing]})
     assert code == 200 and len(ans["results"]) == 2
@@ -87,7 +88,7 @@ def test_answers_use_the_projects_labelling_config(tmp_path: Path):
     make_run(tmp_path, {"a": 0.5})
     be = MLBackend(
         BackendConfig(
-            model=micro_model(tmp_path / "m.pt"),
+            model=micro_model_file(tmp_path / "m.pt", bands=3),
             workdir=tmp_path / "w",
             threshold=1e-6,  # every valid pixel: a non-empty mask from an untrained model
             category="ship",
@@ -144,7 +145,11 @@ def test_token_goes_only_to_the_label_studio_host(tmp_path: Path):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     ls, other = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
     try:
-        be = MLBackend(BackendConfig(model=micro_model(tmp_path / "m.pt"), workdir=tmp_path / "w"))
+        be = MLBackend(
+            BackendConfig(
+                model=micro_model_file(tmp_path / "m.pt", bands=3), workdir=tmp_path / "w"
+            )
+        )
         be.setup({"hostname": ls, "access_token": "secret"})
         be.image_path({"id": 1, "data": {"image": "/data/upload/1/abcd1234-a.tif"}})
         be.image_path({"id": 2, "data": {"image": f"{ls}/data/upload/1/x.tif"}})
@@ -164,7 +169,9 @@ def test_a_review_named_like_a_path_stays_in_the_work_folder(tmp_path: Path):
 
     make_run(tmp_path, {"a": 0.5})
     be = MLBackend(
-        BackendConfig(model=micro_model(tmp_path / "m.pt"), workdir=tmp_path / "w", train=False)
+        BackendConfig(
+            model=micro_model_file(tmp_path / "m.pt", bands=3), workdir=tmp_path / "w", train=False
+        )
     )
     task = {"id": 1, "data": {"image": str(tmp_path / "images" / "a.tif"), "name": "../../evil"}}
     edit = np.zeros((40, 48), bool)
@@ -182,9 +189,9 @@ def test_restart_serves_the_fine_tuned_model(tmp_path: Path):
     from review_helpers import make_run
 
     make_run(tmp_path, {"a": 0.5})
-    model = micro_model(tmp_path / "m.pt")
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
     work = tmp_path / "w"
-    tuned = micro_model(tmp_path / "tuned.pt", bands=3)  # stands in for a finished run's model
+    tuned = micro_model_file(tmp_path / "tuned.pt", bands=3)  # stands in for a finished run's model
     first = MLBackend(BackendConfig(model=model, workdir=work, train=False))
     v_tuned = MLBackend._version(tuned)
     state = {
@@ -203,14 +210,14 @@ def test_restart_serves_the_fine_tuned_model(tmp_path: Path):
     killed = MLBackend(BackendConfig(model=model, workdir=work, train=False))
     assert [j["state"] for j in killed.jobs] == ["done", "interrupted"]
     # another --model: its own start, not the old state's model
-    other = micro_model(tmp_path / "other.pt", bands=3)
+    other = micro_model_file(tmp_path / "other.pt", bands=3)
     fresh = MLBackend(BackendConfig(model=other, workdir=work, train=False))
     assert fresh.model_version == MLBackend._version(other) and fresh.jobs == []
 
 
 @pytest.mark.timeout(300)
-def test_an_interrupted_fine_tuning_runs_again(backend):  # noqa: F811
-    be, url, root = backend
+def test_an_interrupted_fine_tuning_runs_again(serve_backend):
+    be, url, root = serve_backend
     from sam2elnet.export.labelstudio import mask_result
 
     edit = np.zeros((40, 48), bool)

@@ -1,6 +1,6 @@
 """Lines printed while a progress bar is drawn appear above it, whole (utils.progress.write).
 
-A terminal is emulated on the captured text (:func:`_screen`): ``\\r`` returns to the start of the
+A terminal is emulated on the captured text (``helpers_logs.screen_rows``): ``\\r`` returns to the start of the
 line and later characters overwrite earlier ones, so a warning printed onto the bar's line shows
 glued to the bar (and a redraw overwrites it) while one printed through ``tqdm.write`` has a row of
 its own.
@@ -16,32 +16,14 @@ import warnings
 import numpy as np
 import pytest
 from helpers_data import write_png
+from helpers_logs import screen_rows
 
 from sam2elnet.utils.progress import progress_bar, write
 
 
-def _screen(text: str) -> list[str]:
-    """The rows a terminal shows for ``text`` (``\\r``: back to column 0, then overwrite)."""
-    rows = []
-    for raw in text.split("\n"):
-        row: list[str] = []
-        col = 0
-        for ch in raw:
-            if ch == "\r":
-                col = 0
-                continue
-            if col < len(row):
-                row[col] = ch
-            else:
-                row.append(ch)
-            col += 1
-        rows.append("".join(row).rstrip())
-    return rows
-
-
 def test_screen_emulation_shows_a_line_glued_to_the_bar() -> None:
     """Guards the emulation: printed after a bar's text, a line is not a row of its own."""
-    rows = _screen("\rbar  30%|###|\rbar  40%|####|warning: x\n")
+    rows = screen_rows("\rbar  30%|###|\rbar  40%|####|warning: x\n")
     assert rows == ["bar  40%|####|warning: x", ""]
 
 
@@ -54,7 +36,7 @@ def test_write_puts_the_line_above_a_live_bar() -> None:
     write("info: second line", buf)
     bar.update(5)
     bar.close()
-    rows = _screen(buf.getvalue())
+    rows = screen_rows(buf.getvalue())
     assert "warning: a.tif: pixel values far from the model's training range" in rows
     assert "info: second line" in rows
     # the bar is drawn again after each line: the last row shows it at the end
@@ -82,7 +64,7 @@ def test_cli_warnings_mid_loop_print_above_the_bar(tmp_path, capsys) -> None:
     assert main(["stats", "--data", str(tmp_path / "d"), "--check", "--progress"]) == 0
     err = capsys.readouterr().err
     assert "check pairs" in err  # the bar was drawn
-    warned = [r for r in _screen(err) if "b.png" in r]
+    warned = [r for r in screen_rows(err) if "b.png" in r]
     assert len(warned) == 1, warned
     assert warned[0].startswith(f"warning: skipping {tmp_path / 'd' / 'masks' / 'b.png'}: size ")
     assert warned[0].endswith("re-export the label at the image's size or remove the pair")
@@ -102,7 +84,7 @@ def test_cli_python_warnings_print_above_the_bar(monkeypatch: pytest.MonkeyPatch
         warnings.warn("c.tif: no georeference", UserWarning, stacklevel=1)
         bar.update(3)
         bar.close()
-    assert "warning: c.tif: no georeference" in _screen(buf.getvalue())
+    assert "warning: c.tif: no georeference" in screen_rows(buf.getvalue())
 
 
 def test_cli_log_lines_print_above_the_bar(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,4 +104,4 @@ def test_cli_log_lines_print_above_the_bar(monkeypatch: pytest.MonkeyPatch) -> N
         bar.close()
     finally:
         log.removeHandler(handler)  # type: ignore[arg-type]
-    assert "warning: d.tif: scene without a CRS" in _screen(buf.getvalue())
+    assert "warning: d.tif: scene without a CRS" in screen_rows(buf.getvalue())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_data import write_png
-from test_progress_write import _screen
+from helpers_logs import screen_rows
 
 from sam2elnet.engine.predictor import UNFITTED_EVALUATOR, Predictor
 from sam2elnet.model import ModelConfig, build_model, save_model
@@ -96,7 +96,7 @@ def test_cli_prints_the_warning_once_above_the_bar(
                  "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert "annotate" in err and "%|" in err  # the bar was drawn
-    said = [r for r in _screen(err) if UNFITTED_EVALUATOR in r]
+    said = [r for r in screen_rows(err) if UNFITTED_EVALUATOR in r]
     assert len(said) == 1, said
     assert said[0].startswith(f"warning: {UNFITTED_EVALUATOR} (")
     assert "UserWarning" not in err
