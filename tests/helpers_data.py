@@ -368,3 +368,8 @@ def micro_sar_model_and_reviewed_pairs(
         write_png(data / "images" / f"1000{i}_sat.png", grey_rgb(32, i))
         write_png(data / "masks" / f"1000{i}_sat.png", blob_mask(32, i).astype(np.uint8) * 255)
     return init, data
+
+
+def no_temp_files(folder: Path) -> None:
+    """Assert that a job left no temporary (dot) file under ``folder`` (atomic writes)."""
+    assert not [p for p in folder.rglob(".*") if p.is_file()], "temporary files left behind"

@@ -1,7 +1,9 @@
-"""Folder jobs: annotate / enhance outputs, filtering, resume, reports, large images, bad inputs.
+"""Folder jobs (annotate): outputs, filtering by predicted quality, resume, closing lines,
+summaries and reports.
 
-The model alone (Predictor, model files, thresholds): test_predictor.py; vector coarse labels
-of enhance: test_enhance_vector.py."""
+enhance's outputs and coarse labels: test_infer_enhance.py; inputs (GeoTIFFs, band counts,
+large scenes, folders, defaults): test_infer_inputs.py; the model alone (Predictor, model files,
+thresholds): test_predictor.py; vector coarse labels of enhance: test_enhance_vector.py."""
 
 from __future__ import annotations
 
@@ -12,16 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers_data import tiled_scene
+from helpers_data import no_temp_files, tiled_scene
 
 from sam2elnet.engine.infer import annotate_folder, enhance_folder
 from sam2elnet.engine.predictor import Predictor
-from sam2elnet.errors import DataError, UserError
+from sam2elnet.errors import DataError
 from sam2elnet.model.quality_features import FEATURE_NAMES
-
-
-def _no_temp_files(folder: Path) -> None:
-    assert not [p for p in folder.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
 def test_annotate_filters_into_kept_and_rejected(
@@ -53,7 +51,7 @@ def test_annotate_filters_into_kept_and_rejected(
     assert len(list((tmp_path / "a" / "prob").glob("*.png"))) == 8
     mask = cv2.imread(str(tmp_path / "a" / rows[0]["label"]), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (40, 40) and set(np.unique(mask)) <= {0, 255}
-    _no_temp_files(tmp_path / "a")
+    no_temp_files(tmp_path / "a")
 
 
 def test_target_precision_records_threshold(
@@ -214,102 +212,6 @@ def test_resume_with_another_threshold_refilters_the_reused_labels(
             )
 
 
-def test_enhance_outputs_and_missing_labels(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    images, masks = run["data"] / "images", run["data"] / "masks"
-    coarse = tmp_path / "coarse"
-    coarse.mkdir()
-    for p in sorted(masks.glob("*.png"))[:-2]:  # the last two images have no label
-        m = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
-        cv2.imwrite(str(coarse / f"{p.stem}_mask.png"), cv2.dilate(m, np.ones((5, 5), np.uint8)))
-    with pytest.raises(DataError, match="s07.png"):
-        enhance_folder(run["model"], images, coarse, tmp_path / "e", progress=False, predictor=pred)
-    res = enhance_folder(
-        run["model"],
-        images,
-        coarse,
-        tmp_path / "e",
-        skip_missing=True,
-        save_prob=True,
-        progress=False,
-        predictor=pred,
-    )
-    assert len(res.rows) == 6 and res.summary["n_missing_labels"] == 2
-    assert res.summary["n_skipped"] == 2 and [s["image"] for s in res.skipped] == [
-        str(images / "s06.png"),
-        str(images / "s07.png"),
-    ]
-    assert res.summary["missing_labels_note"] == (
-        f"2 of 8 images have no coarse label in {coarse} and were skipped (--skip-missing): "
-        "s06.png, s07.png"
-    )
-    rows = list(csv.DictReader((tmp_path / "e" / "quality.csv").open()))
-    assert {"image", "label", "predicted_iou", "kept", "added_px", "removed_px", "coarse"} <= set(
-        rows[0]
-    )
-    ch = cv2.imread(str(tmp_path / "e" / rows[0]["changes"]), cv2.IMREAD_UNCHANGED)
-    assert ch.shape == (40, 40, 3)
-    label = cv2.imread(str(tmp_path / "e" / rows[0]["label"]), cv2.IMREAD_GRAYSCALE) > 127
-    c = cv2.imread(str(coarse / "s00_mask.png"), cv2.IMREAD_GRAYSCALE) > 127
-    assert int(rows[0]["added_px"]) == int(np.count_nonzero(label & ~c))
-    _no_temp_files(tmp_path / "e")
-
-
-def test_geotiff_input_gives_georeferenced_output(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    import rasterio
-    from rasterio.transform import from_origin
-
-    src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
-    (tmp_path / "in").mkdir()
-    tif = tmp_path / "in" / "scene.tif"
-    tr = from_origin(500000, 4000000, 10, 10)
-    with rasterio.open(
-        tif,
-        "w",
-        driver="GTiff",
-        width=40,
-        height=40,
-        count=3,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=tr,
-    ) as dst:
-        dst.write(np.moveaxis(src, 2, 0))
-    res = annotate_folder(run["model"], tif, tmp_path / "a", progress=False, predictor=pred)
-    out = tmp_path / "a" / res.rows[0]["label"]
-    assert out.suffix == ".tif"
-    with rasterio.open(out) as ds:
-        assert ds.crs.to_epsg() == 32633 and ds.transform == tr
-
-
-def test_wrong_band_count_and_empty_folder(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    four = tmp_path / "four"
-    four.mkdir()
-    rng = np.random.default_rng(0)
-    cv2.imwrite(
-        str(four / "x.png"), rng.integers(0, 255, (40, 40, 4), dtype=np.uint8)
-    )  # RGBA -> 3 bands
-    import rasterio
-
-    with rasterio.open(
-        four / "y.tif", "w", driver="GTiff", width=40, height=40, count=5, dtype="uint8"
-    ) as d:
-        d.write(rng.integers(0, 255, (5, 40, 40), dtype=np.uint8))
-    (four / "x.png").unlink()
-    with pytest.raises(DataError, match="trained for 3"):
-        annotate_folder(run["model"], four, tmp_path / "o", progress=False, predictor=pred)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no images"):
-        annotate_folder(
-            run["model"], tmp_path / "empty", tmp_path / "o2", progress=False, predictor=pred
-        )
-
-
 def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path) -> None:
     from sam2elnet.pipeline.jobs import annotate_folder
 
@@ -323,45 +225,6 @@ def test_report_is_written(run: dict[str, Path], pred: Predictor, tmp_path: Path
     )
     html = (tmp_path / "a" / "report.html").read_text()
     assert res.summary["report"].endswith("report.html") and "s03.png" in html
-
-
-def test_large_scenes_are_routed_to_the_streaming_scene_path(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    """GeoTIFFs above the memory budget go through sliding windows, with per-tile quality layers;
-    the scene label keeps the georeference and agrees with the whole-image path."""
-    import rasterio
-
-    from sam2elnet.engine import memory
-
-    scene = tmp_path / "in" / "scene.tif"
-    scene.parent.mkdir()
-    tiled_scene(scene, run["data"] / "images" / "s00.png")
-    whole = annotate_folder(run["model"], scene, tmp_path / "whole", progress=False, predictor=pred)
-    budget = pred.whole_bytes(64 * 64)  # 96 x 96 px no longer fits
-    res = annotate_folder(
-        run["model"],
-        scene,
-        tmp_path / "tiled",
-        progress=False,
-        predictor=pred,
-        tile=64,
-        overlap=16,
-        max_memory=budget,
-    )
-    pred.max_memory = memory.DEFAULT_MAX_MEMORY
-    row = res.rows[0]
-    label = tmp_path / "tiled" / row["label"]
-    assert (tmp_path / "tiled" / "tiles" / "scene.gpkg").is_file()
-    with rasterio.open(label) as ds:
-        assert ds.crs.to_epsg() == 32633 and ds.width == 96
-        tiled = ds.read(1) == 255
-    with rasterio.open(tmp_path / "whole" / whole.rows[0]["label"]) as ds:
-        ref = ds.read(1) > 127
-    # Windows see less context than the whole image; the bulk of pixels must still agree.
-    assert np.mean(tiled == ref) > 0.9
-    assert (tmp_path / "tiled" / "quality.csv").read_text().count("\n") == 2
-    _no_temp_files(tmp_path / "tiled")
 
 
 def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
@@ -402,99 +265,3 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
     assert e.summary["model_version"] == a.summary["model_version"]
     assert e.summary["coarse_rule"] == CoarseRule("keep", 3).as_dict()
     assert e.summary["n_missing_labels"] == 0 and e.summary["missing_labels"] == []
-
-
-def test_enhance_one_image_with_one_mask_file_of_another_name(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    """--images scene.tif --labels truth.tif (names that do not pair): one mask file serves the
-    one image (it was refused: 'label path does not exist or is neither a folder nor a vector
-    file'); with several images it is one clear UserError saying to give a folder."""
-    scene = tmp_path / "in" / "scene.tif"
-    scene.parent.mkdir()
-    tiled_scene(scene, run["data"] / "images" / "s00.png")
-    coarse = np.zeros((96, 96), np.uint8)
-    coarse[20:40, 20:40] = 255
-    label = tmp_path / "rough.png"
-    cv2.imwrite(str(label), coarse)
-    res = enhance_folder(run["model"], scene, label, tmp_path / "e", progress=False, predictor=pred)
-    row = res.rows[0]
-    assert row["coarse"].endswith("rough.png")
-    rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
-    assert np.array_equal(rgb[:, :, 0] > 0, coarse > 0)  # kept or removed: the coarse label
-    with pytest.raises(UserError, match="one label file serves one image, but --images holds 8"):
-        enhance_folder(run["model"], run["data"] / "images", label, tmp_path / "e2")
-    assert not (tmp_path / "e2").exists()
-
-
-def test_enhance_keeps_an_empty_coarse_label_empty(
-    run: dict[str, Path], pred: Predictor, tmp_path: Path
-) -> None:
-    images = tmp_path / "images"
-    images.mkdir()
-    coarse = tmp_path / "coarse"
-    coarse.mkdir()
-    src = sorted((run["data"] / "images").glob("*.png"))[:2]
-    for p in src:
-        (images / p.name).write_bytes(p.read_bytes())
-        cv2.imwrite(str(coarse / p.name), np.zeros((40, 40), np.uint8))
-    res = enhance_folder(
-        run["model"], images, coarse, tmp_path / "e", progress=False, predictor=pred
-    )
-    assert res.summary["coarse_rule"]["new_objects"] == "drop"
-    for r in res.rows:
-        label = cv2.imread(str(tmp_path / "e" / r["label"]), cv2.IMREAD_GRAYSCALE)
-        assert label is not None and not label.any() and r["added_px"] == 0
-    with pytest.raises(UserError, match="--new-objects"):
-        enhance_folder(
-            run["model"], images, coarse, tmp_path / "x", progress=False, predictor=pred,
-            new_objects="maybe",
-        )  # fmt: skip
-
-
-def test_image_folder_with_only_sub_folders_says_so(tmp_path: Path) -> None:
-    """`annotate --images SOS_ROOT` (or its train/) said only 'no images in the folder; check the
-    path'; it now names the sub-folders and the two ways on."""
-    from sam2elnet.data.naming import list_images
-
-    (tmp_path / "sos" / "train" / "palsar").mkdir(parents=True)
-    (tmp_path / "sos" / "test").mkdir()
-    with pytest.raises(UserError) as err:
-        list_images(tmp_path / "sos")
-    assert str(err.value).endswith(
-        "no images (.png/.jpg/.tif) in the folder, only sub-folders (test, train); pass the "
-        "folder that holds the images (annotate / enhance: or a dataset root with --split, e.g. "
-        "--split test)"
-    )
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match=r"in the folder; check the path"):
-        list_images(tmp_path / "empty")
-    # a flat images/ + masks/ dataset (roads-dev) has no split folders: name its images/
-    (tmp_path / "flat" / "images").mkdir(parents=True)
-    (tmp_path / "flat" / "masks").mkdir()
-    with pytest.raises(UserError) as err:
-        list_images(tmp_path / "flat")
-    assert str(err.value).endswith(
-        "only sub-folders (images, masks); pass the folder that holds the images, e.g. "
-        f"{tmp_path / 'flat' / 'images'}"
-    )
-    assert "--split" not in str(err.value)
-
-
-def test_folder_jobs_take_their_defaults_from_the_cli_options() -> None:
-    """``annotate_folder`` / ``enhance_folder`` default every option they share with ``elnet
-    annotate`` / ``enhance`` to FolderJobOptions' value (one declaration: the API and the CLI
-    cannot drift apart). None in the API means "the option's default" (``max_memory``)."""
-    import inspect
-
-    from sam2elnet.options import FolderJobOptions
-
-    for job in (annotate_folder, enhance_folder):
-        shared = {
-            name: p.default
-            for name, p in inspect.signature(job).parameters.items()
-            if name in FolderJobOptions.model_fields and p.default is not None
-        }
-        assert {"batch_size", "device", "precision", "tile", "overlap"} <= set(shared)
-        declared = {name: FolderJobOptions.model_fields[name].default for name in shared}
-        assert shared == declared, job.__name__
