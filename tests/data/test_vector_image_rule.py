@@ -287,3 +287,39 @@ def test_scene_skips_a_plain_scene_it_cannot_place_a_map_layer_on(
         rows = list(csv.DictReader(fh))
     assert [r["scene"] for r in rows] == ["p.tif"], rows
     assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows
+
+
+def test_many_plain_images_skipped_for_one_reason_are_one_summary_warning(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Six plain PNGs among the georeferenced tiles, one layer in map coordinates: a
+    ``skipping`` warning for the first three, then one warning counting and naming the other
+    three with the skip list's path (was: six long warnings, one per image); all six listed."""
+    import csv
+
+    from helpers_data import grey_rgb, micro_model_file, write_png
+
+    from sam2elnet.utils.batch import WARN_EACH
+
+    images, gpkg = tiles
+    for k in range(6):
+        write_png(images / f"p{k}.png", grey_rgb(32, k))
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    out = tmp_path / "enh"
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    skipping = [ln for ln in err.splitlines() if ln.startswith("warning: skipping")]
+    assert WARN_EACH == 3 and len(skipping) == 4, err
+    for k in range(3):
+        assert skipping[k].startswith(
+            f"warning: skipping {images / f'p{k}.png'}: has no georeference"
+        ), skipping[k]
+    assert skipping[3].startswith(
+        "warning: skipping 3 more images for the reason given above (has no georeference"
+    ), skipping[3]
+    assert skipping[3].endswith(f"): p3.png, p4.png, p5.png; all listed in {out / 'skipped.csv'}")
+    with (out / "skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["image"]).name for r in rows] == [f"p{k}.png" for k in range(6)]

@@ -47,3 +47,37 @@ def test_write_csv_is_the_one_writer_of_a_skip_list(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["skipped.csv"]
     assert SkipLog("image").write_csv(path) is None and not path.exists()
     assert SkipLog("label").write_csv(path) is None  # nothing there: nothing to remove
+
+
+def test_many_files_of_one_reason_are_one_summary_warning(tmp_path: Path, caplog) -> None:
+    """A warning each for the first WARN_EACH files of a reason; the others of that reason are
+    counted and named in one warning when the list is written (or the batch fails), another
+    reason gets its own warnings."""
+    import logging
+
+    from sam2elnet.utils.batch import WARN_EACH
+
+    caplog.set_level(logging.WARNING, logger="sam2elnet.utils.batch")
+    skips = SkipLog("image")
+    for k in range(7):
+        skips.add(tmp_path / f"i{k}.png", f"{tmp_path / f'i{k}.png'}: {WHY}")
+    skips.add(tmp_path / "x.png", "cannot decode image")
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"skipping {tmp_path / f'i{k}.png'}: {WHY}" for k in range(WARN_EACH)] + [
+        f"skipping {tmp_path / 'x.png'}: cannot decode image"
+    ]
+    csv = skips.write_csv(tmp_path / "out" / "skipped.csv")
+    assert csv is not None and len(csv.read_text().splitlines()) == 1 + 8
+    summary = [r.getMessage() for r in caplog.records][len(said) :]
+    assert summary == [
+        f"skipping 4 more images for the reason given above ({WHY}): i3.png, i4.png, "
+        f"i5.png (+1); all listed in {csv}"
+    ]
+    caplog.clear()
+    for k in range(5):  # a batch that fails: said before its error line, no list named
+        skips.add(tmp_path / f"j{k}.png", "cannot decode image")
+    skips.nothing_done(13)
+    assert [r.getMessage() for r in caplog.records][-1] == (
+        "skipping 3 more images for the reason given above (cannot decode image): j2.png, "
+        "j3.png, j4.png"
+    )

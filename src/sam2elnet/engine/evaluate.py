@@ -337,6 +337,7 @@ def evaluate_folders(
     if not images:  # every pair skipped: one error line, nothing written
         abandon(bar)
         raise skips.nothing_done(len(keys))
+    skips.warn_held()  # the list is written by the caller (--csv), named by the closing line
 
     def _quality(rows: list[ImageResult]) -> QualityStats | None:
         with_q = [r for r in rows if r.predicted_iou is not None]

@@ -11,7 +11,6 @@ parts together (:class:`~sam2elnet.engine.predictor.Predictor`,
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,6 @@ from sam2elnet.pipeline.scene_files import (
     shared_coarse,
 )
 from sam2elnet.utils.batch import SkipLog
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -181,6 +178,7 @@ def _predict_scenes(
     skipped: list[str] = []
     failed: dict[str, str] = {}
     shared = shared_coarse(coarse, scenes)
+    warned = SkipLog("scene")
     for scene in scenes:
         key = scene.name
         if resume and manifest.is_done(key):
@@ -200,7 +198,7 @@ def _predict_scenes(
             )
         except DataError as err:
             reason = short_reason(str(err), scene)  # the manifest's item names the scene
-            log.warning("skipping %s: %s", scene, reason)
+            warned.add(scene, reason)  # a warning each, or many of one reason summarised
             manifest.mark_failed(key, reason)
             failed[key] = reason
             continue
@@ -214,6 +212,7 @@ def _predict_scenes(
         done.append(key)
     res = SceneBatchResult(done=done, skipped=skipped, failed=failed, manifest=mpath)
     res.skipped_csv = res.skip_log().write_csv(out / SKIPPED_CSV)  # the run's, or none
+    warned.warn_held(res.skipped_csv)
     return res
 
 

@@ -2,7 +2,9 @@
 folder, degrade, export, train):
 
 * a file that cannot be used (corrupt, truncated, wrong size, unreadable label, ...) is **skipped**,
-  not fatal: a ``warning: skipping FILE: reason`` line, and a row in ``skipped.csv``;
+  not fatal: a ``warning: skipping FILE: reason`` line, and a row in ``skipped.csv``; after
+  :data:`WARN_EACH` files of one reason the others are named in one summary warning (count,
+  first names, the list's path) when the list is written, not one line each;
 * a configuration problem for the whole job (wrong model for the imagery, bad option) stops it;
 * a batch where **nothing** could be used fails with exit code 2 and the skip reasons summarised
   on the one ``error:`` line, which names the skip list when one was written;
@@ -83,6 +85,12 @@ def _common_reason(reason: str, item: str | Path) -> str:
     return text
 
 
+WARN_EACH = 3
+"""Files skipped for one reason that get a ``skipping`` warning each; the others of that reason
+are named together in one summary warning when the skip list is written
+(:meth:`SkipLog.warn_held`)."""
+
+
 @dataclass
 class SkipLog:
     """Files a batch skipped, with the reason (the error message) for each."""
@@ -92,6 +100,11 @@ class SkipLog:
     single: bool = False
     """The batch is one file the user named: no ``skipping`` warning, and when it is skipped
     :meth:`nothing_done` is its own error (one ``error:`` line naming the file and the fix)."""
+    warned: Counter[str] = field(default_factory=Counter, repr=False, compare=False)
+    """``skipping`` warnings given per reason (:func:`_common_reason`)."""
+    held: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    """Reason -> the files skipped for it after its first :data:`WARN_EACH` warnings, not yet
+    named (:meth:`warn_held`)."""
 
     def add(
         self, item: str | Path, reason: str | BaseException, *, warn: bool = True, **extra: str
@@ -105,7 +118,32 @@ class SkipLog:
         text = short_reason(str(reason), item)  # skipped.csv names the item in its own column
         self.items.append({self.what: str(item), **extra, "reason": text})
         if warn and not self.single:
-            log.warning("skipping %s: %s", item, text)
+            key = _common_reason(text, item)
+            if self.warned[key] < WARN_EACH:
+                self.warned[key] += 1
+                log.warning("skipping %s: %s", item, text)
+            else:  # many files for one reason (a folder mixing kinds of images): one summary
+                self.held.setdefault(key, []).append(str(item))
+
+    def warn_held(self, listed: str | Path | None = None) -> None:
+        """One warning for the files of each reason that :meth:`add` did not warn about one by
+        one (those after its first :data:`WARN_EACH`): their count, the first names and
+        ``listed``, the skip list that names them all (None: not written), e.g. ``skipping 47
+        more images for the reason given above (has no georeference ...): d.png, e.png, f.png
+        (+44); all listed in out/skipped.csv``. Called by :meth:`write_csv` and
+        :meth:`nothing_done`; a batch without a list of its own calls it at its end."""
+        from sam2elnet.utils.advice import name_sample
+
+        for key, items in self.held.items():
+            noun = self.what if len(items) == 1 else f"{self.what}s"
+            names = name_sample([Path(i).name for i in items], 3)
+            why = key if len(key) <= 100 else key[:97] + "..."
+            where = f"; all listed in {listed}" if listed is not None else ""
+            log.warning(
+                "skipping %d more %s for the reason given above (%s): %s%s",
+                len(items), noun, why, names, where,
+            )  # fmt: skip
+        self.held.clear()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -141,8 +179,9 @@ class SkipLog:
         """The one writer of a batch's skip list (``skipped.csv``, ``<out stem>_skipped.csv``):
         write it to ``path`` atomically (temporary file + rename, so a kill leaves the earlier
         list or the new one, never half of one; columns :meth:`columns`) when files were skipped
-        and return it; otherwise remove an earlier run's list at ``path`` (it no longer holds)
-        and return None. The caller checks first that ``path`` is no input of the batch."""
+        and return it (then the summary warning of the files not warned about one by one,
+        :meth:`warn_held`); otherwise remove an earlier run's list at ``path`` (it no longer
+        holds) and return None. The caller checks first that ``path`` is no input of the batch."""
         path = Path(path)
         if not self.items:
             path.unlink(missing_ok=True)
@@ -150,7 +189,9 @@ class SkipLog:
         from sam2elnet.utils.atomic import write_text_atomic
         from sam2elnet.utils.tables import csv_text
 
-        return write_text_atomic(path, csv_text(self.items, self.columns()))
+        written = write_text_atomic(path, csv_text(self.items, self.columns()))
+        self.warn_held(written)
+        return written
 
     def nothing_done(
         self, n_total: int, where: str | Path | None = None, csv: str | Path | None = None
@@ -171,6 +212,7 @@ class SkipLog:
         folder = None if csv is None else Path(csv).parent
         if folder is not None and folder.is_dir() and not lock_created(folder):
             written = self.write_csv(csv)
+        self.warn_held(written)
         return self._nothing_done(n_total, where, written)
 
     def _nothing_done(
