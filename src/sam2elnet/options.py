@@ -68,6 +68,13 @@ class WindowOptions(_Options):
 
     tile: int = Field(1024, ge=32, le=16384, description="window size, px")
     overlap: int = Field(OVERLAP_DEFAULT, ge=0, le=8192, description="window overlap, px (< tile)")
+    max_memory: int = Field(
+        1_500_000_000,
+        description="memory budget in bytes (1.5G, 800M): annotate / enhance predict larger "
+        "images in windows; every command forms batches (scene: of windows) that fit",
+    )
+
+    _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
 
     @field_validator("overlap")
     @classmethod
@@ -102,15 +109,10 @@ class FolderJobOptions(WindowOptions):
         None, ge=0, le=100_000, description="enhance: px the label may grow beyond the coarse one"
     )
     layer: str | None = Field(None, min_length=1, description="layer of a vector --labels file")
-    max_memory: int = Field(
-        1_500_000_000,
-        description="memory budget in bytes (1.5G, 800M); larger images are predicted in windows",
-    )
     backend: Literal["local", "ray"] = "local"
     workers: int = Field(2, ge=1, le=1024, description="Ray actors")
 
     _dev = field_validator("device")(classmethod(lambda cls, v: check_device(v)))
-    _mem = field_validator("max_memory", mode="before")(classmethod(lambda cls, v: memory_bytes(v)))
     _prec = field_validator("precision", mode="before")(
         classmethod(lambda cls, v: norm_precision_value(v))
     )

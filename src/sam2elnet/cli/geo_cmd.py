@@ -127,6 +127,13 @@ def scene_cmd(
     precision: str = typer.Option(
         option_default(_S, "precision"), "--precision", help=PRECISION_HELP
     ),
+    max_memory: Optional[str] = typer.Option(
+        None,
+        "--max-memory",
+        help="Memory budget for the model, e.g. 1.5G or 800M (default "
+        f"{option_default(_S, 'max_memory') / 1e9:g}G): windows per forward are capped to fit "
+        "it; a --tile whose single window does not fit is refused with the largest that does.",
+    ),
     no_progress: bool = NO_PROGRESS,
     warp_to: Optional[str] = _WARP_TO,
     warp_method: str = _WARP_METHOD,
@@ -150,6 +157,7 @@ def scene_cmd(
         device=device,
         precision=precision,
         pixel_coords=pixel_coords.lower(),
+        max_memory=max_memory,
     )
     precision = opts.precision
     band_list = _bands(bands)
@@ -190,6 +198,7 @@ def scene_cmd(
         workers=workers,
         device=device,
         precision=precision,
+        max_memory=None if max_memory is None else opts.max_memory,
         progress=not no_progress,
         echo=typer.echo,
         tile=tile,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.config import SceneOptions
 from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
@@ -232,13 +233,15 @@ def load_scene_predictor(
     batch_size: int = 4,
     tta: int | None = None,
     in_bands: int = 1,
+    max_memory: int | str | None = None,
 ) -> Any:
     """Load the predictor for scene jobs (picklable via functools.partial for Ray workers).
 
     ``model`` is a model file written by ``elnet train``, or ``builtin:smoothing`` for a model-free
     dry run (:class:`SmoothingPredictor`: checks tiling, georeference and outputs on a scene in
     seconds before committing CPU hours). ``quality`` wraps the real predictor so each window is
-    also scored by the label quality evaluator.
+    also scored by the label quality evaluator. ``max_memory`` (bytes or ``"800M"``; None: the
+    default budget) caps the windows per forward (``Predictor.fit_batch``).
     """
     m = str(model)
     if m.startswith(BUILTIN_PREFIX):
@@ -246,7 +249,14 @@ def load_scene_predictor(
         if name != "smoothing":
             raise UserError(f"unknown built-in model {name!r}; the only one is builtin:smoothing")
         return SmoothingPredictor(in_bands=in_bands, score=False)
-    p = Predictor.from_file(m, device=device, precision=precision, batch_size=batch_size, tta=tta)
+    p = Predictor.from_file(
+        m,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        tta=tta,
+        max_memory=max_memory,
+    )
     return QualityScoringPredictor(p) if quality else p
 
 
@@ -267,6 +277,37 @@ def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
         check_warpable(src, scene_kwargs["warp_to"], method)
 
 
+def _check_window_memory(predictor: Any, src: Path, kw: dict[str, Any], coarse: bool) -> None:
+    """Refuse a ``--tile`` whose one window does not fit the predictor's ``--max-memory``
+    (a scene's windows are ``min(tile, side)`` px per side; a folder's: ``tile``), naming the
+    largest tile that fits. Predictors without a budget (``builtin:smoothing``) pass."""
+    net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
+    if not isinstance(net, Predictor):
+        return
+    tile = int(kw.get("tile", SceneOptions.model_fields["tile"].default))
+    h = w = tile
+    if not src.is_dir():
+        import rasterio
+
+        with rasterio.open(src) as ds:
+            h, w = min(tile, ds.height), min(tile, ds.width)
+    if net.fits_whole(h * w, coarse=coarse):
+        return
+    fits = [t for t in range(16, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
+    need = net.whole_bytes(h * w, coarse=coarse) / 1e9
+    base = net.whole_bytes(0, coarse=coarse) / 1e9  # the model and runtime, before any pixel
+    what = (
+        f"--tile {fits[-1]} fits it"
+        if fits
+        else f"the model and runtime alone take about {base:.2f} GB of it"
+    )
+    raise UserError(
+        f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window (--tile {tile}) needs "
+        f"about {need:.2f} GB with this model at {net.precision} precision; {what} "
+        "(give a smaller --tile, or a larger --max-memory)"
+    )
+
+
 def scene_job(
     image: str | Path,
     out: str | Path,
@@ -282,6 +323,7 @@ def scene_job(
     workers: int = 2,
     device: str = "cpu",
     precision: str = "auto",
+    max_memory: int | str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
     **scene_kwargs: Any,
@@ -300,7 +342,10 @@ def scene_job(
     (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`: refused in about a second, not after
     the model loaded and Ray workers started). A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
-    (``precision_option`` / ``precision_resolved``). Every label (one scene's, each of a folder's)
+    (``precision_option`` / ``precision_resolved``). ``max_memory`` (``--max-memory``; None:
+    the predictor's default budget, no check) caps the windows per forward; given, a window of
+    ``tile`` px that alone exceeds it is a :class:`~sam2elnet.errors.UserError` naming the
+    largest ``--tile`` that fits (:func:`_check_window_memory`), before any window is read. Every label (one scene's, each of a folder's)
     records the model file and its category in its tags (:mod:`sam2elnet.data.label_tags`).
     """
     import functools
@@ -336,8 +381,11 @@ def scene_job(
         device=device,
         precision=precision,
         batch_size=batch_size,
+        max_memory=max_memory,
     )
     predictor = factory()
+    if max_memory is not None:
+        _check_window_memory(predictor, src, scene_kwargs, labels is not None)
     record: dict[str, Any] = {}
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision

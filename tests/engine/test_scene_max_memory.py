@@ -1,0 +1,103 @@
+"""``elnet scene --max-memory``: the budget that ``annotate`` / ``enhance`` take, for scenes.
+
+Found in a user trial (SAR scenes): ``elnet scene ... --max-memory 800M`` was ``No such option``
+although the README bounds memory with ``--max-memory``; the scene's windows per forward were
+capped by a fixed 1.5 GB, and a ``--tile`` whose single window exceeds the budget ran anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from helpers_data import make_scene, micro_model_file
+
+from sam2elnet.cli import main
+from sam2elnet.engine.predictor import Predictor
+from sam2elnet.pipeline import scenes
+
+os.environ.setdefault("SAM2ELNET_THREADS", "1")
+
+
+def _run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]:
+    """``elnet scene ARGS`` in-process: exit code, stdout + stderr."""
+    code = main(["scene", *args])
+    cap = capsys.readouterr()
+    return code, cap.out + cap.err
+
+
+def test_max_memory_reaches_the_predictor_and_keeps_the_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    assert scenes.load_scene_predictor(model, max_memory="800M").max_memory == 800_000_000
+    common = ["--model", str(model), "--image", str(scene), "--tile", "64", "--overlap", "16"]
+    code, out = _run(capsys, [*common, "--out", str(tmp_path / "a.tif"), "--max-memory", "900M"])
+    assert code == 0, out
+    code, out = _run(capsys, [*common, "--out", str(tmp_path / "b.tif")])
+    assert code == 0, out
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert a.transform == b.transform and a.crs == b.crs
+        np.testing.assert_array_equal(a.read(1), b.read(1))  # the budget only shapes batches
+
+
+def test_a_tile_whose_one_window_does_not_fit_is_refused_with_one_that_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    net = Predictor.from_file(model)
+    # between one 48 px and one 64 px window: --tile 64 does not fit, 48 does
+    budget = (net.whole_bytes(48 * 48) + net.whole_bytes(64 * 64)) // 2
+    need = net.whole_bytes(64 * 64) / 1e9
+    out_path = tmp_path / "o.tif"
+    code, out = _run(
+        capsys,
+        ["--model", str(model), "--image", str(scene), "--out", str(out_path), "--tile", "64"]
+        + ["--overlap", "16", "--max-memory", str(budget), "--no-progress"],
+    )
+    assert code == 2
+    line = out.strip().splitlines()[-1]
+    assert line == (
+        f"error: --max-memory {budget / 1e9:g}G: one 64 x 64 px window (--tile 64) needs about "
+        f"{need:.2f} GB with this model at {net.precision} precision; --tile 48 fits it (give a "
+        "smaller --tile, or a larger --max-memory)"
+    )
+    assert "Traceback" not in out and not out_path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "s.tif"]  # nothing written
+
+
+def test_a_window_larger_than_the_scene_counts_as_the_scene(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 40, 48)
+    net = Predictor.from_file(model)
+    budget = net.whole_bytes(40 * 48) + 1  # the 40 x 48 px scene fits; a 4096 px window would not
+    assert not net.fits_whole(4096 * 4096)
+    code, out = _run(
+        capsys,
+        ["--model", str(model), "--image", str(scene), "--out", str(tmp_path / "o.tif")]
+        + ["--tile", "4096", "--max-memory", str(budget), "--no-progress"],
+    )
+    assert code == 0, out
+
+
+def test_bad_max_memory_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 40, 48)
+    code, out = _run(
+        capsys,
+        ["--model", str(model), "--image", str(scene), "--out", str(tmp_path / "o.tif")]
+        + ["--max-memory", "lots"],
+    )
+    assert code == 2
+    assert out.strip().splitlines() == [
+        "error: invalid value for --max-memory: 'lots' (is not a size; give e.g. 1.5G or 800M)"
+    ]
