@@ -6,8 +6,8 @@ becomes one polygon (holes kept) with attributes a reviewer can sort and filter 
 names it: :func:`~sam2elnet.export.run_info.default_category`), ``quality`` (the quality
 evaluator's predicted IoU from ``quality.csv``), ``status`` (``"kept"`` / ``"rejected"``: the
 quality filter's verdict, ``quality.csv``'s ``kept`` column; ``""`` when unknown), ``area_px``,
-``area_map`` (map units squared), ``model_id``. ``elnet import --from vector`` reads the layer
-back (``--category`` selects on ``category``).
+``area_map`` (map units squared; m² on the ellipsoid for a geographic CRS), ``model_id``.
+``elnet import --from vector`` reads the layer back (``--category`` selects on ``category``).
 
 Georeferenced labels export in their CRS, GeoJSON included (by default, as GDAL and QGIS write it:
 a ``crs`` member names the CRS; :data:`~sam2elnet.option_values.GEOJSON_CRS`), or reprojected to the one ``--crs`` of the
@@ -324,6 +324,18 @@ def write_polygons(
     return n
 
 
+def _geodesic(crs: Any) -> Any:
+    """The ellipsoid (``pyproj.Geod``) of a geographic ``crs`` (EPSG:4326, a GCP-only label's
+    GCP CRS), on which :class:`_LabelAttrs` measures ``area_map`` in m² (degrees² would be
+    meaningless and round to 0); None for a projected CRS or none."""
+    if crs is None:
+        return None
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    return c.get_geod() if c.is_geographic else None
+
+
 class _LabelAttrs:
     """The attribute rows of one label's polygons (quality, areas, source), in the layer CRS."""
 
@@ -341,6 +353,7 @@ class _LabelAttrs:
         self.category, self.status = category, status
         self.px = lab.pixel_area or 1.0
         self.reproject = bool(lab.georef and crs is not None and lab.crs != crs)
+        self.geod = _geodesic(lab.crs) if lab.georef else None  # degrees: area_map in m²
         self.used_tiles = False
         self.count = 0  # polygons added
 
@@ -361,7 +374,10 @@ class _LabelAttrs:
         else:
             per_poly = [self.q] * len(polys)
         areas_px = [g.area / self.px for g in polys]
-        areas_map = [g.area for g in polys]  # in the label's own CRS units, whatever --crs
+        if self.geod is not None:  # a geographic CRS (lon/lat): geodesic m² on its ellipsoid
+            areas_map = [abs(self.geod.geometry_area_perimeter(g)[0]) for g in polys]
+        else:  # in the label's own (projected) CRS units, whatever --crs
+            areas_map = [g.area for g in polys]
         if self.reproject:  # edges densified first: straight in the label CRS, close in the layer's
             import geopandas as gpd
             import shapely
