@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.georef import crs_name, grid_kind, same_crs
+from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -57,16 +58,15 @@ within 0.02 px at 10 m pixels and 0.45 px at 125 m pixels (250 km scene) on flat
 1000 m hill at 10 m pixels moves the GCPs by terrain displacement the polynomial cannot follow:
 polynomial 40 px from the true positions, spline 0.35 px (docs/geospatial.md)."""
 
-_CV2_ONLY = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-"""Suffixes whose header is not read through GDAL (no georeference; decoded by OpenCV / PIL)."""
-
 
 @dataclass(frozen=True)
 class RasterHeader:
     """One raster's header: ``geo`` (:func:`~sam2elnet.data.georef.dataset_georeference`:
     ``{"crs", "transform"}``, ``{"gcps", "crs"}`` or ``{}``), ``shape`` (H, W) px, ``bands``
     and ``itemsize`` (bytes per sample); ``shape`` None for a file GDAL does not read here
-    (PNG / JPEG, or damaged: the reader that follows reports the damage)."""
+    (:data:`~sam2elnet.data.naming.CV2_SUFFIXES`, PNG / JPEG, which OpenCV decodes; or damaged:
+    the reader that follows reports the damage). Other rasters (BMP and GIF too) are read
+    through GDAL, header and pixels alike (:func:`sam2elnet.data.images.read_pixels`)."""
 
     path: Path
     geo: dict[str, Any] = field(default_factory=dict)
@@ -78,7 +78,7 @@ class RasterHeader:
 def raster_header(path: str | Path) -> RasterHeader:
     """Read ``path``'s header once (GDAL, no ``.aux.xml`` side files); see :class:`RasterHeader`."""
     p = Path(path)
-    if p.suffix.lower() in _CV2_ONLY or not p.is_file():
+    if p.suffix.lower() in CV2_SUFFIXES or not p.is_file():  # decoded by OpenCV: no header
         return RasterHeader(p)
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError

@@ -46,11 +46,9 @@ from sam2elnet.data.masks import (
     read_mask_valid,
     write_decoded_mask,
 )
-from sam2elnet.data.naming import IMAGE_SUFFIXES
 from sam2elnet.data.writers import verify_written, write_image, write_mask, write_probability
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "LABEL_BACKGROUND",
     "LABEL_NODATA",
     "LABEL_OBJECT",

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 
 __all__ = [
-    "VECTOR_SUFFIXES",
     "is_vector_path",
     "read_vector",
     "clean_placed",

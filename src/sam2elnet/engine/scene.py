@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.engine.executors import (
@@ -58,7 +59,6 @@ from sam2elnet.engine.executors import (
 )
 from sam2elnet.engine.scene_checks import check_scene_options
 from sam2elnet.engine.scene_inputs import (
-    SCENE_SUFFIXES,
     SceneInputs,
     SceneNormalizer,
     make_scene_normalizer,
@@ -86,7 +86,6 @@ from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
     "LABEL_NODATA",
-    "SCENE_SUFFIXES",
     "SceneResult",
     "is_large_scene",
     "predict_scene",

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
-from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import ALL_NODATA_FLAG, dataset_valid
 from sam2elnet.data.vector_shared import SharedVector
@@ -41,7 +40,6 @@ from sam2elnet.utils.run_warnings import warn_once
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "SCENE_SUFFIXES",
     "CoarseSource",  # re-exported: engine.scene_coarse
     "SceneInputs",
     "SceneNormalizer",  # re-exported: engine.scene_norm

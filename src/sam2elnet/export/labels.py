@@ -26,7 +26,6 @@ from sam2elnet.errors import DataError
 from sam2elnet.utils.quiet import quiet_native_stderr
 
 __all__ = [
-    "LABEL_SUFFIXES",
     "gdal_reason",
     "CocoItem",
     "LabelRaster",
