@@ -250,6 +250,10 @@ def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_repor
         rows = list(csv.DictReader(fh))
     assert [Path(r["image"]).name for r in rows] == ["p.png"], rows
     assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows
+    assert rows[0]["reason"].endswith(
+        f"; or georeference the images, or give one coarse label per image: `elnet import "
+        f"--from vector {gpkg} --images FOLDER --out MASKS` writes them, then give --labels MASKS"
+    ), rows
     summary = json.loads((out / "summary.json").read_text())
     assert summary["coarse_images"] == {str(gpkg): ["a", "b", "p"]}
     got: list = []
@@ -287,6 +291,10 @@ def test_scene_skips_a_plain_scene_it_cannot_place_a_map_layer_on(
         rows = list(csv.DictReader(fh))
     assert [r["scene"] for r in rows] == ["p.tif"], rows
     assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows
+    # scene's own options in the fix, not enhance's (`elnet import ... --labels MASKS`)
+    assert rows[0]["reason"].endswith(
+        "; or georeference the scenes, or give --labels a folder of one label per scene"
+    ), rows
 
 
 def test_many_plain_images_skipped_for_one_reason_are_one_summary_warning(
@@ -323,3 +331,31 @@ def test_many_plain_images_skipped_for_one_reason_are_one_summary_warning(
     with (out / "skipped.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [Path(r["image"]).name for r in rows] == [f"p{k}.png" for k in range(6)]
+
+
+def test_evaluate_skips_a_plain_prediction_with_its_own_fix(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate --truth FILE`` with a georeferenced prediction and a plain one: the plain one
+    is skipped with evaluate's fix (was: enhance's `elnet import ... then give --labels MASKS`,
+    options evaluate does not have)."""
+    import csv
+
+    from helpers_data import write_png
+
+    _, gpkg = tiles
+    pred = tmp_path / "pred"
+    write_tif(pred / "a.tif", (_want("a")[None] * 255).astype(np.uint8))
+    write_png(pred / "p.png", np.zeros((32, 32), np.uint8))
+    table = tmp_path / "ev.csv"
+    rc = main(["evaluate", "--pred", str(pred), "--truth", str(gpkg), "--csv", str(table),
+               "--json", str(tmp_path / "ev.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    with (tmp_path / "ev_skipped.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [Path(r["file"]).name for r in rows] == ["p.png"], rows
+    assert rows[0]["reason"].endswith(
+        "; or georeference the predictions, or give a --truth folder of one polygon file per "
+        "prediction, named like it, in pixel coordinates"
+    ), rows

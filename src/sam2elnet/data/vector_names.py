@@ -39,6 +39,18 @@ __all__ = [
 
 _NO_GEOREF = "georeference (CRS + transform, or GCPs)"
 
+UNPLACEABLE_FIXES = {
+    "scene": "georeference the scenes, or give --labels a folder of one label per scene",
+    "evaluate": (
+        "georeference the predictions, or give a --truth folder of one polygon file per "
+        "prediction, named like it, in pixel coordinates"
+    ),
+}
+"""What to do, in each command's own option names, about one vector file that cannot be placed
+on rasters without georeference (:func:`unplaceable_message`'s ``fix``; ``enhance``'s, which
+names the file, is its default). A :class:`~sam2elnet.data.vector_shared.SharedVector` carries
+its command's (``fix``), so the per-image message of :func:`image_frame` gives it too."""
+
 IMAGE_NAME_ATTRIBUTES = ("source", "label")
 """Attributes naming a feature's image (by file stem), as ``elnet export`` writes them: the
 image (``source``) and its label file (``label``)."""
@@ -141,7 +153,8 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     Raises:
         DataError: naming ``image``: it has no georeference and the file has a CRS (map
             coordinates) or no name attributes to place its features by
-            (:func:`unplaceable_message`; the job skips the image).
+            (:func:`unplaceable_message`, with the ``fix`` of the command that shares the file,
+            :data:`UNPLACEABLE_FIXES`; the job skips the image).
     """
     # a SharedVector of this frame (its names worked out once for the file)
     held = getattr(label, "frame", None) is frame
@@ -149,8 +162,9 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     if not georef:
         crs = frame.crs.to_string() if frame.crs is not None else None
         why = unplaceable_reason(stems, named) if crs is None else ""
-        if why is not None:
-            msg = unplaceable_message(label, why, [Path(image)], 1, crs, per_image=True)
+        if why is not None:  # the command's own fix, when the shared file carries one
+            fix = getattr(label, "fix", None)
+            msg = unplaceable_message(label, why, [Path(image)], 1, crs, fix, per_image=True)
             raise DataError(msg, Path(image))
     run = getattr(label, "images", None)
     if not named:  # no names: map position places every feature

@@ -66,10 +66,15 @@ class SharedVector:
     frame: Any = field(compare=False, repr=False)
     many: bool = field(default=True, compare=False)
     images: frozenset[str] | None = field(default=None, compare=False, repr=False)
+    fix: str | None = field(default=None, compare=False, repr=False)
+    """What to do when the file cannot be placed on an image without georeference, in the
+    options of the command sharing it (:data:`~sam2elnet.data.vector_names.UNPLACEABLE_FIXES`);
+    None: ``enhance``'s."""
 
-    def serving(self, images: Iterable[str | Path]) -> SharedVector:
-        """This file as the one label file of ``images`` (their stems become ``images``)."""
-        return replace(self, images=frozenset(Path(p).stem for p in images))
+    def serving(self, images: Iterable[str | Path], fix: str | None = None) -> SharedVector:
+        """This file as the one label file of ``images`` (their stems become ``images``);
+        ``fix``: as :attr:`fix` (None: kept)."""
+        return replace(self, images=frozenset(Path(p).stem for p in images), fix=fix or self.fix)
 
     @cached_property
     def names(self) -> tuple[list[tuple[str, str]], bool]:

@@ -165,10 +165,12 @@ class VectorTruth:
     def as_shared(self) -> Any:
         """The shared file and ``frame`` as a :class:`~sam2elnet.data.vector_shared.SharedVector`
         (made once): the reader then works out which image each feature names once."""
+        from sam2elnet.data.vector_names import UNPLACEABLE_FIXES
         from sam2elnet.data.vector_shared import SharedVector
 
-        if self._sv is None or self._sv.frame is not self.frame:
-            self._sv = SharedVector(self.path, self.frame, images=self.images)
+        if self._sv is None or self._sv.frame is not self.frame:  # evaluate's own fix
+            fix = UNPLACEABLE_FIXES["evaluate"]
+            self._sv = SharedVector(self.path, self.frame, images=self.images, fix=fix)
         return self._sv
 
     def _part(self, crs: Any, transform: Any, gcps: Any, h: int, w: int) -> Any:
