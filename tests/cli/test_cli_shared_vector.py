@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_data import grey_rgb, write_png, write_tif
+from helpers_logs import one_error_line, run_main_err
 
 from sam2elnet.cli import main
 
@@ -127,15 +128,30 @@ def test_enhance_places_a_pixel_coordinate_layer_by_source_as_import_does(
     assert changes.keys() == ref.keys() and all(np.array_equal(changes[k], ref[k]) for k in ref)
 
 
+def _enhance_refused(
+    capsys: pytest.CaptureFixture[str], model: Path, images: Path, labels: Path, out: Path
+) -> str:
+    """``elnet enhance`` of ``images`` with ``labels``: exit 2, one ``error:`` line (returned),
+    and no ``out`` folder (refused before the model loads)."""
+    err = one_error_line(*run_main_err(capsys, "enhance", "--model", model, "--images", images,
+                                       "--labels", labels, "--out", out, "--no-progress"))  # fmt: skip
+    assert not out.exists()
+    return err
+
+
 @pytest.mark.parametrize(
     ("names", "crs", "says"),
     [
-        (False, None, "no source / label attribute naming their image"),
-        (True, "EPSG:32633", "in map coordinates (EPSG:32633)"),
+        (
+            True,
+            "EPSG:32633",
+            "its features are in map coordinates (EPSG:32633), which cannot be placed on them",
+        ),
+        (False, None, "its features have no source / label attribute naming their image"),
     ],
-    ids=["no-source", "map-crs"],
+    ids=["map-crs", "no-source"],
 )
-def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
+def test_a_folder_of_plain_images_a_label_file_cannot_be_placed_on_is_refused_up_front(
     tmp_path: Path,
     unread_model: Path,
     capsys: pytest.CaptureFixture[str],
@@ -144,23 +160,19 @@ def test_enhance_refuses_a_layer_it_cannot_place_on_any_image_once(
     says: str,
 ) -> None:
     """No georeference on any image and no way to place the file's features by name: one
-    ``error:`` line naming the file, why and the fix, exit 2, before the model loads and with
-    nothing written (it was one 'has no georeference' warning per image, then a failure)."""
+    ``error:`` line naming the file, the images, why and the fix, exit 2, before the model loads
+    and with nothing written (it was one 'has no georeference' warning per image, then a
+    failure). (A folder where some images can take it skips the others:
+    test_vector_image_rule.)"""
     images = tmp_path / "images"
     for i in range(4):
         write_png(images / f"a{i}.png", grey_rgb(32, i))
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
-    out = tmp_path / "out"
-    capsys.readouterr()
-    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
-               "--out", str(out), "--no-progress"])  # fmt: skip
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    err = captured.err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"error: {gpkg}: "), err
-    assert says in err[0] and "none of the 4 images has a georeference" in err[0], err
-    assert f"elnet import --from vector {gpkg}" in err[0], err
-    assert not out.exists()
+    err = _enhance_refused(capsys, unread_model, images, gpkg, tmp_path / "out")
+    assert err.startswith(
+        f"error: {gpkg}: none of the 4 images has a georeference (CRS + transform, or GCPs): {says}"
+    ), err
+    assert f"elnet import --from vector {gpkg}" in err, err
 
 
 def test_enhance_refuses_a_layer_naming_none_of_the_images(
@@ -170,18 +182,12 @@ def test_enhance_refuses_a_layer_naming_none_of_the_images(
     write_png(images / "c.png", grey_rgb(32, 1))
     write_png(images / "d.png", grey_rgb(32, 2))
     gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1)
-    out = tmp_path / "out"
-    capsys.readouterr()
-    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
-               "--out", str(out), "--no-progress"])  # fmt: skip
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1, err
-    assert err[0].startswith(f"error: {gpkg}: none of the 2 images has a georeference"), err
+    err = _enhance_refused(capsys, unread_model, images, gpkg, tmp_path / "out")
+    assert err.startswith(f"error: {gpkg}: none of the 2 images has a georeference"), err
     assert (
         "no feature's source / label names one of the 2 images (they name a, b); check --images "
-        "and the file" in err[0]
+        "and the file" in err
     ), err
-    assert not out.exists()
 
 
 def test_an_image_no_feature_names_is_told_to_check_the_names_not_the_crs(
@@ -257,47 +263,6 @@ def test_the_window_path_places_a_pixel_coordinate_layer_by_source_too(
     assert not np.isin(change["c"][..., 0], (220, 255)).any()
     for name in ("a", "b"):
         assert np.isin(change[name][..., 0], (220, 255)).any(), name
-
-
-@pytest.mark.parametrize(
-    ("names", "crs", "says"),
-    [
-        (
-            True,
-            "EPSG:32633",
-            "its features are in map coordinates (EPSG:32633), which cannot be placed on them",
-        ),
-        (False, None, "its features have no source / label attribute naming their image"),
-    ],
-    ids=["map-crs", "no-source"],
-)
-def test_a_folder_of_plain_images_a_label_file_cannot_be_placed_on_is_refused_up_front(
-    tmp_path: Path,
-    unread_model: Path,
-    capsys: pytest.CaptureFixture[str],
-    names: bool,
-    crs: str | None,
-    says: str,
-) -> None:
-    """Two PNGs with one label file that can be placed on none of them: one ``error:`` line
-    naming the file, the images and the fix, exit 2, before the model loads. (A folder where
-    some images can take it skips the others: test_vector_image_rule.)"""
-    images = tmp_path / "images"
-    for i in (1, 2):
-        write_png(images / f"p{i}.png", grey_rgb(32, i))
-    gpkg = _pixel_layer(tmp_path / "coarse.gpkg", -1, names=names, crs=crs)
-    out = tmp_path / "out"
-    capsys.readouterr()
-    rc = main(["enhance", "--model", str(unread_model), "--images", str(images), "--labels", str(gpkg),
-               "--out", str(out), "--no-progress"])  # fmt: skip
-    captured = capsys.readouterr()
-    assert rc == 2, captured
-    err = captured.err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(
-        f"error: {gpkg}: none of the 2 images has a georeference (CRS + transform, or GCPs): {says}"
-    ), err
-    assert f"elnet import --from vector {gpkg}" in err[0], err
-    assert not out.exists()
 
 
 def test_evaluate_refuses_a_prediction_folder_no_prediction_of_which_can_take_the_truth(

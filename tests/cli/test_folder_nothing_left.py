@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,34 @@ def _enhance(run: dict[str, Path], imgs: Path, labels: Path, out: Path, *more: s
                  str(labels), "--out", str(out), "--no-progress", *more])  # fmt: skip
 
 
+def _no_label_is_nothing_produced(
+    job: Callable[..., int],
+    imgs: Path,
+    labels: Path,
+    root: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[Path, str]:
+    """``job(imgs, labels, out, "--skip-missing")`` (enhance or refine) where no image has a
+    coarse label: exit 2, the nothing-produced line counting all 4 images, the list in the
+    user's existing ``root/out``, and no ``root/fresh`` folder left by a second run there.
+    Returns ``(out, the reason given for each image)``."""
+    out = root / "out"
+    out.mkdir()
+    assert job(imgs, labels, out, "--skip-missing") == 2
+    why = f"no coarse label in {labels}"
+    assert _error_line(capsys.readouterr().err) == (
+        f"error: {imgs}: nothing produced: all 4 images could not be used (4 x {why}); fix or "
+        f"remove the files and re-run (listed with the reasons in {out / 'skipped.csv'})"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
+    assert [n for n, _ in _rows(out / "skipped.csv")] == ["c.png", "s00.png", "s01.png", "s02.png"]
+    fresh = root / "fresh"
+    assert job(imgs, labels, fresh, "--skip-missing") == 2
+    capsys.readouterr()
+    assert not fresh.exists()
+    return out, why
+
+
 def test_skip_missing_names_the_images_and_lists_them(
     run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -93,20 +122,7 @@ def test_every_image_without_a_label_is_nothing_produced(
     """--skip-missing and no image has a label: the nothing-produced rule (exit 2, the list in
     a user's folder, nothing left of a folder the run would have made), before the model loads."""
     imgs, labels = _inputs(run, tmp_path, ["zz.png"])
-    out = tmp_path / "out"
-    out.mkdir()
-    assert _enhance(run, imgs, labels, out, "--skip-missing") == 2
-    why = f"no coarse label in {labels}"
-    assert _error_line(capsys.readouterr().err) == (
-        f"error: {imgs}: nothing produced: all 4 images could not be used (4 x {why}); fix or "
-        f"remove the files and re-run (listed with the reasons in {out / 'skipped.csv'})"
-    )
-    assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
-    assert [n for n, _ in _rows(out / "skipped.csv")] == ["c.png", "s00.png", "s01.png", "s02.png"]
-    fresh = tmp_path / "fresh"
-    assert _enhance(run, imgs, labels, fresh, "--skip-missing") == 2
-    capsys.readouterr()
-    assert not fresh.exists()
+    _no_label_is_nothing_produced(lambda *a: _enhance(run, *a), imgs, labels, tmp_path, capsys)
 
 
 def test_nothing_produced_leaves_only_the_skip_list_in_a_users_folder(
@@ -201,20 +217,7 @@ def test_refine_nothing_produced_without_labels(
     nothing-produced line of enhance, counting every image, the list in a user's folder, no
     folder made (was: 'no image has a matching coarse label', no list; 'the only image')."""
     imgs, labels = _inputs(run, tmp_path, ["zz.png"])
-    out = tmp_path / "out"
-    out.mkdir()
-    assert _refine(imgs, labels, out, "--skip-missing") == 2
-    why = f"no coarse label in {labels}"
-    assert _error_line(capsys.readouterr().err) == (
-        f"error: {imgs}: nothing produced: all 4 images could not be used (4 x {why}); fix or "
-        f"remove the files and re-run (listed with the reasons in {out / 'skipped.csv'})"
-    )
-    assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
-    assert [n for n, _ in _rows(out / "skipped.csv")] == ["c.png", "s00.png", "s01.png", "s02.png"]
-    fresh = tmp_path / "fresh"
-    assert _refine(imgs, labels, fresh, "--skip-missing") == 2
-    capsys.readouterr()
-    assert not fresh.exists()
+    out, why = _no_label_is_nothing_produced(_refine, imgs, labels, tmp_path, capsys)
     (labels / "c.png").write_bytes((run["data"] / "masks" / "s00.png").read_bytes())
     (out / "skipped.csv").unlink()
     assert _refine(imgs, labels, out, "--skip-missing") == 2
