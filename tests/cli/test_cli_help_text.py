@@ -43,7 +43,10 @@ def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
                        "Warp copies of the labels onto a map grid before making polygons",
                        "or an annotate/enhance output folder (its labels/ and rejected/)"]),
         (("experiment",), ["morphological, guided, grabcut (default: all)",
-                           "Keep labels with predicted IoU >= Q (0-1; default: keep all)."]),
+                           "Keep auto-labels with predicted IoU >= Q (0-1). Default (neither "
+                           "this nor --target-precision): target precision 0.9 when SAM2-ELNet's "
+                           "quality evaluator is fitted, else >= 0.5; when the rule keeps none, "
+                           "the labels above the median."]),
         (("serve",), ["Probability threshold for masks, in (0, 1)."]),
         (("import",), ["not the images' folder"]),
         (("evaluate",), ["(correctness, completeness, quality, connectivity)",
@@ -78,6 +81,15 @@ def test_help_cuts_no_text(
     assert main([cmd, "--help"]) == 0
     out = capsys.readouterr().out
     assert re.findall(r"\S*…", out) == []
+
+
+def test_experiment_min_quality_says_the_filter_is_on_by_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """experiment filters its auto-labels by default (target precision 0.9, else 0.5, else the
+    median; results.md says which): its --min-quality said "default: keep all", annotate's."""
+    assert "default: keep all" not in _help(capsys, monkeypatch, "experiment")
+    assert "default: keep all" in _help(capsys, monkeypatch, "annotate")
 
 
 def test_export_warp_to_says_what_export_warps(

@@ -15,18 +15,27 @@ from sam2elnet.cli.shared_options import (
     road_buffer_px_of,
     switch,
 )
+from sam2elnet.config import QualityConfig
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.option_checks import check_options
 from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
+    UNFITTED_MIN_QUALITY,
     ExperimentConfig,
     table2_downstream,
 )
 
 _DEMO = {name: f.default for name, f in DemoConfig.model_fields.items()}  # the demo's defaults
 _EXP = {name: f.default for name, f in ExperimentConfig.model_fields.items()}  # the protocol's
+#: the experiment filters its auto-labels by default (annotate / enhance keep all: FILTER_HELP)
+EXPERIMENT_MIN_QUALITY_HELP = (
+    "Keep auto-labels with predicted IoU >= Q (0-1). Default (neither this nor "
+    f"--target-precision): target precision {QualityConfig().default_target_precision:g} when "
+    f"SAM2-ELNet's quality evaluator is fitted, else >= {UNFITTED_MIN_QUALITY:g}; when the rule "
+    "keeps none, the labels above the median."
+)
 
 
 def _f(v: object) -> str:
@@ -100,7 +109,7 @@ def experiment_cmd(
         "background; truth and the dataset's coarse labels). Default: the rule in docs/data.md.",
     ),  # noqa: UP045
     min_quality: Optional[float] = typer.Option(
-        None, "--min-quality", help=FILTER_HELP["min_quality"]
+        None, "--min-quality", help=EXPERIMENT_MIN_QUALITY_HELP
     ),  # noqa: UP045
     target_precision: Optional[float] = typer.Option(
         None, "--target-precision", help=FILTER_HELP["target_precision"]

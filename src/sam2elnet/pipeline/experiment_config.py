@@ -45,6 +45,9 @@ per-image counts the confidence intervals need) are trained and scored again."""
 CONVERGED_GAIN = 0.01
 """A downstream model counts as converged when its test IoU changed by at most this (1 IoU point)
 between the last two learning-curve points."""
+UNFITTED_MIN_QUALITY = 0.5
+"""The quality filter's default minimum predicted IoU when SAM2-ELNet's quality evaluator was not
+fitted (neither --min-quality nor --target-precision given; fitted: its default target precision)."""
 TARGET_RATIO = 0.97
 """The protocol's bar: a label-efficient setting "reaches" all hand labels at >= 97 % of its IoU."""
 TABLE2_METHODS: dict[str, str] = {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.experiment_config import ExperimentConfig
+from sam2elnet.pipeline.experiment_config import UNFITTED_MIN_QUALITY, ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
     """Quality threshold for filtering and a sentence saying how it was chosen.
 
     Default (neither option): the evaluator's default target precision when it was fitted, else a
-    minimum predicted quality of 0.5.
+    minimum predicted quality of :data:`UNFITTED_MIN_QUALITY` (0.5).
     """
     if cfg.min_quality is not None:
         return cfg.min_quality, f"--min-quality {cfg.min_quality}"
@@ -209,8 +209,9 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
     if target is None:
         if not pred.evaluator.fitted:
             why = pred.evaluator.warning or pred.evaluator.status
-            return 0.5, (
-                f"minimum predicted quality 0.5 (the quality evaluator was not fitted: {why}; "
+            return UNFITTED_MIN_QUALITY, (
+                f"minimum predicted quality {UNFITTED_MIN_QUALITY:g} (the quality evaluator was "
+                f"not fitted: {why}; "
                 f"its scores are capped at {pred.evaluator.prior:.2f})"
             )
         from sam2elnet.config import QualityConfig
