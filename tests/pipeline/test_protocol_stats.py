@@ -349,3 +349,35 @@ def test_filter_decision_is_data_and_the_words_come_from_it() -> None:
         }
         assert filter_decision(old) == dec | {"rule_threshold": None}
         assert filter_words(old) == filter_words({**old, "filter": dec})
+
+
+def test_verdict_gives_none_for_a_degenerate_model() -> None:
+    """A trial on sos-dev (8 downstream steps): (a), (c) and (d) labelled every test pixel oil,
+    all scored the test set's oil share 0.308, and the verdict read "(c) ... reaches 97% of (a):
+    100.0 % ... the whole interval is above 97%" beside a warning that such scores say nothing.
+    Now a comparison with a degenerate model says "no verdict" and why."""
+    fg = np.array([[30, 70, 0, 0], [50, 50, 0, 0], [20, 80, 0, 0]])  # every pixel labelled oil
+    fine = np.array([[25, 5, 5, 65], [40, 5, 10, 45], [15, 5, 5, 75]])
+    table = [
+        {"setting": "full", "iou": 0.333, "hand_labels": 30, "skipped": None},
+        {"setting": "auto_filtered", "iou": 0.333, "hand_labels": 9, "skipped": None},
+        {"setting": "fraction_auto_filtered", "iou": 0.70, "hand_labels": 9, "skipped": None},
+    ]
+    counts = {"full": fg, "auto_filtered": fg, "fraction_auto_filtered": fine}
+    flags = {"full": "all foreground", "auto_filtered": "all foreground"}
+    lines = verdict_lines(table, counts, degenerate={**flags, "fraction_auto_filtered": None})
+    assert lines[0] == (
+        "(c) filtered auto-labels only: no verdict: (a) is degenerate (all foreground) and (c) is "
+        "degenerate (all foreground), so IoU 0.333 vs 0.333 (100.0 % of (a)) says nothing about "
+        "the labels; train the downstream models longer (--downstream-epochs / "
+        "--downstream-steps) or on more images. It uses 9 hand labels instead of 30 (70.0 % fewer)."
+    )
+    assert lines[1].startswith(
+        "(d) fraction + filtered auto-labels: no verdict: (a) is degenerate (all foreground), so "
+        "IoU 0.700 vs 0.333 (210.2 % of (a))"
+    )
+    assert not any("reaches" in line for line in lines)
+    # no degenerate model: the verdict as before
+    assert verdict_lines(table, counts, degenerate={})[1].startswith(
+        "(d) fraction + filtered auto-labels reaches 97% of (a)"
+    )

@@ -120,6 +120,7 @@ from sam2elnet.pipeline.experiment_stats import (
     verdict_lines,
 )
 from sam2elnet.pipeline.experiment_table2 import enhancement_labels, table2_rows, table2_sources
+from sam2elnet.pipeline.report_protocol import degenerate_rows
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -362,7 +363,12 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     write_per_image_csv(
         out / "per_image.csv", per_image_rows + t2_csv + auto_csv, cfg.road_buffer, buffers
     )
-    verdict = verdict_lines(table1, {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS})
+    scored = [row for row in table1 if not row.get("skipped")]
+    verdict = verdict_lines(
+        table1,
+        {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS},
+        degenerate=dict(zip([r["setting"] for r in scored], degenerate_rows(scored), strict=True)),
+    )
     degenerate = degenerate_note(table1)
     if degenerate:  # results.md and report.html say it too; the log reaches API users and the CLI
         log.warning(degenerate)

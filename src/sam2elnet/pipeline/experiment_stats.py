@@ -8,7 +8,7 @@ masks, ``per_image.csv``) come from :mod:`sam2elnet.pipeline.experiment_scores`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,10 @@ def _pct(v: float) -> str:
 
 
 def verdict_lines(
-    table1: list[dict[str, Any]], per_image: dict[str, Any], target: float = TARGET_RATIO
+    table1: list[dict[str, Any]],
+    per_image: dict[str, Any],
+    target: float = TARGET_RATIO,
+    degenerate: Mapping[str, str | None] | None = None,
 ) -> list[str]:
     """Plain sentences: do (c) and (d) reach ``target`` x the IoU of (a), and at what labelling cost.
 
@@ -235,10 +238,16 @@ def verdict_lines(
     foreground: few test images) are left out of the interval, or leave no interval when over
     2.5 % of them; it says which and how many
     (:func:`sam2elnet.engine.metrics.bootstrap_ratio_interval`).
+
+    ``degenerate`` maps a setting key to ``"all foreground"`` / ``"no foreground"`` when its
+    model is degenerate (:func:`~sam2elnet.pipeline.report_protocol.degenerate_rows`): a
+    comparison with such a model gives no verdict (its IoU is the test set's foreground share,
+    or 0, whatever its labels), and the line says so instead of "reaches".
     """
     from sam2elnet.engine.metrics import bootstrap_ratio_interval
 
     rows = {r["setting"]: r for r in table1}
+    flags = {k: v for k, v in (degenerate or {}).items() if v}
     a = rows.get("full")
     if not a or a.get("iou") in (None, 0) or a.get("skipped"):
         why = "was not trained" if not a or a.get("skipped") else "has test IoU 0"
@@ -251,6 +260,21 @@ def verdict_lines(
             out.append(f"{name} was not trained ({(r or {}).get('skipped', 'no result')}).")
             continue
         ratio = r["iou"] / a["iou"]
+        saving = 1.0 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
+        cost = (
+            f"It uses {r['hand_labels']} hand labels instead of {a['hand_labels']} "
+            f"({_pct(saving)} fewer)."
+        )
+        bad = [(n, flags[k]) for n, k in (("(a)", "full"), (name, key)) if k in flags]
+        if bad:
+            out.append(
+                f"{TABLE1_SETTINGS[key]}: no verdict: "
+                + " and ".join(f"{n} is degenerate ({kind})" for n, kind in bad)
+                + f", so IoU {r['iou']:.3f} vs {a['iou']:.3f} ({_pct(ratio)} of (a)) says "
+                "nothing about the labels; train the downstream models longer "
+                f"(--downstream-epochs / --downstream-steps) or on more images. {cost}"
+            )
+            continue
         iv = None
         if per_image.get(key) is not None and per_image.get("full") is not None:
             iv = bootstrap_ratio_interval(per_image[key], per_image["full"], seed=BOOTSTRAP_SEED)
@@ -283,12 +307,7 @@ def verdict_lines(
         if ca and cr:
             overlap = cr[0] <= ca[1] and ca[0] <= cr[1]
             text += "; the two IoUs' 95 % CIs " + ("overlap" if overlap else "do not overlap")
-        saving = 1.0 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
-        text += (
-            f". It uses {r['hand_labels']} hand labels instead of {a['hand_labels']} "
-            f"({_pct(saving)} fewer)."
-        )
-        out.append(text)
+        out.append(f"{text}. {cost}")
     return out
 
 
