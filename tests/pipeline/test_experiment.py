@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,17 @@ def test_miniature_experiment_end_to_end_and_caching(
     assert "(val_iou = 0.5 x annotation IoU + 0.5 x enhancement IoU" in md
     assert (out / "results.png").stat().st_size > 1000
     assert (out / "report.html").is_file()
+    # the command behind every number: results.json, results.md and report.html
+    from sam2elnet.pipeline.experiment_command import experiment_command
+
+    assert saved["command"] == experiment_command(cfg)
+    assert saved["command"].startswith(f"elnet experiment --data {synth} --out {out} ")
+    assert f"Command (every number below): `{saved['command']}`" in md
+    page = html.unescape((out / "report.html").read_text())
+    assert f"Command (every number here): {saved['command']}" in page
+    # report.html also gives the verdict lines and the learning curves results.md gives
+    assert all(f"Verdict: {line}" in page for line in saved["verdict"])
+    assert saved["curves_file"] == "curves.png" and "downstream learning curves" in page
     # every stage did its work; a downstream setting training on the same labels as an earlier
     # one (the filter kept every auto-label: (e) = (d)) takes that result (no second U-Net, and
     # no ~0 s timing sample for the ETA)

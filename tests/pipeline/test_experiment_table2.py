@@ -161,9 +161,9 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     assert " oil" not in md3
     # ... and results.md gets table 1's road measures under it (the row that has them)
     from sam2elnet.pipeline.experiment_markdown import _f
-    from sam2elnet.pipeline.experiment_stats import ROAD_NOTE
+    from sam2elnet.pipeline.experiment_stats import road_note
 
-    road_md = md3.split(f"{ROAD_NOTE}:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    road_md = md3.split(f"{road_note(r3)}:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
     row0 = r3["table1"][0]
     assert road_md[2:] == [
         f"| {row0['title']} | {_f(row0['iou'])} | {_f(row0['f1'])} | 0.500 | 0.400 | 0.300 | – |"
@@ -185,6 +185,20 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
                 assert row[key]["sentinel"]["iou"] == pytest.approx(tp / (tp + fp + fn))
         tp, fp, fn = (sum(int(x[k]) for x in mine) for k in ("tp", "fp", "fn"))
         assert row["label_iou_all"] == pytest.approx(tp / (tp + fp + fn))
+        # the label IoU's bootstrap interval over the pool's images (results.md's table 2 cells
+        # had none: only the per-sensor rows did), from exactly these lines
+        from sam2elnet.engine.metrics import bootstrap_iou_interval
+        from sam2elnet.pipeline.experiment_stats import ci_text
+
+        line = {x["id"]: [int(x[k]) for k in ("tp", "fp", "fn", "tn")] for x in mine}
+        for part, part_ids in (("all", pool), ("unlabelled", sorted(split["unlabelled"]))):
+            iv = bootstrap_iou_interval([line[i] for i in part_ids], seed=0)
+            got = row["label_ci"][part]
+            assert got["iou_ci"] == ([iv.low, iv.high] if iv.defined else None)
+            assert got.get("iou_ci_left_out", 0) == iv.left_out
+        md_row = f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
+        cell = f"{row['label_iou_all']:.3f} {ci_text(row['label_ci']['all'])}".rstrip()
+        assert md_row + cell + " | " in (out / "results.md").read_text()
 
     # resumed: every stage cached, the same tables
     r2 = run_experiment(_cfg(sos, out, sources=("sim", "own"), report=False))

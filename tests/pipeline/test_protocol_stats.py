@@ -381,3 +381,17 @@ def test_verdict_gives_none_for_a_degenerate_model() -> None:
     assert verdict_lines(table, counts, degenerate={})[1].startswith(
         "(d) fraction + filtered auto-labels reaches 97% of (a)"
     )
+
+
+def test_road_note_names_the_runs_buffer() -> None:
+    """results.md / report.html said "matched within 3 px" under the road tables of every run,
+    also of one made with --road-buffer 5 (a trial on roads-dev); now the run's buffer."""
+    from sam2elnet.pipeline.experiment_stats import road_note
+
+    px5 = road_note({"settings": {"road_buffer": 5.0, "road_buffer_m": None}})
+    assert "matched within 5 px (--road-buffer), lengths summed over the test images" in px5
+    metres = {"settings": {"road_buffer": None, "road_buffer_m": 2.0}}
+    assert "within 2 m = 4-8 px by image (--road-buffer-m)," in road_note(
+        metres | {"road_buffer_px_range": [4.0, 8.0]}
+    )
+    assert "within 3 px (--road-buffer)," in road_note({})  # results without settings

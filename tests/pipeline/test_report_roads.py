@@ -204,7 +204,7 @@ def test_tiny_roads_experiment_reports_road_measures(
     from helpers_roads import make_road_dataset
 
     from sam2elnet.pipeline.experiment import run_experiment
-    from sam2elnet.pipeline.experiment_stats import ROAD_NOTE
+    from sam2elnet.pipeline.experiment_stats import road_note
 
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")
     data = make_road_dataset(tmp_path / "roads", n=12, size=48)
@@ -232,7 +232,8 @@ def test_tiny_roads_experiment_reports_road_measures(
         cells(x, ("labels", "title")) for x in r["table2"]
     ]
     md = (out / "results.md").read_text()
-    assert md.count(f"{ROAD_NOTE}:") == 2
+    assert md.count(f"{road_note(r)}:") == 2
+    assert "matched within 3 px (--road-buffer), lengths summed" in road_note(r)
     f = next(row for row in scored1 if row["setting"] == "elnet_direct")
     assert f"| {f['title']} | {f['iou']:.3f} |" in md
     assert f"{f['road_quality']:.3f} |" in md.split(f["title"])[-1].splitlines()[0]

@@ -75,6 +75,7 @@ from sam2elnet.pipeline.experiment_autolabels import (
     filter_decision,
     record_filter_options,
 )
+from sam2elnet.pipeline.experiment_command import experiment_command
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     DECIDED_BY_RUN,
@@ -377,6 +378,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         "version": RESULTS_VERSION,
         "data": str(Path(cfg.data).resolve()),
         "settings": {**ident, **{k: getattr(cfg, k) for k in cfg.DOWNSTREAM}},
+        "command": experiment_command(cfg),
         "weights": {"path": weights, "note": weights_note, "random_init": weights is None},
         "split": {
             "labelled": len(lab),

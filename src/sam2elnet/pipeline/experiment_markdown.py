@@ -20,11 +20,11 @@ from sam2elnet.pipeline.experiment_config import (
     table2_downstream,
 )
 from sam2elnet.pipeline.experiment_stats import (
-    ROAD_NOTE,
     ci_text,
     convergence,
     group_rows,
     label_group_rows,
+    road_note,
     road_rows,
     table2_name,
 )
@@ -109,10 +109,22 @@ def _label_group_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _road_table(rows: list[dict[str, Any]], names: tuple[str, ...] = ("title",)) -> list[str]:
+def _label_iou(row: dict[str, Any], part: str) -> str:
+    """A table-2 row's label IoU of ``part`` (``all`` / ``unlabelled``) with its bootstrap 95 %
+    interval over images (``label_ci``; none for results made before it was kept, or for the
+    dataset's own labels when they are the truth): ``0.797 [0.721, 0.850]``."""
+    key = "label_iou_all" if part == "all" else "label_iou_unlabelled"
+    ci = ci_text((row.get("label_ci") or {}).get(part) or {})
+    return f"{_f(row.get(key))} {ci}".rstrip()
+
+
+def _road_table(
+    rows: list[dict[str, Any]], names: tuple[str, ...] = ("title",), note: str = ""
+) -> list[str]:
     """results.md lines of the road measures of table rows that have them (road data; empty list
     otherwise): :func:`~sam2elnet.pipeline.experiment_stats.road_rows`, as report.html shows them
-    (``names``: the columns naming a row; table 2: ``labels``, ``title``)."""
+    (``names``: the columns naming a row; table 2: ``labels``, ``title``; ``note``: the sentence
+    above it, :func:`~sam2elnet.pipeline.experiment_stats.road_note`)."""
     have = road_rows(rows, names)
     if not have:
         return []
@@ -122,7 +134,7 @@ def _road_table(rows: list[dict[str, Any]], names: tuple[str, ...] = ("title",))
     cols = [heads.get(k, k) for k in names]
     cols += ["IoU", "F1", "road correctness", "road completeness", "road quality"]
     cols += ["road connectivity"]
-    lines = ["", f"{ROAD_NOTE}:", "", "| " + " | ".join(cols) + " |"]
+    lines = ["", f"{note}:", "", "| " + " | ".join(cols) + " |"]
     lines.append("|" + "---|" * len(names) + "---:|" * (len(cols) - len(names)))
     for row in have:
         lines.append("| " + " | ".join(_f(v) for v in row.values()) + " |")
@@ -183,6 +195,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Training pool {sp['labelled'] + sp['unlabelled']} images: {sp['labelled']} labelled "
         f"({s['fraction']:.0%}), {sp['unlabelled']} treated as unlabelled. "
         f"Test: {sp['test']} images ({sp['test_source']}).",
+        *(["", f"Command (every number below): `{r['command']}`"] if r.get("command") else []),
         "",
         f"**Encoder:** {r['weights']['note']}",
         "",
@@ -208,7 +221,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
             f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
         )
-    lines += _road_table(r["table1"])
+    lines += _road_table(r["table1"], note=road_note(r))
     degenerate = degenerate_note(r["table1"])
     if degenerate:
         lines += ["", f"**Warning:** {degenerate}."]
@@ -249,12 +262,13 @@ def render_markdown(r: dict[str, Any]) -> str:
             "",
             f"Note: {NO_ENHANCEMENT_DOWNSTREAM}.",
             "",
-            "| labels | method | hand labels | label IoU (all) | label IoU (unlabelled part) |",
+            "| labels | method | hand labels | label IoU (all) [95 % CI] "
+            "| label IoU (unlabelled part) [95 % CI] |",
             "|---|---|---:|---:|---:|",
         ]
         lines += [
             f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
-            f"{_f(row.get('label_iou_all'))} | {_f(row.get('label_iou_unlabelled'))} |"
+            f"{_label_iou(row, 'all')} | {_label_iou(row, 'unlabelled')} |"
             for row in r["table2"]
         ]
     elif r["table2"]:
@@ -262,18 +276,19 @@ def render_markdown(r: dict[str, Any]) -> str:
             "",
             "## Table 2 — label enhancement vs classical refinement (same downstream U-Net)",
             "",
-            "| training labels | method | hand labels | label IoU (all) | label IoU (unlabelled part) "
+            "| training labels | method | hand labels | label IoU (all) [95 % CI] "
+            "| label IoU (unlabelled part) [95 % CI] "
             "| test IoU [95 % CI] | F1 | precision | recall | mIoU |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in r["table2"]:
             lines.append(
                 f"| {row['labels']} | {row['title']} | {row['hand_labels']} | "
-                f"{_f(row.get('label_iou_all'))} | {_f(row.get('label_iou_unlabelled'))} | "
+                f"{_label_iou(row, 'all')} | {_label_iou(row, 'unlabelled')} | "
                 f"{_iou_ci(row)} | {_f(row['f1'])} | {_f(row['precision'])} | "
                 f"{_f(row['recall'])} | {_f(row.get('miou'))} |"
             )
-        lines += _road_table(r["table2"], ("labels", "title"))
+        lines += _road_table(r["table2"], ("labels", "title"), road_note(r))
     if r["table2"]:
         if len(groups) > 1 and table2_downstream(r):
             lines += _group_table("Table 2 per sensor", r["table2"], groups, table2_name)

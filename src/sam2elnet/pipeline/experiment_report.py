@@ -114,7 +114,13 @@ def write_report_html(
         r,
         items,
         title="SAM2-ELNet protocol experiment",
-        notes=[r["weights"]["note"], r["elnet"]["trunk_note"], *r["notes"]],
+        notes=[
+            *([f"Command (every number here): {r['command']}"] if r.get("command") else []),
+            r["weights"]["note"],
+            r["elnet"]["trunk_note"],
+            *r["notes"],
+        ],
         figure=(out / "results.png").read_bytes(),
         max_items=60,
+        curves=(out / "curves.png").read_bytes() if r.get("curves_file") else None,
     )

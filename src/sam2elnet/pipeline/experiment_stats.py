@@ -150,13 +150,28 @@ def sensor_tables(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {title: rows for title, rows in tables.items() if rows}
 
 
-ROAD_NOTE = (
-    "Road measures of the same models: centre lines of prediction and truth matched "
-    "within 3 px, lengths summed over the test images (Wiedemann et al. 1998; "
-    "docs/evaluation.md, 'Road measures')"
-)
-"""What a road-measure table holds (the sentence under the table in results.md, a note in
-report.html)."""
+def road_note(results: Mapping[str, Any]) -> str:
+    """What a road-measure table holds (the sentence under the table in results.md, a note in
+    report.html), with the run's road buffer: ``settings`` ``road_buffer`` (px) or
+    ``road_buffer_m`` (metres, with the per-image px of ``road_buffer_px_range``); results
+    without them: the default :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`. It said "within
+    3 px" for every run, also for one made with ``--road-buffer 5``."""
+    from sam2elnet.engine.road_buffer import buffer_said
+    from sam2elnet.option_values import ROAD_BUFFER_PX
+
+    s = results.get("settings") or {}
+    m = s.get("road_buffer_m")
+    px = s.get("road_buffer") if s.get("road_buffer") is not None else ROAD_BUFFER_PX
+    said = buffer_said(
+        None if m is not None else px, m, results.get("road_buffer_px_range") if m else None,
+        by_image=True,
+    )  # fmt: skip
+    flag = "--road-buffer-m" if m is not None else "--road-buffer"
+    return (
+        "Road measures of the same models: centre lines of prediction and truth matched "
+        f"within {said} ({flag}), lengths summed over the test images (Wiedemann et al. 1998; "
+        "docs/evaluation.md, 'Road measures')"
+    )
 
 
 def road_rows(

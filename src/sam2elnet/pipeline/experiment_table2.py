@@ -146,19 +146,24 @@ def label_groups(split: Split, per_image: Sequence[Sequence[int]] | None) -> dic
     """Per-sensor label scores of one label set from its pool counts (:func:`label_scores`):
     ``{"label_by_group": ..., "label_unlabelled_by_group": ...}``, each ``{group: {n, iou,
     iou_ci, f1, precision, recall, miou}}`` as the ``by_group`` of a downstream row
-    (:func:`~sam2elnet.pipeline.experiment_stats.add_intervals`); empty without counts."""
-    out: dict[str, Any] = {"label_by_group": {}, "label_unlabelled_by_group": {}}
+    (:func:`~sam2elnet.pipeline.experiment_stats.add_intervals`), and ``label_ci``: the
+    bootstrap 95 % interval of the label IoU over all pool images (``all``) and over the
+    unlabelled part (``unlabelled``), each ``{"iou_ci": [low, high] | None}`` (plus
+    ``iou_ci_left_out`` when resamples without foreground were left out; text:
+    :func:`~sam2elnet.pipeline.experiment_stats.ci_text`); empty without counts."""
+    out: dict[str, Any] = {"label_by_group": {}, "label_unlabelled_by_group": {}, "label_ci": {}}
     if per_image is None:
         return out
     groups = group_of(split, split.pool)
     idx = {i: n for n, i in enumerate(split.pool)}
-    for key, ids in (
-        ("label_by_group", split.pool),
-        ("label_unlabelled_by_group", split.unlabelled),
+    for key, name, ids in (
+        ("label_by_group", "all", split.pool),
+        ("label_unlabelled_by_group", "unlabelled", split.unlabelled),
     ):
         part: dict[str, Any] = {}
         add_intervals(part, [per_image[idx[i]] for i in ids], ids, groups, seed=BOOTSTRAP_SEED)
         out[key] = part["by_group"]
+        out["label_ci"][name] = {k: v for k, v in part.items() if k.startswith("iou_ci")}
     return out
 
 

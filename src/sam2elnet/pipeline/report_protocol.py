@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
-from sam2elnet.pipeline.experiment_stats import ROAD_NOTE, ci_text, road_rows, sensor_tables
+from sam2elnet.pipeline.experiment_stats import ci_text, road_note, road_rows, sensor_tables
 from sam2elnet.pipeline.report import ReportItem, write_report
 from sam2elnet.pipeline.report_page import as_float
 
@@ -84,12 +84,15 @@ def write_protocol_report(
     figure: Any = None,
     max_items: int = 60,
     order: str = "worst",
+    curves: Any = None,
 ) -> Path:
     """The report of the paper's protocol (``elnet experiment`` and ``elnet demo`` share it).
 
     ``results`` is the experiment's results dict (``table1``, ``table2``, ``autolabels``,
     ``split``); ``items`` the auto-labels (and enhancement examples) next to their truth;
-    ``figure`` the downstream-IoU / labelling-cost plot (PNG bytes or a Figure). Downstream rows
+    ``figure`` the downstream-IoU / labelling-cost plot (PNG bytes or a Figure), ``curves`` the
+    downstream learning curves (curves.png bytes, or None). The verdict lines (``verdict``: (c)
+    and (d) vs (a), the label cost saving) are notes, as in results.md. Downstream rows
     whose model predicted (almost) everything foreground, or nothing, are highlighted, and a
     warning says so when every row is: the comparison then measures nothing. A table 2 of label
     scores only (``enhancement_downstream=False``) is shown without the downstream columns, with
@@ -109,20 +112,27 @@ def write_protocol_report(
     table2 = list(results.get("table2") or [])
     cols = ("title", "hand_labels", "train_images", "iou", "iou_ci", "f1", "precision", "recall")
     t1 = [{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols} for row in table1]
+
+    def label_ci(row: Mapping[str, Any], part: str) -> str:
+        return ci_text((row.get("label_ci") or {}).get(part) or {})
+
     t2 = [
         {
             "labels": row.get("labels"),
             **{k: ci_text(row) if k == "iou_ci" else row.get(k) for k in cols},
             "label_iou_all": row.get("label_iou_all"),
+            "label_iou_all_ci": label_ci(row, "all"),
         }
         for row in table2
     ]
-    notes = list(notes)
+    notes = list(notes) + [f"Verdict: {line}" for line in results.get("verdict") or []]
     if table2 and not table2_downstream(results):  # label scores only: no downstream columns
         t2 = [
             {
                 **{k: row.get(k) for k in ("labels", "title", "hand_labels", "label_iou_all")},
+                "label_iou_all_ci": label_ci(row, "all"),
                 "label_iou_unlabelled": row.get("label_iou_unlabelled"),
+                "label_iou_unlabelled_ci": label_ci(row, "unlabelled"),
             }
             for row in table2
         ]
@@ -131,7 +141,7 @@ def write_protocol_report(
     sensor = sensor_tables(dict(results))
     roads1, roads2 = road_rows(table1), road_rows(table2, ("labels", "title"))
     if roads1 or roads2:
-        notes.append(f"{ROAD_NOTE}.")
+        notes.append(f"{road_note(results)}.")
     f1, f2 = degenerate_rows(table1), degenerate_rows(table2)
     flags = f1 + f2
     warns = []
@@ -174,7 +184,11 @@ def write_protocol_report(
         warnings=warns,
         max_items=max_items,
         order=order,
-        figures={"downstream IoU and labelling cost": figure} if figure is not None else None,
+        figures={
+            **({"downstream IoU and labelling cost": figure} if figure is not None else {}),
+            **({"downstream learning curves (test IoU vs step)": curves} if curves else {}),
+        }
+        or None,
         tables={
             "Table 1: automatic annotation": t1,
             **({"Table 1: road measures": roads1} if roads1 else {}),
