@@ -23,7 +23,7 @@ from sam2elnet.engine.downstream_data import (
     require_pairs,
 )
 from sam2elnet.engine.downstream_score import confusion_per_image, curve_point, scores_from_counts
-from sam2elnet.engine.runtime import channels_last_default
+from sam2elnet.engine.runtime import channels_last_default, resolve_device
 from sam2elnet.utils.progress import progress_bar
 
 
@@ -80,6 +80,10 @@ def train_downstream(
     ``cfg.progress``, else a line every 30 s and one at the end (``downstream training (40 img):
     50/50 step in 12.3 s (4.07 step/s), loss 0.412``; the last epoch's mean loss, and the test IoU
     of the latest learning-curve point when there is one).
+
+    Raises:
+        UserError: ``cfg.device`` is CUDA on a machine without it, or not a device name
+            (:func:`~sam2elnet.engine.runtime.resolve_device`; was torch's raw AssertionError).
     """
     pairs = require_pairs(pairs, "training")
     norm_cfg = normalization(norm_cfg)
@@ -93,7 +97,7 @@ def train_downstream(
     )
     in_bands = int(ds[0]["image"].shape[0])
     ds.bands = in_bands  # the other images: the band rule of elnet train (data.band_match)
-    model = build_downstream_model(cfg, in_bands).to(cfg.device)
+    model = build_downstream_model(cfg, in_bands).to(resolve_device(cfg.device))
     # oneDNN's preferred layout: 1.3-1.5x per step for this U-Net on CPU (benchmarks/
     # bench_downstream.py); same training up to float rounding
     channels_last = channels_last_default()

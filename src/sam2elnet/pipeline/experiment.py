@@ -253,7 +253,10 @@ def _resume_settings(
 
 
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+    from sam2elnet.engine.runtime import resolve_device
+
     cfg.validate()
+    resolve_device(cfg.device)  # --device cuda without CUDA: one error line before any stage
     data = Path(cfg.data)
     if not data.exists():
         raise DataError("data folder does not exist; check --data", data)
