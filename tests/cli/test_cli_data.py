@@ -88,20 +88,14 @@ def test_synth_and_degrade(tmp_path, capsys):
     assert main(args) == 0
     rows = list(csv.DictReader((deg / "coarse_iou.csv").open()))
     assert len(rows) == 3 and "mean IoU" in capsys.readouterr().out
-    # the held-out (evaluation-only) family is available to degrade
-    held = tmp_path / "held"
-    args[args.index(str(deg))] = str(held)
-    args[args.index("mixed")] = "freehand"
-    assert main(args) == 0
-    rows = list(csv.DictReader((held / "coarse_iou.csv").open()))
-    assert len(rows) == 3 and all(r["ops"].startswith("freehand(") for r in rows)
-    # and so is every other profile by name, e.g. wavy (which mixed never draws)
-    wavy = tmp_path / "wavy"
-    args[args.index(str(held))] = str(wavy)
-    args[args.index("freehand")] = "wavy"
-    assert main(args) == 0
-    rows = list(csv.DictReader((wavy / "coarse_iou.csv").open()))
-    assert len(rows) == 3 and all(r["ops"].startswith("wavy(") for r in rows)
+    # the held-out (evaluation-only) family is available to degrade, and so is every other
+    # profile by name, e.g. wavy (which mixed never draws)
+    for profile in ("freehand", "wavy"):
+        args[args.index("--out") + 1] = str(deg := tmp_path / profile)
+        args[args.index("--profile") + 1] = profile
+        assert main(args) == 0
+        rows = list(csv.DictReader((deg / "coarse_iou.csv").open()))
+        assert len(rows) == 3 and all(r["ops"].startswith(f"{profile}(") for r in rows)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers_data import no_temp_files, tiled_scene
+from helpers_data import no_temp_files, tiled_scene, write_tif
 
 from sam2elnet.engine.infer import annotate_folder, enhance_folder
 from sam2elnet.engine.predictor import Predictor
@@ -23,21 +23,8 @@ def test_geotiff_input_gives_georeferenced_output(
     from rasterio.transform import from_origin
 
     src = cv2.imread(str(run["data"] / "images" / "s00.png"))[:, :, ::-1]
-    (tmp_path / "in").mkdir()
-    tif = tmp_path / "in" / "scene.tif"
-    tr = from_origin(500000, 4000000, 10, 10)
-    with rasterio.open(
-        tif,
-        "w",
-        driver="GTiff",
-        width=40,
-        height=40,
-        count=3,
-        dtype="uint8",
-        crs="EPSG:32633",
-        transform=tr,
-    ) as dst:
-        dst.write(np.moveaxis(src, 2, 0))
+    tif = write_tif(tmp_path / "in" / "scene.tif", np.ascontiguousarray(np.moveaxis(src, 2, 0)))
+    tr = from_origin(500000, 4000000, 10, 10)  # write_tif's grid: EPSG:32633, 10 m pixels
     res = annotate_folder(run["model"], tif, tmp_path / "a", progress=False, predictor=pred)
     out = tmp_path / "a" / res.rows[0]["label"]
     assert out.suffix == ".tif"
