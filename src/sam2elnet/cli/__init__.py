@@ -210,8 +210,33 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     args = sys.argv[1:] if argv is None else list(argv)
-    with warnings.catch_warnings(), _logging_state(), _native_messages(args):
+    with warnings.catch_warnings(), _logging_state(), _native_messages(args), _term_as_interrupt():
         return _run(args)
+
+
+@contextlib.contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill PID``, ``timeout``, SLURM / Kubernetes stopping a job) ends a command as
+    Ctrl-C does: ``KeyboardInterrupt``, so the half-written temporary files are removed and the
+    run ends with ``error: interrupted ...`` (exit 130). Python's default for SIGTERM ends the
+    process at once, leaving ``.<name>.<random>.tmp.tif`` files of a scene behind. Only from
+    the main thread and over the default handler (a caller's own handler is kept)."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run(args: list[str]) -> int:
