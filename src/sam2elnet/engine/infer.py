@@ -28,7 +28,7 @@ from sam2elnet.config import FolderJobOptions, option_default
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.vector_names import feature_images, unplaced_note
-from sam2elnet.data.vector_shared import check_placeable, share_vectors
+from sam2elnet.data.vector_shared import check_placeable, share_vectors, warn_no_width
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
@@ -278,6 +278,7 @@ def enhance_folder(
             where = images if isinstance(images, (str, Path)) else "--images"
             if lost := unplaced_note(owner, shared[p].images or (), where):
                 unplaced.append(f"{sv.path}: {lost}")
+            warn_no_width(sv, line_width)  # lines 1 px wide: said once for the file
     model = job.load()
     fields = [
         "image",

@@ -366,6 +366,7 @@ def scene_job(
         # and Ray starts; a folder's scenes are checked as each runs (skipped, the batch goes on)
         precheck_scene(src, scene_kwargs.get("bands"))
     from sam2elnet.data.label_tags import label_tags
+    from sam2elnet.data.vector_shared import warn_no_width
     from sam2elnet.engine.folder_inputs import check_resume_model
 
     # the model file's identity (None for builtin:smoothing), before the model loads; a folder
@@ -373,6 +374,7 @@ def scene_job(
     model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
     if src.is_dir() or layer is not None:  # one label file for all scenes: read once, now
         labels = shared_coarse(labels, list_scenes(src) if src.is_dir() else [src], layer) or labels
+        warn_no_width(labels, scene_kwargs.get("line_width"))  # said once for the file
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,
