@@ -257,7 +257,13 @@ def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_repor
     summary = json.loads((out / "summary.json").read_text())
     assert summary["coarse_images"] == {str(gpkg): ["a", "b", "p"]}
     got: list = []
-    monkeypatch.setattr(report_mod, "write_report", lambda path, items, **kw: got.extend(items))
+    monkeypatch.setattr(  # the cards' items as the page shares them (render_report)
+        report_mod,
+        "write_report",
+        lambda path, items, **kw: got.extend(
+            share_vector_labels(items, kw["coarse_layer"], kw["coarse_images"])
+        ),
+    )
     report_mod.write_run_report(out)
     one = share_vector_labels(
         [it for it in got if it.name.startswith("a")], None, summary["coarse_images"]

@@ -61,3 +61,34 @@ def test_evaluate_report_draws_a_shared_coarse_file_without_warnings_or_error_ca
     page = (tmp_path / "e" / "report.html").read_text(encoding="utf-8")
     assert '<div class="err">' not in page and "overlaps the image" not in page
     assert len(re.findall(r'<img alt="" data-layer="input" src="data:', page)) == 3
+
+
+def test_one_card_of_a_shared_file_is_drawn_as_the_run_placed_it(tmp_path: Path) -> None:
+    """write_report(..., coarse_images=summary.json's record): a page of one card (a.tif) of a
+    file the run served to a.tif and b.tif draws a's coarse label as enhance read it: the
+    feature labelled with b's stem is b's, not a class name placed on a by map position. The
+    input label is scored against a truth equal to a's own part (no output): IoU 1. Without the
+    record (the page shared the file with its items' images only) it was 0.8."""
+    from sam2elnet.pipeline.report import ReportItem, write_report
+
+    img = tmp_path / "a.tif"
+    _scene(img, X0)
+    write_tif(tmp_path / "b.tif", np.full((1, 32, 32), 90, np.uint8), x0=X0 + 160)
+    own = box(X0 + 40, Y0 - 120, X0 + 120, Y0 - 40)  # columns 4..11, rows 4..11 of a
+    bs = box(X0 + 160, Y0 - 80, X0 + 200, Y0 - 40)  # columns 16..19, rows 4..7 of a (b's)
+    gpkg = tmp_path / "coarse.gpkg"
+    gdf = gpd.GeoDataFrame({"label": [None, "b"]}, geometry=[own, bs], crs="EPSG:32633")
+    gdf.to_file(gpkg, layer="labels")
+    truth = np.zeros((32, 32), np.uint8)
+    truth[4:12, 4:12] = 255
+    write_png(tmp_path / "a_truth.png", truth)
+    item = ReportItem("a", image=img, input_label=gpkg, truth=tmp_path / "a_truth.png")
+    served = {str(gpkg): ["a", "b"]}
+
+    def true_iou(**kw: object) -> str:
+        text = write_report(tmp_path / "r.html", [item], title="t", **kw).read_text()
+        row = text[text.index('<tr data-idx="0"') :].split("</tr>")[0]
+        return re.findall(r'<td class="num" data-v="([^"]*)"', row)[1]  # predicted, true
+
+    assert true_iou(coarse_images=served) == "1.0"
+    assert true_iou() == "0.8"  # 64 / 80: b's square drawn on a by map position

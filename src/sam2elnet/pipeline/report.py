@@ -37,7 +37,6 @@ from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import eval_truth
 from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
-from sam2elnet.pipeline.report_vector import share_vector_labels
 
 __all__ = [
     "ReportItem",
@@ -80,6 +79,12 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
       ``tables``: title -> dict or list of row dicts; ``table_flags``: title -> one note per row
       (rows with a note are highlighted).
     * ``thumb_px`` (160) card size, ``full_px`` (512) long side of the embedded image and layers.
+    * ``coarse_layer`` / ``coarse_images``: the layer an ``elnet enhance`` run read from its
+      vector coarse labels and, per vector file, the stems of the images it served it to (its
+      ``summary.json`` entries of those names): the cards draw each item's input label as the
+      run placed it, also when only some of those images are items (one card); without them the
+      file's default layer, placed with the items' images
+      (:func:`~sam2elnet.pipeline.report_vector.share_vector_labels`).
 
     The per-image table links each item's files: relative to the page for files in ``path``'s
     folder or below it (a run folder's labels: the links survive moving, zipping or sharing the
@@ -231,10 +236,6 @@ def write_run_report(
                 extra=extra,
             )
         )
-    # vector coarse labels from the layer enhance read (--layer), not the file's default layer
-    items = share_vector_labels(
-        items, (summary or {}).get("coarse_layer"), (summary or {}).get("coarse_images")
-    )
     metrics = None
     if summary is not None:
         metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
@@ -253,6 +254,9 @@ def write_run_report(
         next_steps=_next_steps(run, filtered),
         tables=tables,
         warnings=warnings,
+        # vector coarse labels from the layer enhance read (--layer), placed with its images
+        coarse_layer=(summary or {}).get("coarse_layer"),
+        coarse_images=(summary or {}).get("coarse_images"),
         **_filter_facts(summary),
     )
 
@@ -371,11 +375,7 @@ def write_evaluation_report(
     run_summary = _run_summary(result.options.get("quality_csv"))
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
         threshold = float(run_summary["threshold"])
-    items = share_vector_labels(  # the enhance run's coarse labels from the layer it read
-        evaluation_items(result, images),
-        (run_summary or {}).get("coarse_layer"),
-        (run_summary or {}).get("coarse_images"),
-    )
+    items = evaluation_items(result, images)
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
     road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
     metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
@@ -439,6 +439,9 @@ def write_evaluation_report(
         next_steps=_next_steps(None, filtered, filter_possible),
         tables=tables,
         warnings=warnings,
+        # the enhance run's coarse labels from the layer it read, placed with its images
+        coarse_layer=(run_summary or {}).get("coarse_layer"),
+        coarse_images=(run_summary or {}).get("coarse_images"),
         **_filter_facts(run_summary),
     )
 

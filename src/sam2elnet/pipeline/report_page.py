@@ -112,6 +112,8 @@ def render_report(
     table_flags: Mapping[str, Sequence[str | None]] | None = None,
     next_steps: Sequence[str] = (),
     page_dir: str | Path | None = None,
+    coarse_layer: str | None = None,
+    coarse_images: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The report as an HTML string.
 
@@ -119,7 +121,7 @@ def render_report(
         items: One :class:`ReportItem` per image.
         title, metrics, quality_threshold, notes, max_items, order, figures, tables, thumb_px,
             full_px, filter_applied, filter_possible, tau, target_precision, warnings,
-            table_flags, next_steps: As the keyword arguments of
+            table_flags, next_steps, coarse_layer, coarse_images: As the keyword arguments of
             :func:`sam2elnet.pipeline.report.write_report`.
         page_dir: The folder the page will be written to: links to files inside it are relative
             to the page (they survive moving or zipping the folder), links to files elsewhere
@@ -132,7 +134,9 @@ def render_report(
     Raises:
         ValueError: an unknown ``order``.
     """
-    items = share_vector_labels(items)  # one vector label file for many images: read once
+    # one vector label file for many images: read once, and placed as the run placed it (the
+    # layer it read, the images it served the file to: summary.json's coarse_layer / _images)
+    items = share_vector_labels(items, coarse_layer, coarse_images)
     if filter_applied is None:
         filter_applied = is_finite(quality_threshold) or any(i.kept is False for i in items)
     # each item's masks are read once, for its row and, when it is shown, its card, which is
