@@ -18,9 +18,9 @@ from sam2elnet.data import naming
 
 def test_no_module_but_naming_exports_a_suffix_table() -> None:
     """``SCENE_SUFFIXES`` was re-exported by engine.scene_inputs and again by engine.scene,
-    ``VECTOR_SUFFIXES`` by data.vector: a reader could not tell which was the table. Now only
-    data.naming lists them in ``__all__``."""
-    tables = {n for n in naming.__all__ if n.endswith("_SUFFIXES")}
+    ``VECTOR_SUFFIXES`` by data.vector, and the pairing rule ``mask_key`` by engine.metrics: a
+    reader could not tell which was the owner. Now only data.naming lists them in ``__all__``."""
+    tables = {n for n in naming.__all__ if n.endswith("_SUFFIXES")} | {"mask_key"}
     assert {"SCENE_SUFFIXES", "VECTOR_SUFFIXES", "CV2_SUFFIXES", "MASK_SUFFIXES"} <= tables
     found = []
     for info in pkgutil.walk_packages(sam2elnet.__path__, "sam2elnet."):

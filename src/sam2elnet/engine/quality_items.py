@@ -29,8 +29,8 @@ __all__ = [
 
 QUALITY_MAX_SIDE = WindowOptions.model_fields["tile"].default
 """Longest side (px) of an evaluator item: ``elnet annotate`` / ``enhance`` predict an image of
-up to one tile (``--tile``, default 1024 px) whole, so an item is the whole image at native
-scale up to this side, else its centred window of this side (one such tile)."""
+up to one tile (the default of ``--tile``, ``WindowOptions.tile``) whole, so an item is the whole
+image at native scale up to this side, else its centred window of this side (one such tile)."""
 
 
 class QualityItems(Sequence[dict[str, Any]]):

@@ -24,7 +24,6 @@ Edge cases (documented in docs/evaluation.md)
     pixel at all give NaN everywhere and contribute nothing to the aggregate.
 """
 
-from sam2elnet.data.naming import mask_key
 from sam2elnet.engine.metrics.bootstrap import (
     BOOTSTRAP_RESAMPLES,
     BootstrapInterval,
@@ -92,5 +91,4 @@ __all__ = [
     "inner_boundary",
     "within_tolerance",
     "centre_lines",
-    "mask_key",  # re-exported from sam2elnet.data.naming
 ]
