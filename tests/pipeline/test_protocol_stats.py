@@ -395,3 +395,32 @@ def test_road_note_names_the_runs_buffer() -> None:
         metres | {"road_buffer_px_range": [4.0, 8.0]}
     )
     assert "within 3 px (--road-buffer)," in road_note({})  # results without settings
+
+
+def test_verdict_names_a_model_still_rising() -> None:
+    """A trial on sos-dev: (a) rose +0.024 over its last 10 of 40 steps ("still rising" in the
+    curve table) while the verdict said "(d) ... 96.1 % of (a)" as if final; now the line says
+    which model was still rising and that more steps may change the ratio."""
+    a = _counts(20, 0.5, 0.2, 3)
+    curve = [{"step": 30, "iou": 0.448}, {"step": 40, "iou": 0.472}]
+    flat = [{"step": 30, "iou": 0.442}, {"step": 40, "iou": 0.45}]
+    table = [
+        {"setting": "full", "iou": 0.472, "hand_labels": 60, "skipped": None, "curve": curve},
+        {"setting": "auto_filtered", "iou": 0.45, "hand_labels": 18, "skipped": None,
+         "curve": flat},
+        {"setting": "fraction_auto_filtered", "iou": 0.45, "hand_labels": 18, "skipped": None,
+         "curve": [{"step": 30, "iou": 0.40}, {"step": 40, "iou": 0.45}]},
+    ]  # fmt: skip
+    lines = verdict_lines(
+        table, dict.fromkeys(("full", "auto_filtered", "fraction_auto_filtered"), a)
+    )
+    assert (
+        "; (a) was still rising at its last learning-curve point (+0.024), so the ratio is at "
+        "equal updates, not at convergence: more --downstream-steps may change it. It uses 18"
+    ) in lines[0]
+    assert (
+        "(a) was still rising at its last learning-curve point (+0.024) and (d) was still "
+        "rising at its last learning-curve point (+0.050)" in lines[1]
+    )
+    table[0]["curve"] = flat
+    assert "still rising" not in verdict_lines(table, {"full": a, "auto_filtered": a})[0]

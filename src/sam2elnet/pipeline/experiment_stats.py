@@ -257,7 +257,9 @@ def verdict_lines(
     ``degenerate`` maps a setting key to ``"all foreground"`` / ``"no foreground"`` when its
     model is degenerate (:func:`~sam2elnet.pipeline.report_protocol.degenerate_rows`): a
     comparison with such a model gives no verdict (its IoU is the test set's foreground share,
-    or 0, whatever its labels), and the line says so instead of "reaches".
+    or 0, whatever its labels), and the line says so instead of "reaches". A model whose test
+    IoU still rose over its last learning-curve interval (:func:`convergence`) is named: the
+    ratio is then one at equal updates, not at convergence.
     """
     from sam2elnet.engine.metrics import bootstrap_ratio_interval
 
@@ -322,6 +324,17 @@ def verdict_lines(
         if ca and cr:
             overlap = cr[0] <= ca[1] and ca[0] <= cr[1]
             text += "; the two IoUs' 95 % CIs " + ("overlap" if overlap else "do not overlap")
+        rising = [
+            f"{n} was still rising at its last learning-curve point ({gain:+.3f})"
+            for n, row in (("(a)", a), (name, r))
+            for gain, status in [convergence(row.get("curve") or [])]
+            if status == "still rising"
+        ]
+        if rising:
+            text += (
+                f"; {' and '.join(rising)}, so the ratio is at equal updates, not at "
+                "convergence: more --downstream-steps may change it"
+            )
         out.append(f"{text}. {cost}")
     return out
 
