@@ -228,3 +228,29 @@ def test_a_road_buffer_for_measures_that_are_off_is_said_unused(
     else:
         assert f"note: --road-buffer 5 unused: road measures are off {why}" in said
         assert "--roads turns them on" not in said
+
+
+def test_too_few_truths_to_judge_say_road_measures_are_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A road mapper scoring one scene (a 6 x 6 tile mosaic, one truth file) got no road measures
+    and no word why: auto needs 3 labels with objects to judge their shape, and said so only in
+    the log. Now one note says they are off, why, and that --roads turns them on; with road
+    truths enough to judge (or --roads / --no-roads) no such note."""
+    t = np.zeros((96, 96), bool)
+    t[[20, 50, 80], :] = True
+    t[:, [30, 70]] = True  # a grid of 1 px roads: a road network by its shape
+    write_mask_png(tmp_path / "truth" / "scene.png", t)
+    write_mask_png(tmp_path / "pred" / "scene.png", t)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]
+    assert main(argv) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert (
+        "note: road measures: off (auto: other, only 1 label(s) with objects to judge the "
+        "shape; --roads turns them on)"
+    ) in said, said
+    assert main([*argv, "--roads"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "road measures: off" not in said and "road quality │ 1.0000" in said, said
+    assert main([*argv, "--no-roads"]) == 0
+    assert "road measures: off" not in capsys.readouterr().out

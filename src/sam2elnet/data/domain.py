@@ -30,10 +30,14 @@ import numpy as np
 
 Domain = Literal["roads", "other"]
 ELONGATION_MIN = 15.0
+#: the end of the reason :func:`detect_domain` gives when too few labels have objects to judge
+#: their shape (``elnet evaluate`` then says the road measures are off, and how to turn them on)
+UNJUDGED = "label(s) with objects to judge the shape"
 
 __all__ = [
     "AppearanceSplit",
     "DomainGuess",
+    "UNJUDGED",
     "appearance_features",
     "appearance_split",
     "category_name",
@@ -180,7 +184,7 @@ def detect_domain(
         if len(shapes) >= max_masks:
             break
     if len(shapes) < 3:
-        return DomainGuess("other", f"only {len(shapes)} label(s) with objects to judge the shape")
+        return DomainGuess("other", f"only {len(shapes)} {UNJUDGED}")
     elongation = float(np.median([piece / max(width, 1e-9) for width, piece in shapes]))
     facts = f"median elongation {elongation:.1f} over {len(shapes)} labels"
     if elongation >= ELONGATION_MIN:

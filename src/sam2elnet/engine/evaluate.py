@@ -248,7 +248,7 @@ def evaluate_folders(
             (unmatched_pred + unmatched_truth)[0],
         )
 
-    from sam2elnet.data.domain import road_measures_wanted
+    from sam2elnet.data.domain import UNJUDGED, road_measures_wanted
 
     rasters = [truths[k] for k in keys if truths[k].suffix.lower() not in VECTOR_SUFFIXES]
     kept = KeptTruths()  # the truths the road decision reads: counted below without a 2nd read
@@ -265,6 +265,9 @@ def evaluate_folders(
         why = "--no-roads" if roads_asked is False else roads_reason
         turn_on = "" if roads_asked is False else "; --roads turns them on"
         notes.append(f"{buffer_words} unused: road measures are off ({why}{turn_on})")
+    elif not roads and roads_asked == "auto" and roads_reason.endswith(UNJUDGED):
+        # one road scene, or two tiles: too few truths for auto to judge; said, not only logged
+        notes.append(f"road measures: off ({roads_reason}; --roads turns them on)")
 
     # the pixel grid of each pair: the prediction's; the truth's for polygon predictions
     grids = {k: truths[k] if preds[k].suffix.lower() in VECTOR_SUFFIXES else preds[k] for k in keys}
