@@ -139,8 +139,14 @@ def atomic_path(
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write bytes atomically; the file must have exactly ``len(data)`` bytes before the rename."""
+def write_bytes_atomic(path: str | Path, data: bytes, sync: bool = True) -> Path:
+    """Write bytes atomically; the file must have exactly ``len(data)`` bytes before the rename.
+
+    ``sync`` (default): ``fsync`` the bytes before the rename, so that they survive a power loss
+    once the file is under its name (a kill never loses them: the page cache outlives the
+    process). ``sync=False`` is for records whose loss after a power failure the reader handles
+    (``model_id.json``: :func:`sam2elnet.data.run_model.write_model_identity`); each ``fsync``
+    costs 1-10 ms of wall time on a shared disk (docs/benchmarks.md)."""
 
     def _same_size(tmp: Path) -> bool:
         return tmp.stat().st_size == len(data)
@@ -148,14 +154,16 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     with atomic_path(path, verify=_same_size, allow_empty=not data) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
     return Path(path)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write a UTF-8 text file atomically (size checked before the rename); return its path."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: str | Path, text: str, sync: bool = True) -> Path:
+    """Write a UTF-8 text file atomically (size checked before the rename; ``sync``: as
+    :func:`write_bytes_atomic`); return its path."""
+    return write_bytes_atomic(path, text.encode("utf-8"), sync=sync)
 
 
 def strict_json_value(obj: Any) -> Any:
@@ -182,10 +190,10 @@ def json_text(obj: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
     )
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
+def write_json_atomic(path: str | Path, obj: Any, sync: bool = True) -> Path:
     """Write ``obj`` as indented strict JSON (:func:`json_text`: NaN/inf as null) atomically and
-    return the path."""
-    return write_text_atomic(path, json_text(obj) + "\n")
+    return the path (``sync``: as :func:`write_bytes_atomic`)."""
+    return write_text_atomic(path, json_text(obj) + "\n", sync=sync)
 
 
 def remove_stale_temps(folder: str | Path, recursive: bool = True) -> int:
