@@ -149,9 +149,9 @@ class _PredictorActor:
         self.predictor = factory()
 
     def run(
-        self, batch: np.ndarray, coarse: np.ndarray | None
+        self, batch: np.ndarray, coarse: np.ndarray | None, valid: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        return run_batch(self.predictor, batch, coarse)
+        return run_batch(self.predictor, batch, coarse, valid)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(self.predictor, *args)

@@ -68,11 +68,18 @@ class BatchExecutor(Protocol):
 
 
 def run_batch(
-    predictor: Any, batch: np.ndarray, coarse: np.ndarray | None
+    predictor: Any,
+    batch: np.ndarray,
+    coarse: np.ndarray | None,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Predict one batch: pad to the predictor's ``size_multiple``, predict, crop, optionally score.
 
-    Returns ``(probs (B, h, w) float32, predicted_iou (B,) float32 | None)``.
+    ``valid`` ((B, h, w), 1 = measured, 0 = nodata; None: all valid) reaches a predictor that
+    scores windows with it (``takes_valid``, :class:`~sam2elnet.engine.predictor.
+    QualityScoringPredictor`), so a window's predicted IoU leaves its nodata out, as
+    ``elnet annotate`` scores the same pixels. Returns ``(probs (B, h, w) float32,
+    predicted_iou (B,) float32 | None)``.
     """
     b, _c, h, w = batch.shape
     mult = int(getattr(predictor, "size_multiple", 1) or 1)
@@ -84,7 +91,11 @@ def run_batch(
         x = np.pad(batch, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
         if coarse is not None:
             cx = np.pad(coarse, ((0, 0), (0, ph), (0, pw)), mode=mode)
-    probs = np.asarray(predictor.predict_arrays(x, cx), dtype=np.float32)
+    if valid is not None and getattr(predictor, "takes_valid", False):
+        vx = valid if not (ph or pw) else np.pad(valid, ((0, 0), (0, ph), (0, pw)), mode=mode)
+        probs = np.asarray(predictor.predict_arrays(x, cx, valid=vx), dtype=np.float32)
+    else:
+        probs = np.asarray(predictor.predict_arrays(x, cx), dtype=np.float32)
     if probs.ndim == 4 and probs.shape[1] == 1:
         probs = probs[:, 0]
     if probs.shape != (b, h + ph, w + pw):
@@ -122,8 +133,8 @@ class LocalExecutor:
     def map_batches(
         self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for batch, coarse in items:
-            yield run_batch(self.predictor, batch, coarse)
+        for item in items:  # (batch, coarse) or (batch, coarse, valid)
+            yield run_batch(self.predictor, *item)
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         """``fn(self.predictor, *args)`` for each ``args`` of ``items``, lazily, in order."""

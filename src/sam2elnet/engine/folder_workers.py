@@ -26,10 +26,15 @@ __all__ = ["CallWindows", "ExecutorFactory", "load_predictor", "job_predictor", 
 
 
 def _window_batch(
-    pred: Predictor, batch: np.ndarray, coarse: np.ndarray | None, scored: bool
+    pred: Predictor,
+    batch: np.ndarray,
+    coarse: np.ndarray | None,
+    scored: bool,
+    valid: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One window batch of the large-image path (scored by the evaluator when ``scored``)."""
-    return run_batch(QualityScoringPredictor(pred) if scored else pred, batch, coarse)
+    """One window batch of the large-image path (scored by the evaluator when ``scored``, with
+    the windows' ``valid`` masks)."""
+    return run_batch(QualityScoringPredictor(pred) if scored else pred, batch, coarse, valid)
 
 
 class CallWindows:
@@ -41,7 +46,10 @@ class CallWindows:
     def map_batches(
         self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        return self.executor.map_calls(_window_batch, ((b, c, self.scored) for b, c in items))
+        return self.executor.map_calls(
+            _window_batch,
+            ((it[0], it[1], self.scored, it[2] if len(it) > 2 else None) for it in items),
+        )
 
 
 def load_predictor(

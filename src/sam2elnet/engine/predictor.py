@@ -396,6 +396,8 @@ class QualityScoringPredictor:
     batch. Slower than plain ``predict_arrays`` by the TTA views; used only with ``--quality-gpkg``.
     """
 
+    takes_valid = True  # run_batch hands it the windows' valid masks
+
     def __init__(self, predictor: Any) -> None:
         self.predictor = predictor
         self.in_bands = predictor.in_bands
@@ -403,9 +405,15 @@ class QualityScoringPredictor:
         self.fitted = bool(getattr(getattr(predictor, "evaluator", None), "fitted", False))
         self._scores: np.ndarray | None = None
 
-    def predict_arrays(self, batch: np.ndarray, coarse: np.ndarray | None) -> np.ndarray:
+    def predict_arrays(
+        self, batch: np.ndarray, coarse: np.ndarray | None, valid: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Probabilities (B, h, w) of ``batch``; each window's predicted IoU kept for
+        :meth:`score_arrays`, scored over its ``valid`` pixels ((B, h, w), 1 = measured; None:
+        all), as ``Predictor.predict`` scores an image with nodata in ``elnet annotate``."""
         c = None if coarse is None else list(coarse)
-        probs, q = self.predictor.predict(list(batch), c)
+        v = None if valid is None else list(valid)
+        probs, q = self.predictor.predict(list(batch), c, valid=v)
         self._scores = np.asarray(q.predicted_iou, dtype=np.float32)
         return np.stack(probs).astype(np.float32)
 

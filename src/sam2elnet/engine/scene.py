@@ -314,10 +314,12 @@ def predict_scene(
         bar = progress_bar(len(windows), src_path.name, "win", progress, leave=False)
         meta_queue: list[Meta] = []
 
-        def work_items() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        def work_items() -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
             for meta, x, c in _batches(inputs, windows, batch_size, bar, skipped):
                 meta_queue.append(meta)
-                yield x, c
+                masks = [np.asarray(v) for _w, v in meta]  # each window's valid pixels
+                full = all(bool(m.all()) for m in masks)
+                yield x, c, None if full else np.stack(masks).astype(np.float32)
 
         run = executor if executor is not None else LocalExecutor(predictor)
         with atomic_path(dst_path) as tmp_label, maybe_atomic(prob_path) as tmp_prob:
