@@ -87,14 +87,7 @@ def predict_large(
         )
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
     tile_px = tile * tile
-    if not p.fits_whole(tile_px, coarse=coarse is not None):
-        need = memory.format_bytes(p.whole_bytes(tile_px, coarse=coarse is not None))
-        warn_once(
-            log,
-            "one window needs more than --max-memory",
-            f"{f.name}: one {tile} px window needs about {need}, more than --max-memory "
-            f"{memory.format_bytes(p.max_memory)}; give a smaller --tile",
-        )
+    _warn_window_memory(p, f, tile, coarse is not None)
     try:
         res = predict_scene(
             f,
@@ -177,3 +170,36 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
     else:
         write_mask(png, arr == LABEL_OBJECT, nodata=arr == LABEL_NODATA)
     tif.unlink()
+
+
+def _warn_window_memory(p: Predictor, f: Path, tile: int, coarse: bool) -> None:
+    """Warn (once per job) when one window of ``f`` does not fit ``p.max_memory``: the window is
+    ``min(tile, side)`` px per side (an image smaller than ``--tile`` is one window of its own
+    size); when the model and runtime alone exceed the budget no ``--tile`` helps, and the
+    warning says so and names the budget the image needs whole."""
+    h = w = tile
+    try:
+        import rasterio
+
+        with rasterio.open(f) as ds:
+            h, w = min(tile, ds.height), min(tile, ds.width)
+    except Exception:  # noqa: BLE001 - the reader reports an unreadable image in its usual way
+        pass
+    if p.fits_whole(h * w, coarse=coarse):
+        return
+    need = memory.format_bytes(p.whole_bytes(h * w, coarse=coarse))
+    budget = memory.format_bytes(p.max_memory)
+    if p.fits_whole(16 * 16, coarse=coarse):
+        hint = "give a smaller --tile"
+    else:
+        base = memory.format_bytes(p.whole_bytes(0, coarse=coarse))
+        hint = (
+            f"the model and runtime alone take about {base} of it, so no --tile keeps to it: "
+            f"give --max-memory {need} or more"
+        )
+    warn_once(
+        log,
+        "one window needs more than --max-memory",
+        f"{f.name}: one {h} x {w} px window (--tile {tile}) needs about {need}, more than "
+        f"--max-memory {budget}; {hint}",
+    )
