@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from helpers_data import write_tif
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,3 +45,22 @@ def test_sigterm_removes_the_scene_temporaries_and_says_interrupted(tmp_path: Pa
     assert err.strip().splitlines()[-1] == "error: interrupted; re-run with --resume to continue"
     assert "Traceback" not in err
     assert sorted(x.name for x in out.iterdir()) == []  # no temporaries, no half-written label
+
+
+def test_resume_of_one_scene_says_it_starts_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sam2elnet.cli import main
+
+    scene = write_tif(tmp_path / "s.tif", np.arange(64 * 64, dtype=np.uint8).reshape(1, 64, 64))
+    args = ["scene", "--model", "builtin:smoothing", "--image", str(scene)]
+    args += ["--out", str(tmp_path / "k.tif"), "--tile", "32", "--overlap", "8", "--no-progress"]
+    assert main([*args, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "note: --resume skips the finished scenes of a folder (--image DIR); s.tif is one scene, "
+        "predicted from its first window"
+    ) in err
+    assert (tmp_path / "k.tif").exists()
+    assert main(args) == 0
+    assert "--resume" not in capsys.readouterr().err

@@ -183,6 +183,12 @@ def scene_cmd(
                 )
     if opts.pixel_coords != "gdal" and not quality_gpkg:
         typer.echo("note: --pixel-coords applies to the --quality-gpkg windows; ignored", err=True)
+    if resume and not image.is_dir():
+        typer.echo(
+            f"note: --resume skips the finished scenes of a folder (--image DIR); {image.name} "
+            "is one scene, predicted from its first window",
+            err=True,
+        )
     created = image.is_dir() and not out.exists()
     res = scene_job(
         image,
