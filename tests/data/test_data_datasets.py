@@ -346,3 +346,37 @@ def test_unpaired_warning_says_review_only_where_an_import_was_made(tmp_path, ca
         "(<id>_sat / <id>_mask, or equal stems; an image whose task was not reviewed yet has "
         "none: review it, then `elnet import` again)"
     )
+
+
+def test_flat_folder_and_one_sos_sensor_folder_are_datasets(tmp_path):
+    """A folder of images with their ``<id>_mask`` labels beside them, and one SOS sensor folder
+    (``sos/train/palsar``, the same kind of folder), were 'no recognisable dataset layout' (a
+    protocol trial: `elnet experiment --data sos/train/palsar`); now they are datasets."""
+    flat = tmp_path / "flat"
+    for i, (img, lab) in enumerate((("a.png", "a_mask.png"), ("b_sat.jpg", "b_gt.png"))):
+        write_png(flat / img, grey_rgb(16, i))
+        write_png(flat / lab, blob_mask(16, i).astype(np.uint8) * 255)
+    write_png(flat / "lonely.png", grey_rgb(16, 3))
+    idx = discover(flat)
+    assert idx.layout == "flat" and [s.id for s in idx.samples] == ["a", "b"]
+    assert [(s.image.name, s.mask.name) for s in idx.samples] == [
+        ("a.png", "a_mask.png"),
+        ("b_sat.jpg", "b_gt.png"),
+    ]
+    assert [p.name for p in idx.unmatched] == ["lonely.png"]
+    sos = make_sos(tmp_path / "sos", n=3)
+    one = discover(sos / "train" / "palsar")
+    assert one.layout == "sos" and one.modality == "sar"
+    assert [(s.id, s.split, s.sensor) for s in one.samples] == [
+        (str(10000 + i), "train", "palsar") for i in range(3)
+    ]
+    test = discover(sos / "test" / "sentinel")
+    assert [(s.id, s.split, s.sensor) for s in test.samples] == [
+        ("20500", "test", "sentinel"),
+        ("20501", "test", "sentinel"),
+    ]
+    # a folder of masks only is no dataset (coarse labels given to refine / enhance)
+    masks_only = tmp_path / "coarse"
+    write_png(masks_only / "a_mask.png", blob_mask(16, 0).astype(np.uint8) * 255)
+    with pytest.raises(DataError, match="no recognisable dataset layout"):
+        discover(masks_only)

@@ -149,7 +149,7 @@ def test_refine_modality_decided_like_the_other_commands(
     argv = ["refine", "--method", "morphological", "--coarse", str(coarse), "--no-progress"]
     assert main([*argv, "--images", str(sos), "--out", str(tmp_path / "o1")]) == 0
     out = capsys.readouterr().out
-    assert f"modality: sar (SOS layout: {sos.parent}; --modality sar|optical" in out
+    assert f"modality: sar (SOS layout: {sos}; --modality sar|optical" in out  # a dataset itself
     # the same grey images in a plain folder: nothing tells; optical assumed, with the warning
     flat = tmp_path / "flat"
     flat.mkdir()

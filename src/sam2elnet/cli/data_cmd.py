@@ -25,7 +25,9 @@ def stats_cmd(
         ..., "--data", help="Dataset folder (SOS, CHN6-CUG or images/ + masks/)."
     ),
     layout: str = typer.Option(
-        option_default(StatsOptions, "layout"), "--layout", help="auto | sos | chn6 | generic."
+        option_default(StatsOptions, "layout"),
+        "--layout",
+        help="auto | sos | chn6 | generic | flat.",
     ),
     split: list[str] = typer.Option(
         None, "--split", help="Only these splits (train, val, test); repeatable."

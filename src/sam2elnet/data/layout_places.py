@@ -1,8 +1,10 @@
 """Where each dataset layout keeps its files: the folder rule of :func:`~sam2elnet.data.layouts.discover`.
 
 :func:`detect_layout` recognises a layout (SOS sensor folders, CHN6-CUG ``gt/``, generic
-``masks/`` / ``labels/``; see :mod:`sam2elnet.data.layouts`) and :func:`places` lists the folders
-it reads, with a few ``stat`` calls and no folder listed; :func:`read_folders` gives those folders
+``masks/`` / ``labels/``, a flat folder of ``<id>`` + ``<id>_mask`` files; see
+:mod:`sam2elnet.data.layouts`) and :func:`places` lists the folders it reads, with a few ``stat``
+calls (a folder without any of those sub-folders is listed once, to find a ``_sat`` / ``_mask``
+file); :func:`read_folders` gives those folders
 to the run-folder overlap checks (:func:`sam2elnet.engine.folder_inputs.check_run_out`), which
 must not list a whole dataset to refuse an ``--out`` inside one of them.
 """
@@ -12,7 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SOS_SENSORS", "SPLIT_NAMES", "Place", "detect_layout", "places", "read_folders"]
+__all__ = [
+    "SOS_SENSORS",
+    "SPLIT_NAMES",
+    "Place",
+    "detect_layout",
+    "flat_folder",
+    "places",
+    "read_folders",
+    "sensor_folder",
+]
 
 SOS_SENSORS = ("palsar", "sentinel")
 SPLIT_NAMES = ("train", "val", "test")
@@ -37,6 +48,40 @@ def split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
     return [(s, root / s) for s in SPLIT_NAMES if (root / s / image_dir).is_dir()]
 
 
+def _tagged_file(root: Path, tags: tuple[str, ...]) -> bool:
+    """Whether ``root`` holds a file whose stem ends in one of ``tags`` (stops at the first)."""
+    try:
+        return any(p.is_file() and p.stem.lower().endswith(tags) for p in root.iterdir())
+    except OSError:
+        return False
+
+
+def sensor_folder(root: Path) -> bool:
+    """``root`` is one SOS sensor folder itself (``sos/train/palsar``: ``<id>_sat.jpg`` +
+    ``<id>_mask.png``; ``sos/test/sentinel``: ``sat/`` + ``gt/``)."""
+    return root.name in SOS_SENSORS and ((root / "sat").is_dir() or _tagged_file(root, ("_sat",)))
+
+
+def flat_folder(root: Path) -> bool:
+    """``root`` holds images and their masks side by side (``<id>.tif`` + ``<id>_mask.tif``,
+    any tag of :data:`~sam2elnet.data.naming.MASK_TAGS`), with no ``images/`` folder: at least
+    one image file with a mask tag and one without (a folder of masks only is no dataset)."""
+    from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_TAGS
+
+    if (root / "images").is_dir():
+        return False
+    seen = set()
+    try:
+        for p in root.iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                seen.add(p.stem.lower().endswith(MASK_TAGS))
+                if len(seen) == 2:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 @dataclass(frozen=True)
 class Place:
     """One folder of images a layout reads, with its labels' folder (the same one for SOS
@@ -57,6 +102,18 @@ def places(
     the one rule of :func:`~sam2elnet.data.layouts.discover` and :func:`read_folders` (a few
     ``stat`` calls; no folder is listed)."""
     out: list[Place] = []
+    if found == "sos" and not sos_roots(root) and sensor_folder(root):  # sos/train/palsar
+        split = root.parent.name if root.parent.name in SPLIT_NAMES else None
+        if (splits and split not in splits) or (sensors and root.name not in sensors):
+            return []
+        if (root / "sat").is_dir():
+            return [Place(split, root.name, root / "sat", root / "gt")]
+        return [Place(split, root.name, root, root, mixed=True)]
+    if found == "flat":
+        split = root.name if root.name in SPLIT_NAMES else None
+        return (
+            [] if splits and split not in splits else [Place(split, None, root, root, mixed=True)]
+        )
     if found == "sos":
         for split, base in sos_roots(root):
             for sensor in SOS_SENSORS:
@@ -95,12 +152,14 @@ def read_folders(root: str | Path) -> list[tuple[str, Path]]:
 
 
 def detect_layout(root: Path) -> str | None:
-    """The layout of ``root`` (``sos``, ``chn6``, ``generic``), or None when none matches."""
-    if sos_roots(root):
+    """The layout of ``root`` (``sos``, ``chn6``, ``generic``, ``flat``), or None when none
+    matches. One SOS sensor folder (``sos/train/palsar``) is ``sos``; a folder of images and
+    their ``<id>_mask`` files side by side is ``flat``."""
+    if sos_roots(root) or sensor_folder(root):
         return "sos"
     for _split, base in split_dirs(root, "images"):
         if (base / "gt").is_dir():
             return "chn6"
         if (base / "masks").is_dir() or (base / "labels").is_dir():
             return "generic"
-    return None
+    return "flat" if flat_folder(root) else None

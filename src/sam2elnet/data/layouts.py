@@ -9,6 +9,9 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
 - ``generic``: ``images/`` + ``masks/`` (or ``labels/``) matched by file stem, optionally under split
   folders; an optional ``coarse/`` folder holds coarse labels, an optional ``dataset.json`` (as
   written by ``elnet synth``) states the modality (:mod:`sam2elnet.data.dataset_meta`).
+- ``flat``: one folder of images with their labels beside them, ``<id>.<ext>`` (or
+  ``<id>_sat``) + ``<id>_mask`` (or ``_gt``, ``_label``, ``_lbl``); modality as ``generic``.
+  One SOS sensor folder (``sos/train/palsar``) is read as ``sos``, that sensor only.
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
 dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`; whether a pair's
@@ -38,7 +41,7 @@ from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("auto", "sos", "chn6", "generic")
+LAYOUTS = ("auto", "sos", "chn6", "generic", "flat")
 _SPLITS = SPLIT_NAMES
 _IMAGE_TAGS = IMAGE_TAGS
 _MASK_TAGS = MASK_TAGS
@@ -217,12 +220,12 @@ def _pair(
 
 
 def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
-    """SOS training folders mix ``*_sat`` images and ``*_mask`` labels in one folder."""
-    imgs = [p for p in files if p.stem.lower().endswith("_sat")]
-    masks = [p for p in files if p.stem.lower().endswith("_mask")]
-    tagged = set(imgs) | set(masks)  # a set: list look-ups made this quadratic (4000 files: ~1 s)
-    other = [p for p in files if p not in tagged]
-    return imgs, masks, other
+    """Images and labels in one folder: SOS training folders (``*_sat`` images, ``*_mask``
+    labels) and flat folders (``<id>`` images, ``<id>_mask`` / ``_gt`` / ``_label`` / ``_lbl``
+    labels): a file with a mask tag is a label, every other one an image."""
+    masks = [p for p in files if p.stem.lower().endswith(_MASK_TAGS)]
+    tagged = set(masks)  # a set: list look-ups made this quadratic (4000 files: ~1 s)
+    return [p for p in files if p not in tagged], masks, []
 
 
 def _unmatched_hint(unmatched: Sequence[Path]) -> str:
@@ -289,7 +292,8 @@ def discover(
 
     Args:
         root: Dataset folder.
-        layout: ``auto`` (detected), ``sos``, ``chn6`` or ``generic`` (see the module docstring).
+        layout: ``auto`` (detected), ``sos``, ``chn6``, ``generic`` or ``flat`` (see the module
+            docstring).
         split: Only these split folders (``train``, ``val``, ``test``); None = all.
         sensors: SOS sensors (``palsar``, ``sentinel``); None = all.
         modality: ``sar`` | ``optical``, overriding the layout's default (SOS: sar, CHN6:
@@ -320,7 +324,8 @@ def discover(
     if found is None:
         raise DataError(
             "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
-            "or SOS train/<sensor>/ folders (see docs/data.md)",
+            "images with their <id>_mask labels side by side, or SOS train/<sensor>/ folders "
+            "(see docs/data.md)",
             base,
         )
     splits = {split} if isinstance(split, str) else (set(split) if split else None)
