@@ -247,3 +247,33 @@ def test_import_reads_the_layer_named_with_layer_and_refuses_a_missing_one(
     rc, err = _cli(capsys, "import", tmp_path / "x.json", "--from", "coco", "--out",
                    tmp_path / "c", "--layer", "new")  # fmt: skip
     assert rc == 2 and "--layer applies to --from vector" in err, err
+
+
+def test_a_layer_drawn_into_the_export_file_is_not_read_and_the_import_says_so(
+    tmp_path: Path, capsys
+):
+    """A reviewer drew a missing road as a line in a layer of its own (docs/roads.md: 'in a
+    layer (or file) of their own') inside the export's roads.gpkg: the import read the labels
+    layer and left the new layer out without a word (its image even came back 'unchanged').
+    Now one warning names the layers not read and how to read one; the labels layer is still
+    the one imported, and the export's own two layers give no such warning."""
+    run = make_run(tmp_path, {"a": 0.6, "b": 0.7})
+    gp = tmp_path / "roads.gpkg"
+    export_labels(run, gp, category="road", progress=False)
+    args = ("import", gp, "--from", "vector", "--images", tmp_path / "images", "--no-progress")
+    rc, err = _cli(capsys, *args, "--out", tmp_path / "m0")
+    assert rc == 0 and "not read" not in err, err
+    crs = gpd.read_file(gp, layer="labels").crs
+    road = LineString([(0, -5), (100, -5)])
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[road], crs=crs).to_file(
+        gp, layer="missing_roads"
+    )
+    rc, err = _cli(capsys, *args, "--out", tmp_path / "m1")
+    assert rc == 0, err
+    said = " ".join(err.split())
+    assert (
+        f"{gp}: reading layer 'labels'; 1 other layer not read: missing_roads; to read it, name "
+        "it: elnet import / enhance / scene --layer NAME"
+    ) in said, said
+    for name in ("a.tif", "b.tif"):  # the labels layer, as before
+        assert (_fg(tmp_path / "m1" / name) == _fg(tmp_path / "m0" / name)).all()

@@ -16,11 +16,22 @@ from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LABELS_LAYER", "LAYER_OPTIONS", "check_layer", "default_layer", "layer_crs_extent"]
+__all__ = [
+    "CENTRE_LINES_LAYER",
+    "LABELS_LAYER",
+    "LAYER_OPTIONS",
+    "check_layer",
+    "default_layer",
+    "layer_crs_extent",
+]
 
 #: The layer ``elnet export`` writes label polygons to in a GeoPackage (beside ``centre_lines``
 #: for roads); read by default from a file with several layers, whatever their order.
 LABELS_LAYER = "labels"
+
+#: The layer of road centre lines ``elnet export`` writes beside ``labels`` in a GeoPackage
+#: (:mod:`sam2elnet.export.centreline_layer`); not read by default, and not warned about.
+CENTRE_LINES_LAYER = "centre_lines"
 
 #: The commands that read a named layer, and their option: the several-layers warning lists them.
 LAYER_OPTIONS = "elnet import / enhance / scene --layer NAME, elnet evaluate --truth-layer NAME"
@@ -31,7 +42,9 @@ def default_layer(path: Path) -> str | None:
 
     One spatial layer (GeoJSON, Shapefile, most GeoPackages): None, GDAL's first. Several:
     ``labels`` when there is one (an ``elnet export`` road file rewritten with ``centre_lines``
-    first: geopandas ``to_file(layer="labels")``, ``ogr2ogr -update -overwrite``); else the
+    first: geopandas ``to_file(layer="labels")``, ``ogr2ogr -update -overwrite``), with one
+    warning naming any layer besides ``labels`` and ``centre_lines`` (a layer a reviewer added
+    to the file), which is not read; else the
     first polygon / line layer (a point layer of reviewer notes is no label), or the first,
     with one warning naming it and the others. Non-spatial tables (``layer_styles``) are not
     counted. A file GDAL cannot list is left to :func:`~sam2elnet.data.vector.read_vector`'s error.
@@ -46,6 +59,20 @@ def default_layer(path: Path) -> str | None:
     if len(spatial) < 2:
         return None
     if LABELS_LAYER in spatial:
+        # the export's own layers are labels + centre_lines; a layer a reviewer added (roads
+        # drawn as lines in a layer of their own) is not read: said, not left out silently
+        others = [n for n in spatial if n not in (LABELS_LAYER, CENTRE_LINES_LAYER)]
+        if others:
+            one = len(others) == 1
+            warn_once(
+                log,
+                "vector file with layers besides labels",
+                f"{path}: reading layer {LABELS_LAYER!r}; {len(others)} other "
+                f"layer{'' if one else 's'} not read: {', '.join(others)}; to read "
+                f"{'it' if one else 'one'}, name it: {LAYER_OPTIONS} (road lines with "
+                "--line-width), or move its features into the labels layer",
+                key=str(path),
+            )
         return LABELS_LAYER
     pick = next((str(n) for n, g in layers if g and "POINT" not in str(g).upper()), spatial[0])
     warn_once(

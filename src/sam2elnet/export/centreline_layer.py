@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.skeleton import strip_rows_for
+from sam2elnet.data.vector_layers import CENTRE_LINES_LAYER
 from sam2elnet.export.centrelines import MIN_LENGTH_PX, SIMPLIFY_PX, finish_lines, skeleton_lines
 from sam2elnet.export.layer_files import layer_columns, layer_frame, shared_attributes
 from sam2elnet.export.line_ends import extend_free_ends
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 
-LAYER = "centre_lines"
+LAYER = CENTRE_LINES_LAYER
 """GeoPackage layer name of the centre lines (the polygons are layer ``labels``); for GeoJSON /
 Shapefile the sibling file ``<out stem>_centre_lines<suffix>`` (:func:`centre_lines_path`)."""
 LINES_SENT = "centre_lines"
