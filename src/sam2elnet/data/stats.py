@@ -354,7 +354,8 @@ def index_stats(
     """The statistics of the pairs :func:`~sam2elnet.data.layouts.discover` found (what
     :func:`dataset_stats` and ``elnet stats`` compute once the folder is read).
 
-    A pair that cannot be used is skipped with the batch policy (a warning each, listed in
+    A pair that cannot be used is skipped with the batch policy (a warning each, the ones after
+    the first three of a reason in one summary warning; listed in
     ``skipped``): with ``check`` every file of every pair is verified first (:func:`check_pairs`);
     either way an image that cannot be read for the statistics is skipped.
 
@@ -388,6 +389,7 @@ def index_stats(
     zeros: dict[str, float] = {}
     cfg = stats_config(samples, index.modality, to_db=to_db, p_low=p_low, p_high=p_high,
                        progress=progress, skips=skips, zeros=zeros)  # fmt: skip
+    skips.warn_held()  # the pairs not warned about one by one (listed in ``skipped``)
     bad = {it["file"] for it in skips.items}
     used = [s for s in samples if str(s.image) not in bad]
     st = DatasetStats(index, used, cfg, train_only, skips.rows(), n_pairs, check)

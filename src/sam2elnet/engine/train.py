@@ -287,7 +287,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     )  # fmt: skip
 
     if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
-        SkipLog("image", list(data.skipped)).write_csv(out / SKIPPED_CSV)
+        skips = data.skip_log if data.skip_log is not None else SkipLog("image", list(data.skipped))
+        skips.write_csv(out / SKIPPED_CSV)
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar = tqdm(

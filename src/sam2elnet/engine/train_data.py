@@ -47,6 +47,9 @@ class TrainData:
     select_by_loss: bool = False  # validation split without object pixels
     warnings: list[str] = field(default_factory=list)  # for the log, after the notes
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: the skip log ``skipped`` came from (utils.batch.SkipLog): writing RUN/skipped.csv through
+    #: it also gives the summary warning of the pairs it did not warn about one by one
+    skip_log: Any = None
     domain: Any = None  # sam2elnet.data.domain.DomainGuess
     #: the --init-model file's payload (model.io.read_model_file), read once for the run:
     #: normalisation and domain here, the network in train_setup.build_model_for
@@ -304,6 +307,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         warnings=modality_warning + val_warnings + ([zero_warning] if zero_warning else []),
         select_by_loss=bool(val_warnings),
         skipped=skips.items,
+        skip_log=skips,
         domain=domain,
         init_payload=init_payload,
     )

@@ -311,7 +311,7 @@ def _export_labels(
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out, fmt, len(files), n_annotations, n_chips, notes, skips,
-            write_skipped(out, skips),
+            write_skipped(out, screened.skips),
         )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
@@ -354,7 +354,7 @@ def _export_labels(
     write_review_set(out, review, fmt, model_record)
     res = ExportResult(
         out, fmt, len(files), n_features, n_chips, notes, skips,
-        write_skipped(out, skips),
+        write_skipped(out, screened.skips),
     )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)

@@ -48,8 +48,9 @@ class ExportResult:
         return f"{s}; {self.selection}" if self.selection else s
 
 
-def write_skipped(out: Path, items: list[dict[str, str]]) -> Path | None:
+def write_skipped(out: Path, skips: SkipLog) -> Path | None:
     """Write ``<out stem>_skipped.csv`` (label, reason) after the layer (or COCO file) and its
     record, so a refused export leaves no list behind; its path, else None and an earlier
-    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
-    return SkipLog("label", list(items)).write_csv(skipped_csv_path(out))
+    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`: also the summary
+    warning of the labels ``skips`` did not warn about one by one)."""
+    return skips.write_csv(skipped_csv_path(out))

@@ -141,5 +141,6 @@ def export_warped(
             text = str(err)[len(f"{err.path}: ") :]
             where = Path(labels) / err.path.relative_to(tmp) if Path(labels).is_dir() else labels
             raise type(err)(f"{text} (after --warp-to {warp_to})", where) from None
+    skips.warn_held(res.skipped_csv)  # labels not warped, after the first few of a reason
     res.notes = notes + [n for n in res.notes if "ground control points only" not in n]
     return res
