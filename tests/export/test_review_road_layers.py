@@ -277,3 +277,40 @@ def test_a_layer_drawn_into_the_export_file_is_not_read_and_the_import_says_so(
     ) in said, said
     for name in ("a.tif", "b.tif"):  # the labels layer, as before
         assert (_fg(tmp_path / "m1" / name) == _fg(tmp_path / "m0" / name)).all()
+
+
+def test_a_line_layer_of_the_export_file_gives_masks_only_where_its_lines_are(
+    tmp_path: Path, capsys
+):
+    """The reviewer's missing road, drawn as a line in a layer 'missing_roads' of the export's
+    roads.gpkg, imported with --layer missing_roads --line-width: the export's record (of the
+    labels layer) listed every image, so each image without a line got an all-background mask
+    (7 of 8 in the trial, even with --reviewed-only): training on them teaches roads as
+    background. The record describes the labels layer only: another layer now gives masks for
+    the images its features name, as a file of lines without a record does, and a note says
+    why; --review-set FILE still applies a record on purpose."""
+    run = make_run(tmp_path, {"a": 0.6, "b": 0.7})
+    gp = tmp_path / "roads.gpkg"
+    export_labels(run, gp, category="road", progress=False)
+    with rasterio.open(tmp_path / "images" / "a.tif") as d:
+        x0, y0, px = d.transform.c, d.transform.f, d.transform.a
+    road = LineString([(x0, y0 - 10.5 * px), (x0 + 48 * px, y0 - 10.5 * px)])  # along row 10
+    gpd.GeoDataFrame({"source": ["a.tif"]}, geometry=[road], crs=d.crs).to_file(
+        gp, layer="missing_roads"
+    )
+    args = ("import", gp, "--from", "vector", "--images", tmp_path / "images", "--no-progress",
+            "--layer", "missing_roads", "--line-width", "3", "--line-width-px")  # fmt: skip
+    for extra in ((), ("--reviewed-only",)):
+        out = tmp_path / f"m{len(extra)}"
+        rc, err = _cli(capsys, *args, "--out", out, *extra)
+        assert rc == 0, err
+        assert sorted(p.name for p in out.glob("*.tif")) == ["a.tif"], err
+        assert np.flatnonzero(_fg(out / "a.tif").any(axis=1)).tolist() == [9, 10, 11]
+        said = " ".join(err.split())
+        assert "roads_review.json is the record of the layer 'labels', not of 'missing_roads'" in (
+            said
+        ), said
+    rc, err = _cli(capsys, *args, "--out", tmp_path / "rs", "--review-set",
+                   tmp_path / "roads_review.json")  # fmt: skip
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "rs").glob("*.tif")) == ["a.tif", "b.tif"]

@@ -140,6 +140,7 @@ def import_vector(
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
+    from sam2elnet.data.vector_layers import LABELS_LAYER
     from sam2elnet.export.review_set import layer_record, read_review_set, record_layer
 
     p = Path(path)
@@ -159,6 +160,16 @@ def import_vector(
     )
     record = Path(review_set) if review_set is not None else layer_record(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
+    record_notes: list[str] = []
+    if review_set is None and listed is not None and layer not in (None, LABELS_LAYER):
+        # the record lists the images of the labels layer: another layer (a reviewer's line
+        # layer of missing roads) gives masks only where its features are, as a file without one
+        listed = None
+        record_notes.append(
+            f"{record.name} is the record of the layer {LABELS_LAYER!r}, not of {layer!r}: masks "
+            "only for the images its features name (--review-set FILE applies a record to it)"
+        )
+        reviewed_only = False  # every image it names was drawn in: all reviewed
     if reviewed_only and listed is None:
         raise UserError(
             f"--reviewed-only needs the export's review record ({record.name} not found): it "
@@ -197,7 +208,7 @@ def import_vector(
     else:
         cat_notes = []
     gdf, notes = _repair(gdf)
-    notes = cat_notes + _unread_line_edits(p, layer, check) + notes
+    notes = record_notes + cat_notes + _unread_line_edits(p, layer, check) + notes
     if line_width is None:  # once for the layer, not once per image it is placed on
         import shapely
 
