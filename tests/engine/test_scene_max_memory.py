@@ -101,3 +101,28 @@ def test_bad_max_memory_is_one_error_line(
     assert out.strip().splitlines() == [
         "error: invalid value for --max-memory: 'lots' (is not a size; give e.g. 1.5G or 800M)"
     ]
+
+
+def test_a_budget_below_the_model_itself_asks_for_a_larger_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When the model and runtime alone exceed --max-memory no --tile helps: the line says so
+    and names the budget the window needs (was 'give a smaller --tile, or a larger
+    --max-memory', as annotate's warning said before a6b572d)."""
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    net = Predictor.from_file(model)
+    budget = net.whole_bytes(0) // 2  # below the model and runtime alone
+    code, out = _run(
+        capsys,
+        ["--model", str(model), "--image", str(scene), "--out", str(tmp_path / "o.tif")]
+        + ["--tile", "64", "--overlap", "16", "--max-memory", str(budget), "--no-progress"],
+    )
+    assert code == 2
+    need = net.whole_bytes(64 * 64) / 1e9
+    assert out.strip().splitlines()[-1] == (
+        f"error: --max-memory {budget / 1e9:g}G: one 64 x 64 px window (--tile 64) needs about "
+        f"{need:.2f} GB with this model at {net.precision} precision; the model and runtime "
+        f"alone take about {net.whole_bytes(0) / 1e9:.2f} GB of it, so no --tile keeps to it: "
+        f"give --max-memory {np.ceil(need * 100) / 100:g}G or more"
+    )

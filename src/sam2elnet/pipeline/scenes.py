@@ -11,6 +11,7 @@ parts together (:class:`~sam2elnet.engine.predictor.Predictor`,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,18 +294,20 @@ def _check_window_memory(predictor: Any, src: Path, kw: dict[str, Any], coarse: 
             h, w = min(tile, ds.height), min(tile, ds.width)
     if net.fits_whole(h * w, coarse=coarse):
         return
-    fits = [t for t in range(16, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
+    tile_field = SceneOptions.model_fields["tile"]  # the smallest --tile allowed
+    low = next(int(m.ge) for m in tile_field.metadata if getattr(m, "ge", None) is not None)
+    fits = [t for t in range(low, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
     need = net.whole_bytes(h * w, coarse=coarse) / 1e9
     base = net.whole_bytes(0, coarse=coarse) / 1e9  # the model and runtime, before any pixel
     what = (
-        f"--tile {fits[-1]} fits it"
+        f"--tile {fits[-1]} fits it (give a smaller --tile, or a larger --max-memory)"
         if fits
-        else f"the model and runtime alone take about {base:.2f} GB of it"
+        else f"the model and runtime alone take about {base:.2f} GB of it, so no --tile keeps "
+        f"to it: give --max-memory {math.ceil(need * 100) / 100:g}G or more"
     )
     raise UserError(
         f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window (--tile {tile}) needs "
-        f"about {need:.2f} GB with this model at {net.precision} precision; {what} "
-        "(give a smaller --tile, or a larger --max-memory)"
+        f"about {need:.2f} GB with this model at {net.precision} precision; {what}"
     )
 
 
