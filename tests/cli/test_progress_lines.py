@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -68,6 +69,28 @@ def test_annotate_and_scene_no_progress_print_lines(model, tmp_path, capsys):
     assert any(ln.startswith("scene.tif: 4/4 win in ") for ln in out.splitlines()), out
 
 
+def test_annotate_into_a_log_file_prints_lines_not_a_bar(model, tmp_path, capsys, monkeypatch):
+    """Without --no-progress, stderr not a terminal (``elnet annotate ... > run.log 2>&1`` on a
+    cluster): the stage line, no tqdm bar redrawn with ``\\r`` into the log; on a terminal the bar.
+    Found in a cluster user trial: the bar's redraws went into the job's log file."""
+    from sam2elnet.cli import main
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_png(tmp_path / "img" / f"a{i}.png", rng.integers(0, 255, (40, 40, 3), np.uint8))
+    args = ["annotate", "--model", str(model), "--images", str(tmp_path / "img")]
+    assert main([*args, "--out", str(tmp_path / "log")]) == 0
+    cap = capsys.readouterr()
+    assert "\r" not in cap.err and "img/s]" not in cap.err, cap.err
+    lines = [ln for ln in cap.out.splitlines() if ln.startswith("annotate: ")]
+    assert len(lines) == 1 and lines[0].startswith("annotate: 3/3 img in "), cap.out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the bar, no line
+    assert main([*args, "--out", str(tmp_path / "tty")]) == 0
+    cap = capsys.readouterr()
+    assert "annotate: 100%" in cap.err and "3/3 [" in cap.err, cap.err
+    assert not any(ln.startswith("annotate: 3/3 img in ") for ln in cap.out.splitlines())
+
+
 def test_export_no_progress_prints_a_line_per_stage(tmp_path, capsys):
     """export --no-progress (polygons, chips): one line per stage instead of a silent run."""
     from sam2elnet.cli import main
@@ -126,12 +149,13 @@ def test_import_and_coco_export_no_progress_print_a_line(tmp_path, capsys):
     assert any(ln.startswith("import: 2/2 task in ") for ln in out.splitlines()), out
 
 
-def test_import_and_coco_export_bars_have_units_and_totals(tmp_path, capsys):
+def test_import_and_coco_export_bars_have_units_and_totals(tmp_path, capsys, monkeypatch):
     """With the bar on: 'task' / 'img' / 'label' units and the total (were 'it', COCO no total)."""
     import json
 
     from sam2elnet.cli import main
 
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # bars are drawn on terminals
     _labels(tmp_path / "labels", 2)
     coco = tmp_path / "c.json"
     assert main(["export", "--labels", str(tmp_path / "labels"), "--out", str(coco),

@@ -50,7 +50,9 @@ def test_write_without_a_bar_is_a_plain_line() -> None:
     assert buf.getvalue() == "warning: x\ninfo: y\n"
 
 
-def test_cli_warnings_mid_loop_print_above_the_bar(tmp_path, capsys) -> None:
+def test_cli_warnings_mid_loop_print_above_the_bar(
+    tmp_path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``elnet stats --check`` with its bar on: the pair it skips mid-loop is warned about on a
     row of its own, complete (before the fix the line was glued to the bar's)."""
     from sam2elnet.cli import main
@@ -61,6 +63,7 @@ def test_cli_warnings_mid_loop_print_above_the_bar(tmp_path, capsys) -> None:
         name = f"{'abcd'[i]}.png"
         write_png(tmp_path / "d" / "images" / name, rng.integers(0, 255, (40, 40), np.uint8))
         write_png(tmp_path / "d" / "masks" / name, np.zeros((side, side), np.uint8))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the CLI draws bars on terminals
     assert main(["stats", "--data", str(tmp_path / "d"), "--check", "--progress"]) == 0
     err = capsys.readouterr().err
     assert "check pairs" in err  # the bar was drawn

@@ -9,6 +9,7 @@ logging); the command line prints each once, as one ``warning:`` line above the 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_hidden_drops_the_warning_only_while_open(
 
 
 def test_cli_prints_the_warning_once_above_the_bar(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``elnet annotate`` with its bar and a model whose evaluator is not fitted: the warning is
     one ``warning:`` row of its own (not glued to the bar), printed once."""
@@ -92,6 +93,7 @@ def test_cli_prints_the_warning_once_above_the_bar(
     rng = np.random.default_rng(0)
     for k in range(3):
         write_png(tmp_path / "images" / f"i{k}.png", rng.integers(0, 255, (32, 32), np.uint8))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the CLI draws bars on terminals
     assert main(["annotate", "--model", str(model), "--images", str(tmp_path / "images"),
                  "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0  # fmt: skip
     err = capsys.readouterr().err

@@ -210,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     args = sys.argv[1:] if argv is None else list(argv)
+    from sam2elnet.utils.progress import bars_on_terminals_only
+
     with warnings.catch_warnings(), _logging_state(), _native_messages(args), _term_as_interrupt():
-        return _run(args)
+        with bars_on_terminals_only():
+            return _run(args)
 
 
 @contextlib.contextmanager

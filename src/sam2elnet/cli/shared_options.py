@@ -173,7 +173,8 @@ ROAD_BUFFER_M = typer.Option(
 #: the help of every command's --no-progress (lines from utils.progress.ProgressLines)
 NO_PROGRESS_HELP = (
     "No progress bar: plain lines for logs instead, one as each stage or epoch ends (count, "
-    f"time, rate) and one every {EVERY_S:g} s while a stage runs."
+    f"time, rate) and one every {EVERY_S:g} s while a stage runs; the default when stderr is "
+    "not a terminal (a log file)."
 )
 NO_PROGRESS = typer.Option(False, "--no-progress", help=NO_PROGRESS_HELP)
 #: ``stats``, ``synth``, ``degrade``: the bar's on/off as two flags (:func:`switch`)

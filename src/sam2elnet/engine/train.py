@@ -168,7 +168,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     from tqdm import tqdm
 
     from sam2elnet.data.datasets import SegmentationDataset
-    from sam2elnet.utils.progress import line, write
+    from sam2elnet.utils.progress import bar_wanted, line, write
 
     cfg, resumed = prepare_run_dir(cfg)
     check_weights_file(cfg)  # before the data checks, which read every training image
@@ -291,9 +291,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         skips.write_csv(out / SKIPPED_CSV)
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
+    bar_on = bar_wanted(cfg.progress and dist_info.main)  # a terminal's bar (CLI: not into logs)
     bar = tqdm(
         total=len(loader) * (cfg.epochs - st.start_epoch),
-        disable=not (cfg.progress and dist_info.main),
+        disable=not bar_on,
         unit="batch",
         dynamic_ncols=True,
     )
@@ -306,7 +307,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         sums = train_epoch(
             ddp_model, loader, optimizer, scheduler, params, weights, device=device,
             precision=precision, channels_last=channels_last, grad_clip=cfg.grad_clip, bar=bar,
-            show_loss=cfg.progress and dist_info.main, distributed=dist_info.enabled,
+            show_loss=bar_on, distributed=dist_info.enabled,
         )  # fmt: skip
         train_time = time.perf_counter() - t0
         tr_iou, tr_f1 = iou_f1(*sums.counts)

@@ -26,6 +26,33 @@ LOGGER_NAME = "sam2elnet.progress"
 #: seconds between the lines of a long stage with the bar off (:class:`ProgressLines`)
 EVERY_S = 30.0
 log = logging.getLogger(LOGGER_NAME)
+#: set while the CLI runs (:func:`bars_on_terminals_only`): a bar is drawn only when stderr is a
+#: terminal; into a log file, a pipe or a batch scheduler's output the plain lines go instead
+_TERMINAL_ONLY = False
+
+
+@contextlib.contextmanager
+def bars_on_terminals_only() -> Iterator[None]:
+    """While open, :func:`bar_wanted` draws a bar only when ``sys.stderr`` is a terminal (the
+    CLI: ``elnet annotate ... > run.log 2>&1`` logs the ``--no-progress`` lines instead of a bar
+    redrawn with ``\\r`` into the file). Library callers (notebooks, whose stderr is no
+    terminal) keep their bars."""
+    global _TERMINAL_ONLY
+    was, _TERMINAL_ONLY = _TERMINAL_ONLY, True
+    try:
+        yield
+    finally:
+        _TERMINAL_ONLY = was
+
+
+def bar_wanted(enabled: bool, file: Any = None) -> bool:
+    """Whether a progress bar is drawn: ``enabled`` and, inside
+    :func:`bars_on_terminals_only`, its stream (``file``, default ``sys.stderr``) a terminal."""
+    if not enabled or not _TERMINAL_ONLY:
+        return bool(enabled)
+    stream = sys.stderr if file is None else file
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty is not None and isatty())
 
 
 def write(text: str, file: TextIO | None = None, flush: bool = False) -> None:
@@ -121,8 +148,9 @@ def abandon(bar: Any) -> None:
 def progress_bar(
     total: int | None, desc: str, unit: str = "it", enabled: bool = True, **kw: Any
 ) -> Any:
-    """A tqdm bar when ``enabled``, else :class:`ProgressLines` (``every_s`` from ``kw``)."""
-    if enabled:
+    """A tqdm bar when ``enabled`` (and :func:`bar_wanted`: on a terminal while the CLI runs),
+    else :class:`ProgressLines` (``every_s`` from ``kw``)."""
+    if bar_wanted(enabled, kw.get("file")):
         from tqdm import tqdm
 
         kw.pop("every_s", None)
