@@ -146,3 +146,26 @@ def test_a_kind_without_reference_time_keeps_the_lower_bound(tmp_path: Path, cap
     st.expect({"prep": 1, "down": 1, "other": 1}, reference={"prep": 1.0, "down": 1.0})
     st.run("prep", lambda: {})
     assert "ETA >= " in capsys.readouterr().err and "(no other stage timed yet)" in st._eta()
+
+
+def test_stages_side_by_side_count_in_rounds_and_time_their_own_work(
+    tmp_path: Path, capsys, clk: _Clock
+) -> None:
+    """Five downstream trainings, two at a time (lanes 2), 12 s each: the first wait is 12 s and
+    the second training is done by then (a 0 s wait). Timed by the waits, the ETA said 4 x 12 s
+    and then 3 x 6 s; timed by each training's own 12 s (``took``) and counted in rounds of
+    two, it is the 24 s, 24 s, 12 s, 12 s actually left."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"down": 5}, reference={"down": 10.0})
+    st.lanes["down"] = 2
+    assert st._eta() == "ETA ~0:30 (estimate: down not timed yet, at the reference times x 1)"
+    waits = [12, 0, 12, 0, 12]
+    ends = []
+    for k, wait in enumerate(waits):
+        st.run(f"down_{k}", clk.takes(wait), took=lambda: 12.0)
+        ends.append(_line(capsys.readouterr().err, f"down_{k}").split("; ")[-1])
+    assert ends == ["ETA 0:24", "ETA 0:24", "ETA 0:12", "ETA 0:12", "ETA 0:00"]
+    assert st.seconds["down_1"] == 12.0  # the marker's time: the training's, not the wait
+    assert st.done("down_1") and not st.done("down_9")
+    st.run("keyed", lambda: {}, key="k1")
+    assert st.done("keyed", "k1") and not st.done("keyed", "k2")  # other inputs: runs again

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.engine.downstream_pool import DownstreamPool, pool_workers
 from sam2elnet.pipeline.experiment_config import (
     DOWNSTREAM_EVAL_VERSION,
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -69,6 +70,11 @@ def train_downstream(
     is also kept under ``OUT/downstream/by_fingerprint/`` so the same labels trained under another
     setting name are not trained again (the stage is ``reused``). Table 2's settings are skipped (with the reason) when
     ``cfg.enhancement_downstream`` is off, a setting without training images too.
+
+    The trainings still to do run side by side on a CPU, one torch thread each, as many at once
+    as :func:`~sam2elnet.engine.downstream_pool.pool_workers` allows (the numbers are those of
+    one after another: :mod:`~sam2elnet.engine.downstream_pool`); their stages are then
+    recorded in order, each with its own training time.
     """
     cache: dict = {}
     test_pairs = split.pairs(split.test)
@@ -80,6 +86,7 @@ def train_downstream(
     # so float32 models trained before are reused, not trained again
     if dcfg_key.get("precision") == "32":
         dcfg_key["precision"] = "fp32"
+    jobs: dict[str, tuple[str, Path, list]] = {}  # setting -> (key, stored result, pairs)
     for name, (ids, labels, _cost) in runs.items():
         if name.startswith("enh_") and not cfg.enhancement_downstream:
             down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
@@ -101,30 +108,60 @@ def train_downstream(
                 **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
             }
         )
-        cache_file = out / "downstream" / "by_fingerprint" / f"{fp}.json"
+        jobs[name] = (fp, out / "downstream" / "by_fingerprint" / f"{fp}.json", pairs)
+    # trainings still to do (not done before, not stored under another setting name): side by
+    # side on a CPU, one thread each (engine.downstream_pool: the same numbers either way)
+    from sam2elnet.engine.downstream import train_and_evaluate
 
-        def _train_one(pairs: list = pairs, cache_file: Path = cache_file) -> dict:
-            from sam2elnet.engine.downstream import train_and_evaluate
-
-            res = train_and_evaluate(
-                pairs,
-                test_pairs,
-                dcfg,
+    pending: dict[str, str] = {}  # fingerprint -> the first setting that trains it
+    for n, (fp, stored, _) in jobs.items():
+        if not stages.done(f"downstream_{n}", fp) and not stored.is_file():
+            pending.setdefault(fp, n)  # the same labels again: reused from the first's result
+    workers = pool_workers(len(pending), dcfg.device)
+    stages.lanes["downstream"] = workers
+    # bars of trainings side by side would overwrite each other: each says one line at its end
+    run_cfg = dcfg if workers == 1 else dcfg.model_copy(update={"progress": False})
+    buffers = cfg.road_buffer if road_buffers is None else road_buffers
+    if workers > 1:
+        stages.say(
+            f"downstream: {len(pending)} trainings, {workers} at a time (one CPU thread each: "
+            "the same numbers as one after another)"
+        )
+    with DownstreamPool(workers, dcfg.device) as pool:
+        started = {
+            n: pool.submit(
+                train_and_evaluate,
+                train_pairs=jobs[n][2],
+                test_pairs=test_pairs,
+                cfg=run_cfg,
                 norm_cfg=norm,
-                cache=cache,
+                cache=cache if workers == 1 else None,
                 roads=roads,
-                road_buffer=cfg.road_buffer if road_buffers is None else road_buffers,
+                road_buffer=buffers,
             )
-            d = json_safe(res.to_dict())
-            write_json_atomic(cache_file, d)
-            return d
+            for n in pending.values()
+        }
+        took: dict[str, float] = {}
+        for name, (fp, cache_file, _pairs) in jobs.items():
 
-        def _trained(cache_file: Path = cache_file) -> dict | None:
-            # the same labels trained under another setting name: taken at once (status reused,
-            # no timing sample for the ETA)
-            if cache_file.is_file():
-                return json.loads(cache_file.read_text(encoding="utf-8"))
-            return None
+            def _train_one(name: str = name, cache_file: Path = cache_file) -> dict:
+                res, took[name] = started[name].result()
+                d = json_safe(res.to_dict())
+                write_json_atomic(cache_file, d)
+                return d
 
-        down[name] = stages.run(f"downstream_{name}", _train_one, key=fp, reuse=_trained)
-    return down
+            def _trained(cache_file: Path = cache_file) -> dict | None:
+                # the same labels trained under another setting name: taken at once (status
+                # reused, no timing sample for the ETA)
+                if cache_file.is_file():
+                    return json.loads(cache_file.read_text(encoding="utf-8"))
+                return None
+
+            down[name] = stages.run(
+                f"downstream_{name}",
+                _train_one,
+                key=fp,
+                reuse=_trained,
+                took=lambda name=name: took[name],  # type: ignore[misc]
+            )
+    return {n: down[n] for n in runs}

@@ -79,6 +79,9 @@ class Stages:
         self.progress = progress
         self.plan: dict[str, int] = {}
         self.reference: dict[str, float] = {}
+        self.lanes: dict[str, int] = {}
+        """Stages of a kind that run side by side (kind -> count; 1 when absent): the ETA counts
+        the stages still to come of that kind in rounds of this many."""
         self._t0 = time.perf_counter()
         self._ran: dict[str, list[float]] = {}
 
@@ -120,10 +123,11 @@ class Stages:
             rest = max(0, n - done)
             if not rest:
                 continue
+            rounds = math.ceil(rest / max(1, self.lanes.get(kind, 1)))
             if self._ran.get(kind):
-                left += rest * sum(self._ran[kind]) / len(self._ran[kind])
+                left += rounds * sum(self._ran[kind]) / len(self._ran[kind])
             elif kind in self.reference:
-                left += rest * self.reference[kind] * speed
+                left += rounds * self.reference[kind] * speed
                 guessed.append(kind)
             else:
                 unknown.append(kind)
@@ -176,6 +180,15 @@ class Stages:
     def marker(self, name: str) -> Path:
         return self.dir / f"{name}.json"
 
+    def done(self, name: str, key: str | None = None) -> bool:
+        """Whether :meth:`run` would skip stage ``name`` with this ``key`` (its marker says it
+        finished with the same inputs)."""
+        try:
+            rec = json.loads(self.marker(name).read_text(encoding="utf-8"))
+            return "summary" in rec and rec.get("key", key) == key
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def run(
         self,
         name: str,
@@ -183,6 +196,7 @@ class Stages:
         clear: Sequence[Path] = (),
         key: str | None = None,
         reuse: Callable[[], dict[str, Any] | None] | None = None,
+        took: Callable[[], float] | None = None,
     ) -> dict:
         """Run ``fn`` unless ``name`` is done (with the same input ``key``); return its summary.
 
@@ -190,7 +204,10 @@ class Stages:
         when an earlier stage was re-run and produced other inputs, the marker no longer matches.
         ``reuse`` returns a stored result of the same inputs (a downstream model trained under
         another setting name), or None: a reused stage is done (status ``reused``, marker
-        written) without running ``fn`` and is no timing sample for the ETA.
+        written) without running ``fn`` and is no timing sample for the ETA. ``took`` (called
+        after ``fn``) gives the seconds the stage's work took where ``fn`` only waits for it (a
+        training in a worker process, side by side with others: :attr:`lanes`); its timing
+        sample and the ``done in`` line, instead of the wait.
         """
         m = self.marker(name)
         if m.is_file():
@@ -224,7 +241,7 @@ class Stages:
             self._say(f"stage {name} ...")
             t0 = time.perf_counter()
             summary = json_safe(fn())
-            dt = time.perf_counter() - t0
+            dt = time.perf_counter() - t0 if took is None else float(took())
             self._ran.setdefault(self._kind(name), []).append(dt)
             self.status[name] = "ran"
             self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")

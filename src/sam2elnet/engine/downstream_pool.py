@@ -1,0 +1,156 @@
+"""The downstream trainings of one experiment side by side, each on one CPU thread (part of
+:mod:`sam2elnet.engine.downstream`).
+
+On a CPU, a U-Net's test IoU after a fixed number of steps moves with float rounding alone, and the
+rounding depends on how many threads split each convolution (the demo's 72-step U-Nets moved by up
+to 0.07 between 1 and 2 threads, docs/benchmarks.md "Demo timing"). So every downstream training
+on a CPU runs on exactly one torch thread, whether alone or next to others: a setting's numbers
+are the same on a 2-core laptop and a 64-core server, and the same whether its trainings ran one
+after another (``workers=1``) or side by side. Side by side is also cheaper: the small U-Net
+scales poorly over threads (two 1-thread trainings at once cost about half the CPU time of two
+2-thread ones in turn).
+
+Workers are processes (``fork`` where the platform has it: no second import of torch; else
+``spawn``), at most the thread policy's count
+(:func:`sam2elnet.utils.threads.thread_count`: ``SAM2ELNET_THREADS``, the CPUs this process may
+use). On a GPU, or with one worker, the trainings run in this process in turn, when their result
+is asked for, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from sam2elnet.errors import UserError
+
+__all__ = ["DownstreamPool", "one_thread", "pool_workers"]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch's intra-op threads set to 1 inside the block, the previous count after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
+    """Trainings to run at once: 1 on a non-CPU device, else the smaller of ``pending`` and
+    ``threads`` (default: the thread policy's count); at least 1."""
+    if device != "cpu":
+        return 1
+    if threads is None:
+        from sam2elnet.utils.threads import thread_count
+
+        threads = thread_count()
+    return max(1, min(int(pending), int(threads)))
+
+
+def _worker_start(parent: int) -> None:
+    """A worker's start: one torch thread; on Linux it ends with its parent (a killed
+    ``elnet experiment`` leaves no training running behind it)."""
+    import torch
+
+    torch.set_num_threads(1)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the line above
+        os._exit(1)
+
+
+def _timed(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    value = fn(**kwargs)
+    return value, time.perf_counter() - t0
+
+
+def _run_in_worker(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, float]:
+    """``(fn(**kwargs), seconds it took)`` in a worker; an error that cannot travel back by
+    pickle (an exception class with its own constructor) comes back as a :class:`UserError`
+    with its text."""
+    try:
+        return _timed(fn, kwargs)
+    except UserError as e:
+        try:
+            pickle.loads(pickle.dumps(e))
+        except Exception:  # noqa: BLE001 - any unpicklable error: its text is what matters
+            raise UserError(str(e)) from None
+        raise
+
+
+class _Later:
+    """A training run in this process when its result is first asked for (the serial path)."""
+
+    def __init__(self, fn: Callable[..., Any], kwargs: dict[str, Any], cpu: bool) -> None:
+        self._fn, self._kwargs, self._cpu = fn, kwargs, cpu
+        self._value: tuple[Any, float] | None = None
+
+    def result(self) -> tuple[Any, float]:
+        if self._value is None:
+            with one_thread() if self._cpu else contextlib.nullcontext():
+                self._value = _timed(self._fn, self._kwargs)
+        return self._value
+
+
+class DownstreamPool:
+    """Runs ``fn(**kwargs)`` trainings with ``workers`` at once (see the module docstring).
+
+    Use as a context manager; :meth:`submit` returns an object whose ``result()`` gives
+    ``(the training's return value, seconds it took)`` (or raises its error). ``fn`` and the values in ``kwargs`` and its
+    result must pickle when ``workers`` > 1.
+
+    Args:
+        workers: trainings at once (:func:`pool_workers`); 1 = in this process, in turn.
+        device: ``"cpu"`` (one torch thread per training) or a GPU (threads left alone).
+    """
+
+    def __init__(self, workers: int, device: str = "cpu") -> None:
+        self.workers = max(1, int(workers))
+        self.cpu = device == "cpu"
+        self._ex: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> DownstreamPool:
+        if self.workers > 1:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with warnings.catch_warnings():  # 3.12+: fork of a process with (idle) threads
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+                self._ex = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=mp.get_context(method),
+                    initializer=_worker_start,
+                    initargs=(os.getpid(),),
+                )
+        return self
+
+    def submit(self, fn: Callable[..., Any], **kwargs: Any) -> Future | _Later:
+        if self._ex is None:
+            return _Later(fn, kwargs, self.cpu)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
+            return self._ex.submit(_run_in_worker, fn, kwargs)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ex is not None:
+            if exc[0] is not None:  # an error or Ctrl-C: no training goes on behind it
+                for proc in list((getattr(self._ex, "_processes", None) or {}).values()):
+                    proc.terminate()
+            self._ex.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            self._ex = None
+        sys.stderr.flush()

@@ -1,0 +1,122 @@
+"""Downstream trainings side by side (engine.downstream_pool): one torch thread each, the same
+numbers whether they run in turn or at once, errors brought back, the worker count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from sam2elnet.engine.downstream import train_and_evaluate
+from sam2elnet.engine.downstream_pool import DownstreamPool, one_thread, pool_workers
+from sam2elnet.errors import DataError
+from tests.engine.test_downstream import _cfg, _write_pairs
+
+
+def _threads_and_pid() -> tuple[int, int]:
+    return torch.get_num_threads(), os.getpid()
+
+
+def test_every_training_gets_one_thread_in_turn_or_side_by_side() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with DownstreamPool(1) as pool:
+            (n, pid), seconds = pool.submit(_threads_and_pid).result()
+        assert (n, pid) == (1, os.getpid()) and seconds >= 0
+        assert torch.get_num_threads() == 2  # the caller's count is put back
+        with DownstreamPool(2) as pool:
+            runs = [pool.submit(_threads_and_pid) for _ in range(2)]
+            got = [r.result()[0] for r in runs]
+        assert [n for n, _ in got] == [1, 1]
+        assert all(pid != os.getpid() for _, pid in got)  # worker processes
+        with DownstreamPool(1, device="cuda") as pool:  # a GPU run: CPU threads left alone
+            (n, _), _ = pool.submit(_threads_and_pid).result()
+        assert n == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_same_numbers_in_turn_and_side_by_side_whatever_the_callers_threads(
+    tmp_path: Path,
+) -> None:
+    test = _write_pairs(tmp_path / "test", 4, size=48, seed=1)
+    sets = [_write_pairs(tmp_path / f"train{k}", 8, size=48, seed=10 + k) for k in range(2)]
+    cfg = _cfg(epochs=2, image_size=48)
+
+    def run(workers: int, caller_threads: int) -> list[dict]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(caller_threads)
+        try:
+            with DownstreamPool(workers) as pool:
+                started = [
+                    pool.submit(train_and_evaluate, train_pairs=p, test_pairs=test, cfg=cfg)
+                    for p in sets
+                ]
+                return [s.result()[0].to_dict() for s in started]
+        finally:
+            torch.set_num_threads(before)
+
+    in_turn = run(1, caller_threads=2)
+    side_by_side = run(2, caller_threads=2)
+    for a, b in zip(in_turn, side_by_side, strict=True):
+        assert a["metrics"] == b["metrics"] and a["history"] == b["history"]
+        assert a["per_image"] == b["per_image"]
+    assert in_turn[0]["history"] != in_turn[1]["history"]  # two different trainings
+    with one_thread():  # and as one training alone on one thread gives it
+        alone = train_and_evaluate(sets[1], test, cfg).to_dict()
+    assert alone["metrics"] == in_turn[1]["metrics"]
+
+
+def test_an_error_in_a_worker_comes_back_naming_the_file(tmp_path: Path) -> None:
+    test = _write_pairs(tmp_path / "test", 2, seed=1)
+    good = _write_pairs(tmp_path / "train", 4)
+    bad = [(good[0][0], tmp_path / "missing_mask.png"), *good[1:]]
+    with DownstreamPool(2) as pool:
+        ok = pool.submit(train_and_evaluate, train_pairs=good, test_pairs=test, cfg=_cfg(epochs=1))
+        broken = pool.submit(train_and_evaluate, train_pairs=bad, test_pairs=test, cfg=_cfg())
+        with pytest.raises(DataError, match="missing_mask.png"):
+            broken.result()
+        assert ok.result()[0].n_train == 4
+
+
+@pytest.mark.parametrize(
+    ("pending", "device", "threads", "want"),
+    [(5, "cpu", 2, 2), (1, "cpu", 8, 1), (3, "cpu", 8, 3), (5, "cuda", 8, 1), (0, "cpu", 2, 1)],
+)
+def test_workers_are_the_smaller_of_trainings_and_threads(
+    pending: int, device: str, threads: int, want: int
+) -> None:
+    assert pool_workers(pending, device, threads) == want
+
+
+def test_workers_follow_the_thread_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAM2ELNET_THREADS", "3")
+    assert pool_workers(5, "cpu") == 3
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")  # the test suite's and helpers' setting
+    assert pool_workers(5, "cpu") == 1
+
+
+def _sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_an_error_in_the_caller_stops_the_trainings_running_beside_it() -> None:
+    """A failed stage or Ctrl-C while two trainings run: their workers end with it, not after
+    the trainings (minutes each in a protocol run)."""
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="stage failed"), DownstreamPool(2) as pool:
+        runs = [pool.submit(_sleep, seconds=60) for _ in range(2)]
+        time.sleep(1.0)  # both started
+        procs = list(pool._ex._processes.values())  # type: ignore[union-attr]
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        raise RuntimeError("stage failed")
+    assert time.perf_counter() - t0 < 20
+    assert not any(p.is_alive() for p in procs) and len(runs) == 2
