@@ -35,17 +35,26 @@ class ExportResult:
     def summary(self) -> str:
         """One line: what was written and, when only some labels went out, the review
         selection (:attr:`selection`)."""
-        s = f"{self.out}: {self.n_features} {'annotations' if self.format == 'coco' else 'polygons'} from {self.n_labels} label files ({self.format})"
+        feature = "annotation" if self.format == "coco" else "polygon"
+        s = (
+            f"{self.out}: {_n(self.n_features, feature)} from {_n(self.n_labels, 'label file')} "
+            f"({self.format})"
+        )
         if self.n_chips:
-            s += f"; {self.n_chips} image/mask chips"
+            s += f"; {_n(self.n_chips, 'image/mask chip')}"
         if self.lines_out is not None:
             where = "layer centre_lines" if self.lines_out == self.out else str(self.lines_out)
             if self.road_length_m is not None:
                 length = f"{self.road_length_m / 1000:.3f} km"
             else:
                 length = f"{self.road_length_px:.0f} px (no CRS)"
-            s += f"; {self.n_lines} road centre lines, {length} of road ({where})"
+            s += f"; {_n(self.n_lines, 'road centre line')}, {length} of road ({where})"
         return f"{s}; {self.selection}" if self.selection else s
+
+
+def _n(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is one ('1 polygon', '2 polygons')."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def write_skipped(out: Path, skips: SkipLog) -> Path | None:
