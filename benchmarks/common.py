@@ -290,7 +290,7 @@ def build_ours(
     from sam2elnet.model import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    from sam2elnet.config import TRUNK_SCALE_NO_WEIGHTS
+    from sam2elnet.option_values import TRUNK_SCALE_NO_WEIGHTS
 
     kw = {} if detail_width is None else {"detail_width": detail_width}
     kw["trunk_scale"] = TRUNK_SCALE_NO_WEIGHTS if trunk_scale is None else trunk_scale

@@ -6,6 +6,9 @@ and a synthetic GeoTIFF scene (:func:`make_scene`)."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +376,46 @@ def micro_sar_model_and_reviewed_pairs(
 def no_temp_files(folder: Path) -> None:
     """Assert that a job left no temporary (dot) file under ``folder`` (atomic writes)."""
     assert not [p for p in folder.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def write_quality_csv(run: Path, rows: list[dict[str, Any]]) -> None:
+    """``run/quality.csv`` with ``rows`` (the columns of the first row)."""
+    with (run / "quality.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def annotate_run_folder(
+    run: Path, images: Path, stems: Sequence[str], **summary: Any
+) -> list[dict[str, Any]]:
+    """An annotate-style run folder of 20 x 20 px labels, one per ``stems[k]``: rows 2..17-3k of
+    columns 2..17 are 255, in ``run/labels`` for k < 2 else ``run/rejected`` (kept False),
+    predicted IoU 0.9 - 0.2k, the probability map (label // 2) in ``run/prob``; the input image
+    (grey 90) in ``images``; ``summary.json`` ``{"task": "annotate", "threshold": 0.6,
+    **summary}``. Returns the quality.csv rows."""
+    from PIL import Image
+
+    for sub in ("labels", "rejected", "prob"):
+        (run / sub).mkdir(parents=True, exist_ok=True)
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, stem in enumerate(stems):
+        m = np.zeros((20, 20), np.uint8)
+        m[2 : 18 - 3 * k, 2:18] = 255
+        rel = f"{'labels' if k < 2 else 'rejected'}/{stem}.png"
+        Image.fromarray(m).save(run / rel)
+        Image.fromarray(m // 2).save(run / "prob" / f"{stem}.png")
+        Image.fromarray(np.full((20, 20), 90, np.uint8)).save(images / f"{stem}.png")
+        rows.append(
+            {
+                "image": str(images / f"{stem}.png"),
+                "label": rel,
+                "predicted_iou": 0.9 - 0.2 * k,
+                "kept": k < 2,
+                "prob": f"prob/{stem}.png",
+            }
+        )
+    write_quality_csv(run, rows)
+    (run / "summary.json").write_text(json.dumps({"task": "annotate", "threshold": 0.6, **summary}))
+    return rows

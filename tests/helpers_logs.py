@@ -1,6 +1,6 @@
 """Asserting what the package says: warnings (log records of ``sam2elnet.*`` loggers) and the one
-``error:`` line of a refused command (:func:`one_error_line`, :func:`error_line`,
-:func:`refused_untouched`)."""
+``error:`` line of a refused command (:func:`one_error_line`, :func:`error_after_warnings`,
+:func:`error_line`, :func:`refused_untouched`)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,15 @@ def one_error_line(rc: int, err: str) -> str:
     assert rc == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+def error_after_warnings(rc: int, err: str) -> str:
+    """The one ``error: ...`` line of a refused batch job (exit 2, no traceback): warnings (each
+    skipped file) may come before it, nothing after it."""
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and err.rstrip().endswith(lines[0]) and "Traceback" not in err, err
     return lines[0]
 
 

@@ -555,3 +555,16 @@ def test_module_loggers_are_used() -> None:
         if made and not loads:
             unused.append(name)
     assert not unused, f"unused module logger (delete it): {unused}"
+
+
+def test_config_names_only_what_it_defines() -> None:
+    """``sam2elnet.config`` exports its own run configurations; the other commands' options are
+    imported from their owner (sam2elnet.options / option_values / option_checks), not through it."""
+    import inspect
+
+    from sam2elnet import config
+
+    for name in config.__all__:
+        obj = getattr(config, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "sam2elnet.config", name

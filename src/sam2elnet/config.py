@@ -1,10 +1,9 @@
 """Run configuration: one pydantic model per job, YAML in and out, one place for defaults.
 
-The options of the commands (their defaults and ranges) are :mod:`sam2elnet.options` (with
-:mod:`sam2elnet.option_values` and :mod:`sam2elnet.option_checks`); their names are re-exported
-here, so ``from sam2elnet.config import FolderJobOptions`` keeps working.
+The options of the other commands (their defaults and ranges) are :mod:`sam2elnet.options`
+(with :mod:`sam2elnet.option_values` and :mod:`sam2elnet.option_checks`): import them from there.
 YAML files and the layering of a run's sources (defaults < file < flags) are
-:mod:`sam2elnet.config_sources` (``load_yaml_model`` is re-exported here).
+:mod:`sam2elnet.config_sources`.
 
 A training run writes its :class:`TrainConfig` to ``RUN/config.yaml``; ``--resume`` reads it back so a
 resumed run cannot silently change hyper-parameters. Defaults are chosen for the 2-core CPU case
@@ -27,56 +26,25 @@ from pydantic import (
 )
 
 from sam2elnet.config_sources import layered_config, load_yaml_model
-from sam2elnet.option_checks import check_options, option_default, option_error
 from sam2elnet.option_values import (
     TRUNK_SCALE_AUTO_KEY,
-    TRUNK_SCALE_NO_WEIGHTS,
-    CoarseProfile,
     ModelSize,
     Precision,
     TrunkScale,
     augment_default_text,
     auto_trunk_scale,
     check_quality_folds,
-    memory_bytes,
     norm_precision_value,
     road_buffer_field,
     road_buffer_m_field,
     settle_road_buffer,
     trunk_resolution,
 )
-from sam2elnet.options import (
-    DegradeOptions,
-    EvaluateOptions,
-    ExportOptions,
-    FolderJobOptions,
-    SceneOptions,
-    StatsOptions,
-    SynthOptions,
-    WindowOptions,
-)
 
 __all__ = [
-    "CoarseProfile",
-    "DegradeOptions",
-    "EvaluateOptions",
-    "ExportOptions",
-    "FolderJobOptions",
     "DEFAULT_IMAGE_SIZE",
-    "ModelSize",
-    "Precision",
     "QualityConfig",
-    "SceneOptions",
-    "StatsOptions",
-    "SynthOptions",
-    "TRUNK_SCALE_NO_WEIGHTS",
     "TrainConfig",
-    "WindowOptions",
-    "check_options",
-    "load_yaml_model",
-    "memory_bytes",
-    "option_default",
-    "option_error",
     "TRAIN_QUALITY_FIELDS",
     "TRAIN_RUNTIME_FIELDS",
 ]

@@ -70,6 +70,33 @@ def test_evaluate_json_csv_report(
     assert len(rows) == 4 and "iou" in rows[0]
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and 'src="http' not in html
+    # the terminal table and the page say which rows are pixel-summed, which per-image means
+    over = {s.split("│")[1].strip(): s.split("│")[3].strip() for s in captured.out.splitlines()
+            if s.count("│") == 4}  # fmt: skip
+    assert over["IoU (foreground)"] == over["boundary F1"] == "pixel-summed"
+    assert over["mean per-image IoU"] == over["mean per-image boundary F1"] == "mean per image"
+    pixel, means = html.index("aggregate (pixel-summed)"), html.index("aggregate (mean per image)")
+    assert pixel < means and "mean per-image" not in html[pixel:means]
+    # the per-image table has boundary F1 and HD95 columns: image 0 is exact, image 1 one row off
+    cells = _table_cells(html)
+    assert float(cells["0"]["boundary_f1"]) == float(cells["1"]["boundary_f1"]) == 1.0  # 2 px
+    assert float(cells["0"]["boundary_hd95_px"]) == 0.0
+    assert float(cells["1"]["boundary_hd95_px"]) == data["images"][1]["boundary_hd95_px"] == 1.0
+
+
+def _table_cells(html: str) -> dict[str, dict[str, str]]:
+    """report.html's per-image table: image name -> {column key: its sort value (data-v)}."""
+    import re
+
+    head = re.search(r"<table id=\"items\">.*?</thead>", html, re.S).group(0)
+    keys = re.findall(r'<th (?:data-key="([^"]*)" )?data-type', head)
+    rows = re.findall(r'<tr data-idx="\d+" data-name="([^"]*)".*?</tr>', html, re.S)
+    bodies = re.findall(r'<tr data-idx="\d+" data-name="[^"]*".*?</tr>', html, re.S)
+    out = {}
+    for name, body in zip(rows, bodies, strict=True):
+        values = re.findall(r'<td(?: class="[^"]*")?(?: data-v="([^"]*)")?', body)
+        out[name] = {k: v for k, v in zip(keys, values, strict=True) if k}
+    return out
 
 
 def test_evaluate_report_defaults_to_pred_dir(

@@ -29,16 +29,16 @@ def test_road_rows_are_not_under_the_pixel_summed_heading(
     road_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The road measures come from centre-line lengths, not pixel counts: they were printed
-    (and shown in report.html) under "metric (pixel-summed)"; they have a table of their own."""
+    (and shown in report.html) under the pixel-summed metrics; they have a table of their own."""
     pred, truth = road_pair
     argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress",
             "--json", str(tmp_path / "o" / "e.json"), "--report"]  # fmt: skip
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     at = {k: next(i for i, s in enumerate(lines) if k in s)
-          for k in ("metric (pixel-summed)", "IoU (foreground)", "road measure (centre-line",
+          for k in ("over the images", "IoU (foreground)", "road measure (centre-line",
                     "road correctness", "road connectivity")}  # fmt: skip
-    assert at["metric (pixel-summed)"] < at["IoU (foreground)"] < at["road measure (centre-line"]
+    assert at["over the images"] < at["IoU (foreground)"] < at["road measure (centre-line"]
     assert at["road measure (centre-line"] < at["road correctness"] < at["road connectivity"]
     page = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
     pixel, road = page.index("aggregate (pixel-summed)"), page.index("road measure (centre-line")

@@ -207,7 +207,7 @@ def _option(cmd: object, flag: str) -> object:
 
 def test_line_width_options_read_the_same_in_evaluate_enhance_and_scene() -> None:
     """One declaration (cli.shared_options): the same help, default and range everywhere."""
-    from sam2elnet.config import EvaluateOptions, FolderJobOptions, SceneOptions
+    from sam2elnet.options import EvaluateOptions, FolderJobOptions, SceneOptions
 
     cmds = dict(_commands())
     for flag in ("--line-width", "--line-width-px"):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers_logs import error_after_warnings
 
 from sam2elnet.cli import main
 
@@ -29,12 +30,6 @@ def _rows(path: Path) -> list[tuple[str, str]]:
     """(image name, reason) of each row of a skip list, in order."""
     with path.open(newline="") as fh:
         return [(Path(r["image"]).name, r["reason"]) for r in csv.DictReader(fh)]
-
-
-def _error_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def _inputs(run: dict[str, Path], root: Path, labelled: list[str]) -> tuple[Path, Path]:
@@ -79,9 +74,9 @@ def _no_label_is_nothing_produced(
     Returns ``(out, the reason given for each image)``."""
     out = root / "out"
     out.mkdir()
-    assert job(imgs, labels, out, "--skip-missing") == 2
+    rc = job(imgs, labels, out, "--skip-missing")
     why = f"no coarse label in {labels}"
-    assert _error_line(capsys.readouterr().err) == (
+    assert error_after_warnings(rc, capsys.readouterr().err) == (
         f"error: {imgs}: nothing produced: all 4 images could not be used (4 x {why}); fix or "
         f"remove the files and re-run (listed with the reasons in {out / 'skipped.csv'})"
     )
@@ -136,8 +131,8 @@ def test_nothing_produced_leaves_only_the_skip_list_in_a_users_folder(
     (imgs / "d.png").write_bytes(BROKEN)
     out = tmp_path / "out"
     out.mkdir()
-    assert _enhance(run, imgs, labels, out, "--skip-missing") == 2
-    line = _error_line(capsys.readouterr().err)
+    rc = _enhance(run, imgs, labels, out, "--skip-missing")
+    line = error_after_warnings(rc, capsys.readouterr().err)
     assert line.startswith(f"error: {imgs}: nothing produced: all 2 images could not be used")
     assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
     assert _rows(out / "skipped.csv") == [
@@ -220,8 +215,8 @@ def test_refine_nothing_produced_without_labels(
     out, why = _no_label_is_nothing_produced(_refine, imgs, labels, tmp_path, capsys)
     (labels / "c.png").write_bytes((run["data"] / "masks" / "s00.png").read_bytes())
     (out / "skipped.csv").unlink()
-    assert _refine(imgs, labels, out, "--skip-missing") == 2
-    line = _error_line(capsys.readouterr().err)
+    rc = _refine(imgs, labels, out, "--skip-missing")
+    line = error_after_warnings(rc, capsys.readouterr().err)
     assert line.startswith(f"error: {imgs}: nothing produced: all 4 images could not be used")
     assert _rows(out / "skipped.csv") == [
         ("s00.png", why),
@@ -260,8 +255,7 @@ def test_a_run_that_produces_nothing_locks_its_out_before_writing_the_list(
             ),
             lambda: main([*refine, "--images", str(bad), "--coarse", str(bad_coarse)]),
         ):
-            assert job() == 2
-            line = _error_line(capsys.readouterr().err)
+            line = error_after_warnings(job(), capsys.readouterr().err)
             assert line.startswith(f"error: {out}: output folder is in use by another "), line
             assert (out / "skipped.csv").read_bytes() == theirs
     finally:

@@ -14,19 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_data import write_png
+from helpers_logs import error_after_warnings
 
 from sam2elnet.cli import main
 
 BROKEN = b"\x89PNG\r\n\x1a\n broken"
 DECODE = "cannot decode image (corrupt, truncated or not an image); re-export it or remove it"
-
-
-def _line(capsys: pytest.CaptureFixture) -> str:
-    """The one ``error:`` line of the run (warnings about each skipped file come before it)."""
-    err = capsys.readouterr().err
-    lines = [x for x in err.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and err.rstrip().endswith(lines[0]) and "Traceback" not in err, err
-    return lines[0]
 
 
 def _listed(path: Path) -> list[tuple[str, str]]:
@@ -41,14 +34,16 @@ def _check_out(argv: list[str], out: Path, want: str, rows: list[tuple[str, str]
     the exact error line (``want``, then the list's path when it was written), the skip list
     (``rows``: file name, reason) in the user's folder only, nothing left of the fresh one."""
     out.mkdir()
-    assert main([*argv, "--out", str(out)]) == 2
     listed = out / "skipped.csv"
-    assert _line(capsys) == f"{want} (listed with the reasons in {listed})"
+    rc = main([*argv, "--out", str(out)])
+    assert error_after_warnings(rc, capsys.readouterr().err) == (
+        f"{want} (listed with the reasons in {listed})"
+    )
     assert sorted(p.name for p in out.iterdir()) == ["skipped.csv"]
     assert sorted(_listed(listed)) == rows
     fresh = out.with_name(out.name + "_fresh")
-    assert main([*argv, "--out", str(fresh)]) == 2
-    assert _line(capsys) == want
+    rc = main([*argv, "--out", str(fresh)])
+    assert error_after_warnings(rc, capsys.readouterr().err) == want
     assert not fresh.exists()
 
 

@@ -220,6 +220,23 @@ def test_a_layer_names_images_of_the_export_record_not_only_of_images(
         assert np.array_equal(ds.read(1) == 255, want_a)
 
 
+def _enhance_tiles(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, str]:
+    """``elnet enhance`` of the tiles folder with the shared layer (an untrained 3-band model):
+    exit 0; returns (its --out, its stderr)."""
+    from helpers_data import micro_model_file
+
+    images, gpkg = tiles
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    out = tmp_path / "enh"
+    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
+               "--out", str(out), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    return out, err
+
+
 def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_report_agrees(
     tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:
@@ -230,19 +247,14 @@ def test_enhance_skips_plain_images_it_cannot_place_a_map_layer_on_and_the_repor
     were taken for the run's images, so b's labelled polygon was drawn on a by map position)."""
     import csv
 
-    from helpers_data import grey_rgb, micro_model_file, write_png
+    from helpers_data import grey_rgb, write_png
 
     import sam2elnet.pipeline.report as report_mod
     from sam2elnet.pipeline.report_vector import draw_vector_label, share_vector_labels
 
     images, gpkg = tiles
     write_png(images / "p.png", grey_rgb(32, 1))
-    model = micro_model_file(tmp_path / "m.pt", bands=3)
-    out = tmp_path / "enh"
-    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
-               "--out", str(out), "--no-progress"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert rc == 0, err
+    out, err = _enhance_tiles(tiles, tmp_path, capsys)
     for name in ("a", "b"):
         with rasterio.open(out / "changes" / f"{name}.tif") as ds:
             assert np.array_equal(np.isin(ds.read(1), (220, 255)), _want(name)), name
@@ -311,19 +323,14 @@ def test_many_plain_images_skipped_for_one_reason_are_one_summary_warning(
     three with the skip list's path (was: six long warnings, one per image); all six listed."""
     import csv
 
-    from helpers_data import grey_rgb, micro_model_file, write_png
+    from helpers_data import grey_rgb, write_png
 
     from sam2elnet.utils.batch import WARN_EACH
 
-    images, gpkg = tiles
+    images, _ = tiles
     for k in range(6):
         write_png(images / f"p{k}.png", grey_rgb(32, k))
-    model = micro_model_file(tmp_path / "m.pt", bands=3)
-    out = tmp_path / "enh"
-    rc = main(["enhance", "--model", str(model), "--images", str(images), "--labels", str(gpkg),
-               "--out", str(out), "--no-progress"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert rc == 0, err
+    out, err = _enhance_tiles(tiles, tmp_path, capsys)
     skipping = [ln for ln in err.splitlines() if ln.startswith("warning: skipping")]
     assert WARN_EACH == 3 and len(skipping) == 4, err
     for k in range(3):

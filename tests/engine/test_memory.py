@@ -44,7 +44,8 @@ def test_parse_memory_sizes_and_errors() -> None:
 
 
 def test_max_memory_option_is_validated_with_the_flag_named() -> None:
-    from sam2elnet.config import FolderJobOptions, check_options
+    from sam2elnet.option_checks import check_options
+    from sam2elnet.options import FolderJobOptions
 
     assert check_options(FolderJobOptions, max_memory="2G").max_memory == 2_000_000_000
     assert check_options(FolderJobOptions).max_memory == memory.DEFAULT_MAX_MEMORY

@@ -144,7 +144,8 @@ CONFIGS = ("TrainConfig", "CVConfig", "ExperimentConfig", "EvaluateOptions")
 
 
 def _config(name: str) -> type:
-    from sam2elnet.config import EvaluateOptions, TrainConfig
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.options import EvaluateOptions
     from sam2elnet.pipeline.crossval_config import CVConfig
     from sam2elnet.pipeline.experiment_config import ExperimentConfig
 

@@ -29,13 +29,20 @@ def _run(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, str]
     return code, cap.out + cap.err
 
 
+def _inputs(tmp_path: Path, height: int, width: int) -> tuple[Path, list[str]]:
+    """An untrained micro model and a ``height`` x ``width`` px scene in ``tmp_path``: (the
+    model file, ``--model M --image S``)."""
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", height, width)
+    return model, ["--model", str(model), "--image", str(scene)]
+
+
 def test_max_memory_reaches_the_predictor_and_keeps_the_label(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = micro_model_file(tmp_path / "m.pt")
-    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    model, inputs = _inputs(tmp_path, 96, 128)
     assert scenes.load_scene_predictor(model, max_memory="800M").max_memory == 800_000_000
-    common = ["--model", str(model), "--image", str(scene), "--tile", "64", "--overlap", "16"]
+    common = [*inputs, "--tile", "64", "--overlap", "16"]
     code, out = _run(capsys, [*common, "--out", str(tmp_path / "a.tif"), "--max-memory", "900M"])
     assert code == 0, out
     code, out = _run(capsys, [*common, "--out", str(tmp_path / "b.tif")])
@@ -48,8 +55,7 @@ def test_max_memory_reaches_the_predictor_and_keeps_the_label(
 def test_a_tile_whose_one_window_does_not_fit_is_refused_with_one_that_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = micro_model_file(tmp_path / "m.pt")
-    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    model, inputs = _inputs(tmp_path, 96, 128)
     net = Predictor.from_file(model)
     # between one 48 px and one 64 px window: --tile 64 does not fit, 48 does
     budget = (net.whole_bytes(48 * 48) + net.whole_bytes(64 * 64)) // 2
@@ -57,7 +63,7 @@ def test_a_tile_whose_one_window_does_not_fit_is_refused_with_one_that_does(
     out_path = tmp_path / "o.tif"
     code, out = _run(
         capsys,
-        ["--model", str(model), "--image", str(scene), "--out", str(out_path), "--tile", "64"]
+        [*inputs, "--out", str(out_path), "--tile", "64"]
         + ["--overlap", "16", "--max-memory", str(budget), "--no-progress"],
     )
     assert code == 2
@@ -74,15 +80,22 @@ def test_a_tile_whose_one_window_does_not_fit_is_refused_with_one_that_does(
 def test_a_window_larger_than_the_scene_counts_as_the_scene(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = micro_model_file(tmp_path / "m.pt")
-    scene = make_scene(tmp_path / "s.tif", 40, 48)
+    model, inputs = _inputs(tmp_path, 40, 48)
     net = Predictor.from_file(model)
     budget = net.whole_bytes(40 * 48) + 1  # the 40 x 48 px scene fits; a 4096 px window would not
     assert not net.fits_whole(4096 * 4096)
     code, out = _run(
         capsys,
-        ["--model", str(model), "--image", str(scene), "--out", str(tmp_path / "o.tif")]
-        + ["--tile", "4096", "--max-memory", str(budget), "--no-progress"],
+        [
+            *inputs,
+            "--out",
+            str(tmp_path / "o.tif"),
+            "--tile",
+            "4096",
+            "--max-memory",
+            str(budget),
+            "--no-progress",
+        ],
     )
     assert code == 0, out
 
@@ -90,13 +103,8 @@ def test_a_window_larger_than_the_scene_counts_as_the_scene(
 def test_bad_max_memory_is_one_error_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = micro_model_file(tmp_path / "m.pt")
-    scene = make_scene(tmp_path / "s.tif", 40, 48)
-    code, out = _run(
-        capsys,
-        ["--model", str(model), "--image", str(scene), "--out", str(tmp_path / "o.tif")]
-        + ["--max-memory", "lots"],
-    )
+    _, inputs = _inputs(tmp_path, 40, 48)
+    code, out = _run(capsys, [*inputs, "--out", str(tmp_path / "o.tif"), "--max-memory", "lots"])
     assert code == 2
     assert out.strip().splitlines() == [
         "error: invalid value for --max-memory: 'lots' (is not a size; give e.g. 1.5G or 800M)"

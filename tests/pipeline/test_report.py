@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_data import write_tif
+from helpers_data import annotate_run_folder, write_quality_csv, write_tif
 from PIL import Image
 
 from sam2elnet.pipeline.report import (
@@ -376,37 +375,12 @@ def test_footprint_map_mixed_crs_goes_to_wgs84() -> None:
 def test_write_run_report(tmp_path: Path) -> None:
     """Report of an annotate/enhance output folder, with true IoU from a truth folder."""
     run, truth = tmp_path / "run", tmp_path / "gt"
-    (run / "labels").mkdir(parents=True)
-    (run / "rejected").mkdir()
-    (run / "prob").mkdir()
+    rows = annotate_run_folder(run, tmp_path, [f"{k}_sat" for k in range(3)], n_images=3)
     truth.mkdir()
-    rows = []
+    t = np.zeros((20, 20), np.uint8)
+    t[2:18, 2:18] = 255
     for k in range(3):
-        m = np.zeros((20, 20), np.uint8)
-        m[2 : 18 - 3 * k, 2:18] = 255
-        rel = f"{'labels' if k < 2 else 'rejected'}/{k}_sat.png"
-        Image.fromarray(m).save(run / rel)
-        Image.fromarray(m // 2).save(run / "prob" / f"{k}_sat.png")
-        t = np.zeros((20, 20), np.uint8)
-        t[2:18, 2:18] = 255
         Image.fromarray(t).save(truth / f"{k}_mask.png")
-        Image.fromarray(np.full((20, 20), 90, np.uint8)).save(tmp_path / f"{k}_sat.png")
-        rows.append(
-            {
-                "image": str(tmp_path / f"{k}_sat.png"),
-                "label": rel,
-                "predicted_iou": 0.9 - 0.2 * k,
-                "kept": k < 2,
-                "prob": f"prob/{k}_sat.png",
-            }
-        )
-    with (run / "quality.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (run / "summary.json").write_text(
-        json.dumps({"task": "annotate", "threshold": 0.6, "n_images": 3})
-    )
     path = write_run_report(run, truth_dir=truth)
     assert path == run / "report.html"
     text = path.read_text(encoding="utf-8")
@@ -419,10 +393,7 @@ def test_write_run_report(tmp_path: Path) -> None:
     # the same folder without a filter: nothing is "kept"
     for r in rows:
         r["kept"] = True
-    with (run / "quality.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_quality_csv(run, rows)
     (run / "summary.json").write_text(json.dumps({"task": "annotate", "threshold": None}))
     text = write_run_report(run).read_text(encoding="utf-8")
     assert '<span class="badge kept">' not in text and "unfiltered" in text

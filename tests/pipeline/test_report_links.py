@@ -3,15 +3,12 @@ sharing a run folder), absolute ``file://`` URIs only for files outside it."""
 
 from __future__ import annotations
 
-import csv
-import json
 import re
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import numpy as np
-from PIL import Image
+from helpers_data import annotate_run_folder
 
 from sam2elnet.pipeline.report import write_run_report
 from sam2elnet.pipeline.report_rows import file_link
@@ -26,31 +23,7 @@ def _run(tmp_path: Path) -> tuple[Path, Path]:
     """An annotate-style run folder whose labels and probability maps lie inside it (one name
     with a space and a '#'), and whose input images lie outside it."""
     run, images = tmp_path / "run", tmp_path / "images"
-    for sub in ("labels", "rejected", "prob"):
-        (run / sub).mkdir(parents=True)
-    images.mkdir()
-    rows = []
-    for k, stem in enumerate(("a", "tile #1 b", "c")):
-        m = np.zeros((20, 20), np.uint8)
-        m[2 : 18 - 3 * k, 2:18] = 255
-        rel = f"{'labels' if k < 2 else 'rejected'}/{stem}.png"
-        Image.fromarray(m).save(run / rel)
-        Image.fromarray(m // 2).save(run / "prob" / f"{stem}.png")
-        Image.fromarray(np.full((20, 20), 90, np.uint8)).save(images / f"{stem}.png")
-        rows.append(
-            {
-                "image": str(images / f"{stem}.png"),
-                "label": rel,
-                "predicted_iou": 0.9 - 0.2 * k,
-                "kept": k < 2,
-                "prob": f"prob/{stem}.png",
-            }
-        )
-    with (run / "quality.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    (run / "summary.json").write_text(json.dumps({"task": "annotate", "threshold": 0.6}))
+    annotate_run_folder(run, images, ("a", "tile #1 b", "c"))
     return run, images
 
 

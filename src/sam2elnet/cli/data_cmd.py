@@ -8,15 +8,10 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS, PROGRESS, switch
-from sam2elnet.config import (
-    DegradeOptions,
-    StatsOptions,
-    SynthOptions,
-    check_options,
-    option_default,
-)
 from sam2elnet.data.runfolder import SKIPPED_CSV
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP
+from sam2elnet.options import DegradeOptions, StatsOptions, SynthOptions
 
 
 @app.command("stats")

@@ -27,8 +27,9 @@ from sam2elnet.cli.shared_options import (
     road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
-from sam2elnet.config import FolderJobOptions, option_default
 from sam2elnet.data.runfolder import SKIPPED_CSV
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 
 
 def _positive_list(text: str | None) -> list[float] | None:

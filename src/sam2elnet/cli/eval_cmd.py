@@ -23,8 +23,9 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
-from sam2elnet.config import EvaluateOptions, check_options, option_default
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import BOUNDARY_TOLERANCE_MAX
+from sam2elnet.options import EvaluateOptions
 
 
 @app.command("evaluate")

@@ -189,17 +189,20 @@ def print_evaluation(
     """
     from rich.table import Table
 
+    from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
     from sam2elnet.engine.metrics import ROAD_KEYS
     from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_options_words
 
     table = Table(
         title=f"{res.aggregate['n_images']} image(s): {pred} vs {truth}", title_justify="left"
     )
-    table.add_column("metric (pixel-summed)")
+    table.add_column("metric")
     table.add_column("value", justify="right")
+    table.add_column("over the images")
     for key in _SHOWN:
         if key in res.aggregate:
-            table.add_row(label(key), _f(res.aggregate[key]))
+            over = "mean per image" if key.startswith(IMAGE_MEAN_PREFIX) else "pixel-summed"
+            table.add_row(label(key), _f(res.aggregate[key]), over)
     console.print(table)
     road_rows = [(label(k), _f(res.aggregate[k])) for k in ROAD_KEYS if k in res.aggregate]
     if road_rows:  # not pixel-summed: centre-line lengths and road pieces summed over images

@@ -23,8 +23,9 @@ from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
-from sam2elnet.config import ExportOptions, SceneOptions, check_options, option_default
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import EXPORT_FORMATS, PRECISION_HELP
+from sam2elnet.options import ExportOptions, SceneOptions
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
 

@@ -22,8 +22,9 @@ from sam2elnet.cli.shared_options import (
     WARP_METHOD,
     WARP_TO,
 )
-from sam2elnet.config import FolderJobOptions, option_default
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.options import FolderJobOptions
 
 # Options shared by annotate and enhance (one definition, one help text).
 MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
@@ -124,8 +125,8 @@ def with_job_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def job_kwargs(**kw: object) -> dict[str, object]:
     """Keyword arguments shared by annotate_folder and enhance_folder, validated against
-    :class:`~sam2elnet.config.FolderJobOptions` (ranges in the error message)."""
-    from sam2elnet.config import check_options
+    :class:`~sam2elnet.options.FolderJobOptions` (ranges in the error message)."""
+    from sam2elnet.option_checks import check_options
 
     names = set(FolderJobOptions.model_fields)
     checked = check_options(FolderJobOptions, **{k: v for k, v in kw.items() if k in names})

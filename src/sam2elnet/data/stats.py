@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import StatsOptions, option_default
 from sam2elnet.data.layouts import DatasetIndex, Sample, discover
 from sam2elnet.data.modality import with_modality
 from sam2elnet.data.norm_fit import compute_stats
@@ -24,6 +23,8 @@ from sam2elnet.data.normalize import NormalizationConfig
 from sam2elnet.data.pair_sizes import pair_size_error
 from sam2elnet.data.zero_pixels import check_zero_training, zero_share
 from sam2elnet.errors import DataError
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import StatsOptions
 from sam2elnet.utils.batch import SkipLog
 
 __all__ = [

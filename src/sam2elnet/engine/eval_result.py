@@ -25,7 +25,12 @@ from sam2elnet.engine.metrics import (
     scores,
 )
 
-__all__ = ["EvaluationResult", "ImageResult", "aggregate"]
+__all__ = ["IMAGE_MEAN_PREFIX", "EvaluationResult", "ImageResult", "aggregate"]
+
+IMAGE_MEAN_PREFIX = "mean_image_"
+"""The aggregate's keys so named (``mean_image_iou``, ``mean_image_boundary_f1``,
+``mean_image_boundary_hd95_px``) are plain means over the images; its other pixel and boundary
+scores come from counts summed over the images. The terminal table and report.html say which."""
 
 
 @dataclass

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import FolderJobOptions, check_options
 from sam2elnet.data.run_model import model_record
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import check_resume_model
@@ -21,6 +20,8 @@ from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.runtime import announce_predictor_precision
+from sam2elnet.option_checks import check_options
+from sam2elnet.options import FolderJobOptions
 
 __all__ = ["FolderModel", "FolderSettings", "domain_summary", "warp_summary"]
 
@@ -91,7 +92,7 @@ class FolderSettings:
         return cls(**{k: v for k, v in arguments.items() if k in names})
 
     def check(self, **task_options: Any) -> None:
-        """The API applies the CLI's ranges too (one declaration: config.FolderJobOptions; the
+        """The API applies the CLI's ranges too (one declaration: options.FolderJobOptions; the
         task's own ``task_options`` with the shared ones) and the ``--warp-to`` /
         ``--warp-method`` check of ``scene`` and ``export``
         (:func:`sam2elnet.data.warp.check_warp_options`); ``warp_to`` becomes the checked value.

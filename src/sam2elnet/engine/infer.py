@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import FolderJobOptions, option_default
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
 from sam2elnet.data.vector_names import feature_images, unplaced_note
@@ -42,7 +41,9 @@ from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality import FEATURE_NAMES
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.options import FolderJobOptions
 
 __all__ = ["annotate_folder", "enhance_folder"]
 

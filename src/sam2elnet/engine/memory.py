@@ -48,9 +48,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import FolderJobOptions, memory_bytes, option_default
 from sam2elnet.engine.runtime import resolve_precision
 from sam2elnet.errors import UserError
+from sam2elnet.option_checks import option_default
+from sam2elnet.option_values import memory_bytes
+from sam2elnet.options import FolderJobOptions
 
 __all__ = [
     "DEFAULT_MAX_MEMORY",
@@ -70,7 +72,7 @@ __all__ = [
 
 DEFAULT_MAX_MEMORY: int = option_default(FolderJobOptions, "max_memory")
 """Default ``--max-memory``: 1.5 GB (decimal), the resident memory one job should stay within
-(declared once, in :class:`sam2elnet.config.FolderJobOptions`)."""
+(declared once, in :class:`sam2elnet.options.FolderJobOptions`)."""
 
 BATCH_PIXELS = 2 * 512 * 512
 """Most pixels one bf16 forward takes (images x H x W, at least one image): 8 images of 256 px, 2
@@ -111,7 +113,7 @@ see the module docstring)."""
 
 def parse_memory(value: str | int | float) -> int:
     """Bytes from ``"1.5G"``, ``"800M"``, ``"512MiB"`` or a number of bytes (format:
-    :func:`sam2elnet.config.memory_bytes`; at least 1 MiB).
+    :func:`sam2elnet.option_values.memory_bytes`; at least 1 MiB).
 
     Raises:
         UserError: not a size, or too small.

@@ -26,7 +26,13 @@ from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.image_lookup import check_unique_stems, find_image
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.labelstudio import TO_NAME
-from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, mask_grid, removed_note
+from sam2elnet.export.mask_folder import (
+    CommitCheck,
+    MaskFolder,
+    MaskGrid,
+    mask_grid,
+    removed_note,
+)
 from sam2elnet.export.run_info import label_tags
 from sam2elnet.utils.advice import name_sample
 
@@ -421,22 +427,21 @@ def _import_tasks(
             for r in results
             if r.get("original_height") and r.get("original_width")
         }
-        like = nodata = None
         if src is not None:
-            hw, like, nodata = mask_grid(src)  # size, georeference, nodata (PNG alpha too)
+            grid = mask_grid(src)  # size, georeference, nodata (PNG alpha too)
         elif len(sizes) == 1:
-            hw = next(iter(sizes))
+            grid = MaskGrid(next(iter(sizes)), None, None)  # no image: a PNG mask
         else:
             skipped.append(
                 (stem, "source image not found and no size in the annotation; give --images")
             )
             continue
         try:
-            mask = result_mask(results, hw[0], hw[1], category)
+            mask = result_mask(results, *grid.shape, category)
         except DataError as err:
             skipped.append((stem, str(err)))
             continue
-        name = f"{stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=nodata, image=src))
+        name = f"{stem}{grid.suffix}"
+        written.append(folder.write(name, mask, like=grid.like, nodata=grid.nodata, image=src))
         seen.add(stem)
     return written, skipped

@@ -221,8 +221,8 @@ def write_masks(
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
     for e, src in track(list(zip(entries, sources, strict=True)), "import", "img", progress):
-        like = nodata = None
         size = e.size
+        grid = None if size is None else MaskGrid(size, None, None)  # no image: a PNG mask
         image = src if local is contextlib.nullcontext else None  # a zip's copy is temporary
         if src is not None:
             with local(src) as src:
@@ -235,8 +235,7 @@ def write_masks(
                     "the folder the task's images came from",
                     path,
                 )
-            size, like, nodata = grid
-        if size is None:
+        if grid is None:
             skipped.append(
                 (
                     e.stem,
@@ -244,14 +243,14 @@ def write_masks(
                 )
             )
             continue
-        mask = e.mask(*size)
+        mask = e.mask(*grid.shape)
         if isinstance(mask, str):
             skipped.append((e.stem, mask))
             continue
         if keep is not None and not keep(e.stem, e.name, mask):
             continue
-        name = f"{e.stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=nodata, image=image))
+        name = f"{e.stem}{grid.suffix}"
+        written.append(folder.write(name, mask, like=grid.like, nodata=grid.nodata, image=image))
     return written, skipped
 
 

@@ -296,9 +296,12 @@ def _image_index(images: str | Path | None) -> dict[str, Path]:
 
 
 def _eval_extra(r: Any) -> dict[str, Any]:
-    """Per-image extras of an evaluation row: F1, the road measures (road data) and, with a
-    baseline, its IoU and the change."""
+    """Per-image extras of an evaluation row: F1, boundary F1 and HD95 (``--boundary``), the road
+    measures (road data) and, with a baseline, its IoU and the change."""
     extra: dict[str, Any] = {"f1": r.metrics["f1"]}
+    if r.boundary is not None:
+        extra["boundary_f1"] = r.boundary.scores()["boundary_f1"]
+        extra["boundary_hd95_px"] = r.boundary_hd95  # None: not computed (a pair read in strips)
     if r.roads is not None:
         extra.update(r.roads.scores())
     base = getattr(r, "baseline_iou", None)
@@ -368,17 +371,23 @@ def write_evaluation_report(
     result) else from the quality table's
     ``image`` column; the input label from its ``coarse`` column (enhance runs). ``threshold``
     defaults to the one the evaluated run recorded in its summary.json (None: no filter ran).
-    Metric tables: the pixel-summed aggregate and the label-quality statistics.
+    Metric tables: the pixel-summed aggregate, the per-image means, the road measures and the
+    label-quality statistics.
     ``filter_possible`` False: the labels come from a command without a quality filter (the
     test labels of ``elnet cv``), so the page does not say that none ran (:func:`write_report`).
     """
+    from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
+
     run_summary = _run_summary(result.options.get("quality_csv"))
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
         threshold = float(run_summary["threshold"])
     items = evaluation_items(result, images)
     agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
     road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
+    means = {k: agg.pop(k) for k in [k for k in agg if k.startswith(IMAGE_MEAN_PREFIX)]}
     metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
+    if means:
+        metrics["aggregate (mean per image)"] = means
     if road:  # centre-line measures, not pixel-summed: a table of their own
         from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER
 

@@ -272,6 +272,10 @@ def render_report(
     glossary_keys = used_keys(tbls + caller_tables) | {"predicted_iou", "true_iou"}
     if any(v["input"] is not None for v in views):
         glossary_keys.add("input_iou")
+    columns = [
+        k for k in ("boundary_f1", "boundary_hd95_px") if any(v[k] is not None for v in views)
+    ]
+    glossary_keys |= set(columns)
     if empty:
         glossary_keys |= {"false_alarms"}
     glossary = sorted(
@@ -307,6 +311,7 @@ def render_report(
         "has_input": any(v["input"] is not None for v in views),
         "has_true": any(v["true"] is not None for v in views),
         "has_roads": any(v["road_quality"] is not None for v in views),
+        "score_columns": [(k, *GLOSSARY[k]) for k in columns],  # (key, label, definition)
         "has_truth": any(v["truth_px"] is not None for v in views),
         "has_objects": bool(counted),
         "has_status": any(v["status"] is not None for v in views),

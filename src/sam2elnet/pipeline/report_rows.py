@@ -131,7 +131,8 @@ def prepare_item(
 
     Returns:
         The row as a dict for the template: ``name``, ``status``, ``predicted`` / ``true`` /
-        ``input`` IoU and ``gain`` (None where unknown), ``area_px`` / ``area_frac`` /
+        ``input`` IoU and ``gain``, ``road_quality``, ``boundary_f1`` and ``boundary_hd95_px``
+        (px; from ``item.extra``) (None where unknown), ``area_px`` / ``area_frac`` /
         ``truth_px`` (pixels), ``objects`` / ``missed`` / ``extra_objects``, ``flag`` ("false
         alarm", "correct empty", "missed" or None), ``paths``, ``errors`` (unreadable files),
         ``extra`` and ``footprint``. Each of ``paths`` is ``{"kind", "path", "uri"}``, ``uri``
@@ -179,6 +180,8 @@ def prepare_item(
         "predicted": as_float(item.predicted_iou),
         "true": true_iou,
         "road_quality": as_float(item.extra.get("road_quality")),  # road data: a sortable column
+        "boundary_f1": as_float(item.extra.get("boundary_f1")),  # evaluate --boundary: columns
+        "boundary_hd95_px": as_float(item.extra.get("boundary_hd95_px")),
         "input": input_iou if out is not None and inp is not None else None,
         "gain": (true_iou - input_iou)
         if (true_iou is not None and input_iou is not None and out is not None)

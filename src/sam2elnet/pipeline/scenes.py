@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import SceneOptions
 from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
@@ -27,6 +26,7 @@ from sam2elnet.engine.scene_checks import check_scene_paths
 from sam2elnet.engine.scene_inputs import precheck_scene
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.options import SceneOptions
 from sam2elnet.pipeline.scene_files import (
     check_scene_outputs,
     list_scenes,
