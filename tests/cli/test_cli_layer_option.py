@@ -292,7 +292,7 @@ def test_the_report_of_an_enhance_layer_run_draws_that_layer(
     """The run report of ``enhance --layer new`` draws each coarse label from layer new (the
     run records it: summary.json ``coarse_layer``); it read the file's default layer, old."""
     import sam2elnet.pipeline.report as report_mod
-    from sam2elnet.pipeline.report_vector import draw_vector_label
+    from sam2elnet.pipeline.report_vector import draw_vector_label, share_vector_labels
 
     images = tmp_path / "images"
     rng = np.random.default_rng(0)
@@ -305,7 +305,13 @@ def test_the_report_of_an_enhance_layer_run_draws_that_layer(
     assert rc == 0, err
     assert json.loads((out / "summary.json").read_text())["coarse_layer"] == "new"
     got: list = []
-    monkeypatch.setattr(report_mod, "write_report", lambda path, items, **kw: got.extend(items))
+    monkeypatch.setattr(  # the cards' items as the page shares them (render_report)
+        report_mod,
+        "write_report",
+        lambda path, items, **kw: got.extend(
+            share_vector_labels(items, kw["coarse_layer"], kw["coarse_images"])
+        ),
+    )
     report_mod.write_run_report(out)
     want = np.zeros((32, 32), bool)
     want[:, 20:30] = True  # layer new: columns 20..29 (old: 0..9)

@@ -308,8 +308,10 @@ def test_scene_skips_a_plain_scene_it_cannot_place_a_map_layer_on(
     with (out / "skipped.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["scene"] for r in rows] == ["p.tif"], rows
-    assert "its features are in map coordinates (EPSG:32633)" in rows[0]["reason"], rows
-    # scene's own options in the fix, not enhance's (`elnet import ... --labels MASKS`)
+    assert rows[0]["reason"].startswith(
+        f"has no georeference (CRS + transform, or GCPs), and {gpkg} is one label file for "
+        "several scenes: its features are in map coordinates (EPSG:32633)"
+    ), rows  # scene's words (was: 'for several images'), and its options in the fix
     assert rows[0]["reason"].endswith(
         "; or georeference the scenes, or give --labels a folder of one label per scene"
     ), rows
@@ -368,6 +370,10 @@ def test_evaluate_skips_a_plain_prediction_with_its_own_fix(
     with (tmp_path / "ev_skipped.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [Path(r["file"]).name for r in rows] == ["p.png"], rows
+    assert rows[0]["reason"].startswith(  # was: 'one label file for several images'
+        f"has no georeference (CRS + transform, or GCPs), and {gpkg} is one ground-truth file "
+        "for several predictions: "
+    ), rows
     assert rows[0]["reason"].endswith(
         "; or georeference the predictions, or give a --truth folder of one polygon file per "
         "prediction, named like it, in pixel coordinates"

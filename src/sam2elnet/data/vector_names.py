@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,8 @@ from sam2elnet.utils.advice import name_sample
 
 __all__ = [
     "IMAGE_NAME_ATTRIBUTES",
+    "UNPLACEABLE",
+    "Unplaceable",
     "feature_images",
     "feature_stems",
     "image_features",
@@ -39,17 +41,43 @@ __all__ = [
 
 _NO_GEOREF = "georeference (CRS + transform, or GCPs)"
 
-UNPLACEABLE_FIXES = {
-    "scene": "georeference the scenes, or give --labels a folder of one label per scene",
-    "evaluate": (
+
+class Unplaceable(NamedTuple):
+    """How a command's messages word one vector file it cannot place on rasters without
+    georeference (:func:`unplaceable_message`)."""
+
+    rasters: str
+    """The rasters, as the file's refusal counts them (``"scenes"``)."""
+    file: str
+    """The file, as the message of one skipped raster names it."""
+    fix: str
+    """What to do, in the command's own option names; ``{path}``: the file."""
+
+
+UNPLACEABLE = {
+    "enhance": Unplaceable(
+        "images",
+        "one label file for several images",
+        "georeference the images, or give one coarse label per image: `elnet import --from "
+        "vector {path} --images FOLDER --out MASKS` writes them, then give --labels MASKS",
+    ),
+    "scene": Unplaceable(
+        "scenes",
+        "one label file for several scenes",
+        "georeference the scenes, or give --labels a folder of one label per scene",
+    ),
+    "evaluate": Unplaceable(
+        "prediction(s)",
+        "one ground-truth file for several predictions",
         "georeference the predictions, or give a --truth folder of one polygon file per "
-        "prediction, named like it, in pixel coordinates"
+        "prediction, named like it, in pixel coordinates",
     ),
 }
-"""What to do, in each command's own option names, about one vector file that cannot be placed
-on rasters without georeference (:func:`unplaceable_message`'s ``fix``; ``enhance``'s, which
-names the file, is its default). A :class:`~sam2elnet.data.vector_shared.SharedVector` carries
-its command's (``fix``), so the per-image message of :func:`image_frame` gives it too."""
+"""The words of each command sharing one vector file among rasters (``enhance --labels FILE``,
+``scene --labels FILE`` with a folder of scenes, ``evaluate --truth FILE``). A
+:class:`~sam2elnet.data.vector_shared.SharedVector` carries its command (``command``), so the
+per-image message of :func:`image_frame` and the file's refusal
+(:func:`~sam2elnet.data.vector_shared.check_placeable`) use the same words."""
 
 IMAGE_NAME_ATTRIBUTES = ("source", "label")
 """Attributes naming a feature's image (by file stem), as ``elnet export`` writes them: the
@@ -153,8 +181,8 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     Raises:
         DataError: naming ``image``: it has no georeference and the file has a CRS (map
             coordinates) or no name attributes to place its features by
-            (:func:`unplaceable_message`, with the ``fix`` of the command that shares the file,
-            :data:`UNPLACEABLE_FIXES`; the job skips the image).
+            (:func:`unplaceable_message`, in the words of the command that shares the file,
+            :data:`UNPLACEABLE`; the job skips the image).
     """
     # a SharedVector of this frame (its names worked out once for the file)
     held = getattr(label, "frame", None) is frame
@@ -162,9 +190,9 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     if not georef:
         crs = frame.crs.to_string() if frame.crs is not None else None
         why = unplaceable_reason(stems, named) if crs is None else ""
-        if why is not None:  # the command's own fix, when the shared file carries one
-            fix = getattr(label, "fix", None)
-            msg = unplaceable_message(label, why, [Path(image)], 1, crs, fix, per_image=True)
+        if why is not None:  # in the words of the command sharing the file
+            command = getattr(label, "command", "enhance")
+            msg = unplaceable_message(label, why, [Path(image)], 1, crs, command, per_image=True)
             raise DataError(msg, Path(image))
     run = getattr(label, "images", None)
     if not named:  # no names: map position places every feature
@@ -208,26 +236,21 @@ def unplaceable_message(
     plain: Sequence[Path],
     n_images: int,
     crs: str | None = None,
-    fix: str | None = None,
-    what: str = "images",
+    command: str = "enhance",
     per_image: bool = False,
 ) -> str:
-    """The one refusal of a label file for several images (``path``) that cannot be placed on
-    the images of ``plain`` (those without georeference, of ``n_images``): ``why``
+    """The one refusal of a label file for several rasters (``path``) that cannot be placed on
+    the rasters of ``plain`` (those without georeference, of ``n_images``): ``why``
     (:func:`unplaceable_reason`), or ``crs``, the layer's CRS (map coordinates, no map to put
-    them on). ``per_image``: the message of one image, which the caller names (a
-    :class:`~sam2elnet.errors.DataError`: that image is skipped); else of the file, which
-    the caller names (a :class:`~sam2elnet.errors.UserError` before anything is read). ``fix``:
-    what to do (default: ``enhance``'s, georeference or import one mask per image); ``what``:
-    the rasters as the message counts them (``"predictions"``).
+    them on). ``per_image``: the message of one raster, which the caller names (a
+    :class:`~sam2elnet.errors.DataError`: that raster is skipped); else of the file, which
+    the caller names (a :class:`~sam2elnet.errors.UserError` before anything is read).
+    ``command``: whose words (:data:`UNPLACEABLE`: the rasters, the file, what to do).
     """
-    fix = fix or (
-        "georeference the images, or give one coarse label per image: "
-        f"`elnet import --from vector {path} --images FOLDER --out MASKS` writes them, "
-        "then give --labels MASKS"
-    )
+    words = UNPLACEABLE[command]
+    fix, what = words.fix.format(path=path), words.rasters
     if per_image:
-        head = f"has no {_NO_GEOREF}, and {path} is one label file for several images"
+        head = f"has no {_NO_GEOREF}, and {path} is {words.file}"
     elif len(plain) == n_images:
         head = f"none of the {n_images} {what} has a {_NO_GEOREF}"
     else:

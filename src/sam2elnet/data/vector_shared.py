@@ -67,15 +67,15 @@ class SharedVector:
     frame: Any = field(compare=False, repr=False)
     many: bool = field(default=True, compare=False)
     images: frozenset[str] | None = field(default=None, compare=False, repr=False)
-    fix: str | None = field(default=None, compare=False, repr=False)
-    """What to do when the file cannot be placed on an image without georeference, in the
-    options of the command sharing it (:data:`~sam2elnet.data.vector_names.UNPLACEABLE_FIXES`);
-    None: ``enhance``'s."""
+    command: str = field(default="enhance", compare=False, repr=False)
+    """The command sharing the file, whose words say that it cannot be placed on a raster
+    without georeference and what to do (:data:`~sam2elnet.data.vector_names.UNPLACEABLE`)."""
 
-    def serving(self, images: Iterable[str | Path], fix: str | None = None) -> SharedVector:
+    def serving(self, images: Iterable[str | Path], command: str | None = None) -> SharedVector:
         """This file as the one label file of ``images`` (their stems become ``images``);
-        ``fix``: as :attr:`fix` (None: kept)."""
-        return replace(self, images=frozenset(Path(p).stem for p in images), fix=fix or self.fix)
+        ``command``: as :attr:`command` (None: kept)."""
+        stems = frozenset(Path(p).stem for p in images)
+        return replace(self, images=stems, command=command or self.command)
 
     @cached_property
     def names(self) -> tuple[list[tuple[str, str]], bool]:
@@ -232,9 +232,7 @@ def _placed_by_name(image: str | Path) -> bool:
         return False
 
 
-def check_placeable(
-    shared: SharedVector, images: Sequence[Path], fix: str | None = None, what: str = "images"
-) -> list[Path]:
+def check_placeable(shared: SharedVector, images: Sequence[Path]) -> list[Path]:
     """Refuse, before any image is read, a file that serves ``images`` and can be placed on none
     of them: every image lacks a georeference (CRS + transform, or GCPs;
     :func:`~sam2elnet.data.georef.georeferenced`) and the layer has a CRS (map coordinates, no
@@ -243,8 +241,8 @@ def check_placeable(
     georeferenced images take the file by map position. In a folder mixing georeferenced and
     plain images the plain ones the file cannot be placed on are returned: each is skipped by
     the job with the same reason (:func:`~sam2elnet.data.vector_names.image_frame`, the
-    per-image form of the message; batch jobs skip bad items). ``fix`` / ``what``: as
-    :func:`~sam2elnet.data.vector_names.unplaceable_message` (``elnet evaluate``'s).
+    per-image form of the message; batch jobs skip bad items), in the words of
+    ``shared.command``.
 
     Returns:
         The images of ``images`` the file cannot be placed on (empty: all can).
@@ -266,6 +264,7 @@ def check_placeable(
         return []  # by name, in pixel coordinates
     if len(plain) == n:
         raise UserError(
-            unplaceable_message(shared.path, why or "", plain, n, crs, fix, what), shared.path
+            unplaceable_message(shared.path, why or "", plain, n, crs, shared.command),
+            shared.path,
         )
     return plain

@@ -329,7 +329,7 @@ def pair_inputs(
         UserError / DataError: as those functions; ``--split`` with a polygon file.
     """
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_names import UNPLACEABLE_FIXES, feature_images, unplaced_note
+    from sam2elnet.data.vector_names import feature_images, unplaced_note
 
     if tdir.is_file() and is_vector_path(tdir) and pdir.is_dir():
         if split:
@@ -339,9 +339,8 @@ def pair_inputs(
         preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
         vt = truth or VectorTruth.shared(tdir)
         vt.images = frozenset(p.stem for p in preds.values())
-        check_placeable(  # predictions without georeference: by source / label, or one error
-            vt.as_shared(), list(preds.values()), UNPLACEABLE_FIXES["evaluate"], "prediction(s)"
-        )
+        # predictions without georeference: by source / label, or one error
+        check_placeable(vt.as_shared(), list(preds.values()))
         owner = feature_images(vt.as_shared().names[0], vt.images)
         if lost := unplaced_note(owner, vt.images, pdir):  # a tile not predicted: not scored
             log.warning("%s: %s", tdir, lost)

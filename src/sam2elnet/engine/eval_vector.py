@@ -165,12 +165,10 @@ class VectorTruth:
     def as_shared(self) -> Any:
         """The shared file and ``frame`` as a :class:`~sam2elnet.data.vector_shared.SharedVector`
         (made once): the reader then works out which image each feature names once."""
-        from sam2elnet.data.vector_names import UNPLACEABLE_FIXES
         from sam2elnet.data.vector_shared import SharedVector
 
-        if self._sv is None or self._sv.frame is not self.frame:  # evaluate's own fix
-            fix = UNPLACEABLE_FIXES["evaluate"]
-            self._sv = SharedVector(self.path, self.frame, images=self.images, fix=fix)
+        if self._sv is None or self._sv.frame is not self.frame:  # in evaluate's words
+            self._sv = SharedVector(self.path, self.frame, images=self.images, command="evaluate")
         return self._sv
 
     def _part(self, crs: Any, transform: Any, gcps: Any, h: int, w: int) -> Any:

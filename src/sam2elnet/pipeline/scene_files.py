@@ -76,7 +76,6 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
             on some: the others are skipped, each with the reason).
     """
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_names import UNPLACEABLE_FIXES
     from sam2elnet.data.vector_shared import SharedVector, check_placeable, share_vectors
 
     if isinstance(coarse, SharedVector) or coarse is None:
@@ -91,10 +90,12 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
         return None
     uses = [coarse] * min(len(scenes), 2)  # one scene: its own file, read for its layer
     sv = share_vectors(uses, strict=True, layer=layer).get(Path(coarse))
-    fix = UNPLACEABLE_FIXES["scene"]  # the refusal's and each skipped scene's
-    if sv is not None and sv.many:  # scenes without georeference: by name, or one error now
-        check_placeable(sv, scenes, fix, "scenes")
-    return sv.serving(scenes, fix) if sv is not None else None
+    if sv is None:
+        return None
+    sv = sv.serving(scenes, "scene")  # the refusal and each skipped scene in scene's words
+    if sv.many:  # scenes without georeference: by name, or one error now
+        check_placeable(sv, scenes)
+    return sv
 
 
 def scene_outputs(out_dir: Path, scene: Path, prob: bool, quality: bool) -> dict[str, Path | None]:
