@@ -64,7 +64,13 @@ def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
 
 def _worker_start(parent: int) -> None:
     """A worker's start: one torch thread; on Linux it ends with its parent (a killed
-    ``elnet experiment`` leaves no training running behind it)."""
+    ``elnet experiment`` leaves no training running behind it). The parent alone handles Ctrl-C
+    and ``kill``: a worker ignores SIGINT (a terminal's Ctrl-C reaches every process of the job)
+    and ends at once on SIGTERM (:meth:`DownstreamPool.__exit__` terminates the workers), not by
+    the handler a forked worker inherits from ``elnet`` (``KeyboardInterrupt``: an idle worker
+    printed a ``Traceback ... KeyboardInterrupt`` under the run's ``error:`` line)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import torch
 
     torch.set_num_threads(1)
