@@ -39,6 +39,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "valid_frac",
 )
 
+UNCERTAIN_BAND = 0.3
+"""A pixel counts in ``uncertain_frac`` when its probability is within this of 0.5
+(0.2 < p < 0.8)."""
+
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -164,7 +168,7 @@ def _pixel_features(
     hard = (p > 0.5).float()
     ent = -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
     mean_entropy = _masked_mean(ent, mv, count)
-    uncertain = _masked_mean(((p - 0.5).abs() < 0.3).float(), mv, count)
+    uncertain = _masked_mean(((p - 0.5).abs() < UNCERTAIN_BAND).float(), mv, count)
     edge = _boundary(hard) if mv is None else _boundary(hard) * mv
     n_edge = edge.flatten(1).sum(1)
     boundary_entropy = torch.where(
@@ -196,7 +200,7 @@ def _pixel_features_all_valid(p: torch.Tensor) -> tuple[list[torch.Tensor], torc
     del q
     mean_entropy = ent.flatten(1).sum(1) / count
     d = p - 0.5
-    uncertain = (d.abs_() < 0.3).float().flatten(1).sum(1) / count
+    uncertain = (d.abs_() < UNCERTAIN_BAND).float().flatten(1).sum(1) / count
     del d
     hard = p > 0.5
     edge = _boundary_bool(hard).float()
