@@ -1,6 +1,6 @@
-"""``elnet experiment --device cuda`` on a machine without CUDA: one ``error:`` line, exit 2,
-before any stage (a trial re-ran a finished CPU experiment with --device cuda: its downstream
-stage ended in torch's raw "AssertionError: Torch not compiled with CUDA enabled" traceback)."""
+"""``elnet experiment`` refusals before any stage: ``--device cuda`` on a machine without CUDA
+(a trial re-ran a finished CPU experiment with --device cuda: its downstream stage ended in
+torch's raw "AssertionError: Torch not compiled with CUDA enabled" traceback), too few pairs."""
 
 from __future__ import annotations
 
@@ -40,3 +40,20 @@ def test_downstream_training_refuses_cuda_without_it(tmp_path: Path) -> None:
     cfg = DownstreamConfig(device="cuda", steps=1, image_size=32, progress=False)
     with pytest.raises(UserError, match="device 'cuda' requested but CUDA is not available"):
         train_downstream(pairs, cfg)
+
+
+def test_too_few_pairs_said_in_the_singular(tmp_path: Path, capsys) -> None:
+    """A trial on a flat folder of one pair: 'only 1 labelled pairs'; now 'only 1 labelled
+    pair', and nothing is left in --out."""
+    from helpers_data import make_generic
+
+    data = make_generic(tmp_path / "d", n=1)
+    out = tmp_path / "run"
+    capsys.readouterr()
+    assert main(["experiment", "--data", str(data), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {data}: only 1 labelled pair; the experiment needs at least 6 (test, labelled "
+        "and unlabelled parts)"
+    )
+    assert not out.exists()

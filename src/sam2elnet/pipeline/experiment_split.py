@@ -108,8 +108,8 @@ def make_split(cfg: ExperimentConfig) -> Split:
         ids = sorted(by_id)
         if len(ids) < 6:
             raise DataError(
-                f"only {len(ids)} labelled pairs; the experiment needs at least 6 "
-                "(test, labelled and unlabelled parts)",
+                f"only {len(ids)} labelled pair{'' if len(ids) == 1 else 's'}; the experiment "
+                "needs at least 6 (test, labelled and unlabelled parts)",
                 cfg.data,
             )
         strata = mask_strata(
@@ -124,7 +124,8 @@ def make_split(cfg: ExperimentConfig) -> Split:
     train_ids = _cap(train_ids, cfg.max_train, cfg.seed)
     test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
     if len(train_ids) < 4:
-        raise DataError(f"only {len(train_ids)} training pairs; need at least 4", cfg.data)
+        n = len(train_ids)
+        raise DataError(f"only {n} training pair{'' if n == 1 else 's'}; need at least 4", cfg.data)
     strata = mask_strata(
         [by_id[i] for i in train_ids], cfg.progress, positive_values=cfg.positive_values
     )
