@@ -87,6 +87,13 @@ def test_evaluate_folders_reports_hd95_per_image_and_its_mean(tmp_path) -> None:
     data = json.loads((tmp_path / "eval.json").read_text())
     assert data["aggregate"]["mean_image_boundary_hd95_px"] == pytest.approx(3.0)
     assert "boundary_hd95_px" not in evaluate_folders(pred, truth, progress=False).rows()[0]
+    # the mean leaves c out (often the worst image): the note under the table says so
+    assert res.notes == [
+        "mean per-image boundary HD95 is over 2 of 3 images; left out: 1 with a boundary in one "
+        "mask only (nothing predicted or nothing true there: no distance; see their boundary "
+        "F1): c (their boundary_hd95_px is empty)"
+    ]
+    assert evaluate_folders(pred, truth, progress=False).notes == []  # no --boundary: no note
 
 
 def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch) -> None:
@@ -109,3 +116,7 @@ def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch
     assert row["boundary_f1"] == pytest.approx(whole["boundary_f1"])
     assert row["boundary_hd95_px"] is None
     assert res.to_dict()["aggregate"]["mean_image_boundary_hd95_px"] is None
+    assert res.notes == [
+        "mean per-image boundary HD95 is over 0 of 1 images; left out: 1 read in strips (no "
+        "HD95): a (their boundary_hd95_px is empty)"
+    ]

@@ -30,7 +30,7 @@ from sam2elnet.engine.eval_inputs import (
     pair_inputs,
 )
 from sam2elnet.engine.eval_quality import add_quality, quality_filter, quality_rows
-from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate
+from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate, hd95_note
 from sam2elnet.engine.eval_stream import (
     KeptTruths,
     pair_counts,
@@ -366,6 +366,8 @@ def evaluate_folders(
         )
 
     agg, total = aggregate(images, boundary, roads)
+    if boundary and (left_out := hd95_note(images)):  # the mean HD95 is not the whole set's
+        notes.append(left_out)
     if agg.get("iou") is not None:  # the stage's key number on its last line (--no-progress)
         extra = {"skipped": len(skips)} if skips else {}
         bar.set_postfix(pixel_iou=f"{agg['iou']:.3f}", **extra, refresh=False)
