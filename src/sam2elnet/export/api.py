@@ -80,7 +80,8 @@ def export_labels(
     (:func:`~sam2elnet.export.tile_quality.carry_layer`; an older layer in pixel coordinates is
     placed on the warped grid). A label of a folder that cannot be warped is skipped, listed
     by its own path (:func:`~sam2elnet.export.warp_labels.warp_label_copies`). Other
-    arguments: see :func:`_export_labels`; a negative ``simplify`` / ``smooth`` /
+    arguments: see :func:`_export_labels`; an ``out`` that is a folder or lies under a file,
+    and a negative ``simplify`` / ``smooth`` /
     ``min_area_px`` raises :class:`~sam2elnet.errors.UserError` before anything is read
     (:func:`~sam2elnet.export.option_scope.check_ranges`). An ``out`` that is one of the input
     files (a label, for a Shapefile any sidecar, the quality table, an image file) raises
@@ -95,8 +96,9 @@ def export_labels(
     version of the run's model (:func:`~sam2elnet.data.run_model.run_model_version`, as the
     Label Studio export does; empty when nothing tells it).
     """
-    from sam2elnet.utils.paths import check_not_input
+    from sam2elnet.utils.paths import check_not_input, check_output
 
+    check_output(out, "file", "--out")  # a folder there, or a file above it: UserError
     check_ranges({**kwargs, "review_count": review_count, "max_quality": max_quality})
     pick = review_pick(labels, kwargs.get("quality_csv"), review_count, max_quality)
     quality_csv = review_quality_csv(labels, kwargs.get("quality_csv"))  # given, else the run's

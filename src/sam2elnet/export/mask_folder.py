@@ -309,6 +309,9 @@ class MaskFolder:
         self._committed = False
 
     def __enter__(self) -> MaskFolder:
+        from sam2elnet.utils.paths import check_output
+
+        check_output(self.out, "dir", "--out")  # under a file: UserError, not NotADirectoryError
         self._made = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.out))

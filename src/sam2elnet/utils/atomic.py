@@ -109,6 +109,8 @@ def atomic_path(
         UserError: the written file is empty or unreadable for another reason.
     """
     final = Path(path)
+    if final.is_dir():  # else the writing runs, and os.replace fails with a bare OSError
+        raise UserError("is a folder, expected a file name; add a file name", final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         sfx = final.suffix if suffix is None else suffix
@@ -118,6 +120,10 @@ def atomic_path(
     except OSError as err:
         if err.errno in _DISK_FULL:
             raise disk_full_error(final) from None
+        if err.errno in (errno.ENOTDIR, errno.EEXIST):  # a file where a folder must be made
+            from sam2elnet.utils.paths import check_output
+
+            check_output(final, "file", "output file")  # the UserError naming that file
         raise
     os.close(fd)
     tmp = Path(tmp_name)

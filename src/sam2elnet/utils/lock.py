@@ -57,8 +57,15 @@ def output_lock(folder: str | Path) -> Iterator[Path]:
 
     Raises:
         LockedError: another process holds the lock; the message names its PID and command.
+        UserError: ``folder`` is a file, lies under a file, or cannot be written
+            (:func:`~sam2elnet.utils.paths.check_output`; the Python API gets the error the
+            CLI's ``--out`` check gives, not a bare ``FileExistsError``).
     """
+    from sam2elnet.utils.paths import check_output
+
     root = Path(folder)
+    if not root.is_dir():  # an existing folder needs no check (the lock's open tells)
+        check_output(root, "dir", "--out")
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     key = str(root.resolve())
