@@ -104,7 +104,7 @@ def test_points_need_a_width(tmp_path: Path):
         path
     )
     vl = VectorLabels.from_file(path, **grid())
-    assert any("point features skipped" in n for n in vl.notes)
+    assert any("1 point feature skipped" in n for n in vl.notes)
     disc = VectorLabels.from_file(path, **grid(), line_width=5, line_width_unit="px").rasterize()
     assert disc[50, 50] == 1
 

@@ -88,11 +88,11 @@ def test_shared_file_masks_equal_placing_the_whole_file(
                 f"{layer}: 3 line features burnt 1 px wide; give a line width (--line-width, "
                 "map units or px) to buffer roads to their real width"
             ]
-            assert [m for m in said if "point features" in m] == [
-                f"{layer}: 1 point features skipped (give a line width to buffer them into discs)"
+            assert [m for m in said if "point feature" in m] == [
+                f"{layer}: 1 point feature skipped (give a line width to buffer them into discs)"
             ]
         else:
-            assert not [m for m in said if "burnt" in m or "point features" in m]
+            assert not [m for m in said if "burnt" in m or "point feature" in m]
     for t, a, b in zip(tiles, masks[True], masks[False], strict=True):
         np.testing.assert_array_equal(a, b, err_msg=t.name)
     first = masks[True][0]  # tile (0, 0): the bow-tie, the corner square, the line when wide

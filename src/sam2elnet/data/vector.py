@@ -54,6 +54,7 @@ __all__ = [
     "rasterize_vector",
     "NO_WIDTH_KINDS",
     "no_width_notes",
+    "WIDTH_ATTRIBUTES",
     "POINT_TYPE_IDS",
     "LINE_TYPE_IDS",
 ]
@@ -75,25 +76,40 @@ NO_WIDTH_KINDS = (
 )
 
 
-def no_width_notes(p: Path, kinds: np.ndarray) -> list[tuple[str, str]]:
+#: attribute names (lower case) of a per-feature road width, as QGIS / OpenStreetMap layers
+#: carry them; not read (one width for all lines, ``--line-width``), so the no-width note names them
+WIDTH_ATTRIBUTES = ("width", "road_width", "roadwidth", "width_m", "est_width")
+
+
+def no_width_notes(
+    p: Path, kinds: np.ndarray, columns: Iterable[str] = ()
+) -> list[tuple[str, str]]:
     """The notes (text, warn_once kind) about features read without a line width: points are
     skipped, lines burnt 1 px wide; at most one of each (kind: :data:`NO_WIDTH_KINDS`), [] when
     there are neither.
 
     ``p``: the vector file, named in the notes. ``kinds``: int array of shape (N,), one
     ``shapely.get_type_id`` value per feature (0 Point, 4 MultiPoint; 1 LineString,
-    2 LinearRing, 5 MultiLineString; polygons and collections are not counted)."""
+    2 LinearRing, 5 MultiLineString; polygons and collections are not counted). ``columns``:
+    the layer's attribute names; one named as a road width (:data:`WIDTH_ATTRIBUTES`, any
+    case) is said not to be read in the lines' note."""
     n_point = int(np.isin(kinds, POINT_TYPE_IDS).sum())
     n_line = int(np.isin(kinds, LINE_TYPE_IDS).sum())
     out = []
     if n_point:
-        msg = f"{p}: {n_point} point features skipped (give a line width to buffer them into discs)"
+        msg = (
+            f"{p}: {n_point} point feature{'' if n_point == 1 else 's'} skipped (give a line "
+            "width to buffer them into discs)"
+        )
         out.append((msg, NO_WIDTH_KINDS[0]))
     if n_line:
         msg = (
-            f"{p}: {n_line} line features burnt 1 px wide; give a line width (--line-width, map "
-            "units or px) to buffer roads to their real width"
+            f"{p}: {n_line} line feature{'' if n_line == 1 else 's'} burnt 1 px wide; give a "
+            "line width (--line-width, map units or px) to buffer roads to their real width"
         )
+        named = [str(c) for c in columns if str(c).lower() in WIDTH_ATTRIBUTES]
+        if named:
+            msg += f"; the layer's attribute {named[0]!r} is not read (one width for all lines)"
         out.append((msg, NO_WIDTH_KINDS[1]))
     return out
 
@@ -291,7 +307,7 @@ class VectorLabels:
                 geoms = geoms.copy()
                 geoms[buf] = shapely.buffer(geoms[buf], dist)
         else:
-            for msg, kind in no_width_notes(p, kinds):
+            for msg, kind in no_width_notes(p, kinds, gdf.columns):
                 note(msg, kind)
             geoms = geoms[~is_point]
 

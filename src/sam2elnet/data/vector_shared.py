@@ -170,8 +170,9 @@ def warn_no_width(label: object, line_width: float | None) -> None:
 
     from sam2elnet.data.vector import no_width_notes
 
-    kinds = shapely.get_type_id(np.asarray(frame_of(label).geometry.values, dtype=object))
-    for msg, kind in no_width_notes(Path(label), kinds):
+    frame = frame_of(label)
+    kinds = shapely.get_type_id(np.asarray(frame.geometry.values, dtype=object))
+    for msg, kind in no_width_notes(Path(label), kinds, frame.columns):
         warn_once(log, kind, msg)
 
 

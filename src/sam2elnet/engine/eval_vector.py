@@ -136,10 +136,11 @@ class VectorTruth:
 
     def _note(self, msg: str) -> None:
         """Log a reader note once per kind: notes that differ only in their numbers (counts of
-        one tile's part of the file) are one kind; the first, of the whole file, is said."""
+        one tile's part of the file, '1 line feature' / '3 line features') are one kind; the
+        first, of the whole file, is said."""
         import re
 
-        kind = re.sub(r"\d+", "#", msg)
+        kind = re.sub(r"s\b", "", re.sub(r"\d+", "#", msg))  # plural or singular: one kind
         if kind not in self._kinds:
             self._kinds.add(kind)
             log.warning("%s", msg)

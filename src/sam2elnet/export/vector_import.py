@@ -215,7 +215,7 @@ def import_vector(
         from sam2elnet.data.vector import no_width_notes
 
         kinds = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
-        notes += [msg for msg, _ in no_width_notes(p, kinds)]
+        notes += [msg for msg, _ in no_width_notes(p, kinds, gdf.columns)]
     all_files = files  # the run's images: a label naming one of them names its image
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
