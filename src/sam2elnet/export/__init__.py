@@ -34,5 +34,8 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "labelstudio_import": ("import_label_studio",),
         "coco_import": ("import_coco",),
         "cvat_import": ("import_cvat",),
+        "vector_import": ("import_vector",),
+        "review_import": ("import_labels",),
+        "import_result": ("ImportResult",),
     },
 )
