@@ -134,3 +134,26 @@ def test_a_budget_below_the_model_itself_asks_for_a_larger_budget(
         f"alone take about {net.whole_bytes(0) / 1e9:.2f} GB of it, so no --tile keeps to it: "
         f"give --max-memory {np.ceil(need * 100) / 100:g}G or more"
     )
+
+
+def test_a_folder_of_scenes_is_judged_by_its_largest_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of scenes smaller than --tile: its windows are the scenes' own size, as for one
+    scene; was refused as 'one 4096 x 4096 px window (--tile 4096) needs ...' (the default 1024
+    px --tile and --max-memory 800M refused a folder of 512 px scenes that fit)."""
+    model = micro_model_file(tmp_path / "m.pt")
+    (tmp_path / "scenes").mkdir()
+    make_scene(tmp_path / "scenes" / "a.tif", 40, 48)
+    make_scene(tmp_path / "scenes" / "b.tif", 48, 40)
+    net = Predictor.from_file(model)
+    budget = net.whole_bytes(40 * 48) + 1  # each scene fits; a 4096 px window would not
+    assert not net.fits_whole(4096 * 4096)
+    code, out = _run(
+        capsys,
+        ["--model", str(model), "--image", str(tmp_path / "scenes")]
+        + ["--out", str(tmp_path / "out"), "--tile", "4096", "--max-memory", str(budget)]
+        + ["--no-progress"],
+    )
+    assert code == 0, out
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["a.tif", "b.tif"]

@@ -280,18 +280,30 @@ def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
 
 def _check_window_memory(predictor: Any, src: Path, kw: dict[str, Any], coarse: bool) -> None:
     """Refuse a ``--tile`` whose one window does not fit the predictor's ``--max-memory``
-    (a scene's windows are ``min(tile, side)`` px per side; a folder's: ``tile``), naming the
+    (a scene's windows are ``min(tile, side)`` px per side; a folder's: its largest scene
+    window, from the headers; scenes that cannot be read are left to the batch), naming the
     largest tile that fits. Predictors without a budget (``builtin:smoothing``) pass."""
+    import rasterio
+
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if not isinstance(net, Predictor):
         return
     tile = int(kw.get("tile", SceneOptions.model_fields["tile"].default))
-    h = w = tile
     if not src.is_dir():
-        import rasterio
-
         with rasterio.open(src) as ds:
             h, w = min(tile, ds.height), min(tile, ds.width)
+    else:  # the largest window of the folder's scenes (a folder of 512 px scenes: 512 x 512)
+        h = w = 0
+        for scene in list_scenes(src):
+            try:
+                with rasterio.open(scene) as ds:
+                    sh, sw = min(tile, ds.height), min(tile, ds.width)
+            except Exception:  # noqa: BLE001 - skipped and reported when its turn comes
+                continue
+            if sh * sw > h * w:
+                h, w = sh, sw
+        if h * w == 0:
+            h = w = tile
     if net.fits_whole(h * w, coarse=coarse):
         return
     tile_field = SceneOptions.model_fields["tile"]  # the smallest --tile allowed
