@@ -147,6 +147,56 @@ def test_actors_start_as_work_needs_them(local_ray: str) -> None:
         np.testing.assert_array_equal(g, w)
 
 
+def test_a_worker_killed_midway_comes_back_and_its_item_runs_again(
+    local_ray: str, tmp_path: Path
+) -> None:
+    """``kill -9`` of a worker (the OOM killer, a lost node) while it holds an item: Ray restarts
+    the worker and runs the item again; the job goes on, results complete and in order. Found in
+    a cluster user trial: killing one actor of ``elnet annotate --backend ray`` ended the whole
+    job in an ``ActorDiedError`` traceback (exit 1)."""
+    from sam2elnet.engine.distributed import release_workers
+
+    marker = str(tmp_path / "killed")
+
+    def work(predictor: object, i: int) -> int:  # pickled by value to the worker
+        import os
+        import signal
+
+        if i == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)  # the worker process dies mid-item
+        return i * 10
+
+    factory = functools.partial(SmoothingPredictor, score=True)
+    with RayExecutor(factory, num_workers=1) as ex:
+        got = list(ex.map_calls(work, [(i,) for i in range(5)]))
+    release_workers()
+    assert os.path.exists(marker)  # the worker was killed once
+    assert got == [0, 10, 20, 30, 40]
+
+
+def test_a_worker_that_keeps_dying_ends_the_job_in_one_error(local_ray: str) -> None:
+    """A worker killed on every try: after Ray's restarts, one ``UserError`` (the CLI's one
+    ``error:`` line, exit 2) that says to resume, not a Ray traceback."""
+    from sam2elnet.engine.distributed import WORKER_RESTARTS, release_workers
+    from sam2elnet.errors import UserError
+
+    def work(predictor: object, i: int) -> int:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+        return i
+
+    factory = functools.partial(SmoothingPredictor, score=True)
+    with pytest.raises(UserError) as err, RayExecutor(factory, num_workers=1) as ex:
+        list(ex.map_calls(work, [(0,)]))
+    release_workers()
+    msg = str(err.value)
+    assert msg.startswith(f"a Ray worker process died {WORKER_RESTARTS + 1} times"), msg
+    assert "re-run with --resume to continue" in msg and "\n" not in msg
+
+
 # --------------------------------------------------------------------------------------------
 # folder jobs: annotate, enhance and scene over a folder with --backend ray
 

@@ -142,6 +142,11 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
         ) from None
 
 
+#: times Ray restarts a worker (actor) process that died (killed, out of memory, its node lost);
+#: the items it held run again on the restarted worker, which loads the model again
+WORKER_RESTARTS = 3
+
+
 class _PredictorActor:
     """Holds one predictor for the actor's lifetime (the model is loaded once per worker)."""
 
@@ -203,9 +208,12 @@ class RayExecutor:
         self._own = False
         self.actors: list[Any] = []
         self.num_workers, self._factory = num_workers, factory
-        self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, num_gpus=num_gpus_per_worker)(
-            _PredictorActor
-        )
+        self._actor_cls = ray.remote(
+            num_cpus=num_cpus_per_worker,
+            num_gpus=num_gpus_per_worker,
+            max_restarts=WORKER_RESTARTS,  # a worker killed midway (OOM, a node lost) comes back
+            max_task_retries=WORKER_RESTARTS,  # and its items in flight run again (atomic writes)
+        )(_PredictorActor)
         if address is not None:
             check_address(address)
         if not ray.is_initialized():
@@ -247,7 +255,9 @@ class RayExecutor:
         self.max_in_flight = max(1, max_in_flight or 2 * num_workers)
         # surfaces factory errors (e.g. a bad model path) now, not in the middle of a job
         try:
-            scorer = ray.get([a.has_scorer.remote() for a in self.actors])
+            # no retries: a worker that cannot load the model fails the same way every time
+            probe = [a.has_scorer.options(max_task_retries=0).remote() for a in self.actors]
+            scorer = ray.get(probe)
         except ray.exceptions.RayActorError as err:
             self.close()
             cause = _actor_cause(err)
@@ -313,6 +323,14 @@ class RayExecutor:
             if isinstance(cause, Exception):
                 raise cause from None
             raise
+        except ray.exceptions.RayActorError as err:
+            why = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+            raise UserError(
+                f"a Ray worker process died {WORKER_RESTARTS + 1} times (Ray restarts it "
+                f"{WORKER_RESTARTS} times; last: {why[:200]}); the items finished so far are "
+                "kept: re-run with --resume to continue (check the worker's memory: "
+                "--max-memory, fewer --workers per node)"
+            ) from None
 
     def close(self) -> None:
         """Shut Ray down if this executor started it (its actors go with it). In a Ray session
