@@ -568,3 +568,15 @@ def test_config_names_only_what_it_defines() -> None:
         obj = getattr(config, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__module__ == "sam2elnet.config", name
+
+
+def test_the_package_imports_raster_io_from_its_owners() -> None:
+    """``sam2elnet.data.raster`` is the public face of raster I/O for users; inside the package
+    each name comes from the module that defines it (data.images / masks / writers / ...)."""
+    src = Path(__file__).resolve().parents[1] / "src" / "sam2elnet"
+    users = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        if p.name != "raster.py" and "sam2elnet.data.raster import" in p.read_text()
+    ]
+    assert users == []

@@ -20,7 +20,6 @@ from sam2elnet.cli.shared_options import (
     LINE_WIDTH,
     LINE_WIDTH_PX,
     NO_PROGRESS,
-    PRECISION_HELP,
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     line_width_unit,
@@ -29,11 +28,12 @@ from sam2elnet.cli.shared_options import (
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.option_checks import option_default
+from sam2elnet.option_values import PRECISION_HELP
 from sam2elnet.options import FolderJobOptions
 
 
 def _positive_list(text: str | None) -> list[float] | None:
-    from sam2elnet.data.raster import parse_positive_values
+    from sam2elnet.data.mask_values import parse_positive_values
 
     vals = parse_positive_values(text)
     return list(vals) if vals else None
@@ -197,7 +197,7 @@ def train_cmd(
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
     from sam2elnet.config import QUALITY_FLAGS, TrainConfig
-    from sam2elnet.data.raster import parse_bands
+    from sam2elnet.data.images import parse_bands
     from sam2elnet.engine.train import train
 
     given = {

@@ -15,15 +15,9 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 
 import typer
 
-from sam2elnet.cli.shared_options import (
-    FILTER_HELP,
-    NO_PROGRESS,
-    PRECISION_HELP,
-    WARP_METHOD,
-    WARP_TO,
-)
+from sam2elnet.cli.shared_options import FILTER_HELP, NO_PROGRESS, WARP_METHOD, WARP_TO
 from sam2elnet.option_checks import option_default
-from sam2elnet.option_values import DEFAULT_WARP_METHOD
+from sam2elnet.option_values import DEFAULT_WARP_METHOD, PRECISION_HELP
 from sam2elnet.options import FolderJobOptions
 
 # Options shared by annotate and enhance (one definition, one help text).
@@ -139,7 +133,7 @@ def job_kwargs(**kw: object) -> dict[str, object]:
         method = kw.get("warp_method", DEFAULT_WARP_METHOD)
         kw["warp_to"] = check_warp_options(kw["warp_to"], method)  # type: ignore[arg-type]
     if "bands" in kw:
-        from sam2elnet.data.raster import parse_bands
+        from sam2elnet.data.images import parse_bands
 
         kw["bands"] = parse_bands(kw["bands"])  # type: ignore[arg-type]
     return kw

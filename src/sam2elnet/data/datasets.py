@@ -24,9 +24,9 @@ from torch.utils.data import Dataset
 from sam2elnet.data.augment import Augmentation, crop_box, dihedral, jitter, resize, window
 from sam2elnet.data.band_match import match_bands
 from sam2elnet.data.images import read_image
+from sam2elnet.data.layout_places import SOS_SENSORS
 from sam2elnet.data.layouts import (
     LAYOUTS,
-    SOS_SENSORS,
     DatasetIndex,
     Sample,
     SplitChoice,

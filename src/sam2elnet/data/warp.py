@@ -309,7 +309,7 @@ def warp_to_map_grid(
     from rasterio.errors import RasterioError
     from rasterio.warp import calculate_default_transform, reproject
 
-    from sam2elnet.data.raster import verify_written
+    from sam2elnet.data.writers import verify_written
     from sam2elnet.utils.atomic import atomic_path
 
     check_warp_options(crs, method)

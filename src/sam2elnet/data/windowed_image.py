@@ -100,7 +100,8 @@ def scan_image(
     import rasterio
     from rasterio.windows import Window
 
-    from sam2elnet.data.images import is_alpha_band, select_bands
+    from sam2elnet.data.images import select_bands
+    from sam2elnet.data.validity import is_alpha_band
 
     p = Path(path)
     check_file(p, "image")

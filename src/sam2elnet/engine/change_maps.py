@@ -129,7 +129,7 @@ def write_change_map(
     Raises:
         DataError: a file cannot be written.
     """
-    from sam2elnet.data.raster import write_image
+    from sam2elnet.data.writers import write_image
 
     rgb = change_map(coarse, mask, nodata)
     stem = Path(name).stem

@@ -44,8 +44,9 @@ def load_pair(
             naming the image, as ``elnet annotate`` does.
         DataError: an unreadable image or label, or a label of another size.
     """
+    from sam2elnet.data.images import read_image
+    from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.data.normalize import normalize_for_model
-    from sam2elnet.data.raster import read_image, read_mask_valid
 
     img = read_image(image_path, sar=norm_cfg.sar, bands=norm_cfg.band_select)
     x = normalize_for_model(img, norm_cfg, in_bands, image_path)
@@ -75,7 +76,8 @@ def make_train_dataset(
     array depends on each (a grey image read for a 1-band and for a 3-band model; one cache
     passed to settings normalised differently).
     """
-    from sam2elnet.data.datasets import Sample, SegmentationDataset
+    from sam2elnet.data.datasets import SegmentationDataset
+    from sam2elnet.data.layouts import Sample
 
     norm_key = norm_cfg.model_dump_json()
 

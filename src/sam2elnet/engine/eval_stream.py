@@ -371,7 +371,7 @@ def streamed_counts(
     ``road_buffer_px`` is given; otherwise None. A file GDAL cannot window (PNG, JPEG) is read
     whole and sliced. Raises DataError like the whole-read path."""
     from sam2elnet.data import windowed, windowed_mask
-    from sam2elnet.data.raster import read_mask_valid
+    from sam2elnet.data.masks import read_mask_valid
     from sam2elnet.engine.strip_metrics import strip_boundary_counts, strip_road_counts
 
     def source(path: Path, pv: tuple[float, ...] | None) -> Any:

@@ -120,7 +120,7 @@ def process_chunk(
 def _process_chunk(
     pred: Predictor, spec: ChunkSpec, items: Sequence[tuple[Path, str, CoarseFile | None]]
 ) -> ChunkOutput:
-    from sam2elnet.data.raster import write_mask
+    from sam2elnet.data.writers import write_mask
 
     loaded = []
     skipped: list[tuple[str, str]] = []
@@ -222,7 +222,7 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
     file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again.
     Such a file serves several images: an image it does not touch gets an empty coarse label
     and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
-    from sam2elnet.data.raster import read_mask_on_grid
+    from sam2elnet.data.masks import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
     from sam2elnet.data.vector_shared import warn_no_features
 
@@ -268,7 +268,7 @@ def drop_counterpart(out: Path, rel: Path) -> None:
 
 
 def _write_prob(out: Path, name: str, prob: np.ndarray, img: Any) -> str:
-    from sam2elnet.data.raster import write_probability
+    from sam2elnet.data.writers import write_probability
 
     rel = Path("prob") / name
     write_probability(out / rel, prob, like=img)

@@ -51,7 +51,7 @@ def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[A
     """Samples (image, mask, coarse) of one split of a dataset root: the one place annotate and
     enhance pick a split (:func:`sam2elnet.data.datasets.select_split`; DataError naming the
     splits found when one is absent)."""
-    from sam2elnet.data.datasets import select_split
+    from sam2elnet.data.layouts import select_split
 
     if not isinstance(root, (str, Path)):
         raise UserError("--split needs --images to be a dataset folder")
@@ -150,7 +150,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes,
     and whose ``predicted_iou`` is a number in [0, 1] or blank/``nan`` (for resume; anything else,
     e.g. an edited ``inf`` or ``1.5``, is redone). A quality.csv that is not text raises a DataError."""
-    from sam2elnet.data.raster import verify_written
+    from sam2elnet.data.writers import verify_written
 
     path = out / QUALITY_CSV
     if not path.is_file():

@@ -161,7 +161,8 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
     read whole (1 byte per pixel, far below the network's working set)."""
     import rasterio
 
-    from sam2elnet.data.raster import LABEL_NODATA, LABEL_OBJECT, write_mask, write_probability
+    from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
+    from sam2elnet.data.writers import write_mask, write_probability
 
     with rasterio.open(tif) as ds:
         arr = ds.read(1)

@@ -40,7 +40,7 @@ from sam2elnet.engine.folder_settings import FolderSettings
 from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.model.quality import FEATURE_NAMES
+from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import FolderJobOptions

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.mask_values import LABEL_NODATA
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
@@ -58,15 +59,9 @@ from sam2elnet.engine.executors import (
     run_batch,
 )
 from sam2elnet.engine.scene_checks import check_scene_options
-from sam2elnet.engine.scene_inputs import (
-    SceneInputs,
-    SceneNormalizer,
-    make_scene_normalizer,
-    scene_gdal_env,
-)
-from sam2elnet.engine.scene_norm import unusable_scene_error
+from sam2elnet.engine.scene_inputs import SceneInputs, scene_gdal_env
+from sam2elnet.engine.scene_norm import SceneNormalizer, make_scene_normalizer, unusable_scene_error
 from sam2elnet.engine.scene_writer import (
-    LABEL_NODATA,
     SceneWriter,
     StripAccumulator,
     TileRecords,

@@ -31,7 +31,8 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.export.coco import rle_decode, string_to_counts
 from sam2elnet.export.image_lookup import ExportImage, find_images, missing_note
-from sam2elnet.export.labelstudio_import import ImportResult, fill_polygons, read_json_export
+from sam2elnet.export.import_result import ImportResult
+from sam2elnet.export.labelstudio_import import fill_polygons, read_json_export
 from sam2elnet.export.mask_folder import (
     CommitCheck,
     MaskFolder,

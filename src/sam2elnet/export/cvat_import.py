@@ -49,7 +49,7 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml_images
 from sam2elnet.export.cvat_zip_images import ZipImages, zip_image_members, zip_images
 from sam2elnet.export.image_lookup import ExportImage, check_unique_stems, find_images, missing_note
-from sam2elnet.export.labelstudio_import import ImportResult
+from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import (
     CommitCheck,
     MaskFolder,

@@ -37,7 +37,6 @@ from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.centreline_layer import CentreLineLayer
 from sam2elnet.export.labels import LabelRaster
 from sam2elnet.export.layer_crs import (
-    LAYER_CRS,
     SEGMENT_PX,
     layer_crs,
     merge_geojson_crs,
@@ -54,7 +53,7 @@ from sam2elnet.export.polygonize import iter_polygons
 from sam2elnet.export.review_edits import exported_fields, loose_pixels, mask_recorded
 from sam2elnet.export.run_info import DEFAULT_CATEGORY
 from sam2elnet.export.tile_quality import tile_index, tile_quality
-from sam2elnet.option_values import GEOJSON_CRS, PIXEL_COORDS
+from sam2elnet.option_values import GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 from sam2elnet.utils.advice import name_sample
 
 __all__ = [

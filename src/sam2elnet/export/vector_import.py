@@ -42,7 +42,7 @@ from sam2elnet.data.vector_names import (
 )
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import check_unique_stems
-from sam2elnet.export.labelstudio_import import ImportResult
+from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit

@@ -124,7 +124,8 @@ def _synthetic(cfg: DemoConfig) -> Path:
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run the demo; return {"results": results dict, "report": path, "results_md": path, "seconds"}."""
-    from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+    from sam2elnet.pipeline.experiment import run_experiment
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig
 
     t0 = time.perf_counter()
     out = Path(cfg.out)
@@ -180,9 +181,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
 def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     """OUT/report.html: enhancement and annotation examples next to the truth, both tables, plot."""
-    from sam2elnet.pipeline.experiment import Split
     from sam2elnet.pipeline.experiment_report import auto_label_item
-    from sam2elnet.pipeline.report import ReportItem
+    from sam2elnet.pipeline.experiment_split import Split
+    from sam2elnet.pipeline.report_items import ReportItem
     from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     exp = Path(ecfg.out)

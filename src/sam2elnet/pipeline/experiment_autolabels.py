@@ -243,7 +243,7 @@ def elnet_test_stage(
     test_root, test_label_dir = out / "test", out / "testlabels"
 
     def _elnet_test() -> dict:
-        from sam2elnet.engine.downstream import scores_from_counts
+        from sam2elnet.engine.downstream_score import scores_from_counts
         from sam2elnet.engine.metrics import RoadCounts
 
         write_subset(test_root, split, split.test, None, with_masks=False)

@@ -229,7 +229,7 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
 
 
 def downstream_config(cfg: ExperimentConfig) -> Any:
-    from sam2elnet.engine.downstream import DownstreamConfig
+    from sam2elnet.engine.downstream_config import DownstreamConfig
 
     return DownstreamConfig(
         model_options={

@@ -88,7 +88,7 @@ def plot_results(r: dict[str, Any], path: Path) -> None:
 
 def auto_label_item(i: str, split: Split, auto: dict, **kw: Any) -> Any:
     """The report row of auto-label ``i`` next to its held-aside truth (``kw``: ReportItem fields)."""
-    from sam2elnet.pipeline.report import ReportItem
+    from sam2elnet.pipeline.report_items import ReportItem
 
     return ReportItem(
         name=kw.pop("name", i),

@@ -25,7 +25,7 @@ def label_counts(labels: dict[str, str], truth: dict[str, str], ids: Sequence[st
     """(N, 4) int64 confusion counts [tp, fp, fn, tn] of ``labels`` against ``truth``, per id in
     ``ids`` order (pixels the truth marks as ignore / nodata are not counted). The one loop that
     reads label and truth files for the protocol's label scores."""
-    from sam2elnet.data.raster import read_mask, read_mask_valid
+    from sam2elnet.data.masks import read_mask, read_mask_valid
     from sam2elnet.engine.metrics import confusion
 
     rows = np.zeros((len(ids), 4), dtype=np.int64)
@@ -100,8 +100,8 @@ def counts_vs_truth(
     """
     if norm is None:
         return label_counts(labels, split.masks, ids)
-    from sam2elnet.data.raster import read_mask
-    from sam2elnet.engine.downstream import load_pair
+    from sam2elnet.data.masks import read_mask
+    from sam2elnet.engine.downstream_data import load_pair
     from sam2elnet.engine.metrics import confusion
     from sam2elnet.engine.metrics import road_counts as _road_counts
     from sam2elnet.engine.road_buffer import per_item

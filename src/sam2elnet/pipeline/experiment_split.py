@@ -76,8 +76,9 @@ def make_split(cfg: ExperimentConfig) -> Split:
             ``--positive-values`` (the mask reader's message, naming the values found).
         UserError: ``fraction`` leaves no labelled or no unlabelled part.
     """
-    from sam2elnet.data.datasets import discover, mask_strata, split_fraction
+    from sam2elnet.data.layouts import discover
     from sam2elnet.data.modality import with_modality
+    from sam2elnet.data.splits import mask_strata, split_fraction
     from sam2elnet.utils.progress import line
 
     given = None if cfg.modality == "auto" else cfg.modality
@@ -175,7 +176,7 @@ def _decode_class_index(
     Every later stage mixes these with labels this project wrote (auto-labels, enhanced labels),
     so the class values are applied here, to the dataset's files only, and nowhere else.
     """
-    from sam2elnet.data.raster import write_decoded_mask
+    from sam2elnet.data.masks import write_decoded_mask
     from sam2elnet.utils.progress import track
 
     root = Path(cfg.out) / "truth"

@@ -28,7 +28,7 @@ from sam2elnet.pipeline.experiment_split import Split
 def group_of(split: Split, ids: Sequence[str]) -> dict[str, str]:
     """Reporting group of each id: the SOS sensor (``palsar`` / ``sentinel``, the sub-folder the
     image lies in) for the SOS layout, else one group ``all``."""
-    from sam2elnet.data.datasets import SOS_SENSORS
+    from sam2elnet.data.layout_places import SOS_SENSORS
 
     out = {}
     for i in ids:
@@ -213,7 +213,7 @@ def add_intervals(
     ``per_image`` are the (N, 4) counts of ``ids`` in that order; None (a skipped setting) adds
     ``iou_ci = None`` and no groups. Raises ValueError when counts and ids differ in length.
     """
-    from sam2elnet.engine.downstream import scores_from_counts
+    from sam2elnet.engine.downstream_score import scores_from_counts
 
     if per_image is None or len(ids) == 0:
         row["iou_ci"] = None

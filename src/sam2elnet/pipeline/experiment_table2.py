@@ -61,7 +61,8 @@ def enhancement_labels(
 ) -> LabelSets:
     """Label sets {source: {method: {id: path}}} of ``sources`` for table 2 (cached stages)."""
     from sam2elnet.data.coarse import degrade, file_seed
-    from sam2elnet.data.raster import read_mask, write_mask
+    from sam2elnet.data.masks import read_mask
+    from sam2elnet.data.writers import write_mask
 
     sim_dir = out / "labels" / "sim" / "coarse"
 
@@ -87,7 +88,7 @@ def enhancement_labels(
             rdir = out / "labels" / src / method
 
             def _refine(base: dict = base, rdir: Path = rdir, method: str = method) -> dict:
-                from sam2elnet.engine.downstream import load_pair
+                from sam2elnet.engine.downstream_data import load_pair
                 from sam2elnet.pipeline.refine import refine
 
                 norm = norm_config(split)
@@ -128,7 +129,7 @@ def label_scores(split: Split, labels: dict[str, str], src: str) -> dict[str, An
     pool in ``split.pool`` order (``per_image``); pixels the truth marks as ignore are not
     counted. The dataset's own labels when they are the truth: None (nothing truer to score by).
     """
-    from sam2elnet.engine.downstream import scores_from_counts
+    from sam2elnet.engine.downstream_score import scores_from_counts
 
     if src == "own" and split.own_is_truth:
         return {"iou_all": None, "iou_unlabelled": None, "note": "no separate truth"}

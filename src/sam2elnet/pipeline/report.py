@@ -35,8 +35,10 @@ from typing import Any
 
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
-from sam2elnet.pipeline.report_items import eval_truth
-from sam2elnet.pipeline.report_page import ReportItem, as_float, object_counts, render_report
+from sam2elnet.pipeline.report_items import ReportItem, eval_truth
+from sam2elnet.pipeline.report_page import render_report
+from sam2elnet.pipeline.report_rows import object_counts
+from sam2elnet.pipeline.report_tables import as_float
 
 __all__ = [
     "ReportItem",

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.report_map import Footprint
-from sam2elnet.pipeline.report_vector import SharedVector, draw_vector_label, is_vector_label
+from sam2elnet.pipeline.report_vector import draw_vector_label, is_vector_label
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from sam2elnet.pipeline.experiment_config import NO_ENHANCEMENT_DOWNSTREAM, table2_downstream
 from sam2elnet.pipeline.experiment_stats import ci_text, road_note, road_rows, sensor_tables
-from sam2elnet.pipeline.report import ReportItem, write_report
-from sam2elnet.pipeline.report_page import as_float
+from sam2elnet.pipeline.report import write_report
+from sam2elnet.pipeline.report_items import ReportItem
+from sam2elnet.pipeline.report_tables import as_float
 
 __all__ = ["degenerate_rows", "unusable_lines", "write_protocol_report"]
 

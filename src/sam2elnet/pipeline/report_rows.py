@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.pipeline.glossary import label as key_label
 from sam2elnet.pipeline.report_items import (
     ItemMasks,
@@ -24,7 +25,6 @@ from sam2elnet.pipeline.report_items import (
 )
 from sam2elnet.pipeline.report_map import read_footprint
 from sam2elnet.pipeline.report_tables import as_float, fmt_value
-from sam2elnet.pipeline.report_vector import SharedVector
 
 __all__ = ["file_link", "object_counts", "order_items", "prepare_item"]
 

@@ -131,7 +131,8 @@ def _validation_note(spans: Sequence[tuple[str, int, int]]) -> str:
     those were scored when every epoch was scored one known way (``spans`` from
     :func:`val_scale_spans`); for a run that mixes ways (:func:`_scale_note` says how) or a
     ``metrics.csv`` from before the ``val_scale`` column, no claim about the scale."""
-    from sam2elnet.engine.train_metrics import OLD_VAL_MODE, VAL_EVAL_MODE
+    from sam2elnet.engine.train_metrics import OLD_VAL_MODE
+    from sam2elnet.engine.train_val import VAL_EVAL_MODE
 
     how = {
         VAL_EVAL_MODE: "of each image's centred image_size window at native scale",
@@ -226,7 +227,7 @@ def _validation_items(
     from sam2elnet.config import TrainConfig
     from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.data.layouts import discover
-    from sam2elnet.pipeline.report import ReportItem
+    from sam2elnet.pipeline.report_items import ReportItem
 
     notes: list[str] = []
     splits_file, cfg_file = run / "splits.json", run / "config.yaml"

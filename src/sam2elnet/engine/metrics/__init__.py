@@ -24,6 +24,7 @@ Edge cases (documented in docs/evaluation.md)
     pixel at all give NaN everywhere and contribute nothing to the aggregate.
 """
 
+from sam2elnet.data.skeleton import centre_lines
 from sam2elnet.engine.metrics.bootstrap import (
     BOOTSTRAP_RESAMPLES,
     BootstrapInterval,
@@ -56,7 +57,6 @@ from sam2elnet.engine.metrics.roads import (
     ROAD_COUNT_KEYS,
     ROAD_KEYS,
     RoadCounts,
-    centre_lines,
     road_counts,
     road_scores,
 )
