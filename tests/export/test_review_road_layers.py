@@ -323,7 +323,7 @@ def test_a_width_attribute_of_road_lines_is_said_unread(tmp_path: Path, capsys, 
     1 px wide). Now the note names the attribute; the same note comes from enhance's reader."""
     from helpers_data import write_tif
 
-    from sam2elnet.data.vector import no_width_notes
+    from sam2elnet.data.vector_kinds import no_width_notes
 
     images = tmp_path / "images"
     write_tif(images / "a.tif", np.full((3, 40, 40), 90, np.uint8))

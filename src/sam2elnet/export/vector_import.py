@@ -212,7 +212,7 @@ def import_vector(
     if line_width is None:  # once for the layer, not once per image it is placed on
         import shapely
 
-        from sam2elnet.data.vector import no_width_notes
+        from sam2elnet.data.vector_kinds import no_width_notes
 
         kinds = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
         notes += [msg for msg, _ in no_width_notes(p, kinds, gdf.columns)]
@@ -382,7 +382,8 @@ def _burn(
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
     ``line_width_unit``."""
     from sam2elnet.data.images import read_image
-    from sam2elnet.data.vector import NO_WIDTH_KINDS, VectorLabels
+    from sam2elnet.data.vector import VectorLabels
+    from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
