@@ -39,3 +39,26 @@ def test_workers_end_quietly_when_the_run_ends(capfd, ended_by: str) -> None:
     time.sleep(0.5)  # the workers' last words, if any, reach stderr
     err = capfd.readouterr().err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def _killed_by_the_kernel(k: int) -> int:
+    if k == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer ends a process
+    return k
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork start method only")
+def test_a_worker_killed_mid_training_is_one_error_saying_what_to_do() -> None:
+    """Was concurrent.futures' BrokenProcessPool traceback (two U-Nets side by side take twice
+    the memory of one: an out-of-memory kill on a cluster node is the likely cause)."""
+    from sam2elnet.errors import UserError
+
+    with pytest.raises(UserError) as err:
+        with DownstreamPool(2) as pool:
+            runs = [pool.submit(_killed_by_the_kernel, k=k) for k in (0, 1)]
+            [r.result() for r in runs]
+    assert str(err.value) == (
+        "a downstream training's worker process ended abruptly (killed: out of memory, or by a "
+        "signal) with 2 trainings side by side; re-run with --resume to continue, with "
+        "SAM2ELNET_THREADS=1 to train one at a time in less memory"
+    )

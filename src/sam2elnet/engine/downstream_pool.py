@@ -115,6 +115,28 @@ class _Later:
         return self._value
 
 
+class _InWorker:
+    """A training submitted to a worker process: :meth:`result` as the future's, except that a
+    worker that ended abruptly (the kernel's out-of-memory killer, ``kill -9``) is a
+    :class:`UserError` saying what to do, not ``BrokenProcessPool``'s traceback."""
+
+    def __init__(self, future: Future, workers: int) -> None:
+        self._future, self._workers = future, workers
+
+    def result(self) -> tuple[Any, float]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            raise UserError(
+                "a downstream training's worker process ended abruptly (killed: out of memory, "
+                f"or by a signal) with {self._workers} trainings side by side; re-run with "
+                "--resume to continue, with SAM2ELNET_THREADS=1 to train one at a time in less "
+                "memory"
+            ) from None
+
+
 class DownstreamPool:
     """Runs ``fn(**kwargs)`` trainings with ``workers`` at once (see the module docstring).
 
@@ -145,12 +167,12 @@ class DownstreamPool:
                 )
         return self
 
-    def submit(self, fn: Callable[..., Any], **kwargs: Any) -> Future | _Later:
+    def submit(self, fn: Callable[..., Any], **kwargs: Any) -> _InWorker | _Later:
         if self._ex is None:
             return _Later(fn, kwargs, self.cpu)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
-            return self._ex.submit(_run_in_worker, fn, kwargs)
+            return _InWorker(self._ex.submit(_run_in_worker, fn, kwargs), self.workers)
 
     def __exit__(self, *exc: object) -> None:
         if self._ex is not None:
