@@ -87,6 +87,7 @@ from sam2elnet.engine.train_quality import fit_run_evaluator
 from sam2elnet.engine.train_schedule import (
     adamw,
     batch_plan,
+    collapse_note,
     late_best_note,
     lr_lambda,
     train_loader,
@@ -361,6 +362,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         late = late_best_note(st.best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
         if late:
             say(late)
+        collapsed = collapse_note(st.history, st.best_epoch + 1, cfg.lr)
+        if collapsed:
+            say(collapsed)
         # the best epoch's weights (kept since then, or from last.pt after --resume); a resumed
         # run that trained no epoch keeps the model.pt it finished with (its evaluator too)
         if st.start_epoch < cfg.epochs or not best_path.is_file():

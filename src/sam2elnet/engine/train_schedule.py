@@ -24,6 +24,7 @@ __all__ = [
     "auto_batch_size",
     "auto_workers",
     "batch_plan",
+    "collapse_note",
     "lr_lambda",
     "param_groups",
     "resolve_batch_size",
@@ -229,4 +230,44 @@ def late_best_note(best_epoch: int, epochs: int, updates: int, validated: bool) 
         f"note: the best validation epoch was {best_epoch} of {epochs} ({updates:,} optimiser "
         "updates): validation was still improving at the end, so the model is probably "
         "under-trained; more --epochs are likely to help (docs/training.md, 'More updates')"
+    )
+
+
+COLLAPSE_IOU = 0.01
+"""Train IoU below which an epoch predicted almost no foreground (:func:`collapse_note`)."""
+LEARNED_IOU = 0.05
+"""Train IoU an earlier epoch must have reached for a run ending below :data:`COLLAPSE_IOU` to
+count as collapsed rather than never started (:func:`collapse_note`)."""
+
+
+def collapse_note(history: list[dict[str, Any]], best_epoch: int, lr: float) -> str | None:
+    """One warning line when training collapsed to background, else None.
+
+    Collapsed: the last epoch's train IoU is below :data:`COLLAPSE_IOU` (the network predicts
+    almost no foreground) after an earlier epoch reached :data:`LEARNED_IOU`. The line names the
+    first epoch of the final run of epochs below the floor, the best train IoU and its epoch,
+    the kept epoch, and what to try. Seen on a tiny road run (micro, random trunk, 4-band
+    tiles): train IoU 0 from epoch 6 of 15, kept epoch 1, and nothing said.
+
+    Args:
+        history: the run's per-epoch rows (``epoch`` 1-based, ``train_iou``), in order.
+        best_epoch: the kept epoch, 1-based.
+        lr: the run's peak learning rate (``--lr``), quoted in the advice.
+    """
+    ious = [float(r.get("train_iou", float("nan"))) for r in history]
+    if not ious or not ious[-1] < COLLAPSE_IOU:
+        return None
+    top = max(range(len(ious)), key=lambda i: ious[i] if ious[i] == ious[i] else -1.0)
+    if not ious[top] >= LEARNED_IOU:
+        return None
+    first = len(ious) - 1
+    while first > 0 and ious[first - 1] < COLLAPSE_IOU:
+        first -= 1
+    ep = [int(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+    return (
+        f"warning: training collapsed to background: from epoch {ep[first]} of {ep[-1]} on the "
+        f"network predicted almost no foreground (train IoU < {COLLAPSE_IOU:g}; it reached "
+        f"{ious[top]:.3f} at epoch {ep[top]}); the kept model.pt is epoch {best_epoch}'s. With a "
+        "random trunk and few images this happens: try a lower --lr (this run: "
+        f"{lr:g}), more labelled images or SAM2 weights (--weights)"
     )
