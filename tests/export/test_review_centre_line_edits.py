@@ -47,7 +47,7 @@ def test_a_road_drawn_in_the_centre_line_layer_is_named_not_lost_silently(tmp_pa
     _draw_road(gp, "centre_lines")
     err = _import(capsys, gp, tmp_path, "m1")
     assert (
-        f"layer centre_lines of roads.gpkg was edited for 1 images (a.tif: {sent + 1} lines, "
+        f"layer centre_lines of roads.gpkg was edited for 1 image (a.tif: {sent + 1} lines, "
         f"{sent} sent) but is not read"
     ) in err, err
     assert "draw missing roads as polygons in the labels layer" in err, err
@@ -63,4 +63,4 @@ def test_the_geojson_sibling_line_file_is_compared_too(tmp_path, capsys):
     assert lines.is_file()
     _draw_road(lines, None)
     err = _import(capsys, gj, tmp_path, "m")
-    assert "roads_centre_lines.geojson was edited for 1 images (a.tif: " in err, err
+    assert "roads_centre_lines.geojson was edited for 1 image (a.tif: " in err, err

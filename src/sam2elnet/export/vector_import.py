@@ -303,9 +303,10 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         return []
     where = f"layer {LAYER} of {p.name}" if gpkg else lines.name
     return [
-        f"{where} was edited for {len(changed)} images ({name_sample(changed, 3)}) but is not "
-        "read: the masks come from the polygons of the labels layer only, so lines drawn or "
-        "deleted there are not in them; draw missing roads as polygons in the labels layer, "
+        f"{where} was edited for {len(changed)} image{'' if len(changed) == 1 else 's'} "
+        f"({name_sample(changed, 3)}) but is not read: the masks come from the polygons of the "
+        "labels layer only, so lines drawn or deleted there are not in them; draw missing roads "
+        "as polygons in the labels layer, "
         "or as lines in a layer of their own imported with --line-width into another --out "
         "(docs/roads.md)"
     ]
