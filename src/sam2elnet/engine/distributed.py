@@ -88,6 +88,23 @@ def quiet_token_notice() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
+def _auth_hint(address: str | None) -> str:
+    """What to add to a failed join of an explicit ``HOST:PORT``: Ray (>= 2.59) sends its token
+    (``~/.ray/auth_token``) to an address given explicitly only when ``RAY_AUTH_MODE=token`` is
+    set (``auto`` finds a local cluster and turns it on by itself), so joining a ``ray start
+    --head`` cluster, which has token authentication on by default, fails without it."""
+    if address in (None, "auto") or str(address).startswith("ray://"):
+        return ""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return ""
+    return (
+        "; a cluster with Ray's token authentication (on by default since Ray 2.59) is joined at "
+        "an explicit address only with RAY_AUTH_MODE=token in your environment (the token from "
+        "~/.ray/auth_token or RAY_AUTH_TOKEN): export RAY_AUTH_MODE=token and re-run, or give "
+        "--address auto on a cluster node"
+    )
+
+
 def ray_available() -> bool:
     """True when ``ray`` can be imported (it is an optional dependency: ``pip install sam2elnet[ray]``)."""
     try:
@@ -236,7 +253,7 @@ class RayExecutor:
                 if "ray[client]" in msg:
                     msg = "ray:// addresses need the Ray Client: pip install 'ray[client]'"
                 raise UserError(
-                    f"cannot connect to the Ray cluster at {address!r}: {msg}"
+                    f"cannot connect to the Ray cluster at {address!r}: {msg}{_auth_hint(address)}"
                 ) from None
             self._own = True
         self._key = None if self._own else _pool_key(factory, num_workers, num_cpus_per_worker,

@@ -1,0 +1,55 @@
+"""Joining a ``ray start --head`` cluster at an explicit ``HOST:PORT``: Ray (>= 2.59) turns token
+authentication on for such a cluster by default, but sends the token to an explicit address only
+when ``RAY_AUTH_MODE=token`` is set. Found in a cluster user trial (Ray 2.60): ``elnet annotate
+--backend ray --address 127.0.0.1:6391`` retried for 25 s (``InvalidAuthToken`` every second) and
+ended in ``cannot connect ... Failed to connect to Ray cluster``, which said nothing of the token.
+``ray.init`` is replaced here: the real refusal needs a cluster of its own.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from sam2elnet.engine.distributed import RayExecutor  # noqa: E402
+from sam2elnet.engine.executors import SmoothingPredictor  # noqa: E402
+from sam2elnet.errors import UserError  # noqa: E402
+
+
+@pytest.fixture
+def listening() -> Iterator[str]:
+    """A local port that accepts TCP connections (the executor probes the address first)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        yield f"127.0.0.1:{srv.getsockname()[1]}"
+
+
+def _refused(**kw: object) -> None:
+    raise ConnectionError(f"Failed to connect to Ray cluster at {kw['address']}")
+
+
+def _join(address: str) -> str:
+    with pytest.raises(UserError) as err:
+        RayExecutor(SmoothingPredictor, num_workers=1, address=address)
+    return str(err.value)
+
+
+def test_a_failed_join_at_an_explicit_address_names_ray_auth_mode(
+    listening: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not ray.is_initialized()
+    monkeypatch.setattr(ray, "init", _refused)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    msg = _join(listening)
+    assert msg.startswith(
+        f"cannot connect to the Ray cluster at '{listening}': Failed to connect to Ray cluster at "
+    ), msg
+    assert "export RAY_AUTH_MODE=token and re-run, or give --address auto" in msg, msg
+    # RAY_AUTH_MODE already chosen: the hint would be wrong, so it is left out
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "RAY_AUTH_MODE" not in _join(listening)
