@@ -148,12 +148,13 @@ def test_each_header_is_read_once_per_pair(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(grids, "raster_header", counted)
     monkeypatch.setattr(windowed, "use_windows", no)
-    assert _counts(evaluate_folders(pred, truth, progress=False)) == HAND
+    # roads=False: the auto road decision (the default) reads the truth on its own
+    assert _counts(evaluate_folders(pred, truth, roads=False, progress=False)) == HAND
     assert sorted(seen) == sorted([pred, truth])
     # a large pair still streams: the same decision from the headers already read
     monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
     seen.clear()
-    res = evaluate_folders(pred, truth, progress=False)
+    res = evaluate_folders(pred, truth, roads=False, progress=False)
     assert _counts(res) == HAND and sorted(seen) == sorted([pred, truth])
     js = json.dumps(res.to_dict())  # JSON-ready as before
     assert '"n_truth_resampled": 0' in js

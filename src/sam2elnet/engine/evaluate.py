@@ -76,7 +76,7 @@ def evaluate_folders(
     truth_dir: str | Path,
     quality_csv: str | Path | None = None,
     boundary: bool = False,
-    roads: bool | str = False,
+    roads: bool | str = "auto",
     valid_dir: str | Path | None = None,
     *,
     tolerance_px: float = BOUNDARY_TOLERANCE_PX,
@@ -112,7 +112,10 @@ def evaluate_folders(
     :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted.
     ``positive_values`` names the object value(s) of class-index ground-truth masks.
 
-    ``roads``: True adds the road measures (:func:`road_counts`), ``"auto"`` adds them when the
+    ``roads``: True adds the road measures (:func:`road_counts`), False leaves them out,
+    ``"auto"`` (the default, as ``elnet evaluate`` without ``--roads`` / ``--no-roads``; it was
+    False, so the Python API left out the road measures the CLI printed for the same road
+    folders) adds them when the
     ground-truth masks are road networks (:func:`sam2elnet.data.domain.detect_domain`; the decision
     and its reason are in ``options["roads"]`` / ``options["roads_reason"]``), or when a road
     buffer is given (``road_buffer_px`` or ``road_buffer_m`` not None: the caller wants road
