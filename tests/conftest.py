@@ -195,3 +195,15 @@ def experiment_configs(monkeypatch: pytest.MonkeyPatch) -> list:
 
     monkeypatch.setattr(experiment_mod, "run_experiment", fake_run)
     return seen
+
+
+@pytest.fixture
+def serve_backend(tmp_path: Path) -> Iterator[tuple]:
+    """``(MLBackend, base URL, root)`` of a served backend (:func:`helpers_serve.serving`).
+
+    Kept in this one conftest: a second ``conftest.py`` in a sub-folder would make the bare
+    ``import conftest`` of some tests resolve to it under pytest-xdist."""
+    from helpers_serve import serving
+
+    with serving(tmp_path) as got:
+        yield got

@@ -1,6 +1,6 @@
 """``elnet serve`` (the Label Studio ML backend) in tests: a model that answers with scores
 (:func:`scored_model`), an HTTP call (:func:`call`) and a backend served on a free port
-(:func:`serving`; the ``serve_backend`` fixture of ``tests/pipeline/conftest.py``)."""
+(:func:`serving`; the ``serve_backend`` fixture of ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
