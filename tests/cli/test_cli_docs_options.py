@@ -28,6 +28,7 @@ FOREIGN = {
     "--nproc-per-node": "torchrun",
     "--head": "ray start",
     "--num-gpus": "ray start",
+    "--num-cpus": "ray start",
     "--no-browser": "label-studio start",
     "--dist": "pytest (pytest-xdist)",
 }
