@@ -11,7 +11,7 @@ os.environ.setdefault("SAM2ELNET_THREADS", "1")
 import numpy as np
 import pytest
 from helpers_data import make_dataset, small_cfg
-from helpers_roads import make_road_dataset
+from helpers_roads import gapped_predictions, make_road_dataset
 
 from sam2elnet.data.augment import jitter as _jitter
 from sam2elnet.data.datasets import Augmentation, Sample, SegmentationDataset
@@ -218,18 +218,11 @@ def test_cli_train_options_reach_the_config(
 def test_evaluate_adds_road_measures_for_road_truth(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import cv2
-
     from sam2elnet.cli import main
     from sam2elnet.engine.evaluate import evaluate_folders
 
     roads = make_road_dataset(tmp_path / "roads", n=6, size=48)
-    pred = tmp_path / "pred"
-    pred.mkdir()
-    for m in _masks(roads):  # the truth with a gap cut into every road
-        a = cv2.imread(str(m), cv2.IMREAD_GRAYSCALE)
-        a[:, 16:32] = 0
-        cv2.imwrite(str(pred / m.name), a)
+    pred = gapped_predictions(roads, tmp_path / "pred")
     res = evaluate_folders(pred, roads / "masks", roads="auto", progress=False)
     assert res.options["roads"] is True and "elongation" in res.options["roads_reason"]
     assert res.aggregate["road_correctness"] == pytest.approx(1.0, abs=0.05)

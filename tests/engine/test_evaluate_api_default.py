@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import pytest
-from helpers_roads import make_road_dataset
+from helpers_roads import gapped_predictions, make_road_dataset
 
 from sam2elnet.cli import main
 from sam2elnet.engine import evaluate_folders
@@ -23,12 +22,7 @@ def test_default_is_the_cli_default_on_road_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     roads = make_road_dataset(tmp_path / "roads", n=4, size=48)
-    pred = tmp_path / "pred"
-    pred.mkdir()
-    for m in sorted((roads / "masks").iterdir()):  # a gap cut into every road
-        a = cv2.imread(str(m), cv2.IMREAD_GRAYSCALE)
-        a[:, 16:32] = 0
-        cv2.imwrite(str(pred / m.name), a)
+    pred = gapped_predictions(roads, tmp_path / "pred")
     res = evaluate_folders(pred, roads / "masks", progress=False)
     assert res.options["roads"] is True
     assert res.aggregate["road_completeness"] < 0.9
