@@ -103,7 +103,10 @@ def evaluate(
         "(the rest is background). Default: the rule in docs/data.md.",
     ),
     report: bool = typer.Option(
-        False, "--report", help="Write report.html next to the JSON file (else into PRED)."
+        False,
+        "--report",
+        help="Write report.html next to the JSON file (else into PRED); evaluation.html where "
+        "that folder is a run's (summary.json) or holds another command's report.html.",
     ),
     images: Path | None = typer.Option(
         None,
@@ -236,7 +239,7 @@ def evaluate(
         raise UserError("images folder or file does not exist; check --images", images)
     # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
     # folders below it), the images, --quality and --ids; none of them may be an output
-    from sam2elnet.data.runfolder import QUALITY_CSV, REPORT_HTML, SUMMARY_JSON
+    from sam2elnet.data.runfolder import QUALITY_CSV, SUMMARY_JSON, evaluation_page
 
     run_files = (QUALITY_CSV, SUMMARY_JSON)
     read_from = [
@@ -252,7 +255,7 @@ def evaluate(
         check_output(path, "file", flag, inputs=read_files, read_from=read_from)
     page = None
     if report:  # next to --json, else into PRED (next to a PRED file)
-        page = (json_path.parent if json_path is not None else pred_dir) / REPORT_HTML
+        page = evaluation_page(json_path.parent if json_path is not None else pred_dir)
         check_output(page, "file", "--report", inputs=read_files, read_from=read_from)
     # the report first: where it goes is not chosen by a path of its own
     check_distinct_outputs(

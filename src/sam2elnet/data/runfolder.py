@@ -70,6 +70,7 @@ __all__ = [
     "write_csv_table",
     "csv_table_text",
     "write_summary",
+    "evaluation_page",
 ]
 
 QUALITY_CSV = "quality.csv"
@@ -78,6 +79,9 @@ SUMMARY_JSON = "summary.json"
 REPORT_HTML = "report.html"
 """The page a run's ``--report`` writes into its folder (annotate, enhance, evaluate, train, cv,
 experiment, demo)."""
+EVALUATION_HTML = "evaluation.html"
+"""The page ``elnet evaluate --report`` writes into a run's folder, beside the run's own
+``report.html`` (:func:`evaluation_page`)."""
 SCENE_MANIFEST = "manifest.jsonl"
 """An ``elnet scene`` folder of scenes' record of finished and failed scenes (``--resume``)."""
 RUN_MASK_FOLDERS = ("labels", "rejected")
@@ -414,3 +418,20 @@ def remove_stale_report(out: str | Path, why: str) -> str | None:
         return None
     page.unlink()
     return f"removed {page}: {why} and it showed the earlier numbers; --report writes it again"
+
+
+def evaluation_page(folder: str | Path) -> Path:
+    """Where ``elnet evaluate --report`` writes its page in ``folder``: ``report.html``, unless
+    the folder is a run's (it holds ``summary.json`` of annotate / enhance) or holds a
+    ``report.html`` that another command wrote (its ``<title>`` is not ``elnet evaluate``):
+    then ``evaluation.html``, so the run's own report is never overwritten."""
+    folder = Path(folder)
+    if (folder / SUMMARY_JSON).is_file():
+        return folder / EVALUATION_HTML
+    page = folder / REPORT_HTML
+    try:
+        with page.open(encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return page  # none yet (or unreadable: check_output says so)
+    return page if "<title>elnet evaluate</title>" in head else folder / EVALUATION_HTML
