@@ -81,6 +81,36 @@ def test_per_image_road_measures_in_json_csv_and_report(
     assert f"{EXPECTED[buffer]['b'][1]:.4f}" in page and f"{agg['road_completeness']:.4f}" in page
 
 
+def test_undefined_road_measures_are_empty_not_zero(roads: tuple[Path, Path], tmp_path: Path):
+    """Wiedemann et al. (1998): no reference road -> no completeness; nothing predicted -> no
+    correctness. Such values are null in JSON and empty in CSV, and the image
+    adds 0 to the summed lengths (aggregate = that of the other images)."""
+    pred, truth = roads
+    empty = np.zeros((32, 32), bool)
+    false_road = empty.copy()
+    false_road[5:8, :] = True
+    write_mask_png(truth / "c_mask.png", empty)  # no reference road, a false detection
+    write_mask_png(pred / "c_pred.png", false_road)
+    write_mask_png(truth / "d_mask.png", empty)  # no road, none predicted
+    write_mask_png(pred / "d_pred.png", empty)
+    out = tmp_path / "o"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--roads", "--no-progress",
+            "--json", str(out / "e.json"), "--csv", str(out / "e.csv")]  # fmt: skip
+    assert main(argv) == 0
+    js = json.loads((out / "e.json").read_text())
+    images = {r["image"]: r for r in js["images"]}
+    with open(out / "e.csv", newline="") as fh:
+        rows = {r["image"]: r for r in csv.DictReader(fh)}
+    c, d = images["c"], images["d"]
+    assert c["road_completeness"] is None and rows["c"]["road_completeness"] == ""
+    assert c["road_correctness"] == 0.0 and c["road_quality"] == 0.0
+    assert all(d[k] is None and rows["d"][k] == "" for k in KEYS)
+    agg = js["aggregate"]  # a and b as in EXPECTED[3.0]; c adds 30 unmatched predicted px
+    assert agg["road_completeness"] == pytest.approx(17 / 60)
+    assert agg["road_correctness"] == pytest.approx(14 / 74)
+    assert agg["road_quality"] == pytest.approx(14 / (74 + 43))
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "101", "nan", "inf", "x"])
 def test_bad_road_buffer_is_one_error_line(
     roads: tuple[Path, Path], value: str, capsys: pytest.CaptureFixture[str]

@@ -17,6 +17,7 @@ from sam2elnet.engine.evaluate import evaluate_folders, read_binary_mask
 from sam2elnet.engine.metrics import (
     BoundaryCounts,
     Confusion,
+    RoadCounts,
     boundary_counts,
     boundary_f1,
     confusion,
@@ -196,10 +197,29 @@ def test_road_measures() -> None:
     extra[2:6, 5:55] = True
     s = road_counts(extra, truth).scores()
     assert s["road_correctness"] < 0.7 and s["road_completeness"] == 1.0
-    # no road anywhere: perfect, connectivity not applicable
+    # Wiedemann et al. (1998): a measure is undefined (NaN) when its denominator is 0
     empty = np.zeros_like(truth)
     s = road_counts(empty, empty).scores()
-    assert s["road_quality"] == 1.0 and math.isnan(s["road_connectivity"])
+    assert all(math.isnan(s[k]) for k in s)  # no road anywhere: nothing to measure
+    s = road_counts(extra, empty).scores()  # no reference road: no completeness, not 0.0
+    assert math.isnan(s["road_completeness"]) and math.isnan(s["road_connectivity"])
+    assert s["road_correctness"] == 0.0 and s["road_quality"] == 0.0
+    s = road_counts(empty, truth).scores()  # nothing extracted: no correctness
+    assert math.isnan(s["road_correctness"])
+    assert s["road_completeness"] == 0.0 and s["road_quality"] == 0.0
+
+
+def test_road_aggregate_ignores_undefined_images() -> None:
+    """Summed lengths: a tile without roads (and without a prediction) adds 0 to both sums."""
+    truth = np.zeros((40, 60), bool)
+    truth[18:23, 5:55] = True
+    broken = truth.copy()
+    broken[:, 26:36] = False
+    empty = np.zeros_like(truth)
+    one = road_counts(broken, truth)
+    total = sum([one, road_counts(empty, empty)], RoadCounts())
+    assert total.scores() == pytest.approx(one.scores())
+    assert 0.0 < total.scores()["road_completeness"] < 1.0
 
 
 # ---------------------------------------------------------------- reading and pairing

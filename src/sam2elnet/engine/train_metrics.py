@@ -251,11 +251,17 @@ def val_text(
     )
     if roads:
         txt += (
-            f" road quality {row['val_road_quality']:.3f} completeness "
-            f"{row['val_road_completeness']:.3f} correctness {row['val_road_correctness']:.3f}"
+            f" road quality {_road(row['val_road_quality'])} completeness "
+            f"{_road(row['val_road_completeness'])} correctness {_road(row['val_road_correctness'])}"
             f" (buffer {road_buffer if isinstance(road_buffer, str) else f'{road_buffer:g} px'})"
         )
     return txt
+
+
+def _road(v: float) -> str:
+    """A road measure for the epoch line: 3 decimals, "—" when undefined (NaN: nothing extracted
+    for correctness, no reference road for completeness)."""
+    return f"{v:.3f}" if math.isfinite(v) else "—"
 
 
 def iou_f1(tp: float, fp: float, fn: float) -> tuple[float, float]:

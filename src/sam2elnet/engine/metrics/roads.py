@@ -85,19 +85,19 @@ class RoadCounts:
 def road_scores(c: RoadCounts) -> dict[str, float]:
     """Wiedemann measures from :class:`RoadCounts`.
 
-    correctness = matched predicted length / predicted length;
-    completeness = matched true length / true length;
-    quality = matched predicted length / (predicted length + unmatched true length);
-    connectivity = preserved true-skeleton components / true-skeleton components (NaN if none).
-    Both skeletons empty -> 1.0 for the first three.
+    correctness = matched predicted length / predicted length (NaN without predicted length);
+    completeness = matched true length / true length (NaN without true length);
+    quality = matched predicted length / (predicted length + unmatched true length) (NaN when both
+    are 0); connectivity = preserved true-skeleton components / true-skeleton components (NaN if
+    none). Wiedemann et al. (1998) leave a measure undefined when its denominator is 0: a tile
+    without reference roads has no completeness (not 0.0), an empty prediction no correctness.
+    Aggregates sum the counts first, so such an image adds 0 to both sums and changes nothing.
     """
-    if c.pred_length == 0 and c.truth_length == 0:
-        corr = comp = qual = 1.0
-    else:
-        corr = safe_ratio(c.pred_matched, c.pred_length, 0.0)
-        comp = safe_ratio(c.truth_matched, c.truth_length, 0.0)
-        qual = safe_ratio(c.pred_matched, c.pred_length + (c.truth_length - c.truth_matched), 0.0)
-    conn = safe_ratio(c.components_preserved, c.components_total, float("nan"))
+    nan = float("nan")
+    corr = safe_ratio(c.pred_matched, c.pred_length, nan)
+    comp = safe_ratio(c.truth_matched, c.truth_length, nan)
+    qual = safe_ratio(c.pred_matched, c.pred_length + (c.truth_length - c.truth_matched), nan)
+    conn = safe_ratio(c.components_preserved, c.components_total, nan)
     return {
         "road_correctness": corr,
         "road_completeness": comp,
