@@ -77,6 +77,27 @@ class _DropTokenNotice(logging.Filter):
 
 
 @contextmanager
+def _keep_sigterm() -> Iterator[None]:
+    """Keep the process's own SIGTERM handler across ``ray.init``, which puts ``sys.exit(15)``
+    in its place: under ``elnet`` (cli._term_as_interrupt) a ``kill`` / SLURM stop of a
+    ``--backend ray`` job then ends as Ctrl-C does ('error: interrupted; re-run with --resume
+    ...', exit 130), not silently with exit 15. Without a handler of its own (SIG_DFL: a
+    notebook, a script) Ray's stays. Main thread only (signals are set there)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(before):
+            signal.signal(signal.SIGTERM, before)
+
+
+@contextmanager
 def quiet_token_notice() -> Iterator[None]:
     """Drop Ray's :data:`TOKEN_NOTICE` line while the private local cluster starts; every other
     line of that logger, and everything after the block, passes."""
@@ -246,7 +267,7 @@ class RayExecutor:
                 kw["address"] = address
             kw.update(init_kwargs or {})
             try:
-                with quiet_token_notice() if address is None else nullcontext():
+                with _keep_sigterm(), quiet_token_notice() if address is None else nullcontext():
                     ray.init(**kw)
             except (ConnectionError, ValueError, RuntimeError) as err:
                 msg = str(err).splitlines()[0] if str(err) else err.__class__.__name__
