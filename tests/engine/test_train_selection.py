@@ -77,6 +77,16 @@ def test_val_text_shows_the_weights() -> None:
     assert val_text({"val_loss": math.nan}, 0.5, roads=True) == "no validation split"
 
 
+def test_val_text_says_undefined_road_measures() -> None:
+    """A collapsed model predicts no road: correctness has no extracted length ("—", not 0)."""
+    row = {"val_loss": 3.2, "val_iou": 0.0, "val_iou_annotate": 0.0, "val_iou_enhance": 0.0,
+           "val_coarse_iou": 0.68, "val_road_quality": 0.0, "val_road_completeness": 0.0,
+           "val_road_correctness": math.nan}  # fmt: skip
+    assert val_text(row, 0.5, roads=True, road_buffer=3.0).endswith(
+        "road quality 0.000 completeness 0.000 correctness — (buffer 3 px)"
+    )
+
+
 def _old_state(rows: list[tuple[float, float]], best: int) -> dict[str, Any]:
     """A last.pt payload of the old rule (plain mean, no rule in ``selection``); ``best`` 0-based."""
     hist = [
