@@ -70,6 +70,7 @@ __all__ = [
     "write_csv_table",
     "csv_table_text",
     "write_summary",
+    "EVALUATION_TITLE",
     "evaluation_page",
 ]
 
@@ -79,6 +80,10 @@ SUMMARY_JSON = "summary.json"
 REPORT_HTML = "report.html"
 """The page a run's ``--report`` writes into its folder (annotate, enhance, evaluate, train, cv,
 experiment, demo)."""
+EVALUATION_TITLE = "elnet evaluate"
+"""The ``<title>`` of the page ``elnet evaluate --report`` writes (how :func:`evaluation_page`
+tells it from another command's ``report.html``)."""
+
 EVALUATION_HTML = "evaluation.html"
 """The page ``elnet evaluate --report`` writes into a run's folder, beside the run's own
 ``report.html`` (:func:`evaluation_page`)."""
@@ -434,4 +439,4 @@ def evaluation_page(folder: str | Path) -> Path:
             head = fh.read(4096)
     except OSError:
         return page  # none yet (or unreadable: check_output says so)
-    return page if "<title>elnet evaluate</title>" in head else folder / EVALUATION_HTML
+    return page if f"<title>{EVALUATION_TITLE}</title>" in head else folder / EVALUATION_HTML

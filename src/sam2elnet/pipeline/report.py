@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.runfolder import REPORT_HTML
+from sam2elnet.data.runfolder import EVALUATION_TITLE, REPORT_HTML
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import ReportItem, eval_truth
 from sam2elnet.pipeline.report_page import render_report
@@ -440,7 +440,7 @@ def write_evaluation_report(
     return write_report(
         path,
         items,
-        title="elnet evaluate",
+        title=EVALUATION_TITLE,
         metrics=metrics,
         quality_threshold=threshold,
         filter_applied=filtered,
