@@ -13,6 +13,7 @@ from helpers_data import tiny_experiment_config
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+from sam2elnet.pipeline.experiment_stages import stage_summary
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_miniature_experiment_end_to_end_and_caching(
     assert redone == {"downstream_fraction": "reused"}  # its trained result was kept by fingerprint
 
     # a rewritten auto-label invalidates exactly the downstream models trained on it
-    labels = json.loads((out / "stages" / "annotate.json").read_text())["summary"]["labels"]
+    labels = stage_summary(out, "annotate")["labels"]
     label = Path(labels[sorted(labels)[0]])
     data = label.read_bytes()
     label.unlink()
@@ -330,7 +331,7 @@ def test_class_index_masks_refused_without_and_scored_with_positive_values(
     out = tmp_path / "exp"
     cfg = _cfg(data, out, positive_values=(2,), sources=("own",), downstream_curve_points=0)
     r = run_experiment(cfg)
-    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    split = stage_summary(out, "split")
     for i, p in split["masks"].items():  # decoded once: 2 -> object, 0 and 1 -> background
         assert Path(p).parent == out / "truth" / "masks"
         assert np.array_equal(read_mask(p), read_mask(synth / "masks" / f"{i}.png"))
@@ -464,7 +465,7 @@ def test_enhancement_table_by_label_scores_then_with_downstream_models(
 
     r = json.loads((out / "results.json").read_text())
     assert r["settings"]["enhancement_downstream"] is False
-    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    split = stage_summary(out, "split")
     pool = split["labelled"] + split["unlabelled"]
     files = {
         ("sim", m): {i: str(out / "labels" / "sim" / m / f"{i}.png") for i in pool}
@@ -475,7 +476,7 @@ def test_enhancement_table_by_label_scores_then_with_downstream_models(
         i: str(out / "labels" / "own" / "morphological" / f"{i}.png") for i in pool
     }
     for src in ("sim", "own"):
-        enh = json.loads((out / "stages" / f"enhance_{src}.json").read_text())["summary"]
+        enh = stage_summary(out, f"enhance_{src}")
         files[(src, "elnet")] = enh["labels"]
     assert {(row["source"], row["method"]) for row in r["table2"]} == set(files)
     for row in r["table2"]:
@@ -669,7 +670,7 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
     rec["summary"]["quality"] = {i: 0.1 * (k + 1) for k, i in enumerate(ids)}
     del rec["summary"]["filter_options"]  # as a marker made before it was recorded
     marker.write_text(json.dumps(rec))
-    labels = rec["summary"]["labels"]
+    labels = stage_summary(out, "annotate")["labels"]
     model = Path(r["elnet"]["model"])
     files = [model, *(Path(x) for x in labels.values())]
     stamps = {p: p.stat().st_mtime_ns for p in files}
@@ -776,10 +777,10 @@ def road_reason(out: Path) -> str:
     """Why the run in ``out`` decided its data are not roads (the split stage's record)."""
     from sam2elnet.pipeline.experiment_split import Split, road_domain
 
-    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    split = stage_summary(out, "split")
     return road_domain(Split(**split)).reason
 
 
 def _masks(out: Path) -> dict[str, str]:
     """The true masks of an experiment's split (id -> path), as its split stage recorded them."""
-    return json.loads((out / "stages" / "split.json").read_text())["summary"]["masks"]
+    return stage_summary(out, "split")["masks"]

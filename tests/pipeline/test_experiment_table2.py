@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import html
-import json
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from helpers_data import tiny_experiment_config
 
 from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
 from sam2elnet.pipeline.experiment_config import OWN_IS_TRUTH_NOTE, OWN_NOT_SCORED
+from sam2elnet.pipeline.experiment_stages import stage_summary
 
 SENSORS = {"palsar": range(0, 6), "sentinel": range(6, 12)}
 TEST = {"palsar": range(12, 14), "sentinel": range(14, 16)}
@@ -83,7 +83,7 @@ def test_label_scores_per_sensor_and_own_labels_left_out(
     assert {row["source"] for row in r["table2"]} == {"sim"}
     assert [row["method"] for row in r["table2"]] == ["coarse", "morphological", "elnet"]
     assert r["table2_absent"] == {"own": OWN_NOT_SCORED}
-    split = json.loads((out / "stages" / "split.json").read_text())["summary"]
+    split = stage_summary(out, "split")
     assert OWN_IS_TRUTH_NOTE in split["notes"] and OWN_IS_TRUTH_NOTE not in r["notes"]
     assert plans[-1]["refine"] == 1 and plans[-1]["enhance"] == 1
     assert plans[-1]["labelscore"] == 3 and plans[-1]["downstream"] == 5

@@ -113,7 +113,7 @@ from sam2elnet.pipeline.experiment_split import (
     test_road_buffers,
     write_subset,
 )
-from sam2elnet.pipeline.experiment_stages import Stages, json_safe
+from sam2elnet.pipeline.experiment_stages import Stages, json_safe, stage_summary
 from sam2elnet.pipeline.experiment_stats import (
     add_intervals,
     convergence,
@@ -180,7 +180,7 @@ def _decided(out: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, A
         if old.get(k) == new.get(k):
             continue
         try:
-            summary = json.loads((out / "stages" / f"{name}.json").read_text("utf-8"))["summary"]
+            summary = stage_summary(out, name)
             decided[k] = (
                 summary["modality"] if k == "modality" else built_trunk_scale(summary["model"])
             )
@@ -194,7 +194,7 @@ def _not_roads(out: Path) -> str | None:
     :func:`~sam2elnet.pipeline.experiment_split.road_domain`, as the run decides it), or None:
     road data, or the split record cannot be read (not known)."""
     try:
-        summary = json.loads((out / "stages" / "split.json").read_text("utf-8"))["summary"]
+        summary = stage_summary(out, "split")
         guess = road_domain(Split(**summary))
     except (OSError, ValueError, KeyError, TypeError, UserError, DataError):
         return None

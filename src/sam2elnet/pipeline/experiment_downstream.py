@@ -17,7 +17,13 @@ from sam2elnet.pipeline.experiment_config import (
     ExperimentConfig,
 )
 from sam2elnet.pipeline.experiment_split import Split
-from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
+from sam2elnet.pipeline.experiment_stages import (
+    Stages,
+    file_stat,
+    json_safe,
+    out_relative,
+    sha,
+)
 from sam2elnet.utils.atomic import write_json_atomic
 
 Runs = dict[str, tuple[list[str], dict[str, str], int]]
@@ -87,6 +93,10 @@ def train_downstream(
     if dcfg_key.get("precision") == "32":
         dcfg_key["precision"] = "fp32"
     jobs: dict[str, tuple[str, Path, list]] = {}  # setting -> (key, stored result, pairs)
+
+    def rel(p: str | Path) -> str:
+        return out_relative(str(p), out)
+
     for name, (ids, labels, _cost) in runs.items():
         if name.startswith("enh_") and not cfg.enhancement_downstream:
             down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
@@ -96,13 +106,14 @@ def train_downstream(
             stages.drop("downstream")  # planned, never runs: not work the ETA waits for
             continue
         pairs = split.pairs(ids, labels)
-        # labels by path *and* file state: a re-run earlier stage rewrites them under the same names
+        # labels by path *and* file state: a re-run earlier stage rewrites them under the same
+        # names; paths inside OUT relative to it (a moved or copied run keeps its keys)
         fp = sha(
             {
-                "pairs": [(str(a), str(b), *file_stat(b)) for a, b in pairs],
+                "pairs": [(rel(a), rel(b), *file_stat(b)) for a, b in pairs],
                 "cfg": dcfg_key,
                 "norm": norm.model_dump(mode="json"),
-                "test": [str(a) for a, _ in test_pairs],
+                "test": [rel(a) for a, _ in test_pairs],
                 "eval": DOWNSTREAM_EVAL_VERSION,
                 **({"roads": True} if roads else {}),
                 **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -50,6 +51,61 @@ def json_safe(v: Any) -> Any:
     return v
 
 
+PATHS_RELATIVE = "relative to OUT"
+"""A marker's ``paths``: the files inside ``OUT`` it names are stored relative to ``OUT``
+(:func:`out_relative`), so a moved or copied run folder reads its own files."""
+
+
+def out_relative(v: Any, out: Path) -> Any:
+    """``v`` (a JSON-safe summary) with every string naming a file inside ``out`` (absolute, or
+    relative to the working folder) written relative to ``out`` (POSIX separators)."""
+    if isinstance(v, dict):
+        return {k: out_relative(x, out) for k, x in v.items()}
+    if isinstance(v, list):
+        return [out_relative(x, out) for x in v]
+    if isinstance(v, str) and ("/" in v or os.sep in v):
+        f, d = Path(os.path.abspath(v)), Path(os.path.abspath(out))
+        if f.is_relative_to(d) and f != d:
+            return f.relative_to(d).as_posix()
+    return v
+
+
+def out_resolved(v: Any, out: Path, relative: bool) -> Any:
+    """``v`` (a stored summary) with its paths resolved against the current ``out``.
+
+    ``relative`` True (markers written since paths are stored relative, :data:`PATHS_RELATIVE`):
+    every relative path string is ``out / path``. False (older markers: paths as the run was
+    given them, absolute or relative to its working folder): a path whose end names a file that
+    exists under ``out`` (``run2/autolabels/labels/1.png`` -> ``OUT/autolabels/labels/1.png``,
+    at least two parts) is mapped there, even where the old folder still exists (a copied folder
+    reads its own files); any other path is read as before."""
+    if isinstance(v, dict):
+        return {k: out_resolved(x, out, relative) for k, x in v.items()}
+    if isinstance(v, list):
+        return [out_resolved(x, out, relative) for x in v]
+    if not isinstance(v, str) or "/" not in v or "://" in v:
+        return v
+    p = Path(v)
+    if relative:
+        return v if p.is_absolute() else str(out / p)
+    parts = p.parts[1:] if p.is_absolute() else p.parts
+    for k in range(len(parts) - 1):
+        tail = Path(*parts[k:])
+        if (out / tail).exists():
+            return str(out / tail)
+    return v
+
+
+def stage_summary(out: Path, name: str) -> Any:
+    """The summary of stage ``name`` recorded in ``out/stages``, its paths resolved against
+    ``out`` (:func:`out_resolved`).
+
+    Raises:
+        OSError / ValueError / KeyError / TypeError: no readable marker."""
+    rec = json.loads((Path(out) / "stages" / f"{name}.json").read_text("utf-8"))
+    return out_resolved(rec["summary"], Path(out), rec.get("paths") == PATHS_RELATIVE)
+
+
 def clock(seconds: float) -> str:
     """``m:ss`` (or ``h:mm:ss``) for progress lines."""
     sec = int(round(max(0.0, seconds)))
@@ -69,7 +125,8 @@ class Stages:
     """
 
     def __init__(self, out: Path, resume: bool, progress: bool = False) -> None:
-        self.dir = out / "stages"
+        self.out = Path(out)
+        self.dir = self.out / "stages"
         self.resume = resume
         self.status: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
@@ -164,7 +221,8 @@ class Stages:
         """
         m = self.marker(name)
         rec = json.loads(m.read_text(encoding="utf-8"))
-        rec["summary"] = json_safe(summary)
+        rec["summary"] = out_relative(json_safe(summary), self.out)
+        rec["paths"] = PATHS_RELATIVE
         write_json_atomic(m, rec)
         self.status[name] = status
 
@@ -218,7 +276,8 @@ class Stages:
                     self.seconds[name] = float(rec.get("seconds", 0.0))
                     log.info("stage %s: done before, skipped", name)
                     self._say(f"stage {name}: done before, skipped")
-                    return self._noted(name, rec["summary"])
+                    relative = rec.get("paths") == PATHS_RELATIVE
+                    return self._noted(name, out_resolved(rec["summary"], self.out, relative))
                 log.info("stage %s: inputs changed since it ran; running it again", name)
             except (json.JSONDecodeError, KeyError):
                 log.warning("stage marker %s is unreadable; running the stage again", m)
@@ -245,12 +304,14 @@ class Stages:
             self._ran.setdefault(self._kind(name), []).append(dt)
             self.status[name] = "ran"
             self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
+        stored = out_relative(summary, self.out)
         write_json_atomic(
             m,
-            {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": summary},
+            {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": stored}
+            | {"paths": PATHS_RELATIVE},
         )
         self.seconds[name] = dt
-        return self._noted(name, summary)
+        return self._noted(name, out_resolved(stored, self.out, True))
 
     def _noted(self, name: str, summary: dict[str, Any]) -> dict[str, Any]:
         """``summary``, its ``unusable`` (if any) noted in :attr:`unusable` under ``name``."""
