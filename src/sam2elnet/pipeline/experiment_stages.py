@@ -74,7 +74,8 @@ def out_resolved(v: Any, out: Path, relative: bool) -> Any:
     """``v`` (a stored summary) with its paths resolved against the current ``out``.
 
     ``relative`` True (markers written since paths are stored relative, :data:`PATHS_RELATIVE`):
-    every relative path string is ``out / path``. False (older markers: paths as the run was
+    a relative path string naming a file or folder under ``out`` is ``out / path``; any other
+    string (a ``--data`` path relative to the working folder, a note with a ``/``) is kept. False (older markers: paths as the run was
     given them, absolute or relative to its working folder): a path whose end names a file that
     exists under ``out`` (``run2/autolabels/labels/1.png`` -> ``OUT/autolabels/labels/1.png``,
     at least two parts) is mapped there, even where the old folder still exists (a copied folder
@@ -86,8 +87,9 @@ def out_resolved(v: Any, out: Path, relative: bool) -> Any:
     if not isinstance(v, str) or "/" not in v or "://" in v:
         return v
     p = Path(v)
-    if relative:
-        return v if p.is_absolute() else str(out / p)
+    if relative:  # only what out_relative wrote: a file under out (a --data path given relative
+        # to the working folder, '../data/x.jpg', or a note such as 'kept 10/21' stays as it is)
+        return str(out / p) if not p.is_absolute() and (out / p).exists() else v
     parts = p.parts[1:] if p.is_absolute() else p.parts
     for k in range(len(parts) - 1):
         tail = Path(*parts[k:])

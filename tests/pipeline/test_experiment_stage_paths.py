@@ -1,0 +1,37 @@
+"""A stage's summary keeps the strings that are not files under --out: image paths of a --data
+given relative to the working folder (docs/results.md runs 'elnet experiment --data
+../shared/data/sos-dev --out runs/...') and notes with a '/'. Found in review of ec3eac9: the
+split stage returned 'runs/exp/../shared/data/...' for every image (the run could not read its
+own data) and a note 'kept 10/21' came back as 'runs/exp/kept 10/21'."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sam2elnet.pipeline.experiment_stages import Stages, stage_summary
+
+
+def test_stage_summary_keeps_data_paths_and_notes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.jpg").write_bytes(b"")
+    out = Path("runs") / "exp"
+    (out / "labels").mkdir(parents=True)
+    (out / "labels" / "1.png").write_bytes(b"")
+    summary = {
+        "images": {"x": "data/x.jpg", "up": "../elsewhere/y.jpg"},
+        "note": "kept 10/21 labels",
+        "label": str(out / "labels" / "1.png"),
+    }
+    got = Stages(out, resume=False).run("split", lambda: dict(summary))
+    assert got == summary  # the same strings, the label too: out / labels/1.png
+    assert Path(got["images"]["x"]).is_file() and Path(got["label"]).is_file()
+    moved = tmp_path / "moved"
+    (tmp_path / "runs" / "exp").rename(moved)  # the run folder moved: its own files follow it
+    again = stage_summary(moved, "split")
+    assert again["label"] == str(moved / "labels" / "1.png")
+    assert again["images"] == summary["images"] and again["note"] == summary["note"]
