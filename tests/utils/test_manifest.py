@@ -55,3 +55,26 @@ def test_garbage_lines_do_not_stop_loading(tmp_path: Path):
     )
     m = Manifest.load(path)
     assert m.done() == ["x"] and m.bad_lines == 3
+
+
+def test_a_moved_output_folder_checks_its_own_outputs(tmp_path: Path, monkeypatch):
+    """Outputs are stored relative to the manifest's folder: after a move (the old folder gone)
+    and from another working folder, a done scene is still done; an old line (outputs as given
+    then, relative to the old working folder) is checked under the manifest's folder."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.tif").write_bytes(b"x")
+    m = Manifest.load(Path("out") / "manifest.jsonl")
+    m.mark_done("a", [Path("out") / "a.tif"])
+    assert json.loads((tmp_path / "out" / "manifest.jsonl").read_text())["outputs"] == ["a.tif"]
+    with open(tmp_path / "out" / "manifest.jsonl", "a") as fh:  # a line of an older version
+        fh.write(json.dumps({"item": "b", "status": "done", "outputs": ["out/a.tif"]}) + "\n")
+    shutil.move(tmp_path / "out", tmp_path / "moved")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    again = Manifest.load(Path("../moved/manifest.jsonl"))
+    assert again.is_done("a") and again.is_done("b")
+    (tmp_path / "moved" / "a.tif").unlink()
+    assert not again.is_done("a") and not again.is_done("b")

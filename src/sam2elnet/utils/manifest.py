@@ -86,7 +86,7 @@ class Manifest:
         rec = {
             "item": str(item),
             "status": DONE,
-            "outputs": [str(o) for o in outputs or []],
+            "outputs": [self._relative(o) for o in outputs or []],
             "time": time.time(),
         }
         rec.update(extra)
@@ -104,8 +104,29 @@ class Manifest:
         if rec is None or rec.get("status") != DONE:
             return False
         if check_outputs:
-            return all(Path(o).exists() for o in rec.get("outputs", []))
+            return all(self._resolved(o).exists() for o in rec.get("outputs", []))
         return True
+
+    def _relative(self, output: str | Path) -> str:
+        """``output`` relative to the manifest's folder where inside it (POSIX separators), so a
+        moved or copied output folder, or a resume from another working folder, checks its own
+        files; else as given."""
+        f, d = Path(os.path.abspath(output)), Path(os.path.abspath(self.path.parent))
+        return f.relative_to(d).as_posix() if f.is_relative_to(d) and f != d else str(output)
+
+    def _resolved(self, output: str) -> Path:
+        """A recorded output on disk: relative to the manifest's folder; a line written before
+        outputs were stored so (as given then, e.g. ``out/scene_a.tif`` from the old working
+        folder) is checked under the manifest's folder where the end of its path exists there,
+        else as given."""
+        p, base = Path(output), self.path.parent
+        if (base / p).exists() and not p.is_absolute():
+            return base / p
+        parts = p.parts[1:] if p.is_absolute() else p.parts
+        for k in range(1, len(parts)):
+            if (base / Path(*parts[k:])).exists():
+                return base / Path(*parts[k:])
+        return p
 
     def failed(self) -> dict[str, str]:
         """Items whose latest record is a failure, with the reason."""
