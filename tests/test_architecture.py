@@ -537,6 +537,34 @@ def test_test_layout_check_catches_an_unnamed_file(tmp_path: Path) -> None:
     assert _test_layout_missing(doc, tmp_path) == ["test_b.py"]
 
 
+_TEST_MODULE_IMPORT = re.compile(r"^\s*(?:from|import)\s+(?:tests\.(?:\w+\.)*)?test_\w+", re.M)
+
+
+def _cross_test_imports(tests_dir: Path) -> list[str]:
+    """Test files that import another test module (``from test_x import ...``,
+    ``from tests.engine.test_x import ...``), and every ``conftest.py`` but the top one."""
+    bad = [
+        str(p.relative_to(tests_dir))
+        for p in sorted(tests_dir.rglob("*.py"))
+        if _TEST_MODULE_IMPORT.search(p.read_text(encoding="utf-8"))
+    ]
+    return bad + [str(p.relative_to(tests_dir)) for p in tests_dir.rglob("*/conftest.py")]
+
+
+def test_tests_take_shared_code_from_helpers_only() -> None:
+    """docs/architecture.md "Test layout": shared test code lives in helpers_*.py or the one
+    tests/conftest.py (a second conftest.py shadows the bare ``import conftest`` under xdist)."""
+    assert not _cross_test_imports(SRC.parent / "tests")
+
+
+def test_cross_test_import_check_catches_one(tmp_path: Path) -> None:
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "test_a.py").write_text("from tests.engine.test_b import f\n")
+    (tmp_path / "test_c.py").write_text("import numpy\nfrom helpers_data import x\n")
+    (tmp_path / "engine" / "conftest.py").write_text("")
+    assert _cross_test_imports(tmp_path) == ["engine/test_a.py", "engine/conftest.py"]
+
+
 def test_module_loggers_are_used() -> None:
     """A module that makes ``log = logging.getLogger(__name__)`` logs through it (no dead loggers)."""
     unused = []

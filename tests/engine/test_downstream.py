@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers_downstream import tiny_downstream_config, write_disk_pairs
 
 from sam2elnet.engine.downstream import (
-    DownstreamConfig,
     evaluate_downstream,
     scores_from_counts,
     train_and_evaluate,
@@ -18,41 +18,12 @@ from sam2elnet.engine.downstream import (
 from sam2elnet.errors import DataError, UserError
 
 
-def _write_pairs(root: Path, n: int, size: int = 32, seed: int = 0, empty_labels: bool = False):
-    """Dark disks (oil-like) on brighter noise; returns [(image, mask)] as 8-bit grey PNG files."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    pairs = []
-    yy, xx = np.mgrid[:size, :size]
-    for i in range(n):
-        cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
-        r = rng.uniform(size * 0.15, size * 0.3)
-        m = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-        img = np.clip(160 - 110 * m + rng.normal(0, 12, m.shape), 0, 255).astype(np.uint8)
-        ip, mp = root / f"{i:03d}_sat.png", root / f"{i:03d}_mask.png"
-        cv2.imwrite(str(ip), img)
-        cv2.imwrite(str(mp), np.zeros_like(img) if empty_labels else m.astype(np.uint8) * 255)
-        pairs.append((ip, mp))
-    return pairs
-
-
-def _cfg(**kw) -> DownstreamConfig:
-    base = dict(
-        model_options={"width": 4, "depth": 2, "norm": "batch"},
-        epochs=4,
-        image_size=32,
-        batch_size=4,
-        lr=1e-2,
-        progress=False,
-    )
-    base.update(kw)
-    return DownstreamConfig(**base)
-
-
 def test_trains_evaluates_and_learns(tmp_path: Path) -> None:
-    train = _write_pairs(tmp_path / "train", 16)
-    test = _write_pairs(tmp_path / "test", 6, seed=1)
-    res = train_and_evaluate(train, test, _cfg(epochs=8), model_path=tmp_path / "m.pt")
+    train = write_disk_pairs(tmp_path / "train", 16)
+    test = write_disk_pairs(tmp_path / "test", 6, seed=1)
+    res = train_and_evaluate(
+        train, test, tiny_downstream_config(epochs=8), model_path=tmp_path / "m.pt"
+    )
     m = res.metrics
     for key in ("iou", "f1", "precision", "recall", "miou", "tp", "fp", "fn", "tn"):
         assert key in m
@@ -63,22 +34,22 @@ def test_trains_evaluates_and_learns(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_result_and_label_override(tmp_path: Path) -> None:
-    train = _write_pairs(tmp_path / "train", 8)
-    test = _write_pairs(tmp_path / "test", 4, seed=1)
-    ra = train_and_evaluate(train, test, _cfg(epochs=2))
-    rb = train_and_evaluate(train, test, _cfg(epochs=2))
+    train = write_disk_pairs(tmp_path / "train", 8)
+    test = write_disk_pairs(tmp_path / "test", 4, seed=1)
+    ra = train_and_evaluate(train, test, tiny_downstream_config(epochs=2))
+    rb = train_and_evaluate(train, test, tiny_downstream_config(epochs=2))
     assert ra.metrics == rb.metrics and ra.history == rb.history
     # label override: same images, labels pointing at an empty-label folder -> a different model
-    empty = _write_pairs(tmp_path / "empty", 8, empty_labels=True)
+    empty = write_disk_pairs(tmp_path / "empty", 8, empty_labels=True)
     override = [(img, lab) for (img, _), (_, lab) in zip(train, empty, strict=True)]
-    rc = train_and_evaluate(override, test, _cfg(epochs=2))
+    rc = train_and_evaluate(override, test, tiny_downstream_config(epochs=2))
     assert rc.history != ra.history
 
 
 def test_evaluates_at_native_resolution(tmp_path: Path) -> None:
-    train = _write_pairs(tmp_path / "train", 8, size=48)
-    test = _write_pairs(tmp_path / "test", 3, size=40, seed=2)
-    cfg = _cfg(epochs=1, image_size=32)
+    train = write_disk_pairs(tmp_path / "train", 8, size=48)
+    test = write_disk_pairs(tmp_path / "test", 3, size=40, seed=2)
+    cfg = tiny_downstream_config(epochs=1, image_size=32)
     model, facts = train_downstream(train, cfg)
     assert facts["steps"] == 2 and facts["n_train"] == 8
     m = evaluate_downstream(model, test, cfg)
@@ -86,23 +57,23 @@ def test_evaluates_at_native_resolution(tmp_path: Path) -> None:
 
 
 def test_fixed_steps_and_batch_of_one_dropped(tmp_path: Path) -> None:
-    train = _write_pairs(tmp_path / "train", 9)  # 9 % 4 == 1: the lone last batch is dropped
-    _, facts = train_downstream(train, _cfg(epochs=1))
+    train = write_disk_pairs(tmp_path / "train", 9)  # 9 % 4 == 1: the lone last batch is dropped
+    _, facts = train_downstream(train, tiny_downstream_config(epochs=1))
     assert facts["steps"] == 2
-    _, facts = train_downstream(train, _cfg(steps=5))
+    _, facts = train_downstream(train, tiny_downstream_config(steps=5))
     assert facts["steps"] == 5
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no training pairs"):
-        train_downstream([], _cfg())
-    pairs = _write_pairs(tmp_path / "a", 2)
+        train_downstream([], tiny_downstream_config())
+    pairs = write_disk_pairs(tmp_path / "a", 2)
     small = tmp_path / "small_mask.png"
     cv2.imwrite(str(small), np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match="mask size"):
-        train_downstream([(pairs[0][0], small)], _cfg())
+        train_downstream([(pairs[0][0], small)], tiny_downstream_config())
     with pytest.raises(DataError):
-        train_downstream([(tmp_path / "missing.png", pairs[0][1])], _cfg())
+        train_downstream([(tmp_path / "missing.png", pairs[0][1])], tiny_downstream_config())
 
 
 def test_scores_from_counts() -> None:
@@ -116,10 +87,10 @@ def test_learning_curve_points_and_per_image_counts(tmp_path: Path) -> None:
 
     assert curve_steps(600, 6) == [100, 200, 300, 400, 500, 600]
     assert curve_steps(3, 6) == [1, 2, 3] and curve_steps(50, 0) == [50]
-    train = _write_pairs(tmp_path / "train", 8)
-    test = _write_pairs(tmp_path / "test", 4, seed=1)
-    with_curve = train_and_evaluate(train, test, _cfg(steps=12, curve_points=4))
-    plain = train_and_evaluate(train, test, _cfg(steps=12, curve_points=0))
+    train = write_disk_pairs(tmp_path / "train", 8)
+    test = write_disk_pairs(tmp_path / "test", 4, seed=1)
+    with_curve = train_and_evaluate(train, test, tiny_downstream_config(steps=12, curve_points=4))
+    plain = train_and_evaluate(train, test, tiny_downstream_config(steps=12, curve_points=0))
     assert [p["step"] for p in with_curve.curve] == [3, 6, 9, 12]
     assert plain.curve == []
     # scoring during training is inference only: the final model is the same
@@ -140,10 +111,10 @@ def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> Non
 
     from sam2elnet.utils.progress import LOGGER_NAME
 
-    train = _write_pairs(tmp_path / "train", 8)
-    test = _write_pairs(tmp_path / "test", 3, seed=1)
+    train = write_disk_pairs(tmp_path / "train", 8)
+    test = write_disk_pairs(tmp_path / "test", 3, seed=1)
     with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
-        res = train_and_evaluate(train, test, _cfg(steps=6, curve_points=3))
+        res = train_and_evaluate(train, test, tiny_downstream_config(steps=6, curve_points=3))
     msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
     assert len(msgs) == 2, msgs
     train_line, test_line = msgs
@@ -155,7 +126,7 @@ def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> Non
     assert test_line.startswith("downstream test: 3/3 img in "), test_line
     assert test_line.endswith(f"img/s), IoU {res.metrics['iou']:.3f}"), test_line
     capsys.readouterr()
-    train_and_evaluate(train, test, _cfg(steps=2, progress=True))
+    train_and_evaluate(train, test, tiny_downstream_config(steps=2, progress=True))
     err = capsys.readouterr().err
     assert "/2 [" in err and "step/s]" in err and "/3 [" in err and "img/s]" in err, err
     assert "it/s" not in err, err
@@ -169,9 +140,9 @@ def test_channels_last_by_default_and_switchable(tmp_path: Path, monkeypatch, fl
     import torch
 
     monkeypatch.setenv("SAM2ELNET_CHANNELS_LAST", flag)
-    train = _write_pairs(tmp_path / "train", 8)
-    test = _write_pairs(tmp_path / "test", 3, seed=1)
-    model, _ = train_downstream(train, _cfg(epochs=2))
+    train = write_disk_pairs(tmp_path / "train", 8)
+    test = write_disk_pairs(tmp_path / "test", 3, seed=1)
+    model, _ = train_downstream(train, tiny_downstream_config(epochs=2))
     # (a weight with one input channel or a 1x1 kernel is contiguous in both layouts)
     convs = [
         m.weight
@@ -181,5 +152,5 @@ def test_channels_last_by_default_and_switchable(tmp_path: Path, monkeypatch, fl
     assert convs
     cl = [w.is_contiguous(memory_format=torch.channels_last) for w in convs]
     assert all(cl) if flag == "" else not any(cl)
-    m = evaluate_downstream(model, test, _cfg(epochs=2))
+    m = evaluate_downstream(model, test, tiny_downstream_config(epochs=2))
     assert m["tp"] + m["fp"] + m["fn"] + m["tn"] == 3 * 32 * 32

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_downstream import tiny_downstream_config, write_disk_pairs
 
 from sam2elnet.engine.downstream import train_and_evaluate
 from sam2elnet.engine.downstream_pool import DownstreamPool, one_thread, pool_workers
 from sam2elnet.errors import DataError
-from tests.engine.test_downstream import _cfg, _write_pairs
 
 
 def _threads_and_pid() -> tuple[int, int]:
@@ -42,9 +42,9 @@ def test_every_training_gets_one_thread_in_turn_or_side_by_side() -> None:
 def test_same_numbers_in_turn_and_side_by_side_whatever_the_callers_threads(
     tmp_path: Path,
 ) -> None:
-    test = _write_pairs(tmp_path / "test", 4, size=48, seed=1)
-    sets = [_write_pairs(tmp_path / f"train{k}", 8, size=48, seed=10 + k) for k in range(2)]
-    cfg = _cfg(epochs=2, image_size=48)
+    test = write_disk_pairs(tmp_path / "test", 4, size=48, seed=1)
+    sets = [write_disk_pairs(tmp_path / f"train{k}", 8, size=48, seed=10 + k) for k in range(2)]
+    cfg = tiny_downstream_config(epochs=2, image_size=48)
 
     def run(workers: int, caller_threads: int) -> list[dict]:
         before = torch.get_num_threads()
@@ -71,12 +71,19 @@ def test_same_numbers_in_turn_and_side_by_side_whatever_the_callers_threads(
 
 
 def test_an_error_in_a_worker_comes_back_naming_the_file(tmp_path: Path) -> None:
-    test = _write_pairs(tmp_path / "test", 2, seed=1)
-    good = _write_pairs(tmp_path / "train", 4)
+    test = write_disk_pairs(tmp_path / "test", 2, seed=1)
+    good = write_disk_pairs(tmp_path / "train", 4)
     bad = [(good[0][0], tmp_path / "missing_mask.png"), *good[1:]]
     with DownstreamPool(2) as pool:
-        ok = pool.submit(train_and_evaluate, train_pairs=good, test_pairs=test, cfg=_cfg(epochs=1))
-        broken = pool.submit(train_and_evaluate, train_pairs=bad, test_pairs=test, cfg=_cfg())
+        ok = pool.submit(
+            train_and_evaluate,
+            train_pairs=good,
+            test_pairs=test,
+            cfg=tiny_downstream_config(epochs=1),
+        )
+        broken = pool.submit(
+            train_and_evaluate, train_pairs=bad, test_pairs=test, cfg=tiny_downstream_config()
+        )
         with pytest.raises(DataError, match="missing_mask.png"):
             broken.result()
         assert ok.result()[0].n_train == 4

@@ -13,11 +13,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from review_helpers import make_run
 
 from sam2elnet.cli import main
 from sam2elnet.errors import UserError
 from sam2elnet.export.api import export_labels
-from tests.review_helpers import make_run
 
 SCORES = {"a": 0.8, "b": 0.9, "c": 0.7}
 

@@ -15,9 +15,9 @@ import rasterio
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
+from review_helpers import make_run
 
 from sam2elnet.cli import main
-from tests.review_helpers import make_run
 
 SCORES = {"a": 0.8, "b": 0.9, "c": 0.7}
 

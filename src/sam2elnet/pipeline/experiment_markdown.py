@@ -178,11 +178,20 @@ def _unusable_md(r: dict[str, Any], table: int) -> list[str]:
     return [line for why in unusable_lines(r, table) for line in ("", f"**Warning:** {why}.")]
 
 
+def _share(labelled: int, pool: int, fraction: float) -> str:
+    """The labelled share as it came out of the split ('31%'), and the asked ``--fraction``
+    where rounding to whole images moved it ('31%; --fraction 0.3 asked')."""
+    got = labelled / pool if pool else 0.0
+    text = f"{got:.0%}"
+    return text if f"{fraction:.0%}" == text else f"{text}; --fraction {fraction:g} asked"
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """results.md: both tables, labelling cost, auto-label quality, settings and weights."""
     s = r["settings"]
     a = r["autolabels"]
     sp = r["split"]
+    pool = sp["labelled"] + sp["unlabelled"]
     # the object class by the data's domain: road measures are in the rows of road data only
     roads = any(row.get(k) is not None for row in r["table1"] for k in ROAD_KEYS)
     obj, miou_src = (
@@ -192,8 +201,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         "# SAM2-ELNet protocol experiment",
         "",
         f"Data: `{r['data']}` ({sp['layout']} layout, {sp['modality']}). "
-        f"Training pool {sp['labelled'] + sp['unlabelled']} images: {sp['labelled']} labelled "
-        f"({s['fraction']:.0%}), {sp['unlabelled']} treated as unlabelled. "
+        f"Training pool {pool} images: {sp['labelled']} labelled "
+        f"({_share(sp['labelled'], pool, s['fraction'])}), {sp['unlabelled']} treated as "
+        "unlabelled. "
         f"Test: {sp['test']} images ({sp['test_source']}).",
         *(["", f"Command (every number below): `{r['command']}`"] if r.get("command") else []),
         "",

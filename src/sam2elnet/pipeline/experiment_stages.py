@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.utils.atomic import write_json_atomic
+from sam2elnet.utils.run_paths import found_under, relative_inside
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,9 @@ def out_relative(v: Any, out: Path) -> Any:
     if isinstance(v, list):
         return [out_relative(x, out) for x in v]
     if isinstance(v, str) and ("/" in v or os.sep in v):
-        f, d = Path(os.path.abspath(v)), Path(os.path.abspath(out))
-        if f.is_relative_to(d) and f != d:
-            return f.relative_to(d).as_posix()
+        inside = relative_inside(v, out)
+        if inside is not None:
+            return inside
     return v
 
 
@@ -90,12 +91,8 @@ def out_resolved(v: Any, out: Path, relative: bool) -> Any:
     if relative:  # only what out_relative wrote: a file under out (a --data path given relative
         # to the working folder, '../data/x.jpg', or a note such as 'kept 10/21' stays as it is)
         return str(out / p) if not p.is_absolute() and (out / p).exists() else v
-    parts = p.parts[1:] if p.is_absolute() else p.parts
-    for k in range(len(parts) - 1):
-        tail = Path(*parts[k:])
-        if (out / tail).exists():
-            return str(out / tail)
-    return v
+    found = found_under(p, out, min_parts=2)
+    return str(found) if found is not None else v
 
 
 def stage_summary(out: Path, name: str) -> Any:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.utils.atomic import json_text
+from sam2elnet.utils.run_paths import found_under, relative_inside
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +112,17 @@ class Manifest:
         """``output`` relative to the manifest's folder where inside it (POSIX separators), so a
         moved or copied output folder, or a resume from another working folder, checks its own
         files; else as given."""
-        f, d = Path(os.path.abspath(output)), Path(os.path.abspath(self.path.parent))
-        return f.relative_to(d).as_posix() if f.is_relative_to(d) and f != d else str(output)
+        inside = relative_inside(output, self.path.parent)
+        return inside if inside is not None else str(output)
 
     def _resolved(self, output: str) -> Path:
         """A recorded output on disk: relative to the manifest's folder; a line written before
         outputs were stored so (as given then, e.g. ``out/scene_a.tif`` from the old working
         folder) is checked under the manifest's folder where the end of its path exists there,
         else as given."""
-        p, base = Path(output), self.path.parent
-        if (base / p).exists() and not p.is_absolute():
-            return base / p
-        parts = p.parts[1:] if p.is_absolute() else p.parts
-        for k in range(1, len(parts)):
-            if (base / Path(*parts[k:])).exists():
-                return base / Path(*parts[k:])
-        return p
+        p = Path(output)
+        found = found_under(p, self.path.parent)
+        return found if found is not None else p
 
     def failed(self) -> dict[str, str]:
         """Items whose latest record is a failure, with the reason."""
