@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sam2elnet.utils.advice import KEEP, WIDTH, command, message, numbered, paragraph
+from sam2elnet.utils.advice import KEEP, WIDTH, command, message, numbered, paragraph, plural
 
 
 def test_commands_break_with_shell_continuations_within_the_width():
@@ -22,3 +22,9 @@ def test_paragraphs_and_steps_keep_formulas_whole():
     steps = numbered([("one", "cmd a"), ("two", None)])
     assert steps == ["  1. one", "     cmd a", "  2. two"]
     assert message("head", ["  x"], steps).splitlines() == ["head", "  x", *steps]
+
+
+def test_plural_counts_agree_with_their_noun_and_verb():
+    assert [plural(n, "polygon") for n in (0, 1, 2)] == ["0 polygons", "1 polygon", "2 polygons"]
+    assert plural(1, "feature has", "features have") == "1 feature has"
+    assert plural(3, "feature has", "features have") == "3 features have"

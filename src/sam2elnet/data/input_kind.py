@@ -39,7 +39,7 @@ from sam2elnet.data.band_match import check_polarisation
 from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.data.zero_pixels import untagged_zero_advice
-from sam2elnet.utils.advice import message, paragraph
+from sam2elnet.utils.advice import message, paragraph, plural
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -267,7 +267,7 @@ def check_colour_into_sar(
         paragraph(
             f"Its {v.shape[0]} bands differ like an optical photo's (mean difference "
             f"{diff:.1f} grey levels; a grey SAR tile stored as RGB: 0), but the model was "
-            f"trained on {in_bands} band{'s' if in_bands > 1 else ''} of SAR backscatter and "
+            f"trained on {plural(in_bands, 'band')} of SAR backscatter and "
             "--bands gives it colour bands, so the labels mean nothing. Use an optical model "
             "(trained with elnet train --modality optical) for photos, or give this model the "
             "SAR image it was trained for."

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2elnet.utils.advice import plural
+
 __all__ = [
     "LINE_TYPE_IDS",
     "NO_WIDTH_KINDS",
@@ -60,13 +62,13 @@ def no_width_notes(
     out = []
     if n_point:
         msg = (
-            f"{p}: {n_point} point feature{'' if n_point == 1 else 's'} skipped (give a line "
+            f"{p}: {plural(n_point, 'point feature')} skipped (give a line "
             "width to buffer them into discs)"
         )
         out.append((msg, NO_WIDTH_KINDS[0]))
     if n_line:
         msg = (
-            f"{p}: {n_line} line feature{'' if n_line == 1 else 's'} burnt 1 px wide; give a "
+            f"{p}: {plural(n_line, 'line feature')} burnt 1 px wide; give a "
             "line width (--line-width, map units or px) to buffer roads to their real width"
         )
         named = [str(c) for c in columns if str(c).lower() in WIDTH_ATTRIBUTES]

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def default_layer(path: Path) -> str | None:
             warn_once(
                 log,
                 "vector file with layers besides labels",
-                f"{path}: reading layer {LABELS_LAYER!r}; {len(others)} other "
-                f"layer{'' if one else 's'} not read: {', '.join(others)}; to read "
+                f"{path}: reading layer {LABELS_LAYER!r}; {plural(len(others), 'other layer')} "
+                f"not read: {', '.join(others)}; to read "
                 f"{'it' if one else 'one'}, name it: {LAYER_OPTIONS} (road lines with "
                 "--line-width), or move its features into the labels layer",
                 key=str(path),

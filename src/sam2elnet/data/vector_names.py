@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sam2elnet.errors import DataError
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
     "IMAGE_NAME_ATTRIBUTES",
@@ -136,7 +136,7 @@ def unplaced_note(
     lost = [o for o in owner if o is not None and o not in images]
     if not lost:
         return None
-    which = "1 feature names" if len(lost) == 1 else f"{len(lost)} features name"
+    which = plural(len(lost), "feature names", "features name")
     return (
         f"{which} no image in {where} (their source / label: "
         f"{name_sample(sorted(set(lost)), 5)}): skipped"

@@ -42,6 +42,7 @@ from sam2elnet.export.mask_folder import (
     write_masks,
 )
 from sam2elnet.export.review_set import download_check
+from sam2elnet.utils.advice import plural
 
 __all__ = ["annotation_mask", "import_coco", "read_coco"]
 
@@ -293,7 +294,7 @@ def import_coco(
         removed = folder.commit()
     if boxes[0]:
         notes.append(
-            f"{boxes[0]} rectangle{'s' if boxes[0] > 1 else ''} (a bbox without segmentation, "
+            f"{plural(boxes[0], 'rectangle')} (a bbox without segmentation, "
             "as CVAT exports its boxes) filled as boxes"
         )
     notes += more + check.notes(len(written))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog, skipped_csv_path
 
 __all__ = ["ExportResult", "write_skipped"]
@@ -37,24 +38,19 @@ class ExportResult:
         selection (:attr:`selection`)."""
         feature = "annotation" if self.format == "coco" else "polygon"
         s = (
-            f"{self.out}: {_n(self.n_features, feature)} from {_n(self.n_labels, 'label file')} "
+            f"{self.out}: {plural(self.n_features, feature)} from {plural(self.n_labels, 'label file')} "
             f"({self.format})"
         )
         if self.n_chips:
-            s += f"; {_n(self.n_chips, 'image/mask chip')}"
+            s += f"; {plural(self.n_chips, 'image/mask chip')}"
         if self.lines_out is not None:
             where = "layer centre_lines" if self.lines_out == self.out else str(self.lines_out)
             if self.road_length_m is not None:
                 length = f"{self.road_length_m / 1000:.3f} km"
             else:
                 length = f"{self.road_length_px:.0f} px (no CRS)"
-            s += f"; {_n(self.n_lines, 'road centre line')}, {length} of road ({where})"
+            s += f"; {plural(self.n_lines, 'road centre line')}, {length} of road ({where})"
         return f"{s}; {self.selection}" if self.selection else s
-
-
-def _n(count: int, noun: str) -> str:
-    """``count`` and ``noun``, plural unless the count is one ('1 polygon', '2 polygons')."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def write_skipped(out: Path, skips: SkipLog) -> Path | None:

@@ -42,7 +42,7 @@ from sam2elnet.data.naming import (
 )
 from sam2elnet.errors import UserError
 from sam2elnet.export.image_lookup import ExportImage
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
     "CommitCheck",
@@ -139,9 +139,7 @@ def _check_unrecorded(out: Path, unrecorded: set[str], new: set[str]) -> None:
     if not foreign:
         return
     n = len(foreign)
-    files = (
-        f"{n} file{'s' if n != 1 else ''} ({'/'.join(sorted({Path(f).suffix for f in foreign}))})"
-    )
+    files = f"{plural(n, 'file')} ({'/'.join(sorted({Path(f).suffix for f in foreign}))})"
     stems = {Path(m).stem: m for m in new}
     twins = [f"{f} for mask {stems[Path(f).stem]}" for f in foreign if Path(f).stem in stems]
     if twins:

@@ -46,7 +46,7 @@ from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = ["import_vector"]
 
@@ -303,7 +303,7 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         return []
     where = f"layer {LAYER} of {p.name}" if gpkg else lines.name
     return [
-        f"{where} was edited for {len(changed)} image{'' if len(changed) == 1 else 's'} "
+        f"{where} was edited for {plural(len(changed), 'image')} "
         f"({name_sample(changed, 3)}) but is not read: the masks come from the polygons of the "
         "labels layer only, so lines drawn or deleted there are not in them; draw missing roads "
         "as polygons in the labels layer, "
@@ -332,7 +332,7 @@ def _of_category(gdf: Any, category: str, p: Path) -> tuple[Any, list[str]]:
     n_blank = int(blank.sum())
     notes = (
         [
-            f"{n_blank} feature{'s' if n_blank != 1 else ''} without a category (drawn in QGIS without filling it in) taken "
+            f"{plural(n_blank, 'feature')} without a category (drawn in QGIS without filling it in) taken "
             f"as {category!r}; fill in another category to leave one out"
         ]
         if n_blank and named
@@ -401,7 +401,7 @@ def _burn(
     if unnamed.any() and not georef and named:
         n_un = int(unnamed.sum())
         notes.append(
-            ("1 feature has" if n_un == 1 else f"{n_un} features have")
+            plural(n_un, "feature has", "features have")
             + f" no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute naming an image and the layer "
             f"has no CRS, so {'its' if n_un == 1 else 'their'} image is unknown: skipped; fill in 'source' (the image "
             "name) for polygons drawn in QGIS"

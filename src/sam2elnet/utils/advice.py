@@ -14,7 +14,17 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Sequence
 
-__all__ = ["CMD", "KEEP", "WIDTH", "command", "message", "name_sample", "numbered", "paragraph"]
+__all__ = [
+    "CMD",
+    "KEEP",
+    "WIDTH",
+    "command",
+    "message",
+    "name_sample",
+    "numbered",
+    "paragraph",
+    "plural",
+]
 
 WIDTH = 80
 """Columns of a terminal line no advice line (after the first) goes beyond."""
@@ -33,6 +43,13 @@ def name_sample(names: Sequence[str], k: int) -> str:
     notes and errors name files (an import's skipped masks, a layer's unknown image names)."""
     more = f" (+{len(names) - k})" if len(names) > k else ""
     return f"{', '.join(names[:k])}{more}"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``count`` and ``noun``, plural unless the count is one: ``'1 polygon'``, ``'0 polygons'``,
+    ``'2 polygons'``. ``many``: the plural when it is not ``noun + 's'``, also a noun with its
+    verb (``plural(n, "feature has", "features have")``). How notes count what they name."""
+    return f"{count} {noun if count == 1 else many or noun + 's'}"
 
 
 def _plain(lines: Iterable[str]) -> list[str]:
