@@ -81,3 +81,27 @@ def test_many_files_of_one_reason_are_one_summary_warning(tmp_path: Path, caplog
         "skipping 3 more images for the reason given above (cannot decode image): j2.png, "
         "j3.png, j4.png"
     )
+
+
+def test_unlabelled_skips_adds_the_rows_itself(tmp_path: Path, caplog) -> None:
+    """enhance and refine --skip-missing: the images without a coarse label go into the job's
+    own skip list (no warning each) and one note names them."""
+    import logging
+
+    from sam2elnet.utils.batch import unlabelled_skips
+
+    skips = SkipLog("image")
+    skips.add(tmp_path / "bad.png", "cannot decode image", warn=False)
+    missing = [tmp_path / f"m{i}.png" for i in range(7)]
+    with caplog.at_level(logging.WARNING):
+        note = unlabelled_skips(skips, missing, 9, "coarse/")
+    assert not caplog.records
+    assert skips.rows()[1:] == [
+        {"image": str(m), "reason": "no coarse label in coarse/"} for m in missing
+    ]
+    assert note == (
+        "7 of 9 images have no coarse label in coarse/ and were skipped (--skip-missing): "
+        "m0.png, m1.png, m2.png, m3.png, m4.png (+2)"
+    )
+    empty = SkipLog("image")
+    assert unlabelled_skips(empty, [], 3, "coarse/") is None and len(empty) == 0

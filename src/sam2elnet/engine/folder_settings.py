@@ -142,14 +142,15 @@ class FolderSettings:
         files: Sequence[Path],
         coarse_of: Callable[[Path], CoarseFile] | None = None,
         summary: dict[str, Any] | None = None,
-        skipped: Sequence[tuple[Path, str]] = (),
+        skipped: Sequence[dict[str, str]] = (),
     ) -> FolderResult:
         """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
         ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
         ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
-        ``skipped``: ``(image, reason)`` of the images left out before the job (enhance
-        ``--skip-missing``: no coarse label), listed in ``skipped.csv`` and counted as skipped
-        (no ``skipping`` warning each: the caller names them in one note).
+        ``skipped``: the rows (:meth:`~sam2elnet.utils.batch.SkipLog.rows`) of the images left
+        out before the job (enhance ``--skip-missing``: no coarse label,
+        :func:`~sam2elnet.utils.batch.unlabelled_skips`), listed in ``skipped.csv`` and counted as
+        skipped (no ``skipping`` warning each: the caller names them in one note).
 
         Raises:
             DataError: nothing was produced (every image skipped: nothing is left behind), or,
@@ -169,8 +170,7 @@ class FolderSettings:
             job_executor(self.executor_factory, model.pred, self.model_path) as ex,
         ):  # fmt: skip
             job.executor = ex
-            for f, why in skipped:
-                job.skips.add(f, why, warn=False)
+            job.skips.items.extend(skipped)  # already recorded: no warning, reason as it is
             n_before = len(job.done)
             t_images = time.perf_counter()
             job.run(files, coarse_of)

@@ -257,13 +257,11 @@ def enhance_folder(
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip
     # --skip-missing: the images without a label are skipped (skipped.csv) and named in one note
-    unlabelled, note = unlabelled_skips(missing, n_all, where)
+    unlabelled = SkipLog("image")
+    note = unlabelled_skips(unlabelled, missing, n_all, where)
     if not files:  # every image lacks its label: nothing produced, before the model loads
-        skips = SkipLog("image")
-        for f, why in unlabelled:
-            skips.add(f, why, warn=False)
         with output_lock(out_dir):  # locked before its skip list is written, as the job's own
-            raise skips.nothing_done(n_all, csv=Path(out_dir) / SKIPPED_CSV)
+            raise unlabelled.nothing_done(n_all, csv=Path(out_dir) / SKIPPED_CSV)
     # one vector file for many images (--labels lines.gpkg): read once for the job, not per
     # image, and before the model loads (one that cannot be read: one error)
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
@@ -318,4 +316,6 @@ def enhance_folder(
     if served_stems:  # ... and places a shared file with the images this run served it to
         summary["coarse_images"] = served_stems
     coarse = {f: shared.get(lab, lab) for f, lab in label_map.items()}
-    return job.run(model, spec, fields, files, coarse.__getitem__, summary, skipped=unlabelled)
+    return job.run(
+        model, spec, fields, files, coarse.__getitem__, summary, skipped=unlabelled.rows()
+    )

@@ -406,10 +406,8 @@ def refine_folder(
     out = Path(out_dir)
     _check_out(out, files, [index[mask_key(f.name)] for f in files])
     # --skip-missing: the images without a label are skipped (skipped.csv) and named in one note
-    unlabelled, note = unlabelled_skips(missing, n_all, coarse)
     skips = SkipLog("image")
-    for f, why in unlabelled:
-        skips.add(f, why, warn=False)
+    note = unlabelled_skips(skips, missing, n_all, coarse)
     created = not out.exists()
     # the folder is locked before anything is written into it, the skip list of a run that
     # produces nothing too (a job holding --out keeps its own skipped.csv)

@@ -285,24 +285,24 @@ def _common_place(paths: Sequence[str | Path]) -> Path | None:
 
 
 def unlabelled_skips(
-    missing: Sequence[Path], n_total: int, where: str | Path
-) -> tuple[list[tuple[Path, str]], str | None]:
-    """The images of a ``--skip-missing`` run (enhance, refine) that have no coarse label in
-    ``where``: their ``(image, reason)`` rows for ``skipped.csv`` (reason ``no coarse label in
-    WHERE``; add them with ``SkipLog.add(..., warn=False)``) and the one note that names them in
-    place of a ``skipping`` warning each, ``2 of 4 images have no coarse label in coarse/ and
-    were skipped (--skip-missing): c.png, s02.png`` (the first five names, then ``(+N)``; None
-    when none is missing). ``n_total``: the images of the run, with and without a label."""
+    skips: SkipLog, missing: Sequence[Path], n_total: int, where: str | Path
+) -> str | None:
+    """Add the images of a ``--skip-missing`` run (enhance, refine) that have no coarse label in
+    ``where`` to ``skips`` (reason ``no coarse label in WHERE``, no ``skipping`` warning each:
+    ``SkipLog.add(..., warn=False)``, so they land in ``skipped.csv``) and return the one note
+    that names them instead, ``2 of 4 images have no coarse label in coarse/ and were skipped
+    (--skip-missing): c.png, s02.png`` (the first five names, then ``(+N)``; None when none is
+    missing). ``n_total``: the images of the run, with and without a label."""
     from sam2elnet.utils.advice import name_sample
 
-    rows = [(f, f"no coarse label in {where}") for f in missing]
+    for f in missing:
+        skips.add(f, f"no coarse label in {where}", warn=False)
     if not missing:
-        return rows, None
-    note = (
+        return None
+    return (
         f"{len(missing)} of {n_total} images have no coarse label in {where} and were "
         f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
     )
-    return rows, note
 
 
 def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
