@@ -190,3 +190,40 @@ def test_check_data_no_progress_prints_one_line(tmp_path, caplog):
     assert not skips.items
     msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
     assert len(msgs) == 1 and msgs[0].startswith("check data: 3/3 pair in ")
+
+
+def test_only_utils_progress_asks_whether_stderr_is_a_terminal():
+    """One rule for bar or lines (:func:`sam2elnet.utils.progress.bar_wanted`): a command passes
+    ``progress=not no_progress`` and never tests the terminal itself (elnet evaluate did, a
+    second copy of the rule)."""
+    from pathlib import Path
+
+    import sam2elnet
+
+    root = Path(sam2elnet.__file__).parent
+    askers = sorted(
+        str(p.relative_to(root)) for p in root.rglob("*.py") if "isatty" in p.read_text()
+    )
+    assert askers == ["utils/progress.py"]
+
+
+def test_evaluate_draws_a_bar_on_a_terminal_and_lines_into_a_log(tmp_path, capsys, monkeypatch):
+    """elnet evaluate without --no-progress: the bar on a terminal (no closing line), the
+    closing 'evaluate: 2/2 img in ...' line when stderr is a log file or a pipe."""
+    from sam2elnet.cli import main
+
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:20, 4:20] = 255
+    for i in range(2):
+        write_png(tmp_path / "pred" / f"{i}_pred.png", mask)
+        write_png(tmp_path / "truth" / f"{i}_mask.png", mask)
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth")]
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "\r" not in cap.err and "img/s]" not in cap.err, cap.err
+    assert [ln for ln in cap.out.splitlines() if ln.startswith("evaluate: 2/2 img in ")], cap.out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(args) == 0
+    cap = capsys.readouterr()
+    assert "evaluate: 100%" in cap.err and "2/2 [" in cap.err, cap.err
+    assert not any(ln.startswith("evaluate: 2/2 img in ") for ln in cap.out.splitlines())

@@ -6,7 +6,6 @@ tables (:mod:`sam2elnet.cli.eval_tables`), writes the requested JSON / CSV / HTM
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
@@ -277,7 +276,7 @@ def evaluate(
             roads="auto" if roads_on is None else roads_on,
             valid_dir=valid,
             tolerance_px=tolerance,
-            progress=sys.stderr.isatty() and not no_progress,
+            progress=not no_progress,  # a bar on terminals only: utils.progress.bar_wanted
             positive_values=parse_positive_values(positive_values),
             truth_split=split or None,
             baseline_dir=baseline,
