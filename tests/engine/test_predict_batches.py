@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sam2elnet.engine import predictor as predictor_module
+from sam2elnet.engine import runtime as runtime_module
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.model import ModelConfig, build_model
 
@@ -93,24 +94,29 @@ def test_an_all_valid_batch_runs_without_its_mask_and_gives_the_same_bits(
     pred: Predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """valid masks that are all ones (bool True or float 1, what annotate's reads give for images
-    without nodata) reach run_model as no mask: the same probabilities and features bit for bit
-    as the mask itself gives (a product with 1 changes nothing). A mask with a 0 or a fractional
-    weight is still applied."""
+    without nodata) reach the features and flags as no mask (run_model finds it once a batch):
+    the same probabilities and features bit for bit as the mask itself gives (a product with 1
+    changes nothing). A mask with a 0 or a fractional weight is still applied."""
     rng = np.random.default_rng(3)
     images = [rng.random(SMALL, dtype=np.float32) for _ in range(3)]
     real = predictor_module.run_model
     seen: list[object] = []
 
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(kwargs["valid"])
-        return real(*args, **kwargs)
+    def spy(name, fn):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append((name, kwargs["valid"] if "valid" in kwargs else args[1]))
+            return fn(*args, **kwargs)
+
+        return wrapped
 
     ones = [np.ones(SMALL[1:], bool), np.ones(SMALL[1:], np.float32), None]
     ref_probs, ref_q = pred.predict(images)  # no masks at all
-    monkeypatch.setattr(predictor_module, "run_model", spy)
-    probs, q = pred.predict(images, valid=ones)
-    assert seen == [None]  # one batch of 3, run without a mask
-    monkeypatch.setattr(predictor_module, "run_model", real)
+    with monkeypatch.context() as m:
+        for name in ("input_flags", "uncertainty_features"):
+            m.setattr(runtime_module, name, spy(name, getattr(runtime_module, name)))
+        probs, q = pred.predict(images, valid=ones)
+    # one batch of 3, its features and flags computed without a mask
+    assert seen == [("input_flags", None), ("uncertainty_features", None)]
     # the same bits as the masks applied as tensors (the earlier path): run_model given them
     direct = real(pred.net, torch.from_numpy(np.stack(images)), device=pred.device,
                   precision=pred.precision, valid=torch.ones(3, *SMALL[1:]))  # fmt: skip

@@ -1,10 +1,11 @@
 """The quality features' fast paths give the same bits as the plain formulation.
 
-``uncertainty_features`` skips the products with an all-ones valid mask and pools the side outputs'
-valid mask only when some pixel is invalid; ``_boundary`` takes the 3 x 3 window maximum / minimum
-along rows then columns; ``input_flags`` looks at a whole batch at once. The scores the evaluator
-gives are functions of these features, so equal bits here mean equal scores. The references below
-are the formulations these replaced (2026-12-01), kept as the definition of the values.
+``uncertainty_features`` skips the products without a valid mask (run_model drops an all-ones
+one) and pools the side outputs' valid mask only when some pixel is invalid; ``_boundary`` takes
+the 3 x 3 window maximum / minimum along rows then columns; ``input_flags`` looks at a whole
+batch at once. The scores the evaluator gives are functions of these features, so equal bits here
+mean equal scores. The references below are the formulations these replaced (2026-12-01), kept as
+the definition of the values.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sam2elnet.model.quality_features import (
     _boundary,
     _boundary_bool,
     all_finite,
+    all_ones,
     input_flags,
     uncertainty_features,
 )
@@ -132,7 +134,7 @@ def test_features_equal_the_plain_formulation_bit_for_bit() -> None:
             assert torch.equal(got, ref), (kw["valid"] is None, list(extra))
             plain = uncertainty_features(p, **kw, **extra)
             assert torch.equal(plain, _ref_features(p, (), (), **kw, **extra))
-    # the fast path is taken for a batch whose valid mask is all ones, and gives what None gives
+    # a valid mask of all ones gives what None gives
     assert torch.equal(
         uncertainty_features(p, side_probs=sides, valid=torch.ones(b, h, w)),
         uncertainty_features(p, side_probs=sides),
@@ -201,3 +203,18 @@ def test_all_finite_equals_isfinite_all() -> None:
             y[1, 0, 8, 6] = bad
             assert all_finite(y) is False == bool(torch.isfinite(y).all())
     assert all_finite(torch.zeros(0, 3)) and all_finite(torch.ones(4, dtype=torch.int64))
+
+
+def test_all_ones_equals_eq_one_all() -> None:
+    """The one-pass check run_model uses to drop an all-valid mask: bool and float masks, a 0, a
+    fractional weight (0.5 or 1.5 is not "valid"), a NaN, empty."""
+    for dtype in (torch.bool, torch.float32, torch.uint8):
+        assert all_ones(torch.ones(2, 9, 7, dtype=dtype)) is True
+        z = torch.ones(2, 9, 7, dtype=dtype)
+        z[1, 8, 6] = 0
+        assert all_ones(z) is False
+    for bad in (0.5, 1.5, float("nan")):
+        t = torch.ones(2, 9, 7)
+        t[0, 0, 0] = bad
+        assert all_ones(t) is False == bool((t == 1).all())
+    assert all_ones(torch.zeros(0, 3)) is True

@@ -60,6 +60,13 @@ def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
             )
 
 
+def _mask(valid: np.ndarray) -> np.ndarray:
+    """A valid mask (H, W) for :func:`~sam2elnet.engine.runtime.run_model`: bool kept as it is
+    (one byte a pixel), any other dtype as float32 (1 = measured)."""
+    a = np.asarray(valid)
+    return a if a.dtype == bool else a.astype(np.float32, copy=False)
+
+
 class Predictor:
     """A trained model ready for inference (see module docstring)."""
 
@@ -332,17 +339,12 @@ class Predictor:
                     np.stack([np.asarray(coarse[i], np.float32).reshape(hw) for i in sel])  # type: ignore[index]
                 )[:, None]
             v = None
-            # every pixel of the batch valid (the usual case): no mask, the same outputs (a
-            # product with 1 changes no bit) without stacking and multiplying by ones
-            if valid is not None and not all(
-                valid[i] is None or bool((np.asarray(valid[i]) == 1).all()) for i in sel
-            ):
+            # bool masks (prepare's) stay one byte a pixel; run_model drops an all-valid mask
+            if valid is not None and any(valid[i] is not None for i in sel):
                 v = torch.from_numpy(
                     np.stack(
                         [
-                            np.ones(x.shape[-2:], np.float32)
-                            if valid[i] is None
-                            else np.asarray(valid[i], np.float32)
+                            np.ones(x.shape[-2:], bool) if valid[i] is None else _mask(valid[i])
                             for i in sel
                         ]
                     )

@@ -31,6 +31,7 @@ from sam2elnet.engine.coarse_rule import CoarseRule, apply_rule
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.model.quality_features import (
     all_finite,
+    all_ones,
     input_flags,
     tta_views,
     uncertainty_features,
@@ -404,6 +405,8 @@ def run_model(
     b = x.shape[0]
     # the usual all-finite batch is found in one min / max pass (not a (B, H, W) map)
     finite = True if all_finite(x) else torch.isfinite(x).all(1)
+    if valid is not None and all_ones(valid):  # every pixel valid (the usual case), found once:
+        valid = None  # the features and flags take their all-valid paths, no product with ones
     flags = input_flags(x, valid, finite=finite)
     if isinstance(finite, torch.Tensor):  # some value is NaN / Inf
         x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)

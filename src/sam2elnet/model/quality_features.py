@@ -136,9 +136,12 @@ EXACT_COUNT = 2**24
 taken as integers (:func:`_pixel_features_all_valid`) equal them bit for bit."""
 
 
-def _all_ones(t: torch.Tensor) -> bool:
+def all_ones(t: torch.Tensor) -> bool:
     """``bool((t == 1).all())`` in one pass without a temporary map (the smallest and largest
-    value both 1; a NaN makes them NaN, as it makes ``t == 1`` false); True for an empty ``t``."""
+    value both 1; a NaN makes them NaN, as it makes ``t == 1`` false); True for an empty ``t``.
+    :func:`sam2elnet.engine.runtime.run_model` uses it once per batch to drop a valid mask
+    with every pixel valid (the usual case), so that the features and flags below take their
+    all-valid paths (``valid=None``)."""
     if t.numel() == 0:
         return True
     if t.dtype == torch.bool:
@@ -234,7 +237,8 @@ def uncertainty_features(
         tta_probs: de-augmented (B,H,W) probabilities of each test-time view (may be empty: the
             agreement features are then 1 / 0, i.e. "perfect agreement").
         side_probs: deep-supervision probabilities at any lower resolution (B,h,w).
-        valid: (B,H,W) 1 = pixel counts.
+        valid: (B,H,W) 1 = pixel counts; None = every pixel (give None rather than all ones: the
+            same values, about twice as fast, see :func:`all_ones`).
         coarse: (B,H,W) coarse label {0,1} for enhancement samples.
         has_coarse: (B,) 1 where ``coarse`` is meaningful.
 
@@ -244,16 +248,13 @@ def uncertainty_features(
     """
     p = probs.float().clamp(1e-6, 1 - 1e-6)
     b = p.shape[0]
-    # every pixel valid (the usual case): products with v change nothing (x * 1 == x, bit for
-    # bit), so they are skipped (mv None), as is pooling v for the side outputs below
-    all_valid = valid is None or _all_ones(valid)
-    if all_valid and 0 < p[0:1].numel() <= EXACT_COUNT:
-        v = None
+    # mv None: every pixel valid (a caller drops an all-ones mask: run_model with all_ones); the
+    # products with the mask are skipped, as is pooling it for the side outputs below
+    mv = None if valid is None else valid.float()
+    if mv is None and 0 < p[0:1].numel() <= EXACT_COUNT:
         cols6, hard = _pixel_features_all_valid(p)
     else:
-        v = torch.ones_like(p) if valid is None else valid.float()
-        cols6, hard = _pixel_features(p, None if all_valid else v)
-    mv = None if all_valid else v
+        cols6, hard = _pixel_features(p, mv)
     count = cols6.pop()
     (mean_entropy, uncertain, boundary_entropy, fg_frac, fg_conf, edge_density) = cols6
     if tta_probs:
@@ -268,10 +269,10 @@ def uncertainty_features(
         for s in side_probs:
             size = tuple(s.shape[-2:])
             p_small = F.adaptive_avg_pool2d(p.unsqueeze(1), size).squeeze(1)
-            if all_valid:  # each pooled window of v is exactly 1
+            if mv is None:  # each pooled window of the mask is exactly 1
                 v_small = torch.ones_like(p_small)
             else:
-                v_small = (F.adaptive_avg_pool2d(v.unsqueeze(1), size).squeeze(1) > 0.5).float()
+                v_small = (F.adaptive_avg_pool2d(mv.unsqueeze(1), size).squeeze(1) > 0.5).float()
             n_small = v_small.flatten(1).sum(1).clamp_min(1.0)
             ious.append(_binary_iou((p_small > 0.5).float(), (s.float() > 0.5).float(), v_small))
             diffs.append(_masked_mean((s.float() - p_small).abs(), v_small, n_small))
@@ -284,7 +285,7 @@ def uncertainty_features(
         c_iou = _binary_iou(hard, (coarse.float() > 0.5).float(), mv).cpu() * hc
     else:
         hc, c_iou = torch.zeros(b), torch.zeros(b)
-    valid_frac = torch.ones(b) if v is None else v.flatten(1).mean(1)  # mean of ones: 1.0
+    valid_frac = torch.ones(b) if mv is None else mv.flatten(1).mean(1)
 
     cols = [
         mean_entropy,
@@ -313,7 +314,7 @@ def input_flags(
 
     Args:
         x: (B, C, H, W) normalised image batch (non-finite values count as nodata).
-        valid: (B, H, W) 1 where pixels hold data (None = all).
+        valid: (B, H, W) 1 where pixels hold data (None = all: one pass, no (B, H, W) map).
         finite: ``torch.isfinite(x).all(1)`` when the caller has it already (bool (B, H, W)),
             or True when the caller has found every value of ``x`` finite (:func:`all_finite`).
 
@@ -329,7 +330,7 @@ def input_flags(
     xf = x.detach().float()
     # every pixel usable (the usual case), found in one pass each without a (B, H, W) map
     if finite is True or (finite is None and all_finite(xf)):
-        if valid is None or _all_above_half(valid):
+        if valid is None:
             lo, hi = torch.aminmax(xf.flatten(2), dim=-1)  # per image and band, one pass
             return [spread_flag(True, s) for s in (hi - lo).amax(1).tolist()]
         finite = torch.ones(xf.shape[0], *xf.shape[2:], dtype=torch.bool)
@@ -349,10 +350,3 @@ def input_flags(
     spread = (hi - lo).amax(1).tolist()  # (B,) widest band range
     has = ok.flatten(1).any(1).tolist()
     return [spread_flag(h, s) for h, s in zip(has, spread, strict=True)]
-
-
-def _all_above_half(valid: torch.Tensor) -> bool:
-    """``bool((valid > 0.5).all())`` in one pass (a NaN fails it, as there)."""
-    if valid.dtype == torch.bool:
-        return bool(valid.all())
-    return bool(valid.float().min() > 0.5)
