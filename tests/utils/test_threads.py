@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,50 @@ def test_torch_imported_first_falls_back_to_set_num_threads() -> None:
     )
     out = _probe(code, {"SAM2ELNET_THREADS": "1"})
     assert out == {"n": 1, "late": True}
+
+
+@pytest.fixture
+def torch_threads_back() -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_set_torch_threads_keeps_a_count_the_caller_set(
+    monkeypatch: pytest.MonkeyPatch, torch_threads_back: None
+) -> None:
+    """A Python API user's torch.set_num_threads(k) after import sam2elnet is kept; an explicit n
+    is applied; while torch still runs the policy's count, the policy (env read now) applies."""
+    import torch
+
+    monkeypatch.setattr(threads, "_applied", threads.ThreadPolicy(threads=1))
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    torch.set_num_threads(2)  # the caller's choice
+    assert threads.set_torch_threads() == 2 and torch.get_num_threads() == 2
+    assert threads.set_torch_threads(3) == 3 and torch.get_num_threads() == 3  # explicit n wins
+    torch.set_num_threads(1)  # back at the policy's count: the policy (env read now) applies
+    monkeypatch.setenv("SAM2ELNET_THREADS", "2")
+    assert threads.set_torch_threads() == 2 and torch.get_num_threads() == 2
+    # no policy in force (SAM2ELNET_OMP_DEFAULTS=0): the policy's count, as before
+    monkeypatch.setattr(threads, "_applied", threads.ThreadPolicy(threads=1, disabled=True))
+    torch.set_num_threads(3)
+    assert threads.set_torch_threads() == 2 and torch.get_num_threads() == 2
+
+
+def test_predictor_keeps_the_callers_thread_count(
+    monkeypatch: pytest.MonkeyPatch, torch_threads_back: None
+) -> None:
+    import torch
+
+    from sam2elnet.engine.predictor import Predictor
+    from sam2elnet.model import ModelConfig, build_model
+
+    monkeypatch.setattr(threads, "_applied", threads.ThreadPolicy(threads=1))
+    monkeypatch.setenv("SAM2ELNET_THREADS", "1")
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(size="micro", in_bands=1))
+    torch.set_num_threads(2)
+    Predictor(model, {}, precision="32")
+    assert torch.get_num_threads() == 2

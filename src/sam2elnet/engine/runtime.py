@@ -258,6 +258,10 @@ def set_threads(n: int | None = None) -> None:
     under ``torchrun``; idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) so that a machine
     shared with other CPU-bound jobs does not make every op wait a scheduler time slice.
 
+    An explicit choice wins: ``n`` is applied; with ``n`` None a count set in this process after
+    ``import sam2elnet`` (``torch.set_num_threads(k)`` in a Python API script) is kept, not reset
+    to the policy's (:func:`sam2elnet.utils.threads.set_torch_threads`).
+
     Args:
         n: threads to use; None or 0 for the policy's count.
     """

@@ -17,7 +17,9 @@ What it does (each variable only if the user has not set it):
   machine shared with other CPU-bound jobs, each parallel region waits for a descheduled sibling for
   a scheduler time slice: training ran 10-20x slower (DESIGN.md, docs/training.md).
 
-Overrides: ``SAM2ELNET_THREADS=N`` sets the thread count (beats ``OMP_NUM_THREADS``); any of the
+Overrides: ``SAM2ELNET_THREADS=N`` sets the thread count (beats ``OMP_NUM_THREADS``); a
+``torch.set_num_threads(k)`` called after ``import sam2elnet`` is kept (:func:`set_torch_threads`,
+which training and inference call); any of the
 OpenMP variables set by the user is left alone; ``SAM2ELNET_OMP_DEFAULTS=0`` disables the whole
 policy (nothing is set; used by ``benchmarks/bench_contention.py`` to measure the old behaviour).
 
@@ -233,13 +235,29 @@ def applied() -> ThreadPolicy | None:
 
 
 def set_torch_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads to ``n`` or :func:`thread_count` and return the number.
+    """Set torch's intra-op threads and return the count torch now uses.
 
     For the engine (training / inference start). Imports torch, so not for ``__init__``.
+
+    One rule: an explicit choice wins. ``n`` (``TrainConfig.threads``, ``--threads``) is applied.
+    With ``n`` None the policy's :func:`thread_count` (``SAM2ELNET_THREADS``, else
+    ``OMP_NUM_THREADS``, else the usable CPUs, read now) is applied only while torch still runs the
+    count the policy chose at ``import sam2elnet``; a count changed since in this process (the
+    caller's ``torch.set_num_threads(k)``, or an earlier explicit ``n``) is kept and returned.
+    Without a policy (``SAM2ELNET_OMP_DEFAULTS=0``) the policy's count is applied as before.
     """
     import torch
 
+    current = torch.get_num_threads()
+    policy = _applied
+    if not n and policy is not None and not policy.disabled and current != policy.threads:
+        log.debug(
+            "torch uses %d threads, set in this process after import sam2elnet (policy: %d): kept",
+            current,
+            policy.threads,
+        )
+        return current
     want = n or thread_count()
-    if torch.get_num_threads() != want:
+    if current != want:
         torch.set_num_threads(want)
     return want
