@@ -13,10 +13,11 @@ import pytest
 import rasterio
 from helpers_data import count_vector_reads, write_png
 from rasterio.transform import from_origin
-from shapely.geometry import box
+from shapely.geometry import LineString, Point, box
 
 import sam2elnet.data.vector_shared as shared_mod
 from sam2elnet.data.vector import rasterize_vector
+from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS, layer_no_width_notes
 from sam2elnet.data.vector_shared import SharedVector, frame_of, share_vectors
 from sam2elnet.errors import DataError
 
@@ -132,3 +133,24 @@ def test_the_refusal_on_one_image_and_on_the_folder_is_one_message(tmp_path: Pat
     assert msg_one.startswith(head_one + "for several images: ")
     assert msg_all.startswith(head_all + ": ")
     assert msg_one.split(": ", 1)[1] == msg_all.split(": ", 1)[1]  # reason and fix: one text
+
+
+def test_layer_no_width_notes_count_the_whole_layer(tmp_path):
+    """The no-width notes of a layer placed on many images count its points and lines once
+    (import --from vector, one coarse-label file for many images) and name a width attribute."""
+    geoms = [
+        Point(1, 1),
+        LineString([(0, 0), (5, 5)]),
+        LineString([(0, 5), (5, 0)]),
+        box(0, 0, 1, 1),
+    ]
+    frame = gpd.GeoDataFrame({"road_width": [1, 2, 3, 4]}, geometry=geoms)
+    p = tmp_path / "roads.gpkg"
+    notes = layer_no_width_notes(p, frame)
+    assert [kind for _, kind in notes] == list(NO_WIDTH_KINDS)
+    assert notes[0][0].startswith(f"{p}: 1 point feature skipped (give a line width")
+    assert notes[1][0].startswith(f"{p}: 2 line features burnt 1 px wide; give a line width")
+    assert notes[1][0].endswith(
+        "the layer's attribute 'road_width' is not read (one width for all lines)"
+    )
+    assert layer_no_width_notes(p, frame.iloc[[3]]) == []  # polygons only: nothing to say

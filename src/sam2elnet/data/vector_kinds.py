@@ -2,14 +2,16 @@
 when they are read without a line width (points skipped, lines burnt 1 px wide), with the
 per-feature road-width attributes such a layer may carry but that are not read.
 
-Used by the vector reader (:class:`~sam2elnet.data.vector.VectorLabels`), a file shared by many
-images (:func:`~sam2elnet.data.vector_shared.warn_no_width`) and ``elnet import --from vector``.
+Used by the vector reader (:class:`~sam2elnet.data.vector.VectorLabels`); for a whole layer
+(:func:`layer_no_width_notes`) by a file shared by many images
+(:func:`~sam2elnet.data.vector_shared.warn_no_width`) and ``elnet import --from vector``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,7 @@ __all__ = [
     "NO_WIDTH_KINDS",
     "POINT_TYPE_IDS",
     "WIDTH_ATTRIBUTES",
+    "layer_no_width_notes",
     "no_width_notes",
 ]
 
@@ -76,3 +79,14 @@ def no_width_notes(
             msg += f"; the layer's attribute {named[0]!r} is not read (one width for all lines)"
         out.append((msg, NO_WIDTH_KINDS[1]))
     return out
+
+
+def layer_no_width_notes(p: Path, frame: Any) -> list[tuple[str, str]]:
+    """:func:`no_width_notes` counted over a whole layer ``frame`` (a GeoDataFrame: the kinds
+    of its geometries, its columns), said once for a layer placed on many images rather than
+    once per image: ``elnet import --from vector``, one coarse-label file for many images
+    (:func:`~sam2elnet.data.vector_shared.warn_no_width`)."""
+    import shapely
+
+    kinds = shapely.get_type_id(np.asarray(frame.geometry.values, dtype=object))
+    return no_width_notes(p, kinds, frame.columns)

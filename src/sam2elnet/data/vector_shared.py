@@ -159,20 +159,15 @@ def warn_no_width(label: object, line_width: float | None) -> None:
     """Say once per run that the line (and point) features of one vector file for several
     images (:func:`is_shared`: ``enhance --labels roads.gpkg``, ``scene`` with a folder of
     scenes) are read without a line width: lines burnt 1 px wide, points skipped
-    (:func:`~sam2elnet.data.vector_kinds.no_width_notes`, counted over the whole file). The readers
-    collect these notes for a shared file without saying them (each image would repeat them);
-    a file of one image's own says them itself. No-op with a ``line_width`` or for anything
+    (:func:`~sam2elnet.data.vector_kinds.layer_no_width_notes`, counted over the whole file).
+    The readers collect these notes for a shared file without saying them (each image would
+    repeat them); a file of one image's own says them itself. No-op with a ``line_width`` or for anything
     but a shared file."""
     if line_width is not None or not is_shared(label):
         return
-    import numpy as np
-    import shapely
+    from sam2elnet.data.vector_kinds import layer_no_width_notes
 
-    from sam2elnet.data.vector_kinds import no_width_notes
-
-    frame = frame_of(label)
-    kinds = shapely.get_type_id(np.asarray(frame.geometry.values, dtype=object))
-    for msg, kind in no_width_notes(Path(label), kinds, frame.columns):
+    for msg, kind in layer_no_width_notes(Path(label), frame_of(label)):
         warn_once(log, kind, msg)
 
 

@@ -210,12 +210,9 @@ def import_vector(
     gdf, notes = _repair(gdf)
     notes = record_notes + cat_notes + _unread_line_edits(p, layer, check) + notes
     if line_width is None:  # once for the layer, not once per image it is placed on
-        import shapely
+        from sam2elnet.data.vector_kinds import layer_no_width_notes
 
-        from sam2elnet.data.vector_kinds import no_width_notes
-
-        kinds = shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))
-        notes += [msg for msg, _ in no_width_notes(p, kinds, gdf.columns)]
+        notes += [msg for msg, _ in layer_no_width_notes(p, gdf)]
     all_files = files  # the run's images: a label naming one of them names its image
     if listed is not None and not all_images:
         outside = [f for f in files if f.stem not in listed]
