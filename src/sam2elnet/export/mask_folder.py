@@ -69,6 +69,9 @@ class MaskGrid(NamedTuple):
     nodata: np.ndarray | None
     """bool (H, W), True where the image has no measurement (its nodata value, or a PNG's
     transparent pixels: alpha 0); those pixels are 127 (nodata / ignore) in the mask. None: none."""
+    image: Any = None
+    """The read image (:class:`~sam2elnet.data.images.RasterImage`, any format: its profile
+    places a vector layer on it); None for a mask made from a size alone."""
 
     @property
     def suffix(self) -> str:
@@ -92,7 +95,7 @@ def mask_grid(src: Path) -> MaskGrid:
         warnings.simplefilter("ignore")
         img = read_image(src)
     like = img if src.suffix.lower() in GEO_SUFFIXES else None
-    return MaskGrid(img.shape, like, img.nodata)
+    return MaskGrid(img.shape, like, img.nodata, img)
 
 
 CommitCheck = Callable[[Path, list[Path], dict[str, Path]], None]

@@ -25,13 +25,11 @@ FILE.gpkg`` on images without georeference, which so reads the same coarse label
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.vector_names import (
     IMAGE_NAME_ATTRIBUTES,
     feature_images,
@@ -43,7 +41,7 @@ from sam2elnet.data.vector_names import (
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import check_unique_stems
 from sam2elnet.export.import_result import ImportResult
-from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, removed_note
+from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, mask_grid, removed_note
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.advice import name_sample, plural
@@ -379,7 +377,6 @@ def _burn(
     ``reviewed_only``: no mask for them). ``run``: the stems a ``label`` may name (``images``'
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
     ``line_width_unit``."""
-    from sam2elnet.data.images import read_image
     from sam2elnet.data.vector import VectorLabels
     from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
     from sam2elnet.export.review_set import layer_record
@@ -414,21 +411,19 @@ def _burn(
     n_empty = n_uncovered = 0
     placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
     for f in track(files, "import", "img", progress):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                img = read_image(f)
-            except DataError as err:
-                skipped.append((f.stem, str(err)))
-                continue
-        h, w = img.shape
+        try:
+            grid = mask_grid(f)  # size, georeference, nodata, as every import writes masks
+        except DataError as err:
+            skipped.append((f.stem, str(err)))
+            continue
+        h, w = grid.shape
         own, mine = image_features(stems, named, georef, f.stem, run)  # the shared rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
             try:
                 vl = VectorLabels.from_file(
-                    p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(img), **width
+                    p, frame=gdf[mine], shared=True, height=h, width=w, **_grid(grid.image), **width
                 )
             except DataError as err:  # e.g. a layer with a CRS on an image without one
                 skipped.append((f.stem, str(err)))
@@ -458,9 +453,8 @@ def _burn(
         if same and not check.keep(f.stem, f.name, mask):
             continue  # as exported: not reviewed (a partial review, --reviewed-only)
         n_empty += not mask.any()
-        like = img if f.suffix.lower() in GEO_SUFFIXES else None
-        name = f"{f.stem}{'.tif' if like is not None else '.png'}"
-        written.append(folder.write(name, mask, like=like, nodata=img.nodata, image=f))
+        name = f"{f.stem}{grid.suffix}"
+        written.append(folder.write(name, mask, like=grid.like, nodata=grid.nodata, image=f))
     notes += list(placing)
     if n_uncovered:
         notes.append(
