@@ -169,3 +169,18 @@ def test_stages_side_by_side_count_in_rounds_and_time_their_own_work(
     assert st.done("down_1") and not st.done("down_9")
     st.run("keyed", lambda: {}, key="k1")
     assert st.done("keyed", "k1") and not st.done("keyed", "k2")  # other inputs: runs again
+
+
+@pytest.mark.parametrize("text", ['{"key": null, "seconds": 3}', "[1, 2]", "{not json"])
+def test_a_marker_without_a_summary_runs_the_stage_again(tmp_path: Path, capsys, text: str) -> None:
+    """done() and run() take a marker by one rule: a marker that is not a record with a summary
+    is not done. run() said 'done before, skipped' for a record without a summary (then ran it
+    anyway) and stopped with an AttributeError on a JSON list."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.dir.mkdir()
+    st.marker("prep").write_text(text, encoding="utf-8")
+    assert not st.done("prep")
+    assert st.run("prep", lambda: {"n": 2}) == {"n": 2}
+    err = capsys.readouterr().err
+    assert "done before" not in err and "stage prep: done in" in err
+    assert st.status["prep"] == "ran" and st.done("prep")

@@ -240,11 +240,29 @@ class Stages:
     def done(self, name: str, key: str | None = None) -> bool:
         """Whether :meth:`run` would skip stage ``name`` with this ``key`` (its marker says it
         finished with the same inputs)."""
+        return self._finished(name, key) is not None
+
+    def _finished(self, name: str, key: str | None, say: bool = False) -> dict[str, Any] | None:
+        """The marker record of stage ``name`` when it finished with the inputs ``key`` (a
+        marker without a key predates keys: any ``key``); None when there is no marker, it has
+        other inputs, or it cannot be read (not JSON, not a record with a summary): the stage
+        runs again. ``say``: log why a marker that exists is not taken."""
+        m = self.marker(name)
+        if not m.is_file():
+            return None
         try:
-            rec = json.loads(self.marker(name).read_text(encoding="utf-8"))
-            return "summary" in rec and rec.get("key", key) == key
-        except (OSError, ValueError, AttributeError):
-            return False
+            rec = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            rec = None
+        if not isinstance(rec, dict) or "summary" not in rec:
+            if say:
+                log.warning("stage marker %s is unreadable; running the stage again", m)
+            return None
+        if rec.get("key", key) != key:
+            if say:
+                log.info("stage %s: inputs changed since it ran; running it again", name)
+            return None
+        return rec
 
     def run(
         self,
@@ -266,20 +284,14 @@ class Stages:
         training in a worker process, side by side with others: :attr:`lanes`); its timing
         sample and the ``done in`` line, instead of the wait.
         """
-        m = self.marker(name)
-        if m.is_file():
-            try:
-                rec = json.loads(m.read_text(encoding="utf-8"))
-                if rec.get("key", key) == key:  # markers without a key predate keys
-                    self.status[name] = "cached"
-                    self.seconds[name] = float(rec.get("seconds", 0.0))
-                    log.info("stage %s: done before, skipped", name)
-                    self._say(f"stage {name}: done before, skipped")
-                    relative = rec.get("paths") == PATHS_RELATIVE
-                    return self._noted(name, out_resolved(rec["summary"], self.out, relative))
-                log.info("stage %s: inputs changed since it ran; running it again", name)
-            except (json.JSONDecodeError, KeyError):
-                log.warning("stage marker %s is unreadable; running the stage again", m)
+        rec = self._finished(name, key, say=True)
+        if rec is not None:
+            self.status[name] = "cached"
+            self.seconds[name] = float(rec.get("seconds", 0.0))
+            log.info("stage %s: done before, skipped", name)
+            self._say(f"stage {name}: done before, skipped")
+            relative = rec.get("paths") == PATHS_RELATIVE
+            return self._noted(name, out_resolved(rec["summary"], self.out, relative))
         if not self.resume:
             for d in clear:
                 if d.is_dir():
@@ -305,7 +317,7 @@ class Stages:
             self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
         stored = out_relative(summary, self.out)
         write_json_atomic(
-            m,
+            self.marker(name),
             {"stage": name, "key": key, "seconds": dt, "finished": time.time(), "summary": stored}
             | {"paths": PATHS_RELATIVE},
         )
