@@ -25,6 +25,7 @@ from sam2elnet.pipeline.report_items import (
 )
 from sam2elnet.pipeline.report_map import read_footprint
 from sam2elnet.pipeline.report_tables import as_float, fmt_value
+from sam2elnet.utils.run_paths import relative_inside
 
 __all__ = ["file_link", "object_counts", "order_items", "prepare_item"]
 
@@ -85,18 +86,16 @@ def file_link(p: str | Path, page_dir: str | Path | None = None) -> str:
     Returns:
         The link; ``p`` unchanged when it has no absolute form (cannot happen on POSIX).
     """
-    import os
     from urllib.parse import quote
 
     if page_dir is not None:
         # the paths as given first (a link inside the folder keeps pointing there), then with
         # symbolic links resolved (a folder reached through a link)
-        for f, d in (
-            (Path(os.path.abspath(p)), Path(os.path.abspath(page_dir))),
-            (Path(p).resolve(), Path(page_dir).resolve()),
-        ):
-            if f.is_relative_to(d) and f != d:
-                return quote(f.relative_to(d).as_posix())
+        inside = relative_inside(p, page_dir) or relative_inside(
+            Path(p).resolve(), Path(page_dir).resolve()
+        )
+        if inside is not None:
+            return quote(inside)
     try:
         return Path(p).resolve().as_uri()
     except ValueError:
