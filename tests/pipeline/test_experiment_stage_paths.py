@@ -35,3 +35,19 @@ def test_stage_summary_keeps_data_paths_and_notes(
     again = stage_summary(moved, "split")
     assert again["label"] == str(moved / "labels" / "1.png")
     assert again["images"] == summary["images"] and again["note"] == summary["note"]
+
+
+def test_a_stage_that_ran_returns_its_paths_without_looking_at_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage that ran returns each path inside --out as out / path whether or not the file is
+    there yet, and a path outside it as given: it was read back from disk, so a file inside
+    --out not written yet came back relative to OUT ('later.png', no such file from the working
+    folder) and a --data path 'data/x.jpg' came back as 'runs/exp/data/x.jpg' when OUT holds a
+    file of that name."""
+    monkeypatch.chdir(tmp_path)
+    out = Path("runs") / "exp"
+    (out / "data").mkdir(parents=True)
+    (out / "data" / "x.jpg").write_bytes(b"")  # not the data's x.jpg: OUT's own
+    summary = {"later": str(out / "later.png"), "image": "data/x.jpg"}
+    assert Stages(out, resume=False).run("split", lambda: dict(summary)) == summary

@@ -57,17 +57,21 @@ PATHS_RELATIVE = "relative to OUT"
 (:func:`out_relative`), so a moved or copied run folder reads its own files."""
 
 
-def out_relative(v: Any, out: Path) -> Any:
+def out_relative(v: Any, out: Path, joined: bool = False) -> Any:
     """``v`` (a JSON-safe summary) with every string naming a file inside ``out`` (absolute, or
-    relative to the working folder) written relative to ``out`` (POSIX separators)."""
+    relative to the working folder) written relative to ``out`` (POSIX separators).
+
+    ``joined``: written as ``out / path`` instead, the form :func:`out_resolved` reads the
+    stored summary back as, worked out without looking at the disk (what a stage that ran
+    returns)."""
     if isinstance(v, dict):
-        return {k: out_relative(x, out) for k, x in v.items()}
+        return {k: out_relative(x, out, joined) for k, x in v.items()}
     if isinstance(v, list):
-        return [out_relative(x, out) for x in v]
+        return [out_relative(x, out, joined) for x in v]
     if isinstance(v, str) and ("/" in v or os.sep in v):
         inside = relative_inside(v, out)
         if inside is not None:
-            return inside
+            return str(out / inside) if joined else inside
     return v
 
 
@@ -322,7 +326,8 @@ class Stages:
             | {"paths": PATHS_RELATIVE},
         )
         self.seconds[name] = dt
-        return self._noted(name, out_resolved(stored, self.out, True))
+        # the paths as a resumed run reads them back (out / path), without a stat per path
+        return self._noted(name, out_relative(summary, self.out, joined=True))
 
     def _noted(self, name: str, summary: dict[str, Any]) -> dict[str, Any]:
         """``summary``, its ``unusable`` (if any) noted in :attr:`unusable` under ``name``."""
