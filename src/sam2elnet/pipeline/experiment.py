@@ -63,7 +63,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.engine.downstream_pool import pool_workers
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
 from sam2elnet.engine.road_buffer import buffer_range, buffer_said
@@ -89,7 +88,11 @@ from sam2elnet.pipeline.experiment_config import (
     settings_diff,
     upgrade_identity,
 )
-from sam2elnet.pipeline.experiment_downstream import downstream_runs, train_downstream
+from sam2elnet.pipeline.experiment_downstream import (
+    downstream_lanes,
+    downstream_runs,
+    train_downstream,
+)
 from sam2elnet.pipeline.experiment_engine import (
     built_trunk_scale,
     downstream_config,
@@ -290,8 +293,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     for note in notes:
         stages.say(note)
     stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []), cfg.eta_reference)
-    # downstream trainings run side by side (engine.downstream_pool): the ETA counts them in rounds
-    stages.lanes["downstream"] = pool_workers(stages.plan["downstream"], cfg.device)
+    # downstream trainings run side by side: the ETA counts them in rounds
+    downstream_lanes(stages, stages.plan["downstream"], cfg.device)
     t_start = time.perf_counter()
     weights, weights_note = resolve_weights(cfg)
 

@@ -57,6 +57,15 @@ def downstream_runs(
     return runs
 
 
+def downstream_lanes(stages: Stages, trainings: int, device: str) -> int:
+    """How many of ``trainings`` downstream trainings run side by side on ``device``
+    (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set as the ETA's lanes of the
+    ``downstream`` stages (:attr:`Stages.lanes`): the planned count before they start, the
+    count still to train once it is known."""
+    stages.lanes["downstream"] = workers = pool_workers(trainings, device)
+    return workers
+
+
 def train_downstream(
     cfg: ExperimentConfig,
     stages: Stages,
@@ -128,8 +137,7 @@ def train_downstream(
     for n, (fp, stored, _) in jobs.items():
         if not stages.done(f"downstream_{n}", fp) and not stored.is_file():
             pending.setdefault(fp, n)  # the same labels again: reused from the first's result
-    workers = pool_workers(len(pending), dcfg.device)
-    stages.lanes["downstream"] = workers
+    workers = downstream_lanes(stages, len(pending), dcfg.device)
     # bars of trainings side by side would overwrite each other: each says one line at its end
     run_cfg = dcfg if workers == 1 else dcfg.model_copy(update={"progress": False})
     buffers = cfg.road_buffer if road_buffers is None else road_buffers
