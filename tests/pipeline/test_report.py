@@ -329,6 +329,12 @@ def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables()
     assert "(b), (c) labelled (almost) every test pixel foreground" in note
     assert "(e) found no foreground (recall 0)" in note and "(d)" not in note
     assert degenerate_note([rows[0], rows[3]]) is None
+    # the flags the run worked out for its verdict are the ones named (one per row not skipped)
+    flags = [None, None, "no foreground", None]
+    assert degenerate_note(rows, flags) == degenerate_note([rows[2]], ["no foreground"])
+    assert "1 model(s)" in degenerate_note(rows, flags) and "(b)" not in degenerate_note(
+        rows, flags
+    )
 
 
 def _geotiff(path: Path, left: float, top: float, crs: str = "EPSG:32633") -> None:

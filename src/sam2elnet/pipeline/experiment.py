@@ -374,12 +374,13 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         out / "per_image.csv", per_image_rows + t2_csv + auto_csv, cfg.road_buffer, buffers
     )
     scored = [row for row in table1 if not row.get("skipped")]
+    flags = degenerate_rows(scored)  # the verdict's and the log's
     verdict = verdict_lines(
         table1,
         {k: down.get(k, {}).get("per_image") for k in TABLE1_SETTINGS},
-        degenerate=dict(zip([r["setting"] for r in scored], degenerate_rows(scored), strict=True)),
+        degenerate=dict(zip([r["setting"] for r in scored], flags, strict=True)),
     )
-    degenerate = degenerate_note(table1)
+    degenerate = degenerate_note(table1, flags)
     if degenerate:  # results.md and report.html say it too; the log reaches API users and the CLI
         log.warning(degenerate)
 

@@ -9,7 +9,7 @@ Part of :mod:`sam2elnet.pipeline.experiment`; ``results.png``, ``curves.png`` an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sam2elnet.engine.metrics import ROAD_KEYS
@@ -141,12 +141,16 @@ def _road_table(
     return lines
 
 
-def degenerate_note(rows: list[dict[str, Any]]) -> str | None:
+def degenerate_note(
+    rows: list[dict[str, Any]], flags: Sequence[str | None] | None = None
+) -> str | None:
     """One sentence naming the rows of ``rows`` whose model is degenerate (labelled every test
     pixel foreground, or none: :func:`~sam2elnet.pipeline.report_protocol.degenerate_rows`),
     or None when there are none. Such a row's IoU is the foreground share of the test set (or 0),
     so a verdict comparing it says nothing about the labels; report.html highlights the rows,
-    results.md and the printed tables say it with this sentence."""
+    results.md and the printed tables say it with this sentence. ``flags``: ``degenerate_rows``
+    of the rows not skipped, in order, when worked out already (the verdict's); None: worked
+    out here."""
     from sam2elnet.pipeline.report_protocol import degenerate_rows
 
     what = {
@@ -156,7 +160,8 @@ def degenerate_note(rows: list[dict[str, Any]]) -> str | None:
     }
     scored = [row for row in rows if not row.get("skipped")]
     by_kind: dict[str, list[str]] = {}
-    for row, flag in zip(scored, degenerate_rows(scored), strict=True):
+    flags = degenerate_rows(scored) if flags is None else flags
+    for row, flag in zip(scored, flags, strict=True):
         if flag:
             by_kind.setdefault(flag, []).append(str(row.get("title", "?")).split(" ")[0])
     if not by_kind:
