@@ -762,8 +762,11 @@ def test_another_quality_filter_filters_the_stored_auto_labels_again(
     ), caplog.messages
     # on road data it is refused, saying why
     from sam2elnet.data.domain import resolve_domain
+    from sam2elnet.pipeline import experiment_resume
 
-    monkeypatch.setattr(experiment_mod, "road_domain", lambda split: resolve_domain("roads", None))
+    monkeypatch.setattr(
+        experiment_resume, "road_domain", lambda split: resolve_domain("roads", None)
+    )
     with pytest.raises(UserError) as e:
         run(road_buffer=5.0)
     assert str(e.value).endswith(

@@ -41,6 +41,7 @@ Outputs: ``results.md`` (both tables, costs, settings, weights), ``results.json`
 ``report.html``.
 
 Modules, one concept each: :mod:`~sam2elnet.pipeline.experiment_config` (options, constants),
+:mod:`~sam2elnet.pipeline.experiment_resume` (a re-run: as recorded, or refused),
 :mod:`~sam2elnet.pipeline.experiment_stages` (cached stages), :mod:`~sam2elnet.pipeline.experiment_split`
 (the split and its subsets), :mod:`~sam2elnet.pipeline.experiment_engine` (calls into the engine),
 :mod:`~sam2elnet.pipeline.experiment_autolabels` (auto-annotation, filter, SAM2-ELNet on the test
@@ -55,7 +56,6 @@ in order, assembles the results (:func:`run_experiment`) and re-exports the publ
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -65,7 +65,7 @@ from typing import Any
 
 from sam2elnet.engine.folder_inputs import check_run_out
 from sam2elnet.engine.metrics import BOOTSTRAP_RESAMPLES
-from sam2elnet.engine.road_buffer import buffer_range, buffer_said
+from sam2elnet.engine.road_buffer import buffer_range
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_autolabels import (
     annotate_stage,
@@ -73,20 +73,15 @@ from sam2elnet.pipeline.experiment_autolabels import (
     auto_label_scores,
     elnet_test_stage,
     filter_decision,
-    record_filter_options,
 )
 from sam2elnet.pipeline.experiment_command import experiment_command
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
-    DECIDED_BY_RUN,
     OWN_IS_TRUTH_NOTE,
     RESULTS_VERSION,
     RUN_PARTS,
     TABLE1_SETTINGS,
     ExperimentConfig,
-    setting_changes,
-    settings_diff,
-    upgrade_identity,
 )
 from sam2elnet.pipeline.experiment_downstream import (
     downstream_lanes,
@@ -94,7 +89,6 @@ from sam2elnet.pipeline.experiment_downstream import (
     train_downstream,
 )
 from sam2elnet.pipeline.experiment_engine import (
-    built_trunk_scale,
     downstream_config,
     elnet_trunk,
     resolve_weights,
@@ -102,6 +96,7 @@ from sam2elnet.pipeline.experiment_engine import (
 )
 from sam2elnet.pipeline.experiment_markdown import degenerate_note, render_markdown
 from sam2elnet.pipeline.experiment_report import plot_curves, plot_results, write_report_html
+from sam2elnet.pipeline.experiment_resume import settle_identity
 from sam2elnet.pipeline.experiment_scores import (
     csv_rows,
     score_labels,
@@ -116,7 +111,7 @@ from sam2elnet.pipeline.experiment_split import (
     test_road_buffers,
     write_subset,
 )
-from sam2elnet.pipeline.experiment_stages import Stages, json_safe, stage_summary
+from sam2elnet.pipeline.experiment_stages import Stages, json_safe
 from sam2elnet.pipeline.experiment_stats import (
     add_intervals,
     convergence,
@@ -172,90 +167,6 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         raise
 
 
-def _decided(out: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """What the run in ``out`` decided its auto options as, where a re-run gives them explicitly
-    (:data:`~sam2elnet.pipeline.experiment_config.DECIDED_BY_RUN`): the modality from the split
-    stage's record, the trunk scale from SAM2-ELNet's model file; a key only once its stage is
-    done (an unreadable record: not decided)."""
-    stage = {"modality": "split", "trunk_scale": "elnet"}
-    decided: dict[str, Any] = {}
-    for k, name in stage.items():
-        if old.get(k) == new.get(k):
-            continue
-        try:
-            summary = stage_summary(out, name)
-            decided[k] = (
-                summary["modality"] if k == "modality" else built_trunk_scale(summary["model"])
-            )
-        except (OSError, ValueError, KeyError, TypeError, UserError):
-            continue
-    return decided
-
-
-def _not_roads(out: Path) -> str | None:
-    """Why the data of the run in ``out`` are not roads (its split stage's record, through
-    :func:`~sam2elnet.pipeline.experiment_split.road_domain`, as the run decides it), or None:
-    road data, or the split record cannot be read (not known)."""
-    try:
-        summary = stage_summary(out, "split")
-        guess = road_domain(Split(**summary))
-    except (OSError, ValueError, KeyError, TypeError, UserError, DataError):
-        return None
-    return None if guess.roads else str(guess.reason)
-
-
-def _buffer_said(d: dict[str, Any], flag: bool = True) -> str:
-    """An identity's road buffer: ``--road-buffer 5`` / ``--road-buffer-m 2`` (``flag``), or
-    ``5 px`` / ``2 m``."""
-    m = d.get("road_buffer_m")
-    if flag:
-        return f"--road-buffer {d['road_buffer']:g}" if m is None else f"--road-buffer-m {m:g}"
-    return buffer_said(d["road_buffer"], m)
-
-
-def _resume_settings(
-    out: Path, old: dict[str, Any], new: dict[str, Any]
-) -> tuple[list[str], str | None, list[str]]:
-    """(keys the run continues with as recorded, the refusal when options make another
-    experiment, lines to say) for a re-run into ``out``:
-    :func:`~sam2elnet.pipeline.experiment_config.settings_diff`, and another ``--road-buffer`` on
-    data that are not roads (it changes no number there: the run keeps its recorded buffer); on
-    road data, or when that is not known, it stays another setting. The refusal names each
-    option as typed with its saved value
-    (:func:`~sam2elnet.pipeline.experiment_config.setting_changes`)."""
-    decided = _decided(out, old, new)
-    same, diff = settings_diff(old, new, decided)
-    notes: list[str] = []
-    kept = [k for k in same if old[k] != DECIDED_BY_RUN[k][0]]  # recorded explicitly
-    if kept:
-        given = ", ".join(f"{DECIDED_BY_RUN[k][1]} {old[k]}" for k in kept)
-        notes.append(f"continuing with {given}, as this experiment was started (not given now)")
-    buffer = [k for k in ("road_buffer", "road_buffer_m") if k in diff]
-    why = _not_roads(out) if buffer else None
-    if why is not None:
-        for k in buffer:
-            diff.remove(k)
-            same.append(k)
-        notes.append(
-            f"{_buffer_said(new)} changes no number here: the data are not "
-            f"roads ({why}); the experiment keeps its {_buffer_said(old, flag=False)}"
-        )
-    if not diff:
-        return same, None, notes
-    why = (
-        "; the downstream U-Nets keep no predictions to score again with another --road-buffer "
-        "(on road data it means training them all again)"
-        if buffer
-        else ""
-    )
-    refusal = (
-        "this folder holds an experiment with other settings: "
-        f"{', '.join(setting_changes(diff, old, new, decided))}{why}; give the saved values to "
-        "continue it, or choose a new --out or delete the folder"
-    )
-    return same, refusal, notes
-
-
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from sam2elnet.engine.runtime import resolve_device
 
@@ -269,25 +180,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     check_run_out(out, "experiment", data, RUN_PARTS, cfg.weights)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    ident_path = out / "experiment.json"
-    ident = cfg.identity()
-    finished = any((out / "stages").glob("*.json"))
-    notes: list[str] = []
-    if ident_path.is_file() and finished:
-        old = upgrade_identity(json.loads(ident_path.read_text(encoding="utf-8")))
-        same, refusal, notes = _resume_settings(out, old, ident)
-        if same:  # the same experiment, another way of saying it: the run goes on as recorded
-            cfg = cfg.model_copy(update={k: old[k] for k in same})
-            ident = cfg.identity()
-        if refusal:
-            raise UserError(refusal, out)
-        record_filter_options(Stages(out, cfg.resume), old)  # before this run's are recorded
-    if (
-        not ident_path.is_file()
-        or not finished
-        or ident != json.loads(ident_path.read_text("utf-8"))
-    ):
-        write_json_atomic(ident_path, ident)
+    cfg, ident, notes = settle_identity(cfg, out)  # a re-run: as recorded, or refused
 
     stages = Stages(out, cfg.resume, progress=cfg.progress)
     for note in notes:
