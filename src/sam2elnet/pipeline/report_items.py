@@ -4,7 +4,8 @@
 truth, each with the pixels it counts: the truth's ignore pixels and the label's nodata left out,
 as ``elnet evaluate`` leaves them out; a vector label rasterised onto the image's grid, an
 evaluated truth (:class:`TruthOnGrid`) read as its evaluation counted it). One unreadable file
-costs its item a note, never the report. The item's table row is
+costs its item a note, never the report. :func:`evaluation_items` makes the items of an
+``elnet evaluate`` result. The item's table row is
 :mod:`sam2elnet.pipeline.report_rows`, its card's pictures :mod:`sam2elnet.pipeline.report_cards`.
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "TruthOnGrid",
     "counted_pixels",
     "eval_truth",
+    "evaluation_items",
     "read_masks",
 ]
 
@@ -205,3 +207,76 @@ def counted_pixels(
             continue
         out = v if out is None else (out & v)
     return out
+
+
+def _image_index(images: str | Path | None) -> dict[str, Path]:
+    """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
+    from sam2elnet.data.naming import IMAGE_TAGS, image_files, mask_key
+
+    found: dict[str, Path] = {}
+    for f in image_files(Path(images)) if images is not None else []:
+        k = mask_key(f.name)
+        if k not in found or f.stem.lower().endswith(IMAGE_TAGS):
+            found[k] = f
+    return found
+
+
+def _eval_extra(r: Any) -> dict[str, Any]:
+    """Per-image extras of an evaluation row: F1, boundary F1 and HD95 (``--boundary``), the road
+    measures (road data) and, with a baseline, its IoU and the change."""
+    extra: dict[str, Any] = {"f1": r.metrics["f1"]}
+    if r.boundary is not None:
+        extra["boundary_f1"] = r.boundary.scores()["boundary_f1"]
+        extra["boundary_hd95_px"] = r.boundary_hd95  # None: not computed (a pair read in strips)
+    if r.roads is not None:
+        extra.update(r.roads.scores())
+    base = getattr(r, "baseline_iou", None)
+    if base is not None:
+        extra["baseline_iou"] = base
+        extra["delta_iou"] = r.metrics["iou"] - base
+    return extra
+
+
+def evaluation_items(result: Any, images: str | Path | None = None) -> list[ReportItem]:
+    """One :class:`ReportItem` per scored image of an ``elnet evaluate`` result: prediction,
+    truth as the evaluation counted it (on the prediction's grid, with the pixels it left out:
+    :func:`~sam2elnet.pipeline.report_items.eval_truth`; a polygon file shared by many images is
+    read once for all cards, :func:`~sam2elnet.engine.eval_readback.vector_truths`), true and
+    predicted IoU, filter decision, F1 (and road quality, baseline IoU); the image from
+    ``images`` (a folder, matched by name; an image file for a one-pair result) else the
+    quality table's ``image`` column, the input label from its ``coarse`` column (enhance
+    runs). A card without an image says why (no ``--images``, or none of its name there)."""
+    from sam2elnet.engine.eval_readback import vector_truths
+
+    # one image file (one pair: --pred FILE --truth FILE --images FILE) is that pair's image
+    single = Path(images) if images is not None and Path(images).is_file() else None
+    img_files = {} if single is not None else _image_index(images)
+    vectors = vector_truths(result)
+    no_image = (
+        "no image given (--images)" if images is None else "no image of this name in --images"
+    )
+    items = []
+    for r in result.images:
+        image = single if single is not None and len(result.images) == 1 else img_files.get(r.name)
+        if image is None and r.image_path and Path(r.image_path).is_file():
+            image = Path(r.image_path)
+        label = None
+        if r.input_label_path and Path(r.input_label_path).is_file():
+            label = Path(r.input_label_path)
+        elif getattr(r, "baseline_path", None) is not None:
+            label = r.baseline_path
+        items.append(
+            ReportItem(
+                name=r.name,
+                image=image,
+                input_label=label,
+                output=r.pred_path,
+                truth=eval_truth(r, vectors),
+                predicted_iou=r.predicted_iou,
+                true_iou=r.metrics["iou"],
+                kept=r.kept,
+                extra=_eval_extra(r),
+                image_note=no_image,
+            )
+        )
+    return items
