@@ -157,3 +157,27 @@ def test_a_folder_of_scenes_is_judged_by_its_largest_window(
     )
     assert code == 0, out
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["a.tif", "b.tif"]
+
+
+def test_the_window_check_reads_the_scene_header_once_and_names_a_bad_scene(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One scene's window size comes from the header precheck_scene read (not a second open);
+    a scene not prechecked (keep_unusable, API) is opened by open_scene, so a corrupt one is a
+    DataError naming it (was a raw RasterioIOError from rasterio.open)."""
+    from sam2elnet.errors import DataError, UserError
+
+    model = micro_model_file(tmp_path / "m.pt")
+    scene = make_scene(tmp_path / "s.tif", 96, 128)
+    net = Predictor.from_file(model)
+    budget = (net.whole_bytes(48 * 48) + net.whole_bytes(64 * 64)) // 2  # 64 px does not fit
+    kw = {"tile": 64, "overlap": 16, "max_memory": budget, "progress": False}
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"not a tiff" * 8)
+    with pytest.raises(DataError, match="bad.tif"):
+        scenes.scene_job(bad, tmp_path / "o.tif", model, keep_unusable=True, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(scenes, "open_scene", lambda p: pytest.fail(f"{p} opened again"))
+        with pytest.raises(UserError, match=r"one 64 x 64 px window \(--tile 64\)"):
+            scenes.scene_job(scene, tmp_path / "o.tif", model, **kw)
+    assert not (tmp_path / "o.tif").exists()

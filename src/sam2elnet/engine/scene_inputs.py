@@ -95,7 +95,7 @@ def open_scene(path: Path) -> Any:
 # the scene, opened
 
 
-def precheck_scene(path: str | Path, bands: list[int] | None = None) -> None:
+def precheck_scene(path: str | Path, bands: list[int] | None = None) -> tuple[int, int]:
     """Refuse, before any model is loaded, a scene that every model refuses: all nodata, or a
     constant image (every valid pixel of every band read one value in the file). What a model
     would do to the pixels does not matter for those two (each scaling maps a band by one
@@ -114,6 +114,10 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> None:
         path: the scene file.
         bands: 1-based file bands to read, or None.
 
+    Returns:
+        The scene's (height, width), px, from the header read here (the caller's later checks
+        need not open it again).
+
     Raises:
         DataError: the scene cannot be opened (:func:`open_scene`), or its flag
             (:func:`~sam2elnet.engine.scene_norm.unusable_scene_error`, the words of
@@ -127,14 +131,16 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> None:
     p = Path(path)
     with rasterio.Env(**scene_gdal_env()):
         src = open_scene(p)
+        shape = (int(src.height), int(src.width))
         try:
             flag, stale = raw_flag(src, bands)
         except rasterio.errors.RasterioError:
-            return
+            return shape
         finally:
             src.close()
     if flag:
         raise unusable_scene_error(flag, p, stale_overviews=stale)
+    return shape
 
 
 def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:

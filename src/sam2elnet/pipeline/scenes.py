@@ -23,7 +23,7 @@ from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import SceneResult, predict_scene
 from sam2elnet.engine.scene_checks import check_scene_paths
-from sam2elnet.engine.scene_inputs import precheck_scene
+from sam2elnet.engine.scene_inputs import open_scene, precheck_scene
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import SceneOptions
@@ -278,11 +278,22 @@ def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
         check_warpable(src, scene_kwargs["warp_to"], method)
 
 
-def _check_window_memory(predictor: Any, src: Path, kw: dict[str, Any], coarse: bool) -> None:
+def _check_window_memory(
+    predictor: Any,
+    src: Path,
+    kw: dict[str, Any],
+    coarse: bool,
+    shape: tuple[int, int] | None = None,
+) -> None:
     """Refuse a ``--tile`` whose one window does not fit the predictor's ``--max-memory``
     (a scene's windows are ``min(tile, side)`` px per side; a folder's: its largest scene
     window, from the headers; scenes that cannot be read are left to the batch), naming the
-    largest tile that fits. Predictors without a budget (``builtin:smoothing``) pass."""
+    largest tile that fits. Predictors without a budget (``builtin:smoothing``) pass.
+    ``shape``: one scene's (height, width) px where its header was read already
+    (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`); else it is opened here.
+
+    Raises:
+        UserError: the window does not fit. DataError: one scene that cannot be opened."""
     import rasterio
 
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
@@ -290,8 +301,10 @@ def _check_window_memory(predictor: Any, src: Path, kw: dict[str, Any], coarse: 
         return
     tile = int(kw.get("tile", SceneOptions.model_fields["tile"].default))
     if not src.is_dir():
-        with rasterio.open(src) as ds:
-            h, w = min(tile, ds.height), min(tile, ds.width)
+        if shape is None:
+            with open_scene(src) as ds:
+                shape = (ds.height, ds.width)
+        h, w = min(tile, shape[0]), min(tile, shape[1])
     else:  # the largest window of the folder's scenes (a folder of 512 px scenes: 512 x 512)
         h = w = 0
         for scene in list_scenes(src):
@@ -376,10 +389,11 @@ def scene_job(
     if not src.is_dir():  # and the names predict_scene refuses (out not .tif), also before
         check_scene_paths(src, dst, coarse=labels, **one)
     _check_warp(src, scene_kwargs)
+    shape = None  # one scene's (height, width), once its header is read
     if not src.is_dir() and not scene_kwargs.get("keep_unusable"):
         # a scene no model can label (all nodata, constant) is refused before the model loads
         # and Ray starts; a folder's scenes are checked as each runs (skipped, the batch goes on)
-        precheck_scene(src, scene_kwargs.get("bands"))
+        shape = precheck_scene(src, scene_kwargs.get("bands"))
     from sam2elnet.data.label_tags import label_tags
     from sam2elnet.data.vector_shared import warn_no_width
     from sam2elnet.engine.folder_inputs import check_resume_model
@@ -402,7 +416,7 @@ def scene_job(
     )
     predictor = factory()
     if max_memory is not None:
-        _check_window_memory(predictor, src, scene_kwargs, labels is not None)
+        _check_window_memory(predictor, src, scene_kwargs, labels is not None, shape)
     record: dict[str, Any] = {}
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision
