@@ -242,3 +242,51 @@ def test_summary_of_road_runs_has_the_road_measures(tmp_path: Path) -> None:
     )
     assert plain["roads"] is False and "road_quality" not in plain["rows"][0]["mean"]
     assert "Road measures" not in render_summary(plain)
+
+
+def _degenerate(run: Path, keys: tuple[str, ...], kind: str) -> None:
+    """Make the rows ``keys`` of ``run``'s table 1 degenerate: every test pixel foreground
+    (recall 1, background IoU 0: mIoU = IoU / 2) or none (recall 0, IoU 0)."""
+    path = run / "results.json"
+    r = json.loads(path.read_text())
+    for row in r["table1"]:
+        if row["setting"] in keys:
+            if kind == "all":
+                row.update(recall=1.0, miou=row["iou"] / 2)
+            else:
+                row.update(iou=0.0, recall=0.0, f1=0.0, miou=0.45)
+    path.write_text(json.dumps(r))
+
+
+def test_summary_gives_no_verdict_on_degenerate_downstream_models(tmp_path: Path) -> None:
+    # found in a docs walk: two micro runs whose every U-Net labelled everything (seed 0) or
+    # nothing (seed 1) foreground; each run's results.md said "no verdict", the summary said
+    # "reaches 97% ... (>= 97% in 1 of 1)" from the all-foreground seed's equal IoUs
+    same = {"split_seed": 1000}
+    ious = {"full": 0.052, "auto_filtered": 0.052, "fraction_auto_filtered": 0.6}
+    a = _fake_run(tmp_path / "s0", 0, ious, settings=same)
+    b = _fake_run(tmp_path / "s1", 1, ious, settings=same)
+    _degenerate(a, ("full", "auto_filtered"), "all")
+    _degenerate(b, ("full", "auto_filtered"), "none")
+    s = summarize_runs([a, b])
+    assert s["verdict"][0] == (
+        "auto_filtered: no verdict over 2 seeds: seed 0: (a) is degenerate (all foreground) and "
+        "auto_filtered is degenerate (all foreground); seed 1: (a) is degenerate (no foreground) "
+        "and auto_filtered is degenerate (no foreground), so those IoUs say nothing about the "
+        "labels; train the downstream models longer (--downstream-epochs / --downstream-steps) "
+        "or on more images. It uses 30 hand labels instead of 100 (70.0 % fewer)."
+    )
+    assert s["verdict"][1].startswith(
+        "fraction_auto_filtered: no verdict over 2 seeds: seed 0: (a) is degenerate (all "
+        "foreground); seed 1: (a) is degenerate (no foreground), so"
+    )
+    assert "reaches" not in render_summary(s)
+    # one clean seed does not rescue the mean: still no verdict, naming only the bad seed
+    c = _fake_run(tmp_path / "c0", 0, {"full": 0.7, "auto_filtered": 0.69}, settings=same)
+    d = _fake_run(tmp_path / "c1", 1, {"full": 0.052, "auto_filtered": 0.052}, settings=same)
+    _degenerate(d, ("auto_filtered",), "all")
+    v = summarize_runs([c, d])["verdict"]
+    assert v[0].startswith(
+        "auto_filtered: no verdict over 2 seeds: seed 1: auto_filtered is degenerate "
+        "(all foreground), so"
+    )

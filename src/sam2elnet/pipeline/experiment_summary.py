@@ -65,7 +65,8 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
     Returns ``{"runs": [{"dir", "seed"}], "rows": [...], "verdict": [...], "groups": [...],
     "notes": [...]}`` (table 2 is left out, with a note, when the runs trained no downstream
     models on its label sets: ``--no-enhancement-downstream``); each
-    row has ``setting``, ``table``, ``title``, ``hand_labels``, ``seeds`` (per run: ``iou``,
+    row has ``setting``, ``table``, ``title``, ``hand_labels``, ``seed_ids`` (the runs' seeds),
+    ``seeds`` (per run: ``iou``,
     ``iou_ci``, ``f1``, ``precision``, ``recall``, ``miou``, ``by_group``), ``mean`` / ``sd`` of
     those measures over the runs (sample standard deviation, None for one value) and ``by_group``
     means; ``label_rows`` / ``label_groups``: table 2's label IoU over the runs, overall and per
@@ -140,6 +141,7 @@ def summarize_runs(runs: Sequence[Path | str]) -> dict[str, Any]:
                     "title": title,
                     "hand_labels": ref.get("hand_labels"),
                     "seeds": per,
+                    "seed_ids": seeds,
                     "mean": mean,
                     "sd": sd,
                     "by_group": by_group,
@@ -198,7 +200,26 @@ def _label_rows(loaded: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
     return out, groups
 
 
+def _degenerate_seeds(a: dict[str, Any], r: dict[str, Any], name: str) -> list[str]:
+    """Per seed where (a) or the setting ``r`` (called ``name``) is degenerate (labelled every
+    test pixel foreground, or none: :func:`~sam2elnet.pipeline.report_protocol.degenerate_rows`,
+    the rule of each run's own verdict): ``"seed S: (a) is degenerate (all foreground) and ..."``.
+    """
+    from sam2elnet.pipeline.report_protocol import degenerate_rows
+
+    out = []
+    for run, s, t in zip(a["seed_ids"], r["seeds"], a["seeds"], strict=True):
+        flag_r, flag_a = degenerate_rows([s, t])
+        bad = [(n, f) for n, f in (("(a)", flag_a), (name, flag_r)) if f]
+        if bad:
+            out.append(f"seed {run}: " + " and ".join(f"{n} is degenerate ({f})" for n, f in bad))
+    return out
+
+
 def _verdict(rows: list[dict[str, Any]], target: float = 0.97) -> list[str]:
+    """The (c)/(d)-vs-(a) sentences over the seeds. A comparison in which (a) or the setting is
+    degenerate in any seed gives no verdict (its IoU is the test set's foreground share, or 0,
+    whatever the labels; as each run's own results.md says), naming the seeds."""
     by = {r["setting"]: r for r in rows if r["table"] == "table1"}
     a = by.get("full")
     if not a or not a["mean"]["iou"]:
@@ -208,6 +229,17 @@ def _verdict(rows: list[dict[str, Any]], target: float = 0.97) -> list[str]:
         r = by.get(key)
         if not r or r["mean"]["iou"] is None:
             continue
+        saving = 1 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
+        bad = _degenerate_seeds(a, r, r["title"].split(" ", 1)[0])
+        if bad:
+            out.append(
+                f"{r['title']}: no verdict over {len(r['seeds'])} seeds: {'; '.join(bad)}, so "
+                "those IoUs say nothing about the labels; train the downstream models longer "
+                "(--downstream-epochs / --downstream-steps) or on more images. It uses "
+                f"{r['hand_labels']} hand labels instead of {a['hand_labels']} "
+                f"({100 * saving:.1f} % fewer)."
+            )
+            continue
         ratio = r["mean"]["iou"] / a["mean"]["iou"]
         per = [
             s["iou"] / t["iou"]
@@ -215,7 +247,6 @@ def _verdict(rows: list[dict[str, Any]], target: float = 0.97) -> list[str]:
             if s["iou"] is not None and t["iou"]
         ]
         hits = sum(x >= target for x in per)
-        saving = 1 - r["hand_labels"] / a["hand_labels"] if a["hand_labels"] else 0.0
         out.append(
             f"{r['title']} {'reaches' if ratio >= target else 'does not reach'} {target:.0%} of (a) "
             f"on the mean over {len(r['seeds'])} seeds: {100 * ratio:.1f} % "
