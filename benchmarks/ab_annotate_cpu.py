@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import itertools
 import shutil
@@ -50,7 +51,7 @@ import common  # noqa: F401  (first: the product's thread policy before torch lo
 # isort: split
 import numpy as np
 import torch
-from common import build_ours, save_ours, write_images
+from common import alternate_rounds, build_ours, save_ours, write_images
 
 
 def _load_old(src: Path, name: str, rel: str) -> Any:
@@ -97,7 +98,8 @@ def _patched(levers: dict, names: list[str]) -> Iterator[None]:
 
 def _parts(args: argparse.Namespace, levers: dict, pred: Any, files: list[Path]) -> int:
     """``--parts``: CPU ms per image of reading the images and of predicting them, each
-    variant (not ``bare``) alternated with ``new``; predictions checked equal bit for bit."""
+    variant (not ``bare``) alternated with ``new`` after one warm-up round
+    (:func:`common.alternate_rounds`); predictions checked equal bit for bit."""
     loaded = [pred.read(f) for f in files]
     xs, valid = [it[1] for it in loaded], [it[2] for it in loaded]
     variants = ["new", *(v for v in args.variants if v not in ("bare", "new"))]
@@ -116,13 +118,12 @@ def _parts(args: argparse.Namespace, levers: dict, pred: Any, files: list[Path])
         same = all(np.array_equal(a, b) for a, b in zip(got[0], ref[0], strict=True))
         same = same and np.array_equal(got[1].features, ref[1].features)
         print(f"{v}: probabilities and features equal bit for bit {same}")
-    times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(args.rounds):
-        for v in variants:
-            for part, fn in (("read", read), ("predict", predict)):
-                t = time.process_time()
-                fn(v)
-                times.setdefault((part, v), []).append(time.process_time() - t)
+    fns = {
+        (part, v): functools.partial(fn, v)
+        for v in variants
+        for part, fn in (("read", read), ("predict", predict))
+    }
+    times = alternate_rounds(fns, args.rounds, time.process_time)
     n = len(files)
     print(f"{args.size} px, {n} images, {args.rounds} rounds: CPU ms / image, fastest and median")
     for (part, v), t in times.items():
@@ -159,40 +160,32 @@ def main(argv: list[str] | None = None) -> int:
     files = write_images(work / "img", n, args.size)
     model = save_ours(build_ours("tiny"), work / "model.pt")
     pred = Predictor.from_file(model, batch_size=8, tta=0)
+    if args.parts:
+        code = _parts(args, levers, pred, files)
+        shutil.rmtree(work, ignore_errors=True)
+        return code
     xs = torch.from_numpy(np.stack([pred.read(f)[1] for f in files]))
     count = itertools.count()
-
     step = pred.fit_batch(args.size * args.size)  # annotate's batch (2 at 512 px, bf16)
+    last: dict[str, Path] = {}  # each variant's latest output folder (all removed at the end)
 
     def bare() -> None:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             for s in range(0, n, step):
                 torch.sigmoid(pred.net(xs[s : s + step]).logits.float())
 
-    def run(variant: str) -> Path | None:
+    def run(variant: str) -> None:
         if variant == "bare":
             bare()
-            return None
+            return
         out = work / f"{variant}-{next(count)}"
         with _patched(levers, [] if variant == "new" else variant.split("+")):
             annotate_folder(model, files, out, predictor=pred, progress=False)
-        return out
+        last[variant] = out  # nothing removed here: the round is being timed
 
-    if args.parts:
-        return _parts(args, levers, pred, files)
-    last: dict[str, Path] = {}
-    for v in args.variants:  # warm-up
-        run(v)
-    times: dict[str, list[float]] = {v: [] for v in args.variants}
-    for _ in range(args.rounds):
-        for v in args.variants:
-            t = time.process_time()
-            out = run(v)
-            times[v].append(time.process_time() - t)
-            if out is not None:
-                if v in last:
-                    shutil.rmtree(last[v], ignore_errors=True)
-                last[v] = out
+    times = alternate_rounds(
+        {v: functools.partial(run, v) for v in args.variants}, args.rounds, time.process_time
+    )
     print(f"{args.size} px, {n} images, {args.rounds} rounds, {torch.get_num_threads()} thread(s)")
     print("CPU ms / image (over the bare forward): the fastest round, the median round")
     for stat in (min, statistics.median):

@@ -15,9 +15,10 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -27,6 +28,8 @@ import sam2elnet  # noqa: E402,F401  (thread policy before torch loads OpenMP)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+K = TypeVar("K", bound=Hashable)  # a contender's key in alternate / alternate_rounds
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 """``../shared/data`` next to the repository (the tests' ``conftest.SHARED_DATA``): the dev data
@@ -100,25 +103,34 @@ def forward_flops(fn: Callable[[], object]) -> float:
 
 
 # ------------------------------------------------------------------------------- timing
-def alternate(
-    fns: dict[str, Callable[[], object]], reps: int, clock: Callable[[], float] | None = None
-) -> dict[str, float]:
-    """Median seconds of each function, run in turn (a, b, c, a, b, c, ...) after one warm-up
-    round, so a change in machine load hits every contender alike.
-
-    ``clock`` defaults to wall time (``time.perf_counter``); ``time.process_time`` (``--cpu-time``
-    of the scripts) counts the CPU seconds of all threads of this process instead, which other
-    load disturbs far less - for A/B ratios on a busy machine, not for images/s a user sees."""
+def alternate_rounds(
+    fns: Mapping[K, Callable[[], object]], reps: int, clock: Callable[[], float] | None = None
+) -> dict[K, list[float]]:
+    """Seconds of each function in every one of ``reps`` rounds, run in turn (a, b, c, a, b, c,
+    ...) after one warm-up round, so a change in machine load hits every contender alike: the raw
+    rounds of :func:`alternate`, for a script that prints more than the median (e.g. the fastest
+    round, the least disturbed on a busy machine)."""
     clock = clock or time.perf_counter
     for fn in fns.values():
         fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[K, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
             t = clock()
             fn()
             times[k].append(clock() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def alternate(
+    fns: Mapping[K, Callable[[], object]], reps: int, clock: Callable[[], float] | None = None
+) -> dict[K, float]:
+    """Median seconds of each function over the rounds of :func:`alternate_rounds`.
+
+    ``clock`` defaults to wall time (``time.perf_counter``); ``time.process_time`` (``--cpu-time``
+    of the scripts) counts the CPU seconds of all threads of this process instead, which other
+    load disturbs far less - for A/B ratios on a busy machine, not for images/s a user sees."""
+    return {k: statistics.median(v) for k, v in alternate_rounds(fns, reps, clock).items()}
 
 
 @dataclass

@@ -113,3 +113,46 @@ def test_bench_downstream_smoke_times_both_layouts(bench_import, capsys) -> None
     assert "demo     nchw" in out and "demo     channels-last" in out
     assert "GOAL downstream demo: channels-last / nchw" in out
     assert "SAM2ELNET_CHANNELS_LAST" not in os.environ
+
+
+def test_alternate_rounds_warms_up_then_takes_turns(bench) -> None:
+    """One warm-up call each, then a, b, a, b, ...; every round's seconds on the given clock
+    (here a counter that ticks once per read), and alternate is their median."""
+    common, _ = bench
+    calls: list[str] = []
+    ticks = iter(range(1000))
+    fns = {("read", "a"): lambda: calls.append("a"), ("read", "b"): lambda: calls.append("b")}
+    times = common.alternate_rounds(fns, 3, lambda: float(next(ticks)))
+    assert calls == ["a", "b"] * 4
+    assert times == {("read", "a"): [1.0] * 3, ("read", "b"): [1.0] * 3}
+    assert common.alternate(fns, 2, lambda: float(next(ticks))) == {
+        ("read", "a"): 1.0,
+        ("read", "b"): 1.0,
+    }
+
+
+@pytest.mark.parametrize("parts", [False, True])
+def test_ab_annotate_cpu_smoke_finds_the_same_labels(
+    bench_import, tmp_path: Path, monkeypatch, capsys, parts: bool
+) -> None:
+    """ab_annotate_cpu with this tree as the 'earlier revision' (Hiera-tiny, 2 images of 64 px,
+    one round): every variant gives new's labels bit for bit, and its work folder is removed
+    (--parts left it behind)."""
+    import tempfile
+
+    ab = bench_import("ab_annotate_cpu")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    src = Path(__file__).resolve().parents[1] / "src"
+    args = ["--size", "64", "--n", "2", "--rounds", "1", "--old-src", str(src), "--variants"]
+    args += ["features+inputrange+nomask", "new"] if parts else ["bare", "nomask", "new"]
+    assert ab.main([*args, "--parts"] if parts else args) == 0
+    out = capsys.readouterr().out
+    if parts:
+        assert (
+            "features+inputrange+nomask: probabilities and features equal bit for bit True" in out
+        )
+        assert "  predict  features+inputrange+nomask " in out and "  read     new " in out
+    else:
+        assert "nomask: labels byte-identical True, quality.csv identical True" in out
+        assert "  min    bare " in out and "  median new " in out
+    assert list(tmp_path.glob("ab_annotate_*")) == []
