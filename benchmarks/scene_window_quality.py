@@ -27,14 +27,17 @@ import rasterio
 from scipy.stats import spearmanr
 
 from sam2elnet.data.tiling import Window
+from sam2elnet.engine.metrics.pixel import iou_per_sample
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.scene_inputs import SceneInputs
 
 
-def _iou(p: np.ndarray, t: np.ndarray, v: np.ndarray) -> float:
-    h = p >= 0.5
-    u = ((h | t) & v).sum()
-    return float((h & t & v).sum() / u) if u else 1.0
+def _true_ious(probs: list[np.ndarray], truth: list[np.ndarray], valid: list[np.ndarray]) -> list:
+    """True IoU of each window: ``probability >= 0.5`` against its truth over its valid pixels
+    (``(H, W)`` each; 1.0 when both are empty), by the product's
+    :func:`~sam2elnet.engine.metrics.pixel.iou_per_sample`."""
+    fg = np.stack([np.asarray(p) >= 0.5 for p in probs])
+    return iou_per_sample(fg, np.stack(truth), np.stack(valid)).tolist()
 
 
 def _windows(pred: Predictor, image: str, size: int, step: int, off: int) -> list:
@@ -59,15 +62,16 @@ def _line(name: str, s: list[float], t: list[float]) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--image", required=True)
     ap.add_argument("--truth", required=True)
     ap.add_argument("--tile-px", type=int, default=256, help="size of the mosaic's tiles")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     pred = Predictor.from_file(a.model, device="cpu")
-    truth = rasterio.open(a.truth).read(1) > 127
+    with rasterio.open(a.truth) as src:
+        truth = src.read(1) > 127
     n = a.tile_px
     cases = {
         f"{n} px aligned with the tiles": (n, n, 0),
@@ -75,19 +79,21 @@ def main() -> None:
         f"{2 * n} px aligned (2x2 tiles)": (2 * n, 2 * n, 0),
         f"{n // 2} px aligned (quarter tiles)": (n // 2, n // 2, 0),
     }
+    aligned: list = []  # the windows of the tiles, read once for the seam-free cases too
     for name, (size, step, off) in cases.items():
         s, t = [], []
         items = _windows(pred, a.image, size, step, off)
+        if (size, step, off) == (n, n, 0):
+            aligned = items
         for i in range(0, len(items), 8):
             chunk = items[i : i + 8]
             xs = [x for _w, x, _v, _c in chunk]
             probs, q = pred.predict(xs, valid=[v.astype(np.float32) for _w, _x, v, _c in chunk])
             s += [float(v) for v in q.predicted_iou]
-            for (w, _x, v, _c), p in zip(chunk, probs, strict=True):
-                t.append(_iou(p, truth[w.slices], v))
+            t += _true_ious(probs, [truth[w.slices] for w, *_ in chunk], [c[2] for c in chunk])
         _line(name, s, t)
     seamfree: dict[str, tuple[list[float], list[float]]] = {}
-    for w, x, _v, _c in _windows(pred, a.image, n, n, 0)[::2]:
+    for w, x, _v, _c in aligned[::2]:
         tt = truth[w.slices]
         up = np.stack([cv2.resize(b, (2 * n, 2 * n), interpolation=cv2.INTER_LINEAR) for b in x])
         tu = cv2.resize(tt.astype(np.uint8), (2 * n, 2 * n), interpolation=cv2.INTER_NEAREST) > 0
@@ -99,7 +105,7 @@ def main() -> None:
             p, q = pred.predict([xx])
             seamfree.setdefault(k, ([], []))
             seamfree[k][0].append(float(q.predicted_iou[0]))
-            seamfree[k][1].append(_iou(p[0], tk, np.ones_like(tk)))
+            seamfree[k][1].extend(_true_ious(p, [tk], [np.ones_like(tk)]))
     for k, (s, t) in seamfree.items():
         _line(k, s, t)
     a0, a1 = (np.array(v[0]) for v in list(seamfree.values())[:2])

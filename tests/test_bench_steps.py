@@ -156,3 +156,55 @@ def test_ab_annotate_cpu_smoke_finds_the_same_labels(
         assert "nomask: labels byte-identical True, quality.csv identical True" in out
         assert "  min    bare " in out and "  median new " in out
     assert list(tmp_path.glob("ab_annotate_*")) == []
+
+
+def test_scene_window_quality_true_iou_is_the_products(bench_import) -> None:
+    """A window's true IoU: probability >= 0.5 (0.5 itself is foreground) against its truth
+    over its valid pixels; 1.0 when both are empty."""
+    import numpy as np
+
+    swq = bench_import("scene_window_quality")
+    prob = np.array([[0.5, 0.9, 0.1, 0.49], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    truth = np.array([[1, 0, 0, 1], [0, 0, 0, 0]], bool)
+    valid = np.array([[1, 1, 1, 1], [1, 1, 1, 0]], bool)
+    # foreground 0.5, 0.9; truth at columns 0 and 3: 1 shared of 3 pixels
+    assert swq._true_ious([prob], [truth], [valid]) == [pytest.approx(1 / 3)]
+    valid[0, 0] = False  # the shared pixel is nodata: 0 of 2
+    empty = np.zeros_like(truth)
+    assert swq._true_ious([prob, prob * 0], [truth, empty], [valid, valid]) == [0.0, 1.0]
+
+
+def test_scene_window_quality_smoke_reads_the_scene_once_per_case(
+    bench_import, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A 128 px scene of 64 px tiles (micro model, random weights): a line per case with its
+    window count; the seam-free cases reuse the aligned tiles (the scene was read a fifth
+    time for them)."""
+    import numpy as np
+    import rasterio
+    from helpers_data import make_scene
+
+    common, swq = bench_import("common"), bench_import("scene_window_quality")
+    scene = make_scene(tmp_path / "s.tif", 128, 128, nodata_box=None)
+    with rasterio.open(scene) as src:
+        profile, img = src.profile, src.read(1)
+    with rasterio.open(tmp_path / "t.tif", "w", **{**profile, "nodata": None}) as dst:
+        dst.write(np.where(img > 127, 255, 0).astype(np.uint8), 1)
+    model = common.save_ours(common.build_ours("micro"), tmp_path / "model.pt")
+    opened = []
+    real = swq.SceneInputs
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        opened.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(swq, "SceneInputs", counting)
+    swq.main(["--model", str(model), "--image", str(scene), "--truth", str(tmp_path / "t.tif"),
+              "--tile-px", "64"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert len(opened) == 4
+    for case in ("64 px aligned with the tiles: n 4 ", "64 px shifted by 32 (across seams): n 1 ",
+                 "128 px aligned (2x2 tiles): n 1 ", "32 px aligned (quarter tiles): n 16 ",
+                 "tile alone: n 2 ", "tile mirrored to 128 px (seam-free): n 2 ",
+                 "tile upscaled 2x: n 2 ", "tile vs mirrored: "):  # fmt: skip
+        assert case in out, out
