@@ -9,7 +9,14 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from sam2elnet.data.gdal_errors import REEXPORT_HINT, gdal_reason, raster_error_text
+from sam2elnet.data.gdal_errors import (
+    MAX_REASON,
+    REEXPORT_HINT,
+    VECTOR_HINT,
+    gdal_reason,
+    raster_error_text,
+    vector_error_text,
+)
 from sam2elnet.errors import DataError
 
 
@@ -42,6 +49,12 @@ def test_gdal_reason_finds_the_real_cause() -> None:
     assert len(long) == 240 and long.endswith("...")
     assert gdal_reason(OSError("a\n   b")) == "a b"  # one line
     assert raster_error_text("mask", OSError("boom")) == f"cannot read mask (boom); {REEXPORT_HINT}"
+
+
+def test_a_vector_error_reason_is_clipped_like_a_raster_one() -> None:
+    """A GDAL message holding a whole WKT is cut to MAX_REASON characters in both wordings."""
+    text = vector_error_text("a.gpkg", OSError("w" * 500))
+    assert text == f"not a readable vector file (GDAL: {'w' * (MAX_REASON - 3)}...); {VECTOR_HINT}"
 
 
 def test_export_keeps_its_import() -> None:

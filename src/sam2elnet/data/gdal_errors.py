@@ -53,8 +53,12 @@ def gdal_reason(err: BaseException, native: str = "") -> str:
             lines[0].split(": ", 1)[-1] if lines[0].startswith(("Warning", "ERROR")) else lines[0]
         )
         msg = f"{msg}; GDAL warned: {first}" if msg else first
-    msg = " ".join(msg.split()) or type(err).__name__
-    return msg if len(msg) <= MAX_REASON else msg[: MAX_REASON - 3] + "..."
+    return _clipped(" ".join(msg.split()) or type(err).__name__)
+
+
+def _clipped(reason: str) -> str:
+    """``reason`` cut to :data:`MAX_REASON` characters, ending in ``...`` when it was longer."""
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
 def raster_error_text(what: str, err: BaseException, native: str = "") -> str:
@@ -104,9 +108,7 @@ def vector_error_text(path: str | Path, err: BaseException) -> str:
         part = " ".join(part.split()).rstrip(".")
         if part and not part.startswith("It might help to specify") and part not in parts:
             parts.append(part)
-    reason = "; ".join(parts) or type(err).__name__
-    if len(reason) > MAX_REASON:
-        reason = reason[: MAX_REASON - 3] + "..."
+    reason = _clipped("; ".join(parts) or type(err).__name__)
     if any(d in reason for d in _DAMAGED_SQLITE):
         kind = "GeoPackage" if Path(path).suffix.lower() == ".gpkg" else "SQLite file"
         return (
