@@ -219,13 +219,13 @@ def _pair(
     return samples, sorted(unmatched)
 
 
-def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+def _split_by_suffix(files: list[Path]) -> tuple[list[Path], list[Path]]:
     """Images and labels in one folder: SOS training folders (``*_sat`` images, ``*_mask``
     labels) and flat folders (``<id>`` images, ``<id>_mask`` / ``_gt`` / ``_label`` / ``_lbl``
     labels): a file with a mask tag is a label, every other one an image."""
     masks = [p for p in files if p.stem.lower().endswith(_MASK_TAGS)]
     tagged = set(masks)  # a set: list look-ups made this quadratic (4000 files: ~1 s)
-    return [p for p in files if p not in tagged], masks, []
+    return [p for p in files if p not in tagged], masks
 
 
 def _unmatched_hint(unmatched: Sequence[Path]) -> str:
@@ -253,9 +253,8 @@ def _subdirs(folder: Path) -> list[Path]:
 def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
     """The pairs of one place and its files without a partner."""
     if p.mixed:
-        imgs, masks, other = _split_by_suffix(_files(p.images))
-        s, u = _pair(imgs, masks, p.split, p.sensor)
-        return s, sorted(u + other)
+        imgs, masks = _split_by_suffix(_files(p.images))
+        return _pair(imgs, masks, p.split, p.sensor)
     if p.masks is None:
         return [], _files(p.images)
     return _pair(_files(p.images), _files(p.masks), p.split, p.sensor, p.coarse)
