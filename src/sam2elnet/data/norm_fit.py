@@ -73,6 +73,11 @@ def compute_stats(
     ``on_image``: called with each image's path (str) and the :class:`RasterImage` read, raw
     values before any dB step (``elnet stats`` counts the untagged zero border of each image
     there, without reading it again).
+
+    Raises:
+        DataError: no images given; every image all nodata (no valid pixel); without ``skips``
+            an image that is missing, corrupt or has another band count than the first; with
+            ``skips``, every image skipped (:class:`~sam2elnet.utils.batch.NothingDoneError`).
     """
     base = cfg or NormalizationConfig()
     rng = np.random.default_rng(seed)

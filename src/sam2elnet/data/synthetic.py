@@ -32,7 +32,11 @@ TASKS = {"oil-spill": "sar", "road": "optical"}
 def make_scene(
     task: str, size: int = 256, seed: int | np.random.Generator = 0, **params: Any
 ) -> Scene:
-    """A synthetic scene of ``task`` ("oil-spill" or "road")."""
+    """A synthetic scene of ``task`` ("oil-spill" or "road").
+
+    Raises:
+        DataError: ``task`` is none of :data:`TASKS`.
+    """
     if task == "oil-spill":
         return oil_spill_scene(size, seed, **params)
     if task == "road":
@@ -62,6 +66,13 @@ def generate_dataset(
 
     Item ``i`` depends only on (seed, i), so datasets of different counts share their first items.
     Returns the path of dataset.json.
+
+    Raises:
+        DataError: an unknown ``task``, ``count`` < 1, ``size`` < 32 px or ``out`` an existing
+            file (before anything is written); an unknown ``coarse_profile`` or
+            ``coarse_severity`` outside [0, 1] (at the first scene), or a file that cannot be
+            written.
+        UserError: ``out/dataset.json`` is a folder.
     """
     from sam2elnet.utils.progress import track
 

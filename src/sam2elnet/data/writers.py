@@ -176,6 +176,8 @@ def write_mask(
     Raises:
         ValueError: ``mask`` is not 2-D.
         DataError: the file cannot be written (disk full, folder not writable).
+        UserError: ``path`` is a folder or lies under a file (nothing is written); a full
+            disk is its subclass :class:`~sam2elnet.errors.DiskFullError`.
     """
     p = Path(path)
     arr = (np.asarray(mask) > 0).astype(np.uint8) * LABEL_OBJECT
@@ -210,6 +212,8 @@ def write_probability(path: str | Path, prob: np.ndarray, like: RasterImage | No
     Raises:
         ValueError: ``prob`` is not 2-D.
         DataError: the file cannot be written.
+        UserError: ``path`` is a folder or lies under a file (nothing is written); a full
+            disk is its subclass :class:`~sam2elnet.errors.DiskFullError`.
     """
     p = Path(path)
     arr = np.clip(np.asarray(prob, dtype=np.float32), 0.0, 1.0)
@@ -248,6 +252,8 @@ def write_image(
     Raises:
         DataError: PNG / JPEG asked for data that is not uint8 with 1 or 3 bands, or the file
             cannot be written.
+        UserError: ``path`` is a folder or lies under a file (nothing is written); a full
+            disk is its subclass :class:`~sam2elnet.errors.DiskFullError`.
     """
     p = Path(path)
     arr = np.asarray(data)

@@ -183,10 +183,11 @@ def evaluate_folders(
     ``skipping FILE: reason`` warning names the file; ``skipped`` lists ``{"file", "reason"}``
     for each, and the other pairs are evaluated.
 
-    Raises :class:`UserError` / :class:`DataError` for a missing or empty folder, no pairs at all,
-    evaluated images without a baseline label (the message names the files), every pair
-    skipped (one error summarising the reasons), or ``road_buffer_px`` and ``road_buffer_m``
-    both given.
+    Raises:
+        UserError, DataError: a missing or empty folder, no pairs at all, evaluated images
+            without a baseline label (the message names the files), every pair skipped (one
+            error summarising the reasons), ``road_buffer_px`` and ``road_buffer_m`` both
+            given, or a vector truth file that cannot be read (or lacks the layer asked for).
     """
     from sam2elnet.config import QualityConfig
     from sam2elnet.engine.comparison import compare

@@ -117,7 +117,14 @@ def annotate_folder(
             run folder stays as the record); the same for :func:`enhance_folder`. A filter that
             keeps no label is no error. With ``unusable_is_error=False`` (the pipelines, which
             score such a run as it is) every label unusable is no error either: the result's
-            ``unusable`` says what happened.
+            ``unusable`` says what happened. Also a ``split`` the dataset does not have.
+        UserError: ``images`` missing or holding no image, ``split`` with ``images`` not a
+            dataset folder, invalid options (``min_quality`` / ``target_precision`` out of range, an
+            unknown ``warp_to`` CRS or ``warp_method``, ``resume`` into a folder made with
+            another model), or ``out_dir`` that is a file or one of the inputs; before any
+            image is read.
+        CheckpointError: ``model_path`` is missing, damaged or not a sam2elnet model file.
+        LockedError: another job is writing into ``out_dir``.
     """
     job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     job.check()
@@ -208,6 +215,18 @@ def enhance_folder(
     coarse label stays empty. Whole images only; images on the window path are enhanced without
     the rule (a warning names them). The precision is logged and recorded as in
     :func:`annotate_folder`.
+
+    Raises:
+        UserError: no ``labels`` and no ``split``; ``labels`` missing, neither a mask folder /
+            file nor a vector file, one label file for several images, the ``images`` folder
+            itself or a folder of images instead of masks; a vector file whose features can be
+            placed on none of the images; invalid options or outputs as for
+            :func:`annotate_folder`.
+        DataError: images without a label (unless ``skip_missing``), a ``split`` without
+            ``coarse/`` labels, an unreadable vector file or a missing ``layer``; every image
+            skipped or every label unusable (nothing produced), as for :func:`annotate_folder`.
+        CheckpointError: ``model_path`` is missing, damaged or not a sam2elnet model file.
+        LockedError: another job is writing into ``out_dir``.
     """
     job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
     from sam2elnet.data.naming import mask_key

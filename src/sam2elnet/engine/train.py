@@ -156,6 +156,20 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
 
     The run folder is locked for the duration (a second job into the same ``--out`` fails with
     an error naming the first one's PID); under torchrun only rank 0 takes the lock.
+
+    Raises:
+        LockedError: another job is writing into ``cfg.out`` (the message names its PID).
+        UserError: ``cfg.out`` already holds a training run and ``resume`` is off, a resumed
+            run's ``config.yaml`` disagrees with ``cfg``, ``fraction`` / ``val_fraction`` /
+            ``quality_folds`` leave no training image (or too few for the folds), or a label
+            looks like an image (images and masks swapped).
+        DataError: no usable training pair in ``cfg.data`` (every image skipped: nothing
+            produced), all training masks empty or all full, ``norm_stats`` missing or
+            unreadable or for another band count, or images whose band count the model to
+            fine-tune (``init_model``) does not take.
+        CheckpointError: ``cfg.weights`` / ``init_model`` / the resume state ``last.pt`` is
+            missing, truncated, not a SAM2 encoder / sam2elnet model file, or for another
+            encoder size.
     """
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(cfg, echo)

@@ -95,6 +95,19 @@ def export_labels(
     ``model_id`` (the polygons' ``model_id`` attribute, COCO ``info.model_id``) defaults to the
     version of the run's model (:func:`~sam2elnet.data.run_model.run_model_version`, as the
     Label Studio export does; empty when nothing tells it).
+
+    Raises:
+        UserError: before anything is read or written: ``out`` a folder, under a file or one
+            of the inputs; a format that is unknown or not told by ``out``'s suffix; an unknown
+            ``crs`` or one ``geojson_crs`` contradicts; a negative ``simplify`` / ``smooth`` /
+            ``min_area_px``; ``warp_to`` with Label Studio tasks or an unknown ``warp_to`` CRS;
+            ``review_count`` / ``max_quality`` that select nothing or have no quality table;
+            another export's review record in the way. Later: a tolerance spanning a whole label.
+        DataError: ``labels`` missing or holding no label raster, an unreadable label or
+            ``quality_csv``, labels in several CRSs with ``crs="image"``, a quality layer made
+            for another scene, every label skipped (nothing produced:
+            :class:`~sam2elnet.utils.batch.NothingDoneError`), or with ``warp_to`` a single
+            label without georeference (:class:`~sam2elnet.data.warp.NoGeoreferenceError`).
     """
     from sam2elnet.utils.paths import check_not_input, check_output
 

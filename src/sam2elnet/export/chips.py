@@ -78,6 +78,12 @@ def iter_chips(
 
     Lazy so a COCO file can describe the chips without holding every mask in memory; exhaust the
     iterator to write them all.
+
+    Raises:
+        DataError: ``chip_size`` under 16 px, no source image for a label (give ``images``),
+            an unreadable image or label, an image whose size differs from its label's, or a
+            chip that cannot be written (raised when the iteration reaches it).
+        UserError: a chip path in ``out_dir`` that is a folder or one of the inputs.
     """
     import rasterio
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 from sam2elnet.export.regions import label_objects, object_counts, object_crop
 
@@ -116,17 +117,39 @@ def string_to_counts(s: str) -> list[int]:
 
 
 def rle_encode(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed COCO RLE ``{"size": [H, W], "counts": str}`` of a bool mask."""
+    """Compressed COCO RLE ``{"size": [H, W], "counts": str}`` of a bool (H, W) mask (any
+    dtype: non-zero is foreground); runs in column-major order, background first, as
+    pycocotools writes them.
+
+    Raises:
+        ValueError: ``mask`` is not 2-D.
+    """
+    if np.ndim(mask) != 2:
+        raise ValueError(f"rle_encode needs a 2-D (H, W) mask, got shape {np.shape(mask)}")
     h, w = mask.shape
     return {"size": [int(h), int(w)], "counts": counts_to_string(rle_counts(mask))}
 
 
 def rle_decode(rle: dict[str, Any]) -> np.ndarray:
-    """Bool (H, W) mask from a COCO RLE (compressed string or uncompressed list counts)."""
-    h, w = rle["size"]
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        counts = string_to_counts(counts)
+    """Bool (H, W) mask from a COCO RLE ``{"size": [H, W], "counts": ...}`` (compressed string
+    or uncompressed list counts, column-major, background first).
+
+    Raises:
+        DataError: a malformed RLE (no ``size`` / ``counts``, a size that is not two integers,
+            counts that do not decode or are negative) or runs that do not cover the H x W
+            pixels exactly (a truncated or foreign RLE, which would decode to a wrong mask).
+    """
+    try:
+        h, w = (int(v) for v in rle["size"])
+        counts = rle["counts"]
+        counts = string_to_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise DataError(f"unreadable RLE ({type(err).__name__}: {err})") from None
+    if min(counts, default=0) < 0 or h < 0 or w < 0:
+        raise DataError(f"unreadable RLE: a negative size or run length ({rle['size']}, {counts})")
+    total = sum(counts)
+    if total != h * w:
+        raise DataError(f"unreadable RLE: its runs cover {total} pixels, the image has {h * w}")
     flat = np.zeros(h * w, dtype=bool)
     pos = 0
     for i, c in enumerate(counts):
@@ -378,6 +401,9 @@ def build_coco(
     masks in memory (:class:`CocoItem`) or label rasters read by strips (:class:`CocoLabel`).
     The progress bar (``progress``; log lines without it) counts ``unit`` (e.g. ``label``,
     ``chip``) out of ``total`` (None: ``len(items)`` when known).
+
+    Raises:
+        DataError: a :class:`CocoLabel` raster that is missing, truncated or unreadable.
     """
     info, categories = _coco_head(category, model_id)
     images: list[dict[str, Any]] = []

@@ -36,7 +36,15 @@ __all__ = [
 
 
 def find_labels(labels: str | Path) -> list[Path]:
-    """Label rasters in a folder (``.tif``/``.png``; probability and tile files skipped) or one file."""
+    """Label rasters in a folder (``.tif``/``.png``; probability and tile files skipped) or one file.
+
+    Returns the files sorted by name.
+
+    Raises:
+        DataError: ``labels`` does not exist (for a run's ``labels/`` folder that kept no label:
+            naming its ``rejected/`` folder), is a file that is not a label raster, or is a
+            folder with no label raster (naming a run folder's ``labels/`` / ``rejected/``).
+    """
     p = Path(labels)
     if not p.exists():
         rejected = p.parent / "rejected"

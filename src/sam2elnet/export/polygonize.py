@@ -117,6 +117,11 @@ def iter_polygons(
     each polygon of a strip; a polygon merged across strips is not checked again when all its
     strip pieces were valid, since the merge keeps it valid (:func:`_merge_pieces`; checking
     the merged polygon of a 6.7 M-vertex region took 0.7 GB and a minute).
+
+    Raises:
+        UserError: ``simplify`` / ``smooth`` at least as large as the label
+            (:func:`check_tolerances`), before any polygon is yielded.
+        DataError: a strip of the label that cannot be read.
     """
     from sam2elnet.data.windowed import STRIP_PIXELS
 
@@ -322,6 +327,10 @@ def polygonize_label(
 
     Holds every polygon; :func:`write_polygons` streams them instead. Returns the polygons and
     the (closed) :class:`~sam2elnet.export.labels.LabelRaster` with the georeference.
+
+    Raises:
+        DataError: ``path`` is missing, truncated or not a raster GDAL reads.
+        UserError: a tolerance spanning the whole label, as :func:`iter_polygons`.
     """
     lab = LabelRaster(Path(path), positive_values)
     try:

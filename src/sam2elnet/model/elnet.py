@@ -242,7 +242,16 @@ class SAM2ELNet(nn.Module):
 
 
 def build_model(config: ModelConfig) -> SAM2ELNet:
-    """Build SAM2-ELNet; load SAM2 encoder weights strictly when ``config.weights`` is set."""
+    """Build SAM2-ELNet; load SAM2 encoder weights strictly when ``config.weights`` is set.
+
+    Without weights the trunk is randomly initialised (a warning says so, except for ``micro``).
+
+    Raises:
+        CheckpointError: ``config.weights`` is missing, empty, truncated, not a SAM2 encoder
+            checkpoint (``.pt`` / ``.safetensors`` / Hugging Face folder), holds an encoder of
+            another size than ``config.size``, or its keys / shapes do not fit the trunk
+            (:func:`~sam2elnet.model.hiera.load_encoder_weights`).
+    """
     if config.weights:
         trunk, _ = load_encoder_weights(config.weights, config.size)
     else:

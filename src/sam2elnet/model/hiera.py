@@ -119,7 +119,11 @@ def lean_attention(trunk: Sam2HieraDetModel) -> Sam2HieraDetModel:
 
 
 def build_trunk(size: str) -> Sam2HieraDetModel:
-    """A randomly initialised Hiera trunk of the given size (attention: :class:`LeanAttention`)."""
+    """A randomly initialised Hiera trunk of the given size (attention: :class:`LeanAttention`).
+
+    Raises:
+        CheckpointError: ``size`` is none of :data:`HIERA_SPECS` (the message lists them).
+    """
     return lean_attention(Sam2HieraDetModel(hiera_config(size)))
 
 
@@ -205,6 +209,13 @@ def load_encoder_weights(
 
     ``size`` is inferred from the checkpoint when not given; a checkpoint of another size than asked
     is an error. Returns the trunk and its size.
+
+    Raises:
+        CheckpointError: ``path`` is missing, empty, truncated, a text file, holds pickled code,
+            is not a SAM2 checkpoint (official ``.pt`` with a ``model`` dict, ``.safetensors``,
+            Hugging Face folder) or a sam2elnet model file without embedded encoder weights;
+            its encoder matches no known size or another size than ``size``; a key or shape
+            does not fit the trunk (strict loading).
     """
     state, kind = read_trunk_state(path)
     found = infer_size(state, path)

@@ -43,6 +43,10 @@ def save_model(
     """Write ``model`` (and ``extra``) to ``path`` atomically.
 
     ``embed_encoder`` defaults to True when the trunk has no external weights file or was trained.
+
+    Raises:
+        UserError: ``path`` is a folder or lies under a file (nothing is written).
+        DiskFullError: the disk filled up while writing; no partial file is left under ``path``.
     """
     cfg = model.config
     if embed_encoder is None:
@@ -222,7 +226,15 @@ def load_model(
 ) -> tuple[SAM2ELNet, dict[str, Any]]:
     """Load a model saved by :func:`save_model`; returns ``(model, extra)``, model in eval mode.
     ``payload``: the file's :func:`read_model_file` result when the caller has read it already
-    (the file is then not read again; ``path`` names it in errors)."""
+    (the file is then not read again; ``path`` names it in errors).
+
+    Raises:
+        CheckpointError: ``path`` is missing, a folder, truncated, holds pickled code, is not a
+            sam2elnet model file (a SAM2 encoder checkpoint, a training run's ``last.pt``), was
+            written by a newer sam2elnet, lacks an entry or has an invalid config; its weights
+            do not fit the network; the encoder weights it references are not found (pass
+            ``encoder_weights``) or differ from those it was trained with.
+    """
     p = Path(path)
     obj = read_model_file(p) if payload is None else payload
     cfg = model_config_of(obj, p)

@@ -123,7 +123,16 @@ def _synthetic(cfg: DemoConfig) -> Path:
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    """Run the demo; return {"results": results dict, "report": path, "results_md": path, "seconds"}."""
+    """Run the demo; return {"results": results dict, "report": path, "results_md": path, "seconds"}.
+
+    Raises:
+        DataError: ``cfg.data`` given but missing, ``cfg.out`` holding synthetic data of another
+            size / count (choose a new ``out``), or the data giving no usable labelled pairs.
+        UserError, CheckpointError, LockedError: what
+            :func:`~sam2elnet.pipeline.experiment.run_experiment` raises for the experiment it
+            runs under ``cfg.out / "experiment"`` (options that select no image, unusable
+            ``weights``, another job writing there).
+    """
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.pipeline.experiment_config import ExperimentConfig
 

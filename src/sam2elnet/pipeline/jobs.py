@@ -97,6 +97,12 @@ def folder_report(result: FolderResult, kind: str) -> Path | None:
 
     Returns:
         The report path, or None when the report module cannot be imported.
+
+    Raises:
+        UserError: ``result.out_dir`` holds no ``quality.csv`` (not an annotate / enhance run
+            folder), or ``OUT/report.html`` cannot be written there (a folder of that name).
+        DataError: the run's ``quality.csv`` / ``skipped.csv`` cannot be read, or an image,
+            label or vector coarse label the report draws is missing or unreadable.
     """
     try:
         from sam2elnet.pipeline.report import write_run_report
@@ -127,6 +133,14 @@ def annotate_folder(
 
     Returns:
         The engine's :class:`~sam2elnet.engine.folder_job.FolderResult`.
+
+    Raises:
+        UserError: an unknown ``backend``, ``address`` without ``backend="ray"``, ``workers``
+            out of range (:func:`ray_backend`); what the engine function raises
+            (:func:`sam2elnet.engine.infer.annotate_folder`: invalid options or outputs).
+        DataError, CheckpointError, LockedError: as the engine function (nothing produced,
+            an unusable model file, another job writing into ``out_dir``); with ``report``, a
+            report that cannot be written (:func:`folder_report`).
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
     hook = _hook("annotate", report, backend, address, workers)
@@ -148,6 +162,11 @@ def enhance_folder(
 
     Returns:
         The engine's :class:`~sam2elnet.engine.folder_job.FolderResult`.
+
+    Raises:
+        UserError, DataError, CheckpointError, LockedError: as :func:`annotate_folder` for the
+            backend and report, and as :func:`sam2elnet.engine.infer.enhance_folder` for the
+            labels (missing, not masks, images without a label).
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
     hook = _hook("enhance", report, backend, address, workers)

@@ -92,8 +92,13 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
     folder or below it (a run folder's labels: the links survive moving, zipping or sharing the
     folder), absolute ``file://`` URIs for files elsewhere (input images outside the folder).
 
-    Raises ValueError for an unknown ``order``; unreadable images or masks are logged and named on
-    their card instead of failing the report.
+    Unreadable images or masks are logged and named on their card instead of failing the report.
+
+    Raises:
+        ValueError: an unknown ``order``.
+        UserError: ``path`` is a folder or lies under a file (nothing is written).
+        DataError: a vector coarse label file (``coarse_layer`` / an item's vector ``coarse``)
+            that cannot be read or lacks the layer.
     """
     from sam2elnet.utils.atomic import write_text_atomic
 
@@ -179,8 +184,13 @@ def write_run_report(
     is also scored against its ground truth (true IoU, input IoU for enhance runs), so the
     predicted-vs-true and filter plots appear. Writes ``run_dir/report.html`` unless ``path`` is
     given. ``rows`` (the quality.csv rows of a job still running, e.g.
-    :attr:`sam2elnet.engine.folder_job.FolderResult.rows`) replace reading the file. Raises UserError
-    when neither is there.
+    :attr:`sam2elnet.engine.folder_job.FolderResult.rows`) replace reading the file.
+
+    Raises:
+        UserError: neither ``rows`` nor ``quality.csv`` (or ``quality_csv``) is there, or the
+            report path is a folder.
+        DataError: ``quality.csv`` / ``skipped.csv`` cannot be read or lacks its name and score
+            columns; what :func:`write_report` raises.
     """
     from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key
     from sam2elnet.data.runfolder import QUALITY_CSV, parse_bool, read_quality_table, read_summary
@@ -304,6 +314,10 @@ def write_evaluation_report(
     label-quality statistics.
     ``filter_possible`` False: the labels come from a command without a quality filter (the
     test labels of ``elnet cv``), so the page does not say that none ran (:func:`write_report`).
+
+    Raises:
+        UserError, DataError: as :func:`write_report` (``path`` a folder, an unreadable vector
+            label file).
     """
     from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
 

@@ -134,6 +134,15 @@ def predict_scenes(
     (:func:`~sam2elnet.data.run_model.record_model_identity`), as annotate and enhance record
     theirs: ``--resume`` with another model is refused, exports tag the labels with its version.
     Other keyword arguments go to :func:`predict_scene`.
+
+    Raises:
+        DataError: ``inputs`` does not exist or holds no scene (``.tif`` / ``.tiff`` ...), or a
+            ``coarse`` vector file that cannot be read. A scene that fails is no error: it is
+            recorded and skipped; when every scene failed the result's
+            :meth:`SceneBatchResult.nothing_done` is the error to raise (``elnet scene`` does).
+        LockedError: another job is writing into ``out_dir``.
+        UserError: ``out_dir`` is a file or one of the inputs, or invalid scene options
+            (``tile`` / ``overlap``, output names; :func:`predict_scene`).
     """
     from sam2elnet.utils.lock import output_lock
 
@@ -243,6 +252,12 @@ def load_scene_predictor(
     seconds before committing CPU hours). ``quality`` wraps the real predictor so each window is
     also scored by the label quality evaluator. ``max_memory`` (bytes or ``"800M"``; None: the
     default budget) caps the windows per forward (``Predictor.fit_batch``).
+
+    Raises:
+        UserError: a ``builtin:`` name other than ``builtin:smoothing``, or a ``device`` that
+            is unknown or not available (:func:`~sam2elnet.engine.runtime.resolve_device`).
+        CheckpointError: ``model`` is missing, damaged or not a sam2elnet model file
+            (:meth:`~sam2elnet.engine.predictor.Predictor.from_file`).
     """
     m = str(model)
     if m.startswith(BUILTIN_PREFIX):
@@ -375,6 +390,18 @@ def scene_job(
     ``tile`` px that alone exceeds it is a :class:`~sam2elnet.errors.UserError` naming the
     largest ``--tile`` that fits (:func:`_check_window_memory`), before any window is read. Every label (one scene's, each of a folder's)
     records the model file and its category in its tags (:mod:`sam2elnet.data.label_tags`).
+
+    Raises:
+        UserError: an unknown ``backend``, outputs that are inputs or folders / files of the
+            wrong kind, invalid ``warp_to`` / ``warp_method`` / ``tile`` / ``overlap``, a window
+            over ``max_memory``, ``layer`` without a vector ``labels`` file, or ``resume`` into a
+            folder made with another model or ``--bands``.
+        DataError: ``image`` missing or unreadable, one scene all nodata or constant (before
+            the model loads), a folder with no scene, unreadable ``labels``; for one scene what
+            :func:`~sam2elnet.engine.scene.predict_scene` raises (a folder's scenes are skipped,
+            see :func:`predict_scenes`).
+        CheckpointError: ``model`` is missing, damaged or not a sam2elnet model file.
+        LockedError: another job is writing into ``out`` (a folder of scenes).
     """
     import functools
 

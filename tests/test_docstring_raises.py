@@ -1,0 +1,303 @@
+"""Public functions that can raise a user-facing error say so in a ``Raises:`` section.
+
+The public API is every function in ``__all__`` of the subpackages (``sam2elnet.data``,
+``engine``, ``export``, ``model``, ``pipeline``) and the training function
+``sam2elnet.engine.train.train``. "Can raise" is read from the source with ``ast``: a ``raise`` of a
+:class:`~sam2elnet.errors.UserError` (or a subclass: DataError, CheckpointError, ...) in the
+function or in a ``sam2elnet`` function, constructor or static / class method it calls by name,
+followed through the package; a call inside ``try`` whose ``except`` catches the error without
+raising again does not count. The section must name each such error or a base class of it
+(``DataError`` covers ``NothingDoneError``; ``UserError`` covers all).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import inspect
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sam2elnet.errors import UserError
+
+PACKAGES = (
+    "sam2elnet.data",
+    "sam2elnet.engine",
+    "sam2elnet.export",
+    "sam2elnet.model",
+    "sam2elnet.pipeline",
+)
+# public functions not re-exported by name (``sam2elnet.engine.train`` is the submodule there)
+EXTRA = ("sam2elnet.engine.train.train",)
+
+
+class RaiseFinder:
+    """The :class:`UserError` classes a function can raise, each with the call chain to a
+    ``raise`` of it (for the failure message). Only code of modules under ``prefix`` is read."""
+
+    def __init__(self, prefix: str = "sam2elnet") -> None:
+        self.prefix = prefix
+        self.memo: dict[int, dict[type, str]] = {}
+
+    def raises(self, func: Any) -> dict[type, str]:
+        func = _function_of(func)
+        if func is None or not (getattr(func, "__module__", "") or "").startswith(self.prefix):
+            return {}
+        key = id(func)
+        if key in self.memo:
+            return self.memo[key]
+        self.memo[key] = {}  # a call cycle ends here
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(func))).body[0]
+        except (OSError, TypeError, SyntaxError, IndexError):
+            return {}
+        names = _local_imports(tree)
+        found: dict[type, str] = {}
+        self._visit(tree, func, names, (), found)
+        self.memo[key] = found
+        return found
+
+    def _visit(
+        self,
+        node: ast.AST,
+        func: Any,
+        names: dict[str, tuple[str, str]],
+        caught: tuple[type, ...],
+        found: dict[type, str],
+    ) -> None:
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            inner = caught + tuple(self._handled(node, func, names))
+            for child in node.body:
+                self._visit(child, func, names, inner, found)
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                self._visit(child, func, names, caught, found)
+            return
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            cls = _resolve(exc, func, names)
+            if inspect.isclass(cls) and issubclass(cls, UserError) and not _caught(cls, caught):
+                found.setdefault(cls, func.__qualname__)
+        if isinstance(node, ast.Call):
+            callee = _resolve(node.func, func, names)
+            if inspect.isclass(callee):
+                callee = callee.__dict__.get("__init__")
+            if callee is not None and _function_of(callee) is not _function_of(func):
+                for cls, via in self.raises(callee).items():
+                    if not _caught(cls, caught):
+                        found.setdefault(cls, f"{func.__qualname__} > {via}")
+        for child in ast.iter_child_nodes(node):
+            self._visit(child, func, names, caught, found)
+
+    @staticmethod
+    def _handled(node: ast.Try, func: Any, names: dict[str, tuple[str, str]]) -> list[type]:
+        """Exception classes the handlers of ``node`` catch and do not raise again."""
+        out: list[type] = []
+        for h in node.handlers:
+            if any(isinstance(n, ast.Raise) for n in ast.walk(h)):
+                continue  # re-raised or turned into another error (found as a raise)
+            kinds = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type]
+            for k in kinds:
+                cls = BaseException if k is None else _resolve(k, func, names)
+                if inspect.isclass(cls) and issubclass(cls, BaseException):
+                    out.append(cls)
+        return out
+
+
+def _function_of(obj: Any) -> Any:
+    obj = getattr(obj, "__func__", obj)  # bound, class and static methods
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    return obj if inspect.isfunction(obj) else None
+
+
+def _caught(cls: type, caught: tuple[type, ...]) -> bool:
+    return any(issubclass(cls, c) for c in caught)
+
+
+def _local_imports(tree: ast.AST) -> dict[str, tuple[str, str]]:
+    """Names a function body imports itself (``from sam2elnet.x import y``)."""
+    out = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.module and n.level == 0:
+            for a in n.names:
+                out[a.asname or a.name] = (n.module, a.name)
+    return out
+
+
+def _resolve(expr: ast.AST, func: Any, names: dict[str, tuple[str, str]]) -> Any:
+    """The object a name or dotted name in ``func`` stands for (None when unknown)."""
+    if isinstance(expr, ast.Attribute):
+        base = _resolve(expr.value, func, names)
+        return None if base is None else getattr(base, expr.attr, None)
+    if not isinstance(expr, ast.Name):
+        return None
+    if expr.id in names:
+        module, attr = names[expr.id]
+        try:
+            return getattr(importlib.import_module(module), attr, None)
+        except ImportError:
+            return None
+    return func.__globals__.get(expr.id, getattr(builtins, expr.id, None))
+
+
+def raises_section(doc: str | None) -> list[str] | None:
+    """Exception names of a docstring's Google-style ``Raises:`` section (``A, B: why``), or
+    None without one."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    if "Raises:" not in [ln.strip() for ln in lines]:
+        return None
+    start = [ln.strip() for ln in lines].index("Raises:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    names: list[str] = []
+    entry = None
+    for ln in lines[start + 1 :]:
+        if not ln.strip():
+            continue
+        depth = len(ln) - len(ln.lstrip())
+        if depth <= indent:
+            break
+        entry = depth if entry is None else entry
+        head = ln.strip().split(":", 1)[0] if depth == entry and ":" in ln else ""
+        names += [n.strip().rsplit(".", 1)[-1].strip("`~") for n in head.split(",") if n.strip()]
+    return names
+
+
+def public_functions() -> dict[str, Callable[..., Any]]:
+    found = {}
+    for pkg in PACKAGES:
+        module = importlib.import_module(pkg)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                found[f"{pkg}.{name}"] = obj
+    for dotted in EXTRA:
+        module, name = dotted.rsplit(".", 1)
+        found[dotted] = getattr(importlib.import_module(module), name)
+    return found
+
+
+def undocumented(name: str, func: Any, finder: RaiseFinder) -> list[str]:
+    """Problems of one function: errors it can raise that its Raises section does not name."""
+    can = finder.raises(func)
+    if not can:
+        return []
+    named = raises_section(func.__doc__)
+    if named is None:
+        return [f"{name}: no 'Raises:' section; it can raise {_list(can)}"]
+    missing = {c: v for c, v in can.items() if not {k.__name__ for k in c.__mro__} & set(named)}
+    return [f"{name}: its Raises section does not name {_list(missing)}"] if missing else []
+
+
+def _list(errors: dict[type, str]) -> str:
+    return "; ".join(f"{c.__name__} (via {v})" for c, v in sorted(errors.items(), key=str))
+
+
+def test_public_functions_document_the_user_errors_they_raise() -> None:
+    finder = RaiseFinder()
+    problems = [p for n, f in public_functions().items() for p in undocumented(n, f, finder)]
+    assert not problems, "add what raises it and when:\n" + "\n".join(problems)
+
+
+def test_the_public_surface_is_read() -> None:
+    funcs = public_functions()
+    for name in ("sam2elnet.export.export_labels", "sam2elnet.pipeline.scene_job"):
+        assert name in funcs
+    assert "sam2elnet.engine.train.train" in funcs
+
+
+_FAKE = '''
+from sam2elnet.errors import DataError, UserError
+
+
+def helper(x):
+    if x < 0:
+        raise DataError("negative")
+
+
+class Opened:
+    def __init__(self, path):
+        raise UserError("missing", path)
+
+
+def through_call(x):
+    """Calls a helper that raises."""
+    helper(x)
+
+
+def documented(x):
+    """Calls it too.
+
+    Raises:
+        UserError: x is negative.
+    """
+    helper(x)
+
+
+def caught(x):
+    """No Raises needed."""
+    try:
+        helper(x)
+    except Exception:
+        return None
+
+
+def reraised(x):
+    """Catches and raises again."""
+    try:
+        helper(x)
+    except DataError:
+        raise
+
+
+def constructs(p):
+    """Builds an object whose constructor raises."""
+    return Opened(p)
+'''
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    (tmp_path / "fake_raises_mod.py").write_text(_FAKE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("fake_raises_mod", None)
+    yield importlib.import_module("fake_raises_mod")
+    sys.modules.pop("fake_raises_mod", None)
+
+
+def test_finder_follows_calls_and_handlers(fake: Any) -> None:
+    finder = RaiseFinder(prefix="fake_raises_mod")
+    from sam2elnet.errors import DataError
+
+    assert finder.raises(fake.through_call) == {DataError: "through_call > helper"}
+    assert finder.raises(fake.caught) == {}
+    assert list(finder.raises(fake.reraised)) == [DataError]
+    assert list(finder.raises(fake.constructs)) == [UserError]
+
+
+def test_missing_sections_are_reported(fake: Any) -> None:
+    finder = RaiseFinder(prefix="fake_raises_mod")
+    assert undocumented("through_call", fake.through_call, finder) == [
+        "through_call: no 'Raises:' section; it can raise DataError (via through_call > helper)"
+    ]
+    assert undocumented("documented", fake.documented, finder) == []  # UserError covers it
+    assert undocumented("caught", fake.caught, finder) == []
+
+
+def test_raises_section_names() -> None:
+    doc = """Do it.
+
+    Raises:
+        UserError, DataError: bad input: a file
+            that: is missing.
+        sam2elnet.errors.CheckpointError: a bad model.
+
+    Returns:
+        Nothing.
+    """
+    assert raises_section(doc) == ["UserError", "DataError", "CheckpointError"]
+    assert raises_section("Raises UserError when missing.") is None
