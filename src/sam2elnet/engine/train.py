@@ -104,7 +104,6 @@ from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
 from sam2elnet.engine.train_val import val_road_buffer, validation_loader
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
-from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
 
 log = logging.getLogger(__name__)
@@ -302,8 +301,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     )  # fmt: skip
 
     if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
-        skips = data.skip_log if data.skip_log is not None else SkipLog("image", list(data.skipped))
-        skips.write_csv(out / SKIPPED_CSV)
+        data.skip_log.write_csv(out / SKIPPED_CSV)
 
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar_on = bar_wanted(cfg.progress and dist_info.main)  # a terminal's bar (CLI: not into logs)

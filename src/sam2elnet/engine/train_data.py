@@ -21,6 +21,7 @@ from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.train_checks import check_labels, check_pairs, positive_values
 from sam2elnet.errors import UserError
+from sam2elnet.utils.batch import SkipLog
 
 __all__ = [
     "CachedDataset",
@@ -46,14 +47,20 @@ class TrainData:
     notes: list[str] = field(default_factory=list)
     select_by_loss: bool = False  # validation split without object pixels
     warnings: list[str] = field(default_factory=list)  # for the log, after the notes
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    #: the skip log ``skipped`` came from (utils.batch.SkipLog): writing RUN/skipped.csv through
-    #: it also gives the summary warning of the pairs it did not warn about one by one
-    skip_log: Any = None
+    #: image/mask pairs that could not be read: writing RUN/skipped.csv through it
+    #: (``SkipLog.write_csv``) also gives the summary warning of the pairs it did not warn about
+    #: one by one
+    skip_log: SkipLog = field(default_factory=lambda: SkipLog("image"))
     domain: Any = None  # sam2elnet.data.domain.DomainGuess
     #: the --init-model file's payload (model.io.read_model_file), read once for the run:
     #: normalisation and domain here, the network in train_setup.build_model_for
     init_payload: dict[str, Any] | None = None
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """The pairs that could not be read, one row each (image, id, reason), as in
+        ``RUN/skipped.csv``: :attr:`skip_log`'s rows."""
+        return self.skip_log.items
 
 
 def cv_fold_meta(index: Any) -> dict[str, Any] | None:
@@ -306,7 +313,6 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         notes=notes,
         warnings=modality_warning + val_warnings + ([zero_warning] if zero_warning else []),
         select_by_loss=bool(val_warnings),
-        skipped=skips.items,
         skip_log=skips,
         domain=domain,
         init_payload=init_payload,
