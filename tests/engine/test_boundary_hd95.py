@@ -120,3 +120,23 @@ def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch
         "mean per-image boundary HD95 is over 0 of 1 images; left out: 1 read in strips (no "
         "HD95): a (their boundary_hd95_px is empty)"
     ]
+
+
+def test_distance_to_nearest_and_within_tolerance() -> None:
+    """Distances from src's True pixels (row-major) to target's nearest True pixel; inf when target
+    is empty, where within_tolerance says False for every pixel."""
+    from sam2elnet.engine.metrics.boundary import distance_to_nearest, within_tolerance
+
+    src = np.zeros((5, 6), bool)
+    src[0, 0] = src[4, 5] = src[2, 3] = True
+    target = np.zeros((5, 6), bool)
+    target[2, 0] = True
+    d = distance_to_nearest(src, target)
+    assert d.dtype == np.float64
+    assert np.allclose(d, [2.0, 3.0, math.hypot(2, 5)])  # (0,0), (2,3), (4,5)
+    assert within_tolerance(src, target, 2.0).tolist() == [True, False, False]
+    assert within_tolerance(src, target, 3.0).tolist() == [True, True, False]
+    empty = np.zeros_like(target)
+    assert distance_to_nearest(src, empty).tolist() == [math.inf] * 3
+    assert within_tolerance(src, empty, 100.0).tolist() == [False] * 3
+    assert distance_to_nearest(empty, target).shape == (0,)

@@ -17,6 +17,7 @@ __all__ = [
     "boundary_f1",
     "boundary_hd95",
     "boundary_measures",
+    "distance_to_nearest",
     "hd95",
     "inner_boundary",
     "within_tolerance",
@@ -45,24 +46,38 @@ def inner_boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~eroded
 
 
+def distance_to_nearest(src: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Euclidean distance from each True pixel of ``src`` to the nearest True pixel of ``target``.
+
+    Args:
+        src: bool ``(H, W)``.
+        target: bool ``(H, W)``, the same shape.
+
+    Returns:
+        float64 ``(src.sum(),)`` in pixels (``scipy.ndimage.distance_transform_edt``), one entry
+        per True pixel of ``src`` in row-major order; ``inf`` for all of them when ``target`` is
+        empty (no distance is defined).
+    """
+    from scipy import ndimage
+
+    if not target.any():
+        return np.full(int(src.sum()), np.inf)
+    return ndimage.distance_transform_edt(~target)[src]
+
+
 def within_tolerance(src: np.ndarray, target: np.ndarray, tol: float) -> np.ndarray:
     """Which True pixels of ``src`` lie within Euclidean distance ``tol`` of a True pixel of target.
 
     Args:
         src: bool ``(H, W)``.
         target: bool ``(H, W)``, the same shape.
-        tol: distance in pixels (``<=``; ``scipy.ndimage.distance_transform_edt``).
+        tol: finite distance in pixels (``<=``; :func:`distance_to_nearest`).
 
     Returns:
         bool ``(src.sum(),)``, one entry per True pixel of ``src`` in row-major order (all False
         when ``target`` is empty).
     """
-    from scipy import ndimage
-
-    if not target.any():
-        return np.zeros(int(src.sum()), dtype=bool)
-    dist = ndimage.distance_transform_edt(~target)
-    return dist[src] <= tol
+    return distance_to_nearest(src, target) <= tol
 
 
 @dataclass(frozen=True)
@@ -95,16 +110,6 @@ class BoundaryCounts:
         r = safe_ratio(self.truth_matched, self.truth_total, 0.0)
         f = 2 * p * r / (p + r) if p + r > 0 else 0.0
         return {"boundary_precision": p, "boundary_recall": r, "boundary_f1": f}
-
-
-def _to_other(src: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Euclidean distance (px, float64) from each True pixel of ``src`` (row-major order) to the
-    nearest True pixel of ``target``; ``inf`` for all of them when ``target`` is empty."""
-    from scipy import ndimage
-
-    if not target.any():
-        return np.full(int(src.sum()), np.inf)
-    return ndimage.distance_transform_edt(~target)[src]
 
 
 def hd95(pred_to_truth: np.ndarray, truth_to_pred: np.ndarray) -> float:
@@ -145,7 +150,7 @@ def boundary_measures(
     if valid is not None:
         v = as_bool_mask(valid, "valid")
         bp, bt = bp & v, bt & v
-    dp, dt = _to_other(bp, bt), _to_other(bt, bp)
+    dp, dt = distance_to_nearest(bp, bt), distance_to_nearest(bt, bp)
     mp, mt = dp <= tolerance_px, dt <= tolerance_px
     counts = BoundaryCounts(int(mp.sum()), int(bp.sum()), int(mt.sum()), int(bt.sum()))
     return counts, hd95(dp, dt)
