@@ -47,3 +47,21 @@ def test_a_budget_below_the_runtime_says_no_tile_helps(
         f"runtime alone take about {f(net.whole_bytes(0))} of it, so no --tile keeps to it: "
         f"give --max-memory {f(net.whole_bytes(40 * 48))} or more"
     ]
+
+
+def test_the_header_is_read_once_for_the_plan_and_the_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job's planner reads a.png's size from its header once (ChunkPlanner.size); the
+    window warning uses that size (40 x 48 px, height first) instead of opening the file again."""
+    real, read = memory.image_size, []
+
+    def spy(path):  # type: ignore[no-untyped-def]
+        read.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(memory, "image_size", spy)
+    net = Predictor.from_file(micro_model_file(tmp_path / "m.pt"))
+    lines = _annotate(tmp_path, capsys, net.whole_bytes(0) // 2)
+    assert read == ["a.png"]
+    assert len(lines) == 1 and "one 40 x 48 px window" in lines[0]

@@ -280,7 +280,7 @@ class ChunkPlanner:
 
     def __init__(self, p: Predictor) -> None:
         self.p = p
-        self._pixels: dict[Path, int | None] = {}  # header sizes, read once per file
+        self._sizes: dict[Path, tuple[int, int] | None] = {}  # header sizes, read once per file
 
     def tiled(self, f: Path, coarse: bool) -> bool:
         """True when ``f`` is too large to predict whole within the predictor's ``max_memory``
@@ -288,11 +288,17 @@ class ChunkPlanner:
         px = self.pixels(f)
         return px is not None and not self.p.fits_whole(px, coarse=coarse)
 
+    def size(self, f: Path) -> tuple[int, int] | None:
+        """(height, width) px from ``f``'s header (:func:`memory.image_size`), read once; None
+        when GDAL cannot open it."""
+        if f not in self._sizes:
+            self._sizes[f] = memory.image_size(f)
+        return self._sizes[f]
+
     def pixels(self, f: Path) -> int | None:
-        """Height x width from ``f``'s header (:func:`memory.image_pixels`), read once."""
-        if f not in self._pixels:
-            self._pixels[f] = memory.image_pixels(f)
-        return self._pixels[f]
+        """Height x width from ``f``'s header (:meth:`size`), None when it cannot be read."""
+        hw = self.size(f)
+        return None if hw is None else hw[0] * hw[1]
 
     def chunks(self, files: Sequence[Path], coarse: bool) -> Iterator[list[Path]]:
         """Consecutive groups of at most ``4 x batch_size`` files whose summed whole-image

@@ -208,7 +208,7 @@ class FolderJob:
         reason it was skipped its skip list."""
         row = predict_large(
             self.p, self.spec, self.executor, self.skips, f, name, coarse,
-            tile=self.tile, overlap=self.overlap, progress=self.progress,
+            tile=self.tile, overlap=self.overlap, progress=self.progress, size=self.planner.size(f),
         )  # fmt: skip
         if row is not None:
             self.rows.append(row)

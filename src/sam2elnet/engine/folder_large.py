@@ -53,6 +53,7 @@ def predict_large(
     tile: int,
     overlap: int,
     progress: bool,
+    size: tuple[int, int] | None = None,
 ) -> dict[str, Any] | None:
     """Predict the large image ``f`` window by window into ``spec.out``.
 
@@ -64,6 +65,9 @@ def predict_large(
         f: the image; ``name``: its label's file name (unique in the job).
         coarse: its coarse label (enhance), None for annotate.
         tile, overlap: the windows, px; ``progress``: show a progress bar.
+        size: ``f``'s (height, width) px as the job's planner read it from the header
+            (:meth:`~sam2elnet.engine.folder_chunk.ChunkPlanner.size`); None: unknown (the
+            memory warning then assumes a whole ``tile`` x ``tile`` window).
 
     Returns:
         The image's ``quality.csv`` row (``image``, ``label``, ``kept``, ``predicted_iou``,
@@ -87,7 +91,7 @@ def predict_large(
         )
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
     tile_px = tile * tile
-    _warn_window_memory(p, f, tile, coarse is not None)
+    _warn_window_memory(p, f, tile, coarse is not None, size)
     try:
         res = predict_scene(
             f,
@@ -173,19 +177,15 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
     tif.unlink()
 
 
-def _warn_window_memory(p: Predictor, f: Path, tile: int, coarse: bool) -> None:
+def _warn_window_memory(
+    p: Predictor, f: Path, tile: int, coarse: bool, size: tuple[int, int] | None
+) -> None:
     """Warn (once per job) when one window of ``f`` does not fit ``p.max_memory``: the window is
-    ``min(tile, side)`` px per side (an image smaller than ``--tile`` is one window of its own
-    size); when the model and runtime alone exceed the budget no ``--tile`` helps, and the
-    warning says so and names the budget the image needs whole."""
-    h = w = tile
-    try:
-        import rasterio
-
-        with rasterio.open(f) as ds:
-            h, w = min(tile, ds.height), min(tile, ds.width)
-    except Exception:  # noqa: BLE001 - the reader reports an unreadable image in its usual way
-        pass
+    ``min(tile, side)`` px per side of ``size`` (the header's (height, width); an image smaller
+    than ``--tile`` is one window of its own size, None: ``tile`` per side); when the model and
+    runtime alone exceed the budget no ``--tile`` helps, and the warning says so and names the
+    budget the image needs whole."""
+    h, w = (tile, tile) if size is None else (min(tile, size[0]), min(tile, size[1]))
     if p.fits_whole(h * w, coarse=coarse):
         return
     need = memory.format_bytes(p.whole_bytes(h * w, coarse=coarse))

@@ -67,7 +67,7 @@ __all__ = [
     "BATCH_PIXELS",
     "BATCH_PIXELS_FP32",
     "batch_pixels",
-    "image_pixels",
+    "image_size",
 ]
 
 DEFAULT_MAX_MEMORY: int = option_default(FolderJobOptions, "max_memory")
@@ -204,15 +204,15 @@ def fit_batch(pixels: int, max_memory: int, limit: int, device: Any = "cpu", **k
     return max(1, min(int(limit), n, cap // max(1, int(pixels))))
 
 
-def image_pixels(path: str | Path) -> int | None:
-    """Height x width of a raster file from its header (no pixel read), or None when GDAL cannot
-    open it (the caller's reader then reports the problem in its usual way)."""
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) in pixels of a raster file from its header (no pixel read), or None when
+    GDAL cannot open it (the caller's reader then reports the problem in its usual way)."""
     import rasterio
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path) as src:
-                return int(src.height) * int(src.width)
+                return int(src.height), int(src.width)
     except (rasterio.errors.RasterioError, OSError):
         return None
