@@ -26,6 +26,7 @@ the number of polygons; the output does not depend on the strip height or the ba
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -326,9 +327,17 @@ def write_polygons(
 def _geodesic(crs: Any) -> Any:
     """The ellipsoid (``pyproj.Geod``) of a geographic ``crs`` (EPSG:4326, a GCP-only label's
     GCP CRS), on which :class:`_LabelAttrs` measures ``area_map`` in m² (degrees² would be
-    meaningless and round to 0); None for a projected CRS or none."""
+    meaningless and round to 0); None for a projected CRS or none. Read once per CRS, not
+    once per label (:func:`_geod_of`: keyed by the CRS's WKT)."""
     if crs is None:
         return None
+    return _geod_of(crs.to_wkt() if hasattr(crs, "to_wkt") else str(crs))
+
+
+@functools.lru_cache(maxsize=16)
+def _geod_of(crs: str) -> Any:
+    """:func:`_geodesic` of a CRS given as WKT (or another ``pyproj.CRS.from_user_input``
+    string); the ``pyproj.Geod`` is shared by the labels of that CRS (it is not changed)."""
     from pyproj import CRS
 
     c = CRS.from_user_input(crs)
