@@ -34,6 +34,23 @@ def test_weights_list_shows_local_presence(tmp_path, monkeypatch, capsys) -> Non
     assert str(tmp_path) in out
 
 
+def test_weights_list_gives_every_url_whole_in_a_narrow_terminal(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # README: "No network? Download the file elsewhere (URLs in `elnet weights list` ...)";
+    # before, the list had no URL at all (found in a docs walk)
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["weights", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    base = "https://dl.fbaipublicfiles.com/segment_anything_2/"
+    urls = [line.strip() for line in lines if line.strip().startswith(base)]
+    assert urls[0] == base + "092824/sam2.1_hiera_tiny.pt"
+    assert urls[-1] == base + "072824/sam2_hiera_large.pt"
+    assert len(urls) == 8 and len(set(urls)) == 8
+    assert any("sam2.1_hiera_base_plus.pt" in line for line in lines if "│" in line)
+
+
 def test_download_without_network_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> None:
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Name or service not known")

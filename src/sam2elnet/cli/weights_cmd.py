@@ -17,21 +17,29 @@ app.add_typer(weights_app, name="weights")
 
 @weights_app.command("list")
 def weights_list() -> None:
-    """Show SAM2 sizes and versions, and which checkpoints are present locally."""
+    """Show SAM2 sizes and versions, which checkpoints are present locally, and their URLs."""
     from rich.console import Console
     from rich.table import Table
 
     from sam2elnet.model.download import list_weights
     from sam2elnet.model.weights_cache import weights_home
 
-    table = Table(
-        title=f"SAM2 checkpoints (cache: {weights_home()}; set SAM2ELNET_HOME to move it)"
-    )
-    for col in ("size", "version", "present", "path"):
+    home = weights_home()
+    table = Table(title=f"SAM2 checkpoints (cache: {home}; set SAM2ELNET_HOME to move it)")
+    for col in ("size", "version", "present", "file"):
         table.add_column(col)
-    for row in list_weights():
-        table.add_row(row["size"], row["version"], "yes" if row["present"] else "-", row["path"])
+    rows = list_weights()
+    for row in rows:
+        name = Path(str(row["path"])).name
+        table.add_row(row["size"], row["version"], "yes" if row["present"] else "-", name)
     Console().print(table)
+    # plain lines, never cut to the terminal's width: what a machine without network needs
+    typer.echo(
+        "download URLs (`elnet weights download --size S --version V`, or by hand on a machine "
+        f"with internet access, then put the file in {home}):"
+    )
+    for row in rows:
+        typer.echo(f"  {row['url']}")
 
 
 @weights_app.command("download")
