@@ -249,7 +249,7 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
         run["model"], scene, labels, tmp_path / "e", progress=False, predictor=pred,
         new_objects="keep", max_growth=3,
     )  # fmt: skip
-    shared = ["task", "model", "model_version", "domain", "filter"]
+    shared = ["task", "backend", "model", "model_version", "domain", "filter"]
     shared += ["precision_option", "precision_resolved"]
     own = ["coarse_rule", "n_missing_labels", "missing_labels"]
     for res, task, entries in ((a, "annotate", shared), (e, "enhance", shared + own)):
@@ -259,6 +259,7 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
         on_disk = json.loads((res.out_dir / "summary.json").read_text())
         assert list(on_disk) == keys and on_disk["task"] == task
         assert res.summary["model"] == a.summary["model"]
+        assert res.summary["backend"] == {"name": "local"}
         assert res.summary["model_version"].startswith(f"{Path(run['model']).name}@")
         assert res.summary["precision_option"] == res.summary["precision_resolved"] == "32"
         assert res.summary["warp"] is None and res.summary["threshold"] is None

@@ -245,7 +245,7 @@ class RayExecutor:
             raise UserError(f"--workers must be >= 1, got {num_workers}")
         self._own = False
         self.actors: list[Any] = []
-        self.num_workers, self._factory = num_workers, factory
+        self.num_workers, self._factory, self.address = num_workers, factory, address
         self._actor_cls = ray.remote(
             num_cpus=num_cpus_per_worker,
             num_gpus=num_gpus_per_worker,
@@ -369,6 +369,11 @@ class RayExecutor:
                 "kept: re-run with --resume to continue (check the worker's memory: "
                 "--max-memory, fewer --workers per node)"
             ) from None
+
+    def record(self) -> dict[str, Any]:
+        """Where the work ran, for a job's ``summary.json`` ``backend``: ``{"name": "ray",
+        "workers": N, "address": ADDRESS or "local"}`` (``"local"``: a private Ray)."""
+        return {"name": "ray", "workers": self.num_workers, "address": self.address or "local"}
 
     def close(self) -> None:
         """Shut Ray down if this executor started it (its actors go with it). In a Ray session

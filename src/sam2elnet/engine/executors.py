@@ -144,6 +144,10 @@ class LocalExecutor:
     def close(self) -> None:
         """Nothing to release (the protocol of executors that hold workers)."""
 
+    def record(self) -> dict[str, Any]:
+        """Where the work ran, for a job's ``summary.json`` ``backend``: ``{"name": "local"}``."""
+        return {"name": "local"}
+
     def __enter__(self) -> LocalExecutor:
         return self
 

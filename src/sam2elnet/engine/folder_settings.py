@@ -17,7 +17,12 @@ from sam2elnet.data.run_model import model_record
 from sam2elnet.engine.folder_chunk import ChunkSpec, CoarseFile
 from sam2elnet.engine.folder_inputs import check_resume_model
 from sam2elnet.engine.folder_job import FinishHook, FolderJob, FolderResult
-from sam2elnet.engine.folder_workers import ExecutorFactory, job_executor, job_predictor
+from sam2elnet.engine.folder_workers import (
+    ExecutorFactory,
+    executor_record,
+    job_executor,
+    job_predictor,
+)
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.option_checks import check_options
@@ -180,6 +185,7 @@ class FolderSettings:
                 "seconds_model_load": model.load_seconds,
                 "seconds_images": time.perf_counter() - t_images,
                 "task": spec.task,
+                "backend": executor_record(ex),  # what ran the images: local, ray (workers)
                 "model": model_record(self.model_path),
                 "model_version": model.model_id["model_version"] if model.model_id else None,
                 "domain": domain_summary(model.pred),

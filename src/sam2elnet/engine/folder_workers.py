@@ -22,7 +22,14 @@ from sam2elnet.engine import memory
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor, run_batch
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 
-__all__ = ["CallWindows", "ExecutorFactory", "load_predictor", "job_predictor", "job_executor"]
+__all__ = [
+    "CallWindows",
+    "ExecutorFactory",
+    "executor_record",
+    "load_predictor",
+    "job_predictor",
+    "job_executor",
+]
 
 
 def _window_batch(
@@ -104,6 +111,14 @@ def job_predictor(
     if max_memory is not None:
         predictor.max_memory = memory.parse_memory(max_memory)
     return predictor
+
+
+def executor_record(ex: object) -> dict[str, Any]:
+    """Where a job's work ran, as its ``summary.json`` records it under ``backend``: the
+    executor's own ``record()`` (``{"name": "local"}``, ``{"name": "ray", "workers": 2,
+    "address": "local"}``), else ``{"name": CLASS NAME}`` for an executor of the caller's."""
+    record = getattr(ex, "record", None)
+    return dict(record()) if callable(record) else {"name": type(ex).__name__}
 
 
 @contextlib.contextmanager

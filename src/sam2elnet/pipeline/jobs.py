@@ -67,14 +67,12 @@ def ray_backend(
     )
 
 
-def _hook(kind: str, report: bool, backend: str, address: str | None, workers: int) -> FinishHook:
-    """``report.html`` (with ``report``) and where the job ran, into ``summary.json``."""
+def _hook(kind: str, report: bool) -> FinishHook:
+    """``report.html`` (with ``report``) into ``summary.json`` (the engine job records where it
+    ran: ``backend``)."""
 
     def hook(result: FolderResult) -> dict[str, Any]:
-        where: dict[str, Any] = {"name": backend}
-        if backend == "ray":
-            where.update(workers=workers, address=address or "local")
-        out: dict[str, Any] = {"backend": where}
+        out: dict[str, Any] = {}
         if report:
             path = folder_report(result, kind)
             if path is not None:
@@ -143,7 +141,7 @@ def annotate_folder(
             report that cannot be written (:func:`folder_report`).
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
-    hook = _hook("annotate", report, backend, address, workers)
+    hook = _hook("annotate", report)
     return infer.annotate_folder(*args, on_finish=hook, executor_factory=make, **kwargs)
 
 
@@ -169,5 +167,5 @@ def enhance_folder(
             labels (missing, not masks, images without a label).
     """
     make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
-    hook = _hook("enhance", report, backend, address, workers)
+    hook = _hook("enhance", report)
     return infer.enhance_folder(*args, on_finish=hook, executor_factory=make, **kwargs)
