@@ -216,3 +216,26 @@ def test_concurrent_predict_requests_each_log_their_own_warnings(tmp_path: Path,
     warned = [r.getMessage() for r in caplog.records if "training range" in r.getMessage()]
     # one line per request, naming that request's first image (not one line for both)
     assert sorted(Path(w.split(": ")[0]).name for w in warned) == ["a.tif", "c.tif"], warned
+
+
+def test_serve_banner_goes_to_stderr(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The address banner is a message for the person, on stderr like every other command's
+    notes: stdout stays empty."""
+    from sam2elnet.pipeline import serve as serve_module
+
+    made = []
+
+    def once(*args, **kwargs):  # the real server, returning at once instead of serving
+        srv = make_server(*args, **kwargs)
+        srv.serve_forever = lambda: None
+        made.append(srv)
+        return srv
+
+    monkeypatch.setattr(serve_module, "make_server", once)
+    cfg = BackendConfig(model=scored_model(tmp_path / "m.pt"), workdir=tmp_path / "w", train=False)
+    serve_module.serve(cfg, port=0)
+    out, err = capsys.readouterr()
+    port = made[0].server_address[1]
+    assert out == ""
+    assert f"sam2elnet ML backend at http://127.0.0.1:{port} (model m.pt@" in err
+    assert "no fine-tuning" in err

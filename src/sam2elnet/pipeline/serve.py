@@ -48,6 +48,7 @@ This module holds the backend's state and actions (:class:`MLBackend`) and the f
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -308,7 +309,11 @@ class MLBackend:
 
 
 def serve(cfg: BackendConfig, host: str = "127.0.0.1", port: int = 9090) -> None:
-    """Run the ML backend until interrupted."""
+    """Run the ML backend until interrupted.
+
+    Announces its address on stderr (``sam2elnet ML backend at http://HOST:PORT (model ...)``;
+    with ``port=0``, the port the OS gave), like every command's notes; stdout stays empty.
+    """
     backend = MLBackend(cfg)
     srv = make_server(backend, host, port)
     tune = f"fine-tunes on {backend.image_size} px crops" if cfg.train else "no fine-tuning"
@@ -316,6 +321,7 @@ def serve(cfg: BackendConfig, host: str = "127.0.0.1", port: int = 9090) -> None
         f"sam2elnet ML backend at http://{srv.server_address[0]}:{srv.server_address[1]} "
         f"(model {backend.model_version}, {tune}); connect it in Label Studio: project "
         "Settings > Model",
+        file=sys.stderr,
         flush=True,
     )
     try:
