@@ -88,8 +88,38 @@ def test_experiment_min_quality_says_the_filter_is_on_by_default(
 ) -> None:
     """experiment filters its auto-labels by default (target precision 0.9, else 0.5, else the
     median; results.md says which): its --min-quality said "default: keep all", annotate's."""
-    assert "default: keep all" not in _help(capsys, monkeypatch, "experiment")
+    text = _help(capsys, monkeypatch, "experiment")
+    assert "default: keep all" not in text
+    assert "target precision 0.9 when SAM2-ELNet's quality evaluator is fitted, else >= 0.5" in text
     assert "default: keep all" in _help(capsys, monkeypatch, "annotate")
+
+
+def test_importing_the_cli_builds_no_settings_object() -> None:
+    """The CLI's defaults are the declared field defaults (option_checks.option_default), read
+    without building a settings model at import time (pipeline_cmd built QualityConfig() for
+    the default target precision in experiment's --min-quality help)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import pydantic\n"
+        "made = []\n"
+        "real = pydantic.BaseModel.__init__\n"
+        "def spy(self, *a, **k):\n"
+        "    made.append(type(self).__module__ + '.' + type(self).__name__)\n"
+        "    real(self, *a, **k)\n"
+        "pydantic.BaseModel.__init__ = spy\n"
+        "import sam2elnet.cli.pipeline_cmd\n"
+        "import sam2elnet.cli\n"
+        "print([m for m in made if m.startswith('sam2elnet')])\n"
+    )
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    got = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": src},
+    )  # fmt: skip
+    assert got.stdout.strip() == "[]", got.stdout + got.stderr
 
 
 def test_export_warp_to_says_what_export_warps(

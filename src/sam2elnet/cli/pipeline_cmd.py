@@ -17,7 +17,7 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.config import QualityConfig
 from sam2elnet.data.runfolder import REPORT_HTML
-from sam2elnet.option_checks import check_options
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig
 from sam2elnet.pipeline.experiment_config import (
@@ -29,10 +29,11 @@ from sam2elnet.pipeline.experiment_config import (
 
 _DEMO = {name: f.default for name, f in DemoConfig.model_fields.items()}  # the demo's defaults
 _EXP = {name: f.default for name, f in ExperimentConfig.model_fields.items()}  # the protocol's
+_TARGET_PRECISION = option_default(QualityConfig, "default_target_precision")
 #: the experiment filters its auto-labels by default (annotate / enhance keep all: FILTER_HELP)
 EXPERIMENT_MIN_QUALITY_HELP = (
     "Keep auto-labels with predicted IoU >= Q (0-1). Default (neither this nor "
-    f"--target-precision): target precision {QualityConfig().default_target_precision:g} when "
+    f"--target-precision): target precision {_TARGET_PRECISION:g} when "
     f"SAM2-ELNet's quality evaluator is fitted, else >= {UNFITTED_MIN_QUALITY:g}; when the rule "
     "keeps none, the labels above the median."
 )
