@@ -8,7 +8,7 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS, PROGRESS, switch
-from sam2elnet.data.runfolder import SKIPPED_CSV
+from sam2elnet.data.runfolder import SKIPPED_CSV, read_id_list
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP
 from sam2elnet.options import DegradeOptions, StatsOptions, SynthOptions
@@ -238,8 +238,6 @@ def degrade_cmd(
         check_not_input(out / name, [ids], what=f"--out {out}: its {name} {out / name}")
     keep = None
     if ids is not None:
-        from sam2elnet.data.runfolder import read_id_list
-
         check_input(ids, "--ids", "id list")
         keep = read_id_list(ids)
     skipped: list[dict[str, str]] = []

@@ -16,7 +16,7 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.shared_options import FILTER_HELP, NO_PROGRESS, WARP_METHOD, WARP_TO
-from sam2elnet.option_checks import option_default
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, PRECISION_HELP
 from sam2elnet.options import FolderJobOptions
 
@@ -120,8 +120,6 @@ def with_job_options(command: Callable[..., None]) -> Callable[..., None]:
 def job_kwargs(**kw: object) -> dict[str, object]:
     """Keyword arguments shared by annotate_folder and enhance_folder, validated against
     :class:`~sam2elnet.options.FolderJobOptions` (ranges in the error message)."""
-    from sam2elnet.option_checks import check_options
-
     names = set(FolderJobOptions.model_fields)
     checked = check_options(FolderJobOptions, **{k: v for k, v in kw.items() if k in names})
     for k in names & set(kw):

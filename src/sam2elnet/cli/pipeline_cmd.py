@@ -19,7 +19,7 @@ from sam2elnet.config import QualityConfig
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
-from sam2elnet.pipeline.demo import DemoConfig
+from sam2elnet.pipeline.demo import DemoConfig, run_demo
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
     UNFITTED_MIN_QUALITY,
@@ -400,7 +400,6 @@ def demo_cmd(
 
     Synthetic data -> fine-tune -> enhance -> annotate -> quality filter -> protocol table ->
     report.html, on a fresh machine."""
-    from sam2elnet.pipeline.demo import run_demo
     from sam2elnet.utils.paths import check_input, check_output
 
     cfg = check_options(

@@ -41,6 +41,7 @@ from sam2elnet.option_values import (
     ROAD_BUFFER_PX,
     LineWidthUnit,
     augment_default_text,
+    road_buffer_units,
 )
 from sam2elnet.utils.progress import EVERY_S
 
@@ -195,7 +196,6 @@ def road_buffer_px_of(road_buffer: float | None, road_buffer_m: float | None) ->
         UserError: both are given.
     """
     from sam2elnet.errors import UserError
-    from sam2elnet.option_values import road_buffer_units
 
     if road_buffer is not None and road_buffer_m is not None:
         raise UserError(
