@@ -134,8 +134,8 @@ def test_actors_start_as_work_needs_them(local_ray: str) -> None:
 
     factory = functools.partial(SmoothingPredictor, score=False)  # not the pooled actors'
     rng = np.random.default_rng(0)
-    batches = [(rng.random((1, 1, 16, 16)).astype(np.float32), None) for _ in range(5)]
-    want = [run_batch(factory(), b, c)[0] for b, c in batches]
+    batches = [(rng.random((1, 1, 16, 16)).astype(np.float32), None, None) for _ in range(5)]
+    want = [run_batch(factory(), b, c)[0] for b, c, _v in batches]
     with RayExecutor(factory, num_workers=2) as ex:
         assert len(ex.actors) == 1
         (one,) = ex.map_batches(batches[:1])
@@ -421,7 +421,7 @@ from sam2elnet.engine.distributed import RayExecutor
 from sam2elnet.engine.executors import SmoothingPredictor, run_batch
 x = np.random.default_rng(0).random((1, 1, 32, 32), dtype=np.float32)
 with RayExecutor(functools.partial(SmoothingPredictor), num_workers=1) as ex:
-    (out,) = list(ex.map_batches([(x, None)]))
+    (out,) = list(ex.map_batches([(x, None, None)]))
     during = os.environ.get("RAY_AUTH_MODE")  # what Ray's default set
 want = run_batch(SmoothingPredictor(), x, None)[0]
 print(json.dumps({"same": bool(np.array_equal(out[0], want)), "env_during": during}))

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.executors import run_batch
+from sam2elnet.engine.executors import WindowBatch, run_batch
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -192,7 +192,7 @@ class _PredictorActor:
         self.predictor = factory()
 
     def run(
-        self, batch: np.ndarray, coarse: np.ndarray | None, valid: np.ndarray | None = None
+        self, batch: np.ndarray, coarse: np.ndarray | None, valid: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         return run_batch(self.predictor, batch, coarse, valid)
 
@@ -335,7 +335,7 @@ class RayExecutor:
             yield self._take(pending)
 
     def map_batches(
-        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+        self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Window batches through the actors' predictors (:func:`run_batch`); yields in order."""
         return self._map(lambda actor, it: actor.run.remote(*it), items)

@@ -23,6 +23,7 @@ __all__ = [
     "CallExecutor",
     "LocalExecutor",
     "SmoothingPredictor",
+    "WindowBatch",
     "WindowPredictor",
     "WindowScorer",
     "entropy_bits",
@@ -55,6 +56,12 @@ class WindowScorer(Protocol):
     ) -> np.ndarray: ...
 
 
+WindowBatch = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+"""One item of :meth:`BatchExecutor.map_batches`, the arguments of :func:`run_batch`: windows
+(B, C, h, w) float32, their coarse labels (B, h, w) or None, their valid masks (B, h, w), 1 =
+measured, or None when every pixel is valid."""
+
+
 class BatchExecutor(Protocol):
     """Runs batches through a predictor and yields results *in submission order*.
 
@@ -63,7 +70,7 @@ class BatchExecutor(Protocol):
     """
 
     def map_batches(
-        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+        self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]: ...
 
 
@@ -131,10 +138,10 @@ class LocalExecutor:
         self.predictor = predictor
 
     def map_batches(
-        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+        self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for item in items:  # (batch, coarse) or (batch, coarse, valid)
-            yield run_batch(self.predictor, *item)
+        for batch, coarse, valid in items:
+            yield run_batch(self.predictor, batch, coarse, valid)
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         """``fn(self.predictor, *args)`` for each ``args`` of ``items``, lazily, in order."""

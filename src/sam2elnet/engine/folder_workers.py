@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine import memory
-from sam2elnet.engine.executors import CallExecutor, LocalExecutor, run_batch
+from sam2elnet.engine.executors import CallExecutor, LocalExecutor, WindowBatch, run_batch
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 
 __all__ = [
@@ -51,12 +51,9 @@ class CallWindows:
         self.executor, self.scored = executor, scored
 
     def map_batches(
-        self, items: Iterable[tuple[np.ndarray, np.ndarray | None]]
+        self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        return self.executor.map_calls(
-            _window_batch,
-            ((it[0], it[1], self.scored, it[2] if len(it) > 2 else None) for it in items),
-        )
+        return self.executor.map_calls(_window_batch, ((b, c, self.scored, v) for b, c, v in items))
 
 
 def load_predictor(

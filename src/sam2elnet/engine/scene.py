@@ -54,6 +54,7 @@ from sam2elnet.engine.executors import (
     BatchExecutor,
     LocalExecutor,
     SmoothingPredictor,
+    WindowBatch,
     WindowPredictor,
     WindowScorer,
     run_batch,
@@ -309,7 +310,7 @@ def predict_scene(
         bar = progress_bar(len(windows), src_path.name, "win", progress, leave=False)
         meta_queue: list[Meta] = []
 
-        def work_items() -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        def work_items() -> Iterator[WindowBatch]:
             for meta, x, c in _batches(inputs, windows, batch_size, bar, skipped):
                 meta_queue.append(meta)
                 masks = [np.asarray(v) for _w, v in meta]  # each window's valid pixels
