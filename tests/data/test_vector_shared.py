@@ -111,6 +111,32 @@ def test_a_shared_layer_names_its_images_once_and_refuses_without_names(
     assert f"{bare} is one label file for several images" in str(err.value)
 
 
+def test_the_unplaced_note_names_features_of_images_not_in_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SharedVector.unplaced_note (enhance --labels FILE, evaluate with one truth file): the
+    features naming an image not among the served ones, counted, in one note naming where the
+    images are; None when every named image is served. A served copy (serving) keeps the names
+    already worked out for the file."""
+    layer = _pixel_layer(tmp_path / "n.gpkg", ["a.png", "d.png", "e.tif", "e.tif", None])
+    sv = share_vectors([layer, layer])[layer]
+    assert sv.names[0][:3] == [("a", ""), ("d", ""), ("e", "")]
+    calls: list[int] = []
+    orig = shared_mod.feature_stems
+    monkeypatch.setattr(shared_mod, "feature_stems", lambda g: calls.append(1) or orig(g))
+    served = sv.serving([tmp_path / "a.png", tmp_path / "b.png"])
+    assert served.unplaced_note("imgs") == (
+        "3 features name no image in imgs (their source / label: d, e): skipped"
+    )
+    assert calls == []  # the names were not worked out again for the served copy
+    assert sv.serving(["a.png", "d.png", "e.tif"]).unplaced_note("imgs") is None
+    one = sv.serving(["a.png", "e.png"]).unplaced_note(Path("x") / "imgs")
+    assert (
+        one
+        == f"1 feature names no image in {Path('x') / 'imgs'} (their source / label: d): skipped"
+    )
+
+
 def test_the_refusal_on_one_image_and_on_the_folder_is_one_message(tmp_path: Path) -> None:
     """A layer without source / label for PNGs: the reader's error on one image (DataError
     naming it, the image skipped) and the up-front one (UserError naming the file) are the

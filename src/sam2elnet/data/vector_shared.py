@@ -23,9 +23,11 @@ from typing import Any
 
 from sam2elnet.data.vector_names import (
     IMAGE_NAME_ATTRIBUTES,
+    feature_images,
     feature_stems,
     unplaceable_message,
     unplaceable_reason,
+    unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
@@ -75,7 +77,10 @@ class SharedVector:
         """This file as the one label file of ``images`` (their stems become ``images``);
         ``command``: as :attr:`command` (None: kept)."""
         stems = frozenset(Path(p).stem for p in images)
-        return replace(self, images=stems, command=command or self.command)
+        new = replace(self, images=stems, command=command or self.command)
+        if "names" in self.__dict__:  # the same frame: its names are not worked out again
+            new.__dict__["names"] = self.__dict__["names"]
+        return new
 
     @cached_property
     def names(self) -> tuple[list[tuple[str, str]], bool]:
@@ -83,6 +88,17 @@ class SharedVector:
         feature names, and whether the layer has name attributes; worked out once for the
         file, not once per image it is placed on."""
         return feature_stems(self.frame)
+
+    def unplaced_note(self, where: str | Path) -> str | None:
+        """The one note on this file's features that name an image not among :attr:`images` (a
+        tile left out of ``--images``, not predicted): they are placed on no image
+        (:func:`~sam2elnet.data.vector_names.feature_images`) and skipped, e.g. ``"2 features
+        name no image in IMAGES (their source / label: d, e): skipped"``
+        (:func:`~sam2elnet.data.vector_names.unplaced_note`). ``where``: those images' folder as
+        the user gave it. None when every named image is there. Used by ``elnet enhance --labels
+        FILE`` and ``elnet evaluate`` with one polygon file of ground truth."""
+        owner = feature_images(self.names[0], self.images)
+        return unplaced_note(owner, self.images or (), where)
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)

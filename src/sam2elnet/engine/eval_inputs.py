@@ -329,7 +329,6 @@ def pair_inputs(
         UserError / DataError: as those functions; ``--split`` with a polygon file.
     """
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_names import feature_images, unplaced_note
 
     if tdir.is_file() and is_vector_path(tdir) and pdir.is_dir():
         if split:
@@ -341,8 +340,7 @@ def pair_inputs(
         vt.images = frozenset(p.stem for p in preds.values())
         # predictions without georeference: by source / label, or one error
         check_placeable(vt.as_shared(), list(preds.values()))
-        owner = feature_images(vt.as_shared().names[0], vt.images)
-        if lost := unplaced_note(owner, vt.images, pdir):  # a tile not predicted: not scored
+        if lost := vt.as_shared().unplaced_note(pdir):  # a tile not predicted: not scored
             log.warning("%s: %s", tdir, lost)
         return Pairs(preds, dict.fromkeys(preds, tdir), None, vt)
     if pdir.is_file() and is_vector_path(pdir) and tdir.is_dir():

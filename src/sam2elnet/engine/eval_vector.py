@@ -168,7 +168,8 @@ class VectorTruth:
         (made once): the reader then works out which image each feature names once."""
         from sam2elnet.data.vector_shared import SharedVector
 
-        if self._sv is None or self._sv.frame is not self.frame:  # in evaluate's words
+        sv = self._sv  # in evaluate's words; made again when frame or images were replaced
+        if sv is None or sv.frame is not self.frame or sv.images is not self.images:
             self._sv = SharedVector(self.path, self.frame, images=self.images, command="evaluate")
         return self._sv
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images
-from sam2elnet.data.vector_names import feature_images, unplaced_note
 from sam2elnet.data.vector_shared import check_placeable, share_vectors, warn_no_width
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
@@ -286,15 +285,14 @@ def enhance_folder(
     shared = share_vectors(label_map.values(), strict=True, layer=layer, where=labels)
     served_stems: dict[str, list[str]] = {}  # the report places the file as this run did
     unplaced: list[str] = []  # features naming a tile not in --images: one note each file
+    images_named = images if isinstance(images, (str, Path)) else "--images"  # as the user did
     for p, sv in shared.items():  # images without georeference: by name, or one error now
         served = [f for f, lab in label_map.items() if Path(lab) == sv.path]
         if sv.many:
-            shared[p] = sv.serving(served)
-            served_stems[str(sv.path)] = sorted(f.stem for f in served)
             check_placeable(sv, served)  # some plain images: each skipped with the reason
-            owner = feature_images(sv.names[0], shared[p].images)
-            where = images if isinstance(images, (str, Path)) else "--images"
-            if lost := unplaced_note(owner, shared[p].images or (), where):
+            shared[p] = sv.serving(served)  # after: keeps the names check_placeable worked out
+            served_stems[str(sv.path)] = sorted(f.stem for f in served)
+            if lost := shared[p].unplaced_note(images_named):
                 unplaced.append(f"{sv.path}: {lost}")
             warn_no_width(sv, line_width)  # lines 1 px wide: said once for the file
     model = job.load()
