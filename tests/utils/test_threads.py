@@ -203,3 +203,22 @@ def test_predictor_keeps_the_callers_thread_count(
     torch.set_num_threads(2)
     Predictor(model, {}, precision="32")
     assert torch.get_num_threads() == 2
+
+
+def test_only_the_thread_policy_sets_torch_threads() -> None:
+    """One place sets torch's thread count (utils.threads: the policy at import, then
+    set_torch_threads); the engine asks it (the downstream pool's one thread per training set
+    the count by hand)."""
+    import ast
+
+    src = Path(threads.__file__).resolve().parents[1]
+    callers = sorted(
+        f"{p.relative_to(src)}:{node.lineno}"
+        for p in src.rglob("*.py")
+        if p != Path(threads.__file__).resolve()
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "set_num_threads"
+    )
+    assert callers == []

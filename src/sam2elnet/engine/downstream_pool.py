@@ -39,15 +39,18 @@ __all__ = ["DownstreamPool", "one_thread", "pool_workers"]
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """torch's intra-op threads set to 1 inside the block, the previous count after it."""
+    """torch's intra-op threads set to 1 inside the block, the previous count after it (both
+    explicit counts of :func:`~sam2elnet.utils.threads.set_torch_threads`)."""
     import torch
 
+    from sam2elnet.utils.threads import set_torch_threads
+
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        set_torch_threads(before)
 
 
 def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
@@ -71,9 +74,9 @@ def _worker_start(parent: int) -> None:
     printed a ``Traceback ... KeyboardInterrupt`` under the run's ``error:`` line)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    import torch
+    from sam2elnet.utils.threads import set_torch_threads
 
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
