@@ -91,7 +91,9 @@ def train_cmd(
         "--trunk-scale",
         help=_H["trunk_scale"] + " With --init-model: the model file's unless given.",
     ),
-    layout: Optional[str] = typer.Option(None, "--layout", help="auto | sos | chn6 | generic."),  # noqa: UP045
+    layout: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--layout", help="auto | sos | chn6 | generic | flat."
+    ),
     split: list[str] | None = typer.Option(
         None,
         "--split",
