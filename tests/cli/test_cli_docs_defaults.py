@@ -113,7 +113,10 @@ def same_default(stated: str, default: Any) -> bool:
         return str(default).lower() == s
     if m[2] in ("k", "m", "g"):
         return default is not None and memory_bytes(s) == memory_bytes(default)
-    numbers = tuple(float(x) / (100 if m[2] == "%" else 1) for x in m[1].split(","))
+    try:
+        numbers = tuple(float(x) / (100 if m[2] == "%" else 1) for x in m[1].split(","))
+    except ValueError:  # digits and dots, no number: an address (``--host 127.0.0.1``)
+        return str(default).lower() == s
     try:
         got = tuple(float(x) for x in default) if isinstance(default, tuple) else (float(default),)
     except (TypeError, ValueError):
@@ -157,7 +160,7 @@ def test_a_wrong_stated_default_is_caught() -> None:
         "`--warp-method polynomial` (default) and `--road-buffer PX`, default 3 px.\n"
         "`--road-buffer PX` (their buffer tolerance, default 5; or) and `--max-growth` stays off by\n"
         "default; `--tta` (default 0), `--image-size` px: by default the size it was trained at. "
-        "`--aug-scale LOW,HIGH` (default 0.5,2; roads 0.5,2).\n"
+        "`--aug-scale LOW,HIGH` (default 0.5,2; roads 0.5,2). `--host 0.0.0.0` (the default).\n"
         "```\nelnet experiment --out o   # --split-seed 7 (default), --curve-points 6 (default)\n```"
     )
     assert wrong_defaults(page, commands, fields) == [
@@ -166,5 +169,6 @@ def test_a_wrong_stated_default_is_caught() -> None:
         "--warp-method: stated polynomial, real 'tps'",
         "--road-buffer: stated 5, real 3.0",
         "--aug-scale: stated 0.5,2, real (0.75, 1.33)",
+        "--host: stated 0.0.0.0, real '127.0.0.1'",
         "--split-seed: stated 7, real 1000",
     ]

@@ -8,7 +8,10 @@ or removed option fails here the day it changes. Two checks:
   of its subcommand);
 * every ``--flag`` anywhere on the pages is an option of some ``elnet`` command, of a script in
   ``benchmarks/`` (its ``add_argument`` calls) or of another tool the pages show
-  (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio, pytest-xdist).
+  (``FOREIGN``: GDAL, Docker, torchrun, Ray, Label Studio, pytest-xdist);
+* and the other way round, every option of every command is named (one of its flags, e.g.
+  ``--no-progress`` or ``--progress``) on a page that shows that command in its code: 13 options
+  (``stats --max-images``, ``serve --host``, ...) were on no page at all.
 """
 
 from __future__ import annotations
@@ -189,3 +192,56 @@ def test_readme_check_catches_a_missing_row() -> None:
     assert readme_missing_commands(readme, ["train", "synth"]) == ["synth"]
     with pytest.raises(AssertionError, match="no '## Commands' heading"):
         readme_missing_commands("# Tool\n", ["train"])
+
+
+def _named(flag: str, named: set[str]) -> bool:
+    """``flag`` is in ``named``, or a family there covers it (``--aug-*``)."""
+    fams = [n.rstrip("*") for n in named if n.rstrip("*").endswith("-")]
+    return flag in named or any(flag.startswith(f) for f in fams)
+
+
+def undocumented_options(pages: list[str], commands: dict[str, Any]) -> list[str]:
+    """``"elnet CMD --flag"`` for each option of a command (``commands``: the runnable ones) whose
+    flags none of the ``pages`` that show ``elnet CMD`` in their code names (anywhere on the
+    page: prose, tables, code); a command no page shows has all its options listed."""
+    shown: dict[str, set[str]] = {name: set() for name in commands}
+    for text in pages:
+        code = "\n".join(span.replace("\\\n", " ") for span in code_spans(text))
+        for m in INVOCATION.finditer(code):
+            words = m.group(2).split()
+            for name in (m.group(1), f"{m.group(1)} {words[0]}" if words else ""):
+                if name in shown:
+                    shown[name].update(FLAG.findall(text))
+    missing = []
+    for name, command in commands.items():
+        for param in command.params:
+            flags = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")]
+            if flags and not any(_named(f, shown[name]) for f in flags):
+                missing.append(f"elnet {name} {flags[0]}")
+    return missing
+
+
+def test_every_option_is_named_where_its_command_is_shown() -> None:
+    pages = [page.read_text(encoding="utf-8") for page in PAGES]
+    missing = undocumented_options(pages, cli_commands(leaves=True))
+    assert not missing, (
+        "options no page that shows the command names (add each to the page a user reads for "
+        "that command: what it does, its default):\n" + "\n".join(missing)
+    )
+
+
+def test_the_undocumented_option_check_catches_one() -> None:
+    """Guards: serve's options all named but --host; --host named only on a page that never
+    shows `elnet serve` (another command's page) does not count; --aug-* covers a family."""
+    commands = cli_commands(leaves=True)
+    serve = {"serve": commands["serve"]}
+    flags = sorted(
+        set().union(*(set(p.opts) | set(p.secondary_opts) for p in serve["serve"].params))
+    )
+    rest = " ".join(f"`{f}`" for f in flags if f.startswith("--") and f != "--host")
+    page = f"```\nelnet serve --model m.pt\n```\nIts options: {rest}.\n"
+    other = "```\nelnet annotate --model m.pt\n```\n`--host` is named here.\n"
+    assert undocumented_options([page, other], serve) == ["elnet serve --host"]
+    assert undocumented_options([page + " and `--host`"], serve) == []
+    assert undocumented_options([], serve)[:1] == ["elnet serve --model"]
+    assert _named("--aug-scale", {"--aug-*"}) and not _named("--aug-scale", {"--aug"})
