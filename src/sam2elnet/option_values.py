@@ -96,6 +96,9 @@ PIXEL_COORDS_HELP = (
 )
 
 
+CURVE_POINTS_MAX = 50
+"""Most learning-curve points of a downstream training (``--curve-points``)."""
+
 BOUNDARY_TOLERANCE_PX = 2.0
 """Default match distance of the boundary F-score, in pixels (``--tolerance`` of ``elnet
 evaluate``, the default of :func:`sam2elnet.engine.metrics.boundary_counts` and its strip-wise

@@ -185,6 +185,15 @@ def test_miniature_experiment_end_to_end_and_caching(
         assert row["curve"][-1]["iou"] == pytest.approx(row["iou"])
     assert (out / "curves.png").stat().st_size > 1000
     assert "](curves.png)" in (out / "results.md").read_text()
+    # no curve asked: the curve run's models are the same (curve scoring is inference only),
+    # their results taken without the curve, nothing trained again (was: all 11 retrained)
+    r6 = run_experiment(_cfg(synth, out, downstream_steps=3, downstream_curve_points=0))
+    down6 = {k: v for k, v in r6["stages"].items() if k.startswith("downstream_")}
+    assert down6 and set(down6.values()) == {"reused"}
+    assert {k for k, v in r6["stages"].items() if v != "cached"} == set(down6)
+    rows6, rows5 = r6["table1"][:5] + r6["table2"], r5["table1"][:5] + r5["table2"]
+    for row, before in zip(rows6, rows5, strict=True):
+        assert row["curve"] == [] and row["iou"] == before["iou"]
 
     # other settings in the same folder are refused
     with pytest.raises(UserError, match="other settings"):

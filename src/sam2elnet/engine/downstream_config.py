@@ -14,7 +14,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sam2elnet.engine.runtime import autocast
-from sam2elnet.option_values import Precision, check_device, norm_precision_value
+from sam2elnet.option_values import (
+    CURVE_POINTS_MAX,
+    Precision,
+    check_device,
+    norm_precision_value,
+)
 
 
 class DownstreamConfig(BaseModel):
@@ -47,7 +52,7 @@ class DownstreamConfig(BaseModel):
     augment: bool = True
     threshold: float = Field(0.5, ge=0, le=1)
     eval_batch_size: int = Field(16, ge=1)
-    curve_points: int = Field(0, ge=0, le=50)
+    curve_points: int = Field(0, ge=0, le=CURVE_POINTS_MAX)
     """Test-split evaluations during training (evenly spaced in optimiser steps, the last one at
     the end) for a learning curve; 0 or 1 (default) = the final evaluation only. Inference only:
     the trained weights are identical whatever this is."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.option_checks import check_options, same_setting
 from sam2elnet.option_values import (
+    CURVE_POINTS_MAX,
     ROAD_BUFFER_PX,
     CoarseProfile,
     ModelSize,
@@ -329,7 +330,7 @@ class ExperimentConfig(BaseModel):
     """Label sources of table 2: simulated coarse labels and/or the dataset's own labels."""
     downstream_width: int = Field(16, ge=4, le=256)
     downstream_depth: int = Field(4, ge=1, le=6)
-    downstream_curve_points: int = Field(6, ge=0, le=50)
+    downstream_curve_points: int = Field(6, ge=0, le=CURVE_POINTS_MAX)
     """Test-split evaluations during each downstream training (learning curves, ``curves.png``)."""
     enhancement_downstream: bool = True
     """Train a downstream model on every enhancement-table label set (the paper's table 2

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.engine.downstream_pool import DownstreamPool, pool_workers
+from sam2elnet.option_values import CURVE_POINTS_MAX
 from sam2elnet.pipeline.experiment_config import (
     DOWNSTREAM_EVAL_VERSION,
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -57,6 +58,12 @@ def downstream_runs(
     return runs
 
 
+def _stored(stored: Path, curved: Sequence[Path]) -> Path | None:
+    """The stored result of a training: its own (``stored``), else one of the same training
+    with a learning curve (``curved``; only for a run that asks none); None when neither is."""
+    return next((p for p in (stored, *curved) if p.is_file()), None)
+
+
 def downstream_lanes(stages: Stages, trainings: int, device: str) -> int:
     """How many of ``trainings`` downstream trainings run side by side on ``device``
     (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set as the ETA's lanes of the
@@ -101,7 +108,17 @@ def train_downstream(
     # so float32 models trained before are reused, not trained again
     if dcfg_key.get("precision") == "32":
         dcfg_key["precision"] = "fp32"
-    jobs: dict[str, tuple[str, Path, list]] = {}  # setting -> (key, stored result, pairs)
+    # a run asking no curve also takes a result trained with one (the same model and final
+    # scores: the curve scoring is inference only, tests/engine/test_downstream.py), its curve
+    # left out: --curve-points 4 then 0 does not train again (4 after 0 does: no curve to give)
+    curve_keys = (
+        [dcfg_key | {"curve_points": n} for n in range(2, CURVE_POINTS_MAX + 1)]
+        if dcfg.curve_points <= 1
+        else []
+    )
+    by_fp = out / "downstream" / "by_fingerprint"
+    # setting -> (key, stored result, pairs, stored results of the same training with a curve)
+    jobs: dict[str, tuple[str, Path, list, list[Path]]] = {}
 
     def rel(p: str | Path) -> str:
         return out_relative(str(p), out)
@@ -117,25 +134,24 @@ def train_downstream(
         pairs = split.pairs(ids, labels)
         # labels by path *and* file state: a re-run earlier stage rewrites them under the same
         # names; paths inside OUT relative to it (a moved or copied run keeps its keys)
-        fp = sha(
-            {
-                "pairs": [(rel(a), rel(b), *file_stat(b)) for a, b in pairs],
-                "cfg": dcfg_key,
-                "norm": norm.model_dump(mode="json"),
-                "test": [rel(a) for a, _ in test_pairs],
-                "eval": DOWNSTREAM_EVAL_VERSION,
-                **({"roads": True} if roads else {}),
-                **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
-            }
-        )
-        jobs[name] = (fp, out / "downstream" / "by_fingerprint" / f"{fp}.json", pairs)
+        inputs = {
+            "pairs": [(rel(a), rel(b), *file_stat(b)) for a, b in pairs],
+            "norm": norm.model_dump(mode="json"),
+            "test": [rel(a) for a, _ in test_pairs],
+            "eval": DOWNSTREAM_EVAL_VERSION,
+            **({"roads": True} if roads else {}),
+            **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
+        }
+        fp = sha(inputs | {"cfg": dcfg_key})
+        curved = [by_fp / f"{sha(inputs | {'cfg': k})}.json" for k in curve_keys]
+        jobs[name] = (fp, by_fp / f"{fp}.json", pairs, curved)
     # trainings still to do (not done before, not stored under another setting name): side by
     # side on a CPU, one thread each (engine.downstream_pool: the same numbers either way)
     from sam2elnet.engine.downstream import train_and_evaluate
 
     pending: dict[str, str] = {}  # fingerprint -> the first setting that trains it
-    for n, (fp, stored, _) in jobs.items():
-        if not stages.done(f"downstream_{n}", fp) and not stored.is_file():
+    for n, (fp, stored, _, curved) in jobs.items():
+        if not stages.done(f"downstream_{n}", fp) and _stored(stored, curved) is None:
             pending.setdefault(fp, n)  # the same labels again: reused from the first's result
     workers = downstream_lanes(stages, len(pending), dcfg.device)
     # bars of trainings side by side would overwrite each other: each says one line at its end
@@ -161,7 +177,7 @@ def train_downstream(
             for n in pending.values()
         }
         took: dict[str, float] = {}
-        for name, (fp, cache_file, _pairs) in jobs.items():
+        for name, (fp, cache_file, _pairs, curved) in jobs.items():
 
             def _train_one(name: str = name, cache_file: Path = cache_file) -> dict:
                 res, took[name] = started[name].result()
@@ -169,12 +185,16 @@ def train_downstream(
                 write_json_atomic(cache_file, d)
                 return d
 
-            def _trained(cache_file: Path = cache_file) -> dict | None:
-                # the same labels trained under another setting name: taken at once (status
-                # reused, no timing sample for the ETA)
-                if cache_file.is_file():
-                    return json.loads(cache_file.read_text(encoding="utf-8"))
-                return None
+            def _trained(cache_file: Path = cache_file, curved: list = curved) -> dict | None:
+                # the same labels trained under another setting name, or with a learning curve
+                # this run does not ask for: taken at once (status reused, no ETA timing sample)
+                found = _stored(cache_file, curved)
+                if found is None:
+                    return None
+                d = json.loads(found.read_text(encoding="utf-8"))
+                if found != cache_file:
+                    d["curve"] = []  # what a run without a curve gives
+                return d
 
             down[name] = stages.run(
                 f"downstream_{name}",
