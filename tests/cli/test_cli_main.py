@@ -152,7 +152,34 @@ def test_ctrl_c_is_exit_130_with_one_error_line(monkeypatch, capsys):
     monkeypatch.setattr(download, "list_weights", interrupted)
     assert main(["weights", "list"]) == 130
     err = capsys.readouterr().err.strip()
-    assert err == "error: interrupted; re-run with --resume to continue"
+    assert err == "error: interrupted; run the command again"  # it has no --resume
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--verbose", "annotate", "--model", "m.pt"], "re-run with --resume to continue"),
+        (["scene", "--image", "x.tif"], "re-run with --resume to continue"),
+        (["experiment"], "re-run with --resume to continue"),
+        (["cv", "--data", "d"], "run the same command again to continue (finished folds"),
+        (["serve", "--model", "m.pt"], "start it again with the same --model and --workdir"),
+        (["export", "--labels", "l"], "interrupted; run the command again"),
+        (["weights", "download"], "interrupted; run the command again"),
+    ],
+)
+def test_an_interrupt_names_the_way_to_go_on_that_the_command_has(monkeypatch, capsys, args, says):
+    """Found in a docs walk: Ctrl-C on `elnet serve` or `elnet cv` said `re-run with --resume`,
+    an option neither has (cv answers `No such option: --resume`)."""
+    from sam2elnet import cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_setup_messages", interrupted)  # before the command runs
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: interrupted") and says in err
+    assert err.count("\n") == 0
 
 
 def test_a_typer_exit_code_inside_a_command_is_kept(monkeypatch, capsys):

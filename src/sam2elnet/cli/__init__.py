@@ -197,6 +197,39 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 
 _INTERRUPTED = 130  # 128 + SIGINT, the shell's code for Ctrl-C
 _INTERRUPTED_MESSAGE = "interrupted; re-run with --resume to continue"
+_INTERRUPTED_OTHER = {
+    # commands that go on without a --resume option
+    "cv": "interrupted; run the same command again to continue (finished folds are kept)",
+    "serve": (
+        "interrupted: the ML backend stopped; start it again with the same --model and "
+        "--workdir to serve the latest fine-tuned model and re-run an interrupted "
+        "fine-tuning (WORKDIR/state.json)"
+    ),
+}
+
+
+def _interrupted_message(args: list[str]) -> str:
+    """What an interrupted ``elnet ARGS`` says: re-run with ``--resume`` only for a command
+    that has that option (train, annotate, enhance, refine, scene, experiment, demo); ``cv``
+    and ``serve`` go on by running them again (:data:`_INTERRUPTED_OTHER`); any other command
+    is simply run again. Before, every command said ``--resume``, which ``elnet cv`` answered
+    with ``No such option``."""
+    import typer.main
+
+    try:
+        cmd = typer.main.get_command(app)
+    except Exception:  # an interrupt must end with its line, whatever happens here
+        return _INTERRUPTED_MESSAGE
+    for token in args:
+        if token.startswith("-"):
+            continue  # the root's options (--verbose) take no value
+        sub = getattr(cmd, "commands", None) or {}  # a group (Typer's is not click's class)
+        if token not in sub:
+            break
+        cmd = sub[token]
+    if any("--resume" in getattr(p, "opts", ()) for p in cmd.params):
+        return _INTERRUPTED_MESSAGE
+    return _INTERRUPTED_OTHER.get(cmd.name or "", "interrupted; run the command again")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -256,7 +289,7 @@ def _run(args: list[str]) -> int:
         # and turns Ctrl-C (KeyboardInterrupt) into Exit(130): without this an interrupted
         # training exited 0 without a word.
         if rv == _INTERRUPTED and not isinstance(rv, bool):
-            _error(_INTERRUPTED_MESSAGE)
+            _error(_interrupted_message(args))
             return _INTERRUPTED
         if isinstance(rv, int) and not isinstance(rv, bool) and rv:
             return rv
@@ -267,7 +300,7 @@ def _run(args: list[str]) -> int:
         _error(os_error_message(err))
         return 2
     except KeyboardInterrupt:
-        _error(_INTERRUPTED_MESSAGE)
+        _error(_interrupted_message(args))
         return _INTERRUPTED
     except SystemExit as err:  # sys.exit inside commands
         return int(err.code or 0) if not isinstance(err.code, str) else 1
