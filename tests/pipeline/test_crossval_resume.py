@@ -173,3 +173,38 @@ def test_cli_domain_equal_to_the_auto_choice_goes_on(
     assert main([*base, "--epochs", "3", "--domain", "roads", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "other settings" not in err and err.startswith("error: "), err
+
+
+def test_a_moved_fold_folder_is_reused_and_its_record_holds_no_path_of_it(tmp_path: Path) -> None:
+    """fold.json held the fold's run folder as given (``out``: absolute, or relative to the
+    working folder of the time): an ``elnet cv`` folder moved or copied, or resumed from another
+    working folder, trained every fold again ("trained with other settings (out)"). The record
+    now leaves the fold's own folders out, and an older record's are no setting."""
+    from sam2elnet.pipeline.crossval_fold import fold_config
+    from sam2elnet.pipeline.crossval_reuse import check_reuse, fold_settings
+
+    said: list[str] = []
+    old_root = tmp_path / "old" / "cv" / "folds" / "fold-1"
+    cfg = _cfg(tmp_path)  # the run's folder now: tmp_path / "cv"
+    root = cfg.out / "folds" / "fold-1"
+    want = {
+        "train_ids": ["a", "b"],
+        "tests": {"test": ["c"]},
+        "train": fold_settings(fold_config(cfg, root, "roads")),
+    }
+    assert not {"out", "data"} & set(want["train"])
+    assert str(tmp_path) not in json.dumps(want)  # no path of the run's folder
+    # a fold finished by the version before, in the folder's old place
+    before = dict(want["train"], out=str(old_root / "run"), data=str(old_root / "train-data"))
+    root.mkdir(parents=True)
+    (root / "fold.json").write_text(json.dumps({**want, "train": before}))
+    (root / "result.json").write_text(json.dumps({"fold": "fold-1", "tests": {}}))
+    check_reuse(root, want, "fold-1", said.append)
+    assert said == [] and (root / "result.json").is_file()  # reused, not trained again
+    assert json.loads((root / "fold.json").read_text()) == want
+    # a setting that does change the network is still found
+    changed = dict(want, train=dict(want["train"], epochs=want["train"]["epochs"] + 1))
+    check_reuse(root, changed, "fold-1", said.append)
+    assert said == ["fold-1: not reused: it was trained with other settings (epochs); "
+                    "training it again"]  # fmt: skip
+    assert not (root / "result.json").exists()  # the fold folder was cleared

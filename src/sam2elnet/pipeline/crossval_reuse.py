@@ -34,21 +34,25 @@ def fold_label(name: str) -> str:
     return name if name.startswith("fold") else f"fold {name}"
 
 
+FOLD_OWN_PATHS = ("data", "out")
+"""TrainConfig fields a fold sets to its own folders (``train-data``, ``run``): not settings.
+Left out of ``fold.json``, and of the comparison with records written before (which held them
+as the run was given them, absolute or relative to the working folder of the time, so a moved
+or copied ``elnet cv`` folder retrained every fold: "trained with other settings (out)")."""
+
+
 def fold_settings(tcfg: Any) -> dict[str, Any]:
     """The options of a fold's training that change its network: its TrainConfig less the
     runtime options ``--resume`` may change (:data:`~sam2elnet.engine.train_setup.RESUME_MAY_CHANGE`:
-    precision, device, threads, quality evaluator...), less ``data`` (the fold's own link
-    folder; the image ids stand for it) and less ``road_buffer`` / ``road_buffer_m`` (they
-    change what is measured, not the network; ``OUT/cv_config.json`` keeps them one value per
-    run)."""
+    precision, device, threads, quality evaluator...), less :data:`FOLD_OWN_PATHS` (``data``,
+    ``out``: the fold's own folders; the image ids stand for the data) and less ``road_buffer`` /
+    ``road_buffer_m`` (they change what is measured, not the network; ``OUT/cv_config.json``
+    keeps them one value per run). No path of the run's own folder: a moved fold still fits."""
     from sam2elnet.engine.train_setup import RESUME_MAY_CHANGE
 
     d = tcfg.model_dump(mode="json")
-    keep = {
-        k: v
-        for k, v in sorted(d.items())
-        if k not in RESUME_MAY_CHANGE and k not in ("data", "road_buffer", "road_buffer_m")
-    }
+    skip = {*RESUME_MAY_CHANGE, *FOLD_OWN_PATHS, "road_buffer", "road_buffer_m"}
+    keep = {k: v for k, v in sorted(d.items()) if k not in skip}
     return json.loads(json.dumps(keep, default=str))
 
 
@@ -103,7 +107,8 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
             "fold",
         )
     old, new = rec["train"], want["train"]
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    keys = (set(old) | set(new)) - set(FOLD_OWN_PATHS)  # an older record's paths: no setting
+    diff = sorted(k for k in keys if old.get(k) != new.get(k))
     if diff:
         return f"it was trained with other settings ({', '.join(diff)})", "fold"
     if rec.get("train_ids") != want["train_ids"]:
