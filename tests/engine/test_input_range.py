@@ -251,6 +251,11 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
     assert check_zero_pixels(few.reshape(1, -1), norm) is None
     assert check_zero_pixels(scene.reshape(1, -1), norm.model_copy(update={"to_db": False})) is None
     said = "are 0 (or below) without a nodata tag"
+    # a PNG holds no tag: a tagged GeoTIFF copy, named; no file known: the FILE placeholder
+    png = check_zero_pixels(scene.reshape(1, -1), norm, "tiles/t 1.png")
+    assert "gdal_translate -a_nodata 0 'tiles/t 1.png' 'tiles/t 1.tif'" in png
+    assert "then use 'tiles/t 1.tif'" in png and "FILE" not in png
+    assert "gdal_edit.py -a_nodata 0 FILE" in check_zero_pixels(scene.reshape(1, -1), norm)
     untagged = []  # the warning of annotate, then of scene: one function words both
     for cmd in (["annotate", "--images"], ["scene", "--tile", "32", "--overlap", "8", "--image"]):
         for kind in ("untagged", "tagged"):
@@ -261,7 +266,9 @@ def test_zero_border_without_nodata_tag_warns_for_a_db_converting_model(tmp_path
             warned = _lines(capsys.readouterr().err, said)
             if kind == "untagged":
                 assert len(warned) == 1 and "s.tif: 15.0% of the pixels" in warned[0], warned
-                assert "gdal_edit.py -a_nodata 0" in warned[0]
+                # the advice names the file (was the literal placeholder FILE)
+                cmd_text = warned[0].replace(" \\ ", " ")  # a long command is broken at spaces
+                assert f"gdal_edit.py -a_nodata 0 {tmp_path / kind / 's.tif'}" in cmd_text
                 untagged.append(warned[0])
             else:
                 assert warned == []

@@ -31,6 +31,7 @@ them for one image (the Predictor's images and a scene's overview).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import numpy as np
@@ -126,7 +127,9 @@ def zero_border_share(data: np.ndarray, valid: np.ndarray | None = None) -> floa
     return float(np.isin(lab, edge).sum() / ok.sum())
 
 
-def check_zero_border(data: np.ndarray, valid: np.ndarray | None, cfg: Any) -> str | None:
+def check_zero_border(
+    data: np.ndarray, valid: np.ndarray | None, cfg: Any, file: str | os.PathLike[str] | None = None
+) -> str | None:
     """A warning text when a multi-band image given to an optical model has an untagged no-data
     margin (module docstring).
 
@@ -136,6 +139,7 @@ def check_zero_border(data: np.ndarray, valid: np.ndarray | None, cfg: Any) -> s
             all.
         cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig` (None: no
             check).
+        file: The image file, named in the advice's command (None: ``FILE``).
 
     Returns:
         None for a one-band image, a SAR model, a model that converts to dB (that is
@@ -156,6 +160,7 @@ def check_zero_border(data: np.ndarray, valid: np.ndarray | None, cfg: Any) -> s
             "An optical image is rarely 0 in all bands at once: this is most likely the no-data "
             "fill of a reprojected or clipped scene, and the model labels it like image content.",
             "they become nodata (127) in the labels",
+            file=file,
         ),
     )
 
@@ -370,7 +375,7 @@ def warn_input_kind(
             path), for :func:`check_colour_into_sar`.
     """
     name = source or "input"
-    if msg := check_zero_border(data, valid, cfg):
+    if msg := check_zero_border(data, valid, cfg, source):
         warn_once(log, ZERO_BORDER_KIND, f"{name}: {msg}")
     if msg := check_modality(values, data.dtype, cfg, in_bands):
         warn_once(log, MODALITY_KIND, f"{name}: {msg}")

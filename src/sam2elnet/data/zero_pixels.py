@@ -18,7 +18,10 @@ image (the prediction side: ``annotate`` / ``enhance`` / ``serve`` through the P
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +44,7 @@ __all__ = [
     "ZERO_PIXELS_KIND",
     "check_zero_pixels",
     "check_zero_training",
+    "tag_zero_command",
     "untagged_zero_advice",
     "warn_pixel_values",
     "zero_share",
@@ -53,7 +57,9 @@ ZERO_PIXELS_KIND = "pixels of 0 without a nodata tag, given to a model that conv
 """The kind :func:`check_zero_pixels`' warning is counted by (once per run)."""
 
 
-def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
+def check_zero_pixels(
+    values: np.ndarray, cfg: Any, file: str | os.PathLike[str] | None = None
+) -> str | None:
     """A warning text when many valid pixels are 0 (or below) in every band and the model
     converts linear values to dB (``to_db``: trained on uint16 DN or float linear sigma0).
 
@@ -70,6 +76,7 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
         values: Raw valid pixels of one image, (C, n) or (n,), in the file's units (pixels
             under the file's nodata tag already left out).
         cfg: The model's :class:`~sam2elnet.data.normalize.NormalizationConfig`.
+        file: The image file, named in the advice's command (None: ``FILE``).
 
     Returns:
         None when the model does not convert to dB or fewer than :data:`ZERO_MIN_FRACTION` of
@@ -87,6 +94,7 @@ def check_zero_pixels(values: np.ndarray, cfg: Any) -> str | None:
             "are labelled like oil). Sentinel-1 GRD and many SNAP exports fill the no-data "
             "border with 0.",
             "they become nodata (127) in the labels",
+            file=file,
         ),
     )
 
@@ -110,7 +118,7 @@ def warn_pixel_values(source: Any, values: np.ndarray, dtype: Any, cfg: Any) -> 
         The range warning's text (without the file name), or None when the image fits.
     """
     name = source if source is not None else "input"
-    if zeros := check_zero_pixels(values, cfg):
+    if zeros := check_zero_pixels(values, cfg, source):
         warn_once(log, ZERO_PIXELS_KIND, f"{name}: {zeros}")
     msg = check_input_range(values, dtype, cfg)
     if msg is not None:
@@ -119,27 +127,59 @@ def warn_pixel_values(source: Any, values: np.ndarray, dtype: Any, cfg: Any) -> 
 
 
 TAG_ZERO_NODATA = "gdal_edit.py -a_nodata 0 FILE"
-"""The command every untagged-zero warning gives: tag 0 as the file's nodata value."""
+"""The command every untagged-zero warning gives: tag 0 as the file's nodata value (``FILE``: the
+file's name where the warning is about one file, :func:`tag_zero_command`)."""
+
+NO_TAG_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""Formats that hold no nodata tag: the advice makes a tagged GeoTIFF copy of them."""
 
 
-def untagged_zero_advice(why: str, effect: str, png_note: bool = True) -> list[list[str]]:
+def tag_zero_command(file: str | os.PathLike[str] | None) -> tuple[str, str | None]:
+    """The command that tags 0 as nodata in ``file`` (shell-quoted), and for a PNG / JPEG (no
+    tag: a GeoTIFF copy beside it) the note of which file to use then; ``file`` None:
+    :data:`TAG_ZERO_NODATA` with the ``FILE`` placeholder and the note for PNG / JPEG files.
+
+    >>> tag_zero_command("scenes/s1 a.tif")
+    ("gdal_edit.py -a_nodata 0 'scenes/s1 a.tif'", None)
+    >>> tag_zero_command("tiles/t1.png")
+    ('gdal_translate -a_nodata 0 tiles/t1.png tiles/t1.tif', '(then use tiles/t1.tif: a PNG / JPEG holds no nodata tag)')
+    """
+    if file is None:
+        return (
+            TAG_ZERO_NODATA,
+            "(PNG / JPEG: gdal_translate -a_nodata 0 FILE OUT.tif, then use OUT.tif.)",
+        )
+    path = Path(file)
+    if path.suffix.lower() in NO_TAG_SUFFIXES:
+        copy = shlex.quote(str(path.with_suffix(".tif")))
+        return (
+            f"gdal_translate -a_nodata 0 {shlex.quote(str(path))} {copy}",
+            f"(then use {copy}: a PNG / JPEG holds no nodata tag)",
+        )
+    return f"gdal_edit.py -a_nodata 0 {shlex.quote(str(path))}", None
+
+
+def untagged_zero_advice(
+    why: str, effect: str, png_note: bool = True, file: str | os.PathLike[str] | None = None
+) -> list[list[str]]:
     """The text of an untagged-zero warning after its first line (:func:`check_zero_pixels`,
     :func:`check_zero_training`, :func:`~sam2elnet.data.input_kind.check_zero_border`), as
     :func:`~sam2elnet.utils.advice.message` blocks: ``why`` (what the zeros do to this model)
-    and the one advice, "if these pixels are no data, tag them ... and ``effect``", then
-    :data:`TAG_ZERO_NODATA` indented as every advice command (:data:`~sam2elnet.utils.advice.CMD`) and, with
-    ``png_note``, how to tag a PNG / JPEG (which holds no tag: a GeoTIFF copy)."""
+    and the one advice, "if these pixels are no data, tag them ... and ``effect``", then the
+    command (:func:`tag_zero_command`: for ``file`` when the warning is about one file, else
+    :data:`TAG_ZERO_NODATA`) indented as every advice command
+    (:data:`~sam2elnet.utils.advice.CMD`) and, with ``png_note``, its note on PNG / JPEG
+    files (which hold no tag: a GeoTIFF copy)."""
+    cmd, note = tag_zero_command(file)
     blocks = [
         paragraph(
             f"{why} If these pixels are no data, tag them (elnet has no nodata option; it reads "
             f"the file's tag) and {effect}:"
         ),
-        command(TAG_ZERO_NODATA, CMD),
+        command(cmd, CMD),
     ]
-    if png_note:
-        blocks.append(
-            paragraph("(PNG / JPEG: gdal_translate -a_nodata 0 FILE OUT.tif, then use OUT.tif.)")
-        )
+    if png_note and note is not None:
+        blocks.append(paragraph(note))
     return blocks
 
 
