@@ -138,6 +138,13 @@ def test_evaluate_baseline_groups_quality(
     assert rows["3"]["outcome"] == "unchanged" and rows["3"]["group"] == "sentinel"
     html = (out / "report.html").read_text()
     assert "compared with the baseline" in html and "palsar" in html
+    # each group's scores as the overall ones: pixel-summed apart from per-image means (one
+    # "palsar: aggregate" table mixed them without saying which)
+    for name in ("palsar", "sentinel"):
+        pixel = html.index(f"{name}: aggregate (pixel-summed)")
+        means = html.index(f"{name}: aggregate (mean per image)")
+        assert pixel < means and "mean per-image" not in html[pixel:means]
+        assert "mean per-image IoU" in html[means : html.index("</table>", means)]
 
 
 def test_evaluate_worse_by_and_tau(

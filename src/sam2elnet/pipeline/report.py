@@ -319,22 +319,11 @@ def write_evaluation_report(
         UserError, DataError: as :func:`write_report` (``path`` a folder, an unreadable vector
             label file).
     """
-    from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
-
     run_summary = _run_summary(result.options.get("quality_csv"))
     if threshold is None and run_summary is not None and _has(run_summary.get("threshold")):
         threshold = float(run_summary["threshold"])
     items = evaluation_items(result, images)
-    agg = {k: v for k, v in result.aggregate.items() if not k.startswith("total_")}
-    road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
-    means = {k: agg.pop(k) for k in [k for k in agg if k.startswith(IMAGE_MEAN_PREFIX)]}
-    metrics: dict[str, Any] = {"aggregate (pixel-summed)": agg}
-    if means:
-        metrics["aggregate (mean per image)"] = means
-    if road:  # centre-line measures, not pixel-summed: a table of their own
-        from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER
-
-        metrics[ROAD_TABLE_HEADER] = road
+    metrics: dict[str, Any] = _aggregate_tables(result.aggregate)
     if result.quality is not None:
         metrics["label quality"] = {
             k: v for k, v in result.quality.as_dict().items() if k != "source"
@@ -345,9 +334,7 @@ def write_evaluation_report(
             k: v for k, v in comparison.as_dict().items() if k != "worse_images"
         }
     for name, g in (getattr(result, "groups", None) or {}).items():
-        metrics[f"{name}: aggregate"] = {
-            k: v for k, v in g["aggregate"].items() if not k.startswith("total_")
-        }
+        metrics.update(_aggregate_tables(g["aggregate"], f"{name}: "))
         if g["comparison"] is not None:
             metrics[f"{name}: compared with the baseline"] = {
                 k: v for k, v in g["comparison"].as_dict().items() if k != "worse_images"
@@ -396,6 +383,27 @@ def write_evaluation_report(
         coarse_images=(run_summary or {}).get("coarse_images"),
         **_filter_facts(run_summary),
     )
+
+
+def _aggregate_tables(aggregate: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """An evaluation's aggregate (overall, or of one group with ``prefix`` ``"NAME: "``) as the
+    report's tables, one kind of number each: ``aggregate (pixel-summed)`` (scores from counts
+    summed over the images), ``aggregate (mean per image)`` (the ``mean_image_*`` keys, plain
+    means over the images) and the road centre-line measures (``road_*``,
+    :data:`~sam2elnet.pipeline.glossary.ROAD_TABLE_HEADER`), the last two only when present;
+    ``total_*`` counts left out."""
+    from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
+    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER
+
+    agg = {k: v for k, v in aggregate.items() if not k.startswith("total_")}
+    road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}
+    means = {k: agg.pop(k) for k in [k for k in agg if k.startswith(IMAGE_MEAN_PREFIX)]}
+    tables: dict[str, dict[str, Any]] = {f"{prefix}aggregate (pixel-summed)": agg}
+    if means:
+        tables[f"{prefix}aggregate (mean per image)"] = means
+    if road:  # centre-line measures, not pixel-summed: a table of their own
+        tables[f"{prefix}{ROAD_TABLE_HEADER}"] = road
+    return tables
 
 
 def _skipped_table(
