@@ -171,6 +171,36 @@ def test_truth_in_another_crs_is_placed_by_map_position(
     assert res.aggregate["iou"] > 0.75
 
 
+def test_a_truth_that_does_not_overlap_its_prediction_is_refused(
+    pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found in a docs walk: a truth of another place was resampled onto nothing, every metric
+    read '-' and the command exited 0. One pair: exit 2; in a folder the pair is skipped."""
+    pred, on_grid = pair
+    away = _tif(tmp_path / "away_gt.tif", _truth(), UTM, Affine(10, 0, X0 + 5000, 0, -10, Y0))
+    rc = main(["evaluate", "--pred", str(pred), "--truth", str(away)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(
+        f"error: {pred}: does not overlap its ground truth {away} at all (no prediction pixel "
+        "inside the truth's footprint; truth 64x64 px of 10 x 10 map units in EPSG:32633 -> "
+    )
+    assert err[0].endswith(
+        "check which truth goes with this prediction, or the georeference of either"
+    )
+    # a folder: that pair skipped, the other scored
+    (tmp_path / "p").mkdir()
+    (tmp_path / "t").mkdir()
+    _tif(tmp_path / "p" / "a.tif", _pred(), UTM, Affine(10, 0, X0, 0, -10, Y0))
+    _tif(tmp_path / "t" / "a.tif", _truth(), UTM, Affine(10, 0, X0, 0, -10, Y0))
+    _tif(tmp_path / "p" / "b.tif", _pred(), UTM, Affine(10, 0, X0, 0, -10, Y0))
+    _tif(tmp_path / "t" / "b.tif", _truth(), UTM, Affine(10, 0, X0 + 5000, 0, -10, Y0))
+    res = evaluate_folders(tmp_path / "p", tmp_path / "t", progress=False)
+    assert [r.name for r in res.images] == ["a"]
+    assert len(res.skipped) == 1 and "does not overlap" in res.skipped[0]["reason"]
+    assert _counts(res) == _expected(_pred(), _truth(), np.ones((N, N), bool))
+
+
 def test_no_resample_skips_a_truth_on_another_grid(
     pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

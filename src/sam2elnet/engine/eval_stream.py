@@ -124,8 +124,9 @@ def pair_counts(
     Raises:
         DataError: a file cannot be read (missing, truncated, undecodable, a class-index mask
             without ``positive_values``), the prediction, valid mask or baseline has another
-            size than the truth and no common georeference, or (``resample=False``) the truth
-            lies on another grid; the error's ``path`` is that file, the message names both.
+            size than the truth and no common georeference, (``resample=False``) the truth
+            lies on another grid, or a truth on another grid does not overlap the prediction
+            at all; the error's ``path`` is that file, the message names both.
     """
     from sam2elnet.data.grids import other_grid, raster_header
     from sam2elnet.data.vector import is_vector_path
@@ -235,6 +236,13 @@ def read_pair_masks(
         t, t_valid = read_mask_valid(truth, positive_values=positive_values)
     if grid is not None:
         t, t_valid, outside = place_on_grid(t, t_valid, grid, truth, pred)
+        if outside >= t.size:  # no common map area: nothing to count, not an IoU of "-"
+            raise DataError(
+                f"does not overlap its ground truth {truth} at all (no prediction pixel inside "
+                f"the truth's footprint; truth {grid.describe()}): they show different places; "
+                "check which truth goes with this prediction, or the georeference of either",
+                pred,
+            )
         moved = Resampled(grid.describe(), outside)
     if pred_polygons:
         p, p_valid = _polygons_on(truth, pred, vector), None
