@@ -20,7 +20,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from sam2elnet.export.api import export_labels
-from sam2elnet.export.vector import _geodesic
+from sam2elnet.export.vector import _geodesic, geodesic_areas
 
 PX = 1e-4  # degrees
 
@@ -84,3 +84,23 @@ def test_the_ellipsoid_is_read_once_per_crs_not_once_per_label() -> None:
     assert geod is _geodesic(CRS.from_epsg(4326))  # an equal CRS of another label
     assert geod.a == pytest.approx(6378137.0) and geod.f == pytest.approx(1 / 298.257223563)
     assert _geodesic(CRS.from_epsg(32633)) is None and _geodesic(None) is None
+
+
+def test_a_hole_running_as_its_outer_ring_is_subtracted() -> None:
+    """pyproj signs each ring's area by its direction and adds them: a hole drawn the same way
+    as its outer ring (every export path writes them opposite; a hand-built or imported polygon
+    need not) was added. The rings are oriented before measuring."""
+    from shapely.geometry import Polygon
+
+    geod = Geod(ellps="WGS84")
+    outer = [(10.0, 40.0), (10.01, 40.0), (10.01, 40.01), (10.0, 40.01)]  # counter-clockwise
+    hole = [(10.003, 40.003), (10.006, 40.003), (10.006, 40.006), (10.003, 40.006)]  # too
+    want = abs(geod.polygon_area_perimeter(*zip(*outer, strict=True))[0]) - abs(
+        geod.polygon_area_perimeter(*zip(*hole, strict=True))[0]
+    )
+    same = Polygon(outer, [hole])
+    opposite = Polygon(outer, [hole[::-1]])
+    clockwise = Polygon(outer[::-1], [hole])  # both reversed from the usual
+    got = geodesic_areas(geod, [same, opposite, clockwise])
+    assert got == pytest.approx([want] * 3, rel=1e-9)
+    assert 8.6e5 < want < 8.7e5  # 0.948 km² less 0.085 km², not their sum (1.03 km²)

@@ -27,6 +27,7 @@ the number of polygons; the output does not depend on the strip height or the ba
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +345,20 @@ def _geod_of(crs: str) -> Any:
     return c.get_geod() if c.is_geographic else None
 
 
+def geodesic_areas(geod: Any, polys: Sequence[Any]) -> list[float]:
+    """Areas in m² of ``polys`` (shapely polygons in longitude/latitude degrees) on the
+    ellipsoid ``geod`` (``pyproj.Geod``), holes subtracted whichever way their rings run.
+
+    ``Geod.geometry_area_perimeter`` signs each ring's area by its direction (counter-clockwise
+    positive) and adds them, so a hole running the same way as its outer ring was added; the
+    rings are oriented first (``shapely.orient_polygons``: exterior counter-clockwise, holes
+    clockwise). Returns one area >= 0 per polygon, in input order."""
+    import shapely
+
+    oriented = shapely.orient_polygons(np.asarray(list(polys), dtype=object))
+    return [abs(geod.geometry_area_perimeter(g)[0]) for g in oriented]
+
+
 class _LabelAttrs:
     """The attribute rows of one label's polygons (quality, areas, source), in the layer CRS."""
 
@@ -383,7 +398,7 @@ class _LabelAttrs:
             per_poly = [self.q] * len(polys)
         areas_px = [g.area / self.px for g in polys]
         if self.geod is not None:  # a geographic CRS (lon/lat): geodesic m² on its ellipsoid
-            areas_map = [abs(self.geod.geometry_area_perimeter(g)[0]) for g in polys]
+            areas_map = geodesic_areas(self.geod, polys)
         else:  # in the label's own (projected) CRS units, whatever --crs
             areas_map = [g.area for g in polys]
         if self.reproject:  # edges densified first: straight in the label CRS, close in the layer's
