@@ -187,3 +187,25 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     assert "constant after scaling" in page and "constant image" in page
     assert "skipped images" in page and "c_corrupt.png" in page and "cannot decode image" in page
     assert "1 of 3 image(s) skipped" in page
+
+
+def test_a_model_without_an_evaluator_says_how_to_fit_one(
+    run, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in a docs walk (docs/reliability.md's example trains with --no-quality): loading
+    such a model warned 'not fitted (no_samples) ... train again on more labelled images', advice
+    that does not fit a run that chose to fit none."""
+    from sam2elnet.engine.quality_filter import MORE_LABELS_ADVICE, NO_EVALUATOR_ADVICE
+
+    model, extra = load_model(run["model"])
+    path = save_model(model, tmp_path / "noq.pt", extra={**extra, "quality": {}})
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        Predictor.from_file(path)
+    text = " ".join(r.getMessage() for r in caplog.records if "not fitted" in r.getMessage())
+    assert (
+        "this model's quality evaluator is not fitted (the model file holds none: trained with "
+        "--no-quality, or saved without one); predicted IoUs are conservative (at most 0.50) and "
+        f"do not rank labels well - {NO_EVALUATOR_ADVICE}"
+    ) in text
+    assert MORE_LABELS_ADVICE not in text

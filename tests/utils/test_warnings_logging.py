@@ -44,7 +44,8 @@ def test_api_user_receives_the_model_warning_as_a_log_record(
         Predictor.from_file(path)
     (rec,) = _warnings_of(caplog, UNFITTED_EVALUATOR)
     assert rec.name == "sam2elnet.engine.predictor"
-    assert "train again on more labelled images" in rec.getMessage()
+    # a file saved without an evaluator: how to fit one (not "train on more labelled images")
+    assert "fit_quality('MODEL.pt', 'DATA')" in rec.getMessage()
     assert "refit" not in rec.getMessage()  # no command refits an evaluator alone
     assert [str(w.message) for w in seen if UNFITTED_EVALUATOR in str(w.message)] == []
 

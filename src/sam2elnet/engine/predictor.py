@@ -20,7 +20,11 @@ import torch
 
 from sam2elnet.engine import memory
 from sam2elnet.engine.coarse_rule import CoarseRule
-from sam2elnet.engine.quality_filter import MORE_LABELS_ADVICE, keep_threshold
+from sam2elnet.engine.quality_filter import (
+    MORE_LABELS_ADVICE,
+    NO_EVALUATOR_ADVICE,
+    keep_threshold,
+)
 from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
     autocast,
@@ -130,10 +134,13 @@ class Predictor:
         # a model loaded again (the stages of an experiment) says it once: keyed by its file
         # and the text, as Python's warnings said it once
         if not self.evaluator.fitted:
+            why, advice = self.evaluator.warning or self.evaluator.status, MORE_LABELS_ADVICE
+            if not extra.get("quality"):  # none stored: not "too few labels" (--no-quality)
+                why = "the model file holds none: trained with --no-quality, or saved without one"
+                advice = NO_EVALUATOR_ADVICE
             text = (
-                f"{UNFITTED_EVALUATOR} ({self.evaluator.warning or self.evaluator.status}); "
-                f"predicted IoUs are conservative (at most {self.evaluator.prior:.2f}) and do not "
-                f"rank labels well - {MORE_LABELS_ADVICE}"
+                f"{UNFITTED_EVALUATOR} ({why}); predicted IoUs are conservative (at most "
+                f"{self.evaluator.prior:.2f}) and do not rank labels well - {advice}"
             )
             warn_once(log, UNFITTED_EVALUATOR, text, key=f"{path}: {text}")
         self.tta = self.evaluator.tta if tta is None else int(tta)

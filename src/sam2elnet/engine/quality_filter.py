@@ -19,7 +19,7 @@ from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdCh
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MORE_LABELS_ADVICE", "keep_threshold"]
+__all__ = ["MORE_LABELS_ADVICE", "NO_EVALUATOR_ADVICE", "keep_threshold"]
 
 MORE_LABELS_ADVICE = (
     "train again on more labelled images (e.g. reviewed labels together with the earlier ones, "
@@ -27,6 +27,13 @@ MORE_LABELS_ADVICE = (
     "(docs/training.md)"
 )
 """What to do about an unfitted quality evaluator (no command refits one alone)."""
+
+NO_EVALUATOR_ADVICE = (
+    'fit one without retraining: python -c "from sam2elnet.engine.quality_fit import '
+    "fit_quality; fit_quality('MODEL.pt', 'DATA')\" (docs/training.md), or train without "
+    "--no-quality"
+)
+"""What to do about a model file that holds no quality evaluator (trained with --no-quality)."""
 
 
 def keep_threshold(
