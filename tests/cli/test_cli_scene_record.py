@@ -70,3 +70,19 @@ def test_scene_labels_export_their_model_and_category(
     assert model_ids == {version} and categories == {"oil spill"}
     assert coco["info"]["model_id"] == version
     assert [c["name"] for c in coco["categories"]] == ["oil spill"]
+
+
+def test_resume_with_the_builtin_model_does_not_warn_of_an_old_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in a docs walk: `elnet scene --model builtin:smoothing --image DIR --out OUT
+    --resume` warned 'made before output folders recorded their model', of a folder made a
+    moment before: builtin:smoothing is no file, so no folder records it."""
+    scenes = _scenes(tmp_path / "scenes")
+    out = tmp_path / "out"
+    argv = ["scene", "--model", "builtin:smoothing", "--image", str(scenes), "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    assert not (out / MODEL_ID_JSON).exists()
+    caplog.clear()
+    assert main([*argv, "--no-progress", "--resume"]) == 0
+    assert "made before output folders recorded their model" not in caplog.text

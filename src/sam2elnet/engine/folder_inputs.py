@@ -91,7 +91,8 @@ def check_resume_model(
     Same bytes (SHA-256) as the recorded model: resumed as before, wherever the file lies now.
     A folder with a ``quality.csv`` (annotate / enhance) or a ``manifest.jsonl`` (``elnet scene``
     folders of scenes) but no record (made before the record existed) resumes with one warning
-    that its model cannot be checked; a record without ``bands`` (made before bands were
+    that its model cannot be checked (none for a ``model`` that is not a file, e.g.
+    ``builtin:smoothing``, which no folder records); a record without ``bands`` (made before bands were
     recorded) is not checked for them.
 
     Raises:
@@ -114,7 +115,9 @@ def check_resume_model(
         return ident
     rec = read_model_identity(root)
     if rec is None:
-        if (root / QUALITY_CSV).is_file() or (root / SCENE_MANIFEST).is_file():
+        # a model that is not a file (builtin:smoothing) records nothing: nothing to miss
+        made = (root / QUALITY_CSV).is_file() or (root / SCENE_MANIFEST).is_file()
+        if ident is not None and made:
             log.warning(
                 "%s: made before output folders recorded their model (model_id.json): --resume "
                 "cannot check that its labels come from --model %s",
