@@ -53,3 +53,26 @@ def test_a_failed_join_at_an_explicit_address_names_ray_auth_mode(
     # RAY_AUTH_MODE already chosen: the hint would be wrong, so it is left out
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert "RAY_AUTH_MODE" not in _join(listening)
+
+
+def test_a_failed_join_at_auto_says_what_auto_joins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in a docs walk (README: `elnet scene ... --backend ray --address auto`): with no
+    cluster running, the line was Ray's 'Please specify the one to connect to by setting
+    `--address` flag', to a user who had given --address."""
+
+    def none_running(**kw: object) -> None:
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to by "
+            "setting `--address` flag or `RAY_ADDRESS` environment variable."
+        )
+
+    assert not ray.is_initialized()
+    monkeypatch.setattr(ray, "init", none_running)
+    msg = _join("auto")
+    assert msg.startswith("cannot connect to the Ray cluster at 'auto': Could not find any "), msg
+    assert msg.endswith(
+        "; --address auto joins a Ray cluster already running on this machine (`ray start "
+        "--head`, or a cluster node); without --address the command starts a private local Ray "
+        "of --workers CPUs itself"
+    ), msg
+    assert "RAY_AUTH_MODE" not in msg

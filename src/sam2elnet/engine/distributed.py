@@ -110,11 +110,18 @@ def quiet_token_notice() -> Iterator[None]:
 
 
 def _auth_hint(address: str | None) -> str:
-    """What to add to a failed join of an explicit ``HOST:PORT``: Ray (>= 2.59) sends its token
+    """What to add to a failed join: at ``auto``, what it joins and that no ``--address`` starts
+    a local Ray; at an explicit ``HOST:PORT``, Ray (>= 2.59) sends its token
     (``~/.ray/auth_token``) to an address given explicitly only when ``RAY_AUTH_MODE=token`` is
     set (``auto`` finds a local cluster and turns it on by itself), so joining a ``ray start
     --head`` cluster, which has token authentication on by default, fails without it."""
-    if address in (None, "auto") or str(address).startswith("ray://"):
+    if address == "auto":  # nothing running here: Ray's own text asks for an --address
+        return (
+            "; --address auto joins a Ray cluster already running on this machine (`ray start "
+            "--head`, or a cluster node); without --address the command starts a private "
+            "local Ray of --workers CPUs itself"
+        )
+    if address is None or str(address).startswith("ray://"):
         return ""
     if os.environ.get("RAY_AUTH_MODE"):
         return ""
