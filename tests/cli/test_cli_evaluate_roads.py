@@ -284,3 +284,17 @@ def test_too_few_truths_to_judge_say_road_measures_are_off(
     assert "road measures: off" not in said and "road quality │ 1.0000" in said, said
     assert main([*argv, "--no-roads"]) == 0
     assert "road measures: off" not in capsys.readouterr().out
+
+
+def test_both_buffer_units_are_refused_in_the_options_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found in a docs walk (docs/evaluation.md: `--road-buffer-m 2 --road-buffer 3  # exit 2`):
+    evaluate named the API's fields, `road_buffer (3 px) and road_buffer_m (2 m)`, where train,
+    cv and experiment name the options."""
+    rc = main(["evaluate", "--pred", str(tmp_path / "p"), "--truth", str(tmp_path / "t"),
+               "--road-buffer-m", "2", "--road-buffer", "3"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [
+        "error: --road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
+    ]

@@ -201,6 +201,9 @@ def evaluate(
 
     roads_on = switch(roads, no_roads, "roads")  # None: auto
     resample = bool(switch(resample, no_resample, "resample", True))
+    # both given: refused in the options' words before anything is read (check_options would
+    # name EvaluateOptions' fields, road_buffer / road_buffer_m)
+    road_buffer_px_of(road_buffer, road_buffer_m)
     check_options(
         EvaluateOptions,
         tolerance=tolerance,
@@ -214,7 +217,6 @@ def evaluate(
         line_width=line_width,
         truth_layer=truth_layer,
     )
-    road_buffer_px_of(road_buffer, road_buffer_m)  # both given: refused before anything is read
     check_input(pred, "--pred", "prediction folder or file")
     check_input(truth, "--truth", "ground-truth folder or file")
     if baseline is not None:
