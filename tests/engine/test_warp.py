@@ -417,3 +417,22 @@ def test_annotate_enhance_bad_warp_options(
         err = capsys.readouterr().err
         assert err.startswith("error:") and msg in err and err.count("\n") == 1, err
         assert not out.exists()
+
+
+def test_annotate_warp_to_utm_says_which_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found in a docs walk: `enhance --warp-to utm` closed with 'warped onto a map grid in utm';
+    the zone is each image's own (its centre's), which the line now says."""
+    from sam2elnet.cli import main
+
+    model = micro_model_file(tmp_path / "m.pt")
+    (imgs := tmp_path / "imgs").mkdir()
+    gcp_tif(imgs / "grd.tif", sar_image())
+    args = ["annotate", "--model", str(model), "--images", str(imgs), "--no-progress",
+            "--precision", "32", "--out", str(tmp_path / "o"), "--warp-to", "utm"]  # fmt: skip
+    assert main(args) == 0
+    assert (
+        "label and probability GeoTIFFs warped onto a map grid in the WGS 84 UTM zone of each "
+        "image's centre (GCP transformer tps;"
+    ) in capsys.readouterr().out

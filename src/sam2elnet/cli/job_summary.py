@@ -147,8 +147,10 @@ def print_folder(res: Any, what: str) -> None:
         typer.echo(none_kept, err=True)
     if s.get("warp"):
         w = s["warp"]
+        to = str(w["to"])  # "utm": a zone per image, chosen from its centre
+        where = "the WGS 84 UTM zone of each image's centre" if to.lower() == "utm" else to
         typer.echo(
-            f"label and probability GeoTIFFs warped onto a map grid in {w['to']} (GCP "
+            f"label and probability GeoTIFFs warped onto a map grid in {where} (GCP "
             f"transformer {w['method']}; `elnet --verbose COMMAND ...` prints each grid)"
         )
     typer.echo(f"outputs in {res.out_dir} ({', '.join(written_outputs(Path(res.out_dir)))})")
