@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -192,11 +193,13 @@ def _demo_report(ecfg: Any, results: dict[str, Any], out: Path) -> Path:
     """OUT/report.html: enhancement and annotation examples next to the truth, both tables, plot."""
     from sam2elnet.pipeline.experiment_report import auto_label_item
     from sam2elnet.pipeline.experiment_split import Split
+    from sam2elnet.pipeline.experiment_stages import stage_summary
     from sam2elnet.pipeline.report_items import ReportItem
     from sam2elnet.pipeline.report_protocol import write_protocol_report
 
     exp = Path(ecfg.out)
-    stage = lambda name: json.loads((exp / "stages" / f"{name}.json").read_text())["summary"]  # noqa: E731
+    # the stored summaries name files relative to the run folder: read them resolved against it
+    stage = partial(stage_summary, exp)
     split = Split(**stage("split"))
     auto = stage("annotate")
     items: list[ReportItem] = []
