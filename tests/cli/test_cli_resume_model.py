@@ -200,7 +200,44 @@ def test_scene_folder_records_its_model_and_resume_with_another_is_refused(
     assert len(said) == 1 and str(out) in said[0], said
     assert json.loads((out / MODEL_ID_JSON).read_text())["sha256"] == rec["sha256"]
     assert main(_scene_args("builtin:smoothing", scenes, out)) == 0
-    assert not (out / MODEL_ID_JSON).exists()
+    assert json.loads((out / MODEL_ID_JSON).read_text())["model"] == "builtin:smoothing"
+
+
+def test_resume_between_a_model_file_and_the_builtin_model_is_refused(
+    run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``elnet scene --model builtin:smoothing --resume`` into a folder a model file filled (or
+    the reverse) went on and mixed the two models' labels: builtin:smoothing, no file, was
+    neither checked nor recorded. It is now recorded by name (``model_id.json``) and follows the
+    rule of model files: another model is one ``error: OUT: ...`` line naming both, the recorded
+    one and what to do, exit 2, nothing written; the same builtin model resumes."""
+    import numpy as np
+    from helpers_data import write_tif
+
+    scenes = tmp_path / "scenes"
+    rng = np.random.default_rng(0)
+    for name in ("s1.tif", "s2.tif"):
+        write_tif(scenes / name, rng.integers(0, 255, (3, 64, 64)).astype(np.uint8))
+    real, dry = tmp_path / "real", tmp_path / "dry"
+    assert main(_scene_args(run["model"], scenes, real)) == 0
+    assert main(_scene_args("builtin:smoothing", scenes, dry)) == 0
+    rec = json.loads((dry / MODEL_ID_JSON).read_text())
+    assert rec == {"model": "builtin:smoothing", "model_version": "builtin:smoothing",
+                   "sha256": None, "bands": None}  # fmt: skip
+    capsys.readouterr()
+    recorded = str(run["model"].resolve())
+    for out, other, named in ((real, "builtin:smoothing", recorded),
+                              (dry, str(run["model"]), "builtin:smoothing")):  # fmt: skip
+        before = _tree(out)
+        assert main(_scene_args(other, scenes, out, "--resume")) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {out}: "), err
+        assert f"made by model {named}" in err and f"--model {other} is another model" in err
+        assert f"resume with --model {named}" in err
+        assert "new --out" in err and "drop --resume" in err
+        assert _tree(out) == before
+    assert main(_scene_args("builtin:smoothing", scenes, dry, "--resume")) == 0
+    assert "0 scenes predicted, 2 already done" in capsys.readouterr().out
 
 
 def test_resume_with_other_bands_is_refused_with_nothing_written(

@@ -77,12 +77,12 @@ def test_resume_with_the_builtin_model_does_not_warn_of_an_old_folder(
 ) -> None:
     """Found in a docs walk: `elnet scene --model builtin:smoothing --image DIR --out OUT
     --resume` warned 'made before output folders recorded their model', of a folder made a
-    moment before: builtin:smoothing is no file, so no folder records it."""
+    moment before. The folder now records builtin:smoothing by name, and resumes with it."""
     scenes = _scenes(tmp_path / "scenes")
     out = tmp_path / "out"
     argv = ["scene", "--model", "builtin:smoothing", "--image", str(scenes), "--out", str(out)]
     assert main([*argv, "--no-progress"]) == 0
-    assert not (out / MODEL_ID_JSON).exists()
+    assert json.loads((out / MODEL_ID_JSON).read_text())["model"] == "builtin:smoothing"
     caplog.clear()
     assert main([*argv, "--no-progress", "--resume"]) == 0
     assert "made before output folders recorded their model" not in caplog.text

@@ -142,6 +142,7 @@ def scene_cmd(
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
+    from sam2elnet.data.run_model import BUILTIN_PREFIX
     from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
     from sam2elnet.utils.paths import check_input, check_not_input, check_output
@@ -163,7 +164,7 @@ def scene_cmd(
     precision = opts.precision
     band_list = _bands(bands)
     warp_to = check_warp_options(warp_to, warp_method)
-    if not model.startswith("builtin:"):
+    if not model.startswith(BUILTIN_PREFIX):
         check_input(model, "--model", "model file")
     check_input(image, "--image", "scene file or folder")
     if labels is not None:

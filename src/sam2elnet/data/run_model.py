@@ -3,9 +3,10 @@
 ``elnet annotate`` / ``elnet enhance`` (and ``elnet scene`` on a folder of scenes) write
 ``OUT/model_id.json`` when a job starts (:func:`record_model_identity`): the model file
 (:func:`model_record`, absolute), its version ``NAME@HASH`` (:func:`model_version`) and the
-SHA-256 of its bytes (:func:`model_identity`), plus the ``bands`` given. ``--resume`` with
-another model is refused by comparing it (:func:`read_model_identity`), and exports tag the
-labels with its ``model_version``. :func:`recorded_model` finds the model file a
+SHA-256 of its bytes (:func:`model_identity`), plus the ``bands`` given; a built-in model
+(``builtin:smoothing``, no file) is recorded by its name (:func:`builtin_identity`). ``--resume``
+with another model is refused by comparing it (:func:`read_model_identity`,
+:func:`same_model`), and exports tag the labels with its ``model_version``. :func:`recorded_model` finds the model file a
 ``summary.json`` names (the other run-folder files: :mod:`sam2elnet.data.runfolder`).
 
 Read back (every export format, the review imports): :func:`run_model_version` and
@@ -24,6 +25,7 @@ from sam2elnet.data.runfolder import SUMMARY_JSON
 from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
+    "BUILTIN_PREFIX",
     "MODEL_ID_JSON",
     "LabelTags",
     "label_record",
@@ -32,17 +34,23 @@ __all__ = [
     "run_model_version",
     "run_summary",
     "summary_model",
+    "builtin_identity",
     "model_identity",
     "model_record",
     "model_version",
     "read_model_identity",
     "record_model_identity",
     "recorded_model",
+    "same_model",
     "write_model_identity",
 ]
 
 MODEL_ID_JSON = "model_id.json"
 """The identity of the model that made an output folder's labels (:func:`model_identity`)."""
+
+BUILTIN_PREFIX = "builtin:"
+"""How a built-in model is named where a model file is expected (``elnet scene --model
+builtin:smoothing``: a model-free dry run)."""
 
 
 def model_record(model: str | Path) -> str:
@@ -117,16 +125,36 @@ def model_identity(model: str | Path) -> dict[str, str]:
     }
 
 
+def builtin_identity(model: str | Path | None) -> dict[str, Any] | None:
+    """What ``OUT/model_id.json`` records of a built-in model (``builtin:smoothing``): its name
+    as ``model`` and ``model_version``, ``sha256`` None (no file); None when ``model`` is not a
+    ``builtin:`` name, as :func:`sam2elnet.pipeline.scenes.load_scene_predictor` reads it."""
+    if model is None or not str(model).startswith(BUILTIN_PREFIX):
+        return None
+    return {"model": str(model), "model_version": str(model), "sha256": None}
+
+
+def same_model(recorded: dict[str, Any], identity: dict[str, Any]) -> bool:
+    """Whether two identities (:func:`model_identity`, :func:`builtin_identity`) are one model:
+    model files by the SHA-256 of their bytes (wherever they lie), built-in models by name; a
+    file is never a built-in model."""
+    if recorded.get("sha256") or identity.get("sha256"):
+        return recorded.get("sha256") == identity.get("sha256")
+    return recorded.get("model") == identity.get("model")
+
+
 def read_model_identity(run_dir: str | Path) -> dict[str, Any] | None:
-    """``run_dir/model_id.json`` (:func:`model_identity`'s entries); None when the folder has
-    none (made before it was recorded, or by another tool) or it is not a JSON object with a
-    ``sha256`` string."""
+    """``run_dir/model_id.json`` (:func:`model_identity`'s or :func:`builtin_identity`'s
+    entries); None when the folder has none (made before it was recorded, or by another tool) or
+    it is not a JSON object with a ``sha256`` string (or, built-in, a ``builtin:`` ``model``)."""
     p = Path(run_dir) / MODEL_ID_JSON
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("sha256"), str):
+    if not isinstance(data, dict):
+        return None
+    if not isinstance(data.get("sha256"), str) and builtin_identity(data.get("model")) is None:
         return None
     return data
 
@@ -145,9 +173,10 @@ def record_model_identity(
 ) -> None:
     """What a job does with ``run_dir/model_id.json`` when it starts (the folder locked, before
     any output is written), one rule for annotate / enhance and scene folders: the model's
-    ``identity`` (:func:`model_identity`) is written; without one (a model that is not a file,
-    e.g. ``builtin:smoothing``) a new job removes an earlier run's record, which no longer tells
-    the labels' model, and ``resume`` keeps it (the labels it continues are that model's)."""
+    ``identity`` (:func:`model_identity`, :func:`builtin_identity`) is written; without one (a
+    predictor passed to the API, no file behind it) a new job removes an earlier run's record,
+    which no longer tells the labels' model, and ``resume`` keeps it (the labels it continues are
+    that model's)."""
     if identity is not None:
         write_model_identity(run_dir, identity)
     elif not resume:

@@ -83,30 +83,40 @@ def check_resume_model(
     bands: Sequence[int] | None = None,
 ) -> dict[str, Any] | None:
     """The identity of ``model`` that the job records in ``OUT/model_id.json``
-    (:func:`~sam2elnet.data.run_model.model_identity`, plus ``bands``: the 1-based file bands
-    given with ``--bands``, None for the model's default; None when ``model`` is not a readable
-    file), after checking that ``--resume`` continues with the model and the bands that made the
-    folder's labels.
+    (:func:`~sam2elnet.data.run_model.model_identity` of a model file,
+    :func:`~sam2elnet.data.run_model.builtin_identity` of ``builtin:smoothing``, plus ``bands``:
+    the 1-based file bands given with ``--bands``, None for the model's default; None when
+    ``model`` is neither: a predictor passed to the API), after checking that ``--resume``
+    continues with the model and the bands that made the folder's labels.
 
-    Same bytes (SHA-256) as the recorded model: resumed as before, wherever the file lies now.
-    A folder with a ``quality.csv`` (annotate / enhance) or a ``manifest.jsonl`` (``elnet scene``
-    folders of scenes) but no record (made before the record existed) resumes with one warning
-    that its model cannot be checked (none for a ``model`` that is not a file, e.g.
-    ``builtin:smoothing``, which no folder records); a record without ``bands`` (made before bands were
-    recorded) is not checked for them.
+    One rule for model files and built-in models
+    (:func:`~sam2elnet.data.run_model.same_model`): the same bytes (SHA-256) as the recorded
+    model file resume as before, wherever the file lies now; ``builtin:smoothing`` resumes a
+    folder it made; any other pair (two files, a file and ``builtin:smoothing``, either way) is
+    refused. A folder with a ``quality.csv`` (annotate / enhance) or a ``manifest.jsonl``
+    (``elnet scene`` folders of scenes) but no record (made before the record existed) resumes
+    with one warning that its model cannot be checked; a record without ``bands`` (made before
+    bands were recorded) is not checked for them.
 
     Raises:
         UserError: ``resume`` and the folder records another model, or other ``--bands``; one
-            line naming both models (both band lists) and saying to give a new ``--out`` or
-            drop ``--resume`` to start over (or give the recorded bands). Raised before the
-            model loads and before anything is written.
+            line naming the folder and both models (both band lists) and saying to give a new
+            ``--out``, resume with the recorded model (bands) or drop ``--resume`` to start
+            over. Raised before the model loads and before anything is written.
     """
-    from sam2elnet.data.run_model import model_identity, read_model_identity
+    from sam2elnet.data.run_model import (
+        builtin_identity,
+        model_identity,
+        read_model_identity,
+        same_model,
+    )
     from sam2elnet.data.runfolder import SCENE_MANIFEST
 
     root = Path(out)
+    ident = builtin_identity(model)
     try:
-        ident = model_identity(model) if model is not None and Path(model).is_file() else None
+        if ident is None and model is not None and Path(model).is_file():
+            ident = model_identity(model)
     except OSError:
         ident = None
     if ident is not None:
@@ -115,7 +125,6 @@ def check_resume_model(
         return ident
     rec = read_model_identity(root)
     if rec is None:
-        # a model that is not a file (builtin:smoothing) records nothing: nothing to miss
         made = (root / QUALITY_CSV).is_file() or (root / SCENE_MANIFEST).is_file()
         if ident is not None and made:
             log.warning(
@@ -125,11 +134,11 @@ def check_resume_model(
                 model,
             )
         return ident
-    if ident is not None and rec["sha256"] != ident["sha256"]:
+    if ident is not None and not same_model(rec, ident):
         raise UserError(
-            f"its labels were made by model {rec.get('model')} ({rec.get('model_version')}); "
-            f"--model {model} is another model ({ident['model_version']}), and --resume would mix "
-            "the two: give a new --out for this model, or drop --resume to start over",
+            f"its labels were made by model {_model_text(rec)}; --model {model} is another "
+            f"model{_version_text(ident)}, and --resume would mix the two: give a new --out for "
+            f"this model, resume with --model {rec.get('model')}, or drop --resume to start over",
             root,
         )
     if ident is not None and "bands" in rec and rec["bands"] != ident["bands"]:
@@ -140,6 +149,19 @@ def check_resume_model(
             root,
         )
     return ident
+
+
+def _version_text(ident: dict[str, Any]) -> str:
+    """`` (NAME@HASH)`` of a model file's identity; empty for a built-in model, whose version is
+    its name."""
+    version = ident.get("model_version")
+    return f" ({version})" if version and version != ident.get("model") else ""
+
+
+def _model_text(ident: dict[str, Any]) -> str:
+    """``/abs/model.pt (model.pt@1a2b3c4d)``, or ``builtin:smoothing``: a recorded model in the
+    resume error."""
+    return f"{ident.get('model')}{_version_text(ident)}"
 
 
 def _bands_text(bands: Any) -> str:

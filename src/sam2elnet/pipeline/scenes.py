@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
+from sam2elnet.data.run_model import BUILTIN_PREFIX
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
@@ -231,9 +232,6 @@ def _predict_scenes(
 # loading predictors and the job behind ``elnet scene``
 
 
-BUILTIN_PREFIX = "builtin:"
-
-
 def load_scene_predictor(
     model: str | Path,
     *,
@@ -425,8 +423,9 @@ def scene_job(
     from sam2elnet.data.vector_shared import warn_no_width
     from sam2elnet.engine.folder_inputs import check_resume_model
 
-    # the model file's identity (None for builtin:smoothing), before the model loads; a folder
-    # records it (model_id.json), and --resume into it with another model or --bands is refused
+    # the model's identity (a file's bytes, or builtin:smoothing by name), before the model
+    # loads; a folder records it (model_id.json), and --resume into it with another model or
+    # --bands is refused
     model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
     if src.is_dir() or layer is not None:  # one label file for all scenes: read once, now
         labels = shared_coarse(labels, list_scenes(src) if src.is_dir() else [src], layer) or labels
