@@ -42,6 +42,7 @@ __all__ = [
     "process_chunk",
     "check_warp_input",
     "warp_outputs",
+    "warn_gcps_kept",
     "drop_counterpart",
 ]
 
@@ -128,6 +129,7 @@ def _process_chunk(
         try:
             check_warp_input(spec, f)
             img, x, valid = pred.read(f)
+            warn_gcps_kept(spec, f, img.profile)
             coarse = None if coarse_path is None else _read_coarse(spec, f, img, coarse_path)
         except DataError as err:  # incl. a band count the model cannot take
             skipped.append((str(f), str(err)))
@@ -199,6 +201,23 @@ def check_warp_input(spec: ChunkSpec, f: Path) -> None:
     from sam2elnet.data.warp import check_warpable
 
     check_warpable(f, spec.warp_to, spec.warp_method)
+
+
+def warn_gcps_kept(spec: ChunkSpec, f: Path, profile: dict[str, Any]) -> None:
+    """Without ``spec.warp_to``: the warning of ``elnet scene``
+    (:func:`~sam2elnet.engine.scene_inputs.gcps_kept_note`, once per run, the others counted)
+    when ``f`` is a GeoTIFF georeferenced by GCPs only that can be placed (``profile``: the
+    image's, with ``gcps`` / ``gcp_crs``): its label GeoTIFF keeps the GCPs."""
+    gcps = profile.get("gcps")
+    if spec.warp_to or not gcps or f.suffix.lower() not in GEO_SUFFIXES:
+        return
+    from sam2elnet.data.georef import grid_kind
+    from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND, gcps_kept_note
+    from sam2elnet.utils.run_warnings import warn_once
+
+    crs = profile.get("gcp_crs")
+    if grid_kind({"gcps": gcps, "crs": crs}) == "gcps":  # else used as if it had none
+        warn_once(log, GCPS_KEPT_KIND, gcps_kept_note(f, len(gcps), crs))
 
 
 def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:

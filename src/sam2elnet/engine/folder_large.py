@@ -12,6 +12,7 @@ adds per-window quality for reviewers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -32,9 +33,10 @@ from sam2elnet.engine.folder_chunk import (
 from sam2elnet.engine.folder_workers import CallWindows
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.scene import predict_scene
+from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
-from sam2elnet.utils.run_warnings import warn_once
+from sam2elnet.utils.run_warnings import hidden, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -92,24 +94,28 @@ def predict_large(
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
     tile_px = tile * tile
     _warn_window_memory(p, f, tile, coarse is not None, size)
+    # with --warp-to the outputs are warped below, after the change statistics: the scene's
+    # warning that they keep the GCPs would be wrong
+    quiet = hidden(GCPS_KEPT_KIND) if spec.warp_to else contextlib.nullcontext()
     try:
-        res = predict_scene(
-            f,
-            out / "labels" / tif,
-            scorer,
-            tile=tile,
-            overlap=overlap,
-            batch_size=p.fit_batch(tile_px, coarse=coarse is not None),
-            coarse=coarse,
-            line_width=spec.line_width,
-            line_width_unit=spec.line_width_unit,
-            coarse_positive_values=spec.positive_values,
-            prob_path=(out / "prob" / tif) if spec.save_prob else None,
-            quality_gpkg=out / "tiles" / f"{Path(tif).stem}.gpkg",
-            progress=progress,
-            executor=CallWindows(executor, scorer is not p),
-            keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
-        )
+        with quiet:
+            res = predict_scene(
+                f,
+                out / "labels" / tif,
+                scorer,
+                tile=tile,
+                overlap=overlap,
+                batch_size=p.fit_batch(tile_px, coarse=coarse is not None),
+                coarse=coarse,
+                line_width=spec.line_width,
+                line_width_unit=spec.line_width_unit,
+                coarse_positive_values=spec.positive_values,
+                prob_path=(out / "prob" / tif) if spec.save_prob else None,
+                quality_gpkg=out / "tiles" / f"{Path(tif).stem}.gpkg",
+                progress=progress,
+                executor=CallWindows(executor, scorer is not p),
+                keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
+            )
     except DataError as err:  # incl. a band count the model cannot take: skip, go on
         skips.add(f, err)
         return None

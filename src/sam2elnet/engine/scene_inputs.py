@@ -143,6 +143,37 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> tuple[in
     return shape
 
 
+GCPS_KEPT_KIND = "image georeferenced by GCPs only, outputs keep the GCPs"
+"""The :func:`~sam2elnet.utils.run_warnings.warn_once` kind of :func:`gcps_kept_note`: one
+warning per run, the other images counted (``elnet scene`` folders, annotate / enhance)."""
+
+
+def gcps_kept_note(path: Path, n_gcps: int, crs: Any, footprints: bool = False) -> str:
+    """The warning of an image georeferenced by ground control points only (Sentinel-1 GRD: no
+    CRS, no transform; at least :data:`~sam2elnet.data.georef.MIN_GCPS` GCPs with a CRS) whose
+    outputs keep the GCPs (no ``--warp-to``), with what to do for map-grid outputs: the one text
+    of ``elnet scene`` and of annotate / enhance, whole images
+    (:func:`sam2elnet.engine.folder_chunk.process_chunk`) or window by window.
+
+    Args:
+        path: the image, named first.
+        n_gcps: its number of GCPs; ``crs``: their CRS (as ``str`` shows it, e.g. ``EPSG:4326``).
+        footprints: also say where the ``--quality-gpkg`` / ``tiles/`` window footprints are
+            placed (the window-by-window path writes them).
+    """
+    where = (
+        f"; tile footprints are in {crs}, placed with the affine fit to the GCPs that elnet "
+        "export places the label's polygons with"
+        if footprints
+        else ""
+    )
+    return (
+        f"{path} is georeferenced by {n_gcps} ground control points only (GCPs, in {crs}): the "
+        f"output GeoTIFFs keep the GCPs{where}. For map-grid outputs use --warp-to utm (or a CRS "
+        "such as EPSG:32635), or warp the scene first (e.g. gdalwarp -tps)"
+    )
+
+
 def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:
     """The note of a scene whose ground control points cannot place it
     (:func:`~sam2elnet.data.georef.grid_kind` ``"none"``: fewer than
@@ -234,16 +265,10 @@ class SceneInputs:
                     f"grid (--warp-to {warp_to}); tile footprints are placed the same way"
                 )
             elif gcp_grid is not None:
-                gcp_crs = gcp_grid.crs
                 self.notes.append(
-                    f"{self.path} is georeferenced by {len(gcp_grid.gcps)} ground control points "
-                    f"only (GCPs, in {gcp_crs}): the output GeoTIFFs keep the GCPs; tile footprints "
-                    f"are in {gcp_crs}, placed with the affine fit to the GCPs that elnet export "
-                    "places the label's polygons with. For map-grid "
-                    "outputs use --warp-to utm (or a CRS such as EPSG:32635), or warp the scene "
-                    "first (e.g. gdalwarp -tps)"
+                    gcps_kept_note(self.path, len(gcp_grid.gcps), gcp_grid.crs, footprints=True)
                 )
-                warn_once(log, "scene georeferenced by GCPs only", self.notes[-1])
+                warn_once(log, GCPS_KEPT_KIND, self.notes[-1])
             elif self.src.crs is None:
                 self.notes.append(
                     f"{self.path} has no CRS: outputs carry no georeference; tile footprints use "
