@@ -426,7 +426,7 @@ class TrainConfig(BaseModel):
         config: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
-        fit_quality: bool = True,
+        fit_quality: bool | None = None,
         quality: dict[str, Any] | None = None,
         flags: dict[str, str] | None = None,
     ) -> TrainConfig:

@@ -35,7 +35,7 @@ def layered_config(
     config: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
-    fit_quality: bool = True,
+    fit_quality: bool | None = None,
     quality: dict[str, Any] | None = None,
     flags: dict[str, str] | None = None,
 ) -> Any:
@@ -53,7 +53,9 @@ def layered_config(
         config: YAML TrainConfig to start from.
         resume: Continue the run in ``options["out"]``.
         progress: Show progress bars.
-        fit_quality: False skips fitting the quality evaluator (``--no-quality``).
+        fit_quality: False skips fitting the quality evaluator (``--no-quality``), True fits
+            it (``--quality``: a resumed ``--no-quality`` run then fits one), None keeps the
+            layers' (the run's ``config.yaml`` on ``resume``; default: fit).
         quality: Overrides of the quality evaluator's settings.
         flags: Field name -> command-line flag for messages (default ``--field-name``).
 
@@ -83,8 +85,8 @@ def layered_config(
         if key in given and other not in given:
             base.pop(other, None)
     merged: dict[str, Any] = {**base, **given, "resume": resume, "progress": progress}
-    if not fit_quality:
-        merged["fit_quality"] = False
+    if fit_quality is not None:
+        merged["fit_quality"] = fit_quality
     q = dict(merged.get("quality") or {})
     q.update({k: v for k, v in (quality or {}).items() if v is not None})
     if q:

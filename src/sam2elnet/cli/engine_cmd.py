@@ -130,8 +130,12 @@ def train_cmd(
         "--tau",
         help="IoU that makes a label 'good' for the evaluator, in (0, 1) (default 0.7).",
     ),  # noqa: UP045
-    no_quality: bool = typer.Option(
-        False, "--no-quality", help="Skip fitting the quality evaluator."
+    quality: Optional[bool] = typer.Option(  # noqa: UP045
+        None,
+        "--quality/--no-quality",
+        help="Fit the quality evaluator after training (default), or skip it. With --resume "
+        "the run's choice unless given: --resume --quality on a finished --no-quality run fits "
+        "one without training again.",
     ),
     quality_folds: int | None = typer.Option(
         None,
@@ -244,7 +248,7 @@ def train_cmd(
         config=config,
         resume=resume,
         progress=not no_progress,
-        fit_quality=not no_quality,
+        fit_quality=quality,
         quality=dict(tta=tta, tau=tau, crossfit_folds=quality_folds, crossfit_epochs=q_epochs),
         flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )

@@ -22,8 +22,8 @@ from sam2elnet.engine import memory
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.quality_filter import (
     MORE_LABELS_ADVICE,
-    NO_EVALUATOR_ADVICE,
     keep_threshold,
+    no_evaluator_advice,
 )
 from sam2elnet.engine.runtime import (
     NON_FINITE_OUTPUT,
@@ -137,7 +137,7 @@ class Predictor:
             why, advice = self.evaluator.warning or self.evaluator.status, MORE_LABELS_ADVICE
             if not extra.get("quality"):  # none stored: not "too few labels" (--no-quality)
                 why = "the model file holds none: trained with --no-quality, or saved without one"
-                advice = NO_EVALUATOR_ADVICE
+                advice = no_evaluator_advice(path)
             text = (
                 f"{UNFITTED_EVALUATOR} ({why}); predicted IoUs are conservative (at most "
                 f"{self.evaluator.prior:.2f}) and do not rank labels well - {advice}"

@@ -19,7 +19,7 @@ from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdCh
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MORE_LABELS_ADVICE", "NO_EVALUATOR_ADVICE", "keep_threshold"]
+__all__ = ["MORE_LABELS_ADVICE", "NO_EVALUATOR_ADVICE", "keep_threshold", "no_evaluator_advice"]
 
 MORE_LABELS_ADVICE = (
     "train again on more labelled images (e.g. reviewed labels together with the earlier ones, "
@@ -33,7 +33,24 @@ NO_EVALUATOR_ADVICE = (
     "fit_quality; fit_quality('MODEL.pt', 'DATA')\" (docs/training.md), or train without "
     "--no-quality"
 )
-"""What to do about a model file that holds no quality evaluator (trained with --no-quality)."""
+"""What to do about a model file that holds no quality evaluator (trained with --no-quality)
+and lies outside a run folder of ``elnet train``; :func:`no_evaluator_advice` gives the advice
+for a model file."""
+
+
+def no_evaluator_advice(model_path: str | Path | None) -> str:
+    """What to do about the model file ``model_path`` holding no quality evaluator: the model of
+    an ``elnet train`` run folder (``RUN/model.pt`` next to its ``config.yaml``) gets its command,
+    ``elnet train --out RUN --resume --quality`` (fits one, trains no epoch again); any other
+    file :data:`NO_EVALUATOR_ADVICE`."""
+    if model_path is not None:
+        run = Path(model_path).parent
+        if Path(model_path).name == "model.pt" and (run / "config.yaml").is_file():
+            return (
+                f"fit one without retraining: elnet train --out {run} --resume --quality "
+                "(docs/training.md)"
+            )
+    return NO_EVALUATOR_ADVICE
 
 
 def keep_threshold(
