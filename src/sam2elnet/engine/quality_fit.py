@@ -30,6 +30,7 @@ from sam2elnet.errors import UserError
 from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import spearman
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
@@ -241,7 +242,7 @@ def describe_summary(summary: dict[str, Any]) -> str:
     n_out = q.get("n_heldout", q.get("n"))
     line = (
         f"quality evaluator: {q.get('status', 'fitted' if q.get('fitted') else 'not fitted')}"
-        f" on {q.get('n')} labelled sample{'' if q.get('n') == 1 else 's'} ({n_out} held out, "
+        f" on {plural(q.get('n'), 'labelled sample')} ({n_out} held out, "
         f"{q.get('n_in_sample', 0)} from training images), out-of-fold Spearman "
         f"{rho(q.get('spearman_oof'), q.get('n'))} (held out "
         f"{rho(q.get('spearman_oof_heldout'), n_out)})"

@@ -35,6 +35,7 @@ from sam2elnet.engine.scene_norm import (
 )
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:
     from sam2elnet.data.georef import MIN_GCPS
 
     n = len(gcp_grid.gcps)
-    why = [f"{n} ground control point{'' if n == 1 else 's'} < {MIN_GCPS}"] if n < MIN_GCPS else []
+    why = [f"{plural(n, 'ground control point')} < {MIN_GCPS}"] if n < MIN_GCPS else []
     if gcp_grid.crs is None:
         why.append("its GCPs have no CRS")
     return (

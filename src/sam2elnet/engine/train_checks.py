@@ -15,6 +15,7 @@ from typing import Any
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.errors import BandCountError, DataError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.progress import track
 
@@ -131,7 +132,7 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
     notes = []
     if val and not mask_content(val, positive_values(cfg))[0]:
         notes.append(
-            f"validation split ({len(val)} image{'s' if len(val) != 1 else ''}) has no object "
+            f"validation split ({plural(len(val), 'image')}) has no object "
             "pixels: its IoU cannot rank "
             "epochs, so the model is selected by validation loss; raise --val-fraction or add "
             "labelled objects"

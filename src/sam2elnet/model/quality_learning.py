@@ -38,6 +38,7 @@ from sam2elnet.model.quality_calibration import (
 )
 from sam2elnet.model.quality_empty import count_empty, empty_kinds, empty_scores
 from sam2elnet.model.quality_head import heuristic, ood_factor, raw_scores
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _fallback(
     elif n < min_samples:
         status = "too_few_samples"
         warning = (
-            f"only {n} labelled sample{'s' if n != 1 else ''} (need >= {min_samples}): quality scores are a "
+            f"only {plural(n, 'labelled sample')} (need >= {min_samples}): quality scores are a "
             "conservative heuristic capped at the samples' mean IoU lower bound"
         )
     else:

@@ -57,6 +57,7 @@ from sam2elnet.pipeline.crossval_plan import plan_folds
 from sam2elnet.pipeline.crossval_report import groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import fold_label, summarise_folds
 from sam2elnet.pipeline.crossval_score import SCORE_KEYS, px_range
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     results = []
     evaluations: dict[str, list[Any]] = {}  # fold -> its test sets' evaluations (--report)
     for k, fold in enumerate(todo):
-        pool = f"{len(fold.train)} image{'s' if len(fold.train) != 1 else ''}"
+        pool = plural(len(fold.train), "image")
         say(f"{fold_label(fold.name)} ({k + 1}/{len(todo)}): {pool} in the fold's training pool")
         result, scored = run_fold(cfg, fold, samples, meta, guess.domain, say)
         results.append(result)

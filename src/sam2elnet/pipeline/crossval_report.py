@@ -16,6 +16,7 @@ import numpy as np
 
 from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
 from sam2elnet.pipeline.glossary import road_buffer_words
+from sam2elnet.utils.advice import plural
 
 __all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
 
@@ -185,7 +186,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             lines += [
                 "",
                 f"In-domain minus cross-domain {words}: **{pm(r['summary'][gap])}** "
-                f"(over {n} direction{'' if n == 1 else 's'}).",
+                f"(over {plural(n, 'direction')}).",
             ]
     t = r["train"]
     lines += [

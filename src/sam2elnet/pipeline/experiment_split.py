@@ -17,6 +17,7 @@ import numpy as np
 
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.experiment_config import OWN_IS_TRUTH_NOTE, ExperimentConfig
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic
 from sam2elnet.utils.paths import link_or_copy
 
@@ -109,7 +110,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
         ids = sorted(by_id)
         if len(ids) < 6:
             raise DataError(
-                f"only {len(ids)} labelled pair{'' if len(ids) == 1 else 's'}; the experiment "
+                f"only {plural(len(ids), 'labelled pair')}; the experiment "
                 "needs at least 6 (test, labelled and unlabelled parts)",
                 cfg.data,
             )
@@ -126,7 +127,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
     test_ids = _cap(test_ids, cfg.max_test, cfg.split_seed + 1)
     if len(train_ids) < 4:
         n = len(train_ids)
-        raise DataError(f"only {n} training pair{'' if n == 1 else 's'}; need at least 4", cfg.data)
+        raise DataError(f"only {plural(n, 'training pair')}; need at least 4", cfg.data)
     strata = mask_strata(
         [by_id[i] for i in train_ids], cfg.progress, positive_values=cfg.positive_values
     )

@@ -35,6 +35,7 @@ from sam2elnet.pipeline.scene_files import (
     scene_outputs,
     shared_coarse,
 )
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 
 __all__ = [
@@ -72,7 +73,7 @@ class SceneBatchResult:
         manifest and ``skipped.csv`` (:attr:`skipped_csv`), which the line says."""
         n = len(self.done)
         s = (
-            f"{n} scene{'' if n == 1 else 's'} predicted, {len(self.skipped)} already done, "
+            f"{plural(n, 'scene')} predicted, {len(self.skipped)} already done, "
             f"{len(self.failed)} skipped"
         )
         if self.failed:

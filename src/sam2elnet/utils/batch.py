@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,13 @@ class SkipLog:
         from sam2elnet.utils.advice import name_sample
 
         for key, items in self.held.items():
-            noun = self.what if len(items) == 1 else f"{self.what}s"
+            more = plural(len(items), f"more {self.what}")
             names = name_sample([Path(i).name for i in items], 3)
             why = key if len(key) <= 100 else key[:97] + "..."
             where = f"; all listed in {listed}" if listed is not None else ""
             log.warning(
-                "skipping %d more %s for the reason given above (%s): %s%s",
-                len(items), noun, why, names, where,
+                "skipping %s for the reason given above (%s): %s%s",
+                more, why, names, where,
             )  # fmt: skip
         self.held.clear()
 
@@ -221,8 +222,7 @@ class SkipLog:
         if self.single and len(self.items) == 1:
             it = self.items[0]
             return NothingDoneError(short_reason(it["reason"], it[self.what]), it[self.what])
-        noun = self.what if n_total == 1 else f"{self.what}s"
-        first = f"the only {self.what}" if n_total == 1 else f"all {n_total} {noun}"
+        first = f"the only {self.what}" if n_total == 1 else f"all {plural(n_total, self.what)}"
         if where is None and self.items:
             where = _common_place([it[self.what] for it in self.items])
         them = "it" if n_total == 1 else "the files"
@@ -258,8 +258,7 @@ class SkipLog:
             return None
         skipped = ""
         if self.items:
-            noun = self.what if len(self.items) == 1 else f"{self.what}s"
-            skipped = f"; {len(self.items)} {noun} skipped ({self.reasons()})"
+            skipped = f"; {plural(len(self.items), self.what)} skipped ({self.reasons()})"
         return DataError(
             f"nothing usable produced: {what}{skipped}; {advice}", _common_place(inputs)
         )
