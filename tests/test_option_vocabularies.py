@@ -97,6 +97,14 @@ def test_profile_help_lists_exactly_the_simulators_profiles(command: str, flag: 
     assert sorted(listed_names(_option_help(command, flag))) == sorted(PROFILES)
 
 
+@pytest.mark.parametrize("command", ["stats", "train"])
+def test_layout_help_lists_exactly_the_layouts(command: str) -> None:
+    """--layout's help was typed twice; now option_values.LAYOUTS_HELP, made from LAYOUTS."""
+    from sam2elnet.option_values import LAYOUTS
+
+    assert listed_names(_option_help(command, "--layout")) == list(LAYOUTS)
+
+
 def test_format_help_lists_exactly_the_export_formats() -> None:
     names = listed_names(_option_help("export", "--format"))
     assert len(names) == len(set(names)) and not format_mismatch(

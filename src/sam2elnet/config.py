@@ -28,6 +28,7 @@ from pydantic import (
 from sam2elnet.config_sources import layered_config, load_yaml_model
 from sam2elnet.option_values import (
     TRUNK_SCALE_AUTO_KEY,
+    DatasetLayout,
     ModelSize,
     Precision,
     TrunkScale,
@@ -200,7 +201,7 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(
         None, ge=1, description="torch threads; None = all cores (or $SAM2ELNET_THREADS)"
     )
-    layout: str = "auto"
+    layout: DatasetLayout = "auto"
     split: list[str] | None = Field(
         None,
         description="dataset split folders to train on (train/val/test); None = the 'train' split "

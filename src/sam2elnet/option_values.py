@@ -63,6 +63,20 @@ def augment_default_text(name: str) -> str:
     )
 
 
+DatasetLayout = Literal["auto", "sos", "chn6", "generic", "flat"]
+"""Dataset layouts :func:`sam2elnet.data.layouts.discover` reads (``--layout`` of ``elnet stats``
+and ``elnet train``, ``TrainConfig.layout``), the default first: ``auto`` (detected), ``sos``
+(Deep-SAR Oil Spill), ``chn6`` (CHN6-CUG roads), ``generic`` (``images/`` + ``masks/``), ``flat``
+(images and their ``<id>_mask`` labels side by side); the folders of each are
+:mod:`sam2elnet.data.layouts`' docstring."""
+
+LAYOUTS: tuple[str, ...] = get_args(DatasetLayout)
+"""The :data:`DatasetLayout` names, the default (``auto``) first."""
+
+LAYOUTS_HELP = " | ".join(LAYOUTS) + "."
+"""The help of ``--layout``: ``auto | sos | chn6 | generic | flat.``"""
+
+
 WarpMethod = Literal["tps", "polynomial"]
 """GCP transformers of ``--warp-method`` (:mod:`sam2elnet.data.warp`), the default first: thin
 plate spline (``gdalwarp -tps``) or polynomial (``gdalwarp``'s default)."""

@@ -23,6 +23,7 @@ from sam2elnet.option_values import (
     LAYER_CRS,
     PIXEL_COORDS,
     CoarseProfile,
+    DatasetLayout,
     ExportFormat,
     GeojsonCrs,
     GroupBy,
@@ -205,7 +206,7 @@ class ImportOptions(_Options):
 class StatsOptions(_Options):
     """Options of ``elnet stats``."""
 
-    layout: Literal["auto", "sos", "chn6", "generic", "flat"] = "auto"
+    layout: DatasetLayout = "auto"
     modality: Literal["sar", "optical"] | None = None
     p_low: float = Field(1.0, ge=0, lt=100, description="lower percentile")
     p_high: float = Field(99.0, gt=0, le=100, description="upper percentile (> --p-low)")

@@ -10,7 +10,7 @@ from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS, PROGRESS, switch
 from sam2elnet.data.runfolder import SKIPPED_CSV, read_id_list
 from sam2elnet.option_checks import check_options, option_default
-from sam2elnet.option_values import COARSE_PROFILES_HELP
+from sam2elnet.option_values import COARSE_PROFILES_HELP, LAYOUTS_HELP
 from sam2elnet.options import DegradeOptions, StatsOptions, SynthOptions
 
 
@@ -22,7 +22,7 @@ def stats_cmd(
     layout: str = typer.Option(
         option_default(StatsOptions, "layout"),
         "--layout",
-        help="auto | sos | chn6 | generic | flat.",
+        help=LAYOUTS_HELP,
     ),
     split: list[str] = typer.Option(
         None, "--split", help="Only these splits (train, val, test); repeatable."

@@ -28,7 +28,7 @@ from sam2elnet.cli.shared_options import (
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.option_checks import option_default
-from sam2elnet.option_values import PRECISION_HELP
+from sam2elnet.option_values import LAYOUTS_HELP, PRECISION_HELP
 from sam2elnet.options import FolderJobOptions
 
 
@@ -92,7 +92,7 @@ def train_cmd(
         help=_H["trunk_scale"] + " With --init-model: the model file's unless given.",
     ),
     layout: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--layout", help="auto | sos | chn6 | generic | flat."
+        None, "--layout", help=LAYOUTS_HELP
     ),
     split: list[str] | None = typer.Option(
         None,

@@ -23,6 +23,7 @@ __all__ = [
     "places",
     "read_folders",
     "sensor_folder",
+    "sensor_place",
 ]
 
 SOS_SENSORS = ("palsar", "sentinel")
@@ -58,8 +59,13 @@ def _tagged_file(root: Path, tags: tuple[str, ...]) -> bool:
 
 def sensor_folder(root: Path) -> bool:
     """``root`` is one SOS sensor folder itself (``sos/train/palsar``: ``<id>_sat.jpg`` +
-    ``<id>_mask.png``; ``sos/test/sentinel``: ``sat/`` + ``gt/``)."""
-    return root.name in SOS_SENSORS and ((root / "sat").is_dir() or _tagged_file(root, ("_sat",)))
+    ``<id>_mask.png``; ``sos/test/sentinel``: ``sat/`` + ``gt/``, or one of them: see
+    :func:`sensor_place`)."""
+    return root.name in SOS_SENSORS and (_split_sensor(root) or _tagged_file(root, ("_sat",)))
+
+
+def _split_sensor(folder: Path) -> bool:
+    return (folder / "sat").is_dir() or (folder / "gt").is_dir()
 
 
 def flat_folder(root: Path) -> bool:
@@ -95,6 +101,18 @@ class Place:
     mixed: bool = False
 
 
+def sensor_place(split: str | None, sensor: str, folder: Path) -> Place:
+    """Where one SOS sensor ``folder`` keeps its files, the one rule for a sensor folder given
+    as the root and one under ``train/`` / ``test/``: ``sat/`` images + ``gt/`` labels (the
+    test layout) when either sub-folder exists, else the folder itself, ``<id>_sat`` images
+    beside their ``<id>_mask`` labels (the training layout, ``mixed``). A folder with ``gt/``
+    but no ``sat/`` gets a place whose ``images`` folder is missing; reading it is then an
+    error naming ``sat/`` (:func:`sam2elnet.data.layouts.discover`), never a silent mix."""
+    if _split_sensor(folder):
+        return Place(split, sensor, folder / "sat", folder / "gt")
+    return Place(split, sensor, folder, folder, mixed=True)
+
+
 def places(
     root: Path, found: str, splits: set[str] | None = None, sensors: set[str] | None = None
 ) -> list[Place]:
@@ -106,9 +124,7 @@ def places(
         split = root.parent.name if root.parent.name in SPLIT_NAMES else None
         if (splits and split not in splits) or (sensors and root.name not in sensors):
             return []
-        if (root / "sat").is_dir():
-            return [Place(split, root.name, root / "sat", root / "gt")]
-        return [Place(split, root.name, root, root, mixed=True)]
+        return [sensor_place(split, root.name, root)]
     if found == "flat":
         split = root.name if root.name in SPLIT_NAMES else None
         return (
@@ -120,10 +136,8 @@ def places(
                 f = base / sensor
                 if (splits and split not in splits) or (sensors and sensor not in sensors):
                     continue
-                if (f / "sat").is_dir() or (f / "gt").is_dir():
-                    out.append(Place(split, sensor, f / "sat", f / "gt"))
-                elif f.is_dir():
-                    out.append(Place(split, sensor, f, f, mixed=True))
+                if f.is_dir():
+                    out.append(sensor_place(split, sensor, f))
         return out
     mask_dirs = ("gt",) if found == "chn6" else ("masks", "labels")
     for split, base in split_dirs(root, "images"):

@@ -38,10 +38,10 @@ from sam2elnet.data.naming import (
     imported_masks,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.option_values import LAYOUTS
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("auto", "sos", "chn6", "generic", "flat")
 _SPLITS = SPLIT_NAMES
 _IMAGE_TAGS = IMAGE_TAGS
 _MASK_TAGS = MASK_TAGS
@@ -251,7 +251,19 @@ def _subdirs(folder: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- layouts
 def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
-    """The pairs of one place and its files without a partner."""
+    """The pairs of one place and its files without a partner.
+
+    Raises:
+        DataError: an SOS sensor folder with ``gt/`` but no ``sat/``
+            (:func:`~sam2elnet.data.layout_places.sensor_place`).
+    """
+    if not p.images.is_dir() and p.masks is not None:
+        raise DataError(
+            f"has {p.masks.name}/ but no {p.images.name}/ folder; put the <id>_sat images in "
+            f"{p.images.name}/ beside {p.masks.name}/ (SOS test layout), or beside their "
+            f"<id>_mask labels with no {p.masks.name}/ folder (SOS training layout)",
+            p.images.parent,
+        )
     if p.mixed:
         imgs, masks = _split_by_suffix(_files(p.images))
         return _pair(imgs, masks, p.split, p.sensor)
@@ -305,8 +317,9 @@ def discover(
         ``modality``, ``meta`` (``dataset.json``).
 
     Raises:
-        DataError: missing folder, an unknown layout, or no image/label pair found (the message
-            says which layouts were tried).
+        DataError: missing folder, an unknown layout (not in :data:`LAYOUTS`), an SOS sensor
+            folder with ``gt/`` but no ``sat/``, or no image/label pair found (the message says
+            which layouts were tried).
     """
     base = Path(root)
     if not base.exists():

@@ -1,0 +1,115 @@
+"""Which folders an SOS sensor folder is read from (data.layout_places.sensor_place), one rule
+whether the sensor folder is the dataset root (``sos/test/palsar``) or under ``test/``, and the
+one list of layout names (``--layout`` of ``elnet stats`` / ``elnet train``, ``TrainConfig``)."""
+
+from __future__ import annotations
+
+import shutil
+import typing
+from pathlib import Path
+
+import pytest
+from helpers_data import make_sos
+from pydantic import ValidationError
+
+from sam2elnet.cli import main
+from sam2elnet.config import TrainConfig
+from sam2elnet.data.layout_places import Place, places, sensor_place
+from sam2elnet.data.layouts import discover
+from sam2elnet.errors import DataError
+from sam2elnet.option_values import LAYOUTS
+from sam2elnet.options import StatsOptions
+
+
+def _no_sat(root: Path) -> Path:
+    """``root``'s test/palsar with its sat/ images moved up beside gt/ (sat/ gone): the folder
+    one rule read as a training folder (images beside labels) and the other as sat/ + gt/."""
+    folder = root / "test" / "palsar"
+    for f in (folder / "sat").iterdir():
+        shutil.move(f, folder / f.name)
+    (folder / "sat").rmdir()
+    return folder
+
+
+def test_sensor_place_one_rule_for_both_kinds_of_folder(tmp_path):
+    root = make_sos(tmp_path / "sos", n=2)
+    train, test = root / "train" / "palsar", root / "test" / "palsar"
+    assert sensor_place("train", "palsar", train) == Place(
+        "train", "palsar", train, train, mixed=True
+    )
+    assert sensor_place("test", "palsar", test) == Place(
+        "test", "palsar", test / "sat", test / "gt"
+    )
+    folder = _no_sat(root)
+    want = Place("test", "palsar", folder / "sat", folder / "gt")
+    # under the dataset root and as the root itself: the same place (was: mixed for the root)
+    assert [p for p in places(root, "sos") if p.images.parent == folder] == [want]
+    assert places(folder, "sos") == [want]
+
+
+@pytest.mark.parametrize("as_root", [False, True])
+def test_gt_without_sat_is_one_error_naming_sat(tmp_path, as_root):
+    """Before: under the dataset root the gt/ masks were 'unmatched' (a warning) and the images
+    beside gt/ not read at all; as the root, gt/ was ignored and the images read as a training
+    folder. Now both say the sat/ folder is missing."""
+    root = make_sos(tmp_path / "sos", n=2)
+    folder = _no_sat(root)
+    with pytest.raises(DataError) as err:
+        discover(folder if as_root else root)
+    assert str(err.value) == (
+        f"{folder}: has gt/ but no sat/ folder; put the <id>_sat images in sat/ beside gt/ "
+        "(SOS test layout), or beside their <id>_mask labels with no gt/ folder (SOS training "
+        "layout)"
+    )
+    # another sensor, or the training split alone, still reads
+    assert len(discover(root, sensors="sentinel").samples) == 3
+    assert len(discover(root, split="train").samples) == 4
+
+
+def test_gt_alone_names_sat_not_no_layout(tmp_path):
+    """A sensor folder holding gt/ and nothing else was 'no recognisable dataset layout'."""
+    folder = _no_sat(make_sos(tmp_path / "sos", n=2))
+    for f in folder.glob("*_sat.jpg"):
+        f.unlink()
+    with pytest.raises(DataError, match=r"has gt/ but no sat/ folder"):
+        discover(folder)
+
+
+def test_stats_gt_without_sat_is_one_error_line(tmp_path, capsys):
+    root = make_sos(tmp_path / "sos", n=2)
+    folder = _no_sat(root)
+    assert main(["stats", "--data", str(root), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {folder}: has gt/ but no sat/ folder;") and "\n" not in err
+
+
+def _literal(annotation: object) -> tuple[str, ...]:
+    return typing.get_args(annotation)
+
+
+def test_one_list_of_layout_names():
+    assert LAYOUTS == ("auto", "sos", "chn6", "generic", "flat")
+    assert _literal(StatsOptions.model_fields["layout"].annotation) == LAYOUTS
+    assert _literal(TrainConfig.model_fields["layout"].annotation) == LAYOUTS
+
+
+def test_train_config_refuses_an_unknown_layout(tmp_path):
+    with pytest.raises(ValidationError, match="layout"):
+        TrainConfig(data=tmp_path, out=tmp_path / "run", layout="sosx")
+    assert TrainConfig(data=tmp_path, out=tmp_path / "run", layout="flat").layout == "flat"
+
+
+@pytest.mark.parametrize("command", ["train", "stats"])
+def test_unknown_layout_is_one_error_line_before_the_data_is_read(tmp_path, capsys, command):
+    """``elnet train --layout sosx`` was discover()'s error ('unknown layout 'sosx'; choose one
+    of ...', no flag named) after the weights and --out checks, and ``TrainConfig`` took any
+    string; now the config refuses it and the error names --layout, as stats' does."""
+    root = make_sos(tmp_path / "sos", n=2)
+    argv = [command, "--data", str(root), "--layout", "sosx", "--no-progress"]
+    argv += ["--out", str(tmp_path / "run")] if command == "train" else []
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: invalid value for --layout: 'sosx' (choose auto | sos | chn6 | generic | flat)"
+    )
+    assert not (tmp_path / "run").exists()
