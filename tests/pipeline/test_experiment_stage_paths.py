@@ -51,3 +51,12 @@ def test_a_stage_that_ran_returns_its_paths_without_looking_at_the_disk(
     (out / "data" / "x.jpg").write_bytes(b"")  # not the data's x.jpg: OUT's own
     summary = {"later": str(out / "later.png"), "image": "data/x.jpg"}
     assert Stages(out, resume=False).run("split", lambda: dict(summary)) == summary
+
+
+def test_a_url_in_a_summary_is_no_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--out the working folder itself (absolute): a URL (a weights source) stays a URL, in the
+    stored marker and in what the stage returns (it came back as OUT/https:/x.org/a.pt)."""
+    monkeypatch.chdir(tmp_path)
+    summary = {"weights": "https://x.org/a.pt"}
+    assert Stages(tmp_path, resume=False).run("split", lambda: dict(summary)) == summary
+    assert stage_summary(tmp_path, "split") == summary

@@ -68,7 +68,7 @@ def out_relative(v: Any, out: Path, joined: bool = False) -> Any:
         return {k: out_relative(x, out, joined) for k, x in v.items()}
     if isinstance(v, list):
         return [out_relative(x, out, joined) for x in v]
-    if isinstance(v, str) and ("/" in v or os.sep in v):
+    if isinstance(v, str) and ("/" in v or os.sep in v) and "://" not in v:  # a URL is no path
         inside = relative_inside(v, out)
         if inside is not None:
             return str(out / inside) if joined else inside
