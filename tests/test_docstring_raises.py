@@ -1,8 +1,11 @@
-"""Public functions that can raise a user-facing error say so in a ``Raises:`` section.
+"""Public functions and methods that can raise a user-facing error say so in a ``Raises:`` section.
 
 The public API is every function in ``__all__`` of the subpackages (``sam2elnet.data``,
-``engine``, ``export``, ``model``, ``pipeline``) and the training function
-``sam2elnet.engine.train.train``. "Can raise" is read from the source with ``ast``: a ``raise`` of a
+``engine``, ``export``, ``model``, ``pipeline``), the training function
+``sam2elnet.engine.train.train``, and the public methods (regular, class and static methods whose
+names do not start with ``_``) of the classes in those ``__all__`` lists, the methods they inherit
+from other ``sam2elnet`` classes included (:func:`public_methods`; what it leaves out and why is
+said there). "Can raise" is read from the source with ``ast``: a ``raise`` of a
 :class:`~sam2elnet.errors.UserError` (or a subclass: DataError, CheckpointError, ...) in the
 function or in a ``sam2elnet`` function, constructor or static / class method it calls by name,
 followed through the package; a call inside ``try`` whose ``except`` catches the error without
@@ -181,6 +184,48 @@ def public_functions() -> dict[str, Callable[..., Any]]:
     return found
 
 
+def public_methods() -> dict[str, Callable[..., Any]]:
+    """``package.Class.method`` -> function, for the classes of the subpackages' ``__all__``.
+
+    Left out, each because a user does not call it as a documented method: names starting with
+    ``_`` (private helpers and dunders: a constructor's errors are the class's, documented with
+    it); properties (read as attributes); pydantic validators and serializers (run by pydantic
+    while a model is made, their errors surface as ``ValidationError``); anything defined outside
+    ``sam2elnet`` (pydantic's ``model_dump``, ``torch.nn.Module.forward`` ...).
+    """
+    found: dict[str, Callable[..., Any]] = {}
+    seen: set[int] = set()
+    for pkg in PACKAGES:
+        module = importlib.import_module(pkg)
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if not inspect.isclass(cls):
+                continue
+            for klass in cls.__mro__:
+                if not (klass.__module__ or "").startswith("sam2elnet"):
+                    continue
+                hooks = _pydantic_hooks(klass)
+                for attr, raw in vars(klass).items():
+                    if attr.startswith("_") or attr in hooks or isinstance(raw, property):
+                        continue
+                    func = _function_of(raw)
+                    if func is None or id(func) in seen:
+                        continue
+                    seen.add(id(func))
+                    found[f"{pkg}.{name}.{attr}"] = func
+    return found
+
+
+def _pydantic_hooks(cls: type) -> set[str]:
+    """Names of the validator / serializer functions of a pydantic model class (none otherwise)."""
+    infos = getattr(cls, "__pydantic_decorators__", None)
+    if infos is None:
+        return set()
+    kinds = ("validators", "field_validators", "root_validators", "field_serializers")
+    kinds += ("model_serializers", "model_validators", "computed_fields")
+    return {n for kind in kinds for n in getattr(infos, kind, {})}
+
+
 def undocumented(name: str, func: Any, finder: RaiseFinder) -> list[str]:
     """Problems of one function: errors it can raise that its Raises section does not name."""
     can = finder.raises(func)
@@ -201,6 +246,25 @@ def test_public_functions_document_the_user_errors_they_raise() -> None:
     finder = RaiseFinder()
     problems = [p for n, f in public_functions().items() for p in undocumented(n, f, finder)]
     assert not problems, "add what raises it and when:\n" + "\n".join(problems)
+
+
+def test_public_methods_document_the_user_errors_they_raise() -> None:
+    finder = RaiseFinder()
+    problems = [p for n, f in public_methods().items() for p in undocumented(n, f, finder)]
+    assert not problems, "add what raises it and when:\n" + "\n".join(problems)
+
+
+def test_the_public_methods_are_read() -> None:
+    """Class, static and regular methods are read; private names, properties and pydantic
+    validators are not."""
+    methods = public_methods()
+    assert "sam2elnet.engine.Predictor.from_file" in methods  # classmethod
+    assert "sam2elnet.engine.Predictor.predict" in methods  # regular method
+    assert not [n for n in methods if n.rsplit(".", 1)[-1].startswith("_")]
+    from sam2elnet.config import TrainConfig
+
+    assert "_none_weights" in _pydantic_hooks(TrainConfig)  # a field validator
+    assert "sam2elnet.engine.TrainConfig.model_dump" not in methods  # pydantic's own
 
 
 def test_the_public_surface_is_read() -> None:

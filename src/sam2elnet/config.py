@@ -395,6 +395,10 @@ class TrainConfig(BaseModel):
 
         Returns:
             ``path`` as a Path.
+
+        Raises:
+            UserError: ``path`` is a folder, or the write failed (``DiskFullError``: disk full);
+                nothing is left under ``path`` then.
         """
         from sam2elnet.utils.atomic import write_text_atomic
 
@@ -434,7 +438,11 @@ class TrainConfig(BaseModel):
         """A run's configuration from its layered sources (what ``elnet train`` does):
         defaults < the YAML file ``config`` (or, with ``resume``, the run's ``OUT/config.yaml``)
         < ``options`` < ``quality``. Arguments, layers and errors (``UserError``, one line):
-        :func:`sam2elnet.config_sources.layered_config`."""
+        :func:`sam2elnet.config_sources.layered_config`.
+
+        Raises:
+            UserError: the YAML file is missing or unreadable, or an option is out of range.
+        """
         return layered_config(
             cls,
             options,

@@ -140,7 +140,12 @@ class SegmentationDataset(Dataset):
         )
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Full-size normalised image, mask, valid and coarse file (if any), without augmentation."""
+        """Full-size normalised image, mask, valid and coarse file (if any), without augmentation.
+
+        Raises:
+            BandCountError: the image has another band count than the model takes.
+            DataError: the image, mask or coarse label is missing, unreadable or of another size.
+        """
         s = self.samples[index]
         img = read_image(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
         x = normalize_for_model(img, self.norm_cfg, self.bands, s.image)
@@ -164,6 +169,9 @@ class SegmentationDataset(Dataset):
         A mask or coarse label that cannot be windowed (PNG, JPEG) has plan None and is read
         whole, then cropped. Plans are computed on first use (one streamed pass per file) and
         cached; :meth:`prepare_windows` computes them up front.
+
+        Raises:
+            DataError: a file of the sample is missing or unreadable.
         """
         if index in self._plans:
             return self._plans[index]
@@ -250,7 +258,12 @@ class SegmentationDataset(Dataset):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Like :meth:`load` for a windowed sample, but only rows ``r : r + h`` and columns
         ``c : c + w`` of ``box = (r, c, h, w)`` (clipped to the image), or with ``box`` None every
-        ``step``-th row and column: the same values as the same pixels of :meth:`load`."""
+        ``step``-th row and column: the same values as the same pixels of :meth:`load`.
+
+        Raises:
+            BandCountError: the image has another band count than the model takes.
+            DataError: a window of the image, mask or coarse label cannot be read.
+        """
         from sam2elnet.data import windowed_image
 
         plans = self.windowed(index)

@@ -193,12 +193,24 @@ class EvaluationResult:
         }
 
     def write_json(self, path: str | Path) -> Path:
+        """:meth:`to_dict` as JSON, written atomically; returns ``path`` as a Path.
+
+        Raises:
+            UserError: ``path`` is a folder, or the write failed (``DiskFullError``: disk full);
+                nothing is left under ``path`` then.
+        """
         from sam2elnet.utils.atomic import write_json_atomic
 
         return write_json_atomic(path, self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
-        """Per-image rows as CSV (columns = union of row keys, in first-seen order)."""
+        """Per-image rows as CSV (columns = union of row keys, in first-seen order), written
+        atomically; returns ``path`` as a Path.
+
+        Raises:
+            UserError: ``path`` is a folder, or the write failed (``DiskFullError``: disk full);
+                nothing is left under ``path`` then.
+        """
         import io
 
         from sam2elnet.utils.atomic import write_text_atomic

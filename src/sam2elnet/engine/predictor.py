@@ -164,10 +164,16 @@ class Predictor:
         max_memory: int | str | None = None,
         bf16_trunk: bool | None = None,
     ) -> Predictor:
-        """Load a model file written by ``elnet train`` (CheckpointError on anything wrong).
+        """Load a model file written by ``elnet train``.
 
         ``channels_last`` / ``bf16_trunk`` (on by default) / ``compile`` (opt-in): speed levers (see
-        :func:`sam2elnet.engine.runtime.speed_levers`)."""
+        :func:`sam2elnet.engine.runtime.speed_levers`).
+
+        Raises:
+            CheckpointError: ``path`` does not exist, is truncated, is not a sam2elnet model file,
+                holds NaN/Inf weights, an invalid normalisation config or an unreadable quality
+                evaluator (one line naming ``path``).
+        """
         from sam2elnet.model import load_model
 
         p = Path(path)
@@ -227,7 +233,13 @@ class Predictor:
 
     # ---------------------------------------------------------------- preparing inputs
     def prepare(self, img: Any) -> tuple[np.ndarray, np.ndarray]:
-        """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W))."""
+        """RasterImage -> (normalised (C,H,W) float32 with the model's band count, valid (H,W)).
+
+        Raises:
+            BandCountError: the image has another band count than the model takes.
+            DataError: the image cannot be normalised as the model was (e.g. per-band statistics
+                for another band count).
+        """
         from sam2elnet.data.input_kind import warn_input_kind
         from sam2elnet.data.normalize import normalize_for_model
         from sam2elnet.data.zero_pixels import warn_pixel_values
@@ -246,7 +258,11 @@ class Predictor:
 
     def set_bands(self, bands: Sequence[int] | None) -> Predictor:
         """Read these file bands (1-based, ``--bands 4,3,2``) instead of the ones the model was
-        trained with (``normalization.band_select``); None keeps the model's choice."""
+        trained with (``normalization.band_select``); None keeps the model's choice.
+
+        Raises:
+            UserError: ``bands`` selects another number of bands than the model takes.
+        """
         if bands:
             if len(bands) != self.in_bands:
                 raise UserError(
@@ -259,7 +275,12 @@ class Predictor:
         return self
 
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
-        """Read and prepare one image file: (RasterImage, normalised array, valid mask)."""
+        """Read and prepare one image file: (RasterImage, normalised array, valid mask).
+
+        Raises:
+            BandCountError: the image has another band count than the model takes.
+            DataError: the file is missing or unreadable, or all of it is nodata.
+        """
         from sam2elnet.data.images import read_image
 
         img = read_image(path, sar=self.normalization.sar, bands=self.normalization.band_select)
@@ -276,6 +297,10 @@ class Predictor:
         ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement. Batches come from the one
         grouping rule (:func:`~sam2elnet.utils.shape_batches.batches_by_key`), at most
         ``batch_size`` images and :func:`sam2elnet.engine.memory.batch_pixels` px per forward.
+
+        Raises:
+            DataError: ``batch`` is not (B, C, h, w) with the model's band count C.
+            CheckpointError: finite inputs gave NaN/Inf outputs (a broken model file).
         """
         arr = np.asarray(batch, dtype=np.float32)
         if arr.ndim != 4 or arr.shape[1] != self.in_bands:
@@ -318,6 +343,11 @@ class Predictor:
         in input order and a :class:`QualityResult` with one row per image. ``rule`` (a
         :class:`~sam2elnet.engine.coarse_rule.CoarseRule`) ties each enhanced map to its coarse
         label (images without one are not affected), see :func:`run_model`.
+
+        Raises:
+            DataError: an image is not (C, H, W).
+            BandCountError: an image has another band count than the model takes.
+            CheckpointError: finite inputs gave NaN/Inf outputs (a broken model file).
         """
         n = len(images)
         if coarse is not None and len(coarse) != n:
@@ -392,7 +422,12 @@ class Predictor:
         tau: float | None = None,
     ) -> tuple[float | None, dict[str, Any]]:
         """Score threshold for keeping labels, and ``summary.json``'s ``filter`` entry:
-        :func:`~sam2elnet.engine.quality_filter.keep_threshold` with this model's evaluator."""
+        :func:`~sam2elnet.engine.quality_filter.keep_threshold` with this model's evaluator.
+
+        Raises:
+            UserError: both ``min_quality`` and ``target_precision`` given, a value out of range,
+                or ``target_precision`` with an evaluator that was not fitted.
+        """
         return keep_threshold(self.evaluator, min_quality, target_precision, tau, self.path)
 
 

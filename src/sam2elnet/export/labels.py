@@ -202,7 +202,11 @@ class LabelRaster:
         self, row0: int = 0, rows: int | None = None, col0: int = 0, cols: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """(object, ignore) bool arrays of a window, as :meth:`read_mask`; ``ignore`` marks the
-        label's nodata / ignore pixels (None when there are none)."""
+        label's nodata / ignore pixels (None when there are none).
+
+        Raises:
+            DataError: the window cannot be read (a truncated or corrupt raster).
+        """
         import rasterio
         from rasterio.windows import Window
 
