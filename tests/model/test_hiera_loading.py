@@ -252,3 +252,15 @@ def test_a_text_file_given_as_checkpoint_is_named_as_text(tmp_path) -> None:
     msg = str(info.value)
     assert "'epoch,lr,train_loss'" in msg and str(csv) in msg and "\n" not in msg
     assert "pop from empty list" not in msg and "corrupt" not in msg
+
+
+def test_a_missing_weights_file_is_refused_in_the_apis_words(tmp_path, monkeypatch) -> None:
+    """``ModelConfig(weights="none")`` (the command line's spelling, here a file name) told a
+    Python user to "pass --weights none"; the API's words are ``weights=None``."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        build_model(ModelConfig(size="micro", weights="none"))
+    msg = str(info.value)
+    assert msg.startswith("none: weights file not found; run `elnet weights list`"), msg
+    assert msg.endswith("or pass weights=None to train from random initialisation"), msg
+    assert "--weights" not in msg

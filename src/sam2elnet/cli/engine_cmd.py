@@ -255,7 +255,8 @@ def train_cmd(
     from sam2elnet.engine.train_setup import check_weights_file
     from sam2elnet.utils.paths import check_input, check_output
 
-    check_weights_file(cfg)  # a few bytes read: before the data folder is looked at
+    # a few bytes read, before the data folder is looked at; a missing file in the option's words
+    check_weights_file(cfg, random_init="--weights none")
     check_input(cfg.data, "--data", "dataset folder")
     check_output(cfg.out, "dir", "--out")
     res = train(cfg, echo=typer.echo)

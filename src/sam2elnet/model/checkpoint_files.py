@@ -190,6 +190,29 @@ def _hf_backbone_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[st
 _TRUNK_ROOTS = {"patch_embed", "pos_embed", "pos_embed_window", "blocks"}
 
 
+RANDOM_INIT_API = "weights=None"
+"""How the Python API asks for a randomly initialised encoder (``ModelConfig`` / ``TrainConfig``
+field ``weights``); the command line says ``--weights none`` (:func:`missing_weights_error`)."""
+
+
+def missing_weights_error(path: str | Path, random_init: str = RANDOM_INIT_API) -> CheckpointError:
+    """The error for a SAM2 weights file that does not exist, in the caller's words.
+
+    Args:
+        path: the weights file given.
+        random_init: how the caller's user asks for random initialisation instead: the API's
+            ``weights=None`` (default), or ``--weights none`` from the command line.
+
+    Returns:
+        The :class:`~sam2elnet.errors.CheckpointError` to raise (names ``path``).
+    """
+    return CheckpointError(
+        "weights file not found; run `elnet weights list` to see where weights are looked for, "
+        f"or pass {random_init} to train from random initialisation",
+        Path(path).expanduser(),
+    )
+
+
 def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """Read Hiera trunk weights (transformers names) from any supported file.
 
@@ -199,11 +222,7 @@ def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """
     p = Path(path).expanduser()
     if not p.exists():
-        raise CheckpointError(
-            "weights file not found; run `elnet weights list` to see where weights are looked for, "
-            "or pass --weights none to train from random initialisation",
-            p,
-        )
+        raise missing_weights_error(p)
     if p.is_dir():
         files = sorted(p.glob("*.safetensors"))
         if not files:
