@@ -215,8 +215,9 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
                 f"its scores are capped at {pred.evaluator.prior:.2f})"
             )
         from sam2elnet.config import QualityConfig
+        from sam2elnet.option_checks import option_default
 
-        target = QualityConfig().default_target_precision
+        target = option_default(QualityConfig, "default_target_precision")
     thr, info = pred.choose_threshold(None, target)
     choice = info.get("target_precision", {})
     how = (
