@@ -9,12 +9,12 @@ import typing
 from pathlib import Path
 
 import pytest
-from helpers_data import make_sos
+from helpers_data import make_chn6, make_sos
 from pydantic import ValidationError
 
 from sam2elnet.cli import main
 from sam2elnet.config import TrainConfig
-from sam2elnet.data.layout_places import Place, places, sensor_place
+from sam2elnet.data.layout_places import Place, detect_layout, places, read_folders, sensor_place
 from sam2elnet.data.layouts import discover
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import LAYOUTS
@@ -81,6 +81,36 @@ def test_stats_gt_without_sat_is_one_error_line(tmp_path, capsys):
     assert main(["stats", "--data", str(root), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {folder}: has gt/ but no sat/ folder;") and "\n" not in err
+
+
+@pytest.mark.parametrize("name", ["palsar", "sentinel"])
+def test_a_chn6_folder_named_for_a_sensor_is_chn6(tmp_path, name):
+    """A CHN6-CUG folder (``images/`` + ``gt/``) whose root is named ``palsar`` or ``sentinel``
+    was read as one SOS sensor folder, and stopped with 'has gt/ but no sat/ folder'; so did a
+    dataset root holding it. The structure decides now: no SOS folder holds ``images/``."""
+    chn6 = make_chn6(tmp_path / "roads", n=2)
+    one = tmp_path / "one" / name
+    shutil.copytree(chn6 / "train", one)
+    index = discover(one)
+    assert (index.layout, index.modality) == ("chn6", "optical")
+    assert [(s.image.parent, s.mask.parent) for s in index.samples] == [
+        (one / "images", one / "gt")
+    ] * 2
+    assert read_folders(one) == [("images", one / "images"), ("masks", one / "gt")]
+    # the train/ + val/ layout under such a root, and a root holding the folder
+    splits = tmp_path / "splits" / name
+    shutil.copytree(chn6, splits)
+    assert discover(splits).layout == "chn6"
+    assert detect_layout(tmp_path / "one") is None
+
+
+def test_a_real_sos_sensor_folder_is_still_sos(tmp_path):
+    root = make_sos(tmp_path / "sos", n=2)
+    for folder in (root / "test" / "palsar", root / "train" / "sentinel"):
+        index = discover(folder)
+        assert (index.layout, index.modality) == ("sos", "sar")
+        assert {(s.split, s.sensor) for s in index.samples} == {(folder.parent.name, folder.name)}
+    assert detect_layout(root) == "sos" and detect_layout(root / "test") == "sos"
 
 
 def _literal(annotation: object) -> tuple[str, ...]:

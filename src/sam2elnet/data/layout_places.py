@@ -31,13 +31,14 @@ SPLIT_NAMES = ("train", "val", "test")
 
 
 def sos_roots(root: Path) -> list[tuple[str | None, Path]]:
-    """(split, folder holding sensor folders): the dataset root, or one split folder."""
+    """(split, folder holding sensor folders): the dataset root, or one split folder. A folder
+    named for a sensor that holds ``images/`` is no sensor folder (:func:`_no_images`)."""
     found = [
         (s, root / s)
         for s in ("train", "test")
-        if any((root / s / n).is_dir() for n in SOS_SENSORS)
+        if any(_no_images(root / s / n) for n in SOS_SENSORS)
     ]
-    if not found and any((root / n).is_dir() for n in SOS_SENSORS):
+    if not found and any(_no_images(root / n) for n in SOS_SENSORS):
         found = [(root.name if root.name in SPLIT_NAMES else None, root)]
     return found
 
@@ -60,8 +61,29 @@ def _tagged_file(root: Path, tags: tuple[str, ...]) -> bool:
 def sensor_folder(root: Path) -> bool:
     """``root`` is one SOS sensor folder itself (``sos/train/palsar``: ``<id>_sat.jpg`` +
     ``<id>_mask.png``; ``sos/test/sentinel``: ``sat/`` + ``gt/``, or one of them: see
-    :func:`sensor_place`)."""
-    return root.name in SOS_SENSORS and (_split_sensor(root) or _tagged_file(root, ("_sat",)))
+    :func:`sensor_place`). Its name alone does not make it one: a CHN6-CUG folder named
+    ``palsar`` (``images/`` + ``gt/``) is read as ``chn6`` (:func:`_no_images`)."""
+    return (
+        root.name in SOS_SENSORS
+        and _no_images(root)
+        and (_split_sensor(root) or _tagged_file(root, ("_sat",)))
+    )
+
+
+def _no_images(folder: Path) -> bool:
+    """``folder`` exists and holds no ``images/`` folder: it may be an SOS sensor folder. One
+    with ``images/`` is a CHN6-CUG or generic dataset (``images/`` + ``gt/`` / ``masks/``),
+    whatever its name; no SOS folder has one."""
+    return folder.is_dir() and not _is_dir(folder / "images")
+
+
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; False when it cannot be looked at (its folder unreadable:
+    reading that folder names it)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 def _split_sensor(folder: Path) -> bool:
