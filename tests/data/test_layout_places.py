@@ -4,6 +4,7 @@ one list of layout names (``--layout`` of ``elnet stats`` / ``elnet train``, ``T
 
 from __future__ import annotations
 
+import json
 import shutil
 import typing
 from pathlib import Path
@@ -81,6 +82,62 @@ def test_stats_gt_without_sat_is_one_error_line(tmp_path, capsys):
     assert main(["stats", "--data", str(root), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {folder}: has gt/ but no sat/ folder;") and "\n" not in err
+
+
+def _unreadable_sat(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``root``'s test/palsar/sat/ made unreadable (listing it raises, as without permission:
+    the tests may run as root, which chmod does not stop)."""
+    from sam2elnet.data import layouts
+
+    folder = root / "test" / "palsar" / "sat"
+    listing = layouts.image_files
+
+    def image_files(where: Path, **kw: object) -> list[Path]:
+        if where == folder:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(where, **kw)
+
+    monkeypatch.setattr(layouts, "image_files", image_files)
+    return folder
+
+
+@pytest.mark.parametrize("broken", ["gt_without_sat", "unreadable"])
+def test_a_broken_test_sensor_folder_stops_only_the_commands_that_use_it(
+    tmp_path, capsys, monkeypatch, broken
+):
+    """``elnet train`` reads only the train split but stopped on a broken test/palsar folder
+    (select_split read every split first); now it trains, with one warning naming the folder.
+    Commands that use the test split still stop with one line naming it."""
+    root = make_sos(tmp_path / "sos", n=2, size=40)
+    if broken == "gt_without_sat":
+        folder = _no_sat(root)
+        why = f"{folder}: has gt/ but no sat/ folder; put the <id>_sat images in sat/"
+    else:
+        folder = _unreadable_sat(root, monkeypatch)
+        why = f"{folder}: permission denied"
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(root), "--out", str(run), "--weights", "none",
+            "--size", "micro", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
+            "--no-progress", "--no-quality"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    (warning,) = [ln for ln in err.splitlines() if "cannot be read" in ln]
+    assert warning.startswith(
+        f"warning: training uses only the train split; left out another that cannot be read: {why}"
+    )
+    assert "splits found: train (4); using: train (4 labelled pairs)" in out
+    saved = json.loads((run / "splits.json").read_text())
+    assert len(saved["train"] + saved["val"]) == 4 and saved["dataset_splits"] == ["train"]
+    pred = tmp_path / "pred"
+    shutil.copytree(root / "test" / "sentinel" / "gt", pred)
+    for argv in (
+        ["train", "--data", str(root), "--out", str(tmp_path / "r2"), "--weights", "none",
+         "--split", "test"],
+        ["evaluate", "--pred", str(pred), "--truth", str(root), "--split", "test"],
+    ):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {why}") and "\n" not in err, argv
 
 
 @pytest.mark.parametrize("name", ["palsar", "sentinel"])

@@ -22,7 +22,7 @@ import rasterio
 from helpers_logs import one_error_line, run_main
 from review_helpers import make_run
 
-from sam2elnet.data.layouts import select_split
+from sam2elnet.data.splits import select_split
 from sam2elnet.errors import UserError
 from sam2elnet.export.api import export_labels
 from sam2elnet.export.train_set import TRAIN_SET_RECORD, build_train_set

@@ -25,17 +25,10 @@ from sam2elnet.data.augment import Augmentation, crop_box, dihedral, jitter, res
 from sam2elnet.data.band_match import match_bands
 from sam2elnet.data.images import read_image
 from sam2elnet.data.layout_places import SOS_SENSORS
-from sam2elnet.data.layouts import (
-    LAYOUTS,
-    DatasetIndex,
-    Sample,
-    SplitChoice,
-    discover,
-    select_split,
-)
+from sam2elnet.data.layouts import LAYOUTS, DatasetIndex, Sample, discover
 from sam2elnet.data.masks import read_mask, read_mask_valid
 from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
-from sam2elnet.data.splits import mask_strata, split_fraction
+from sam2elnet.data.splits import SplitChoice, mask_strata, select_split, split_fraction
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ Layouts (detected automatically by :func:`discover`, or chosen with ``layout=``)
 
 Files that find no partner are listed in ``DatasetIndex.unmatched`` and reported, never silently
 dropped. Which folders each layout reads is :mod:`sam2elnet.data.layout_places`; whether a pair's
-files have the same size is :mod:`sam2elnet.data.pair_sizes`. Splits by fraction live in
+files have the same size is :mod:`sam2elnet.data.pair_sizes`. Which split folders a command
+uses (:func:`~sam2elnet.data.splits.select_split`) and splits by fraction live in
 :mod:`sam2elnet.data.splits`, the PyTorch dataset in :mod:`sam2elnet.data.datasets`.
 """
 
@@ -378,99 +379,3 @@ def discover(
         )
     mod, source, reason = layout_modality(found, meta, modality)
     return DatasetIndex(base, found, _unique_ids(samples), unmatched, mod, meta, source, reason)
-
-
-@dataclass(frozen=True)
-class SplitChoice:
-    """Which split folders of a dataset a command uses (see :func:`select_split`)."""
-
-    index: DatasetIndex
-    """The dataset re-discovered with only the chosen splits (ids stable for that choice)."""
-    found: dict[str, int]
-    """Pairs per split folder found under the root (empty: no split folders)."""
-    used: list[str] | None
-    """Split names used, or None for a layout without split folders (all pairs used)."""
-
-    def describe(self, purpose: str = "training") -> str:
-        """One line for logs: ``splits found: train (6455), test (1615); training on: train``."""
-        if not self.found:
-            return f"no split folders found; {purpose} on all {len(self.index.samples)} pairs"
-        found = ", ".join(f"{k} ({n})" for k, n in self.found.items())
-        used = ", ".join(self.used or [])
-        return f"splits found: {found}; {purpose} on: {used} ({len(self.index.samples)} pairs)"
-
-
-def select_split(
-    root: str | Path,
-    split: str | Sequence[str] | None = None,
-    *,
-    layout: str = "auto",
-    sensors: str | Sequence[str] | None = None,
-    modality: Literal["sar", "optical"] | None = None,
-    default: str = "train",
-    purpose: str = "training",
-) -> SplitChoice:
-    """Discover ``root`` and keep only the split folders a command should use.
-
-    Without ``split``, a split-aware layout (SOS ``train/`` + ``test/``, CHN6-CUG ``train/`` +
-    ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the ``default`` split, so
-    training never sees the official test images; a root holding only other splits is used whole,
-    with a warning. A flat layout (no split folders) is used whole.
-
-    Args:
-        root: Dataset folder.
-        split: Split folders asked for (``train``, ``val``, ``test``), or None.
-        layout, sensors, modality: As :func:`discover`.
-        default: The split used when none is asked for.
-        purpose: What the split is for, in messages (e.g. ``"training"``).
-
-    Returns:
-        :class:`SplitChoice`: the filtered index, the splits found and the splits used.
-
-    Raises:
-        DataError: a requested split is absent (the message names the splits found), or as
-            :func:`discover`.
-    """
-    index = discover(root, layout=layout, sensors=sensors, modality=modality)
-    found = index.splits
-    if split:
-        want = [split] if isinstance(split, str) else list(dict.fromkeys(split))
-        bad = [w for w in want if w not in _SPLITS]
-        if bad:
-            raise DataError(f"unknown split {bad[0]!r}; choose from {', '.join(_SPLITS)}")
-        if not found:
-            raise DataError(
-                f"--split {','.join(want)} given but the dataset has no split folders "
-                "(train/, val/, test/); drop --split to use every pair",
-                index.root,
-            )
-        missing = [w for w in want if w not in found]
-        if missing:
-            raise DataError(
-                f"split {missing[0]!r} not found; this dataset has: {', '.join(found)}",
-                index.root,
-            )
-        used: list[str] | None = want
-    elif not found:
-        used = None
-    elif default in found:
-        used = [default]
-    else:
-        used = list(found)
-        log.warning(
-            "no %r split folder under %s; %s on the split(s) found: %s",
-            default,
-            index.root,
-            purpose,
-            ", ".join(used),
-        )
-    if used is not None and set(used) != set(found):
-        index = discover(
-            root,
-            layout=index.layout,
-            split=used,
-            sensors=sensors,
-            modality=modality,
-            report_unmatched=False,
-        )
-    return SplitChoice(index, found, used)

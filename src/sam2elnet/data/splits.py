@@ -1,18 +1,28 @@
-"""Reproducible fraction splits of sample ids (optionally stratified by empty / object masks).
+"""Splits: which split folders of a dataset a command uses, and reproducible fraction splits.
 
-The labelled fraction of the paper's protocol (e.g. 30 % for fine-tuning, the rest held out) is
-chosen here, from a seed, so the same seed always gives the same split on any machine.
+:func:`select_split` keeps the split folders (``train/``, ``val/``, ``test/``) a command uses:
+training the ``train`` split unless told otherwise, never the official test images. The
+labelled fraction of the paper's protocol (e.g. 30 % for fine-tuning, the rest held out) is
+chosen by :func:`split_fraction`, from a seed (optionally stratified by empty / object masks),
+so the same seed always gives the same split on any machine.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
-from sam2elnet.data.layouts import Sample
+from sam2elnet.data.layout_places import SPLIT_NAMES
+from sam2elnet.data.layouts import DatasetIndex, Sample, discover
 from sam2elnet.data.masks import read_mask
 from sam2elnet.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def split_fraction(
@@ -90,3 +100,141 @@ def mask_strata(
         has = s.mask is not None and read_mask(s.mask, positive_values=positive_values).any()
         out.append("object" if has else "empty")
     return out
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """Which split folders of a dataset a command uses (see :func:`select_split`)."""
+
+    index: DatasetIndex
+    """The dataset re-discovered with only the chosen splits (ids stable for that choice)."""
+    found: dict[str, int]
+    """Pairs per split folder found under the root (empty: no split folders)."""
+    used: list[str] | None
+    """Split names used, or None for a layout without split folders (all pairs used)."""
+
+    def describe(self, purpose: str = "training") -> str:
+        """One line for logs: ``splits found: train (6455), test (1615); training on: train``."""
+        if not self.found:
+            return f"no split folders found; {purpose} on all {len(self.index.samples)} pairs"
+        found = ", ".join(f"{k} ({n})" for k, n in self.found.items())
+        used = ", ".join(self.used or [])
+        return f"splits found: {found}; {purpose} on: {used} ({len(self.index.samples)} pairs)"
+
+
+def select_split(
+    root: str | Path,
+    split: str | Sequence[str] | None = None,
+    *,
+    layout: str = "auto",
+    sensors: str | Sequence[str] | None = None,
+    modality: Literal["sar", "optical"] | None = None,
+    default: str = "train",
+    purpose: str = "training",
+) -> SplitChoice:
+    """Discover ``root`` and keep only the split folders a command should use.
+
+    Without ``split``, a split-aware layout (SOS ``train/`` + ``test/``, CHN6-CUG ``train/`` +
+    ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the ``default`` split, so
+    training never sees the official test images; a root holding only other splits is used whole,
+    with a warning. A flat layout (no split folders) is used whole. A split folder that cannot
+    be read (e.g. ``test/palsar`` with ``gt/`` but no ``sat/``) stops only a command that uses
+    it; one that does not is warned once, naming it (:func:`_unused_split_broken`).
+
+    Args:
+        root: Dataset folder.
+        split: Split folders asked for (``train``, ``val``, ``test``), or None.
+        layout, sensors, modality: As :func:`discover`.
+        default: The split used when none is asked for.
+        purpose: What the split is for, in messages (e.g. ``"training"``).
+
+    Returns:
+        :class:`SplitChoice`: the filtered index, the splits found and the splits used.
+
+    Raises:
+        DataError: a requested split is absent (the message names the splits found), or as
+            :func:`discover` for the splits used.
+        OSError: a folder of the splits used cannot be read.
+    """
+    want = None
+    if split:
+        want = [split] if isinstance(split, str) else list(dict.fromkeys(split))
+        bad = [w for w in want if w not in SPLIT_NAMES]
+        if bad:
+            raise DataError(f"unknown split {bad[0]!r}; choose from {', '.join(SPLIT_NAMES)}")
+    kw: dict[str, Any] = {"layout": layout, "sensors": sensors, "modality": modality}
+    try:
+        index = discover(root, **kw)
+        found = index.splits
+    except (DataError, OSError) as err:
+        index, found = _unused_split_broken(root, want or [default], err, purpose, kw)
+    if want:
+        if not found:
+            raise DataError(
+                f"--split {','.join(want)} given but the dataset has no split folders "
+                "(train/, val/, test/); drop --split to use every pair",
+                index.root,
+            )
+        missing = [w for w in want if w not in found]
+        if missing:
+            raise DataError(
+                f"split {missing[0]!r} not found; this dataset has: {', '.join(found)}",
+                index.root,
+            )
+        used: list[str] | None = want
+    elif not found:
+        used = None
+    elif default in found:
+        used = [default]
+    else:
+        used = list(found)
+        log.warning(
+            "no %r split folder under %s; %s on the split(s) found: %s",
+            default,
+            index.root,
+            purpose,
+            ", ".join(used),
+        )
+    if used is not None and set(used) != set(found):
+        index = discover(
+            root,
+            layout=index.layout,
+            split=used,
+            sensors=sensors,
+            modality=modality,
+            report_unmatched=False,
+        )
+    return SplitChoice(index, found, used)
+
+
+def _unused_split_broken(
+    root: str | Path, need: list[str], err: DataError | OSError, purpose: str, kw: dict[str, Any]
+) -> tuple[DatasetIndex, dict[str, int]]:
+    """The dataset read with only the splits ``need`` when reading all of it failed with
+    ``err``, and the pairs per split folder that could be read: the split that failed is not
+    used, so it is left out with one warning naming it (``err`` says which folder).
+
+    Raises:
+        DataError: ``err`` again when the ``need`` splits cannot be read either (they are
+            broken too, or absent).
+        OSError: likewise, when ``err`` is one.
+    """
+    try:
+        index = discover(root, split=need, **kw)
+    except (DataError, OSError):
+        raise err from None
+    counts = dict(index.splits)
+    for other in (s for s in SPLIT_NAMES if s not in need):
+        try:
+            counts.update(discover(root, split=other, report_unmatched=False, **kw).splits)
+        except (DataError, OSError):
+            pass  # absent, or the one that failed
+    from sam2elnet.utils.paths import os_error_message
+
+    log.warning(
+        "%s uses only the %s split; left out another that cannot be read: %s",
+        purpose,
+        ", ".join(need),
+        os_error_message(err) if isinstance(err, OSError) else err,
+    )
+    return index, {k: counts[k] for k in SPLIT_NAMES if k in counts}

@@ -259,7 +259,7 @@ def _vector_hint(paths: Any, scanned: bool = False) -> str:
 
 def split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
     """Ground-truth masks of one split of a dataset root, keyed by :func:`mask_key`."""
-    from sam2elnet.data.layouts import select_split
+    from sam2elnet.data.splits import select_split
 
     choice = select_split(root, split, purpose="evaluating")
     out: dict[str, Path] = {}

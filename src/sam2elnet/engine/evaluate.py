@@ -99,7 +99,7 @@ def evaluate_folders(
 
     With ``truth_split`` (e.g. ``"test"``) ``truth_dir`` is a dataset root (SOS, CHN6-CUG, generic
     split folders) and the ground truth is that split's masks, found by
-    :func:`sam2elnet.data.layouts.select_split` (all sensors together).
+    :func:`sam2elnet.data.splits.select_split` (all sensors together).
 
     Files pair by :func:`~sam2elnet.data.naming.mask_key` (stem minus ``_mask``/``_sat``/``_label``/``_pred``/...), so
     ``10791_pred.png`` meets ``10791_mask.png``; images stored next to the masks (``<id>_sat.jpg``)

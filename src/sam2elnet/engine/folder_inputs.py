@@ -51,7 +51,7 @@ def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[A
     """Samples (image, mask, coarse) of one split of a dataset root: the one place annotate and
     enhance pick a split (:func:`sam2elnet.data.datasets.select_split`; DataError naming the
     splits found when one is absent)."""
-    from sam2elnet.data.layouts import select_split
+    from sam2elnet.data.splits import select_split
 
     if not isinstance(root, (str, Path)):
         raise UserError("--split needs --images to be a dataset folder")

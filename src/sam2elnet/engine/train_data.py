@@ -187,11 +187,10 @@ def _init_model_extra(cfg: TrainConfig, payload: dict[str, Any] | None) -> dict[
 
 def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.data.band_match import band_descriptions
-    from sam2elnet.data.layouts import select_split
     from sam2elnet.data.modality import with_modality
     from sam2elnet.data.norm_fit import fit_normalization, load_norm_stats, read_image_or_sample
     from sam2elnet.data.normalize import NormalizationConfig, describe
-    from sam2elnet.data.splits import split_fraction
+    from sam2elnet.data.splits import select_split, split_fraction
     from sam2elnet.data.zero_pixels import check_zero_training
     from sam2elnet.errors import DataError
     from sam2elnet.model.io import read_model_file
@@ -329,7 +328,7 @@ def split_note(
     training on 1646, validation 290, held out 4519 (--fraction 0.3)``.
 
     Args:
-        choice: the :class:`~sam2elnet.data.layouts.SplitChoice` the pairs come from.
+        choice: the :class:`~sam2elnet.data.splits.SplitChoice` the pairs come from.
         n_pairs: labelled pairs of the chosen split(s).
         n_train, n_val, n_held: ids of the run's training / validation / held-out parts.
         n_bad: pairs dropped as unreadable (``RUN/skipped.csv``), training and validation.

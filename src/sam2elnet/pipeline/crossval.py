@@ -88,8 +88,8 @@ def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str
 
 def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]:
     from sam2elnet.data.domain import detect_domain, resolve_domain
-    from sam2elnet.data.layouts import select_split
     from sam2elnet.data.modality import with_modality
+    from sam2elnet.data.splits import select_split
     from sam2elnet.utils.progress import line
 
     def say(msg: str) -> None:
