@@ -344,7 +344,12 @@ class RayExecutor:
     def map_batches(
         self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Window batches through the actors' predictors (:func:`run_batch`); yields in order."""
+        """Window batches through the actors' predictors (:func:`run_batch`); yields in order.
+
+        Raises:
+            UserError: a worker process died more often than Ray restarts it (the items
+                finished so far are kept; the message says to re-run with ``--resume``).
+        """
         return self._map(lambda actor, it: actor.run.remote(*it), items)
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
@@ -352,6 +357,11 @@ class RayExecutor:
 
         ``fn`` must be importable on the workers (a module-level function of an installed
         package); its exceptions are re-raised here as themselves (a ``UserError`` stays one).
+
+        Raises:
+            UserError: a worker process died more often than Ray restarts it (the items
+                finished so far are kept; the message says to re-run with ``--resume``), or
+                ``fn`` raised one.
         """
         return self._map(lambda actor, args: actor.call.remote(fn, *args), items)
 
