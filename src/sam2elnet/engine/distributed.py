@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.executors import WindowBatch, run_batch
+from sam2elnet.engine.executors import WindowBatch, run_batch, window_batches
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -350,7 +350,8 @@ class RayExecutor:
             UserError: a worker process died more often than Ray restarts it (the items
                 finished so far are kept; the message says to re-run with ``--resume``).
         """
-        return self._map(lambda actor, it: actor.run.remote(*it), items)
+        # 2-tuples (windows, coarse): deprecated, executors.window_batches
+        return self._map(lambda actor, it: actor.run.remote(*it), window_batches(items))
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         """``fn(actor's predictor, *args)`` on the actors for each ``args``; yields in order.
