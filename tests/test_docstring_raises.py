@@ -2,15 +2,18 @@
 
 The public API is every function in ``__all__`` of the subpackages (``sam2elnet.data``,
 ``engine``, ``export``, ``model``, ``pipeline``), the training function
-``sam2elnet.engine.train.train``, and the public methods (regular, class and static methods whose
+``sam2elnet.engine.train.train``, the public methods (regular, class and static methods whose
 names do not start with ``_``) of the classes in those ``__all__`` lists, the methods they inherit
 from other ``sam2elnet`` classes included (:func:`public_methods`; what it leaves out and why is
-said there). "Can raise" is read from the source with ``ast``: a ``raise`` of a
-:class:`~sam2elnet.errors.UserError` (or a subclass: DataError, CheckpointError, ...) in the
-function or in a ``sam2elnet`` function, constructor or static / class method it calls by name,
-followed through the package; a call inside ``try`` whose ``except`` catches the error without
-raising again does not count. The section must name each such error or a base class of it
-(``DataError`` covers ``NothingDoneError``; ``UserError`` covers all).
+said there), and the constructors of those classes (``__init__`` and a dataclass's
+``__post_init__``, :func:`public_constructors`), whose errors the class docstring or
+``__init__``'s names (the project writes them in the class docstring). "Can raise" is read from
+the source with ``ast``: a ``raise`` of a :class:`~sam2elnet.errors.UserError` (or a subclass:
+DataError, CheckpointError, ...) in the function or in a ``sam2elnet`` function, constructor or
+static / class method it calls by name or through ``self.`` / ``cls.`` (the method of the class
+that defines the caller), followed through the package; a call inside ``try`` whose ``except``
+catches the error without raising again does not count. The section must name each such error
+or a base class of it (``DataError`` covers ``NothingDoneError``; ``UserError`` covers all).
 """
 
 from __future__ import annotations
@@ -88,10 +91,12 @@ class RaiseFinder:
                 found.setdefault(cls, func.__qualname__)
         if isinstance(node, ast.Call):
             callee = _resolve(node.func, func, names)
-            if inspect.isclass(callee):
-                callee = callee.__dict__.get("__init__")
-            if callee is not None and _function_of(callee) is not _function_of(func):
-                for cls, via in self.raises(callee).items():
+            is_class = inspect.isclass(callee)
+            callees = constructor_parts(callee, self.prefix) if is_class else [callee]
+            for part in callees:
+                if part is None or _function_of(part) is _function_of(func):
+                    continue
+                for cls, via in self.raises(part).items():
                     if not _caught(cls, caught):
                         found.setdefault(cls, f"{func.__qualname__} > {via}")
         for child in ast.iter_child_nodes(node):
@@ -118,6 +123,31 @@ def _function_of(obj: Any) -> Any:
     return obj if inspect.isfunction(obj) else None
 
 
+def constructor_parts(cls: type, prefix: str = "sam2elnet") -> list[Any]:
+    """The functions of modules under ``prefix`` that run when ``cls(...)`` makes an object: the
+    ``__init__`` and ``__post_init__`` (a dataclass's generated ``__init__`` calls it) the class
+    has or inherits; generated and outside ones (pydantic's) are not read."""
+    parts = []
+    for hook in ("__init__", "__post_init__"):
+        raw = next((k.__dict__[hook] for k in cls.__mro__ if hook in k.__dict__), None)
+        func = _function_of(raw)
+        if func is not None and (func.__module__ or "").startswith(prefix):
+            parts.append(func)
+    return parts
+
+
+def _owner(func: Any) -> type | None:
+    """The class that defines the method ``func`` (from its ``__qualname__``), None for a plain
+    or nested function."""
+    *outer, _name = func.__qualname__.split(".")
+    if not outer or "<locals>" in outer:
+        return None
+    obj = func.__globals__.get(outer[0])
+    for part in outer[1:]:
+        obj = getattr(obj, part, None)
+    return obj if inspect.isclass(obj) else None
+
+
 def _caught(cls: type, caught: tuple[type, ...]) -> bool:
     return any(issubclass(cls, c) for c in caught)
 
@@ -139,6 +169,8 @@ def _resolve(expr: ast.AST, func: Any, names: dict[str, tuple[str, str]]) -> Any
         return None if base is None else getattr(base, expr.attr, None)
     if not isinstance(expr, ast.Name):
         return None
+    if expr.id in ("self", "cls") and func.__code__.co_varnames[:1] == (expr.id,):
+        return _owner(func)  # self.method(...) / cls.method(...): the defining class's method
     if expr.id in names:
         module, attr = names[expr.id]
         try:
@@ -184,36 +216,55 @@ def public_functions() -> dict[str, Callable[..., Any]]:
     return found
 
 
+def public_classes() -> dict[str, type]:
+    """``package.Class`` -> class, for the classes of the subpackages' ``__all__``."""
+    found = {}
+    for pkg in PACKAGES:
+        module = importlib.import_module(pkg)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj):
+                found[f"{pkg}.{name}"] = obj
+    return found
+
+
 def public_methods() -> dict[str, Callable[..., Any]]:
     """``package.Class.method`` -> function, for the classes of the subpackages' ``__all__``.
 
     Left out, each because a user does not call it as a documented method: names starting with
     ``_`` (private helpers and dunders: a constructor's errors are the class's, documented with
-    it); properties (read as attributes); pydantic validators and serializers (run by pydantic
-    while a model is made, their errors surface as ``ValidationError``); anything defined outside
-    ``sam2elnet`` (pydantic's ``model_dump``, ``torch.nn.Module.forward`` ...).
+    it and checked by :func:`public_constructors`); properties (read as attributes); pydantic
+    validators and serializers (run by pydantic while a model is made, their errors surface as
+    ``ValidationError``); anything defined outside ``sam2elnet`` (pydantic's ``model_dump``,
+    ``torch.nn.Module.forward`` ...).
     """
     found: dict[str, Callable[..., Any]] = {}
     seen: set[int] = set()
-    for pkg in PACKAGES:
-        module = importlib.import_module(pkg)
-        for name in module.__all__:
-            cls = getattr(module, name)
-            if not inspect.isclass(cls):
+    for name, cls in public_classes().items():
+        for klass in cls.__mro__:
+            if not (klass.__module__ or "").startswith("sam2elnet"):
                 continue
-            for klass in cls.__mro__:
-                if not (klass.__module__ or "").startswith("sam2elnet"):
+            hooks = _pydantic_hooks(klass)
+            for attr, raw in vars(klass).items():
+                if attr.startswith("_") or attr in hooks or isinstance(raw, property):
                     continue
-                hooks = _pydantic_hooks(klass)
-                for attr, raw in vars(klass).items():
-                    if attr.startswith("_") or attr in hooks or isinstance(raw, property):
-                        continue
-                    func = _function_of(raw)
-                    if func is None or id(func) in seen:
-                        continue
-                    seen.add(id(func))
-                    found[f"{pkg}.{name}.{attr}"] = func
+                func = _function_of(raw)
+                if func is None or id(func) in seen:
+                    continue
+                seen.add(id(func))
+                found[f"{name}.{attr}"] = func
     return found
+
+
+def public_constructors() -> dict[str, tuple[type, Any]]:
+    """``package.Class.__init__`` (or ``.__post_init__``) -> (class, function), for the classes
+    of the subpackages' ``__all__`` (:func:`constructor_parts`: pydantic models and plain
+    dataclasses have none to read; their errors are pydantic's ``ValidationError``)."""
+    return {
+        f"{name}.{func.__name__}": (cls, func)
+        for name, cls in public_classes().items()
+        for func in constructor_parts(cls)
+    }
 
 
 def _pydantic_hooks(cls: type) -> set[str]:
@@ -226,12 +277,16 @@ def _pydantic_hooks(cls: type) -> set[str]:
     return {n for kind in kinds for n in getattr(infos, kind, {})}
 
 
-def undocumented(name: str, func: Any, finder: RaiseFinder) -> list[str]:
-    """Problems of one function: errors it can raise that its Raises section does not name."""
+def undocumented(
+    name: str, func: Any, finder: RaiseFinder, docs: list[str | None] | None = None
+) -> list[str]:
+    """Problems of one function: errors it can raise that no Raises section of ``docs`` (its own
+    docstring when None; a constructor's: the class docstring and ``__init__``'s) names."""
     can = finder.raises(func)
     if not can:
         return []
-    named = raises_section(func.__doc__)
+    sections = [raises_section(d) for d in (docs if docs is not None else [func.__doc__])]
+    named = None if all(s is None for s in sections) else [n for s in sections for n in s or []]
     if named is None:
         return [f"{name}: no 'Raises:' section; it can raise {_list(can)}"]
     missing = {c: v for c, v in can.items() if not {k.__name__ for k in c.__mro__} & set(named)}
@@ -252,6 +307,27 @@ def test_public_methods_document_the_user_errors_they_raise() -> None:
     finder = RaiseFinder()
     problems = [p for n, f in public_methods().items() for p in undocumented(n, f, finder)]
     assert not problems, "add what raises it and when:\n" + "\n".join(problems)
+
+
+def test_public_constructors_document_the_user_errors_they_raise() -> None:
+    """A constructor's errors are named in the class docstring's Raises section or in
+    ``__init__``'s (either one, or both together)."""
+    finder = RaiseFinder()
+    problems = [
+        p
+        for name, (cls, func) in public_constructors().items()
+        for p in undocumented(name, func, finder, [cls.__doc__, func.__doc__])
+    ]
+    assert not problems, "add what raises it and when (class docstring):\n" + "\n".join(problems)
+
+
+def test_the_public_constructors_are_read() -> None:
+    """Own and inherited ``sam2elnet`` constructors are read; generated and pydantic ones are
+    not."""
+    ctors = public_constructors()
+    assert "sam2elnet.engine.Predictor.__init__" in ctors
+    assert "sam2elnet.engine.RayExecutor.__init__" in ctors
+    assert not [n for n in ctors if n.startswith("sam2elnet.engine.TrainConfig.")]  # pydantic
 
 
 def test_the_public_methods_are_read() -> None:
@@ -321,6 +397,33 @@ def reraised(x):
 def constructs(p):
     """Builds an object whose constructor raises."""
     return Opened(p)
+
+
+class Reader:
+    """Reads.
+
+    Raises:
+        DataError: x is negative.
+    """
+
+    def __init__(self, x):
+        self._check(x)
+
+    def _check(self, x):
+        helper(x)
+
+    def read(self, x):
+        """Checks again through self."""
+        self._check(x)
+
+    @classmethod
+    def make(cls, x):
+        """Builds one through cls."""
+        return cls(x)
+
+
+class Child(Reader):
+    """Inherits the constructor."""
 '''
 
 
@@ -341,6 +444,22 @@ def test_finder_follows_calls_and_handlers(fake: Any) -> None:
     assert finder.raises(fake.caught) == {}
     assert list(finder.raises(fake.reraised)) == [DataError]
     assert list(finder.raises(fake.constructs)) == [UserError]
+
+
+def test_finder_follows_self_cls_and_constructors(fake: Any) -> None:
+    finder = RaiseFinder(prefix="fake_raises_mod")
+    from sam2elnet.errors import DataError
+
+    chain = "Reader.__init__ > Reader._check > helper"
+    assert finder.raises(fake.Reader.__init__) == {DataError: chain}
+    assert finder.raises(fake.Reader.read) == {DataError: "Reader.read > Reader._check > helper"}
+    assert finder.raises(fake.Reader.make) == {DataError: f"Reader.make > {chain}"}
+    assert constructor_parts(fake.Child, "fake_raises_mod") == [fake.Reader.__init__]
+    docs = [fake.Reader.__doc__, fake.Reader.__init__.__doc__]  # the class docstring names it
+    assert undocumented("Reader.__init__", fake.Reader.__init__, finder, docs) == []
+    assert undocumented("Child.__init__", fake.Reader.__init__, finder, [fake.Child.__doc__]) == [
+        f"Child.__init__: no 'Raises:' section; it can raise DataError (via {chain})"
+    ]
 
 
 def test_missing_sections_are_reported(fake: Any) -> None:

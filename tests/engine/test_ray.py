@@ -147,6 +147,22 @@ def test_actors_start_as_work_needs_them(local_ray: str) -> None:
         np.testing.assert_array_equal(g, w)
 
 
+def test_pairs_still_pass_with_a_deprecation_warning(local_ray: str) -> None:
+    """(windows, coarse) 2-tuples, the form before WindowBatch (docs/changes.md): one
+    DeprecationWarning naming the 3-tuple and the release that removes them, the same results."""
+    rng = np.random.default_rng(2)
+    coarse = (rng.random((1, 16, 16)) > 0.5).astype(np.float32)
+    pairs = [(rng.random((1, 1, 16, 16)).astype(np.float32), c) for c in (coarse, None)]
+    with RayExecutor(functools.partial(SmoothingPredictor, score=True), num_workers=1) as ex:
+        want = list(ex.map_batches([(b, c, None) for b, c in pairs]))
+        with pytest.warns(DeprecationWarning, match=r"pass \(windows, coarse, valid\).*0\.2\.0"):
+            got = list(ex.map_batches(pairs))
+    assert len(got) == len(want) == 2
+    for (probs, iou), (want_probs, want_iou) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(probs, want_probs)
+        np.testing.assert_array_equal(iou, want_iou)
+
+
 def test_a_worker_killed_midway_comes_back_and_its_item_runs_again(
     local_ray: str, tmp_path: Path
 ) -> None:

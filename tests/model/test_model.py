@@ -37,6 +37,13 @@ def test_wrong_band_count_is_refused() -> None:
         micro(in_bands=1)(torch.rand(1, 3, 32, 32))
 
 
+def test_unknown_size_is_the_documented_checkpoint_error() -> None:
+    """An unvalidated config with a size that is no Hiera size: the CheckpointError listing the
+    sizes that SAM2ELNet's docstring names (a KeyError before)."""
+    with pytest.raises(CheckpointError, match="unknown encoder size 'huge'; choose one of micro"):
+        SAM2ELNet(ModelConfig.model_construct(size="huge"))
+
+
 def test_frozen_trunk_gets_no_gradient_and_trainable_parts_do() -> None:
     model = micro(in_bands=1).train()
     assert not model.trunk.training, "frozen trunk must stay in eval mode"

@@ -80,6 +80,10 @@ class SegmentationDataset(Dataset):
     evaluation item only its centred window, and a ``"resize"`` / ``"pad"`` one decimates the file
     to at least ``4 * size`` px per side before resizing as usual (close to, not bit-identical
     with, resizing the whole image). Other files keep the whole read.
+
+    Raises:
+        DataError: ``train=True`` with a ``coarse_profile`` training must not use (held out for
+            evaluation, or unknown; :func:`sam2elnet.data.coarse.check_train_profile`).
     """
 
     def __init__(
@@ -196,7 +200,11 @@ class SegmentationDataset(Dataset):
 
     def prepare_windows(self) -> int:
         """Decide whole vs windowed reads for every sample now (in this process, so DataLoader
-        workers inherit the plans); return how many samples are read by windows."""
+        workers inherit the plans); return how many samples are read by windows.
+
+        Raises:
+            DataError: a file of a sample is missing or unreadable (:meth:`windowed`).
+        """
         return sum(self.windowed(i) is not None for i in range(len(self.samples)))
 
     def _norm_for(self, index: int, plan: Any) -> NormalizationConfig:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.executors import WindowBatch, run_batch
+from sam2elnet.engine.executors import WindowBatch, run_batch, window_batches
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -344,14 +344,25 @@ class RayExecutor:
     def map_batches(
         self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Window batches through the actors' predictors (:func:`run_batch`); yields in order."""
-        return self._map(lambda actor, it: actor.run.remote(*it), items)
+        """Window batches through the actors' predictors (:func:`run_batch`); yields in order.
+
+        Raises:
+            UserError: a worker process died more often than Ray restarts it (the items
+                finished so far are kept; the message says to re-run with ``--resume``).
+        """
+        # 2-tuples (windows, coarse): deprecated, executors.window_batches
+        return self._map(lambda actor, it: actor.run.remote(*it), window_batches(items))
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:
         """``fn(actor's predictor, *args)`` on the actors for each ``args``; yields in order.
 
         ``fn`` must be importable on the workers (a module-level function of an installed
         package); its exceptions are re-raised here as themselves (a ``UserError`` stays one).
+
+        Raises:
+            UserError: a worker process died more often than Ray restarts it (the items
+                finished so far are kept; the message says to re-run with ``--resume``), or
+                ``fn`` raised one.
         """
         return self._map(lambda actor, args: actor.call.remote(fn, *args), items)
 

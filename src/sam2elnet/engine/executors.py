@@ -13,6 +13,7 @@ imports this module only.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +29,7 @@ __all__ = [
     "WindowScorer",
     "entropy_bits",
     "run_batch",
+    "window_batches",
 ]
 
 
@@ -60,6 +62,41 @@ WindowBatch = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 """One item of :meth:`BatchExecutor.map_batches`, the arguments of :func:`run_batch`: windows
 (B, C, h, w) float32, their coarse labels (B, h, w) or None, their valid masks (B, h, w), 1 =
 measured, or None when every pixel is valid."""
+
+
+PAIR_BATCH_REMOVED_IN = "0.2.0"
+"""The release that drops ``(windows, coarse)`` 2-tuples from ``map_batches``
+(:func:`window_batches`)."""
+
+
+def window_batches(items: Iterable[Any]) -> Iterator[WindowBatch]:
+    """``map_batches`` items as :data:`WindowBatch` 3-tuples.
+
+    A 2-tuple ``(windows, coarse)``, the form :class:`LocalExecutor` and ``RayExecutor`` took
+    before :data:`WindowBatch`, is deprecated (docs/changes.md): it passes with ``valid`` None
+    (every pixel measured) and one :class:`DeprecationWarning` per call naming the 3-tuple; it is
+    removed in :data:`PAIR_BATCH_REMOVED_IN`. 3-tuples pass as they are.
+
+    Args:
+        items: :data:`WindowBatch` 3-tuples, or deprecated ``(windows, coarse)`` 2-tuples.
+
+    Returns:
+        A lazy iterator of :data:`WindowBatch` 3-tuples, in the order of ``items``.
+    """
+    warned = False
+    for item in items:
+        if len(item) == 2:
+            if not warned:
+                warnings.warn(
+                    "map_batches items (windows, coarse) are deprecated: pass (windows, coarse, "
+                    "valid), a WindowBatch (valid None when every pixel is measured); the "
+                    f"2-tuple form is removed in sam2elnet {PAIR_BATCH_REMOVED_IN}",
+                    DeprecationWarning,
+                    stacklevel=3,  # this generator, the executor's map_batches, the caller's loop
+                )
+                warned = True
+            item = (*item, None)
+        yield item
 
 
 class BatchExecutor(Protocol):
@@ -140,7 +177,7 @@ class LocalExecutor:
     def map_batches(
         self, items: Iterable[WindowBatch]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for batch, coarse, valid in items:
+        for batch, coarse, valid in window_batches(items):  # 2-tuples: deprecated
             yield run_batch(self.predictor, batch, coarse, valid)
 
     def map_calls(self, fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> Iterator[Any]:

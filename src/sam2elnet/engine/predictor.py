@@ -72,7 +72,17 @@ def _mask(valid: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """A trained model ready for inference (see module docstring)."""
+    """A trained model ready for inference (see module docstring).
+
+    Made from a model and its ``extra`` record (:func:`sam2elnet.model.load_model`), or from a
+    model file with :meth:`from_file`.
+
+    Raises:
+        CheckpointError: the model holds NaN/Inf weights, ``extra`` an invalid normalisation
+            config or an unreadable quality evaluator (naming ``path`` when given).
+        UserError: ``max_memory`` is not a size of at least 1 MiB, or ``device`` is unknown or
+            CUDA is asked for where it is not available.
+    """
 
     def __init__(
         self,
@@ -173,6 +183,8 @@ class Predictor:
             CheckpointError: ``path`` does not exist, is truncated, is not a sam2elnet model file,
                 holds NaN/Inf weights, an invalid normalisation config or an unreadable quality
                 evaluator (one line naming ``path``).
+            UserError: ``max_memory`` is not a size of at least 1 MiB, or ``device`` is unknown
+                or CUDA is asked for where it is not available.
         """
         from sam2elnet.model import load_model
 

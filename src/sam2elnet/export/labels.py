@@ -94,7 +94,13 @@ def read_quality_csv(path: str | Path) -> dict[str, float]:
 
 
 class LabelRaster:
-    """A label file opened for strip-wise reading, with its georeference (or pixel space)."""
+    """A label file opened for strip-wise reading, with its georeference (or pixel space).
+
+    Raises:
+        DataError: ``path`` is missing, a truncated PNG / JPEG, or a raster GDAL cannot open or
+            read, or its values are class indices and no ``positive_values`` says which are
+            objects (:func:`sam2elnet.data.mask_values.mask_encoding`).
+    """
 
     def __init__(self, path: Path, positive_values: tuple[float, ...] | None = None) -> None:
         import rasterio
@@ -184,6 +190,9 @@ class LabelRaster:
         decoded in row strips of that size into the one bool array: the decoding's temporaries
         (a float64 comparison of the values, 8 B per pixel) are one strip's, not the window's
         (a whole 12,000^2 px label: 1.80 -> 0.36 GB peak). Same mask (the decoding is per pixel).
+
+        Raises:
+            DataError: the window cannot be read (a truncated or corrupt raster).
         """
         from sam2elnet.data.windowed import STRIP_PIXELS
 

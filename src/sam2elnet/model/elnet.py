@@ -75,13 +75,19 @@ class ELNetOutput:
 
 
 class SAM2ELNet(nn.Module):
-    """The SAM2-ELNet segmentation network (see module docstring)."""
+    """The SAM2-ELNet segmentation network (see module docstring).
+
+    Raises:
+        CheckpointError: ``config.size`` is not a Hiera size (:func:`build_trunk`; only a config
+            made without validation, ``ModelConfig.model_construct``, can hold one: a
+            :class:`ModelConfig` refuses it with a ``ValidationError``).
+    """
 
     def __init__(self, config: ModelConfig, trunk: Sam2HieraDetModel | None = None) -> None:
         super().__init__()
         self.config = config
-        spec = HIERA_SPECS[config.size]
         self.trunk = trunk if trunk is not None else build_trunk(config.size)
+        spec = HIERA_SPECS[config.size]
         self.stage_ends = set(self.trunk.stage_ends)
         block_dims = [blk.dim for blk in self.trunk.blocks]
         self.adapters = (
