@@ -156,10 +156,11 @@ def cv_cmd(
         report=report,
     )
     from sam2elnet.engine.train_setup import check_weights_exist
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
 
     # a missing --weights file in the option's words (run_cv says the API's weights=None); the
     # rest (an --out holding it, a file of the wrong kind) run_cv checks in that order
-    check_weights_exist(cfg.validate(), random_init="--weights none")
+    check_weights_exist(cfg.validate(), random_init=RANDOM_INIT_CLI)
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)
