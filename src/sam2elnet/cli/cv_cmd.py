@@ -86,8 +86,10 @@ def cv_cmd(
     aug_band_jitter: Optional[float] = typer.Option(
         None, "--aug-band-jitter", help=_H["aug_band_jitter"]
     ),  # noqa: UP045
-    no_quality: bool = typer.Option(
-        False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
+    quality: bool = typer.Option(
+        True,
+        "--quality/--no-quality",
+        help="Fit the quality evaluator in each fold (default), or skip it.",
     ),
     road_buffer: Optional[float] = ROAD_BUFFER,  # noqa: UP045
     road_buffer_m: Optional[float] = ROAD_BUFFER_M,  # noqa: UP045
@@ -134,7 +136,7 @@ def cv_cmd(
     }
     train = {k: v for k, v in given.items() if v is not None}
     road_buffer_px = road_buffer_px_of(road_buffer, road_buffer_m)
-    if no_quality:
+    if not quality:  # the default (fit) is left out: a run recorded before reads the same
         train["fit_quality"] = False
     cfg = check_options(
         CVConfig,
