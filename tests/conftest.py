@@ -189,7 +189,7 @@ def experiment_configs(monkeypatch: pytest.MonkeyPatch) -> list:
 
     seen: list = []
 
-    def fake_run(cfg):  # noqa: ANN001
+    def fake_run(cfg, **options):  # noqa: ANN001, ANN003 - run_experiment(cfg, random_init=...)
         seen.append(cfg)
         raise SystemExit(0)
 

@@ -3,7 +3,9 @@ predicted whole, kept the GCPs in their labels without a word, while ``elnet sce
 predicted window by window warned so and named ``--warp-to``. Whole images now warn with the
 same text (:func:`sam2elnet.engine.scene_inputs.gcps_kept_note`), once per run, the other images
 counted in one closing line; nothing is said with ``--warp-to``, on the window-by-window path
-neither (it warned that the outputs keep the GCPs, then warped them)."""
+neither (it warned that the outputs keep the GCPs, then warped them). GCPs that cannot place the
+image (fewer than 3) got no word at all; they now get ``elnet scene``'s warning
+(:func:`sam2elnet.engine.scene_inputs.unplaceable_gcps_note`), once per run too."""
 
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND, gcps_kept_note
 H, W = 48, 64
 
 
-def _gcp_tif(path: Path, seed: int) -> Path:
-    """A uint16 SAR-like GeoTIFF with 9 GCPs in EPSG:4326, no CRS and no transform."""
+def _gcp_tif(path: Path, seed: int, n: int = 9) -> Path:
+    """A uint16 SAR-like GeoTIFF with ``n`` (at most 9) GCPs in EPSG:4326, no CRS and no
+    transform."""
     gcps = [GroundControlPoint(row=r, col=c, x=28.0 + 0.001 * c + 0.0002 * r,
                                y=43.0 - 0.0009 * r, z=0.0)
-            for r in (0, H // 2, H) for c in (0, W // 2, W)]  # fmt: skip
+            for r in (0, H // 2, H) for c in (0, W // 2, W)][:n]  # fmt: skip
     data = np.random.default_rng(seed).gamma(4, 100, (1, H, W)).astype(np.uint16)
     prof = dict(driver="GTiff", width=W, height=H, count=1, dtype="uint16")
     with warnings.catch_warnings():
@@ -118,3 +121,40 @@ def test_enhance_and_the_window_path_share_the_warning(
     assert _gcp_lines(caplog.text) == [], caplog.text
     with rasterio.open(tmp_path / "tw" / "labels" / "g0.tif") as ds:
         assert ds.crs == CRS.from_epsg(4326) and ds.gcps[0] == []
+
+
+def test_annotate_warns_once_that_too_few_gcps_place_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two GeoTIFFs with 2 GCPs each (a CRS, no transform): one warning naming the first file,
+    why it has no usable georeference and what to do, the other counted; the labels are written
+    as said (the 2 GCPs copied, no CRS)."""
+    from sam2elnet.cli import main
+
+    model = micro_model_file(tmp_path / "m.pt")
+    (imgs := tmp_path / "imgs").mkdir()
+    for i in range(2):
+        _gcp_tif(imgs / f"two{i}.tif", i, n=2)
+    with rasterio.open(imgs / "two0.tif") as ds:
+        assert ds.crs is None and len(ds.gcps[0]) == 2
+    out = tmp_path / "out"
+    argv = ["annotate", "--model", str(model), "--images", str(imgs), "--out", str(out),
+            "--no-progress", "--precision", "32"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "no usable georeference" in line]
+    said = [
+        f"warning: {imgs / name} has no usable georeference (2 ground control points < 3; "
+        "placing it needs at least 3 GCPs with a CRS): it is used as an image without a CRS: "
+        "its labels are in pixel coordinates (the output GeoTIFFs copy its GCPs as they are). "
+        "For outputs on a map, georeference it with at least 3 GCPs and their CRS (QGIS "
+        "georeferencer, or gdal_translate -a_srs EPSG:4326 -gcp ...) and run again"
+        for name in ("two0.tif", "two1.tif")
+    ]
+    assert len(lines) == 1 and lines[0] in said, err
+    from sam2elnet.engine.scene_inputs import UNPLACEABLE_GCPS_KIND
+
+    assert f"({UNPLACEABLE_GCPS_KIND}) applied to 2 images in all" in err, err
+    assert _gcp_lines(err) == [], err  # not the warning of GCPs that place it
+    with rasterio.open(out / "labels" / "two0.tif") as ds:  # what it says
+        assert ds.crs is None and len(ds.gcps[0]) == 2

@@ -81,9 +81,12 @@ def test_settings_that_change_results_are_named_with_their_saved_values(tmp_path
     rec = _record(_cfg(tmp_path))
     assert changed(_cfg(tmp_path, train={"epochs": 5}), rec) == ["--epochs 5 (saved: 3)"]
     assert changed(_cfg(tmp_path, folds=4, train={"lr": 0.01}), rec)[0] == "--folds 4 (saved: 3)"
+    # --quality/--no-quality, as elnet train: each named by its flag (was "left out" / "given")
     assert changed(_cfg(tmp_path, train={"fit_quality": False}), rec) == [
-        "--no-quality (saved: left out)"
+        "--no-quality (saved: --quality)"
     ]
+    no_quality = _record(_cfg(tmp_path, train={"fit_quality": False}))
+    assert changed(_cfg(tmp_path), no_quality) == ["--quality (saved: --no-quality)"]
     assert changed(_cfg(tmp_path, seed=1), rec) == ["--seed 1 (saved: 0)"]
     assert changed(_cfg(tmp_path, mode="cross-domain"), rec) == [
         "--mode 'cross-domain' (saved: 'kfold')"
@@ -208,3 +211,27 @@ def test_a_moved_fold_folder_is_reused_and_its_record_holds_no_path_of_it(tmp_pa
     assert said == ["fold-1: not reused: it was trained with other settings (epochs); "
                     "training it again"]  # fmt: skip
     assert not (root / "result.json").exists()  # the fold folder was cleared
+
+
+def test_cli_quality_is_the_pair_of_elnet_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``elnet cv`` had only ``--no-quality``; it takes ``--quality/--no-quality`` as ``elnet
+    train`` does (default: fit). ``--quality`` into a run made without either is the same
+    setting (the CLI gets to the empty --data folder's error); ``--no-quality`` is refused."""
+    from helpers_cli import cli_commands
+
+    def flags(command: str) -> tuple[list[str], list[str]]:
+        (param,) = [p for p in cli_commands()[command].params if "--no-quality" in p.secondary_opts]
+        return param.opts, param.secondary_opts
+
+    assert flags("cv") == flags("train") == (["--quality"], ["--no-quality"])
+    data, out = _recorded_micro_cv(tmp_path)
+    base = ["cv", "--data", str(data), "--out", str(out), "--folds", "3", "--size", "micro"]
+    capsys.readouterr()
+    assert main([*base, "--epochs", "3", "--quality", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data}: ") and "other settings" not in err, err
+    assert main([*base, "--epochs", "3", "--no-quality", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings: --no-quality (saved: --quality); " in err, err

@@ -403,7 +403,7 @@ def test_precision_is_one_vocabulary_and_old_fp32_experiments_continue(
     class Passed(Exception):
         pass
 
-    def past_the_identity_check(cfg: ExperimentConfig) -> None:
+    def past_the_identity_check(cfg: ExperimentConfig, random_init: str) -> None:
         raise Passed
 
     monkeypatch.setattr(experiment, "resolve_weights", past_the_identity_check)
@@ -450,7 +450,7 @@ def test_enhancement_table_by_label_scores_then_with_downstream_models(
     # the CLI flag reaches the config (default on)
     seen: list[ExperimentConfig] = []
 
-    def stop(cfg: ExperimentConfig) -> None:
+    def stop(cfg: ExperimentConfig, **options: str) -> None:
         seen.append(cfg)
         raise UserError("stop here")
 
@@ -539,7 +539,9 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
     synth: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--weights none`` (the spelling elnet train and cv take) was read as a file name and
-    refused; it means a random encoder, without looking in the weights cache."""
+    refused; it means a random encoder, without looking in the weights cache. The note and a
+    missing file's error are in the API's words (``weights="none"``; they said ``--weights``)
+    unless the command line passes its own."""
     import sam2elnet.model.weights_cache as weights_cache
     from sam2elnet.pipeline.experiment_engine import resolve_weights
 
@@ -551,13 +553,22 @@ def test_weights_none_means_random_init_even_with_a_cached_checkpoint(
         assert cfg.weights == "none"
         path, note = resolve_weights(cfg)
         assert path is None
-        assert note.startswith("RANDOMLY INITIALISED SAM2 Hiera-tiny encoder (--weights none;")
+        # the Python API's words (ExperimentConfig's weights=None is the cached checkpoint)
+        assert note.startswith('RANDOMLY INITIALISED SAM2 Hiera-tiny encoder (weights="none";')
+        assert "--weights" not in note
+        cli_note = resolve_weights(cfg, "--weights none")[1]
+        assert cli_note.startswith("RANDOMLY INITIALISED SAM2 Hiera-tiny encoder (--weights none;")
     for given in (None, "", "null"):  # the default: the cached checkpoint
         cfg = _cfg(synth, tmp_path / "e", size="tiny", weights=given)
         assert cfg.weights is None
         assert resolve_weights(cfg)[0] == str(cached)
-    with pytest.raises(UserError, match="does not exist"):
-        resolve_weights(_cfg(synth, tmp_path / "e", weights=str(tmp_path / "missing.pt")))
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(UserError) as info:  # from the API: no --weights in the message
+        resolve_weights(_cfg(synth, tmp_path / "e", weights=str(missing)))
+    assert str(info.value) == (
+        f"{missing}: weights file not found; run `elnet weights list` to see where weights are "
+        'looked for, or pass weights="none" to train from random initialisation'
+    )
     text = tmp_path / "config.yaml"  # a file of the wrong kind: refused before the data split
     text.write_text("epochs: 1\n")
     with pytest.raises(UserError, match="not a readable checkpoint: a text file"):

@@ -86,8 +86,10 @@ def cv_cmd(
     aug_band_jitter: Optional[float] = typer.Option(
         None, "--aug-band-jitter", help=_H["aug_band_jitter"]
     ),  # noqa: UP045
-    no_quality: bool = typer.Option(
-        False, "--no-quality", help="Skip fitting the quality evaluator in each fold."
+    quality: bool = typer.Option(
+        True,
+        "--quality/--no-quality",
+        help="Fit the quality evaluator in each fold (default), or skip it.",
     ),
     road_buffer: Optional[float] = ROAD_BUFFER,  # noqa: UP045
     road_buffer_m: Optional[float] = ROAD_BUFFER_M,  # noqa: UP045
@@ -134,7 +136,7 @@ def cv_cmd(
     }
     train = {k: v for k, v in given.items() if v is not None}
     road_buffer_px = road_buffer_px_of(road_buffer, road_buffer_m)
-    if no_quality:
+    if not quality:  # the default (fit) is left out: a run recorded before reads the same
         train["fit_quality"] = False
     cfg = check_options(
         CVConfig,
@@ -156,10 +158,11 @@ def cv_cmd(
         report=report,
     )
     from sam2elnet.engine.train_setup import check_weights_exist
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
 
     # a missing --weights file in the option's words (run_cv says the API's weights=None); the
     # rest (an --out holding it, a file of the wrong kind) run_cv checks in that order
-    check_weights_exist(cfg.validate(), random_init="--weights none")
+    check_weights_exist(cfg.validate(), random_init=RANDOM_INIT_CLI)
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)

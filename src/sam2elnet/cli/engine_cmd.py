@@ -253,10 +253,11 @@ def train_cmd(
         flags={"num_workers": "--workers", **QUALITY_FLAGS},
     )
     from sam2elnet.engine.train_setup import check_weights_file
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
     from sam2elnet.utils.paths import check_input, check_output
 
     # a few bytes read, before the data folder is looked at; a missing file in the option's words
-    check_weights_file(cfg, random_init="--weights none")
+    check_weights_file(cfg, random_init=RANDOM_INIT_CLI)
     check_input(cfg.data, "--data", "dataset folder")
     check_output(cfg.out, "dir", "--out")
     res = train(cfg, echo=typer.echo)

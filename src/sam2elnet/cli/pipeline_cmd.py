@@ -190,6 +190,7 @@ def experiment_cmd(
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
     from sam2elnet.data.mask_values import parse_positive_values
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
     from sam2elnet.pipeline.experiment import run_experiment
     from sam2elnet.utils.paths import check_input, check_output
 
@@ -239,7 +240,7 @@ def experiment_cmd(
     )
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
-    r = run_experiment(cfg)
+    r = run_experiment(cfg, random_init=RANDOM_INIT_CLI)  # notes and errors in the flag's words
     _print_tables(r)
     typer.echo(
         f"results: {out / 'results.md'}  {out / 'results.json'}  {out / 'results.png'}"

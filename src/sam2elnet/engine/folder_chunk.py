@@ -42,7 +42,7 @@ __all__ = [
     "process_chunk",
     "check_warp_input",
     "warp_outputs",
-    "warn_gcps_kept",
+    "warn_gcps_only",
     "drop_counterpart",
 ]
 
@@ -129,7 +129,7 @@ def _process_chunk(
         try:
             check_warp_input(spec, f)
             img, x, valid = pred.read(f)
-            warn_gcps_kept(spec, f, img.profile)
+            warn_gcps_only(spec, f, img.profile)
             coarse = None if coarse_path is None else _read_coarse(spec, f, img, coarse_path)
         except DataError as err:  # incl. a band count the model cannot take
             skipped.append((str(f), str(err)))
@@ -203,21 +203,30 @@ def check_warp_input(spec: ChunkSpec, f: Path) -> None:
     check_warpable(f, spec.warp_to, spec.warp_method)
 
 
-def warn_gcps_kept(spec: ChunkSpec, f: Path, profile: dict[str, Any]) -> None:
-    """Without ``spec.warp_to``: the warning of ``elnet scene``
-    (:func:`~sam2elnet.engine.scene_inputs.gcps_kept_note`, once per run, the others counted)
-    when ``f`` is a GeoTIFF georeferenced by GCPs only that can be placed (``profile``: the
-    image's, with ``gcps`` / ``gcp_crs``): its label GeoTIFF keeps the GCPs."""
+def warn_gcps_only(spec: ChunkSpec, f: Path, profile: dict[str, Any]) -> None:
+    """Without ``spec.warp_to``, when ``f`` is a GeoTIFF georeferenced by GCPs only
+    (``profile``: the image's, with ``gcps`` / ``gcp_crs``), the warning of ``elnet scene``
+    (once per run and kind, the others counted): GCPs that can place it
+    (:func:`~sam2elnet.engine.scene_inputs.gcps_kept_note`: its label GeoTIFF keeps the GCPs),
+    or GCPs that cannot (:func:`~sam2elnet.engine.scene_inputs.unplaceable_gcps_note`: fewer
+    than 3, or no CRS; its label has no usable georeference)."""
     gcps = profile.get("gcps")
     if spec.warp_to or not gcps or f.suffix.lower() not in GEO_SUFFIXES:
         return
     from sam2elnet.data.georef import grid_kind
-    from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND, gcps_kept_note
+    from sam2elnet.engine.scene_inputs import (
+        GCPS_KEPT_KIND,
+        UNPLACEABLE_GCPS_KIND,
+        gcps_kept_note,
+        unplaceable_gcps_note,
+    )
     from sam2elnet.utils.run_warnings import warn_once
 
     crs = profile.get("gcp_crs")
-    if grid_kind({"gcps": gcps, "crs": crs}) == "gcps":  # else used as if it had none
+    if grid_kind({"gcps": gcps, "crs": crs}) == "gcps":
         warn_once(log, GCPS_KEPT_KIND, gcps_kept_note(f, len(gcps), crs))
+    else:  # used as if it had no georeference
+        warn_once(log, UNPLACEABLE_GCPS_KIND, unplaceable_gcps_note(f, len(gcps), crs))
 
 
 def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:

@@ -175,23 +175,44 @@ def gcps_kept_note(path: Path, n_gcps: int, crs: Any, footprints: bool = False) 
     )
 
 
-def unplaceable_gcps_note(path: Path, gcp_grid: Any, axes: str) -> str:
-    """The note of a scene whose ground control points cannot place it
+UNPLACEABLE_GCPS_KIND = "image whose GCPs cannot place it, outputs without a usable georeference"
+"""The :func:`~sam2elnet.utils.run_warnings.warn_once` kind of :func:`unplaceable_gcps_note`: one
+warning per run, the other images counted (``elnet scene``, annotate / enhance)."""
+
+
+def unplaceable_gcps_note(path: Path, n_gcps: int, crs: Any, axes: str | None = None) -> str:
+    """The warning of an image whose ground control points cannot place it
     (:func:`~sam2elnet.data.georef.grid_kind` ``"none"``: fewer than
     :data:`~sam2elnet.data.georef.MIN_GCPS`, or GCPs without a CRS): it has no usable
-    georeference, and why. ``gcp_grid``: its :class:`~sam2elnet.data.grids.GcpGrid`; ``axes``:
-    the pixel convention of its tile footprints, in words."""
+    georeference, why, and what to do: the one text of ``elnet scene`` and of annotate /
+    enhance, whole images (:func:`sam2elnet.engine.folder_chunk.process_chunk`) or window by
+    window.
+
+    Args:
+        path: the image, named first.
+        n_gcps: its number of GCPs; ``crs``: their CRS (None when the file gives none).
+        axes: the pixel convention of the tile footprints, in words, for an image predicted
+            window by window (it writes footprints and reads vector labels: both are said);
+            None for a whole image.
+    """
     from sam2elnet.data.georef import MIN_GCPS
 
-    n = len(gcp_grid.gcps)
-    why = [f"{plural(n, 'ground control point')} < {MIN_GCPS}"] if n < MIN_GCPS else []
-    if gcp_grid.crs is None:
+    why = [f"{plural(n_gcps, 'ground control point')} < {MIN_GCPS}"] if n_gcps < MIN_GCPS else []
+    if crs is None:
         why.append("its GCPs have no CRS")
+    used = (
+        f"it is used as a scene without a CRS; the output GeoTIFFs copy its GCPs as they are; "
+        f"tile footprints use pixel coordinates {axes}; vector labels are read as pixel "
+        "coordinates (y = -row as drawn in QGIS over the image, or y = row)"
+        if axes is not None
+        else "it is used as an image without a CRS: its labels are in pixel coordinates (the "
+        "output GeoTIFFs copy its GCPs as they are)"
+    )
     return (
         f"{path} has no usable georeference ({', '.join(why)}; placing it needs at least "
-        f"{MIN_GCPS} GCPs with a CRS): it is used as a scene without a CRS; the output GeoTIFFs "
-        f"copy its GCPs as they are; tile footprints use pixel coordinates {axes}; vector labels "
-        "are read as pixel coordinates (y = -row as drawn in QGIS over the image, or y = row)"
+        f"{MIN_GCPS} GCPs with a CRS): {used}. For outputs on a map, georeference it with at "
+        f"least {MIN_GCPS} GCPs and their CRS (QGIS georeferencer, or gdal_translate -a_srs "
+        "EPSG:4326 -gcp ...) and run again"
     )
 
 
@@ -257,8 +278,10 @@ class SceneInputs:
             gcp_grid = GcpGrid.of(self.src, self.path)  # its GCPs checked
             if gcp_grid is not None and not gcp_grid.placeable:
                 # georef.grid_kind "none": every reader uses it as if it had no georeference
-                self.notes.append(unplaceable_gcps_note(self.path, gcp_grid, axes))
-                warn_once(log, "scene without a usable georeference", self.notes[-1])
+                self.notes.append(
+                    unplaceable_gcps_note(self.path, len(gcp_grid.gcps), gcp_grid.crs, axes)
+                )
+                warn_once(log, UNPLACEABLE_GCPS_KIND, self.notes[-1])
             elif gcp_grid is not None and warp_to:
                 self.notes.append(
                     f"{self.path} is georeferenced by {len(gcp_grid.gcps)} ground control points "

@@ -192,7 +192,11 @@ _TRUNK_ROOTS = {"patch_embed", "pos_embed", "pos_embed_window", "blocks"}
 
 RANDOM_INIT_API = "weights=None"
 """How the Python API asks for a randomly initialised encoder (``ModelConfig`` / ``TrainConfig``
-field ``weights``); the command line says ``--weights none`` (:func:`missing_weights_error`)."""
+field ``weights``); the command line says :data:`RANDOM_INIT_CLI` (:func:`missing_weights_error`)."""
+
+RANDOM_INIT_CLI = "--weights none"
+"""How the command line (``elnet train`` / ``cv`` / ``experiment``) asks for a randomly
+initialised encoder."""
 
 
 def missing_weights_error(path: str | Path, random_init: str = RANDOM_INIT_API) -> CheckpointError:

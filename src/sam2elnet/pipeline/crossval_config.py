@@ -157,9 +157,9 @@ def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str
 
 
 def _change(key: str, new: Any, old: Any) -> str:
-    if key == "fit_quality":  # --no-quality: a switch, not a value
-        return "--no-quality" + (
-            " (saved: left out)" if new is False else " left out (saved: given)"
+    if key == "fit_quality":  # --quality/--no-quality: a switch, not a value
+        return (
+            "--no-quality (saved: --quality)" if new is False else "--quality (saved: --no-quality)"
         )
     return setting_change(key, new, old)
 

@@ -78,6 +78,7 @@ from sam2elnet.pipeline.experiment_command import experiment_command
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     OWN_IS_TRUTH_NOTE,
+    RANDOM_INIT_EXPERIMENT_API,
     RESULTS_VERSION,
     RUN_PARTS,
     TABLE1_SETTINGS,
@@ -141,8 +142,14 @@ __all__ = [
 ]
 
 
-def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+def run_experiment(
+    cfg: ExperimentConfig, *, random_init: str = RANDOM_INIT_EXPERIMENT_API
+) -> dict[str, Any]:
     """Run (or continue) the whole protocol and write the results files; return results.json's dict.
+
+    ``random_init`` is how the caller's user asks for a random encoder, in the weights note and
+    a missing weights file's error: the API's ``weights="none"`` (default); ``elnet experiment``
+    passes ``--weights none``.
 
     Logs a warning (``sam2elnet.pipeline.experiment``) when downstream models of table 1 are
     degenerate (:func:`~sam2elnet.pipeline.experiment_markdown.degenerate_note`; results.md and
@@ -157,7 +164,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     created = not out.exists()
     had_record = (out / "experiment.json").is_file()
     try:
-        return _run_experiment(cfg)
+        return _run_experiment(cfg, random_init)
     except (UserError, DataError):
         if not any((out / "stages").glob("*.json")):
             if created:
@@ -167,7 +174,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         raise
 
 
-def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
+def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
     from sam2elnet.engine.runtime import resolve_device
 
     cfg.validate()
@@ -189,7 +196,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     # downstream trainings run side by side: the ETA counts them in rounds
     downstream_lanes(stages, stages.plan["downstream"], cfg.device)
     t_start = time.perf_counter()
-    weights, weights_note = resolve_weights(cfg)
+    weights, weights_note = resolve_weights(cfg, random_init)
 
     # 1. split ---------------------------------------------------------------------------------
     def _split() -> dict:

@@ -32,6 +32,11 @@ from sam2elnet.options import check_one_filter
 
 RESULTS_VERSION = 1
 
+RANDOM_INIT_EXPERIMENT_API = 'weights="none"'
+"""How the Python API asks :class:`ExperimentConfig` for a randomly initialised encoder
+(``weights=None`` is the cached checkpoint when there is one); the command line says
+``--weights none`` (:data:`~sam2elnet.model.checkpoint_files.RANDOM_INIT_CLI`)."""
+
 TABLE1_SETTINGS: dict[str, str] = {
     "full": "(a) 100 % original labels",
     "fraction": "(b) labelled fraction only",

@@ -150,8 +150,10 @@ def train_downstream(
     from sam2elnet.engine.downstream import train_and_evaluate
 
     pending: dict[str, str] = {}  # fingerprint -> the first setting that trains it
+    # each stage's marker, read once: passed on to stages.run below
+    finished = {n: stages.finished(f"downstream_{n}", job[0], say=True) for n, job in jobs.items()}
     for n, (fp, stored, _, curved) in jobs.items():
-        if not stages.done(f"downstream_{n}", fp) and _stored(stored, curved) is None:
+        if finished[n] is None and _stored(stored, curved) is None:
             pending.setdefault(fp, n)  # the same labels again: reused from the first's result
     workers = downstream_lanes(stages, len(pending), dcfg.device)
     # bars of trainings side by side would overwrite each other: each says one line at its end
@@ -202,5 +204,6 @@ def train_downstream(
                 key=fp,
                 reuse=_trained,
                 took=lambda name=name: took[name],  # type: ignore[misc]
+                finished=finished[name],
             )
     return {n: down[n] for n in runs}

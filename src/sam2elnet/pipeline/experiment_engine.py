@@ -10,32 +10,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import DataError, UserError
-from sam2elnet.pipeline.experiment_config import UNFITTED_MIN_QUALITY, ExperimentConfig
+from sam2elnet.errors import DataError
+from sam2elnet.pipeline.experiment_config import (
+    RANDOM_INIT_EXPERIMENT_API,
+    UNFITTED_MIN_QUALITY,
+    ExperimentConfig,
+)
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------- engine adapters
-def resolve_weights(cfg: ExperimentConfig) -> tuple[str | None, str]:
+def resolve_weights(
+    cfg: ExperimentConfig, random_init: str = RANDOM_INIT_EXPERIMENT_API
+) -> tuple[str | None, str]:
     """(weights path or None, a sentence saying what the encoder starts from).
 
     ``cfg.weights`` ``"none"`` asks for a random encoder without looking in the weights cache.
+    ``random_init`` is how the caller's user asks for it, in the sentence and the error: the
+    API's ``weights="none"`` (default), or ``--weights none`` from the command line.
 
     Raises:
-        UserError: ``cfg.weights`` names no file (one line naming it; ``--weights``), or a file
-            that cannot be a checkpoint (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
+        CheckpointError: ``cfg.weights`` names no file (one line naming it, `elnet weights list`
+            and ``random_init``), or a file that cannot be a checkpoint
+            (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
     """
     random_note = (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
         "Numbers are a floor, not what SAM2-ELNet reaches with real SAM2 weights."
     )
     if cfg.weights == "none":
-        return None, random_note % "--weights none"
+        return None, random_note % random_init
     if cfg.weights:
         p = Path(cfg.weights)
         if not p.is_file():
-            raise UserError("SAM2 weights file does not exist; check --weights", p)
+            from sam2elnet.model.checkpoint_files import missing_weights_error
+
+            raise missing_weights_error(p, random_init)
         from sam2elnet.model.io import check_checkpoint_kind
 
         check_checkpoint_kind(p)  # a YAML or empty file: refused before the data split

@@ -120,6 +120,10 @@ SPEED_MIN_REFERENCE_S = 5.0
 """Reference seconds of timed stages below which the ETA takes the reference times as they are."""
 
 
+UNREAD: Any = object()
+"""``Stages.run(finished=...)`` not given: the stage's marker is read by :meth:`Stages.run`."""
+
+
 class Stages:
     """Done-markers under ``OUT/stages``: a finished stage is skipped on re-run.
 
@@ -244,13 +248,14 @@ class Stages:
     def done(self, name: str, key: str | None = None) -> bool:
         """Whether :meth:`run` would skip stage ``name`` with this ``key`` (its marker says it
         finished with the same inputs)."""
-        return self._finished(name, key) is not None
+        return self.finished(name, key) is not None
 
-    def _finished(self, name: str, key: str | None, say: bool = False) -> dict[str, Any] | None:
+    def finished(self, name: str, key: str | None, say: bool = False) -> dict[str, Any] | None:
         """The marker record of stage ``name`` when it finished with the inputs ``key`` (a
         marker without a key predates keys: any ``key``); None when there is no marker, it has
         other inputs, or it cannot be read (not JSON, not a record with a summary): the stage
-        runs again. ``say``: log why a marker that exists is not taken."""
+        runs again. ``say``: log why a marker that exists is not taken. A caller that needs the
+        answer before :meth:`run` passes the record on to it (``finished=``): read once."""
         m = self.marker(name)
         if not m.is_file():
             return None
@@ -276,6 +281,7 @@ class Stages:
         key: str | None = None,
         reuse: Callable[[], dict[str, Any] | None] | None = None,
         took: Callable[[], float] | None = None,
+        finished: dict[str, Any] | None | object = UNREAD,
     ) -> dict:
         """Run ``fn`` unless ``name`` is done (with the same input ``key``); return its summary.
 
@@ -286,9 +292,11 @@ class Stages:
         written) without running ``fn`` and is no timing sample for the ETA. ``took`` (called
         after ``fn``) gives the seconds the stage's work took where ``fn`` only waits for it (a
         training in a worker process, side by side with others: :attr:`lanes`); its timing
-        sample and the ``done in`` line, instead of the wait.
+        sample and the ``done in`` line, instead of the wait. ``finished``: what
+        :meth:`finished` gave for ``name`` and ``key`` (``say=True``) where the caller has read
+        the marker already (None: not finished); it is not read again.
         """
-        rec = self._finished(name, key, say=True)
+        rec = self.finished(name, key, say=True) if finished is UNREAD else finished
         if rec is not None:
             self.status[name] = "cached"
             self.seconds[name] = float(rec.get("seconds", 0.0))
