@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers_logs import one_error_line, run_main_err
+from helpers_logs import error_line, one_error_line, refused_untouched, run_main_err
 
 RANDOM = "or pass --weights none to train from random initialisation"
 
@@ -47,3 +47,53 @@ def test_experiment_missing_weights_file_names_the_option(
         f"weights are looked for, {RANDOM}"
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("data_state", ["missing", "empty", "not a dataset"])
+def test_experiment_checks_weights_before_data_and_out(
+    data_state: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``elnet experiment`` checks --weights first, as ``elnet train``: with a bad data folder
+    too, the weights error is the one line (it named the data folder), and an --out holding the
+    record of a run stopped before any stage is left as it is (experiment.json was rewritten
+    before the weights were refused)."""
+    missing = tmp_path / "sam2.1_hiera_tiny.pt"
+    data = tmp_path / "data"
+    if data_state != "missing":
+        data.mkdir()
+    if data_state == "not a dataset":
+        (data / "readme.txt").write_text("not a dataset")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "experiment.json").write_text('{"seed": 7}\n')
+    argv = ["experiment", "--data", str(data), "--out", str(out), "--weights", str(missing)]
+    line = refused_untouched(capsys, argv, out)
+    assert line == (
+        f"error: {missing}: weights file not found; run `elnet weights list` to see where "
+        f"weights are looked for, {RANDOM}"
+    )
+    # a new --out is not made
+    new = tmp_path / "new"
+    argv = ["experiment", "--data", str(data), "--out", str(new), "--weights", str(missing)]
+    assert error_line(capsys, argv) == line
+    assert not new.exists()
+
+
+def test_experiment_api_checks_weights_before_writing(tmp_path: Path) -> None:
+    """``run_experiment`` (the API) checks the weights file before experiment.json is written
+    into an existing output folder (it was rewritten, then the weights refused)."""
+    from sam2elnet.errors import CheckpointError
+    from sam2elnet.pipeline.experiment import ExperimentConfig, run_experiment
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "readme.txt").write_text("not a dataset")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "experiment.json").write_text('{"seed": 7}\n')
+    missing = tmp_path / "missing.pt"
+    cfg = ExperimentConfig(data=str(data), out=str(out), weights=str(missing))
+    with pytest.raises(CheckpointError, match="weights file not found"):
+        run_experiment(cfg)
+    assert (out / "experiment.json").read_text() == '{"seed": 7}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["experiment.json"]

@@ -90,6 +90,7 @@ from sam2elnet.pipeline.experiment_downstream import (
     train_downstream,
 )
 from sam2elnet.pipeline.experiment_engine import (
+    check_weights_given,
     downstream_config,
     elnet_trunk,
     resolve_weights,
@@ -179,6 +180,7 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
 
     cfg.validate()
     resolve_device(cfg.device)  # --device cuda without CUDA: one error line before any stage
+    check_weights_given(cfg, random_init)  # before the data folder and --out (as elnet train)
     data = Path(cfg.data)
     if not data.exists():
         raise DataError("data folder does not exist; check --data", data)

@@ -21,6 +21,31 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------- engine adapters
+def check_weights_given(
+    cfg: ExperimentConfig, random_init: str = RANDOM_INIT_EXPERIMENT_API
+) -> None:
+    """The ``weights`` file given exists and can be a checkpoint (a few bytes read), checked
+    first, before the data folder is looked at and before anything is written into ``out``
+    (as ``elnet train``). ``None`` (the cached checkpoint, if any) and ``"none"`` (a random
+    encoder) name no file and pass.
+
+    Raises:
+        CheckpointError: ``cfg.weights`` names no file (one line naming it, `elnet weights list`
+            and ``random_init``), or a file that cannot be a checkpoint
+            (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
+    """
+    if not cfg.weights or cfg.weights == "none":
+        return
+    p = Path(cfg.weights)
+    if not p.is_file():
+        from sam2elnet.model.checkpoint_files import missing_weights_error
+
+        raise missing_weights_error(p, random_init)
+    from sam2elnet.model.io import check_checkpoint_kind
+
+    check_checkpoint_kind(p)  # a YAML or empty file
+
+
 def resolve_weights(
     cfg: ExperimentConfig, random_init: str = RANDOM_INIT_EXPERIMENT_API
 ) -> tuple[str | None, str]:
@@ -31,9 +56,8 @@ def resolve_weights(
     API's ``weights="none"`` (default), or ``--weights none`` from the command line.
 
     Raises:
-        CheckpointError: ``cfg.weights`` names no file (one line naming it, `elnet weights list`
-            and ``random_init``), or a file that cannot be a checkpoint
-            (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
+        CheckpointError: ``cfg.weights`` names no file, or a file that cannot be a checkpoint
+            (:func:`check_weights_given`).
     """
     random_note = (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
@@ -42,14 +66,8 @@ def resolve_weights(
     if cfg.weights == "none":
         return None, random_note % random_init
     if cfg.weights:
+        check_weights_given(cfg, random_init)
         p = Path(cfg.weights)
-        if not p.is_file():
-            from sam2elnet.model.checkpoint_files import missing_weights_error
-
-            raise missing_weights_error(p, random_init)
-        from sam2elnet.model.io import check_checkpoint_kind
-
-        check_checkpoint_kind(p)  # a YAML or empty file: refused before the data split
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
     try:
         from sam2elnet.model.weights_cache import find_cached_weights
