@@ -60,3 +60,38 @@ def test_a_url_in_a_summary_is_no_path(tmp_path: Path, monkeypatch: pytest.Monke
     summary = {"weights": "https://x.org/a.pt"}
     assert Stages(tmp_path, resume=False).run("split", lambda: dict(summary)) == summary
     assert stage_summary(tmp_path, "split") == summary
+
+
+NOTES = {"note": "1/3 of the images", "speed": "km/h", "crs": "EPSG:4326 / UTM zone 33N"}
+
+
+def test_notes_with_a_slash_stay_notes_when_out_is_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out the working folder: a note with a '/' is no path under --out (a stage that ran
+    returned OUT/1/3 of the images, OUT/km/h, ...); a file of the run still comes back as
+    out / path, in what the stage returns and read back from its marker."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "1.png").write_bytes(b"")
+    later = str(tmp_path / "labels" / "2.png")  # inside --out, not written yet
+    summary = {**NOTES, "label": "labels/1.png", "later": later}
+    want = {**NOTES, "label": str(tmp_path / "labels" / "1.png"), "later": later}
+    assert Stages(tmp_path, resume=False).run("split", lambda: dict(summary)) == want
+    Path(later).write_bytes(b"")  # written by then: a resumed run reads it back
+    assert stage_summary(tmp_path, "split") == want
+
+
+def test_notes_with_a_slash_stay_notes_when_out_is_above_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out a folder above the working folder: the marker stores the notes as they are (they
+    were stored as 'sub/km/h', and came back so on resume)."""
+    import json
+
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert Stages(tmp_path, resume=False).run("split", lambda: dict(NOTES)) == NOTES
+    stored = json.loads((tmp_path / "stages" / "split.json").read_text())["summary"]
+    assert stored == NOTES
+    assert stage_summary(tmp_path, "split") == NOTES

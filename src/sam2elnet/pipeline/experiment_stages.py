@@ -63,14 +63,27 @@ def out_relative(v: Any, out: Path, joined: bool = False) -> Any:
 
     ``joined``: written as ``out / path`` instead, the form :func:`out_resolved` reads the
     stored summary back as, worked out without looking at the disk (what a stage that ran
-    returns)."""
+    returns).
+
+    A relative string lies inside ``out`` by its text when ``out`` is below the working folder
+    (``runs/exp/labels/1.png``). When ``out`` is the working folder or a folder above it, every
+    relative string would (a note ``1/3 of the images``, ``km/h``, ``EPSG:4326 / UTM zone
+    33N``), so one is a path only when it names an existing file or folder (as
+    :func:`out_resolved` reads them back); the others are kept as they are. A URL is no path."""
+    cwd = os.path.abspath(".")
+    wide = os.path.abspath(out) == cwd or relative_inside(cwd, out) is not None
+    return _out_relative(v, Path(out), joined, wide)
+
+
+def _out_relative(v: Any, out: Path, joined: bool, wide: bool) -> Any:
+    """:func:`out_relative` of one value; ``wide``: ``out`` holds the working folder."""
     if isinstance(v, dict):
-        return {k: out_relative(x, out, joined) for k, x in v.items()}
+        return {k: _out_relative(x, out, joined, wide) for k, x in v.items()}
     if isinstance(v, list):
-        return [out_relative(x, out, joined) for x in v]
-    if isinstance(v, str) and ("/" in v or os.sep in v) and "://" not in v:  # a URL is no path
+        return [_out_relative(x, out, joined, wide) for x in v]
+    if isinstance(v, str) and ("/" in v or os.sep in v) and "://" not in v:
         inside = relative_inside(v, out)
-        if inside is not None:
+        if inside is not None and (not wide or os.path.isabs(v) or os.path.exists(v)):
             return str(out / inside) if joined else inside
     return v
 
