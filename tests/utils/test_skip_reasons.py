@@ -105,3 +105,31 @@ def test_unlabelled_skips_adds_the_rows_itself(tmp_path: Path, caplog) -> None:
     )
     empty = SkipLog("image")
     assert unlabelled_skips(empty, [], 3, "coarse/") is None and len(empty) == 0
+
+
+def test_other_reasons_are_counted_in_words(tmp_path: Path) -> None:
+    """The reasons past the first three: '1 other reason' (it said '1 other reason(s)')."""
+    for n, words in ((4, "1 other reason"), (5, "2 other reasons")):
+        skips = SkipLog("image")
+        for i in range(n):
+            skips.add(tmp_path / f"{i}.png", f"reason number {i}", warn=False)
+        assert skips.reasons().endswith(f"; {words}"), skips.reasons()
+
+
+def test_one_image_without_a_coarse_label_in_words(tmp_path: Path) -> None:
+    """One image of one / of two: '1 of 1 image has ... and was skipped' (it said '1 of 1
+    images have ... and were skipped')."""
+    from sam2elnet.utils.batch import unlabelled_skips
+
+    one = [tmp_path / "a.png"]
+    assert unlabelled_skips(SkipLog("image"), one, 1, "coarse/") == (
+        "1 of 1 image has no coarse label in coarse/ and was skipped (--skip-missing): a.png"
+    )
+    assert unlabelled_skips(SkipLog("image"), one, 2, "coarse/") == (
+        "1 of 2 images has no coarse label in coarse/ and was skipped (--skip-missing): a.png"
+    )
+    two = [tmp_path / "a.png", tmp_path / "b.png"]
+    assert unlabelled_skips(SkipLog("image"), two, 2, "coarse/") == (
+        "2 of 2 images have no coarse label in coarse/ and were skipped (--skip-missing): "
+        "a.png, b.png"
+    )

@@ -162,7 +162,7 @@ class SkipLog:
         }
         parts = [f"{n} x {r}" if n > 1 else alone[r] for r, n in counts.most_common(top)]
         if len(counts) > top:
-            parts.append(f"{len(counts) - top} other reason(s)")
+            parts.append(plural(len(counts) - top, "other reason"))
         return "; ".join(parts)
 
     def rows(self) -> list[dict[str, str]]:
@@ -298,9 +298,10 @@ def unlabelled_skips(
         skips.add(f, f"no coarse label in {where}", warn=False)
     if not missing:
         return None
+    has, was = ("has", "was") if len(missing) == 1 else ("have", "were")
     return (
-        f"{len(missing)} of {n_total} images have no coarse label in {where} and were "
-        f"skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
+        f"{len(missing)} of {plural(n_total, 'image')} {has} no coarse label in {where} and "
+        f"{was} skipped (--skip-missing): {name_sample([f.name for f in missing], 5)}"
     )
 
 
