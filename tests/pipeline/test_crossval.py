@@ -444,6 +444,9 @@ def test_the_run_record_says_mixed_precisions_fold_by_fold() -> None:
     for scale, said in ((2, "trunk at half resolution (2)"), (mixed, f"trunk {mixed}")):
         md = render_markdown({**r, "trunk_scale": scale})
         assert f"- Trunk of the folds' networks: {said} (--trunk-scale 2; a reused " in md
+    # the verb agrees with the count of folds run (it said "Only 1 of 3 folds were run")
+    for done, said in ((1, "**Only 1 of 3 folds was run**"), (2, "**Only 2 of 3 folds were run**")):
+        assert said in render_markdown({**r, "folds_done": done, "trunk_scale": 2})
 
 
 def test_cv_states_the_half_resolution_trunk_of_auto_folds(roads: Path, tmp_path: Path) -> None:

@@ -121,7 +121,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         ]
     if r["folds_done"] < r["folds_total"]:
         lines += [
-            f"**Only {r['folds_done']} of {r['folds_total']} folds were run** (--max-folds).",
+            f"**Only {r['folds_done']} of {r['folds_total']} folds "
+            f"{'was' if r['folds_done'] == 1 else 'were'} run** (--max-folds).",
             "",
         ]
     how = "pixel-aggregated over each test set"
