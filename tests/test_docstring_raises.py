@@ -202,14 +202,21 @@ def raises_section(doc: str | None) -> list[str] | None:
     return names
 
 
-def public_functions() -> dict[str, Callable[..., Any]]:
+def _face_members(kind: Callable[[Any], bool]) -> dict[str, Any]:
+    """``package.name`` -> object, for the names of the subpackages' ``__all__`` that ``kind``
+    accepts (``inspect.isfunction`` / ``inspect.isclass``)."""
     found = {}
     for pkg in PACKAGES:
         module = importlib.import_module(pkg)
         for name in module.__all__:
             obj = getattr(module, name)
-            if inspect.isfunction(obj):
+            if kind(obj):
                 found[f"{pkg}.{name}"] = obj
+    return found
+
+
+def public_functions() -> dict[str, Callable[..., Any]]:
+    found = _face_members(inspect.isfunction)
     for dotted in EXTRA:
         module, name = dotted.rsplit(".", 1)
         found[dotted] = getattr(importlib.import_module(module), name)
@@ -218,14 +225,7 @@ def public_functions() -> dict[str, Callable[..., Any]]:
 
 def public_classes() -> dict[str, type]:
     """``package.Class`` -> class, for the classes of the subpackages' ``__all__``."""
-    found = {}
-    for pkg in PACKAGES:
-        module = importlib.import_module(pkg)
-        for name in module.__all__:
-            obj = getattr(module, name)
-            if inspect.isclass(obj):
-                found[f"{pkg}.{name}"] = obj
-    return found
+    return _face_members(inspect.isclass)
 
 
 def public_methods() -> dict[str, Callable[..., Any]]:
