@@ -39,6 +39,7 @@ from sam2elnet.pipeline.report_items import ReportItem, evaluation_items
 from sam2elnet.pipeline.report_page import render_report
 from sam2elnet.pipeline.report_rows import object_counts
 from sam2elnet.pipeline.report_tables import as_float
+from sam2elnet.utils.advice import plural
 
 __all__ = [
     "ReportItem",
@@ -360,7 +361,7 @@ def write_evaluation_report(
             )
     if result.unmatched_pred or result.unmatched_truth:
         notes.append(
-            f"unmatched files: {len(result.unmatched_pred)} prediction(s), "
+            f"unmatched files: {plural(len(result.unmatched_pred), 'prediction')}, "
             f"{len(result.unmatched_truth)} ground truth"
         )
     filtered = threshold is not None or any(r.kept is False for r in result.images)
