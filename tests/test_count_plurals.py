@@ -110,3 +110,86 @@ def test_too_few_ground_control_points_to_warp_are_counted(tmp_path: Path) -> No
 
     assert "has 1 ground control point; warping needs at least 3" in error(1)
     assert "has 2 ground control points; warping needs at least 3" in error(2)
+
+
+def test_band_counts_in_the_band_advice_are_counted() -> None:
+    from sam2elnet.data.band_match import band_layout
+    from sam2elnet.data.images import select_bands
+    from sam2elnet.errors import BandCountError
+
+    def never() -> bool:
+        raise AssertionError("identical() must not be asked")
+
+    def error(*args: object, **kw: object) -> str:
+        with pytest.raises(BandCountError) as info:
+            band_layout(*args, **kw)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert "trained for 1; choose 1 band with --bands (e.g. --bands 1)" in error(
+        2, 1, lambda: False, "two.tif"
+    )
+    assert "trained for 2; choose 2 bands with --bands (e.g. --bands 1,2)" in error(
+        3, 2, never, "three.tif"
+    )
+    assert error(2, 1, lambda: False, "six.tif", chosen=[1, 2], file_bands=6).endswith(
+        "give 1 band number of the file's 6 to --bands (e.g. --bands 1)"
+    )
+    assert error(3, 2, never, "six.tif", chosen=[1, 2, 3], file_bands=6).endswith(
+        "give 2 band numbers of the file's 6 to --bands (e.g. --bands 1,2)"
+    )
+    with pytest.raises(DataError) as one:
+        select_bands(np.zeros((1, 4, 4), np.uint8), [2], Path("grey.tif"))
+    with pytest.raises(DataError) as two:
+        select_bands(np.zeros((2, 4, 4), np.uint8), [3], Path("vv_vh.tif"))
+    assert "asks for band 2 but the image has 1 band (alpha excluded)" in str(one.value)
+    assert "asks for band 3 but the image has 2 bands (alpha excluded)" in str(two.value)
+
+
+def test_more_bands_of_another_polarisation_are_counted(tmp_path: Path) -> None:
+    from sam2elnet.data.band_match import check_polarisation
+
+    def warning(n: int) -> str | None:
+        path = tmp_path / f"vh{n}.tif"
+        with rasterio.open(
+            path, "w", driver="GTiff", height=4, width=4, count=n, dtype="float32"
+        ) as dst:
+            dst.write(np.zeros((n, 4, 4), np.float32))
+            for b in range(1, n + 1):
+                dst.set_band_description(b, "VH")
+        return check_polarisation(path, ["VV"] * n)
+
+    two, three = warning(2), warning(3)
+    assert two is not None and "('VV') (and 1 more band), a different" in two
+    assert three is not None and "('VV') (and 2 more bands), a different" in three
+
+
+def test_unpaired_files_of_a_dataset_are_counted(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from sam2elnet.data.layouts import discover
+
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+        _png(tmp_path / sub / "a.png")
+    _png(tmp_path / "images" / "b.png")
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        discover(tmp_path)
+    assert f"1 file under {tmp_path} has no image/label partner and is left out" in caplog.text
+    caplog.clear()
+    _png(tmp_path / "masks" / "c.png")
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        discover(tmp_path)
+    assert f"2 files under {tmp_path} have no image/label partner and are left out" in caplog.text
+
+
+def test_skipped_pairs_of_an_evaluation_report_are_counted() -> None:
+    from sam2elnet.pipeline.report import _skipped_table
+
+    skipped = [{"file": "a.png", "reason": "a.png: cannot read"}]
+    assert _skipped_table(skipped, 0)[1] == [
+        "1 of 1 pair skipped: they could not be scored and are not in the numbers "
+        "(table 'skipped pairs')"
+    ]
+    assert _skipped_table(skipped, 1, unit="image", outcome="no label was made")[1] == [
+        "1 of 2 images skipped: no label was made (table 'skipped images')"
+    ]

@@ -25,7 +25,7 @@ def test_unmatched_files_warning_names_the_verbose_option_where_it_works(
     lonely = write_png(data / "images" / "lonely.png", grey_rgb(32, 9))
     assert main(["stats", "--data", str(data), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "1 file(s) under" in err
+    assert "1 file under" in err
     assert "`elnet --verbose COMMAND ...`" in err
     assert "lonely.png" not in err  # counted, not listed, without --verbose
     assert main(["--verbose", "stats", "--data", str(data), "--no-progress"]) == 0

@@ -415,7 +415,7 @@ def _skipped_table(
     outcome: str = "they could not be scored and are not in the numbers",
 ) -> tuple[dict[str, Any], list[str]]:
     """What a run skipped, for its report: a ``skipped {unit}s`` table (file, reason without the
-    leading path) and one warning line ``"n of N {unit}(s) skipped: {outcome} (table ...)"``,
+    leading path) and one warning line ``"n of N {unit}s skipped: {outcome} (table ...)"``,
     ``N`` = ``n`` + ``n_done``; nothing when none was skipped. ``skipped``: ``file`` / ``reason``
     mappings; the defaults word an evaluation's skipped pairs."""
     from sam2elnet.utils.batch import short_reason
@@ -424,5 +424,5 @@ def _skipped_table(
         return {}, []
     rows = [{"file": s["file"], "reason": short_reason(s["reason"], s["file"])} for s in skipped]
     n, table = len(rows), f"skipped {unit}s"
-    said = f"{n} of {n + n_done} {unit}(s) skipped: {outcome} (table '{table}')"
+    said = f"{n} of {plural(n + n_done, unit)} skipped: {outcome} (table '{table}')"
     return {table: rows}, [said]
