@@ -128,7 +128,7 @@ def test_annotate_cli(
         ]
     )
     assert code == 0
-    assert "annotated 8 image(s)" in capsys.readouterr().out
+    assert "annotated 8 images" in capsys.readouterr().out
     assert len(list((tmp_path / "a" / "labels").glob("*.png"))) == 8
     assert not (tmp_path / "a" / "rejected").exists() or not list(
         (tmp_path / "a" / "rejected").iterdir()
@@ -169,7 +169,7 @@ def test_enhance_cli_missing_labels(
     ]
     assert main([*base, "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "3 image(s) have no label" in err and "s07.png" in err
+    assert err.startswith("error:") and "3 images have no label" in err and "s07.png" in err
     assert main([*base, "--out", str(tmp_path / "e"), "--skip-missing"]) == 0
     assert len(list((tmp_path / "e" / "labels").glob("*.png"))) == 5
     assert len(list((tmp_path / "e" / "changes").glob("*.png"))) == 5

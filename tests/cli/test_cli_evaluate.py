@@ -187,7 +187,7 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     ]
     # the report lists them too: a warning and a table of file and reason (path left off)
     html = (out / "report.html").read_text()
-    assert "2 of 4 pair(s) skipped: they could not be scored" in html
+    assert "2 of 4 pairs skipped: they could not be scored" in html
     table_html = html[html.index("skipped pairs") :]
     assert str(pred / "2_pred.png") in table_html and str(pred / "3_pred.png") in table_html
     assert "is 24x24 (WxH) but its ground truth" in table_html

@@ -84,10 +84,10 @@ def test_truth_at_twice_the_pixel_size_gives_the_on_grid_counts(
     assert notes == [
         f"warning: {coarse}: ground truth resampled onto the grid of its prediction "
         f"{pred.name} by map position (nearest; 32x32 px of 20 x 20 map units in {UTM} -> "
-        f"64x64 px of 10 x 10 map units in {UTM}); 0 prediction pixel(s) outside its "
+        f"64x64 px of 10 x 10 map units in {UTM}); 0 prediction pixels outside its "
         "footprint not counted"
     ]
-    assert "ground truth resampled onto the prediction's grid: 1 file(s); 0 prediction" in cap.out
+    assert "ground truth resampled onto the prediction's grid: 1 file; 0 prediction" in cap.out
     data = json.loads(out.read_text())
     assert data["n_truth_resampled"] == 1 and data["truth_outside_pixels"] == 0
     assert data["truth_resampled"][0]["file"] == str(coarse)

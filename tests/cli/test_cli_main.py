@@ -127,7 +127,7 @@ def test_main_puts_the_callers_logging_and_warnings_back(
         before = state()
         for _ in range(2):
             assert main(["stats", "--data", str(data), "--no-progress"]) == 0
-            assert "warning: 1 file(s) under" in capsys.readouterr().err
+            assert "warning: 1 file under" in capsys.readouterr().err
             assert state() == before
         assert main(["stats", "--data", str(tmp_path / "nowhere"), "--no-progress"]) == 2
         assert capsys.readouterr().err.startswith("error: ")

@@ -25,7 +25,7 @@ def test_unmatched_files_warning_names_the_verbose_option_where_it_works(
     lonely = write_png(data / "images" / "lonely.png", grey_rgb(32, 9))
     assert main(["stats", "--data", str(data), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "1 file(s) under" in err
+    assert "1 file under" in err
     assert "`elnet --verbose COMMAND ...`" in err
     assert "lonely.png" not in err  # counted, not listed, without --verbose
     assert main(["--verbose", "stats", "--data", str(data), "--no-progress"]) == 0
@@ -82,11 +82,11 @@ def test_evaluate_unmatched_line_says_where_they_are_listed(
     argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress"]
     assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "unmatched: 0 prediction(s), 1 ground-truth mask(s) (--json FILE lists them)" in out
+    assert "unmatched: 0 predictions, 1 ground-truth mask (--json FILE lists them)" in out
     js = tmp_path / "m.json"
     assert main([*argv, "--json", str(js)]) == 0
     out = "".join(capsys.readouterr().out.split())
-    assert f"1ground-truthmask(s)(listedin{js})" in out
+    assert f"1ground-truthmask(listedin{js})" in out
     assert [Path(p).name for p in json.loads(js.read_text())["unmatched_truth"]] == ["b.png"]
 
 

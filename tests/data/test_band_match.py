@@ -57,7 +57,7 @@ def test_rule_repeats_grey_only_into_an_optical_colour_model():
         band_layout(2, 3, never, "six.tif", chosen=[1, 2], file_bands=6)
     assert str(info.value) == (
         "six.tif: unsupported band count: 2 bands chosen with --bands 1,2 but the model was "
-        "trained for 3; give 3 band number(s) of the file's 6 to --bands (e.g. --bands 1,2,3)"
+        "trained for 3; give 3 band numbers of the file's 6 to --bands (e.g. --bands 1,2,3)"
     )
     # was: "e.g. --bands 1,2,3" of a 2-band file (no band 3); the example names its bands only
     with pytest.raises(BandCountError) as info:
@@ -66,11 +66,11 @@ def test_rule_repeats_grey_only_into_an_optical_colour_model():
     with pytest.raises(BandCountError) as info:
         band_layout(2, 4, never, "two.tif", chosen=[2, 1], file_bands=2)
     assert str(info.value).endswith(
-        "give 4 band number(s) of the file's 2 to --bands (e.g. --bands 1,2,2,2)"
+        "give 4 band numbers of the file's 2 to --bands (e.g. --bands 1,2,2,2)"
     ), info.value
     with pytest.raises(BandCountError) as info:  # the file's band count not known: no example
         band_layout(2, 4, never, "two.tif", chosen=[2, 1])
-    assert str(info.value).endswith("give 4 band number(s) of the file's bands to --bands")
+    assert str(info.value).endswith("give 4 band numbers of the file's bands to --bands")
     with pytest.raises(BandCountError) as info:
         band_layout(1, 2, never, "s1.tif", sar=True, names=["VV", "VH"], chosen=[2])
     msg = str(info.value)
@@ -88,7 +88,7 @@ def test_sar_stack_is_not_called_optical_and_the_example_names_existing_bands():
         band_layout(3, 2, never, "vv_vh_ratio.tif", sar=True, names=["VV", "VH"])
     assert str(info.value) == (
         "vv_vh_ratio.tif: unsupported band count: image has 3 bands but the model was trained "
-        "for 2 (VV, VH); choose 2 band(s) with --bands (e.g. --bands 1,2) or train a model on "
+        "for 2 (VV, VH); choose 2 bands with --bands (e.g. --bands 1,2) or train a model on "
         "this kind of image"
     )
     with pytest.raises(BandCountError, match="3 different bands look like an optical"):

@@ -66,7 +66,7 @@ def test_unmatched_are_reported(tmp_path, caplog):
         idx = discover(root)
     assert len(idx.samples) == 3
     assert sorted(p.name for p in idx.unmatched) == ["lonely.png", "orphan.png"]
-    assert "2 file(s)" in caplog.text and "lonely.png" in caplog.text
+    assert "2 files under" in caplog.text and "lonely.png" in caplog.text
 
 
 def test_discover_errors(tmp_path):

@@ -103,7 +103,7 @@ def test_evaluate_baseline_groups_quality(
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "compared with the baseline" in captured.out and "palsar" in captured.out
-    assert "worse than the baseline by more than 0.02 IoU: 1 image(s), worst first: 2" in (
+    assert "worse than the baseline by more than 0.02 IoU: 1 image, worst first: 2" in (
         " ".join(captured.out.split())
     )
     data = json.loads((out / "e.json").read_text())

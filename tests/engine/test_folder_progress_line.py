@@ -4,7 +4,7 @@ A SAR trial: `elnet annotate --warp-to utm` on a folder of two GeoTIFF scenes (p
 by window, each with its own window bar) and one JPEG ended in `annotate: 1/1 img in 0.0 s
 (3235.21 img/s), kept 2, skipped 1`: one image counted, two kept. The bar counts the images
 predicted whole; its kept / skipped now count those images only (the closing `annotated N
-image(s) ...` line counts them all).
+images ...` line counts them all).
 """
 
 from __future__ import annotations

@@ -110,21 +110,21 @@ def test_annotate_skips_unreadable_and_resumes(
     assert seen == [1] and len(res2.rows) == 4
     assert len(list(csv.DictReader((tmp_path / "a" / "quality.csv").open()))) == 4
     assert not (tmp_path / "a" / "skipped.csv").exists()  # nothing skipped: the old list goes
-    # the summary says what was reused ('annotated 4 image(s) in 0.3 s' hid that 3 were not redone)
+    # the summary says what was reused ('annotated 4 images in 0.3 s' hid that 3 were not redone)
     assert res.summary["n_resumed"] == 0 and res2.summary["n_resumed"] == 3
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["n_resumed"] == 3
     from sam2elnet.cli.job_summary import print_folder
 
     print_folder(res2, "annotated")
     assert capsys.readouterr().out.startswith(
-        "annotated 4 image(s) (3 done by the earlier run, --resume) in "
+        "annotated 4 images (3 done by the earlier run, --resume) in "
     )
 
 
 def test_the_closing_line_says_what_its_time_covers(
     run: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """'annotate: 3/3 img in 4.6 s' then 'annotated 3 image(s) in 11.7 s' read as two
+    """'annotate: 3/3 img in 4.6 s' then 'annotated 3 images in 11.7 s' read as two
     measurements of one thing: the closing line now says the total is from the start, with the
     model load and the images' time (recorded in summary.json); older summaries keep one time."""
     import re
@@ -141,7 +141,7 @@ def test_the_closing_line_says_what_its_time_covers(
     assert s["seconds_model_load"] + s["seconds_images"] <= s["seconds"]
     print_folder(res, "annotated")
     m = re.match(
-        r"annotated 3 image\(s\) in (\d+\.\d) s in all \(model load (\d+\.\d) s, images "
+        r"annotated 3 images in (\d+\.\d) s in all \(model load (\d+\.\d) s, images "
         r"(\d+\.\d) s\): kept ",
         capsys.readouterr().out,
     )

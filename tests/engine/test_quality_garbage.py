@@ -186,7 +186,7 @@ def test_an_image_the_model_scaling_clips_flat_is_not_called_constant(
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "constant after scaling" in page and "constant image" in page
     assert "skipped images" in page and "c_corrupt.png" in page and "cannot decode image" in page
-    assert "1 of 3 image(s) skipped" in page
+    assert "1 of 3 images skipped" in page
 
 
 def test_a_model_without_an_evaluator_says_how_to_fit_one(

@@ -320,7 +320,7 @@ def test_corrupt_image_is_skipped_and_listed_on_ray(annotated: dict) -> None:
     assert [Path(r["image"]).name for r in skipped] == ["broken.png"] and skipped[0]["reason"]
     rows = list(csv.DictReader((annotated["out_ray"] / "quality.csv").open()))
     assert len(rows) == 6 and "broken.png" not in {Path(r["image"]).name for r in rows}
-    assert "1 of 7 skipped" in out and "annotated 6 image(s)" in out
+    assert "1 of 7 skipped" in out and "annotated 6 images" in out
 
 
 def test_resume_on_ray_redoes_only_unfinished_images(

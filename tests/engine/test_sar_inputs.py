@@ -125,7 +125,7 @@ def test_band_count_errors_are_not_hidden(u8_model, tmp_path, capsys):
         err = [ln for ln in err if "quality evaluator is not fitted" not in ln]  # the model's
         assert len(err) == 1, err
         assert err[0].startswith(f"error: {two}: unsupported band count: image has 2 bands but "
-                                 "the model was trained for 1; choose 1 band(s) with --bands")  # fmt: skip
+                                 "the model was trained for 1; choose 1 band with --bands")  # fmt: skip
     root = tmp_path / "m2"
     m2 = _model(root, [write_tif(root / "t" / f"t{i}.tif", _dn(20 + i, 2)) for i in range(3)], 2)
     three = write_tif(tmp_path / "three" / "s.tif", _dn(6, bands=3))

@@ -229,7 +229,7 @@ def test_band_mismatch(tmp_path: Path):
     # bands chosen with --bands: the message says so (was "image has 2 bands" of any image)
     six = make_scene(tmp_path / "six.tif", bands=6)
     with pytest.raises(DataError, match=r"2 bands chosen with --bands 1,2 but the model was "
-                                        r"trained for 3; give 3 band number\(s\) of the file's 6 "
+                                        r"trained for 3; give 3 band numbers of the file's 6 "
                                         r"to --bands \(e\.g\. --bands 1,2,3\)"):  # fmt: skip
         predict_scene(six, tmp_path / "o.tif", SmoothingPredictor(in_bands=3), bands=[1, 2],
                       progress=False)  # fmt: skip

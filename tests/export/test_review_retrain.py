@@ -128,5 +128,5 @@ def test_unpaired_warning_at_train_time_says_what_to_do(tmp_path: Path, caplog) 
     root = _images_masks(data, tmp_path / "flat")
     with caplog.at_level(logging.WARNING):
         discover(root)
-    assert "1 file(s)" in caplog.text and "left out" in caplog.text, caplog.text
+    assert "1 file under" in caplog.text and "is left out" in caplog.text, caplog.text
     assert "give it a label named like it" in caplog.text, caplog.text

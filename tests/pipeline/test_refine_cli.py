@@ -106,7 +106,7 @@ def test_refine_cli_matches_api_and_resumes(
     # resume: nothing redone, the table kept
     capsys.readouterr()
     assert main([*argv, "--skip-missing", "--resume"]) == 0
-    assert "refined 0 label(s)" in capsys.readouterr().out
+    assert "refined 0 labels" in capsys.readouterr().out
     # the refined folder is a baseline for evaluate
     js = tmp_path / "e.json"
     ev = ["evaluate", "--pred", str(out), "--truth", str(sos), "--baseline", str(coarse)]

@@ -169,7 +169,7 @@ def test_false_alarms_on_empty_truth_are_named(tmp_path: Path) -> None:
     text = write_report(tmp_path / "r.html", items, title="t").read_text(encoding="utf-8")
     flags = dict(re.findall(r'data-name="([^"]+)" data-status="[^"]*" data-flag="([^"]+)"', text))
     assert flags == {"alarm": "false alarm", "quiet": "correct empty", "miss": "missed", "hit": "-"}
-    assert "1 of 2 image(s) with empty ground truth got a non-empty label" in text
+    assert "1 of 2 images with empty ground truth got a non-empty label" in text
     # true IoU computed from the masks: 0 for the false alarm, 1 for both-empty and the hit
     true = dict(
         re.findall(r'data-name="([^"]+)".*?\n.*?\n.*?\n<td class="num" data-v="([^"]*)"', text)
@@ -305,7 +305,7 @@ def test_degenerate_downstream_rows_are_flagged(tmp_path: Path) -> None:
     assert text.count('class="flagged"') == 3
     results["table1"] = [dict(fine, hand_labels=9, train_images=9, f1=0.7), results["table1"][0]]
     text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
-    assert "Every downstream" not in text and "2 downstream model(s) are degenerate" in text
+    assert "Every downstream" not in text and "2 downstream models are degenerate" in text
 
 
 def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables() -> None:
@@ -325,16 +325,16 @@ def test_degenerate_table1_rows_are_named_in_results_md_and_the_printed_tables()
         dict(none, title="(e) fraction + all auto-labels (unfiltered)"),
     ]
     note = degenerate_note(rows)
-    assert note is not None and note.startswith("3 model(s) of table 1 are degenerate: ")
+    assert note is not None and note.startswith("3 models of table 1 are degenerate: ")
     assert "(b), (c) labelled (almost) every test pixel foreground" in note
     assert "(e) found no foreground (recall 0)" in note and "(d)" not in note
     assert degenerate_note([rows[0], rows[3]]) is None
     # the flags the run worked out for its verdict are the ones named (one per row not skipped)
     flags = [None, None, "no foreground", None]
     assert degenerate_note(rows, flags) == degenerate_note([rows[2]], ["no foreground"])
-    assert "1 model(s)" in degenerate_note(rows, flags) and "(b)" not in degenerate_note(
+    assert "1 model of table 1 is degenerate: (c)" in degenerate_note(
         rows, flags
-    )
+    ) and "(b)" not in degenerate_note(rows, flags)
 
 
 def _geotiff(path: Path, left: float, top: float, crs: str = "EPSG:32633") -> None:

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.utils.advice import plural
+
 # aggregate metrics printed, in order (names from sam2elnet.pipeline.glossary); missing keys skipped
 _SHOWN = (
     "iou",
@@ -194,7 +196,8 @@ def print_evaluation(
     from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, label, road_buffer_options_words
 
     table = Table(
-        title=f"{res.aggregate['n_images']} image(s): {pred} vs {truth}", title_justify="left"
+        title=f"{plural(res.aggregate['n_images'], 'image')}: {pred} vs {truth}",
+        title_justify="left",
     )
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -230,7 +233,7 @@ def print_evaluation(
             where = f" (all in {csv_path}, column outcome/delta_iou)" if csv_path else ""
             console.print(
                 f"worse than the baseline by more than {res.comparison.worse_by:g} IoU: "
-                f"{len(worse)} image(s), worst first: {shown}{where}"
+                f"{plural(len(worse), 'image')}, worst first: {shown}{where}"
             )
     if res.quality is not None:
         console.print(_quality_table(res))
@@ -238,12 +241,12 @@ def print_evaluation(
     if moved:
         outside = sum(m["outside_pixels"] for m in moved)
         console.print(
-            f"ground truth resampled onto the prediction's grid: {len(moved)} file(s); "
-            f"{outside} prediction pixel(s) outside its footprint not counted"
+            f"ground truth resampled onto the prediction's grid: {plural(len(moved), 'file')}; "
+            f"{plural(outside, 'prediction pixel')} outside its footprint not counted"
         )
     if res.unmatched_pred or res.unmatched_truth:
         listed = f"listed in {json_path}" if json_path is not None else "--json FILE lists them"
         console.print(
-            f"[yellow]unmatched: {len(res.unmatched_pred)} prediction(s), "
-            f"{len(res.unmatched_truth)} ground-truth mask(s) ({listed})[/yellow]"
+            f"[yellow]unmatched: {plural(len(res.unmatched_pred), 'prediction')}, "
+            f"{plural(len(res.unmatched_truth), 'ground-truth mask')} ({listed})[/yellow]"
         )

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from sam2elnet.data.runfolder import QUALITY_CSV, REPORT_HTML, SKIPPED_CSV, SUMMARY_JSON
+from sam2elnet.utils.advice import plural
 
 #: outputs a folder job can leave, in the order the closing line lists them
 JOB_OUTPUTS = (
@@ -132,7 +133,7 @@ def print_folder(res: Any, what: str) -> None:
     s = res.summary
     again = f" ({s['n_resumed']} done by the earlier run, --resume)" if s.get("n_resumed") else ""
     typer.echo(
-        f"{what} {s['n_images']} image(s){again} {took(s)}: kept {s['n_kept']}, "
+        f"{what} {plural(s['n_images'], 'image')}{again} {took(s)}: kept {s['n_kept']}, "
         f"rejected {s['n_rejected']}, skipped {s['n_skipped']}; mean predicted IoU "
         f"{fmt(s['mean_predicted_iou'])}"
     )

@@ -11,6 +11,7 @@ import typer
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS
 from sam2elnet.data.runfolder import SKIPPED_CSV
+from sam2elnet.utils.advice import plural
 
 _METHODS = "morphological | guided | grabcut | no_change"
 
@@ -61,7 +62,7 @@ def refine_cmd(
     done = len(res.rows) - res.n_resumed
     kept = f" ({res.n_resumed} kept from an earlier run)" if res.n_resumed else ""
     typer.echo(
-        f"refined {done} label(s) with {method} in {res.seconds:.1f} s{kept}; "
+        f"refined {plural(done, 'label')} with {method} in {res.seconds:.1f} s{kept}; "
         f"outputs in {out} (refine.csv)"
     )
     if res.missing_labels_note:  # --skip-missing, as enhance prints it

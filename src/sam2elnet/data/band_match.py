@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2elnet.errors import BandCountError
+from sam2elnet.utils.advice import plural
 
 __all__ = [
     "IDENTICAL_NORMALISED_ATOL",
@@ -152,7 +153,7 @@ def check_polarisation(
         )
     else:
         fix = f"give a {want} image, or train a model on {pol} images"
-    more = f" (and {len(wrong) - 1} more band(s))" if len(wrong) > 1 else ""
+    more = f" (and {plural(len(wrong) - 1, 'more band')})" if len(wrong) > 1 else ""
     return (
         f"band {band} is {pol} ({desc!r}) but the model was trained on {want} ({want_desc!r})"
         f"{more}, a different measurement (cross-polarised VH / HV backscatter is typically "
@@ -280,13 +281,13 @@ def band_layout(
         of = f" of the file's {file_bands}" if file_bands else " of the file's bands"
         raise BandCountError(
             f"unsupported band count: {count} bands chosen with {flag} but the model was "
-            f"trained for {bands}{named}; give {bands} band number(s){of} to --bands"
+            f"trained for {bands}{named}; give {plural(bands, 'band number')}{of} to --bands"
             + (f" (e.g. --bands {example})" if file_bands else ""),
             path,
         )
     raise BandCountError(
         f"unsupported band count: image has {count} bands but the model was trained for "
-        f"{bands}{named}; choose {bands} band(s) "
+        f"{bands}{named}; choose {plural(bands, 'band')} "
         f"with --bands (e.g. --bands {example}) or train a model on this kind of image",
         path,
     )

@@ -28,6 +28,7 @@ from sam2elnet.data.validity import (
     is_alpha_band,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
 MAX_BANDS = 16
@@ -279,7 +280,7 @@ def select_bands(data: np.ndarray, bands: Sequence[int] | None, path: Path | Non
     if max(bands) > data.shape[0]:
         raise DataError(
             f"--bands {','.join(map(str, bands))} asks for band {max(bands)} but the image has "
-            f"{data.shape[0]} band(s) (alpha excluded); choose bands 1..{data.shape[0]}",
+            f"{plural(data.shape[0], 'band')} (alpha excluded); choose bands 1..{data.shape[0]}",
             path,
         )
     return data[[b - 1 for b in bands]]

@@ -40,6 +40,7 @@ from sam2elnet.data.naming import (
 )
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import LAYOUTS
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -355,12 +356,15 @@ def discover(
         samples += s
         unmatched += u
     if unmatched and report_unmatched and samples:  # no pair at all: the error below says it
+        has, are = ("has", "is") if len(unmatched) == 1 else ("have", "are")
         log.warning(
-            "%d file(s) under %s have no image/label partner and are left out (listed by "
+            "%s under %s %s no image/label partner and %s left out (listed by "
             "`elnet --verbose COMMAND ...`); to use an image, give it a label named like it "
             "(%s)",
-            len(unmatched),
+            plural(len(unmatched), "file"),
             base,
+            has,
+            are,
             _unmatched_hint(unmatched),
         )
         for p in unmatched:

@@ -34,6 +34,7 @@ from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, WARP_METHODS
+from sam2elnet.utils.advice import plural
 
 __all__ = [
     "DEFAULT_WARP_METHOD",
@@ -155,7 +156,7 @@ def _check_georeference(ds: Any, path: Path) -> bool:
             path,
         )
     raise DataError(
-        f"has {len(gcps)} ground control point(s){'' if gcp_crs else ' without a CRS'}; "
+        f"has {plural(len(gcps), 'ground control point')}{'' if gcp_crs else ' without a CRS'}; "
         f"warping needs at least {MIN_GCPS} with a CRS; drop --warp-to",
         path,
     )

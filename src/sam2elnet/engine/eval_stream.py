@@ -27,6 +27,7 @@ from sam2elnet.engine.metrics import (
     road_counts,
 )
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,8 @@ class Resampled:
         """The one log line: ``T: ground truth resampled onto the grid of its prediction P ...``."""
         return (
             f"{truth}: ground truth resampled onto the grid of its prediction {pred.name} by map "
-            f"position (nearest; {self.grid}); {self.outside} prediction pixel(s) outside its "
-            "footprint not counted"
+            f"position (nearest; {self.grid}); {plural(self.outside, 'prediction pixel')} "
+            "outside its footprint not counted"
         )
 
 

@@ -54,6 +54,7 @@ from sam2elnet.option_values import (
     LineWidthUnit,
     road_buffer_units,
 )
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,8 @@ def evaluate_folders(
         missing = [k for k in keys if k not in bases]
         if missing:
             raise DataError(
-                f"{len(missing)} of the {len(keys)} evaluated image(s) have no baseline label "
+                f"{len(missing)} of the {plural(len(keys), 'evaluated image')} "
+                f"{'has' if len(missing) == 1 else 'have'} no baseline label "
                 f"(e.g. {', '.join(missing[:5])}); the baseline must cover every evaluated image",
                 bdir,
             )

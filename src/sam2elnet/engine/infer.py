@@ -43,6 +43,7 @@ from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import FolderJobOptions
+from sam2elnet.utils.advice import plural
 
 __all__ = ["annotate_folder", "enhance_folder"]
 
@@ -265,8 +266,8 @@ def enhance_folder(
     if missing and not skip_missing:
         names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise DataError(
-            f"{len(missing)} image(s) have no label in {where}: {names}; add the labels or pass "
-            "--skip-missing to enhance only the others"
+            f"{plural(len(missing), 'image has', 'images have')} no label in {where}: {names}; "
+            "add the labels or pass --skip-missing to enhance only the others"
         )
     n_all, files = len(files), [f for f in files if f in label_map]
     check_job_out(

@@ -38,6 +38,7 @@ from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserErr
 from sam2elnet.model.input_flags import unusable_text
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
@@ -278,8 +279,9 @@ class Predictor:
         if bands:
             if len(bands) != self.in_bands:
                 raise UserError(
-                    f"--bands {','.join(map(str, bands))} selects {len(bands)} band(s) but the "
-                    f"model takes {self.in_bands}; give {self.in_bands} band number(s)"
+                    f"--bands {','.join(map(str, bands))} selects {plural(len(bands), 'band')} "
+                    f"but the model takes {self.in_bands}; "
+                    f"give {plural(self.in_bands, 'band number')}"
                 )
             self.normalization = self.normalization.model_copy(
                 update={"band_select": [int(b) for b in bands]}

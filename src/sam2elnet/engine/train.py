@@ -103,6 +103,7 @@ from sam2elnet.engine.train_setup import (
 from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
 from sam2elnet.engine.train_val import val_road_buffer, validation_loader
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
 
@@ -232,8 +233,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     n_windowed = train_ds.prepare_windows()  # before the workers fork: they inherit the plans
     if n_windowed:
         say(
-            f"{n_windowed} large training image(s) are read by windows (only each crop's pixels; "
-            "see docs/training.md)"
+            f"{plural(n_windowed, 'large training image is', 'large training images are')} "
+            "read by windows (only each crop's pixels; see docs/training.md)"
         )
     vbuf = val_road_buffer(cfg, data.val_samples, roads)  # px per image; metres checked here
     val_loader = None  # native scale, batched by shape (engine.train_val); rank 0 validates

@@ -12,6 +12,7 @@ from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainCo
 from sam2elnet.engine.train_state import load_last
 from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.option_checks import same_setting, setting_change
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger("sam2elnet.engine.train")
@@ -155,8 +156,8 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
         if changed == ["epochs"] and int(new["epochs"]) > int(old["epochs"]):
             run = Path(given.out)
             more = (
-                f"; to train {int(new['epochs']) - int(old['epochs'])} more epoch(s) on top of "
-                f"this run, start a new run from its model: elnet train --data "
+                f"; to train {plural(int(new['epochs']) - int(old['epochs']), 'more epoch')} "
+                f"on top of this run, start a new run from its model: elnet train --data "
                 f"{given.data} --init-model {run / 'model.pt'} --epochs "
                 f"{int(new['epochs']) - int(old['epochs'])} --out NEW_RUN (a new learning-rate "
                 "schedule; run it after this run has finished)"

@@ -16,6 +16,7 @@ from sam2elnet.pipeline.experiment_config import (
     UNFITTED_MIN_QUALITY,
     ExperimentConfig,
 )
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,8 @@ def rows_to_labels(result: Any, ids: Sequence[str]) -> tuple[dict[str, str], dic
     missing = [i for i in ids if i not in labels]
     if missing:
         raise DataError(
-            f"{len(missing)} label(s) were not produced (e.g. {missing[0]}; see skipped.csv); "
-            "fix or remove those images",
+            f"{plural(len(missing), 'label was', 'labels were')} not produced "
+            f"(e.g. {missing[0]}; see skipped.csv); fix or remove those images",
             result.out_dir,
         )
     return {i: labels[i] for i in ids}, {i: quality[i] for i in ids}

@@ -28,6 +28,7 @@ from sam2elnet.pipeline.experiment_stats import (
     road_rows,
     table2_name,
 )
+from sam2elnet.utils.advice import plural
 
 
 def _f(v: Any, nd: int = 3) -> str:
@@ -169,9 +170,10 @@ def degenerate_note(
     n = sum(len(v) for v in by_kind.values())
     bad = [f"{', '.join(names)} {what[kind]}" for kind, names in by_kind.items()]
     return (
-        f"{n} model(s) of table 1 are degenerate: {'; '.join(bad)}. Their scores, and "
-        "a verdict that uses them, say nothing about the labels they were trained on: train the "
-        "downstream models longer (--downstream-epochs / --downstream-steps) or on more images"
+        f"{plural(n, 'model of table 1 is', 'models of table 1 are')} degenerate: "
+        f"{'; '.join(bad)}. Their scores, and a verdict that uses them, say nothing about the "
+        "labels they were trained on: train the downstream models longer (--downstream-epochs / "
+        "--downstream-steps) or on more images"
     )
 
 

@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -399,8 +400,8 @@ def refine_folder(
     if missing and not skip_missing:
         names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise DataError(
-            f"{len(missing)} image(s) have no coarse label in {coarse}: {names}; add the labels "
-            "or pass --skip-missing to refine only the others"
+            f"{plural(len(missing), 'image has', 'images have')} no coarse label in {coarse}: "
+            f"{names}; add the labels or pass --skip-missing to refine only the others"
         )
     n_all, files = len(files), [f for f in files if mask_key(f.name) in index]
     out = Path(out_dir)

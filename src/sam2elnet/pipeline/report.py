@@ -39,6 +39,7 @@ from sam2elnet.pipeline.report_items import ReportItem, evaluation_items
 from sam2elnet.pipeline.report_page import render_report
 from sam2elnet.pipeline.report_rows import object_counts
 from sam2elnet.pipeline.report_tables import as_float
+from sam2elnet.utils.advice import plural
 
 __all__ = [
     "ReportItem",
@@ -360,7 +361,7 @@ def write_evaluation_report(
             )
     if result.unmatched_pred or result.unmatched_truth:
         notes.append(
-            f"unmatched files: {len(result.unmatched_pred)} prediction(s), "
+            f"unmatched files: {plural(len(result.unmatched_pred), 'prediction')}, "
             f"{len(result.unmatched_truth)} ground truth"
         )
     filtered = threshold is not None or any(r.kept is False for r in result.images)
@@ -414,7 +415,7 @@ def _skipped_table(
     outcome: str = "they could not be scored and are not in the numbers",
 ) -> tuple[dict[str, Any], list[str]]:
     """What a run skipped, for its report: a ``skipped {unit}s`` table (file, reason without the
-    leading path) and one warning line ``"n of N {unit}(s) skipped: {outcome} (table ...)"``,
+    leading path) and one warning line ``"n of N {unit}s skipped: {outcome} (table ...)"``,
     ``N`` = ``n`` + ``n_done``; nothing when none was skipped. ``skipped``: ``file`` / ``reason``
     mappings; the defaults word an evaluation's skipped pairs."""
     from sam2elnet.utils.batch import short_reason
@@ -423,5 +424,5 @@ def _skipped_table(
         return {}, []
     rows = [{"file": s["file"], "reason": short_reason(s["reason"], s["file"])} for s in skipped]
     n, table = len(rows), f"skipped {unit}s"
-    said = f"{n} of {n + n_done} {unit}(s) skipped: {outcome} (table '{table}')"
+    said = f"{n} of {plural(n + n_done, unit)} skipped: {outcome} (table '{table}')"
     return {table: rows}, [said]

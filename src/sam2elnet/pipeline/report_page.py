@@ -36,6 +36,7 @@ from sam2elnet.pipeline.report_tables import (
     used_keys,
 )
 from sam2elnet.pipeline.report_vector import share_vector_labels
+from sam2elnet.utils.advice import plural
 
 __all__ = ["DEFAULT_TAU", "ReportItem", "as_float", "object_counts", "render_report"]
 
@@ -195,10 +196,10 @@ def render_report(
     info: list[str] = []
     if alarms:
         info.append(
-            f"{len(alarms)} of {len(empty)} image(s) with empty ground truth got a non-empty "
-            "label: false alarms. Their IoU is 0 by definition (nothing to overlap), which pulls mean "
-            "IoUs down; they are marked 'false alarm' in the table and as orange crosses in the "
-            "scatter plot."
+            f"{len(alarms)} of {plural(len(empty), 'image')} with empty ground truth got a "
+            "non-empty label: false alarms. Their IoU is 0 by definition (nothing to overlap), "
+            "which pulls mean IoUs down; they are marked 'false alarm' in the table and as orange "
+            "crosses in the scatter plot."
         )
 
     tbls = tables_of("summary", summary)

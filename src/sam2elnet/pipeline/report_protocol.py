@@ -19,6 +19,7 @@ from sam2elnet.pipeline.experiment_stats import ci_text, road_note, road_rows, s
 from sam2elnet.pipeline.report import write_report
 from sam2elnet.pipeline.report_items import ReportItem
 from sam2elnet.pipeline.report_tables import as_float
+from sam2elnet.utils.advice import plural
 
 __all__ = ["degenerate_rows", "unusable_lines", "write_protocol_report"]
 
@@ -163,8 +164,9 @@ def write_protocol_report(
     elif any(flags):
         n = sum(1 for f in flags if f)
         warns.append(
-            f"{n} downstream model(s) are degenerate (highlighted rows): they predicted almost "
-            "every pixel as foreground, or none; their scores say nothing about the labels."
+            f"{plural(n, 'downstream model is', 'downstream models are')} degenerate "
+            "(highlighted rows): they predicted almost every pixel as foreground, or none; "
+            "their scores say nothing about the labels."
         )
     warns += [f"{line}." for t in (1, 2) for line in unusable_lines(results, t)]
     auto = {k: v for k, v in (results.get("autolabels") or {}).items() if k != "filter"}  # as words

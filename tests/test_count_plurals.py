@@ -1,0 +1,195 @@
+"""Messages that count what they name agree with the count: ``1 image has`` / ``2 images have``
+(they read ``1 image(s) have``, ``1 model(s) of table 1 are``), through
+:func:`sam2elnet.utils.advice.plural`. Each message is built by its own function, for one and
+for two."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+
+from sam2elnet.errors import DataError
+
+
+def test_degenerate_models_of_table_1_are_counted() -> None:
+    from sam2elnet.pipeline.experiment_markdown import degenerate_note
+
+    rows = [{"title": "(a) 100 % original labels"}, {"title": "(b) labelled fraction only"}]
+    one = degenerate_note(rows, [None, "no foreground"])
+    two = degenerate_note(rows, ["no foreground", "no foreground"])
+    assert one is not None and one.startswith(
+        "1 model of table 1 is degenerate: (b) found no foreground (recall 0). "
+    )
+    assert two is not None and two.startswith(
+        "2 models of table 1 are degenerate: (a), (b) found no foreground (recall 0). "
+    )
+
+
+def test_labels_an_experiment_stage_did_not_produce_are_counted(tmp_path: Path) -> None:
+    from sam2elnet.pipeline.experiment_engine import rows_to_labels
+
+    result = SimpleNamespace(
+        rows=[{"image": "a.png", "label": "labels/a.png", "predicted_iou": 0.5}], out_dir=tmp_path
+    )
+    with pytest.raises(DataError) as one:
+        rows_to_labels(result, ["a", "b"])
+    with pytest.raises(DataError) as two:
+        rows_to_labels(result, ["a", "b", "c"])
+    assert "1 label was not produced (e.g. b; see skipped.csv)" in str(one.value)
+    assert "2 labels were not produced (e.g. b; see skipped.csv)" in str(two.value)
+
+
+def test_prediction_pixels_outside_a_resampled_truth_are_counted() -> None:
+    from sam2elnet.engine.eval_stream import Resampled
+
+    def note(outside: int) -> str:
+        return Resampled("64x64 px", outside).note(Path("t.tif"), Path("p.tif"))
+
+    assert note(1).endswith("; 1 prediction pixel outside its footprint not counted")
+    assert note(2).endswith("; 2 prediction pixels outside its footprint not counted")
+
+
+def _png(path: Path) -> None:
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path)
+
+
+def test_images_without_a_coarse_label_to_refine_are_counted(tmp_path: Path) -> None:
+    from sam2elnet.pipeline.refine import refine_folder
+
+    images, coarse = tmp_path / "images", tmp_path / "coarse"
+    images.mkdir()
+    coarse.mkdir()
+    _png(coarse / "a.png")
+    _png(images / "a.png")
+    _png(images / "b.png")
+    with pytest.raises(DataError) as one:
+        refine_folder(images, coarse, tmp_path / "out1", "morphological", progress=False)
+    _png(images / "c.png")
+    with pytest.raises(DataError) as two:
+        refine_folder(images, coarse, tmp_path / "out2", "morphological", progress=False)
+    assert f"1 image has no coarse label in {coarse}: b.png;" in str(one.value)
+    assert f"2 images have no coarse label in {coarse}: b.png, c.png;" in str(two.value)
+
+
+def test_the_closing_line_of_a_folder_job_counts_its_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sam2elnet.cli.job_summary import print_folder
+
+    def closing(n: int) -> str:
+        summary = {"n_images": n, "n_kept": n, "n_rejected": 0, "n_skipped": 0}
+        summary.update(seconds=1.0, mean_predicted_iou=0.5)
+        print_folder(SimpleNamespace(summary=summary, rows=[], out_dir=tmp_path), "annotated")
+        return capsys.readouterr().out.splitlines()[0]
+
+    assert closing(1).startswith("annotated 1 image in 1.0 s: kept 1, rejected 0")
+    assert closing(2).startswith("annotated 2 images in 1.0 s: kept 2, rejected 0")
+
+
+def test_too_few_ground_control_points_to_warp_are_counted(tmp_path: Path) -> None:
+    from sam2elnet.data.warp import check_warpable
+
+    def error(n: int) -> str:
+        path = tmp_path / f"gcps{n}.tif"
+        gcps = [GroundControlPoint(0, 8 * i, 28.0 + 0.1 * i, 43.0) for i in range(n)]
+        with rasterio.open(
+            path, "w", driver="GTiff", height=16, width=16, count=1, dtype="uint8",
+            gcps=gcps, crs=CRS.from_epsg(4326),
+        ) as dst:  # fmt: skip
+            dst.write(np.zeros((1, 16, 16), np.uint8))
+        with pytest.raises(DataError) as info:
+            check_warpable(path, "EPSG:3857")
+        return str(info.value)
+
+    assert "has 1 ground control point; warping needs at least 3" in error(1)
+    assert "has 2 ground control points; warping needs at least 3" in error(2)
+
+
+def test_band_counts_in_the_band_advice_are_counted() -> None:
+    from sam2elnet.data.band_match import band_layout
+    from sam2elnet.data.images import select_bands
+    from sam2elnet.errors import BandCountError
+
+    def never() -> bool:
+        raise AssertionError("identical() must not be asked")
+
+    def error(*args: object, **kw: object) -> str:
+        with pytest.raises(BandCountError) as info:
+            band_layout(*args, **kw)  # type: ignore[arg-type]
+        return str(info.value)
+
+    assert "trained for 1; choose 1 band with --bands (e.g. --bands 1)" in error(
+        2, 1, lambda: False, "two.tif"
+    )
+    assert "trained for 2; choose 2 bands with --bands (e.g. --bands 1,2)" in error(
+        3, 2, never, "three.tif"
+    )
+    assert error(2, 1, lambda: False, "six.tif", chosen=[1, 2], file_bands=6).endswith(
+        "give 1 band number of the file's 6 to --bands (e.g. --bands 1)"
+    )
+    assert error(3, 2, never, "six.tif", chosen=[1, 2, 3], file_bands=6).endswith(
+        "give 2 band numbers of the file's 6 to --bands (e.g. --bands 1,2)"
+    )
+    with pytest.raises(DataError) as one:
+        select_bands(np.zeros((1, 4, 4), np.uint8), [2], Path("grey.tif"))
+    with pytest.raises(DataError) as two:
+        select_bands(np.zeros((2, 4, 4), np.uint8), [3], Path("vv_vh.tif"))
+    assert "asks for band 2 but the image has 1 band (alpha excluded)" in str(one.value)
+    assert "asks for band 3 but the image has 2 bands (alpha excluded)" in str(two.value)
+
+
+def test_more_bands_of_another_polarisation_are_counted(tmp_path: Path) -> None:
+    from sam2elnet.data.band_match import check_polarisation
+
+    def warning(n: int) -> str | None:
+        path = tmp_path / f"vh{n}.tif"
+        with rasterio.open(
+            path, "w", driver="GTiff", height=4, width=4, count=n, dtype="float32"
+        ) as dst:
+            dst.write(np.zeros((n, 4, 4), np.float32))
+            for b in range(1, n + 1):
+                dst.set_band_description(b, "VH")
+        return check_polarisation(path, ["VV"] * n)
+
+    two, three = warning(2), warning(3)
+    assert two is not None and "('VV') (and 1 more band), a different" in two
+    assert three is not None and "('VV') (and 2 more bands), a different" in three
+
+
+def test_unpaired_files_of_a_dataset_are_counted(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from sam2elnet.data.layouts import discover
+
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+        _png(tmp_path / sub / "a.png")
+    _png(tmp_path / "images" / "b.png")
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        discover(tmp_path)
+    assert f"1 file under {tmp_path} has no image/label partner and is left out" in caplog.text
+    caplog.clear()
+    _png(tmp_path / "masks" / "c.png")
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        discover(tmp_path)
+    assert f"2 files under {tmp_path} have no image/label partner and are left out" in caplog.text
+
+
+def test_skipped_pairs_of_an_evaluation_report_are_counted() -> None:
+    from sam2elnet.pipeline.report import _skipped_table
+
+    skipped = [{"file": "a.png", "reason": "a.png: cannot read"}]
+    assert _skipped_table(skipped, 0)[1] == [
+        "1 of 1 pair skipped: they could not be scored and are not in the numbers "
+        "(table 'skipped pairs')"
+    ]
+    assert _skipped_table(skipped, 1, unit="image", outcome="no label was made")[1] == [
+        "1 of 2 images skipped: no label was made (table 'skipped images')"
+    ]
