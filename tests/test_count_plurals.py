@@ -193,3 +193,44 @@ def test_skipped_pairs_of_an_evaluation_report_are_counted() -> None:
     assert _skipped_table(skipped, 1, unit="image", outcome="no label was made")[1] == [
         "1 of 2 images skipped: no label was made (table 'skipped images')"
     ]
+
+
+def _quality_csv(out: Path, rows: list[tuple[str, str]]) -> None:
+    """A previous run's quality.csv: one row per (label file name, predicted_iou); each label
+    file is written empty."""
+    lines = ["image,label,predicted_iou"]
+    for name, score in rows:
+        (out / name).write_bytes(b"")
+        lines.append(f"{name},{name},{score}")
+    (out / "quality.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [(1, "1 empty or unreadable label in"), (2, "2 empty or unreadable labels in")],
+)
+def test_labels_a_resumed_folder_job_redoes_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    from sam2elnet.engine.folder_inputs import read_done
+
+    _quality_csv(tmp_path, [(f"{i}.png", "0.5") for i in range(n)])
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        assert read_done(tmp_path, ["image", "label", "predicted_iou"]) == {}
+    assert f"{said} {tmp_path} will be redone" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [(1, ("1 row of", "has a", "that image will")), (2, ("2 rows of", "have a", "those images"))],
+)
+def test_rows_with_an_unusable_predicted_iou_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: tuple[str, ...]
+) -> None:
+    from sam2elnet.engine.folder_inputs import read_done
+
+    _quality_csv(tmp_path, [(f"{i}.png", "inf") for i in range(n)])
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        read_done(tmp_path, ["image", "label", "predicted_iou"])
+    for words in said:
+        assert words in caplog.text

@@ -25,6 +25,7 @@ from typing import Any
 from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images
 from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +210,16 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         row["kept"] = row.get("kept") in ("1", "True", "true")
         done[row["image"]] = row
     if redo:
-        log.warning("%d empty or unreadable label(s) in %s will be redone", redo, out)
+        log.warning("%s in %s will be redone", plural(redo, "empty or unreadable label"), out)
     if unusable:
         log.warning(
-            "%d row(s) of %s have a predicted_iou that is not a number in [0, 1] (e.g. %r); "
-            "those images will be redone",
-            len(unusable),
+            "%s of %s %s a predicted_iou that is not a number in [0, 1] (e.g. %r); "
+            "%s will be redone",
+            plural(len(unusable), "row"),
             path,
+            "has" if len(unusable) == 1 else "have",
             unusable[0],
+            "that image" if len(unusable) == 1 else "those images",
         )
     return done
 
