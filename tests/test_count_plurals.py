@@ -234,3 +234,31 @@ def test_rows_with_an_unusable_predicted_iou_are_counted(
         read_done(tmp_path, ["image", "label", "predicted_iou"])
     for words in said:
         assert words in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("scores", "said"),
+    [
+        (
+            ["1.5"],
+            "1 row has a predicted_iou that is not a number in [0, 1] (e.g. '1.5' for "
+            "a.png on line 2); it is treated",
+        ),
+        (
+            ["1.5", "inf"],
+            "2 rows have a predicted_iou that is not a number in [0, 1] (e.g. '1.5' "
+            "for a.png on line 2); they are treated",
+        ),
+    ],
+)
+def test_rows_of_a_quality_table_without_a_usable_score_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, scores: list[str], said: str
+) -> None:
+    from sam2elnet.data.runfolder import read_quality_table
+
+    q = tmp_path / "quality.csv"
+    rows = [f"{chr(97 + i)}.png,{s}" for i, s in enumerate(scores)]
+    q.write_text("image,predicted_iou\n" + "\n".join(rows) + "\n")
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        read_quality_table(q)
+    assert f"{q}: {said} as having no score" in caplog.text

@@ -69,7 +69,7 @@ def test_scores_outside_0_1_are_refused_by_every_reader(
     assert [r["predicted_iou"] for r in recs][::3] == [0.25, 1.0]
     assert math.isnan(recs[1]["predicted_iou"]) and math.isnan(recs[2]["predicted_iou"])
     assert [r.getMessage() for r in caplog.records] == [
-        f"{q}: 2 row(s) have a quality that is not a number in [0, 1] (e.g. '1.5' for b.png on "
+        f"{q}: 2 rows have a quality that is not a number in [0, 1] (e.g. '1.5' for b.png on "
         "line 3); they are treated as having no score (as a blank or nan one)"
     ]
     assert read_quality_csv(q) == {"a": 0.25, "d": 1.0}
@@ -89,7 +89,7 @@ def test_read_quality_table_treats_non_finite_scores_as_none(
     assert [bool(r["score_note"]) for r in recs] == [False, True, True, False, False, True, True]
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == [
-        f"{q}: 4 row(s) have a predicted_iou that is not a number in [0, 1] (e.g. 'inf' for "
+        f"{q}: 4 rows have a predicted_iou that is not a number in [0, 1] (e.g. 'inf' for "
         "labels/b.png on line 3); they are treated as having no score (as a blank or nan one)"
     ]
     # the export's lookup keeps finite scores only; evaluation's carries NaN (no score)
@@ -152,6 +152,4 @@ def test_annotate_into_the_images_folder_resumes_and_redoes_infinite_rows(
         res2 = annotate_folder(run["model"], src, src, resume=True, progress=False, predictor=pred)
     assert seen == [1] and len(res2.rows) == 3
     assert all(math.isfinite(float(r["predicted_iou"])) for r in res2.rows)
-    assert any(
-        "1 row(s) of" in r.getMessage() and "'inf'" in r.getMessage() for r in caplog.records
-    )
+    assert any("1 row of" in r.getMessage() and "'inf'" in r.getMessage() for r in caplog.records)

@@ -39,6 +39,7 @@ from typing import Any
 
 from sam2elnet.data.naming import mask_key
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.tables import csv_text
 
@@ -200,15 +201,16 @@ def read_quality_table(path: str | Path) -> list[dict[str, Any]]:
     if unusable:
         name, text, line = unusable[0]
         log.warning(
-            "%s: %d row(s) have a %s that is not a number in [%g, %g] (e.g. %r for %s on line "
-            "%d); they are treated as having no score (as a blank or nan one)",
+            "%s: %s a %s that is not a number in [%g, %g] (e.g. %r for %s on line "
+            "%d); %s treated as having no score (as a blank or nan one)",
             p,
-            len(unusable),
+            plural(len(unusable), "row has", "rows have"),
             score,
             *SCORE_RANGE,
             text,
             name,
             line,
+            "it is" if len(unusable) == 1 else "they are",
         )
     return out
 
