@@ -262,3 +262,16 @@ def test_rows_of_a_quality_table_without_a_usable_score_are_counted(
     with caplog.at_level("WARNING", logger="sam2elnet"):
         read_quality_table(q)
     assert f"{q}: {said} as having no score" in caplog.text
+
+
+@pytest.mark.parametrize(("n", "said"), [(1, "only 1 label"), (2, "only 2 labels")])
+def test_labels_too_few_to_judge_the_shape_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    from sam2elnet.data.domain import UNJUDGED, detect_domain
+
+    paths = []
+    for i in range(n):
+        mask = np.zeros((32, 32), np.uint8)
+        mask[8:20, 8:20] = 255
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(mask).save(paths[-1])
+    assert detect_domain(paths).reason == f"{said} {UNJUDGED}"

@@ -276,7 +276,7 @@ def test_too_few_truths_to_judge_say_road_measures_are_off(
     assert main(argv) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert (
-        "note: road measures: off (auto: other, only 1 label(s) with objects to judge the "
+        "note: road measures: off (auto: other, only 1 label with objects to judge the "
         "shape; --roads turns them on)"
     ) in said, said
     assert main([*argv, "--roads"]) == 0

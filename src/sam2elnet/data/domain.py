@@ -28,11 +28,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sam2elnet.utils.advice import plural
+
 Domain = Literal["roads", "other"]
 ELONGATION_MIN = 15.0
 #: the end of the reason :func:`detect_domain` gives when too few labels have objects to judge
 #: their shape (``elnet evaluate`` then says the road measures are off, and how to turn them on)
-UNJUDGED = "label(s) with objects to judge the shape"
+UNJUDGED = "with objects to judge the shape"
 
 __all__ = [
     "AppearanceSplit",
@@ -184,7 +186,7 @@ def detect_domain(
         if len(shapes) >= max_masks:
             break
     if len(shapes) < 3:
-        return DomainGuess("other", f"only {len(shapes)} {UNJUDGED}")
+        return DomainGuess("other", f"only {plural(len(shapes), 'label')} {UNJUDGED}")
     elongation = float(np.median([piece / max(width, 1e-9) for width, piece in shapes]))
     facts = f"median elongation {elongation:.1f} over {len(shapes)} labels"
     if elongation >= ELONGATION_MIN:
