@@ -275,3 +275,47 @@ def test_labels_too_few_to_judge_the_shape_are_counted(tmp_path: Path, n: int, s
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(mask).save(paths[-1])
     assert detect_domain(paths).reason == f"{said} {UNJUDGED}"
+
+
+@pytest.mark.parametrize(("n_extra", "said"), [(1, "1 prediction and 0 ground-truth masks have"),
+                                               (2, "2 predictions and 0 ground-truth masks have")])  # fmt: skip
+def test_predictions_without_a_truth_mask_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n_extra: int, said: str
+) -> None:
+    """evaluate's unmatched-files warning (it read '1 prediction(s) and 0 ground-truth mask(s)')."""
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 8:20] = 255
+    Image.fromarray(mask).save(truth / "a.png")
+    for name in ["a", *(f"extra{i}" for i in range(n_extra))]:
+        Image.fromarray(mask).save(pred / f"{name}.png")
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        evaluate_folders(pred, truth)
+    assert f"{said} no partner (first: " in caplog.text
+
+
+@pytest.mark.parametrize(("n_other", "said"), [(1, "; 1 other: "), (2, "; 2 others: ")])
+def test_the_modality_vote_counts_the_other_images(tmp_path: Path, n_other: int, said: str) -> None:
+    """The modality reason's minority count (it read '1 other(s)')."""
+    from sam2elnet.data.modality import _from_images
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):  # float dB, one band: SAR
+        p = tmp_path / f"sar{i}.tif"
+        db = (-15 + rng.normal(0, 2, (1, 32, 32))).astype(np.float32)
+        with rasterio.open(p, "w", driver="GTiff", width=32, height=32, count=1,
+                           dtype="float32") as dst:  # fmt: skip
+            dst.write(db)
+        paths.append(p)
+    for i in range(n_other):  # differing colour bands: optical
+        p = tmp_path / f"rgb{i}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    decision = _from_images(paths, None)
+    assert decision.modality == "sar"
+    assert said in decision.reason

@@ -40,6 +40,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sam2elnet.utils.advice import plural
+
 Modality = Literal["sar", "optical"]
 MODALITIES = ("auto", "sar", "optical")
 SAMPLE_IMAGES = 8
@@ -166,7 +168,7 @@ def _from_images(paths: Sequence[Path], bands: Sequence[int] | None) -> Modality
     reason = f"{votes[kind]} of {seen} images looked at: {facts[kind]}"
     other = "optical" if kind == "sar" else "sar"
     if votes[other]:
-        reason += f"; {votes[other]} other(s): {facts[other]}"
+        reason += f"; {plural(votes[other], 'other')}: {facts[other]}"
     return ModalityDecision(kind, reason, "images")
 
 

@@ -248,9 +248,9 @@ def evaluate_folders(
             vector.share(Path(given))
     if unmatched_pred or unmatched_truth:
         log.warning(
-            "%d prediction(s) and %d ground-truth mask(s) have no partner (first: %s)",
-            len(unmatched_pred),
-            len(unmatched_truth),
+            "%s and %s have no partner (first: %s)",
+            plural(len(unmatched_pred), "prediction"),
+            plural(len(unmatched_truth), "ground-truth mask"),
             (unmatched_pred + unmatched_truth)[0],
         )
 
