@@ -65,15 +65,40 @@ def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
     return max(1, min(int(pending), int(threads)))
 
 
+#: The signals a forked worker handles itself (:func:`_worker_start`).
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM blocked in this thread while the context is open (where the platform
+    has ``pthread_sigmask``): a process forked meanwhile starts with them blocked, and one sent
+    to this process meanwhile is handled when the context closes."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def _worker_start(parent: int) -> None:
     """A worker's start: one torch thread; on Linux it ends with its parent (a killed
     ``elnet experiment`` leaves no training running behind it). The parent alone handles Ctrl-C
     and ``kill``: a worker ignores SIGINT (a terminal's Ctrl-C reaches every process of the job)
     and ends at once on SIGTERM (:meth:`DownstreamPool.__exit__` terminates the workers), not by
     the handler a forked worker inherits from ``elnet`` (``KeyboardInterrupt``: an idle worker
-    printed a ``Traceback ... KeyboardInterrupt`` under the run's ``error:`` line)."""
+    printed a ``Traceback ... KeyboardInterrupt`` under the run's ``error:`` line). The worker
+    is forked with both signals blocked (:meth:`DownstreamPool.submit`): one that arrives while
+    it is still starting (a run that fails right after its first training) waits until these
+    dispositions are set, instead of reaching the inherited handler in the middle of
+    ``multiprocessing``'s start-up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
     from sam2elnet.utils.threads import set_torch_threads
 
     set_torch_threads(1)
@@ -173,7 +198,7 @@ class DownstreamPool:
     def submit(self, fn: Callable[..., Any], **kwargs: Any) -> _InWorker | _Later:
         if self._ex is None:
             return _Later(fn, kwargs, self.cpu)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _signals_blocked():  # workers fork here: see _worker_start
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
             return _InWorker(self._ex.submit(_run_in_worker, fn, kwargs), self.workers)
 
