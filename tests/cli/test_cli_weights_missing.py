@@ -97,3 +97,22 @@ def test_experiment_api_checks_weights_before_writing(tmp_path: Path) -> None:
         run_experiment(cfg)
     assert (out / "experiment.json").read_text() == '{"seed": 7}\n'
     assert sorted(p.name for p in out.iterdir()) == ["experiment.json"]
+
+
+def test_experiment_refuses_a_text_weights_file_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A weights file that cannot be a checkpoint (here text) is refused after the --out checks
+    (a weights file inside a folder the run writes is refused as such first,
+    tests/cli/test_cli_run_outputs.py) but before experiment.json is rewritten."""
+    from helpers_data import make_generic
+
+    data = make_generic(tmp_path / "d", n=4)
+    weights = tmp_path / "sam2.pt"
+    weights.write_text("model: sam2\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "experiment.json").write_text('{"seed": 7}\n')
+    argv = ["experiment", "--data", str(data), "--out", str(out), "--weights", str(weights)]
+    line = refused_untouched(capsys, argv, out)
+    assert line.startswith(f"error: {weights}: not a readable checkpoint")

@@ -239,7 +239,7 @@ def experiment_cmd(
         progress=not no_progress,
         report=not no_report,
     )
-    # a few bytes read, before the data folder is looked at and --out written (as elnet train)
+    # the weights file exists, before the data folder is looked at and --out written (as train)
     check_weights_given(cfg, random_init=RANDOM_INIT_CLI)
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")

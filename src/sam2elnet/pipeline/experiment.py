@@ -91,6 +91,7 @@ from sam2elnet.pipeline.experiment_downstream import (
 )
 from sam2elnet.pipeline.experiment_engine import (
     check_weights_given,
+    check_weights_kind,
     downstream_config,
     elnet_trunk,
     resolve_weights,
@@ -188,6 +189,7 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
         raise DataError("data folder is empty; put a dataset in it (see docs/data.md)", data)
     out = Path(cfg.out)
     check_run_out(out, "experiment", data, RUN_PARTS, cfg.weights)  # before anything is written
+    check_weights_kind(cfg)  # a YAML or empty file: refused before experiment.json is written
     out.mkdir(parents=True, exist_ok=True)
     cfg, ident, notes = settle_identity(cfg, out)  # a re-run: as recorded, or refused
 

@@ -25,15 +25,15 @@ log = logging.getLogger(__name__)
 def check_weights_given(
     cfg: ExperimentConfig, random_init: str = RANDOM_INIT_EXPERIMENT_API
 ) -> None:
-    """The ``weights`` file given exists and can be a checkpoint (a few bytes read), checked
-    first, before the data folder is looked at and before anything is written into ``out``
-    (as ``elnet train``). ``None`` (the cached checkpoint, if any) and ``"none"`` (a random
-    encoder) name no file and pass.
+    """The ``weights`` file given exists, checked first, before the data folder is looked at and
+    before anything is written into ``out`` (as ``elnet train``); whether it can be a checkpoint
+    is :func:`check_weights_kind`, after the output folder check (a file inside a folder the run
+    writes is refused as such first). ``None`` (the cached checkpoint, if any) and ``"none"`` (a
+    random encoder) name no file and pass.
 
     Raises:
         CheckpointError: ``cfg.weights`` names no file (one line naming it, `elnet weights list`
-            and ``random_init``), or a file that cannot be a checkpoint
-            (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
+            and ``random_init``).
     """
     if not cfg.weights or cfg.weights == "none":
         return
@@ -42,9 +42,19 @@ def check_weights_given(
         from sam2elnet.model.checkpoint_files import missing_weights_error
 
         raise missing_weights_error(p, random_init)
-    from sam2elnet.model.io import check_checkpoint_kind
 
-    check_checkpoint_kind(p)  # a YAML or empty file
+
+def check_weights_kind(cfg: ExperimentConfig) -> None:
+    """The ``weights`` file given can be a checkpoint (a few bytes read; no-op without a file).
+
+    Raises:
+        CheckpointError: a YAML, empty or text file
+            (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
+    """
+    if cfg.weights and cfg.weights != "none" and Path(cfg.weights).is_file():
+        from sam2elnet.model.io import check_checkpoint_kind
+
+        check_checkpoint_kind(Path(cfg.weights))
 
 
 def resolve_weights(
@@ -58,7 +68,7 @@ def resolve_weights(
 
     Raises:
         CheckpointError: ``cfg.weights`` names no file, or a file that cannot be a checkpoint
-            (:func:`check_weights_given`).
+            (:func:`check_weights_given`, :func:`check_weights_kind`).
     """
     random_note = (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
@@ -68,6 +78,7 @@ def resolve_weights(
         return None, random_note % random_init
     if cfg.weights:
         check_weights_given(cfg, random_init)
+        check_weights_kind(cfg)
         p = Path(cfg.weights)
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
     try:
