@@ -240,14 +240,15 @@ class TrainConfig(BaseModel):
     )
     domain: Literal["auto", "roads", "other"] = Field(
         "auto",
-        description="roads switch on road measures, the clDice loss and road augmentation; auto "
+        description="roads switch on road measures and the full-resolution trunk; auto "
         "= detected from the layout, dataset.json or the shape of the labels "
         "(sam2elnet.data.domain)",
     )
     topology_loss: Literal["auto", "none", "cldice"] = Field(
         "auto",
-        description="topology-aware loss term (soft clDice, Shit et al. CVPR 2021); auto = cldice "
-        "for roads, none otherwise",
+        description="topology-aware loss term (soft clDice, Shit et al. CVPR 2021); auto = none "
+        "in every domain (on roads-dev it cost 3.9 road IoU points without SAM2 weights, "
+        "docs/training.md); cldice turns it on",
     )
     topology_weight: float = Field(0.5, ge=0, le=10, description="weight of the clDice term")
     topology_iterations: int = Field(

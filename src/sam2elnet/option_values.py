@@ -41,18 +41,20 @@ first."""
 
 AUGMENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "default": {"scale": (0.75, 1.33), "photometric": 1.0, "band_jitter": 0.0},
-    "roads": {"scale": (0.5, 2.0), "photometric": 2.0, "band_jitter": 0.05},
 }
 """Training augmentation defaults per domain (:meth:`sam2elnet.data.augment.Augmentation.
-for_domain`; ``default``: SAR and any other data): crop scale range (log-uniform factor),
-photometric strength, per-band jitter. Stronger for roads, whose models must carry over to
-imagery of other sources (issue #14). Here, not in :mod:`~sam2elnet.data.augment`, so that the
-CLI help shows them without importing OpenCV."""
+for_domain`; ``default``: every domain without an entry of its own): crop scale range
+(log-uniform factor), photometric strength, per-band jitter. Roads have no entry since the
+5-fold roads-dev comparison (docs/training.md, "Recipe vs plain, all 5 folds"): the stronger road
+augmentation (scale 0.5,2, photometric 2, per-band 0.05) with clDice cost 3.9 road IoU points
+[2.7, 5.2] without SAM2 weights; the ``--aug-*`` options still give it. Here, not in
+:mod:`~sam2elnet.data.augment`, so that the CLI help shows them without importing OpenCV."""
 
 
 def augment_default_text(name: str) -> str:
     """The domain defaults of augmentation setting ``name`` (a key of :data:`AUGMENT_DEFAULTS`'
-    entries) for help texts: ``"1; roads 2"``, ``"0.75,1.33; roads 0.5,2"``."""
+    entries) for help texts: ``"1"``, ``"0.75,1.33"``; a domain with an entry of its own is
+    appended (``"1; roads 2"``)."""
 
     def fmt(v: Any) -> str:
         return ",".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}"

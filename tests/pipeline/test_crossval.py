@@ -223,7 +223,7 @@ def test_cv_log_lines_say_what_happened_with_splits_and_a_given_domain(tmp_path:
     # given, so no "--domain roads|other overrides" hint
     assert fold_domain.startswith(
         "domain: roads (decided once by elnet cv for every fold: given: --domain roads), "
-        "road measures in validation; clDice"
+        "road measures in validation; no topology loss (auto:"
     ), fold_domain
     assert not any("no split folders" in x or "given: --domain," in x for x in lines)
 

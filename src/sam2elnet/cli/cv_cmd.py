@@ -72,7 +72,7 @@ def cv_cmd(
     max_train: Optional[int] = typer.Option(None, "--max-train", help=_H["max_train"]),  # noqa: UP045
     trunk_scale: Optional[int] = typer.Option(None, "--trunk-scale", help=_H["trunk_scale"]),  # noqa: UP045
     topology_loss: Optional[str] = typer.Option(  # noqa: UP045
-        None, "--topology-loss", help="auto (cldice for roads) | none | cldice."
+        None, "--topology-loss", help=_H["topology_loss"]
     ),
     topology_weight: Optional[float] = typer.Option(
         None, "--topology-weight", help=_H["topology_weight"]

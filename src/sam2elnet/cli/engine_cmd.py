@@ -166,13 +166,12 @@ def train_cmd(
     domain: str | None = typer.Option(
         None,
         "--domain",
-        help="auto (default: detected) | roads | other. Roads add road measures to validation, "
-        "the clDice loss and stronger augmentation.",
+        help=_H["domain"],
     ),  # noqa: UP045
     topology_loss: str | None = typer.Option(
         None,
         "--topology-loss",
-        help="auto (default: cldice for roads) | none | cldice (soft clDice, Shit et al. 2021).",
+        help=_H["topology_loss"],
     ),  # noqa: UP045
     topology_weight: float | None = typer.Option(
         None, "--topology-weight", help=_H["topology_weight"]

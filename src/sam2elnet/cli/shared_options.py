@@ -86,6 +86,10 @@ TRAIN_HELP = {
     "trunk_scale": "1 | 2: the frozen trunk sees the image at full or half resolution. Default "
     "auto: half without SAM2 weights (the same oil-spill label quality in about half the time), "
     "full for roads and with SAM2 weights (docs/training.md).",
+    "domain": "auto (default: detected) | roads | other. Roads add road completeness, "
+    "correctness, quality and connectivity to validation and a full-resolution trunk.",
+    "topology_loss": "auto (default: none; on roads-dev clDice cost 3.9 road IoU points without "
+    "SAM2 weights, docs/training.md) | none | cldice (soft clDice, Shit et al. CVPR 2021).",
     "topology_weight": f"Weight of the clDice term (default {_d('topology_weight')}, 0-10).",
     "aug_photometric": "Brightness/contrast/gamma strength, 0 = off (default "
     f"{augment_default_text('photometric')}; at most 5).",

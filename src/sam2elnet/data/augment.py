@@ -80,9 +80,11 @@ class Augmentation:
     * ``band_jitter`` (multi-band images only) gives each band its own gain of 1 +- 2 x band_jitter
       and offset of +-band_jitter (uniform): colour casts between sources and acquisitions; 0 = off.
 
-    :meth:`for_domain` gives the defaults: mild for SAR / generic data, stronger for roads, where
-    models must carry over to imagery from other sources (issue #14: a roads-dev model fell from
-    ~0.50 validation IoU to 0.23 road IoU on aerial images of another source).
+    :meth:`for_domain` gives the defaults, the same mild ones for every domain today: the
+    stronger road set (scale 0.5-2, photometric 2, per-band 0.05), meant to carry roads-dev
+    models over to imagery of other sources, bought no measurable cross-domain IoU and, with
+    clDice, cost 3.9 road IoU points in 5-fold cross-validation without SAM2 weights
+    (docs/training.md, "Recipe vs plain, all 5 folds").
     """
 
     scale: tuple[float, float] = AUGMENT_DEFAULTS["default"]["scale"]
@@ -98,8 +100,8 @@ class Augmentation:
 
     @classmethod
     def for_domain(cls, domain: str | None) -> Augmentation:
-        """Defaults for ``domain`` ("roads" or anything else):
-        :data:`~sam2elnet.option_values.AUGMENT_DEFAULTS`."""
+        """Defaults for ``domain`` (``"roads"``, ``None`` or any other name): its entry of
+        :data:`~sam2elnet.option_values.AUGMENT_DEFAULTS`, else the ``default`` one."""
         return cls(**AUGMENT_DEFAULTS.get(domain or "default", AUGMENT_DEFAULTS["default"]))
 
     def describe(self) -> str:

@@ -239,8 +239,8 @@ class DatasetStats:
             return [f"domain: other ({d.reason}; elnet train --domain roads|other overrides)"]
         lines = [
             f"domain: roads ({d.reason}; elnet train --domain roads|other overrides): training "
-            "adds the clDice topology loss and road augmentation; validation, elnet evaluate "
-            "and elnet cv report road completeness, correctness, quality and connectivity"
+            "runs the trunk at full resolution; validation, elnet evaluate and elnet cv report "
+            "road completeness, correctness, quality and connectivity"
         ]
         m = self.pixel_size_m
         at = f" ({ROAD_BUFFER_PX * m:.3g} m at {m:.3g} m ground pixels)" if m else ""

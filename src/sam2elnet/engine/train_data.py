@@ -108,14 +108,18 @@ def training_domain(
 
 def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
     """(LossWeights, Augmentation, one log line) of a run in ``domain``: options given win,
-    ``auto`` / unset ones take the domain's defaults (clDice and strong augmentation for roads)."""
+    ``auto`` / unset ones take the defaults, the same in every domain: no topology loss and
+    :meth:`~sam2elnet.data.augment.Augmentation.for_domain`'s augmentation. Before 2026-12-04 roads took
+    clDice and a stronger augmentation; 5-fold cross-validation on roads-dev measured that recipe
+    3.9 road IoU points below the plain one without SAM2 weights (docs/training.md, "Recipe vs
+    plain, all 5 folds"), so ``--topology-loss cldice`` and the ``--aug-*`` options give it."""
     from dataclasses import replace
 
     from sam2elnet.data.augment import Augmentation
     from sam2elnet.engine.losses import LossWeights
 
     roads = domain is not None and domain.roads
-    topo = cfg.topology_loss if cfg.topology_loss != "auto" else ("cldice" if roads else "none")
+    topo = "none" if cfg.topology_loss == "auto" else cfg.topology_loss
     weights = LossWeights(
         boundary=cfg.loss_boundary,
         deep_supervision=cfg.loss_deep_supervision,
@@ -133,14 +137,19 @@ def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
     name = "roads" if roads else "other"
     why = domain.reason if domain is not None else "not detected"
     if topo == "cldice":
-        how = "auto for roads" if cfg.topology_loss == "auto" else "--topology-loss cldice"
         loss_txt = (
-            f"clDice topology loss on (weight {weights.topology:g}, {how}; "
-            f"--topology-loss none turns it off)"
+            f"clDice topology loss on (weight {weights.topology:g}, --topology-loss cldice; "
+            "--topology-loss none turns it off)"
+        )
+    elif roads and cfg.topology_loss == "auto":
+        loss_txt = (
+            "no topology loss (auto: clDice cost road IoU on roads-dev without SAM2 weights, "
+            "docs/training.md; --topology-loss cldice adds it)"
         )
     else:
+        given_none = cfg.topology_loss == "none"
         loss_txt = "no topology loss" + (
-            " (--topology-loss cldice adds clDice for thin structures)" if not roads else ""
+            "" if given_none else " (--topology-loss cldice adds clDice for thin structures)"
         )
     road_txt = ", road measures in validation" if roads else ""
     hint = "" if domain is not None and domain.given else "; --domain roads|other overrides"
