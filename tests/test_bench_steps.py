@@ -100,6 +100,12 @@ def test_bench_infer_ceiling_brackets_the_timed_rounds(
     share = next(g["value"] for g in got["goals"] if "matmul ceiling" in g["name"])
     want = row["gflop_ours"] * row["n"] / row["seconds"]["default"] / 150.0
     assert share == pytest.approx(want, rel=1e-9)
+    # annotate end to end / bare forward: the median of the paired rounds' ratios
+    ratios = row["e2e_pair_ratios"]
+    assert len(ratios) == 3 and ratios == sorted(ratios)
+    e2e = next(g["value"] for g in got["goals"] if "end to end / bare forward" in g["name"])
+    assert e2e == ratios[1]
+    assert f"median {ratios[1]:.3f}, range {ratios[0]:.3f}-{ratios[2]:.3f} over 3 paired" in printed
 
 
 def test_bench_downstream_smoke_times_both_layouts(bench_import, capsys) -> None:
