@@ -319,3 +319,277 @@ def test_the_modality_vote_counts_the_other_images(tmp_path: Path, n_other: int,
     decision = _from_images(paths, None)
     assert decision.modality == "sar"
     assert said in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 label file in {} is from an earlier run and not in quality.csv (e.g. 0.png); "
+            "delete it or"),
+        (2, "2 label files in {} are from an earlier run and not in quality.csv (e.g. 0.png); "
+            "delete them or"),
+    ],
+)  # fmt: skip
+def test_label_files_a_folder_job_does_not_list_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    """The folder job's closing check (it read '1 label file(s) in OUT are from')."""
+    from sam2elnet.engine.folder_job import FolderJob
+
+    (tmp_path / "labels").mkdir()
+    for i in range(n):
+        _png(tmp_path / "labels" / f"{i}.png")
+    job = SimpleNamespace(rows=[], order={}, out=tmp_path)
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        FolderJob.on_disk(job)  # type: ignore[arg-type]
+    assert said.format(tmp_path) in caplog.text
+
+
+@pytest.mark.parametrize(("n", "said"), [(1, "erased the only polygon of this label"),
+                                         (2, "erased all 2 polygons of this label")])  # fmt: skip
+def test_polygons_a_tolerance_erases_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    """The export's erased-label warning (it read 'erased all 1 polygon(s)')."""
+    from rasterio.transform import from_origin
+
+    from sam2elnet.export.labels import LabelRaster
+    from sam2elnet.export.polygonize import iter_polygons
+
+    m = np.zeros((1000, 1000), np.uint8)
+    m[500, 500 : 500 + 100 * n : 100] = 255  # one-pixel specks a smoothing of 900 px erases
+    path = tmp_path / "speck.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=1000, height=1000, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(0, 1000, 1, 1)) as ds:  # fmt: skip
+        ds.write(m, 1)
+    lab = LabelRaster(path)
+    try:
+        with caplog.at_level("WARNING"):
+            assert list(iter_polygons(lab, smooth=900)) == []
+    finally:
+        lab.close()
+    assert said in caplog.text
+
+
+@pytest.mark.parametrize(("n", "said"), [(2, "a.tif (and 1 more raster like it): far"),
+                                         (3, "a.tif (and 2 more rasters like it): far")])  # fmt: skip
+def test_rasters_of_a_varying_pixel_size_are_counted(
+    caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    """The scale-spread warning (it read '(and 1 more raster(s) like it)')."""
+    from sam2elnet.data.georef import warn_scale_spread
+
+    wide = SimpleNamespace(spread_note=lambda: "far")
+    with caplog.at_level("WARNING"):
+        warn_scale_spread({f"{chr(97 + i)}.tif": wide for i in range(n)})  # type: ignore[misc]
+    assert said in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 label replaced by the reviewed mask `elnet import` wrote"),
+        (2, "2 labels replaced by the reviewed masks `elnet import` wrote"),
+    ],
+)
+def test_labels_replaced_by_reviewed_masks_are_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    """Pairing a dataset folder with reviewed masks (it read '1 labels replaced by ...')."""
+    import json
+
+    from sam2elnet.data.layouts import _pair
+    from sam2elnet.data.naming import IMPORT_RECORD
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for k in "ab":
+        _png(images / f"{k}.png")
+        _png(masks / f"{k}.png")
+        _png(masks / f"{k}_mask.png")
+    reviewed = [f"{k}_mask.png" for k in "ab"[:n]]
+    (masks / IMPORT_RECORD).write_text(json.dumps({"masks": [*reviewed, "b_mask.png"][:2]}))
+    if n == 1:
+        (masks / "b_mask.png").unlink()
+    with caplog.at_level("WARNING", logger="sam2elnet"):
+        _pair(sorted(images.iterdir()), sorted(masks.glob("*.png")), None, None)
+    assert said in caplog.text
+    assert f"move the old {'label' if n == 1 else 'labels'} out of the folder" in caplog.text
+
+
+def test_held_out_empty_labels_of_a_quality_flag_are_counted() -> None:
+    """An empty label's quality_flag (it read '1 of 1 held-out empty labels like it were')."""
+    from sam2elnet.model.quality_empty import empty_flag
+
+    assert empty_flag("k", {"k": [1.0, 1.0]}).endswith(
+        ": 1 of 1 held-out empty label like it was right"
+    )
+    assert empty_flag("k", {"k": [2.0, 2.0]}).endswith(
+        ": 2 of 2 held-out empty labels like it were right"
+    )
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "the only ground-truth mask in t has no georeference (CRS + transform, or GCPs), "
+            "so the polygons of one file cannot be placed on it; do X"),
+        (2, "none of the 2 ground-truth masks in t has a georeference (CRS + transform, or "
+            "GCPs), so the polygons of one file cannot be placed on them; do X"),
+    ],
+)  # fmt: skip
+def test_rasters_without_georeference_for_one_polygon_file_are_counted(
+    tmp_path: Path, n: int, said: str
+) -> None:
+    """Evaluate's refusal of one polygon file (it read 'none of the 1 ground-truth mask(s)')."""
+    from sam2elnet.engine.eval_vector import need_georeference
+    from sam2elnet.errors import UserError
+
+    files = [tmp_path / f"{i}.png" for i in range(n)]
+    for f in files:
+        _png(f)
+    with pytest.raises(UserError) as info:
+        need_georeference(files, "ground-truth mask", "do X", tmp_path / "p.gpkg", "in t")
+    assert str(info.value).endswith(said)
+
+
+@pytest.mark.parametrize(("n", "said"), [
+    (1, ("the only prediction has no georeference", "which cannot be placed on it;")),
+    (2, ("none of the 2 predictions has a georeference", "which cannot be placed on them;")),
+])  # fmt: skip
+def test_rasters_a_shared_vector_file_cannot_be_placed_on_are_counted(
+    n: int, said: tuple[str, str]
+) -> None:
+    """The refusal of one vector file for a folder (it read 'none of the 1 prediction(s)')."""
+    from sam2elnet.data.vector_names import unplaceable_message
+
+    plain = [Path(f"{i}.png") for i in range(n)]
+    msg = unplaceable_message("t.gpkg", "", plain, n, "EPSG:32633", "evaluate")
+    assert msg.startswith(said[0]) and said[1] in msg
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "l.gpkg: 1 of 2 predictions has no baseline polygon in its footprint: its baseline "),
+        (2, "l.gpkg: 2 of 3 predictions have no baseline polygon in their footprint: their "),
+    ],
+)
+def test_pairs_a_polygon_file_does_not_reach_are_counted(
+    caplog: pytest.LogCaptureFixture, n: int, said: str
+) -> None:
+    """The shared polygon file's per-pair warning (it read '1 of 2 prediction(s) have')."""
+    from sam2elnet.engine.eval_vector import layer_check
+    from sam2elnet.engine.metrics import Confusion
+
+    with caplog.at_level("WARNING"):
+        layer_check(Path("l.gpkg"), [Confusion(tp=4), *[Confusion(tn=4)] * n], "baseline")
+    assert said in caplog.text
+
+
+@pytest.mark.parametrize(("n", "said"), [(1, "of the 1 evaluated prediction;"),
+                                         (2, "of the 2 evaluated predictions;")])  # fmt: skip
+def test_predictions_a_polygon_file_covers_none_of_are_counted(n: int, said: str) -> None:
+    """The shared polygon file's error (it read 'of the 1 evaluated prediction(s)')."""
+    from sam2elnet.engine.eval_vector import layer_check
+    from sam2elnet.engine.metrics import Confusion
+
+    with pytest.raises(DataError) as info:
+        layer_check(Path("l.gpkg"), [Confusion(tn=4)] * n)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(("epochs", "lr", "said"), [(8, None, "drop the option, or"),
+                                                    (8, 0.5, "drop the options, or")])  # fmt: skip
+def test_options_a_resumed_training_refuses_are_counted(
+    tmp_path: Path, epochs: int, lr: float | None, said: str
+) -> None:
+    """--resume with changed options (it read 'drop the option(s)')."""
+    from sam2elnet.config import TrainConfig
+    from sam2elnet.engine.train_setup import resumed_config
+    from sam2elnet.errors import UserError
+
+    saved = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=6)
+    given = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=epochs, resume=True,
+                        **({"lr": lr} if lr is not None else {}))  # fmt: skip
+    with pytest.raises(UserError) as info:
+        resumed_config(saved, given, tmp_path / "r" / "config.yaml")
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(("bad", "said"), [(["nope"], "unknown refiner ['nope'];"),
+                                           (["no", "pe"], "unknown refiners ['no', 'pe'];")])  # fmt: skip
+def test_unknown_refiners_are_counted(bad: list[str], said: str) -> None:
+    """The experiment's refiner check (it read 'unknown refiner(s)')."""
+    from pydantic import ValidationError
+
+    from sam2elnet.pipeline.experiment_config import ExperimentConfig
+
+    with pytest.raises(ValidationError) as info:
+        ExperimentConfig(data="d", out="o", refiners=tuple(bad))
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(("bad", "said"), [(["x"], "unknown sensor ['x'];"),
+                                           (["x", "y"], "unknown sensors ['x', 'y'];")])  # fmt: skip
+def test_unknown_sensors_are_counted(tmp_path: Path, bad: list[str], said: str) -> None:
+    """discover's sensor check (it read 'unknown sensor(s)')."""
+    from sam2elnet.data.layouts import discover
+
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+        _png(tmp_path / sub / "a.png")
+    with pytest.raises(DataError) as info:
+        discover(tmp_path, sensors=bad)
+    assert said in str(info.value)
+
+
+def test_class_index_values_of_the_experiment_note_are_counted() -> None:
+    """results.md's class-index note (it read 'value(s) 2 read as object')."""
+    from sam2elnet.pipeline.experiment_split import class_index_note
+
+    assert "class-index masks: value 2 read as object" in class_index_note([2.0])
+    assert "class-index masks: values 2, 3 read as object" in class_index_note([2.0, 3.0])
+
+
+def test_degenerate_models_of_table_1_are_referred_to_in_number() -> None:
+    """degenerate_note's second sentence (it read 'Their scores ... they were trained on' for
+    one model)."""
+    from sam2elnet.pipeline.experiment_markdown import degenerate_note
+
+    rows = [{"title": "(a) 100 % original labels"}, {"title": "(b) labelled fraction only"}]
+    one = degenerate_note(rows, [None, "no foreground"])
+    two = degenerate_note(rows, ["no foreground", "no foreground"])
+    assert one is not None and "(recall 0). Its scores, and a verdict that uses them, say " \
+        "nothing about the labels it was trained on: " in one  # fmt: skip
+    assert two is not None and "(recall 0). Their scores, and a verdict that uses them, say " \
+        "nothing about the labels they were trained on: " in two  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 downstream model is degenerate (highlighted row): it predicted almost every "
+            "pixel as foreground, or none; its scores say"),
+        (2, "2 downstream models are degenerate (highlighted rows): they predicted almost every "
+            "pixel as foreground, or none; their scores say"),
+    ],
+)  # fmt: skip
+def test_degenerate_downstream_models_of_the_report_are_counted(
+    tmp_path: Path, n: int, said: str
+) -> None:
+    """report.html's degenerate warning (it read 'they ... their scores' for one model)."""
+    from sam2elnet.pipeline.report_protocol import write_protocol_report
+
+    fine = {"title": "y", "iou": 0.6, "miou": 0.78, "precision": 0.7, "recall": 0.8, "f1": 0.7}
+    bad = {"title": "x", "iou": 0.05, "miou": 0.025, "precision": 0.05, "recall": 1.0, "f1": 0.1}
+    rows = [dict(fine), *(dict(bad) for _ in range(n))]
+    results = {
+        "table1": [dict(r, hand_labels=9, train_images=9) for r in rows],
+        "table2": [],
+        "autolabels": {"n": 0, "threshold": None},
+        "split": {"labelled": 3},
+    }
+    text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
+    assert said in text

@@ -109,7 +109,7 @@ def test_one_polygon_baseline_for_a_folder_of_scenes_in_two_crss(
     err = capsys.readouterr().err
     assert "report:" not in err, err  # the cards draw the baseline polygons without a warning
     assert (tmp_path / "report.html").read_text().count(coarse.name) >= 3
-    assert f"{coarse}: 1 of 3 prediction(s) have no baseline polygon in their footprint" in err
+    assert f"{coarse}: 1 of 3 predictions has no baseline polygon in its footprint" in err
     base = _baseline_counts(got)
     assert base == {"a": pytest.approx(144 / 368, abs=1e-12), "b": 0.0, "c": 1.0}
     masks = _imported(coarse, scenes, tmp_path / "imported")
@@ -137,8 +137,8 @@ def test_valid_area_polygon_counts_only_inside_it_as_imported_masks_do(
     assert "report:" not in err  # the cards place the area as counted
     # b has no pixel inside the area, so no score: one warning names it (was: silent)
     assert (
-        f"warning: {area}: 1 of 2 prediction(s) have no counted pixel inside its valid-area "
-        "polygons, so they have no score: b"
+        f"warning: {area}: 1 of 2 predictions has no counted pixel inside its valid-area "
+        "polygons, so it has no score: b"
     ) in err
     rows = {r["image"]: r for r in got["images"]}
     assert (rows["a"]["tp"], rows["a"]["tn"], rows["a"]["fp"], rows["a"]["fn"]) == (144, 112, 0, 0)
@@ -196,7 +196,7 @@ def test_valid_area_polygons_that_count_no_pixel_are_one_error_line(
     line = _one_error(capsys)
     assert line.startswith(
         f"error: {far}: none of its valid-area polygons covers a counted pixel of the 2 "
-        "evaluated prediction(s); check the layer's CRS"
+        "evaluated predictions; check the layer's CRS"
     ), line
     assert not out.exists()
     truth = tmp_path / "truth.gpkg"  # polygon truth too: the area is named, not the truth

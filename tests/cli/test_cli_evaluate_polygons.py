@@ -100,7 +100,7 @@ def test_one_polygon_file_for_a_folder_scores_each_prediction_in_its_footprint(
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert (
-        f"warning: {layer}: 1 of 3 prediction(s) have no polygon in their footprint: scored as "
+        f"warning: {layer}: 1 of 3 predictions has no polygon in its footprint: scored as "
         "all background"
     ) in err
     rows = {r["image"]: _counts(r) for r in json.loads(js.read_text())["images"]}
@@ -152,7 +152,7 @@ def test_no_polygon_on_the_prediction_is_one_error_line(
     # the same file for a folder: no polygon on any prediction
     assert main(["evaluate", "--pred", str(tmp_path), "--truth", str(far), "--no-progress"]) == 2
     assert _one_error(capsys) == (
-        f"error: {far}: none of its polygons covers a pixel of the 1 evaluated prediction(s); "
+        f"error: {far}: none of its polygons covers a pixel of the 1 evaluated prediction; "
         "check the layer's CRS (EPSG:32633, extent (550120.0, 3999720.0, 550280.0, 3999880.0)) "
         "and that it covers the predictions' area (polygons are placed by map position)"
     )
@@ -182,9 +182,7 @@ def test_one_polygon_file_for_predictions_without_georeference_is_one_error_line
     gpkg = tmp_path / "slicks.gpkg"
     gpd.GeoDataFrame(geometry=[box(0, -5, 5, 0)]).to_file(gpkg)
     assert main(["evaluate", "--pred", str(pred), "--truth", str(gpkg), "--no-progress"]) == 2
-    assert _one_error(capsys).startswith(
-        f"error: {gpkg}: none of the 1 prediction(s) has a georeference"
-    )
+    assert _one_error(capsys).startswith(f"error: {gpkg}: the only prediction has no georeference")
 
 
 def test_a_lone_polygon_file_in_a_truth_folder_says_to_give_the_file(

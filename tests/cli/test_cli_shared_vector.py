@@ -278,7 +278,7 @@ def test_evaluate_refuses_a_prediction_folder_no_prediction_of_which_can_take_th
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(
-        f"error: {gpkg}: none of the 2 prediction(s) has a georeference (CRS + transform, or "
+        f"error: {gpkg}: none of the 2 predictions has a georeference (CRS + transform, or "
         "GCPs): its features are in map coordinates (EPSG:32633)"
     ), err
     assert "give a --truth folder of one polygon file per prediction" in err[0], err

@@ -90,6 +90,6 @@ def test_a_tile_over_which_the_scale_varies_gets_one_warning(
     said = rec.getMessage()
     ps = sizes[big[0]]
     assert 0.01 < ps.spread < 0.02
-    assert said.startswith("big0.tif (and 1 more raster(s) like it): the ground pixel size ")
+    assert said.startswith("big0.tif (and 1 more raster like it): the ground pixel size ")
     assert f"varies by {100 * ps.spread:.1f} % across the image" in said
     assert f"the size at the image centre, {ps.metres:.4g} m (projection scale factor 1.99" in said

@@ -155,14 +155,14 @@ def test_one_georeference_rule_and_its_error(tmp_path: Path) -> None:
     assert georeferenced(tile) and not georeferenced(png_like)
     assert georeferenced(plain(tmp_path / "g3.tif", 3, "EPSG:32633"))
     assert not georeferenced(plain(tmp_path / "g2.tif", 2, "EPSG:32633"))  # too few
-    need_georeference([png_like, tile], "prediction(s)", "do X", tmp_path / "l.gpkg")  # one has
-    need_georeference([], "prediction(s)", "do X", tmp_path / "l.gpkg")  # nothing to place on
+    need_georeference([png_like, tile], "prediction", "do X", tmp_path / "l.gpkg")  # one has
+    need_georeference([], "prediction", "do X", tmp_path / "l.gpkg")  # nothing to place on
     with pytest.raises(UserError) as err:
-        need_georeference([png_like], "prediction(s) in d", "do X", tmp_path / "l.gpkg")
+        need_georeference([png_like], "prediction", "do X", tmp_path / "l.gpkg", "in d")
     assert err.value.path == tmp_path / "l.gpkg"
     assert str(err.value).endswith(
-        "none of the 1 prediction(s) in d has a georeference (CRS + transform, or GCPs), so the "
-        "polygons of one file cannot be placed on them; do X"
+        "the only prediction in d has no georeference (CRS + transform, or GCPs), so the "
+        "polygons of one file cannot be placed on it; do X"
     )
 
 
@@ -178,8 +178,8 @@ def test_layer_check_of_a_valid_area(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         layer_check(Path("aoi.gpkg"), [Confusion(tn=4), Confusion()], "valid", ["a", "b"])
     assert caplog.messages == [
-        "aoi.gpkg: 1 of 2 prediction(s) have no counted pixel inside its valid-area polygons, "
-        "so they have no score: b"
+        "aoi.gpkg: 1 of 2 predictions has no counted pixel inside its valid-area polygons, "
+        "so it has no score: b"
     ]
     with pytest.raises(KeyError):
         layer_check(Path("aoi.gpkg"), [Confusion(tn=4)], "area")

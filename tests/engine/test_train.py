@@ -294,7 +294,7 @@ def test_resume_refusal_of_more_epochs_says_how_to_train_them(tmp_path: Path) ->
     with pytest.raises(UserError) as err:
         resumed_config(saved, given, tmp_path / "r" / "config.yaml")
     assert str(err.value).endswith(
-        "--epochs 8 (saved: 6) would change it: drop the option(s), or start a new run with "
+        "--epochs 8 (saved: 6) would change it: drop the option, or start a new run with "
         "another --out; to train 2 more epochs on top of this run, start a new run from its "
         f"model: elnet train --data {tmp_path / 'd'} --init-model {tmp_path / 'r' / 'model.pt'} "
         "--epochs 2 --out NEW_RUN (a new learning-rate schedule; run it after this run has "

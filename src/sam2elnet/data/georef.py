@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sam2elnet.utils.advice import plural
+
 
 def georeference(profile: dict[str, Any] | None) -> dict[str, Any]:
     """The georeferencing entries of a raster profile, ready for ``rasterio.open(..., "w")``.
@@ -427,7 +429,7 @@ def warn_scale_spread(sizes: dict[Any, PixelSize]) -> None:
     if not wide:
         return
     (first, ps), more = wide[0], len(wide) - 1
-    also = f" (and {more} more raster(s) like it)" if more else ""
+    also = f" (and {plural(more, 'more raster')} like it)" if more else ""
     logging.getLogger(__name__).warning("%s%s: %s", getattr(first, "name", first), also,
                                         ps.spread_note())  # fmt: skip
 

@@ -202,13 +202,19 @@ def _pair(
     replaced: list[tuple[Path, Path]] = []
     mask_by_key = by_key(masks, _label_key, "labels", replaced)
     if replaced:
+        one = len(replaced) == 1
         log.warning(
-            "%d labels replaced by the reviewed masks `elnet import` wrote (listed in %s): %s; "
-            "move the old labels out of the folder to silence this",
-            len(replaced),
+            "%s `elnet import` wrote (listed in %s): %s; move the old %s out of the folder to "
+            "silence this",
+            plural(
+                len(replaced),
+                "label replaced by the reviewed mask",
+                "labels replaced by the reviewed masks",
+            ),
             IMPORT_RECORD,
             ", ".join(f"{new.name} for {old.name}" for old, new in replaced[:5])
             + (f" (+{len(replaced) - 5})" if len(replaced) > 5 else ""),
+            "label" if one else "labels",
         )
     coarse_by_key = by_key(_files(coarse_dir), _label_key, "coarse labels") if coarse_dir else {}
     samples = [
@@ -344,9 +350,11 @@ def discover(
         )
     splits = {split} if isinstance(split, str) else (set(split) if split else None)
     sens = {sensors} if isinstance(sensors, str) else (set(sensors) if sensors else None)
-    if sens and not sens <= set(SOS_SENSORS):
+    unknown = sorted(sens - set(SOS_SENSORS)) if sens else []
+    if unknown:
         raise DataError(
-            f"unknown sensor(s) {sorted(sens - set(SOS_SENSORS))}; SOS has {', '.join(SOS_SENSORS)}"
+            f"unknown sensor{'' if len(unknown) == 1 else 's'} {unknown}; SOS has "
+            f"{', '.join(SOS_SENSORS)}"
         )
     meta = read_dataset_meta(base)
     samples: list[Sample] = []

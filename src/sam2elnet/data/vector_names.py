@@ -47,7 +47,7 @@ class Unplaceable(NamedTuple):
     georeference (:func:`unplaceable_message`)."""
 
     rasters: str
-    """The rasters, as the file's refusal counts them (``"scenes"``)."""
+    """One raster, as the file's refusal counts them (``"scene"``: ``"none of the 2 scenes"``)."""
     file: str
     """The file, as the message of one skipped raster names it."""
     fix: str
@@ -56,18 +56,18 @@ class Unplaceable(NamedTuple):
 
 UNPLACEABLE = {
     "enhance": Unplaceable(
-        "images",
+        "image",
         "one label file for several images",
         "georeference the images, or give one coarse label per image: `elnet import --from "
         "vector {path} --images FOLDER --out MASKS` writes them, then give --labels MASKS",
     ),
     "scene": Unplaceable(
-        "scenes",
+        "scene",
         "one label file for several scenes",
         "georeference the scenes, or give --labels a folder of one label per scene",
     ),
     "evaluate": Unplaceable(
-        "prediction(s)",
+        "prediction",
         "one ground-truth file for several predictions",
         "georeference the predictions, or give a --truth folder of one polygon file per "
         "prediction, named like it, in pixel coordinates",
@@ -251,11 +251,15 @@ def unplaceable_message(
     fix, what = words.fix.format(path=path), words.rasters
     if per_image:
         head = f"has no {_NO_GEOREF}, and {path} is {words.file}"
+    elif len(plain) == n_images == 1:
+        head = f"the only {what} has no {_NO_GEOREF}"
     elif len(plain) == n_images:
-        head = f"none of the {n_images} {what} has a {_NO_GEOREF}"
+        head = f"none of the {plural(n_images, what)} has a {_NO_GEOREF}"
     else:
         names = name_sample([p.name for p in plain], 5)
-        head = f"{len(plain)} of the {n_images} {what} have no {_NO_GEOREF} ({names})"
+        have = "has" if len(plain) == 1 else "have"
+        head = f"{len(plain)} of the {plural(n_images, what)} {have} no {_NO_GEOREF} ({names})"
     if crs is not None:
-        why = f"its features are in map coordinates ({crs}), which cannot be placed on them"
+        them = "it" if n_images == 1 and not per_image else "them"
+        why = f"its features are in map coordinates ({crs}), which cannot be placed on {them}"
     return f"{head}: {why}; or {fix}"

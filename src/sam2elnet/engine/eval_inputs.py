@@ -224,7 +224,7 @@ def masks_of(
         return {next(iter(one[0])): p}
     if p.is_file() and is_vector_path(p) and preds is not None:
         need_georeference(
-            list(preds.values()), "prediction(s)", "georeference the predictions, or give a "
+            list(preds.values()), "prediction", "georeference the predictions, or give a "
             "folder of one polygon file per prediction, named like it, in pixel coordinates", p,
         )  # fmt: skip
         return dict.fromkeys(preds, p)
@@ -355,8 +355,8 @@ def pair_inputs(
             )  # fmt: skip
         truths = masks or truths  # all polygons: each pair's error says so
         need_georeference(
-            list(truths.values()), f"ground-truth mask(s) in {tdir}", "georeference the masks, "
-            f"or rasterise the polygons onto the images first{_vector_hint([pdir])}", pdir,
+            list(truths.values()), "ground-truth mask", "georeference the masks, or rasterise "
+            f"the polygons onto the images first{_vector_hint([pdir])}", pdir, f"in {tdir}",
         )  # fmt: skip
         return Pairs(dict.fromkeys(truths, pdir), truths, None, None, pdir)
     one = single_pair(pdir, tdir, split)

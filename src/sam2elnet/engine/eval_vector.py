@@ -25,6 +25,7 @@ import numpy as np
 from sam2elnet.data.georef import georeferenced
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
+from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
 
@@ -258,16 +259,22 @@ class PolygonFiles:
         return vt.on_grid(path, pred)
 
 
-def need_georeference(files: Sequence[Path], what: str, remedy: str, path: Path) -> None:
+def need_georeference(
+    files: Sequence[Path], noun: str, remedy: str, path: Path, where: str = ""
+) -> None:
     """UserError naming ``path`` (the one polygon file) when none of ``files`` (the rasters it
     would be placed on; none: no error) is :func:`~sam2elnet.data.georef.georeferenced`: one polygon file shared by
-    many rasters is placed by map position only. ``what``: the rasters as the message names
-    them (e.g. ``"prediction(s) in preds/"``); ``remedy``: what to do instead (the message's
-    end, after ``"; "``)."""
+    many rasters is placed by map position only. ``noun``: one raster as the message names it
+    (e.g. ``"prediction"``; counted: ``"none of the 2 predictions"``, ``"the only
+    prediction"``); ``where``: where they are (e.g. ``"in preds/"``; '' for nothing);
+    ``remedy``: what to do instead (the message's end, after ``"; "``)."""
     if files and not any(georeferenced(f) for f in files):
+        one = len(files) == 1
+        which = f"the only {noun}" if one else f"none of the {plural(len(files), noun)}"
         raise UserError(
-            f"none of the {len(files)} {what} has a georeference (CRS + transform, or GCPs), so "
-            f"the polygons of one file cannot be placed on them; {remedy}",
+            f"{which}{f' {where}' if where else ''} has {'no' if one else 'a'} georeference "
+            "(CRS + transform, or GCPs), so the polygons of one file cannot be placed on "
+            f"{'it' if one else 'them'}; {remedy}",
             path,
         )
 
@@ -311,15 +318,16 @@ def layer_check(
         "valid": lambda c: c.total,
     }[role]
     covered = [pixels(c) for c in confusions]
-    on = "ground truth(s)" if role == "prediction" else "prediction(s)"
+    on = "ground truth" if role == "prediction" else "prediction"
     if not any(covered):
         counted = "counted pixel" if role == "valid" else "pixel"
         from sam2elnet.data.vector_layers import layer_crs_extent
 
         own = layer_crs_extent(path, layer)
         raise DataError(
-            f"none of its {mine}polygons covers a {counted} of the {len(covered)} evaluated {on}; "
-            f"check the layer's CRS{f' ({own})' if own else ''} and that it covers the "
+            f"none of its {mine}polygons covers a {counted} of the "
+            f"{plural(len(covered), 'evaluated ' + on)}; check the layer's "
+            f"CRS{f' ({own})' if own else ''} and that it covers the "
             f"{'truths' if role == 'prediction' else 'predictions'}' area (polygons are placed "
             "by map position)",
             path,
@@ -327,21 +335,23 @@ def layer_check(
     empty = [i for i, t in enumerate(covered) if t == 0]
     if not empty:
         return
+    one = len(empty) == 1
     if role == "valid":  # no pixel counted: the pair has no score; say which pairs
         shown = ", ".join(names[i] for i in empty[:10]) if names else ""
         more = f", ... ({len(empty) - 10} more)" if names and len(empty) > 10 else ""
         log.warning(
-            "%s: %d of %d %s have no counted pixel inside its valid-area polygons, so they have "
-            "no score%s",
-            path, len(empty), len(covered), on, f": {shown}{more}" if shown else "",
+            "%s: %d of %s %s no counted pixel inside its valid-area polygons, so %s no score%s",
+            path, len(empty), plural(len(covered), on), "has" if one else "have",
+            "it has" if one else "they have", f": {shown}{more}" if shown else "",
         )  # fmt: skip
         return
     then = {
         "truth": "scored as all background",
-        "baseline": "their baseline label is all background",
+        "baseline": f"{'its' if one else 'their'} baseline label is all background",
         "prediction": "predicted as all background",
     }[role]
     log.warning(
-        "%s: %d of %d %s have no %spolygon in their footprint: %s",
-        path, len(empty), len(covered), on, mine, then,
+        "%s: %d of %s %s no %spolygon in %s footprint: %s",
+        path, len(empty), plural(len(covered), on), "has" if one else "have", mine,
+        "its" if one else "their", then,
     )  # fmt: skip

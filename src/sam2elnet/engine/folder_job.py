@@ -37,6 +37,7 @@ from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, p
 from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import predict_large
 from sam2elnet.engine.predictor import Predictor
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps, write_bytes_atomic, write_text_atomic
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.lock import output_lock
@@ -298,12 +299,15 @@ class FolderJob:
         ]
         self.unlisted = len(extra)
         if extra:
+            one = len(extra) == 1
             log.warning(
-                "%d label file(s) in %s are from an earlier run and not in quality.csv "
-                "(e.g. %s); delete them or re-run with --resume",
-                len(extra),
+                "%s in %s %s from an earlier run and not in quality.csv (e.g. %s); delete %s or "
+                "re-run with --resume",
+                plural(len(extra), "label file"),
                 self.out,
+                "is" if one else "are",
                 extra[0].name,
+                "it" if one else "them",
             )
 
     def finish(

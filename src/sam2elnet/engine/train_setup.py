@@ -164,7 +164,7 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
             )
         raise UserError(
             f"--resume continues the run saved in config.yaml; {what} would change it: drop "
-            f"the option(s), or start a new run with another --out{more}",
+            f"the option{'' if len(changed) == 1 else 's'}, or start a new run with another --out{more}",
             source,
         )
     cfg = saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})

@@ -155,9 +155,10 @@ def iter_polygons(
             f"{k} {v:g}" for k, v in (("--smooth", smooth), ("--simplify", simplify)) if v
         )
         log.warning(
-            "%s: %s (%s; 1 px = %.3g) erased all %d polygon(s) of this label; give a tolerance "
-            "of about 1-2 px (%.3g-%.3g)",
-            lab.path, said, unit, size, n_raw, size, 2 * size,
+            "%s: %s (%s; 1 px = %.3g) erased %s of this label; give a tolerance of about 1-2 px "
+            "(%.3g-%.3g)",
+            lab.path, said, unit, size,
+            "the only polygon" if n_raw == 1 else f"all {n_raw} polygons", size, 2 * size,
         )  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.utils.advice import plural
 
 #: The kinds of empty label, each scored by its own held-out rate (module doc).
 EMPTY_KINDS: tuple[str, ...] = ("annotate", "enhance_coarse_empty", "enhance_erased")
@@ -139,4 +140,8 @@ def empty_flag(kind: str, counts: Mapping[str, Sequence[float]]) -> str:
     n, s = counts.get(kind, (0.0, 0.0))
     if n < 1:
         return "empty label: no held-out empty label like it when fitted (prior)"
-    return f"empty label: {round(s)} of {round(n)} held-out empty labels like it were right"
+    right = round(s)
+    return (
+        f"empty label: {right} of {plural(round(n), 'held-out empty label')} like it "
+        f"{'was' if right == 1 else 'were'} right"
+    )

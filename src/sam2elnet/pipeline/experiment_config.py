@@ -404,7 +404,8 @@ class ExperimentConfig(BaseModel):
         bad = [r for r in v if r not in REFINERS or r == "no_change"]
         if bad:
             raise ValueError(
-                f"unknown refiner(s) {bad}; choose from morphological, guided, grabcut"
+                f"unknown refiner{'' if len(bad) == 1 else 's'} {bad}; choose from morphological, "
+                "guided, grabcut"
             )
         return v
 

@@ -169,10 +169,11 @@ def degenerate_note(
         return None
     n = sum(len(v) for v in by_kind.values())
     bad = [f"{', '.join(names)} {what[kind]}" for kind, names in by_kind.items()]
+    its, it = ("Its", "it was") if n == 1 else ("Their", "they were")
     return (
         f"{plural(n, 'model of table 1 is', 'models of table 1 are')} degenerate: "
-        f"{'; '.join(bad)}. Their scores, and a verdict that uses them, say nothing about the "
-        "labels they were trained on: train the downstream models longer (--downstream-epochs / "
+        f"{'; '.join(bad)}. {its} scores, and a verdict that uses them, say nothing about the "
+        f"labels {it} trained on: train the downstream models longer (--downstream-epochs / "
         "--downstream-steps) or on more images"
     )
 

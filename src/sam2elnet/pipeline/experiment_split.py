@@ -143,12 +143,7 @@ def make_split(cfg: ExperimentConfig) -> Split:
     own = {i: str(by_id[i].coarse) for i in train_ids} if has_coarse else None
     if cfg.positive_values:
         masks, own = _decode_class_index(cfg, masks, own)
-        notes.append(
-            "The dataset's masks are class-index masks: value(s) "
-            + ", ".join(f"{v:g}" for v in cfg.positive_values)
-            + " read as object, every other value as background (--positive-values); the "
-            "decoded 0/255 copies every stage reads are in truth/."
-        )
+        notes.append(class_index_note(cfg.positive_values))
     if own is None:
         own = {i: masks[i] for i in train_ids}
     if not has_coarse:
@@ -165,6 +160,16 @@ def make_split(cfg: ExperimentConfig) -> Split:
         own_is_truth=not has_coarse,
         test_source=test_source,
         notes=notes,
+    )
+
+
+def class_index_note(values: Sequence[float]) -> str:
+    """The results.md note of class-index masks decoded by ``values`` (--positive-values)."""
+    return (
+        f"The dataset's masks are class-index masks: {'value' if len(values) == 1 else 'values'} "
+        + ", ".join(f"{v:g}" for v in values)
+        + " read as object, every other value as background (--positive-values); the decoded "
+        "0/255 copies every stage reads are in truth/."
     )
 
 

@@ -163,10 +163,11 @@ def write_protocol_report(
         )
     elif any(flags):
         n = sum(1 for f in flags if f)
+        it, its = ("it", "its") if n == 1 else ("they", "their")
         warns.append(
             f"{plural(n, 'downstream model is', 'downstream models are')} degenerate "
-            "(highlighted rows): they predicted almost every pixel as foreground, or none; "
-            "their scores say nothing about the labels."
+            f"(highlighted {'row' if n == 1 else 'rows'}): {it} predicted almost every pixel as "
+            f"foreground, or none; {its} scores say nothing about the labels."
         )
     warns += [f"{line}." for t in (1, 2) for line in unusable_lines(results, t)]
     auto = {k: v for k, v in (results.get("autolabels") or {}).items() if k != "filter"}  # as words
