@@ -28,6 +28,11 @@ class DataError(UserError):
     """An image, mask, vector file or dataset folder that cannot be used."""
 
 
+class NoPairsError(DataError):
+    """A dataset folder (or the splits / sensors asked for) holding no image/label pair: an
+    absent split, not a broken one (:func:`sam2elnet.data.splits.select_split` tells them apart)."""
+
+
 class BandCountError(DataError):
     """An image whose band count the model cannot take. Folder jobs skip it (listed in
     ``skipped.csv`` with this message) and label the usable images; ``--bands`` selects bands."""

@@ -116,3 +116,27 @@ def test_experiment_refuses_a_text_weights_file_before_writing(
     argv = ["experiment", "--data", str(data), "--out", str(out), "--weights", str(weights)]
     line = refused_untouched(capsys, argv, out)
     assert line.startswith(f"error: {weights}: not a readable checkpoint")
+
+
+@pytest.mark.parametrize("command", ["train", "experiment"])
+def test_a_weights_folder_is_judged_by_its_files(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --weights folder (a Hugging Face SAM2 model folder is one) exists: ``elnet train``
+    judged it by its files, ``elnet experiment`` said 'weights file not found' (its own copy of
+    the existence check wanted a file). One check now: a folder without .safetensors files is
+    that error, for both, with the output folder left as it was."""
+    from helpers_data import make_generic
+
+    data = make_generic(tmp_path / "d", n=4)
+    weights = tmp_path / "sam2-hiera-tiny"
+    weights.mkdir()
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "experiment.json").write_text('{"seed": 7}\n')
+    argv = [command, "--data", str(data), "--out", str(out), "--weights", str(weights)]
+    line = refused_untouched(capsys, argv, out)
+    assert line == (
+        f"error: {weights}: folder has no .safetensors files; expected a checkpoint file (.pt) "
+        "or a Hugging Face SAM2 model folder (e.g. a download of facebook/sam2.1-hiera-tiny)"
+    )

@@ -5,6 +5,7 @@ one list of layout names (``--layout`` of ``elnet stats`` / ``elnet train``, ``T
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import typing
 from pathlib import Path
@@ -76,12 +77,69 @@ def test_gt_alone_names_sat_not_no_layout(tmp_path):
         discover(folder)
 
 
-def test_stats_gt_without_sat_is_one_error_line(tmp_path, capsys):
+SKIP_AS_ROOT = pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads a folder without permissions (chmod does not stop it)"
+)
+
+
+def _chmod_000(root: Path, request: pytest.FixtureRequest) -> Path:
+    """``root``'s test/ split folder made unreadable (chmod 000; given back its permissions
+    when the test ends, so that pytest can remove it)."""
+    folder = root / "test"
+    folder.chmod(0)
+    request.addfinalizer(lambda: folder.chmod(0o755))
+    return folder
+
+
+def _split_folder_text(folder: Path) -> str:
+    return (
+        f"{folder}: cannot list this split folder (permission denied); let your user read it "
+        f"(chmod -R u+rX {folder}) or move it out of {folder.parent}"
+    )
+
+
+@pytest.mark.parametrize(
+    "broken", ["gt_without_sat", pytest.param("split_folder_chmod", marks=SKIP_AS_ROOT)]
+)
+def test_stats_reports_the_splits_read_and_names_a_broken_one(tmp_path, capsys, request, broken):
+    """``elnet stats`` read every split and stopped on a broken test split (test/palsar with
+    gt/ but no sat/: one error line; a test/ folder without permissions: the same, from layout
+    detection). Now it reports the train split, with one warning naming the broken folder and
+    what to do, and exits 0; --split test, or no split that can be read, is one error line."""
     root = make_sos(tmp_path / "sos", n=2)
-    folder = _no_sat(root)
-    assert main(["stats", "--data", str(root), "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"error: {folder}: has gt/ but no sat/ folder;") and "\n" not in err
+    if broken == "gt_without_sat":
+        folder = _no_sat(root)
+        why = (
+            f"{folder}: has gt/ but no sat/ folder; put the <id>_sat images in sat/ beside gt/ "
+            "(SOS test layout), or beside their <id>_mask labels with no gt/ folder (SOS "
+            "training layout)"
+        )
+    else:
+        folder = _chmod_000(root, request)
+        why = _split_folder_text(folder)
+    assert main(["stats", "--data", str(root), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert warnings == [
+        f"warning: elnet stats uses only the train split; left out another that cannot be read: "
+        f"{why}"
+    ]
+    assert out.splitlines()[0] == "layout: sos  modality: sar  pairs: 4"
+    assert [ln for ln in out.splitlines() if ln.startswith("  split=")] == [
+        "  split=train  sensor=palsar    pairs=2",
+        "  split=train  sensor=sentinel  pairs=2",
+    ]
+    assert main(["stats", "--data", str(root), "--split", "test", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {why}"
+    if broken == "split_folder_chmod":  # nothing readable: the first split's error
+        (root / "train").chmod(0)
+        request.addfinalizer(lambda: (root / "train").chmod(0o755))
+        assert main(["stats", "--data", str(root), "--no-progress"]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {_split_folder_text(root / 'train')}"
+    else:
+        shutil.rmtree(root / "train")
+        assert main(["stats", "--data", str(root), "--no-progress"]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {why}"
 
 
 def _unreadable_sat(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -101,20 +159,29 @@ def _unreadable_sat(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("broken", ["gt_without_sat", "unreadable"])
+@pytest.mark.parametrize(
+    "broken",
+    ["gt_without_sat", "unreadable", pytest.param("split_folder_chmod", marks=SKIP_AS_ROOT)],
+)
 def test_a_broken_test_sensor_folder_stops_only_the_commands_that_use_it(
-    tmp_path, capsys, monkeypatch, broken
+    tmp_path, capsys, monkeypatch, request, broken
 ):
     """``elnet train`` reads only the train split but stopped on a broken test/palsar folder
     (select_split read every split first); now it trains, with one warning naming the folder.
-    Commands that use the test split still stop with one line naming it."""
+    Commands that use the test split still stop with one line naming it. A test/ folder
+    without permissions stopped every command, train included (layout detection looked into
+    it); now it is left out the same way."""
     root = make_sos(tmp_path / "sos", n=2, size=40)
+    pred = tmp_path / "pred"
+    shutil.copytree(root / "test" / "sentinel" / "gt", pred)
     if broken == "gt_without_sat":
         folder = _no_sat(root)
         why = f"{folder}: has gt/ but no sat/ folder; put the <id>_sat images in sat/"
-    else:
+    elif broken == "unreadable":
         folder = _unreadable_sat(root, monkeypatch)
         why = f"{folder}: permission denied"
+    else:  # test/ itself without permissions: layout detection stopped every command on it
+        why = _split_folder_text(_chmod_000(root, request))
     run = tmp_path / "run"
     argv = ["train", "--data", str(root), "--out", str(run), "--weights", "none",
             "--size", "micro", "--epochs", "1", "--image-size", "32", "--batch-size", "2",
@@ -128,8 +195,6 @@ def test_a_broken_test_sensor_folder_stops_only_the_commands_that_use_it(
     assert "splits found: train (4); using: train (4 labelled pairs)" in out
     saved = json.loads((run / "splits.json").read_text())
     assert len(saved["train"] + saved["val"]) == 4 and saved["dataset_splits"] == ["train"]
-    pred = tmp_path / "pred"
-    shutil.copytree(root / "test" / "sentinel" / "gt", pred)
     for argv in (
         ["train", "--data", str(root), "--out", str(tmp_path / "r2"), "--weights", "none",
          "--split", "test"],

@@ -157,12 +157,12 @@ def cv_cmd(
         precision=precision,
         report=report,
     )
-    from sam2elnet.engine.train_setup import check_weights_exist
-    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI, check_weights_exist
 
     # a missing --weights file in the option's words (run_cv says the API's weights=None); the
     # rest (an --out holding it, a file of the wrong kind) run_cv checks in that order
-    check_weights_exist(cfg.validate(), random_init=RANDOM_INIT_CLI)
+    template = cfg.validate()
+    check_weights_exist(template.weights, RANDOM_INIT_CLI, init_model=template.init_model)
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_cv(cfg, echo=typer.echo)

@@ -74,10 +74,10 @@ def stats_cmd(
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
     import logging
 
-    from sam2elnet.data.layouts import discover
     from sam2elnet.data.modality import with_modality
     from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
+    from sam2elnet.data.splits import discover_readable
     from sam2elnet.data.stats import index_stats
     from sam2elnet.utils.atomic import write_json_atomic
     from sam2elnet.utils.batch import skip_line
@@ -97,9 +97,10 @@ def stats_cmd(
     # the images, masks and dataset.json read from --data are inputs, not places to write
     read = (*IMAGE_SUFFIXES, *MASK_SUFFIXES, "dataset.json")
     check_output(out, "file", "--out", read_from=[(data, read)])
+    # every split that can be read; one that cannot is named in a warning (--split: an error)
     index, decided = with_modality(
-        discover(
-            data, layout=layout, split=split or None, sensors=sensor or None, modality=modality
+        discover_readable(
+            data, split or None, layout=layout, sensors=sensor or None, modality=modality
         )
     )
     typer.echo(f"layout: {index.layout}  modality: {index.modality}  pairs: {len(index.samples)}")

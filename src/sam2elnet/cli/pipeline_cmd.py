@@ -190,9 +190,8 @@ def experiment_cmd(
 ) -> None:
     """Run the paper's protocol: 30 % labels -> SAM2-ELNet -> auto-labels -> downstream models."""
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_CLI, check_weights_exist
     from sam2elnet.pipeline.experiment import run_experiment
-    from sam2elnet.pipeline.experiment_engine import check_weights_given
     from sam2elnet.utils.paths import check_input, check_output
 
     road_buffer_px = road_buffer_px_of(road_buffer, road_buffer_m)
@@ -240,7 +239,7 @@ def experiment_cmd(
         report=not no_report,
     )
     # the weights file exists, before the data folder is looked at and --out written (as train)
-    check_weights_given(cfg, random_init=RANDOM_INIT_CLI)
+    check_weights_exist(cfg.weights, RANDOM_INIT_CLI)
     check_input(data, "--data", "dataset folder")
     check_output(out, "dir", "--out")
     r = run_experiment(cfg, random_init=RANDOM_INIT_CLI)  # notes and errors in the flag's words

@@ -11,6 +11,7 @@ must not list a whole dataset to refuse an ``--out`` inside one of them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "read_folders",
     "sensor_folder",
     "sensor_place",
+    "unreadable_splits",
 ]
 
 SOS_SENSORS = ("palsar", "sentinel")
@@ -47,7 +49,27 @@ def split_dirs(root: Path, image_dir: str) -> list[tuple[str | None, Path]]:
     """(split, folder holding ``image_dir``): the root itself, or its split folders."""
     if (root / image_dir).is_dir():
         return [(root.name if root.name in SPLIT_NAMES else None, root)]
-    return [(s, root / s) for s in SPLIT_NAMES if (root / s / image_dir).is_dir()]
+    return [(s, root / s) for s in SPLIT_NAMES if _is_dir(root / s / image_dir)]
+
+
+def unreadable_splits(root: Path) -> list[tuple[Path, OSError]]:
+    """The split folders of ``root`` (``train/``, ``val/``, ``test/``) that exist but cannot be
+    looked into (no read or no search permission), each with the error listing it gave. Layout
+    detection passes over them (:func:`_is_dir`); :func:`~sam2elnet.data.layouts.discover`
+    stops on one a command reads."""
+    out = []
+    for name in SPLIT_NAMES:
+        folder = root / name
+        if not os.path.isdir(folder):  # never raises
+            continue
+        try:
+            with os.scandir(folder) as entries:
+                first = next(entries, None)
+                if first is not None:
+                    first.stat(follow_symlinks=False)  # needs search permission
+        except OSError as err:
+            out.append((folder, err))
+    return out
 
 
 def _tagged_file(root: Path, tags: tuple[str, ...]) -> bool:
@@ -74,7 +96,7 @@ def _no_images(folder: Path) -> bool:
     """``folder`` exists and holds no ``images/`` folder: it may be an SOS sensor folder. One
     with ``images/`` is a CHN6-CUG or generic dataset (``images/`` + ``gt/`` / ``masks/``),
     whatever its name; no SOS folder has one."""
-    return folder.is_dir() and not _is_dir(folder / "images")
+    return _is_dir(folder) and not _is_dir(folder / "images")
 
 
 def _is_dir(path: Path) -> bool:

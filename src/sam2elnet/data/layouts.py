@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sam2elnet.data.dataset_meta import layout_modality, read_dataset_meta
-from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, Place, detect_layout, places
+from sam2elnet.data.layout_places import (
+    SOS_SENSORS,
+    SPLIT_NAMES,
+    Place,
+    detect_layout,
+    places,
+    unreadable_splits,
+)
 from sam2elnet.data.naming import (
     IMAGE_TAGS,
     IMPORT_RECORD,
@@ -38,7 +45,7 @@ from sam2elnet.data.naming import (
     image_files,
     imported_masks,
 )
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, NoPairsError
 from sam2elnet.option_values import LAYOUTS
 from sam2elnet.utils.advice import plural
 
@@ -296,6 +303,15 @@ def _unique_ids(samples: list[Sample]) -> list[Sample]:
     return out
 
 
+def _unreadable_split_text(err: OSError, folder: Path, root: Path) -> str:
+    """What is wrong with a split folder that cannot be listed and what to do, for one line."""
+    why = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
+    return (
+        f"cannot list this split folder ({why.lower()}); let your user read it "
+        f"(chmod -R u+rX {folder}) or move it out of {root}"
+    )
+
+
 def discover(
     root: str | Path,
     layout: str = "auto",
@@ -326,8 +342,9 @@ def discover(
 
     Raises:
         DataError: missing folder, an unknown layout (not in :data:`LAYOUTS`), an SOS sensor
-            folder with ``gt/`` but no ``sat/``, or no image/label pair found (the message says
-            which layouts were tried).
+            folder with ``gt/`` but no ``sat/``, a split folder read (all of them when ``split``
+            is None) that cannot be listed (no permission), or, as :class:`NoPairsError`, no
+            image/label pair found (the message says which layouts were tried).
     """
     base = Path(root)
     if not base.exists():
@@ -341,6 +358,10 @@ def discover(
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     found = detect_layout(base) if layout == "auto" else layout
+    splits = {split} if isinstance(split, str) else (set(split) if split else None)
+    for folder, err in [] if found == "flat" else unreadable_splits(base):
+        if found is None or splits is None or folder.name in splits:
+            raise DataError(_unreadable_split_text(err, folder, base), folder)
     if found is None:
         raise DataError(
             "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
@@ -348,7 +369,6 @@ def discover(
             "(see docs/data.md)",
             base,
         )
-    splits = {split} if isinstance(split, str) else (set(split) if split else None)
     sens = {sensors} if isinstance(sensors, str) else (set(sensors) if sensors else None)
     unknown = sorted(sens - set(SOS_SENSORS)) if sens else []
     if unknown:
@@ -384,7 +404,7 @@ def discover(
         eg_files = unmatched[:1] + [p for p in unmatched if p.parent != unmatched[0].parent][:1]
         eg_files += [p for p in unmatched if p not in eg_files][: 2 - len(eg_files)]
         eg = ", e.g. " + ", ".join(p.name for p in eg_files) if unmatched else ""
-        raise DataError(
+        raise NoPairsError(
             f"found the {found} layout but no image/label pairs{what} "
             f"({len(unmatched)} unmatched files{eg}); check file names (<id>_sat / <id>_mask or equal stems)",
             base,

@@ -138,8 +138,9 @@ def select_split(
     ``val/``, generic ``train/``/``val/``/``test/`` folders) uses only the ``default`` split, so
     training never sees the official test images; a root holding only other splits is used whole,
     with a warning. A flat layout (no split folders) is used whole. A split folder that cannot
-    be read (e.g. ``test/palsar`` with ``gt/`` but no ``sat/``) stops only a command that uses
-    it; one that does not is warned once, naming it (:func:`_unused_split_broken`).
+    be read (e.g. ``test/palsar`` with ``gt/`` but no ``sat/``, a ``test/`` folder without read
+    permission) stops only a command that uses it; one that does not is warned once, naming it
+    (:func:`_unused_split_broken`).
 
     Args:
         root: Dataset folder.
@@ -207,34 +208,84 @@ def select_split(
     return SplitChoice(index, found, used)
 
 
+def discover_readable(
+    root: str | Path,
+    split: str | Sequence[str] | None = None,
+    *,
+    purpose: str = "elnet stats",
+    **kw: Any,
+) -> DatasetIndex:
+    """:func:`discover`, except that without ``split`` a split folder that cannot be read (e.g.
+    ``test/palsar`` with ``gt/`` but no ``sat/``, a ``test/`` folder without read permission)
+    is left out with one warning naming it, and the splits that can be read are returned: what
+    a command that reports every split (``elnet stats``) reads.
+
+    Args:
+        root: Dataset folder.
+        split: Split folders asked for; any of them that cannot be read is an error.
+        purpose: Who reads the splits, in the warning (``"elnet stats uses only the train
+            split; left out another that cannot be read: ..."``).
+        kw: ``layout``, ``sensors``, ``modality``: as :func:`discover`.
+
+    Returns:
+        The :class:`DatasetIndex` of the splits read.
+
+    Raises:
+        DataError: as :func:`discover`; without ``split``, when no split can be read (the error
+            reading the whole folder gave).
+        OSError: likewise, when that error is one.
+    """
+    try:
+        return discover(root, split=split or None, **kw)
+    except (DataError, OSError) as err:
+        if split:
+            raise
+        return _unused_split_broken(root, None, err, purpose, kw)[0]
+
+
 def _unused_split_broken(
-    root: str | Path, need: list[str], err: DataError | OSError, purpose: str, kw: dict[str, Any]
+    root: str | Path,
+    need: list[str] | None,
+    err: DataError | OSError,
+    purpose: str,
+    kw: dict[str, Any],
 ) -> tuple[DatasetIndex, dict[str, int]]:
-    """The dataset read with only the splits ``need`` when reading all of it failed with
-    ``err``, and the pairs per split folder that could be read: the split that failed is not
-    used, so it is left out with one warning naming it (``err`` says which folder).
+    """The dataset read with only the splits ``need`` (None: every split that can be read)
+    when reading all of it failed with ``err``, and the pairs per split folder that could be
+    read: a split that fails alone is not used, so it is left out with one warning naming it
+    (its error says which folder; ``err`` when no other split fails alone).
 
     Raises:
         DataError: ``err`` again when the ``need`` splits cannot be read either (they are
-            broken too, or absent).
+            broken too, or absent), or, ``need`` None, when no split can be read.
         OSError: likewise, when ``err`` is one.
     """
-    try:
-        index = discover(root, split=need, **kw)
-    except (DataError, OSError):
-        raise err from None
-    counts = dict(index.splits)
-    for other in (s for s in SPLIT_NAMES if s not in need):
-        try:
-            counts.update(discover(root, split=other, report_unmatched=False, **kw).splits)
-        except (DataError, OSError):
-            pass  # absent, or the one that failed
+    from sam2elnet.errors import NoPairsError
     from sam2elnet.utils.paths import os_error_message
 
-    log.warning(
-        "%s uses only the %s split; left out another that cannot be read: %s",
-        purpose,
-        ", ".join(need),
-        os_error_message(err) if isinstance(err, OSError) else err,
-    )
+    counts: dict[str, int] = {}
+    broken: list[DataError | OSError] = []
+    for other in (s for s in SPLIT_NAMES if need is None or s not in need):
+        try:
+            counts.update(discover(root, split=other, report_unmatched=False, **kw).splits)
+        except NoPairsError:
+            pass  # absent
+        except (DataError, OSError) as e:
+            broken.append(e)
+    use = need if need is not None else list(counts)
+    if not use:
+        raise err
+    try:
+        index = discover(root, split=use, **kw)
+    except (DataError, OSError):
+        raise err from None
+    counts.update(index.splits)
+    for e in broken or [err]:
+        log.warning(
+            "%s uses only the %s %s; left out another that cannot be read: %s",
+            purpose,
+            ", ".join(use),
+            "split" if len(use) == 1 else "splits",
+            os_error_message(e) if isinstance(e, OSError) else e,
+        )
     return index, {k: counts[k] for k in SPLIT_NAMES if k in counts}

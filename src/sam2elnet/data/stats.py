@@ -1,6 +1,6 @@
 """What is in a dataset folder, and its normalisation statistics (the library behind ``elnet stats``).
 
-:func:`dataset_stats` finds the image/label pairs (:func:`sam2elnet.data.layouts.discover`),
+:func:`dataset_stats` finds the image/label pairs (:func:`sam2elnet.data.splits.discover_readable`),
 optionally checks every pair (:func:`check_pairs`: whole files, matching sizes; a bad pair is
 skipped), and computes per-band normalisation statistics
 (:func:`sam2elnet.data.norm_fit.compute_stats`) from the *training* images only when
@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.layouts import DatasetIndex, Sample, discover
+from sam2elnet.data.layouts import DatasetIndex, Sample
 from sam2elnet.data.modality import with_modality
 from sam2elnet.data.norm_fit import compute_stats
 from sam2elnet.data.normalize import NormalizationConfig
 from sam2elnet.data.pair_sizes import pair_size_error
+from sam2elnet.data.splits import discover_readable
 from sam2elnet.data.zero_pixels import check_zero_training, zero_share
 from sam2elnet.errors import DataError
 from sam2elnet.option_checks import option_default
@@ -333,10 +334,12 @@ def dataset_stats(
 
     Raises:
         DataError: unreadable folder, no pairs, or no pair that could be used (the reasons
-            summarised).
+            summarised). A split folder that cannot be read is left out with a warning when
+            ``split`` is None and another split can be read
+            (:func:`~sam2elnet.data.splits.discover_readable`); an asked-for one is an error.
     """
-    index = discover(data, layout=layout, split=split or None, sensors=sensors or None,
-                     modality=modality)  # fmt: skip
+    index = discover_readable(data, split, layout=layout, sensors=sensors or None,
+                              modality=modality)  # fmt: skip
     index, _ = with_modality(index)
     return index_stats(index, split, **options)
 

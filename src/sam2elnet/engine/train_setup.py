@@ -19,7 +19,6 @@ log = logging.getLogger("sam2elnet.engine.train")
 
 __all__ = [
     "build_model_for",
-    "check_weights_exist",
     "check_weights_file",
     "prepare_run_dir",
     "resolve_image_size",
@@ -180,20 +179,6 @@ def resume_note(start_epoch: int, epochs: int) -> str:
     return f"all {epochs} epochs were done; only the steps after training ran"
 
 
-def check_weights_exist(cfg: TrainConfig, random_init: str | None = None) -> None:
-    """The ``weights`` file exists (unless ``init_model`` is given: its file holds the trunk);
-    the first half of :func:`check_weights_file`, for callers that check the rest later.
-
-    Raises:
-        CheckpointError: the file does not exist (names it, `elnet weights list` and
-            ``random_init``: default the API's ``weights=None``).
-    """
-    from sam2elnet.model.checkpoint_files import RANDOM_INIT_API, missing_weights_error
-
-    if cfg.weights and cfg.init_model is None and not Path(cfg.weights).expanduser().exists():
-        raise missing_weights_error(cfg.weights, random_init or RANDOM_INIT_API)
-
-
 def check_weights_file(cfg: TrainConfig, random_init: str | None = None) -> None:
     """The ``weights`` and ``init_model`` files exist and are of the right kind, checked
     before any data is read, not after every training image was checked (minutes on a large
@@ -206,10 +191,11 @@ def check_weights_file(cfg: TrainConfig, random_init: str | None = None) -> None
     Raises:
         CheckpointError: a missing file, or one that cannot be a checkpoint.
     """
+    from sam2elnet.model.checkpoint_files import RANDOM_INIT_API, check_weights_exist
     from sam2elnet.model.io import check_checkpoint_kind
 
     if cfg.weights and cfg.init_model is None:
-        check_weights_exist(cfg, random_init)
+        check_weights_exist(cfg.weights, random_init or RANDOM_INIT_API)
         check_checkpoint_kind(cfg.weights)
     if cfg.init_model is not None:
         init = Path(cfg.init_model)

@@ -217,6 +217,35 @@ def missing_weights_error(path: str | Path, random_init: str = RANDOM_INIT_API) 
     )
 
 
+def check_weights_exist(
+    weights: str | Path | None,
+    random_init: str = RANDOM_INIT_API,
+    *,
+    init_model: str | Path | None = None,
+) -> None:
+    """The SAM2 weights ``weights`` exist (a file, or a Hugging Face model folder), checked
+    first, before any data is read or output written (``elnet train`` / ``cv`` /
+    ``experiment`` and their APIs); whether they can be a checkpoint is
+    :func:`~sam2elnet.model.io.check_checkpoint_kind`, which callers run afterwards. None (the
+    cached checkpoint, if any) and ``"none"`` (a random encoder) name nothing and pass, and so
+    does anything with ``init_model`` given (its file holds the trunk).
+
+    Args:
+        weights: The weights path given, or None / ``"none"``.
+        random_init: How the caller's user asks for a random encoder, in the error: the API's
+            ``weights=None`` (default), ``weights="none"`` (experiment API) or ``--weights none``.
+        init_model: The ``--init-model`` file of a training run, or None.
+
+    Raises:
+        CheckpointError: ``weights`` names nothing that exists (:func:`missing_weights_error`:
+            names it, `elnet weights list` and ``random_init``).
+    """
+    if not weights or str(weights) == "none" or init_model is not None:
+        return
+    if not Path(weights).expanduser().exists():
+        raise missing_weights_error(weights, random_init)
+
+
 def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """Read Hiera trunk weights (transformers names) from any supported file.
 

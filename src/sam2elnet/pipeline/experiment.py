@@ -90,7 +90,6 @@ from sam2elnet.pipeline.experiment_downstream import (
     train_downstream,
 )
 from sam2elnet.pipeline.experiment_engine import (
-    check_weights_given,
     check_weights_kind,
     downstream_config,
     elnet_trunk,
@@ -178,10 +177,12 @@ def run_experiment(
 
 def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
     from sam2elnet.engine.runtime import resolve_device
+    from sam2elnet.model.checkpoint_files import check_weights_exist
 
     cfg.validate()
     resolve_device(cfg.device)  # --device cuda without CUDA: one error line before any stage
-    check_weights_given(cfg, random_init)  # before the data folder and --out (as elnet train)
+    # the weights exist: checked before the data folder and --out (as elnet train)
+    check_weights_exist(cfg.weights, random_init)
     data = Path(cfg.data)
     if not data.exists():
         raise DataError("data folder does not exist; check --data", data)

@@ -22,36 +22,16 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------- engine adapters
-def check_weights_given(
-    cfg: ExperimentConfig, random_init: str = RANDOM_INIT_EXPERIMENT_API
-) -> None:
-    """The ``weights`` file given exists, checked first, before the data folder is looked at and
-    before anything is written into ``out`` (as ``elnet train``); whether it can be a checkpoint
-    is :func:`check_weights_kind`, after the output folder check (a file inside a folder the run
-    writes is refused as such first). ``None`` (the cached checkpoint, if any) and ``"none"`` (a
-    random encoder) name no file and pass.
-
-    Raises:
-        CheckpointError: ``cfg.weights`` names no file (one line naming it, `elnet weights list`
-            and ``random_init``).
-    """
-    if not cfg.weights or cfg.weights == "none":
-        return
-    p = Path(cfg.weights)
-    if not p.is_file():
-        from sam2elnet.model.checkpoint_files import missing_weights_error
-
-        raise missing_weights_error(p, random_init)
-
-
 def check_weights_kind(cfg: ExperimentConfig) -> None:
-    """The ``weights`` file given can be a checkpoint (a few bytes read; no-op without a file).
+    """The ``weights`` given can be a checkpoint (a few bytes read; no-op when they name nothing
+    that exists: :func:`~sam2elnet.model.checkpoint_files.check_weights_exist` says that first,
+    before the data folder and the output folder are looked at).
 
     Raises:
-        CheckpointError: a YAML, empty or text file
+        CheckpointError: a YAML, empty or text file, or a folder without ``.safetensors`` files
             (:func:`~sam2elnet.model.io.check_checkpoint_kind`).
     """
-    if cfg.weights and cfg.weights != "none" and Path(cfg.weights).is_file():
+    if cfg.weights and cfg.weights != "none" and Path(cfg.weights).expanduser().exists():
         from sam2elnet.model.io import check_checkpoint_kind
 
         check_checkpoint_kind(Path(cfg.weights))
@@ -68,7 +48,8 @@ def resolve_weights(
 
     Raises:
         CheckpointError: ``cfg.weights`` names no file, or a file that cannot be a checkpoint
-            (:func:`check_weights_given`, :func:`check_weights_kind`).
+            (:func:`~sam2elnet.model.checkpoint_files.check_weights_exist`,
+            :func:`check_weights_kind`).
     """
     random_note = (
         f"RANDOMLY INITIALISED SAM2 Hiera-{cfg.size} encoder (%s; trunk training: {cfg.trunk}). "
@@ -77,7 +58,9 @@ def resolve_weights(
     if cfg.weights == "none":
         return None, random_note % random_init
     if cfg.weights:
-        check_weights_given(cfg, random_init)
+        from sam2elnet.model.checkpoint_files import check_weights_exist
+
+        check_weights_exist(cfg.weights, random_init)
         check_weights_kind(cfg)
         p = Path(cfg.weights)
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
