@@ -412,12 +412,28 @@ _MESSAGES = {
 
 
 def os_error_message(err: OSError, path: str | Path | None = None) -> str:
-    """One-line, user-facing text for an ``OSError`` (names the file; says what to do)."""
+    """One-line, user-facing text for an ``OSError`` (names the file; says what to do).
+
+    Permission denied on a file or folder that exists and this user cannot read is an input
+    problem (let the user read it), not an output one (choose a folder you can write to)."""
     where = path if path is not None else (err.filename or "")
     text = _MESSAGES.get(err.errno or -1)
+    if err.errno == errno.EACCES and where and _unreadable(where):
+        text = (
+            f"permission denied: your user cannot read it; let it read it (chmod -R u+rX "
+            f"{where}) or copy it somewhere readable"
+        )
     if text is None:
         text = (err.strerror or str(err)).strip().rstrip(".") or err.__class__.__name__
     return f"{where}: {text}" if where else text
+
+
+def _unreadable(path: str | Path) -> bool:
+    """Whether ``path`` exists (as the OS sees it) but this user may not read it."""
+    try:
+        return os.path.lexists(path) and not os.access(path, os.R_OK)
+    except (OSError, ValueError):
+        return False
 
 
 def link_or_copy(src: str | Path, dst: str | Path) -> None:
