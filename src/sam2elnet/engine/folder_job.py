@@ -35,7 +35,7 @@ from sam2elnet.data.runfolder import (
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
 from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, process_chunk
 from sam2elnet.engine.folder_inputs import read_done, unique_names
-from sam2elnet.engine.folder_large import predict_large
+from sam2elnet.engine.folder_large import WindowedImages, predict_large
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps, write_bytes_atomic, write_text_atomic
@@ -102,6 +102,8 @@ class FolderJob:
         #: which images go window by window, and in which memory-sized chunks the rest go
         self.planner = ChunkPlanner(predictor)
         self.tile, self.overlap = tile, overlap
+        #: the images :meth:`run_scene` predicted window by window, for one summary line
+        self.windowed = WindowedImages()
         self.progress = progress
         self._created = not out.exists()
         self._lock = contextlib.ExitStack()
@@ -210,6 +212,7 @@ class FolderJob:
         row = predict_large(
             self.p, self.spec, self.executor, self.skips, f, name, coarse,
             tile=self.tile, overlap=self.overlap, progress=self.progress, size=self.planner.size(f),
+            tally=self.windowed,
         )  # fmt: skip
         if row is not None:
             self.rows.append(row)
@@ -249,7 +252,12 @@ class FolderJob:
                 self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
                 todo.append(f)
-        from sam2elnet.utils.progress import progress_bar
+        from sam2elnet.utils.progress import line, progress_bar
+
+        # the window-by-window images in one line, not one closing window line per image
+        note = self.windowed.summary(self.spec.task, self.tile, self.p.max_memory)
+        if note is not None:
+            line(note)
 
         chunks = list(self.planner.chunks(todo, coarse_of is not None))
         work = (

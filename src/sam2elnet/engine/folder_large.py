@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,36 @@ from sam2elnet.utils.run_warnings import hidden, warn_once
 
 log = logging.getLogger(__name__)
 
-__all__ = ["predict_large"]
+__all__ = ["WindowedImages", "predict_large"]
+
+
+@dataclass
+class WindowedImages:
+    """What a folder job predicted window by window, for its one summary line
+    (:meth:`summary`) instead of a closing progress line per image.
+
+    ``n_images``: images predicted (not skipped); ``n_windows``: their windows predicted (all
+    nodata ones left out); ``seconds``: wall time of those predictions, s.
+    """
+
+    n_images: int = 0
+    n_windows: int = 0
+    seconds: float = 0.0
+
+    def summary(self, task: str, tile: int, max_memory: int) -> str | None:
+        """One line for the whole job, None when no image went window by window: ``annotate
+        window by window: 3 images too large to predict whole within --max-memory 2.00 MB, 12
+        windows of up to 64 px (--tile 64) in 0.4 s``. ``max_memory`` in bytes."""
+        if not self.n_images:
+            return None
+        from sam2elnet.utils.advice import plural
+
+        return (
+            f"{task} window by window: {plural(self.n_images, 'image')} too large to predict "
+            f"whole within --max-memory {memory.format_bytes(max_memory)}, "
+            f"{plural(self.n_windows, 'window')} of up to {tile} px (--tile {tile}) in "
+            f"{self.seconds:.1f} s"
+        )
 
 
 def predict_large(
@@ -56,6 +86,7 @@ def predict_large(
     overlap: int,
     progress: bool,
     size: tuple[int, int] | None = None,
+    tally: WindowedImages | None = None,
 ) -> dict[str, Any] | None:
     """Predict the large image ``f`` window by window into ``spec.out``.
 
@@ -70,6 +101,10 @@ def predict_large(
         size: ``f``'s (height, width) px as the job's planner read it from the header
             (:meth:`~sam2elnet.engine.folder_chunk.ChunkPlanner.size`); None: unknown (the
             memory warning then assumes a whole ``tile`` x ``tile`` window).
+        tally: the job's count of images predicted window by window; the image is added to it
+            once predicted, and its own closing progress line (``a.png: 4/4 win in ...``) is
+            logged at DEBUG only (the job logs :meth:`WindowedImages.summary` once). None: that
+            line is logged at INFO, as ``elnet scene`` does.
 
     Returns:
         The image's ``quality.csv`` row (``image``, ``label``, ``kept``, ``predicted_iou``,
@@ -115,10 +150,15 @@ def predict_large(
                 progress=progress,
                 executor=CallWindows(executor, scorer is not p),
                 keep_unusable=True,  # its label goes to rejected/ with the flag, as whole images'
+                progress_line=tally is None,  # a job summarises its images in one line
             )
     except DataError as err:  # incl. a band count the model cannot take: skip, go on
         skips.add(f, err)
         return None
+    if tally is not None:
+        tally.n_images += 1
+        tally.n_windows += res.n_predicted
+        tally.seconds += res.seconds
     changes: dict[str, Any] = {}
     if coarse is not None:  # enhance: the same change statistics / map as whole images
         changes = scene_changes(

@@ -37,6 +37,7 @@ Output conventions (documented in ``docs/geospatial.md``):
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Iterator
@@ -201,6 +202,7 @@ def predict_scene(
     warp_method: str = DEFAULT_WARP_METHOD,
     tags: dict[str, str] | None = None,
     keep_unusable: bool = False,
+    progress_line: bool = True,
 ) -> SceneResult:
     """Predict a whole (large) raster scene window by window and write a label GeoTIFF.
 
@@ -225,7 +227,9 @@ def predict_scene(
         quality_gpkg: also write one footprint polygon per predicted window (layer ``tiles``)
             with ``predicted_iou`` (when the predictor has ``score_arrays``),
             ``foreground_fraction``, ``mean_entropy`` (uncertainty proxy, 0 = certain, 1 = coin
-            flip) and ``row``/``col``.
+            flip), ``valid_fraction`` and ``row``/``col``; the fractions and the entropy are
+            of the window's area in the written label and probabilities (blended where windows
+            overlap), not of the window's own prediction.
         quality_pixel_coords: where those footprints go for a scene without a CRS: ``"gdal"``
             (x = column, y = row) or ``"qgis"`` (y = -row, over the scene in QGIS), as
             ``elnet export --pixel-coords`` (:data:`sam2elnet.option_values.PixelCoords`).
@@ -238,7 +242,8 @@ def predict_scene(
         bands: 1-based band indexes to read (None: chosen from the predictor's band count).
         executor: runs the batches elsewhere (e.g.
             :class:`sam2elnet.engine.distributed.RayExecutor`); None runs them in this process.
-        progress: show a progress bar.
+        progress: show a progress bar (off: a line every 30 s and a closing line
+            ``<scene>: N/N win in ...`` to the ``sam2elnet.progress`` logger).
         warp_to: ``utm`` or a CRS (``EPSG:32635``): the label and probability GeoTIFFs are then
             resampled onto a regular map grid instead of carrying the scene's GCPs
             (:func:`sam2elnet.data.warp.warp_to_map_grid`; checked before predicting).
@@ -248,6 +253,8 @@ def predict_scene(
             ``SceneResult.quality_flag`` instead of raising (annotate/enhance reject it);
             without it an unusable scene is refused before any window is predicted
             (:meth:`~sam2elnet.engine.scene_inputs.SceneInputs.check_usable`).
+        progress_line: log that closing line at INFO; False: at DEBUG, for a caller that logs
+            one summary line for many images (the folder jobs' window-by-window images).
 
     Returns:
         A :class:`SceneResult`.
@@ -307,7 +314,14 @@ def predict_scene(
         label_profile, prob_profile = output_profiles(src, prob_dtype)
         tiles = TileRecords(threshold, keep_rows=quality_gpkg is not None)
         skipped = [0]
-        bar = progress_bar(len(windows), src_path.name, "win", progress, leave=False)
+        bar = progress_bar(
+            len(windows),
+            src_path.name,
+            "win",
+            progress,
+            leave=False,
+            final_level=logging.INFO if progress_line else logging.DEBUG,
+        )
         meta_queue: list[Meta] = []
 
         def work_items() -> Iterator[WindowBatch]:
@@ -323,12 +337,14 @@ def predict_scene(
                 rasterio.open(tmp_label, "w", **label_profile) as dst,
                 maybe_open(tmp_prob, prob_profile) as pdst,
             ):
-                sink = SceneWriter(src, dst, pdst, threshold, prob_dtype, wx, valid=inputs.valid)
+                sink = SceneWriter(
+                    src, dst, pdst, threshold, prob_dtype, wx, valid=inputs.valid, tiles=tiles
+                )
                 accum = StripAccumulator(H, W, th, sink.write_rows, wy)
                 for probs, iou in run.map_batches(work_items()):
                     for i, (w, valid) in enumerate(meta_queue.pop(0)):
                         accum.add(w, probs[i], weights)
-                        tiles.add(w, valid, probs[i], None if iou is None else float(iou[i]))
+                        tiles.add(w, valid, None if iou is None else float(iou[i]))
                 if tiles.n == 0:  # no valid window, though the overview had some: stale
                     stale = bool(src.overviews(inputs.bands[0]))
                     raise unusable_scene_error("all nodata", src_path, stale_overviews=stale)

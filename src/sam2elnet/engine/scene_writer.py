@@ -5,7 +5,8 @@
 * :class:`SceneWriter` is that sink: it turns finished rows into label (and probability) GeoTIFF
   rows in block-aligned column chunks;
 * :class:`TileRecords` collects per-window statistics, written by :func:`write_quality` as the
-  per-tile quality GeoPackage (layer ``tiles``).
+  per-tile quality GeoPackage (layer ``tiles``); its label statistics are counted on the rows as
+  :class:`SceneWriter` writes them (the blended label of the window's area, neighbours included).
 
 Output conventions (documented in ``docs/geospatial.md``): label GeoTIFF uint8, 0 = background,
 255 = foreground, :data:`LABEL_NODATA` = nodata; probability GeoTIFF float32 with NaN nodata or
@@ -146,7 +147,9 @@ class SceneWriter:
     """Turns finished accumulator rows into label (and probability) GeoTIFF rows.
 
     Works in column chunks of :data:`_COL_CHUNK` pixels (a multiple of the block size) so its
-    temporaries stay small however wide the scene is.
+    temporaries stay small however wide the scene is. ``tiles`` (optional) is given each chunk as
+    written (:meth:`TileRecords.count_written`), so the per-window statistics of the quality
+    layer describe the label and probabilities in the files, blended where windows overlap.
     """
 
     def __init__(
@@ -158,8 +161,10 @@ class SceneWriter:
         prob_dtype: str,
         wx: np.ndarray,
         valid: Callable[[Any], np.ndarray] | None = None,
+        tiles: TileRecords | None = None,
     ) -> None:
         self.src, self.dst, self.pdst = src, dst, pdst
+        self.tiles = tiles
         # pixels holding data in a rasterio window (SceneInputs.valid: the readers' one rule)
         self.valid = valid or (lambda rw: dataset_valid(src, False, window=rw))
         self.threshold = threshold
@@ -192,6 +197,8 @@ class SceneWriter:
             self.dst.write(lab, 1, window=rw)
             self.n_fg += int(fg.sum())
             self.n_valid += int(valid.sum())
+            if self.tiles is not None:  # before the NaN fill below changes ``prob``
+                self.tiles.count_written(top, c0, prob, valid, fg, windows)
             if self.pdst is None:
                 continue
             if self.prob_dtype == "uint8":
@@ -206,6 +213,12 @@ class SceneWriter:
 class TileRecords:
     """Per-window statistics of a scene run: counts, the pixel-weighted predicted IoU, GPKG rows.
 
+    A row's ``valid_fraction``, ``foreground_fraction`` and ``mean_entropy`` describe the window's
+    area in the written outputs: :class:`SceneWriter` hands every chunk of finished rows to
+    :meth:`count_written`, after windows overlapping it were blended, so where two windows
+    disagree both rows count the blended label the user gets, not their own raw prediction.
+    They are complete once the accumulator has flushed the last row of the window.
+
     Args:
         threshold: probability threshold of the label (for ``foreground_fraction``).
         keep_rows: collect one row per window for :func:`write_quality`.
@@ -217,28 +230,71 @@ class TileRecords:
         self.n = 0
         self.rows: list[dict[str, Any]] = []
         self._iou = [0.0, 0.0]  # valid-pixel-weighted sum of window predicted IoUs, weight
+        #: window -> its row, and its written [valid px, foreground px, entropy sum in bits]
+        self._written: dict[Window, tuple[dict[str, Any], list[float]]] = {}
 
-    def add(self, w: Window, valid: np.ndarray, p: np.ndarray, iou: float | None) -> None:
-        """Record window ``w`` with its (h, w) valid mask, probabilities and predicted IoU."""
+    def add(self, w: Window, valid: np.ndarray, iou: float | None) -> None:
+        """Record window ``w`` (before any of its rows is written) with its (h, w) bool valid
+        mask and predicted IoU (None: no scorer)."""
         self.n += 1
         if iou is not None:
             nv = float(valid.sum())
             self._iou[0] += iou * nv
             self._iou[1] += nv
         if self.keep_rows:
-            pv = p[valid]
             rec = {
                 "row": w.row,
                 "col": w.col,
                 "row_off": w.row_off,
                 "col_off": w.col_off,
-                "valid_fraction": float(valid.mean()),
-                "foreground_fraction": float((pv >= self.threshold).mean()),
-                "mean_entropy": float(entropy_bits(pv).mean()),
+                "valid_fraction": 0.0,
+                "foreground_fraction": float("nan"),  # until its rows are written
+                "mean_entropy": float("nan"),
             }
             if iou is not None:
                 rec["predicted_iou"] = iou
             self.rows.append(rec)
+            self._written[w] = (rec, [0.0, 0.0, 0.0])
+
+    def count_written(
+        self,
+        top: int,
+        c0: int,
+        prob: np.ndarray,
+        valid: np.ndarray,
+        fg: np.ndarray,
+        windows: list[Window],
+    ) -> None:
+        """Count a written chunk into the rows of the recorded ``windows`` it overlaps.
+
+        Args:
+            top, c0: scene row and column (px) of the chunk's first pixel.
+            prob: (h, w) float32 blended probabilities of the chunk, as written.
+            valid: (h, w) bool, the chunk's pixels written as data (not nodata).
+            fg: (h, w) bool, the chunk's pixels written as foreground.
+            windows: the windows whose pixels the chunk may hold.
+        """
+        if not self.keep_rows:
+            return
+        ent: np.ndarray | None = None
+        h, w_px = prob.shape
+        for w in windows:
+            entry = self._written.get(w)
+            r_a, r_b = max(w.row_off, top), min(w.row_off + w.height, top + h)
+            c_a, c_b = max(w.col_off, c0), min(w.col_off + w.width, c0 + w_px)
+            if entry is None or r_a >= r_b or c_a >= c_b:
+                continue
+            if ent is None:  # once per chunk: each written pixel's entropy is computed once
+                ent = np.where(valid, entropy_bits(prob), 0.0)
+            sl = (slice(r_a - top, r_b - top), slice(c_a - c0, c_b - c0))
+            rec, sums = entry
+            sums[0] += int(valid[sl].sum())
+            sums[1] += int(fg[sl].sum())
+            sums[2] += float(ent[sl].sum(dtype=np.float64))
+            rec["valid_fraction"] = sums[0] / (w.height * w.width)
+            if sums[0] > 0:
+                rec["foreground_fraction"] = sums[1] / sums[0]
+                rec["mean_entropy"] = sums[2] / sums[0]
 
     @property
     def predicted_iou(self) -> float | None:

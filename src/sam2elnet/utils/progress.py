@@ -73,16 +73,30 @@ def write(text: str, file: TextIO | None = None, flush: bool = False) -> None:
         out.flush()
 
 
-def line(msg: str) -> None:
-    """One progress line (e.g. a stage finished) to the ``sam2elnet.progress`` logger."""
-    log.info(msg)
+def line(msg: str, level: int = logging.INFO) -> None:
+    """One progress line (e.g. a stage finished) to the ``sam2elnet.progress`` logger, at
+    ``level`` (INFO: the CLI prints it; DEBUG: detail a summary line already counts)."""
+    log.log(level, msg)
 
 
 class ProgressLines:
-    """A tqdm stand-in that logs lines instead of drawing a bar (see module docstring)."""
+    """A tqdm stand-in that logs lines instead of drawing a bar (see module docstring).
 
-    def __init__(self, total: int | None, desc: str, unit: str = "it", every_s: float = EVERY_S):
+    ``final_level``: the logging level of the closing line (DEBUG for a bar of one item of a
+    stage whose caller logs one summary line for all of them, e.g. the window bar of each image
+    a folder job predicts window by window); the lines while it runs stay at INFO.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "it",
+        every_s: float = EVERY_S,
+        final_level: int = logging.INFO,
+    ):
         self.total, self.desc, self.unit, self.every_s = total, desc, unit, float(every_s)
+        self.final_level = final_level
         self.n = 0
         self.t0 = self._last = time.perf_counter()
         self.postfix: dict[str, Any] = {}
@@ -113,7 +127,7 @@ class ProgressLines:
 
     def close(self) -> None:
         if not self._closed and (self.total is None or self.total > 0):
-            line(self._text(final=True))
+            line(self._text(final=True), self.final_level)
         self._closed = True
 
     def discard(self) -> None:
@@ -149,13 +163,20 @@ def progress_bar(
     total: int | None, desc: str, unit: str = "it", enabled: bool = True, **kw: Any
 ) -> Any:
     """A tqdm bar when ``enabled`` (and :func:`bar_wanted`: on a terminal while the CLI runs),
-    else :class:`ProgressLines` (``every_s`` from ``kw``)."""
+    else :class:`ProgressLines` (``every_s`` and ``final_level`` from ``kw``)."""
     if bar_wanted(enabled, kw.get("file")):
         from tqdm import tqdm
 
         kw.pop("every_s", None)
+        kw.pop("final_level", None)
         return tqdm(total=total, desc=desc, unit=unit, **kw)
-    return ProgressLines(total, desc, unit, every_s=kw.get("every_s", EVERY_S))
+    return ProgressLines(
+        total,
+        desc,
+        unit,
+        every_s=kw.get("every_s", EVERY_S),
+        final_level=kw.get("final_level", logging.INFO),
+    )
 
 
 def track(
