@@ -593,3 +593,208 @@ def test_degenerate_downstream_models_of_the_report_are_counted(
     }
     text = write_protocol_report(tmp_path / "p.html", results, [], title="protocol").read_text()
     assert said in text
+
+
+@pytest.mark.parametrize(
+    ("ids", "said"),
+    [
+        ({"x"}, "the only listed id names no prediction; check --ids"),
+        ({"x", "y"}, "none of the 2 listed ids names a prediction; check --ids"),
+    ],
+)
+def test_listed_ids_naming_no_prediction_are_counted(
+    tmp_path: Path, ids: set[str], said: str
+) -> None:
+    """evaluate --ids naming no prediction (it read 'none of the 1 listed ids names')."""
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    for sub in ("p", "t"):
+        (tmp_path / sub).mkdir()
+        _png(tmp_path / sub / "a.png")
+    with pytest.raises(DataError) as info:
+        evaluate_folders(tmp_path / "p", tmp_path / "t", ids=ids)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("ids", "said"),
+    [
+        ({"x"}, "the only listed id names no mask in this folder; check --ids"),
+        ({"x", "y"}, "none of the 2 listed ids names a mask in this folder; check --ids"),
+    ],
+)
+def test_listed_ids_naming_no_mask_to_degrade_are_counted(
+    tmp_path: Path, ids: set[str], said: str
+) -> None:
+    """The coarse-label job's --ids (it read 'none of the 1 listed ids names a mask')."""
+    from sam2elnet.data.coarse import degrade_folder
+
+    (tmp_path / "m").mkdir()
+    _png(tmp_path / "m" / "a.png")
+    with pytest.raises(DataError) as info:
+        degrade_folder(tmp_path / "m", tmp_path / "out", progress=False, ids=ids)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "the only label feature does not overlap the image: image extent "),
+        (2, "none of the 2 label features overlaps the image: image extent "),
+    ],
+)
+def test_label_features_off_the_image_are_counted(n: int, said: str) -> None:
+    """The no-overlap refusal of a label layer (it read 'none of the 1 label features')."""
+    from sam2elnet.data.vector_grid import no_overlap_message
+
+    box = (0.0, 0.0, 8.0, 8.0)
+    msg = no_overlap_message(n, box, (20.0, 20.0, 30.0, 30.0), "EPSG:32633", None, box)
+    assert msg.startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "the only image of the COCO file (a.png) is not in --images {d}; give the folder"),
+        (2, "none of the 2 images of the COCO file (a.png, b.png) is in --images {d}; give the "),
+    ],
+)
+def test_export_images_not_under_images_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """An --images folder holding none of an export's images (it read 'holds none of the 1
+    images')."""
+    from sam2elnet.errors import UserError
+    from sam2elnet.export.image_lookup import ExportImage, find_images
+
+    _png(tmp_path / "other.png")
+    entries = [ExportImage(name, (8, 8), lambda h, w: "") for name in ("a.png", "b.png")[:n]]
+    with pytest.raises(UserError) as info:
+        find_images(entries, tmp_path, "the COCO file", "rename one", tmp_path / "c.json")
+    assert said.format(d=tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "the only image of annotations.xml (a.png) is not in the zip's images/; give "),
+        (2, "none of the 2 images of annotations.xml (a.png, b.png) is in the zip's images/; "),
+    ],
+)
+def test_cvat_images_not_in_the_zip_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """A CVAT zip whose images/ holds none of its images (it read 'holds none of the 1
+    images')."""
+    import zipfile
+
+    from sam2elnet.export.cvat_import import import_cvat
+
+    images = "".join(
+        f'<image id="{i}" name="{name}" width="8" height="8"></image>'
+        for i, name in enumerate(("a.png", "b.png")[:n])
+    )
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task>'
+        "<labels><label><name>oil spill</name></label></labels></task></meta>"
+        f"{images}</annotations>"
+    )
+    z = tmp_path / "task.zip"
+    _png(tmp_path / "other.png")
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations.xml", xml)
+        zf.write(tmp_path / "other.png", "images/other.png")
+    with pytest.raises(DataError) as info:
+        import_cvat(z, tmp_path / "m", progress=False)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("stems", "said"),
+    [
+        (["a"], "the only image of the download (a) is not listed in the review record; give "),
+        (["a", "b"], "none of the 2 images of the download (a, b) is listed in the review record"),
+    ],
+)
+def test_download_images_a_review_record_does_not_list_are_counted(
+    tmp_path: Path, stems: list[str], said: str
+) -> None:
+    """--review-set listing none of a download's images (it read 'lists none of the 1
+    images')."""
+    from sam2elnet.errors import UserError
+    from sam2elnet.export.review_set import download_check, write_review_set
+
+    rec = write_review_set(tmp_path / "x.gpkg", [{"source": "o.png", "label": "o.tif"}])
+    with pytest.raises(UserError) as info:
+        download_check(tmp_path / "task.zip", rec, False, stems)
+    assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "by their predicted IoU, and the only label has none in {q}: give"),
+        (2, "by their predicted IoU, and none of the 2 labels has one in {q}: give"),
+    ],
+)
+def test_labels_a_quality_table_does_not_score_are_counted(
+    tmp_path: Path, n: int, said: str
+) -> None:
+    """--review-count with labels the quality table does not score (it read 'none of the 1
+    labels')."""
+    from sam2elnet.errors import UserError
+    from sam2elnet.export.review_pick import pick_for_review
+
+    _quality_csv(tmp_path, [("other.png", "0.5")])
+    files = [tmp_path / f"{i}.png" for i in range(n)]
+    with pytest.raises(UserError) as info:
+        pick_for_review(files, tmp_path / "quality.csv", review_count=1)
+    assert said.format(q=tmp_path / "quality.csv") in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 of 2 images with empty ground truth got a non-empty label: a false alarm. Its IoU "
+            "is 0 by definition (nothing to overlap), which pulls mean IoUs down; it is marked "
+            "'false alarm' in the table and as an orange cross in the scatter plot."),
+        (2, "2 of 3 images with empty ground truth got a non-empty label: false alarms. Their "
+            "IoU is 0 by definition (nothing to overlap), which pulls mean IoUs down; they are "
+            "marked 'false alarm' in the table and as orange crosses in the scatter plot."),
+    ],
+)  # fmt: skip
+def test_false_alarms_of_the_report_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """The report's false-alarm note (it read '1 of 2 images ...: false alarms. Their IoU')."""
+    import html
+
+    from sam2elnet.pipeline.report import ReportItem, write_report
+
+    empty = np.zeros((16, 16), bool)
+    blob = empty.copy()
+    blob[4:8, 4:8] = True
+    items = [ReportItem(f"alarm{i}", output=blob, truth=empty) for i in range(n)]
+    items.append(ReportItem("quiet", output=empty, truth=empty))
+    text = write_report(tmp_path / "r.html", items, title="t").read_text(encoding="utf-8")
+    assert said in html.unescape(text)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 of the 3 evaluated images has no baseline label (e.g. a); the baseline must"),
+        (2, "2 of the 3 evaluated images have no baseline label (e.g. a, b); the baseline must"),
+    ],
+)
+def test_evaluated_images_without_a_baseline_label_are_counted(
+    tmp_path: Path, n: int, said: str
+) -> None:
+    """evaluate --baseline missing labels: the verb agrees with the first count (already right;
+    kept so)."""
+    from sam2elnet.engine.evaluate import evaluate_folders
+
+    for sub in ("p", "t", "b"):
+        (tmp_path / sub).mkdir()
+    for stem in "abc":
+        _png(tmp_path / "p" / f"{stem}.png")
+        _png(tmp_path / "t" / f"{stem}.png")
+    for stem in "abc"[n:]:
+        _png(tmp_path / "b" / f"{stem}.png")
+    with pytest.raises(DataError) as info:
+        evaluate_folders(tmp_path / "p", tmp_path / "t", baseline_dir=tmp_path / "b")
+    assert said in str(info.value)

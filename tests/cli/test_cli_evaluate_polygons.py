@@ -148,7 +148,7 @@ def test_no_polygon_on_the_prediction_is_one_error_line(
     gpd.GeoDataFrame(geometry=[_square(X0 + 50_000)], crs=32633).to_file(far)
     assert main(["evaluate", "--pred", str(pred), "--truth", str(far), "--no-progress"]) == 2
     line = _one_error(capsys)
-    assert line.startswith(f"error: {far}: none of the 1 label features overlaps the image")
+    assert line.startswith(f"error: {far}: the only label feature does not overlap the image")
     # the same file for a folder: no polygon on any prediction
     assert main(["evaluate", "--pred", str(tmp_path), "--truth", str(far), "--no-progress"]) == 2
     assert _one_error(capsys) == (
@@ -211,7 +211,7 @@ def test_polygon_predictions_off_the_truth_name_the_file(
     truth = _pred(tmp_path / "truth.tif")
     assert main(["evaluate", "--pred", str(gpkg), "--truth", str(truth)]) == 2
     line = _one_error(capsys)
-    assert line.startswith(f"error: {gpkg}: none of the 1 label features overlaps the image")
+    assert line.startswith(f"error: {gpkg}: the only label feature does not overlap the image")
 
 
 def test_report_draws_polygon_truth_on_each_prediction(
@@ -286,7 +286,7 @@ def test_no_overlap_error_gives_the_layer_extent_and_its_own_crs(
     assert main(["evaluate", "--pred", str(pred), "--truth", str(lonlat), "--no-progress"]) == 2
     line = _one_error(capsys)
     assert line.startswith(
-        f"error: {lonlat}: none of the 1 label features overlaps the image: image extent "
+        f"error: {lonlat}: the only label feature does not overlap the image: image extent "
         "(500000.0, 3999680.0, 500320.0, 4000000.0) in EPSG:32633, label extent (500000.0, "
         "3983948.453, 500901.276, 3985057.647) there; the layer's own CRS: EPSG:4326, extent "
         "(15.0, 36.0, 15.01, 36.01); check the label CRS"

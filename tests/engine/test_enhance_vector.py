@@ -224,7 +224,7 @@ def test_one_vector_file_for_a_folder_gives_untouched_images_an_empty_coarse_lab
                  str(labels), "--out", str(tmp_path / "s"), "--tile", "64", "--overlap", "16",
                  "--no-progress"]) == 0  # fmt: skip
     assert (tmp_path / "s" / "a.tif").exists() and (tmp_path / "s" / "b.tif").exists()
-    with pytest.raises(DataError, match="none of the 1 label features overlaps"):
+    with pytest.raises(DataError, match="the only label feature does not overlap"):
         enhance_folder(run["model"], folder / "b.tif", labels, tmp_path / "one", progress=False,
                        predictor=pred)  # fmt: skip
 

@@ -496,7 +496,11 @@ def test_zip_saved_with_images_needs_no_images_folder(tmp_path: Path, capsys) ->
 def test_bad_images_in_the_zip_are_one_error(tmp_path: Path, capsys) -> None:
     """Named as in the zip (not the temporary copy), exit 2, nothing written."""
     cases = {
-        "none.zip": ([("other.png", b"")], "the zip's images/ holds none of the 3 images"),
+        "none.zip": (
+            [("other.png", b"")],
+            "none of the 3 images of annotations.xml (a.png, sub/b.jpg, c.png) is in the zip's "
+            "images/",
+        ),
         "damaged.zip": ([("a.png", b"not an image")], "images/a.png: cannot decode image"),
         "size.zip": ([("a.png", _img_bytes(20, 20, "PNG"))], "a.png is 20x20 px in images/a.png"),
     }

@@ -64,7 +64,7 @@ def test_degrade_sos_layout_ids(sos: Path, tmp_path: Path, capsys: pytest.Captur
     capsys.readouterr()
     rc = main([*argv[:4], str(tmp_path / "c3"), "--ids", str(tmp_path / "none.txt")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error:") and "none of the 1 listed ids" in err
+    assert rc == 2 and err.startswith("error:") and "the only listed id names no mask" in err
     assert not (tmp_path / "c3").exists()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"train": ["1"]}))

@@ -59,6 +59,7 @@ from sam2elnet.data.coarse_ops import (
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
+from sam2elnet.utils.advice import none_of
 from sam2elnet.utils.atomic import write_text_atomic
 
 #: Every profile: the training family, then the held-out ones (the names are
@@ -385,9 +386,10 @@ def degrade_folder(
     if ids is not None:
         files = [f for f in files if mask_key(f.name) in ids]
         if not files:
+            where = "mask in this folder"
             raise DataError(
-                f"none of the {len(ids)} listed ids names a mask in this folder; check --ids "
-                "and --masks",
+                f"{none_of(len(ids), 'listed id', f'names a {where}', f'names no {where}')}; "
+                "check --ids and --masks",
                 src,
             )
     dst = Path(out)

@@ -18,6 +18,7 @@ import numpy as np
 
 from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import none_of
 
 __all__ = [
     "Placement",
@@ -239,7 +240,8 @@ def no_overlap_message(
     Returns:
         ``none of the N label features overlaps the image: image extent (...) in W, label
         extent (...) there; the layer's own CRS: EPSG:4326, extent (...); check the label CRS
-        and that labels and image cover the same area``.
+        and that labels and image cover the same area``; for one feature it begins ``the only
+        label feature does not overlap the image`` (:func:`~sam2elnet.utils.advice.none_of`).
     """
     lab = np.asarray(label_bounds, dtype=float)
     placed = (
@@ -255,8 +257,9 @@ def no_overlap_message(
     native_text = (
         f", extent {_extent(native)}" if native.size == 4 and np.isfinite(native).all() else ""
     )
+    head = none_of(n_total, "label feature", "overlaps the image", "does not overlap the image")
     return (
-        f"none of the {n_total} label features overlaps the image: image extent "
+        f"{head}: image extent "
         f"{_extent(image_bounds)} in {where}, {placed}; the layer's own CRS: {own}{ignored}"
         f"{native_text}; check the label CRS and that labels and image cover the same area"
     )

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sam2elnet.errors import DataError
-from sam2elnet.utils.advice import name_sample, plural
+from sam2elnet.utils.advice import name_sample, none_of, plural
 
 __all__ = [
     "IMAGE_NAME_ATTRIBUTES",
@@ -251,10 +251,8 @@ def unplaceable_message(
     fix, what = words.fix.format(path=path), words.rasters
     if per_image:
         head = f"has no {_NO_GEOREF}, and {path} is {words.file}"
-    elif len(plain) == n_images == 1:
-        head = f"the only {what} has no {_NO_GEOREF}"
     elif len(plain) == n_images:
-        head = f"none of the {plural(n_images, what)} has a {_NO_GEOREF}"
+        head = none_of(n_images, what, f"has a {_NO_GEOREF}", f"has no {_NO_GEOREF}")
     else:
         names = name_sample([p.name for p in plain], 5)
         have = "has" if len(plain) == 1 else "have"

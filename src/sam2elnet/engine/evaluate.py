@@ -54,7 +54,7 @@ from sam2elnet.option_values import (
     LineWidthUnit,
     road_buffer_units,
 )
-from sam2elnet.utils.advice import plural
+from sam2elnet.utils.advice import none_of, plural
 from sam2elnet.utils.batch import SkipLog
 
 log = logging.getLogger(__name__)
@@ -220,9 +220,10 @@ def evaluate_folders(
         preds = {k: v for k, v in preds.items() if k in ids}
         truths = {k: v for k, v in truths.items() if k in ids}
         if not preds or not truths:
+            what = "prediction" if not preds else "ground-truth mask"
             raise DataError(
-                f"none of the {len(ids)} listed ids names a "
-                f"{'prediction' if not preds else 'ground-truth mask'}; check --ids",
+                f"{none_of(len(ids), 'listed id', f'names a {what}', f'names no {what}')}; "
+                "check --ids",
                 pdir if not preds else tdir,
             )
     keys = sorted(set(preds) & set(truths), key=natural_key)

@@ -59,6 +59,7 @@ from sam2elnet.export.mask_folder import (
     write_masks,
 )
 from sam2elnet.export.review_set import download_check
+from sam2elnet.utils.advice import name_sample, none_of
 
 __all__ = ["import_cvat", "read_labelmap"]
 
@@ -384,9 +385,16 @@ def _write(
         prefix = zimages.prefix
         found = [zimages.find(e.name) for e in entries]
         if not any(found):
+            names = f"({name_sample([e.name for e in entries], 3)})"
+            head = none_of(
+                len(entries),
+                f"image of {what}",
+                f"{names} is in the zip's {prefix}",
+                f"{names} is not in the zip's {prefix}",
+                f"images of {what}",
+            )
             raise DataError(
-                f"the zip's {prefix} holds none of the {len(entries)} images of {what} (first: "
-                f"{entries[0].name}); give --images the folder the CVAT task's images came from",
+                f"{head}; give --images the folder the CVAT task's images came from",
                 p,
             )
         check_unique_stems(((e.stem, e.name) for e in entries), what, _SAME_NAME, p)

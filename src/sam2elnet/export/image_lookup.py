@@ -19,7 +19,7 @@ import numpy as np
 
 from sam2elnet.data.naming import STEM_LOOKUP_SUFFIXES
 from sam2elnet.errors import UserError
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, none_of
 
 __all__ = [
     "ExportImage",
@@ -153,9 +153,16 @@ def find_images(
     found = [find_image(images, e.name, len(entries)) for e in entries]
     missing = [e.name for e, f in zip(entries, found, strict=True) if f is None]
     if missing and len(missing) == len(entries):
+        names = f"({name_sample(missing, 3)})"
+        head = none_of(
+            len(entries),
+            f"image of {what}",
+            f"{names} is in --images {images}",
+            f"{names} is not in --images {images}",
+            f"images of {what}",
+        )
         raise UserError(
-            f"--images {images} holds none of the {len(entries)} images of {what} (first: "
-            f"{missing[0]}); give the folder the annotated images came from, or leave "
+            f"{head}; give the folder the annotated images came from, or leave "
             "--images out for PNG masks of the size the file gives",
             path,
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from sam2elnet.errors import UserError
+from sam2elnet.utils.advice import none_of
 
 __all__ = ["ReviewPick", "pick_for_review", "review_pick", "review_quality_csv", "with_selection"]
 
@@ -100,10 +101,11 @@ def pick_for_review(
     scored = [s for s in scored if math.isfinite(s[0])]
     n_unscored = len(files) - len(scored)
     if not scored:
+        scores = none_of(len(files), "label", "has one", "has none")
         raise UserError(
-            f"{rule} chooses labels by their predicted IoU, and none of the {len(files)} labels "
-            f"has one in {quality_csv}: give the quality.csv of the annotate/enhance run that "
-            "made them (--quality-csv FILE)"
+            f"{rule} chooses labels by their predicted IoU, and {scores} in {quality_csv}: give "
+            "the quality.csv of the annotate/enhance run that made "
+            f"{'it' if len(files) == 1 else 'them'} (--quality-csv FILE)"
         )
     scored.sort(key=lambda s: s[:3])
     if max_quality is not None:

@@ -387,9 +387,18 @@ def download_check(
     if given is not None:
         rec: Path | None = Path(given)
         if not set(stems) & read_review_set(rec):  # DataError: not a review record
+            from sam2elnet.utils.advice import name_sample, none_of
+
+            names = f"({name_sample(stems, 3)})"
+            head = none_of(
+                len(stems),
+                "image of the download",
+                f"{names} is listed in the review record",
+                f"{names} is not listed in the review record",
+                "images of the download",
+            )
             raise UserError(
-                f"the review record lists none of the {len(stems)} images of the download "
-                f"(first: {stems[0]}); give the record of the export that went into this task",
+                f"{head}; give the record of the export that went into this task",
                 rec,
             )
     else:

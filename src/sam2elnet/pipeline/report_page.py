@@ -195,11 +195,13 @@ def render_report(
         )
     info: list[str] = []
     if alarms:
+        one = len(alarms) == 1
         info.append(
             f"{len(alarms)} of {plural(len(empty), 'image')} with empty ground truth got a "
-            "non-empty label: false alarms. Their IoU is 0 by definition (nothing to overlap), "
-            "which pulls mean IoUs down; they are marked 'false alarm' in the table and as orange "
-            "crosses in the scatter plot."
+            f"non-empty label: {'a false alarm. Its' if one else 'false alarms. Their'} IoU is 0 "
+            "by definition (nothing to overlap), which pulls mean IoUs down; "
+            f"{'it is' if one else 'they are'} marked 'false alarm' in the table and as "
+            f"{'an orange cross' if one else 'orange crosses'} in the scatter plot."
         )
 
     tbls = tables_of("summary", summary)

@@ -21,6 +21,7 @@ __all__ = [
     "command",
     "message",
     "name_sample",
+    "none_of",
     "numbered",
     "paragraph",
     "plural",
@@ -50,6 +51,18 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     ``'2 polygons'``. ``many``: the plural when it is not ``noun + 's'``, also a noun with its
     verb (``plural(n, "feature has", "features have")``). How notes count what they name."""
     return f"{count} {noun if count == 1 else many or noun + 's'}"
+
+
+def none_of(count: int, noun: str, does: str, does_not: str, many: str | None = None) -> str:
+    """A clause saying that none of ``count`` things does something, right for one: ``'none of
+    the 2 labels has a score'`` (``does``: ``'has a score'``), and for ``count`` 1 ``'the only
+    label has no score'`` (``does_not``: ``'has no score'``), not ``'none of the 1 labels'``.
+    ``noun``: one thing (counted by :func:`plural`; ``many``: its plural when not ``noun +
+    's'``); ``does`` / ``does_not``: the rest of the clause, its verb singular (``none of`` takes
+    one), without and with the negation."""
+    if count == 1:
+        return f"the only {noun} {does_not}"
+    return f"none of the {plural(count, noun, many)} {does}"
 
 
 def _plain(lines: Iterable[str]) -> list[str]:
