@@ -798,3 +798,224 @@ def test_evaluated_images_without_a_baseline_label_are_counted(
     with pytest.raises(DataError) as info:
         evaluate_folders(tmp_path / "p", tmp_path / "t", baseline_dir=tmp_path / "b")
     assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "the 1 image in the zip's images/ was not used (--images wins"),
+        (2, "the 2 images in the zip's images/ were not used (--images wins"),
+    ],
+)
+def test_zip_images_that_images_overrides_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """A CVAT zip's images left for --images (it read 'the 1 images ... were not used')."""
+    import zipfile
+
+    from sam2elnet.export.cvat_import import import_cvat
+
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?><annotations><version>1.1</version><meta><task>'
+        "<labels><label><name>oil spill</name></label></labels></task></meta>"
+        '<image id="0" name="a.png" width="8" height="8"></image></annotations>'
+    )
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    _png(imgs / "a.png")
+    z = tmp_path / "task.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations.xml", xml)
+        for name in ("a.png", "b.png")[:n]:
+            zf.write(imgs / "a.png", f"images/{name}")
+    res = import_cvat(z, tmp_path / "m", images=imgs, progress=False)
+    assert res.notes[0] == f"images from --images {imgs}; {said}: it keeps a GeoTIFF's " \
+        "georeference)"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [
+        (["c.png"], "1 of 3 images of the COCO file is not in {d} (c.png): its mask is a PNG of "
+            "the size the file gives, without georeference or nodata; give --images the folder "
+            "it came from to keep those"),
+        (["b.png", "c.png"], "2 of 3 images of the COCO file are not in {d} (b.png, c.png): "
+            "their masks are PNGs of the size the file gives, without georeference or nodata; "
+            "give --images the folder they came from to keep those"),
+    ],
+)  # fmt: skip
+def test_export_images_not_found_under_images_are_counted(
+    tmp_path: Path, missing: list[str], said: str
+) -> None:
+    """An import's not-found note (it read '1 of 3 images ... are not in ...: their masks')."""
+    from sam2elnet.export.image_lookup import missing_note
+
+    assert missing_note(missing, 3, "the COCO file", tmp_path) == [said.format(d=tmp_path)]
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 of 2 label features lies outside the image; skipped"),
+        (2, "2 of 3 label features lie outside the image; skipped"),
+    ],
+)
+def test_label_features_outside_their_image_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """A label layer's features off the image (it read '1 of 2 label features lie outside')."""
+    import geopandas as gpd
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    from sam2elnet.data.vector import VectorLabels
+
+    path = tmp_path / "l.gpkg"
+    far = [box(600000 + 200 * i, 3000000, 600100 + 200 * i, 3000100) for i in range(n)]
+    inside = box(500100, 3999800, 500200, 3999900)
+    gpd.GeoDataFrame(geometry=[inside, *far], crs="EPSG:32633").to_file(path)
+    vl = VectorLabels.from_file(
+        path, crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), height=30, width=40
+    )
+    assert any(n.endswith(said) for n in vl.notes), vl.notes
+
+
+def _exported_layer(tmp_path: Path, n_extra: int) -> Path:
+    """Label a.png (a block) of images a.png plus ``n_extra`` never exported, exported to
+    review.gpkg (its review record beside it)."""
+    from sam2elnet.export.api import export_labels
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "images").mkdir()
+    block = np.zeros((30, 40), np.uint8)
+    block[2:10, 3:12] = 255
+    Image.fromarray(block).save(tmp_path / "labels" / "a.png")
+    for name in ("a", *(f"extra{i}" for i in range(n_extra))):
+        _png(tmp_path / "images" / f"{name}.png")
+    gp = tmp_path / "review.gpkg"
+    export_labels(tmp_path / "labels", gp, progress=False, pixel_coords="qgis")
+    return gp
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 image of {d} is not in the review set (review_review.json): no mask for it "
+            "(--all-images makes one for every image)"),
+        (2, "2 images of {d} are not in the review set (review_review.json): no mask for them "
+            "(--all-images makes one for every image)"),
+    ],
+)  # fmt: skip
+def test_images_outside_the_review_set_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """--from vector with images the review set does not list (it read '1 images of ... are
+    not in the review set ...: no mask for them')."""
+    from sam2elnet.export.vector_import import import_vector
+
+    gp = _exported_layer(tmp_path, n)
+    res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert said.format(d=tmp_path / "images") in res.notes, res.notes
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "1 image of {d} has no feature in the layer and no review set (moved_review.json) "
+            "lists it: no mask for it (--review-set names the export's record; --all-images "
+            "makes an all-background mask for it)"),
+        (2, "2 images of {d} have no feature in the layer and no review set (moved_review.json) "
+            "lists them: no mask for them (--review-set names the export's record; --all-images "
+            "makes an all-background mask for each)"),
+    ],
+)  # fmt: skip
+def test_images_without_a_feature_and_a_review_set_are_counted(
+    tmp_path: Path, n: int, said: str
+) -> None:
+    """--from vector without a review record, images no feature names (it read '1 images of
+    ... have no feature in the layer ... lists them: no mask for them')."""
+    import shutil
+
+    from sam2elnet.export.vector_import import import_vector
+
+    moved = shutil.copy(_exported_layer(tmp_path, n), tmp_path / "moved.gpkg")
+    res = import_vector(moved, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert said.format(d=tmp_path / "images") in res.notes, res.notes
+
+
+def _review_notes(unchanged: list[str], n_written: int, reviewed_only: bool) -> list[str]:
+    from sam2elnet.export.review_set import ReviewCheck
+
+    check = ReviewCheck(None, reviewed_only, "no shape drawn, changed or deleted")
+    check.unchanged = list(unchanged)
+    return check.notes(n_written)
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (["a.tif"], "1 image comes back as exported (no shape drawn, changed or deleted): not "
+            "reviewed, no mask for it (--reviewed-only): a.tif"),
+        (["a.tif", "b.tif"], "2 images come back as exported (no shape drawn, changed or "
+            "deleted): not reviewed, no mask for them (--reviewed-only): a.tif, b.tif"),
+    ],
+)  # fmt: skip
+def test_images_that_come_back_as_exported_are_counted(names: list[str], said: str) -> None:
+    """--reviewed-only's unchanged note (it read '1 images come back ...: no mask for them')."""
+    assert _review_notes(names, 3, reviewed_only=True) == [said]
+
+
+@pytest.mark.parametrize(
+    ("names", "n_written", "said"),
+    [
+        (["a.tif"], 1, "the only mask is the exported label unchanged (a.tif): imported as "),
+        (["a.tif"], 2, "1 of 2 masks is the exported label unchanged (a.tif): imported as "),
+        (["a.tif", "b.tif"], 2, "2 of 2 masks are the exported labels unchanged (a.tif, b.tif): "),
+    ],
+)
+def test_masks_that_are_the_exported_labels_are_counted(
+    names: list[str], n_written: int, said: str
+) -> None:
+    """An import's unchanged note (it read '1 of 2 masks are the exported labels unchanged',
+    '1 of 1 masks')."""
+    (note,) = _review_notes(names, n_written, reviewed_only=False)
+    assert note.startswith(said), note
+
+
+@pytest.mark.parametrize(
+    ("names", "said"),
+    [
+        (["a.tif"], "1 image counts as edited by a review record that holds the exported masks' "
+            "digests only (written by an older `elnet export`), so it was compared pixel for "),
+        (["a.tif", "b.tif"], "2 images count as edited by a review record that holds the "
+            "exported masks' digests only (written by an older `elnet export`), so they were "
+            "compared pixel for "),
+    ],
+)  # fmt: skip
+def test_images_compared_by_an_old_record_are_counted(names: list[str], said: str) -> None:
+    """The note on a digest-only review record (it read '1 images count as edited ..., so they
+    were compared')."""
+    from sam2elnet.export.review_set import ReviewCheck
+
+    check = ReviewCheck(None, False, "no shape drawn, changed or deleted")
+    check.exact_only = list(names)
+    (note,) = check.notes(3)
+    assert note.startswith(said), note
+
+
+@pytest.mark.parametrize(
+    ("ids", "said"),
+    [
+        (["nope"], "the only requested training id is not a labelled image of this data folder"),
+        (["s01", "nope"], "1 of the 2 requested training ids is not a labelled image of this "),
+        (["no", "nope"], "2 of the 2 requested training ids are not labelled images of this "),
+    ],
+)
+def test_requested_training_ids_that_are_not_labelled_are_counted(
+    tmp_path: Path, ids: list[str], said: str
+) -> None:
+    """train's explicit id list (it read '1 of the 2 requested training ids are not labelled
+    images')."""
+    from helpers_data import make_dataset, small_cfg
+
+    from sam2elnet.engine.train_data import prepare_data
+    from sam2elnet.errors import UserError
+
+    data = make_dataset(tmp_path / "d", n=3, size=32)
+    with pytest.raises(UserError) as info:
+        prepare_data(small_cfg(data, tmp_path / "r", train_ids=ids))
+    assert said in str(info.value)

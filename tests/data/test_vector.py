@@ -126,7 +126,7 @@ def test_features_outside_the_image_are_skipped_with_a_reason(tmp_path: Path):
     far = box(600000, 3000000, 600100, 3000100)
     gpd.GeoDataFrame(geometry=[px_box(10, 10, 20, 20), far], crs=CRS).to_file(path)
     vl = VectorLabels.from_file(path, **grid())
-    assert any("1 of 2 label features lie outside" in n for n in vl.notes)
+    assert any("1 of 2 label features lies outside" in n for n in vl.notes)
     gpd.GeoDataFrame(geometry=[far], crs=CRS).to_file(tmp_path / "far.gpkg")
     with pytest.raises(DataError, match="the only label feature does not overlap"):
         VectorLabels.from_file(tmp_path / "far.gpkg", **grid())

@@ -143,7 +143,7 @@ def test_train_ids_restrict_the_training_set(tmp_path: Path) -> None:
     data = make_dataset(tmp_path / "d", n=6, size=32)
     d = prepare_data(small_cfg(data, tmp_path / "r", train_ids=["s01", "s04"], val_fraction=0))
     assert [s.id for s in d.train_samples] == ["s01", "s04"] and d.val_samples == []
-    with pytest.raises(UserError, match="not labelled images"):
+    with pytest.raises(UserError, match="1 of the 2 requested training ids is not a labelled"):
         prepare_data(small_cfg(data, tmp_path / "r", train_ids=["s01", "nope"]))
     assert d.splits["held_out"] == []
 

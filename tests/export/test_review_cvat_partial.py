@@ -101,7 +101,7 @@ def test_partial_cvat_review_leaves_out_the_untouched_frames(tmp_path: Path, cap
                       "--out", tmp_path / "m", "--reviewed-only", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif", "b.tif"]
-    assert "1 images come back as exported" in err and "c.tif" in err, err
+    assert "1 image comes back as exported" in err and "c.tif" in err, err
     assert "weak_coco_review.json" in err, err  # which record it compared with
     lab = _fg(tmp_path / "run" / "rejected" / "a.tif")
     drawn = lab.copy()
@@ -114,7 +114,7 @@ def test_partial_cvat_review_leaves_out_the_untouched_frames(tmp_path: Path, cap
                       "--out", tmp_path / "m2", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert len(list((tmp_path / "m2").glob("*.tif"))) == 3
-    assert "1 of 3 masks are the exported labels unchanged (c.tif)" in err, err
+    assert "1 of 3 masks is the exported label unchanged (c.tif)" in err, err
     assert "--reviewed-only" in err
 
 

@@ -81,7 +81,7 @@ def test_vector_import_makes_masks_for_the_review_set_only(
     assert sorted(f.name for f in out.iterdir() if f.name[0] != ".") == ["a.png", "b.png", "c.png"]
     assert np.array_equal(_png(out / "a.png"), labels["a"])
     assert not _png(out / "b.png").any() and not _png(out / "c.png").any()  # reviewed: no object
-    assert "1 images of" in err and "not in the review set (review_review.json)" in err
+    assert "1 image of" in err and "is not in the review set (review_review.json)" in err
     # --all-images: every image gets a mask, the unreviewed one all background
     res = import_vector(gp, out, images=tmp_path / "images", all_images=True, progress=False)
     assert len(res.written) == 4 and not _png(out / "extra.png").any()

@@ -305,7 +305,7 @@ def test_gpkg_of_png_labels_round_trips_both_pixel_conventions(
     assert np.array_equal(np.asarray(Image.open(tmp_path / "m" / "img.png")) > 0, want)
     # other.png was not exported and no feature names it: no mask made up for it
     assert not (tmp_path / "m" / "other.png").exists()
-    assert any("1 images of" in n and "have no feature in the layer" in n for n in res.notes)
+    assert any("1 image of" in n and "has no feature in the layer" in n for n in res.notes)
     # the unnamed square: no CRS, so its image is unknown
     assert any("1 feature has no source / label attribute" in n for n in res.notes)
 

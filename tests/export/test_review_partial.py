@@ -47,7 +47,7 @@ def test_partial_qgis_review_leaves_out_the_unedited_images(tmp_path: Path, caps
                    "--out", tmp_path / "m", "--reviewed-only", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif", "b.tif", "c.tif"]
-    assert "1 images come back as exported" in err and "d.tif" in err, err
+    assert "1 image comes back as exported" in err and "d.tif" in err, err
     lab = _fg(run / "rejected" / "a.tif")
     moved = np.zeros_like(lab)
     moved[:, 1:] = lab[:, :-1]
@@ -60,7 +60,7 @@ def test_partial_qgis_review_leaves_out_the_unedited_images(tmp_path: Path, caps
                    "--out", tmp_path / "m2", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert len(list((tmp_path / "m2").glob("*.tif"))) == 4
-    assert "1 of 4 masks are the exported labels unchanged (d.tif)" in err, err
+    assert "1 of 4 masks is the exported label unchanged (d.tif)" in err, err
     assert "--reviewed-only" in err
 
 

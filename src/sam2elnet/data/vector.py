@@ -41,6 +41,7 @@ from sam2elnet.data.vector_kinds import LINE_TYPE_IDS, POINT_TYPE_IDS, no_width_
 from sam2elnet.data.vector_layers import check_layer, default_layer
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,11 @@ class VectorLabels:
                 p,
             )  # fmt: skip
         if n_miss:
-            msg = f"{p}: {n_miss} of {n_total} label features lie outside the image; skipped"
+            lie = "lies" if n_miss == 1 else "lie"
+            msg = (
+                f"{p}: {n_miss} of {plural(n_total, 'label feature')} {lie} outside the image; "
+                "skipped"
+            )
             note(msg, "vector label features outside their image")
         geoms = geoms[hits]
         return cls(

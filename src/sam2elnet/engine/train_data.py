@@ -217,11 +217,13 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         want = set(cfg.train_ids)
         labelled, held_out = [i for i in ids if i in want], []
         if len(labelled) < len(want):
-            raise UserError(
-                f"{len(want) - len(labelled)} of the {len(want)} requested training ids are not "
-                "labelled images of this data folder",
-                cfg.data,
-            )
+            k = len(want) - len(labelled)
+            if len(want) == 1:
+                head = "the only requested training id is not a labelled image"
+            else:
+                are = "is not a labelled image" if k == 1 else "are not labelled images"
+                head = f"{k} of the {len(want)} requested training ids {are}"
+            raise UserError(f"{head} of this data folder", cfg.data)
     elif cfg.fraction < 1.0:
         labelled, held_out = split_fraction(ids, cfg.fraction, seed=cfg.seed)
     else:

@@ -59,7 +59,7 @@ from sam2elnet.export.mask_folder import (
     write_masks,
 )
 from sam2elnet.export.review_set import download_check
-from sam2elnet.utils.advice import name_sample, none_of
+from sam2elnet.utils.advice import name_sample, none_of, plural
 
 __all__ = ["import_cvat", "read_labelmap"]
 
@@ -336,9 +336,10 @@ def import_cvat(
     prefix, members = zip_image_members(p, kind)
     source: list[str] = []
     if members and ipath is not None:
+        were = "was" if len(members) == 1 else "were"
         source = [
-            f"images from --images {ipath}; the {len(members)} images in the zip's {prefix} "
-            "were not used (--images wins: it keeps a GeoTIFF's georeference)"
+            f"images from --images {ipath}; the {plural(len(members), 'image')} in the zip's "
+            f"{prefix} {were} not used (--images wins: it keeps a GeoTIFF's georeference)"
         ]
     with contextlib.ExitStack() as stack:
         zimages = None

@@ -19,7 +19,7 @@ import numpy as np
 
 from sam2elnet.data.naming import STEM_LOOKUP_SUFFIXES
 from sam2elnet.errors import UserError
-from sam2elnet.utils.advice import name_sample, none_of
+from sam2elnet.utils.advice import name_sample, none_of, plural
 
 __all__ = [
     "ExportImage",
@@ -174,8 +174,11 @@ def missing_note(missing: list[str], n: int, what: str, images: Path | str | Non
     folder, or the words naming where the images were looked for)."""
     if not missing:
         return []
+    one = len(missing) == 1
+    is_not, masks = ("is not", "its mask is a PNG") if one else ("are not", "their masks are PNGs")
     return [
-        f"{len(missing)} of {n} images of {what} are not in {images} "
-        f"({name_sample(missing, 3)}): their masks are PNGs of the size the file gives, "
-        "without georeference or nodata; give --images the folder they came from to keep those"
+        f"{len(missing)} of {plural(n, 'image')} of {what} {is_not} in {images} "
+        f"({name_sample(missing, 3)}): {masks} of the size the file gives, without "
+        f"georeference or nodata; give --images the folder {'it' if one else 'they'} came from "
+        "to keep those"
     ]

@@ -325,31 +325,41 @@ class ReviewCheck:
     def notes(self, n_written: int, accept: str = "") -> list[str]:
         """The note naming the unchanged images (``accept``: how the tool marks a label accepted
         as it is, appended to the advice)."""
-        from sam2elnet.utils.advice import name_sample
+        from sam2elnet.utils.advice import name_sample, plural
 
         out = []
         if self.exact_only:
+            counts, they = (
+                ("counts", "it was") if len(self.exact_only) == 1 else ("count", "they were")
+            )
             out.append(
-                f"{len(self.exact_only)} images count as edited by a review record that holds "
-                "the exported masks' digests only (written by an older `elnet export`), so they "
-                "were compared pixel for pixel: polygons re-projected or re-simplified since the "
+                f"{plural(len(self.exact_only), 'image')} {counts} as edited by a review record "
+                "that holds the exported masks' digests only (written by an older `elnet "
+                f"export`), so {they} compared pixel for pixel: polygons re-projected or "
+                "re-simplified since the "
                 "export count as edited too; export again for a record that allows for that: "
                 f"{name_sample(self.exact_only, 5)}"
             )
         if not self.unchanged:
             return out
         names = name_sample(self.unchanged, 5)
+        one = len(self.unchanged) == 1
         if self.reviewed_only:
+            comes, them = ("comes", "it") if one else ("come", "them")
             return [
                 *out,
-                f"{len(self.unchanged)} images come back as exported ({self.untouched}): not "
-                f"reviewed, no mask for them (--reviewed-only): {names}",
+                f"{plural(len(self.unchanged), 'image')} {comes} back as exported "
+                f"({self.untouched}): not reviewed, no mask for {them} (--reviewed-only): {names}",
             ]
+        if n_written == 1:
+            head = "the only mask is the exported label unchanged"
+        else:
+            are = "is the exported label" if one else "are the exported labels"
+            head = f"{len(self.unchanged)} of {n_written} masks {are} unchanged"
         return [
             *out,
-            f"{len(self.unchanged)} of {n_written} masks are the exported labels unchanged "
-            f"({names}): imported as reviewed; after a partial review, --reviewed-only leaves "
-            f"out the images you did not edit{accept}",
+            f"{head} ({names}): imported as reviewed; after a partial review, --reviewed-only "
+            f"leaves out the images you did not edit{accept}",
         ]
 
     def none_left(self) -> str:

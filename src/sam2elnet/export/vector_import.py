@@ -216,9 +216,11 @@ def import_vector(
         outside = [f for f in files if f.stem not in listed]
         files = [f for f in files if f.stem in listed]
         if outside:
+            one = len(outside) == 1
             notes.append(
-                f"{len(outside)} images of {images} are not in the review set ({record.name}): "
-                "no mask for them (--all-images makes one for every image)"
+                f"{plural(len(outside), 'image')} of {images} "
+                f"{'is' if one else 'are'} not in the review set ({record.name}): no mask for "
+                f"{'it' if one else 'them'} (--all-images makes one for every image)"
             )
         if not files:
             raise DataError(
@@ -457,10 +459,12 @@ def _burn(
         written.append(folder.write(name, mask, like=grid.like, nodata=grid.nodata, image=f))
     notes += list(placing)
     if n_uncovered:
+        them, each = ("it", "it") if n_uncovered == 1 else ("them", "each")
         notes.append(
-            f"{n_uncovered} images of {images} have no feature in the layer and no review set "
-            f"({layer_record(p).name}) lists them: no mask for them (--review-set names the "
-            "export's record; --all-images makes an all-background mask for each)"
+            f"{plural(n_uncovered, 'image')} of {images} "
+            f"{'has' if n_uncovered == 1 else 'have'} no feature in the layer and no review set "
+            f"({layer_record(p).name}) lists {them}: no mask for {them} (--review-set names the "
+            f"export's record; --all-images makes an all-background mask for {each})"
         )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
     if n_empty:
