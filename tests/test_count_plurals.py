@@ -876,17 +876,22 @@ def test_label_features_outside_their_image_are_counted(tmp_path: Path, n: int, 
     assert any(n.endswith(said) for n in vl.notes), vl.notes
 
 
-def _exported_layer(tmp_path: Path, n_extra: int) -> Path:
-    """Label a.png (a block) of images a.png plus ``n_extra`` never exported, exported to
-    review.gpkg (its review record beside it)."""
+def _exported_layer(tmp_path: Path, n_extra: int, empty: int = 0, block: bool = True) -> Path:
+    """Label a.png (a block; without ``block``: none) and ``empty`` all-background labels e0.png
+    ... of their images plus ``n_extra`` images never exported, exported to review.gpkg (its
+    review record beside it)."""
     from sam2elnet.export.api import export_labels
 
     (tmp_path / "labels").mkdir()
     (tmp_path / "images").mkdir()
-    block = np.zeros((30, 40), np.uint8)
-    block[2:10, 3:12] = 255
-    Image.fromarray(block).save(tmp_path / "labels" / "a.png")
-    for name in ("a", *(f"extra{i}" for i in range(n_extra))):
+    a = np.zeros((30, 40), np.uint8)
+    a[2:10, 3:12] = 255
+    if block:
+        Image.fromarray(a).save(tmp_path / "labels" / "a.png")
+    for i in range(empty):
+        Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "labels" / f"e{i}.png")
+    names = (["a"] if block else []) + [f"e{i}" for i in range(empty)]
+    for name in [*names, *(f"extra{i}" for i in range(n_extra))]:
         _png(tmp_path / "images" / f"{name}.png")
     gp = tmp_path / "review.gpkg"
     export_labels(tmp_path / "labels", gp, progress=False, pixel_coords="qgis")
@@ -1019,3 +1024,47 @@ def test_requested_training_ids_that_are_not_labelled_are_counted(
     with pytest.raises(UserError) as info:
         prepare_data(small_cfg(data, tmp_path / "r", train_ids=ids))
     assert said in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("empty", "block", "said"),
+    [
+        (1, False, "the only mask is all background (no feature there)"),
+        (1, True, "1 of 2 masks is all background (no feature there)"),
+        (2, True, "2 of 3 masks are all background (no feature there)"),
+    ],
+)
+def test_all_background_masks_of_a_vector_import_are_counted(
+    tmp_path: Path, empty: int, block: bool, said: str
+) -> None:
+    """--from vector's empty-mask note (it read '1 of 2 masks are all background', '1 of 1
+    masks')."""
+    from sam2elnet.export.vector_import import import_vector
+
+    gp = _exported_layer(tmp_path, 0, empty, block)
+    res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert said in res.notes, res.notes
+
+
+@pytest.mark.parametrize(
+    ("n", "said"),
+    [
+        (1, "its 1 polygon lies outside the image; check the layer's CRS"),
+        (2, "its 2 polygons lie outside the image; check the layer's CRS"),
+    ],
+)
+def test_polygons_of_an_image_outside_it_are_counted(tmp_path: Path, n: int, said: str) -> None:
+    """--from vector skipping an image whose own polygons all miss it (it read 'its 1 polygons
+    lie outside')."""
+    import geopandas as gpd
+
+    from sam2elnet.export.vector_import import import_vector
+
+    gp = _exported_layer(tmp_path, 0, 1)
+    g = gpd.read_file(gp, layer="labels")
+    far = g[g["source"] == "a.png"]
+    far = far.set_geometry(far.geometry.translate(1000, 1000))
+    moved = gpd.pd.concat([g[g["source"] != "a.png"], *[far] * n], ignore_index=True)
+    gpd.GeoDataFrame(moved, geometry="geometry").to_file(gp, layer="labels")
+    res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
+    assert any(s == "a" and why.startswith(said) for s, why in res.skipped), res.skipped

@@ -264,7 +264,7 @@ def test_gpkg_reviewed_in_qgis_imports_with_georeference_and_nodata(
         "--images", tmp_path / "images", "--out", out, "--no-progress",
     )  # fmt: skip
     assert rc == 0, err
-    assert "1 of 3 masks are all background" in err and "warning" not in err
+    assert "1 of 3 masks is all background" in err and "warning" not in err
     for name in "abc":
         with (
             rasterio.open(out / f"{name}.tif") as ds,

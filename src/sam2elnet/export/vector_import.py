@@ -442,7 +442,8 @@ def _burn(
                 skipped.append(
                     (
                         f.stem,
-                        f"its {int(own.sum())} polygons lie outside the image; check the "
+                        f"its {plural(int(own.sum()), 'polygon lies', 'polygons lie')} outside "
+                        "the image; check the "
                         "layer's CRS (or, without one, its pixel coordinates)",
                     )
                 )
@@ -468,6 +469,12 @@ def _burn(
         )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
     if n_empty:
-        notes.append(f"{n_empty} of {len(written)} masks are all background (no feature there)")
+        if len(written) == 1:
+            notes.append("the only mask is all background (no feature there)")
+        else:
+            are = "is" if n_empty == 1 else "are"
+            notes.append(
+                f"{n_empty} of {len(written)} masks {are} all background (no feature there)"
+            )
     notes += [f"skipped {s}: {why}" for s, why in skipped]
     return written, skipped, notes
