@@ -392,3 +392,69 @@ def test_change_maps_georeferenced_with_nodata_on_both_paths(
         maps.append(rgb)
     assert np.array_equal(maps[0], maps[1])
     assert whole.rows[0]["removed_px"] == tiled.rows[0]["removed_px"]
+
+
+# The child's own peak resident memory, written at its exit: VmHWM of /proc/self/status (not
+# getrusage's ru_maxrss, which Linux carries over exec from the forking parent: pytest, torch
+# loaded). The same hook as benchmarks/bench_memory.py.
+_PEAK_CHILD = """
+import atexit, os, sys
+def _hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["PEAK_KIB"], "w").write(line.split()[1])
+atexit.register(_hwm)
+from sam2elnet.cli import entry
+sys.argv[0] = "elnet"
+entry()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="VmHWM is Linux's")
+def test_annotate_peak_rss_stays_within_max_memory(tmp_path: Path) -> None:
+    """A real ``elnet annotate --max-memory 700M`` process, on the largest image the memory model
+    predicts whole within 700M, peaks within 700M (VmHWM of the child, read at its exit).
+
+    Tolerance: none (peak <= budget). Measured 2026-12-04 (docs/benchmarks.md, "--max-memory
+    against the measured peak"): with 420 MB for RUNTIME_BASE and the weights counted once, the
+    model let a 608^2 px image through and the process peaked at 760 MB (over by 60 MB; 799-822
+    MB with the benchmark's model); with the measured 580 MB and two copies of the weights it
+    plans 384^2 px, which peaked at 571-611 MB in five runs. The 89 MB or more left is mostly the
+    base's allowance for the window path, which this whole-image run does not load. The peak of
+    one configuration moved by up to 40 MB between runs (allocator and thread timing, not the
+    machine's load: resident memory does not depend on time), less than either distance."""
+    import subprocess
+    import sys
+
+    from helpers_data import micro_model_file
+
+    budget = 700_000_000
+    model = micro_model_file(tmp_path / "m.pt", bands=3)
+    plan = Predictor.from_file(model, precision="32", max_memory=budget)
+    # the load's two copies of the weights: the larger of the model's bytes and its file's
+    weights = max(memory.model_bytes(plan.model), model.stat().st_size)
+    assert plan.whole_bytes(0) == memory.RUNTIME_BASE + memory.WEIGHT_COPIES * weights
+    side = 16
+    while plan.fits_whole((side + 16) ** 2):
+        side += 16
+    assert plan.fits_whole(side * side) and not plan.fits_whole((side + 16) ** 2)
+    (tmp_path / "in").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "a.png"), noise)
+    peak_file = tmp_path / "peak_kib"
+    env = dict(os.environ, PEAK_KIB=str(peak_file))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(memory.__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
+    )
+    cmd = [sys.executable, "-c", _PEAK_CHILD, "annotate", "--model", str(model)]
+    cmd += ["--images", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress"]
+    cmd += ["--precision", "32", "--max-memory", "700M"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "labels" / "a.png").is_file()
+    assert not (tmp_path / "out" / "tiles").exists()  # predicted whole, as planned
+    peak = int(peak_file.read_text()) * 1024
+    assert peak <= budget, (
+        f"{side}^2 px: peak {memory.format_bytes(peak)} over --max-memory 700M "
+        f"(estimate {memory.format_bytes(plan.whole_bytes(side * side))})"
+    )

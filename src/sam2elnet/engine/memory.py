@@ -10,12 +10,14 @@ is decided in :mod:`sam2elnet.engine.folder_chunk`.
 
 The model of the estimate (bytes, resident memory of the whole process)::
 
-    base      = RUNTIME_BASE + parameter bytes of the model
+    base      = RUNTIME_BASE + 2 * weight bytes of the model          (two copies while loading)
     per pixel = WORKING_SET[size][precision] * trunk scale     (activations of one forward)
               + bands * 8                                        (raw read + float32 normalised)
               + 10 + 4 * tta                                     (valid, prob, mask, TTA views)
               + 8 if a coarse label is given                     (coarse float32 in two copies)
     estimate  = base + pixels * per pixel * batch
+
+(two copies of the weights: loading the model file holds the file's tensors beside the model's).
 
 Where the constants come from (measured on CPU, torch 2.13, 1 thread, 3-band float input, random
 weights, ``tta=0``; peak resident set size via ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after
@@ -32,14 +34,48 @@ value of the two is used, rounded up)::
     tiny   fp32          892        884        920
     tiny   bf16          549        677        700
 
-    process base (interpreter + torch + micro model): 415 MB; + tiny model: 523-552 MB.
+The base is measured on the whole ``elnet annotate`` process, not on the forward alone (that
+script's 415 MB left out what the command loads around it, and ``--max-memory 500M`` runs peaked
+at 547-563 MB). Peak RSS (``VmHWM`` of the child, read at exit) of ``elnet annotate
+--max-memory B --precision auto`` (fp32 on this CPU) with random-weight micro / tiny models
+(3 bands; weights 3.4 / 111 MB), 3-band PNGs of uniform noise, default threads (2; 1 thread
+measured the same), shared 2-core VM with a training job beside it, 2026-12-04::
 
-Cross-check: ``elnet annotate`` with the tiny model (bf16, TTA views of the evaluator, 1-band
-PNG) peaked at 742 MB / 1,174 MB / 1,553 MB for 500^2 / 1000^2 / 1500^2 px; the estimate gives
-about 0.71 / 1.26 / 2.17 GB (the model is conservative for large images, where the allocator reuses
-memory across layers). Sizes above tiny were not measured: their working set is the tiny value
-scaled by the trunk's embedding width (``HIERA_SPECS[size].embed_dim / 96``), a guess on the safe
-side of the scaling of the high-resolution activations.
+    PYTHONPATH=src nice -n 10 python benchmarks/bench_max_memory.py micro 500M 700M 800M
+    # per budget: the largest image predicted whole within it, in a fresh `elnet annotate`
+
+    run (per pixel: micro 734 B, tiny 954 B)   peak MB              base: peak - 2 x weights
+                                                                          - pixels x per pixel
+    micro, 16^2 px, whole                      492                  485
+    micro, 528^2 / 608^2 / 704^2 px, whole     695-734 / 799-822 / 846   484-523 / 521-544 / 476
+    micro, 912^2 / 1104^2 px, whole            1,025 / 1,243        408 / 342
+    micro, 8 images of 176^2 / 192^2 px        703 / 667            515 / 444
+    micro, 16^2 px, window path                578                  571   <- the largest
+    micro, 1200^2 px, --tile 256, 1 / 2 / 4 windows a forward
+                                               597 / 629 / 706      542 / 526 / 507
+    micro, 1200^2 px, --tile 512, 1 window     685-692              486-493
+    tiny, 16^2 px (the model load's peak)      683                  461
+    tiny, 448^2 / 528^2 / 688^2 / 912^2 px     753 / 880 / 1,044 / 1,278   340 / 393 / 370 / 263
+
+Three terms were short: the libraries an annotate process loads besides torch (transformers for
+the model file, geopandas / pandas, rasterio, OpenCV, SciPy: 309 MB before the model file against
+219 MB for torch alone) and the first forward's one-off buffers (+20 MB); the model load, which
+holds the file's tensors and the model's at once (tiny: +206 MB at the load: two copies);
+and the window path's GeoPackage writer and scene machinery (+86 MB over the whole-image path at
+16^2 px). ``RUNTIME_BASE`` takes the largest row, rounded up, so it holds for a folder job
+whatever mix of whole images and windows it runs (what the window path loads stays resident); a
+job of whole images only keeps about 90 MB of headroom. The second copy of the weights is freed
+before the first forward, whose activations reuse its memory, so for images whose activations
+outweigh the weights the estimate is high by one copy (tiny: 111 MB; ``max(weights,
+activations)`` fitted the runs better, but is flat for images smaller than the weights, which the
+routing by size relies on not being). The per-pixel term was not the short one:
+``(peak - 492 MB) / pixels`` was 536-893 B/px from 384^2 to 1,104^2 px against 734, above it only
+at 528^2-608^2 px (up to +60 MB, inside that headroom). The peak of one configuration moved by up
+to 40 MB between runs.
+
+Sizes above tiny were not measured: their working set is the tiny value scaled by the trunk's
+embedding width (``HIERA_SPECS[size].embed_dim / 96``), a guess on the safe side of the scaling of
+the high-resolution activations.
 """
 
 from __future__ import annotations
@@ -57,6 +93,7 @@ from sam2elnet.options import FolderJobOptions
 __all__ = [
     "DEFAULT_MAX_MEMORY",
     "RUNTIME_BASE",
+    "WEIGHT_COPIES",
     "WORKING_SET",
     "format_bytes",
     "parse_memory",
@@ -99,9 +136,18 @@ def batch_pixels(precision: str, device: Any = "cpu") -> int:
     return BATCH_PIXELS if resolve_precision(precision, "cpu") == "bf16" else BATCH_PIXELS_FP32
 
 
-RUNTIME_BASE = 420_000_000
-"""Resident bytes of the interpreter with torch, numpy, rasterio loaded (measured 415 MB, see the
-module docstring), without model weights."""
+RUNTIME_BASE = 580_000_000
+"""Resident bytes of an ``elnet annotate`` / ``enhance`` / ``scene`` process before its model's
+weights and pixels: the interpreter with torch, transformers, geopandas, rasterio, OpenCV and SciPy
+loaded, the first forward's one-off buffers and the window path's GeoPackage writer. Measured
+2026-12-04: the largest of ``VmHWM - 2 x weights - pixels x per pixel`` over the runs in the module
+docstring (571 MB, micro model, a 16^2 px image on the window path, shared 2-core VM), rounded up;
+was 420 MB (the forward alone, which a 500M budget overran by 47 MB)."""
+
+WEIGHT_COPIES = 2
+"""Copies of the model's weights the estimate counts: loading a model file holds the file's
+tensors and the model's at once (tiny, 111 MB of weights: the load raised the peak by 206 MB over
+the libraries; measured as :data:`RUNTIME_BASE`)."""
 
 WORKING_SET: dict[str, dict[str, int]] = {
     "micro": {"32": 700, "bf16": 480},
@@ -184,11 +230,13 @@ def whole_image_bytes(
 ) -> int:
     """Estimated peak resident bytes of predicting ``batch`` images of ``pixels`` px each whole.
 
-    ``weights`` is the model's parameter bytes (:func:`model_bytes`); the result includes
-    :data:`RUNTIME_BASE`. See the module docstring for the formula and its measurements.
+    ``weights`` is the bytes of the model's weights as loaded (:func:`model_bytes`, or the
+    model file's size where that is larger), counted :data:`WEIGHT_COPIES` times (the load holds
+    the file's tensors beside the model's). The result includes :data:`RUNTIME_BASE`. See the
+    module docstring for the formula and its measurements.
     """
     pp = per_pixel_bytes(size, precision, bands, tta, coarse)
-    return int(RUNTIME_BASE + weights + pixels * pp * max(1, batch))
+    return int(RUNTIME_BASE + WEIGHT_COPIES * weights + pixels * pp * max(1, batch))
 
 
 def fit_batch(pixels: int, max_memory: int, limit: int, device: Any = "cpu", **kw: Any) -> int:

@@ -234,7 +234,10 @@ class Predictor:
 
     def _memory_kw(self, coarse: bool) -> dict[str, Any]:
         if not hasattr(self, "_weights_bytes"):
-            self._weights_bytes = memory.model_bytes(self.model)
+            # the weights as loaded: a bf16 trunk (speed_levers) halves the model's bytes after
+            # the load, but the load itself held the file's float32 tensors and the model's
+            on_disk = self.path.stat().st_size if self.path and self.path.is_file() else 0
+            self._weights_bytes = max(memory.model_bytes(self.model), on_disk)
         return {
             "size": str(getattr(self.model.config, "size", "tiny")),
             "precision": self.precision,
