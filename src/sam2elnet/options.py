@@ -59,6 +59,14 @@ def check_one_filter(min_quality: float | None, target_precision: float | None) 
 OVERLAP_DEFAULT = 128
 """Window overlap of ``scene`` and the window-by-window path of annotate / enhance, px."""
 
+AUTO_TILE_SIDES: tuple[int, ...] = tuple(range(1024, 255, -32))
+"""The window sides ``--tile`` takes when not given, px, largest first: 1024, 992, ..., 256
+(multiples of 32). The first whose window fits ``--max-memory`` under the memory model is
+used (:func:`sam2elnet.engine.window_size.resolve_tile`); none fitting, the smallest."""
+
+AUTO_TILE_MAX = AUTO_TILE_SIDES[0]
+"""The largest window side chosen when ``--tile`` is not given, px (1024)."""
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,7 +75,13 @@ class _Options(BaseModel):
 class WindowOptions(_Options):
     """Sliding-window settings shared by ``scene`` and the large-scene path of annotate/enhance."""
 
-    tile: int = Field(1024, ge=32, le=16384, description="window size, px")
+    tile: int | None = Field(
+        None,
+        ge=32,
+        le=16384,
+        description="window size, px; None: auto, the largest of AUTO_TILE_SIDES that fits "
+        "--max-memory (sam2elnet.engine.window_size.resolve_tile)",
+    )
     overlap: int = Field(OVERLAP_DEFAULT, ge=0, le=8192, description="window overlap, px (< tile)")
     max_memory: int = Field(
         1_500_000_000,
@@ -80,7 +94,14 @@ class WindowOptions(_Options):
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, v: int, info: Any) -> int:
-        tile = info.data.get("tile")
+        if "tile" not in info.data:  # the tile itself was refused: that error is enough
+            return v
+        tile = info.data["tile"]
+        if tile is None and v >= AUTO_TILE_MAX:  # auto: windows up to 1024 px
+            raise ValueError(
+                f"must be smaller than --tile (chosen automatically when not given, at most "
+                f"{AUTO_TILE_MAX} px); give a smaller --overlap, or a --tile above it"
+            )
         if tile is not None and v >= tile:
             # the default overlap (128) meets a small --tile given alone: say what to give
             raise ValueError(
@@ -127,7 +148,9 @@ class FolderJobOptions(WindowOptions):
 class SceneOptions(WindowOptions):
     """Options of ``elnet scene``."""
 
-    tile: int = Field(1024, ge=16, le=16384, description="window size, px")
+    tile: int | None = Field(
+        None, ge=16, le=16384, description="window size, px; None: auto (as WindowOptions)"
+    )
     batch_size: int = Field(4, ge=1, le=1024, description="windows per model call")
     threshold: float = Field(0.5, ge=0, le=1, description="probability threshold")
     line_width: float | None = line_width_field()

@@ -42,7 +42,7 @@ def test_a_budget_below_the_runtime_says_no_tile_helps(
     lines = _annotate(tmp_path, capsys, budget)
     f = memory.format_bytes
     assert lines == [
-        f"warning: a.png: one 40 x 48 px window (--tile 1024) needs about "
+        f"warning: a.png: one 40 x 48 px window (--tile auto) needs about "
         f"{f(net.whole_bytes(40 * 48))}, more than --max-memory {f(budget)}; the model and "
         f"runtime alone take about {f(net.whole_bytes(0))} of it, so no --tile keeps to it: "
         f"give --max-memory {f(net.whole_bytes(40 * 48))} or more"

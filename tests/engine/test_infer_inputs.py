@@ -139,6 +139,9 @@ def test_folder_jobs_take_their_defaults_from_the_cli_options() -> None:
             for name, p in inspect.signature(job).parameters.items()
             if name in FolderJobOptions.model_fields and p.default is not None
         }
-        assert {"batch_size", "device", "precision", "tile", "overlap"} <= set(shared)
+        assert {"batch_size", "device", "precision", "overlap"} <= set(shared)
+        # None: chosen to fit max_memory (engine.window_size.resolve_tile), as the CLI
+        assert inspect.signature(job).parameters["tile"].default is None
+        assert FolderJobOptions.model_fields["tile"].default is None
         declared = {name: FolderJobOptions.model_fields[name].default for name in shared}
         assert shared == declared, job.__name__

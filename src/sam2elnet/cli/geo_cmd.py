@@ -57,8 +57,11 @@ def scene_cmd(
     out: Path = typer.Option(
         ..., "--out", help="Label GeoTIFF (0/255, nodata 127); a folder for a batch."
     ),
-    tile: int = typer.Option(
-        option_default(_S, "tile"), "--tile", help="Window size in pixels (16-16384)."
+    tile: Optional[int] = typer.Option(
+        None,
+        "--tile",
+        help="Window size in pixels (16-16384; default auto: the largest of 1024, 992, ..., 256 "
+        "whose one window fits --max-memory).",
     ),
     overlap: int = typer.Option(
         option_default(_S, "overlap"),

@@ -38,9 +38,10 @@ _DEVICE = typer.Option(option_default(_D, "device"), "--device", help="cpu | cud
 _PRECISION = typer.Option(option_default(_D, "precision"), "--precision", help=PRECISION_HELP)
 _TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time views (0-7).")
 _TILE = typer.Option(
-    option_default(_D, "tile"),
+    None,
     "--tile",
-    help="Window size, px, for images too large for --max-memory (32-16384).",
+    help="Window size, px, for images too large for --max-memory (32-16384; default auto: "
+    "the largest of 1024, 992, ..., 256 whose one window fits --max-memory).",
 )
 _OVERLAP = typer.Option(
     option_default(_D, "overlap"),
@@ -93,7 +94,7 @@ SHARED_JOB_OPTIONS: list[tuple[str, object, object]] = [
     ("precision", str, _PRECISION),
     ("tta", Optional[int], _TTA),  # noqa: UP045
     ("no_progress", bool, NO_PROGRESS),
-    ("tile", int, _TILE),
+    ("tile", Optional[int], _TILE),  # noqa: UP045
     ("overlap", int, _OVERLAP),
     ("bands", Optional[str], _BANDS),  # noqa: UP045
     ("max_memory", Optional[str], _MAX_MEMORY),  # noqa: UP045

@@ -37,6 +37,7 @@ from sam2elnet.engine.folder_chunk import ChunkPlanner, ChunkSpec, CoarseFile, p
 from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import WindowedImages, predict_large
 from sam2elnet.engine.predictor import Predictor
+from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps, write_bytes_atomic, write_text_atomic
 from sam2elnet.utils.batch import SkipLog
@@ -83,7 +84,7 @@ class FolderJob:
         *,
         resume: bool = False,
         progress: bool = True,
-        tile: int = 1024,
+        tile: int | None = None,
         overlap: int = 128,
         executor: CallExecutor | None = None,
         model_id: dict[str, str] | None = None,
@@ -91,7 +92,9 @@ class FolderJob:
         """``spec``: the job's output options (task, folder, threshold, ...), the same for the
         whole images (:func:`process_chunk`) and the scenes (:meth:`run_scene`). ``fields``: the
         columns of ``quality.csv``. ``resume`` keeps the rows (and labels) of an earlier run;
-        ``tile`` / ``overlap`` (px) are the windows of images too large to predict whole.
+        ``tile`` / ``overlap`` (px) are the windows of images too large to predict whole;
+        ``tile`` None: chosen when the job runs (:func:`~sam2elnet.engine.window_size.
+        resolve_tile`: the largest that fits the predictor's ``max_memory``, :attr:`window`).
         ``model_id``: the identity of the model file (:func:`~sam2elnet.engine.folder_inputs.
         check_resume_model`), written to ``OUT/model_id.json`` once the folder is locked."""
         out = spec.out
@@ -102,6 +105,10 @@ class FolderJob:
         #: which images go window by window, and in which memory-sized chunks the rest go
         self.planner = ChunkPlanner(predictor)
         self.tile, self.overlap = tile, overlap
+        #: the window side :meth:`run` resolves from ``tile`` (said once, with the first image
+        #: predicted window by window; recorded in ``summary.json``)
+        self.window: WindowSize | None = None
+        self._window_said = False
         #: the images :meth:`run_scene` predicted window by window, for one summary line
         self.windowed = WindowedImages()
         self.progress = progress
@@ -209,10 +216,17 @@ class FolderJob:
         """Predict one image too large to predict whole window by window
         (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the
         reason it was skipped its skip list."""
+        window = self.window or resolve_tile(self.tile, self.p, overlap=self.overlap)
+        note = window.note()
+        if note is not None and not self._window_said:
+            from sam2elnet.utils.progress import line
+
+            self._window_said = True
+            line(note)
         row = predict_large(
             self.p, self.spec, self.executor, self.skips, f, name, coarse,
-            tile=self.tile, overlap=self.overlap, progress=self.progress, size=self.planner.size(f),
-            tally=self.windowed,
+            window=window, overlap=self.overlap, progress=self.progress,
+            size=self.planner.size(f), tally=self.windowed,
         )  # fmt: skip
         if row is not None:
             self.rows.append(row)
@@ -238,6 +252,10 @@ class FolderJob:
         them, so ``quality.csv`` is the same.
         """
         names = unique_names(files)
+        # the windows of images too large to predict whole (enhance's carry the coarse label)
+        self.window = resolve_tile(
+            self.tile, self.p, overlap=self.overlap, coarse=coarse_of is not None
+        )
         # one image (none skipped before the job): its own error line, no batch summary
         self.skips.single = len(files) == 1 and not self.skips.items
         self.order = {str(f): i for i, f in enumerate(files)}
@@ -255,7 +273,7 @@ class FolderJob:
         from sam2elnet.utils.progress import line, progress_bar
 
         # the window-by-window images in one line, not one closing window line per image
-        note = self.windowed.summary(self.spec.task, self.tile, self.p.max_memory)
+        note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
         if note is not None:
             line(note)
 

@@ -35,6 +35,7 @@ from sam2elnet.engine.folder_workers import CallWindows
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.scene import predict_scene
 from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND
+from sam2elnet.engine.window_size import WindowSize
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.run_warnings import hidden, warn_once
@@ -57,10 +58,11 @@ class WindowedImages:
     n_windows: int = 0
     seconds: float = 0.0
 
-    def summary(self, task: str, tile: int, max_memory: int) -> str | None:
+    def summary(self, task: str, window: WindowSize, max_memory: int) -> str | None:
         """One line for the whole job, None when no image went window by window: ``annotate
         window by window: 3 images too large to predict whole within --max-memory 2.00 MB, 12
-        windows of up to 64 px (--tile 64) in 0.4 s``. ``max_memory`` in bytes."""
+        windows of up to 64 px (--tile 64) in 0.4 s`` (``--tile auto``: chosen,
+        :func:`~sam2elnet.engine.window_size.resolve_tile`). ``max_memory`` in bytes."""
         if not self.n_images:
             return None
         from sam2elnet.utils.advice import plural
@@ -68,7 +70,7 @@ class WindowedImages:
         return (
             f"{task} window by window: {plural(self.n_images, 'image')} too large to predict "
             f"whole within --max-memory {memory.format_bytes(max_memory)}, "
-            f"{plural(self.n_windows, 'window')} of up to {tile} px (--tile {tile}) in "
+            f"{plural(self.n_windows, 'window')} of up to {window.tile} px ({window.flag}) in "
             f"{self.seconds:.1f} s"
         )
 
@@ -82,7 +84,7 @@ def predict_large(
     name: str,
     coarse: CoarseFile | None,
     *,
-    tile: int,
+    window: WindowSize,
     overlap: int,
     progress: bool,
     size: tuple[int, int] | None = None,
@@ -97,10 +99,11 @@ def predict_large(
         skips: the job's skip list; an image that cannot be used is added to it.
         f: the image; ``name``: its label's file name (unique in the job).
         coarse: its coarse label (enhance), None for annotate.
-        tile, overlap: the windows, px; ``progress``: show a progress bar.
+        window: the windows' side (:func:`~sam2elnet.engine.window_size.resolve_tile`: given
+            or chosen); ``overlap``: theirs, px; ``progress``: show a progress bar.
         size: ``f``'s (height, width) px as the job's planner read it from the header
             (:meth:`~sam2elnet.engine.folder_chunk.ChunkPlanner.size`); None: unknown (the
-            memory warning then assumes a whole ``tile`` x ``tile`` window).
+            memory warning then assumes a whole window of ``window.tile`` px per side).
         tally: the job's count of images predicted window by window; the image is added to it
             once predicted, and its own closing progress line (``a.png: 4/4 win in ...``) is
             logged at DEBUG only (the job logs :meth:`WindowedImages.summary` once). None: that
@@ -127,8 +130,9 @@ def predict_large(
             "to whole images only and are not applied to this scene",
         )
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
+    tile = window.tile
     tile_px = tile * tile
-    _warn_window_memory(p, f, tile, coarse is not None, size)
+    _warn_window_memory(p, f, window, coarse is not None, size)
     # with --warp-to the outputs are warped below, after the change statistics: the scene's
     # warning that they keep the GCPs would be wrong
     quiet = hidden(GCPS_KEPT_KIND) if spec.warp_to else contextlib.nullcontext()
@@ -224,13 +228,15 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
 
 
 def _warn_window_memory(
-    p: Predictor, f: Path, tile: int, coarse: bool, size: tuple[int, int] | None
+    p: Predictor, f: Path, window: WindowSize, coarse: bool, size: tuple[int, int] | None
 ) -> None:
     """Warn (once per job) when one window of ``f`` does not fit ``p.max_memory``: the window is
     ``min(tile, side)`` px per side of ``size`` (the header's (height, width); an image smaller
-    than ``--tile`` is one window of its own size, None: ``tile`` per side); when the model and
-    runtime alone exceed the budget no ``--tile`` helps, and the warning says so and names the
-    budget the image needs whole."""
+    than ``--tile`` is one window of its own size, None: ``tile`` per side; ``tile`` is
+    ``window.tile``, given or chosen: a chosen one fits unless none of the automatic sides
+    does); when the model and runtime alone exceed the budget no ``--tile`` helps, and the
+    warning says so and names the budget the image needs whole."""
+    tile = window.tile
     h, w = (tile, tile) if size is None else (min(tile, size[0]), min(tile, size[1]))
     if p.fits_whole(h * w, coarse=coarse):
         return
@@ -238,6 +244,8 @@ def _warn_window_memory(
     budget = memory.format_bytes(p.max_memory)
     if p.fits_whole(16 * 16, coarse=coarse):
         hint = "give a smaller --tile"
+        if window.auto:  # none of the automatic sides fits: this is the smallest of them
+            hint = f"{tile} px is the smallest automatic window: give a smaller --tile"
     else:
         base = memory.format_bytes(p.whole_bytes(0, coarse=coarse))
         hint = (
@@ -247,6 +255,6 @@ def _warn_window_memory(
     warn_once(
         log,
         "one window needs more than --max-memory",
-        f"{f.name}: one {h} x {w} px window (--tile {tile}) needs about {need}, more than "
+        f"{f.name}: one {h} x {w} px window ({window.flag}) needs about {need}, more than "
         f"--max-memory {budget}; {hint}",
     )

@@ -70,7 +70,7 @@ class FolderSettings:
     tta: int | None
     progress: bool
     predictor: Predictor | None
-    tile: int
+    tile: int | None  # None: chosen to fit max_memory (engine.window_size.resolve_tile)
     overlap: int
     bands: Sequence[int] | None
     max_memory: int | str | None
@@ -151,7 +151,9 @@ class FolderSettings:
     ) -> FolderResult:
         """Run the :class:`FolderJob` of ``spec`` over ``files`` (``fields``: the columns of
         ``quality.csv``; ``coarse_of``: an image's coarse label, enhance) and write
-        ``summary.json``: the entries of both tasks, the task's own ``summary``, then ``warp``.
+        ``summary.json``: the entries of both tasks (among them ``window``: the windows' side,
+        px, ``tile_auto`` whether it was chosen, and ``overlap``), the task's own ``summary``,
+        then ``warp``.
         ``skipped``: the rows (:meth:`~sam2elnet.utils.batch.SkipLog.rows`) of the images left
         out before the job (enhance ``--skip-missing``: no coarse label,
         :func:`~sam2elnet.utils.batch.unlabelled_skips`), listed in ``skipped.csv`` and counted as
@@ -190,6 +192,11 @@ class FolderSettings:
                 "model_version": model.model_id["model_version"] if model.model_id else None,
                 "domain": domain_summary(model.pred),
                 "filter": model.filter_info,
+                # the windows of images too large to predict whole: {"tile": px, "tile_auto":
+                # chosen (no --tile), "overlap": px}
+                "window": {**job.window.record(), "overlap": self.overlap}
+                if job.window is not None
+                else None,
                 **model.precision,
                 **(summary or {}),
                 "warp": warp_summary(spec),

@@ -71,7 +71,7 @@ def annotate_folder(
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
-    tile: int = _default("tile"),
+    tile: int | None = _default("tile"),
     overlap: int = _default("overlap"),
     bands: Sequence[int] | None = None,
     split: str | Sequence[str] | None = None,
@@ -94,7 +94,9 @@ def annotate_folder(
     ``max_memory`` (bytes, or a size such as ``"1.5G"``; default
     :data:`~sam2elnet.engine.memory.DEFAULT_MAX_MEMORY`) is the memory budget: images whose
     whole-image estimate exceeds it are predicted window by window (``tile``/``overlap``), with
-    the same label name and georeference.
+    the same label name and georeference. ``tile`` None (default): the largest window of up to
+    1024 px whose one window fits the budget (:func:`~sam2elnet.engine.window_size.resolve_tile`;
+    said once in the log, recorded in ``summary.json`` as ``window``).
 
     ``executor_factory`` (see :data:`ExecutorFactory`; the pipeline's ``backend="ray"``) runs the
     per-image work (:func:`~sam2elnet.engine.folder_chunk.process_chunk`) and the windows of large images on other workers, each
@@ -160,7 +162,7 @@ def enhance_folder(
     tta: int | None = None,
     progress: bool = True,
     predictor: Predictor | None = None,
-    tile: int = _default("tile"),
+    tile: int | None = _default("tile"),
     overlap: int = _default("overlap"),
     line_width: float | None = None,
     line_width_unit: str = _default("line_width_unit"),

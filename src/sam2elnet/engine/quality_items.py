@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.options import WindowOptions
+from sam2elnet.options import AUTO_TILE_MAX
 
 __all__ = [
     "QUALITY_MAX_SIDE",
@@ -27,9 +27,9 @@ __all__ = [
 ]
 
 
-QUALITY_MAX_SIDE = WindowOptions.model_fields["tile"].default
+QUALITY_MAX_SIDE = AUTO_TILE_MAX
 """Longest side (px) of an evaluator item: ``elnet annotate`` / ``enhance`` predict an image of
-up to one tile (the default of ``--tile``, ``WindowOptions.tile``) whole, so an item is the whole
+up to one tile (the largest ``--tile`` chosen when it is not given, 1024) whole, so an item is the whole
 image at native scale up to this side, else its centred window of this side (one such tile)."""
 
 

@@ -25,9 +25,10 @@ from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import SceneResult, predict_scene
 from sam2elnet.engine.scene_checks import check_scene_paths
 from sam2elnet.engine.scene_inputs import open_scene, precheck_scene
+from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
-from sam2elnet.options import SceneOptions
+from sam2elnet.options import OVERLAP_DEFAULT, SceneOptions
 from sam2elnet.pipeline.scene_files import (
     check_scene_outputs,
     list_scenes,
@@ -295,7 +296,7 @@ def _check_warp(src: Path, scene_kwargs: dict[str, Any]) -> None:
 def _check_window_memory(
     predictor: Any,
     src: Path,
-    kw: dict[str, Any],
+    window: WindowSize,
     coarse: bool,
     shape: tuple[int, int] | None = None,
 ) -> None:
@@ -305,6 +306,7 @@ def _check_window_memory(
     largest tile that fits. Predictors without a budget (``builtin:smoothing``) pass.
     ``shape``: one scene's (height, width) px where its header was read already
     (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`); else it is opened here.
+    ``window``: the side, given or chosen (:func:`~sam2elnet.engine.window_size.resolve_tile`).
 
     Raises:
         UserError: the window does not fit. DataError: one scene that cannot be opened."""
@@ -313,7 +315,7 @@ def _check_window_memory(
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if not isinstance(net, Predictor):
         return
-    tile = int(kw.get("tile", SceneOptions.model_fields["tile"].default))
+    tile = window.tile
     if not src.is_dir():
         if shape is None:
             with open_scene(src) as ds:
@@ -345,7 +347,7 @@ def _check_window_memory(
         f"to it: give --max-memory {math.ceil(need * 100) / 100:g}G or more"
     )
     raise UserError(
-        f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window (--tile {tile}) needs "
+        f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window ({window.flag}) needs "
         f"about {need:.2f} GB with this model at {net.precision} precision; {what}"
     )
 
@@ -387,7 +389,11 @@ def scene_job(
     (``precision_option`` / ``precision_resolved``). ``max_memory`` (``--max-memory``; None:
     the predictor's default budget, no check) caps the windows per forward; given, a window of
     ``tile`` px that alone exceeds it is a :class:`~sam2elnet.errors.UserError` naming the
-    largest ``--tile`` that fits (:func:`_check_window_memory`), before any window is read. Every label (one scene's, each of a folder's)
+    largest ``--tile`` that fits (:func:`_check_window_memory`), before any window is read.
+    ``tile`` not given (or None): the largest window of up to 1024 px that fits the predictor's
+    budget (:func:`~sam2elnet.engine.window_size.resolve_tile`), said once (``windows of 768 px
+    (auto: ...)``, to ``echo`` or the log at INFO) and, for a folder, recorded in each manifest
+    line (``tile``, ``tile_auto``). Every label (one scene's, each of a folder's)
     records the model file and its category in its tags (:mod:`sam2elnet.data.label_tags`).
 
     Raises:
@@ -442,13 +448,18 @@ def scene_job(
         max_memory=max_memory,
     )
     predictor = factory()
+    ov, coarse = int(scene_kwargs.get("overlap", OVERLAP_DEFAULT)), labels is not None
+    window = resolve_tile(scene_kwargs.get("tile"), predictor, overlap=ov, coarse=coarse)
+    scene_kwargs["tile"] = window.tile  # --tile not given: the largest that fits the budget
     if max_memory is not None:
-        _check_window_memory(predictor, src, scene_kwargs, labels is not None, shape)
+        _check_window_memory(predictor, src, window, coarse, shape)
     record: dict[str, Any] = {}
     net = getattr(predictor, "predictor", predictor)  # QualityScoringPredictor wraps one
     if isinstance(net, Predictor):  # builtin:smoothing runs no model: no precision
         record = announce_predictor_precision(precision, net, echo)
         scene_kwargs["tags"] = label_tags(model_id, getattr(net, "extra", None))  # every label
+    window.say(echo)
+    record.update(window.record())  # each manifest line: {"tile": px, "tile_auto": chosen}
     executor = None
     if backend == "ray":
         from sam2elnet.engine.distributed import RayExecutor
