@@ -14,7 +14,9 @@ naming an image not in ``images``: skipped, with a note), and those without a ``
 the export's review record: it may be a class name); features drawn in QGIS without those
 attributes filled in, or with a class name in ``label``, belong to every image they overlap
 when the layer has a CRS (map coordinates place them), and are skipped with a note when it has
-none (pixel coordinates of every image share one frame). Placement is the vector-label
+none (pixel coordinates of every image share one frame), whether the layer has those attributes
+or not, but for an import of one image (they can only be meant for it); a layer none of whose
+features can be placed is refused. Placement is the vector-label
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
 (QGIS, ``export --pixel-coords qgis``) or, for features mostly at y >= 0, y = row (the default
@@ -36,6 +38,7 @@ from sam2elnet.data.vector_names import (
     feature_stems,
     image_features,
     named_stems,
+    places_unnamed,
     unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
@@ -134,7 +137,9 @@ def import_vector(
             ``x.tif``: their masks and features could not be told apart), ``out`` is a file or
             the images' folder or holds masks no import wrote, ``category`` without a category attribute or that no feature has (the
             layer's categories named), no image in ``images``.
-        DataError: an unreadable or empty layer or review set, or no mask written.
+        DataError: an unreadable or empty layer or review set, a layer none of whose features
+            can be placed (no CRS and no feature naming an image of ``images``, with several
+            images: :func:`_unnamed_unplaced`), or no mask written.
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
@@ -228,6 +233,9 @@ def import_vector(
                 "folder of the exported images (or --all-images)",
                 p,
             )
+    run = {f.stem for f in all_files} | (listed or set())
+    if unplaced := _unnamed_unplaced(gdf, files, run, p):
+        notes.append(unplaced)
     with folder:
         written, skipped, more = _burn(
             p,
@@ -238,8 +246,9 @@ def import_vector(
             listed is None and not all_images,
             progress,
             check,
-            {f.stem for f in all_files} | (listed or set()),
+            run,
             {"line_width": line_width, "line_width_unit": line_width_unit},
+            layer if record_notes else None,
         )
         notes += more
         if not written:
@@ -256,6 +265,53 @@ def import_vector(
     return ImportResult(
         folder.out, written, skipped, notes, removed, check.model(), images=folder.images
     )
+
+
+def _unnamed_unplaced(gdf: Any, files: list[Path], run: set[str], p: Path) -> str | None:
+    """The note on the features of a layer without CRS that name no image (no ``source`` /
+    ``label`` attribute, or one left empty; a line layer made fresh in QGIS): their pixel
+    coordinates fit every image, so they are placed only when ``files`` (the images getting a
+    mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
+    :func:`_burn` places by); else they are skipped and the note says how many and what to do.
+    None when there are none. ``run``: as :func:`_burn`.
+
+    Raises:
+        DataError: no feature of the layer can be placed (before, a layer without name
+            attributes was burnt into every image's mask, and one with empty names failed with
+            "no image gave a mask"): nothing is written.
+    """
+    stems, named = feature_stems(gdf)
+    georef, alone = gdf.crs is not None, len(files) == 1
+    if places_unnamed(georef, alone):
+        return None
+    owner = feature_images(stems, run)
+    n_free = sum(o is None for o in owner)
+    if not n_free:
+        return None
+    attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
+    fill = (
+        f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
+        if named
+        else "add a 'source' field holding the image's file name, as the exported 'labels' "
+        "layer has"
+    )
+    why = (
+        f"{'has' if n_free == 1 else 'have'} no {attrs} attribute naming an image and the layer "
+        f"has no CRS, so {'its' if n_free == 1 else 'their'} image is unknown (pixel coordinates "
+        f"of the {len(files)} images share one frame)"
+    )
+    fix = f"{fill}, or give the layer a CRS with georeferenced images"
+    image_stems = {f.stem for f in files}
+    if any(o is not None and o in image_stems for o in owner):
+        feats = plural(n_free, "feature")
+        return f"{feats} {why}: skipped; {fix}"
+    if n_free == len(owner):
+        every = "the layer's only feature" if n_free == 1 else f"all {n_free} features"
+        rest = ""
+    else:  # the others name images not in --images
+        every = plural(n_free, "feature")
+        rest = f" and the other {len(owner) - n_free} name no image of the import"
+    raise DataError(f"no feature can be placed: {every} {why}{rest}; {fix}", p)
 
 
 def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[str]:
@@ -370,6 +426,7 @@ def _burn(
     check: ReviewCheck,
     run: set[str],
     width: dict[str, Any],
+    aside: str | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
@@ -378,30 +435,23 @@ def _burn(
     features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
     ``reviewed_only``: no mask for them). ``run``: the stems a ``label`` may name (``images``'
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
-    ``line_width_unit``."""
+    ``line_width_unit``. ``aside``: the layer read, when the review record beside the file
+    was set aside as the record of another layer (the note on images without a feature then
+    does not point at the record)."""
     from sam2elnet.data.vector import VectorLabels
     from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
     stems, named = feature_stems(gdf)
-    georef = gdf.crs is not None
+    georef, alone = gdf.crs is not None, len(files) == 1
     owner = feature_images(stems, run)  # the one rule: the image each feature names
-    unnamed = np.array([o is None for o in owner], dtype=bool)
     accepted = np.zeros(len(gdf), dtype=bool)
     if "status" in gdf.columns:
         accepted = np.array(
             [isinstance(v, str) and v.strip().lower() == "accepted" for v in gdf["status"]]
         )
-    notes: list[str] = []
-    if unnamed.any() and not georef and named:
-        n_un = int(unnamed.sum())
-        notes.append(
-            plural(n_un, "feature has", "features have")
-            + f" no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute naming an image and the layer "
-            f"has no CRS, so {'its' if n_un == 1 else 'their'} image is unknown: skipped; fill in 'source' (the image "
-            "name) for polygons drawn in QGIS"
-        )
+    notes: list[str] = []  # features naming no image, skipped: _unnamed_unplaced
     image_stems = {f.stem for f in files}
     # a source names its image, always: one not in --images is skipped (a tile left out of
     # this import keeps its polygons off its neighbours); a label names an image only when it
@@ -419,7 +469,7 @@ def _burn(
             skipped.append((f.stem, str(err)))
             continue
         h, w = grid.shape
-        own, mine = image_features(stems, named, georef, f.stem, run)  # the shared rule
+        own, mine = image_features(stems, named, georef, f.stem, run, alone=alone)  # the rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
@@ -461,12 +511,19 @@ def _burn(
     notes += list(placing)
     if n_uncovered:
         them, each = ("it", "it") if n_uncovered == 1 else ("them", "each")
-        notes.append(
-            f"{plural(n_uncovered, 'image')} of {images} "
-            f"{'has' if n_uncovered == 1 else 'have'} no feature in the layer and no review set "
-            f"({layer_record(p).name}) lists {them}: no mask for {them} (--review-set names the "
-            f"export's record; --all-images makes an all-background mask for {each})"
-        )
+        has = "has" if n_uncovered == 1 else "have"
+        head = f"{plural(n_uncovered, 'image')} of {images} {has} no feature in the layer"
+        if aside is not None:  # the record is another layer's: said in a note of its own
+            notes.append(
+                f"{head} {aside!r}: no mask for {them} (--all-images makes an all-background "
+                f"mask for {each})"
+            )
+        else:
+            notes.append(
+                f"{head} and no review set ({layer_record(p).name}) lists {them}: no mask for "
+                f"{them} (--review-set names the export's record; --all-images makes an "
+                f"all-background mask for {each})"
+            )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
     if n_empty:
         if len(written) == 1:
