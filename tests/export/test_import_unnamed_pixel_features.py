@@ -144,3 +144,82 @@ def test_a_layer_beside_the_export_record_says_once_why_images_get_no_mask(
         "them (--all-images makes an all-background mask for each)"
     ) in err, err
     assert "no review set" not in err, err
+
+
+def _export(root: Path) -> tuple[Path, Path]:
+    """PNG images a, b, c, their labels (rows 2-5) exported to roads.gpkg (no CRS) + record."""
+    images = _images(root)
+    labels = root / "labels"
+    labels.mkdir()
+    for n in NAMES:
+        lab = np.zeros((H, W), np.uint8)
+        lab[2:6, 4:12] = 255
+        Image.fromarray(lab).save(labels / f"{n}.png")
+    gp = root / "roads.gpkg"
+    export_labels(labels, gp, progress=False, pixel_coords="qgis")
+    return gp, images
+
+
+def test_layer_repeated_burns_the_polygons_and_the_drawn_lines_into_the_same_masks(
+    tmp_path: Path, capsys
+) -> None:
+    """docs/roads.md said to import missing roads drawn as lines "into another --out": masks
+    of the added roads alone, with every other road as background. ``--layer labels --layer
+    missing_roads`` now burns both into one mask set: the polygons as they are, the lines
+    buffered to --line-width; the export's record (of 'labels') still tells the images."""
+    gp, images = _export(tmp_path)
+    _layer(gp, [ROAD], source=["a.png"])
+    base = ("--layer", "labels", "--layer", "missing_roads", *WIDTH)
+    rc, stdout, err = run_main(capsys, "import", gp, "--from", "vector", "--images", images,
+                               "--out", tmp_path / "m", "--no-progress", *base)  # fmt: skip
+    assert rc == 0, err
+    m = tmp_path / "m"
+    assert sorted(p.name for p in m.glob("*.png")) == ["a.png", "b.png", "c.png"], err
+    assert _rows(m / "a.png") == [2, 3, 4, 5, 9, 10, 11]  # its polygon and the added road
+    assert _rows(m / "b.png") == _rows(m / "c.png") == [2, 3, 4, 5]
+    assert "is the record of the layer" not in err and "note: 2 of 3 masks" in err, err
+    # the image with an added road is an edit: --reviewed-only keeps it alone
+    rc, _, err = run_main(capsys, "import", gp, "--from", "vector", "--images", images,
+                          "--out", tmp_path / "r", "--no-progress", "--reviewed-only",
+                          *base)  # fmt: skip
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "r").glob("*.png")) == ["a.png"], err
+    # the layer without a source field: its line skipped, and the note names the layer
+    _layer(gp, [ROAD])
+    rc, _, err = run_main(capsys, "import", gp, "--from", "vector", "--images", images,
+                          "--out", tmp_path / "n", "--no-progress", *base)  # fmt: skip
+    said = " ".join(err.split())
+    assert rc == 0, err
+    assert "add a 'source' field to the layer 'missing_roads' holding the image's file name" in (
+        said
+    ), said
+    assert _rows(tmp_path / "n" / "a.png") == [2, 3, 4, 5]
+
+
+def test_layers_read_together_are_refused_when_one_lacks_a_crs_or_is_named_twice(
+    tmp_path: Path, capsys
+) -> None:
+    gp, images = _export(tmp_path)
+    gpd.GeoDataFrame({"source": ["a.png"]}, geometry=[ROAD], crs="EPSG:32633").to_file(
+        gp, layer="missing_roads"
+    )
+    args = ("import", gp, "--from", "vector", "--images", images, "--no-progress")
+    for layers, want in (
+        (
+            ("labels", "missing_roads"),
+            "the layer 'missing_roads' has a CRS (EPSG:32633) and 'labels' none",
+        ),
+        (("labels", "labels"), "labels given twice; name each layer once"),
+        (("labels", "nope"), "no layer 'nope'; its layers: labels"),
+    ):
+        out = tmp_path / f"m{len(want)}"
+        rc, err = _import_err(
+            capsys, *args, "--out", out, *[a for n in layers for a in ("--layer", n)]
+        )
+        assert rc == 2 and err.count("error:") == 1 and want in err, err
+        assert not out.exists()
+
+
+def _import_err(capsys, *args: object) -> tuple[int, str]:
+    rc, _, err = run_main(capsys, *args)
+    return rc, " ".join(err.split())

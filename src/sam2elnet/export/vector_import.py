@@ -27,6 +27,7 @@ FILE.gpkg`` on images without georeference, which so reads the same coarse label
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ def import_vector(
     *,
     images: str | Path | None,
     category: str | None = None,
-    layer: str | None = None,
+    layer: str | Sequence[str] | None = None,
     review_set: str | Path | None = None,
     all_images: bool = False,
     reviewed_only: bool = False,
@@ -113,7 +114,11 @@ def import_vector(
             ``elnet export`` writes it), and those with an empty one (drawn in QGIS without
             filling it in; a note counts them).
         layer: Layer name (default: :func:`~sam2elnet.data.vector_layers.default_layer`, the
-            ``labels`` layer).
+            ``labels`` layer), or several: their features are burnt into the same masks, as one
+            layer (``--layer labels --layer missing_roads``: the reviewed polygons and the roads
+            drawn as lines; :func:`_read_layers`). The export's record applies when ``labels``
+            is one of them (the others add features to its images); else, as for one other
+            layer, masks only for the images their features name.
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
         reviewed_only: No mask for the images that come back as exported (above).
@@ -147,6 +152,8 @@ def import_vector(
     from sam2elnet.export.review_set import layer_record, read_review_set, record_layer
 
     p = Path(path)
+    layers = (layer,) if isinstance(layer, str) else tuple(layer) if layer else None
+    layer = layers[0] if layers is not None and len(layers) == 1 else None
     if images is None:
         raise UserError(
             "--images is needed to import polygons: the masks take the images' size and "
@@ -164,13 +171,17 @@ def import_vector(
     record = Path(review_set) if review_set is not None else layer_record(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
     record_notes: list[str] = []
-    if review_set is None and listed is not None and layer not in (None, LABELS_LAYER):
+    named_layers = ", ".join(repr(n) for n in layers or ())
+    if review_set is None and listed is not None and layers and LABELS_LAYER not in layers:
         # the record lists the images of the labels layer: another layer (a reviewer's line
         # layer of missing roads) gives masks only where its features are, as a file without one
         listed = None
+        its = "its" if len(layers) == 1 else "their"
         record_notes.append(
-            f"{record.name} is the record of the layer {LABELS_LAYER!r}, not of {layer!r}: masks "
-            "only for the images its features name (--review-set FILE applies a record to it)"
+            f"{record.name} is the record of the layer {LABELS_LAYER!r}, not of {named_layers}: "
+            f"masks only for the images {its} features name (--review-set FILE applies a record "
+            f"to {'it' if len(layers) == 1 else 'them'}; --layer {LABELS_LAYER} --layer NAME "
+            "burns the reviewed polygons and the layer into the same masks)"
         )
         reviewed_only = False  # every image it names was drawn in: all reviewed
     if reviewed_only and listed is None:
@@ -181,7 +192,10 @@ def import_vector(
         )
     check = ReviewCheck(record if listed is not None else None, reviewed_only, _UNTOUCHED)
     try:
-        gdf = read_vector(p, layer=layer, allow_empty=True)
+        if layer is None and layers:
+            gdf, bare = _read_layers(p, layers)
+        else:
+            gdf, bare = read_vector(p, layer=layer, allow_empty=True), []
     except DataError:
         named = record_layer(p) if p.is_file() else None
         if named is None:
@@ -211,7 +225,7 @@ def import_vector(
     else:
         cat_notes = []
     gdf, notes = _repair(gdf)
-    notes = record_notes + cat_notes + _unread_line_edits(p, layer, check) + notes
+    notes = record_notes + cat_notes + _unread_line_edits(p, layers, check) + notes
     if line_width is None:  # once for the layer, not once per image it is placed on
         from sam2elnet.data.vector_kinds import layer_no_width_notes
 
@@ -234,7 +248,7 @@ def import_vector(
                 p,
             )
     run = {f.stem for f in all_files} | (listed or set())
-    if unplaced := _unnamed_unplaced(gdf, files, run, p):
+    if unplaced := _unnamed_unplaced(gdf, files, run, p, bare):
         notes.append(unplaced)
     with folder:
         written, skipped, more = _burn(
@@ -248,7 +262,9 @@ def import_vector(
             check,
             run,
             {"line_width": line_width, "line_width_unit": line_width_unit},
-            layer if record_notes else None,
+            f"the layer{'s' if len(layers or ()) > 1 else ''} {named_layers}"
+            if record_notes
+            else None,
         )
         notes += more
         if not written:
@@ -267,13 +283,17 @@ def import_vector(
     )
 
 
-def _unnamed_unplaced(gdf: Any, files: list[Path], run: set[str], p: Path) -> str | None:
+def _unnamed_unplaced(
+    gdf: Any, files: list[Path], run: set[str], p: Path, bare: Sequence[str] = ()
+) -> str | None:
     """The note on the features of a layer without CRS that name no image (no ``source`` /
     ``label`` attribute, or one left empty; a line layer made fresh in QGIS): their pixel
     coordinates fit every image, so they are placed only when ``files`` (the images getting a
     mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
     :func:`_burn` places by); else they are skipped and the note says how many and what to do.
-    None when there are none. ``run``: as :func:`_burn`.
+    None when there are none. ``run``: as :func:`_burn`; ``bare``: the layers read together
+    that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES` (:func:`_read_layers`),
+    named in what to do.
 
     Raises:
         DataError: no feature of the layer can be placed (before, a layer without name
@@ -289,12 +309,15 @@ def _unnamed_unplaced(gdf: Any, files: list[Path], run: set[str], p: Path) -> st
     if not n_free:
         return None
     attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
-    fill = (
-        f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
-        if named
-        else "add a 'source' field holding the image's file name, as the exported 'labels' "
-        "layer has"
-    )
+    if bare:
+        to = f" to the layer{'s' if len(bare) > 1 else ''} {', '.join(repr(n) for n in bare)}"
+    if bare or not named:
+        fill = (
+            f"add a 'source' field{to if bare else ''} holding the image's file name, as the "
+            "exported 'labels' layer has"
+        )
+    else:
+        fill = f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
     why = (
         f"{'has' if n_free == 1 else 'have'} no {attrs} attribute naming an image and the layer "
         f"has no CRS, so {'its' if n_free == 1 else 'their'} image is unknown (pixel coordinates "
@@ -314,7 +337,51 @@ def _unnamed_unplaced(gdf: Any, files: list[Path], run: set[str], p: Path) -> st
     raise DataError(f"no feature can be placed: {every} {why}{rest}; {fix}", p)
 
 
-def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[str]:
+def _read_layers(p: Path, layers: Sequence[str]) -> tuple[Any, list[str]]:
+    """The features of several ``layers`` of ``p`` as one GeoDataFrame (the columns of all;
+    one a layer lacks, e.g. ``source`` of a line layer, empty there), in the CRS of the first
+    that has one (the others reprojected to it), and the layers without any
+    :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES` (a layer made fresh in QGIS).
+
+    Raises:
+        DataError: a layer ``p`` lacks (listing its layers), an unreadable one, or layers with
+            and without a CRS (map and pixel coordinates cannot be put in one frame), naming them.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from sam2elnet.data.georef import crs_name
+    from sam2elnet.data.vector import read_vector
+
+    frames = [read_vector(p, layer=n, allow_empty=True) for n in layers]
+    have = [n for n, g in zip(layers, frames, strict=True) if g.crs is not None]
+    crs = next((g.crs for g in frames if g.crs is not None), None)
+    if have and len(have) < len(layers):
+        lack = [n for n in layers if n not in have]
+        with_crs = f"{'s' if len(have) > 1 else ''} {', '.join(repr(n) for n in have)}"
+        without = ", ".join(repr(n) for n in lack)
+        raise DataError(
+            f"the layer{with_crs} {'have' if len(have) > 1 else 'has'} a CRS ({crs_name(crs)}) "
+            f"and {without} none (pixel coordinates): they cannot be put in one frame; set the "
+            f"CRS of {without} in QGIS (Layer > Set CRS of Layer) to the other's, or import "
+            "each into its own --out",
+            p,
+        )
+    parts = []
+    for g in frames:
+        if g.geometry.name != "geometry":
+            g = g.rename_geometry("geometry")
+        parts.append(g.to_crs(crs) if crs is not None and g.crs != crs else g)
+    bare = [
+        n
+        for n, g in zip(layers, frames, strict=True)
+        if not any(a in g.columns for a in IMAGE_NAME_ATTRIBUTES)
+    ]
+    gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=crs)
+    return gdf, bare
+
+
+def _unread_line_edits(p: Path, layers: Sequence[str] | None, check: ReviewCheck) -> list[str]:
     """A note when road centre lines were drawn or deleted in the export's line layer, which the
     import does not read (its masks come from the ``labels`` polygons): the layer
     ``centre_lines`` of a GeoPackage, ``<stem>_centre_lines<suffix>`` beside a GeoJSON /
@@ -323,10 +390,11 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
     (the user chose the layer) or when the line layer is unreadable. Before, a road a reviewer
     drew there (a natural place: QGIS shows it over the polygons) was left out without a word.
     """
-    if layer is not None or not check.digests:
+    if layers is not None or not check.digests:
         return []
     import pyogrio
 
+    from sam2elnet.data.vector_layers import LABELS_LAYER
     from sam2elnet.export.centreline_layer import LAYER, LINES_SENT, centre_lines_path
 
     gpkg = p.suffix.lower() == ".gpkg"
@@ -359,9 +427,8 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         f"{where} was edited for {plural(len(changed), 'image')} "
         f"({name_sample(changed, 3)}) but is not read: the masks come from the polygons of the "
         "labels layer only, so lines drawn or deleted there are not in them; draw missing roads "
-        "as polygons in the labels layer, "
-        "or as lines in a layer of their own imported with --line-width into another --out "
-        "(docs/roads.md)"
+        "as polygons in the labels layer, or as lines in a layer of their own imported with "
+        f"--layer {LABELS_LAYER} --layer NAME --line-width W (docs/roads.md)"
     ]
 
 
@@ -435,7 +502,7 @@ def _burn(
     features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
     ``reviewed_only``: no mask for them). ``run``: the stems a ``label`` may name (``images``'
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
-    ``line_width_unit``. ``aside``: the layer read, when the review record beside the file
+    ``line_width_unit``. ``aside``: the layer(s) read (``"the layer 'missing_roads'"``), when the review record beside the file
     was set aside as the record of another layer (the note on images without a feature then
     does not point at the record)."""
     from sam2elnet.data.vector import VectorLabels
@@ -512,15 +579,15 @@ def _burn(
     if n_uncovered:
         them, each = ("it", "it") if n_uncovered == 1 else ("them", "each")
         has = "has" if n_uncovered == 1 else "have"
-        head = f"{plural(n_uncovered, 'image')} of {images} {has} no feature in the layer"
+        head = f"{plural(n_uncovered, 'image')} of {images} {has} no feature in"
         if aside is not None:  # the record is another layer's: said in a note of its own
             notes.append(
-                f"{head} {aside!r}: no mask for {them} (--all-images makes an all-background "
+                f"{head} {aside}: no mask for {them} (--all-images makes an all-background "
                 f"mask for {each})"
             )
         else:
             notes.append(
-                f"{head} and no review set ({layer_record(p).name}) lists {them}: no mask for "
+                f"{head} the layer and no review set ({layer_record(p).name}) lists {them}: no mask for "
                 f"{them} (--review-set names the export's record; --all-images makes an "
                 f"all-background mask for {each})"
             )
