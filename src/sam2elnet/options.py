@@ -185,7 +185,8 @@ class ExportOptions(_Options):
 class ImportOptions(_Options):
     """Options of ``elnet import`` (``source``: what the export is, ``--from``, None: not
     known yet; ``--from vector``: a line layer, e.g. roads drawn in QGIS; ``layer``: the layer
-    of a file with several, None: :func:`sam2elnet.data.vector_layers.default_layer`, and only
+    of a file with several, or several layers burnt into the same masks (``--layer``
+    repeated), None: :func:`sam2elnet.data.vector_layers.default_layer`, and only
     with ``--from vector``; ``line_width`` / ``line_width_unit`` "px" and ``all_images``: only
     with ``--from vector``; ``review_set`` / ``reviewed_only``: not with ``--from
     label-studio``; ``all_images`` and ``reviewed_only`` contradict each other). The rules on
@@ -194,10 +195,27 @@ class ImportOptions(_Options):
     source: ImportSource | None = None
     line_width: float | None = line_width_field()
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT
-    layer: str | None = Field(None, min_length=1, description="layer name (--from vector)")
+    layer: str | tuple[str, ...] | None = Field(
+        None, description="layer name, or names (--from vector; --layer repeated)"
+    )
     review_set: Path | None = Field(None, description="the export's review record")
     all_images: bool = False
     reviewed_only: bool = False
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _layers(cls, v: object) -> object:
+        """One name (str; a list of one: that name) or several (``--layer`` repeated: a tuple),
+        each non-empty and given once; none (an empty list, no ``--layer``): None."""
+        if v is None or isinstance(v, str):
+            names: tuple[object, ...] = () if v is None else (v,)
+        else:
+            names = tuple(v)  # type: ignore[call-overload]
+        if any(not isinstance(n, str) or not n for n in names):
+            raise ValueError("--layer takes a layer name")
+        if twice := sorted({str(n) for n in names if names.count(n) > 1}):
+            raise ValueError(f"{', '.join(twice)} given twice; name each layer once")
+        return None if not names else names[0] if len(names) == 1 else names
 
     @model_validator(mode="after")
     def _options_of_source(self) -> ImportOptions:

@@ -13,7 +13,6 @@ import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import (
-    LAYER,
     LINE_WIDTH,
     LINE_WIDTH_PX,
     NO_PROGRESS,
@@ -23,6 +22,16 @@ from sam2elnet.cli.shared_options import (
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.options import ImportOptions
 from sam2elnet.pipeline.serve_config import BackendConfig
+
+#: ``import``'s --layer: repeated, several layers burnt into the same masks
+IMPORT_LAYERS = typer.Option(
+    None,
+    "--layer",
+    help="--from vector: the layer to read from a file with several (default: its 'labels' "
+    "layer, else the first polygon / line layer, with a warning naming the layers); repeat it "
+    "to burn several layers into the same masks, e.g. --layer labels --layer missing_roads "
+    "(lines buffered to --line-width, polygons as they are).",
+)
 
 
 @app.command("import")
@@ -102,7 +111,7 @@ def import_cmd(
         help="With --with-labels: the training folder to write (images/ + masks/, for "
         "`elnet train --data`; default: --out/train-set).",
     ),
-    layer: Optional[str] = LAYER,
+    layer: Optional[list[str]] = IMPORT_LAYERS,
     line_width: Optional[float] = LINE_WIDTH,
     line_width_px: bool = LINE_WIDTH_PX,
     no_progress: bool = NO_PROGRESS,

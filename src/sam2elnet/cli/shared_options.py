@@ -11,8 +11,9 @@ values and default :data:`sam2elnet.option_values.PixelCoords`. ``PRECISION_HELP
 experiment`` share (defaults and ranges from :class:`sam2elnet.config.TrainConfig`).
 ``--line-width`` / ``--line-width-px`` (``evaluate``: vector ground truth; ``enhance``, ``scene``:
 vector coarse labels; ``import --from vector``: reviewed line layers), range :func:`sam2elnet.option_values.line_width_field`.
-``--layer`` (``import --from vector``, ``enhance``, ``scene``): the layer read from a vector
-file with several (:mod:`sam2elnet.data.vector_layers`; ``evaluate --truth-layer`` is its own).
+``--layer`` (``enhance``, ``scene``): the layer read from a vector file with several
+(:mod:`sam2elnet.data.vector_layers`; ``evaluate --truth-layer`` is its own; ``import --from
+vector`` takes it repeated, :data:`sam2elnet.cli.review_cmd.IMPORT_LAYERS`).
 ``--road-buffer`` / ``--road-buffer-m`` (``evaluate``, ``train``, ``cv``, ``experiment``):
 default and range :data:`sam2elnet.option_values.ROAD_BUFFER_PX` /
 :func:`sam2elnet.option_values.road_buffer_field` / :func:`~sam2elnet.option_values.road_buffer_m_field`;

@@ -34,6 +34,7 @@ __all__ = [
     "image_frame",
     "image_name_attributes",
     "named_stems",
+    "places_unnamed",
     "unplaced_note",
     "unplaceable_message",
     "unplaceable_reason",
@@ -149,23 +150,38 @@ def image_features(
     georef: bool,
     stem: str,
     run: Collection[str] | None = None,
+    *,
+    alone: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which features of a layer of many images belong to the image ``stem``
     (:func:`feature_images`): the rule of ``elnet import --from vector`` and of one label file
     for several images in ``enhance``, ``scene`` and ``evaluate`` (:func:`image_frame`).
 
     ``stems`` / ``named``: :func:`feature_stems` of the layer; ``georef``: the layer has a CRS;
-    ``run``: as :func:`feature_images`. Returns bool ``(n_features,)`` arrays ``(own, mine)``:
-    ``own`` the features that name the image; ``mine`` those and, when coordinates can place
-    them (the layer has a CRS, or no name attribute at all), the features naming no image
-    (drawn in QGIS without filling them in, or a class name in ``label``), placed by map
-    position. In a layer without CRS but with name attributes such a feature belongs to no
-    image: pixel coordinates of every image share one frame.
+    ``run``: as :func:`feature_images`; ``alone``: ``stem`` is the only image of the run.
+    Returns bool ``(n_features,)`` arrays ``(own, mine)``: ``own`` the features that name the
+    image; ``mine`` those and, when their coordinates tell the image
+    (:func:`places_unnamed`: the layer has a CRS, or the run has this one image), the features
+    naming no image (drawn in QGIS without filling them in, or a class name in ``label``),
+    placed by position. In a layer without CRS such a feature belongs to no image of a run of
+    several, with or without name attributes: pixel coordinates of every image share one frame
+    (before, a layer without those attributes put its features on every image).
     """
+    del named  # the rule is the same with and without name attributes
     owner = feature_images(stems, run, stem)
     own = np.array([o == stem for o in owner], dtype=bool)
     free = np.array([o is None for o in owner], dtype=bool)
-    return own, (own | free if (not named or georef) else own)
+    return own, (own | free if places_unnamed(georef, alone) else own)
+
+
+def places_unnamed(georef: bool, alone: bool) -> bool:
+    """Whether the features of a layer of many images that name no image
+    (:func:`feature_images` None) can be placed: by map position when the layer has a CRS
+    (``georef``), and in a layer without one (pixel coordinates, one frame for every image) only
+    when the run has one image (``alone``): then they can only be meant for it. The one rule of
+    :func:`image_features` and of the note of ``elnet import --from vector`` on the features it
+    skips."""
+    return georef or alone
 
 
 def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:

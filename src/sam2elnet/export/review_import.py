@@ -12,6 +12,7 @@ training folder with the image its import read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from sam2elnet.errors import UserError
@@ -50,7 +51,7 @@ def import_labels(
     review_set: str | Path | None = None,
     all_images: bool = False,
     reviewed_only: bool = False,
-    layer: str | None = None,
+    layer: str | Sequence[str] | None = None,
     line_width: float | None = None,
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
     with_labels: str | Path | None = None,
@@ -71,7 +72,8 @@ def import_labels(
         review_set: vector, cvat, coco: the export's review record (None: the default one).
         all_images: vector: a mask for every image of ``images``.
         reviewed_only: vector, cvat, coco: masks only for the images whose mask changed.
-        layer: vector: the layer of a file with several (only with ``source`` vector).
+        layer: vector: the layer of a file with several, or several layers burnt into the same
+            masks (only with ``source`` vector; :func:`~sam2elnet.export.vector_import.import_vector`).
         line_width: vector: the width lines are drawn with (None: the layer's rule).
         line_width_unit: Unit of ``line_width``.
         with_labels: The kept auto-labels (``RUN/labels``): also build the training folder.

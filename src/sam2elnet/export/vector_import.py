@@ -14,7 +14,9 @@ naming an image not in ``images``: skipped, with a note), and those without a ``
 the export's review record: it may be a class name); features drawn in QGIS without those
 attributes filled in, or with a class name in ``label``, belong to every image they overlap
 when the layer has a CRS (map coordinates place them), and are skipped with a note when it has
-none (pixel coordinates of every image share one frame). Placement is the vector-label
+none (pixel coordinates of every image share one frame), whether the layer has those attributes
+or not, but for an import of one image (they can only be meant for it); a layer none of whose
+features can be placed is refused. Placement is the vector-label
 reader's (:class:`sam2elnet.data.vector.VectorLabels`): the layer's CRS is reprojected to the
 image's, and pixel coordinates of an image without georeference are read as x = column, y = -row
 (QGIS, ``export --pixel-coords qgis``) or, for features mostly at y >= 0, y = row (the default
@@ -25,6 +27,7 @@ FILE.gpkg`` on images without georeference, which so reads the same coarse label
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,7 @@ from sam2elnet.data.vector_names import (
     feature_stems,
     image_features,
     named_stems,
+    places_unnamed,
     unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
@@ -65,7 +69,7 @@ def import_vector(
     *,
     images: str | Path | None,
     category: str | None = None,
-    layer: str | None = None,
+    layer: str | Sequence[str] | None = None,
     review_set: str | Path | None = None,
     all_images: bool = False,
     reviewed_only: bool = False,
@@ -110,7 +114,11 @@ def import_vector(
             ``elnet export`` writes it), and those with an empty one (drawn in QGIS without
             filling it in; a note counts them).
         layer: Layer name (default: :func:`~sam2elnet.data.vector_layers.default_layer`, the
-            ``labels`` layer).
+            ``labels`` layer), or several: their features are burnt into the same masks, as one
+            layer (``--layer labels --layer missing_roads``: the reviewed polygons and the roads
+            drawn as lines; :func:`_read_layers`). The export's record applies when ``labels``
+            is one of them (the others add features to its images); else, as for one other
+            layer, masks only for the images their features name.
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
         reviewed_only: No mask for the images that come back as exported (above).
@@ -134,7 +142,9 @@ def import_vector(
             ``x.tif``: their masks and features could not be told apart), ``out`` is a file or
             the images' folder or holds masks no import wrote, ``category`` without a category attribute or that no feature has (the
             layer's categories named), no image in ``images``.
-        DataError: an unreadable or empty layer or review set, or no mask written.
+        DataError: an unreadable or empty layer or review set, a layer none of whose features
+            can be placed (no CRS and no feature naming an image of ``images``, with several
+            images: :func:`_unnamed_unplaced`), or no mask written.
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
@@ -142,6 +152,8 @@ def import_vector(
     from sam2elnet.export.review_set import layer_record, read_review_set, record_layer
 
     p = Path(path)
+    layers = (layer,) if isinstance(layer, str) else tuple(layer) if layer else None
+    layer = layers[0] if layers is not None and len(layers) == 1 else None
     if images is None:
         raise UserError(
             "--images is needed to import polygons: the masks take the images' size and "
@@ -159,13 +171,17 @@ def import_vector(
     record = Path(review_set) if review_set is not None else layer_record(p)
     listed = read_review_set(record) if review_set is not None or record.is_file() else None
     record_notes: list[str] = []
-    if review_set is None and listed is not None and layer not in (None, LABELS_LAYER):
+    named_layers = ", ".join(repr(n) for n in layers or ())
+    if review_set is None and listed is not None and layers and LABELS_LAYER not in layers:
         # the record lists the images of the labels layer: another layer (a reviewer's line
         # layer of missing roads) gives masks only where its features are, as a file without one
         listed = None
+        its = "its" if len(layers) == 1 else "their"
         record_notes.append(
-            f"{record.name} is the record of the layer {LABELS_LAYER!r}, not of {layer!r}: masks "
-            "only for the images its features name (--review-set FILE applies a record to it)"
+            f"{record.name} is the record of the layer {LABELS_LAYER!r}, not of {named_layers}: "
+            f"masks only for the images {its} features name (--review-set FILE applies a record "
+            f"to {'it' if len(layers) == 1 else 'them'}; --layer {LABELS_LAYER} --layer NAME "
+            "burns the reviewed polygons and the layer into the same masks)"
         )
         reviewed_only = False  # every image it names was drawn in: all reviewed
     if reviewed_only and listed is None:
@@ -176,7 +192,10 @@ def import_vector(
         )
     check = ReviewCheck(record if listed is not None else None, reviewed_only, _UNTOUCHED)
     try:
-        gdf = read_vector(p, layer=layer, allow_empty=True)
+        if layer is None and layers:
+            gdf, bare = _read_layers(p, layers)
+        else:
+            gdf, bare = read_vector(p, layer=layer, allow_empty=True), []
     except DataError:
         named = record_layer(p) if p.is_file() else None
         if named is None:
@@ -206,7 +225,7 @@ def import_vector(
     else:
         cat_notes = []
     gdf, notes = _repair(gdf)
-    notes = record_notes + cat_notes + _unread_line_edits(p, layer, check) + notes
+    notes = record_notes + cat_notes + _unread_line_edits(p, layers, check) + notes
     if line_width is None:  # once for the layer, not once per image it is placed on
         from sam2elnet.data.vector_kinds import layer_no_width_notes
 
@@ -228,6 +247,9 @@ def import_vector(
                 "folder of the exported images (or --all-images)",
                 p,
             )
+    run = {f.stem for f in all_files} | (listed or set())
+    if unplaced := _unnamed_unplaced(gdf, files, run, p, bare):
+        notes.append(unplaced)
     with folder:
         written, skipped, more = _burn(
             p,
@@ -238,8 +260,11 @@ def import_vector(
             listed is None and not all_images,
             progress,
             check,
-            {f.stem for f in all_files} | (listed or set()),
+            run,
             {"line_width": line_width, "line_width_unit": line_width_unit},
+            f"the layer{'s' if len(layers or ()) > 1 else ''} {named_layers}"
+            if record_notes
+            else None,
         )
         notes += more
         if not written:
@@ -258,7 +283,105 @@ def import_vector(
     )
 
 
-def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[str]:
+def _unnamed_unplaced(
+    gdf: Any, files: list[Path], run: set[str], p: Path, bare: Sequence[str] = ()
+) -> str | None:
+    """The note on the features of a layer without CRS that name no image (no ``source`` /
+    ``label`` attribute, or one left empty; a line layer made fresh in QGIS): their pixel
+    coordinates fit every image, so they are placed only when ``files`` (the images getting a
+    mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
+    :func:`_burn` places by); else they are skipped and the note says how many and what to do.
+    None when there are none. ``run``: as :func:`_burn`; ``bare``: the layers read together
+    that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES` (:func:`_read_layers`),
+    named in what to do.
+
+    Raises:
+        DataError: no feature of the layer can be placed (before, a layer without name
+            attributes was burnt into every image's mask, and one with empty names failed with
+            "no image gave a mask"): nothing is written.
+    """
+    stems, named = feature_stems(gdf)
+    georef, alone = gdf.crs is not None, len(files) == 1
+    if places_unnamed(georef, alone):
+        return None
+    owner = feature_images(stems, run)
+    n_free = sum(o is None for o in owner)
+    if not n_free:
+        return None
+    attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
+    if bare:
+        to = f" to the layer{'s' if len(bare) > 1 else ''} {', '.join(repr(n) for n in bare)}"
+    if bare or not named:
+        fill = (
+            f"add a 'source' field{to if bare else ''} holding the image's file name, as the "
+            "exported 'labels' layer has"
+        )
+    else:
+        fill = f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
+    why = (
+        f"{'has' if n_free == 1 else 'have'} no {attrs} attribute naming an image and the layer "
+        f"has no CRS, so {'its' if n_free == 1 else 'their'} image is unknown (pixel coordinates "
+        f"of the {len(files)} images share one frame)"
+    )
+    fix = f"{fill}, or give the layer a CRS with georeferenced images"
+    image_stems = {f.stem for f in files}
+    if any(o is not None and o in image_stems for o in owner):
+        feats = plural(n_free, "feature")
+        return f"{feats} {why}: skipped; {fix}"
+    if n_free == len(owner):
+        every = "the layer's only feature" if n_free == 1 else f"all {n_free} features"
+        rest = ""
+    else:  # the others name images not in --images
+        every = plural(n_free, "feature")
+        rest = f" and the other {len(owner) - n_free} name no image of the import"
+    raise DataError(f"no feature can be placed: {every} {why}{rest}; {fix}", p)
+
+
+def _read_layers(p: Path, layers: Sequence[str]) -> tuple[Any, list[str]]:
+    """The features of several ``layers`` of ``p`` as one GeoDataFrame (the columns of all;
+    one a layer lacks, e.g. ``source`` of a line layer, empty there), in the CRS of the first
+    that has one (the others reprojected to it), and the layers without any
+    :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES` (a layer made fresh in QGIS).
+
+    Raises:
+        DataError: a layer ``p`` lacks (listing its layers), an unreadable one, or layers with
+            and without a CRS (map and pixel coordinates cannot be put in one frame), naming them.
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    from sam2elnet.data.georef import crs_name
+    from sam2elnet.data.vector import read_vector
+
+    frames = [read_vector(p, layer=n, allow_empty=True) for n in layers]
+    have = [n for n, g in zip(layers, frames, strict=True) if g.crs is not None]
+    crs = next((g.crs for g in frames if g.crs is not None), None)
+    if have and len(have) < len(layers):
+        lack = [n for n in layers if n not in have]
+        with_crs = f"{'s' if len(have) > 1 else ''} {', '.join(repr(n) for n in have)}"
+        without = ", ".join(repr(n) for n in lack)
+        raise DataError(
+            f"the layer{with_crs} {'have' if len(have) > 1 else 'has'} a CRS ({crs_name(crs)}) "
+            f"and {without} none (pixel coordinates): they cannot be put in one frame; set the "
+            f"CRS of {without} in QGIS (Layer > Set CRS of Layer) to the other's, or import "
+            "each into its own --out",
+            p,
+        )
+    parts = []
+    for g in frames:
+        if g.geometry.name != "geometry":
+            g = g.rename_geometry("geometry")
+        parts.append(g.to_crs(crs) if crs is not None and g.crs != crs else g)
+    bare = [
+        n
+        for n, g in zip(layers, frames, strict=True)
+        if not any(a in g.columns for a in IMAGE_NAME_ATTRIBUTES)
+    ]
+    gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=crs)
+    return gdf, bare
+
+
+def _unread_line_edits(p: Path, layers: Sequence[str] | None, check: ReviewCheck) -> list[str]:
     """A note when road centre lines were drawn or deleted in the export's line layer, which the
     import does not read (its masks come from the ``labels`` polygons): the layer
     ``centre_lines`` of a GeoPackage, ``<stem>_centre_lines<suffix>`` beside a GeoJSON /
@@ -267,10 +390,11 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
     (the user chose the layer) or when the line layer is unreadable. Before, a road a reviewer
     drew there (a natural place: QGIS shows it over the polygons) was left out without a word.
     """
-    if layer is not None or not check.digests:
+    if layers is not None or not check.digests:
         return []
     import pyogrio
 
+    from sam2elnet.data.vector_layers import LABELS_LAYER
     from sam2elnet.export.centreline_layer import LAYER, LINES_SENT, centre_lines_path
 
     gpkg = p.suffix.lower() == ".gpkg"
@@ -303,9 +427,8 @@ def _unread_line_edits(p: Path, layer: str | None, check: ReviewCheck) -> list[s
         f"{where} was edited for {plural(len(changed), 'image')} "
         f"({name_sample(changed, 3)}) but is not read: the masks come from the polygons of the "
         "labels layer only, so lines drawn or deleted there are not in them; draw missing roads "
-        "as polygons in the labels layer, "
-        "or as lines in a layer of their own imported with --line-width into another --out "
-        "(docs/roads.md)"
+        "as polygons in the labels layer, or as lines in a layer of their own imported with "
+        f"--layer {LABELS_LAYER} --layer NAME --line-width W (docs/roads.md)"
     ]
 
 
@@ -370,6 +493,7 @@ def _burn(
     check: ReviewCheck,
     run: set[str],
     width: dict[str, Any],
+    aside: str | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
@@ -378,30 +502,23 @@ def _burn(
     features are not marked ``status`` = ``accepted`` is unchanged (one note names them;
     ``reviewed_only``: no mask for them). ``run``: the stems a ``label`` may name (``images``'
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
-    ``line_width_unit``."""
+    ``line_width_unit``. ``aside``: the layer(s) read (``"the layer 'missing_roads'"``), when the review record beside the file
+    was set aside as the record of another layer (the note on images without a feature then
+    does not point at the record)."""
     from sam2elnet.data.vector import VectorLabels
     from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
     stems, named = feature_stems(gdf)
-    georef = gdf.crs is not None
+    georef, alone = gdf.crs is not None, len(files) == 1
     owner = feature_images(stems, run)  # the one rule: the image each feature names
-    unnamed = np.array([o is None for o in owner], dtype=bool)
     accepted = np.zeros(len(gdf), dtype=bool)
     if "status" in gdf.columns:
         accepted = np.array(
             [isinstance(v, str) and v.strip().lower() == "accepted" for v in gdf["status"]]
         )
-    notes: list[str] = []
-    if unnamed.any() and not georef and named:
-        n_un = int(unnamed.sum())
-        notes.append(
-            plural(n_un, "feature has", "features have")
-            + f" no {' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute naming an image and the layer "
-            f"has no CRS, so {'its' if n_un == 1 else 'their'} image is unknown: skipped; fill in 'source' (the image "
-            "name) for polygons drawn in QGIS"
-        )
+    notes: list[str] = []  # features naming no image, skipped: _unnamed_unplaced
     image_stems = {f.stem for f in files}
     # a source names its image, always: one not in --images is skipped (a tile left out of
     # this import keeps its polygons off its neighbours); a label names an image only when it
@@ -419,7 +536,7 @@ def _burn(
             skipped.append((f.stem, str(err)))
             continue
         h, w = grid.shape
-        own, mine = image_features(stems, named, georef, f.stem, run)  # the shared rule
+        own, mine = image_features(stems, named, georef, f.stem, run, alone=alone)  # the rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
@@ -461,12 +578,19 @@ def _burn(
     notes += list(placing)
     if n_uncovered:
         them, each = ("it", "it") if n_uncovered == 1 else ("them", "each")
-        notes.append(
-            f"{plural(n_uncovered, 'image')} of {images} "
-            f"{'has' if n_uncovered == 1 else 'have'} no feature in the layer and no review set "
-            f"({layer_record(p).name}) lists {them}: no mask for {them} (--review-set names the "
-            f"export's record; --all-images makes an all-background mask for {each})"
-        )
+        has = "has" if n_uncovered == 1 else "have"
+        head = f"{plural(n_uncovered, 'image')} of {images} {has} no feature in"
+        if aside is not None:  # the record is another layer's: said in a note of its own
+            notes.append(
+                f"{head} {aside}: no mask for {them} (--all-images makes an all-background "
+                f"mask for {each})"
+            )
+        else:
+            notes.append(
+                f"{head} the layer and no review set ({layer_record(p).name}) lists {them}: no mask for "
+                f"{them} (--review-set names the export's record; --all-images makes an "
+                f"all-background mask for {each})"
+            )
     notes += check.notes(len(written), " (set status = 'accepted' on a label you accept as it is)")
     if n_empty:
         if len(written) == 1:
