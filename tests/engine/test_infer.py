@@ -237,6 +237,7 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
     from shapely.geometry import box
 
     from sam2elnet.engine.coarse_rule import CoarseRule
+    from sam2elnet.engine.runtime import resolve_precision
 
     scene = tmp_path / "in" / "scene.tif"
     scene.parent.mkdir()
@@ -250,6 +251,7 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
         new_objects="keep", max_growth=3,
     )  # fmt: skip
     shared = ["task", "backend", "model", "model_version", "domain", "filter"]
+    shared += ["window"]  # the windows of images too large to predict whole (None: none)
     shared += ["precision_option", "precision_resolved"]
     own = ["coarse_rule", "n_missing_labels", "missing_labels"]
     for res, task, entries in ((a, "annotate", shared), (e, "enhance", shared + own)):
@@ -261,7 +263,11 @@ def test_annotate_and_enhance_summaries_keep_the_entries_they_share(
         assert res.summary["model"] == a.summary["model"]
         assert res.summary["backend"] == {"name": "local"}
         assert res.summary["model_version"].startswith(f"{Path(run['model']).name}@")
-        assert res.summary["precision_option"] == res.summary["precision_resolved"] == "32"
+        # the ready-made float32 predictor: "auto" stays the option where auto means float32
+        # (no native bf16), else the record says "32" (announce_precision)
+        want = "auto" if resolve_precision("auto") == "32" else "32"
+        assert res.summary["precision_option"] == want
+        assert res.summary["precision_resolved"] == "32"
         assert res.summary["warp"] is None and res.summary["threshold"] is None
     assert e.summary["model_version"] == a.summary["model_version"]
     assert e.summary["coarse_rule"] == CoarseRule("keep", 3).as_dict()
