@@ -161,8 +161,8 @@ def test_reimport_leaves_exactly_the_current_import(
     assert rc == 0, printed.err
     assert sorted(f.name for f in out.iterdir()) == [IMPORT_RECORD, "a.png", "c.png"]
     assert np.array_equal(_png(out / "a.png"), b)
-    assert "removed 1 masks an earlier import wrote" in printed.err and "b.png" in printed.err
-    assert "2 masks written; 1 skipped; 1 stale masks of the earlier import removed" in printed.out
+    assert "removed 1 mask an earlier import wrote" in printed.err and "b.png" in printed.err
+    assert "2 masks written; 1 skipped; 1 stale mask of the earlier import removed" in printed.out
     before = {f.name: f.read_bytes() for f in out.iterdir()}
     # a mask no import wrote (hand label): refused, nothing changed
     write_png(out / "hand.png", np.zeros((H, W), np.uint8))

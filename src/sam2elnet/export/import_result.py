@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.utils.advice import plural
+
 __all__ = ["ImportResult"]
 
 
@@ -31,11 +33,11 @@ class ImportResult:
     def summary(self) -> str:
         """What was written, the training set (:attr:`train_set`), then the next step
         (:meth:`next_step`), one line each."""
-        s = f"{self.out}: {len(self.written)} masks written"
+        s = f"{self.out}: {plural(len(self.written), 'mask')} written"
         if self.skipped:
             s += f"; {len(self.skipped)} skipped"
         if self.removed:
-            s += f"; {len(self.removed)} stale masks of the earlier import removed"
+            s += f"; {plural(len(self.removed), 'stale mask')} of the earlier import removed"
         if self.train_set is not None:
             s += f"\n{self.train_set.line()}"
         return f"{s}\n{self.next_step()}"
