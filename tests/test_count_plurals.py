@@ -93,6 +93,23 @@ def test_the_closing_line_of_a_folder_job_counts_its_images(
     assert closing(2).startswith("annotated 2 images in 1.0 s: kept 2, rejected 0")
 
 
+def test_the_masks_an_import_wrote_and_removed_are_counted(tmp_path: Path) -> None:
+    """``elnet import --from vector`` of a one-image layer said "reviewed3/masks: 1 masks
+    written"."""
+    from sam2elnet.export.import_result import ImportResult
+    from sam2elnet.export.mask_folder import removed_note
+
+    def line(n: int) -> str:
+        masks = [tmp_path / f"m{i}.png" for i in range(n)]
+        names = [p.name for p in masks]
+        return ImportResult(tmp_path, masks, [], removed=names).summary().splitlines()[0]
+
+    assert line(1) == f"{tmp_path}: 1 mask written; 1 stale mask of the earlier import removed"
+    assert line(2) == f"{tmp_path}: 2 masks written; 2 stale masks of the earlier import removed"
+    assert removed_note(tmp_path, ["a.png"])[0].startswith("removed 1 mask an earlier import ")
+    assert removed_note(tmp_path, ["a.png", "b.png"])[0].startswith("removed 2 masks an earlier ")
+
+
 def test_too_few_ground_control_points_to_warp_are_counted(tmp_path: Path) -> None:
     from sam2elnet.data.warp import check_warpable
 

@@ -77,8 +77,15 @@ def test_discover_errors(tmp_path):
         discover(tmp_path / "empty")
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "readme.txt").write_text("hi")
-    with pytest.raises(DataError, match="no recognisable dataset layout"):
+    with pytest.raises(DataError, match="no recognisable dataset layout") as junk:
         discover(tmp_path / "junk")
+    assert "(see docs/data.md); found no folders in it" in str(junk.value)
+    # a folder name that is not recognised (mask/, not masks/): the error names what it found
+    write_png(tmp_path / "singular" / "images" / "a.png", grey_rgb(8))
+    write_png(tmp_path / "singular" / "mask" / "a.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError) as singular:
+        discover(tmp_path / "singular")
+    assert "(see docs/data.md); found: images/, mask/" in str(singular.value)
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(DataError, match="file"):
         discover(tmp_path / "f.txt")

@@ -248,7 +248,18 @@ def test_a_domain_given_to_train_is_named_as_given(tmp_path: Path) -> None:
 
 def test_cross_domain_cv_measures_the_gap(roads: Path, tmp_path: Path) -> None:
     out = tmp_path / "xd"
-    r = run_cv(_cfg(roads, out, mode="cross-domain", max_folds=None, report=True))
+    lines: list[str] = []
+    r = run_cv(_cfg(roads, out, mode="cross-domain", max_folds=None, report=True), lines.append)
+    # each fold's line: test sets in the field's words, road quality of each (it read
+    # "in_domain IoU 0.135, cross_domain IoU 0.206, road quality 0.086": of which?)
+    ind, cross = r["folds"][0]["tests"]["in_domain"], r["folds"][0]["tests"]["cross_domain"]
+    assert any(
+        x.startswith(
+            f"fold A-to-B: in-domain IoU {ind['iou']:.3f}, road quality {ind['road_quality']:.3f}; "
+            f"cross-domain IoU {cross['iou']:.3f}, road quality {cross['road_quality']:.3f} ("
+        )
+        for x in lines
+    ), lines
     # an image is tested in both directions: the run's page names it with fold and test set
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "A-to-B/cross_domain/" in page and "B-to-A/in_domain/" in page

@@ -9,7 +9,9 @@ import typer
 from sam2elnet.data.runfolder import QUALITY_CSV, REPORT_HTML, SKIPPED_CSV, SUMMARY_JSON
 from sam2elnet.utils.advice import plural
 
-#: outputs a folder job can leave, in the order the closing line lists them
+#: outputs a folder job can leave, in the order the closing line lists them; model_id.json (the
+#: model that made the labels, read by --resume and the exports; summary.json names the model
+#: too) is the folder's record, not an output to open, and is not listed
 JOB_OUTPUTS = (
     "labels/",
     "rejected/",
@@ -89,6 +91,29 @@ def unusable_line(flagged: dict[str, int]) -> str | None:
     )
 
 
+def flagged_line(flagged: dict[str, int]) -> str | None:
+    """The closing line for labels whose score is flagged but which the filter may keep
+    (``summary.json`` ``n_flagged`` less the unusable flags of :func:`unusable_line` and the
+    evaluator-not-fitted flag, which a warning says already), e.g. ``1 label flagged (score not
+    fully trusted): out of distribution (quality_flag in quality.csv)``; None when there are
+    none."""
+    from sam2elnet.model.input_flags import is_unusable
+    from sam2elnet.model.quality import UNFITTED_FLAG
+
+    counts = {
+        flag: n for flag, n in flagged.items()
+        if n and not is_unusable(flag) and not flag.startswith(UNFITTED_FLAG)
+    }  # fmt: skip
+    if not counts:
+        return None
+    parts = [f"{n} x {flag}" for flag, n in counts.items()]
+    what = next(iter(counts)) if len(counts) == 1 else "; ".join(parts)
+    return (
+        f"{plural(sum(counts.values()), 'label')} flagged (score not fully trusted): {what} "
+        "(quality_flag in quality.csv)"
+    )
+
+
 def none_kept_line(res: Any) -> str | None:
     """The warning of a job whose filter kept no label although some were usable (a user's
     choice, so exit 0; every label unusable is an error instead: SkipLog.nothing_usable), with
@@ -140,9 +165,10 @@ def print_folder(res: Any, what: str) -> None:
     line = threshold_line(s.get("filter") or {}, (s["n_kept"], s["n_kept"] + s["n_rejected"]))
     if line:
         typer.echo(line)
-    unusable = unusable_line(s.get("n_flagged") or {})
-    if unusable:
-        typer.echo(unusable)
+    for flag_line in (unusable_line, flagged_line):
+        said = flag_line(s.get("n_flagged") or {})
+        if said:
+            typer.echo(said)
     none_kept = none_kept_line(res)
     if none_kept:
         typer.echo(none_kept, err=True)

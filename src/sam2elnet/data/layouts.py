@@ -264,6 +264,17 @@ def _subdirs(folder: Path) -> list[Path]:
         return []
 
 
+def _found_folders(folder: Path, most: int = 8) -> str:
+    """What an unrecognised dataset folder holds, for the error beside the expected layouts:
+    ``found: images/, mask/`` (sorted, hidden ones left out; the first ``most``, then how many
+    more), or ``found no folders in it``."""
+    names = sorted(f"{d.name}/" for d in _subdirs(folder) if not d.name.startswith("."))
+    if not names:
+        return "found no folders in it"
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return f"found: {', '.join(names[:most])}{more}"
+
+
 # --------------------------------------------------------------------------- layouts
 def _read_place(p: Place) -> tuple[list[Sample], list[Path]]:
     """The pairs of one place and its files without a partner.
@@ -366,7 +377,7 @@ def discover(
         raise DataError(
             "no recognisable dataset layout; expected images/ + masks/ (or labels/, gt/), "
             "images with their <id>_mask labels side by side, or SOS train/<sensor>/ folders "
-            "(see docs/data.md)",
+            f"(see docs/data.md); {_found_folders(base)}",
             base,
         )
     sens = {sensors} if isinstance(sensors, str) else (set(sensors) if sensors else None)

@@ -260,7 +260,8 @@ def removed_note(out: Path, removed: list[str]) -> list[str]:
     if not removed:
         return []
     return [
-        f"removed {plural(len(removed), 'mask')} an earlier import wrote into {out} that this import does "
+        f"removed {plural(len(removed), 'mask')} an earlier import wrote into {out} that this "
+        "import does "
         f"not write: {name_sample(removed, 5)}"
     ]
 

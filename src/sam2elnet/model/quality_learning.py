@@ -11,7 +11,10 @@
   the evaluator is not fitted (:func:`_fallback`): it warns, records why and scores a capped
   heuristic (:func:`sam2elnet.model.quality_head.heuristic`).
 
-Warnings are log records of this module's logger (``sam2elnet.model.quality_learning``).
+Warnings are log records of this module's logger (``sam2elnet.model.quality_learning``); the
+one of an evaluator not fitted is of kind :data:`NOT_FITTED`
+(:func:`sam2elnet.utils.run_warnings.warn_once`), which a caller that says it otherwise hides
+(``elnet cv``: one line for all folds).
 
 The functions return the evaluator's new field values as plain data; the evaluator applies them.
 The fitting primitives (ridge head, calibration, constants) are
@@ -39,8 +42,12 @@ from sam2elnet.model.quality_calibration import (
 from sam2elnet.model.quality_empty import count_empty, empty_kinds, empty_scores
 from sam2elnet.model.quality_head import heuristic, ood_factor, raw_scores
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
+
+NOT_FITTED = "quality evaluator not fitted"
+"""The warning kind (and the start of the text) of an evaluator not fitted."""
 
 
 def learn_state(
@@ -170,7 +177,7 @@ def _fallback(
             f"{MIN_IOU_STD}); nothing to learn a ranking from: quality scores are a "
             "conservative heuristic capped at their mean IoU lower bound"
         )
-    log.warning("quality evaluator not fitted: %s", warning)
+    warn_once(log, NOT_FITTED, f"{NOT_FITTED}: {warning}")
     sel = out_mask if out_mask.any() else np.ones(n, bool)
     prior = lower_mean(y[sel]) if n else NO_SAMPLE_PRIOR
     scores = np.minimum(heuristic(feats), prior) if n else np.zeros(0)

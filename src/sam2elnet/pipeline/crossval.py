@@ -56,13 +56,13 @@ from sam2elnet.pipeline.crossval_fold import fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds
 from sam2elnet.pipeline.crossval_report import groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import fold_label, summarise_folds
-from sam2elnet.pipeline.crossval_score import SCORE_KEYS, px_range
+from sam2elnet.pipeline.crossval_score import NO_QUALITY, SCORE_KEYS, px_range
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CVConfig", "run_cv", "render_markdown", "SCORE_KEYS", "ROAD_KEYS"]
+__all__ = ["CVConfig", "run_cv", "render_markdown", "unfitted_lines", "SCORE_KEYS", "ROAD_KEYS"]
 
 
 def run_cv(cfg: CVConfig, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -179,6 +179,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
                 road_buffer=cfg.road_buffer,
                 road_buffer_m=cfg.road_buffer_m,
             )
+    for text in unfitted_lines(results):
+        log.warning(text)
     keys = SCORE_KEYS + (ROAD_KEYS if guess.roads else ())
     report: dict[str, Any] = {
         "data": str(cfg.data),
@@ -217,3 +219,24 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
 
         say(f"report: {write_cv_report(cfg.out, report, evaluations)}")
     return report
+
+
+def unfitted_lines(folds: list[dict[str, Any]]) -> list[str]:
+    """The warnings of ``elnet cv`` on quality evaluators not fitted: one per reason for all the
+    folds it applies to (each fold's training says nothing itself), e.g. ``quality evaluator not
+    fitted in 2 of 2 folds (fold-1, fold-2): only 12 labelled samples (need >= 16); ...``.
+    ``folds``: the folds' ``result.json`` records (``quality_unfitted``); folds trained with
+    ``--no-quality`` are left out (asked for, and cv.md says why their Spearman is empty)."""
+    from sam2elnet.model.quality_learning import NOT_FITTED
+
+    by_why: dict[str, list[str]] = {}
+    for f in folds:
+        why = f.get("quality_unfitted")
+        if why and why != NO_QUALITY:
+            by_why.setdefault(why, []).append(f["fold"])
+    return [
+        f"{NOT_FITTED} in {len(names)} of {plural(len(folds), 'fold')} ({', '.join(names)}): "
+        f"{why}; their predicted IoUs are a capped heuristic, so cv.md has no quality Spearman "
+        "for them"
+        for why, names in by_why.items()
+    ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.runfolder import QUALITY_CSV
+from sam2elnet.model.quality_learning import NOT_FITTED
 from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_plan import Fold
 from sam2elnet.pipeline.crossval_report import fmt
@@ -25,6 +26,7 @@ from sam2elnet.pipeline.crossval_reuse import (
     fold_label,
     fold_settings,
     fold_trained_with,
+    model_extra,
 )
 from sam2elnet.pipeline.crossval_score import (
     buffer_of,
@@ -32,11 +34,14 @@ from sam2elnet.pipeline.crossval_score import (
     num,
     rescore_changed,
     score,
+    spearman_why,
     trained_buffer,
     trained_buffer_fields,
+    unfitted_why,
 )
 from sam2elnet.utils.atomic import write_json_atomic
 from sam2elnet.utils.paths import link_or_copy
+from sam2elnet.utils.run_warnings import hidden
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,8 @@ def _evaluate_model(
     """Annotate ``test_dir``'s images with ``model`` and score them: the fold's scores and the
     :class:`~sam2elnet.engine.eval_result.EvaluationResult` they come from (drawn by ``--report``
     without scoring again). ``warned``: the fold's training has just warned that its quality
-    evaluator is not fitted, so annotation does not say it a second time.
+    evaluator is not fitted, or ``elnet cv`` says so once for all folds, so annotation does not
+    say it again.
 
     A test set whose every label is unusable whatever the filter (all its images constant, or
     clipped flat by the model's scaling) is scored as it is, like any other: one warning names
@@ -109,6 +115,26 @@ def _evaluate_model(
         )  # fmt: skip
         scores["unusable"] = res.unusable
     return scores, ev
+
+
+def _with_quality_why(record: dict[str, Any], model: Path) -> dict[str, Any]:
+    """A fold's record (``trained.json`` or ``result.json``) with ``quality_unfitted``: why its
+    quality evaluator was not fitted (None when it was), and, for a result, each test set's
+    ``quality_spearman_why`` where its Spearman is empty; read from ``model`` where the record
+    was written before they were kept."""
+    tests = record.get("tests") or {}
+    missing = [
+        n for n, t in tests.items()
+        if t.get("quality_spearman") is None and "quality_spearman_why" not in t
+    ]  # fmt: skip
+    if "quality_unfitted" in record and not missing:
+        return record
+    quality = model_extra(model).get("quality") or {}
+    out = {"quality_unfitted": unfitted_why(quality), **record}
+    for n in missing:
+        why = spearman_why(quality, int(tests[n].get("n_images", 0)))
+        out["tests"] = {**out["tests"], n: {**tests[n], "quality_spearman_why": why}}
+    return out
 
 
 def fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
@@ -154,6 +180,7 @@ def run_fold(
     if done.is_file():
         old = json.loads(done.read_text(encoding="utf-8"))
         old = {**old, **fold_trained_with(old, run / "model.pt")}  # as trained
+        old = _with_quality_why(old, run / "model.pt")  # folds finished before it was recorded
         if roads:
             old.setdefault("val_road_buffer", trained_buffer(run))
             rescored = rescore_changed(
@@ -180,12 +207,11 @@ def run_fold(
             f"{buffer_words(buffer_of(cfg.road_buffer, cfg.road_buffer_m))}"
         )
         tcfg = tcfg.model_copy(update=trained_buffer_fields(run))
-    warned = False  # this run's training warned that the quality evaluator is not fitted
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
     else:
-        res = train(tcfg, echo=say)
-        warned = bool(res.quality) and not res.quality.get("fitted")
+        with hidden(NOT_FITTED):  # elnet cv says it once for all folds (crossval.unfitted_lines)
+            res = train(tcfg, echo=say)
         info = {
             "best_epoch": res.best_epoch,
             "best_val_iou": num(res.best_val_iou),
@@ -200,6 +226,7 @@ def run_fold(
         info["val_road_buffer"] = buffer_of(tcfg.road_buffer, tcfg.road_buffer_m)
         write_json_atomic(trained, info)
     info.update(fold_trained_with(info, run / "model.pt"))
+    info = _with_quality_why(info, run / "model.pt")
     if roads:
         info.setdefault("val_road_buffer", trained_buffer(run))
     tests: dict[str, Any] = {}
@@ -207,7 +234,12 @@ def run_fold(
     for name, ids in fold.tests.items():
         tdir = _write_subset(root / name, samples, ids, meta)
         tests[name], ev = _evaluate_model(
-            cfg, run / "model.pt", tdir, root / f"pred-{name}", roads, warned
+            cfg,
+            run / "model.pt",
+            tdir,
+            root / f"pred-{name}",
+            roads,
+            warned=info["quality_unfitted"] is not None,
         )
         tests[name]["ids"] = list(ids)
         evaluations.append(ev)
@@ -224,11 +256,14 @@ def run_fold(
     else:
         result.pop("val_road_buffer", None)
     write_json_atomic(done, result)
-    main = tests.get("test") or tests.get("cross_domain") or {}
+    # per test set: "in-domain IoU 0.135, road quality 0.058; cross-domain IoU 0.206, ..."
     say(
         f"{label}: "
-        + ", ".join(f"{n} IoU {fmt(t.get('iou'))}" for n, t in tests.items())
-        + (f", road quality {fmt(main.get('road_quality'))}" if roads else "")
+        + "; ".join(
+            f"{n.replace('_', '-')} IoU {fmt(t.get('iou'))}"
+            + (f", road quality {fmt(t.get('road_quality'))}" if roads else "")
+            for n, t in tests.items()
+        )
         + f" ({result['seconds']:.0f} s)"
     )
     return result, evaluations

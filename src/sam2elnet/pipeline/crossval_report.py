@@ -150,6 +150,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             + "; ".join(unusable)
             + ".",
         ]
+    lines += _empty_spearman_lines(r["folds"])
     val = [
         f"{f['fold']} {fmt(f.get('best_val_iou_annotate'))} / "
         f"{fmt(f.get('best_val_iou_enhance'))} (coarse {fmt(f.get('best_val_iou_coarse'))})"
@@ -207,6 +208,24 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _empty_spearman_lines(folds: Sequence[Mapping[str, Any]]) -> list[str]:
+    """cv.md's line under the per-fold table on why its quality Spearman is empty (–), one
+    reason per group of rows (each test set's ``quality_spearman_why``); none when every row
+    has one."""
+    rows = [(f["fold"], n, t) for f in folds for n, t in f["tests"].items()]
+    empty: dict[str, list[str]] = {}
+    for fold, name, t in rows:
+        if t.get("quality_spearman") is None:
+            why = t.get("quality_spearman_why") or "not recorded (a fold finished before it was)"
+            empty.setdefault(why, []).append(f"{fold} {name.replace('_', '-')}")
+    if not empty:
+        return []
+    if len(empty) == 1 and len(next(iter(empty.values()))) == len(rows):
+        return ["", f"Quality Spearman is empty (–) in every row: {next(iter(empty))}."]
+    said = "; ".join(f"{', '.join(where)}: {why}" for why, where in empty.items())
+    return ["", f"Quality Spearman is empty (–) where it cannot be measured: {said}."]
 
 
 def _road_buffer_lines(r: Mapping[str, Any]) -> list[str]:

@@ -26,9 +26,11 @@ from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.pipeline.crossval_reuse import model_extra
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
+    "NO_QUALITY",
     "SCORE_KEYS",
     "buffer_of",
     "buffer_words",
@@ -38,9 +40,14 @@ __all__ = [
     "rescore_fold",
     "score",
     "scored_buffer",
+    "spearman_why",
     "trained_buffer",
     "trained_buffer_fields",
+    "unfitted_why",
 ]
+
+NO_QUALITY = "trained with --no-quality"
+""":func:`unfitted_why` of a fold whose model holds no quality evaluator."""
 
 SCORE_KEYS = ("iou", "f1", "precision", "recall", "mean_image_iou")
 """The pixel scores of each test set in ``cv.json`` (road data adds ``ROAD_KEYS``)."""
@@ -73,11 +80,38 @@ def score(
     res["n_images"] = int(agg.get("n_images", 0))
     if roads:
         res["road_buffer_px_range"] = ev.options.get("road_buffer_px_range")
-    fitted = bool((model_extra(model).get("quality") or {}).get("fitted"))
+    quality = model_extra(model).get("quality") or {}
     res["quality_spearman"] = (
-        num(ev.quality.spearman) if ev.quality is not None and fitted else None
+        num(ev.quality.spearman) if ev.quality is not None and quality.get("fitted") else None
     )
+    if res["quality_spearman"] is None:
+        res["quality_spearman_why"] = spearman_why(quality, res["n_images"])
     return res, ev
+
+
+def unfitted_why(quality: Mapping[str, Any]) -> str | None:
+    """Why a fold's quality evaluator (its model's ``extra["quality"]``) was not fitted, e.g.
+    ``"only 12 labelled samples (need >= 16)"`` (the first clause of its warning); None when
+    it was fitted."""
+    if quality.get("fitted"):
+        return None
+    if not quality:
+        return NO_QUALITY
+    return str(quality.get("warning") or quality.get("status") or "not recorded").split(": ")[0]
+
+
+def spearman_why(quality: Mapping[str, Any], n_images: int) -> str:
+    """Why a test set's quality Spearman is empty: its fold's evaluator (``extra["quality"]``)
+    was not fitted, fewer than 3 test images, or nothing to rank (constant predicted quality or
+    IoU)."""
+    why = unfitted_why(quality)
+    if why == NO_QUALITY:
+        return f"no quality evaluator ({why})"
+    if why is not None:
+        return f"the quality evaluator was not fitted: {why}"
+    if n_images < 3:
+        return f"only {plural(n_images, 'test image')} (a rank correlation needs 3)"
+    return "constant predicted quality or IoU: nothing to rank"
 
 
 def num(v: Any) -> float | None:
