@@ -174,7 +174,7 @@ def test_a_named_train_set_and_bad_inputs(run, tmp_path, capsys):
         (("--with-labels", tmp_path / "nope"), "--with-labels does not exist"),
         (("--with-labels", tmp_path / "images"), "--with-labels holds images, not labels"),
         (("--with-labels", mine), "--with-labels holds no labels"),
-        (("--with-labels", plain), "1 masks pair with no image (zz.tif)"),
+        (("--with-labels", plain), "1 mask pairs with no image (zz.tif)"),
         (("--with-labels", twins), "two labels of one image name 'd': d.tif and d_mask.tif"),
         (("--with-labels", run / "labels", "--train-set", mine), "was not built by elnet import"),
         (("--with-labels", run / "labels", "--train-set", tmp_path), "holds"),
@@ -198,7 +198,7 @@ def test_a_reviewed_mask_without_an_image_leaves_the_old_set(run, tmp_path, caps
     rec = json.loads((masks / ".elnet-import.json").read_text())
     rec["masks"].append("new.tif")
     (masks / ".elnet-import.json").write_text(json.dumps(rec))
-    with pytest.raises(UserError, match=r"1 masks pair with no image \(new.tif\).*not written"):
+    with pytest.raises(UserError, match=r"1 mask pairs with no image \(new.tif\).*not written"):
         build_train_set(masks, run, train)
     assert _listing(train) == before
     images = tmp_path / "more"
@@ -223,7 +223,7 @@ def test_images_search_sub_folders_and_image_files_only(run, tmp_path, capsys):
     (images / "sub" / "deeper").mkdir(parents=True)
     (images / "new.xml").write_text("<xml/>")
     (images / "sub" / "new.tfw").write_text("1\n0\n0\n-1\n0\n0\n")
-    with pytest.raises(UserError, match=r"1 masks pair with no image \(new.tif\)"):
+    with pytest.raises(UserError, match=r"1 mask pairs with no image \(new.tif\)"):
         build_train_set(masks, run, train, images=images)
     assert not train.exists()
     shutil.copy(tmp_path / "images" / "a.tif", images / "sub" / "deeper" / "new.tif")
@@ -289,7 +289,7 @@ def test_a_reviewed_mask_without_an_image_stops_the_import_before_it_writes(run,
     rc, _, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,
                           "--with-labels", run / "labels", "--no-progress")  # fmt: skip
     line = one_error_line(rc, err)
-    assert "1 masks pair with no image (new.png)" in line and "nothing written" in line, line
+    assert "1 mask pairs with no image (new.png)" in line and "nothing written" in line, line
     assert not masks.exists()
     # with the image's folder as --images the same import builds the set
     rc, out, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out", masks,

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.errors import UserError
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
     "TRAIN_SET_DIR",
@@ -350,9 +350,10 @@ def _images_for(
     if missing:
         where_from = f"--images {images}" if images is not None else "no --images given"
         raise UserError(
-            f"{len(missing)} masks pair with no image ({name_sample(sorted(missing), 3)}): not "
-            f"in the run's quality.csv and {where_from}; give --images the folder of the images "
-            f"they were made from; {written}",
+            f"{plural(len(missing), 'mask pairs', 'masks pair')} with no image "
+            f"({name_sample(sorted(missing), 3)}): not in the run's quality.csv and "
+            f"{where_from}; give --images the folder of the images "
+            f"{'it was' if len(missing) == 1 else 'they were'} made from; {written}",
             where,
         )
     return {k: pairs[k] for k in masks}
