@@ -362,7 +362,7 @@ def test_clean_placed_drops_unplaceable_and_repairs_invalid_features() -> None:
     assert [m for m, _ in said] == [
         "l.gpkg: 1 of 3 features could not be placed in the image CRS (non-finite coordinates "
         "after reprojection); skipped",
-        "l.gpkg: repaired 1 invalid geometries with make_valid",
+        "l.gpkg: repaired 1 invalid geometry with make_valid",
     ]
     clean = np.array([square], dtype=object)
     assert clean_placed(clean, Path("l.gpkg"), lambda m, k: said.append((m, k)))[0] is clean

@@ -90,8 +90,8 @@ def test_evaluate_folders_reports_hd95_per_image_and_its_mean(tmp_path) -> None:
     # the mean leaves c out (often the worst image): the note under the table says so
     assert res.notes == [
         "mean per-image boundary HD95 is over 2 of 3 images; left out: 1 with a boundary in one "
-        "mask only (nothing predicted or nothing true there: no distance; see their boundary "
-        "F1): c (their boundary_hd95_px is empty)"
+        "mask only (nothing predicted or nothing true there: no distance; see its boundary "
+        "F1): c (its boundary_hd95_px is empty)"
     ]
     assert evaluate_folders(pred, truth, progress=False).notes == []  # no --boundary: no note
 
@@ -117,8 +117,8 @@ def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch
     assert row["boundary_hd95_px"] is None
     assert res.to_dict()["aggregate"]["mean_image_boundary_hd95_px"] is None
     assert res.notes == [
-        "mean per-image boundary HD95 is over 0 of 1 images; left out: 1 read in strips (no "
-        "HD95): a (their boundary_hd95_px is empty)"
+        "mean per-image boundary HD95 is over 0 of 1 image; left out: 1 read in strips (no "
+        "HD95): a (its boundary_hd95_px is empty)"
     ]
 
 

@@ -78,7 +78,7 @@ def test_shared_file_masks_equal_placing_the_whole_file(
             masks[reuse] = [vt.on_grid(layer, t) for t in tiles]
         # reprojected once per CRS (2), not once per tile (10)
         assert calls["to_crs"] == (2 if reuse else len(tiles))
-        repaired = [n for n in vt.notes if "repaired 1 invalid geometries" in n]
+        repaired = [n for n in vt.notes if "repaired 1 invalid geometry" in n]
         assert len(repaired) == 1, vt.notes
         assert sum("repaired" in r.getMessage() for r in caplog.records) == 1
         # notes count the whole file, once, however many tiles hold a part of it

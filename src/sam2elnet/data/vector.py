@@ -85,7 +85,10 @@ def clean_placed(geoms: np.ndarray, path: Path, note: Any) -> tuple[np.ndarray, 
     if invalid.any():
         geoms = geoms.copy()
         geoms[invalid] = shapely.make_valid(geoms[invalid])
-        msg = f"{path}: repaired {int(invalid.sum())} invalid geometries with make_valid"
+        msg = (
+            f"{path}: repaired {plural(int(invalid.sum()), 'invalid geometry', 'invalid geometries')}"
+            " with make_valid"
+        )
         note(msg, "invalid vector geometries repaired")
     return geoms, kept
 

@@ -273,7 +273,7 @@ def hd95_note(images: list[ImageResult]) -> str | None:
     or nothing true: no distance, often the worst images) and pairs read in strips (no HD95),
     counted and named, so the mean is not read as the whole set's. None when every image with
     boundary measures has an HD95, or boundaries were not asked for."""
-    from sam2elnet.utils.advice import name_sample
+    from sam2elnet.utils.advice import name_sample, plural
 
     asked = [r for r in images if r.boundary is not None]
     one_side = [r.name for r in asked if r.boundary_hd95 is not None and np.isnan(r.boundary_hd95)]
@@ -284,12 +284,14 @@ def hd95_note(images: list[ImageResult]) -> str | None:
     if one_side:
         parts.append(
             f"{len(one_side)} with a boundary in one mask only (nothing predicted or nothing "
-            f"true there: no distance; see their boundary F1): {name_sample(one_side, 3)}"
+            f"true there: no distance; see {'its' if len(one_side) == 1 else 'their'} boundary "
+            f"F1): {name_sample(one_side, 3)}"
         )
     if strips:
         parts.append(f"{len(strips)} read in strips (no HD95): {name_sample(strips, 3)}")
     n = len(asked) - len(one_side) - len(strips)
     return (
-        f"mean per-image boundary HD95 is over {n} of {len(asked)} images; left out: "
-        f"{'; '.join(parts)} (their boundary_hd95_px is empty)"
+        f"mean per-image boundary HD95 is over {n} of {plural(len(asked), 'image')}; left out: "
+        f"{'; '.join(parts)} ({'its' if len(asked) - n == 1 else 'their'} boundary_hd95_px is "
+        "empty)"
     )

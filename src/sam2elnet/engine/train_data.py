@@ -21,6 +21,7 @@ from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.train_checks import check_labels, check_pairs, positive_values
 from sam2elnet.errors import UserError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 
 __all__ = [
@@ -230,7 +231,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         labelled, held_out = ids, []
     if not labelled:
         raise UserError(
-            f"--fraction {cfg.fraction} of {len(ids)} labelled images selects none; raise --fraction",
+            f"--fraction {cfg.fraction} of {plural(len(ids), 'labelled image')} selects none; "
+            "raise --fraction",
             cfg.data,
         )
     if cfg.val_fraction > 0 and len(labelled) >= 2:
