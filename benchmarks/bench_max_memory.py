@@ -32,17 +32,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
-CHILD = """
-import atexit, os, sys
-def _hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            open(os.environ["BENCH_HWM"], "w").write(line.split()[1])
-atexit.register(_hwm)
-from sam2elnet.cli import entry
-sys.argv[0] = "elnet"
-entry()
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_memory import ELNET_PEAK_CHILD, run_child  # noqa: E402  (one peak-RSS child)
 
 
 def model_file(work: Path, size: str) -> Path:
@@ -101,14 +93,11 @@ def main() -> None:
             cv2.imwrite(str(run / "in" / f"i{i}.png"), img)
         out, hwm = run / "out", run / "hwm"
         subprocess.run(["rm", "-rf", str(out)], check=True)
-        cmd = [sys.executable, "-c", CHILD, "annotate", "--model", str(model)]
+        cmd = [sys.executable, "-c", ELNET_PEAK_CHILD, "annotate", "--model", str(model)]
         cmd += ["--images", str(run / "in"), "--out", str(out), "--no-progress"]
         cmd += ["--max-memory", budget] + (["--tile", str(args.tile)] if args.tile else [])
-        env = dict(os.environ, BENCH_HWM=str(hwm), PYTHONPATH=src)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            print(proc.stderr[-2000:], file=sys.stderr)
-        peak = int(hwm.read_text()) * 1024
+        peak_gb, _, rc = run_child(cmd, dict(os.environ, PYTHONPATH=src), hwm)
+        peak = peak_gb * 1e9
         row = {
             "size": args.size,
             "budget": budget,
@@ -119,7 +108,7 @@ def main() -> None:
             "peak_mb": round(peak / 1e6, 1),
             "peak_over_budget": round(peak / plan.max_memory, 3),
             "window_path": (out / "tiles").exists(),
-            "exit": proc.returncode,
+            "exit": rc,
         }
         print(json.dumps(row), flush=True)
     print(f"(work folder: {work}; base_mb: the estimate before any pixel)")

@@ -86,7 +86,9 @@ def make_pair(img: Path, label: Path, size: int, strip: int = 512) -> None:
             dl.write((blob * 255).astype(np.uint8), 1, window=win)
 
 
-_CHILD = """
+# `python -c ELNET_PEAK_CHILD ARGS` runs `elnet ARGS` and writes its own peak RSS (VmHWM, KiB)
+# to $BENCH_HWM at exit (also used by bench_max_memory.py)
+ELNET_PEAK_CHILD = """
 import atexit, os, sys
 def _hwm():
     for line in open("/proc/self/status"):
@@ -114,7 +116,7 @@ def run_child(args: list[str], env: dict[str, str], hwm: Path) -> tuple[float, f
 def commands(cmd: str, work: Path, model: Path, size: int, model_size: str) -> list[str]:
     d = work / f"s{size}"
     img, labels = d / "data" / "images" / "img.tif", d / "data" / "masks"
-    elnet = [sys.executable, "-c", _CHILD]
+    elnet = [sys.executable, "-c", ELNET_PEAK_CHILD]
     return {
         "annotate": [*elnet, "annotate", "--model", str(model), "--images", str(img),
                      "--out", str(d / "annotate"), "--no-progress"],
