@@ -146,7 +146,6 @@ def unplaced_note(
 
 def image_features(
     stems: list[tuple[str, str]],
-    named: bool,
     georef: bool,
     stem: str,
     run: Collection[str] | None = None,
@@ -157,7 +156,8 @@ def image_features(
     (:func:`feature_images`): the rule of ``elnet import --from vector`` and of one label file
     for several images in ``enhance``, ``scene`` and ``evaluate`` (:func:`image_frame`).
 
-    ``stems`` / ``named``: :func:`feature_stems` of the layer; ``georef``: the layer has a CRS;
+    ``stems``: :func:`feature_stems` of the layer (the rule is the same with and without name
+    attributes); ``georef``: the layer has a CRS;
     ``run``: as :func:`feature_images`; ``alone``: ``stem`` is the only image of the run.
     Returns bool ``(n_features,)`` arrays ``(own, mine)``: ``own`` the features that name the
     image; ``mine`` those and, when their coordinates tell the image
@@ -167,7 +167,6 @@ def image_features(
     several, with or without name attributes: pixel coordinates of every image share one frame
     (before, a layer without those attributes put its features on every image).
     """
-    del named  # the rule is the same with and without name attributes
     owner = feature_images(stems, run, stem)
     own = np.array([o == stem for o in owner], dtype=bool)
     free = np.array([o is None for o in owner], dtype=bool)
@@ -213,7 +212,7 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     run = getattr(label, "images", None)
     if not named:  # no names: map position places every feature
         return frame
-    mine = image_features(stems, named, frame.crs is not None, Path(image).stem, run)[1]
+    mine = image_features(stems, frame.crs is not None, Path(image).stem, run)[1]
     return frame if mine.all() else frame[mine]
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from sam2elnet.data.georef import georeferenced
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
-from sam2elnet.utils.advice import plural
+from sam2elnet.utils.advice import none_of, plural
 
 log = logging.getLogger(__name__)
 
@@ -269,14 +269,15 @@ def need_georeference(
     prediction"``); ``where``: where they are (e.g. ``"in preds/"``; '' for nothing);
     ``remedy``: what to do instead (the message's end, after ``"; "``)."""
     if files and not any(georeferenced(f) for f in files):
-        one = len(files) == 1
-        which = f"the only {noun}" if one else f"none of the {plural(len(files), noun)}"
-        raise UserError(
-            f"{which}{f' {where}' if where else ''} has {'no' if one else 'a'} georeference "
-            "(CRS + transform, or GCPs), so the polygons of one file cannot be placed on "
-            f"{'it' if one else 'them'}; {remedy}",
-            path,
+        w = f"{where} " if where else ""
+        why = "(CRS + transform, or GCPs), so the polygons of one file cannot be placed on"
+        said = none_of(
+            len(files),
+            noun,
+            f"{w}has a georeference {why} them",
+            f"{w}has no georeference {why} it",
         )
+        raise UserError(f"{said}; {remedy}", path)
 
 
 def layer_check(

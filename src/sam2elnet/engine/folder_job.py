@@ -216,13 +216,13 @@ class FolderJob:
         """Predict one image too large to predict whole window by window
         (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the
         reason it was skipped its skip list."""
-        window = self.window or resolve_tile(self.tile, self.p, overlap=self.overlap)
-        note = window.note()
-        if note is not None and not self._window_said:
+        window = self.window  # resolved once for the job by run()
+        assert window is not None
+        if not self._window_said:  # said once, with the first image that goes by windows
             from sam2elnet.utils.progress import line
 
             self._window_said = True
-            line(note)
+            window.say(line)
         row = predict_large(
             self.p, self.spec, self.executor, self.skips, f, name, coarse,
             window=window, overlap=self.overlap, progress=self.progress,

@@ -370,7 +370,7 @@ def _burn(
     from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
-    stems, named = feature_stems(gdf)
+    stems, _ = feature_stems(gdf)
     georef, alone = gdf.crs is not None, len(files) == 1
     owner = feature_images(stems, run)  # the one rule: the image each feature names
     accepted = np.zeros(len(gdf), dtype=bool)
@@ -396,7 +396,7 @@ def _burn(
             skipped.append((f.stem, str(err)))
             continue
         h, w = grid.shape
-        own, mine = image_features(stems, named, georef, f.stem, run, alone=alone)  # the rule
+        own, mine = image_features(stems, georef, f.stem, run, alone=alone)  # the rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged
