@@ -615,3 +615,53 @@ def test_a_fold_whose_test_images_are_all_constant_is_scored_and_recorded(
     assert "**Nothing usable** (" in report and f"fold-1 test: {t['unusable']}." in report
     (out / "folds" / "fold-1" / "result.json").unlink()  # an interrupted fold: annotate again
     assert run_cv(cfg)["folds"][0]["tests"]["test"]["unusable"] == t["unusable"]
+
+
+def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
+    roads: Path, tmp_path: Path
+) -> None:
+    """``--fold`` trains only the folds named (one per machine, each into its own OUT); their
+    ``folds/<name>`` folders copied into one OUT are reused by a run without ``--fold``, which
+    trains nothing and summarises all of them."""
+    import shutil
+
+    one, two, merged = tmp_path / "one", tmp_path / "two", tmp_path / "merged"
+    r1 = run_cv(_cfg(roads, one, folds=2, only_folds=["2"]))
+    assert [f["fold"] for f in r1["folds"]] == ["fold-2"]
+    assert sorted(p.name for p in (one / "folds").iterdir()) == ["fold-2"]
+    assert (r1["folds_done"], r1["folds_total"], r1["folds_chosen_by"]) == (1, 2, "--fold")
+    assert "**Only 1 of 2 folds was run** (fold-2; --fold)." in (one / "cv.md").read_text()
+    r2 = run_cv(_cfg(roads, two, folds=2, only_folds=["FOLD-1"]))
+    assert [f["fold"] for f in r2["folds"]] == ["fold-1"]
+    for src in (two / "folds" / "fold-1", one / "folds" / "fold-2"):
+        shutil.copytree(src, merged / "folds" / src.name)
+    lines: list[str] = []
+    r = run_cv(_cfg(roads, merged, folds=2), echo=lines.append)
+    assert [ln for ln in lines if "done before, reusing" in ln] and not [
+        ln for ln in lines if ln.startswith("epoch ")
+    ]
+    assert [f["fold"] for f in r["folds"]] == ["fold-1", "fold-2"]
+    assert (r["folds_done"], r["folds_chosen_by"]) == (2, None)
+    ious = {f["fold"]: f["tests"]["test"]["iou"] for f in r["folds"]}
+    assert ious == {"fold-1": r2["folds"][0]["tests"]["test"]["iou"],
+                    "fold-2": r1["folds"][0]["tests"]["test"]["iou"]}  # fmt: skip
+    assert "Only" not in (merged / "cv.md").read_text()
+
+
+def test_fold_names_are_checked_before_anything_is_written(
+    roads: Path, tmp_path: Path, capsys
+) -> None:
+    from sam2elnet.cli import main
+
+    out = tmp_path / "cv"
+    with pytest.raises(
+        UserError, match=r"--fold 3: no such fold; this run's folds are fold-1, fold-2"
+    ):
+        run_cv(_cfg(roads, out, folds=2, only_folds=["3"]))
+    assert not (out / "cv_config.json").exists() and not (out / "folds").exists()
+    with pytest.raises(UserError, match="give --fold or --max-folds, not both"):
+        run_cv(_cfg(roads, out, folds=2, only_folds=["1"], max_folds=1))
+    args = ["cv", "--data", str(roads), "--out", str(out), "--folds", "2", "--fold", "A-to-B"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --fold A-to-B: no such fold; this run's folds are fold-1, fold-2"]

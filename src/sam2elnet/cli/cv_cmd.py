@@ -51,6 +51,13 @@ def cv_cmd(
     max_folds: Optional[int] = typer.Option(  # noqa: UP045
         None, "--max-folds", help="Run only the first N folds (smoke runs)."
     ),
+    fold: Optional[list[str]] = typer.Option(  # noqa: UP045
+        None,
+        "--fold",
+        help="Run only this fold (fold-3 or 3; A-to-B / B-to-A), repeatable: one fold per "
+        "machine, each into its own --out; copy their folds/ folders into one --out and run "
+        "again without --fold to summarise them all (finished folds are reused).",
+    ),
     size: Optional[str] = typer.Option(
         None, "--size", help="micro | tiny | small | base_plus | large (default tiny)."
     ),  # noqa: UP045
@@ -149,6 +156,7 @@ def cv_cmd(
         domain=domain,
         train=train,
         max_folds=max_folds,
+        only_folds=fold or None,
         road_buffer=road_buffer_px,
         road_buffer_m=road_buffer_m,
         progress=not no_progress,

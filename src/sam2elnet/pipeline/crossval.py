@@ -53,7 +53,7 @@ from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_fold import fold_config, run_fold
-from sam2elnet.pipeline.crossval_plan import plan_folds
+from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
 from sam2elnet.pipeline.crossval_report import groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import fold_label, summarise_folds
 from sam2elnet.pipeline.crossval_score import NO_QUALITY, SCORE_KEYS, px_range
@@ -149,6 +149,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         },
     }
     folds, groups = plan_folds(cfg, ids, samples, say)
+    todo = select_folds(cfg, folds)  # an unknown --fold: one error line, nothing written
     # auto options as the folds resolve them (None: the --init-model's trunk scale)
     planned = fold_config(cfg, cfg.out / "folds", guess.domain).trunk_scale
     write_json_atomic(
@@ -159,7 +160,6 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         groups_montage(
             {i: samples[i].image for i in ids}, (groups["A"], groups["B"]), cfg.out / "groups.png"
         )
-    todo = folds[: cfg.max_folds] if cfg.max_folds else folds
     results = []
     evaluations: dict[str, list[Any]] = {}  # fold -> its test sets' evaluations (--report)
     for k, fold in enumerate(todo):
@@ -206,6 +206,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "keys": list(keys),
         "folds_total": len(folds),
         "folds_done": len(results),
+        "folds_chosen_by": "--fold" if cfg.only_folds else "--max-folds" if cfg.max_folds else None,
         "folds": results,
         "summary": summarise(results, keys),
         "groups": groups,

@@ -66,6 +66,12 @@ class CVConfig(BaseModel):
         train: further :class:`~sam2elnet.config.TrainConfig` options (epochs, size, image_size,
             topology_loss, aug_*...), validated by :meth:`validate` before any work.
         max_folds: run only the first N folds (smoke runs; the summary says so).
+        only_folds: run only the folds named (``fold-3`` or ``3``; cross-domain ``A-to-B`` /
+            ``B-to-A``), e.g. one fold per machine or GPU, each into its own ``OUT``; copy their
+            ``folds/<name>`` folders into one ``OUT`` and run the same command without it to
+            summarise them all (finished folds are reused, see
+            :mod:`sam2elnet.pipeline.crossval_reuse`). Not with ``max_folds``; names are
+            checked against the plan (:func:`~sam2elnet.pipeline.crossval_plan.select_folds`).
         road_buffer: buffer tolerance of the road measures, px (road data): of the test scores
             and of each fold's validation measures (``metrics.csv``). Not fixed per ``OUT``
             (:data:`RESCORE_ONLY`): a re-run with another value scores the finished folds'
@@ -93,6 +99,7 @@ class CVConfig(BaseModel):
     domain: Literal["auto", "roads", "other"] = "auto"
     train: dict[str, Any] = Field(default_factory=dict)
     max_folds: int | None = Field(None, ge=1)
+    only_folds: list[str] | None = None
     road_buffer: float | None = road_buffer_field()
     road_buffer_m: float | None = road_buffer_m_field()
     progress: bool = True
@@ -119,6 +126,8 @@ class CVConfig(BaseModel):
         from sam2elnet.config import TrainConfig
 
         check_options(type(self), **self.model_dump())
+        if self.max_folds and self.only_folds:
+            raise UserError("give --fold or --max-folds, not both")
         bad = sorted(set(self.train) & set(_OWN_FIELDS))
         if bad:
             raise UserError(f"cross-validation sets {', '.join(bad)} itself; leave it out")
@@ -131,7 +140,8 @@ class CVConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """Everything that fixes the results (runtime options left out)."""
         d = self.model_dump()
-        for k in ("out", "progress", "max_folds", "batch_size", "device", "precision", "report"):
+        runtime = ("out", "progress", "max_folds", "only_folds", "batch_size", "device")
+        for k in (*runtime, "precision", "report"):
             d.pop(k)
         d["data"] = str(Path(self.data).resolve())
         d["train"] = {k: v for k, v in sorted(self.train.items()) if k not in TRAIN_RUNTIME_FIELDS}

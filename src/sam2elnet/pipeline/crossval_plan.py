@@ -4,7 +4,8 @@ k-fold: a seeded permutation of the labelled ids cut into ``k`` near-equal test 
 (:func:`kfold_ids`), each fold training on the rest. Cross-domain: the images split into two
 appearance groups (:func:`sam2elnet.data.domain.appearance_split`); each direction trains on
 most of one group and tests on the rest of it (in-domain) and on the other group
-(cross-domain) (:func:`plan_folds`). Running the folds: :mod:`sam2elnet.pipeline.crossval_fold`.
+(cross-domain) (:func:`plan_folds`). ``--max-folds`` / ``--fold`` pick the folds a run trains
+(:func:`select_folds`). Running the folds: :mod:`sam2elnet.pipeline.crossval_fold`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.pipeline.crossval_config import CVConfig
 
-__all__ = ["Fold", "kfold_ids", "plan_folds"]
+__all__ = ["Fold", "kfold_ids", "plan_folds", "select_folds"]
 
 
 def kfold_ids(ids: Sequence[str], k: int, seed: int) -> list[list[str]]:
@@ -99,3 +100,27 @@ def plan_folds(
         "describe": split.describe(),
     }
     return folds, groups
+
+
+def select_folds(cfg: CVConfig, folds: list[Fold]) -> list[Fold]:
+    """The folds this run trains: all, the first ``cfg.max_folds``, or those ``cfg.only_folds``
+    names, in plan order. A name is the fold's folder name (``fold-3``, ``A-to-B``); a bare
+    number ``3`` stands for ``fold-3``; case is ignored.
+
+    Raises:
+        UserError: a name that is no fold of the plan (the valid names are listed).
+    """
+    if cfg.only_folds:
+        names = {f.name.lower(): f.name for f in folds}
+        wanted = set()
+        for given in cfg.only_folds:
+            key = str(given).strip().lower()
+            key = f"fold-{int(key)}" if key.isdigit() else key
+            if key not in names:
+                raise UserError(
+                    f"--fold {given}: no such fold; this run's folds are "
+                    f"{', '.join(f.name for f in folds)}"
+                )
+            wanted.add(names[key])
+        return [f for f in folds if f.name in wanted]
+    return folds[: cfg.max_folds] if cfg.max_folds else folds

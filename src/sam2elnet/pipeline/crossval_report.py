@@ -18,7 +18,16 @@ from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
 from sam2elnet.pipeline.glossary import road_buffer_words
 from sam2elnet.utils.advice import plural
 
-__all__ = ["GAPS", "fmt", "groups_montage", "mean_std", "pm", "render_markdown", "summarise"]
+__all__ = [
+    "GAPS",
+    "chosen_by",
+    "fmt",
+    "groups_montage",
+    "mean_std",
+    "pm",
+    "render_markdown",
+    "summarise",
+]
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float | None]:
@@ -97,6 +106,12 @@ def _trunk(scale: Any) -> str:
     )
 
 
+def chosen_by(r: dict[str, Any]) -> str:
+    """The option that left folds out of a cv.json record ``r``: ``--fold`` or ``--max-folds``
+    (records written before ``--fold`` existed: ``--max-folds``)."""
+    return r.get("folds_chosen_by") or "--max-folds"
+
+
 def render_markdown(r: dict[str, Any]) -> str:
     """cv.md: per-fold table(s), mean ± std, settings."""
     keys = [*r["keys"], "quality_spearman"]
@@ -122,7 +137,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     if r["folds_done"] < r["folds_total"]:
         lines += [
             f"**Only {r['folds_done']} of {r['folds_total']} folds "
-            f"{'was' if r['folds_done'] == 1 else 'were'} run** (--max-folds).",
+            f"{'was' if r['folds_done'] == 1 else 'were'} run** "
+            f"({', '.join(f['fold'] for f in r['folds'])}; {chosen_by(r)}).",
             "",
         ]
     how = "pixel-aggregated over each test set"

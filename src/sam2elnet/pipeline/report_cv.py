@@ -144,7 +144,7 @@ def write_cv_report(
         UserError: no ``cv.json`` in ``out`` (and ``report`` not given).
     """
     from sam2elnet.errors import UserError
-    from sam2elnet.pipeline.crossval_report import GAPS, pm
+    from sam2elnet.pipeline.crossval_report import GAPS, chosen_by, pm
     from sam2elnet.pipeline.report import evaluation_items, write_report
 
     run = Path(out)
@@ -205,7 +205,7 @@ def write_cv_report(
     if report.get("folds_done", 0) < report.get("folds_total", 0):
         warnings.append(
             f"only {report.get('folds_done')} of {report.get('folds_total')} folds ran "
-            "(--max-folds): the means are not a full cross-validation"
+            f"({chosen_by(report)}): the means are not a full cross-validation"
         )
     return write_report(
         path if path is not None else run / REPORT_HTML,
