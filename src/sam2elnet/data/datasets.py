@@ -119,16 +119,27 @@ class SegmentationDataset(Dataset):
         self.eval_mode = eval_mode
         self.positive_values = positive_values
         self.window_bytes = window_bytes
-        self.epoch = 0
+        # in shared memory: DataLoader workers (persistent across epochs) hold their own copy of
+        # the dataset made when they started, so a plain attribute set in the main process
+        # would never reach them and every epoch would repeat the first one's crops and
+        # coarse labels (seen on a GPU: training IoU 0.97, validation falling from epoch ~20)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._plans: dict[int, tuple[Any, Any, Any] | None] = {}
         self._norms: dict[int, NormalizationConfig] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    @property
+    def epoch(self) -> int:
+        """The epoch whose augmentation stream ``__getitem__`` draws (0 until :meth:`set_epoch`)."""
+        return int(self._epoch.item())
+
     def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (call once per epoch, before iterating)."""
-        self.epoch = int(epoch)
+        """Change the augmentation stream (call once per epoch, before iterating). Seen by
+        DataLoader workers already running (``persistent_workers``) as well: the value lives in
+        shared memory."""
+        self._epoch.fill_(int(epoch))
 
     def _rng(self, index: int) -> np.random.Generator:
         epoch = self.epoch if self.train else 0
