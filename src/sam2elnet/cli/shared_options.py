@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import typer
 
-from sam2elnet.config import DEFAULT_IMAGE_SIZE, TrainConfig
+from sam2elnet.config import AUTO_EPOCHS, AUTO_UPDATES, DEFAULT_IMAGE_SIZE, TrainConfig
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
@@ -74,7 +74,8 @@ def _d(name: str) -> object:
 #: help text of each training option (``train``, ``cv``, ``experiment``), by TrainConfig field name
 #: (``train_image_size``: ``elnet train``'s --image-size, whose default follows --init-model)
 TRAIN_HELP = {
-    "epochs": f"Passes over the training images (default {_d('epochs')}, at least 1).",
+    "epochs": "Passes over the training images (default auto: enough for about "
+    f"{AUTO_UPDATES:,} optimiser updates, {AUTO_EPOCHS[0]}-{AUTO_EPOCHS[1]} epochs; at least 1).",
     "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "
     "256 px, 2 at 512 px; docs/training.md).",
     "image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}, at least 32).",

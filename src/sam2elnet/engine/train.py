@@ -86,6 +86,7 @@ from sam2elnet.engine.train_metrics import (
 from sam2elnet.engine.train_quality import fit_run_evaluator
 from sam2elnet.engine.train_schedule import (
     adamw,
+    auto_epochs,
     batch_plan,
     collapse_note,
     late_best_note,
@@ -263,6 +264,10 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     sampler, loader = train_loader(
         train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
     )
+    if cfg.epochs is None:  # --epochs auto: about AUTO_UPDATES updates; config.yaml records them
+        epochs, line = auto_epochs(len(loader))
+        cfg = cfg.model_copy(update={"epochs": epochs})
+        say(line)
     total_steps = max(1, len(loader)) * cfg.epochs
     warmup = int(round(cfg.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 __all__ = [
+    "auto_epochs",
     "AUTO_BATCH_RANGE",
     "TRAIN_BATCH_PIXELS",
     "EpochSampler",
@@ -202,6 +203,33 @@ def train_loader(
 LATE_BEST_SHARE = 0.8
 """A best validation epoch after this share of the run's epochs counts as "still improving"
 (:func:`late_best_note`)."""
+
+
+def auto_epochs(steps_per_epoch: int) -> tuple[int, str]:
+    """The epochs of an ``--epochs auto`` run (``TrainConfig.epochs`` None) and its log line.
+
+    ``ceil(AUTO_UPDATES / steps_per_epoch)`` clipped to :data:`~sam2elnet.config.AUTO_EPOCHS`
+    (the constants and the measurements behind them: :mod:`sam2elnet.config`).
+
+    Args:
+        steps_per_epoch: optimiser updates per epoch (the training loader's length, per rank
+            under DDP); 0 counts as 1.
+
+    Returns:
+        (epochs, line), e.g. ``(120, "epochs: 120 (auto: about 1,200 optimiser updates at 10
+        per epoch; --epochs overrides)")``.
+    """
+    from sam2elnet.config import AUTO_EPOCHS, AUTO_UPDATES
+
+    steps = max(1, int(steps_per_epoch))
+    low, high = AUTO_EPOCHS
+    epochs = min(high, max(low, math.ceil(AUTO_UPDATES / steps)))
+    aim = f"about {AUTO_UPDATES:,} optimiser updates at {steps:,} per epoch"
+    if epochs * steps < AUTO_UPDATES:
+        aim = f"{epochs * steps:,} optimiser updates: at most {high} epochs"
+    elif epochs == low and epochs * steps > AUTO_UPDATES:
+        aim = f"{epochs * steps:,} optimiser updates: at least {low} epochs"
+    return epochs, f"epochs: {epochs} (auto: {aim}; --epochs overrides)"
 
 
 def late_best_note(best_epoch: int, epochs: int, updates: int, validated: bool) -> str | None:

@@ -143,6 +143,8 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
     def same(key: str) -> bool:
         if key == "trunk_scale" and new.get(key) is None and not given.init_model:
             return True  # not given (auto): the scale the run resolved and recorded
+        if key == "epochs" and new.get(key) is None:
+            return True  # not given (auto): the epochs the run resolved and recorded
         return same_setting(key, old[key], new.get(key))
 
     changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
