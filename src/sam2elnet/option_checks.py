@@ -35,10 +35,18 @@ def same_setting(key: str, old: Any, new: Any) -> bool:
     return Path(old).expanduser().resolve() == Path(new).expanduser().resolve()
 
 
+AUTO_WHEN_NONE = ("epochs", "trunk_scale", "batch_size")
+"""Options whose None means ``auto`` (chosen by the run): named so in a refusal."""
+
+
 def setting_change(key: str, new: Any, old: Any, flag: str | None = None) -> str:
-    """A changed option as a resume refusal names it: ``--epochs 5 (saved: 10)`` (``flag``:
-    default ``--`` + ``key`` with dashes)."""
-    return f"{flag or '--' + key.replace('_', '-')} {new!r} (saved: {old!r})"
+    """A changed option as a resume refusal names it: ``--epochs 5 (saved: 10)``, ``--epochs 10
+    (saved: auto)`` (``flag``: default ``--`` + ``key`` with dashes)."""
+
+    def said(v: Any) -> str:
+        return "auto" if v is None and key in AUTO_WHEN_NONE else repr(v)
+
+    return f"{flag or '--' + key.replace('_', '-')} {said(new)} (saved: {said(old)})"
 
 
 def option_default(model: type[BaseModel], name: str) -> Any:

@@ -1,6 +1,6 @@
 """`elnet cv` into a folder holding a run: only settings that change a fold's result are refused.
 
-Before, the run's options were compared as given: ``--epochs 10`` (the default) into a run made
+Before, the run's options were compared as given: ``--lr 0.001`` (the default) into a run made
 without it, ``--weights w.pt`` into one made with ``--weights /abs/w.pt``, or another
 ``--in-domain-fraction`` into a k-fold run (which ignores it) were refused, and the message named
 only ``train`` for any training option. Now the training options are compared as the folds'
@@ -59,10 +59,14 @@ def test_settings_that_change_no_result_are_not_refused(tmp_path: Path) -> None:
         train={"precision": "bf16", "device": "cpu", "num_workers": 2, "threads": 1},
     )
     assert changed(runtime, rec) == []
-    # the defaults given explicitly: --epochs 10 into a run made without --epochs, --modality auto
+    # the defaults given explicitly: --lr 1e-3 into a run made without --lr, --modality auto
     without = _record(_cfg(tmp_path))
-    without["train"] = {k: v for k, v in TRAIN.items() if k != "epochs"}
-    assert changed(_cfg(tmp_path, train={"epochs": 10}), without) == []
+    assert "lr" not in without["train"]
+    assert changed(_cfg(tmp_path, train={"lr": 1e-3}), without) == []
+    # --epochs left out is auto (about 1,200 updates), so a number given later is another setting
+    auto = _record(_cfg(tmp_path))
+    auto["train"] = {k: v for k, v in TRAIN.items() if k != "epochs"}
+    assert changed(_cfg(tmp_path, train={"epochs": 10}), auto) == ["--epochs 10 (saved: auto)"]
     assert changed(_cfg(tmp_path, train={"modality": "auto"}), rec) == []
     # a path written another way (absolute in the record, relative now)
     w = tmp_path / "w.pt"
