@@ -19,7 +19,7 @@ table 1's five (half of the 222 s of downstream training in docs/benchmarks.md, 
 and the label IoU is the direct measure of label quality. ``elnet experiment`` trains them (the
 paper's table 2). ``micro`` is the size on CPUs that train in float32 (no native bf16) when no
 SAM2 weights are cached (:func:`demo_size`): there ``tiny`` took 190-226 s (its 40 epochs 119 s),
-``micro`` 124-129 s with the same reading of both tables (docs/benchmarks.md, "Demo timing"). On a
+``micro`` 122-129 s with the same reading of both tables (docs/benchmarks.md, "Demo timing"). On a
 real folder (``--data``)
 a seeded subset of ``count`` training and ``count/4`` test images is used, and its own labels join
 the enhancement table when it ships separate coarse ones (labels that are the truth itself cannot
@@ -88,10 +88,15 @@ REFERENCE_SECONDS: dict[str, float] = {
 }  # fmt: skip
 
 
-# SAM2-ELNet's stages with Hiera-micro, as a share of their time with Hiera-tiny: the default demo
-# on the 2-core AVX2 EPYC VM in float32 (2026-12-04, docs/benchmarks.md "Demo timing"): training
-# 55 s vs 119 s; annotate / enhance 1-2 s vs 3-4 s. The stages without SAM2-ELNet keep theirs.
-MICRO_SHARE: dict[str, float] = {"elnet": 0.46, "annotate": 0.5, "elnettest": 0.5, "enhance": 0.5}
+# Seconds per stage of each kind of the default demo with Hiera-micro on the idle 2-core AVX2 AMD
+# EPYC VM without native bf16, where demo_size chooses micro and everything runs in float32
+# (docs/benchmarks.md "Demo timing", 2026-12-04 16:55 UTC, 129 s; a downstream U-Net is one
+# training on one thread, two at a time): the ETA's start on the machines that run micro.
+MICRO_REFERENCE_SECONDS: dict[str, float] = {
+    "split": 0.2, "subsets": 0.1, "elnet": 58.0, "annotate": 1.2, "elnettest": 0.6,
+    "autocounts": 0.1, "coarse": 0.2, "refine": 0.8, "enhance": 2.4, "downstream": 18.5,
+    "labelscore": 0.1,
+}  # fmt: skip
 
 #: Why :func:`demo_size` chose each size (the demo's log line and report note).
 SIZE_WHY = {
@@ -131,19 +136,18 @@ def demo_size(cfg: DemoConfig) -> tuple[str, str]:
 
 
 def reference_seconds(cfg: DemoConfig, size: str = "tiny") -> dict[str, float]:
-    """:data:`REFERENCE_SECONDS` scaled to ``cfg``'s budget (images x pixels, the epochs of
-    SAM2-ELNet and of the downstream U-Nets, and :data:`MICRO_SHARE` for a ``size`` of
-    ``"micro"``): the ETA of the stages not timed yet in a run, which scales them again by that
-    run's speed (:meth:`~sam2elnet.pipeline.experiment_stages.Stages.expect`). Seconds per stage.
+    """:data:`REFERENCE_SECONDS` (a ``size`` of ``"micro"``: :data:`MICRO_REFERENCE_SECONDS`)
+    scaled to ``cfg``'s budget (images x pixels, and the epochs of SAM2-ELNet and of the
+    downstream U-Nets): the ETA of the stages not timed yet in a run, which scales them again by
+    that run's speed (:meth:`~sam2elnet.pipeline.experiment_stages.Stages.expect`). Seconds per
+    stage kind.
     """
     default = DemoConfig()
     work = (cfg.count / default.count) * (cfg.image_size / default.image_size) ** 2
-    ref = {k: v * work for k, v in REFERENCE_SECONDS.items()}
+    base = MICRO_REFERENCE_SECONDS if size == "micro" else REFERENCE_SECONDS
+    ref = {k: v * work for k, v in base.items()}
     ref["elnet"] *= cfg.epochs / default.epochs
     ref["downstream"] *= cfg.downstream_epochs / default.downstream_epochs
-    if size == "micro":
-        for k, share in MICRO_SHARE.items():
-            ref[k] *= share
     return ref
 
 
