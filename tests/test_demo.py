@@ -108,4 +108,62 @@ def test_demo_options_are_checked_against_one_declaration(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: invalid value for --count: 3") and "8 <= x" in err
     assert not out.exists()
-    assert DemoConfig().count == 120 and DemoConfig().size == "tiny"
+    assert DemoConfig().count == 120 and DemoConfig().size == "auto"
+
+
+def test_demo_size_auto_is_micro_only_on_float32_cpus_without_cached_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default demo trains Hiera-tiny where the CPU computes bf16 natively (97 s on an AMX
+    CPU) or SAM2 tiny weights are cached, Hiera-micro where it trains in float32 without them
+    (tiny took 190-226 s on an AVX2 EPYC, micro 122 s: docs/benchmarks.md, "Demo timing")."""
+    from sam2elnet.pipeline.demo import DemoConfig, demo_size
+
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")
+    size, why = demo_size(DemoConfig())
+    assert size == "micro" and "no native bf16" in why
+    assert demo_size(DemoConfig(size="tiny")) == ("tiny", "--size")  # as given
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "1")
+    assert demo_size(DemoConfig())[0] == "tiny"
+    # float32 but a pretrained tiny trunk in the cache: the weights are worth tiny's time
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")
+    from sam2elnet.model.weights_cache import official_filename
+
+    (tmp_path / "no-weights").mkdir()
+    (tmp_path / "no-weights" / official_filename("tiny", "2.1")).write_bytes(b"x")
+    assert demo_size(DemoConfig()) == ("tiny", "auto: SAM2 tiny weights are cached")
+
+
+def test_demo_trains_the_auto_size_and_its_eta_expects_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_demo hands the resolved size to the experiment, and the ETA starts from micro's own
+    reference seconds (measured where micro is chosen: float32, so the U-Nets take longer)."""
+    import sam2elnet.pipeline.experiment as experiment
+    from sam2elnet.pipeline.demo import (
+        MICRO_REFERENCE_SECONDS,
+        REFERENCE_SECONDS,
+        DemoConfig,
+        reference_seconds,
+        run_demo,
+    )
+
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path / "no-weights"))
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")
+    seen = {}
+
+    def stop(ecfg):  # noqa: ANN001, ANN202
+        seen["ecfg"] = ecfg
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(experiment, "run_experiment", stop)
+    cfg = DemoConfig(out=tmp_path / "o", count=8, image_size=32, progress=False)
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_demo(cfg)
+    assert seen["ecfg"].size == "micro"
+    assert seen["ecfg"].eta_reference == reference_seconds(cfg, "micro")
+    assert reference_seconds(DemoConfig(), "micro") == MICRO_REFERENCE_SECONDS
+    assert reference_seconds(DemoConfig()) == REFERENCE_SECONDS
+    work = (8 / 120) * (32 / 128) ** 2
+    assert reference_seconds(cfg, "micro")["downstream"] == pytest.approx(18.5 * work)

@@ -389,7 +389,13 @@ def demo_cmd(
         "epochs (at least 1).",
         hidden=True,
     ),
-    size: str = typer.Option(_DEMO["size"], "--size", help="SAM2 Hiera size.", hidden=True),
+    size: str = typer.Option(
+        _DEMO["size"],
+        "--size",
+        help="SAM2 Hiera size; auto: tiny where the CPU trains in bf16 natively or SAM2 tiny "
+        "weights are cached, else micro.",
+        hidden=True,
+    ),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (real data).", hidden=True
     ),  # noqa: UP045

@@ -7,7 +7,8 @@ downstream U-Net on each label set of table 1, and write ``OUT/report.html`` plu
 
 Size choices (measured on the 2-core development CPU, see docs/results.md): 120 images of 128 px,
 Hiera-``tiny`` (pretrained weights from the local cache when present, otherwise random with a clear
-notice), 40 SAM2-ELNet epochs (120 updates of 8 on the 25 training images of the 29 labelled; 8
+notice; on a CPU without native bf16 and without cached weights Hiera-``micro``, see below), 40
+SAM2-ELNet epochs (120 updates of 8 on the 25 training images of the 29 labelled; 8
 were too few: enhancement then made labels worse; 24 left SAM2-ELNet's own test IoU at 0.433
 instead of 0.543 and its enhanced labels below the coarse ones, 0.637 vs 0.648 label IoU, measured
 2026-12-01 with ``--epochs 24``), a width-8 U-Net downstream given the same number of updates in every
@@ -16,7 +17,10 @@ table, and that table scored by label IoU against the true labels only
 (``enhancement_downstream=False``): the five downstream U-Nets of table 2 took about as long as
 table 1's five (half of the 222 s of downstream training in docs/benchmarks.md, "Demo timing"),
 and the label IoU is the direct measure of label quality. ``elnet experiment`` trains them (the
-paper's table 2). ``micro`` was not needed: ``tiny`` fits the budget. On a real folder (``--data``)
+paper's table 2). ``micro`` is the size on CPUs that train in float32 (no native bf16) when no
+SAM2 weights are cached (:func:`demo_size`): there ``tiny`` took 190-226 s (its 40 epochs 119 s),
+``micro`` 122-129 s with the same reading of both tables (docs/benchmarks.md, "Demo timing"). On a
+real folder (``--data``)
 a seeded subset of ``count`` training and ``count/4`` test images is used, and its own labels join
 the enhancement table when it ships separate coarse ones (labels that are the truth itself cannot
 be scored, so they are not refined or enhanced; the table says why). The demo is the
@@ -30,7 +34,7 @@ import math
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,7 +67,9 @@ class DemoConfig(BaseModel):
     downstream_epochs: int = Field(6, ge=1)
     """Every downstream model gets the updates that setting (a) gets in this many epochs, so
     settings with fewer labels are not also trained for fewer steps."""
-    size: ModelSize = "tiny"
+    size: ModelSize | Literal["auto"] = "auto"
+    """Hiera size of SAM2-ELNet; ``auto``: :func:`demo_size` (``tiny`` where the CPU trains in
+    bf16 natively or SAM2 tiny weights are cached, else ``micro``)."""
     max_train: int | None = Field(None, ge=2)
     seed: int = 0
     resume: bool = False
@@ -82,14 +88,64 @@ REFERENCE_SECONDS: dict[str, float] = {
 }  # fmt: skip
 
 
-def reference_seconds(cfg: DemoConfig) -> dict[str, float]:
-    """:data:`REFERENCE_SECONDS` scaled to ``cfg``'s budget (images x pixels, and the epochs of
-    SAM2-ELNet and of the downstream U-Nets): the ETA of the stages not timed yet in a run, which
-    scales them again by that run's speed (:meth:`~sam2elnet.pipeline.experiment_stages.Stages.expect`).
+# Seconds per stage of each kind of the default demo with Hiera-micro on the idle 2-core AVX2 AMD
+# EPYC VM without native bf16, where demo_size chooses micro and everything runs in float32
+# (docs/benchmarks.md "Demo timing", 2026-12-04 16:55 UTC, 129 s; a downstream U-Net is one
+# training on one thread, two at a time): the ETA's start on the machines that run micro.
+MICRO_REFERENCE_SECONDS: dict[str, float] = {
+    "split": 0.2, "subsets": 0.1, "elnet": 58.0, "annotate": 1.2, "elnettest": 0.6,
+    "autocounts": 0.1, "coarse": 0.2, "refine": 0.8, "enhance": 2.4, "downstream": 18.5,
+    "labelscore": 0.1,
+}  # fmt: skip
+
+#: Why :func:`demo_size` chose each size (the demo's log line and report note).
+SIZE_WHY = {
+    "bf16": "auto: this CPU trains in bf16 natively",
+    "cached": "auto: SAM2 tiny weights are cached",
+    "float32": (
+        "auto: no native bf16 on this CPU, so training runs in float32, where Hiera-tiny's 40 "
+        "epochs take over twice as long, and no SAM2 weights are cached"
+    ),
+}
+
+
+def demo_size(cfg: DemoConfig) -> tuple[str, str]:
+    """The Hiera size the demo trains and why: ``(size, reason)``.
+
+    ``cfg.size`` as given unless it is ``"auto"``; then ``"tiny"`` where the CPU computes bf16
+    natively (:func:`sam2elnet.engine.runtime.native_bf16`, so ``--precision auto`` trains in
+    bf16) or the SAM2 tiny weights are in the local cache (a pretrained trunk is worth its
+    time), else ``"micro"``: a random-trunk demo in float32 that keeps both tables' reading
+    within the 2-minute budget (docs/benchmarks.md, "Demo timing"). The same machine type
+    gets the same size, so its numbers are reproducible (``SAM2ELNET_NATIVE_BF16=1`` / ``=0``
+    overrides the detection). Raises nothing: an unreadable weights cache counts as empty.
+    """
+    if cfg.size != "auto":
+        return cfg.size, "--size"
+    from sam2elnet.engine.runtime import native_bf16
+
+    if native_bf16("cpu"):
+        return "tiny", SIZE_WHY["bf16"]
+    try:
+        from sam2elnet.model.weights_cache import find_cached_weights
+
+        cached = find_cached_weights("tiny") is not None
+    except Exception:  # noqa: BLE001 - an unreadable cache is no cache (as the experiment reads it)
+        cached = False
+    return ("tiny", SIZE_WHY["cached"]) if cached else ("micro", SIZE_WHY["float32"])
+
+
+def reference_seconds(cfg: DemoConfig, size: str = "tiny") -> dict[str, float]:
+    """:data:`REFERENCE_SECONDS` (a ``size`` of ``"micro"``: :data:`MICRO_REFERENCE_SECONDS`)
+    scaled to ``cfg``'s budget (images x pixels, and the epochs of SAM2-ELNet and of the
+    downstream U-Nets): the ETA of the stages not timed yet in a run, which scales them again by
+    that run's speed (:meth:`~sam2elnet.pipeline.experiment_stages.Stages.expect`). Seconds per
+    stage kind.
     """
     default = DemoConfig()
     work = (cfg.count / default.count) * (cfg.image_size / default.image_size) ** 2
-    ref = {k: v * work for k, v in REFERENCE_SECONDS.items()}
+    base = MICRO_REFERENCE_SECONDS if size == "micro" else REFERENCE_SECONDS
+    ref = {k: v * work for k, v in base.items()}
     ref["elnet"] *= cfg.epochs / default.epochs
     ref["downstream"] *= cfg.downstream_epochs / default.downstream_epochs
     return ref
@@ -152,6 +208,11 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         # a demo budget on real folders too: a seeded subset (the experiment command runs on all)
         max_train = cfg.max_train if cfg.max_train is not None else cfg.count
         max_test = max(2, cfg.count // 4)
+    size, why = demo_size(cfg)
+    if cfg.size == "auto":
+        from sam2elnet.utils.progress import line
+
+        line(f"model: Hiera-{size} ({why}; --size tiny or micro chooses)")
     pool = max_train if max_train is not None else round(cfg.count * 0.8)
     downstream_steps = max(1, math.ceil(pool / 8)) * cfg.downstream_epochs
     ecfg = ExperimentConfig(
@@ -165,17 +226,19 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         batch_size=8,
         max_train=max_train,
         max_test=max_test,
-        size=cfg.size,
+        size=size,
         seed=cfg.seed,
         sources=sources,
         downstream_width=8,
         enhancement_downstream=False,  # table 2 by label IoU only: 5 fewer U-Nets (docstring)
-        eta_reference=reference_seconds(cfg),
+        eta_reference=reference_seconds(cfg, size),
         resume=cfg.resume,
         progress=cfg.progress,
         report=False,
     )
     results = run_experiment(ecfg)
+    if cfg.size == "auto":
+        results.setdefault("notes", []).insert(0, f"SAM2-ELNet: Hiera-{size} ({why}).")
     report = _demo_report(ecfg, results, out)
     md = out / "results.md"
     from sam2elnet.utils.atomic import write_text_atomic
