@@ -67,6 +67,21 @@ used (:func:`sam2elnet.engine.window_size.resolve_tile`); none fitting, the smal
 AUTO_TILE_MAX = AUTO_TILE_SIDES[0]
 """The largest window side chosen when ``--tile`` is not given, px (1024)."""
 
+TILE_MIN = 32
+"""The smallest ``--tile`` of every windowed command (``scene``, ``annotate``, ``enhance``, and
+:func:`sam2elnet.engine.scene.predict_scene`), px: the model pads each window up to a multiple of
+32 px (:data:`sam2elnet.model.elnet.PAD_MULTIPLE`, its coarsest feature stride), so a smaller
+window is mostly padding and saves no memory."""
+
+TILE_MAX = 16384
+"""The largest ``--tile``, px."""
+
+TILE_RANGE_HELP = (
+    f"{TILE_MIN}-{TILE_MAX}; default auto: the largest of {AUTO_TILE_SIDES[0]}, "
+    f"{AUTO_TILE_SIDES[1]}, ..., {AUTO_TILE_SIDES[-1]} whose one window fits --max-memory"
+)
+"""The range and default of ``--tile`` as the help of every windowed command states them."""
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -77,8 +92,8 @@ class WindowOptions(_Options):
 
     tile: int | None = Field(
         None,
-        ge=32,
-        le=16384,
+        ge=TILE_MIN,
+        le=TILE_MAX,
         description="window size, px; None: auto, the largest of AUTO_TILE_SIDES that fits "
         "--max-memory (sam2elnet.engine.window_size.resolve_tile)",
     )
@@ -148,9 +163,6 @@ class FolderJobOptions(WindowOptions):
 class SceneOptions(WindowOptions):
     """Options of ``elnet scene``."""
 
-    tile: int | None = Field(
-        None, ge=16, le=16384, description="window size, px; None: auto (as WindowOptions)"
-    )
     batch_size: int = Field(4, ge=1, le=1024, description="windows per model call")
     threshold: float = Field(0.5, ge=0, le=1, description="probability threshold")
     line_width: float | None = line_width_field()

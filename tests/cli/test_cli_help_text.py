@@ -35,7 +35,7 @@ def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
                    "Also train the trunk: none | last | all"]),
         (("train",), ["in (0, 1], e.g. 0.3 (default 1: all)", "(default 0.7)",
                       "(>= 0, e.g. 2; default 0 = off)"]),
-        (("scene",), ["Window size in pixels (16-16384; default auto", "Windows per model call (1-1024)",
+        (("scene",), ["Window size in pixels (32-16384; default auto", "Windows per model call (1-1024)",
                       "HOST:6379 or ray://HOST:10001"]),
         (("export",), ["tolerance in each label's own map units, not --crs's (metres for a UTM "
                        "label, degrees for an EPSG:4326 one; pixels without CRS)",

@@ -25,7 +25,7 @@ from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import EXPORT_FORMATS, PRECISION_HELP
-from sam2elnet.options import ExportOptions, SceneOptions
+from sam2elnet.options import TILE_RANGE_HELP, ExportOptions, SceneOptions
 
 _S = SceneOptions  # the one declaration of scene defaults and ranges
 
@@ -60,8 +60,7 @@ def scene_cmd(
     tile: Optional[int] = typer.Option(
         None,
         "--tile",
-        help="Window size in pixels (16-16384; default auto: the largest of 1024, 992, ..., 256 "
-        "whose one window fits --max-memory).",
+        help=f"Window size in pixels ({TILE_RANGE_HELP}).",
     ),
     overlap: int = typer.Option(
         option_default(_S, "overlap"),

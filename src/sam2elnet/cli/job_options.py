@@ -18,7 +18,7 @@ import typer
 from sam2elnet.cli.shared_options import FILTER_HELP, NO_PROGRESS, WARP_METHOD, WARP_TO
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, PRECISION_HELP
-from sam2elnet.options import FolderJobOptions
+from sam2elnet.options import TILE_RANGE_HELP, FolderJobOptions
 
 # Options shared by annotate and enhance (one definition, one help text).
 MODEL = typer.Option(..., "--model", help="Model file from `elnet train` (RUN/model.pt).")
@@ -40,8 +40,7 @@ _TTA = typer.Option(None, "--tta", help="Override the evaluator's test-time view
 _TILE = typer.Option(
     None,
     "--tile",
-    help="Window size, px, for images too large for --max-memory (32-16384; default auto: "
-    "the largest of 1024, 992, ..., 256 whose one window fits --max-memory).",
+    help=f"Window size, px, for images too large for --max-memory ({TILE_RANGE_HELP}).",
 )
 _OVERLAP = typer.Option(
     option_default(_D, "overlap"),

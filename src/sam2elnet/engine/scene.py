@@ -214,7 +214,7 @@ def predict_scene(
         dst_path: label GeoTIFF to write (uint8: 0 background, 255 foreground, 127 nodata).
         predictor: a :class:`~sam2elnet.engine.executors.WindowPredictor` (the real
             :class:`sam2elnet.engine.predictor.Predictor` is one).
-        tile: window size in px (>= 16).
+        tile: window size in px, at least :data:`~sam2elnet.options.TILE_MIN` (32).
         overlap: overlap of neighbouring windows in px, in [0, tile).
         batch_size: windows per predictor call (>= 1); fewer when the predictor's
             ``max_memory`` budget (``Predictor.fit_batch``) allows fewer windows per forward.

@@ -13,6 +13,7 @@ from pathlib import Path
 from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.errors import UserError
 from sam2elnet.option_values import PIXEL_COORDS
+from sam2elnet.options import TILE_MIN
 
 __all__ = ["check_scene_options", "check_scene_paths"]
 
@@ -65,8 +66,8 @@ def check_scene_options(
     pixel_coords: str = PIXEL_COORDS[0],
 ) -> None:
     """UserError for option values :func:`~sam2elnet.engine.scene.predict_scene` cannot run with (before reading)."""
-    if tile < 16:
-        raise UserError(f"tile must be at least 16 px, got {tile}")
+    if tile < TILE_MIN:
+        raise UserError(f"tile must be at least {TILE_MIN} px, got {tile}")
     if not 0 <= overlap < tile:
         raise UserError(f"overlap must be >= 0 and smaller than the tile ({tile}), got {overlap}")
     if batch_size < 1:

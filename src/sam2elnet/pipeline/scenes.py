@@ -28,7 +28,7 @@ from sam2elnet.engine.scene_inputs import open_scene, precheck_scene
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
-from sam2elnet.options import OVERLAP_DEFAULT, SceneOptions
+from sam2elnet.options import OVERLAP_DEFAULT, TILE_MIN
 from sam2elnet.pipeline.scene_files import (
     check_scene_outputs,
     list_scenes,
@@ -335,9 +335,7 @@ def _check_window_memory(
             h = w = tile
     if net.fits_whole(h * w, coarse=coarse):
         return
-    tile_field = SceneOptions.model_fields["tile"]  # the smallest --tile allowed
-    low = next(int(m.ge) for m in tile_field.metadata if getattr(m, "ge", None) is not None)
-    fits = [t for t in range(low, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
+    fits = [t for t in range(TILE_MIN, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
     need = net.whole_bytes(h * w, coarse=coarse) / 1e9
     base = net.whole_bytes(0, coarse=coarse) / 1e9  # the model and runtime, before any pixel
     what = (
