@@ -26,7 +26,7 @@ def test_an_unreadable_input_is_named_as_unreadable(tmp_path: Path, monkeypatch)
     )
     said = os_error_message(_denied(img))
     assert said == (
-        f"{img}: permission denied: your user cannot read it; let it read it "
+        f"{img}: permission denied: your user cannot read it; let your user read it "
         f"(chmod -R u+rX {img}) or copy it somewhere readable"
     )
     assert "write to" not in said
@@ -53,3 +53,18 @@ def test_a_real_unreadable_file(tmp_path: Path) -> None:
         assert "your user cannot read it" in os_error_message(info.value)
     finally:
         img.chmod(0o644)
+
+
+def test_an_unreadable_file_and_split_folder_get_the_same_advice(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from sam2elnet.data.layouts import _unreadable_split_text
+
+    folder = tmp_path / "test"
+    folder.mkdir()
+    monkeypatch.setattr(paths.os, "access", lambda p, mode: False)
+    advice = f"let your user read it (chmod -R u+rX {folder})"
+    assert paths.read_access_advice(folder) == advice
+    assert f"; {advice} or copy it somewhere readable" in os_error_message(_denied(folder))
+    said = _unreadable_split_text(_denied(folder), folder, tmp_path)
+    assert said.endswith(f"; {advice} or move it out of {tmp_path}")

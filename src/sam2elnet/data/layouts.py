@@ -48,6 +48,7 @@ from sam2elnet.data.naming import (
 from sam2elnet.errors import DataError, NoPairsError
 from sam2elnet.option_values import LAYOUTS
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.paths import read_access_advice
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +319,8 @@ def _unreadable_split_text(err: OSError, folder: Path, root: Path) -> str:
     """What is wrong with a split folder that cannot be listed and what to do, for one line."""
     why = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
     return (
-        f"cannot list this split folder ({why.lower()}); let your user read it "
-        f"(chmod -R u+rX {folder}) or move it out of {root}"
+        f"cannot list this split folder ({why.lower()}); {read_access_advice(folder)} or "
+        f"move it out of {root}"
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "check_output",
     "check_input",
     "os_error_message",
+    "read_access_advice",
 ]
 
 #: the files of one Shapefile ``x.shp`` (``x.<suffix>``, any case) that GDAL, QGIS and ArcGIS
@@ -411,6 +412,14 @@ _MESSAGES = {
 }
 
 
+def read_access_advice(path: str | Path) -> str:
+    """What to do about a file or folder this user may not read, for one message line:
+    ``let your user read it (chmod -R u+rX PATH)``; every refusal of an unreadable input says it
+    with these words (:func:`os_error_message`, an unreadable split folder of
+    :func:`sam2elnet.data.layouts.discover`), the caller adding its other way out."""
+    return f"let your user read it (chmod -R u+rX {path})"
+
+
 def os_error_message(err: OSError, path: str | Path | None = None) -> str:
     """One-line, user-facing text for an ``OSError`` (names the file; says what to do).
 
@@ -420,8 +429,8 @@ def os_error_message(err: OSError, path: str | Path | None = None) -> str:
     text = _MESSAGES.get(err.errno or -1)
     if err.errno == errno.EACCES and where and _unreadable(where):
         text = (
-            f"permission denied: your user cannot read it; let it read it (chmod -R u+rX "
-            f"{where}) or copy it somewhere readable"
+            f"permission denied: your user cannot read it; {read_access_advice(where)} or copy "
+            "it somewhere readable"
         )
     if text is None:
         text = (err.strerror or str(err)).strip().rstrip(".") or err.__class__.__name__
