@@ -121,9 +121,10 @@ def import_vector(
         layer: Layer name (default: :func:`~sam2elnet.data.vector_layers.default_layer`, the
             ``labels`` layer), or several: their features are burnt into the same masks, as one
             layer (``--layer labels --layer missing_roads``: the reviewed polygons and the roads
-            drawn as lines; :func:`_read_layers`). The export's record applies when ``labels``
-            is one of them (the others add features to its images); else, as for one other
-            layer, masks only for the images their features name.
+            drawn as lines; :func:`~sam2elnet.export.import_layers.read_layers`). The export's
+            record applies when ``labels`` is one of them (the others add features to its
+            images); else, as for one other layer, masks only for the images their features
+            name.
         review_set: The export's review record (default: next to the layer when there).
         all_images: A mask for every image of ``images``.
         reviewed_only: No mask for the images that come back as exported (above).
@@ -158,7 +159,6 @@ def import_vector(
 
     p = Path(path)
     layers = (layer,) if isinstance(layer, str) else tuple(layer) if layer else None
-    layer = layers[0] if layers is not None and len(layers) == 1 else None
     if images is None:
         raise UserError(
             "--images is needed to import polygons: the masks take the images' size and "
@@ -197,10 +197,10 @@ def import_vector(
         )
     check = ReviewCheck(record if listed is not None else None, reviewed_only, _UNTOUCHED)
     try:
-        if layer is None and layers:
+        if layers is not None and len(layers) > 1:
             gdf, bare = read_layers(p, layers)
-        else:
-            gdf, bare = read_vector(p, layer=layer, allow_empty=True), []
+        else:  # one layer: the one named, or the file's default
+            gdf, bare = read_vector(p, layer=layers[0] if layers else None, allow_empty=True), []
     except DataError:
         named = record_layer(p) if p.is_file() else None
         if named is None:
@@ -297,8 +297,8 @@ def _unnamed_unplaced(
     mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
     :func:`_burn` places by); else they are skipped and the note says how many and what to do.
     None when there are none. ``run``: as :func:`_burn`; ``bare``: the layers read together
-    that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES` (:func:`_read_layers`),
-    named in what to do.
+    that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES`
+    (:func:`~sam2elnet.export.import_layers.read_layers`), named in what to do.
 
     Raises:
         DataError: no feature of the layer can be placed (before, a layer without name
