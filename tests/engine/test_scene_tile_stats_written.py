@@ -73,3 +73,31 @@ def test_tile_statistics_are_those_of_the_written_label(tmp_path: Path) -> None:
     first = g[(g.row_off == 0) & (g.col_off == 0)].iloc[0]
     assert 0.5 < first.foreground_fraction < 1.0
     assert first.mean_entropy != pytest.approx(float(entropy_bits(np.float32(0.9))))
+
+
+def test_chunk_part_is_the_one_overlap_rule_of_writer_and_records() -> None:
+    from sam2elnet.data.tiling import Window
+    from sam2elnet.engine.scene_writer import SceneWriter, TileRecords, chunk_part
+
+    w = Window(row_off=10, col_off=20, height=30, width=40)
+    # chunk rows 0-24, columns 0-31: the window's rows 10-24, columns 20-31
+    assert chunk_part(w, 0, 0, 25, 32) == (slice(10, 25), slice(20, 32))
+    # chunk rows 30-79, columns 50-99: rows 30-39, columns 50-59, in the chunk's own pixels
+    assert chunk_part(w, 30, 50, 50, 50) == (slice(0, 10), slice(0, 10))
+    assert chunk_part(w, 40, 0, 8, 100) is None  # below the window (rows 40-47)
+    assert chunk_part(w, 0, 60, 100, 8) is None  # right of it (columns 60-67)
+    # the writer's covered pixels and the rows' counts both follow it
+    acc = np.ones((25, 32), np.float32)
+    tiles = TileRecords(0.5, keep_rows=True)
+    tiles.add(w, np.ones((30, 40), bool), None)
+    written = []
+    dst = type("Dst", (), {"write": lambda self, a, b, window: written.append(a)})()
+    writer = SceneWriter(
+        None, dst, None, 0.5, "float32", np.ones(32), valid=lambda rw: np.ones((25, 32), bool),
+        tiles=tiles,
+    )  # fmt: skip
+    writer.write_rows(0, 25, acc, np.ones(25), [w])
+    lab = written[0]
+    assert (lab[10:25, 20:32] == 255).all() and (lab[:10] == LABEL_NODATA).all()
+    assert (lab[:, :20] == LABEL_NODATA).all() and writer.n_valid == 15 * 12
+    assert tiles.rows[0]["valid_fraction"] == 15 * 12 / (30 * 40)

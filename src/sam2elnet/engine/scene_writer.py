@@ -36,6 +36,7 @@ __all__ = [
     "SceneWriter",
     "StripAccumulator",
     "TileRecords",
+    "chunk_part",
     "maybe_atomic",
     "maybe_open",
     "output_profiles",
@@ -49,6 +50,18 @@ BLOCK = 256
 """Output GeoTIFF block size; rows are flushed in multiples of it."""
 _COL_CHUNK = 16 * BLOCK
 """Columns converted and written at a time when flushing rows (bounds temporaries)."""
+
+
+def chunk_part(w: Window, top: int, c0: int, height: int, width: int) -> tuple[slice, slice] | None:
+    """The pixels of window ``w`` inside a chunk of ``height`` x ``width`` px whose first pixel is
+    scene row ``top``, column ``c0`` (px), as (row, column) slices of the chunk; None when they do
+    not overlap. The one overlap rule of :meth:`SceneWriter.write_rows` (which pixels a window
+    covers) and :meth:`TileRecords.count_written` (which rows a chunk adds to)."""
+    r_a, r_b = max(w.row_off, top), min(w.row_off + w.height, top + height)
+    c_a, c_b = max(w.col_off, c0), min(w.col_off + w.width, c0 + width)
+    if r_a >= r_b or c_a >= c_b:
+        return None
+    return slice(r_a - top, r_b - top), slice(c_a - c0, c_b - c0)
 
 
 def output_profiles(src: Any, prob_dtype: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -184,10 +197,8 @@ class SceneWriter:
             rw = RioWindow(c0, top, c1 - c0, end - top)
             covered = np.zeros((end - top, c1 - c0), bool)
             for w in windows:
-                r_a, r_b = max(w.row_off, top), min(w.row_off + w.height, end)
-                c_a, c_b = max(w.col_off, c0), min(w.col_off + w.width, c1)
-                if r_a < r_b and c_a < c_b:
-                    covered[r_a - top : r_b - top, c_a - c0 : c_b - c0] = True
+                if (sl := chunk_part(w, top, c0, end - top, c1 - c0)) is not None:
+                    covered[sl] = True
             prob = acc[:, c0:c1] / (wy[:, None] * self.wx[None, c0:c1])
             valid = covered & self.valid(rw)
             fg = (prob >= self.threshold) & valid
@@ -280,13 +291,11 @@ class TileRecords:
         h, w_px = prob.shape
         for w in windows:
             entry = self._written.get(w)
-            r_a, r_b = max(w.row_off, top), min(w.row_off + w.height, top + h)
-            c_a, c_b = max(w.col_off, c0), min(w.col_off + w.width, c0 + w_px)
-            if entry is None or r_a >= r_b or c_a >= c_b:
+            sl = chunk_part(w, top, c0, h, w_px)
+            if entry is None or sl is None:
                 continue
             if ent is None:  # once per chunk: each written pixel's entropy is computed once
                 ent = np.where(valid, entropy_bits(prob), 0.0)
-            sl = (slice(r_a - top, r_b - top), slice(c_a - c0, c_b - c0))
             rec, sums = entry
             sums[0] += int(valid[sl].sum())
             sums[1] += int(fg[sl].sum())
