@@ -378,6 +378,11 @@ class TrainConfig(BaseModel):
             return None
         return str(v)
 
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _auto_epochs(cls, v: Any) -> Any:  # --epochs auto / `epochs: auto` in a config file
+        return None if isinstance(v, str) and v.strip().lower() == "auto" else v
+
     @field_validator("precision", mode="before")
     @classmethod
     def _norm_precision(cls, v: Any) -> Any:

@@ -198,7 +198,10 @@ def test_cv_and_train_share_the_training_option_texts() -> None:
         for name in ("train", "cv"):
             opt = next(p for p in cmds[name].params if flag in p.opts)  # type: ignore[attr-defined]
             assert opt.help == TRAIN_HELP[key]
-    assert TRAIN_HELP["epochs"] == "Passes over the training images (default 10, at least 1)."
+    assert TRAIN_HELP["epochs"] == (
+        "Passes over the training images: a number (at least 1), or auto (default): enough for "
+        "about 1,200 optimiser updates, 10-300 epochs, said in the log before training."
+    )
 
 
 def _option(cmd: object, flag: str) -> object:

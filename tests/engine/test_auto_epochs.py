@@ -27,19 +27,50 @@ from sam2elnet.engine.train_schedule import auto_epochs
             "about 1,200 optimiser updates at 120 per epoch",
         ),  # sos-2k, 480 images: as before
         (7, 172, "about 1,200 optimiser updates at 7 per epoch"),  # ceil(1200 / 7)
-        (500, 10, "5,000 optimiser updates: at least 10 epochs"),  # a large set keeps 10 passes
-        (2, 300, "600 optimiser updates: at most 300 epochs"),  # 8 images: no hours of looping
-        (0, 300, "300 optimiser updates: at most 300 epochs"),  # an empty loader counts as 1 step
+        # a large set keeps 10 passes; 8 images do not loop for hours; an empty loader is 1 step
+        (
+            500,
+            10,
+            "about 1,200 optimiser updates at 500 per epoch, at least 10 epochs: 5,000 updates",
+        ),
+        (2, 300, "about 1,200 optimiser updates at 2 per epoch, capped at 300 epochs: 600 updates"),
+        (0, 300, "about 1,200 optimiser updates at 1 per epoch, capped at 300 epochs: 300 updates"),
     ],
 )
 def test_auto_epochs_aims_at_a_number_of_updates(steps: int, epochs: int, aim: str) -> None:
     assert (AUTO_UPDATES, AUTO_EPOCHS) == (1200, (10, 300))
-    assert auto_epochs(steps) == (epochs, f"epochs: {epochs} (auto: {aim}; --epochs overrides)")
+    line = f"epochs: {epochs} (auto: {aim}; --epochs N sets them for a new run)"
+    assert auto_epochs(steps) == (epochs, line)
 
 
 def test_epochs_default_is_auto_and_an_explicit_value_stays() -> None:
     assert TrainConfig(data="d", out="o").epochs is None
     assert TrainConfig(data="d", out="o", epochs=3).epochs == 3
+    assert TrainConfig(data="d", out="o", epochs=" Auto ").epochs is None  # a config file's word
+
+
+@pytest.mark.parametrize("cmd", ["train", "cv"])
+def test_cli_epochs_takes_auto_or_a_number(cmd: str, tmp_path: Path, capsys) -> None:
+    """``--epochs auto`` is the default said aloud (it used to fail: 'Input should be a valid
+    integer'); a word that is neither is one error line naming the option, exit 2."""
+    from sam2elnet.cli import main
+    from sam2elnet.cli.shared_options import none_if_auto
+
+    assert (
+        none_if_auto("AUTO") is None and none_if_auto("12") == "12" and none_if_auto(None) is None
+    )
+    out = tmp_path / "o"
+    base = [cmd, "--data", str(tmp_path / "missing"), "--out", str(out)]
+    assert main([*base, "--epochs", "auto"]) == 2  # gets past the option, to the missing data
+    err = capsys.readouterr().err.strip()
+    assert "--epochs" not in err and "missing" in err
+    assert main([*base, "--epochs", "many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "error: invalid value for --epochs: 'many' (input should be a valid integer, unable to "
+        "parse string as an integer; allowed: 1 <= x)"
+    ]
+    assert not out.exists()
 
 
 def test_train_resolves_auto_epochs_records_them_and_resumes_without_the_option(
@@ -61,7 +92,8 @@ def test_train_resolves_auto_epochs_records_them_and_resumes_without_the_option(
         res = train(cfg, echo=lines.append)
         said = [s for s in lines if s.startswith("epochs: ")]
         assert said == [
-            "epochs: 2 (auto: about 6 optimiser updates at 3 per epoch; --epochs overrides)"
+            "epochs: 2 (auto: about 6 optimiser updates at 3 per epoch; --epochs N sets them for "
+            "a new run)"
         ]
         assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 2
         assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2

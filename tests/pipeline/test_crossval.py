@@ -400,16 +400,15 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     md = (out / "cv.md").read_text()
     assert f"- Precision of the folds' training: {ran} (--precision auto; " in md
 
-    # an older fold trained with other settings (run/config.yaml): trained again, one line
+    # an older fold trained with other settings (run/config.yaml): refused, nothing deleted
     (fold / "fold.json").unlink()
     saved = fold / "run" / "config.yaml"
-    saved.write_text(saved.read_text().replace("epochs: 1\n", "epochs: 3\n"))
-    run()
-    said = [x for x in lines if "not reused" in x]
-    assert said == [
-        "fold-1: not reused: it was trained with other settings (epochs); training it again"
-    ]
-    assert stamp() != first and "epochs: 1\n" in saved.read_text()
+    text = saved.read_text()
+    saved.write_text(text.replace("epochs: 1\n", "epochs: 3\n"))
+    with pytest.raises(UserError, match=r"--epochs 1 \(saved: 3\); give the saved values"):
+        run()
+    assert stamp() == first and (fold / "run" / "model.pt").is_file()
+    saved.write_text(text)
 
     # the network of a trained but unscored fold is gone: trained again
     (fold / "result.json").unlink()
@@ -646,6 +645,19 @@ def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
     assert ious == {"fold-1": r2["folds"][0]["tests"]["test"]["iou"],
                     "fold-2": r1["folds"][0]["tests"]["test"]["iou"]}  # fmt: skip
     assert "Only" not in (merged / "cv.md").read_text()
+    # the epochs each fold trained (--epochs auto would be resolved per fold): in cv.json / cv.md
+    assert r["epochs"] == 1 and [f["epochs"] for f in r["folds"]] == [1, 1]
+    assert "- Epochs of the folds' training: 1 (--epochs 1)." in (merged / "cv.md").read_text()
+    # a summary run with other options: the copied trained fold is refused before fold-1 (not
+    # copied here) trains, and nothing of it is deleted
+    other = tmp_path / "other"
+    shutil.copytree(one / "folds" / "fold-2", other / "folds" / "fold-2")
+    with pytest.raises(
+        UserError, match=r"fold-2 holds a trained network, .*--epochs 2 \(saved: 1\)"
+    ):
+        run_cv(_cfg(roads, other, folds=2, train={**TRAIN, "epochs": 2}))
+    assert sorted(p.name for p in (other / "folds").iterdir()) == ["fold-2"]
+    assert (other / "folds" / "fold-2" / "run" / "model.pt").is_file()
 
 
 def test_fold_names_are_checked_before_anything_is_written(

@@ -209,12 +209,28 @@ def test_a_moved_fold_folder_is_reused_and_its_record_holds_no_path_of_it(tmp_pa
     check_reuse(root, want, "fold-1", said.append)
     assert said == [] and (root / "result.json").is_file()  # reused, not trained again
     assert json.loads((root / "fold.json").read_text()) == want
-    # a setting that does change the network is still found
-    changed = dict(want, train=dict(want["train"], epochs=want["train"]["epochs"] + 1))
+    # a setting that does change the network is still found; a trained fold is not deleted
+    # for it (fold folders copied from a run with other options): one error line names it
+    epochs = want["train"]["epochs"]
+    changed = dict(want, train=dict(want["train"], epochs=epochs + 1))
+    with pytest.raises(UserError) as err:
+        check_reuse(root, changed, "fold-1", said.append)
+    assert str(err.value) == (
+        f"{root}: fold-1 holds a trained network, but it was trained with other settings: --epochs "
+        f"{epochs + 1} (saved: {epochs}); give the saved values to reuse it (hours of training, "
+        "perhaps), or move the folder away to train it again"
+    )
+    assert said == [] and (root / "result.json").is_file()
+    auto = dict(want, train=dict(want["train"], epochs=None))  # --epochs left out: auto
+    with pytest.raises(UserError, match=rf"--epochs auto \(saved: {epochs}\)"):
+        check_reuse(root, auto, "fold-1", said.append)
+    # a fold that never finished training (no result.json, no trained.json): trained again
+    (root / "result.json").unlink()
+    (root / "run").mkdir()
     check_reuse(root, changed, "fold-1", said.append)
     assert said == ["fold-1: not reused: it was trained with other settings (epochs); "
                     "training it again"]  # fmt: skip
-    assert not (root / "result.json").exists()  # the fold folder was cleared
+    assert not (root / "run").exists()  # the unfinished fold folder was cleared
 
 
 def test_cli_quality_is_the_pair_of_elnet_train(

@@ -7,7 +7,13 @@ from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 
 import typer
 
 from sam2elnet.cli.app import app
-from sam2elnet.cli.shared_options import NO_PROGRESS, ROAD_BUFFER, ROAD_BUFFER_M, road_buffer_px_of
+from sam2elnet.cli.shared_options import (
+    NO_PROGRESS,
+    ROAD_BUFFER,
+    ROAD_BUFFER_M,
+    none_if_auto,
+    road_buffer_px_of,
+)
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import PRECISION_HELP
@@ -67,7 +73,9 @@ def cv_cmd(
     trunk: Optional[str] = typer.Option(  # noqa: UP045
         None, "--trunk", help="Also train the trunk: none | last | all (for runs without weights)."
     ),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
+    epochs: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--epochs", help=_H["epochs"], metavar="N|auto"
+    ),
     batch_size: Optional[int] = typer.Option(  # noqa: UP045
         None,
         "--batch-size",
@@ -125,7 +133,7 @@ def cv_cmd(
         "size": size,
         "weights": weights,
         "trunk": trunk,
-        "epochs": epochs,
+        "epochs": none_if_auto(epochs),
         "batch_size": batch_size,
         "image_size": image_size,
         "lr": lr,

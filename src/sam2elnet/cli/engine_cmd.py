@@ -23,6 +23,7 @@ from sam2elnet.cli.shared_options import (
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     line_width_unit,
+    none_if_auto,
     road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
@@ -70,7 +71,9 @@ def train_cmd(
     seed: int | None = typer.Option(
         None, "--seed", help="Seed for splits, augmentation and initialisation (default 0)."
     ),  # noqa: UP045
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=_H["epochs"]),  # noqa: UP045
+    epochs: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--epochs", help=_H["epochs"], metavar="N|auto"
+    ),
     batch_size: Optional[int] = typer.Option(  # noqa: UP045
         None,
         "--batch-size",
@@ -212,7 +215,7 @@ def train_cmd(
         "size": size,
         "fraction": fraction,
         "seed": seed,
-        "epochs": epochs,
+        "epochs": none_if_auto(epochs),
         "batch_size": batch_size,
         "image_size": image_size,
         "lr": lr,

@@ -67,6 +67,12 @@ __all__ = [
 ]
 
 
+def none_if_auto(value: str | None) -> str | None:
+    """An option that takes a number or ``auto`` (``--epochs``): None for ``auto`` (the config's
+    auto), else the text, which the config validates as a number in its range."""
+    return None if value is not None and value.strip().lower() == "auto" else value
+
+
 def _d(name: str) -> object:
     return TrainConfig.model_fields[name].default
 
@@ -74,8 +80,9 @@ def _d(name: str) -> object:
 #: help text of each training option (``train``, ``cv``, ``experiment``), by TrainConfig field name
 #: (``train_image_size``: ``elnet train``'s --image-size, whose default follows --init-model)
 TRAIN_HELP = {
-    "epochs": "Passes over the training images (default auto: enough for about "
-    f"{AUTO_UPDATES:,} optimiser updates, {AUTO_EPOCHS[0]}-{AUTO_EPOCHS[1]} epochs; at least 1).",
+    "epochs": "Passes over the training images: a number (at least 1), or auto (default): "
+    f"enough for about {AUTO_UPDATES:,} optimiser updates, {AUTO_EPOCHS[0]}-{AUTO_EPOCHS[1]} "
+    "epochs, said in the log before training.",
     "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "
     "256 px, 2 at 512 px; docs/training.md).",
     "image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}, at least 32).",

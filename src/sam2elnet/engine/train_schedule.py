@@ -217,7 +217,7 @@ def auto_epochs(steps_per_epoch: int) -> tuple[int, str]:
 
     Returns:
         (epochs, line), e.g. ``(120, "epochs: 120 (auto: about 1,200 optimiser updates at 10
-        per epoch; --epochs overrides)")``.
+        per epoch; --epochs N sets them for a new run)")``.
     """
     from sam2elnet.config import AUTO_EPOCHS, AUTO_UPDATES
 
@@ -226,10 +226,10 @@ def auto_epochs(steps_per_epoch: int) -> tuple[int, str]:
     epochs = min(high, max(low, math.ceil(AUTO_UPDATES / steps)))
     aim = f"about {AUTO_UPDATES:,} optimiser updates at {steps:,} per epoch"
     if epochs * steps < AUTO_UPDATES:
-        aim = f"{epochs * steps:,} optimiser updates: at most {high} epochs"
+        aim += f", capped at {high} epochs: {epochs * steps:,} updates"
     elif epochs == low and epochs * steps > AUTO_UPDATES:
-        aim = f"{epochs * steps:,} optimiser updates: at least {low} epochs"
-    return epochs, f"epochs: {epochs} (auto: {aim}; --epochs overrides)"
+        aim += f", at least {low} epochs: {epochs * steps:,} updates"
+    return epochs, f"epochs: {epochs} (auto: {aim}; --epochs N sets them for a new run)"
 
 
 def late_best_note(best_epoch: int, epochs: int, updates: int, validated: bool) -> str | None:

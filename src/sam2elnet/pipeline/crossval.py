@@ -52,7 +52,7 @@ from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
-from sam2elnet.pipeline.crossval_fold import fold_config, run_fold
+from sam2elnet.pipeline.crossval_fold import check_trained_folds, fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
 from sam2elnet.pipeline.crossval_report import groups_montage, render_markdown, summarise
 from sam2elnet.pipeline.crossval_reuse import fold_label, summarise_folds
@@ -150,6 +150,9 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     }
     folds, groups = plan_folds(cfg, ids, samples, say)
     todo = select_folds(cfg, folds)  # an unknown --fold: one error line, nothing written
+    check_trained_folds(
+        cfg, todo, guess.domain
+    )  # trained folds of other options: before any trains
     # auto options as the folds resolve them (None: the --init-model's trunk scale)
     planned = fold_config(cfg, cfg.out / "folds", guess.domain).trunk_scale
     write_json_atomic(
@@ -203,6 +206,8 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "precision_resolved": summarise_folds(results, "precision_resolved"),
         # the scale each fold's trunk was built with (auto resolved; a reused fold keeps its own)
         "trunk_scale": summarise_folds(results, "trunk_scale"),
+        # each fold's epochs as trained (--epochs auto resolved from the fold's training images)
+        "epochs": summarise_folds(results, "epochs"),
         "keys": list(keys),
         "folds_total": len(folds),
         "folds_done": len(results),

@@ -166,7 +166,9 @@ def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str
     return json.loads(json.dumps(both, default=str))
 
 
-def _change(key: str, new: Any, old: Any) -> str:
+def option_change(key: str, new: Any, old: Any) -> str:
+    """One changed training option in a refusal's words: ``--epochs 10 (saved: auto)``,
+    ``--no-quality (saved: --quality)``."""
     if key == "fit_quality":  # --quality/--no-quality: a switch, not a value
         return (
             "--no-quality (saved: --quality)" if new is False else "--quality (saved: --no-quality)"
@@ -221,7 +223,7 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     if same_domain(recorded, new["domain"]):
         skip.add("domain")
     diff = [
-        _change(k, new.get(k), old.get(k))
+        option_change(k, new.get(k), old.get(k))
         for k in sorted(set(old) | set(new))
         if k not in skip and not same_setting(k, old.get(k), new.get(k))
     ]
@@ -231,7 +233,7 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     if was is None or now is None:  # an older record: compare the options as given
         was, now = old_train, new_train
     diff += [
-        _change(k, now.get(k), was.get(k))
+        option_change(k, now.get(k), was.get(k))
         for k in sorted(set(was) | set(now))
         if not same_setting(k, was.get(k), now.get(k))
         and not (k == "seed" and "seed" not in old_train and "seed" not in new_train)

@@ -27,6 +27,7 @@ from sam2elnet.pipeline.crossval_reuse import (
     fold_settings,
     fold_trained_with,
     model_extra,
+    refuse_other_settings,
 )
 from sam2elnet.pipeline.crossval_score import (
     buffer_of,
@@ -45,7 +46,7 @@ from sam2elnet.utils.run_warnings import hidden
 
 log = logging.getLogger(__name__)
 
-__all__ = ["fold_config", "run_fold"]
+__all__ = ["check_trained_folds", "fold_config", "fold_want", "run_fold"]
 
 
 def _write_subset(root: Path, samples: dict[str, Any], ids: Sequence[str], meta: dict) -> Path:
@@ -156,6 +157,27 @@ def fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
     )
 
 
+def fold_want(cfg: CVConfig, fold: Fold, domain: str) -> dict[str, Any]:
+    """What ``fold.json`` records for ``fold`` in this run: its training and test ids and the
+    training options that change its network (:func:`~sam2elnet.pipeline.crossval_reuse.fold_settings`)."""
+    tcfg = fold_config(cfg, cfg.out / "folds" / fold.name, domain)
+    want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
+    return json.loads(json.dumps(want))
+
+
+def check_trained_folds(cfg: CVConfig, folds: list[Fold], domain: str) -> None:
+    """Before any fold trains: refuse when one of ``folds`` holds a trained network made with
+    other training options (:func:`~sam2elnet.pipeline.crossval_reuse.refuse_other_settings`).
+
+    Raises:
+        UserError: the first such fold, its options named with their saved values.
+    """
+    for fold in folds:
+        refuse_other_settings(
+            cfg.out / "folds" / fold.name, fold_want(cfg, fold, domain), fold.name
+        )
+
+
 def run_fold(
     cfg: CVConfig,
     fold: Fold,
@@ -172,8 +194,7 @@ def run_fold(
     root = cfg.out / "folds" / fold.name
     run = root / "run"
     tcfg = fold_config(cfg, root, domain)
-    want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
-    check_reuse(root, json.loads(json.dumps(want)), fold.name, say)
+    check_reuse(root, fold_want(cfg, fold, domain), fold.name, say)
     label = fold_label(fold.name)
     done = root / "result.json"
     roads = domain == "roads"

@@ -206,6 +206,8 @@ def render_markdown(r: dict[str, Any]) -> str:
                 f"In-domain minus cross-domain {words}: **{pm(r['summary'][gap])}** "
                 f"(over {plural(n, 'direction')}).",
             ]
+    from sam2elnet.config import AUTO_UPDATES
+
     t = r["train"]
     lines += [
         "",
@@ -219,6 +221,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         "keeps the precision it was trained with).",
         f"- Trunk of the folds' networks: {_trunk(r.get('trunk_scale'))} (--trunk-scale "
         f"{t.get('trunk_scale') or 'auto'}; a reused fold keeps the scale it was trained with).",
+        f"- Epochs of the folds' training: {r.get('epochs') or 'not recorded'} (--epochs "
+        f"{t.get('epochs') or f'auto: about {AUTO_UPDATES:,} optimiser updates'}).",
         *_road_buffer_lines(r),
         f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
         "",

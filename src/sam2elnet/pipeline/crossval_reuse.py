@@ -2,8 +2,10 @@
 fits the run (part of :mod:`sam2elnet.pipeline.crossval`).
 
 Each fold records its image ids and training options in ``OUT/folds/<name>/fold.json``; a fold
-whose record differs from the run's plan (the data folder changed, a fold folder copied from
-another run) is trained again, with one line saying why. A reused fold keeps the precision and
+whose record differs from the run's plan (the data folder changed, an unfinished fold of another
+run) is trained again, with one line saying why; a *trained* fold made with other training
+options (fold folders copied from runs with other options, a default changed between versions)
+is refused, naming the options, before any fold trains: its network is never deleted. A reused fold keeps the precision and
 trunk scale it was trained with (:func:`fold_trained_with`, read from its model file), whatever
 ``--precision`` says now.
 """
@@ -20,6 +22,7 @@ from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
     "check_reuse",
+    "refuse_other_settings",
     "fold_label",
     "fold_settings",
     "fold_trained_with",
@@ -90,8 +93,8 @@ def _recorded(root: Path) -> dict[str, Any]:
 
 def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
     """Why the work in a fold folder does not fit this run, and what must be redone (``"fold"``:
-    train again; ``"tests"``: the network fits, score it again); None when it fits or nothing
-    is there.
+    train again; ``"tests"``: the network fits, score it again; ``"refuse"``: a trained network
+    with other options, which is not thrown away); None when it fits or nothing is there.
 
     ``OUT/cv_config.json`` already refuses other options into the same ``OUT``; this covers what
     it cannot see: a data folder whose images changed (other fold ids), a fold folder copied from
@@ -109,6 +112,11 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
     old, new = rec["train"], want["train"]
     keys = (set(old) | set(new)) - set(FOLD_OWN_PATHS)  # an older record's paths: no setting
     diff = sorted(k for k in keys if old.get(k) != new.get(k))
+    if diff and (result.is_file() or trained.is_file()):  # a trained network: never deleted
+        from sam2elnet.pipeline.crossval_config import option_change
+
+        what = ", ".join(option_change(k, new.get(k), old.get(k)) for k in diff)
+        return f"it was trained with other settings: {what}", "refuse"
     if diff:
         return f"it was trained with other settings ({', '.join(diff)})", "fold"
     if rec.get("train_ids") != want["train_ids"]:
@@ -120,10 +128,35 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def refuse_other_settings(root: Path, want: dict[str, Any], name: str) -> None:
+    """Raise when the fold folder ``root`` holds a trained network made with other training
+    options than ``want["train"]`` (see :func:`check_reuse`); ``elnet cv`` checks every fold it
+    will run before the first one trains, so no hour of training comes before the refusal.
+
+    Raises:
+        UserError: naming each option with the fold's saved value.
+    """
+    stale = _stale(root, want)
+    if stale is not None and stale[1] == "refuse":  # e.g. folds copied from another run
+        raise UserError(
+            f"{fold_label(name)} holds a trained network, but {stale[0]}; give the saved values "
+            "to reuse it (hours of training, perhaps), or move the folder away to train it again",
+            root,
+        )
+
+
 def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str], None]) -> None:
-    """Clear what of a fold folder cannot be reused (one line says why), then record ``want``."""
+    """Clear what of a fold folder cannot be reused (one line says why), then record ``want``.
+
+    Raises:
+        UserError: the folder holds a trained network made with other training options (fold
+            folders copied from runs with other options, or a default that changed between
+            versions): a trained fold is never deleted; the options are named with their
+            saved values.
+    """
     import shutil
 
+    refuse_other_settings(root, want, name)
     stale = _stale(root, want)
     if stale is not None:
         why, scope = stale
@@ -156,14 +189,14 @@ def model_extra(model: Path) -> dict[str, Any]:
     return dict(_model_payload(model).get("extra") or {})
 
 
-TRAINED_WITH = ("precision_option", "precision_resolved", "trunk_scale")
+TRAINED_WITH = ("precision_option", "precision_resolved", "trunk_scale", "epochs")
 """What :func:`fold_trained_with` reports of a fold's network."""
 
 
 def fold_trained_with(result: dict[str, Any], model: Path) -> dict[str, Any]:
-    """How a fold's network was trained: ``{"precision_option", "precision_resolved"}`` (str)
-    and ``"trunk_scale"`` (int, 1 = full, 2 = half resolution: the scale built, auto resolved)
-    from its result record, else from its model file (``extra["train"]`` and ``config``; folds
+    """How a fold's network was trained: ``{"precision_option", "precision_resolved"}`` (str),
+    ``"trunk_scale"`` (int, 1 = full, 2 = half resolution: the scale built, auto resolved) and
+    ``"epochs"`` (int, ``--epochs auto`` resolved) from its result record, else from its model file (``extra["train"]`` and ``config``; folds
     made before the result recorded them); None where neither says.
 
     A reused fold ran with the precision and trunk scale of the run that trained it, not with
@@ -181,6 +214,7 @@ def fold_trained_with(result: dict[str, Any], model: Path) -> dict[str, Any]:
         got["trunk_scale"] = int(model_config_of(payload, model).trunk_scale) if payload else None
     except CheckpointError:
         got["trunk_scale"] = None
+    got["epochs"] = int(train["epochs"]) if train.get("epochs") else None
     return got
 
 
