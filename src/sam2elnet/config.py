@@ -317,6 +317,9 @@ class TrainConfig(BaseModel):
         return self
 
     _trunk_scale_auto: bool = PrivateAttr(False)
+    # --resume --epochs K below the saved epochs: end the run after epoch K (engine.train_setup.
+    # resumed_config); the learning-rate schedule stays that of the saved epochs
+    _stop_after: int | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _default_image_size(self) -> TrainConfig:

@@ -105,3 +105,39 @@ def test_train_resolves_auto_epochs_records_them_and_resumes_without_the_option(
         assert not [s for s in lines if s.startswith("epochs: ")]  # the recorded 2, not auto
     finally:
         config.AUTO_UPDATES, config.AUTO_EPOCHS = saved
+
+
+def test_resume_with_fewer_epochs_ends_the_run_early_and_keeps_its_best_epoch(
+    tmp_path: Path,
+) -> None:
+    """A long (auto) run can end early: ``--resume --epochs K`` below the saved epochs trains up
+    to epoch K with the saved learning-rate schedule, writes the best epoch so far as model.pt,
+    and keeps config.yaml's epochs so a later ``--resume`` continues (it used to be refused:
+    '--epochs 2 (saved: 3) would change it')."""
+    from sam2elnet.engine.train import train
+
+    data = make_dataset(tmp_path / "d", n=8, size=32)
+    run = tmp_path / "run"
+    kw = {"fit_quality": False, "val_fraction": 0.25}
+    train(small_cfg(data, run, epochs=1, **kw))  # stands for a 3-epoch run killed after epoch 1
+    saved = run / "config.yaml"
+    saved.write_text(saved.read_text().replace("epochs: 1\n", "epochs: 3\n"))
+    (run / "model.pt").unlink()  # a killed run has none
+    lines: list[str] = []
+    res = train(small_cfg(data, run, epochs=2, resume=True, **kw), echo=lines.append)
+    assert (
+        "ending the run after epoch 2 of 3 (--epochs 2 with --resume; the learning-rate schedule "
+        "of 3 epochs is kept up to there); --resume without --epochs continues to epoch 3 later"
+    ) in lines
+    assert [s.split(":")[0] for s in lines if s.startswith("epoch ")] == ["epoch 2/3"]
+    assert (run / "model.pt").is_file() and res.best_epoch in (1, 2)
+    assert yaml.safe_load(saved.read_text())["epochs"] == 3
+    assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
+    lines.clear()  # nothing left below K: the best epoch so far becomes model.pt at once
+    train(small_cfg(data, run, epochs=1, resume=True, **kw), echo=lines.append)
+    assert any(s.startswith("ending the run now (--epochs 1 with --resume; 2 of 3 epochs were")
+               for s in lines)  # fmt: skip
+    assert not [s for s in lines if s.startswith("epoch ")]
+    lines.clear()  # and without --epochs the run goes on to its saved end
+    train(small_cfg(data, run, epochs=None, resume=True, **kw), echo=lines.append)
+    assert [s.split(":")[0] for s in lines if s.startswith("epoch ")] == ["epoch 3/3"]

@@ -300,14 +300,17 @@ def test_resume_refusal_of_more_epochs_says_how_to_train_them(tmp_path: Path) ->
         "--epochs 2 --out NEW_RUN (a new learning-rate schedule; run it after this run has "
         "finished)"
     )
-    # fewer epochs, or another option changed with them: no such hint
-    for other in (
-        TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=4),
-        TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=8, lr=0.5),
-    ):
-        with pytest.raises(UserError) as err:
-            resumed_config(saved, other, tmp_path / "r" / "config.yaml")
-        assert "--init-model" not in str(err.value)
+    # another option changed with them: no such hint
+    other = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=8, lr=0.5)
+    with pytest.raises(UserError) as err:
+        resumed_config(saved, other, tmp_path / "r" / "config.yaml")
+    assert "--init-model" not in str(err.value)
+    # fewer epochs alone end the run early (test_auto_epochs): the saved schedule is kept
+    fewer = TrainConfig(data=tmp_path / "d", out=tmp_path / "r", epochs=4, resume=True)
+    cfg = resumed_config(saved, fewer, tmp_path / "r" / "config.yaml")
+    assert (cfg.epochs, cfg._stop_after) == (6, 4)
+    with pytest.raises(UserError):  # fewer epochs and another option: still a change
+        resumed_config(saved, fewer.model_copy(update={"lr": 0.5}), tmp_path / "r" / "c.yaml")
 
 
 def test_resume_refusal_names_the_option_given_not_the_trunk_scale_it_implies(

@@ -100,6 +100,7 @@ from sam2elnet.engine.train_setup import (
     resolve_image_size,
     resolve_trunk_scale,
     resume_note,
+    stop_line,
 )
 from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
@@ -309,15 +310,18 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     if dist_info.main:  # image, id, reason; an earlier run's list removed when none is skipped
         data.skip_log.write_csv(out / SKIPPED_CSV)
 
+    stop = min(cfg.epochs, cfg._stop_after or cfg.epochs)  # --resume --epochs K: end early
+    if stop < cfg.epochs and dist_info.main:
+        say(stop_line(stop, cfg.epochs, st.start_epoch, st.best_epoch + 1))
     # one bar over the whole run, so its ETA is the run's, not the epoch's
     bar_on = bar_wanted(cfg.progress and dist_info.main)  # a terminal's bar (CLI: not into logs)
     bar = tqdm(
-        total=len(loader) * (cfg.epochs - st.start_epoch),
+        total=len(loader) * max(0, stop - st.start_epoch),
         disable=not bar_on,
         unit="batch",
         dynamic_ncols=True,
     )
-    for epoch in range(st.start_epoch, cfg.epochs):
+    for epoch in range(st.start_epoch, stop):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         train_ds.set_epoch(epoch)
@@ -377,7 +381,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     bar.close()
     quality_summary: dict[str, Any] = {}
     if dist_info.main:
-        late = late_best_note(st.best_epoch + 1, cfg.epochs, total_steps, val_loader is not None)
+        late = late_best_note(st.best_epoch + 1, stop, len(loader) * stop, val_loader is not None)
         if late:
             say(late)
         collapsed = collapse_note(st.history, st.best_epoch + 1, cfg.lr)
@@ -385,7 +389,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             say(collapsed)
         # the best epoch's weights (kept since then, or from last.pt after --resume); a resumed
         # run that trained no epoch keeps the model.pt it finished with (its evaluator too)
-        if st.start_epoch < cfg.epochs or not best_path.is_file():
+        if st.start_epoch < stop or stop < cfg.epochs or not best_path.is_file():
             write_best(model, best_path, st, model_extra(cfg, data, record, st))
         if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()
             quality_summary = fit_run_evaluator(cfg, data, best_path, train, say, batch_size)

@@ -134,9 +134,15 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
     Returns:
         The configuration to run (``out`` is the folder given, not the one the file recorded).
 
+    ``--epochs K`` below the saved epochs is not a change of the run but its end: the returned
+    configuration keeps the saved epochs (the learning-rate schedule) and stops after epoch K
+    (``cfg._stop_after``; :func:`stop_line`), so a long run can end early and keep its best
+    epoch.
+
     Raises:
-        UserError: an option that defines the training (epochs, lr, data...) differs from the
-            saved run: continuing would mix two runs; one line names the option(s).
+        UserError: an option that defines the training (epochs above the saved ones, lr,
+            data...) differs from the saved run: continuing would mix two runs; one line names
+            the option(s).
     """
     old, new = saved.model_dump(mode="json"), given.model_dump(mode="json")
 
@@ -148,6 +154,9 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
         return same_setting(key, old[key], new.get(key))
 
     changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
+    stop_after = None
+    if changed == ["epochs"] and int(new["epochs"]) < int(old["epochs"]):
+        changed, stop_after = [], int(new["epochs"])  # end the run early (:func:`stop_line`)
     if given._trunk_scale_auto and len(changed) > 1 and "trunk_scale" in changed:
         # resolved from another changed option (--weights, --domain), not given: name only that
         changed.remove("trunk_scale")
@@ -171,7 +180,26 @@ def resumed_config(saved: TrainConfig, given: TrainConfig, source: Path) -> Trai
     cfg = saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
     # an auto scale the run recorded is still said to be auto in the log
     cfg._trunk_scale_auto = given._trunk_scale_auto or cfg._trunk_scale_auto
+    cfg._stop_after = stop_after
     return cfg
+
+
+def stop_line(stop_after: int, epochs: int, done: int, best_epoch: int) -> str:
+    """What ``--resume --epochs K`` (K below the run's saved ``epochs``) does, for the log: the
+    run ends after epoch K instead of ``epochs``, with the learning-rate schedule of ``epochs``
+    kept up to there, and its best validation epoch so far becomes ``model.pt``. ``done``:
+    epochs already trained; ``best_epoch``: 1-based, 0 when none yet."""
+    if done >= stop_after:
+        return (
+            f"ending the run now (--epochs {stop_after} with --resume; {done} of {epochs} epochs "
+            f"were trained): the best epoch so far ({best_epoch}) becomes model.pt; --resume "
+            f"without --epochs continues to epoch {epochs} later"
+        )
+    return (
+        f"ending the run after epoch {stop_after} of {epochs} (--epochs {stop_after} with "
+        f"--resume; the learning-rate schedule of {epochs} epochs is kept up to there); --resume "
+        f"without --epochs continues to epoch {epochs} later"
+    )
 
 
 def resume_note(start_epoch: int, epochs: int) -> str:
