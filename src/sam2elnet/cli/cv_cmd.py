@@ -60,6 +60,7 @@ def cv_cmd(
     fold: Optional[list[str]] = typer.Option(  # noqa: UP045
         None,
         "--fold",
+        metavar="NAME",
         help="Run only this fold (fold-3 or 3; A-to-B / B-to-A), repeatable: one fold per "
         "machine, each into its own --out; copy their folds/ folders into one --out and run "
         "again without --fold to summarise them all (finished folds are reused).",
