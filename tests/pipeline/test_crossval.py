@@ -647,7 +647,13 @@ def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
     assert "Only" not in (merged / "cv.md").read_text()
     # the epochs each fold trained (--epochs auto would be resolved per fold): in cv.json / cv.md
     assert r["epochs"] == 1 and [f["epochs"] for f in r["folds"]] == [1, 1]
-    assert "- Epochs of the folds' training: 1 (--epochs 1)." in (merged / "cv.md").read_text()
+    md = (merged / "cv.md").read_text()
+    assert "- Epochs of the folds' training: 1 (--epochs 1)." in md
+    assert r["folds_reused"] == ["fold-1", "fold-2"]
+    assert (
+        " s (fold-1, fold-2 reused as they were: trained and scored by an earlier run or copied in)."
+        in md
+    )
     # a summary run with other options: the copied trained fold is refused before fold-1 (not
     # copied here) trains, and nothing of it is deleted
     other = tmp_path / "other"

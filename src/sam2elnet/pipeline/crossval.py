@@ -164,12 +164,15 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
             {i: samples[i].image for i in ids}, (groups["A"], groups["B"]), cfg.out / "groups.png"
         )
     results = []
+    reused: list[str] = []
     evaluations: dict[str, list[Any]] = {}  # fold -> its test sets' evaluations (--report)
     for k, fold in enumerate(todo):
         pool = plural(len(fold.train), "image")
         say(f"{fold_label(fold.name)} ({k + 1}/{len(todo)}): {pool} in the fold's training pool")
         result, scored = run_fold(cfg, fold, samples, meta, guess.domain, say)
         results.append(result)
+        if scored is None:  # reused as it was: trained and scored by an earlier run (or copied in)
+            reused.append(fold.name)
         if cfg.report:  # the fold's evaluations as scored above (a reused fold: scored here)
             from sam2elnet.pipeline.report_cv import write_fold_reports
 
@@ -216,6 +219,7 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "summary": summarise(results, keys),
         "groups": groups,
         "seconds_this_run": time.perf_counter() - t_start,
+        "folds_reused": reused,  # trained and scored before this run (the wall time is not theirs)
     }
     report = json.loads(json.dumps(report, default=str))
     write_json_atomic(cfg.out / "cv.json", report)

@@ -224,7 +224,13 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"- Epochs of the folds' training: {r.get('epochs') or 'not recorded'} (--epochs "
         f"{t.get('epochs') or f'auto: about {AUTO_UPDATES:,} optimiser updates'}).",
         *_road_buffer_lines(r),
-        f"- Wall time this run: {r['seconds_this_run']:.0f} s.",
+        f"- Wall time this run: {r['seconds_this_run']:.0f} s"
+        + (
+            f" ({', '.join(r['folds_reused'])} reused as they were: trained and scored by an "
+            "earlier run or copied in)."
+            if r.get("folds_reused")
+            else "."
+        ),
         "",
     ]
     return "\n".join(lines)
