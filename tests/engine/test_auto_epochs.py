@@ -34,12 +34,14 @@ from sam2elnet.engine.train_schedule import auto_epochs
             "about 1,200 optimiser updates at 500 per epoch, at least 10 epochs: 5,000 updates",
         ),
         (2, 300, "about 1,200 optimiser updates at 2 per epoch, capped at 300 epochs: 600 updates"),
-        (0, 300, "about 1,200 optimiser updates at 1 per epoch, capped at 300 epochs: 300 updates"),
+        (0, 10, None),
     ],
 )
 def test_auto_epochs_aims_at_a_number_of_updates(steps: int, epochs: int, aim: str) -> None:
     assert (AUTO_UPDATES, AUTO_EPOCHS) == (1200, (10, 300))
     line = f"epochs: {epochs} (auto: {aim}; --epochs N sets them for a new run)"
+    if aim is None:  # no full batch per epoch (more DDP ranks than images): the fewest epochs
+        line = "epochs: 10 (auto: no full batch per epoch, so the fewest, 10)"
     assert auto_epochs(steps) == (epochs, line)
 
 
@@ -131,6 +133,10 @@ def test_resume_with_fewer_epochs_ends_the_run_early_and_keeps_its_best_epoch(
     ) in lines
     assert [s.split(":")[0] for s in lines if s.startswith("epoch ")] == ["epoch 2/3"]
     assert (run / "model.pt").is_file() and res.best_epoch in (1, 2)
+    from sam2elnet.model import load_model
+
+    rec = load_model(run / "model.pt")[1]["train"]  # what the network had: 2 of the 3 planned
+    assert (rec["epochs"], rec["epochs_planned"]) == (2, 3)
     assert yaml.safe_load(saved.read_text())["epochs"] == 3
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + 2
     lines.clear()  # nothing left below K: the best epoch so far becomes model.pt at once
@@ -141,3 +147,71 @@ def test_resume_with_fewer_epochs_ends_the_run_early_and_keeps_its_best_epoch(
     lines.clear()  # and without --epochs the run goes on to its saved end
     train(small_cfg(data, run, epochs=None, resume=True, **kw), echo=lines.append)
     assert [s.split(":")[0] for s in lines if s.startswith("epoch ")] == ["epoch 3/3"]
+
+
+def test_only_a_resumed_run_ends_early(tmp_path: Path) -> None:
+    """A configuration copied from a run resumed with fewer epochs (the quality cross-fitting
+    copies the run's config for each fold network) starts a new run in full: the fold networks
+    of ``--resume --epochs 2 --quality-folds K`` were cut at epoch 2 of 3 while recording 3."""
+    from sam2elnet.engine.train_setup import prepare_run_dir
+
+    cfg = TrainConfig(data=tmp_path / "d", out=tmp_path / "fold1", epochs=3)
+    cfg._stop_after = 2
+    new, note = prepare_run_dir(cfg)
+    assert (new._stop_after, note, cfg._stop_after) == (None, "", 2)
+
+
+def test_auto_epochs_line_without_an_echo(tmp_path: Path, caplog) -> None:
+    """train() with no echo and no progress bar says its lines through progress.line; the auto
+    line used to shadow that function and the next line raised "'str' object is not callable"."""
+    import sam2elnet.config as config
+    from sam2elnet.engine.train import train
+
+    data = make_dataset(tmp_path / "d", n=8, size=32)
+    saved = (config.AUTO_UPDATES, config.AUTO_EPOCHS)
+    try:
+        config.AUTO_UPDATES, config.AUTO_EPOCHS = 3, (1, 300)
+        with caplog.at_level("INFO", logger="sam2elnet.progress"):
+            train(small_cfg(data, tmp_path / "run", epochs=None, fit_quality=False,
+                            val_fraction=0.25))  # fmt: skip
+    finally:
+        config.AUTO_UPDATES, config.AUTO_EPOCHS = saved
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        "epochs: 1 (auto: about 3 optimiser updates at 3 per epoch; --epochs N sets them for a new run)"
+        in said
+    )
+
+
+def test_epochs_auto_on_the_command_line_overrides_a_config_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """``elnet train --config c.yaml --epochs auto``: the word reaches the config as given and
+    overrides the file's ``epochs: 50`` (it was turned into "not given", so the file won)."""
+    import sam2elnet.engine.train as engine_train
+    from sam2elnet.cli import main
+
+    got: list[TrainConfig] = []
+
+    def fake_train(cfg: TrainConfig, echo=None):  # noqa: ANN001, ANN202 - the CLI's call only
+        got.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(engine_train, "train", fake_train)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f.yaml").write_text("epochs: 50\n")
+    args = ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--config",
+            str(tmp_path / "f.yaml")]  # fmt: skip
+    for extra, epochs in (([], 50), (["--epochs", "auto"], None), (["--epochs", "7"], 7)):
+        try:
+            main([*args, *extra])
+        except SystemExit:
+            pass
+        assert got[-1].epochs == epochs, extra
+    c = tmp_path / "c.yaml"
+    c.write_text("epochs: 50\n")
+    base = {"data": tmp_path / "d", "out": tmp_path / "o"}
+    assert TrainConfig.from_sources({**base, "epochs": "auto"}, config=c).epochs is None
+    assert TrainConfig.from_sources(dict(base), config=c).epochs == 50
+    c.write_text("epochs: auto\n")
+    assert TrainConfig.from_sources(dict(base), config=c).epochs is None

@@ -150,7 +150,7 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(
         "- Trunk of the folds' networks: trunk at full resolution (1) (--trunk-scale auto; " in md
     )
     ident = json.loads((out / "cv_config.json").read_text())
-    assert ident["resolved"] == {"domain": "roads", "trunk_scale": 1}
+    assert ident["resolved"] == {"domain": "roads", "trunk_scale": 1, "epochs_auto": True}
     # what happened, in each line: the flat dataset has no split folders, each fold's link
     # folder has none by design (named as the fold's), the domain was detected once by cv
     assert lines[0] == "no split folders found; cross-validation on all 12 pairs"
@@ -417,11 +417,16 @@ def test_a_finished_fold_is_reused_only_for_its_settings_and_images(
     assert any("not reused: its network (run/model.pt) is missing" in x for x in lines), lines
     assert (fold / "run" / "model.pt").is_file()
 
-    # the data folder changed: the fold's images differ, so its result is not reused
+    # the data folder changed: the fold's images differ; its trained network is not deleted for
+    # it (refused, before any fold trains); moved away, the fold trains again on the new images
     for sub in ("images", "masks"):
         next(iter(sorted((data / sub).glob("*.png")))).unlink()
+    with pytest.raises(UserError, match="fold-1 holds a trained network, but it was trained on "
+                       "other images"):  # fmt: skip
+        run()
+    assert (fold / "run" / "model.pt").is_file()
+    shutil.move(fold, tmp_path / "fold-1-old")
     r5 = run()
-    assert any("not reused: it was trained on other images" in x for x in lines), lines
     ids = sorted(p.stem for p in (data / "masks").glob("*.png"))
     plan = kfold_ids(ids, 2, seed=0)[0]
     assert r5["folds"][0]["tests"]["test"]["ids"] == plan

@@ -255,3 +255,55 @@ def test_cli_quality_is_the_pair_of_elnet_train(
     assert main([*base, "--epochs", "3", "--no-quality", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "other settings: --no-quality (saved: --quality); " in err, err
+
+
+def test_a_run_recorded_before_auto_epochs_goes_on_with_its_10(tmp_path: Path) -> None:
+    """A cv run started when ``--epochs`` left out meant 10 (no ``resolved.epochs_auto`` in its
+    cv_config.json): the same command goes on with 10 and says so; ``--epochs 10`` is its
+    setting, another number is refused naming the 10. Before, the record said auto and its
+    folds said 10, and each refusal sent the user to the other."""
+    from sam2elnet.pipeline.crossval_config import check_rerun
+
+    def without_epochs() -> CVConfig:
+        cfg = _cfg(tmp_path)
+        return cfg.model_copy(
+            update={"train": {k: v for k, v in cfg.train.items() if k != "epochs"}}
+        )
+
+    old = _record(without_epochs())  # left out, which then meant 10
+    assert "epochs" not in old["train"] and "epochs_auto" not in old["resolved"]
+    cfg, note = check_rerun(without_epochs(), old)
+    assert cfg.train["epochs"] == 10
+    assert note == (
+        "continuing with --epochs 10, the default when this run was started (--epochs is auto "
+        "since 2026-12-04)"
+    )
+    cfg, note = check_rerun(_cfg(tmp_path, train={"epochs": 10}), old)
+    assert cfg.train["epochs"] == 10 and note is None
+    with pytest.raises(UserError, match=r"--epochs 30 \(saved: 10\)"):
+        check_rerun(_cfg(tmp_path, train={"epochs": 30}), old)
+    new = {**old, "resolved": {**old["resolved"], "epochs_auto": True}}  # recorded since: auto
+    cfg, note = check_rerun(without_epochs(), new)
+    assert "epochs" not in cfg.train and note is None
+
+
+def test_a_trained_fold_of_other_images_is_refused_not_deleted(tmp_path: Path) -> None:
+    from sam2elnet.pipeline.crossval_fold import fold_config
+    from sam2elnet.pipeline.crossval_reuse import check_reuse, fold_settings
+
+    cfg = _cfg(tmp_path)
+    root = cfg.out / "folds" / "fold-1"
+    want = {"train_ids": ["a", "b"], "tests": {"test": ["c"]},
+            "train": fold_settings(fold_config(cfg, root, "roads"))}  # fmt: skip
+    root.mkdir(parents=True)
+    (root / "fold.json").write_text(json.dumps({**want, "train_ids": ["a", "x"]}))
+    (root / "result.json").write_text(json.dumps({"fold": "fold-1", "tests": {}}))
+    said: list[str] = []
+    with pytest.raises(UserError) as err:
+        check_reuse(root, want, "fold-1", said.append)
+    assert str(err.value) == (
+        f"{root}: fold-1 holds a trained network, but it was trained on other images (did the "
+        "data folder change?); use the data it was trained on to reuse it (hours of training, "
+        "perhaps), or move the folder away to train it again"
+    )
+    assert (root / "result.json").is_file() and said == []

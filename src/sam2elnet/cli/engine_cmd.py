@@ -23,7 +23,6 @@ from sam2elnet.cli.shared_options import (
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     line_width_unit,
-    none_if_auto,
     road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
@@ -215,7 +214,7 @@ def train_cmd(
         "size": size,
         "fraction": fraction,
         "seed": seed,
-        "epochs": none_if_auto(epochs),
+        "epochs": epochs,  # "auto" as given: it overrides a --config file's epochs
         "batch_size": batch_size,
         "image_size": image_size,
         "lr": lr,

@@ -123,7 +123,9 @@ class SegmentationDataset(Dataset):
         # the dataset made when they started, so a plain attribute set in the main process
         # would never reach them and every epoch would repeat the first one's crops and
         # coarse labels (seen on a GPU: training IoU 0.97, validation falling from epoch ~20)
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._epoch = torch.zeros((), dtype=torch.int64)
+        if train:  # evaluation draws no augmentation: no shared memory needed
+            self._epoch.share_memory_()
         self._plans: dict[int, tuple[Any, Any, Any] | None] = {}
         self._norms: dict[int, NormalizationConfig] = {}
 

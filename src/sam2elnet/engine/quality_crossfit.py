@@ -288,6 +288,7 @@ def crossfit_samples(
                 "resume": (fdir / "config.yaml").is_file(),
             }
         )
+        fcfg._stop_after = None  # a run ended early (--resume --epochs K) trains its folds in full
         res = train_fn(fcfg, echo=(lambda m, n=name: _say(f"  {n}: {m}")) if say else None)
         return load_model(res.best_path)[0]
 

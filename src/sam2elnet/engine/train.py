@@ -266,9 +266,9 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
     )
     if cfg.epochs is None:  # --epochs auto: about AUTO_UPDATES updates; config.yaml records them
-        epochs, line = auto_epochs(len(loader))
+        epochs, auto_line = auto_epochs(len(loader))  # not `line`: say() may be progress.line
         cfg = cfg.model_copy(update={"epochs": epochs})
-        say(line)
+        say(auto_line)
     total_steps = max(1, len(loader)) * cfg.epochs
     warmup = int(round(cfg.warmup_fraction * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -389,6 +389,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             say(collapsed)
         # the best epoch's weights (kept since then, or from last.pt after --resume); a resumed
         # run that trained no epoch keeps the model.pt it finished with (its evaluator too)
+        if stop < cfg.epochs:  # ended early: the network was trained for `stop` epochs
+            record.update(epochs=stop, epochs_planned=cfg.epochs)
         if st.start_epoch < stop or stop < cfg.epochs or not best_path.is_file():
             write_best(model, best_path, st, model_extra(cfg, data, record, st))
         if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()

@@ -252,6 +252,8 @@ def model_extra(
             **record,
             "best_epoch": st.best_epoch + 1,
             "best_val_iou": st.best_iou,
-            "epochs": cfg.epochs,
+            # the epochs trained: a run ended early by --resume --epochs K records K (and
+            # epochs_planned); train.train puts them into the record
+            "epochs": record.get("epochs", cfg.epochs),
         },
     }

@@ -213,7 +213,7 @@ def auto_epochs(steps_per_epoch: int) -> tuple[int, str]:
 
     Args:
         steps_per_epoch: optimiser updates per epoch (the training loader's length, per rank
-            under DDP); 0 counts as 1.
+            under DDP); 0 (no full batch) gives the fewest epochs.
 
     Returns:
         (epochs, line), e.g. ``(120, "epochs: 120 (auto: about 1,200 optimiser updates at 10
@@ -221,8 +221,10 @@ def auto_epochs(steps_per_epoch: int) -> tuple[int, str]:
     """
     from sam2elnet.config import AUTO_EPOCHS, AUTO_UPDATES
 
-    steps = max(1, int(steps_per_epoch))
     low, high = AUTO_EPOCHS
+    if int(steps_per_epoch) <= 0:  # no full batch (more DDP ranks than images): no updates
+        return low, f"epochs: {low} (auto: no full batch per epoch, so the fewest, {low})"
+    steps = int(steps_per_epoch)
     epochs = min(high, max(low, math.ceil(AUTO_UPDATES / steps)))
     aim = f"about {AUTO_UPDATES:,} optimiser updates at {steps:,} per epoch"
     if epochs * steps < AUTO_UPDATES:

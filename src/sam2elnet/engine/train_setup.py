@@ -265,7 +265,9 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
         if why:
             log.warning("%s; restarting the run from the beginning", why)
             # nothing to continue: the run starts over with the options given
-            return cfg.model_copy(update={"resume": False}), f"restarted: {why}"
+            cfg = cfg.model_copy(update={"resume": False})
+            cfg._stop_after = None  # only a resumed run can end early
+            return cfg, f"restarted: {why}"
         if saved.is_file():
             cfg = resumed_config(TrainConfig.load(saved), cfg, saved)
         return cfg, "continued"
@@ -275,4 +277,7 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
             "when it stopped before a resume state was saved) or choose a new --out",
             out,
         )
+    if cfg._stop_after is not None:  # a config copied from a resumed one (quality fold networks)
+        cfg = cfg.model_copy()
+        cfg._stop_after = None
     return cfg, ""

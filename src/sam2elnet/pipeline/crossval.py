@@ -156,7 +156,12 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
     # auto options as the folds resolve them (None: the --init-model's trunk scale)
     planned = fold_config(cfg, cfg.out / "folds", guess.domain).trunk_scale
     write_json_atomic(
-        ident_path, {**ident, "resolved": {"domain": guess.domain, "trunk_scale": planned}}
+        ident_path,
+        {
+            **ident,
+            # epochs_auto: --epochs left out means auto here (crossval_config.keep_recorded_epochs)
+            "resolved": {"domain": guess.domain, "trunk_scale": planned, "epochs_auto": True},
+        },
     )
     if groups is not None:
         write_json_atomic(cfg.out / "groups.json", groups)

@@ -241,15 +241,45 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     return diff
 
 
+EPOCHS_BEFORE_AUTO = 10
+"""What ``--epochs`` left out meant before it became auto (2026-12-04): a ``cv_config.json``
+without ``resolved.epochs_auto`` and without ``train.epochs`` was a run of 10 epochs."""
+
+
+def keep_recorded_epochs(
+    cfg: CVConfig, recorded: dict[str, Any]
+) -> tuple[CVConfig, dict, str | None]:
+    """A run recorded before ``--epochs`` was auto that left it out trained 10 epochs: its record
+    with them (``recorded``'s ``train.epochs``), ``cfg`` going on with them when ``--epochs`` is
+    not given now, and a line to say so (None when nothing applies)."""
+    if (recorded.get("resolved") or {}).get("epochs_auto") or "epochs" in (
+        recorded.get("train") or {}
+    ):
+        return cfg, recorded, None
+    recorded = {
+        **recorded,
+        "train": {**(recorded.get("train") or {}), "epochs": EPOCHS_BEFORE_AUTO},
+    }
+    if "epochs" in cfg.train:
+        return cfg, recorded, None
+    cfg = cfg.model_copy(update={"train": {**cfg.train, "epochs": EPOCHS_BEFORE_AUTO}})
+    note = (
+        f"continuing with --epochs {EPOCHS_BEFORE_AUTO}, the default when this run was started "
+        "(--epochs is auto since 2026-12-04)"
+    )
+    return cfg, recorded, note
+
+
 def check_rerun(cfg: CVConfig, recorded: dict[str, Any]) -> tuple[CVConfig, str | None]:
     """A run of ``cfg`` into a folder holding the run recorded in ``OUT/cv_config.json``
     (``recorded``): refused when options would change its folds' results
-    (:func:`changed_options`); else ``cfg`` as the run goes on (:func:`keep_recorded_domain`)
-    and a line to say, or None.
+    (:func:`changed_options`); else ``cfg`` as the run goes on (:func:`keep_recorded_epochs`,
+    :func:`keep_recorded_domain`) and a line to say, or None.
 
     Raises:
         UserError: one line naming each changed option with its saved value.
     """
+    cfg, recorded, epochs_note = keep_recorded_epochs(cfg, recorded)
     diff = changed_options(cfg, recorded)
     if diff:
         raise UserError(
@@ -258,4 +288,6 @@ def check_rerun(cfg: CVConfig, recorded: dict[str, Any]) -> tuple[CVConfig, str 
             "choose a new --out",
             cfg.out,
         )
-    return keep_recorded_domain(cfg, recorded)
+    cfg, note = keep_recorded_domain(cfg, recorded)
+    notes = [n for n in (epochs_note, note) if n]
+    return cfg, "; ".join(notes) if notes else None

@@ -5,7 +5,8 @@ Each fold records its image ids and training options in ``OUT/folds/<name>/fold.
 whose record differs from the run's plan (the data folder changed, an unfinished fold of another
 run) is trained again, with one line saying why; a *trained* fold made with other training
 options (fold folders copied from runs with other options, a default changed between versions)
-is refused, naming the options, before any fold trains: its network is never deleted. A reused fold keeps the precision and
+is refused, naming the options, before any fold trains, and so is a trained fold of other
+images (the data folder changed): a trained network is never deleted. A reused fold keeps the precision and
 trunk scale it was trained with (:func:`fold_trained_with`, read from its model file), whatever
 ``--precision`` says now.
 """
@@ -109,10 +110,13 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
             "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
             "fold",
         )
+    from sam2elnet.option_checks import same_setting
+
     old, new = rec["train"], want["train"]
     keys = (set(old) | set(new)) - set(FOLD_OWN_PATHS)  # an older record's paths: no setting
-    diff = sorted(k for k in keys if old.get(k) != new.get(k))
-    if diff and (result.is_file() or trained.is_file()):  # a trained network: never deleted
+    diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
+    done = result.is_file() or trained.is_file()  # a trained network: never deleted
+    if diff and done:
         from sam2elnet.pipeline.crossval_config import option_change
 
         what = ", ".join(option_change(k, new.get(k), old.get(k)) for k in diff)
@@ -120,7 +124,8 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
     if diff:
         return f"it was trained with other settings ({', '.join(diff)})", "fold"
     if rec.get("train_ids") != want["train_ids"]:
-        return "it was trained on other images (did the data folder change?)", "fold"
+        why = "it was trained on other images (did the data folder change?)"
+        return why, "refuse" if done else "fold"
     if not result.is_file() and trained.is_file() and not (run / "model.pt").is_file():
         return "its network (run/model.pt) is missing", "fold"
     if rec.get("tests") is not None and rec["tests"] != want["tests"]:
@@ -130,19 +135,25 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
 
 def refuse_other_settings(root: Path, want: dict[str, Any], name: str) -> None:
     """Raise when the fold folder ``root`` holds a trained network made with other training
-    options than ``want["train"]`` (see :func:`check_reuse`); ``elnet cv`` checks every fold it
-    will run before the first one trains, so no hour of training comes before the refusal.
+    options than ``want["train"]``, or on other images than ``want["train_ids"]`` (see
+    :func:`check_reuse`); ``elnet cv`` checks every fold it will run before the first one trains,
+    so no hour of training comes before the refusal.
 
     Raises:
-        UserError: naming each option with the fold's saved value.
+        UserError: naming each option with the fold's saved value, or the other images.
     """
-    stale = _stale(root, want)
-    if stale is not None and stale[1] == "refuse":  # e.g. folds copied from another run
-        raise UserError(
-            f"{fold_label(name)} holds a trained network, but {stale[0]}; give the saved values "
-            "to reuse it (hours of training, perhaps), or move the folder away to train it again",
-            root,
-        )
+    _refuse(_stale(root, want), root, name)
+
+
+def _refuse(stale: tuple[str, str] | None, root: Path, name: str) -> None:
+    if stale is None or stale[1] != "refuse":
+        return
+    what = "give the saved values" if "settings" in stale[0] else "use the data it was trained on"
+    raise UserError(
+        f"{fold_label(name)} holds a trained network, but {stale[0]}; {what} to reuse it (hours "
+        "of training, perhaps), or move the folder away to train it again",
+        root,
+    )
 
 
 def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str], None]) -> None:
@@ -156,8 +167,8 @@ def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str]
     """
     import shutil
 
-    refuse_other_settings(root, want, name)
     stale = _stale(root, want)
+    _refuse(stale, root, name)
     if stale is not None:
         why, scope = stale
         if scope == "fold":
