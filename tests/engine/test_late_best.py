@@ -35,7 +35,8 @@ def test_late_best_note_rule(best: int, epochs: int, validated: bool, fires: boo
         assert note == (
             f"note: the best validation epoch was {best} of {epochs} (1,320 optimiser updates): "
             "validation was still improving at the end, so the model is probably under-trained; "
-            "more --epochs are likely to help (docs/training.md, 'More updates')"
+            f"more --epochs are likely to help, e.g. --epochs {2 * epochs} for a new run "
+            "(docs/training.md, 'More updates')"
         )
 
 

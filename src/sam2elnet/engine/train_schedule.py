@@ -259,7 +259,8 @@ def late_best_note(best_epoch: int, epochs: int, updates: int, validated: bool) 
     return (
         f"note: the best validation epoch was {best_epoch} of {epochs} ({updates:,} optimiser "
         "updates): validation was still improving at the end, so the model is probably "
-        "under-trained; more --epochs are likely to help (docs/training.md, 'More updates')"
+        f"under-trained; more --epochs are likely to help, e.g. --epochs {2 * epochs} for a new run "
+        "(docs/training.md, 'More updates')"
     )
 
 
