@@ -127,3 +127,27 @@ def test_an_error_in_the_caller_stops_the_trainings_running_beside_it() -> None:
         raise RuntimeError("stage failed")
     assert time.perf_counter() - t0 < 20
     assert not any(p.is_alive() for p in procs) and len(runs) == 2
+
+
+def test_wait_for_core_returns_when_a_cpu_is_free_of_trainings() -> None:
+    """Five trainings on two cores run in three rounds, the last alone: the caller's other work
+    waits for that round (a free core), not beside two trainings where it slows both."""
+    import time
+
+    with DownstreamPool(2) as pool:
+        t0 = time.perf_counter()
+        runs = [pool.submit(_sleep, seconds=s) for s in (0.2, 1.5, 4.0)]
+        assert pool.outstanding() == 3
+        pool.wait_for_core(8)  # more cores than trainings: at once
+        assert time.perf_counter() - t0 < 1.0 and pool.outstanding() == 3
+        pool.wait_for_core(2)  # the 1.5 s one ends: the 4 s one (started at 0.2 s) runs alone
+        waited = time.perf_counter() - t0
+        assert pool.outstanding() == 1 and 1.4 < waited < 3.5
+        assert [r.result()[0] for r in runs] == [0.2, 1.5, 4.0]
+        assert pool.outstanding() == 0
+    with DownstreamPool(1) as pool:  # in turn: nothing runs before its result is asked for
+        later = pool.submit(_sleep, seconds=0.5)
+        t0 = time.perf_counter()
+        pool.wait_for_core(1)
+        assert time.perf_counter() - t0 < 0.2 and pool.outstanding() == 0
+        assert later.result()[0] == 0.5

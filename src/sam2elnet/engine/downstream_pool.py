@@ -15,6 +15,13 @@ Workers are processes (``fork`` where the platform has it: no second import of t
 (:func:`sam2elnet.utils.threads.thread_count`: ``SAM2ELNET_THREADS``, the CPUs this process may
 use). On a GPU, or with one worker, the trainings run in this process in turn, when their result
 is asked for, as before.
+
+While workers train, the caller may do other work that no training waits for
+(:meth:`DownstreamPool.wait_for_core` first: it returns once fewer trainings are queued or running
+than the machine has CPU threads, and how many threads are free, for :func:`at_most_threads`).
+Five trainings on two cores run in three rounds, the last one alone: the caller's work then runs
+on the core that would idle, on one thread, not beside two trainings or on two threads, where it
+slows the last training and itself (docs/benchmarks.md "Demo timing").
 """
 
 from __future__ import annotations
@@ -29,28 +36,39 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
 from sam2elnet.errors import UserError
 
-__all__ = ["DownstreamPool", "one_thread", "pool_workers"]
+__all__ = ["DownstreamPool", "at_most_threads", "one_thread", "pool_workers"]
 
 
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch's intra-op threads set to 1 inside the block, the previous count after it (both
-    explicit counts of :func:`~sam2elnet.utils.threads.set_torch_threads`)."""
+def at_most_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads at most ``n`` (at least 1) inside the block, the previous count
+    after it (both explicit counts of :func:`~sam2elnet.utils.threads.set_torch_threads`); a
+    count already at most ``n`` is left alone."""
     import torch
 
     from sam2elnet.utils.threads import set_torch_threads
 
     before = torch.get_num_threads()
-    set_torch_threads(1)
+    want = max(1, int(n))
+    if before <= want:
+        yield
+        return
+    set_torch_threads(want)
     try:
         yield
     finally:
         set_torch_threads(before)
+
+
+def one_thread() -> contextlib.AbstractContextManager[None]:
+    """torch's intra-op threads set to 1 inside the block, the previous count after it
+    (:func:`at_most_threads` of 1)."""
+    return at_most_threads(1)
 
 
 def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
@@ -136,6 +154,10 @@ class _Later:
         self._fn, self._kwargs, self._cpu = fn, kwargs, cpu
         self._value: tuple[Any, float] | None = None
 
+    def done(self) -> bool:
+        """Whether the training has run (only once its result was asked for)."""
+        return self._value is not None
+
     def result(self) -> tuple[Any, float]:
         if self._value is None:
             with one_thread() if self._cpu else contextlib.nullcontext():
@@ -150,6 +172,10 @@ class _InWorker:
 
     def __init__(self, future: Future, workers: int) -> None:
         self._future, self._workers = future, workers
+
+    def done(self) -> bool:
+        """Whether the training has ended (its result or error is there)."""
+        return self._future.done()
 
     def result(self) -> tuple[Any, float]:
         from concurrent.futures.process import BrokenProcessPool
@@ -181,6 +207,7 @@ class DownstreamPool:
         self.workers = max(1, int(workers))
         self.cpu = device == "cpu"
         self._ex: ProcessPoolExecutor | None = None
+        self._futures: list[Future] = []
 
     def __enter__(self) -> DownstreamPool:
         if self.workers > 1:
@@ -200,7 +227,33 @@ class DownstreamPool:
             return _Later(fn, kwargs, self.cpu)
         with warnings.catch_warnings(), _signals_blocked():  # workers fork here: see _worker_start
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork")
-            return _InWorker(self._ex.submit(_run_in_worker, fn, kwargs), self.workers)
+            future = self._ex.submit(_run_in_worker, fn, kwargs)
+        self._futures.append(future)
+        return _InWorker(future, self.workers)
+
+    def outstanding(self) -> int:
+        """Trainings submitted to the workers and not finished (queued or running); 0 in turn
+        (``workers`` 1: a training runs only when its result is asked for)."""
+        return sum(not f.done() for f in self._futures)
+
+    def wait_for_core(self, cores: int | None = None) -> int:
+        """Wait until fewer trainings are queued or running than ``cores`` (default: the thread
+        policy's count, :func:`~sam2elnet.utils.threads.thread_count`); return how many of the
+        ``cores`` no training uses then (>= 1), the torch threads for work the caller does next
+        (:func:`at_most_threads`: more would slow the trainings and itself). At once in turn
+        (all ``cores``) or with more cores than trainings; with five trainings on two cores,
+        when the last one starts alone (1). A training's error is not raised here but by its
+        ``result()``."""
+        if cores is None:
+            from sam2elnet.utils.threads import thread_count
+
+            cores = thread_count()
+        cores = max(1, int(cores))
+        while True:
+            running = [f for f in self._futures if not f.done()]
+            if len(running) < cores:
+                return cores - len(running)
+            wait(running, return_when=FIRST_COMPLETED)
 
     def __exit__(self, *exc: object) -> None:
         if self._ex is not None:

@@ -246,17 +246,34 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
     auto = annotate_stage(cfg, stages, out, split, model_path)
     kept_ids = [i for i in split.unlabelled if auto["kept"][i]]
     norm = norm_config(split)  # the same data-chosen scaling elnet train uses, for every run
-    down_direct = elnet_test_stage(cfg, stages, out, split, model_path, norm, roads, road_buffers)
-    auto_counts = auto_counts_stage(stages, split, auto)
-
-    # 4./6. label sets for the enhancement table -----------------------------------------------
-    label_sets = enhancement_labels(cfg, stages, out, split, model_path, sources)
-
-    # downstream training ------------------------------------------------------------------------
     dcfg = downstream_config(cfg)
     lab = split.labelled
-    runs = downstream_runs(split, kept_ids, auto["labels"], label_sets)
-    down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads, road_buffers)
+    later: dict[str, Any] = {}
+
+    def _table2_inputs() -> dict:
+        """3b. SAM2-ELNet on the test split, the auto-label counts, 4./6. the label sets for the
+        enhancement table: table 1's U-Nets need none of them; table 2's settings."""
+        later["direct"] = elnet_test_stage(
+            cfg, stages, out, split, model_path, norm, roads, road_buffers
+        )
+        later["counts"] = auto_counts_stage(stages, split, auto)
+        later["sets"] = enhancement_labels(cfg, stages, out, split, model_path, sources)
+        every = downstream_runs(split, kept_ids, auto["labels"], later["sets"])
+        later["runs"] = {k: v for k, v in every.items() if k not in TABLE1_SETTINGS}
+        return later["runs"]
+
+    # downstream training ------------------------------------------------------------------------
+    table1_runs = downstream_runs(split, kept_ids, auto["labels"], {})
+    if cfg.enhancement_downstream:  # table 2's U-Nets learn from the label sets: those first
+        runs = table1_runs | _table2_inputs()
+        down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads, road_buffers)
+    else:  # the label sets are made while table 1's U-Nets train (on two cores: beside the last)
+        down = train_downstream(
+            cfg, stages, out, split, table1_runs, dcfg, norm, roads, road_buffers,
+            meanwhile=_table2_inputs,
+        )  # fmt: skip
+        runs = table1_runs | later["runs"]
+    down_direct, auto_counts, label_sets = later["direct"], later["counts"], later["sets"]
 
     # results ------------------------------------------------------------------------------------
     down["elnet_direct"] = {**down_direct, "n_train": len(lab)}

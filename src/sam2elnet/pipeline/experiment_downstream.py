@@ -5,12 +5,13 @@ the state of the label files it reads. Part of :mod:`sam2elnet.pipeline.experime
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.engine.downstream_pool import DownstreamPool, pool_workers
+from sam2elnet.engine.downstream_pool import DownstreamPool, at_most_threads, pool_workers
 from sam2elnet.option_values import CURVE_POINTS_MAX
 from sam2elnet.pipeline.experiment_config import (
     DOWNSTREAM_EVAL_VERSION,
@@ -83,6 +84,7 @@ def train_downstream(
     norm: Any,
     roads: bool,
     road_buffers: Sequence[float] | None = None,
+    meanwhile: Callable[[], Runs] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train and score one downstream U-Net per setting of ``runs`` (``dcfg``: its
     :class:`~sam2elnet.engine.downstream.DownstreamConfig`) on the test split; {setting: result}.
@@ -97,6 +99,13 @@ def train_downstream(
     as :func:`~sam2elnet.engine.downstream_pool.pool_workers` allows (the numbers are those of
     one after another: :mod:`~sam2elnet.engine.downstream_pool`); their stages are then
     recorded in order, each with its own training time.
+
+    ``meanwhile``: other stages, which no training of ``runs`` needs, run in this process while
+    the trainings train, once a CPU is free of them and on the torch threads free
+    (:meth:`~sam2elnet.engine.downstream_pool.DownstreamPool.wait_for_core`: on two cores, on one
+    thread beside the last of five trainings instead of on two before all of them); it returns more settings (table
+    2's), handled as ``runs`` (skipped, reused or trained) and returned after them. In turn (one
+    worker, a GPU) it runs before any training, as without it.
     """
     cache: dict = {}
     test_pairs = split.pairs(split.test)
@@ -119,75 +128,92 @@ def train_downstream(
     by_fp = out / "downstream" / "by_fingerprint"
     # setting -> (key, stored result, pairs, stored results of the same training with a curve)
     jobs: dict[str, tuple[str, Path, list, list[Path]]] = {}
+    # each stage's marker, read once: passed on to stages.run below
+    finished: dict[str, dict[str, Any] | None] = {}
+    pending: dict[str, str] = {}  # fingerprint -> the first setting that trains it
 
     def rel(p: str | Path) -> str:
         return out_relative(str(p), out)
 
-    for name, (ids, labels, _cost) in runs.items():
-        if name.startswith("enh_") and not cfg.enhancement_downstream:
-            down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
-            continue
-        if not ids:
-            down[name] = {"skipped": "no training labels (the filter kept none)"}
-            stages.drop("downstream")  # planned, never runs: not work the ETA waits for
-            continue
-        pairs = split.pairs(ids, labels)
-        # labels by path *and* file state: a re-run earlier stage rewrites them under the same
-        # names; paths inside OUT relative to it (a moved or copied run keeps its keys)
-        inputs = {
-            "pairs": [(rel(a), rel(b), *file_stat(b)) for a, b in pairs],
-            "norm": norm.model_dump(mode="json"),
-            "test": [rel(a) for a, _ in test_pairs],
-            "eval": DOWNSTREAM_EVAL_VERSION,
-            **({"roads": True} if roads else {}),
-            **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
-        }
-        fp = sha(inputs | {"cfg": dcfg_key})
-        curved = [by_fp / f"{sha(inputs | {'cfg': k})}.json" for k in curve_keys]
-        jobs[name] = (fp, by_fp / f"{fp}.json", pairs, curved)
-    # trainings still to do (not done before, not stored under another setting name): side by
-    # side on a CPU, one thread each (engine.downstream_pool: the same numbers either way)
+    def plan(settings: Runs) -> list[str]:
+        """Fingerprint ``settings`` (into ``jobs``, ``finished``, ``down`` for the skipped ones);
+        the settings among them that train (the first of each fingerprint still to do)."""
+        new: list[str] = []
+        for name, (ids, labels, _cost) in settings.items():
+            if name.startswith("enh_") and not cfg.enhancement_downstream:
+                down[name] = {"skipped": NO_ENHANCEMENT_DOWNSTREAM}  # table 2: label scores only
+                continue
+            if not ids:
+                down[name] = {"skipped": "no training labels (the filter kept none)"}
+                stages.drop("downstream")  # planned, never runs: not work the ETA waits for
+                continue
+            pairs = split.pairs(ids, labels)
+            # labels by path *and* file state: a re-run earlier stage rewrites them under the
+            # same names; paths inside OUT relative to it (a moved or copied run keeps its keys)
+            inputs = {
+                "pairs": [(rel(a), rel(b), *file_stat(b)) for a, b in pairs],
+                "norm": norm.model_dump(mode="json"),
+                "test": [rel(a) for a, _ in test_pairs],
+                "eval": DOWNSTREAM_EVAL_VERSION,
+                **({"roads": True} if roads else {}),
+                **({"road_buffer_m": cfg.road_buffer_m} if roads and cfg.road_buffer_m else {}),
+            }
+            fp = sha(inputs | {"cfg": dcfg_key})
+            curved = [by_fp / f"{sha(inputs | {'cfg': k})}.json" for k in curve_keys]
+            jobs[name] = (fp, by_fp / f"{fp}.json", pairs, curved)
+            finished[name] = stages.finished(f"downstream_{name}", fp, say=True)
+            # not done before, not stored under another setting name, not trained under one
+            if finished[name] is None and _stored(jobs[name][1], curved) is None:
+                if fp not in pending:  # the same labels again: reused from the first's result
+                    pending[fp] = name
+                    new.append(name)
+        return new
+
+    # trainings still to do: side by side on a CPU, one thread each (engine.downstream_pool:
+    # the same numbers either way)
     from sam2elnet.engine.downstream import train_and_evaluate
 
-    pending: dict[str, str] = {}  # fingerprint -> the first setting that trains it
-    # each stage's marker, read once: passed on to stages.run below
-    finished = {n: stages.finished(f"downstream_{n}", job[0], say=True) for n, job in jobs.items()}
-    for n, (fp, stored, _, curved) in jobs.items():
-        if finished[n] is None and _stored(stored, curved) is None:
-            pending.setdefault(fp, n)  # the same labels again: reused from the first's result
-    workers = downstream_lanes(stages, len(pending), dcfg.device)
+    first = plan(runs)
+    workers = downstream_lanes(stages, len(first), dcfg.device)
     # bars of trainings side by side would overwrite each other: each says one line at its end
     run_cfg = dcfg if workers == 1 else dcfg.model_copy(update={"progress": False})
     buffers = cfg.road_buffer if road_buffers is None else road_buffers
     if workers > 1:
         stages.say(
-            f"downstream: {len(pending)} trainings, {workers} at a time (one CPU thread each: "
+            f"downstream: {len(first)} trainings, {workers} at a time (one CPU thread each: "
             "the same numbers as one after another)"
         )
+    started: dict[str, Any] = {}
+    settings = dict(runs)
     with DownstreamPool(workers, dcfg.device) as pool:
-        started = {
-            n: pool.submit(
-                train_and_evaluate,
-                train_pairs=jobs[n][2],
-                test_pairs=test_pairs,
-                cfg=run_cfg,
-                norm_cfg=norm,
-                cache=cache if workers == 1 else None,
-                roads=roads,
-                road_buffer=buffers,
-            )
-            for n in pending.values()
-        }
-        took: dict[str, float] = {}
-        for name, (fp, cache_file, _pairs, curved) in jobs.items():
 
-            def _train_one(name: str = name, cache_file: Path = cache_file) -> dict:
+        def submit(names: list[str]) -> None:
+            for n in names:
+                started[n] = pool.submit(
+                    train_and_evaluate,
+                    train_pairs=jobs[n][2],
+                    test_pairs=test_pairs,
+                    cfg=run_cfg,
+                    norm_cfg=norm,
+                    cache=cache if workers == 1 else None,
+                    roads=roads,
+                    road_buffer=buffers,
+                )
+
+        submit(first)
+        took: dict[str, float] = {}
+
+        def record(name: str) -> None:
+            """Stage ``downstream_<name>``: the training's result (waited for), or reused."""
+            fp, cache_file, _pairs, curved = jobs[name]
+
+            def _train_one() -> dict:
                 res, took[name] = started[name].result()
                 d = json_safe(res.to_dict())
                 write_json_atomic(cache_file, d)
                 return d
 
-            def _trained(cache_file: Path = cache_file, curved: list = curved) -> dict | None:
+            def _trained() -> dict | None:
                 # the same labels trained under another setting name, or with a learning curve
                 # this run does not ask for: taken at once (status reused, no ETA timing sample)
                 found = _stored(cache_file, curved)
@@ -203,7 +229,24 @@ def train_downstream(
                 _train_one,
                 key=fp,
                 reuse=_trained,
-                took=lambda name=name: took[name],  # type: ignore[misc]
+                took=lambda: took[name],
                 finished=finished[name],
             )
-    return {n: down[n] for n in runs}
+
+        if meanwhile is not None:
+            free = pool.wait_for_core()
+            # the trainings finished by now, in order, recorded first: their stage lines and
+            # the ETA come before the other stages', as the work did
+            for name in settings:
+                if name not in down and (name in started and not started[name].done()):
+                    break
+                if name not in down:
+                    record(name)
+            with at_most_threads(free) if pool.cpu else contextlib.nullcontext():
+                more = meanwhile()
+            settings.update(more)
+            submit(plan(more))
+        for name in settings:
+            if name not in down:  # not skipped, not recorded above
+                record(name)
+    return {n: down[n] for n in settings}
