@@ -49,6 +49,16 @@ def setting_change(key: str, new: Any, old: Any, flag: str | None = None) -> str
     return f"{flag or '--' + key.replace('_', '-')} {said(new)} (saved: {said(old)})"
 
 
+def option_change(key: str, new: Any, old: Any) -> str:
+    """One changed training option in a refusal's words (``elnet cv`` into a folder holding a run
+    or a fold): ``--epochs 10 (saved: auto)``, ``--no-quality (saved: --quality)``."""
+    if key == "fit_quality":  # --quality/--no-quality: a switch, not a value
+        return (
+            "--no-quality (saved: --quality)" if new is False else "--quality (saved: --no-quality)"
+        )
+    return setting_change(key, new, old)
+
+
 def option_default(model: type[BaseModel], name: str) -> Any:
     """The declared default of an option (the CLI's default comes from here).
 

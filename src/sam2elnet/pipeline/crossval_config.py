@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS
 from sam2elnet.errors import UserError
-from sam2elnet.option_checks import check_options, same_setting, setting_change
+from sam2elnet.option_checks import check_options, option_change, same_setting
 from sam2elnet.option_values import (
     Precision,
     check_device,
@@ -164,16 +164,6 @@ def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str
     d = tcfg.model_dump(mode="json")
     both = {**fold_settings(tcfg), **{k: d[k] for k in TRAIN_QUALITY_FIELDS}}
     return json.loads(json.dumps(both, default=str))
-
-
-def option_change(key: str, new: Any, old: Any) -> str:
-    """One changed training option in a refusal's words: ``--epochs 10 (saved: auto)``,
-    ``--no-quality (saved: --quality)``."""
-    if key == "fit_quality":  # --quality/--no-quality: a switch, not a value
-        return (
-            "--no-quality (saved: --quality)" if new is False else "--quality (saved: --no-quality)"
-        )
-    return setting_change(key, new, old)
 
 
 def same_domain(recorded: dict[str, Any], given: str) -> bool:

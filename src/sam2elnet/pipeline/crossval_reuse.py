@@ -117,7 +117,7 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
     diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
     done = result.is_file() or trained.is_file()  # a trained network: never deleted
     if diff and done:
-        from sam2elnet.pipeline.crossval_config import option_change
+        from sam2elnet.option_checks import option_change
 
         what = ", ".join(option_change(k, new.get(k), old.get(k)) for k in diff)
         return f"it was trained with other settings: {what}", "refuse"
