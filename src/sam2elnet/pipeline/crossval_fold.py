@@ -157,10 +157,10 @@ def fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
     )
 
 
-def fold_want(cfg: CVConfig, fold: Fold, domain: str) -> dict[str, Any]:
+def fold_want(fold: Fold, tcfg: Any) -> dict[str, Any]:
     """What ``fold.json`` records for ``fold`` in this run: its training and test ids and the
-    training options that change its network (:func:`~sam2elnet.pipeline.crossval_reuse.fold_settings`)."""
-    tcfg = fold_config(cfg, cfg.out / "folds" / fold.name, domain)
+    options of its training configuration ``tcfg`` (:func:`fold_config`) that change its
+    network (:func:`~sam2elnet.pipeline.crossval_reuse.fold_settings`)."""
     want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
     return json.loads(json.dumps(want))
 
@@ -173,9 +173,8 @@ def check_trained_folds(cfg: CVConfig, folds: list[Fold], domain: str) -> None:
         UserError: the first such fold, its options named with their saved values.
     """
     for fold in folds:
-        refuse_other_settings(
-            cfg.out / "folds" / fold.name, fold_want(cfg, fold, domain), fold.name
-        )
+        root = cfg.out / "folds" / fold.name
+        refuse_other_settings(root, fold_want(fold, fold_config(cfg, root, domain)), fold.name)
 
 
 def run_fold(
@@ -194,7 +193,7 @@ def run_fold(
     root = cfg.out / "folds" / fold.name
     run = root / "run"
     tcfg = fold_config(cfg, root, domain)
-    check_reuse(root, fold_want(cfg, fold, domain), fold.name, say)
+    check_reuse(root, fold_want(fold, tcfg), fold.name, say)
     label = fold_label(fold.name)
     done = root / "result.json"
     roads = domain == "roads"
