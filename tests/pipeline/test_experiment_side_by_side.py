@@ -31,6 +31,11 @@ def test_table1_is_the_same_in_turn_and_side_by_side(
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")  # one at a time
     run_experiment(tiny_experiment_config(data, out, progress=True))
     in_turn = _table1(out)
+    # table 2's label IoU needs no U-Net: it is scored while they train (in turn: before them)
+    done = {m.stem: json.loads(m.read_text())["finished"] for m in (out / "stages").glob("*.json")}
+    scored = [v for k, v in done.items() if k.startswith("labelscore_")]
+    trained = [v for k, v in done.items() if k.startswith("downstream_")]
+    assert scored and trained and max(scored) < min(trained), done
     per_image = (out / "per_image.csv").read_text()
     capsys.readouterr()
     # the downstream trainings again, two at a time

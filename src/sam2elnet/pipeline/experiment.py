@@ -121,7 +121,12 @@ from sam2elnet.pipeline.experiment_stats import (
     table_row,
     verdict_lines,
 )
-from sam2elnet.pipeline.experiment_table2 import enhancement_labels, table2_rows, table2_sources
+from sam2elnet.pipeline.experiment_table2 import (
+    enhancement_labels,
+    score_label_sets,
+    table2_rows,
+    table2_sources,
+)
 from sam2elnet.pipeline.report_protocol import degenerate_rows
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 
@@ -252,12 +257,14 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
 
     def _table2_inputs() -> dict:
         """3b. SAM2-ELNet on the test split, the auto-label counts, 4./6. the label sets for the
-        enhancement table: table 1's U-Nets need none of them; table 2's settings."""
+        enhancement table and their label IoU: table 1's U-Nets need none of them; table 2's
+        settings."""
         later["direct"] = elnet_test_stage(
             cfg, stages, out, split, model_path, norm, roads, road_buffers
         )
         later["counts"] = auto_counts_stage(stages, split, auto)
         later["sets"] = enhancement_labels(cfg, stages, out, split, model_path, sources)
+        later["scored"] = score_label_sets(stages, split, later["sets"])  # vs the true labels
         every = downstream_runs(split, kept_ids, auto["labels"], later["sets"])
         later["runs"] = {k: v for k, v in every.items() if k not in TABLE1_SETTINGS}
         return later["runs"]
@@ -290,7 +297,7 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
         per_image_rows += csv_rows(
             key, "test", split.test, test_groups, r.get("per_image"), r.get("per_image_roads")
         )
-    table2, t2_csv = table2_rows(stages, split, label_sets, down, runs, test_groups)
+    table2, t2_csv = table2_rows(split, later["scored"], down, runs, test_groups)
     auto_stats, auto_csv = auto_label_scores(split, auto, auto_counts)
     write_per_image_csv(
         out / "per_image.csv", per_image_rows + t2_csv + auto_csv, cfg.road_buffer, buffers

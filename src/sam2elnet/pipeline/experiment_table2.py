@@ -168,37 +168,19 @@ def label_groups(split: Split, per_image: Sequence[Sequence[int]] | None) -> dic
     return out
 
 
-def table2_rows(
-    stages: Stages,
-    split: Split,
-    label_sets: LabelSets,
-    down: dict[str, dict[str, Any]],
-    runs: dict[str, tuple[list[str], dict[str, str], int]],
-    test_groups: dict[str, str],
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, str, list[int]]]]:
-    """Table 2's rows (one per source x method: downstream test scores when trained, label scores
-    as cached ``labelscore_<source>_<method>`` stages, per sensor) and their per_image.csv rows:
-    the downstream model's counts on the test images (part ``test``, when trained) and the label
-    set's own counts vs the truth on the pool (parts ``labelled`` / ``unlabelled``; none for the
-    dataset's own labels when they are the truth)."""
-    rows: list[dict[str, Any]] = []
-    per_image_rows: list[tuple[str, str, str, str, list[int]]] = []
-    pool_groups = group_of(split, split.pool)
-    idx = {i: n for n, i in enumerate(split.pool)}
+LabelScores = dict[tuple[str, str], tuple[dict[str, Any], Any, dict[str, Any]]]
+"""(source, method) -> (label scores of :func:`label_scores` without the per-image counts, those
+counts or None, the per-sensor scores and intervals of :func:`label_groups`)."""
+
+
+def score_label_sets(stages: Stages, split: Split, label_sets: LabelSets) -> LabelScores:
+    """Score every label set of table 2 against the true labels, as cached
+    ``labelscore_<source>_<method>`` stages (:func:`label_scores`), with its per-sensor scores and
+    bootstrap intervals (:func:`label_groups`). Needs no downstream model, so the experiment runs
+    it while table 1's U-Nets train."""
+    scored: LabelScores = {}
     for src, sets in label_sets.items():
         for method in sets:
-            key = f"enh_{src}_{method}"
-            r = down.get(key, {})
-            row = table_row(
-                key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool)
-            )
-            add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
-            per_image_rows += csv_rows(
-                key, "test", split.test, test_groups, r.get("per_image"), r.get("per_image_roads")
-            )
-            row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
-            row["method"] = method
-            row["source"] = src
             li = stages.run(
                 f"labelscore_{src}_{method}",
                 lambda sets=sets, method=method, src=src: label_scores(split, sets[method], src),
@@ -210,10 +192,41 @@ def table2_rows(
                 ),
             )
             counts = li.pop("per_image", None)
-            row.update({f"label_{k}": v for k, v in li.items()})
-            row.update(label_groups(split, counts))
-            for part, ids in (("labelled", split.labelled), ("unlabelled", split.unlabelled)):
-                sub = None if counts is None else [counts[idx[i]] for i in ids]
-                per_image_rows += csv_rows(key, part, ids, pool_groups, sub)
-            rows.append(row)
+            scored[src, method] = (li, counts, label_groups(split, counts))
+    return scored
+
+
+def table2_rows(
+    split: Split,
+    scored: LabelScores,
+    down: dict[str, dict[str, Any]],
+    runs: dict[str, tuple[list[str], dict[str, str], int]],
+    test_groups: dict[str, str],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, str, list[int]]]]:
+    """Table 2's rows (one per source x method of ``scored``, from :func:`score_label_sets`:
+    downstream test scores when trained, the label scores, per sensor) and their per_image.csv
+    rows: the downstream model's counts on the test images (part ``test``, when trained) and the
+    label set's own counts vs the truth on the pool (parts ``labelled`` / ``unlabelled``; none for
+    the dataset's own labels when they are the truth)."""
+    rows: list[dict[str, Any]] = []
+    per_image_rows: list[tuple[str, str, str, str, list[int]]] = []
+    pool_groups = group_of(split, split.pool)
+    idx = {i: n for n, i in enumerate(split.pool)}
+    for (src, method), (li, counts, groups) in scored.items():
+        key = f"enh_{src}_{method}"
+        r = down.get(key, {})
+        row = table_row(key, TABLE2_METHODS.get(method, method), r, runs[key][2], len(split.pool))
+        add_intervals(row, r.get("per_image"), split.test, test_groups, seed=BOOTSTRAP_SEED)
+        per_image_rows += csv_rows(
+            key, "test", split.test, test_groups, r.get("per_image"), r.get("per_image_roads")
+        )
+        row["labels"] = "simulated coarse" if src == "sim" else "dataset's own"
+        row["method"] = method
+        row["source"] = src
+        row.update({f"label_{k}": v for k, v in li.items()})
+        row.update(groups)
+        for part, ids in (("labelled", split.labelled), ("unlabelled", split.unlabelled)):
+            sub = None if counts is None else [counts[idx[i]] for i in ids]
+            per_image_rows += csv_rows(key, part, ids, pool_groups, sub)
+        rows.append(row)
     return rows, per_image_rows
