@@ -28,6 +28,7 @@ __all__ = [
     "fold_label",
     "fold_settings",
     "fold_trained_with",
+    "made_in",
     "model_extra",
     "summarise_folds",
 ]
@@ -253,6 +254,25 @@ def fold_trained_with(result: dict[str, Any], model: FoldModel) -> dict[str, Any
         got["trunk_scale"] = None
     got["epochs"] = int(train["epochs"]) if train.get("epochs") else None
     return got
+
+
+def made_in(root: Path) -> str | None:
+    """The fold folder that the fold in ``root`` was trained in, when it is another one (fold
+    folders of ``elnet cv --fold`` runs copied into one ``--out``, or a moved ``--out``): the
+    parent of the run folder its ``run/config.yaml`` records, as recorded (a relative one
+    against the working folder); None when it is ``root`` or not recorded. The absolute paths
+    in that fold's files (``pred-*/evaluation.json``, ``pred-*/quality.csv``,
+    ``run/config.yaml``) name that folder: ``cv.md`` says so."""
+    import yaml
+
+    try:
+        out = yaml.safe_load((root / "run" / "config.yaml").read_text(encoding="utf-8"))["out"]
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(out, str) or not out:
+        return None
+    there = Path(out).expanduser().parent
+    return None if there.resolve() == root.resolve() else str(there)
 
 
 def summarise_folds(folds: list[dict[str, Any]], key: str) -> Any:
