@@ -167,3 +167,47 @@ def test_demo_trains_the_auto_size_and_its_eta_expects_it(
     assert reference_seconds(DemoConfig()) == REFERENCE_SECONDS
     work = (8 / 120) * (32 / 128) ** 2
     assert reference_seconds(cfg, "micro")["downstream"] == pytest.approx(18.5 * work)
+
+
+def test_demo_rerun_keeps_the_size_its_folder_was_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A demo folder made where auto chose Hiera-tiny (a bf16 CPU, or before micro became the
+    float32 choice), resumed where auto chooses micro: it goes on with tiny and says so in one
+    line (it was refused with '--size micro (saved: tiny)', and --size is a hidden option); an
+    explicit other --size is still refused, naming the saved size."""
+    import logging
+
+    import sam2elnet.pipeline.experiment as experiment
+    from sam2elnet.errors import UserError
+    from sam2elnet.pipeline.demo import DemoConfig, recorded_size, run_demo
+    from sam2elnet.pipeline.experiment_resume import settle_identity
+
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path / "no-weights"))
+    seen = []
+
+    def settle_then_stop(ecfg):  # noqa: ANN001, ANN202 - the experiment's first check only
+        seen.append(settle_identity(ecfg, ecfg.out)[0])
+        (ecfg.out / "stages").mkdir(exist_ok=True)
+        (ecfg.out / "stages" / "split.json").write_text("{}")  # a finished stage binds the record
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(experiment, "run_experiment", settle_then_stop)
+    cfg = DemoConfig(out=tmp_path / "o", count=8, image_size=32, progress=False)
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "1")  # auto: tiny
+    assert recorded_size(cfg.out / "experiment") is None
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_demo(cfg)
+    assert seen[-1].size == "tiny" and recorded_size(cfg.out / "experiment") == "tiny"
+    monkeypatch.setenv("SAM2ELNET_NATIVE_BF16", "0")  # auto: micro now
+    caplog.set_level(logging.INFO, logger="sam2elnet")
+    with pytest.raises(RuntimeError, match="stop here"):
+        run_demo(cfg.model_copy(update={"resume": True}))
+    assert seen[-1].size == "tiny"
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model: ")]
+    assert said == [
+        "model: Hiera-tiny (as this demo folder was started; auto chooses micro here now; "
+        "--size tiny or micro chooses)"
+    ]
+    with pytest.raises(UserError, match=r"--size micro \(saved: tiny\)"):
+        run_demo(cfg.model_copy(update={"resume": True, "size": "micro"}))

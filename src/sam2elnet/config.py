@@ -381,9 +381,9 @@ class TrainConfig(BaseModel):
             return None
         return str(v)
 
-    @field_validator("epochs", mode="before")
+    @field_validator("epochs", "batch_size", mode="before")
     @classmethod
-    def _auto_epochs(cls, v: Any) -> Any:  # --epochs auto / `epochs: auto` in a config file
+    def _auto_epochs(cls, v: Any) -> Any:  # --epochs auto / `batch_size: auto` in a config file
         return None if isinstance(v, str) and v.strip().lower() == "auto" else v
 
     @field_validator("precision", mode="before")

@@ -639,8 +639,10 @@ def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
     assert [f["fold"] for f in r2["folds"]] == ["fold-1"]
     for src in (two / "folds" / "fold-1", one / "folds" / "fold-2"):
         shutil.copytree(src, merged / "folds" / src.name)
+    shutil.rmtree(one)  # the folds came from other machines: their --out folders are not here
+    shutil.rmtree(two)
     lines: list[str] = []
-    r = run_cv(_cfg(roads, merged, folds=2), echo=lines.append)
+    r = run_cv(_cfg(roads, merged, folds=2, report=True), echo=lines.append)
     assert [ln for ln in lines if "done before, reusing" in ln] and not [
         ln for ln in lines if ln.startswith("epoch ")
     ]
@@ -650,6 +652,16 @@ def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
     assert ious == {"fold-1": r2["folds"][0]["tests"]["test"]["iou"],
                     "fold-2": r1["folds"][0]["tests"]["test"]["iou"]}  # fmt: skip
     assert "Only" not in (merged / "cv.md").read_text()
+    # the copied folds' own files name the folder they were trained in (left as they were):
+    # cv.json / cv.md say where, and the training report this run wrote shows the images here
+    made = {"fold-1": str(two / "folds" / "fold-1"), "fold-2": str(one / "folds" / "fold-2")}
+    assert r["folds_made_in"] == made
+    assert (
+        f"- 2 folds trained in another folder and copied in: fold-1 in `{made['fold-1']}`, "
+        f"fold-2 in `{made['fold-2']}`. The paths inside their files"
+    ) in (merged / "cv.md").read_text()
+    page = (merged / "folds" / "fold-1" / "run" / "report.html").read_text()
+    assert "is gone" not in page and str(merged / "folds" / "fold-1" / "train-data") in page
     # the epochs each fold trained (--epochs auto would be resolved per fold): in cv.json / cv.md
     assert r["epochs"] == 1 and [f["epochs"] for f in r["folds"]] == [1, 1]
     md = (merged / "cv.md").read_text()
@@ -662,7 +674,7 @@ def test_fold_runs_one_fold_and_copied_folds_are_summarised_together(
     # a summary run with other options: the copied trained fold is refused before fold-1 (not
     # copied here) trains, and nothing of it is deleted
     other = tmp_path / "other"
-    shutil.copytree(one / "folds" / "fold-2", other / "folds" / "fold-2")
+    shutil.copytree(merged / "folds" / "fold-2", other / "folds" / "fold-2")
     with pytest.raises(
         UserError, match=r"fold-2 holds a trained network, .*--epochs 2 \(saved: 1\)"
     ):

@@ -307,3 +307,39 @@ def test_a_trained_fold_of_other_images_is_refused_not_deleted(tmp_path: Path) -
         "perhaps), or move the folder away to train it again"
     )
     assert (root / "result.json").is_file() and said == []
+
+
+def test_a_reused_fold_with_older_records_reads_its_model_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished fold whose result.json predates the precision / trunk scale / quality
+    evaluator fields takes them from run/model.pt: one read of the file (it was read twice, once
+    by fold_trained_with and once for the quality evaluator's record), the same values."""
+    from helpers_data import micro_model_file
+
+    import sam2elnet.model.io as model_io
+    from sam2elnet.pipeline.crossval_fold import fold_config, fold_want, run_fold
+    from sam2elnet.pipeline.crossval_plan import Fold
+    from sam2elnet.pipeline.crossval_score import NO_QUALITY
+
+    cfg = _cfg(tmp_path)
+    fold = Fold("fold-1", ["a", "b"], {"test": ["c"]})
+    root = cfg.out / "folds" / "fold-1"
+    micro_model_file(root / "run" / "model.pt", bands=3)
+    (root / "fold.json").write_text(json.dumps(fold_want(fold, fold_config(cfg, root, "other"))))
+    tests = {"test": {"iou": 0.5, "n_images": 1, "quality_spearman": None}}
+    (root / "result.json").write_text(json.dumps({"fold": "fold-1", "tests": tests}))
+    reads: list[Path] = []
+    real = model_io.read_model_file
+
+    def counted(path):  # noqa: ANN001, ANN202
+        reads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(model_io, "read_model_file", counted)
+    said: list[str] = []
+    record, evaluations = run_fold(cfg, fold, {}, {}, "other", said.append)
+    assert reads == [root / "run" / "model.pt"] and evaluations is None
+    assert said == [f"fold-1: done before, reusing {root / 'result.json'}"]
+    assert record["trunk_scale"] == 1 and record["quality_unfitted"] == NO_QUALITY
+    assert record["tests"]["test"]["quality_spearman_why"]

@@ -11,6 +11,7 @@ from sam2elnet.cli.shared_options import (
     NO_PROGRESS,
     ROAD_BUFFER,
     ROAD_BUFFER_M,
+    count_if_number,
     none_if_auto,
     road_buffer_px_of,
 )
@@ -77,10 +78,11 @@ def cv_cmd(
     epochs: Optional[str] = typer.Option(  # noqa: UP045
         None, "--epochs", help=_H["epochs"], metavar="N|auto"
     ),
-    batch_size: Optional[int] = typer.Option(  # noqa: UP045
+    batch_size: Optional[str] = typer.Option(  # noqa: UP045
         None,
         "--batch-size",
         help=_H["batch_size"] + " Also images per forward pass on the test images (default 8).",
+        metavar="N|auto",
     ),
     image_size: Optional[int] = typer.Option(None, "--image-size", help=_H["image_size"]),  # noqa: UP045
     lr: Optional[float] = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
@@ -130,6 +132,7 @@ def cv_cmd(
     from sam2elnet.pipeline.crossval import run_cv
     from sam2elnet.utils.paths import check_input, check_output
 
+    batch_size = count_if_number(batch_size)  # type: ignore[assignment]  # auto: None
     given = {
         "size": size,
         "weights": weights,

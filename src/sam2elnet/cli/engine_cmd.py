@@ -73,10 +73,8 @@ def train_cmd(
     epochs: Optional[str] = typer.Option(  # noqa: UP045
         None, "--epochs", help=_H["epochs"], metavar="N|auto"
     ),
-    batch_size: Optional[int] = typer.Option(  # noqa: UP045
-        None,
-        "--batch-size",
-        help=_H["batch_size"],
+    batch_size: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--batch-size", help=_H["batch_size"], metavar="N|auto"
     ),
     image_size: int | None = typer.Option(None, "--image-size", help=_H["train_image_size"]),  # noqa: UP045
     lr: float | None = typer.Option(None, "--lr", help=_H["lr"]),  # noqa: UP045
@@ -215,7 +213,7 @@ def train_cmd(
         "fraction": fraction,
         "seed": seed,
         "epochs": epochs,  # "auto" as given: it overrides a --config file's epochs
-        "batch_size": batch_size,
+        "batch_size": batch_size,  # "auto" as given, as --epochs
         "image_size": image_size,
         "lr": lr,
         "val_fraction": val_fraction,

@@ -73,6 +73,14 @@ def none_if_auto(value: str | None) -> str | None:
     return None if value is not None and value.strip().lower() == "auto" else value
 
 
+def count_if_number(value: str | None) -> int | str | None:
+    """:func:`none_if_auto`, and a whole number as an int (``--batch-size 4`` is recorded as
+    ``4``, as before ``auto`` was a word it takes); other text stays text, which the config
+    refuses in one line naming the option."""
+    value = none_if_auto(value)
+    return int(value) if value is not None and value.strip().isdigit() else value
+
+
 def _d(name: str) -> object:
     return TrainConfig.model_fields[name].default
 
@@ -83,8 +91,8 @@ TRAIN_HELP = {
     "epochs": "Passes over the training images: a number (at least 1), or auto (default): "
     f"enough for about {AUTO_UPDATES:,} optimiser updates, {AUTO_EPOCHS[0]}-{AUTO_EPOCHS[1]} "
     "epochs, said in the log before training.",
-    "batch_size": "Images per optimiser step at any crop size (default: formed by pixels, 4 at "
-    "256 px, 2 at 512 px; docs/training.md).",
+    "batch_size": "Images per optimiser step at any crop size: a number (at least 1), or auto "
+    "(default): formed by pixels, 4 at 256 px, 2 at 512 px (docs/training.md).",
     "image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}, at least 32).",
     "train_image_size": f"Training crop size in pixels (default {DEFAULT_IMAGE_SIZE}; with "
     "--init-model: the crop size it was trained at; at least 32).",

@@ -55,7 +55,7 @@ from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_fold import check_trained_folds, fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
 from sam2elnet.pipeline.crossval_report import groups_montage, render_markdown, summarise
-from sam2elnet.pipeline.crossval_reuse import fold_label, summarise_folds
+from sam2elnet.pipeline.crossval_reuse import fold_label, made_in, summarise_folds
 from sam2elnet.pipeline.crossval_score import NO_QUALITY, SCORE_KEYS, px_range
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
@@ -225,6 +225,13 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         "groups": groups,
         "seconds_this_run": time.perf_counter() - t_start,
         "folds_reused": reused,  # trained and scored before this run (the wall time is not theirs)
+        # fold -> the folder it was trained in, where another (copied in from a --fold run):
+        # the paths inside its files name that folder
+        "folds_made_in": {
+            f.name: where
+            for f in todo
+            if (where := made_in(cfg.out / "folds" / f.name)) is not None
+        },
     }
     report = json.loads(json.dumps(report, default=str))
     write_json_atomic(cfg.out / "cv.json", report)

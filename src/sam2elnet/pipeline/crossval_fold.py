@@ -22,11 +22,11 @@ from sam2elnet.pipeline.crossval_config import CVConfig
 from sam2elnet.pipeline.crossval_plan import Fold
 from sam2elnet.pipeline.crossval_report import fmt
 from sam2elnet.pipeline.crossval_reuse import (
+    FoldModel,
     check_reuse,
     fold_label,
     fold_settings,
     fold_trained_with,
-    model_extra,
     refuse_other_settings,
 )
 from sam2elnet.pipeline.crossval_score import (
@@ -118,7 +118,7 @@ def _evaluate_model(
     return scores, ev
 
 
-def _with_quality_why(record: dict[str, Any], model: Path) -> dict[str, Any]:
+def _with_quality_why(record: dict[str, Any], model: FoldModel) -> dict[str, Any]:
     """A fold's record (``trained.json`` or ``result.json``) with ``quality_unfitted``: why its
     quality evaluator was not fitted (None when it was), and, for a result, each test set's
     ``quality_spearman_why`` where its Spearman is empty; read from ``model`` where the record
@@ -130,7 +130,7 @@ def _with_quality_why(record: dict[str, Any], model: Path) -> dict[str, Any]:
     ]  # fmt: skip
     if "quality_unfitted" in record and not missing:
         return record
-    quality = model_extra(model).get("quality") or {}
+    quality = model.extra.get("quality") or {}
     out = {"quality_unfitted": unfitted_why(quality), **record}
     for n in missing:
         why = spearman_why(quality, int(tests[n].get("n_images", 0)))
@@ -199,8 +199,9 @@ def run_fold(
     roads = domain == "roads"
     if done.is_file():
         old = json.loads(done.read_text(encoding="utf-8"))
-        old = {**old, **fold_trained_with(old, run / "model.pt")}  # as trained
-        old = _with_quality_why(old, run / "model.pt")  # folds finished before it was recorded
+        network = FoldModel(run / "model.pt")  # read once, where the records predate a field
+        old = {**old, **fold_trained_with(old, network)}  # as trained
+        old = _with_quality_why(old, network)  # folds finished before it was recorded
         if roads:
             old.setdefault("val_road_buffer", trained_buffer(run))
             rescored = rescore_changed(
@@ -227,6 +228,7 @@ def run_fold(
             f"{buffer_words(buffer_of(cfg.road_buffer, cfg.road_buffer_m))}"
         )
         tcfg = tcfg.model_copy(update=trained_buffer_fields(run))
+    network = FoldModel(run / "model.pt")  # read once, on first use: after training
     if trained.is_file():
         info = json.loads(trained.read_text(encoding="utf-8"))
     else:
@@ -241,12 +243,12 @@ def run_fold(
             "n_train": len(res.splits.get("train", [])),
             "n_val": len(res.splits.get("val", [])),
         }
-        info.update(fold_trained_with({}, run / "model.pt"))  # what ran (--resume may change it)
+        info.update(fold_trained_with({}, network))  # what ran (--resume may change it)
         # of the validation rows (metrics.csv): px, or "2 m"
         info["val_road_buffer"] = buffer_of(tcfg.road_buffer, tcfg.road_buffer_m)
         write_json_atomic(trained, info)
-    info.update(fold_trained_with(info, run / "model.pt"))
-    info = _with_quality_why(info, run / "model.pt")
+    info.update(fold_trained_with(info, network))
+    info = _with_quality_why(info, network)
     if roads:
         info.setdefault("val_road_buffer", trained_buffer(run))
     tests: dict[str, Any] = {}

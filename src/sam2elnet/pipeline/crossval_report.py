@@ -231,9 +231,24 @@ def render_markdown(r: dict[str, Any]) -> str:
             if r.get("folds_reused")
             else "."
         ),
+        *_made_in_lines(r.get("folds_made_in") or {}),
         "",
     ]
     return "\n".join(lines)
+
+
+def _made_in_lines(made_in: Mapping[str, str]) -> list[str]:
+    """cv.md's line on folds trained in another folder and copied in (cv.json's
+    ``folds_made_in``): where, and that the paths inside their files name that folder."""
+    if not made_in:
+        return []
+    where = ", ".join(f"{name} in `{folder}`" for name, folder in made_in.items())
+    return [
+        f"- {plural(len(made_in), 'fold')} trained in another folder and copied in: {where}. "
+        "The paths inside their files (`pred-*/evaluation.json`, `pred-*/quality.csv`, "
+        "`run/config.yaml`) name that folder as it was; the same files are here under "
+        "`folds/`, which this run read."
+    ]
 
 
 def _empty_spearman_lines(folds: Sequence[Mapping[str, Any]]) -> list[str]:

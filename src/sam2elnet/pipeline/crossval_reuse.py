@@ -22,11 +22,13 @@ from sam2elnet.errors import UserError
 from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
+    "FoldModel",
     "check_reuse",
     "refuse_other_settings",
     "fold_label",
     "fold_settings",
     "fold_trained_with",
+    "made_in",
     "model_extra",
     "summarise_folds",
 ]
@@ -194,6 +196,29 @@ def _model_payload(model: Path) -> dict[str, Any]:
         return {}
 
 
+class FoldModel:
+    """A fold's model file (``run/model.pt``) as stored, read on first use and then kept: a
+    reused fold whose records predate their newer fields needs its precision, trunk scale and
+    quality evaluator from it (:func:`fold_trained_with`, then the quality evaluator's record),
+    one read of a file of up to hundreds of MB, not one each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._payload: dict[str, Any] | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The file's payload (``config``, ``extra``...); ``{}`` when missing or unreadable."""
+        if self._payload is None:
+            self._payload = _model_payload(self.path)
+        return self._payload
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """Its ``extra`` record (quality evaluator, ``train`` metadata); ``{}`` when none."""
+        return dict(self.payload.get("extra") or {})
+
+
 def model_extra(model: Path) -> dict[str, Any]:
     """The ``extra`` record of a fold's model file (quality evaluator, ``train`` metadata), read
     without building the network; ``{}`` when the file is missing or unreadable."""
@@ -204,7 +229,7 @@ TRAINED_WITH = ("precision_option", "precision_resolved", "trunk_scale", "epochs
 """What :func:`fold_trained_with` reports of a fold's network."""
 
 
-def fold_trained_with(result: dict[str, Any], model: Path) -> dict[str, Any]:
+def fold_trained_with(result: dict[str, Any], model: FoldModel) -> dict[str, Any]:
     """How a fold's network was trained: ``{"precision_option", "precision_resolved"}`` (str),
     ``"trunk_scale"`` (int, 1 = full, 2 = half resolution: the scale built, auto resolved) and
     ``"epochs"`` (int, ``--epochs auto`` resolved) from its result record, else from its model file (``extra["train"]`` and ``config``; folds
@@ -218,15 +243,36 @@ def fold_trained_with(result: dict[str, Any], model: Path) -> dict[str, Any]:
     from sam2elnet.errors import CheckpointError
     from sam2elnet.model.io import model_config_of
 
-    payload = _model_payload(model)
-    train = (payload.get("extra") or {}).get("train") or {}
+    payload = model.payload
+    train = model.extra.get("train") or {}
     got: dict[str, Any] = {k: (str(train[k]) if train.get(k) else None) for k in TRAINED_WITH[:2]}
     try:
-        got["trunk_scale"] = int(model_config_of(payload, model).trunk_scale) if payload else None
+        got["trunk_scale"] = (
+            int(model_config_of(payload, model.path).trunk_scale) if payload else None
+        )
     except CheckpointError:
         got["trunk_scale"] = None
     got["epochs"] = int(train["epochs"]) if train.get("epochs") else None
     return got
+
+
+def made_in(root: Path) -> str | None:
+    """The fold folder that the fold in ``root`` was trained in, when it is another one (fold
+    folders of ``elnet cv --fold`` runs copied into one ``--out``, or a moved ``--out``): the
+    parent of the run folder its ``run/config.yaml`` records, as recorded (a relative one
+    against the working folder); None when it is ``root`` or not recorded. The absolute paths
+    in that fold's files (``pred-*/evaluation.json``, ``pred-*/quality.csv``,
+    ``run/config.yaml``) name that folder: ``cv.md`` says so."""
+    import yaml
+
+    try:
+        out = yaml.safe_load((root / "run" / "config.yaml").read_text(encoding="utf-8"))["out"]
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(out, str) or not out:
+        return None
+    there = Path(out).expanduser().parent
+    return None if there.resolve() == root.resolve() else str(there)
 
 
 def summarise_folds(folds: list[dict[str, Any]], key: str) -> Any:

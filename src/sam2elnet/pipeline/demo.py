@@ -69,7 +69,8 @@ class DemoConfig(BaseModel):
     settings with fewer labels are not also trained for fewer steps."""
     size: ModelSize | Literal["auto"] = "auto"
     """Hiera size of SAM2-ELNet; ``auto``: :func:`demo_size` (``tiny`` where the CPU trains in
-    bf16 natively or SAM2 tiny weights are cached, else ``micro``)."""
+    bf16 natively or SAM2 tiny weights are cached, else ``micro``; a re-run into a folder with a
+    finished stage: the size it was started with, :func:`recorded_size`)."""
     max_train: int | None = Field(None, ge=2)
     seed: int = 0
     resume: bool = False
@@ -133,6 +134,22 @@ def demo_size(cfg: DemoConfig) -> tuple[str, str]:
     except Exception:  # noqa: BLE001 - an unreadable cache is no cache (as the experiment reads it)
         cached = False
     return ("tiny", SIZE_WHY["cached"]) if cached else ("micro", SIZE_WHY["float32"])
+
+
+def recorded_size(experiment_out: Path) -> str | None:
+    """The Hiera size the demo's experiment in ``experiment_out`` (``OUT/experiment``) was made
+    with, once one of its stages finished (then ``experiment.json`` binds it: another size is
+    another experiment); None when nothing is finished or the record cannot be read. A re-run
+    with ``--size auto`` keeps it (:func:`run_demo`), so a folder made where auto chose
+    ``tiny`` (or before ``micro`` became the float32 choice) continues as it was started."""
+    record = experiment_out / "experiment.json"
+    if not (record.is_file() and any((experiment_out / "stages").glob("*.json"))):
+        return None
+    try:
+        size = json.loads(record.read_text(encoding="utf-8")).get("size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return size if isinstance(size, str) else None
 
 
 def reference_seconds(cfg: DemoConfig, size: str = "tiny") -> dict[str, float]:
@@ -212,6 +229,9 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     if cfg.size == "auto":
         from sam2elnet.utils.progress import line
 
+        kept = recorded_size(out / "experiment")
+        if kept is not None and kept != size:  # the folder's experiment goes on as started
+            size, why = kept, f"as this demo folder was started; auto chooses {size} here now"
         line(f"model: Hiera-{size} ({why}; --size tiny or micro chooses)")
     pool = max_train if max_train is not None else round(cfg.count * 0.8)
     downstream_steps = max(1, math.ceil(pool / 8)) * cfg.downstream_epochs

@@ -60,7 +60,10 @@ def write_fold_reports(
     fold = Path(root)
     run = fold / "run"
     if not (run / REPORT_HTML).is_file() and (run / "metrics.csv").is_file():
-        write_train_report(run, max_images=FOLD_REPORT_IMAGES, device=device)
+        # the fold's own training images, not the folder config.yaml names: a fold copied in
+        # from another --out (elnet cv --fold) names the folder it was trained in
+        data = fold / "train-data" if (fold / "train-data").is_dir() else None
+        write_train_report(run, data=data, max_images=FOLD_REPORT_IMAGES, device=device)
     if evaluations is not None and len(evaluations) != len(tests):
         raise ValueError(f"{len(evaluations)} evaluations for {len(tests)} test sets")
     results = (
