@@ -68,6 +68,8 @@ def test_cv_takes_batch_size_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert main([*args, "--batch-size", "4"]) == 0
     assert got[-1].train["batch_size"] == 4 and got[-1].batch_size == 4
     assert got[-1].identity()["train"] == {"batch_size": 4}  # cv_config.json: a number
+    assert main([*args, "--epochs", "3"]) == 0  # --epochs too (it was recorded as "3")
+    assert got[-1].identity()["train"] == {"epochs": 3}
 
 
 def test_cv_batch_size_word_is_one_error_line(tmp_path: Path, capsys) -> None:

@@ -56,11 +56,10 @@ def test_cli_epochs_takes_auto_or_a_number(cmd: str, tmp_path: Path, capsys) -> 
     """``--epochs auto`` is the default said aloud (it used to fail: 'Input should be a valid
     integer'); a word that is neither is one error line naming the option, exit 2."""
     from sam2elnet.cli import main
-    from sam2elnet.cli.shared_options import none_if_auto
+    from sam2elnet.cli.shared_options import count_if_number
 
-    assert (
-        none_if_auto("AUTO") is None and none_if_auto("12") == "12" and none_if_auto(None) is None
-    )
+    assert count_if_number("AUTO") is None and count_if_number(None) is None
+    assert count_if_number("12") == 12 and count_if_number("many") == "many"
     out = tmp_path / "o"
     base = [cmd, "--data", str(tmp_path / "missing"), "--out", str(out)]
     assert main([*base, "--epochs", "auto"]) == 2  # gets past the option, to the missing data

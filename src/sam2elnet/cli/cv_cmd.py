@@ -12,7 +12,6 @@ from sam2elnet.cli.shared_options import (
     ROAD_BUFFER,
     ROAD_BUFFER_M,
     count_if_number,
-    none_if_auto,
     road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
@@ -137,7 +136,7 @@ def cv_cmd(
         "size": size,
         "weights": weights,
         "trunk": trunk,
-        "epochs": none_if_auto(epochs),
+        "epochs": count_if_number(epochs),
         "batch_size": batch_size,
         "image_size": image_size,
         "lr": lr,

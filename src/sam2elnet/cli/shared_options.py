@@ -67,18 +67,14 @@ __all__ = [
 ]
 
 
-def none_if_auto(value: str | None) -> str | None:
-    """An option that takes a number or ``auto`` (``--epochs``): None for ``auto`` (the config's
-    auto), else the text, which the config validates as a number in its range."""
-    return None if value is not None and value.strip().lower() == "auto" else value
-
-
 def count_if_number(value: str | None) -> int | str | None:
-    """:func:`none_if_auto`, and a whole number as an int (``--batch-size 4`` is recorded as
-    ``4``, as before ``auto`` was a word it takes); other text stays text, which the config
-    refuses in one line naming the option."""
-    value = none_if_auto(value)
-    return int(value) if value is not None and value.strip().isdigit() else value
+    """An option that takes a whole number or ``auto`` (``--epochs``, ``--batch-size``): None for
+    ``auto`` (the config's auto), a whole number as an int (recorded as a number, e.g. in
+    ``cv_config.json``), other text as it is, which the config refuses in one line naming the
+    option."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    return int(value) if value.strip().isdigit() else value
 
 
 def _d(name: str) -> object:
