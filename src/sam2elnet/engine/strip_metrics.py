@@ -129,7 +129,10 @@ def strip_boundary_measures(
             int(within_tolerance(st, bp, tolerance_px).sum()),
             int(st.sum()),
         )
-        keep = keep and max(total.pred_total, total.truth_total) <= HD95_MAX_POINTS
+        if keep and max(total.pred_total, total.truth_total) > HD95_MAX_POINTS:
+            keep = False  # too long to keep: no HD95, and what was kept is let go
+            points[0].clear()
+            points[1].clear()
         if keep:
             for kept, core in zip(points, (sp, st), strict=True):
                 rows, cols = np.nonzero(core)
