@@ -96,9 +96,9 @@ def test_evaluate_folders_reports_hd95_per_image_and_its_mean(tmp_path) -> None:
     assert evaluate_folders(pred, truth, progress=False).notes == []  # no --boundary: no note
 
 
-def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch) -> None:
+def test_a_pair_read_in_strips_has_the_hd95_of_a_whole_read(tmp_path, monkeypatch) -> None:
     """Large GeoTIFF pairs are counted strip by strip (``eval_stream.streamed_counts``): boundary
-    F1 as for a pair read whole, HD95 left empty (docs/evaluation.md says so)."""
+    F1 and HD95 as for a pair read whole (before, HD95 was left empty for them)."""
     from helpers_data import write_tif
 
     from sam2elnet.data import windowed
@@ -111,15 +111,43 @@ def test_a_pair_read_in_strips_has_boundary_f1_but_no_hd95(tmp_path, monkeypatch
     assert whole["boundary_hd95_px"] == pytest.approx(5.0)
     monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
     monkeypatch.setattr(windowed, "STRIP_PIXELS", 5 * 48)
-    res = evaluate_folders(*args, boundary=True, roads=False, progress=False)  # notes: HD95's
+    res = evaluate_folders(*args, boundary=True, roads=False, progress=False)
     row = res.rows()[0]
     assert row["boundary_f1"] == pytest.approx(whole["boundary_f1"])
-    assert row["boundary_hd95_px"] is None
-    assert res.to_dict()["aggregate"]["mean_image_boundary_hd95_px"] is None
-    assert res.notes == [
-        "mean per-image boundary HD95 is over 0 of 1 image; left out: 1 read in strips (no "
-        "HD95): a (its boundary_hd95_px is empty)"
-    ]
+    assert row["boundary_hd95_px"] == pytest.approx(5.0)
+    assert res.to_dict()["aggregate"]["mean_image_boundary_hd95_px"] == pytest.approx(5.0)
+    assert res.notes == [] and res.to_dict()["notes"] == []
+
+
+def test_a_strip_pair_with_too_long_a_boundary_says_why_hd95_is_empty(
+    tmp_path, monkeypatch
+) -> None:
+    """A pair read in strips whose boundary is over ``HD95_MAX_POINTS`` pixels (kept in memory for
+    HD95) gets no HD95, and the terminal note, the JSON's ``notes`` and the report say why
+    (before, the note was the terminal's only: the JSON had a bare null)."""
+    from helpers_data import write_tif
+
+    from sam2elnet.data import windowed
+    from sam2elnet.engine import strip_metrics
+    from sam2elnet.engine.evaluate import evaluate_folders
+    from sam2elnet.pipeline.report import write_evaluation_report
+
+    for sub, m in (("truth", _square(10, 10)), ("pred", _square(10, 15))):
+        write_tif(tmp_path / sub / "a.tif", (m * 255).astype(np.uint8)[None])
+    monkeypatch.setattr(windowed, "WINDOW_MIN_BYTES", 0)
+    monkeypatch.setattr(windowed, "STRIP_PIXELS", 5 * 48)
+    monkeypatch.setattr(strip_metrics, "HD95_MAX_POINTS", 59)  # each square: 60
+    res = evaluate_folders(tmp_path / "pred", tmp_path / "truth", boundary=True, roads=False,
+                           progress=False)  # fmt: skip
+    assert res.rows()[0]["boundary_hd95_px"] is None
+    note = (
+        "mean per-image boundary HD95 is over 0 of 1 image; left out: 1 read in strips with a "
+        "boundary over 59 pixels (too long to keep for HD95): a (its boundary_hd95_px is empty)"
+    )
+    assert res.notes == [note]
+    assert res.to_dict()["notes"] == [note]
+    report = write_evaluation_report(res, tmp_path / "report.html")
+    assert "too long to keep for HD95" in report.read_text(encoding="utf-8")
 
 
 def test_distance_to_nearest_and_within_tolerance() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from sam2elnet.errors import DataError
 from sam2elnet.export import rle_decode, rle_encode
+from sam2elnet.export.coco import counts_to_string, rle_counts, string_to_counts
 
 
 def test_rle_decode_known_mask() -> None:
@@ -41,3 +42,25 @@ def test_rle_encode_needs_a_2d_mask() -> None:
     with pytest.raises(ValueError, match=r"2-D \(H, W\) mask, got shape \(2, 2, 2\)"):
         rle_encode(np.zeros((2, 2, 2), bool))
     assert rle_encode(np.zeros((0, 3), bool)) == {"size": [0, 3], "counts": "0"}
+
+
+def test_rle_roundtrip_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        h, w = rng.integers(1, 30, 2)
+        m = rng.random((h, w)) < rng.random()
+        c = rle_counts(m)
+        assert sum(c) == h * w
+        assert string_to_counts(counts_to_string(c)) == c
+        np.testing.assert_array_equal(rle_decode(rle_encode(m)), m)
+
+
+def test_rle_known_values():
+    # column-major, starts with a zero run: a 2x2 all-ones mask is [0, 4]
+    assert rle_counts(np.ones((2, 2), bool)) == [0, 4]
+    assert counts_to_string([0, 4]) == "04"
+    m = np.array([[0, 1], [0, 1]], bool)  # first column zeros, second ones
+    assert rle_counts(m) == [2, 2]
+    # large and negative deltas survive the 5-bit encoding
+    c = [5, 100000, 3, 2, 70000, 1]
+    assert string_to_counts(counts_to_string(c)) == c

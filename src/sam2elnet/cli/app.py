@@ -59,7 +59,8 @@ def _root(
     plain.setFormatter(logging.Formatter("%(message)s"))
     plog = logging.getLogger(LOGGER_NAME)
     plog.handlers = [plain]
-    plog.setLevel(logging.INFO)
+    # -v: also the detail a summary line already counts (each window-by-window image's line)
+    plog.setLevel(logging.DEBUG if verbose else logging.INFO)
     plog.propagate = False
 
 

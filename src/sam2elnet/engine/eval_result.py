@@ -57,7 +57,8 @@ class ImageResult:
     positive_values: tuple[float, ...] | None = None  # object values of a class-index truth
     road_buffer: tuple[float, float | None] | None = None  # road measures' buffer: px, metres
     ground: tuple[float, float | None] | None = None  # prediction's ground pixel (m), scale
-    boundary_hd95: float | None = None  # HD95 px (None: not computed, e.g. a pair read in strips)
+    # HD95 px (None: not computed: a pair read in strips with a boundary too long to keep)
+    boundary_hd95: float | None = None
 
     @property
     def iou(self) -> float:
@@ -152,8 +153,10 @@ class EvaluationResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     layer: Any = field(default=None, repr=False, compare=False)
     notes: list[str] = field(default_factory=list)
-    """What the caller should be told, one line each (not written out): a road buffer given
-    for road measures that are off (``--road-buffer 3 unused: road measures are off (...)``)."""
+    """What the caller should be told, one line each (also in :meth:`to_dict`'s ``notes`` and
+    the report): a road buffer given for road measures that are off (``--road-buffer 3 unused:
+    road measures are off (...)``), the images the mean HD95 leaves out and why
+    (:func:`hd95_note`)."""
 
     @property
     def resampled(self) -> list[dict[str, Any]]:
@@ -189,6 +192,7 @@ class EvaluationResult:
             "n_truth_resampled": len(self.resampled),
             "truth_outside_pixels": sum(r["outside_pixels"] for r in self.resampled),
             "truth_resampled": self.resampled,
+            "notes": list(self.notes),  # why a value is absent, e.g. an empty HD95 cell
             "images": self.rows(),
         }
 
@@ -270,8 +274,9 @@ def aggregate(
 def hd95_note(images: list[ImageResult]) -> str | None:
     """The note under ``elnet evaluate``'s table when ``mean_image_boundary_hd95_px`` leaves
     images out (:func:`aggregate`): those with a boundary in one mask only (nothing predicted,
-    or nothing true: no distance, often the worst images) and pairs read in strips (no HD95),
-    counted and named, so the mean is not read as the whole set's. None when every image with
+    or nothing true: no distance, often the worst images) and pairs read in strips whose boundary
+    is too long to keep for HD95
+    (:data:`~sam2elnet.engine.strip_metrics.HD95_MAX_POINTS` pixels), counted and named, so the mean is not read as the whole set's. None when every image with
     boundary measures has an HD95, or boundaries were not asked for."""
     from sam2elnet.utils.advice import name_sample, plural
 
@@ -288,7 +293,12 @@ def hd95_note(images: list[ImageResult]) -> str | None:
             f"F1): {name_sample(one_side, 3)}"
         )
     if strips:
-        parts.append(f"{len(strips)} read in strips (no HD95): {name_sample(strips, 3)}")
+        from sam2elnet.engine.strip_metrics import HD95_MAX_POINTS
+
+        parts.append(
+            f"{len(strips)} read in strips with a boundary over {HD95_MAX_POINTS:,} pixels (too "
+            f"long to keep for HD95): {name_sample(strips, 3)}"
+        )
     n = len(asked) - len(one_side) - len(strips)
     return (
         f"mean per-image boundary HD95 is over {n} of {plural(len(asked), 'image')}; left out: "

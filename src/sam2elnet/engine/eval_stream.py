@@ -50,8 +50,10 @@ class PairCounts:
     (None when not asked for) and the baseline label's confusion against the same truth (None
     without a baseline); ``resampled`` says how the truth was put on the prediction's grid
     (None: it was on it); ``hd95_px`` the boundaries' HD95
-    (:func:`~sam2elnet.engine.metrics.boundary_hd95`; None when boundaries were not asked for or
-    the pair was read in strips, NaN when only one mask has a boundary)."""
+    (:func:`~sam2elnet.engine.metrics.boundary_hd95`, px; None when boundaries were not asked for
+    or the pair, read in strips, has more boundary pixels than
+    :data:`~sam2elnet.engine.strip_metrics.HD95_MAX_POINTS`; NaN when only one mask has a
+    boundary)."""
 
     confusion: Confusion
     boundary: BoundaryCounts | None = None
@@ -116,8 +118,8 @@ def pair_counts(
     after resampling; a georeferenced valid mask on another grid is resampled the same way);
     pixels the truth marks as "ignore" and the prediction's nodata pixels (127 in the labels
     this package writes, a GeoTIFF's nodata tag;
-    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts (and,
-    for a pair read whole, HD95) are computed with ``tolerance_px``, road counts with
+    :func:`sam2elnet.data.mask_values.mask_encoding`) are never counted. Boundary counts and
+    HD95 are computed when ``tolerance_px`` is given (counts with it), road counts with
     ``road_buffer_px`` (None: not computed). ``baseline`` is scored against the same truth and
     valid pixels. ``truth_read``: the raster truth already read whole (:class:`KeptTruths`), used
     instead of reading it again (a streamed pair reads by strips and does not use it).
@@ -138,14 +140,14 @@ def pair_counts(
     placed = any(f is not None and is_vector_path(f) for f in (valid, baseline))  # read whole
     on = truth if is_vector_path(pred) else pred  # the pixel grid of the pair
     if heads is not None and grid is None and not placed and streamable(truth, pred, heads):
-        conf, bnd, rds = streamed_counts(
+        conf, bnd, rds, hd = streamed_counts(
             pred, truth, valid, positive_values=positive_values,
             tolerance_px=tolerance_px, road_buffer_px=road_buffer_px,
         )  # fmt: skip
         base = None
         if baseline is not None:
             base = streamed_counts(baseline, truth, valid, positive_values=positive_values)[0]
-        return PairCounts(conf, bnd, rds, base)
+        return PairCounts(conf, bnd, rds, base, hd95_px=hd)
     m = read_pair_masks(pred, truth, valid, positive_values=positive_values, resample=resample,
                         vector=vector, heads=heads, truth_read=truth_read)  # fmt: skip
     if m.resampled is not None:
@@ -370,18 +372,19 @@ def streamed_counts(
     positive_values: tuple[float, ...] | None = None,
     tolerance_px: float | None = None,
     road_buffer_px: float | None = None,
-) -> tuple[Confusion, BoundaryCounts | None, RoadCounts | None]:
-    """(:func:`confusion`, boundary counts, road counts) of a pair, read in row strips: the same
-    counts as whole reads (the value encoding of each file is decided from all its pixels in a
-    first streamed pass, :func:`sam2elnet.data.windowed_mask.scan_mask`), with memory of one strip
-    (plus halo rows). Boundary counts (:func:`~sam2elnet.engine.metrics.boundary_counts`) are
-    computed when ``tolerance_px`` is given, road counts
+) -> tuple[Confusion, BoundaryCounts | None, RoadCounts | None, float | None]:
+    """(:func:`confusion`, boundary counts, road counts, HD95 px) of a pair, read in row strips:
+    the same counts as whole reads (the value encoding of each file is decided from all its
+    pixels in a first streamed pass, :func:`sam2elnet.data.windowed_mask.scan_mask`), with memory
+    of one strip (plus halo rows; HD95 keeps the boundary pixels' coordinates). Boundary counts (:func:`~sam2elnet.engine.metrics.boundary_counts`) and
+    HD95 (:func:`~sam2elnet.engine.strip_metrics.strip_boundary_measures`: the same value, None
+    for a boundary too long to keep) are computed when ``tolerance_px`` is given, road counts
     (:func:`~sam2elnet.engine.metrics.road_counts` of both masks cut to the valid pixels) when
     ``road_buffer_px`` is given; otherwise None. A file GDAL cannot window (PNG, JPEG) is read
     whole and sliced. Raises DataError like the whole-read path."""
     from sam2elnet.data import windowed, windowed_mask
     from sam2elnet.data.masks import read_mask_valid
-    from sam2elnet.engine.strip_metrics import strip_boundary_counts, strip_road_counts
+    from sam2elnet.engine.strip_metrics import strip_boundary_measures, strip_road_counts
 
     def source(path: Path, pv: tuple[float, ...] | None) -> Any:
         if windowed.windowable(path):
@@ -420,12 +423,12 @@ def streamed_counts(
     step = max(1, windowed.STRIP_PIXELS // max(1, w))
     for r0 in range(0, h, step):
         total = total + confusion(*read(r0, min(h, r0 + step)))
-    bound = roads = None
+    bound = roads = hd = None
     if tolerance_px is not None:
-        bound = strip_boundary_counts(read, h, tolerance_px, strip_rows=step)
+        bound, hd = strip_boundary_measures(read, h, tolerance_px, strip_rows=step)
     if road_buffer_px is not None:
         roads = strip_road_counts(read, h, w, buffer_px=road_buffer_px, strip_rows=step)
-    return total, bound, roads
+    return total, bound, roads, hd
 
 
 def read_binary_mask(path: str | Path) -> np.ndarray:

@@ -270,11 +270,12 @@ class FolderJob:
                 self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
                 todo.append(f)
-        from sam2elnet.utils.progress import line, progress_bar
+        from sam2elnet.utils.progress import bar_wanted, line, progress_bar
 
-        # the window-by-window images in one line, not one closing window line per image
+        # the window-by-window images in one line, not one closing window line per image; as
+        # every stage line, only without a bar (their window bars showed them)
         note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
-        if note is not None:
+        if note is not None and not bar_wanted(self.progress):
             line(note)
 
         chunks = list(self.planner.chunks(todo, coarse_of is not None))
@@ -346,6 +347,9 @@ class FolderJob:
         summary = self.summary(t0, len(self.rows) - n_before, extra)
         summary["unlisted_label_files"] = self.unlisted
         summary["n_resumed"] = n_before  # rows of the earlier run kept by --resume, not redone
+        # images this run predicted window by window (too large to predict whole), their windows
+        summary["n_windowed"] = self.windowed.n_images
+        summary["n_windows"] = self.windowed.n_windows
         summary["warnings"] = self.warnings.record()  # each kind was logged once, with a count
         result = FolderResult(self.out, self.rows, self.skipped, summary)
         if on_finish is not None:

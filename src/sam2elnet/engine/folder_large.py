@@ -48,7 +48,9 @@ __all__ = ["WindowedImages", "predict_large"]
 @dataclass
 class WindowedImages:
     """What a folder job predicted window by window, for its one summary line
-    (:meth:`summary`) instead of a closing progress line per image.
+    (:meth:`summary`, printed without a bar, as every stage line) instead of a closing progress
+    line per image (logged at DEBUG: ``elnet -v`` prints it), and for ``summary.json``'s
+    ``n_windowed`` / ``n_windows``.
 
     ``n_images``: images predicted (not skipped); ``n_windows``: their windows predicted (all
     nodata ones left out); ``seconds``: wall time of those predictions, s.

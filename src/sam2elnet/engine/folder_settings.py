@@ -56,7 +56,9 @@ class FolderSettings:
     and the steps both take with them, in order: :meth:`check` (the options' ranges, before
     anything is read), :meth:`load` (the model) and :meth:`run` (the :class:`FolderJob`)."""
 
-    model_path: str | Path
+    #: the model file; None: ``predictor``'s own file (:attr:`Predictor.path`), or none (a
+    #: model in memory: ``summary.json`` records ``"model": null`` and its ``model_config``)
+    model_path: str | Path | None
     out_dir: str | Path
     min_quality: float | None
     target_precision: float | None
@@ -102,10 +104,26 @@ class FolderSettings:
         ``--warp-method`` check of ``scene`` and ``export``
         (:func:`sam2elnet.data.warp.check_warp_options`); ``warp_to`` becomes the checked value.
 
+        ``model_path`` None becomes ``predictor``'s file (:attr:`Predictor.path`), if it has one.
+
         Raises:
-            UserError: the first option out of its range, or an unknown CRS / method.
+            UserError: the first option out of its range, or an unknown CRS / method; neither
+                ``model_path`` nor ``predictor`` given, or a ``predictor`` without a model file
+                with ``executor_factory`` (its workers load the model from the file).
         """
         from sam2elnet.data.warp import check_warp_options
+        from sam2elnet.errors import UserError
+
+        if self.model_path is None and self.predictor is not None:
+            self.model_path = self.predictor.path
+        if self.model_path is None and self.predictor is None:
+            raise UserError("give model_path (a model file) or predictor (a Predictor)")
+        if self.model_path is None and self.executor_factory is not None:
+            raise UserError(
+                "executor_factory's workers load the model from its file, and this "
+                "predictor has none: save the model (sam2elnet.model.io.save_model) and give "
+                "model_path, or run without executor_factory"
+            )
 
         check_options(
             FolderJobOptions, min_quality=self.min_quality,
@@ -188,7 +206,7 @@ class FolderSettings:
                 "seconds_images": time.perf_counter() - t_images,
                 "task": spec.task,
                 "backend": executor_record(ex),  # what ran the images: local, ray (workers)
-                "model": model_record(self.model_path),
+                "model": None if self.model_path is None else model_record(self.model_path),
                 "model_version": model.model_id["model_version"] if model.model_id else None,
                 "domain": domain_summary(model.pred),
                 "filter": model.filter_info,
@@ -197,6 +215,13 @@ class FolderSettings:
                 "window": {**job.window.record(), "overlap": self.overlap}
                 if job.window is not None
                 else None,
+                # a model in memory (no file to name): what is known of it, the config a model
+                # file would hold (sam2elnet.model.ModelConfig)
+                **(
+                    {"model_config": model.pred.model.config.model_dump()}
+                    if self.model_path is None
+                    else {}
+                ),
                 **model.precision,
                 **(summary or {}),
                 "warp": warp_summary(spec),

@@ -120,7 +120,7 @@ def executor_record(ex: object) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def job_executor(
-    make: ExecutorFactory | None, pred: Predictor, model_path: str | Path
+    make: ExecutorFactory | None, pred: Predictor, model_path: str | Path | None
 ) -> Iterator[CallExecutor]:
     """The job's executor: this process, or ``make(factory)`` whose workers each build a
     predictor like ``pred`` (same file, device, precision, batch size, TTA, memory budget and

@@ -55,7 +55,7 @@ def _default(name: str) -> Any:
 
 
 def annotate_folder(
-    model_path: str | Path,
+    model_path: str | Path | None,
     images: str | Path | Sequence[str | Path],
     out_dir: str | Path,
     *,
@@ -109,6 +109,11 @@ def annotate_folder(
     Images that cannot be warped (PNG/JPEG, no georeference, fewer than 3 GCPs) are skipped with
     the reason. An unknown CRS or method raises UserError before anything is read.
 
+    ``model_path`` None with a ``predictor``: the predictor's own file (:attr:`Predictor.path`),
+    or, for a model in memory (``Predictor(model, extra)``), none: ``summary.json`` then records
+    ``"model": null`` and the model's ``model_config`` (:class:`~sam2elnet.model.ModelConfig`),
+    and no ``model_id.json`` is written (the same for :func:`enhance_folder`).
+
     The precision that runs is logged once (``precision: ...``, to ``echo`` or the log at INFO)
     and recorded in ``summary.json`` as ``precision_resolved`` (``"bf16"`` / ``"32"``, what ran)
     and ``precision_option`` (what was asked for; :func:`~sam2elnet.engine.runtime.precision_record`).
@@ -123,8 +128,9 @@ def annotate_folder(
         UserError: ``images`` missing or holding no image, ``split`` with ``images`` not a
             dataset folder, invalid options (``min_quality`` / ``target_precision`` out of range, an
             unknown ``warp_to`` CRS or ``warp_method``, ``resume`` into a folder made with
-            another model), or ``out_dir`` that is a file or one of the inputs; before any
-            image is read.
+            another model), or ``out_dir`` that is a file or one of the inputs; neither
+            ``model_path`` nor ``predictor``, or ``executor_factory`` with a model in memory;
+            before any image is read.
         CheckpointError: ``model_path`` is missing, damaged or not a sam2elnet model file.
         LockedError: another job is writing into ``out_dir``.
     """
@@ -134,7 +140,7 @@ def annotate_folder(
     files = [s.image for s in samples] if samples is not None else list_images(images)
     check_images_not_masks(files, images)  # before the model loads
     check_job_out(
-        out_dir, "annotate", files, model=model_path, save_prob=save_prob,
+        out_dir, "annotate", files, model=job.model_path, save_prob=save_prob,
         masks=[s.mask for s in samples or ()], coarse=[s.coarse for s in samples or ()],
     )  # fmt: skip
     model = job.load()
@@ -143,7 +149,7 @@ def annotate_folder(
 
 
 def enhance_folder(
-    model_path: str | Path,
+    model_path: str | Path | None,
     images: str | Path | Sequence[str | Path],
     labels: str | Path | None,
     out_dir: str | Path,
@@ -273,7 +279,7 @@ def enhance_folder(
         )
     n_all, files = len(files), [f for f in files if f in label_map]
     check_job_out(
-        out_dir, "enhance", files, model=model_path, labels=labels, save_prob=save_prob,
+        out_dir, "enhance", files, model=job.model_path, labels=labels, save_prob=save_prob,
         save_changes=save_changes, coarse=list(label_map.values()),
         masks=[s.mask for s in samples or ()],
     )  # fmt: skip

@@ -9,6 +9,11 @@ one strip plus a halo of rows on each side:
 - boundary F-score (:func:`strip_boundary_counts`): a boundary pixel depends on its 4-neighbours
   (one row), and "within ``tolerance_px``" looks at most ``ceil(tolerance_px)`` rows away, so
   each strip is read with a halo of ``ceil(tolerance_px) + 1`` rows;
+- HD95 (:func:`strip_boundary_measures`): its distances have no bound, so no halo gives them;
+  the boundary pixels' coordinates are kept instead (a boundary is far smaller than its mask)
+  and their nearest-neighbour distances (a k-d tree, exact Euclidean as the whole-mask
+  distance transform) give the same value, up to :data:`HD95_MAX_POINTS` boundary pixels per
+  mask;
 - road measures (:func:`strip_road_counts`): the centre lines come from
   :func:`sam2elnet.data.skeleton.strip_centre_lines` (the one strip-and-halo thinning of the
   project, shared with the centre-line export): each strip is thinned with a halo of ``H`` rows
@@ -45,7 +50,13 @@ from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, wi
 from sam2elnet.engine.metrics.roads import RoadCounts
 from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX, ROAD_BUFFER_PX
 
-__all__ = ["RowReader", "strip_boundary_counts", "strip_road_counts"]
+__all__ = ["HD95_MAX_POINTS", "RowReader", "strip_boundary_counts", "strip_boundary_measures",
+           "strip_road_counts"]  # fmt: skip
+
+#: boundary pixels per mask whose coordinates :func:`strip_boundary_measures` keeps for HD95
+#: (about 40 bytes each with the k-d tree: 40 MB, the order of one strip's working set); a
+#: boundary longer than that gets no HD95 (None)
+HD95_MAX_POINTS = 1_000_000
 
 RowReader = Callable[[int, int], tuple[np.ndarray, np.ndarray, "np.ndarray | None"]]
 
@@ -66,9 +77,41 @@ def strip_boundary_counts(
     """:func:`~sam2elnet.engine.metrics.boundary_counts` of a ``height``-row mask pair read in
     strips of ``strip_rows`` rows (each with ``ceil(tolerance_px) + 1`` halo rows); identical
     counts. ``valid`` from the reader masks the boundary pixels as in the whole-mask function."""
+    return strip_boundary_measures(read, height, tolerance_px, strip_rows, hd95_px=False)[0]
+
+
+def strip_boundary_measures(
+    read: RowReader,
+    height: int,
+    tolerance_px: float = BOUNDARY_TOLERANCE_PX,
+    strip_rows: int = 256,
+    *,
+    hd95_px: bool = True,
+) -> tuple[BoundaryCounts, float | None]:
+    """:func:`~sam2elnet.engine.metrics.boundary_measures` of a ``height``-row mask pair read in
+    strips of ``strip_rows`` rows: the same boundary counts (:func:`strip_boundary_counts`) and
+    the same HD95, px (float64).
+
+    HD95 is the partial Hausdorff distance of Huttenlocher, Klanderman and Rucklidge ("Comparing
+    images using the Hausdorff distance", IEEE TPAMI 15(9), 850-863, 1993) at the 95th
+    percentile, taken both ways between the inner boundaries
+    (:func:`~sam2elnet.engine.metrics.boundary_hd95`). A boundary pixel's distance to the other
+    boundary may reach any row, so it is not counted strip by strip: the (row, column) of every
+    boundary pixel (int32, core rows of each strip) is kept and the distances are those to the
+    nearest kept pixel of the other mask (``scipy.spatial.cKDTree``, exact Euclidean, as the
+    whole-mask distance transform).
+
+    Returns:
+        ``(BoundaryCounts, hd95)``: ``hd95`` as :func:`~sam2elnet.engine.metrics.hd95` (0.0
+        neither mask has a boundary, NaN only one has), None when not asked for
+        (``hd95_px=False``) or when a mask has more than :data:`HD95_MAX_POINTS` boundary pixels
+        (the caller says why it is absent).
+    """
     reach = max(0, math.ceil(tolerance_px))
     halo = reach + 1
     total = BoundaryCounts()
+    keep = hd95_px  # still keeping boundary coordinates (False: not asked, or too many)
+    points: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for a, b in row_strips(height, strip_rows):
         w0, w1 = max(0, a - halo), min(height, b + halo)
         p, t, v = read(w0, w1)
@@ -86,7 +129,31 @@ def strip_boundary_counts(
             int(within_tolerance(st, bp, tolerance_px).sum()),
             int(st.sum()),
         )
-    return total
+        if keep and max(total.pred_total, total.truth_total) > HD95_MAX_POINTS:
+            keep = False  # too long to keep: no HD95, and what was kept is let go
+            points[0].clear()
+            points[1].clear()
+        if keep:
+            for kept, core in zip(points, (sp, st), strict=True):
+                rows, cols = np.nonzero(core)
+                kept.append(np.stack([rows + (w0 + g0), cols], axis=1).astype(np.int32))
+    if not keep:
+        return total, None
+    return total, _hd95_of_points(*(np.concatenate(k) for k in points))
+
+
+def _hd95_of_points(pred: np.ndarray, truth: np.ndarray) -> float:
+    """:func:`~sam2elnet.engine.metrics.hd95` of two (n, 2) int32 sets of boundary pixels
+    (row, column): each one's distance to the nearest pixel of the other set, px."""
+    from scipy.spatial import cKDTree
+
+    from sam2elnet.engine.metrics.boundary import hd95
+
+    if len(pred) == 0 or len(truth) == 0:
+        return hd95(np.zeros(len(pred)), np.zeros(len(truth)))
+    dp = cKDTree(truth).query(pred)[0]
+    dt = cKDTree(pred).query(truth)[0]
+    return hd95(np.asarray(dp, float), np.asarray(dt, float))
 
 
 class _PackedRows:

@@ -359,6 +359,7 @@ def write_evaluation_report(
                 f"worse than the baseline by more than {comparison.worse_by:g} IoU "
                 f"({len(comparison.worse_images)}, worst first): {shown}{more}"
             )
+    notes.extend(getattr(result, "notes", []))  # e.g. why HD95 is absent for some images
     if result.unmatched_pred or result.unmatched_truth:
         notes.append(
             f"unmatched files: {plural(len(result.unmatched_pred), 'prediction')}, "

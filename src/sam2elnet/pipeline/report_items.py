@@ -227,7 +227,9 @@ def _eval_extra(r: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {"f1": r.metrics["f1"]}
     if r.boundary is not None:
         extra["boundary_f1"] = r.boundary.scores()["boundary_f1"]
-        extra["boundary_hd95_px"] = r.boundary_hd95  # None: not computed (a pair read in strips)
+        extra["boundary_hd95_px"] = (
+            r.boundary_hd95
+        )  # None: not computed (strips, boundary too long)
     if r.roads is not None:
         extra.update(r.roads.scores())
     base = getattr(r, "baseline_iou", None)
