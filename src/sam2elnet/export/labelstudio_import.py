@@ -296,6 +296,7 @@ def import_label_studio(
     category: str | None = None,
     progress: bool = True,
     commit_check: CommitCheck | None = None,
+    with_labels: bool = False,
 ) -> ImportResult:
     """Masks from a Label Studio JSON (or JSON-MIN) export: one 0/255 mask per annotated task.
 
@@ -318,6 +319,9 @@ def import_label_studio(
         commit_check: Called before the masks move into ``out``
             (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
             ``out`` as it was (``elnet import --with-labels``).
+        with_labels: A train set is built from the masks and the kept auto-labels
+            (``--with-labels``): the note of the tasks not reviewed yet says they keep their
+            auto-labels there.
 
     Returns:
         :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
@@ -364,7 +368,7 @@ def import_label_studio(
                 ep,
             )
         removed = folder.commit()
-    notes = skipped_notes(skipped, "tasks")
+    notes = skipped_notes(skipped, "tasks", with_labels)
     notes += removed_note(folder.out, removed)
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
@@ -374,24 +378,40 @@ def import_label_studio(
     return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
 
 
-def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
+def _later(n: int, with_labels: bool) -> str:
+    """What becomes of ``n`` tasks not reviewed yet, for their note."""
+    one = n == 1
+    it, its = ("it", "its") if one else ("them", "their")
+    if with_labels:
+        keeps = (
+            "its kept auto-label (a rejected one leaves its image out)"
+            if one
+            else "their kept auto-labels (rejected ones leave their images out)"
+        )
+        now = f"the train set keeps {keeps}"
+    else:
+        now = f"`elnet train` leaves {'its image' if one else 'their images'} out"
+    return f" (no mask: {now}; review {it}, export again and import into the same --out)"
+
+
+def skipped_notes(
+    skipped: list[tuple[str, str]], what: str, with_labels: bool = False
+) -> list[str]:
     """The notes of the skipped tasks / images: one per reason, in order of first appearance
     (``skipped 480 tasks, not reviewed yet (no annotation): a, b, c, d, e (+475)``), so a large
-    batch of which a few were reviewed says so in a line, not a line per task."""
+    batch of which a few were reviewed says so in a line, not a line per task. ``with_labels``
+    (``--with-labels``): the tasks not reviewed yet keep their kept auto-labels in the train
+    set, and their note says so."""
     by_reason: dict[str, list[str]] = {}
     for stem, why in skipped:
         by_reason.setdefault(why, []).append(stem)
-    later = (
-        " (no mask: `elnet train` leaves their images out; review them, export again and "
-        "import into the same --out)"
-    )
     return [
         (
             f"skipped {stems[0]}: {why}"
             if len(stems) == 1
             else f"skipped {len(stems)} {what}, {why}: {name_sample(stems, 5)}"
         )
-        + (later if why == NOT_REVIEWED else "")
+        + (_later(len(stems), with_labels) if why == NOT_REVIEWED else "")
         for why, stems in by_reason.items()
     ]
 
