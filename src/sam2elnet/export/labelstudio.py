@@ -296,6 +296,7 @@ def export_label_studio(
         default_category,
         labels_model_version,
         quality_and_images,
+        run_folder_notes,
         run_label_files,
     )
     from sam2elnet.utils.progress import track
@@ -305,7 +306,7 @@ def export_label_studio(
         raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
     lp = Path(labels)
     files = run_label_files(lp) if files is None else files
-    notes: list[str] = []
+    notes: list[str] = run_folder_notes(lp, files)  # a run folder: how many kept / rejected
     if category is None:
         category, why = default_category(lp)
         if why != "default":
