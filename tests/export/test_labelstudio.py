@@ -326,3 +326,33 @@ def test_a_partly_reviewed_batch_says_in_one_line_per_reason_what_was_left_out(
     assert f"skipped {skipped}: the reviewer skipped it in Label Studio" in notes[0]
     assert notes[1].startswith("note: skipped 9 tasks, not reviewed yet (no annotation): "), err
     assert "(+4)" in notes[1]
+
+
+def test_a_polygon_with_unreadable_points_skips_its_task_with_a_note(tmp_path: Path, capsys):
+    """A polygon region whose points are not [x, y] pairs (an export edited by hand or cut
+    short) skips that task with a note naming it, as an unreadable brush mask does; the other
+    tasks are imported. Before, the import stopped with a traceback (exit 1)."""
+    bad = [
+        {"type": "polygonlabels", "value": {"points": [[1, 2], [3]]}},
+        {"type": "polygonlabels", "value": {"points": [[1, 2], ["x", 4], [5, 6]]}},
+        {"type": "polygonlabels", "value": {}},
+    ]
+    for region in bad:
+        with pytest.raises(DataError, match="unreadable polygon points"):
+            result_mask([region], 40, 48)
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    tasks = _annotated(json.loads(out.read_text()), {})
+    tasks[0]["annotations"][1]["result"] = [bad[0]]  # [0] is a cancelled one
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(tasks))
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--out",
+               str(tmp_path / "masks"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    name = tasks[0]["data"]["name"]
+    assert f"note: skipped {name}: unreadable polygon points" in err, err
+    assert "Traceback" not in err
+    assert len(list((tmp_path / "masks").glob("*.tif"))) == len(SCORES) - 1

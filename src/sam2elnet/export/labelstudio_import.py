@@ -107,7 +107,8 @@ def result_mask(
         bool (height, width) mask.
 
     Raises:
-        DataError: a region drawn on an image of another size, or an unreadable brush RLE.
+        DataError: a region drawn on an image of another size, an unreadable brush RLE, or
+            polygon points that are not [x, y] number pairs.
     """
     mask = np.zeros((height, width), dtype=bool)
     polys = []
@@ -133,9 +134,16 @@ def result_mask(
             except ValueError as err:
                 raise DataError(f"unreadable brush mask ({err})") from None
         else:
-            pts = [
-                (float(x) * width / 100.0, float(y) * height / 100.0) for x, y in value["points"]
-            ]
+            try:
+                pts = [
+                    (float(x) * width / 100.0, float(y) * height / 100.0)
+                    for x, y in value["points"]
+                ]
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(
+                    f"unreadable polygon points ({type(err).__name__}: {err}; each point is "
+                    "[x, y] in percent of the image); export the project from Label Studio again"
+                ) from None
             polys.append(pts)
     if polys:
         mask |= fill_polygons(polys, height, width)
