@@ -356,3 +356,27 @@ def test_a_polygon_with_unreadable_points_skips_its_task_with_a_note(tmp_path: P
     assert f"note: skipped {name}: unreadable polygon points" in err, err
     assert "Traceback" not in err
     assert len(list((tmp_path / "masks").glob("*.tif"))) == len(SCORES) - 1
+
+
+def test_images_not_under_the_given_images_folder_are_named(tmp_path: Path, capsys):
+    """--images a folder that holds none of the reviewed tasks' images (the wrong folder): the
+    masks were made silently from each task's data.source instead; now a note names them, so
+    a user who meant those images to give the size and georeference checks the folder."""
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(_annotated(json.loads(out.read_text()), {})))
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "images" / "a_bad.tif").rename(other / "a_bad.tif")  # only this one there
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--images", str(other),
+               "--out", str(tmp_path / "masks"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert len(list((tmp_path / "masks").glob("*.tif"))) == len(SCORES)
+    assert (
+        f"note: 2 masks took their image from the task's data.source or the document root, "
+        f"not from --images {other} (no image of that name there): b_mid.tif, c_good.tif" in err
+    ), err

@@ -34,7 +34,7 @@ from sam2elnet.export.mask_folder import (
     removed_note,
 )
 from sam2elnet.export.run_info import label_tags
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
     "NOT_REVIEWED",
@@ -377,6 +377,7 @@ def import_label_studio(
             )
         removed = folder.commit()
     notes = skipped_notes(skipped, "tasks", with_labels)
+    notes += _elsewhere_note(folder.images, ipath)
     notes += removed_note(folder.out, removed)
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
@@ -384,6 +385,29 @@ def import_label_studio(
         (run_model_path(p, label_tags(p)) for p in labels if p and Path(p).is_file()), None
     )
     return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
+
+
+def _elsewhere_note(images: dict[str, Path | None], ipath: Path | None) -> list[str]:
+    """The note naming the masks whose image was not found under ``--images`` (``ipath``) and
+    came from the task's ``data.source`` or the document root instead (a wrong ``--images``
+    would otherwise pass unnoticed); ``images``: mask name -> the image read."""
+    if ipath is None:
+        return []
+    base = ipath.resolve()
+
+    def under(img: Path) -> bool:
+        r = img.resolve()
+        return r == base if not ipath.is_dir() else r.is_relative_to(base)
+
+    far = sorted(n for n, img in images.items() if img is not None and not under(img))
+    if not far:
+        return []
+    one = len(far) == 1
+    return [
+        f"{plural(len(far), 'mask')} took {'its' if one else 'their'} image from the task's "
+        f"data.source or the document root, not from --images {ipath} (no image of that name "
+        f"there): {name_sample(far, 5)}"
+    ]
 
 
 def _later(n: int, with_labels: bool) -> str:
