@@ -258,3 +258,25 @@ def test_run_folder_errors_name_labels_and_rejected(
     assert not (tmp_path / "o.gpkg").exists()
     rc, _ = _export(capsys, "--labels", str(run / "rejected"), "--out", str(tmp_path / "o.gpkg"))
     assert rc == 0 and (tmp_path / "o.gpkg").is_file()
+
+
+def test_label_studio_export_of_a_run_folder_counts_kept_and_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/review.md: every format given a run folder says how many kept and rejected labels
+    went out. The Label Studio export said nothing (the polygon and COCO exports did), and one
+    kept label read '1 kept labels'."""
+    run = tmp_path / "auto"
+    rows = ["image,label,predicted_iou,kept"]
+    for name, sub, q in (("a", "labels", 0.9), ("b", "rejected", 0.1), ("c", "rejected", 0.2)):
+        _tif(run / sub / f"{name}.tif", UTM)
+        img = _tif(tmp_path / "images" / f"{name}.tif", UTM)  # an image: any raster will do
+        rows.append(f"{img},{sub}/{name}.tif,{q},{q >= 0.5}")
+    (run / "quality.csv").write_text("\n".join(rows) + "\n")
+    want = "exported 1 kept label (labels/) and 2 the quality filter rejected (rejected/)"
+    rc, err = _export(capsys, "--labels", str(run), "--format", "label-studio",
+                      "--out", str(tmp_path / "ls" / "tasks.json"))  # fmt: skip
+    assert rc == 0, err
+    assert want in err, err
+    rc, err = _export(capsys, "--labels", str(run), "--out", str(tmp_path / "r.gpkg"))
+    assert rc == 0 and want in err, err

@@ -326,3 +326,82 @@ def test_a_partly_reviewed_batch_says_in_one_line_per_reason_what_was_left_out(
     assert f"skipped {skipped}: the reviewer skipped it in Label Studio" in notes[0]
     assert notes[1].startswith("note: skipped 9 tasks, not reviewed yet (no annotation): "), err
     assert "(+4)" in notes[1]
+
+
+def test_a_polygon_with_unreadable_points_skips_its_task_with_a_note(tmp_path: Path, capsys):
+    """A polygon region whose points are not [x, y] pairs (an export edited by hand or cut
+    short) skips that task with a note naming it, as an unreadable brush mask does; the other
+    tasks are imported. Before, the import stopped with a traceback (exit 1)."""
+    bad = [
+        {"type": "polygonlabels", "value": {"points": [[1, 2], [3]]}},
+        {"type": "polygonlabels", "value": {"points": [[1, 2], ["x", 4], [5, 6]]}},
+        {"type": "polygonlabels", "value": {}},
+    ]
+    for region in bad:
+        with pytest.raises(DataError, match="unreadable polygon points"):
+            result_mask([region], 40, 48)
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    tasks = _annotated(json.loads(out.read_text()), {})
+    tasks[0]["annotations"][1]["result"] = [bad[0]]  # [0] is a cancelled one
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(tasks))
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--out",
+               str(tmp_path / "masks"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    name = tasks[0]["data"]["name"]
+    assert f"note: skipped {name}: unreadable polygon points" in err, err
+    assert "Traceback" not in err
+    assert len(list((tmp_path / "masks").glob("*.tif"))) == len(SCORES) - 1
+
+
+def test_images_not_under_the_given_images_folder_are_named(tmp_path: Path, capsys):
+    """--images a folder that holds none of the reviewed tasks' images (the wrong folder): the
+    masks were made silently from each task's data.source instead; now a note names them, so
+    a user who meant those images to give the size and georeference checks the folder."""
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(_annotated(json.loads(out.read_text()), {})))
+    other = tmp_path / "other"
+    other.mkdir()
+    (tmp_path / "images" / "a_bad.tif").rename(other / "a_bad.tif")  # only this one there
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--images", str(other),
+               "--out", str(tmp_path / "masks"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert len(list((tmp_path / "masks").glob("*.tif"))) == len(SCORES)
+    assert (
+        f"note: 2 masks took their image from the task's data.source or the document root, "
+        f"not from --images {other} (no image of that name there): b_mid.tif, c_good.tif" in err
+    ), err
+
+
+def test_an_unreadable_label_is_skipped_as_in_every_other_export(tmp_path: Path, capsys):
+    """The batch rule (docs/reliability.md): an unreadable label of a folder is skipped and
+    listed in `<out stem>_skipped.csv`, the others exported, exit 0 with the `N of M skipped`
+    last line. The polygon and COCO exports did so; the Label Studio export stopped with an
+    error and wrote no task."""
+    run = make_run(tmp_path, SCORES)
+    (run / "rejected" / "a_bad.tif").write_bytes(b"not a raster")
+    out = tmp_path / "ls" / "tasks.json"
+    capsys.readouterr()
+    rc = main(["export", "--labels", str(run), "--format", "label-studio", "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    std, err = capsys.readouterr()
+    assert rc == 0, err
+    assert [t["data"]["name"] for t in json.loads(out.read_text())] == ["b_mid", "c_good"]
+    skipped = tmp_path / "ls" / "tasks_skipped.csv"
+    assert std.strip().splitlines()[-1] == f"1 of 3 skipped, see {skipped}", std
+    assert "a_bad.tif" in skipped.read_text()
+    assert "warning: skipping" in err and "a_bad.tif" in err, err
+    # exported again with nothing to skip: the old list goes
+    (run / "rejected" / "a_bad.tif").unlink()
+    rc = main(["export", "--labels", str(run), "--format", "label-studio", "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0 and not skipped.exists()

@@ -214,3 +214,38 @@ def test_vector_reviewed_only_without_a_record_is_one_error_line(tmp_path: Path,
                       "--out", tmp_path / "m", "--reviewed-only", "--no-progress")  # fmt: skip
     assert "--review-set" in _one_error(rc, err)
     assert not (tmp_path / "m").exists()
+
+
+def test_frames_never_sent_for_review_get_no_mask(tmp_path: Path, capsys) -> None:
+    """The CVAT task made from the whole images folder (docs/review.md, section 2) after a
+    `--review-count` export: its download holds the frames never sent too. One nobody drew on
+    gets no mask, so its kept auto-label stays in the next training set; one the reviewer drew
+    on is imported. Before, every such frame came back as an all-background reviewed mask and
+    replaced its auto-label in the training set."""
+    run = make_run(tmp_path, {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.9, "e": 0.8})
+    images = tmp_path / "images"
+    coco = tmp_path / "cvat" / "weak.json"
+    export_labels(run, coco, images=images, review_count=3, progress=False)
+    data = json.loads(coco.read_text())
+    assert sorted(im["file_name"] for im in data["images"]) == ["a.tif", "b.tif", "c.tif"]
+    for i, name in ((4, "d.tif"), (5, "e.tif")):  # the task's other frames, nothing uploaded
+        data["images"].append({"id": i, "file_name": name, "height": 40, "width": 48})
+    z = tmp_path / "cvat" / "task_1_annotations.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("annotations.xml", _as_cvat_xml(data, {"a.tif": "clear", "e.tif": "draw"}))
+
+    rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--images", images,
+                      "--out", tmp_path / "m", "--with-labels", run,
+                      "--train-set", tmp_path / "train1", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == [
+        "a.tif", "b.tif", "c.tif", "e.tif",
+    ]  # fmt: skip
+    drawn = np.zeros((40, 48), bool)
+    drawn[1:5, 1:6] = True
+    assert (_fg(tmp_path / "m" / "e.tif") == drawn).all()  # drawn on a frame not sent: kept
+    assert not _fg(tmp_path / "m" / "a.tif").any()  # cleared: reviewed as empty
+    assert "1 image of the download is not in the review record" in err and "d.tif" in err, err
+    # d trains on its kept auto-label, not on an empty mask
+    assert (_fg(tmp_path / "train1" / "masks" / "d.tif") == _fg(run / "labels" / "d.tif")).all()
+    assert _fg(run / "labels" / "d.tif").any()

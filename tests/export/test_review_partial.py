@@ -118,3 +118,35 @@ def test_a_polygon_drawn_inside_the_label_counts_as_an_edit(tmp_path: Path, caps
     assert rc == 0, err
     assert [p.name for p in (tmp_path / "m").glob("*.tif")] == ["a.tif"]
     assert (_fg(tmp_path / "m" / "a.tif") == _fg(run / "rejected" / "a.tif")).all()
+
+
+def test_a_polygon_drawn_for_an_image_outside_the_review_set_is_named_as_such(
+    tmp_path: Path, capsys
+):
+    """A budget export (a, b, c sent; d, e not), and the reviewer draws a polygon with
+    source = e.tif, an image that is under --images but was not sent. The note said `names no
+    image in IMAGES`, which is wrong (e.tif is there) and hid why the polygon was left out; now
+    it says the image is not in the review set and how to import it."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import box
+
+    run = make_run(tmp_path, {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.9, "e": 0.8})
+    gp = tmp_path / "weak.gpkg"
+    export_labels(run, gp, review_count=3, progress=False)
+    g = gpd.read_file(gp, layer="labels")
+    assert set(g["source"]) == {"a.tif", "b.tif", "c.tif"}
+    x0, y0, x1, y1 = g.total_bounds
+    drawn = gpd.GeoDataFrame({"source": ["e.tif", "zz.tif"]},
+                             geometry=[box(x0, y0, x1, y1)] * 2, crs=g.crs)  # fmt: skip
+    pd.concat([g, drawn], ignore_index=True).to_file(gp, layer="labels", driver="GPKG")
+    rc, err = _cli(capsys, "import", gp, "--from", "qgis", "--images", tmp_path / "images",
+                   "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif", "b.tif", "c.tif"]
+    assert (
+        f"1 feature names an image of {tmp_path / 'images'} that is not in the review set "
+        "(weak_review.json) (their source / label: e): skipped; --all-images imports it" in err
+    ), err
+    assert "1 feature names no image in" in err and "zz): skipped" in err, err  # not there
+    assert "3 of 3 masks are the exported labels unchanged" in err, err  # e's box on none

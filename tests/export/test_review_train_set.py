@@ -361,3 +361,38 @@ def test_import_labels_is_the_import_and_the_training_set_in_one_call(run, tmp_p
         check_options(ImportOptions, source="cvat", layer="labels")
     assert check_options(ImportOptions, source="vector", layer="labels").layer == "labels"
     assert check_options(ImportOptions, layer="labels").layer == "labels"  # source not known
+
+
+def test_not_reviewed_note_says_what_the_train_set_does_with_the_image(run, tmp_path, capsys):
+    """Label Studio tasks of d (kept) and f (kept) left unreviewed, a reviewed: with
+    --with-labels the note says the training set keeps their auto-labels (the `train set:`
+    line counts them); before, it said `elnet train` leaves their images out, which the next
+    line contradicted. Without --with-labels it still says so, in the singular for one task."""
+    tasks = tmp_path / "ls" / "tasks.json"
+    export_labels(run, tasks, "label-studio", progress=False)
+    data = json.loads(tasks.read_text())
+    pts = [[25.0, 25.0], [75.0, 25.0], [75.0, 75.0], [25.0, 75.0]]
+    region = {"type": "polygonlabels", "from_name": "polygon", "to_name": "image",
+              "original_width": 48, "original_height": 40,
+              "value": {"points": pts, "polygonlabels": ["oil spill"]}}  # fmt: skip
+    for i, t in enumerate(data):
+        t["id"] = i + 1
+        t["annotations"] = [{"id": 1, "result": [region]}] if t["data"]["name"] == "a" else []
+    ls = tmp_path / "ls" / "export.json"
+    ls.write_text(json.dumps([t for t in data if t["data"]["name"] in ("a", "d", "f")]))
+    rc, out, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out",
+                            tmp_path / "reviewed", "--with-labels", run / "labels",
+                            "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "2 auto-labels kept" in out, out
+    note = next(ln for ln in err.splitlines() if "not reviewed yet" in ln)
+    assert "skipped 2 tasks, not reviewed yet (no annotation): f, d" in note, note
+    assert "leaves their images out" not in note, note
+    assert "the train set keeps their kept auto-labels" in note, note
+    # one task, no --with-labels: the image is left out of training, said in the singular
+    ls.write_text(json.dumps([t for t in data if t["data"]["name"] in ("a", "d")]))
+    rc, out, err = run_main(capsys, "import", ls, "--from", "label-studio", "--out",
+                            tmp_path / "reviewed2", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    note = next(ln for ln in err.splitlines() if "not reviewed yet" in ln)
+    assert "(no mask: `elnet train` leaves its image out; review it, export again" in note, note

@@ -446,8 +446,9 @@ def export_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
-    if isinstance(res, ExportResult) and res.skipped:
+    if res.skipped:  # every format: the batch rule's last line
         from sam2elnet.utils.batch import skip_line
 
-        n_total = res.n_labels + len(res.skipped)
+        done = res.n_labels if isinstance(res, ExportResult) else res.n_tasks
+        n_total = done + len(res.skipped)
         typer.echo(skip_line(len(res.skipped), n_total, res.skipped_csv))

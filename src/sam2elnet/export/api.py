@@ -117,14 +117,15 @@ def export_labels(
     quality_csv = review_quality_csv(labels, kwargs.get("quality_csv"))  # given, else the run's
     inputs = [*run_label_files(labels), quality_csv, kwargs.get("images")]
     check_not_input(out, inputs)  # every format: before anything is written
-    if fmt is not None and fmt.lower() == "label-studio":
-        kwargs["files"] = pick.files if pick is not None else None
-        return with_selection(
-            export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
-        )
-    kwargs["quality_csv"] = quality_csv
     skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
+    if fmt is not None and fmt.lower() == "label-studio":
+        kwargs["files"] = pick.files if pick is not None else None
+        with drop_skip_list_if_nothing_done(skipped):
+            return with_selection(
+                export_tasks(labels, out, warp_to, polygons, document_root, kwargs), pick
+            )
+    kwargs["quality_csv"] = quality_csv
     kind = format_of(out, fmt)  # an unknown one: refused before anything is read or written
     # an unknown --crs, or one --geojson-crs contradicts: refused before anything is written
     target = parse_layer_crs(merge_geojson_crs(kwargs.get("crs") or LAYER_CRS[0],

@@ -233,6 +233,10 @@ class LabelStudioExport:
     notes: list[str] = field(default_factory=list)
     #: ``--review-count`` / ``--max-quality``: how many labels of how many went out; None: all
     selection: str | None = None
+    #: labels skipped by the batch rule (unreadable), one row each (label, reason), and
+    #: their list ``<out stem>_skipped.csv`` (None: nothing skipped)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_csv: Path | None = None
 
     def summary(self) -> str:
         """One line: the tasks, the labelling config, the images and, when only some labels
@@ -285,17 +289,23 @@ def export_label_studio(
             :mod:`~sam2elnet.export.review_pick`); None: every label of ``labels``.
 
     Returns:
-        :class:`LabelStudioExport` (paths, task and region counts, notes).
+        :class:`LabelStudioExport` (paths, task and region counts, notes, the labels skipped
+        and their list ``<out stem>_skipped.csv``).
 
     Raises:
-        UserError: a view folder outside the document root.
-        DataError: missing source images or unreadable labels.
+        UserError: a view folder outside the document root; every label of a folder
+            unreadable (nothing exported).
+        DataError: missing source images; ``labels`` one file that cannot be read (an
+            unreadable label of a folder is skipped and listed instead, the batch rule).
     """
+    from sam2elnet.export.export_result import write_skipped
+    from sam2elnet.export.label_screen import screen_labels
     from sam2elnet.export.labels import LabelRaster, find_image
     from sam2elnet.export.run_info import (
         default_category,
         labels_model_version,
         quality_and_images,
+        run_folder_notes,
         run_label_files,
     )
     from sam2elnet.utils.progress import track
@@ -305,7 +315,11 @@ def export_label_studio(
         raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
     lp = Path(labels)
     files = run_label_files(lp) if files is None else files
-    notes: list[str] = []
+    notes: list[str] = run_folder_notes(lp, files)  # a run folder: how many kept / rejected
+    # the batch rule of every export: an unreadable label of a folder is skipped and listed in
+    # <out stem>_skipped.csv (one file given alone: its own error)
+    screened = screen_labels(files, lp, "label-studio", positive_values)
+    files = screened.files
     if category is None:
         category, why = default_category(lp)
         if why != "default":
@@ -384,7 +398,11 @@ def export_label_studio(
     write_text_atomic(out, json_text(tasks, indent=None) + "\n")
     config = out.with_suffix(".xml")
     write_text_atomic(config, label_config(category, polygons))
-    return LabelStudioExport(out, config, vdir, root, len(tasks), n_regions, notes)
+    skipped_csv = write_skipped(out, screened.skips)  # else an earlier list is removed
+    return LabelStudioExport(
+        out, config, vdir, root, len(tasks), n_regions, notes,
+        skipped=list(screened.skips.items), skipped_csv=skipped_csv,
+    )  # fmt: skip
 
 
 LABEL_STUDIO_ARGS = (

@@ -34,7 +34,7 @@ from sam2elnet.export.mask_folder import (
     removed_note,
 )
 from sam2elnet.export.run_info import label_tags
-from sam2elnet.utils.advice import name_sample
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
     "NOT_REVIEWED",
@@ -107,7 +107,8 @@ def result_mask(
         bool (height, width) mask.
 
     Raises:
-        DataError: a region drawn on an image of another size, or an unreadable brush RLE.
+        DataError: a region drawn on an image of another size, an unreadable brush RLE, or
+            polygon points that are not [x, y] number pairs.
     """
     mask = np.zeros((height, width), dtype=bool)
     polys = []
@@ -133,9 +134,16 @@ def result_mask(
             except ValueError as err:
                 raise DataError(f"unreadable brush mask ({err})") from None
         else:
-            pts = [
-                (float(x) * width / 100.0, float(y) * height / 100.0) for x, y in value["points"]
-            ]
+            try:
+                pts = [
+                    (float(x) * width / 100.0, float(y) * height / 100.0)
+                    for x, y in value["points"]
+                ]
+            except (KeyError, TypeError, ValueError) as err:
+                raise DataError(
+                    f"unreadable polygon points ({type(err).__name__}: {err}; each point is "
+                    "[x, y] in percent of the image); export the project from Label Studio again"
+                ) from None
             polys.append(pts)
     if polys:
         mask |= fill_polygons(polys, height, width)
@@ -296,6 +304,7 @@ def import_label_studio(
     category: str | None = None,
     progress: bool = True,
     commit_check: CommitCheck | None = None,
+    with_labels: bool = False,
 ) -> ImportResult:
     """Masks from a Label Studio JSON (or JSON-MIN) export: one 0/255 mask per annotated task.
 
@@ -318,6 +327,9 @@ def import_label_studio(
         commit_check: Called before the masks move into ``out``
             (:data:`~sam2elnet.export.mask_folder.CommitCheck`); an error it raises leaves
             ``out`` as it was (``elnet import --with-labels``).
+        with_labels: A train set is built from the masks and the kept auto-labels
+            (``--with-labels``): the note of the tasks not reviewed yet says they keep their
+            auto-labels there.
 
     Returns:
         :class:`ImportResult` (masks written, tasks skipped with the reason, notes).
@@ -364,7 +376,8 @@ def import_label_studio(
                 ep,
             )
         removed = folder.commit()
-    notes = skipped_notes(skipped, "tasks")
+    notes = skipped_notes(skipped, "tasks", with_labels)
+    notes += _elsewhere_note(folder.images, ipath)
     notes += removed_note(folder.out, removed)
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
@@ -374,24 +387,63 @@ def import_label_studio(
     return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
 
 
-def skipped_notes(skipped: list[tuple[str, str]], what: str) -> list[str]:
+def _elsewhere_note(images: dict[str, Path | None], ipath: Path | None) -> list[str]:
+    """The note naming the masks whose image was not found under ``--images`` (``ipath``) and
+    came from the task's ``data.source`` or the document root instead (a wrong ``--images``
+    would otherwise pass unnoticed); ``images``: mask name -> the image read."""
+    if ipath is None:
+        return []
+    base = ipath.resolve()
+
+    def under(img: Path) -> bool:
+        r = img.resolve()
+        return r == base if not ipath.is_dir() else r.is_relative_to(base)
+
+    far = sorted(n for n, img in images.items() if img is not None and not under(img))
+    if not far:
+        return []
+    one = len(far) == 1
+    return [
+        f"{plural(len(far), 'mask')} took {'its' if one else 'their'} image from the task's "
+        f"data.source or the document root, not from --images {ipath} (no image of that name "
+        f"there): {name_sample(far, 5)}"
+    ]
+
+
+def _later(n: int, with_labels: bool) -> str:
+    """What becomes of ``n`` tasks not reviewed yet, for their note."""
+    one = n == 1
+    it, its = ("it", "its") if one else ("them", "their")
+    if with_labels:
+        keeps = (
+            "its kept auto-label (a rejected one leaves its image out)"
+            if one
+            else "their kept auto-labels (rejected ones leave their images out)"
+        )
+        now = f"the train set keeps {keeps}"
+    else:
+        now = f"`elnet train` leaves {'its image' if one else 'their images'} out"
+    return f" (no mask: {now}; review {it}, export again and import into the same --out)"
+
+
+def skipped_notes(
+    skipped: list[tuple[str, str]], what: str, with_labels: bool = False
+) -> list[str]:
     """The notes of the skipped tasks / images: one per reason, in order of first appearance
     (``skipped 480 tasks, not reviewed yet (no annotation): a, b, c, d, e (+475)``), so a large
-    batch of which a few were reviewed says so in a line, not a line per task."""
+    batch of which a few were reviewed says so in a line, not a line per task. ``with_labels``
+    (``--with-labels``): the tasks not reviewed yet keep their kept auto-labels in the train
+    set, and their note says so."""
     by_reason: dict[str, list[str]] = {}
     for stem, why in skipped:
         by_reason.setdefault(why, []).append(stem)
-    later = (
-        " (no mask: `elnet train` leaves their images out; review them, export again and "
-        "import into the same --out)"
-    )
     return [
         (
             f"skipped {stems[0]}: {why}"
             if len(stems) == 1
             else f"skipped {len(stems)} {what}, {why}: {name_sample(stems, 5)}"
         )
-        + (later if why == NOT_REVIEWED else "")
+        + (_later(len(stems), with_labels) if why == NOT_REVIEWED else "")
         for why, stems in by_reason.items()
     ]
 

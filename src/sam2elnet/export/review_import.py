@@ -121,7 +121,9 @@ def import_labels(
     if kind == "label-studio":
         from sam2elnet.export.labelstudio_import import import_label_studio
 
-        res = import_label_studio(export, out, document_root=document_root, **shared)
+        res = import_label_studio(
+            export, out, document_root=document_root, with_labels=plan is not None, **shared
+        )
     elif kind == "vector":
         from sam2elnet.export.vector_import import import_vector
 

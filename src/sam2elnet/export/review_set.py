@@ -284,16 +284,30 @@ class ReviewCheck:
         reviewed_only: ``--reviewed-only``: an unchanged mask is left out (not written).
         untouched: What "as exported" means in the import's tool, for the notes (``"no polygon
             moved, deleted or drawn, none marked status = 'accepted'"``).
+        unlisted_empty: Leave out an image the record does not list whose mask is empty (a
+            CVAT / COCO download holds every frame of the task, also those never sent for
+            review: nothing drawn there is no review, and an all-background mask would replace
+            its auto-label in training). An unlisted image with a shape drawn is kept.
     """
 
-    def __init__(self, record: Path | None, reviewed_only: bool, untouched: str) -> None:
+    def __init__(
+        self,
+        record: Path | None,
+        reviewed_only: bool,
+        untouched: str,
+        *,
+        unlisted_empty: bool = False,
+    ) -> None:
+        self.record = record
         self.digests = read_review_digests(record) if record is not None else {}
         data = _record_data(record) if record is not None else None
         self.model_file = data.get("model") if data is not None else None
         self.reviewed_only = reviewed_only
         self.untouched = untouched
+        self.listed = read_review_set(record) if record is not None and unlisted_empty else None
         self.unchanged: list[str] = []
         self.exact_only: list[str] = []  # changed by the digest of an older record
+        self.unlisted: list[str] = []  # not in the record, nothing drawn: no mask
 
     def model(self) -> Path | None:
         """The model file the record names (``model``), when it still exists; else None."""
@@ -313,6 +327,9 @@ class ReviewCheck:
         (:func:`~sam2elnet.export.review_edits.unchanged`: equal but for the pixels a
         re-projection may flip); an unchanged one is counted either way."""
         e = self.digests.get(stem)
+        if self.listed is not None and stem not in self.listed and not mask.any():
+            self.unlisted.append(name)
+            return False
         if e is None:
             return True
         if not unchanged(e, mask):
@@ -328,6 +345,17 @@ class ReviewCheck:
         from sam2elnet.utils.advice import name_sample, plural
 
         out = []
+        if self.unlisted and self.record is not None:
+            n = len(self.unlisted)
+            one = n == 1
+            out.append(
+                f"{plural(n, 'image')} of the download {'is' if one else 'are'} not in the "
+                f"review record ({self.record.name}) and nothing was drawn on "
+                f"{'it' if one else 'them'}: not sent for review, no mask for "
+                f"{'it' if one else 'them'} ({'its auto-label stays' if one else 'their auto-labels stay'}"
+                f" as {'it is' if one else 'they are'}; draw on a frame to import it): "
+                f"{name_sample(self.unlisted, 5)}"
+            )
         if self.exact_only:
             counts, they = (
                 ("counts", "it was") if len(self.exact_only) == 1 else ("count", "they were")
@@ -363,7 +391,13 @@ class ReviewCheck:
         ]
 
     def none_left(self) -> str:
-        """Why no mask was written when every image came back unchanged (else "")."""
+        """Why no mask was written when every image came back unchanged or was not sent for
+        review with nothing drawn (else "")."""
+        if self.unlisted and not (self.reviewed_only and self.unchanged):
+            return (
+                f" (every image is outside the review record {self.record} with nothing drawn "
+                "on it: give --review-set the record of the export that went into this task)"
+            )
         if not (self.reviewed_only and self.unchanged):
             return ""
         return (
@@ -439,4 +473,4 @@ def download_check(
             "--review-set <stem>_coco_review.json --reviewed-only"
         ]
     note = [] if given is not None else [f"compared with the export's review record {rec}"]
-    return ReviewCheck(rec, reviewed_only, DOWNLOAD_UNTOUCHED), note
+    return ReviewCheck(rec, reviewed_only, DOWNLOAD_UNTOUCHED, unlisted_empty=True), note

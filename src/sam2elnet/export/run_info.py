@@ -192,9 +192,12 @@ def run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
     """A note naming the rejected labels of a run folder export (they are exported too)."""
     if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
         return []
+    from sam2elnet.utils.advice import plural
+
     n_rej = sum(f.parent == labels / "rejected" for f in files)
     return [
-        f"{labels} is an annotate/enhance run folder: exported {len(files) - n_rej} kept labels "
+        f"{labels} is an annotate/enhance run folder: exported "
+        f"{plural(len(files) - n_rej, 'kept label')} "
         f"(labels/) and {n_rej} the quality filter rejected (rejected/), the ones most worth a "
         f"look; --labels {labels / 'labels'} exports the kept ones only"
     ]

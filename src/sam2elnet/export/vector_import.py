@@ -53,7 +53,7 @@ from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, mask_grid, removed_note
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
-from sam2elnet.utils.advice import plural
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = ["import_vector"]
 
@@ -270,6 +270,11 @@ def import_vector(
             f"the layer{'s' if len(layers or ()) > 1 else ''} {named_layers}"
             if record_notes
             else None,
+            unsent=(
+                ({f.stem for f in all_files} - {f.stem for f in files}, record.name)
+                if listed is not None and not all_images
+                else None
+            ),
         )
         notes += more
         if not written:
@@ -354,6 +359,7 @@ def _burn(
     run: set[str],
     width: dict[str, Any],
     aside: str | None = None,
+    unsent: tuple[set[str], str] | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]], list[str]]:
     """Rasterise each image's features into ``folder``: (masks, images skipped with the reason,
     notes). ``covered_only``: images no feature belongs to get no mask (one note counts them).
@@ -364,7 +370,9 @@ def _burn(
     and the review record's; :func:`~sam2elnet.data.vector_names.feature_images`). ``width``: the reader's ``line_width`` /
     ``line_width_unit``. ``aside``: the layer(s) read (``"the layer 'missing_roads'"``), when the review record beside the file
     was set aside as the record of another layer (the note on images without a feature then
-    does not point at the record)."""
+    does not point at the record). ``unsent``: the stems of ``images`` the review record does
+    not list, and the record's name: a feature naming one is skipped with a note saying so (not
+    that its image is missing)."""
     from sam2elnet.data.vector import VectorLabels
     from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
     from sam2elnet.export.review_set import layer_record
@@ -383,7 +391,15 @@ def _burn(
     # a source names its image, always: one not in --images is skipped (a tile left out of
     # this import keeps its polygons off its neighbours); a label names an image only when it
     # is one of the run's stems, else (a class name) the feature goes by map position
-    if lost := unplaced_note(owner, image_stems, images):
+    if unsent is not None and (out := [o for o in owner if o in unsent[0]]):
+        which = plural(len(out), "feature names", "features name")
+        notes.append(
+            f"{which} an image of {images} that is not in the review set ({unsent[1]}) "
+            f"(their source / label: {name_sample(sorted(set(out)), 5)}): skipped; "
+            "--all-images imports it, with a mask for every image"
+        )
+    named = owner if unsent is None else [None if o in unsent[0] else o for o in owner]
+    if lost := unplaced_note(named, image_stems, images):  # for the note only: still skipped
         notes.append(lost)
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
