@@ -388,6 +388,7 @@ def rasterize_vector(
     frame: Any = None,
     shared: bool = False,
     notes: list[str] | None = None,
+    note_kinds: list[tuple[str, str]] | None = None,
 ) -> np.ndarray:
     """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
 
@@ -403,7 +404,9 @@ def rasterize_vector(
     image (DataError naming the image). ``vector_path`` may be the
     :class:`~sam2elnet.data.vector_shared.SharedVector` of ``frame``: which image each feature
     names is then worked out once for the file, not once per image. ``notes`` (a list)
-    receives the reader's notes (repairs, dropped features).
+    receives the reader's notes (repairs, dropped features); ``note_kinds`` (a list) the same
+    notes as ``(text, kind)`` pairs (:func:`~sam2elnet.data.vector_shared.say_file_notes`
+    says those of a shared file once).
     """
     import rasterio
 
@@ -439,4 +442,6 @@ def rasterize_vector(
     )
     if notes is not None:
         notes.extend(labels.notes)
+    if note_kinds is not None:
+        note_kinds.extend(zip(labels.notes, labels.note_kinds, strict=True))
     return labels.rasterize().astype(bool)
