@@ -98,6 +98,14 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
+NO_LABELS_FIX = (
+    "give a file with labels drawn in it (or, in a file of several layers, the layer that holds "
+    "them)"
+)
+"""What to do about a layer without a single label geometry (:func:`read_vector`; every
+command that reads one, whatever its layer option is called)."""
+
+
 def read_vector(
     path: str | Path,
     layer: str | int | None = None,
@@ -134,14 +142,19 @@ def read_vector(
     if len(gdf) == 0:
         if allow_empty:
             return gdf
-        raise DataError("vector label file has no features (empty layer)", p)
+        raise DataError(f"vector label file has no features (empty layer); {NO_LABELS_FIX}", p)
     import shapely
 
     # missing (None) or empty geometries: shapely's tests (geopandas' notna() warns on empties)
     g = np.asarray(gdf.geometry.values, dtype=object)
+    n_read = len(gdf)
     gdf = gdf[~(shapely.is_missing(g) | shapely.is_empty(g))]
     if len(gdf) == 0 and not allow_empty:
-        raise DataError("vector label file has features but all geometries are empty", p)
+        raise DataError(
+            f"vector label file has no geometry to label with ({plural(n_read, 'feature')}, "
+            f"each with an empty or no geometry); {NO_LABELS_FIX}",
+            p,
+        )
     return gdf
 
 
