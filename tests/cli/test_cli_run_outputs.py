@@ -56,6 +56,29 @@ def test_scene_folder_two_scenes_onto_one_label_are_refused(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["oil.tif", "oil.TIFF"])
+def test_scene_folder_into_a_geotiff_name_is_refused(
+    tmp_path: Path, unread_model: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """``--image scenes/ --out oil.tif`` (the single-scene form kept for a folder) made a folder
+    named ``oil.tif`` holding ``oil.tif/a.tif``, which GIS tools and scripts take for a raster.
+    Now one error line before the model loads says that a folder of scenes writes into a
+    folder and names one; nothing is written. An existing folder of that name (an earlier run
+    resumed) is still taken."""
+    scenes = tmp_path / "scenes"
+    _scene(scenes / "a.tif")
+    out = tmp_path / "o" / name
+    argv = ["scene", "--model", str(unread_model), "--image", str(scenes), "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    err = refused_untouched(capsys, argv, tmp_path)
+    assert err == (
+        f"error: --out {out}: --image {scenes} is a folder of scenes, so --out is the folder "
+        f"their labels go into (<scene>.tif each), not a GeoTIFF; give a folder path such as "
+        f"{tmp_path / 'o' / 'oil'}"
+    )
+    assert not out.exists()
+
+
 def test_scene_folder_label_onto_another_scenes_probability_map_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

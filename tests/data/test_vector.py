@@ -367,3 +367,32 @@ def test_clean_placed_drops_unplaceable_and_repairs_invalid_features() -> None:
     clean = np.array([square], dtype=object)
     assert clean_placed(clean, Path("l.gpkg"), lambda m, k: said.append((m, k)))[0] is clean
     assert len(said) == 2
+
+
+def test_a_layer_without_labels_says_what_to_do(tmp_path: Path):
+    """An empty layer, or one whose features have no geometry (attribute rows QGIS keeps after
+    their shapes were deleted), was `vector label file has no features (empty layer)` / `... has
+    features but all geometries are empty`: the file, but not what to do (the project's rule for
+    an error line). Now the line says it."""
+    import re
+    import warnings
+
+    empty = tmp_path / "empty.gpkg"
+    gpd.GeoDataFrame(geometry=[], crs="EPSG:32633").to_file(empty)
+    remedy = re.escape(
+        "give a file with labels drawn in it (or, in a file of several layers, the layer that "
+        "holds them)"
+    )
+    with pytest.raises(DataError, match=rf"no features \(empty layer\); {remedy}"):
+        read_vector(empty)
+    shapeless = tmp_path / "shapeless.gpkg"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[None, Polygon()], crs=32633).to_file(
+            shapeless
+        )
+    with pytest.raises(
+        DataError,
+        match=rf"no geometry to label with \(2 features, each with an empty or no geometry\); {remedy}",
+    ):
+        read_vector(shapeless)

@@ -264,3 +264,61 @@ def test_one_line_file_for_many_images_without_a_width_says_lines_burn_1_px(
     enhance_folder(run["model"], folder, labels, tmp_path / "w", progress=False, predictor=pred,
                    line_width=4, line_width_unit="px")  # fmt: skip
     assert not [r for r in caplog.records if "burnt 1 px wide" in r.getMessage()]
+
+
+def test_one_vector_file_without_a_crs_for_many_images_says_its_repairs_once(
+    run: dict[str, Path],
+    pred: Predictor,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--labels slicks.gpkg saved by QGIS without a CRS and holding a self-intersecting ring, one
+    file for a folder of two UTM scenes: enhance (whole images and window by window) and an
+    elnet scene folder batch said nothing, neither that the polygons were taken to be in the
+    images' CRS nor that one was repaired (the notes were collected for the shared file and
+    never said); one image and its own file warned. Now each is one warning for the file."""
+    import warnings
+
+    import geopandas as gpd
+    from shapely.geometry import Polygon, box
+
+    from sam2elnet.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(2):
+        tiled_scene(folder / f"t{k}.tif", run["data"] / "images" / "s00.png")
+    x0, y0 = 500000, 4000000
+    square = box(x0 + 200, y0 - 400, x0 + 400, y0 - 200)
+    bowtie = Polygon([(x0 + 500, y0 - 500), (x0 + 700, y0 - 700), (x0 + 700, y0 - 500),
+                      (x0 + 500, y0 - 700)])  # fmt: skip
+    labels = tmp_path / "slicks.gpkg"
+    with warnings.catch_warnings():  # pyogrio: "'crs' was not provided", as QGIS can save it
+        warnings.simplefilter("ignore", UserWarning)
+        gpd.GeoDataFrame({"id": [1, 2]}, geometry=[square, bowtie]).to_file(labels)
+    no_crs = r"slicks\.gpkg: labels have no CRS; assuming they are already in the image CRS"
+    repaired = r"slicks\.gpkg: repaired 1 invalid geometry with make_valid"
+
+    def said(pattern: str) -> int:
+        import re
+
+        return sum(bool(re.search(pattern, r.getMessage())) for r in caplog.records)
+
+    for name, kw in (("whole", {}), ("windows", {"tile": 64, "overlap": 16})):
+        budget = pred.max_memory
+        if kw:
+            pred.max_memory = pred.whole_bytes(64 * 64)  # 96 px images: the window path
+        try:
+            with logs_warning(caplog, no_crs):
+                res = enhance_folder(run["model"], folder, labels, tmp_path / name,
+                                     progress=False, predictor=pred, **kw)  # fmt: skip
+        finally:
+            pred.max_memory = budget
+        assert len(res.rows) == 2 and (said(no_crs), said(repaired)) == (1, 1), name
+    capsys.readouterr()
+    assert main(["scene", "--model", "builtin:smoothing", "--image", str(folder), "--labels",
+                 str(labels), "--out", str(tmp_path / "s"), "--no-progress"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("labels have no CRS; assuming") == 1, err
+    assert err.count("repaired 1 invalid geometry") == 1, err

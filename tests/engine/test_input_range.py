@@ -319,3 +319,24 @@ def test_range_check_reads_no_pixel_without_a_recorded_range_and_ints_equal_floa
         assert check_input_range(with_nan, "float32", cfg) == check_input_range(
             f[:, np.isfinite(with_nan[0])], "float32", cfg
         )
+
+
+def test_a_db_image_given_to_a_db_converting_model_is_not_called_an_untagged_zero_border():
+    """A Sentinel-1 sigma0 scene in dB (float32, every value below 0, NaN border tagged) given to
+    a model trained on uint16 DN: besides the right warning (`pixel values look like dB
+    already`) it got `100.0% of the pixels are 0 (or below) without a nodata tag` with the
+    advice `gdal_edit.py -a_nodata 0`, which describes a file it is not and would change
+    nothing. Negative dB values are no zero border: only the dB warning speaks now; a linear
+    image with a zero border still gets the zero warning."""
+    from sam2elnet.data.zero_pixels import check_zero_pixels
+
+    norm = NormalizationConfig(
+        method="stats", to_db=True, low=[19.1], high=[27.8], data_dtype="uint16",
+        data_low=[90.0], data_high=[540.0],
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    db = (-20.0 + 2.0 * rng.standard_normal((1, 4000))).astype(np.float32)
+    assert check_zero_pixels(db, norm) is None
+    lin = (10 ** (db / 10)).astype(np.float32)
+    lin[:, :800] = 0.0  # a 20 % zero border in linear units
+    assert "are 0 (or below) without a nodata tag" in (check_zero_pixels(lin, norm) or "")

@@ -56,21 +56,22 @@ def test_a_tile_whose_one_window_does_not_fit_is_refused_with_one_that_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model, inputs = _inputs(tmp_path, 96, 128)
-    net = Predictor.from_file(model)
+    net = Predictor.from_file(model, precision="32")
     # between one 48 px and one 64 px window: --tile 64 does not fit, 48 does
     budget = (net.whole_bytes(48 * 48) + net.whole_bytes(64 * 64)) // 2
     need = net.whole_bytes(64 * 64) / 1e9
     out_path = tmp_path / "o.tif"
     code, out = _run(
         capsys,
-        [*inputs, "--out", str(out_path), "--tile", "64"]
+        [*inputs, "--out", str(out_path), "--tile", "64", "--precision", "32"]
         + ["--overlap", "16", "--max-memory", str(budget), "--no-progress"],
     )
     assert code == 2
     line = out.strip().splitlines()[-1]
+    # the precision by its name (was "at 32 precision")
     assert line == (
         f"error: --max-memory {budget / 1e9:g}G: one 64 x 64 px window (--tile 64) needs about "
-        f"{need:.2f} GB with this model at {net.precision} precision; --tile 48 fits it (give a "
+        f"{need:.2f} GB with this model at float32 precision; --tile 48 fits it (give a "
         "smaller --tile, or a larger --max-memory)"
     )
     assert "Traceback" not in out and not out_path.exists()
@@ -130,7 +131,7 @@ def test_a_budget_below_the_model_itself_asks_for_a_larger_budget(
     need = net.whole_bytes(64 * 64) / 1e9
     assert out.strip().splitlines()[-1] == (
         f"error: --max-memory {budget / 1e9:g}G: one 64 x 64 px window (--tile 64) needs about "
-        f"{need:.2f} GB with this model at {net.precision} precision; the model and runtime "
+        f"{need:.2f} GB with this model at {_named(net.precision)} precision; the model and runtime "
         f"alone take about {net.whole_bytes(0) / 1e9:.2f} GB of it, so no --tile keeps to it: "
         f"give --max-memory {np.ceil(need * 100) / 100:g}G or more"
     )
@@ -181,3 +182,8 @@ def test_the_window_check_reads_the_scene_header_once_and_names_a_bad_scene(
         with pytest.raises(UserError, match=r"one 64 x 64 px window \(--tile 64\)"):
             scenes.scene_job(scene, tmp_path / "o.tif", model, **kw)
     assert not (tmp_path / "o.tif").exists()
+
+
+def _named(precision: str) -> str:
+    """The precision as the refusal names it: ``float32`` for ``32``, else as it is."""
+    return "float32" if precision == "32" else precision

@@ -134,3 +134,17 @@ def test_a_keyed_warning_counts_once_per_key(caplog):
         assert not warn_once(log, "gcps", "d.tif: GCP 2 off", key=key)
         assert warn_once(log, "gcps", "e.tif: GCP 2 off")
     assert _texts(caplog) == ["d.tif: GCP 2 off", "e.tif: GCP 2 off"]
+
+
+def test_a_keyed_warning_replayed_from_several_chunks_counts_once(caplog):
+    """One vector file serves the images of every chunk of a folder job: each chunk's collecting
+    scope keeps its keyed warning, and the replay dropped the key, so the job counted it once per
+    chunk (`applied to 2 images in all` for one file). The key now travels with it."""
+    with caplog.at_level(logging.WARNING), RunWarnings("image") as run:
+        for _ in range(2):
+            with RunWarnings(collect=True) as chunk:
+                warn_once(log, "no crs", "s.gpkg: labels have no CRS", key="s.gpkg")
+            run.replay(chunk.pending)
+        run.replay([(log.name, "range", "a.tif: far")])  # a 3-tuple (no key) is still taken
+    assert _texts(caplog) == ["s.gpkg: labels have no CRS", "a.tif: far"]
+    assert run.counts() == {"no crs": 1, "range": 1}

@@ -98,6 +98,14 @@ def is_vector_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VECTOR_SUFFIXES
 
 
+NO_LABELS_FIX = (
+    "give a file with labels drawn in it (or, in a file of several layers, the layer that holds "
+    "them)"
+)
+"""What to do about a layer without a single label geometry (:func:`read_vector`; every
+command that reads one, whatever its layer option is called)."""
+
+
 def read_vector(
     path: str | Path,
     layer: str | int | None = None,
@@ -134,14 +142,19 @@ def read_vector(
     if len(gdf) == 0:
         if allow_empty:
             return gdf
-        raise DataError("vector label file has no features (empty layer)", p)
+        raise DataError(f"vector label file has no features (empty layer); {NO_LABELS_FIX}", p)
     import shapely
 
     # missing (None) or empty geometries: shapely's tests (geopandas' notna() warns on empties)
     g = np.asarray(gdf.geometry.values, dtype=object)
+    n_read = len(gdf)
     gdf = gdf[~(shapely.is_missing(g) | shapely.is_empty(g))]
     if len(gdf) == 0 and not allow_empty:
-        raise DataError("vector label file has features but all geometries are empty", p)
+        raise DataError(
+            f"vector label file has no geometry to label with ({plural(n_read, 'feature')}, "
+            f"each with an empty or no geometry); {NO_LABELS_FIX}",
+            p,
+        )
     return gdf
 
 
@@ -388,6 +401,7 @@ def rasterize_vector(
     frame: Any = None,
     shared: bool = False,
     notes: list[str] | None = None,
+    note_kinds: list[tuple[str, str]] | None = None,
 ) -> np.ndarray:
     """Rasterise a vector label file onto ``image_path``'s full grid -> bool ``(H, W)``.
 
@@ -403,7 +417,9 @@ def rasterize_vector(
     image (DataError naming the image). ``vector_path`` may be the
     :class:`~sam2elnet.data.vector_shared.SharedVector` of ``frame``: which image each feature
     names is then worked out once for the file, not once per image. ``notes`` (a list)
-    receives the reader's notes (repairs, dropped features).
+    receives the reader's notes (repairs, dropped features); ``note_kinds`` (a list) the same
+    notes as ``(text, kind)`` pairs (:func:`~sam2elnet.data.vector_shared.say_file_notes`
+    says those of a shared file once).
     """
     import rasterio
 
@@ -439,4 +455,6 @@ def rasterize_vector(
     )
     if notes is not None:
         notes.extend(labels.notes)
+    if note_kinds is not None:
+        note_kinds.extend(zip(labels.notes, labels.note_kinds, strict=True))
     return labels.rasterize().astype(bool)

@@ -35,11 +35,13 @@ from sam2elnet.utils.run_warnings import warn_once
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "FILE_NOTE_KINDS",
     "SHARED_EMPTY_KIND",
     "SharedVector",
     "check_placeable",
     "frame_of",
     "is_shared",
+    "say_file_notes",
     "share_vectors",
     "warn_no_features",
     "warn_no_width",
@@ -185,6 +187,38 @@ def warn_no_width(label: object, line_width: float | None) -> None:
 
     for msg, kind in layer_no_width_notes(Path(label), frame_of(label)):
         warn_once(log, kind, msg)
+
+
+FILE_NOTE_KINDS = frozenset(
+    {
+        "vector labels without a CRS, assumed in the image CRS",
+        "invalid vector geometries repaired",
+        "vector features that cannot be placed in the image CRS",
+    }
+)
+"""The reader's notes (:meth:`~sam2elnet.data.vector.VectorLabels.from_file` kinds) that say
+something about a shared file itself, not about one image's part of it: said once for the file
+by :func:`say_file_notes`."""
+
+
+def say_file_notes(label: object, notes: Iterable[tuple[str, str]]) -> None:
+    """Say the notes of the reader of one vector file for several images (:func:`is_shared`:
+    ``enhance --labels slicks.gpkg`` with a folder, ``scene`` with a folder of scenes) that are
+    about the file itself (:data:`FILE_NOTE_KINDS`: no CRS, so taken to be in the images' CRS;
+    invalid geometries repaired; features that cannot be placed), once per run and file
+    (``warn_once`` keyed by the file, so the chunks of a folder job say it once too). The
+    readers collect them for a shared file without saying them; before, nobody did, and a
+    folder job took a CRS-less layer to be in its images' CRS without a word.
+
+    Args:
+        label: the shared file (a path or :class:`SharedVector`).
+        notes: ``(text, kind)`` pairs, as ``rasterize_vector(note_kinds=...)`` gives them or
+            ``zip(VectorLabels.notes, VectorLabels.note_kinds)``.
+    """
+    key = str(Path(label))  # type: ignore[arg-type]  # a SharedVector gives its path
+    for text, kind in notes:
+        if kind in FILE_NOTE_KINDS:
+            warn_once(log, kind, text, key=key)
 
 
 SHARED_EMPTY_KIND = "images that the one coarse-label file does not touch"

@@ -32,6 +32,7 @@ from sam2elnet.data.input_range import (
     bands_by_pixel,
     check_input_range,
 )
+from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.utils.advice import CMD, command, message, paragraph
 from sam2elnet.utils.run_warnings import warn_once
@@ -79,11 +80,16 @@ def check_zero_pixels(
         file: The image file, named in the advice's command (None: ``FILE``).
 
     Returns:
-        None when the model does not convert to dB or fewer than :data:`ZERO_MIN_FRACTION` of
-        the pixels are <= 0 in every band; else one sentence (the caller adds the file name).
+        None when the model does not convert to dB, the image is in dB already (float, median
+        below 0: :func:`~sam2elnet.data.norm_fit.looks_like_db`; its negative values are no
+        zero border, and the input range check says "pixel values look like dB already") or
+        fewer than :data:`ZERO_MIN_FRACTION` of the pixels are <= 0 in every band; else one
+        sentence (the caller adds the file name).
     """
     if not getattr(cfg, "to_db", False):
         return None
+    if looks_like_db(stride_sample(bands_by_pixel(values), RANGE_SAMPLE)):
+        return None  # before: "100.0% of the pixels are 0 (or below)" for a dB scene
     share = zero_share(values)
     if share < ZERO_MIN_FRACTION:
         return None

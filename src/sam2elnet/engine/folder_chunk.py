@@ -84,13 +84,13 @@ class ChunkSpec:
 @dataclass
 class ChunkOutput:
     """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk,
-    and the warnings its images raised (``(logger, kind, text)``,
+    and the warnings its images raised (``(logger, kind, text, key)``,
     :class:`~sam2elnet.utils.run_warnings.RunWarnings` ``pending``), which the job shows once
     per run."""
 
     rows: list[dict[str, Any]]
     skipped: list[tuple[str, str]]
-    warnings: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
 def process_chunk(
@@ -252,16 +252,19 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
     and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
     from sam2elnet.data.masks import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
-    from sam2elnet.data.vector_shared import warn_no_features
+    from sam2elnet.data.vector_shared import say_file_notes, warn_no_features
 
     if is_vector_path(label):
         shared = is_shared(label)
+        notes: list[tuple[str, str]] = []
         coarse = rasterize_vector(
             label, f, frame=frame_of(label), line_width=spec.line_width,
-            line_width_unit=spec.line_width_unit, shared=shared,
+            line_width_unit=spec.line_width_unit, shared=shared, note_kinds=notes,
         )  # fmt: skip
-        if shared and not coarse.any():
-            warn_no_features(f, label)
+        if shared:
+            say_file_notes(label, notes)  # no CRS, repairs: once for the file
+            if not coarse.any():
+                warn_no_features(f, label)
     else:
         coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
     return coarse.astype(np.float32)

@@ -77,7 +77,7 @@ class CoarseSource:
     ) -> None:
         from sam2elnet.data.vector import VectorLabels, is_vector_path
         from sam2elnet.data.vector_grid import image_grid
-        from sam2elnet.data.vector_shared import warn_no_features
+        from sam2elnet.data.vector_shared import say_file_notes, warn_no_features
 
         self.path = Path(path)
         self._scene_name = str(scene.name)
@@ -111,6 +111,8 @@ class CoarseSource:
                 shared=shared,
             )
             self.notes = list(self._vec.notes)
+            if shared:  # no CRS, repairs: once for the file (the reader said nothing)
+                say_file_notes(self.path, zip(self._vec.notes, self._vec.note_kinds, strict=True))
             if shared and not self._vec.geoms and not quiet:
                 warn_no_features(self._scene_name, self.path, by_name=shared and crs is None)
             return

@@ -126,7 +126,9 @@ def check_scene_outputs(
     ``labels`` folder (the labels ``<scene>.tif`` would replace inputs of the same name), no
     output may be a ``labels`` file, and no two scenes may write one file (``a.tif`` and
     ``a.tiff`` both write ``a.tif``; with ``prob``, scene ``a_prob.tif`` is scene ``a.tif``'s
-    probability map). That an output is not the scene or ``labels`` file of a single scene is
+    probability map), and ``out`` must not be named like a GeoTIFF (``oil.tif``: the single-scene
+    form, which made a folder of that name; an existing folder of that name is taken). That an
+    output is not the scene or ``labels`` file of a single scene is
     :func:`~sam2elnet.utils.paths.check_output`'s job (the CLI calls it first); the output names
     themselves (a ``.tif`` label, a ``.gpkg`` layer) are
     :func:`~sam2elnet.engine.scene_checks.check_scene_paths`'s (``scene_job`` calls both). It
@@ -149,6 +151,13 @@ def check_scene_outputs(
                 outs.append((f"--out {dst}: its {what}", scene_companion(dst, suffix)))
         check_distinct_outputs(outs, advice="Choose another --out path")
         return
+    if dst.suffix.lower() in (".tif", ".tiff") and not dst.is_dir():
+        # the single-scene form: a folder named oil.tif, which GIS tools take for a raster
+        raise UserError(
+            f"--out {dst}: --image {src} is a folder of scenes, so --out is the folder their "
+            f"labels go into (<scene>.tif each), not a GeoTIFF; give a folder path such as "
+            f"{dst.with_suffix('')}"
+        )
     if dst.is_dir() and dst.resolve() == src.resolve():
         raise UserError(
             f"--out {dst}: is the --image folder; the labels (<scene>.tif) would be written among "

@@ -344,9 +344,10 @@ def _check_window_memory(
         else f"the model and runtime alone take about {base:.2f} GB of it, so no --tile keeps "
         f"to it: give --max-memory {math.ceil(need * 100) / 100:g}G or more"
     )
+    named = "float32" if net.precision == "32" else net.precision  # was "at 32 precision"
     raise UserError(
         f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window ({window.flag}) needs "
-        f"about {need:.2f} GB with this model at {net.precision} precision; {what}"
+        f"about {need:.2f} GB with this model at {named} precision; {what}"
     )
 
 

@@ -76,14 +76,14 @@ class RunWarnings:
 
     Args:
         what: The noun of the closing notes (``"file"``, ``"image"``, ``"scene"``).
-        collect: Log nothing; keep ``(logger name, kind, text)`` in :attr:`pending` for
+        collect: Log nothing; keep ``(logger name, kind, text, key)`` in :attr:`pending` for
             :meth:`replay` by the scope that owns the run.
     """
 
     def __init__(self, what: str = "file", collect: bool = False) -> None:
         self.what = what
         self.collect = collect
-        self.pending: list[tuple[str, str, str]] = []
+        self.pending: list[tuple[str, str, str, str | None]] = []
         self._seen: dict[str, _Seen] = {}
         self._keys: set[tuple[str, str]] = set()
 
@@ -106,7 +106,7 @@ class RunWarnings:
                     return False
                 self._keys.add((kind, key))
         if self.collect:
-            self.pending.append((logger.name, kind, text))
+            self.pending.append((logger.name, kind, text, key))
             return True
         with _LOCK:
             seen = self._seen.get(kind)
@@ -117,10 +117,12 @@ class RunWarnings:
         logger.warning(text)
         return True
 
-    def replay(self, pending: Iterable[tuple[str, str, str]]) -> None:
-        """Warnings a ``collect`` scope kept (in this process or another), in their order."""
-        for name, kind, text in pending:
-            self.warn(logging.getLogger(name), kind, text)
+    def replay(self, pending: Iterable[tuple[str, ...]]) -> None:
+        """Warnings a ``collect`` scope kept (in this process or another), in their order, with
+        their keys: a keyed warning that several chunks met (one vector file serving every
+        chunk's images) is one warning and one count here too. 3-tuples (no key) are taken."""
+        for name, kind, text, *key in pending:
+            self.warn(logging.getLogger(name), kind, text, key[0] if key else None)
 
     def counts(self) -> dict[str, int]:
         """Occurrences per kind (the logged one included)."""
