@@ -128,9 +128,21 @@ def _auth_hint(address: str | None) -> str:
     return (
         "; a cluster with Ray's token authentication (on by default since Ray 2.59) is joined at "
         "an explicit address only with RAY_AUTH_MODE=token in your environment (the token from "
-        "~/.ray/auth_token or RAY_AUTH_TOKEN): export RAY_AUTH_MODE=token and re-run, or give "
-        "--address auto on a cluster node"
+        "~/.ray/auth_token or RAY_AUTH_TOKEN): export RAY_AUTH_MODE=token and re-run"
+        + _auto_hint(address, "or give")
     )
+
+
+def _auto_hint(address: str | None, lead: str = ";") -> str:
+    """``; --address auto joins the Ray cluster of this machine (HOST:PORT)`` after a failed
+    join at another explicit ``address``, only when this machine has a cluster ``auto`` would
+    join (:func:`_auto_address`: ``RAY_ADDRESS``, or a ``ray start`` here); "" otherwise, where
+    ``auto`` would fail too. ``lead``: the words before it (``or give`` continues a sentence)."""
+    here = _auto_address()
+    if here is None or address in (None, "auto", here):
+        return ""
+    give = "; give" if lead == ";" else f", {lead}"
+    return f"{give} --address auto to join the Ray cluster of this machine ({here})"
 
 
 def ray_available() -> bool:
@@ -181,9 +193,15 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as err:
         why = err.strerror or err.__class__.__name__
+        if address == "auto":  # the address of a cluster started here that has stopped since
+            todo = "start it (`ray start --head`), or leave --address out for a private local Ray"
+        else:
+            todo = (
+                "check the address (`ray status` on the cluster's head node shows it), or leave "
+                "--address out for a private local Ray" + _auto_hint(address)
+            )
         raise UserError(
-            f"cannot reach the Ray cluster at {target} ({why}); is the cluster running? "
-            + ADDRESS_HELP
+            f"cannot reach the Ray cluster at {target} ({why}); is the cluster running? {todo}"
         ) from None
 
 
@@ -308,7 +326,10 @@ class RayExecutor:
             cause = _actor_cause(err)
             if isinstance(cause, UserError):
                 raise cause from None
-            raise UserError(f"a Ray worker could not load the predictor: {err}") from None
+            raise UserError(
+                f"a Ray worker could not load the predictor: {_first_line(cause or err)}; run "
+                "the command without --backend ray to see the whole error"
+            ) from None
         except ray.exceptions.RayTaskError as err:
             self.close()
             cause = getattr(err, "cause", None)
@@ -481,8 +502,25 @@ def release_workers() -> None:
             _kill(a)
 
 
+def _first_line(err: BaseException) -> str:
+    """One line for an exception a Ray worker raised: ``RuntimeError: its first line``, without
+    the terminal colour codes and traceback Ray's own text carries."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    name = err.__class__.__name__
+    if err.__class__.__module__.startswith("ray."):
+        return first or name
+    return f"{name}: {first}" if first else name
+
+
 def _actor_cause(err: BaseException) -> BaseException | None:
-    """The exception an actor's constructor raised, when Ray kept it."""
+    """The exception an actor's constructor raised, when Ray kept it: the ``cause`` of the
+    ``RayTaskError`` that Ray gives as the error's ``cause`` or (Ray 2.5x ``ActorDiedError``)
+    first argument."""
     cause = getattr(err, "cause", None)
+    if cause is None and err.args and isinstance(err.args[0], BaseException):
+        cause = err.args[0]
     inner = getattr(cause, "cause", None)
     return inner if isinstance(inner, BaseException) else cause
