@@ -86,14 +86,14 @@ def test_auto_is_offered_only_where_a_cluster_of_this_machine_would_take_it(
     auto on a cluster node``), also on a machine where auto finds no cluster and fails too. Now
     the unreachable address gets what to check, and auto only when this machine has a cluster
     (``RAY_ADDRESS``, or a ``ray start`` here), named with its address."""
-    from sam2elnet.engine import distributed
+    from sam2elnet.engine import ray_address
 
     with socket.socket() as srv:  # a port nothing listens on
         srv.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{srv.getsockname()[1]}"
-    monkeypatch.setattr(distributed, "_auto_address", lambda: None)
+    monkeypatch.setattr(ray_address, "auto_address", lambda: None)
     with pytest.raises(UserError) as err:
-        distributed.check_address(dead, timeout=1.0)
+        ray_address.check_address(dead, timeout=1.0)
     msg = str(err.value)
     assert msg.startswith(f"cannot reach the Ray cluster at {dead} ("), msg
     assert msg.endswith(
@@ -101,15 +101,15 @@ def test_auto_is_offered_only_where_a_cluster_of_this_machine_would_take_it(
         "shows it), or leave --address out for a private local Ray"
     ), msg
     assert "auto" not in msg and "\n" not in msg
-    monkeypatch.setattr(distributed, "_auto_address", lambda: "10.0.0.5:6379")
+    monkeypatch.setattr(ray_address, "auto_address", lambda: "10.0.0.5:6379")
     with pytest.raises(UserError) as err:
-        distributed.check_address(dead, timeout=1.0)
+        ray_address.check_address(dead, timeout=1.0)
     assert str(err.value).endswith(
         "private local Ray; give --address auto to join the Ray cluster of this machine "
         "(10.0.0.5:6379)"
     ), err.value
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    assert distributed._auth_hint("10.0.0.9:6379").endswith(
+    assert ray_address.auth_hint("10.0.0.9:6379").endswith(
         "export RAY_AUTH_MODE=token and re-run, or give --address auto to join the Ray cluster "
         "of this machine (10.0.0.5:6379)"
     )
