@@ -21,18 +21,53 @@ PATH_OPTIONS = frozenset({"data", "weights", "init_model", "norm_stats"})
 """Options that name a file or folder (:func:`same_setting`: one setting however written)."""
 
 
-def same_setting(key: str, old: Any, new: Any) -> bool:
+def same_setting(
+    key: str, old: Any, new: Any, digests: tuple[str | None, str | None] | None = None
+) -> bool:
     """Whether a run's recorded option value ``old`` and a re-run's ``new`` are one setting:
     equal, or for :data:`PATH_OPTIONS` the same file or folder written another way (relative /
     absolute, ``~``; both resolved against the working directory). The one rule of
-    ``elnet train --resume`` and of ``elnet cv`` into a folder holding a run."""
+    ``elnet train --resume`` and of ``elnet cv`` into a folder holding a run.
+
+    ``--weights`` at two paths is also one setting when the files hold the same bytes (the
+    SAM2 file at ``/home/a/sam2.pt`` on one node, ``/scratch/b/sam2.pt`` on another):
+    ``digests`` is the SHA-256 of ``old`` (as the run recorded it, or of the file when it is
+    on this machine) and of ``new``
+    (:func:`~sam2elnet.model.checkpoint_files.weights_digests`); None where unknown, and then
+    they are not one setting (:func:`weights_hint` says what to do)."""
     if old == new:
         return True
     if not (isinstance(old, str) and isinstance(new, str) and key in PATH_OPTIONS):
         return False
     from pathlib import Path
 
-    return Path(old).expanduser().resolve() == Path(new).expanduser().resolve()
+    if Path(old).expanduser().resolve() == Path(new).expanduser().resolve():
+        return True
+    was, now = digests or (None, None)
+    return key == "weights" and was is not None and was == now
+
+
+def weights_hint(change: str, old: Any, new: Any, recorded: str | None) -> str:
+    """A refused ``--weights`` change (``change``: ``--weights '/s/b.pt' (saved: '/h/a.pt')``)
+    with what to do when it was refused only because the saved file ``old`` is not on this
+    machine and its run recorded no SHA-256 of it (made before runs recorded one):
+    ``--weights '/s/b.pt' (saved: '/h/a.pt', not on this machine, no fingerprint of it
+    recorded: if /s/b.pt is the same file, link it there: ln -s /s/b.pt /h/a.pt)``; ``change``
+    as it is otherwise (the files differ, or ``new`` is not on this machine either)."""
+    from pathlib import Path
+
+    if recorded or not (isinstance(old, str) and isinstance(new, str) and change.endswith(")")):
+        return change
+    if (
+        "none" in (old, new)
+        or Path(old).expanduser().exists()
+        or not Path(new).expanduser().exists()
+    ):
+        return change
+    return (
+        f"{change[:-1]}, not on this machine, no fingerprint of it recorded: if {new} is the "
+        f"same file, link it there: ln -s {Path(new).expanduser().resolve()} {old})"
+    )
 
 
 AUTO_WHEN_NONE = ("epochs", "trunk_scale", "batch_size")

@@ -105,8 +105,11 @@ def test_stats_reports_the_splits_read_and_names_a_broken_one(tmp_path, capsys, 
     """``elnet stats`` read every split and stopped on a broken test split (test/palsar with
     gt/ but no sat/: one error line; a test/ folder without permissions: the same, from layout
     detection). Now it reports the train split, with one warning naming the broken folder and
-    what to do, and exits 0; --split test, or no split that can be read, is one error line."""
+    what to do, and exits 0; --split test, or no split that can be read, is one error line.
+    A broken test/palsar beside a readable test/sentinel left out test/sentinel too; it is
+    reported now (:func:`test_a_readable_sensor_folder_beside_an_unreadable_one_is_kept`)."""
     root = make_sos(tmp_path / "sos", n=2)
+    rows = ["  split=train  sensor=palsar    pairs=2", "  split=train  sensor=sentinel  pairs=2"]
     if broken == "gt_without_sat":
         folder = _no_sat(root)
         why = (
@@ -114,21 +117,24 @@ def test_stats_reports_the_splits_read_and_names_a_broken_one(tmp_path, capsys, 
             "(SOS test layout), or beside their <id>_mask labels with no gt/ folder (SOS "
             "training layout)"
         )
+        said = (
+            "warning: elnet stats leaves out a sensor folder of the test split that cannot be "
+            f"read (its other sensor folders are used): {why}"
+        )
+        rows.insert(0, "  split=test   sensor=sentinel  pairs=1")
     else:
         folder = _chmod_000(root, request)
         why = _split_folder_text(folder)
+        said = (
+            "warning: elnet stats uses only the train split; left out another that cannot be "
+            f"read: {why}"
+        )
     assert main(["stats", "--data", str(root), "--no-progress"]) == 0
     out, err = capsys.readouterr()
     warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
-    assert warnings == [
-        f"warning: elnet stats uses only the train split; left out another that cannot be read: "
-        f"{why}"
-    ]
-    assert out.splitlines()[0] == "layout: sos  modality: sar  pairs: 4"
-    assert [ln for ln in out.splitlines() if ln.startswith("  split=")] == [
-        "  split=train  sensor=palsar    pairs=2",
-        "  split=train  sensor=sentinel  pairs=2",
-    ]
+    assert warnings == [said]
+    assert out.splitlines()[0] == f"layout: sos  modality: sar  pairs: {len(rows) + 2}"
+    assert [ln for ln in out.splitlines() if ln.startswith("  split=")] == rows
     assert main(["stats", "--data", str(root), "--split", "test", "--no-progress"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {why}"
     if broken == "split_folder_chmod":  # nothing readable: the first split's error
@@ -136,8 +142,9 @@ def test_stats_reports_the_splits_read_and_names_a_broken_one(tmp_path, capsys, 
         request.addfinalizer(lambda: (root / "train").chmod(0o755))
         assert main(["stats", "--data", str(root), "--no-progress"]) == 2
         assert capsys.readouterr().err.strip() == f"error: {_split_folder_text(root / 'train')}"
-    else:
+    else:  # nothing readable: train/ gone, and test/sentinel, which is read now
         shutil.rmtree(root / "train")
+        shutil.rmtree(root / "test" / "sentinel")
         assert main(["stats", "--data", str(root), "--no-progress"]) == 2
         assert capsys.readouterr().err.strip() == f"error: {why}"
 
@@ -192,7 +199,9 @@ def test_a_broken_test_sensor_folder_stops_only_the_commands_that_use_it(
     assert warning.startswith(
         f"warning: training uses only the train split; left out another that cannot be read: {why}"
     )
-    assert "splits found: train (4); using: train (4 labelled pairs)" in out
+    # test/sentinel still reads: counted (before: the whole test split was left out)
+    found = "train (4)" if broken == "split_folder_chmod" else "train (4), test (1)"
+    assert f"splits found: {found}; using: train (4 labelled pairs)" in out
     saved = json.loads((run / "splits.json").read_text())
     assert len(saved["train"] + saved["val"]) == 4 and saved["dataset_splits"] == ["train"]
     for argv in (
@@ -203,6 +212,56 @@ def test_a_broken_test_sensor_folder_stops_only_the_commands_that_use_it(
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"error: {why}") and "\n" not in err, argv
+
+
+def _unreadable_sensor(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``root``'s test/palsar/ made unreadable as chmod 000 makes it for a user other than
+    root: its sat/ and gt/ look absent, and listing it raises."""
+    from sam2elnet.data import layout_places, layouts
+
+    folder = root / "test" / "palsar"
+    listing, is_sensor = layouts.image_files, layout_places._split_sensor
+
+    def image_files(where: Path, **kw: object) -> list[Path]:
+        if where == folder:
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(where, **kw)
+
+    monkeypatch.setattr(layouts, "image_files", image_files)
+    monkeypatch.setattr(layout_places, "_split_sensor", lambda f: f != folder and is_sensor(f))
+    return folder
+
+
+@pytest.mark.parametrize("how", ["monkeypatched", pytest.param("chmod", marks=SKIP_AS_ROOT)])
+def test_a_readable_sensor_folder_beside_an_unreadable_one_is_kept(
+    tmp_path, capsys, monkeypatch, request, how
+):
+    """SOS test/palsar unreadable (chmod 000), test/sentinel fine: ``elnet stats`` left out the
+    whole test split, test/sentinel too, and its warning said to 'choose a folder you can write
+    to'. Now test/sentinel is reported and one warning names test/palsar and how to read it."""
+    root = make_sos(tmp_path / "sos", n=3)
+    if how == "chmod":
+        folder = root / "test" / "palsar"
+        folder.chmod(0)
+        request.addfinalizer(lambda: folder.chmod(0o755))
+    else:
+        folder = _unreadable_sensor(root, monkeypatch)
+    assert main(["stats", "--data", str(root), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning:")]
+    assert warnings == [
+        "warning: elnet stats leaves out a sensor folder of the test split that cannot be read "
+        f"(its other sensor folders are used): {folder}: permission denied; let your user read "
+        f"it (chmod -R u+rX {folder}) or move it out of {root}"
+    ]
+    assert [ln for ln in out.splitlines() if ln.startswith("  split=")] == [
+        "  split=test   sensor=sentinel  pairs=2",
+        "  split=train  sensor=palsar    pairs=3",
+        "  split=train  sensor=sentinel  pairs=3",
+    ]
+    # a command that uses the test split still stops on it (one line naming the folder)
+    assert main(["stats", "--data", str(root), "--split", "test", "--no-progress"]) == 2
+    assert str(folder) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["palsar", "sentinel"])

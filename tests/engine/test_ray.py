@@ -213,6 +213,23 @@ def test_a_worker_that_keeps_dying_ends_the_job_in_one_error(local_ray: str) -> 
     assert "re-run with --resume to continue" in msg and "\n" not in msg
 
 
+def test_a_worker_that_cannot_build_its_predictor_is_one_error_line(local_ray: str) -> None:
+    """Before: ``a Ray worker could not load the predictor: The actor died because of an error
+    raised in its creation task, \\x1b[36mray::_PredictorActor...`` and Ray's traceback, ten
+    lines with terminal colour codes: Ray (2.5x) gives the constructor's error as the first
+    argument of an ``ActorDiedError``, which ``_actor_cause`` did not look at."""
+    from sam2elnet.errors import UserError
+
+    # a factory the worker can import (not this test module) that raises a two-line error
+    breaks = functools.partial(exec, "raise RuntimeError('cannot build the predictor\\nmore')")
+    with pytest.raises(UserError) as err:
+        RayExecutor(breaks, num_workers=1)
+    assert str(err.value) == (
+        "a Ray worker could not load the predictor: RuntimeError: cannot build the predictor; "
+        "run the command without --backend ray to see the whole error"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # folder jobs: annotate, enhance and scene over a folder with --backend ray
 

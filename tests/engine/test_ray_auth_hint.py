@@ -49,7 +49,7 @@ def test_a_failed_join_at_an_explicit_address_names_ray_auth_mode(
     assert msg.startswith(
         f"cannot connect to the Ray cluster at '{listening}': Failed to connect to Ray cluster at "
     ), msg
-    assert "export RAY_AUTH_MODE=token and re-run, or give --address auto" in msg, msg
+    assert msg.endswith("export RAY_AUTH_MODE=token and re-run"), msg  # no cluster here
     # RAY_AUTH_MODE already chosen: the hint would be wrong, so it is left out
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert "RAY_AUTH_MODE" not in _join(listening)
@@ -76,3 +76,40 @@ def test_a_failed_join_at_auto_says_what_auto_joins(monkeypatch: pytest.MonkeyPa
         "of --workers CPUs itself"
     ), msg
     assert "RAY_AUTH_MODE" not in msg
+
+
+def test_auto_is_offered_only_where_a_cluster_of_this_machine_would_take_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: every failed join at an explicit address offered ``--address auto`` (``give
+    --address HOST:6379 ..., auto (on a node of a running cluster), ...``, ``or give --address
+    auto on a cluster node``), also on a machine where auto finds no cluster and fails too. Now
+    the unreachable address gets what to check, and auto only when this machine has a cluster
+    (``RAY_ADDRESS``, or a ``ray start`` here), named with its address."""
+    from sam2elnet.engine import ray_address
+
+    with socket.socket() as srv:  # a port nothing listens on
+        srv.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{srv.getsockname()[1]}"
+    monkeypatch.setattr(ray_address, "auto_address", lambda: None)
+    with pytest.raises(UserError) as err:
+        ray_address.check_address(dead, timeout=1.0)
+    msg = str(err.value)
+    assert msg.startswith(f"cannot reach the Ray cluster at {dead} ("), msg
+    assert msg.endswith(
+        "; is the cluster running? check the address (`ray status` on the cluster's head node "
+        "shows it), or leave --address out for a private local Ray"
+    ), msg
+    assert "auto" not in msg and "\n" not in msg
+    monkeypatch.setattr(ray_address, "auto_address", lambda: "10.0.0.5:6379")
+    with pytest.raises(UserError) as err:
+        ray_address.check_address(dead, timeout=1.0)
+    assert str(err.value).endswith(
+        "private local Ray; give --address auto to join the Ray cluster of this machine "
+        "(10.0.0.5:6379)"
+    ), err.value
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert ray_address.auth_hint("10.0.0.9:6379").endswith(
+        "export RAY_AUTH_MODE=token and re-run, or give --address auto to join the Ray cluster "
+        "of this machine (10.0.0.5:6379)"
+    )

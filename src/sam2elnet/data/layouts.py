@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -331,6 +331,7 @@ def discover(
     sensors: str | Sequence[str] | None = None,
     modality: Literal["sar", "optical"] | None = None,
     report_unmatched: bool = True,
+    skip: Collection[tuple[str | None, str]] = (),
 ) -> DatasetIndex:
     """Find image/label pairs under ``root``.
 
@@ -347,6 +348,8 @@ def discover(
             optical, generic: ``dataset.json``, else optical with ``modality_source`` "default":
             :func:`sam2elnet.data.modality.decide_modality` then looks at the images).
         report_unmatched: Log the unmatched-file count and list.
+        skip: SOS ``(split, sensor)`` folders left out (``("test", "palsar")``: one that cannot
+            be read, beside a readable ``test/sentinel``; :mod:`sam2elnet.data.splits`).
 
     Returns:
         :class:`DatasetIndex`: ``samples`` (sorted, ids unique), ``layout``, ``unmatched``,
@@ -392,6 +395,8 @@ def discover(
     samples: list[Sample] = []
     unmatched: list[Path] = []
     for place in places(base, found, splits, sens):
+        if (place.split, place.sensor) in skip:
+            continue
         s, u = _read_place(place)
         samples += s
         unmatched += u

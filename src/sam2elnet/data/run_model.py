@@ -35,6 +35,7 @@ __all__ = [
     "run_summary",
     "summary_model",
     "builtin_identity",
+    "file_sha256",
     "model_identity",
     "model_record",
     "model_version",
@@ -107,6 +108,10 @@ def _file_sha256(path: Path) -> str:
         _DIGESTS.pop(next(iter(_DIGESTS)))
     _DIGESTS[key] = digest = h.hexdigest()
     return digest
+
+
+file_sha256 = _file_sha256
+"""SHA-256 of a file's bytes, once per process for an unchanged file (``--weights`` files too)."""
 
 
 def model_identity(model: str | Path) -> dict[str, str]:

@@ -253,7 +253,10 @@ def _unused_split_broken(
     """The dataset read with only the splits ``need`` (None: every split that can be read)
     when reading all of it failed with ``err``, and the pairs per split folder that could be
     read: a split that fails alone is not used, so it is left out with one warning naming it
-    (its error says which folder; ``err`` when no other split fails alone).
+    (its error says which folder; ``err`` when no other split fails alone). Of an SOS split
+    whose sensor folders fail only in part (``test/palsar`` unreadable, ``test/sentinel``
+    fine) the readable ones are kept (counted, and read when ``need`` is None) and each broken
+    one is named in one warning with what to do (:func:`_sensor_parts`).
 
     Raises:
         DataError: ``err`` again when the ``need`` splits cannot be read either (they are
@@ -261,26 +264,50 @@ def _unused_split_broken(
         OSError: likewise, when ``err`` is one.
     """
     from sam2elnet.errors import NoPairsError
-    from sam2elnet.utils.paths import os_error_message
+    from sam2elnet.utils.paths import os_error_message, read_access_advice
 
     counts: dict[str, int] = {}
     broken: list[DataError | OSError] = []
+    partial: list[tuple[str, str, DataError | OSError]] = []  # (split, sensor, its error)
     for other in (s for s in SPLIT_NAMES if need is None or s not in need):
         try:
             counts.update(discover(root, split=other, report_unmatched=False, **kw).splits)
         except NoPairsError:
             pass  # absent
         except (DataError, OSError) as e:
-            broken.append(e)
+            read, bad = _sensor_parts(root, other, kw)
+            if read and bad:  # some sensor folders of the split read: keep them
+                counts[other] = sum(read.values())
+                partial += bad
+            else:
+                broken.append(e)
     use = need if need is not None else list(counts)
     if not use:
         raise err
     try:
-        index = discover(root, split=use, **kw)
+        index = discover(root, split=use, skip={(s, n) for s, n, _ in partial}, **kw)
     except (DataError, OSError):
         raise err from None
     counts.update(index.splits)
-    for e in broken or [err]:
+    for split, sensor, e in partial:
+        folder = Path(root) / split / sensor
+        why = (
+            f"{e.filename or folder}: {(e.strerror or str(e)).lower()}; "
+            f"{read_access_advice(folder)} or move it out of {root}"
+            if isinstance(e, OSError)
+            else str(e)
+        )
+        if split in use:  # its other sensor folders are read
+            log.warning(
+                "%s leaves out a sensor folder of the %s split that cannot be read (its other "
+                "sensor folders are used): %s",
+                purpose,
+                split,
+                why,
+            )
+        else:
+            broken.append(DataError(why))
+    for e in broken or ([] if partial else [err]):
         log.warning(
             "%s uses only the %s %s; left out another that cannot be read: %s",
             purpose,
@@ -289,3 +316,32 @@ def _unused_split_broken(
             os_error_message(e) if isinstance(e, OSError) else e,
         )
     return index, {k: counts[k] for k in SPLIT_NAMES if k in counts}
+
+
+def _sensor_parts(
+    root: str | Path, split: str, kw: dict[str, Any]
+) -> tuple[dict[str, int], list[tuple[str, str, DataError | OSError]]]:
+    """An SOS ``split`` that cannot be read whole, read one sensor folder at a time: the pairs
+    of each sensor folder that reads, and ``(split, sensor, error)`` of each that does not.
+    Nothing for another layout (its split is one folder) or a split folder that cannot be
+    listed itself (every sensor fails: the split's own error says it)."""
+    from sam2elnet.data.layout_places import SOS_SENSORS, detect_layout
+    from sam2elnet.errors import NoPairsError
+
+    layout = kw.get("layout") or "auto"
+    if (detect_layout(Path(root)) if layout == "auto" else layout) != "sos":
+        return {}, []
+    given = kw.get("sensors")
+    sensors = [given] if isinstance(given, str) else list(given or SOS_SENSORS)
+    read: dict[str, int] = {}
+    bad: list[tuple[str, str, DataError | OSError]] = []
+    for sensor in sensors:
+        try:
+            one = discover(root, split=split, report_unmatched=False, **{**kw, "sensors": sensor})
+        except NoPairsError:
+            continue  # absent
+        except (DataError, OSError) as e:
+            bad.append((split, sensor, e))
+            continue
+        read[sensor] = len(one.samples)
+    return read, bad

@@ -29,8 +29,6 @@ Use::
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.executors import WindowBatch, run_batch, window_batches
+from sam2elnet.engine.ray_address import auth_hint, check_address
 from sam2elnet.errors import UserError
 
 __all__ = [
@@ -52,10 +51,6 @@ __all__ = [
 ]
 
 RAY_INSTALL = "pip install 'sam2elnet[ray]' (or ray>=2.9)"
-ADDRESS_HELP = (
-    "give --address HOST:6379 (the head node of `ray start --head`), ray://HOST:10001 (Ray "
-    "Client), auto (on a node of a running cluster), or leave it out for a private local Ray"
-)
 
 
 TOKEN_NOTICE = "Token authentication is enabled for this Ray cluster"
@@ -109,30 +104,6 @@ def quiet_token_notice() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
-def _auth_hint(address: str | None) -> str:
-    """What to add to a failed join: at ``auto``, what it joins and that no ``--address`` starts
-    a local Ray; at an explicit ``HOST:PORT``, Ray (>= 2.59) sends its token
-    (``~/.ray/auth_token``) to an address given explicitly only when ``RAY_AUTH_MODE=token`` is
-    set (``auto`` finds a local cluster and turns it on by itself), so joining a ``ray start
-    --head`` cluster, which has token authentication on by default, fails without it."""
-    if address == "auto":  # nothing running here: Ray's own text asks for an --address
-        return (
-            "; --address auto joins a Ray cluster already running on this machine (`ray start "
-            "--head`, or a cluster node); without --address the command starts a private "
-            "local Ray of --workers CPUs itself"
-        )
-    if address is None or str(address).startswith("ray://"):
-        return ""
-    if os.environ.get("RAY_AUTH_MODE"):
-        return ""
-    return (
-        "; a cluster with Ray's token authentication (on by default since Ray 2.59) is joined at "
-        "an explicit address only with RAY_AUTH_MODE=token in your environment (the token from "
-        "~/.ray/auth_token or RAY_AUTH_TOKEN): export RAY_AUTH_MODE=token and re-run, or give "
-        "--address auto on a cluster node"
-    )
-
-
 def ray_available() -> bool:
     """True when ``ray`` can be imported (it is an optional dependency: ``pip install sam2elnet[ray]``)."""
     try:
@@ -140,51 +111,6 @@ def ray_available() -> bool:
     except Exception:
         return False
     return True
-
-
-def _auto_address() -> str | None:
-    """What ``address="auto"`` resolves to: ``RAY_ADDRESS``, else the address a ``ray start`` on
-    this machine recorded in ``/tmp/ray/ray_current_cluster`` (Ray's own convention); None when
-    neither exists (Ray then reports that no cluster runs)."""
-    env = os.environ.get("RAY_ADDRESS", "").strip()
-    if env and env != "auto":
-        return env
-    rec = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
-    try:
-        text = rec.read_text().strip()
-    except OSError:
-        return None
-    return text or None
-
-
-def check_address(address: str | None, timeout: float = 5.0) -> None:
-    """Fail fast (UserError, one line) when a Ray cluster address is malformed or unreachable.
-
-    ``ray.init`` waits minutes for a head node that is not there; this opens one TCP connection
-    to ``HOST:PORT`` (``ray://HOST:PORT``, or what ``auto`` resolves to) with ``timeout`` seconds
-    first. ``None`` (a private local Ray) is always fine.
-
-    Raises:
-        UserError: the address is not ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``, or nothing
-            listens there.
-    """
-    if address is None or address == "local":
-        return
-    target = _auto_address() if address == "auto" else address
-    if target is None:
-        return  # ray.init("auto") itself says that no cluster runs, at once
-    hostport = target.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--address {address!r} is not a Ray cluster address; {ADDRESS_HELP}")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as err:
-        why = err.strerror or err.__class__.__name__
-        raise UserError(
-            f"cannot reach the Ray cluster at {target} ({why}); is the cluster running? "
-            + ADDRESS_HELP
-        ) from None
 
 
 #: times Ray restarts a worker (actor) process that died (killed, out of memory, its node lost);
@@ -281,7 +207,7 @@ class RayExecutor:
                 if "ray[client]" in msg:
                     msg = "ray:// addresses need the Ray Client: pip install 'ray[client]'"
                 raise UserError(
-                    f"cannot connect to the Ray cluster at {address!r}: {msg}{_auth_hint(address)}"
+                    f"cannot connect to the Ray cluster at {address!r}: {msg}{auth_hint(address)}"
                 ) from None
             self._own = True
         self._key = None if self._own else _pool_key(factory, num_workers, num_cpus_per_worker,
@@ -308,7 +234,10 @@ class RayExecutor:
             cause = _actor_cause(err)
             if isinstance(cause, UserError):
                 raise cause from None
-            raise UserError(f"a Ray worker could not load the predictor: {err}") from None
+            raise UserError(
+                f"a Ray worker could not load the predictor: {_first_line(cause or err)}; run "
+                "the command without --backend ray to see the whole error"
+            ) from None
         except ray.exceptions.RayTaskError as err:
             self.close()
             cause = getattr(err, "cause", None)
@@ -481,8 +410,25 @@ def release_workers() -> None:
             _kill(a)
 
 
+def _first_line(err: BaseException) -> str:
+    """One line for an exception a Ray worker raised: ``RuntimeError: its first line``, without
+    the terminal colour codes and traceback Ray's own text carries."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    name = err.__class__.__name__
+    if err.__class__.__module__.startswith("ray."):
+        return first or name
+    return f"{name}: {first}" if first else name
+
+
 def _actor_cause(err: BaseException) -> BaseException | None:
-    """The exception an actor's constructor raised, when Ray kept it."""
+    """The exception an actor's constructor raised, when Ray kept it: the ``cause`` of the
+    ``RayTaskError`` that Ray gives as the error's ``cause`` or (Ray 2.5x ``ActorDiedError``)
+    first argument."""
     cause = getattr(err, "cause", None)
+    if cause is None and err.args and isinstance(err.args[0], BaseException):
+        cause = err.args[0]
     inner = getattr(cause, "cause", None)
     return inner if isinstance(inner, BaseException) else cause

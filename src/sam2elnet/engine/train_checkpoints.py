@@ -138,8 +138,11 @@ def save_epoch(
     epoch: int,
     st: Standing,
     selection: dict[str, Any],
+    weights_sha256: str | None = None,
 ) -> None:
-    """Write ``last.pt`` (atomically) after ``epoch``: everything :func:`resume` restores."""
+    """Write ``last.pt`` (atomically) after ``epoch``: everything :func:`resume` restores, and
+    ``weights_sha256`` (the ``--weights`` file's, :func:`~sam2elnet.model.checkpoint_files.weights_digest`):
+    ``--resume`` with that file at another path is the same setting."""
     save_last(
         last_path,
         {
@@ -147,6 +150,7 @@ def save_epoch(
             "version": LAST_VERSION,
             "model": trainable_state(model, frozen),
             "frozen": frozen.record(),
+            "weights_sha256": weights_sha256,
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,

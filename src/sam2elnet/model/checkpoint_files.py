@@ -19,6 +19,7 @@ import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -313,3 +314,41 @@ def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         "or a sam2elnet model file)",
         p,
     )
+
+
+def weights_digest(weights: str | Path | None) -> str | None:
+    """SHA-256 (64 hex digits) of the SAM2 weights ``weights`` names: of the file's bytes, or
+    for a Hugging Face model folder of its files' names and bytes; None for no weights (None /
+    ``"none"``) or a path that is not on this machine or cannot be read. Computed once per
+    process for an unchanged file (~1 s per GB). Recorded by ``elnet cv`` (``fold.json``,
+    ``cv_config.json``) and ``elnet train`` (``last.pt``) so the same file at another path is
+    the same setting (:func:`~sam2elnet.option_checks.same_setting`)."""
+    import hashlib
+
+    from sam2elnet.data.run_model import file_sha256
+
+    if not weights or str(weights) == "none":
+        return None
+    p = Path(weights).expanduser()
+    try:
+        if p.is_file():
+            return file_sha256(p)
+        if p.is_dir():
+            h = hashlib.sha256()
+            for f in sorted(q for q in p.iterdir() if q.is_file()):
+                h.update(f"{f.name}:{file_sha256(f)}\n".encode())
+            return h.hexdigest()
+    except OSError:
+        return None
+    return None
+
+
+def weights_digests(old: Any, new: Any, recorded: str | None) -> tuple[str | None, str | None]:
+    """The ``digests`` of :func:`~sam2elnet.option_checks.same_setting` for a saved ``--weights
+    old`` (``recorded``: its SHA-256 as the run recorded it, None when not) and a given ``new``:
+    read only when they are two paths to two files (nothing is read for the same path)."""
+    if not (isinstance(old, str) and isinstance(new, str)) or "none" in (old, new):
+        return recorded, None
+    if Path(old).expanduser().resolve() == Path(new).expanduser().resolve():
+        return recorded, None
+    return recorded or weights_digest(old), weights_digest(new)

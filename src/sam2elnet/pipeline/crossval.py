@@ -51,6 +51,7 @@ from typing import Any
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
+from sam2elnet.model.checkpoint_files import weights_digest
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_fold import check_trained_folds, fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
@@ -160,7 +161,13 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         {
             **ident,
             # epochs_auto: --epochs left out means auto here (crossval_config.keep_recorded_epochs)
-            "resolved": {"domain": guess.domain, "trunk_scale": planned, "epochs_auto": True},
+            # weights_sha256: the --weights file's bytes, the same at another path (another node)
+            "resolved": {
+                "domain": guess.domain,
+                "trunk_scale": planned,
+                "epochs_auto": True,
+                "weights_sha256": weights_digest(cfg.train.get("weights")),
+            },
         },
     )
     if groups is not None:

@@ -112,16 +112,25 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
             "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
             "fold",
         )
+    from sam2elnet.model.checkpoint_files import weights_digests
     from sam2elnet.option_checks import same_setting
 
     old, new = rec["train"], want["train"]
     keys = (set(old) | set(new)) - set(FOLD_OWN_PATHS)  # an older record's paths: no setting
-    diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k)))
+    # --weights at another path (fold folders copied from other nodes): the same file's bytes
+    recorded = rec.get("weights_sha256")
+    digests = weights_digests(old.get("weights"), new.get("weights"), recorded)
+    diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k), digests))
     done = result.is_file() or trained.is_file()  # a trained network: never deleted
     if diff and done:
-        from sam2elnet.option_checks import option_change
+        from sam2elnet.option_checks import option_change, weights_hint
 
-        what = ", ".join(option_change(k, new.get(k), old.get(k)) for k in diff)
+        what = ", ".join(
+            weights_hint(option_change(k, new.get(k), old.get(k)), old.get(k), new.get(k), recorded)
+            if k == "weights"
+            else option_change(k, new.get(k), old.get(k))
+            for k in diff
+        )
         return f"it was trained with other settings: {what}", "refuse"
     if diff:
         return f"it was trained with other settings ({', '.join(diff)})", "fold"
