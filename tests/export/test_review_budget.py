@@ -177,3 +177,35 @@ def test_partial_review_imports_and_builds_the_next_training_set(run, tmp_path, 
     moved[:, 1:] = lab[:, :-1]
     assert (_fg(pairs["f"]) == moved).all()  # the correction replaced the kept auto-label
     assert (_fg(pairs["d"]) == _fg(run / "labels" / "d.tif")).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "record"),
+    [
+        ("weak.gpkg", (), "weak_review.json"),
+        ("weak.geojson", (), "weak_geojson_review.json"),
+        ("weak.shp", (), "weak_shp_review.json"),
+        ("weak.json", (), "weak_coco_review.json"),
+        ("tasks.json", ("--format", "label-studio"), None),
+    ],
+)
+def test_a_chosen_label_skipped_as_unreadable_is_not_counted_as_sent(
+    run, tmp_path, capsys, name, opts, record
+):
+    (run / "rejected" / "e.tif").write_bytes(b"not a raster")  # the least trusted: chosen first
+    out = tmp_path / "o" / name
+    rc, stdout, err = _export(capsys, run, out, "--review-count", "3", *opts)
+    assert rc == 0, err
+    assert "skipping" in err and "e.tif" in err, err
+    # before: "3 of 6 labels ..., predicted IoU 0.050-0.300 sent" with only b and a written
+    summary = [x for x in stdout.splitlines() if "review selection" in x]
+    assert len(summary) == 1 and summary[0].endswith(
+        "; review selection: 2 of 6 labels (--review-count 3, lowest predicted IoU first), "
+        "predicted IoU 0.100-0.300 sent; 1 chosen label skipped, not sent"
+    ), stdout
+    assert f"1 of 3 skipped, see {out.with_name(out.stem + '_skipped.csv')}" in stdout, stdout
+    if record is not None:
+        assert _record(out.with_name(record)) == ["a", "b"]  # what went out, exactly
+    else:
+        names = [t["data"]["name"] for t in json.loads(out.read_text())]
+        assert names == ["b", "a"]

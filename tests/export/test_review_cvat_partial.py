@@ -249,3 +249,44 @@ def test_frames_never_sent_for_review_get_no_mask(tmp_path: Path, capsys) -> Non
     # d trains on its kept auto-label, not on an empty mask
     assert (_fg(tmp_path / "train1" / "masks" / "d.tif") == _fg(run / "labels" / "d.tif")).all()
     assert _fg(run / "labels" / "d.tif").any()
+
+
+def test_segmentation_mask_notes_name_the_images_not_the_mask_files(tmp_path: Path, capsys):
+    """CVAT's "Segmentation mask 1.1" names each image's mask ``<image stem>.png``: the notes
+    named ``a.png`` for the image ``a.tif`` the user exported and knows (before)."""
+    import io
+
+    from PIL import Image
+
+    coco, images, data = _exported(tmp_path, rle=True)
+    oil = (250, 50, 83)
+
+    def png(mask: np.ndarray) -> bytes:
+        rgb = np.zeros((*mask.shape, 3), np.uint8)
+        rgb[mask] = oil
+        buf = io.BytesIO()
+        Image.fromarray(rgb, "RGB").save(buf, format="PNG")
+        return buf.getvalue()
+
+    drawn = _fg(tmp_path / "run" / "rejected" / "b.tif").copy()
+    drawn[1:5, 1:6] = True
+    z = tmp_path / "cvat" / "task_1_segmentation mask 1.1.zip"  # beside the export's record
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("labelmap.txt", "background:0,0,0::\noil spill:250,50,83::\n")
+        zf.writestr("ImageSets/Segmentation/default.txt", "a\nb\nc\n")
+        for name in ("a", "c"):  # as uploaded: untouched
+            zf.writestr(f"SegmentationClass/{name}.png",
+                        png(_fg(tmp_path / "run" / "rejected" / f"{name}.tif")))  # fmt: skip
+        zf.writestr("SegmentationClass/b.png", png(drawn))
+
+    rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--images", images,
+                      "--out", tmp_path / "m", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif", "b.tif", "c.tif"]
+    # before: "(a.png, c.png)"
+    assert "2 of 3 masks are the exported labels unchanged (a.tif, c.tif)" in err, err
+    rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--images", images,
+                      "--out", tmp_path / "m2", "--reviewed-only", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "2 images come back as exported" in err and ": a.tif, c.tif" in err, err
+    assert ".png" not in err.replace("mask 1.1.zip", ""), err

@@ -181,4 +181,5 @@ def test_cvat_segmentation_mask_of_polygons_comes_back_unchanged(tmp_path: Path,
                       "--out", tmp_path / "m", "--reviewed-only", "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert [p.name for p in (tmp_path / "m").glob("*.tif")] == ["b.tif"], err
-    assert "2 images come back as exported" in err and "a.png, c.png" in err, err
+    # the images, not their masks (before: a.png, c.png)
+    assert "2 images come back as exported" in err and "a.tif, c.tif" in err, err

@@ -4,7 +4,9 @@
 reports and resume read back::
 
     OUT/labels/  OUT/rejected/    kept / rejected label masks (RUN_MASK_FOLDERS)
-    OUT/quality.csv               one row per image: image, label (relative to OUT), predicted_iou,
+    OUT/quality.csv               one row per image: image (absolute path, run_image_path;
+                                  before, as given: relative to the working folder of the
+                                  run), label (relative to OUT), predicted_iou,
                                   kept, quality_flag ("" or why the score is 0 /
                                   damped: all nodata, constant image, out of distribution,
                                   empty label: ...),
@@ -33,6 +35,7 @@ import csv
 import json
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,7 @@ __all__ = [
     "SUMMARY_JSON",
     "SCENE_MANIFEST",
     "image_paths_by_stem",
+    "run_image_path",
     "kept_by_stem",
     "label_quality_csv",
     "quality_csv_candidates",
@@ -119,14 +123,30 @@ def parse_float(text: Any) -> float:
         return float("nan")
 
 
+def run_image_path(image: str | Path) -> str:
+    """The ``image`` entry of a ``quality.csv`` row: the image's absolute path (not resolved:
+    a symlink keeps its name), so an export or import run from another working folder finds
+    it (as ``summary.json`` records the model file). Also the key ``--resume`` matches an
+    earlier row by, so a row written relative to the working folder (before) still matches
+    from that folder."""
+    return os.path.abspath(image)
+
+
 def _resolve_near(name: str, base: Path) -> str:
     """``name`` as written if it exists (absolute, or relative to the working folder), else
-    relative to ``base`` (the quality table's folder) if that exists, else unchanged."""
+    relative to ``base`` (the quality table's folder) if that exists, else relative to the
+    nearest folder above ``base`` where it exists (a table written before
+    :func:`run_image_path` holds paths relative to the working folder of the run, usually a
+    folder above its ``--out``: ``imgs/x.jpg`` of ``elnet annotate --images imgs --out
+    runs/auto``), else unchanged."""
     p = Path(name)
     if p.is_absolute() or p.exists():
         return str(p)
     q = base / p
-    return str(q) if q.exists() else name
+    if q.exists():
+        return str(q)
+    above = (d / p for d in Path(os.path.abspath(base)).parents)
+    return str(next((a for a in above if a.exists()), name))
 
 
 # ---------------------------------------------------------------------------- reading

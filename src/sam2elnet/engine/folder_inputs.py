@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images
-from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows
+from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows, run_image_path
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
 
@@ -175,7 +175,9 @@ def _bands_text(bands: Any) -> str:
 def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes,
     and whose ``predicted_iou`` is a number in [0, 1] or blank/``nan`` (for resume; anything else,
-    e.g. an edited ``inf`` or ``1.5``, is redone). A quality.csv that is not text raises a DataError."""
+    e.g. an edited ``inf`` or ``1.5``, is redone), keyed by the image's absolute path
+    (:func:`~sam2elnet.data.runfolder.run_image_path`). A quality.csv that is not text raises a
+    DataError."""
     from sam2elnet.data.writers import verify_written
 
     path = out / QUALITY_CSV
@@ -208,7 +210,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
             label.unlink(missing_ok=True)
             continue
         row["kept"] = row.get("kept") in ("1", "True", "true")
-        done[row["image"]] = row
+        done[run_image_path(row["image"])] = row  # a relative one: of the working folder
     if redo:
         log.warning("%s in %s will be redone", plural(redo, "empty or unreadable label"), out)
     if unusable:

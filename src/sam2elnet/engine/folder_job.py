@@ -30,6 +30,7 @@ from sam2elnet.data.runfolder import (
     SKIPPED_CSV,
     SUMMARY_JSON,
     csv_table_text,
+    run_image_path,
     write_summary,
 )
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
@@ -229,7 +230,7 @@ class FolderJob:
             size=self.planner.size(f), tally=self.windowed,
         )  # fmt: skip
         if row is not None:
-            self.rows.append(row)
+            self.rows.append({**row, "image": run_image_path(row["image"])})
             self.flush()
 
     def run(
@@ -258,14 +259,16 @@ class FolderJob:
         )
         # one image (none skipped before the job): its own error line, no batch summary
         self.skips.single = len(files) == 1 and not self.skips.items
-        self.order = {str(f): i for i, f in enumerate(files)}
+        # by absolute path: quality.csv's image (run_image_path), also from another folder
+        self.order = {run_image_path(f): i for i, f in enumerate(files)}
         # an earlier run's images not given this time: their rows stay with their labels
         self.earlier = [r for k, r in self.done.items() if k not in self.order]
         todo = []
         for f in files:
-            key = str(f)
+            key = run_image_path(f)
             if key in self.done:
-                self.rows.append(self.refiltered(self.done[key]))
+                # a row written relative to this working folder (before): now absolute
+                self.rows.append(self.refiltered({**self.done[key], "image": key}))
             elif self.planner.tiled(f, coarse_of is not None):
                 self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
             else:
@@ -291,7 +294,8 @@ class FolderJob:
                 self.warnings.replay(res.warnings)
                 for item, reason in res.skipped:
                     self.skips.add(item, reason)
-                self.rows.extend(res.rows)
+                # absolute here, not in the workers (whose working folder may differ)
+                self.rows.extend({**r, "image": run_image_path(r["image"])} for r in res.rows)
                 kept += sum(1 for r in res.rows if r["kept"] in (True, "True", "1"))
                 skipped += len(res.skipped)
                 bar.update(len(chunk))
@@ -313,7 +317,7 @@ class FolderJob:
         """Keep only rows whose label file is on disk, in input order (so a resumed or
         distributed run writes the same quality.csv); warn about label files no row lists."""
         self.rows = [r for r in self.rows if (self.out / str(r["label"])).is_file()]
-        self.rows.sort(key=lambda r: self.order.get(str(r["image"]), len(self.order)))
+        self.rows.sort(key=lambda r: self.order.get(run_image_path(r["image"]), len(self.order)))
         listed = {str(Path(str(r["label"]))) for r in self.rows}
         extra = [
             p

@@ -39,6 +39,7 @@ import contextlib
 import os
 import zipfile
 import zlib
+from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -152,6 +153,20 @@ def _segmask_entries(
         # the image's suffix is unknown: the mask's own name, found by stem (find_image)
         entries.append(ExportImage(f"{i}.png", size, mask))
     return entries, used
+
+
+def _named_by_image(entries: list[ExportImage], found: list[Any]) -> list[ExportImage]:
+    """``entries`` each named by the image found for it (``found``: its file, or its member of
+    the zip; None: none), folders kept, when the two differ in suffix only: a "Segmentation
+    mask 1.1" export names each image by its mask (``11166_sat.png``), the user knows the image
+    (``11166_sat.jpg``). The others as they are."""
+    out = []
+    for e, m in zip(entries, found, strict=True):
+        image = PurePosixPath(str(m).replace("\\", "/")).name if m is not None else None
+        if image is not None and PurePosixPath(image).stem == e.stem:
+            e = replace(e, name=str(PurePosixPath(e.name.replace("\\", "/")).with_name(image)))
+        out.append(e)
+    return out
 
 
 def _png_size(zf: zipfile.ZipFile, member: str, p: Path) -> tuple[int, int]:
@@ -412,6 +427,8 @@ def _write(
         local = zimages.local
     else:
         sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
+        found = sources
+    entries = _named_by_image(entries, found)  # the notes name the image the user knows
     # an image without a size in the export and without its image is skipped (one note, below),
     # not written as a PNG of the export's size: the not-found note leaves it out
     sizeless = {e.name for e in entries if e.size is None}

@@ -10,12 +10,12 @@ after a partial review tells edited from unchanged labels among what was sent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from sam2elnet.errors import UserError
-from sam2elnet.utils.advice import none_of
+from sam2elnet.utils.advice import none_of, plural
 
 __all__ = ["ReviewPick", "pick_for_review", "review_pick", "review_quality_csv", "with_selection"]
 
@@ -32,19 +32,40 @@ class ReviewPick:
     high: float  #: the highest predicted IoU sent
     rule: str  #: the options as given, e.g. ``"--review-count 200, --max-quality 0.5"``
     n_unscored: int = 0  #: labels without a predicted IoU in the table (never chosen)
+    #: chosen label -> its predicted IoU (:meth:`sent`)
+    scores: dict[Path, float] = field(default_factory=dict, compare=False)
+    n_skipped: int = 0  #: chosen labels the export skipped (unreadable...), not sent
 
     def line(self) -> str:
         """The one line ``elnet export`` prints: ``review selection: 3 of 5 labels
         (--review-count 3, lowest predicted IoU first), predicted IoU 0.100-0.300 sent``; one
-        value when both ends print alike (``predicted IoU 0.024 sent``)."""
+        value when both ends print alike (``predicted IoU 0.024 sent``). After :meth:`sent`,
+        the count and range are those of the labels that went out, and a clause counts the
+        chosen ones skipped (``; 1 chosen label skipped, not sent``: the export's
+        list of skipped labels gives the reason)."""
         low, high = f"{self.low:.3f}", f"{self.high:.3f}"
         line = (
             f"review selection: {len(self.files)} of {self.n_total} labels ({self.rule}, lowest "
             f"predicted IoU first), predicted IoU {low if low == high else f'{low}-{high}'} sent"
         )
+        if self.n_skipped:
+            line += f"; {plural(self.n_skipped, 'chosen label')} skipped, not sent"
         if self.n_unscored:
             line += f"; {self.n_unscored} labels without a predicted IoU were not considered"
         return line
+
+    def sent(self, skipped: list[dict[str, str]]) -> ReviewPick:
+        """This pick less the labels the export skipped (``skipped``: the result's rows, each
+        naming its file under ``label``): the files that went out, their predicted IoU range
+        and the number skipped (:attr:`n_skipped`). Nothing of the pick skipped: this pick
+        itself."""
+        gone = {str(r.get("label")) for r in skipped}
+        files = [f for f in self.files if str(f) not in gone]
+        if len(files) == len(self.files):
+            return self
+        left = [self.scores[f] for f in files if f in self.scores] or [self.low, self.high]
+        n_skipped = self.n_skipped + len(self.files) - len(files)
+        return replace(self, files=files, low=min(left), high=max(left), n_skipped=n_skipped)
 
 
 def review_quality_csv(labels: str | Path, quality_csv: str | Path | None) -> Path | None:
@@ -126,6 +147,7 @@ def pick_for_review(
         scored[-1][0],
         rule,
         n_unscored,
+        {s[3]: s[0] for s in scored},
     )
 
 
@@ -150,6 +172,10 @@ def review_pick(
 
 def with_selection(res: R, pick: ReviewPick | None) -> R:
     """``res`` (an export's result: ``ExportResult`` or ``LabelStudioExport``) with its
-    ``selection`` set to ``pick``'s line (None: every label went out)."""
+    ``selection`` set to the line of what of ``pick`` went out (None: every label went out):
+    the chosen labels the export skipped (``res.skipped``) are not counted as sent
+    (:meth:`ReviewPick.sent`)."""
+    if pick is not None:
+        pick = pick.sent(res.skipped)  # type: ignore[attr-defined]
     res.selection = pick.line() if pick is not None else None  # type: ignore[attr-defined]
     return res
