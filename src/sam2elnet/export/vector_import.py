@@ -79,16 +79,11 @@ def _in_map(gdf: Any, img: Any) -> bool:
 
 def _any_in_map(gdf: Any, files: list[Path]) -> bool:
     """Whether the features of ``gdf`` are in map coordinates on some image of ``files``
-    (:func:`_in_map`; an unreadable image counts as not: the import skips it)."""
-    if gdf.crs is not None:
-        return True
-    for f in files:
-        try:
-            if _in_map(gdf, mask_grid(f).image):
-                return True
-        except DataError:
-            continue
-    return False
+    (:func:`_in_map`, from the images' headers; an unreadable image counts as not)."""
+    from sam2elnet.data.georef import grid_kind
+    from sam2elnet.data.grids import raster_header
+
+    return gdf.crs is not None or any(grid_kind(raster_header(f).geo) == "transform" for f in files)
 
 
 def import_vector(
