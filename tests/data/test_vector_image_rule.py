@@ -378,3 +378,54 @@ def test_evaluate_skips_a_plain_prediction_with_its_own_fix(
         "; or georeference the predictions, or give a --truth folder of one polygon file per "
         "prediction, named like it, in pixel coordinates"
     ), rows
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["source-field", "no-name-field"])
+def test_a_layer_without_crs_over_georeferenced_images_is_read_alike_by_import_and_readers(
+    tiles: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], named: bool
+) -> None:
+    """The layer of :data:`FEATURES` saved without a CRS (its coordinates those of the images'
+    EPSG:32633): ``import --from vector`` reads it in the images' CRS with the readers'
+    warning, once, and puts the same pixels on each image as ``enhance`` / ``scene`` /
+    ``evaluate`` (before, import refused it: "the layer has no CRS ... pixel coordinates of the
+    2 images share one frame", and the readers dropped its unnamed features when it had a
+    ``source`` field)."""
+    from sam2elnet.data.tiling import Window
+    from sam2elnet.data.vector import rasterize_vector, read_vector
+    from sam2elnet.data.vector_shared import SharedVector
+    from sam2elnet.engine.eval_vector import VectorTruth
+    from sam2elnet.engine.scene_coarse import CoarseSource
+
+    images, with_crs = tiles
+    gdf = gpd.read_file(with_crs)
+    gpkg = tmp_path / "nocrs.gpkg"
+    if named:
+        gdf = gdf.set_crs(None, allow_override=True)
+    else:  # a layer drawn fresh in QGIS: no name attributes, the unnamed features only
+        keep = gdf["source"].isna() & gdf["label"].isna()
+        gdf = gpd.GeoDataFrame(geometry=list(gdf.geometry[keep]), crs=None)
+    gdf.to_file(gpkg, layer="labels")
+    masks = tmp_path / "masks"
+    rc = main(["import", str(gpkg), "--from", "vector", "--images", str(images),
+               "--out", str(masks), "--all-images", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    warn = f"{gpkg}: labels have no CRS; assuming they are already in the image CRS (EPSG:32633)"
+    assert err.count(warn) == 1, err
+    files = [images / "a.tif", images / "b.tif"]
+    sv = SharedVector(gpkg, read_vector(gpkg)).serving(files)
+    vt = VectorTruth.shared(gpkg)
+    vt.images = frozenset({"a", "b"})
+    for f in files:
+        want = _want(f.stem)
+        if not named:  # the untagged box only: a's rows 20..23, columns 20..23
+            want = np.zeros_like(want)
+            want[20:24, 20:24] = f.stem == "a"
+            want[20:24, 4:8] = f.stem == "b"
+        with rasterio.open(masks / f.name) as ds:
+            assert np.array_equal(ds.read(1) == 255, want), f.name
+        assert np.array_equal(rasterize_vector(sv, f, frame=sv.frame, shared=True), want), f.name
+        with rasterio.open(f) as ds:
+            cs = CoarseSource(sv, ds)
+            assert np.array_equal(cs.read(Window(0, 0, 32, 32)) > 0, want), f.name
+        assert np.array_equal(vt.on_grid(gpkg, f), want), f.name

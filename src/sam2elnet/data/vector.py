@@ -434,10 +434,11 @@ def rasterize_vector(
     except rasterio.errors.RasterioIOError as err:
         raise DataError(raster_error_text("image", err), ip) from None
     if shared:  # the features that belong to this image, as import takes them
-        from sam2elnet.data.vector_names import image_frame
+        from sam2elnet.data.vector_names import image_frame, in_map
 
         frame = read_vector(vector_path) if frame is None else frame
-        frame = image_frame(vector_path, frame, ip, crs is not None)
+        mapped = in_map(frame.crs is not None, crs is not None, gcps is not None, pixel_coords)
+        frame = image_frame(vector_path, frame, ip, crs is not None, mapped=mapped)
         if not len(frame):
             return np.zeros((h, w), dtype=bool)
     labels = VectorLabels.from_file(

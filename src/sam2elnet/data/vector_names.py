@@ -33,6 +33,7 @@ __all__ = [
     "image_features",
     "image_frame",
     "image_name_attributes",
+    "in_map",
     "named_stems",
     "places_unnamed",
     "unplaced_note",
@@ -157,14 +158,17 @@ def image_features(
     for several images in ``enhance``, ``scene`` and ``evaluate`` (:func:`image_frame`).
 
     ``stems``: :func:`feature_stems` of the layer (the rule is the same with and without name
-    attributes); ``georef``: the layer has a CRS;
+    attributes); ``georef``: the features are in map coordinates (:func:`in_map`: the layer has
+    a CRS, or it has none and ``stem`` has a CRS + transform, the layer then being read in the
+    image's CRS);
     ``run``: as :func:`feature_images`; ``alone``: ``stem`` is the only image of the run.
     Returns bool ``(n_features,)`` arrays ``(own, mine)``: ``own`` the features that name the
     image; ``mine`` those and, when their coordinates tell the image
-    (:func:`places_unnamed`: the layer has a CRS, or the run has this one image), the features
+    (:func:`places_unnamed`: map coordinates, or the run has this one image), the features
     naming no image (drawn in QGIS without filling them in, or a class name in ``label``),
-    placed by position. In a layer without CRS such a feature belongs to no image of a run of
-    several, with or without name attributes: pixel coordinates of every image share one frame
+    placed by position. In pixel coordinates (a layer without CRS over an image without a
+    CRS + transform) such a feature belongs to no image of a run of several, with or without
+    name attributes: pixel coordinates of every image share one frame
     (before, a layer without those attributes put its features on every image).
     """
     owner = feature_images(stems, run, stem)
@@ -173,23 +177,39 @@ def image_features(
     return own, (own | free if places_unnamed(georef, alone) else own)
 
 
+def in_map(layer_crs: bool, image_crs: bool, gcps: bool = False, pixel: bool = False) -> bool:
+    """Whether the features of a layer are in map coordinates on an image, as the vector-label
+    reader places them (:func:`~sam2elnet.data.vector_grid.place_labels`): the layer has a CRS
+    (``layer_crs``), or it has none and the image has a CRS with its transform (``image_crs``
+    and not ``gcps``, a GCP-only image): the layer is then read in the image's CRS, with a
+    warning. Not with ``pixel`` (``--labels-pixel-coords``: pixel coordinates whatever the CRS).
+    The ``georef`` of :func:`image_features` / :func:`places_unnamed` for every command
+    (``elnet import --from vector``, ``enhance``, ``scene``, ``evaluate``)."""
+    return not pixel and (layer_crs or (image_crs and not gcps))
+
+
 def places_unnamed(georef: bool, alone: bool) -> bool:
     """Whether the features of a layer of many images that name no image
-    (:func:`feature_images` None) can be placed: by map position when the layer has a CRS
-    (``georef``), and in a layer without one (pixel coordinates, one frame for every image) only
+    (:func:`feature_images` None) can be placed: by map position when they are in map
+    coordinates (``georef``, :func:`in_map`: the layer has a CRS, or the image has a CRS +
+    transform the layer is read in), and in pixel coordinates (one frame for every image) only
     when the run has one image (``alone``): then they can only be meant for it. The one rule of
     :func:`image_features` and of the note of ``elnet import --from vector`` on the features it
     skips."""
     return georef or alone
 
 
-def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
+def image_frame(
+    label: Any, frame: Any, image: str | Path, georef: bool, *, mapped: bool | None = None
+) -> Any:
     """The rows of ``frame``, the features of ``label`` (one vector file for several images,
     or its :class:`~sam2elnet.data.vector_shared.SharedVector`, whose ``names`` and run
     ``images`` are then used), that belong to ``image`` (:func:`image_features`); ``frame``
     itself when all do (a layer without names: every feature by map position); the run's
     images unknown (no ``images``): a ``label`` names ``image`` only. ``georef``: ``image`` has a georeference (CRS + transform, or GCPs);
-    without one the file must name its images (:func:`unplaceable_reason`). The one rule of
+    without one the file must name its images (:func:`unplaceable_reason`). ``mapped``: the
+    features are in map coordinates on ``image`` (:func:`in_map`; None: the layer has a CRS),
+    so those naming no image are placed by position. The one rule of
     :func:`~sam2elnet.data.vector.rasterize_vector`, the window path
     (:class:`~sam2elnet.engine.scene_coarse.CoarseSource`) and ``elnet evaluate``.
 
@@ -212,7 +232,8 @@ def image_frame(label: Any, frame: Any, image: str | Path, georef: bool) -> Any:
     run = getattr(label, "images", None)
     if not named:  # no names: map position places every feature
         return frame
-    mine = image_features(stems, frame.crs is not None, Path(image).stem, run)[1]
+    mapped = frame.crs is not None if mapped is None else mapped
+    mine = image_features(stems, mapped, Path(image).stem, run)[1]
     return frame if mine.all() else frame[mine]
 
 

@@ -122,10 +122,16 @@ def run_batch(
     ``valid`` ((B, h, w), 1 = measured, 0 = nodata; None: all valid) reaches a predictor that
     scores windows with it (``takes_valid``, :class:`~sam2elnet.engine.predictor.
     QualityScoringPredictor`), so a window's predicted IoU leaves its nodata out, as
-    ``elnet annotate`` scores the same pixels. Returns ``(probs (B, h, w) float32,
+    ``elnet annotate`` scores the same pixels; ``coarse`` is cleared (0) where ``valid`` is 0
+    before the forward, as the image there is (normalised to 0): a coarse polygon over a nodata
+    border no longer changes the label on valid pixels. Returns ``(probs (B, h, w) float32,
     predicted_iou (B,) float32 | None)``.
     """
     b, _c, h, w = batch.shape
+    if coarse is not None and valid is not None:  # nodata carries no image, so no coarse label
+        coarse = np.where(np.asarray(valid).reshape(coarse.shape) > 0, coarse, 0).astype(
+            coarse.dtype
+        )
     mult = int(getattr(predictor, "size_multiple", 1) or 1)
     ph = (-h) % mult
     pw = (-w) % mult

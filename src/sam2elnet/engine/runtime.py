@@ -384,7 +384,10 @@ def run_model(
     Args:
         model: a SAM2-ELNet (put into eval mode here).
         x: (B, C, H, W) float32 normalised images.
-        coarse: (B, 1, H, W) coarse labels in {0, 1} for enhancement, or None for annotation.
+        coarse: (B, 1, H, W) coarse labels in {0, 1} for enhancement, or None for annotation;
+            cleared (0) where ``valid`` is 0 before the forward: nodata pixels carry no image
+            (normalised to 0), so a coarse label over them carries nothing either (before, a
+            coarse polygon wholly over a nodata border changed the label on valid pixels).
         device: where to run.
         precision: ``"auto"``, ``"bf16"`` (autocast) or ``"32"`` (:func:`resolve_precision`).
         tta: number of test-time-augmentation views (0 = none).
@@ -418,6 +421,8 @@ def run_model(
     has = None
     if coarse is not None:
         coarse = coarse.to(device).float()
+        if valid is not None:  # nodata carries no image, so no coarse label either (as filled)
+            coarse = coarse * valid.to(device).float()[:, None]
         has = torch.ones(b, device=device)
     with autocast(device, precision):
         out = model(x, coarse, has)

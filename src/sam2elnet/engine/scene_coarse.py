@@ -94,9 +94,12 @@ class CoarseSource:
             shared = is_shared(path)
             frame = frame_of(path)
             if shared:  # the features that belong to this scene, as rasterize_vector takes them
-                from sam2elnet.data.vector_names import image_frame
+                from sam2elnet.data.vector_names import image_frame, in_map
 
-                frame = image_frame(path, frame, Path(scene.name), crs is not None)
+                mapped = in_map(
+                    frame.crs is not None, crs is not None, gcps is not None, pixel_coords
+                )
+                frame = image_frame(path, frame, Path(scene.name), crs is not None, mapped=mapped)
             self._vec = VectorLabels.from_file(
                 self.path,
                 frame=frame,

@@ -96,6 +96,7 @@ from sam2elnet.engine.train_schedule import (
 from sam2elnet.engine.train_setup import (
     build_model_for,
     check_weights_file,
+    crop_share_note,
     prepare_run_dir,
     resolve_image_size,
     resolve_trunk_scale,
@@ -239,6 +240,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
             f"{plural(n_windowed, 'large training image is', 'large training images are')} "
             "read by windows (only each crop's pixels; see docs/training.md)"
         )
+    if big := crop_share_note([s.image for s in data.train_samples], cfg.image_size):
+        say(big)  # whole scenes: one crop an epoch sees little of each
     vbuf = val_road_buffer(cfg, data.val_samples, roads)  # px per image; metres checked here
     val_loader = None  # native scale, batched by shape (engine.train_val); rank 0 validates
     if dist_info.main:

@@ -20,6 +20,7 @@ log = logging.getLogger("sam2elnet.engine.train")
 __all__ = [
     "build_model_for",
     "check_weights_file",
+    "crop_share_note",
     "prepare_run_dir",
     "resolve_image_size",
     "resolve_trunk_scale",
@@ -81,6 +82,62 @@ def resolve_trunk_scale(cfg: TrainConfig, roads: bool) -> TrainConfig:
     if cfg.trunk_scale is not None or cfg.init_model is not None:
         return cfg
     return cfg.model_copy(update={"trunk_scale": cfg.resolved_trunk_scale(roads)})
+
+
+LARGE_IMAGE_CROPS = 16
+"""Training images whose median area is at least this many crops get :func:`crop_share_note`."""
+
+
+def _image_area(path: Path) -> int | None:
+    """H * W px of the image ``path`` from its header (GDAL, or PIL for PNG / JPEG); None when
+    neither reads it (the data reader reports it)."""
+    from sam2elnet.data.grids import raster_header
+
+    shape = raster_header(path).shape
+    if shape is None:
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return int(im.size[0] * im.size[1])
+        except (OSError, ValueError):
+            return None
+    return int(shape[0] * shape[1])
+
+
+def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None:
+    """The line ``elnet train`` says before training when its images are much larger than the
+    crop: their median area (of at most ``most`` images, evenly spread) at least
+    :data:`LARGE_IMAGE_CROPS` crops of ``size`` x ``size`` px. Each epoch takes one random crop
+    per image and validation scores each image's centred crop, so most of a whole scene is never
+    seen; the line says the share and what to do. None for images of crop size (chips)."""
+    import numpy as np
+
+    if not images or size <= 0:
+        return None
+    pick = (
+        images
+        if len(images) <= most
+        else [images[int(i)] for i in np.linspace(0, len(images) - 1, most)]
+    )
+    areas = [a for a in (_image_area(Path(p)) for p in pick) if a]
+    if not areas:
+        return None
+    median = float(np.median(areas))
+    crop = size * size
+    if median < LARGE_IMAGE_CROPS * crop:
+        return None
+    share = 100.0 * crop / median
+    pct = f"{share:.1f}" if share >= 0.1 else f"{share:.2f}"
+    are = plural(len(images), "training image is", "training images are")
+    return (
+        f"{are} large for {size} px crops (median {median / 1e6:.1f} Mpx, "
+        f"{median / crop:.0f} crops): each epoch takes one random {size} px crop per image, "
+        f"about {pct} % of its pixels, and validation scores each image's centred crop only; "
+        "cut the scenes into chips (`elnet export --labels MASKS --images SCENES --format coco "
+        "--out chips/coco.json --chips chips --chip-size 512`, then --data chips) or raise "
+        "--epochs"
+    )
 
 
 def resolve_image_size(

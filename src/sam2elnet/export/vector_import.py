@@ -38,6 +38,7 @@ from sam2elnet.data.vector_names import (
     feature_images,
     feature_stems,
     image_features,
+    in_map,
     places_unnamed,
     unplaced_note,
 )
@@ -66,6 +67,23 @@ def _grid(img: Any) -> dict[str, Any]:
     from sam2elnet.data.vector_grid import grid_of
 
     return dict(zip(("crs", "transform", "gcps"), grid_of(img.profile), strict=True))
+
+
+def _in_map(gdf: Any, img: Any) -> bool:
+    """Whether the features of ``gdf`` are in map coordinates on the read image ``img``
+    (:func:`~sam2elnet.data.vector_names.in_map`: the layer has a CRS, or the image a CRS +
+    transform the layer without one is read in, with the reader's warning)."""
+    crs, _transform, gcps = _grid(img).values()
+    return in_map(gdf.crs is not None, crs is not None, gcps is not None)
+
+
+def _any_in_map(gdf: Any, files: list[Path]) -> bool:
+    """Whether the features of ``gdf`` are in map coordinates on some image of ``files``
+    (:func:`_in_map`, from the images' headers; an unreadable image counts as not)."""
+    from sam2elnet.data.georef import grid_kind
+    from sam2elnet.data.grids import raster_header
+
+    return gdf.crs is not None or any(grid_kind(raster_header(f).geo) == "transform" for f in files)
 
 
 def import_vector(
@@ -311,8 +329,8 @@ def _unnamed_unplaced(
             "no image gave a mask"): nothing is written.
     """
     stems, named = feature_stems(gdf)
-    georef, alone = gdf.crs is not None, len(files) == 1
-    if places_unnamed(georef, alone):
+    alone = len(files) == 1
+    if places_unnamed(alone or _any_in_map(gdf, files), alone):
         return None
     owner = feature_images(stems, run)
     n_free = sum(o is None for o in owner)
@@ -379,7 +397,7 @@ def _burn(
     from sam2elnet.utils.progress import track
 
     stems, _ = feature_stems(gdf)
-    georef, alone = gdf.crs is not None, len(files) == 1
+    alone = len(files) == 1
     owner = feature_images(stems, run)  # the one rule: the image each feature names
     accepted = np.zeros(len(gdf), dtype=bool)
     if "status" in gdf.columns:
@@ -412,7 +430,8 @@ def _burn(
             skipped.append((f.stem, str(err)))
             continue
         h, w = grid.shape
-        own, mine = image_features(stems, georef, f.stem, run, alone=alone)  # the rule
+        mapped = _in_map(gdf, grid.image)  # no CRS over a georeferenced image: its CRS
+        own, mine = image_features(stems, mapped, f.stem, run, alone=alone)  # the rule
         mask = np.zeros((h, w), dtype=bool)
         if mine.any():
             # shared: the layer covers many images; notes come back instead of being logged

@@ -1,0 +1,40 @@
+"""``elnet train`` on whole scenes says that each epoch sees one crop of each.
+
+A fresh-user trial trained on two 2200 x 1800 px GeoTIFF scenes with 128 px crops: each epoch
+took one crop per scene (0.4 % of it), validation scored each scene's centred crop only, and
+nothing said so. The line of :func:`sam2elnet.engine.train_setup.crop_share_note`, said before
+training, now does when the median image is at least 16 crops, and names what to do; chips of
+about the crop size get no such line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from helpers_data import write_png, write_tif
+
+from sam2elnet.engine.train_setup import crop_share_note
+
+
+def test_whole_scenes_get_the_line_with_the_share_seen(tmp_path: Path) -> None:
+    scenes = [
+        write_tif(tmp_path / f"s{i}.tif", np.zeros((1, 2200, 1800), np.uint8), tiled=True)
+        for i in range(2)
+    ]
+    line = crop_share_note(scenes, 128)
+    assert line == (
+        "2 training images are large for 128 px crops (median 4.0 Mpx, 242 crops): each epoch "
+        "takes one random 128 px crop per image, about 0.4 % of its pixels, and validation "
+        "scores each image's centred crop only; cut the scenes into chips (`elnet export "
+        "--labels MASKS --images SCENES --format coco --out chips/coco.json --chips chips "
+        "--chip-size 512`, then --data chips) or raise --epochs"
+    )
+
+
+def test_chips_and_small_images_get_no_line(tmp_path: Path) -> None:
+    chips = [write_png(tmp_path / f"c{i}.png", np.zeros((256, 256), np.uint8)) for i in range(3)]
+    assert crop_share_note(chips, 128) is None  # 4 crops each
+    big_png = [write_png(tmp_path / "big.png", np.zeros((600, 600), np.uint8))]
+    assert crop_share_note(big_png, 128).startswith("1 training image is large for 128 px")
+    assert crop_share_note([], 128) is None
