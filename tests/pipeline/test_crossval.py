@@ -150,7 +150,12 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(
         "- Trunk of the folds' networks: trunk at full resolution (1) (--trunk-scale auto; " in md
     )
     ident = json.loads((out / "cv_config.json").read_text())
-    assert ident["resolved"] == {"domain": "roads", "trunk_scale": 1, "epochs_auto": True}
+    assert ident["resolved"] == {
+        "domain": "roads",
+        "trunk_scale": 1,
+        "epochs_auto": True,
+        "weights_sha256": None,
+    }
     # what happened, in each line: the flat dataset has no split folders, each fold's link
     # folder has none by design (named as the fold's), the domain was detected once by cv
     assert lines[0] == "no split folders found; cross-validation on all 12 pairs"
