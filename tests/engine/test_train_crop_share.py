@@ -38,3 +38,14 @@ def test_chips_and_small_images_get_no_line(tmp_path: Path) -> None:
     big_png = [write_png(tmp_path / "big.png", np.zeros((600, 600), np.uint8))]
     assert crop_share_note(big_png, 128).startswith("1 training image is large for 128 px")
     assert crop_share_note([], 128) is None
+
+
+def test_float_or_multiband_scenes_are_not_sent_to_8bit_chips(tmp_path: Path) -> None:
+    """``elnet export --chips`` stretches other dtypes to 8 bits and keeps at most three bands:
+    a dB or 4-band scene is told to cut chips with a tool that keeps both."""
+    db = write_tif(tmp_path / "db.tif", np.zeros((1, 2200, 1800), np.float32), tiled=True)
+    four = write_tif(tmp_path / "ms.tif", np.zeros((4, 2200, 1800), np.uint16), tiled=True)
+    for scenes in ([db], [four]):
+        line = crop_share_note(scenes, 128)
+        assert "keeps their bands and data type, e.g. `gdal_retile.py -ps 512 512" in line
+        assert "--format coco" not in line

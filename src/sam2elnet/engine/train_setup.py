@@ -88,21 +88,38 @@ LARGE_IMAGE_CROPS = 16
 """Training images whose median area is at least this many crops get :func:`crop_share_note`."""
 
 
-def _image_area(path: Path) -> int | None:
-    """H * W px of the image ``path`` from its header (GDAL, or PIL for PNG / JPEG); None when
-    neither reads it (the data reader reports it)."""
+def _image_facts(path: Path) -> tuple[int, bool] | None:
+    """``(H * W px, 8-bit with 1 or 3 bands)`` of the image ``path`` from its header (GDAL, or
+    PIL for PNG / JPEG); None when neither reads it (the data reader reports it)."""
     from sam2elnet.data.grids import raster_header
 
-    shape = raster_header(path).shape
-    if shape is None:
+    head = raster_header(path)
+    if head.shape is None:
         try:
             from PIL import Image
 
             with Image.open(path) as im:
-                return int(im.size[0] * im.size[1])
+                return int(im.size[0] * im.size[1]), im.mode in ("L", "RGB", "P")
         except (OSError, ValueError):
             return None
-    return int(shape[0] * shape[1])
+    return int(head.shape[0] * head.shape[1]), head.itemsize == 1 and head.bands in (1, 3)
+
+
+CHIPS_8BIT = (
+    "`elnet export --labels MASKS --images SCENES --format coco --out chips/coco.json --chips "
+    "chips --chip-size 512`, then --data chips"
+)
+"""How :func:`crop_share_note` cuts 8-bit grey / RGB scenes into training chips: ``elnet export
+--chips`` keeps such pixels as they are (docs/geospatial.md, "Chips")."""
+
+CHIPS_OTHER = (
+    "with a tool that keeps their bands and data type, e.g. `gdal_retile.py -ps 512 512 "
+    "-targetDir chips/images SCENE.tif` and the same for the masks into chips/masks; `elnet "
+    "export --chips` writes 8-bit chips of the first band or the first three only"
+)
+"""How :func:`crop_share_note` cuts other scenes (several bands, 16-bit, float dB): ``elnet
+export --chips`` would stretch them to 8 bits and keep at most three bands, so the model would
+train on other values than it predicts on."""
 
 
 def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None:
@@ -110,7 +127,8 @@ def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None
     crop: their median area (of at most ``most`` images, evenly spread) at least
     :data:`LARGE_IMAGE_CROPS` crops of ``size`` x ``size`` px. Each epoch takes one random crop
     per image and validation scores each image's centred crop, so most of a whole scene is never
-    seen; the line says the share and what to do. None for images of crop size (chips)."""
+    seen; the line says the share and what to do (:data:`CHIPS_8BIT` when every image read is
+    8-bit grey or RGB, else :data:`CHIPS_OTHER`). None for images of crop size (chips)."""
     import numpy as np
 
     if not images or size <= 0:
@@ -120,23 +138,22 @@ def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None
         if len(images) <= most
         else [images[int(i)] for i in np.linspace(0, len(images) - 1, most)]
     )
-    areas = [a for a in (_image_area(Path(p)) for p in pick) if a]
-    if not areas:
+    facts = [f for f in (_image_facts(Path(p)) for p in pick) if f]
+    if not facts:
         return None
-    median = float(np.median(areas))
+    median = float(np.median([a for a, _ in facts]))
     crop = size * size
     if median < LARGE_IMAGE_CROPS * crop:
         return None
     share = 100.0 * crop / median
     pct = f"{share:.1f}" if share >= 0.1 else f"{share:.2f}"
     are = plural(len(images), "training image is", "training images are")
+    how = CHIPS_8BIT if all(eight for _, eight in facts) else CHIPS_OTHER
     return (
         f"{are} large for {size} px crops (median {median / 1e6:.1f} Mpx, "
         f"{median / crop:.0f} crops): each epoch takes one random {size} px crop per image, "
         f"about {pct} % of its pixels, and validation scores each image's centred crop only; "
-        "cut the scenes into chips (`elnet export --labels MASKS --images SCENES --format coco "
-        "--out chips/coco.json --chips chips --chip-size 512`, then --data chips) or raise "
-        "--epochs"
+        f"cut the scenes into chips ({how}) or raise --epochs"
     )
 
 
