@@ -1085,3 +1085,12 @@ def test_polygons_of_an_image_outside_it_are_counted(tmp_path: Path, n: int, sai
     gpd.GeoDataFrame(moved, geometry="geometry").to_file(gp, layer="labels")
     res = import_vector(gp, tmp_path / "m", images=tmp_path / "images", progress=False)
     assert any(s == "a" and why.startswith(said) for s, why in res.skipped), res.skipped
+
+
+def test_scene_summary_counts_one_window_in_the_singular() -> None:
+    from sam2elnet.engine.scene import SceneResult
+
+    one = SceneResult(Path("o.tif"), None, None, 64, 64, 1, 1, 0, 0.25, 0.5)
+    assert "1/1 window predicted (0 all-nodata skipped)" in one.summary()
+    many = SceneResult(Path("o.tif"), None, None, 64, 64, 4, 3, 1, 0.25, 0.5)
+    assert "3/4 windows predicted (1 all-nodata skipped)" in many.summary()

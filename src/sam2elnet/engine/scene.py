@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.mask_values import LABEL_NODATA
+from sam2elnet.utils.advice import plural
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
@@ -131,8 +132,9 @@ class SceneResult:
         if self.out_size is not None:
             size = f"{self.out_size[0]}x{self.out_size[1]} px (warped; scene {size})"
         s = (
-            f"{self.out_path}: {size}, {self.n_predicted}/{self.n_windows} "
-            f"windows predicted ({self.n_skipped_nodata} all-nodata skipped), foreground "
+            f"{self.out_path}: {size}, {self.n_predicted}/"
+            f"{plural(self.n_windows, 'window')} predicted ({self.n_skipped_nodata} all-nodata "
+            "skipped), foreground "
             f"{self.foreground_fraction:.2%}, {self.seconds:.1f} s"
         )
         if self.prob_path:
