@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.mask_values import LABEL_NODATA
-from sam2elnet.utils.advice import plural
 from sam2elnet.data.naming import SCENE_SUFFIXES
 from sam2elnet.data.tiling import Window, blend_weights, plan_windows, weight_sums
 from sam2elnet.data.vector_shared import SharedVector
@@ -80,6 +79,7 @@ from sam2elnet.option_values import (
     PIXEL_COORDS,
     LineWidthUnit,
 )
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
