@@ -97,3 +97,17 @@ def test_resume_after_the_project_moved_keeps_its_rows(proj, capsys, monkeypatch
     summary = json.loads((moved / "auto" / "summary.json").read_text())
     assert (summary["n_resumed"], summary["n_images"]) == (2, 2), stdout + err
     assert _images(moved / "auto") == [str(moved / "images" / n) for n in ("a.png", "b.png")]
+
+
+def test_resume_with_other_images_of_the_same_names_predicts_them(proj, capsys, monkeypatch):
+    """The rows' images are gone and ``--images`` names another folder beside the run holding
+    files of the same names (``batch2/a.png`` after ``batch1/a.png``): other images, predicted,
+    not taken for the old ones moved."""
+    monkeypatch.chdir(proj)
+    (proj / "images").rename(proj / "batch2")
+    rc, stdout, err = run_main(capsys, "annotate", "--model", "m.pt", "--images", "batch2",
+                               "--out", "auto", "--resume", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    summary = json.loads((proj / "auto" / "summary.json").read_text())
+    assert summary["n_images"] - summary["n_resumed"] == 2, stdout + err  # both predicted
+    assert set(_images(proj / "auto")) >= {str(proj / "batch2" / n) for n in ("a.png", "b.png")}
