@@ -81,3 +81,16 @@ def test_cv_batch_size_word_is_one_error_line(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: invalid value for --batch-size: 'many'")
     assert not (tmp_path / "o").exists()
+
+
+def test_cv_count_option_with_a_superscript_digit_is_one_error_line(tmp_path: Path, capsys) -> None:
+    """``--batch-size ²`` / ``--epochs ²``: ``str.isdigit`` takes "²" for a number and ``int``
+    refused it with a ValueError traceback; now the config refuses it in one line."""
+    from sam2elnet.cli import main
+
+    (tmp_path / "d").mkdir()
+    args = ["cv", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
+    for flag in ("--batch-size", "--epochs"):
+        assert main([*args, flag, "\u00b2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: invalid value for {flag}: '\u00b2'")

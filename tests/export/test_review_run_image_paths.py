@@ -81,3 +81,33 @@ def test_resume_still_matches_relative_and_absolute_rows(proj, capsys, monkeypat
         summary = json.loads((proj / "auto" / "summary.json").read_text())
         assert summary["n_resumed"] == 2 and summary["n_images"] == 2, stdout + err
     assert _images(proj / "auto") == [str(proj / "images" / n) for n in ("a.png", "b.png")]
+
+
+def test_resume_after_the_project_moved_keeps_its_rows(proj, capsys, monkeypatch, tmp_path):
+    """The project (images and run folder together) moved, then ``--resume`` from its new place:
+    the rows name the old absolute paths. Before, nothing matched: every image was redone and
+    quality.csv listed each label twice (the new row, and the old one kept as an earlier run's).
+    Now a row whose image is gone is the row of the image here with its name and label name."""
+    moved = tmp_path / "moved"
+    proj.rename(moved)
+    monkeypatch.chdir(moved)
+    rc, stdout, err = run_main(capsys, "annotate", "--model", "m.pt", "--images", "images",
+                               "--out", "auto", "--resume", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    summary = json.loads((moved / "auto" / "summary.json").read_text())
+    assert (summary["n_resumed"], summary["n_images"]) == (2, 2), stdout + err
+    assert _images(moved / "auto") == [str(moved / "images" / n) for n in ("a.png", "b.png")]
+
+
+def test_resume_with_other_images_of_the_same_names_predicts_them(proj, capsys, monkeypatch):
+    """The rows' images are gone and ``--images`` names another folder beside the run holding
+    files of the same names (``batch2/a.png`` after ``batch1/a.png``): other images, predicted,
+    not taken for the old ones moved."""
+    monkeypatch.chdir(proj)
+    (proj / "images").rename(proj / "batch2")
+    rc, stdout, err = run_main(capsys, "annotate", "--model", "m.pt", "--images", "batch2",
+                               "--out", "auto", "--resume", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    summary = json.loads((proj / "auto" / "summary.json").read_text())
+    assert summary["n_images"] - summary["n_resumed"] == 2, stdout + err  # both predicted
+    assert set(_images(proj / "auto")) >= {str(proj / "batch2" / n) for n in ("a.png", "b.png")}

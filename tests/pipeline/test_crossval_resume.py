@@ -343,3 +343,26 @@ def test_a_reused_fold_with_older_records_reads_its_model_file_once(
     assert said == [f"fold-1: done before, reusing {root / 'result.json'}"]
     assert record["trunk_scale"] == 1 and record["quality_unfitted"] == NO_QUALITY
     assert record["tests"]["test"]["quality_spearman_why"]
+
+
+def test_a_fold_of_a_relative_out_is_not_called_copied_in_from_another_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``elnet cv --out cv`` records its folds' ``run/config.yaml`` ``out`` as given
+    (``cv/folds/fold-1/run``, relative to the folder cv ran in). A re-run into the same folder
+    from another working folder (``--out ../cv``) resolved that against the new one, and cv.json
+    / cv.md said every fold was "trained in another folder and copied in: fold-1 in
+    `cv/folds/fold-1`". A fold copied from another ``--out`` is still named."""
+    from sam2elnet.pipeline.crossval_reuse import made_in
+
+    root = tmp_path / "proj" / "cv" / "folds" / "fold-1"
+    (root / "run").mkdir(parents=True)
+    (tmp_path / "proj" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "proj" / "sub")
+    for out in ("cv/folds/fold-1/run", "../cv/folds/fold-1/run", str(root / "run")):
+        (root / "run" / "config.yaml").write_text(f"out: {out}\n")
+        assert made_in(Path("../cv/folds/fold-1")) is None, out
+    (root / "run" / "config.yaml").write_text("out: cv-node-a/folds/fold-1/run\n")
+    assert made_in(Path("../cv/folds/fold-1")) == "cv-node-a/folds/fold-1"
+    (root / "run" / "config.yaml").write_text("out: /node-a/cv/folds/fold-1/run\n")
+    assert made_in(root) == "/node-a/cv/folds/fold-1"

@@ -74,7 +74,8 @@ def count_if_number(value: str | None) -> int | str | None:
     option."""
     if value is None or value.strip().lower() == "auto":
         return None
-    return int(value) if value.strip().isdigit() else value
+    # isdecimal, not isdigit: "²" is a digit int() refuses (a traceback, not the config's line)
+    return int(value) if value.strip().isdecimal() else value
 
 
 def _d(name: str) -> object:

@@ -261,6 +261,8 @@ class FolderJob:
         self.skips.single = len(files) == 1 and not self.skips.items
         # by absolute path: quality.csv's image (run_image_path), also from another folder
         self.order = {run_image_path(f): i for i, f in enumerate(files)}
+        # rows of images that moved with the run folder: keyed by where they are now
+        self.done = _moved_done(self.done, files, names, self.out)
         # an earlier run's images not given this time: their rows stay with their labels
         self.earlier = [r for k, r in self.done.items() if k not in self.order]
         todo = []
@@ -391,3 +393,33 @@ class FolderJob:
             },
             **extra,
         }
+
+
+def _moved_done(
+    done: dict[str, dict[str, Any]], files: Sequence[Path], names: dict[Path, str], out: Path
+) -> dict[str, dict[str, Any]]:
+    """``done`` (:func:`~sam2elnet.engine.folder_inputs.read_done`: rows keyed by the image's
+    absolute path) with the rows of images that moved together with the run folder ``out``
+    keyed by their paths now. A row whose image path is gone (the project moved, or was copied
+    to another machine) is the row of the image of ``files`` that is not done, writes its
+    label's file name (``names``: :func:`~sam2elnet.engine.folder_inputs.unique_names`) and
+    lies where it lay beside the run folder: the old path ends with the image's path from the
+    folder that holds both it and ``out`` now (``images/a.png`` of ``proj/images/a.png`` beside
+    ``proj/auto``; an image of another folder, ``batch2/a.png`` after ``batch1/a.png``, is
+    not it). Without it such a ``--resume`` redid every image, and ``quality.csv`` listed each
+    label twice (the old row kept as an earlier run's)."""
+    gone: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for key, row in done.items():
+        if not Path(key).exists():
+            gone.setdefault(Path(str(row["label"])).name, []).append((Path(key).parts, key))
+    if not gone:
+        return done
+    home = os.path.abspath(out)
+    moved = dict(done)
+    for f in files:
+        key = run_image_path(f)
+        tail = Path(os.path.relpath(key, os.path.commonpath([key, home]))).parts
+        olds = [k for parts, k in gone.get(names[f], []) if parts[-len(tail) :] == tail]
+        if key not in moved and len(olds) == 1 and olds[0] in moved:
+            moved[key] = moved.pop(olds[0])
+    return moved

@@ -268,9 +268,11 @@ def fold_trained_with(result: dict[str, Any], model: FoldModel) -> dict[str, Any
 def made_in(root: Path) -> str | None:
     """The fold folder that the fold in ``root`` was trained in, when it is another one (fold
     folders of ``elnet cv --fold`` runs copied into one ``--out``, or a moved ``--out``): the
-    parent of the run folder its ``run/config.yaml`` records, as recorded (a relative one
-    against the working folder); None when it is ``root`` or not recorded. The absolute paths
-    in that fold's files (``pred-*/evaluation.json``, ``pred-*/quality.csv``,
+    parent of the run folder its ``run/config.yaml`` records, as recorded; None when it is
+    ``root`` or not recorded. A relative one (``elnet cv --out cv``) was relative to the working
+    folder of that run, unknown here: it is ``root`` when ``root`` ends with it (``elnet cv
+    --out ../cv`` run from another folder is the same ``--out``, not one copied in). The
+    absolute paths in that fold's files (``pred-*/evaluation.json``, ``pred-*/quality.csv``,
     ``run/config.yaml``) name that folder: ``cv.md`` says so."""
     import yaml
 
@@ -281,7 +283,16 @@ def made_in(root: Path) -> str | None:
     if not isinstance(out, str) or not out:
         return None
     there = Path(out).expanduser().parent
-    return None if there.resolve() == root.resolve() else str(there)
+    here = root.resolve()
+    if there.resolve() == here:
+        return None
+    if not there.is_absolute():  # of another working folder: the same folder if it ends so
+        tail = list(there.parts)
+        while tail and tail[0] == "..":
+            tail.pop(0)
+        if tail and ".." not in tail and here.parts[-len(tail) :] == tuple(tail):
+            return None
+    return str(there)
 
 
 def summarise_folds(folds: list[dict[str, Any]], key: str) -> Any:
