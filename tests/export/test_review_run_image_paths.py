@@ -111,3 +111,17 @@ def test_resume_with_other_images_of_the_same_names_predicts_them(proj, capsys, 
     summary = json.loads((proj / "auto" / "summary.json").read_text())
     assert summary["n_images"] - summary["n_resumed"] == 2, stdout + err  # both predicted
     assert set(_images(proj / "auto")) >= {str(proj / "batch2" / n) for n in ("a.png", "b.png")}
+
+
+def test_an_old_relative_name_is_looked_up_a_few_folders_up_only(tmp_path) -> None:
+    """An older quality table's relative image path is looked up in the folders just above the
+    run (where it was made), not all the way up to /: an unrelated x.png far above is not it."""
+    from sam2elnet.data.runfolder import NEAR_LEVELS, _resolve_near
+
+    base = tmp_path.joinpath(*[f"d{i}" for i in range(NEAR_LEVELS + 2)])
+    base.mkdir(parents=True)
+    (tmp_path / "x.png").write_bytes(b"far")  # NEAR_LEVELS + 2 folders above base
+    assert _resolve_near("x.png", base) == "x.png"  # not found: as written
+    near = base.parents[1] / "y.png"
+    near.write_bytes(b"near")
+    assert _resolve_near("y.png", base) == str(near)

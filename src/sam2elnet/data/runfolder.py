@@ -138,15 +138,22 @@ def _resolve_near(name: str, base: Path) -> str:
     nearest folder above ``base`` where it exists (a table written before
     :func:`run_image_path` holds paths relative to the working folder of the run, usually a
     folder above its ``--out``: ``imgs/x.jpg`` of ``elnet annotate --images imgs --out
-    runs/auto``), else unchanged."""
+    runs/auto``; at most :data:`NEAR_LEVELS` folders up, so a bare name does not land on an
+    unrelated file far above), else unchanged."""
     p = Path(name)
     if p.is_absolute() or p.exists():
         return str(p)
     q = base / p
     if q.exists():
         return str(q)
-    above = (d / p for d in Path(os.path.abspath(base)).parents)
+    above = (d / p for d in list(Path(os.path.abspath(base)).parents)[:NEAR_LEVELS])
     return str(next((a for a in above if a.exists()), name))
+
+
+NEAR_LEVELS = 4
+"""How many folders above a quality table :func:`_resolve_near` looks for a relative image path
+of an older table (``--out`` is usually one to three folders below the folder a run was made
+in: ``runs/auto``, ``project/runs/seed0/auto``)."""
 
 
 # ---------------------------------------------------------------------------- reading
