@@ -209,3 +209,18 @@ def test_a_chosen_label_skipped_as_unreadable_is_not_counted_as_sent(
     else:
         names = [t["data"]["name"] for t in json.loads(out.read_text())]
         assert names == ["b", "a"]
+
+
+def test_every_chosen_label_skipped_sends_none_and_names_no_range() -> None:
+    """When the export skipped every chosen label, nothing went out: no IoU range is 'sent'."""
+    from pathlib import Path
+
+    from sam2elnet.export.review_pick import ReviewPick
+
+    a, b = Path("a.tif"), Path("b.tif")
+    pick = ReviewPick([a, b], 6, 0.05, 0.3, "--review-count 2", scores={a: 0.05, b: 0.3})
+    line = pick.sent([{"label": str(a)}, {"label": str(b)}]).line()
+    assert line == (
+        "review selection: 0 of 6 labels (--review-count 2, lowest predicted IoU first), none "
+        "sent; 2 chosen labels skipped, not sent"
+    )

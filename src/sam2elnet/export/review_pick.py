@@ -44,9 +44,14 @@ class ReviewPick:
         chosen ones skipped (``; 1 chosen label skipped, not sent``: the export's
         list of skipped labels gives the reason)."""
         low, high = f"{self.low:.3f}", f"{self.high:.3f}"
+        what = (
+            f"predicted IoU {low if low == high else f'{low}-{high}'} sent"
+            if self.files
+            else "none sent"
+        )
         line = (
             f"review selection: {len(self.files)} of {self.n_total} labels ({self.rule}, lowest "
-            f"predicted IoU first), predicted IoU {low if low == high else f'{low}-{high}'} sent"
+            f"predicted IoU first), {what}"
         )
         if self.n_skipped:
             line += f"; {plural(self.n_skipped, 'chosen label')} skipped, not sent"
