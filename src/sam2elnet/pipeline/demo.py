@@ -19,7 +19,7 @@ table 1's five (half of the 222 s of downstream training in docs/benchmarks.md, 
 and the label IoU is the direct measure of label quality. ``elnet experiment`` trains them (the
 paper's table 2). ``micro`` is the size on CPUs that train in float32 (no native bf16) when no
 SAM2 weights are cached (:func:`demo_size`): there ``tiny`` took 190-226 s (its 40 epochs 119 s),
-``micro`` 119-129 s with the same reading of both tables (docs/benchmarks.md, "Demo timing"). On a
+``micro`` 111-129 s with the same reading of both tables (docs/benchmarks.md, "Demo timing"). On a
 real folder (``--data``)
 a seeded subset of ``count`` training and ``count/4`` test images is used, and its own labels join
 the enhancement table when it ships separate coarse ones (labels that are the truth itself cannot
