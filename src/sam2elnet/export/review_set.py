@@ -323,7 +323,9 @@ class ReviewCheck:
 
     def keep(self, stem: str, name: str, mask: np.ndarray) -> bool:
         """Whether to write the bool (H, W) ``mask`` of image ``name`` (stem ``stem``): False
-        only under ``reviewed_only`` for a mask that is the exported one
+        for an empty mask of an image the review record does not list when the check was made
+        with ``unlisted_empty`` (a frame never sent for review, with nothing drawn: named in
+        :attr:`unlisted`), and under ``reviewed_only`` for a mask that is the exported one
         (:func:`~sam2elnet.export.review_edits.unchanged`: equal but for the pixels a
         re-projection may flip); an unchanged one is counted either way."""
         e = self.digests.get(stem)
