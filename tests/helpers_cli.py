@@ -29,3 +29,18 @@ def cli_commands(leaves: bool = False) -> dict[str, Any]:
         for sub, subcommand in subs.items():
             found[f"{name} {sub}"] = subcommand
     return found
+
+
+def capture_train_configs(monkeypatch: Any) -> list[Any]:
+    """Replace ``sam2elnet.engine.train.train`` by a stand-in that records the ``TrainConfig``
+    ``elnet train`` hands it and ends the command with exit 0: the list it fills, newest last."""
+    import sam2elnet.engine.train as engine_train
+
+    got: list[Any] = []
+
+    def fake_train(cfg: Any, echo: Any = None) -> None:
+        got.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(engine_train, "train", fake_train)
+    return got

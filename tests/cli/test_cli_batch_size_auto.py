@@ -21,16 +21,11 @@ def test_refusal_says_auto_for_a_batch_formed_by_pixels() -> None:
 def test_train_takes_batch_size_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``elnet train --batch-size auto`` is the default said aloud (it was 'Input should be a
     valid integer', exit 2); the word overrides a --config file's number, as ``--epochs auto``."""
-    import sam2elnet.engine.train as engine_train
+    from helpers_cli import capture_train_configs
+
     from sam2elnet.cli import main
 
-    got: list[TrainConfig] = []
-
-    def fake_train(cfg: TrainConfig, echo=None):  # noqa: ANN001, ANN202 - the CLI's call only
-        got.append(cfg)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(engine_train, "train", fake_train)
+    got = capture_train_configs(monkeypatch)
     (tmp_path / "d").mkdir()
     (tmp_path / "f.yaml").write_text("batch_size: 6\n")
     args = ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]

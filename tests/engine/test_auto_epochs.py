@@ -187,16 +187,11 @@ def test_epochs_auto_on_the_command_line_overrides_a_config_file(
 ) -> None:
     """``elnet train --config c.yaml --epochs auto``: the word reaches the config as given and
     overrides the file's ``epochs: 50`` (it was turned into "not given", so the file won)."""
-    import sam2elnet.engine.train as engine_train
+    from helpers_cli import capture_train_configs
+
     from sam2elnet.cli import main
 
-    got: list[TrainConfig] = []
-
-    def fake_train(cfg: TrainConfig, echo=None):  # noqa: ANN001, ANN202 - the CLI's call only
-        got.append(cfg)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(engine_train, "train", fake_train)
+    got = capture_train_configs(monkeypatch)
     (tmp_path / "d").mkdir()
     (tmp_path / "f.yaml").write_text("epochs: 50\n")
     args = ["train", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--config",
