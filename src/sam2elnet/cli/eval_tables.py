@@ -24,6 +24,7 @@ _SHOWN = (
     "iou_bg",
     "miou",
     "accuracy",
+    "kappa",
     "mean_image_iou",
     "boundary_f1",
     "boundary_precision",

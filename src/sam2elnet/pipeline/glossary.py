@@ -44,6 +44,11 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     ),
     "recall": ("recall", "TP / (TP + FN): share of true foreground pixels that were labelled."),
     "accuracy": ("overall accuracy", "(TP + TN) / all pixels; dominated by background."),
+    "kappa": (
+        "Cohen's kappa",
+        "(accuracy - chance agreement) / (1 - chance agreement): agreement beyond what the two "
+        "masks' class shares give by chance; 1 = perfect, 0 = chance, < 0 worse.",
+    ),
     "mean_image_iou": (
         "mean per-image IoU",
         "Plain mean of per-image IoUs: every image weighs the same, small slicks and empty tiles "

@@ -1,7 +1,7 @@
 """Segmentation metrics for binary masks: pixel scores, boundary F-score, road measures, quality stats.
 
 Pure measures on arrays, one module per measure: :mod:`.pixel` (confusion counts, IoU, F1,
-precision, recall), :mod:`.boundary` (boundary F-score, HD95), :mod:`.roads` (centre-line measures),
+precision, recall, Cohen's kappa), :mod:`.boundary` (boundary F-score, HD95), :mod:`.roads` (centre-line measures),
 :mod:`.quality` (predicted vs true quality) and :mod:`.bootstrap` (confidence intervals over
 images); every public name is importable from here. Folder evaluation (``elnet evaluate``) is
 :mod:`sam2elnet.engine.evaluate`.
@@ -46,6 +46,7 @@ from sam2elnet.engine.metrics.boundary import (
 from sam2elnet.engine.metrics.pixel import (
     Confusion,
     as_bool_mask,
+    cohen_kappa,
     confusion,
     iou_per_sample,
     json_num,
@@ -65,6 +66,7 @@ __all__ = [
     "Confusion",
     "confusion",
     "scores",
+    "cohen_kappa",
     "iou_per_sample",
     "BoundaryCounts",
     "boundary_counts",

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "Confusion",
     "as_bool_mask",
+    "cohen_kappa",
     "confusion",
     "iou_per_sample",
     "json_num",
@@ -166,14 +167,15 @@ def scores(conf: Confusion) -> dict[str, float]:
 
     Returns ``iou`` (foreground IoU = TP/(TP+FP+FN)), ``iou_bg`` (TN/(TN+FP+FN)), ``miou`` (mean of
     the two), ``f1`` (= ``dice`` = 2TP/(2TP+FP+FN)), ``precision`` (TP/(TP+FP)), ``recall``
-    (TP/(TP+FN)) and ``accuracy`` ((TP+TN)/N). Zero denominators follow the module rules: 1.0 when
-    both masks agree that there is nothing to find, 0.0 when one side has pixels and the other has
-    none, NaN everywhere when no pixel was counted.
+    (TP/(TP+FN)), ``accuracy`` ((TP+TN)/N) and ``kappa`` (:func:`cohen_kappa`). Zero
+    denominators follow the module rules: 1.0 when both masks agree that there is nothing to find,
+    0.0 when one side has pixels and the other has none, NaN everywhere when no pixel was counted.
     """
     if conf.total == 0:
         nan = float("nan")
         return dict.fromkeys(
-            ("iou", "iou_bg", "miou", "f1", "dice", "precision", "recall", "accuracy"), nan
+            ("iou", "iou_bg", "miou", "f1", "dice", "precision", "recall", "accuracy", "kappa"),
+            nan,
         )
     tp, fp, fn, tn = conf.tp, conf.fp, conf.fn, conf.tn
     # "no error possible" -> 1.0; "something there but nothing matched" -> 0.0
@@ -192,7 +194,36 @@ def scores(conf: Confusion) -> dict[str, float]:
         "precision": precision,
         "recall": recall,
         "accuracy": accuracy,
+        "kappa": cohen_kappa(conf),
     }
+
+
+def cohen_kappa(conf: Confusion) -> float:
+    """Cohen's kappa of a :class:`Confusion`: agreement of prediction and truth beyond chance.
+
+    kappa = (p_o - p_e) / (1 - p_e), with p_o = (TP + TN) / N the observed agreement (overall
+    accuracy) and p_e = ((TP + FP)(TP + FN) + (FN + TN)(FP + TN)) / N^2 the agreement expected
+    from the two masks' class shares alone; computed exactly from the integer counts as
+    2 (TP TN - FN FP) / ((TP + FP)(FP + TN) + (TP + FN)(FN + TN)). Cohen, J. (1960), "A
+    coefficient of agreement for nominal scales", *Educational and Psychological Measurement*
+    20(1), 37-46; the accuracy measure of remote-sensing classifications since Congalton, R. G.
+    (1991), "A review of assessing the accuracy of classifications of remotely sensed data",
+    *Remote Sensing of Environment* 37(1), 35-46. Unlike accuracy it is not inflated by a large
+    background: a false alarm on an empty tile scores 0 (no better than chance), not 0.96.
+
+    Args:
+        conf: pixel counts, one image or summed over many (the pixel-summed kappa).
+
+    Returns:
+        float in [-1, 1]: 1 = perfect agreement, 0 = chance, < 0 worse than chance. The
+        denominator is 0 only when both masks are one class everywhere and agree: 1.0 (the
+        module's "nothing could go wrong" rule); NaN when no pixel was counted.
+    """
+    if conf.total == 0:
+        return float("nan")
+    tp, fp, fn, tn = conf.tp, conf.fp, conf.fn, conf.tn
+    den = (tp + fp) * (fp + tn) + (tp + fn) * (fn + tn)
+    return safe_ratio(2 * (tp * tn - fn * fp), den, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
