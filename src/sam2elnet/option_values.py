@@ -360,7 +360,16 @@ def memory_bytes(value: Any) -> int:
 
 
 CoarseProfile = Literal[
-    "polygon", "sloppy", "blocky", "blurred", "shifted", "strip", "wavy", "mixed", "freehand"
+    "polygon",
+    "sloppy",
+    "blocky",
+    "blurred",
+    "shifted",
+    "strip",
+    "wavy",
+    "missed",
+    "mixed",
+    "freehand",
 ]
 """Every coarse-label profile of the simulator (:mod:`sam2elnet.data.coarse`, which takes its
 :data:`TRAIN_PROFILES` and :data:`EVAL_ONLY_PROFILES` from here; ``--coarse-profile`` of ``elnet

@@ -12,7 +12,8 @@ Profiles (``degrade(mask, profile, severity, seed)``):
   parts, spurious blobs), ``blocky`` (drawn on a coarse grid), ``blurred`` (blur-and-threshold
   boundary shift), ``shifted`` (whole-label translation with dilation/erosion), ``strip`` (fixed
   width strips along centre lines, for roads), ``wavy`` (the boundary alone pushed in and out by
-  smooth random noise, the area kept) and ``mixed`` (one of :data:`MIXED_CHOICES` per label, strips
+  smooth random noise, the area kept), ``missed`` (whole objects left out, the rest exact) and
+  ``mixed`` (one of :data:`MIXED_CHOICES` per label, strips
   too for line-like masks);
 * held out (:data:`EVAL_ONLY_PROFILES`): ``freehand``, a hand-drawn outline around each object
   (close objects merged, small ones skipped, holes filled, wobbly and drawn slightly outside).
@@ -45,6 +46,7 @@ from sam2elnet.data.coarse_ops import (
     blur_threshold,
     centerline_width,
     displace,
+    drop_objects,
     drop_parts,
     freehand_outline,
     iou,
@@ -221,6 +223,18 @@ def _wavy(mask: np.ndarray, s: float, r: list[np.random.Generator]) -> tuple[np.
     return out, [f"wavy(amp={amp:.1f},corr={corr:.1f})"]
 
 
+def _missed(
+    mask: np.ndarray, s: float, r: list[np.random.Generator]
+) -> tuple[np.ndarray, list[str]]:
+    # Omission: whole objects (8-connected components) left out, the rest exact, as a labeller
+    # who overlooked some slicks or a map without minor roads (the "omission noise" of Mnih and
+    # Hinton, ICML 2012). Each label has its own miss rate (40-90 % x severity); one draw per
+    # object decides, the same draws at every severity.
+    rate = 0.4 + 0.5 * r[0].random()
+    out, dropped = drop_objects(mask, r[1], s * rate)
+    return out, [f"missed(p={s * rate:.2f},dropped={dropped})"]
+
+
 _PROFILES: dict[str, Profile] = {
     "polygon": _polygon,
     "sloppy": _sloppy,
@@ -229,6 +243,7 @@ _PROFILES: dict[str, Profile] = {
     "shifted": _shifted,
     "strip": _strip,
     "wavy": _wavy,
+    "missed": _missed,
     "freehand": _freehand,
 }
 

@@ -1,7 +1,7 @@
 """Mask operations of the coarse-label simulator: each one a way a hurried annotator errs.
 
 Douglas-Peucker polygons, smooth boundary displacement, dilation / erosion, dropped small and
-thin parts, spurious blobs, drawing on a coarse grid, blur-and-threshold, translation, freehand
+thin parts, whole objects left out, spurious blobs, drawing on a coarse grid, blur-and-threshold, translation, freehand
 outlines and fixed-width strips along centre lines (roads). Each takes a bool (H, W) mask and
 returns one; amplitudes in pixels are defined for 256 px images and scale with the image size
 (:func:`pixel_scale`). :mod:`sam2elnet.data.coarse` combines them into profiles.
@@ -115,6 +115,19 @@ def drop_parts(mask: np.ndarray, min_area: float, thin_radius: int) -> np.ndarra
         if small.size:
             out[np.isin(labels, small)] = False
     return out
+
+
+def drop_objects(mask: np.ndarray, rng: np.random.Generator, p: float) -> tuple[np.ndarray, int]:
+    """Whole objects left out, as an annotator who overlooked them: each 8-connected component
+    of the bool (H, W) ``mask`` is dropped when its uniform draw from ``rng`` (one per component,
+    in raster order of the components' first pixels) is below ``p`` (0-1), so a larger ``p`` drops
+    the same objects and more. Returns the bool (H, W) mask and how many objects were dropped."""
+    n, labels = cv2.connectedComponents(_u8(mask), connectivity=8)
+    if n <= 1:
+        return mask.copy(), 0
+    drop = np.flatnonzero(rng.random(n - 1) < p) + 1
+    out = mask & ~np.isin(labels, drop)
+    return out, int(drop.size)
 
 
 def add_blobs(
