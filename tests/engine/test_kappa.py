@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers_data import write_mask_png
 
-from sam2elnet.engine.metrics import Confusion, confusion, scores
+from sam2elnet.engine.metrics import Confusion, cohen_kappa, confusion, scores
 
 
 def test_kappa_hand_computed() -> None:
@@ -94,3 +94,9 @@ def test_elnet_evaluate_prints_kappa_and_the_report_defines_it(
     assert f"{AGG_KAPPA:.4f}" in line and "pixel-summed" in line
     page = (out / "report.html").read_text()
     assert "Cohen&#39;s kappa" in page or "Cohen's kappa" in page
+
+
+def test_kappa_of_numpy_counts_past_int64_products():
+    # 4e9 of each count: the products pass 2**63; chance agreement exactly, so kappa 0
+    big = np.int64(4 * 10**9)
+    assert cohen_kappa(Confusion(big, big, big, big)) == 0.0

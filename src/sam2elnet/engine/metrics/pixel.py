@@ -221,7 +221,8 @@ def cohen_kappa(conf: Confusion) -> float:
     """
     if conf.total == 0:
         return float("nan")
-    tp, fp, fn, tn = conf.tp, conf.fp, conf.fn, conf.tn
+    # Python ints: the products of counts summed over a large scene or folder pass 2**63
+    tp, fp, fn, tn = (int(v) for v in (conf.tp, conf.fp, conf.fn, conf.tn))
     den = (tp + fp) * (fp + tn) + (tp + fn) * (fn + tn)
     return safe_ratio(2 * (tp * tn - fn * fp), den, 1.0)
 
