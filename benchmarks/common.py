@@ -303,25 +303,32 @@ def add_reference_lib_option(ap: argparse.ArgumentParser) -> None:
 
 
 def build_ours(
-    size: str, detail_width: int | None = None, seed: int = 0, trunk_scale: int | None = None
+    size: str,
+    detail_width: int | None = None,
+    seed: int = 0,
+    trunk_scale: int | None = None,
+    in_bands: int = 1,
+    modality: str = "sar",
 ) -> torch.nn.Module:
     """Our network as ``elnet train --weights none`` builds it (random weights; speed does not
-    depend on them; ``trunk_scale`` None = that command's auto, ``TRUNK_SCALE_NO_WEIGHTS``)."""
+    depend on them; ``trunk_scale`` None = that command's auto, ``TRUNK_SCALE_NO_WEIGHTS``;
+    ``in_bands`` / ``modality``: the input bands and the normalisation of ``modality``)."""
     import warnings
 
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import ModelConfig, build_model
-
-    torch.manual_seed(seed)
     from sam2elnet.option_values import TRUNK_SCALE_NO_WEIGHTS
 
+    torch.manual_seed(seed)
     kw = {} if detail_width is None else {"detail_width": detail_width}
     kw["trunk_scale"] = TRUNK_SCALE_NO_WEIGHTS if trunk_scale is None else trunk_scale
-    norm = NormalizationConfig.for_modality("sar")
+    norm = NormalizationConfig.for_modality(modality)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_model(
-            ModelConfig(size=size, in_bands=1, normalization=norm.model_dump(mode="json"), **kw)
+            ModelConfig(
+                size=size, in_bands=in_bands, normalization=norm.model_dump(mode="json"), **kw
+            )
         )
 
 
