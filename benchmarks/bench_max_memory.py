@@ -42,18 +42,11 @@ def model_file(work: Path, size: str) -> Path:
     path = work / f"{size}-3.pt"
     if path.exists():
         return path
-    import torch
+    from common import build_ours
 
-    from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.model import ModelConfig, build_model, save_model
-    from sam2elnet.option_values import TRUNK_SCALE_NO_WEIGHTS
+    from sam2elnet.model import save_model
 
-    torch.manual_seed(0)
-    norm = NormalizationConfig.for_modality("optical").model_dump(mode="json")
-    cfg = ModelConfig(size=size, in_bands=3, normalization=norm, trunk_scale=TRUNK_SCALE_NO_WEIGHTS)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = build_model(cfg)
+    model = build_ours(size, in_bands=3, modality="optical")
     save_model(model, path, extra={"normalization": model.config.normalization})
     return path
 

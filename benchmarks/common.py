@@ -175,6 +175,8 @@ class Lever:
     # None = the product's default: on under bf16 autocast)
     lib_attention: bool = False  # transformers' own Hiera attention (with its discarded score
     # matrix) instead of the product's LeanAttention: the trunk as shipped before 2026-12-01
+    plain_gelu: bool = False  # torch's nn.GELU on channels-last maps instead of the product's
+    # model.activations.GELU (the dense NHWC view): the decoder as shipped before 2026-12-04
     detail_width: int | None = None  # lighter full-resolution head (model default 16)
     trunk_scale: int | None = None  # trunk on a 2x2-pooled image (ModelConfig.trunk_scale)
     int8_trunk: bool = False  # frozen trunk's nn.Linear layers dynamically quantised to int8
@@ -201,6 +203,7 @@ LEVERS: dict[str, Lever] = {
             trunk_scale=1,
             bf16_trunk=False,
             lib_attention=True,
+            plain_gelu=True,
             help="the default of 2026-12-01 05:00 (before LeanAttention and, for inference, "
             "the bf16 trunk): transformers' attention, fp32 trunk weights under autocast",
         ),
@@ -211,6 +214,7 @@ LEVERS: dict[str, Lever] = {
             batch=8,
             bf16_trunk=False,
             lib_attention=True,
+            plain_gelu=True,
             help="as shipped before 2026-12-01: channels-first, always batch 8",
         ),
         Lever("channels-first", channels_last=False, help="the default, channels-first"),
@@ -226,6 +230,12 @@ LEVERS: dict[str, Lever] = {
         Lever("bf16-weights", precision="bf16-weights", help="weights cast to bf16, no autocast"),
         Lever("fp32-trunk", bf16_trunk=False, help="inference: the trunk's weights stay fp32"),
         Lever("lib-attention", lib_attention=True, help="transformers' own Hiera attention"),
+        Lever(
+            "plain-gelu",
+            plain_gelu=True,
+            help="torch's nn.GELU straight on the channels-last decoder maps (the default "
+            "before 2026-12-04), not on their dense NHWC view",
+        ),
         Lever("light-head", detail_width=8, help="full-resolution head width 8 instead of 16"),
         Lever(
             "full-trunk",
@@ -258,6 +268,7 @@ INFER_LEVERS = [
     "bf16-weights",
     "fp32-trunk",
     "lib-attention",
+    "plain-gelu",
     "light-head",
     "full-trunk",
     "int8-trunk",
@@ -292,25 +303,32 @@ def add_reference_lib_option(ap: argparse.ArgumentParser) -> None:
 
 
 def build_ours(
-    size: str, detail_width: int | None = None, seed: int = 0, trunk_scale: int | None = None
+    size: str,
+    detail_width: int | None = None,
+    seed: int = 0,
+    trunk_scale: int | None = None,
+    in_bands: int = 1,
+    modality: str = "sar",
 ) -> torch.nn.Module:
     """Our network as ``elnet train --weights none`` builds it (random weights; speed does not
-    depend on them; ``trunk_scale`` None = that command's auto, ``TRUNK_SCALE_NO_WEIGHTS``)."""
+    depend on them; ``trunk_scale`` None = that command's auto, ``TRUNK_SCALE_NO_WEIGHTS``;
+    ``in_bands`` / ``modality``: the input bands and the normalisation of ``modality``)."""
     import warnings
 
     from sam2elnet.data.normalize import NormalizationConfig
     from sam2elnet.model import ModelConfig, build_model
-
-    torch.manual_seed(seed)
     from sam2elnet.option_values import TRUNK_SCALE_NO_WEIGHTS
 
+    torch.manual_seed(seed)
     kw = {} if detail_width is None else {"detail_width": detail_width}
     kw["trunk_scale"] = TRUNK_SCALE_NO_WEIGHTS if trunk_scale is None else trunk_scale
-    norm = NormalizationConfig.for_modality("sar")
+    norm = NormalizationConfig.for_modality(modality)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_model(
-            ModelConfig(size=size, in_bands=1, normalization=norm.model_dump(mode="json"), **kw)
+            ModelConfig(
+                size=size, in_bands=in_bands, normalization=norm.model_dump(mode="json"), **kw
+            )
         )
 
 
@@ -324,6 +342,8 @@ def apply_lever(model: torch.nn.Module, lever: Lever, train: bool) -> torch.nn.M
 
     if lever.lib_attention:
         library_attention(model)
+    if lever.plain_gelu:
+        torch_gelu(model)
     if train:
         if (
             lever.precision == "bf16-weights"
@@ -388,6 +408,18 @@ def library_attention(model: torch.nn.Module) -> torch.nn.Module:
     for m in model.modules():
         if type(m) is LeanAttention:
             m.__class__ = Sam2MultiScaleAttention
+    return model
+
+
+def torch_gelu(model: torch.nn.Module) -> torch.nn.Module:
+    """Switch ``model``'s GELU modules back to torch's ``nn.GELU`` (in place): the decoder and
+    coarse-label encoder as shipped before ``model.activations.GELU``, for the ``plain-gelu``,
+    ``prev-default`` and ``old-default`` rows (same values within 1 ulp, same parameters)."""
+    from sam2elnet.model.activations import GELU
+
+    for m in model.modules():
+        if type(m) is GELU:
+            m.__class__ = torch.nn.GELU
     return model
 
 

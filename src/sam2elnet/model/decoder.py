@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam2elnet.model.activations import GELU
+
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
     """Two 3x3 conv + GroupNorm + GELU layers (GroupNorm: batch-size independent, fine at batch 1)."""
@@ -25,10 +27,10 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
         nn.GroupNorm(groups, cout),
-        nn.GELU(),
+        GELU(),
         nn.Conv2d(cout, cout, 3, padding=1, bias=False),
         nn.GroupNorm(groups, cout),
-        nn.GELU(),
+        GELU(),
     )
 
 
@@ -54,7 +56,7 @@ class EdgeAttentionGate(nn.Module):
         self.sobel = SobelMagnitude()
         self.gate = nn.Sequential(
             nn.Conv2d(3, hidden, 3, padding=1),
-            nn.GELU(),
+            GELU(),
             nn.Conv2d(hidden, 1, 3, padding=1),
         )
 
@@ -83,7 +85,7 @@ class EdgeUDecoder(nn.Module):
             nn.Sequential(
                 nn.Conv2d(c, dim, 1, bias=False),
                 nn.GroupNorm(8 if dim % 8 == 0 else 1, dim),
-                nn.GELU(),
+                GELU(),
             )
             for c in stage_channels
         )
@@ -96,9 +98,9 @@ class EdgeUDecoder(nn.Module):
         # Full-resolution stage: detail branch on [image, coarse, has_coarse].
         self.detail = nn.Sequential(
             nn.Conv2d(in_bands + 2, detail_width, 3, padding=1),
-            nn.GELU(),
+            GELU(),
             nn.Conv2d(detail_width, detail_width, 3, padding=1),
-            nn.GELU(),
+            GELU(),
         )
         self.to_full = nn.Conv2d(dim, detail_width, 1)
         self.full = conv_block(2 * detail_width, detail_width)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sam2elnet.model.activations import GELU
+
 
 def _conv(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
         nn.GroupNorm(1, cout),
-        nn.GELU(),
+        GELU(),
     )
 
 
