@@ -31,6 +31,7 @@ from sam2elnet.data.runfolder import (
     SUMMARY_JSON,
     csv_table_text,
     run_image_path,
+    run_row_paths,
     write_summary,
 )
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
@@ -230,7 +231,7 @@ class FolderJob:
             size=self.planner.size(f), tally=self.windowed,
         )  # fmt: skip
         if row is not None:
-            self.rows.append({**row, "image": run_image_path(row["image"])})
+            self.rows.append(run_row_paths(row))
             self.flush()
 
     def run(
@@ -297,7 +298,7 @@ class FolderJob:
                 for item, reason in res.skipped:
                     self.skips.add(item, reason)
                 # absolute here, not in the workers (whose working folder may differ)
-                self.rows.extend({**r, "image": run_image_path(r["image"])} for r in res.rows)
+                self.rows.extend(run_row_paths(r) for r in res.rows)
                 kept += sum(1 for r in res.rows if r["kept"] in (True, "True", "1"))
                 skipped += len(res.skipped)
                 bar.update(len(chunk))
@@ -418,8 +419,23 @@ def _moved_done(
     moved = dict(done)
     for f in files:
         key = run_image_path(f)
-        tail = Path(os.path.relpath(key, os.path.commonpath([key, home]))).parts
+        root = os.path.commonpath([key, home])
+        tail = Path(os.path.relpath(key, root)).parts
         olds = [k for parts, k in gone.get(names[f], []) if parts[-len(tail) :] == tail]
         if key not in moved and len(olds) == 1 and olds[0] in moved:
-            moved[key] = moved.pop(olds[0])
+            row = moved.pop(olds[0])
+            was = Path(olds[0]).parents[len(tail) - 1]  # the folder that held both before
+            moved[key] = {**row, "image": key, **_moved_coarse(row, was, Path(root))}
     return moved
+
+
+def _moved_coarse(row: dict[str, Any], was: Path, now: Path) -> dict[str, str]:
+    """``{"coarse": path}``: enhance's coarse label of a row whose image moved from below ``was``
+    to below ``now`` (:func:`_moved_done`), where it lies now when it is gone from its recorded
+    path and lay below ``was`` too (it moved with the image and the run folder); ``{}``
+    otherwise (no coarse label, it did not move, or it is not found)."""
+    coarse = str(row.get("coarse") or "")
+    if not coarse or Path(coarse).exists() or not Path(coarse).is_relative_to(was):
+        return {}
+    there = now / Path(coarse).relative_to(was)
+    return {"coarse": str(there)} if there.exists() else {}
