@@ -214,10 +214,10 @@ class FolderJob:
         os.replace(src, self.out / rel)
         return {**row, "kept": kept, "label": str(rel)}
 
-    def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> None:
+    def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> dict[str, Any] | None:
         """Predict one image too large to predict whole window by window
-        (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the
-        reason it was skipped its skip list."""
+        (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's and is
+        returned, or the reason it was skipped its skip list (None returned)."""
         window = self.window  # resolved once for the job by run()
         assert window is not None
         if not self._window_said:  # said once, with the first image that goes by windows
@@ -230,9 +230,11 @@ class FolderJob:
             window=window, overlap=self.overlap, progress=self.progress,
             size=self.planner.size(f), tally=self.windowed,
         )  # fmt: skip
-        if row is not None:
-            self.rows.append(run_row_paths(row))
-            self.flush()
+        if row is None:
+            return None
+        self.rows.append(run_row_paths(row))
+        self.flush()
+        return row
 
     def run(
         self, files: Sequence[Path], coarse_of: Callable[[Path], CoarseFile] | None = None
@@ -266,32 +268,41 @@ class FolderJob:
         self.done = _moved_done(self.done, files, names, self.out)
         # an earlier run's images not given this time: their rows stay with their labels
         self.earlier = [r for k, r in self.done.items() if k not in self.order]
-        todo = []
+        todo: list[Path] = []
+        large: list[Path] = []  # too large to predict whole: window by window (run_scene)
         for f in files:
             key = run_image_path(f)
             if key in self.done:
                 # a row written relative to this working folder (before): now absolute
                 self.rows.append(self.refiltered({**self.done[key], "image": key}))
             elif self.planner.tiled(f, coarse_of is not None):
-                self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
+                large.append(f)
             else:
                 todo.append(f)
         from sam2elnet.utils.progress import bar_wanted, line, progress_bar
 
-        # the window-by-window images in one line, not one closing window line per image; as
-        # every stage line, only without a bar (their window bars showed them)
-        note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
-        if note is not None and not bar_wanted(self.progress):
-            line(note)
-
-        chunks = list(self.planner.chunks(todo, coarse_of is not None))
-        work = (
-            (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
-            for chunk in chunks
-        )
-        bar = progress_bar(len(todo), self.spec.task, "img", self.progress)
-        kept = skipped = 0  # of the bar's images (not resumed rows, not window-by-window ones)
+        # the bar counts every image this run predicts, whole or window by window (each of
+        # those draws its window bar below it while it runs, cleared when done)
+        bar = progress_bar(len(todo) + len(large), self.spec.task, "img", self.progress)
+        kept = skipped = 0  # of the bar's images (not resumed rows)
         try:
+            for f in large:
+                row = self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
+                kept += row is not None and row["kept"] in (True, "True", "1")
+                skipped += row is None
+                bar.update(1)
+                bar.set_postfix(kept=kept, skipped=skipped, refresh=False)
+            # the window-by-window images in one line, not one closing window line per image;
+            # as every stage line, only without a bar (the bar counted them)
+            note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
+            if note is not None and not bar_wanted(self.progress):
+                line(note)
+
+            chunks = list(self.planner.chunks(todo, coarse_of is not None))
+            work = (
+                (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
+                for chunk in chunks
+            )
             results = self.executor.map_calls(process_chunk, work)
             for chunk, res in zip(chunks, results, strict=True):
                 self.warnings.replay(res.warnings)
