@@ -16,7 +16,8 @@ earlier revision's source (``--old-src``, e.g. ``git archive e5adc64 src | tar -
 Printed: the CPU ms per image (``time.process_time``, all threads of this process) of each, in
 its fastest round (the least disturbed by other load: the steadier figure on a busy machine) and
 its median round, the excess over the bare forward, and whether each variant's labels are byte-identical to
-``new``'s and its ``quality.csv`` identical. Run it with ``SAM2ELNET_THREADS=1`` so that the
+``new``'s and its ``quality.csv`` identical (its rows matched by the image's name under the
+images folder, :func:`quality_rows`, not by the absolute path annotate records). Run it with ``SAM2ELNET_THREADS=1`` so that the
 forward and the work around it are counted alike.
 
 Usage::
@@ -131,6 +132,27 @@ def _parts(args: argparse.Namespace, levers: dict, pred: Any, files: list[Path])
     return 0
 
 
+def quality_rows(table: Path, images: Path) -> dict[str, dict[str, str]]:
+    """The rows of a job's ``quality.csv`` keyed by each image's name relative to ``images``
+    (the ``--images`` folder of that job; its file name when it lies elsewhere), the ``image``
+    column itself so written: ``annotate`` records absolute image paths, which differ between
+    two jobs run on copies of the images in different folders (two revisions, two work
+    folders) although the rows match. The other columns as written (``label`` / ``prob`` are
+    relative to the run folder)."""
+    import csv
+    import os
+
+    root = os.path.abspath(images)
+    rows: dict[str, dict[str, str]] = {}
+    with table.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            path = os.path.abspath(row["image"])  # an older relative one: of the working folder
+            inside = os.path.commonpath([path, root]) == root
+            key = Path(os.path.relpath(path, root)).as_posix() if inside else Path(path).name
+            rows[key] = {**row, "image": key}
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--old-src", type=Path, help="the earlier revision's src/ folder")
@@ -157,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown levers: {sorted(unknown)}; known: {sorted(levers)}")
     n = args.n or (8 if args.size <= 256 else 4)
     work = Path(tempfile.mkdtemp(prefix="ab_annotate_"))
-    files = write_images(work / "img", n, args.size)
+    images = work / "img"
+    files = write_images(images, n, args.size)
     model = save_ours(build_ours("tiny"), work / "model.pt")
     pred = Predictor.from_file(model, batch_size=8, tta=0)
     if args.parts:
@@ -200,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         same = all(
             (out / p.relative_to(ref)).read_bytes() == p.read_bytes() for p in ref.rglob("*.png")
         )
-        q_ref = (ref / "quality.csv").read_text().replace(str(ref), "OUT")
-        q_out = (out / "quality.csv").read_text().replace(str(out), "OUT")
-        print(f"{v}: labels byte-identical {same}, quality.csv identical {q_ref == q_out}")
+        # rows matched by the image's name under the images folder, not its absolute path
+        q_same = quality_rows(ref / "quality.csv", images) == quality_rows(
+            out / "quality.csv", images
+        )
+        print(f"{v}: labels byte-identical {same}, quality.csv identical {q_same}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

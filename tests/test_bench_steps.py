@@ -164,6 +164,47 @@ def test_ab_annotate_cpu_smoke_finds_the_same_labels(
     assert list(tmp_path.glob("ab_annotate_*")) == []
 
 
+def test_ab_annotate_cpu_matches_quality_rows_by_image_name_not_absolute_path(
+    bench_import, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two jobs' ``quality.csv`` over copies of the same images in two folders (two revisions
+    run on different work folders): annotate records absolute image paths, so the tables'
+    text differs (the comparison said 'quality.csv identical False' for the same rows); their
+    rows, keyed by the image's name under each job's images folder, are equal. A changed
+    score, or another image, still differs; an older relative record reads alike."""
+    import csv
+
+    ab = bench_import("ab_annotate_cpu")
+
+    def table(run: Path, images: Path, rows: list[tuple[str, str]]) -> Path:
+        run.mkdir(parents=True)
+        with (run / "quality.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["image", "label", "predicted_iou", "kept"])
+            for name, q in rows:
+                w.writerow([images / name, f"labels/{Path(name).stem}.png", q, "True"])
+        return run / "quality.csv"
+
+    a_img, b_img = tmp_path / "a" / "img", tmp_path / "b" / "img"
+    rows = [("x.png", "0.71"), ("sub/y.png", "0.52")]
+    qa = table(tmp_path / "a" / "out", a_img, rows)
+    qb = table(tmp_path / "b" / "out", b_img, rows)
+    assert qa.read_text() != qb.read_text()  # the absolute paths: what the text compared
+    got = ab.quality_rows(qa, a_img)
+    assert sorted(got) == ["sub/y.png", "x.png"] and got["x.png"]["image"] == "x.png"
+    assert got == ab.quality_rows(qb, b_img)
+    qc = table(tmp_path / "c" / "out", b_img, [("x.png", "0.70"), ("sub/y.png", "0.52")])
+    assert ab.quality_rows(qc, b_img) != got  # another score
+    qd = table(tmp_path / "d" / "out", b_img, [("z.png", "0.71"), ("sub/y.png", "0.52")])
+    assert ab.quality_rows(qd, b_img) != got  # another image
+    older = qa.read_text().replace(f"{a_img}/", "img/")  # relative to the working folder
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "quality.csv").write_text(older)
+    monkeypatch.chdir(tmp_path / "b")
+    assert ab.quality_rows(tmp_path / "e" / "quality.csv", b_img) == got
+    assert sorted(ab.quality_rows(qa, b_img)) == ["x.png", "y.png"]  # elsewhere: file names
+
+
 def test_scene_window_quality_true_iou_is_the_products(bench_import) -> None:
     """A window's true IoU: probability >= 0.5 (0.5 itself is foreground) against its truth
     over its valid pixels; 1.0 when both are empty."""

@@ -95,3 +95,36 @@ def test_summary_json_counts_the_windowed_images(
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_images"] == 3
     assert summary["n_windowed"] == 3 and summary["n_windows"] == 12, summary
+
+
+def test_with_bars_the_main_bar_counts_the_windowed_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bars on (a terminal), every image window by window: the ``annotate`` bar counts the 3
+    images (kept 3) and stays; each image's window bar (4 windows, cleared when done) is drawn
+    below it while the image runs. Before, the main bar had total 0 (it counted the images
+    predicted whole only, none here) and, the window bars cleared, nothing showed the images."""
+    import sys
+
+    import tqdm.std
+
+    _annotate(tmp_path, "quiet", "--no-progress")  # the model and images made first
+    bars: list[tuple[str, int | None, int, bool, int]] = []
+    real = tqdm.std.tqdm.close
+
+    def spy(self) -> None:  # noqa: ANN001
+        if not getattr(self, "_spied", False):
+            self._spied = True
+            bars.append((self.desc, self.total, self.n, self.leave, self.pos))
+        real(self)
+
+    monkeypatch.setattr(tqdm.std.tqdm, "close", spy)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: bars drawn
+    capsys.readouterr()
+    assert _annotate(tmp_path, "tty") == 0
+    err = capsys.readouterr().err
+    main_bars = [b for b in bars if b[0].startswith("annotate")]
+    assert [b[1:4] for b in main_bars] == [(3, 3, True)], bars  # before: [(0, 0, True)]
+    windows = sorted((b[0], b[1], b[2], b[4]) for b in bars if b[0].endswith(".png"))
+    assert windows == [(f"{n}.png", 4, 4, 1) for n in "abc"], bars  # below the main bar
+    assert "3/3 [" in err and "kept=3" in err, err

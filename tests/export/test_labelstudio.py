@@ -405,3 +405,29 @@ def test_an_unreadable_label_is_skipped_as_in_every_other_export(tmp_path: Path,
     rc = main(["export", "--labels", str(run), "--format", "label-studio", "--out", str(out),
                "--no-progress"])  # fmt: skip
     assert rc == 0 and not skipped.exists()
+
+
+@pytest.mark.parametrize(
+    "out_name", ["tasks.json", "labels.geojson"], ids=["label-studio", "geojson"]
+)
+def test_the_run_folder_note_counts_the_labels_exported_not_the_skipped(
+    tmp_path: Path, capsys, out_name: str
+):
+    """A run folder with 2 kept and 2 rejected labels, one rejected unreadable (skipped, listed
+    in `<out stem>_skipped.csv`): the note counts the 1 rejected label exported; it counted 2,
+    the labels before the unreadable one was skipped."""
+    run = make_run(tmp_path, {**SCORES, "d_low": 0.3})
+    (run / "rejected" / "a_bad.tif").write_bytes(b"not a raster")
+    out = tmp_path / "out" / out_name
+    fmt = "label-studio" if out_name.endswith(".json") else "geojson"
+    capsys.readouterr()
+    rc = main(["export", "--labels", str(run), "--format", fmt, "--out", str(out),
+               "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "a_bad.tif" in (tmp_path / "out" / f"{out.stem}_skipped.csv").read_text()
+    # before: "... and 2 the quality filter rejected"
+    assert (
+        f"{run} is an annotate/enhance run folder: exported 2 kept labels (labels/) and 1 the "
+        "quality filter rejected (rejected/)" in " ".join(err.split())
+    ), err

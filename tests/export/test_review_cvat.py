@@ -405,7 +405,8 @@ def test_segmask_image_skipped_for_want_of_size_is_reported_once(tmp_path: Path)
     assert sorted(p.name for p in res.written) == ["a.tif", "c.png"]
     notes = [n for n in res.notes if not n.startswith("no review record")]  # not an elnet export
     assert notes == [
-        f"1 of 3 images of the Segmentation mask export is not in {imgs} (c.png): its "
+        # the image c, not its mask c.png (before): its suffix is unknown
+        f"1 of 3 images of the Segmentation mask export is not in {imgs} (c.*): its "
         "mask is a PNG of the size the file gives, without georeference or nodata; give "
         "--images the folder it came from to keep those",
         "skipped b: the Segmentation mask export gives no size for it and no --images holds "

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from helpers_logs import one_error_line as _one_error
 from helpers_logs import run_main as _cli
@@ -251,9 +252,14 @@ def test_frames_never_sent_for_review_get_no_mask(tmp_path: Path, capsys) -> Non
     assert _fg(run / "labels" / "d.tif").any()
 
 
-def test_segmentation_mask_notes_name_the_images_not_the_mask_files(tmp_path: Path, capsys):
+@pytest.mark.parametrize("gone", ["", "c"], ids=["all-found", "c-not-found"])
+def test_segmentation_mask_notes_name_the_images_not_the_mask_files(
+    tmp_path: Path, capsys, gone: str
+):
     """CVAT's "Segmentation mask 1.1" names each image's mask ``<image stem>.png``: the notes
-    named ``a.png`` for the image ``a.tif`` the user exported and knows (before)."""
+    named ``a.png`` for the image ``a.tif`` the user exported and knows (before). An image not
+    under --images (``gone``) is named by its stem (``c.*``: its suffix is unknown) in every
+    note, the not-found one too (it named the mask, ``c.png``, before)."""
     import io
 
     from PIL import Image
@@ -279,14 +285,21 @@ def test_segmentation_mask_notes_name_the_images_not_the_mask_files(tmp_path: Pa
                         png(_fg(tmp_path / "run" / "rejected" / f"{name}.tif")))  # fmt: skip
         zf.writestr("SegmentationClass/b.png", png(drawn))
 
+    c = "c.tif"
+    if gone:
+        (images / f"{gone}.tif").unlink()
+        c = f"{gone}.*"
     rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--images", images,
                       "--out", tmp_path / "m", "--no-progress")  # fmt: skip
     assert rc == 0, err
-    assert sorted(p.name for p in (tmp_path / "m").glob("*.tif")) == ["a.tif", "b.tif", "c.tif"]
+    masks = sorted(p.name for p in (tmp_path / "m").glob("[abc].*"))
+    assert masks == ["a.tif", "b.tif", "c.png" if gone else "c.tif"]
     # before: "(a.png, c.png)"
-    assert "2 of 3 masks are the exported labels unchanged (a.tif, c.tif)" in err, err
+    assert f"2 of 3 masks are the exported labels unchanged (a.tif, {c})" in err, err
+    if gone:  # before: "(c.png)"
+        assert f"1 of 3 images of the Segmentation mask export is not in {images} (c.*)" in err
     rc, _, err = _cli(capsys, "import", z, "--from", "cvat", "--images", images,
                       "--out", tmp_path / "m2", "--reviewed-only", "--no-progress")  # fmt: skip
     assert rc == 0, err
-    assert "2 images come back as exported" in err and ": a.tif, c.tif" in err, err
+    assert "2 images come back as exported" in err and f": a.tif, {c}" in err, err
     assert ".png" not in err.replace("mask 1.1.zip", ""), err

@@ -125,3 +125,84 @@ def test_an_old_relative_name_is_looked_up_a_few_folders_up_only(tmp_path) -> No
     near = base.parents[1] / "y.png"
     near.write_bytes(b"near")
     assert _resolve_near("y.png", base) == str(near)
+
+
+@pytest.fixture()
+def enhanced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``proj/images/{a,b}.png`` with coarse labels ``proj/coarse/{a,b}.png``: ``elnet enhance
+    --images images --labels coarse --out auto`` run in ``proj``; the working folder is then
+    ``tmp_path/other``."""
+    from helpers_data import blob_mask, write_mask_png
+
+    proj = tmp_path / "proj"
+    for i, n in enumerate("ab"):
+        write_png(proj / "images" / f"{n}.png", grey_rgb(32, i + 1))
+        write_mask_png(proj / "coarse" / f"{n}.png", blob_mask(32, i))
+    micro_model_file(proj / "m.pt", bands=3)
+    monkeypatch.chdir(proj)
+    from sam2elnet.cli import main
+
+    assert main(["enhance", "--model", "m.pt", "--images", "images", "--labels", "coarse",
+                 "--out", "auto", "--no-progress"]) == 0  # fmt: skip
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")
+    return proj
+
+
+def _coarse(run: Path) -> list[str]:
+    with (run / "quality.csv").open(newline="") as fh:
+        return [r["coarse"] for r in csv.DictReader(fh)]
+
+
+def _enhance_resume(capsys, proj: Path, at: str = "") -> dict:
+    """``elnet enhance --resume`` of ``proj``'s run, its paths given relative to the working
+    folder, whose subfolder ``at`` (``""``: the working folder itself) is ``proj``."""
+    rc, stdout, err = run_main(capsys, "enhance", "--model", f"{at}m.pt", "--images",
+                               f"{at}images", "--labels", f"{at}coarse", "--out", f"{at}auto",
+                               "--resume", "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    return json.loads((proj / "auto" / "summary.json").read_text())
+
+
+def test_enhance_records_absolute_coarse_paths_a_reader_elsewhere_finds(enhanced) -> None:
+    """Enhance's ``coarse`` column, as its ``image`` column, is absolute: a reader in another
+    working folder finds the coarse labels. Before it held ``coarse/a.png`` (relative to the
+    folder enhance ran in)."""
+    from sam2elnet.data.runfolder import read_quality_table
+
+    want = [str(enhanced / "coarse" / n) for n in ("a.png", "b.png")]
+    assert _coarse(enhanced / "auto") == want
+    recs = read_quality_table(enhanced / "auto" / "quality.csv")
+    assert [r["coarse_path"] for r in recs] == want
+
+
+def test_resume_of_an_older_relative_coarse_record_makes_it_absolute(enhanced, capsys, monkeypatch):
+    monkeypatch.chdir(enhanced)
+    q = enhanced / "auto" / "quality.csv"
+    q.write_text(q.read_text().replace(f"{enhanced}/", ""))  # an older run's rows: relative
+    assert _coarse(enhanced / "auto") == ["coarse/a.png", "coarse/b.png"]
+    summary = _enhance_resume(capsys, enhanced)
+    assert (summary["n_resumed"], summary["n_images"]) == (2, 2)
+    assert _coarse(enhanced / "auto") == [str(enhanced / "coarse" / n) for n in ("a.png", "b.png")]
+
+
+@pytest.mark.parametrize(
+    ("older", "at"),
+    [(False, ""), (True, ""), (True, "moved/")],
+    ids=["absolute", "older-relative", "older-relative-from-above"],
+)
+def test_resume_after_the_project_moved_names_the_coarse_labels_where_they_are(
+    enhanced, capsys, monkeypatch, tmp_path, older, at
+):
+    """Images, coarse labels and run folder moved together, then ``--resume`` from the new place
+    or the folder above it (``older``: a record relative to the folder the run was made in):
+    the resumed rows name the coarse labels where they are now, not where they were."""
+    if older:
+        q = enhanced / "auto" / "quality.csv"
+        q.write_text(q.read_text().replace(f"{enhanced}/", ""))
+    moved = tmp_path / "moved"
+    enhanced.rename(moved)
+    monkeypatch.chdir(moved.parent if at else moved)
+    summary = _enhance_resume(capsys, moved, at)
+    assert (summary["n_resumed"], summary["n_images"]) == (2, 2)
+    assert _coarse(moved / "auto") == [str(moved / "coarse" / n) for n in ("a.png", "b.png")]

@@ -10,7 +10,8 @@ reports and resume read back::
                                   kept, quality_flag ("" or why the score is 0 /
                                   damped: all nodata, constant image, out of distribution,
                                   empty label: ...),
-                                  [coarse], [prob], uncertainty features
+                                  [coarse] (enhance's coarse label: absolute,
+                                  as image), [prob], uncertainty features
     OUT/skipped.csv               image, reason for every input that could not be used
     OUT/summary.json              counts, threshold, evaluator info, timing, the model file
                                   (absolute path) and its ``model_version``
@@ -60,6 +61,7 @@ __all__ = [
     "SCENE_MANIFEST",
     "image_paths_by_stem",
     "run_image_path",
+    "run_row_paths",
     "kept_by_stem",
     "label_quality_csv",
     "quality_csv_candidates",
@@ -130,6 +132,24 @@ def run_image_path(image: str | Path) -> str:
     earlier row by, so a row written relative to the working folder (before) still matches
     from that folder."""
     return os.path.abspath(image)
+
+
+RUN_PATH_COLUMNS = ("image", "coarse")
+"""The ``quality.csv`` columns naming an input file (the image, enhance's coarse label): written
+absolute (:func:`run_row_paths`), an older table's relative entries looked up near the table
+(:func:`_resolve_near`)."""
+
+
+def run_row_paths(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (a ``quality.csv`` row) with the input files it names (:data:`RUN_PATH_COLUMNS`:
+    ``image``, and enhance's ``coarse``) as absolute paths (:func:`run_image_path`); a blank or
+    absent entry stays as it is. A new dict; ``row`` is not changed."""
+    return {
+        **row,
+        **{
+            c: run_image_path(str(row[c])) for c in RUN_PATH_COLUMNS if row.get(c) not in (None, "")
+        },
+    }
 
 
 def _resolve_near(name: str, base: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images
-from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows, run_image_path
+from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows, run_row_paths
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
 
@@ -176,8 +176,9 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Rows of a previous run's quality.csv whose label file exists, is non-empty and decodes,
     and whose ``predicted_iou`` is a number in [0, 1] or blank/``nan`` (for resume; anything else,
     e.g. an edited ``inf`` or ``1.5``, is redone), keyed by the image's absolute path
-    (:func:`~sam2elnet.data.runfolder.run_image_path`). A quality.csv that is not text raises a
-    DataError."""
+    (:func:`~sam2elnet.data.runfolder.run_image_path`), their image and coarse label absolute
+    (:func:`~sam2elnet.data.runfolder.run_row_paths`; an older relative entry: of the working
+    folder). A quality.csv that is not text raises a DataError."""
     from sam2elnet.data.writers import verify_written
 
     path = out / QUALITY_CSV
@@ -210,7 +211,8 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
             label.unlink(missing_ok=True)
             continue
         row["kept"] = row.get("kept") in ("1", "True", "true")
-        done[run_image_path(row["image"])] = row  # a relative one: of the working folder
+        row = run_row_paths(row)  # image and coarse; a relative one: of the working folder
+        done[row["image"]] = row
     if redo:
         log.warning("%s in %s will be redone", plural(redo, "empty or unreadable label"), out)
     if unusable:

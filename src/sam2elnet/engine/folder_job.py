@@ -31,6 +31,7 @@ from sam2elnet.data.runfolder import (
     SUMMARY_JSON,
     csv_table_text,
     run_image_path,
+    run_row_paths,
     write_summary,
 )
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor
@@ -213,10 +214,10 @@ class FolderJob:
         os.replace(src, self.out / rel)
         return {**row, "kept": kept, "label": str(rel)}
 
-    def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> None:
+    def run_scene(self, f: Path, name: str, coarse: CoarseFile | None) -> dict[str, Any] | None:
         """Predict one image too large to predict whole window by window
-        (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's, or the
-        reason it was skipped its skip list."""
+        (:func:`~sam2elnet.engine.folder_large.predict_large`); its row joins the job's and is
+        returned, or the reason it was skipped its skip list (None returned)."""
         window = self.window  # resolved once for the job by run()
         assert window is not None
         if not self._window_said:  # said once, with the first image that goes by windows
@@ -229,9 +230,11 @@ class FolderJob:
             window=window, overlap=self.overlap, progress=self.progress,
             size=self.planner.size(f), tally=self.windowed,
         )  # fmt: skip
-        if row is not None:
-            self.rows.append({**row, "image": run_image_path(row["image"])})
-            self.flush()
+        if row is None:
+            return None
+        self.rows.append(run_row_paths(row))
+        self.flush()
+        return row
 
     def run(
         self, files: Sequence[Path], coarse_of: Callable[[Path], CoarseFile] | None = None
@@ -265,39 +268,48 @@ class FolderJob:
         self.done = _moved_done(self.done, files, names, self.out)
         # an earlier run's images not given this time: their rows stay with their labels
         self.earlier = [r for k, r in self.done.items() if k not in self.order]
-        todo = []
+        todo: list[Path] = []
+        large: list[Path] = []  # too large to predict whole: window by window (run_scene)
         for f in files:
             key = run_image_path(f)
             if key in self.done:
                 # a row written relative to this working folder (before): now absolute
                 self.rows.append(self.refiltered({**self.done[key], "image": key}))
             elif self.planner.tiled(f, coarse_of is not None):
-                self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
+                large.append(f)
             else:
                 todo.append(f)
         from sam2elnet.utils.progress import bar_wanted, line, progress_bar
 
-        # the window-by-window images in one line, not one closing window line per image; as
-        # every stage line, only without a bar (their window bars showed them)
-        note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
-        if note is not None and not bar_wanted(self.progress):
-            line(note)
-
-        chunks = list(self.planner.chunks(todo, coarse_of is not None))
-        work = (
-            (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
-            for chunk in chunks
-        )
-        bar = progress_bar(len(todo), self.spec.task, "img", self.progress)
-        kept = skipped = 0  # of the bar's images (not resumed rows, not window-by-window ones)
+        # the bar counts every image this run predicts, whole or window by window (each of
+        # those draws its window bar below it while it runs, cleared when done)
+        bar = progress_bar(len(todo) + len(large), self.spec.task, "img", self.progress)
+        kept = skipped = 0  # of the bar's images (not resumed rows)
         try:
+            for f in large:
+                row = self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
+                kept += row is not None and row["kept"] in (True, "True", "1")
+                skipped += row is None
+                bar.update(1)
+                bar.set_postfix(kept=kept, skipped=skipped, refresh=False)
+            # the window-by-window images in one line, not one closing window line per image;
+            # as every stage line, only without a bar (the bar counted them)
+            note = self.windowed.summary(self.spec.task, self.window, self.p.max_memory)
+            if note is not None and not bar_wanted(self.progress):
+                line(note)
+
+            chunks = list(self.planner.chunks(todo, coarse_of is not None))
+            work = (
+                (self.spec, [(f, names[f], coarse_of(f) if coarse_of else None) for f in chunk])
+                for chunk in chunks
+            )
             results = self.executor.map_calls(process_chunk, work)
             for chunk, res in zip(chunks, results, strict=True):
                 self.warnings.replay(res.warnings)
                 for item, reason in res.skipped:
                     self.skips.add(item, reason)
                 # absolute here, not in the workers (whose working folder may differ)
-                self.rows.extend({**r, "image": run_image_path(r["image"])} for r in res.rows)
+                self.rows.extend(run_row_paths(r) for r in res.rows)
                 kept += sum(1 for r in res.rows if r["kept"] in (True, "True", "1"))
                 skipped += len(res.skipped)
                 bar.update(len(chunk))
@@ -418,8 +430,23 @@ def _moved_done(
     moved = dict(done)
     for f in files:
         key = run_image_path(f)
-        tail = Path(os.path.relpath(key, os.path.commonpath([key, home]))).parts
+        root = os.path.commonpath([key, home])
+        tail = Path(os.path.relpath(key, root)).parts
         olds = [k for parts, k in gone.get(names[f], []) if parts[-len(tail) :] == tail]
         if key not in moved and len(olds) == 1 and olds[0] in moved:
-            moved[key] = moved.pop(olds[0])
+            row = moved.pop(olds[0])
+            was = Path(olds[0]).parents[len(tail) - 1]  # the folder that held both before
+            moved[key] = {**row, "image": key, **_moved_coarse(row, was, Path(root))}
     return moved
+
+
+def _moved_coarse(row: dict[str, Any], was: Path, now: Path) -> dict[str, str]:
+    """``{"coarse": path}``: enhance's coarse label of a row whose image moved from below ``was``
+    to below ``now`` (:func:`_moved_done`), where it lies now when it is gone from its recorded
+    path and lay below ``was`` too (it moved with the image and the run folder); ``{}``
+    otherwise (no coarse label, it did not move, or it is not found)."""
+    coarse = str(row.get("coarse") or "")
+    if not coarse or Path(coarse).exists() or not Path(coarse).is_relative_to(was):
+        return {}
+    there = now / Path(coarse).relative_to(was)
+    return {"coarse": str(there)} if there.exists() else {}

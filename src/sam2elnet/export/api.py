@@ -258,7 +258,6 @@ def _export_labels(
     geojson_crs = geojson_crs.lower()
     notes = list(ignored)
     files = run_label_files(labels) if files is None else files
-    notes += run_folder_notes(Path(labels), files)
     # one batch policy: an unreadable label file, or one without georeference among
     # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
     # and every check that can refuse the export (layer CRS, georeference, tolerances) runs
@@ -269,6 +268,8 @@ def _export_labels(
         skipped=skipped, names=originals,
     )  # fmt: skip
     files, skips = screened.files, screened.skips.items
+    # a run folder: how many kept / rejected labels are exported (the skipped ones not counted)
+    notes += run_folder_notes(Path(labels), files)
     if quality_table is None:  # not read by export_labels yet
         quality_table = (
             quality_images_kept(quality_csv) if quality_csv is not None else ({}, {}, {})

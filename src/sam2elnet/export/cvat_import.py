@@ -66,6 +66,7 @@ __all__ = ["import_cvat", "read_labelmap"]
 
 _SAME_NAME = "rename one in the CVAT task, or review each folder in a task of its own"
 _BACKGROUND = "background"
+_SEGMASK = "the Segmentation mask export"
 
 
 # ---------------------------------------------------------------------- Segmentation mask 1.1
@@ -155,14 +156,20 @@ def _segmask_entries(
     return entries, used
 
 
-def _named_by_image(entries: list[ExportImage], found: list[Any]) -> list[ExportImage]:
+def _named_by_image(
+    entries: list[ExportImage], found: list[Any], by_mask: bool = False
+) -> list[ExportImage]:
     """``entries`` each named by the image found for it (``found``: its file, or its member of
     the zip; None: none), folders kept, when the two differ in suffix only: a "Segmentation
     mask 1.1" export names each image by its mask (``11166_sat.png``), the user knows the image
-    (``11166_sat.jpg``). The others as they are."""
+    (``11166_sat.jpg``). ``by_mask`` (such an export): an image not found is named by its stem
+    and ``.*`` (``11166_sat.*``: its suffix is unknown), not by its mask file. The others as
+    they are."""
     out = []
     for e, m in zip(entries, found, strict=True):
         image = PurePosixPath(str(m).replace("\\", "/")).name if m is not None else None
+        if image is None and by_mask:
+            image = f"{e.stem}.*"
         if image is not None and PurePosixPath(image).stem == e.stem:
             e = replace(e, name=str(PurePosixPath(e.name.replace("\\", "/")).with_name(image)))
         out.append(e)
@@ -311,7 +318,8 @@ def import_cvat(
         images: Folder of the task's images (or one image file), found by name with folders
             (:func:`~sam2elnet.export.image_lookup.find_image`). Images not found get a PNG of
             the size the export gives (one note counts them); for "Segmentation mask 1.1" an
-            image nothing was drawn on has no PNG in the zip and needs its image here. None:
+            image nothing was drawn on has no PNG in the zip and needs its image here, and the
+            notes name an image not found by its stem (``x.*``), not by its mask. None:
             the images a zip downloaded with "Save images" carries (module docstring), if any.
         category: Only shapes of that label (default: all; a note names the labels when there
             are several).
@@ -369,14 +377,13 @@ def import_cvat(
             with zipfile.ZipFile(p) as zf:
                 entries, used = _segmask_entries(zf, category, p)
                 res = _write(
-                    entries, [], ipath, zimages, source, folder,
-                    "the Segmentation mask export", p, progress, review,
+                    entries, [], ipath, zimages, source, folder, _SEGMASK, p, progress, review,
                 )  # fmt: skip
         except (zipfile.BadZipFile, zlib.error, EOFError) as err:
             raise DataError(
                 f"unreadable zip ({type(err).__name__}: {err}); download the export again", p
             ) from None
-    res.notes[:0] = category_note(category, used, "the Segmentation mask export")
+    res.notes[:0] = category_note(category, used, _SEGMASK)
     return res
 
 
@@ -428,11 +435,14 @@ def _write(
     else:
         sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
         found = sources
-    entries = _named_by_image(entries, found)  # the notes name the image the user knows
+    # the notes name the image the user knows (an image not found: by its stem, for a
+    # Segmentation mask export, whose names are the masks')
+    looked = set(missing)  # not found where looked (none looked for: no --images, no zip images)
+    named = _named_by_image(entries, found, by_mask=what == _SEGMASK)
     # an image without a size in the export and without its image is skipped (one note, below),
     # not written as a PNG of the export's size: the not-found note leaves it out
-    sizeless = {e.name for e in entries if e.size is None}
-    missing = [m for m in missing if m not in sizeless]
+    missing = [n.name for e, n in zip(entries, named, strict=True) if e.name in looked and e.size]
+    entries = named
     notes = source + notes + missing_note(missing, len(entries), what, shown)
     check, more = download_check(p, *review, [e.stem for e in entries])
     with folder:

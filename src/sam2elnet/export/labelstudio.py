@@ -315,11 +315,12 @@ def export_label_studio(
         raise UserError("Label Studio tasks are a .json file; name --out like tasks.json", out)
     lp = Path(labels)
     files = run_label_files(lp) if files is None else files
-    notes: list[str] = run_folder_notes(lp, files)  # a run folder: how many kept / rejected
     # the batch rule of every export: an unreadable label of a folder is skipped and listed in
     # <out stem>_skipped.csv (one file given alone: its own error)
     screened = screen_labels(files, lp, "label-studio", positive_values)
     files = screened.files
+    # a run folder: how many kept / rejected labels are exported (the skipped ones not counted)
+    notes: list[str] = run_folder_notes(lp, files)
     if category is None:
         category, why = default_category(lp)
         if why != "default":

@@ -189,7 +189,8 @@ def default_category(labels: str | Path, tags: LabelTags | None = None) -> tuple
 
 
 def run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
-    """A note naming the rejected labels of a run folder export (they are exported too)."""
+    """A note naming the rejected labels of a run folder export (they are exported too):
+    ``files``, the labels exported (after the unreadable ones were skipped), counted."""
     if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
         return []
     from sam2elnet.utils.advice import plural
